@@ -1,0 +1,160 @@
+"""The D-Bus contract between the root helper and its clients (GUI, CLI).
+
+Stdlib only: both sides import this module, so it is the one place where the
+bus name, object path, interface, API version, polkit action ids, error names
+and the shape of every method live. ``resources/io.github.chadthrottle.Helper1.xml``
+documents the same API for humans and for introspection; a test keeps the two in
+agreement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+API_VERSION = 1
+
+BUS_NAME = "io.github.chadthrottle.Helper1"
+OBJECT_PATH = "/io/github/chadthrottle/Helper1"
+INTERFACE = "io.github.chadthrottle.Helper1"
+INTROSPECTION_XML = "io.github.chadthrottle.Helper1.xml"  # in chadthrottle.resources
+
+ERROR_PREFIX = "io.github.chadthrottle.Error."
+
+
+class ErrorName(str, Enum):
+    """Named D-Bus errors a caller can act on. No other error crosses the bus
+    except FAILED, which carries a generic message and never a traceback."""
+
+    NOT_AUTHORIZED = ERROR_PREFIX + "NotAuthorized"
+    INVALID_ARGUMENT = ERROR_PREFIX + "InvalidArgument"
+    NO_SUCH_APPLICATION = ERROR_PREFIX + "NoSuchApplication"
+    BACKEND_UNAVAILABLE = ERROR_PREFIX + "BackendUnavailable"
+    FAILED = ERROR_PREFIX + "Failed"
+
+
+class Action(str, Enum):
+    """polkit action ids, declared in resources/io.github.chadthrottle.policy."""
+
+    MONITOR = "io.github.chadthrottle.monitor"
+    LIMIT_OWN = "io.github.chadthrottle.limit-own"
+    LIMIT_ANY = "io.github.chadthrottle.limit-any"
+    CONFIGURE = "io.github.chadthrottle.configure"
+
+
+class Direction(str, Enum):
+    """Traffic direction as seen from the application."""
+
+    DOWN = "down"
+    UP = "up"
+
+
+# Accepted by ClearLimit in addition to the two directions.
+BOTH_DIRECTIONS = "both"
+
+# An application id as the helper prints it is "<kind>:<value>", e.g.
+# "app:org.mozilla.firefox" or "exe:/usr/bin/curl". Callers may also name the
+# application of one process as "pid:<N>".
+PID_APP_PREFIX = "pid:"
+# The kinds of stable application id the helper produces and accepts: a desktop
+# app scope, a Flatpak or Snap app, an interpreted script's path, or an
+# executable path. Identity code must only emit these; the adapter rejects any
+# other kind before the engine sees it.
+APP_ID_KINDS = frozenset({"app", "flatpak", "snap", "script", "exe"})
+MAX_APP_ID_LENGTH = 512
+
+# Bounds for a limit, bytes per second on the wire at L3 (IP header included).
+MIN_RATE_BPS = 1_000
+MAX_RATE_BPS = 100_000_000_000  # 800 Gbit/s: anything above is a typo
+MAX_BURST_BYTES = 1_000_000_000
+# A burst below one full-size Ethernet packet could never pass that packet.
+# 0 (not in range) asks for the default burst for the rate.
+MIN_BURST_BYTES = 1_500
+
+
+class LimitAuthorization(str, Enum):
+    """How a method that changes a limit is authorized: LIMIT_OWN when every
+    process of the application belongs to the caller's uid, LIMIT_ANY otherwise."""
+
+    BY_OWNER = "by-owner"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One exported method: D-Bus signatures and the polkit action it needs."""
+
+    name: str
+    in_signature: str
+    out_signature: str
+    action: Action | LimitAuthorization
+
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec("GetApiVersion", "", "u", Action.MONITOR),
+        MethodSpec("ListApplications", "", "aa{sv}", Action.MONITOR),
+        MethodSpec("ListBackends", "", "aa{sv}", Action.MONITOR),
+        # SetLimit(app_id, direction, rate_bps, burst_bytes) -> resolved app id.
+        # burst_bytes 0 means "the default burst for this rate".
+        MethodSpec("SetLimit", "sstt", "s", LimitAuthorization.BY_OWNER),
+        # ClearLimit(app_id, direction or "both") -> resolved app id.
+        MethodSpec("ClearLimit", "ss", "s", LimitAuthorization.BY_OWNER),
+    )
+}
+
+# Keys and D-Bus types of one entry of ListApplications.
+APPLICATION_FIELDS: dict[str, str] = {
+    "id": "s",  # stable identity a rule is stored against
+    "name": "s",  # display name (.desktop Name= or executable name)
+    "icon": "s",  # icon name or absolute path, "" for the generic icon
+    "uids": "au",  # owners of the processes
+    "pids": "au",
+    "down_bps": "d",  # measured, bytes/s at L3
+    "up_bps": "d",
+    "rx_bytes": "t",  # totals since the helper started
+    "tx_bytes": "t",
+    "down_limit_bps": "t",  # 0 = no limit
+    "up_limit_bps": "t",
+}
+
+# Keys and D-Bus types of one entry of ListBackends.
+BACKEND_FIELDS: dict[str, str] = {
+    "name": "s",
+    "available": "b",
+    "reason": "s",  # why it is unavailable, "" when available
+    "active_directions": "as",  # directions this backend enforces now
+}
+
+
+@dataclass(frozen=True)
+class ApplicationInfo:
+    """One application as ListApplications reports it."""
+
+    id: str
+    name: str
+    icon: str
+    uids: tuple[int, ...]
+    pids: tuple[int, ...]
+    down_bps: float
+    up_bps: float
+    rx_bytes: int
+    tx_bytes: int
+    down_limit_bps: int
+    up_limit_bps: int
+
+    def limit_bps(self, direction: Direction) -> int:
+        return self.down_limit_bps if direction is Direction.DOWN else self.up_limit_bps
+
+    def rate_bps(self, direction: Direction) -> float:
+        return self.down_bps if direction is Direction.DOWN else self.up_bps
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One enforcement backend as ListBackends reports it."""
+
+    name: str
+    available: bool
+    reason: str
+    active_directions: tuple[str, ...]
