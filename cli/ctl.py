@@ -1,0 +1,193 @@
+"""chadthrottle-ctl: list applications and set or clear their limits.
+
+A stable command-line contract that scripts rely on: the subcommands, the
+--json output and the exit codes below do not change lightly. Errors are one
+line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any, NoReturn
+
+from chadthrottle.client import HelperClient, HelperClientError
+from chadthrottle.contract import MAX_BURST_BYTES, ApplicationInfo, BackendInfo, Direction, ErrorName
+from chadthrottle.units import RATE_HELP, UnitError, format_limit, format_rate, parse_rate
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # also what argparse uses; and an argument the helper refused
+EXIT_NOT_AUTHORIZED = 3
+EXIT_NO_SUCH_APPLICATION = 4
+EXIT_HELPER_NOT_RUNNING = 5
+
+EXIT_CODES_HELP = (
+    "exit status: 0 ok, 1 other failure, 2 usage or invalid argument, 3 not authorized, "
+    "4 no such application, 5 helper not running (or no system bus)"
+)
+
+_EXIT_BY_ERROR: dict[ErrorName, int] = {
+    ErrorName.NOT_AUTHORIZED: EXIT_NOT_AUTHORIZED,
+    ErrorName.INVALID_ARGUMENT: EXIT_USAGE,
+    ErrorName.NO_SUCH_APPLICATION: EXIT_NO_SUCH_APPLICATION,
+}
+
+_BYTES_RE = re.compile(r"^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib)\s*$")
+_BYTES_MULTIPLIERS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2,
+                      "mb": 1000**2, "mib": 1024**2}  # fmt: skip
+
+
+def parse_rate_argument(text: str) -> int | None:
+    """argparse type for RATE: bytes/s, or None for unlimited."""
+    try:
+        return parse_rate(text)
+    except UnitError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def parse_burst_argument(text: str) -> int:
+    """argparse type for --burst: bytes, with an optional K/M/KiB/MiB suffix."""
+    match = _BYTES_RE.match(text.lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (try 64K or 65536)")
+    value = int(match.group(1)) * _BYTES_MULTIPLIERS[match.group(2)]
+    if value > MAX_BURST_BYTES:
+        raise argparse.ArgumentTypeError(f"burst {text!r} is above {MAX_BURST_BYTES} bytes")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chadthrottle-ctl",
+        description="See which applications use the network and limit their rates.",
+        epilog=f"{RATE_HELP} Rates are bytes/s on the wire at L3 (IP header included). "
+        f"{EXIT_CODES_HELP}.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    listing = commands.add_parser("list", help="applications with their rates and limits")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    limit = commands.add_parser(
+        "limit", help="limit an application's download and/or upload rate", epilog=RATE_HELP
+    )
+    limit.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
+    limit.add_argument("--down", metavar="RATE", type=parse_rate_argument, default=False,
+                       help="download limit in bytes/s ('unlimited' removes it)")
+    limit.add_argument("--up", metavar="RATE", type=parse_rate_argument, default=False,
+                       help="upload limit in bytes/s ('unlimited' removes it)")
+    limit.add_argument("--burst", metavar="BYTES", type=parse_burst_argument, default=0,
+                       help="burst in bytes, e.g. 64K (default: the helper's, scaled to the rate)")
+    clear = commands.add_parser("clear", help="remove both limits of an application")
+    clear.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
+    backends = commands.add_parser("backends", help="enforcement backends and why one is unavailable")
+    backends.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+    )
+
+
+def format_applications(apps: list[ApplicationInfo]) -> str:
+    rows = [["ID", "NAME", "PIDS", "DOWN", "UP", "DOWN LIMIT", "UP LIMIT"]]
+    for app in sorted(apps, key=lambda a: (-(a.down_bps + a.up_bps), a.name, a.id)):
+        pids = ",".join(str(pid) for pid in app.pids[:4]) + ("..." if len(app.pids) > 4 else "")
+        rows.append([
+            app.id, app.name, pids or "-", format_rate(app.down_bps), format_rate(app.up_bps),
+            format_limit(app.down_limit_bps), format_limit(app.up_limit_bps),
+        ])  # fmt: skip
+    return _table(rows)
+
+
+def format_backends(backends: list[BackendInfo]) -> str:
+    rows = [["BACKEND", "AVAILABLE", "ACTIVE", "REASON"]]
+    for backend in backends:
+        rows.append([
+            backend.name, "yes" if backend.available else "no",
+            ",".join(backend.active_directions) or "-", backend.reason or "-",
+        ])  # fmt: skip
+    return _table(rows)
+
+
+def _to_json(records: Sequence[ApplicationInfo | BackendInfo]) -> str:
+    def plain(record: ApplicationInfo | BackendInfo) -> dict[str, Any]:
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in asdict(record).items()}  # fmt: skip
+
+    return json.dumps([plain(record) for record in records], indent=2)
+
+
+async def _run(arguments: argparse.Namespace) -> None:
+    async with HelperClient() as client:
+        if arguments.command == "list":
+            apps = await client.list_applications()
+            print(_to_json(apps) if arguments.json else format_applications(apps))
+        elif arguments.command == "backends":
+            backends = await client.list_backends()
+            print(_to_json(backends) if arguments.json else format_backends(backends))
+        elif arguments.command == "clear":
+            resolved = await client.clear_limit(arguments.app)
+            print(f"{resolved}: limits removed")
+        elif arguments.command == "limit":
+            for direction, rate_bps in ((Direction.DOWN, arguments.down), (Direction.UP, arguments.up)):
+                if rate_bps is False:
+                    continue
+                if rate_bps is None:
+                    resolved = await client.clear_limit(arguments.app, direction)
+                    print(f"{resolved}: {direction.value} limit removed")
+                else:
+                    resolved = await client.set_limit(arguments.app, direction, rate_bps, arguments.burst)
+                    print(f"{resolved}: {direction.value} limited to {format_rate(rate_bps)}")
+
+
+def _exit_code(error: HelperClientError) -> int:
+    if error.helper_missing:
+        return EXIT_HELPER_NOT_RUNNING
+    return _EXIT_BY_ERROR.get(error.error, EXIT_FAILED) if error.error else EXIT_FAILED
+
+
+def _describe(error: HelperClientError) -> str:
+    if error.helper_missing:
+        if error.name == "org.freedesktop.DBus.Error.NoServer":
+            return f"helper not running: {error.message}"
+        return "helper not running (start chadthrottle-helper as root, or install the D-Bus service)"
+    if error.error is ErrorName.NOT_AUTHORIZED:
+        return f"not authorized: {error.message}"
+    if error.error is ErrorName.NO_SUCH_APPLICATION:
+        return f"no such application: {error.message}"
+    return error.message or error.name
+
+
+def _fail(code: int, text: str) -> NoReturn:
+    print(f"chadthrottle-ctl: {text}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    if arguments.command == "limit" and arguments.down is False and arguments.up is False:
+        parser.error("limit: give --down RATE and/or --up RATE")
+    try:
+        asyncio.run(_run(arguments))
+    except HelperClientError as error:
+        _fail(_exit_code(error), _describe(error).splitlines()[0] if _describe(error) else error.name)
+    except KeyboardInterrupt:
+        _fail(130, "interrupted")
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as error:  # a bug: still one line, never a traceback
+        _fail(EXIT_FAILED, f"failed: {type(error).__name__}: {error}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

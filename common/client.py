@@ -1,0 +1,180 @@
+"""An asyncio client of the helper, shared by the CLI and the GUI.
+
+Every failure, from "no bus" to a polkit denial, comes out as one exception
+type, HelperClientError, carrying the D-Bus error name, so callers map names to
+words in one table. The GUI runs it on an event loop in a worker thread; one
+HelperClient belongs to one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Any
+
+from dbus_fast import BusType, Message, MessageFlag, MessageType
+from dbus_fast.aio import MessageBus
+
+from chadthrottle.contract import (
+    BOTH_DIRECTIONS,
+    BUS_NAME,
+    INTERFACE,
+    METHODS,
+    OBJECT_PATH,
+    ApplicationInfo,
+    BackendInfo,
+    Direction,
+    ErrorName,
+)
+from chadthrottle.dbus_codec import CodecError, decode_application, decode_backend
+
+# Standard D-Bus error names the client produces or passes on.
+NO_SERVER = "org.freedesktop.DBus.Error.NoServer"  # cannot connect to the bus at all
+NO_REPLY = "org.freedesktop.DBus.Error.NoReply"  # the call timed out
+SERVICE_UNKNOWN = "org.freedesktop.DBus.Error.ServiceUnknown"  # nobody owns BUS_NAME
+NAME_HAS_NO_OWNER = "org.freedesktop.DBus.Error.NameHasNoOwner"
+DISCONNECTED = "org.freedesktop.DBus.Error.Disconnected"
+HELPER_MISSING_NAMES = frozenset({NO_SERVER, SERVICE_UNKNOWN, NAME_HAS_NO_OWNER, DISCONNECTED})
+
+DEFAULT_TIMEOUT_S = 30.0
+# Longer than the helper's own limit on a polkit password prompt (150 s), so the
+# helper's answer, not our timeout, ends an interactive call.
+DEFAULT_INTERACTIVE_TIMEOUT_S = 180.0
+
+
+class HelperClientError(Exception):
+    """A call to the helper failed. name is a D-Bus error name: one of
+    contract.ErrorName, or a standard org.freedesktop.DBus.Error.* name."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+    @property
+    def error(self) -> ErrorName | None:
+        """The contract's error name, or None for a bus-level error."""
+        try:
+            return ErrorName(self.name)
+        except ValueError:
+            return None
+
+    @property
+    def helper_missing(self) -> bool:
+        """No bus, or no helper on it: not the caller's fault, nothing was changed."""
+        return self.name in HELPER_MISSING_NAMES
+
+
+class HelperClient:
+    """Calls to io.github.chadthrottle.Helper1; use ``async with`` or connect()/close()."""
+
+    def __init__(
+        self,
+        bus_address: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        interactive_timeout_s: float = DEFAULT_INTERACTIVE_TIMEOUT_S,
+    ) -> None:
+        """bus_address None is the system bus (DBUS_SYSTEM_BUS_ADDRESS honoured)."""
+        self._bus_address = bus_address
+        self._timeout_s = timeout_s
+        self._interactive_timeout_s = interactive_timeout_s
+        self._bus: MessageBus | None = None
+
+    async def __aenter__(self) -> HelperClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def connect(self) -> None:
+        if self._bus is not None and self._bus.connected:
+            return
+        try:
+            bus = MessageBus(bus_address=self._bus_address, bus_type=BusType.SYSTEM)
+            self._bus = await asyncio.wait_for(bus.connect(), self._timeout_s)
+        except Exception as error:
+            raise HelperClientError(NO_SERVER, f"cannot connect to the system bus: {error}") from None
+
+    def close(self) -> None:
+        if self._bus is not None:
+            self._bus.disconnect()
+            self._bus = None
+
+    async def get_api_version(self) -> int:
+        version: int = (await self._call("GetApiVersion", []))[0]
+        return version
+
+    async def list_applications(self) -> list[ApplicationInfo]:
+        entries = (await self._call("ListApplications", []))[0]
+        try:
+            return [decode_application(entry) for entry in entries]
+        except CodecError as error:
+            raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
+
+    async def list_backends(self) -> list[BackendInfo]:
+        entries = (await self._call("ListBackends", []))[0]
+        try:
+            return [decode_backend(entry) for entry in entries]
+        except CodecError as error:
+            raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
+
+    async def set_limit(
+        self,
+        app_id: str,
+        direction: Direction,
+        rate_bps: int,
+        burst_bytes: int = 0,
+        *,
+        interactive: bool = True,
+    ) -> str:
+        """Limit one direction (burst_bytes 0: the helper's default). Returns
+        the resolved application id. interactive lets polkit ask for a password."""
+        body = [app_id, direction.value, rate_bps, burst_bytes]
+        resolved: str = (await self._call("SetLimit", body, interactive=interactive))[0]
+        return resolved
+
+    async def clear_limit(
+        self, app_id: str, direction: Direction | None = None, *, interactive: bool = True
+    ) -> str:
+        """Remove one direction's limit, or both when direction is None."""
+        body = [app_id, BOTH_DIRECTIONS if direction is None else direction.value]
+        resolved: str = (await self._call("ClearLimit", body, interactive=interactive))[0]
+        return resolved
+
+    async def _call(self, member: str, body: list[Any], *, interactive: bool = False) -> list[Any]:
+        """One method call; every failure becomes a HelperClientError."""
+        await self.connect()
+        assert self._bus is not None
+        spec = METHODS[member]
+        message = Message(
+            destination=BUS_NAME,
+            path=OBJECT_PATH,
+            interface=INTERFACE,
+            member=member,
+            signature=spec.in_signature,
+            body=body,
+            flags=MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION if interactive else MessageFlag.NONE,
+        )
+        timeout_s = self._interactive_timeout_s if interactive else self._timeout_s
+        try:
+            reply = await asyncio.wait_for(self._bus.call(message), timeout_s)
+        except TimeoutError:
+            raise HelperClientError(NO_REPLY, f"the helper did not answer within {timeout_s:.0f} s") from None
+        except Exception as error:
+            self.close()
+            raise HelperClientError(DISCONNECTED, f"lost the bus connection: {error}") from None
+        if reply.message_type is MessageType.ERROR:
+            text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
+            raise HelperClientError(reply.error_name or ErrorName.FAILED.value, text)
+        if reply.signature != spec.out_signature:
+            raise HelperClientError(
+                ErrorName.FAILED.value,
+                f"{member} answered {reply.signature!r}, expected {spec.out_signature!r}",
+            )
+        return list(reply.body)

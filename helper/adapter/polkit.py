@@ -1,0 +1,121 @@
+"""Asking polkit whether a caller may perform an action.
+
+The subject is the caller's unique bus name, so polkit itself finds the uid,
+pid and session behind it. Every failure (polkitd missing, a timeout, a reply
+of the wrong shape) means "not authorized": fail closed. Each check is its own
+await, so one pending password prompt never holds up other callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from typing import Protocol
+
+from dbus_fast import Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
+
+from chadthrottle.contract import Action
+from chadthrottle.helper.errors import HelperError
+
+log = logging.getLogger("chadthrottle.helper.adapter.polkit")
+
+POLKIT_BUS_NAME = "org.freedesktop.PolicyKit1"
+POLKIT_PATH = "/org/freedesktop/PolicyKit1/Authority"
+POLKIT_INTERFACE = "org.freedesktop.PolicyKit1.Authority"
+CHECK_ALLOW_USER_INTERACTION = 1
+
+# A non-interactive check is a table lookup; an interactive one waits for a
+# person to type a password, which polkit agents give about two minutes.
+DEFAULT_TIMEOUT_S = 25.0
+DEFAULT_INTERACTIVE_TIMEOUT_S = 150.0
+
+
+class NotAuthorized(HelperError):
+    """polkit did not authorize the caller (or could not be asked)."""
+
+
+class Authority(Protocol):
+    """What the service needs from an authorization backend."""
+
+    async def check(self, sender: str, action: Action, *, interactive: bool) -> bool: ...
+
+
+class PolkitAuthority:
+    """CheckAuthorization against org.freedesktop.PolicyKit1 on the helper's bus."""
+
+    def __init__(
+        self,
+        bus: MessageBus,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        interactive_timeout_s: float = DEFAULT_INTERACTIVE_TIMEOUT_S,
+    ) -> None:
+        self._bus = bus
+        self._timeout_s = timeout_s
+        self._interactive_timeout_s = interactive_timeout_s
+        self._cancellation_ids = itertools.count(1)
+
+    async def check(self, sender: str, action: Action, *, interactive: bool) -> bool:
+        """True only when polkit answered "authorized" for this sender and action."""
+        cancellation_id = f"chadthrottle-{os.getpid()}-{next(self._cancellation_ids)}"
+        timeout_s = self._interactive_timeout_s if interactive else self._timeout_s
+        try:
+            return await asyncio.wait_for(
+                self._check_authorization(sender, action, interactive, cancellation_id),
+                timeout_s,
+            )
+        except TimeoutError:
+            log.warning("polkit did not answer within %.0f s for %s; denying", timeout_s, action.value)
+            self._cancel(cancellation_id)
+            return False
+        except Exception as error:  # fail closed on anything at all
+            log.warning("polkit check for %s failed (%s); denying", action.value, error)
+            return False
+
+    async def _check_authorization(
+        self, sender: str, action: Action, interactive: bool, cancellation_id: str
+    ) -> bool:
+        flags = CHECK_ALLOW_USER_INTERACTION if interactive else 0
+        reply = await self._bus.call(
+            Message(
+                destination=POLKIT_BUS_NAME,
+                path=POLKIT_PATH,
+                interface=POLKIT_INTERFACE,
+                member="CheckAuthorization",
+                signature="(sa{sv})sa{ss}us",
+                body=[
+                    ["system-bus-name", {"name": Variant("s", sender)}],
+                    action.value,
+                    {},
+                    flags,
+                    cancellation_id,
+                ],
+            )
+        )
+        if reply.message_type is MessageType.ERROR:
+            log.warning("polkit refused the check for %s: %s", action.value, reply.error_name)
+            return False
+        if reply.signature != "(bba{ss})":
+            log.warning("polkit answered with unexpected signature %r; denying", reply.signature)
+            return False
+        is_authorized, _is_challenge, _details = reply.body[0]
+        return is_authorized is True
+
+    def _cancel(self, cancellation_id: str) -> None:
+        """Best effort: withdraw a prompt nobody is waiting for any more."""
+        try:
+            self._bus.send(
+                Message(
+                    destination=POLKIT_BUS_NAME,
+                    path=POLKIT_PATH,
+                    interface=POLKIT_INTERFACE,
+                    member="CancelCheckAuthorization",
+                    signature="s",
+                    body=[cancellation_id],
+                    flags=1,  # NO_REPLY_EXPECTED
+                )
+            )
+        except Exception as error:
+            log.debug("could not cancel polkit check %s: %s", cancellation_id, error)

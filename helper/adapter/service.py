@@ -1,0 +1,299 @@
+"""The helper's object on the bus: unmarshal, validate, authorize, call, reply.
+
+A low-level message handler (not dbus-fast's @method) because polkit needs the
+caller's unique bus name, which only the message carries. Everything is driven
+by contract.METHODS: a method the contract does not list is unknown, a method
+whose action is not a known kind is denied. Each call runs in its own task, so
+a caller waiting on a password prompt holds up nobody; engine calls run one at
+a time on a single worker thread because the engine blocks on the kernel and is
+not thread-safe. Every call gets exactly one reply, also when something breaks,
+and no traceback ever leaves the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from dbus_fast import ErrorType, Message, MessageFlag, MessageType
+from dbus_fast.aio import MessageBus
+
+from chadthrottle.contract import (
+    API_VERSION,
+    INTERFACE,
+    INTROSPECTION_XML,
+    METHODS,
+    OBJECT_PATH,
+    Action,
+    Direction,
+    ErrorName,
+    LimitAuthorization,
+    MethodSpec,
+)
+from chadthrottle.dbus_codec import encode_application, encode_backend
+from chadthrottle.helper.adapter import validation
+from chadthrottle.helper.adapter.engine_thread import EngineThread
+from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
+from chadthrottle.helper.engine.api import EngineApi
+from chadthrottle.helper.errors import (
+    BackendUnavailable,
+    HelperError,
+    InvalidArgument,
+    NoSuchApplication,
+)
+
+log = logging.getLogger("chadthrottle.helper.adapter.service")
+
+INTROSPECTABLE_INTERFACE = "org.freedesktop.DBus.Introspectable"
+PEER_INTERFACE = "org.freedesktop.DBus.Peer"
+GENERIC_FAILURE_TEXT = "the helper hit an internal error; details are in its log"
+
+# The one place where helper errors become D-Bus error names; first match wins,
+# so subclasses come before HelperError. Anything not a HelperError is FAILED
+# with GENERIC_FAILURE_TEXT.
+ERROR_NAMES: tuple[tuple[type[HelperError], ErrorName], ...] = (
+    (NotAuthorized, ErrorName.NOT_AUTHORIZED),
+    (InvalidArgument, ErrorName.INVALID_ARGUMENT),
+    (NoSuchApplication, ErrorName.NO_SUCH_APPLICATION),
+    (BackendUnavailable, ErrorName.BACKEND_UNAVAILABLE),
+    (HelperError, ErrorName.FAILED),
+)
+
+def error_name_for(error: HelperError) -> ErrorName:
+    for error_class, name in ERROR_NAMES:
+        if isinstance(error, error_class):
+            return name
+    return ErrorName.FAILED
+
+
+def load_introspection_xml() -> str:
+    return resources.files("chadthrottle.resources").joinpath(INTROSPECTION_XML).read_text("utf-8")
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One validated incoming call."""
+
+    message: Message
+    sender: str
+    spec: MethodSpec
+    args: tuple[Any, ...]
+
+    @property
+    def interactive(self) -> bool:
+        return bool(self.message.flags & MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION)
+
+
+# Per method: turn the D-Bus body into validated arguments.
+_VALIDATORS: dict[str, Callable[[list[Any]], tuple[Any, ...]]] = {
+    "GetApiVersion": lambda body: (),
+    "ListApplications": lambda body: (),
+    "ListBackends": lambda body: (),
+    "SetLimit": lambda body: (
+        validation.validate_app_id(body[0]),
+        validation.validate_direction(body[1]),
+        validation.validate_rate_bps(body[2]),
+        validation.validate_burst_bytes(body[3]),
+    ),
+    "ClearLimit": lambda body: (
+        validation.validate_app_id(body[0]),
+        validation.validate_clear_directions(body[1]),
+    ),
+}
+
+
+class HelperService:
+    """Serves contract.INTERFACE at contract.OBJECT_PATH on one bus connection."""
+
+    def __init__(
+        self, bus: MessageBus, engine: EngineApi, authority: Authority, engine_thread: EngineThread
+    ) -> None:
+        """engine_thread is the thread the engine was built on; the caller owns both."""
+        self._bus = bus
+        self._engine = engine
+        self._authority = authority
+        self._engine_thread = engine_thread
+        self._introspection_xml = load_introspection_xml()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._exported = False
+
+    def export(self) -> None:
+        self._bus.add_message_handler(self._on_message)
+        self._exported = True
+
+    def unexport(self) -> None:
+        if self._exported:
+            self._bus.remove_message_handler(self._on_message)
+            self._exported = False
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Stop taking calls; let running ones finish, or cancel them after timeout_s."""
+        self.unexport()
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    # -- message plumbing ---------------------------------------------------
+
+    def _on_message(self, message: Message) -> bool | None:
+        if message.message_type is not MessageType.METHOD_CALL or message.path != OBJECT_PATH:
+            return None
+        task = asyncio.get_running_loop().create_task(self._handle(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _handle(self, message: Message) -> None:
+        """Reply exactly once, whatever happens below."""
+        try:
+            reply = await self._dispatch(message)
+        except asyncio.CancelledError:
+            self._send(message, Message.new_error(message, ErrorName.FAILED.value, "the helper is stopping"))
+            raise
+        except HelperError as error:
+            reply = Message.new_error(message, error_name_for(error).value, str(error))
+        except Exception:
+            log.exception("unexpected error in %s.%s", message.interface, message.member)
+            reply = Message.new_error(message, ErrorName.FAILED.value, GENERIC_FAILURE_TEXT)
+        self._send(message, reply)
+
+    def _send(self, request: Message, reply: Message) -> None:
+        if request.flags & MessageFlag.NO_REPLY_EXPECTED:
+            return
+        try:
+            self._bus.send(reply)  # marshals now: a body that does not fit raises here
+        except Exception:
+            if reply.message_type is MessageType.ERROR:
+                log.debug("could not send an error reply to %s", request.member, exc_info=True)
+                return
+            log.exception("could not send the reply to %s", request.member)
+            with contextlib.suppress(Exception):
+                self._bus.send(Message.new_error(request, ErrorName.FAILED.value, GENERIC_FAILURE_TEXT))
+
+    async def _dispatch(self, message: Message) -> Message:
+        interface, member = message.interface, message.member
+        if interface == INTROSPECTABLE_INTERFACE and member == "Introspect":
+            return self._plain_reply(message, "", "s", [self._introspection_xml])
+        if interface == PEER_INTERFACE and member == "Ping":
+            return self._plain_reply(message, "", "", [])
+        if interface != INTERFACE:
+            return Message.new_error(
+                message, ErrorType.UNKNOWN_INTERFACE.value, f"no interface {interface!r} here"
+            )
+        spec = METHODS.get(member or "")
+        if spec is None:
+            return Message.new_error(message, ErrorType.UNKNOWN_METHOD.value, f"no method {member!r}")
+        if message.signature != spec.in_signature:
+            raise InvalidArgument(
+                f"{spec.name} takes arguments {spec.in_signature!r}, not {message.signature!r}"
+            )
+        validator = _VALIDATORS.get(spec.name)
+        if validator is None:
+            raise HelperError(f"{spec.name} is not implemented by this helper")
+        if not message.sender:
+            raise NotAuthorized("the call has no sender")
+        call = _Call(message, message.sender, spec, validator(list(message.body)))
+        app_id = await self._authorize(call)
+        signature, body = await self._invoke(call, app_id)
+        return Message.new_method_return(message, signature, body)
+
+    @staticmethod
+    def _plain_reply(message: Message, in_signature: str, signature: str, body: list[Any]) -> Message:
+        if message.signature != in_signature:
+            raise InvalidArgument(f"{message.member} takes no arguments")
+        return Message.new_method_return(message, signature, body)
+
+    # -- authorization ------------------------------------------------------
+
+    async def _authorize(self, call: _Call) -> str | None:
+        """Raise NotAuthorized unless polkit allows the call; for a limit, return
+        the resolved application id that the authorization was granted for."""
+        action = call.spec.action
+        if isinstance(action, Action):
+            await self._require(call, action)
+            return None
+        if action is LimitAuthorization.BY_OWNER:
+            return await self._authorize_by_owner(call)
+        log.error("method %s declares no known action; denying", call.spec.name)
+        raise NotAuthorized(f"{call.spec.name} is not allowed")
+
+    async def _authorize_by_owner(self, call: _Call) -> str:
+        app_id: str = call.args[0]
+        try:
+            resolved = await self._engine_thread.run(self._engine.resolve_application, app_id)
+        except NoSuchApplication:
+            # Someone who may not even watch traffic learns nothing about app ids.
+            await self._require(call, Action.MONITOR)
+            raise
+        caller_uid = await self._caller_uid(call.sender)
+        own = bool(resolved.owner_uids) and resolved.owner_uids == frozenset({caller_uid})
+        await self._require(call, Action.LIMIT_OWN if own else Action.LIMIT_ANY)
+        return resolved.app_id
+
+    async def _require(self, call: _Call, action: Action) -> None:
+        if not await self._authority.check(call.sender, action, interactive=call.interactive):
+            log.info("denied %s (%s) to %s", call.spec.name, action.value, call.sender)
+            raise NotAuthorized(f"not authorized for {action.value}")
+
+    async def _caller_uid(self, sender: str) -> int:
+        """The caller's uid from the bus daemon; any doubt means not authorized."""
+        try:
+            reply = await self._bus.call(
+                Message(
+                    destination="org.freedesktop.DBus",
+                    path="/org/freedesktop/DBus",
+                    interface="org.freedesktop.DBus",
+                    member="GetConnectionUnixUser",
+                    signature="s",
+                    body=[sender],
+                )
+            )
+        except Exception as error:
+            raise NotAuthorized(f"cannot identify the caller: {error}") from None
+        if reply.message_type is not MessageType.METHOD_RETURN or reply.signature != "u":
+            raise NotAuthorized("cannot identify the caller")
+        uid: int = reply.body[0]
+        return uid
+
+    # -- engine calls -------------------------------------------------------
+
+    async def _invoke(self, call: _Call, app_id: str | None) -> tuple[str, list[Any]]:
+        """Call the engine for one authorized call; returns (signature, body)."""
+        name, out = call.spec.name, call.spec.out_signature
+        if name == "GetApiVersion":
+            return out, [API_VERSION]
+        if name == "ListApplications":
+            apps = await self._engine_thread.run(self._engine.list_applications)
+            return out, [[encode_application(app) for app in apps]]
+        if name == "ListBackends":
+            backends = await self._engine_thread.run(self._engine.list_backends)
+            return out, [[encode_backend(backend) for backend in backends]]
+        assert app_id is not None
+        uid = await self._caller_uid(call.sender)
+        if name == "SetLimit":
+            _, direction, rate_bps, burst_bytes = call.args
+            result_id = await self._engine_thread.run(
+                self._engine.set_limit, app_id, direction, rate_bps, burst_bytes
+            )
+            log.info(
+                "uid %d set %s limit of %s to %d B/s (burst %s)",
+                uid, direction.value, result_id, rate_bps, burst_bytes or "default",
+            )
+            return out, [result_id]
+        if name == "ClearLimit":
+            directions: tuple[Direction, ...] = call.args[1]
+            result_id = await self._engine_thread.run(self._engine.clear_limit, app_id, directions)
+            log.info(
+                "uid %d cleared %s limit of %s",
+                uid, "+".join(d.value for d in directions), result_id,
+            )
+            return out, [result_id]
+        raise HelperError(f"{name} is not implemented by this helper")

@@ -1,0 +1,25 @@
+"""The helper's error tree. The D-Bus adapter maps each class to one named
+D-Bus error (contract.ErrorName); anything else becomes a generic Failed error
+with no traceback."""
+
+from __future__ import annotations
+
+
+class HelperError(Exception):
+    """Root of every error the helper raises on purpose."""
+
+
+class InvalidArgument(HelperError):
+    """A caller's argument is malformed or out of range; nothing was changed."""
+
+
+class NoSuchApplication(HelperError):
+    """The application id or pid names no running or known application."""
+
+
+class BackendUnavailable(HelperError):
+    """The kernel lacks what an enforcement backend needs; the message says what."""
+
+
+class KernelError(HelperError):
+    """The kernel refused an operation the helper expected to work."""

@@ -1,0 +1,128 @@
+"""chadthrottle-ctl: arguments, output, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from chadthrottle.cli import ctl
+from chadthrottle.client import NO_SERVER, SERVICE_UNKNOWN, HelperClientError
+from chadthrottle.contract import ApplicationInfo, BackendInfo, ErrorName
+from chadthrottle.helper.standalone import PrivateSystemBus
+from chadthrottle.units import RATE_HELP
+
+APP = ApplicationInfo(
+    id="exe:/usr/bin/curl", name="curl", icon="", uids=(1000,), pids=(1, 2, 3, 4, 5),
+    down_bps=2_000_000.0, up_bps=0.0, rx_bytes=1, tx_bytes=2, down_limit_bps=0, up_limit_bps=250_000,
+)  # fmt: skip
+
+
+def run_ctl(*args: str, address: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": address}
+    return subprocess.run([sys.executable, "-m", "chadthrottle.cli.ctl", *args],
+                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_limit_needs_a_direction(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        ctl.main(["limit", "exe:/usr/bin/curl"])
+    assert caught.value.code == ctl.EXIT_USAGE
+    assert "--down RATE and/or --up RATE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["limit", "pid:1", "--down", "fast"], "not a rate"),
+        (["limit", "pid:1", "--up", "10"], "below the minimum"),
+        (["limit", "pid:1", "--down", "1M", "--burst", "lots"], "not a size"),
+        (["limit", "pid:1", "--down", "1M", "--burst", "2000M"], "above"),
+        ([], "COMMAND"),
+        (["throttle"], "invalid choice"),
+    ],
+)
+def test_usage_errors(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        ctl.main(args)
+    assert caught.value.code == ctl.EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_arguments_are_parsed() -> None:
+    arguments = ctl.build_parser().parse_args(["limit", "pid:7", "--down", "2M", "--up", "unlimited", "--burst", "64KiB"])
+    assert (arguments.app, arguments.down, arguments.up, arguments.burst) == ("pid:7", 2_000_000, None, 65536)
+    defaults = ctl.build_parser().parse_args(["limit", "pid:7", "--up", "1000"])
+    assert (defaults.down, defaults.up, defaults.burst) == (False, 1000, 0)
+
+
+def test_help_documents_rates_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        ctl.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert " ".join(RATE_HELP.split()) in text
+    assert "3 not authorized" in text and "5 helper not running" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        (ErrorName.NOT_AUTHORIZED.value, ctl.EXIT_NOT_AUTHORIZED),
+        (ErrorName.NO_SUCH_APPLICATION.value, ctl.EXIT_NO_SUCH_APPLICATION),
+        (ErrorName.INVALID_ARGUMENT.value, ctl.EXIT_USAGE),
+        (ErrorName.BACKEND_UNAVAILABLE.value, ctl.EXIT_FAILED),
+        (ErrorName.FAILED.value, ctl.EXIT_FAILED),
+        (SERVICE_UNKNOWN, ctl.EXIT_HELPER_NOT_RUNNING),
+        (NO_SERVER, ctl.EXIT_HELPER_NOT_RUNNING),
+        ("org.freedesktop.DBus.Error.AccessDenied", ctl.EXIT_FAILED),
+    ],
+)
+def test_exit_codes(name: str, code: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    async def fail(arguments: object) -> None:
+        raise HelperClientError(name, "it went wrong\nsecond line")
+
+    monkeypatch.setattr(ctl, "_run", fail)
+    with pytest.raises(SystemExit) as caught:
+        ctl.main(["list"])
+    assert caught.value.code == code
+    err = capsys.readouterr().err
+    assert err.startswith("chadthrottle-ctl: ") and err.count("\n") == 1
+
+
+def test_a_bug_is_still_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    async def fail(arguments: object) -> None:
+        raise KeyError("oops")
+
+    monkeypatch.setattr(ctl, "_run", fail)
+    with pytest.raises(SystemExit) as caught:
+        ctl.main(["backends"])
+    assert caught.value.code == ctl.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_table_and_json_output() -> None:
+    table = ctl.format_applications([APP]).splitlines()
+    assert table[0].split() == ["ID", "NAME", "PIDS", "DOWN", "UP", "DOWN", "LIMIT", "UP", "LIMIT"]
+    assert table[1].split() == ["exe:/usr/bin/curl", "curl", "1,2,3,4...", "2.00", "MB/s", "0", "B/s",
+                                "none", "250", "KB/s"]  # fmt: skip
+    assert json.loads(ctl._to_json([APP]))[0]["pids"] == [1, 2, 3, 4, 5]
+    backends = ctl.format_backends([BackendInfo("ebpf", False, "no BTF", ())])
+    assert backends.splitlines()[1].split() == ["ebpf", "no", "-", "no", "BTF"]
+
+
+def test_no_system_bus_at_all(tmp_path: "os.PathLike[str]") -> None:
+    result = run_ctl("list", address=f"unix:path={tmp_path}/no-such-socket")
+    assert result.returncode == ctl.EXIT_HELPER_NOT_RUNNING
+    assert result.stderr.startswith("chadthrottle-ctl: helper not running")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_bus_without_helper(private_bus: PrivateSystemBus) -> None:
+    result = run_ctl("limit", "pid:1", "--down", "1M", address=private_bus.address)
+    assert result.returncode == ctl.EXIT_HELPER_NOT_RUNNING
+    assert result.stderr.startswith("chadthrottle-ctl: helper not running")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -1,0 +1,86 @@
+"""The a{sv} codec: round trips, forward compatibility, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+from dbus_fast import Message, Variant
+
+from chadthrottle.contract import APPLICATION_FIELDS, BACKEND_FIELDS, ApplicationInfo, BackendInfo
+from chadthrottle.dbus_codec import (
+    CodecError,
+    decode_application,
+    decode_backend,
+    encode_application,
+    encode_backend,
+    field_names,
+)
+
+APP = ApplicationInfo(
+    id="exe:/usr/bin/curl", name="curl", icon="", uids=(1000,), pids=(41, 42),
+    down_bps=1234.5, up_bps=0.0, rx_bytes=2**40, tx_bytes=7,
+    down_limit_bps=500_000, up_limit_bps=0,
+)  # fmt: skip
+BACKEND = BackendInfo(name="tc", available=False, reason="no IFB", active_directions=("down",))
+
+
+def test_field_tables_match_the_dataclasses() -> None:
+    assert field_names(ApplicationInfo) == set(APPLICATION_FIELDS)
+    assert field_names(BackendInfo) == set(BACKEND_FIELDS)
+
+
+def test_application_round_trip() -> None:
+    assert decode_application(encode_application(APP)) == APP
+
+
+def test_backend_round_trip() -> None:
+    assert decode_backend(encode_backend(BACKEND)) == BACKEND
+
+
+def test_round_trip_through_a_marshalled_message() -> None:
+    """The encoding is valid D-Bus: it survives marshalling as aa{sv}."""
+    message = Message(path="/x", member="M", signature="aa{sv}", body=[[encode_application(APP)]])
+    data = message._marshall(False)
+    from dbus_fast._private.unmarshaller import Unmarshaller
+    import io
+
+    unmarshaller = Unmarshaller(io.BytesIO(bytes(data)))
+    decoded = unmarshaller.unmarshall()
+    assert decoded is not None
+    assert decode_application(decoded.body[0][0]) == APP
+
+
+def test_unknown_keys_are_ignored() -> None:
+    data = encode_backend(BACKEND) | {"added_in_v2": Variant("i", -1)}
+    assert decode_backend(data) == BACKEND
+
+
+def test_missing_key_is_named() -> None:
+    data = encode_application(APP)
+    del data["pids"]
+    with pytest.raises(CodecError, match="missing field 'pids'"):
+        decode_application(data)
+
+
+def test_mistyped_key_is_named() -> None:
+    data = encode_application(APP) | {"rx_bytes": Variant("s", "lots")}
+    with pytest.raises(CodecError, match="'rx_bytes' has type 's', expected 't'"):
+        decode_application(data)
+
+
+def test_non_variant_is_refused() -> None:
+    data: dict[str, object] = dict(encode_backend(BACKEND))
+    data["name"] = "tc"
+    with pytest.raises(CodecError, match="not a variant"):
+        decode_backend(data)
+
+
+def test_encoding_refuses_values_that_do_not_fit() -> None:
+    with pytest.raises(CodecError, match="down_limit_bps"):
+        encode_application(ApplicationInfo(**{**APP.__dict__, "down_limit_bps": -1}))
+    with pytest.raises(CodecError, match="uids"):
+        encode_application(ApplicationInfo(**{**APP.__dict__, "uids": (2**32,)}))
+
+
+def test_integer_rates_decode_as_float() -> None:
+    data = encode_application(APP)
+    assert isinstance(decode_application(data).down_bps, float)

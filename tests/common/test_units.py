@@ -1,0 +1,102 @@
+"""Edge cases of parse_rate and format_rate."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chadthrottle.contract import MAX_RATE_BPS, MIN_RATE_BPS
+from chadthrottle.units import UnitError, UnitSystem, format_limit, format_rate, parse_rate
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("500000", 500_000),
+        ("500K", 500_000),
+        ("500k", 500_000),
+        ("500 KB", 500_000),
+        ("2M", 2_000_000),
+        ("2MB/s", 2_000_000),
+        ("1.5M", 1_500_000),
+        ("1G", 1_000_000_000),
+        ("512KiB", 524_288),
+        ("1MiB", 1_048_576),
+        (" 1GiB ", 1_073_741_824),
+        ("1000", MIN_RATE_BPS),
+        ("100G", MAX_RATE_BPS),
+    ],
+)
+def test_parse_rate_accepts(text: str, expected: int) -> None:
+    assert parse_rate(text) == expected
+
+
+@pytest.mark.parametrize("text", ["unlimited", "UNLIMITED", "none", "off", "0", " 0 "])
+def test_parse_rate_unlimited(text: str) -> None:
+    assert parse_rate(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "not a rate"),
+        ("fast", "not a rate"),
+        ("-5M", "not a rate"),
+        ("5X", "not a rate"),
+        ("1e9", "not a rate"),
+        ("nan", "not a rate"),
+        ("inf", "not a rate"),
+        ("999", "below the minimum"),
+        ("0.5K", "below the minimum"),
+        ("101G", "above the maximum"),
+        ("9" * 400, "not a rate|above the maximum"),
+    ],
+)
+def test_parse_rate_refuses(text: str, reason: str) -> None:
+    with pytest.raises(UnitError, match=reason):
+        parse_rate(text)
+
+
+@given(st.integers(min_value=MIN_RATE_BPS, max_value=MAX_RATE_BPS))
+def test_plain_numbers_parse_to_themselves(rate_bps: int) -> None:
+    assert parse_rate(str(rate_bps)) == rate_bps
+
+
+@given(st.text(max_size=20))
+def test_parse_rate_never_raises_anything_but_unit_error(text: str) -> None:
+    try:
+        result = parse_rate(text)
+    except UnitError:
+        return
+    assert result is None or MIN_RATE_BPS <= result <= MAX_RATE_BPS
+
+
+@pytest.mark.parametrize(
+    ("rate_bps", "units", "expected"),
+    [
+        (0, UnitSystem.BYTES_DECIMAL, "0 B/s"),
+        (-5, UnitSystem.BYTES_DECIMAL, "0 B/s"),
+        (999, UnitSystem.BYTES_DECIMAL, "999 B/s"),
+        (999.6, UnitSystem.BYTES_DECIMAL, "1.00 KB/s"),
+        (1000, UnitSystem.BYTES_DECIMAL, "1.00 KB/s"),
+        (8_100_000, UnitSystem.BYTES_DECIMAL, "8.10 MB/s"),
+        (210_000, UnitSystem.BYTES_DECIMAL, "210 KB/s"),
+        (1024, UnitSystem.BYTES_BINARY, "1.00 KiB/s"),
+        (125_000, UnitSystem.BITS_DECIMAL, "1.00 Mbit/s"),
+        (10**18, UnitSystem.BYTES_DECIMAL, "1000000 TB/s"),
+    ],
+)
+def test_format_rate(rate_bps: float, units: UnitSystem, expected: str) -> None:
+    assert format_rate(rate_bps, units) == expected
+
+
+@given(st.floats(min_value=0, max_value=1e15, allow_nan=False))
+def test_format_rate_has_at_most_three_significant_digits_below_tera(rate_bps: float) -> None:
+    number, _unit = format_rate(rate_bps).split(" ")
+    assert len(number.replace(".", "").lstrip("0")) <= 3 or "TB" in _unit
+
+
+def test_format_limit() -> None:
+    assert format_limit(0) == "none"
+    assert format_limit(2_000_000) == "2.00 MB/s"

@@ -1,0 +1,36 @@
+"""Shared pytest fixtures. Keep each area's fixtures in its own block."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from chadthrottle.helper.standalone import POLKITD, PrivateSystemBus
+from tests.support.requirements import require, require_program, require_root
+
+# ---------------------------------------------------------------------------
+# D-Bus and polkit (helper adapter, CLI): a private system bus with a real
+# polkitd, shared by the whole session because polkitd takes a moment to start.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def private_bus() -> Iterator[PrivateSystemBus]:
+    """A running PrivateSystemBus (dbus-daemon + polkitd + our polkit actions).
+    Torn down at the end of the session, also when tests fail."""
+    require_root()
+    require_program("dbus-daemon")
+    require(POLKITD.exists(), f"needs polkitd at {POLKITD}")
+    with PrivateSystemBus() as bus:
+        yield bus
+
+
+@pytest.fixture
+def system_bus_env(private_bus: PrivateSystemBus, monkeypatch: pytest.MonkeyPatch) -> str:
+    """DBUS_SYSTEM_BUS_ADDRESS pointing at the private bus for this test; returns it."""
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", private_bus.address)
+    return private_bus.address
+
+
+# --- end of D-Bus and polkit fixtures ---------------------------------------
