@@ -1,0 +1,188 @@
+/* ChadThrottle datapath: socket tagging, accounting and classification.
+ *
+ * Attached once at the cgroup v2 root (BPF_F_ALLOW_MULTI), so every socket on
+ * the machine is seen; per packet the work is a few map lookups, independent
+ * of how many applications are limited.
+ *
+ *   chadt_sock     cgroup/sock_create: record the creating process and
+ *                  the application's limit slot on the new socket.
+ *   chadt_egress   cgroup_skb egress: count, and steer packets of limited
+ *                  applications into their HTB class via skb->priority.
+ *   chadt_ingress  cgroup_skb ingress: count.
+ *   chadt_tc_in    tc (cls_bpf) on an interface's ingress: find the
+ *                  socket a packet is for and, when its application is
+ *                  limited, return the class so the attached mirred
+ *                  action redirects it to the IFB that shapes downloads.
+ *
+ * Every program passes every packet (fail open); none of them drops.
+ */
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/in.h>
+#include <uapi/linux/ip.h>
+#include <uapi/linux/ipv6.h>
+#include "maps.h"
+
+BPF_F_TABLE("sk_storage", int, struct sock_tag, socket_tags, 0,
+            BPF_F_NO_PREALLOC | BPF_F_CLONE);
+/* Which limit slot a process's new sockets get (kept by the helper). */
+BPF_HASH(slot_by_tgid, __u32, __u32, MAX_TRACKED_PROCESSES);
+/* Which limit slot sockets created inside a cgroup get (app scopes). */
+BPF_HASH(slot_by_cgroup, __u64, __u32, MAX_TRACKED_PROCESSES);
+BPF_TABLE("lru_percpu_hash", struct traffic_key, struct traffic_counters,
+          traffic, MAX_TRAFFIC_KEYS);
+
+#define IP_PROTO_TCP 6
+#define IP_PROTO_UDP 17
+
+/* Bytes on the wire at L3 for an skb that may be a GSO/GRO super-packet. */
+static __always_inline __u64 wire_bytes(struct __sk_buff *skb, __u32 l3_offset)
+{
+    __u32 segs = skb->gso_segs;
+    __u64 len = skb->len - l3_offset;
+    if (segs <= 1)
+        return len;
+    __u8 first = 0;
+    if (bpf_skb_load_bytes(skb, l3_offset, &first, 1) < 0)
+        return len;
+    __u32 l3_len;
+    __u8 proto = 0;
+    if ((first >> 4) == 4) {
+        l3_len = (first & 0x0f) * 4;
+        bpf_skb_load_bytes(skb, l3_offset + 9, &proto, 1);
+    } else if ((first >> 4) == 6) {
+        l3_len = 40;
+        bpf_skb_load_bytes(skb, l3_offset + 6, &proto, 1);
+    } else {
+        return len;
+    }
+    __u32 l4_len = 8;
+    if (proto == IP_PROTO_TCP) {
+        __u8 data_offset = 0;
+        bpf_skb_load_bytes(skb, l3_offset + l3_len + 12, &data_offset, 1);
+        l4_len = (data_offset >> 4) * 4;
+    }
+    return len + (__u64)(segs - 1) * (l3_len + l4_len);
+}
+
+static __always_inline struct sock_tag *tag_of(struct __sk_buff *skb)
+{
+    struct bpf_sock *sk = skb->sk;
+    if (!sk)
+        return 0;
+    sk = bpf_sk_fullsock(sk);
+    if (!sk)
+        return 0;
+    return socket_tags.sk_storage_get(sk, 0, 0);
+}
+
+static __always_inline void count(struct sock_tag *tag, struct __sk_buff *skb, int egress)
+{
+    struct traffic_key key = {};
+    key.owner_tgid = tag ? tag->owner_tgid : 0;
+    key.ifindex = skb->ifindex;
+    struct traffic_counters zero = {};
+    struct traffic_counters *counters = traffic.lookup_or_try_init(&key, &zero);
+    if (!counters)
+        return;
+    __u64 bytes = wire_bytes(skb, 0);
+    __u32 packets = skb->gso_segs > 1 ? skb->gso_segs : 1;
+    if (egress) {
+        counters->tx_bytes += bytes;
+        counters->tx_packets += packets;
+    } else {
+        counters->rx_bytes += bytes;
+        counters->rx_packets += packets;
+    }
+}
+
+int chadt_sock(struct bpf_sock *sk)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u32 tgid = pid_tgid >> 32;
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+    struct sock_tag *tag = socket_tags.sk_storage_get(sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+    if (!tag)
+        return 1;
+    tag->owner_tgid = tgid;
+    __u32 *slot = slot_by_tgid.lookup(&tgid);
+    if (!slot)
+        slot = slot_by_cgroup.lookup(&cgroup_id);
+    tag->app_slot = slot ? *slot : 0;
+    return 1;
+}
+
+int chadt_egress(struct __sk_buff *skb)
+{
+    struct sock_tag *tag = tag_of(skb);
+    count(tag, skb, 1);
+    if (tag && tag->app_slot)
+        skb->priority = (HTB_MAJOR << 16) | (tag->app_slot & 0xffff);
+    return 1;
+}
+
+int chadt_ingress(struct __sk_buff *skb)
+{
+    count(tag_of(skb), skb, 0);
+    return 1;
+}
+
+/* tc ingress, classic cls_bpf mode: 0 = no match (packet goes on untouched),
+ * otherwise the class id, and the filter's mirred action redirects the packet
+ * to the IFB whose HTB reads skb->priority. */
+int chadt_tc_in(struct __sk_buff *skb)
+{
+    struct bpf_sock_tuple tuple = {};
+    __u32 tuple_len;
+    __u8 proto = 0;
+    __u32 l4;
+    if (skb->protocol == bpf_htons(ETH_P_IP)) {
+        struct iphdr ip;
+        if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+            return 0;
+        if (ip.frag_off & bpf_htons(0x1fff))
+            return 0;
+        proto = ip.protocol;
+        l4 = ETH_HLEN + ip.ihl * 4;
+        tuple.ipv4.saddr = ip.saddr;
+        tuple.ipv4.daddr = ip.daddr;
+        if (bpf_skb_load_bytes(skb, l4, &tuple.ipv4.sport, 4) < 0)
+            return 0;
+        tuple_len = sizeof(tuple.ipv4);
+    } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr ip6;
+        if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0)
+            return 0;
+        proto = ip6.nexthdr; /* extension headers: not limited (fail open) */
+        l4 = ETH_HLEN + sizeof(ip6);
+        __builtin_memcpy(tuple.ipv6.saddr, &ip6.saddr, 16);
+        __builtin_memcpy(tuple.ipv6.daddr, &ip6.daddr, 16);
+        if (bpf_skb_load_bytes(skb, l4, &tuple.ipv6.sport, 4) < 0)
+            return 0;
+        tuple_len = sizeof(tuple.ipv6);
+    } else {
+        return 0;
+    }
+    struct bpf_sock *sk;
+    if (proto == IP_PROTO_TCP)
+        sk = bpf_skc_lookup_tcp(skb, &tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
+    else if (proto == IP_PROTO_UDP)
+        sk = bpf_sk_lookup_udp(skb, &tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
+    else
+        return 0;
+    if (!sk)
+        return 0;
+    __u32 slot = 0;
+    struct bpf_sock *full = bpf_sk_fullsock(sk);
+    if (full) {
+        struct sock_tag *tag = socket_tags.sk_storage_get(full, 0, 0);
+        if (tag)
+            slot = tag->app_slot & 0xffff;
+    }
+    bpf_sk_release(sk);
+    if (!slot)
+        return 0;
+    __u32 classid = (HTB_MAJOR << 16) | slot;
+    skb->priority = classid;
+    return classid;
+}

@@ -1,0 +1,39 @@
+/* Map layouts shared by every ChadThrottle BPF program.
+ *
+ * helper/kernel/layout.py mirrors these structs with ctypes; a test compiles
+ * both and checks that they agree. Change them together.
+ */
+#ifndef CHADTHROTTLE_MAPS_H
+#define CHADTHROTTLE_MAPS_H
+
+/* Set with -D by the loader: the tc handle major of the helper's HTB qdiscs. */
+#ifndef HTB_MAJOR
+#define HTB_MAJOR 0xC7AD
+#endif
+
+#define MAX_TRACKED_PROCESSES 65536
+#define MAX_TRAFFIC_KEYS 65536
+
+/* Stored on every socket (sk_storage, cloned to accepted sockets). */
+struct sock_tag {
+    __u32 owner_tgid; /* process that created the socket; 0 when unknown */
+    __u32 app_slot;   /* the application's limit slot; 0 = not limited */
+};
+
+/* Key of the traffic counters: who owns the socket, and on which device. */
+struct traffic_key {
+    __u32 owner_tgid;
+    __u32 ifindex;
+};
+
+/* Monotonic counters; user space computes rates from deltas. Bytes are on
+ * the wire at L3: GSO/GRO super-packets are counted as the segments they
+ * stand for, each with its own IP and transport header. */
+struct traffic_counters {
+    __u64 rx_bytes;
+    __u64 rx_packets;
+    __u64 tx_bytes;
+    __u64 tx_packets;
+};
+
+#endif

@@ -1,0 +1,70 @@
+"""Processes as the identity layer needs them, read from /proc.
+
+A process may exit between any two reads; every reader returns None (or
+skips it) rather than raising.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    ppid: int
+    uid: int
+    exe: str  # "" for kernel threads and processes we may not inspect
+    argv: tuple[str, ...]
+    comm: str
+    cgroup: str  # cgroup v2 path relative to the hierarchy root, "/..."
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, "rb") as file:
+            return file.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def read_process(pid: int) -> ProcessInfo | None:
+    base = f"/proc/{pid}"
+    status = _read(f"{base}/status")
+    if status is None:
+        return None
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    try:
+        exe = os.readlink(f"{base}/exe")
+    except OSError:
+        exe = ""
+    cmdline = _read(f"{base}/cmdline") or ""
+    cgroup = next(
+        (line[3:] for line in (_read(f"{base}/cgroup") or "").splitlines() if line.startswith("0::")), "/"
+    )
+    try:
+        return ProcessInfo(
+            pid=pid,
+            ppid=int(fields.get("PPid", "0")),
+            uid=int(fields.get("Uid", "0").split()[0]),
+            exe=exe.removesuffix(" (deleted)"),
+            argv=tuple(arg for arg in cmdline.split("\0") if arg),
+            comm=fields.get("Name", "").strip(),
+            cgroup=cgroup,
+        )
+    except ValueError:
+        return None
+
+
+def all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def cgroup_id(cgroup_root: Path, cgroup: str) -> int | None:
+    """The kernel's cgroup id of a cgroup v2 directory (its inode number)."""
+    try:
+        return os.stat(cgroup_root / cgroup.lstrip("/")).st_ino
+    except OSError:
+        return None

@@ -1,0 +1,80 @@
+"""Find kernel headers for bcc, building a merged tree when the distribution
+splits them.
+
+bcc compiles the programs in bpf/ at start-up and needs a kernel header tree.
+When the running kernel has its own (/lib/modules/$(uname -r)/build) we use it;
+otherwise Debian's linux-headers-<ver>-common and -<arch> halves are merged into
+one symlink tree under a cache directory, which works for the cgroup_skb and
+cls_bpf programs we load (they use no version-specific kernel structs).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import platform
+import shutil
+from pathlib import Path
+
+from chadthrottle.helper.errors import BackendUnavailable
+
+log = logging.getLogger("chadthrottle.kernel.bcc")
+
+DEFAULT_CACHE_DIR = Path("/var/cache/chadthrottle")
+
+
+def _own_headers() -> Path | None:
+    build = Path("/lib/modules") / platform.release() / "build"
+    return build if (build / "include").is_dir() else None
+
+
+def _debian_halves() -> tuple[Path, Path] | None:
+    for arch_dir in sorted(glob.glob("/usr/src/linux-headers-*-amd64"), reverse=True):
+        common = Path(arch_dir.removesuffix("-amd64") + "-common")
+        if common.is_dir():
+            return common, Path(arch_dir)
+    return None
+
+
+def _merge_tree(common: Path, arch: Path, target: Path) -> None:
+    """Symlink both halves into target, the arch half winning (like cp -rs; cp -rsf)."""
+    staging = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    for half in (common, arch):
+        for dirpath, _dirnames, filenames in os.walk(half):
+            rel = Path(dirpath).relative_to(half)
+            (staging / rel).mkdir(parents=True, exist_ok=True)
+            for name in filenames:
+                link = staging / rel / name
+                if link.is_symlink() or link.exists():
+                    link.unlink()
+                link.symlink_to(Path(dirpath) / name)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+
+
+def kernel_source_dir(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """A header tree bcc can compile against; raises BackendUnavailable with the fix."""
+    own = _own_headers()
+    if own is not None:
+        return own
+    halves = _debian_halves()
+    if halves is None:
+        raise BackendUnavailable(
+            f"no kernel headers for {platform.release()}: install linux-headers-amd64 "
+            "(Debian) or your distribution's headers for the running kernel"
+        )
+    common, arch = halves
+    target = cache_dir / f"headers-{arch.name}"
+    if not (target / "include" / "linux" / "bpf.h").exists():
+        log.info("merging %s and %s into %s for bcc", common, arch, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _merge_tree(common, arch, target)
+    return target
+
+
+def prepare_bcc_environment(cache_dir: Path = DEFAULT_CACHE_DIR) -> None:
+    """Point bcc at a usable header tree (BCC_KERNEL_SOURCE), once per process."""
+    if "BCC_KERNEL_SOURCE" not in os.environ:
+        os.environ["BCC_KERNEL_SOURCE"] = str(kernel_source_dir(cache_dir))

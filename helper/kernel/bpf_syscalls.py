@@ -1,0 +1,105 @@
+"""The few bpf(2) commands bcc does not wrap: query, find and detach programs
+attached to a cgroup, so leftovers of a killed helper can be found and removed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from dataclasses import dataclass
+from enum import IntEnum
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_SYS_BPF = 321  # x86_64
+_SYS_PIDFD_GETFD = 438
+
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_OBJ_GET_INFO_BY_FD = 15
+BPF_PROG_QUERY = 16
+BPF_F_ALLOW_MULTI = 2
+_PROG_NAME_OFFSET = 64  # offsetof(struct bpf_prog_info, name)
+
+
+class CgroupAttachType(IntEnum):
+    INET_INGRESS = 0
+    INET_EGRESS = 1
+    INET_SOCK_CREATE = 2
+
+
+def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
+    result: int = _libc.syscall(_SYS_BPF, cmd, attr, len(attr))
+    if result < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+    return result
+
+
+def _attr(size: int = 128) -> ctypes.Array[ctypes.c_char]:
+    return ctypes.create_string_buffer(size)
+
+
+def attach_to_cgroup(prog_fd: int, cgroup_fd: int, attach_type: CgroupAttachType) -> None:
+    """Attach with BPF_F_ALLOW_MULTI so programs of others keep running."""
+    attr = _attr()
+    ctypes.c_uint32.from_buffer(attr, 0).value = cgroup_fd  # target_fd
+    ctypes.c_uint32.from_buffer(attr, 4).value = prog_fd  # attach_bpf_fd
+    ctypes.c_uint32.from_buffer(attr, 8).value = attach_type
+    ctypes.c_uint32.from_buffer(attr, 12).value = BPF_F_ALLOW_MULTI
+    _bpf(BPF_PROG_ATTACH, attr)
+
+
+def detach_from_cgroup(prog_fd: int, cgroup_fd: int, attach_type: CgroupAttachType) -> None:
+    attr = _attr()
+    ctypes.c_uint32.from_buffer(attr, 0).value = cgroup_fd
+    ctypes.c_uint32.from_buffer(attr, 4).value = prog_fd
+    ctypes.c_uint32.from_buffer(attr, 8).value = attach_type
+    _bpf(BPF_PROG_DETACH, attr)
+
+
+def query_cgroup(cgroup_fd: int, attach_type: CgroupAttachType, capacity: int = 256) -> list[int]:
+    """Ids of the programs attached to a cgroup for one attach type."""
+    ids = (ctypes.c_uint32 * capacity)()
+    attr = _attr()
+    ctypes.c_uint32.from_buffer(attr, 0).value = cgroup_fd
+    ctypes.c_uint32.from_buffer(attr, 4).value = attach_type
+    ctypes.c_uint64.from_buffer(attr, 16).value = ctypes.addressof(ids)
+    ctypes.c_uint32.from_buffer(attr, 24).value = capacity
+    _bpf(BPF_PROG_QUERY, attr)
+    count = ctypes.c_uint32.from_buffer(attr, 24).value
+    return list(ids[: min(count, capacity)])
+
+
+@dataclass(frozen=True)
+class ProgramInfo:
+    prog_id: int
+    name: str
+
+
+def open_program(prog_id: int) -> int:
+    """An fd for a loaded program (the caller closes it)."""
+    attr = _attr()
+    ctypes.c_uint32.from_buffer(attr, 0).value = prog_id
+    return _bpf(BPF_PROG_GET_FD_BY_ID, attr)
+
+
+def program_name(prog_fd: int) -> str:
+    info = ctypes.create_string_buffer(256)
+    attr = _attr()
+    ctypes.c_uint32.from_buffer(attr, 0).value = prog_fd
+    ctypes.c_uint32.from_buffer(attr, 4).value = len(info)
+    ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(info)
+    _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+    raw = info.raw[_PROG_NAME_OFFSET : _PROG_NAME_OFFSET + 16]
+    return raw.split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+def pidfd_getfd(pidfd: int, target_fd: int) -> int:
+    """Duplicate another process's fd into ours (needs ptrace rights: root)."""
+    result: int = _libc.syscall(_SYS_PIDFD_GETFD, pidfd, target_fd, 0)
+    if result < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+    return result

@@ -1,0 +1,189 @@
+"""The BPF datapath: programs in bpf/datapath.c, compiled with bcc, attached
+once at the cgroup v2 root, detached on close.
+
+bcc attaches with the legacy call, so programs stay attached if the helper is
+killed: traffic keeps flowing and limits keep working while it is down. The
+next start finds them by name (PROGRAM_NAME_PREFIX) and detaches them before
+attaching its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from chadthrottle.helper.errors import BackendUnavailable
+from chadthrottle.helper.kernel import bpf_syscalls
+from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR, prepare_bcc_environment
+from chadthrottle.helper.kernel.bpf_syscalls import CgroupAttachType
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.kernel.layout import HTB_MAJOR, PROGRAM_NAME_PREFIX
+from chadthrottle.helper.kernel.socket_tagging import tag_open_sockets
+
+log = logging.getLogger("chadthrottle.kernel.datapath")
+
+_CGROUP_PROGRAMS = (
+    ("chadt_sock", CgroupAttachType.INET_SOCK_CREATE),
+    ("chadt_egress", CgroupAttachType.INET_EGRESS),
+    ("chadt_ingress", CgroupAttachType.INET_INGRESS),
+)
+TC_INGRESS_PROGRAM = "chadt_tc_in"
+
+
+@dataclass(frozen=True)
+class TrafficSample:
+    """Monotonic counters of one (socket owner, interface), summed over CPUs."""
+
+    owner_tgid: int
+    ifindex: int
+    rx_bytes: int
+    rx_packets: int
+    tx_bytes: int
+    tx_packets: int
+
+
+def remove_leftover_programs(cgroup_root: Path) -> int:
+    """Detach programs a previous (killed) helper left on the cgroup root."""
+    removed = 0
+    cgroup_fd = os.open(cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _name, attach_type in _CGROUP_PROGRAMS:
+            for prog_id in bpf_syscalls.query_cgroup(cgroup_fd, attach_type):
+                try:
+                    prog_fd = bpf_syscalls.open_program(prog_id)
+                except OSError:
+                    continue
+                try:
+                    if bpf_syscalls.program_name(prog_fd).startswith(PROGRAM_NAME_PREFIX):
+                        bpf_syscalls.detach_from_cgroup(prog_fd, cgroup_fd, attach_type)
+                        removed += 1
+                finally:
+                    os.close(prog_fd)
+    finally:
+        os.close(cgroup_fd)
+    if removed:
+        log.warning("detached %d programs left behind by an earlier helper", removed)
+    return removed
+
+
+class Datapath:
+    """Owns the BPF programs and maps for the lifetime of the helper."""
+
+    def __init__(self, cgroup_root: Path | None = None, cache_dir: Path = DEFAULT_CACHE_DIR) -> None:
+        self._cgroup_root = cgroup_root or cgroup2_mount()
+        self._cache_dir = cache_dir
+        self._bpf: Any = None
+        self._cgroup_fd = -1
+        self._attached: list[tuple[int, CgroupAttachType]] = []
+        self._socket_tags_fd = -1
+
+    @property
+    def cgroup_root(self) -> Path:
+        return self._cgroup_root
+
+    def open(self) -> None:
+        """Compile, load and attach; on any failure nothing stays attached."""
+        prepare_bcc_environment(self._cache_dir)
+        try:
+            from bcc import BPF
+        except ImportError as error:
+            raise BackendUnavailable(
+                "bcc is not installed: install python3-bpfcc (Debian) and use a Python that sees it"
+            ) from error
+        remove_leftover_programs(self._cgroup_root)
+        source = resources.files("chadthrottle.bpf")
+        with resources.as_file(source / "datapath.c") as c_file:
+            try:
+                self._bpf = BPF(
+                    src_file=str(c_file).encode(),
+                    cflags=[f"-I{c_file.parent}", f"-DHTB_MAJOR={HTB_MAJOR:#x}"],
+                )
+            except Exception as error:  # bcc raises bare Exception on compile errors
+                raise BackendUnavailable(f"the BPF programs did not compile: {error}") from error
+        from bcc.libbcc import lib
+
+        self._socket_tags_fd = lib.bpf_table_fd(self._bpf.module, b"socket_tags")
+        self._cgroup_fd = os.open(self._cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for name, attach_type in _CGROUP_PROGRAMS:
+                prog_type = BPF.CGROUP_SOCK if attach_type is CgroupAttachType.INET_SOCK_CREATE else BPF.CGROUP_SKB
+                function = self._bpf.load_func(name.encode(), prog_type)
+                bpf_syscalls.attach_to_cgroup(function.fd, self._cgroup_fd, attach_type)
+                self._attached.append((function.fd, attach_type))
+        except Exception:
+            self.close()
+            raise
+        log.info("datapath attached at %s", self._cgroup_root)
+
+    def close(self) -> None:
+        """Detach everything; safe to call twice."""
+        for prog_fd, attach_type in reversed(self._attached):
+            try:
+                bpf_syscalls.detach_from_cgroup(prog_fd, self._cgroup_fd, attach_type)
+            except OSError as error:
+                log.error("could not detach a program from %s: %s", self._cgroup_root, error)
+        self._attached.clear()
+        if self._cgroup_fd >= 0:
+            os.close(self._cgroup_fd)
+            self._cgroup_fd = -1
+        if self._bpf is not None:
+            self._bpf.cleanup()
+            self._bpf = None
+
+    def tc_ingress_program(self) -> tuple[int, str]:
+        """fd and name of the cls_bpf program for an interface's ingress."""
+        from bcc import BPF
+
+        function = self._bpf.load_func(TC_INGRESS_PROGRAM.encode(), BPF.SCHED_CLS)
+        return function.fd, TC_INGRESS_PROGRAM
+
+    def set_process_slot(self, tgid: int, app_slot: int) -> int:
+        """New sockets of tgid get app_slot (0: none); its open sockets are
+        re-tagged now. Returns how many open sockets were tagged."""
+        table = self._bpf[b"slot_by_tgid"]
+        key = table.Key(tgid)
+        if app_slot:
+            table[key] = table.Leaf(app_slot)
+        else:
+            table.pop(key, None)
+        return tag_open_sockets(self._socket_tags_fd, tgid, app_slot)
+
+    def adopt_open_sockets(self, pids: list[int]) -> int:
+        """Record an owner on sockets opened before the datapath was attached,
+        so their traffic is attributed. Returns how many were adopted."""
+        return sum(tag_open_sockets(self._socket_tags_fd, pid, None) for pid in pids)
+
+    def forget_process(self, tgid: int) -> None:
+        table = self._bpf[b"slot_by_tgid"]
+        table.pop(table.Key(tgid), None)
+
+    def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
+        """New sockets created inside a cgroup (an app scope) get app_slot."""
+        table = self._bpf[b"slot_by_cgroup"]
+        key = table.Key(cgroup_id)
+        if app_slot:
+            table[key] = table.Leaf(app_slot)
+        else:
+            table.pop(key, None)
+
+    def read_traffic(self) -> list[TrafficSample]:
+        """One pass over the per-CPU counters."""
+        samples = []
+        for key, per_cpu in self._bpf[b"traffic"].items():
+            samples.append(
+                TrafficSample(
+                    owner_tgid=key.owner_tgid,
+                    ifindex=key.ifindex,
+                    rx_bytes=sum(c.rx_bytes for c in per_cpu),
+                    rx_packets=sum(c.rx_packets for c in per_cpu),
+                    tx_bytes=sum(c.tx_bytes for c in per_cpu),
+                    tx_packets=sum(c.tx_packets for c in per_cpu),
+                )
+            )
+        return samples
+
+

@@ -1,0 +1,52 @@
+"""End-to-end fixtures: the real helper, on the private system bus with a real
+polkitd, running inside the "host" namespace of a veth pair, so its uplink is
+the veth and the applications' traffic crosses real qdiscs.
+
+One helper per test module: it compiles its programs once (about 2 s)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from tests.support.netns import NetnsPair, netns_pair, tc_dump
+from tests.support.requirements import require_program, require_root
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Stack:
+    bus_address: str
+    pair: NetnsPair
+    helper: HelperProcess
+    cgroup_root: Path
+
+    def tc_state(self) -> str:
+        return tc_dump(self.pair.host_ns)
+
+
+@pytest.fixture(scope="module")
+def stack(private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    require_root()
+    require_program("nsenter")
+    state_dir = tmp_path_factory.mktemp("helper-state")
+    with netns_pair() as pair, HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=state_dir) as helper:
+        yield Stack(private_bus.address, pair, helper, cgroup2_mount())
+        if helper.returncode is not None:
+            pytest.fail(f"the helper died during the tests:\n{helper.log_text()}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Attach the helper's log to a failing end-to-end test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    stack = getattr(item, "funcargs", {}).get("stack")
+    if report.failed and isinstance(stack, Stack):
+        report.sections.append(("helper log", stack.helper.log_text()[-20000:]))

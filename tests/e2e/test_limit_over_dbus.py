@@ -1,0 +1,80 @@
+"""A limit set through the helper's D-Bus API slows a real, already running
+connection to the configured rate, leaves other applications alone, and goes
+away when cleared."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from chadthrottle.contract import Direction
+from tests.e2e.conftest import MiB, Stack
+from tests.support.helper_calls import call_helper
+from tests.support.netns import app_scope, start_stream
+
+LIMIT_BPS = MiB
+TAKES_HOLD_S = 2.0  # the helper's measured rate is at the limit after this long
+# What the application reads lags the wire after a download limit lands on a
+# full-speed stream: data that arrived out of order before the limit is handed
+# over only as the holes are refilled through the shaper (about 2-3 s).
+READ_SETTLE_S = 1.0
+READ_WINDOW_S = 3.0
+# Receivers count payload; the limit counts IP packets (~4% headers at MTU 1500).
+PAYLOAD_SHARE = 1448 / 1500
+
+
+def _within(rate_bps: float, tolerance: float = 0.10) -> bool:
+    return (1 - tolerance) * LIMIT_BPS <= rate_bps <= (1 + tolerance) * LIMIT_BPS
+
+
+def _measured_by_helper(stack: Stack, app_id: str, direction: Direction) -> float:
+    apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
+    return apps[app_id].rate_bps(direction)
+
+
+@pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN], ids=["upload", "download"])
+def test_limit_slows_a_running_stream_and_clearing_restores_it(stack: Stack, direction: Direction) -> None:
+    port = 5400 if direction is Direction.UP else 5410
+    with app_scope(stack.cgroup_root, f"org.chadthrottle.Test{direction.value.title()}") as scope:
+        limited = start_stream(stack.pair, port, direction.value, app_cgroup=scope)
+        bystander = start_stream(stack.pair, port + 1, direction.value)
+        try:
+            time.sleep(0.5)
+            assert limited.receiver.rate_bps(0.5) > 20 * LIMIT_BPS  # unlimited to begin with
+            app_id = call_helper(
+                stack.bus_address, lambda c: c.set_limit(f"pid:{limited.app_pid}", direction, LIMIT_BPS)
+            )
+            assert app_id == f"app:org.chadthrottle.Test{direction.value.title()}"
+            time.sleep(TAKES_HOLD_S)
+            measured = _measured_by_helper(stack, app_id, direction)
+            assert _within(measured), f"the helper measured {measured / MiB:.3f} MiB/s at L3"
+            time.sleep(READ_SETTLE_S)
+            read = limited.receiver.rate_bps(READ_WINDOW_S) / PAYLOAD_SHARE
+            assert _within(read), f"the application moved {read / MiB:.3f} MiB/s at L3"
+            assert bystander.receiver.rate_bps(1.0) > 20 * LIMIT_BPS  # another application: not slowed
+
+            apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
+            assert apps[app_id].limit_bps(direction) == LIMIT_BPS
+            assert limited.app_pid in apps[app_id].pids
+
+            call_helper(stack.bus_address, lambda c: c.clear_limit(app_id, direction))
+            time.sleep(0.5)
+            assert limited.receiver.rate_bps(1.0) > 20 * LIMIT_BPS
+        finally:
+            limited.stop()
+            bystander.stop()
+
+
+def test_last_limit_cleared_leaves_interfaces_as_found(stack: Stack) -> None:
+    before = stack.tc_state()
+    with app_scope(stack.cgroup_root, "org.chadthrottle.TestCleanup") as scope:
+        stream = start_stream(stack.pair, 5420, "up", app_cgroup=scope)
+        try:
+            app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, MiB))
+            call_helper(stack.bus_address, lambda c: c.set_limit(app_id, Direction.DOWN, MiB))
+            assert stack.tc_state() != before
+            call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
+            assert stack.tc_state() == before
+        finally:
+            stream.stop()

@@ -1,0 +1,39 @@
+"""bpf/maps.h and helper/kernel/layout.py describe the same structs."""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from importlib import resources
+
+from chadthrottle.helper.kernel import layout
+
+C_TYPES = {"__u32": ctypes.c_uint32, "__u64": ctypes.c_uint64}
+
+
+def _c_structs() -> dict[str, list[tuple[str, type]]]:
+    header = resources.files("chadthrottle.bpf").joinpath("maps.h").read_text()
+    structs = {}
+    for name, body in re.findall(r"struct (\w+) \{(.*?)\};", header, re.S):
+        fields = re.findall(r"(__u\d+) (\w+);", body)
+        structs[name] = [(field, C_TYPES[ctype]) for ctype, field in fields]
+    return structs
+
+
+def test_structs_agree() -> None:
+    c_structs = _c_structs()
+    mirrors = {"sock_tag": layout.SockTag, "traffic_key": layout.TrafficKey, "traffic_counters": layout.TrafficCounters}
+    assert set(c_structs) == set(mirrors)
+    for name, mirror in mirrors.items():
+        assert [(f, t) for f, t in mirror._fields_] == c_structs[name], name
+
+
+def test_htb_major_default_agrees() -> None:
+    header = resources.files("chadthrottle.bpf").joinpath("maps.h").read_text()
+    assert int(re.search(r"#define HTB_MAJOR (0x[0-9A-Fa-f]+)", header).group(1), 16) == layout.HTB_MAJOR
+
+
+def test_program_names_carry_the_prefix() -> None:
+    source = resources.files("chadthrottle.bpf").joinpath("datapath.c").read_text()
+    programs = re.findall(r"^int (\w+)\(", source, re.M)
+    assert programs and all(p.startswith(layout.PROGRAM_NAME_PREFIX) and len(p) < 16 for p in programs)

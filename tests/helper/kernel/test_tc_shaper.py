@@ -1,0 +1,84 @@
+"""The tc shaper on a real veth in a namespace: creates what limits need,
+removes it with the last limit, and never touches a qdisc it did not create."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from pyroute2 import IPRoute
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.errors import BackendUnavailable
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.layout import HTB_MAJOR
+from chadthrottle.helper.kernel.tc_shaper import ClassSpec, TcShaper, remove_leftovers
+from tests.support.netns import NetnsPair, entered_netns, tc_dump
+
+LIMIT = ClassSpec(rate_bps=1_000_000, burst_bytes=131072)
+
+
+@pytest.fixture
+def datapath(kernel_ready) -> Iterator[Datapath]:  # type: ignore[no-untyped-def]
+    path = Datapath(cache_dir=kernel_ready)
+    path.open()
+    try:
+        yield path
+    finally:
+        path.close()
+
+
+@pytest.fixture
+def shaper(pair: NetnsPair, datapath: Datapath) -> Iterator[TcShaper]:
+    with entered_netns(pair.host_ns):
+        ipr = IPRoute()
+    shaper = TcShaper(ipr, datapath.tc_ingress_program)
+    try:
+        yield shaper
+    finally:
+        shaper.close()
+        ipr.close()
+
+
+def test_first_limit_creates_and_last_removes_everything(pair: NetnsPair, shaper: TcShaper) -> None:
+    before = tc_dump(pair.host_ns)
+    shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {2: LIMIT}})
+    during = tc_dump(pair.host_ns)
+    assert f"qdisc htb {HTB_MAJOR:x}: root" in during
+    assert "chadt_tc_in" in during and "ctifb" in during
+    assert shaper.active_directions() == {Direction.UP, Direction.DOWN}
+    shaper.reconcile({Direction.UP: {1: LIMIT}})
+    assert "ctifb" not in tc_dump(pair.host_ns)
+    shaper.reconcile({})
+    assert tc_dump(pair.host_ns) == before
+
+
+def test_changing_a_rate_changes_the_class(pair: NetnsPair, shaper: TcShaper) -> None:
+    shaper.reconcile({Direction.UP: {7: LIMIT}})
+    shaper.reconcile({Direction.UP: {7: ClassSpec(4_000_000, 262144)}})
+    classes = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", pair.host_if],
+                             capture_output=True, text=True, check=True).stdout
+    assert "rate 32Mbit" in classes and "rate 8Mbit" not in classes
+
+
+def test_foreign_root_qdisc_is_refused_and_left_intact(pair: NetnsPair, shaper: TcShaper) -> None:
+    subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "add", "dev", pair.host_if, "root", "handle", "1:",
+                    "tbf", "rate", "1gbit", "burst", "1mb", "latency", "50ms"], check=True)
+    before = tc_dump(pair.host_ns)
+    with pytest.raises(BackendUnavailable, match="did not create"):
+        shaper.reconcile({Direction.UP: {1: LIMIT}})
+    assert tc_dump(pair.host_ns) == before
+
+
+def test_leftovers_of_a_killed_helper_are_removed(pair: NetnsPair, datapath: Datapath) -> None:
+    before = tc_dump(pair.host_ns)
+    with entered_netns(pair.host_ns):
+        ipr = IPRoute()
+    try:
+        TcShaper(ipr, datapath.tc_ingress_program).reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
+        assert tc_dump(pair.host_ns) != before  # abandoned, as by SIGKILL
+        assert remove_leftovers(ipr) >= 3
+        assert tc_dump(pair.host_ns) == before
+    finally:
+        ipr.close()

@@ -1,0 +1,233 @@
+"""Two network namespaces joined by a veth pair, and traffic between them.
+
+Namespace "peer" plays the internet; namespace "host" plays the user's machine:
+the helper runs in it (its uplink is the veth), and so do the applications.
+Names are unique per run; everything is removed on exit, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TRAFFIC_SCRIPT = Path(__file__).with_name("traffic.py")
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def nsenter_argv(netns: str, argv: Sequence[str]) -> list[str]:
+    """Run argv in a namespace without remounting /sys (unlike `ip netns exec`),
+    so the process still sees the cgroup filesystem."""
+    return ["nsenter", f"--net=/run/netns/{netns}", "--", *argv]
+
+
+@dataclass(frozen=True)
+class NetnsPair:
+    peer_ns: str
+    host_ns: str
+    peer_if: str
+    host_if: str
+    peer_addr: str
+    host_addr: str
+    peer_addr6: str
+    host_addr6: str
+
+
+@contextlib.contextmanager
+def netns_pair(mtu: int = 1500) -> Iterator[NetnsPair]:
+    tag = secrets.token_hex(3)
+    octet = int(tag[:2], 16)
+    pair = NetnsPair(
+        peer_ns=f"ctpeer-{tag}", host_ns=f"cthost-{tag}",
+        peer_if=f"ctp{tag}", host_if=f"cth{tag}",
+        peer_addr=f"10.{200 + octet % 50}.{int(tag[2:4], 16)}.1",
+        host_addr=f"10.{200 + octet % 50}.{int(tag[2:4], 16)}.2",
+        peer_addr6=f"fd7c:{tag[:4]}::1", host_addr6=f"fd7c:{tag[:4]}::2",
+    )
+    created: list[str] = []
+    try:
+        for ns in (pair.peer_ns, pair.host_ns):
+            _ip("netns", "add", ns)
+            created.append(ns)
+        _ip("link", "add", pair.peer_if, "netns", pair.peer_ns, "mtu", str(mtu),
+            "type", "veth", "peer", "name", pair.host_if, "netns", pair.host_ns, "mtu", str(mtu))
+        for ns, ifname, addr, addr6 in (
+            (pair.peer_ns, pair.peer_if, pair.peer_addr, pair.peer_addr6),
+            (pair.host_ns, pair.host_if, pair.host_addr, pair.host_addr6),
+        ):
+            _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", ifname)
+            _ip("-n", ns, "addr", "add", f"{addr6}/64", "dev", ifname, "nodad")
+            _ip("-n", ns, "link", "set", ifname, "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+        yield pair
+    finally:
+        for ns in reversed(created):  # deleting a namespace deletes its devices
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@dataclass
+class Receiver:
+    """Reads a sink's JSON reports in a thread: (seconds, cumulative bytes)."""
+
+    process: subprocess.Popen[str]
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            report = json.loads(line)
+            if "bytes" in report:
+                with self._lock:
+                    self.samples.append((time.monotonic(), int(report["bytes"])))
+
+    def total_bytes(self) -> int:
+        with self._lock:
+            return self.samples[-1][1] if self.samples else 0
+
+    def _latest(self) -> tuple[float, int]:
+        with self._lock:
+            return self.samples[-1] if self.samples else (time.monotonic(), 0)
+
+    def rate_bps(self, seconds: float) -> float:
+        """Payload rate over the next `seconds`, between two reports of the sink
+        (timed when they arrived), so the test's own timing adds no error."""
+        start_time, start_bytes = self._latest()
+        time.sleep(seconds)
+        end_time, end_bytes = self._latest()
+        if end_time <= start_time:
+            return 0.0
+        return (end_bytes - start_bytes) / (end_time - start_time)
+
+
+@dataclass
+class Stream:
+    """One connection between an application in the host namespace and a server
+    in the peer namespace. `receiver` is whichever side receives."""
+
+    app: subprocess.Popen[str]
+    server: subprocess.Popen[str]
+    receiver: Receiver
+
+    @property
+    def app_pid(self) -> int:
+        return self.app.pid
+
+    def stop(self) -> None:
+        for process in (self.app, self.server):
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+
+
+def _spawn(argv: list[str], cgroup: Path | None) -> subprocess.Popen[str]:
+    if cgroup is not None:  # enter the cgroup before exec, as a launcher would
+        argv = ["sh", "-c", f'echo $$ > "{cgroup}/cgroup.procs" && exec "$@"', "sh", *argv]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _wait_for_line(process: subprocess.Popen[str], key: str, timeout_s: float = 10.0) -> None:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"traffic process exited before reporting {key!r}")
+        if key in json.loads(line):
+            return
+    raise TimeoutError(f"no {key!r} from the traffic process")
+
+
+def start_stream(
+    pair: NetnsPair, port: int, direction: str, *, udp: bool = False, family: int = 4,
+    app_cgroup: Path | None = None, seconds: float = 60.0,
+) -> Stream:
+    """Start a bulk stream; direction "up" = the app sends, "down" = it receives."""
+    python = sys.executable
+    common = ["--port", str(port), "--family", str(family), "--seconds", str(seconds)] + (["--udp"] if udp else [])
+    server_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
+    server = _spawn(nsenter_argv(pair.peer_ns, [python, str(TRAFFIC_SCRIPT), "serve", "--role", server_role, *common]), None)
+    _wait_for_line(server, "listening")
+    host = pair.peer_addr6 if family == 6 else pair.peer_addr
+    app = _spawn(
+        nsenter_argv(pair.host_ns, [python, str(TRAFFIC_SCRIPT), "connect", "--host", host, "--role", app_role, *common]),
+        app_cgroup,
+    )
+    if not udp:
+        _wait_for_line(app, "connected")
+    receiver = Receiver(server if direction == "up" else app)
+    return Stream(app=app, server=server, receiver=receiver)
+
+
+@contextlib.contextmanager
+def app_scope(cgroup_root: Path, desktop_id: str) -> Iterator[Path]:
+    """A cgroup like the app scope a desktop launcher creates for an application:
+    <test-parent>/app-<launcher>-<desktop id>-<n>.scope. Removed on exit, after
+    killing whatever still runs in it."""
+    parent = cgroup_root / f"chadthrottle-test-{secrets.token_hex(3)}.slice"
+    scope = parent / f"app-cttest-{desktop_id}-{os.getpid()}.scope"
+    scope.mkdir(parents=True)
+    try:
+        yield scope
+    finally:
+        for pid in (scope / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), 9)
+        deadline = time.monotonic() + 5
+        while (scope / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        scope.rmdir()
+        parent.rmdir()
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def entered_netns(name: str) -> Iterator[None]:
+    """Move the calling thread into a namespace for the block. Netlink sockets
+    opened inside (pyroute2's IPRoute) keep operating on it afterwards."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if libc.setns(target, _CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into {name} failed")
+        yield
+    finally:
+        libc.setns(original, _CLONE_NEWNET)
+        os.close(target)
+        os.close(original)
+
+
+def tc_dump(netns: str) -> str:
+    """Every link, qdisc, class and filter of a namespace, for before/after checks."""
+
+    def run(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+    lines = []
+    for line in run("ip", "-n", netns, "-o", "link", "show").splitlines():
+        lines.append(line.split(" link/")[0])
+        ifname = line.split(": ")[1].split("@")[0]
+        for query in (("qdisc", "show", "dev", ifname), ("class", "show", "dev", ifname),
+                      ("filter", "show", "dev", ifname), ("filter", "show", "dev", ifname, "ingress")):
+            lines.append(f"{' '.join(query)}: {run('tc', '-n', netns, *query)}")
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""A traffic source and sink that report bytes and seconds.
+
+Run as a script inside a network namespace:
+  traffic.py serve --port P --role sink|source [--udp] [--family 4|6]
+  traffic.py connect --host H --port P --role sink|source [--udp] [--seconds S]
+The receiving side (the sink) prints one JSON line {"t": seconds, "bytes": n}
+every REPORT_INTERVAL_S with cumulative payload bytes, so a test can compute the
+rate over any window. Every run is bounded in time (--seconds, default 120).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import time
+
+REPORT_INTERVAL_S = 0.05
+CHUNK_BYTES = 64 * 1024
+UDP_PAYLOAD_BYTES = 1200
+
+
+def _report(received: int, started: float) -> None:
+    sys.stdout.write(json.dumps({"t": time.monotonic() - started, "bytes": received}) + "\n")
+    sys.stdout.flush()
+
+
+def _sink(sock: socket.socket, deadline: float, udp: bool) -> None:
+    received, started, next_report = 0, time.monotonic(), 0.0
+    sock.settimeout(REPORT_INTERVAL_S)
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recvfrom(CHUNK_BYTES)[0] if udp else sock.recv(CHUNK_BYTES)
+            if not data:
+                break
+            received += len(data)
+        except socket.timeout:
+            pass  # nothing arrived: report all the same
+        now = time.monotonic() - started
+        if now >= next_report:
+            _report(received, started)
+            next_report = now + REPORT_INTERVAL_S
+    _report(received, started)
+
+
+def _source(sock: socket.socket, deadline: float, udp: bool, peer: tuple[str, int] | None) -> None:
+    payload = b"x" * (UDP_PAYLOAD_BYTES if udp else CHUNK_BYTES)
+    sock.settimeout(1.0)
+    while time.monotonic() < deadline:
+        try:
+            if udp and peer is not None:
+                sock.sendto(payload, peer)
+            else:
+                sock.sendall(payload)
+        except socket.timeout:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        except OSError:  # ENOBUFS on a full UDP queue: try again shortly
+            time.sleep(0.0005)
+
+
+def _family(args: argparse.Namespace) -> socket.AddressFamily:
+    return socket.AF_INET6 if args.family == 6 else socket.AF_INET
+
+
+def serve(args: argparse.Namespace) -> None:
+    deadline = time.monotonic() + args.seconds
+    kind = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
+    listener = socket.socket(_family(args), kind)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("::" if args.family == 6 else "0.0.0.0", args.port))
+    print(json.dumps({"listening": args.port}), flush=True)
+    if args.udp:
+        if args.role == "sink":
+            _sink(listener, deadline, udp=True)
+        else:  # wait for the client's hello, then send to it
+            _, peer = listener.recvfrom(16)
+            _source(listener, deadline, True, peer)
+        return
+    listener.listen(1)
+    conn, _ = listener.accept()
+    if args.role == "sink":
+        _sink(conn, deadline, udp=False)
+    else:
+        _source(conn, deadline, udp=False, peer=None)
+
+
+def connect(args: argparse.Namespace) -> None:
+    deadline = time.monotonic() + args.seconds
+    kind = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
+    sock = socket.socket(_family(args), kind)
+    peer = (args.host, args.port)
+    if args.udp:
+        if args.role == "sink":
+            sock.sendto(b"hello", peer)
+            _sink(sock, deadline, udp=True)
+        else:
+            _source(sock, deadline, True, peer)
+        return
+    sock.connect(peer)
+    print(json.dumps({"connected": args.port}), flush=True)
+    if args.role == "sink":
+        _sink(sock, deadline, udp=False)
+    else:
+        _source(sock, deadline, udp=False, peer=None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=("serve", "connect"))
+    parser.add_argument("--host", default="")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--role", choices=("sink", "source"), required=True)
+    parser.add_argument("--udp", action="store_true")
+    parser.add_argument("--family", type=int, choices=(4, 6), default=4)
+    parser.add_argument("--seconds", type=float, default=120.0)
+    args = parser.parse_args()
+    serve(args) if args.command == "serve" else connect(args)
+
+
+if __name__ == "__main__":
+    main()
