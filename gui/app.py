@@ -1,0 +1,120 @@
+"""The ``chadthrottle`` entry point.
+
+Also usable headless for documentation and checks:
+``chadthrottle --screenshot out.png`` waits until the first ListApplications
+result is on screen (or ``--screenshot-timeout`` passes), saves the window and
+quits; ``--quit-after SECONDS`` quits on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.ipc.client_protocol import default_client_factory
+from chadthrottle.gui.logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+SCREENSHOT_SETTLE_MS = 400
+
+
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="chadthrottle", description="See and cap per-application bandwidth.")
+    parser.add_argument("--screenshot", type=Path, metavar="PATH",
+                        help="save a PNG of the window once data is shown, print its path, quit")
+    parser.add_argument("--screenshot-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="take the screenshot after this long even without data (default 10)")
+    parser.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this long")
+    parser.add_argument("--bus-address", metavar="ADDRESS",
+                        help="D-Bus address of the system bus (default: the usual system bus)")
+    parser.add_argument("--settings", type=Path, metavar="FILE",
+                        help="keep settings in this INI file instead of the user's configuration")
+    parser.add_argument("--hidden", action="store_true", help="start in the tray")
+    parser.add_argument("--no-tray", action="store_true", help="do not use the system tray")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def settings_store(path: Path | None) -> QSettings:
+    if path is not None:
+        return QSettings(str(path), QSettings.Format.IniFormat)
+    return QSettings("ChadThrottle", "chadthrottle")
+
+
+def schedule_screenshot(app: QApplication, controller: AppController, path: Path, timeout_s: float) -> None:
+    """Grab the window once the first poll is on screen, or at the timeout."""
+    taken = False
+
+    def grab() -> None:
+        nonlocal taken
+        if taken:
+            return
+        taken = True
+        controller.show_window()
+        app.processEvents()
+        if not controller.window.grab().save(str(path)):
+            log.error("could not write the screenshot to %s", path)
+            app.exit(1)
+            return
+        print(path, flush=True)
+        app.quit()
+
+    controller.snapshotShown.connect(lambda: QTimer.singleShot(SCREENSHOT_SETTLE_MS, grab))
+    QTimer.singleShot(int(timeout_s * 1000), grab)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_arguments(sys.argv[1:] if argv is None else argv)
+    configure_logging(options.verbose)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("chadthrottle")
+    app.setApplicationDisplayName("ChadThrottle")
+    app.setDesktopFileName("io.github.chadthrottle")
+    app.setQuitOnLastWindowClosed(False)
+
+    controller = AppController(
+        default_client_factory(options.bus_address),
+        settings_store(options.settings),
+        use_tray=not options.no_tray and options.screenshot is None,
+    )
+    controller.quitRequested.connect(app.quit)
+    app.aboutToQuit.connect(controller.shutdown)
+    if controller.tray is None:
+        app.setQuitOnLastWindowClosed(True)
+    signal.signal(signal.SIGINT, lambda *_: app.quit())
+    signal.signal(signal.SIGTERM, lambda *_: app.quit())
+    # Let Python see signals while Qt's loop runs.
+    interrupt_poll = QTimer()
+    interrupt_poll.start(250)
+    interrupt_poll.timeout.connect(lambda: None)
+
+    if options.screenshot is not None:
+        schedule_screenshot(app, controller, options.screenshot, options.screenshot_timeout)
+    if options.quit_after is not None:
+        QTimer.singleShot(int(options.quit_after * 1000), app.quit)
+    controller.start(show_window=False if options.hidden else None)
+    code = app.exec()
+    controller.shutdown()
+    # Destroy widgets while the QApplication still exists; Python's own teardown
+    # order would otherwise crash in the Qt destructors.
+    controller.window.deleteLater()
+    controller.deleteLater()
+    del controller
+    gc.collect()
+    app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""AppController: builds the GUI's parts and wires them together.
+
+No singletons: each part gets what it needs from here. The controller is the
+only object that knows both the helper connection and the views, so the
+limit flow (show at once, ask the helper, settle or fall back) lives here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtWidgets import QSystemTrayIcon
+
+from chadthrottle.contract import Direction
+from chadthrottle.gui.ipc.client_protocol import ClientFactory
+from chadthrottle.gui.ipc.connection import HelperConnection, LimitRequest
+from chadthrottle.gui.ipc.state import HelperStatus
+from chadthrottle.gui.ipc.worker import Snapshot
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.settings import Settings, load_settings, save_settings
+from chadthrottle.gui.tray.tray import TrayController
+from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.units import UnitSystem
+
+log = logging.getLogger(__name__)
+
+NO_TRAY_NOTICE = (
+    "No system tray on this desktop: this window is the way in, and closing it quits ChadThrottle."
+)
+
+
+class AppController(QObject):
+    """Owns the connection, the model, the window and the tray."""
+
+    snapshotShown = Signal()  # after each poll has been merged into the model
+    quitRequested = Signal()
+
+    def __init__(
+        self,
+        client_factory: ClientFactory,
+        settings_store: QSettings,
+        use_tray: bool = True,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._store = settings_store
+        self.settings = load_settings(settings_store)
+        self.model = ApplicationsModel(IconProvider(), self)
+        self.proxy = ApplicationsProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.sort_by_activity()
+        self.connection = HelperConnection(client_factory, self.settings.refresh_interval_s, self)
+        self.window = MainWindow(self.model, self.proxy, self.settings)
+        self.tray: TrayController | None = None
+        if use_tray and TrayController.is_available():
+            self.tray = TrayController(self.model, self.window, self)
+        self.window.keep_running_in_tray = self.tray is not None
+        self._told_closed_to_tray = False
+        self._stopped = False
+
+        self.connection.applicationsUpdated.connect(self._on_snapshot)
+        self.connection.backendsUpdated.connect(self.window.set_backends)
+        self.connection.statusChanged.connect(self._on_status)
+        self.connection.limitFinished.connect(self._on_limit_finished)
+        self.window.limitRequested.connect(self.request_limit)
+        self.window.retryRequested.connect(self.connection.retry)
+        self.window.closedToTray.connect(self._on_closed_to_tray)
+        self.window.header.unitsChosen.connect(self._set_units)
+        self.window.header.refreshIntervalChosen.connect(self._set_refresh_interval)
+        self.window.header.startHiddenToggled.connect(
+            lambda hidden: self._save(dataclasses.replace(self.settings, start_hidden=hidden))
+        )
+        if self.tray is not None:
+            self.tray.limitRequested.connect(self.request_limit)
+            self.tray.openRequested.connect(self.show_window)
+            self.tray.quitRequested.connect(self.quitRequested)
+        self._on_status(self.connection.status)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self, show_window: bool | None = None) -> None:
+        """Start polling and show the tray and/or the window."""
+        self.connection.start()
+        if self.tray is not None:
+            self.tray.show()
+        else:
+            log.info(NO_TRAY_NOTICE)
+            self.window.show_message(NO_TRAY_NOTICE, 20000)
+        hidden = self.settings.start_hidden if show_window is None else not show_window
+        if not hidden or self.tray is None:
+            self.show_window()
+
+    def shutdown(self) -> None:
+        """Stop the worker thread and remove the tray icon; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.connection.stop()
+        if self.tray is not None:
+            self.tray.shutdown()
+        self.window.keep_running_in_tray = False
+        self.window.close()
+
+    def show_window(self) -> None:
+        self.window.show()
+        self.window.raise_()
+        self.window.activateWindow()
+
+    # --- the limit flow ------------------------------------------------------------------
+
+    def request_limit(self, app_id: str, direction: str, rate_bps: int | None) -> None:
+        """Show the new limit at once, then ask the helper (never blocks)."""
+        if not self.connection.status.can_limit:
+            self.window.show_message(self.connection.status.detail or "Limits are unavailable right now.")
+            self.window.table.refresh_editors()
+            return
+        self.model.mark_pending(app_id, Direction(direction), rate_bps)
+        self.connection.set_limit(app_id, direction, rate_bps)
+
+    def _on_limit_finished(self, request: LimitRequest, error_name: str, words: str) -> None:
+        succeeded = not error_name
+        directions = list(Direction) if request.direction == "both" else [Direction(request.direction)]
+        for direction in directions:
+            self.model.resolve_pending(request.app_id, direction, succeeded)
+        self.window.table.refresh_editors()
+        if not succeeded:
+            name = self.model.application(request.app_id)
+            label = name.name if name else request.app_id
+            self.window.show_message(f"Could not change the limit of {label}: {words}")
+
+    # --- helper results ------------------------------------------------------------------
+
+    def _on_snapshot(self, snapshot: Snapshot) -> None:
+        self.model.apply_snapshot(snapshot.applications, snapshot.process_names)
+        self.snapshotShown.emit()
+
+    def _on_status(self, status: HelperStatus) -> None:
+        self.window.set_status(status)
+        if self.tray is not None:
+            self.tray.set_status(status)
+
+    def _on_closed_to_tray(self) -> None:
+        if self.tray is not None and not self._told_closed_to_tray:
+            self._told_closed_to_tray = True
+            self.tray.icon.showMessage(
+                "ChadThrottle keeps running",
+                "Limits stay in force. Open the window again from the tray icon.",
+                QSystemTrayIcon.MessageIcon.Information,
+                5000,
+            )
+
+    # --- settings ------------------------------------------------------------------------
+
+    def _set_units(self, units: UnitSystem) -> None:
+        self.window.set_units(units)
+        if self.tray is not None:
+            self.tray.refresh()
+        self._save(dataclasses.replace(self.settings, units=units))
+
+    def _set_refresh_interval(self, interval_s: float) -> None:
+        self.connection.set_refresh_interval(interval_s)
+        self.window.detail.refresh_interval_s = interval_s
+        self._save(dataclasses.replace(self.settings, refresh_interval_s=interval_s))
+
+    def _save(self, settings: Settings) -> None:
+        self.settings = settings
+        save_settings(self._store, settings)

@@ -1,0 +1,1 @@
+"""Talking to the root helper without ever blocking the GUI thread."""

@@ -1,0 +1,50 @@
+"""What the GUI needs from the helper client, and how it gets one.
+
+The worker is written against this protocol so that the real dbus-fast client
+(``chadthrottle.client.HelperClient``) can be passed in, with the bus address
+chosen by whoever builds the application (tests use a private bus).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from chadthrottle.contract import ApplicationInfo, BackendInfo, Direction
+
+
+class HelperClientLike(Protocol):
+    """The asyncio helper client's methods the GUI uses."""
+
+    async def connect(self) -> None: ...
+
+    async def list_applications(self) -> list[ApplicationInfo]: ...
+
+    async def list_backends(self) -> list[BackendInfo]: ...
+
+    async def set_limit(
+        self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int = 0
+    ) -> str: ...
+
+    async def clear_limit(self, app_id: str, direction: Direction | None = None) -> str: ...
+
+    def close(self) -> None: ...
+
+
+ClientFactory = Callable[[], HelperClientLike]
+
+
+def default_client_factory(bus_address: str | None = None) -> ClientFactory:
+    """A factory for the real client on the system bus (or ``bus_address``).
+
+    Imported lazily so that widget tests never need dbus-fast.
+    """
+
+    def make_client() -> HelperClientLike:
+        from chadthrottle.client import HelperClient
+
+        if bus_address:
+            return HelperClient(bus_address=bus_address)  # type: ignore[return-value]
+        return HelperClient()  # type: ignore[return-value]
+
+    return make_client

@@ -1,0 +1,72 @@
+"""Deriving the helper's state from what the last calls said.
+
+Pure functions, so the rules (which error means which state, what stays usable)
+are testable without a bus or a thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chadthrottle.contract import BackendInfo, ErrorName
+from chadthrottle.gui.ipc.error_text import describe_error
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Everything the GUI thread has learnt from the worker so far."""
+
+    poll_error_name: str | None = None  # None: the last poll succeeded (or none yet)
+    has_polled_ok: bool = False  # at least one ListApplications answered, this session
+    backends: tuple[BackendInfo, ...] = ()
+    limit_denied: bool = False  # a SetLimit/ClearLimit was refused by polkit
+
+
+def backend_problem(backends: tuple[BackendInfo, ...]) -> str:
+    """Why nothing can be enforced, or "" when some backend works."""
+    if not backends or any(backend.available for backend in backends):
+        return ""
+    reasons = "; ".join(f"{b.name}: {b.reason or 'unavailable'}" for b in backends)
+    return f"No backend can enforce limits on this kernel ({reasons}). Monitoring still works."
+
+
+def backend_summary(backends: tuple[BackendInfo, ...]) -> str:
+    """"ebpf (down), tc (up)" for the status bar."""
+    parts = []
+    for backend in backends:
+        if backend.available and backend.active_directions:
+            parts.append(f"{backend.name} ({', '.join(backend.active_directions)})")
+    if parts:
+        return ", ".join(parts)
+    available = [backend.name for backend in backends if backend.available]
+    return ", ".join(available) if available else "none"
+
+
+def derive_status(seen: Observations) -> HelperStatus:
+    """The one place that decides the helper state shown everywhere."""
+    if seen.poll_error_name is not None:
+        text = describe_error(seen.poll_error_name)
+        state = text.state or HelperState.NOT_RUNNING
+        if state is HelperState.NOT_INSTALLED and seen.has_polled_ok and (
+            seen.poll_error_name.endswith("ServiceUnknown")
+        ):
+            # It answered earlier in this session, so it is installed: restarting.
+            return HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting.")
+        if state is HelperState.KERNEL_FEATURE_MISSING:
+            return HelperStatus(state, text.words, can_monitor=True, can_limit=False)
+        return HelperStatus(state, text.words)
+    if not seen.has_polled_ok:
+        return HelperStatus(HelperState.CONNECTING, "Connecting to the helper…")
+    problem = backend_problem(seen.backends)
+    if problem:
+        return HelperStatus(HelperState.KERNEL_FEATURE_MISSING, problem, True, False)
+    if seen.limit_denied:
+        words = describe_error(ErrorName.NOT_AUTHORIZED.value).words
+        return HelperStatus(
+            HelperState.NOT_AUTHORIZED,
+            f"Setting limits was refused. {words} Monitoring still works.",
+            can_monitor=True,
+            can_limit=False,
+        )
+    return HelperStatus(HelperState.CONNECTED, "", can_monitor=True, can_limit=True)

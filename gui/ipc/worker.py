@@ -1,0 +1,228 @@
+"""The asyncio side of the helper connection, run in its own thread.
+
+This code owns the D-Bus client and nothing else: it polls, it performs the
+limit requests it is handed, and it reports every outcome by emitting a Qt
+signal. It never touches GUI state; the GUI thread decides what results mean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, Signal
+
+from chadthrottle.contract import BOTH_DIRECTIONS, ApplicationInfo, Direction
+from chadthrottle.gui.ipc.client_protocol import ClientFactory, HelperClientLike
+from chadthrottle.gui.ipc.error_text import (
+    BUS_UNAVAILABLE,
+    UNEXPECTED,
+    describe_error,
+    error_name_of,
+)
+from chadthrottle.gui.ipc.process_names import ProcessNames
+from chadthrottle.gui.ipc.state import HelperState
+
+log = logging.getLogger(__name__)
+
+BACKENDS_EVERY_N_POLLS = 10
+MAX_RETRY_DELAY_S = 5.0
+NOT_AUTHORIZED_RETRY_DELAY_S = 30.0
+CALL_TIMEOUT_S = 30.0  # an interactive polkit prompt may take a while
+# After these the bus connection itself is suspect and is made again.
+_RECONNECT_ON = frozenset(
+    {BUS_UNAVAILABLE, UNEXPECTED, "org.freedesktop.DBus.Error.Disconnected", "org.freedesktop.DBus.Error.NoServer"}
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One ListApplications result plus what the worker learnt around it."""
+
+    applications: tuple[ApplicationInfo, ...]
+    process_names: dict[int, str] = field(default_factory=dict)
+    received_at: float = 0.0  # time.monotonic()
+
+
+class WorkerSignals(QObject):
+    """Signals the worker emits; created in (and delivered to) the GUI thread."""
+
+    applications = Signal(object)  # Snapshot
+    backends = Signal(object)  # list[BackendInfo]
+    pollFailed = Signal(str, str)  # error name, message
+    limitDone = Signal(int, str)  # request id, resolved app id
+    limitFailed = Signal(int, str, str)  # request id, error name, message
+
+
+class HelperWorker:
+    """Polls the helper and runs limit requests on a private event loop."""
+
+    def __init__(
+        self, client_factory: ClientFactory, signals: WorkerSignals, interval_s: float
+    ) -> None:
+        self._client_factory = client_factory
+        self._signals = signals
+        self._interval_s = interval_s
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="chadthrottle-helper-ipc")
+        self._wake: asyncio.Event | None = None
+        self._main_task: asyncio.Task[None] | None = None
+        self._client: HelperClientLike | None = None
+        self._process_names = ProcessNames()
+        self._stopping = False
+
+    # --- called from the GUI thread -------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Cancel everything, close the bus connection, join the thread."""
+        if not self._thread.is_alive():
+            return
+        self._stopping = True
+        self._loop.call_soon_threadsafe(self._cancel_main)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning("helper IPC thread did not stop within %.1f s", timeout_s)
+
+    def set_interval(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self.wake()
+
+    def wake(self) -> None:
+        """Poll now instead of waiting out the current delay."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._set_wake)
+
+    def request_limit(
+        self, request_id: int, app_id: str, direction: str, rate_bps: int | None
+    ) -> None:
+        """Queue SetLimit (or ClearLimit for None); the outcome comes as a signal."""
+        if not self._thread.is_alive():
+            self._signals.limitFailed.emit(request_id, BUS_UNAVAILABLE, "not connected")
+            return
+        asyncio.run_coroutine_threadsafe(
+            self._change_limit(request_id, app_id, direction, rate_bps), self._loop
+        )
+
+    # --- the worker thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._main_task = self._loop.create_task(self._poll_forever())
+            self._loop.run_until_complete(self._main_task)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._loop.run_until_complete(self._close_client())
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    def _cancel_main(self) -> None:
+        if self._main_task is not None:
+            self._main_task.cancel()
+
+    def _set_wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _poll_forever(self) -> None:
+        self._wake = asyncio.Event()
+        polls = 0
+        retry_delay_s = self._interval_s
+        while True:
+            started = time.monotonic()
+            try:
+                client = await self._ensure_client()
+                if polls % BACKENDS_EVERY_N_POLLS == 0:
+                    backends = await asyncio.wait_for(client.list_backends(), CALL_TIMEOUT_S)
+                    self._emit(self._signals.backends, list(backends))
+                applications = await asyncio.wait_for(
+                    client.list_applications(), CALL_TIMEOUT_S
+                )
+                names = self._process_names.resolve(
+                    pid for app in applications for pid in app.pids
+                )
+                self._emit(
+                    self._signals.applications,
+                    Snapshot(tuple(applications), names, time.monotonic()),
+                )
+                polls += 1
+                delay_s = self._interval_s - (time.monotonic() - started)
+                retry_delay_s = self._interval_s
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every failure is reported, none is fatal
+                name = error_name_of(exc)
+                log.debug("poll failed: %s: %s", name, exc)
+                self._emit(self._signals.pollFailed, name, str(exc))
+                if name in _RECONNECT_ON:
+                    await self._close_client()
+                polls = 0  # re-read backends once the helper is back
+                if describe_error(name).state is HelperState.NOT_AUTHORIZED:
+                    delay_s = NOT_AUTHORIZED_RETRY_DELAY_S
+                else:
+                    delay_s = retry_delay_s
+                    retry_delay_s = min(retry_delay_s * 2, MAX_RETRY_DELAY_S)
+            await self._sleep(max(0.05, delay_s))
+
+    async def _sleep(self, delay_s: float) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), delay_s)
+        except TimeoutError:
+            pass
+
+    async def _ensure_client(self) -> HelperClientLike:
+        if self._client is None:
+            client = self._client_factory()
+            await asyncio.wait_for(client.connect(), CALL_TIMEOUT_S)
+            self._client = client
+            log.info("connected to the system bus")
+        return self._client
+
+    async def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            result = client.close()
+            if inspect.isawaitable(result):
+                await asyncio.wait_for(result, 2.0)
+        except Exception as exc:  # closing a dead connection may fail; that is fine
+            log.debug("closing the client: %s", exc)
+
+    async def _change_limit(
+        self, request_id: int, app_id: str, direction: str, rate_bps: int | None
+    ) -> None:
+        try:
+            client = await self._ensure_client()
+            if rate_bps is None:
+                which = None if direction in ("", BOTH_DIRECTIONS) else Direction(direction)
+                resolved = await client.clear_limit(app_id, which)
+            else:
+                resolved = await client.set_limit(app_id, Direction(direction), rate_bps, 0)
+            self._emit(self._signals.limitDone, request_id, str(resolved))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            name = error_name_of(exc)
+            log.info("limit request %d for %s failed: %s: %s", request_id, app_id, name, exc)
+            self._emit(self._signals.limitFailed, request_id, name, str(exc))
+
+    def _emit(self, signal: Signal, *args: object) -> None:
+        # After stop() the receivers may be going away; say nothing more.
+        if not self._stopping:
+            signal.emit(*args)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Qt item models over the helper's data, owned by the GUI thread."""

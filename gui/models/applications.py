@@ -1,0 +1,377 @@
+"""ApplicationsModel: applications and their processes, updated in place.
+
+Each poll is merged by application id: existing rows keep their position and
+identity (selection, open editors and persistent indexes survive), vanished
+applications are removed, new ones appended. Sorting and filtering belong to
+the proxy in ``sort_proxy``; the per-app rate history lives with the row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QGuiApplication, QPalette
+
+from chadthrottle.contract import ApplicationInfo, Direction
+from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
+from chadthrottle.gui.models.history import RateHistory
+from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.units import UnitSystem, format_limit, format_rate
+
+log = logging.getLogger(__name__)
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+_ROOT_ID = 0  # internalId of top-level rows; children carry their app's serial
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+_LIMIT_TOOLTIP = (
+    "{direction} limit, bytes per second on the wire at L3 (IP header included). "
+    "Drag the slider or type a value such as 500K, 2 MB/s or unlimited."
+)
+
+
+@dataclass
+class _Process:
+    pid: int
+    name: str
+
+
+@dataclass
+class _AppRow:
+    serial: int
+    info: ApplicationInfo
+    processes: list[_Process]
+    history: RateHistory = field(default_factory=RateHistory)
+    pending: dict[Direction, int] = field(default_factory=dict)  # 0 = clearing
+
+    def limit_bps(self, direction: Direction) -> int:
+        return self.pending.get(direction, self.info.limit_bps(direction))
+
+
+class ApplicationsModel(QAbstractItemModel):
+    """Tree model: one top-level row per application, one child per process."""
+
+    snapshotApplied = Signal()  # after each merged poll: totals may have changed
+
+    def __init__(self, icons: IconProvider, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._icons = icons
+        self._rows: list[_AppRow] = []
+        self._row_of_id: dict[str, int] = {}
+        self._row_of_serial: dict[int, int] = {}
+        self._next_serial = 1
+        self._units = UnitSystem.BYTES_DECIMAL
+        self._stale = False
+
+    # --- Qt model interface -------------------------------------------------------------
+
+    def index(self, row: int, column: int, parent: AnyIndex = QModelIndex()) -> QModelIndex:
+        if column < 0 or column >= len(Column) or row < 0:
+            return QModelIndex()
+        if not parent.isValid():
+            if row >= len(self._rows):
+                return QModelIndex()
+            return self.createIndex(row, column, _ROOT_ID)
+        if parent.internalId() != _ROOT_ID or parent.column() != 0:
+            return QModelIndex()
+        app = self._rows[parent.row()]
+        if row >= len(app.processes):
+            return QModelIndex()
+        return self.createIndex(row, column, app.serial)
+
+    def parent(self, child: AnyIndex = QModelIndex()) -> QModelIndex:  # type: ignore[override]
+        if not child.isValid() or child.internalId() == _ROOT_ID:
+            return QModelIndex()
+        row = self._row_of_serial.get(child.internalId())
+        if row is None:
+            return QModelIndex()
+        return self.createIndex(row, 0, _ROOT_ID)
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
+        if not parent.isValid():
+            return len(self._rows)
+        if parent.internalId() == _ROOT_ID and parent.column() == 0:
+            return len(self._rows[parent.row()].processes)
+        return 0
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
+        return len(Column)
+
+    def hasChildren(self, parent: AnyIndex = QModelIndex()) -> bool:
+        return self.rowCount(parent) > 0
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.internalId() == _ROOT_ID and index.column() in LIMIT_COLUMNS:
+            flags |= Qt.ItemFlag.ItemIsEditable
+        if index.internalId() != _ROOT_ID:
+            flags |= Qt.ItemFlag.ItemNeverHasChildren
+        return flags
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(Column):
+            return None
+        column = Column(section)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[column]
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.DOWN, Column.UP):
+            return int(_RIGHT)
+        return None
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        if index.internalId() == _ROOT_ID:
+            return self._app_data(self._rows[index.row()], Column(index.column()), role)
+        row = self._row_of_serial.get(index.internalId())
+        if row is None:
+            return None
+        app = self._rows[row]
+        return self._process_data(app, app.processes[index.row()], Column(index.column()), role)
+
+    # --- reading rows -------------------------------------------------------------------
+
+    def _app_data(self, app: _AppRow, column: Column, role: int) -> Any:
+        info = app.info
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == Column.NAME:
+                return info.name
+            if column == Column.DOWN:
+                return format_rate(info.down_bps, self._units)
+            if column == Column.UP:
+                return format_rate(info.up_bps, self._units)
+            if column in LIMIT_COLUMNS:
+                return format_limit(app.limit_bps(LIMIT_COLUMNS[column]), self._units)
+            return None
+        if role == Qt.ItemDataRole.DecorationRole and column == Column.NAME:
+            return self._icons.icon(info.icon, info.name)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.DOWN, Column.UP):
+            return int(_RIGHT)
+        if role == Qt.ItemDataRole.ForegroundRole and self._stale:
+            return QGuiApplication.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._app_tooltip(app, column)
+        if role == Role.APP_ID:
+            return info.id
+        if role == Role.SORT:
+            return self._sort_key(app, column)
+        if role == Role.RATE_DOWN:
+            return info.down_bps
+        if role == Role.RATE_UP:
+            return info.up_bps
+        if role == Role.LIMIT and column in LIMIT_COLUMNS:
+            return app.limit_bps(LIMIT_COLUMNS[column])
+        if role == Role.LIMIT_PENDING and column in LIMIT_COLUMNS:
+            return LIMIT_COLUMNS[column] in app.pending
+        if role == Role.LIMITS:
+            return (app.limit_bps(Direction.DOWN), app.limit_bps(Direction.UP))
+        if role == Role.HISTORY:
+            return app.history
+        if role == Role.IS_PROCESS:
+            return False
+        return None
+
+    def _process_data(self, app: _AppRow, process: _Process, column: Column, role: int) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and column == Column.NAME:
+            return f"{process.name} (pid {process.pid})" if process.name else f"pid {process.pid}"
+        if role == Role.APP_ID:
+            return app.info.id
+        if role == Role.SORT:
+            return process.pid if column != Column.NAME else (process.name.casefold(), process.pid)
+        if role == Role.IS_PROCESS:
+            return True
+        if role == Qt.ItemDataRole.ForegroundRole:
+            group = QPalette.ColorGroup.Disabled if self._stale else QPalette.ColorGroup.Active
+            return QGuiApplication.palette().brush(group, QPalette.ColorRole.PlaceholderText)
+        return None
+
+    def _sort_key(self, app: _AppRow, column: Column) -> Any:
+        info = app.info
+        if column == Column.NAME:
+            return info.name.casefold()
+        if column == Column.DOWN:
+            return info.down_bps
+        if column == Column.UP:
+            return info.up_bps
+        if column in LIMIT_COLUMNS:
+            limit = app.limit_bps(LIMIT_COLUMNS[column])
+            return float(limit) if limit else float("inf")
+        return info.down_bps + info.up_bps
+
+    def _app_tooltip(self, app: _AppRow, column: Column) -> str | None:
+        if column in LIMIT_COLUMNS:
+            return _LIMIT_TOOLTIP.format(direction=LIMIT_COLUMNS[column].value.capitalize())
+        if column == Column.NAME:
+            processes = len(app.processes)
+            return f"{app.info.name}\n{app.info.id}\n{processes} process{'es' * (processes != 1)}"
+        return None
+
+    # --- public helpers for views and the tray -------------------------------------------
+
+    def app_ids(self) -> list[str]:
+        return [app.info.id for app in self._rows]
+
+    def application(self, app_id: str) -> ApplicationInfo | None:
+        row = self._row_of_id.get(app_id)
+        return None if row is None else self._rows[row].info
+
+    def applications(self) -> list[ApplicationInfo]:
+        return [app.info for app in self._rows]
+
+    def history(self, app_id: str) -> RateHistory | None:
+        row = self._row_of_id.get(app_id)
+        return None if row is None else self._rows[row].history
+
+    def effective_limit(self, app_id: str, direction: Direction) -> int:
+        """The limit shown for this app: a pending request wins over the helper's."""
+        row = self._row_of_id.get(app_id)
+        return 0 if row is None else self._rows[row].limit_bps(direction)
+
+    def index_of(self, app_id: str, column: int = 0) -> QModelIndex:
+        row = self._row_of_id.get(app_id)
+        return QModelIndex() if row is None else self.index(row, column)
+
+    def totals(self) -> tuple[float, float]:
+        return (sum(a.info.down_bps for a in self._rows), sum(a.info.up_bps for a in self._rows))
+
+    def active_limit_count(self) -> int:
+        return sum(
+            1 for app in self._rows for direction in Direction if app.limit_bps(direction) > 0
+        )
+
+    @property
+    def units(self) -> UnitSystem:
+        return self._units
+
+    def set_units(self, units: UnitSystem) -> None:
+        if units != self._units:
+            self._units = units
+            self._emit_all_changed()
+
+    def set_stale(self, stale: bool) -> None:
+        """Grey the numbers while the helper is away; they are no longer live."""
+        if stale != self._stale:
+            self._stale = stale
+            self._emit_all_changed()
+
+    # --- limits the user asked for ------------------------------------------------------
+
+    def mark_pending(self, app_id: str, direction: Direction, rate_bps: int | None) -> None:
+        """Show a requested limit at once, before the helper confirms it."""
+        row = self._row_of_id.get(app_id)
+        if row is None:
+            return
+        self._rows[row].pending[direction] = rate_bps or 0
+        self._emit_row_changed(row)
+
+    def resolve_pending(self, app_id: str, direction: Direction, succeeded: bool) -> None:
+        """A request finished: keep its value on success, fall back on failure."""
+        row = self._row_of_id.get(app_id)
+        if row is None:
+            return
+        app = self._rows[row]
+        requested = app.pending.pop(direction, None)
+        if requested is None:
+            return
+        if succeeded:
+            key = "down_limit_bps" if direction is Direction.DOWN else "up_limit_bps"
+            app.info = dataclasses.replace(app.info, **{key: requested})
+        self._emit_row_changed(row)
+
+    # --- merging a poll -----------------------------------------------------------------
+
+    def apply_snapshot(
+        self, applications: Sequence[ApplicationInfo], process_names: dict[int, str] | None = None
+    ) -> None:
+        """Merge one ListApplications result by application id."""
+        names = process_names or {}
+        incoming = {info.id: info for info in applications}
+        gone = [row for row, app in enumerate(self._rows) if app.info.id not in incoming]
+        self._remove_rows(gone)
+        for row, app in enumerate(self._rows):
+            app.info = incoming.pop(app.info.id)
+            app.history.append(app.info.down_bps, app.info.up_bps)
+            self._merge_processes(row, app, names)
+        if self._rows:
+            self._emit_all_changed()
+        if incoming:
+            self._append_rows(incoming.values(), names)
+        self.snapshotApplied.emit()
+
+    def clear(self) -> None:
+        self._remove_rows(list(range(len(self._rows))))
+        self.snapshotApplied.emit()
+
+    def _remove_rows(self, rows: list[int]) -> None:
+        # Contiguous runs from the bottom up, so earlier row numbers stay valid.
+        for first, last in reversed(list(_runs(rows))):
+            self.beginRemoveRows(QModelIndex(), first, last)
+            del self._rows[first : last + 1]
+            self._reindex()
+            self.endRemoveRows()
+
+    def _append_rows(self, infos: Iterable[ApplicationInfo], names: dict[int, str]) -> None:
+        new_rows = []
+        for info in infos:
+            app = _AppRow(self._next_serial, info, [_Process(p, names.get(p, "")) for p in info.pids])
+            app.history.append(info.down_bps, info.up_bps)
+            self._next_serial += 1
+            new_rows.append(app)
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(new_rows) - 1)
+        self._rows.extend(new_rows)
+        self._reindex()
+        self.endInsertRows()
+
+    def _merge_processes(self, row: int, app: _AppRow, names: dict[int, str]) -> None:
+        wanted = list(dict.fromkeys(app.info.pids))
+        wanted_set = set(wanted)
+        if [p.pid for p in app.processes] == wanted:
+            return
+        parent = self.index(row, 0)
+        gone = [i for i, p in enumerate(app.processes) if p.pid not in wanted_set]
+        for first, last in reversed(list(_runs(gone))):
+            self.beginRemoveRows(parent, first, last)
+            del app.processes[first : last + 1]
+            self.endRemoveRows()
+        known = {p.pid for p in app.processes}
+        added = [_Process(pid, names.get(pid, "")) for pid in wanted if pid not in known]
+        if added:
+            first = len(app.processes)
+            self.beginInsertRows(parent, first, first + len(added) - 1)
+            app.processes.extend(added)
+            self.endInsertRows()
+
+    def _reindex(self) -> None:
+        self._row_of_id = {app.info.id: row for row, app in enumerate(self._rows)}
+        self._row_of_serial = {app.serial: row for row, app in enumerate(self._rows)}
+
+    def _emit_row_changed(self, row: int) -> None:
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(Column) - 1))
+
+    def _emit_all_changed(self) -> None:
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(Column) - 1))
+
+
+def _runs(rows: list[int]) -> Iterable[tuple[int, int]]:
+    """Sorted row numbers as (first, last) runs of consecutive rows."""
+    start = previous = None
+    for row in sorted(rows):
+        if start is None:
+            start = previous = row
+        elif row == previous + 1:  # type: ignore[operator]
+            previous = row
+        else:
+            yield (start, previous)  # type: ignore[misc]
+            start = previous = row
+    if start is not None:
+        yield (start, previous)  # type: ignore[misc]

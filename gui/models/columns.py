@@ -1,0 +1,47 @@
+"""Columns and item roles of the applications model, shared with views."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from PySide6.QtCore import Qt
+
+from chadthrottle.contract import Direction
+
+
+class Column(IntEnum):
+    NAME = 0
+    DOWN = 1
+    UP = 2
+    ACTIVITY = 3
+    DOWN_LIMIT = 4
+    UP_LIMIT = 5
+
+
+HEADERS: dict[Column, str] = {
+    Column.NAME: "Application",
+    Column.DOWN: "Down",
+    Column.UP: "Up",
+    Column.ACTIVITY: "Activity",
+    Column.DOWN_LIMIT: "Down limit",
+    Column.UP_LIMIT: "Up limit",
+}
+
+LIMIT_COLUMNS: dict[Column, Direction] = {
+    Column.DOWN_LIMIT: Direction.DOWN,
+    Column.UP_LIMIT: Direction.UP,
+}
+
+
+class Role(IntEnum):
+    """Custom data roles. Values are ints so PySide passes them through untouched."""
+
+    APP_ID = Qt.ItemDataRole.UserRole + 1  # str, on every row (children: their app's)
+    SORT = Qt.ItemDataRole.UserRole + 2  # float or str: what the column sorts by
+    RATE_DOWN = Qt.ItemDataRole.UserRole + 3  # float bytes/s
+    RATE_UP = Qt.ItemDataRole.UserRole + 4
+    LIMIT = Qt.ItemDataRole.UserRole + 5  # int bytes/s on a limit column, 0 = none
+    LIMIT_PENDING = Qt.ItemDataRole.UserRole + 6  # bool: asked for, not confirmed yet
+    HISTORY = Qt.ItemDataRole.UserRole + 7  # RateHistory, on the activity column
+    IS_PROCESS = Qt.ItemDataRole.UserRole + 8  # bool: a child (process) row
+    LIMITS = Qt.ItemDataRole.UserRole + 9  # (down_limit_bps, up_limit_bps)

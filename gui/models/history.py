@@ -1,0 +1,80 @@
+"""A short per-application rate history for sparklines and the detail graph.
+
+Two numpy ring buffers per application: one sample per poll for the last five
+minutes, and ten-poll means for the last hour. Bounded memory whatever the
+number of applications (about 10 KB each).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FINE_SAMPLES = 300
+COARSE_SAMPLES = 360
+COARSE_EVERY = 10
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class _Ring:
+    """Fixed-size ring of (down, up) pairs, oldest first on read."""
+
+    def __init__(self, size: int) -> None:
+        self._data = np.zeros((size, 2), dtype=np.float64)
+        self._next = 0
+        self._count = 0
+
+    def append(self, down_bps: float, up_bps: float) -> None:
+        self._data[self._next] = (down_bps, up_bps)
+        self._next = (self._next + 1) % len(self._data)
+        self._count = min(self._count + 1, len(self._data))
+
+    def last(self, count: int) -> FloatArray:
+        count = min(count, self._count)
+        if count == 0:
+            return np.zeros((0, 2), dtype=np.float64)
+        indices = (np.arange(self._next - count, self._next)) % len(self._data)
+        return self._data[indices]
+
+    def __len__(self) -> int:
+        return self._count
+
+
+class RateHistory:
+    """Recent down/up rates of one application, in bytes/s."""
+
+    def __init__(self) -> None:
+        self._fine = _Ring(FINE_SAMPLES)
+        self._coarse = _Ring(COARSE_SAMPLES)
+        self._pending = np.zeros(2, dtype=np.float64)
+        self._pending_count = 0
+
+    def append(self, down_bps: float, up_bps: float) -> None:
+        self._fine.append(down_bps, up_bps)
+        self._pending += (down_bps, up_bps)
+        self._pending_count += 1
+        if self._pending_count == COARSE_EVERY:
+            mean = self._pending / COARSE_EVERY
+            self._coarse.append(float(mean[0]), float(mean[1]))
+            self._pending[:] = 0
+            self._pending_count = 0
+
+    def recent(self, samples: int) -> FloatArray:
+        """The last ``samples`` polls (at most five minutes' worth), shape (n, 2)."""
+        return self._fine.last(samples)
+
+    def coarse(self, samples: int = COARSE_SAMPLES) -> FloatArray:
+        """Means over COARSE_EVERY polls, for the one-hour view, shape (n, 2)."""
+        return self._coarse.last(samples)
+
+    def mean(self, samples: int) -> tuple[float, float]:
+        """Mean down/up over the last polls: the "measured" rate next to a limit."""
+        recent = self._fine.last(samples)
+        if len(recent) == 0:
+            return (0.0, 0.0)
+        mean = recent.mean(axis=0)
+        return (float(mean[0]), float(mean[1]))
+
+    def __len__(self) -> int:
+        return len(self._fine)

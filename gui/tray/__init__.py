@@ -1,0 +1,1 @@
+"""The system tray icon: state at a glance, quick limits from the menu."""

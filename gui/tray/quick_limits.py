@@ -1,0 +1,58 @@
+"""What the tray menu offers: the busiest applications and quick limits.
+
+Plain data and functions, so a test can check the menu's content from a model
+without opening a menu.
+
+"Block" is not a firewall rule: it sets the smallest limit the helper accepts,
+``contract.MIN_RATE_BPS`` (1 KB/s), so connections stay open but carry next to
+nothing, and removing the limit restores them at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chadthrottle.contract import MIN_RATE_BPS, ApplicationInfo
+
+TRAY_APPLICATIONS = 8
+
+
+@dataclass(frozen=True)
+class QuickLimit:
+    label: str
+    rate_bps: int | None  # None: no limit; CUSTOM: ask
+
+
+CUSTOM = -1
+QUICK_LIMITS: tuple[QuickLimit, ...] = (
+    QuickLimit("Unlimited", None),
+    QuickLimit("100 KB/s", 100_000),
+    QuickLimit("1 MB/s", 1_000_000),
+    QuickLimit("5 MB/s", 5_000_000),
+    QuickLimit("Custom…", CUSTOM),
+    QuickLimit("Block", MIN_RATE_BPS),
+)
+
+
+def busiest_applications(
+    applications: list[ApplicationInfo], count: int = TRAY_APPLICATIONS
+) -> list[ApplicationInfo]:
+    """The applications to list: by total rate, limited ones kept in view.
+
+    An application with a limit stays listed even when quiet, so the limit can
+    be lifted from the tray.
+    """
+    ranked = sorted(applications, key=lambda a: (-(a.down_bps + a.up_bps), a.name.casefold()))
+    chosen = ranked[:count]
+    for app in ranked[count:]:
+        if (app.down_limit_bps or app.up_limit_bps) and len(chosen) < count + 4:
+            chosen.append(app)
+    return chosen
+
+
+def checked_label(current_limit_bps: int) -> str | None:
+    """The quick limit that matches the current limit, for its check mark."""
+    for quick in QUICK_LIMITS:
+        if quick.rate_bps == (current_limit_bps or None):
+            return quick.label
+    return None if current_limit_bps == 0 else "Custom…"

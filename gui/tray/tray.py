@@ -1,0 +1,174 @@
+"""TrayController: the tray icon, its tooltip, and a menu rebuilt on opening.
+
+Holds no state of its own beyond what it shows: the menu is rebuilt from the
+model each time it opens (``aboutToShow``), so it lists the busiest
+applications now. Limit choices leave as ``limitRequested``, like the window's.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QSystemTrayIcon, QWidget
+
+from chadthrottle.contract import Direction
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
+from chadthrottle.gui.tray.quick_limits import CUSTOM, QUICK_LIMITS, QuickLimit, busiest_applications, checked_label
+from chadthrottle.units import UnitError, format_rate, parse_rate
+
+log = logging.getLogger(__name__)
+
+PAUSE_UNSUPPORTED = "Pausing all limits needs helper support that API version 1 does not have yet."
+
+
+def action_name(app_id: str, direction: Direction, label: str) -> str:
+    """objectName of a quick-limit action: what tests look actions up by."""
+    return f"quick:{app_id}:{direction.value}:{label}"
+
+
+class TrayController(QObject):
+    """Tray icon + menu over the applications model."""
+
+    limitRequested = Signal(str, str, object)  # app id, direction, bytes/s or None
+    openRequested = Signal()
+    quitRequested = Signal()
+
+    def __init__(self, model: ApplicationsModel, dialog_parent: QWidget | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._model = model
+        self._dialog_parent = dialog_parent
+        self._status = HelperStatus(HelperState.CONNECTING)
+        self._icons = {kind: state_icon(kind) for kind in TrayIconKind}
+        self._kind: TrayIconKind | None = None
+        self.menu = QMenu()
+        self.menu.setToolTipsVisible(True)
+        self.menu.aboutToShow.connect(self.rebuild_menu)
+        self.icon = QSystemTrayIcon(self)
+        self.icon.setContextMenu(self.menu)
+        self.icon.activated.connect(self._on_activated)
+        model.snapshotApplied.connect(self.refresh)
+        model.dataChanged.connect(lambda *_: self.refresh())
+        self.refresh()
+        self.rebuild_menu()
+
+    @staticmethod
+    def is_available() -> bool:
+        return QSystemTrayIcon.isSystemTrayAvailable()
+
+    def show(self) -> None:
+        self.icon.show()
+
+    def hide(self) -> None:
+        self.icon.hide()
+
+    def shutdown(self) -> None:
+        self.icon.hide()
+        self.icon.setContextMenu(None)  # type: ignore[arg-type]
+        self.menu.deleteLater()
+
+    def set_status(self, status: HelperStatus) -> None:
+        self._status = status
+        self.refresh()
+
+    @property
+    def kind(self) -> TrayIconKind | None:
+        return self._kind
+
+    def refresh(self) -> None:
+        """Icon and tooltip: "down 12.4 MB/s, up 1.1 MB/s, 2 limits"."""
+        down, up = self._model.totals()
+        limits = self._model.active_limit_count()
+        kind = tray_icon_kind(self._status, down + up, limits)
+        if kind is not self._kind:
+            self._kind = kind
+            self.icon.setIcon(self._icons[kind])
+        units = self._model.units
+        tooltip = f"down {format_rate(down, units)}, up {format_rate(up, units)}, " \
+                  f"{limits} limit{'s' * (limits != 1)}"
+        if self._status.is_problem:
+            tooltip = f"ChadThrottle: helper {self._status.state.value.replace('-', ' ')}\n{tooltip}"
+        self.icon.setToolTip(tooltip)
+
+    def rebuild_menu(self) -> None:
+        """Busiest applications with quick limits, then the fixed entries."""
+        self.menu.clear()
+        units = self._model.units
+        can_limit = self._status.can_limit
+        applications = busiest_applications(self._model.applications())
+        if not applications:
+            empty = self.menu.addAction("No applications using the network")
+            empty.setEnabled(False)
+        for info in applications:
+            marker = " *" if (info.down_limit_bps or info.up_limit_bps) else ""
+            submenu = self.menu.addMenu(f"{info.name}{marker}\t{format_rate(info.down_bps + info.up_bps, units)}")
+            submenu.setObjectName(f"quick:{info.id}")
+            submenu.setToolTipsVisible(True)
+            for direction in Direction:
+                submenu.addSection("Download limit" if direction is Direction.DOWN else "Upload limit")
+                current = checked_label(self._model.effective_limit(info.id, direction))
+                for quick in QUICK_LIMITS:
+                    action = self._quick_action(submenu, info.id, info.name, direction, quick, units)
+                    action.setChecked(quick.label == current)
+                    action.setEnabled(can_limit)
+        self.menu.addSeparator()
+        pause = self.menu.addAction("Pause all limits")
+        pause.setObjectName("pause-all")
+        pause.setEnabled(False)
+        pause.setToolTip(PAUSE_UNSUPPORTED)
+        self.menu.addAction("Open ChadThrottle", self.openRequested.emit).setObjectName("open")
+        self.menu.addAction("Quit", self.quitRequested.emit).setObjectName("quit")
+
+    def quick_limit_action(self, app_id: str, direction: Direction | str, label: str) -> QAction | None:
+        """Test hook: rebuild the menu and find one quick-limit action."""
+        self.rebuild_menu()
+        name = action_name(app_id, Direction(direction), label)
+        return next((a for a in self.menu.findChildren(QAction) if a.objectName() == name), None)
+
+    def _quick_action(self, submenu: QMenu, app_id: str, name: str, direction: Direction,
+                      quick: QuickLimit, units: object) -> QAction:
+        text = quick.label
+        if quick.rate_bps not in (None, CUSTOM) and quick.label != "Block":
+            text = format_rate(quick.rate_bps, units)  # type: ignore[arg-type]
+        action = submenu.addAction(text)
+        action.setObjectName(action_name(app_id, direction, quick.label))
+        action.setCheckable(True)
+        if quick.label == "Block":
+            action.setToolTip("Limit to 1 KB/s, the smallest limit: connections stay open "
+                              "but carry next to nothing.")
+        if quick.rate_bps == CUSTOM:
+            action.triggered.connect(lambda _c=False: self._ask_custom(app_id, name, direction))
+        else:
+            action.triggered.connect(
+                lambda _c=False, r=quick.rate_bps: self.limitRequested.emit(app_id, direction.value, r)
+            )
+        return action
+
+    def _ask_custom(self, app_id: str, name: str, direction: Direction, error: str = "") -> None:
+        """A non-modal dialog; the window and helper keep running while it is open."""
+        word = "download" if direction is Direction.DOWN else "upload"
+        dialog = QInputDialog(self._dialog_parent)
+        dialog.setWindowTitle("Custom limit")
+        dialog.setLabelText(f"{error}\n\n" * bool(error) + f"Limit {name}'s {word} to (e.g. 500K, 2 MB/s, unlimited):")
+        dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
+        dialog.setObjectName(f"custom-limit:{app_id}:{direction.value}")
+
+        def chosen(text: str) -> None:
+            try:
+                rate = parse_rate(text)
+            except UnitError as exc:
+                self._ask_custom(app_id, name, direction, str(exc))
+                return
+            self.limitRequested.emit(app_id, direction.value, rate)
+
+        dialog.textValueSelected.connect(chosen)
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+
+    def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason == QSystemTrayIcon.ActivationReason.Trigger:
+            self.openRequested.emit()

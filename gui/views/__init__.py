@@ -1,0 +1,1 @@
+"""Windows and their parts: the main window, the table, the detail pane."""

@@ -1,0 +1,217 @@
+"""The applications table: a tree view that stays fast and holds still.
+
+Real LimitControls exist only on the row under the pointer and the current
+row; every other row paints a likeness (``delegates.LimitDelegate``). While the
+pointer is over the table the sort order is frozen so rows do not jump.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
+
+from chadthrottle.contract import Direction
+from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.views.delegates import LimitDelegate, SparklineDelegate
+from chadthrottle.gui.widgets.limit_slider import LimitControl
+
+log = logging.getLogger(__name__)
+
+
+def tabular_font(font: QFont) -> QFont:
+    """The same font with tabular (fixed-width) digits, so numbers do not jitter."""
+    tabular = QFont(font)
+    if hasattr(QFont, "Tag"):
+        tabular.setFeature(QFont.Tag("tnum"), 1)
+    return tabular
+
+
+class AppTable(QTreeView):
+    """Tree view over ApplicationsProxy with per-row limit editors."""
+
+    def __init__(self, proxy: ApplicationsProxy, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._proxy = proxy
+        self.setModel(proxy)
+        self.setFont(tabular_font(self.font()))
+        self.setUniformRowHeights(True)
+        self.setAlternatingRowColors(True)
+        self.setAllColumnsShowFocus(True)
+        self.setSortingEnabled(True)
+        self.setMouseTracking(True)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setIconSize(QSize(20, 20))
+        self.empty_text = "Waiting for the helper…"
+        self._soften_selection()
+        self.sparkline_delegate = SparklineDelegate(self)
+        self.limit_delegate = LimitDelegate(self)
+        self.setItemDelegateForColumn(Column.ACTIVITY, self.sparkline_delegate)
+        for column in LIMIT_COLUMNS:
+            self.setItemDelegateForColumn(column, self.limit_delegate)
+        header = self.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
+        digits = self.fontMetrics().horizontalAdvance("888.8 Mbit/s") + 24
+        for column, width in (
+            (Column.DOWN, digits),
+            (Column.UP, digits),
+            (Column.ACTIVITY, 140),
+            (Column.DOWN_LIMIT, 230),
+            (Column.UP_LIMIT, 230),
+        ):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
+            header.resizeSection(column, width)
+        header.setMinimumSectionSize(60)
+        self.sortByColumn(Column.ACTIVITY, Qt.SortOrder.DescendingOrder)
+        self._hover_row: QPersistentModelIndex = QPersistentModelIndex()
+        self._open: list[QPersistentModelIndex] = []
+        self._pinned: list[QPersistentModelIndex] = []  # opened through limit_control()
+        self.viewport().installEventFilter(self)
+        self.selectionModel().currentRowChanged.connect(lambda *_: self._sync_editors())
+        proxy.rowsRemoved.connect(lambda *_: self._forget_invalid())
+        proxy.layoutChanged.connect(lambda *_: self._sync_editors())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.model().rowCount() == 0 and self.empty_text:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text)
+            painter.end()
+
+    def _soften_selection(self) -> None:
+        """A light tint for the selected row, so sliders and text stay readable on it."""
+        palette = self.palette()
+        for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+            accent = palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
+            base = palette.color(group, QPalette.ColorRole.Base)
+            tint = QColor(
+                round(base.red() * 0.8 + accent.red() * 0.2),
+                round(base.green() * 0.8 + accent.green() * 0.2),
+                round(base.blue() * 0.8 + accent.blue() * 0.2),
+            )
+            palette.setColor(group, QPalette.ColorRole.Highlight, tint)
+            palette.setColor(group, QPalette.ColorRole.HighlightedText, palette.color(group, QPalette.ColorRole.Text))
+        self.setPalette(palette)
+
+    # --- hooks for the window and for tests ---------------------------------------------
+
+    def proxy_index(self, app_id: str, column: int = Column.NAME) -> QModelIndex:
+        """The view's index of an application's row (invalid if filtered out or absent)."""
+        matches = self._proxy.match(
+            self._proxy.index(0, 0), Role.APP_ID, app_id, 1, Qt.MatchFlag.MatchExactly
+        )
+        if not matches:
+            return QModelIndex()
+        return matches[0].siblingAtColumn(column)
+
+    def limit_control(self, app_id: str, direction: Direction) -> LimitControl | None:
+        """The real LimitControl of a row, opened (and kept open) on demand."""
+        column = Column.DOWN_LIMIT if direction is Direction.DOWN else Column.UP_LIMIT
+        index = self.proxy_index(app_id, column)
+        if not index.isValid():
+            return None
+        self.scrollTo(index)
+        self._open_editor(index, pinned=True)
+        widget = self.indexWidget(index)
+        return widget if isinstance(widget, LimitControl) else None
+
+    def set_limits_blocked(self, reason: str) -> None:
+        """Disable every limit control, saying why ("" enables them)."""
+        self.limit_delegate.blocked_reason = reason
+        for persistent in self._open:
+            widget = self.indexWidget(QModelIndex(persistent))
+            if isinstance(widget, LimitControl):
+                widget.set_blocked(reason)
+        self.viewport().update()
+
+    def set_stale(self, stale: bool) -> None:
+        """Grey the selected row's text too while the numbers are not live."""
+        palette = self.palette()
+        group = QPalette.ColorGroup.Disabled if stale else QPalette.ColorGroup.Active
+        for target in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+            palette.setColor(target, QPalette.ColorRole.HighlightedText, palette.color(group, QPalette.ColorRole.Text))
+        self.setPalette(palette)
+
+    def refresh_editors(self) -> None:
+        """Push model values into open editors (units changed, limits confirmed)."""
+        for persistent in self._open:
+            index = QModelIndex(persistent)
+            widget = self.indexWidget(index)
+            if widget is not None:
+                self.limit_delegate.setEditorData(widget, index)
+
+    # --- pointer tracking -------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.viewport():
+            kind = event.type()
+            if kind == QEvent.Type.Enter:
+                self._proxy.set_frozen(True)
+            elif kind == QEvent.Type.Leave:
+                self._proxy.set_frozen(self._editing())
+                self._hover_row = QPersistentModelIndex()
+                self._sync_editors()
+            elif kind == QEvent.Type.MouseMove and isinstance(event, QMouseEvent):
+                index = self.indexAt(event.position().toPoint())
+                row = index.siblingAtColumn(0) if index.isValid() else QModelIndex()
+                if QModelIndex(self._hover_row) != row:
+                    self._hover_row = QPersistentModelIndex(row)
+                    self._sync_editors()
+        return super().eventFilter(watched, event)
+
+    def _busy(self, widget: QWidget | None) -> bool:
+        """An editor the user is working in must not be closed under them."""
+        if not isinstance(widget, LimitControl):
+            return False
+        focus = QApplication.focusWidget()
+        return widget.is_editing() or (focus is not None and widget.isAncestorOf(focus))
+
+    def _editing(self) -> bool:
+        return any(self._busy(self.indexWidget(QModelIndex(p))) for p in self._open)
+
+    def _wanted_rows(self) -> list[QModelIndex]:
+        rows = []
+        for candidate in (QModelIndex(self._hover_row), self.currentIndex()):
+            if candidate.isValid() and not candidate.parent().isValid():
+                rows.append(candidate.siblingAtColumn(0))
+        return rows
+
+    def _sync_editors(self) -> None:
+        """Open editors on the hovered and current rows; close the rest unless in use."""
+        wanted = {row.row() for row in self._wanted_rows()}
+        keep: list[QPersistentModelIndex] = []
+        for persistent in self._open:
+            index = QModelIndex(persistent)
+            if not index.isValid():
+                continue
+            if (
+                index.row() in wanted
+                or persistent in self._pinned
+                or self._busy(self.indexWidget(index))
+            ):
+                keep.append(persistent)
+            else:
+                self.closePersistentEditor(index)
+        self._open = keep
+        for row in self._wanted_rows():
+            for column in LIMIT_COLUMNS:
+                self._open_editor(row.siblingAtColumn(column), pinned=False)
+
+    def _open_editor(self, index: QModelIndex, pinned: bool) -> None:
+        persistent = QPersistentModelIndex(index)
+        if pinned and persistent not in self._pinned:
+            self._pinned.append(persistent)
+        if persistent in self._open:
+            return
+        self.openPersistentEditor(index)
+        self._open.append(persistent)
+
+    def _forget_invalid(self) -> None:
+        self._open = [p for p in self._open if p.isValid()]
+        self._pinned = [p for p in self._pinned if p.isValid()]

@@ -1,0 +1,140 @@
+"""Delegates for the applications table: sparklines and limit controls.
+
+Limits are *painted* as a slider likeness on every row (cheap for hundreds of
+rows); the real LimitControl is opened as a persistent editor only on the row
+under the pointer and on the current row (see ``app_table``), so it is there
+the moment the user reaches for it.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QFont, QIcon, QPainter, QPalette
+from PySide6.QtWidgets import (
+    QApplication,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+from chadthrottle.contract import Direction
+from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
+from chadthrottle.gui.widgets.limit_slider import LimitControl
+from chadthrottle.gui.widgets.rate_scale import position_for_rate
+from chadthrottle.gui.widgets.slider_look import paint_rate_slider, slider_option
+from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
+from chadthrottle.units import UnitSystem, format_limit
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+ROW_HEIGHT = 30
+
+
+def _draw_background(option: QStyleOptionViewItem, painter: QPainter, index: AnyIndex) -> None:
+    """The item's selection/hover background, with no text or icon."""
+    opt = QStyleOptionViewItem(option)
+    QStyledItemDelegate().initStyleOption(opt, index)
+    opt.text = ""
+    opt.icon = QIcon()
+    style = opt.widget.style() if opt.widget else QApplication.style()
+    style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+
+
+class SparklineDelegate(QStyledItemDelegate):
+    """Paints the activity column from the row's RateHistory."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.dimmed = False
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
+        _draw_background(option, painter, index)
+        history = index.data(Role.HISTORY)
+        if history is None:
+            return
+        down_limit, up_limit = index.data(Role.LIMITS)
+        rect = QRectF(option.rect).adjusted(4, 2, -4, -2)
+        paint_sparkline(painter, rect, history.recent(SPARKLINE_SAMPLES), down_limit, up_limit, self.dimmed)
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
+        return QSize(120, ROW_HEIGHT)
+
+
+class LimitDelegate(QStyledItemDelegate):
+    """Paints a limit as a slider likeness; edits it with a LimitControl."""
+
+    limitRequested = Signal(str, str, object)  # app id, direction value, rate or None
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.units = UnitSystem.BYTES_DECIMAL
+        self.blocked_reason = ""
+        self._field_width = 0
+
+    # --- painting ---------------------------------------------------------------------
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
+        _draw_background(option, painter, index)
+        if index.data(Role.IS_PROCESS) or index.column() not in LIMIT_COLUMNS:
+            return
+        limit_bps = int(index.data(Role.LIMIT) or 0)
+        pending = bool(index.data(Role.LIMIT_PENDING))
+        slider_rect, text_rect = self._split(option)
+        widget = option.widget
+        style = widget.style() if widget else QApplication.style()
+        enabled = not self.blocked_reason and bool(option.state & QStyle.StateFlag.State_Enabled)
+        slider = slider_option(slider_rect, position_for_rate(limit_bps), widget)
+        paint_rate_slider(painter, slider, style, widget, limited=limit_bps > 0, enabled=enabled)
+
+        painter.save()
+        font = QFont(option.font)
+        font.setBold(limit_bps > 0)
+        font.setItalic(pending)
+        painter.setFont(font)
+        group = QPalette.ColorGroup.Disabled if self.blocked_reason else QPalette.ColorGroup.Active
+        if limit_bps > 0:
+            role = QPalette.ColorRole.Link
+        else:
+            role = QPalette.ColorRole.PlaceholderText
+        painter.setPen(option.palette.color(group, role))
+        text = format_limit(limit_bps, self.units) + ("…" if pending else "")
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+        painter.restore()
+
+    def _split(self, option: QStyleOptionViewItem) -> tuple[QRect, QRect]:
+        """Slider and text areas, matching LimitControl's own layout."""
+        if not self._field_width:
+            self._field_width = option.fontMetrics.horizontalAdvance("888.8 Mbit/s") + 14
+        rect = option.rect.adjusted(2, 0, -2, 0)
+        text_rect = QRect(rect.right() - self._field_width + 1, rect.top(), self._field_width - 6, rect.height())
+        slider_rect = QRect(rect.left(), rect.top(), rect.width() - self._field_width - 6, rect.height())
+        return slider_rect, text_rect
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
+        return QSize(210, ROW_HEIGHT)
+
+    # --- editing -------------------------------------------------------------------------
+
+    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem, index: AnyIndex) -> QWidget:
+        direction = LIMIT_COLUMNS[Column(index.column())]
+        app_id = str(index.data(Role.APP_ID))
+        name = str(index.siblingAtColumn(Column.NAME).data())
+        word = "Download" if direction is Direction.DOWN else "Upload"
+        control = LimitControl(f"{word} limit for {name}", self.units, parent)
+        control.setObjectName(f"limit:{app_id}:{direction.value}")
+        control.set_blocked(self.blocked_reason)
+        control.limitChosen.connect(
+            lambda rate_bps: self.limitRequested.emit(app_id, direction.value, rate_bps)
+        )
+        return control
+
+    def setEditorData(self, editor: QWidget, index: AnyIndex) -> None:
+        if isinstance(editor, LimitControl):
+            editor.set_units(self.units)
+            editor.set_limit(int(index.data(Role.LIMIT) or 0) or None)
+
+    def setModelData(self, editor: QWidget, model: object, index: AnyIndex) -> None:
+        """Limits travel through ``limitRequested`` to the helper, not into the model."""
+
+    def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem, index: AnyIndex) -> None:
+        editor.setGeometry(option.rect)

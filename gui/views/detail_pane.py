@@ -1,0 +1,134 @@
+"""The selected application's live graph: down and up, its limits, its rates.
+
+A pyqtgraph plot (cheap to update once a second), a line of text that puts the
+configured limit next to the measured rate, and a choice of time span.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from chadthrottle.contract import Direction
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.history import COARSE_EVERY
+from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
+from chadthrottle.gui.views.rate_axis import RateAxis
+from chadthrottle.units import UnitSystem, format_rate
+
+MEASURED_OVER_SAMPLES = 5
+SPANS: tuple[tuple[str, int, bool], ...] = (
+    ("Last 60 s", 60, False),
+    ("Last 5 min", 300, False),
+    ("Last hour", 360, True),  # ten-poll means
+)
+
+
+def describe_rates(name: str, down: float, up: float, limits: tuple[int, int],
+                   measured: tuple[float, float], units: UnitSystem) -> str:
+    """"Firefox: down 8.1 MB/s (limit 5 MB/s, measured 4.98 MB/s), up 210 KB/s"."""
+    parts = []
+    for word, rate, limit, mean in (("down", down, limits[0], measured[0]), ("up", up, limits[1], measured[1])):
+        text = f"{word} {format_rate(rate, units)}"
+        if limit:
+            text += f" (limit {format_rate(limit, units)}, measured {format_rate(mean, units)})"
+        parts.append(text)
+    return f"{name}: " + ", ".join(parts)
+
+
+class DetailPane(QWidget):
+    """Graph and numbers for one application, refreshed after each poll."""
+
+    def __init__(self, model: ApplicationsModel, refresh_interval_s: float = 1.0,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._model = model
+        self._app_id = ""
+        self.refresh_interval_s = refresh_interval_s
+        self.summary = QLabel("Select an application to see its traffic.", self)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.span = QComboBox(self)
+        self.span.setAccessibleName("Graph time span")
+        for label, _samples, _coarse in SPANS:
+            self.span.addItem(label)
+        self.span.currentIndexChanged.connect(lambda _i: self.refresh())
+
+        self._axis = RateAxis()
+        self.plot = pg.PlotWidget(axisItems={"left": self._axis})
+        self.plot.setAccessibleName("Traffic graph")
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.setBackground(self.palette().color(QPalette.ColorRole.Base))
+        self.plot.showGrid(x=False, y=True, alpha=0.15)
+        self.plot.getAxis("bottom").setLabel("seconds ago")
+        self.plot.setMinimumHeight(150)
+        self._down = self.plot.plot(pen=pg.mkPen(DOWN_COLOUR, width=1.6),
+                                    fillLevel=0, brush=QColor(53, 132, 228, 60), name="down")
+        self._up = self.plot.plot(pen=pg.mkPen(UP_COLOUR, width=1.6), name="up")
+        self._limit_lines = {
+            Direction.DOWN: pg.InfiniteLine(angle=0, pen=pg.mkPen(DOWN_COLOUR.darker(120), style=Qt.PenStyle.DashLine)),
+            Direction.UP: pg.InfiniteLine(angle=0, pen=pg.mkPen(UP_COLOUR.darker(120), style=Qt.PenStyle.DashLine)),
+        }
+        for line in self._limit_lines.values():
+            line.setVisible(False)
+            self.plot.addItem(line)
+
+        top = QHBoxLayout()
+        top.addWidget(self.summary, 1)
+        top.addWidget(self.span)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.addLayout(top)
+        layout.addWidget(self.plot, 1)
+        layout.addStretch(0)
+        self.plot.setVisible(False)
+
+    @property
+    def app_id(self) -> str:
+        return self._app_id
+
+    def show_application(self, app_id: str) -> None:
+        self._app_id = app_id
+        self.refresh()
+
+    def set_units(self, units: UnitSystem) -> None:
+        self._axis.units = units
+        self._axis.picture = None
+        self._axis.update()
+        self.refresh()
+
+    def refresh(self) -> None:
+        info = self._model.application(self._app_id) if self._app_id else None
+        history = self._model.history(self._app_id) if self._app_id else None
+        if info is None or history is None:
+            self.summary.setText("Select an application to see its traffic.")
+            self.plot.setVisible(False)
+            self._down.setData([], [])
+            self._up.setData([], [])
+            for line in self._limit_lines.values():
+                line.setVisible(False)
+            return
+        self.plot.setVisible(True)
+        units = self._model.units
+        limits = (self._model.effective_limit(info.id, Direction.DOWN),
+                  self._model.effective_limit(info.id, Direction.UP))
+        self.summary.setText(describe_rates(info.name, info.down_bps, info.up_bps, limits,
+                                            history.mean(MEASURED_OVER_SAMPLES), units))
+        _label, samples, coarse = SPANS[self.span.currentIndex()]
+        data = history.coarse(samples) if coarse else history.recent(samples)
+        step_s = self.refresh_interval_s * (COARSE_EVERY if coarse else 1)
+        x = (np.arange(len(data)) - (len(data) - 1)) * step_s
+        self._down.setData(x, data[:, 0])
+        self._up.setData(x, data[:, 1])
+        peak = max([float(data.max()) if len(data) else 0.0, *limits, 1000.0])
+        self.plot.setXRange(-samples * step_s, 0, padding=0)
+        self.plot.setYRange(0, peak * 1.15, padding=0)
+        for direction, limit in zip(Direction, limits, strict=True):
+            line = self._limit_lines[direction]
+            line.setVisible(limit > 0)
+            if limit > 0:
+                line.setValue(limit)

@@ -1,0 +1,87 @@
+"""The window's top line: title, filter box, totals, and a settings menu."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QMenu, QToolButton, QWidget
+
+from chadthrottle.gui.settings import REFRESH_CHOICES_S, Settings
+from chadthrottle.gui.views.app_table import tabular_font
+from chadthrottle.units import UnitSystem, format_rate
+
+UNIT_LABELS: dict[UnitSystem, str] = {
+    UnitSystem.BYTES_DECIMAL: "Bytes, decimal (MB/s)",
+    UnitSystem.BYTES_BINARY: "Bytes, binary (MiB/s)",
+    UnitSystem.BITS_DECIMAL: "Bits, decimal (Mbit/s)",
+    UnitSystem.BITS_BINARY: "Bits, binary (Mibit/s)",
+}
+
+
+class HeaderBar(QWidget):
+    """Filter text, the live totals, and the settings menu."""
+
+    filterChanged = Signal(str)
+    unitsChosen = Signal(object)  # UnitSystem
+    refreshIntervalChosen = Signal(float)
+    startHiddenToggled = Signal(bool)
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        title = QLabel("ChadThrottle", self)
+        font = title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        title.setFont(font)
+        self.filter = QLineEdit(self)
+        self.filter.setPlaceholderText("Filter apps…  (Ctrl+F)")
+        self.filter.setAccessibleName("Filter applications")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.setMaximumWidth(320)
+        self.filter.textChanged.connect(self.filterChanged)
+        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.filter.setFocus)
+        self.totals = QLabel(self)
+        self.totals.setFont(tabular_font(self.totals.font()))
+        self.totals.setAccessibleName("Total traffic")
+        self.totals.setMinimumWidth(self.totals.fontMetrics().horizontalAdvance("▼ 888.8 Mbit/s   ▲ 888.8 Mbit/s") + 8)
+        self.menu_button = QToolButton(self)
+        self.menu_button.setText("☰")
+        self.menu_button.setAccessibleName("Settings")
+        self.menu_button.setToolTip("Units, refresh interval, start hidden")
+        self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.menu_button.setMenu(self._build_menu(settings))
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 8, 10, 4)
+        layout.addWidget(title)
+        layout.addStretch(1)
+        layout.addWidget(self.filter, 2)
+        layout.addSpacing(12)
+        layout.addWidget(self.totals)
+        layout.addWidget(self.menu_button)
+
+    def set_totals(self, down_bps: float, up_bps: float, units: UnitSystem, live: bool) -> None:
+        text = f"▼ {format_rate(down_bps, units)}   ▲ {format_rate(up_bps, units)}"
+        self.totals.setText(text if live else f"<span style='color: gray'>{text}</span>")
+
+    def _build_menu(self, settings: Settings) -> QMenu:
+        menu = QMenu(self)
+        units_menu = menu.addMenu("Units")
+        units_group = QActionGroup(units_menu)
+        for units, label in UNIT_LABELS.items():
+            action = QAction(label, units_menu, checkable=True, checked=units is settings.units)
+            action.triggered.connect(lambda _c=False, u=units: self.unitsChosen.emit(u))
+            units_group.addAction(action)
+            units_menu.addAction(action)
+        refresh_menu = menu.addMenu("Refresh every")
+        refresh_group = QActionGroup(refresh_menu)
+        for seconds in REFRESH_CHOICES_S:
+            action = QAction(f"{seconds:g} s", refresh_menu, checkable=True,
+                             checked=abs(seconds - settings.refresh_interval_s) < 1e-6)
+            action.triggered.connect(lambda _c=False, s=seconds: self.refreshIntervalChosen.emit(s))
+            refresh_group.addAction(action)
+            refresh_menu.addAction(action)
+        hidden = QAction("Start hidden in the tray", menu, checkable=True, checked=settings.start_hidden)
+        hidden.toggled.connect(self.startHiddenToggled)
+        menu.addAction(hidden)
+        return menu

@@ -1,0 +1,181 @@
+"""The main window: find the busy application, cap it with one gesture.
+
+Layout follows UI.md: header (title, filter, totals), a banner only when the
+helper needs attention, the applications table, the selected application's
+graph, and a status bar. The window never talks to the helper: it emits
+``limitRequested`` and is told the outcome through the model and set_status.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QIcon
+from PySide6.QtWidgets import QMainWindow, QSplitter, QVBoxLayout, QWidget
+
+from chadthrottle.contract import BackendInfo, Direction
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.columns import Role
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.settings import Settings
+from chadthrottle.gui.views.app_table import AppTable
+from chadthrottle.gui.views.detail_pane import DetailPane
+from chadthrottle.gui.views.header_bar import HeaderBar
+from chadthrottle.gui.views.state_banner import TITLES, StateBanner
+from chadthrottle.gui.views.status_line import StatusLine
+from chadthrottle.gui.widgets.limit_slider import LimitControl
+from chadthrottle.units import UnitSystem
+
+log = logging.getLogger(__name__)
+
+
+EMPTY_TEXT: dict[HelperState, str] = {
+    HelperState.CONNECTING: "Waiting for the helper…",
+    HelperState.CONNECTED: "No application is using the network.",
+    HelperState.NOT_RUNNING: "Reconnecting…",
+    HelperState.NOT_AUTHORIZED: "Traffic is not shown: watching it was not authorized.",
+    HelperState.NOT_INSTALLED: "Install the helper to see traffic here.",
+    HelperState.KERNEL_FEATURE_MISSING: "No application is using the network.",
+}
+
+
+class MainWindow(QMainWindow):
+    """Activity view over an ApplicationsModel; emits what the user asks for."""
+
+    limitRequested = Signal(str, str, object)  # app id, "down"/"up", bytes/s or None
+    retryRequested = Signal()
+    closedToTray = Signal()
+
+    def __init__(
+        self,
+        model: ApplicationsModel,
+        proxy: ApplicationsProxy,
+        settings: Settings,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("ChadThrottle")
+        self.setWindowIcon(QIcon.fromTheme("io.github.chadthrottle"))
+        self.setObjectName("mainWindow")
+        self.keep_running_in_tray = False
+        self._model = model
+        self._status = HelperStatus(HelperState.CONNECTING)
+
+        self.header = HeaderBar(settings, self)
+        self.banner = StateBanner(self)
+        self.table = AppTable(proxy, self)
+        self.detail = DetailPane(model, settings.refresh_interval_s, self)
+        self.status_line = StatusLine(self)
+        self.setStatusBar(self.status_line)
+
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.detail)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setChildrenCollapsible(False)
+        splitter.setSizes([430, 230])
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.header)
+        banner_box = QVBoxLayout()
+        banner_box.setContentsMargins(10, 0, 10, 0)
+        banner_box.addWidget(self.banner)
+        layout.addLayout(banner_box)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+        self.resize(1100, 720)
+
+        self.header.filterChanged.connect(proxy.set_name_filter)
+        self.banner.retryRequested.connect(self.retryRequested)
+        self.table.limit_delegate.limitRequested.connect(self.limitRequested)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
+        model.snapshotApplied.connect(self._on_snapshot)
+        model.dataChanged.connect(lambda *_: self._update_counts())
+        self.set_units(settings.units)
+        self.set_status(self._status)
+
+    # --- hooks for the controller and for tests ------------------------------------------
+
+    def limit_control(self, app_id: str, direction: Direction | str) -> LimitControl | None:
+        """The real limit widget of a row, so a test can drag it or type into it."""
+        return self.table.limit_control(app_id, Direction(direction))
+
+    def select_application(self, app_id: str) -> bool:
+        index = self.table.proxy_index(app_id)
+        if not index.isValid():
+            return False
+        self.table.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        return True
+
+    @property
+    def status(self) -> HelperStatus:
+        return self._status
+
+    def set_status(self, status: HelperStatus) -> None:
+        """Render a helper state: banner, greyed numbers, disabled limit controls."""
+        self._status = status
+        self.banner.show_status(status)
+        self.status_line.set_status(status)
+        stale = not status.can_monitor and status.state is not HelperState.CONNECTING
+        self._model.set_stale(stale)
+        self.table.sparkline_delegate.dimmed = stale
+        self.table.set_stale(stale)
+        if status.can_limit:
+            reason = ""
+        elif status.state is HelperState.NOT_AUTHORIZED:
+            reason = "Setting limits was not authorized. Use “Ask again” above to retry."
+        elif status.state is HelperState.KERNEL_FEATURE_MISSING:
+            reason = status.detail
+        else:
+            reason = TITLES.get(status.state, "The helper is not available.")
+        self.table.set_limits_blocked(reason)
+        self.table.empty_text = EMPTY_TEXT.get(status.state, "")
+        self.table.viewport().update()
+        self._update_counts()
+
+    def set_backends(self, backends: tuple[BackendInfo, ...]) -> None:
+        self.status_line.set_backends(backends)
+
+    def set_units(self, units: UnitSystem) -> None:
+        self._model.set_units(units)
+        self.table.limit_delegate.units = units
+        self.table.refresh_editors()
+        self.detail.set_units(units)
+        self._update_counts()
+
+    def show_message(self, text: str, timeout_ms: int = 8000) -> None:
+        self.status_line.show_text(text, timeout_ms)
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _on_snapshot(self) -> None:
+        if not self.table.currentIndex().isValid() and self._model.rowCount() > 0:
+            first = self.table.model().index(0, 0)
+            self.select_application(str(first.data(Role.APP_ID)))
+        self.detail.refresh()
+        self._update_counts()
+
+    def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        app_id = current.data(Role.APP_ID) if current.isValid() else ""
+        self.detail.show_application(str(app_id or ""))
+
+    def _update_counts(self) -> None:
+        down, up = self._model.totals()
+        live = self._status.can_monitor
+        self.header.set_totals(down, up, self._model.units, live)
+        self.status_line.set_limit_count(self._model.active_limit_count())
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.keep_running_in_tray:
+            event.ignore()
+            self.hide()
+            self.closedToTray.emit()
+            return
+        super().closeEvent(event)

@@ -1,0 +1,99 @@
+"""A calm banner above the table that explains a helper problem once.
+
+One banner, updated in place, never a stack of dialogs: the helper restarting
+shows "reconnecting…"; not installed shows the one install command; not
+authorized explains the disabled limit controls and offers to ask again.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from chadthrottle.gui.ipc.error_text import INSTALL_COMMAND
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+
+TITLES: dict[HelperState, str] = {
+    HelperState.CONNECTING: "Connecting to the ChadThrottle helper…",
+    HelperState.NOT_RUNNING: "The helper is not running — reconnecting…",
+    HelperState.NOT_AUTHORIZED: "Not authorized",
+    HelperState.NOT_INSTALLED: "The ChadThrottle helper is not installed",
+    HelperState.KERNEL_FEATURE_MISSING: "Limits are unavailable on this kernel",
+}
+
+EXPLANATIONS: dict[HelperState, str] = {
+    HelperState.NOT_RUNNING: "Numbers are greyed until it is back. Nothing needs doing; "
+    "this banner goes away by itself.",
+    HelperState.NOT_INSTALLED: "ChadThrottle measures and limits traffic through a small "
+    "system helper that runs as root and asks polkit before every change. Install it once:",
+}
+
+
+class StateBanner(QFrame):
+    """Shows the current HelperStatus when it needs the user's attention."""
+
+    retryRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("stateBanner")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.title = QLabel(self)
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
+        self.text = QLabel(self)
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.command = QLabel(INSTALL_COMMAND, self)
+        self.command.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.command.setStyleSheet("font-family: monospace; padding: 2px 6px;")
+        self.copy_button = QPushButton("Copy command", self)
+        self.copy_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(INSTALL_COMMAND))
+        self.retry_button = QPushButton("Ask again", self)
+        self.retry_button.clicked.connect(self.retryRequested)
+
+        texts = QVBoxLayout()
+        texts.setSpacing(2)
+        texts.addWidget(self.title)
+        texts.addWidget(self.text)
+        command_row = QHBoxLayout()
+        command_row.addWidget(self.command)
+        command_row.addWidget(self.copy_button)
+        command_row.addStretch(1)
+        texts.addLayout(command_row)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 8, 12, 8)
+        layout.addLayout(texts, 1)
+        layout.addWidget(self.retry_button, 0, Qt.AlignmentFlag.AlignTop)
+        self._state: HelperState | None = None
+        self.show_status(HelperStatus(HelperState.CONNECTING))
+
+    @property
+    def state(self) -> HelperState | None:
+        return self._state
+
+    def show_status(self, status: HelperStatus) -> None:
+        self._state = status.state
+        if status.state is HelperState.CONNECTED:
+            self.hide()
+            return
+        self.title.setText(TITLES[status.state])
+        explanation = EXPLANATIONS.get(status.state, status.detail)
+        if status.state is HelperState.NOT_RUNNING and status.detail:
+            explanation = f"{status.detail} {explanation}"
+        self.text.setText(explanation)
+        self.text.setVisible(bool(explanation))
+        installing = status.state is HelperState.NOT_INSTALLED
+        self.command.setVisible(installing)
+        self.copy_button.setVisible(installing)
+        self.retry_button.setText("Ask again" if status.state is HelperState.NOT_AUTHORIZED else "Try again")
+        self.retry_button.setVisible(
+            status.state in (HelperState.NOT_AUTHORIZED, HelperState.NOT_INSTALLED, HelperState.NOT_RUNNING)
+        )
+        problem = status.state not in (HelperState.CONNECTING, HelperState.NOT_RUNNING)
+        self.setProperty("problem", problem)
+        colour = "rgba(224, 27, 36, 0.10)" if problem else "rgba(53, 132, 228, 0.10)"
+        self.setStyleSheet(f"#stateBanner {{ background: {colour}; border-radius: 6px; }}")
+        self.show()

@@ -1,0 +1,272 @@
+"""LimitControl: a log-scale slider plus an exact value field for one limit.
+
+One gesture sets a limit: a drag (emitted once, on release), a typed value
+(on Enter), or the keyboard (arrow keys preview, then the value is applied
+after a short pause or at once on Enter). Escape cancels whatever is in
+progress and puts back the limit in force.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QWheelEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLineEdit,
+    QProxyStyle,
+    QSlider,
+    QStyle,
+    QStyleOptionSlider,
+    QToolTip,
+    QWidget,
+)
+
+from chadthrottle.gui.widgets.rate_scale import (
+    UNLIMITED_POSITION,
+    position_for_rate,
+    rate_for_position,
+)
+from chadthrottle.gui.widgets.slider_look import paint_rate_slider
+from chadthrottle.units import UnitError, UnitSystem, format_limit, parse_rate
+
+log = logging.getLogger(__name__)
+
+KEYBOARD_SETTLE_MS = 700
+_ENTER_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+
+
+class _ClickJumpsStyle(QProxyStyle):
+    """A left click on the track moves the knob there (and starts a drag)."""
+
+    def styleHint(self, hint: QStyle.StyleHint, option: object = None, widget: object = None,
+                  return_data: object = None) -> int:
+        if hint == QStyle.StyleHint.SH_Slider_AbsoluteSetButtons:
+            return int(Qt.MouseButton.LeftButton.value)
+        return super().styleHint(hint, option, widget, return_data)  # type: ignore[arg-type]
+
+
+class RateSlider(QSlider):
+    """A horizontal QSlider that can abandon a drag on Escape.
+
+    The wheel is left to the surrounding table: scrolling past a row must never
+    change a limit.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.setRange(0, UNLIMITED_POSITION)
+        self.setSingleStep(10)
+        self.setPageStep(100)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._click_style = _ClickJumpsStyle(self.style())
+        self._click_style.setParent(self)
+        self.setStyle(self._click_style)
+        self.drag_cancelled = False
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        option = QStyleOptionSlider()
+        self.initStyleOption(option)
+        painter = QPainter(self)
+        paint_rate_slider(
+            painter, option, self.style(), self,
+            limited=self.sliderPosition() < UNLIMITED_POSITION,
+            enabled=self.isEnabled(),
+            focused=self.hasFocus(),
+        )
+        painter.end()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        event.ignore()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self.drag_cancelled = False
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self.drag_cancelled:
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+
+class LimitControl(QWidget):
+    """Slider + field for one direction of one application's limit."""
+
+    limitChosen = Signal(object)  # int bytes/s, or None for no limit
+
+    def __init__(
+        self,
+        direction_label: str = "Limit",
+        units: UnitSystem = UnitSystem.BYTES_DECIMAL,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._units = units
+        self._committed: int | None = None
+        self._setting_programmatically = False
+        self.slider = RateSlider(self)
+        self.field = QLineEdit(self)
+        self.field.setPlaceholderText("none")
+        self.field.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.field.setFixedWidth(self.field.fontMetrics().horizontalAdvance("888.8 Mbit/s") + 14)
+        self._settle_timer = QTimer(self)
+        self._settle_timer.setSingleShot(True)
+        self._settle_timer.setInterval(KEYBOARD_SETTLE_MS)
+        self._settle_timer.timeout.connect(self._commit_slider)
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(2, 0, 2, 0)
+        layout.setSpacing(6)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.field)
+        self.setFocusProxy(self.slider)
+        self.set_direction_label(direction_label)
+
+        self.slider.sliderMoved.connect(self._preview_position)
+        self.slider.sliderReleased.connect(self._on_released)
+        self.slider.valueChanged.connect(self._on_value_changed)
+        self.field.returnPressed.connect(self._commit_field)
+        self.field.textEdited.connect(lambda _text: self._set_field_error(""))
+        self.slider.installEventFilter(self)
+        self.field.installEventFilter(self)
+        self._show(self._committed)
+
+    # --- public API ---------------------------------------------------------------------
+
+    def limit(self) -> int | None:
+        """The limit in force as far as this control knows (None: no limit)."""
+        return self._committed
+
+    def set_limit(self, rate_bps: int | None) -> None:
+        """Show a limit that came from outside; ignored while the user is editing."""
+        rate_bps = rate_bps or None
+        if self.is_editing():
+            return
+        self._committed = rate_bps
+        self._show(rate_bps)
+
+    def set_units(self, units: UnitSystem) -> None:
+        self._units = units
+        if not self.is_editing():
+            self._show(self._committed)
+
+    def set_direction_label(self, label: str) -> None:
+        """Accessible names say which limit this is: "Download limit for Firefox"."""
+        self.slider.setAccessibleName(label)
+        self.slider.setAccessibleDescription(
+            "Logarithmic from 10 KB/s to 1 GB/s; the right end means no limit. "
+            "Arrow keys adjust, Enter applies, Escape cancels."
+        )
+        self.field.setAccessibleName(f"{label} value")
+        self.field.setAccessibleDescription(
+            "Type a rate such as 500K, 2 MB/s, 1MiB or unlimited, then press Enter."
+        )
+        self.field.setToolTip("Type 500K, 2 MB/s, 1MiB or unlimited; Enter applies, Esc cancels")
+
+    def set_blocked(self, reason: str) -> None:
+        """Disable the control and say why ("" enables it again)."""
+        self.setEnabled(not reason)
+        self.setToolTip(reason)
+        if reason:
+            self.cancel()
+
+    def is_editing(self) -> bool:
+        return (
+            self.slider.isSliderDown()
+            or self._settle_timer.isActive()
+            or (self.field.hasFocus() and self.field.isModified())
+        )
+
+    def cancel(self) -> None:
+        """Abandon any drag, pending keyboard change or typed text."""
+        self._settle_timer.stop()
+        if self.slider.isSliderDown():
+            self.slider.drag_cancelled = True
+        self.field.setModified(False)
+        self._set_field_error("")
+        self._show(self._committed)
+
+    # --- events ------------------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
+            key = event.key()
+            if key == Qt.Key.Key_Escape and self._has_something_to_cancel():
+                self.cancel()
+                return True
+            if watched is self.slider and key in _ENTER_KEYS:
+                self._commit_slider()
+                return True
+        elif event.type() == QEvent.Type.FocusOut and watched is self.field:
+            if self.field.isModified():  # left without Enter: not applied
+                self.cancel()
+        return super().eventFilter(watched, event)
+
+    def _has_something_to_cancel(self) -> bool:
+        return self.is_editing() or self.field.isModified() or bool(self.field.property("error"))
+
+    def _preview_position(self, position: int) -> None:
+        self.field.setText(format_limit(rate_for_position(position) or 0, self._units))
+
+    def _on_released(self) -> None:
+        if self.slider.drag_cancelled:
+            self.slider.drag_cancelled = False
+            self._show(self._committed)
+            return
+        self._commit(rate_for_position(self.slider.value()))
+
+    def _on_value_changed(self, position: int) -> None:
+        if self._setting_programmatically or self.slider.isSliderDown():
+            return
+        # Keyboard or a click on the groove: preview now, apply once it settles.
+        self._preview_position(position)
+        self._settle_timer.start()
+
+    def _commit_slider(self) -> None:
+        self._settle_timer.stop()
+        self._commit(rate_for_position(self.slider.value()))
+
+    def _commit_field(self) -> None:
+        text = self.field.text().strip() or "none"
+        if not self.field.isModified() and text == format_limit(self._committed or 0, self._units):
+            return
+        try:
+            rate_bps = parse_rate(text)
+        except UnitError as error:
+            self._set_field_error(str(error))
+            return
+        self._commit(rate_bps)
+
+    def _commit(self, rate_bps: int | None) -> None:
+        self._settle_timer.stop()
+        self.field.setModified(False)
+        self._set_field_error("")
+        changed = rate_bps != self._committed
+        self._committed = rate_bps
+        self._show(rate_bps)
+        if changed:
+            log.debug("limit chosen: %s", rate_bps)
+            self.limitChosen.emit(rate_bps)
+
+    def _show(self, rate_bps: int | None) -> None:
+        self._setting_programmatically = True
+        try:
+            self.slider.setValue(position_for_rate(rate_bps))
+        finally:
+            self._setting_programmatically = False
+        self.field.setText(format_limit(rate_bps or 0, self._units))
+        self.field.setModified(False)
+
+    def _set_field_error(self, message: str) -> None:
+        if bool(message) == bool(self.field.property("error")):
+            if not message:
+                return
+        self.field.setProperty("error", bool(message))
+        self.field.setStyleSheet("QLineEdit { border: 1px solid #e01b24; }" if message else "")
+        self.field.setToolTip(
+            message or "Type 500K, 2 MB/s, 1MiB or unlimited; Enter applies, Esc cancels"
+        )
+        if message and self.field.isVisible():
+            QToolTip.showText(self.field.mapToGlobal(self.field.rect().bottomLeft()), message, self.field)

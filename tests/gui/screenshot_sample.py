@@ -1,0 +1,80 @@
+"""Render the main window with sample data to a PNG, for looking at the design.
+
+Run: QT_QPA_PLATFORM=offscreen .venv/bin/python -m tests.gui.screenshot_sample OUT.png [STATE]
+STATE is one of connected (default), not-running, not-authorized, not-installed,
+kernel-feature-missing. Not a test: a way to see the window without a helper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import sys
+
+from PySide6.QtWidgets import QApplication
+
+from chadthrottle.contract import BackendInfo
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.settings import Settings
+from chadthrottle.gui.views.main_window import MainWindow
+from tests.gui.sample_data import sample_applications
+
+STATUSES = {
+    "connected": HelperStatus(HelperState.CONNECTED, "", True, True),
+    "not-running": HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."),
+    "not-authorized": HelperStatus(HelperState.NOT_AUTHORIZED, "Setting limits was refused.", True, False),
+    "not-installed": HelperStatus(HelperState.NOT_INSTALLED, ""),
+    "kernel-feature-missing": HelperStatus(
+        HelperState.KERNEL_FEATURE_MISSING,
+        "No backend can enforce limits on this kernel (ebpf: BTF missing; tc: sch_htb not built). "
+        "Monitoring still works.",
+        True,
+        False,
+    ),
+}
+PROCESS_NAMES = {2210: "firefox", 2251: "Web Content", 2302: "Isolated Web Co", 4390: "steam", 4412: "steamwebhelper"}
+
+
+def main() -> int:
+    path = sys.argv[1]
+    status = STATUSES[sys.argv[2] if len(sys.argv) > 2 else "connected"]
+    app = QApplication(sys.argv[:1])
+    model = ApplicationsModel(IconProvider())
+    proxy = ApplicationsProxy()
+    proxy.setSourceModel(model)
+    proxy.sort_by_activity()
+    window = MainWindow(model, proxy, Settings())
+    random.seed(1)
+    apps = sample_applications()
+    for t in range(90):
+        model.apply_snapshot(
+            [
+                dataclasses.replace(
+                    a,
+                    down_bps=min(a.down_limit_bps or 1e12, a.down_bps * (0.75 + 0.25 * math.sin(t / 7 + i) + random.random() * 0.1)),
+                    up_bps=min(a.up_limit_bps or 1e12, a.up_bps * (0.7 + 0.3 * math.cos(t / 5 + i))),
+                )
+                for i, a in enumerate(apps)
+            ],
+            PROCESS_NAMES,
+        )
+    window.set_backends((BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",))))
+    window.set_status(status)
+    window.show()
+    window.table.expand(window.table.proxy_index("app:com.valvesoftware.Steam"))
+    for _ in range(5):
+        app.processEvents()
+    window.grab().save(path)
+    print(path)
+    window.deleteLater()
+    app.sendPostedEvents(None, 0)
+    del window, proxy, model
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

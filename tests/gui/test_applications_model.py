@@ -1,0 +1,130 @@
+"""ApplicationsModel: a valid tree model, merged incrementally by application id."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from PySide6.QtCore import QPersistentModelIndex, Qt
+
+from chadthrottle.contract import Direction
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.columns import Column, Role
+from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.units import UnitSystem
+from tests.gui.sample_data import KB, MB, app, sample_applications
+
+
+def make_model() -> ApplicationsModel:
+    return ApplicationsModel(IconProvider())
+
+
+def test_model_passes_qtmodeltester(qtmodeltester) -> None:
+    model = make_model()
+    model.apply_snapshot(sample_applications(), {2210: "firefox", 4390: "steam"})
+    qtmodeltester.check(model)
+
+
+def test_model_stays_valid_through_changes(qtmodeltester) -> None:
+    model = make_model()
+    qtmodeltester.check(model)
+    apps = sample_applications()
+    model.apply_snapshot(apps)
+    model.apply_snapshot(apps[2:] + [app("exe:/usr/bin/wget", "wget", 1 * MB, pids=(9, 10))])
+    model.apply_snapshot([dataclasses.replace(apps[3], pids=(5120, 5121))])
+    model.apply_snapshot([])
+
+
+def test_proxy_passes_qtmodeltester(qtmodeltester) -> None:
+    model = make_model()
+    proxy = ApplicationsProxy()
+    proxy.setSourceModel(model)
+    proxy.sort_by_activity()
+    model.apply_snapshot(sample_applications())
+    qtmodeltester.check(proxy)
+
+
+def test_rows_keep_identity_across_polls(qtbot) -> None:
+    model = make_model()
+    apps = sample_applications()
+    model.apply_snapshot(apps)
+    steam = QPersistentModelIndex(model.index_of("app:com.valvesoftware.Steam"))
+    with qtbot.assertNotEmitted(model.modelReset), qtbot.assertNotEmitted(model.rowsRemoved):
+        model.apply_snapshot([dataclasses.replace(a, down_bps=a.down_bps + 1) for a in apps])
+    assert steam.isValid()
+    assert steam.data() == "Steam"
+    assert steam.row() == 1
+
+
+def test_vanished_app_is_removed_and_new_one_appended(qtbot) -> None:
+    model = make_model()
+    apps = sample_applications()
+    model.apply_snapshot(apps)
+    curl = QPersistentModelIndex(model.index_of("exe:/usr/bin/curl"))
+    with qtbot.waitSignal(model.rowsRemoved), qtbot.waitSignal(model.rowsInserted):
+        model.apply_snapshot(apps[1:] + [app("exe:/usr/bin/wget", "wget")])
+    assert model.application("app:org.mozilla.firefox") is None
+    assert model.app_ids()[-1] == "exe:/usr/bin/wget"
+    assert curl.isValid() and curl.data() == "curl"
+
+
+def test_processes_are_children(qtbot) -> None:
+    model = make_model()
+    model.apply_snapshot(sample_applications(), {4390: "steam", 4412: "steamwebhelper"})
+    steam = model.index_of("app:com.valvesoftware.Steam")
+    assert model.rowCount(steam) == 2
+    assert model.index(1, 0, steam).data() == "steamwebhelper (pid 4412)"
+    assert model.index(1, 0, steam).data(Role.APP_ID) == "app:com.valvesoftware.Steam"
+    assert model.index(1, 0, steam).parent() == steam
+
+
+def test_history_and_rates_follow_units() -> None:
+    model = make_model()
+    for rate in (1 * MB, 2 * MB, 3 * MB):
+        model.apply_snapshot([app("exe:/x", "x", rate, 10 * KB)])
+    history = model.history("exe:/x")
+    assert history is not None and len(history) == 3
+    assert history.mean(3) == (2 * MB, 10 * KB)
+    index = model.index_of("exe:/x", Column.DOWN)
+    assert index.data() == "3.00 MB/s"
+    model.set_units(UnitSystem.BITS_DECIMAL)
+    assert index.data() == "24.0 Mbit/s"
+
+
+def test_pending_limit_shows_at_once_and_survives_a_poll() -> None:
+    model = make_model()
+    model.apply_snapshot([app("exe:/x", "x")])
+    model.mark_pending("exe:/x", Direction.DOWN, 2 * MB)
+    index = model.index_of("exe:/x", Column.DOWN_LIMIT)
+    assert index.data(Role.LIMIT) == 2 * MB and index.data(Role.LIMIT_PENDING)
+    model.apply_snapshot([app("exe:/x", "x")])  # a poll from before the request landed
+    assert index.data(Role.LIMIT) == 2 * MB
+    model.resolve_pending("exe:/x", Direction.DOWN, succeeded=False)
+    assert index.data(Role.LIMIT) == 0
+    model.mark_pending("exe:/x", Direction.DOWN, 3 * MB)
+    model.resolve_pending("exe:/x", Direction.DOWN, succeeded=True)
+    assert index.data(Role.LIMIT) == 3 * MB and not index.data(Role.LIMIT_PENDING)
+    assert model.active_limit_count() == 1
+
+
+def test_proxy_sorts_by_total_rate_filters_and_freezes() -> None:
+    model = make_model()
+    proxy = ApplicationsProxy()
+    proxy.setSourceModel(model)
+    proxy.sort_by_activity()
+    model.apply_snapshot(sample_applications())
+
+    def names() -> list[str]:
+        return [proxy.index(r, 0).data() for r in range(proxy.rowCount())]
+
+    assert names()[:3] == ["Firefox", "Steam", "syncthing"]
+    proxy.set_frozen(True)
+    model.apply_snapshot([app("exe:/usr/bin/curl", "curl", 50 * MB)] + sample_applications()[:3])
+    assert names() == ["Firefox", "Steam", "Dropbox", "curl"]  # held still
+    proxy.set_frozen(False)
+    assert names()[0] == "curl"
+    proxy.set_name_filter("STE")
+    assert names() == ["Steam"]
+    proxy.set_name_filter("")
+    assert len(names()) == 4
+    assert Qt.SortOrder.DescendingOrder == proxy.sortOrder()

@@ -1,0 +1,85 @@
+"""HelperConnection: the worker thread polls, reports through signals, stops cleanly.
+
+The client here is a stand-in for the thread mechanics only; the lead's e2e
+tests run the same connection against the real helper on a real bus.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from chadthrottle.client import HelperClientError
+from chadthrottle.contract import ApplicationInfo, BackendInfo, Direction
+from chadthrottle.gui.ipc.connection import HelperConnection
+from chadthrottle.gui.ipc.state import HelperState
+from tests.gui.sample_data import sample_applications
+
+
+class ScriptedClient:
+    """Answers like a helper would, from the calling (worker) thread."""
+
+    def __init__(self, fail_with: str = "") -> None:
+        self.fail_with = fail_with
+        self.calls: list[tuple[object, ...]] = []
+        self.threads: set[str] = set()
+        self.closed = False
+
+    async def connect(self) -> None:
+        self.threads.add(threading.current_thread().name)
+        if self.fail_with:
+            raise HelperClientError(self.fail_with, "scripted")
+
+    async def list_applications(self) -> list[ApplicationInfo]:
+        return sample_applications()
+
+    async def list_backends(self) -> list[BackendInfo]:
+        return [BackendInfo("tc", True, "", ("down", "up"))]
+
+    async def set_limit(self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int = 0) -> str:
+        self.calls.append(("set", app_id, direction, rate_bps))
+        return app_id
+
+    async def clear_limit(self, app_id: str, direction: Direction | None = None) -> str:
+        self.calls.append(("clear", app_id, direction))
+        return app_id
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_polls_sets_limits_and_stops_cleanly(qtbot) -> None:
+    client = ScriptedClient()
+    connection = HelperConnection(lambda: client, refresh_interval_s=0.1)
+    with qtbot.waitSignal(connection.applicationsUpdated, timeout=5000) as blocker:
+        connection.start()
+    assert len(blocker.args[0].applications) == len(sample_applications())
+    qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
+    assert client.threads == {"chadthrottle-helper-ipc"}
+    with qtbot.waitSignal(connection.limitFinished, timeout=5000) as done:
+        connection.set_limit("exe:/usr/bin/curl", "down", 500_000)
+    assert done.args[1] == ""
+    with qtbot.waitSignal(connection.limitFinished, timeout=5000):
+        connection.set_limit("exe:/usr/bin/curl", "both", None)
+    assert client.calls == [
+        ("set", "exe:/usr/bin/curl", Direction.DOWN, 500_000),
+        ("clear", "exe:/usr/bin/curl", None),
+    ]
+    started = time.monotonic()
+    connection.stop()
+    assert time.monotonic() - started < 2.0
+    assert client.closed
+    assert not any(t.name == "chadthrottle-helper-ipc" for t in threading.enumerate())
+
+
+def test_missing_helper_is_a_state_and_is_retried(qtbot) -> None:
+    clients = [ScriptedClient("org.freedesktop.DBus.Error.ServiceUnknown")]
+    connection = HelperConnection(lambda: clients[-1], refresh_interval_s=0.1)
+    connection.start()
+    try:
+        qtbot.waitUntil(lambda: connection.status.state is HelperState.NOT_INSTALLED, timeout=5000)
+        clients.append(ScriptedClient())  # the helper gets installed
+        connection.retry()
+        qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
+    finally:
+        connection.stop()

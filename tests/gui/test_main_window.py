@@ -1,0 +1,135 @@
+"""Main window: each helper state rendered deliberately; limits operable like a user."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QPoint, QSettings, Qt
+
+from chadthrottle.contract import BackendInfo, Direction, ErrorName
+from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.ipc.error_text import INSTALL_COMMAND
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.settings import Settings
+from chadthrottle.gui.views.main_window import MainWindow
+from tests.gui.sample_data import sample_applications
+
+FIREFOX = "app:org.mozilla.firefox"
+CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
+
+
+@pytest.fixture
+def window(qtbot) -> MainWindow:
+    model = ApplicationsModel(IconProvider())
+    proxy = ApplicationsProxy()
+    proxy.setSourceModel(model)
+    proxy.sort_by_activity()
+    win = MainWindow(model, proxy, Settings())
+    qtbot.addWidget(win)
+    win.set_status(CONNECTED)
+    model.apply_snapshot(sample_applications())
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def test_connected_shows_data_totals_and_counts(window: MainWindow) -> None:
+    assert window.banner.isHidden()
+    assert "▼ 9.32 MB/s" in window.header.totals.text()  # 4.98+3.9+0.12+0.008+0.31 MB/s
+    assert window.status_line.limits.text() == "3 limits active"
+    assert window.status_line.helper.text() == "Helper: connected"
+    window.set_backends((BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",))))
+    assert window.status_line.backend.text() == "Backend: ebpf (down), tc (up)"
+    assert window.detail.app_id == FIREFOX  # the busiest row is selected at first
+
+
+def test_typing_a_limit_requests_it(qtbot, window: MainWindow) -> None:
+    control = window.limit_control(FIREFOX, Direction.UP)
+    assert control is not None and control.isVisible() and control.isEnabled()
+    control.field.setFocus()
+    control.field.selectAll()
+    qtbot.keyClicks(control.field, "2 MB/s")
+    with qtbot.waitSignal(window.limitRequested) as blocker:
+        qtbot.keyClick(control.field, Qt.Key.Key_Return)
+    assert blocker.args == [FIREFOX, "up", 2_000_000]
+
+
+def test_dragging_a_limit_requests_it_once(qtbot, window: MainWindow) -> None:
+    control = window.limit_control("exe:/usr/bin/curl", "down")
+    assert control is not None
+    slider = control.slider
+    y = slider.height() // 2
+    requests: list[list[object]] = []
+    window.limitRequested.connect(lambda *args: requests.append(list(args)))
+    qtbot.mousePress(slider, Qt.MouseButton.LeftButton, pos=QPoint(slider.width() - 6, y))
+    for x in range(slider.width() - 6, slider.width() // 3, -4):
+        qtbot.mouseMove(slider, QPoint(x, y))
+    qtbot.mouseRelease(slider, Qt.MouseButton.LeftButton, pos=QPoint(slider.width() // 3, y))
+    assert len(requests) == 1 and requests[0][:2] == ["exe:/usr/bin/curl", "down"]
+
+
+def test_not_running_greys_and_reconnects(window: MainWindow) -> None:
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))
+    assert window.banner.isVisible() and "reconnecting" in window.banner.title.text()
+    assert window.status_line.helper.text() == "Helper: reconnecting…"
+    index = window.table.proxy_index(FIREFOX, 1)
+    assert index.data(Qt.ItemDataRole.ForegroundRole) is not None  # greyed
+    control = window.limit_control(FIREFOX, Direction.DOWN)
+    assert control is not None and not control.isEnabled()
+
+
+def test_not_authorized_keeps_monitoring_and_offers_to_ask_again(qtbot, window: MainWindow) -> None:
+    window.set_status(HelperStatus(HelperState.NOT_AUTHORIZED, "Setting limits was refused.", True, False))
+    assert window.banner.retry_button.isVisible()
+    assert window.banner.retry_button.text() == "Ask again"
+    control = window.limit_control(FIREFOX, Direction.DOWN)
+    assert control is not None and not control.isEnabled() and "authorized" in control.toolTip()
+    assert window.table.proxy_index(FIREFOX, 1).data(Qt.ItemDataRole.ForegroundRole) is None
+    with qtbot.waitSignal(window.retryRequested):
+        window.banner.retry_button.click()
+
+
+def test_not_installed_shows_the_install_command(window: MainWindow) -> None:
+    window.set_status(HelperStatus(HelperState.NOT_INSTALLED, "not installed"))
+    assert window.banner.command.isVisible()
+    assert window.banner.command.text() == INSTALL_COMMAND
+    assert "not installed" in window.banner.title.text()
+
+
+def test_kernel_feature_missing_says_which(window: MainWindow) -> None:
+    detail = "No backend can enforce limits on this kernel (ebpf: needs BTF). Monitoring still works."
+    window.set_status(HelperStatus(HelperState.KERNEL_FEATURE_MISSING, detail, True, False))
+    assert window.banner.isVisible() and window.banner.text.text() == detail
+    control = window.limit_control(FIREFOX, Direction.DOWN)
+    assert control is not None and not control.isEnabled() and control.toolTip() == detail
+
+
+def test_filter_hides_rows(qtbot, window: MainWindow) -> None:
+    qtbot.keyClicks(window.header.filter, "drop")
+    assert window.table.model().rowCount() == 1
+    assert window.limit_control(FIREFOX, Direction.DOWN) is None
+
+
+def test_controller_shows_limit_at_once_and_falls_back_on_denial(qtbot, tmp_path) -> None:
+    def no_client() -> object:
+        raise AssertionError("widget test: no helper")
+
+    controller = AppController(no_client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+                               use_tray=False)
+    qtbot.addWidget(controller.window)
+    controller.model.apply_snapshot(sample_applications())
+    controller.connection.inject_observations(has_polled_ok=True)
+    assert controller.connection.status.can_limit
+    finished = []
+    controller.connection.limitFinished.connect(lambda *args: finished.append(args))
+    controller.request_limit(FIREFOX, "up", 3_000_000)  # the worker is not running: fails at once
+    assert finished and finished[0][1]
+    assert controller.model.effective_limit(FIREFOX, Direction.UP) == 0
+    assert "Could not change the limit of Firefox" in controller.window.status_line.message.text()
+    controller.connection._on_limit_failed(0, ErrorName.NOT_AUTHORIZED.value, "")
+    assert controller.window.status.state is HelperState.NOT_AUTHORIZED
+    controller.connection.retry()
+    assert controller.window.status.state is HelperState.CONNECTED
+    controller.shutdown()

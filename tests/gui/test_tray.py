@@ -1,0 +1,101 @@
+"""Tray: menu content from the model, quick limits, icon and tooltip by state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from PySide6.QtGui import QAction
+
+from chadthrottle.contract import MIN_RATE_BPS, Direction
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.tray.icons import TrayIconKind
+from chadthrottle.gui.tray.quick_limits import busiest_applications
+from chadthrottle.gui.tray.tray import TrayController
+from tests.gui.sample_data import MB, app, sample_applications
+
+CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
+
+
+def make_tray() -> tuple[ApplicationsModel, TrayController]:
+    model = ApplicationsModel(IconProvider())
+    tray = TrayController(model)
+    tray.set_status(CONNECTED)
+    return model, tray
+
+
+def menu_titles(tray: TrayController) -> list[str]:
+    tray.rebuild_menu()
+    return [a.text().split("\t")[0] for a in tray.menu.actions() if not a.isSeparator()]
+
+
+def test_menu_lists_busiest_applications_then_fixed_entries() -> None:
+    model, tray = make_tray()
+    model.apply_snapshot(sample_applications())
+    titles = menu_titles(tray)
+    assert titles[:3] == ["Firefox *", "Steam *", "syncthing"]
+    assert titles[-3:] == ["Pause all limits", "Open ChadThrottle", "Quit"]
+    pause = next(a for a in tray.menu.actions() if a.objectName() == "pause-all")
+    assert not pause.isEnabled() and pause.toolTip()
+
+
+def test_menu_is_rebuilt_on_show_with_current_rates() -> None:
+    model, tray = make_tray()
+    model.apply_snapshot(sample_applications())
+    model.apply_snapshot([app("exe:/usr/bin/wget", "wget", 90 * MB)] + sample_applications()[1:])
+    tray.menu.aboutToShow.emit()
+    first = tray.menu.actions()[0]
+    assert first.text().startswith("wget") and "90.0 MB/s" in first.text()
+
+
+def test_quick_limits_and_block(qtbot) -> None:
+    model, tray = make_tray()
+    model.apply_snapshot(sample_applications())
+    firefox = "app:org.mozilla.firefox"
+    tray.rebuild_menu()
+    labels = [
+        a.objectName().rsplit(":", 1)[1]
+        for a in tray.menu.findChildren(QAction)
+        if a.objectName().startswith(f"quick:{firefox}:down:")
+    ]
+    assert labels == ["Unlimited", "100 KB/s", "1 MB/s", "5 MB/s", "Custom…", "Block"]
+    checked = tray.quick_limit_action(firefox, Direction.DOWN, "5 MB/s")
+    assert checked is not None and checked.isChecked()  # Firefox is limited to 5 MB/s
+    block = tray.quick_limit_action(firefox, Direction.UP, "Block")
+    assert block is not None
+    with qtbot.waitSignal(tray.limitRequested) as blocker:
+        block.trigger()
+    assert blocker.args == [firefox, "up", MIN_RATE_BPS]
+    unlimited = tray.quick_limit_action(firefox, "down", "Unlimited")
+    with qtbot.waitSignal(tray.limitRequested) as blocker:
+        unlimited.trigger()
+    assert blocker.args == [firefox, "down", None]
+
+
+def test_quick_limits_disabled_without_authorization() -> None:
+    model, tray = make_tray()
+    model.apply_snapshot(sample_applications())
+    tray.set_status(HelperStatus(HelperState.NOT_AUTHORIZED, "no", True, False))
+    action = tray.quick_limit_action("app:org.mozilla.firefox", Direction.DOWN, "1 MB/s")
+    assert action is not None and not action.isEnabled()
+
+
+def test_icon_and_tooltip_follow_state() -> None:
+    model, tray = make_tray()
+    assert tray.kind is TrayIconKind.IDLE
+    model.apply_snapshot([app("exe:/x", "x", 12.4 * MB, 1.1 * MB)])
+    assert tray.kind is TrayIconKind.TRAFFIC
+    assert tray.icon.toolTip() == "down 12.4 MB/s, up 1.10 MB/s, 0 limits"
+    model.apply_snapshot([app("exe:/x", "x", 12.4 * MB, 1.1 * MB, down_limit_bps=20 * MB)])
+    assert tray.kind is TrayIconKind.LIMITS_ACTIVE
+    assert tray.icon.toolTip().endswith("1 limit")
+    tray.set_status(HelperStatus(HelperState.NOT_RUNNING, "gone"))
+    assert tray.kind is TrayIconKind.PROBLEM
+
+
+def test_busiest_keeps_quiet_limited_apps() -> None:
+    apps = [app(f"exe:/a{i}", f"a{i}", 1000.0 * (20 - i)) for i in range(12)]
+    apps.append(dataclasses.replace(app("exe:/quiet", "quiet"), up_limit_bps=5 * MB))
+    chosen = [a.name for a in busiest_applications(apps, count=8)]
+    assert chosen[:8] == [f"a{i}" for i in range(8)] and "quiet" in chosen
