@@ -31,6 +31,11 @@ BPF_HASH(slot_by_tgid, __u32, __u32, MAX_TRACKED_PROCESSES);
 BPF_HASH(slot_by_cgroup, __u64, __u32, MAX_TRACKED_PROCESSES);
 BPF_TABLE("lru_percpu_hash", struct traffic_key, struct traffic_counters,
           traffic, MAX_TRAFFIC_KEYS);
+BPF_ARRAY(upload_pacing, struct slot_pacing, MAX_SLOTS);
+
+#define NSEC_PER_SEC 1000000000ULL
+#define CGROUP_SKB_PASS 1
+#define CGROUP_SKB_PASS_CN 3 /* pass, and tell TCP it met congestion */
 
 #define IP_PROTO_TCP 6
 #define IP_PROTO_UDP 17
@@ -76,16 +81,37 @@ static __always_inline struct sock_tag *tag_of(struct __sk_buff *skb)
     return socket_tags.sk_storage_get(sk, 0, 0);
 }
 
-static __always_inline void count(struct sock_tag *tag, struct __sk_buff *skb, int egress)
+/* Advance the slot's virtual queue by this packet; CN once it is too long. */
+static __always_inline int pace_upload(__u32 slot, __u64 bytes)
+{
+    struct slot_pacing *pacing = upload_pacing.lookup(&slot);
+    if (!pacing || !pacing->rate_bps)
+        return CGROUP_SKB_PASS;
+    __u64 now = bpf_ktime_get_ns();
+    __u64 rate = pacing->rate_bps;
+    __u64 cost_ns = bytes * NSEC_PER_SEC / rate;
+    int verdict = CGROUP_SKB_PASS;
+    bpf_spin_lock(&pacing->lock);
+    __u64 start = pacing->virtual_time_ns > now ? pacing->virtual_time_ns : now;
+    pacing->virtual_time_ns = start + cost_ns;
+    if (start - now > pacing->cn_queue_ns) {
+        pacing->cn_marks += 1;
+        verdict = CGROUP_SKB_PASS_CN;
+    }
+    bpf_spin_unlock(&pacing->lock);
+    return verdict;
+}
+
+static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, int egress)
 {
     struct traffic_key key = {};
     key.owner_tgid = tag ? tag->owner_tgid : 0;
     key.ifindex = skb->ifindex;
     struct traffic_counters zero = {};
+    __u64 bytes = wire_bytes(skb, 0);
     struct traffic_counters *counters = traffic.lookup_or_try_init(&key, &zero);
     if (!counters)
-        return;
-    __u64 bytes = wire_bytes(skb, 0);
+        return bytes;
     __u32 packets = skb->gso_segs > 1 ? skb->gso_segs : 1;
     if (egress) {
         counters->tx_bytes += bytes;
@@ -94,6 +120,7 @@ static __always_inline void count(struct sock_tag *tag, struct __sk_buff *skb, i
         counters->rx_bytes += bytes;
         counters->rx_packets += packets;
     }
+    return bytes;
 }
 
 int chadt_sock(struct bpf_sock *sk)
@@ -115,10 +142,12 @@ int chadt_sock(struct bpf_sock *sk)
 int chadt_egress(struct __sk_buff *skb)
 {
     struct sock_tag *tag = tag_of(skb);
-    count(tag, skb, 1);
-    if (tag && tag->app_slot)
-        skb->priority = (HTB_MAJOR << 16) | (tag->app_slot & 0xffff);
-    return 1;
+    __u64 bytes = count(tag, skb, 1);
+    if (!tag || !tag->app_slot)
+        return CGROUP_SKB_PASS;
+    __u32 slot = tag->app_slot & 0xffff;
+    skb->priority = (HTB_MAJOR << 16) | slot;
+    return pace_upload(slot, bytes);
 }
 
 int chadt_ingress(struct __sk_buff *skb)

@@ -25,7 +25,7 @@ from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchAppli
 from chadthrottle.helper.identity.applications import identify
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import cgroup_id, read_process
-from chadthrottle.helper.kernel.tc_shaper import ClassSpec, Classes
+from chadthrottle.helper.kernel.htb import ClassSpec, Classes
 
 log = logging.getLogger("chadthrottle.engine")
 

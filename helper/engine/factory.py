@@ -77,7 +77,7 @@ def build_engine(options: EngineOptions) -> RunningEngine:
         datapath.open()
         adopted = datapath.adopt_open_sockets(all_pids())
         log.info("adopted %d sockets opened before the helper started", adopted)
-        return RunningEngine(datapath, TcShaper(ipr, datapath.tc_ingress_program), ipr, config)
+        return RunningEngine(datapath, TcShaper(ipr, datapath.tc_ingress_program, datapath), ipr, config)
     except BaseException:
         datapath.close()
         ipr.close()

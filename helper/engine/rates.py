@@ -7,7 +7,7 @@ short-lived processes still count for their application.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -32,11 +32,15 @@ class CounterSample(Protocol):
     def tx_bytes(self) -> int: ...
 
 
+# Rates are averaged over this many ticks: a TCP sender held back by a limit
+# sends in bursts, and a one-second window shows those bursts, not its rate.
+RATE_WINDOW_TICKS = 2
+
+
 class RateMeter:
-    def __init__(self) -> None:
+    def __init__(self, window_ticks: int = RATE_WINDOW_TICKS) -> None:
         self._app_of_tgid: dict[int, str] = {}
-        self._previous: dict[str, AppTraffic] = {}
-        self._previous_time: float | None = None
+        self._history: deque[tuple[float, dict[str, AppTraffic]]] = deque(maxlen=window_ticks + 1)
         self.apps: dict[str, AppTraffic] = {}
 
     def remember(self, tgid: int, app_id: str) -> None:
@@ -51,13 +55,14 @@ class RateMeter:
             traffic = totals[app_id]
             traffic.rx_bytes += sample.rx_bytes
             traffic.tx_bytes += sample.tx_bytes
-        elapsed = None if self._previous_time is None else now - self._previous_time
         for app_id, traffic in totals.items():
-            before = self._previous.get(app_id)
-            if before is not None and elapsed and elapsed > 0:
-                # counters may shrink when the LRU map evicts a key: never negative
-                traffic.down_bps = max(0, traffic.rx_bytes - before.rx_bytes) / elapsed
-                traffic.up_bps = max(0, traffic.tx_bytes - before.tx_bytes) / elapsed
-        self._previous = {app_id: AppTraffic(t.rx_bytes, t.tx_bytes) for app_id, t in totals.items()}
-        self._previous_time = now
+            # the oldest sample in the window that knew the application
+            past = next(((t, apps[app_id]) for t, apps in self._history if app_id in apps), None)
+            if past is None or now <= past[0]:
+                continue
+            elapsed = now - past[0]
+            # counters may shrink when the LRU map evicts a key: never negative
+            traffic.down_bps = max(0, traffic.rx_bytes - past[1].rx_bytes) / elapsed
+            traffic.up_bps = max(0, traffic.tx_bytes - past[1].tx_bytes) / elapsed
+        self._history.append((now, {app_id: AppTraffic(t.rx_bytes, t.tx_bytes) for app_id, t in totals.items()}))
         self.apps = dict(totals)

@@ -21,7 +21,7 @@ from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR, prepare_bcc_environment
 from chadthrottle.helper.kernel.bpf_syscalls import CgroupAttachType
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.kernel.layout import HTB_MAJOR, PROGRAM_NAME_PREFIX
+from chadthrottle.helper.kernel.layout import HTB_MAJOR, PROGRAM_NAME_PREFIX, SlotPacing
 from chadthrottle.helper.kernel.socket_tagging import tag_open_sockets
 
 log = logging.getLogger("chadthrottle.kernel.datapath")
@@ -111,7 +111,8 @@ class Datapath:
         try:
             for name, attach_type in _CGROUP_PROGRAMS:
                 prog_type = BPF.CGROUP_SOCK if attach_type is CgroupAttachType.INET_SOCK_CREATE else BPF.CGROUP_SKB
-                function = self._bpf.load_func(name.encode(), prog_type)
+                # The expected attach type lets the egress program return NET_XMIT_CN.
+                function = self._bpf.load_func(name.encode(), prog_type, attach_type=int(attach_type))
                 bpf_syscalls.attach_to_cgroup(function.fd, self._cgroup_fd, attach_type)
                 self._attached.append((function.fd, attach_type))
         except Exception:
@@ -169,6 +170,16 @@ class Datapath:
             table[key] = table.Leaf(app_slot)
         else:
             table.pop(key, None)
+
+    def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None:
+        """Start (rate_bps > 0) or stop (0) congestion notices for a slot's uploads."""
+        table = self._bpf[b"upload_pacing"]
+        pacing = SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns)
+        table[table.Key(app_slot)] = table.Leaf.from_buffer_copy(bytes(pacing))
+
+    def upload_cn_marks(self, app_slot: int) -> int:
+        table = self._bpf[b"upload_pacing"]
+        return int(table[table.Key(app_slot)].cn_marks)
 
     def read_traffic(self) -> list[TrafficSample]:
         """One pass over the per-CPU counters."""

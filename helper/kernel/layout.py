@@ -25,6 +25,17 @@ class TrafficCounters(ctypes.Structure):
     ]
 
 
+class SlotPacing(ctypes.Structure):
+    _fields_ = [
+        ("lock", ctypes.c_uint32),  # struct bpf_spin_lock
+        ("pad", ctypes.c_uint32),
+        ("rate_bps", ctypes.c_uint64),
+        ("cn_queue_ns", ctypes.c_uint64),
+        ("virtual_time_ns", ctypes.c_uint64),
+        ("cn_marks", ctypes.c_uint64),
+    ]
+
+
 def class_id(app_slot: int) -> int:
     """The HTB class (major:minor) of an application's limit slot."""
     return (HTB_MAJOR << 16) | (app_slot & 0xFFFF)

@@ -2,14 +2,15 @@
 
 Upload: an HTB root (handle HTB_MAJOR:) on every uplink; the cgroup egress
 program puts packets of limited applications straight into their class by
-writing skb->priority, everything else goes out through HTB's direct queue.
-Download: the uplink's ingress hook runs the cls_bpf program chadt_tc_in,
-which matches packets for limited sockets only; its mirred action redirects
-them to an IFB (one per uplink) whose HTB shapes them.
+writing skb->priority, and tells TCP to back off (congestion notices) before
+the class queue overflows. Download: the uplink's ingress hook runs the
+cls_bpf program chadt_tc_in, which matches packets for limited sockets only;
+its mirred action redirects them to an IFB (one per uplink) whose HTB shapes
+them.
 
 The shaper is declarative: reconcile() takes the classes wanted per direction
 and makes every uplink match, creating the qdiscs with the first limit and
-removing them with the last. It never replaces a root qdisc somebody else
+removing them after the last. It never replaces a root qdisc somebody else
 configured: it refuses with a clear message instead.
 """
 
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Protocol
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -25,58 +27,42 @@ from pyroute2.netlink.exceptions import NetlinkError
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
 from chadthrottle.helper.kernel import interfaces
-from chadthrottle.helper.kernel.layout import HTB_MAJOR, class_id
+from chadthrottle.helper.kernel.htb import RETIRE_AFTER_S, ROOT_HANDLE, Classes, HtbHierarchy, cn_queue_ns, tc_call
+from chadthrottle.helper.kernel.layout import HTB_MAJOR
 
 log = logging.getLogger("chadthrottle.kernel.tc")
 
-ROOT_HANDLE = HTB_MAJOR << 16
-INGRESS_PARENT = 0xFFFF0000  # the ingress qdisc ffff:, also clsact's ingress hook base
+INGRESS_PARENT = 0xFFFF0000  # the ingress qdisc ffff:
 CLSACT_INGRESS_PARENT = 0xFFFFFFF2
 FILTER_PRIORITY = 0xC7AD
-# Unlimited traffic goes to a default class, not HTB's direct queue: the direct
-# queue is served before every class, so a saturating bystander would starve
-# the limited applications below their rate. The default class is fast enough
-# never to be the bottleneck and yields to limited classes (lower priority).
-DEFAULT_MINOR = 0xFFFF
-DEFAULT_CLASS_RATE = "100gbit"
-DEFAULT_CLASS_BURST_BYTES = 1 << 20
-LIMITED_PRIORITY, DEFAULT_PRIORITY = 0, 1
-LEAF_QUEUE_SECONDS = 0.1  # a leaf bfifo holds this much of the class rate
-MIN_LEAF_QUEUE_BYTES = 256 * 1024  # at least a few 64 KB GSO/GRO super-packets
 
 
-@dataclass(frozen=True)
-class ClassSpec:
-    """One application's limit in one direction."""
-
-    rate_bps: int
-    burst_bytes: int
-
-
-Classes = dict[int, ClassSpec]  # app slot -> limit
-
-
-@dataclass
-class _Hierarchy:
-    """An HTB root we created on one device and the classes now in it."""
-
-    ifindex: int
-    classes: Classes = field(default_factory=dict)
+class UploadPacer(Protocol):
+    def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None: ...
 
 
 @dataclass
 class _IngressHook:
     uplink_index: int
-    ifb: _Hierarchy
+    ifb: HtbHierarchy
     parent: int
     created_qdisc: bool
 
 
 class TcShaper:
-    def __init__(self, ipr: IPRoute, tc_program: Callable[[], tuple[int, str]]) -> None:
+    def __init__(
+        self,
+        ipr: IPRoute,
+        tc_program: Callable[[], tuple[int, str]],
+        pacer: UploadPacer,
+        retire_after_s: float = RETIRE_AFTER_S,
+    ) -> None:
         self._ipr = ipr
         self._tc_program = tc_program
-        self._egress: dict[int, _Hierarchy] = {}  # uplink ifindex -> our root
+        self._pacer = pacer
+        self._retire_after_s = retire_after_s
+        self._paced: Classes = {}  # upload slots with congestion notices on
+        self._egress: dict[int, HtbHierarchy] = {}  # uplink ifindex -> our root
         self._ingress: dict[int, _IngressHook] = {}  # uplink ifindex -> hook + IFB
 
     def active_directions(self) -> set[Direction]:
@@ -88,103 +74,80 @@ class TcShaper:
         return active
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
-        """Make every uplink carry exactly the wanted classes (none: no qdiscs)."""
+        """Make every uplink carry the wanted classes; a class no longer wanted
+        drains first and goes a second later, its qdiscs with the last one."""
+        self._reconcile(wanted, self._retire_after_s)
+
+    def close(self) -> None:
+        """Remove everything this shaper created, now; interfaces end as found."""
+        self._reconcile({}, 0.0)
+
+    def _reconcile(self, wanted: dict[Direction, Classes], retire_after_s: float) -> None:
         uplinks = {link.index: link for link in interfaces.uplinks(self._ipr)}
         self._forget_vanished(set(uplinks))
         up, down = wanted.get(Direction.UP, {}), wanted.get(Direction.DOWN, {})
+        self._sync_pacing(up)  # before the classes: notices stop with the limit
         for index, link in uplinks.items():
-            if up:
-                hierarchy = self._egress.get(index) or self._create_root(index, link.name)
-                self._egress[index] = hierarchy
-                self._sync_classes(hierarchy, up)
-            elif index in self._egress:
-                self._delete_root(self._egress.pop(index).ifindex)
-            if down:
-                hook = self._ingress.get(index) or self._create_ingress(index, link.name)
-                self._ingress[index] = hook
-                self._sync_classes(hook.ifb, down)
-            elif index in self._ingress:
-                self._remove_ingress(self._ingress.pop(index))
+            if up and index not in self._egress:
+                self._egress[index] = self._create_root(index, link.name)
+            if down and index not in self._ingress:
+                self._ingress[index] = self._create_ingress(index, link.name)
+            if index in self._egress:
+                hierarchy = self._egress[index]
+                hierarchy.sync(up, retire_after_s)
+                if hierarchy.idle:
+                    self._egress.pop(index).delete()
+            if index in self._ingress:
+                hook = self._ingress[index]
+                hook.ifb.sync(down, retire_after_s)
+                if hook.ifb.idle:
+                    self._remove_ingress(self._ingress.pop(index))
 
-    def close(self) -> None:
-        """Remove everything this shaper created; interfaces end as found."""
-        self.reconcile({})
+    def _sync_pacing(self, up: Classes) -> None:
+        for slot in set(self._paced) - set(up):
+            self._pacer.set_upload_pacing(slot, 0, 0)
+            del self._paced[slot]
+        for slot, spec in up.items():
+            if self._paced.get(slot) != spec:
+                self._pacer.set_upload_pacing(slot, spec.rate_bps, cn_queue_ns(spec.rate_bps))
+                self._paced[slot] = spec
 
-    # --- egress -----------------------------------------------------------------
-
-    def _create_root(self, ifindex: int, name: str) -> _Hierarchy:
+    def _create_root(self, ifindex: int, name: str) -> HtbHierarchy:
         root = interfaces.root_qdisc(self._ipr, ifindex)
         if root is not None and root.handle == ROOT_HANDLE and root.kind == "htb":
-            log.info("re-using our HTB root on %s", name)
-            self._delete_root(ifindex)  # left by a killed helper: start clean
+            log.info("replacing an HTB root an earlier helper left on %s", name)
+            HtbHierarchy(self._ipr, ifindex, Direction.UP).delete()
         elif root is not None and not root.is_default:
             raise BackendUnavailable(
                 f"{name} already has a root qdisc ({root.kind} {root.handle >> 16:x}:) that "
                 "ChadThrottle did not create; it is left untouched, so uploads on it cannot be "
                 "limited by the tc backend"
             )
-        self._create_htb(ifindex)
+        hierarchy = HtbHierarchy(self._ipr, ifindex, Direction.UP)
+        hierarchy.create()
         log.info("created HTB root %x: on %s", HTB_MAJOR, name)
-        return _Hierarchy(ifindex)
-
-    def _create_htb(self, ifindex: int) -> None:
-        self._call("add", "htb", ifindex, ROOT_HANDLE, default=DEFAULT_MINOR)
-        self._call(
-            "add-class", "htb", ifindex, ROOT_HANDLE | DEFAULT_MINOR, parent=ROOT_HANDLE,
-            rate=DEFAULT_CLASS_RATE, ceil=DEFAULT_CLASS_RATE, burst=DEFAULT_CLASS_BURST_BYTES,
-            cburst=DEFAULT_CLASS_BURST_BYTES, prio=DEFAULT_PRIORITY,
-        )
-
-    def _delete_root(self, ifindex: int) -> None:
-        try:
-            self._ipr.tc("del", "htb", ifindex, ROOT_HANDLE)
-        except NetlinkError as error:
-            log.debug("HTB root on %d already gone: %s", ifindex, error)
-
-    # --- classes ----------------------------------------------------------------
-
-    def _sync_classes(self, hierarchy: _Hierarchy, wanted: Classes) -> None:
-        for slot in set(hierarchy.classes) - set(wanted):
-            self._call("del-class", "htb", hierarchy.ifindex, class_id(slot), parent=ROOT_HANDLE)
-            del hierarchy.classes[slot]
-        for slot, spec in wanted.items():
-            if hierarchy.classes.get(slot) == spec:
-                continue
-            command = "change-class" if slot in hierarchy.classes else "add-class"
-            rate = f"{spec.rate_bps * 8}bit"
-            self._call(
-                command, "htb", hierarchy.ifindex, class_id(slot), parent=ROOT_HANDLE,
-                rate=rate, ceil=rate, burst=spec.burst_bytes, cburst=spec.burst_bytes, prio=LIMITED_PRIORITY,
-                quantum=max(1514, min(spec.rate_bps // 10, 200_000)),
-            )
-            queue_bytes = max(MIN_LEAF_QUEUE_BYTES, int(spec.rate_bps * LEAF_QUEUE_SECONDS))
-            leaf = (slot & 0xFFFF) << 16  # leaf handle <slot>: under class <major>:<slot>
-            self._call("replace", "bfifo", hierarchy.ifindex, leaf, parent=class_id(slot), limit=queue_bytes)
-            hierarchy.classes[slot] = spec
-
-    # --- ingress ----------------------------------------------------------------
+        return hierarchy
 
     def _create_ingress(self, uplink_index: int, name: str) -> _IngressHook:
-        ifb_index = interfaces.create_ifb(self._ipr, uplink_index)
-        ifb = _Hierarchy(ifb_index)
-        self._create_htb(ifb_index)
+        ifb = HtbHierarchy(self._ipr, interfaces.create_ifb(self._ipr, uplink_index), Direction.DOWN)
         hook_kind = interfaces.ingress_hook(self._ipr, uplink_index)
-        created = hook_kind is None
-        if created:
-            self._call("add", "ingress", uplink_index, INGRESS_PARENT)
         parent = CLSACT_INGRESS_PARENT if hook_kind == "clsact" else INGRESS_PARENT
-        prog_fd, prog_name = self._tc_program()
+        hook = _IngressHook(uplink_index, ifb, parent, created_qdisc=hook_kind is None)
         try:
-            self._call(
-                "add-filter", "bpf", uplink_index, ":1", parent=parent, prio=FILTER_PRIORITY,
+            ifb.create()
+            if hook.created_qdisc:
+                tc_call(self._ipr, "add", "ingress", uplink_index, INGRESS_PARENT)
+            prog_fd, prog_name = self._tc_program()
+            tc_call(
+                self._ipr, "add-filter", "bpf", uplink_index, ":1", parent=parent, prio=FILTER_PRIORITY,
                 fd=prog_fd, name=prog_name,
-                action={"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": ifb_index},
+                action={"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": ifb.ifindex},
             )
         except KernelError:
-            self._remove_ingress(_IngressHook(uplink_index, ifb, parent, created))
+            self._remove_ingress(hook)
             raise
-        log.info("download shaping on %s through IFB %d", name, ifb_index)
-        return _IngressHook(uplink_index, ifb, parent, created)
+        log.info("download shaping on %s through IFB %d", name, ifb.ifindex)
+        return hook
 
     def _remove_ingress(self, hook: _IngressHook) -> None:
         interfaces.delete_our_filters(self._ipr, hook.uplink_index, hook.parent, FILTER_PRIORITY)
@@ -200,12 +163,6 @@ class TcShaper:
             del self._egress[index]  # the kernel removed its qdiscs with it
         for index in set(self._ingress) - present:
             interfaces.delete_link(self._ipr, self._ingress.pop(index).ifb.ifindex)
-
-    def _call(self, *args: object, **kwargs: object) -> None:
-        try:
-            self._ipr.tc(*args, **kwargs)
-        except NetlinkError as error:
-            raise KernelError(f"tc {args[0]} {args[1]} on interface {args[2]} failed: {error}") from error
 
 
 def remove_leftovers(ipr: IPRoute) -> int:

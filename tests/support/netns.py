@@ -44,6 +44,17 @@ class NetnsPair:
     host_addr6: str
 
 
+def _wait_for_carrier(netns: str, ifname: str, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = subprocess.run(["ip", "-n", netns, "-o", "link", "show", "dev", ifname],
+                               capture_output=True, text=True).stdout
+        if "NO-CARRIER" not in state and "state UP" in state:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"{ifname} in {netns} did not come up")
+
+
 @contextlib.contextmanager
 def netns_pair(mtu: int = 1500) -> Iterator[NetnsPair]:
     tag = secrets.token_hex(3)
@@ -70,6 +81,8 @@ def netns_pair(mtu: int = 1500) -> Iterator[NetnsPair]:
             _ip("-n", ns, "addr", "add", f"{addr6}/64", "dev", ifname, "nodad")
             _ip("-n", ns, "link", "set", ifname, "up")
             _ip("-n", ns, "link", "set", "lo", "up")
+        _wait_for_carrier(pair.host_ns, pair.host_if)
+        _wait_for_carrier(pair.peer_ns, pair.peer_if)
         yield pair
     finally:
         for ns in reversed(created):  # deleting a namespace deletes its devices
@@ -95,6 +108,9 @@ class Receiver:
             if "bytes" in report:
                 with self._lock:
                     self.samples.append((time.monotonic(), int(report["bytes"])))
+
+    def join(self, timeout_s: float) -> None:
+        self._thread.join(timeout_s)
 
     def total_bytes(self) -> int:
         with self._lock:
@@ -127,6 +143,13 @@ class Stream:
     @property
     def app_pid(self) -> int:
         return self.app.pid
+
+    def wait(self, timeout_s: float = 30.0) -> int:
+        """Wait for a bounded stream to end; returns the payload bytes received."""
+        for process in (self.app, self.server):
+            process.wait(timeout=timeout_s)
+        self.receiver.join(timeout_s)
+        return self.receiver.total_bytes()
 
     def stop(self) -> None:
         for process in (self.app, self.server):

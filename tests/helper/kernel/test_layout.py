@@ -8,21 +8,26 @@ from importlib import resources
 
 from chadthrottle.helper.kernel import layout
 
-C_TYPES = {"__u32": ctypes.c_uint32, "__u64": ctypes.c_uint64}
+C_TYPES = {"__u32": ctypes.c_uint32, "__u64": ctypes.c_uint64, "struct bpf_spin_lock": ctypes.c_uint32}
 
 
 def _c_structs() -> dict[str, list[tuple[str, type]]]:
     header = resources.files("chadthrottle.bpf").joinpath("maps.h").read_text()
     structs = {}
     for name, body in re.findall(r"struct (\w+) \{(.*?)\};", header, re.S):
-        fields = re.findall(r"(__u\d+) (\w+);", body)
+        fields = re.findall(r"(__u\d+|struct bpf_spin_lock) (\w+);", body)
         structs[name] = [(field, C_TYPES[ctype]) for ctype, field in fields]
     return structs
 
 
 def test_structs_agree() -> None:
     c_structs = _c_structs()
-    mirrors = {"sock_tag": layout.SockTag, "traffic_key": layout.TrafficKey, "traffic_counters": layout.TrafficCounters}
+    mirrors = {
+        "sock_tag": layout.SockTag,
+        "traffic_key": layout.TrafficKey,
+        "traffic_counters": layout.TrafficCounters,
+        "slot_pacing": layout.SlotPacing,
+    }
     assert set(c_structs) == set(mirrors)
     for name, mirror in mirrors.items():
         assert [(f, t) for f, t in mirror._fields_] == c_structs[name], name

@@ -4,6 +4,7 @@ removes it with the last limit, and never touches a qdisc it did not create."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +14,8 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
-from chadthrottle.helper.kernel.tc_shaper import ClassSpec, TcShaper, remove_leftovers
+from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
 from tests.support.netns import NetnsPair, entered_netns, tc_dump
 
 LIMIT = ClassSpec(rate_bps=1_000_000, burst_bytes=131072)
@@ -33,7 +35,7 @@ def datapath(kernel_ready) -> Iterator[Datapath]:  # type: ignore[no-untyped-def
 def shaper(pair: NetnsPair, datapath: Datapath) -> Iterator[TcShaper]:
     with entered_netns(pair.host_ns):
         ipr = IPRoute()
-    shaper = TcShaper(ipr, datapath.tc_ingress_program)
+    shaper = TcShaper(ipr, datapath.tc_ingress_program, datapath, retire_after_s=0)
     try:
         yield shaper
     finally:
@@ -76,9 +78,37 @@ def test_leftovers_of_a_killed_helper_are_removed(pair: NetnsPair, datapath: Dat
     with entered_netns(pair.host_ns):
         ipr = IPRoute()
     try:
-        TcShaper(ipr, datapath.tc_ingress_program).reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
+        TcShaper(ipr, datapath.tc_ingress_program, datapath).reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
         assert tc_dump(pair.host_ns) != before  # abandoned, as by SIGKILL
         assert remove_leftovers(ipr) >= 3
         assert tc_dump(pair.host_ns) == before
     finally:
+        ipr.close()
+
+
+def test_removing_one_of_two_classes_keeps_the_other(pair: NetnsPair, shaper: TcShaper) -> None:
+    shaper.reconcile({Direction.UP: {1: LIMIT, 2: LIMIT}, Direction.DOWN: {1: LIMIT, 2: LIMIT}})
+    shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
+    classes = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", pair.host_if],
+                             capture_output=True, text=True, check=True).stdout
+    assert f"{HTB_MAJOR:x}:1 " in classes and f"{HTB_MAJOR:x}:2 " not in classes
+
+
+def test_a_lifted_limit_drains_before_its_class_goes(pair: NetnsPair, datapath: Datapath) -> None:
+    before = tc_dump(pair.host_ns)
+    with entered_netns(pair.host_ns):
+        ipr = IPRoute()
+    shaper = TcShaper(ipr, datapath.tc_ingress_program, datapath, retire_after_s=0.3)
+    try:
+        shaper.reconcile({Direction.UP: {3: LIMIT}})
+        shaper.reconcile({})
+        classes = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", pair.host_if],
+                                 capture_output=True, text=True, check=True).stdout
+        assert f"class htb {HTB_MAJOR:x}:3 " in classes and "rate 100Gbit" in classes.split(f"{HTB_MAJOR:x}:3 ")[1]
+        assert shaper.active_directions() == set()
+        time.sleep(0.35)
+        shaper.reconcile({})
+        assert tc_dump(pair.host_ns) == before
+    finally:
+        shaper.close()
         ipr.close()

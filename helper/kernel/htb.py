@@ -1,0 +1,148 @@
+"""One HTB hierarchy the helper owns on one device: the root, a default class
+for unlimited traffic, and a class with a sized bfifo leaf per limited slot.
+
+A class that is no longer wanted is first *retired*: opened up to the default
+rate so its backlog drains at once, and deleted a second later. Deleting it
+outright would drop up to a few megabytes of queued packets, and a TCP
+connection whose RTT grew in that queue would stall for seconds on its
+retransmission timer just when its limit was lifted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.errors import KernelError
+from chadthrottle.helper.kernel.layout import HTB_MAJOR, class_id
+
+log = logging.getLogger("chadthrottle.kernel.htb")
+
+ROOT_HANDLE = HTB_MAJOR << 16
+# Unlimited traffic goes to a default class, not HTB's direct queue: the direct
+# queue is served before every class, so a saturating bystander would starve
+# the limited applications below their rate. The default class is fast enough
+# never to be the bottleneck and yields to limited classes (lower priority).
+DEFAULT_MINOR = 0xFFFF
+DEFAULT_CLASS_RATE_BPS = 12_500_000_000  # 100 Gbit/s
+DEFAULT_CLASS_BURST_BYTES = 1 << 20
+LIMITED_PRIORITY, DEFAULT_PRIORITY = 0, 1
+RETIRE_AFTER_S = 1.0
+
+LEAF_QUEUE_SECONDS = 0.1  # a leaf bfifo holds this much of the class rate
+MIN_LEAF_QUEUE_BYTES = 256 * 1024  # at least a few 64 KB GSO/GRO super-packets
+# Uploads past this much virtual queue get congestion notices (see maps.h):
+# well below the leaf queue, so TCP backs off before anything is dropped.
+MIN_CN_QUEUE_NS = 20_000_000
+CN_QUEUE_BYTES = 2 * 64 * 1024
+TSQ_LIMIT_FILE = "/proc/sys/net/ipv4/tcp_limit_output_bytes"
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """One application's limit in one direction."""
+
+    rate_bps: int
+    burst_bytes: int
+
+
+Classes = dict[int, ClassSpec]  # app slot -> limit
+
+
+def _tcp_small_queue_bytes() -> int:
+    """How much one TCP socket may have queued below it (TSQ), 4 MiB by default."""
+    try:
+        with open(TSQ_LIMIT_FILE) as file:
+            return int(file.read())
+    except (OSError, ValueError):
+        return 4 << 20
+
+
+def leaf_queue_bytes(rate_bps: int, direction: Direction) -> int:
+    """Downloads: a short queue; the remote sender learns from its drops.
+    Uploads: room for what TCP small queues lets one local socket push, so a
+    limit landing on a fast connection loses nothing while the congestion
+    notices bring its window down; in steady state the queue stays short."""
+    queue = max(MIN_LEAF_QUEUE_BYTES, int(rate_bps * LEAF_QUEUE_SECONDS))
+    if direction is Direction.UP:
+        queue = max(queue, _tcp_small_queue_bytes() + CN_QUEUE_BYTES)
+    return queue
+
+
+def cn_queue_ns(rate_bps: int) -> int:
+    return max(MIN_CN_QUEUE_NS, CN_QUEUE_BYTES * 1_000_000_000 // rate_bps)
+
+
+def tc_call(ipr: IPRoute, command: str, *args: object, **kwargs: object) -> None:
+    """ipr.tc with the kernel's refusal turned into a KernelError that says where."""
+    try:
+        ipr.tc(command, *args, **kwargs)
+    except NetlinkError as error:
+        where = kwargs.get("index", args[1] if len(args) > 1 else "?")
+        raise KernelError(f"tc {command} on interface {where} failed: {error}") from error
+
+
+class HtbHierarchy:
+    def __init__(
+        self, ipr: IPRoute, ifindex: int, direction: Direction, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ifindex = ifindex
+        self._ipr = ipr
+        self._direction = direction
+        self._clock = clock
+        self.classes: Classes = {}
+        self._retiring: dict[int, float] = {}  # slot -> when it was opened up
+
+    def create(self) -> None:
+        tc_call(self._ipr, "add", "htb", self.ifindex, ROOT_HANDLE, default=DEFAULT_MINOR)
+        self._set_class(DEFAULT_MINOR, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, DEFAULT_PRIORITY, "add-class")
+
+    def delete(self) -> None:
+        try:
+            self._ipr.tc("del", "htb", self.ifindex, ROOT_HANDLE)
+        except NetlinkError as error:
+            log.debug("HTB root on %d already gone: %s", self.ifindex, error)
+
+    @property
+    def idle(self) -> bool:
+        """No limited and no retiring class: the root can go."""
+        return not self.classes and not self._retiring
+
+    def sync(self, wanted: Classes, retire_after_s: float = RETIRE_AFTER_S) -> None:
+        now = self._clock()
+        for slot in set(self.classes) - set(wanted):
+            del self.classes[slot]
+            self._retiring[slot] = now
+            if retire_after_s > 0:
+                self._set_class(slot, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, LIMITED_PRIORITY)
+        for slot, since in list(self._retiring.items()):
+            if slot in wanted:
+                del self._retiring[slot]
+                self.classes[slot] = ClassSpec(DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES)
+            elif now - since >= retire_after_s:
+                # Without a kind: pyroute2 would otherwise build HTB rate tables for a delete.
+                tc_call(self._ipr, "del-class", index=self.ifindex, handle=class_id(slot), parent=ROOT_HANDLE)
+                del self._retiring[slot]
+        for slot, spec in wanted.items():
+            if self.classes.get(slot) == spec:
+                continue
+            command = "change-class" if slot in self.classes else "add-class"
+            self._set_class(slot, spec.rate_bps, spec.burst_bytes, LIMITED_PRIORITY, command)
+            leaf = (slot & 0xFFFF) << 16  # leaf <slot>: under class <major>:<slot>
+            limit = leaf_queue_bytes(spec.rate_bps, self._direction)
+            tc_call(self._ipr, "replace", "bfifo", self.ifindex, leaf, parent=class_id(slot), limit=limit)
+            self.classes[slot] = spec
+
+    def _set_class(self, minor: int, rate_bps: int, burst_bytes: int, priority: int, command: str = "change-class") -> None:
+        rate = f"{rate_bps * 8}bit"
+        tc_call(
+            self._ipr, command, "htb", self.ifindex, ROOT_HANDLE | minor, parent=ROOT_HANDLE,
+            rate=rate, ceil=rate, burst=burst_bytes, cburst=burst_bytes, prio=priority,
+            quantum=max(1514, min(rate_bps // 10, 200_000)),
+        )
