@@ -34,3 +34,30 @@ def system_bus_env(private_bus: PrivateSystemBus, monkeypatch: pytest.MonkeyPatc
 
 
 # --- end of D-Bus and polkit fixtures ---------------------------------------
+
+
+# ---------------------------------------------------------------------------
+# Nothing left behind: the machine must end the session as it began it.
+# ---------------------------------------------------------------------------
+
+_MACHINE_BEFORE: dict[str, object] = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from tests.support import leaks
+
+    _MACHINE_BEFORE.update(leaks.snapshot())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.support import leaks
+
+    if not _MACHINE_BEFORE:
+        return
+    found = leaks.differences(_MACHINE_BEFORE, leaks.snapshot())
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "the test session left state behind:\n  " + "\n  ".join(found)
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

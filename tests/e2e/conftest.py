@@ -6,6 +6,7 @@ One helper per test module: it compiles its programs once (about 2 s)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from tests.support.netns import NetnsPair, netns_pair, tc_dump
 from tests.support.requirements import require_program, require_root
@@ -29,6 +31,15 @@ class Stack:
 
     def tc_state(self) -> str:
         return tc_dump(self.pair.host_ns)
+
+    def idle_tc_state(self, timeout_s: float = 5.0) -> str:
+        """The tc state once lifted limits have drained away (they linger ~1-2 s)."""
+        deadline = time.monotonic() + timeout_s
+        state = self.tc_state()
+        while f"htb {HTB_MAJOR:x}:" in state and time.monotonic() < deadline:
+            time.sleep(0.1)
+            state = self.tc_state()
+        return state
 
 
 @pytest.fixture(scope="module")

@@ -80,7 +80,7 @@ def test_limit_slows_a_running_stream_and_clearing_restores_it(stack: Stack, dir
 
 
 def test_last_limit_cleared_leaves_interfaces_as_found(stack: Stack) -> None:
-    before = stack.tc_state()
+    before = stack.idle_tc_state()
     with app_scope(stack.cgroup_root, "org.chadthrottle.TestCleanup") as scope:
         stream = start_stream(stack.pair, 5420, "up", app_cgroup=scope)
         try:

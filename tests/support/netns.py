@@ -156,6 +156,10 @@ class Stream:
             if process.poll() is None:
                 process.kill()
             process.wait(timeout=10)
+        self.receiver.join(5.0)
+        for process in (self.app, self.server):
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 def _spawn(argv: list[str], cgroup: Path | None) -> subprocess.Popen[str]:

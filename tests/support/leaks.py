@@ -1,0 +1,84 @@
+"""What tests could leave on the machine, captured before and after a session.
+
+The suite fails when anything differs: a namespace, a device, a qdisc, a BPF
+program on the cgroup root, a test cgroup, an installed policy or a daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+
+def _run(*argv: str) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def _our_cgroup_programs() -> list[str]:
+    try:
+        from chadthrottle.helper.kernel import bpf_syscalls
+        from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+        from chadthrottle.helper.kernel.layout import PROGRAM_NAME_PREFIX
+    except ImportError:
+        return []
+    root = cgroup2_mount()
+    names = []
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for attach_type in bpf_syscalls.CgroupAttachType:
+            for prog_id in bpf_syscalls.query_cgroup(fd, attach_type):
+                prog_fd = bpf_syscalls.open_program(prog_id)
+                try:
+                    name = bpf_syscalls.program_name(prog_fd)
+                finally:
+                    os.close(prog_fd)
+                if name.startswith(PROGRAM_NAME_PREFIX):
+                    names.append(f"{attach_type.name}:{name}")
+    finally:
+        os.close(fd)
+    return sorted(names)
+
+
+def _test_cgroups() -> list[str]:
+    try:
+        from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+
+        return sorted(p.name for p in cgroup2_mount().glob("chadthrottle-test-*"))
+    except Exception:
+        return []
+
+
+def _daemons() -> list[str]:
+    names = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            comm = (proc / "comm").read_text().strip()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if comm in ("dbus-daemon", "polkitd") or b"chadthrottle.helper.main" in cmdline:
+            names.append(comm)
+    return sorted(names)
+
+
+def snapshot() -> dict[str, object]:
+    links = _run("ip", "-o", "link", "show")
+    return {
+        "network namespaces": sorted(_run("ip", "netns", "list").split()),
+        "devices": sorted(line.split(": ")[1].split("@")[0] for line in links.splitlines() if ": " in line),
+        "qdiscs": sorted(_run("tc", "qdisc", "show").splitlines()),
+        "BPF programs on the cgroup root": _our_cgroup_programs(),
+        "test cgroups": _test_cgroups(),
+        "polkit actions": sorted(p.name for p in Path("/usr/share/polkit-1/actions").glob("io.github.chadthrottle*")),
+        "daemons": _daemons(),
+    }
+
+
+def differences(before: dict[str, object], after: dict[str, object]) -> list[str]:
+    return [f"{key}: before {before[key]!r}, after {after[key]!r}" for key in before if before[key] != after[key]]
