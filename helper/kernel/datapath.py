@@ -9,8 +9,12 @@ attaching its own.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -32,6 +36,37 @@ _CGROUP_PROGRAMS = (
     ("chadt_ingress", CgroupAttachType.INET_INGRESS),
 )
 TC_INGRESS_PROGRAM = "chadt_tc_in"
+# One datapath per machine: its holder owns every chadt_ program on the cgroup
+# root, so only the holder may treat others as leftovers of a killed helper.
+LOCK_FILE = Path("/run/chadthrottle/datapath.lock")
+LOCK_TIMEOUT_S = 120.0
+
+
+@contextlib.contextmanager
+def holding_machine_lock(timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Be the one datapath owner for a block (to clean up without one running)."""
+    fd = _acquire_machine_lock(timeout_s)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _acquire_machine_lock(timeout_s: float) -> int:
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise BackendUnavailable(
+                    f"another ChadThrottle datapath is running (it holds {LOCK_FILE}); stop it first"
+                ) from None
+            time.sleep(0.2)
 
 
 @dataclass(frozen=True)
@@ -80,6 +115,7 @@ class Datapath:
         self._cgroup_fd = -1
         self._attached: list[tuple[int, CgroupAttachType]] = []
         self._socket_tags_fd = -1
+        self._lock_fd = -1
 
     @property
     def cgroup_root(self) -> Path:
@@ -94,6 +130,15 @@ class Datapath:
             raise BackendUnavailable(
                 "bcc is not installed: install python3-bpfcc (Debian) and use a Python that sees it"
             ) from error
+        self._lock_fd = _acquire_machine_lock(LOCK_TIMEOUT_S)
+        try:
+            self._load_and_attach(BPF)
+        except BaseException:
+            self.close()
+            raise
+        log.info("datapath attached at %s", self._cgroup_root)
+
+    def _load_and_attach(self, BPF: Any) -> None:
         remove_leftover_programs(self._cgroup_root)
         source = resources.files("chadthrottle.bpf")
         with resources.as_file(source / "datapath.c") as c_file:
@@ -108,17 +153,12 @@ class Datapath:
 
         self._socket_tags_fd = lib.bpf_table_fd(self._bpf.module, b"socket_tags")
         self._cgroup_fd = os.open(self._cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            for name, attach_type in _CGROUP_PROGRAMS:
-                prog_type = BPF.CGROUP_SOCK if attach_type is CgroupAttachType.INET_SOCK_CREATE else BPF.CGROUP_SKB
-                # The expected attach type lets the egress program return NET_XMIT_CN.
-                function = self._bpf.load_func(name.encode(), prog_type, attach_type=int(attach_type))
-                bpf_syscalls.attach_to_cgroup(function.fd, self._cgroup_fd, attach_type)
-                self._attached.append((function.fd, attach_type))
-        except Exception:
-            self.close()
-            raise
-        log.info("datapath attached at %s", self._cgroup_root)
+        for name, attach_type in _CGROUP_PROGRAMS:
+            prog_type = BPF.CGROUP_SOCK if attach_type is CgroupAttachType.INET_SOCK_CREATE else BPF.CGROUP_SKB
+            # The expected attach type lets the egress program return NET_XMIT_CN.
+            function = self._bpf.load_func(name.encode(), prog_type, attach_type=int(attach_type))
+            bpf_syscalls.attach_to_cgroup(function.fd, self._cgroup_fd, attach_type)
+            self._attached.append((function.fd, attach_type))
 
     def close(self) -> None:
         """Detach everything; safe to call twice."""
@@ -134,6 +174,9 @@ class Datapath:
         if self._bpf is not None:
             self._bpf.cleanup()
             self._bpf = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the machine lock
+            self._lock_fd = -1
 
     def tc_ingress_program(self) -> tuple[int, str]:
         """fd and name of the cls_bpf program for an interface's ingress."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.bpf_syscalls import CgroupAttachType
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.kernel.datapath import Datapath, remove_leftover_programs
+from chadthrottle.helper.kernel.datapath import Datapath, holding_machine_lock, remove_leftover_programs
 from chadthrottle.helper.kernel.layout import PROGRAM_NAME_PREFIX
 from tests.support.netns import NetnsPair, start_stream
 
@@ -93,9 +93,10 @@ def test_programs_of_a_killed_helper_are_found_and_detached(kernel_ready: Path) 
     result = subprocess.run([sys.executable, "-c", KILLED_HELPER.format(cache=str(kernel_ready))],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == -signal.SIGKILL and "attached" in result.stdout
-    try:
-        assert len(_our_programs()) == 3  # legacy attach: they outlive the process
-    finally:
-        removed = remove_leftover_programs(cgroup2_mount())
+    with holding_machine_lock():
+        try:
+            assert len(_our_programs()) == 3  # legacy attach: they outlive the process
+        finally:
+            removed = remove_leftover_programs(cgroup2_mount())
     assert removed == 3
     assert _our_programs() == []
