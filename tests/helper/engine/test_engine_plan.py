@@ -1,0 +1,145 @@
+"""The engine's planning logic, with recording stand-ins for the kernel ports.
+(The real kernel path is covered by tests/helper/kernel and tests/e2e.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from chadthrottle.contract import BackendInfo, Direction
+from chadthrottle.helper.engine.engine import Engine
+from chadthrottle.helper.engine.limits import MIN_BURST_BYTES, default_burst_bytes
+from chadthrottle.helper.errors import BackendUnavailable, InvalidArgument, NoSuchApplication
+from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.identity.processes import ProcessInfo
+from chadthrottle.helper.kernel.htb import Classes
+
+SCOPE = "/app.slice/app-gnome-org.x.Editor-7.scope"
+
+
+@dataclass
+class RecordingDatapath:
+    cgroup_root: Path = Path("/nonexistent-cgroup-root")
+    process_slots: dict[int, int] = field(default_factory=dict)
+    forgotten: list[int] = field(default_factory=list)
+
+    def set_process_slot(self, tgid: int, app_slot: int) -> int:
+        self.process_slots[tgid] = app_slot
+        return 1
+
+    def forget_process(self, tgid: int) -> None:
+        self.forgotten.append(tgid)
+        self.process_slots.pop(tgid, None)
+
+    def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
+        pass
+
+    def read_traffic(self) -> list[object]:
+        return []
+
+
+@dataclass
+class RecordingShaper:
+    wanted: dict[Direction, Classes] = field(default_factory=dict)
+    refuse: bool = False
+
+    def reconcile(self, wanted: dict[Direction, Classes]) -> None:
+        if self.refuse:
+            raise BackendUnavailable("eth0 has a foreign root qdisc")
+        self.wanted = {d: dict(c) for d, c in wanted.items()}
+
+    def active_directions(self) -> set[Direction]:
+        return {d for d, classes in self.wanted.items() if classes}
+
+
+class World:
+    def __init__(self) -> None:
+        self.processes: dict[int, ProcessInfo] = {}
+        self.datapath = RecordingDatapath()
+        self.shaper = RecordingShaper()
+        index = ApplicationIndex(list_pids=lambda: list(self.processes), read=self.processes.get)
+        self.engine = Engine(self.datapath, self.shaper, index, lambda active: [BackendInfo("tc", True, "", ())])
+
+    def spawn(self, pid: int, exe: str = "/usr/bin/curl", cgroup: str = "/") -> None:
+        self.processes[pid] = ProcessInfo(pid, 1, 1000, exe, (exe,), exe.rsplit("/", 1)[-1], cgroup)
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> World:
+    created = World()
+    # "pid:N" resolves through /proc; point it at the fake process table
+    monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", created.processes.get)
+    return created
+
+
+def test_a_limit_plans_a_class_and_tags_every_process_of_the_app(world: World) -> None:
+    world.spawn(10)
+    world.spawn(11)
+    world.spawn(20, exe="/usr/bin/wget")
+    app_id = world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
+    assert app_id == "exe:/usr/bin/curl"
+    (slot, spec), = world.shaper.wanted[Direction.UP].items()
+    assert spec.rate_bps == 1_000_000 and spec.burst_bytes == default_burst_bytes(1_000_000)
+    assert world.datapath.process_slots == {10: slot, 11: slot}
+    assert world.shaper.wanted[Direction.DOWN] == {}
+
+
+def test_clearing_untags_live_processes_and_removes_the_class(world: World) -> None:
+    world.spawn(10)
+    app_id = world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
+    world.engine.clear_limit(app_id, (Direction.DOWN, Direction.UP))
+    assert world.shaper.wanted == {Direction.UP: {}, Direction.DOWN: {}}
+    assert world.datapath.process_slots == {10: 0}
+
+
+def test_a_new_process_of_a_limited_app_is_tagged_on_the_next_tick(world: World) -> None:
+    world.spawn(10)
+    world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
+    world.spawn(12)
+    world.engine.tick()
+    assert world.datapath.process_slots[12] == world.datapath.process_slots[10]
+    del world.processes[10]
+    world.engine.tick()
+    assert 10 in world.datapath.forgotten
+
+
+def test_two_apps_get_independent_slots(world: World) -> None:
+    world.spawn(10)
+    world.spawn(20, exe="/usr/bin/wget")
+    world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
+    world.engine.set_limit("pid:20", Direction.UP, 5_000_000, 0)
+    rates = sorted(spec.rate_bps for spec in world.shaper.wanted[Direction.UP].values())
+    assert rates == [1_000_000, 5_000_000]
+    assert world.datapath.process_slots[10] != world.datapath.process_slots[20]
+
+
+def test_a_refused_change_rolls_back_and_says_why(world: World) -> None:
+    world.spawn(10)
+    world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
+    before = world.shaper.wanted
+    world.shaper.refuse = True
+    with pytest.raises(BackendUnavailable, match="foreign root qdisc"):
+        world.engine.set_limit("pid:10", Direction.DOWN, 1_000_000, 0)
+    world.shaper.refuse = False
+    assert [a.down_limit_bps for a in world.engine.list_applications()] == [0]
+    assert before == world.shaper.wanted
+
+
+def test_unknown_applications_and_bad_bursts_are_refused(world: World) -> None:
+    with pytest.raises(NoSuchApplication):
+        world.engine.set_limit("exe:/usr/bin/none", Direction.UP, 1_000_000, 0)
+    with pytest.raises(NoSuchApplication):
+        world.engine.set_limit("pid:999", Direction.UP, 1_000_000, 0)
+    world.spawn(10)
+    with pytest.raises(InvalidArgument):
+        world.engine.set_limit("pid:10", Direction.UP, 1_000_000, MIN_BURST_BYTES - 1)
+    assert world.shaper.wanted == {}
+
+
+def test_listing_shows_limits_of_running_apps(world: World) -> None:
+    world.spawn(10, cgroup=SCOPE)
+    world.engine.set_limit("pid:10", Direction.UP, 3_000_000, 0)
+    (app,) = world.engine.list_applications()
+    assert (app.id, app.up_limit_bps, app.pids) == ("app:org.x.Editor", 3_000_000, (10,))
