@@ -116,6 +116,11 @@ APPLICATION_FIELDS: dict[str, str] = {
     "tx_bytes": "t",
     "down_limit_bps": "t",  # 0 = no limit
     "up_limit_bps": "t",
+    # Loopback traffic (to this machine itself) is counted apart, so a UI can
+    # hide it; the rates and totals above exclude it.
+    "loopback_down_bps": "d",
+    "loopback_up_bps": "d",
+    "running": "b",  # False: every process exited; listed a short while with its totals
 }
 
 # Keys and D-Bus types of one entry of ListBackends.
@@ -142,6 +147,9 @@ class ApplicationInfo:
     tx_bytes: int
     down_limit_bps: int
     up_limit_bps: int
+    loopback_down_bps: float = 0.0
+    loopback_up_bps: float = 0.0
+    running: bool = True
 
     def limit_bps(self, direction: Direction) -> int:
         return self.down_limit_bps if direction is Direction.DOWN else self.up_limit_bps

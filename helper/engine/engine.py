@@ -20,6 +20,7 @@ from typing import Protocol
 from chadthrottle.contract import PID_APP_PREFIX, ApplicationInfo, BackendInfo, Direction
 from chadthrottle.helper.engine.api import ResolvedApplication
 from chadthrottle.helper.engine.limits import Limit, LimitTable, SlotAllocator
+from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.rates import CounterSample, RateMeter
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
 from chadthrottle.helper.identity.applications import identify
@@ -52,14 +53,20 @@ class Engine:
         index: ApplicationIndex,
         backends: Callable[[set[Direction]], list[BackendInfo]],
         clock: Callable[[], float] = time.monotonic,
+        rules: LimitTable | None = None,
+        save_rules: Callable[[LimitTable], None] = lambda table: None,
     ) -> None:
+        """rules: the stored limits to start from (applied on the first tick);
+        save_rules: stores the table after each change, raising HelperError if
+        it cannot (the change is then undone)."""
         self._datapath = datapath
         self._shaper = shaper
         self._index = index
         self._backends = backends
         self._clock = clock
         self._lock = threading.RLock()
-        self._limits = LimitTable()
+        self._limits = rules.copy() if rules is not None else LimitTable()
+        self._save_rules = save_rules
         self._slots = SlotAllocator()
         self._process_slots: dict[int, int] = {}  # tgid -> slot written to the datapath
         self._cgroup_slots: dict[int, int] = {}  # app scope cgroup id -> slot
@@ -69,30 +76,8 @@ class Engine:
 
     def list_applications(self) -> list[ApplicationInfo]:
         with self._lock:
-            apps = self._index.applications()
-            shown = set(self._meter.apps) | {app_id for app_id, _ in self._limits.items()}
-            result = []
-            for app_id in sorted(shown):
-                app = apps.get(app_id)
-                traffic = self._meter.apps.get(app_id)
-                limits = self._limits.get(app_id)
-                identity = app.identity if app else None
-                result.append(
-                    ApplicationInfo(
-                        id=app_id,
-                        name=identity.name if identity else app_id.split(":", 1)[-1].rsplit("/", 1)[-1],
-                        icon=identity.icon if identity else "",
-                        uids=tuple(sorted(app.uids)) if app else (),
-                        pids=tuple(sorted(app.processes)) if app else (),
-                        down_bps=traffic.down_bps if traffic else 0.0,
-                        up_bps=traffic.up_bps if traffic else 0.0,
-                        rx_bytes=traffic.rx_bytes if traffic else 0,
-                        tx_bytes=traffic.tx_bytes if traffic else 0,
-                        down_limit_bps=limits[Direction.DOWN].rate_bps if Direction.DOWN in limits else 0,
-                        up_limit_bps=limits[Direction.UP].rate_bps if Direction.UP in limits else 0,
-                    )
-                )
-            return result
+            limits = {app_id: limits for app_id, limits in self._limits.items()}
+            return build_listing(self._index.applications(), self._meter.apps, limits, self._clock())
 
     def list_backends(self) -> list[BackendInfo]:
         with self._lock:
@@ -162,6 +147,7 @@ class Engine:
         edit(self._limits)
         try:
             self._apply()
+            self._save_rules(self._limits)
         except HelperError:
             self._limits = before
             self._apply_quietly()

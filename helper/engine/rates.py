@@ -13,12 +13,23 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+LOOPBACK_IFINDEX = 1  # the kernel gives every namespace's lo index 1
+
+
 @dataclass
 class AppTraffic:
+    """Totals since the helper started and rates over the window, with
+    loopback apart from the rest."""
+
     rx_bytes: int = 0
     tx_bytes: int = 0
+    loopback_rx_bytes: int = 0
+    loopback_tx_bytes: int = 0
     down_bps: float = 0.0
     up_bps: float = 0.0
+    loopback_down_bps: float = 0.0
+    loopback_up_bps: float = 0.0
+    last_active: float = 0.0  # when its counters last moved
 
 
 class CounterSample(Protocol):
@@ -26,6 +37,8 @@ class CounterSample(Protocol):
 
     @property
     def owner_tgid(self) -> int: ...
+    @property
+    def ifindex(self) -> int: ...
     @property
     def rx_bytes(self) -> int: ...
     @property
@@ -40,7 +53,7 @@ RATE_WINDOW_TICKS = 2
 class RateMeter:
     def __init__(self, window_ticks: int = RATE_WINDOW_TICKS) -> None:
         self._app_of_tgid: dict[int, str] = {}
-        self._history: deque[tuple[float, dict[str, AppTraffic]]] = deque(maxlen=window_ticks + 1)
+        self._history: deque[tuple[float, dict[str, AppTraffic]]] = deque(maxlen=window_ticks)
         self.apps: dict[str, AppTraffic] = {}
 
     def remember(self, tgid: int, app_id: str) -> None:
@@ -53,16 +66,30 @@ class RateMeter:
             if app_id is None:
                 continue  # owner unknown (0) or never seen alive
             traffic = totals[app_id]
-            traffic.rx_bytes += sample.rx_bytes
-            traffic.tx_bytes += sample.tx_bytes
+            if sample.ifindex == LOOPBACK_IFINDEX:
+                traffic.loopback_rx_bytes += sample.rx_bytes
+                traffic.loopback_tx_bytes += sample.tx_bytes
+            else:
+                traffic.rx_bytes += sample.rx_bytes
+                traffic.tx_bytes += sample.tx_bytes
+        previous = self._history[-1][1] if self._history else {}
         for app_id, traffic in totals.items():
+            before = previous.get(app_id)
+            moved = before is None or _counters(before) != _counters(traffic)
+            traffic.last_active = now if moved else before.last_active  # type: ignore[union-attr]
             # the oldest sample in the window that knew the application
             past = next(((t, apps[app_id]) for t, apps in self._history if app_id in apps), None)
             if past is None or now <= past[0]:
                 continue
-            elapsed = now - past[0]
+            elapsed, old = now - past[0], past[1]
             # counters may shrink when the LRU map evicts a key: never negative
-            traffic.down_bps = max(0, traffic.rx_bytes - past[1].rx_bytes) / elapsed
-            traffic.up_bps = max(0, traffic.tx_bytes - past[1].tx_bytes) / elapsed
-        self._history.append((now, {app_id: AppTraffic(t.rx_bytes, t.tx_bytes) for app_id, t in totals.items()}))
+            traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / elapsed
+            traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / elapsed
+            traffic.loopback_down_bps = max(0, traffic.loopback_rx_bytes - old.loopback_rx_bytes) / elapsed
+            traffic.loopback_up_bps = max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
+        self._history.append((now, dict(totals)))
         self.apps = dict(totals)
+
+
+def _counters(traffic: AppTraffic) -> tuple[int, int, int, int]:
+    return (traffic.rx_bytes, traffic.tx_bytes, traffic.loopback_rx_bytes, traffic.loopback_tx_bytes)

@@ -182,23 +182,41 @@ def _wait_for_line(process: subprocess.Popen[str], key: str, timeout_s: float = 
 
 def start_stream(
     pair: NetnsPair, port: int, direction: str, *, udp: bool = False, family: int = 4,
-    app_cgroup: Path | None = None, seconds: float = 60.0,
+    app_cgroup: Path | None = None, seconds: float = 60.0, app_serves: bool = False, child_after_s: float = 0.0,
+    peer_after_s: float = 0.0,
 ) -> Stream:
-    """Start a bulk stream; direction "up" = the app sends, "down" = it receives."""
+    """Start a bulk stream; direction "up" = the app sends, "down" = it receives.
+
+    app_serves: the application listens (in the host namespace) and the peer
+    connects, peer_after_s later, so the app's traffic flows on an accepted socket.
+    child_after_s: the application is a shell that starts the traffic as a
+    child process this many seconds later (Stream.app is the shell).
+    """
     python = sys.executable
     common = ["--port", str(port), "--family", str(family), "--seconds", str(seconds)] + (["--udp"] if udp else [])
-    server_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
-    server = _spawn(nsenter_argv(pair.peer_ns, [python, str(TRAFFIC_SCRIPT), "serve", "--role", server_role, *common]), None)
-    _wait_for_line(server, "listening")
-    host = pair.peer_addr6 if family == 6 else pair.peer_addr
-    app = _spawn(
-        nsenter_argv(pair.host_ns, [python, str(TRAFFIC_SCRIPT), "connect", "--host", host, "--role", app_role, *common]),
-        app_cgroup,
-    )
-    if not udp:
-        _wait_for_line(app, "connected")
-    receiver = Receiver(server if direction == "up" else app)
-    return Stream(app=app, server=server, receiver=receiver)
+    peer_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
+    script = [python, str(TRAFFIC_SCRIPT)]
+    if app_serves:
+        host = pair.host_addr6 if family == 6 else pair.host_addr
+        app = _spawn(nsenter_argv(pair.host_ns, [*script, "serve", "--role", app_role, *common]), app_cgroup)
+        _wait_for_line(app, "listening")
+        argv = nsenter_argv(pair.peer_ns, [*script, "connect", "--host", host, "--role", peer_role, *common])
+        if peer_after_s:
+            argv = ["sh", "-c", f'sleep {peer_after_s}; exec "$@"', "sh", *argv]
+        peer = _spawn(argv, None)
+    else:
+        peer = _spawn(nsenter_argv(pair.peer_ns, [*script, "serve", "--role", peer_role, *common]), None)
+        _wait_for_line(peer, "listening")
+        host = pair.peer_addr6 if family == 6 else pair.peer_addr
+        argv = nsenter_argv(pair.host_ns, [*script, "connect", "--host", host, "--role", app_role, *common])
+        if child_after_s:
+            argv = ["sh", "-c", f'sleep {child_after_s}; "$@" & wait', "sh", *argv]
+        app = _spawn(argv, app_cgroup)
+        if not udp and not child_after_s:
+            _wait_for_line(app, "connected")
+    app_receives = direction == "down"
+    receiver = Receiver(app if app_receives else peer)
+    return Stream(app=app, server=peer, receiver=receiver)
 
 
 @contextlib.contextmanager

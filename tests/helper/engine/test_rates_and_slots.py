@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from chadthrottle.helper.engine.limits import SlotAllocator
+from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, build_listing
 from chadthrottle.helper.engine.rates import RateMeter
 from chadthrottle.helper.errors import InvalidArgument
 
@@ -16,6 +17,7 @@ class Sample:
     owner_tgid: int
     rx_bytes: int
     tx_bytes: int
+    ifindex: int = 2
 
 
 def test_rates_come_from_counter_deltas_over_the_window() -> None:
@@ -36,6 +38,29 @@ def test_unknown_owners_are_not_attributed_and_shrinking_counters_never_go_negat
     meter.update([Sample(10, 5000, 0), Sample(0, 99, 99)], now=0.0)
     meter.update([Sample(10, 100, 0)], now=1.0)  # the LRU map evicted and re-created the key
     assert set(meter.apps) == {"app:a"} and meter.apps["app:a"].down_bps == 0.0
+
+
+def test_loopback_is_counted_apart() -> None:
+    meter = RateMeter(window_ticks=1)
+    meter.remember(10, "app:a")
+    meter.update([Sample(10, 0, 0, ifindex=1), Sample(10, 0, 0)], now=0.0)
+    meter.update([Sample(10, 800, 800, ifindex=1), Sample(10, 100, 0)], now=1.0)
+    traffic = meter.apps["app:a"]
+    assert (traffic.down_bps, traffic.up_bps) == (100.0, 0.0)
+    assert (traffic.loopback_down_bps, traffic.loopback_up_bps) == (800.0, 800.0)
+    assert (traffic.rx_bytes, traffic.loopback_rx_bytes) == (100, 800)
+
+
+def test_exited_applications_stay_listed_a_while_with_their_totals() -> None:
+    meter = RateMeter(window_ticks=1)
+    meter.remember(10, "app:gone")
+    meter.update([Sample(10, 0, 0)], now=0.0)
+    meter.update([Sample(10, 5000, 0)], now=1.0)  # last movement
+    meter.update([Sample(10, 5000, 0)], now=2.0)
+    assert meter.apps["app:gone"].down_bps == 0.0  # it stopped: the rate falls to zero
+    shown = build_listing({}, meter.apps, {}, now=2.0 + EXITED_VISIBLE_S - 5)
+    assert [(a.id, a.rx_bytes, a.running) for a in shown] == [("app:gone", 5000, False)]
+    assert build_listing({}, meter.apps, {}, now=2.0 + EXITED_VISIBLE_S + 5) == []
 
 
 def test_slots_rotate_and_are_never_shared() -> None:

@@ -1,0 +1,189 @@
+"""The rules file: round trips, atomic replacement, and distrust of anything odd."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chadthrottle.contract import MAX_BURST_BYTES, MAX_RATE_BPS, MIN_RATE_BPS, Direction
+from chadthrottle.helper.engine.limits import MIN_BURST_BYTES, Limit, LimitTable
+from chadthrottle.helper.engine.rule_store import (
+    FORMAT_VERSION,
+    RULES_FILE,
+    RuleStore,
+    StateFileError,
+    decode_rules,
+    encode_rules,
+)
+
+FIREFOX = "app:org.mozilla.firefox"
+CURL = "exe:/usr/bin/curl"
+
+
+def _table(*rules: tuple[str, Direction, int, int]) -> LimitTable:
+    table = LimitTable()
+    for app_id, direction, rate_bps, burst_bytes in rules:
+        table.set(app_id, direction, Limit(rate_bps, burst_bytes))
+    return table
+
+
+def _document(applications: Any, version: Any = FORMAT_VERSION) -> bytes:
+    return json.dumps({"version": version, "applications": applications}).encode()
+
+
+def _good_limit(rate_bps: int = 125_000) -> dict[str, int]:
+    return {"rate_bps": rate_bps, "burst_bytes": MIN_BURST_BYTES}
+
+
+def test_a_missing_file_is_no_rules(tmp_path: Path) -> None:
+    store = RuleStore(tmp_path / "state")
+    assert store.load().items() == []
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+
+
+def test_saved_rules_load_back_and_the_file_is_private(tmp_path: Path) -> None:
+    store = RuleStore(tmp_path / "state")
+    table = _table((FIREFOX, Direction.DOWN, 1_000_000, 200_000), (CURL, Direction.UP, 5_000, MIN_BURST_BYTES))
+    store.save(table)
+    assert RuleStore(tmp_path / "state").load().items() == table.items()
+    info = store.path.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == os.geteuid()
+    assert stat.S_IMODE(store.state_dir.stat().st_mode) == 0o700
+    assert sorted(p.name for p in store.state_dir.iterdir()) == [RULES_FILE]  # no temporary left
+
+
+def test_the_format_is_versioned_and_readable(tmp_path: Path) -> None:
+    store = RuleStore(tmp_path)
+    store.save(_table((FIREFOX, Direction.UP, 2_000, MIN_BURST_BYTES)))
+    assert json.loads(store.path.read_text()) == {
+        "version": 1,
+        "applications": {FIREFOX: {"up": {"rate_bps": 2_000, "burst_bytes": MIN_BURST_BYTES}}},
+    }
+
+
+def test_an_empty_table_is_stored_too(tmp_path: Path) -> None:
+    store = RuleStore(tmp_path)
+    store.save(_table((FIREFOX, Direction.UP, 2_000, MIN_BURST_BYTES)))
+    store.save(LimitTable())
+    assert store.load().items() == []
+
+
+def test_a_save_that_cannot_write_raises_and_keeps_the_old_file(tmp_path: Path) -> None:
+    store = RuleStore(tmp_path)
+    old = _table((FIREFOX, Direction.UP, 2_000, MIN_BURST_BYTES))
+    store.save(old)
+    os.mkdir(tmp_path / f".{RULES_FILE}.{os.getpid()}.tmp")  # the temporary cannot be created
+    with pytest.raises(StateFileError, match="could not store"):
+        store.save(_table((CURL, Direction.UP, 9_000, MIN_BURST_BYTES)))
+    assert store.load().items() == old.items()
+
+
+_CORRUPT: list[tuple[str, bytes]] = [
+    ("not json", b"{\"version\": 1, \"applications\": {"),
+    ("not utf-8", b"\xff\xfe"),
+    ("a list", b"[]"),
+    ("future version", _document({}, version=2)),
+    ("version as text", _document({}, version="1")),
+    ("extra key", json.dumps({"version": 1, "applications": {}, "x": 1}).encode()),
+    ("applications a list", _document([])),
+    ("pid id", _document({"pid:42": {"up": _good_limit()}})),
+    ("unknown kind", _document({"cgroup:/x": {"up": _good_limit()}})),
+    ("control char", _document({"exe:/usr/bin/a\nb": {"up": _good_limit()}})),
+    ("empty id", _document({"": {"up": _good_limit()}})),
+    ("no limits", _document({CURL: {}})),
+    ("unknown direction", _document({CURL: {"both": _good_limit()}})),
+    ("rate too low", _document({CURL: {"up": _good_limit(MIN_RATE_BPS - 1)}})),
+    ("rate too high", _document({CURL: {"up": _good_limit(MAX_RATE_BPS + 1)}})),
+    ("rate a float", _document({CURL: {"up": {"rate_bps": 5000.0, "burst_bytes": MIN_BURST_BYTES}}})),
+    ("rate a bool", _document({CURL: {"up": {"rate_bps": True, "burst_bytes": MIN_BURST_BYTES}}})),
+    ("burst too small", _document({CURL: {"up": {"rate_bps": 5000, "burst_bytes": MIN_BURST_BYTES - 1}}})),
+    ("burst too big", _document({CURL: {"up": {"rate_bps": 5000, "burst_bytes": MAX_BURST_BYTES + 1}}})),
+    ("missing burst", _document({CURL: {"up": {"rate_bps": 5000}}})),
+    ("extra field", _document({CURL: {"up": {**_good_limit(), "ceil": 1}}})),
+    ("deep nesting", b"[" * 100_000 + b"]" * 100_000),
+]
+
+
+@pytest.mark.parametrize("content", [c for _, c in _CORRUPT], ids=[n for n, _ in _CORRUPT])
+def test_a_corrupt_file_is_set_aside_with_one_error(
+    content: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RuleStore(tmp_path)
+    store.path.write_bytes(content)
+    store.path.chmod(0o600)
+    with caplog.at_level(logging.ERROR, logger="chadthrottle.engine.rule_store"):
+        assert store.load().items() == []
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "kept it as" in errors[0].getMessage()
+    assert not store.path.exists()
+    (aside,) = tmp_path.glob(f"{RULES_FILE}.corrupt-*")
+    assert aside.read_bytes() == content  # kept for a person to look at
+    # and the next change writes a fresh file
+    store.save(_table((CURL, Direction.UP, 5_000, MIN_BURST_BYTES)))
+    assert store.load().items() == _table((CURL, Direction.UP, 5_000, MIN_BURST_BYTES)).items()
+
+
+def test_a_file_others_can_write_is_not_trusted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = RuleStore(tmp_path)
+    store.save(_table((CURL, Direction.UP, 5_000, MIN_BURST_BYTES)))
+    store.path.chmod(0o666)
+    with caplog.at_level(logging.ERROR):
+        assert store.load().items() == []
+    assert "not trusted" in caplog.text
+
+
+def test_a_file_owned_by_someone_else_is_not_trusted(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file away")
+    store = RuleStore(tmp_path)
+    store.save(_table((CURL, Direction.UP, 5_000, MIN_BURST_BYTES)))
+    os.chown(store.path, 65534, 65534)
+    assert store.load().items() == []
+
+
+def test_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.json"
+    target.write_bytes(encode_rules(_table((CURL, Direction.UP, 5_000, MIN_BURST_BYTES))))
+    store = RuleStore(tmp_path / "state")
+    store.state_dir.mkdir(mode=0o700)
+    store.path.symlink_to(target)
+    assert store.load().items() == []
+    assert target.exists()  # the link was set aside, not what it pointed to
+    store.save(LimitTable())
+    assert not store.path.is_symlink()
+
+
+def test_an_application_that_no_longer_exists_is_kept(tmp_path: Path) -> None:
+    """A rule waits for its application; the store knows nothing of processes."""
+    store = RuleStore(tmp_path)
+    store.path.write_bytes(_document({"exe:/opt/uninstalled/app": {"down": _good_limit()}}))
+    store.path.chmod(0o600)
+    assert [app_id for app_id, _ in store.load().items()] == ["exe:/opt/uninstalled/app"]
+
+
+_app_ids = st.builds(
+    lambda kind, value: f"{kind}:{value}",
+    st.sampled_from(["app", "flatpak", "snap", "script", "exe"]),
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40).filter(str.strip),
+)
+_limits = st.builds(
+    Limit, st.integers(MIN_RATE_BPS, MAX_RATE_BPS), st.integers(MIN_BURST_BYTES, MAX_BURST_BYTES)
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(_app_ids, st.dictionaries(st.sampled_from(list(Direction)), _limits, min_size=1), max_size=8))
+def test_any_valid_table_round_trips(rules: dict[str, dict[Direction, Limit]]) -> None:
+    table = LimitTable()
+    for app_id, limits in rules.items():
+        for direction, limit in limits.items():
+            table.set(app_id, direction, limit)
+    assert sorted(decode_rules(encode_rules(table)).items()) == sorted(table.items())
