@@ -23,10 +23,11 @@ from chadthrottle.contract import (
     OBJECT_PATH,
     ApplicationInfo,
     BackendInfo,
+    ConnectionInfo,
     Direction,
     ErrorName,
 )
-from chadthrottle.dbus_codec import CodecError, decode_application, decode_backend
+from chadthrottle.dbus_codec import CodecError, decode_application, decode_backend, decode_connection
 
 # Standard D-Bus error names the client produces or passes on.
 NO_SERVER = "org.freedesktop.DBus.Error.NoServer"  # cannot connect to the bus at all
@@ -121,6 +122,13 @@ class HelperClient:
         entries = (await self._call("ListBackends", []))[0]
         try:
             return [decode_backend(entry) for entry in entries]
+        except CodecError as error:
+            raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
+
+    async def list_connections(self, app_id: str) -> list[ConnectionInfo]:
+        entries = (await self._call("ListConnections", [app_id]))[0]
+        try:
+            return [decode_connection(entry) for entry in entries]
         except CodecError as error:
             raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 

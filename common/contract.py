@@ -95,6 +95,8 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("GetApiVersion", "", "u", Action.MONITOR),
         MethodSpec("ListApplications", "", "aa{sv}", Action.MONITOR),
         MethodSpec("ListBackends", "", "aa{sv}", Action.MONITOR),
+        # ListConnections(app_id) -> the application's open sockets.
+        MethodSpec("ListConnections", "s", "aa{sv}", Action.MONITOR),
         # SetLimit(app_id, direction, rate_bps, burst_bytes) -> resolved app id.
         # burst_bytes 0 means "the default burst for this rate".
         MethodSpec("SetLimit", "sstt", "s", LimitAuthorization.BY_OWNER),
@@ -130,6 +132,27 @@ BACKEND_FIELDS: dict[str, str] = {
     "reason": "s",  # why it is unavailable, "" when available
     "active_directions": "as",  # directions this backend enforces now
 }
+
+
+# Keys and D-Bus types of one entry of ListConnections.
+CONNECTION_FIELDS: dict[str, str] = {
+    "protocol": "s",  # "tcp" or "udp"
+    "local": "s",  # "address:port", IPv6 in brackets
+    "remote": "s",
+    "state": "s",  # ESTABLISHED, LISTEN, ... (UNCONN for an unconnected UDP socket)
+    "pid": "u",
+}
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """One open socket of an application, as ListConnections reports it."""
+
+    protocol: str
+    local: str
+    remote: str
+    state: str
+    pid: int
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,13 @@ from dbus_fast import Variant
 from chadthrottle.contract import (
     APPLICATION_FIELDS,
     BACKEND_FIELDS,
+    CONNECTION_FIELDS,
     ApplicationInfo,
     BackendInfo,
+    ConnectionInfo,
 )
 
-Record = TypeVar("Record", ApplicationInfo, BackendInfo)
+Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo)
 
 _UINT_BITS = {"y": 8, "q": 16, "u": 32, "t": 64}
 _INT_BITS = {"n": 16, "i": 32, "x": 64}
@@ -64,7 +66,7 @@ def _from_wire(signature: str, value: Any) -> Any:
     return value
 
 
-def encode_record(record: ApplicationInfo | BackendInfo, fields: Mapping[str, str]) -> dict[str, Variant]:
+def encode_record(record: ApplicationInfo | BackendInfo | ConnectionInfo, fields: Mapping[str, str]) -> dict[str, Variant]:
     """One record as ``a{sv}``; raises CodecError if a value does not fit its type
     (better a clear error in the helper than a malformed message on the bus)."""
     encoded: dict[str, Variant] = {}
@@ -116,3 +118,11 @@ def decode_backend(data: Mapping[str, Any]) -> BackendInfo:
 def field_names(cls: type[ApplicationInfo] | type[BackendInfo]) -> set[str]:
     """The dataclass's field names, for the test that they match the contract table."""
     return {field.name for field in dataclasses.fields(cls)}
+
+
+def encode_connection(connection: ConnectionInfo) -> dict[str, Variant]:
+    return encode_record(connection, CONNECTION_FIELDS)
+
+
+def decode_connection(data: Mapping[str, Any]) -> ConnectionInfo:
+    return decode_record(ConnectionInfo, data, CONNECTION_FIELDS)

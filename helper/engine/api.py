@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from chadthrottle.contract import ApplicationInfo, BackendInfo, Direction
+from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,9 @@ class ResolvedApplication:
 class EngineApi(Protocol):
     def list_applications(self) -> list[ApplicationInfo]:
         """Every application with an open socket or recent traffic, with rates."""
+
+    def list_connections(self, app_id: str) -> list[ConnectionInfo]:
+        """The open sockets of a resolved application's processes."""
 
     def list_backends(self) -> list[BackendInfo]:
         """Every enforcement backend, available or not, with the reason."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chadthrottle.contract import BUS_NAME, ApplicationInfo, BackendInfo, Direction
+from chadthrottle.contract import BUS_NAME, ApplicationInfo, BackendInfo, ConnectionInfo, Direction
 from chadthrottle.helper.busname import wait_for_bus_name
 from chadthrottle.helper.engine.api import ResolvedApplication
 from chadthrottle.helper.errors import NoSuchApplication
@@ -52,6 +52,10 @@ class FakeEngineForAdapterTests:
                             down_bps=1500.0, up_bps=20.0, rx_bytes=10, tx_bytes=20,
                             down_limit_bps=0, up_limit_bps=250_000)
         ]  # fmt: skip
+
+    def list_connections(self, app_id: str) -> list[ConnectionInfo]:
+        self.calls.append(("list_connections", app_id))
+        return [ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", CURL_PID)]
 
     def list_backends(self) -> list[BackendInfo]:
         self.calls.append(("list_backends",))

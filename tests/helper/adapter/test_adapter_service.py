@@ -260,3 +260,18 @@ def test_a_second_helper_is_refused_and_closes_its_engine(adapter_helper: InProc
     with pytest.raises(StartupError, match="is taken"):
         asyncio.run(run_helper(adapter_helper.address, lambda: second_engine, asyncio.Event()))
     assert second_engine.closed
+
+
+def test_connections_are_listed_for_an_application(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+    (connection,) = client_call(adapter_helper.address, "list_connections", f"pid:{CURL_PID}")
+    assert (connection.protocol, connection.remote, connection.pid) == ("tcp", "192.0.2.7:443", CURL_PID)
+    assert ("list_connections", CURL) in engine.calls
+
+
+def test_connections_of_unknown_or_malformed_ids_are_named_errors(adapter_helper: InProcessHelper) -> None:
+    with pytest.raises(HelperClientError) as unknown:
+        client_call(adapter_helper.address, "list_connections", "exe:/no/such/app")
+    assert unknown.value.error is ErrorName.NO_SUCH_APPLICATION
+    with pytest.raises(HelperClientError) as malformed:
+        client_call(adapter_helper.address, "list_connections", "exe:/bin/x\n")
+    assert malformed.value.error is ErrorName.INVALID_ARGUMENT
