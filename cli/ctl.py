@@ -17,7 +17,7 @@ from dataclasses import asdict
 from typing import Any, NoReturn
 
 from chadthrottle.client import HelperClient, HelperClientError
-from chadthrottle.contract import MAX_BURST_BYTES, ApplicationInfo, BackendInfo, Direction, ErrorName
+from chadthrottle.contract import MAX_BURST_BYTES, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, ErrorName
 from chadthrottle.units import RATE_HELP, UnitError, format_limit, format_rate, parse_rate
 
 EXIT_OK = 0
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="burst in bytes, e.g. 64K (default: the helper's, scaled to the rate)")
     clear = commands.add_parser("clear", help="remove both limits of an application")
     clear.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
+    connections = commands.add_parser("connections", help="the open connections of an application")
+    connections.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
+    connections.add_argument("--json", action="store_true", help="machine-readable output")
     backends = commands.add_parser("backends", help="enforcement backends and why one is unavailable")
     backends.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -117,8 +120,18 @@ def format_backends(backends: list[BackendInfo]) -> str:
     return _table(rows)
 
 
-def _to_json(records: Sequence[ApplicationInfo | BackendInfo]) -> str:
-    def plain(record: ApplicationInfo | BackendInfo) -> dict[str, Any]:
+def format_connections(connections: list[ConnectionInfo]) -> str:
+    rows = [["PROTO", "LOCAL", "REMOTE", "STATE", "PID"]]
+    for connection in sorted(connections, key=lambda c: (c.protocol, c.state, c.local)):
+        rows.append([connection.protocol, connection.local, connection.remote, connection.state, str(connection.pid)])
+    return _table(rows)
+
+
+Record = ApplicationInfo | BackendInfo | ConnectionInfo
+
+
+def _to_json(records: Sequence[Record]) -> str:
+    def plain(record: Record) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value
                 for key, value in asdict(record).items()}  # fmt: skip
 
@@ -130,6 +143,9 @@ async def _run(arguments: argparse.Namespace) -> None:
         if arguments.command == "list":
             apps = await client.list_applications()
             print(_to_json(apps) if arguments.json else format_applications(apps))
+        elif arguments.command == "connections":
+            connections = await client.list_connections(arguments.app)
+            print(_to_json(connections) if arguments.json else format_connections(connections))
         elif arguments.command == "backends":
             backends = await client.list_backends()
             print(_to_json(backends) if arguments.json else format_backends(backends))

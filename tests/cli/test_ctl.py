@@ -126,3 +126,13 @@ def test_bus_without_helper(private_bus: PrivateSystemBus) -> None:
     assert result.returncode == ctl.EXIT_HELPER_NOT_RUNNING
     assert result.stderr.startswith("chadthrottle-ctl: helper not running")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_connections_table_lists_each_socket() -> None:
+    from chadthrottle.cli.ctl import format_connections
+    from chadthrottle.contract import ConnectionInfo
+
+    text = format_connections([ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", 42)])
+    header, row = text.splitlines()
+    assert header.split() == ["PROTO", "LOCAL", "REMOTE", "STATE", "PID"]
+    assert row.split() == ["tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", "42"]

@@ -19,6 +19,9 @@ import time
 REPORT_INTERVAL_S = 0.05
 CHUNK_BYTES = 64 * 1024
 UDP_PAYLOAD_BYTES = 1200
+# UDP has no congestion control: an unpaced sender would only burn the CPU the
+# receiver needs. Offered load is paced to this by default (--rate to change).
+DEFAULT_UDP_RATE_BPS = 30 * 1024 * 1024
 
 
 def _report(received: int, started: float) -> None:
@@ -44,10 +47,16 @@ def _sink(sock: socket.socket, deadline: float, udp: bool) -> None:
     _report(received, started)
 
 
-def _source(sock: socket.socket, deadline: float, udp: bool, peer: tuple[str, int] | None) -> None:
+def _source(sock: socket.socket, deadline: float, udp: bool, peer: tuple[str, int] | None, rate_bps: float = 0) -> None:
     payload = b"x" * (UDP_PAYLOAD_BYTES if udp else CHUNK_BYTES)
     sock.settimeout(1.0)
+    started, sent = time.monotonic(), 0
     while time.monotonic() < deadline:
+        if rate_bps:
+            ahead_s = sent / rate_bps - (time.monotonic() - started)
+            if ahead_s > 0.001:
+                time.sleep(ahead_s)
+        sent += len(payload)
         try:
             if udp and peer is not None:
                 sock.sendto(payload, peer)
@@ -77,14 +86,14 @@ def serve(args: argparse.Namespace) -> None:
             _sink(listener, deadline, udp=True)
         else:  # wait for the client's hello, then send to it
             _, peer = listener.recvfrom(16)
-            _source(listener, deadline, True, peer)
+            _source(listener, deadline, True, peer, args.rate or DEFAULT_UDP_RATE_BPS)
         return
     listener.listen(1)
     conn, _ = listener.accept()
     if args.role == "sink":
         _sink(conn, deadline, udp=False)
     else:
-        _source(conn, deadline, udp=False, peer=None)
+        _source(conn, deadline, udp=False, peer=None, rate_bps=args.rate)
 
 
 def connect(args: argparse.Namespace) -> None:
@@ -97,14 +106,14 @@ def connect(args: argparse.Namespace) -> None:
             sock.sendto(b"hello", peer)
             _sink(sock, deadline, udp=True)
         else:
-            _source(sock, deadline, True, peer)
+            _source(sock, deadline, True, peer, args.rate or DEFAULT_UDP_RATE_BPS)
         return
     sock.connect(peer)
     print(json.dumps({"connected": args.port}), flush=True)
     if args.role == "sink":
         _sink(sock, deadline, udp=False)
     else:
-        _source(sock, deadline, udp=False, peer=None)
+        _source(sock, deadline, udp=False, peer=None, rate_bps=args.rate)
 
 
 def main() -> None:
@@ -116,6 +125,7 @@ def main() -> None:
     parser.add_argument("--udp", action="store_true")
     parser.add_argument("--family", type=int, choices=(4, 6), default=4)
     parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--rate", type=float, default=0.0, help="paced send rate, bytes/s (UDP default 30 MiB/s)")
     args = parser.parse_args()
     serve(args) if args.command == "serve" else connect(args)
 
