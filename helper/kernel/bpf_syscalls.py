@@ -85,14 +85,22 @@ def open_program(prog_id: int) -> int:
     return _bpf(BPF_PROG_GET_FD_BY_ID, attr)
 
 
-def program_name(prog_fd: int) -> str:
+def _program_info(prog_fd: int) -> bytes:
     info = ctypes.create_string_buffer(256)
     attr = _attr()
     ctypes.c_uint32.from_buffer(attr, 0).value = prog_fd
     ctypes.c_uint32.from_buffer(attr, 4).value = len(info)
     ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(info)
     _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
-    raw = info.raw[_PROG_NAME_OFFSET : _PROG_NAME_OFFSET + 16]
+    return info.raw
+
+
+def program_id(prog_fd: int) -> int:
+    return int.from_bytes(_program_info(prog_fd)[4:8], "little")
+
+
+def program_name(prog_fd: int) -> str:
+    raw = _program_info(prog_fd)[_PROG_NAME_OFFSET : _PROG_NAME_OFFSET + 16]
     return raw.split(b"\0", 1)[0].decode("ascii", "replace")
 
 
@@ -103,3 +111,19 @@ def pidfd_getfd(pidfd: int, target_fd: int) -> int:
         errno = ctypes.get_errno()
         raise OSError(errno, os.strerror(errno))
     return result
+
+
+def attached_programs(cgroup_fd: int) -> list[tuple[CgroupAttachType, int, str]]:
+    """(attach type, program id, name) of every program attached to a cgroup."""
+    found = []
+    for attach_type in CgroupAttachType:
+        for prog_id in query_cgroup(cgroup_fd, attach_type):
+            try:
+                prog_fd = open_program(prog_id)
+            except OSError:
+                continue  # detached meanwhile
+            try:
+                found.append((attach_type, prog_id, program_name(prog_fd)))
+            finally:
+                os.close(prog_fd)
+    return found

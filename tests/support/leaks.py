@@ -1,12 +1,12 @@
 """What tests could leave on the machine, captured before and after a session.
 
 The suite fails when anything differs: a namespace, a device, a qdisc, a BPF
-program on the cgroup root, a test cgroup, an installed policy or a daemon.
+program on the cgroup root, a test cgroup, an installed policy or polkit rule,
+or a daemon.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -20,27 +20,11 @@ def _run(*argv: str) -> str:
 
 def _our_cgroup_programs() -> list[str]:
     try:
-        from chadthrottle.helper.kernel import bpf_syscalls
         from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-        from chadthrottle.helper.kernel.layout import PROGRAM_NAME_PREFIX
+        from chadthrottle.helper.kernel.datapath import our_programs
     except ImportError:
         return []
-    root = cgroup2_mount()
-    names = []
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for attach_type in bpf_syscalls.CgroupAttachType:
-            for prog_id in bpf_syscalls.query_cgroup(fd, attach_type):
-                prog_fd = bpf_syscalls.open_program(prog_id)
-                try:
-                    name = bpf_syscalls.program_name(prog_fd)
-                finally:
-                    os.close(prog_fd)
-                if name.startswith(PROGRAM_NAME_PREFIX):
-                    names.append(f"{attach_type.name}:{name}")
-    finally:
-        os.close(fd)
-    return sorted(names)
+    return sorted(f"{attach_type.name}:{name}" for attach_type, _id, name in our_programs(cgroup2_mount()))
 
 
 def _test_cgroups() -> list[str]:
@@ -76,6 +60,7 @@ def snapshot() -> dict[str, object]:
         "BPF programs on the cgroup root": _our_cgroup_programs(),
         "test cgroups": _test_cgroups(),
         "polkit actions": sorted(p.name for p in Path("/usr/share/polkit-1/actions").glob("io.github.chadthrottle*")),
+        "polkit rules": sorted(p.name for p in Path("/etc/polkit-1/rules.d").glob("*chadthrottle*")),
         "daemons": _daemons(),
     }
 

@@ -163,9 +163,18 @@ class Stream:
 
 
 def _spawn(argv: list[str], cgroup: Path | None) -> subprocess.Popen[str]:
-    if cgroup is not None:  # enter the cgroup before exec, as a launcher would
-        argv = ["sh", "-c", f'echo $$ > "{cgroup}/cgroup.procs" && exec "$@"', "sh", *argv]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    if cgroup is None:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # Enter the cgroup before exec, as a launcher would, and return only once the
+    # process is in it, so the test never sees it outside its application.
+    argv = ["sh", "-c", f'echo $$ > "{cgroup}/cgroup.procs" && exec "$@"', "sh", *argv]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 5
+    while str(process.pid) not in (cgroup / "cgroup.procs").read_text().split():
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"process {process.pid} did not enter {cgroup}")
+        time.sleep(0.005)
+    return process
 
 
 def _wait_for_line(process: subprocess.Popen[str], key: str, timeout_s: float = 10.0) -> None:

@@ -96,6 +96,18 @@ def serve(args: argparse.Namespace) -> None:
         _source(conn, deadline, udp=False, peer=None, rate_bps=args.rate)
 
 
+def _say_hello(sock: socket.socket, peer: tuple[str, int], deadline: float) -> None:
+    """Tell a UDP source where to send, again until data comes (a datagram can be lost)."""
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        sock.sendto(b"hello", peer)
+        try:
+            sock.recvfrom(CHUNK_BYTES, socket.MSG_PEEK)
+            return
+        except socket.timeout:
+            continue
+
+
 def connect(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.seconds
     kind = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
@@ -103,7 +115,7 @@ def connect(args: argparse.Namespace) -> None:
     peer = (args.host, args.port)
     if args.udp:
         if args.role == "sink":
-            sock.sendto(b"hello", peer)
+            _say_hello(sock, peer, deadline)
             _sink(sock, deadline, udp=True)
         else:
             _source(sock, deadline, True, peer, args.rate or DEFAULT_UDP_RATE_BPS)

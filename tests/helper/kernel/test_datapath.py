@@ -3,7 +3,6 @@ real stream at the socket, tags open sockets, and leaves nothing behind."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,42 +10,26 @@ import textwrap
 import time
 from pathlib import Path
 
-from chadthrottle.helper.kernel import bpf_syscalls
-from chadthrottle.helper.kernel.bpf_syscalls import CgroupAttachType
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.kernel.datapath import Datapath, holding_machine_lock, remove_leftover_programs
-from chadthrottle.helper.kernel.layout import PROGRAM_NAME_PREFIX
+from chadthrottle.helper.kernel.datapath import Datapath, holding_machine_lock, our_programs, remove_leftover_programs
 from tests.support.netns import NetnsPair, start_stream
 
 
 def _our_programs() -> list[str]:
-    root = cgroup2_mount()
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    names = []
-    try:
-        for attach_type in CgroupAttachType:
-            for prog_id in bpf_syscalls.query_cgroup(fd, attach_type):
-                prog_fd = bpf_syscalls.open_program(prog_id)
-                try:
-                    name = bpf_syscalls.program_name(prog_fd)
-                finally:
-                    os.close(prog_fd)
-                if name.startswith(PROGRAM_NAME_PREFIX):
-                    names.append(name)
-    finally:
-        os.close(fd)
-    return names
+    return [name for _type, _id, name in our_programs(cgroup2_mount())]
 
 
 def test_open_attaches_three_programs_and_close_detaches_them(kernel_ready: Path) -> None:
-    assert _our_programs() == []
+    before = {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())}  # other live datapaths
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
     try:
-        assert sorted(_our_programs()) == ["chadt_egress", "chadt_ingress", "chadt_sock"]
+        ours = [(t.name, name) for t, prog_id, name in our_programs(cgroup2_mount()) if prog_id not in before]
+        assert sorted(ours) == [("INET_EGRESS", "chadt_egress"), ("INET_INGRESS", "chadt_ingress"),
+                                ("INET_SOCK_CREATE", "chadt_sock")]
     finally:
         datapath.close()
-    assert _our_programs() == []
+    assert {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())} <= before
 
 
 def test_counts_a_stream_at_its_socket(pair: NetnsPair, kernel_ready: Path) -> None:
@@ -93,10 +76,26 @@ def test_programs_of_a_killed_helper_are_found_and_detached(kernel_ready: Path) 
     result = subprocess.run([sys.executable, "-c", KILLED_HELPER.format(cache=str(kernel_ready))],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == -signal.SIGKILL and "attached" in result.stdout
-    with holding_machine_lock():
+    with holding_machine_lock():  # no live datapath: every program of ours is a leftover
         try:
             assert len(_our_programs()) == 3  # legacy attach: they outlive the process
         finally:
             removed = remove_leftover_programs(cgroup2_mount())
     assert removed == 3
     assert _our_programs() == []
+
+
+def test_a_second_live_datapath_keeps_its_programs(kernel_ready: Path) -> None:
+    before = len(our_programs(cgroup2_mount()))  # other live datapaths
+    first = Datapath(cache_dir=kernel_ready)
+    first.open()
+    try:
+        second = Datapath(cache_dir=kernel_ready)
+        second.open()  # its leftover sweep must spare the first one's programs
+        try:
+            assert len(our_programs(cgroup2_mount())) == before + 6
+        finally:
+            second.close()
+        assert len(our_programs(cgroup2_mount())) == before + 3
+    finally:
+        first.close()

@@ -112,3 +112,15 @@ def test_a_lifted_limit_drains_before_its_class_goes(pair: NetnsPair, datapath: 
     finally:
         shaper.close()
         ipr.close()
+
+
+def test_a_thousand_applications_get_a_thousand_independent_classes(pair: NetnsPair, shaper: TcShaper) -> None:
+    before = tc_dump(pair.host_ns)
+    wanted = {slot: ClassSpec(rate_bps=100_000 + slot * 1000, burst_bytes=131072) for slot in range(1, 1001)}
+    shaper.reconcile({Direction.UP: wanted, Direction.DOWN: wanted})
+    classes = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", pair.host_if],
+                             capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(classes) == 1001  # and the default class
+    assert any(f"{HTB_MAJOR:x}:3e8 " in line and "rate 8800Kbit" in line for line in classes)  # slot 1000: 1.1 MB/s
+    shaper.reconcile({})
+    assert tc_dump(pair.host_ns) == before
