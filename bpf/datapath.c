@@ -14,7 +14,8 @@
  *                  limited, return the class so the attached mirred
  *                  action redirects it to the IFB that shapes downloads.
  *
- * Every program passes every packet (fail open); none of them drops.
+ * Every program passes every packet (fail open), except where the ebpf
+ * backend polices a limited application (policer.h).
  */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
@@ -22,6 +23,7 @@
 #include <uapi/linux/ip.h>
 #include <uapi/linux/ipv6.h>
 #include "maps.h"
+#include "policer.h"
 
 BPF_F_TABLE("sk_storage", int, struct sock_tag, socket_tags, 0,
             BPF_F_NO_PREALLOC | BPF_F_CLONE);
@@ -102,6 +104,15 @@ static __always_inline int pace_upload(__u32 slot, __u64 bytes)
     return verdict;
 }
 
+/* The ebpf backend's policer of a slot and direction, or 0 when the slot is
+ * not policed there (then the tc backend's path applies). */
+static __always_inline struct slot_policer *active_policer(__u32 slot, __u32 direction)
+{
+    __u32 key = policer_key(slot, direction);
+    struct slot_policer *policer = policers.lookup(&key);
+    return policer && policer->active ? policer : 0;
+}
+
 static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, int egress)
 {
     struct traffic_key key = {};
@@ -142,6 +153,13 @@ int chadt_sock(struct bpf_sock *sk)
 int chadt_egress(struct __sk_buff *skb)
 {
     struct sock_tag *tag = tag_of(skb);
+    struct slot_policer *policer = tag && tag->app_slot ? active_policer(tag->app_slot, POLICE_UP) : 0;
+    if (policer) { /* the ebpf backend; a refused packet is sent again later: count it then */
+        int verdict = police_egress(policer, skb, wire_bytes(skb, 0));
+        if (verdict & CGROUP_SKB_PASS)
+            count(tag, skb, 1);
+        return verdict;
+    }
     __u64 bytes = count(tag, skb, 1);
     if (!tag || !tag->app_slot)
         return CGROUP_SKB_PASS;
@@ -152,8 +170,17 @@ int chadt_egress(struct __sk_buff *skb)
 
 int chadt_ingress(struct __sk_buff *skb)
 {
-    count(tag_of(skb), skb, 0);
-    return 1;
+    struct sock_tag *tag = tag_of(skb);
+    struct slot_policer *policer = tag && tag->app_slot ? active_policer(tag->app_slot, POLICE_DOWN) : 0;
+    if (!policer) {
+        count(tag, skb, 0);
+        return 1;
+    }
+    /* the ebpf backend: what it drops never reaches the application */
+    int verdict = police_ingress(policer, skb, wire_bytes(skb, 0));
+    if (verdict)
+        count(tag, skb, 0);
+    return verdict;
 }
 
 /* tc ingress, classic cls_bpf mode: 0 = no match (packet goes on untouched),

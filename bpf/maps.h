@@ -9,21 +9,6 @@
 /* Set with -D by the loader: the tc handle major of the helper's HTB qdiscs. */
 #ifndef HTB_MAJOR
 #define HTB_MAJOR 0xC7AD
-/* Upload pacing state of one application slot (an array entry per slot).
- * The helper writes rate_bps and cn_queue_ns; the egress program keeps a
- * virtual queue (GCRA): virtual_time_ns is when the shaper will have sent
- * everything handed to it so far. Past cn_queue_ns of virtual queue, packets
- * still pass to HTB but TCP is told to back off (NET_XMIT_CN), so the leaf
- * queue never overflows and nothing is dropped or sent twice. */
-struct slot_pacing {
-    struct bpf_spin_lock lock;
-    __u32 pad;
-    __u64 rate_bps;        /* 0: the slot has no upload limit */
-    __u64 cn_queue_ns;
-    __u64 virtual_time_ns;
-    __u64 cn_marks;        /* packets sent with a congestion notice */
-};
-
 #endif
 
 #define MAX_SLOTS 65536 /* application slots; HTB minors 1..0xfffe */

@@ -1,19 +1,49 @@
-"""Which enforcement backends this kernel supports, and why not when it doesn't."""
+"""Which enforcement backends this kernel supports, why not when it doesn't,
+and which one enforces each direction.
+
+Both backends share the datapath (socket tags in the cgroup_skb programs):
+- tc: HTB on the uplinks (uploads) and on an IFB behind a cls_bpf + mirred
+  redirect (downloads). Shapes: queues instead of dropping, no retransmits.
+- ebpf: the policer compiled into the cgroup_skb programs (bpf/policer.h).
+  Needs only what the datapath needs; refuses packets over the limit.
+
+"auto" prefers tc in each direction where the kernel has what it needs, and
+falls back to ebpf per direction. Measured on the development machine
+(bench/policer_probe.py, docs/backends.md): both are within a few percent for
+TCP, but tc gets there with no drops and no retransmissions and holds the
+rate smoothly, while policing holds it as bursts and, for downloads, through
+the sender's retransmissions.
+"""
 
 from __future__ import annotations
 
 import gzip
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from chadthrottle.contract import BackendInfo, Direction
+from chadthrottle.helper.errors import BackendUnavailable
+from chadthrottle.helper.kernel.htb import Classes
 
-TC_CONFIG = {
+TC, EBPF = "tc", "ebpf"
+BACKEND_CHOICES = ("auto", TC, EBPF)
+
+TC_UPLOAD_CONFIG = {
     "CONFIG_NET_SCH_HTB": "HTB qdisc",
+    "CONFIG_NET_SCH_FIFO": "bfifo qdisc",
+}
+TC_DOWNLOAD_CONFIG = {
+    **TC_UPLOAD_CONFIG,
     "CONFIG_NET_SCH_INGRESS": "ingress/clsact qdisc",
     "CONFIG_IFB": "IFB device",
     "CONFIG_NET_CLS_BPF": "cls_bpf classifier",
     "CONFIG_NET_ACT_MIRRED": "mirred action",
-    "CONFIG_NET_SCH_FIFO": "bfifo qdisc",
+}
+TC_CONFIG = TC_DOWNLOAD_CONFIG
+EBPF_CONFIG = {
+    "CONFIG_BPF_SYSCALL": "BPF system call",
+    "CONFIG_CGROUP_BPF": "BPF programs on cgroups",
 }
 
 
@@ -31,25 +61,97 @@ def kernel_config(path: Path = Path("/proc/config.gz")) -> dict[str, str] | None
     return config
 
 
-def tc_missing(config: dict[str, str] | None) -> list[str]:
-    """Kernel features the tc backend needs and this kernel lacks."""
+def _missing(config: dict[str, str] | None, wanted: Mapping[str, str]) -> list[str]:
     if config is None:
         return []  # unknown: try, and report the kernel's refusal if it comes
-    return [f"{name} ({option})" for option, name in TC_CONFIG.items() if config.get(option) not in ("y", "m")]
+    return [f"{name} ({option})" for option, name in wanted.items() if config.get(option) not in ("y", "m")]
 
 
-def describe_backends(active: set[Direction], config: dict[str, str] | None) -> list[BackendInfo]:
-    missing = tc_missing(config)
-    tc = BackendInfo(
-        name="tc",
-        available=not missing,
-        reason=("kernel lacks: " + ", ".join(missing)) if missing else "",
-        active_directions=tuple(sorted(d.value for d in active)),
-    )
-    ebpf = BackendInfo(
-        name="ebpf",
-        available=False,
-        reason="the policing backend is not built yet; tc shapes both directions",
-        active_directions=(),
-    )
-    return [tc, ebpf]
+def tc_missing(config: dict[str, str] | None, direction: Direction | None = None) -> list[str]:
+    """Kernel features the tc backend needs (for one direction, or both) and this kernel lacks."""
+    return _missing(config, TC_UPLOAD_CONFIG if direction is Direction.UP else TC_DOWNLOAD_CONFIG)
+
+
+def ebpf_missing(config: dict[str, str] | None) -> list[str]:
+    return _missing(config, EBPF_CONFIG)
+
+
+def choose_backends(requested: str, config: dict[str, str] | None) -> dict[Direction, str]:
+    """The backend for each direction, or BackendUnavailable saying what is missing."""
+    if requested not in BACKEND_CHOICES:
+        raise BackendUnavailable(f"unknown backend {requested!r}; choose one of {', '.join(BACKEND_CHOICES)}")
+    choice = {}
+    for direction in (Direction.UP, Direction.DOWN):
+        tc_gaps, ebpf_gaps = tc_missing(config, direction), ebpf_missing(config)
+        if requested == TC and tc_gaps:
+            raise BackendUnavailable(f"the tc backend needs kernel features this kernel lacks: {', '.join(tc_gaps)}")
+        if requested == EBPF and ebpf_gaps:
+            raise BackendUnavailable(f"the ebpf backend needs kernel features this kernel lacks: {', '.join(ebpf_gaps)}")
+        if requested == "auto":
+            if tc_gaps and ebpf_gaps:
+                raise BackendUnavailable(
+                    f"no backend can limit {direction.value}loads: tc lacks {', '.join(tc_gaps)}; "
+                    f"ebpf lacks {', '.join(ebpf_gaps)}"
+                )
+            choice[direction] = EBPF if tc_gaps else TC
+        else:
+            choice[direction] = requested
+    return choice
+
+
+def describe_backends(
+    choice: Mapping[Direction, str], active: Mapping[str, set[Direction]], config: dict[str, str] | None,
+) -> list[BackendInfo]:
+    """Both backends: available, why not, and which directions each enforces now."""
+    infos = []
+    for name, missing in ((TC, tc_missing(config)), (EBPF, ebpf_missing(config))):
+        chosen = sorted(d.value for d, backend in choice.items() if backend == name)
+        if missing:
+            reason = "kernel lacks: " + ", ".join(missing)
+        elif not chosen:
+            reason = "available; not selected (the helper's --backend setting, or auto preferring tc)"
+        else:
+            reason = ""
+        infos.append(BackendInfo(
+            name=name, available=not missing, reason=reason,
+            active_directions=tuple(sorted(d.value for d in active.get(name, set()))),
+        ))  # fmt: skip
+    return infos
+
+
+class Enforcer(Protocol):
+    """What TcShaper and EbpfPolicer both offer."""
+
+    def reconcile(self, wanted: dict[Direction, Classes]) -> None: ...
+    def active_directions(self) -> set[Direction]: ...
+    def close(self) -> None: ...
+
+
+class BackendRouter:
+    """One enforcer per direction, behind the engine's single shaper port."""
+
+    def __init__(self, by_direction: Mapping[Direction, tuple[str, Enforcer]]) -> None:
+        self._by_direction = dict(by_direction)
+
+    def _enforcers(self) -> dict[str, Enforcer]:
+        return {name: enforcer for name, enforcer in self._by_direction.values()}
+
+    def reconcile(self, wanted: dict[Direction, Classes]) -> None:
+        for name, enforcer in self._enforcers().items():
+            enforcer.reconcile({d: wanted.get(d, {}) for d, (owner, _) in self._by_direction.items() if owner == name})
+
+    def active_directions(self) -> set[Direction]:
+        return set().union(*(e.active_directions() for e in self._enforcers().values()))
+
+    def active_by_backend(self) -> dict[str, set[Direction]]:
+        return {name: enforcer.active_directions() for name, enforcer in self._enforcers().items()}
+
+    def close(self) -> None:
+        errors = []
+        for enforcer in self._enforcers().values():
+            try:
+                enforcer.close()
+            except Exception as error:  # close the others all the same
+                errors.append(error)
+        if errors:
+            raise errors[0]

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from chadthrottle.contract import PID_APP_PREFIX, ApplicationInfo, BackendInfo, Direction
+from chadthrottle.contract import PID_APP_PREFIX, ApplicationInfo, BackendInfo, ConnectionInfo, Direction
 from chadthrottle.helper.engine.api import ResolvedApplication
 from chadthrottle.helper.engine.limits import Limit, LimitTable, SlotAllocator
 from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.rates import CounterSample, RateMeter
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
 from chadthrottle.helper.identity.applications import identify
+from chadthrottle.helper.identity.connections import connections_of
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import cgroup_id, read_process
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
@@ -79,6 +80,12 @@ class Engine:
             limits = {app_id: limits for app_id, limits in self._limits.items()}
             return build_listing(self._index.applications(), self._meter.apps, limits, self._clock())
 
+    def list_connections(self, app_id: str) -> list[ConnectionInfo]:
+        with self._lock:
+            app = self._index.application(app_id)
+            pids = list(app.processes) if app else []
+        return [ConnectionInfo(c.protocol, c.local, c.remote, c.state, c.pid) for c in connections_of(pids)]
+
     def list_backends(self) -> list[BackendInfo]:
         with self._lock:
             return self._backends(self._shaper.active_directions())
@@ -114,9 +121,11 @@ class Engine:
                 for pid in pids:
                     self._meter.remember(pid, app_id)
             try:
-                self._apply()
-            except HelperError as error:
+                self._apply_classes()
+            except HelperError as error:  # e.g. an interface came back with a foreign qdisc
                 log.error("could not keep the limits in place: %s", error)
+            self._apply_tags()  # new processes of limited applications, whatever the classes did
+            self._release_unused_slots()
             self._meter.update(self._datapath.read_traffic(), self._clock())
 
     def has_limits(self) -> bool:
@@ -161,13 +170,19 @@ class Engine:
 
     def _apply(self) -> None:
         """Classes first, then tags: a tagged packet always finds its class."""
+        self._apply_classes()
+        self._apply_tags()
+        self._release_unused_slots()
+
+    def _apply_classes(self) -> None:
         wanted: dict[Direction, Classes] = {Direction.UP: {}, Direction.DOWN: {}}
         for app_id, limits in self._limits.items():
             slot = self._slots.acquire(app_id)
             for direction, limit in limits.items():
                 wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes)
         self._shaper.reconcile(wanted)
-        self._apply_tags()
+
+    def _release_unused_slots(self) -> None:
         limited = {app_id for app_id, _ in self._limits.items()}
         for app_id in self._slots.apps() - limited:
             self._slots.release(app_id)

@@ -9,18 +9,21 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 
-from chadthrottle.helper.engine.backends import describe_backends, kernel_config, tc_missing
+from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.backends import (
+    EBPF, TC, BackendRouter, Enforcer, choose_backends, describe_backends, kernel_config,
+)
 from chadthrottle.helper.engine.engine import Engine
-from chadthrottle.helper.errors import BackendUnavailable
+from chadthrottle.helper.engine.rule_store import BackgroundSaver, RuleStore
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import all_pids
 from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.policer import EbpfPolicer
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
 
 log = logging.getLogger("chadthrottle.engine")
 
 TICK_INTERVAL_S = 1.0
-BACKEND_CHOICES = ("auto", "tc", "ebpf")
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,16 @@ class EngineOptions:
 class RunningEngine(Engine):
     """The engine with its kernel parts and its tick thread; close() undoes all."""
 
-    def __init__(self, datapath: Datapath, shaper: TcShaper, ipr: IPRoute, config: dict[str, str] | None) -> None:
-        super().__init__(datapath, shaper, ApplicationIndex(), lambda active: describe_backends(active, config))
+    def __init__(
+        self, datapath: Datapath, shaper: BackendRouter, ipr: IPRoute, config: dict[str, str] | None,
+        choice: dict[Direction, str], store: RuleStore,
+    ) -> None:
+        self._saver = BackgroundSaver(store)  # fsync off the engine thread
+        super().__init__(
+            datapath, shaper, ApplicationIndex(),
+            lambda _active: describe_backends(choice, shaper.active_by_backend(), config),
+            rules=store.load(), save_rules=self._saver.save,
+        )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)
         self.tick()
         self._stop = threading.Event()
@@ -53,6 +64,7 @@ class RunningEngine(Engine):
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        self._saver.close()  # writes a change still pending
         datapath, shaper, ipr = self._kernel_parts
         try:
             shaper.close()
@@ -62,14 +74,9 @@ class RunningEngine(Engine):
 
 
 def build_engine(options: EngineOptions) -> RunningEngine:
-    if options.backend not in BACKEND_CHOICES:
-        raise BackendUnavailable(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKEND_CHOICES)}")
-    if options.backend == "ebpf":
-        raise BackendUnavailable("the ebpf policing backend is not built yet; use tc or auto")
     config = kernel_config()
-    missing = tc_missing(config)
-    if missing:
-        raise BackendUnavailable("the tc backend needs kernel features this kernel lacks: " + ", ".join(missing))
+    choice = choose_backends(options.backend, config)  # per direction; says what is missing
+    log.info("backends: %s", ", ".join(f"{d.value}loads by {name}" for d, name in choice.items()))
     ipr = IPRoute()
     datapath = Datapath(cache_dir=options.cache_dir)
     try:
@@ -77,7 +84,13 @@ def build_engine(options: EngineOptions) -> RunningEngine:
         datapath.open()
         adopted = datapath.adopt_open_sockets(all_pids())
         log.info("adopted %d sockets opened before the helper started", adopted)
-        return RunningEngine(datapath, TcShaper(ipr, datapath.tc_ingress_program, datapath), ipr, config)
+        enforcers: dict[str, Enforcer] = {}
+        if TC in choice.values():
+            enforcers[TC] = TcShaper(ipr, datapath.tc_ingress_program, datapath)
+        if EBPF in choice.values():
+            enforcers[EBPF] = EbpfPolicer(datapath)
+        router = BackendRouter({d: (name, enforcers[name]) for d, name in choice.items()})
+        return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir))
     except BaseException:
         datapath.close()
         ipr.close()

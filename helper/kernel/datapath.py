@@ -4,28 +4,31 @@ once at the cgroup v2 root, detached on close.
 bcc attaches with the legacy call, so programs stay attached if the helper is
 killed: traffic keeps flowing and limits keep working while it is down. The
 next start finds them by name (PROGRAM_NAME_PREFIX) and detaches them before
-attaching its own.
+attaching its own, sparing those of a datapath still alive (ownership.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import ctypes
 import logging
 import os
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from chadthrottle.helper.errors import BackendUnavailable
+from chadthrottle.helper.errors import BackendUnavailable, KernelError
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR, prepare_bcc_environment
 from chadthrottle.helper.kernel.bpf_syscalls import CgroupAttachType
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.kernel.layout import HTB_MAJOR, PROGRAM_NAME_PREFIX, SlotPacing
+from chadthrottle.helper.kernel.ownership import (
+    OwnershipRecord,
+    acquire_shared,
+    holding_machine_lock,  # noqa: F401  (re-exported: benchmarks and tests use it from here)
+    live_program_ids,
+)
+from chadthrottle.helper.kernel.layout import HTB_MAJOR, PROGRAM_NAME_PREFIX, SlotPacing, SlotPolicer
 from chadthrottle.helper.kernel.socket_tagging import tag_open_sockets
 
 log = logging.getLogger("chadthrottle.kernel.datapath")
@@ -36,39 +39,7 @@ _CGROUP_PROGRAMS = (
     ("chadt_ingress", CgroupAttachType.INET_INGRESS),
 )
 TC_INGRESS_PROGRAM = "chadt_tc_in"
-# One datapath per machine: its holder owns every chadt_ program on the cgroup
-# root, so only the holder may treat others as leftovers of a killed helper.
-LOCK_FILE = Path("/run/chadthrottle/datapath.lock")
-LOCK_TIMEOUT_S = 120.0
-
-
-@contextlib.contextmanager
-def holding_machine_lock(timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Be the one datapath owner for a block (to clean up without one running)."""
-    fd = _acquire_machine_lock(timeout_s)
-    try:
-        yield
-    finally:
-        os.close(fd)
-
-
-def _acquire_machine_lock(timeout_s: float) -> int:
-    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                raise BackendUnavailable(
-                    f"another ChadThrottle datapath is running (it holds {LOCK_FILE}); stop it first"
-                ) from None
-            time.sleep(0.2)
-
-
+BPF_F_LOCK = 4  # map update under the value's bpf_spin_lock
 @dataclass(frozen=True)
 class TrafficSample:
     """Monotonic counters of one (socket owner, interface), summed over CPUs."""
@@ -81,23 +52,34 @@ class TrafficSample:
     tx_packets: int
 
 
+def our_programs(cgroup_root: Path) -> list[tuple[CgroupAttachType, int, str]]:
+    """Our programs attached to the cgroup root, whoever loaded them."""
+    cgroup_fd = os.open(cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return [found for found in bpf_syscalls.attached_programs(cgroup_fd) if found[2].startswith(PROGRAM_NAME_PREFIX)]
+    finally:
+        os.close(cgroup_fd)
+
+
 def remove_leftover_programs(cgroup_root: Path) -> int:
-    """Detach programs a previous (killed) helper left on the cgroup root."""
+    """Detach programs a previous (killed) helper left on the cgroup root;
+    programs of datapaths that are alive stay."""
+    live = live_program_ids()
     removed = 0
     cgroup_fd = os.open(cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for _name, attach_type in _CGROUP_PROGRAMS:
-            for prog_id in bpf_syscalls.query_cgroup(cgroup_fd, attach_type):
-                try:
-                    prog_fd = bpf_syscalls.open_program(prog_id)
-                except OSError:
-                    continue
-                try:
-                    if bpf_syscalls.program_name(prog_fd).startswith(PROGRAM_NAME_PREFIX):
-                        bpf_syscalls.detach_from_cgroup(prog_fd, cgroup_fd, attach_type)
-                        removed += 1
-                finally:
-                    os.close(prog_fd)
+        for attach_type, prog_id, _name in our_programs(cgroup_root):
+            if prog_id in live:
+                continue
+            try:
+                prog_fd = bpf_syscalls.open_program(prog_id)
+            except OSError:
+                continue
+            try:
+                bpf_syscalls.detach_from_cgroup(prog_fd, cgroup_fd, attach_type)
+                removed += 1
+            finally:
+                os.close(prog_fd)
     finally:
         os.close(cgroup_fd)
     if removed:
@@ -116,6 +98,7 @@ class Datapath:
         self._attached: list[tuple[int, CgroupAttachType]] = []
         self._socket_tags_fd = -1
         self._lock_fd = -1
+        self._record: OwnershipRecord | None = None
 
     @property
     def cgroup_root(self) -> Path:
@@ -130,7 +113,7 @@ class Datapath:
             raise BackendUnavailable(
                 "bcc is not installed: install python3-bpfcc (Debian) and use a Python that sees it"
             ) from error
-        self._lock_fd = _acquire_machine_lock(LOCK_TIMEOUT_S)
+        self._lock_fd = acquire_shared()
         try:
             self._load_and_attach(BPF)
         except BaseException:
@@ -153,10 +136,14 @@ class Datapath:
 
         self._socket_tags_fd = lib.bpf_table_fd(self._bpf.module, b"socket_tags")
         self._cgroup_fd = os.open(self._cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
+        loaded = []
         for name, attach_type in _CGROUP_PROGRAMS:
             prog_type = BPF.CGROUP_SOCK if attach_type is CgroupAttachType.INET_SOCK_CREATE else BPF.CGROUP_SKB
             # The expected attach type lets the egress program return NET_XMIT_CN.
-            function = self._bpf.load_func(name.encode(), prog_type, attach_type=int(attach_type))
+            loaded.append((self._bpf.load_func(name.encode(), prog_type, attach_type=int(attach_type)), attach_type))
+        # Recorded before attaching: no other start may take them for leftovers.
+        self._record = OwnershipRecord([bpf_syscalls.program_id(function.fd) for function, _ in loaded])
+        for function, attach_type in loaded:
             bpf_syscalls.attach_to_cgroup(function.fd, self._cgroup_fd, attach_type)
             self._attached.append((function.fd, attach_type))
 
@@ -174,8 +161,11 @@ class Datapath:
         if self._bpf is not None:
             self._bpf.cleanup()
             self._bpf = None
+        if self._record is not None:
+            self._record.close()
+            self._record = None
         if self._lock_fd >= 0:
-            os.close(self._lock_fd)  # releases the machine lock
+            os.close(self._lock_fd)
             self._lock_fd = -1
 
     def tc_ingress_program(self) -> tuple[int, str]:
@@ -223,6 +213,30 @@ class Datapath:
     def upload_cn_marks(self, app_slot: int) -> int:
         table = self._bpf[b"upload_pacing"]
         return int(table[table.Key(app_slot)].cn_marks)
+
+    def read_policer(self, key: int) -> SlotPolicer:
+        """One entry of the ebpf backend's policers array (policer.h)."""
+        from bcc.libbcc import lib
+
+        index, state = ctypes.c_uint32(key), SlotPolicer()
+        if lib.bpf_lookup_elem(self._policers_fd(), ctypes.byref(index), ctypes.byref(state)) != 0:
+            raise KernelError(f"could not read policer {key}")
+        return state
+
+    def write_policer(self, key: int, state: SlotPolicer) -> None:
+        """Replace an entry under its spin lock (BPF_F_LOCK), so the programs
+        never see half of a new configuration."""
+        from bcc.libbcc import lib
+
+        index = ctypes.c_uint32(key)
+        result = lib.bpf_update_elem(self._policers_fd(), ctypes.byref(index), ctypes.byref(state), BPF_F_LOCK)
+        if result != 0:
+            raise KernelError(f"could not write policer {key}: {os.strerror(-result)}")
+
+    def _policers_fd(self) -> int:
+        from bcc.libbcc import lib
+
+        return int(lib.bpf_table_fd(self._bpf.module, b"policers"))
 
     def read_traffic(self) -> list[TrafficSample]:
         """One pass over the per-CPU counters."""

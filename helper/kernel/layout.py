@@ -36,6 +36,34 @@ class SlotPacing(ctypes.Structure):
     ]
 
 
+class SlotPolicer(ctypes.Structure):
+    """struct slot_policer in bpf/policer.h: one slot and direction of the ebpf backend."""
+
+    _fields_ = [
+        ("lock", ctypes.c_uint32),  # struct bpf_spin_lock
+        ("active", ctypes.c_uint32),
+        ("rate_bps", ctypes.c_uint64),
+        ("burst_ns", ctypes.c_uint64),
+        ("mark_ns", ctypes.c_uint64),
+        ("virtual_time_ns", ctypes.c_uint64),
+        ("virtual_rem", ctypes.c_uint64),
+        ("passed_bytes", ctypes.c_uint64),
+        ("passed_packets", ctypes.c_uint64),
+        ("dropped_bytes", ctypes.c_uint64),
+        ("dropped_packets", ctypes.c_uint64),
+        ("marked_packets", ctypes.c_uint64),
+        ("notified_packets", ctypes.c_uint64),
+    ]
+
+
+POLICE_UP, POLICE_DOWN = 0, 1  # the direction half of a policer key
+
+
+def policer_key(app_slot: int, police_direction: int) -> int:
+    """Index of a slot's policer in the policers array (policer_key in policer.h)."""
+    return (app_slot & 0xFFFF) * 2 + police_direction
+
+
 def class_id(app_slot: int) -> int:
     """The HTB class (major:minor) of an application's limit slot."""
     return (HTB_MAJOR << 16) | (app_slot & 0xFFFF)

@@ -43,11 +43,18 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    request: pytest.FixtureRequest, private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The helper with --backend auto, or another backend through indirect
+    parametrization: pytestmark = pytest.mark.parametrize("stack", ["ebpf"], indirect=True)."""
     require_root()
     require_program("nsenter")
+    backend = getattr(request, "param", "auto")
     state_dir = tmp_path_factory.mktemp("helper-state")
-    with netns_pair() as pair, HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=state_dir) as helper:
+    with netns_pair() as pair, HelperProcess(
+        private_bus.address, netns=pair.host_ns, state_dir=state_dir, backend=backend
+    ) as helper:
         yield Stack(private_bus.address, pair, helper, cgroup2_mount())
         if helper.returncode is not None:
             pytest.fail(f"the helper died during the tests:\n{helper.log_text()}")

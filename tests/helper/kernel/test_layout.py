@@ -12,7 +12,8 @@ C_TYPES = {"__u32": ctypes.c_uint32, "__u64": ctypes.c_uint64, "struct bpf_spin_
 
 
 def _c_structs() -> dict[str, list[tuple[str, type]]]:
-    header = resources.files("chadthrottle.bpf").joinpath("maps.h").read_text()
+    bpf = resources.files("chadthrottle.bpf")
+    header = bpf.joinpath("maps.h").read_text() + bpf.joinpath("policer.h").read_text()
     structs = {}
     for name, body in re.findall(r"struct (\w+) \{(.*?)\};", header, re.S):
         fields = re.findall(r"(__u\d+|struct bpf_spin_lock) (\w+);", body)
@@ -27,6 +28,7 @@ def test_structs_agree() -> None:
         "traffic_key": layout.TrafficKey,
         "traffic_counters": layout.TrafficCounters,
         "slot_pacing": layout.SlotPacing,
+        "slot_policer": layout.SlotPolicer,
     }
     assert set(c_structs) == set(mirrors)
     for name, mirror in mirrors.items():
@@ -42,3 +44,11 @@ def test_program_names_carry_the_prefix() -> None:
     source = resources.files("chadthrottle.bpf").joinpath("datapath.c").read_text()
     programs = re.findall(r"^int (\w+)\(", source, re.M)
     assert programs and all(p.startswith(layout.PROGRAM_NAME_PREFIX) and len(p) < 16 for p in programs)
+
+
+def test_policer_key_and_directions_agree() -> None:
+    header = resources.files("chadthrottle.bpf").joinpath("policer.h").read_text()
+    assert int(re.search(r"#define POLICE_UP (\d+)", header).group(1)) == layout.POLICE_UP
+    assert int(re.search(r"#define POLICE_DOWN (\d+)", header).group(1)) == layout.POLICE_DOWN
+    assert "return (slot & 0xffff) * 2 + direction;" in header
+    assert layout.policer_key(0x10003, layout.POLICE_DOWN) == 7

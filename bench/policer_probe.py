@@ -1,0 +1,165 @@
+"""Achieved / configured rate of the ebpf (policing) and tc (HTB) backends.
+
+Runs real traffic between two network namespaces joined by a veth pair, with
+the helper's datapath attached, and limits one stream per case through the
+backend's own Python side (EbpfPolicer or TcShaper), as the engine does:
+
+    sudo .venv/bin/python bench/policer_probe.py                 # the full table
+    sudo .venv/bin/python bench/policer_probe.py --backends ebpf --rates 1M --directions up
+
+Rates are bytes per second on the wire at L3 (IP header included), like the
+limits. "achieved" is the receiver's payload rate over a steady-state window,
+converted to L3 with the per-packet header overhead of the protocol (TCP over
+IPv4 with timestamps: 52 B per 1448 B segment; UDP over IPv4: 28 B per 1200 B
+datagram). The first --settle seconds after the limit lands are not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pyroute2 import IPRoute  # noqa: E402
+
+from chadthrottle.contract import Direction  # noqa: E402
+from chadthrottle.helper.kernel.datapath import Datapath  # noqa: E402
+from chadthrottle.helper.kernel.htb import ClassSpec  # noqa: E402
+from chadthrottle.helper.kernel.policer import EbpfPolicer  # noqa: E402
+from chadthrottle.helper.kernel.tc_shaper import TcShaper  # noqa: E402
+from chadthrottle.helper.engine.limits import default_burst_bytes  # noqa: E402
+from tests.support.netns import NetnsPair, entered_netns, netns_pair, start_stream  # noqa: E402
+
+KiB, MiB = 1024, 1024 * 1024
+L3_PER_PAYLOAD = {"tcp": 1500 / 1448, "udp": 1228 / 1200}
+SLOT = 1
+
+
+def parse_rate(text: str) -> int:
+    units = {"K": KiB, "M": MiB}
+    return int(float(text[:-1]) * units[text[-1].upper()]) if text[-1].upper() in units else int(text)
+
+
+@dataclass
+class Result:
+    backend: str
+    protocol: str
+    direction: str
+    configured_bps: int
+    achieved_bps: float
+    dropped_packets: int = 0
+    marked_packets: int = 0
+    tcp_counters: str = ""
+    admitted_bps: float = 0.0  # ebpf: L3 bytes the policer let through, per second
+
+    @property
+    def ratio(self) -> float:
+        return self.achieved_bps / self.configured_bps
+
+
+@contextlib.contextmanager
+def backend_for(name: str, pair: NetnsPair, datapath: Datapath) -> Iterator[EbpfPolicer | TcShaper]:
+    if name == "ebpf":
+        policer = EbpfPolicer(datapath)
+        try:
+            yield policer
+        finally:
+            policer.close()
+        return
+    with entered_netns(pair.host_ns):
+        ipr = IPRoute()
+    shaper = TcShaper(ipr, datapath.tc_ingress_program, datapath, retire_after_s=0)
+    try:
+        yield shaper
+    finally:
+        shaper.close()
+        ipr.close()
+
+
+def run_case(pair: NetnsPair, datapath: Datapath, backend: str, protocol: str, direction: Direction,
+             rate_bps: int, settle_s: float, window_s: float, port: int) -> Result:
+    udp = protocol == "udp"
+    stream = start_stream(pair, port, direction.value, udp=udp, seconds=settle_s + window_s + 5)
+    try:
+        with backend_for(backend, pair, datapath) as enforcer:
+            datapath.set_process_slot(stream.app_pid, SLOT)
+            spec = ClassSpec(rate_bps, default_burst_bytes(rate_bps))
+            enforcer.reconcile({direction: {SLOT: spec}})
+            time.sleep(settle_s)
+            _nstat(pair, reset=True)
+            before = enforcer.statistics(SLOT, direction) if isinstance(enforcer, EbpfPolicer) else None
+            payload_bps = stream.receiver.rate_bps(window_s)
+            result = Result(backend, protocol, direction.value, rate_bps, payload_bps * L3_PER_PAYLOAD[protocol])
+            if before is not None and isinstance(enforcer, EbpfPolicer):
+                after = enforcer.statistics(SLOT, direction)
+                result.dropped_packets = after.dropped_packets - before.dropped_packets
+                result.marked_packets = after.marked_packets - before.marked_packets
+                result.admitted_bps = (after.passed_bytes - before.passed_bytes) / window_s
+            result.tcp_counters = _nstat(pair)
+            datapath.set_process_slot(stream.app_pid, 0)
+            return result
+    finally:
+        stream.stop()
+
+
+NSTAT_KEYS = ("TcpRetransSegs", "TcpExtTCPTimeouts", "TcpExtTCPLossProbes", "TcpExtTCPSackRecovery")
+
+
+def _nstat(pair: NetnsPair, reset: bool = False) -> str:
+    """TCP retransmission counters of both namespaces since the last reset."""
+    parts = []
+    for netns in (pair.host_ns, pair.peer_ns):
+        output = subprocess.run(["ip", "netns", "exec", netns, "nstat", "-a" if reset else "-s", "-z", *NSTAT_KEYS],
+                                capture_output=True, text=True).stdout
+        if not reset:
+            values = dict(line.split()[:2] for line in output.splitlines()[1:] if line.strip())
+            parts.append(" ".join(f"{k.removeprefix('TcpExt').removeprefix('Tcp')}={values.get(k, '0')}" for k in NSTAT_KEYS))
+    return " | ".join(parts)
+
+
+def format_rate(bps: float) -> str:
+    return f"{bps / MiB:.3f} MiB/s" if bps >= MiB else f"{bps / KiB:.1f} KiB/s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="ebpf,tc")
+    parser.add_argument("--rates", default="128K,1M,10M,50M")
+    parser.add_argument("--directions", default="up,down")
+    parser.add_argument("--protocols", default="tcp,udp")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds after the limit lands, not counted")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds of steady state measured")
+    args = parser.parse_args()
+    results = []
+    port = 6100
+    with netns_pair() as pair:
+        datapath = Datapath()
+        datapath.open()
+        try:
+            for protocol in args.protocols.split(","):
+                for backend in args.backends.split(","):
+                    for direction in (Direction(d) for d in args.directions.split(",")):
+                        for rate in (parse_rate(r) for r in args.rates.split(",")):
+                            port += 1
+                            result = run_case(pair, datapath, backend, protocol, direction, rate,
+                                              args.settle, args.window, port)
+                            results.append(result)
+                            print(f"{backend:5} {protocol:4} {direction.value:5} {format_rate(rate):>14} "
+                                  f"achieved {format_rate(result.achieved_bps):>14}  ratio {result.ratio:6.3f}  "
+                                  f"admitted {result.admitted_bps / rate:6.3f}  drops {result.dropped_packets:7}  ce {result.marked_packets:6}  {result.tcp_counters}", flush=True)
+        finally:
+            datapath.close()
+    worst = max(results, key=lambda r: abs(1 - r.ratio))
+    print(f"worst: {worst.backend} {worst.protocol} {worst.direction} {format_rate(worst.configured_bps)} "
+          f"ratio {worst.ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The ebpf backend: limits enforced by the cgroup_skb programs themselves.
+
+No qdisc, no device: each limited slot and direction gets an entry in the
+policers array (bpf/policer.h) and the egress/ingress programs police its
+packets against a virtual clock. The interface is the tc shaper's
+(reconcile / close / active_directions), so the engine can use either, or one
+per direction.
+
+Sizing (measured, see bench/policer_probe.py and docs/backends.md):
+- the virtual queue may grow to the limit's burst, but never below
+  MIN_BURST_BYTES nor MIN_BURST_S of the rate: GSO hands the programs 64 KB
+  super-packets, and a bucket that holds only a few of them turns every burst
+  of a TCP window into refusals;
+- packets are marked (CE where ECN-capable, congestion notice on egress) once
+  the virtual queue is MARK_SHARE of the burst deep, so TCP backs off before
+  the bucket is empty.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.htb import ClassSpec, Classes
+from chadthrottle.helper.kernel.layout import POLICE_DOWN, POLICE_UP, SlotPolicer, policer_key
+
+log = logging.getLogger("chadthrottle.kernel.policer")
+
+NSEC_PER_SEC = 1_000_000_000
+MIN_BURST_BYTES = 4 * 64 * 1024
+MIN_BURST_S = 0.3
+MARK_SHARE = 0.5
+_POLICE_DIRECTION = {Direction.UP: POLICE_UP, Direction.DOWN: POLICE_DOWN}
+
+
+class PolicerTable(Protocol):
+    """The policers array of the loaded datapath."""
+
+    def read_policer(self, key: int) -> SlotPolicer: ...
+    def write_policer(self, key: int, state: SlotPolicer) -> None: ...
+
+
+@dataclass(frozen=True)
+class PolicerStats:
+    """Monotonic counters of one slot and direction, for the user's statistics."""
+
+    passed_bytes: int
+    passed_packets: int
+    dropped_bytes: int
+    dropped_packets: int
+    marked_packets: int
+    notified_packets: int
+
+
+def burst_ns(spec: ClassSpec) -> int:
+    """How far ahead of now the slot's virtual clock may run."""
+    burst_bytes = max(spec.burst_bytes, MIN_BURST_BYTES, int(spec.rate_bps * MIN_BURST_S))
+    return int(burst_bytes * NSEC_PER_SEC // spec.rate_bps)
+
+
+def configured(state: SlotPolicer, spec: ClassSpec | None) -> SlotPolicer:
+    """state with a new limit (None: inactive); clock and counters carry over."""
+    new = SlotPolicer.from_buffer_copy(bytes(state))
+    new.lock = 0
+    if spec is None:
+        new.active, new.rate_bps, new.burst_ns, new.mark_ns = 0, 0, 0, 0
+        return new
+    new.active = 1
+    new.rate_bps = spec.rate_bps
+    new.burst_ns = burst_ns(spec)
+    new.mark_ns = int(new.burst_ns * MARK_SHARE)
+    return new
+
+
+class EbpfPolicer:
+    def __init__(self, table: PolicerTable) -> None:
+        self._table = table
+        self._active: dict[Direction, Classes] = {Direction.UP: {}, Direction.DOWN: {}}
+
+    def active_directions(self) -> set[Direction]:
+        return {direction for direction, classes in self._active.items() if classes}
+
+    def reconcile(self, wanted: dict[Direction, Classes]) -> None:
+        """Make the policers array hold exactly the wanted limits. A limit that
+        goes away stops at once: there is no queue to drain."""
+        for direction, active in self._active.items():
+            want = wanted.get(direction, {})
+            for slot in set(active) - set(want):
+                self._write(slot, direction, None)
+                del active[slot]
+            for slot, spec in want.items():
+                if active.get(slot) != spec:
+                    self._write(slot, direction, spec)
+                    active[slot] = spec
+
+    def close(self) -> None:
+        self.reconcile({})
+
+    def statistics(self, slot: int, direction: Direction) -> PolicerStats:
+        state = self._table.read_policer(policer_key(slot, _POLICE_DIRECTION[direction]))
+        return PolicerStats(
+            passed_bytes=state.passed_bytes, passed_packets=state.passed_packets,
+            dropped_bytes=state.dropped_bytes, dropped_packets=state.dropped_packets,
+            marked_packets=state.marked_packets, notified_packets=state.notified_packets,
+        )  # fmt: skip
+
+    def _write(self, slot: int, direction: Direction, spec: ClassSpec | None) -> None:
+        key = policer_key(slot, _POLICE_DIRECTION[direction])
+        self._table.write_policer(key, configured(self._table.read_policer(key), spec))
+        if spec is None:
+            log.info("policer %s slot %d off", direction.value, slot)
+        else:
+            log.info("policer %s slot %d: %d B/s, burst %d ns", direction.value, slot, spec.rate_bps, burst_ns(spec))

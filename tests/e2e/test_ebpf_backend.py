@@ -1,0 +1,100 @@
+"""The real helper with --backend ebpf: limits are enforced by the policer in
+the cgroup_skb programs, no qdisc is created, ListBackends says which backend
+is active, and a refused limit leaves the one in force untouched."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from chadthrottle.client import HelperClientError
+from chadthrottle.contract import Direction
+from tests.e2e.conftest import MiB, Stack
+from tests.support.helper_calls import call_helper
+from tests.support.netns import app_scope, start_stream
+
+pytestmark = pytest.mark.parametrize("stack", ["ebpf"], indirect=True)
+
+TAKES_HOLD_S = 3.0  # the helper judges the last 2 s: all of it after the limit
+WINDOW_S = 2.0
+L3_PER_PAYLOAD = 1500 / 1448
+
+
+def _within(rate_bps: float, limit_bps: float, tolerance: float = 0.10) -> bool:
+    return (1 - tolerance) * limit_bps <= rate_bps <= (1 + tolerance) * limit_bps
+
+
+def _app(stack: Stack, app_id: str):  # type: ignore[no-untyped-def]
+    return {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}[app_id]
+
+
+@pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN], ids=["upload", "download"])
+def test_policer_holds_a_running_stream_without_qdiscs(stack: Stack, direction: Direction) -> None:
+    before = stack.idle_tc_state()
+    port = 5600 if direction is Direction.UP else 5610
+    with app_scope(stack.cgroup_root, f"org.chadthrottle.Ebpf{direction.value.title()}") as scope:
+        limited = start_stream(stack.pair, port, direction.value, app_cgroup=scope)
+        bystander = start_stream(stack.pair, port + 1, direction.value)
+        try:
+            time.sleep(0.5)
+            app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{limited.app_pid}", direction, MiB))
+            time.sleep(TAKES_HOLD_S)
+            if direction is Direction.UP:
+                read = limited.receiver.rate_bps(WINDOW_S) * L3_PER_PAYLOAD
+                assert _within(read, MiB), f"the peer received {read / MiB:.3f} MiB/s at L3"
+            measured = _app(stack, app_id).rate_bps(direction)  # at the socket, over the last 2 s
+            assert _within(measured, MiB), f"the helper measured {measured / MiB:.3f} MiB/s"
+            assert bystander.receiver.rate_bps(1.0) > 20 * MiB
+            assert stack.tc_state() == before  # policing: no qdisc, no IFB
+            backends = {b.name: b for b in call_helper(stack.bus_address, lambda c: c.list_backends())}
+            assert backends["ebpf"].available and direction.value in backends["ebpf"].active_directions
+            assert backends["tc"].active_directions == ()
+            call_helper(stack.bus_address, lambda c: c.clear_limit(app_id, direction))
+            time.sleep(0.5)
+            assert limited.receiver.rate_bps(1.0) > 20 * MiB
+        finally:
+            limited.stop()
+            bystander.stop()
+
+
+def test_two_applications_two_limits(stack: Stack) -> None:
+    with app_scope(stack.cgroup_root, "org.chadthrottle.EbpfOne") as one, \
+            app_scope(stack.cgroup_root, "org.chadthrottle.EbpfTwo") as two:
+        streams = [start_stream(stack.pair, 5620, "up", app_cgroup=one),
+                   start_stream(stack.pair, 5621, "up", app_cgroup=two)]
+        limits = [MiB, 3 * MiB]
+        try:
+            ids = [call_helper(stack.bus_address, lambda c, s=s, r=r: c.set_limit(f"pid:{s.app_pid}", Direction.UP, r))
+                   for s, r in zip(streams, limits)]
+            time.sleep(TAKES_HOLD_S)
+            starts = [s.receiver._latest() for s in streams]
+            time.sleep(WINDOW_S)
+            for stream, (t0, b0), limit in zip(streams, starts, limits):
+                t1, b1 = stream.receiver._latest()
+                read = (b1 - b0) / (t1 - t0) * L3_PER_PAYLOAD
+                assert _within(read, limit), f"limit {limit / MiB:.0f} MiB/s: received {read / MiB:.3f} MiB/s"
+            for app_id in ids:
+                call_helper(stack.bus_address, lambda c, a=app_id: c.clear_limit(a))
+        finally:
+            for stream in streams:
+                stream.stop()
+
+
+@pytest.mark.parametrize(("rate_bps", "burst_bytes"), [(0, 0), (10**15, 0), (MiB, 100), (MiB, 10**12)],
+                         ids=["zero-rate", "absurd-rate", "tiny-burst", "absurd-burst"])
+def test_a_bad_limit_changes_nothing(stack: Stack, rate_bps: int, burst_bytes: int) -> None:
+    with app_scope(stack.cgroup_root, "org.chadthrottle.EbpfBad") as scope:
+        stream = start_stream(stack.pair, 5630, "up", app_cgroup=scope)
+        try:
+            app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, MiB))
+            with pytest.raises(HelperClientError) as refused:
+                call_helper(stack.bus_address, lambda c: c.set_limit(app_id, Direction.UP, rate_bps, burst_bytes))
+            assert refused.value.name.endswith(".InvalidArgument"), refused.value.name
+            assert _app(stack, app_id).limit_bps(Direction.UP) == MiB
+            time.sleep(1.0)
+            read = stream.receiver.rate_bps(1.5) * L3_PER_PAYLOAD
+            assert _within(read, MiB), f"after the refusal the stream moved {read / MiB:.3f} MiB/s"
+            call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
+        finally:
+            stream.stop()

@@ -1,0 +1,75 @@
+"""Backend selection: per direction, with the exact reason when one is missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.backends import (
+    EBPF_CONFIG, TC_DOWNLOAD_CONFIG, BackendRouter, choose_backends, describe_backends,
+)
+from chadthrottle.helper.errors import BackendUnavailable
+from chadthrottle.helper.kernel.htb import ClassSpec, Classes
+
+FULL = {option: "y" for option in {**TC_DOWNLOAD_CONFIG, **EBPF_CONFIG}}
+NO_IFB = {k: v for k, v in FULL.items() if k != "CONFIG_IFB"}
+NO_HTB = {k: v for k, v in FULL.items() if k != "CONFIG_NET_SCH_HTB"}
+
+
+def test_auto_prefers_tc_in_both_directions() -> None:
+    assert choose_backends("auto", FULL) == {Direction.UP: "tc", Direction.DOWN: "tc"}
+
+
+def test_auto_falls_back_to_ebpf_per_direction() -> None:
+    assert choose_backends("auto", NO_IFB) == {Direction.UP: "tc", Direction.DOWN: "ebpf"}
+    assert choose_backends("auto", NO_HTB) == {Direction.UP: "ebpf", Direction.DOWN: "ebpf"}
+
+
+def test_explicit_choice_is_honoured_or_refused_with_the_reason() -> None:
+    assert choose_backends("ebpf", FULL) == {Direction.UP: "ebpf", Direction.DOWN: "ebpf"}
+    with pytest.raises(BackendUnavailable, match=r"IFB device \(CONFIG_IFB\)"):
+        choose_backends("tc", NO_IFB)
+    with pytest.raises(BackendUnavailable, match="unknown backend"):
+        choose_backends("nftables", FULL)
+
+
+def test_nothing_available_names_both_gaps() -> None:
+    with pytest.raises(BackendUnavailable, match="tc lacks.*ebpf lacks"):
+        choose_backends("auto", {})
+
+
+def test_description_says_why_and_what_is_active() -> None:
+    choice = {Direction.UP: "tc", Direction.DOWN: "ebpf"}
+    tc, ebpf = describe_backends(choice, {"tc": {Direction.UP}, "ebpf": set()}, NO_IFB)
+    assert (tc.name, tc.available, tc.active_directions) == ("tc", False, ("up",))
+    assert "IFB device (CONFIG_IFB)" in tc.reason
+    assert (ebpf.name, ebpf.available, ebpf.reason) == ("ebpf", True, "")
+    _, ebpf = describe_backends({Direction.UP: "tc", Direction.DOWN: "tc"}, {}, FULL)
+    assert ebpf.available and "not selected" in ebpf.reason
+
+
+class FakeEnforcer:
+    def __init__(self) -> None:
+        self.wanted: dict[Direction, Classes] = {}
+        self.closed = False
+
+    def reconcile(self, wanted: dict[Direction, Classes]) -> None:
+        self.wanted = wanted
+
+    def active_directions(self) -> set[Direction]:
+        return {d for d, classes in self.wanted.items() if classes}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_router_gives_each_enforcer_only_its_directions() -> None:
+    tc, ebpf = FakeEnforcer(), FakeEnforcer()
+    router = BackendRouter({Direction.UP: ("tc", tc), Direction.DOWN: ("ebpf", ebpf)})
+    spec = ClassSpec(1000, 131072)
+    router.reconcile({Direction.UP: {1: spec}, Direction.DOWN: {2: spec}})
+    assert tc.wanted == {Direction.UP: {1: spec}} and ebpf.wanted == {Direction.DOWN: {2: spec}}
+    assert router.active_directions() == {Direction.UP, Direction.DOWN}
+    assert router.active_by_backend() == {"tc": {Direction.UP}, "ebpf": {Direction.DOWN}}
+    router.close()
+    assert tc.closed and ebpf.closed
