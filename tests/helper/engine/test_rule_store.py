@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from chadthrottle.helper.engine.limits import MIN_BURST_BYTES, Limit, LimitTable
 from chadthrottle.helper.engine.rule_store import (
     FORMAT_VERSION,
     RULES_FILE,
+    BackgroundSaver,
     RuleStore,
     StateFileError,
     decode_rules,
@@ -187,3 +189,58 @@ def test_any_valid_table_round_trips(rules: dict[str, dict[Direction, Limit]]) -
         for direction, limit in limits.items():
             table.set(app_id, direction, limit)
     assert sorted(decode_rules(encode_rules(table)).items()) == sorted(table.items())
+
+
+class SlowStore(RuleStore):
+    """Counts writes, each taking a while, like an fsync on a busy disk."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir)
+        self.writes = 0
+
+    def save(self, table: LimitTable) -> None:
+        time.sleep(0.05)
+        self.writes += 1
+        super().save(table)
+
+
+def test_the_background_saver_folds_a_burst_into_few_writes(tmp_path: Path) -> None:
+    store = SlowStore(tmp_path)
+    saver = BackgroundSaver(store)
+    try:
+        for rate_bps in range(10_000, 10_100):
+            saver.save(_table((CURL, Direction.UP, rate_bps, MIN_BURST_BYTES)))
+        assert saver.flush()
+        assert store.load().get(CURL) == {Direction.UP: Limit(10_099, MIN_BURST_BYTES)}  # the last one
+        assert 1 <= store.writes <= 3
+    finally:
+        saver.close()
+
+
+def test_closing_the_saver_writes_what_is_pending(tmp_path: Path) -> None:
+    store = SlowStore(tmp_path)
+    saver = BackgroundSaver(store)
+    saver.save(_table((CURL, Direction.UP, 5_000, MIN_BURST_BYTES)))
+    saver.save(_table((FIREFOX, Direction.DOWN, 7_000, MIN_BURST_BYTES)))
+    saver.close()
+    assert [app_id for app_id, _ in RuleStore(tmp_path).load().items()] == [FIREFOX]
+
+
+def test_a_failed_background_write_is_logged_and_the_next_one_retries(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RuleStore(tmp_path)
+    saver = BackgroundSaver(store)
+    try:
+        blocker = tmp_path / f".{RULES_FILE}.{os.getpid()}.tmp"
+        blocker.mkdir()
+        with caplog.at_level(logging.ERROR):
+            saver.save(_table((CURL, Direction.UP, 5_000, MIN_BURST_BYTES)))
+            assert saver.flush()
+        assert "will not survive a restart" in caplog.text
+        blocker.rmdir()
+        saver.save(_table((CURL, Direction.UP, 6_000, MIN_BURST_BYTES)))
+        assert saver.flush()
+        assert store.load().get(CURL) == {Direction.UP: Limit(6_000, MIN_BURST_BYTES)}
+    finally:
+        saver.close()
