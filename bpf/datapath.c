@@ -134,6 +134,21 @@ static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, 
     return bytes;
 }
 
+/* Processes the helper was told about: each process's first socket sends
+ * its tgid once, so the helper can tell whose it is while it still runs,
+ * however short-lived. */
+BPF_TABLE("lru_hash", __u32, __u8, announced_owners, MAX_TRACKED_PROCESSES);
+BPF_RINGBUF_OUTPUT(new_owners, 16);
+
+static __always_inline void announce(__u32 tgid)
+{
+    if (announced_owners.lookup(&tgid))
+        return;
+    __u8 yes = 1;
+    announced_owners.update(&tgid, &yes);
+    new_owners.ringbuf_output(&tgid, sizeof(tgid), 0);
+}
+
 int chadt_sock(struct bpf_sock *sk)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -147,6 +162,7 @@ int chadt_sock(struct bpf_sock *sk)
     if (!slot)
         slot = slot_by_cgroup.lookup(&cgroup_id);
     tag->app_slot = slot ? *slot : 0;
+    announce(tgid);
     return 1;
 }
 

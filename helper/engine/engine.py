@@ -23,7 +23,7 @@ from chadthrottle.helper.engine.limits import Limit, LimitTable, SlotAllocator
 from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.rates import CounterSample, RateMeter
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
-from chadthrottle.helper.identity.applications import identify
+from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.connections import connections_of
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import cgroup_id, read_process
@@ -37,6 +37,7 @@ class DatapathPort(Protocol):
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int: ...
     def forget_process(self, tgid: int) -> None: ...
+    def forget_owner(self, tgid: int) -> None: ...
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None: ...
     def read_traffic(self) -> list[CounterSample]: ...
 
@@ -72,13 +73,14 @@ class Engine:
         self._process_slots: dict[int, int] = {}  # tgid -> slot written to the datapath
         self._cgroup_slots: dict[int, int] = {}  # app scope cgroup id -> slot
         self._meter = RateMeter()
+        self._known: dict[str, AppIdentity] = {}  # last identity seen per application id
 
     # --- the EngineApi ------------------------------------------------------------
 
     def list_applications(self) -> list[ApplicationInfo]:
         with self._lock:
             limits = {app_id: limits for app_id, limits in self._limits.items()}
-            return build_listing(self._index.applications(), self._meter.apps, limits, self._clock())
+            return build_listing(self._index.applications(), self._meter.apps, limits, self._clock(), self._known)
 
     def list_connections(self, app_id: str) -> list[ConnectionInfo]:
         with self._lock:
@@ -116,9 +118,13 @@ class Engine:
     def tick(self) -> None:
         """Once a second: follow processes, interfaces and counters."""
         with self._lock:
+            before = self._index.all_pids()
             self._index.refresh()
-            for app_id, pids in self._index.pids_by_app().items():
-                for pid in pids:
+            for pid in before - self._index.all_pids():
+                self._datapath.forget_owner(pid)  # a reused pid is announced again
+            for app_id, app in self._index.applications().items():
+                self._known[app_id] = app.identity
+                for pid in app.processes:
                     self._meter.remember(pid, app_id)
             try:
                 self._apply_classes()
@@ -127,6 +133,22 @@ class Engine:
             self._apply_tags()  # new processes of limited applications, whatever the classes did
             self._release_unused_slots()
             self._meter.update(self._datapath.read_traffic(), self._clock())
+
+    def note_new_owner(self, pid: int) -> None:
+        """A process opened its first socket: learn whose it is now, while it
+        still runs, so the bytes of a short-lived process are attributed, and
+        a new process of a limited application is limited at once."""
+        process = read_process(pid)
+        identity = identify(process) if process else None
+        if identity is None:
+            return
+        with self._lock:
+            self._meter.remember(pid, identity.app_id)
+            self._known[identity.app_id] = identity
+            if identity.app_id in self._limits and pid not in self._process_slots:
+                slot = self._slots.acquire(identity.app_id)
+                self._datapath.set_process_slot(pid, slot)
+                self._process_slots[pid] = slot
 
     def has_limits(self) -> bool:
         with self._lock:

@@ -24,6 +24,7 @@ from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
 log = logging.getLogger("chadthrottle.engine")
 
 TICK_INTERVAL_S = 1.0
+OWNER_POLL_MS = 100  # how long the owner thread may wait before checking for stop
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,24 @@ class RunningEngine(Engine):
             rules=store.load(), save_rules=self._saver.save,
         )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)
+        datapath.watch_new_owners(self.note_new_owner)
         self.tick()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="engine-tick", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name="engine-tick", daemon=True),
+            threading.Thread(target=self._watch_owners, name="new-owners", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _watch_owners(self) -> None:
+        datapath = self._kernel_parts[0]
+        while not self._stop.is_set():
+            try:
+                datapath.poll_new_owners(OWNER_POLL_MS)
+            except Exception:
+                log.exception("reading new socket owners failed")
+                self._stop.wait(1.0)
 
     def _run(self) -> None:
         while not self._stop.wait(TICK_INTERVAL_S):
@@ -62,8 +77,9 @@ class RunningEngine(Engine):
     def close(self) -> None:
         """Stop ticking and remove every kernel object; safe to call twice."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=10)
         self._saver.close()  # writes a change still pending
         datapath, shaper, ipr = self._kernel_parts
         try:

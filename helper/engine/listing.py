@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.helper.engine.limits import Limit
 from chadthrottle.helper.engine.rates import AppTraffic
+from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.identity.index import Application
 
 EXITED_VISIBLE_S = 60.0
@@ -23,7 +24,11 @@ def build_listing(
     traffic: Mapping[str, AppTraffic],
     limits: Mapping[str, dict[Direction, Limit]],
     now: float,
+    known: Mapping[str, AppIdentity] | None = None,
 ) -> list[ApplicationInfo]:
+    """known: the last identity seen of applications that may have exited, so
+    they keep their name and icon."""
+    known = known or {}
     listing = []
     for app_id in sorted(set(traffic) | set(limits)):
         app = running.get(app_id)
@@ -31,11 +36,12 @@ def build_listing(
         app_limits = limits.get(app_id, {})
         if app is None and not app_limits and now - counters.last_active > EXITED_VISIBLE_S:
             continue
+        identity = app.identity if app else known.get(app_id)
         listing.append(
             ApplicationInfo(
                 id=app_id,
-                name=app.identity.name if app else _fallback_name(app_id),
-                icon=app.identity.icon if app else "",
+                name=identity.name if identity else _fallback_name(app_id),
+                icon=identity.icon if identity else "",
                 uids=tuple(sorted(app.uids)) if app else (),
                 pids=tuple(sorted(app.processes)) if app else (),
                 down_bps=counters.down_bps,

@@ -46,6 +46,9 @@ class ApplicationIndex:
             apps.setdefault(identity.app_id, Application(identity)).processes[pid] = process
         self._by_pid, self._apps = by_pid, apps
 
+    def all_pids(self) -> set[int]:
+        return set(self._by_pid)
+
     def identity_of(self, pid: int) -> AppIdentity | None:
         return self._by_pid.get(pid)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -99,6 +100,7 @@ class Datapath:
         self._socket_tags_fd = -1
         self._lock_fd = -1
         self._record: OwnershipRecord | None = None
+        self._owner_callback: Any = None
 
     @property
     def cgroup_root(self) -> Path:
@@ -185,6 +187,25 @@ class Datapath:
         else:
             table.pop(key, None)
         return tag_open_sockets(self._socket_tags_fd, tgid, app_slot)
+
+    def watch_new_owners(self, on_new_owner: Callable[[int], None]) -> None:
+        """Call on_new_owner(tgid) from poll_new_owners() for each process's
+        first socket (see announce() in datapath.c)."""
+
+        def deliver(_ctx: Any, data: Any, _size: int) -> int:
+            on_new_owner(ctypes.cast(data, ctypes.POINTER(ctypes.c_uint32)).contents.value)
+            return 0
+
+        self._owner_callback = deliver  # bcc keeps only a weak reference
+        self._bpf[b"new_owners"].open_ring_buffer(deliver)
+
+    def poll_new_owners(self, timeout_ms: int) -> None:
+        self._bpf.ring_buffer_poll(timeout_ms)
+
+    def forget_owner(self, tgid: int) -> None:
+        """Let a reused pid be announced again."""
+        table = self._bpf[b"announced_owners"]
+        table.pop(table.Key(tgid), None)
 
     def adopt_open_sockets(self, pids: list[int]) -> int:
         """Record an owner on sockets opened before the datapath was attached,

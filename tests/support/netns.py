@@ -162,7 +162,7 @@ class Stream:
                 process.stdout.close()
 
 
-def _spawn(argv: list[str], cgroup: Path | None) -> subprocess.Popen[str]:
+def spawn(argv: list[str], cgroup: Path | None) -> subprocess.Popen[str]:
     if cgroup is None:
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     # Enter the cgroup before exec, as a launcher would, and return only once the
@@ -207,20 +207,20 @@ def start_stream(
     script = [python, str(TRAFFIC_SCRIPT)]
     if app_serves:
         host = pair.host_addr6 if family == 6 else pair.host_addr
-        app = _spawn(nsenter_argv(pair.host_ns, [*script, "serve", "--role", app_role, *common]), app_cgroup)
+        app = spawn(nsenter_argv(pair.host_ns, [*script, "serve", "--role", app_role, *common]), app_cgroup)
         _wait_for_line(app, "listening")
         argv = nsenter_argv(pair.peer_ns, [*script, "connect", "--host", host, "--role", peer_role, *common])
         if peer_after_s:
             argv = ["sh", "-c", f'sleep {peer_after_s}; exec "$@"', "sh", *argv]
-        peer = _spawn(argv, None)
+        peer = spawn(argv, None)
     else:
-        peer = _spawn(nsenter_argv(pair.peer_ns, [*script, "serve", "--role", peer_role, *common]), None)
+        peer = spawn(nsenter_argv(pair.peer_ns, [*script, "serve", "--role", peer_role, *common]), None)
         _wait_for_line(peer, "listening")
         host = pair.peer_addr6 if family == 6 else pair.peer_addr
         argv = nsenter_argv(pair.host_ns, [*script, "connect", "--host", host, "--role", app_role, *common])
         if child_after_s:
             argv = ["sh", "-c", f'sleep {child_after_s}; "$@" & wait', "sh", *argv]
-        app = _spawn(argv, app_cgroup)
+        app = spawn(argv, app_cgroup)
         if not udp and not child_after_s:
             _wait_for_line(app, "connected")
     app_receives = direction == "down"

@@ -47,11 +47,37 @@ def _sink(sock: socket.socket, deadline: float, udp: bool) -> None:
     _report(received, started)
 
 
-def _source(sock: socket.socket, deadline: float, udp: bool, peer: tuple[str, int] | None, rate_bps: float = 0) -> None:
+def _sink_many(listener: socket.socket, deadline: float, connections: int) -> None:
+    """Accept connections one after another, reporting the bytes of all of them."""
+    received, started = 0, time.monotonic()
+    listener.settimeout(REPORT_INTERVAL_S)
+    for _ in range(connections):
+        while time.monotonic() < deadline:
+            try:
+                conn, _ = listener.accept()
+                break
+            except socket.timeout:
+                _report(received, started)
+        else:
+            return
+        with conn:
+            while data := conn.recv(CHUNK_BYTES):
+                received += len(data)
+        _report(received, started)
+
+
+def _source(
+    sock: socket.socket, deadline: float, udp: bool, peer: tuple[str, int] | None, rate_bps: float = 0,
+    total_bytes: int = 0,
+) -> None:
     payload = b"x" * (UDP_PAYLOAD_BYTES if udp else CHUNK_BYTES)
     sock.settimeout(1.0)
     started, sent = time.monotonic(), 0
     while time.monotonic() < deadline:
+        if total_bytes:
+            if sent >= total_bytes:
+                return
+            payload = payload[: total_bytes - sent]
         if rate_bps:
             ahead_s = sent / rate_bps - (time.monotonic() - started)
             if ahead_s > 0.001:
@@ -88,7 +114,10 @@ def serve(args: argparse.Namespace) -> None:
             _, peer = listener.recvfrom(16)
             _source(listener, deadline, True, peer, args.rate or DEFAULT_UDP_RATE_BPS)
         return
-    listener.listen(1)
+    listener.listen(16)
+    if args.role == "sink" and args.connections > 1:
+        _sink_many(listener, deadline, args.connections)
+        return
     conn, _ = listener.accept()
     if args.role == "sink":
         _sink(conn, deadline, udp=False)
@@ -125,7 +154,8 @@ def connect(args: argparse.Namespace) -> None:
     if args.role == "sink":
         _sink(sock, deadline, udp=False)
     else:
-        _source(sock, deadline, udp=False, peer=None, rate_bps=args.rate)
+        _source(sock, deadline, udp=False, peer=None, rate_bps=args.rate, total_bytes=args.bytes)
+        sock.close()
 
 
 def main() -> None:
@@ -137,6 +167,8 @@ def main() -> None:
     parser.add_argument("--udp", action="store_true")
     parser.add_argument("--family", type=int, choices=(4, 6), default=4)
     parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--bytes", type=int, default=0, help="a source stops after this much payload")
+    parser.add_argument("--connections", type=int, default=1, help="a TCP sink accepts this many, one after another")
     parser.add_argument("--rate", type=float, default=0.0, help="paced send rate, bytes/s (UDP default 30 MiB/s)")
     args = parser.parse_args()
     serve(args) if args.command == "serve" else connect(args)

@@ -24,6 +24,7 @@ class RecordingDatapath:
     cgroup_root: Path = Path("/nonexistent-cgroup-root")
     process_slots: dict[int, int] = field(default_factory=dict)
     forgotten: list[int] = field(default_factory=list)
+    forgotten_owners: list[int] = field(default_factory=list)
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int:
         self.process_slots[tgid] = app_slot
@@ -35,6 +36,9 @@ class RecordingDatapath:
 
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
         pass
+
+    def forget_owner(self, tgid: int) -> None:
+        self.forgotten_owners.append(tgid)
 
     def read_traffic(self) -> list[object]:
         return []
@@ -143,3 +147,23 @@ def test_listing_shows_limits_of_running_apps(world: World) -> None:
     world.engine.set_limit("pid:10", Direction.UP, 3_000_000, 0)
     (app,) = world.engine.list_applications()
     assert (app.id, app.up_limit_bps, app.pids) == ("app:org.x.Editor", 3_000_000, (10,))
+
+
+def test_a_new_socket_owner_of_a_limited_app_is_tagged_at_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", world.processes.get)
+    world.spawn(10)
+    world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
+    world.spawn(13)  # a child that opened its first socket before the next tick
+    world.engine.note_new_owner(13)
+    assert world.datapath.process_slots[13] == world.datapath.process_slots[10]
+    world.spawn(40, exe="/usr/bin/wget")
+    world.engine.note_new_owner(40)  # not limited: not tagged
+    assert 40 not in world.datapath.process_slots
+
+
+def test_exited_pids_may_be_announced_again(world: World) -> None:
+    world.spawn(10)
+    world.engine.tick()
+    del world.processes[10]
+    world.engine.tick()
+    assert world.datapath.forgotten_owners == [10]
