@@ -125,6 +125,7 @@ class Enforcer(Protocol):
     def reconcile(self, wanted: dict[Direction, Classes]) -> None: ...
     def active_directions(self) -> set[Direction]: ...
     def close(self) -> None: ...
+    def sent_up_bytes(self) -> dict[int, int]: ...
 
 
 class BackendRouter:
@@ -142,6 +143,10 @@ class BackendRouter:
 
     def active_directions(self) -> set[Direction]:
         return set().union(*(e.active_directions() for e in self._enforcers().values()))
+
+    def sent_up_bytes(self) -> dict[int, int]:
+        name, enforcer = self._by_direction.get(Direction.UP, ("", None))  # type: ignore[arg-type]
+        return enforcer.sent_up_bytes() if enforcer is not None else {}
 
     def active_by_backend(self) -> dict[str, set[Direction]]:
         return {name: enforcer.active_directions() for name, enforcer in self._enforcers().items()}

@@ -45,6 +45,7 @@ class DatapathPort(Protocol):
 class ShaperPort(Protocol):
     def reconcile(self, wanted: dict[Direction, Classes]) -> None: ...
     def active_directions(self) -> set[Direction]: ...
+    def sent_up_bytes(self) -> dict[int, int]: ...
 
 
 class Engine:
@@ -132,7 +133,13 @@ class Engine:
                 log.error("could not keep the limits in place: %s", error)
             self._apply_tags()  # new processes of limited applications, whatever the classes did
             self._release_unused_slots()
-            self._meter.update(self._datapath.read_traffic(), self._clock())
+            now = self._clock()
+            self._meter.update(self._datapath.read_traffic(), now)
+            by_slot = self._shaper.sent_up_bytes()
+            self._meter.use_shaped_uploads(
+                {app_id: by_slot[slot] for app_id in self._slots.apps() if (slot := self._slots.slot_of(app_id)) in by_slot},
+                now,
+            )
 
     def note_new_owner(self, pid: int) -> None:
         """A process opened its first socket: learn whose it is now, while it

@@ -55,6 +55,7 @@ class RateMeter:
         self._app_of_tgid: dict[int, str] = {}
         self._history: deque[tuple[float, dict[str, AppTraffic]]] = deque(maxlen=window_ticks)
         self.apps: dict[str, AppTraffic] = {}
+        self._shaped_history: deque[tuple[float, dict[str, int]]] = deque(maxlen=window_ticks)
 
     def remember(self, tgid: int, app_id: str) -> None:
         self._app_of_tgid[tgid] = app_id
@@ -89,6 +90,21 @@ class RateMeter:
             traffic.loopback_up_bps = max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
         self._history.append((now, dict(totals)))
         self.apps = dict(totals)
+
+
+    def use_shaped_uploads(self, sent_bytes: dict[str, int], now: float) -> None:
+        """Upload rates of shaped applications from what left their shaper.
+
+        The socket counters see uploads before the queue: right after a limit
+        lands on a fast connection TCP fills the queue in a burst and then
+        waits, so they show bursts, while the shaper's output is steady."""
+        for app_id, sent in sent_bytes.items():
+            past = next(((t, apps[app_id]) for t, apps in self._shaped_history if app_id in apps), None)
+            traffic = self.apps.get(app_id)
+            if traffic is None or past is None or now <= past[0] or sent < past[1]:
+                continue  # a new or re-created class: no rate yet
+            traffic.up_bps = (sent - past[1]) / (now - past[0])
+        self._shaped_history.append((now, dict(sent_bytes)))
 
 
 def _counters(traffic: AppTraffic) -> tuple[int, int, int, int]:

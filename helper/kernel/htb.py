@@ -34,6 +34,7 @@ DEFAULT_CLASS_RATE_BPS = 12_500_000_000  # 100 Gbit/s
 DEFAULT_CLASS_BURST_BYTES = 1 << 20
 LIMITED_PRIORITY, DEFAULT_PRIORITY = 0, 1
 RETIRE_AFTER_S = 1.0
+ETHERNET_HEADER_BYTES = 14
 
 LEAF_QUEUE_SECONDS = 0.1  # a leaf bfifo holds this much of the class rate
 MIN_LEAF_QUEUE_BYTES = 256 * 1024  # at least a few 64 KB GSO/GRO super-packets
@@ -138,6 +139,20 @@ class HtbHierarchy:
             limit = leaf_queue_bytes(spec.rate_bps, self._direction)
             tc_call(self._ipr, "replace", "bfifo", self.ifindex, leaf, parent=class_id(slot), limit=limit)
             self.classes[slot] = spec
+
+    def sent_l3_bytes(self) -> dict[int, int]:
+        """Bytes each limited class has sent, at L3: HTB counts from the Ethernet
+        header, so 14 bytes per packet (segment) come off."""
+        sent = {}
+        for message in self._ipr.get_classes(index=self.ifindex):
+            slot = message["handle"] & 0xFFFF
+            if message["handle"] >> 16 != HTB_MAJOR or slot not in self.classes:
+                continue
+            stats = message.get_attr("TCA_STATS2")
+            basic = stats.get_attr("TCA_STATS_BASIC") if stats is not None else None
+            if basic is not None:
+                sent[slot] = max(0, basic["bytes"] - ETHERNET_HEADER_BYTES * basic["packets"])
+        return sent
 
     def _set_class(self, minor: int, rate_bps: int, burst_bytes: int, priority: int, command: str = "change-class") -> None:
         rate = f"{rate_bps * 8}bit"

@@ -73,6 +73,15 @@ class TcShaper:
             active.add(Direction.DOWN)
         return active
 
+    def sent_up_bytes(self) -> dict[int, int]:
+        """L3 bytes each limited application's uploads have sent through the
+        shaper, over all uplinks: what left, not what was handed to the queue."""
+        sent: dict[int, int] = {}
+        for hierarchy in self._egress.values():
+            for slot, sent_bytes in hierarchy.sent_l3_bytes().items():
+                sent[slot] = sent.get(slot, 0) + sent_bytes
+        return sent
+
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
         """Make every uplink carry the wanted classes; a class no longer wanted
         drains first and goes a second later, its qdiscs with the last one."""

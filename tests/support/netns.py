@@ -271,17 +271,26 @@ def entered_netns(name: str) -> Iterator[None]:
         os.close(original)
 
 
-def tc_dump(netns: str) -> str:
-    """Every link, qdisc, class and filter of a namespace, for before/after checks."""
+def tc_dump(netns: str, attempts: int = 20) -> str:
+    """Every link, qdisc, class and filter of a namespace, for before/after checks.
+    A device that vanishes while it is read (an IFB being removed) means: read again."""
 
     def run(*argv: str) -> str:
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
 
-    lines = []
-    for line in run("ip", "-n", netns, "-o", "link", "show").splitlines():
-        lines.append(line.split(" link/")[0])
-        ifname = line.split(": ")[1].split("@")[0]
-        for query in (("qdisc", "show", "dev", ifname), ("class", "show", "dev", ifname),
-                      ("filter", "show", "dev", ifname), ("filter", "show", "dev", ifname, "ingress")):
-            lines.append(f"{' '.join(query)}: {run('tc', '-n', netns, *query)}")
-    return "\n".join(lines)
+    for attempt in range(attempts):
+        lines = []
+        try:
+            for line in run("ip", "-n", netns, "-o", "link", "show").splitlines():
+                lines.append(line.split(" link/")[0])
+                ifname = line.split(": ")[1].split("@")[0]
+                for query in (("qdisc", "show", "dev", ifname), ("class", "show", "dev", ifname),
+                              ("filter", "show", "dev", ifname), ("filter", "show", "dev", ifname, "ingress")):
+                    lines.append(f"{' '.join(query)}: {run('tc', '-n', netns, *query)}")
+        except subprocess.CalledProcessError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+            continue
+        return "\n".join(lines)
+    raise AssertionError("unreachable")

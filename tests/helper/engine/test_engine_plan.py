@@ -48,6 +48,7 @@ class RecordingDatapath:
 class RecordingShaper:
     wanted: dict[Direction, Classes] = field(default_factory=dict)
     refuse: bool = False
+    sent: dict[int, int] = field(default_factory=dict)
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
         if self.refuse:
@@ -56,6 +57,9 @@ class RecordingShaper:
 
     def active_directions(self) -> set[Direction]:
         return {d for d, classes in self.wanted.items() if classes}
+
+    def sent_up_bytes(self) -> dict[int, int]:
+        return dict(self.sent)
 
 
 class World:

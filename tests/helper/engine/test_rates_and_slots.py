@@ -63,6 +63,17 @@ def test_exited_applications_stay_listed_a_while_with_their_totals() -> None:
     assert build_listing({}, meter.apps, {}, now=2.0 + EXITED_VISIBLE_S + 5) == []
 
 
+def test_shaped_uploads_are_measured_at_the_shaper_output() -> None:
+    meter = RateMeter(window_ticks=1)
+    meter.remember(10, "app:a")
+    meter.update([Sample(10, 0, 0)], now=0.0)
+    meter.use_shaped_uploads({"app:a": 0}, now=0.0)
+    meter.update([Sample(10, 0, 4_000_000)], now=1.0)  # TCP filled the queue in a burst
+    meter.use_shaped_uploads({"app:a": 1_000_000}, now=1.0)  # the shaper let 1 MB out
+    assert meter.apps["app:a"].up_bps == 1_000_000.0
+    assert meter.apps["app:a"].tx_bytes == 4_000_000  # totals stay what the socket sent
+
+
 def test_slots_rotate_and_are_never_shared() -> None:
     slots = SlotAllocator(max_slots=3)
     a, b = slots.acquire("a"), slots.acquire("b")
