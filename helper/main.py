@@ -1,10 +1,13 @@
-"""Entry point of the root helper (``chadthrottle-helper``).
+"""Entry point of the root helper (``chadthrottle-helper``), and of its
+``install``/``uninstall`` subcommands (helper/install.py).
 
 Order matters: connect to the bus (cheap to fail), build the engine (which
 creates kernel objects), export the object, and only then take the bus name,
 so a client never reaches a helper that cannot answer. On SIGTERM/SIGINT, or if
 anything fails, the name is released and the engine closed, which removes
-every kernel object it created.
+every kernel object it created. With an idle timeout (D-Bus activation) the
+helper also stops once it has had no calls and no limits for that long: the
+bus starts it again on the next call.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -23,15 +27,19 @@ from dbus_fast.aio import MessageBus
 
 from chadthrottle.contract import BUS_NAME
 from chadthrottle.helper.adapter.engine_thread import EngineThread
-from chadthrottle.helper.adapter.polkit import Authority, PolkitAuthority
+from chadthrottle.helper.adapter.polkit import Authority, CachingAuthority, PolkitAuthority
 from chadthrottle.helper.adapter.service import HelperService
 from chadthrottle.helper.engine.api import EngineApi
 from chadthrottle.helper.errors import HelperError
+from chadthrottle.helper.install import add_install_commands, run_install_command
 
 log = logging.getLogger("chadthrottle.helper.main")
 
 DEFAULT_STATE_DIR = Path("/var/lib/chadthrottle")
 BACKENDS = ("auto", "tc", "ebpf")
+# dbus-daemon sets this in the environment of a service it activates.
+ACTIVATION_ENVIRONMENT = "DBUS_STARTER_BUS_TYPE"
+DEFAULT_ACTIVATED_IDLE_EXIT_S = 60.0
 
 
 class StartupError(Exception):
@@ -42,15 +50,32 @@ class ClosableEngine(EngineApi, Protocol):
     def close(self) -> None:
         """Remove every kernel object the engine created."""
 
+    def has_limits(self) -> bool:
+        """Whether any limit (stored or set) is in force: then the helper stays."""
+
+
+async def _wait_until_idle(
+    service: HelperService, engine_thread: EngineThread, engine: ClosableEngine, idle_exit_s: float
+) -> None:
+    """Return once there were no calls for idle_exit_s and no limit is set."""
+    poll_s = min(1.0, idle_exit_s / 4)
+    while True:
+        await asyncio.sleep(poll_s)
+        if service.idle_s() >= idle_exit_s and not await engine_thread.run(engine.has_limits):
+            log.info("no calls for %.0f s and no limits set: exiting", idle_exit_s)
+            return
+
 
 async def run_helper(
     bus_address: str | None,
     make_engine: Callable[[], ClosableEngine],
     stop: asyncio.Event,
-    make_authority: Callable[[MessageBus], Authority] = PolkitAuthority,
+    make_authority: Callable[[MessageBus], Authority] = lambda bus: CachingAuthority(PolkitAuthority(bus)),
+    idle_exit_s: float = 0.0,
 ) -> None:
-    """Serve until stop is set or the bus goes away. bus_address None is the
-    system bus (dbus-fast honours DBUS_SYSTEM_BUS_ADDRESS)."""
+    """Serve until stop is set, the bus goes away, or (idle_exit_s > 0) the
+    helper was idle that long with no limits. bus_address None is the system
+    bus (dbus-fast honours DBUS_SYSTEM_BUS_ADDRESS)."""
     try:
         bus = await MessageBus(bus_address=bus_address, bus_type=BusType.SYSTEM).connect()
     except Exception as error:
@@ -68,8 +93,12 @@ async def run_helper(
         log.info("serving %s", BUS_NAME)
         stopped = asyncio.ensure_future(stop.wait())
         disconnected = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
-        await asyncio.wait({stopped, disconnected}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
+        waits = {stopped, disconnected}
+        if idle_exit_s > 0:
+            waits.add(asyncio.ensure_future(_wait_until_idle(service, engine_thread, engine, idle_exit_s)))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits - {disconnected}:
+            waiting.cancel()
         if disconnected.done():
             raise StartupError("lost the connection to the bus")
         disconnected.cancel()
@@ -103,8 +132,17 @@ async def _serve(arguments: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await run_helper(
-        arguments.bus_address, lambda: _make_engine(arguments.state_dir, arguments.backend), stop
-    )
+        arguments.bus_address, lambda: _make_engine(arguments.state_dir, arguments.backend), stop,
+        idle_exit_s=idle_exit_seconds(arguments.idle_exit_s, os.environ),
+    )  # fmt: skip
+
+
+def idle_exit_seconds(option: float | None, environment: Mapping[str, str]) -> float:
+    """--idle-exit-s if given, else DEFAULT_ACTIVATED_IDLE_EXIT_S when the bus
+    started us, else 0 (never: someone started the helper by hand)."""
+    if option is not None:
+        return max(0.0, option)
+    return DEFAULT_ACTIVATED_IDLE_EXIT_S if ACTIVATION_ENVIRONMENT in environment else 0.0
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -122,6 +160,13 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="enforcement backend (default: auto)")
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "warning", "error"), help="(default: info)")
+    parser.add_argument(
+        "--idle-exit-s", metavar="SECONDS", type=float, default=None,
+        help="exit after this long with no calls and no limits; 0 = never (default: "
+        f"{DEFAULT_ACTIVATED_IDLE_EXIT_S:.0f} when started by D-Bus activation, else never)",
+    )  # fmt: skip
+    commands = parser.add_subparsers(dest="command", metavar="{install,uninstall}")
+    add_install_commands(commands)
     return parser.parse_args(argv)
 
 
@@ -132,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=arguments.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if arguments.command is not None:
+        return run_install_command(arguments)
     try:
         asyncio.run(_serve(arguments))
     except (StartupError, HelperError) as error:

@@ -190,6 +190,7 @@ class HelperProcess:
         log_level: str = "info",
         start_timeout_s: float = 30.0,
         stop_timeout_s: float = 10.0,
+        idle_exit_s: float | None = None,
     ) -> None:
         if netns is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", netns):
             raise ValueError(f"not a network namespace name: {netns!r}")
@@ -199,6 +200,8 @@ class HelperProcess:
         ]  # fmt: skip
         if state_dir is not None:
             self.command += ["--state-dir", str(state_dir)]
+        if idle_exit_s is not None:
+            self.command += ["--idle-exit-s", str(idle_exit_s)]
         if netns is not None:
             # Not `ip netns exec`: it remounts /sys and hides the cgroup tree.
             self.command = ["nsenter", f"--net=/run/netns/{netns}", "--", *self.command]
@@ -254,6 +257,24 @@ class HelperProcess:
         status = _stop_process(self._process, self._stop_timeout_s)
         self.log_text()
         return status
+
+    def kill(self) -> int | None:
+        """SIGKILL, as a crash would: the helper cleans up nothing."""
+        if self._process is None:
+            return None
+        if self._process.poll() is None:
+            self._process.kill()
+        return self._process.wait()
+
+    def wait(self, timeout_s: float) -> int | None:
+        """The exit status once the helper exits by itself; None if it still
+        runs after timeout_s."""
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
 
     def close(self) -> None:
         """Stop the helper and remove its log file (its text stays in log_text())."""

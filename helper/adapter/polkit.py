@@ -12,6 +12,8 @@ import asyncio
 import itertools
 import logging
 import os
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from dbus_fast import Message, MessageType, Variant
@@ -119,3 +121,40 @@ class PolkitAuthority:
             )
         except Exception as error:
             log.debug("could not cancel polkit check %s: %s", cancellation_id, error)
+
+
+class CachingAuthority:
+    """Remembers a "yes" for one caller and action for a moment.
+
+    polkitd answers about 800 checks a second on the development machine, so a
+    check per call capped SetLimit below the 1,000 calls/s target and made other
+    callers queue behind polkit. A unique bus name is never reused and its uid
+    never changes, so the only staleness is a right that was just revoked (a
+    rule removed, a session gone inactive) being honoured for up to ttl_s more.
+    A "no" is never remembered: the next call, perhaps interactive, asks again.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, authority: Authority, ttl_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self._authority = authority
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._allowed_until: dict[tuple[str, Action], float] = {}
+
+    async def check(self, sender: str, action: Action, *, interactive: bool) -> bool:
+        key = (sender, action)
+        if self._allowed_until.get(key, 0.0) > self._clock():
+            return True
+        allowed = await self._authority.check(sender, action, interactive=interactive)
+        if not allowed:
+            self._allowed_until.pop(key, None)
+            return False
+        now = self._clock()
+        if len(self._allowed_until) >= self.MAX_ENTRIES:
+            self._allowed_until = {k: until for k, until in self._allowed_until.items() if until > now}
+            if len(self._allowed_until) >= self.MAX_ENTRIES:
+                self._allowed_until.clear()
+        self._allowed_until[key] = now + self._ttl_s
+        return True

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -30,12 +31,13 @@ from chadthrottle.contract import (
     METHODS,
     OBJECT_PATH,
     Action,
+    ApplicationInfo,
     Direction,
     ErrorName,
     LimitAuthorization,
     MethodSpec,
 )
-from chadthrottle.dbus_codec import encode_application, encode_backend
+from chadthrottle.dbus_codec import encode_application, encode_backend, encode_connection
 from chadthrottle.helper.adapter import validation
 from chadthrottle.helper.adapter.engine_thread import EngineThread
 from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
@@ -94,6 +96,7 @@ _VALIDATORS: dict[str, Callable[[list[Any]], tuple[Any, ...]]] = {
     "GetApiVersion": lambda body: (),
     "ListApplications": lambda body: (),
     "ListBackends": lambda body: (),
+    "ListConnections": lambda body: (validation.validate_app_id(body[0]),),
     "SetLimit": lambda body: (
         validation.validate_app_id(body[0]),
         validation.validate_direction(body[1]),
@@ -121,6 +124,8 @@ class HelperService:
         self._introspection_xml = load_introspection_xml()
         self._tasks: set[asyncio.Task[None]] = set()
         self._exported = False
+        self._last_activity_s = time.monotonic()
+        self._uids: dict[str, int] = {}  # unique bus name -> uid
 
     def export(self) -> None:
         self._bus.add_message_handler(self._on_message)
@@ -130,6 +135,10 @@ class HelperService:
         if self._exported:
             self._bus.remove_message_handler(self._on_message)
             self._exported = False
+
+    def idle_s(self) -> float:
+        """Seconds since the last call ended; 0 while one is running."""
+        return 0.0 if self._tasks else time.monotonic() - self._last_activity_s
 
     async def close(self, timeout_s: float = 10.0) -> None:
         """Stop taking calls; let running ones finish, or cancel them after timeout_s."""
@@ -148,8 +157,12 @@ class HelperService:
             return None
         task = asyncio.get_running_loop().create_task(self._handle(message))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._call_done)
         return True
+
+    def _call_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._last_activity_s = time.monotonic()
 
     async def _handle(self, message: Message) -> None:
         """Reply exactly once, whatever happens below."""
@@ -244,7 +257,12 @@ class HelperService:
             raise NotAuthorized(f"not authorized for {action.value}")
 
     async def _caller_uid(self, sender: str) -> int:
-        """The caller's uid from the bus daemon; any doubt means not authorized."""
+        """The caller's uid from the bus daemon; any doubt means not authorized.
+        Remembered per unique name: the bus never reuses one, and a connection's
+        uid never changes."""
+        cached = self._uids.get(sender)
+        if cached is not None:
+            return cached
         try:
             reply = await self._bus.call(
                 Message(
@@ -261,7 +279,20 @@ class HelperService:
         if reply.message_type is not MessageType.METHOD_RETURN or reply.signature != "u":
             raise NotAuthorized("cannot identify the caller")
         uid: int = reply.body[0]
+        if len(self._uids) >= 4096:
+            self._uids.clear()
+        self._uids[sender] = uid
         return uid
+
+    async def _visible(self, call: _Call, apps: list[ApplicationInfo]) -> list[ApplicationInfo]:
+        """The applications this caller may see: all of them for a caller that may
+        limit any application, else only its own (every process of the caller's
+        uid, as for LIMIT_OWN). Never prompts: listing is no reason to ask for a
+        password."""
+        if await self._authority.check(call.sender, Action.LIMIT_ANY, interactive=False):
+            return apps
+        uid = await self._caller_uid(call.sender)
+        return [app for app in apps if app.uids and set(app.uids) == {uid}]
 
     # -- engine calls -------------------------------------------------------
 
@@ -272,10 +303,17 @@ class HelperService:
             return out, [API_VERSION]
         if name == "ListApplications":
             apps = await self._engine_thread.run(self._engine.list_applications)
-            return out, [[encode_application(app) for app in apps]]
+            return out, [[encode_application(app) for app in await self._visible(call, apps)]]
         if name == "ListBackends":
             backends = await self._engine_thread.run(self._engine.list_backends)
             return out, [[encode_backend(backend) for backend in backends]]
+        if name == "ListConnections":
+            resolved = await self._engine_thread.run(self._engine.resolve_application, call.args[0])
+            own = resolved.owner_uids == frozenset({await self._caller_uid(call.sender)})
+            if not own and not await self._authority.check(call.sender, Action.LIMIT_ANY, interactive=False):
+                raise NotAuthorized("only the connections of your own applications are shown to you")
+            connections = await self._engine_thread.run(self._engine.list_connections, resolved.app_id)
+            return out, [[encode_connection(connection) for connection in connections]]
         assert app_id is not None
         uid = await self._caller_uid(call.sender)
         if name == "SetLimit":

@@ -40,6 +40,10 @@ def test_ctl_limit_by_pid_slows_the_upload_and_clear_restores_it(stack: Stack) -
             entry = next(app for app in listed if stream.app_pid in app["pids"])
             assert entry["id"] == "app:org.chadthrottle.TestCtl" and entry["up_limit_bps"] == 1_000_000
 
+            connections = json.loads(_ctl(stack, "connections", entry["id"], "--json").stdout)
+            assert {"protocol": "tcp", "remote": f"{stack.pair.peer_addr}:5500", "state": "ESTABLISHED",
+                    "pid": stream.app_pid} in [{k: c[k] for k in ("protocol", "remote", "state", "pid")} for c in connections]
+
             assert _ctl(stack, "clear", entry["id"]).returncode == 0
             time.sleep(0.5)
             assert stream.receiver.rate_bps(1.0) > 20e6

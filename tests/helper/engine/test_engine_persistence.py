@@ -44,6 +44,9 @@ class FakeShaper:
     def active_directions(self) -> set[Direction]:
         return {direction for direction, classes in self.wanted.items() if classes}
 
+    def sent_up_bytes(self) -> dict[int, int]:
+        return {}
+
 
 def _engine(store: RuleStore, shaper: FakeShaper | None = None) -> Engine:
     engine = Engine(

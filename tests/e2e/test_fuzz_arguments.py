@@ -1,0 +1,152 @@
+"""Random and malformed calls to every method of the real helper: each one gets
+a named error (contract.ErrorName) and the kernel does not change.
+
+Raw dbus-fast messages, so signatures can be wrong too. Bounded to a few
+hundred calls; a tc dump of the helper's namespace after each one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from dbus_fast import Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chadthrottle.contract import BUS_NAME, INTERFACE, MAX_APP_ID_LENGTH, METHODS, OBJECT_PATH, ErrorName
+from tests.e2e.conftest import Stack
+
+NAMED_ERRORS = frozenset(name.value for name in ErrorName)
+PID_MAX_LIMIT = 2**22  # no Linux pid is above this
+
+_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=80)
+_by_type: dict[str, st.SearchStrategy[Any]] = {
+    "s": _text,
+    "t": st.integers(0, 2**64 - 1),
+    "u": st.integers(0, 2**32 - 1),
+    "i": st.integers(-(2**31), 2**31 - 1),
+    "d": st.floats(allow_nan=True, allow_infinity=True),
+    "b": st.booleans(),
+    "o": st.just("/io/github/chadthrottle/Helper1"),
+    "as": st.lists(_text, max_size=3),
+    "ay": st.binary(max_size=16),
+    "a{sv}": st.dictionaries(_text, _text.map(lambda text: Variant("s", text)), max_size=2),
+    "v": st.one_of(_text.map(lambda t: Variant("s", t)), st.integers(0, 2**64 - 1).map(lambda n: Variant("t", n))),
+    "(sstt)": st.tuples(_text, _text, st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1)).map(list),
+}
+# Signatures as lists of complete types; the contract's own are excluded per method.
+_SIGNATURES: list[tuple[str, ...]] = [
+    (), ("s",), ("s", "s"), ("s", "s", "t"), ("s", "s", "t", "t"), ("s", "s", "t", "t", "t"),
+    ("s", "s", "u", "u"), ("s", "s", "t", "u"), ("i", "i"), ("as",), ("a{sv}",), ("v",), ("(sstt)",),
+    ("s", "d"), ("s", "t", "t"), ("b",), ("ay",), ("o",), ("s", "s", "d", "d"), ("s", "v"),
+]  # fmt: skip
+
+
+@st.composite
+def wrong_signature_calls(draw: st.DrawFn) -> tuple[str, str, list[Any]]:
+    method = draw(st.sampled_from(sorted(METHODS)))
+    types = draw(st.sampled_from([s for s in _SIGNATURES if "".join(s) != METHODS[method].in_signature]))
+    return method, "".join(types), [draw(_by_type[code]) for code in types]
+
+
+_missing_app_ids = st.one_of(
+    st.from_regex(r"\A(exe|script):/nonexistent/[a-z0-9]{1,12}\Z"),
+    st.from_regex(r"\A(app|flatpak|snap):org\.chadthrottle\.Fuzz[A-Za-z0-9]{1,12}\Z"),
+    st.integers(PID_MAX_LIMIT + 1, 2**31 - 1).map(lambda pid: f"pid:{pid}"),
+)
+_bad_app_ids = st.one_of(
+    st.sampled_from([
+        "", " ", "curl", "exe:", "exe: ", "pid:", "pid:0", "pid:-1", "pid:01", "pid:1e3", "pid:99999999999",
+        "cgroup:/sys/fs/cgroup", "EXE:/usr/bin/curl", "exe:/usr/bin/cu\x07rl", "app:a\nb", "exe:/x\x7f",
+        "../../etc/passwd", "/usr/bin/curl", ":/x", "exe:/usr/bin/\u202ecurl", "x" * (MAX_APP_ID_LENGTH + 1),
+    ]),
+    _text,
+)
+_directions = st.one_of(st.sampled_from(["down", "up", "both", "", "DOWN", "down ", "sideways", "d"]), _text)
+_rates = st.one_of(st.integers(0, 999), st.integers(10**11 + 1, 2**64 - 1), st.integers(0, 2**64 - 1),
+                   st.sampled_from([1_000, 125_000, 2**63, 2**64 - 1]))  # fmt: skip
+_bursts = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 1_499, 1_500, 10**9, 10**9 + 1]))
+
+
+# Per method that takes arguments: its arguments after the application id.
+_REST_OF_ARGUMENTS: dict[str, st.SearchStrategy[list[Any]]] = {
+    "SetLimit": st.tuples(_directions, _rates, _bursts).map(list),
+    "ClearLimit": st.tuples(_directions).map(list),
+    "ListConnections": st.just([]),
+}
+
+
+@st.composite
+def malformed_value_calls(draw: st.DrawFn) -> tuple[str, str, list[Any]]:
+    """The right signature with values that are wrong, or name no application."""
+    method = draw(st.sampled_from(sorted(_REST_OF_ARGUMENTS)))
+    app_id = draw(st.one_of(_missing_app_ids, _bad_app_ids))
+    return method, METHODS[method].in_signature, [app_id, *draw(_REST_OF_ARGUMENTS[method])]
+
+
+class RawCaller:
+    """One bus connection on a private event loop, for many calls."""
+
+    def __init__(self, address: str) -> None:
+        self._loop = asyncio.new_event_loop()
+
+        async def connect() -> MessageBus:
+            return await MessageBus(bus_address=address).connect()
+
+        self._bus = self._loop.run_until_complete(connect())
+
+    def call(self, member: str, signature: str, body: list[Any]) -> Message:
+        message = Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE,
+                          member=member, signature=signature, body=body)  # fmt: skip
+        return self._loop.run_until_complete(asyncio.wait_for(self._bus.call(message), 20))
+
+    def close(self) -> None:
+        self._bus.disconnect()
+        self._loop.run_until_complete(asyncio.sleep(0))
+        self._loop.close()
+
+
+@pytest.fixture(scope="module")
+def caller(stack: Stack) -> Iterator[RawCaller]:
+    raw = RawCaller(stack.bus_address)
+    yield raw
+    raw.close()
+
+
+@pytest.fixture(scope="module")
+def untouched(stack: Stack) -> str:
+    return stack.idle_tc_state()
+
+
+def _assert_named_error_and_no_change(stack: Stack, caller: RawCaller, untouched: str,
+                                      call: tuple[str, str, list[Any]]) -> None:  # fmt: skip
+    member, signature, body = call
+    reply = caller.call(member, signature, body)
+    assert reply.message_type is MessageType.ERROR, f"{member}({signature}) {body!r} succeeded: {reply.body!r}"
+    assert reply.error_name in NAMED_ERRORS, f"{member}({signature}) {body!r} -> {reply.error_name}"
+    assert "Traceback" not in str(reply.body)
+    assert stack.tc_state() == untouched, f"{member}({signature}) {body!r} changed the kernel"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(call=wrong_signature_calls())
+def test_a_wrong_signature_is_a_named_error(stack: Stack, caller: RawCaller, untouched: str,
+                                            call: tuple[str, str, list[Any]]) -> None:  # fmt: skip
+    _assert_named_error_and_no_change(stack, caller, untouched, call)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(call=malformed_value_calls())
+def test_malformed_values_are_a_named_error(stack: Stack, caller: RawCaller, untouched: str,
+                                            call: tuple[str, str, list[Any]]) -> None:  # fmt: skip
+    _assert_named_error_and_no_change(stack, caller, untouched, call)
+
+
+def test_every_method_with_arguments_gets_malformed_values() -> None:
+    """A new method with arguments must be added to _REST_OF_ARGUMENTS; every
+    such method so far takes an application id first."""
+    assert set(_REST_OF_ARGUMENTS) == {name for name, spec in METHODS.items() if spec.in_signature}
+    assert all(METHODS[name].in_signature.startswith("s") for name in _REST_OF_ARGUMENTS)

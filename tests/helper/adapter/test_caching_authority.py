@@ -1,0 +1,64 @@
+"""Remembering polkit's "yes" for a moment, and never its "no"."""
+
+from __future__ import annotations
+
+import asyncio
+
+from chadthrottle.contract import Action
+from chadthrottle.helper.adapter.polkit import CachingAuthority
+
+
+class ScriptedAuthority:
+    """Answers from a table; counts the questions (a unit-test stand-in for polkitd)."""
+
+    def __init__(self) -> None:
+        self.allowed: set[tuple[str, Action]] = set()
+        self.asked = 0
+
+    async def check(self, sender: str, action: Action, *, interactive: bool) -> bool:
+        self.asked += 1
+        return (sender, action) in self.allowed
+
+
+def test_a_yes_is_remembered_for_its_caller_and_action_until_it_expires() -> None:
+    polkit, now = ScriptedAuthority(), [100.0]
+    cache = CachingAuthority(polkit, ttl_s=2.0, clock=lambda: now[0])
+    polkit.allowed.add((":1.5", Action.LIMIT_OWN))
+
+    async def run() -> None:
+        assert await cache.check(":1.5", Action.LIMIT_OWN, interactive=False)
+        polkit.allowed.clear()  # revoked
+        assert await cache.check(":1.5", Action.LIMIT_OWN, interactive=False)  # remembered
+        assert polkit.asked == 1
+        assert not await cache.check(":1.5", Action.LIMIT_ANY, interactive=False)  # another action
+        assert not await cache.check(":1.6", Action.LIMIT_OWN, interactive=False)  # another caller
+        now[0] += 2.1
+        assert not await cache.check(":1.5", Action.LIMIT_OWN, interactive=False)  # expired: asks again
+
+    asyncio.run(run())
+
+
+def test_a_no_is_never_remembered() -> None:
+    polkit = ScriptedAuthority()
+    cache = CachingAuthority(polkit)
+
+    async def run() -> None:
+        assert not await cache.check(":1.7", Action.MONITOR, interactive=False)
+        polkit.allowed.add((":1.7", Action.MONITOR))  # e.g. the password was typed
+        assert await cache.check(":1.7", Action.MONITOR, interactive=True)
+        assert polkit.asked == 2
+
+    asyncio.run(run())
+
+
+def test_the_memory_stays_bounded() -> None:
+    polkit, now = ScriptedAuthority(), [0.0]
+    cache = CachingAuthority(polkit, ttl_s=1.0, clock=lambda: now[0])
+
+    async def run() -> None:
+        for n in range(CachingAuthority.MAX_ENTRIES * 2):
+            polkit.allowed.add((f":1.{n}", Action.MONITOR))
+            assert await cache.check(f":1.{n}", Action.MONITOR, interactive=False)
+        assert len(cache._allowed_until) <= CachingAuthority.MAX_ENTRIES
+
+    asyncio.run(run())

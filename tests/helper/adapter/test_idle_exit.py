@@ -1,0 +1,59 @@
+"""The helper stops by itself when idle with no limits (D-Bus activation starts
+it again), and stays while a limit is set or calls keep coming."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from chadthrottle.client import HelperClient
+from chadthrottle.helper.main import run_helper
+from chadthrottle.helper.standalone import PrivateSystemBus
+from tests.helper.adapter.conftest import FakeEngineForAdapterTests
+
+IDLE_EXIT_S = 1.0
+
+
+class EngineWithLimits(FakeEngineForAdapterTests):
+    def __init__(self, limited: bool) -> None:
+        super().__init__()
+        self.limited = limited
+
+    def has_limits(self) -> bool:
+        return self.limited
+
+
+def test_an_idle_helper_without_limits_exits(private_bus: PrivateSystemBus) -> None:
+    engine = EngineWithLimits(limited=False)
+
+    async def run() -> float:
+        started = time.monotonic()
+        await asyncio.wait_for(run_helper(private_bus.address, lambda: engine, asyncio.Event(),
+                                          idle_exit_s=IDLE_EXIT_S), 15)  # fmt: skip
+        return time.monotonic() - started
+
+    assert IDLE_EXIT_S <= asyncio.run(run()) < IDLE_EXIT_S + 3
+    assert engine.closed
+
+
+def test_calls_and_limits_keep_it_running(private_bus: PrivateSystemBus) -> None:
+    engine = EngineWithLimits(limited=True)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        helper = asyncio.ensure_future(
+            run_helper(private_bus.address, lambda: engine, stop, idle_exit_s=IDLE_EXIT_S)
+        )
+        await asyncio.sleep(3 * IDLE_EXIT_S)
+        assert not helper.done(), "exited although a limit is set"
+        engine.limited = False
+        async with HelperClient(private_bus.address) as client:
+            for _ in range(8):  # calls more often than the idle timeout
+                await client.get_api_version()
+                await asyncio.sleep(IDLE_EXIT_S / 3)
+            assert not helper.done(), "exited although calls kept coming"
+        await asyncio.wait_for(helper, 3 * IDLE_EXIT_S + 2)
+        stop.set()
+
+    asyncio.run(run())
+    assert engine.closed
