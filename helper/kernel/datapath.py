@@ -10,6 +10,7 @@ attaching its own, sparing those of a datapath still alive (ownership.py).
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import numpy
 
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
 from chadthrottle.helper.kernel import bpf_syscalls
@@ -29,7 +32,7 @@ from chadthrottle.helper.kernel.ownership import (
     holding_machine_lock,  # noqa: F401  (re-exported: benchmarks and tests use it from here)
     live_program_ids,
 )
-from chadthrottle.helper.kernel.layout import HTB_MAJOR, PROGRAM_NAME_PREFIX, SlotPacing, SlotPolicer
+from chadthrottle.helper.kernel.layout import HTB_MAJOR, PROGRAM_NAME_PREFIX, SlotPacing, SlotPolicer, TrafficCounters
 from chadthrottle.helper.kernel.socket_tagging import tag_open_sockets
 
 log = logging.getLogger("chadthrottle.kernel.datapath")
@@ -51,6 +54,30 @@ class TrafficSample:
     rx_packets: int
     tx_bytes: int
     tx_packets: int
+
+
+def _lookup_batch(map_fd: int, keys: Any, values: Any, key_size: int, value_size: int) -> int:
+    """Read a whole hash map into keys/values with BPF_MAP_LOOKUP_BATCH; returns
+    how many entries were read."""
+    from bcc.libbcc import lib
+
+    capacity, total = len(keys), 0
+    batch, count = ctypes.c_uint32(0), ctypes.c_uint32(0)
+    while total < capacity:
+        count.value = capacity - total
+        result = lib.bpf_lookup_batch(
+            map_fd, ctypes.byref(batch) if total else None, ctypes.byref(batch),
+            ctypes.byref(keys, key_size * total), ctypes.byref(values, value_size * total), ctypes.byref(count),
+        )
+        error = ctypes.get_errno()
+        total += count.value
+        if result != 0:
+            if error == errno.ENOENT:
+                break  # the whole map was read
+            raise KernelError(f"reading the traffic counters failed: {os.strerror(error)}")
+        if count.value == 0:
+            break
+    return total
 
 
 def our_programs(cgroup_root: Path) -> list[tuple[CgroupAttachType, int, str]]:
@@ -101,6 +128,7 @@ class Datapath:
         self._lock_fd = -1
         self._record: OwnershipRecord | None = None
         self._owner_callback: Any = None
+        self._traffic_buffers: Any = None
 
     @property
     def cgroup_root(self) -> Path:
@@ -260,19 +288,20 @@ class Datapath:
         return int(lib.bpf_table_fd(self._bpf.module, b"policers"))
 
     def read_traffic(self) -> list[TrafficSample]:
-        """One pass over the per-CPU counters."""
-        samples = []
-        for key, per_cpu in self._bpf[b"traffic"].items():
-            samples.append(
-                TrafficSample(
-                    owner_tgid=key.owner_tgid,
-                    ifindex=key.ifindex,
-                    rx_bytes=sum(c.rx_bytes for c in per_cpu),
-                    rx_packets=sum(c.rx_packets for c in per_cpu),
-                    tx_bytes=sum(c.tx_bytes for c in per_cpu),
-                    tx_packets=sum(c.tx_packets for c in per_cpu),
-                )
-            )
-        return samples
+        """One pass over the per-CPU counters: BPF_MAP_LOOKUP_BATCH into one
+        buffer (a few syscalls, not two per key), summed over CPUs with numpy."""
+        table = self._bpf[b"traffic"]
+        if self._traffic_buffers is None:
+            self._traffic_buffers = ((table.Key * table.max_entries)(), (table.Leaf * table.max_entries)())
+        keys, values = self._traffic_buffers
+        count = _lookup_batch(table.map_fd, keys, values, ctypes.sizeof(table.Key), ctypes.sizeof(table.Leaf))
+        fields = len(TrafficCounters._fields_)
+        sums = numpy.frombuffer(values, dtype=numpy.uint64, count=count * table.total_cpu * fields)
+        sums = sums.reshape(count, table.total_cpu, fields).sum(axis=1)
+        key_words = numpy.frombuffer(keys, dtype=numpy.uint32, count=count * 2).reshape(count, 2)
+        return [
+            TrafficSample(int(k[0]), int(k[1]), int(v[0]), int(v[1]), int(v[2]), int(v[3]))
+            for k, v in zip(key_words.tolist(), sums.tolist())
+        ]
 
 
