@@ -17,6 +17,7 @@ configured: it refuses with a clear message instead.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,6 +36,7 @@ log = logging.getLogger("chadthrottle.kernel.tc")
 INGRESS_PARENT = 0xFFFF0000  # the ingress qdisc ffff:
 CLSACT_INGRESS_PARENT = 0xFFFFFFF2
 FILTER_PRIORITY = 0xC7AD
+LINKS_MAX_AGE_S = 0.5
 
 
 class UploadPacer(Protocol):
@@ -64,6 +66,7 @@ class TcShaper:
         self._paced: Classes = {}  # upload slots with congestion notices on
         self._egress: dict[int, HtbHierarchy] = {}  # uplink ifindex -> our root
         self._ingress: dict[int, _IngressHook] = {}  # uplink ifindex -> hook + IFB
+        self._links: tuple[float, list[interfaces.Link]] = (float("-inf"), [])
 
     def active_directions(self) -> set[Direction]:
         active = set()
@@ -89,10 +92,21 @@ class TcShaper:
 
     def close(self) -> None:
         """Remove everything this shaper created, now; interfaces end as found."""
+        self._links = (float("-inf"), [])  # list them afresh
         self._reconcile({}, 0.0)
 
+    def _uplinks(self) -> list[interfaces.Link]:
+        """The uplinks, listed at most every LINKS_MAX_AGE_S: listing every link
+        over netlink is half the cost of a limit change, and the engine's tick
+        reconciles often enough to follow interfaces that come and go."""
+        listed_at, links = self._links
+        if time.monotonic() - listed_at > LINKS_MAX_AGE_S:
+            links = interfaces.uplinks(self._ipr)
+            self._links = (time.monotonic(), links)
+        return links
+
     def _reconcile(self, wanted: dict[Direction, Classes], retire_after_s: float) -> None:
-        uplinks = {link.index: link for link in interfaces.uplinks(self._ipr)}
+        uplinks = {link.index: link for link in self._uplinks()}
         self._forget_vanished(set(uplinks))
         up, down = wanted.get(Direction.UP, {}), wanted.get(Direction.DOWN, {})
         self._sync_pacing(up)  # before the classes: notices stop with the limit
