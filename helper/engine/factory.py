@@ -24,7 +24,7 @@ from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
 log = logging.getLogger("chadthrottle.engine")
 
 TICK_INTERVAL_S = 1.0
-OWNER_POLL_MS = 100  # how long the owner thread may wait before checking for stop
+OWNER_POLL_MS = 500  # how long the owner thread may wait before checking for stop (events wake it at once)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,16 @@ def read_process(pid: int) -> ProcessInfo | None:
         return None
 
 
+def read_exe(pid: int) -> str | None:
+    """The executable path alone (one readlink): enough to notice an exec."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""  # a kernel thread, or not ours to inspect
+
+
 def all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 

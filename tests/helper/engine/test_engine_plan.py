@@ -67,7 +67,10 @@ class World:
         self.processes: dict[int, ProcessInfo] = {}
         self.datapath = RecordingDatapath()
         self.shaper = RecordingShaper()
-        index = ApplicationIndex(list_pids=lambda: list(self.processes), read=self.processes.get)
+        index = ApplicationIndex(
+            list_pids=lambda: list(self.processes), read=self.processes.get,
+            read_exe=lambda pid: self.processes[pid].exe if pid in self.processes else None,
+        )
         self.engine = Engine(self.datapath, self.shaper, index, lambda active: [BackendInfo("tc", True, "", ())])
 
     def spawn(self, pid: int, exe: str = "/usr/bin/curl", cgroup: str = "/") -> None:

@@ -72,7 +72,7 @@ def test_index_groups_processes_and_a_forked_child_with_its_parent() -> None:
         30: _process(pid=30, exe="/usr/bin/curl"),
         31: _process(pid=31, exe="/usr/bin/curl", ppid=30),
     }
-    index = ApplicationIndex(list_pids=lambda: processes, read=processes.get)
+    index = ApplicationIndex(list_pids=lambda: processes, read=processes.get, read_exe=lambda pid: processes[pid].exe)
     index.refresh()
     apps = index.applications()
     assert set(apps["app:org.x.Y"].processes) == {20, 21}
@@ -86,3 +86,20 @@ def test_reading_this_process_works() -> None:
     me = read_process(os.getpid())
     assert me is not None and me.pid == os.getpid() and me.exe
     assert read_process(2**22 + 12345) is None
+
+
+def test_index_rereads_a_process_only_when_it_execs() -> None:
+    processes = {30: _process(pid=30, exe="/usr/bin/curl")}
+    reads: list[int] = []
+
+    def read(pid: int) -> ProcessInfo | None:
+        reads.append(pid)
+        return processes.get(pid)
+
+    index = ApplicationIndex(list_pids=lambda: processes, read=read, read_exe=lambda pid: processes[pid].exe)
+    index.refresh()
+    index.refresh()
+    assert reads == [30]  # unchanged: not read again
+    processes[30] = _process(pid=30, exe="/usr/bin/wget")  # it exec'd
+    index.refresh()
+    assert reads == [30, 30] and index.identity_of(30).app_id == "exe:/usr/bin/wget"  # type: ignore[union-attr]
