@@ -91,9 +91,13 @@ def tc_call(ipr: IPRoute, command: str, *args: object, **kwargs: object) -> None
 
 class HtbHierarchy:
     def __init__(
-        self, ipr: IPRoute, ifindex: int, direction: Direction, clock: Callable[[], float] = time.monotonic
+        self, ipr: IPRoute, ifindex: int, direction: Direction, clock: Callable[[], float] = time.monotonic,
+        l3_to_l2: float = 1.0,
     ) -> None:
+        """l3_to_l2: HTB counts from the link-layer header, a limit at L3; rates
+        are scaled by this so full-size packets come out exact at L3."""
         self.ifindex = ifindex
+        self._l3_to_l2 = l3_to_l2
         self._ipr = ipr
         self._direction = direction
         self._clock = clock
@@ -134,7 +138,7 @@ class HtbHierarchy:
             if self.classes.get(slot) == spec:
                 continue
             command = "change-class" if slot in self.classes else "add-class"
-            self._set_class(slot, spec.rate_bps, spec.burst_bytes, LIMITED_PRIORITY, command)
+            self._set_class(slot, round(spec.rate_bps * self._l3_to_l2), spec.burst_bytes, LIMITED_PRIORITY, command)
             leaf = (slot & 0xFFFF) << 16  # leaf <slot>: under class <major>:<slot>
             limit = leaf_queue_bytes(spec.rate_bps, self._direction)
             tc_call(self._ipr, "replace", "bfifo", self.ifindex, leaf, parent=class_id(slot), limit=limit)
@@ -142,7 +146,7 @@ class HtbHierarchy:
 
     def sent_l3_bytes(self) -> dict[int, int]:
         """Bytes each limited class has sent, at L3: HTB counts from the Ethernet
-        header, so 14 bytes per packet (segment) come off."""
+        header, so 14 bytes per packet (segment) come off (on an Ethernet-like link)."""
         sent = {}
         for message in self._ipr.get_classes(index=self.ifindex):
             slot = message["handle"] & 0xFFFF
@@ -151,7 +155,8 @@ class HtbHierarchy:
             stats = message.get_attr("TCA_STATS2")
             basic = stats.get_attr("TCA_STATS_BASIC") if stats is not None else None
             if basic is not None:
-                sent[slot] = max(0, basic["bytes"] - ETHERNET_HEADER_BYTES * basic["packets"])
+                l2_bytes = ETHERNET_HEADER_BYTES if self._l3_to_l2 > 1.0 else 0
+                sent[slot] = max(0, basic["bytes"] - l2_bytes * basic["packets"])
         return sent
 
     def _set_class(self, minor: int, rate_bps: int, burst_bytes: int, priority: int, command: str = "change-class") -> None:

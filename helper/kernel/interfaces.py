@@ -16,6 +16,8 @@ from chadthrottle.helper.errors import KernelError
 log = logging.getLogger("chadthrottle.kernel.interfaces")
 
 IFB_PREFIX = "ctifb"  # + uplink ifindex; every device with this prefix is ours
+ARPHRD_ETHER = 1
+ETHERNET_HEADER_BYTES = 14
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 TC_H_ROOT = 0xFFFFFFFF
@@ -34,6 +36,14 @@ class Link:
     kind: str
     up: bool
     loopback: bool
+    mtu: int = 1500
+    ethernet: bool = True  # frames carry a 14-byte Ethernet header
+
+    @property
+    def l3_to_l2(self) -> float:
+        """How much larger a full-size packet is where HTB counts it (from the
+        link-layer header) than at L3, where limits are defined."""
+        return (self.mtu + ETHERNET_HEADER_BYTES) / self.mtu if self.ethernet else 1.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ def _link(message: Any) -> Link:
         kind=kind or "",
         up=bool(flags & IFF_UP),
         loopback=bool(flags & IFF_LOOPBACK),
+        mtu=message.get_attr("IFLA_MTU") or 1500,
+        ethernet=message["ifi_type"] == ARPHRD_ETHER,
     )
 
 

@@ -112,9 +112,9 @@ class TcShaper:
         self._sync_pacing(up)  # before the classes: notices stop with the limit
         for index, link in uplinks.items():
             if up and index not in self._egress:
-                self._egress[index] = self._create_root(index, link.name)
+                self._egress[index] = self._create_root(link)
             if down and index not in self._ingress:
-                self._ingress[index] = self._create_ingress(index, link.name)
+                self._ingress[index] = self._create_ingress(link)
             if index in self._egress:
                 hierarchy = self._egress[index]
                 hierarchy.sync(up, retire_after_s)
@@ -135,7 +135,8 @@ class TcShaper:
                 self._pacer.set_upload_pacing(slot, spec.rate_bps, cn_queue_ns(spec.rate_bps))
                 self._paced[slot] = spec
 
-    def _create_root(self, ifindex: int, name: str) -> HtbHierarchy:
+    def _create_root(self, link: interfaces.Link) -> HtbHierarchy:
+        ifindex, name = link.index, link.name
         root = interfaces.root_qdisc(self._ipr, ifindex)
         if root is not None and root.handle == ROOT_HANDLE and root.kind == "htb":
             log.info("replacing an HTB root an earlier helper left on %s", name)
@@ -146,13 +147,17 @@ class TcShaper:
                 "ChadThrottle did not create; it is left untouched, so uploads on it cannot be "
                 "limited by the tc backend"
             )
-        hierarchy = HtbHierarchy(self._ipr, ifindex, Direction.UP)
+        hierarchy = HtbHierarchy(self._ipr, ifindex, Direction.UP, l3_to_l2=link.l3_to_l2)
         hierarchy.create()
         log.info("created HTB root %x: on %s", HTB_MAJOR, name)
         return hierarchy
 
-    def _create_ingress(self, uplink_index: int, name: str) -> _IngressHook:
-        ifb = HtbHierarchy(self._ipr, interfaces.create_ifb(self._ipr, uplink_index), Direction.DOWN)
+    def _create_ingress(self, link: interfaces.Link) -> _IngressHook:
+        uplink_index, name = link.index, link.name
+        # mirred hands the IFB the frame with the uplink's link-layer header
+        ifb = HtbHierarchy(
+            self._ipr, interfaces.create_ifb(self._ipr, uplink_index), Direction.DOWN, l3_to_l2=link.l3_to_l2
+        )
         hook_kind = interfaces.ingress_hook(self._ipr, uplink_index)
         parent = CLSACT_INGRESS_PARENT if hook_kind == "clsact" else INGRESS_PARENT
         hook = _IngressHook(uplink_index, ifb, parent, created_qdisc=hook_kind is None)

@@ -19,6 +19,12 @@ from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
 from tests.support.netns import NetnsPair, entered_netns, tc_dump
 
 LIMIT = ClassSpec(rate_bps=1_000_000, burst_bytes=131072)
+VETH_L3_TO_L2 = (1500 + 14) / 1500  # HTB counts from the Ethernet header; limits are at L3
+
+
+def _tc_rate(rate_bps: int) -> str:
+    """How tc prints the HTB rate the shaper sets for an L3 limit on the veth."""
+    return f"rate {round(rate_bps * VETH_L3_TO_L2) * 8 // 1000}Kbit"
 
 
 @pytest.fixture
@@ -61,7 +67,7 @@ def test_changing_a_rate_changes_the_class(pair: NetnsPair, shaper: TcShaper) ->
     shaper.reconcile({Direction.UP: {7: ClassSpec(4_000_000, 262144)}})
     classes = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", pair.host_if],
                              capture_output=True, text=True, check=True).stdout
-    assert "rate 32Mbit" in classes and "rate 8Mbit" not in classes
+    assert _tc_rate(4_000_000) in classes and _tc_rate(1_000_000) not in classes
 
 
 def test_foreign_root_qdisc_is_refused_and_left_intact(pair: NetnsPair, shaper: TcShaper) -> None:
@@ -121,6 +127,6 @@ def test_a_thousand_applications_get_a_thousand_independent_classes(pair: NetnsP
     classes = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", pair.host_if],
                              capture_output=True, text=True, check=True).stdout.splitlines()
     assert len(classes) == 1001  # and the default class
-    assert any(f"{HTB_MAJOR:x}:3e8 " in line and "rate 8800Kbit" in line for line in classes)  # slot 1000: 1.1 MB/s
+    assert any(f"{HTB_MAJOR:x}:3e8 " in line and _tc_rate(1_100_000) in line for line in classes)  # slot 1000
     shaper.reconcile({})
     assert tc_dump(pair.host_ns) == before
