@@ -17,7 +17,12 @@ from tests.support.netns import app_scope, start_stream
 pytestmark = pytest.mark.parametrize("stack", ["ebpf"], indirect=True)
 
 TAKES_HOLD_S = 3.0  # the helper judges the last 2 s: all of it after the limit
-WINDOW_S = 2.0
+# The policer lets TCP through in bursts of up to 0.3 s at full speed, then a
+# pause (docs/backends.md): a receiver window must hold several of them, and the
+# helper's own 2 s window can be off by one burst (+-15% at 1 MiB/s).
+WINDOW_S = 4.0
+HELPER_TOLERANCE = 0.20
+DOWNLOAD_SETTLES_S = 6.0
 L3_PER_PAYLOAD = 1500 / 1448
 
 
@@ -39,12 +44,14 @@ def test_policer_holds_a_running_stream_without_qdiscs(stack: Stack, direction: 
         try:
             time.sleep(0.5)
             app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{limited.app_pid}", direction, MiB))
-            time.sleep(TAKES_HOLD_S)
+            # A download limit lands as drops at the socket: the remote sender
+            # spends a few seconds in loss recovery before it settles at the rate.
+            time.sleep(TAKES_HOLD_S if direction is Direction.UP else DOWNLOAD_SETTLES_S)
             if direction is Direction.UP:
                 read = limited.receiver.rate_bps(WINDOW_S) * L3_PER_PAYLOAD
                 assert _within(read, MiB), f"the peer received {read / MiB:.3f} MiB/s at L3"
             measured = _app(stack, app_id).rate_bps(direction)  # at the socket, over the last 2 s
-            assert _within(measured, MiB), f"the helper measured {measured / MiB:.3f} MiB/s"
+            assert _within(measured, MiB, HELPER_TOLERANCE), f"the helper measured {measured / MiB:.3f} MiB/s"
             assert bystander.receiver.rate_bps(1.0) > 20 * MiB
             assert stack.tc_state() == before  # policing: no qdisc, no IFB
             backends = {b.name: b for b in call_helper(stack.bus_address, lambda c: c.list_backends())}

@@ -165,7 +165,7 @@ def test_after_sigkill_traffic_flows_and_a_restart_adopts_without_duplicates(
                 app_id = call_helper(killed._bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS))
                 call_helper(killed._bus_address, lambda c: c.set_limit(app_id, Direction.DOWN, LIMIT_BPS))
                 time.sleep(TAKES_HOLD_S)
-                assert _limited(stream.receiver)
+                assert _eventually(lambda: _limited(stream.receiver), RTO_STALL_S)
                 tc_limited, old_programs = _idle_tc(pair), _programs_of(killed)
                 old_attached = {i: t for i, t in _attached_programs().items() if i in old_programs}
                 assert "ctifb" in tc_limited and sorted(old_attached.values()) == [
