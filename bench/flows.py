@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.netns import NetnsPair, nsenter_argv
+from tests.support.netns import NetnsPair, nsenter_argv, wait_for_line
 
 ENDPOINT = Path(__file__).with_name("endpoint.py")
 ETH_HEADER_BYTES = 14
@@ -130,18 +130,6 @@ class Flow:
                 process.stdout.close()
 
 
-def _wait_for_key(process: subprocess.Popen[str], key: str, timeout_s: float = 10.0) -> None:
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"endpoint exited before reporting {key!r}")
-        if key in json.loads(line):
-            return
-    raise TimeoutError(f"no {key!r} from the endpoint")
-
-
 def start_flow(
     pair: NetnsPair, port: int, direction: str, *, udp: bool = False, family: int = 4,
     app_cgroup: Path | None = None, gated: bool = False, seconds: float = 60.0,
@@ -156,7 +144,7 @@ def start_flow(
         nsenter_argv(pair.peer_ns, [python, str(ENDPOINT), "serve", "--role", peer_role, *common]),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
-    _wait_for_key(peer, "listening")
+    wait_for_line(peer, "listening")
     host = pair.peer_addr6 if family == 6 else pair.peer_addr
     argv = nsenter_argv(pair.host_ns, [python, str(ENDPOINT), "connect", "--host", host, "--role", app_role, *common])
     prologue = f'echo $$ > "{app_cgroup}/cgroup.procs" && ' if app_cgroup else ""
@@ -187,7 +175,7 @@ def begin(flow: Flow) -> None:
 
 def _start_reading(flow: Flow) -> None:
     if not flow.udp:
-        _wait_for_key(flow.app, "connected")
+        wait_for_line(flow.app, "connected")
     app_reports, peer_reports = Reports(flow.app), Reports(flow.peer)
     flow.sink, flow.source = (peer_reports, app_reports) if flow.direction == "up" else (app_reports, peer_reports)
     deadline = time.monotonic() + 5

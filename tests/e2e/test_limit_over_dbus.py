@@ -5,13 +5,13 @@ away when cleared."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import pytest
 
 from chadthrottle.contract import Direction
 from tests.e2e.conftest import MiB, Stack
 from tests.support.helper_calls import call_helper
+from tests.support.waiting import eventually
 from tests.support.netns import app_scope, start_stream
 
 LIMIT_BPS = MiB
@@ -24,15 +24,6 @@ WINDOW_S = 2.0
 READ_SETTLE_S = {Direction.DOWN: 1.0}
 # Receivers count payload; the limit counts IP packets (~4% headers at MTU 1500).
 PAYLOAD_SHARE = 1448 / 1500
-
-
-def _eventually(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _within(rate_bps: float, tolerance: float = 0.10) -> bool:
@@ -91,6 +82,6 @@ def test_last_limit_cleared_leaves_interfaces_as_found(stack: Stack) -> None:
             assert stack.tc_state() != before
             call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
             # classes drain for a second before they go; the engine ticks once a second
-            assert _eventually(lambda: stack.tc_state() == before, timeout_s=5.0)
+            assert eventually(lambda: stack.tc_state() == before, timeout_s=5.0)
         finally:
             stream.stop()

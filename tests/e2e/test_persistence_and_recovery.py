@@ -10,7 +10,7 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from chadthrottle.helper.engine.rule_store import RULES_FILE
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from tests.support.helper_calls import call_helper
+from tests.support.waiting import eventually
 from chadthrottle.helper.kernel.datapath import our_programs
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 from tests.support.netns import NetnsPair, Receiver, app_scope, netns_pair, start_stream, tc_dump
@@ -60,15 +61,6 @@ def _helper(private_bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path) -> 
 def _limited(receiver: Receiver, seconds: float = 2.0, tolerance: float = 0.12) -> bool:
     rate = receiver.rate_bps(seconds) / PAYLOAD_SHARE
     return (1 - tolerance) * LIMIT_BPS <= rate <= (1 + tolerance) * LIMIT_BPS
-
-
-def _eventually(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _longest_stall_s(receiver: Receiver, since: float) -> float:
@@ -125,9 +117,9 @@ def test_a_limit_comes_back_after_a_restart_and_waits_for_its_application(
                 time.sleep(TAKES_HOLD_S)
                 assert _limited(stream.receiver)
                 assert first.stop() == 0  # SIGTERM: a clean stop removes every kernel object
-            assert _eventually(lambda: _idle_tc(pair) == untouched, 5.0)
+            assert eventually(lambda: _idle_tc(pair) == untouched, 5.0)
             # unlimited while the helper is away
-            assert _eventually(lambda: stream.receiver.rate_bps(0.5) > 20 * LIMIT_BPS, RTO_STALL_S)
+            assert eventually(lambda: stream.receiver.rate_bps(0.5) > 20 * LIMIT_BPS, RTO_STALL_S)
 
             stored = json.loads((state_dir / RULES_FILE).read_text())
             assert stored["applications"][app_id]["up"]["rate_bps"] == LIMIT_BPS
@@ -137,7 +129,7 @@ def test_a_limit_comes_back_after_a_restart_and_waits_for_its_application(
 
             with _helper(private_bus, pair, state_dir) as second:
                 time.sleep(TAKES_HOLD_S)
-                assert _eventually(lambda: _limited(stream.receiver), RTO_STALL_S), \
+                assert eventually(lambda: _limited(stream.receiver), RTO_STALL_S), \
                     "the stored limit is not back on the running stream"
                 apps = {a.id: a for a in call_helper(second._bus_address, lambda c: c.list_applications())}
                 assert apps["exe:/opt/gone/app"].down_limit_bps == 5000 and apps["exe:/opt/gone/app"].pids == ()
@@ -150,7 +142,7 @@ def test_a_limit_comes_back_after_a_restart_and_waits_for_its_application(
                 assert _limited(stream.receiver), "the rule did not apply to the restarted application"
         finally:
             stream.stop()
-    assert _eventually(lambda: _idle_tc(pair) == untouched, 5.0)
+    assert eventually(lambda: _idle_tc(pair) == untouched, 5.0)
 
 
 def test_after_sigkill_traffic_flows_and_a_restart_adopts_without_duplicates(
@@ -165,7 +157,7 @@ def test_after_sigkill_traffic_flows_and_a_restart_adopts_without_duplicates(
                 app_id = call_helper(killed._bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS))
                 call_helper(killed._bus_address, lambda c: c.set_limit(app_id, Direction.DOWN, LIMIT_BPS))
                 time.sleep(TAKES_HOLD_S)
-                assert _eventually(lambda: _limited(stream.receiver), RTO_STALL_S)
+                assert eventually(lambda: _limited(stream.receiver), RTO_STALL_S)
                 tc_limited, old_programs = _idle_tc(pair), _programs_of(killed)
                 old_attached = {i: t for i, t in _attached_programs().items() if i in old_programs}
                 assert "ctifb" in tc_limited and sorted(old_attached.values()) == [
@@ -185,7 +177,7 @@ def test_after_sigkill_traffic_flows_and_a_restart_adopts_without_duplicates(
                 restarting_at = time.monotonic()
                 with _helper(private_bus, pair, state_dir) as restarted:
                     time.sleep(TAKES_HOLD_S)
-                    assert _eventually(lambda: _limited(stream.receiver), RTO_STALL_S), "the limit is not back"
+                    assert eventually(lambda: _limited(stream.receiver), RTO_STALL_S), "the limit is not back"
                     assert _idle_tc(pair) == tc_limited, "the restart duplicated or lost tc objects"
                     attached = _attached_programs()
                     assert not set(old_attached) & set(attached), "the killed helper's programs are still attached"
@@ -200,7 +192,7 @@ def test_after_sigkill_traffic_flows_and_a_restart_adopts_without_duplicates(
                     call_helper(restarted._bus_address, lambda c: c.clear_limit(app_id))
         finally:
             stream.stop()
-    assert _eventually(lambda: _idle_tc(pair) == untouched, 5.0)
+    assert eventually(lambda: _idle_tc(pair) == untouched, 5.0)
 
 
 def test_a_corrupt_state_file_is_kept_aside_and_the_helper_serves(

@@ -177,16 +177,17 @@ def spawn(argv: list[str], cgroup: Path | None) -> subprocess.Popen[str]:
     return process
 
 
-def _wait_for_line(process: subprocess.Popen[str], key: str, timeout_s: float = 10.0) -> None:
+def wait_for_line(process: subprocess.Popen[str], key: str, timeout_s: float = 10.0) -> None:
+    """Read a process's JSON lines until one has key ("listening", "connected")."""
     assert process.stdout is not None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line:
-            raise RuntimeError(f"traffic process exited before reporting {key!r}")
+            raise RuntimeError(f"process {process.args!r} exited before reporting {key!r}")
         if key in json.loads(line):
             return
-    raise TimeoutError(f"no {key!r} from the traffic process")
+    raise TimeoutError(f"no {key!r} from {process.args!r}")
 
 
 def start_stream(
@@ -208,21 +209,21 @@ def start_stream(
     if app_serves:
         host = pair.host_addr6 if family == 6 else pair.host_addr
         app = spawn(nsenter_argv(pair.host_ns, [*script, "serve", "--role", app_role, *common]), app_cgroup)
-        _wait_for_line(app, "listening")
+        wait_for_line(app, "listening")
         argv = nsenter_argv(pair.peer_ns, [*script, "connect", "--host", host, "--role", peer_role, *common])
         if peer_after_s:
             argv = ["sh", "-c", f'sleep {peer_after_s}; exec "$@"', "sh", *argv]
         peer = spawn(argv, None)
     else:
         peer = spawn(nsenter_argv(pair.peer_ns, [*script, "serve", "--role", peer_role, *common]), None)
-        _wait_for_line(peer, "listening")
+        wait_for_line(peer, "listening")
         host = pair.peer_addr6 if family == 6 else pair.peer_addr
         argv = nsenter_argv(pair.host_ns, [*script, "connect", "--host", host, "--role", app_role, *common])
         if child_after_s:
             argv = ["sh", "-c", f'sleep {child_after_s}; "$@" & wait', "sh", *argv]
         app = spawn(argv, app_cgroup)
         if not udp and not child_after_s:
-            _wait_for_line(app, "connected")
+            wait_for_line(app, "connected")
     app_receives = direction == "down"
     receiver = Receiver(app if app_receives else peer)
     return Stream(app=app, server=peer, receiver=receiver)
