@@ -17,7 +17,15 @@ from dataclasses import asdict
 from typing import Any, NoReturn
 
 from chadthrottle.client import HelperClient, HelperClientError
-from chadthrottle.contract import MAX_BURST_BYTES, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, ErrorName
+from chadthrottle.contract import (
+    MAX_BURST_BYTES,
+    ApplicationInfo,
+    BackendInfo,
+    ConnectionInfo,
+    Direction,
+    ErrorName,
+    InterfaceInfo,
+)
 from chadthrottle.units import RATE_HELP, UnitError, format_limit, format_rate, parse_rate
 
 EXIT_OK = 0
@@ -87,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     connections = commands.add_parser("connections", help="the open connections of an application")
     connections.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
     connections.add_argument("--json", action="store_true", help="machine-readable output")
+    interfaces = commands.add_parser("interfaces", help="traffic per network interface, and the machine's total")
+    interfaces.add_argument("--json", action="store_true", help="machine-readable output")
     backends = commands.add_parser("backends", help="enforcement backends and why one is unavailable")
     backends.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -127,7 +137,20 @@ def format_connections(connections: list[ConnectionInfo]) -> str:
     return _table(rows)
 
 
-Record = ApplicationInfo | BackendInfo | ConnectionInfo
+def format_interfaces(interfaces: list[InterfaceInfo]) -> str:
+    rows = [["INTERFACE", "DOWN", "UP", "RECEIVED", "SENT"]]
+    for interface in interfaces:
+        name = interface.name or f"#{interface.ifindex}"
+        rows.append([name, format_rate(interface.down_bps), format_rate(interface.up_bps),
+                     f"{interface.rx_bytes} B", f"{interface.tx_bytes} B"])
+    network = [i for i in interfaces if not i.loopback]
+    rows.append(["total (no loopback)", format_rate(sum(i.down_bps for i in network)),
+                 format_rate(sum(i.up_bps for i in network)), f"{sum(i.rx_bytes for i in network)} B",
+                 f"{sum(i.tx_bytes for i in network)} B"])
+    return _table(rows)
+
+
+Record = ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo
 
 
 def _to_json(records: Sequence[Record]) -> str:
@@ -146,6 +169,9 @@ async def _run(arguments: argparse.Namespace) -> None:
         elif arguments.command == "connections":
             connections = await client.list_connections(arguments.app)
             print(_to_json(connections) if arguments.json else format_connections(connections))
+        elif arguments.command == "interfaces":
+            interfaces = await client.list_interfaces()
+            print(_to_json(interfaces) if arguments.json else format_interfaces(interfaces))
         elif arguments.command == "backends":
             backends = await client.list_backends()
             print(_to_json(backends) if arguments.json else format_backends(backends))

@@ -24,10 +24,17 @@ from chadthrottle.contract import (
     ApplicationInfo,
     BackendInfo,
     ConnectionInfo,
+    InterfaceInfo,
     Direction,
     ErrorName,
 )
-from chadthrottle.dbus_codec import CodecError, decode_application, decode_backend, decode_connection
+from chadthrottle.dbus_codec import (
+    CodecError,
+    decode_application,
+    decode_backend,
+    decode_connection,
+    decode_interface,
+)
 
 # Standard D-Bus error names the client produces or passes on.
 NO_SERVER = "org.freedesktop.DBus.Error.NoServer"  # cannot connect to the bus at all
@@ -129,6 +136,13 @@ class HelperClient:
         entries = (await self._call("ListConnections", [app_id]))[0]
         try:
             return [decode_connection(entry) for entry in entries]
+        except CodecError as error:
+            raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
+
+    async def list_interfaces(self) -> list[InterfaceInfo]:
+        entries = (await self._call("ListInterfaces", []))[0]
+        try:
+            return [decode_interface(entry) for entry in entries]
         except CodecError as error:
             raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 

@@ -97,6 +97,8 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("ListBackends", "", "aa{sv}", Action.MONITOR),
         # ListConnections(app_id) -> the application's open sockets.
         MethodSpec("ListConnections", "s", "aa{sv}", Action.MONITOR),
+        # ListInterfaces() -> traffic per network interface, for machine totals.
+        MethodSpec("ListInterfaces", "", "aa{sv}", Action.MONITOR),
         # SetLimit(app_id, direction, rate_bps, burst_bytes) -> resolved app id.
         # burst_bytes 0 means "the default burst for this rate".
         MethodSpec("SetLimit", "sstt", "s", LimitAuthorization.BY_OWNER),
@@ -142,6 +144,31 @@ CONNECTION_FIELDS: dict[str, str] = {
     "state": "s",  # ESTABLISHED, LISTEN, ... (UNCONN for an unconnected UDP socket)
     "pid": "u",
 }
+
+
+# Keys and D-Bus types of one entry of ListInterfaces.
+INTERFACE_FIELDS: dict[str, str] = {
+    "name": "s",  # "" when the index is not one of the helper's namespace
+    "ifindex": "u",
+    "loopback": "b",
+    "rx_bytes": "t",  # totals since the helper started, every socket's traffic
+    "tx_bytes": "t",
+    "down_bps": "d",
+    "up_bps": "d",
+}
+
+
+@dataclass(frozen=True)
+class InterfaceInfo:
+    """Traffic through one network interface, as ListInterfaces reports it."""
+
+    name: str
+    ifindex: int
+    loopback: bool
+    rx_bytes: int
+    tx_bytes: int
+    down_bps: float
+    up_bps: float
 
 
 @dataclass(frozen=True)

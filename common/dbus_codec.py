@@ -19,12 +19,14 @@ from chadthrottle.contract import (
     APPLICATION_FIELDS,
     BACKEND_FIELDS,
     CONNECTION_FIELDS,
+    INTERFACE_FIELDS,
     ApplicationInfo,
     BackendInfo,
     ConnectionInfo,
+    InterfaceInfo,
 )
 
-Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo)
+Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo, InterfaceInfo)
 
 _UINT_BITS = {"y": 8, "q": 16, "u": 32, "t": 64}
 _INT_BITS = {"n": 16, "i": 32, "x": 64}
@@ -66,7 +68,7 @@ def _from_wire(signature: str, value: Any) -> Any:
     return value
 
 
-def encode_record(record: ApplicationInfo | BackendInfo | ConnectionInfo, fields: Mapping[str, str]) -> dict[str, Variant]:
+def encode_record(record: ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo, fields: Mapping[str, str]) -> dict[str, Variant]:
     """One record as ``a{sv}``; raises CodecError if a value does not fit its type
     (better a clear error in the helper than a malformed message on the bus)."""
     encoded: dict[str, Variant] = {}
@@ -126,3 +128,11 @@ def encode_connection(connection: ConnectionInfo) -> dict[str, Variant]:
 
 def decode_connection(data: Mapping[str, Any]) -> ConnectionInfo:
     return decode_record(ConnectionInfo, data, CONNECTION_FIELDS)
+
+
+def encode_interface(interface: InterfaceInfo) -> dict[str, Variant]:
+    return encode_record(interface, INTERFACE_FIELDS)
+
+
+def decode_interface(data: Mapping[str, Any]) -> InterfaceInfo:
+    return decode_record(InterfaceInfo, data, INTERFACE_FIELDS)

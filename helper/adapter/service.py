@@ -37,7 +37,7 @@ from chadthrottle.contract import (
     LimitAuthorization,
     MethodSpec,
 )
-from chadthrottle.dbus_codec import encode_application, encode_backend, encode_connection
+from chadthrottle.dbus_codec import encode_application, encode_backend, encode_connection, encode_interface
 from chadthrottle.helper.adapter import validation
 from chadthrottle.helper.adapter.engine_thread import EngineThread
 from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
@@ -97,6 +97,7 @@ _VALIDATORS: dict[str, Callable[[list[Any]], tuple[Any, ...]]] = {
     "ListApplications": lambda body: (),
     "ListBackends": lambda body: (),
     "ListConnections": lambda body: (validation.validate_app_id(body[0]),),
+    "ListInterfaces": lambda body: (),
     "SetLimit": lambda body: (
         validation.validate_app_id(body[0]),
         validation.validate_direction(body[1]),
@@ -307,6 +308,9 @@ class HelperService:
         if name == "ListBackends":
             backends = await self._engine_thread.run(self._engine.list_backends)
             return out, [[encode_backend(backend) for backend in backends]]
+        if name == "ListInterfaces":
+            interfaces = await self._engine_thread.run(self._engine.list_interfaces)
+            return out, [[encode_interface(interface) for interface in interfaces]]
         if name == "ListConnections":
             resolved = await self._engine_thread.run(self._engine.resolve_application, call.args[0])
             own = resolved.owner_uids == frozenset({await self._caller_uid(call.sender)})

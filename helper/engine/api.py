@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction
+from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class EngineApi(Protocol):
 
     def list_connections(self, app_id: str) -> list[ConnectionInfo]:
         """The open sockets of a resolved application's processes."""
+
+    def list_interfaces(self) -> list[InterfaceInfo]:
+        """Traffic per interface index, from every socket's counters."""
 
     def list_backends(self) -> list[BackendInfo]:
         """Every enforcement backend, available or not, with the reason."""

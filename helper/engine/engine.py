@@ -11,17 +11,25 @@ were, and the caller gets the reason.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from chadthrottle.contract import PID_APP_PREFIX, ApplicationInfo, BackendInfo, ConnectionInfo, Direction
+from chadthrottle.contract import (
+    PID_APP_PREFIX,
+    ApplicationInfo,
+    BackendInfo,
+    ConnectionInfo,
+    Direction,
+    InterfaceInfo,
+)
 from chadthrottle.helper.engine.api import ResolvedApplication
 from chadthrottle.helper.engine.limits import Limit, LimitTable, SlotAllocator
 from chadthrottle.helper.engine.listing import build_listing
-from chadthrottle.helper.engine.rates import CounterSample, RateMeter
+from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, CounterSample, RateMeter
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
 from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.connections import connections_of
@@ -88,6 +96,18 @@ class Engine:
             app = self._index.application(app_id)
             pids = list(app.processes) if app else []
         return [ConnectionInfo(c.protocol, c.local, c.remote, c.state, c.pid) for c in connections_of(pids)]
+
+    def list_interfaces(self) -> list[InterfaceInfo]:
+        names = {index: name for index, name in socket.if_nameindex()}  # the helper's namespace
+        with self._lock:
+            return [
+                InterfaceInfo(
+                    name=names.get(ifindex, ""), ifindex=ifindex, loopback=ifindex == LOOPBACK_IFINDEX,
+                    rx_bytes=traffic.rx_bytes, tx_bytes=traffic.tx_bytes,
+                    down_bps=traffic.down_bps, up_bps=traffic.up_bps,
+                )
+                for ifindex, traffic in sorted(self._meter.interfaces.items())
+            ]
 
     def list_backends(self) -> list[BackendInfo]:
         with self._lock:

@@ -56,11 +56,15 @@ class RateMeter:
         self._history: deque[tuple[float, dict[str, AppTraffic]]] = deque(maxlen=window_ticks)
         self.apps: dict[str, AppTraffic] = {}
         self._shaped_history: deque[tuple[float, dict[str, int]]] = deque(maxlen=window_ticks)
+        self._interface_history: deque[tuple[float, dict[int, AppTraffic]]] = deque(maxlen=window_ticks)
+        self.interfaces: dict[int, AppTraffic] = {}  # ifindex -> every socket's traffic
 
     def remember(self, tgid: int, app_id: str) -> None:
         self._app_of_tgid[tgid] = app_id
 
     def update(self, samples: Iterable[CounterSample], now: float) -> None:
+        samples = list(samples)
+        self._update_interfaces(samples, now)
         totals: dict[str, AppTraffic] = defaultdict(AppTraffic)
         for sample in samples:
             app_id = self._app_of_tgid.get(sample.owner_tgid)
@@ -91,6 +95,23 @@ class RateMeter:
         self._history.append((now, dict(totals)))
         self.apps = dict(totals)
 
+
+    def _update_interfaces(self, samples: list[CounterSample], now: float) -> None:
+        """Per interface, every socket's bytes, attributed or not: machine totals."""
+        totals: dict[int, AppTraffic] = defaultdict(AppTraffic)
+        for sample in samples:
+            traffic = totals[sample.ifindex]
+            traffic.rx_bytes += sample.rx_bytes
+            traffic.tx_bytes += sample.tx_bytes
+        if self._interface_history:
+            then, before = self._interface_history[0]
+            for ifindex, traffic in totals.items():
+                old = before.get(ifindex)
+                if old is not None and now > then:
+                    traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / (now - then)
+                    traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / (now - then)
+        self._interface_history.append((now, dict(totals)))
+        self.interfaces = dict(totals)
 
     def use_shaped_uploads(self, sent_bytes: dict[str, int], now: float) -> None:
         """Upload rates of shaped applications from what left their shaper.

@@ -136,3 +136,11 @@ def test_connections_table_lists_each_socket() -> None:
     header, row = text.splitlines()
     assert header.split() == ["PROTO", "LOCAL", "REMOTE", "STATE", "PID"]
     assert row.split() == ["tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", "42"]
+
+
+def test_interfaces_table_ends_with_the_machine_total_without_loopback() -> None:
+    from chadthrottle.cli.ctl import format_interfaces
+    from chadthrottle.contract import InterfaceInfo
+
+    text = format_interfaces([InterfaceInfo("lo", 1, True, 5, 5, 1e6, 1e6), InterfaceInfo("eth0", 2, False, 7, 3, 2e6, 1e3)])
+    assert text.splitlines()[-1].split() == ["total", "(no", "loopback)", "2.00", "MB/s", "1.00", "KB/s", "7", "B", "3", "B"]

@@ -8,7 +8,7 @@ import time
 
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
-from tests.support.netns import TRAFFIC_SCRIPT, app_scope, nsenter_argv, spawn
+from tests.support.netns import TRAFFIC_SCRIPT, app_scope, nsenter_argv, spawn, wait_for_line
 
 CONNECTIONS = 40
 PAYLOAD_PER_CONNECTION = 256 * 1024
@@ -37,6 +37,8 @@ def test_short_lived_processes_are_attributed_to_their_application(stack: Stack)
         assert payload <= app.tx_bytes <= payload * 1.06, f"{app.tx_bytes} B counted for {payload} B of payload"
         assert not app.running and app.pids == ()  # every process exited; still listed with its totals
         assert app.name == "TestBurst"  # and with the name it had
+        interfaces = {i.name: i for i in call_helper(stack.bus_address, lambda c: c.list_interfaces())}
+        assert interfaces[stack.pair.host_if].tx_bytes >= app.tx_bytes and not interfaces[stack.pair.host_if].loopback
     finally:
         if server.poll() is None:
             server.kill()
@@ -50,6 +52,7 @@ def test_loopback_is_counted_apart(stack: Stack) -> None:
     with app_scope(stack.cgroup_root, "org.chadthrottle.TestLoop") as scope:
         listener = spawn(nsenter_argv(stack.pair.host_ns, [
             sys.executable, str(TRAFFIC_SCRIPT), "serve", "--role", "sink", "--port", "5710", "--seconds", "8"]), scope)
+        wait_for_line(listener, "listening")
         sender = spawn(nsenter_argv(stack.pair.host_ns, [
             sys.executable, str(TRAFFIC_SCRIPT), "connect", "--host", "127.0.0.1", "--port", "5710",
             "--role", "source", "--rate", "4000000", "--seconds", "6"]), scope)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chadthrottle.contract import BUS_NAME, ApplicationInfo, BackendInfo, ConnectionInfo, Direction
+from chadthrottle.contract import BUS_NAME, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo
 from chadthrottle.helper.busname import wait_for_bus_name
 from chadthrottle.helper.engine.api import ResolvedApplication
 from chadthrottle.helper.errors import NoSuchApplication
@@ -56,6 +56,10 @@ class FakeEngineForAdapterTests:
     def list_connections(self, app_id: str) -> list[ConnectionInfo]:
         self.calls.append(("list_connections", app_id))
         return [ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", CURL_PID)]
+
+    def list_interfaces(self) -> list[InterfaceInfo]:
+        self.calls.append(("list_interfaces",))
+        return [InterfaceInfo("eth0", 2, False, 1000, 2000, 10.0, 20.0)]
 
     def list_backends(self) -> list[BackendInfo]:
         self.calls.append(("list_backends",))

@@ -275,3 +275,8 @@ def test_connections_of_unknown_or_malformed_ids_are_named_errors(adapter_helper
     with pytest.raises(HelperClientError) as malformed:
         client_call(adapter_helper.address, "list_connections", "exe:/bin/x\n")
     assert malformed.value.error is ErrorName.INVALID_ARGUMENT
+
+
+def test_interfaces_are_listed(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+    (interface,) = client_call(adapter_helper.address, "list_interfaces")
+    assert (interface.name, interface.ifindex, interface.rx_bytes) == ("eth0", 2, 1000)

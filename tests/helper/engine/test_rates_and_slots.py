@@ -74,6 +74,15 @@ def test_shaped_uploads_are_measured_at_the_shaper_output() -> None:
     assert meter.apps["app:a"].tx_bytes == 4_000_000  # totals stay what the socket sent
 
 
+def test_interfaces_count_every_socket_attributed_or_not() -> None:
+    meter = RateMeter(window_ticks=1)
+    meter.remember(10, "app:a")
+    meter.update([Sample(10, 0, 0), Sample(0, 0, 0)], now=0.0)
+    meter.update([Sample(10, 100, 0), Sample(0, 900, 50)], now=1.0)  # owner 0: opened before us
+    assert (meter.interfaces[2].rx_bytes, meter.interfaces[2].down_bps) == (1000, 1000.0)
+    assert meter.apps["app:a"].rx_bytes == 100
+
+
 def test_slots_rotate_and_are_never_shared() -> None:
     slots = SlotAllocator(max_slots=3)
     a, b = slots.acquire("a"), slots.acquire("b")
