@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from chadthrottle.contract import Direction
+from chadthrottle.gui import autostart
 from chadthrottle.gui.ipc.client_protocol import ClientFactory
 from chadthrottle.gui.ipc.connection import HelperConnection, LimitRequest
 from chadthrottle.gui.ipc.state import HelperStatus
@@ -45,9 +47,11 @@ class AppController(QObject):
         settings_store: QSettings,
         use_tray: bool = True,
         parent: QObject | None = None,
+        autostart_path: Path | None = None,
     ) -> None:
         super().__init__(parent)
         self._store = settings_store
+        self._autostart_path = autostart_path or autostart.default_path()
         self.settings = load_settings(settings_store)
         self.model = ApplicationsModel(IconProvider(), self)
         self.proxy = ApplicationsProxy(self)
@@ -56,9 +60,7 @@ class AppController(QObject):
         self.connection = HelperConnection(client_factory, self.settings.refresh_interval_s, self)
         self.window = MainWindow(self.model, self.proxy, self.settings)
         self.tray: TrayController | None = None
-        if use_tray and TrayController.is_available():
-            self.tray = TrayController(self.model, self.window, self)
-        self.window.keep_running_in_tray = self.tray is not None
+        self.window.keep_running_in_tray = False
         self._told_closed_to_tray = False
         self._stopped = False
 
@@ -74,11 +76,24 @@ class AppController(QObject):
         self.window.header.startHiddenToggled.connect(
             lambda hidden: self._save(dataclasses.replace(self.settings, start_hidden=hidden))
         )
-        if self.tray is not None:
-            self.tray.limitRequested.connect(self.request_limit)
-            self.tray.openRequested.connect(self.show_window)
-            self.tray.quitRequested.connect(self.quitRequested)
+        self.window.header.show_start_at_login(autostart.is_enabled(self._autostart_path))
+        self.window.header.startAtLoginToggled.connect(self._set_start_at_login)
+        if use_tray and TrayController.is_available():
+            self.attach_tray(TrayController(self.model, self.window, self))
         self._on_status(self.connection.status)
+
+    def attach_tray(self, tray: TrayController) -> None:
+        """Wire a tray icon in like the window: its limits take the same path.
+
+        Public so that a test on a platform without a tray (offscreen) can
+        still drive the real tray menu against the real helper.
+        """
+        self.tray = tray
+        self.window.keep_running_in_tray = True
+        tray.limitRequested.connect(self.request_limit)
+        tray.openRequested.connect(self.show_window)
+        tray.quitRequested.connect(self.quitRequested)
+        tray.set_status(self.connection.status)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -165,6 +180,14 @@ class AppController(QObject):
         self.connection.set_refresh_interval(interval_s)
         self.window.detail.refresh_interval_s = interval_s
         self._save(dataclasses.replace(self.settings, refresh_interval_s=interval_s))
+
+    def _set_start_at_login(self, enabled: bool) -> None:
+        try:
+            autostart.set_enabled(self._autostart_path, enabled)
+        except OSError as error:
+            log.warning("could not change %s: %s", self._autostart_path, error)
+            self.window.show_message(f"Could not change start at login: {error.strerror or error}")
+        self.window.header.show_start_at_login(autostart.is_enabled(self._autostart_path))
 
     def _save(self, settings: Settings) -> None:
         self.settings = settings

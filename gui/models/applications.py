@@ -2,8 +2,9 @@
 
 Each poll is merged by application id: existing rows keep their position and
 identity (selection, open editors and persistent indexes survive), vanished
-applications are removed, new ones appended. Sorting and filtering belong to
-the proxy in ``sort_proxy``; the per-app rate history lives with the row.
+applications are removed, new ones appended, then the rows are put in the
+chosen order (``sort``). Filtering belongs to the proxy in ``sort_proxy``; the
+per-app rate history lives with the row (``rows``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
@@ -21,35 +21,31 @@ from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.history import RateHistory
 from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.row_order import RowOrder, ordered, runs
+from chadthrottle.gui.models.rows import AppRow, ProcessRow, filter_text, identity_or_limits, sort_key
 from chadthrottle.units import UnitSystem, format_limit, format_rate
 
 log = logging.getLogger(__name__)
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 _ROOT_ID = 0  # internalId of top-level rows; children carry their app's serial
+# Looked up for every painted cell: plain ints and precomputed flags, because
+# building enum members per call was a visible share of the GUI's idle CPU.
+_COLUMN_COUNT = len(Column)
+_APP_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+_LIMIT_FLAGS = _APP_FLAGS | Qt.ItemFlag.ItemIsEditable
+_PROCESS_FLAGS = _APP_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
+_ANSWERED_ROLES = frozenset(
+    int(role) for role in (
+        Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.TextAlignmentRole,
+        Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole, *Role,
+    )
+)  # fmt: skip
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _LIMIT_TOOLTIP = (
     "{direction} limit, bytes per second on the wire at L3 (IP header included). "
     "Drag the slider or type a value such as 500K, 2 MB/s or unlimited."
 )
-
-
-@dataclass
-class _Process:
-    pid: int
-    name: str
-
-
-@dataclass
-class _AppRow:
-    serial: int
-    info: ApplicationInfo
-    processes: list[_Process]
-    history: RateHistory = field(default_factory=RateHistory)
-    pending: dict[Direction, int] = field(default_factory=dict)  # 0 = clearing
-
-    def limit_bps(self, direction: Direction) -> int:
-        return self.pending.get(direction, self.info.limit_bps(direction))
 
 
 class ApplicationsModel(QAbstractItemModel):
@@ -60,17 +56,18 @@ class ApplicationsModel(QAbstractItemModel):
     def __init__(self, icons: IconProvider, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._icons = icons
-        self._rows: list[_AppRow] = []
+        self._rows: list[AppRow] = []
         self._row_of_id: dict[str, int] = {}
         self._row_of_serial: dict[int, int] = {}
         self._next_serial = 1
         self._units = UnitSystem.BYTES_DECIMAL
         self._stale = False
+        self._order = RowOrder()
 
     # --- Qt model interface -------------------------------------------------------------
 
     def index(self, row: int, column: int, parent: AnyIndex = QModelIndex()) -> QModelIndex:
-        if column < 0 or column >= len(Column) or row < 0:
+        if column < 0 or column >= _COLUMN_COUNT or row < 0:
             return QModelIndex()
         if not parent.isValid():
             if row >= len(self._rows):
@@ -99,7 +96,7 @@ class ApplicationsModel(QAbstractItemModel):
         return 0
 
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
-        return len(Column)
+        return _COLUMN_COUNT
 
     def hasChildren(self, parent: AnyIndex = QModelIndex()) -> bool:
         return self.rowCount(parent) > 0
@@ -107,17 +104,14 @@ class ApplicationsModel(QAbstractItemModel):
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if index.internalId() == _ROOT_ID and index.column() in LIMIT_COLUMNS:
-            flags |= Qt.ItemFlag.ItemIsEditable
         if index.internalId() != _ROOT_ID:
-            flags |= Qt.ItemFlag.ItemNeverHasChildren
-        return flags
+            return _PROCESS_FLAGS
+        return _LIMIT_FLAGS if index.column() in LIMIT_COLUMNS else _APP_FLAGS
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(Column):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < _COLUMN_COUNT:
             return None
         column = Column(section)
         if role == Qt.ItemDataRole.DisplayRole:
@@ -127,19 +121,19 @@ class ApplicationsModel(QAbstractItemModel):
         return None
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
+        if role not in _ANSWERED_ROLES or not index.isValid():
+            return None  # most roles a painted cell asks for (font, size hint, ...)
         if index.internalId() == _ROOT_ID:
-            return self._app_data(self._rows[index.row()], Column(index.column()), role)
+            return self._app_data(self._rows[index.row()], index.column(), role)
         row = self._row_of_serial.get(index.internalId())
         if row is None:
             return None
         app = self._rows[row]
-        return self._process_data(app, app.processes[index.row()], Column(index.column()), role)
+        return self._process_data(app, app.processes[index.row()], index.column(), role)
 
     # --- reading rows -------------------------------------------------------------------
 
-    def _app_data(self, app: _AppRow, column: Column, role: int) -> Any:
+    def _app_data(self, app: AppRow, column: int, role: int) -> Any:
         info = app.info
         if role == Qt.ItemDataRole.DisplayRole:
             if column == Column.NAME:
@@ -162,7 +156,7 @@ class ApplicationsModel(QAbstractItemModel):
         if role == Role.APP_ID:
             return info.id
         if role == Role.SORT:
-            return self._sort_key(app, column)
+            return sort_key(app, column)
         if role == Role.RATE_DOWN:
             return info.down_bps
         if role == Role.RATE_UP:
@@ -177,9 +171,11 @@ class ApplicationsModel(QAbstractItemModel):
             return app.history
         if role == Role.IS_PROCESS:
             return False
+        if role == Role.FILTER_TEXT:
+            return filter_text(app)
         return None
 
-    def _process_data(self, app: _AppRow, process: _Process, column: Column, role: int) -> Any:
+    def _process_data(self, app: AppRow, process: ProcessRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and column == Column.NAME:
             return f"{process.name} (pid {process.pid})" if process.name else f"pid {process.pid}"
         if role == Role.APP_ID:
@@ -188,25 +184,14 @@ class ApplicationsModel(QAbstractItemModel):
             return process.pid if column != Column.NAME else (process.name.casefold(), process.pid)
         if role == Role.IS_PROCESS:
             return True
+        if role == Role.FILTER_TEXT:  # a process shows whenever its application does
+            return filter_text(app)
         if role == Qt.ItemDataRole.ForegroundRole:
             group = QPalette.ColorGroup.Disabled if self._stale else QPalette.ColorGroup.Active
             return QGuiApplication.palette().brush(group, QPalette.ColorRole.PlaceholderText)
         return None
 
-    def _sort_key(self, app: _AppRow, column: Column) -> Any:
-        info = app.info
-        if column == Column.NAME:
-            return info.name.casefold()
-        if column == Column.DOWN:
-            return info.down_bps
-        if column == Column.UP:
-            return info.up_bps
-        if column in LIMIT_COLUMNS:
-            limit = app.limit_bps(LIMIT_COLUMNS[column])
-            return float(limit) if limit else float("inf")
-        return info.down_bps + info.up_bps
-
-    def _app_tooltip(self, app: _AppRow, column: Column) -> str | None:
+    def _app_tooltip(self, app: AppRow, column: int) -> str | None:
         if column in LIMIT_COLUMNS:
             return _LIMIT_TOOLTIP.format(direction=LIMIT_COLUMNS[column].value.capitalize())
         if column == Column.NAME:
@@ -243,9 +228,8 @@ class ApplicationsModel(QAbstractItemModel):
         return (sum(a.info.down_bps for a in self._rows), sum(a.info.up_bps for a in self._rows))
 
     def active_limit_count(self) -> int:
-        return sum(
-            1 for app in self._rows for direction in Direction if app.limit_bps(direction) > 0
-        )
+        down, up = Direction.DOWN, Direction.UP
+        return sum((app.limit_bps(down) > 0) + (app.limit_bps(up) > 0) for app in self._rows)
 
     @property
     def units(self) -> UnitSystem:
@@ -286,6 +270,51 @@ class ApplicationsModel(QAbstractItemModel):
             app.info = dataclasses.replace(app.info, **{key: requested})
         self._emit_row_changed(row)
 
+    # --- order ----------------------------------------------------------------------------
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Keep the applications ordered by a column (the header's choice, via the proxy).
+
+        The model orders its own rows, once per poll with Python's sort, rather
+        than letting QSortFilterProxyModel call back into Python for each of the
+        ~1,500 comparisons a re-sort of 200 rows takes.
+        """
+        descending = order == Qt.SortOrder.DescendingOrder
+        self._order = dataclasses.replace(self._order, column=column, descending=descending)
+        self._reorder()
+
+    def set_order_frozen(self, frozen: bool) -> None:
+        """Hold the order (pointer over the table); releasing it catches up at once."""
+        self._order = dataclasses.replace(self._order, frozen=frozen)
+        self._reorder()
+
+    @property
+    def order(self) -> RowOrder:
+        return self._order
+
+    def _reorder(self) -> bool:
+        """Put the rows in order; True if that moved any."""
+        column = self._order.column
+        if self._order.frozen or column < 0:
+            return False
+        rows = ordered(self._rows, lambda app: sort_key(app, column),
+                       lambda app: app.info.name.casefold(), self._order.descending)  # fmt: skip
+        if all(new is old for new, old in zip(rows, self._rows, strict=True)):
+            return False
+        self.layoutAboutToBeChanged.emit()
+        before = self.persistentIndexList()
+        new_row = {app.serial: row for row, app in enumerate(rows)}
+        after = [  # children are addressed by their app's serial and stay valid
+            self.createIndex(new_row[self._rows[index.row()].serial], index.column(), _ROOT_ID)
+            if index.internalId() == _ROOT_ID else QModelIndex(index)
+            for index in before
+        ]  # fmt: skip
+        self._rows = rows
+        self._reindex()
+        self.changePersistentIndexList(before, after)
+        self.layoutChanged.emit()
+        return True
+
     # --- merging a poll -----------------------------------------------------------------
 
     def apply_snapshot(
@@ -296,14 +325,22 @@ class ApplicationsModel(QAbstractItemModel):
         incoming = {info.id: info for info in applications}
         gone = [row for row, app in enumerate(self._rows) if app.info.id not in incoming]
         self._remove_rows(gone)
+        changed_rows = []
         for row, app in enumerate(self._rows):
-            app.info = incoming.pop(app.info.id)
-            app.history.append(app.info.down_bps, app.info.up_bps)
+            info = incoming.pop(app.info.id)
+            if identity_or_limits(info) != identity_or_limits(app.info):
+                changed_rows.append(row)
+            app.info = info
+            app.history.append(info.down_bps, info.up_bps)
             self._merge_processes(row, app, names)
-        if self._rows:
-            self._emit_all_changed()
+        for row in changed_rows:  # names and limits: rare, and they touch the editors
+            self._emit_row_changed(row)
         if incoming:
             self._append_rows(incoming.values(), names)
+        if not self._reorder() and self._rows:
+            # Rates and activity change every poll. A new order repaints every row
+            # anyway; saying both would paint the table twice.
+            self.dataChanged.emit(self.index(0, Column.DOWN), self.index(len(self._rows) - 1, Column.ACTIVITY))
         self.snapshotApplied.emit()
 
     def clear(self) -> None:
@@ -312,7 +349,7 @@ class ApplicationsModel(QAbstractItemModel):
 
     def _remove_rows(self, rows: list[int]) -> None:
         # Contiguous runs from the bottom up, so earlier row numbers stay valid.
-        for first, last in reversed(list(_runs(rows))):
+        for first, last in reversed(list(runs(rows))):
             self.beginRemoveRows(QModelIndex(), first, last)
             del self._rows[first : last + 1]
             self._reindex()
@@ -321,7 +358,7 @@ class ApplicationsModel(QAbstractItemModel):
     def _append_rows(self, infos: Iterable[ApplicationInfo], names: dict[int, str]) -> None:
         new_rows = []
         for info in infos:
-            app = _AppRow(self._next_serial, info, [_Process(p, names.get(p, "")) for p in info.pids])
+            app = AppRow(self._next_serial, info, [ProcessRow(p, names.get(p, "")) for p in info.pids])
             app.history.append(info.down_bps, info.up_bps)
             self._next_serial += 1
             new_rows.append(app)
@@ -331,19 +368,19 @@ class ApplicationsModel(QAbstractItemModel):
         self._reindex()
         self.endInsertRows()
 
-    def _merge_processes(self, row: int, app: _AppRow, names: dict[int, str]) -> None:
+    def _merge_processes(self, row: int, app: AppRow, names: dict[int, str]) -> None:
         wanted = list(dict.fromkeys(app.info.pids))
         wanted_set = set(wanted)
         if [p.pid for p in app.processes] == wanted:
             return
         parent = self.index(row, 0)
         gone = [i for i, p in enumerate(app.processes) if p.pid not in wanted_set]
-        for first, last in reversed(list(_runs(gone))):
+        for first, last in reversed(list(runs(gone))):
             self.beginRemoveRows(parent, first, last)
             del app.processes[first : last + 1]
             self.endRemoveRows()
         known = {p.pid for p in app.processes}
-        added = [_Process(pid, names.get(pid, "")) for pid in wanted if pid not in known]
+        added = [ProcessRow(pid, names.get(pid, "")) for pid in wanted if pid not in known]
         if added:
             first = len(app.processes)
             self.beginInsertRows(parent, first, first + len(added) - 1)
@@ -355,23 +392,8 @@ class ApplicationsModel(QAbstractItemModel):
         self._row_of_serial = {app.serial: row for row, app in enumerate(self._rows)}
 
     def _emit_row_changed(self, row: int) -> None:
-        self.dataChanged.emit(self.index(row, 0), self.index(row, len(Column) - 1))
+        self.dataChanged.emit(self.index(row, 0), self.index(row, _COLUMN_COUNT - 1))
 
     def _emit_all_changed(self) -> None:
         if self._rows:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(Column) - 1))
-
-
-def _runs(rows: list[int]) -> Iterable[tuple[int, int]]:
-    """Sorted row numbers as (first, last) runs of consecutive rows."""
-    start = previous = None
-    for row in sorted(rows):
-        if start is None:
-            start = previous = row
-        elif row == previous + 1:  # type: ignore[operator]
-            previous = row
-        else:
-            yield (start, previous)  # type: ignore[misc]
-            start = previous = row
-    if start is not None:
-        yield (start, previous)  # type: ignore[misc]
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, _COLUMN_COUNT - 1))

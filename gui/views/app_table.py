@@ -2,15 +2,15 @@
 
 Real LimitControls exist only on the row under the pointer and the current
 row; every other row paints a likeness (``delegates.LimitDelegate``). While the
-pointer is over the table the sort order is frozen so rows do not jump.
+pointer moves over the table the sort order is frozen so rows do not jump.
 """
 
 from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPaintEvent, QPalette
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QPoint, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QCursor, QFont, QMouseEvent, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
 
 from chadthrottle.contract import Direction
@@ -20,6 +20,11 @@ from chadthrottle.gui.views.delegates import LimitDelegate, SparklineDelegate
 from chadthrottle.gui.widgets.limit_slider import LimitControl
 
 log = logging.getLogger(__name__)
+
+# Rows hold still while the pointer moves over the table, and for this long
+# after it stops: long enough to reach a row, short enough that a pointer left
+# resting on the window does not stop the list from following the traffic.
+POINTER_REST_MS = 3000
 
 
 def tabular_font(font: QFont) -> QFont:
@@ -46,6 +51,11 @@ class AppTable(QTreeView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setIconSize(QSize(20, 20))
+        self.setAccessibleName("Applications")
+        self.setAccessibleDescription(
+            "Applications using the network, busiest first. Up and Down choose one; "
+            "Tab moves on to its download and upload limits."
+        )
         self.empty_text = "Waiting for the helper…"
         self._soften_selection()
         self.sparkline_delegate = SparklineDelegate(self)
@@ -54,6 +64,9 @@ class AppTable(QTreeView):
         for column in LIMIT_COLUMNS:
             self.setItemDelegateForColumn(column, self.limit_delegate)
         header = self.header()
+        header.setAccessibleName("Sort by column")
+        self.verticalScrollBar().setAccessibleName("Scroll the applications")
+        self.horizontalScrollBar().setAccessibleName("Scroll the columns")
         header.setStretchLastSection(False)
         header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
         digits = self.fontMetrics().horizontalAdvance("888.8 Mbit/s") + 24
@@ -69,6 +82,11 @@ class AppTable(QTreeView):
         header.setMinimumSectionSize(60)
         self.sortByColumn(Column.ACTIVITY, Qt.SortOrder.DescendingOrder)
         self._hover_row: QPersistentModelIndex = QPersistentModelIndex()
+        self.pointer_rest_ms = POINTER_REST_MS
+        self._pointer_at = QPoint()
+        self._rest_timer = QTimer(self)
+        self._rest_timer.setSingleShot(True)
+        self._rest_timer.timeout.connect(self._on_pointer_rest)
         self._open: list[QPersistentModelIndex] = []
         self._pinned: list[QPersistentModelIndex] = []  # opened through limit_control()
         self.viewport().installEventFilter(self)
@@ -152,18 +170,39 @@ class AppTable(QTreeView):
         if watched is self.viewport():
             kind = event.type()
             if kind == QEvent.Type.Enter:
-                self._proxy.set_frozen(True)
+                self._hold_order()
             elif kind == QEvent.Type.Leave:
+                self._rest_timer.stop()
                 self._proxy.set_frozen(self._editing())
                 self._hover_row = QPersistentModelIndex()
                 self._sync_editors()
             elif kind == QEvent.Type.MouseMove and isinstance(event, QMouseEvent):
+                if not self._proxy.frozen:
+                    self._hold_order()
                 index = self.indexAt(event.position().toPoint())
                 row = index.siblingAtColumn(0) if index.isValid() else QModelIndex()
                 if QModelIndex(self._hover_row) != row:
                     self._hover_row = QPersistentModelIndex(row)
                     self._sync_editors()
         return super().eventFilter(watched, event)
+
+    def _hold_order(self) -> None:
+        """The pointer is reaching for a row: keep the rows where they are."""
+        self._proxy.set_frozen(True)
+        self._pointer_at = QCursor.pos()
+        self._rest_timer.start(self.pointer_rest_ms)
+
+    def _on_pointer_rest(self) -> None:
+        """Release the order once the pointer has stayed put for a while (it is
+        resting on the table, not reaching for a row) and nothing is being edited.
+        The position is polled, because moves over a row's open limit control go
+        to that control and never reach this view."""
+        position = QCursor.pos()
+        if position != self._pointer_at or self._editing() or QApplication.mouseButtons() != Qt.MouseButton.NoButton:
+            self._pointer_at = position
+            self._rest_timer.start(self.pointer_rest_ms)
+            return
+        self._proxy.set_frozen(False)
 
     def _busy(self, widget: QWidget | None) -> bool:
         """An editor the user is working in must not be closed under them."""
@@ -202,6 +241,22 @@ class AppTable(QTreeView):
         for row in self._wanted_rows():
             for column in LIMIT_COLUMNS:
                 self._open_editor(row.siblingAtColumn(column), pinned=False)
+        self._chain_current_editors()
+
+    def _chain_current_editors(self) -> None:
+        """Tab from the table goes to the current row's limits, then on as before:
+        table, down slider, down field, up slider, up field, the rest of the window."""
+        current = self.currentIndex()
+        if not current.isValid() or current.parent().isValid():
+            return
+        previous: QWidget = self
+        for column in LIMIT_COLUMNS:
+            control = self.indexWidget(current.siblingAtColumn(column))
+            if not isinstance(control, LimitControl):
+                return
+            for part in (control.slider, control.field):
+                QWidget.setTabOrder(previous, part)
+                previous = part
 
     def _open_editor(self, index: QModelIndex, pinned: bool) -> None:
         persistent = QPersistentModelIndex(index)

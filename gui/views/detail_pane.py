@@ -16,7 +16,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
-from chadthrottle.gui.views.rate_axis import RateAxis
+from chadthrottle.gui.views.rate_axis import RateAxis, nice_ceiling
 from chadthrottle.units import UnitSystem, format_rate
 
 MEASURED_OVER_SAMPLES = 5
@@ -59,6 +59,7 @@ class DetailPane(QWidget):
         self._axis = RateAxis()
         self.plot = pg.PlotWidget(axisItems={"left": self._axis})
         self.plot.setAccessibleName("Traffic graph")
+        self.plot.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # nothing to do in it with keys or mouse
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
@@ -126,7 +127,7 @@ class DetailPane(QWidget):
         self._up.setData(x, data[:, 1])
         peak = max([float(data.max()) if len(data) else 0.0, *limits, 1000.0])
         self.plot.setXRange(-samples * step_s, 0, padding=0)
-        self.plot.setYRange(0, peak * 1.15, padding=0)
+        self.plot.setYRange(0, nice_ceiling(peak * 1.1), padding=0)
         for direction, limit in zip(Direction, limits, strict=True):
             line = self._limit_lines[direction]
             line.setVisible(limit > 0)

@@ -25,6 +25,7 @@ class HeaderBar(QWidget):
     unitsChosen = Signal(object)  # UnitSystem
     refreshIntervalChosen = Signal(float)
     startHiddenToggled = Signal(bool)
+    startAtLoginToggled = Signal(bool)
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -37,6 +38,8 @@ class HeaderBar(QWidget):
         self.filter.setPlaceholderText("Filter apps…  (Ctrl+F)")
         self.filter.setAccessibleName("Filter applications")
         self.filter.setClearButtonEnabled(True)
+        for button in self.filter.findChildren(QToolButton):  # Qt's own clear button
+            button.setAccessibleName("Clear the filter")
         self.filter.setMaximumWidth(320)
         self.filter.textChanged.connect(self.filterChanged)
         QShortcut(QKeySequence.StandardKey.Find, self, activated=self.filter.setFocus)
@@ -47,7 +50,7 @@ class HeaderBar(QWidget):
         self.menu_button = QToolButton(self)
         self.menu_button.setText("☰")
         self.menu_button.setAccessibleName("Settings")
-        self.menu_button.setToolTip("Units, refresh interval, start hidden")
+        self.menu_button.setToolTip("Units, refresh interval, start hidden, start at login")
         self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu_button.setMenu(self._build_menu(settings))
 
@@ -84,4 +87,13 @@ class HeaderBar(QWidget):
         hidden = QAction("Start hidden in the tray", menu, checkable=True, checked=settings.start_hidden)
         hidden.toggled.connect(self.startHiddenToggled)
         menu.addAction(hidden)
+        self.start_at_login = QAction("Start at login", menu, checkable=True)
+        self.start_at_login.toggled.connect(self.startAtLoginToggled)
+        menu.addAction(self.start_at_login)
         return menu
+
+    def show_start_at_login(self, enabled: bool) -> None:
+        """Reflect the autostart entry without asking for a change."""
+        blocked = self.start_at_login.blockSignals(True)
+        self.start_at_login.setChecked(enabled)
+        self.start_at_login.blockSignals(blocked)

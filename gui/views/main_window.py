@@ -95,7 +95,7 @@ class MainWindow(QMainWindow):
         self.table.limit_delegate.limitRequested.connect(self.limitRequested)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
         model.snapshotApplied.connect(self._on_snapshot)
-        model.dataChanged.connect(lambda *_: self._update_counts())
+        model.dataChanged.connect(self._on_data_changed)
         self.set_units(settings.units)
         self.set_status(self._status)
 
@@ -165,6 +165,12 @@ class MainWindow(QMainWindow):
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         app_id = current.data(Role.APP_ID) if current.isValid() else ""
         self.detail.show_application(str(app_id or ""))
+
+    def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex) -> None:
+        # One row: a limit was asked for or settled. Whole-model changes come
+        # with a snapshot, which updates the counts once in _on_snapshot.
+        if top_left.row() == bottom_right.row():
+            self._update_counts()
 
     def _update_counts(self) -> None:
         down, up = self._model.totals()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pyqtgraph as pg
@@ -19,3 +20,21 @@ class RateAxis(pg.AxisItem):  # type: ignore[misc]
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         return [format_rate(value, self.units) if value >= 0 else "" for value in values]
+
+
+_NICE_STEPS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0)
+
+
+def nice_ceiling(value: float) -> float:
+    """The next "round" number above value (1, 1.5, 2, 3, 5, 7.5 x 10^n).
+
+    The graph's top snaps to these, so it keeps still while rates wobble
+    (calmer to look at, and the axis is redrawn only when the range jumps).
+    """
+    if value <= 0:
+        return 1.0
+    magnitude: float = 10.0 ** math.floor(math.log10(value))
+    for step in _NICE_STEPS:
+        if step * magnitude >= value:
+            return step * magnitude
+    return 10 * magnitude

@@ -50,6 +50,7 @@ class StateBanner(QFrame):
         self.command.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.command.setStyleSheet("font-family: monospace; padding: 2px 6px;")
         self.copy_button = QPushButton("Copy command", self)
+        self.copy_button.setAccessibleName("Copy the install command")
         self.copy_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(INSTALL_COMMAND))
         self.retry_button = QPushButton("Ask again", self)
         self.retry_button.clicked.connect(self.retryRequested)
@@ -88,7 +89,11 @@ class StateBanner(QFrame):
         installing = status.state is HelperState.NOT_INSTALLED
         self.command.setVisible(installing)
         self.copy_button.setVisible(installing)
-        self.retry_button.setText("Ask again" if status.state is HelperState.NOT_AUTHORIZED else "Try again")
+        asking = status.state is HelperState.NOT_AUTHORIZED
+        self.retry_button.setText("Ask again" if asking else "Try again")
+        self.retry_button.setAccessibleName(
+            "Ask again for permission" if asking else "Try to reach the helper again"
+        )
         self.retry_button.setVisible(
             status.state in (HelperState.NOT_AUTHORIZED, HelperState.NOT_INSTALLED, HelperState.NOT_RUNNING)
         )

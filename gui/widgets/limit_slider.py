@@ -37,6 +37,19 @@ KEYBOARD_SETTLE_MS = 700
 _ENTER_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
 
 
+def _field_style(error: bool) -> str:
+    """The value field reads like the painted rows (no box, accent when limited)
+    until the pointer or the focus is on it; a refused value gets a red frame."""
+    border = "#e01b24" if error else "transparent"
+    return (
+        f"QLineEdit {{ border: 1px solid {border}; border-radius: 3px; background: transparent;"
+        " color: palette(placeholder-text); padding: 0 2px; }"
+        " QLineEdit[limited=\"true\"] { color: palette(highlight); font-weight: bold; }"
+        " QLineEdit:hover, QLineEdit:focus { background: palette(base); color: palette(text);"
+        f" border-color: {'#e01b24' if error else 'palette(mid)'}; font-weight: normal; }}"
+    )
+
+
 class _ClickJumpsStyle(QProxyStyle):
     """A left click on the track moves the knob there (and starts a drag)."""
 
@@ -60,7 +73,10 @@ class RateSlider(QSlider):
         self.setSingleStep(10)
         self.setPageStep(100)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self._click_style = _ClickJumpsStyle(self.style())
+        # No base style given: QProxyStyle(style) would take ownership of the
+        # application's style and delete it with this slider, leaving every
+        # other widget (and ~QApplication) with a dangling style.
+        self._click_style = _ClickJumpsStyle()
         self._click_style.setParent(self)
         self.setStyle(self._click_style)
         self.drag_cancelled = False
@@ -109,6 +125,7 @@ class LimitControl(QWidget):
         self.slider = RateSlider(self)
         self.field = QLineEdit(self)
         self.field.setPlaceholderText("none")
+        self.field.setStyleSheet(_field_style(error=False))
         self.field.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.field.setFixedWidth(self.field.fontMetrics().horizontalAdvance("888.8 Mbit/s") + 14)
         self._settle_timer = QTimer(self)
@@ -121,7 +138,8 @@ class LimitControl(QWidget):
         layout.setSpacing(6)
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.field)
-        self.setFocusProxy(self.slider)
+        # No focus proxy: the container would then be a second Tab stop for the
+        # slider. The table chains slider and field into the window's Tab order.
         self.set_direction_label(direction_label)
 
         self.slider.sliderMoved.connect(self._preview_position)
@@ -258,13 +276,16 @@ class LimitControl(QWidget):
             self._setting_programmatically = False
         self.field.setText(format_limit(rate_bps or 0, self._units))
         self.field.setModified(False)
+        if self.field.property("limited") != bool(rate_bps):
+            self.field.setProperty("limited", bool(rate_bps))
+            self.field.setStyleSheet(self.field.styleSheet())  # re-evaluate [limited]
 
     def _set_field_error(self, message: str) -> None:
         if bool(message) == bool(self.field.property("error")):
             if not message:
                 return
         self.field.setProperty("error", bool(message))
-        self.field.setStyleSheet("QLineEdit { border: 1px solid #e01b24; }" if message else "")
+        self.field.setStyleSheet(_field_style(error=bool(message)))
         self.field.setToolTip(
             message or "Type 500K, 2 MB/s, 1MiB or unlimited; Enter applies, Esc cancels"
         )

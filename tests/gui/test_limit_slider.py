@@ -149,3 +149,17 @@ def test_accessible_names_and_blocking(control: LimitControl) -> None:
     assert not control.isEnabled() and control.toolTip() == "Not authorized"
     control.set_blocked("")
     assert control.isEnabled()
+
+
+def test_a_slider_does_not_take_over_the_application_style(qtbot) -> None:
+    """QProxyStyle(base) adopts its base; given the application's style, every
+    slider deleted with a row editor would delete the style all widgets use."""
+    from PySide6.QtWidgets import QApplication
+
+    style = QApplication.style()
+    parent_before = style.parent()
+    widget = LimitControl("Upload limit for curl")
+    qtbot.addWidget(widget)
+    assert style.parent() == parent_before
+    assert style.proxy() == style
+    assert widget.slider.style() != style  # the click-to-jump proxy is in place

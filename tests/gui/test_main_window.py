@@ -133,3 +133,23 @@ def test_controller_shows_limit_at_once_and_falls_back_on_denial(qtbot, tmp_path
     controller.connection.retry()
     assert controller.window.status.state is HelperState.CONNECTED
     controller.shutdown()
+
+
+def test_rows_hold_still_while_the_pointer_reaches_then_follow_the_traffic(qtbot, window: MainWindow) -> None:
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QEnterEvent
+    from PySide6.QtWidgets import QApplication
+
+    from tests.gui.sample_data import MB, app
+
+    table = window.table
+    table.pointer_rest_ms = 150
+    centre = table.viewport().rect().center()
+    QApplication.sendEvent(table.viewport(), QEnterEvent(centre, centre, table.viewport().mapToGlobal(centre)))
+    assert table.model().frozen
+    window._model.apply_snapshot(sample_applications() + [app("exe:/usr/bin/wget", "wget", 90 * MB)])
+    assert table.model().index(0, 0).data() == "Firefox"  # held: the new busiest app waits at the end
+    qtbot.waitUntil(lambda: not table.model().frozen, timeout=2000)  # the pointer rests
+    assert table.model().index(0, 0).data() == "wget"
+    QApplication.sendEvent(table.viewport(), QEvent(QEvent.Type.Leave))
+    assert not table.model().frozen

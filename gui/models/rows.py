@@ -1,0 +1,58 @@
+"""One application's row and its processes, and what is derived from them.
+
+Plain data and functions, kept apart from the Qt model so the model file stays
+about the Qt interface and the merge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chadthrottle.contract import ApplicationInfo, Direction
+from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column
+from chadthrottle.gui.models.history import RateHistory
+
+
+@dataclass
+class ProcessRow:
+    pid: int
+    name: str
+
+
+@dataclass
+class AppRow:
+    serial: int  # stable for the row's lifetime: child indexes carry it
+    info: ApplicationInfo
+    processes: list[ProcessRow]
+    history: RateHistory = field(default_factory=RateHistory)
+    pending: dict[Direction, int] = field(default_factory=dict)  # 0 = clearing
+
+    def limit_bps(self, direction: Direction) -> int:
+        """The limit to show: a request not yet confirmed wins over the helper's."""
+        return self.pending.get(direction, self.info.limit_bps(direction))
+
+
+def sort_key(app: AppRow, column: int) -> Any:
+    """What a column sorts by; no limit sorts after every limit."""
+    info = app.info
+    if column == Column.NAME:
+        return info.name.casefold()
+    if column == Column.DOWN:
+        return info.down_bps
+    if column == Column.UP:
+        return info.up_bps
+    if column in LIMIT_COLUMNS:
+        limit = app.limit_bps(LIMIT_COLUMNS[column])
+        return float(limit) if limit else float("inf")
+    return info.down_bps + info.up_bps
+
+
+def filter_text(app: AppRow) -> str:
+    """What the filter box matches: name, id and process names."""
+    return "\n".join([app.info.name, app.info.id, *(process.name for process in app.processes)])
+
+
+def identity_or_limits(info: ApplicationInfo) -> tuple[object, ...]:
+    """The fields whose change must reach the name column and the limit editors."""
+    return (info.name, info.icon, info.down_limit_bps, info.up_limit_bps)
