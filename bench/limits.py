@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.flows import MTU, Flow, TcSnapshot, begin, htb_l3_rate, start_flow, tc_snapshot
+from bench.flows import MTU, Flow, begin, htb_l3_rate, start_flow, tc_snapshot
 from chadthrottle.client import HelperClient
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
