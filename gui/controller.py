@@ -65,6 +65,8 @@ class AppController(QObject):
         self._stopped = False
 
         self.connection.applicationsUpdated.connect(self._on_snapshot)
+        self.connection.connectionsUpdated.connect(self.window.detail.show_connections)
+        self.window.applicationSelected.connect(self.connection.watch_connections)
         self.connection.backendsUpdated.connect(self.window.set_backends)
         self.connection.statusChanged.connect(self._on_status)
         self.connection.limitFinished.connect(self._on_limit_finished)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from chadthrottle.contract import ApplicationInfo, BackendInfo, Direction
+from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction
 
 
 class HelperClientLike(Protocol):
@@ -21,6 +21,8 @@ class HelperClientLike(Protocol):
     async def list_applications(self) -> list[ApplicationInfo]: ...
 
     async def list_backends(self) -> list[BackendInfo]: ...
+
+    async def list_connections(self, app_id: str) -> list[ConnectionInfo]: ...
 
     async def set_limit(
         self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int = 0

@@ -41,6 +41,7 @@ class HelperConnection(QObject):
     backendsUpdated = Signal(object)  # tuple[BackendInfo, ...]
     # request, error name ("" on success), words for the user ("" on success)
     limitFinished = Signal(object, str, str)
+    connectionsUpdated = Signal(str, object)  # app id, list[ConnectionInfo]
 
     def __init__(
         self,
@@ -60,6 +61,7 @@ class HelperConnection(QObject):
         self._signals.pollFailed.connect(self._on_poll_failed)
         self._signals.limitDone.connect(self._on_limit_done)
         self._signals.limitFailed.connect(self._on_limit_failed)
+        self._signals.connections.connect(self.connectionsUpdated)
 
     # --- public API -------------------------------------------------------------------
 
@@ -80,6 +82,10 @@ class HelperConnection(QObject):
 
     def set_refresh_interval(self, interval_s: float) -> None:
         self._worker.set_interval(interval_s)
+
+    def watch_connections(self, app_id: str) -> None:
+        """Poll the open connections of one application too ("" to stop)."""
+        self._worker.watch_connections(app_id)
 
     def retry(self) -> None:
         """The user asked to try again: forget a limit denial and poll now."""

@@ -56,6 +56,7 @@ class WorkerSignals(QObject):
     pollFailed = Signal(str, str)  # error name, message
     limitDone = Signal(int, str)  # request id, resolved app id
     limitFailed = Signal(int, str, str)  # request id, error name, message
+    connections = Signal(str, object)  # app id, list[ConnectionInfo]
 
 
 class HelperWorker:
@@ -74,6 +75,7 @@ class HelperWorker:
         self._client: HelperClientLike | None = None
         self._process_names = ProcessNames()
         self._stopping = False
+        self._connections_of = ""  # the application whose connections are polled too
 
     # --- called from the GUI thread -------------------------------------------------
 
@@ -98,6 +100,11 @@ class HelperWorker:
         """Poll now instead of waiting out the current delay."""
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._set_wake)
+
+    def watch_connections(self, app_id: str) -> None:
+        """Also poll this application's connections ("" for none)."""
+        self._connections_of = app_id
+        self.wake()
 
     def request_limit(
         self, request_id: int, app_id: str, direction: str, rate_bps: int | None
@@ -158,6 +165,7 @@ class HelperWorker:
                     self._signals.applications,
                     Snapshot(tuple(applications), names, time.monotonic()),
                 )
+                await self._poll_connections(client)
                 polls += 1
                 delay_s = self._interval_s - (time.monotonic() - started)
                 retry_delay_s = self._interval_s
@@ -176,6 +184,19 @@ class HelperWorker:
                     delay_s = retry_delay_s
                     retry_delay_s = min(retry_delay_s * 2, MAX_RETRY_DELAY_S)
             await self._sleep(max(0.05, delay_s))
+
+    async def _poll_connections(self, client: HelperClientLike) -> None:
+        app_id = self._connections_of
+        if not app_id:
+            return
+        try:
+            connections = await asyncio.wait_for(client.list_connections(app_id), CALL_TIMEOUT_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an application that just exited, or not ours to see
+            log.debug("connections of %s: %s", app_id, exc)
+            connections = []
+        self._emit(self._signals.connections, app_id, list(connections))
 
     async def _sleep(self, delay_s: float) -> None:
         assert self._wake is not None

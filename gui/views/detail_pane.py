@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from chadthrottle.contract import Direction
+from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
@@ -37,6 +37,25 @@ def describe_rates(name: str, down: float, up: float, limits: tuple[int, int],
             text += f" (limit {format_rate(limit, units)}, measured {format_rate(mean, units)})"
         parts.append(text)
     return f"{name}: " + ", ".join(parts)
+
+
+MAX_CONNECTIONS_SHOWN = 6
+_STATE_ORDER = {"ESTABLISHED": 0, "SYN_SENT": 1, "LISTEN": 2, "UNCONN": 3}
+
+
+def describe_connections(connections: list[ConnectionInfo]) -> str:
+    """"Connections: tcp 10.0.0.5:51234 -> 151.101.1.69:443 ESTABLISHED, ..." """
+    if not connections:
+        return "No open connections."
+    ordered = sorted(connections, key=lambda c: (_STATE_ORDER.get(c.state, 9), c.protocol, c.remote))
+    lines = [
+        f"{c.protocol} {c.local} \u2192 {c.remote} {c.state}" if c.state != "LISTEN" else f"{c.protocol} listening on {c.local}"
+        for c in ordered[:MAX_CONNECTIONS_SHOWN]
+    ]
+    more = len(ordered) - MAX_CONNECTIONS_SHOWN
+    if more > 0:
+        lines.append(f"and {more} more")
+    return "Connections: " + "; ".join(lines)
 
 
 class DetailPane(QWidget):
@@ -85,6 +104,11 @@ class DetailPane(QWidget):
         layout.setContentsMargins(8, 6, 8, 6)
         layout.addLayout(top)
         layout.addWidget(self.plot, 1)
+        self.connections = QLabel("", self)
+        self.connections.setAccessibleName("Open connections")
+        self.connections.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.connections.setWordWrap(True)
+        layout.addWidget(self.connections)
         layout.addStretch(0)
         self.plot.setVisible(False)
 
@@ -93,8 +117,16 @@ class DetailPane(QWidget):
         return self._app_id
 
     def show_application(self, app_id: str) -> None:
+        if app_id != self._app_id:
+            self.connections.setText("")
         self._app_id = app_id
         self.refresh()
+
+    def show_connections(self, app_id: str, connections: list[ConnectionInfo]) -> None:
+        """The selected application's open sockets, most interesting first."""
+        if app_id != self._app_id:
+            return  # an answer for a row no longer selected
+        self.connections.setText(describe_connections(connections))
 
     def set_units(self, units: UnitSystem) -> None:
         self._axis.units = units

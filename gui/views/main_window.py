@@ -47,6 +47,7 @@ class MainWindow(QMainWindow):
     limitRequested = Signal(str, str, object)  # app id, "down"/"up", bytes/s or None
     retryRequested = Signal()
     closedToTray = Signal()
+    applicationSelected = Signal(str)  # app id, "" for none: its details are wanted
 
     def __init__(
         self,
@@ -163,8 +164,9 @@ class MainWindow(QMainWindow):
         self._update_counts()
 
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        app_id = current.data(Role.APP_ID) if current.isValid() else ""
-        self.detail.show_application(str(app_id or ""))
+        app_id = str(current.data(Role.APP_ID) or "") if current.isValid() else ""
+        self.detail.show_application(app_id)
+        self.applicationSelected.emit(app_id)
 
     def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex) -> None:
         # One row: a limit was asked for or settled. Whole-model changes come

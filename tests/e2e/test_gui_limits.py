@@ -110,6 +110,10 @@ def test_typing_a_limit_slows_the_upload_and_unlimited_restores_it(qtbot, stack:
         assert within(rate, LIMIT_BPS), f"the application moved {rate / 1e6:.3f} MB/s at L3"
         qtbot.waitUntil(lambda: gui.model.application(app_id).up_limit_bps == LIMIT_BPS)  # type: ignore[union-attr]
         assert gui.window.status_line.limits.text() == "1 limit active"
+        # the detail pane lists the selected application's connection
+        gui.window.select_application(app_id)
+        qtbot.waitUntil(lambda: f"\u2192 {stack.pair.peer_addr}:5600 ESTABLISHED" in gui.window.detail.connections.text(),
+                        timeout=5000)
 
         request = _type_limit(qtbot, gui, app_id, Direction.UP, "unlimited")
         assert request.rate_bps is None

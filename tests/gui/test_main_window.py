@@ -153,3 +153,16 @@ def test_rows_hold_still_while_the_pointer_reaches_then_follow_the_traffic(qtbot
     assert table.model().index(0, 0).data() == "wget"
     QApplication.sendEvent(table.viewport(), QEvent(QEvent.Type.Leave))
     assert not table.model().frozen
+
+
+def test_connections_are_described_busiest_state_first() -> None:
+    from chadthrottle.contract import ConnectionInfo
+    from chadthrottle.gui.views.detail_pane import MAX_CONNECTIONS_SHOWN, describe_connections
+
+    listening = ConnectionInfo("tcp", "0.0.0.0:8080", "0.0.0.0:0", "LISTEN", 1)
+    open_ = ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", 1)
+    text = describe_connections([listening, open_])
+    assert text.index("192.0.2.7:443 ESTABLISHED") < text.index("listening on 0.0.0.0:8080")
+    many = [ConnectionInfo("udp", f"10.0.0.5:{p}", "192.0.2.7:53", "ESTABLISHED", 1) for p in range(10)]
+    assert describe_connections(many).endswith(f"and {10 - MAX_CONNECTIONS_SHOWN} more")
+    assert describe_connections([]) == "No open connections."
