@@ -27,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyroute2 import IPRoute  # noqa: E402
 
 from chadthrottle.contract import Direction  # noqa: E402
 from chadthrottle.helper.kernel.datapath import Datapath  # noqa: E402
@@ -35,7 +34,7 @@ from chadthrottle.helper.kernel.htb import ClassSpec  # noqa: E402
 from chadthrottle.helper.kernel.policer import EbpfPolicer  # noqa: E402
 from chadthrottle.helper.kernel.tc_shaper import TcShaper  # noqa: E402
 from chadthrottle.helper.engine.limits import default_burst_bytes  # noqa: E402
-from tests.support.netns import NetnsPair, entered_netns, netns_pair, start_stream  # noqa: E402
+from tests.support.netns import NetnsPair, netns_pair, start_stream, tc_shaper_in  # noqa: E402
 
 KiB, MiB = 1024, 1024 * 1024
 L3_PER_PAYLOAD = {"tcp": 1500 / 1448, "udp": 1228 / 1200}
@@ -73,14 +72,8 @@ def backend_for(name: str, pair: NetnsPair, datapath: Datapath) -> Iterator[Ebpf
         finally:
             policer.close()
         return
-    with entered_netns(pair.host_ns):
-        ipr = IPRoute()
-    shaper = TcShaper(ipr, datapath.tc_ingress_program, datapath, retire_after_s=0)
-    try:
+    with tc_shaper_in(pair.host_ns, datapath) as shaper:
         yield shaper
-    finally:
-        shaper.close()
-        ipr.close()
 
 
 def run_case(pair: NetnsPair, datapath: Datapath, backend: str, protocol: str, direction: Direction,

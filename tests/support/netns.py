@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 TRAFFIC_SCRIPT = Path(__file__).with_name("traffic.py")
 
@@ -295,3 +296,21 @@ def tc_dump(netns: str, attempts: int = 20) -> str:
             continue
         return "\n".join(lines)
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def tc_shaper_in(netns: str, datapath: Any, retire_after_s: float = 0.0) -> Iterator[Any]:
+    """The helper's tc shaper working on a namespace's devices (its netlink
+    socket opened inside it); everything it made is removed on exit."""
+    from pyroute2 import IPRoute
+
+    from chadthrottle.helper.kernel.tc_shaper import TcShaper
+
+    with entered_netns(netns):
+        ipr = IPRoute()
+    shaper = TcShaper(ipr, datapath.tc_ingress_program, datapath, retire_after_s=retire_after_s)
+    try:
+        yield shaper
+    finally:
+        shaper.close()
+        ipr.close()

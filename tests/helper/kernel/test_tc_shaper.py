@@ -16,7 +16,7 @@ from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
-from tests.support.netns import NetnsPair, entered_netns, tc_dump
+from tests.support.netns import NetnsPair, entered_netns, tc_dump, tc_shaper_in
 
 LIMIT = ClassSpec(rate_bps=1_000_000, burst_bytes=131072)
 VETH_L3_TO_L2 = (1500 + 14) / 1500  # HTB counts from the Ethernet header; limits are at L3
@@ -39,14 +39,8 @@ def datapath(kernel_ready) -> Iterator[Datapath]:  # type: ignore[no-untyped-def
 
 @pytest.fixture
 def shaper(pair: NetnsPair, datapath: Datapath) -> Iterator[TcShaper]:
-    with entered_netns(pair.host_ns):
-        ipr = IPRoute()
-    shaper = TcShaper(ipr, datapath.tc_ingress_program, datapath, retire_after_s=0)
-    try:
-        yield shaper
-    finally:
-        shaper.close()
-        ipr.close()
+    with tc_shaper_in(pair.host_ns, datapath) as created:
+        yield created
 
 
 def test_first_limit_creates_and_last_removes_everything(pair: NetnsPair, shaper: TcShaper) -> None:
@@ -102,10 +96,7 @@ def test_removing_one_of_two_classes_keeps_the_other(pair: NetnsPair, shaper: Tc
 
 def test_a_lifted_limit_drains_before_its_class_goes(pair: NetnsPair, datapath: Datapath) -> None:
     before = tc_dump(pair.host_ns)
-    with entered_netns(pair.host_ns):
-        ipr = IPRoute()
-    shaper = TcShaper(ipr, datapath.tc_ingress_program, datapath, retire_after_s=0.3)
-    try:
+    with tc_shaper_in(pair.host_ns, datapath, retire_after_s=0.3) as shaper:
         shaper.reconcile({Direction.UP: {3: LIMIT}})
         shaper.reconcile({})
         classes = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", pair.host_if],
@@ -115,9 +106,6 @@ def test_a_lifted_limit_drains_before_its_class_goes(pair: NetnsPair, datapath: 
         time.sleep(0.35)
         shaper.reconcile({})
         assert tc_dump(pair.host_ns) == before
-    finally:
-        shaper.close()
-        ipr.close()
 
 
 def test_a_thousand_applications_get_a_thousand_independent_classes(pair: NetnsPair, shaper: TcShaper) -> None:
