@@ -259,10 +259,6 @@ class Datapath:
         pacing = SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns)
         table[table.Key(app_slot)] = table.Leaf.from_buffer_copy(bytes(pacing))
 
-    def upload_cn_marks(self, app_slot: int) -> int:
-        table = self._bpf[b"upload_pacing"]
-        return int(table[table.Key(app_slot)].cn_marks)
-
     def read_policer(self, key: int) -> SlotPolicer:
         """One entry of the ebpf backend's policers array (policer.h)."""
         from bcc.libbcc import lib
