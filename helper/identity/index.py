@@ -51,7 +51,9 @@ class ApplicationIndex:
         seen: dict[int, tuple[ProcessInfo, AppIdentity | None]] = {}
         for pid in self._list_pids():
             known = None if full else self._seen.get(pid)
-            if known is None or self._read_exe(pid) != known[0].exe:
+            # A kernel thread has no executable to read (None here, "" once read):
+            # the same, or every kernel thread would be read in full each second.
+            if known is None or (self._read_exe(pid) or "") != known[0].exe:
                 process = self._read(pid)
                 known = (process, identify(process)) if process is not None else None
             if known is None:

@@ -103,3 +103,25 @@ def test_index_rereads_a_process_only_when_it_execs() -> None:
     processes[30] = _process(pid=30, exe="/usr/bin/wget")  # it exec'd
     index.refresh()
     assert reads == [30, 30] and index.identity_of(30).app_id == "exe:/usr/bin/wget"  # type: ignore[union-attr]
+
+
+def test_index_does_not_reread_kernel_threads_each_second() -> None:
+    """A kernel thread's exe cannot be read (None) and is stored as "": the same."""
+    kthread = ProcessInfo(pid=2, ppid=0, uid=0, exe="", argv=(), comm="kthreadd", cgroup="/")
+    reads: list[int] = []
+
+    def read(pid: int) -> ProcessInfo | None:
+        reads.append(pid)
+        return kthread
+
+    index = ApplicationIndex(list_pids=lambda: [2], read=read, read_exe=lambda pid: None)
+    for _ in range(5):
+        index.refresh()
+    assert reads == [2]
+
+
+def test_read_exe_of_a_real_kernel_thread_matches_what_read_process_stores() -> None:
+    from chadthrottle.helper.identity.processes import all_pids, read_exe
+
+    kthreadd = next(info for pid in all_pids() if (info := read_process(pid)) and info.comm == "kthreadd")
+    assert (read_exe(kthreadd.pid) or "") == kthreadd.exe == ""
