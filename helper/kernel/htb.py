@@ -17,12 +17,18 @@ from dataclasses import dataclass
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.tcmsg import plugins, sched_pfifo
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import KernelError
+from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.layout import HTB_MAJOR, class_id
 
 log = logging.getLogger("chadthrottle.kernel.htb")
+
+# pyroute2 knows pfifo but not bfifo; both take the same tc_fifo_qopt. Without
+# this, pyroute2 silently sends an unknown kind to the root instead of the class.
+plugins.setdefault("bfifo", sched_pfifo)
 
 ROOT_HANDLE = HTB_MAJOR << 16
 # Unlimited traffic goes to a default class, not HTB's direct queue: the direct
@@ -56,13 +62,23 @@ class ClassSpec:
 Classes = dict[int, ClassSpec]  # app slot -> limit
 
 
-def _tcp_small_queue_bytes() -> int:
-    """How much one TCP socket may have queued below it (TSQ), 4 MiB by default."""
+_tsq_cache: tuple[float, int] = (float("-inf"), 0)  # (read at, bytes)
+
+
+def _tcp_small_queue_bytes(max_age_s: float = 1.0) -> int:
+    """How much one TCP socket may have queued below it (TSQ), 4 MiB by default.
+    Read at most once a second: reading /proc was a third of a limit change."""
+    global _tsq_cache
+    read_at, cached = _tsq_cache
+    if time.monotonic() - read_at < max_age_s:
+        return cached
     try:
         with open(TSQ_LIMIT_FILE) as file:
-            return int(file.read())
+            value = int(file.read())
     except (OSError, ValueError):
-        return 4 << 20
+        value = 4 << 20
+    _tsq_cache = (time.monotonic(), value)
+    return value
 
 
 def leaf_queue_bytes(rate_bps: int, direction: Direction) -> int:
@@ -92,16 +108,19 @@ def tc_call(ipr: IPRoute, command: str, *args: object, **kwargs: object) -> None
 class HtbHierarchy:
     def __init__(
         self, ipr: IPRoute, ifindex: int, direction: Direction, clock: Callable[[], float] = time.monotonic,
-        l3_to_l2: float = 1.0,
+        l3_to_l2: float = 1.0, changer: ClassChanger | None = None,
     ) -> None:
         """l3_to_l2: HTB counts from the link-layer header, a limit at L3; rates
-        are scaled by this so full-size packets come out exact at L3."""
+        are scaled by this so full-size packets come out exact at L3. changer:
+        the fast path for rate changes, in ipr's namespace (None: pyroute2)."""
         self.ifindex = ifindex
+        self._changer = changer
         self._l3_to_l2 = l3_to_l2
         self._ipr = ipr
         self._direction = direction
         self._clock = clock
         self.classes: Classes = {}
+        self._leaf_limits: dict[int, int] = {}  # slot -> bytes its bfifo holds
         self._retiring: dict[int, float] = {}  # slot -> when it was opened up
 
     def create(self) -> None:
@@ -134,14 +153,17 @@ class HtbHierarchy:
                 # Without a kind: pyroute2 would otherwise build HTB rate tables for a delete.
                 tc_call(self._ipr, "del-class", index=self.ifindex, handle=class_id(slot), parent=ROOT_HANDLE)
                 del self._retiring[slot]
+                self._leaf_limits.pop(slot, None)
         for slot, spec in wanted.items():
             if self.classes.get(slot) == spec:
                 continue
             command = "change-class" if slot in self.classes else "add-class"
             self._set_class(slot, round(spec.rate_bps * self._l3_to_l2), spec.burst_bytes, LIMITED_PRIORITY, command)
-            leaf = (slot & 0xFFFF) << 16  # leaf <slot>: under class <major>:<slot>
             limit = leaf_queue_bytes(spec.rate_bps, self._direction)
-            tc_call(self._ipr, "replace", "bfifo", self.ifindex, leaf, parent=class_id(slot), limit=limit)
+            if self._leaf_limits.get(slot) != limit:  # often the same: a netlink call saved
+                leaf = (slot & 0xFFFF) << 16  # leaf <slot>: under class <major>:<slot>
+                tc_call(self._ipr, "replace", "bfifo", self.ifindex, leaf, parent=class_id(slot), limit=limit)
+                self._leaf_limits[slot] = limit
             self.classes[slot] = spec
 
     def sent_l3_bytes(self) -> dict[int, int]:
@@ -160,9 +182,12 @@ class HtbHierarchy:
         return sent
 
     def _set_class(self, minor: int, rate_bps: int, burst_bytes: int, priority: int, command: str = "change-class") -> None:
+        quantum = max(1514, min(rate_bps // 10, 200_000))
+        if command == "change-class" and self._changer is not None:
+            self._changer.change(self.ifindex, ROOT_HANDLE | minor, ROOT_HANDLE, rate_bps, burst_bytes, priority, quantum)
+            return
         rate = f"{rate_bps * 8}bit"
         tc_call(
             self._ipr, command, "htb", self.ifindex, ROOT_HANDLE | minor, parent=ROOT_HANDLE,
-            rate=rate, ceil=rate, burst=burst_bytes, cburst=burst_bytes, prio=priority,
-            quantum=max(1514, min(rate_bps // 10, 200_000)),
+            rate=rate, ceil=rate, burst=burst_bytes, cburst=burst_bytes, prio=priority, quantum=quantum,
         )

@@ -9,7 +9,6 @@ from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl.tcmsg import plugins, sched_pfifo
 
 from chadthrottle.helper.errors import KernelError
 
@@ -24,9 +23,6 @@ TC_H_ROOT = 0xFFFFFFFF
 # Root qdiscs the kernel attaches by itself; replacing one is safe because
 # deleting ours brings the default back.
 DEFAULT_ROOT_KINDS = frozenset({"noqueue", "pfifo_fast", "mq", "fq_codel", "pfifo", "noop"})
-
-# pyroute2 knows pfifo but not bfifo; both take the same tc_fifo_qopt.
-plugins.setdefault("bfifo", sched_pfifo)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
 from chadthrottle.helper.kernel import interfaces
 from chadthrottle.helper.kernel.htb import RETIRE_AFTER_S, ROOT_HANDLE, Classes, HtbHierarchy, cn_queue_ns, tc_call
+from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 
 log = logging.getLogger("chadthrottle.kernel.tc")
@@ -67,6 +68,9 @@ class TcShaper:
         self._egress: dict[int, HtbHierarchy] = {}  # uplink ifindex -> our root
         self._ingress: dict[int, _IngressHook] = {}  # uplink ifindex -> hook + IFB
         self._links: tuple[float, list[interfaces.Link]] = (float("-inf"), [])
+        self._changer = ClassChanger.beside(ipr.fileno())
+        if self._changer is None:
+            log.warning("rate changes go through pyroute2 (slower): no netlink socket beside it")
 
     def active_directions(self) -> set[Direction]:
         active = set()
@@ -93,7 +97,11 @@ class TcShaper:
     def close(self) -> None:
         """Remove everything this shaper created, now; interfaces end as found."""
         self._links = (float("-inf"), [])  # list them afresh
-        self._reconcile({}, 0.0)
+        try:
+            self._reconcile({}, 0.0)
+        finally:
+            if self._changer is not None:
+                self._changer.close()
 
     def _uplinks(self) -> list[interfaces.Link]:
         """The uplinks, listed at most every LINKS_MAX_AGE_S: listing every link
@@ -147,7 +155,7 @@ class TcShaper:
                 "ChadThrottle did not create; it is left untouched, so uploads on it cannot be "
                 "limited by the tc backend"
             )
-        hierarchy = HtbHierarchy(self._ipr, ifindex, Direction.UP, l3_to_l2=link.l3_to_l2)
+        hierarchy = HtbHierarchy(self._ipr, ifindex, Direction.UP, l3_to_l2=link.l3_to_l2, changer=self._changer)
         hierarchy.create()
         log.info("created HTB root %x: on %s", HTB_MAJOR, name)
         return hierarchy
@@ -156,7 +164,8 @@ class TcShaper:
         uplink_index, name = link.index, link.name
         # mirred hands the IFB the frame with the uplink's link-layer header
         ifb = HtbHierarchy(
-            self._ipr, interfaces.create_ifb(self._ipr, uplink_index), Direction.DOWN, l3_to_l2=link.l3_to_l2
+            self._ipr, interfaces.create_ifb(self._ipr, uplink_index), Direction.DOWN, l3_to_l2=link.l3_to_l2,
+            changer=self._changer,
         )
         hook_kind = interfaces.ingress_hook(self._ipr, uplink_index)
         parent = CLSACT_INGRESS_PARENT if hook_kind == "clsact" else INGRESS_PARENT

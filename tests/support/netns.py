@@ -308,7 +308,7 @@ def tc_shaper_in(netns: str, datapath: Any, retire_after_s: float = 0.0) -> Iter
 
     with entered_netns(netns):
         ipr = IPRoute()
-    shaper = TcShaper(ipr, datapath.tc_ingress_program, datapath, retire_after_s=retire_after_s)
+        shaper = TcShaper(ipr, datapath.tc_ingress_program, datapath, retire_after_s=retire_after_s)
     try:
         yield shaper
     finally:
