@@ -39,9 +39,10 @@ from chadthrottle.contract import (
 )
 from chadthrottle.dbus_codec import encode_application, encode_backend, encode_connection, encode_interface
 from chadthrottle.helper.adapter import validation
+from chadthrottle.helper.adapter.change_batcher import ChangeBatcher
 from chadthrottle.helper.adapter.engine_thread import EngineThread
 from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
-from chadthrottle.helper.engine.api import EngineApi
+from chadthrottle.helper.engine.api import ClearLimit, EngineApi, SetLimit
 from chadthrottle.helper.errors import (
     BackendUnavailable,
     HelperError,
@@ -122,6 +123,7 @@ class HelperService:
         self._engine = engine
         self._authority = authority
         self._engine_thread = engine_thread
+        self._changes = ChangeBatcher(engine_thread, engine.apply_changes)
         self._introspection_xml = load_introspection_xml()
         self._tasks: set[asyncio.Task[None]] = set()
         self._exported = False
@@ -322,9 +324,7 @@ class HelperService:
         uid = await self._caller_uid(call.sender)
         if name == "SetLimit":
             _, direction, rate_bps, burst_bytes = call.args
-            result_id = await self._engine_thread.run(
-                self._engine.set_limit, app_id, direction, rate_bps, burst_bytes
-            )
+            result_id = await self._changes.submit(SetLimit(app_id, direction, rate_bps, burst_bytes))
             log.info(
                 "uid %d set %s limit of %s to %d B/s (burst %s)",
                 uid, direction.value, result_id, rate_bps, burst_bytes or "default",
@@ -332,7 +332,7 @@ class HelperService:
             return out, [result_id]
         if name == "ClearLimit":
             directions: tuple[Direction, ...] = call.args[1]
-            result_id = await self._engine_thread.run(self._engine.clear_limit, app_id, directions)
+            result_id = await self._changes.submit(ClearLimit(app_id, directions))
             log.info(
                 "uid %d cleared %s limit of %s",
                 uid, "+".join(d.value for d in directions), result_id,

@@ -6,10 +6,12 @@ implementations need no locking of their own; they may block on the kernel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo
+from chadthrottle.helper.errors import HelperError
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,29 @@ class ResolvedApplication:
 
     app_id: str
     owner_uids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class SetLimit:
+    """Limit one direction of an application (burst_bytes 0: the default burst)."""
+
+    app_id: str
+    direction: Direction
+    rate_bps: int
+    burst_bytes: int
+
+
+@dataclass(frozen=True)
+class ClearLimit:
+    """Remove the limits of some directions of an application."""
+
+    app_id: str
+    directions: tuple[Direction, ...]
+
+
+LimitChange: TypeAlias = SetLimit | ClearLimit
+# Per change: the resolved application id, or why that change was refused.
+ChangeOutcome: TypeAlias = str | HelperError
 
 
 class EngineApi(Protocol):
@@ -38,9 +63,6 @@ class EngineApi(Protocol):
         """Map "pid:N" or an application id to the stable id; raise
         NoSuchApplication when nothing matches."""
 
-    def set_limit(self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int) -> str:
-        """Limit one direction of an application (burst_bytes 0: default).
-        Returns the resolved application id. Takes effect on open connections."""
-
-    def clear_limit(self, app_id: str, directions: tuple[Direction, ...]) -> str:
-        """Remove the limits of those directions. Returns the resolved id."""
+    def apply_changes(self, changes: Sequence[LimitChange]) -> list[ChangeOutcome]:
+        """Apply the changes in order, as one update of the kernel where they all
+        succeed; one outcome per change. Takes effect on open connections."""

@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -26,7 +26,7 @@ from chadthrottle.contract import (
     Direction,
     InterfaceInfo,
 )
-from chadthrottle.helper.engine.api import ResolvedApplication
+from chadthrottle.helper.engine.api import ChangeOutcome, ClearLimit, LimitChange, ResolvedApplication, SetLimit
 from chadthrottle.helper.engine.limits import Limit, LimitTable, SlotAllocator
 from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, CounterSample, RateMeter
@@ -119,20 +119,44 @@ class Engine:
             app = self._index.application(resolved)
             return ResolvedApplication(resolved, app.uids if app else frozenset())
 
-    def set_limit(self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int) -> str:
+    def apply_changes(self, changes: Sequence[LimitChange]) -> list[ChangeOutcome]:
+        """All changes in one kernel update: a burst of calls costs one reconcile,
+        not one each. If the kernel refuses the update, every change is undone
+        and tried again alone, so each caller learns about its own change only."""
         with self._lock:
-            resolved = self._resolve_id(app_id)
-            limit = Limit.with_default_burst(rate_bps, burst_bytes)
-            self._change(lambda table: table.set(resolved, direction, limit))
-            log.info("limit %s %s %d B/s (burst %d B)", resolved, direction.value, rate_bps, limit.burst_bytes)
-            return resolved
+            outcomes: list[ChangeOutcome] = []
+            edits: list[tuple[int, Callable[[LimitTable], None]]] = []
+            for change in changes:
+                try:
+                    resolved = self._resolve_id(change.app_id)
+                    edits.append((len(outcomes), self._edit_for(change, resolved)))
+                    outcomes.append(resolved)
+                except HelperError as error:
+                    outcomes.append(error)
+            if not edits:
+                return outcomes
+            try:
+                self._change(lambda table: [edit(table) for _, edit in edits])
+            except HelperError as error:
+                if len(edits) == 1:
+                    outcomes[edits[0][0]] = error
+                else:
+                    for position, edit in edits:
+                        try:
+                            self._change(edit)
+                        except HelperError as alone:
+                            outcomes[position] = alone
+            log.debug("applied %d limit changes (%d refused)", len(changes),
+                      sum(isinstance(outcome, HelperError) for outcome in outcomes))  # fmt: skip
+            return outcomes
+
+    def set_limit(self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int) -> str:
+        """One SetLimit; the resolved id, or the HelperError raised."""
+        return self._one(SetLimit(app_id, direction, rate_bps, burst_bytes))
 
     def clear_limit(self, app_id: str, directions: tuple[Direction, ...]) -> str:
-        with self._lock:
-            resolved = self._resolve_id(app_id)
-            self._change(lambda table: table.clear(resolved, directions))
-            log.info("cleared %s %s", resolved, "+".join(d.value for d in directions))
-            return resolved
+        """One ClearLimit; the resolved id, or the HelperError raised."""
+        return self._one(ClearLimit(app_id, directions))
 
     # --- running ------------------------------------------------------------------
 
@@ -199,6 +223,20 @@ class Engine:
             if self._index.application(app_id) is None:
                 raise NoSuchApplication(f"no running application is called {app_id!r}")
         return app_id
+
+    def _one(self, change: LimitChange) -> str:
+        (outcome,) = self.apply_changes([change])
+        if isinstance(outcome, HelperError):
+            raise outcome
+        return outcome
+
+    @staticmethod
+    def _edit_for(change: LimitChange, app_id: str) -> Callable[[LimitTable], None]:
+        """The table edit one change makes; InvalidArgument before anything changes."""
+        if isinstance(change, SetLimit):
+            limit = Limit.with_default_burst(change.rate_bps, change.burst_bytes)
+            return lambda table: table.set(app_id, change.direction, limit)
+        return lambda table: table.clear(app_id, change.directions)
 
     def _change(self, edit: Callable[[LimitTable], None]) -> None:
         before = self._limits.copy()

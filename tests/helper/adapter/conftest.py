@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
 from chadthrottle.contract import BUS_NAME, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo
 from chadthrottle.helper.busname import wait_for_bus_name
-from chadthrottle.helper.engine.api import ResolvedApplication
-from chadthrottle.helper.errors import NoSuchApplication
+from chadthrottle.helper.engine.api import ChangeOutcome, LimitChange, ResolvedApplication, SetLimit
+from chadthrottle.helper.errors import HelperError, NoSuchApplication
 from chadthrottle.helper.main import run_helper
 from chadthrottle.helper.standalone import PrivateSystemBus
 
@@ -89,6 +89,20 @@ class FakeEngineForAdapterTests:
     def clear_limit(self, app_id: str, directions: tuple[Direction, ...]) -> str:
         self.calls.append(("clear_limit", app_id, directions))
         return app_id
+
+    def apply_changes(self, changes: Sequence[LimitChange]) -> list[ChangeOutcome]:
+        """One at a time, as the real engine reports them: a HelperError is that
+        change's outcome; anything unexpected fails the whole batch."""
+        outcomes: list[ChangeOutcome] = []
+        for change in changes:
+            try:
+                if isinstance(change, SetLimit):
+                    outcomes.append(self.set_limit(change.app_id, change.direction, change.rate_bps, change.burst_bytes))
+                else:
+                    outcomes.append(self.clear_limit(change.app_id, change.directions))
+            except HelperError as error:
+                outcomes.append(error)
+        return outcomes
 
     def close(self) -> None:
         self.closed = True

@@ -11,7 +11,8 @@ import pytest
 from chadthrottle.contract import BackendInfo, Direction
 from chadthrottle.helper.engine.engine import Engine
 from chadthrottle.helper.engine.limits import MIN_BURST_BYTES, default_burst_bytes
-from chadthrottle.helper.errors import BackendUnavailable, InvalidArgument, NoSuchApplication
+from chadthrottle.helper.engine.api import ClearLimit, SetLimit
+from chadthrottle.helper.errors import BackendUnavailable, InvalidArgument, KernelError, NoSuchApplication
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import ProcessInfo
 from chadthrottle.helper.kernel.htb import Classes
@@ -48,11 +49,16 @@ class RecordingDatapath:
 class RecordingShaper:
     wanted: dict[Direction, Classes] = field(default_factory=dict)
     refuse: bool = False
+    refuse_rate_bps: int = 0  # the "kernel" refuses any class at this rate
     sent: dict[int, int] = field(default_factory=dict)
+    reconciles: int = 0
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
+        self.reconciles += 1
         if self.refuse:
             raise BackendUnavailable("eth0 has a foreign root qdisc")
+        if any(spec.rate_bps == self.refuse_rate_bps for classes in wanted.values() for spec in classes.values()):
+            raise KernelError(f"tc refused {self.refuse_rate_bps} B/s")
         self.wanted = {d: dict(c) for d, c in wanted.items()}
 
     def active_directions(self) -> set[Direction]:
@@ -136,6 +142,42 @@ def test_a_refused_change_rolls_back_and_says_why(world: World) -> None:
     world.shaper.refuse = False
     assert [a.down_limit_bps for a in world.engine.list_applications()] == [0]
     assert before == world.shaper.wanted
+
+
+def test_a_batch_of_changes_is_one_kernel_update_with_an_outcome_each(world: World) -> None:
+    world.spawn(10)
+    world.spawn(20, exe="/usr/bin/wget")
+    before = world.shaper.reconciles
+    outcomes = world.engine.apply_changes([
+        SetLimit("pid:10", Direction.UP, 1_000_000, 0),
+        SetLimit("exe:/usr/bin/none", Direction.UP, 1_000_000, 0),
+        SetLimit("pid:20", Direction.DOWN, 2_000_000, 0),
+        SetLimit("pid:20", Direction.DOWN, 3_000_000, 0),  # later wins
+        SetLimit("pid:10", Direction.UP, 1_000_000, 1),  # bad burst: refused alone
+        ClearLimit("pid:10", (Direction.UP,)),
+    ])  # fmt: skip
+    assert outcomes[0] == outcomes[5] == "exe:/usr/bin/curl"
+    assert outcomes[2] == outcomes[3] == "exe:/usr/bin/wget"
+    assert isinstance(outcomes[1], NoSuchApplication) and isinstance(outcomes[4], InvalidArgument)
+    assert world.shaper.reconciles == before + 1
+    assert [spec.rate_bps for spec in world.shaper.wanted[Direction.DOWN].values()] == [3_000_000]
+    assert world.shaper.wanted[Direction.UP] == {}
+
+
+def test_a_change_the_kernel_refuses_fails_alone_in_its_batch(world: World) -> None:
+    world.spawn(10)
+    world.spawn(20, exe="/usr/bin/wget")
+    world.shaper.refuse_rate_bps = 666_000
+    outcomes = world.engine.apply_changes([
+        SetLimit("pid:10", Direction.UP, 1_000_000, 0),
+        SetLimit("pid:20", Direction.UP, 666_000, 0),
+        SetLimit("pid:20", Direction.DOWN, 2_000_000, 0),
+    ])  # fmt: skip
+    assert outcomes[0] == "exe:/usr/bin/curl" and outcomes[2] == "exe:/usr/bin/wget"
+    assert isinstance(outcomes[1], KernelError)
+    limits = {app.id: (app.up_limit_bps, app.down_limit_bps) for app in world.engine.list_applications()}
+    assert limits == {"exe:/usr/bin/curl": (1_000_000, 0), "exe:/usr/bin/wget": (0, 2_000_000)}
+    assert sorted(spec.rate_bps for c in world.shaper.wanted.values() for spec in c.values()) == [1_000_000, 2_000_000]
 
 
 def test_unknown_applications_and_bad_bursts_are_refused(world: World) -> None:
