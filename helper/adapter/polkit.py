@@ -124,14 +124,17 @@ class PolkitAuthority:
 
 
 class CachingAuthority:
-    """Remembers a "yes" for one caller and action for a moment.
+    """Remembers a "yes" for one caller and action for a moment, and asks polkit
+    once for all the calls that need the same answer at the same time.
 
     polkitd answers about 800 checks a second on the development machine, so a
     check per call capped SetLimit below the 1,000 calls/s target and made other
-    callers queue behind polkit. A unique bus name is never reused and its uid
-    never changes, so the only staleness is a right that was just revoked (a
-    rule removed, a session gone inactive) being honoured for up to ttl_s more.
-    A "no" is never remembered: the next call, perhaps interactive, asks again.
+    callers queue behind polkit; a client that sends a burst before the first
+    answer came would otherwise still cost one check per call. A unique bus name
+    is never reused and its uid never changes, so the only staleness is a right
+    that was just revoked (a rule removed, a session gone inactive) being
+    honoured for up to ttl_s more. A "no" is never remembered: the next call,
+    perhaps interactive, asks again.
     """
 
     MAX_ENTRIES = 4096
@@ -142,11 +145,21 @@ class CachingAuthority:
         self._ttl_s = ttl_s
         self._clock = clock
         self._allowed_until: dict[tuple[str, Action], float] = {}
+        self._asking: dict[tuple[str, Action, bool], asyncio.Future[bool]] = {}
 
     async def check(self, sender: str, action: Action, *, interactive: bool) -> bool:
-        key = (sender, action)
-        if self._allowed_until.get(key, 0.0) > self._clock():
+        if self._allowed_until.get((sender, action), 0.0) > self._clock():
             return True
+        key = (sender, action, interactive)
+        answer = self._asking.get(key)
+        if answer is None:
+            answer = asyncio.ensure_future(self._ask(sender, action, interactive))
+            self._asking[key] = answer
+            answer.add_done_callback(lambda _done: self._asking.pop(key, None))
+        return await asyncio.shield(answer)  # one caller giving up does not cancel the others
+
+    async def _ask(self, sender: str, action: Action, interactive: bool) -> bool:
+        key = (sender, action)
         allowed = await self._authority.check(sender, action, interactive=interactive)
         if not allowed:
             self._allowed_until.pop(key, None)

@@ -62,3 +62,36 @@ def test_the_memory_stays_bounded() -> None:
         assert len(cache._allowed_until) <= CachingAuthority.MAX_ENTRIES
 
     asyncio.run(run())
+
+
+class SlowAuthority(ScriptedAuthority):
+    """Answers only when released, so checks can overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def check(self, sender: str, action: Action, *, interactive: bool) -> bool:
+        self.asked += 1
+        await self.release.wait()
+        return (sender, action) in self.allowed
+
+
+def test_overlapping_checks_for_the_same_caller_and_action_ask_once() -> None:
+    polkit = SlowAuthority()
+    cache = CachingAuthority(polkit)
+    polkit.allowed.add((":1.8", Action.LIMIT_OWN))
+
+    async def run() -> None:
+        same = [asyncio.ensure_future(cache.check(":1.8", Action.LIMIT_OWN, interactive=False)) for _ in range(50)]
+        other = asyncio.ensure_future(cache.check(":1.9", Action.LIMIT_OWN, interactive=False))
+        prompt = asyncio.ensure_future(cache.check(":1.8", Action.LIMIT_OWN, interactive=True))
+        await asyncio.sleep(0.05)
+        same[0].cancel()  # one caller gives up; the others still get their answer
+        polkit.release.set()
+        assert await asyncio.gather(*same[1:]) == [True] * 49
+        assert await other is False
+        assert await prompt is True
+        assert polkit.asked == 3  # one per (caller, action, interactive), not one per call
+
+    asyncio.run(run())
