@@ -51,15 +51,15 @@ def _call(member: str, signature: str = "", body: list[Any] | None = None) -> Me
                    member=member, signature=signature, body=body or [])  # fmt: skip
 
 
-async def _timed(bus: MessageBus, message: Message, scheduled: float) -> tuple[float, str]:
-    """(latency from the scheduled send time, "" or the error name)."""
+async def _timed(bus: MessageBus, message: Message, scheduled: float) -> tuple[float, str, float]:
+    """(latency from the scheduled send time, "" or the error name, the scheduled time)."""
     reply = await bus.call(message)
     failed = "" if reply.message_type is MessageType.METHOD_RETURN else f"{reply.error_name}: {reply.body[0]}"
-    return time.monotonic() - scheduled, failed
+    return time.monotonic() - scheduled, failed, scheduled
 
 
 async def _paced(address: str, rate_per_s: float, seconds: float, start_at: float,
-                 make: Any) -> list[tuple[float, str]]:  # fmt: skip
+                 make: Any) -> list[tuple[float, str, float]]:  # fmt: skip
     """Send make(i) at start_at + i / rate_per_s for seconds; (latency, ok) each."""
     bus = await MessageBus(bus_address=address).connect()
     try:
@@ -152,6 +152,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--read-rate", type=float, default=10.0, help="ListApplications calls per second")
     parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--per-second", action="store_true", help="SetLimit latency for each second too")
     parser.add_argument("--py-spy", metavar="FILE", help="profile the helper under load with py-spy (raw stacks)")
     arguments = parser.parse_args()
     if os.geteuid() != 0:
@@ -231,14 +232,18 @@ def _measure(arguments: argparse.Namespace, address: str, pid: int, apps: list[t
     busy_cpu = 100 * (_cpu_seconds(pid) - cpu_before) / (time.monotonic() - start_at)
     reads = [r for kind, o in outcomes if kind == "read" for r in o]
     writes = [r for kind, o in outcomes if kind == "set" for r in o]
-    set_failed = sum(1 for _, error in writes if error)
+    set_failed = sum(1 for _, error, _ in writes if error)
     print(f"SetLimit: {len(writes)} calls from {arguments.clients} clients at {arguments.rate:.0f}/s "
           f"for {arguments.seconds:.0f} s, {set_failed} failed")  # fmt: skip
-    print(f"  latency  {_percentiles([lat for lat, _ in writes])}")
-    for error, count in Counter(error for _, error in writes + reads if error).most_common(3):
+    print(f"  latency  {_percentiles([lat for lat, _, _ in writes])}")
+    if arguments.per_second:
+        for second in range(int(arguments.seconds)):
+            in_second = [lat for lat, _, at in writes if second <= at - start_at < second + 1]
+            print(f"    second {second}: {_percentiles(in_second)}")
+    for error, count in Counter(error for _, error, _ in writes + reads if error).most_common(3):
         print(f"  {count} x {error}")
-    print(f"ListApplications meanwhile: {len(reads)} calls, {sum(1 for _, error in reads if error)} failed")
-    print(f"  latency  {_percentiles([lat for lat, _ in reads])}")
+    print(f"ListApplications meanwhile: {len(reads)} calls, {sum(1 for _, error, _ in reads if error)} failed")
+    print(f"  latency  {_percentiles([lat for lat, _, _ in reads])}")
     print(f"helper CPU under load: {busy_cpu:.0f}% of one core   RSS after load: {_rss_mib(pid):.0f} MiB")
 
 
