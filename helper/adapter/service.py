@@ -39,10 +39,10 @@ from chadthrottle.contract import (
 )
 from chadthrottle.dbus_codec import encode_application, encode_backend, encode_connection, encode_interface
 from chadthrottle.helper.adapter import validation
-from chadthrottle.helper.adapter.change_batcher import ChangeBatcher
+from chadthrottle.helper.adapter.batcher import Batcher, one_by_one
 from chadthrottle.helper.adapter.engine_thread import EngineThread
 from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
-from chadthrottle.helper.engine.api import ClearLimit, EngineApi, SetLimit
+from chadthrottle.helper.engine.api import ClearLimit, EngineApi, LimitChange, ResolvedApplication, SetLimit
 from chadthrottle.helper.errors import (
     BackendUnavailable,
     HelperError,
@@ -123,7 +123,11 @@ class HelperService:
         self._engine = engine
         self._authority = authority
         self._engine_thread = engine_thread
-        self._changes = ChangeBatcher(engine_thread, engine.apply_changes)
+        # One trip to the engine thread per batch of calls, not one per call.
+        self._changes: Batcher[LimitChange, str] = Batcher(engine_thread, engine.apply_changes)
+        self._resolves: Batcher[str, ResolvedApplication] = Batcher(
+            engine_thread, one_by_one(engine.resolve_application)
+        )
         self._introspection_xml = load_introspection_xml()
         self._tasks: set[asyncio.Task[None]] = set()
         self._exported = False
@@ -244,7 +248,7 @@ class HelperService:
     async def _authorize_by_owner(self, call: _Call) -> str:
         app_id: str = call.args[0]
         try:
-            resolved = await self._engine_thread.run(self._engine.resolve_application, app_id)
+            resolved = await self._resolves.submit(app_id)
         except NoSuchApplication:
             # Someone who may not even watch traffic learns nothing about app ids.
             await self._require(call, Action.MONITOR)
@@ -314,7 +318,7 @@ class HelperService:
             interfaces = await self._engine_thread.run(self._engine.list_interfaces)
             return out, [[encode_interface(interface) for interface in interfaces]]
         if name == "ListConnections":
-            resolved = await self._engine_thread.run(self._engine.resolve_application, call.args[0])
+            resolved = await self._resolves.submit(call.args[0])
             own = resolved.owner_uids == frozenset({await self._caller_uid(call.sender)})
             if not own and not await self._authority.check(call.sender, Action.LIMIT_ANY, interactive=False):
                 raise NotAuthorized("only the connections of your own applications are shown to you")

@@ -1,4 +1,4 @@
-"""Limit changes queue while the engine is busy and go to it as one batch."""
+"""Calls queue while the engine thread is busy and go to it as one batch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.adapter.change_batcher import ChangeBatcher
+from chadthrottle.helper.adapter.batcher import Batcher, one_by_one
 from chadthrottle.helper.adapter.engine_thread import EngineThread
 from chadthrottle.helper.engine.api import ChangeOutcome, ClearLimit, LimitChange, SetLimit
 from chadthrottle.helper.errors import NoSuchApplication
@@ -40,7 +40,7 @@ def engine_thread() -> EngineThread:
 
 def test_changes_queued_behind_a_busy_engine_go_as_one_batch(engine_thread: EngineThread) -> None:
     engine = GatedEngine()
-    batcher = ChangeBatcher(engine_thread, engine.apply_changes)
+    batcher = Batcher(engine_thread, engine.apply_changes)
 
     async def run() -> None:
         first = asyncio.ensure_future(batcher.submit(SetLimit("exe:/a", Direction.UP, 5000, 0)))
@@ -65,7 +65,7 @@ def test_changes_queued_behind_a_busy_engine_go_as_one_batch(engine_thread: Engi
 
 def test_an_unexpected_error_fails_every_call_of_its_batch_and_no_other(engine_thread: EngineThread) -> None:
     engine = GatedEngine()
-    batcher = ChangeBatcher(engine_thread, engine.apply_changes)
+    batcher = Batcher(engine_thread, engine.apply_changes)
 
     async def run() -> None:
         engine.explode = True
@@ -75,5 +75,26 @@ def test_an_unexpected_error_fails_every_call_of_its_batch_and_no_other(engine_t
         assert all(isinstance(result, RuntimeError) for result in results)
         engine.explode = False
         assert await batcher.submit(SetLimit("exe:/ok", Direction.UP, 5000, 0)) == "EXE:/OK"
+
+    asyncio.run(run())
+
+
+def test_one_by_one_gives_each_item_its_own_error(engine_thread: EngineThread) -> None:
+    def resolve(app_id: str) -> str:
+        if app_id == "exe:/gone":
+            raise NoSuchApplication(app_id)
+        if app_id == "exe:/bug":
+            raise RuntimeError("unexpected")
+        return app_id.upper()
+
+    batcher = Batcher(engine_thread, one_by_one(resolve))
+
+    async def run() -> None:
+        results = await asyncio.gather(
+            *(batcher.submit(app_id) for app_id in ("exe:/a", "exe:/gone", "exe:/bug", "exe:/b")),
+            return_exceptions=True,
+        )
+        assert results[0] == "EXE:/A" and results[3] == "EXE:/B"
+        assert isinstance(results[1], NoSuchApplication) and isinstance(results[2], RuntimeError)
 
     asyncio.run(run())
