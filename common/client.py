@@ -12,9 +12,10 @@ import asyncio
 from types import TracebackType
 from typing import Any
 
-from dbus_fast import BusType, Message, MessageFlag, MessageType
+from dbus_fast import Message, MessageFlag, MessageType
 from dbus_fast.aio import MessageBus
 
+from chadthrottle.bus_connection import connect_system_bus
 from chadthrottle.contract import (
     BOTH_DIRECTIONS,
     BUS_NAME,
@@ -104,8 +105,7 @@ class HelperClient:
         if self._bus is not None and self._bus.connected:
             return
         try:
-            bus = MessageBus(bus_address=self._bus_address, bus_type=BusType.SYSTEM)
-            self._bus = await asyncio.wait_for(bus.connect(), self._timeout_s)
+            self._bus = await asyncio.wait_for(connect_system_bus(self._bus_address), self._timeout_s)
         except Exception as error:
             raise HelperClientError(NO_SERVER, f"cannot connect to the system bus: {error}") from None
 

@@ -22,9 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from dbus_fast import BusType, NameFlag, RequestNameReply
+from dbus_fast import NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
 
+from chadthrottle.bus_connection import connect_system_bus
 from chadthrottle.contract import BUS_NAME
 from chadthrottle.helper.adapter.engine_thread import EngineThread
 from chadthrottle.helper.adapter.polkit import Authority, CachingAuthority, PolkitAuthority
@@ -77,7 +78,7 @@ async def run_helper(
     helper was idle that long with no limits. bus_address None is the system
     bus (dbus-fast honours DBUS_SYSTEM_BUS_ADDRESS)."""
     try:
-        bus = await MessageBus(bus_address=bus_address, bus_type=BusType.SYSTEM).connect()
+        bus = await connect_system_bus(bus_address)
     except Exception as error:
         raise StartupError(f"cannot connect to the system bus: {error}") from None
     engine_thread = EngineThread()
