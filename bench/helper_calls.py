@@ -151,7 +151,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4, help="client processes sending SetLimit")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--read-rate", type=float, default=10.0, help="ListApplications calls per second")
-    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--idle-seconds", type=float, default=30.0,
+                        help="how long idle CPU is measured (the kernel counts in 10 ms ticks)")
     parser.add_argument("--per-second", action="store_true", help="SetLimit latency for each second too")
     parser.add_argument("--py-spy", metavar="FILE", help="profile the helper under load with py-spy (raw stacks)")
     arguments = parser.parse_args()
@@ -167,6 +168,7 @@ def main() -> int:
             startup_s = time.monotonic() - started
             pid = helper._process.pid if helper._process else 0
             print(f"start-up (spawn -> owns {BUS_NAME}): {startup_s:.2f} s   RSS after start: {_rss_mib(pid):.0f} MiB")
+            time.sleep(3.0)  # past start-up work (the first ticks, adopting sockets)
             print(f"idle CPU, no limits, no traffic: {_idle_cpu_percent(pid, arguments.idle_seconds):.2f}% of one core")
             with _apps(pair) as apps:
                 _measure(arguments, bus.address, pid, apps)
