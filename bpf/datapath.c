@@ -9,6 +9,10 @@
  *   chadt_egress   cgroup_skb egress: count, and steer packets of limited
  *                  applications into their HTB class via skb->priority.
  *   chadt_ingress  cgroup_skb ingress: count.
+ *   chadt_sockops  sock_ops: when a limited application's TCP connection
+ *                  opens, cap its pacing rate near the upload limit, so
+ *                  TCP sends small packets at the limit instead of 64 KB
+ *                  bursts into the shaper's queue.
  *   chadt_tc_in    tc (cls_bpf) on an interface's ingress: find the
  *                  socket a packet is for and, when its application is
  *                  limited, return the class so the attached mirred
@@ -34,6 +38,8 @@ BPF_HASH(slot_by_cgroup, __u64, __u32, MAX_TRACKED_PROCESSES);
 BPF_TABLE("lru_percpu_hash", struct traffic_key, struct traffic_counters,
           traffic, MAX_TRAFFIC_KEYS);
 BPF_ARRAY(upload_pacing, struct slot_pacing, MAX_SLOTS);
+/* The SO_MAX_PACING_RATE (bytes/s) for a slot's TCP sockets; 0: not capped. */
+BPF_ARRAY(socket_pacing, __u32, MAX_SLOTS);
 
 #define NSEC_PER_SEC 1000000000ULL
 #define CGROUP_SKB_PASS 1
@@ -197,6 +203,31 @@ int chadt_ingress(struct __sk_buff *skb)
     if (verdict)
         count(tag, skb, 0);
     return verdict;
+}
+
+#define SOL_SOCKET 1
+#define SO_MAX_PACING_RATE 47
+
+/* Once per TCP connection (never per packet): sockets opened before a limit
+ * are capped by the helper from user space when the limit is set. */
+int chadt_sockops(struct bpf_sock_ops *skops)
+{
+    if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB && skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+        skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+        return 1;
+    struct bpf_sock *sk = skops->sk;
+    if (!sk)
+        return 1;
+    struct sock_tag *tag = socket_tags.sk_storage_get(sk, 0, 0);
+    if (!tag || !tag->app_slot)
+        return 1;
+    __u32 slot = tag->app_slot & 0xffff;
+    __u32 *rate = socket_pacing.lookup(&slot);
+    if (rate && *rate) {
+        int value = *rate;
+        bpf_setsockopt(skops, SOL_SOCKET, SO_MAX_PACING_RATE, &value, sizeof(value));
+    }
+    return 1;
 }
 
 /* tc ingress, classic cls_bpf mode: 0 = no match (packet goes on untouched),

@@ -39,6 +39,12 @@ from chadthrottle.helper.kernel.htb import ClassSpec, Classes
 
 log = logging.getLogger("chadthrottle.engine")
 
+# A limited application's TCP sockets are paced a little above its upload limit:
+# TCP then sends small packets at about the limit instead of 64 KB bursts that
+# sit in the shaper's queue (at 128 KiB/s one is half a second), while the
+# shaper stays the exact limiter.
+SOCKET_PACING_HEADROOM = 1.03
+
 
 class DatapathPort(Protocol):
     cgroup_root: Path
@@ -47,6 +53,7 @@ class DatapathPort(Protocol):
     def forget_process(self, tgid: int) -> None: ...
     def forget_owner(self, tgid: int) -> None: ...
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None: ...
+    def set_slot_pacing(self, app_slot: int, max_pacing_bps: int) -> None: ...
     def read_traffic(self) -> list[CounterSample]: ...
 
 
@@ -81,6 +88,7 @@ class Engine:
         self._slots = SlotAllocator()
         self._process_slots: dict[int, int] = {}  # tgid -> slot written to the datapath
         self._cgroup_slots: dict[int, int] = {}  # app scope cgroup id -> slot
+        self._paced_slots: dict[int, int] = {}  # slot -> socket pacing cap written, bytes/s
         self._meter = RateMeter()
         self._known: dict[str, AppIdentity] = {}  # last identity seen per application id
 
@@ -175,6 +183,7 @@ class Engine:
                 self._apply_classes()
             except HelperError as error:  # e.g. an interface came back with a foreign qdisc
                 log.error("could not keep the limits in place: %s", error)
+            self._apply_pacing()
             self._apply_tags()  # new processes of limited applications, whatever the classes did
             self._release_unused_slots()
             now = self._clock()
@@ -256,8 +265,10 @@ class Engine:
             log.error("rollback incomplete: %s", error)
 
     def _apply(self) -> None:
-        """Classes first, then tags: a tagged packet always finds its class."""
+        """Classes first, then tags: a tagged packet always finds its class
+        (and a newly tagged socket its pacing)."""
         self._apply_classes()
+        self._apply_pacing()
         self._apply_tags()
         self._release_unused_slots()
 
@@ -268,6 +279,20 @@ class Engine:
             for direction, limit in limits.items():
                 wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes)
         self._shaper.reconcile(wanted)
+
+    def _apply_pacing(self) -> None:
+        wanted: dict[int, int] = {}
+        for app_id, limits in self._limits.items():
+            up = limits.get(Direction.UP)
+            if up is not None:
+                wanted[self._slots.acquire(app_id)] = round(up.rate_bps * SOCKET_PACING_HEADROOM)
+        for slot in set(self._paced_slots) - set(wanted):
+            self._datapath.set_slot_pacing(slot, 0)
+            del self._paced_slots[slot]
+        for slot, pacing in wanted.items():
+            if self._paced_slots.get(slot) != pacing:
+                self._datapath.set_slot_pacing(slot, pacing)
+                self._paced_slots[slot] = pacing
 
     def _release_unused_slots(self) -> None:
         limited = {app_id for app_id, _ in self._limits.items()}

@@ -27,6 +27,7 @@ class CgroupAttachType(IntEnum):
     INET_INGRESS = 0
     INET_EGRESS = 1
     INET_SOCK_CREATE = 2
+    SOCK_OPS = 3
 
 
 def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:

@@ -33,7 +33,7 @@ from chadthrottle.helper.kernel.ownership import (
     live_program_ids,
 )
 from chadthrottle.helper.kernel.layout import HTB_MAJOR, PROGRAM_NAME_PREFIX, SlotPacing, SlotPolicer, TrafficCounters
-from chadthrottle.helper.kernel.socket_tagging import tag_open_sockets
+from chadthrottle.helper.kernel.socket_tagging import pace_open_sockets, tag_open_sockets
 
 log = logging.getLogger("chadthrottle.kernel.datapath")
 
@@ -41,6 +41,7 @@ _CGROUP_PROGRAMS = (
     ("chadt_sock", CgroupAttachType.INET_SOCK_CREATE),
     ("chadt_egress", CgroupAttachType.INET_EGRESS),
     ("chadt_ingress", CgroupAttachType.INET_INGRESS),
+    ("chadt_sockops", CgroupAttachType.SOCK_OPS),
 )
 TC_INGRESS_PROGRAM = "chadt_tc_in"
 BPF_F_LOCK = 4  # map update under the value's bpf_spin_lock
@@ -129,6 +130,8 @@ class Datapath:
         self._record: OwnershipRecord | None = None
         self._owner_callback: Any = None
         self._traffic_buffers: Any = None
+        self._slot_of_tgid: dict[int, int] = {}  # what set_process_slot wrote
+        self._pacing_of_slot: dict[int, int] = {}  # SO_MAX_PACING_RATE per slot, bytes/s
 
     @property
     def cgroup_root(self) -> Path:
@@ -168,7 +171,8 @@ class Datapath:
         self._cgroup_fd = os.open(self._cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
         loaded = []
         for name, attach_type in _CGROUP_PROGRAMS:
-            prog_type = BPF.CGROUP_SOCK if attach_type is CgroupAttachType.INET_SOCK_CREATE else BPF.CGROUP_SKB
+            prog_type = {CgroupAttachType.INET_SOCK_CREATE: BPF.CGROUP_SOCK,
+                         CgroupAttachType.SOCK_OPS: BPF.SOCK_OPS}.get(attach_type, BPF.CGROUP_SKB)  # fmt: skip
             # The expected attach type lets the egress program return NET_XMIT_CN.
             loaded.append((self._bpf.load_func(name.encode(), prog_type, attach_type=int(attach_type)), attach_type))
         # Recorded before attaching: no other start may take them for leftovers.
@@ -178,7 +182,12 @@ class Datapath:
             self._attached.append((function.fd, attach_type))
 
     def close(self) -> None:
-        """Detach everything; safe to call twice."""
+        """Uncap the sockets it paced, detach everything; safe to call twice."""
+        for slot in list(self._pacing_of_slot) if self._bpf is not None else []:
+            try:
+                self.set_slot_pacing(slot, 0)
+            except Exception:  # closing must go on
+                log.exception("could not uncap the sockets of slot %d", slot)
         for prog_fd, attach_type in reversed(self._attached):
             try:
                 bpf_syscalls.detach_from_cgroup(prog_fd, self._cgroup_fd, attach_type)
@@ -207,14 +216,33 @@ class Datapath:
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int:
         """New sockets of tgid get app_slot (0: none); its open sockets are
-        re-tagged now. Returns how many open sockets were tagged."""
+        re-tagged now, and their pacing follows the slot's (set_slot_pacing).
+        Returns how many open sockets were tagged."""
         table = self._bpf[b"slot_by_tgid"]
         key = table.Key(tgid)
+        was_paced = self._pacing_of_slot.get(self._slot_of_tgid.get(tgid, 0), 0)
         if app_slot:
             table[key] = table.Leaf(app_slot)
+            self._slot_of_tgid[tgid] = app_slot
         else:
             table.pop(key, None)
-        return tag_open_sockets(self._socket_tags_fd, tgid, app_slot)
+            self._slot_of_tgid.pop(tgid, None)
+        pacing = self._pacing_of_slot.get(app_slot, 0)
+        return tag_open_sockets(self._socket_tags_fd, tgid, app_slot, pacing if pacing or was_paced else None)
+
+    def set_slot_pacing(self, app_slot: int, max_pacing_bps: int) -> None:
+        """Cap (or with 0 uncap) the pacing rate of the slot's TCP sockets: the
+        open ones of every process tagged with it now, new ones as they connect."""
+        if self._pacing_of_slot.get(app_slot, 0) == max_pacing_bps:
+            return
+        table = self._bpf[b"socket_pacing"]
+        table[table.Key(app_slot)] = table.Leaf(min(max_pacing_bps, 0xFFFFFFFF))
+        if max_pacing_bps:
+            self._pacing_of_slot[app_slot] = max_pacing_bps
+        else:
+            self._pacing_of_slot.pop(app_slot, None)
+        for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
+            pace_open_sockets(tgid, max_pacing_bps)
 
     def watch_new_owners(self, on_new_owner: Callable[[int], None]) -> None:
         """Call on_new_owner(tgid) from poll_new_owners() for each process's
@@ -243,6 +271,7 @@ class Datapath:
     def forget_process(self, tgid: int) -> None:
         table = self._bpf[b"slot_by_tgid"]
         table.pop(table.Key(tgid), None)
+        self._slot_of_tgid.pop(tgid, None)
 
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
         """New sockets created inside a cgroup (an app scope) get app_slot."""

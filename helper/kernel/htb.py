@@ -40,6 +40,7 @@ DEFAULT_CLASS_RATE_BPS = 12_500_000_000  # 100 Gbit/s
 DEFAULT_CLASS_BURST_BYTES = 1 << 20
 LIMITED_PRIORITY, DEFAULT_PRIORITY = 0, 1
 RETIRE_AFTER_S = 1.0
+EMPTY_START_BURST_BYTES = 2 * 1514  # what a new class may send at once before its rate applies
 ETHERNET_HEADER_BYTES = 14
 
 LEAF_QUEUE_SECONDS = 0.1  # a leaf bfifo holds this much of the class rate
@@ -157,8 +158,21 @@ class HtbHierarchy:
         for slot, spec in wanted.items():
             if self.classes.get(slot) == spec:
                 continue
-            command = "change-class" if slot in self.classes else "add-class"
-            self._set_class(slot, round(spec.rate_bps * self._l3_to_l2), spec.burst_bytes, LIMITED_PRIORITY, command)
+            rate_bps = round(spec.rate_bps * self._l3_to_l2)
+            if slot in self.classes:
+                self._set_class(slot, rate_bps, spec.burst_bytes, LIMITED_PRIORITY)
+            elif self._direction is Direction.UP:
+                # A new class starts with a full bucket, which a paced upload that is
+                # only a little too fast spends over many seconds (at 128 KiB/s the
+                # default burst is a second of traffic): create it nearly empty, then
+                # give it its burst. The kernel keeps the tokens on a change, so the
+                # limit holds from the first packet and the burst refills only while
+                # the application is idle. (Downloads keep the full bucket: the remote
+                # sender's slow start needs the room; measured 0.964 without it.)
+                self._set_class(slot, rate_bps, EMPTY_START_BURST_BYTES, LIMITED_PRIORITY, "add-class")
+                self._set_class(slot, rate_bps, spec.burst_bytes, LIMITED_PRIORITY)
+            else:
+                self._set_class(slot, rate_bps, spec.burst_bytes, LIMITED_PRIORITY, "add-class")
             limit = leaf_queue_bytes(spec.rate_bps, self._direction)
             if self._leaf_limits.get(slot) != limit:  # often the same: a netlink call saved
                 leaf = (slot & 0xFFFF) << 16  # leaf <slot>: under class <major>:<slot>

@@ -1,4 +1,4 @@
-"""Tag sockets that were already open, from user space.
+"""Tag (and pace) sockets that were already open, from user space.
 
 sock_create tags every socket created while the datapath is attached. Sockets
 opened before, or opened by a process before its application was limited, are
@@ -12,6 +12,7 @@ import ctypes
 import logging
 import os
 import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from chadthrottle.helper.kernel.layout import SockTag
 log = logging.getLogger("chadthrottle.kernel.tagging")
 
 _INET_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+SO_MAX_PACING_RATE = 47
+UNCAPPED_PACING = 0xFFFFFFFF  # what the kernel reads as "no cap" from a 32-bit value
 
 
 def _socket_fds(pid: int) -> Iterator[int]:
@@ -39,27 +42,25 @@ def _socket_fds(pid: int) -> Iterator[int]:
             continue
 
 
-def _is_inet(fd: int) -> bool:
+def _inet_type(fd: int) -> int | None:
+    """The socket type (SOCK_STREAM, SOCK_DGRAM) of an inet socket, else None."""
     try:
         probe = socket.socket(fileno=fd)
     except OSError:
-        return False
+        return None
     try:
-        return probe.family in _INET_FAMILIES
+        return probe.type if probe.family in _INET_FAMILIES else None
     finally:
         probe.detach()
 
 
-def tag_open_sockets(map_fd: int, pid: int, app_slot: int | None) -> int:
-    """Set app_slot on every inet socket process pid has open, keeping the owner
-    recorded at creation. With app_slot None, only adopt sockets that carry no
-    tag yet (opened before the datapath was attached), as unlimited. Returns how
-    many sockets were written."""
+def _open_inet_sockets(pid: int) -> Iterator[tuple[int, int]]:
+    """(a duplicate of the socket in this process, its type) for each inet
+    socket pid has open; each duplicate is closed when the caller moves on."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
-        return 0
-    tagged = 0
+        return
     try:
         for target_fd in _socket_fds(pid):
             try:
@@ -67,13 +68,52 @@ def tag_open_sockets(map_fd: int, pid: int, app_slot: int | None) -> int:
             except OSError:
                 continue
             try:
-                if _is_inet(local_fd) and _write_tag(map_fd, local_fd, pid, app_slot):
-                    tagged += 1
+                kind = _inet_type(local_fd)
+                if kind is not None:
+                    yield local_fd, kind
             finally:
                 os.close(local_fd)
     finally:
         os.close(pidfd)
+
+
+def tag_open_sockets(map_fd: int, pid: int, app_slot: int | None, max_pacing_bps: int | None = None) -> int:
+    """Set app_slot on every inet socket process pid has open, keeping the owner
+    recorded at creation. With app_slot None, only adopt sockets that carry no
+    tag yet (opened before the datapath was attached), as unlimited. With
+    max_pacing_bps, also cap the pacing of its TCP sockets (see pace_socket).
+    Returns how many sockets were written."""
+    tagged = 0
+    for sock_fd, kind in _open_inet_sockets(pid):
+        if _write_tag(map_fd, sock_fd, pid, app_slot):
+            tagged += 1
+        if max_pacing_bps is not None and kind == socket.SOCK_STREAM:
+            pace_socket(sock_fd, max_pacing_bps)
     return tagged
+
+
+def pace_open_sockets(pid: int, max_pacing_bps: int) -> int:
+    """Cap the pacing of every TCP socket pid has open; how many were set."""
+    return sum(pace_socket(sock_fd, max_pacing_bps) for sock_fd, kind in _open_inet_sockets(pid)
+               if kind == socket.SOCK_STREAM)  # fmt: skip
+
+
+def pace_socket(sock_fd: int, max_pacing_bps: int) -> bool:
+    """SO_MAX_PACING_RATE in bytes/s (0: not capped), as the socket's owner
+    would set it; TCP then paces its packets at most that fast."""
+    value = UNCAPPED_PACING if max_pacing_bps <= 0 else min(max_pacing_bps, UNCAPPED_PACING - 1)
+    try:
+        probe = socket.socket(fileno=sock_fd)
+    except OSError:
+        return False
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, struct.pack("=I", value))
+        return True
+    except OSError as error:
+        log.debug("could not pace socket fd %d: %s", sock_fd, error)
+        return False
+    finally:
+        probe.detach()
 
 
 def _write_tag(map_fd: int, sock_fd: int, pid: int, app_slot: int | None) -> bool:

@@ -30,6 +30,9 @@ class FakeDatapath:
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
         pass
 
+    def set_slot_pacing(self, app_slot: int, max_pacing_bps: int) -> None:
+        pass
+
     def read_traffic(self) -> list[object]:
         return []
 

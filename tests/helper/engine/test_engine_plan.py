@@ -26,6 +26,7 @@ class RecordingDatapath:
     process_slots: dict[int, int] = field(default_factory=dict)
     forgotten: list[int] = field(default_factory=list)
     forgotten_owners: list[int] = field(default_factory=list)
+    pacing: dict[int, int] = field(default_factory=dict)
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int:
         self.process_slots[tgid] = app_slot
@@ -37,6 +38,12 @@ class RecordingDatapath:
 
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
         pass
+
+    def set_slot_pacing(self, app_slot: int, max_pacing_bps: int) -> None:
+        if max_pacing_bps:
+            self.pacing[app_slot] = max_pacing_bps
+        else:
+            self.pacing.pop(app_slot, None)
 
     def forget_owner(self, tgid: int) -> None:
         self.forgotten_owners.append(tgid)
@@ -142,6 +149,18 @@ def test_a_refused_change_rolls_back_and_says_why(world: World) -> None:
     world.shaper.refuse = False
     assert [a.down_limit_bps for a in world.engine.list_applications()] == [0]
     assert before == world.shaper.wanted
+
+
+def test_upload_limits_cap_the_pacing_of_the_apps_sockets(world: World) -> None:
+    world.spawn(10)
+    app_id = world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
+    slot = world.datapath.process_slots[10]
+    assert world.datapath.pacing == {slot: 1_030_000}  # SOCKET_PACING_HEADROOM above the limit
+    world.engine.set_limit(app_id, Direction.DOWN, 2_000_000, 0)  # downloads are not paced here
+    world.engine.set_limit(app_id, Direction.UP, 3_000_000, 0)
+    assert world.datapath.pacing == {slot: 3_090_000}
+    world.engine.clear_limit(app_id, (Direction.UP,))
+    assert world.datapath.pacing == {}
 
 
 def test_a_batch_of_changes_is_one_kernel_update_with_an_outcome_each(world: World) -> None:

@@ -3,7 +3,10 @@ real stream at the socket, tags open sockets, and leaves nothing behind."""
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -19,14 +22,14 @@ def _our_programs() -> list[str]:
     return [name for _type, _id, name in our_programs(cgroup2_mount())]
 
 
-def test_open_attaches_three_programs_and_close_detaches_them(kernel_ready: Path) -> None:
+def test_open_attaches_four_programs_and_close_detaches_them(kernel_ready: Path) -> None:
     before = {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())}  # other live datapaths
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
     try:
         ours = [(t.name, name) for t, prog_id, name in our_programs(cgroup2_mount()) if prog_id not in before]
         assert sorted(ours) == [("INET_EGRESS", "chadt_egress"), ("INET_INGRESS", "chadt_ingress"),
-                                ("INET_SOCK_CREATE", "chadt_sock")]
+                                ("INET_SOCK_CREATE", "chadt_sock"), ("SOCK_OPS", "chadt_sockops")]
     finally:
         datapath.close()
     assert {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())} <= before
@@ -78,10 +81,10 @@ def test_programs_of_a_killed_helper_are_found_and_detached(kernel_ready: Path) 
     assert result.returncode == -signal.SIGKILL and "attached" in result.stdout
     with holding_machine_lock():  # no live datapath: every program of ours is a leftover
         try:
-            assert len(_our_programs()) == 3  # legacy attach: they outlive the process
+            assert len(_our_programs()) == 4  # legacy attach: they outlive the process
         finally:
             removed = remove_leftover_programs(cgroup2_mount())
-    assert removed == 3
+    assert removed == 4
     assert _our_programs() == []
 
 
@@ -93,9 +96,47 @@ def test_a_second_live_datapath_keeps_its_programs(kernel_ready: Path) -> None:
         second = Datapath(cache_dir=kernel_ready)
         second.open()  # its leftover sweep must spare the first one's programs
         try:
-            assert len(our_programs(cgroup2_mount())) == before + 6
+            assert len(our_programs(cgroup2_mount())) == before + 8
         finally:
             second.close()
-        assert len(our_programs(cgroup2_mount())) == before + 3
+        assert len(our_programs(cgroup2_mount())) == before + 4
     finally:
         first.close()
+
+
+def _pacing_cap(sock: socket.socket) -> int:
+    (value,) = struct.unpack("=I", sock.getsockopt(socket.SOL_SOCKET, 47, 4))  # SO_MAX_PACING_RATE
+    return int(value)
+
+
+UNCAPPED = 0xFFFFFFFF
+
+
+def test_a_slots_tcp_sockets_are_paced_open_new_and_accepted_and_uncapped_again(kernel_ready: Path) -> None:
+    """Over loopback, with this test process as the limited application."""
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    listener = socket.create_server(("127.0.0.1", 0))
+    sockets = [listener]
+    try:
+        before = socket.create_connection(listener.getsockname())  # open before the limit
+        sockets += [before, listener.accept()[0]]
+        assert _pacing_cap(before) == UNCAPPED
+        datapath.set_slot_pacing(9, 500_000)
+        datapath.set_process_slot(os.getpid(), 9)
+        assert _pacing_cap(before) == 500_000  # from user space, through a duplicate
+        after = socket.create_connection(listener.getsockname())  # chadt_sockops at connect
+        accepted = listener.accept()[0]  # its tag was cloned from the listener's
+        sockets += [after, accepted]
+        assert _pacing_cap(after) == _pacing_cap(accepted) == 500_000
+        datapath.set_slot_pacing(9, 800_000)  # a new rate reaches the open sockets
+        assert [_pacing_cap(s) for s in (before, after, accepted)] == [800_000] * 3
+        datapath.set_process_slot(os.getpid(), 0)  # no longer limited: uncapped
+        assert [_pacing_cap(s) for s in (before, after, accepted)] == [UNCAPPED] * 3
+        datapath.set_process_slot(os.getpid(), 9)
+        datapath.close()  # a stopping helper uncaps what it capped
+        assert [_pacing_cap(s) for s in (before, after, accepted)] == [UNCAPPED] * 3
+    finally:
+        for sock in sockets:
+            sock.close()
+        datapath.close()
