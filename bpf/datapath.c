@@ -116,6 +116,7 @@ static __always_inline struct slot_policer *active_policer(__u32 slot, __u32 dir
 static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, int egress)
 {
     struct traffic_key key = {};
+    key.netns_cookie = bpf_get_netns_cookie(skb);
     key.owner_tgid = tag ? tag->owner_tgid : 0;
     key.ifindex = skb->ifindex;
     struct traffic_counters zero = {};

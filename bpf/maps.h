@@ -21,8 +21,11 @@ struct sock_tag {
     __u32 app_slot;   /* the application's limit slot; 0 = not limited */
 };
 
-/* Key of the traffic counters: who owns the socket, and on which device. */
+/* Key of the traffic counters: who owns the socket, and on which device.
+ * An ifindex means something only inside its network namespace (every
+ * namespace has its own 1, 2, ...), so the namespace's cookie goes with it. */
 struct traffic_key {
+    __u64 netns_cookie;
     __u32 owner_tgid;
     __u32 ifindex;
 };

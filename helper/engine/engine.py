@@ -11,10 +11,9 @@ were, and the caller gets the reason.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -36,6 +35,7 @@ from chadthrottle.helper.identity.connections import connections_of
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import cgroup_id, read_process
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
+from chadthrottle.helper.kernel.namespaces import NamespaceDirectory, NetnsView
 
 log = logging.getLogger("chadthrottle.engine")
 
@@ -48,6 +48,10 @@ class DatapathPort(Protocol):
     def forget_owner(self, tgid: int) -> None: ...
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None: ...
     def read_traffic(self) -> list[CounterSample]: ...
+
+
+class NamespacePort(Protocol):
+    def views(self, cookies: Iterable[int]) -> dict[int, NetnsView]: ...
 
 
 class ShaperPort(Protocol):
@@ -66,10 +70,12 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         rules: LimitTable | None = None,
         save_rules: Callable[[LimitTable], None] = lambda table: None,
+        namespaces: NamespacePort | None = None,
     ) -> None:
         """rules: the stored limits to start from (applied on the first tick);
         save_rules: stores the table after each change, raising HelperError if
-        it cannot (the change is then undone)."""
+        it cannot (the change is then undone); namespaces: names the network
+        namespaces of interface counters."""
         self._datapath = datapath
         self._shaper = shaper
         self._index = index
@@ -83,6 +89,7 @@ class Engine:
         self._cgroup_slots: dict[int, int] = {}  # app scope cgroup id -> slot
         self._meter = RateMeter()
         self._known: dict[str, AppIdentity] = {}  # last identity seen per application id
+        self._namespaces = namespaces or NamespaceDirectory()
 
     # --- the EngineApi ------------------------------------------------------------
 
@@ -98,16 +105,18 @@ class Engine:
         return [ConnectionInfo(c.protocol, c.local, c.remote, c.state, c.pid) for c in connections_of(pids)]
 
     def list_interfaces(self) -> list[InterfaceInfo]:
-        names = {index: name for index, name in socket.if_nameindex()}  # the helper's namespace
         with self._lock:
-            return [
-                InterfaceInfo(
-                    name=names.get(ifindex, ""), ifindex=ifindex, loopback=ifindex == LOOPBACK_IFINDEX,
-                    rx_bytes=traffic.rx_bytes, tx_bytes=traffic.tx_bytes,
-                    down_bps=traffic.down_bps, up_bps=traffic.up_bps,
-                )
-                for ifindex, traffic in sorted(self._meter.interfaces.items())
-            ]
+            interfaces = dict(self._meter.interfaces)
+        views = self._namespaces.views({cookie for cookie, _ in interfaces})  # enters namespaces: unlocked
+        listed = [
+            InterfaceInfo(
+                name=views[cookie].interface_names.get(ifindex, ""), ifindex=ifindex,
+                loopback=ifindex == LOOPBACK_IFINDEX, rx_bytes=traffic.rx_bytes, tx_bytes=traffic.tx_bytes,
+                down_bps=traffic.down_bps, up_bps=traffic.up_bps, netns=views[cookie].label,
+            )
+            for (cookie, ifindex), traffic in interfaces.items()
+        ]
+        return sorted(listed, key=lambda i: (i.netns != "", i.netns, i.ifindex))
 
     def list_backends(self) -> list[BackendInfo]:
         with self._lock:

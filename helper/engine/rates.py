@@ -14,6 +14,7 @@ from typing import Protocol
 
 
 LOOPBACK_IFINDEX = 1  # the kernel gives every namespace's lo index 1
+InterfaceKey = tuple[int, int]  # (netns cookie, ifindex): indices repeat across namespaces
 
 
 @dataclass
@@ -36,6 +37,8 @@ class CounterSample(Protocol):
     """Monotonic byte counters of one socket owner (datapath.TrafficSample)."""
 
     @property
+    def netns_cookie(self) -> int: ...
+    @property
     def owner_tgid(self) -> int: ...
     @property
     def ifindex(self) -> int: ...
@@ -56,8 +59,8 @@ class RateMeter:
         self._history: deque[tuple[float, dict[str, AppTraffic]]] = deque(maxlen=window_ticks)
         self.apps: dict[str, AppTraffic] = {}
         self._shaped_history: deque[tuple[float, dict[str, int]]] = deque(maxlen=window_ticks)
-        self._interface_history: deque[tuple[float, dict[int, AppTraffic]]] = deque(maxlen=window_ticks)
-        self.interfaces: dict[int, AppTraffic] = {}  # ifindex -> every socket's traffic
+        self._interface_history: deque[tuple[float, dict[InterfaceKey, AppTraffic]]] = deque(maxlen=window_ticks)
+        self.interfaces: dict[InterfaceKey, AppTraffic] = {}  # every socket's traffic
 
     def remember(self, tgid: int, app_id: str) -> None:
         self._app_of_tgid[tgid] = app_id
@@ -98,15 +101,15 @@ class RateMeter:
 
     def _update_interfaces(self, samples: list[CounterSample], now: float) -> None:
         """Per interface, every socket's bytes, attributed or not: machine totals."""
-        totals: dict[int, AppTraffic] = defaultdict(AppTraffic)
+        totals: dict[InterfaceKey, AppTraffic] = defaultdict(AppTraffic)
         for sample in samples:
-            traffic = totals[sample.ifindex]
+            traffic = totals[(sample.netns_cookie, sample.ifindex)]
             traffic.rx_bytes += sample.rx_bytes
             traffic.tx_bytes += sample.tx_bytes
         if self._interface_history:
             then, before = self._interface_history[0]
-            for ifindex, traffic in totals.items():
-                old = before.get(ifindex)
+            for key, traffic in totals.items():
+                old = before.get(key)
                 if old is not None and now > then:
                     traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / (now - then)
                     traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / (now - then)

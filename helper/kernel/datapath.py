@@ -32,7 +32,7 @@ from chadthrottle.helper.kernel.ownership import (
     holding_machine_lock,  # noqa: F401  (re-exported: benchmarks and tests use it from here)
     live_program_ids,
 )
-from chadthrottle.helper.kernel.layout import HTB_MAJOR, PROGRAM_NAME_PREFIX, SlotPacing, SlotPolicer, TrafficCounters
+from chadthrottle.helper.kernel.layout import HTB_MAJOR, PROGRAM_NAME_PREFIX, SlotPacing, SlotPolicer, TrafficCounters, TrafficKey
 from chadthrottle.helper.kernel.socket_tagging import tag_open_sockets
 
 log = logging.getLogger("chadthrottle.kernel.datapath")
@@ -44,10 +44,16 @@ _CGROUP_PROGRAMS = (
 )
 TC_INGRESS_PROGRAM = "chadt_tc_in"
 BPF_F_LOCK = 4  # map update under the value's bpf_spin_lock
+_TRAFFIC_KEY_DTYPE = numpy.dtype([(name, numpy.uint64 if ctype is ctypes.c_uint64 else numpy.uint32)
+                                  for name, ctype in TrafficKey._fields_])
+assert _TRAFFIC_KEY_DTYPE.itemsize == ctypes.sizeof(TrafficKey)
+
 @dataclass(frozen=True)
 class TrafficSample:
-    """Monotonic counters of one (socket owner, interface), summed over CPUs."""
+    """Monotonic counters of one (socket owner, interface), summed over CPUs.
+    The interface is (netns_cookie, ifindex): indices repeat across namespaces."""
 
+    netns_cookie: int
     owner_tgid: int
     ifindex: int
     rx_bytes: int
@@ -294,10 +300,10 @@ class Datapath:
         fields = len(TrafficCounters._fields_)
         sums = numpy.frombuffer(values, dtype=numpy.uint64, count=count * table.total_cpu * fields)
         sums = sums.reshape(count, table.total_cpu, fields).sum(axis=1)
-        key_words = numpy.frombuffer(keys, dtype=numpy.uint32, count=count * 2).reshape(count, 2)
+        key_fields = numpy.frombuffer(keys, dtype=_TRAFFIC_KEY_DTYPE, count=count)
         return [
-            TrafficSample(int(k[0]), int(k[1]), int(v[0]), int(v[1]), int(v[2]), int(v[3]))
-            for k, v in zip(key_words.tolist(), sums.tolist())
+            TrafficSample(cookie, owner, ifindex, *counters)
+            for (cookie, owner, ifindex), counters in zip(key_fields.tolist(), sums.tolist())
         ]
 
 
