@@ -136,18 +136,21 @@ static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, 
 }
 
 /* Processes the helper was told about: each process's first socket sends
- * its tgid once, so the helper can tell whose it is while it still runs,
- * however short-lived. */
+ * its tgid and cgroup once, so the helper can tell whose it is while it
+ * still runs, however short-lived, or from its app scope after it exited. */
 BPF_TABLE("lru_hash", __u32, __u8, announced_owners, MAX_TRACKED_PROCESSES);
 BPF_RINGBUF_OUTPUT(new_owners, 16);
 
-static __always_inline void announce(__u32 tgid)
+static __always_inline void announce(__u32 tgid, __u64 cgroup_id)
 {
     if (announced_owners.lookup(&tgid))
         return;
     __u8 yes = 1;
     announced_owners.update(&tgid, &yes);
-    new_owners.ringbuf_output(&tgid, sizeof(tgid), 0);
+    struct owner_event event = {};
+    event.cgroup_id = cgroup_id;
+    event.tgid = tgid;
+    new_owners.ringbuf_output(&event, sizeof(event), 0);
 }
 
 int chadt_sock(struct bpf_sock *sk)
@@ -163,7 +166,7 @@ int chadt_sock(struct bpf_sock *sk)
     if (!slot)
         slot = slot_by_cgroup.lookup(&cgroup_id);
     tag->app_slot = slot ? *slot : 0;
-    announce(tgid);
+    announce(tgid, cgroup_id);
     return 1;
 }
 

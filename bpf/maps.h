@@ -30,6 +30,15 @@ struct traffic_key {
     __u32 ifindex;
 };
 
+/* What chadt_sock tells the helper about a process's first socket: the
+ * process, and its cgroup, which still names its app scope when the process
+ * has exited before the helper could read /proc. */
+struct owner_event {
+    __u64 cgroup_id;
+    __u32 tgid;
+    __u32 pad;
+};
+
 /* Monotonic counters; user space computes rates from deltas. Bytes are on
  * the wire at L3: GSO/GRO super-packets are counted as the segments they
  * stand for, each with its own IP and transport header. */

@@ -33,7 +33,7 @@ from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchAppli
 from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.connections import connections_of
 from chadthrottle.helper.identity.index import ApplicationIndex
-from chadthrottle.helper.identity.processes import cgroup_id, read_process
+from chadthrottle.helper.identity.processes import ProcessInfo, cgroup_id, cgroup_path, read_process
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory, NetnsView
 
@@ -90,6 +90,7 @@ class Engine:
         self._meter = RateMeter()
         self._known: dict[str, AppIdentity] = {}  # last identity seen per application id
         self._namespaces = namespaces or NamespaceDirectory()
+        self._cgroup_paths: dict[int, str | None] = {}  # cgroup id -> path, for exited processes
 
     # --- the EngineApi ------------------------------------------------------------
 
@@ -170,13 +171,18 @@ class Engine:
                 now,
             )
 
-    def note_new_owner(self, pid: int) -> None:
+    def note_new_owner(self, pid: int, cgroup_id: int = 0) -> None:
         """A process opened its first socket: learn whose it is now, while it
         still runs, so the bytes of a short-lived process are attributed, and
-        a new process of a limited application is limited at once."""
+        a new process of a limited application is limited at once. If it has
+        exited already, its cgroup (as the datapath saw it) may still name its
+        app scope."""
         process = read_process(pid)
         identity = identify(process) if process else None
+        if identity is None and cgroup_id:
+            identity = self._identity_of_cgroup(pid, cgroup_id)
         if identity is None:
+            log.debug("process %d exited before it could be identified", pid)
             return
         with self._lock:
             self._meter.remember(pid, identity.app_id)
@@ -185,6 +191,16 @@ class Engine:
                 slot = self._slots.acquire(identity.app_id)
                 self._datapath.set_process_slot(pid, slot)
                 self._process_slots[pid] = slot
+
+    def _identity_of_cgroup(self, pid: int, cgroup_id: int) -> AppIdentity | None:
+        """The app scope identity of a cgroup id, or None if it is no app scope."""
+        if cgroup_id not in self._cgroup_paths:  # a walk of the hierarchy: once per cgroup
+            self._cgroup_paths[cgroup_id] = cgroup_path(self._datapath.cgroup_root, cgroup_id)
+        path = self._cgroup_paths[cgroup_id]
+        if path is None:
+            return None
+        identity = identify(ProcessInfo(pid=pid, ppid=0, uid=0, exe="", argv=(), comm="", cgroup=path))
+        return identity if identity is not None and identity.scope else None
 
     def has_limits(self) -> bool:
         with self._lock:

@@ -78,3 +78,16 @@ def cgroup_id(cgroup_root: Path, cgroup: str) -> int | None:
         return os.stat(cgroup_root / cgroup.lstrip("/")).st_ino
     except OSError:
         return None
+
+
+def cgroup_path(cgroup_root: Path, wanted_id: int) -> str | None:
+    """The path ("/a/b.scope") of the cgroup v2 directory with this id, found
+    by walking the hierarchy (for a process that exited before /proc/PID
+    could be read; ids are never reused)."""
+    for directory, _subdirs, _files in os.walk(cgroup_root):
+        try:
+            if os.stat(directory).st_ino == wanted_id:
+                return "/" + os.path.relpath(directory, cgroup_root).removeprefix(".").lstrip("/")
+        except OSError:
+            continue
+    return None

@@ -32,7 +32,9 @@ from chadthrottle.helper.kernel.ownership import (
     holding_machine_lock,  # noqa: F401  (re-exported: benchmarks and tests use it from here)
     live_program_ids,
 )
-from chadthrottle.helper.kernel.layout import HTB_MAJOR, PROGRAM_NAME_PREFIX, SlotPacing, SlotPolicer, TrafficCounters, TrafficKey
+from chadthrottle.helper.kernel.layout import (
+    HTB_MAJOR, PROGRAM_NAME_PREFIX, OwnerEvent, SlotPacing, SlotPolicer, TrafficCounters, TrafficKey,
+)
 from chadthrottle.helper.kernel.socket_tagging import tag_open_sockets
 
 log = logging.getLogger("chadthrottle.kernel.datapath")
@@ -222,12 +224,13 @@ class Datapath:
             table.pop(key, None)
         return tag_open_sockets(self._socket_tags_fd, tgid, app_slot)
 
-    def watch_new_owners(self, on_new_owner: Callable[[int], None]) -> None:
-        """Call on_new_owner(tgid) from poll_new_owners() for each process's
-        first socket (see announce() in datapath.c)."""
+    def watch_new_owners(self, on_new_owner: Callable[[int, int], None]) -> None:
+        """Call on_new_owner(tgid, cgroup_id) from poll_new_owners() for each
+        process's first socket (see announce() in datapath.c)."""
 
         def deliver(_ctx: Any, data: Any, _size: int) -> int:
-            on_new_owner(ctypes.cast(data, ctypes.POINTER(ctypes.c_uint32)).contents.value)
+            event = ctypes.cast(data, ctypes.POINTER(OwnerEvent)).contents
+            on_new_owner(event.tgid, event.cgroup_id)
             return 0
 
         self._owner_callback = deliver  # bcc keeps only a weak reference

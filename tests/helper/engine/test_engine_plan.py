@@ -25,6 +25,7 @@ class RecordingDatapath:
     process_slots: dict[int, int] = field(default_factory=dict)
     forgotten: list[int] = field(default_factory=list)
     forgotten_owners: list[int] = field(default_factory=list)
+    traffic: list[object] = field(default_factory=list)
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int:
         self.process_slots[tgid] = app_slot
@@ -41,7 +42,16 @@ class RecordingDatapath:
         self.forgotten_owners.append(tgid)
 
     def read_traffic(self) -> list[object]:
-        return []
+        return list(self.traffic)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    owner_tgid: int
+    rx_bytes: int
+    tx_bytes: int = 0
+    ifindex: int = 2
+    netns_cookie: int = 1
 
 
 @dataclass
@@ -174,3 +184,17 @@ def test_exited_pids_may_be_announced_again(world: World) -> None:
     del world.processes[10]
     world.engine.tick()
     assert world.datapath.forgotten_owners == [10]
+
+
+def test_a_process_gone_before_it_was_read_is_identified_by_its_app_scope(
+    world: World, tmp_path: Path
+) -> None:
+    """A short-lived process: the datapath announced it, /proc no longer has it."""
+    scope = tmp_path / SCOPE.lstrip("/")
+    scope.mkdir(parents=True)
+    world.datapath.cgroup_root = tmp_path
+    world.engine.note_new_owner(77, cgroup_id=scope.stat().st_ino)
+    world.engine.note_new_owner(78, cgroup_id=tmp_path.stat().st_ino)  # no app scope: not guessed
+    world.datapath.traffic = [Traffic(77, 500), Traffic(78, 900)]
+    world.engine.tick()
+    assert [(a.id, a.rx_bytes) for a in world.engine.list_applications()] == [("app:org.x.Editor", 500)]
