@@ -33,7 +33,7 @@ from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchAppli
 from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.connections import connections_of
 from chadthrottle.helper.identity.index import ApplicationIndex
-from chadthrottle.helper.identity.processes import ProcessInfo, cgroup_id, cgroup_path, read_process
+from chadthrottle.helper.identity.processes import ProcessInfo, cgroup_id, cgroup_path, process_exists, read_process
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory, NetnsView
 
@@ -48,6 +48,7 @@ class DatapathPort(Protocol):
     def forget_owner(self, tgid: int) -> None: ...
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None: ...
     def read_traffic(self) -> list[CounterSample]: ...
+    def retire_owners(self, tgids: set[int]) -> list[CounterSample]: ...
 
 
 class NamespacePort(Protocol):
@@ -91,6 +92,7 @@ class Engine:
         self._known: dict[str, AppIdentity] = {}  # last identity seen per application id
         self._namespaces = namespaces or NamespaceDirectory()
         self._cgroup_paths: dict[int, str | None] = {}  # cgroup id -> path, for exited processes
+        self._announced: set[int] = set()  # socket owners the datapath told us about
 
     # --- the EngineApi ------------------------------------------------------------
 
@@ -149,10 +151,13 @@ class Engine:
     def tick(self) -> None:
         """Once a second: follow processes, interfaces and counters."""
         with self._lock:
-            before = self._index.all_pids()
+            before = self._index.all_pids() | self._announced
             self._index.refresh()
-            for pid in before - self._index.all_pids():
-                self._datapath.forget_owner(pid)  # a reused pid is announced again
+            gone = {pid for pid in before - self._index.all_pids() if not process_exists(pid)}
+            for pid in gone:
+                self._datapath.forget_owner(pid)  # a reused pid is announced again...
+            self._announced -= gone
+            self._meter.retire(self._datapath.retire_owners(gone))  # ...and counts from zero
             for app_id, app in self._index.applications().items():
                 self._known[app_id] = app.identity
                 for pid in app.processes:
@@ -177,6 +182,8 @@ class Engine:
         a new process of a limited application is limited at once. If it has
         exited already, its cgroup (as the datapath saw it) may still name its
         app scope."""
+        with self._lock:
+            self._announced.add(pid)
         process = read_process(pid)
         identity = identify(process) if process else None
         if identity is None and cgroup_id:

@@ -41,9 +41,10 @@ def read_process(pid: int) -> ProcessInfo | None:
     except OSError:
         exe = ""
     cmdline = _read(f"{base}/cmdline") or ""
-    cgroup = next(
-        (line[3:] for line in (_read(f"{base}/cgroup") or "").splitlines() if line.startswith("0::")), "/"
-    )
+    cgroups = _read(f"{base}/cgroup")
+    if cgroups is None or (exe and not cmdline and read_exe(pid) is None):
+        return None  # it exited while being read: what was read may be half of it
+    cgroup = next((line[3:] for line in cgroups.splitlines() if line.startswith("0::")), "/")
     try:
         return ProcessInfo(
             pid=pid,
@@ -66,6 +67,11 @@ def read_exe(pid: int) -> str | None:
         return None
     except OSError:
         return ""  # a kernel thread, or not ours to inspect
+
+
+def process_exists(pid: int) -> bool:
+    """True while /proc has the pid (a zombie included)."""
+    return os.path.exists(f"/proc/{pid}")
 
 
 def all_pids() -> list[int]:

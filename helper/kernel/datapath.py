@@ -292,6 +292,31 @@ class Datapath:
 
         return int(lib.bpf_table_fd(self._bpf.module, b"policers"))
 
+    def retire_owners(self, tgids: set[int]) -> list[TrafficSample]:
+        """Remove the counters of processes that exited, returning their final
+        values (BPF_MAP_LOOKUP_AND_DELETE_ELEM: nothing counted between a read
+        and the delete is lost): a pid the kernel hands out again then starts
+        from zero instead of inheriting the old process's bytes, and the map
+        keeps room for the living."""
+        from bcc.libbcc import lib
+
+        if not tgids:
+            return []
+        table = self._bpf[b"traffic"]
+        retired = []
+        for sample in self.read_traffic():
+            if sample.owner_tgid not in tgids:
+                continue
+            key = TrafficKey(sample.netns_cookie, sample.owner_tgid, sample.ifindex)
+            values = (TrafficCounters * table.total_cpu)()
+            if lib.bpf_lookup_and_delete(table.map_fd, ctypes.byref(key), ctypes.byref(values)) != 0:
+                continue  # evicted meanwhile
+            retired.append(TrafficSample(
+                sample.netns_cookie, sample.owner_tgid, sample.ifindex,
+                *(sum(getattr(value, name) for value in values) for name, _ in TrafficCounters._fields_),
+            ))  # fmt: skip
+        return retired
+
     def read_traffic(self) -> list[TrafficSample]:
         """One pass over the per-CPU counters: BPF_MAP_LOOKUP_BATCH into one
         buffer (a few syscalls, not two per key), summed over CPUs with numpy."""

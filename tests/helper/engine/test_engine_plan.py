@@ -44,6 +44,11 @@ class RecordingDatapath:
     def read_traffic(self) -> list[object]:
         return list(self.traffic)
 
+    def retire_owners(self, tgids: set[int]) -> list[object]:
+        retired = [t for t in self.traffic if t.owner_tgid in tgids]  # type: ignore[attr-defined]
+        self.traffic = [t for t in self.traffic if t not in retired]
+        return retired
+
 
 @dataclass(frozen=True)
 class Traffic:
@@ -92,6 +97,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     created = World()
     # "pid:N" resolves through /proc; point it at the fake process table
     monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", created.processes.get)
+    monkeypatch.setattr("chadthrottle.helper.engine.engine.process_exists", created.processes.__contains__)
     return created
 
 
@@ -198,3 +204,19 @@ def test_a_process_gone_before_it_was_read_is_identified_by_its_app_scope(
     world.datapath.traffic = [Traffic(77, 500), Traffic(78, 900)]
     world.engine.tick()
     assert [(a.id, a.rx_bytes) for a in world.engine.list_applications()] == [("app:org.x.Editor", 500)]
+
+
+def test_a_reused_pid_starts_from_zero_and_the_old_bytes_stay_with_their_app(world: World) -> None:
+    world.spawn(50, exe="/usr/bin/curl")
+    world.engine.note_new_owner(50)
+    world.datapath.traffic = [Traffic(50, 4000)]
+    world.engine.tick()
+    del world.processes[50]
+    world.engine.tick()  # gone: its counters are retired, its pid forgotten
+    assert world.datapath.forgotten_owners == [50] and world.datapath.traffic == []
+    world.spawn(50, exe="/usr/bin/wget")  # the kernel hands the pid out again
+    world.engine.note_new_owner(50)
+    world.datapath.traffic = [Traffic(50, 300)]
+    world.engine.tick()
+    totals = {a.id: a.rx_bytes for a in world.engine.list_applications()}
+    assert totals == {"exe:/usr/bin/curl": 4000, "exe:/usr/bin/wget": 300}
