@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -187,7 +188,7 @@ def format_table(measurements: list[Measurement], titles: dict[str, str]) -> str
         "total in ListInterfaces - app, wire = veth - app. ratio = app / wire (target 1 +- 1%). drops = packets",
         "the veth dropped (none expected: a dropped upload counts at the socket, and again when resent).",
         "",
-        f"{'scenario':<11}{'dir':<4}{'payload':>13}{'wire L3':>13}{'app':>13}{'ratio':>8}"
+        f"{'scenario':<11}{'dir':<4}{'payload':>15}{'wire L3':>15}{'app':>15}{'ratio':>8}"
         f"{'unattr. dp':>12}{'unattr. wire':>14}{'drops':>7}  verdict",
     ]
     for m in measurements:
@@ -198,7 +199,7 @@ def format_table(measurements: list[Measurement], titles: dict[str, str]) -> str
             ratio = m.ratio(direction)
             verdict = "ok" if m.within() else ("NOT LISTED" if not m.found else "MISS")
             lines.append(
-                f"{m.scenario if direction == 'rx' else '':<11}{direction:<4}{payload:>13,}{wire:>13,}{app:>13,}"
+                f"{m.scenario if direction == 'rx' else '':<11}{direction:<4}{payload:>15,}{wire:>15,}{app:>15,}"
                 f"{(f'{ratio:.4f}' if ratio is not None else '-'):>8}{device - app:>12,}{wire - app:>14,}"
                 f"{m.wire_dropped if direction == 'rx' else '':>7}  "
                 f"{verdict if direction == 'rx' else titles.get(m.scenario, '')}"
@@ -232,7 +233,8 @@ def main() -> int:
         for scenario in chosen:
             measurements.append(measure(bus.address, cgroup2_mount(), sites[scenario.other_netns], scenario))
             print(f"  {scenario.key}: done", file=sys.stderr, flush=True)
-    print(f"ChadThrottle accounting scenarios, {started}, scale {arguments.scale}")
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"ChadThrottle accounting scenarios, {started}, scale {arguments.scale}, load average {load}")
     print(format_table(measurements, {s.key: s.title for s in chosen}))
     if arguments.json:
         arguments.json.write_text(json.dumps([asdict(m) for m in measurements], indent=1))
