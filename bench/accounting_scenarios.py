@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -55,6 +56,7 @@ class Scenario:
     command: tuple[str, ...]  # the generator's subcommand and sizes
     family: int = 4
     other_netns: bool = False
+    scope: bool = True  # False: no app scope; the application is the generator's script
 
     @property
     def app_id(self) -> str:
@@ -74,6 +76,10 @@ def scenarios(scale: float = 1.0) -> list[Scenario]:
                  ("burst", "--connections", "200", "--up", "32768", "--down", "32768")),
         Scenario("Blips", "200 processes that send one datagram and exit",
                  ("blips", "--connections", "200", "--up", "512")),
+        Scenario("BurstBare", "Burst outside any app scope (known by its script)",
+                 ("burst", "--connections", "200", "--up", "32768", "--down", "32768"), scope=False),
+        Scenario("BlipsBare", "Blips outside any app scope (known by its script)",
+                 ("blips", "--connections", "200", "--up", "512"), scope=False),
         Scenario("Udp", "UDP both ways", ("udp", "--up", size(16), "--down", size(16))),
         Scenario("Ipv6", "IPv6 TCP both ways", ("tcp", *both), family=6),
         Scenario("Child", "TCP from a forked child process", ("child", *both)),
@@ -154,25 +160,39 @@ def _settled_view(bus_address: str, app_id: str, site: Site, timeout_s: float = 
 
 
 def measure(bus_address: str, cgroup_root: Path, site: Site, scenario: Scenario) -> Measurement:
-    """Run one scenario in a fresh app scope and read all three counts."""
+    """Run one scenario as a fresh application and read all three counts."""
+    with contextlib.ExitStack() as stack:
+        if scenario.scope:
+            generator, app_id = GENERATOR, scenario.app_id
+            scope: Path | None = stack.enter_context(app_scope(cgroup_root, f"org.chadthrottle.Acct{scenario.key}"))
+        else:  # a copy of its own: a script is an application (script:<path>)
+            generator = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chadthrottle-acct-")))
+            generator = generator / f"acct-{scenario.key}.py"
+            shutil.copyfile(GENERATOR, generator)
+            app_id, scope = f"script:{generator}", None
+        measurement = _measure(bus_address, site, scenario, generator, app_id, scope)
+    return measurement
+
+
+def _measure(bus_address: str, site: Site, scenario: Scenario, generator: Path, app_id: str,
+             scope: Path | None) -> Measurement:  # fmt: skip
     pair = site.pair
     quiet(pair.host_ns, pair.host_if, window_s=0.3)
-    _, device_before = _helper_view(bus_address, scenario.app_id, site)
+    _, device_before = _helper_view(bus_address, app_id, site)
     wire_before = wire_counters(pair.host_ns, pair.host_if)
     host = pair.peer_addr6 if scenario.family == 6 else pair.peer_addr
-    argv = [sys.executable, str(GENERATOR), *scenario.command, "--host", host, "--port", str(site.port)]
-    with app_scope(cgroup_root, f"org.chadthrottle.Acct{scenario.key}") as scope:
-        client = spawn(nsenter_argv(pair.host_ns, argv), scope)
-        out, _ = client.communicate(timeout=300)
-        if client.returncode != 0:
-            raise RuntimeError(f"{scenario.key}: the generator failed ({client.returncode}): {out!r}")
+    argv = [sys.executable, str(generator), *scenario.command, "--host", host, "--port", str(site.port)]
+    client = spawn(nsenter_argv(pair.host_ns, argv), scope)
+    out, _ = client.communicate(timeout=300)
+    if client.returncode != 0:
+        raise RuntimeError(f"{scenario.key}: the generator failed ({client.returncode}): {out!r}")
     payload = json.loads(out.strip().splitlines()[-1])
     quiet(pair.host_ns, pair.host_if, window_s=0.3)  # the last FIN and ACK are through
     wire = wire_counters(pair.host_ns, pair.host_if) - wire_before
-    app, device = _settled_view(bus_address, scenario.app_id, site)
+    app, device = _settled_view(bus_address, app_id, site)
     before_rx, before_tx = (device_before.rx_bytes, device_before.tx_bytes) if device_before else (0, 0)
     return Measurement(
-        scenario=scenario.key, app_id=scenario.app_id, found=app is not None,
+        scenario=scenario.key, app_id=app_id, found=app is not None,
         payload_sent=payload["sent"], payload_received=payload["received"],
         app_rx=app.rx_bytes if app else 0, app_tx=app.tx_bytes if app else 0,
         device_rx=(device.rx_bytes - before_rx) if device else 0,

@@ -51,6 +51,10 @@ class DatapathPort(Protocol):
     def retire_owners(self, tgids: set[int]) -> list[CounterSample]: ...
 
 
+class LineagePort(Protocol):
+    def same_program_parent(self, tgid: int) -> int | None: ...
+
+
 class NamespacePort(Protocol):
     def views(self, cookies: Iterable[int]) -> dict[int, NetnsView]: ...
 
@@ -72,11 +76,13 @@ class Engine:
         rules: LimitTable | None = None,
         save_rules: Callable[[LimitTable], None] = lambda table: None,
         namespaces: NamespacePort | None = None,
+        lineage: LineagePort | None = None,
     ) -> None:
         """rules: the stored limits to start from (applied on the first tick);
         save_rules: stores the table after each change, raising HelperError if
         it cannot (the change is then undone); namespaces: names the network
-        namespaces of interface counters."""
+        namespaces of interface counters; lineage: the parents of forked
+        processes (proc_events.py), for those that exit before /proc is read."""
         self._datapath = datapath
         self._shaper = shaper
         self._index = index
@@ -92,7 +98,9 @@ class Engine:
         self._known: dict[str, AppIdentity] = {}  # last identity seen per application id
         self._namespaces = namespaces or NamespaceDirectory()
         self._cgroup_paths: dict[int, str | None] = {}  # cgroup id -> path, for exited processes
-        self._announced: set[int] = set()  # socket owners the datapath told us about
+        self._lineage = lineage
+        # socket owners the datapath told us about, with their identity once known
+        self._announced: dict[int, AppIdentity | None] = {}
 
     # --- the EngineApi ------------------------------------------------------------
 
@@ -151,12 +159,13 @@ class Engine:
     def tick(self) -> None:
         """Once a second: follow processes, interfaces and counters."""
         with self._lock:
-            before = self._index.all_pids() | self._announced
+            before = self._index.all_pids() | set(self._announced)
             self._index.refresh()
             gone = {pid for pid in before - self._index.all_pids() if not process_exists(pid)}
             for pid in gone:
                 self._datapath.forget_owner(pid)  # a reused pid is announced again...
-            self._announced -= gone
+            for pid in gone:
+                self._announced.pop(pid, None)
             self._meter.retire(self._datapath.retire_owners(gone))  # ...and counts from zero
             for app_id, app in self._index.applications().items():
                 self._known[app_id] = app.identity
@@ -182,16 +191,18 @@ class Engine:
         a new process of a limited application is limited at once. If it has
         exited already, its cgroup (as the datapath saw it) may still name its
         app scope."""
-        with self._lock:
-            self._announced.add(pid)
-        process = read_process(pid)
-        identity = identify(process) if process else None
-        if identity is None and cgroup_id:
-            identity = self._identity_of_cgroup(pid, cgroup_id)
-        if identity is None:
-            log.debug("process %d exited before it could be identified", pid)
-            return
-        with self._lock:
+        with self._lock:  # all of it: a tick must not retire the pid's counters before it is known
+            self._announced[pid] = None
+            process = read_process(pid)
+            identity = identify(process) if process else None
+            if identity is None and cgroup_id:
+                identity = self._identity_of_cgroup(pid, cgroup_id)
+            if identity is None:
+                identity = self._identity_of_parent(pid)
+            if identity is None:
+                log.debug("process %d exited before it could be identified", pid)
+                return
+            self._announced[pid] = identity
             self._meter.remember(pid, identity.app_id)
             self._known[identity.app_id] = identity
             if identity.app_id in self._limits and pid not in self._process_slots:
@@ -208,6 +219,22 @@ class Engine:
             return None
         identity = identify(ProcessInfo(pid=pid, ppid=0, uid=0, exe="", argv=(), comm="", cgroup=path))
         return identity if identity is not None and identity.scope else None
+
+    def _identity_of_parent(self, pid: int, generations: int = 8) -> AppIdentity | None:
+        """A forked child that did not exec runs its parent's program: the
+        identity of the nearest ancestor that can still be told."""
+        for _ in range(generations):
+            parent = self._lineage.same_program_parent(pid) if self._lineage else None
+            if parent is None:
+                return None
+            known = self._index.identity_of(parent) or self._announced.get(parent)
+            if known is not None:
+                return known
+            process = read_process(parent)
+            if process is not None:
+                return identify(process)
+            pid = parent
+        return None
 
     def has_limits(self) -> bool:
         with self._lock:

@@ -21,12 +21,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger("chadthrottle.kernel.namespaces")
+T = TypeVar("T")
 
 SO_NETNS_COOKIE = 71  # asm-generic/socket.h, Linux 5.14
 CLONE_NEWNET = 0x40000000
 NAMED_NETNS_DIR = Path("/run/netns")
+INITIAL_NETNS = "/proc/1/ns/net"
 RESCAN_INTERVAL_S = 5.0  # at most this often, when an unknown cookie shows up
 
 
@@ -50,10 +53,11 @@ def _look_inside() -> tuple[int, dict[int, str]]:
     return cookie, dict(socket.if_nameindex())
 
 
-def _look_inside_netns(path: str) -> tuple[int, dict[int, str]] | None:
-    """Enter the namespace at path in a throwaway thread (setns moves only the
-    calling thread) and look inside; None if it cannot be entered."""
-    found: list[tuple[int, dict[int, str]]] = []
+def in_netns(path: str, work: Callable[[], T]) -> T | None:
+    """work() run inside the namespace at path, from a throwaway thread (setns
+    moves only the calling thread; sockets made there stay in it); None if the
+    namespace cannot be entered or work raises OSError."""
+    found: list[T] = []
 
     def run() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -64,7 +68,7 @@ def _look_inside_netns(path: str) -> tuple[int, dict[int, str]] | None:
         try:
             if libc.setns(fd, CLONE_NEWNET) != 0:
                 return
-            found.append(_look_inside())
+            found.append(work())
         except OSError:
             return
         finally:
@@ -74,6 +78,10 @@ def _look_inside_netns(path: str) -> tuple[int, dict[int, str]] | None:
     thread.start()
     thread.join(timeout=5)
     return found[0] if found else None
+
+
+def _look_inside_netns(path: str) -> tuple[int, dict[int, str]] | None:
+    return in_netns(path, _look_inside)
 
 
 def _namespace_paths() -> dict[tuple[int, int], tuple[str, str]]:

@@ -45,7 +45,7 @@ def test_each_scenario_is_attributed_to_its_application_within_one_percent_of_th
     (ListApplications) against the veth's own counters, both directions."""
     scenario = SCENARIOS[key]
     m = measure(stack.bus_address, stack.cgroup_root, sites[scenario.other_netns], scenario)
-    assert m.found, f"{scenario.app_id} is not listed"
+    assert m.found, f"{m.app_id} is not listed"
     assert m.wire_dropped == 0, "the veth dropped packets: resent uploads count twice at the socket"
     assert m.wire_rx + m.wire_tx > 0 and m.within(0.01), m  # each direction within 1% of the wire
     # every byte the datapath counted on the device went to the application

@@ -220,3 +220,15 @@ def test_a_reused_pid_starts_from_zero_and_the_old_bytes_stay_with_their_app(wor
     world.engine.tick()
     totals = {a.id: a.rx_bytes for a in world.engine.list_applications()}
     assert totals == {"exe:/usr/bin/curl": 4000, "exe:/usr/bin/wget": 300}
+
+
+def test_a_forked_child_gone_before_it_was_read_belongs_to_its_parents_application(world: World) -> None:
+    """No app scope: the fork events say whose program the child ran."""
+    lineage = {81: 80, 82: 81}  # 82 forked from 81 forked from 80; neither child exec'd
+    world.engine._lineage = type("Lineage", (), {"same_program_parent": staticmethod(lineage.get)})()
+    world.spawn(80, exe="/usr/bin/rsync")
+    world.engine.note_new_owner(82)
+    world.engine.note_new_owner(83)  # no known parent (or it exec'd): not guessed
+    world.datapath.traffic = [Traffic(82, 700), Traffic(83, 900)]
+    world.engine.tick()
+    assert [(a.id, a.rx_bytes) for a in world.engine.list_applications()] == [("exe:/usr/bin/rsync", 700)]
