@@ -34,7 +34,7 @@ def _fill(datapath: Datapath, apps: int) -> None:
     for index in range(apps):
         for ifindex in (1, 2):
             one_cpu = table.sLeaf(1000 * index, 10, 500 * index, 5)
-            table[table.Key(FIRST_FAKE_TGID + index, ifindex)] = table.Leaf(*([one_cpu] * table.total_cpu))
+            table[table.Key(1, FIRST_FAKE_TGID + index, ifindex)] = table.Leaf(*([one_cpu] * table.total_cpu))
 
 
 def _median_ms(work: Callable[[], object], rounds: int) -> float:

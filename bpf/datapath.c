@@ -122,6 +122,7 @@ static __always_inline struct slot_policer *active_policer(__u32 slot, __u32 dir
 static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, int egress)
 {
     struct traffic_key key = {};
+    key.netns_cookie = bpf_get_netns_cookie(skb);
     key.owner_tgid = tag ? tag->owner_tgid : 0;
     key.ifindex = skb->ifindex;
     struct traffic_counters zero = {};
@@ -141,18 +142,21 @@ static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, 
 }
 
 /* Processes the helper was told about: each process's first socket sends
- * its tgid once, so the helper can tell whose it is while it still runs,
- * however short-lived. */
+ * its tgid and cgroup once, so the helper can tell whose it is while it
+ * still runs, however short-lived, or from its app scope after it exited. */
 BPF_TABLE("lru_hash", __u32, __u8, announced_owners, MAX_TRACKED_PROCESSES);
 BPF_RINGBUF_OUTPUT(new_owners, 16);
 
-static __always_inline void announce(__u32 tgid)
+static __always_inline void announce(__u32 tgid, __u64 cgroup_id)
 {
     if (announced_owners.lookup(&tgid))
         return;
     __u8 yes = 1;
     announced_owners.update(&tgid, &yes);
-    new_owners.ringbuf_output(&tgid, sizeof(tgid), 0);
+    struct owner_event event = {};
+    event.cgroup_id = cgroup_id;
+    event.tgid = tgid;
+    new_owners.ringbuf_output(&event, sizeof(event), 0);
 }
 
 int chadt_sock(struct bpf_sock *sk)
@@ -168,7 +172,7 @@ int chadt_sock(struct bpf_sock *sk)
     if (!slot)
         slot = slot_by_cgroup.lookup(&cgroup_id);
     tag->app_slot = slot ? *slot : 0;
-    announce(tgid);
+    announce(tgid, cgroup_id);
     return 1;
 }
 

@@ -21,10 +21,22 @@ struct sock_tag {
     __u32 app_slot;   /* the application's limit slot; 0 = not limited */
 };
 
-/* Key of the traffic counters: who owns the socket, and on which device. */
+/* Key of the traffic counters: who owns the socket, and on which device.
+ * An ifindex means something only inside its network namespace (every
+ * namespace has its own 1, 2, ...), so the namespace's cookie goes with it. */
 struct traffic_key {
+    __u64 netns_cookie;
     __u32 owner_tgid;
     __u32 ifindex;
+};
+
+/* What chadt_sock tells the helper about a process's first socket: the
+ * process, and its cgroup, which still names its app scope when the process
+ * has exited before the helper could read /proc. */
+struct owner_event {
+    __u64 cgroup_id;
+    __u32 tgid;
+    __u32 pad;
 };
 
 /* Monotonic counters; user space computes rates from deltas. Bytes are on

@@ -141,6 +141,8 @@ def format_interfaces(interfaces: list[InterfaceInfo]) -> str:
     rows = [["INTERFACE", "DOWN", "UP", "RECEIVED", "SENT"]]
     for interface in interfaces:
         name = interface.name or f"#{interface.ifindex}"
+        if interface.netns:
+            name = f"{name} ({interface.netns})"
         rows.append([name, format_rate(interface.down_bps), format_rate(interface.up_bps),
                      f"{interface.rx_bytes} B", f"{interface.tx_bytes} B"])
     network = [i for i in interfaces if not i.loopback]

@@ -148,8 +148,9 @@ CONNECTION_FIELDS: dict[str, str] = {
 
 # Keys and D-Bus types of one entry of ListInterfaces.
 INTERFACE_FIELDS: dict[str, str] = {
-    "name": "s",  # "" when the index is not one of the helper's namespace
-    "ifindex": "u",
+    "name": "s",  # the device's name in its namespace; "" when it could not be found
+    "ifindex": "u",  # per namespace: (netns, ifindex) names one device
+    "netns": "s",  # "" for the helper's namespace, else its `ip netns` name or net:[inode]
     "loopback": "b",
     "rx_bytes": "t",  # totals since the helper started, every socket's traffic
     "tx_bytes": "t",
@@ -169,6 +170,7 @@ class InterfaceInfo:
     tx_bytes: int
     down_bps: float
     up_bps: float
+    netns: str = ""
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,9 @@ were, and the caller gets the reason.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -34,8 +33,9 @@ from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchAppli
 from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.connections import connections_of
 from chadthrottle.helper.identity.index import ApplicationIndex
-from chadthrottle.helper.identity.processes import cgroup_id, read_process
+from chadthrottle.helper.identity.processes import ProcessInfo, cgroup_id, cgroup_path, process_exists, read_process
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
+from chadthrottle.helper.kernel.namespaces import NamespaceDirectory, NetnsView
 
 log = logging.getLogger("chadthrottle.engine")
 
@@ -55,6 +55,15 @@ class DatapathPort(Protocol):
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None: ...
     def set_slot_pacing(self, app_slot: int, max_pacing_bps: int) -> None: ...
     def read_traffic(self) -> list[CounterSample]: ...
+    def retire_owners(self, tgids: set[int]) -> list[CounterSample]: ...
+
+
+class LineagePort(Protocol):
+    def same_program_parent(self, tgid: int) -> int | None: ...
+
+
+class NamespacePort(Protocol):
+    def views(self, cookies: Iterable[int]) -> dict[int, NetnsView]: ...
 
 
 class ShaperPort(Protocol):
@@ -73,10 +82,14 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         rules: LimitTable | None = None,
         save_rules: Callable[[LimitTable], None] = lambda table: None,
+        namespaces: NamespacePort | None = None,
+        lineage: LineagePort | None = None,
     ) -> None:
         """rules: the stored limits to start from (applied on the first tick);
         save_rules: stores the table after each change, raising HelperError if
-        it cannot (the change is then undone)."""
+        it cannot (the change is then undone); namespaces: names the network
+        namespaces of interface counters; lineage: the parents of forked
+        processes (proc_events.py), for those that exit before /proc is read."""
         self._datapath = datapath
         self._shaper = shaper
         self._index = index
@@ -91,6 +104,11 @@ class Engine:
         self._paced_slots: dict[int, int] = {}  # slot -> socket pacing cap written, bytes/s
         self._meter = RateMeter()
         self._known: dict[str, AppIdentity] = {}  # last identity seen per application id
+        self._namespaces = namespaces or NamespaceDirectory()
+        self._cgroup_paths: dict[int, str | None] = {}  # cgroup id -> path, for exited processes
+        self._lineage = lineage
+        # socket owners the datapath told us about, with their identity once known
+        self._announced: dict[int, AppIdentity | None] = {}
 
     # --- the EngineApi ------------------------------------------------------------
 
@@ -106,16 +124,18 @@ class Engine:
         return [ConnectionInfo(c.protocol, c.local, c.remote, c.state, c.pid) for c in connections_of(pids)]
 
     def list_interfaces(self) -> list[InterfaceInfo]:
-        names = {index: name for index, name in socket.if_nameindex()}  # the helper's namespace
         with self._lock:
-            return [
-                InterfaceInfo(
-                    name=names.get(ifindex, ""), ifindex=ifindex, loopback=ifindex == LOOPBACK_IFINDEX,
-                    rx_bytes=traffic.rx_bytes, tx_bytes=traffic.tx_bytes,
-                    down_bps=traffic.down_bps, up_bps=traffic.up_bps,
-                )
-                for ifindex, traffic in sorted(self._meter.interfaces.items())
-            ]
+            interfaces = dict(self._meter.interfaces)
+        views = self._namespaces.views({cookie for cookie, _ in interfaces})  # enters namespaces: unlocked
+        listed = [
+            InterfaceInfo(
+                name=views[cookie].interface_names.get(ifindex, ""), ifindex=ifindex,
+                loopback=ifindex == LOOPBACK_IFINDEX, rx_bytes=traffic.rx_bytes, tx_bytes=traffic.tx_bytes,
+                down_bps=traffic.down_bps, up_bps=traffic.up_bps, netns=views[cookie].label,
+            )
+            for (cookie, ifindex), traffic in interfaces.items()
+        ]
+        return sorted(listed, key=lambda i: (i.netns != "", i.netns, i.ifindex))
 
     def list_backends(self) -> list[BackendInfo]:
         with self._lock:
@@ -171,10 +191,14 @@ class Engine:
     def tick(self) -> None:
         """Once a second: follow processes, interfaces and counters."""
         with self._lock:
-            before = self._index.all_pids()
+            before = self._index.all_pids() | set(self._announced)
             self._index.refresh()
-            for pid in before - self._index.all_pids():
-                self._datapath.forget_owner(pid)  # a reused pid is announced again
+            gone = {pid for pid in before - self._index.all_pids() if not process_exists(pid)}
+            for pid in gone:
+                self._datapath.forget_owner(pid)  # a reused pid is announced again...
+            for pid in gone:
+                self._announced.pop(pid, None)
+            self._meter.retire(self._datapath.retire_owners(gone))  # ...and counts from zero
             for app_id, app in self._index.applications().items():
                 self._known[app_id] = app.identity
                 for pid in app.processes:
@@ -194,21 +218,56 @@ class Engine:
                 now,
             )
 
-    def note_new_owner(self, pid: int) -> None:
+    def note_new_owner(self, pid: int, cgroup_id: int = 0) -> None:
         """A process opened its first socket: learn whose it is now, while it
         still runs, so the bytes of a short-lived process are attributed, and
-        a new process of a limited application is limited at once."""
-        process = read_process(pid)
-        identity = identify(process) if process else None
-        if identity is None:
-            return
-        with self._lock:
+        a new process of a limited application is limited at once. If it has
+        exited already, its cgroup (as the datapath saw it) may still name its
+        app scope."""
+        with self._lock:  # all of it: a tick must not retire the pid's counters before it is known
+            self._announced[pid] = None
+            process = read_process(pid)
+            identity = identify(process) if process else None
+            if identity is None and cgroup_id:
+                identity = self._identity_of_cgroup(pid, cgroup_id)
+            if identity is None:
+                identity = self._identity_of_parent(pid)
+            if identity is None:
+                log.debug("process %d exited before it could be identified", pid)
+                return
+            self._announced[pid] = identity
             self._meter.remember(pid, identity.app_id)
             self._known[identity.app_id] = identity
             if identity.app_id in self._limits and pid not in self._process_slots:
                 slot = self._slots.acquire(identity.app_id)
                 self._datapath.set_process_slot(pid, slot)
                 self._process_slots[pid] = slot
+
+    def _identity_of_cgroup(self, pid: int, cgroup_id: int) -> AppIdentity | None:
+        """The app scope identity of a cgroup id, or None if it is no app scope."""
+        if cgroup_id not in self._cgroup_paths:  # a walk of the hierarchy: once per cgroup
+            self._cgroup_paths[cgroup_id] = cgroup_path(self._datapath.cgroup_root, cgroup_id)
+        path = self._cgroup_paths[cgroup_id]
+        if path is None:
+            return None
+        identity = identify(ProcessInfo(pid=pid, ppid=0, uid=0, exe="", argv=(), comm="", cgroup=path))
+        return identity if identity is not None and identity.scope else None
+
+    def _identity_of_parent(self, pid: int, generations: int = 8) -> AppIdentity | None:
+        """A forked child that did not exec runs its parent's program: the
+        identity of the nearest ancestor that can still be told."""
+        for _ in range(generations):
+            parent = self._lineage.same_program_parent(pid) if self._lineage else None
+            if parent is None:
+                return None
+            known = self._index.identity_of(parent) or self._announced.get(parent)
+            if known is not None:
+                return known
+            process = read_process(parent)
+            if process is not None:
+                return identify(process)
+            pid = parent
+        return None
 
     def has_limits(self) -> bool:
         with self._lock:

@@ -19,6 +19,7 @@ from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import all_pids
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.policer import EbpfPolicer
+from chadthrottle.helper.kernel.proc_events import open_proc_events
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
 
 log = logging.getLogger("chadthrottle.engine")
@@ -42,10 +43,11 @@ class RunningEngine(Engine):
         choice: dict[Direction, str], store: RuleStore,
     ) -> None:
         self._saver = BackgroundSaver(store)  # fsync off the engine thread
+        self._proc_events = open_proc_events()
         super().__init__(
             datapath, shaper, ApplicationIndex(),
             lambda _active: describe_backends(choice, shaper.active_by_backend(), config),
-            rules=store.load(), save_rules=self._saver.save,
+            rules=store.load(), save_rules=self._saver.save, lineage=self._proc_events,
         )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)
         datapath.watch_new_owners(self.note_new_owner)
@@ -63,6 +65,8 @@ class RunningEngine(Engine):
         while not self._stop.is_set():
             try:
                 datapath.poll_new_owners(OWNER_POLL_MS)
+                if self._proc_events is not None:
+                    self._proc_events.drain()  # before its buffer fills
             except Exception:
                 log.exception("reading new socket owners failed")
                 self._stop.wait(1.0)
@@ -81,6 +85,8 @@ class RunningEngine(Engine):
             if thread.is_alive():
                 thread.join(timeout=10)
         self._saver.close()  # writes a change still pending
+        if self._proc_events is not None:
+            self._proc_events.close()
         datapath, shaper, ipr = self._kernel_parts
         try:
             shaper.close()

@@ -14,6 +14,7 @@ from typing import Protocol
 
 
 LOOPBACK_IFINDEX = 1  # the kernel gives every namespace's lo index 1
+InterfaceKey = tuple[int, int]  # (netns cookie, ifindex): indices repeat across namespaces
 
 
 @dataclass
@@ -36,6 +37,8 @@ class CounterSample(Protocol):
     """Monotonic byte counters of one socket owner (datapath.TrafficSample)."""
 
     @property
+    def netns_cookie(self) -> int: ...
+    @property
     def owner_tgid(self) -> int: ...
     @property
     def ifindex(self) -> int: ...
@@ -56,27 +59,36 @@ class RateMeter:
         self._history: deque[tuple[float, dict[str, AppTraffic]]] = deque(maxlen=window_ticks)
         self.apps: dict[str, AppTraffic] = {}
         self._shaped_history: deque[tuple[float, dict[str, int]]] = deque(maxlen=window_ticks)
-        self._interface_history: deque[tuple[float, dict[int, AppTraffic]]] = deque(maxlen=window_ticks)
-        self.interfaces: dict[int, AppTraffic] = {}  # ifindex -> every socket's traffic
+        self._interface_history: deque[tuple[float, dict[InterfaceKey, AppTraffic]]] = deque(maxlen=window_ticks)
+        self.interfaces: dict[InterfaceKey, AppTraffic] = {}  # every socket's traffic
+        # final counts of exited processes, whose counters the datapath removed
+        self._retired_apps: dict[str, AppTraffic] = defaultdict(AppTraffic)
+        self._retired_interfaces: dict[InterfaceKey, AppTraffic] = defaultdict(AppTraffic)
 
     def remember(self, tgid: int, app_id: str) -> None:
         self._app_of_tgid[tgid] = app_id
+
+    def retire(self, final_samples: Iterable[CounterSample]) -> None:
+        """Keep the last counts of exited processes whose counters were removed
+        (so a reused pid starts from zero), in their application's and their
+        interface's totals."""
+        for sample in final_samples:
+            _add(self._retired_interfaces[(sample.netns_cookie, sample.ifindex)], sample, split_loopback=False)
+            app_id = self._app_of_tgid.get(sample.owner_tgid)
+            if app_id is not None:
+                _add(self._retired_apps[app_id], sample)
 
     def update(self, samples: Iterable[CounterSample], now: float) -> None:
         samples = list(samples)
         self._update_interfaces(samples, now)
         totals: dict[str, AppTraffic] = defaultdict(AppTraffic)
+        for app_id, retired in self._retired_apps.items():
+            totals[app_id] = _counts_of(retired)
         for sample in samples:
             app_id = self._app_of_tgid.get(sample.owner_tgid)
             if app_id is None:
                 continue  # owner unknown (0) or never seen alive
-            traffic = totals[app_id]
-            if sample.ifindex == LOOPBACK_IFINDEX:
-                traffic.loopback_rx_bytes += sample.rx_bytes
-                traffic.loopback_tx_bytes += sample.tx_bytes
-            else:
-                traffic.rx_bytes += sample.rx_bytes
-                traffic.tx_bytes += sample.tx_bytes
+            _add(totals[app_id], sample)
         previous = self._history[-1][1] if self._history else {}
         for app_id, traffic in totals.items():
             before = previous.get(app_id)
@@ -98,15 +110,15 @@ class RateMeter:
 
     def _update_interfaces(self, samples: list[CounterSample], now: float) -> None:
         """Per interface, every socket's bytes, attributed or not: machine totals."""
-        totals: dict[int, AppTraffic] = defaultdict(AppTraffic)
+        totals: dict[InterfaceKey, AppTraffic] = defaultdict(AppTraffic)
+        for key, retired in self._retired_interfaces.items():
+            totals[key] = _counts_of(retired)
         for sample in samples:
-            traffic = totals[sample.ifindex]
-            traffic.rx_bytes += sample.rx_bytes
-            traffic.tx_bytes += sample.tx_bytes
+            _add(totals[(sample.netns_cookie, sample.ifindex)], sample, split_loopback=False)
         if self._interface_history:
             then, before = self._interface_history[0]
-            for ifindex, traffic in totals.items():
-                old = before.get(ifindex)
+            for key, traffic in totals.items():
+                old = before.get(key)
                 if old is not None and now > then:
                     traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / (now - then)
                     traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / (now - then)
@@ -126,6 +138,19 @@ class RateMeter:
                 continue  # a new or re-created class: no rate yet
             traffic.up_bps = (sent - past[1]) / (now - past[0])
         self._shaped_history.append((now, dict(sent_bytes)))
+
+
+def _add(traffic: AppTraffic, sample: CounterSample, split_loopback: bool = True) -> None:
+    if split_loopback and sample.ifindex == LOOPBACK_IFINDEX:
+        traffic.loopback_rx_bytes += sample.rx_bytes
+        traffic.loopback_tx_bytes += sample.tx_bytes
+    else:
+        traffic.rx_bytes += sample.rx_bytes
+        traffic.tx_bytes += sample.tx_bytes
+
+
+def _counts_of(traffic: AppTraffic) -> AppTraffic:
+    return AppTraffic(traffic.rx_bytes, traffic.tx_bytes, traffic.loopback_rx_bytes, traffic.loopback_tx_bytes)
 
 
 def _counters(traffic: AppTraffic) -> tuple[int, int, int, int]:

@@ -41,9 +41,10 @@ def read_process(pid: int) -> ProcessInfo | None:
     except OSError:
         exe = ""
     cmdline = _read(f"{base}/cmdline") or ""
-    cgroup = next(
-        (line[3:] for line in (_read(f"{base}/cgroup") or "").splitlines() if line.startswith("0::")), "/"
-    )
+    cgroups = _read(f"{base}/cgroup")
+    if cgroups is None or (exe and not cmdline and read_exe(pid) is None):
+        return None  # it exited while being read: what was read may be half of it
+    cgroup = next((line[3:] for line in cgroups.splitlines() if line.startswith("0::")), "/")
     try:
         return ProcessInfo(
             pid=pid,
@@ -68,6 +69,11 @@ def read_exe(pid: int) -> str | None:
         return ""  # a kernel thread, or not ours to inspect
 
 
+def process_exists(pid: int) -> bool:
+    """True while /proc has the pid (a zombie included)."""
+    return os.path.exists(f"/proc/{pid}")
+
+
 def all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
@@ -78,3 +84,16 @@ def cgroup_id(cgroup_root: Path, cgroup: str) -> int | None:
         return os.stat(cgroup_root / cgroup.lstrip("/")).st_ino
     except OSError:
         return None
+
+
+def cgroup_path(cgroup_root: Path, wanted_id: int) -> str | None:
+    """The path ("/a/b.scope") of the cgroup v2 directory with this id, found
+    by walking the hierarchy (for a process that exited before /proc/PID
+    could be read; ids are never reused)."""
+    for directory, _subdirs, _files in os.walk(cgroup_root):
+        try:
+            if os.stat(directory).st_ino == wanted_id:
+                return "/" + os.path.relpath(directory, cgroup_root).removeprefix(".").lstrip("/")
+        except OSError:
+            continue
+    return None

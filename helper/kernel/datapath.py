@@ -32,7 +32,9 @@ from chadthrottle.helper.kernel.ownership import (
     holding_machine_lock,  # noqa: F401  (re-exported: benchmarks and tests use it from here)
     live_program_ids,
 )
-from chadthrottle.helper.kernel.layout import HTB_MAJOR, PROGRAM_NAME_PREFIX, SlotPacing, SlotPolicer, TrafficCounters
+from chadthrottle.helper.kernel.layout import (
+    HTB_MAJOR, PROGRAM_NAME_PREFIX, OwnerEvent, SlotPacing, SlotPolicer, TrafficCounters, TrafficKey,
+)
 from chadthrottle.helper.kernel.socket_tagging import pace_open_sockets, tag_open_sockets
 
 log = logging.getLogger("chadthrottle.kernel.datapath")
@@ -45,10 +47,16 @@ _CGROUP_PROGRAMS = (
 )
 TC_INGRESS_PROGRAM = "chadt_tc_in"
 BPF_F_LOCK = 4  # map update under the value's bpf_spin_lock
+_TRAFFIC_KEY_DTYPE = numpy.dtype([(name, numpy.uint64 if ctype is ctypes.c_uint64 else numpy.uint32)
+                                  for name, ctype in TrafficKey._fields_])
+assert _TRAFFIC_KEY_DTYPE.itemsize == ctypes.sizeof(TrafficKey)
+
 @dataclass(frozen=True)
 class TrafficSample:
-    """Monotonic counters of one (socket owner, interface), summed over CPUs."""
+    """Monotonic counters of one (socket owner, interface), summed over CPUs.
+    The interface is (netns_cookie, ifindex): indices repeat across namespaces."""
 
+    netns_cookie: int
     owner_tgid: int
     ifindex: int
     rx_bytes: int
@@ -244,12 +252,13 @@ class Datapath:
         for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
             pace_open_sockets(tgid, max_pacing_bps)
 
-    def watch_new_owners(self, on_new_owner: Callable[[int], None]) -> None:
-        """Call on_new_owner(tgid) from poll_new_owners() for each process's
-        first socket (see announce() in datapath.c)."""
+    def watch_new_owners(self, on_new_owner: Callable[[int, int], None]) -> None:
+        """Call on_new_owner(tgid, cgroup_id) from poll_new_owners() for each
+        process's first socket (see announce() in datapath.c)."""
 
         def deliver(_ctx: Any, data: Any, _size: int) -> int:
-            on_new_owner(ctypes.cast(data, ctypes.POINTER(ctypes.c_uint32)).contents.value)
+            event = ctypes.cast(data, ctypes.POINTER(OwnerEvent)).contents
+            on_new_owner(event.tgid, event.cgroup_id)
             return 0
 
         self._owner_callback = deliver  # bcc keeps only a weak reference
@@ -312,6 +321,31 @@ class Datapath:
 
         return int(lib.bpf_table_fd(self._bpf.module, b"policers"))
 
+    def retire_owners(self, tgids: set[int]) -> list[TrafficSample]:
+        """Remove the counters of processes that exited, returning their final
+        values (BPF_MAP_LOOKUP_AND_DELETE_ELEM: nothing counted between a read
+        and the delete is lost): a pid the kernel hands out again then starts
+        from zero instead of inheriting the old process's bytes, and the map
+        keeps room for the living."""
+        from bcc.libbcc import lib
+
+        if not tgids:
+            return []
+        table = self._bpf[b"traffic"]
+        retired = []
+        for sample in self.read_traffic():
+            if sample.owner_tgid not in tgids:
+                continue
+            key = TrafficKey(sample.netns_cookie, sample.owner_tgid, sample.ifindex)
+            values = (TrafficCounters * table.total_cpu)()
+            if lib.bpf_lookup_and_delete(table.map_fd, ctypes.byref(key), ctypes.byref(values)) != 0:
+                continue  # evicted meanwhile
+            retired.append(TrafficSample(
+                sample.netns_cookie, sample.owner_tgid, sample.ifindex,
+                *(sum(getattr(value, name) for value in values) for name, _ in TrafficCounters._fields_),
+            ))  # fmt: skip
+        return retired
+
     def read_traffic(self) -> list[TrafficSample]:
         """One pass over the per-CPU counters: BPF_MAP_LOOKUP_BATCH into one
         buffer (a few syscalls, not two per key), summed over CPUs with numpy."""
@@ -323,10 +357,10 @@ class Datapath:
         fields = len(TrafficCounters._fields_)
         sums = numpy.frombuffer(values, dtype=numpy.uint64, count=count * table.total_cpu * fields)
         sums = sums.reshape(count, table.total_cpu, fields).sum(axis=1)
-        key_words = numpy.frombuffer(keys, dtype=numpy.uint32, count=count * 2).reshape(count, 2)
+        key_fields = numpy.frombuffer(keys, dtype=_TRAFFIC_KEY_DTYPE, count=count)
         return [
-            TrafficSample(int(k[0]), int(k[1]), int(v[0]), int(v[1]), int(v[2]), int(v[3]))
-            for k, v in zip(key_words.tolist(), sums.tolist())
+            TrafficSample(cookie, owner, ifindex, *counters)
+            for (cookie, owner, ifindex), counters in zip(key_fields.tolist(), sums.tolist())
         ]
 
 

@@ -13,7 +13,11 @@ class SockTag(ctypes.Structure):
 
 
 class TrafficKey(ctypes.Structure):
-    _fields_ = [("owner_tgid", ctypes.c_uint32), ("ifindex", ctypes.c_uint32)]
+    _fields_ = [("netns_cookie", ctypes.c_uint64), ("owner_tgid", ctypes.c_uint32), ("ifindex", ctypes.c_uint32)]
+
+
+class OwnerEvent(ctypes.Structure):
+    _fields_ = [("cgroup_id", ctypes.c_uint64), ("tgid", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
 
 
 class TrafficCounters(ctypes.Structure):

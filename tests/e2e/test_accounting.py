@@ -1,50 +1,83 @@
-"""The numbers in the window are true: bytes of short-lived processes land on
-their application, loopback is counted apart, and connections are listed."""
+"""The numbers in the window are true: each scenario of the accounting
+benchmark lands on its application with the bytes the wire carried, exited
+processes stay listed, other namespaces' devices stay apart, and loopback is
+counted apart."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 
+import pytest
+
+from bench.accounting_scenarios import Site, measure, scenarios, server
+from chadthrottle.contract import InterfaceInfo
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
-from tests.support.netns import TRAFFIC_SCRIPT, app_scope, nsenter_argv, spawn, wait_for_line
+from tests.support.netns import TRAFFIC_SCRIPT, app_scope, netns_device, netns_pair, nsenter_argv, spawn, wait_for_line
+from tests.support.wire_truth import make_countable
 
-CONNECTIONS = 40
-PAYLOAD_PER_CONNECTION = 256 * 1024
+SCALE = 1 / 16  # of the benchmark's sizes: a 64 MiB download, 4 MiB each way elsewhere
+SCENARIOS = {scenario.key: scenario for scenario in scenarios(SCALE)}
+SERVER_PORT = 5800
 TICKS_S = 2.5  # the helper reads counters once a second
 
 
-def test_short_lived_processes_are_attributed_to_their_application(stack: Stack) -> None:
-    python, script = sys.executable, str(TRAFFIC_SCRIPT)
-    server = spawn(nsenter_argv(stack.pair.peer_ns, [python, script, "serve", "--role", "sink", "--port", "5700",
-                                                     "--connections", str(CONNECTIONS), "--seconds", "60"]), None)
-    try:
-        assert server.stdout is not None and "listening" in server.stdout.readline()
-        with app_scope(stack.cgroup_root, "org.chadthrottle.TestBurst") as scope:
-            for _ in range(CONNECTIONS):  # each process lives a fraction of a tick
-                client = spawn(nsenter_argv(stack.pair.host_ns, [
-                    python, script, "connect", "--host", stack.pair.peer_addr, "--port", "5700",
-                    "--role", "source", "--bytes", str(PAYLOAD_PER_CONNECTION), "--seconds", "10"]), scope)
-                client.communicate(timeout=20)
-                assert client.returncode == 0
-            time.sleep(TICKS_S)
-            apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
-        server.wait(timeout=20)
-        app = apps["app:org.chadthrottle.TestBurst"]
-        payload = CONNECTIONS * PAYLOAD_PER_CONNECTION
-        # L3 bytes: the payload plus TCP/IP headers (about 3.6 %) and the handshakes
-        assert payload <= app.tx_bytes <= payload * 1.06, f"{app.tx_bytes} B counted for {payload} B of payload"
-        assert not app.running and app.pids == ()  # every process exited; still listed with its totals
-        assert app.name == "TestBurst"  # and with the name it had
-        interfaces = {i.name: i for i in call_helper(stack.bus_address, lambda c: c.list_interfaces())}
-        assert interfaces[stack.pair.host_if].tx_bytes >= app.tx_bytes and not interfaces[stack.pair.host_if].loopback
-    finally:
-        if server.poll() is None:
-            server.kill()
-        server.wait()
-        if server.stdout is not None:
-            server.stdout.close()
+@pytest.fixture(scope="module")
+def sites(stack: Stack) -> Iterator[dict[bool, Site]]:
+    """Where applications run: the helper's namespace (False), and the host
+    namespace of a second pair (True), each with a server and a veth whose
+    counters are the wire (tests/support/wire_truth.py)."""
+    with netns_pair() as other, contextlib.ExitStack() as servers:
+        for pair in (stack.pair, other):
+            make_countable(pair)
+            servers.enter_context(server(pair, SERVER_PORT))
+        yield {False: Site(stack.pair, SERVER_PORT, ""), True: Site(other, SERVER_PORT, other.host_ns)}
+
+
+@pytest.mark.parametrize("key", list(SCENARIOS))
+def test_each_scenario_is_attributed_to_its_application_within_one_percent_of_the_wire(
+    stack: Stack, sites: dict[bool, Site], key: str
+) -> None:
+    """bench/accounting_scenarios.py at a smaller scale: the application's bytes
+    (ListApplications) against the veth's own counters, both directions."""
+    scenario = SCENARIOS[key]
+    m = measure(stack.bus_address, stack.cgroup_root, sites[scenario.other_netns], scenario)
+    assert m.found, f"{m.app_id} is not listed"
+    assert m.wire_dropped == 0, "the veth dropped packets: resent uploads count twice at the socket"
+    assert m.wire_rx + m.wire_tx > 0 and m.within(0.01), m  # each direction within 1% of the wire
+    # every byte the datapath counted on the device went to the application
+    assert (m.device_rx, m.device_tx) == (m.app_rx, m.app_tx), m
+
+
+def test_short_lived_processes_stay_listed_after_they_exit(stack: Stack, sites: dict[bool, Site]) -> None:
+    scenario = SCENARIOS["Burst"]
+    measure(stack.bus_address, stack.cgroup_root, sites[False], scenario)
+    apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
+    app = apps[scenario.app_id]
+    assert not app.running and app.pids == ()  # every process exited; still listed with its totals
+    assert app.name == f"Acct{scenario.key}" and app.rx_bytes > 0  # and with the name it had
+
+
+def test_interfaces_of_another_namespace_are_listed_apart(stack: Stack, sites: dict[bool, Site]) -> None:
+    """Both veths have the same ifindex in their own namespaces; traffic in the
+    other namespace must not be added to the helper's device."""
+    here, there = sites[False].pair, sites[True].pair
+    assert netns_device(here.host_ns, here.host_if)[1] == netns_device(there.host_ns, there.host_if)[1]
+
+    def devices() -> dict[tuple[str, str], InterfaceInfo]:
+        return {(i.netns, i.name): i for i in call_helper(stack.bus_address, lambda c: c.list_interfaces())}
+
+    before = devices()
+    m = measure(stack.bus_address, stack.cgroup_root, sites[True], SCENARIOS["OtherNetns"])
+    after = devices()
+    mine = ("", here.host_if)
+    assert (after[mine].rx_bytes, after[mine].tx_bytes) == (before[mine].rx_bytes, before[mine].tx_bytes)
+    theirs = after[(there.host_ns, there.host_if)]
+    assert theirs.ifindex == after[mine].ifindex and not theirs.loopback
+    assert theirs.rx_bytes >= m.wire_rx > 0
 
 
 def test_loopback_is_counted_apart(stack: Stack) -> None:

@@ -273,6 +273,17 @@ def entered_netns(name: str) -> Iterator[None]:
         os.close(original)
 
 
+def netns_device(netns: str, ifname: str) -> tuple[int, int]:
+    """(netns cookie, ifindex) of a device: how the datapath keys its counters."""
+    import socket
+
+    from chadthrottle.helper.kernel.namespaces import netns_cookie_of
+
+    with entered_netns(netns):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            return netns_cookie_of(sock), socket.if_nametoindex(ifname)
+
+
 def tc_dump(netns: str, attempts: int = 20) -> str:
     """Every link, qdisc, class and filter of a namespace, for before/after checks.
     A device that vanishes while it is read (an IFB being removed) means: read again."""

@@ -36,6 +36,9 @@ class FakeDatapath:
     def read_traffic(self) -> list[object]:
         return []
 
+    def retire_owners(self, tgids: set[int]) -> list[object]:
+        return []
+
 
 class FakeShaper:
     def __init__(self) -> None:

@@ -27,6 +27,7 @@ class RecordingDatapath:
     forgotten: list[int] = field(default_factory=list)
     forgotten_owners: list[int] = field(default_factory=list)
     pacing: dict[int, int] = field(default_factory=dict)
+    traffic: list[object] = field(default_factory=list)
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int:
         self.process_slots[tgid] = app_slot
@@ -49,7 +50,21 @@ class RecordingDatapath:
         self.forgotten_owners.append(tgid)
 
     def read_traffic(self) -> list[object]:
-        return []
+        return list(self.traffic)
+
+    def retire_owners(self, tgids: set[int]) -> list[object]:
+        retired = [t for t in self.traffic if t.owner_tgid in tgids]  # type: ignore[attr-defined]
+        self.traffic = [t for t in self.traffic if t not in retired]
+        return retired
+
+
+@dataclass(frozen=True)
+class Traffic:
+    owner_tgid: int
+    rx_bytes: int
+    tx_bytes: int = 0
+    ifindex: int = 2
+    netns_cookie: int = 1
 
 
 @dataclass
@@ -95,6 +110,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     created = World()
     # "pid:N" resolves through /proc; point it at the fake process table
     monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", created.processes.get)
+    monkeypatch.setattr("chadthrottle.helper.engine.engine.process_exists", created.processes.__contains__)
     return created
 
 
@@ -235,3 +251,45 @@ def test_exited_pids_may_be_announced_again(world: World) -> None:
     del world.processes[10]
     world.engine.tick()
     assert world.datapath.forgotten_owners == [10]
+
+
+def test_a_process_gone_before_it_was_read_is_identified_by_its_app_scope(
+    world: World, tmp_path: Path
+) -> None:
+    """A short-lived process: the datapath announced it, /proc no longer has it."""
+    scope = tmp_path / SCOPE.lstrip("/")
+    scope.mkdir(parents=True)
+    world.datapath.cgroup_root = tmp_path
+    world.engine.note_new_owner(77, cgroup_id=scope.stat().st_ino)
+    world.engine.note_new_owner(78, cgroup_id=tmp_path.stat().st_ino)  # no app scope: not guessed
+    world.datapath.traffic = [Traffic(77, 500), Traffic(78, 900)]
+    world.engine.tick()
+    assert [(a.id, a.rx_bytes) for a in world.engine.list_applications()] == [("app:org.x.Editor", 500)]
+
+
+def test_a_reused_pid_starts_from_zero_and_the_old_bytes_stay_with_their_app(world: World) -> None:
+    world.spawn(50, exe="/usr/bin/curl")
+    world.engine.note_new_owner(50)
+    world.datapath.traffic = [Traffic(50, 4000)]
+    world.engine.tick()
+    del world.processes[50]
+    world.engine.tick()  # gone: its counters are retired, its pid forgotten
+    assert world.datapath.forgotten_owners == [50] and world.datapath.traffic == []
+    world.spawn(50, exe="/usr/bin/wget")  # the kernel hands the pid out again
+    world.engine.note_new_owner(50)
+    world.datapath.traffic = [Traffic(50, 300)]
+    world.engine.tick()
+    totals = {a.id: a.rx_bytes for a in world.engine.list_applications()}
+    assert totals == {"exe:/usr/bin/curl": 4000, "exe:/usr/bin/wget": 300}
+
+
+def test_a_forked_child_gone_before_it_was_read_belongs_to_its_parents_application(world: World) -> None:
+    """No app scope: the fork events say whose program the child ran."""
+    lineage = {81: 80, 82: 81}  # 82 forked from 81 forked from 80; neither child exec'd
+    world.engine._lineage = type("Lineage", (), {"same_program_parent": staticmethod(lineage.get)})()
+    world.spawn(80, exe="/usr/bin/rsync")
+    world.engine.note_new_owner(82)
+    world.engine.note_new_owner(83)  # no known parent (or it exec'd): not guessed
+    world.datapath.traffic = [Traffic(82, 700), Traffic(83, 900)]
+    world.engine.tick()
+    assert [(a.id, a.rx_bytes) for a in world.engine.list_applications()] == [("exe:/usr/bin/rsync", 700)]

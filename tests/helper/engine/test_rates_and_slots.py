@@ -18,6 +18,7 @@ class Sample:
     rx_bytes: int
     tx_bytes: int
     ifindex: int = 2
+    netns_cookie: int = 1
 
 
 def test_rates_come_from_counter_deltas_over_the_window() -> None:
@@ -79,8 +80,15 @@ def test_interfaces_count_every_socket_attributed_or_not() -> None:
     meter.remember(10, "app:a")
     meter.update([Sample(10, 0, 0), Sample(0, 0, 0)], now=0.0)
     meter.update([Sample(10, 100, 0), Sample(0, 900, 50)], now=1.0)  # owner 0: opened before us
-    assert (meter.interfaces[2].rx_bytes, meter.interfaces[2].down_bps) == (1000, 1000.0)
+    assert (meter.interfaces[(1, 2)].rx_bytes, meter.interfaces[(1, 2)].down_bps) == (1000, 1000.0)
     assert meter.apps["app:a"].rx_bytes == 100
+
+
+def test_interfaces_of_other_namespaces_stay_apart() -> None:
+    """Every namespace numbers its devices from 1: index 2 here is not index 2 there."""
+    meter = RateMeter(window_ticks=1)
+    meter.update([Sample(10, 100, 10, netns_cookie=1), Sample(11, 5000, 50, netns_cookie=7)], now=0.0)
+    assert meter.interfaces[(1, 2)].rx_bytes == 100 and meter.interfaces[(7, 2)].rx_bytes == 5000
 
 
 def test_slots_rotate_and_are_never_shared() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import Datapath, holding_machine_lock, our_programs, remove_leftover_programs
-from tests.support.netns import NetnsPair, start_stream
+from tests.support.netns import NetnsPair, netns_device, start_stream
 
 
 def _our_programs() -> list[str]:
@@ -41,10 +41,17 @@ def test_counts_a_stream_at_its_socket(pair: NetnsPair, kernel_ready: Path) -> N
     stream = start_stream(pair, 5301, "up", seconds=2)
     try:
         received = stream.wait()
-        counted = sum(s.tx_bytes for s in datapath.read_traffic() if s.owner_tgid == stream.app_pid)
+        samples = [s for s in datapath.read_traffic() if s.owner_tgid == stream.app_pid]
+        counted = sum(s.tx_bytes for s in samples)
         # counters are L3 wire bytes: payload plus TCP/IP headers (52 per 1448 at MTU 1500)
         assert received > 10_000_000
         assert 1.0 <= counted / received < 1.06
+        # keyed by the device's own namespace: its ifindex means nothing elsewhere
+        assert {(s.netns_cookie, s.ifindex) for s in samples} == {netns_device(pair.host_ns, pair.host_if)}
+        # an exited owner's counters are removed, handing back their final values
+        retired = datapath.retire_owners({stream.app_pid})
+        assert sum(s.tx_bytes for s in retired) >= counted > 0
+        assert not any(s.owner_tgid == stream.app_pid for s in datapath.read_traffic())
     finally:
         stream.stop()
         datapath.close()

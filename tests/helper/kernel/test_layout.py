@@ -26,6 +26,7 @@ def test_structs_agree() -> None:
     mirrors = {
         "sock_tag": layout.SockTag,
         "traffic_key": layout.TrafficKey,
+        "owner_event": layout.OwnerEvent,
         "traffic_counters": layout.TrafficCounters,
         "slot_pacing": layout.SlotPacing,
         "slot_policer": layout.SlotPolicer,
