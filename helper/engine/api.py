@@ -44,3 +44,9 @@ class EngineApi(Protocol):
 
     def clear_limit(self, app_id: str, directions: tuple[Direction, ...]) -> str:
         """Remove the limits of those directions. Returns the resolved id."""
+
+    def set_limits_paused(self, paused: bool) -> None:
+        """Keep every limit but enforce none (True), or enforce them again (False)."""
+
+    def limits_paused(self) -> bool:
+        """Whether limits are paused."""
