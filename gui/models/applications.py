@@ -1,10 +1,12 @@
-"""ApplicationsModel: applications and their processes, updated in place.
+"""ApplicationsModel: applications, their processes and connections, updated in place.
 
 Each poll is merged by application id: existing rows keep their position and
 identity (selection, open editors and persistent indexes survive), vanished
 applications are removed, new ones appended, then the rows are put in the
 chosen order (``sort``). Filtering belongs to the proxy in ``sort_proxy``; the
-per-app rate history lives with the row (``rows``).
+per-app rate history lives with the row (``rows``). An application's children
+are its processes, then (while the view has the row expanded) its connections,
+which arrive apart from the polls (``set_connections``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
 
-from chadthrottle.contract import ApplicationInfo, Direction
+from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction
 from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
+from chadthrottle.gui.models.connections import connection_key, connection_label, connection_tooltip, interesting_first
 from chadthrottle.gui.models.history import RateHistory
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.row_order import RowOrder, ordered, runs
@@ -49,7 +52,7 @@ _LIMIT_TOOLTIP = (
 
 
 class ApplicationsModel(QAbstractItemModel):
-    """Tree model: one top-level row per application, one child per process."""
+    """Tree model: one top-level row per application; children: its processes, then its connections."""
 
     snapshotApplied = Signal()  # after each merged poll: totals may have changed
 
@@ -76,7 +79,7 @@ class ApplicationsModel(QAbstractItemModel):
         if parent.internalId() != _ROOT_ID or parent.column() != 0:
             return QModelIndex()
         app = self._rows[parent.row()]
-        if row >= len(app.processes):
+        if row >= app.child_count():
             return QModelIndex()
         return self.createIndex(row, column, app.serial)
 
@@ -92,7 +95,7 @@ class ApplicationsModel(QAbstractItemModel):
         if not parent.isValid():
             return len(self._rows)
         if parent.internalId() == _ROOT_ID and parent.column() == 0:
-            return len(self._rows[parent.row()].processes)
+            return self._rows[parent.row()].child_count()
         return 0
 
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
@@ -129,7 +132,10 @@ class ApplicationsModel(QAbstractItemModel):
         if row is None:
             return None
         app = self._rows[row]
-        return self._process_data(app, app.processes[index.row()], index.column(), role)
+        child = index.row()
+        if child < len(app.processes):
+            return self._process_data(app, app.processes[child], index.column(), role)
+        return self._connection_data(app, app.connections[child - len(app.processes)], index.column(), role)
 
     # --- reading rows -------------------------------------------------------------------
 
@@ -191,6 +197,24 @@ class ApplicationsModel(QAbstractItemModel):
             return QGuiApplication.palette().brush(group, QPalette.ColorRole.PlaceholderText)
         return None
 
+    def _connection_data(self, app: AppRow, connection: ConnectionInfo, column: int, role: int) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and column == Column.NAME:
+            return connection_label(connection)
+        if role == Qt.ItemDataRole.ToolTipRole and column in (Column.NAME, Column.DOWN, Column.UP):
+            return connection_tooltip(connection)
+        if role == Role.APP_ID:
+            return app.info.id
+        if role == Role.SORT:
+            return connection_label(connection)
+        if role == Role.IS_PROCESS:
+            return True
+        if role == Role.FILTER_TEXT:
+            return filter_text(app)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            group = QPalette.ColorGroup.Disabled if self._stale else QPalette.ColorGroup.Active
+            return QGuiApplication.palette().brush(group, QPalette.ColorRole.PlaceholderText)
+        return None
+
     def _app_tooltip(self, app: AppRow, column: int) -> str | None:
         if column in LIMIT_COLUMNS:
             return _LIMIT_TOOLTIP.format(direction=LIMIT_COLUMNS[column].value.capitalize())
@@ -245,6 +269,45 @@ class ApplicationsModel(QAbstractItemModel):
         if stale != self._stale:
             self._stale = stale
             self._emit_all_changed()
+
+    # --- connections of expanded rows ---------------------------------------------------
+
+    def set_connections(self, app_id: str, connections: Sequence[ConnectionInfo]) -> None:
+        """Merge an application's open connections into its children.
+
+        Merged by socket (protocol, addresses, pid) so rows that stay keep their
+        place and only their state changes; closed ones go, new ones are added
+        at the end, most interesting first.
+        """
+        row = self._row_of_id.get(app_id)
+        if row is None:
+            return
+        app = self._rows[row]
+        incoming = {connection_key(c): c for c in connections}
+        parent = self.index(row, 0)
+        base = len(app.processes)
+        gone = [i for i, c in enumerate(app.connections) if connection_key(c) not in incoming]
+        for first, last in reversed(list(runs(gone))):
+            self.beginRemoveRows(parent, base + first, base + last)
+            del app.connections[first : last + 1]
+            self.endRemoveRows()
+        changed = []
+        for i, current in enumerate(app.connections):
+            update = incoming.pop(connection_key(current))
+            if update != current:
+                app.connections[i] = update
+                changed.append(base + i)
+        for child in changed:
+            self.dataChanged.emit(self.index(child, 0, parent), self.index(child, _COLUMN_COUNT - 1, parent))
+        if incoming:
+            first = app.child_count()
+            self.beginInsertRows(parent, first, first + len(incoming) - 1)
+            app.connections.extend(interesting_first(incoming.values()))
+            self.endInsertRows()
+
+    def clear_connections(self, app_id: str) -> None:
+        """Drop an application's connections (its row was collapsed)."""
+        self.set_connections(app_id, ())
 
     # --- limits the user asked for ------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QPoint, QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QCursor, QFont, QMouseEvent, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
 
@@ -37,6 +37,9 @@ def tabular_font(font: QFont) -> QFont:
 
 class AppTable(QTreeView):
     """Tree view over ApplicationsProxy with per-row limit editors."""
+
+    # The set of expanded applications changed; the app id collapsed, or "".
+    expansionChanged = Signal(str)
 
     def __init__(self, proxy: ApplicationsProxy, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -93,6 +96,9 @@ class AppTable(QTreeView):
         self.selectionModel().currentRowChanged.connect(lambda *_: self._sync_editors())
         proxy.rowsRemoved.connect(lambda *_: self._forget_invalid())
         proxy.layoutChanged.connect(lambda *_: self._sync_editors())
+        self.expanded.connect(lambda _index: self.expansionChanged.emit(""))
+        self.collapsed.connect(lambda index: self.expansionChanged.emit(str(index.data(Role.APP_ID) or "")))
+        proxy.rowsRemoved.connect(self._on_rows_removed)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
@@ -127,6 +133,19 @@ class AppTable(QTreeView):
         if not matches:
             return QModelIndex()
         return matches[0].siblingAtColumn(column)
+
+    def expanded_app_ids(self) -> list[str]:
+        """Applications whose rows are open: their connections are wanted."""
+        proxy = self._proxy
+        return [
+            str(index.data(Role.APP_ID))
+            for index in (proxy.index(row, 0) for row in range(proxy.rowCount()))
+            if self.isExpanded(index)
+        ]
+
+    def is_expanded(self, app_id: str) -> bool:
+        index = self.proxy_index(app_id)
+        return index.isValid() and self.isExpanded(index)
 
     def limit_control(self, app_id: str, direction: Direction) -> LimitControl | None:
         """The real LimitControl of a row, opened (and kept open) on demand."""
@@ -266,6 +285,10 @@ class AppTable(QTreeView):
             return
         self.openPersistentEditor(index)
         self._open.append(persistent)
+
+    def _on_rows_removed(self, parent: QModelIndex, _first: int, _last: int) -> None:
+        if not parent.isValid():  # a vanished or filtered-out application is no longer expanded
+            self.expansionChanged.emit("")
 
     def _forget_invalid(self) -> None:
         self._open = [p for p in self._open if p.isValid()]

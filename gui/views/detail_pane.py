@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.connections import connection_label, interesting_first
 from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.gui.views.rate_axis import RateAxis, nice_ceiling
@@ -40,19 +41,15 @@ def describe_rates(name: str, down: float, up: float, limits: tuple[int, int],
 
 
 MAX_CONNECTIONS_SHOWN = 6
-_STATE_ORDER = {"ESTABLISHED": 0, "SYN_SENT": 1, "LISTEN": 2, "UNCONN": 3}
 
 
 def describe_connections(connections: list[ConnectionInfo]) -> str:
     """"Connections: tcp 10.0.0.5:51234 -> 151.101.1.69:443 ESTABLISHED, ..." """
     if not connections:
         return "No open connections."
-    ordered = sorted(connections, key=lambda c: (_STATE_ORDER.get(c.state, 9), c.protocol, c.remote))
-    lines = [
-        f"{c.protocol} {c.local} \u2192 {c.remote} {c.state}" if c.state != "LISTEN" else f"{c.protocol} listening on {c.local}"
-        for c in ordered[:MAX_CONNECTIONS_SHOWN]
-    ]
-    more = len(ordered) - MAX_CONNECTIONS_SHOWN
+    shown = interesting_first(connections)
+    lines = [connection_label(c) for c in shown[:MAX_CONNECTIONS_SHOWN]]
+    more = len(shown) - MAX_CONNECTIONS_SHOWN
     if more > 0:
         lines.append(f"and {more} more")
     return "Connections: " + "; ".join(lines)

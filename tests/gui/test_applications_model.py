@@ -6,7 +6,7 @@ import dataclasses
 
 from PySide6.QtCore import QPersistentModelIndex, Qt
 
-from chadthrottle.contract import Direction
+from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.models.icons import IconProvider
@@ -35,12 +35,67 @@ def test_model_stays_valid_through_changes(qtmodeltester) -> None:
     model.apply_snapshot([])
 
 
+STEAM = "app:com.valvesoftware.Steam"
+
+
+def _tcp(local_port: int, state: str = "ESTABLISHED", pid: int = 4390) -> ConnectionInfo:
+    return ConnectionInfo("tcp", f"10.0.0.5:{local_port}", "151.101.1.69:443", state, pid)
+
+
+def test_model_with_connections_passes_qtmodeltester(qtmodeltester) -> None:
+    model = make_model()
+    model.apply_snapshot(sample_applications(), {4390: "steam"})
+    model.set_connections(STEAM, [_tcp(5001), _tcp(5002, "LISTEN")])
+    qtmodeltester.check(model)
+
+
+def test_model_stays_valid_through_connection_changes(qtmodeltester) -> None:
+    model = make_model()
+    apps = sample_applications()
+    model.apply_snapshot(apps)
+    qtmodeltester.check(model)
+    model.set_connections(STEAM, [_tcp(5001), _tcp(5002), _tcp(5003)])
+    model.set_connections(STEAM, [_tcp(5002, "CLOSE_WAIT"), _tcp(5004)])  # one stays, one changes state
+    model.apply_snapshot([dataclasses.replace(a, pids=(4390, 4412, 4500)) if a.id == STEAM else a for a in apps])
+    model.apply_snapshot([dataclasses.replace(a, pids=(4412,)) if a.id == STEAM else a for a in apps])
+    model.set_connections("exe:/gone", [_tcp(1)])  # an answer for a row no longer there
+    model.clear_connections(STEAM)
+    model.set_connections(STEAM, [_tcp(5005)])
+    model.apply_snapshot(apps[2:])  # Steam vanishes with its connections
+    model.apply_snapshot([])
+
+
+def test_connections_follow_the_processes_and_merge_in_place(qtbot) -> None:
+    model = make_model()
+    model.apply_snapshot(sample_applications(), {4390: "steam", 4412: "steamwebhelper"})
+    steam = model.index_of(STEAM)
+    model.set_connections(STEAM, [_tcp(5002, "LISTEN"), _tcp(5001)])
+    assert model.rowCount(steam) == 4
+    labels = [model.index(row, 0, steam).data() for row in range(4)]
+    assert labels == [
+        "steam (pid 4390)", "steamwebhelper (pid 4412)",
+        "tcp 10.0.0.5:5001 \u2192 151.101.1.69:443 ESTABLISHED", "tcp listening on 10.0.0.5:5002",
+    ]  # fmt: skip
+    connection = model.index(2, 0, steam)
+    assert connection.data(Role.APP_ID) == STEAM and connection.data(Role.IS_PROCESS)
+    assert "per application, not per connection" in connection.data(Qt.ItemDataRole.ToolTipRole)
+    assert model.index(2, Column.DOWN, steam).data() is None  # no made-up rate
+    assert not model.hasChildren(connection)
+    kept = QPersistentModelIndex(connection)
+    with qtbot.assertNotEmitted(model.rowsRemoved):
+        model.set_connections(STEAM, [_tcp(5001, "CLOSE_WAIT"), _tcp(5002, "LISTEN")])
+    assert kept.isValid() and kept.data().endswith("CLOSE_WAIT")
+    model.clear_connections(STEAM)
+    assert model.rowCount(steam) == 2 and not kept.isValid()
+
+
 def test_proxy_passes_qtmodeltester(qtmodeltester) -> None:
     model = make_model()
     proxy = ApplicationsProxy()
     proxy.setSourceModel(model)
     proxy.sort_by_activity()
     model.apply_snapshot(sample_applications())
+    model.set_connections(STEAM, [_tcp(5001)])
     qtmodeltester.check(proxy)
 
 
