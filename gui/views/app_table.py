@@ -96,8 +96,9 @@ class AppTable(QTreeView):
         self.selectionModel().currentRowChanged.connect(lambda *_: self._sync_editors())
         proxy.rowsRemoved.connect(lambda *_: self._forget_invalid())
         proxy.layoutChanged.connect(lambda *_: self._sync_editors())
-        self.expanded.connect(lambda _index: self.expansionChanged.emit(""))
-        self.collapsed.connect(lambda index: self.expansionChanged.emit(str(index.data(Role.APP_ID) or "")))
+        self._expanded_ids: list[str] = []  # kept on expand/collapse: asked after every poll
+        self.expanded.connect(lambda _index: self._expansion_changed(""))
+        self.collapsed.connect(lambda index: self._expansion_changed(str(index.data(Role.APP_ID) or "")))
         proxy.rowsRemoved.connect(self._on_rows_removed)
 
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -136,16 +137,10 @@ class AppTable(QTreeView):
 
     def expanded_app_ids(self) -> list[str]:
         """Applications whose rows are open: their connections are wanted."""
-        proxy = self._proxy
-        return [
-            str(index.data(Role.APP_ID))
-            for index in (proxy.index(row, 0) for row in range(proxy.rowCount()))
-            if self.isExpanded(index)
-        ]
+        return list(self._expanded_ids)
 
     def is_expanded(self, app_id: str) -> bool:
-        index = self.proxy_index(app_id)
-        return index.isValid() and self.isExpanded(index)
+        return app_id in self._expanded_ids
 
     def limit_control(self, app_id: str, direction: Direction) -> LimitControl | None:
         """The real LimitControl of a row, opened (and kept open) on demand."""
@@ -287,8 +282,17 @@ class AppTable(QTreeView):
         self._open.append(persistent)
 
     def _on_rows_removed(self, parent: QModelIndex, _first: int, _last: int) -> None:
-        if not parent.isValid():  # a vanished or filtered-out application is no longer expanded
-            self.expansionChanged.emit("")
+        if not parent.isValid() and self._expanded_ids:  # a vanished or filtered-out one is closed
+            self._expansion_changed("")
+
+    def _expansion_changed(self, collapsed_app_id: str) -> None:
+        proxy = self._proxy
+        self._expanded_ids = [
+            str(index.data(Role.APP_ID))
+            for index in (proxy.index(row, 0) for row in range(proxy.rowCount()))
+            if self.isExpanded(index)
+        ]
+        self.expansionChanged.emit(collapsed_app_id)
 
     def _forget_invalid(self) -> None:
         self._open = [p for p in self._open if p.isValid()]
