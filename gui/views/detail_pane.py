@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
@@ -82,6 +82,12 @@ class DetailPane(QWidget):
         self.plot.setBackground(self.palette().color(QPalette.ColorRole.Base))
         self.plot.showGrid(x=False, y=True, alpha=0.15)
         self.plot.getAxis("bottom").setLabel("seconds ago")
+        # Each axis (the left one with its grid lines across the plot) is redrawn
+        # whenever a curve under it changes, every poll: replaying its picture was
+        # most of the graph's cost. Kept as a pixmap, it is redrawn only when its
+        # range or size changes.
+        for side in ("left", "bottom"):
+            self.plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.plot.setMinimumHeight(150)
         self._down = self.plot.plot(pen=pg.mkPen(DOWN_COLOUR, width=1.6),
                                     fillLevel=0, brush=QColor(53, 132, 228, 60), name="down")
@@ -123,7 +129,9 @@ class DetailPane(QWidget):
         """The selected application's open sockets, most interesting first."""
         if app_id != self._app_id:
             return  # an answer for a row no longer selected
-        self.connections.setText(describe_connections(connections))
+        text = describe_connections(connections)
+        if text != self.connections.text():  # the same answer every poll, mostly
+            self.connections.setText(text)
 
     def set_units(self, units: UnitSystem) -> None:
         self._axis.units = units
