@@ -183,3 +183,13 @@ def test_proxy_sorts_by_total_rate_filters_and_freezes() -> None:
     proxy.set_name_filter("")
     assert len(names()) == 4
     assert Qt.SortOrder.DescendingOrder == proxy.sortOrder()
+
+
+def test_history_keeps_ten_poll_means_for_the_hour_view() -> None:
+    from chadthrottle.gui.models.history import COARSE_EVERY, RateHistory
+
+    history = RateHistory()
+    for poll in range(2 * COARSE_EVERY + 3):
+        history.append(float(poll), 2.0 * poll)
+    assert history.coarse().tolist() == [[4.5, 9.0], [14.5, 29.0]]
+    assert history.recent(2).tolist() == [[21.0, 42.0], [22.0, 44.0]]
