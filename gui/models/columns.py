@@ -45,4 +45,3 @@ class Role(IntEnum):
     HISTORY = Qt.ItemDataRole.UserRole + 7  # RateHistory, on the activity column
     IS_PROCESS = Qt.ItemDataRole.UserRole + 8  # bool: a child row (a process or a connection)
     LIMITS = Qt.ItemDataRole.UserRole + 9  # (down_limit_bps, up_limit_bps)
-    FILTER_TEXT = Qt.ItemDataRole.UserRole + 10  # str: name, id and process names (children: their app's)

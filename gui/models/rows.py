@@ -58,6 +58,11 @@ def filter_text(app: AppRow) -> str:
     return "\n".join([app.info.name, app.info.id, *(process.name for process in app.processes)])
 
 
+def matches(app: AppRow, needle: str) -> bool:
+    """Whether the filter (case-folded, "" for none) lists this application."""
+    return not needle or needle in filter_text(app).casefold()
+
+
 def identity_or_limits(info: ApplicationInfo) -> tuple[object, ...]:
     """The fields whose change must reach the name column and the limit editors."""
     return (info.name, info.icon, info.down_limit_bps, info.up_limit_bps)

@@ -193,3 +193,30 @@ def test_history_keeps_ten_poll_means_for_the_hour_view() -> None:
         history.append(float(poll), 2.0 * poll)
     assert history.coarse().tolist() == [[4.5, 9.0], [14.5, 29.0]]
     assert history.recent(2).tolist() == [[21.0, 42.0], [22.0, 44.0]]
+
+
+def test_the_filter_keeps_unlisted_applications_up_to_date(qtmodeltester) -> None:
+    model = make_model()
+    apps = sample_applications()
+    model.apply_snapshot(apps, {4390: "steam", 4412: "steamwebhelper"})
+    qtmodeltester.check(model)
+    model.set_name_filter("  WEBHELPER ")  # a process name, any case
+    assert model.app_ids() == [STEAM]
+    all_down = sum(a.down_bps for a in apps)
+    assert model.totals()[0] == all_down  # totals and the tray still see every application
+    assert len(model.applications()) == len(apps)
+    faster = [dataclasses.replace(a, down_bps=a.down_bps + 1) for a in apps]
+    model.apply_snapshot(faster + [app("exe:/usr/bin/wget", "wget")], {4390: "steam", 4412: "steamwebhelper"})
+    assert model.app_ids() == [STEAM]  # the new one does not match either
+    model.mark_pending("exe:/usr/bin/curl", Direction.UP, 5 * KB)  # a row the filter hides
+    assert model.effective_limit("exe:/usr/bin/curl", Direction.UP) == 5 * KB
+    model.set_name_filter("")
+    assert len(model.app_ids()) == len(apps) + 1
+    history = model.history("app:org.mozilla.firefox")
+    assert history is not None and len(history) == 2  # grew while it was not listed
+    model.set_name_filter("webhelper")
+    steam = next(a for a in apps if a.id == STEAM)
+    model.apply_snapshot([dataclasses.replace(steam, pids=(4390,))], {4390: "steam"})  # its helper exited
+    assert model.app_ids() == []
+    model.apply_snapshot([steam], {4390: "steam", 4412: "steamwebhelper"})
+    assert model.app_ids() == [STEAM]
