@@ -48,6 +48,8 @@ _ANSWERED_ROLES = frozenset(
         Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole, *Role,
     )
 )  # fmt: skip
+_VERTICAL_SORT = QAbstractItemModel.LayoutChangeHint.VerticalSortHint
+_LAYOUT_ARGS = ("QList<QPersistentModelIndex>", "QAbstractItemModel::LayoutChangeHint")  # the overload with a hint
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _LIMIT_TOOLTIP = (
     "{direction} limit, bytes per second on the wire at L3 (IP header included). "
@@ -354,7 +356,9 @@ class ApplicationsModel(QAbstractItemModel):
                        lambda app: app.info.name.casefold(), self._order.descending)  # fmt: skip
         if all(new is old for new, old in zip(rows, self._rows, strict=True)):
             return False
-        self.layoutAboutToBeChanged.emit()
+        # A vertical sort: the header's sections do not move, so it need not
+        # remap (and repaint) them every poll.
+        self.layoutAboutToBeChanged[_LAYOUT_ARGS].emit([], _VERTICAL_SORT)
         before = self.persistentIndexList()
         new_row = {app.serial: row for row, app in enumerate(rows)}
         after = [  # children are addressed by their app's serial and stay valid
@@ -365,7 +369,7 @@ class ApplicationsModel(QAbstractItemModel):
         self._rows = rows
         self._reindex()
         self.changePersistentIndexList(before, after)
-        self.layoutChanged.emit()
+        self.layoutChanged[_LAYOUT_ARGS].emit([], _VERTICAL_SORT)
         return True
 
     # --- merging a poll -----------------------------------------------------------------
