@@ -3,7 +3,7 @@
 It owns the helper's bus name on a private dbus-daemon of its own (no polkit,
 no kernel) and answers ListApplications with N applications whose rates change
 on every call, as a busy desktop's would. SetLimit/ClearLimit are remembered so
-the GUI's limit flow works. It speaks only the shared contract and codec, so
+the GUI's limit flow works; ListConnections and the paused flag are answered too. It speaks only the shared contract and codec, so
 the GUI cannot tell it from the helper on the wire; the GUI's cost (D-Bus
 decoding, the model merge, sorting, painting) is what is measured.
 
@@ -39,9 +39,10 @@ from chadthrottle.contract import (
     OBJECT_PATH,
     ApplicationInfo,
     BackendInfo,
+    ConnectionInfo,
     Direction,
 )
-from chadthrottle.dbus_codec import encode_application, encode_backend
+from chadthrottle.dbus_codec import encode_application, encode_backend, encode_connection
 
 # Pids far above what this machine hands out, so the GUI finds no /proc entry
 # for them (it shows "pid N"), as for processes of other users.
@@ -98,6 +99,7 @@ class FeedService:
         self._bus = bus
         self._apps = applications
         self.calls = 0
+        self.paused = False
 
     def handle(self, message: Message) -> bool:
         if message.message_type is not MessageType.METHOD_CALL or message.interface != INTERFACE:
@@ -114,16 +116,28 @@ class FeedService:
             body = [[encode_application(app) for app in self._apps.snapshot(time.monotonic())]]
         elif spec.name == "ListBackends":
             body = [[encode_backend(BackendInfo("ebpf", True, "", ("down", "up")))]]
+        elif spec.name == "ListConnections":  # the selected row's, and any expanded row's
+            (app_id,) = message.body
+            body = [[encode_connection(ConnectionInfo("tcp", f"10.0.0.5:{40000 + port}", "192.0.2.7:443",
+                                                      "ESTABLISHED", 1)) for port in range(3)]]
+        elif spec.name == "GetLimitsPaused":
+            body = [self.paused]
+        elif spec.name == "SetLimitsPaused":
+            (self.paused,) = message.body
+            body = []
         elif spec.name == "SetLimit":
             app_id, direction, rate_bps, _burst = message.body
             self._apps.limits[(app_id, Direction(direction))] = int(rate_bps)
             body = [app_id]
-        else:  # ClearLimit
+        elif spec.name == "ClearLimit":
             app_id, which = message.body
             for direction in Direction:
                 if which in ("both", direction.value):
                     self._apps.limits.pop((app_id, direction), None)
             body = [app_id]
+        else:
+            self._bus.send(Message.new_error(message, "org.freedesktop.DBus.Error.NotSupported", spec.name))
+            return True
         self._bus.send(Message.new_method_return(message, spec.out_signature, body))
         return True
 

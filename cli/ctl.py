@@ -46,6 +46,8 @@ _EXIT_BY_ERROR: dict[ErrorName, int] = {
     ErrorName.NO_SUCH_APPLICATION: EXIT_NO_SUCH_APPLICATION,
 }
 
+PAUSED_NOTE = "limits are paused: none is enforced (resume with: chadthrottle-ctl resume)"
+
 _BYTES_RE = re.compile(r"^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib)\s*$")
 _BYTES_MULTIPLIERS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2,
                       "mb": 1000**2, "mib": 1024**2}  # fmt: skip
@@ -97,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     connections.add_argument("--json", action="store_true", help="machine-readable output")
     interfaces = commands.add_parser("interfaces", help="traffic per network interface, and the machine's total")
     interfaces.add_argument("--json", action="store_true", help="machine-readable output")
+    commands.add_parser("pause", help="stop enforcing every limit (they are kept; needs an administrator)")
+    commands.add_parser("resume", help="enforce the paused limits again (needs an administrator)")
     backends = commands.add_parser("backends", help="enforcement backends and why one is unavailable")
     backends.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -167,7 +171,15 @@ async def _run(arguments: argparse.Namespace) -> None:
     async with HelperClient() as client:
         if arguments.command == "list":
             apps = await client.list_applications()
-            print(_to_json(apps) if arguments.json else format_applications(apps))
+            if arguments.json:  # the array stays as scripts know it; "pause"/"resume" say the state
+                print(_to_json(apps))
+            else:
+                print(format_applications(apps))
+                if await client.get_limits_paused():
+                    print(PAUSED_NOTE)
+        elif arguments.command in ("pause", "resume"):
+            await client.set_limits_paused(arguments.command == "pause")
+            print(PAUSED_NOTE if arguments.command == "pause" else "limits resumed: they are enforced again")
         elif arguments.command == "connections":
             connections = await client.list_connections(arguments.app)
             print(_to_json(connections) if arguments.json else format_connections(connections))

@@ -169,6 +169,14 @@ class HelperClient:
         resolved: str = (await self._call("ClearLimit", body, interactive=interactive))[0]
         return resolved
 
+    async def set_limits_paused(self, paused: bool, *, interactive: bool = True) -> None:
+        """Pause every limit (kept, not enforced) or resume them; needs limit-any."""
+        await self._call("SetLimitsPaused", [paused], interactive=interactive)
+
+    async def get_limits_paused(self) -> bool:
+        paused: bool = (await self._call("GetLimitsPaused", []))[0]
+        return paused
+
     async def _call(self, member: str, body: list[Any], *, interactive: bool = False) -> list[Any]:
         """One method call; every failure becomes a HelperClientError."""
         await self.connect()

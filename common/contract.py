@@ -104,6 +104,12 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("SetLimit", "sstt", "s", LimitAuthorization.BY_OWNER),
         # ClearLimit(app_id, direction or "both") -> resolved app id.
         MethodSpec("ClearLimit", "ss", "s", LimitAuthorization.BY_OWNER),
+        # SetLimitsPaused(paused): keep every limit in the table (still listed)
+        # but enforce none of them, or enforce them again. It changes every
+        # user's limits, so it needs LIMIT_ANY.
+        MethodSpec("SetLimitsPaused", "b", "", Action.LIMIT_ANY),
+        # GetLimitsPaused() -> whether limits are paused.
+        MethodSpec("GetLimitsPaused", "", "b", Action.MONITOR),
     )
 }
 

@@ -65,11 +65,14 @@ class AppController(QObject):
         self._stopped = False
 
         self.connection.applicationsUpdated.connect(self._on_snapshot)
-        self.connection.connectionsUpdated.connect(self.window.detail.show_connections)
-        self.window.applicationSelected.connect(self.connection.watch_connections)
+        self.connection.connectionsUpdated.connect(self.window.show_connections)
+        self.window.connectionsWanted.connect(self.connection.watch_connections)
         self.connection.backendsUpdated.connect(self.window.set_backends)
         self.connection.statusChanged.connect(self._on_status)
         self.connection.limitFinished.connect(self._on_limit_finished)
+        self.connection.pausedChanged.connect(self._on_paused_changed)
+        self.connection.pauseFinished.connect(self._on_pause_finished)
+        self.window.pauseRequested.connect(self.request_pause)
         self.window.limitRequested.connect(self.request_limit)
         self.window.retryRequested.connect(self.connection.retry)
         self.window.closedToTray.connect(self._on_closed_to_tray)
@@ -93,9 +96,11 @@ class AppController(QObject):
         self.tray = tray
         self.window.keep_running_in_tray = True
         tray.limitRequested.connect(self.request_limit)
+        tray.pauseRequested.connect(self.request_pause)
         tray.openRequested.connect(self.show_window)
         tray.quitRequested.connect(self.quitRequested)
         tray.set_status(self.connection.status)
+        tray.set_limits_paused(self.connection.limits_paused)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -148,6 +153,21 @@ class AppController(QObject):
             name = self.model.application(request.app_id)
             label = name.name if name else request.app_id
             self.window.show_message(f"Could not change the limit of {label}: {words}")
+
+    def request_pause(self, paused: bool) -> None:
+        """Pause or resume every limit (the helper asks polkit for an administrator)."""
+        self.connection.set_limits_paused(paused)
+
+    def _on_pause_finished(self, paused: bool, error_name: str, words: str) -> None:
+        if error_name:
+            self.window.show_message(f"Could not {'pause' if paused else 'resume'} the limits: {words}")
+        if self.tray is not None:  # a refused toggle shows the state in force again
+            self.tray.set_limits_paused(self.connection.limits_paused)
+
+    def _on_paused_changed(self, paused: bool | None) -> None:
+        self.window.set_limits_paused(bool(paused))
+        if self.tray is not None:
+            self.tray.set_limits_paused(paused)
 
     # --- helper results ------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+from collections.abc import Sequence
 
 from PySide6.QtCore import QObject, Signal
 
@@ -42,6 +43,9 @@ class HelperConnection(QObject):
     # request, error name ("" on success), words for the user ("" on success)
     limitFinished = Signal(object, str, str)
     connectionsUpdated = Signal(str, object)  # app id, list[ConnectionInfo]
+    pausedChanged = Signal(object)  # bool, or None when the helper cannot pause limits
+    # paused as asked, error name ("" on success), words for the user ("" on success)
+    pauseFinished = Signal(bool, str, str)
 
     def __init__(
         self,
@@ -62,6 +66,9 @@ class HelperConnection(QObject):
         self._signals.limitDone.connect(self._on_limit_done)
         self._signals.limitFailed.connect(self._on_limit_failed)
         self._signals.connections.connect(self.connectionsUpdated)
+        self._signals.paused.connect(self._on_paused)
+        self._signals.pauseDone.connect(self._on_pause_done)
+        self._limits_paused: bool | None = None
 
     # --- public API -------------------------------------------------------------------
 
@@ -73,6 +80,11 @@ class HelperConnection(QObject):
     def backends(self) -> tuple[object, ...]:
         return self._seen.backends
 
+    @property
+    def limits_paused(self) -> bool | None:
+        """Whether the helper has every limit paused; None: unknown or unsupported."""
+        return self._limits_paused
+
     def start(self) -> None:
         self._worker.start()
 
@@ -83,9 +95,9 @@ class HelperConnection(QObject):
     def set_refresh_interval(self, interval_s: float) -> None:
         self._worker.set_interval(interval_s)
 
-    def watch_connections(self, app_id: str) -> None:
-        """Poll the open connections of one application too ("" to stop)."""
-        self._worker.watch_connections(app_id)
+    def watch_connections(self, app_ids: Sequence[str]) -> None:
+        """Poll the open connections of these applications too (empty to stop)."""
+        self._worker.watch_connections(app_ids)
 
     def retry(self) -> None:
         """The user asked to try again: forget a limit denial and poll now."""
@@ -101,6 +113,12 @@ class HelperConnection(QObject):
         log.info("limit request %d: %s %s -> %s", request.request_id, app_id, direction, rate_bps)
         self._worker.request_limit(request.request_id, app_id, direction, rate_bps)
         return request
+
+    def set_limits_paused(self, paused: bool) -> None:
+        """Ask the helper to pause (or resume) every limit. Never blocks; the
+        outcome comes as pauseFinished, the new state as pausedChanged."""
+        log.info("%s all limits", "pausing" if paused else "resuming")
+        self._worker.request_pause(paused)
 
     # --- worker results (queued into the GUI thread) ----------------------------------
 
@@ -130,6 +148,15 @@ class HelperConnection(QObject):
             self._worker.wake()
         if request is not None:
             self.limitFinished.emit(request, error_name, describe_error(error_name, message).words)
+
+    def _on_paused(self, paused: bool | None) -> None:
+        if paused != self._limits_paused:
+            self._limits_paused = paused
+            self.pausedChanged.emit(paused)
+
+    def _on_pause_done(self, paused: bool, error_name: str, message: str) -> None:
+        words = describe_error(error_name, message).words if error_name else ""
+        self.pauseFinished.emit(paused, error_name, words)
 
     def _observe(self, **changes: object) -> None:
         self._seen = dataclasses.replace(self._seen, **changes)  # type: ignore[arg-type]

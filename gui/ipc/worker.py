@@ -12,6 +12,7 @@ import inspect
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
@@ -34,6 +35,8 @@ MAX_RETRY_DELAY_S = 5.0
 NOT_AUTHORIZED_RETRY_DELAY_S = 30.0
 CALL_TIMEOUT_S = 30.0  # an interactive polkit prompt may take a while
 # After these the bus connection itself is suspect and is made again.
+# A helper from before SetLimitsPaused answers this: pausing is then unsupported.
+UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
 _RECONNECT_ON = frozenset(
     {BUS_UNAVAILABLE, UNEXPECTED, "org.freedesktop.DBus.Error.Disconnected", "org.freedesktop.DBus.Error.NoServer"}
 )
@@ -57,6 +60,8 @@ class WorkerSignals(QObject):
     limitDone = Signal(int, str)  # request id, resolved app id
     limitFailed = Signal(int, str, str)  # request id, error name, message
     connections = Signal(str, object)  # app id, list[ConnectionInfo]
+    paused = Signal(object)  # bool, or None: the helper cannot pause limits
+    pauseDone = Signal(bool, str, str)  # paused as asked, error name ("" on success), message
 
 
 class HelperWorker:
@@ -73,9 +78,12 @@ class HelperWorker:
         self._wake: asyncio.Event | None = None
         self._main_task: asyncio.Task[None] | None = None
         self._client: HelperClientLike | None = None
+        self._connecting = asyncio.Lock()
         self._process_names = ProcessNames()
         self._stopping = False
-        self._connections_of = ""  # the application whose connections are polled too
+        # The applications whose connections are polled too: the selected one and
+        # the expanded rows, never every application.
+        self._connections_of: tuple[str, ...] = ()
 
     # --- called from the GUI thread -------------------------------------------------
 
@@ -101,10 +109,13 @@ class HelperWorker:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._set_wake)
 
-    def watch_connections(self, app_id: str) -> None:
-        """Also poll this application's connections ("" for none)."""
-        self._connections_of = app_id
-        self.wake()
+    def watch_connections(self, app_ids: Sequence[str]) -> None:
+        """Also poll these applications' connections; fetch those new to the list now."""
+        wanted = tuple(dict.fromkeys(app_id for app_id in app_ids if app_id))
+        new = [app_id for app_id in wanted if app_id not in self._connections_of]
+        self._connections_of = wanted
+        if new and self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._fetch_new_connections(new), self._loop)
 
     def request_limit(
         self, request_id: int, app_id: str, direction: str, rate_bps: int | None
@@ -116,6 +127,13 @@ class HelperWorker:
         asyncio.run_coroutine_threadsafe(
             self._change_limit(request_id, app_id, direction, rate_bps), self._loop
         )
+
+    def request_pause(self, paused: bool) -> None:
+        """Queue SetLimitsPaused; the outcome comes as pauseDone."""
+        if not self._thread.is_alive():
+            self._signals.pauseDone.emit(paused, BUS_UNAVAILABLE, "not connected")
+            return
+        asyncio.run_coroutine_threadsafe(self._set_paused(paused), self._loop)
 
     # --- the worker thread ------------------------------------------------------------
 
@@ -155,8 +173,8 @@ class HelperWorker:
                 if polls % BACKENDS_EVERY_N_POLLS == 0:
                     backends = await asyncio.wait_for(client.list_backends(), CALL_TIMEOUT_S)
                     self._emit(self._signals.backends, list(backends))
-                applications = await asyncio.wait_for(
-                    client.list_applications(), CALL_TIMEOUT_S
+                applications, paused = await asyncio.wait_for(
+                    asyncio.gather(client.list_applications(), self._limits_paused(client)), CALL_TIMEOUT_S
                 )
                 names = self._process_names.resolve(
                     pid for app in applications for pid in app.pids
@@ -165,6 +183,7 @@ class HelperWorker:
                     self._signals.applications,
                     Snapshot(tuple(applications), names, time.monotonic()),
                 )
+                self._emit(self._signals.paused, paused)
                 await self._poll_connections(client)
                 polls += 1
                 delay_s = self._interval_s - (time.monotonic() - started)
@@ -185,10 +204,31 @@ class HelperWorker:
                     retry_delay_s = min(retry_delay_s * 2, MAX_RETRY_DELAY_S)
             await self._sleep(max(0.05, delay_s))
 
+    async def _limits_paused(self, client: HelperClientLike) -> bool | None:
+        """Whether limits are paused; None from a helper that cannot pause."""
+        try:
+            return await client.get_limits_paused()
+        except Exception as exc:
+            if error_name_of(exc) == UNKNOWN_METHOD:
+                return None
+            raise
+
     async def _poll_connections(self, client: HelperClientLike) -> None:
-        app_id = self._connections_of
-        if not app_id:
+        """One ListConnections per watched application, concurrently."""
+        await asyncio.gather(*(self._fetch_connections(client, app_id) for app_id in self._connections_of))
+
+    async def _fetch_new_connections(self, app_ids: list[str]) -> None:
+        """A row was just expanded or selected: its connections now, not at the next poll."""
+        try:
+            client = await self._ensure_client()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the poll loop reports an absent helper
+            log.debug("connections: %s", exc)
             return
+        await asyncio.gather(*(self._fetch_connections(client, app_id) for app_id in app_ids))
+
+    async def _fetch_connections(self, client: HelperClientLike, app_id: str) -> None:
         try:
             connections = await asyncio.wait_for(client.list_connections(app_id), CALL_TIMEOUT_S)
         except asyncio.CancelledError:
@@ -196,7 +236,8 @@ class HelperWorker:
         except Exception as exc:  # an application that just exited, or not ours to see
             log.debug("connections of %s: %s", app_id, exc)
             connections = []
-        self._emit(self._signals.connections, app_id, list(connections))
+        if app_id in self._connections_of:  # still wanted
+            self._emit(self._signals.connections, app_id, list(connections))
 
     async def _sleep(self, delay_s: float) -> None:
         assert self._wake is not None
@@ -207,12 +248,13 @@ class HelperWorker:
             pass
 
     async def _ensure_client(self) -> HelperClientLike:
-        if self._client is None:
-            client = self._client_factory()
-            await asyncio.wait_for(client.connect(), CALL_TIMEOUT_S)
-            self._client = client
-            log.info("connected to the system bus")
-        return self._client
+        async with self._connecting:  # polls, limit requests and fetches share one connection
+            if self._client is None:
+                client = self._client_factory()
+                await asyncio.wait_for(client.connect(), CALL_TIMEOUT_S)
+                self._client = client
+                log.info("connected to the system bus")
+            return self._client
 
     async def _close_client(self) -> None:
         client, self._client = self._client, None
@@ -242,6 +284,20 @@ class HelperWorker:
             name = error_name_of(exc)
             log.info("limit request %d for %s failed: %s: %s", request_id, app_id, name, exc)
             self._emit(self._signals.limitFailed, request_id, name, str(exc))
+
+    async def _set_paused(self, paused: bool) -> None:
+        try:
+            client = await self._ensure_client()
+            await client.set_limits_paused(paused)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            name = error_name_of(exc)
+            log.info("%s limits failed: %s: %s", "pausing" if paused else "resuming", name, exc)
+            self._emit(self._signals.pauseDone, paused, name, str(exc))
+            return
+        self._emit(self._signals.paused, paused)
+        self._emit(self._signals.pauseDone, paused, "", "")
 
     def _emit(self, signal: Signal, *args: object) -> None:
         # After stop() the receivers may be going away; say nothing more.

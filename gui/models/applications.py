@@ -1,28 +1,35 @@
-"""ApplicationsModel: applications and their processes, updated in place.
+"""ApplicationsModel: applications, their processes and connections, updated in place.
 
 Each poll is merged by application id: existing rows keep their position and
 identity (selection, open editors and persistent indexes survive), vanished
 applications are removed, new ones appended, then the rows are put in the
-chosen order (``sort``). Filtering belongs to the proxy in ``sort_proxy``; the
-per-app rate history lives with the row (``rows``).
+chosen order (``sort``). The filter is applied here too (``set_name_filter``):
+an application that does not match is kept aside, its history still growing,
+rather than listed; doing it here, not in a QSortFilterProxyModel, spares the
+Python ``index()`` call the proxy made for every cell it mapped, the largest
+share of painting the table. The per-app rate history lives with the row (``rows``). An application's children
+are its processes, then (while the view has the row expanded) its connections,
+which arrive apart from the polls (``set_connections``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
 
-from chadthrottle.contract import ApplicationInfo, Direction
+from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction
 from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
+from chadthrottle.gui.models.child_rows import connection_data, process_data
+from chadthrottle.gui.models.connections import connection_key, interesting_first
 from chadthrottle.gui.models.history import RateHistory
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.row_order import RowOrder, ordered, runs
-from chadthrottle.gui.models.rows import AppRow, ProcessRow, filter_text, identity_or_limits, sort_key
+from chadthrottle.gui.models.rows import AppRow, ProcessRow, identity_or_limits, matches, sort_key
 from chadthrottle.units import UnitSystem, format_limit, format_rate
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,8 @@ _ANSWERED_ROLES = frozenset(
         Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole, *Role,
     )
 )  # fmt: skip
+_VERTICAL_SORT = QAbstractItemModel.LayoutChangeHint.VerticalSortHint
+_LAYOUT_ARGS = ("QList<QPersistentModelIndex>", "QAbstractItemModel::LayoutChangeHint")  # the overload with a hint
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _LIMIT_TOOLTIP = (
     "{direction} limit, bytes per second on the wire at L3 (IP header included). "
@@ -49,14 +58,16 @@ _LIMIT_TOOLTIP = (
 
 
 class ApplicationsModel(QAbstractItemModel):
-    """Tree model: one top-level row per application, one child per process."""
+    """Tree model: one top-level row per application; children: its processes, then its connections."""
 
     snapshotApplied = Signal()  # after each merged poll: totals may have changed
 
     def __init__(self, icons: IconProvider, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._icons = icons
-        self._rows: list[AppRow] = []
+        self._rows: list[AppRow] = []  # listed: the filter's matches, in order
+        self._hidden: dict[str, AppRow] = {}  # filtered out, kept up to date
+        self._needle = ""  # the filter, case-folded
         self._row_of_id: dict[str, int] = {}
         self._row_of_serial: dict[int, int] = {}
         self._next_serial = 1
@@ -76,7 +87,7 @@ class ApplicationsModel(QAbstractItemModel):
         if parent.internalId() != _ROOT_ID or parent.column() != 0:
             return QModelIndex()
         app = self._rows[parent.row()]
-        if row >= len(app.processes):
+        if row >= app.child_count():
             return QModelIndex()
         return self.createIndex(row, column, app.serial)
 
@@ -92,7 +103,7 @@ class ApplicationsModel(QAbstractItemModel):
         if not parent.isValid():
             return len(self._rows)
         if parent.internalId() == _ROOT_ID and parent.column() == 0:
-            return len(self._rows[parent.row()].processes)
+            return self._rows[parent.row()].child_count()
         return 0
 
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
@@ -129,7 +140,10 @@ class ApplicationsModel(QAbstractItemModel):
         if row is None:
             return None
         app = self._rows[row]
-        return self._process_data(app, app.processes[index.row()], index.column(), role)
+        child = index.row()
+        if child < len(app.processes):
+            return process_data(app, app.processes[child], index.column(), role, self._stale)
+        return connection_data(app, app.connections[child - len(app.processes)], index.column(), role, self._stale)
 
     # --- reading rows -------------------------------------------------------------------
 
@@ -171,24 +185,6 @@ class ApplicationsModel(QAbstractItemModel):
             return app.history
         if role == Role.IS_PROCESS:
             return False
-        if role == Role.FILTER_TEXT:
-            return filter_text(app)
-        return None
-
-    def _process_data(self, app: AppRow, process: ProcessRow, column: int, role: int) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and column == Column.NAME:
-            return f"{process.name} (pid {process.pid})" if process.name else f"pid {process.pid}"
-        if role == Role.APP_ID:
-            return app.info.id
-        if role == Role.SORT:
-            return process.pid if column != Column.NAME else (process.name.casefold(), process.pid)
-        if role == Role.IS_PROCESS:
-            return True
-        if role == Role.FILTER_TEXT:  # a process shows whenever its application does
-            return filter_text(app)
-        if role == Qt.ItemDataRole.ForegroundRole:
-            group = QPalette.ColorGroup.Disabled if self._stale else QPalette.ColorGroup.Active
-            return QGuiApplication.palette().brush(group, QPalette.ColorRole.PlaceholderText)
         return None
 
     def _app_tooltip(self, app: AppRow, column: int) -> str | None:
@@ -202,34 +198,55 @@ class ApplicationsModel(QAbstractItemModel):
     # --- public helpers for views and the tray -------------------------------------------
 
     def app_ids(self) -> list[str]:
+        """The listed applications, in order (the filter's matches)."""
         return [app.info.id for app in self._rows]
 
     def application(self, app_id: str) -> ApplicationInfo | None:
-        row = self._row_of_id.get(app_id)
-        return None if row is None else self._rows[row].info
+        """Any application the helper reported, listed or filtered out."""
+        app = self._find(app_id)
+        return None if app is None else app.info
 
     def applications(self) -> list[ApplicationInfo]:
-        return [app.info for app in self._rows]
+        return [app.info for app in self._all_rows()]
 
     def history(self, app_id: str) -> RateHistory | None:
-        row = self._row_of_id.get(app_id)
-        return None if row is None else self._rows[row].history
+        app = self._find(app_id)
+        return None if app is None else app.history
 
     def effective_limit(self, app_id: str, direction: Direction) -> int:
         """The limit shown for this app: a pending request wins over the helper's."""
-        row = self._row_of_id.get(app_id)
-        return 0 if row is None else self._rows[row].limit_bps(direction)
+        app = self._find(app_id)
+        return 0 if app is None else app.limit_bps(direction)
 
     def index_of(self, app_id: str, column: int = 0) -> QModelIndex:
         row = self._row_of_id.get(app_id)
         return QModelIndex() if row is None else self.index(row, column)
 
     def totals(self) -> tuple[float, float]:
-        return (sum(a.info.down_bps for a in self._rows), sum(a.info.up_bps for a in self._rows))
+        """Every application's rates, whatever the filter shows."""
+        rows = self._all_rows()
+        return (sum(a.info.down_bps for a in rows), sum(a.info.up_bps for a in rows))
 
     def active_limit_count(self) -> int:
         down, up = Direction.DOWN, Direction.UP
-        return sum((app.limit_bps(down) > 0) + (app.limit_bps(up) > 0) for app in self._rows)
+        return sum((app.limit_bps(down) > 0) + (app.limit_bps(up) > 0) for app in self._all_rows())
+
+    def set_name_filter(self, text: str) -> None:
+        """List only applications whose name, id or process names contain text
+        (case-insensitive); the rest are kept aside, not forgotten."""
+        needle = text.strip().casefold()
+        if needle == self._needle:
+            return
+        self._needle = needle
+        self._refilter()
+        self._reorder()
+
+    def _find(self, app_id: str) -> AppRow | None:
+        row = self._row_of_id.get(app_id)
+        return self._rows[row] if row is not None else self._hidden.get(app_id)
+
+    def _all_rows(self) -> list[AppRow]:
+        return [*self._rows, *self._hidden.values()] if self._hidden else self._rows
 
     @property
     def units(self) -> UnitSystem:
@@ -246,29 +263,67 @@ class ApplicationsModel(QAbstractItemModel):
             self._stale = stale
             self._emit_all_changed()
 
-    # --- limits the user asked for ------------------------------------------------------
+    # --- connections of expanded rows ---------------------------------------------------
 
-    def mark_pending(self, app_id: str, direction: Direction, rate_bps: int | None) -> None:
-        """Show a requested limit at once, before the helper confirms it."""
-        row = self._row_of_id.get(app_id)
-        if row is None:
-            return
-        self._rows[row].pending[direction] = rate_bps or 0
-        self._emit_row_changed(row)
+    def set_connections(self, app_id: str, connections: Sequence[ConnectionInfo]) -> None:
+        """Merge an application's open connections into its children.
 
-    def resolve_pending(self, app_id: str, direction: Direction, succeeded: bool) -> None:
-        """A request finished: keep its value on success, fall back on failure."""
+        Merged by socket (protocol, addresses, pid) so rows that stay keep their
+        place and only their state changes; closed ones go, new ones are added
+        at the end, most interesting first.
+        """
         row = self._row_of_id.get(app_id)
         if row is None:
             return
         app = self._rows[row]
+        incoming = {connection_key(c): c for c in connections}
+        parent = self.index(row, 0)
+        base = len(app.processes)
+        gone = [i for i, c in enumerate(app.connections) if connection_key(c) not in incoming]
+        for first, last in reversed(list(runs(gone))):
+            self.beginRemoveRows(parent, base + first, base + last)
+            del app.connections[first : last + 1]
+            self.endRemoveRows()
+        changed = []
+        for i, current in enumerate(app.connections):
+            update = incoming.pop(connection_key(current))
+            if update != current:
+                app.connections[i] = update
+                changed.append(base + i)
+        for child in changed:
+            self.dataChanged.emit(self.index(child, 0, parent), self.index(child, _COLUMN_COUNT - 1, parent))
+        if incoming:
+            first = app.child_count()
+            self.beginInsertRows(parent, first, first + len(incoming) - 1)
+            app.connections.extend(interesting_first(incoming.values()))
+            self.endInsertRows()
+
+    def clear_connections(self, app_id: str) -> None:
+        """Drop an application's connections (its row was collapsed)."""
+        self.set_connections(app_id, ())
+
+    # --- limits the user asked for ------------------------------------------------------
+
+    def mark_pending(self, app_id: str, direction: Direction, rate_bps: int | None) -> None:
+        """Show a requested limit at once, before the helper confirms it."""
+        app = self._find(app_id)
+        if app is None:
+            return
+        app.pending[direction] = rate_bps or 0
+        self._emit_app_changed(app_id)
+
+    def resolve_pending(self, app_id: str, direction: Direction, succeeded: bool) -> None:
+        """A request finished: keep its value on success, fall back on failure."""
+        app = self._find(app_id)
+        if app is None:
+            return
         requested = app.pending.pop(direction, None)
         if requested is None:
             return
         if succeeded:
             key = "down_limit_bps" if direction is Direction.DOWN else "up_limit_bps"
             app.info = dataclasses.replace(app.info, **{key: requested})
-        self._emit_row_changed(row)
+        self._emit_app_changed(app_id)
 
     # --- order ----------------------------------------------------------------------------
 
@@ -301,7 +356,9 @@ class ApplicationsModel(QAbstractItemModel):
                        lambda app: app.info.name.casefold(), self._order.descending)  # fmt: skip
         if all(new is old for new, old in zip(rows, self._rows, strict=True)):
             return False
-        self.layoutAboutToBeChanged.emit()
+        # A vertical sort: the header's sections do not move, so it need not
+        # remap (and repaint) them every poll.
+        self.layoutAboutToBeChanged[_LAYOUT_ARGS].emit([], _VERTICAL_SORT)
         before = self.persistentIndexList()
         new_row = {app.serial: row for row, app in enumerate(rows)}
         after = [  # children are addressed by their app's serial and stay valid
@@ -312,7 +369,7 @@ class ApplicationsModel(QAbstractItemModel):
         self._rows = rows
         self._reindex()
         self.changePersistentIndexList(before, after)
-        self.layoutChanged.emit()
+        self.layoutChanged[_LAYOUT_ARGS].emit([], _VERTICAL_SORT)
         return True
 
     # --- merging a poll -----------------------------------------------------------------
@@ -323,6 +380,8 @@ class ApplicationsModel(QAbstractItemModel):
         """Merge one ListApplications result by application id."""
         names = process_names or {}
         incoming = {info.id: info for info in applications}
+        for app_id in [app_id for app_id in self._hidden if app_id not in incoming]:
+            del self._hidden[app_id]
         gone = [row for row, app in enumerate(self._rows) if app.info.id not in incoming]
         self._remove_rows(gone)
         changed_rows = []
@@ -333,10 +392,18 @@ class ApplicationsModel(QAbstractItemModel):
             app.info = info
             app.history.append(info.down_bps, info.up_bps)
             self._merge_processes(row, app, names)
+        for app in self._hidden.values():  # not listed: no signals
+            app.info = incoming.pop(app.info.id)
+            app.history.append(app.info.down_bps, app.info.up_bps)
+            app.processes = [ProcessRow(pid, names.get(pid, "")) for pid in dict.fromkeys(app.info.pids)]
         for row in changed_rows:  # names and limits: rare, and they touch the editors
             self._emit_row_changed(row)
-        if incoming:
-            self._append_rows(incoming.values(), names)
+        new_rows = [self._new_row(info, names) for info in incoming.values()]
+        if self._needle:  # a name or a process name may have changed
+            self._refilter()
+            self._hidden.update({app.info.id: app for app in new_rows if not matches(app, self._needle)})
+            new_rows = [app for app in new_rows if matches(app, self._needle)]
+        self._insert_rows(new_rows)
         if not self._reorder() and self._rows:
             # Rates and activity change every poll. A new order repaints every row
             # anyway; saying both would paint the table twice.
@@ -344,8 +411,22 @@ class ApplicationsModel(QAbstractItemModel):
         self.snapshotApplied.emit()
 
     def clear(self) -> None:
+        self._hidden.clear()
         self._remove_rows(list(range(len(self._rows))))
         self.snapshotApplied.emit()
+
+    def _refilter(self) -> None:
+        """Set aside the listed rows that no longer match; list the kept ones that do."""
+        leaving = [row for row, app in enumerate(self._rows) if not matches(app, self._needle)]
+        for row in leaving:
+            app = self._rows[row]
+            app.connections = []  # fetched afresh if it is listed and opened again
+            self._hidden[app.info.id] = app
+        self._remove_rows(leaving)
+        joining = [app for app in self._hidden.values() if matches(app, self._needle)]
+        for app in joining:
+            del self._hidden[app.info.id]
+        self._insert_rows(joining)
 
     def _remove_rows(self, rows: list[int]) -> None:
         # Contiguous runs from the bottom up, so earlier row numbers stay valid.
@@ -355,13 +436,15 @@ class ApplicationsModel(QAbstractItemModel):
             self._reindex()
             self.endRemoveRows()
 
-    def _append_rows(self, infos: Iterable[ApplicationInfo], names: dict[int, str]) -> None:
-        new_rows = []
-        for info in infos:
-            app = AppRow(self._next_serial, info, [ProcessRow(p, names.get(p, "")) for p in info.pids])
-            app.history.append(info.down_bps, info.up_bps)
-            self._next_serial += 1
-            new_rows.append(app)
+    def _new_row(self, info: ApplicationInfo, names: dict[int, str]) -> AppRow:
+        app = AppRow(self._next_serial, info, [ProcessRow(p, names.get(p, "")) for p in info.pids])
+        app.history.append(info.down_bps, info.up_bps)
+        self._next_serial += 1
+        return app
+
+    def _insert_rows(self, new_rows: list[AppRow]) -> None:
+        if not new_rows:
+            return
         first = len(self._rows)
         self.beginInsertRows(QModelIndex(), first, first + len(new_rows) - 1)
         self._rows.extend(new_rows)
@@ -390,6 +473,11 @@ class ApplicationsModel(QAbstractItemModel):
     def _reindex(self) -> None:
         self._row_of_id = {app.info.id: row for row, app in enumerate(self._rows)}
         self._row_of_serial = {app.serial: row for row, app in enumerate(self._rows)}
+
+    def _emit_app_changed(self, app_id: str) -> None:
+        row = self._row_of_id.get(app_id)
+        if row is not None:  # a filtered-out row has nobody to tell
+            self._emit_row_changed(row)
 
     def _emit_row_changed(self, row: int) -> None:
         self.dataChanged.emit(self.index(row, 0), self.index(row, _COLUMN_COUNT - 1))

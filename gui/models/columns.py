@@ -43,6 +43,5 @@ class Role(IntEnum):
     LIMIT = Qt.ItemDataRole.UserRole + 5  # int bytes/s on a limit column, 0 = none
     LIMIT_PENDING = Qt.ItemDataRole.UserRole + 6  # bool: asked for, not confirmed yet
     HISTORY = Qt.ItemDataRole.UserRole + 7  # RateHistory, on the activity column
-    IS_PROCESS = Qt.ItemDataRole.UserRole + 8  # bool: a child (process) row
+    IS_PROCESS = Qt.ItemDataRole.UserRole + 8  # bool: a child row (a process or a connection)
     LIMITS = Qt.ItemDataRole.UserRole + 9  # (down_limit_bps, up_limit_bps)
-    FILTER_TEXT = Qt.ItemDataRole.UserRole + 10  # str: name, id and process names (children: their app's)

@@ -26,7 +26,8 @@ class _Ring:
         self._count = 0
 
     def append(self, down_bps: float, up_bps: float) -> None:
-        self._data[self._next] = (down_bps, up_bps)
+        self._data[self._next, 0] = down_bps
+        self._data[self._next, 1] = up_bps
         self._next = (self._next + 1) % len(self._data)
         self._count = min(self._count + 1, len(self._data))
 
@@ -47,17 +48,19 @@ class RateHistory:
     def __init__(self) -> None:
         self._fine = _Ring(FINE_SAMPLES)
         self._coarse = _Ring(COARSE_SAMPLES)
-        self._pending = np.zeros(2, dtype=np.float64)
+        # Plain floats: a numpy += per application and poll cost more than the rest of append.
+        self._pending_down = 0.0
+        self._pending_up = 0.0
         self._pending_count = 0
 
     def append(self, down_bps: float, up_bps: float) -> None:
         self._fine.append(down_bps, up_bps)
-        self._pending += (down_bps, up_bps)
+        self._pending_down += down_bps
+        self._pending_up += up_bps
         self._pending_count += 1
         if self._pending_count == COARSE_EVERY:
-            mean = self._pending / COARSE_EVERY
-            self._coarse.append(float(mean[0]), float(mean[1]))
-            self._pending[:] = 0
+            self._coarse.append(self._pending_down / COARSE_EVERY, self._pending_up / COARSE_EVERY)
+            self._pending_down = self._pending_up = 0.0
             self._pending_count = 0
 
     def recent(self, samples: int) -> FloatArray:

@@ -1,4 +1,4 @@
-"""One application's row and its processes, and what is derived from them.
+"""One application's row, its processes and connections, and what is derived from them.
 
 Plain data and functions, kept apart from the Qt model so the model file stays
 about the Qt interface and the merge.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chadthrottle.contract import ApplicationInfo, Direction
+from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column
 from chadthrottle.gui.models.history import RateHistory
 
@@ -27,6 +27,11 @@ class AppRow:
     processes: list[ProcessRow]
     history: RateHistory = field(default_factory=RateHistory)
     pending: dict[Direction, int] = field(default_factory=dict)  # 0 = clearing
+    # Listed after the processes, only while the row is expanded (fetched lazily).
+    connections: list[ConnectionInfo] = field(default_factory=list)
+
+    def child_count(self) -> int:
+        return len(self.processes) + len(self.connections)
 
     def limit_bps(self, direction: Direction) -> int:
         """The limit to show: a request not yet confirmed wins over the helper's."""
@@ -51,6 +56,11 @@ def sort_key(app: AppRow, column: int) -> Any:
 def filter_text(app: AppRow) -> str:
     """What the filter box matches: name, id and process names."""
     return "\n".join([app.info.name, app.info.id, *(process.name for process in app.processes)])
+
+
+def matches(app: AppRow, needle: str) -> bool:
+    """Whether the filter (case-folded, "" for none) lists this application."""
+    return not needle or needle in filter_text(app).casefold()
 
 
 def identity_or_limits(info: ApplicationInfo) -> tuple[object, ...]:

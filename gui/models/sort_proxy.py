@@ -1,31 +1,27 @@
-"""Filtering by name, and passing sort requests on to the model.
+"""The view's handle on the model's order and filter.
 
 Rows are sorted by what the user is looking at (total rate by default) but
 must not jump while the pointer is over the table: ``set_frozen(True)`` stops
-re-sorting until released, then one re-sort catches up. The ordering itself
-happens in ApplicationsModel (see its ``sort``); this proxy keeps the model's
-order and only hides rows.
+re-sorting until released, then one re-sort catches up. Both the ordering and
+the filter happen in ApplicationsModel (see its ``sort`` and
+``set_name_filter``); this is an identity proxy that forwards the requests.
+It maps indexes in C++ without calling back into Python, where a
+QSortFilterProxyModel called the model's ``index()`` for every cell it mapped.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QIdentityProxyModel, QObject, Qt
 
 from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.columns import Column, Role
+from chadthrottle.gui.models.columns import Column
 
 
-class ApplicationsProxy(QSortFilterProxyModel):
-    """Sort/filter proxy over ApplicationsModel; children always follow their app."""
+class ApplicationsProxy(QIdentityProxyModel):
+    """Identity proxy over ApplicationsModel; sorting and filtering go to the model."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.setDynamicSortFilter(True)
-        # Qt's own fixed-string filter on one text role: with no filter set it
-        # accepts rows without calling into Python at all.
-        self.setFilterRole(Role.FILTER_TEXT)
-        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self._needle = ""
 
     def _source(self) -> ApplicationsModel:
         source = self.sourceModel()
@@ -33,7 +29,7 @@ class ApplicationsProxy(QSortFilterProxyModel):
         return source
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        """The header's sort request: the model reorders itself; this proxy keeps its order."""
+        """The header's sort request: the model reorders itself."""
         self._source().sort(column, order)
 
     def sortColumn(self) -> int:
@@ -44,10 +40,7 @@ class ApplicationsProxy(QSortFilterProxyModel):
 
     def set_name_filter(self, text: str) -> None:
         """Show applications whose name, id or process names contain ``text``."""
-        needle = text.strip()
-        if needle != self._needle:
-            self._needle = needle
-            self.setFilterFixedString(needle)
+        self._source().set_name_filter(text)
 
     def set_frozen(self, frozen: bool) -> None:
         """Hold the current order (pointer over the table) or release it."""

@@ -22,7 +22,9 @@ from chadthrottle.units import UnitError, format_rate, parse_rate
 
 log = logging.getLogger(__name__)
 
-PAUSE_UNSUPPORTED = "Pausing all limits needs helper support that API version 1 does not have yet."
+PAUSE_UNSUPPORTED = "The helper running here cannot pause limits: it is older than this window."
+PAUSE_TOOLTIP = ("Stop enforcing every limit, for every user, without forgetting them "
+                 "(asks for an administrator's password).")
 
 
 def action_name(app_id: str, direction: Direction, label: str) -> str:
@@ -34,6 +36,7 @@ class TrayController(QObject):
     """Tray icon + menu over the applications model."""
 
     limitRequested = Signal(str, str, object)  # app id, direction, bytes/s or None
+    pauseRequested = Signal(bool)  # True: pause every limit, False: resume
     openRequested = Signal()
     quitRequested = Signal()
 
@@ -45,6 +48,7 @@ class TrayController(QObject):
         self._status = HelperStatus(HelperState.CONNECTING)
         self._icons = {kind: state_icon(kind) for kind in TrayIconKind}
         self._kind: TrayIconKind | None = None
+        self._paused: bool | None = None  # None: unknown, or the helper cannot pause
         self.menu = QMenu()
         self.menu.setToolTipsVisible(True)
         self.menu.aboutToShow.connect(self.rebuild_menu)
@@ -75,6 +79,10 @@ class TrayController(QObject):
         self._status = status
         self.refresh()
 
+    def set_limits_paused(self, paused: bool | None) -> None:
+        self._paused = paused
+        self.refresh()
+
     @property
     def kind(self) -> TrayIconKind | None:
         return self._kind
@@ -83,13 +91,14 @@ class TrayController(QObject):
         """Icon and tooltip: "down 12.4 MB/s, up 1.1 MB/s, 2 limits"."""
         down, up = self._model.totals()
         limits = self._model.active_limit_count()
-        kind = tray_icon_kind(self._status, down + up, limits)
+        paused = bool(self._paused)
+        kind = tray_icon_kind(self._status, down + up, 0 if paused else limits)
         if kind is not self._kind:
             self._kind = kind
             self.icon.setIcon(self._icons[kind])
         units = self._model.units
         tooltip = f"down {format_rate(down, units)}, up {format_rate(up, units)}, " \
-                  f"{limits} limit{'s' * (limits != 1)}"
+                  f"{limits} limit{'s' * (limits != 1)}{' (paused)' * (paused and limits > 0)}"
         if self._status.is_problem:
             tooltip = f"ChadThrottle: helper {self._status.state.value.replace('-', ' ')}\n{tooltip}"
         self.icon.setToolTip(tooltip)
@@ -118,10 +127,18 @@ class TrayController(QObject):
         self.menu.addSeparator()
         pause = self.menu.addAction("Pause all limits")
         pause.setObjectName("pause-all")
-        pause.setEnabled(False)
-        pause.setToolTip(PAUSE_UNSUPPORTED)
+        pause.setCheckable(True)
+        pause.setChecked(bool(self._paused))
+        pause.setEnabled(self._paused is not None and self._status.state is HelperState.CONNECTED)
+        pause.setToolTip(PAUSE_UNSUPPORTED if self._paused is None else PAUSE_TOOLTIP)
+        pause.triggered.connect(self.pauseRequested)
         self.menu.addAction("Open ChadThrottle", self.openRequested.emit).setObjectName("open")
         self.menu.addAction("Quit", self.quitRequested.emit).setObjectName("quit")
+
+    def pause_action(self) -> QAction | None:
+        """Test hook: rebuild the menu and find "Pause all limits"."""
+        self.rebuild_menu()
+        return next((a for a in self.menu.findChildren(QAction) if a.objectName() == "pause-all"), None)
 
     def quick_limit_action(self, app_id: str, direction: Direction | str, label: str) -> QAction | None:
         """Test hook: rebuild the menu and find one quick-limit action."""

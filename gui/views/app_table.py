@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QPoint, QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QCursor, QFont, QMouseEvent, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
 
@@ -37,6 +37,9 @@ def tabular_font(font: QFont) -> QFont:
 
 class AppTable(QTreeView):
     """Tree view over ApplicationsProxy with per-row limit editors."""
+
+    # The set of expanded applications changed; the app id collapsed, or "".
+    expansionChanged = Signal(str)
 
     def __init__(self, proxy: ApplicationsProxy, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -93,6 +96,10 @@ class AppTable(QTreeView):
         self.selectionModel().currentRowChanged.connect(lambda *_: self._sync_editors())
         proxy.rowsRemoved.connect(lambda *_: self._forget_invalid())
         proxy.layoutChanged.connect(lambda *_: self._sync_editors())
+        self._expanded_ids: list[str] = []  # kept on expand/collapse: asked after every poll
+        self.expanded.connect(lambda _index: self._expansion_changed(""))
+        self.collapsed.connect(lambda index: self._expansion_changed(str(index.data(Role.APP_ID) or "")))
+        proxy.rowsRemoved.connect(self._on_rows_removed)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
@@ -127,6 +134,13 @@ class AppTable(QTreeView):
         if not matches:
             return QModelIndex()
         return matches[0].siblingAtColumn(column)
+
+    def expanded_app_ids(self) -> list[str]:
+        """Applications whose rows are open: their connections are wanted."""
+        return list(self._expanded_ids)
+
+    def is_expanded(self, app_id: str) -> bool:
+        return app_id in self._expanded_ids
 
     def limit_control(self, app_id: str, direction: Direction) -> LimitControl | None:
         """The real LimitControl of a row, opened (and kept open) on demand."""
@@ -266,6 +280,19 @@ class AppTable(QTreeView):
             return
         self.openPersistentEditor(index)
         self._open.append(persistent)
+
+    def _on_rows_removed(self, parent: QModelIndex, _first: int, _last: int) -> None:
+        if not parent.isValid() and self._expanded_ids:  # a vanished or filtered-out one is closed
+            self._expansion_changed("")
+
+    def _expansion_changed(self, collapsed_app_id: str) -> None:
+        proxy = self._proxy
+        self._expanded_ids = [
+            str(index.data(Role.APP_ID))
+            for index in (proxy.index(row, 0) for row in range(proxy.rowCount()))
+            if self.isExpanded(index)
+        ]
+        self.expansionChanged.emit(collapsed_app_id)
 
     def _forget_invalid(self) -> None:
         self._open = [p for p in self._open if p.isValid()]

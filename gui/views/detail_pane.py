@@ -10,10 +10,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.connections import connection_label, interesting_first
 from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.gui.views.rate_axis import RateAxis, nice_ceiling
@@ -40,19 +41,15 @@ def describe_rates(name: str, down: float, up: float, limits: tuple[int, int],
 
 
 MAX_CONNECTIONS_SHOWN = 6
-_STATE_ORDER = {"ESTABLISHED": 0, "SYN_SENT": 1, "LISTEN": 2, "UNCONN": 3}
 
 
 def describe_connections(connections: list[ConnectionInfo]) -> str:
     """"Connections: tcp 10.0.0.5:51234 -> 151.101.1.69:443 ESTABLISHED, ..." """
     if not connections:
         return "No open connections."
-    ordered = sorted(connections, key=lambda c: (_STATE_ORDER.get(c.state, 9), c.protocol, c.remote))
-    lines = [
-        f"{c.protocol} {c.local} \u2192 {c.remote} {c.state}" if c.state != "LISTEN" else f"{c.protocol} listening on {c.local}"
-        for c in ordered[:MAX_CONNECTIONS_SHOWN]
-    ]
-    more = len(ordered) - MAX_CONNECTIONS_SHOWN
+    shown = interesting_first(connections)
+    lines = [connection_label(c) for c in shown[:MAX_CONNECTIONS_SHOWN]]
+    more = len(shown) - MAX_CONNECTIONS_SHOWN
     if more > 0:
         lines.append(f"and {more} more")
     return "Connections: " + "; ".join(lines)
@@ -85,6 +82,12 @@ class DetailPane(QWidget):
         self.plot.setBackground(self.palette().color(QPalette.ColorRole.Base))
         self.plot.showGrid(x=False, y=True, alpha=0.15)
         self.plot.getAxis("bottom").setLabel("seconds ago")
+        # Each axis (the left one with its grid lines across the plot) is redrawn
+        # whenever a curve under it changes, every poll: replaying its picture was
+        # most of the graph's cost. Kept as a pixmap, it is redrawn only when its
+        # range or size changes.
+        for side in ("left", "bottom"):
+            self.plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.plot.setMinimumHeight(150)
         self._down = self.plot.plot(pen=pg.mkPen(DOWN_COLOUR, width=1.6),
                                     fillLevel=0, brush=QColor(53, 132, 228, 60), name="down")
@@ -126,7 +129,9 @@ class DetailPane(QWidget):
         """The selected application's open sockets, most interesting first."""
         if app_id != self._app_id:
             return  # an answer for a row no longer selected
-        self.connections.setText(describe_connections(connections))
+        text = describe_connections(connections)
+        if text != self.connections.text():  # the same answer every poll, mostly
+            self.connections.setText(text)
 
     def set_units(self, units: UnitSystem) -> None:
         self._axis.units = units

@@ -14,7 +14,7 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import QMainWindow, QSplitter, QVBoxLayout, QWidget
 
-from chadthrottle.contract import BackendInfo, Direction
+from chadthrottle.contract import BackendInfo, ConnectionInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Role
@@ -23,6 +23,7 @@ from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.app_table import AppTable
 from chadthrottle.gui.views.detail_pane import DetailPane
 from chadthrottle.gui.views.header_bar import HeaderBar
+from chadthrottle.gui.views.paused_notice import PausedNotice
 from chadthrottle.gui.views.state_banner import TITLES, StateBanner
 from chadthrottle.gui.views.status_line import StatusLine
 from chadthrottle.gui.widgets.limit_slider import LimitControl
@@ -48,6 +49,9 @@ class MainWindow(QMainWindow):
     retryRequested = Signal()
     closedToTray = Signal()
     applicationSelected = Signal(str)  # app id, "" for none: its details are wanted
+    # Whose connections are wanted: the selected application and the expanded rows.
+    connectionsWanted = Signal(object)  # list[str]
+    pauseRequested = Signal(bool)  # True: pause every limit, False: resume
 
     def __init__(
         self,
@@ -63,9 +67,11 @@ class MainWindow(QMainWindow):
         self.keep_running_in_tray = False
         self._model = model
         self._status = HelperStatus(HelperState.CONNECTING)
+        self._paused = False
 
         self.header = HeaderBar(settings, self)
         self.banner = StateBanner(self)
+        self.paused_notice = PausedNotice(self)
         self.table = AppTable(proxy, self)
         self.detail = DetailPane(model, settings.refresh_interval_s, self)
         self.status_line = StatusLine(self)
@@ -86,6 +92,7 @@ class MainWindow(QMainWindow):
         banner_box = QVBoxLayout()
         banner_box.setContentsMargins(10, 0, 10, 0)
         banner_box.addWidget(self.banner)
+        banner_box.addWidget(self.paused_notice)
         layout.addLayout(banner_box)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
@@ -93,8 +100,11 @@ class MainWindow(QMainWindow):
 
         self.header.filterChanged.connect(proxy.set_name_filter)
         self.banner.retryRequested.connect(self.retryRequested)
+        self.paused_notice.resumeRequested.connect(lambda: self.pauseRequested.emit(False))
         self.table.limit_delegate.limitRequested.connect(self.limitRequested)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
+        self.table.expansionChanged.connect(self._on_expansion_changed)
+        self._connections_wanted: list[str] = []
         model.snapshotApplied.connect(self._on_snapshot)
         model.dataChanged.connect(self._on_data_changed)
         self.set_units(settings.units)
@@ -141,6 +151,23 @@ class MainWindow(QMainWindow):
         self.table.viewport().update()
         self._update_counts()
 
+    def show_connections(self, app_id: str, connections: list[ConnectionInfo]) -> None:
+        """An application's open connections: in the detail pane if it is selected,
+        under its row if that is expanded."""
+        self.detail.show_connections(app_id, connections)
+        if self.table.is_expanded(app_id):
+            self._model.set_connections(app_id, connections)
+
+    @property
+    def limits_paused(self) -> bool:
+        return self._paused
+
+    def set_limits_paused(self, paused: bool) -> None:
+        """Say plainly that the limits shown are not enforced right now."""
+        self._paused = paused
+        self.paused_notice.set_paused(paused)
+        self._update_counts()
+
     def set_backends(self, backends: tuple[BackendInfo, ...]) -> None:
         self.status_line.set_backends(backends)
 
@@ -167,6 +194,19 @@ class MainWindow(QMainWindow):
         app_id = str(current.data(Role.APP_ID) or "") if current.isValid() else ""
         self.detail.show_application(app_id)
         self.applicationSelected.emit(app_id)
+        self._want_connections()
+
+    def _on_expansion_changed(self, collapsed_app_id: str) -> None:
+        if collapsed_app_id:
+            self._model.clear_connections(collapsed_app_id)  # fetched afresh when opened again
+        self._want_connections()
+
+    def _want_connections(self) -> None:
+        wanted = list(dict.fromkeys([self.detail.app_id, *self.table.expanded_app_ids()]))
+        wanted = [app_id for app_id in wanted if app_id]
+        if wanted != self._connections_wanted:
+            self._connections_wanted = wanted
+            self.connectionsWanted.emit(wanted)
 
     def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex) -> None:
         # One row: a limit was asked for or settled. Whole-model changes come
@@ -178,7 +218,7 @@ class MainWindow(QMainWindow):
         down, up = self._model.totals()
         live = self._status.can_monitor
         self.header.set_totals(down, up, self._model.units, live)
-        self.status_line.set_limit_count(self._model.active_limit_count())
+        self.status_line.set_limit_count(self._model.active_limit_count(), self._paused)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.keep_running_in_tray:

@@ -54,5 +54,8 @@ class StatusLine(QStatusBar):
         self.helper.setText(f"Helper: {HELPER_WORDS[status.state]}")
         self.helper.setToolTip(status.detail)
 
-    def set_limit_count(self, count: int) -> None:
-        self.limits.setText("No limits" if count == 0 else f"{count} limit{'s' * (count != 1)} active")
+    def set_limit_count(self, count: int, paused: bool = False) -> None:
+        if count == 0:
+            self.limits.setText("No limits")
+        else:
+            self.limits.setText(f"{count} limit{'s' * (count != 1)} {'paused' if paused else 'active'}")

@@ -109,6 +109,8 @@ _VALIDATORS: dict[str, Callable[[list[Any]], tuple[Any, ...]]] = {
         validation.validate_app_id(body[0]),
         validation.validate_clear_directions(body[1]),
     ),
+    "SetLimitsPaused": lambda body: (validation.validate_paused(body[0]),),
+    "GetLimitsPaused": lambda body: (),
 }
 
 
@@ -324,6 +326,13 @@ class HelperService:
                 raise NotAuthorized("only the connections of your own applications are shown to you")
             connections = await self._engine_thread.run(self._engine.list_connections, resolved.app_id)
             return out, [[encode_connection(connection) for connection in connections]]
+        if name == "GetLimitsPaused":
+            return out, [await self._engine_thread.run(self._engine.limits_paused)]
+        if name == "SetLimitsPaused":
+            (paused,) = call.args
+            await self._engine_thread.run(self._engine.set_limits_paused, paused)
+            log.info("uid %d %s all limits", await self._caller_uid(call.sender), "paused" if paused else "resumed")
+            return out, []
         assert app_id is not None
         uid = await self._caller_uid(call.sender)
         if name == "SetLimit":

@@ -102,3 +102,10 @@ def validate_burst_bytes(burst_bytes: Any) -> int:
             "bytes (0 = default)"
         )
     return int(burst_bytes)
+
+
+def validate_paused(paused: Any) -> bool:
+    """A D-Bus boolean: true pauses every limit, false resumes them."""
+    if type(paused) is not bool:
+        raise InvalidArgument(f"paused must be true or false, not {paused!r}")
+    return paused

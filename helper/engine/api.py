@@ -66,3 +66,9 @@ class EngineApi(Protocol):
     def apply_changes(self, changes: Sequence[LimitChange]) -> list[ChangeOutcome]:
         """Apply the changes in order, as one update of the kernel where they all
         succeed; one outcome per change. Takes effect on open connections."""
+
+    def set_limits_paused(self, paused: bool) -> None:
+        """Keep every limit but enforce none (True), or enforce them again (False)."""
+
+    def limits_paused(self) -> bool:
+        """Whether limits are paused."""

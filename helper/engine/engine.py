@@ -186,6 +186,18 @@ class Engine:
         """One ClearLimit; the resolved id, or the HelperError raised."""
         return self._one(ClearLimit(app_id, directions))
 
+    def set_limits_paused(self, paused: bool) -> None:
+        """Stop enforcing every limit (kept and listed), or enforce them again."""
+        with self._lock:
+            if self._limits.paused == paused:
+                return
+            self._change(lambda table: table.set_paused(paused))
+            log.info("%s all limits (%d applications)", "paused" if paused else "resumed", len(self._limits.items()))
+
+    def limits_paused(self) -> bool:
+        with self._lock:
+            return self._limits.paused
+
     # --- running ------------------------------------------------------------------
 
     def tick(self) -> None:
@@ -238,7 +250,7 @@ class Engine:
             self._announced[pid] = identity
             self._meter.remember(pid, identity.app_id)
             self._known[identity.app_id] = identity
-            if identity.app_id in self._limits and pid not in self._process_slots:
+            if identity.app_id in self._limits and not self._limits.paused and pid not in self._process_slots:
                 slot = self._slots.acquire(identity.app_id)
                 self._datapath.set_process_slot(pid, slot)
                 self._process_slots[pid] = slot
@@ -333,7 +345,7 @@ class Engine:
 
     def _apply_classes(self) -> None:
         wanted: dict[Direction, Classes] = {Direction.UP: {}, Direction.DOWN: {}}
-        for app_id, limits in self._limits.items():
+        for app_id, limits in self._limits.enforced():
             slot = self._slots.acquire(app_id)
             for direction, limit in limits.items():
                 wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes)
@@ -341,7 +353,7 @@ class Engine:
 
     def _apply_pacing(self) -> None:
         wanted: dict[int, int] = {}
-        for app_id, limits in self._limits.items():
+        for app_id, limits in self._limits.enforced():
             up = limits.get(Direction.UP)
             if up is not None:
                 wanted[self._slots.acquire(app_id)] = round(up.rate_bps * SOCKET_PACING_HEADROOM)
@@ -354,14 +366,14 @@ class Engine:
                 self._paced_slots[slot] = pacing
 
     def _release_unused_slots(self) -> None:
-        limited = {app_id for app_id, _ in self._limits.items()}
+        limited = {app_id for app_id, _ in self._limits.enforced()}
         for app_id in self._slots.apps() - limited:
             self._slots.release(app_id)
 
     def _apply_tags(self) -> None:
         wanted_pids: dict[int, int] = {}
         wanted_cgroups: dict[int, int] = {}
-        for app_id, _limits in self._limits.items():
+        for app_id, _limits in self._limits.enforced():
             slot = self._slots.acquire(app_id)
             app = self._index.application(app_id)
             if app is None:

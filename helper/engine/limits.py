@@ -68,10 +68,15 @@ class SlotAllocator:
 
 
 class LimitTable:
-    """app id -> {direction: Limit}; the one record of what the user asked for."""
+    """app id -> {direction: Limit}; the one record of what the user asked for.
+
+    ``paused`` is part of that record: paused limits are kept (and listed) but
+    not enforced, and it is stored, rolled back and restored with them.
+    """
 
     def __init__(self) -> None:
         self._limits: dict[str, dict[Direction, Limit]] = {}
+        self.paused = False
 
     def get(self, app_id: str) -> dict[Direction, Limit]:
         return dict(self._limits.get(app_id, {}))
@@ -86,6 +91,9 @@ class LimitTable:
         if not limits:
             self._limits.pop(app_id, None)
 
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+
     def items(self) -> list[tuple[str, dict[Direction, Limit]]]:
         return [(app_id, dict(limits)) for app_id, limits in self._limits.items()]
 
@@ -95,4 +103,9 @@ class LimitTable:
     def copy(self) -> LimitTable:
         clone = LimitTable()
         clone._limits = {app_id: dict(limits) for app_id, limits in self._limits.items()}
+        clone.paused = self.paused
         return clone
+
+    def enforced(self) -> list[tuple[str, dict[Direction, Limit]]]:
+        """The limits the kernel should hold now: none while paused."""
+        return [] if self.paused else self.items()

@@ -36,6 +36,7 @@ FORMAT_VERSION = 1
 # Every application of MAX_SLOTS with both directions fits in well under this.
 MAX_FILE_BYTES = 32 * 1024 * 1024
 _LIMIT_FIELDS = frozenset({"rate_bps", "burst_bytes"})
+_REQUIRED_KEYS = frozenset({"version", "applications"})
 
 
 class StateFileError(HelperError):
@@ -59,7 +60,9 @@ def encode_rules(table: LimitTable) -> bytes:
         }
         for app_id, limits in sorted(table.items())
     }
-    document = {"version": FORMAT_VERSION, "applications": applications}
+    document: dict[str, Any] = {"version": FORMAT_VERSION, "applications": applications}
+    if table.paused:  # written only when set: an unpaused file is what older helpers wrote
+        document["paused"] = True
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -82,8 +85,8 @@ def decode_rules(data: bytes) -> LimitTable:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise CorruptStateFile(f"not JSON: {error}") from None
-    if not isinstance(document, dict) or set(document) != {"version", "applications"}:
-        raise CorruptStateFile("expected exactly the keys 'version' and 'applications'")
+    if not isinstance(document, dict) or not _REQUIRED_KEYS <= set(document) <= _REQUIRED_KEYS | {"paused"}:
+        raise CorruptStateFile("expected the keys 'version' and 'applications', and at most 'paused'")
     if not _is_int(document["version"]) or document["version"] != FORMAT_VERSION:
         raise CorruptStateFile(f"unknown format version {document['version']!r} (this helper reads {FORMAT_VERSION})")
     applications = document["applications"]
@@ -92,6 +95,10 @@ def decode_rules(data: bytes) -> LimitTable:
     if len(applications) > MAX_SLOTS:
         raise CorruptStateFile(f"more than {MAX_SLOTS} applications")
     table = LimitTable()
+    paused = document.get("paused", False)
+    if type(paused) is not bool:
+        raise CorruptStateFile(f"'paused' is {paused!r}, not true or false")
+    table.set_paused(paused)
     directions = {direction.value: direction for direction in Direction}
     for app_id, limits in applications.items():
         try:
@@ -130,7 +137,8 @@ class RuleStore:
         except CorruptStateFile as error:
             self._set_aside(str(error))
             return LimitTable()
-        log.info("restored the limits of %d applications from %s", len(table.items()), self.path)
+        log.info("restored the limits of %d applications from %s%s", len(table.items()), self.path,
+                 " (paused)" if table.paused else "")
         return table
 
     def save(self, table: LimitTable) -> None:

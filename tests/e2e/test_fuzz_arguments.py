@@ -147,6 +147,10 @@ def test_malformed_values_are_a_named_error(stack: Stack, caller: RawCaller, unt
 
 def test_every_method_with_arguments_gets_malformed_values() -> None:
     """A new method with arguments must be added to _REST_OF_ARGUMENTS; every
-    such method so far takes an application id first."""
-    assert set(_REST_OF_ARGUMENTS) == {name for name, spec in METHODS.items() if spec.in_signature}
+    such method so far takes an application id first. A lone boolean
+    (SetLimitsPaused) has no malformed value: the bus guarantees its type, and
+    wrong signatures are covered above."""
+    assert set(_REST_OF_ARGUMENTS) == {
+        name for name, spec in METHODS.items() if spec.in_signature and spec.in_signature != "b"
+    }
     assert all(METHODS[name].in_signature.startswith("s") for name in _REST_OF_ARGUMENTS)

@@ -6,7 +6,7 @@ import dataclasses
 
 from PySide6.QtCore import QPersistentModelIndex, Qt
 
-from chadthrottle.contract import Direction
+from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.models.icons import IconProvider
@@ -35,12 +35,67 @@ def test_model_stays_valid_through_changes(qtmodeltester) -> None:
     model.apply_snapshot([])
 
 
+STEAM = "app:com.valvesoftware.Steam"
+
+
+def _tcp(local_port: int, state: str = "ESTABLISHED", pid: int = 4390) -> ConnectionInfo:
+    return ConnectionInfo("tcp", f"10.0.0.5:{local_port}", "151.101.1.69:443", state, pid)
+
+
+def test_model_with_connections_passes_qtmodeltester(qtmodeltester) -> None:
+    model = make_model()
+    model.apply_snapshot(sample_applications(), {4390: "steam"})
+    model.set_connections(STEAM, [_tcp(5001), _tcp(5002, "LISTEN")])
+    qtmodeltester.check(model)
+
+
+def test_model_stays_valid_through_connection_changes(qtmodeltester) -> None:
+    model = make_model()
+    apps = sample_applications()
+    model.apply_snapshot(apps)
+    qtmodeltester.check(model)
+    model.set_connections(STEAM, [_tcp(5001), _tcp(5002), _tcp(5003)])
+    model.set_connections(STEAM, [_tcp(5002, "CLOSE_WAIT"), _tcp(5004)])  # one stays, one changes state
+    model.apply_snapshot([dataclasses.replace(a, pids=(4390, 4412, 4500)) if a.id == STEAM else a for a in apps])
+    model.apply_snapshot([dataclasses.replace(a, pids=(4412,)) if a.id == STEAM else a for a in apps])
+    model.set_connections("exe:/gone", [_tcp(1)])  # an answer for a row no longer there
+    model.clear_connections(STEAM)
+    model.set_connections(STEAM, [_tcp(5005)])
+    model.apply_snapshot(apps[2:])  # Steam vanishes with its connections
+    model.apply_snapshot([])
+
+
+def test_connections_follow_the_processes_and_merge_in_place(qtbot) -> None:
+    model = make_model()
+    model.apply_snapshot(sample_applications(), {4390: "steam", 4412: "steamwebhelper"})
+    steam = model.index_of(STEAM)
+    model.set_connections(STEAM, [_tcp(5002, "LISTEN"), _tcp(5001)])
+    assert model.rowCount(steam) == 4
+    labels = [model.index(row, 0, steam).data() for row in range(4)]
+    assert labels == [
+        "steam (pid 4390)", "steamwebhelper (pid 4412)",
+        "tcp 10.0.0.5:5001 \u2192 151.101.1.69:443 ESTABLISHED", "tcp listening on 10.0.0.5:5002",
+    ]  # fmt: skip
+    connection = model.index(2, 0, steam)
+    assert connection.data(Role.APP_ID) == STEAM and connection.data(Role.IS_PROCESS)
+    assert "per application, not per connection" in connection.data(Qt.ItemDataRole.ToolTipRole)
+    assert model.index(2, Column.DOWN, steam).data() is None  # no made-up rate
+    assert not model.hasChildren(connection)
+    kept = QPersistentModelIndex(connection)
+    with qtbot.assertNotEmitted(model.rowsRemoved):
+        model.set_connections(STEAM, [_tcp(5001, "CLOSE_WAIT"), _tcp(5002, "LISTEN")])
+    assert kept.isValid() and kept.data().endswith("CLOSE_WAIT")
+    model.clear_connections(STEAM)
+    assert model.rowCount(steam) == 2 and not kept.isValid()
+
+
 def test_proxy_passes_qtmodeltester(qtmodeltester) -> None:
     model = make_model()
     proxy = ApplicationsProxy()
     proxy.setSourceModel(model)
     proxy.sort_by_activity()
     model.apply_snapshot(sample_applications())
+    model.set_connections(STEAM, [_tcp(5001)])
     qtmodeltester.check(proxy)
 
 
@@ -128,3 +183,40 @@ def test_proxy_sorts_by_total_rate_filters_and_freezes() -> None:
     proxy.set_name_filter("")
     assert len(names()) == 4
     assert Qt.SortOrder.DescendingOrder == proxy.sortOrder()
+
+
+def test_history_keeps_ten_poll_means_for_the_hour_view() -> None:
+    from chadthrottle.gui.models.history import COARSE_EVERY, RateHistory
+
+    history = RateHistory()
+    for poll in range(2 * COARSE_EVERY + 3):
+        history.append(float(poll), 2.0 * poll)
+    assert history.coarse().tolist() == [[4.5, 9.0], [14.5, 29.0]]
+    assert history.recent(2).tolist() == [[21.0, 42.0], [22.0, 44.0]]
+
+
+def test_the_filter_keeps_unlisted_applications_up_to_date(qtmodeltester) -> None:
+    model = make_model()
+    apps = sample_applications()
+    model.apply_snapshot(apps, {4390: "steam", 4412: "steamwebhelper"})
+    qtmodeltester.check(model)
+    model.set_name_filter("  WEBHELPER ")  # a process name, any case
+    assert model.app_ids() == [STEAM]
+    all_down = sum(a.down_bps for a in apps)
+    assert model.totals()[0] == all_down  # totals and the tray still see every application
+    assert len(model.applications()) == len(apps)
+    faster = [dataclasses.replace(a, down_bps=a.down_bps + 1) for a in apps]
+    model.apply_snapshot(faster + [app("exe:/usr/bin/wget", "wget")], {4390: "steam", 4412: "steamwebhelper"})
+    assert model.app_ids() == [STEAM]  # the new one does not match either
+    model.mark_pending("exe:/usr/bin/curl", Direction.UP, 5 * KB)  # a row the filter hides
+    assert model.effective_limit("exe:/usr/bin/curl", Direction.UP) == 5 * KB
+    model.set_name_filter("")
+    assert len(model.app_ids()) == len(apps) + 1
+    history = model.history("app:org.mozilla.firefox")
+    assert history is not None and len(history) == 2  # grew while it was not listed
+    model.set_name_filter("webhelper")
+    steam = next(a for a in apps if a.id == STEAM)
+    model.apply_snapshot([dataclasses.replace(steam, pids=(4390,))], {4390: "steam"})  # its helper exited
+    assert model.app_ids() == []
+    model.apply_snapshot([steam], {4390: "steam", 4412: "steamwebhelper"})
+    assert model.app_ids() == [STEAM]

@@ -10,7 +10,7 @@ import threading
 import time
 
 from chadthrottle.client import HelperClientError
-from chadthrottle.contract import ApplicationInfo, BackendInfo, Direction
+from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction
 from chadthrottle.gui.ipc.connection import HelperConnection
 from chadthrottle.gui.ipc.state import HelperState
 from tests.gui.sample_data import sample_applications
@@ -24,6 +24,8 @@ class ScriptedClient:
         self.calls: list[tuple[object, ...]] = []
         self.threads: set[str] = set()
         self.closed = False
+        self.paused = False
+        self.connection_requests: list[str] = []
 
     async def connect(self) -> None:
         self.threads.add(threading.current_thread().name)
@@ -43,6 +45,17 @@ class ScriptedClient:
     async def clear_limit(self, app_id: str, direction: Direction | None = None) -> str:
         self.calls.append(("clear", app_id, direction))
         return app_id
+
+    async def list_connections(self, app_id: str) -> list[ConnectionInfo]:
+        self.connection_requests.append(app_id)
+        return [ConnectionInfo("tcp", "10.0.0.5:40000", "192.0.2.7:443", "ESTABLISHED", 100)]
+
+    async def set_limits_paused(self, paused: bool) -> None:
+        self.calls.append(("paused", paused))
+        self.paused = paused
+
+    async def get_limits_paused(self) -> bool:
+        return self.paused
 
     def close(self) -> None:
         self.closed = True
@@ -81,5 +94,46 @@ def test_missing_helper_is_a_state_and_is_retried(qtbot) -> None:
         clients.append(ScriptedClient())  # the helper gets installed
         connection.retry()
         qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
+    finally:
+        connection.stop()
+
+
+def test_connections_are_polled_only_for_watched_applications(qtbot) -> None:
+    client = ScriptedClient()
+    connection = HelperConnection(lambda: client, refresh_interval_s=0.1)
+    seen: list[str] = []
+    connection.connectionsUpdated.connect(lambda app_id, _connections: seen.append(app_id))
+    connection.start()
+    try:
+        qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
+        assert client.connection_requests == []  # nothing expanded or selected: never asked
+        connection.watch_connections(["exe:/usr/bin/curl", "app:org.mozilla.firefox"])
+        qtbot.waitUntil(lambda: {"exe:/usr/bin/curl", "app:org.mozilla.firefox"} <= set(seen), timeout=5000)
+        polled = len(client.connection_requests)
+        qtbot.waitUntil(lambda: len(client.connection_requests) >= polled + 2, timeout=5000)  # refreshed
+        connection.watch_connections([])
+        qtbot.wait(300)
+        stopped_at = len(client.connection_requests)
+        qtbot.wait(300)
+        assert len(client.connection_requests) == stopped_at
+        assert set(client.connection_requests) == {"exe:/usr/bin/curl", "app:org.mozilla.firefox"}
+    finally:
+        connection.stop()
+
+
+def test_pausing_goes_to_the_helper_and_its_state_comes_back(qtbot) -> None:
+    client = ScriptedClient()
+    connection = HelperConnection(lambda: client, refresh_interval_s=0.1)
+    connection.start()
+    try:
+        qtbot.waitUntil(lambda: connection.limits_paused is False, timeout=5000)
+        with qtbot.waitSignal(connection.pauseFinished, timeout=5000) as done:
+            connection.set_limits_paused(True)
+        assert done.args == [True, "", ""]
+        assert connection.limits_paused is True and ("paused", True) in client.calls
+        client.paused = False  # resumed elsewhere (chadthrottle-ctl resume)
+        with qtbot.waitSignal(connection.pausedChanged, timeout=5000) as changed:
+            pass
+        assert changed.args == [False]
     finally:
         connection.stop()

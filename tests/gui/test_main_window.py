@@ -166,3 +166,36 @@ def test_connections_are_described_busiest_state_first() -> None:
     many = [ConnectionInfo("udp", f"10.0.0.5:{p}", "192.0.2.7:53", "ESTABLISHED", 1) for p in range(10)]
     assert describe_connections(many).endswith(f"and {10 - MAX_CONNECTIONS_SHOWN} more")
     assert describe_connections([]) == "No open connections."
+
+
+def test_expanding_a_row_asks_for_its_connections_and_shows_them_as_children(qtbot, window: MainWindow) -> None:
+    from chadthrottle.contract import ConnectionInfo
+
+    steam = "app:com.valvesoftware.Steam"
+    connection = ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", 4390)
+    window.show_connections(steam, [connection])  # not expanded: not added under the row
+    row = window.table.proxy_index(steam)
+    assert window.table.model().rowCount(row) == 2  # its two processes
+    with qtbot.waitSignal(window.connectionsWanted) as wanted:
+        window.table.expand(row)
+    assert wanted.args == [[FIREFOX, steam]]  # the selected application and the expanded one, no others
+    window.show_connections(steam, [connection])
+    row = window.table.proxy_index(steam)
+    assert window.table.model().rowCount(row) == 3
+    assert window.table.model().index(2, 0, row).data() == "tcp 10.0.0.5:51234 \u2192 192.0.2.7:443 ESTABLISHED"
+    with qtbot.waitSignal(window.connectionsWanted) as wanted:
+        window.table.collapse(row)
+    assert wanted.args == [[FIREFOX]]
+    assert window.table.model().rowCount(window.table.proxy_index(steam)) == 2  # dropped: fetched afresh next time
+
+
+def test_paused_limits_are_said_plainly_with_a_way_back(qtbot, window: MainWindow) -> None:
+    assert window.paused_notice.isHidden()
+    window.set_limits_paused(True)
+    assert window.paused_notice.isVisible() and "paused" in window.paused_notice.title.text()
+    assert window.status_line.limits.text() == "3 limits paused"
+    with qtbot.waitSignal(window.pauseRequested) as asked:
+        qtbot.mouseClick(window.paused_notice.resume_button, Qt.MouseButton.LeftButton)
+    assert asked.args == [False]
+    window.set_limits_paused(False)
+    assert window.paused_notice.isHidden() and window.status_line.limits.text() == "3 limits active"

@@ -37,7 +37,33 @@ def test_menu_lists_busiest_applications_then_fixed_entries() -> None:
     assert titles[:3] == ["Firefox *", "Steam *", "syncthing"]
     assert titles[-3:] == ["Pause all limits", "Open ChadThrottle", "Quit"]
     pause = next(a for a in tray.menu.actions() if a.objectName() == "pause-all")
-    assert not pause.isEnabled() and pause.toolTip()
+    assert not pause.isEnabled() and pause.toolTip()  # not known yet whether the helper can pause
+
+
+def test_pause_item_toggles_through_pause_requested(qtbot) -> None:
+    model, tray = make_tray()
+    model.apply_snapshot(sample_applications())
+    tray.set_limits_paused(False)
+    pause = tray.pause_action()
+    assert pause is not None and pause.isEnabled() and pause.isCheckable() and not pause.isChecked()
+    with qtbot.waitSignal(tray.pauseRequested) as asked:
+        pause.trigger()
+    assert asked.args == [True]
+    tray.set_limits_paused(True)  # the helper confirmed
+    assert "3 limits (paused)" in tray.icon.toolTip()
+    assert tray.kind is not TrayIconKind.LIMITS_ACTIVE  # paused limits are not in force
+    resume = tray.pause_action()
+    assert resume is not None and resume.isChecked()
+    with qtbot.waitSignal(tray.pauseRequested) as asked:
+        resume.trigger()
+    assert asked.args == [False]
+    tray.set_status(HelperStatus(HelperState.NOT_RUNNING, "gone"))
+    gone = tray.pause_action()
+    assert gone is not None and not gone.isEnabled()
+    tray.set_status(CONNECTED)
+    tray.set_limits_paused(None)  # a helper without SetLimitsPaused
+    unsupported = tray.pause_action()
+    assert unsupported is not None and not unsupported.isEnabled() and "cannot pause" in unsupported.toolTip()
 
 
 def test_menu_is_rebuilt_on_show_with_current_rates() -> None:

@@ -35,15 +35,17 @@ class FakeEngineForAdapterTests:
         self.calls: list[tuple[Any, ...]] = []
         self.release_slow = threading.Event()
         self.closed = False
+        self.paused = False
         self._owners = {CURL: {1000}, NOBODY_APP: {NOBODY_UID}, ROOT_APP: {0},
                         SLOW_APP: {0}, BROKEN_APP: {0}, WEIRD_APP: {0}}  # fmt: skip
 
     def reset(self) -> None:
         self.calls.clear()
         self.release_slow.clear()
+        self.paused = False
 
     def changes(self) -> list[tuple[Any, ...]]:
-        return [call for call in self.calls if call[0] in ("set_limit", "clear_limit")]
+        return [call for call in self.calls if call[0] in ("set_limit", "clear_limit", "set_limits_paused")]
 
     def list_applications(self) -> list[ApplicationInfo]:
         self.calls.append(("list_applications",))
@@ -103,6 +105,14 @@ class FakeEngineForAdapterTests:
             except HelperError as error:
                 outcomes.append(error)
         return outcomes
+
+    def set_limits_paused(self, paused: bool) -> None:
+        self.calls.append(("set_limits_paused", paused))
+        self.paused = paused
+
+    def limits_paused(self) -> bool:
+        self.calls.append(("limits_paused",))
+        return self.paused
 
     def close(self) -> None:
         self.closed = True

@@ -136,6 +136,18 @@ def test_ctl_as_root(engine: FakeEngineForAdapterTests, adapter_helper: InProces
     assert "no BTF" in backends.stdout
 
 
+def test_root_pauses_and_resumes_every_limit(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+    address = adapter_helper.address
+    assert client_call(address, "get_limits_paused") is False
+    client_call(address, "set_limits_paused", True)
+    assert client_call(address, "get_limits_paused") is True
+    paused = ctl_as(None, address, "list")
+    assert paused.returncode == 0 and "paused" in paused.stdout
+    assert ctl_as(None, address, "resume").returncode == 0
+    assert engine.changes() == [("set_limits_paused", True), ("set_limits_paused", False)]
+    assert "paused" not in ctl_as(None, address, "list").stdout
+
+
 # -- an unprivileged uid with no session: denied --------------------------------
 
 
@@ -153,6 +165,15 @@ def test_nobody_may_not_clear_or_list(engine: FakeEngineForAdapterTests, adapter
     assert ctl_as(NOBODY_UID, adapter_helper.address, "list").returncode == 3
     assert engine.changes() == []
     assert ("list_applications",) not in engine.calls
+
+
+def test_nobody_may_not_pause_or_resume(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+    for command in ("pause", "resume"):
+        result = ctl_as(NOBODY_UID, adapter_helper.address, command)
+        assert result.returncode == 3, result.stderr
+        assert result.stderr.startswith("chadthrottle-ctl: not authorized")
+    assert engine.changes() == []
+    assert engine.paused is False
 
 
 def test_nobody_learns_nothing_about_unknown_applications(
@@ -190,6 +211,10 @@ def test_a_method_without_a_known_action_is_denied(
         ("SetLimit", "sstt", [CURL, "down", 2**64 - 1, 0]),
         ("SetLimit", "sstt", [CURL, "down", 5000, 5]),
         ("ClearLimit", "ss", [CURL, "sideways"]),
+        ("SetLimitsPaused", "s", ["true"]),
+        ("SetLimitsPaused", "u", [1]),
+        ("SetLimitsPaused", "", []),
+        ("GetLimitsPaused", "b", [True]),
     ],
 )
 def test_garbage_is_an_invalid_argument(

@@ -23,6 +23,7 @@ from chadthrottle.helper.adapter.validation import (
     validate_burst_bytes,
     validate_clear_directions,
     validate_direction,
+    validate_paused,
     validate_rate_bps,
 )
 from chadthrottle.helper.errors import InvalidArgument
@@ -142,3 +143,10 @@ def test_burst_zero_means_default() -> None:
 def test_bursts_out_of_bounds_are_refused(burst_bytes: int) -> None:
     with pytest.raises(InvalidArgument, match="0 = default"):
         validate_burst_bytes(burst_bytes)
+
+
+def test_paused_must_be_a_boolean() -> None:
+    assert validate_paused(True) is True and validate_paused(False) is False
+    for value in (1, 0, "true", None):
+        with pytest.raises(InvalidArgument, match="true or false"):
+            validate_paused(value)

@@ -13,50 +13,14 @@ from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.rule_store import RuleStore, StateFileError
 from chadthrottle.helper.errors import NoSuchApplication
 from chadthrottle.helper.identity.index import ApplicationIndex
-from chadthrottle.helper.kernel.htb import Classes
+from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper
 
 STORED_APP = "exe:/opt/not-running/app"
 
 
-class FakeDatapath:
-    cgroup_root = Path("/nonexistent")
-
-    def set_process_slot(self, tgid: int, app_slot: int) -> int:
-        return 0
-
-    def forget_process(self, tgid: int) -> None:
-        pass
-
-    def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
-        pass
-
-    def set_slot_pacing(self, app_slot: int, max_pacing_bps: int) -> None:
-        pass
-
-    def read_traffic(self) -> list[object]:
-        return []
-
-    def retire_owners(self, tgids: set[int]) -> list[object]:
-        return []
-
-
-class FakeShaper:
-    def __init__(self) -> None:
-        self.wanted: dict[Direction, Classes] = {}
-
-    def reconcile(self, wanted: dict[Direction, Classes]) -> None:
-        self.wanted = {direction: dict(classes) for direction, classes in wanted.items()}
-
-    def active_directions(self) -> set[Direction]:
-        return {direction for direction, classes in self.wanted.items() if classes}
-
-    def sent_up_bytes(self) -> dict[int, int]:
-        return {}
-
-
-def _engine(store: RuleStore, shaper: FakeShaper | None = None) -> Engine:
+def _engine(store: RuleStore, shaper: RecordingShaper | None = None) -> Engine:
     engine = Engine(
-        FakeDatapath(), shaper or FakeShaper(), ApplicationIndex(list_pids=lambda: []),  # type: ignore[arg-type]
+        RecordingDatapath(), shaper or RecordingShaper(), ApplicationIndex(list_pids=lambda: []),  # type: ignore[arg-type]
         lambda active: [], rules=store.load(), save_rules=store.save,
     )  # fmt: skip
     engine.tick()
@@ -67,7 +31,7 @@ def test_stored_rules_are_applied_on_the_first_tick_even_for_absent_apps(tmp_pat
     stored = LimitTable()
     stored.set(STORED_APP, Direction.DOWN, Limit(50_000, 200_000))
     RuleStore(tmp_path).save(stored)
-    shaper = FakeShaper()
+    shaper = RecordingShaper()
     engine = _engine(RuleStore(tmp_path), shaper)
     assert engine.has_limits()
     assert [spec.rate_bps for spec in shaper.wanted[Direction.DOWN].values()] == [50_000]
@@ -106,7 +70,7 @@ def test_a_change_that_cannot_be_stored_is_undone(tmp_path: Path) -> None:
     stored.set(STORED_APP, Direction.DOWN, Limit(50_000, 200_000))
     store = RuleStore(tmp_path)
     store.save(stored)
-    shaper = FakeShaper()
+    shaper = RecordingShaper()
     engine = _engine(store, shaper)
 
     def refuse(table: LimitTable) -> None:

@@ -71,6 +71,20 @@ def test_the_format_is_versioned_and_readable(tmp_path: Path) -> None:
     }
 
 
+def test_the_paused_flag_is_stored_only_when_set(tmp_path: Path) -> None:
+    store = RuleStore(tmp_path)
+    table = _table((FIREFOX, Direction.UP, 2_000, MIN_BURST_BYTES))
+    table.set_paused(True)
+    store.save(table)
+    assert json.loads(store.path.read_text())["paused"] is True
+    loaded = store.load()
+    assert loaded.paused and loaded.items() == table.items()
+    table.set_paused(False)
+    store.save(table)
+    assert "paused" not in json.loads(store.path.read_text())  # as an unpaused file always was
+    assert not store.load().paused
+
+
 def test_an_empty_table_is_stored_too(tmp_path: Path) -> None:
     store = RuleStore(tmp_path)
     store.save(_table((FIREFOX, Direction.UP, 2_000, MIN_BURST_BYTES)))
@@ -111,6 +125,8 @@ _CORRUPT: list[tuple[str, bytes]] = [
     ("missing burst", _document({CURL: {"up": {"rate_bps": 5000}}})),
     ("extra field", _document({CURL: {"up": {**_good_limit(), "ceil": 1}}})),
     ("deep nesting", b"[" * 100_000 + b"]" * 100_000),
+    ("paused a number", json.dumps({"version": 1, "applications": {}, "paused": 1}).encode()),
+    ("paused a string", json.dumps({"version": 1, "applications": {}, "paused": "yes"}).encode()),
 ]
 
 

@@ -1,0 +1,91 @@
+"""The window against the real helper: an expanded row lists the application's
+real connections, and the tray's "Pause all limits" pauses and resumes the
+helper's limits on real traffic."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+
+from chadthrottle.contract import Direction  # noqa: E402
+from chadthrottle.gui.controller import AppController  # noqa: E402
+from chadthrottle.gui.tray.tray import TrayController  # noqa: E402
+from tests.e2e.conftest import Stack  # noqa: E402
+from tests.e2e.gui_support import app_rate_bps, running_gui, streaming_app, within  # noqa: E402
+from tests.e2e.test_limit_over_dbus import TAKES_HOLD_S, WINDOW_S  # noqa: E402
+from tests.support.helper_calls import call_helper  # noqa: E402
+
+LIMIT_BPS = 1_000_000
+UNLIMITED_FLOOR_BPS = 20 * LIMIT_BPS
+HELPER_CALL_TIMEOUT_MS = 15_000
+
+
+@pytest.fixture
+def gui(stack: Stack, qtbot, tmp_path) -> Iterator[AppController]:  # type: ignore[no-untyped-def]
+    with running_gui(stack, qtbot, tmp_path / "chadthrottle.ini") as controller:
+        yield controller
+
+
+def _children(gui: AppController, app_id: str) -> list[str]:
+    proxy = gui.window.table.model()
+    row = gui.window.table.proxy_index(app_id)
+    return [str(proxy.index(child, 0, row).data()) for child in range(proxy.rowCount(row))]
+
+
+def test_expanding_a_row_shows_its_open_connection(qtbot, stack: Stack, gui: AppController) -> None:  # type: ignore[no-untyped-def]
+    with streaming_app(stack, "TestGuiExpand", 5720, Direction.UP) as (app_id, stream):
+        table = gui.window.table
+        qtbot.waitUntil(lambda: table.proxy_index(app_id).isValid(), timeout=10_000)
+        expected = f"\u2192 {stack.pair.peer_addr}:5720 ESTABLISHED"
+        assert not any(expected in child for child in _children(gui, app_id))  # collapsed: not fetched
+        assert gui.window.select_application(app_id)
+        table.setFocus()
+        qtbot.keyClick(table, Qt.Key.Key_Right)  # the keyboard way to open a row
+        assert table.is_expanded(app_id)
+        qtbot.waitUntil(lambda: any(expected in child for child in _children(gui, app_id)), timeout=5000)
+        assert f"(pid {stream.app_pid})" in " ".join(_children(gui, app_id))  # its process is listed too
+
+        qtbot.keyClick(table, Qt.Key.Key_Left)  # closing it drops them
+        qtbot.waitUntil(lambda: not any(expected in child for child in _children(gui, app_id)), timeout=2000)
+
+
+def test_the_tray_pauses_and_resumes_every_limit(qtbot, stack: Stack, gui: AppController) -> None:  # type: ignore[no-untyped-def]
+    tray = TrayController(gui.model, gui.window, gui)
+    gui.attach_tray(tray)  # offscreen has no tray area; the controller owns and removes it
+    with streaming_app(stack, "TestGuiPause", 5730, Direction.UP) as (app_id, stream):
+        try:
+            call_helper(stack.bus_address, lambda c: c.set_limit(app_id, Direction.UP, LIMIT_BPS))
+            qtbot.wait(int(TAKES_HOLD_S * 1000))
+            rate = app_rate_bps(qtbot, stream.receiver, WINDOW_S)
+            assert within(rate, LIMIT_BPS), f"limited: {rate / 1e6:.3f} MB/s at L3"
+            qtbot.waitUntil(lambda: gui.connection.limits_paused is False, timeout=5000)
+
+            pause = tray.pause_action()
+            assert pause is not None and pause.isEnabled() and not pause.isChecked()
+            with qtbot.waitSignal(gui.connection.pauseFinished, timeout=HELPER_CALL_TIMEOUT_MS) as done:
+                pause.trigger()
+            assert done.args == [True, "", ""], done.args
+            assert call_helper(stack.bus_address, lambda c: c.get_limits_paused())
+            qtbot.waitUntil(lambda: gui.window.paused_notice.isVisible(), timeout=2000)
+            assert gui.window.status_line.limits.text() == "1 limit paused"
+            assert "(paused)" in tray.icon.toolTip()
+            qtbot.wait(500)
+            assert app_rate_bps(qtbot, stream.receiver, 1.0) > UNLIMITED_FLOOR_BPS
+            assert gui.model.application(app_id).up_limit_bps == LIMIT_BPS  # type: ignore[union-attr]
+
+            resume = tray.pause_action()
+            assert resume is not None and resume.isChecked()
+            with qtbot.waitSignal(gui.connection.pauseFinished, timeout=HELPER_CALL_TIMEOUT_MS) as done:
+                resume.trigger()
+            assert done.args == [False, "", ""], done.args
+            qtbot.waitUntil(lambda: gui.window.paused_notice.isHidden(), timeout=2000)
+            qtbot.wait(int(TAKES_HOLD_S * 1000))
+            rate = app_rate_bps(qtbot, stream.receiver, WINDOW_S)
+            assert within(rate, LIMIT_BPS), f"after resuming: {rate / 1e6:.3f} MB/s at L3"
+        finally:
+            call_helper(stack.bus_address, lambda c: c.set_limits_paused(False))

@@ -1,0 +1,72 @@
+"""Recording stand-ins for the engine's kernel ports, for the engine's unit
+tests only (the real kernel path is covered by tests/helper/kernel and tests/e2e)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.errors import BackendUnavailable, KernelError
+from chadthrottle.helper.kernel.htb import Classes
+
+
+@dataclass
+class RecordingDatapath:
+    cgroup_root: Path = Path("/nonexistent-cgroup-root")
+    process_slots: dict[int, int] = field(default_factory=dict)
+    forgotten: list[int] = field(default_factory=list)
+    forgotten_owners: list[int] = field(default_factory=list)
+    pacing: dict[int, int] = field(default_factory=dict)
+    traffic: list[object] = field(default_factory=list)
+
+    def set_process_slot(self, tgid: int, app_slot: int) -> int:
+        self.process_slots[tgid] = app_slot
+        return 1
+
+    def forget_process(self, tgid: int) -> None:
+        self.forgotten.append(tgid)
+        self.process_slots.pop(tgid, None)
+
+    def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
+        pass
+
+    def set_slot_pacing(self, app_slot: int, max_pacing_bps: int) -> None:
+        if max_pacing_bps:
+            self.pacing[app_slot] = max_pacing_bps
+        else:
+            self.pacing.pop(app_slot, None)
+
+    def forget_owner(self, tgid: int) -> None:
+        self.forgotten_owners.append(tgid)
+
+    def read_traffic(self) -> list[object]:
+        return list(self.traffic)
+
+    def retire_owners(self, tgids: set[int]) -> list[object]:
+        retired = [t for t in self.traffic if t.owner_tgid in tgids]  # type: ignore[attr-defined]
+        self.traffic = [t for t in self.traffic if t not in retired]
+        return retired
+
+
+@dataclass
+class RecordingShaper:
+    wanted: dict[Direction, Classes] = field(default_factory=dict)
+    refuse: bool = False
+    refuse_rate_bps: int = 0  # the "kernel" refuses any class at this rate
+    sent: dict[int, int] = field(default_factory=dict)
+    reconciles: int = 0
+
+    def reconcile(self, wanted: dict[Direction, Classes]) -> None:
+        self.reconciles += 1
+        if self.refuse:
+            raise BackendUnavailable("eth0 has a foreign root qdisc")
+        if any(spec.rate_bps == self.refuse_rate_bps for classes in wanted.values() for spec in classes.values()):
+            raise KernelError(f"tc refused {self.refuse_rate_bps} B/s")
+        self.wanted = {d: dict(c) for d, c in wanted.items()}
+
+    def active_directions(self) -> set[Direction]:
+        return {d for d, classes in self.wanted.items() if classes}
+
+    def sent_up_bytes(self) -> dict[int, int]:
+        return dict(self.sent)
