@@ -3,6 +3,7 @@ real stream at the socket, tags open sockets, and leaves nothing behind."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import Datapath, holding_machine_lock, our_programs, remove_leftover_programs
 from tests.support.netns import NetnsPair, start_stream
@@ -99,3 +101,59 @@ def test_a_second_live_datapath_keeps_its_programs(kernel_ready: Path) -> None:
         assert len(our_programs(cgroup2_mount())) == before + 3
     finally:
         first.close()
+
+
+def test_opens_under_the_machine_lock_its_caller_holds(kernel_ready: Path) -> None:
+    """A benchmark holds the machine lock (no other datapath) and attaches its own:
+    the shared lock that open() takes otherwise would wait for it forever."""
+    with holding_machine_lock():
+        datapath = Datapath(cache_dir=kernel_ready)
+        datapath.open(machine_lock_held=True)
+        try:
+            assert sorted(_our_programs()) == ["chadt_egress", "chadt_ingress", "chadt_sock"]
+        finally:
+            datapath.close()
+        assert _our_programs() == []
+
+
+def test_run_time_statistics_count_the_programs_runs(pair: NetnsPair, kernel_ready: Path) -> None:
+    before_attach = {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())}  # other live datapaths
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    egress_fd = -1
+    stats_fd = bpf_syscalls.enable_run_time_stats()
+    try:
+        egress_id = next(prog_id for _type, prog_id, name in our_programs(cgroup2_mount())
+                         if name == "chadt_egress" and prog_id not in before_attach)
+        egress_fd = bpf_syscalls.open_program(egress_id)
+        before = bpf_syscalls.program_run_stats(egress_fd)
+        start_stream(pair, 5303, "up", seconds=1).wait()
+        run_ns, runs = (a - b for a, b in zip(bpf_syscalls.program_run_stats(egress_fd), before))
+        assert runs > 100
+        assert 0 < run_ns / runs < 100_000
+    finally:
+        os.close(stats_fd)
+        if egress_fd >= 0:
+            os.close(egress_fd)
+        datapath.close()
+
+
+def test_suspend_takes_the_programs_off_and_resume_puts_the_same_back(kernel_ready: Path) -> None:
+    before = {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())}  # other live datapaths
+
+    def ours() -> set[tuple[str, int]]:
+        return {(t.name, prog_id) for t, prog_id, _name in our_programs(cgroup2_mount()) if prog_id not in before}
+
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    try:
+        attached = ours()
+        assert len(attached) == 3
+        datapath.suspend()
+        assert ours() == set()
+        datapath.resume()
+        assert ours() == attached
+        datapath.suspend()
+    finally:
+        datapath.close()  # suspended or not, nothing stays
+    assert ours() == set()
