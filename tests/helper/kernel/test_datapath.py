@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ from pathlib import Path
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import Datapath, holding_machine_lock, our_programs, remove_leftover_programs
-from tests.support.netns import NetnsPair, start_stream
+from tests.support.netns import NetnsPair, entered_netns, nsenter_argv, start_stream
 
 
 def _our_programs() -> list[str]:
@@ -157,3 +158,43 @@ def test_suspend_takes_the_programs_off_and_resume_puts_the_same_back(kernel_rea
     finally:
         datapath.close()  # suspended or not, nothing stays
     assert ours() == set()
+
+
+SEND_20_MB = textwrap.dedent(
+    """
+    import socket
+    with socket.create_connection(({host!r}, {port})) as sock:
+        sock.sendall(bytes(20 << 20))
+        sock.shutdown(socket.SHUT_WR)
+        sock.recv(1)  # the peer read everything and closed: all was sent and acknowledged
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+        # tcpi_bytes_sent (retransmissions included) and tcpi_segs_out
+        print(int.from_bytes(info[200:208], "little"), int.from_bytes(info[136:140], "little"))
+    """
+)
+
+
+def test_gso_packets_count_each_segment_with_its_headers(pair: NetnsPair, kernel_ready: Path) -> None:
+    """A sender's counters against its own tcp_info: every segment it sent (a GSO
+    packet stands for many), retransmissions too, each with IPv4 + TCP headers."""
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    try:
+        with entered_netns(pair.peer_ns):  # a socket keeps the namespace it was made in
+            listener = socket.create_server((pair.peer_addr, 5304))
+        with listener:
+            sender = subprocess.Popen(nsenter_argv(pair.host_ns, [sys.executable, "-c", SEND_20_MB.format(
+                host=pair.peer_addr, port=5304)]), stdout=subprocess.PIPE, text=True)
+            connection, _ = listener.accept()
+            with connection:
+                while connection.recv(1 << 20):
+                    pass
+            out, _ = sender.communicate(timeout=30)
+        bytes_sent, segments_out = (int(word) for word in out.split())
+        time.sleep(0.1)  # the last ACK
+        counted = sum(s.tx_bytes for s in datapath.read_traffic() if s.owner_tgid == sender.pid)
+        assert bytes_sent >= 20 << 20
+        # 20 (IPv4) + 32 (TCP with timestamps) per segment; the SYN has 8 bytes more options
+        assert counted == bytes_sent + segments_out * 52 + 8
+    finally:
+        datapath.close()
