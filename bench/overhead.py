@@ -75,6 +75,13 @@ ABBA = (False, True, True, False)
 KINDS = ("max", "rate", "udp64")
 UDP_PAYLOAD_BYTES = 64
 STATS_WINDOWS = 4
+PERF_SECONDS = 3
+# Where the CPU goes in B, from perf samples (no PMU in this VM: cpu-clock): our programs and the
+# helpers they call; and the kernel's cgroup-BPF hook around them (runs only when programs are attached).
+PROGRAM_SYMBOLS = ("chadt_", "bpf_sk_storage_get", "htab_lru_percpu_map_lookup_elem", "lookup_nulls_elem_raw",
+                   "bpf_skb_load_bytes", "bpf_sk_fullsock", "bpf_skc_lookup_tcp", "__bpf_sk_lookup", "bpf_sk_release")
+HOOK_SYMBOLS = ("__cgroup_bpf_run_filter_skb", "__bpf_prog_run_save_cb", "bpf_prog_run_array_cg")
+IDLE_SYMBOLS = ("pv_native_safe_halt", "default_idle", "cpu_idle_poll", "acpi_idle_do_entry")
 _USER_HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -289,11 +296,46 @@ class ProgramCost:
 
 
 @dataclass
+class PerfShare:
+    config: str
+    direction: str
+    kind: str
+    busy: float  # share of all samples that were not idle
+    programs: float  # of the busy samples
+    hook: float
+
+
+def perf_share(seconds: float) -> tuple[float, float, float]:
+    """(busy, programs, hook) shares of every CPU's cpu-clock samples over `seconds`."""
+    data = Path(f"/tmp/chadthrottle-overhead-{os.getpid()}.perf")
+    try:
+        subprocess.run(["perf", "record", "-a", "-F", "2000", "-o", str(data), "--", "sleep", str(seconds)],
+                       capture_output=True, check=True)
+        report = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "sym", "--stdio",
+                                 "--percent-limit", "0"], capture_output=True, text=True, check=True).stdout
+    finally:
+        data.unlink(missing_ok=True)
+    total = idle = programs = hook = 0.0
+    for line in report.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or line.startswith("#") or not fields[0].endswith("%"):
+            continue
+        share, symbol = float(fields[0].rstrip("%")), fields[-1]
+        total += share
+        idle += share if symbol in IDLE_SYMBOLS else 0.0
+        programs += share if any(name in symbol for name in PROGRAM_SYMBOLS) else 0.0
+        hook += share if symbol in HOOK_SYMBOLS else 0.0
+    busy = max(1e-9, total - idle)
+    return busy / max(1e-9, total), programs / busy, hook / busy
+
+
+@dataclass
 class Results:
     started: str
     settings: dict[str, Any]
     windows: list[Window] = field(default_factory=list)
     costs: list[ProgramCost] = field(default_factory=list)
+    perf: list[PerfShare] = field(default_factory=list)
     foreign_datapaths: list[str] = field(default_factory=list)
 
 
@@ -343,6 +385,8 @@ def measure_stream(iperf: Iperf, config: str, direction: str, kind: str, args: a
                 stats1 = _run_stats(programs)
             finally:
                 os.close(stats_fd)
+            if args.perf:
+                results.perf.append(PerfShare(config, direction, kind, *perf_share(PERF_SECONDS)))
             wall_s = (last.at_ns - first.at_ns) / 1e9
             for prog_id, name in sorted(programs.items(), key=lambda item: item[1]):
                 if prog_id in stats0 and prog_id in stats1:
@@ -441,6 +485,13 @@ def format_report(results: Results) -> str:
             stream = c.kind if c.kind != "rate" else f"{s['rate_gbit']:g} Gbit/s"
             lines.append(f"{c.config:<11} {c.direction:<5}{stream:<9}{c.program:<15}{c.runs_per_s:>9.0f}"
                          f"{c.ns_per_run:>8.0f}  {c.share_of_transfer_cpu:>8.2%}")
+    if results.perf:
+        lines += ["", f"Where the CPU goes in B (perf cpu-clock samples on every CPU, {PERF_SECONDS} s after the statistics):",
+                  f"{'config':<11} {'dir':<5}{'stream':<9}{'busy':>6}  programs+helpers  cgroup-BPF hook  (share of busy)"]
+        for share in results.perf:
+            stream = share.kind if share.kind != "rate" else f"{s['rate_gbit']:g} Gbit/s"
+            lines.append(f"{share.config:<11} {share.direction:<5}{stream:<9}{share.busy:>6.0%}"
+                         f"  {share.programs:>16.2%}  {share.hook:>15.2%}")
     if results.foreign_datapaths:
         lines += ["", "streams measured without the machine lock (datapaths on the machine): "
                   + "; ".join(results.foreign_datapaths)]
@@ -462,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lock-wait", type=float, default=120.0,
                         help="seconds to wait for the machine lock (no other datapath) before each stream")
     parser.add_argument("--congestion", help="TCP congestion control for iperf3 (default: the system's)")
+    parser.add_argument("--perf", action="store_true", help="also sample where the CPU goes in B (perf record -a)")
     parser.add_argument("--json", type=Path, help="also write every window here")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
