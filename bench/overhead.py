@@ -50,9 +50,22 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.kernel.datapath import Datapath, holding_machine_lock, remove_leftover_programs
+from chadthrottle.helper.kernel.datapath import (
+    Datapath,
+    holding_machine_lock,
+    remove_leftover_programs,
+)
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.ownership import RUN_DIR
+
+from bench.overhead_probes import (
+    chadt_programs,
+    cpu_ticks_of_all,
+    ksoftirqd_pids,
+    perf_share,
+    run_stats,
+    task_ns,
+)
 from tests.support.netns import NetnsPair, netns_pair, nsenter_argv, tc_shaper_in
 
 # B configurations: the limits another application has (none: accounting only).
@@ -76,47 +89,10 @@ KINDS = ("max", "rate", "udp64")
 UDP_PAYLOAD_BYTES = 64
 STATS_WINDOWS = 4
 PERF_SECONDS = 3
-# Where the CPU goes in B, from perf samples (no PMU in this VM: cpu-clock): our programs and the
-# helpers they call; and the kernel's cgroup-BPF hook around them (runs only when programs are attached).
-PROGRAM_SYMBOLS = ("chadt_", "bpf_sk_storage_get", "htab_lru_percpu_map_lookup_elem", "lookup_nulls_elem_raw",
-                   "bpf_skb_load_bytes", "bpf_sk_fullsock", "bpf_skc_lookup_tcp", "__bpf_sk_lookup", "bpf_sk_release")
-HOOK_SYMBOLS = ("__cgroup_bpf_run_filter_skb", "__bpf_prog_run_save_cb", "bpf_prog_run_array_cg")
-IDLE_SYMBOLS = ("pv_native_safe_halt", "default_idle", "cpu_idle_poll", "acpi_idle_do_entry")
 _USER_HZ = os.sysconf("SC_CLK_TCK")
 
 
 # --- CPU time and bytes ---------------------------------------------------------------------
-
-
-def _task_ns(pid: int) -> int:
-    """Run time of a process's threads, ns (the scheduler's clock, not tick samples)."""
-    total = 0
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError, ValueError):
-                total += int((task / "schedstat").read_text().split()[0])
-    return total
-
-
-def _ksoftirqd_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().startswith("ksoftirqd/"):
-                    pids.append(int(entry.name))
-    return pids
-
-
-def _cpu_ticks_of_all(exclude: set[int]) -> int:
-    """utime + stime (+ reaped children's) of every process but `exclude`, in USER_HZ ticks."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) not in exclude:
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
-    return total
 
 
 @dataclass
@@ -138,7 +114,7 @@ class Iperf:
             nsenter_argv(pair.peer_ns, ["taskset", "-c", str(SERVER_CPU), "iperf3", "-s", "-p", str(IPERF_PORT)]),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        self.ksoftirqd = _ksoftirqd_pids()
+        self.ksoftirqd = ksoftirqd_pids()
         self.client: subprocess.Popen[bytes] | None = None
         self._direction = "up"
         self._count_packets = False
@@ -184,8 +160,8 @@ class Iperf:
                     column = (0 if self._direction == "up" else 8) + (1 if self._count_packets else 0)
                     moved = int(values[column])
         ours = [*self.pids(), *self.ksoftirqd]
-        others = _cpu_ticks_of_all({*ours, os.getpid()})
-        return Sample(time.monotonic_ns(), moved, sum(_task_ns(pid) for pid in ours), others)
+        others = cpu_ticks_of_all({*ours, os.getpid()})
+        return Sample(time.monotonic_ns(), moved, sum(task_ns(pid) for pid in ours), others)
 
     def close(self) -> None:
         self.server.kill()
@@ -251,23 +227,6 @@ def machine_lock_or_not(wait_s: float) -> Iterator[bool]:
         yield locked
 
 
-def _chadt_programs() -> dict[int, str]:
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
-    return {p["id"]: p["name"] for p in json.loads(out) if p.get("name", "").startswith("chadt_")}
-
-
-def _run_stats(prog_ids: dict[int, str]) -> dict[int, tuple[int, int]]:
-    stats = {}
-    for prog_id in prog_ids:
-        with contextlib.suppress(OSError):
-            fd = bpf_syscalls.open_program(prog_id)
-            try:
-                stats[prog_id] = bpf_syscalls.program_run_stats(fd)
-            finally:
-                os.close(fd)
-    return stats
-
-
 # --- measuring ------------------------------------------------------------------------------------
 
 
@@ -303,30 +262,7 @@ class PerfShare:
     busy: float  # share of all samples that were not idle
     programs: float  # of the busy samples
     hook: float
-
-
-def perf_share(seconds: float) -> tuple[float, float, float]:
-    """(busy, programs, hook) shares of every CPU's cpu-clock samples over `seconds`."""
-    data = Path(f"/tmp/chadthrottle-overhead-{os.getpid()}.perf")
-    try:
-        subprocess.run(["perf", "record", "-a", "-F", "2000", "-o", str(data), "--", "sleep", str(seconds)],
-                       capture_output=True, check=True)
-        report = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "sym", "--stdio",
-                                 "--percent-limit", "0"], capture_output=True, text=True, check=True).stdout
-    finally:
-        data.unlink(missing_ok=True)
-    total = idle = programs = hook = 0.0
-    for line in report.splitlines():
-        fields = line.split()
-        if len(fields) < 3 or line.startswith("#") or not fields[0].endswith("%"):
-            continue
-        share, symbol = float(fields[0].rstrip("%")), fields[-1]
-        total += share
-        idle += share if symbol in IDLE_SYMBOLS else 0.0
-        programs += share if any(name in symbol for name in PROGRAM_SYMBOLS) else 0.0
-        hook += share if symbol in HOOK_SYMBOLS else 0.0
-    busy = max(1e-9, total - idle)
-    return busy / max(1e-9, total), programs / busy, hook / busy
+    tc: float
 
 
 @dataclass
@@ -365,10 +301,10 @@ def measure_stream(iperf: Iperf, config: str, direction: str, kind: str, args: a
     with machine_lock_or_not(args.lock_wait) as locked:
         if not locked:
             results.foreign_datapaths.append(f"{config} {direction} {kind}: {len(list(RUN_DIR.glob('datapath-*.ids')))}")
-        before_open = _chadt_programs()
+        before_open = chadt_programs()
         with switchable(config, iperf.pair, locked) as switch, iperf.stream(direction, seconds, kind, rate_bps):
             switch.datapath.adopt_open_sockets(iperf.pids())  # tagged with their owner, as any application's
-            programs = {i: n for i, n in _chadt_programs().items() if i not in before_open and n != "chadt_sock"}
+            programs = {i: n for i, n in chadt_programs().items() if i not in before_open and n != "chadt_sock"}
             for block in range(args.blocks):
                 for attached in ABBA:
                     switch.set(attached)
@@ -380,9 +316,9 @@ def measure_stream(iperf: Iperf, config: str, direction: str, kind: str, args: a
             time.sleep(settle)
             stats_fd = bpf_syscalls.enable_run_time_stats()
             try:
-                stats0 = _run_stats(programs)
+                stats0 = run_stats(programs)
                 first, last = measure_window(iperf, STATS_WINDOWS * args.window)
-                stats1 = _run_stats(programs)
+                stats1 = run_stats(programs)
             finally:
                 os.close(stats_fd)
             if args.perf:
@@ -487,11 +423,11 @@ def format_report(results: Results) -> str:
                          f"{c.ns_per_run:>8.0f}  {c.share_of_transfer_cpu:>8.2%}")
     if results.perf:
         lines += ["", f"Where the CPU goes in B (perf cpu-clock samples on every CPU, {PERF_SECONDS} s after the statistics):",
-                  f"{'config':<11} {'dir':<5}{'stream':<9}{'busy':>6}  programs+helpers  cgroup-BPF hook  (share of busy)"]
+                  f"{'config':<11} {'dir':<5}{'stream':<9}{'busy':>6}  programs+helpers  cgroup-BPF hook  qdiscs+filters  (of busy)"]
         for share in results.perf:
             stream = share.kind if share.kind != "rate" else f"{s['rate_gbit']:g} Gbit/s"
             lines.append(f"{share.config:<11} {share.direction:<5}{stream:<9}{share.busy:>6.0%}"
-                         f"  {share.programs:>16.2%}  {share.hook:>15.2%}")
+                         f"  {share.programs:>16.2%}  {share.hook:>15.2%}  {share.tc:>14.2%}")
     if results.foreign_datapaths:
         lines += ["", "streams measured without the machine lock (datapaths on the machine): "
                   + "; ".join(results.foreign_datapaths)]
