@@ -19,8 +19,11 @@ BPF_PROG_DETACH = 9
 BPF_PROG_GET_FD_BY_ID = 13
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_PROG_QUERY = 16
+BPF_ENABLE_STATS = 32
+BPF_STATS_RUN_TIME = 0
 BPF_F_ALLOW_MULTI = 2
 _PROG_NAME_OFFSET = 64  # offsetof(struct bpf_prog_info, name)
+_PROG_RUN_TIME_OFFSET = 192  # offsetof(struct bpf_prog_info, run_time_ns); run_cnt follows
 
 
 class CgroupAttachType(IntEnum):
@@ -103,6 +106,23 @@ def program_id(prog_fd: int) -> int:
 def program_name(prog_fd: int) -> str:
     raw = _program_info(prog_fd)[_PROG_NAME_OFFSET : _PROG_NAME_OFFSET + 16]
     return raw.split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+def program_run_stats(prog_fd: int) -> tuple[int, int]:
+    """(run_time_ns, run_cnt) the kernel counted for a program while run-time
+    statistics were enabled (see enable_run_time_stats)."""
+    raw = _program_info(prog_fd)
+    return (int.from_bytes(raw[_PROG_RUN_TIME_OFFSET : _PROG_RUN_TIME_OFFSET + 8], "little"),
+            int.from_bytes(raw[_PROG_RUN_TIME_OFFSET + 8 : _PROG_RUN_TIME_OFFSET + 16], "little"))
+
+
+def enable_run_time_stats() -> int:
+    """Turn on the kernel's per-program run-time statistics until the returned
+    fd is closed (or the process dies): unlike the kernel.bpf_stats_enabled
+    sysctl, nothing stays switched on after a crash."""
+    attr = _attr()
+    ctypes.c_uint32.from_buffer(attr, 0).value = BPF_STATS_RUN_TIME
+    return _bpf(BPF_ENABLE_STATS, attr)
 
 
 def pidfd_getfd(pidfd: int, target_fd: int) -> int:

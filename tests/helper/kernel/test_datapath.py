@@ -13,9 +13,10 @@ import textwrap
 import time
 from pathlib import Path
 
+from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import Datapath, holding_machine_lock, our_programs, remove_leftover_programs
-from tests.support.netns import NetnsPair, netns_device, start_stream
+from tests.support.netns import NetnsPair, entered_netns, netns_device, nsenter_argv, start_stream
 
 
 def _our_programs() -> list[str]:
@@ -146,4 +147,100 @@ def test_a_slots_tcp_sockets_are_paced_open_new_and_accepted_and_uncapped_again(
     finally:
         for sock in sockets:
             sock.close()
+        datapath.close()
+
+
+def test_opens_under_the_machine_lock_its_caller_holds(kernel_ready: Path) -> None:
+    """A benchmark holds the machine lock (no other datapath) and attaches its own:
+    the shared lock that open() takes otherwise would wait for it forever."""
+    with holding_machine_lock():
+        datapath = Datapath(cache_dir=kernel_ready)
+        datapath.open(machine_lock_held=True)
+        try:
+            assert sorted(_our_programs()) == ["chadt_egress", "chadt_ingress", "chadt_sock", "chadt_sockops"]
+        finally:
+            datapath.close()
+        assert _our_programs() == []
+
+
+def test_run_time_statistics_count_the_programs_runs(pair: NetnsPair, kernel_ready: Path) -> None:
+    before_attach = {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())}  # other live datapaths
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    egress_fd = -1
+    stats_fd = bpf_syscalls.enable_run_time_stats()
+    try:
+        egress_id = next(prog_id for _type, prog_id, name in our_programs(cgroup2_mount())
+                         if name == "chadt_egress" and prog_id not in before_attach)
+        egress_fd = bpf_syscalls.open_program(egress_id)
+        before = bpf_syscalls.program_run_stats(egress_fd)
+        start_stream(pair, 5303, "up", seconds=1).wait()
+        run_ns, runs = (a - b for a, b in zip(bpf_syscalls.program_run_stats(egress_fd), before))
+        assert runs > 100
+        assert 0 < run_ns / runs < 100_000
+    finally:
+        os.close(stats_fd)
+        if egress_fd >= 0:
+            os.close(egress_fd)
+        datapath.close()
+
+
+def test_suspend_takes_the_programs_off_and_resume_puts_the_same_back(kernel_ready: Path) -> None:
+    before = {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())}  # other live datapaths
+
+    def ours() -> set[tuple[str, int]]:
+        return {(t.name, prog_id) for t, prog_id, _name in our_programs(cgroup2_mount()) if prog_id not in before}
+
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    try:
+        attached = ours()
+        assert len(attached) == 4
+        datapath.suspend()
+        assert ours() == set()
+        datapath.resume()
+        assert ours() == attached
+        datapath.suspend()
+    finally:
+        datapath.close()  # suspended or not, nothing stays
+    assert ours() == set()
+
+
+SEND_20_MB = textwrap.dedent(
+    """
+    import socket
+    with socket.create_connection(({host!r}, {port})) as sock:
+        sock.sendall(bytes(20 << 20))
+        sock.shutdown(socket.SHUT_WR)
+        sock.recv(1)  # the peer read everything and closed: all was sent and acknowledged
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+        # tcpi_bytes_sent (retransmissions included) and tcpi_segs_out
+        print(int.from_bytes(info[200:208], "little"), int.from_bytes(info[136:140], "little"))
+    """
+)
+
+
+def test_gso_packets_count_each_segment_with_its_headers(pair: NetnsPair, kernel_ready: Path) -> None:
+    """A sender's counters against its own tcp_info: every segment it sent (a GSO
+    packet stands for many), retransmissions too, each with IPv4 + TCP headers."""
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    try:
+        with entered_netns(pair.peer_ns):  # a socket keeps the namespace it was made in
+            listener = socket.create_server((pair.peer_addr, 5304))
+        with listener:
+            sender = subprocess.Popen(nsenter_argv(pair.host_ns, [sys.executable, "-c", SEND_20_MB.format(
+                host=pair.peer_addr, port=5304)]), stdout=subprocess.PIPE, text=True)
+            connection, _ = listener.accept()
+            with connection:
+                while connection.recv(1 << 20):
+                    pass
+            out, _ = sender.communicate(timeout=30)
+        bytes_sent, segments_out = (int(word) for word in out.split())
+        time.sleep(0.1)  # the last ACK
+        counted = sum(s.tx_bytes for s in datapath.read_traffic() if s.owner_tgid == sender.pid)
+        assert bytes_sent >= 20 << 20
+        # 20 (IPv4) + 32 (TCP with timestamps) per segment; the SYN has 8 bytes more options
+        assert counted == bytes_sent + segments_out * 52 + 8
+    finally:
         datapath.close()
