@@ -161,7 +161,7 @@ def test_after_sigkill_traffic_flows_and_a_restart_adopts_without_duplicates(
                 tc_limited, old_programs = _idle_tc(pair), _programs_of(killed)
                 old_attached = {i: t for i, t in _attached_programs().items() if i in old_programs}
                 assert "ctifb" in tc_limited and sorted(old_attached.values()) == [
-                    "INET_EGRESS", "INET_INGRESS", "INET_SOCK_CREATE"]  # fmt: skip
+                    "INET_EGRESS", "INET_INGRESS", "INET_SOCK_CREATE", "SOCK_OPS"]  # fmt: skip
                 killed_at = time.monotonic()
                 assert killed.kill() == -9
 
