@@ -48,6 +48,7 @@ class RunningEngine(Engine):
             datapath, shaper, ApplicationIndex(),
             lambda _active: describe_backends(choice, shaper.active_by_backend(), config),
             rules=store.load(), save_rules=self._saver.save, lineage=self._proc_events,
+            pace_uploads=choice.get(Direction.UP) == TC,
         )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)
         datapath.watch_new_owners(self.note_new_owner)

@@ -120,6 +120,9 @@ def test_upload_limits_cap_the_pacing_of_the_apps_sockets(world: World) -> None:
     assert list(world.datapath.pacing.values()) == [3_090_000]
     world.engine.clear_limit(app_id, (Direction.UP,))
     assert world.datapath.pacing == {}
+    world.engine._pace_uploads = False  # as with the ebpf backend for uploads
+    world.engine.set_limit(app_id, Direction.UP, 1_000_000, 0)
+    assert world.datapath.pacing == {}
 
 
 def test_a_batch_of_changes_is_one_kernel_update_with_an_outcome_each(world: World) -> None:
