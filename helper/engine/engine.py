@@ -55,7 +55,7 @@ class DatapathPort(Protocol):
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None: ...
     def set_slot_pacing(self, app_slot: int, max_pacing_bps: int) -> None: ...
     def read_traffic(self) -> list[CounterSample]: ...
-    def retire_owners(self, tgids: set[int]) -> list[CounterSample]: ...
+    def retire_owners(self, samples: list[CounterSample]) -> list[CounterSample]: ...
 
 
 class LineagePort(Protocol):
@@ -207,14 +207,15 @@ class Engine:
     def tick(self) -> None:
         """Once a second: follow processes, interfaces and counters."""
         with self._lock:
+            samples, now = self._datapath.read_traffic(), self._clock()  # one read: retired and living
             before = self._index.all_pids() | set(self._announced)
             self._index.refresh()
             gone = {pid for pid in before - self._index.all_pids() if not process_exists(pid)}
             for pid in gone:
                 self._datapath.forget_owner(pid)  # a reused pid is announced again...
-            for pid in gone:
                 self._announced.pop(pid, None)
-            self._meter.retire(self._datapath.retire_owners(gone))  # ...and counts from zero
+            # ...and counts from zero
+            self._meter.retire(self._datapath.retire_owners([s for s in samples if s.owner_tgid in gone]))
             for app_id, app in self._index.applications().items():
                 self._known[app_id] = app.identity
                 for pid in app.processes:
@@ -226,8 +227,7 @@ class Engine:
             self._apply_pacing()
             self._apply_tags()  # new processes of limited applications, whatever the classes did
             self._release_unused_slots()
-            now = self._clock()
-            self._meter.update(self._datapath.read_traffic(), now)
+            self._meter.update([s for s in samples if s.owner_tgid not in gone], now)
             by_slot = self._shaper.sent_up_bytes()
             self._meter.use_shaped_uploads(
                 {app_id: by_slot[slot] for app_id in self._slots.apps() if (slot := self._slots.slot_of(app_id)) in by_slot},

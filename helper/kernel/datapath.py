@@ -13,7 +13,7 @@ import ctypes
 import errno
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -344,21 +344,21 @@ class Datapath:
 
         return int(lib.bpf_table_fd(self._bpf.module, b"policers"))
 
-    def retire_owners(self, tgids: set[int]) -> list[TrafficSample]:
-        """Remove the counters of processes that exited, returning their final
-        values (BPF_MAP_LOOKUP_AND_DELETE_ELEM: nothing counted between a read
-        and the delete is lost): a pid the kernel hands out again then starts
-        from zero instead of inheriting the old process's bytes, and the map
-        keeps room for the living."""
+    def retire_owners(self, samples: Iterable[TrafficSample]) -> list[TrafficSample]:
+        """Remove the counters of processes that exited (their samples from the
+        last read_traffic), returning their final values
+        (BPF_MAP_LOOKUP_AND_DELETE_ELEM: nothing counted between that read and
+        the delete is lost): a pid the kernel hands out again then starts from
+        zero instead of inheriting the old process's bytes, and the map keeps
+        room for the living."""
         from bcc.libbcc import lib
 
-        if not tgids:
+        samples = list(samples)
+        if not samples:
             return []
         table = self._bpf[b"traffic"]
         retired = []
-        for sample in self.read_traffic():
-            if sample.owner_tgid not in tgids:
-                continue
+        for sample in samples:
             key = TrafficKey(sample.netns_cookie, sample.owner_tgid, sample.ifindex)
             values = (TrafficCounters * table.total_cpu)()
             if lib.bpf_lookup_and_delete(table.map_fd, ctypes.byref(key), ctypes.byref(values)) != 0:

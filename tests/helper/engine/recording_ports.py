@@ -43,8 +43,8 @@ class RecordingDatapath:
     def read_traffic(self) -> list[object]:
         return list(self.traffic)
 
-    def retire_owners(self, tgids: set[int]) -> list[object]:
-        retired = [t for t in self.traffic if t.owner_tgid in tgids]  # type: ignore[attr-defined]
+    def retire_owners(self, samples: list[object]) -> list[object]:
+        retired = [t for t in self.traffic if t in samples]
         self.traffic = [t for t in self.traffic if t not in retired]
         return retired
 

@@ -50,7 +50,7 @@ def test_counts_a_stream_at_its_socket(pair: NetnsPair, kernel_ready: Path) -> N
         # keyed by the device's own namespace: its ifindex means nothing elsewhere
         assert {(s.netns_cookie, s.ifindex) for s in samples} == {netns_device(pair.host_ns, pair.host_if)}
         # an exited owner's counters are removed, handing back their final values
-        retired = datapath.retire_owners({stream.app_pid})
+        retired = datapath.retire_owners(samples)
         assert sum(s.tx_bytes for s in retired) >= counted > 0
         assert not any(s.owner_tgid == stream.app_pid for s in datapath.read_traffic())
     finally:
