@@ -77,3 +77,31 @@ def test_no_changer_for_a_socket_in_another_namespace(pair: NetnsPair) -> None:
         assert ClassChanger.beside(ipr.fileno()) is None  # built here, in the test's namespace
     finally:
         ipr.close()
+
+
+def _tokens(pair: NetnsPair, slot: int) -> int:
+    shown = subprocess.run(["tc", "-n", pair.host_ns, "-s", "class", "show", "dev", pair.host_if],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    handle = f"htb {class_id(slot) >> 16:x}:{slot:x} "
+    block = shown.split(handle, 1)[1]
+    return int(block.split("tokens: ", 1)[1].split()[0])
+
+
+def test_a_new_upload_class_starts_with_an_empty_bucket_and_a_download_class_full(
+    pair: NetnsPair, netlink: tuple[IPRoute, ClassChanger]
+) -> None:
+    """A paced upload just above its limit would otherwise spend a whole burst
+    (a second of traffic at 128 KiB/s) inside the first seconds."""
+    ipr, changer = netlink
+    ifindex = ipr.link_lookup(ifname=pair.host_if)[0]
+    spec = ClassSpec(128 * 1024, 131072)
+    root = HtbHierarchy(ipr, ifindex, Direction.UP, changer=changer)
+    root.create()
+    try:
+        root.sync({3: spec})
+        HtbHierarchy(ipr, ifindex, Direction.DOWN, changer=changer).sync({4: spec})  # same root: the class is what counts
+        up, down = _tokens(pair, 3), _tokens(pair, 4)
+        assert up * 20 < down  # a couple of frames' worth against the full burst
+        assert "burst 128Kb" in _class_line(pair, 3)  # and the burst it is given afterwards
+    finally:
+        root.delete()
