@@ -394,6 +394,10 @@ def _summary_rows(results: Results, max_others: float) -> list[str]:
     return rows
 
 
+def _stream_label(kind: str, settings: dict[str, Any]) -> str:
+    return kind if kind != "rate" else f"{settings['rate_gbit']:g} Gbit/s"
+
+
 def format_report(results: Results) -> str:
     s = results.settings
     lines = [
@@ -418,14 +422,14 @@ def format_report(results: Results) -> str:
                       f"{STATS_WINDOWS * s['window']:g} s after the blocks of each stream):",
                   f"{'config':<11} {'dir':<5}{'stream':<9}{'program':<15}{'runs/s':>9}{'ns/run':>8}  share of the transfer's CPU"]
         for c in results.costs:
-            stream = c.kind if c.kind != "rate" else f"{s['rate_gbit']:g} Gbit/s"
+            stream = _stream_label(c.kind, s)
             lines.append(f"{c.config:<11} {c.direction:<5}{stream:<9}{c.program:<15}{c.runs_per_s:>9.0f}"
                          f"{c.ns_per_run:>8.0f}  {c.share_of_transfer_cpu:>8.2%}")
     if results.perf:
         lines += ["", f"Where the CPU goes in B (perf cpu-clock samples on every CPU, {PERF_SECONDS} s after the statistics):",
                   f"{'config':<11} {'dir':<5}{'stream':<9}{'busy':>6}  programs+helpers  cgroup-BPF hook  qdiscs+filters  (of busy)"]
         for share in results.perf:
-            stream = share.kind if share.kind != "rate" else f"{s['rate_gbit']:g} Gbit/s"
+            stream = _stream_label(share.kind, s)
             lines.append(f"{share.config:<11} {share.direction:<5}{stream:<9}{share.busy:>6.0%}"
                          f"  {share.programs:>16.2%}  {share.hook:>15.2%}  {share.tc:>14.2%}")
     if results.foreign_datapaths:
