@@ -38,7 +38,9 @@ BPF_HASH(slot_by_cgroup, __u64, __u32, MAX_TRACKED_PROCESSES);
 BPF_TABLE("lru_percpu_hash", struct traffic_key, struct traffic_counters,
           traffic, MAX_TRAFFIC_KEYS);
 BPF_ARRAY(upload_pacing, struct slot_pacing, MAX_SLOTS);
-/* The SO_MAX_PACING_RATE (bytes/s) for a slot's TCP sockets; 0: not capped. */
+/* A cap on the wire rate (L3 bytes/s) of each of a slot's TCP sockets; 0: not
+ * capped. TCP paces payload, so each socket gets SO_MAX_PACING_RATE =
+ * cap * mss / (mss + headers) (payload_pacing_bps in socket_tagging.py). */
 BPF_ARRAY(socket_pacing, __u32, MAX_SLOTS);
 
 #define NSEC_PER_SEC 1000000000ULL
@@ -253,6 +255,16 @@ int chadt_ingress(struct __sk_buff *skb)
 
 #define SOL_SOCKET 1
 #define SO_MAX_PACING_RATE 47
+#define AF_INET 2
+/* IP and TCP header (with the timestamp option) of a full segment */
+#define TCP_IPV4_HEADERS 52
+#define TCP_IPV6_HEADERS 72
+
+static __always_inline int carries_ipv4(struct bpf_sock_ops *skops)
+{
+    return skops->family == AF_INET ||
+           (skops->remote_ip6[0] == 0 && skops->remote_ip6[1] == 0 && skops->remote_ip6[2] == bpf_htonl(0xffff));
+}
 
 /* Once per TCP connection (never per packet): sockets opened before a limit
  * are capped by the helper from user space when the limit is set. */
@@ -268,9 +280,11 @@ int chadt_sockops(struct bpf_sock_ops *skops)
     if (!tag || !tag->app_slot)
         return 1;
     __u32 slot = tag->app_slot & 0xffff;
-    __u32 *rate = socket_pacing.lookup(&slot);
-    if (rate && *rate) {
-        int value = *rate;
+    __u32 *wire_rate = socket_pacing.lookup(&slot);
+    if (wire_rate && *wire_rate) {
+        __u64 mss = skops->mss_cache;
+        __u64 headers = carries_ipv4(skops) ? TCP_IPV4_HEADERS : TCP_IPV6_HEADERS;
+        int value = mss ? (__u64)*wire_rate * mss / (mss + headers) : *wire_rate;
         bpf_setsockopt(skops, SOL_SOCKET, SO_MAX_PACING_RATE, &value, sizeof(value));
     }
     return 1;

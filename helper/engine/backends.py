@@ -29,6 +29,15 @@ from chadthrottle.helper.kernel.htb import Classes
 TC, EBPF = "tc", "ebpf"
 BACKEND_CHOICES = ("auto", TC, EBPF)
 
+# Each TCP socket of an application with an upload limit is paced to this share
+# of the limit on the wire (bench/limits.py, docs/backends.md):
+# - tc: a little above, so TCP sends small packets at about the limit instead
+#   of 64 KB bursts that sit in HTB's queue, and HTB stays the exact limiter;
+# - ebpf: just below, so the socket itself holds the limit smoothly and the
+#   policer, which can only refuse, is the guard (above the limit, the excess
+#   fills its bucket and then comes out as refusals and stalls).
+UPLOAD_PACING = {TC: 1.07, EBPF: 0.995}
+
 TC_UPLOAD_CONFIG = {
     "CONFIG_NET_SCH_HTB": "HTB qdisc",
     "CONFIG_NET_SCH_FIFO": "bfifo qdisc",

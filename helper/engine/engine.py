@@ -26,6 +26,7 @@ from chadthrottle.contract import (
     InterfaceInfo,
 )
 from chadthrottle.helper.engine.api import ChangeOutcome, ClearLimit, LimitChange, ResolvedApplication, SetLimit
+from chadthrottle.helper.engine.backends import TC, UPLOAD_PACING
 from chadthrottle.helper.engine.limits import Limit, LimitTable, SlotAllocator
 from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, CounterSample, RateMeter
@@ -39,13 +40,6 @@ from chadthrottle.helper.kernel.namespaces import NamespaceDirectory, NetnsView
 
 log = logging.getLogger("chadthrottle.engine")
 
-# A limited application's TCP sockets are paced a little above its upload limit:
-# TCP then sends small packets at about the limit instead of 64 KB bursts that
-# sit in the shaper's queue (at 128 KiB/s one is half a second), while the
-# shaper stays the exact limiter.
-SOCKET_PACING_HEADROOM = 1.03
-
-
 class DatapathPort(Protocol):
     cgroup_root: Path
 
@@ -53,7 +47,7 @@ class DatapathPort(Protocol):
     def forget_process(self, tgid: int) -> None: ...
     def forget_owner(self, tgid: int) -> None: ...
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None: ...
-    def set_slot_pacing(self, app_slot: int, max_pacing_bps: int) -> None: ...
+    def set_slot_pacing(self, app_slot: int, wire_cap_bps: int) -> None: ...
     def read_traffic(self) -> list[CounterSample]: ...
     def retire_owners(self, samples: list[CounterSample]) -> list[CounterSample]: ...
 
@@ -84,15 +78,16 @@ class Engine:
         save_rules: Callable[[LimitTable], None] = lambda table: None,
         namespaces: NamespacePort | None = None,
         lineage: LineagePort | None = None,
-        pace_uploads: bool = True,
+        upload_pacing: float | None = UPLOAD_PACING[TC],
     ) -> None:
         """rules: the stored limits to start from (applied on the first tick);
         save_rules: stores the table after each change, raising HelperError if
         it cannot (the change is then undone); namespaces: names the network
         namespaces of interface counters; lineage: the parents of forked
         processes (proc_events.py), for those that exit before /proc is read;
-        pace_uploads: cap the pacing of limited TCP sockets (with the tc backend;
-        the ebpf policer measured worse with it: 1.04-1.10 at 128 KiB/s)."""
+        upload_pacing: each TCP socket of an application with an upload limit
+        is paced to this share of the limit on the wire (UPLOAD_PACING of the
+        upload backend; None: not paced)."""
         self._datapath = datapath
         self._shaper = shaper
         self._index = index
@@ -105,7 +100,7 @@ class Engine:
         self._process_slots: dict[int, int] = {}  # tgid -> slot written to the datapath
         self._cgroup_slots: dict[int, int] = {}  # app scope cgroup id -> slot
         self._paced_slots: dict[int, int] = {}  # slot -> socket pacing cap written, bytes/s
-        self._pace_uploads = pace_uploads
+        self._upload_pacing = upload_pacing
         self._meter = RateMeter()
         self._known: dict[str, AppIdentity] = {}  # last identity seen per application id
         self._namespaces = namespaces or NamespaceDirectory()
@@ -357,10 +352,11 @@ class Engine:
 
     def _apply_pacing(self) -> None:
         wanted: dict[int, int] = {}
-        for app_id, limits in self._limits.enforced() if self._pace_uploads else []:
+        share = self._upload_pacing
+        for app_id, limits in self._limits.enforced() if share else []:
             up = limits.get(Direction.UP)
             if up is not None:
-                wanted[self._slots.acquire(app_id)] = round(up.rate_bps * SOCKET_PACING_HEADROOM)
+                wanted[self._slots.acquire(app_id)] = round(up.rate_bps * share)
         for slot in set(self._paced_slots) - set(wanted):
             self._datapath.set_slot_pacing(slot, 0)
             del self._paced_slots[slot]

@@ -261,19 +261,19 @@ class Datapath:
         pacing = self._pacing_of_slot.get(app_slot, 0)
         return tag_open_sockets(self._socket_tags_fd, tgid, app_slot, pacing if pacing or was_paced else None)
 
-    def set_slot_pacing(self, app_slot: int, max_pacing_bps: int) -> None:
+    def set_slot_pacing(self, app_slot: int, wire_cap_bps: int) -> None:
         """Cap (or with 0 uncap) the pacing rate of the slot's TCP sockets: the
         open ones of every process tagged with it now, new ones as they connect."""
-        if self._pacing_of_slot.get(app_slot, 0) == max_pacing_bps:
+        if self._pacing_of_slot.get(app_slot, 0) == wire_cap_bps:
             return
         table = self._bpf[b"socket_pacing"]
-        table[table.Key(app_slot)] = table.Leaf(min(max_pacing_bps, 0xFFFFFFFF))
-        if max_pacing_bps:
-            self._pacing_of_slot[app_slot] = max_pacing_bps
+        table[table.Key(app_slot)] = table.Leaf(min(wire_cap_bps, 0xFFFFFFFF))
+        if wire_cap_bps:
+            self._pacing_of_slot[app_slot] = wire_cap_bps
         else:
             self._pacing_of_slot.pop(app_slot, None)
         for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
-            pace_open_sockets(tgid, max_pacing_bps)
+            pace_open_sockets(tgid, wire_cap_bps)
 
     def watch_new_owners(self, on_new_owner: Callable[[int, int], None]) -> None:
         """Call on_new_owner(tgid, cgroup_id) from poll_new_owners() for each

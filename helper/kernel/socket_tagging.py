@@ -26,6 +26,17 @@ log = logging.getLogger("chadthrottle.kernel.tagging")
 _INET_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 SO_MAX_PACING_RATE = 47
 UNCAPPED_PACING = 0xFFFFFFFF  # what the kernel reads as "no cap" from a 32-bit value
+# IP and TCP header (with the timestamp option) of a full segment; the same
+# numbers are in chadt_sockops (bpf/datapath.c)
+TCP_IPV4_HEADERS, TCP_IPV6_HEADERS = 52, 72
+
+
+def payload_pacing_bps(wire_bps: int, mss: int, ipv4: bool) -> int:
+    """The SO_MAX_PACING_RATE that holds a socket's full segments to wire_bps at
+    L3: TCP paces payload bytes, the wire also carries the headers."""
+    if mss <= 0:
+        return wire_bps
+    return wire_bps * mss // (mss + (TCP_IPV4_HEADERS if ipv4 else TCP_IPV6_HEADERS))
 
 
 def _socket_fds(pid: int) -> Iterator[int]:
@@ -77,36 +88,40 @@ def _open_inet_sockets(pid: int) -> Iterator[tuple[int, int]]:
         os.close(pidfd)
 
 
-def tag_open_sockets(map_fd: int, pid: int, app_slot: int | None, max_pacing_bps: int | None = None) -> int:
+def tag_open_sockets(map_fd: int, pid: int, app_slot: int | None, wire_cap_bps: int | None = None) -> int:
     """Set app_slot on every inet socket process pid has open, keeping the owner
     recorded at creation. With app_slot None, only adopt sockets that carry no
     tag yet (opened before the datapath was attached), as unlimited. With
-    max_pacing_bps, also cap the pacing of its TCP sockets (see pace_socket).
+    wire_cap_bps, also cap the pacing of its TCP sockets (see pace_socket).
     Returns how many sockets were written."""
     tagged = 0
     for sock_fd, kind in _open_inet_sockets(pid):
         if _write_tag(map_fd, sock_fd, pid, app_slot):
             tagged += 1
-        if max_pacing_bps is not None and kind == socket.SOCK_STREAM:
-            pace_socket(sock_fd, max_pacing_bps)
+        if wire_cap_bps is not None and kind == socket.SOCK_STREAM:
+            pace_socket(sock_fd, wire_cap_bps)
     return tagged
 
 
-def pace_open_sockets(pid: int, max_pacing_bps: int) -> int:
+def pace_open_sockets(pid: int, wire_cap_bps: int) -> int:
     """Cap the pacing of every TCP socket pid has open; how many were set."""
-    return sum(pace_socket(sock_fd, max_pacing_bps) for sock_fd, kind in _open_inet_sockets(pid)
+    return sum(pace_socket(sock_fd, wire_cap_bps) for sock_fd, kind in _open_inet_sockets(pid)
                if kind == socket.SOCK_STREAM)  # fmt: skip
 
 
-def pace_socket(sock_fd: int, max_pacing_bps: int) -> bool:
-    """SO_MAX_PACING_RATE in bytes/s (0: not capped), as the socket's owner
-    would set it; TCP then paces its packets at most that fast."""
-    value = UNCAPPED_PACING if max_pacing_bps <= 0 else min(max_pacing_bps, UNCAPPED_PACING - 1)
+def pace_socket(sock_fd: int, wire_bps: int) -> bool:
+    """Cap a TCP socket at wire_bps on the wire (0: not capped) through
+    SO_MAX_PACING_RATE, as the socket's owner would set it; TCP then paces its
+    packets at most that fast."""
     try:
         probe = socket.socket(fileno=sock_fd)
     except OSError:
         return False
     try:
+        value = UNCAPPED_PACING
+        if wire_bps > 0:
+            mss = probe.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+            value = min(payload_pacing_bps(wire_bps, mss, _carries_ipv4(probe)), UNCAPPED_PACING - 1)
         probe.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, struct.pack("=I", value))
         return True
     except OSError as error:
@@ -114,6 +129,16 @@ def pace_socket(sock_fd: int, max_pacing_bps: int) -> bool:
         return False
     finally:
         probe.detach()
+
+
+def _carries_ipv4(sock: socket.socket) -> bool:
+    """IPv4 on the wire: an AF_INET socket, or AF_INET6 with a v4-mapped peer."""
+    if sock.family == socket.AF_INET:
+        return True
+    try:
+        return str(sock.getpeername()[0]).startswith("::ffff:")
+    except OSError:  # not connected (yet): chadt_sockops paces it when it is
+        return False
 
 
 def _write_tag(map_fd: int, sock_fd: int, pid: int, app_slot: int | None) -> bool:

@@ -31,9 +31,9 @@ class RecordingDatapath:
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
         pass
 
-    def set_slot_pacing(self, app_slot: int, max_pacing_bps: int) -> None:
-        if max_pacing_bps:
-            self.pacing[app_slot] = max_pacing_bps
+    def set_slot_pacing(self, app_slot: int, wire_cap_bps: int) -> None:
+        if wire_cap_bps:
+            self.pacing[app_slot] = wire_cap_bps
         else:
             self.pacing.pop(app_slot, None)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import Datapath, holding_machine_lock, our_programs, remove_leftover_programs
+from chadthrottle.helper.kernel.socket_tagging import payload_pacing_bps
 from tests.support.netns import NetnsPair, entered_netns, netns_device, nsenter_argv, start_stream
 
 
@@ -120,30 +121,39 @@ def _pacing_cap(sock: socket.socket) -> int:
 UNCAPPED = 0xFFFFFFFF
 
 
+def _paced_at(sock: socket.socket, wire_bps: int) -> bool:
+    """The socket's pacing cap holds its full segments to wire_bps at L3."""
+    mss = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+    return _pacing_cap(sock) == payload_pacing_bps(wire_bps, mss, sock.family == socket.AF_INET)
+
+
 def test_a_slots_tcp_sockets_are_paced_open_new_and_accepted_and_uncapped_again(kernel_ready: Path) -> None:
-    """Over loopback, with this test process as the limited application."""
+    """Over loopback, IPv4 and IPv6, with this test process as the limited
+    application. Open sockets are capped from user space, new ones by
+    chadt_sockops: both must turn the wire cap into the same pacing rate."""
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
-    listener = socket.create_server(("127.0.0.1", 0))
-    sockets = [listener]
+    listeners = [socket.create_server(("127.0.0.1", 0)), socket.create_server(("::1", 0), family=socket.AF_INET6)]
+    sockets = list(listeners)
     try:
-        before = socket.create_connection(listener.getsockname())  # open before the limit
-        sockets += [before, listener.accept()[0]]
-        assert _pacing_cap(before) == UNCAPPED
+        before = [socket.create_connection(listener.getsockname()[:2]) for listener in listeners]  # before the limit
+        sockets += before + [listener.accept()[0] for listener in listeners]
+        assert [_pacing_cap(s) for s in before] == [UNCAPPED] * 2
         datapath.set_slot_pacing(9, 500_000)
         datapath.set_process_slot(os.getpid(), 9)
-        assert _pacing_cap(before) == 500_000  # from user space, through a duplicate
-        after = socket.create_connection(listener.getsockname())  # chadt_sockops at connect
-        accepted = listener.accept()[0]  # its tag was cloned from the listener's
-        sockets += [after, accepted]
-        assert _pacing_cap(after) == _pacing_cap(accepted) == 500_000
+        assert all(_paced_at(s, 500_000) for s in before)  # from user space, through a duplicate
+        after = [socket.create_connection(listener.getsockname()[:2]) for listener in listeners]  # chadt_sockops
+        accepted = [listener.accept()[0] for listener in listeners]  # tags cloned from the listeners'
+        sockets += after + accepted
+        paced = before + after + accepted
+        assert all(_paced_at(s, 500_000) for s in paced)
         datapath.set_slot_pacing(9, 800_000)  # a new rate reaches the open sockets
-        assert [_pacing_cap(s) for s in (before, after, accepted)] == [800_000] * 3
+        assert all(_paced_at(s, 800_000) for s in paced)
         datapath.set_process_slot(os.getpid(), 0)  # no longer limited: uncapped
-        assert [_pacing_cap(s) for s in (before, after, accepted)] == [UNCAPPED] * 3
+        assert [_pacing_cap(s) for s in paced] == [UNCAPPED] * 6
         datapath.set_process_slot(os.getpid(), 9)
         datapath.close()  # a stopping helper uncaps what it capped
-        assert [_pacing_cap(s) for s in (before, after, accepted)] == [UNCAPPED] * 3
+        assert [_pacing_cap(s) for s in paced] == [UNCAPPED] * 6
     finally:
         for sock in sockets:
             sock.close()
