@@ -11,8 +11,9 @@ Both backends share the datapath (socket tags in the cgroup_skb programs):
 falls back to ebpf per direction. Measured on the development machine
 (bench/policer_probe.py, docs/backends.md): both are within a few percent for
 TCP, but tc gets there with no drops and no retransmissions and holds the
-rate smoothly, while policing holds it as bursts and, for downloads, through
-the sender's retransmissions.
+rate smoothly. With ebpf, uploads are paced at the socket (UPLOAD_PACING) and
+as smooth; downloads are policed: in bursts, through the sender's
+retransmissions.
 """
 
 from __future__ import annotations
