@@ -108,10 +108,13 @@ def main() -> None:
     parser.add_argument("--udp", action="store_true")
     parser.add_argument("--family", type=int, choices=(4, 6), default=4)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--congestion", help="TCP congestion control (default: the namespace's)")
     args = parser.parse_args()
     deadline = time.monotonic() + args.seconds
     family = socket.AF_INET6 if args.family == 6 else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM)
+    if args.congestion and not args.udp:  # root may pick any loaded one; accepted sockets inherit it
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, args.congestion.encode())
     if args.command == "serve":
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("::" if args.family == 6 else "0.0.0.0", args.port))

@@ -132,13 +132,14 @@ class Flow:
 
 def start_flow(
     pair: NetnsPair, port: int, direction: str, *, udp: bool = False, family: int = 4,
-    app_cgroup: Path | None = None, gated: bool = False, seconds: float = 60.0,
+    app_cgroup: Path | None = None, gated: bool = False, seconds: float = 60.0, congestion: str | None = None,
 ) -> Flow:
     """Start a bulk flow. gated: the application process is created (in its
     scope, so a limit can be set on its pid) but opens its socket only after
     Flow.open_gate(), so the limit holds from the first packet."""
     python = sys.executable
     common = ["--port", str(port), "--family", str(family), "--seconds", str(seconds)] + (["--udp"] if udp else [])
+    common += ["--congestion", congestion] if congestion else []
     peer_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
     peer = subprocess.Popen(
         nsenter_argv(pair.peer_ns, [python, str(ENDPOINT), "serve", "--role", peer_role, *common]),

@@ -56,6 +56,7 @@ class Settings:
     throughput_s: float = 3.0
     quiet_cpu: float = 0.25  # share of both CPUs others may use while we measure
     quiet_wait_s: float = 180.0
+    congestion: str | None = None  # TCP congestion control of both ends; None: the system's
 
 
 @dataclass
@@ -190,7 +191,8 @@ class Bench:
             for rate in rates:
                 port = self.next_port()
                 scope = stack.enter_context(app_scope(self.cgroup_root, f"org.chadthrottle.Bench{port}"))
-                flow = start_flow(self.pair, port, direction, udp=udp, family=family, app_cgroup=scope, gated=True)
+                flow = start_flow(self.pair, port, direction, udp=udp, family=family, app_cgroup=scope, gated=True,
+                                  congestion=self.settings.congestion)
                 stack.callback(flow.stop)
                 app_id = self.call(lambda c, f=flow, r=rate: c.set_limit(f"pid:{f.app_pid}", Direction(direction), r))
                 stack.callback(self.call, lambda c, a=app_id: c.clear_limit(a))
@@ -254,7 +256,7 @@ class Bench:
         log(f"{self.backend} {direction} convergence ({load})")
         port = self.next_port()
         with app_scope(self.cgroup_root, f"org.chadthrottle.Bench{port}") as scope:
-            flow = start_flow(self.pair, port, direction, app_cgroup=scope)
+            flow = start_flow(self.pair, port, direction, app_cgroup=scope, congestion=self.settings.congestion)
             app_id = ""
             try:
                 time.sleep(1.5)
@@ -471,17 +473,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--quiet-wait", type=float, default=180.0,
                         help="seconds to wait for other test runs to finish before each measurement")
+    parser.add_argument("--congestion", help="TCP congestion control of the flows (default: the system's)")
     arguments = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces, BPF, tc)")
-    settings = Settings(quiet_wait_s=arguments.quiet_wait)
+    settings = Settings(quiet_wait_s=arguments.quiet_wait, congestion=arguments.congestion)
     if arguments.quick:
-        settings = Settings(warmup_s=2.0, window_s=4.0, throughput_runs=3, quiet_wait_s=arguments.quiet_wait)
+        settings = Settings(warmup_s=2.0, window_s=4.0, throughput_runs=3, quiet_wait_s=arguments.quiet_wait,
+                            congestion=arguments.congestion)
     sections = set(arguments.only.split(","))
     if not sections <= set(SECTIONS):
         parser.error(f"unknown section in --only: {', '.join(sorted(sections - set(SECTIONS)))}")
     backends = ["tc", "ebpf"] if arguments.backend == "both" else [arguments.backend]
-    results = Results(started=time.strftime("%Y-%m-%d %H:%M:%S %Z") + f", {os.cpu_count()} CPUs, {os.uname().release}")
+    congestion = arguments.congestion or Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
+    results = Results(started=time.strftime("%Y-%m-%d %H:%M:%S %Z")
+                      + f", {os.cpu_count()} CPUs, {os.uname().release}, TCP {congestion}")
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))  # clean up on kill
     try:
         with PrivateSystemBus() as bus, netns_pair() as pair, iperf_server(pair):

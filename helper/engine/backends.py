@@ -11,9 +11,9 @@ Both backends share the datapath (socket tags in the cgroup_skb programs):
 falls back to ebpf per direction. Measured on the development machine
 (bench/policer_probe.py, docs/backends.md): both are within a few percent for
 TCP, but tc gets there with no drops and no retransmissions and holds the
-rate smoothly. With ebpf, uploads are paced at the socket (UPLOAD_PACING) and
-as smooth; downloads are policed: in bursts, through the sender's
-retransmissions.
+rate smoothly. With either, uploads are paced at the socket (engine.py,
+UPLOAD_PACING_SHARE) and come out smooth; ebpf downloads are policed: in
+bursts, through the sender's retransmissions.
 """
 
 from __future__ import annotations
@@ -29,15 +29,6 @@ from chadthrottle.helper.kernel.htb import Classes
 
 TC, EBPF = "tc", "ebpf"
 BACKEND_CHOICES = ("auto", TC, EBPF)
-
-# Each TCP socket of an application with an upload limit is paced to this share
-# of the limit on the wire (bench/limits.py, docs/backends.md):
-# - tc: a little above, so TCP sends small packets at about the limit instead
-#   of 64 KB bursts that sit in HTB's queue, and HTB stays the exact limiter;
-# - ebpf: just below, so the socket itself holds the limit smoothly and the
-#   policer, which can only refuse, is the guard (above the limit, the excess
-#   fills its bucket and then comes out as refusals and stalls).
-UPLOAD_PACING = {TC: 1.07, EBPF: 0.995}
 
 TC_UPLOAD_CONFIG = {
     "CONFIG_NET_SCH_HTB": "HTB qdisc",

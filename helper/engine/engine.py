@@ -26,7 +26,6 @@ from chadthrottle.contract import (
     InterfaceInfo,
 )
 from chadthrottle.helper.engine.api import ChangeOutcome, ClearLimit, LimitChange, ResolvedApplication, SetLimit
-from chadthrottle.helper.engine.backends import TC, UPLOAD_PACING
 from chadthrottle.helper.engine.limits import Limit, LimitTable, SlotAllocator
 from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, CounterSample, RateMeter
@@ -39,6 +38,15 @@ from chadthrottle.helper.kernel.htb import ClassSpec, Classes
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory, NetnsView
 
 log = logging.getLogger("chadthrottle.engine")
+
+# Each TCP socket of an application with an upload limit is paced to this
+# share of the limit on the wire (docs/backends.md, "Pacing uploads"): the
+# socket then holds the limit smoothly by itself, and the backend (HTB or the
+# policer) only guards what pacing does not cover: UDP, several sockets of one
+# application. Pacing above the limit made the backend the limiter: its queue
+# or bucket filled over seconds and then came out as congestion notices or
+# refusals, and the rate swung by 10% for seconds (bench/limits.py).
+UPLOAD_PACING_SHARE = 0.995
 
 class DatapathPort(Protocol):
     cgroup_root: Path
@@ -78,16 +86,12 @@ class Engine:
         save_rules: Callable[[LimitTable], None] = lambda table: None,
         namespaces: NamespacePort | None = None,
         lineage: LineagePort | None = None,
-        upload_pacing: float | None = UPLOAD_PACING[TC],
     ) -> None:
         """rules: the stored limits to start from (applied on the first tick);
         save_rules: stores the table after each change, raising HelperError if
         it cannot (the change is then undone); namespaces: names the network
         namespaces of interface counters; lineage: the parents of forked
-        processes (proc_events.py), for those that exit before /proc is read;
-        upload_pacing: each TCP socket of an application with an upload limit
-        is paced to this share of the limit on the wire (UPLOAD_PACING of the
-        upload backend; None: not paced)."""
+        processes (proc_events.py), for those that exit before /proc is read."""
         self._datapath = datapath
         self._shaper = shaper
         self._index = index
@@ -100,7 +104,6 @@ class Engine:
         self._process_slots: dict[int, int] = {}  # tgid -> slot written to the datapath
         self._cgroup_slots: dict[int, int] = {}  # app scope cgroup id -> slot
         self._paced_slots: dict[int, int] = {}  # slot -> socket pacing cap written, bytes/s
-        self._upload_pacing = upload_pacing
         self._meter = RateMeter()
         self._known: dict[str, AppIdentity] = {}  # last identity seen per application id
         self._namespaces = namespaces or NamespaceDirectory()
@@ -352,11 +355,10 @@ class Engine:
 
     def _apply_pacing(self) -> None:
         wanted: dict[int, int] = {}
-        share = self._upload_pacing
-        for app_id, limits in self._limits.enforced() if share else []:
+        for app_id, limits in self._limits.enforced():
             up = limits.get(Direction.UP)
             if up is not None:
-                wanted[self._slots.acquire(app_id)] = round(up.rate_bps * share)
+                wanted[self._slots.acquire(app_id)] = round(up.rate_bps * UPLOAD_PACING_SHARE)
         for slot in set(self._paced_slots) - set(wanted):
             self._datapath.set_slot_pacing(slot, 0)
             del self._paced_slots[slot]

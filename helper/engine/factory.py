@@ -11,7 +11,7 @@ from pyroute2 import IPRoute
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.backends import (
-    EBPF, TC, UPLOAD_PACING, BackendRouter, Enforcer, choose_backends, describe_backends, kernel_config,
+    EBPF, TC, BackendRouter, Enforcer, choose_backends, describe_backends, kernel_config,
 )
 from chadthrottle.helper.engine.engine import Engine
 from chadthrottle.helper.engine.rule_store import BackgroundSaver, RuleStore
@@ -48,7 +48,6 @@ class RunningEngine(Engine):
             datapath, shaper, ApplicationIndex(),
             lambda _active: describe_backends(choice, shaper.active_by_backend(), config),
             rules=store.load(), save_rules=self._saver.save, lineage=self._proc_events,
-            upload_pacing=UPLOAD_PACING.get(choice.get(Direction.UP, "")),
         )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)
         datapath.watch_new_owners(self.note_new_owner)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from chadthrottle.contract import BackendInfo, Direction
-from chadthrottle.helper.engine.backends import EBPF, UPLOAD_PACING
 from chadthrottle.helper.engine.engine import Engine
 from chadthrottle.helper.engine.limits import MIN_BURST_BYTES, default_burst_bytes
 from chadthrottle.helper.engine.api import ClearLimit, SetLimit
@@ -111,22 +110,15 @@ def test_upload_limits_cap_the_pacing_of_the_apps_sockets(world: World) -> None:
     world.spawn(10)
     app_id = world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
     slot = world.datapath.process_slots[10]
-    assert world.datapath.pacing == {slot: 1_070_000}  # UPLOAD_PACING[TC] of the limit
+    assert world.datapath.pacing == {slot: 995_000}  # UPLOAD_PACING_SHARE of the limit, on the wire
     world.engine.set_limit(app_id, Direction.DOWN, 2_000_000, 0)  # downloads are not paced here
     world.engine.set_limit(app_id, Direction.UP, 3_000_000, 0)
-    assert world.datapath.pacing == {slot: 3_210_000}
+    assert world.datapath.pacing == {slot: 2_985_000}
     world.engine.set_limits_paused(True)  # paused: nothing is capped
     assert world.datapath.pacing == {}
     world.engine.set_limits_paused(False)
-    assert list(world.datapath.pacing.values()) == [3_210_000]
+    assert list(world.datapath.pacing.values()) == [2_985_000]
     world.engine.clear_limit(app_id, (Direction.UP,))
-    assert world.datapath.pacing == {}
-    world.engine._upload_pacing = UPLOAD_PACING[EBPF]  # the socket holds the limit, the policer guards
-    world.engine.set_limit(app_id, Direction.UP, 1_000_000, 0)
-    assert list(world.datapath.pacing.values()) == [995_000]
-    world.engine.clear_limit(app_id, (Direction.UP,))
-    world.engine._upload_pacing = None
-    world.engine.set_limit(app_id, Direction.UP, 1_000_000, 0)
     assert world.datapath.pacing == {}
 
 
