@@ -48,6 +48,7 @@ log = logging.getLogger("chadthrottle.engine")
 # refusals, and the rate swung by 10% for seconds (bench/limits.py).
 UPLOAD_PACING_SHARE = 0.995
 
+
 class DatapathPort(Protocol):
     cgroup_root: Path
 
