@@ -22,6 +22,9 @@ WINDOW_S = 2.0
 # over only as the holes are refilled through the shaper (3-5 s here), so the
 # reader's own rate is judged after that; the wire is judged at TAKES_HOLD_S.
 READ_SETTLE_S = {Direction.DOWN: 1.0}
+# The remote sender then still swings around the rate for a few seconds (BBR:
+# +-15% in 0.25 s windows, docs/benchmarks.md); a 2 s window read 0.898 once.
+DOWNLOAD_WINDOW_S = 4.0
 # Receivers count payload; the limit counts IP packets (~4% headers at MTU 1500).
 PAYLOAD_SHARE = 1448 / 1500
 
@@ -52,7 +55,7 @@ def test_limit_slows_a_running_stream_and_clearing_restores_it(stack: Stack, dir
             read = limited.receiver.rate_bps(WINDOW_S) / PAYLOAD_SHARE
             if direction is Direction.DOWN:
                 time.sleep(READ_SETTLE_S[direction])
-                read = limited.receiver.rate_bps(WINDOW_S) / PAYLOAD_SHARE
+                read = limited.receiver.rate_bps(DOWNLOAD_WINDOW_S) / PAYLOAD_SHARE
             assert _within(read), f"the application moved {read / MiB:.3f} MiB/s at L3"
             # What the window shows: the helper's rate over its last two ticks,
             # all of them after the limit took hold.
