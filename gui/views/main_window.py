@@ -48,7 +48,6 @@ class MainWindow(QMainWindow):
     limitRequested = Signal(str, str, object)  # app id, "down"/"up", bytes/s or None
     retryRequested = Signal()
     closedToTray = Signal()
-    applicationSelected = Signal(str)  # app id, "" for none: its details are wanted
     # Whose connections are wanted: the selected application and the expanded rows.
     connectionsWanted = Signal(object)  # list[str]
     pauseRequested = Signal(bool)  # True: pause every limit, False: resume
@@ -193,7 +192,6 @@ class MainWindow(QMainWindow):
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         app_id = str(current.data(Role.APP_ID) or "") if current.isValid() else ""
         self.detail.show_application(app_id)
-        self.applicationSelected.emit(app_id)
         self._want_connections()
 
     def _on_expansion_changed(self, collapsed_app_id: str) -> None:
