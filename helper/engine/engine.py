@@ -214,7 +214,7 @@ class Engine:
                 self._datapath.forget_owner(pid)  # a reused pid is announced again...
                 self._announced.pop(pid, None)
             # ...and counts from zero
-            self._meter.retire(self._datapath.retire_owners([s for s in samples if s.owner_tgid in gone]))
+            self._meter.retire(gone, self._datapath.retire_owners([s for s in samples if s.owner_tgid in gone]))
             for app_id, app in self._index.applications().items():
                 self._known[app_id] = app.identity
                 for pid in app.processes:

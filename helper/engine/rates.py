@@ -68,15 +68,21 @@ class RateMeter:
     def remember(self, tgid: int, app_id: str) -> None:
         self._app_of_tgid[tgid] = app_id
 
-    def retire(self, final_samples: Iterable[CounterSample]) -> None:
+    def retire(self, exited: set[int], final_samples: Iterable[CounterSample]) -> None:
         """Keep the last counts of exited processes whose counters were removed
         (so a reused pid starts from zero), in their application's and their
-        interface's totals."""
+        interface's totals; then forget whose the exited pids were, so the map
+        holds only living processes."""
         for sample in final_samples:
             _add(self._retired_interfaces[(sample.netns_cookie, sample.ifindex)], sample, split_loopback=False)
             app_id = self._app_of_tgid.get(sample.owner_tgid)
             if app_id is not None:
                 _add(self._retired_apps[app_id], sample)
+        for tgid in exited:
+            self._app_of_tgid.pop(tgid, None)
+
+    def known_processes(self) -> int:
+        return len(self._app_of_tgid)
 
     def update(self, samples: Iterable[CounterSample], now: float) -> None:
         samples = list(samples)

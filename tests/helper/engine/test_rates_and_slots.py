@@ -64,6 +64,17 @@ def test_exited_applications_stay_listed_a_while_with_their_totals() -> None:
     assert build_listing({}, meter.apps, {}, now=2.0 + EXITED_VISIBLE_S + 5) == []
 
 
+def test_exited_processes_keep_their_bytes_but_not_their_pid() -> None:
+    meter = RateMeter(window_ticks=1)
+    meter.remember(10, "app:a")
+    meter.remember(11, "app:a")
+    meter.update([Sample(10, 400, 0), Sample(11, 100, 0)], now=0.0)
+    meter.retire({11}, [Sample(11, 100, 0)])  # 11 exited; its counter was removed
+    meter.update([Sample(10, 400, 0), Sample(11, 7, 0)], now=1.0)  # 11 reused by someone unknown
+    assert meter.apps["app:a"].rx_bytes == 500
+    assert meter.known_processes() == 1
+
+
 def test_shaped_uploads_are_measured_at_the_shaper_output() -> None:
     meter = RateMeter(window_ticks=1)
     meter.remember(10, "app:a")
