@@ -92,7 +92,8 @@ def test_a_running_stream_is_held_at_its_limit(
         time.sleep(SETTLE_S)
         window_s = WINDOW_S if direction is Direction.UP else DOWNLOAD_WINDOW_S
         admitted = _admitted_bps(policer, 1, direction, window_s)
-        assert admitted <= MiB + MiB * MIN_BURST_S / window_s, "more than the limit plus one burst got through"
+        # the bucket passes a packet while it is not yet full: one 64 KB packet past the burst
+        assert admitted <= MiB + (MiB * MIN_BURST_S + 64 * 1024) / window_s, "more than the limit and one burst"
         assert _within(admitted, MiB), f"the policer admitted {admitted / MiB:.3f} MiB/s"
         if direction is Direction.UP:  # a download's reader still drains what arrived before the limit
             read = stream.receiver.rate_bps(WINDOW_S) * L3_PER_PAYLOAD[protocol]
