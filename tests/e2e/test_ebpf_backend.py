@@ -22,6 +22,7 @@ TAKES_HOLD_S = 3.0  # the helper judges the last 2 s: all of it after the limit
 # helper's own 2 s window can be off by one burst (+-15% at 1 MiB/s).
 WINDOW_S = 4.0
 HELPER_TOLERANCE = 0.20
+HELPER_READINGS = 3
 DOWNLOAD_SETTLES_S = 6.0
 L3_PER_PAYLOAD = 1500 / 1448
 
@@ -50,8 +51,14 @@ def test_policer_holds_a_running_stream_without_qdiscs(stack: Stack, direction: 
             if direction is Direction.UP:
                 read = limited.receiver.rate_bps(WINDOW_S) * L3_PER_PAYLOAD
                 assert _within(read, MiB), f"the peer received {read / MiB:.3f} MiB/s at L3"
-            measured = _app(stack, app_id).rate_bps(direction)  # at the socket, over the last 2 s
-            assert _within(measured, MiB, HELPER_TOLERANCE), f"the helper measured {measured / MiB:.3f} MiB/s"
+            # at the socket, over the helper's last 2 s; a download still comes in bursts
+            # paced by the sender's retransmission timer, so a few readings may be needed
+            readings = [_app(stack, app_id).rate_bps(direction)]
+            while not _within(readings[-1], MiB, HELPER_TOLERANCE) and len(readings) < HELPER_READINGS:
+                time.sleep(1.0)
+                readings.append(_app(stack, app_id).rate_bps(direction))
+            assert _within(readings[-1], MiB, HELPER_TOLERANCE), \
+                f"the helper measured {[round(r / MiB, 3) for r in readings]} MiB/s"
             assert bystander.receiver.rate_bps(1.0) > 20 * MiB
             assert stack.tc_state() == before  # policing: no qdisc, no IFB
             backends = {b.name: b for b in call_helper(stack.bus_address, lambda c: c.list_backends())}
