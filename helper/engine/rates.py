@@ -81,9 +81,6 @@ class RateMeter:
         for tgid in exited:
             self._app_of_tgid.pop(tgid, None)
 
-    def known_processes(self) -> int:
-        return len(self._app_of_tgid)
-
     def update(self, samples: Iterable[CounterSample], now: float) -> None:
         samples = list(samples)
         self._update_interfaces(samples, now)
