@@ -214,14 +214,17 @@ class Bench:
             seconds = t1 - t0
             received = s1["bytes"] - s0["bytes"]
             sent = src1.get("bytes", 0) - src0.get("bytes", 0)
+            retrans = int(src1.get("retrans", 0) - src0.get("retrans", 0))
+            in_order_bps = (flow.l3_bytes_in_order(s1) - flow.l3_bytes_in_order(s0)) / seconds
             rows.append(
                 RateRow(
                     backend=self.backend, direction=flow.direction, proto=proto, family=family, configured_bps=rate,
-                    wire_bps=(flow.l3_bytes(s1) - flow.l3_bytes(s0)) / seconds,
-                    wire_in_order_bps=(flow.l3_bytes_in_order(s1) - flow.l3_bytes_in_order(s0)) / seconds,
+                    # with nothing sent twice, every segment received is in order: exact for any size
+                    wire_bps=in_order_bps if retrans == 0 else (flow.l3_bytes(s1) - flow.l3_bytes(s0)) / seconds,
+                    wire_in_order_bps=in_order_bps,
                     goodput_bps=received / seconds,
                     htb_bps=htb_l3_rate(tc_before, tc_after, flow.direction, self.pair, rate),
-                    retrans=int(src1.get("retrans", 0) - src0.get("retrans", 0)),
+                    retrans=retrans,
                     drops=tc_after.drops - tc_before.drops,
                     udp_loss=(1 - received / sent) if flow.udp and sent else None,
                     load=load,
@@ -375,8 +378,10 @@ def fmt_rate(bps: float) -> str:
 def format_tables(results: Results) -> str:
     lines = [f"ChadThrottle limits benchmark, {results.started}", ""]
     lines.append("wire L3 = bytes on the wire at L3 (IP header included: what a limit counts), at the receiving socket,")
-    lines.append("  not from the helper. TCP: tcpi_data_segs_in x 1500 (full-size segments of a bulk sender);")
-    lines.append("  UDP: payload + datagrams x (IP+UDP header). ratio = wire L3 / configured.")
+    lines.append("  not from the helper. TCP: the in-order bytes below when the sender retransmitted nothing, else")
+    lines.append("  tcpi_data_segs_in x 1500 (full-size segments of a bulk sender, duplicates included; a receive window")
+    lines.append("  smaller than 64 KB makes segments smaller). UDP: payload + datagrams x (IP+UDP header).")
+    lines.append("  ratio = wire L3 / configured.")
     lines.append("in-order = tcpi_bytes_received + segments x (IP+TCP+timestamps header), ratio: exact for any segment size,")
     lines.append("  but behind the wire while a loss leaves a hole. HTB = the tc backend's class counters (bytes - 14 x packets),")
     lines.append("  ratio. goodput = payload the application moved. retrans = the sender's tcpi_total_retrans; drops = tc -s")

@@ -12,7 +12,10 @@
  *   chadt_sockops  sock_ops: when a limited application's TCP connection
  *                  opens, cap its pacing rate near the upload limit, so
  *                  TCP sends small packets at the limit instead of 64 KB
- *                  bursts into the shaper's queue.
+ *                  bursts into the shaper's queue, and clamp its receive
+ *                  window to what the download limit needs, so the sender
+ *                  keeps a short queue in the shaper instead of
+ *                  overflowing it.
  *   chadt_tc_in    tc (cls_bpf) on an interface's ingress: find the
  *                  socket a packet is for and, when its application is
  *                  limited, return the class so the attached mirred
@@ -38,10 +41,7 @@ BPF_HASH(slot_by_cgroup, __u64, __u32, MAX_TRACKED_PROCESSES);
 BPF_TABLE("lru_percpu_hash", struct traffic_key, struct traffic_counters,
           traffic, MAX_TRAFFIC_KEYS);
 BPF_ARRAY(upload_pacing, struct slot_pacing, MAX_SLOTS);
-/* A cap on the wire rate (L3 bytes/s) of each of a slot's TCP sockets; 0: not
- * capped. TCP paces payload, so each socket gets SO_MAX_PACING_RATE =
- * cap * mss / (mss + headers) (payload_pacing_bps in socket_tagging.py). */
-BPF_ARRAY(socket_pacing, __u32, MAX_SLOTS);
+BPF_ARRAY(socket_caps, struct socket_caps, MAX_SLOTS);
 
 #define NSEC_PER_SEC 1000000000ULL
 #define CGROUP_SKB_PASS 1
@@ -254,11 +254,15 @@ int chadt_ingress(struct __sk_buff *skb)
 }
 
 #define SOL_SOCKET 1
+#define SOL_TCP 6
 #define SO_MAX_PACING_RATE 47
+#define TCP_WINDOW_CLAMP 10
 #define AF_INET 2
 /* IP and TCP header (with the timestamp option) of a full segment */
 #define TCP_IPV4_HEADERS 52
 #define TCP_IPV6_HEADERS 72
+/* WINDOW_QUEUE_US, UNKNOWN_RTT_US, MAX_RTT_US, UNCLAMPED_WINDOW: passed by the
+ * helper (socket_tagging.py) */
 
 static __always_inline int carries_ipv4(struct bpf_sock_ops *skops)
 {
@@ -266,26 +270,62 @@ static __always_inline int carries_ipv4(struct bpf_sock_ops *skops)
            (skops->remote_ip6[0] == 0 && skops->remote_ip6[1] == 0 && skops->remote_ip6[2] == bpf_htonl(0xffff));
 }
 
-/* Once per TCP connection (never per packet): sockets opened before a limit
- * are capped by the helper from user space when the limit is set. */
+/* The same as payload_pacing_bps in socket_tagging.py. */
+static __always_inline void cap_pacing(struct bpf_sock_ops *skops, __u32 wire_bps)
+{
+    __u64 mss = skops->mss_cache;
+    __u64 headers = carries_ipv4(skops) ? TCP_IPV4_HEADERS : TCP_IPV6_HEADERS;
+    int value = mss ? (__u64)wire_bps * mss / (mss + headers) : wire_bps;
+    bpf_setsockopt(skops, SOL_SOCKET, SO_MAX_PACING_RATE, &value, sizeof(value));
+}
+
+/* The same as receive_window_bytes in socket_tagging.py, from the minimum RTT
+ * (the handshake's at first), as user space reads it (tcpi_min_rtt). */
+static __always_inline void clamp_window(struct bpf_sock_ops *skops, __u32 wire_bps)
+{
+    __u64 rtt_us = skops->rtt_min;
+    if (!rtt_us || rtt_us > MAX_RTT_US)
+        rtt_us = UNKNOWN_RTT_US;
+    __u64 window = (__u64)wire_bps * (rtt_us + WINDOW_QUEUE_US) / 1000000;
+    int value = window < UNCLAMPED_WINDOW ? window : UNCLAMPED_WINDOW;
+    bpf_setsockopt(skops, SOL_TCP, TCP_WINDOW_CLAMP, &value, sizeof(value));
+}
+
+/* Pacing: when a limited application's TCP connection opens (sockets opened
+ * before a limit are capped by the helper from user space). The window clamp:
+ * also before every packet the connection sends (its ACKs carry the window)
+ * while its application has a download limit, because the kernel moves
+ * window_clamp itself as it sizes the receive buffer: right after the
+ * connection opens, and whenever autotuning grows the buffer. Setting the
+ * same clamp again costs a comparison. The header-option hook is the one that
+ * runs for every packet sent; it reserves no option space. */
 int chadt_sockops(struct bpf_sock_ops *skops)
 {
-    if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB && skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
-        skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+    __u32 op = skops->op;
+    if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+        op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_HDR_OPT_LEN_CB)
         return 1;
     struct bpf_sock *sk = skops->sk;
     if (!sk)
         return 1;
     struct sock_tag *tag = socket_tags.sk_storage_get(sk, 0, 0);
-    if (!tag || !tag->app_slot)
+    __u32 slot = tag ? tag->app_slot & 0xffff : 0;
+    struct socket_caps *caps = slot ? socket_caps.lookup(&slot) : 0;
+    __u32 window_bps = caps ? caps->window_bps : 0;
+    if (op == BPF_SOCK_OPS_HDR_OPT_LEN_CB) {
+        if (window_bps)
+            clamp_window(skops, window_bps);
+        else /* the limit went (the helper lifted the clamp): no more calls */
+            bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
         return 1;
-    __u32 slot = tag->app_slot & 0xffff;
-    __u32 *wire_rate = socket_pacing.lookup(&slot);
-    if (wire_rate && *wire_rate) {
-        __u64 mss = skops->mss_cache;
-        __u64 headers = carries_ipv4(skops) ? TCP_IPV4_HEADERS : TCP_IPV6_HEADERS;
-        int value = mss ? (__u64)*wire_rate * mss / (mss + headers) : *wire_rate;
-        bpf_setsockopt(skops, SOL_SOCKET, SO_MAX_PACING_RATE, &value, sizeof(value));
+    }
+    if (!caps)
+        return 1;
+    if (caps->pacing_bps)
+        cap_pacing(skops, caps->pacing_bps);
+    if (window_bps && op != BPF_SOCK_OPS_TCP_CONNECT_CB) {
+        clamp_window(skops, window_bps);
+        bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
     }
     return 1;
 }

@@ -64,4 +64,16 @@ struct slot_pacing {
     __u64 cn_marks;        /* packets sent with a congestion notice */
 };
 
+/* What each of a slot's TCP sockets is held to (an array entry per slot; 0:
+ * not held), both as wire rates (L3 bytes/s). chadt_sockops applies them when
+ * a connection opens, socket_tagging.py to sockets already open:
+ *   pacing_bps  uploads: SO_MAX_PACING_RATE = pacing_bps * mss / (mss + headers)
+ *   window_bps  downloads: TCP_WINDOW_CLAMP = window_bps * (rtt + queue), so the
+ *               sender keeps only a short queue in the shaper (see
+ *               receive_window_bytes in socket_tagging.py) */
+struct socket_caps {
+    __u32 pacing_bps;
+    __u32 window_bps;
+};
+
 #endif

@@ -35,6 +35,7 @@ from chadthrottle.helper.identity.connections import connections_of
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import ProcessInfo, cgroup_id, cgroup_path, process_exists, read_process
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
+from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory, NetnsView
 
 log = logging.getLogger("chadthrottle.engine")
@@ -56,7 +57,7 @@ class DatapathPort(Protocol):
     def forget_process(self, tgid: int) -> None: ...
     def forget_owner(self, tgid: int) -> None: ...
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None: ...
-    def set_slot_pacing(self, app_slot: int, wire_cap_bps: int) -> None: ...
+    def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None: ...
     def read_traffic(self) -> list[CounterSample]: ...
     def retire_owners(self, samples: list[CounterSample]) -> list[CounterSample]: ...
 
@@ -104,7 +105,7 @@ class Engine:
         self._slots = SlotAllocator()
         self._process_slots: dict[int, int] = {}  # tgid -> slot written to the datapath
         self._cgroup_slots: dict[int, int] = {}  # app scope cgroup id -> slot
-        self._paced_slots: dict[int, int] = {}  # slot -> socket pacing cap written, bytes/s
+        self._capped_slots: dict[int, SocketCaps] = {}  # slot -> socket caps written
         self._meter = RateMeter()
         self._known: dict[str, AppIdentity] = {}  # last identity seen per application id
         self._namespaces = namespaces or NamespaceDirectory()
@@ -223,7 +224,7 @@ class Engine:
                 self._apply_classes()
             except HelperError as error:  # e.g. an interface came back with a foreign qdisc
                 log.error("could not keep the limits in place: %s", error)
-            self._apply_pacing()
+            self._apply_socket_caps()
             self._apply_tags()  # new processes of limited applications, whatever the classes did
             self._release_unused_slots()
             self._meter.update([s for s in samples if s.owner_tgid not in gone], now)
@@ -340,9 +341,9 @@ class Engine:
 
     def _apply(self) -> None:
         """Classes first, then tags: a tagged packet always finds its class
-        (and a newly tagged socket its pacing)."""
+        (and a newly tagged socket its caps)."""
         self._apply_classes()
-        self._apply_pacing()
+        self._apply_socket_caps()
         self._apply_tags()
         self._release_unused_slots()
 
@@ -354,19 +355,21 @@ class Engine:
                 wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes)
         self._shaper.reconcile(wanted)
 
-    def _apply_pacing(self) -> None:
-        wanted: dict[int, int] = {}
+    def _apply_socket_caps(self) -> None:
+        wanted: dict[int, SocketCaps] = {}
         for app_id, limits in self._limits.enforced():
-            up = limits.get(Direction.UP)
-            if up is not None:
-                wanted[self._slots.acquire(app_id)] = round(up.rate_bps * UPLOAD_PACING_SHARE)
-        for slot in set(self._paced_slots) - set(wanted):
-            self._datapath.set_slot_pacing(slot, 0)
-            del self._paced_slots[slot]
-        for slot, pacing in wanted.items():
-            if self._paced_slots.get(slot) != pacing:
-                self._datapath.set_slot_pacing(slot, pacing)
-                self._paced_slots[slot] = pacing
+            up, down = limits.get(Direction.UP), limits.get(Direction.DOWN)
+            wanted[self._slots.acquire(app_id)] = SocketCaps(
+                pacing_bps=round(up.rate_bps * UPLOAD_PACING_SHARE) if up is not None else 0,
+                window_bps=down.rate_bps if down is not None else 0,
+            )
+        for slot in set(self._capped_slots) - set(wanted):
+            self._datapath.set_slot_caps(slot, NO_CAPS)
+            del self._capped_slots[slot]
+        for slot, caps in wanted.items():
+            if self._capped_slots.get(slot) != caps:
+                self._datapath.set_slot_caps(slot, caps)
+                self._capped_slots[slot] = caps
 
     def _release_unused_slots(self) -> None:
         limited = {app_id for app_id, _ in self._limits.enforced()}

@@ -33,9 +33,12 @@ from chadthrottle.helper.kernel.ownership import (
     live_program_ids,
 )
 from chadthrottle.helper.kernel.layout import (
-    HTB_MAJOR, PROGRAM_NAME_PREFIX, OwnerEvent, SlotPacing, SlotPolicer, TrafficCounters, TrafficKey,
+    HTB_MAJOR, NO_CAPS, PROGRAM_NAME_PREFIX, OwnerEvent, SlotPacing, SlotPolicer, SocketCaps, TrafficCounters,
+    TrafficKey,
 )
-from chadthrottle.helper.kernel.socket_tagging import pace_open_sockets, tag_open_sockets
+from chadthrottle.helper.kernel.socket_tagging import (
+    MAX_RTT_US, UNCLAMPED_WINDOW, UNKNOWN_RTT_US, WINDOW_QUEUE_US, cap_open_sockets, tag_open_sockets,
+)
 
 log = logging.getLogger("chadthrottle.kernel.datapath")
 
@@ -140,7 +143,7 @@ class Datapath:
         self._owner_callback: Any = None
         self._traffic_buffers: Any = None
         self._slot_of_tgid: dict[int, int] = {}  # what set_process_slot wrote
-        self._pacing_of_slot: dict[int, int] = {}  # SO_MAX_PACING_RATE per slot, bytes/s
+        self._caps_of_slot: dict[int, SocketCaps] = {}  # what each slot's TCP sockets are held to
 
     @property
     def cgroup_root(self) -> Path:
@@ -175,7 +178,9 @@ class Datapath:
             try:
                 self._bpf = BPF(
                     src_file=str(c_file).encode(),
-                    cflags=[f"-I{c_file.parent}", f"-DHTB_MAJOR={HTB_MAJOR:#x}"],
+                    cflags=[f"-I{c_file.parent}", f"-DHTB_MAJOR={HTB_MAJOR:#x}", f"-DWINDOW_QUEUE_US={WINDOW_QUEUE_US}",
+                            f"-DUNKNOWN_RTT_US={UNKNOWN_RTT_US}", f"-DMAX_RTT_US={MAX_RTT_US}",
+                            f"-DUNCLAMPED_WINDOW={UNCLAMPED_WINDOW:#x}"],
                 )
             except Exception as error:  # bcc raises bare Exception on compile errors
                 raise BackendUnavailable(f"the BPF programs did not compile: {error}") from error
@@ -212,10 +217,10 @@ class Datapath:
             self._attached.append(self._suspended.pop(0))
 
     def close(self) -> None:
-        """Uncap the sockets it paced, detach everything; safe to call twice."""
-        for slot in list(self._pacing_of_slot) if self._bpf is not None else []:
+        """Lift the socket caps it set, detach everything; safe to call twice."""
+        for slot in list(self._caps_of_slot) if self._bpf is not None else []:
             try:
-                self.set_slot_pacing(slot, 0)
+                self.set_slot_caps(slot, NO_CAPS)
             except Exception:  # closing must go on
                 log.exception("could not uncap the sockets of slot %d", slot)
         self._suspended.clear()
@@ -247,33 +252,35 @@ class Datapath:
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int:
         """New sockets of tgid get app_slot (0: none); its open sockets are
-        re-tagged now, and their pacing follows the slot's (set_slot_pacing).
+        re-tagged now, and held to the slot's caps (set_slot_caps).
         Returns how many open sockets were tagged."""
         table = self._bpf[b"slot_by_tgid"]
         key = table.Key(tgid)
-        was_paced = self._pacing_of_slot.get(self._slot_of_tgid.get(tgid, 0), 0)
+        was = self._caps_of_slot.get(self._slot_of_tgid.get(tgid, 0), NO_CAPS)
         if app_slot:
             table[key] = table.Leaf(app_slot)
             self._slot_of_tgid[tgid] = app_slot
         else:
             table.pop(key, None)
             self._slot_of_tgid.pop(tgid, None)
-        pacing = self._pacing_of_slot.get(app_slot, 0)
-        return tag_open_sockets(self._socket_tags_fd, tgid, app_slot, pacing if pacing or was_paced else None)
+        caps = self._caps_of_slot.get(app_slot, NO_CAPS)
+        return tag_open_sockets(self._socket_tags_fd, tgid, app_slot, caps if caps != NO_CAPS or was != NO_CAPS else None,
+                                was)  # fmt: skip
 
-    def set_slot_pacing(self, app_slot: int, wire_cap_bps: int) -> None:
-        """Cap (or with 0 uncap) the pacing rate of the slot's TCP sockets: the
-        open ones of every process tagged with it now, new ones as they connect."""
-        if self._pacing_of_slot.get(app_slot, 0) == wire_cap_bps:
+    def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None:
+        """Hold the slot's TCP sockets to caps (NO_CAPS: lift them): the open
+        ones of every process tagged with it now, new ones as they connect."""
+        was = self._caps_of_slot.get(app_slot, NO_CAPS)
+        if was == caps:
             return
-        table = self._bpf[b"socket_pacing"]
-        table[table.Key(app_slot)] = table.Leaf(min(wire_cap_bps, 0xFFFFFFFF))
-        if wire_cap_bps:
-            self._pacing_of_slot[app_slot] = wire_cap_bps
+        table = self._bpf[b"socket_caps"]
+        table[table.Key(app_slot)] = table.Leaf(min(caps.pacing_bps, 0xFFFFFFFF), min(caps.window_bps, 0xFFFFFFFF))
+        if caps != NO_CAPS:
+            self._caps_of_slot[app_slot] = caps
         else:
-            self._pacing_of_slot.pop(app_slot, None)
+            self._caps_of_slot.pop(app_slot, None)
         for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
-            pace_open_sockets(tgid, wire_cap_bps)
+            cap_open_sockets(tgid, caps, was)
 
     def watch_new_owners(self, on_new_owner: Callable[[int, int], None]) -> None:
         """Call on_new_owner(tgid, cgroup_id) from poll_new_owners() for each

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 
 PROGRAM_NAME_PREFIX = "chadt_"  # every program we load; used to find leftovers
 HTB_MAJOR = 0xC7AD  # tc handle major of our HTB qdiscs; passed to the C code with -D
@@ -71,3 +72,16 @@ def policer_key(app_slot: int, police_direction: int) -> int:
 def class_id(app_slot: int) -> int:
     """The HTB class (major:minor) of an application's limit slot."""
     return (HTB_MAJOR << 16) | (app_slot & 0xFFFF)
+
+
+@dataclass(frozen=True)
+class SocketCaps:
+    """struct socket_caps in bpf/maps.h: what each TCP socket of a limited
+    application is held to, as wire rates (L3 bytes/s; 0: not held): the
+    pacing of its uploads, and the receive window of its downloads."""
+
+    pacing_bps: int = 0
+    window_bps: int = 0
+
+
+NO_CAPS = SocketCaps()

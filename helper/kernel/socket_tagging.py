@@ -1,9 +1,11 @@
-"""Tag (and pace) sockets that were already open, from user space.
+"""Tag (and cap) sockets that were already open, from user space.
 
 sock_create tags every socket created while the datapath is attached. Sockets
 opened before, or opened by a process before its application was limited, are
 duplicated into the helper with pidfd_getfd and their sk_storage entry written
 through the duplicate (the map key is a socket fd in the caller's table).
+The same duplicate carries a limited application's socket caps (SocketCaps),
+which chadt_sockops gives to the connections it opens later.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from bcc.libbcc import lib
 
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
-from chadthrottle.helper.kernel.layout import SockTag
+from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps, SockTag
 
 log = logging.getLogger("chadthrottle.kernel.tagging")
 
@@ -29,6 +31,18 @@ UNCAPPED_PACING = 0xFFFFFFFF  # what the kernel reads as "no cap" from a 32-bit 
 # IP and TCP header (with the timestamp option) of a full segment; the same
 # numbers are in chadt_sockops (bpf/datapath.c)
 TCP_IPV4_HEADERS, TCP_IPV6_HEADERS = 52, 72
+# A download limit clamps each TCP socket's receive window to what the limit
+# moves in one round trip plus WINDOW_QUEUE_US: the sender then keeps at most
+# that much queued in the shaper, far below the leaf queue, instead of
+# overflowing it and waiting out its retransmission timer (docs/backends.md,
+# "Clamping the receive window"). Passed to chadt_sockops with -D.
+WINDOW_QUEUE_US = 100_000
+UNKNOWN_RTT_US = 200_000  # the RTT assumed while a socket has no sample (0 or ~0)...
+MAX_RTT_US = 4_000_000  # ...or an implausible one
+UNCLAMPED_WINDOW = 0x3FFFFFFF  # no clamp: the buffer and autotuning size the window
+_TCP_INFO_BYTES, _TCPI_MIN_RTT = 152, 148  # struct tcp_info (include/uapi/linux/tcp.h)
+
+
 
 
 def payload_pacing_bps(wire_bps: int, mss: int, ipv4: bool) -> int:
@@ -37,6 +51,15 @@ def payload_pacing_bps(wire_bps: int, mss: int, ipv4: bool) -> int:
     if mss <= 0:
         return wire_bps
     return wire_bps * mss // (mss + (TCP_IPV4_HEADERS if ipv4 else TCP_IPV6_HEADERS))
+
+
+def receive_window_bytes(wire_bps: int, rtt_us: int) -> int:
+    """The TCP_WINDOW_CLAMP for a download limit of wire_bps: one round trip of
+    the limit (the sender needs that much in flight to keep it busy) plus a
+    short queue in the shaper."""
+    if rtt_us <= 0 or rtt_us > MAX_RTT_US:
+        rtt_us = UNKNOWN_RTT_US
+    return min(wire_bps * (rtt_us + WINDOW_QUEUE_US) // 1_000_000, UNCLAMPED_WINDOW)
 
 
 def _socket_fds(pid: int) -> Iterator[int]:
@@ -88,47 +111,69 @@ def _open_inet_sockets(pid: int) -> Iterator[tuple[int, int]]:
         os.close(pidfd)
 
 
-def tag_open_sockets(map_fd: int, pid: int, app_slot: int | None, wire_cap_bps: int | None = None) -> int:
+def tag_open_sockets(map_fd: int, pid: int, app_slot: int | None, caps: SocketCaps | None = None,
+                     was: SocketCaps = NO_CAPS) -> int:
     """Set app_slot on every inet socket process pid has open, keeping the owner
     recorded at creation. With app_slot None, only adopt sockets that carry no
-    tag yet (opened before the datapath was attached), as unlimited. With
-    wire_cap_bps, also cap the pacing of its TCP sockets (see pace_socket).
+    tag yet (opened before the datapath was attached), as unlimited. With caps,
+    also hold its TCP sockets to them (see cap_socket; was: the caps they had).
     Returns how many sockets were written."""
     tagged = 0
     for sock_fd, kind in _open_inet_sockets(pid):
         if _write_tag(map_fd, sock_fd, pid, app_slot):
             tagged += 1
-        if wire_cap_bps is not None and kind == socket.SOCK_STREAM:
-            pace_socket(sock_fd, wire_cap_bps)
+        if caps is not None and kind == socket.SOCK_STREAM:
+            cap_socket(sock_fd, caps, was)
     return tagged
 
 
-def pace_open_sockets(pid: int, wire_cap_bps: int) -> int:
-    """Cap the pacing of every TCP socket pid has open; how many were set."""
-    return sum(pace_socket(sock_fd, wire_cap_bps) for sock_fd, kind in _open_inet_sockets(pid)
+def cap_open_sockets(pid: int, caps: SocketCaps, was: SocketCaps) -> int:
+    """Hold every TCP socket pid has open to caps; how many were set."""
+    return sum(cap_socket(sock_fd, caps, was) for sock_fd, kind in _open_inet_sockets(pid)
                if kind == socket.SOCK_STREAM)  # fmt: skip
 
 
-def pace_socket(sock_fd: int, wire_bps: int) -> bool:
-    """Cap a TCP socket at wire_bps on the wire (0: not capped) through
-    SO_MAX_PACING_RATE, as the socket's owner would set it; TCP then paces its
-    packets at most that fast."""
+def cap_socket(sock_fd: int, caps: SocketCaps, was: SocketCaps = NO_CAPS) -> bool:
+    """Set the pacing cap and the window clamp of a TCP socket as its owner
+    would, each one the socket is or was held to (was: the caps it had, so a
+    cap that goes away is lifted)."""
     try:
         probe = socket.socket(fileno=sock_fd)
     except OSError:
         return False
     try:
-        value = UNCAPPED_PACING
-        if wire_bps > 0:
-            mss = probe.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
-            value = min(payload_pacing_bps(wire_bps, mss, _carries_ipv4(probe)), UNCAPPED_PACING - 1)
-        probe.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, struct.pack("=I", value))
+        if caps.pacing_bps or was.pacing_bps:
+            _pace(probe, caps.pacing_bps)
+        if caps.window_bps or was.window_bps:
+            _clamp_window(probe, caps.window_bps)
         return True
     except OSError as error:
-        log.debug("could not pace socket fd %d: %s", sock_fd, error)
+        log.debug("could not cap socket fd %d: %s", sock_fd, error)
         return False
     finally:
         probe.detach()
+
+
+def _pace(sock: socket.socket, wire_bps: int) -> None:
+    """SO_MAX_PACING_RATE for wire_bps on the wire (0: not capped); TCP then
+    paces its packets at most that fast."""
+    value = UNCAPPED_PACING
+    if wire_bps > 0:
+        mss = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+        value = min(payload_pacing_bps(wire_bps, mss, _carries_ipv4(sock)), UNCAPPED_PACING - 1)
+    sock.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, struct.pack("=I", value))
+
+
+def _clamp_window(sock: socket.socket, wire_bps: int) -> None:
+    """TCP_WINDOW_CLAMP for a download limit of wire_bps (0: unclamped). The
+    kernel never takes back a window it offered: what the sender may still
+    send under the old one arrives once, then the clamp holds."""
+    value = UNCLAMPED_WINDOW
+    if wire_bps > 0:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
+        min_rtt_us = struct.unpack_from("I", info, _TCPI_MIN_RTT)[0] if len(info) >= _TCP_INFO_BYTES else 0
+        value = receive_window_bytes(wire_bps, min_rtt_us)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, value)
 
 
 def _carries_ipv4(sock: socket.socket) -> bool:

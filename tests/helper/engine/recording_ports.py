@@ -9,6 +9,7 @@ from pathlib import Path
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
 from chadthrottle.helper.kernel.htb import Classes
+from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
 
 
 @dataclass
@@ -17,7 +18,7 @@ class RecordingDatapath:
     process_slots: dict[int, int] = field(default_factory=dict)
     forgotten: list[int] = field(default_factory=list)
     forgotten_owners: list[int] = field(default_factory=list)
-    pacing: dict[int, int] = field(default_factory=dict)
+    caps: dict[int, SocketCaps] = field(default_factory=dict)
     traffic: list[object] = field(default_factory=list)
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int:
@@ -31,11 +32,11 @@ class RecordingDatapath:
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
         pass
 
-    def set_slot_pacing(self, app_slot: int, wire_cap_bps: int) -> None:
-        if wire_cap_bps:
-            self.pacing[app_slot] = wire_cap_bps
+    def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None:
+        if caps != NO_CAPS:
+            self.caps[app_slot] = caps
         else:
-            self.pacing.pop(app_slot, None)
+            self.caps.pop(app_slot, None)
 
     def forget_owner(self, tgid: int) -> None:
         self.forgotten_owners.append(tgid)

@@ -15,6 +15,7 @@ from chadthrottle.helper.engine.api import ClearLimit, SetLimit
 from chadthrottle.helper.errors import BackendUnavailable, InvalidArgument, KernelError, NoSuchApplication
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import ProcessInfo
+from chadthrottle.helper.kernel.layout import SocketCaps
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper
 
 SCOPE = "/app.slice/app-gnome-org.x.Editor-7.scope"
@@ -106,20 +107,22 @@ def test_a_refused_change_rolls_back_and_says_why(world: World) -> None:
     assert before == world.shaper.wanted
 
 
-def test_upload_limits_cap_the_pacing_of_the_apps_sockets(world: World) -> None:
+def test_limits_cap_the_pacing_and_clamp_the_window_of_the_apps_sockets(world: World) -> None:
     world.spawn(10)
     app_id = world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
     slot = world.datapath.process_slots[10]
-    assert world.datapath.pacing == {slot: 995_000}  # UPLOAD_PACING_SHARE of the limit, on the wire
-    world.engine.set_limit(app_id, Direction.DOWN, 2_000_000, 0)  # downloads are not paced here
+    assert world.datapath.caps == {slot: SocketCaps(pacing_bps=995_000)}  # UPLOAD_PACING_SHARE, on the wire
+    world.engine.set_limit(app_id, Direction.DOWN, 2_000_000, 0)
     world.engine.set_limit(app_id, Direction.UP, 3_000_000, 0)
-    assert world.datapath.pacing == {slot: 2_985_000}
+    assert world.datapath.caps == {slot: SocketCaps(pacing_bps=2_985_000, window_bps=2_000_000)}
     world.engine.set_limits_paused(True)  # paused: nothing is capped
-    assert world.datapath.pacing == {}
+    assert world.datapath.caps == {}
     world.engine.set_limits_paused(False)
-    assert list(world.datapath.pacing.values()) == [2_985_000]
+    assert list(world.datapath.caps.values()) == [SocketCaps(2_985_000, 2_000_000)]
     world.engine.clear_limit(app_id, (Direction.UP,))
-    assert world.datapath.pacing == {}
+    assert list(world.datapath.caps.values()) == [SocketCaps(window_bps=2_000_000)]
+    world.engine.clear_limit(app_id, (Direction.DOWN,))
+    assert world.datapath.caps == {}
 
 
 def test_a_batch_of_changes_is_one_kernel_update_with_an_outcome_each(world: World) -> None:

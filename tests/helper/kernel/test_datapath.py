@@ -16,7 +16,8 @@ from pathlib import Path
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import Datapath, holding_machine_lock, our_programs, remove_leftover_programs
-from chadthrottle.helper.kernel.socket_tagging import payload_pacing_bps
+from chadthrottle.helper.kernel.layout import SocketCaps
+from chadthrottle.helper.kernel.socket_tagging import UNCLAMPED_WINDOW, payload_pacing_bps, receive_window_bytes
 from tests.support.netns import NetnsPair, entered_netns, netns_device, nsenter_argv, start_stream
 
 
@@ -127,10 +128,30 @@ def _paced_at(sock: socket.socket, wire_bps: int) -> bool:
     return _pacing_cap(sock) == payload_pacing_bps(wire_bps, mss, sock.family == socket.AF_INET)
 
 
-def test_a_slots_tcp_sockets_are_paced_open_new_and_accepted_and_uncapped_again(kernel_ready: Path) -> None:
+def _window_clamp(sock: socket.socket) -> int:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP)
+
+
+def _clamped_for(sock: socket.socket, wire_bps: int) -> bool:
+    """The receive window is clamped for a download limit of wire_bps. chadt_sockops
+    reads the handshake's RTT, user space the minimum since: over loopback they
+    differ by microseconds, so by a few bytes."""
+    min_rtt_us = struct.unpack_from("I", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 152), 148)[0]
+    return abs(_window_clamp(sock) - receive_window_bytes(wire_bps, min_rtt_us)) <= wire_bps // 1000
+
+
+def _exchange_a_byte(one: socket.socket, other: socket.socket) -> None:
+    one.sendall(b"x")
+    assert other.recv(1) == b"x"
+    other.sendall(b"y")
+    assert one.recv(1) == b"y"
+
+
+def test_a_slots_tcp_sockets_are_capped_open_new_and_accepted_and_uncapped_again(kernel_ready: Path) -> None:
     """Over loopback, IPv4 and IPv6, with this test process as the limited
     application. Open sockets are capped from user space, new ones by
-    chadt_sockops: both must turn the wire cap into the same pacing rate."""
+    chadt_sockops: both must turn the wire rates into the same pacing rate and
+    window clamp."""
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
     listeners = [socket.create_server(("127.0.0.1", 0)), socket.create_server(("::1", 0), family=socket.AF_INET6)]
@@ -139,21 +160,28 @@ def test_a_slots_tcp_sockets_are_paced_open_new_and_accepted_and_uncapped_again(
         before = [socket.create_connection(listener.getsockname()[:2]) for listener in listeners]  # before the limit
         sockets += before + [listener.accept()[0] for listener in listeners]
         assert [_pacing_cap(s) for s in before] == [UNCAPPED] * 2
-        datapath.set_slot_pacing(9, 500_000)
+        assert not any(_clamped_for(s, 2_000_000) for s in before)
+        datapath.set_slot_caps(9, SocketCaps(pacing_bps=500_000, window_bps=2_000_000))
         datapath.set_process_slot(os.getpid(), 9)
-        assert all(_paced_at(s, 500_000) for s in before)  # from user space, through a duplicate
+        assert all(_paced_at(s, 500_000) and _clamped_for(s, 2_000_000) for s in before)  # through a duplicate
         after = [socket.create_connection(listener.getsockname()[:2]) for listener in listeners]  # chadt_sockops
         accepted = [listener.accept()[0] for listener in listeners]  # tags cloned from the listeners'
         sockets += after + accepted
-        paced = before + after + accepted
-        assert all(_paced_at(s, 500_000) for s in paced)
-        datapath.set_slot_pacing(9, 800_000)  # a new rate reaches the open sockets
-        assert all(_paced_at(s, 800_000) for s in paced)
+        for one, other in zip(after, accepted):  # the clamp is set again before each packet sent
+            _exchange_a_byte(one, other)
+        capped = before + after + accepted
+        assert all(_paced_at(s, 500_000) and _clamped_for(s, 2_000_000) for s in capped)
+        datapath.set_slot_caps(9, SocketCaps(pacing_bps=800_000, window_bps=3_000_000))  # new rates reach them
+        assert all(_paced_at(s, 800_000) and _clamped_for(s, 3_000_000) for s in capped)
+        datapath.set_slot_caps(9, SocketCaps(window_bps=3_000_000))  # the upload limit goes, the download stays
+        assert all(_pacing_cap(s) == UNCAPPED and _clamped_for(s, 3_000_000) for s in capped)
+        datapath.set_slot_caps(9, SocketCaps(pacing_bps=800_000, window_bps=3_000_000))
         datapath.set_process_slot(os.getpid(), 0)  # no longer limited: uncapped
-        assert [_pacing_cap(s) for s in paced] == [UNCAPPED] * 6
+        assert [(_pacing_cap(s), _window_clamp(s)) for s in capped] == [(UNCAPPED, UNCLAMPED_WINDOW)] * 6
         datapath.set_process_slot(os.getpid(), 9)
+        assert all(_paced_at(s, 800_000) and _clamped_for(s, 3_000_000) for s in capped)
         datapath.close()  # a stopping helper uncaps what it capped
-        assert [_pacing_cap(s) for s in paced] == [UNCAPPED] * 6
+        assert [(_pacing_cap(s), _window_clamp(s)) for s in capped] == [(UNCAPPED, UNCLAMPED_WINDOW)] * 6
     finally:
         for sock in sockets:
             sock.close()

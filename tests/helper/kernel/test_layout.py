@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import re
 from importlib import resources
 
@@ -31,9 +32,12 @@ def test_structs_agree() -> None:
         "slot_pacing": layout.SlotPacing,
         "slot_policer": layout.SlotPolicer,
     }
-    assert set(c_structs) == set(mirrors)
+    values = {"socket_caps": layout.SocketCaps}  # all __u32, written field by field
+    assert set(c_structs) == set(mirrors) | set(values)
     for name, mirror in mirrors.items():
         assert [(f, t) for f, t in mirror._fields_] == c_structs[name], name
+    for name, value in values.items():
+        assert [(f.name, ctypes.c_uint32) for f in dataclasses.fields(value)] == c_structs[name], name
 
 
 def test_htb_major_default_agrees() -> None:
