@@ -33,10 +33,11 @@ UNCAPPED_PACING = 0xFFFFFFFF  # what the kernel reads as "no cap" from a 32-bit 
 TCP_IPV4_HEADERS, TCP_IPV6_HEADERS = 52, 72
 # A download limit clamps each TCP socket's receive window to what the limit
 # moves in one round trip plus WINDOW_QUEUE_US: the sender then keeps at most
-# that much queued in the shaper, far below the leaf queue, instead of
-# overflowing it and waiting out its retransmission timer (docs/backends.md,
-# "Clamping the receive window"). Passed to chadt_sockops with -D.
-WINDOW_QUEUE_US = 100_000
+# that much queued in the shaper, half its leaf queue (htb.LEAF_QUEUE_SECONDS),
+# instead of overflowing it and waiting out its retransmission timer
+# (docs/backends.md, "Clamping the receive window"). Passed to chadt_sockops
+# with -D.
+WINDOW_QUEUE_US = 50_000
 UNKNOWN_RTT_US = 200_000  # the RTT assumed while a socket has no sample (0 or ~0)...
 MAX_RTT_US = 4_000_000  # ...or an implausible one
 UNCLAMPED_WINDOW = 0x3FFFFFFF  # no clamp: the buffer and autotuning size the window

@@ -4,6 +4,8 @@ away when cleared."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 
 import pytest
@@ -73,6 +75,35 @@ def test_limit_slows_a_running_stream_and_clearing_restores_it(stack: Stack, dir
         finally:
             limited.stop()
             bystander.stop()
+
+
+def _shaper_drops(netns: str) -> int:
+    """Packets every qdisc in the helper's namespace dropped (uplink and IFB)."""
+    listing = subprocess.run(["tc", "-n", netns, "-s", "-j", "qdisc", "show"], capture_output=True, text=True,
+                             check=True).stdout  # fmt: skip
+    return sum(int(qdisc.get("drops", 0)) for qdisc in json.loads(listing or "[]"))
+
+
+def test_a_download_limited_before_it_starts_fits_the_shaper_from_its_first_packet(stack: Stack) -> None:
+    """The application's receive window is clamped to the limit (plus a short
+    queue) from the connection's first packets, so the remote sender's slow
+    start never overflows the shaper: nothing is dropped, nothing waits for a
+    retransmission. Without the clamp the sender overfills the queue at once."""
+    with app_scope(stack.cgroup_root, "org.chadthrottle.TestFirstPacket") as scope:
+        drops_before = _shaper_drops(stack.pair.host_ns)
+        stream = start_stream(stack.pair, 5430, "down", app_cgroup=scope, app_serves=True, peer_after_s=1.0)
+        app_id = ""
+        try:
+            app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.DOWN,
+                                                                           LIMIT_BPS))  # fmt: skip
+            assert eventually(lambda: stream.receiver.rate_bps(0.2) > 0, timeout_s=5.0)  # the peer connected
+            read = stream.receiver.rate_bps(DOWNLOAD_WINDOW_S) / PAYLOAD_SHARE
+            assert _shaper_drops(stack.pair.host_ns) == drops_before
+            assert _within(read), f"the application moved {read / MiB:.3f} MiB/s at L3"
+        finally:
+            stream.stop()
+            if app_id:
+                call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
 
 
 def test_last_limit_cleared_leaves_interfaces_as_found(stack: Stack) -> None:
