@@ -300,10 +300,10 @@ class Engine:
             identity = identify(process) if process else None
             if identity is None:
                 raise NoSuchApplication(f"no application has process {pid_text}")
-            self._index.refresh()
+            self._index.refresh(reread=(int(pid_text),))  # it may have moved to its scope since last seen
             return identity.app_id
         if self._index.application(app_id) is None and app_id not in self._limits:
-            self._index.refresh()
+            self._index.refresh(full=True)
             if self._index.application(app_id) is None:
                 raise NoSuchApplication(f"no running application is called {app_id!r}")
         return app_id

@@ -43,14 +43,19 @@ class ApplicationIndex:
         self._seen: dict[int, tuple[ProcessInfo, AppIdentity | None]] = {}
         self._ticks = 0
 
-    def refresh(self) -> None:
+    def refresh(self, *, full: bool = False, reread: Iterable[int] = ()) -> None:
+        """Follow processes that came and went. A process already seen is read
+        again only when its executable changed (every FULL_REFRESH_TICKS-th
+        refresh reads all, full=True too, reread those pids): one moved to
+        another cgroup keeps its old identity until then."""
         self._ticks += 1
-        full = self._ticks % FULL_REFRESH_TICKS == 0
+        full = full or self._ticks % FULL_REFRESH_TICKS == 0
+        fresh = set(reread)
         by_pid: dict[int, AppIdentity] = {}
         apps: dict[str, Application] = {}
         seen: dict[int, tuple[ProcessInfo, AppIdentity | None]] = {}
         for pid in self._list_pids():
-            known = None if full else self._seen.get(pid)
+            known = None if full or pid in fresh else self._seen.get(pid)
             # A kernel thread has no executable to read (None here, "" once read):
             # the same, or every kernel thread would be read in full each second.
             if known is None or (self._read_exe(pid) or "") != known[0].exe:

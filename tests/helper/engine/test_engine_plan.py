@@ -107,6 +107,23 @@ def test_a_refused_change_rolls_back_and_says_why(world: World) -> None:
     assert before == world.shaper.wanted
 
 
+def test_a_process_moved_into_its_app_scope_is_limited_as_that_app_at_once(world: World) -> None:
+    """The index reads a process it has seen only when its executable changes:
+    one that a launcher moved into its scope after it started (same exe) is
+    still listed under its old identity. A limit by pid, or by the new app id,
+    must find it anyway, not fail with "no running application"."""
+    world.spawn(10, exe="/usr/bin/python3")
+    world.engine.tick()
+    world.spawn(10, exe="/usr/bin/python3", cgroup=SCOPE)  # moved, same executable
+    assert world.engine.set_limit("pid:10", Direction.DOWN, 1_000_000, 0) == "app:org.x.Editor"
+    assert world.datapath.process_slots.get(10)
+    world.spawn(11, exe="/usr/bin/python3")
+    world.engine.tick()
+    world.spawn(11, exe="/usr/bin/python3", cgroup="/app.slice/app-gnome-org.x.Viewer-8.scope")
+    assert world.engine.set_limit("app:org.x.Viewer", Direction.UP, 1_000_000, 0) == "app:org.x.Viewer"
+    assert world.datapath.process_slots.get(11)
+
+
 def test_limits_cap_the_pacing_and_clamp_the_window_of_the_apps_sockets(world: World) -> None:
     world.spawn(10)
     app_id = world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
