@@ -124,7 +124,8 @@ class Flow:
                 process.kill()
             process.wait(timeout=10)
         for reports in (self.sink, self.source):
-            reports.join(5.0)
+            if reports is not None:  # a gated flow stopped before begin() has none
+                reports.join(5.0)
         for process in (self.app, self.peer):
             if process.stdout is not None:
                 process.stdout.close()
