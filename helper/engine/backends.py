@@ -127,6 +127,8 @@ class Enforcer(Protocol):
     def active_directions(self) -> set[Direction]: ...
     def close(self) -> None: ...
     def sent_up_bytes(self) -> dict[int, int]: ...
+    @property
+    def queues(self) -> bool: ...  # over the limit, packets wait in a queue (else they are dropped)
 
 
 class BackendRouter:
@@ -148,6 +150,11 @@ class BackendRouter:
     def sent_up_bytes(self) -> dict[int, int]:
         name, enforcer = self._by_direction.get(Direction.UP, ("", None))  # type: ignore[arg-type]
         return enforcer.sent_up_bytes() if enforcer is not None else {}
+
+    def queues(self, direction: Direction) -> bool:
+        """Whether the direction's enforcer holds packets over the limit in a queue."""
+        _, enforcer = self._by_direction[direction]
+        return enforcer.queues
 
     def active_by_backend(self) -> dict[str, set[Direction]]:
         return {name: enforcer.active_directions() for name, enforcer in self._enforcers().items()}

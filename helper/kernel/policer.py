@@ -75,6 +75,7 @@ def configured(state: SlotPolicer, spec: ClassSpec | None) -> SlotPolicer:
 
 
 class EbpfPolicer:
+    queues = False  # a packet over the limit is refused or dropped
     def __init__(self, table: PolicerTable) -> None:
         self._table = table
         self._active: dict[Direction, Classes] = {Direction.UP: {}, Direction.DOWN: {}}

@@ -53,6 +53,7 @@ class _IngressHook:
 
 
 class TcShaper:
+    queues = True  # HTB leaf queues
     def __init__(
         self,
         ipr: IPRoute,

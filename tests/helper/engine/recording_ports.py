@@ -57,6 +57,7 @@ class RecordingShaper:
     refuse_rate_bps: int = 0  # the "kernel" refuses any class at this rate
     sent: dict[int, int] = field(default_factory=dict)
     reconciles: int = 0
+    queue_downloads: bool = True  # like tc; the ebpf policer drops
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
         self.reconciles += 1
@@ -65,6 +66,9 @@ class RecordingShaper:
         if any(spec.rate_bps == self.refuse_rate_bps for classes in wanted.values() for spec in classes.values()):
             raise KernelError(f"tc refused {self.refuse_rate_bps} B/s")
         self.wanted = {d: dict(c) for d, c in wanted.items()}
+
+    def queues(self, direction: Direction) -> bool:
+        return self.queue_downloads or direction is Direction.UP
 
     def active_directions(self) -> set[Direction]:
         return {d for d, classes in self.wanted.items() if classes}

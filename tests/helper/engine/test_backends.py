@@ -49,9 +49,10 @@ def test_description_says_why_and_what_is_active() -> None:
 
 
 class FakeEnforcer:
-    def __init__(self) -> None:
+    def __init__(self, queues: bool = True) -> None:
         self.wanted: dict[Direction, Classes] = {}
         self.closed = False
+        self.queues = queues
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
         self.wanted = wanted
@@ -64,8 +65,9 @@ class FakeEnforcer:
 
 
 def test_router_gives_each_enforcer_only_its_directions() -> None:
-    tc, ebpf = FakeEnforcer(), FakeEnforcer()
+    tc, ebpf = FakeEnforcer(), FakeEnforcer(queues=False)
     router = BackendRouter({Direction.UP: ("tc", tc), Direction.DOWN: ("ebpf", ebpf)})
+    assert router.queues(Direction.UP) and not router.queues(Direction.DOWN)
     spec = ClassSpec(1000, 131072)
     router.reconcile({Direction.UP: {1: spec}, Direction.DOWN: {2: spec}})
     assert tc.wanted == {Direction.UP: {1: spec}} and ebpf.wanted == {Direction.DOWN: {2: spec}}

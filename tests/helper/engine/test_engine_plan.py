@@ -142,6 +142,13 @@ def test_limits_cap_the_pacing_and_clamp_the_window_of_the_apps_sockets(world: W
     assert world.datapath.caps == {}
 
 
+def test_a_policed_download_has_no_window_clamp(world: World) -> None:
+    world.shaper.queue_downloads = False  # the ebpf backend enforces downloads
+    world.spawn(10)
+    world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
+    assert world.datapath.caps == {}
+
+
 def test_a_batch_of_changes_is_one_kernel_update_with_an_outcome_each(world: World) -> None:
     world.spawn(10)
     world.spawn(20, exe="/usr/bin/wget")
