@@ -53,6 +53,12 @@ UPLOAD_PACING_SHARE = 0.995
 # clamp keeps the sender's excess in the queue short. The ebpf policer has no
 # queue and drops; with BBR senders at 50 MiB/s the clamp then made it worse
 # (0.65-0.91 of the limit against 0.93-1.00 without, bench.limits).
+# A download limit landing on a running download clamps the windows first and
+# limits this long later (twice the sockets' RTT, within bounds): the sender
+# may still send what the old window allows (the kernel never takes it back),
+# megabytes at full speed, and the leaf queue would drop most of it; recovering
+# took 1.5-4.3 s, with the old window spent first 0.4-0.9 s (bench.limits).
+WINDOW_DRAIN_MIN_S, WINDOW_DRAIN_MAX_S = 0.05, 0.5
 
 
 class DatapathPort(Protocol):
@@ -63,6 +69,7 @@ class DatapathPort(Protocol):
     def forget_owner(self, tgid: int) -> None: ...
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None: ...
     def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None: ...
+    def clamp_windows(self, tgid: int, wire_bps: int) -> float | None: ...
     def read_traffic(self) -> list[CounterSample]: ...
     def retire_owners(self, samples: list[CounterSample]) -> list[CounterSample]: ...
 
@@ -90,6 +97,7 @@ class Engine:
         index: ApplicationIndex,
         backends: Callable[[set[Direction]], list[BackendInfo]],
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
         rules: LimitTable | None = None,
         save_rules: Callable[[LimitTable], None] = lambda table: None,
         namespaces: NamespacePort | None = None,
@@ -105,6 +113,7 @@ class Engine:
         self._index = index
         self._backends = backends
         self._clock = clock
+        self._sleep = sleep
         self._lock = threading.RLock()
         self._limits = rules.copy() if rules is not None else LimitTable()
         self._save_rules = save_rules
@@ -346,8 +355,9 @@ class Engine:
             log.error("rollback incomplete: %s", error)
 
     def _apply(self) -> None:
-        """Classes first, then tags: a tagged packet always finds its class
-        (and a newly tagged socket its caps)."""
+        """Windows that must shrink first, then classes, then tags: a tagged
+        packet always finds its class (and a newly tagged socket its caps)."""
+        self._shrink_windows_first()
         self._apply_classes()
         self._apply_socket_caps()
         self._apply_tags()
@@ -378,6 +388,28 @@ class Engine:
             if self._capped_slots.get(slot) != caps:
                 self._datapath.set_slot_caps(slot, caps)
                 self._capped_slots[slot] = caps
+
+    def _shrink_windows_first(self) -> None:
+        """Clamp the windows of running downloads that a limit is about to hold
+        tighter than now, and wait until what the old windows allowed has
+        arrived (see WINDOW_DRAIN_MIN_S)."""
+        if not self._shaper.queues(Direction.DOWN):
+            return
+        longest_rtt: float | None = None
+        for app_id, limits in self._limits.enforced():
+            down, app = limits.get(Direction.DOWN), self._index.application(app_id)
+            if down is None or app is None:
+                continue
+            slot = self._slots.acquire(app_id)
+            held_to = self._capped_slots.get(slot, NO_CAPS).window_bps
+            for pid in app.processes:
+                if self._process_slots.get(pid) == slot and 0 < held_to <= down.rate_bps:
+                    continue  # held to this limit or a lower one already: nothing to spend
+                rtt = self._datapath.clamp_windows(pid, down.rate_bps)
+                if rtt is not None:
+                    longest_rtt = max(longest_rtt or 0.0, rtt)
+        if longest_rtt is not None:
+            self._sleep(min(max(WINDOW_DRAIN_MIN_S, 2 * longest_rtt), WINDOW_DRAIN_MAX_S))
 
     def _release_unused_slots(self) -> None:
         limited = {app_id for app_id, _ in self._limits.enforced()}

@@ -37,7 +37,8 @@ from chadthrottle.helper.kernel.layout import (
     TrafficKey,
 )
 from chadthrottle.helper.kernel.socket_tagging import (
-    MAX_RTT_US, UNCLAMPED_WINDOW, UNKNOWN_RTT_US, WINDOW_QUEUE_US, cap_open_sockets, tag_open_sockets,
+    MAX_RTT_US, UNCLAMPED_WINDOW, UNKNOWN_RTT_US, WINDOW_QUEUE_US, cap_open_sockets, clamp_open_windows,
+    tag_open_sockets,
 )
 
 log = logging.getLogger("chadthrottle.kernel.datapath")
@@ -281,6 +282,12 @@ class Datapath:
             self._caps_of_slot.pop(app_slot, None)
         for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
             cap_open_sockets(tgid, caps, was)
+
+    def clamp_windows(self, tgid: int, wire_bps: int) -> float | None:
+        """Clamp the receive windows of tgid's open TCP sockets for a download
+        limit of wire_bps ahead of tagging them; the longest smoothed RTT among
+        them (seconds), None if it has none."""
+        return max(clamp_open_windows(tgid, wire_bps), default=None)
 
     def watch_new_owners(self, on_new_owner: Callable[[int, int], None]) -> None:
         """Call on_new_owner(tgid, cgroup_id) from poll_new_owners() for each

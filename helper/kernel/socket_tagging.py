@@ -41,7 +41,7 @@ WINDOW_QUEUE_US = 50_000
 UNKNOWN_RTT_US = 200_000  # the RTT assumed while a socket has no sample (0 or ~0)...
 MAX_RTT_US = 4_000_000  # ...or an implausible one
 UNCLAMPED_WINDOW = 0x3FFFFFFF  # no clamp: the buffer and autotuning size the window
-_TCP_INFO_BYTES, _TCPI_MIN_RTT = 152, 148  # struct tcp_info (include/uapi/linux/tcp.h)
+_TCP_INFO_BYTES, _TCPI_RTT, _TCPI_MIN_RTT = 152, 68, 148  # struct tcp_info (include/uapi/linux/tcp.h)
 
 
 
@@ -134,6 +134,23 @@ def cap_open_sockets(pid: int, caps: SocketCaps, was: SocketCaps) -> int:
                if kind == socket.SOCK_STREAM)  # fmt: skip
 
 
+def clamp_open_windows(pid: int, wire_bps: int) -> list[float]:
+    """Clamp the receive window of every TCP socket pid has open for a download
+    limit of wire_bps, without tagging them; the smoothed RTT of each, seconds."""
+    rtts = []
+    for sock_fd, kind in _open_inet_sockets(pid):
+        if kind != socket.SOCK_STREAM:
+            continue
+        probe = socket.socket(fileno=sock_fd)
+        try:
+            rtts.append(_clamp_window(probe, wire_bps))
+        except OSError as error:
+            log.debug("could not clamp socket fd %d of pid %d: %s", sock_fd, pid, error)
+        finally:
+            probe.detach()
+    return rtts
+
+
 def cap_socket(sock_fd: int, caps: SocketCaps, was: SocketCaps = NO_CAPS) -> bool:
     """Set the pacing cap and the window clamp of a TCP socket as its owner
     would, each one the socket is or was held to (was: the caps it had, so a
@@ -165,16 +182,17 @@ def _pace(sock: socket.socket, wire_bps: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, struct.pack("=I", value))
 
 
-def _clamp_window(sock: socket.socket, wire_bps: int) -> None:
-    """TCP_WINDOW_CLAMP for a download limit of wire_bps (0: unclamped). The
-    kernel never takes back a window it offered: what the sender may still
-    send under the old one arrives once, then the clamp holds."""
+def _clamp_window(sock: socket.socket, wire_bps: int) -> float:
+    """TCP_WINDOW_CLAMP for a download limit of wire_bps (0: unclamped); returns
+    the socket's smoothed RTT, seconds. The kernel never takes back a window it
+    offered: the sender may still send what the old one allows."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
+    complete = len(info) >= _TCP_INFO_BYTES
     value = UNCLAMPED_WINDOW
     if wire_bps > 0:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
-        min_rtt_us = struct.unpack_from("I", info, _TCPI_MIN_RTT)[0] if len(info) >= _TCP_INFO_BYTES else 0
-        value = receive_window_bytes(wire_bps, min_rtt_us)
+        value = receive_window_bytes(wire_bps, struct.unpack_from("I", info, _TCPI_MIN_RTT)[0] if complete else 0)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, value)
+    return struct.unpack_from("I", info, _TCPI_RTT)[0] / 1e6 if complete else 0.0
 
 
 def _carries_ipv4(sock: socket.socket) -> bool:

@@ -19,9 +19,12 @@ class RecordingDatapath:
     forgotten: list[int] = field(default_factory=list)
     forgotten_owners: list[int] = field(default_factory=list)
     caps: dict[int, SocketCaps] = field(default_factory=dict)
+    download_rtts: dict[int, float] = field(default_factory=dict)  # pid -> RTT of its open TCP downloads
+    events: list[tuple[str, int, int]] = field(default_factory=list)  # ("clamp" | "tag", pid, rate | slot)
     traffic: list[object] = field(default_factory=list)
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int:
+        self.events.append(("tag", tgid, app_slot))
         self.process_slots[tgid] = app_slot
         return 1
 
@@ -37,6 +40,10 @@ class RecordingDatapath:
             self.caps[app_slot] = caps
         else:
             self.caps.pop(app_slot, None)
+
+    def clamp_windows(self, tgid: int, wire_bps: int) -> float | None:
+        self.events.append(("clamp", tgid, wire_bps))
+        return self.download_rtts.get(tgid)
 
     def forget_owner(self, tgid: int) -> None:
         self.forgotten_owners.append(tgid)

@@ -39,7 +39,9 @@ class World:
             list_pids=lambda: list(self.processes), read=self.processes.get,
             read_exe=lambda pid: self.processes[pid].exe if pid in self.processes else None,
         )
-        self.engine = Engine(self.datapath, self.shaper, index, lambda active: [BackendInfo("tc", True, "", ())])
+        self.slept: list[float] = []
+        self.engine = Engine(self.datapath, self.shaper, index, lambda active: [BackendInfo("tc", True, "", ())],
+                             sleep=self.slept.append)
 
     def spawn(self, pid: int, exe: str = "/usr/bin/curl", cgroup: str = "/") -> None:
         self.processes[pid] = ProcessInfo(pid, 1, 1000, exe, (exe,), exe.rsplit("/", 1)[-1], cgroup)
@@ -140,6 +142,30 @@ def test_limits_cap_the_pacing_and_clamp_the_window_of_the_apps_sockets(world: W
     assert list(world.datapath.caps.values()) == [SocketCaps(window_bps=2_000_000)]
     world.engine.clear_limit(app_id, (Direction.DOWN,))
     assert world.datapath.caps == {}
+
+
+def test_a_running_download_gets_its_window_clamped_before_it_is_limited(world: World) -> None:
+    """The old window's remainder must arrive before the limit holds the
+    socket, or the shaper's queue drops most of it (engine.WINDOW_DRAIN_MIN_S)."""
+    world.spawn(10)
+    world.datapath.download_rtts[10] = 0.04  # a running download, 40 ms round trip
+    app_id = world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
+    assert world.datapath.events[:2] == [("clamp", 10, 2_000_000), ("tag", 10, world.datapath.process_slots[10])]
+    assert world.slept == [0.08]  # two round trips
+    world.datapath.events.clear()
+    world.engine.set_limit(app_id, Direction.DOWN, 4_000_000, 0)  # a wider window: nothing to wait for
+    assert world.datapath.events == [] and world.slept == [0.08]
+    world.engine.set_limit(app_id, Direction.DOWN, 1_000_000, 0)  # narrower: clamped first again
+    assert world.datapath.events == [("clamp", 10, 1_000_000)] and len(world.slept) == 2
+    world.datapath.download_rtts[10] = 0.0001  # a LAN: at least WINDOW_DRAIN_MIN_S
+    world.engine.set_limit(app_id, Direction.DOWN, 500_000, 0)
+    assert world.slept[-1] == 0.05
+
+
+def test_a_process_without_tcp_sockets_is_limited_without_waiting(world: World) -> None:
+    world.spawn(10)
+    world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
+    assert world.slept == [] and world.datapath.process_slots[10]
 
 
 def test_a_policed_download_has_no_window_clamp(world: World) -> None:
