@@ -211,7 +211,6 @@ class Bench:
         tc_after = tc_snapshot(self.pair)
         rows = []
         for flow, rate, ((t0, s0), (_, src0)), ((t1, s1), (_, src1)) in zip(flows, rates, start, end):
-            seconds = t1 - t0
             received = s1["bytes"] - s0["bytes"]
             sent = src1.get("bytes", 0) - src0.get("bytes", 0)
             retrans = int(src1.get("retrans", 0) - src0.get("retrans", 0))
@@ -223,7 +222,7 @@ class Bench:
                     # with nothing sent twice, every segment received is in order: exact for any size
                     wire_bps=in_order_bps if retrans == 0 else slope([(t, flow.l3_bytes(r)) for t, r in reports]),
                     wire_in_order_bps=in_order_bps,
-                    goodput_bps=received / seconds,
+                    goodput_bps=slope([(t, r["bytes"]) for t, r in reports]),
                     htb_bps=htb_l3_rate(tc_before, tc_after, flow.direction, self.pair, rate),
                     retrans=retrans,
                     drops=tc_after.drops - tc_before.drops,

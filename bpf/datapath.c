@@ -279,6 +279,16 @@ static __always_inline void cap_pacing(struct bpf_sock_ops *skops, __u32 wire_bp
     bpf_setsockopt(skops, SOL_SOCKET, SO_MAX_PACING_RATE, &value, sizeof(value));
 }
 
+/* Only a change: kernels before 6.7 ("tcp: fix mid stream window clamp") reset
+ * rcv_ssthresh on every TCP_WINDOW_CLAMP, which would stop the window growing. */
+static __always_inline void set_window_clamp(struct bpf_sock_ops *skops, int value)
+{
+    int clamp = 0;
+    if (bpf_getsockopt(skops, SOL_TCP, TCP_WINDOW_CLAMP, &clamp, sizeof(clamp)) == 0 && clamp == value)
+        return;
+    bpf_setsockopt(skops, SOL_TCP, TCP_WINDOW_CLAMP, &value, sizeof(value));
+}
+
 /* The same as receive_window_bytes in socket_tagging.py, from the minimum RTT
  * (the handshake's at first), as user space reads it (tcpi_min_rtt). */
 static __always_inline void clamp_window(struct bpf_sock_ops *skops, __u32 wire_bps)
@@ -287,8 +297,7 @@ static __always_inline void clamp_window(struct bpf_sock_ops *skops, __u32 wire_
     if (!rtt_us || rtt_us > MAX_RTT_US)
         rtt_us = UNKNOWN_RTT_US;
     __u64 window = (__u64)wire_bps * (rtt_us + WINDOW_QUEUE_US) / 1000000;
-    int value = window < UNCLAMPED_WINDOW ? window : UNCLAMPED_WINDOW;
-    bpf_setsockopt(skops, SOL_TCP, TCP_WINDOW_CLAMP, &value, sizeof(value));
+    set_window_clamp(skops, window < UNCLAMPED_WINDOW ? window : UNCLAMPED_WINDOW);
 }
 
 /* Pacing: when a limited application's TCP connection opens (sockets opened
@@ -296,8 +305,8 @@ static __always_inline void clamp_window(struct bpf_sock_ops *skops, __u32 wire_
  * also before every packet the connection sends (its ACKs carry the window)
  * while its application has a download limit, because the kernel moves
  * window_clamp itself as it sizes the receive buffer: right after the
- * connection opens, and whenever autotuning grows the buffer. Setting the
- * same clamp again costs a comparison. The header-option hook is the one that
+ * connection opens, and whenever autotuning grows the buffer. An unchanged
+ * clamp costs a read. The header-option hook is the one that
  * runs for every packet sent; it reserves no option space. */
 int chadt_sockops(struct bpf_sock_ops *skops)
 {
@@ -315,8 +324,10 @@ int chadt_sockops(struct bpf_sock_ops *skops)
     if (op == BPF_SOCK_OPS_HDR_OPT_LEN_CB) {
         if (window_bps)
             clamp_window(skops, window_bps);
-        else /* the limit went (the helper lifted the clamp): no more calls */
+        else { /* the limit went: lift the clamp (the helper may not know the socket), no more calls */
+            set_window_clamp(skops, UNCLAMPED_WINDOW);
             bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+        }
         return 1;
     }
     if (!caps)

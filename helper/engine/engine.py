@@ -182,8 +182,16 @@ class Engine:
                     outcomes.append(error)
             if not edits:
                 return outcomes
+
+            def batch(table: LimitTable) -> None:
+                for _, edit in edits:
+                    edit(table)
+
+            clamped = self._shrink_windows_first(batch)
+        self._wait_for_old_windows(clamped)
+        with self._lock:
             try:
-                self._change(lambda table: [edit(table) for _, edit in edits])
+                self._change(batch, clamped)
             except HelperError as error:
                 if len(edits) == 1:
                     outcomes[edits[0][0]] = error
@@ -207,10 +215,18 @@ class Engine:
 
     def set_limits_paused(self, paused: bool) -> None:
         """Stop enforcing every limit (kept and listed), or enforce them again."""
+        def edit(table: LimitTable) -> None:
+            table.set_paused(paused)
+
         with self._lock:
             if self._limits.paused == paused:
                 return
-            self._change(lambda table: table.set_paused(paused))
+            clamped = self._shrink_windows_first(edit)
+        self._wait_for_old_windows(clamped)
+        with self._lock:
+            if self._limits.paused == paused:
+                return
+            self._change(edit, clamped)
             log.info("%s all limits (%d applications)", "paused" if paused else "resumed", len(self._limits.items()))
 
     def limits_paused(self) -> bool:
@@ -337,7 +353,9 @@ class Engine:
             return lambda table: table.set(app_id, change.direction, limit)
         return lambda table: table.clear(app_id, change.directions)
 
-    def _change(self, edit: Callable[[LimitTable], None]) -> None:
+    def _change(self, edit: Callable[[LimitTable], None], clamped: dict[int, float] | None = None) -> None:
+        """clamped: the pids _shrink_windows_first clamped for this edit; if it
+        is refused, their windows go back to what the old table holds them to."""
         before = self._limits.copy()
         edit(self._limits)
         try:
@@ -346,6 +364,9 @@ class Engine:
         except HelperError:
             self._limits = before
             self._apply_quietly()
+            for pid in clamped or {}:
+                slot = self._process_slots.get(pid)
+                self._datapath.clamp_windows(pid, self._capped_slots.get(slot, NO_CAPS).window_bps if slot else 0)
             raise
 
     def _apply_quietly(self) -> None:
@@ -355,9 +376,8 @@ class Engine:
             log.error("rollback incomplete: %s", error)
 
     def _apply(self) -> None:
-        """Windows that must shrink first, then classes, then tags: a tagged
-        packet always finds its class (and a newly tagged socket its caps)."""
-        self._shrink_windows_first()
+        """Classes first, then tags: a tagged packet always finds its class
+        (and a newly tagged socket its caps)."""
         self._apply_classes()
         self._apply_socket_caps()
         self._apply_tags()
@@ -374,10 +394,10 @@ class Engine:
     def _apply_socket_caps(self) -> None:
         wanted: dict[int, SocketCaps] = {}
         for app_id, limits in self._limits.enforced():
-            up, down = limits.get(Direction.UP), limits.get(Direction.DOWN)
+            up = limits.get(Direction.UP)
             caps = SocketCaps(
                 pacing_bps=round(up.rate_bps * UPLOAD_PACING_SHARE) if up is not None else 0,
-                window_bps=down.rate_bps if down is not None and self._shaper.queues(Direction.DOWN) else 0,
+                window_bps=self._download_window_bps(limits),
             )
             if caps != NO_CAPS:
                 wanted[self._slots.acquire(app_id)] = caps
@@ -389,27 +409,37 @@ class Engine:
                 self._datapath.set_slot_caps(slot, caps)
                 self._capped_slots[slot] = caps
 
-    def _shrink_windows_first(self) -> None:
-        """Clamp the windows of running downloads that a limit is about to hold
-        tighter than now, and wait until what the old windows allowed has
-        arrived (see WINDOW_DRAIN_MIN_S)."""
-        if not self._shaper.queues(Direction.DOWN):
-            return
-        longest_rtt: float | None = None
-        for app_id, limits in self._limits.enforced():
-            down, app = limits.get(Direction.DOWN), self._index.application(app_id)
-            if down is None or app is None:
+    def _download_window_bps(self, limits: dict[Direction, Limit]) -> int:
+        """The wire rate a slot's receive windows are clamped for: its download
+        limit, where the download backend queues (see WINDOW_DRAIN_MIN_S)."""
+        down = limits.get(Direction.DOWN)
+        return down.rate_bps if down is not None and self._shaper.queues(Direction.DOWN) else 0
+
+    def _shrink_windows_first(self, edit: Callable[[LimitTable], None]) -> dict[int, float]:
+        """Clamp now the windows of running downloads that the table, once
+        edited, holds tighter than they are held; {pid: longest RTT, s} of
+        those clamped (see WINDOW_DRAIN_MIN_S)."""
+        planned = self._limits.copy()
+        edit(planned)
+        clamped: dict[int, float] = {}
+        for app_id, limits in planned.enforced():
+            window_bps, app = self._download_window_bps(limits), self._index.application(app_id)
+            if not window_bps or app is None:
                 continue
-            slot = self._slots.acquire(app_id)
-            held_to = self._capped_slots.get(slot, NO_CAPS).window_bps
+            slot = self._slots.slot_of(app_id)
+            held_to = self._capped_slots.get(slot, NO_CAPS).window_bps if slot else 0
             for pid in app.processes:
-                if self._process_slots.get(pid) == slot and 0 < held_to <= down.rate_bps:
+                if slot and self._process_slots.get(pid) == slot and 0 < held_to <= window_bps:
                     continue  # held to this limit or a lower one already: nothing to spend
-                rtt = self._datapath.clamp_windows(pid, down.rate_bps)
+                rtt = self._datapath.clamp_windows(pid, window_bps)
                 if rtt is not None:
-                    longest_rtt = max(longest_rtt or 0.0, rtt)
-        if longest_rtt is not None:
-            self._sleep(min(max(WINDOW_DRAIN_MIN_S, 2 * longest_rtt), WINDOW_DRAIN_MAX_S))
+                    clamped[pid] = rtt
+        return clamped
+
+    def _wait_for_old_windows(self, clamped: dict[int, float]) -> None:
+        """Without the engine lock: ticks, reads and new processes go on."""
+        if clamped:
+            self._sleep(min(max(WINDOW_DRAIN_MIN_S, 2 * max(clamped.values())), WINDOW_DRAIN_MAX_S))
 
     def _release_unused_slots(self) -> None:
         limited = {app_id for app_id, _ in self._limits.enforced()}

@@ -42,6 +42,7 @@ UNKNOWN_RTT_US = 200_000  # the RTT assumed while a socket has no sample (0 or ~
 MAX_RTT_US = 4_000_000  # ...or an implausible one
 UNCLAMPED_WINDOW = 0x3FFFFFFF  # no clamp: the buffer and autotuning size the window
 _TCP_INFO_BYTES, _TCPI_RTT, _TCPI_MIN_RTT = 152, 68, 148  # struct tcp_info (include/uapi/linux/tcp.h)
+_TCP_CLOSE, _TCP_LISTEN = 7, 10  # tcpi_state, the first byte
 
 
 
@@ -143,7 +144,9 @@ def clamp_open_windows(pid: int, wire_bps: int) -> list[float]:
             continue
         probe = socket.socket(fileno=sock_fd)
         try:
-            rtts.append(_clamp_window(probe, wire_bps))
+            rtt = _clamp_window(probe, wire_bps)
+            if rtt is not None:
+                rtts.append(rtt)
         except OSError as error:
             log.debug("could not clamp socket fd %d of pid %d: %s", sock_fd, pid, error)
         finally:
@@ -182,11 +185,15 @@ def _pace(sock: socket.socket, wire_bps: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, struct.pack("=I", value))
 
 
-def _clamp_window(sock: socket.socket, wire_bps: int) -> float:
+def _clamp_window(sock: socket.socket, wire_bps: int) -> float | None:
     """TCP_WINDOW_CLAMP for a download limit of wire_bps (0: unclamped); returns
-    the socket's smoothed RTT, seconds. The kernel never takes back a window it
+    the socket's smoothed RTT, seconds, or None for a listening or closed socket,
+    which is left as it is (a listener's clamp would pass to every connection it
+    accepts, and its own is 0, "none"). The kernel never takes back a window it
     offered: the sender may still send what the old one allows."""
     info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
+    if not info or info[0] in (_TCP_CLOSE, _TCP_LISTEN):
+        return None
     complete = len(info) >= _TCP_INFO_BYTES
     value = UNCLAMPED_WINDOW
     if wire_bps > 0:

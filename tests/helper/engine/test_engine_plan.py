@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +42,13 @@ class World:
             read_exe=lambda pid: self.processes[pid].exe if pid in self.processes else None,
         )
         self.slept: list[float] = []
+        self.while_asleep: Callable[[], None] = lambda: None
         self.engine = Engine(self.datapath, self.shaper, index, lambda active: [BackendInfo("tc", True, "", ())],
-                             sleep=self.slept.append)
+                             sleep=self._sleep)
+
+    def _sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.while_asleep()
 
     def spawn(self, pid: int, exe: str = "/usr/bin/curl", cgroup: str = "/") -> None:
         self.processes[pid] = ProcessInfo(pid, 1, 1000, exe, (exe,), exe.rsplit("/", 1)[-1], cgroup)
@@ -162,6 +169,38 @@ def test_a_running_download_gets_its_window_clamped_before_it_is_limited(world: 
     assert world.slept[-1] == 0.05
 
 
+def test_the_engine_answers_while_it_waits_for_old_windows(world: World) -> None:
+    world.spawn(10)
+    world.datapath.download_rtts[10] = 0.04
+    answered: list[bool] = []
+
+    def read_from_another_thread() -> None:
+        reader = threading.Thread(target=world.engine.list_applications, daemon=True)
+        reader.start()
+        reader.join(5.0)
+        answered.append(not reader.is_alive())
+
+    world.while_asleep = read_from_another_thread
+    world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
+    assert answered == [True]
+
+
+def test_a_refused_download_limit_gives_the_windows_back(world: World) -> None:
+    world.spawn(10)
+    world.datapath.download_rtts[10] = 0.04
+    world.shaper.refuse = True
+    with pytest.raises(BackendUnavailable):
+        world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
+    assert world.datapath.events == [("clamp", 10, 2_000_000), ("clamp", 10, 0)]  # 0: unclamped
+    world.shaper.refuse = False
+    app_id = world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
+    world.datapath.events.clear()
+    world.shaper.refuse = True
+    with pytest.raises(BackendUnavailable):
+        world.engine.set_limit(app_id, Direction.DOWN, 1_000_000, 0)  # a lower limit, refused
+    assert world.datapath.events == [("clamp", 10, 1_000_000), ("clamp", 10, 2_000_000)]
+
+
 def test_a_process_without_tcp_sockets_is_limited_without_waiting(world: World) -> None:
     world.spawn(10)
     world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
@@ -171,8 +210,10 @@ def test_a_process_without_tcp_sockets_is_limited_without_waiting(world: World) 
 def test_a_policed_download_has_no_window_clamp(world: World) -> None:
     world.shaper.queue_downloads = False  # the ebpf backend enforces downloads
     world.spawn(10)
+    world.datapath.download_rtts[10] = 0.04
     world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
     assert world.datapath.caps == {}
+    assert [e for e in world.datapath.events if e[0] == "clamp"] == [] and world.slept == []
 
 
 def test_a_batch_of_changes_is_one_kernel_update_with_an_outcome_each(world: World) -> None:

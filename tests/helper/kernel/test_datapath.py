@@ -167,10 +167,11 @@ def test_a_slots_tcp_sockets_are_capped_open_new_and_accepted_and_uncapped_again
         after = [socket.create_connection(listener.getsockname()[:2]) for listener in listeners]  # chadt_sockops
         accepted = [listener.accept()[0] for listener in listeners]  # tags cloned from the listeners'
         sockets += after + accepted
+        capped = before + after + accepted
+        assert all(_paced_at(s, 500_000) for s in capped)  # before any data: sending may lower the MSS
         for one, other in zip(after, accepted):  # the clamp is set again before each packet sent
             _exchange_a_byte(one, other)
-        capped = before + after + accepted
-        assert all(_paced_at(s, 500_000) and _clamped_for(s, 2_000_000) for s in capped)
+        assert all(_clamped_for(s, 2_000_000) for s in capped)
         datapath.set_slot_caps(9, SocketCaps(pacing_bps=800_000, window_bps=3_000_000))  # new rates reach them
         assert all(_paced_at(s, 800_000) and _clamped_for(s, 3_000_000) for s in capped)
         datapath.set_slot_caps(9, SocketCaps(window_bps=3_000_000))  # the upload limit goes, the download stays
@@ -182,6 +183,7 @@ def test_a_slots_tcp_sockets_are_capped_open_new_and_accepted_and_uncapped_again
         assert all(_paced_at(s, 800_000) and _clamped_for(s, 3_000_000) for s in capped)
         datapath.close()  # a stopping helper uncaps what it capped
         assert [(_pacing_cap(s), _window_clamp(s)) for s in capped] == [(UNCAPPED, UNCLAMPED_WINDOW)] * 6
+        assert [_window_clamp(listener) for listener in listeners] == [0, 0]  # never clamped: as found
     finally:
         for sock in sockets:
             sock.close()
