@@ -10,6 +10,7 @@ which chadt_sockops gives to the connections it opens later.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -43,8 +44,6 @@ MAX_RTT_US = 4_000_000  # ...or an implausible one
 UNCLAMPED_WINDOW = 0x3FFFFFFF  # no clamp: the buffer and autotuning size the window
 _TCP_INFO_BYTES, _TCPI_RTT, _TCPI_MIN_RTT = 152, 68, 148  # struct tcp_info (include/uapi/linux/tcp.h)
 _TCP_CLOSE, _TCP_LISTEN = 7, 10  # tcpi_state, the first byte
-
-
 
 
 def payload_pacing_bps(wire_bps: int, mss: int, ipv4: bool) -> int:
@@ -142,15 +141,14 @@ def clamp_open_windows(pid: int, wire_bps: int) -> list[float]:
     for sock_fd, kind in _open_inet_sockets(pid):
         if kind != socket.SOCK_STREAM:
             continue
-        probe = socket.socket(fileno=sock_fd)
         try:
-            rtt = _clamp_window(probe, wire_bps)
-            if rtt is not None:
-                rtts.append(rtt)
+            with _borrowed(sock_fd) as sock:
+                rtt = _clamp_window(sock, wire_bps)
         except OSError as error:
             log.debug("could not clamp socket fd %d of pid %d: %s", sock_fd, pid, error)
-        finally:
-            probe.detach()
+            continue
+        if rtt is not None:
+            rtts.append(rtt)
     return rtts
 
 
@@ -159,20 +157,25 @@ def cap_socket(sock_fd: int, caps: SocketCaps, was: SocketCaps = NO_CAPS) -> boo
     would, each one the socket is or was held to (was: the caps it had, so a
     cap that goes away is lifted)."""
     try:
-        probe = socket.socket(fileno=sock_fd)
-    except OSError:
-        return False
-    try:
-        if caps.pacing_bps or was.pacing_bps:
-            _pace(probe, caps.pacing_bps)
-        if caps.window_bps or was.window_bps:
-            _clamp_window(probe, caps.window_bps)
+        with _borrowed(sock_fd) as sock:
+            if caps.pacing_bps or was.pacing_bps:
+                _pace(sock, caps.pacing_bps)
+            if caps.window_bps or was.window_bps:
+                _clamp_window(sock, caps.window_bps)
         return True
     except OSError as error:
         log.debug("could not cap socket fd %d: %s", sock_fd, error)
         return False
+
+
+@contextlib.contextmanager
+def _borrowed(sock_fd: int) -> Iterator[socket.socket]:
+    """A socket object over a duplicate the caller owns (and closes)."""
+    sock = socket.socket(fileno=sock_fd)
+    try:
+        yield sock
     finally:
-        probe.detach()
+        sock.detach()
 
 
 def _pace(sock: socket.socket, wire_bps: int) -> None:
