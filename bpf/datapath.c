@@ -20,6 +20,8 @@
  *                  socket a packet is for and, when its application is
  *                  limited, return the class so the attached mirred
  *                  action redirects it to the IFB that shapes downloads.
+ *   chadt_tc_in_l3 the same on an interface whose packets carry no
+ *                  link-layer header (tun and WireGuard VPNs, PPP, modems).
  *
  * Every program passes every packet (fail open), except where the ebpf
  * backend polices a limited application (policer.h).
@@ -343,8 +345,9 @@ int chadt_sockops(struct bpf_sock_ops *skops)
 
 /* tc ingress, classic cls_bpf mode: 0 = no match (packet goes on untouched),
  * otherwise the class id, and the filter's mirred action redirects the packet
- * to the IFB whose HTB reads skb->priority. */
-int chadt_tc_in(struct __sk_buff *skb)
+ * to the IFB whose HTB reads skb->priority. l3: where the IP header begins
+ * (cls_bpf sees the packet from its link-layer header on). */
+static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
 {
     struct bpf_sock_tuple tuple = {};
     __u32 tuple_len;
@@ -352,12 +355,12 @@ int chadt_tc_in(struct __sk_buff *skb)
     __u32 l4;
     if (skb->protocol == bpf_htons(ETH_P_IP)) {
         struct iphdr ip;
-        if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+        if (bpf_skb_load_bytes(skb, l3, &ip, sizeof(ip)) < 0)
             return 0;
         if (ip.frag_off & bpf_htons(0x1fff))
             return 0;
         proto = ip.protocol;
-        l4 = ETH_HLEN + ip.ihl * 4;
+        l4 = l3 + ip.ihl * 4;
         tuple.ipv4.saddr = ip.saddr;
         tuple.ipv4.daddr = ip.daddr;
         if (bpf_skb_load_bytes(skb, l4, &tuple.ipv4.sport, 4) < 0)
@@ -365,10 +368,10 @@ int chadt_tc_in(struct __sk_buff *skb)
         tuple_len = sizeof(tuple.ipv4);
     } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
         struct ipv6hdr ip6;
-        if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0)
+        if (bpf_skb_load_bytes(skb, l3, &ip6, sizeof(ip6)) < 0)
             return 0;
         proto = ip6.nexthdr; /* extension headers: not limited (fail open) */
-        l4 = ETH_HLEN + sizeof(ip6);
+        l4 = l3 + sizeof(ip6);
         __builtin_memcpy(tuple.ipv6.saddr, &ip6.saddr, 16);
         __builtin_memcpy(tuple.ipv6.daddr, &ip6.daddr, 16);
         if (bpf_skb_load_bytes(skb, l4, &tuple.ipv6.sport, 4) < 0)
@@ -399,4 +402,14 @@ int chadt_tc_in(struct __sk_buff *skb)
     __u32 classid = (HTB_MAJOR << 16) | slot;
     skb->priority = classid;
     return classid;
+}
+
+int chadt_tc_in(struct __sk_buff *skb)
+{
+    return classify_ingress(skb, ETH_HLEN);
+}
+
+int chadt_tc_in_l3(struct __sk_buff *skb)
+{
+    return classify_ingress(skb, 0);
 }

@@ -49,7 +49,7 @@ _CGROUP_PROGRAMS = (
     ("chadt_ingress", CgroupAttachType.INET_INGRESS),
     ("chadt_sockops", CgroupAttachType.SOCK_OPS),
 )
-TC_INGRESS_PROGRAM = "chadt_tc_in"
+TC_INGRESS_PROGRAMS = {True: "chadt_tc_in", False: "chadt_tc_in_l3"}  # by: packets carry an Ethernet header
 BPF_F_LOCK = 4  # map update under the value's bpf_spin_lock
 _TRAFFIC_KEY_DTYPE = numpy.dtype([(name, numpy.uint64 if ctype is ctypes.c_uint64 else numpy.uint32)
                                   for name, ctype in TrafficKey._fields_])
@@ -244,12 +244,14 @@ class Datapath:
             os.close(self._lock_fd)
             self._lock_fd = -1
 
-    def tc_ingress_program(self) -> tuple[int, str]:
-        """fd and name of the cls_bpf program for an interface's ingress."""
+    def tc_ingress_program(self, ethernet: bool) -> tuple[int, str]:
+        """fd and name of the cls_bpf program for an interface's ingress; one
+        whose packets carry no Ethernet header (ethernet False) begins with IP."""
         from bcc import BPF
 
-        function = self._bpf.load_func(TC_INGRESS_PROGRAM.encode(), BPF.SCHED_CLS)
-        return function.fd, TC_INGRESS_PROGRAM
+        name = TC_INGRESS_PROGRAMS[ethernet]
+        function = self._bpf.load_func(name.encode(), BPF.SCHED_CLS)
+        return function.fd, name
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int:
         """New sockets of tgid get app_slot (0: none); its open sockets are

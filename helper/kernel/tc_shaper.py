@@ -4,7 +4,8 @@ Upload: an HTB root (handle HTB_MAJOR:) on every uplink; the cgroup egress
 program puts packets of limited applications straight into their class by
 writing skb->priority, and tells TCP to back off (congestion notices) before
 the class queue overflows. Download: the uplink's ingress hook runs the
-cls_bpf program chadt_tc_in, which matches packets for limited sockets only;
+cls_bpf program chadt_tc_in (chadt_tc_in_l3 where packets carry no Ethernet
+header: VPNs, PPP), which matches packets for limited sockets only;
 its mirred action redirects them to an IFB (one per uplink) whose HTB shapes
 them.
 
@@ -57,7 +58,7 @@ class TcShaper:
     def __init__(
         self,
         ipr: IPRoute,
-        tc_program: Callable[[], tuple[int, str]],
+        tc_program: Callable[[bool], tuple[int, str]],
         pacer: UploadPacer,
         retire_after_s: float = RETIRE_AFTER_S,
     ) -> None:
@@ -175,7 +176,7 @@ class TcShaper:
             ifb.create()
             if hook.created_qdisc:
                 tc_call(self._ipr, "add", "ingress", uplink_index, INGRESS_PARENT)
-            prog_fd, prog_name = self._tc_program()
+            prog_fd, prog_name = self._tc_program(link.ethernet)
             tc_call(
                 self._ipr, "add-filter", "bpf", uplink_index, ":1", parent=parent, prio=FILTER_PRIORITY,
                 fd=prog_fd, name=prog_name,

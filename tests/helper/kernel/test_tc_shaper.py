@@ -16,7 +16,8 @@ from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
-from tests.support.netns import NetnsPair, entered_netns, tc_dump, tc_shaper_in
+from tests.support.netns import NetnsPair, entered_netns, start_stream, tc_dump, tc_shaper_in
+from tests.support.tun_link import tun_link
 
 LIMIT = ClassSpec(rate_bps=1_000_000, burst_bytes=131072)
 VETH_L3_TO_L2 = (1500 + 14) / 1500  # HTB counts from the Ethernet header; limits are at L3
@@ -118,3 +119,21 @@ def test_a_thousand_applications_get_a_thousand_independent_classes(pair: NetnsP
     assert any(f"{HTB_MAJOR:x}:3e8 " in line and _tc_rate(1_100_000) in line for line in classes)  # slot 1000
     shaper.reconcile({})
     assert tc_dump(pair.host_ns) == before
+
+
+def test_a_download_over_a_link_without_ethernet_headers_is_shaped(pair: NetnsPair, datapath: Datapath,
+                                                                   shaper: TcShaper) -> None:
+    """VPNs (tun, WireGuard) and PPP hand tc packets that begin with the IP
+    header: read as Ethernet frames, nothing matched and nothing was limited."""
+    with tun_link(pair) as tunneled:
+        stream = start_stream(tunneled, 5590, "down", seconds=30)
+        try:
+            datapath.set_process_slot(stream.app_pid, 3)
+            shaper.reconcile({Direction.DOWN: {3: LIMIT}})
+            assert "chadt_tc_in_l3" in tc_dump(pair.host_ns)
+            time.sleep(2.0)  # the sender's first window overfills the leaf queue (no window clamp here)
+            read = stream.receiver.rate_bps(4.0) * 1500 / 1448  # L3, as the limit counts
+            assert 0.9 * LIMIT.rate_bps <= read <= 1.1 * LIMIT.rate_bps, f"read {read / LIMIT.rate_bps:.3f} of the limit"
+        finally:
+            stream.stop()
+            shaper.reconcile({})
