@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.delay_line import delayed
 from bench.flows import MTU, Flow, begin, htb_l3_rate, start_flow, tc_snapshot
 from chadthrottle.client import HelperClient
 from chadthrottle.contract import Direction
@@ -493,6 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-wait", type=float, default=180.0,
                         help="seconds to wait for other test runs to finish before each measurement")
     parser.add_argument("--congestion", help="TCP congestion control of the flows (default: the system's)")
+    parser.add_argument("--rtt-ms", type=float, default=0.0,
+                        help="add this much to the path's round trip (bench/delay_line.py); default 0: the bare "
+                             "veth, tens of microseconds")
     arguments = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces, BPF, tc)")
@@ -506,10 +510,11 @@ def main(argv: list[str] | None = None) -> int:
     backends = ["tc", "ebpf"] if arguments.backend == "both" else [arguments.backend]
     congestion = arguments.congestion or Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
     results = Results(started=time.strftime("%Y-%m-%d %H:%M:%S %Z")
-                      + f", {os.cpu_count()} CPUs, {os.uname().release}, TCP {congestion}")
+                      + f", {os.cpu_count()} CPUs, {os.uname().release}, TCP {congestion}"
+                      + f", round trip {f'+{arguments.rtt_ms:g} ms' if arguments.rtt_ms else 'veth (tens of us)'}")
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))  # clean up on kill
     try:
-        with PrivateSystemBus() as bus, netns_pair() as pair, iperf_server(pair):
+        with PrivateSystemBus() as bus, netns_pair() as pair, delayed(pair, arguments.rtt_ms), iperf_server(pair):
             for backend in backends:
                 run_backend(backend, bus, pair, settings, results, arguments.quick, sections)
             if "throughput" in sections:
