@@ -54,10 +54,10 @@ UPLOAD_PACING_SHARE = 0.995
 # queue and drops; with BBR senders at 50 MiB/s the clamp then made it worse
 # (0.65-0.91 of the limit against 0.93-1.00 without, bench.limits).
 # A download limit landing on a running download clamps the windows first and
-# limits this long later (twice the sockets' RTT, within bounds): the sender
-# may still send what the old window allows (the kernel never takes it back),
-# megabytes at full speed, and the leaf queue would drop most of it; recovering
-# took 1.5-4.3 s, with the old window spent first 0.4-0.9 s (bench.limits).
+# limits once the senders have spent the old windows (the kernel never takes
+# one back: megabytes at full speed, which the leaf queue would mostly drop;
+# recovering took 1.5-4.3 s, bench.limits). How long that takes is the
+# kernel side's estimate (socket_tagging.old_window_drain_s), within bounds.
 WINDOW_DRAIN_MIN_S, WINDOW_DRAIN_MAX_S = 0.05, 0.5
 
 
@@ -417,8 +417,8 @@ class Engine:
 
     def _shrink_windows_first(self, edit: Callable[[LimitTable], None]) -> dict[int, float]:
         """Clamp now the windows of running downloads that the table, once
-        edited, holds tighter than they are held; {pid: longest RTT, s} of
-        those clamped (see WINDOW_DRAIN_MIN_S)."""
+        edited, holds tighter than they are held; {pid: seconds its old windows
+        may still take} of those clamped (see WINDOW_DRAIN_MIN_S)."""
         planned = self._limits.copy()
         edit(planned)
         clamped: dict[int, float] = {}
@@ -431,15 +431,15 @@ class Engine:
             for pid in app.processes:
                 if slot and self._process_slots.get(pid) == slot and 0 < held_to <= window_bps:
                     continue  # held to this limit or a lower one already: nothing to spend
-                rtt = self._datapath.clamp_windows(pid, window_bps)
-                if rtt is not None:
-                    clamped[pid] = rtt
+                drain_s = self._datapath.clamp_windows(pid, window_bps)
+                if drain_s is not None:
+                    clamped[pid] = drain_s
         return clamped
 
     def _wait_for_old_windows(self, clamped: dict[int, float]) -> None:
         """Without the engine lock: ticks, reads and new processes go on."""
         if clamped:
-            self._sleep(min(max(WINDOW_DRAIN_MIN_S, 2 * max(clamped.values())), WINDOW_DRAIN_MAX_S))
+            self._sleep(min(max(WINDOW_DRAIN_MIN_S, max(clamped.values())), WINDOW_DRAIN_MAX_S))
 
     def _release_unused_slots(self) -> None:
         limited = {app_id for app_id, _ in self._limits.enforced()}

@@ -287,8 +287,9 @@ class Datapath:
 
     def clamp_windows(self, tgid: int, wire_bps: int) -> float | None:
         """Clamp the receive windows of tgid's open TCP sockets for a download
-        limit of wire_bps ahead of tagging them; the longest smoothed RTT among
-        them (seconds), None if it has none."""
+        limit of wire_bps ahead of tagging them; the longest any of their
+        senders may still send at the old windows' pace (seconds), None if it
+        has none."""
         return max(clamp_open_windows(tgid, wire_bps), default=None)
 
     def watch_new_owners(self, on_new_owner: Callable[[int, int], None]) -> None:

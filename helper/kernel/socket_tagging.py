@@ -42,7 +42,8 @@ WINDOW_QUEUE_US = 50_000
 UNKNOWN_RTT_US = 200_000  # the RTT assumed while a socket has no sample (0 or ~0)...
 MAX_RTT_US = 4_000_000  # ...or an implausible one
 UNCLAMPED_WINDOW = 0x3FFFFFFF  # no clamp: the buffer and autotuning size the window
-_TCP_INFO_BYTES, _TCPI_RTT, _TCPI_MIN_RTT = 152, 68, 148  # struct tcp_info (include/uapi/linux/tcp.h)
+# struct tcp_info (include/uapi/linux/tcp.h): offsets fixed since Linux 4.10
+_TCP_INFO_BYTES, _TCPI_RCV_SSTHRESH, _TCPI_RTT, _TCPI_RCV_RTT, _TCPI_RCV_SPACE, _TCPI_MIN_RTT = 152, 64, 68, 92, 96, 148
 _TCP_CLOSE, _TCP_LISTEN = 7, 10  # tcpi_state, the first byte
 
 
@@ -134,22 +135,36 @@ def cap_open_sockets(pid: int, caps: SocketCaps, was: SocketCaps) -> int:
                if kind == socket.SOCK_STREAM)  # fmt: skip
 
 
+def old_window_drain_s(srtt_us: int, window_bytes: int, rcv_rtt_us: int, rcv_space_bytes: int) -> float:
+    """How long a sender takes to spend a window it was offered before a clamp:
+    two round trips at least; a window larger than what arrives in one (the
+    receive-side autotuning's rcv_space per rcv_rtt) takes that many more.
+    Measured at a 20 ms round trip (bench/delay_line.py): a 130 MB/s download
+    still came at full speed 0.15 s after its clamp, where two round trips are
+    40 ms; its rcv_space was 2.9 MB per 20 ms."""
+    drain_s = 2 * srtt_us / 1e6
+    if rcv_rtt_us > 0 and rcv_space_bytes > 0:
+        drain_s = max(drain_s, (srtt_us + window_bytes * rcv_rtt_us / rcv_space_bytes) / 1e6)
+    return drain_s
+
+
 def clamp_open_windows(pid: int, wire_bps: int) -> list[float]:
     """Clamp the receive window of every TCP socket pid has open for a download
-    limit of wire_bps, without tagging them; the smoothed RTT of each, seconds."""
-    rtts = []
+    limit of wire_bps, without tagging them; for each, the seconds its sender
+    may still send at the old window's pace (old_window_drain_s)."""
+    drains = []
     for sock_fd, kind in _open_inet_sockets(pid):
         if kind != socket.SOCK_STREAM:
             continue
         try:
             with _borrowed(sock_fd) as sock:
-                rtt = _clamp_window(sock, wire_bps)
+                drain_s = _clamp_window(sock, wire_bps)
         except OSError as error:
             log.debug("could not clamp socket fd %d of pid %d: %s", sock_fd, pid, error)
             continue
-        if rtt is not None:
-            rtts.append(rtt)
-    return rtts
+        if drain_s is not None:
+            drains.append(drain_s)
+    return drains
 
 
 def cap_socket(sock_fd: int, caps: SocketCaps, was: SocketCaps = NO_CAPS) -> bool:
@@ -190,10 +205,11 @@ def _pace(sock: socket.socket, wire_bps: int) -> None:
 
 def _clamp_window(sock: socket.socket, wire_bps: int) -> float | None:
     """TCP_WINDOW_CLAMP for a download limit of wire_bps (0: unclamped); returns
-    the socket's smoothed RTT, seconds, or None for a listening or closed socket,
-    which is left as it is (a listener's clamp would pass to every connection it
-    accepts, and its own is 0, "none"). The kernel never takes back a window it
-    offered: the sender may still send what the old one allows."""
+    the seconds the old window may still take (old_window_drain_s), or None for
+    a listening or closed socket, which is left as it is (a listener's clamp
+    would pass to every connection it accepts, and its own is 0, "none"). The
+    kernel never takes back a window it offered: the sender may still send what
+    the old one allows, at most rcv_ssthresh (read before the clamp lowers it)."""
     info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
     if not info or info[0] in (_TCP_CLOSE, _TCP_LISTEN):
         return None
@@ -202,7 +218,11 @@ def _clamp_window(sock: socket.socket, wire_bps: int) -> float | None:
     if wire_bps > 0:
         value = receive_window_bytes(wire_bps, struct.unpack_from("I", info, _TCPI_MIN_RTT)[0] if complete else 0)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, value)
-    return struct.unpack_from("I", info, _TCPI_RTT)[0] / 1e6 if complete else 0.0
+    if not complete:
+        return 0.0
+    srtt_us, window, rcv_rtt_us, rcv_space = (struct.unpack_from("I", info, offset)[0]
+                                              for offset in (_TCPI_RTT, _TCPI_RCV_SSTHRESH, _TCPI_RCV_RTT, _TCPI_RCV_SPACE))
+    return old_window_drain_s(srtt_us, window, rcv_rtt_us, rcv_space)
 
 
 def _carries_ipv4(sock: socket.socket) -> bool:

@@ -19,7 +19,7 @@ class RecordingDatapath:
     forgotten: list[int] = field(default_factory=list)
     forgotten_owners: list[int] = field(default_factory=list)
     caps: dict[int, SocketCaps] = field(default_factory=dict)
-    download_rtts: dict[int, float] = field(default_factory=dict)  # pid -> RTT of its open TCP downloads
+    old_window_drains: dict[int, float] = field(default_factory=dict)  # pid -> s its open downloads' old windows take
     events: list[tuple[str, int, int]] = field(default_factory=list)  # ("clamp" | "tag", pid, rate | slot)
     traffic: list[object] = field(default_factory=list)
 
@@ -43,7 +43,7 @@ class RecordingDatapath:
 
     def clamp_windows(self, tgid: int, wire_bps: int) -> float | None:
         self.events.append(("clamp", tgid, wire_bps))
-        return self.download_rtts.get(tgid)
+        return self.old_window_drains.get(tgid)
 
     def forget_owner(self, tgid: int) -> None:
         self.forgotten_owners.append(tgid)

@@ -155,23 +155,26 @@ def test_a_running_download_gets_its_window_clamped_before_it_is_limited(world: 
     """The old window's remainder must arrive before the limit holds the
     socket, or the shaper's queue drops most of it (engine.WINDOW_DRAIN_MIN_S)."""
     world.spawn(10)
-    world.datapath.download_rtts[10] = 0.04  # a running download, 40 ms round trip
+    world.datapath.old_window_drains[10] = 0.12  # a running download's old window takes 120 ms
     app_id = world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
     assert world.datapath.events[:2] == [("clamp", 10, 2_000_000), ("tag", 10, world.datapath.process_slots[10])]
-    assert world.slept == [0.08]  # two round trips
+    assert world.slept == [0.12]
     world.datapath.events.clear()
     world.engine.set_limit(app_id, Direction.DOWN, 4_000_000, 0)  # a wider window: nothing to wait for
-    assert world.datapath.events == [] and world.slept == [0.08]
+    assert world.datapath.events == [] and world.slept == [0.12]
     world.engine.set_limit(app_id, Direction.DOWN, 1_000_000, 0)  # narrower: clamped first again
     assert world.datapath.events == [("clamp", 10, 1_000_000)] and len(world.slept) == 2
-    world.datapath.download_rtts[10] = 0.0001  # a LAN: at least WINDOW_DRAIN_MIN_S
+    world.datapath.old_window_drains[10] = 0.0002  # a LAN: at least WINDOW_DRAIN_MIN_S
     world.engine.set_limit(app_id, Direction.DOWN, 500_000, 0)
     assert world.slept[-1] == 0.05
+    world.datapath.old_window_drains[10] = 3.0  # never longer than WINDOW_DRAIN_MAX_S
+    world.engine.set_limit(app_id, Direction.DOWN, 250_000, 0)
+    assert world.slept[-1] == 0.5
 
 
 def test_the_engine_answers_while_it_waits_for_old_windows(world: World) -> None:
     world.spawn(10)
-    world.datapath.download_rtts[10] = 0.04
+    world.datapath.old_window_drains[10] = 0.04
     answered: list[bool] = []
 
     def read_from_another_thread() -> None:
@@ -187,7 +190,7 @@ def test_the_engine_answers_while_it_waits_for_old_windows(world: World) -> None
 
 def test_a_refused_download_limit_gives_the_windows_back(world: World) -> None:
     world.spawn(10)
-    world.datapath.download_rtts[10] = 0.04
+    world.datapath.old_window_drains[10] = 0.04
     world.shaper.refuse = True
     with pytest.raises(BackendUnavailable):
         world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
@@ -210,7 +213,7 @@ def test_a_process_without_tcp_sockets_is_limited_without_waiting(world: World) 
 def test_a_policed_download_has_no_window_clamp(world: World) -> None:
     world.shaper.queue_downloads = False  # the ebpf backend enforces downloads
     world.spawn(10)
-    world.datapath.download_rtts[10] = 0.04
+    world.datapath.old_window_drains[10] = 0.04
     world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
     assert world.datapath.caps == {}
     assert [e for e in world.datapath.events if e[0] == "clamp"] == [] and world.slept == []
