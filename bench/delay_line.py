@@ -13,8 +13,7 @@ and the helper's side (the host namespace) is left exactly as a user's is.
 The tun offers no offloads, so the kernel cuts GSO super-packets into the
 segments a real path carries before they reach it (and the receiving socket
 counts segments as it would from a NIC). About 36,000 packets a second at
-50 MiB/s: most of a core in this process, so the machine's other core is
-shared with the flows.
+50 MiB/s: measured, 27% of a core in this process.
 
     python -m bench.delay_line --dev NAME --delay-ms 20   (in the peer namespace)
 """
@@ -100,11 +99,19 @@ def delayed(pair: NetnsPair, delay_ms: float) -> Iterator[None]:
                             "prio", str(prio), "u32", "match", match, "protocol", transport, "0xff",
                             "action", "mirred", "egress", "redirect", "dev", tun], check=True)  # fmt: skip
         yield
+        if line.poll() is not None:  # its tun went with it, and every packet redirected there was lost
+            raise RuntimeError(f"the delay line exited ({line.returncode}) while it was in use")
     finally:
         subprocess.run(["tc", "-n", pair.peer_ns, "qdisc", "del", "dev", pair.peer_if, "ingress"],
                        capture_output=True)  # fmt: skip
         line.terminate()
-        line.wait(timeout=5)
+        try:
+            line.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            line.kill()
+            line.wait()
+        if line.stdout is not None:
+            line.stdout.close()
 
 
 def main() -> int:

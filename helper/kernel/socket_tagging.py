@@ -139,13 +139,24 @@ def old_window_drain_s(srtt_us: int, window_bytes: int, rcv_rtt_us: int, rcv_spa
     """How long a sender takes to spend a window it was offered before a clamp:
     two round trips at least; a window larger than what arrives in one (the
     receive-side autotuning's rcv_space per rcv_rtt) takes that many more.
+    The round trip is the larger of the two estimates: a socket that only
+    receives keeps its handshake's srtt, while rcv_rtt follows the queues.
     Measured at a 20 ms round trip (bench/delay_line.py): a 130 MB/s download
-    still came at full speed 0.15 s after its clamp, where two round trips are
-    40 ms; its rcv_space was 2.9 MB per 20 ms."""
-    drain_s = 2 * srtt_us / 1e6
+    still arrived at full speed 0.1 s after its clamp, where two round trips
+    are 40 ms; its rcv_space was 2.9 MB per 20 ms. rcv_space keeps its
+    highest value, so after a slowdown this is short of the truth."""
+    rtt_us = max(srtt_us, rcv_rtt_us)
+    drain_s = 2 * rtt_us / 1e6
     if rcv_rtt_us > 0 and rcv_space_bytes > 0:
-        drain_s = max(drain_s, (srtt_us + window_bytes * rcv_rtt_us / rcv_space_bytes) / 1e6)
+        drain_s = max(drain_s, (rtt_us + window_bytes * rcv_rtt_us / rcv_space_bytes) / 1e6)
     return drain_s
+
+
+def tcp_window_state(info: bytes) -> tuple[int, int, int, int]:
+    """(srtt us, rcv_ssthresh bytes, rcv_rtt us, rcv_space bytes) of a
+    struct tcp_info, for old_window_drain_s."""
+    return tuple(struct.unpack_from("I", info, offset)[0]  # type: ignore[return-value]
+                 for offset in (_TCPI_RTT, _TCPI_RCV_SSTHRESH, _TCPI_RCV_RTT, _TCPI_RCV_SPACE))
 
 
 def clamp_open_windows(pid: int, wire_bps: int) -> list[float]:
@@ -220,9 +231,7 @@ def _clamp_window(sock: socket.socket, wire_bps: int) -> float | None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, value)
     if not complete:
         return 0.0
-    srtt_us, window, rcv_rtt_us, rcv_space = (struct.unpack_from("I", info, offset)[0]
-                                              for offset in (_TCPI_RTT, _TCPI_RCV_SSTHRESH, _TCPI_RCV_RTT, _TCPI_RCV_SPACE))
-    return old_window_drain_s(srtt_us, window, rcv_rtt_us, rcv_space)
+    return old_window_drain_s(*tcp_window_state(info))
 
 
 def _carries_ipv4(sock: socket.socket) -> bool:

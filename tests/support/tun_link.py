@@ -24,22 +24,29 @@ IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
 def _open_tun(netns: str, name: str, address: str, peer: str) -> int:
     with entered_netns(netns):  # a tun device is made in the namespace of whoever opens it
         fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+    try:
         fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
-    subprocess.run(["ip", "-n", netns, "addr", "add", address, "peer", peer, "dev", name], check=True)
-    subprocess.run(["ip", "-n", netns, "link", "set", name, "up"], check=True)
+        subprocess.run(["ip", "-n", netns, "addr", "add", address, "peer", peer, "dev", name], check=True)
+        subprocess.run(["ip", "-n", netns, "link", "set", name, "up"], check=True)
+    except BaseException:
+        os.close(fd)  # and the device with it
+        raise
     return fd
 
 
-def _relay(ends: dict[int, int], stop: threading.Event) -> None:
+def _relay(ends: dict[int, int], stop: threading.Event, failures: list[OSError]) -> None:
     """Write what one end reads to the other, until stop is set."""
-    while not stop.is_set():
-        readable, _, _ = select.select(list(ends), [], [], 0.05)
-        for fd in readable:
-            with contextlib.suppress(BlockingIOError):
-                while True:
-                    packet = os.read(fd, 65536)
-                    with contextlib.suppress(BlockingIOError):  # the other end's queue is full: dropped
-                        os.write(ends[fd], packet)
+    try:
+        while not stop.is_set():
+            readable, _, _ = select.select(list(ends), [], [], 0.05)
+            for fd in readable:
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        packet = os.read(fd, 65536)
+                        with contextlib.suppress(BlockingIOError):  # the other end's queue is full: dropped
+                            os.write(ends[fd], packet)
+    except OSError as error:
+        failures.append(error)
 
 
 @contextlib.contextmanager
@@ -53,11 +60,13 @@ def tun_link(pair: NetnsPair) -> Iterator[NetnsPair]:
                                    peer_if=name)  # fmt: skip
     fds: list[int] = []
     stop = threading.Event()
+    failures: list[OSError] = []
     relay = threading.Thread(target=lambda: None)
     try:
         fds.append(_open_tun(pair.host_ns, name, tunneled.host_addr, tunneled.peer_addr))
         fds.append(_open_tun(pair.peer_ns, name, tunneled.peer_addr, tunneled.host_addr))
-        relay = threading.Thread(target=_relay, args=({fds[0]: fds[1], fds[1]: fds[0]}, stop), daemon=True)
+        relay = threading.Thread(target=_relay, args=({fds[0]: fds[1], fds[1]: fds[0]}, stop, failures),
+                                 daemon=True)  # fmt: skip
         relay.start()
         yield tunneled
     finally:
@@ -66,3 +75,5 @@ def tun_link(pair: NetnsPair) -> Iterator[NetnsPair]:
             relay.join(timeout=5)
         for fd in fds:  # a tun device goes when its last file is closed
             os.close(fd)
+    if failures:
+        raise RuntimeError(f"the tun link stopped relaying: {failures[0]}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import re
 import socket
+import subprocess
 import threading
 
 import pytest
 
-from chadthrottle.helper.kernel.socket_tagging import clamp_open_windows, old_window_drain_s
+from chadthrottle.helper.kernel.socket_tagging import old_window_drain_s, tcp_window_state
 
 
 def test_an_old_window_takes_two_round_trips_or_the_time_to_send_it() -> None:
@@ -16,36 +17,34 @@ def test_an_old_window_takes_two_round_trips_or_the_time_to_send_it() -> None:
     assert old_window_drain_s(20_000, 64_000, 20_000, 2_900_000) == pytest.approx(0.04)
     assert old_window_drain_s(20_000, 16_000_000, 20_000, 2_900_000) == pytest.approx(0.02 + 16e6 / 2.9e6 * 0.02)
     assert old_window_drain_s(20_000, 16_000_000, 0, 0) == pytest.approx(0.04)  # nothing received yet
+    assert old_window_drain_s(200, 64_000, 30_000, 2_900_000) == pytest.approx(0.06)  # a receiver's stale srtt
 
 
-def test_clamping_a_running_download_reads_its_window_and_pace_from_the_kernel() -> None:
-    """Over loopback, this process's own socket: the tcp_info fields behind the
-    estimate are read at their offsets (a wrong one reads zeros or nonsense)."""
+def _ss_fields(port: int) -> dict[str, float]:
+    """ss's reading of the receiving end of a loopback connection to port."""
+    out = subprocess.run(["ss", "-tin", "state", "established", f"( dport = :{port} )"], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    return {key: float(value) for key, value in re.findall(r"\b(rcv_ssthresh|rcv_rtt|rcv_space|rtt):([\d.]+)", out)}
+
+
+def test_the_window_state_is_read_where_the_kernel_writes_it() -> None:
+    """The fields behind the estimate, against ss's own reading of the same
+    socket: a wrong offset reads another field or zeros."""
     listener = socket.create_server(("127.0.0.1", 0))
-    sender = socket.create_connection(listener.getsockname())
-    receiver, _ = listener.accept()
-    done = threading.Event()
-
-    def send() -> None:
-        chunk = b"x" * 65536
-        while not done.is_set():
-            try:
-                sender.sendall(chunk)
-            except OSError:
-                return
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
+    receiver = socket.create_connection(listener.getsockname())
+    sender, _ = listener.accept()
+    thread = threading.Thread(target=lambda: sender.sendall(b"x" * (16 << 20)), daemon=True)
     try:
-        for _ in range(200):  # 13 MB: autotuning has grown the window
-            receiver.recv(65536)
-        drains = clamp_open_windows(os.getpid(), 1_000_000)
-        srtt_us = receiver.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 72)[68:72]
-        assert drains, "no open TCP socket found"
-        assert max(drains) >= 2 * int.from_bytes(srtt_us, "little") / 1e6
-        assert max(drains) < 1.0  # loopback moves gigabytes a second
+        thread.start()
+        received = 0
+        while received < 16 << 20:  # autotuning grows the window as the application reads
+            received += len(receiver.recv(1 << 20))
+        thread.join(5)
+        srtt_us, window, rcv_rtt_us, rcv_space = tcp_window_state(
+            receiver.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 152))
+        ss = _ss_fields(listener.getsockname()[1])
+        assert (window, rcv_space) == (ss["rcv_ssthresh"], ss["rcv_space"]) and rcv_space > 64 * 1024
+        assert srtt_us == pytest.approx(ss["rtt"] * 1000, abs=1) and rcv_rtt_us == pytest.approx(ss["rcv_rtt"] * 1000, abs=1)
     finally:
-        done.set()
         for sock in (sender, receiver, listener):
             sock.close()
-        thread.join(5)

@@ -126,12 +126,13 @@ def test_a_download_over_a_link_without_ethernet_headers_is_shaped(pair: NetnsPa
     """VPNs (tun, WireGuard) and PPP hand tc packets that begin with the IP
     header: read as Ethernet frames, nothing matched and nothing was limited."""
     with tun_link(pair) as tunneled:
-        stream = start_stream(tunneled, 5590, "down", seconds=30)
+        # the application listens; the peer connects a second later, once it is limited
+        stream = start_stream(tunneled, 5590, "down", seconds=30, app_serves=True, peer_after_s=1.0)
         try:
             datapath.set_process_slot(stream.app_pid, 3)
             shaper.reconcile({Direction.DOWN: {3: LIMIT}})
             assert "chadt_tc_in_l3" in tc_dump(pair.host_ns)
-            time.sleep(2.0)  # the sender's first window overfills the leaf queue (no window clamp here)
+            time.sleep(1.0 + 2.0)  # slow start overfills the leaf queue at first (no window clamp here)
             read = stream.receiver.rate_bps(4.0) * 1500 / 1448  # L3, as the limit counts
             assert 0.9 * LIMIT.rate_bps <= read <= 1.1 * LIMIT.rate_bps, f"read {read / LIMIT.rate_bps:.3f} of the limit"
         finally:
