@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from chadthrottle.helper.kernel.socket_tagging import old_window_drain_s, tcp_window_state
+from tests.support.requirements import require_program
 
 
 def test_an_old_window_takes_two_round_trips_or_the_time_to_send_it() -> None:
@@ -22,7 +23,7 @@ def test_an_old_window_takes_two_round_trips_or_the_time_to_send_it() -> None:
 
 def _ss_fields(port: int) -> dict[str, float]:
     """ss's reading of the receiving end of a loopback connection to port."""
-    out = subprocess.run(["ss", "-tin", "state", "established", f"( dport = :{port} )"], capture_output=True,
+    out = subprocess.run([require_program("ss"), "-tin", "state", "established", f"( dport = :{port} )"], capture_output=True,
                          text=True, check=True).stdout  # fmt: skip
     return {key: float(value) for key, value in re.findall(r"\b(rcv_ssthresh|rcv_rtt|rcv_space|rtt):([\d.]+)", out)}
 
