@@ -51,13 +51,13 @@ UPLOAD_PACING_SHARE = 0.995
 # A download limit clamps the receive window of the application's TCP sockets
 # (socket_tagging.receive_window_bytes) only where the backend queues: the
 # clamp keeps the sender's excess in the queue short. The ebpf policer has no
-# queue and drops; with BBR senders at 50 MiB/s the clamp then made it worse
-# (0.65-0.91 of the limit against 0.93-1.00 without, bench.limits).
+# queue and drops, and there the clamp measured worse, not better.
 # A download limit landing on a running download clamps the windows first and
 # limits once the senders have spent the old windows (the kernel never takes
-# one back: megabytes at full speed, which the leaf queue would mostly drop;
-# recovering took 1.5-4.3 s, bench.limits). How long that takes is the
-# kernel side's estimate (socket_tagging.old_window_drain_s), within bounds.
+# one back: megabytes at full speed, which the leaf queue would mostly drop,
+# and recovering took seconds). How long that takes is the kernel side's
+# estimate (socket_tagging.old_window_drain_s), within bounds. The numbers:
+# docs/backends.md, "Clamping the receive window".
 WINDOW_DRAIN_MIN_S, WINDOW_DRAIN_MAX_S = 0.05, 0.5
 
 
