@@ -121,17 +121,22 @@ def test_a_thousand_applications_get_a_thousand_independent_classes(pair: NetnsP
     assert tc_dump(pair.host_ns) == before
 
 
-def test_a_download_over_a_link_without_ethernet_headers_is_shaped(pair: NetnsPair, datapath: Datapath,
-                                                                   shaper: TcShaper) -> None:
+@pytest.mark.parametrize("direction", [Direction.DOWN, Direction.UP], ids=["download", "upload"])
+def test_traffic_over_a_link_without_ethernet_headers_is_shaped(pair: NetnsPair, datapath: Datapath,
+                                                                shaper: TcShaper, direction: Direction) -> None:
     """VPNs (tun, WireGuard) and PPP hand tc packets that begin with the IP
-    header: read as Ethernet frames, nothing matched and nothing was limited."""
+    header: read as Ethernet frames, no download matched and none was limited.
+    Uploads are classified before any header (skb->priority) and HTB counts
+    from the IP header there, as the limit does."""
     with tun_link(pair) as tunneled:
         # the application listens; the peer connects a second later, once it is limited
-        stream = start_stream(tunneled, 5590, "down", seconds=30, app_serves=True, peer_after_s=1.0)
+        stream = start_stream(tunneled, 5590 if direction is Direction.DOWN else 5591, direction.value, seconds=30,
+                              app_serves=True, peer_after_s=1.0)  # fmt: skip
         try:
             datapath.set_process_slot(stream.app_pid, 3)
-            shaper.reconcile({Direction.DOWN: {3: LIMIT}})
-            assert "chadt_tc_in_l3" in tc_dump(pair.host_ns)
+            shaper.reconcile({direction: {3: LIMIT}})
+            if direction is Direction.DOWN:
+                assert "chadt_tc_in_l3" in tc_dump(pair.host_ns)
             time.sleep(1.0 + 2.0)  # slow start overfills the leaf queue at first (no window clamp here)
             read = stream.receiver.rate_bps(4.0) * 1500 / 1448  # L3, as the limit counts
             assert 0.9 * LIMIT.rate_bps <= read <= 1.1 * LIMIT.rate_bps, f"read {read / LIMIT.rate_bps:.3f} of the limit"
