@@ -25,12 +25,10 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import fcntl
 import json
 import os
 import select
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -38,18 +36,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.netns import NetnsPair, nsenter_argv, wait_for_line
+from tests.support.tun_link import open_tun
 
-TUNSETIFF = 0x400454CA
-IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
 READ_BYTES = 65536
-
-
-def open_tun(name: str) -> int:
-    """A tun device of this namespace, without offloads; it disappears with the
-    process."""
-    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
-    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
-    return fd
 
 
 def relay(fd: int, delay_s: float) -> None:

@@ -21,11 +21,22 @@ TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
 
 
-def _open_tun(netns: str, name: str, address: str, peer: str) -> int:
-    with entered_netns(netns):  # a tun device is made in the namespace of whoever opens it
-        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+def open_tun(name: str) -> int:
+    """A non-blocking tun device (no offloads, no packet info) in the calling
+    thread's namespace; it goes when its last file is closed."""
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
     try:
         fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_tun(netns: str, name: str, address: str, peer: str) -> int:
+    with entered_netns(netns):  # a tun device is made in the namespace of whoever opens it
+        fd = open_tun(name)
+    try:
         subprocess.run(["ip", "-n", netns, "addr", "add", address, "peer", peer, "dev", name], check=True)
         subprocess.run(["ip", "-n", netns, "link", "set", name, "up"], check=True)
     except BaseException:
