@@ -20,9 +20,6 @@ ETHERNET_HEADER_BYTES = 14
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 TC_H_ROOT = 0xFFFFFFFF
-# Root qdiscs the kernel attaches by itself; replacing one is safe because
-# deleting ours brings the default back.
-DEFAULT_ROOT_KINDS = frozenset({"noqueue", "pfifo_fast", "mq", "fq_codel", "pfifo", "noop"})
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,11 @@ class Qdisc:
 
     @property
     def is_default(self) -> bool:
-        return self.handle == 0 and self.kind in DEFAULT_ROOT_KINDS
+        """Attached by the kernel, so deleting ours brings the same one back.
+        Handle 0 says so whatever its kind (net.core.default_qdisc may name fq
+        or cake; multi-queue devices get mq): a qdisc someone adds gets a
+        handle, and nothing can be added under a root whose handle is 0."""
+        return self.handle == 0
 
 
 def _link(message: Any) -> Link:

@@ -74,6 +74,26 @@ def test_foreign_root_qdisc_is_refused_and_left_intact(pair: NetnsPair, shaper: 
     assert tc_dump(pair.host_ns) == before
 
 
+def test_a_root_qdisc_the_kernel_attached_is_replaced_and_comes_back(pair: NetnsPair, shaper: TcShaper) -> None:
+    """A multi-queue device gets the kernel's mq root, handle 0, as a device gets
+    whatever net.core.default_qdisc names (fq, cake, ...): HTB takes its place
+    while uploads are limited, and the kernel's own is back after the last."""
+    subprocess.run(["ip", "-n", pair.host_ns, "tuntap", "add", "dev", "ctmq0", "mode", "tun", "multi_queue"],
+                   check=True)
+    try:
+        subprocess.run(["ip", "-n", pair.host_ns, "link", "set", "ctmq0", "up"], check=True)
+        before = tc_dump(pair.host_ns)
+        assert "qdisc mq 0: root" in before
+        shaper.reconcile({Direction.UP: {1: LIMIT}})
+        during = subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "show", "dev", "ctmq0"],
+                                capture_output=True, text=True, check=True).stdout
+        assert f"qdisc htb {HTB_MAJOR:x}: root" in during and "mq" not in during
+        shaper.reconcile({})
+        assert tc_dump(pair.host_ns) == before
+    finally:
+        subprocess.run(["ip", "-n", pair.host_ns, "link", "del", "ctmq0"], check=False)
+
+
 def test_leftovers_of_a_killed_helper_are_removed(pair: NetnsPair, datapath: Datapath) -> None:
     before = tc_dump(pair.host_ns)
     with entered_netns(pair.host_ns):
