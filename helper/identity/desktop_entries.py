@@ -24,8 +24,8 @@ def _data_dirs() -> list[Path]:
 @lru_cache(maxsize=1024)
 def find_desktop_entry(desktop_id: str) -> DesktopEntry | None:
     """Name= and Icon= of <desktop_id>.desktop in the XDG data dirs, if any."""
-    if "/" in desktop_id or desktop_id.startswith("."):
-        return None
+    if "/" in desktop_id or "\0" in desktop_id or desktop_id.startswith("."):
+        return None  # a path, not an id (\x2f or \x00 in a scope name unescape to these)
     for directory in _data_dirs():
         path = directory / f"{desktop_id}.desktop"
         if not path.is_file():

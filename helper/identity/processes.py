@@ -2,6 +2,11 @@
 
 A process may exit between any two reads; every reader returns None (or
 skips it) rather than raising.
+
+Paths, arguments and cgroup names are bytes to the kernel. They are kept here
+as os.fsdecode keeps them (bytes that are not UTF-8 as lone surrogates), so
+nothing is lost: two paths are never read as one, and the path still opens the
+file. They are not fit for the bus as they are; identify() escapes them.
 """
 
 from __future__ import annotations
@@ -16,16 +21,16 @@ class ProcessInfo:
     pid: int
     ppid: int
     uid: int
-    exe: str  # "" for kernel threads and processes we may not inspect
-    argv: tuple[str, ...]
+    exe: str  # "" for kernel threads and processes we may not inspect; undecodable bytes kept (above)
+    argv: tuple[str, ...]  # undecodable bytes kept
     comm: str
-    cgroup: str  # cgroup v2 path relative to the hierarchy root, "/..."
+    cgroup: str  # cgroup v2 path relative to the hierarchy root, "/..."; undecodable bytes kept
 
 
 def _read(path: str) -> str | None:
     try:
         with open(path, "rb") as file:
-            return file.read().decode("utf-8", "replace")
+            return os.fsdecode(file.read())
     except OSError:
         return None
 
