@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, NoReturn
 
+from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.client import HelperClient, HelperClientError
 from chadthrottle.contract import (
     MAX_BURST_BYTES,
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _table(rows: list[list[str]]) -> str:
+    rows = [[for_terminal(cell) for cell in row] for row in rows]  # names come from other users
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
@@ -164,7 +166,8 @@ def _to_json(records: Sequence[Record]) -> str:
         return {key: list(value) if isinstance(value, tuple) else value
                 for key, value in asdict(record).items()}  # fmt: skip
 
-    return json.dumps([plain(record) for record in records], indent=2)
+    # ensure_ascii (the default): control characters and all non-ASCII as \uNNNN
+    return json.dumps([plain(record) for record in records], indent=2, ensure_ascii=True)
 
 
 async def _run(arguments: argparse.Namespace) -> None:
@@ -191,17 +194,17 @@ async def _run(arguments: argparse.Namespace) -> None:
             print(_to_json(backends) if arguments.json else format_backends(backends))
         elif arguments.command == "clear":
             resolved = await client.clear_limit(arguments.app)
-            print(f"{resolved}: limits removed")
+            print(f"{for_terminal(resolved)}: limits removed")
         elif arguments.command == "limit":
             for direction, rate_bps in ((Direction.DOWN, arguments.down), (Direction.UP, arguments.up)):
                 if rate_bps is False:
                     continue
                 if rate_bps is None:
                     resolved = await client.clear_limit(arguments.app, direction)
-                    print(f"{resolved}: {direction.value} limit removed")
+                    print(f"{for_terminal(resolved)}: {direction.value} limit removed")
                 else:
                     resolved = await client.set_limit(arguments.app, direction, rate_bps, arguments.burst)
-                    print(f"{resolved}: {direction.value} limited to {format_rate(rate_bps)}")
+                    print(f"{for_terminal(resolved)}: {direction.value} limited to {format_rate(rate_bps)}")
 
 
 def _exit_code(error: HelperClientError) -> int:
@@ -223,7 +226,7 @@ def _describe(error: HelperClientError) -> str:
 
 
 def _fail(code: int, text: str) -> NoReturn:
-    print(f"chadthrottle-ctl: {text}", file=sys.stderr)
+    print(f"chadthrottle-ctl: {for_terminal(text)}", file=sys.stderr)
     raise SystemExit(code)
 
 
