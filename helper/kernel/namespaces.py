@@ -7,6 +7,10 @@ the kernel (and SO_NETNS_COOKIE gives user space); to name a namespace and its
 devices the helper enters each namespace it can find (the named ones under
 /run/netns and those of running processes) from a short-lived thread, asks a
 socket there for the cookie and lists the interfaces.
+
+Interface and namespace names are bytes to the kernel, and anyone may make a
+namespace (unshare -rn) and name its devices: they are escaped like every name
+the helper puts on the bus (helper/identity/escaping.py).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from chadthrottle.helper.identity.escaping import escape_os_name
+
 log = logging.getLogger("chadthrottle.kernel.namespaces")
 T = TypeVar("T")
 
@@ -36,7 +42,8 @@ RESCAN_INTERVAL_S = 5.0  # at most this often, when an unknown cookie shows up
 @dataclass(frozen=True)
 class NetnsView:
     """A namespace as ListInterfaces presents it: label "" is the helper's own;
-    otherwise the `ip netns` name, or net:[inode] for an unnamed one."""
+    otherwise the `ip netns` name, or net:[inode] for an unnamed one. Label and
+    interface names are escaped."""
 
     label: str
     interface_names: dict[int, str] = field(default_factory=dict)
@@ -46,11 +53,16 @@ def netns_cookie_of(sock: socket.socket) -> int:
     return int(struct.unpack("Q", sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0])
 
 
+def _interface_names() -> dict[int, str]:
+    """ifindex -> escaped name, in the calling thread's namespace."""
+    return {index: escape_os_name(name) for index, name in socket.if_nameindex()}
+
+
 def _look_inside() -> tuple[int, dict[int, str]]:
-    """(cookie, ifindex -> name) of the calling thread's namespace."""
+    """(cookie, ifindex -> escaped name) of the calling thread's namespace."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         cookie = netns_cookie_of(sock)
-    return cookie, dict(socket.if_nameindex())
+    return cookie, _interface_names()
 
 
 def in_netns(path: str, work: Callable[[], T]) -> T | None:
@@ -93,7 +105,7 @@ def _namespace_paths() -> dict[tuple[int, int], tuple[str, str]]:
             stat = path.stat()
         except OSError:
             continue
-        found.setdefault((stat.st_dev, stat.st_ino), (str(path), path.name))
+        found.setdefault((stat.st_dev, stat.st_ino), (str(path), escape_os_name(path.name)))
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -128,7 +140,7 @@ class NamespaceDirectory:
             self._rescan(others)
         views = {cookie: self._others.get(cookie, NetnsView(f"netns:{cookie}")) for cookie in others}
         if self.own_cookie in cookies:
-            views[self.own_cookie] = NetnsView("", dict(socket.if_nameindex()))
+            views[self.own_cookie] = NetnsView("", _interface_names())
         return views
 
     def _rescan(self, wanted: set[int]) -> None:
