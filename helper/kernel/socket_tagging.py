@@ -6,6 +6,12 @@ duplicated into the helper with pidfd_getfd and their sk_storage entry written
 through the duplicate (the map key is a socket fd in the caller's table).
 The same duplicate carries a limited application's socket caps (SocketCaps),
 which chadt_sockops gives to the connections it opens later.
+
+Duplicates are closed by BORROWED_CLOSER, never by the caller: when the
+process closed its own fd meanwhile, the helper's close is the last one, and
+on a TCP socket with SO_LINGER set it waits until the peer has acknowledged
+the data, up to the linger time: the process chooses it, and a peer that never
+reads makes the wait last all of it.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import contextlib
 import ctypes
 import logging
 import os
+import queue
 import socket
 import struct
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bcc.libbcc import lib
@@ -64,6 +72,65 @@ def receive_window_bytes(wire_bps: int, rtt_us: int) -> int:
     return min(wire_bps * (rtt_us + WINDOW_QUEUE_US) // 1_000_000, UNCLAMPED_WINDOW)
 
 
+class FdCloser:
+    """Closes borrowed fds on its own threads, so a close that lingers holds
+    up one of them, never the engine. Bounded: at most max_threads threads,
+    and while max_pending fds wait to be closed the helper borrows no more
+    (has_room); each waiting fd keeps its socket open until it is closed."""
+
+    def __init__(self, max_threads: int = 4, max_pending: int = 256,
+                 close: Callable[[int], None] = os.close) -> None:
+        self._max_threads, self._max_pending, self._close = max_threads, max_pending, close
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pending = 0  # handed over, not closed yet
+        self._idle = 0  # threads waiting for an fd
+        self._threads = 0
+
+    def has_room(self) -> bool:
+        with self._lock:
+            return self._pending < self._max_pending
+
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
+
+    def threads(self) -> int:
+        with self._lock:
+            return self._threads
+
+    def close(self, fd: int) -> None:
+        """Close fd soon, on a closer thread; returns at once. Takes the fd even
+        when full (the caller checks has_room before borrowing)."""
+        with self._lock:
+            unclaimed = self._pending - (self._threads - self._idle)
+            self._pending += 1
+            start = self._idle <= unclaimed and self._threads < self._max_threads
+            if start:
+                self._threads += 1
+                self._idle += 1
+        self._queue.put(fd)
+        if start:
+            threading.Thread(target=self._run, name="chadt-fd-closer", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            fd = self._queue.get()
+            with self._lock:
+                self._idle -= 1
+            try:
+                self._close(fd)
+            except OSError as error:
+                log.debug("closing borrowed fd %d: %s", fd, error)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                    self._idle += 1
+
+
+BORROWED_CLOSER = FdCloser()
+
+
 def _socket_fds(pid: int) -> Iterator[int]:
     fd_dir = Path(f"/proc/{pid}/fd")
     try:
@@ -92,13 +159,18 @@ def _inet_type(fd: int) -> int | None:
 
 def _open_inet_sockets(pid: int) -> Iterator[tuple[int, int]]:
     """(a duplicate of the socket in this process, its type) for each inet
-    socket pid has open; each duplicate is closed when the caller moves on."""
+    socket pid has open; each duplicate goes to BORROWED_CLOSER when the caller
+    moves on. Stops early while the closer is full."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
         return
     try:
         for target_fd in _socket_fds(pid):
+            if not BORROWED_CLOSER.has_room():
+                log.warning("not borrowing the sockets of pid %d: %d borrowed sockets still wait to be closed",
+                            pid, BORROWED_CLOSER.pending())
+                return
             try:
                 local_fd = pidfd_getfd(pidfd, target_fd)
             except OSError:
@@ -108,7 +180,7 @@ def _open_inet_sockets(pid: int) -> Iterator[tuple[int, int]]:
                 if kind is not None:
                     yield local_fd, kind
             finally:
-                os.close(local_fd)
+                BORROWED_CLOSER.close(local_fd)
     finally:
         os.close(pidfd)
 
