@@ -44,7 +44,10 @@ def _escaped_char(char: str) -> str:
 
 def escape_bytes(raw: bytes) -> str:
     """Raw bytes from the kernel as UTF-8 with no control characters."""
-    return "".join(_escaped_char(char) for char in raw.decode("utf-8", "surrogateescape"))
+    text = raw.decode("utf-8", "surrogateescape")
+    if text.isprintable() and "\\" not in text:
+        return text  # most names: nothing to escape (controls and surrogates are not printable)
+    return "".join(_escaped_char(char) for char in text)
 
 
 def escape_os_name(name: str) -> str:
