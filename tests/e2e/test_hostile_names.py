@@ -161,6 +161,9 @@ def test_programs_at_hostile_paths_are_listed_limited_and_kept_across_a_restart(
                 status, text, errors = _ctl(private_bus.address, "list", "--json")
                 assert status == 0 and text.isascii(), errors
                 assert {app.id for app in apps.values()} <= {entry["id"] for entry in json.loads(text)}
+                for kind, app in apps.items():  # the escaped id, passed back as it is, names the program
+                    status, text, errors = _ctl(private_bus.address, "connections", app.id, "--json")
+                    assert status == 0 and pids[kind] in {c["pid"] for c in json.loads(text)}, errors
 
                 limited_ids = {}
                 for kind, pid in pids.items():
