@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import pwd
 import re
 import sys
 from collections.abc import Sequence
@@ -19,6 +21,7 @@ from typing import Any, NoReturn
 from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.client import HelperClient, HelperClientError
 from chadthrottle.contract import (
+    ADMIN_OWNER,
     MAX_BURST_BYTES,
     ApplicationInfo,
     BackendInfo,
@@ -26,6 +29,8 @@ from chadthrottle.contract import (
     Direction,
     ErrorName,
     InterfaceInfo,
+    RuleInfo,
+    RuleScope,
 )
 from chadthrottle.units import RATE_HELP, UnitError, format_limit, format_rate, parse_rate
 
@@ -95,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="burst in bytes, e.g. 64K (default: the helper's, scaled to the rate)")
     clear = commands.add_parser("clear", help="remove both limits of an application")
     clear.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
+    for command in (limit, clear):
+        _add_scope_options(command)
+    rules = commands.add_parser("rules", help="the stored rules you may see, and whose they are")
+    rules.add_argument("--json", action="store_true", help="machine-readable output")
     connections = commands.add_parser("connections", help="the open connections of an application")
     connections.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
     connections.add_argument("--json", action="store_true", help="machine-readable output")
@@ -105,6 +114,48 @@ def build_parser() -> argparse.ArgumentParser:
     backends = commands.add_parser("backends", help="enforcement backends and why one is unavailable")
     backends.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
+
+
+def _add_scope_options(command: argparse.ArgumentParser) -> None:
+    """--own / --all-users: whose processes the rule is for (default: every
+    user's for root, your own for anyone else)."""
+    scope = command.add_mutually_exclusive_group()
+    scope.add_argument("--own", dest="scope", action="store_const", const=RuleScope.OWN,
+                       help="your own rule: it applies to your processes only (the default unless root)")
+    scope.add_argument("--all-users", dest="scope", action="store_const", const=RuleScope.ALL,
+                       help="an administrator rule for every user's processes; it outranks users' rules "
+                            "(needs an administrator; the default for root)")
+    command.set_defaults(scope=RuleScope.DEFAULT)
+
+
+def owner_label(owner: int, my_uid: int | None = None) -> str:
+    """Whose rule: "admin", "you", or the user's name."""
+    if owner == ADMIN_OWNER:
+        return "admin"
+    if owner == (os.getuid() if my_uid is None else my_uid):
+        return "you"
+    try:
+        return f"user {pwd.getpwuid(owner).pw_name}"
+    except (KeyError, OverflowError):
+        return f"uid {owner}"
+
+
+def _limit_cell(app: ApplicationInfo, direction: Direction) -> str:
+    rate_bps = app.limit_bps(direction)
+    if not rate_bps:
+        return format_limit(0)
+    mark = " NOT ENFORCED" if app.limit_problem(direction) else ""
+    return f"{format_limit(rate_bps)} ({owner_label(app.limit_owner(direction))}){mark}"
+
+
+def limit_problems(apps: list[ApplicationInfo]) -> list[str]:
+    """One line per limit that is not enforced, with the helper's reason."""
+    lines = []
+    for app in apps:
+        for direction in Direction:
+            if app.limit_bps(direction) and app.limit_problem(direction):
+                lines.append(f"{app.id}: {direction.value} limit not enforced: {app.limit_problem(direction)}")
+    return lines
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -121,8 +172,16 @@ def format_applications(apps: list[ApplicationInfo]) -> str:
         pids = ",".join(str(pid) for pid in app.pids[:4]) + ("..." if len(app.pids) > 4 else "")
         rows.append([
             app.id, app.name, pids or "-", format_rate(app.down_bps), format_rate(app.up_bps),
-            format_limit(app.down_limit_bps), format_limit(app.up_limit_bps),
+            _limit_cell(app, Direction.DOWN), _limit_cell(app, Direction.UP),
         ])  # fmt: skip
+    return _table(rows)
+
+
+def format_rules(rules: list[RuleInfo]) -> str:
+    rows = [["ID", "DIRECTION", "LIMIT", "WHOSE", "IN FORCE"]]
+    for rule in rules:
+        rows.append([rule.app_id, rule.direction, format_limit(rule.rate_bps), owner_label(rule.owner),
+                     "yes" if rule.in_force else "no (outranked by an admin rule, or paused)"])  # fmt: skip
     return _table(rows)
 
 
@@ -158,7 +217,7 @@ def format_interfaces(interfaces: list[InterfaceInfo]) -> str:
     return _table(rows)
 
 
-Record = ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo
+Record = ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo | RuleInfo
 
 
 def _to_json(records: Sequence[Record]) -> str:
@@ -180,6 +239,12 @@ async def _run(arguments: argparse.Namespace) -> None:
                 print(format_applications(apps))
                 if await client.get_limits_paused():
                     print(PAUSED_NOTE)
+                else:
+                    for line in limit_problems(apps):
+                        print(line)
+        elif arguments.command == "rules":
+            rules = await client.list_rules()
+            print(_to_json(rules) if arguments.json else format_rules(rules))
         elif arguments.command in ("pause", "resume"):
             await client.set_limits_paused(arguments.command == "pause")
             print(PAUSED_NOTE if arguments.command == "pause" else "limits resumed: they are enforced again")
@@ -193,17 +258,18 @@ async def _run(arguments: argparse.Namespace) -> None:
             backends = await client.list_backends()
             print(_to_json(backends) if arguments.json else format_backends(backends))
         elif arguments.command == "clear":
-            resolved = await client.clear_limit(arguments.app)
+            resolved = await client.clear_limit(arguments.app, scope=arguments.scope)
             print(f"{for_terminal(resolved)}: limits removed")
         elif arguments.command == "limit":
             for direction, rate_bps in ((Direction.DOWN, arguments.down), (Direction.UP, arguments.up)):
                 if rate_bps is False:
                     continue
                 if rate_bps is None:
-                    resolved = await client.clear_limit(arguments.app, direction)
+                    resolved = await client.clear_limit(arguments.app, direction, scope=arguments.scope)
                     print(f"{for_terminal(resolved)}: {direction.value} limit removed")
                 else:
-                    resolved = await client.set_limit(arguments.app, direction, rate_bps, arguments.burst)
+                    resolved = await client.set_limit(arguments.app, direction, rate_bps, arguments.burst,
+                                                      scope=arguments.scope)
                     print(f"{for_terminal(resolved)}: {direction.value} limited to {format_rate(rate_bps)}")
 
 

@@ -28,6 +28,8 @@ from chadthrottle.contract import (
     InterfaceInfo,
     Direction,
     ErrorName,
+    RuleInfo,
+    RuleScope,
 )
 from chadthrottle.dbus_codec import (
     CodecError,
@@ -35,6 +37,7 @@ from chadthrottle.dbus_codec import (
     decode_backend,
     decode_connection,
     decode_interface,
+    decode_rule,
 )
 
 # Standard D-Bus error names the client produces or passes on.
@@ -153,21 +156,39 @@ class HelperClient:
         rate_bps: int,
         burst_bytes: int = 0,
         *,
+        scope: RuleScope = RuleScope.DEFAULT,
         interactive: bool = True,
     ) -> str:
-        """Limit one direction (burst_bytes 0: the helper's default). Returns
-        the resolved application id. interactive lets polkit ask for a password."""
-        body = [app_id, direction.value, rate_bps, burst_bytes]
+        """Limit one direction (burst_bytes 0: the helper's default) of the
+        caller's own processes of the application (RuleScope.OWN) or of every
+        user's (ALL; the default is ALL for root, OWN for others). Returns the
+        resolved application id. interactive lets polkit ask for a password."""
+        body = [app_id, direction.value, rate_bps, burst_bytes, scope.value]
         resolved: str = (await self._call("SetLimit", body, interactive=interactive))[0]
         return resolved
 
     async def clear_limit(
-        self, app_id: str, direction: Direction | None = None, *, interactive: bool = True
+        self,
+        app_id: str,
+        direction: Direction | None = None,
+        *,
+        scope: RuleScope = RuleScope.DEFAULT,
+        interactive: bool = True,
     ) -> str:
-        """Remove one direction's limit, or both when direction is None."""
-        body = [app_id, BOTH_DIRECTIONS if direction is None else direction.value]
+        """Remove one direction's limit, or both when direction is None, from
+        the caller's own rule (OWN) or the administrator's (ALL)."""
+        body = [app_id, BOTH_DIRECTIONS if direction is None else direction.value, scope.value]
         resolved: str = (await self._call("ClearLimit", body, interactive=interactive))[0]
         return resolved
+
+    async def list_rules(self) -> list[RuleInfo]:
+        """The stored rules this caller may see (its own and the administrator's,
+        or all of them for a caller who may limit any application)."""
+        entries = (await self._call("ListRules", []))[0]
+        try:
+            return [decode_rule(entry) for entry in entries]
+        except CodecError as error:
+            raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 
     async def set_limits_paused(self, paused: bool, *, interactive: bool = True) -> None:
         """Pause every limit (kept, not enforced) or resume them; needs limit-any."""

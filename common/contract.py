@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-API_VERSION = 1
+# 2: rules belong to an owner (RuleScope); SetLimit/ClearLimit take a scope;
+# ListRules; ListApplications says whose limit it shows and what keeps it from
+# being enforced.
+API_VERSION = 2
 
 BUS_NAME = "io.github.chadthrottle.Helper1"
 OBJECT_PATH = "/io/github/chadthrottle/Helper1"
@@ -72,11 +75,34 @@ MAX_BURST_BYTES = 1_000_000_000
 MIN_BURST_BYTES = 1_500
 
 
-class LimitAuthorization(str, Enum):
-    """How a method that changes a limit is authorized: LIMIT_OWN when every
-    process of the application belongs to the caller's uid, LIMIT_ANY otherwise."""
+class RuleScope(str, Enum):
+    """Whose processes a rule applies to.
 
-    BY_OWNER = "by-owner"
+    OWN: only the caller's own processes of the application (the rule belongs to
+    the caller's uid; needs LIMIT_OWN). ALL: every user's processes (an
+    administrator rule; needs LIMIT_ANY). An administrator rule on an
+    application outranks every user rule on it while it exists. DEFAULT ("")
+    is ALL for root and OWN for everyone else."""
+
+    OWN = "own"
+    ALL = "all"
+    DEFAULT = ""
+
+
+# The owner of an administrator (RuleScope.ALL) rule in ListRules and
+# ListApplications; a user rule's owner is its uid.
+ADMIN_OWNER = -1
+# A user may keep rules for at most this many applications (administrators
+# are bounded only by the kernel's slots).
+MAX_RULES_PER_USER = 256
+
+
+class LimitAuthorization(str, Enum):
+    """How a method that changes a limit is authorized: by its RuleScope
+    argument (the last one), LIMIT_OWN for OWN and LIMIT_ANY for ALL, asked
+    before the helper looks anything up."""
+
+    BY_SCOPE = "by-scope"
 
 
 @dataclass(frozen=True)
@@ -99,11 +125,15 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("ListConnections", "s", "aa{sv}", Action.MONITOR),
         # ListInterfaces() -> traffic per network interface, for machine totals.
         MethodSpec("ListInterfaces", "", "aa{sv}", Action.MONITOR),
-        # SetLimit(app_id, direction, rate_bps, burst_bytes) -> resolved app id.
-        # burst_bytes 0 means "the default burst for this rate".
-        MethodSpec("SetLimit", "sstt", "s", LimitAuthorization.BY_OWNER),
-        # ClearLimit(app_id, direction or "both") -> resolved app id.
-        MethodSpec("ClearLimit", "ss", "s", LimitAuthorization.BY_OWNER),
+        # SetLimit(app_id, direction, rate_bps, burst_bytes, scope) -> resolved
+        # app id. burst_bytes 0 means "the default burst for this rate"; scope
+        # is a RuleScope value.
+        MethodSpec("SetLimit", "sstts", "s", LimitAuthorization.BY_SCOPE),
+        # ClearLimit(app_id, direction or "both", scope) -> resolved app id.
+        MethodSpec("ClearLimit", "sss", "s", LimitAuthorization.BY_SCOPE),
+        # ListRules() -> the stored rules the caller may see: every rule for a
+        # caller with LIMIT_ANY, else the caller's own and the administrator's.
+        MethodSpec("ListRules", "", "aa{sv}", Action.MONITOR),
         # SetLimitsPaused(paused): keep every limit in the table (still listed)
         # but enforce none of them, or enforce them again. It changes every
         # user's limits, so it needs LIMIT_ANY.
@@ -131,6 +161,26 @@ APPLICATION_FIELDS: dict[str, str] = {
     "loopback_down_bps": "d",
     "loopback_up_bps": "d",
     "running": "b",  # False: every process exited; listed a short while with its totals
+    # Whose rule the limit above is: ADMIN_OWNER or a uid (meaningless at limit 0).
+    # The limit shown is the one in force for the caller's processes: the
+    # administrator's rule, else the caller's own; a caller who sees every
+    # application (LIMIT_ANY) sees the rule of the application's one user.
+    "down_limit_owner": "x",
+    "up_limit_owner": "x",
+    # Why that limit is not (wholly) enforced right now; "" when it is, or when
+    # there is no limit. A limit with a problem is never shown as in force.
+    "down_limit_problem": "s",
+    "up_limit_problem": "s",
+}
+
+# Keys and D-Bus types of one entry of ListRules.
+RULE_FIELDS: dict[str, str] = {
+    "app_id": "s",
+    "direction": "s",
+    "rate_bps": "t",
+    "burst_bytes": "t",
+    "owner": "x",  # ADMIN_OWNER, or the uid whose processes it applies to
+    "in_force": "b",  # False while an administrator rule outranks it, or limits are paused
 }
 
 # Keys and D-Bus types of one entry of ListBackends.
@@ -208,12 +258,34 @@ class ApplicationInfo:
     loopback_down_bps: float = 0.0
     loopback_up_bps: float = 0.0
     running: bool = True
+    down_limit_owner: int = ADMIN_OWNER
+    up_limit_owner: int = ADMIN_OWNER
+    down_limit_problem: str = ""
+    up_limit_problem: str = ""
+
+    def limit_owner(self, direction: Direction) -> int:
+        return self.down_limit_owner if direction is Direction.DOWN else self.up_limit_owner
+
+    def limit_problem(self, direction: Direction) -> str:
+        return self.down_limit_problem if direction is Direction.DOWN else self.up_limit_problem
 
     def limit_bps(self, direction: Direction) -> int:
         return self.down_limit_bps if direction is Direction.DOWN else self.up_limit_bps
 
     def rate_bps(self, direction: Direction) -> float:
         return self.down_bps if direction is Direction.DOWN else self.up_bps
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """One stored rule, as ListRules reports it."""
+
+    app_id: str
+    direction: str
+    rate_bps: int
+    burst_bytes: int
+    owner: int
+    in_force: bool
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,15 @@ from chadthrottle.contract import (
     BACKEND_FIELDS,
     CONNECTION_FIELDS,
     INTERFACE_FIELDS,
+    RULE_FIELDS,
     ApplicationInfo,
     BackendInfo,
     ConnectionInfo,
     InterfaceInfo,
+    RuleInfo,
 )
 
-Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo, InterfaceInfo)
+Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo, InterfaceInfo, RuleInfo)
 
 _UINT_BITS = {"y": 8, "q": 16, "u": 32, "t": 64}
 _INT_BITS = {"n": 16, "i": 32, "x": 64}
@@ -68,7 +70,7 @@ def _from_wire(signature: str, value: Any) -> Any:
     return value
 
 
-def encode_record(record: ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo, fields: Mapping[str, str]) -> dict[str, Variant]:
+def encode_record(record: ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo | RuleInfo, fields: Mapping[str, str]) -> dict[str, Variant]:
     """One record as ``a{sv}``; raises CodecError if a value does not fit its type
     (better a clear error in the helper than a malformed message on the bus)."""
     encoded: dict[str, Variant] = {}
@@ -136,3 +138,11 @@ def encode_interface(interface: InterfaceInfo) -> dict[str, Variant]:
 
 def decode_interface(data: Mapping[str, Any]) -> InterfaceInfo:
     return decode_record(InterfaceInfo, data, INTERFACE_FIELDS)
+
+
+def encode_rule(rule: RuleInfo) -> dict[str, Variant]:
+    return encode_record(rule, RULE_FIELDS)
+
+
+def decode_rule(data: Mapping[str, Any]) -> RuleInfo:
+    return decode_record(RuleInfo, data, RULE_FIELDS)

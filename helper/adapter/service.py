@@ -25,6 +25,7 @@ from dbus_fast import ErrorType, Message, MessageFlag, MessageType
 from dbus_fast.aio import MessageBus
 
 from chadthrottle.contract import (
+    ADMIN_OWNER,
     API_VERSION,
     INTERFACE,
     INTROSPECTION_XML,
@@ -36,13 +37,28 @@ from chadthrottle.contract import (
     ErrorName,
     LimitAuthorization,
     MethodSpec,
+    RuleInfo,
+    RuleScope,
 )
-from chadthrottle.dbus_codec import encode_application, encode_backend, encode_connection, encode_interface
+from chadthrottle.dbus_codec import (
+    encode_application,
+    encode_backend,
+    encode_connection,
+    encode_interface,
+    encode_rule,
+)
 from chadthrottle.helper.adapter import validation
 from chadthrottle.helper.adapter.batcher import Batcher, one_by_one
 from chadthrottle.helper.adapter.engine_thread import EngineThread
 from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
-from chadthrottle.helper.engine.api import ClearLimit, EngineApi, LimitChange, ResolvedApplication, SetLimit
+from chadthrottle.helper.engine.api import (
+    ClearLimit,
+    EngineApi,
+    LimitChange,
+    ResolvedApplication,
+    SetLimit,
+    Viewer,
+)
 from chadthrottle.helper.errors import (
     BackendUnavailable,
     HelperError,
@@ -92,6 +108,14 @@ class _Call:
         return bool(self.message.flags & MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION)
 
 
+@dataclass(frozen=True)
+class _Grant:
+    """What polkit allowed a limit call to change: one application's rule of one owner."""
+
+    app_id: str
+    owner: int  # contract.ADMIN_OWNER or the caller's uid
+
+
 # Per method: turn the D-Bus body into validated arguments.
 _VALIDATORS: dict[str, Callable[[list[Any]], tuple[Any, ...]]] = {
     "GetApiVersion": lambda body: (),
@@ -104,11 +128,14 @@ _VALIDATORS: dict[str, Callable[[list[Any]], tuple[Any, ...]]] = {
         validation.validate_direction(body[1]),
         validation.validate_rate_bps(body[2]),
         validation.validate_burst_bytes(body[3]),
+        validation.validate_scope(body[4]),
     ),
     "ClearLimit": lambda body: (
         validation.validate_app_id(body[0]),
         validation.validate_clear_directions(body[1]),
+        validation.validate_scope(body[2]),
     ),
+    "ListRules": lambda body: (),
     "SetLimitsPaused": lambda body: (validation.validate_paused(body[0]),),
     "GetLimitsPaused": lambda body: (),
 }
@@ -223,8 +250,8 @@ class HelperService:
         if not message.sender:
             raise NotAuthorized("the call has no sender")
         call = _Call(message, message.sender, spec, validator(list(message.body)))
-        app_id = await self._authorize(call)
-        signature, body = await self._invoke(call, app_id)
+        grant = await self._authorize(call)
+        signature, body = await self._invoke(call, grant)
         return Message.new_method_return(message, signature, body)
 
     @staticmethod
@@ -235,30 +262,42 @@ class HelperService:
 
     # -- authorization ------------------------------------------------------
 
-    async def _authorize(self, call: _Call) -> str | None:
+    async def _authorize(self, call: _Call) -> _Grant | None:
         """Raise NotAuthorized unless polkit allows the call; for a limit, return
-        the resolved application id that the authorization was granted for."""
+        the resolved application id and the rule owner it was granted for."""
         action = call.spec.action
         if isinstance(action, Action):
             await self._require(call, action)
             return None
-        if action is LimitAuthorization.BY_OWNER:
-            return await self._authorize_by_owner(call)
+        if action is LimitAuthorization.BY_SCOPE:
+            return await self._authorize_by_scope(call)
         log.error("method %s declares no known action; denying", call.spec.name)
         raise NotAuthorized(f"{call.spec.name} is not allowed")
 
-    async def _authorize_by_owner(self, call: _Call) -> str:
+    async def _authorize_by_scope(self, call: _Call) -> _Grant:
+        """polkit first, for the scope asked (nothing is looked up for a caller
+        who may not change limits at all); then the application. A rule of the
+        caller's own (OWN) names only the caller's processes: a "pid:" must be
+        the caller's process, and an application the caller neither runs nor
+        has a rule for is "no application of yours", whoever else runs it."""
         app_id: str = call.args[0]
+        scope: RuleScope = call.args[-1]
+        caller_uid = await self._caller_uid(call.sender)
+        if scope is RuleScope.DEFAULT:
+            scope = RuleScope.ALL if caller_uid == 0 else RuleScope.OWN
+        await self._require(call, Action.LIMIT_ANY if scope is RuleScope.ALL else Action.LIMIT_OWN)
+        if scope is RuleScope.ALL:
+            resolved = await self._resolves.submit(app_id)
+            return _Grant(resolved.app_id, ADMIN_OWNER)
         try:
             resolved = await self._resolves.submit(app_id)
         except NoSuchApplication:
-            # Someone who may not even watch traffic learns nothing about app ids.
-            await self._require(call, Action.MONITOR)
-            raise
-        caller_uid = await self._caller_uid(call.sender)
-        own = bool(resolved.owner_uids) and resolved.owner_uids == frozenset({caller_uid})
-        await self._require(call, Action.LIMIT_OWN if own else Action.LIMIT_ANY)
-        return resolved.app_id
+            raise NoSuchApplication(f"no application of yours is called {app_id!r}") from None
+        if resolved.pid_uid is not None and resolved.pid_uid != caller_uid:
+            raise NotAuthorized("not authorized: that process is not yours")
+        if caller_uid not in resolved.owner_uids and caller_uid not in resolved.rule_owners:
+            raise NoSuchApplication(f"no application of yours is called {app_id!r}")
+        return _Grant(resolved.app_id, caller_uid)
 
     async def _require(self, call: _Call, action: Action) -> None:
         if not await self._authority.check(call.sender, action, interactive=call.interactive):
@@ -293,26 +332,51 @@ class HelperService:
         self._uids[sender] = uid
         return uid
 
-    async def _visible(self, call: _Call, apps: list[ApplicationInfo]) -> list[ApplicationInfo]:
-        """The applications this caller may see: all of them for a caller that may
-        limit any application, else only its own (every process of the caller's
-        uid, as for LIMIT_OWN). Never prompts: listing is no reason to ask for a
+    async def _viewer(self, call: _Call) -> Viewer:
+        """Who lists: a caller that may limit any application sees every
+        application and rule. Never prompts: listing is no reason to ask for a
         password."""
-        if await self._authority.check(call.sender, Action.LIMIT_ANY, interactive=False):
+        sees_all = await self._authority.check(call.sender, Action.LIMIT_ANY, interactive=False)
+        return Viewer(await self._caller_uid(call.sender), sees_all)
+
+    @staticmethod
+    def _visible(viewer: Viewer, apps: list[ApplicationInfo]) -> list[ApplicationInfo]:
+        """Everything for a viewer who sees all; else the applications wholly
+        the viewer's own (every process of the viewer's uid), and those not
+        running on which the viewer has a rule."""
+        if viewer.sees_all:
             return apps
-        uid = await self._caller_uid(call.sender)
-        return [app for app in apps if app.uids and set(app.uids) == {uid}]
+        own = {viewer.uid}
+        return [
+            app for app in apps
+            if (app.uids and set(app.uids) == own)
+            or (not app.pids and viewer.uid in (app.down_limit_owner, app.up_limit_owner)
+                and (app.down_limit_bps or app.up_limit_bps))
+        ]  # fmt: skip
+
+    @staticmethod
+    def _visible_rules(viewer: Viewer, rules: list[RuleInfo]) -> list[RuleInfo]:
+        """Every rule for a viewer who sees all; else the viewer's own and the
+        administrator's (which outrank the viewer's)."""
+        if viewer.sees_all:
+            return rules
+        return [rule for rule in rules if rule.owner in (viewer.uid, ADMIN_OWNER)]
 
     # -- engine calls -------------------------------------------------------
 
-    async def _invoke(self, call: _Call, app_id: str | None) -> tuple[str, list[Any]]:
+    async def _invoke(self, call: _Call, grant: _Grant | None) -> tuple[str, list[Any]]:
         """Call the engine for one authorized call; returns (signature, body)."""
         name, out = call.spec.name, call.spec.out_signature
         if name == "GetApiVersion":
             return out, [API_VERSION]
         if name == "ListApplications":
-            apps = await self._engine_thread.run(self._engine.list_applications)
-            return out, [[encode_application(app) for app in await self._visible(call, apps)]]
+            viewer = await self._viewer(call)
+            apps = await self._engine_thread.run(self._engine.list_applications, viewer)
+            return out, [[encode_application(app) for app in self._visible(viewer, apps)]]
+        if name == "ListRules":
+            viewer = await self._viewer(call)
+            rules = await self._engine_thread.run(self._engine.list_rules)
+            return out, [[encode_rule(rule) for rule in self._visible_rules(viewer, rules)]]
         if name == "ListBackends":
             backends = await self._engine_thread.run(self._engine.list_backends)
             return out, [[encode_backend(backend) for backend in backends]]
@@ -320,10 +384,15 @@ class HelperService:
             interfaces = await self._engine_thread.run(self._engine.list_interfaces)
             return out, [[encode_interface(interface) for interface in interfaces]]
         if name == "ListConnections":
-            resolved = await self._resolves.submit(call.args[0])
-            own = resolved.owner_uids == frozenset({await self._caller_uid(call.sender)})
-            if not own and not await self._authority.check(call.sender, Action.LIMIT_ANY, interactive=False):
-                raise NotAuthorized("only the connections of your own applications are shown to you")
+            viewer = await self._viewer(call)
+            try:
+                resolved = await self._resolves.submit(call.args[0])
+            except NoSuchApplication:
+                resolved = None
+            own = resolved is not None and resolved.owner_uids == frozenset({viewer.uid})
+            if resolved is None or not (own or viewer.sees_all):
+                # The same answer whether it does not exist or is someone else's.
+                raise NoSuchApplication(f"no application of yours is called {call.args[0]!r}")
             connections = await self._engine_thread.run(self._engine.list_connections, resolved.app_id)
             return out, [[encode_connection(connection) for connection in connections]]
         if name == "GetLimitsPaused":
@@ -333,22 +402,23 @@ class HelperService:
             await self._engine_thread.run(self._engine.set_limits_paused, paused)
             log.info("uid %d %s all limits", await self._caller_uid(call.sender), "paused" if paused else "resumed")
             return out, []
-        assert app_id is not None
+        assert grant is not None
         uid = await self._caller_uid(call.sender)
+        whose = "everyone's" if grant.owner == ADMIN_OWNER else "own"
         if name == "SetLimit":
-            _, direction, rate_bps, burst_bytes = call.args
-            result_id = await self._changes.submit(SetLimit(app_id, direction, rate_bps, burst_bytes))
+            _, direction, rate_bps, burst_bytes, _scope = call.args
+            result_id = await self._changes.submit(SetLimit(grant.app_id, direction, rate_bps, burst_bytes, grant.owner))
             log.info(
-                "uid %d set %s limit of %s to %d B/s (burst %s)",
-                uid, direction.value, result_id, rate_bps, burst_bytes or "default",
+                "uid %d set %s limit of %s (%s) to %d B/s (burst %s)",
+                uid, direction.value, result_id, whose, rate_bps, burst_bytes or "default",
             )
             return out, [result_id]
         if name == "ClearLimit":
             directions: tuple[Direction, ...] = call.args[1]
-            result_id = await self._changes.submit(ClearLimit(app_id, directions))
+            result_id = await self._changes.submit(ClearLimit(grant.app_id, directions, grant.owner))
             log.info(
-                "uid %d cleared %s limit of %s",
-                uid, "+".join(d.value for d in directions), result_id,
+                "uid %d cleared %s limit of %s (%s)",
+                uid, "+".join(d.value for d in directions), result_id, whose,
             )
             return out, [result_id]
         raise HelperError(f"{name} is not implemented by this helper")

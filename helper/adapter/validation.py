@@ -21,6 +21,7 @@ from chadthrottle.contract import (
     MIN_RATE_BPS,
     PID_APP_PREFIX,
     Direction,
+    RuleScope,
 )
 from chadthrottle.helper.errors import InvalidArgument
 
@@ -109,3 +110,12 @@ def validate_paused(paused: Any) -> bool:
     if type(paused) is not bool:
         raise InvalidArgument(f"paused must be true or false, not {paused!r}")
     return paused
+
+
+def validate_scope(scope: Any) -> RuleScope:
+    """A contract.RuleScope value: "own", "all", or "" for the caller's default."""
+    if type(scope) is str:
+        for member in RuleScope:
+            if member.value == scope:
+                return member
+    raise InvalidArgument(f"scope must be 'own', 'all' or '' (the default), not {scope!r}")

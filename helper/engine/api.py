@@ -10,17 +10,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo, RuleInfo
 from chadthrottle.helper.errors import HelperError
 
 
 @dataclass(frozen=True)
 class ResolvedApplication:
     """An application id as the helper knows it, with the uids owning its processes
-    (empty when it has no running process: a stored rule only)."""
+    (empty when it has no running process: a stored rule only), the owners of
+    its stored rules, and for "pid:N" the uid of process N."""
 
     app_id: str
     owner_uids: frozenset[int]
+    rule_owners: frozenset[int] = frozenset()
+    pid_uid: int | None = None
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who asks for a listing: their uid, and whether they may see (and limit)
+    every user's applications."""
+
+    uid: int
+    sees_all: bool
+
+
+# Root's view: every application and rule.
+ADMIN_VIEWER = Viewer(0, sees_all=True)
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,7 @@ class SetLimit:
     direction: Direction
     rate_bps: int
     burst_bytes: int
+    owner: int = ADMIN_OWNER  # or the uid the rule is for; the adapter always says which
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,7 @@ class ClearLimit:
 
     app_id: str
     directions: tuple[Direction, ...]
+    owner: int = ADMIN_OWNER
 
 
 LimitChange: TypeAlias = SetLimit | ClearLimit
@@ -47,8 +65,12 @@ ChangeOutcome: TypeAlias = str | HelperError
 
 
 class EngineApi(Protocol):
-    def list_applications(self) -> list[ApplicationInfo]:
-        """Every application with an open socket or recent traffic, with rates."""
+    def list_applications(self, viewer: Viewer) -> list[ApplicationInfo]:
+        """Every application with an open socket or recent traffic, with rates,
+        and the limit that applies to it as this viewer sees it."""
+
+    def list_rules(self) -> list[RuleInfo]:
+        """Every stored rule, of every owner."""
 
     def list_connections(self, app_id: str) -> list[ConnectionInfo]:
         """The open sockets of a resolved application's processes."""
@@ -61,7 +83,7 @@ class EngineApi(Protocol):
 
     def resolve_application(self, app_id: str) -> ResolvedApplication:
         """Map "pid:N" or an application id to the stable id; raise
-        NoSuchApplication when nothing matches."""
+        NoSuchApplication when no process and no rule matches."""
 
     def apply_changes(self, changes: Sequence[LimitChange]) -> list[ChangeOutcome]:
         """Apply the changes in order, as one update of the kernel where they all

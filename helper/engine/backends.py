@@ -127,6 +127,7 @@ class Enforcer(Protocol):
     def active_directions(self) -> set[Direction]: ...
     def close(self) -> None: ...
     def sent_up_bytes(self) -> dict[int, int]: ...
+    def enforcement_gaps(self) -> dict[Direction, list[str]]: ...
     @property
     def queues(self) -> bool: ...  # over the limit, packets wait in a queue (else they are dropped)
 
@@ -150,6 +151,15 @@ class BackendRouter:
     def sent_up_bytes(self) -> dict[int, int]:
         name, enforcer = self._by_direction.get(Direction.UP, ("", None))  # type: ignore[arg-type]
         return enforcer.sent_up_bytes() if enforcer is not None else {}
+
+    def enforcement_gaps(self) -> dict[Direction, list[str]]:
+        """Per direction, where its enforcer cannot hold limits now, and why."""
+        gaps: dict[Direction, list[str]] = {}
+        for direction, (_, enforcer) in self._by_direction.items():
+            reasons = getattr(enforcer, "enforcement_gaps", dict)().get(direction, [])  # TEMP until TcShaper has it
+            if reasons:
+                gaps[direction] = list(reasons)
+        return gaps
 
     def queues(self, direction: Direction) -> bool:
         """Whether the direction's enforcer holds packets over the limit in a queue."""

@@ -18,21 +18,34 @@ from pathlib import Path
 from typing import Protocol
 
 from chadthrottle.contract import (
+    ADMIN_OWNER,
+    MAX_RULES_PER_USER,
     PID_APP_PREFIX,
     ApplicationInfo,
     BackendInfo,
     ConnectionInfo,
     Direction,
     InterfaceInfo,
+    RuleInfo,
 )
-from chadthrottle.helper.engine.api import ChangeOutcome, ClearLimit, LimitChange, ResolvedApplication, SetLimit
-from chadthrottle.helper.engine.limits import Limit, LimitTable, SlotAllocator
+from chadthrottle.helper.adapter.validation import validate_app_id
+from chadthrottle.helper.engine.api import (
+    ChangeOutcome,
+    ClearLimit,
+    LimitChange,
+    ADMIN_VIEWER,
+    ResolvedApplication,
+    SetLimit,
+    Viewer,
+)
+from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey, SlotAllocator
 from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, CounterSample, RateMeter
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
 from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.connections import connections_of
-from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.identity.index import Application, ApplicationIndex
+from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.identity.processes import ProcessInfo, cgroup_id, cgroup_path, process_exists, read_process
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
@@ -59,6 +72,9 @@ UPLOAD_PACING_SHARE = 0.995
 # estimate (socket_tagging.old_window_drain_s), within bounds. The numbers:
 # docs/backends.md, "Clamping the receive window".
 WINDOW_DRAIN_MIN_S, WINDOW_DRAIN_MAX_S = 0.05, 0.5
+# A user's rule for a program whose file is gone is dropped (docs/helper.md,
+# "Rules and their owners"); checked this often.
+EXPIRY_CHECK_S = 60.0
 
 
 class DatapathPort(Protocol):
@@ -87,6 +103,7 @@ class ShaperPort(Protocol):
     def active_directions(self) -> set[Direction]: ...
     def sent_up_bytes(self) -> dict[int, int]: ...
     def queues(self, direction: Direction) -> bool: ...
+    def enforcement_gaps(self) -> dict[Direction, list[str]]: ...
 
 
 class Engine:
@@ -128,13 +145,33 @@ class Engine:
         self._lineage = lineage
         # socket owners the datapath told us about, with their identity once known
         self._announced: dict[int, AppIdentity | None] = {}
+        self._expiry_checked_at = float("-inf")
 
     # --- the EngineApi ------------------------------------------------------------
 
-    def list_applications(self) -> list[ApplicationInfo]:
+    def list_applications(self, viewer: Viewer = ADMIN_VIEWER) -> list[ApplicationInfo]:
         with self._lock:
-            limits = {app_id: limits for app_id, limits in self._limits.items()}
-            return build_listing(self._index.applications(), self._meter.apps, limits, self._clock(), self._known)
+            rules: dict[str, dict[int, dict[Direction, Limit]]] = {}
+            for (app_id, owner), limits in self._limits.items():
+                rules.setdefault(app_id, {})[owner] = limits
+            return build_listing(self._index.applications(), self._meter.apps, rules, self._clock(), viewer,
+                                 self._known, self._problems())  # fmt: skip
+
+    def list_rules(self) -> list[RuleInfo]:
+        with self._lock:
+            return [
+                RuleInfo(app_id, direction.value, limit.rate_bps, limit.burst_bytes, owner,
+                         not self._limits.paused and not self._limits.outranked((app_id, owner)))  # fmt: skip
+                for (app_id, owner), limits in sorted(self._limits.items())
+                for direction, limit in sorted(limits.items(), key=lambda item: item[0].value)
+            ]
+
+    def _problems(self) -> dict[Direction, str]:
+        """Per direction, why its limits are not (wholly) enforced now."""
+        if self._limits.paused:
+            return {direction: "limits are paused" for direction in Direction}
+        gaps = self._shaper.enforcement_gaps()
+        return {direction: "; ".join(reasons) for direction, reasons in gaps.items() if reasons}
 
     def list_connections(self, app_id: str) -> list[ConnectionInfo]:
         with self._lock:
@@ -162,9 +199,14 @@ class Engine:
 
     def resolve_application(self, app_id: str) -> ResolvedApplication:
         with self._lock:
+            pid_uid = None
+            if app_id.startswith(PID_APP_PREFIX):
+                pid_uid = self._process_of(app_id).uid
             resolved = self._resolve_id(app_id)
             app = self._index.application(resolved)
-            return ResolvedApplication(resolved, app.uids if app else frozenset())
+            return ResolvedApplication(
+                resolved, app.uids if app else frozenset(), frozenset(self._limits.rules_of(resolved)), pid_uid
+            )
 
     def apply_changes(self, changes: Sequence[LimitChange]) -> list[ChangeOutcome]:
         """All changes in one kernel update: a burst of calls costs one reconcile,
@@ -173,10 +215,11 @@ class Engine:
         with self._lock:
             outcomes: list[ChangeOutcome] = []
             edits: list[tuple[int, Callable[[LimitTable], None]]] = []
+            new_rules: set[RuleKey] = set()
             for change in changes:
                 try:
                     resolved = self._resolve_id(change.app_id)
-                    edits.append((len(outcomes), self._edit_for(change, resolved)))
+                    edits.append((len(outcomes), self._edit_for(change, resolved, new_rules)))
                     outcomes.append(resolved)
                 except HelperError as error:
                     outcomes.append(error)
@@ -206,12 +249,12 @@ class Engine:
             return outcomes
 
     def set_limit(self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int) -> str:
-        """One SetLimit; the resolved id, or the HelperError raised."""
-        return self._one(SetLimit(app_id, direction, rate_bps, burst_bytes))
+        """One administrator SetLimit; the resolved id, or the HelperError raised."""
+        return self._one(SetLimit(app_id, direction, rate_bps, burst_bytes, ADMIN_OWNER))
 
     def clear_limit(self, app_id: str, directions: tuple[Direction, ...]) -> str:
-        """One ClearLimit; the resolved id, or the HelperError raised."""
-        return self._one(ClearLimit(app_id, directions))
+        """One administrator ClearLimit; the resolved id, or the HelperError raised."""
+        return self._one(ClearLimit(app_id, directions, ADMIN_OWNER))
 
     def set_limits_paused(self, paused: bool) -> None:
         """Stop enforcing every limit (kept and listed), or enforce them again."""
@@ -258,12 +301,23 @@ class Engine:
             self._apply_socket_caps()
             self._apply_tags()  # new processes of limited applications, whatever the classes did
             self._release_unused_slots()
+            self._expire_user_rules(now)
             self._meter.update([s for s in samples if s.owner_tgid not in gone], now)
             by_slot = self._shaper.sent_up_bytes()
-            self._meter.use_shaped_uploads(
-                {app_id: by_slot[slot] for app_id in self._slots.apps() if (slot := self._slots.slot_of(app_id)) in by_slot},
-                now,
-            )
+            self._meter.use_shaped_uploads(self._wholly_shaped_uploads(by_slot), now)
+
+    def _wholly_shaped_uploads(self, by_slot: dict[int, int]) -> dict[str, int]:
+        """app id -> bytes out of its upload class, for applications whose every
+        process is under that one rule (another user's unlimited processes of
+        the same program never pass through it)."""
+        shaped: dict[str, int] = {}
+        for key in self._slots.rules():
+            slot, app = self._slots.slot_of(key), self._index.application(key[0])
+            if slot not in by_slot or app is None or self._limits.outranked(key):
+                continue
+            if key[1] == ADMIN_OWNER or app.uids == frozenset({key[1]}):
+                shaped[key[0]] = by_slot[slot]
+        return shaped
 
     def note_new_owner(self, pid: int, cgroup_id: int = 0) -> None:
         """A process opened its first socket: learn whose it is now, while it
@@ -285,10 +339,22 @@ class Engine:
             self._announced[pid] = identity
             self._meter.remember(pid, identity.app_id)
             self._known[identity.app_id] = identity
-            if identity.app_id in self._limits and not self._limits.paused and pid not in self._process_slots:
-                slot = self._slots.acquire(identity.app_id)
+            key = self._rule_for(identity.app_id, process.uid if process else None)
+            if key is not None and pid not in self._process_slots:
+                slot = self._slots.acquire(key)
                 self._datapath.set_process_slot(pid, slot)
                 self._process_slots[pid] = slot
+
+    def _rule_for(self, app_id: str, uid: int | None) -> RuleKey | None:
+        """The rule in force for a process of app_id run by uid (None: unknown,
+        so only an administrator rule can apply)."""
+        if self._limits.paused:
+            return None
+        if (app_id, ADMIN_OWNER) in self._limits:
+            return app_id, ADMIN_OWNER
+        if uid is not None and (app_id, uid) in self._limits:
+            return app_id, uid
+        return None
 
     def _identity_of_cgroup(self, pid: int, cgroup_id: int) -> AppIdentity | None:
         """The app scope identity of a cgroup id, or None if it is no app scope."""
@@ -318,22 +384,30 @@ class Engine:
 
     def has_limits(self) -> bool:
         with self._lock:
-            return bool(self._limits.items())
+            return len(self._limits) > 0
 
     # --- plan and apply -----------------------------------------------------------
 
+    @staticmethod
+    def _process_of(app_id: str) -> ProcessInfo:
+        """The process a "pid:N" id names; NoSuchApplication if it is gone."""
+        pid_text = app_id[len(PID_APP_PREFIX):]
+        if not pid_text.isdigit():
+            raise InvalidArgument(f"not a process id: {pid_text!r}")
+        process = read_process(int(pid_text))
+        if process is None:
+            raise NoSuchApplication(f"no application has process {pid_text}")
+        return process
+
     def _resolve_id(self, app_id: str) -> str:
         if app_id.startswith(PID_APP_PREFIX):
-            pid_text = app_id[len(PID_APP_PREFIX):]
-            if not pid_text.isdigit():
-                raise InvalidArgument(f"not a process id: {pid_text!r}")
-            process = read_process(int(pid_text))
-            identity = identify(process) if process else None
+            process = self._process_of(app_id)
+            identity = identify(process)
             if identity is None:
-                raise NoSuchApplication(f"no application has process {pid_text}")
-            self._index.refresh(reread=(int(pid_text),))  # it may have moved to its scope since last seen
+                raise NoSuchApplication(f"no application has process {process.pid}")
+            self._index.refresh(reread=(process.pid,))  # it may have moved to its scope since last seen
             return identity.app_id
-        if self._index.application(app_id) is None and app_id not in self._limits:
+        if self._index.application(app_id) is None and not self._limits.has_app(app_id):
             self._index.refresh(full=True)
             if self._index.application(app_id) is None:
                 raise NoSuchApplication(f"no running application is called {app_id!r}")
@@ -345,13 +419,26 @@ class Engine:
             raise outcome
         return outcome
 
-    @staticmethod
-    def _edit_for(change: LimitChange, app_id: str) -> Callable[[LimitTable], None]:
-        """The table edit one change makes; InvalidArgument before anything changes."""
-        if isinstance(change, SetLimit):
-            limit = Limit.with_default_burst(change.rate_bps, change.burst_bytes)
-            return lambda table: table.set(app_id, change.direction, limit)
-        return lambda table: table.clear(app_id, change.directions)
+    def _edit_for(self, change: LimitChange, app_id: str, new_rules: set[RuleKey]) -> Callable[[LimitTable], None]:
+        """The table edit one change makes; InvalidArgument before anything
+        changes. new_rules: the rules this batch creates so far (for the
+        per-user bound), added to."""
+        key: RuleKey = (app_id, change.owner)
+        if isinstance(change, ClearLimit):
+            return lambda table: table.clear(key, change.directions)
+        limit = Limit.with_default_burst(change.rate_bps, change.burst_bytes)
+        try:  # a stored id must load again at the next start
+            validate_app_id(app_id)
+        except InvalidArgument as error:
+            raise InvalidArgument(f"this application's id cannot be stored: {error}") from None
+        if change.owner != ADMIN_OWNER and key not in self._limits and key not in new_rules:
+            held = self._limits.count_of_owner(change.owner) + sum(1 for _, owner in new_rules if owner == change.owner)
+            if held >= MAX_RULES_PER_USER:
+                raise InvalidArgument(
+                    f"you have rules for {held} applications, the most one user may keep; clear some first"
+                )
+            new_rules.add(key)
+        return lambda table: table.set(key, change.direction, limit)
 
     def _change(self, edit: Callable[[LimitTable], None], clamped: dict[int, float] | None = None) -> None:
         """clamped: the pids _shrink_windows_first clamped for this edit; if it
@@ -385,22 +472,22 @@ class Engine:
 
     def _apply_classes(self) -> None:
         wanted: dict[Direction, Classes] = {Direction.UP: {}, Direction.DOWN: {}}
-        for app_id, limits in self._limits.enforced():
-            slot = self._slots.acquire(app_id)
+        for key, limits in self._limits.enforced():
+            slot = self._slots.acquire(key)
             for direction, limit in limits.items():
                 wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes)
         self._shaper.reconcile(wanted)
 
     def _apply_socket_caps(self) -> None:
         wanted: dict[int, SocketCaps] = {}
-        for app_id, limits in self._limits.enforced():
+        for key, limits in self._limits.enforced():
             up = limits.get(Direction.UP)
             caps = SocketCaps(
                 pacing_bps=round(up.rate_bps * UPLOAD_PACING_SHARE) if up is not None else 0,
                 window_bps=self._download_window_bps(limits),
             )
             if caps != NO_CAPS:
-                wanted[self._slots.acquire(app_id)] = caps
+                wanted[self._slots.acquire(key)] = caps
         for slot in set(self._capped_slots) - set(wanted):
             self._datapath.set_slot_caps(slot, NO_CAPS)
             del self._capped_slots[slot]
@@ -422,13 +509,13 @@ class Engine:
         planned = self._limits.copy()
         edit(planned)
         clamped: dict[int, float] = {}
-        for app_id, limits in planned.enforced():
-            window_bps, app = self._download_window_bps(limits), self._index.application(app_id)
+        for key, limits in planned.enforced():
+            window_bps, app = self._download_window_bps(limits), self._index.application(key[0])
             if not window_bps or app is None:
                 continue
-            slot = self._slots.slot_of(app_id)
+            slot = self._slots.slot_of(key)
             held_to = self._capped_slots.get(slot, NO_CAPS).window_bps if slot else 0
-            for pid in app.processes:
+            for pid in self._pids_of_rule(key, app):
                 if slot and self._process_slots.get(pid) == slot and 0 < held_to <= window_bps:
                     continue  # held to this limit or a lower one already: nothing to spend
                 drain_s = self._datapath.clamp_windows(pid, window_bps)
@@ -442,22 +529,63 @@ class Engine:
             self._sleep(min(max(WINDOW_DRAIN_MIN_S, max(clamped.values())), WINDOW_DRAIN_MAX_S))
 
     def _release_unused_slots(self) -> None:
-        limited = {app_id for app_id, _ in self._limits.enforced()}
-        for app_id in self._slots.apps() - limited:
-            self._slots.release(app_id)
+        limited = {key for key, _ in self._limits.enforced()}
+        for key in self._slots.rules() - limited:
+            self._slots.release(key)
+
+    @staticmethod
+    def _pids_of_rule(key: RuleKey, app: Application) -> list[int]:
+        """The processes a rule applies to: all of the application's for an
+        administrator rule, else only those of the rule's owner."""
+        owner = key[1]
+        return [pid for pid, process in app.processes.items() if owner == ADMIN_OWNER or process.uid == owner]
+
+    def _scopes_of_rule(self, key: RuleKey, pids: list[int]) -> set[str]:
+        """The app scope cgroups whose new sockets a rule tags. A user's rule
+        tags only scopes inside that user's own systemd instance: a user can
+        name a cgroup in their subtree after anyone's app, and must gain no
+        power over other users' processes by it."""
+        owner, scopes = key[1], set()
+        for pid in pids:
+            identity = self._index.identity_of(pid)
+            scope = identity.scope if identity else ""
+            if scope and (owner == ADMIN_OWNER or f"/user@{owner}.service/" in scope):
+                scopes.add(scope)
+        return scopes
+
+    def _expire_user_rules(self, now: float) -> None:
+        """Drop users' rules for programs whose file no longer exists (an
+        administrator's rules stay until an administrator clears them)."""
+        if now - self._expiry_checked_at < EXPIRY_CHECK_S:
+            return
+        self._expiry_checked_at = now
+        gone = [key for key, _ in self._limits.items() if key[1] != ADMIN_OWNER and program_is_gone(key[0])]
+        if not gone:
+            return
+        def edit(table: LimitTable) -> None:
+            for key in gone:
+                table.drop(key)
+        try:
+            self._change(edit)
+        except HelperError as error:
+            log.error("could not drop the rules of programs that are gone: %s", error)
+            return
+        for app_id, owner in gone:
+            log.info("dropped uid %d's rule for %s: the program no longer exists", owner, app_id)
 
     def _apply_tags(self) -> None:
         wanted_pids: dict[int, int] = {}
         wanted_cgroups: dict[int, int] = {}
-        for app_id, _limits in self._limits.enforced():
-            slot = self._slots.acquire(app_id)
-            app = self._index.application(app_id)
+        for key, _limits in self._limits.enforced():
+            slot = self._slots.acquire(key)
+            app = self._index.application(key[0])
             if app is None:
                 continue  # not running: its rule waits for it
-            for pid in app.processes:
+            pids = self._pids_of_rule(key, app)
+            for pid in pids:
                 wanted_pids[pid] = slot
-            if app.identity.scope:
-                scope_id = cgroup_id(self._datapath.cgroup_root, app.identity.scope)
+            for scope in self._scopes_of_rule(key, pids):
+                scope_id = cgroup_id(self._datapath.cgroup_root, scope)
                 if scope_id is not None:
                     wanted_cgroups[scope_id] = slot
         alive = {pid for pids in self._index.pids_by_app().values() for pid in pids}

@@ -8,8 +8,9 @@ rotation so a freed slot is not reused while stale sockets might still carry it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
-from chadthrottle.contract import MAX_BURST_BYTES, Direction
+from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, Direction
 from chadthrottle.helper.errors import InvalidArgument
 
 MAX_SLOTS = 0xFFFE  # HTB minors 1..0xfffe
@@ -38,74 +39,107 @@ class Limit:
         return cls(rate_bps, burst_bytes)
 
 
+# A rule is stored against (application id, owner): owner ADMIN_OWNER for an
+# administrator rule (every user's processes), else the uid whose processes it
+# applies to. Each rule has its own slot: two users' rules on one program are
+# two separate limits.
+RuleKey: TypeAlias = tuple[str, int]
+
+
 class SlotAllocator:
     def __init__(self, max_slots: int = MAX_SLOTS) -> None:
         self._max = max_slots
-        self._by_app: dict[str, int] = {}
+        self._by_rule: dict[RuleKey, int] = {}
         self._next = 1
 
-    def slot_of(self, app_id: str) -> int | None:
-        return self._by_app.get(app_id)
+    def slot_of(self, key: RuleKey) -> int | None:
+        return self._by_rule.get(key)
 
-    def acquire(self, app_id: str) -> int:
-        if app_id in self._by_app:
-            return self._by_app[app_id]
-        used = set(self._by_app.values())
+    def acquire(self, key: RuleKey) -> int:
+        if key in self._by_rule:
+            return self._by_rule[key]
+        used = set(self._by_rule.values())
         if len(used) >= self._max:
-            raise InvalidArgument(f"at most {self._max} applications can be limited at once")
+            raise InvalidArgument(f"at most {self._max} rules can be enforced at once")
         while self._next in used:
             self._next = self._next % self._max + 1
         slot = self._next
         self._next = self._next % self._max + 1
-        self._by_app[app_id] = slot
+        self._by_rule[key] = slot
         return slot
 
-    def apps(self) -> set[str]:
-        return set(self._by_app)
+    def rules(self) -> set[RuleKey]:
+        return set(self._by_rule)
 
-    def release(self, app_id: str) -> None:
-        self._by_app.pop(app_id, None)
+    def release(self, key: RuleKey) -> None:
+        self._by_rule.pop(key, None)
 
 
 class LimitTable:
-    """app id -> {direction: Limit}; the one record of what the user asked for.
+    """(app id, owner) -> {direction: Limit}; the one record of what users asked for.
 
     ``paused`` is part of that record: paused limits are kept (and listed) but
-    not enforced, and it is stored, rolled back and restored with them.
+    not enforced, and it is stored, rolled back and restored with them. An
+    administrator rule on an application outranks every user rule on it: while
+    it exists, the user rules are kept but not in force.
     """
 
     def __init__(self) -> None:
-        self._limits: dict[str, dict[Direction, Limit]] = {}
+        self._limits: dict[RuleKey, dict[Direction, Limit]] = {}
         self.paused = False
 
-    def get(self, app_id: str) -> dict[Direction, Limit]:
-        return dict(self._limits.get(app_id, {}))
+    def get(self, key: RuleKey) -> dict[Direction, Limit]:
+        return dict(self._limits.get(key, {}))
 
-    def set(self, app_id: str, direction: Direction, limit: Limit) -> None:
-        self._limits.setdefault(app_id, {})[direction] = limit
+    def set(self, key: RuleKey, direction: Direction, limit: Limit) -> None:
+        self._limits.setdefault(key, {})[direction] = limit
 
-    def clear(self, app_id: str, directions: tuple[Direction, ...]) -> None:
-        limits = self._limits.get(app_id, {})
+    def clear(self, key: RuleKey, directions: tuple[Direction, ...]) -> None:
+        limits = self._limits.get(key, {})
         for direction in directions:
             limits.pop(direction, None)
         if not limits:
-            self._limits.pop(app_id, None)
+            self._limits.pop(key, None)
+
+    def drop(self, key: RuleKey) -> None:
+        self._limits.pop(key, None)
 
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
 
-    def items(self) -> list[tuple[str, dict[Direction, Limit]]]:
-        return [(app_id, dict(limits)) for app_id, limits in self._limits.items()]
+    def items(self) -> list[tuple[RuleKey, dict[Direction, Limit]]]:
+        return [(key, dict(limits)) for key, limits in self._limits.items()]
 
-    def __contains__(self, app_id: object) -> bool:
-        return app_id in self._limits
+    def __contains__(self, key: object) -> bool:
+        return key in self._limits
+
+    def __len__(self) -> int:
+        return len(self._limits)
+
+    def has_app(self, app_id: str) -> bool:
+        """Whether any rule, of any owner, names app_id."""
+        return any(key[0] == app_id for key in self._limits)
+
+    def rules_of(self, app_id: str) -> dict[int, dict[Direction, Limit]]:
+        """owner -> limits of every rule on app_id."""
+        return {owner: dict(limits) for (app, owner), limits in self._limits.items() if app == app_id}
+
+    def count_of_owner(self, owner: int) -> int:
+        return sum(1 for _app, rule_owner in self._limits if rule_owner == owner)
 
     def copy(self) -> LimitTable:
         clone = LimitTable()
-        clone._limits = {app_id: dict(limits) for app_id, limits in self._limits.items()}
+        clone._limits = {key: dict(limits) for key, limits in self._limits.items()}
         clone.paused = self.paused
         return clone
 
-    def enforced(self) -> list[tuple[str, dict[Direction, Limit]]]:
-        """The limits the kernel should hold now: none while paused."""
-        return [] if self.paused else self.items()
+    def outranked(self, key: RuleKey) -> bool:
+        """A user rule while an administrator rule names the same application."""
+        return key[1] != ADMIN_OWNER and (key[0], ADMIN_OWNER) in self._limits
+
+    def enforced(self) -> list[tuple[RuleKey, dict[Direction, Limit]]]:
+        """The rules the kernel should hold now: none while paused, and no user
+        rule an administrator rule outranks."""
+        if self.paused:
+            return []
+        return [(key, dict(limits)) for key, limits in self._limits.items() if not self.outranked(key)]

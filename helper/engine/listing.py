@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from chadthrottle.contract import ApplicationInfo, Direction
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction
+from chadthrottle.helper.engine.api import Viewer
 from chadthrottle.helper.engine.limits import Limit
 from chadthrottle.helper.engine.rates import AppTraffic
 from chadthrottle.helper.identity.applications import AppIdentity
+from chadthrottle.helper.engine.rule_view import shown_rule
 from chadthrottle.helper.identity.index import Application
 
 EXITED_VISIBLE_S = 60.0
@@ -22,37 +24,48 @@ def _fallback_name(app_id: str) -> str:
 def build_listing(
     running: Mapping[str, Application],
     traffic: Mapping[str, AppTraffic],
-    limits: Mapping[str, dict[Direction, Limit]],
+    rules: Mapping[str, dict[int, dict[Direction, Limit]]],
     now: float,
+    viewer: Viewer,
     known: Mapping[str, AppIdentity] | None = None,
+    problems: Mapping[Direction, str] | None = None,
 ) -> list[ApplicationInfo]:
-    """known: the last identity seen of applications that may have exited, so
-    they keep their name and icon."""
+    """rules: app id -> owner -> limits; known: the last identity seen of
+    applications that may have exited, so they keep their name and icon;
+    problems: why limits of a direction are not enforced now (paused, a
+    device the helper cannot shape), shown on every limit of that direction."""
     known = known or {}
+    problems = problems or {}
     listing = []
-    for app_id in sorted(set(traffic) | set(limits)):
+    for app_id in sorted(set(traffic) | set(rules)):
         app = running.get(app_id)
         counters = traffic.get(app_id, AppTraffic())
-        app_limits = limits.get(app_id, {})
-        if app is None and not app_limits and now - counters.last_active > EXITED_VISIBLE_S:
+        uids = app.uids if app else frozenset()
+        shown = shown_rule(rules.get(app_id, {}), viewer, uids)
+        if app is None and shown is None and now - counters.last_active > EXITED_VISIBLE_S:
             continue
+        owner, limits = shown if shown is not None else (ADMIN_OWNER, {})
         identity = app.identity if app else known.get(app_id)
         listing.append(
             ApplicationInfo(
                 id=app_id,
                 name=identity.name if identity else _fallback_name(app_id),
                 icon=identity.icon if identity else "",
-                uids=tuple(sorted(app.uids)) if app else (),
+                uids=tuple(sorted(uids)),
                 pids=tuple(sorted(app.processes)) if app else (),
                 down_bps=counters.down_bps,
                 up_bps=counters.up_bps,
                 rx_bytes=counters.rx_bytes,
                 tx_bytes=counters.tx_bytes,
-                down_limit_bps=app_limits[Direction.DOWN].rate_bps if Direction.DOWN in app_limits else 0,
-                up_limit_bps=app_limits[Direction.UP].rate_bps if Direction.UP in app_limits else 0,
+                down_limit_bps=limits[Direction.DOWN].rate_bps if Direction.DOWN in limits else 0,
+                up_limit_bps=limits[Direction.UP].rate_bps if Direction.UP in limits else 0,
                 loopback_down_bps=counters.loopback_down_bps,
                 loopback_up_bps=counters.loopback_up_bps,
                 running=app is not None,
+                down_limit_owner=owner,
+                up_limit_owner=owner,
+                down_limit_problem=problems.get(Direction.DOWN, "") if Direction.DOWN in limits else "",
+                up_limit_problem=problems.get(Direction.UP, "") if Direction.UP in limits else "",
             )
         )
     return listing

@@ -6,10 +6,14 @@ file 0600, and a file that someone else owns or could write is not trusted.
 Writes are atomic (a temporary file in the same directory, fsync, rename,
 fsync of the directory), so a crash leaves either the old rules or the new.
 
-Loading is strict: every field is checked against the contract's bounds and
-the adapter's application id rules. A file that fails any check is moved aside
+Each rule belongs to an owner: the administrator (every user's processes) or
+one uid (that user's processes only). Loading is strict: every field is
+checked against the contract's bounds and the adapter's application id rules.
+A rule that fails a check is left out with a logged error and the others are
+kept; a file that is not a rules file at all is moved aside
 (``rules.json.corrupt-<timestamp>``) with one logged error, and the helper
-starts with no rules rather than not at all.
+starts with no rules rather than not at all. A version-1 file (no owners) is
+read as administrator rules and written back in this format.
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chadthrottle.contract import MAX_BURST_BYTES, MAX_RATE_BPS, MIN_RATE_BPS, PID_APP_PREFIX, Direction
+from chadthrottle.contract import (
+    ADMIN_OWNER,
+    MAX_BURST_BYTES,
+    MAX_RATE_BPS,
+    MAX_RULES_PER_USER,
+    MIN_RATE_BPS,
+    PID_APP_PREFIX,
+    Direction,
+)
 from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.engine.limits import MAX_SLOTS, MIN_BURST_BYTES, Limit, LimitTable
 from chadthrottle.helper.errors import HelperError, InvalidArgument
@@ -32,11 +44,17 @@ from chadthrottle.helper.errors import HelperError, InvalidArgument
 log = logging.getLogger("chadthrottle.engine.rule_store")
 
 RULES_FILE = "rules.json"
-FORMAT_VERSION = 1
-# Every application of MAX_SLOTS with both directions fits in well under this.
+FORMAT_VERSION = 2
+# Version 1 stored one rule per application, with no owner: each becomes an
+# administrator rule (it applied to everyone's processes).
+LEGACY_VERSION = 1
+# Every rule of MAX_SLOTS with both directions fits in well under this.
 MAX_FILE_BYTES = 32 * 1024 * 1024
 _LIMIT_FIELDS = frozenset({"rate_bps", "burst_bytes"})
-_REQUIRED_KEYS = frozenset({"version", "applications"})
+_DIRECTIONS = {direction.value: direction for direction in Direction}
+_RULE_KEYS = frozenset({"app_id", "owner"})
+_ADMIN_OWNER_TEXT = "all"  # how the file names an administrator rule's owner
+_MAX_UID = 2**32 - 2  # (uid_t)-1 is no uid
 
 
 class StateFileError(HelperError):
@@ -47,70 +65,131 @@ class CorruptStateFile(Exception):
     """The file on disk is not a rules file this helper wrote (internal to loading)."""
 
 
+class UntrustedDirectory(OSError):
+    """The state directory is not the helper's own: nothing in it is read or written."""
+
+
+class BadRule(Exception):
+    """One rule in an otherwise good file is unusable: it alone is dropped."""
+
+
 def _is_int(value: Any) -> bool:
     return type(value) is int
 
 
 def encode_rules(table: LimitTable) -> bytes:
     """The file's bytes for a table: sorted, so equal tables give equal files."""
-    applications = {
-        app_id: {
-            direction.value: {"rate_bps": limit.rate_bps, "burst_bytes": limit.burst_bytes}
-            for direction, limit in sorted(limits.items(), key=lambda item: item[0].value)
-        }
-        for app_id, limits in sorted(table.items())
-    }
-    document: dict[str, Any] = {"version": FORMAT_VERSION, "applications": applications}
-    if table.paused:  # written only when set: an unpaused file is what older helpers wrote
+    rules = []
+    for (app_id, owner), limits in sorted(table.items()):
+        rule: dict[str, Any] = {"app_id": app_id, "owner": _ADMIN_OWNER_TEXT if owner == ADMIN_OWNER else owner}
+        for direction, limit in limits.items():
+            rule[direction.value] = {"rate_bps": limit.rate_bps, "burst_bytes": limit.burst_bytes}
+        rules.append(rule)
+    document: dict[str, Any] = {"version": FORMAT_VERSION, "rules": rules}
+    if table.paused:  # written only when set
         document["paused"] = True
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
 
 def _decode_limit(where: str, value: Any) -> Limit:
     if not isinstance(value, dict) or set(value) != _LIMIT_FIELDS:
-        raise CorruptStateFile(f"{where}: expected exactly {sorted(_LIMIT_FIELDS)}")
+        raise BadRule(f"{where}: expected exactly {sorted(_LIMIT_FIELDS)}")
     rate_bps, burst_bytes = value["rate_bps"], value["burst_bytes"]
     if not _is_int(rate_bps) or not MIN_RATE_BPS <= rate_bps <= MAX_RATE_BPS:
-        raise CorruptStateFile(f"{where}: rate_bps {rate_bps!r} is not in {MIN_RATE_BPS}..{MAX_RATE_BPS}")
+        raise BadRule(f"{where}: rate_bps {rate_bps!r} is not in {MIN_RATE_BPS}..{MAX_RATE_BPS}")
     if not _is_int(burst_bytes) or not MIN_BURST_BYTES <= burst_bytes <= MAX_BURST_BYTES:
-        raise CorruptStateFile(
-            f"{where}: burst_bytes {burst_bytes!r} is not in {MIN_BURST_BYTES}..{MAX_BURST_BYTES}"
-        )
+        raise BadRule(f"{where}: burst_bytes {burst_bytes!r} is not in {MIN_BURST_BYTES}..{MAX_BURST_BYTES}")
     return Limit(rate_bps, burst_bytes)
 
 
-def decode_rules(data: bytes) -> LimitTable:
-    """Parse and check a rules file; CorruptStateFile says what is wrong."""
+def _decode_app_id(app_id: Any) -> str:
+    try:
+        validate_app_id(app_id)
+    except InvalidArgument as error:
+        raise BadRule(f"application {app_id!r}: {error}") from None
+    if app_id.startswith(PID_APP_PREFIX):
+        raise BadRule(f"application {app_id!r}: a pid is not a stable identity")
+    return str(app_id)
+
+
+def _decode_owner(app_id: str, owner: Any) -> int:
+    if owner == _ADMIN_OWNER_TEXT:
+        return ADMIN_OWNER
+    if not _is_int(owner) or not 0 <= owner <= _MAX_UID:
+        raise BadRule(f"application {app_id!r}: owner {owner!r} is neither {_ADMIN_OWNER_TEXT!r} nor a uid")
+    return int(owner)
+
+
+def _decode_limits(app_id: str, limits: Any) -> dict[Direction, Limit]:
+    if not isinstance(limits, dict) or not limits or not set(limits) <= set(_DIRECTIONS):
+        raise BadRule(f"application {app_id!r}: expected limits for 'down' and/or 'up'")
+    return {_DIRECTIONS[name]: _decode_limit(f"{app_id} {name}", value) for name, value in limits.items()}
+
+
+def _legacy_rules(document: dict[str, Any]) -> list[tuple[Any, Any, Any]]:
+    """(app id, owner, limits) of a version-1 file: every rule the administrator's."""
+    if set(document) - {"version", "applications", "paused"} or "applications" not in document:
+        raise CorruptStateFile("expected the keys 'version' and 'applications', and at most 'paused'")
+    applications = document["applications"]
+    if not isinstance(applications, dict):
+        raise CorruptStateFile("'applications' is not an object")
+    return [(app_id, _ADMIN_OWNER_TEXT, limits) for app_id, limits in applications.items()]
+
+
+def _current_rules(document: dict[str, Any]) -> list[tuple[Any, Any, Any]]:
+    if set(document) - {"version", "rules", "paused"} or "rules" not in document:
+        raise CorruptStateFile("expected the keys 'version' and 'rules', and at most 'paused'")
+    rules = document["rules"]
+    if not isinstance(rules, list):
+        raise CorruptStateFile("'rules' is not a list")
+    found = []
+    for rule in rules:
+        if not isinstance(rule, dict) or not _RULE_KEYS <= set(rule):
+            found.append((None, None, None))  # reported as a bad rule below
+            continue
+        found.append((rule["app_id"], rule["owner"], {k: v for k, v in rule.items() if k not in _RULE_KEYS}))
+    return found
+
+
+def decode_rules(data: bytes, skipped: list[str] | None = None) -> LimitTable:
+    """Parse and check a rules file (this format or version 1). A file that is
+    not a rules file raises CorruptStateFile; a rule that is unusable is left
+    out, its reason appended to skipped: one bad rule never costs the others."""
     try:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise CorruptStateFile(f"not JSON: {error}") from None
-    if not isinstance(document, dict) or not _REQUIRED_KEYS <= set(document) <= _REQUIRED_KEYS | {"paused"}:
-        raise CorruptStateFile("expected the keys 'version' and 'applications', and at most 'paused'")
-    if not _is_int(document["version"]) or document["version"] != FORMAT_VERSION:
-        raise CorruptStateFile(f"unknown format version {document['version']!r} (this helper reads {FORMAT_VERSION})")
-    applications = document["applications"]
-    if not isinstance(applications, dict):
-        raise CorruptStateFile("'applications' is not an object")
-    if len(applications) > MAX_SLOTS:
-        raise CorruptStateFile(f"more than {MAX_SLOTS} applications")
-    table = LimitTable()
+    if not isinstance(document, dict) or "version" not in document:
+        raise CorruptStateFile("expected an object with a 'version'")
+    version = document["version"]
+    if _is_int(version) and version == LEGACY_VERSION:
+        found = _legacy_rules(document)
+    elif _is_int(version) and version == FORMAT_VERSION:
+        found = _current_rules(document)
+    else:
+        raise CorruptStateFile(f"unknown format version {version!r} (this helper reads {LEGACY_VERSION} and {FORMAT_VERSION})")
+    if len(found) > MAX_SLOTS:
+        raise CorruptStateFile(f"more than {MAX_SLOTS} rules")
     paused = document.get("paused", False)
     if type(paused) is not bool:
         raise CorruptStateFile(f"'paused' is {paused!r}, not true or false")
+    table = LimitTable()
     table.set_paused(paused)
-    directions = {direction.value: direction for direction in Direction}
-    for app_id, limits in applications.items():
+    for app_id, owner_value, limits in found:
         try:
-            validate_app_id(app_id)
-        except InvalidArgument as error:
-            raise CorruptStateFile(f"application {app_id!r}: {error}") from None
-        if app_id.startswith(PID_APP_PREFIX):
-            raise CorruptStateFile(f"application {app_id!r}: a pid is not a stable identity")
-        if not isinstance(limits, dict) or not limits or not set(limits) <= set(directions):
-            raise CorruptStateFile(f"application {app_id!r}: expected limits for 'down' and/or 'up'")
-        for name, value in limits.items():
-            table.set(app_id, directions[name], _decode_limit(f"{app_id} {name}", value))
+            if app_id is None:
+                raise BadRule("a rule is not an object with 'app_id' and 'owner'")
+            app = _decode_app_id(app_id)
+            owner = _decode_owner(app, owner_value)
+            if (app, owner) in table:
+                raise BadRule(f"application {app!r}: a second rule for the same owner")
+            if owner != ADMIN_OWNER and table.count_of_owner(owner) >= MAX_RULES_PER_USER:
+                raise BadRule(f"application {app!r}: uid {owner} has {MAX_RULES_PER_USER} rules already")
+            for direction, limit in _decode_limits(app, limits).items():
+                table.set((app, owner), direction, limit)
+        except BadRule as error:
+            if skipped is not None:
+                skipped.append(str(error))
     return table
 
 
@@ -129,16 +208,21 @@ class RuleStore:
             data = self._read_trusted()
         except FileNotFoundError:
             return LimitTable()
+        except UntrustedDirectory as error:
+            log.error("not using the rules in %s: %s; starting with no limits", self.state_dir, error)
+            return LimitTable()
         except (OSError, CorruptStateFile) as error:
             self._set_aside(str(error))
             return LimitTable()
+        skipped: list[str] = []
         try:
-            table = decode_rules(data)
+            table = decode_rules(data, skipped)
         except CorruptStateFile as error:
             self._set_aside(str(error))
             return LimitTable()
-        log.info("restored the limits of %d applications from %s%s", len(table.items()), self.path,
-                 " (paused)" if table.paused else "")
+        for reason in skipped:
+            log.error("left out one rule of %s: %s", self.path, reason)
+        log.info("restored %d rules from %s%s", len(table), self.path, " (paused)" if table.paused else "")
         return table
 
     def save(self, table: LimitTable) -> None:
@@ -161,11 +245,14 @@ class RuleStore:
             raise StateFileError(f"could not store the limits in {self.path}: {error.strerror or error}") from None
 
     def _prepare_directory(self) -> None:
+        """A directory another user owns could be swapped under us: refused."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = self.state_dir.lstat()
         if not stat.S_ISDIR(info.st_mode):
-            raise OSError(f"{self.state_dir} is not a directory")
-        if stat.S_IMODE(info.st_mode) != 0o700 and info.st_uid == os.geteuid():
+            raise UntrustedDirectory(f"{self.state_dir} is not a directory")
+        if info.st_uid != os.geteuid():
+            raise UntrustedDirectory(f"{self.state_dir} is owned by uid {info.st_uid}, not by the helper's user")
+        if stat.S_IMODE(info.st_mode) != 0o700:
             os.chmod(self.state_dir, 0o700)
 
     def _read_trusted(self) -> bytes:

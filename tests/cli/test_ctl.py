@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 
 from chadthrottle.cli import ctl
 from chadthrottle.client import NO_SERVER, SERVICE_UNKNOWN, HelperClientError
-from chadthrottle.contract import ApplicationInfo, BackendInfo, ErrorName
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, ErrorName, RuleScope
 from chadthrottle.helper.standalone import PrivateSystemBus
 from chadthrottle.units import RATE_HELP
 
@@ -108,7 +109,7 @@ def test_table_and_json_output() -> None:
     table = ctl.format_applications([APP]).splitlines()
     assert table[0].split() == ["ID", "NAME", "PIDS", "DOWN", "UP", "DOWN", "LIMIT", "UP", "LIMIT"]
     assert table[1].split() == ["exe:/usr/bin/curl", "curl", "1,2,3,4...", "2.00", "MB/s", "0", "B/s",
-                                "none", "250", "KB/s"]  # fmt: skip
+                                "none", "250", "KB/s", "(admin)"]  # fmt: skip
     assert json.loads(ctl._to_json([APP]))[0]["pids"] == [1, 2, 3, 4, 5]
     backends = ctl.format_backends([BackendInfo("ebpf", False, "no BTF", ())])
     assert backends.splitlines()[1].split() == ["ebpf", "no", "-", "no", "BTF"]
@@ -144,3 +145,25 @@ def test_interfaces_table_ends_with_the_machine_total_without_loopback() -> None
 
     text = format_interfaces([InterfaceInfo("lo", 1, True, 5, 5, 1e6, 1e6), InterfaceInfo("eth0", 2, False, 7, 3, 2e6, 1e3)])
     assert text.splitlines()[-1].split() == ["total", "(no", "loopback)", "2.00", "MB/s", "1.00", "KB/s", "7", "B", "3", "B"]
+
+
+def test_a_limit_says_whose_it_is_and_when_it_is_not_enforced() -> None:
+    mine = dataclasses.replace(APP, up_limit_owner=os.getuid(), down_limit_bps=9_000, down_limit_owner=os.getuid(),
+                               down_limit_problem="eth0: a foreign filter runs first")  # fmt: skip
+    row = ctl.format_applications([mine]).splitlines()[1]
+    assert "(you) NOT ENFORCED" in row and "250 KB/s (you)" in row
+    assert ctl.limit_problems([mine]) == [
+        "exe:/usr/bin/curl: down limit not enforced: eth0: a foreign filter runs first"
+    ]
+    assert ctl.owner_label(ADMIN_OWNER) == "admin"
+    assert ctl.owner_label(0, my_uid=1000) == "user root"
+    assert ctl.owner_label(4_000_000_000, my_uid=1000) == "uid 4000000000"
+
+
+def test_scope_options() -> None:
+    parser = ctl.build_parser()
+    assert parser.parse_args(["limit", "x", "--up", "1M"]).scope is RuleScope.DEFAULT
+    assert parser.parse_args(["limit", "x", "--up", "1M", "--own"]).scope is RuleScope.OWN
+    assert parser.parse_args(["clear", "x", "--all-users"]).scope is RuleScope.ALL
+    with pytest.raises(SystemExit):
+        parser.parse_args(["clear", "x", "--own", "--all-users"])

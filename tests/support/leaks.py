@@ -42,7 +42,7 @@ def _daemons() -> list[str]:
         if not proc.name.isdigit():
             continue
         try:
-            comm = (proc / "comm").read_text().strip()
+            comm = (proc / "comm").read_bytes().decode("utf-8", "replace").strip()  # any bytes at all
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             continue

@@ -132,6 +132,18 @@ class Receiver:
         return (end_bytes - start_bytes) / (end_time - start_time)
 
 
+def rates_together(receivers: Sequence[Receiver], seconds: float) -> list[float]:
+    """Each receiver's payload rate over the same `seconds`, for limits that
+    hold a sum of several connections."""
+    starts = [receiver._latest() for receiver in receivers]
+    time.sleep(seconds)
+    rates = []
+    for receiver, (start_time, start_bytes) in zip(receivers, starts):
+        end_time, end_bytes = receiver._latest()
+        rates.append((end_bytes - start_bytes) / (end_time - start_time) if end_time > start_time else 0.0)
+    return rates
+
+
 @dataclass
 class Stream:
     """One connection between an application in the host namespace and a server

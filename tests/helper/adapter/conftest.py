@@ -10,9 +10,25 @@ from typing import Any
 
 import pytest
 
-from chadthrottle.contract import BUS_NAME, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo
+from chadthrottle.contract import (
+    ADMIN_OWNER,
+    BUS_NAME,
+    ApplicationInfo,
+    BackendInfo,
+    ConnectionInfo,
+    Direction,
+    InterfaceInfo,
+    RuleInfo,
+)
 from chadthrottle.helper.busname import wait_for_bus_name
-from chadthrottle.helper.engine.api import ChangeOutcome, LimitChange, ResolvedApplication, SetLimit
+from chadthrottle.helper.engine.api import (
+    ADMIN_VIEWER,
+    ChangeOutcome,
+    LimitChange,
+    ResolvedApplication,
+    SetLimit,
+    Viewer,
+)
 from chadthrottle.helper.errors import HelperError, NoSuchApplication
 from chadthrottle.helper.main import run_helper
 from chadthrottle.helper.standalone import PrivateSystemBus
@@ -36,6 +52,10 @@ class FakeEngineForAdapterTests:
         self.release_slow = threading.Event()
         self.closed = False
         self.paused = False
+        self.viewers: list[Viewer] = []
+        self.rules = [RuleInfo(CURL, "up", 250_000, 131_072, 1000, True),
+                      RuleInfo(ROOT_APP, "down", 9_000, 131_072, ADMIN_OWNER, True),
+                      RuleInfo(ROOT_APP, "down", 7_000, 131_072, NOBODY_UID, False)]  # fmt: skip
         self._owners = {CURL: {1000}, NOBODY_APP: {NOBODY_UID}, ROOT_APP: {0},
                         SLOW_APP: {0}, BROKEN_APP: {0}, WEIRD_APP: {0}}  # fmt: skip
 
@@ -47,13 +67,18 @@ class FakeEngineForAdapterTests:
     def changes(self) -> list[tuple[Any, ...]]:
         return [call for call in self.calls if call[0] in ("set_limit", "clear_limit", "set_limits_paused")]
 
-    def list_applications(self) -> list[ApplicationInfo]:
+    def list_applications(self, viewer: Viewer = ADMIN_VIEWER) -> list[ApplicationInfo]:
         self.calls.append(("list_applications",))
+        self.viewers.append(viewer)
         return [
             ApplicationInfo(id=CURL, name="curl", icon="", uids=(1000,), pids=(CURL_PID,),
                             down_bps=1500.0, up_bps=20.0, rx_bytes=10, tx_bytes=20,
                             down_limit_bps=0, up_limit_bps=250_000)
         ]  # fmt: skip
+
+    def list_rules(self) -> list[RuleInfo]:
+        self.calls.append(("list_rules",))
+        return list(self.rules)
 
     def list_connections(self, app_id: str) -> list[ConnectionInfo]:
         self.calls.append(("list_connections", app_id))
@@ -78,18 +103,20 @@ class FakeEngineForAdapterTests:
             app_id = CURL
         if app_id not in self._owners:
             raise NoSuchApplication(f"no application {app_id}")
-        return ResolvedApplication(app_id, frozenset(self._owners[app_id]))
+        pid_uid = 1000 if app_id.startswith("pid:") else None
+        return ResolvedApplication(app_id, frozenset(self._owners[app_id]), frozenset(), pid_uid)
 
-    def set_limit(self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int) -> str:
-        self.calls.append(("set_limit", app_id, direction, rate_bps, burst_bytes))
+    def set_limit(self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int,
+                  owner: int = ADMIN_OWNER) -> str:  # fmt: skip
+        self.calls.append(("set_limit", app_id, direction, rate_bps, burst_bytes, owner))
         if app_id == BROKEN_APP:
             raise RuntimeError(SECRET)
         if app_id == WEIRD_APP:
             return 42  # type: ignore[return-value]
         return app_id
 
-    def clear_limit(self, app_id: str, directions: tuple[Direction, ...]) -> str:
-        self.calls.append(("clear_limit", app_id, directions))
+    def clear_limit(self, app_id: str, directions: tuple[Direction, ...], owner: int = ADMIN_OWNER) -> str:
+        self.calls.append(("clear_limit", app_id, directions, owner))
         return app_id
 
     def apply_changes(self, changes: Sequence[LimitChange]) -> list[ChangeOutcome]:
@@ -99,9 +126,10 @@ class FakeEngineForAdapterTests:
         for change in changes:
             try:
                 if isinstance(change, SetLimit):
-                    outcomes.append(self.set_limit(change.app_id, change.direction, change.rate_bps, change.burst_bytes))
+                    outcomes.append(self.set_limit(change.app_id, change.direction, change.rate_bps,
+                                                   change.burst_bytes, change.owner))  # fmt: skip
                 else:
-                    outcomes.append(self.clear_limit(change.app_id, change.directions))
+                    outcomes.append(self.clear_limit(change.app_id, change.directions, change.owner))
             except HelperError as error:
                 outcomes.append(error)
         return outcomes

@@ -21,6 +21,7 @@ from dbus_fast.aio import MessageBus
 from chadthrottle import contract
 from chadthrottle.client import HelperClient, HelperClientError
 from chadthrottle.contract import (
+    ADMIN_OWNER,
     BUS_NAME,
     INTERFACE,
     METHODS,
@@ -93,9 +94,9 @@ def test_root_sets_and_clears_limits(engine: FakeEngineForAdapterTests, adapter_
     assert client_call(address, "clear_limit", CURL) == CURL
     assert client_call(address, "clear_limit", CURL, Direction.UP) == CURL
     assert engine.changes() == [
-        ("set_limit", CURL, Direction.DOWN, 1_000_000, 0),
-        ("clear_limit", CURL, (Direction.DOWN, Direction.UP)),
-        ("clear_limit", CURL, (Direction.UP,)),
+        ("set_limit", CURL, Direction.DOWN, 1_000_000, 0, ADMIN_OWNER),
+        ("clear_limit", CURL, (Direction.DOWN, Direction.UP), ADMIN_OWNER),
+        ("clear_limit", CURL, (Direction.UP,), ADMIN_OWNER),
     ]
 
 
@@ -104,7 +105,7 @@ def test_a_pid_is_resolved_before_the_engine_changes_anything(
 ) -> None:
     resolved = client_call(adapter_helper.address, "set_limit", f"pid:{CURL_PID}", Direction.UP, 5000, 64000)
     assert resolved == CURL
-    assert engine.changes() == [("set_limit", CURL, Direction.UP, 5000, 64000)]
+    assert engine.changes() == [("set_limit", CURL, Direction.UP, 5000, 64000, ADMIN_OWNER)]
 
 
 def test_root_lists_applications_and_backends(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
@@ -129,8 +130,8 @@ def test_ctl_as_root(engine: FakeEngineForAdapterTests, adapter_helper: InProces
     limited = ctl_as(None, adapter_helper.address, "limit", CURL, "--down", "1M", "--up", "unlimited")
     assert limited.returncode == 0, limited.stderr
     assert engine.changes() == [
-        ("set_limit", CURL, Direction.DOWN, 1_000_000, 0),
-        ("clear_limit", CURL, (Direction.UP,)),
+        ("set_limit", CURL, Direction.DOWN, 1_000_000, 0, ADMIN_OWNER),
+        ("clear_limit", CURL, (Direction.UP,), ADMIN_OWNER),
     ]
     backends = ctl_as(None, adapter_helper.address, "backends")
     assert "no BTF" in backends.stdout
@@ -186,8 +187,8 @@ def test_nobody_learns_nothing_about_unknown_applications(
 def test_a_method_without_a_known_action_is_denied(
     engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(METHODS, "SetLimit", MethodSpec("SetLimit", "sstt", "s", "no-such-action"))  # type: ignore[arg-type]
-    reply = raw_call(adapter_helper.address, "SetLimit", "sstt", [CURL, "down", 5000, 0])
+    monkeypatch.setitem(METHODS, "SetLimit", MethodSpec("SetLimit", "sstts", "s", "no-such-action"))  # type: ignore[arg-type]
+    reply = raw_call(adapter_helper.address, "SetLimit", "sstts", [CURL, "down", 5000, 0, ""])
     assert _error(reply)[0] == ErrorName.NOT_AUTHORIZED.value
     assert engine.changes() == []
 
@@ -202,15 +203,21 @@ def test_a_method_without_a_known_action_is_denied(
         ("SetLimit", "ssuu", [CURL, "down", 5000, 0]),
         ("ClearLimit", "s", [CURL]),
         ("GetApiVersion", "s", ["extra"]),
-        ("SetLimit", "sstt", ["curl", "down", 5000, 0]),
-        ("SetLimit", "sstt", ["exe:/x\x07", "down", 5000, 0]),
-        ("SetLimit", "sstt", ["pid:0", "down", 5000, 0]),
-        ("SetLimit", "sstt", ["x" * 600, "down", 5000, 0]),
-        ("SetLimit", "sstt", [CURL, "both", 5000, 0]),
-        ("SetLimit", "sstt", [CURL, "down", 0, 0]),
-        ("SetLimit", "sstt", [CURL, "down", 2**64 - 1, 0]),
-        ("SetLimit", "sstt", [CURL, "down", 5000, 5]),
-        ("ClearLimit", "ss", [CURL, "sideways"]),
+        ("SetLimit", "sstts", ["curl", "down", 5000, 0, ""]),
+        ("SetLimit", "sstts", ["exe:/x\x07", "down", 5000, 0, ""]),
+        ("SetLimit", "sstts", ["pid:0", "down", 5000, 0, ""]),
+        ("SetLimit", "sstts", ["x" * 600, "down", 5000, 0, ""]),
+        ("SetLimit", "sstts", [CURL, "both", 5000, 0, ""]),
+        ("SetLimit", "sstts", [CURL, "down", 0, 0, ""]),
+        ("SetLimit", "sstts", [CURL, "down", 2**64 - 1, 0, ""]),
+        ("SetLimit", "sstts", [CURL, "down", 5000, 5, ""]),
+        ("SetLimit", "sstt", [CURL, "down", 5000, 0]),  # the version-1 signature
+        ("SetLimit", "sstts", [CURL, "down", 5000, 0, "everyone"]),
+        ("SetLimit", "sstts", [CURL, "down", 5000, 0, "OWN"]),
+        ("ClearLimit", "ss", [CURL, "down"]),
+        ("ClearLimit", "sss", [CURL, "down", "mine"]),
+        ("ClearLimit", "sss", [CURL, "sideways", ""]),
+        ("ListRules", "s", ["x"]),
         ("SetLimitsPaused", "s", ["true"]),
         ("SetLimitsPaused", "u", [1]),
         ("SetLimitsPaused", "", []),
@@ -229,7 +236,7 @@ def test_garbage_is_an_invalid_argument(
 def test_unexpected_engine_error_is_a_generic_failure(
     engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
 ) -> None:
-    name, text = _error(raw_call(adapter_helper.address, "SetLimit", "sstt", [BROKEN_APP, "up", 5000, 0]))
+    name, text = _error(raw_call(adapter_helper.address, "SetLimit", "sstts", [BROKEN_APP, "up", 5000, 0, ""]))
     assert name == ErrorName.FAILED.value
     assert text == GENERIC_FAILURE_TEXT
     assert SECRET not in text and "Traceback" not in text and "RuntimeError" not in text
@@ -240,7 +247,7 @@ def test_unexpected_engine_error_is_a_generic_failure(
 def test_a_reply_that_cannot_be_marshalled_is_still_answered(
     engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
 ) -> None:
-    name, text = _error(raw_call(adapter_helper.address, "SetLimit", "sstt", [WEIRD_APP, "up", 5000, 0]))
+    name, text = _error(raw_call(adapter_helper.address, "SetLimit", "sstts", [WEIRD_APP, "up", 5000, 0, ""]))
     assert (name, text) == (ErrorName.FAILED.value, GENERIC_FAILURE_TEXT)
 
 

@@ -65,6 +65,10 @@ class RecordingShaper:
     sent: dict[int, int] = field(default_factory=dict)
     reconciles: int = 0
     queue_downloads: bool = True  # like tc; the ebpf policer drops
+    gaps: dict[Direction, list[str]] = field(default_factory=dict)
+
+    def enforcement_gaps(self) -> dict[Direction, list[str]]:
+        return {direction: list(reasons) for direction, reasons in self.gaps.items()}
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
         self.reconciles += 1

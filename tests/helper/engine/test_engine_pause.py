@@ -4,6 +4,8 @@ Kernel ports are recording stand-ins (engine unit tests)."""
 
 from __future__ import annotations
 
+from chadthrottle.contract import ADMIN_OWNER
+
 from pathlib import Path
 
 import pytest
@@ -99,7 +101,7 @@ def _stored_engine(store: RuleStore, shaper: RecordingShaper) -> Engine:
 
 def test_the_paused_flag_survives_a_restart(tmp_path: Path) -> None:
     stored = LimitTable()
-    stored.set("exe:/opt/app", Direction.DOWN, Limit(50_000, 200_000))
+    stored.set(("exe:/opt/app", ADMIN_OWNER), Direction.DOWN, Limit(50_000, 200_000))
     RuleStore(tmp_path).save(stored)
     _stored_engine(RuleStore(tmp_path), RecordingShaper()).set_limits_paused(True)
 
@@ -115,7 +117,7 @@ def test_the_paused_flag_survives_a_restart(tmp_path: Path) -> None:
 
 def test_a_pause_that_cannot_be_stored_is_undone(tmp_path: Path) -> None:
     stored = LimitTable()
-    stored.set("exe:/opt/app", Direction.DOWN, Limit(50_000, 200_000))
+    stored.set(("exe:/opt/app", ADMIN_OWNER), Direction.DOWN, Limit(50_000, 200_000))
     store = RuleStore(tmp_path)
     store.save(stored)
     shaper = RecordingShaper()

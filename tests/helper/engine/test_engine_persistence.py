@@ -3,6 +3,8 @@ undoes a change it could not store. Kernel ports are fakes (engine unit tests)."
 
 from __future__ import annotations
 
+from chadthrottle.contract import ADMIN_OWNER
+
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ def _engine(store: RuleStore, shaper: RecordingShaper | None = None) -> Engine:
 
 def test_stored_rules_are_applied_on_the_first_tick_even_for_absent_apps(tmp_path: Path) -> None:
     stored = LimitTable()
-    stored.set(STORED_APP, Direction.DOWN, Limit(50_000, 200_000))
+    stored.set((STORED_APP, ADMIN_OWNER), Direction.DOWN, Limit(50_000, 200_000))
     RuleStore(tmp_path).save(stored)
     shaper = RecordingShaper()
     engine = _engine(RuleStore(tmp_path), shaper)
@@ -45,21 +47,21 @@ def test_a_stored_rule_makes_its_application_known(tmp_path: Path) -> None:
     with pytest.raises(NoSuchApplication):
         engine.set_limit(STORED_APP, Direction.UP, 5_000, 0)
     stored = LimitTable()
-    stored.set(STORED_APP, Direction.DOWN, Limit(50_000, 200_000))
+    stored.set((STORED_APP, ADMIN_OWNER), Direction.DOWN, Limit(50_000, 200_000))
     store.save(stored)
     engine = _engine(store)
     assert engine.resolve_application(STORED_APP).owner_uids == frozenset()
     engine.set_limit(STORED_APP, Direction.UP, 5_000, 0)
-    assert {d for d in RuleStore(tmp_path).load().get(STORED_APP)} == {Direction.DOWN, Direction.UP}
+    assert {d for d in RuleStore(tmp_path).load().get((STORED_APP, ADMIN_OWNER))} == {Direction.DOWN, Direction.UP}
 
 
 def test_every_change_is_stored(tmp_path: Path) -> None:
     stored = LimitTable()
-    stored.set(STORED_APP, Direction.DOWN, Limit(50_000, 200_000))
+    stored.set((STORED_APP, ADMIN_OWNER), Direction.DOWN, Limit(50_000, 200_000))
     RuleStore(tmp_path).save(stored)
     engine = _engine(RuleStore(tmp_path))
     engine.set_limit(STORED_APP, Direction.DOWN, 70_000, 300_000)
-    assert RuleStore(tmp_path).load().get(STORED_APP) == {Direction.DOWN: Limit(70_000, 300_000)}
+    assert RuleStore(tmp_path).load().get((STORED_APP, ADMIN_OWNER)) == {Direction.DOWN: Limit(70_000, 300_000)}
     engine.clear_limit(STORED_APP, (Direction.DOWN, Direction.UP))
     assert RuleStore(tmp_path).load().items() == []
     assert not engine.has_limits()
@@ -67,7 +69,7 @@ def test_every_change_is_stored(tmp_path: Path) -> None:
 
 def test_a_change_that_cannot_be_stored_is_undone(tmp_path: Path) -> None:
     stored = LimitTable()
-    stored.set(STORED_APP, Direction.DOWN, Limit(50_000, 200_000))
+    stored.set((STORED_APP, ADMIN_OWNER), Direction.DOWN, Limit(50_000, 200_000))
     store = RuleStore(tmp_path)
     store.save(stored)
     shaper = RecordingShaper()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from chadthrottle.helper.engine.api import ADMIN_VIEWER
+
 from dataclasses import dataclass
 
 import pytest
@@ -59,9 +61,9 @@ def test_exited_applications_stay_listed_a_while_with_their_totals() -> None:
     meter.update([Sample(10, 5000, 0)], now=1.0)  # last movement
     meter.update([Sample(10, 5000, 0)], now=2.0)
     assert meter.apps["app:gone"].down_bps == 0.0  # it stopped: the rate falls to zero
-    shown = build_listing({}, meter.apps, {}, now=2.0 + EXITED_VISIBLE_S - 5)
+    shown = build_listing({}, meter.apps, {}, now=2.0 + EXITED_VISIBLE_S - 5, viewer=ADMIN_VIEWER)
     assert [(a.id, a.rx_bytes, a.running) for a in shown] == [("app:gone", 5000, False)]
-    assert build_listing({}, meter.apps, {}, now=2.0 + EXITED_VISIBLE_S + 5) == []
+    assert build_listing({}, meter.apps, {}, now=2.0 + EXITED_VISIBLE_S + 5, viewer=ADMIN_VIEWER) == []
 
 
 def test_exited_processes_keep_their_bytes_but_not_their_pid() -> None:

@@ -14,10 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chadthrottle.contract import MAX_BURST_BYTES, MAX_RATE_BPS, MIN_RATE_BPS, Direction
+from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, MAX_RATE_BPS, MAX_RULES_PER_USER, MIN_RATE_BPS, Direction
 from chadthrottle.helper.engine.limits import MIN_BURST_BYTES, Limit, LimitTable
 from chadthrottle.helper.engine.rule_store import (
     FORMAT_VERSION,
+    LEGACY_VERSION,
     RULES_FILE,
     BackgroundSaver,
     RuleStore,
@@ -33,12 +34,21 @@ CURL = "exe:/usr/bin/curl"
 def _table(*rules: tuple[str, Direction, int, int]) -> LimitTable:
     table = LimitTable()
     for app_id, direction, rate_bps, burst_bytes in rules:
-        table.set(app_id, direction, Limit(rate_bps, burst_bytes))
+        table.set((app_id, ADMIN_OWNER), direction, Limit(rate_bps, burst_bytes))
     return table
 
 
-def _document(applications: Any, version: Any = FORMAT_VERSION) -> bytes:
+def _document(applications: Any, version: Any = LEGACY_VERSION) -> bytes:
+    """A version-1 file: rules by application, no owners."""
     return json.dumps({"version": version, "applications": applications}).encode()
+
+
+def _rules(*rules: Any) -> bytes:
+    return json.dumps({"version": FORMAT_VERSION, "rules": list(rules)}).encode()
+
+
+def _rule(app_id: Any = CURL, owner: Any = "all", **limits: Any) -> dict[str, Any]:
+    return {"app_id": app_id, "owner": owner, **(limits or {"up": _good_limit()})}
 
 
 def _good_limit(rate_bps: int = 125_000) -> dict[str, int]:
@@ -65,10 +75,30 @@ def test_saved_rules_load_back_and_the_file_is_private(tmp_path: Path) -> None:
 def test_the_format_is_versioned_and_readable(tmp_path: Path) -> None:
     store = RuleStore(tmp_path)
     store.save(_table((FIREFOX, Direction.UP, 2_000, MIN_BURST_BYTES)))
+    table = _table((FIREFOX, Direction.UP, 2_000, MIN_BURST_BYTES))
+    table.set((CURL, 1000), Direction.DOWN, Limit(5_000, MIN_BURST_BYTES))
+    store.save(table)
     assert json.loads(store.path.read_text()) == {
-        "version": 1,
-        "applications": {FIREFOX: {"up": {"rate_bps": 2_000, "burst_bytes": MIN_BURST_BYTES}}},
+        "version": 2,
+        "rules": [
+            {"app_id": FIREFOX, "owner": "all", "up": {"rate_bps": 2_000, "burst_bytes": MIN_BURST_BYTES}},
+            {"app_id": CURL, "owner": 1000, "down": {"rate_bps": 5_000, "burst_bytes": MIN_BURST_BYTES}},
+        ],
     }
+
+
+def test_a_version_1_file_becomes_administrator_rules(tmp_path: Path) -> None:
+    """Rules without an owner applied to everyone: they stay the administrator's."""
+    store = RuleStore(tmp_path)
+    store.path.write_bytes(json.dumps({"version": 1, "paused": True, "applications": {
+        CURL: {"up": _good_limit(5_000)}, FIREFOX: {"down": _good_limit(7_000)}}}).encode())  # fmt: skip
+    store.path.chmod(0o600)
+    loaded = store.load()
+    assert loaded.paused
+    assert sorted(loaded.items()) == [
+        ((FIREFOX, ADMIN_OWNER), {Direction.DOWN: Limit(7_000, MIN_BURST_BYTES)}),
+        ((CURL, ADMIN_OWNER), {Direction.UP: Limit(5_000, MIN_BURST_BYTES)}),
+    ]
 
 
 def test_the_paused_flag_is_stored_only_when_set(tmp_path: Path) -> None:
@@ -106,10 +136,21 @@ _CORRUPT: list[tuple[str, bytes]] = [
     ("not json", b"{\"version\": 1, \"applications\": {"),
     ("not utf-8", b"\xff\xfe"),
     ("a list", b"[]"),
-    ("future version", _document({}, version=2)),
+    ("future version", _document({}, version=3)),
     ("version as text", _document({}, version="1")),
     ("extra key", json.dumps({"version": 1, "applications": {}, "x": 1}).encode()),
+    ("extra key v2", json.dumps({"version": 2, "rules": [], "x": 1}).encode()),
+    ("v2 without rules", json.dumps({"version": 2, "applications": {}}).encode()),
+    ("rules an object", json.dumps({"version": 2, "rules": {}}).encode()),
     ("applications a list", _document([])),
+    ("deep nesting", b"[" * 100_000 + b"]" * 100_000),
+    ("paused a number", json.dumps({"version": 1, "applications": {}, "paused": 1}).encode()),
+    ("paused a string", json.dumps({"version": 2, "rules": [], "paused": "yes"}).encode()),
+]
+
+# One bad rule beside a good one: the bad one alone is left out (a user who
+# could store one bad id must not cost everyone their limits at the next start).
+_BAD_RULES: list[tuple[str, bytes]] = [
     ("pid id", _document({"pid:42": {"up": _good_limit()}})),
     ("unknown kind", _document({"cgroup:/x": {"up": _good_limit()}})),
     ("control char", _document({"exe:/usr/bin/a\nb": {"up": _good_limit()}})),
@@ -124,10 +165,65 @@ _CORRUPT: list[tuple[str, bytes]] = [
     ("burst too big", _document({CURL: {"up": {"rate_bps": 5000, "burst_bytes": MAX_BURST_BYTES + 1}}})),
     ("missing burst", _document({CURL: {"up": {"rate_bps": 5000}}})),
     ("extra field", _document({CURL: {"up": {**_good_limit(), "ceil": 1}}})),
-    ("deep nesting", b"[" * 100_000 + b"]" * 100_000),
-    ("paused a number", json.dumps({"version": 1, "applications": {}, "paused": 1}).encode()),
-    ("paused a string", json.dumps({"version": 1, "applications": {}, "paused": "yes"}).encode()),
+    ("v2 rule not an object", _rules("x")),
+    ("v2 rule without owner", _rules({"app_id": CURL, "up": _good_limit()})),
+    ("v2 owner negative", _rules(_rule(owner=-1))),
+    ("v2 owner text", _rules(_rule(owner="root"))),
+    ("v2 owner a bool", _rules(_rule(owner=True))),
+    ("v2 owner too big", _rules(_rule(owner=2**32))),
+    ("v2 control char id", _rules(_rule(app_id="exe:/a\x1b[31m"))),
+    ("v2 long id", _rules(_rule(app_id="exe:/" + "a" * 600))),
+    ("v2 duplicate rule", _rules(_rule(app_id=FIREFOX, owner=7), _rule(app_id=FIREFOX, owner=7))),
 ]
+GOOD_NEIGHBOUR = "exe:/usr/bin/good-neighbour"
+
+
+def _with_good_neighbour(content: bytes) -> bytes:
+    document = json.loads(content)
+    if document["version"] == 1:
+        document["applications"][GOOD_NEIGHBOUR] = {"down": _good_limit(9_000)}
+    else:
+        document["rules"].append(_rule(app_id=GOOD_NEIGHBOUR, down=_good_limit(9_000)))
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize("content", [c for _, c in _BAD_RULES], ids=[n for n, _ in _BAD_RULES])
+def test_a_bad_rule_is_left_out_and_the_others_kept(
+    content: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RuleStore(tmp_path)
+    store.path.write_bytes(_with_good_neighbour(content))
+    store.path.chmod(0o600)
+    with caplog.at_level(logging.ERROR, logger="chadthrottle.engine.rule_store"):
+        loaded = store.load()
+    assert loaded.get((GOOD_NEIGHBOUR, ADMIN_OWNER)) == {Direction.DOWN: Limit(9_000, MIN_BURST_BYTES)}
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "left out one rule" in errors[0].getMessage()
+    assert store.path.exists() and not list(tmp_path.glob(f"{RULES_FILE}.corrupt-*"))
+
+
+def test_rules_beyond_a_users_bound_are_left_out(tmp_path: Path) -> None:
+    store = RuleStore(tmp_path)
+    many = [_rule(app_id=f"exe:/opt/app{n}", owner=1000) for n in range(MAX_RULES_PER_USER + 3)]
+    store.path.write_bytes(_rules(*many, _rule(app_id=CURL, owner=1001)))
+    store.path.chmod(0o600)
+    loaded = store.load()
+    assert loaded.count_of_owner(1000) == MAX_RULES_PER_USER
+    assert (CURL, 1001) in loaded
+
+
+def test_a_state_directory_owned_by_another_user_is_not_used(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the directory away")
+    store = RuleStore(tmp_path / "state")
+    store.save(_table((CURL, Direction.UP, 5_000, MIN_BURST_BYTES)))
+    os.chown(store.state_dir, 65534, 65534)
+    with caplog.at_level(logging.ERROR):
+        assert store.load().items() == []
+    assert "owned by uid 65534" in caplog.text
+    with pytest.raises(StateFileError, match="owned by uid 65534"):
+        store.save(_table((CURL, Direction.UP, 6_000, MIN_BURST_BYTES)))
+    assert store.path.exists()  # nothing in it was moved or replaced
 
 
 @pytest.mark.parametrize("content", [c for _, c in _CORRUPT], ids=[n for n, _ in _CORRUPT])
@@ -184,7 +280,7 @@ def test_an_application_that_no_longer_exists_is_kept(tmp_path: Path) -> None:
     store = RuleStore(tmp_path)
     store.path.write_bytes(_document({"exe:/opt/uninstalled/app": {"down": _good_limit()}}))
     store.path.chmod(0o600)
-    assert [app_id for app_id, _ in store.load().items()] == ["exe:/opt/uninstalled/app"]
+    assert [key for key, _ in store.load().items()] == [("exe:/opt/uninstalled/app", ADMIN_OWNER)]
 
 
 _app_ids = st.builds(
@@ -203,7 +299,7 @@ def test_any_valid_table_round_trips(rules: dict[str, dict[Direction, Limit]]) -
     table = LimitTable()
     for app_id, limits in rules.items():
         for direction, limit in limits.items():
-            table.set(app_id, direction, limit)
+            table.set((app_id, ADMIN_OWNER), direction, limit)
     assert sorted(decode_rules(encode_rules(table)).items()) == sorted(table.items())
 
 
@@ -227,7 +323,7 @@ def test_the_background_saver_folds_a_burst_into_few_writes(tmp_path: Path) -> N
         for rate_bps in range(10_000, 10_100):
             saver.save(_table((CURL, Direction.UP, rate_bps, MIN_BURST_BYTES)))
         assert saver.flush()
-        assert store.load().get(CURL) == {Direction.UP: Limit(10_099, MIN_BURST_BYTES)}  # the last one
+        assert store.load().get((CURL, ADMIN_OWNER)) == {Direction.UP: Limit(10_099, MIN_BURST_BYTES)}  # the last one
         assert 1 <= store.writes <= 3
     finally:
         saver.close()
@@ -239,7 +335,7 @@ def test_closing_the_saver_writes_what_is_pending(tmp_path: Path) -> None:
     saver.save(_table((CURL, Direction.UP, 5_000, MIN_BURST_BYTES)))
     saver.save(_table((FIREFOX, Direction.DOWN, 7_000, MIN_BURST_BYTES)))
     saver.close()
-    assert [app_id for app_id, _ in RuleStore(tmp_path).load().items()] == [FIREFOX]
+    assert [key for key, _ in RuleStore(tmp_path).load().items()] == [(FIREFOX, ADMIN_OWNER)]
 
 
 def test_a_failed_background_write_is_logged_and_the_next_one_retries(
@@ -257,6 +353,6 @@ def test_a_failed_background_write_is_logged_and_the_next_one_retries(
         blocker.rmdir()
         saver.save(_table((CURL, Direction.UP, 6_000, MIN_BURST_BYTES)))
         assert saver.flush()
-        assert store.load().get(CURL) == {Direction.UP: Limit(6_000, MIN_BURST_BYTES)}
+        assert store.load().get((CURL, ADMIN_OWNER)) == {Direction.UP: Limit(6_000, MIN_BURST_BYTES)}
     finally:
         saver.close()

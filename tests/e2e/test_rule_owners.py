@@ -1,0 +1,175 @@
+"""Whose processes a rule reaches, written as the attacks that once worked
+(issue: "limit your own apps" was "limit anyone's apps").
+
+Three users run the same program (tests/support/traffic.py, so one
+application id for all of them): uid NOBODY, granted monitor + limit-own by
+the real polkitd exactly as an active local session is; uid OTHER; and root.
+A user's rule reaches only that user's processes; an administrator's rule
+reaches everyone's, outranks users' rules, and no user can remove it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chadthrottle.contract import ADMIN_OWNER, Direction, RuleScope
+from tests.e2e.conftest import MiB, Stack
+from tests.support.helper_calls import call_helper
+from tests.support.netns import Stream, rates_together, start_stream
+from tests.support.other_users import DENIED, NO_SUCH, ClientAs, client_as, granted, stream_as
+
+NOBODY, OTHER = 65534, 61_002
+WIRE = 1448 / 1500  # payload per wire byte of a full TCP segment
+# Fast: far above any limit here; the veth does several hundred MiB/s.
+FAST_BPS = 20 * MiB
+
+
+def _within(rate_bps: float, limit_bps: int, tolerance: float = 0.15) -> bool:
+    return (1 - tolerance) * limit_bps <= rate_bps / WIRE <= (1 + tolerance) * limit_bps
+
+
+@pytest.fixture
+def nobody(stack: Stack) -> Iterator[ClientAs]:
+    with client_as(stack.bus_address, NOBODY) as client, granted(client):
+        yield client
+
+
+@pytest.fixture
+def three_users(stack: Stack) -> Iterator[dict[str, Stream]]:
+    """One upload each, by NOBODY, OTHER and root, of the same program."""
+    streams: dict[str, Stream] = {}
+    try:
+        streams["nobody"] = stream_as(NOBODY, stack.pair, 5810)
+        streams["other"] = stream_as(OTHER, stack.pair, 5811)
+        streams["root"] = start_stream(stack.pair, 5812, "up")
+        yield streams
+    finally:
+        for stream in streams.values():
+            stream.stop()
+
+
+def _rates(streams: dict[str, Stream], seconds: float = 2.0) -> dict[str, float]:
+    names = list(streams)
+    return dict(zip(names, rates_together([streams[name].receiver for name in names], seconds)))
+
+
+def _wait_for_rates(streams: dict[str, Stream], check: object, timeout_s: float = 12.0) -> dict[str, float]:
+    """Read 2 s windows until check(rates) holds (a limit settles within about
+    a second); the last reading, for the assertion message."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rates = _rates(streams)
+        if check(rates) or time.monotonic() > deadline:  # type: ignore[operator]
+            return rates
+
+
+def test_a_users_rule_reaches_only_that_users_processes(
+    stack: Stack, nobody: ClientAs, three_users: dict[str, Stream]
+) -> None:
+    app = nobody.ask("set", f"pid:{three_users['nobody'].app_pid}", "up", MiB)["ok"]
+    assert app.startswith("script:") and app.endswith("traffic.py")
+    rates = _wait_for_rates(three_users, lambda r: _within(r["nobody"], MiB))
+    assert _within(rates["nobody"], MiB), rates
+    assert rates["other"] > FAST_BPS and rates["root"] > FAST_BPS, rates  # same program, other users
+
+    # Another user's process is not the caller's to name, with either scope.
+    assert nobody.ask("set", f"pid:{three_users['root'].app_pid}", "up", 20_000) == DENIED
+    assert nobody.ask("set", f"pid:{three_users['other'].app_pid}", "up", 20_000, "all") == DENIED
+    assert nobody.ask("set", app, "up", 20_000, "all") == DENIED
+    rules = call_helper(stack.bus_address, lambda c: c.list_rules())
+    assert [(r.app_id, r.owner, r.rate_bps) for r in rules] == [(app, NOBODY, MiB)]
+
+    # The user lists and clears what they made.
+    assert nobody.ask("rules") == {"ok": [[app, "up", MiB, NOBODY, True]]}
+    assert nobody.ask("clear", app) == {"ok": app}
+    rates = _wait_for_rates(three_users, lambda r: r["nobody"] > FAST_BPS)
+    assert rates["nobody"] > FAST_BPS, rates
+    assert call_helper(stack.bus_address, lambda c: c.list_rules()) == []
+
+
+def test_an_administrator_rule_reaches_everyone_outranks_and_stays(
+    stack: Stack, nobody: ClientAs, three_users: dict[str, Stream]
+) -> None:
+    app = nobody.ask("set", f"pid:{three_users['nobody'].app_pid}", "up", 512 * 1024)["ok"]
+    admin = call_helper(stack.bus_address, lambda c: c.set_limit(app, Direction.UP, 3 * MiB))  # root: every user
+    assert admin == app
+    try:
+        # One limit for the sum of everyone's processes; the user's own is outranked.
+        rates = _wait_for_rates(three_users, lambda r: _within(sum(r.values()), 3 * MiB))
+        assert _within(sum(rates.values()), 3 * MiB), rates
+        assert nobody.ask("rules") == {"ok": [[app, "up", 3 * MiB, ADMIN_OWNER, True],
+                                              [app, "up", 512 * 1024, NOBODY, False]]}  # fmt: skip
+        listed = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
+        assert (listed[app].up_limit_bps, listed[app].up_limit_owner) == (3 * MiB, ADMIN_OWNER)
+
+        # The user can neither remove it nor get around it by clearing their own.
+        assert nobody.ask("clear", app, "all") == DENIED
+        assert nobody.ask("clear", app) == {"ok": app}
+        rates = _rates(three_users)
+        assert _within(sum(rates.values()), 3 * MiB), rates
+        assert [(r.owner, r.in_force) for r in call_helper(stack.bus_address, lambda c: c.list_rules())] == [
+            (ADMIN_OWNER, True)
+        ]
+
+        # The user's rule applies again once the administrator's is gone.
+        assert nobody.ask("set", app, "up", 512 * 1024) == {"ok": app}
+    finally:
+        call_helper(stack.bus_address, lambda c: c.clear_limit(app, scope=RuleScope.ALL))
+    rates = _wait_for_rates(three_users, lambda r: _within(r["nobody"], 512 * 1024) and r["root"] > FAST_BPS)
+    assert _within(rates["nobody"], 512 * 1024) and rates["other"] > FAST_BPS and rates["root"] > FAST_BPS, rates
+    assert nobody.ask("clear", app) == {"ok": app}
+
+
+@pytest.fixture
+def fake_scope_of_nobody(stack: Stack) -> Iterator[Path]:
+    """A cgroup NOBODY controls, under its own systemd instance, named after
+    root's application's scope: what a user with a delegated subtree can make."""
+    base = stack.cgroup_root / f"chadthrottle-test-{secrets.token_hex(3)}.slice"
+    delegated = base / f"user@{NOBODY}.service"
+    fake = delegated / "app.slice" / f"app-gnome-org.chadthrottle.RootOnly-{os.getpid()}.scope"
+    fake.mkdir(parents=True)
+    for directory in (delegated, delegated / "app.slice", fake):
+        os.chown(directory, NOBODY, NOBODY)
+        os.chown(directory / "cgroup.procs", NOBODY, NOBODY)
+    try:
+        yield fake
+    finally:
+        for scope in (fake,):
+            for pid in (scope / "cgroup.procs").read_text().split():
+                os.kill(int(pid), 9)
+        deadline = time.monotonic() + 5
+        while (fake / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for directory in (fake, delegated / "app.slice", delegated, base):
+            directory.rmdir()
+
+
+def test_a_fake_app_scope_gives_no_power_over_roots_real_app(
+    stack: Stack, nobody: ClientAs, fake_scope_of_nobody: Path
+) -> None:
+    """The user names a scope in their own subtree after root's app: their
+    process then is that app, but their rule still reaches only them."""
+    from tests.support.netns import app_scope
+
+    with app_scope(stack.cgroup_root, "org.chadthrottle.RootOnly") as root_scope:
+        streams = {"root": start_stream(stack.pair, 5813, "up", app_cgroup=root_scope)}
+        try:
+            streams["nobody"] = stream_as(NOBODY, stack.pair, 5814, fake_scope_of_nobody)
+            time.sleep(1.2)  # a tick: both are known as the app
+            app = "app:org.chadthrottle.RootOnly"
+            assert nobody.ask("set", app, "up", MiB) == {"ok": app}
+            rates = _wait_for_rates(streams, lambda r: _within(r["nobody"], MiB))
+            assert _within(rates["nobody"], MiB) and rates["root"] > FAST_BPS, rates
+            # A new connection of root's app, born in its scope, is not limited either.
+            late = start_stream(stack.pair, 5815, "up", app_cgroup=root_scope)
+            streams["root-late"] = late
+            assert late.receiver.rate_bps(2.0) > FAST_BPS
+            assert nobody.ask("clear", app) == {"ok": app}
+        finally:
+            for stream in streams.values():
+                stream.stop()

@@ -1,0 +1,139 @@
+"""Rules and their owners in the engine's plan: a user's rule tags only that
+user's processes, an administrator's rule tags everyone's and outranks users',
+a user keeps a bounded number of rules, and ids are checked before they are
+stored. (The same, with real users, polkitd and traffic: tests/e2e/test_rule_owners.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chadthrottle.contract import ADMIN_OWNER, MAX_RULES_PER_USER, Direction
+from chadthrottle.helper.engine.api import ClearLimit, SetLimit, Viewer
+from chadthrottle.helper.errors import InvalidArgument
+from chadthrottle.helper.identity.applications import AppIdentity
+from chadthrottle.helper.identity.processes import ProcessInfo
+from tests.helper.engine.test_engine_plan import World, world  # noqa: F401  (the fixture)
+
+CURL = "exe:/usr/bin/curl"
+
+
+def _spawn(world: World, pid: int, uid: int, exe: str = "/usr/bin/curl") -> None:  # noqa: F811
+    world.processes[pid] = ProcessInfo(pid, 1, uid, exe, (exe,), exe.rsplit("/", 1)[-1], "/")
+
+
+def _one(world: World, change: SetLimit | ClearLimit) -> str:  # noqa: F811
+    (outcome,) = world.engine.apply_changes([change])
+    assert isinstance(outcome, str), outcome
+    return outcome
+
+
+def test_a_users_rule_tags_only_that_users_processes(world: World) -> None:  # noqa: F811
+    _spawn(world, 10, 1000)
+    _spawn(world, 11, 1001)
+    _spawn(world, 12, 0)
+    assert _one(world, SetLimit("pid:10", Direction.UP, 1_000_000, 0, owner=1000)) == CURL
+    assert set(world.datapath.process_slots) == {10}
+    _one(world, SetLimit(CURL, Direction.UP, 2_000_000, 0, owner=1001))
+    slots = world.datapath.process_slots
+    assert set(slots) == {10, 11} and slots[10] != slots[11]  # two users, two separate limits
+    assert sorted(spec.rate_bps for spec in world.shaper.wanted[Direction.UP].values()) == [1_000_000, 2_000_000]
+    _spawn(world, 13, 1000)  # a new process of that user: tagged on the next tick
+    world.engine.tick()
+    assert world.datapath.process_slots[13] == slots[10] and 12 not in world.datapath.process_slots
+
+
+def test_an_administrator_rule_outranks_users_rules_while_it_exists(world: World) -> None:  # noqa: F811
+    _spawn(world, 10, 1000)
+    _spawn(world, 12, 0)
+    _one(world, SetLimit(CURL, Direction.UP, 1_000_000, 0, owner=1000))
+    _one(world, SetLimit(CURL, Direction.DOWN, 3_000_000, 0))  # the administrator's
+    slots = world.datapath.process_slots
+    assert slots[10] == slots[12]  # one limit for everyone's processes together
+    assert world.shaper.wanted[Direction.UP] == {}  # the user's upload rule is not in force
+    in_force = {(r.owner, r.direction): r.in_force for r in world.engine.list_rules()}
+    assert in_force == {(ADMIN_OWNER, "down"): True, (1000, "up"): False}
+    _one(world, ClearLimit(CURL, (Direction.DOWN, Direction.UP), owner=1000))  # the user's own only
+    assert [r.owner for r in world.engine.list_rules()] == [ADMIN_OWNER]
+    _one(world, SetLimit(CURL, Direction.UP, 1_000_000, 0, owner=1000))
+    _one(world, ClearLimit(CURL, (Direction.DOWN, Direction.UP)))
+    assert set(world.datapath.process_slots) == {10, 12}
+    assert world.datapath.process_slots[12] == 0 and world.datapath.process_slots[10] != 0  # back to the user's
+
+
+def test_the_listing_shows_each_viewer_the_rule_in_force_for_them(world: World) -> None:  # noqa: F811
+    _spawn(world, 10, 1000)
+    _one(world, SetLimit(CURL, Direction.UP, 1_000_000, 0, owner=1000))
+    _one(world, SetLimit(CURL, Direction.UP, 2_000_000, 0, owner=1001))
+
+    def shown(viewer: Viewer) -> tuple[int, int]:
+        (app,) = world.engine.list_applications(viewer)
+        return app.up_limit_bps, app.up_limit_owner
+
+    assert shown(Viewer(1000, sees_all=False)) == (1_000_000, 1000)
+    assert shown(Viewer(1001, sees_all=False)) == (2_000_000, 1001)
+    assert shown(Viewer(0, sees_all=True)) == (1_000_000, 1000)  # the rule of the app's one user
+    _one(world, SetLimit(CURL, Direction.UP, 500_000, 0))
+    assert shown(Viewer(1001, sees_all=False)) == (500_000, ADMIN_OWNER)
+
+
+def test_limits_that_are_not_enforced_say_why(world: World) -> None:  # noqa: F811
+    _spawn(world, 10, 1000)
+    _one(world, SetLimit(CURL, Direction.UP, 1_000_000, 0))
+    world.shaper.gaps = {Direction.UP: ["eth0: a filter ChadThrottle did not create runs first"]}
+    (app,) = world.engine.list_applications()
+    assert app.up_limit_problem == "eth0: a filter ChadThrottle did not create runs first"
+    assert app.down_limit_problem == ""  # no limit, no problem
+    world.engine.set_limits_paused(True)
+    (app,) = world.engine.list_applications()
+    assert app.up_limit_problem == "limits are paused"
+
+
+def test_a_user_keeps_a_bounded_number_of_rules(world: World) -> None:  # noqa: F811
+    changes = [SetLimit(f"exe:/opt/app{n}", Direction.UP, 5_000, 0, owner=1000) for n in range(MAX_RULES_PER_USER + 2)]
+    for n in range(MAX_RULES_PER_USER + 2):
+        _spawn(world, 100 + n, 1000, exe=f"/opt/app{n}")
+    outcomes = world.engine.apply_changes(changes)
+    refused = [o for o in outcomes if isinstance(o, InvalidArgument)]
+    assert len(refused) == 2 and "the most one user may keep" in str(refused[0])
+    # another user, and changing a rule one already has, are not held back
+    _one(world, SetLimit("exe:/opt/app0", Direction.DOWN, 5_000, 0, owner=1000))
+    _one(world, SetLimit("exe:/opt/app0", Direction.UP, 5_000, 0, owner=1001))
+
+
+def test_an_id_that_could_not_be_stored_is_refused_before_anything_changes(
+    world: World, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Identity escapes and bounds every id (tests/helper/identity); should it
+    ever fail to, the id is refused here rather than stored to break the next start."""
+    _spawn(world, 10, 1000)
+    unstorable = AppIdentity("exe:/opt/\x07bell", "bell", "", "")
+    monkeypatch.setattr("chadthrottle.helper.engine.engine.identify", lambda process: unstorable)
+    (outcome,) = world.engine.apply_changes([SetLimit("pid:10", Direction.UP, 5_000, 0, owner=1000)])
+    assert isinstance(outcome, InvalidArgument) and "cannot be stored" in str(outcome)
+    assert world.engine.list_rules() == [] and world.datapath.process_slots == {}
+
+
+def test_users_rules_for_programs_that_are_gone_expire(world: World, tmp_path: Path) -> None:  # noqa: F811
+    program = tmp_path / "tool"
+    program.write_text("")
+    _spawn(world, 10, 1000, exe=str(program))
+    app = _one(world, SetLimit("pid:10", Direction.UP, 5_000, 0, owner=1000))
+    _one(world, SetLimit(app, Direction.DOWN, 5_000, 0))  # the administrator's stays regardless
+    del world.processes[10]
+    world.engine.tick()
+    assert len(world.engine.list_rules()) == 2
+    program.unlink()
+    world.engine._expiry_checked_at = float("-inf")  # the check runs once a minute
+    world.engine.tick()
+    assert [(r.owner, r.direction) for r in world.engine.list_rules()] == [(ADMIN_OWNER, "down")]
+
+
+@pytest.mark.parametrize("app_id", ["app:org.x.Editor", "exe:relative", "exe:/opt/escaped\\x1b"])
+def test_only_plain_program_paths_are_checked_for_expiry(app_id: str) -> None:
+    from chadthrottle.helper.identity.program_files import program_is_gone
+
+    assert not program_is_gone(app_id)
+    assert program_is_gone("exe:/nonexistent/chadthrottle/program")
+    assert not program_is_gone("exe:/bin/sh")

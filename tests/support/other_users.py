@@ -1,0 +1,157 @@
+"""Acting as other users in end-to-end tests: a helper client running as
+another uid, a polkit rule that grants actions to one client process only, and
+an upload whose application runs as another uid.
+
+The polkit rule names the client's pid, so it grants nothing to any other
+process (other test sessions share /etc/polkit-1/rules.d), and it is removed
+when the block ends."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from chadthrottle.contract import Action, ErrorName
+from tests.support.netns import NetnsPair, Receiver, Stream, nsenter_argv
+from tests.support.requirements import require_program
+
+RULES_DIR = Path("/etc/polkit-1/rules.d")
+TRAFFIC_SCRIPT = Path(__file__).parent / "traffic.py"
+# A client that runs as another uid and keeps one bus connection (so one pid for
+# polkit): reads one JSON command per line, answers one JSON line.
+CLIENT = r"""
+import asyncio, json, sys
+from chadthrottle.client import HelperClient, HelperClientError
+from chadthrottle.contract import Direction, RuleScope
+
+async def main():
+    async with HelperClient() as client:
+        print(json.dumps({"ready": True}), flush=True)
+        for line in sys.stdin:
+            name, *args = json.loads(line)
+            try:
+                if name == "list":
+                    result = [[a.id, list(a.uids)] for a in await client.list_applications()]
+                elif name == "limits":
+                    result = {a.id: [a.up_limit_bps, a.up_limit_owner] for a in await client.list_applications()}
+                elif name == "rules":
+                    result = [[r.app_id, r.direction, r.rate_bps, r.owner, r.in_force] for r in await client.list_rules()]
+                elif name == "set":
+                    scope = RuleScope(args[3]) if len(args) > 3 else RuleScope.DEFAULT
+                    result = await client.set_limit(args[0], Direction(args[1]), args[2], scope=scope)
+                else:
+                    scope = RuleScope(args[1]) if len(args) > 1 else RuleScope.DEFAULT
+                    result = await client.clear_limit(args[0], scope=scope)
+                print(json.dumps({"ok": result}), flush=True)
+            except HelperClientError as error:
+                print(json.dumps({"error": error.name}), flush=True)
+
+asyncio.run(main())
+"""
+DENIED = {"error": ErrorName.NOT_AUTHORIZED.value}
+NO_SUCH = {"error": ErrorName.NO_SUCH_APPLICATION.value}
+
+
+class ClientAs:
+    """The CLIENT script as another uid."""
+
+    def __init__(self, bus_address: str, uid: int) -> None:
+        argv = [require_program("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                sys.executable, "-c", CLIENT]  # fmt: skip
+        env = {"DBUS_SYSTEM_BUS_ADDRESS": bus_address, "PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"}
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        assert json.loads(self._line()) == {"ready": True}
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _line(self) -> str:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line, "the client died"
+        return line
+
+    def ask(self, *command: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        answer: dict[str, Any] = json.loads(self._line())
+        return answer
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@contextlib.contextmanager
+def client_as(bus_address: str, uid: int) -> Iterator[ClientAs]:
+    client = ClientAs(bus_address, uid)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def grant_rule_text(pid: int, actions: list[Action]) -> str:
+    ids = json.dumps([action.value for action in actions])
+    return (
+        "// Written by ChadThrottle's tests; removed when the test ends.\n"
+        "polkit.addRule(function(action, subject) {\n"
+        f"    if (subject.pid == {pid} && {ids}.indexOf(action.id) >= 0) {{ return polkit.Result.YES; }}\n"
+        "});\n"
+    )
+
+
+@contextlib.contextmanager
+def granted(client: ClientAs, actions: tuple[Action, ...] = (Action.MONITOR, Action.LIMIT_OWN)) -> Iterator[Path]:
+    """A rule granting actions (monitor among them) to the client's process
+    only; enters once polkitd has picked it up (it watches the directory) and
+    waits after the block until it has dropped it."""
+    path = RULES_DIR / f"10-chadthrottle-test-{secrets.token_hex(4)}.rules"
+    path.write_text(grant_rule_text(client.pid, list(actions)))
+    path.chmod(0o644)
+    try:
+        deadline = time.monotonic() + 15
+        while "error" in client.ask("list") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "ok" in client.ask("list"), "polkitd did not pick up the rule"
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+    deadline = time.monotonic() + 15
+    while "ok" in client.ask("list") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.ask("list") == DENIED, "polkitd kept the removed rule"
+
+
+def stream_as(uid: int, pair: NetnsPair, port: int, scope: Path | None = None) -> Stream:
+    """An upload whose application runs as uid, in scope if one is given
+    (joined as root, before the uid is dropped, as a launcher would)."""
+    script = [sys.executable, str(TRAFFIC_SCRIPT)]
+    common = ["--port", str(port), "--role"]
+    server = subprocess.Popen(nsenter_argv(pair.peer_ns, [*script, "serve", *common, "sink", "--seconds", "60"]),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    assert server.stdout is not None and "listening" in server.stdout.readline()
+    setpriv = [require_program("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    app_argv = nsenter_argv(pair.host_ns, [*setpriv, *script, "connect", "--host", pair.peer_addr,
+                                           *common, "source", "--seconds", "60"])  # fmt: skip
+    join = f'echo $$ > "{scope}/cgroup.procs" && ' if scope is not None else ""
+    app = subprocess.Popen(["sh", "-c", f'{join}exec "$@"', "sh", *app_argv],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    assert app.stdout is not None and "connected" in app.stdout.readline()
+    return Stream(app=app, server=server, receiver=Receiver(server))
