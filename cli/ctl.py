@@ -241,7 +241,7 @@ async def _run(arguments: argparse.Namespace) -> None:
                     print(PAUSED_NOTE)
                 else:
                     for line in limit_problems(apps):
-                        print(line)
+                        print(for_terminal(line))
         elif arguments.command == "rules":
             rules = await client.list_rules()
             print(_to_json(rules) if arguments.json else format_rules(rules))

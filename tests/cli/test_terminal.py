@@ -65,3 +65,30 @@ def test_a_helper_error_is_one_safe_line(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         ctl._fail(ctl.EXIT_FAILED, f"no application is called {HOSTILE}")
     assert _is_safe(capsys.readouterr().err.rstrip("\n"))
+
+
+class _HostileHelper:
+    """Stands in for HelperClient: a helper whose replies carry raw controls."""
+
+    def __init__(self, *_args: object) -> None:
+        pass
+
+    async def __aenter__(self) -> _HostileHelper:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+    async def list_applications(self) -> list[ApplicationInfo]:
+        app = _app(f"exe:/tmp/{HOSTILE}", HOSTILE)
+        return [ApplicationInfo(**{**app.__dict__, "up_limit_bps": 1_000_000, "up_limit_problem": HOSTILE})]
+
+    async def get_limits_paused(self) -> bool:
+        return False
+
+
+def test_list_prints_nothing_raw(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(ctl, "HelperClient", _HostileHelper)
+    assert ctl.main(["list"]) == ctl.EXIT_OK
+    out = capsys.readouterr().out
+    assert _is_safe(out) and "not enforced" in out and len(out.splitlines()) == 3  # header, row, problem
