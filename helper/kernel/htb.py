@@ -6,6 +6,11 @@ rate so its backlog drains at once, and deleted a second later. Deleting it
 outright would drop up to a few megabytes of queued packets, and a TCP
 connection whose RTT grew in that queue would stall for seconds on its
 retransmission timer just when its limit was lifted.
+
+A hierarchy a killed helper left can be *adopted* (adopt()): its classes are
+read back from the kernel and kept as they are where they match what is
+wanted. Adopted classes that are not wanted are *held* at their rate (the old
+programs may still send packets to them) until release_held().
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.tcmsg import plugins, sched_pfifo
+from pyroute2.netlink.rtnl.tcmsg.common import calc_xmittime
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import KernelError
@@ -42,6 +48,10 @@ LIMITED_PRIORITY, DEFAULT_PRIORITY = 0, 1
 RETIRE_AFTER_S = 1.0
 EMPTY_START_BURST_BYTES = 2 * 1514  # what a new class may send at once before its rate applies
 ETHERNET_HEADER_BYTES = 14
+# Our mark inside the root qdisc, with its handle and default class: HTB's
+# rate-to-quantum divisor, unused here (every class is given its quantum).
+ROOT_MARKER_R2Q = HTB_MAJOR
+BUFFER_TICKS_SLACK = 2  # the kernel's ns -> ticks round trip of a class's buffer
 
 LEAF_QUEUE_SECONDS = 0.1  # a leaf bfifo holds this much of the class rate
 MIN_LEAF_QUEUE_BYTES = 256 * 1024  # at least a few 64 KB GSO/GRO super-packets
@@ -61,6 +71,7 @@ class ClassSpec:
 
 
 Classes = dict[int, ClassSpec]  # app slot -> limit
+_DIFFERS = ClassSpec(-1, -1)  # an adopted class that must be changed to what is wanted
 
 
 _tsq_cache: tuple[float, int] = (float("-inf"), 0)  # (read at, bytes)
@@ -125,9 +136,57 @@ class HtbHierarchy:
         self.classes: Classes = {}
         self._leaf_limits: dict[int, int] = {}  # slot -> bytes its bfifo holds
         self._retiring: dict[int, float] = {}  # slot -> when it was opened up
+        self._adopted: dict[int, tuple[int, int]] = {}  # slot -> kernel (rate at L2, buffer ticks)
+        self._held: set[int] = set()  # adopted, not wanted, kept at their rate
+
+    @classmethod
+    def adopt(
+        cls, ipr: IPRoute, ifindex: int, direction: Direction, l3_to_l2: float = 1.0,
+        changer: ClassChanger | None = None,
+    ) -> HtbHierarchy:
+        """The hierarchy a killed helper left on ifindex, as the kernel has it."""
+        hierarchy = cls(ipr, ifindex, direction, l3_to_l2=l3_to_l2, changer=changer)
+        for message in ipr.get_classes(index=ifindex):
+            slot = message["handle"] & 0xFFFF
+            options = message.get_attr("TCA_OPTIONS")
+            parms = options.get_attr("TCA_HTB_PARMS") if options is not None else None
+            if message["handle"] >> 16 != HTB_MAJOR or slot == DEFAULT_MINOR or parms is None:
+                continue
+            rate = options.get_attr("TCA_HTB_RATE64") or parms["rate"]
+            hierarchy._adopted[slot] = (int(rate), int(parms["buffer"]))
+            hierarchy._held.add(slot)
+        for message in ipr.get_qdiscs(index=ifindex):
+            slot = message["parent"] & 0xFFFF
+            if message.get_attr("TCA_KIND") == "bfifo" and slot in hierarchy._adopted:
+                hierarchy._leaf_limits[slot] = int(message.get_attr("TCA_OPTIONS")["limit"])
+        return hierarchy
+
+    def release_held(self) -> None:
+        """The new programs classify now: adopted classes nobody wants retire
+        (opened up, deleted a retire period later)."""
+        now = self._clock()
+        for slot in self._held:
+            self._set_class(slot, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, LIMITED_PRIORITY)
+            self._retiring[slot] = now
+            del self._adopted[slot]
+        self._held.clear()
+
+    def _take_adopted(self, wanted: Classes, closing: bool) -> None:
+        """Adopted classes that are wanted become ours: as they are where they
+        match (no netlink call, no change to the traffic), changed in place
+        (the kernel keeps their tokens and queue) where they differ. Closing,
+        held ones are treated as ours too, so they go with the rest."""
+        for slot in [slot for slot in self._adopted if slot in wanted or closing]:
+            rate, buffer_ticks = self._adopted.pop(slot)
+            self._held.discard(slot)
+            spec = wanted.get(slot)
+            wanted_rate = round(spec.rate_bps * self._l3_to_l2) if spec else -1
+            matches = spec is not None and rate == wanted_rate and abs(
+                buffer_ticks - calc_xmittime(wanted_rate, spec.burst_bytes)) <= BUFFER_TICKS_SLACK
+            self.classes[slot] = spec if spec is not None and matches else _DIFFERS
 
     def create(self) -> None:
-        tc_call(self._ipr, "add", "htb", self.ifindex, ROOT_HANDLE, default=DEFAULT_MINOR)
+        tc_call(self._ipr, "add", "htb", self.ifindex, ROOT_HANDLE, default=DEFAULT_MINOR, r2q=ROOT_MARKER_R2Q)
         self._set_class(DEFAULT_MINOR, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, DEFAULT_PRIORITY, "add-class")
 
     def delete(self) -> None:
@@ -138,11 +197,12 @@ class HtbHierarchy:
 
     @property
     def idle(self) -> bool:
-        """No limited and no retiring class: the root can go."""
-        return not self.classes and not self._retiring
+        """No limited, held or retiring class: the root can go."""
+        return not self.classes and not self._retiring and not self._held
 
     def sync(self, wanted: Classes, retire_after_s: float = RETIRE_AFTER_S) -> None:
         now = self._clock()
+        self._take_adopted(wanted, closing=retire_after_s <= 0)
         for slot in set(self.classes) - set(wanted):
             del self.classes[slot]
             self._retiring[slot] = now

@@ -1,9 +1,12 @@
 """Network devices as the tc shaper needs them: which are uplinks, what qdisc
-sits on them, and the IFB devices the helper creates for downloads."""
+sits on them, the filters on their ingress, and the IFB devices the helper
+creates for downloads. Nothing here decides what is ours: tc_ownership.py does,
+from the shaper's journal."""
 
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +17,7 @@ from chadthrottle.helper.errors import KernelError
 
 log = logging.getLogger("chadthrottle.kernel.interfaces")
 
-IFB_PREFIX = "ctifb"  # + uplink ifindex; every device with this prefix is ours
+IFB_PREFIX = "ctifb"  # + a random token; a name alone never makes a device ours
 ARPHRD_ETHER = 1
 ETHERNET_HEADER_BYTES = 14
 IFF_UP = 0x1
@@ -31,6 +34,7 @@ class Link:
     loopback: bool
     mtu: int = 1500
     ethernet: bool = True  # frames carry a 14-byte Ethernet header
+    alias: str = ""  # IFLA_IFALIAS, where the helper marks its IFBs
 
     @property
     def l3_to_l2(self) -> float:
@@ -43,6 +47,8 @@ class Link:
 class Qdisc:
     kind: str
     handle: int
+    rate2quantum: int = 0  # HTB only: where the helper marks its roots
+    default_minor: int = 0  # HTB only
 
     @property
     def is_default(self) -> bool:
@@ -65,6 +71,7 @@ def _link(message: Any) -> Link:
         loopback=bool(flags & IFF_LOOPBACK),
         mtu=message.get_attr("IFLA_MTU") or 1500,
         ethernet=message["ifi_type"] == ARPHRD_ETHER,
+        alias=message.get_attr("IFLA_IFALIAS") or "",
     )
 
 
@@ -84,10 +91,27 @@ def _qdiscs(ipr: IPRoute, ifindex: int) -> list[Any]:
         return []
 
 
+def link_by_index(ipr: IPRoute, ifindex: int) -> Link | None:
+    try:
+        return _link(ipr.get_links(ifindex)[0])
+    except (NetlinkError, IndexError):
+        return None
+
+
+def link_named(ipr: IPRoute, name: str) -> Link | None:
+    indexes = ipr.link_lookup(ifname=name)
+    return link_by_index(ipr, indexes[0]) if indexes else None
+
+
 def root_qdisc(ipr: IPRoute, ifindex: int) -> Qdisc | None:
     for message in _qdiscs(ipr, ifindex):
         if message["parent"] == TC_H_ROOT:
-            return Qdisc(message.get_attr("TCA_KIND"), message["handle"])
+            kind = message.get_attr("TCA_KIND")
+            options = message.get_attr("TCA_OPTIONS") if kind == "htb" else None
+            init = options.get_attr("TCA_HTB_INIT") if options is not None else None
+            if init is None:
+                return Qdisc(kind, message["handle"])
+            return Qdisc(kind, message["handle"], init["rate2quantum"], init["defcls"])
     return None
 
 
@@ -100,31 +124,64 @@ def ingress_hook(ipr: IPRoute, ifindex: int) -> str | None:
     return None
 
 
-def delete_our_filters(ipr: IPRoute, ifindex: int, parent: int, priority: int) -> int:
-    """Delete the filters at our priority under parent; returns how many."""
+@dataclass(frozen=True)
+class BpfFilter:
+    """One cls_bpf filter under an ingress hook, as the kernel lists it."""
+
+    handle: int
+    protocol: int
+    program_name: str
+    redirect_ifindex: int  # where its mirred action sends packets; 0: none
+
+
+def filters_at(ipr: IPRoute, ifindex: int, parent: int, priority: int) -> list[Any]:
+    """Every filter (of any kind) at a priority under parent, heads excluded."""
     try:
-        filters = list(ipr.get_filters(index=ifindex, parent=parent))
+        messages = list(ipr.get_filters(index=ifindex, parent=parent))
     except NetlinkError:
-        return 0
-    if not any((message["info"] >> 16) == priority for message in filters):
-        return 0
+        return []
+    return [m for m in messages if (m["info"] >> 16) == priority and m["handle"] != 0]
+
+
+def bpf_filter(message: Any) -> BpfFilter | None:
+    if message.get_attr("TCA_KIND") != "bpf":
+        return None
+    options = message.get_attr("TCA_OPTIONS")
+    if options is None:
+        return None
+    redirect = 0
+    actions = options.get_attr("TCA_BPF_ACT")
+    for _name, action in actions["attrs"] if actions is not None else []:
+        action_options = action.get_attr("TCA_ACT_OPTIONS") if action.get_attr("TCA_ACT_KIND") == "mirred" else None
+        parms = action_options.get_attr("TCA_MIRRED_PARMS") if action_options is not None else None
+        if parms is not None:
+            redirect = parms["ifindex"]
+    return BpfFilter(message["handle"], message["info"] & 0xFFFF, options.get_attr("TCA_BPF_NAME") or "", redirect)
+
+
+def delete_filter(ipr: IPRoute, ifindex: int, parent: int, priority: int, found: BpfFilter) -> None:
+    """Delete exactly this filter (priority, protocol, handle), nothing beside it."""
     try:
-        ipr.tc("del-filter", "bpf", ifindex, parent=parent, prio=priority)
+        ipr.tc("del-filter", "bpf", ifindex, found.handle, parent=parent, prio=priority,
+               protocol=socket.ntohs(found.protocol))
     except NetlinkError as error:
         log.debug("filter on %d already gone: %s", ifindex, error)
-        return 0
-    return 1
 
 
-def create_ifb(ipr: IPRoute, uplink_index: int) -> int:
-    """Create (or re-create) the IFB for one uplink, up; returns its ifindex."""
-    name = f"{IFB_PREFIX}{uplink_index}"
-    for existing in ipr.link_lookup(ifname=name):
-        delete_link(ipr, existing)
+def has_filters(ipr: IPRoute, ifindex: int, parent: int) -> bool:
+    try:
+        return any(m["handle"] != 0 for m in ipr.get_filters(index=ifindex, parent=parent))
+    except NetlinkError:
+        return False
+
+
+def create_ifb(ipr: IPRoute, name: str, alias: str) -> int:
+    """Create an IFB under a name the caller recorded, marked with alias, up;
+    returns its ifindex. (The kernel ignores an alias given at creation.)"""
     try:
         ipr.link("add", ifname=name, kind="ifb")
         (index,) = ipr.link_lookup(ifname=name)
-        ipr.link("set", index=index, state="up")
+        ipr.link("set", index=index, ifalias=alias, state="up")
     except (NetlinkError, ValueError) as error:
         raise KernelError(f"could not create the IFB device {name}: {error}") from error
     return int(index)

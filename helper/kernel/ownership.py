@@ -7,17 +7,24 @@ datapath holds LOCK_FILE shared for its lifetime and its own record file
 exclusively; the record lists its program ids. A program with our name prefix
 that no live record lists is a leftover. holding_machine_lock() takes LOCK_FILE
 exclusively: while it is held no datapath runs (for cleanups and baselines).
+
+ObjectJournal does the same for kernel objects that are not programs (the tc
+shaper's qdiscs, filters and IFB devices): a live owner's journal is locked,
+and a dead owner's entries are taken over by the next start in the same
+network namespace, which checks each against the kernel before adopting it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from chadthrottle.helper.errors import BackendUnavailable
 
@@ -92,3 +99,118 @@ def live_program_ids() -> set[int]:
         finally:
             os.close(fd)
     return live
+
+
+JOURNAL_SUFFIX = ".journal"
+
+
+class ObjectJournal:
+    """What one live owner made in the kernel, one JSON line per change, in a
+    file it holds locked (like OwnershipRecord), so a killed owner's objects
+    can be told from anyone else's by the next start.
+
+    Each entry has a "key"; the latest line for a key wins, and a line with
+    "gone" true says the object was deleted. An entry is written *before* its
+    object is created, so a crash between the two leaves an entry whose object
+    is missing (the reader checks), never an object without an entry.
+    """
+
+    def __init__(self, kind: str) -> None:
+        RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = f"{kind}-{os.getpid()}-{secrets.token_hex(4)}{JOURNAL_SUFFIX}"
+        # Created and locked under a name readers do not look for, then renamed:
+        # a reader must never find it unlocked and take it for a dead owner's.
+        hidden = RUN_DIR / f".{name}"
+        self._fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self.path = RUN_DIR / name
+        os.rename(hidden, self.path)
+
+    def write(self, entry: dict[str, Any]) -> None:
+        """Record an object (or, with "gone": True, its removal); one write, so
+        a crash leaves whole lines (a torn last line is skipped by readers)."""
+        if self._fd < 0:
+            raise ValueError("the journal is closed")
+        os.write(self._fd, (json.dumps(entry, sort_keys=True) + "\n").encode())
+
+    def forget(self, key: str) -> None:
+        self.write({"key": key, "gone": True})
+
+    def close(self) -> None:
+        """The owner removed everything it made: nothing is left to find."""
+        if self._fd >= 0:
+            self.path.unlink(missing_ok=True)
+            self.release()
+
+    def release(self) -> None:
+        """Unlock, keeping the file, as if the owner had died: the next start
+        finds what it lists."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _entries(text: str) -> dict[str, dict[str, Any]]:
+    """The latest entry per key of a journal's text; removed keys are left out."""
+    latest: dict[str, dict[str, Any]] = {}
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # torn by a crash mid-write
+        if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+            latest[entry["key"]] = entry
+    return {key: entry for key, entry in latest.items() if not entry.get("gone")}
+
+
+def take_over_dead(kind: str, belongs: Callable[[dict[str, Any]], bool], heir: ObjectJournal) -> list[dict[str, Any]]:
+    """The entries of dead owners' journals of this kind that belong to the
+    caller (its network namespace): written into heir first, then removed from
+    the dead journal (which goes once empty), so a crash in between leaves
+    them in two journals, never in none. Live owners' journals are not read."""
+    taken: dict[str, dict[str, Any]] = {}
+    for path in sorted(RUN_DIR.glob(f"{kind}-*{JOURNAL_SUFFIX}")):
+        if path == heir.path:
+            continue
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its owner is alive
+            entries = _entries(path.read_text(errors="replace"))
+            mine = {key: entry for key, entry in entries.items() if belongs(entry)}
+            for key, entry in mine.items():
+                heir.write(entry)
+                taken[key] = entry
+            rest = [entry for key, entry in entries.items() if key not in mine]
+            if not rest:
+                path.unlink(missing_ok=True)
+            elif mine:
+                _rewrite(path, rest)
+        finally:
+            os.close(fd)
+    return list(taken.values())
+
+
+def _rewrite(path: Path, entries: list[dict[str, Any]]) -> None:
+    """Replace a dead journal's text at once (write aside, rename)."""
+    aside = path.with_name(path.name + ".new")
+    aside.write_text("".join(json.dumps(entry, sort_keys=True) + "\n" for entry in entries))
+    aside.chmod(0o600)
+    os.replace(aside, path)
+
+
+def recorded_entries(kind: str) -> list[dict[str, Any]]:
+    """Every entry of every journal of this kind, live or dead, read without
+    taking anything over: to tell whether an object is anybody's."""
+    recorded: list[dict[str, Any]] = []
+    for path in RUN_DIR.glob(f"{kind}-*{JOURNAL_SUFFIX}"):
+        try:
+            recorded.extend(_entries(path.read_text(errors="replace")).values())
+        except OSError:
+            continue
+    return recorded

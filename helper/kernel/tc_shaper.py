@@ -13,6 +13,15 @@ The shaper is declarative: reconcile() takes the classes wanted per direction
 and makes every uplink match, creating the qdiscs with the first limit and
 removing them after the last. It never replaces a root qdisc somebody else
 configured: it refuses with a clear message instead.
+
+What is ours comes from the shaper's journal (tc_ownership.py), never from a
+handle or a name. A new shaper adopts what a killed one left in its network
+namespace and keeps it where it matches what is wanted, so limits hold across
+a restart: the old filter keeps running the old program (whose socket tags
+are still valid) until the reconcile after the first one, when the new
+helper has tagged the sockets; then the program is swapped in place. An
+uplink that goes down keeps its objects (the kernel keeps them too); only an
+uplink that vanishes loses them.
 """
 
 from __future__ import annotations
@@ -28,16 +37,21 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
-from chadthrottle.helper.kernel import interfaces
+from chadthrottle.helper.kernel import interfaces, tc_ownership
+from chadthrottle.helper.kernel import foreign_filters
 from chadthrottle.helper.kernel.htb import RETIRE_AFTER_S, ROOT_HANDLE, Classes, HtbHierarchy, cn_queue_ns, tc_call
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
+from chadthrottle.helper.kernel.ownership import recorded_entries
+from chadthrottle.helper.kernel.tc_ownership import (
+    FILTER_HANDLE, FILTER_PRIORITY, IFB_ALIAS, IngressEntry, TcJournal, is_our_root, new_ifb_name, our_filter,
+    our_ifb, same_device,
+)
 
 log = logging.getLogger("chadthrottle.kernel.tc")
 
 INGRESS_PARENT = 0xFFFF0000  # the ingress qdisc ffff:
 CLSACT_INGRESS_PARENT = 0xFFFFFFF2
-FILTER_PRIORITY = 0xC7AD
 LINKS_MAX_AGE_S = 0.5
 
 
@@ -51,10 +65,13 @@ class _IngressHook:
     ifb: HtbHierarchy
     parent: int
     created_qdisc: bool
+    old_program: bool = False  # adopted: its filter still runs a killed helper's program
 
 
 class TcShaper:
     queues = True  # HTB leaf queues
+    GAPS_MAX_AGE_S = 1.0
+    _gaps: tuple[float, object, dict[Direction, list[str]]] = (float("-inf"), None, {})  # read at, hooks, gaps
     def __init__(
         self,
         ipr: IPRoute,
@@ -73,6 +90,9 @@ class TcShaper:
         self._changer = ClassChanger.beside(ipr.fileno())
         if self._changer is None:
             log.warning("rate changes go through pyroute2 (slower): no netlink socket beside it")
+        self._journal = TcJournal(ipr)
+        self._reconciled = 0
+        self._takeover_pending = self._adopt()
 
     def active_directions(self) -> set[Direction]:
         active = set()
@@ -91,45 +111,82 @@ class TcShaper:
                 sent[slot] = sent.get(slot, 0) + sent_bytes
         return sent
 
+    def enforcement_gaps(self) -> dict[Direction, list[str]]:
+        """Per direction, why limits do not hold on some uplink: a filter or tcx
+        program ChadThrottle did not create can take packets before its own, or
+        its filter is gone (foreign_filters.py; they are never touched). Read
+        at most every GAPS_MAX_AGE_S (the engine asks every second), and at
+        once when the hooks changed."""
+        hooks = ({index: (hook.parent, hook.ifb.ifindex) for index, hook in self._ingress.items()},
+                 sorted(self._egress))
+        read_at, read_hooks, gaps = self._gaps
+        if hooks != read_hooks or time.monotonic() - read_at >= self.GAPS_MAX_AGE_S:
+            names = {link.index: link.name for link in self._uplinks()}
+            gaps = foreign_filters.enforcement_gaps(self._ipr, names, hooks[0], hooks[1], FILTER_PRIORITY)
+            for reason in {r for rs in gaps.values() for r in rs} - {r for rs in self._gaps[2].values() for r in rs}:
+                log.warning("%s", reason)
+            self._gaps = (time.monotonic(), hooks, gaps)
+        return {direction: list(reasons) for direction, reasons in gaps.items()}
+
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
         """Make every uplink carry the wanted classes; a class no longer wanted
         drains first and goes a second later, its qdiscs with the last one."""
         self._reconcile(wanted, self._retire_after_s)
 
     def close(self) -> None:
-        """Remove everything this shaper created, now; interfaces end as found."""
+        """Remove everything this shaper created (or adopted), now; interfaces
+        end as found. What could not be removed stays in the journal, for the
+        next start."""
         self._links = (float("-inf"), [])  # list them afresh
+        removed = False
         try:
             self._reconcile({}, 0.0)
+            removed = not self._egress and not self._ingress
         finally:
             if self._changer is not None:
                 self._changer.close()
+            if removed:
+                self._journal.close()
+            else:
+                self._journal.release()
 
-    def _uplinks(self) -> list[interfaces.Link]:
-        """The uplinks, listed at most every LINKS_MAX_AGE_S: listing every link
+    def _all_links(self) -> list[interfaces.Link]:
+        """Every link, listed at most every LINKS_MAX_AGE_S: listing every link
         over netlink is half the cost of a limit change, and the engine's tick
         reconciles often enough to follow interfaces that come and go."""
         listed_at, links = self._links
         if time.monotonic() - listed_at > LINKS_MAX_AGE_S:
-            links = interfaces.uplinks(self._ipr)
+            links = interfaces.all_links(self._ipr)
             self._links = (time.monotonic(), links)
         return links
 
+    def _uplinks(self) -> list[interfaces.Link]:
+        """Devices traffic leaves by now: up, not loopback, not an IFB."""
+        return [link for link in self._all_links() if link.up and not link.loopback and link.kind != "ifb"]
+
     def _reconcile(self, wanted: dict[Direction, Classes], retire_after_s: float) -> None:
+        present = {link.index: link for link in self._all_links()}
+        self._forget_vanished(set(present))
+        if self._takeover_pending and self._reconciled and retire_after_s > 0:
+            self._finish_takeover()
+        self._reconciled += 1
         uplinks = {link.index: link for link in self._uplinks()}
-        self._forget_vanished(set(uplinks))
         up, down = wanted.get(Direction.UP, {}), wanted.get(Direction.DOWN, {})
         self._sync_pacing(up)  # before the classes: notices stop with the limit
-        for index, link in uplinks.items():
-            if up and index not in self._egress:
+        # A device that went down keeps its qdiscs and filters (so do we): when
+        # it comes back, traffic finds them as they were.
+        for index in sorted(set(uplinks) | set(self._egress) | set(self._ingress)):
+            link = present[index]
+            if up and index not in self._egress and index in uplinks:
                 self._egress[index] = self._create_root(link)
-            if down and index not in self._ingress:
+            if down and index not in self._ingress and index in uplinks:
                 self._ingress[index] = self._create_ingress(link)
             if index in self._egress:
                 hierarchy = self._egress[index]
                 hierarchy.sync(up, retire_after_s)
                 if hierarchy.idle:
                     self._egress.pop(index).delete()
+                    self._journal.forget_root(index)
             if index in self._ingress:
                 hook = self._ingress[index]
                 hook.ifb.sync(down, retire_after_s)
@@ -148,84 +205,204 @@ class TcShaper:
     def _create_root(self, link: interfaces.Link) -> HtbHierarchy:
         ifindex, name = link.index, link.name
         root = interfaces.root_qdisc(self._ipr, ifindex)
-        if root is not None and root.handle == ROOT_HANDLE and root.kind == "htb":
-            log.info("replacing an HTB root an earlier helper left on %s", name)
-            HtbHierarchy(self._ipr, ifindex, Direction.UP).delete()
-        elif root is not None and not root.is_default:
+        if root is not None and not root.is_default:
             raise BackendUnavailable(
                 f"{name} already has a root qdisc ({root.kind} {root.handle >> 16:x}:) that "
                 "ChadThrottle did not create; it is left untouched, so uploads on it cannot be "
                 "limited by the tc backend"
             )
         hierarchy = HtbHierarchy(self._ipr, ifindex, Direction.UP, l3_to_l2=link.l3_to_l2, changer=self._changer)
-        hierarchy.create()
+        self._journal.root(ifindex, name)  # before the object: a crash leaves an entry, not an orphan
+        try:
+            hierarchy.create()
+        except KernelError:
+            hierarchy.delete()
+            self._journal.forget_root(ifindex)
+            raise
         log.info("created HTB root %x: on %s", HTB_MAJOR, name)
         return hierarchy
 
     def _create_ingress(self, link: interfaces.Link) -> _IngressHook:
         uplink_index, name = link.index, link.name
+        ifb_name = new_ifb_name()
+        self._journal.ifb(uplink_index, name, ifb_name)
         # mirred hands the IFB the frame with the uplink's link-layer header
-        ifb = HtbHierarchy(
-            self._ipr, interfaces.create_ifb(self._ipr, uplink_index), Direction.DOWN, l3_to_l2=link.l3_to_l2,
-            changer=self._changer,
-        )
+        try:
+            ifb_index = interfaces.create_ifb(self._ipr, ifb_name, IFB_ALIAS)
+        except KernelError:
+            self._journal.forget_ingress(uplink_index)
+            raise
+        ifb = HtbHierarchy(self._ipr, ifb_index, Direction.DOWN, l3_to_l2=link.l3_to_l2, changer=self._changer)
         hook_kind = interfaces.ingress_hook(self._ipr, uplink_index)
         parent = CLSACT_INGRESS_PARENT if hook_kind == "clsact" else INGRESS_PARENT
         hook = _IngressHook(uplink_index, ifb, parent, created_qdisc=hook_kind is None)
+        self._journal.hook(uplink_index, name, parent, hook.created_qdisc)
         try:
             ifb.create()
             if hook.created_qdisc:
                 tc_call(self._ipr, "add", "ingress", uplink_index, INGRESS_PARENT)
-            prog_fd, prog_name = self._tc_program(link.ethernet)
-            tc_call(
-                self._ipr, "add-filter", "bpf", uplink_index, ":1", parent=parent, prio=FILTER_PRIORITY,
-                fd=prog_fd, name=prog_name,
-                action={"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": ifb.ifindex},
-            )
+            self._set_filter(hook, link.ethernet, "add-filter")
         except KernelError:
             self._remove_ingress(hook)
             raise
-        log.info("download shaping on %s through IFB %d", name, ifb.ifindex)
+        log.info("download shaping on %s through IFB %s (%d)", name, ifb_name, ifb.ifindex)
         return hook
 
+    def _set_filter(self, hook: _IngressHook, ethernet: bool, command: str) -> None:
+        """Add our filter, or ("replace-filter") swap its program in place."""
+        prog_fd, prog_name = self._tc_program(ethernet)
+        tc_call(
+            self._ipr, command, "bpf", hook.uplink_index, FILTER_HANDLE, parent=hook.parent, prio=FILTER_PRIORITY,
+            fd=prog_fd, name=prog_name,
+            action={"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": hook.ifb.ifindex},
+        )
+
     def _remove_ingress(self, hook: _IngressHook) -> None:
-        interfaces.delete_our_filters(self._ipr, hook.uplink_index, hook.parent, FILTER_PRIORITY)
-        if hook.created_qdisc:
+        found = our_filter(self._ipr, hook.uplink_index, hook.parent, hook.ifb.ifindex)
+        if found is not None:
+            interfaces.delete_filter(self._ipr, hook.uplink_index, hook.parent, FILTER_PRIORITY, found)
+        if hook.created_qdisc and not interfaces.has_filters(self._ipr, hook.uplink_index, hook.parent):
             try:
                 self._ipr.tc("del", "ingress", hook.uplink_index, INGRESS_PARENT)
             except NetlinkError as error:
                 log.debug("ingress qdisc on %d already gone: %s", hook.uplink_index, error)
         interfaces.delete_link(self._ipr, hook.ifb.ifindex)
+        self._journal.forget_ingress(hook.uplink_index)
 
     def _forget_vanished(self, present: set[int]) -> None:
+        """An uplink that is gone took its qdiscs and filters with it; its IFB stays
+        unless removed."""
         for index in set(self._egress) - present:
-            del self._egress[index]  # the kernel removed its qdiscs with it
+            del self._egress[index]
+            self._journal.forget_root(index)
         for index in set(self._ingress) - present:
             interfaces.delete_link(self._ipr, self._ingress.pop(index).ifb.ifindex)
+            self._journal.forget_ingress(index)
+
+    # --- taking over from a killed helper -------------------------------------------
+
+    def _adopt(self) -> bool:
+        """Adopt what a killed shaper recorded in this namespace and is still
+        there as recorded; remove the rest of its remains. True if anything
+        was adopted (the takeover finishes at the second reconcile)."""
+        roots, ingress = self._journal.take_over_dead()
+        for root in roots:
+            link = same_device(self._ipr, root.ifindex, root.ifname)
+            if link is not None and is_our_root(self._ipr, root):
+                self._egress[root.ifindex] = HtbHierarchy.adopt(
+                    self._ipr, root.ifindex, Direction.UP, l3_to_l2=link.l3_to_l2, changer=self._changer)
+                log.info("adopted the HTB root an earlier helper left on %s", root.ifname)
+            else:
+                self._journal.forget_root(root.ifindex)
+        for entry in ingress:
+            self._adopt_ingress(entry)
+        adopted = bool(self._egress or self._ingress)
+        if roots or ingress:
+            log.warning("took over %d tc objects an earlier helper left behind; adopted %d",
+                        len(roots) + len(ingress), len(self._egress) + len(self._ingress))  # fmt: skip
+        return adopted
+
+    def _adopt_ingress(self, entry: IngressEntry) -> None:
+        uplink = same_device(self._ipr, entry.uplink, entry.uplink_name)
+        ifb = our_ifb(self._ipr, entry.ifb_name)
+        found = (our_filter(self._ipr, entry.uplink, entry.hook_parent, ifb.index if ifb else None)
+                 if uplink is not None and entry.hook_parent is not None else None)  # fmt: skip
+        if uplink is not None and ifb is not None and found is not None and entry.hook_parent is not None:
+            ifb_root = interfaces.root_qdisc(self._ipr, ifb.index)
+            if ifb_root is not None and ifb_root.handle == ROOT_HANDLE and ifb_root.kind == "htb":
+                hierarchy = HtbHierarchy.adopt(self._ipr, ifb.index, Direction.DOWN, l3_to_l2=uplink.l3_to_l2,
+                                               changer=self._changer)  # fmt: skip
+                self._ingress[entry.uplink] = _IngressHook(entry.uplink, hierarchy, entry.hook_parent,
+                                                           entry.created_qdisc, old_program=True)  # fmt: skip
+                log.info("adopted download shaping an earlier helper left on %s (IFB %s)", uplink.name, ifb.name)
+                return
+        remove_ingress_remains(self._ipr, entry)
+        self._journal.forget_ingress(entry.uplink)
+
+    def _finish_takeover(self) -> None:
+        """The new programs tag the sockets now: adopted filters get the new
+        program (in place, no packet unclassified) and adopted classes that
+        nobody wants retire."""
+        for hook in self._ingress.values():
+            if hook.old_program:
+                link = interfaces.link_by_index(self._ipr, hook.uplink_index)
+                try:
+                    self._set_filter(hook, link.ethernet if link else True, "replace-filter")
+                    hook.old_program = False
+                except KernelError as error:
+                    log.error("could not give the adopted download filter on %d the new program: %s",
+                              hook.uplink_index, error)  # fmt: skip
+            hook.ifb.release_held()
+        for hierarchy in self._egress.values():
+            hierarchy.release_held()
+        self._takeover_pending = any(hook.old_program for hook in self._ingress.values())
+
+
+def remove_ingress_remains(ipr: IPRoute, entry: IngressEntry) -> None:
+    """Remove what of a recorded IFB and hook is still there and ours."""
+    uplink = same_device(ipr, entry.uplink, entry.uplink_name)
+    if uplink is not None and entry.hook_parent is not None:
+        found = our_filter(ipr, entry.uplink, entry.hook_parent, None)
+        if found is not None:
+            interfaces.delete_filter(ipr, entry.uplink, entry.hook_parent, FILTER_PRIORITY, found)
+        if entry.created_qdisc and not interfaces.has_filters(ipr, entry.uplink, entry.hook_parent):
+            try:
+                ipr.tc("del", "ingress", entry.uplink, INGRESS_PARENT)
+            except NetlinkError as error:
+                log.debug("ingress qdisc on %d already gone: %s", entry.uplink, error)
+    ifb = our_ifb(ipr, entry.ifb_name)
+    if ifb is not None:
+        interfaces.delete_link(ipr, ifb.index)
 
 
 def remove_leftovers(ipr: IPRoute) -> int:
-    """Remove what a killed helper left: our HTB roots, filters and IFBs."""
-    removed = 0
+    """At start, before a TcShaper exists: remove nothing, report what looks
+    like ours (a root with our handle, a device named like our IFBs) but no
+    journal records; it is somebody else's and is left alone. What a killed
+    helper recorded is adopted by the TcShaper, or removed by remove_unadopted().
+    Returns how many look-alikes were reported."""
+    recorded = recorded_entries(tc_ownership.JOURNAL_KIND)
+    netns = tc_ownership.netns_cookie(ipr)
+    roots = {int(e["ifindex"]) for e in recorded if e.get("netns") == netns and e["key"].startswith("root:")}
+    ifbs = {str(e["ifb_name"]) for e in recorded if e.get("netns") == netns and e["key"].startswith("ifb:")}
+    reported = 0
     for link in interfaces.all_links(ipr):
+        if link.name in ifbs:
+            continue
         if link.name.startswith(interfaces.IFB_PREFIX):
-            interfaces.delete_link(ipr, link.index)
-            removed += 1
-            continue
+            log.warning("left alone: %s is named like ChadThrottle's IFB devices, but ChadThrottle did not create it",
+                        link.name)  # fmt: skip
+            reported += 1
         root = interfaces.root_qdisc(ipr, link.index)
-        if root is not None and root.handle == ROOT_HANDLE:
-            ipr.tc("del", root.kind, link.index, ROOT_HANDLE)
+        if root is not None and root.handle == ROOT_HANDLE and link.index not in roots:
+            log.warning("left alone: the root qdisc %s %x: on %s has ChadThrottle's handle, but ChadThrottle did not "
+                        "create it; uploads on %s cannot be limited by the tc backend while it is there",
+                        root.kind, HTB_MAJOR, link.name, link.name)  # fmt: skip
+            reported += 1
+    return reported
+
+
+def remove_unadopted(ipr: IPRoute) -> int:
+    """Remove what killed helpers recorded in this namespace and no live
+    shaper adopted (a helper that runs without the tc backend); returns how
+    many objects were removed."""
+    journal = TcJournal(ipr)
+    removed = 0
+    try:
+        roots, ingress = journal.take_over_dead()
+        for root in roots:
+            if is_our_root(ipr, root):
+                HtbHierarchy(ipr, root.ifindex, Direction.UP).delete()
+                removed += 1
+            journal.forget_root(root.ifindex)
+        for entry in ingress:
+            remove_ingress_remains(ipr, entry)
+            journal.forget_ingress(entry.uplink)
             removed += 1
-        hook_kind = interfaces.ingress_hook(ipr, link.index)
-        if hook_kind is None:
-            continue
-        parent = CLSACT_INGRESS_PARENT if hook_kind == "clsact" else INGRESS_PARENT
-        if interfaces.delete_our_filters(ipr, link.index, parent, FILTER_PRIORITY):
-            removed += 1
-            # An ingress qdisc left empty by removing our filter was ours: we add
-            # one only where none exists. A clsact is never ours.
-            if hook_kind == "ingress" and not list(ipr.get_filters(index=link.index, parent=parent)):
-                ipr.tc("del", "ingress", link.index, INGRESS_PARENT)
+    except BaseException:
+        journal.release()
+        raise
+    journal.close()
     if removed:
         log.warning("removed %d tc objects left behind by an earlier helper", removed)
     return removed

@@ -3,6 +3,7 @@ removes it with the last limit, and never touches a qdisc it did not create."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.htb import ClassSpec
-from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
+from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers, remove_unadopted
 from tests.support.netns import NetnsPair, entered_netns, start_stream, tc_dump, tc_shaper_in
 from tests.support.tun_link import tun_link
 
@@ -94,17 +95,175 @@ def test_a_root_qdisc_the_kernel_attached_is_replaced_and_comes_back(pair: Netns
         subprocess.run(["ip", "-n", pair.host_ns, "link", "del", "ctmq0"], check=False)
 
 
-def test_leftovers_of_a_killed_helper_are_removed(pair: NetnsPair, datapath: Datapath) -> None:
-    before = tc_dump(pair.host_ns)
-    with entered_netns(pair.host_ns):
+def _abandon(shaper: TcShaper) -> None:
+    """What SIGKILL does to a shaper: its objects and journal stay, unlocked."""
+    shaper._journal.release()
+
+
+def _shaper(netns: str, datapath: Datapath) -> tuple[IPRoute, TcShaper]:
+    with entered_netns(netns):
         ipr = IPRoute()
+    return ipr, TcShaper(ipr, datapath.tc_ingress_program, datapath)
+
+
+def test_what_a_killed_shaper_left_is_adopted_as_it_is(pair: NetnsPair, datapath: Datapath) -> None:
+    """The next shaper keeps the killed one's root, IFB, classes and filter
+    where they match: not one object is re-created, so the limits never lapse."""
+    before = tc_dump(pair.host_ns)
+    wanted = {Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT, 2: LIMIT}}
+    ipr, killed = _shaper(pair.host_ns, datapath)
     try:
-        TcShaper(ipr, datapath.tc_ingress_program, datapath).reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
-        assert tc_dump(pair.host_ns) != before  # abandoned, as by SIGKILL
-        assert remove_leftovers(ipr) >= 3
+        killed.reconcile(wanted)
+        _abandon(killed)
+        limited = tc_dump(pair.host_ns)
+        _ipr, adopting = _shaper(pair.host_ns, datapath)
+        try:
+            adopting.reconcile(wanted)
+            assert tc_dump(pair.host_ns) == limited, "the adopting shaper changed what matched"
+            adopting.reconcile(wanted)  # the takeover finishes: the filter's program is swapped in place
+            action_index = re.compile(r"\tindex \d+ ref")  # the swapped filter's mirred is a new action
+            assert action_index.sub("", tc_dump(pair.host_ns)) == action_index.sub("", limited)
+            assert adopting.active_directions() == {Direction.UP, Direction.DOWN}
+        finally:
+            adopting.close()
+            _ipr.close()
         assert tc_dump(pair.host_ns) == before
     finally:
         ipr.close()
+
+
+def test_an_adopted_class_that_differs_is_changed_and_one_not_wanted_is_held_until_the_takeover(
+    pair: NetnsPair, datapath: Datapath
+) -> None:
+    ipr, killed = _shaper(pair.host_ns, datapath)
+    try:
+        killed.reconcile({Direction.DOWN: {1: LIMIT, 2: LIMIT}})
+        _abandon(killed)
+        _ipr, adopting = _shaper(pair.host_ns, datapath)
+        try:
+            adopting.reconcile({Direction.DOWN: {1: ClassSpec(2_000_000, 131072)}})
+            classes = tc_dump(pair.host_ns)
+            assert _tc_rate(2_000_000) in classes  # slot 1, changed in place
+            assert f"class htb {HTB_MAJOR:x}:2 " in classes and _tc_rate(1_000_000) in classes  # held at its rate
+            adopting.reconcile({Direction.DOWN: {1: ClassSpec(2_000_000, 131072)}})
+            assert "rate 100Gbit" in tc_dump(pair.host_ns).split(f"class htb {HTB_MAJOR:x}:2 ")[1]  # retiring
+        finally:
+            adopting.close()
+            _ipr.close()
+    finally:
+        ipr.close()
+
+
+def test_what_a_killed_shaper_left_and_nobody_adopts_is_removed(pair: NetnsPair, datapath: Datapath) -> None:
+    before = tc_dump(pair.host_ns)
+    ipr, killed = _shaper(pair.host_ns, datapath)
+    try:
+        killed.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
+        _abandon(killed)
+        assert tc_dump(pair.host_ns) != before
+        assert remove_unadopted(ipr) == 2  # the root, and the IFB with its hook
+        assert tc_dump(pair.host_ns) == before
+    finally:
+        ipr.close()
+
+
+def test_a_crash_between_the_record_and_the_object_leaves_nothing_adopted(pair: NetnsPair, datapath: Datapath) -> None:
+    """Entries are written before their objects: an entry whose object never
+    came (or was replaced by somebody else's) is dropped, the object left."""
+    ipr, killed = _shaper(pair.host_ns, datapath)
+    try:
+        ifindex = ipr.link_lookup(ifname=pair.host_if)[0]
+        killed._journal.root(ifindex, pair.host_if)  # ...and killed before creating it
+        killed._journal.ifb(ifindex, pair.host_if, "ctifbdeadbeef")
+        _abandon(killed)
+        subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "add", "dev", pair.host_if, "root", "handle", "c7ad:",
+                        "htb", "default", "ffff"], check=True)  # somebody else's, in its place
+        before = tc_dump(pair.host_ns)
+        _ipr, adopting = _shaper(pair.host_ns, datapath)
+        try:
+            with pytest.raises(BackendUnavailable, match="did not create"):
+                adopting.reconcile({Direction.UP: {1: LIMIT}})
+            assert tc_dump(pair.host_ns) == before
+        finally:
+            adopting.close()
+            _ipr.close()
+        assert tc_dump(pair.host_ns) == before
+    finally:
+        ipr.close()
+
+
+def test_objects_that_only_look_like_ours_are_reported_and_left_alone(pair: NetnsPair, datapath: Datapath) -> None:
+    """A user's htb and tbf roots with our handle, and a device named like our
+    IFBs: a start, a download limit, clearing it and closing leave them as they
+    were; an upload limit is refused with a reason naming the device."""
+    tag = pair.host_ns[-6:]
+    user_htb, user_tbf, user_ifb = f"cth{tag}u1", f"cth{tag}u2", "ctifb2"
+    netns = ["ip", "-n", pair.host_ns]
+    subprocess.run([*netns, "link", "add", user_htb, "type", "veth", "peer", "name", user_tbf], check=True)
+    subprocess.run([*netns, "link", "add", user_ifb, "type", "ifb"], check=True)
+    for name in (user_htb, user_tbf, user_ifb):
+        subprocess.run([*netns, "link", "set", name, "up"], check=True)
+    tc = ["tc", "-n", pair.host_ns, "qdisc", "add", "dev"]
+    subprocess.run([*tc, user_htb, "root", "handle", "c7ad:", "htb", "default", "ffff"], check=True)
+    subprocess.run(["tc", "-n", pair.host_ns, "class", "add", "dev", user_htb, "parent", "c7ad:", "classid", "c7ad:1",
+                    "htb", "rate", "1mbit"], check=True)  # fmt: skip
+    subprocess.run([*tc, user_tbf, "root", "handle", "c7ad:", "tbf", "rate", "1gbit", "burst", "1mb", "latency",
+                    "50ms"], check=True)  # fmt: skip
+    before = _configuration(pair.host_ns)
+    ipr, shaper = _shaper(pair.host_ns, datapath)
+    try:
+        assert remove_leftovers(ipr) == 3
+        assert _configuration(pair.host_ns) == before
+        shaper.reconcile({Direction.DOWN: {1: LIMIT}})
+        assert "chadt_tc_in" in tc_dump(pair.host_ns)
+        with pytest.raises(BackendUnavailable, match=rf"cth{tag}u[12] already has a root qdisc \((htb|tbf) c7ad:\)"):
+            shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
+        shaper.reconcile({})
+        shaper.close()
+        assert _configuration(pair.host_ns) == before
+    finally:
+        ipr.close()
+
+
+def _configuration(netns: str) -> str:
+    """tc_dump without the counter the kernel bumps as the user's devices send."""
+    return re.sub(r"direct_packets_stat \d+", "direct_packets_stat N", tc_dump(netns))
+
+
+def test_an_uplink_that_goes_down_and_up_keeps_its_objects(pair: NetnsPair, shaper: TcShaper) -> None:
+    """Down, the kernel keeps the qdiscs and filters; so does the shaper, and
+    traffic finds them when the link is back (before: the IFB was deleted
+    under a filter that still redirected to it, and downloads were lost)."""
+    shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
+    limited = tc_dump(pair.host_ns)
+    subprocess.run(["ip", "-n", pair.host_ns, "link", "set", pair.host_if, "down"], check=True)
+    shaper._links = (float("-inf"), [])  # as LINKS_MAX_AGE_S later
+    shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
+    down = tc_dump(pair.host_ns)
+    subprocess.run(["ip", "-n", pair.host_ns, "link", "set", pair.host_if, "up"], check=True)
+    shaper._links = (float("-inf"), [])
+    shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
+    assert _without_link_state(down) == _without_link_state(limited) == _without_link_state(tc_dump(pair.host_ns))
+
+
+def _without_link_state(dump: str) -> str:
+    return re.sub(r"<[^>]*>|state \w+|qdisc noop|qdisc htb", "", dump)
+
+
+def test_objects_of_an_uplink_that_vanished_go(pair: NetnsPair, shaper: TcShaper) -> None:
+    extra = f"cth{pair.host_ns[-6:]}x"
+    subprocess.run(["ip", "-n", pair.host_ns, "link", "add", extra, "type", "veth", "peer", "name", extra + "p"],
+                   check=True)  # fmt: skip
+    subprocess.run(["ip", "-n", pair.host_ns, "link", "set", extra, "up"], check=True)
+    before = subprocess.run(["ip", "-n", pair.host_ns, "-o", "link", "show", "type", "ifb"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    shaper.reconcile({Direction.DOWN: {1: LIMIT}})
+    subprocess.run(["ip", "-n", pair.host_ns, "link", "del", extra], check=True)
+    shaper._links = (float("-inf"), [])
+    shaper.reconcile({Direction.DOWN: {1: LIMIT}})
+    ifbs = subprocess.run(["ip", "-n", pair.host_ns, "-o", "link", "show", "type", "ifb"],
+                          capture_output=True, text=True, check=True).stdout.splitlines()  # fmt: skip
+    assert len(ifbs) == len(before.splitlines()) + 1, "the vanished uplink's IFB stayed"
 
 
 def test_removing_one_of_two_classes_keeps_the_other(pair: NetnsPair, shaper: TcShaper) -> None:
