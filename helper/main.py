@@ -8,6 +8,13 @@ anything fails, the name is released and the engine closed, which removes
 every kernel object it created. With an idle timeout (D-Bus activation) the
 helper also stops once it has had no calls and no limits for that long: the
 bus starts it again on the next call.
+
+A helper that replaces a killed one takes over without a gap: the engine
+adopts the tc objects the old one left and attaches its programs beside the
+old ones, and only TAKEOVER_GRACE_S after the engine has restored the stored
+rules (its sockets re-tagged, the adopted filters given the new program at
+its next tick) are the old programs detached and any unadopted leftovers
+removed (finish_takeover).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +49,10 @@ BACKENDS = ("auto", "tc", "ebpf")
 # dbus-daemon sets this in the environment of a service it activates.
 ACTIVATION_ENVIRONMENT = "DBUS_STARTER_BUS_TYPE"
 DEFAULT_ACTIVATED_IDLE_EXIT_S = 60.0
+# The engine restores the stored rules in its first tick, and the tc shaper
+# swaps adopted filters to the new program at the next one (a tick a second):
+# the old programs are detached once both have happened.
+TAKEOVER_GRACE_S = 1.5
 
 
 class StartupError(Exception):
@@ -67,16 +79,42 @@ async def _wait_until_idle(
             return
 
 
+class _Once:
+    """Run a step at most once, from whichever thread asks first; errors are
+    logged (the helper serves on without it)."""
+
+    def __init__(self, step: Callable[[], None]) -> None:
+        self._step: Callable[[], None] | None = step
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            step, self._step = self._step, None
+            if step is None:
+                return
+            try:
+                step()
+            except Exception:
+                log.exception("finishing the takeover from an earlier helper failed")
+
+
+async def _after(delay_s: float, step: _Once) -> None:
+    await asyncio.sleep(delay_s)
+    await asyncio.to_thread(step)
+
+
 async def run_helper(
     bus_address: str | None,
     make_engine: Callable[[], ClosableEngine],
     stop: asyncio.Event,
     make_authority: Callable[[MessageBus], Authority] = lambda bus: CachingAuthority(PolkitAuthority(bus)),
     idle_exit_s: float = 0.0,
+    finish_takeover: Callable[[], None] | None = None,
 ) -> None:
     """Serve until stop is set, the bus goes away, or (idle_exit_s > 0) the
     helper was idle that long with no limits. bus_address None is the system
-    bus (dbus-fast honours DBUS_SYSTEM_BUS_ADDRESS)."""
+    bus (dbus-fast honours DBUS_SYSTEM_BUS_ADDRESS). finish_takeover runs
+    TAKEOVER_GRACE_S after the engine is built, or at the stop if sooner."""
     try:
         bus = await connect_system_bus(bus_address)
     except Exception as error:
@@ -84,8 +122,11 @@ async def run_helper(
     engine_thread = EngineThread()
     engine: ClosableEngine | None = None
     service: HelperService | None = None
+    takeover = _Once(finish_takeover or (lambda: None))
+    takeover_waits: asyncio.Future[None] | None = None
     try:
         engine = await engine_thread.run(make_engine)
+        takeover_waits = asyncio.ensure_future(_after(TAKEOVER_GRACE_S, takeover))
         service = HelperService(bus, engine, make_authority(bus), engine_thread)
         service.export()
         reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
@@ -112,11 +153,29 @@ async def run_helper(
         try:
             if service is not None:
                 await service.close()
+            if takeover_waits is not None:
+                takeover_waits.cancel()
+                await asyncio.to_thread(takeover)  # the old programs go even when stopping early
             if engine is not None:
                 await engine_thread.run(engine.close)
         finally:
             engine_thread.shutdown()
             bus.disconnect()
+
+
+def _finish_takeover() -> None:
+    """Detach the programs a killed helper left (those of live datapaths stay)
+    and remove the tc objects it recorded in this namespace that no shaper
+    adopted. Imported here, like the engine: --help must not need bcc."""
+    from pyroute2 import IPRoute
+
+    from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+    from chadthrottle.helper.kernel.datapath import remove_leftover_programs
+    from chadthrottle.helper.kernel.tc_shaper import remove_unadopted
+
+    remove_leftover_programs(cgroup2_mount())
+    with IPRoute() as ipr:
+        remove_unadopted(ipr)
 
 
 def _make_engine(state_dir: Path, backend: str) -> ClosableEngine:
@@ -134,7 +193,7 @@ async def _serve(arguments: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     await run_helper(
         arguments.bus_address, lambda: _make_engine(arguments.state_dir, arguments.backend), stop,
-        idle_exit_s=idle_exit_seconds(arguments.idle_exit_s, os.environ),
+        idle_exit_s=idle_exit_seconds(arguments.idle_exit_s, os.environ), finish_takeover=_finish_takeover,
     )  # fmt: skip
 
 

@@ -3,8 +3,12 @@ once at the cgroup v2 root, detached on close.
 
 bcc attaches with the legacy call, so programs stay attached if the helper is
 killed: traffic keeps flowing and limits keep working while it is down. The
-next start finds them by name (PROGRAM_NAME_PREFIX) and detaches them before
-attaching its own, sparing those of a datapath still alive (ownership.py).
+next start attaches its own beside them (the cgroup runs both: the old ones
+keep classifying with their socket tags until the new helper has tagged the
+sockets) and then detaches them with remove_leftover_programs(), which finds
+them by name (PROGRAM_NAME_PREFIX) and spares those of a datapath still alive
+(ownership.py). Detaching them first left about 1.5 s unlimited at every
+restart (bench/restart_gap.py).
 """
 
 from __future__ import annotations
@@ -173,7 +177,6 @@ class Datapath:
         log.info("datapath attached at %s", self._cgroup_root)
 
     def _load_and_attach(self, BPF: Any) -> None:
-        remove_leftover_programs(self._cgroup_root)
         source = resources.files("chadthrottle.bpf")
         with resources.as_file(source / "datapath.c") as c_file:
             try:

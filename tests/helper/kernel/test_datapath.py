@@ -78,18 +78,24 @@ KILLED_HELPER = textwrap.dedent(
     import os, signal
     from pathlib import Path
     from chadthrottle.helper.kernel.datapath import Datapath
-    Datapath(cache_dir=Path({cache!r})).open()
+    Datapath(cache_dir=Path({cache!r})).open(machine_lock_held=True)  # the test holds it
     print("attached", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
     """
 )
 
 
-def test_programs_of_a_killed_helper_are_found_and_detached(kernel_ready: Path) -> None:
+def _killed_helper(kernel_ready: Path) -> None:
+    """A process that attaches a datapath and dies by SIGKILL; call it holding
+    the machine lock, so no other datapath sweeps its programs meanwhile."""
     result = subprocess.run([sys.executable, "-c", KILLED_HELPER.format(cache=str(kernel_ready))],
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == -signal.SIGKILL and "attached" in result.stdout
+    assert result.returncode == -signal.SIGKILL and "attached" in result.stdout, result.stderr
+
+
+def test_programs_of_a_killed_helper_are_found_and_detached(kernel_ready: Path) -> None:
     with holding_machine_lock():  # no live datapath: every program of ours is a leftover
+        _killed_helper(kernel_ready)
         try:
             assert len(_our_programs()) == 4  # legacy attach: they outlive the process
         finally:
@@ -98,18 +104,48 @@ def test_programs_of_a_killed_helper_are_found_and_detached(kernel_ready: Path) 
     assert _our_programs() == []
 
 
+def test_a_new_datapath_attaches_beside_a_killed_helpers_programs_until_they_are_detached(kernel_ready: Path) -> None:
+    """Restarting after SIGKILL: the old programs keep classifying (their socket
+    tags are what the limits run on) until the new helper has tagged the
+    sockets and detaches them; opening does not detach them."""
+    with holding_machine_lock():  # no other datapath may sweep them meanwhile
+        _killed_helper(kernel_ready)
+        new = Datapath(cache_dir=kernel_ready)
+        try:
+            new.open(machine_lock_held=True)
+            assert len(_our_programs()) == 8, "opening detached the killed helper's programs"
+            assert remove_leftover_programs(cgroup2_mount()) == 4
+            assert len(_our_programs()) == 4
+        finally:
+            new.close()
+            remove_leftover_programs(cgroup2_mount())
+    assert _our_programs() == []
+
+
+def _attached_ids() -> set[int]:
+    return {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())}
+
+
+def _ids_of(datapath: Datapath) -> set[int]:
+    return {bpf_syscalls.program_id(fd) for fd, _type in datapath._attached}
+
+
 def test_a_second_live_datapath_keeps_its_programs(kernel_ready: Path) -> None:
-    before = len(our_programs(cgroup2_mount()))  # other live datapaths
+    """By program id: other test sessions' datapaths come and go meanwhile."""
     first = Datapath(cache_dir=kernel_ready)
     first.open()
     try:
         second = Datapath(cache_dir=kernel_ready)
-        second.open()  # its leftover sweep must spare the first one's programs
+        second.open()
         try:
-            assert len(our_programs(cgroup2_mount())) == before + 8
+            assert len(_ids_of(first)) == len(_ids_of(second)) == 4
+            assert _ids_of(first) | _ids_of(second) <= _attached_ids()
+            remove_leftover_programs(cgroup2_mount())  # what any start does: live ones stay
+            assert _ids_of(first) | _ids_of(second) <= _attached_ids()
         finally:
+            second_ids = _ids_of(second)
             second.close()
-        assert len(our_programs(cgroup2_mount())) == before + 4
+        assert _ids_of(first) <= _attached_ids() and not second_ids & _attached_ids()
     finally:
         first.close()
 
