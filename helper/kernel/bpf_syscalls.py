@@ -22,6 +22,7 @@ BPF_PROG_QUERY = 16
 BPF_ENABLE_STATS = 32
 BPF_STATS_RUN_TIME = 0
 BPF_F_ALLOW_MULTI = 2
+TCX_INGRESS, TCX_EGRESS = 46, 47  # enum bpf_attach_type, Linux 6.6 (tcx: BPF on a device's tc hooks)
 _PROG_NAME_OFFSET = 64  # offsetof(struct bpf_prog_info, name)
 _PROG_RUN_TIME_OFFSET = 192  # offsetof(struct bpf_prog_info, run_time_ns); run_cnt follows
 
@@ -65,9 +66,19 @@ def detach_from_cgroup(prog_fd: int, cgroup_fd: int, attach_type: CgroupAttachTy
 
 def query_cgroup(cgroup_fd: int, attach_type: CgroupAttachType, capacity: int = 256) -> list[int]:
     """Ids of the programs attached to a cgroup for one attach type."""
+    return _query(cgroup_fd, attach_type, capacity)
+
+
+def query_device(ifindex: int, attach_type: int, capacity: int = 64) -> list[int]:
+    """Ids of the tcx programs (TCX_INGRESS, TCX_EGRESS) attached to a device of
+    the calling thread's network namespace."""
+    return _query(ifindex, attach_type, capacity)
+
+
+def _query(target: int, attach_type: int, capacity: int) -> list[int]:
     ids = (ctypes.c_uint32 * capacity)()
     attr = _attr()
-    ctypes.c_uint32.from_buffer(attr, 0).value = cgroup_fd
+    ctypes.c_uint32.from_buffer(attr, 0).value = target  # target_fd, or target_ifindex
     ctypes.c_uint32.from_buffer(attr, 4).value = attach_type
     ctypes.c_uint64.from_buffer(attr, 16).value = ctypes.addressof(ids)
     ctypes.c_uint32.from_buffer(attr, 24).value = capacity
