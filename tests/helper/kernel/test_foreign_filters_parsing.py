@@ -1,0 +1,113 @@
+"""Reading filter dumps: what the kernel answered on a real clsact (captured in
+foreign_filter_dumps.json, with the tc commands that made it), and the cases
+this kernel cannot build (no flower, skbedit or act_bpf here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyroute2.netlink.rtnl.tcmsg import tcmsg
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.foreign_filters import (
+    ETH_P_ALL, ETH_P_IP, Action, Filter, egress_gaps, ingress_gaps, parse_filter, tcx_gaps,
+)
+
+OUR_PRIO = 0xC7AD
+ETH_P_ARP = 0x0806
+DUMPS: dict[str, Any] = json.loads(Path(__file__).with_name("foreign_filter_dumps.json").read_text())
+
+
+def _captured(hook: str) -> list[Filter]:
+    filters = []
+    for raw in DUMPS[hook]:
+        message = tcmsg(bytes.fromhex(raw))
+        message.decode()
+        filters.append(parse_filter(message))
+    return filters
+
+
+def test_a_captured_ingress_dump_is_read_as_the_kernel_runs_it() -> None:
+    filters = _captured("ingress")
+    rules = [(f.kind, f.prio, f.protocol) for f in filters if f.actions]
+    assert rules == [("bpf", OUR_PRIO, ETH_P_ALL), ("u32", 60000, ETH_P_ALL)]
+    ours = next(f for f in filters if f.kind == "bpf" and f.handle == 1)
+    assert ours.bpf_name == "chadt_tc_in" and ours.actions == (Action("mirred", redirect_ifindex=DUMPS["our_ifb"]),)
+    assert {f.protocol for f in filters if f.prio == 5} == {ETH_P_ARP}
+
+
+def test_only_the_ip_filter_before_ours_is_a_download_gap() -> None:
+    """ARP at prio 5 never sees our packets; the redirect at 60000 runs after ours."""
+    assert ingress_gaps("DEV", _captured("ingress"), OUR_PRIO, DUMPS["our_ifb"]) == [
+        "DEV: a u32 filter ChadThrottle did not create (prio 10) runs before its own on ingress; "
+        "downloads through DEV are not limited"]  # fmt: skip
+
+
+def test_a_filter_of_our_program_that_redirects_elsewhere_is_not_ours() -> None:
+    gaps = ingress_gaps("DEV", _captured("ingress"), OUR_PRIO, DUMPS["our_ifb"] + 100)
+    assert gaps == ["DEV: the download filter ChadThrottle added on ingress is gone (its ingress qdisc was removed "
+                    "or replaced); downloads through DEV are not limited"]  # fmt: skip
+
+
+def test_only_the_egress_redirect_is_an_upload_gap() -> None:
+    """prio 20 only classifies, 21 mirrors (a copy leaves, the packet stays),
+    22 redirects to the loopback (ifindex 1)."""
+    assert egress_gaps("DEV", _captured("egress")) == [
+        "DEV: a u32 filter ChadThrottle did not create (prio 22) redirects packets to interface 1 on egress, "
+        "before its HTB root; uploads through DEV may not be limited"]  # fmt: skip
+
+
+def _rule(kind: str = "u32", prio: int = 10, protocol: int = ETH_P_IP, **fields: Any) -> list[Filter]:
+    """A classifier as dumped: its head, then one rule."""
+    return [Filter(kind, prio, protocol), Filter(kind, prio, protocol, handle=1, **fields)]
+
+
+@pytest.mark.parametrize(("rule", "what"), [
+    (_rule("bpf", bpf_name="cilium"), "runs a BPF program, which can redirect packets or change their priority"),
+    (_rule(actions=(Action("skbedit", sets_priority=True),)), "changes the priority of packets"),
+    (_rule(actions=(Action("bpf"),)), "runs a BPF action, which can redirect packets or change their priority"),
+    (_rule(actions=(Action("ife", readable=False),)), "has a ife action ChadThrottle cannot read"),
+    (_rule("flower", readable=False), "has options ChadThrottle cannot read"),
+    (_rule(chain=3, actions=(Action("mirred", redirect_ifindex=7),)), "redirects packets to interface 7"),
+])  # fmt: skip
+def test_egress_filters_that_can_take_packets_out_of_their_class(rule: list[Filter], what: str) -> None:
+    (gap,) = egress_gaps("DEV", rule)
+    assert f"(prio 10) {what} on egress" in gap
+
+
+@pytest.mark.parametrize("rule", [
+    _rule(actions=(Action("gact"), Action("police"), Action("skbedit"), Action("mirred"))),
+    _rule(protocol=ETH_P_ARP, actions=(Action("mirred", redirect_ifindex=7),)),
+], ids=["no redirect or priority", "ARP only"])  # fmt: skip
+def test_egress_filters_that_leave_packets_in_their_class(rule: list[Filter]) -> None:
+    assert egress_gaps("DEV", rule) == []
+
+
+def _ours() -> list[Filter]:
+    return [Filter("bpf", OUR_PRIO, ETH_P_ALL),
+            Filter("bpf", OUR_PRIO, ETH_P_ALL, handle=1, bpf_name="chadt_tc_in", actions=(Action("mirred", 9),))]
+
+
+def test_a_foreign_rule_in_our_own_classifier_ahead_of_ours_is_a_gap() -> None:
+    """cls_bpf lists (and runs) a filter added later first."""
+    head, ours = _ours()
+    theirs = Filter("bpf", OUR_PRIO, ETH_P_ALL, handle=2, bpf_name="other", actions=(Action("mirred", 4),))
+    (gap,) = ingress_gaps("DEV", [head, theirs, ours], OUR_PRIO, 9)
+    assert gap.startswith(f"DEV: a bpf filter ChadThrottle did not create (prio {OUR_PRIO}) runs before its own")
+    assert ingress_gaps("DEV", [head, ours, theirs], OUR_PRIO, 9) == []
+
+
+def test_other_chains_are_not_searched_before_ours_on_ingress() -> None:
+    assert ingress_gaps("DEV", [Filter("u32", 1, ETH_P_IP, chain=5, handle=1), *_ours()], OUR_PRIO, 9) == []
+
+
+def test_tcx_programs_are_gaps_in_their_direction() -> None:
+    assert tcx_gaps("DEV", ["cil_from_netdev", ""], Direction.DOWN) == [
+        "DEV: a tcx BPF program ChadThrottle did not attach (cil_from_netdev) runs first on ingress; downloads "
+        "through DEV may not be limited",
+        "DEV: a tcx BPF program ChadThrottle did not attach (unnamed) runs first on ingress; downloads "
+        "through DEV may not be limited"]  # fmt: skip
+    assert "on egress; uploads through DEV" in tcx_gaps("DEV", ["x"], Direction.UP)[0]
