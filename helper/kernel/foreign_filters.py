@@ -188,7 +188,7 @@ def read_hook(ipr: IPRoute, ifindex: int, parent: int) -> list[Filter]:
     """The filters under one hook of a device ([] when it has none)."""
     try:
         return [parse_filter(message) for message in ipr.get_filters(index=ifindex, parent=parent)]
-    except NetlinkError:
+    except (NetlinkError, OSError):
         return []
 
 
@@ -205,15 +205,25 @@ def read_egress_hook(ipr: IPRoute, ifindex: int) -> list[Filter]:
 @contextlib.contextmanager
 def netns_of(sock_fd: int) -> Iterator[None]:
     """Run the block in the network namespace of a socket (a bpf(2) ifindex
-    names a device of the caller's); nothing to do when already there."""
-    target = fcntl.ioctl(sock_fd, SIOCGSKNS)
+    names a device of the caller's); nothing to do when already there. If it
+    cannot be entered, the block runs where it is, logged: the helper's own
+    shaper works in the helper's namespace anyway."""
+    try:
+        target = fcntl.ioctl(sock_fd, SIOCGSKNS)
+    except OSError as error:
+        log.warning("could not find the namespace of netlink socket %d: %s", sock_fd, error)
+        yield
+        return
     here = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         if os.fstat(here).st_ino == os.fstat(target).st_ino:
             yield
             return
         if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns")
+            log.warning("could not enter the namespace of netlink socket %d: %s", sock_fd,
+                        os.strerror(ctypes.get_errno()))
+            yield
+            return
         try:
             yield
         finally:
