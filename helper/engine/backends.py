@@ -156,7 +156,7 @@ class BackendRouter:
         """Per direction, where its enforcer cannot hold limits now, and why."""
         gaps: dict[Direction, list[str]] = {}
         for direction, (_, enforcer) in self._by_direction.items():
-            reasons = getattr(enforcer, "enforcement_gaps", dict)().get(direction, [])  # TEMP until TcShaper has it
+            reasons = enforcer.enforcement_gaps().get(direction, [])
             if reasons:
                 gaps[direction] = list(reasons)
         return gaps

@@ -39,7 +39,7 @@ from chadthrottle.helper.engine.api import (
     Viewer,
 )
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey, SlotAllocator
-from chadthrottle.helper.engine.listing import build_listing
+from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, build_listing
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, CounterSample, RateMeter
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
 from chadthrottle.helper.identity.applications import AppIdentity, identify
@@ -146,6 +146,7 @@ class Engine:
         # socket owners the datapath told us about, with their identity once known
         self._announced: dict[int, AppIdentity | None] = {}
         self._expiry_checked_at = float("-inf")
+        self._apply_error = ""  # why the kernel refused the classes at the last try, "" when it did not
 
     # --- the EngineApi ------------------------------------------------------------
 
@@ -171,7 +172,11 @@ class Engine:
         if self._limits.paused:
             return {direction: "limits are paused" for direction in Direction}
         gaps = self._shaper.enforcement_gaps()
-        return {direction: "; ".join(reasons) for direction, reasons in gaps.items() if reasons}
+        problems = {direction: "; ".join(reasons) for direction, reasons in gaps.items() if reasons}
+        if self._apply_error:
+            for direction in Direction:
+                problems[direction] = "; ".join(filter(None, [problems.get(direction), self._apply_error]))
+        return problems
 
     def list_connections(self, app_id: str) -> list[ConnectionInfo]:
         with self._lock:
@@ -292,12 +297,14 @@ class Engine:
             self._meter.retire(gone, self._datapath.retire_owners([s for s in samples if s.owner_tgid in gone]))
             for app_id, app in self._index.applications().items():
                 self._known[app_id] = app.identity
-                for pid in app.processes:
-                    self._meter.remember(pid, app_id)
+                for pid, process in app.processes.items():
+                    self._meter.remember(pid, app_id, process.uid)
             try:
                 self._apply_classes()
             except HelperError as error:  # e.g. an interface came back with a foreign qdisc
-                log.error("could not keep the limits in place: %s", error)
+                if self._apply_error != str(error):
+                    log.error("could not keep the limits in place: %s", error)
+                self._apply_error = str(error)
             self._apply_socket_caps()
             self._apply_tags()  # new processes of limited applications, whatever the classes did
             self._release_unused_slots()
@@ -305,6 +312,7 @@ class Engine:
             self._meter.update([s for s in samples if s.owner_tgid not in gone], now)
             by_slot = self._shaper.sent_up_bytes()
             self._meter.use_shaped_uploads(self._wholly_shaped_uploads(by_slot), now)
+            self._forget_exited(now)
 
     def _wholly_shaped_uploads(self, by_slot: dict[int, int]) -> dict[str, int]:
         """app id -> bytes out of its upload class, for applications whose every
@@ -337,13 +345,36 @@ class Engine:
                 log.debug("process %d exited before it could be identified", pid)
                 return
             self._announced[pid] = identity
-            self._meter.remember(pid, identity.app_id)
+            self._meter.remember(pid, identity.app_id, process.uid if process else None)
             self._known[identity.app_id] = identity
             key = self._rule_for(identity.app_id, process.uid if process else None)
             if key is not None and pid not in self._process_slots:
                 slot = self._slots.acquire(key)
+                self._process_slots[pid] = slot  # its rule is live now: classes for it first
+                try:
+                    self._apply_classes()
+                    self._apply_socket_caps()
+                except HelperError as error:
+                    del self._process_slots[pid]  # fail open: untagged, unlimited
+                    self._apply_error = str(error)
+                    log.error("could not limit process %d of %s: %s", pid, identity.app_id, error)
+                    return
                 self._datapath.set_process_slot(pid, slot)
-                self._process_slots[pid] = slot
+
+    def _forget_exited(self, now: float) -> None:
+        """Drop what is kept about applications whose processes all exited,
+        once the listing no longer shows them (or their user has too many such,
+        rates.EXITED_KEPT_PER_UID), and the paths of cgroups that are gone: a
+        storm of short-lived programs must not cost memory, nor time in every
+        tick and listing, for ever. A stored rule keeps its application."""
+        running = self._index.applications().keys() | {i.app_id for i in self._announced.values() if i is not None}
+        keep = running | {app_id for (app_id, _owner), _limits in self._limits.items()}
+        self._meter.forget_exited(now, keep, EXITED_VISIBLE_S)
+        for app_id in self._known.keys() - keep - self._meter.apps.keys():
+            del self._known[app_id]
+        for cgroup, path in list(self._cgroup_paths.items()):
+            if path is None or cgroup_id(self._datapath.cgroup_root, path) != cgroup:
+                del self._cgroup_paths[cgroup]
 
     def _rule_for(self, app_id: str, uid: int | None) -> RuleKey | None:
         """The rule in force for a process of app_id run by uid (None: unknown,
@@ -405,10 +436,10 @@ class Engine:
             identity = identify(process)
             if identity is None:
                 raise NoSuchApplication(f"no application has process {process.pid}")
-            self._index.refresh(reread=(process.pid,))  # it may have moved to its scope since last seen
+            self._index.update_process(process)  # it may have moved to its scope since last seen
             return identity.app_id
         if self._index.application(app_id) is None and not self._limits.has_app(app_id):
-            self._index.refresh(full=True)
+            self._index.refresh_for_lookup()  # at most twice a second, however many ask
             if self._index.application(app_id) is None:
                 raise NoSuchApplication(f"no running application is called {app_id!r}")
         return app_id
@@ -470,17 +501,38 @@ class Engine:
         self._apply_tags()
         self._release_unused_slots()
 
+    def _live_rules(self) -> list[tuple[RuleKey, dict[Direction, Limit]]]:
+        """The enforced rules that reach a running process. Only these get
+        classes, caps and slots: a stored rule for a program that is not
+        running costs nothing (users may keep hundreds; dumping thousands of
+        idle classes each second cost the helper a quarter of a core, and
+        walking every stored rule each tick would still grow with them)."""
+        live: dict[RuleKey, dict[Direction, Limit]] = {}
+        for app_id, app in self._index.applications().items():
+            for key in self._limits.in_force_of(app_id):
+                if self._pids_of_rule(key, app):
+                    live[key] = self._limits.get(key)
+        for key in self._slots.rules():  # processes tagged since the last refresh (note_new_owner)
+            if key not in live and key in self._limits.in_force_of(key[0]) and self._slot_is_tagged(key):
+                live[key] = self._limits.get(key)
+        return list(live.items())
+
+    def _slot_is_tagged(self, key: RuleKey) -> bool:
+        slot = self._slots.slot_of(key)
+        return slot is not None and slot in self._process_slots.values()
+
     def _apply_classes(self) -> None:
         wanted: dict[Direction, Classes] = {Direction.UP: {}, Direction.DOWN: {}}
-        for key, limits in self._limits.enforced():
+        for key, limits in self._live_rules():
             slot = self._slots.acquire(key)
             for direction, limit in limits.items():
                 wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes)
         self._shaper.reconcile(wanted)
+        self._apply_error = ""
 
     def _apply_socket_caps(self) -> None:
         wanted: dict[int, SocketCaps] = {}
-        for key, limits in self._limits.enforced():
+        for key, limits in self._live_rules():
             up = limits.get(Direction.UP)
             caps = SocketCaps(
                 pacing_bps=round(up.rate_bps * UPLOAD_PACING_SHARE) if up is not None else 0,
@@ -529,7 +581,7 @@ class Engine:
             self._sleep(min(max(WINDOW_DRAIN_MIN_S, max(clamped.values())), WINDOW_DRAIN_MAX_S))
 
     def _release_unused_slots(self) -> None:
-        limited = {key for key, _ in self._limits.enforced()}
+        limited = {key for key, _ in self._live_rules()}
         for key in self._slots.rules() - limited:
             self._slots.release(key)
 
@@ -576,12 +628,12 @@ class Engine:
     def _apply_tags(self) -> None:
         wanted_pids: dict[int, int] = {}
         wanted_cgroups: dict[int, int] = {}
-        for key, _limits in self._limits.enforced():
-            slot = self._slots.acquire(key)
+        for key, _limits in self._live_rules():
             app = self._index.application(key[0])
-            if app is None:
+            pids = self._pids_of_rule(key, app) if app is not None else []
+            if not pids:
                 continue  # not running: its rule waits for it
-            pids = self._pids_of_rule(key, app)
+            slot = self._slots.acquire(key)
             for pid in pids:
                 wanted_pids[pid] = slot
             for scope in self._scopes_of_rule(key, pids):

@@ -86,6 +86,7 @@ class LimitTable:
 
     def __init__(self) -> None:
         self._limits: dict[RuleKey, dict[Direction, Limit]] = {}
+        self._owners: dict[str, set[int]] = {}  # app id -> owners of its rules, for lookups by app
         self.paused = False
 
     def get(self, key: RuleKey) -> dict[Direction, Limit]:
@@ -93,16 +94,21 @@ class LimitTable:
 
     def set(self, key: RuleKey, direction: Direction, limit: Limit) -> None:
         self._limits.setdefault(key, {})[direction] = limit
+        self._owners.setdefault(key[0], set()).add(key[1])
 
     def clear(self, key: RuleKey, directions: tuple[Direction, ...]) -> None:
         limits = self._limits.get(key, {})
         for direction in directions:
             limits.pop(direction, None)
         if not limits:
-            self._limits.pop(key, None)
+            self.drop(key)
 
     def drop(self, key: RuleKey) -> None:
         self._limits.pop(key, None)
+        owners = self._owners.get(key[0], set())
+        owners.discard(key[1])
+        if not owners:
+            self._owners.pop(key[0], None)
 
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
@@ -118,11 +124,19 @@ class LimitTable:
 
     def has_app(self, app_id: str) -> bool:
         """Whether any rule, of any owner, names app_id."""
-        return any(key[0] == app_id for key in self._limits)
+        return app_id in self._owners
 
     def rules_of(self, app_id: str) -> dict[int, dict[Direction, Limit]]:
         """owner -> limits of every rule on app_id."""
-        return {owner: dict(limits) for (app, owner), limits in self._limits.items() if app == app_id}
+        return {owner: dict(self._limits[(app_id, owner)]) for owner in self._owners.get(app_id, ())}
+
+    def in_force_of(self, app_id: str) -> list[RuleKey]:
+        """The rules on app_id the kernel should hold now (see enforced())."""
+        if self.paused or app_id not in self._owners:
+            return []
+        if ADMIN_OWNER in self._owners[app_id]:
+            return [(app_id, ADMIN_OWNER)]
+        return [(app_id, owner) for owner in self._owners[app_id]]
 
     def count_of_owner(self, owner: int) -> int:
         return sum(1 for _app, rule_owner in self._limits if rule_owner == owner)
@@ -130,6 +144,7 @@ class LimitTable:
     def copy(self) -> LimitTable:
         clone = LimitTable()
         clone._limits = {key: dict(limits) for key, limits in self._limits.items()}
+        clone._owners = {app_id: set(owners) for app_id, owners in self._owners.items()}
         clone.paused = self.paused
         return clone
 

@@ -4,18 +4,17 @@ Kernel ports are recording stand-ins (engine unit tests)."""
 
 from __future__ import annotations
 
-from chadthrottle.contract import ADMIN_OWNER
-
 from pathlib import Path
 
 import pytest
 
-from chadthrottle.contract import Direction
+from chadthrottle.contract import ADMIN_OWNER, Direction
 from chadthrottle.helper.engine.engine import Engine
 from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.rule_store import RuleStore, StateFileError
 from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.identity.processes import ProcessInfo
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper
 from tests.helper.engine.test_engine_plan import World, world  # noqa: F401  (fixture)
 
@@ -26,6 +25,7 @@ def _limit_two_apps(world: World) -> tuple[str, str]:  # noqa: F811
     world.spawn(10)
     world.spawn(11)
     world.spawn(20, exe="/usr/bin/wget")
+    world.engine.tick()  # the helper has seen them (a "pid:" lookup reads that one process only)
     curl = world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
     wget = world.engine.set_limit("pid:20", Direction.DOWN, 2_000_000, 0)
     return curl, wget
@@ -93,7 +93,11 @@ def test_a_resume_the_kernel_refuses_stays_paused(world: World) -> None:  # noqa
 
 
 def _stored_engine(store: RuleStore, shaper: RecordingShaper) -> Engine:
-    engine = Engine(RecordingDatapath(), shaper, ApplicationIndex(list_pids=lambda: []),  # type: ignore[arg-type]
+    """An engine restarted with the stored rules, its application (/opt/app) running:
+    a rule gets classes only while a process it reaches runs."""
+    running = ProcessInfo(10, 1, 1000, "/opt/app", ("/opt/app",), "app", "/")
+    index = ApplicationIndex(list_pids=lambda: [10], read={10: running}.get, read_exe=lambda pid: "/opt/app")
+    engine = Engine(RecordingDatapath(), shaper, index,  # type: ignore[arg-type]
                     lambda active: [], rules=store.load(), save_rules=store.save)
     engine.tick()
     return engine
