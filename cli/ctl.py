@@ -40,11 +40,17 @@ EXIT_USAGE = 2  # also what argparse uses; and an argument the helper refused
 EXIT_NOT_AUTHORIZED = 3
 EXIT_NO_SUCH_APPLICATION = 4
 EXIT_HELPER_NOT_RUNNING = 5
+EXIT_NOT_ENFORCED = 6  # the limit is stored, but the helper says it is not enforced (and why)
 
 EXIT_CODES_HELP = (
     "exit status: 0 ok, 1 other failure, 2 usage or invalid argument, 3 not authorized, "
-    "4 no such application, 5 helper not running (or no system bus)"
+    "4 no such application, 5 helper not running (or no system bus), "
+    "6 the limit was stored but is not enforced now (the reason is printed)"
 )
+
+
+class NotEnforced(Exception):
+    """A limit was stored, and the helper reports it is not enforced."""
 
 _EXIT_BY_ERROR: dict[ErrorName, int] = {
     ErrorName.NOT_AUTHORIZED: EXIT_NOT_AUTHORIZED,
@@ -261,6 +267,7 @@ async def _run(arguments: argparse.Namespace) -> None:
             resolved = await client.clear_limit(arguments.app, scope=arguments.scope)
             print(f"{for_terminal(resolved)}: limits removed")
         elif arguments.command == "limit":
+            set_directions: list[tuple[str, Direction]] = []
             for direction, rate_bps in ((Direction.DOWN, arguments.down), (Direction.UP, arguments.up)):
                 if rate_bps is False:
                     continue
@@ -271,6 +278,28 @@ async def _run(arguments: argparse.Namespace) -> None:
                     resolved = await client.set_limit(arguments.app, direction, rate_bps, arguments.burst,
                                                       scope=arguments.scope)
                     print(f"{for_terminal(resolved)}: {direction.value} limited to {format_rate(rate_bps)}")
+                    set_directions.append((resolved, direction))
+            await _check_enforced(client, set_directions)
+
+
+async def _check_enforced(client: HelperClient, limited: list[tuple[str, Direction]]) -> None:
+    """Raise NotEnforced when the helper says a limit just set does not hold:
+    a script must not believe a limit that the kernel does not apply."""
+    if not limited:
+        return
+    apps = {app.id: app for app in await client.list_applications()}
+    reasons = []
+    for app_id, direction in limited:
+        app = apps.get(app_id)
+        if app is None:
+            continue  # not listed to this caller (another user runs it too): nothing to check
+        if app.limit_problem(direction):
+            reasons.append(f"{for_terminal(app_id)}: {direction.value} limit: {for_terminal(app.limit_problem(direction))}")
+        elif app.limit_owner(direction) == ADMIN_OWNER and os.getuid() != 0:
+            reasons.append(f"{for_terminal(app_id)}: an administrator's {direction.value} limit of "
+                           f"{format_limit(app.limit_bps(direction))} applies instead of yours while it exists")  # fmt: skip
+    if reasons:
+        raise NotEnforced("; ".join(reasons))
 
 
 def _exit_code(error: HelperClientError) -> int:
@@ -305,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_run(arguments))
     except HelperClientError as error:
         _fail(_exit_code(error), _describe(error).splitlines()[0] if _describe(error) else error.name)
+    except NotEnforced as error:
+        _fail(EXIT_NOT_ENFORCED, f"stored, but not enforced now: {error}")
     except KeyboardInterrupt:
         _fail(130, "interrupted")
     except BrokenPipeError:
