@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import QApplication
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.client_protocol import default_client_factory
 from chadthrottle.gui.logs import configure_logging
+from chadthrottle.gui.quit_signals import QuitOnSignals
 
 log = logging.getLogger(__name__)
 
@@ -88,23 +88,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings_store(options.settings),
         use_tray=not options.no_tray and options.screenshot is None,
     )
-    controller.quitRequested.connect(app.quit)
+    # exit(), not quit(): quit() asks every window to close first, and a window
+    # that keeps running in the tray would turn that down.
+    controller.quitRequested.connect(lambda: app.exit(0))
     app.aboutToQuit.connect(controller.shutdown)
     if controller.tray is None:
         app.setQuitOnLastWindowClosed(True)
-    signal.signal(signal.SIGINT, lambda *_: app.quit())
-    signal.signal(signal.SIGTERM, lambda *_: app.quit())
-    # Let Python see signals while Qt's loop runs.
-    interrupt_poll = QTimer()
-    interrupt_poll.start(250)
-    interrupt_poll.timeout.connect(lambda: None)
+    quit_on_signals = QuitOnSignals(lambda _number: app.exit(0))  # logout sends SIGTERM
 
     if options.screenshot is not None:
         schedule_screenshot(app, controller, options.screenshot, options.screenshot_timeout)
     if options.quit_after is not None:
-        QTimer.singleShot(int(options.quit_after * 1000), app.quit)
+        QTimer.singleShot(int(options.quit_after * 1000), lambda: app.exit(0))
     controller.start(show_window=False if options.hidden else None)
     code = app.exec()
+    quit_on_signals.uninstall()
     controller.shutdown()
     # Destroy widgets while the QApplication still exists; Python's own teardown
     # order would otherwise crash in the Qt destructors.

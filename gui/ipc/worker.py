@@ -34,6 +34,9 @@ BACKENDS_EVERY_N_POLLS = 10
 MAX_RETRY_DELAY_S = 5.0
 NOT_AUTHORIZED_RETRY_DELAY_S = 30.0
 CALL_TIMEOUT_S = 30.0  # an interactive polkit prompt may take a while
+# How long quitting waits for the thread: cancelling calls in flight and closing
+# the bus connection takes milliseconds; a user who chose Quit waits no longer.
+STOP_TIMEOUT_S = 1.0
 # After these the bus connection itself is suspect and is made again.
 # A helper from before SetLimitsPaused answers this: pausing is then unsupported.
 UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
@@ -74,7 +77,9 @@ class HelperWorker:
         self._signals = signals
         self._interval_s = interval_s
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="chadthrottle-helper-ipc")
+        # A daemon: quitting must never wait on the helper. stop() still ends it
+        # cleanly; a thread stuck past that is left to die with the process.
+        self._thread = threading.Thread(target=self._run, name="chadthrottle-helper-ipc", daemon=True)
         self._wake: asyncio.Event | None = None
         self._main_task: asyncio.Task[None] | None = None
         self._client: HelperClientLike | None = None
@@ -90,7 +95,7 @@ class HelperWorker:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout_s: float = 3.0) -> None:
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Cancel everything, close the bus connection, join the thread."""
         if not self._thread.is_alive():
             return
