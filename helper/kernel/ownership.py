@@ -163,11 +163,16 @@ def _entries(text: str) -> dict[str, dict[str, Any]]:
     return {key: entry for key, entry in latest.items() if not entry.get("gone")}
 
 
-def take_over_dead(kind: str, belongs: Callable[[dict[str, Any]], bool], heir: ObjectJournal) -> list[dict[str, Any]]:
+def take_over_dead(
+    kind: str, belongs: Callable[[dict[str, Any]], bool], heir: ObjectJournal,
+    is_garbage: Callable[[dict[str, Any]], bool] = lambda entry: False,
+) -> list[dict[str, Any]]:
     """The entries of dead owners' journals of this kind that belong to the
     caller (its network namespace): written into heir first, then removed from
     the dead journal (which goes once empty), so a crash in between leaves
-    them in two journals, never in none. Live owners' journals are not read."""
+    them in two journals, never in none. Entries is_garbage says are moot (their
+    namespace is gone, and their objects with it) are dropped. Live owners'
+    journals are not read."""
     taken: dict[str, dict[str, Any]] = {}
     for path in sorted(RUN_DIR.glob(f"{kind}-*{JOURNAL_SUFFIX}")):
         if path == heir.path:
@@ -186,10 +191,10 @@ def take_over_dead(kind: str, belongs: Callable[[dict[str, Any]], bool], heir: O
             for key, entry in mine.items():
                 heir.write(entry)
                 taken[key] = entry
-            rest = [entry for key, entry in entries.items() if key not in mine]
+            rest = [entry for key, entry in entries.items() if key not in mine and not is_garbage(entry)]
             if not rest:
                 path.unlink(missing_ok=True)
-            elif mine:
+            elif len(rest) < len(entries):
                 _rewrite(path, rest)
         finally:
             os.close(fd)

@@ -22,11 +22,13 @@ a crash between the entry and the object).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyroute2 import IPRoute
 
@@ -39,6 +41,7 @@ log = logging.getLogger("chadthrottle.kernel.tc")
 
 JOURNAL_KIND = "tc"
 SO_NETNS_COOKIE = 71
+SIOCGSKNS = 0x894C  # a socket's network namespace, as a new descriptor
 IFB_ALIAS = "chadthrottle download shaper"
 FILTER_PRIORITY = 0xC7AD
 FILTER_HANDLE = 1
@@ -52,6 +55,29 @@ def netns_cookie(ipr: IPRoute) -> int:
         return int.from_bytes(probe.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8), "little")
     finally:
         probe.close()
+
+
+def netns_inode(ipr: IPRoute) -> int:
+    """The inode of ipr's network namespace (SIOCGSKNS): with the cookie,
+    whether the namespace still exists."""
+    namespace = fcntl.ioctl(ipr.fileno(), SIOCGSKNS)
+    try:
+        return os.fstat(namespace).st_ino
+    finally:
+        os.close(namespace)
+
+
+def living_netns_inodes() -> set[int]:
+    """Namespaces something still holds: a process, or a name under /run/netns.
+    One held only by an open descriptor elsewhere is missed: its entries are
+    dropped and its objects then count as somebody else's (left alone)."""
+    living = set()
+    for path in [*Path("/proc").glob("[0-9]*/ns/net"), *Path("/run/netns").glob("*")]:
+        try:
+            living.add(path.stat().st_ino)
+        except OSError:
+            continue
+    return living
 
 
 def new_ifb_name() -> str:
@@ -81,18 +107,21 @@ class TcJournal:
 
     def __init__(self, ipr: IPRoute) -> None:
         self.netns = netns_cookie(ipr)
+        self._netns_inode = netns_inode(ipr)
         self._journal = ObjectJournal(JOURNAL_KIND)
 
+    def _write(self, key: str, **fields: object) -> None:
+        self._journal.write({"key": key, "netns": self.netns, "netns_inode": self._netns_inode, **fields})
+
     def root(self, ifindex: int, ifname: str) -> None:
-        self._journal.write({"key": f"root:{ifindex}", "netns": self.netns, "ifindex": ifindex, "ifname": ifname})
+        self._write(f"root:{ifindex}", ifindex=ifindex, ifname=ifname)
 
     def ifb(self, uplink: int, uplink_name: str, ifb_name: str) -> None:
-        self._journal.write({"key": f"ifb:{uplink}", "netns": self.netns, "uplink": uplink,
-                             "uplink_name": uplink_name, "ifb_name": ifb_name})  # fmt: skip
+        self._write(f"ifb:{uplink}", uplink=uplink, uplink_name=uplink_name, ifb_name=ifb_name)
 
     def hook(self, uplink: int, uplink_name: str, parent: int, created_qdisc: bool) -> None:
-        self._journal.write({"key": f"hook:{uplink}", "netns": self.netns, "uplink": uplink,
-                             "uplink_name": uplink_name, "parent": parent, "created_qdisc": created_qdisc})  # fmt: skip
+        self._write(f"hook:{uplink}", uplink=uplink, uplink_name=uplink_name, parent=parent,
+                    created_qdisc=created_qdisc)  # fmt: skip
 
     def forget_root(self, ifindex: int) -> None:
         self._journal.forget(f"root:{ifindex}")
@@ -103,7 +132,16 @@ class TcJournal:
 
     def take_over_dead(self) -> tuple[list[RootEntry], list[IngressEntry]]:
         """Killed shapers' entries for this namespace, now in this journal."""
-        entries = take_over_dead(JOURNAL_KIND, lambda entry: entry.get("netns") == self.netns, self._journal)
+        living: set[int] | None = None
+
+        def namespace_is_gone(entry: dict[str, object]) -> bool:
+            nonlocal living
+            if living is None:
+                living = living_netns_inodes()
+            return entry.get("netns_inode") not in living
+
+        entries = take_over_dead(JOURNAL_KIND, lambda entry: entry.get("netns") == self.netns, self._journal,
+                                 is_garbage=namespace_is_gone)  # fmt: skip
         roots, ingress = [], {}
         try:
             for entry in entries:
