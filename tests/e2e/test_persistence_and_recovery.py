@@ -89,6 +89,7 @@ def _idle_tc(pair: NetnsPair) -> str:
         dump = tc_dump(pair.host_ns)
     dump = re.sub(r"direct_packets_stat \d+", "direct_packets_stat N", dump)
     dump = re.sub(r"(?m)^\d+: ", "", dump)  # a re-created IFB gets a new ifindex
+    dump = re.sub(r"\tindex \d+ ref", "\tindex N ref", dump)  # an adopted filter's swapped mirred
     return re.sub(r"\bid \d+ name chadt_", "id N name chadt_", dump)
 
 
