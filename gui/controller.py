@@ -22,6 +22,7 @@ from chadthrottle.gui.ipc.state import HelperStatus
 from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings, load_settings, save_settings
 from chadthrottle.gui.tray.tray import TrayController
@@ -140,6 +141,11 @@ class AppController(QObject):
             self.window.show_message(self.connection.status.detail or "Limits are unavailable right now.")
             self.window.table.refresh_editors()
             return
+        state = self.model.limit_state(app_id, Direction(direction))
+        if state.read_only:  # it would change only the viewer's outranked rule
+            self.window.show_message(describe_limit(state, Direction(direction), self.model.units))
+            self.window.table.refresh_editors()
+            return
         self.model.mark_pending(app_id, Direction(direction), rate_bps)
         self.connection.set_limit(app_id, direction, rate_bps)
 
@@ -172,6 +178,7 @@ class AppController(QObject):
     # --- helper results ------------------------------------------------------------------
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
+        self.model.set_rules(snapshot.rules)
         self.model.apply_snapshot(snapshot.applications, snapshot.process_names)
         self.snapshotShown.emit()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction
+from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction, RuleInfo
 
 
 class HelperClientLike(Protocol):
@@ -29,6 +29,8 @@ class HelperClientLike(Protocol):
     ) -> str: ...
 
     async def clear_limit(self, app_id: str, direction: Direction | None = None) -> str: ...
+
+    async def list_rules(self) -> list[RuleInfo]: ...
 
     async def set_limits_paused(self, paused: bool) -> None: ...
 

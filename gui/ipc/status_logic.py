@@ -70,3 +70,19 @@ def derive_status(seen: Observations) -> HelperStatus:
             can_limit=False,
         )
     return HelperStatus(HelperState.CONNECTED, "", can_monitor=True, can_limit=True)
+
+
+PAUSED_PROBLEM = "limits are paused"
+_NOTHING_ENFORCED: dict[HelperState, str] = {
+    HelperState.NOT_RUNNING: "the helper is not running",
+    HelperState.NOT_INSTALLED: "the helper is not installed",
+    HelperState.KERNEL_FEATURE_MISSING: "no backend can enforce limits on this kernel",
+}
+
+
+def nothing_enforced_reason(status: HelperStatus, paused: bool) -> str:
+    """Why no limit at all is enforced now, or "" when limits may be.
+
+    The window and the tray say this instead of counting limits as active: with
+    the helper gone, or limits paused, every limit shown is only remembered."""
+    return _NOTHING_ENFORCED.get(status.state, "") or (PAUSED_PROBLEM if paused else "")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
 
-from chadthrottle.contract import BOTH_DIRECTIONS, ApplicationInfo, Direction
+from chadthrottle.contract import BOTH_DIRECTIONS, ApplicationInfo, Direction, RuleInfo
 from chadthrottle.gui.ipc.client_protocol import ClientFactory, HelperClientLike
 from chadthrottle.gui.ipc.error_text import (
     BUS_UNAVAILABLE,
@@ -52,6 +52,9 @@ class Snapshot:
     applications: tuple[ApplicationInfo, ...]
     process_names: dict[int, str] = field(default_factory=dict)
     received_at: float = 0.0  # time.monotonic()
+    # ListRules: whose rules exist, the viewer's own under an administrator's
+    # among them; None from a helper older than rule owners.
+    rules: tuple[RuleInfo, ...] | None = None
 
 
 class WorkerSignals(QObject):
@@ -178,15 +181,16 @@ class HelperWorker:
                 if polls % BACKENDS_EVERY_N_POLLS == 0:
                     backends = await asyncio.wait_for(client.list_backends(), CALL_TIMEOUT_S)
                     self._emit(self._signals.backends, list(backends))
-                applications, paused = await asyncio.wait_for(
-                    asyncio.gather(client.list_applications(), self._limits_paused(client)), CALL_TIMEOUT_S
+                applications, paused, rules = await asyncio.wait_for(
+                    asyncio.gather(client.list_applications(), self._limits_paused(client), self._rules(client)),
+                    CALL_TIMEOUT_S,
                 )
                 names = self._process_names.resolve(
                     pid for app in applications for pid in app.pids
                 )
                 self._emit(
                     self._signals.applications,
-                    Snapshot(tuple(applications), names, time.monotonic()),
+                    Snapshot(tuple(applications), names, time.monotonic(), rules),
                 )
                 self._emit(self._signals.paused, paused)
                 await self._poll_connections(client)
@@ -213,6 +217,15 @@ class HelperWorker:
         """Whether limits are paused; None from a helper that cannot pause."""
         try:
             return await client.get_limits_paused()
+        except Exception as exc:
+            if error_name_of(exc) == UNKNOWN_METHOD:
+                return None
+            raise
+
+    async def _rules(self, client: HelperClientLike) -> tuple[RuleInfo, ...] | None:
+        """The stored rules; None from a helper that cannot list them."""
+        try:
+            return tuple(await client.list_rules())
         except Exception as exc:
             if error_name_of(exc) == UNKNOWN_METHOD:
                 return None
@@ -306,5 +319,9 @@ class HelperWorker:
 
     def _emit(self, signal: Signal, *args: object) -> None:
         # After stop() the receivers may be going away; say nothing more.
-        if not self._stopping:
+        if self._stopping:
+            return
+        try:
             signal.emit(*args)  # type: ignore[attr-defined]
+        except RuntimeError:  # the receiving QObject is gone: the GUI is going away
+            self._stopping = True

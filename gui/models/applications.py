@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
 
-from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction
+from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction, RuleInfo
 from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.child_rows import connection_data, process_data
 from chadthrottle.gui.models.connections import connection_key, interesting_first
 from chadthrottle.gui.models.history import RateHistory
 from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.limit_truth import LimitState, LimitTally, describe_limit, limit_state, tally
 from chadthrottle.gui.models.row_order import RowOrder, ordered, runs
 from chadthrottle.gui.models.rows import AppRow, ProcessRow, identity_or_limits, matches, sort_key
 from chadthrottle.units import UnitSystem, format_limit, format_rate
@@ -51,8 +53,8 @@ _ANSWERED_ROLES = frozenset(
 _VERTICAL_SORT = QAbstractItemModel.LayoutChangeHint.VerticalSortHint
 _LAYOUT_ARGS = ("QList<QPersistentModelIndex>", "QAbstractItemModel::LayoutChangeHint")  # the overload with a hint
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-_LIMIT_TOOLTIP = (
-    "{direction} limit, bytes per second on the wire at L3 (IP header included). "
+_LIMIT_HINT = (
+    "Bytes per second on the wire at L3 (IP header included). "
     "Drag the slider or type a value such as 500K, 2 MB/s or unlimited."
 )
 
@@ -74,6 +76,10 @@ class ApplicationsModel(QAbstractItemModel):
         self._units = UnitSystem.BYTES_DECIMAL
         self._stale = False
         self._order = RowOrder()
+        # Whose rules are "yours": the helper judges the caller by this uid too.
+        self._viewer_uid = os.geteuid()
+        self._rules: tuple[RuleInfo, ...] = ()  # ListRules: the viewer's outranked rules
+        self._enforcement_problem = ""  # what keeps every limit from being enforced now
 
     # --- Qt model interface -------------------------------------------------------------
 
@@ -179,6 +185,8 @@ class ApplicationsModel(QAbstractItemModel):
             return app.limit_bps(LIMIT_COLUMNS[column])
         if role == Role.LIMIT_PENDING and column in LIMIT_COLUMNS:
             return LIMIT_COLUMNS[column] in app.pending
+        if role == Role.LIMIT_STATE and column in LIMIT_COLUMNS:
+            return self._state(app, LIMIT_COLUMNS[column])
         if role == Role.LIMITS:
             return (app.limit_bps(Direction.DOWN), app.limit_bps(Direction.UP))
         if role == Role.HISTORY:
@@ -189,7 +197,11 @@ class ApplicationsModel(QAbstractItemModel):
 
     def _app_tooltip(self, app: AppRow, column: int) -> str | None:
         if column in LIMIT_COLUMNS:
-            return _LIMIT_TOOLTIP.format(direction=LIMIT_COLUMNS[column].value.capitalize())
+            direction = LIMIT_COLUMNS[column]
+            state = self._state(app, direction)
+            if state.read_only:
+                return describe_limit(state, direction, self._units)
+            return f"{describe_limit(state, direction, self._units)}\n{_LIMIT_HINT}"
         if column == Column.NAME:
             processes = len(app.processes)
             return f"{app.info.name}\n{app.info.id}\n{processes} process{'es' * (processes != 1)}"
@@ -227,9 +239,48 @@ class ApplicationsModel(QAbstractItemModel):
         rows = self._all_rows()
         return (sum(a.info.down_bps for a in rows), sum(a.info.up_bps for a in rows))
 
+    def limit_state(self, app_id: str, direction: Direction) -> LimitState:
+        """The truth about one limit: whose, changeable or not, enforced or why not."""
+        app = self._find(app_id)
+        return LimitState(0) if app is None else self._state(app, direction)
+
+    def limit_tally(self) -> LimitTally:
+        """Every application's limits (whatever the filter shows): enforced, and not."""
+        return tally(
+            (app.info.name, direction, self._state(app, direction))
+            for app in self._all_rows()
+            for direction in Direction
+        )
+
     def active_limit_count(self) -> int:
-        down, up = Direction.DOWN, Direction.UP
-        return sum((app.limit_bps(down) > 0) + (app.limit_bps(up) > 0) for app in self._all_rows())
+        """Limits in force now; a limit that is not enforced is not counted."""
+        return self.limit_tally().enforced
+
+    @property
+    def viewer_uid(self) -> int:
+        return self._viewer_uid
+
+    def set_viewer_uid(self, uid: int) -> None:
+        """Whose rules are "yours" (the GUI's own uid unless a test says otherwise)."""
+        if uid != self._viewer_uid:
+            self._viewer_uid = uid
+            self._emit_all_changed()
+
+    def set_rules(self, rules: Sequence[RuleInfo] | None) -> None:
+        """The stored rules ListRules returned (None: a helper without it); they
+        name the viewer's own limit under an administrator's."""
+        self._rules = tuple(rules or ())
+
+    def set_enforcement_problem(self, problem: str) -> None:
+        """Why no limit is enforced now ("" when they may be): every limit shown
+        then says so, and none is counted as active."""
+        if problem != self._enforcement_problem:
+            self._enforcement_problem = problem
+            self._emit_all_changed()
+
+    def _state(self, app: AppRow, direction: Direction) -> LimitState:
+        return limit_state(app.info, direction, self._viewer_uid, app.pending.get(direction),
+                           self._rules, self._enforcement_problem)  # fmt: skip
 
     def set_name_filter(self, text: str) -> None:
         """List only applications whose name, id or process names contain text

@@ -45,3 +45,4 @@ class Role(IntEnum):
     HISTORY = Qt.ItemDataRole.UserRole + 7  # RateHistory, on the activity column
     IS_PROCESS = Qt.ItemDataRole.UserRole + 8  # bool: a child row (a process or a connection)
     LIMITS = Qt.ItemDataRole.UserRole + 9  # (down_limit_bps, up_limit_bps)
+    LIMIT_STATE = Qt.ItemDataRole.UserRole + 10  # limit_truth.LimitState, on a limit column

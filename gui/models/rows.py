@@ -65,4 +65,5 @@ def matches(app: AppRow, needle: str) -> bool:
 
 def identity_or_limits(info: ApplicationInfo) -> tuple[object, ...]:
     """The fields whose change must reach the name column and the limit editors."""
-    return (info.name, info.icon, info.down_limit_bps, info.up_limit_bps)
+    return (info.name, info.icon, info.down_limit_bps, info.up_limit_bps, info.down_limit_owner,
+            info.up_limit_owner, info.down_limit_problem, info.up_limit_problem)  # fmt: skip

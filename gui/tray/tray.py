@@ -15,7 +15,9 @@ from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QSystemTrayIcon, Q
 
 from chadthrottle.contract import Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
 from chadthrottle.gui.tray.quick_limits import CUSTOM, QUICK_LIMITS, QuickLimit, busiest_applications, checked_label
 from chadthrottle.units import UnitError, format_rate, parse_rate
@@ -88,17 +90,24 @@ class TrayController(QObject):
         return self._kind
 
     def refresh(self) -> None:
-        """Icon and tooltip: "down 12.4 MB/s, up 1.1 MB/s, 2 limits"."""
+        """Icon and tooltip: "down 12.4 MB/s, up 1.1 MB/s, 2 limits", counting
+        only limits that are enforced, and saying so when none is."""
         down, up = self._model.totals()
-        limits = self._model.active_limit_count()
-        paused = bool(self._paused)
-        kind = tray_icon_kind(self._status, down + up, 0 if paused else limits)
+        tally = self._model.limit_tally()
+        nothing_enforced = nothing_enforced_reason(self._status, bool(self._paused))
+        enforced = 0 if nothing_enforced else tally.enforced
+        kind = tray_icon_kind(self._status, down + up, enforced)
         if kind is not self._kind:
             self._kind = kind
             self.icon.setIcon(self._icons[kind])
         units = self._model.units
-        tooltip = f"down {format_rate(down, units)}, up {format_rate(up, units)}, " \
-                  f"{limits} limit{'s' * (limits != 1)}{' (paused)' * (paused and limits > 0)}"
+        tooltip = f"down {format_rate(down, units)}, up {format_rate(up, units)}, "
+        if nothing_enforced:
+            tooltip += f"no limit is enforced: {nothing_enforced}"
+        else:
+            tooltip += f"{enforced} limit{'s' * (enforced != 1)}"
+            if tally.not_enforced:
+                tooltip += f", {len(tally.not_enforced)} not enforced"
         if self._status.is_problem:
             tooltip = f"ChadThrottle: helper {self._status.state.value.replace('-', ' ')}\n{tooltip}"
         self.icon.setToolTip(tooltip)
@@ -120,10 +129,13 @@ class TrayController(QObject):
             for direction in Direction:
                 submenu.addSection("Download limit" if direction is Direction.DOWN else "Upload limit")
                 current = checked_label(self._model.effective_limit(info.id, direction))
+                state = self._model.limit_state(info.id, direction)
                 for quick in QUICK_LIMITS:
                     action = self._quick_action(submenu, info.id, info.name, direction, quick, units)
                     action.setChecked(quick.label == current)
-                    action.setEnabled(can_limit)
+                    action.setEnabled(can_limit and not state.read_only)
+                    if state.read_only:  # an administrator's limit: choosing would do nothing
+                        action.setToolTip(describe_limit(state, direction, units))
         self.menu.addSeparator()
         pause = self.menu.addAction("Pause all limits")
         pause.setObjectName("pause-all")

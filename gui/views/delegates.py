@@ -9,7 +9,7 @@ the moment the user reaches for it.
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QPoint, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QFont, QGuiApplication, QPainter, QPalette, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QGuiApplication, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
 
 from chadthrottle.contract import Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
-from chadthrottle.gui.widgets.limit_slider import LimitControl
+from chadthrottle.gui.models.limit_truth import LimitState
+from chadthrottle.gui.widgets.limit_slider import PROBLEM_COLOUR, LimitControl, warning_pixmap
 from chadthrottle.gui.widgets.rate_scale import position_for_rate
 from chadthrottle.gui.widgets.slider_look import paint_rate_slider, slider_option
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
@@ -84,24 +85,26 @@ class LimitDelegate(QStyledItemDelegate):
         view = option.widget
         if isinstance(view, QAbstractItemView) and view.indexWidget(index) is not None:
             return  # the real control is open here, and its background is see-through
-        limit_bps = int(index.data(Role.LIMIT) or 0)
-        pending = bool(index.data(Role.LIMIT_PENDING))
+        state = index.data(Role.LIMIT_STATE)
+        if not isinstance(state, LimitState):
+            state = LimitState(int(index.data(Role.LIMIT) or 0), pending=bool(index.data(Role.LIMIT_PENDING)))
         enabled = not self.blocked_reason and bool(option.state & QStyle.StateFlag.State_Enabled)
         ratio = painter.device().devicePixelRatioF()
-        key = (option.rect.width(), option.rect.height(), ratio, limit_bps, pending, enabled, self.units)
+        key = (option.rect.width(), option.rect.height(), ratio, state.rate_bps, state.pending, state.owner_note,
+               state.read_only, bool(state.problem), enabled, self.units)  # fmt: skip
         likeness = self._likenesses.get(key)
         if likeness is None:
             if len(self._likenesses) > LIKENESS_CACHE_SIZE:
                 self._likenesses.clear()
-            likeness = self._paint_likeness(option, limit_bps, pending, enabled, ratio)
+            likeness = self._paint_likeness(option, state, enabled, ratio)
             self._likenesses[key] = likeness
         painter.drawPixmap(option.rect.topLeft(), likeness)
 
-    def _paint_likeness(
-        self, option: QStyleOptionViewItem, limit_bps: int, pending: bool, enabled: bool, ratio: float
-    ) -> QPixmap:
-        """Slider likeness and limit text on a transparent pixmap. Most rows look
-        the same poll after poll, so they are drawn once and then only copied."""
+    def _paint_likeness(self, option: QStyleOptionViewItem, state: LimitState, enabled: bool, ratio: float) -> QPixmap:
+        """Slider likeness and limit text on a transparent pixmap, laid out like
+        LimitControl: slider, whose limit it is, a warning if it is not enforced,
+        the value. A read-only limit has no slider. Most rows look the same poll
+        after poll, so they are drawn once and then only copied."""
         pixmap = QPixmap(option.rect.size() * ratio)
         pixmap.setDevicePixelRatio(ratio)
         pixmap.fill(Qt.GlobalColor.transparent)
@@ -111,20 +114,39 @@ class LimitDelegate(QStyledItemDelegate):
         widget = option.widget
         style = widget.style() if widget else QApplication.style()
         painter = QPainter(pixmap)
-        slider = slider_option(slider_rect, position_for_rate(limit_bps), widget)
-        paint_rate_slider(painter, slider, style, widget, limited=limit_bps > 0, enabled=enabled)
-        font = QFont(option.font)
-        font.setBold(limit_bps > 0)
-        font.setItalic(pending)
-        painter.setFont(font)
         group = QPalette.ColorGroup.Active if enabled else QPalette.ColorGroup.Disabled
-        if limit_bps > 0:
+        limited = state.rate_bps > 0
+        if state.problem and limited:  # the warning sits just left of the value
+            icon = QRect(slider_rect.right() - 14, slider_rect.center().y() - 6, 14, 14)
+            painter.drawPixmap(icon, warning_pixmap(style))
+            slider_rect.setRight(icon.left() - 4)
+        if state.owner_note:
+            small = QFont(option.font)
+            small.setPointSizeF(max(6.0, small.pointSizeF() * 0.85))
+            painter.setFont(small)
+            painter.setPen(option.palette.color(group, QPalette.ColorRole.PlaceholderText))
+            note_rect = QRect(slider_rect)
+            if not state.read_only:
+                width = QFontMetrics(small).horizontalAdvance(state.owner_note) + 6
+                note_rect.setLeft(slider_rect.right() - width)
+                slider_rect.setRight(note_rect.left() - 2)
+            painter.drawText(note_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, state.owner_note)
+        if not state.read_only:
+            slider = slider_option(slider_rect, position_for_rate(state.rate_bps), widget)
+            paint_rate_slider(painter, slider, style, widget, limited=limited, enabled=enabled)
+        font = QFont(option.font)
+        font.setBold(limited)
+        font.setItalic(state.pending)
+        painter.setFont(font)
+        if limited and state.problem:
+            colour = QColor(PROBLEM_COLOUR) if enabled else option.palette.color(group, QPalette.ColorRole.Text)
+        elif limited:
             # The slider's accent (calmer than the link blue), as the open field shows it.
             colour = QGuiApplication.palette().color(group, QPalette.ColorRole.Highlight)
         else:
             colour = option.palette.color(group, QPalette.ColorRole.PlaceholderText)
         painter.setPen(colour)
-        text = format_limit(limit_bps, self.units) + ("…" if pending else "")
+        text = format_limit(state.rate_bps, self.units) + ("…" if state.pending else "")
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
         painter.end()
         return pixmap
@@ -160,6 +182,10 @@ class LimitDelegate(QStyledItemDelegate):
         if isinstance(editor, LimitControl):
             editor.set_units(self.units)
             editor.set_limit(int(index.data(Role.LIMIT) or 0) or None)
+            state = index.data(Role.LIMIT_STATE)
+            if isinstance(state, LimitState):
+                tooltip = str(index.data(Qt.ItemDataRole.ToolTipRole) or "")
+                editor.set_state(state.owner_note, state.read_only, state.problem if state.rate_bps else "", tooltip)
 
     def setModelData(self, editor: QWidget, model: object, index: AnyIndex) -> None:
         """Limits travel through ``limitRequested`` to the helper, not into the model."""

@@ -16,6 +16,7 @@ from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.connections import connection_label, interesting_first
 from chadthrottle.gui.models.history import COARSE_EVERY
+from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.gui.views.rate_axis import RateAxis, nice_ceiling
 from chadthrottle.units import UnitSystem, format_rate
@@ -41,6 +42,14 @@ def describe_rates(name: str, down: float, up: float, limits: tuple[int, int],
 
 
 MAX_CONNECTIONS_SHOWN = 6
+
+
+def describe_limit_notes(states: dict[Direction, LimitState], units: UnitSystem) -> str:
+    """Only what the numbers above do not say: whose limit it is when not the
+    viewer's, and why a limit is not enforced."""
+    notes = [describe_limit(state, direction, units) for direction, state in states.items()
+             if state.rate_bps > 0 and (state.owner_note or state.problem)]  # fmt: skip
+    return "\n".join(notes)
 
 
 def describe_connections(connections: list[ConnectionInfo]) -> str:
@@ -106,6 +115,14 @@ class DetailPane(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
         layout.addLayout(top)
+        # Whose limits these are and what keeps one from being enforced.
+        self.limit_notes = QLabel("", self)
+        self.limit_notes.setObjectName("limit-notes")
+        self.limit_notes.setAccessibleName("About the limits")
+        self.limit_notes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.limit_notes.setWordWrap(True)
+        self.limit_notes.hide()
+        layout.addWidget(self.limit_notes)
         layout.addWidget(self.plot, 1)
         self.connections = QLabel("", self)
         self.connections.setAccessibleName("Open connections")
@@ -133,6 +150,11 @@ class DetailPane(QWidget):
         if text != self.connections.text():  # the same answer every poll, mostly
             self.connections.setText(text)
 
+    def _show_notes(self, text: str) -> None:
+        if text != self.limit_notes.text():
+            self.limit_notes.setText(text)
+        self.limit_notes.setVisible(bool(text))
+
     def set_units(self, units: UnitSystem) -> None:
         self._axis.units = units
         self._axis.picture = None
@@ -144,6 +166,7 @@ class DetailPane(QWidget):
         history = self._model.history(self._app_id) if self._app_id else None
         if info is None or history is None:
             self.summary.setText("Select an application to see its traffic.")
+            self._show_notes("")
             self.plot.setVisible(False)
             self._down.setData([], [])
             self._up.setData([], [])
@@ -156,6 +179,8 @@ class DetailPane(QWidget):
                   self._model.effective_limit(info.id, Direction.UP))
         self.summary.setText(describe_rates(info.name, info.down_bps, info.up_bps, limits,
                                             history.mean(MEASURED_OVER_SAMPLES), units))
+        states = {direction: self._model.limit_state(info.id, direction) for direction in Direction}
+        self._show_notes(describe_limit_notes(states, units))
         _label, samples, coarse = SPANS[self.span.currentIndex()]
         data = history.coarse(samples) if coarse else history.recent(samples)
         step_s = self.refresh_interval_s * (COARSE_EVERY if coarse else 1)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from chadthrottle.contract import BackendInfo, ConnectionInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Role
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
@@ -147,6 +148,7 @@ class MainWindow(QMainWindow):
             reason = TITLES.get(status.state, "The helper is not available.")
         self.table.set_limits_blocked(reason)
         self.table.empty_text = EMPTY_TEXT.get(status.state, "")
+        self._show_enforcement()
         self.table.viewport().update()
         self._update_counts()
 
@@ -165,6 +167,7 @@ class MainWindow(QMainWindow):
         """Say plainly that the limits shown are not enforced right now."""
         self._paused = paused
         self.paused_notice.set_paused(paused)
+        self._show_enforcement()
         self._update_counts()
 
     def set_backends(self, backends: tuple[BackendInfo, ...]) -> None:
@@ -216,7 +219,18 @@ class MainWindow(QMainWindow):
         down, up = self._model.totals()
         live = self._status.can_monitor
         self.header.set_totals(down, up, self._model.units, live)
-        self.status_line.set_limit_count(self._model.active_limit_count(), self._paused)
+        self.status_line.set_limits(self._model.limit_tally(), self.nothing_enforced, self._status)
+
+    @property
+    def nothing_enforced(self) -> str:
+        """Why no limit is enforced now ("" when limits may be)."""
+        return nothing_enforced_reason(self._status, self._paused)
+
+    def _show_enforcement(self) -> None:
+        """Every row's limits say they are not enforced while nothing is."""
+        self._model.set_enforcement_problem(self.nothing_enforced)
+        self.table.refresh_editors()
+        self.detail.refresh()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.keep_running_in_tray:

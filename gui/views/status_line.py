@@ -1,4 +1,4 @@
-"""The status bar: backend, helper state, number of active limits."""
+"""The status bar: backend, helper state, and how many limits are really enforced."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 from chadthrottle.contract import BackendInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import backend_summary
+from chadthrottle.gui.models.limit_truth import LimitTally
+
+WARNING_STYLE = "color: #c64600;"  # amber-red: readable on light and dark panels
 
 HELPER_WORDS: dict[HelperState, str] = {
     HelperState.CONNECTING: "connecting…",
@@ -54,8 +57,29 @@ class StatusLine(QStatusBar):
         self.helper.setText(f"Helper: {HELPER_WORDS[status.state]}")
         self.helper.setToolTip(status.detail)
 
-    def set_limit_count(self, count: int, paused: bool = False) -> None:
-        if count == 0:
-            self.limits.setText("No limits")
+    def set_limits(self, tally: LimitTally, nothing_enforced: str, status: HelperStatus) -> None:
+        """Count only limits that are enforced; say plainly when none is, and why."""
+        warning = False
+        if status.state is HelperState.CONNECTING:
+            text, tip = "Limits: waiting for the helper", ""
+        elif status.state is HelperState.NOT_AUTHORIZED and not status.can_monitor:
+            text, tip = "Limits not shown", "Watching was not authorized, so the limits in force cannot be shown."
+        elif nothing_enforced:
+            text, warning = f"No limits are enforced: {nothing_enforced}", True
+            kept = tally.total
+            tip = (f"{kept} limit{'s are' if kept != 1 else ' is'} kept and shown, and will be enforced again "
+                   "once that changes." if kept else "")  # fmt: skip
+        elif tally.not_enforced:
+            count = len(tally.not_enforced)
+            text, warning = f"{_limits(tally.enforced)} active, {count} not enforced", True
+            tip = "Not enforced:\n" + "\n".join(tally.not_enforced)
         else:
-            self.limits.setText(f"{count} limit{'s' * (count != 1)} {'paused' if paused else 'active'}")
+            text = f"{_limits(tally.enforced)} active" if tally.enforced else "No limits"
+            tip = ""
+        self.limits.setText(text)
+        self.limits.setToolTip(tip)
+        self.limits.setStyleSheet(WARNING_STYLE if warning else "")
+
+
+def _limits(count: int) -> str:
+    return f"{count} limit{'s' * (count != 1)}"

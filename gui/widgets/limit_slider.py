@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QWheelEvent
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPalette, QPixmap, QWheelEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QProxyStyle,
     QSlider,
@@ -37,17 +38,32 @@ KEYBOARD_SETTLE_MS = 700
 _ENTER_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
 
 
+# A limit that is not enforced: its value in this colour, with a warning icon.
+PROBLEM_COLOUR = "#c64600"
+
+
 def _field_style(error: bool) -> str:
-    """The value field reads like the painted rows (no box, accent when limited)
-    until the pointer or the focus is on it; a refused value gets a red frame."""
+    """The value field reads like the painted rows (no box, accent when limited,
+    amber when not enforced) until the pointer or the focus is on it; a refused
+    value gets a red frame."""
     border = "#e01b24" if error else "transparent"
     return (
         f"QLineEdit {{ border: 1px solid {border}; border-radius: 3px; background: transparent;"
         " color: palette(placeholder-text); padding: 0 2px; }"
         " QLineEdit[limited=\"true\"] { color: palette(highlight); font-weight: bold; }"
+        f" QLineEdit[limited=\"true\"][problem=\"true\"] {{ color: {PROBLEM_COLOUR}; }}"
         " QLineEdit:hover, QLineEdit:focus { background: palette(base); color: palette(text);"
         f" border-color: {'#e01b24' if error else 'palette(mid)'}; font-weight: normal; }}"
+        " QLineEdit[readOnly=\"true\"]:hover, QLineEdit[readOnly=\"true\"]:focus { background: transparent; }"
     )
+
+
+FIELD_HINT = "Type 500K, 2 MB/s, 1MiB or unlimited; Enter applies, Esc cancels"
+
+
+def warning_pixmap(style: QStyle, size: int = 14) -> QPixmap:
+    """The style's warning icon, for a limit that is not enforced."""
+    return style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(size, size)
 
 
 class _ClickJumpsStyle(QProxyStyle):
@@ -128,6 +144,20 @@ class LimitControl(QWidget):
         self.field.setStyleSheet(_field_style(error=False))
         self.field.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.field.setFixedWidth(self.field.fontMetrics().horizontalAdvance("888.8 Mbit/s") + 14)
+        # Whose limit it is, when not the viewer's ("set by administrator"), and
+        # a warning icon when it is not enforced.
+        self.note = QLabel(self)
+        self.note.setObjectName("limit-note")
+        self.note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.note.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.note.hide()
+        self.warning = QLabel(self)
+        self.warning.setObjectName("limit-warning")
+        self.warning.setPixmap(warning_pixmap(self.style()))
+        self.warning.hide()
+        self._read_only = False
+        self._blocked_reason = ""
+        self._state_tooltip = ""
         self._settle_timer = QTimer(self)
         self._settle_timer.setSingleShot(True)
         self._settle_timer.setInterval(KEYBOARD_SETTLE_MS)
@@ -137,6 +167,8 @@ class LimitControl(QWidget):
         layout.setContentsMargins(2, 0, 2, 0)
         layout.setSpacing(6)
         layout.addWidget(self.slider, 1)
+        layout.addWidget(self.note)
+        layout.addWidget(self.warning)
         layout.addWidget(self.field)
         # No focus proxy: the container would then be a second Tab stop for the
         # slider. The table chains slider and field into the window's Tab order.
@@ -181,14 +213,47 @@ class LimitControl(QWidget):
         self.field.setAccessibleDescription(
             "Type a rate such as 500K, 2 MB/s, 1MiB or unlimited, then press Enter."
         )
-        self.field.setToolTip("Type 500K, 2 MB/s, 1MiB or unlimited; Enter applies, Esc cancels")
+        self.field.setToolTip(FIELD_HINT)
 
     def set_blocked(self, reason: str) -> None:
         """Disable the control and say why ("" enables it again)."""
+        self._blocked_reason = reason
         self.setEnabled(not reason)
-        self.setToolTip(reason)
+        self._show_tooltip()
         if reason:
             self.cancel()
+
+    def set_state(self, note: str, read_only: bool, problem: str, tooltip: str) -> None:
+        """Whose limit this is (note, "" for the viewer's own), whether the viewer
+        may change it, and why it is not enforced ("" when it is). A read-only
+        limit has no slider: a drag would only change a rule that is outranked."""
+        if read_only != self._read_only:
+            if read_only:
+                self.cancel()
+            self.field.setToolTip("" if read_only else FIELD_HINT)
+        self._read_only = read_only
+        self.slider.setVisible(not read_only)
+        self.field.setReadOnly(read_only)
+        self.note.setText(note)
+        self.note.setVisible(bool(note))
+        layout = self.layout()
+        if isinstance(layout, QHBoxLayout):
+            layout.setStretchFactor(self.note, 1 if read_only else 0)
+        self.warning.setVisible(bool(problem))
+        self.warning.setToolTip(f"Not enforced: {problem}" if problem else "")
+        if self.field.property("problem") != bool(problem):
+            self.field.setProperty("problem", bool(problem))
+            self.field.setStyleSheet(self.field.styleSheet())  # re-evaluate [problem]
+        self._state_tooltip = tooltip
+        self._show_tooltip()
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    def _show_tooltip(self) -> None:
+        parts = [part for part in (self._blocked_reason, self._state_tooltip) if part]  # why disabled, first
+        self.setToolTip("\n".join(parts))
 
     def is_editing(self) -> bool:
         return (
@@ -258,6 +323,9 @@ class LimitControl(QWidget):
         self._commit(rate_bps)
 
     def _commit(self, rate_bps: int | None) -> None:
+        if self._read_only:  # not the viewer's to change: nothing is sent
+            self._show(self._committed)
+            return
         self._settle_timer.stop()
         self.field.setModified(False)
         self._set_field_error("")

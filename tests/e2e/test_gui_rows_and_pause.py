@@ -72,8 +72,9 @@ def test_the_tray_pauses_and_resumes_every_limit(qtbot, stack: Stack, gui: AppCo
             assert done.args == [True, "", ""], done.args
             assert call_helper(stack.bus_address, lambda c: c.get_limits_paused())
             qtbot.waitUntil(lambda: gui.window.paused_notice.isVisible(), timeout=2000)
-            assert gui.window.status_line.limits.text() == "1 limit paused"
-            assert "(paused)" in tray.icon.toolTip()
+            assert gui.window.status_line.limits.text() == "No limits are enforced: limits are paused"
+            assert tray.icon.toolTip().endswith("no limit is enforced: limits are paused")
+            qtbot.waitUntil(lambda: gui.model.limit_state(app_id, Direction.UP).problem != "", timeout=3000)
             qtbot.wait(500)
             assert app_rate_bps(qtbot, stream.receiver, 1.0) > UNLIMITED_FLOOR_BPS
             assert gui.model.application(app_id).up_limit_bps == LIMIT_BPS  # type: ignore[union-attr]

@@ -10,7 +10,7 @@ import threading
 import time
 
 from chadthrottle.client import HelperClientError
-from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction
+from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction, RuleInfo
 from chadthrottle.gui.ipc.connection import HelperConnection
 from chadthrottle.gui.ipc.state import HelperState
 from tests.gui.sample_data import sample_applications
@@ -57,6 +57,9 @@ class ScriptedClient:
     async def get_limits_paused(self) -> bool:
         return self.paused
 
+    async def list_rules(self) -> list[RuleInfo]:
+        return [RuleInfo("exe:/usr/bin/curl", "down", 500_000, 0, 1000, True)]
+
     def close(self) -> None:
         self.closed = True
 
@@ -67,6 +70,7 @@ def test_polls_sets_limits_and_stops_cleanly(qtbot) -> None:
     with qtbot.waitSignal(connection.applicationsUpdated, timeout=5000) as blocker:
         connection.start()
     assert len(blocker.args[0].applications) == len(sample_applications())
+    assert [rule.owner for rule in blocker.args[0].rules] == [1000]  # ListRules, polled with the applications
     qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
     assert client.threads == {"chadthrottle-helper-ipc"}
     with qtbot.waitSignal(connection.limitFinished, timeout=5000) as done:

@@ -103,7 +103,7 @@ def test_kernel_feature_missing_says_which(window: MainWindow) -> None:
     window.set_status(HelperStatus(HelperState.KERNEL_FEATURE_MISSING, detail, True, False))
     assert window.banner.isVisible() and window.banner.text.text() == detail
     control = window.limit_control(FIREFOX, Direction.DOWN)
-    assert control is not None and not control.isEnabled() and control.toolTip() == detail
+    assert control is not None and not control.isEnabled() and control.toolTip().startswith(detail)
 
 
 def test_filter_hides_rows(qtbot, window: MainWindow) -> None:
@@ -193,7 +193,8 @@ def test_paused_limits_are_said_plainly_with_a_way_back(qtbot, window: MainWindo
     assert window.paused_notice.isHidden()
     window.set_limits_paused(True)
     assert window.paused_notice.isVisible() and "paused" in window.paused_notice.title.text()
-    assert window.status_line.limits.text() == "3 limits paused"
+    assert window.status_line.limits.text() == "No limits are enforced: limits are paused"
+    assert "3 limits are kept" in window.status_line.limits.toolTip()
     with qtbot.waitSignal(window.pauseRequested) as asked:
         qtbot.mouseClick(window.paused_notice.resume_button, Qt.MouseButton.LeftButton)
     assert asked.args == [False]

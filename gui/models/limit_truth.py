@@ -1,0 +1,134 @@
+"""What each limit really is: whose rule, whether the viewer may change it, and
+whether it is enforced right now.
+
+A row must never show a limit as in force when it is not (paused, the helper
+gone, a device the backend cannot police), nor offer a slider that would only
+change the viewer's own rule under an administrator's. Plain data and
+functions, so the wording is tested without widgets.
+"""
+
+from __future__ import annotations
+
+import pwd
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, RuleInfo
+from chadthrottle.units import UnitSystem, format_rate
+
+ROOT_UID = 0
+ADMINISTRATOR_NOTE = "set by administrator"
+
+
+@dataclass(frozen=True)
+class LimitState:
+    """One limit as a row shows it."""
+
+    rate_bps: int  # shown: a pending request, else the helper's; 0 = none
+    owner_note: str = ""  # "" for the viewer's own rule (or none), else whose it is
+    read_only: bool = False  # an administrator's rule over a viewer who is not root
+    problem: str = ""  # why it is not enforced now; "" when it is, or there is none
+    own_rate_bps: int = 0  # the viewer's own rule that the administrator's outranks
+    pending: bool = False  # asked for, not confirmed yet
+
+    @property
+    def enforced(self) -> bool:
+        return self.rate_bps > 0 and not self.problem
+
+
+def user_name(uid: int) -> str:
+    """The login name of uid, or "uid N" when the system has none."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return f"uid {uid}"
+
+
+def owner_note(owner: int, viewer_uid: int) -> str:
+    """Whose rule: quiet ("") when it is the viewer's own. Root's rules are the
+    administrator's, so an administrator rule is root's own."""
+    if owner == ADMIN_OWNER:
+        return "" if viewer_uid == ROOT_UID else ADMINISTRATOR_NOTE
+    if owner == viewer_uid:
+        return ""
+    return f"set by {user_name(owner)}"
+
+
+def own_rule_rate(rules: Iterable[RuleInfo], app_id: str, direction: Direction, viewer_uid: int) -> int:
+    """The viewer's own stored rule for this limit (0 for none), from ListRules."""
+    for rule in rules:
+        if rule.app_id == app_id and rule.direction == direction.value and rule.owner == viewer_uid:
+            return rule.rate_bps
+    return 0
+
+
+def limit_state(
+    info: ApplicationInfo,
+    direction: Direction,
+    viewer_uid: int,
+    pending: int | None = None,
+    rules: Iterable[RuleInfo] = (),
+    enforcement_problem: str = "",
+) -> LimitState:
+    """The truth about one limit. enforcement_problem is what keeps every limit
+    from being enforced (the helper is not running, limits are paused); the
+    helper's own reason for this limit wins over it."""
+    helper_rate = info.limit_bps(direction)
+    if pending is not None:
+        # The viewer's own request: theirs, and not known to be in force yet.
+        return LimitState(pending, pending=True, problem=enforcement_problem if pending else "")
+    if helper_rate <= 0:
+        return LimitState(0)
+    owner = info.limit_owner(direction)
+    read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
+    own = own_rule_rate(rules, info.id, direction, viewer_uid) if read_only else 0
+    problem = info.limit_problem(direction) or enforcement_problem
+    return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own)
+
+
+def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -> str:
+    """The sentences a tooltip or the detail pane gives about one limit."""
+    word = "Download" if direction is Direction.DOWN else "Upload"
+    if state.rate_bps <= 0:
+        return f"{word}: no limit."
+    rate = format_rate(state.rate_bps, units)
+    if state.read_only:
+        own = f" of {format_rate(state.own_rate_bps, units)}" if state.own_rate_bps else ""
+        text = f"{word}: limited by the administrator to {rate}; your own limit{own} applies when they remove it."
+    elif state.owner_note:
+        text = (f"{word}: limited to {rate}, {state.owner_note}. A limit you set here applies to every "
+                "user's processes and outranks theirs.")  # fmt: skip
+    elif state.pending:
+        text = f"{word}: {rate} asked for, not confirmed yet."
+    else:
+        text = f"{word}: limited to {rate}."
+    if state.problem:
+        text += f" Not enforced: {state.problem}."
+    return text
+
+
+@dataclass(frozen=True)
+class LimitTally:
+    """How many limits are enforced, and which are not and why."""
+
+    enforced: int = 0
+    not_enforced: tuple[str, ...] = ()  # "Firefox download: limits are paused"
+
+    @property
+    def total(self) -> int:
+        return self.enforced + len(self.not_enforced)
+
+
+def tally(states: Iterable[tuple[str, Direction, LimitState]]) -> LimitTally:
+    """Count (application name, direction, state) triples."""
+    enforced = 0
+    not_enforced = []
+    for name, direction, state in states:
+        if state.rate_bps <= 0:
+            continue
+        if state.problem:
+            word = "download" if direction is Direction.DOWN else "upload"
+            not_enforced.append(f"{name} {word}: {state.problem}")
+        else:
+            enforced += 1
+    return LimitTally(enforced, tuple(not_enforced))

@@ -1,0 +1,196 @@
+"""Whose limit a row shows, whether the viewer may change it, and whether it is
+really enforced: in the model, the real row controls, the detail pane, the
+status line and the tray (issues 20 and 13)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo
+from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.limit_truth import ADMINISTRATOR_NOTE, owner_note, user_name
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.settings import Settings
+from chadthrottle.gui.tray.icons import TrayIconKind
+from chadthrottle.gui.tray.tray import TrayController
+from chadthrottle.gui.views.main_window import MainWindow
+from tests.gui.sample_data import MB, sample_applications
+
+USER = 1000
+OTHER = 65534  # "nobody" on Debian: a uid pwd knows
+FIREFOX = "app:org.mozilla.firefox"  # down 5 MB/s
+STEAM = "app:com.valvesoftware.Steam"  # down 4 MB/s
+DROPBOX = "app:com.dropbox.Client"  # up 1 MB/s
+CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
+FOREIGN_FILTER = "a tc filter on eth0 that ChadThrottle did not add sends download traffic past the limit"
+
+
+def applications(viewer: int = USER):  # type: ignore[no-untyped-def]
+    """The sample applications with owners: Firefox's download limit is the
+    administrator's, Steam's is not enforced, Dropbox's upload is the viewer's."""
+    apps = {info.id: info for info in sample_applications()}
+    apps[FIREFOX] = dataclasses.replace(apps[FIREFOX], down_limit_owner=ADMIN_OWNER)
+    apps[STEAM] = dataclasses.replace(apps[STEAM], down_limit_owner=viewer, down_limit_problem=FOREIGN_FILTER)
+    apps[DROPBOX] = dataclasses.replace(apps[DROPBOX], up_limit_owner=viewer)
+    return list(apps.values())
+
+
+# The viewer's own rule on Firefox's download, outranked by the administrator's.
+OWN_RULES = [RuleInfo(FIREFOX, "down", 5 * MB, 0, ADMIN_OWNER, True), RuleInfo(FIREFOX, "down", 1 * MB, 0, USER, False)]
+
+
+@pytest.fixture
+def window(qtbot) -> MainWindow:  # type: ignore[no-untyped-def]
+    model = ApplicationsModel(IconProvider())
+    model.set_viewer_uid(USER)
+    proxy = ApplicationsProxy()
+    proxy.setSourceModel(model)
+    proxy.sort_by_activity()
+    win = MainWindow(model, proxy, Settings())
+    qtbot.addWidget(win)
+    win.set_status(CONNECTED)
+    model.set_rules(OWN_RULES)
+    model.apply_snapshot(applications())
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def test_owner_notes_name_whose_rule_it_is() -> None:
+    assert owner_note(ADMIN_OWNER, USER) == ADMINISTRATOR_NOTE == "set by administrator"
+    assert owner_note(USER, USER) == ""  # yours: the quiet default
+    assert owner_note(ADMIN_OWNER, 0) == ""  # root's rules are the administrator's
+    assert owner_note(OTHER, 0) == f"set by {user_name(OTHER)}" == "set by nobody"
+    assert user_name(4_000_000_000) == "uid 4000000000"
+
+
+def test_an_administrator_limit_is_read_only_for_a_user(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    model = window._model
+    state = model.limit_state(FIREFOX, Direction.DOWN)
+    assert state.read_only and state.owner_note == ADMINISTRATOR_NOTE and state.own_rate_bps == 1 * MB
+    tooltip = window.table.proxy_index(FIREFOX, Column.DOWN_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert tooltip == ("Download: limited by the administrator to 5.00 MB/s; your own limit of 1.00 MB/s "
+                       "applies when they remove it.")  # fmt: skip
+
+    control = window.limit_control(FIREFOX, Direction.DOWN)
+    assert control is not None and control.isEnabled() and control.read_only
+    assert control.slider.isHidden() and control.field.isReadOnly()
+    assert control.note.isVisible() and control.note.text() == "set by administrator"
+    assert control.toolTip() == tooltip and control.field.text() == "5.00 MB/s"
+    requests: list[object] = []
+    window.limitRequested.connect(lambda *args: requests.append(args))
+    control.field.setFocus()
+    qtbot.keyClick(control.field, Qt.Key.Key_Home)
+    qtbot.keyClick(control.slider, Qt.Key.Key_Left)
+    control._commit(100_000)  # even a commit that reached the control sends nothing
+    qtbot.keyClick(control.field, Qt.Key.Key_Return)
+    assert requests == [] and control.field.text() == "5.00 MB/s"
+
+    # The same application's upload is still the user's to set.
+    up = window.limit_control(FIREFOX, Direction.UP)
+    assert up is not None and not up.read_only and up.slider.isVisible() and up.note.isHidden()
+
+
+def test_root_sees_its_rules_plainly_and_a_users_rule_by_name(window: MainWindow) -> None:
+    model = window._model
+    model.set_viewer_uid(0)
+    model.apply_snapshot(applications(viewer=OTHER))
+    firefox = model.limit_state(FIREFOX, Direction.DOWN)
+    assert not firefox.read_only and firefox.owner_note == ""
+    dropbox = model.limit_state(DROPBOX, Direction.UP)
+    assert dropbox.owner_note == "set by nobody" and not dropbox.read_only
+    control = window.limit_control(DROPBOX, Direction.UP)
+    assert control is not None and control.note.text() == "set by nobody" and control.slider.isVisible()
+    assert "every user's processes" in control.toolTip()
+    window.select_application(DROPBOX)
+    assert "set by nobody" in window.detail.limit_notes.text()
+
+
+def test_a_limit_that_is_not_enforced_says_so_and_is_not_counted(window: MainWindow) -> None:
+    assert window.status_line.limits.text() == "2 limits active, 1 not enforced"
+    assert window.status_line.limits.toolTip() == f"Not enforced:\nSteam download: {FOREIGN_FILTER}"
+    assert window._model.active_limit_count() == 2
+    control = window.limit_control(STEAM, Direction.DOWN)
+    assert control is not None and control.warning.isVisible() and control.field.property("problem")
+    assert f"Not enforced: {FOREIGN_FILTER}." in control.toolTip()
+    window.select_application(STEAM)
+    assert window.detail.limit_notes.isVisible()
+    assert window.detail.limit_notes.text() == f"Download: limited to 4.00 MB/s. Not enforced: {FOREIGN_FILTER}."
+    enforced = window.limit_control(DROPBOX, Direction.UP)
+    assert enforced is not None and enforced.warning.isHidden() and not enforced.field.property("problem")
+
+
+def test_a_stopped_helper_means_no_limit_is_enforced(window: MainWindow) -> None:
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))
+    assert window.status_line.limits.text() == "No limits are enforced: the helper is not running"
+    assert "3 limits are kept" in window.status_line.limits.toolTip()
+    assert window._model.active_limit_count() == 0
+    state = window._model.limit_state(DROPBOX, Direction.UP)
+    assert state.rate_bps == 1 * MB and state.problem == "the helper is not running"  # kept, greyed, not in force
+    tooltip = window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert "Not enforced: the helper is not running." in tooltip
+    control = window.limit_control(DROPBOX, Direction.UP)
+    assert control is not None and not control.isEnabled() and control.warning.isVisible()
+    window.select_application(DROPBOX)
+    assert "Not enforced: the helper is not running." in window.detail.limit_notes.text()
+
+    window.set_status(CONNECTED)  # back: the truth from the helper again
+    assert window.status_line.limits.text() == "2 limits active, 1 not enforced"
+    assert window._model.limit_state(DROPBOX, Direction.UP).problem == ""
+
+
+def test_paused_limits_are_not_enforced(window: MainWindow) -> None:
+    window.set_limits_paused(True)
+    assert window.status_line.limits.text() == "No limits are enforced: limits are paused"
+    assert window._model.limit_state(DROPBOX, Direction.UP).problem == "limits are paused"
+    window.set_limits_paused(False)
+    assert window.status_line.limits.text() == "2 limits active, 1 not enforced"
+
+
+def test_the_tray_counts_only_enforced_limits_and_offers_no_change_to_an_administrator_limit() -> None:
+    model = ApplicationsModel(IconProvider())
+    model.set_viewer_uid(USER)
+    tray = TrayController(model)
+    tray.set_status(CONNECTED)
+    tray.set_limits_paused(False)
+    model.apply_snapshot(applications())
+    assert tray.icon.toolTip().endswith(", 2 limits, 1 not enforced")
+    assert tray.kind is TrayIconKind.LIMITS_ACTIVE
+    locked = tray.quick_limit_action(FIREFOX, Direction.DOWN, "1 MB/s")
+    assert locked is not None and not locked.isEnabled() and "administrator" in locked.toolTip()
+    free = tray.quick_limit_action(FIREFOX, Direction.UP, "1 MB/s")
+    assert free is not None and free.isEnabled()
+
+    tray.set_status(HelperStatus(HelperState.NOT_RUNNING, "gone"))
+    assert "no limit is enforced: the helper is not running" in tray.icon.toolTip()
+    assert tray.kind is TrayIconKind.PROBLEM
+    tray.set_status(CONNECTED)
+    tray.set_limits_paused(True)
+    assert tray.icon.toolTip().endswith("no limit is enforced: limits are paused")
+    assert tray.kind is not TrayIconKind.LIMITS_ACTIVE
+
+
+def test_the_controller_sends_nothing_for_an_administrator_limit(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def no_client() -> object:
+        raise AssertionError("widget test: no helper")
+
+    controller = AppController(no_client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+                               use_tray=False)  # fmt: skip
+    qtbot.addWidget(controller.window)
+    controller.model.set_viewer_uid(USER)
+    controller.model.apply_snapshot(applications())
+    controller.connection.inject_observations(has_polled_ok=True)
+    sent: list[object] = []
+    controller.connection.limitFinished.connect(lambda *args: sent.append(args))
+    controller.request_limit(FIREFOX, "down", 100_000)
+    assert sent == [], "no SetLimit that would appear to do nothing"
+    assert "limited by the administrator" in controller.window.status_line.message.text()
+    assert controller.model.effective_limit(FIREFOX, Direction.DOWN) == 5 * MB
+    controller.shutdown()
