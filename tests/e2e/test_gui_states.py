@@ -1,5 +1,6 @@
 """The helper's states as the real GUI shows them, on the real bus: the helper
-going away and coming back, and a user polkit refuses."""
+going away and coming back (no limit is then said to be enforced), and a user
+polkit refuses."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 # A blocking D-Bus call to a helper that is going away stalls for seconds; on a
 # loaded 2-core machine a healthy loop may still miss a few 20 ms ticks.
 MAX_GUI_STALL_S = 1.0
+LIMIT_BPS = 1_000_000
 
 
 @pytest.fixture
@@ -57,6 +59,9 @@ def test_helper_stopped_shows_reconnecting_without_freezing_then_recovers(  # ty
     window = gui.window
     with streaming_app(stack, "TestGuiRestart", 5700, Direction.UP) as (app_id, _stream):
         qtbot.waitUntil(lambda: window.table.proxy_index(app_id).isValid(), timeout=10_000)
+        call_helper(stack.bus_address, lambda c: c.set_limit(app_id, Direction.UP, LIMIT_BPS))
+        qtbot.waitUntil(lambda: gui.model.limit_state(app_id, Direction.UP).enforced, timeout=5000)
+        assert window.status_line.limits.text() == "1 limit active"
         watch = EventLoopWatch()
         try:
             # Stopped and started from another thread: the GUI thread runs all along.
@@ -66,6 +71,11 @@ def test_helper_stopped_shows_reconnecting_without_freezing_then_recovers(  # ty
             assert window.banner.isVisible() and "reconnecting" in window.banner.title.text()
             assert window.status_line.helper.text() == "Helper: reconnecting…"
             assert _greyed(gui, app_id), "the last numbers stay, greyed"
+            # The limit is still shown, as not enforced; nothing counts as active.
+            assert window.status_line.limits.text() == "No limits are enforced: the helper is not running"
+            state = gui.model.limit_state(app_id, Direction.UP)
+            assert (state.rate_bps, state.problem) == (LIMIT_BPS, "the helper is not running")
+            assert gui.model.active_limit_count() == 0
             control = window.limit_control(app_id, Direction.UP)
             assert control is not None and not control.isEnabled() and control.toolTip()
             ticks_before = watch.ticks
@@ -89,6 +99,7 @@ def test_helper_stopped_shows_reconnecting_without_freezing_then_recovers(  # ty
         qtbot.waitUntil(lambda: window.table.proxy_index(app_id).isValid() and not _greyed(gui, app_id))
         control = window.limit_control(app_id, Direction.UP)
         assert control is not None and control.isEnabled()
+        qtbot.waitUntil(lambda: window.status_line.limits.text() == "1 limit active", timeout=5000)  # restored
 
 
 def test_a_user_polkit_refuses_sees_a_calm_not_authorized_state(stack: Stack) -> None:
