@@ -118,7 +118,9 @@ class LimitDelegate(QStyledItemDelegate):
         limited = state.rate_bps > 0
         if state.problem and limited:  # the warning sits just left of the value
             icon = QRect(slider_rect.right() - 14, slider_rect.center().y() - 6, 14, 14)
+            painter.setOpacity(1.0 if enabled else 0.45)  # as a disabled QLabel greys it
             painter.drawPixmap(icon, warning_pixmap(style))
+            painter.setOpacity(1.0)
             slider_rect.setRight(icon.left() - 4)
         if state.owner_note:
             small = QFont(option.font)

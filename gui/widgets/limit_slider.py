@@ -55,6 +55,9 @@ def _field_style(error: bool) -> str:
         " QLineEdit:hover, QLineEdit:focus { background: palette(base); color: palette(text);"
         f" border-color: {'#e01b24' if error else 'palette(mid)'}; font-weight: normal; }}"
         " QLineEdit[readOnly=\"true\"]:hover, QLineEdit[readOnly=\"true\"]:focus { background: transparent; }"
+        # Disabled (the helper is away): grey like the painted rows, warning or not.
+        " QLineEdit[limited=\"true\"]:disabled, QLineEdit[limited=\"true\"][problem=\"true\"]:disabled"
+        " { color: palette(placeholder-text); }"
     )
 
 
@@ -149,6 +152,9 @@ class LimitControl(QWidget):
         self.note = QLabel(self)
         self.note.setObjectName("limit-note")
         self.note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        small = self.note.font()
+        small.setPointSizeF(max(6.0, small.pointSizeF() * 0.85))  # as the painted rows draw it
+        self.note.setFont(small)
         self.note.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.note.hide()
         self.warning = QLabel(self)

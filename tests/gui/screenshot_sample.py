@@ -2,7 +2,9 @@
 
 Run: QT_QPA_PLATFORM=offscreen .venv/bin/python -m tests.gui.screenshot_sample OUT.png [STATE]
 STATE is one of connected (default), not-running, not-authorized, not-installed,
-kernel-feature-missing. Not a test: a way to see the window without a helper.
+kernel-feature-missing, owners (seen by uid 1000: Firefox's download limit is the
+administrator's, Steam's is not enforced). SELECT, an application id, picks the
+selected row. Not a test: a way to see the window without a helper, at 1366x768.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 
 from PySide6.QtWidgets import QApplication
 
-from chadthrottle.contract import BackendInfo
+from chadthrottle.contract import ADMIN_OWNER, BackendInfo, RuleInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.icons import IconProvider
@@ -36,12 +38,14 @@ STATUSES = {
         False,
     ),
 }
+FOREIGN_FILTER = "a tc filter on eth0 that ChadThrottle did not add sends download traffic past the limit"
 PROCESS_NAMES = {2210: "firefox", 2251: "Web Content", 2302: "Isolated Web Co", 4390: "steam", 4412: "steamwebhelper"}
 
 
 def main() -> int:
     path = sys.argv[1]
-    status = STATUSES[sys.argv[2] if len(sys.argv) > 2 else "connected"]
+    state = sys.argv[2] if len(sys.argv) > 2 else "connected"
+    status = STATUSES.get(state, STATUSES["connected"])
     app = QApplication(sys.argv[:1])
     model = ApplicationsModel(IconProvider())
     proxy = ApplicationsProxy()
@@ -50,6 +54,12 @@ def main() -> int:
     window = MainWindow(model, proxy, Settings())
     random.seed(1)
     apps = sample_applications()
+    if state == "owners":
+        model.set_viewer_uid(1000)
+        model.set_rules([RuleInfo("app:org.mozilla.firefox", "down", 1_000_000, 0, 1000, False)])
+        apps[0] = dataclasses.replace(apps[0], down_limit_owner=ADMIN_OWNER)
+        apps[1] = dataclasses.replace(apps[1], down_limit_owner=1000, down_limit_problem=FOREIGN_FILTER)
+        apps[2] = dataclasses.replace(apps[2], up_limit_owner=1000)
     for t in range(90):
         model.apply_snapshot(
             [
@@ -64,7 +74,10 @@ def main() -> int:
         )
     window.set_backends((BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",))))
     window.set_status(status)
+    window.resize(1366, 768)
     window.show()
+    if len(sys.argv) > 3:
+        window.select_application(sys.argv[3])
     window.table.expand(window.table.proxy_index("app:com.valvesoftware.Steam"))
     for _ in range(5):
         app.processEvents()
