@@ -23,8 +23,11 @@
  *   chadt_tc_in_l3 the same on an interface whose packets carry no
  *                  link-layer header (tun and WireGuard VPNs, PPP, modems).
  *
- * Every program passes every packet (fail open), except where the ebpf
- * backend polices a limited application (policer.h).
+ * Every program passes every packet (fail open), except where the policer
+ * holds a limited application (policer.h): the ebpf backend's only means, and
+ * the tc backend's guard of the sum of every path (devices other than the
+ * shaped uplinks, other network namespaces), which HTB on one device cannot
+ * see.
  */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
@@ -135,12 +138,15 @@ static __always_inline struct sock_tag *tag_of(struct __sk_buff *skb)
     return socket_tags.sk_storage_get(sk, 0, 0);
 }
 
-/* Advance the slot's virtual queue by this packet; CN once it is too long. */
-static __always_inline int pace_upload(__u32 slot, __u64 bytes)
+/* The tc backend's upload path, for a slot it shapes (it sets the slot's
+ * pacing with the class): the packet goes to the slot's HTB class, and the
+ * slot's virtual queue advances by it; CN once that is too long. */
+static __always_inline int shape_upload(struct __sk_buff *skb, __u32 slot, __u64 bytes)
 {
     struct slot_pacing *pacing = upload_pacing.lookup(&slot);
     if (!pacing || !pacing->rate_bps)
         return CGROUP_SKB_PASS;
+    skb->priority = (HTB_MAJOR << 16) | slot;
     __u64 now = bpf_ktime_get_ns();
     __u64 rate = pacing->rate_bps;
     __u64 cost_ns = bytes * NSEC_PER_SEC / rate;
@@ -225,19 +231,17 @@ int chadt_sock(struct bpf_sock *sk)
 int chadt_egress(struct __sk_buff *skb)
 {
     struct sock_tag *tag = tag_of(skb);
+    int verdict = CGROUP_SKB_PASS;
     struct slot_policer *policer = tag && tag->app_slot ? active_policer(tag->app_slot, POLICE_UP) : 0;
-    if (policer) { /* the ebpf backend; a refused packet is sent again later: count it then */
-        int verdict = police_egress(policer, skb, wire_bytes(skb, 0));
-        if (verdict & CGROUP_SKB_PASS)
-            count(tag, skb, 1);
-        return verdict;
+    if (policer) { /* a refused packet is sent again later: count it then */
+        verdict = police_egress(policer, skb, wire_bytes(skb, 0));
+        if (!(verdict & CGROUP_SKB_PASS))
+            return verdict;
     }
     __u64 bytes = count(tag, skb, 1);
     if (!tag || !tag->app_slot)
-        return CGROUP_SKB_PASS;
-    __u32 slot = tag->app_slot & 0xffff;
-    skb->priority = (HTB_MAJOR << 16) | slot;
-    return pace_upload(slot, bytes);
+        return verdict;
+    return verdict | shape_upload(skb, tag->app_slot & 0xffff, bytes);
 }
 
 int chadt_ingress(struct __sk_buff *skb)

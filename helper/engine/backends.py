@@ -133,17 +133,48 @@ class Enforcer(Protocol):
 
 
 class BackendRouter:
-    """One enforcer per direction, behind the engine's single shaper port."""
+    """One enforcer per direction, behind the engine's single shaper port, and
+    the policer as the guard of every direction tc shapes.
 
-    def __init__(self, by_direction: Mapping[Direction, tuple[str, Enforcer]]) -> None:
+    HTB holds a limit only on the device it sits on: an application using two
+    uplinks got the limit on each, and one whose sockets live in another
+    network namespace (a container, `ip netns exec`) was not held at all. The
+    policer sits in the cgroup programs, which see every socket of the
+    machine, and holds the sum of all its paths. Where HTB shapes, the
+    traffic reaches the policer already within the limit (downloads after the
+    IFB; uploads paced below it), so it passes; elsewhere the policer holds it.
+    """
+
+    def __init__(
+        self, by_direction: Mapping[Direction, tuple[str, Enforcer]], guard: tuple[str, Enforcer] | None = None
+    ) -> None:
         self._by_direction = dict(by_direction)
+        self._guard = guard
 
     def _enforcers(self) -> dict[str, Enforcer]:
-        return {name: enforcer for name, enforcer in self._by_direction.values()}
+        enforcers = {name: enforcer for name, enforcer in self._by_direction.values()}
+        if self._guard is not None:
+            enforcers.setdefault(*self._guard)
+        return enforcers
+
+    def guarded(self, direction: Direction) -> bool:
+        """Whether the sum of every path of this direction is held (by the
+        policer, as the backend itself or as the guard of tc)."""
+        return self._guard is not None or self._by_direction[direction][0] == EBPF
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
-        for name, enforcer in self._enforcers().items():
-            enforcer.reconcile({d: wanted.get(d, {}) for d, (owner, _) in self._by_direction.items() if owner == name})
+        plans: dict[str, dict[Direction, Classes]] = {name: {} for name in self._enforcers()}
+        for direction, (name, _) in self._by_direction.items():
+            plans[name][direction] = wanted.get(direction, {})
+        if self._guard is not None:
+            for direction in Direction:
+                plans[self._guard[0]].setdefault(direction, wanted.get(direction, {}))
+        enforcers = self._enforcers()
+        for name, plan in plans.items():  # the shapers first: the guard follows what they hold
+            if self._guard is None or name != self._guard[0]:
+                enforcers[name].reconcile(plan)
+        if self._guard is not None:
+            enforcers[self._guard[0]].reconcile(plans[self._guard[0]])
 
     def active_directions(self) -> set[Direction]:
         return set().union(*(e.active_directions() for e in self._enforcers().values()))
@@ -167,7 +198,10 @@ class BackendRouter:
         return enforcer.queues
 
     def active_by_backend(self) -> dict[str, set[Direction]]:
-        return {name: enforcer.active_directions() for name, enforcer in self._enforcers().items()}
+        """Which directions each backend enforces as the chosen one (the
+        guard's directions count only where it was chosen)."""
+        chosen = {name: {d for d, (owner, _) in self._by_direction.items() if owner == name} for name in self._enforcers()}
+        return {name: enforcer.active_directions() & chosen[name] for name, enforcer in self._enforcers().items()}
 
     def close(self) -> None:
         errors = []

@@ -106,12 +106,10 @@ def build_engine(options: EngineOptions) -> RunningEngine:
         datapath.open()
         adopted = datapath.adopt_open_sockets(all_pids())
         log.info("adopted %d sockets opened before the helper started", adopted)
-        enforcers: dict[str, Enforcer] = {}
+        enforcers: dict[str, Enforcer] = {EBPF: EbpfPolicer(datapath)}  # the datapath's own: always there
         if TC in choice.values():
             enforcers[TC] = TcShaper(ipr, datapath.tc_ingress_program, datapath)
-        if EBPF in choice.values():
-            enforcers[EBPF] = EbpfPolicer(datapath)
-        router = BackendRouter({d: (name, enforcers[name]) for d, name in choice.items()})
+        router = BackendRouter({d: (name, enforcers[name]) for d, name in choice.items()}, guard=(EBPF, enforcers[EBPF]))
         return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir))
     except BaseException:
         datapath.close()

@@ -203,6 +203,49 @@ def wait_for_line(process: subprocess.Popen[str], key: str, timeout_s: float = 1
     raise TimeoutError(f"no {key!r} from {process.args!r}")
 
 
+@contextlib.contextmanager
+def extra_link(near_ns: str, far_ns: str | None = None, mtu: int = 1500) -> Iterator[NetnsPair]:
+    """Another veth between two namespaces, on a subnet of its own, as a
+    NetnsPair whose host side is near_ns and peer side far_ns (start_stream
+    runs the application on the host side). far_ns None makes a new namespace
+    for the far side; a new near_ns is made when it does not exist yet (an
+    application's own namespace: a container, `ip netns exec`). What this made
+    is removed on exit."""
+    tag = secrets.token_hex(3)
+    octet = int(tag[:2], 16)
+    subnet = f"10.{150 + octet % 40}.{int(tag[2:4], 16)}"
+    made: list[str] = []
+    existing = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
+    far = far_ns or f"ctfar-{tag}"
+    pair = NetnsPair(
+        peer_ns=far, host_ns=near_ns, peer_if=f"ctx{tag}", host_if=f"cty{tag}",
+        peer_addr=f"{subnet}.1", host_addr=f"{subnet}.2",
+        peer_addr6=f"fd7d:{tag[:4]}::1", host_addr6=f"fd7d:{tag[:4]}::2",
+    )
+    try:
+        for ns in (near_ns, far):
+            if ns not in existing:
+                _ip("netns", "add", ns)
+                made.append(ns)
+        _ip("link", "add", pair.peer_if, "netns", pair.peer_ns, "mtu", str(mtu),
+            "type", "veth", "peer", "name", pair.host_if, "netns", pair.host_ns, "mtu", str(mtu))
+        for ns, ifname, addr, addr6 in (
+            (pair.peer_ns, pair.peer_if, pair.peer_addr, pair.peer_addr6),
+            (pair.host_ns, pair.host_if, pair.host_addr, pair.host_addr6),
+        ):
+            _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", ifname)
+            _ip("-n", ns, "addr", "add", f"{addr6}/64", "dev", ifname, "nodad")
+            _ip("-n", ns, "link", "set", ifname, "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+        _wait_for_carrier(pair.host_ns, pair.host_if)
+        _wait_for_carrier(pair.peer_ns, pair.peer_if)
+        yield pair
+    finally:
+        subprocess.run(["ip", "-n", pair.host_ns, "link", "del", pair.host_if], capture_output=True)
+        for ns in reversed(made):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
 def start_stream(
     pair: NetnsPair, port: int, direction: str, *, udp: bool = False, family: int = 4,
     app_cgroup: Path | None = None, seconds: float = 60.0, app_serves: bool = False, child_after_s: float = 0.0,
