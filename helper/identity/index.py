@@ -4,10 +4,17 @@ second by the engine.
 Reading every process's status, command line and cgroup each second costs
 about 1% of a core on a desktop; most processes have not changed since the
 last second. A known process is re-read only when its executable changed
-(exec) or every FULL_REFRESH_TICKS (a cgroup move by systemd, a uid change)."""
+(exec) or every FULL_REFRESH_TICKS (a cgroup move by systemd, a uid change).
+
+A lookup of an id the index does not know reads everything again
+(refresh_for_lookup), but at most once per LOOKUP_REFRESH_INTERVAL_S however
+many callers ask: any local user may name ids that no application has, and
+each such call used to cost a full read of /proc (issue 20)."""
 
 from __future__ import annotations
 
+import math
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,6 +23,9 @@ from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.processes import ProcessInfo, all_pids, read_exe, read_process
 
 FULL_REFRESH_TICKS = 10
+# A full read of /proc for a lookup is skipped if one ran this recently: an
+# application started since is seen by the next tick (at most a second).
+LOOKUP_REFRESH_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -34,10 +44,13 @@ class ApplicationIndex:
         list_pids: Callable[[], Iterable[int]] = all_pids,
         read: Callable[[int], ProcessInfo | None] = read_process,
         read_exe: Callable[[int], str | None] = read_exe,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._list_pids = list_pids
         self._read = read
         self._read_exe = read_exe
+        self._clock = clock
+        self._full_refresh_at = -math.inf
         self._by_pid: dict[int, AppIdentity] = {}
         self._apps: dict[str, Application] = {}
         self._seen: dict[int, tuple[ProcessInfo, AppIdentity | None]] = {}
@@ -49,8 +62,36 @@ class ApplicationIndex:
         refresh reads all, full=True too, reread those pids): one moved to
         another cgroup keeps its old identity until then."""
         self._ticks += 1
-        full = full or self._ticks % FULL_REFRESH_TICKS == 0
-        fresh = set(reread)
+        self._scan(full or self._ticks % FULL_REFRESH_TICKS == 0, set(reread))
+
+    def refresh_for_lookup(self) -> bool:
+        """Read every process again for a lookup of an unknown id, unless that
+        was done less than LOOKUP_REFRESH_INTERVAL_S ago (by a lookup or a
+        tick): a burst of lookups costs one read of /proc, a steady stream at
+        most two a second. True if it read."""
+        if self._clock() - self._full_refresh_at < LOOKUP_REFRESH_INTERVAL_S:
+            return False
+        self._scan(True, set())
+        return True
+
+    def update_process(self, process: ProcessInfo) -> None:
+        """Take one process just read as it is now (a "pid:N" lookup: it may
+        have moved to its app scope since the index read it), without reading
+        any other."""
+        pid, identity = process.pid, identify(process)
+        old = self._by_pid.pop(pid, None)
+        if old is not None and (app := self._apps.get(old.app_id)) is not None:
+            app.processes.pop(pid, None)
+            if not app.processes:
+                del self._apps[old.app_id]
+        self._seen[pid] = (process, identity)
+        if identity is not None:
+            self._by_pid[pid] = identity
+            self._apps.setdefault(identity.app_id, Application(identity)).processes[pid] = process
+
+    def _scan(self, full: bool, fresh: set[int]) -> None:
+        if full:
+            self._full_refresh_at = self._clock()
         by_pid: dict[int, AppIdentity] = {}
         apps: dict[str, Application] = {}
         seen: dict[int, tuple[ProcessInfo, AppIdentity | None]] = {}

@@ -33,6 +33,7 @@ def test_a_users_rule_tags_only_that_users_processes(world: World) -> None:  # n
     _spawn(world, 10, 1000)
     _spawn(world, 11, 1001)
     _spawn(world, 12, 0)
+    world.engine.tick()  # the helper has seen them (a "pid:" lookup reads that one process only)
     assert _one(world, SetLimit("pid:10", Direction.UP, 1_000_000, 0, owner=1000)) == CURL
     assert set(world.datapath.process_slots) == {10}
     _one(world, SetLimit(CURL, Direction.UP, 2_000_000, 0, owner=1001))

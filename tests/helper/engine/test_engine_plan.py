@@ -67,6 +67,7 @@ def test_a_limit_plans_a_class_and_tags_every_process_of_the_app(world: World) -
     world.spawn(10)
     world.spawn(11)
     world.spawn(20, exe="/usr/bin/wget")
+    world.engine.tick()  # the helper has seen them (a "pid:" lookup reads that one process only)
     app_id = world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
     assert app_id == "exe:/usr/bin/curl"
     (slot, spec), = world.shaper.wanted[Direction.UP].items()
