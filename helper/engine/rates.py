@@ -2,13 +2,19 @@
 
 Pure logic: fed TrafficSamples and the pid -> application mapping each tick.
 The mapping of a process is remembered after it exits, so the bytes of
-short-lived processes still count for their application.
+short-lived processes still count for their application. An application
+whose processes have all exited is forgotten once it has been idle for the
+time the listing shows it (forget_exited), or sooner when its user has more
+such applications than EXITED_KEPT_PER_UID: one user starting thousands of
+different short-lived programs must not make every tick and every listing
+longer, or keep memory, for ever (issue 20).
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,6 +57,9 @@ class CounterSample(Protocol):
 # Rates are averaged over this many ticks: a TCP sender held back by a limit
 # sends in bursts, and a one-second window shows those bursts, not its rate.
 RATE_WINDOW_TICKS = 2
+# Applications whose processes all exited, kept per user (the most recently
+# active); None stands for processes whose user could not be read.
+EXITED_KEPT_PER_UID = 32
 
 
 class RateMeter:
@@ -64,9 +73,46 @@ class RateMeter:
         # final counts of exited processes, whose counters the datapath removed
         self._retired_apps: dict[str, AppTraffic] = defaultdict(AppTraffic)
         self._retired_interfaces: dict[InterfaceKey, AppTraffic] = defaultdict(AppTraffic)
+        self._uid_of_app: dict[str, int | None] = {}  # whose processes it last had
 
-    def remember(self, tgid: int, app_id: str) -> None:
+    def remember(self, tgid: int, app_id: str, uid: int | None = None) -> None:
         self._app_of_tgid[tgid] = app_id
+        if uid is not None or app_id not in self._uid_of_app:
+            self._uid_of_app[app_id] = uid
+
+    def forget_exited(self, now: float, keep: Collection[str], idle_s: float,
+                      per_uid: int = EXITED_KEPT_PER_UID) -> set[str]:  # fmt: skip
+        """Forget the traffic of applications none of whose processes is
+        remembered (all exited) and not in keep (e.g. those with a stored
+        rule): those idle for longer than idle_s, and beyond per_uid per user,
+        the least recently active first. Returns the ids forgotten."""
+        living = set(self._app_of_tgid.values())
+        exited = (self.apps.keys() | self._retired_apps.keys() | self._uid_of_app.keys()) - living - set(keep)
+        if not exited:
+            return set()
+
+        def last_active(app_id: str) -> float:
+            traffic = self.apps.get(app_id)
+            return traffic.last_active if traffic is not None else -math.inf  # never listed
+
+        by_uid: dict[int | None, list[str]] = defaultdict(list)
+        forgotten = set()
+        for app_id in exited:
+            if now - last_active(app_id) > idle_s:
+                forgotten.add(app_id)
+            else:
+                by_uid[self._uid_of_app.get(app_id)].append(app_id)
+        for app_ids in by_uid.values():
+            if len(app_ids) > per_uid:
+                app_ids.sort(key=last_active, reverse=True)
+                forgotten.update(app_ids[per_uid:])
+        for app_id in forgotten:
+            self._retired_apps.pop(app_id, None)
+            self.apps.pop(app_id, None)
+            self._uid_of_app.pop(app_id, None)
+            for _, apps in self._history:
+                apps.pop(app_id, None)
+        return forgotten
 
     def retire(self, exited: set[int], final_samples: Iterable[CounterSample]) -> None:
         """Keep the last counts of exited processes whose counters were removed
