@@ -22,4 +22,9 @@ class BackendUnavailable(HelperError):
 
 
 class KernelError(HelperError):
-    """The kernel refused an operation the helper expected to work."""
+    """The kernel refused an operation the helper expected to work; errno is
+    the kernel's answer where there was one (ENODEV: the device went)."""
+
+    def __init__(self, message: str, errno: int = 0) -> None:
+        super().__init__(message)
+        self.errno = errno

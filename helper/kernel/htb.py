@@ -116,7 +116,7 @@ def tc_call(ipr: IPRoute, command: str, *args: object, **kwargs: object) -> None
         ipr.tc(command, *args, **kwargs)
     except NetlinkError as error:
         where = kwargs.get("index", args[1] if len(args) > 1 else "?")
-        raise KernelError(f"tc {command} on interface {where} failed: {error}") from error
+        raise KernelError(f"tc {command} on interface {where} failed: {error}", error.code) from error
 
 
 class HtbHierarchy:

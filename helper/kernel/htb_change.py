@@ -104,9 +104,9 @@ class ClassChanger:
             self._socket.send(message)
             code = self._ack(seq)
         except OSError as error:
-            raise KernelError(f"tc change-class on interface {ifindex} failed: {error}") from error
+            raise KernelError(f"tc change-class on interface {ifindex} failed: {error}", error.errno or 0) from error
         if code:
-            raise KernelError(f"tc change-class on interface {ifindex} failed: {os.strerror(code)} ({code})")
+            raise KernelError(f"tc change-class on interface {ifindex} failed: {os.strerror(code)} ({code})", code)
 
     def _ack(self, seq: int) -> int:
         """The errno the kernel answered this request with (0: done)."""

@@ -26,6 +26,7 @@ uplink that vanishes loses them.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -66,6 +67,12 @@ class _IngressHook:
     parent: int
     created_qdisc: bool
     old_program: bool = False  # adopted: its filter still runs a killed helper's program
+
+
+def _device_vanished(error: KernelError | NetlinkError) -> bool:
+    """The kernel's "No such device": the device went while we worked on it."""
+    code = error.code if isinstance(error, NetlinkError) else error.errno
+    return code == errno.ENODEV
 
 
 class TcShaper:
@@ -176,22 +183,35 @@ class TcShaper:
         # A device that went down keeps its qdiscs and filters (so do we): when
         # it comes back, traffic finds them as they were.
         for index in sorted(set(uplinks) | set(self._egress) | set(self._ingress)):
-            link = present[index]
-            if up and index not in self._egress and index in uplinks:
-                self._egress[index] = self._create_root(link)
-            if down and index not in self._ingress and index in uplinks:
-                self._ingress[index] = self._create_ingress(link)
-            if index in self._egress:
-                hierarchy = self._egress[index]
-                hierarchy.sync(up, retire_after_s)
-                if hierarchy.idle:
-                    self._egress.pop(index).delete()
-                    self._journal.forget_root(index)
-            if index in self._ingress:
-                hook = self._ingress[index]
-                hook.ifb.sync(down, retire_after_s)
-                if hook.ifb.idle:
-                    self._remove_ingress(self._ingress.pop(index))
+            try:
+                self._reconcile_device(present[index], index in uplinks, up, down, retire_after_s)
+            except (KernelError, NetlinkError) as error:
+                if not _device_vanished(error):
+                    raise
+                # Gone since the links were listed (they are cached briefly): as
+                # if it had not been listed; the next listing will not have it.
+                self._links = (float("-inf"), [])
+                self._forget_vanished(set(present) - {index})
+
+    def _reconcile_device(self, link: interfaces.Link, uplink: bool, up: Classes, down: Classes,
+                          retire_after_s: float) -> None:  # fmt: skip
+        """One device's share of _reconcile."""
+        index = link.index
+        if up and index not in self._egress and uplink:
+            self._egress[index] = self._create_root(link)
+        if down and index not in self._ingress and uplink:
+            self._ingress[index] = self._create_ingress(link)
+        if index in self._egress:
+            hierarchy = self._egress[index]
+            hierarchy.sync(up, retire_after_s)
+            if hierarchy.idle:
+                self._egress.pop(index).delete()
+                self._journal.forget_root(index)
+        if index in self._ingress:
+            hook = self._ingress[index]
+            hook.ifb.sync(down, retire_after_s)
+            if hook.ifb.idle:
+                self._remove_ingress(self._ingress.pop(index))
 
     def _sync_pacing(self, up: Classes) -> None:
         for slot in set(self._paced) - set(up):
