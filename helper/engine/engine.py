@@ -75,6 +75,11 @@ WINDOW_DRAIN_MIN_S, WINDOW_DRAIN_MAX_S = 0.05, 0.5
 # A user's rule for a program whose file is gone is dropped (docs/helper.md,
 # "Rules and their owners"); checked this often.
 EXPIRY_CHECK_S = 60.0
+# A limit is reported as not met when the application was measured above
+# OVERSHOOT_SHARE of it for OVERSHOOT_TICKS ticks in a row (a limit landing on
+# a running transfer settles within about a second; a queue draining or a
+# burst refilled after a pause passes within a few).
+OVERSHOOT_SHARE, OVERSHOOT_TICKS = 1.15, 5
 
 
 class DatapathPort(Protocol):
@@ -147,6 +152,7 @@ class Engine:
         self._announced: dict[int, AppIdentity | None] = {}
         self._expiry_checked_at = float("-inf")
         self._apply_error = ""  # why the kernel refused the classes at the last try, "" when it did not
+        self._over_limit: dict[tuple[str, Direction], int] = {}  # ticks in a row measured above the limit
 
     # --- the EngineApi ------------------------------------------------------------
 
@@ -156,7 +162,7 @@ class Engine:
             for (app_id, owner), limits in self._limits.items():
                 rules.setdefault(app_id, {})[owner] = limits
             return build_listing(self._index.applications(), self._meter.apps, rules, self._clock(), viewer,
-                                 self._known, self._problems())  # fmt: skip
+                                 self._known, self._problems(), self._limits_not_met())  # fmt: skip
 
     def list_rules(self) -> list[RuleInfo]:
         with self._lock:
@@ -166,6 +172,32 @@ class Engine:
                 for (app_id, owner), limits in sorted(self._limits.items())
                 for direction, limit in sorted(limits.items(), key=lambda item: item[0].value)
             ]
+
+    def _limits_not_met(self) -> dict[tuple[str, Direction], str]:
+        """(app id, direction) -> how far above its limit it has been measured,
+        for those over it OVERSHOOT_TICKS in a row."""
+        found = {}
+        for (app_id, direction), ticks in self._over_limit.items():
+            traffic = self._meter.apps.get(app_id)
+            if ticks >= OVERSHOOT_TICKS and traffic is not None:
+                rate = traffic.down_bps if direction is Direction.DOWN else traffic.up_bps
+                found[(app_id, direction)] = f"measured {rate / 1e6:.2f} MB/s, above the limit for {ticks} s"
+        return found
+
+    def _watch_limits_met(self) -> None:
+        """Count, per limited application and direction, the ticks in a row its
+        measured rate was above its limit. Only where one rule reaches all of
+        the application's processes: the measured rate is the application's."""
+        over: dict[tuple[str, Direction], int] = {}
+        for key, limits in self._live_rules():
+            app, traffic = self._index.application(key[0]), self._meter.apps.get(key[0])
+            if app is None or traffic is None or not (key[1] == ADMIN_OWNER or app.uids == frozenset({key[1]})):
+                continue
+            for direction, limit in limits.items():
+                rate = traffic.down_bps if direction is Direction.DOWN else traffic.up_bps
+                if rate > OVERSHOOT_SHARE * limit.rate_bps:
+                    over[(key[0], direction)] = self._over_limit.get((key[0], direction), 0) + 1
+        self._over_limit = over
 
     def _problems(self) -> dict[Direction, str]:
         """Per direction, why its limits are not (wholly) enforced now."""
@@ -312,6 +344,7 @@ class Engine:
             self._meter.update([s for s in samples if s.owner_tgid not in gone], now)
             by_slot = self._shaper.sent_up_bytes()
             self._meter.use_shaped_uploads(self._wholly_shaped_uploads(by_slot), now)
+            self._watch_limits_met()
             self._forget_exited(now)
 
     def _wholly_shaped_uploads(self, by_slot: dict[int, int]) -> dict[str, int]:

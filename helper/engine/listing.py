@@ -29,13 +29,22 @@ def build_listing(
     viewer: Viewer,
     known: Mapping[str, AppIdentity] | None = None,
     problems: Mapping[Direction, str] | None = None,
+    app_problems: Mapping[tuple[str, Direction], str] | None = None,
 ) -> list[ApplicationInfo]:
     """rules: app id -> owner -> limits; known: the last identity seen of
     applications that may have exited, so they keep their name and icon;
     problems: why limits of a direction are not enforced now (paused, a
-    device the helper cannot shape), shown on every limit of that direction."""
+    device the helper cannot shape), shown on every limit of that direction;
+    app_problems: those of one application's limit (measured above it)."""
     known = known or {}
     problems = problems or {}
+    app_problems = app_problems or {}
+
+    def problem(app_id: str, direction: Direction, limits: Mapping[Direction, Limit]) -> str:
+        if direction not in limits:
+            return ""
+        return "; ".join(filter(None, [problems.get(direction, ""), app_problems.get((app_id, direction), "")]))
+
     listing = []
     for app_id in sorted(set(traffic) | set(rules)):
         app = running.get(app_id)
@@ -64,8 +73,8 @@ def build_listing(
                 running=app is not None,
                 down_limit_owner=owner,
                 up_limit_owner=owner,
-                down_limit_problem=problems.get(Direction.DOWN, "") if Direction.DOWN in limits else "",
-                up_limit_problem=problems.get(Direction.UP, "") if Direction.UP in limits else "",
+                down_limit_problem=problem(app_id, Direction.DOWN, limits),
+                up_limit_problem=problem(app_id, Direction.UP, limits),
             )
         )
     return listing

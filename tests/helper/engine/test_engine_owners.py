@@ -14,7 +14,8 @@ from chadthrottle.helper.engine.api import ClearLimit, SetLimit, Viewer
 from chadthrottle.helper.errors import InvalidArgument
 from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.identity.processes import ProcessInfo
-from tests.helper.engine.test_engine_plan import World, world  # noqa: F401  (the fixture)
+from chadthrottle.helper.engine.engine import OVERSHOOT_TICKS
+from tests.helper.engine.test_engine_plan import Traffic, World, world  # noqa: F401  (the fixture)
 
 CURL = "exe:/usr/bin/curl"
 
@@ -138,3 +139,30 @@ def test_only_plain_program_paths_are_checked_for_expiry(app_id: str) -> None:
     assert not program_is_gone(app_id)
     assert program_is_gone("exe:/nonexistent/chadthrottle/program")
     assert not program_is_gone("exe:/bin/sh")
+
+
+def test_a_limit_measured_above_for_seconds_is_reported_not_met(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A limit the application keeps exceeding is never shown as simply in
+    force: after OVERSHOOT_TICKS seconds above it, the listing says so."""
+    now = [0.0]
+    world = World(clock=lambda: now[0])  # noqa: F811
+    monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", world.processes.get)
+    monkeypatch.setattr("chadthrottle.helper.engine.engine.process_exists", world.processes.__contains__)
+    _spawn(world, 10, 1000)
+    world.engine.tick()
+    _one(world, SetLimit("pid:10", Direction.DOWN, 100_000, 0))
+    received = 0
+
+    def second(rate_bps: int) -> str:
+        nonlocal received
+        received += rate_bps
+        now[0] += 1.0
+        world.datapath.traffic = [Traffic(10, received)]
+        world.engine.tick()
+        (app,) = world.engine.list_applications()
+        return app.down_limit_problem
+
+    assert all(second(100_000) == "" for _ in range(8))  # at the limit
+    problems = [second(500_000) for _ in range(OVERSHOOT_TICKS + 3)]
+    assert problems[0] == "" and "above the limit for" in problems[-1] and "MB/s" in problems[-1]
+    assert [second(100_000) for _ in range(5)][-1] == ""  # back under it (the rate is a short average)

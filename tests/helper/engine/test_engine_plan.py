@@ -33,7 +33,7 @@ class Traffic:
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self.processes: dict[int, ProcessInfo] = {}
         self.datapath = RecordingDatapath()
         self.shaper = RecordingShaper()
@@ -44,7 +44,7 @@ class World:
         self.slept: list[float] = []
         self.while_asleep: Callable[[], None] = lambda: None
         self.engine = Engine(self.datapath, self.shaper, index, lambda active: [BackendInfo("tc", True, "", ())],
-                             sleep=self._sleep)
+                             sleep=self._sleep, **({"clock": clock} if clock else {}))
 
     def _sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
