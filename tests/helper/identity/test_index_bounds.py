@@ -1,0 +1,112 @@
+"""What a lookup may cost the index (issue 20): any local user may name ids
+that no application has, or a pid, as often as they like."""
+
+from __future__ import annotations
+
+from chadthrottle.helper.identity.index import LOOKUP_REFRESH_INTERVAL_S, ApplicationIndex
+from chadthrottle.helper.identity.processes import ProcessInfo
+
+SCOPE = "/user.slice/app-gnome-org.x.Editor-7.scope"
+
+
+class Proc:
+    """A fake /proc that counts how often it is listed and read."""
+
+    def __init__(self) -> None:
+        self.processes: dict[int, ProcessInfo] = {}
+        self.listings = 0
+        self.reads: list[int] = []
+        self.now = 1000.0
+
+    def spawn(self, pid: int, exe: str = "/usr/bin/python3", cgroup: str = "/") -> ProcessInfo:
+        self.processes[pid] = ProcessInfo(pid, 1, 1000, exe, (exe,), exe.rsplit("/", 1)[-1], cgroup)
+        return self.processes[pid]
+
+    def list_pids(self) -> list[int]:
+        self.listings += 1
+        return list(self.processes)
+
+    def read(self, pid: int) -> ProcessInfo | None:
+        self.reads.append(pid)
+        return self.processes.get(pid)
+
+    def index(self) -> ApplicationIndex:
+        return ApplicationIndex(
+            list_pids=self.list_pids, read=self.read,
+            read_exe=lambda pid: self.processes[pid].exe if pid in self.processes else None,
+            clock=lambda: self.now,
+        )  # fmt: skip
+
+
+def test_a_burst_of_lookups_lists_proc_once_per_interval() -> None:
+    proc = Proc()
+    proc.spawn(10)
+    index = proc.index()
+    index.refresh()
+    assert proc.listings == 1
+    read = [index.refresh_for_lookup() for _ in range(1000)]
+    assert proc.listings == 2 and read.count(True) == 1
+    proc.now += LOOKUP_REFRESH_INTERVAL_S * 0.9
+    assert not any(index.refresh_for_lookup() for _ in range(1000))
+    assert proc.listings == 2
+    proc.now += LOOKUP_REFRESH_INTERVAL_S * 0.2
+    assert index.refresh_for_lookup() and proc.listings == 3
+
+
+def test_a_lookup_refresh_reads_every_process_again() -> None:
+    """One that moved to its app scope with the same executable (which a
+    tick's refresh would not notice) is found by it."""
+    proc = Proc()
+    proc.spawn(10)
+    index = proc.index()
+    index.refresh()
+    proc.spawn(10, cgroup=SCOPE)
+    index.refresh()
+    assert index.application("app:org.x.Editor") is None  # same executable: not read again
+    assert index.refresh_for_lookup()
+    assert index.application("app:org.x.Editor") is not None
+
+
+def test_a_full_refresh_by_a_tick_counts_for_lookups() -> None:
+    proc = Proc()
+    proc.spawn(10)
+    index = proc.index()
+    index.refresh(full=True)
+    proc.now += LOOKUP_REFRESH_INTERVAL_S / 2
+    assert not index.refresh_for_lookup() and proc.listings == 1
+
+
+def test_a_lookup_refresh_is_not_counted_as_a_tick() -> None:
+    """Lookups do not move the ticks' own full refresh (every
+    FULL_REFRESH_TICKS-th) earlier or later."""
+    proc = Proc()
+    proc.spawn(10)
+    index = proc.index()
+    index.refresh()
+    for _ in range(30):
+        proc.now += LOOKUP_REFRESH_INTERVAL_S
+        index.refresh_for_lookup()
+    reads_before = len(proc.reads)
+    index.refresh()  # the second tick: no full refresh, 10 is not read again
+    assert len(proc.reads) == reads_before
+
+
+def test_update_process_reads_no_other_process() -> None:
+    proc = Proc()
+    proc.spawn(10)
+    proc.spawn(11)
+    proc.spawn(12, exe="/usr/bin/curl")
+    index = proc.index()
+    index.refresh()
+    listings, reads = proc.listings, list(proc.reads)
+    index.update_process(proc.spawn(10, cgroup=SCOPE))  # moved to its scope since last read
+    assert (proc.listings, proc.reads) == (listings, reads)
+    assert set(index.application("app:org.x.Editor").processes) == {10}  # type: ignore[union-attr]
+    assert set(index.application("exe:/usr/bin/python3").processes) == {11}  # type: ignore[union-attr]
+    assert index.identity_of(10).app_id == "app:org.x.Editor"  # type: ignore[union-attr]
+    index.update_process(proc.spawn(11, cgroup=SCOPE))
+    assert index.application("exe:/usr/bin/python3") is None  # its last process left
+    assert index.pids_by_app() == {"app:org.x.Editor": {10, 11}, "exe:/usr/bin/curl": {12}}
+    index.refresh()  # and the next tick keeps what was learnt without reading it again
+    assert set(index.application("app:org.x.Editor").processes) == {10, 11}  # type: ignore[union-attr]
+    assert proc.reads == reads
