@@ -32,7 +32,11 @@ _EVENT_HEADER = struct.Struct("=IIQ")  # what, cpu, timestamp_ns
 _FORK = struct.Struct("=IIII")  # parent pid, parent tgid, child pid, child tgid
 _EXEC = struct.Struct("=II")  # pid, tgid
 NLMSG_DONE = 3
-REMEMBERED_PROCESSES = 65536
+# Forks of every process on the machine are kept, about 200 bytes each; a
+# child's entry is needed only until its first socket is reported (within
+# milliseconds), so a few seconds of forks at a build machine's rate is
+# plenty. 65,536 kept 13 MB after a fork storm (issue 20).
+REMEMBERED_PROCESSES = 8192
 
 
 class ProcessLineage:
