@@ -165,17 +165,19 @@ async def run_helper(
 
 def _finish_takeover() -> None:
     """Detach the programs a killed helper left (those of live datapaths stay)
-    and remove the tc objects it recorded in this namespace that no shaper
+    and remove the tc objects it recorded (in any namespace) that no shaper
     adopted. Imported here, like the engine: --help must not need bcc."""
     from pyroute2 import IPRoute
 
     from chadthrottle.helper.kernel.cgroups import cgroup2_mount
     from chadthrottle.helper.kernel.datapath import remove_leftover_programs
+    from chadthrottle.helper.kernel.namespace_shapers import remove_unadopted_elsewhere
     from chadthrottle.helper.kernel.tc_shaper import remove_unadopted
 
     remove_leftover_programs(cgroup2_mount())
     with IPRoute() as ipr:
         remove_unadopted(ipr)
+    remove_unadopted_elsewhere()  # other namespaces, where limited applications had sockets
 
 
 def _make_engine(state_dir: Path, backend: str) -> ClosableEngine:

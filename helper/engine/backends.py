@@ -21,7 +21,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from chadthrottle.contract import BackendInfo, Direction
 from chadthrottle.helper.errors import BackendUnavailable
@@ -132,6 +132,13 @@ class Enforcer(Protocol):
     def queues(self) -> bool: ...  # over the limit, packets wait in a queue (else they are dropped)
 
 
+@runtime_checkable
+class NamespaceFollower(Protocol):
+    """An enforcer that works in the network namespaces of the processes it is given."""
+
+    def shape_namespaces_of(self, pids: set[int]) -> None: ...
+
+
 class BackendRouter:
     """One enforcer per direction, behind the engine's single shaper port, and
     the policer as the guard of every direction tc shapes.
@@ -175,6 +182,13 @@ class BackendRouter:
                 enforcers[name].reconcile(plan)
         if self._guard is not None:
             enforcers[self._guard[0]].reconcile(plans[self._guard[0]])
+
+    def shape_namespaces_of(self, pids: set[int]) -> None:
+        """The processes limits reach: an enforcer that shapes per network
+        namespace (NamespaceShapers) shapes where they are."""
+        for enforcer in self._enforcers().values():
+            if isinstance(enforcer, NamespaceFollower):
+                enforcer.shape_namespaces_of(pids)
 
     def active_directions(self) -> set[Direction]:
         return set().union(*(e.active_directions() for e in self._enforcers().values()))

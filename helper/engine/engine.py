@@ -109,6 +109,7 @@ class ShaperPort(Protocol):
     def sent_up_bytes(self) -> dict[int, int]: ...
     def queues(self, direction: Direction) -> bool: ...
     def enforcement_gaps(self) -> dict[Direction, list[str]]: ...
+    def shape_namespaces_of(self, pids: set[int]) -> None: ...  # the network namespaces to shape in
 
 
 class Engine:
@@ -563,12 +564,22 @@ class Engine:
 
     def _apply_classes(self) -> None:
         wanted: dict[Direction, Classes] = {Direction.UP: {}, Direction.DOWN: {}}
+        limited_pids: set[int] = set()
         for key, limits in self._live_rules():
             slot = self._slots.acquire(key)
             for direction, limit in limits.items():
                 wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes)
+            limited_pids |= self._limited_pids(key, slot)
+        self._shaper.shape_namespaces_of(limited_pids)  # tc shapes in each of their network namespaces
         self._shaper.reconcile(wanted)
         self._apply_error = ""
+
+    def _limited_pids(self, key: RuleKey, slot: int) -> set[int]:
+        """The processes a live rule reaches: those running, and those tagged
+        since the last refresh (note_new_owner)."""
+        app = self._index.application(key[0])
+        pids = set(self._pids_of_rule(key, app)) if app is not None else set()
+        return pids | {pid for pid, tagged in self._process_slots.items() if tagged == slot}
 
     def _apply_socket_caps(self) -> None:
         wanted: dict[int, SocketCaps] = {}

@@ -20,6 +20,7 @@ from chadthrottle.helper.identity.processes import all_pids
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.policer import EbpfPolicer
 from chadthrottle.helper.kernel.proc_events import open_proc_events
+from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers, NoPacing
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
 
 log = logging.getLogger("chadthrottle.engine")
@@ -108,7 +109,8 @@ def build_engine(options: EngineOptions) -> RunningEngine:
         log.info("adopted %d sockets opened before the helper started", adopted)
         enforcers: dict[str, Enforcer] = {EBPF: EbpfPolicer(datapath)}  # the datapath's own: always there
         if TC in choice.values():
-            enforcers[TC] = TcShaper(ipr, datapath.tc_ingress_program, datapath)
+            own = TcShaper(ipr, datapath.tc_ingress_program, datapath)
+            enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_ingress_program, NoPacing()))
         router = BackendRouter({d: (name, enforcers[name]) for d, name in choice.items()}, guard=(EBPF, enforcers[EBPF]))
         return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir))
     except BaseException:

@@ -66,6 +66,7 @@ class RecordingShaper:
     reconciles: int = 0
     queue_downloads: bool = True  # like tc; the ebpf policer drops
     gaps: dict[Direction, list[str]] = field(default_factory=dict)
+    limited_pids: set[int] = field(default_factory=set)  # the processes shape_namespaces_of was last given
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:
         return {direction: list(reasons) for direction, reasons in self.gaps.items()}
@@ -80,6 +81,9 @@ class RecordingShaper:
 
     def queues(self, direction: Direction) -> bool:
         return self.queue_downloads or direction is Direction.UP
+
+    def shape_namespaces_of(self, pids: set[int]) -> None:
+        self.limited_pids = set(pids)
 
     def active_directions(self) -> set[Direction]:
         return {d for d, classes in self.wanted.items() if classes}

@@ -1,0 +1,313 @@
+"""The tc backend in every network namespace where a limited application has
+sockets, not only in the helper's own.
+
+HTB shapes only the devices it sits on, and a namespace has devices of its
+own: an application in a container, a sandbox or an `ip netns exec` VPN split
+tunnel sends and receives on them, never on the helper's uplinks. Without a
+shaper there only the policer (the guard in the cgroup programs) held its
+limit, and a policed download reads 0.3-0.5 of it on a path with a short round
+trip (docs/backends.md). So each such namespace gets a TcShaper of its own,
+made and driven from a thread that lives in it: pyroute2 opens its netlink
+socket per thread, in the calling thread's namespace, so every call to that
+shaper runs on its thread. The thread also keeps the namespace alive while
+its shaper exists; the shaper goes (and its objects with it) as soon as no
+limited process is left in the namespace.
+
+The pieces that are global stay with the helper's own shaper: the upload
+pacing map (skb->priority and congestion notices per slot; the other shapers
+get NoPacing). The cls_bpf program works in any namespace: its socket lookup
+uses the packet's. Each shaper journals, adopts and removes its objects in its
+own namespace (tc_ownership.py keys the journals by namespace), and never
+touches objects it did not create; where one cannot be entered or cannot
+shape, nothing is forced: the policer holds the limit and enforcement_gaps()
+says so, naming the namespace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from pyroute2 import IPRoute
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.identity.escaping import escape_os_name
+from chadthrottle.helper.kernel.ownership import recorded_entries
+from chadthrottle.helper.kernel.tc_ownership import JOURNAL_KIND
+from chadthrottle.helper.kernel.htb import Classes
+from chadthrottle.helper.kernel.namespaces import CLONE_NEWNET, NAMED_NETNS_DIR
+from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_unadopted
+
+log = logging.getLogger("chadthrottle.kernel.tc")
+T = TypeVar("T")
+
+CALL_TIMEOUT_S = 30.0
+RETRY_ENTER_S = 5.0  # a namespace that could not be entered is tried again this often
+
+
+class NoPacing:
+    """The pacer of the shapers beside the helper's own: the pacing map is one
+    for the machine and the own shaper keeps it (its plan is the same)."""
+
+    def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None:
+        return None
+
+
+def _enter(fd: int) -> None:
+    if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "setns failed")
+
+
+def namespace_label(inode: int) -> str:
+    """The `ip netns` name of a namespace, or net:[inode] (escaped: anyone may
+    name a namespace)."""
+    if NAMED_NETNS_DIR.is_dir():
+        for path in sorted(NAMED_NETNS_DIR.iterdir()):
+            try:
+                if path.stat().st_ino == inode:
+                    return escape_os_name(path.name)
+            except OSError:
+                continue
+    return f"net:[{inode}]"
+
+
+class InNamespace:
+    """A thread inside one network namespace, and calls run on it."""
+
+    def __init__(self, path: str, inode: int) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if os.fstat(fd).st_ino != inode:  # the process moved or exited and its pid was reused
+                raise OSError(f"{path} is no longer namespace net:[{inode}]")
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="netns-tc", initializer=_enter, initargs=(fd,))
+            try:
+                self.call(lambda: None)  # the thread enters now, while fd is open
+            except BaseException:
+                self._pool.shutdown(wait=False)
+                raise
+        finally:
+            os.close(fd)
+
+    def call(self, work: Callable[[], T]) -> T:
+        return self._pool.submit(work).result(timeout=CALL_TIMEOUT_S)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class _Elsewhere:
+    """One other namespace's TcShaper, on its thread."""
+
+    def __init__(self, path: str, inode: int, make: Callable[[IPRoute], TcShaper]) -> None:
+        self.label = namespace_label(inode)
+        self.thread = InNamespace(path, inode)
+        self.gaps: dict[Direction, list[str]] = {}  # directions it cannot shape, and why
+
+        def open_shaper() -> tuple[IPRoute, TcShaper]:
+            ipr = IPRoute()
+            try:
+                return ipr, make(ipr)
+            except BaseException:
+                ipr.close()
+                raise
+
+        try:
+            self.ipr, self.shaper = self.thread.call(open_shaper)
+        except BaseException:
+            self.thread.close()
+            raise
+
+    def call(self, work: Callable[[TcShaper], T]) -> T:
+        return self.thread.call(lambda: work(self.shaper))
+
+    def close(self) -> None:
+        try:
+            self.call(lambda shaper: shaper.close())
+        finally:
+            try:
+                self.thread.call(self.ipr.close)
+            finally:
+                self.thread.close()
+
+
+def _policed(direction: Direction, label: str, why: object) -> str:
+    return f"{direction.value}loads in namespace {label} are policed, not shaped: {why}"
+
+
+class NamespaceShapers:
+    """The helper's own TcShaper and one per other namespace in which a limited
+    application has processes; to the BackendRouter, one tc enforcer."""
+
+    queues = True  # HTB leaf queues, in every namespace that shapes
+
+    def __init__(
+        self, own: TcShaper, make: Callable[[IPRoute], TcShaper], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._own = own
+        self._make = make
+        self._clock = clock
+        self._own_inode = os.stat("/proc/thread-self/ns/net").st_ino
+        self._wanted: dict[int, int] = {}  # namespace inode -> a limited pid in it
+        self._elsewhere: dict[int, _Elsewhere] = {}
+        self._unentered: dict[int, tuple[float, str, str]] = {}  # inode -> (tried at, label, why)
+
+    def shape_namespaces_of(self, pids: Iterable[int]) -> None:
+        """The processes limits reach now: their namespaces are shaped at the
+        next reconcile, and shapers of namespaces none of them is in go."""
+        wanted: dict[int, int] = {}
+        for pid in sorted(pids):
+            try:
+                inode = os.stat(f"/proc/{pid}/ns/net").st_ino
+            except OSError:
+                continue  # exited
+            if inode != self._own_inode:
+                wanted.setdefault(inode, pid)
+        self._wanted = wanted
+
+    def reconcile(self, wanted: dict[Direction, Classes]) -> None:
+        try:
+            self._own.reconcile(wanted)
+        finally:
+            self._reconcile_elsewhere(wanted)
+
+    def _reconcile_elsewhere(self, wanted: dict[Direction, Classes]) -> None:
+        """Never raises: a namespace that cannot be shaped is policed (fail open)."""
+        targets = self._wanted if any(wanted.values()) else {}
+        for inode in set(self._elsewhere) - set(targets):
+            self._close(inode)
+        for inode in set(self._unentered) - set(targets):
+            del self._unentered[inode]
+        for inode, pid in targets.items():
+            if inode not in self._elsewhere and not self._open(inode, pid):
+                continue
+            self._sync(self._elsewhere[inode], wanted)
+
+    def _open(self, inode: int, pid: int) -> bool:
+        tried_at = self._unentered.get(inode, (float("-inf"), "", ""))[0]
+        if self._clock() - tried_at < RETRY_ENTER_S:
+            return False
+        try:
+            self._elsewhere[inode] = _Elsewhere(f"/proc/{pid}/ns/net", inode, self._make)
+        except Exception as error:  # fail open: the guard holds the limit
+            label = namespace_label(inode)
+            if inode not in self._unentered:
+                log.warning("cannot shape in namespace %s (the policer holds its limits): %s", label, error)
+            self._unentered[inode] = (self._clock(), label, str(error) or type(error).__name__)
+            return False
+        self._unentered.pop(inode, None)
+        log.info("shaping in namespace %s, where a limited application has sockets", self._elsewhere[inode].label)
+        return True
+
+    def _sync(self, other: _Elsewhere, wanted: dict[Direction, Classes]) -> None:
+        """Reconcile one namespace; a direction it refuses is left out (the
+        policer holds it) and reported."""
+        try:
+            other.call(lambda shaper: shaper.reconcile(wanted))
+            gaps: dict[Direction, list[str]] = {}
+        except Exception as error:
+            gaps = {d: [_policed(d, other.label, error)] for d in Direction if wanted.get(d)}
+            for refused in (Direction.UP, Direction.DOWN):
+                partial = {d: (classes if d is not refused else {}) for d, classes in wanted.items()}
+                try:
+                    other.call(lambda shaper: shaper.reconcile(partial))
+                except Exception:
+                    continue
+                gaps = {refused: [_policed(refused, other.label, error)]} if wanted.get(refused) else {}
+                break
+            else:
+                try:
+                    other.call(lambda shaper: shaper.reconcile({}))
+                except Exception as cleanup:
+                    log.debug("namespace %s: %s", other.label, cleanup)
+            if gaps != other.gaps:
+                for reasons in gaps.values():
+                    log.warning("%s", reasons[0])
+        other.gaps = gaps
+
+    def _close(self, inode: int) -> None:
+        other = self._elsewhere.pop(inode)
+        try:
+            other.close()
+            log.info("stopped shaping in namespace %s: no limited application is left in it", other.label)
+        except Exception as error:  # its journal keeps what stayed, for the next start
+            log.warning("could not remove everything from namespace %s: %s", other.label, error)
+
+    def active_directions(self) -> set[Direction]:
+        active = self._own.active_directions()
+        for other in self._elsewhere.values():
+            active |= other.call(lambda shaper: shaper.active_directions())
+        return active
+
+    def sent_up_bytes(self) -> dict[int, int]:
+        sent = self._own.sent_up_bytes()
+        for other in self._elsewhere.values():
+            for slot, sent_bytes in other.call(lambda shaper: shaper.sent_up_bytes()).items():
+                sent[slot] = sent.get(slot, 0) + sent_bytes
+        return sent
+
+    def enforcement_gaps(self) -> dict[Direction, list[str]]:
+        gaps = self._own.enforcement_gaps()
+        for other in self._elsewhere.values():
+            for direction, reasons in other.call(lambda shaper: shaper.enforcement_gaps()).items():
+                gaps.setdefault(direction, []).extend(f"in namespace {other.label}: {r}" for r in reasons)
+            for direction, reasons in other.gaps.items():
+                gaps.setdefault(direction, []).extend(reasons)
+        if self._unentered:
+            for _, label, why in self._unentered.values():
+                for direction in Direction:
+                    gaps.setdefault(direction, []).append(_policed(direction, label, why))
+        return {direction: reasons for direction, reasons in gaps.items() if reasons}
+
+    def close(self) -> None:
+        """Remove every object of every shaper, the other namespaces' first."""
+        try:
+            for inode in list(self._elsewhere):
+                self._close(inode)
+        finally:
+            self._own.close()
+
+
+def remove_unadopted_elsewhere() -> int:
+    """What killed helpers recorded in other namespaces and no live shaper
+    adopted (their limited applications are gone, or their limits): removed
+    from inside each namespace that still exists, by remove_unadopted (which
+    takes only dead journals' entries of that namespace, checked against the
+    kernel). Returns how many objects were removed."""
+    own = os.stat("/proc/thread-self/ns/net").st_ino
+    inodes = {int(e["netns_inode"]) for e in recorded_entries(JOURNAL_KIND)
+              if isinstance(e.get("netns_inode"), int)} - {own}  # fmt: skip
+    if not inodes:
+        return 0
+    paths: dict[int, str] = {}
+    for path in [*NAMED_NETNS_DIR.glob("*"), *Path("/proc").glob("[0-9]*/ns/net")]:
+        try:
+            inode = path.stat().st_ino
+        except OSError:
+            continue
+        if inode in inodes:
+            paths.setdefault(inode, str(path))
+    removed = 0
+    for inode, path in paths.items():
+        try:
+            thread = InNamespace(path, inode)
+        except OSError as error:
+            log.warning("could not enter namespace net:[%d] to remove what an earlier helper left: %s", inode, error)
+            continue
+        try:
+            removed += thread.call(_remove_unadopted_here)
+        except Exception as error:
+            log.warning("could not remove what an earlier helper left in namespace net:[%d]: %s", inode, error)
+        finally:
+            thread.close()
+    return removed
+
+
+def _remove_unadopted_here() -> int:
+    with IPRoute() as ipr:
+        return remove_unadopted(ipr)
