@@ -9,27 +9,35 @@ once it settled, and wants the sum within +-10% of the limit."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import secrets
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import MiB, Stack
 from tests.support.helper_calls import call_helper
-from tests.support.netns import NetnsPair, Stream, extra_link, rates_together, start_stream
+from tests.support.netns import NetnsPair, Stream, app_scope, extra_link, rates_together, start_stream, tc_dump
+from tests.support.waiting import eventually
 from chadthrottle.contract import Direction
 
 WIRE = 1448 / 1500  # payload per wire byte of a full TCP segment
+UDP_WIRE = 1200 / 1228  # of a 1200-byte datagram
 LIMIT = 2 * MiB
+# how many connections, over TCP or UDP: each is a process of the same program
+KINDS = {"tcp": (False, 1), "tcpx4": (False, 4), "udp": (True, 1)}
+_ports = itertools.count(5840)
 
 
-def _sum_within(streams: list[Stream], limit_bps: int, timeout_s: float = 15.0, window_s: float = 4.0) -> float:
+def _sum_within(streams: list[Stream], limit_bps: int, timeout_s: float = 15.0, window_s: float = 4.0,
+                wire: float = WIRE) -> float:  # fmt: skip
     """The streams' summed wire rate over window_s, read until it is within
     +-10% of the limit or timeout_s passed (the last reading is returned)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        total = sum(rates_together([s.receiver for s in streams], window_s)) / WIRE
+        total = sum(rates_together([s.receiver for s in streams], window_s)) / wire
         if 0.9 * limit_bps <= total <= 1.1 * limit_bps or time.monotonic() > deadline:
             return total
 
@@ -44,6 +52,22 @@ def _limited(stack: Stack, stream: Stream, direction: Direction, limit_bps: int)
 
 
 @pytest.fixture
+def scope(stack: Stack) -> Iterator[Path]:
+    """The application's own app scope: its limit reaches its processes only,
+    not the peers' (the same program) nor another test session's."""
+    with app_scope(stack.cgroup_root, f"org.chadthrottle.EveryPath{secrets.token_hex(3)}") as created:
+        yield created
+
+
+@pytest.fixture
+def peer_scope(stack: Stack) -> Iterator[Path]:
+    """The peers' own app scope: no limit on their program (the same script,
+    maybe limited by another test session's helper) slows them."""
+    with app_scope(stack.cgroup_root, f"org.chadthrottle.EveryPeer{secrets.token_hex(3)}") as created:
+        yield created
+
+
+@pytest.fixture
 def app_namespace(stack: Stack) -> Iterator[NetnsPair]:
     """An application's own network namespace with its own link to the
     internet, bypassing the helper's namespace (a VPN split tunnel, a sandbox)."""
@@ -51,31 +75,48 @@ def app_namespace(stack: Stack) -> Iterator[NetnsPair]:
         yield link
 
 
-@pytest.mark.parametrize("direction", [Direction.UP])
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN])
 def test_an_application_in_another_namespace_is_held(
-    stack: Stack, app_namespace: NetnsPair, direction: Direction
+    stack: Stack, app_namespace: NetnsPair, scope: Path, peer_scope: Path, direction: Direction, kind: str
 ) -> None:
-    stream = start_stream(app_namespace, 5830, direction.value)
+    """Shaped where it flows: before, only the policer held a download in
+    another namespace, and it read 0.3-0.5 of the limit."""
+    udp, count = KINDS[kind]
+    untouched = tc_dump(app_namespace.host_ns)
+
+    def start() -> Stream:
+        return start_stream(app_namespace, next(_ports), direction.value, udp=udp, app_cgroup=scope,
+                            peer_cgroup=peer_scope)  # fmt: skip
+
+    streams = [start()]
     try:
-        assert stream.receiver.rate_bps(1.0) > 10 * LIMIT  # it is fast before
-        with _limited(stack, stream, direction, LIMIT):
-            total = _sum_within([stream], LIMIT)
+        assert streams[0].receiver.rate_bps(1.0) > 3 * LIMIT  # it is fast before
+        with _limited(stack, streams[0], direction, LIMIT):
+            streams += [start() for _ in range(count - 1)]
+            total = _sum_within(streams, LIMIT, wire=UDP_WIRE if udp else WIRE)
             assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
+            assert "htb c7ad:" in tc_dump(app_namespace.host_ns), "no shaper in the application's namespace"
     finally:
-        stream.stop()
+        for stream in streams:
+            stream.stop()
+    assert eventually(lambda: tc_dump(app_namespace.host_ns) == untouched, 10.0), "objects left after clear"
 
 
 @pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN])
-def test_an_application_using_two_uplinks_is_held_in_sum(stack: Stack, direction: Direction) -> None:
+def test_an_application_using_two_uplinks_is_held_in_sum(
+    stack: Stack, scope: Path, peer_scope: Path, direction: Direction
+) -> None:
     """Two uplinks in the helper's namespace (Ethernet and Wi-Fi at once): one
     application's connections over both hold one limit together."""
     with extra_link(stack.pair.host_ns, stack.pair.peer_ns) as second:
-        first_stream = start_stream(stack.pair, 5831, direction.value)
+        first_stream = start_stream(stack.pair, 5831, direction.value, app_cgroup=scope, peer_cgroup=peer_scope)
         streams = [first_stream]
         try:
             with _limited(stack, first_stream, direction, LIMIT):
-                # the same program, so the same application: its second connection takes the second uplink
-                streams.append(start_stream(second, 5832, direction.value))
+                # the same application: its second connection takes the second uplink
+                streams.append(start_stream(second, 5832, direction.value, app_cgroup=scope,
+                                            peer_cgroup=peer_scope))  # fmt: skip
                 total = _sum_within(streams, LIMIT)
                 assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
         finally:

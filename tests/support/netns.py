@@ -56,6 +56,22 @@ def _wait_for_carrier(netns: str, ifname: str, timeout_s: float = 5.0) -> None:
     raise TimeoutError(f"{ifname} in {netns} did not come up")
 
 
+def _join(pair: NetnsPair, mtu: int) -> None:
+    """The pair's veth between its two namespaces, addressed, up, with carrier."""
+    _ip("link", "add", pair.peer_if, "netns", pair.peer_ns, "mtu", str(mtu),
+        "type", "veth", "peer", "name", pair.host_if, "netns", pair.host_ns, "mtu", str(mtu))
+    for ns, ifname, addr, addr6 in (
+        (pair.peer_ns, pair.peer_if, pair.peer_addr, pair.peer_addr6),
+        (pair.host_ns, pair.host_if, pair.host_addr, pair.host_addr6),
+    ):
+        _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", ifname)
+        _ip("-n", ns, "addr", "add", f"{addr6}/64", "dev", ifname, "nodad")
+        _ip("-n", ns, "link", "set", ifname, "up")
+        _ip("-n", ns, "link", "set", "lo", "up")
+    _wait_for_carrier(pair.host_ns, pair.host_if)
+    _wait_for_carrier(pair.peer_ns, pair.peer_if)
+
+
 @contextlib.contextmanager
 def netns_pair(mtu: int = 1500) -> Iterator[NetnsPair]:
     tag = secrets.token_hex(3)
@@ -72,18 +88,7 @@ def netns_pair(mtu: int = 1500) -> Iterator[NetnsPair]:
         for ns in (pair.peer_ns, pair.host_ns):
             _ip("netns", "add", ns)
             created.append(ns)
-        _ip("link", "add", pair.peer_if, "netns", pair.peer_ns, "mtu", str(mtu),
-            "type", "veth", "peer", "name", pair.host_if, "netns", pair.host_ns, "mtu", str(mtu))
-        for ns, ifname, addr, addr6 in (
-            (pair.peer_ns, pair.peer_if, pair.peer_addr, pair.peer_addr6),
-            (pair.host_ns, pair.host_if, pair.host_addr, pair.host_addr6),
-        ):
-            _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", ifname)
-            _ip("-n", ns, "addr", "add", f"{addr6}/64", "dev", ifname, "nodad")
-            _ip("-n", ns, "link", "set", ifname, "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
-        _wait_for_carrier(pair.host_ns, pair.host_if)
-        _wait_for_carrier(pair.peer_ns, pair.peer_if)
+        _join(pair, mtu)
         yield pair
     finally:
         for ns in reversed(created):  # deleting a namespace deletes its devices
@@ -227,18 +232,7 @@ def extra_link(near_ns: str, far_ns: str | None = None, mtu: int = 1500) -> Iter
             if ns not in existing:
                 _ip("netns", "add", ns)
                 made.append(ns)
-        _ip("link", "add", pair.peer_if, "netns", pair.peer_ns, "mtu", str(mtu),
-            "type", "veth", "peer", "name", pair.host_if, "netns", pair.host_ns, "mtu", str(mtu))
-        for ns, ifname, addr, addr6 in (
-            (pair.peer_ns, pair.peer_if, pair.peer_addr, pair.peer_addr6),
-            (pair.host_ns, pair.host_if, pair.host_addr, pair.host_addr6),
-        ):
-            _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", ifname)
-            _ip("-n", ns, "addr", "add", f"{addr6}/64", "dev", ifname, "nodad")
-            _ip("-n", ns, "link", "set", ifname, "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
-        _wait_for_carrier(pair.host_ns, pair.host_if)
-        _wait_for_carrier(pair.peer_ns, pair.peer_if)
+        _join(pair, mtu)
         yield pair
     finally:
         subprocess.run(["ip", "-n", pair.host_ns, "link", "del", pair.host_if], capture_output=True)
@@ -249,7 +243,7 @@ def extra_link(near_ns: str, far_ns: str | None = None, mtu: int = 1500) -> Iter
 def start_stream(
     pair: NetnsPair, port: int, direction: str, *, udp: bool = False, family: int = 4,
     app_cgroup: Path | None = None, seconds: float = 60.0, app_serves: bool = False, child_after_s: float = 0.0,
-    peer_after_s: float = 0.0,
+    peer_after_s: float = 0.0, peer_cgroup: Path | None = None,
 ) -> Stream:
     """Start a bulk stream; direction "up" = the app sends, "down" = it receives.
 
@@ -257,6 +251,8 @@ def start_stream(
     connects, peer_after_s later, so the app's traffic flows on an accepted socket.
     child_after_s: the application is a shell that starts the traffic as a
     child process this many seconds later (Stream.app is the shell).
+    peer_cgroup: an app scope for the peer, so no limit on the program (the
+    same script as the application) reaches it.
     """
     python = sys.executable
     common = ["--port", str(port), "--family", str(family), "--seconds", str(seconds)] + (["--udp"] if udp else [])
@@ -269,9 +265,9 @@ def start_stream(
         argv = nsenter_argv(pair.peer_ns, [*script, "connect", "--host", host, "--role", peer_role, *common])
         if peer_after_s:
             argv = ["sh", "-c", f'sleep {peer_after_s}; exec "$@"', "sh", *argv]
-        peer = spawn(argv, None)
+        peer = spawn(argv, peer_cgroup)
     else:
-        peer = spawn(nsenter_argv(pair.peer_ns, [*script, "serve", "--role", peer_role, *common]), None)
+        peer = spawn(nsenter_argv(pair.peer_ns, [*script, "serve", "--role", peer_role, *common]), peer_cgroup)
         wait_for_line(peer, "listening")
         host = pair.peer_addr6 if family == 6 else pair.peer_addr
         argv = nsenter_argv(pair.host_ns, [*script, "connect", "--host", host, "--role", app_role, *common])
