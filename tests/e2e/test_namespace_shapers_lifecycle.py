@@ -1,0 +1,137 @@
+"""The tc objects the helper makes in an application's own network namespace
+(issue 13) live and die like those in its own: the helper's stop removes
+them, a SIGKILLed helper's are adopted by the next one (the limit holds) or,
+when the application is gone, removed by it, and a namespace that disappears
+while limited just loses its shaper. Byte for byte: the namespace ends as it
+was found."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.kernel.ownership import RUN_DIR
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from tests.support.helper_calls import call_helper
+from tests.support.netns import NetnsPair, Stream, app_scope, extra_link, netns_pair, start_stream, tc_dump
+from tests.support.requirements import require_program, require_root
+from tests.support.waiting import eventually
+
+MiB = 1024 * 1024
+LIMIT_BPS = 2 * MiB
+WIRE = 1448 / 1500
+START_TIMEOUT_S = 150.0  # another session's helper may hold the datapath lock
+
+
+@dataclass
+class World:
+    bus: PrivateSystemBus
+    pair: NetnsPair  # the helper's namespace and the "internet"
+    app: NetnsPair  # the application's namespace, its host side
+    stream: Stream
+    state_dir: Path
+    helpers: list[HelperProcess]
+
+    def start_helper(self) -> HelperProcess:
+        helper = HelperProcess(self.bus.address, netns=self.pair.host_ns, state_dir=self.state_dir,
+                               start_timeout_s=START_TIMEOUT_S)  # fmt: skip
+        self.helpers.append(helper)
+        helper.start()
+        return helper
+
+    def configuration(self) -> str:
+        """The application namespace's devices, qdiscs, classes and filters,
+        without program ids and action indexes (an adopted filter gets the
+        new helper's program in place)."""
+        dump = re.sub(r"direct_packets_stat \d+", "direct_packets_stat N", tc_dump(self.app.host_ns))
+        dump = re.sub(r"\bid \d+ name chadt_", "id N name chadt_", dump)
+        return re.sub(r"\tindex \d+ ref", "\tindex N ref", dump)
+
+    def download_share(self, seconds: float = 4.0) -> float:
+        return self.stream.receiver.rate_bps(seconds) / WIRE / LIMIT_BPS
+
+
+@pytest.fixture
+def world(private_bus: PrivateSystemBus, tmp_path: Path) -> Iterator[World]:
+    """A download by an application in its own namespace (own app scope, peer
+    in another), no helper yet; everything is stopped and removed on exit."""
+    require_root()
+    require_program("nsenter")
+    tag = secrets.token_hex(3)
+    with contextlib.ExitStack() as stack:
+        pair = stack.enter_context(netns_pair())
+        app = stack.enter_context(extra_link(f"ctapp-{tag}", pair.peer_ns))
+        scope = stack.enter_context(app_scope(cgroup2_mount(), f"org.chadthrottle.NsLife{tag}"))
+        peer_scope = stack.enter_context(app_scope(cgroup2_mount(), f"org.chadthrottle.NsLifePeer{tag}"))
+        stream = start_stream(app, 5870, "down", app_cgroup=scope, peer_cgroup=peer_scope, seconds=300)
+        stack.callback(stream.stop)
+        created = World(private_bus, pair, app, stream, tmp_path / "state", [])
+        try:
+            yield created
+        finally:
+            for helper in reversed(created.helpers):
+                helper.close()
+
+
+def _limit(world: World) -> None:
+    call_helper(world.bus.address, lambda c: c.set_limit(f"pid:{world.stream.app_pid}", Direction.DOWN, LIMIT_BPS))
+
+
+def _journals_of(helpers: list[HelperProcess]) -> list[Path]:
+    pids = [helper._process.pid for helper in helpers if helper._process is not None]
+    return [path for pid in pids for path in RUN_DIR.glob(f"tc-{pid}-*.journal")]
+
+
+def test_a_killed_helpers_objects_in_another_namespace_are_adopted_and_a_stop_removes_them(world: World) -> None:
+    untouched = world.configuration()
+    first = world.start_helper()
+    _limit(world)
+    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), "nothing shapes in the app's namespace"
+    time.sleep(2.0)
+    limited = world.configuration()
+    first.kill()
+    second = world.start_helper()
+    assert eventually(lambda: "adopted download shaping" in second.log_text(), 10.0), second.log_text()
+    time.sleep(3.0)  # the takeover finishes 1.5 s after the rules are restored
+    assert world.configuration() == limited, "the restart re-created or left objects in the app's namespace"
+    share = world.download_share()
+    assert 0.9 <= share <= 1.1, f"{share:.3f} of the limit after the restart"
+    second.stop()
+    assert world.configuration() == untouched, "the helper's stop left objects in the app's namespace"
+    assert _journals_of(world.helpers) == []
+
+
+def test_a_killed_helpers_objects_in_another_namespace_are_removed_when_its_application_is_gone(
+    world: World,
+) -> None:
+    untouched = world.configuration()
+    first = world.start_helper()
+    _limit(world)
+    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), "nothing shapes in the app's namespace"
+    first.kill()
+    world.stream.stop()  # the application exits while no helper runs
+    second = world.start_helper()
+    assert eventually(lambda: world.configuration() == untouched, 10.0), second.log_text()
+    second.stop()
+    assert _journals_of(world.helpers) == []
+
+
+def test_a_namespace_that_disappears_while_limited_just_loses_its_shaper(world: World) -> None:
+    helper = world.start_helper()
+    _limit(world)
+    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), "nothing shapes in the app's namespace"
+    world.stream.stop()  # the container stops: its processes end and its name goes
+    subprocess.run(["ip", "netns", "del", world.app.host_ns], check=True)
+    assert eventually(lambda: "stopped shaping in namespace" in helper.log_text(), 5.0), helper.log_text()
+    assert helper.returncode is None
+    assert not re.search(r"ERROR|Traceback", helper.log_text()), helper.log_text()
