@@ -196,7 +196,7 @@ def format_backends(backends: list[BackendInfo]) -> str:
     for backend in backends:
         rows.append([
             backend.name, "yes" if backend.available else "no",
-            ",".join(backend.active_directions) or "-", backend.reason or "-",
+            ",".join(backend.active_directions) or "-", "; ".join(filter(None, [backend.reason, backend.notes])) or "-",
         ])  # fmt: skip
     return _table(rows)
 

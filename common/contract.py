@@ -189,6 +189,9 @@ BACKEND_FIELDS: dict[str, str] = {
     "available": "b",
     "reason": "s",  # why it is unavailable, "" when available
     "active_directions": "as",  # directions this backend enforces now
+    # Where it cannot do its best now, and what holds the limits there instead
+    # (tc: "policed, not shaped: <device, and why>"); "" when nothing.
+    "notes": "s",
 }
 
 
@@ -296,3 +299,4 @@ class BackendInfo:
     available: bool
     reason: str
     active_directions: tuple[str, ...]
+    notes: str = ""

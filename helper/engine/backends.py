@@ -102,8 +102,10 @@ def choose_backends(requested: str, config: dict[str, str] | None) -> dict[Direc
 
 def describe_backends(
     choice: Mapping[Direction, str], active: Mapping[str, set[Direction]], config: dict[str, str] | None,
+    tc_notes: list[str] | None = None,
 ) -> list[BackendInfo]:
-    """Both backends: available, why not, and which directions each enforces now."""
+    """Both backends: available, why not, which directions each enforces now,
+    and where tc is held back (tc_notes: BackendRouter.shaping_notes())."""
     infos = []
     for name, missing in ((TC, tc_missing(config)), (EBPF, ebpf_missing(config))):
         chosen = sorted(d.value for d, backend in choice.items() if backend == name)
@@ -116,6 +118,7 @@ def describe_backends(
         infos.append(BackendInfo(
             name=name, available=not missing, reason=reason,
             active_directions=tuple(sorted(d.value for d in active.get(name, set()))),
+            notes="; ".join(tc_notes or []) if name == TC else "",
         ))  # fmt: skip
     return infos
 
@@ -198,13 +201,26 @@ class BackendRouter:
         return enforcer.sent_up_bytes() if enforcer is not None else {}
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:
-        """Per direction, where its enforcer cannot hold limits now, and why."""
+        """Per direction, where limits do not hold now, and why: where its
+        enforcer has a gap and the policer does not guard it. (Where it does,
+        the limit holds, policed instead of shaped: shaping_notes().)"""
         gaps: dict[Direction, list[str]] = {}
         for direction, (_, enforcer) in self._by_direction.items():
             reasons = enforcer.enforcement_gaps().get(direction, [])
-            if reasons:
+            if reasons and not (self._guard is not None and enforcer is not self._guard[1]):
                 gaps[direction] = list(reasons)
         return gaps
+
+    def shaping_notes(self) -> list[str]:
+        """Where tc cannot shape a direction it is chosen for, and the policer
+        holds the limits there instead (smoothness lost, the limit kept)."""
+        if self._guard is None:
+            return []
+        notes = []
+        for direction, (_, enforcer) in self._by_direction.items():
+            if enforcer is not self._guard[1]:
+                notes += [f"policed, not shaped: {reason}" for reason in enforcer.enforcement_gaps().get(direction, [])]
+        return notes
 
     def queues(self, direction: Direction) -> bool:
         """Whether the direction's enforcer holds packets over the limit in a queue."""

@@ -47,7 +47,7 @@ class RunningEngine(Engine):
         self._proc_events = open_proc_events()
         super().__init__(
             datapath, shaper, ApplicationIndex(),
-            lambda _active: describe_backends(choice, shaper.active_by_backend(), config),
+            lambda _active: describe_backends(choice, shaper.active_by_backend(), config, shaper.shaping_notes()),
             rules=store.load(), save_rules=self._saver.save, lineage=self._proc_events,
         )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)

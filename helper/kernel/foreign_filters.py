@@ -120,6 +120,11 @@ def parse_filter(message: Any) -> Filter:
                   actions=tuple(actions))  # fmt: skip
 
 
+# The words of the reason ingress_gaps gives when our own filter is gone: the
+# shaper puts its hook back when it reads them (TcShaper.enforcement_gaps).
+OUR_FILTER_GONE = "the download filter ChadThrottle added on ingress is gone"
+
+
 def _is_ours(entry: Filter, our_prio: int, our_ifb: int) -> bool:
     """Our download filter: cls_bpf at our priority, running one of our
     programs, redirecting to our IFB."""
@@ -135,8 +140,8 @@ def ingress_gaps(ifname: str, filters: Iterable[Filter], our_prio: int, our_ifb:
     ordered = sorted((f for f in filters if f.chain == 0), key=lambda f: f.prio)  # stable: the kernel's order
     ours = next((i for i, f in enumerate(ordered) if _is_ours(f, our_prio, our_ifb)), None)
     if ours is None:
-        return [f"{ifname}: the download filter ChadThrottle added on ingress is gone (its ingress qdisc was "
-                f"removed or replaced); downloads through {ifname} are not limited"]
+        return [f"{ifname}: {OUR_FILTER_GONE} (its ingress qdisc was removed or replaced); downloads through "
+                f"{ifname} are not limited"]
     reasons = {}
     for entry in ordered[:ours]:
         if entry.protocol not in _CARRIES_IP or (entry.prio == our_prio and entry.handle == 0):

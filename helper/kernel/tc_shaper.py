@@ -94,6 +94,7 @@ class TcShaper:
         self._egress: dict[int, HtbHierarchy] = {}  # uplink ifindex -> our root
         self._ingress: dict[int, _IngressHook] = {}  # uplink ifindex -> hook + IFB
         self._links: tuple[float, list[interfaces.Link]] = (float("-inf"), [])
+        self._lost_hooks: set[int] = set()  # uplinks whose download filter someone removed
         self._changer = ClassChanger.beside(ipr.fileno())
         if self._changer is None:
             log.warning("rate changes go through pyroute2 (slower): no netlink socket beside it")
@@ -133,6 +134,9 @@ class TcShaper:
             for reason in {r for rs in gaps.values() for r in rs} - {r for rs in self._gaps[2].values() for r in rs}:
                 log.warning("%s", reason)
             self._gaps = (time.monotonic(), hooks, gaps)
+            lost = {index for index in hooks[0] if names.get(index) and any(
+                reason.startswith(f"{names[index]}: {foreign_filters.OUR_FILTER_GONE}") for reason in gaps.get(Direction.DOWN, []))}
+            self._lost_hooks |= lost  # put back at the next reconcile
         return {direction: list(reasons) for direction, reasons in gaps.items()}
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
@@ -174,6 +178,10 @@ class TcShaper:
     def _reconcile(self, wanted: dict[Direction, Classes], retire_after_s: float) -> None:
         present = {link.index: link for link in self._all_links()}
         self._forget_vanished(set(present))
+        # A hook whose filter someone removed (with their ingress qdisc, say):
+        # forget it, IFB and all, so it is made again below.
+        self._forget_vanished(set(present) - (self._lost_hooks & set(self._ingress)))
+        self._lost_hooks.clear()
         if self._takeover_pending and self._reconciled and retire_after_s > 0:
             self._finish_takeover()
         self._reconciled += 1

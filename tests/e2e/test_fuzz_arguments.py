@@ -69,12 +69,13 @@ _directions = st.one_of(st.sampled_from(["down", "up", "both", "", "DOWN", "down
 _rates = st.one_of(st.integers(0, 999), st.integers(10**11 + 1, 2**64 - 1), st.integers(0, 2**64 - 1),
                    st.sampled_from([1_000, 125_000, 2**63, 2**64 - 1]))  # fmt: skip
 _bursts = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 1_499, 1_500, 10**9, 10**9 + 1]))
+_scopes = st.one_of(st.sampled_from(["", "own", "all", "OWN", "All", "everyone", " own", "own "]), _text)
 
 
 # Per method that takes arguments: its arguments after the application id.
 _REST_OF_ARGUMENTS: dict[str, st.SearchStrategy[list[Any]]] = {
-    "SetLimit": st.tuples(_directions, _rates, _bursts).map(list),
-    "ClearLimit": st.tuples(_directions).map(list),
+    "SetLimit": st.tuples(_directions, _rates, _bursts, _scopes).map(list),
+    "ClearLimit": st.tuples(_directions, _scopes).map(list),
     "ListConnections": st.just([]),
 }
 

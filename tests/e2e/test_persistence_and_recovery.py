@@ -123,9 +123,12 @@ def test_a_limit_comes_back_after_a_restart_and_waits_for_its_application(
             assert eventually(lambda: stream.receiver.rate_bps(0.5) > 20 * LIMIT_BPS, RTO_STALL_S)
 
             stored = json.loads((state_dir / RULES_FILE).read_text())
-            assert stored["applications"][app_id]["up"]["rate_bps"] == LIMIT_BPS
+            assert [(r["app_id"], r["owner"], r["up"]["rate_bps"]) for r in stored["rules"]] == [
+                (app_id, "all", LIMIT_BPS)  # root's limit: the administrator's, for everyone
+            ]
             # By hand, a rule for an application that is not installed any more.
-            stored["applications"]["exe:/opt/gone/app"] = {"down": {"rate_bps": 5000, "burst_bytes": 131072}}
+            stored["rules"].append({"app_id": "exe:/opt/gone/app", "owner": "all",
+                                    "down": {"rate_bps": 5000, "burst_bytes": 131072}})  # fmt: skip
             (state_dir / RULES_FILE).write_text(json.dumps(stored))
 
             with _helper(private_bus, pair, state_dir) as second:
@@ -134,7 +137,7 @@ def test_a_limit_comes_back_after_a_restart_and_waits_for_its_application(
                     "the stored limit is not back on the running stream"
                 apps = {a.id: a for a in call_helper(second._bus_address, lambda c: c.list_applications())}
                 assert apps["exe:/opt/gone/app"].down_limit_bps == 5000 and apps["exe:/opt/gone/app"].pids == ()
-                assert "restored the limits of 2 applications" in second.log_text()
+                assert "restored 2 rules" in second.log_text()
 
                 # The application quits and starts again: the rule finds it (within a tick).
                 stream.stop()

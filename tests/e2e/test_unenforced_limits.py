@@ -1,12 +1,13 @@
-"""A limit the helper cannot enforce is never reported as in force.
+"""A limit is never reported as something it is not.
 
-Written as the attack that once went unseen: someone's u32 filter on the
-uplink's ingress, at a priority before ChadThrottle's, ends classification
-before our redirect to the IFB, so downloads pass unlimited (95-162 MB/s
-against a 3 MB/s limit) while the API said the limit was active. Now the
-helper leaves the filter alone and says, in ListApplications, in
-`chadthrottle-ctl list` and in `limit`'s exit status, that the limit is not
-enforced and why."""
+- Someone's u32 filter on the uplink's ingress, at a priority before
+  ChadThrottle's, ends classification before the redirect to the IFB: once,
+  downloads then passed unlimited (95-162 MB/s against 3 MB/s) while the API
+  said the limit was active. Now the policer that guards every limit holds it
+  (policed, not shaped), the filter is left alone, and the helper says so.
+- A limit that is stored but not enforced (limits paused) is reported as not
+  enforced, by ListApplications, `chadthrottle-ctl list` and `limit`'s exit
+  status."""
 
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import MiB, Stack
+from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
-from tests.support.netns import start_stream
+from tests.support.netns import app_scope, start_stream
 from tests.support.requirements import require_program
 
 CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
 EXIT_NOT_ENFORCED = 6
+LIMIT = 3_000_000
+WIRE = 1448 / 1500
 
 
 def _ctl(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -36,6 +39,10 @@ def _ctl(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 def _tc(stack: Stack, *args: str) -> str:
     argv = [require_program("ip"), "netns", "exec", stack.pair.host_ns, require_program("tc"), *args]
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+def _app_id(limited: subprocess.CompletedProcess[str]) -> str:
+    return limited.stdout.split(": down limited")[0]
 
 
 @pytest.fixture
@@ -55,43 +62,63 @@ def foreign_ingress_filter(stack: Stack) -> Iterator[str]:
                         "ingress"], capture_output=True)  # fmt: skip
 
 
-def test_a_download_limit_a_foreign_filter_defeats_is_reported_not_enforced(
-    stack: Stack, foreign_ingress_filter: str
+@pytest.fixture
+def scope(stack: Stack) -> Iterator[object]:
+    with app_scope(stack.cgroup_root, "org.chadthrottle.TestTruth") as path:
+        yield path
+
+
+def test_a_download_a_foreign_filter_takes_from_tc_is_policed_and_said_so(
+    stack: Stack, foreign_ingress_filter: str, scope: object
 ) -> None:
-    stream = start_stream(stack.pair, 5820, "down")
+    stream = start_stream(stack.pair, 5820, "down", app_cgroup=scope)  # type: ignore[arg-type]
     try:
         result = _ctl(stack, "limit", f"pid:{stream.app_pid}", "--down", "3M")
-        assert result.returncode == EXIT_NOT_ENFORCED, (result.returncode, result.stdout, result.stderr)
-        assert "stored, but not enforced now" in result.stderr
-        assert f"{stack.pair.host_if}: a u32 filter ChadThrottle did not create (prio 10)" in result.stderr
-        app_id = result.stdout.split(":", 2)[0] + ":" + result.stdout.split(":", 2)[1]
-
-        # The truth: it is not limited, and nobody says it is.
-        assert stream.receiver.rate_bps(2.0) > 10 * 3e6
+        assert result.returncode == 0, (result.stdout, result.stderr)  # it is enforced: by the policer
+        app_id = _app_id(result)
+        time.sleep(2.0)
+        assert stream.receiver.rate_bps(4.0) / WIRE < 1.1 * LIMIT  # held, not 30 times over as before
         (app,) = [a for a in call_helper(stack.bus_address, lambda c: c.list_applications()) if a.id == app_id]
-        assert app.down_limit_bps == 3_000_000
-        assert "a u32 filter ChadThrottle did not create (prio 10) runs before its own on ingress" in app.down_limit_problem
-        assert app.up_limit_problem == ""  # no upload limit: nothing to report
-        listed = _ctl(stack, "list")
-        assert "NOT ENFORCED" in listed.stdout and "down limit not enforced" in listed.stdout
-        entry = next(e for e in json.loads(_ctl(stack, "list", "--json").stdout) if e["id"] == app_id)
-        assert entry["down_limit_problem"] == app.down_limit_problem
-
+        assert (app.down_limit_bps, app.down_limit_problem) == (LIMIT, "")
+        (tc,) = [b for b in call_helper(stack.bus_address, lambda c: c.list_backends()) if b.name == "tc"]
+        assert f"policed, not shaped: {stack.pair.host_if}: a u32 filter ChadThrottle did not create (prio 10)" \
+            in tc.notes
+        assert "policed, not shaped" in _ctl(stack, "backends").stdout
         assert _ctl(stack, "clear", app_id).returncode == 0
     finally:
         stream.stop()
 
 
-def test_without_a_foreign_filter_the_same_limit_is_enforced_and_exits_zero(stack: Stack) -> None:
+def test_a_limit_that_is_stored_but_not_enforced_says_so_everywhere(stack: Stack, scope: object) -> None:
+    stream = start_stream(stack.pair, 5821, "down", app_cgroup=scope)  # type: ignore[arg-type]
+    assert _ctl(stack, "pause").returncode == 0
+    try:
+        result = _ctl(stack, "limit", f"pid:{stream.app_pid}", "--down", "3M")
+        assert result.returncode == EXIT_NOT_ENFORCED, (result.returncode, result.stdout, result.stderr)
+        assert "stored, but not enforced now" in result.stderr and "limits are paused" in result.stderr
+        app_id = _app_id(result)
+        assert stream.receiver.rate_bps(1.0) / WIRE > 10 * LIMIT  # the truth: not limited
+        (app,) = [a for a in call_helper(stack.bus_address, lambda c: c.list_applications()) if a.id == app_id]
+        assert app.down_limit_problem == "limits are paused" and app.up_limit_problem == ""
+        entry = next(e for e in json.loads(_ctl(stack, "list", "--json").stdout) if e["id"] == app_id)
+        assert entry["down_limit_problem"] == "limits are paused"
+        assert _ctl(stack, "clear", app_id).returncode == 0
+    finally:
+        _ctl(stack, "resume")
+        stream.stop()
+
+
+def test_without_anything_in_the_way_the_same_limit_is_enforced_and_exits_zero(stack: Stack, scope: object) -> None:
     """The control: the same steps with nothing in the way."""
-    stream = start_stream(stack.pair, 5821, "down")
+    stream = start_stream(stack.pair, 5822, "down", app_cgroup=scope)  # type: ignore[arg-type]
     try:
         result = _ctl(stack, "limit", f"pid:{stream.app_pid}", "--down", "3M")
         assert result.returncode == 0, result.stderr
         time.sleep(2.0)
-        assert stream.receiver.rate_bps(2.0) < 1.2 * 3e6
+        assert stream.receiver.rate_bps(2.0) / WIRE < 1.1 * LIMIT
         assert "NOT ENFORCED" not in _ctl(stack, "list").stdout
-        app_id = result.stdout.split(": down limited")[0]
-        assert _ctl(stack, "clear", app_id).returncode == 0
+        (tc,) = [b for b in call_helper(stack.bus_address, lambda c: c.list_backends()) if b.name == "tc"]
+        assert tc.notes == ""
+        assert _ctl(stack, "clear", _app_id(result)).returncode == 0
     finally:
         stream.stop()
