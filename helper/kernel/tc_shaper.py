@@ -62,11 +62,17 @@ class UploadPacer(Protocol):
 
 @dataclass
 class _IngressHook:
+    """One uplink's redirect of limited downloads to the namespace's IFB. Every
+    uplink of a namespace shares one IFB, so one HTB class holds an
+    application's downloads over all of them together (with an IFB each, two
+    uplinks passed the whole limit each)."""
+
     uplink_index: int
     ifb: HtbHierarchy
     parent: int
     created_qdisc: bool
     old_program: bool = False  # adopted: its filter still runs a killed helper's program
+    ifb_name: str = ""
 
 
 def _device_vanished(error: KernelError | NetlinkError) -> bool:
@@ -252,21 +258,28 @@ class TcShaper:
 
     def _create_ingress(self, link: interfaces.Link) -> _IngressHook:
         uplink_index, name = link.index, link.name
-        ifb_name = new_ifb_name()
+        shared = next(iter(self._ingress.values()), None)  # the namespace's IFB, if it has one yet
+        ifb_name = shared.ifb_name if shared is not None else new_ifb_name()
         self._journal.ifb(uplink_index, name, ifb_name)
-        # mirred hands the IFB the frame with the uplink's link-layer header
-        try:
-            ifb_index = interfaces.create_ifb(self._ipr, ifb_name, IFB_ALIAS)
-        except KernelError:
-            self._journal.forget_ingress(uplink_index)
-            raise
-        ifb = HtbHierarchy(self._ipr, ifb_index, Direction.DOWN, l3_to_l2=link.l3_to_l2, changer=self._changer)
+        if shared is not None:
+            ifb = shared.ifb
+        else:
+            # mirred hands the IFB the frame with the uplink's link-layer header:
+            # its rates are scaled for the first uplink's (an Ethernet and a
+            # tun uplink together: the tun's share is 1% short)
+            try:
+                ifb_index = interfaces.create_ifb(self._ipr, ifb_name, IFB_ALIAS)
+            except KernelError:
+                self._journal.forget_ingress(uplink_index)
+                raise
+            ifb = HtbHierarchy(self._ipr, ifb_index, Direction.DOWN, l3_to_l2=link.l3_to_l2, changer=self._changer)
         hook_kind = interfaces.ingress_hook(self._ipr, uplink_index)
         parent = CLSACT_INGRESS_PARENT if hook_kind == "clsact" else INGRESS_PARENT
-        hook = _IngressHook(uplink_index, ifb, parent, created_qdisc=hook_kind is None)
+        hook = _IngressHook(uplink_index, ifb, parent, created_qdisc=hook_kind is None, ifb_name=ifb_name)
         self._journal.hook(uplink_index, name, parent, hook.created_qdisc)
         try:
-            ifb.create()
+            if shared is None:
+                ifb.create()
             if hook.created_qdisc:
                 tc_call(self._ipr, "add", "ingress", uplink_index, INGRESS_PARENT)
             self._set_filter(hook, link.ethernet, "add-filter")
@@ -294,8 +307,13 @@ class TcShaper:
                 self._ipr.tc("del", "ingress", hook.uplink_index, INGRESS_PARENT)
             except NetlinkError as error:
                 log.debug("ingress qdisc on %d already gone: %s", hook.uplink_index, error)
-        interfaces.delete_link(self._ipr, hook.ifb.ifindex)
+        self._delete_ifb_unless_shared(hook)
         self._journal.forget_ingress(hook.uplink_index)
+
+    def _delete_ifb_unless_shared(self, hook: _IngressHook) -> None:
+        """The IFB goes with the last hook that uses it."""
+        if not any(other.ifb.ifindex == hook.ifb.ifindex for other in self._ingress.values() if other is not hook):
+            interfaces.delete_link(self._ipr, hook.ifb.ifindex)
 
     def _forget_vanished(self, present: set[int]) -> None:
         """An uplink that is gone took its qdiscs and filters with it; its IFB stays
@@ -304,7 +322,7 @@ class TcShaper:
             del self._egress[index]
             self._journal.forget_root(index)
         for index in set(self._ingress) - present:
-            interfaces.delete_link(self._ipr, self._ingress.pop(index).ifb.ifindex)
+            self._delete_ifb_unless_shared(self._ingress.pop(index))
             self._journal.forget_ingress(index)
 
     # --- taking over from a killed helper -------------------------------------------
@@ -322,15 +340,19 @@ class TcShaper:
                 log.info("adopted the HTB root an earlier helper left on %s", root.ifname)
             else:
                 self._journal.forget_root(root.ifindex)
-        for entry in ingress:
-            self._adopt_ingress(entry)
+        leftover = [entry for entry in ingress if not self._adopt_ingress(entry)]
+        for entry in leftover:  # after every adoption: an IFB adopted through another uplink stays
+            remove_ingress_remains(self._ipr, entry,
+                                   keep_ifb=any(hook.ifb_name == entry.ifb_name for hook in self._ingress.values()))
+            self._journal.forget_ingress(entry.uplink)
         adopted = bool(self._egress or self._ingress)
         if roots or ingress:
             log.warning("took over %d tc objects an earlier helper left behind; adopted %d",
                         len(roots) + len(ingress), len(self._egress) + len(self._ingress))  # fmt: skip
         return adopted
 
-    def _adopt_ingress(self, entry: IngressEntry) -> None:
+    def _adopt_ingress(self, entry: IngressEntry) -> bool:
+        """Adopt one uplink's recorded hook if it is there as recorded."""
         uplink = same_device(self._ipr, entry.uplink, entry.uplink_name)
         ifb = our_ifb(self._ipr, entry.ifb_name)
         found = (our_filter(self._ipr, entry.uplink, entry.hook_parent, ifb.index if ifb else None)
@@ -338,14 +360,15 @@ class TcShaper:
         if uplink is not None and ifb is not None and found is not None and entry.hook_parent is not None:
             ifb_root = interfaces.root_qdisc(self._ipr, ifb.index)
             if ifb_root is not None and ifb_root.handle == ROOT_HANDLE and ifb_root.kind == "htb":
-                hierarchy = HtbHierarchy.adopt(self._ipr, ifb.index, Direction.DOWN, l3_to_l2=uplink.l3_to_l2,
-                                               changer=self._changer)  # fmt: skip
+                shared = next((h.ifb for h in self._ingress.values() if h.ifb.ifindex == ifb.index), None)
+                hierarchy = shared or HtbHierarchy.adopt(self._ipr, ifb.index, Direction.DOWN,
+                                                         l3_to_l2=uplink.l3_to_l2, changer=self._changer)  # fmt: skip
                 self._ingress[entry.uplink] = _IngressHook(entry.uplink, hierarchy, entry.hook_parent,
-                                                           entry.created_qdisc, old_program=True)  # fmt: skip
+                                                           entry.created_qdisc, old_program=True,
+                                                           ifb_name=entry.ifb_name)  # fmt: skip
                 log.info("adopted download shaping an earlier helper left on %s (IFB %s)", uplink.name, ifb.name)
-                return
-        remove_ingress_remains(self._ipr, entry)
-        self._journal.forget_ingress(entry.uplink)
+                return True
+        return False
 
     def _finish_takeover(self) -> None:
         """The new programs tag the sockets now: adopted filters get the new
@@ -366,8 +389,9 @@ class TcShaper:
         self._takeover_pending = any(hook.old_program for hook in self._ingress.values())
 
 
-def remove_ingress_remains(ipr: IPRoute, entry: IngressEntry) -> None:
-    """Remove what of a recorded IFB and hook is still there and ours."""
+def remove_ingress_remains(ipr: IPRoute, entry: IngressEntry, keep_ifb: bool = False) -> None:
+    """Remove what of a recorded IFB and hook is still there and ours (the IFB
+    not when keep_ifb: another uplink's hook uses it)."""
     uplink = same_device(ipr, entry.uplink, entry.uplink_name)
     if uplink is not None and entry.hook_parent is not None:
         found = our_filter(ipr, entry.uplink, entry.hook_parent, None)
@@ -378,7 +402,7 @@ def remove_ingress_remains(ipr: IPRoute, entry: IngressEntry) -> None:
                 ipr.tc("del", "ingress", entry.uplink, INGRESS_PARENT)
             except NetlinkError as error:
                 log.debug("ingress qdisc on %d already gone: %s", entry.uplink, error)
-    ifb = our_ifb(ipr, entry.ifb_name)
+    ifb = None if keep_ifb else our_ifb(ipr, entry.ifb_name)
     if ifb is not None:
         interfaces.delete_link(ipr, ifb.index)
 
