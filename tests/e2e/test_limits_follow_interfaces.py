@@ -65,6 +65,8 @@ def test_an_uplink_that_appears_after_the_limit_is_held_in_sum(stack: Stack, sco
                 streams.append(start_stream(later, 5841, direction.value, app_cgroup=scope))
                 total = _sum_within(streams, LIMIT)
                 assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
+                if direction is Direction.DOWN:  # one IFB, and so one class, for both uplinks' downloads
+                    assert len(_ifbs(stack.pair.host_ns)) == 1, _ifbs(stack.pair.host_ns)
                 streams.pop().stop()
         finally:
             call_helper(stack.bus_address, lambda c: c.clear_limit(app))
