@@ -1,4 +1,5 @@
-"""Remembering polkit's "yes" for a moment, and never its "no"."""
+"""Remembering polkit's "yes" for a moment, and its "no" only for a shorter
+moment and only for calls that cannot prompt."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_a_yes_is_remembered_for_its_caller_and_action_until_it_expires() -> Non
     asyncio.run(run())
 
 
-def test_a_no_is_never_remembered() -> None:
+def test_a_no_is_not_remembered_for_a_call_that_may_prompt() -> None:
     polkit = ScriptedAuthority()
     cache = CachingAuthority(polkit)
 
@@ -46,6 +47,24 @@ def test_a_no_is_never_remembered() -> None:
         assert not await cache.check(":1.7", Action.MONITOR, interactive=False)
         polkit.allowed.add((":1.7", Action.MONITOR))  # e.g. the password was typed
         assert await cache.check(":1.7", Action.MONITOR, interactive=True)
+        assert polkit.asked == 2
+
+    asyncio.run(run())
+
+
+def test_a_no_to_a_call_that_cannot_prompt_is_remembered_briefly() -> None:
+    """A flood of refused calls costs polkitd one check per caller and half second."""
+    polkit, now = ScriptedAuthority(), [50.0]
+    cache = CachingAuthority(polkit, deny_ttl_s=0.5, clock=lambda: now[0])
+
+    async def run() -> None:
+        for _ in range(100):
+            assert not await cache.check(":1.9", Action.LIMIT_ANY, interactive=False)
+        assert polkit.asked == 1
+        polkit.allowed.add((":1.9", Action.LIMIT_ANY))
+        assert not await cache.check(":1.9", Action.LIMIT_ANY, interactive=False)  # granted, not yet honoured
+        now[0] += 0.6
+        assert await cache.check(":1.9", Action.LIMIT_ANY, interactive=False)  # at most deny_ttl_s late
         assert polkit.asked == 2
 
     asyncio.run(run())
