@@ -133,13 +133,19 @@ class CachingAuthority:
     answer came would otherwise still cost one check per call. A unique bus name
     is never reused and its uid never changes, so the only staleness is a right
     that was just revoked (a rule removed, a session gone inactive) being
-    honoured for up to ttl_s more. A "no" is remembered only for calls that
-    cannot prompt, and only for deny_ttl_s: a caller without rights that sends
-    calls as fast as they are answered made polkitd spend 53-59% of a core
-    (this 2-core machine) and slowed everyone's calls; an interactive call,
-    which may prompt for a password, always asks again, and a right just
-    granted is honoured at most deny_ttl_s late.
+    honoured for up to ttl_s more.
+
+    A caller without rights that sends calls as fast as they are answered made
+    polkitd spend 53-59% of a core (this 2-core machine) and slowed everyone's
+    calls. So a "no" to a call that cannot prompt is remembered for
+    deny_ttl_s (a right just granted is honoured at most that late), and a
+    caller that was told "no" DENIALS_PER_S times within a second is told "no"
+    without asking for the rest of that second, whatever its calls' flags (an
+    interactive call may prompt for a password, so its "no" is not remembered;
+    but nobody types a password several times a second).
     """
+
+    DENIALS_PER_S = 5
 
     MAX_ENTRIES = 4096
 
@@ -151,12 +157,15 @@ class CachingAuthority:
         self._clock = clock
         self._allowed_until: dict[tuple[str, Action], float] = {}
         self._denied_until: dict[tuple[str, Action], float] = {}
+        self._denials: dict[str, list[float]] = {}  # sender -> when polkit said no, within the last second
         self._asking: dict[tuple[str, Action, bool], asyncio.Future[bool]] = {}
 
     async def check(self, sender: str, action: Action, *, interactive: bool) -> bool:
         if self._allowed_until.get((sender, action), 0.0) > self._clock():
             return True
         if not interactive and self._denied_until.get((sender, action), 0.0) > self._clock():
+            return False
+        if self._denied_too_often(sender):
             return False
         key = (sender, action, interactive)
         answer = self._asking.get(key)
@@ -174,10 +183,21 @@ class CachingAuthority:
             self._allowed_until.pop(key, None)
             if not interactive:
                 self._remember(self._denied_until, key, now + self._deny_ttl_s, now)
+            if len(self._denials) >= self.MAX_ENTRIES and sender not in self._denials:
+                self._denials.clear()
+            self._denials.setdefault(sender, []).append(now)
             return False
         self._denied_until.pop(key, None)
         self._remember(self._allowed_until, key, now + self._ttl_s, now)
         return True
+
+    def _denied_too_often(self, sender: str) -> bool:
+        recent = [at for at in self._denials.get(sender, ()) if at > self._clock() - 1.0]
+        if recent:
+            self._denials[sender] = recent
+        else:
+            self._denials.pop(sender, None)
+        return len(recent) >= self.DENIALS_PER_S
 
     def _remember(self, table: dict[tuple[str, Action], float], key: tuple[str, Action], until: float,
                   now: float) -> None:  # fmt: skip

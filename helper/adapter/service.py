@@ -71,6 +71,13 @@ log = logging.getLogger("chadthrottle.helper.adapter.service")
 INTROSPECTABLE_INTERFACE = "org.freedesktop.DBus.Introspectable"
 PEER_INTERFACE = "org.freedesktop.DBus.Peer"
 GENERIC_FAILURE_TEXT = "the helper hit an internal error; details are in its log"
+# A caller whose calls failed this often within a second (refused, unknown
+# ids, bad arguments) gets its next failures answered this much later. A
+# client that calls as fast as it is answered then slows itself down: eight
+# such clients without any right took the two cores of this machine with
+# dbus-daemon, and root's calls waited (bench/helper_flood.py). No program
+# that means well fails five calls a second.
+FAILURES_BEFORE_DELAY, FAILURE_DELAY_S = 5, 0.1
 
 # The one place where helper errors become D-Bus error names; first match wins,
 # so subclasses come before HelperError. Anything not a HelperError is FAILED
@@ -162,6 +169,7 @@ class HelperService:
         self._exported = False
         self._last_activity_s = time.monotonic()
         self._uids: dict[str, int] = {}  # unique bus name -> uid
+        self._failures: dict[str, list[float]] = {}  # unique bus name -> when its calls failed, last second
 
     def export(self) -> None:
         self._bus.add_message_handler(self._on_message)
@@ -209,10 +217,24 @@ class HelperService:
             raise
         except HelperError as error:
             reply = Message.new_error(message, error_name_for(error).value, str(error))
+            if self._failing_often(message.sender or ""):
+                await asyncio.sleep(FAILURE_DELAY_S)
         except Exception:
             log.exception("unexpected error in %s.%s", message.interface, message.member)
             reply = Message.new_error(message, ErrorName.FAILED.value, GENERIC_FAILURE_TEXT)
         self._send(message, reply)
+
+    def _failing_often(self, sender: str) -> bool:
+        """Count one more failed call of sender; whether it failed
+        FAILURES_BEFORE_DELAY times within the last second."""
+        now = time.monotonic()
+        if len(self._failures) >= 4096 and sender not in self._failures:
+            self._failures = {s: times for s, times in self._failures.items() if times[-1] > now - 1.0}
+            if len(self._failures) >= 4096:
+                self._failures.clear()
+        recent = [at for at in self._failures.get(sender, ()) if at > now - 1.0] + [now]
+        self._failures[sender] = recent[-FAILURES_BEFORE_DELAY:]
+        return len(recent) > FAILURES_BEFORE_DELAY
 
     def _send(self, request: Message, reply: Message) -> None:
         if request.flags & MessageFlag.NO_REPLY_EXPECTED:

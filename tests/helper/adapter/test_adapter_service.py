@@ -312,3 +312,33 @@ def test_connections_of_unknown_or_malformed_ids_are_named_errors(adapter_helper
 def test_interfaces_are_listed(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
     (interface,) = client_call(adapter_helper.address, "list_interfaces")
     assert (interface.name, interface.ifindex, interface.rx_bytes) == ("eth0", 2, 1000)
+
+
+def test_a_caller_that_keeps_failing_is_answered_more_slowly(
+    engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+) -> None:
+    """Past FAILURES_BEFORE_DELAY failed calls a second, each failure waits
+    FAILURE_DELAY_S: a client calling as fast as it is answered slows itself,
+    instead of taking the machine (bench/helper_flood.py)."""
+    from chadthrottle.helper.adapter.service import FAILURE_DELAY_S, FAILURES_BEFORE_DELAY
+
+    calls = FAILURES_BEFORE_DELAY + 6
+
+    async def run() -> tuple[float, list[str | None]]:
+        bus = await MessageBus(bus_address=adapter_helper.address).connect()
+        try:
+            started = time.monotonic()
+            names = []
+            for _ in range(calls):  # one connection, one caller
+                reply = await bus.call(Message(destination=contract.BUS_NAME, path=contract.OBJECT_PATH,
+                                               interface=INTERFACE, member="SetLimit", signature="sstts",
+                                               body=["curl", "down", 5000, 0, ""]))  # fmt: skip
+                names.append(reply.error_name)
+            return time.monotonic() - started, names
+        finally:
+            bus.disconnect()
+
+    elapsed, names = asyncio.run(run())
+    assert names == [ErrorName.INVALID_ARGUMENT.value] * calls
+    assert elapsed >= (calls - FAILURES_BEFORE_DELAY) * FAILURE_DELAY_S
+    assert engine.changes() == []

@@ -114,3 +114,21 @@ def test_overlapping_checks_for_the_same_caller_and_action_ask_once() -> None:
         assert polkit.asked == 3  # one per (caller, action, interactive), not one per call
 
     asyncio.run(run())
+
+
+def test_a_caller_told_no_several_times_a_second_is_told_no_without_asking() -> None:
+    """Interactive calls too: an attacker can set the flag on every call."""
+    polkit, now = ScriptedAuthority(), [10.0]
+    cache = CachingAuthority(polkit, clock=lambda: now[0])
+
+    async def run() -> None:
+        for _ in range(50):
+            assert not await cache.check(":1.11", Action.LIMIT_OWN, interactive=True)
+        assert polkit.asked == CachingAuthority.DENIALS_PER_S
+        assert not await cache.check(":1.12", Action.LIMIT_OWN, interactive=True)  # others still asked
+        assert polkit.asked == CachingAuthority.DENIALS_PER_S + 1
+        now[0] += 1.1
+        polkit.allowed.add((":1.11", Action.LIMIT_OWN))
+        assert await cache.check(":1.11", Action.LIMIT_OWN, interactive=True)  # a second later: asked again
+
+    asyncio.run(run())
