@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,3 +123,46 @@ def test_an_application_using_two_uplinks_is_held_in_sum(
         finally:
             for stream in streams:
                 stream.stop()
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+@pytest.fixture
+def container(stack: Stack) -> Iterator[NetnsPair]:
+    """A container's namespace behind the helper's, as with docker0: its only
+    link goes to the helper's namespace, which routes its traffic on to the
+    internet. Yields the pair start_stream needs: the application in the
+    container, its peer in the internet namespace."""
+    with extra_link(f"ctctr-{secrets.token_hex(3)}", stack.pair.host_ns) as link:
+        subnet = link.peer_addr.rsplit(".", 1)[0] + ".0/24"
+        _ip("-n", link.host_ns, "route", "add", "default", "via", link.peer_addr)
+        subprocess.run(["ip", "netns", "exec", stack.pair.host_ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
+                       check=True, capture_output=True)  # fmt: skip
+        _ip("-n", stack.pair.peer_ns, "route", "add", subnet, "via", stack.pair.host_addr)
+        try:
+            yield NetnsPair(peer_ns=stack.pair.peer_ns, host_ns=link.host_ns, peer_if=stack.pair.peer_if,
+                            host_if=link.host_if, peer_addr=stack.pair.peer_addr, host_addr=link.host_addr,
+                            peer_addr6=stack.pair.peer_addr6, host_addr6=link.host_addr6)  # fmt: skip
+        finally:
+            subprocess.run(["ip", "-n", stack.pair.peer_ns, "route", "del", subnet], capture_output=True)
+            subprocess.run(["ip", "netns", "exec", stack.pair.host_ns, "sysctl", "-qw", "net.ipv4.ip_forward=0"],
+                           capture_output=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN])
+def test_an_application_in_a_container_behind_the_helpers_namespace_is_held(
+    stack: Stack, container: NetnsPair, scope: Path, peer_scope: Path, direction: Direction
+) -> None:
+    """Its traffic crosses the helper's namespace forwarded (where the kernel
+    resets the packets' priority and no socket of the helper's namespace is
+    theirs): it is held in the container's own namespace."""
+    stream = start_stream(container, next(_ports), direction.value, app_cgroup=scope, peer_cgroup=peer_scope)
+    try:
+        assert stream.receiver.rate_bps(1.0) > 3 * LIMIT  # it is fast before
+        with _limited(stack, stream, direction, LIMIT):
+            total = _sum_within([stream], LIMIT)
+            assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
+    finally:
+        stream.stop()
