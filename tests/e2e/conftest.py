@@ -42,6 +42,16 @@ class Stack:
         return state
 
 
+@pytest.fixture
+def pair(private_bus: PrivateSystemBus) -> Iterator[NetnsPair]:
+    """A network namespace pair of its own, for a test that starts its own
+    helper(s) in it (restarts, SIGKILL) rather than using the module's stack."""
+    require_root()
+    require_program("nsenter")
+    with netns_pair() as created:
+        yield created
+
+
 @pytest.fixture(scope="module")
 def stack(
     request: pytest.FixtureRequest, private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFactory

@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,10 @@ from chadthrottle.client import HelperClientError
 from chadthrottle.contract import Direction
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from tests.support.helper_calls import call_helper
-from tests.support.netns import NetnsPair, netns_pair, start_stream
-from tests.support.requirements import require_program, require_root
+from tests.support.netns import NetnsPair, start_stream
 
 LIMIT_BPS = 1024 * 1024
 START_TIMEOUT_S = 150.0  # another session's helper may hold the datapath lock
-
-
-@pytest.fixture
-def pair(private_bus: PrivateSystemBus) -> Iterator[NetnsPair]:
-    require_root()
-    require_program("nsenter")
-    with netns_pair() as created:
-        yield created
 
 
 def _run(*argv: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,7 @@ from bench.restart_gap import (
 from chadthrottle.helper.engine.limits import default_burst_bytes
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
-from tests.support.netns import NetnsPair, netns_pair, tc_dump
-from tests.support.requirements import require_program, require_root
+from tests.support.netns import NetnsPair, tc_dump
 from tests.support.waiting import eventually
 
 MiB = 1024 * 1024
@@ -35,14 +33,6 @@ DOWN_S = 1.0
 # it lets through at once, as after any pause: a window may hold that much more.
 BURST_SHARE = default_burst_bytes(LIMIT_BPS) / (WINDOW_S * LIMIT_BPS)
 RTO_AFTER_LINK_UP_S = 1.0  # TCP retransmits on its backed-off timer once the link is back
-
-
-@pytest.fixture
-def pair(private_bus: PrivateSystemBus) -> Iterator[NetnsPair]:
-    require_root()
-    require_program("nsenter")
-    with netns_pair() as created:
-        yield created
 
 
 def _configuration(pair: NetnsPair) -> str:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.netns import NetnsPair, netns_pair
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.tc_shaper import TcShaper
+from tests.support.netns import NetnsPair, netns_pair, tc_shaper_in
 from tests.support.requirements import require, require_program, require_root
 
 
@@ -32,4 +34,21 @@ def kernel_ready(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def pair(kernel_ready: Path) -> Iterator[NetnsPair]:
     with netns_pair() as created:
+        yield created
+
+
+@pytest.fixture
+def datapath(kernel_ready: Path) -> Iterator[Datapath]:
+    path = Datapath(cache_dir=kernel_ready)
+    path.open()
+    try:
+        yield path
+    finally:
+        path.close()
+
+
+@pytest.fixture
+def shaper(pair: NetnsPair, datapath: Datapath) -> Iterator[TcShaper]:
+    """A TcShaper on the pair's host namespace, with the real datapath's programs."""
+    with tc_shaper_in(pair.host_ns, datapath) as created:
         yield created

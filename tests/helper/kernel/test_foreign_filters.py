@@ -18,30 +18,15 @@ import pytest
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel import bpf_syscalls
-from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.tc_shaper import FILTER_PRIORITY, TcShaper
-from tests.support.netns import NetnsPair, entered_netns, tc_shaper_in
+from tests.support.netns import NetnsPair, entered_netns
 from tests.support.waiting import eventually
 
 LIMIT = ClassSpec(rate_bps=3_000_000, burst_bytes=131072)
 BPF_PROG_LOAD, BPF_PROG_TYPE_SCHED_CLS = 5, 3
 
 
-@pytest.fixture
-def datapath(kernel_ready) -> Iterator[Datapath]:  # type: ignore[no-untyped-def]
-    path = Datapath(cache_dir=kernel_ready)
-    path.open()
-    try:
-        yield path
-    finally:
-        path.close()
-
-
-@pytest.fixture
-def shaper(pair: NetnsPair, datapath: Datapath) -> Iterator[TcShaper]:
-    with tc_shaper_in(pair.host_ns, datapath) as created:
-        yield created
 
 
 def _tc(pair: NetnsPair, *argv: str) -> None:

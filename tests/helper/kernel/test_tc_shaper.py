@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 from pyroute2 import IPRoute
@@ -29,20 +28,6 @@ def _tc_rate(rate_bps: int) -> str:
     return f"rate {round(rate_bps * VETH_L3_TO_L2) * 8 // 1000}Kbit"
 
 
-@pytest.fixture
-def datapath(kernel_ready) -> Iterator[Datapath]:  # type: ignore[no-untyped-def]
-    path = Datapath(cache_dir=kernel_ready)
-    path.open()
-    try:
-        yield path
-    finally:
-        path.close()
-
-
-@pytest.fixture
-def shaper(pair: NetnsPair, datapath: Datapath) -> Iterator[TcShaper]:
-    with tc_shaper_in(pair.host_ns, datapath) as created:
-        yield created
 
 
 def test_first_limit_creates_and_last_removes_everything(pair: NetnsPair, shaper: TcShaper) -> None:
