@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -335,9 +336,15 @@ def netns_device(netns: str, ifname: str) -> tuple[int, int]:
             return netns_cookie_of(sock), socket.if_nametoindex(ifname)
 
 
+# HTB prints how many packets it sent unclassified, a counter that any stray
+# packet (an IPv6 router solicitation) moves: not part of the configuration.
+_DIRECT_PACKETS = re.compile(r"direct_packets_stat \d+")
+
+
 def tc_dump(netns: str, attempts: int = 20) -> str:
-    """Every link, qdisc, class and filter of a namespace, for before/after checks.
-    A device that vanishes while it is read (an IFB being removed) means: read again."""
+    """Every link, qdisc, class and filter of a namespace, for before/after checks
+    (configuration, not counters). A device that vanishes while it is read (an
+    IFB being removed) means: read again."""
 
     def run(*argv: str) -> str:
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
@@ -350,7 +357,8 @@ def tc_dump(netns: str, attempts: int = 20) -> str:
                 ifname = line.split(": ")[1].split("@")[0]
                 for query in (("qdisc", "show", "dev", ifname), ("class", "show", "dev", ifname),
                               ("filter", "show", "dev", ifname), ("filter", "show", "dev", ifname, "ingress")):
-                    lines.append(f"{' '.join(query)}: {run('tc', '-n', netns, *query)}")
+                    shown = _DIRECT_PACKETS.sub("direct_packets_stat -", run("tc", "-n", netns, *query))
+                    lines.append(f"{' '.join(query)}: {shown}")
         except subprocess.CalledProcessError:
             if attempt == attempts - 1:
                 raise

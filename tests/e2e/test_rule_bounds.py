@@ -1,0 +1,72 @@
+"""One user cannot fill the helper with rules: past MAX_RULES_PER_USER
+applications, their next rule is refused with a clear error, other users'
+rules are not held back, and changing a rule one has stays possible.
+
+Written as the attack: uid NOBODY, with monitor + limit-own granted by the
+real polkitd, runs MAX_RULES_PER_USER + 1 programs (hard links to one
+executable, so each is an application of its own) and limits each."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chadthrottle.contract import MAX_RULES_PER_USER, Direction, ErrorName
+from tests.e2e.conftest import Stack
+from tests.support.helper_calls import call_helper
+from tests.support.other_users import client_as, granted
+from tests.support.requirements import require_program
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def programs_of_nobody() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """MAX_RULES_PER_USER + 1 sleeping programs of uid NOBODY, each at its own path."""
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    folder = Path(tempfile.mkdtemp(prefix="ct-bounds-"))
+    folder.chmod(0o755)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        setpriv = [require_program("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        for n in range(MAX_RULES_PER_USER + 1):
+            path = folder / f"app{n}"
+            shutil.copy(sleep, path)  # a copy, not a link: the same inode would be one executable to the kernel
+            path.chmod(0o755)
+            processes.append(subprocess.Popen([*setpriv, str(path), "120"]))
+        yield processes
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_user_keeps_a_bounded_number_of_rules(stack: Stack, programs_of_nobody: list) -> None:  # type: ignore[type-arg]
+    with client_as(stack.bus_address, NOBODY) as nobody, granted(nobody):
+        ids = []
+        for process in programs_of_nobody[:MAX_RULES_PER_USER]:
+            answer = nobody.ask("set", f"pid:{process.pid}", "up", 50_000)
+            assert "ok" in answer, answer
+            ids.append(answer["ok"])
+        try:
+            last = nobody.ask("set", f"pid:{programs_of_nobody[-1].pid}", "up", 50_000)
+            assert last == {"error": ErrorName.INVALID_ARGUMENT.value}
+            assert nobody.ask("set", ids[0], "up", 60_000) == {"ok": ids[0]}  # changing one it has: fine
+            # root, an administrator, is not held back by this user's rules
+            admin = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{programs_of_nobody[-1].pid}",
+                                                                           Direction.UP, 70_000))  # fmt: skip
+            assert admin.endswith(os.path.basename(programs_of_nobody[-1].args[-2]))
+            call_helper(stack.bus_address, lambda c: c.clear_limit(admin))
+            assert len([r for r in call_helper(stack.bus_address, lambda c: c.list_rules()) if r.owner == NOBODY]) \
+                == MAX_RULES_PER_USER
+        finally:
+            for app_id in ids:
+                nobody.ask("clear", app_id)
+        assert [r for r in call_helper(stack.bus_address, lambda c: c.list_rules()) if r.owner == NOBODY] == []
