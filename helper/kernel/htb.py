@@ -54,7 +54,12 @@ ROOT_MARKER_R2Q = HTB_MAJOR
 BUFFER_TICKS_SLACK = 2  # the kernel's ns -> ticks round trip of a class's buffer
 
 LEAF_QUEUE_SECONDS = 0.1  # a leaf bfifo holds this much of the class rate
-MIN_LEAF_QUEUE_BYTES = 256 * 1024  # at least a few 64 KB GSO/GRO super-packets
+MIN_UPLOAD_QUEUE_BYTES = 256 * 1024  # at least a few 64 KB GSO super-packets
+# A download leaf's floor: a few full frames, no more. Its packets wait there
+# while the remote sender's retransmission timer runs (200 ms at least): a
+# queue longer than that fills with retransmissions of what it already holds,
+# and the application receives almost nothing (256 KiB at 128 KiB/s did).
+MIN_DOWNLOAD_QUEUE_BYTES = 8 * 1514
 # Uploads past this much virtual queue get congestion notices (see maps.h):
 # well below the leaf queue, so TCP backs off before anything is dropped.
 MIN_CN_QUEUE_NS = 20_000_000
@@ -100,10 +105,10 @@ def leaf_queue_bytes(rate_bps: int, direction: Direction) -> int:
     for UDP, the remote sender learns from drops. Uploads: room for what TCP small queues lets one local socket push, so a
     limit landing on a fast connection loses nothing while the congestion
     notices bring its window down; in steady state the queue stays short."""
-    queue = max(MIN_LEAF_QUEUE_BYTES, int(rate_bps * LEAF_QUEUE_SECONDS))
+    queue = int(rate_bps * LEAF_QUEUE_SECONDS)
     if direction is Direction.UP:
-        queue = max(queue, _tcp_small_queue_bytes() + CN_QUEUE_BYTES)
-    return queue
+        return max(queue, MIN_UPLOAD_QUEUE_BYTES, _tcp_small_queue_bytes() + CN_QUEUE_BYTES)
+    return max(queue, MIN_DOWNLOAD_QUEUE_BYTES)
 
 
 def cn_queue_ns(rate_bps: int) -> int:
