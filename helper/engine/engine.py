@@ -268,6 +268,7 @@ class Engine:
                 for _, edit in edits:
                     edit(table)
 
+            self._index.take_new_processes()
             clamped = self._shrink_windows_first(batch)
         self._wait_for_old_windows(clamped)
         with self._lock:

@@ -74,6 +74,20 @@ class ApplicationIndex:
         self._scan(True, set())
         return True
 
+    def take_new_processes(self) -> int:
+        """Read the processes started since the last refresh, and only those: a
+        limit set now must reach a process the next tick would first see (it
+        ran unlimited for up to a second). Returns how many were taken."""
+        taken = 0
+        for pid in self._list_pids():
+            if pid in self._seen:
+                continue
+            process = self._read(pid)
+            if process is not None:
+                self.update_process(process)
+                taken += 1
+        return taken
+
     def update_process(self, process: ProcessInfo) -> None:
         """Take one process just read as it is now (a "pid:N" lookup: it may
         have moved to its app scope since the index read it), without reading

@@ -95,6 +95,19 @@ def test_a_new_process_of_a_limited_app_is_tagged_on_the_next_tick(world: World)
     assert 10 in world.datapath.forgotten
 
 
+def test_a_limit_reaches_at_once_a_process_started_since_the_last_tick(world: World) -> None:
+    """It would otherwise download unlimited, with its window unclamped, until
+    the next tick (a second: over a fast link, a gigabyte)."""
+    world.spawn(10)
+    world.engine.tick()
+    world.spawn(11)  # the same program, not yet seen by a tick
+    world.datapath.old_window_drains[11] = 0.2
+    world.engine.set_limit("pid:10", Direction.DOWN, 1_000_000, 0)
+    assert ("clamp", 11, 1_000_000) in world.datapath.events
+    assert world.datapath.process_slots[11] == world.datapath.process_slots[10] != 0
+    assert world.slept == [0.2]  # its old window was waited for
+
+
 def test_two_apps_get_independent_slots(world: World) -> None:
     world.spawn(10)
     world.spawn(20, exe="/usr/bin/wget")

@@ -110,3 +110,19 @@ def test_update_process_reads_no_other_process() -> None:
     index.refresh()  # and the next tick keeps what was learnt without reading it again
     assert set(index.application("app:org.x.Editor").processes) == {10, 11}  # type: ignore[union-attr]
     assert proc.reads == reads
+
+
+def test_taking_new_processes_reads_only_those_not_seen_yet() -> None:
+    """What a limit change costs: one listing of /proc and a read of each
+    process started since the last refresh, none of the others."""
+    proc = Proc()
+    proc.spawn(10)
+    proc.spawn(11, cgroup=SCOPE)
+    index = proc.index()
+    index.refresh()
+    proc.reads.clear()
+    proc.spawn(12, cgroup=SCOPE)
+    assert index.take_new_processes() == 1
+    assert proc.reads == [12]
+    assert set(index.application("app:org.x.Editor").processes) == {11, 12}
+    assert index.take_new_processes() == 0 and proc.reads == [12]
