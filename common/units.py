@@ -43,13 +43,20 @@ RATE_HELP = (
 )
 
 
-def parse_rate(text: str) -> int | None:
+def parse_rate(text: str, units: UnitSystem | None = None) -> int | None:
     """Parse a rate such as "500K", "2M", "1MiB" or "unlimited".
 
     Returns bytes per second, or None for unlimited. Raises UnitError with a
     one-line reason for anything else, including rates outside the bounds the
     helper accepts.
+
+    Without ``units`` (the CLI) a bare number or suffix means bytes. With the
+    units a person reads rates in (the GUI), a bare number or prefix means
+    that unit: "10M" is 10 Mbit/s in bits mode and 10 MiB/s in binary mode;
+    see ``_parse_in_units``.
     """
+    if units is not None:
+        return _parse_in_units(text, units)
     cleaned = text.strip().lower()
     if cleaned in UNLIMITED_WORDS:
         return None
@@ -74,6 +81,15 @@ class UnitSystem(str, Enum):
     BYTES_BINARY = "bytes-binary"
     BITS_DECIMAL = "bits-decimal"
     BITS_BINARY = "bits-binary"
+
+    @property
+    def bits(self) -> bool:
+        return self in (UnitSystem.BITS_DECIMAL, UnitSystem.BITS_BINARY)
+
+    @property
+    def base(self) -> int:
+        """1000 or 1024: the step between k, M and G."""
+        return 1024 if self in (UnitSystem.BYTES_BINARY, UnitSystem.BITS_BINARY) else 1000
 
 
 @dataclass(frozen=True)
@@ -114,3 +130,70 @@ def format_rate(rate_bps: float, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -
 def format_limit(limit_bps: int, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> str:
     """A configured limit: "none" for 0 (no limit), else the formatted rate."""
     return "none" if limit_bps <= 0 else format_rate(limit_bps, units)
+
+
+def unit_bps(units: UnitSystem, power: int) -> float:
+    """Bytes/s in one unit of the given prefix power: 0 is B/s or bit/s, 2 is MB/s or Mbit/s ..."""
+    return units.base**power / (8 if units.bits else 1)
+
+
+def unit_label(units: UnitSystem, power: int) -> str:
+    """"MB/s", "Mibit/s": the name of unit_bps(units, power)."""
+    return _SCALES[units].labels[power]
+
+
+def format_round(rate_bps: float, units: UnitSystem) -> str:
+    """A round rate without trailing zeros, for menus: "5 MB/s", "1.5 Mbit/s"."""
+    value = max(0.0, float(rate_bps))
+    power = 0
+    while power < 4 and value >= unit_bps(units, power + 1) * 0.9995:
+        power += 1
+    number = value / unit_bps(units, power)
+    return f"{round(number, 2):g} {unit_label(units, power)}"
+
+
+# A number, then an optional prefix (k, M, G, T, with i for binary) and unit
+# (b, B, bit, bits, byte, bytes), then an optional "/s" or "ps". Case matters
+# only for a lone b: B is bytes; b is bits in bits mode (as in "Mb/s") and
+# bytes otherwise, as the CLI reads it.
+_UNITS_RE = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(?:([kKmMgGtT])(i?))?(b|B|bits?|bytes?)?\s*(?:/s|ps)?\s*$"
+)
+_PREFIX_POWER = {"k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def _parse_in_units(text: str, units: UnitSystem) -> int | None:
+    """Parse what a person typed while reading rates in ``units``.
+
+    A bare number or prefix is that unit ("10M": 10 Mbit/s in bits mode, 10
+    MiB/s in binary mode); an explicit unit wins ("2 MB/s", "500 kbit/s",
+    "1MiB"); a prefix with a unit and no "i" is decimal. Bounds are the
+    helper's, said in ``units``.
+    """
+    cleaned = text.strip()
+    if cleaned.lower() in UNLIMITED_WORDS:
+        return None
+    match = _UNITS_RE.match(cleaned)
+    if not match:
+        raise UnitError(f"not a rate: {text!r} (try {_examples(units)} or unlimited)")
+    number, prefix, binary, unit = match.groups()
+    power = _PREFIX_POWER[prefix.lower()] if prefix else 0
+    if unit is None:
+        bits, base = units.bits, (1024 if binary else units.base if prefix else 1)
+    else:
+        bits = unit.startswith("bit") or (unit == "b" and units.bits)
+        base = 1024 if binary else 1000
+    value = float(number) * base**power / (8 if bits else 1)
+    if not math.isfinite(value):
+        raise UnitError(f"not a rate: {text!r}")
+    rate_bps = round(value)
+    if rate_bps < MIN_RATE_BPS:
+        raise UnitError(f"rate {text!r} is below the minimum of {format_rate(MIN_RATE_BPS, units)}")
+    if rate_bps > MAX_RATE_BPS:
+        raise UnitError(f"rate {text!r} is above the maximum of {format_rate(MAX_RATE_BPS, units)}")
+    return rate_bps
+
+
+def _examples(units: UnitSystem) -> str:
+    """Typing examples in the reader's units: "500K, 2M, 2 Mbit/s"."""
+    return f"500K, 2M, 2 {unit_label(units, 2)}"

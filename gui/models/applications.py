@@ -32,7 +32,7 @@ from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.limit_truth import LimitState, LimitTally, describe_limit, limit_state, tally
 from chadthrottle.gui.models.row_order import RowOrder, ordered, runs
 from chadthrottle.gui.models.rows import AppRow, ProcessRow, identity_or_limits, matches, sort_key
-from chadthrottle.units import UnitSystem, format_limit, format_rate
+from chadthrottle.units import UnitSystem, format_limit, format_rate, unit_label
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,15 @@ _ANSWERED_ROLES = frozenset(
 _VERTICAL_SORT = QAbstractItemModel.LayoutChangeHint.VerticalSortHint
 _LAYOUT_ARGS = ("QList<QPersistentModelIndex>", "QAbstractItemModel::LayoutChangeHint")  # the overload with a hint
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-_LIMIT_HINT = (
-    "Bytes per second on the wire at L3 (IP header included). "
-    "Drag the slider or type a value such as 500K, 2 MB/s or unlimited."
-)
+def _limit_hint(units: UnitSystem) -> str:
+    return (
+        "Rates on the wire at L3 (IP header included). "
+        f"Drag the slider or type a value such as 500K, 2M, 2 {unit_label(units, 2)} or unlimited."
+    )
+
+
+# Rate columns sort busiest first on their first click (the header asks this role).
+_BUSIEST_FIRST = frozenset({Column.DOWN, Column.UP, Column.ACTIVITY})
 
 
 class ApplicationsModel(QAbstractItemModel):
@@ -135,6 +140,9 @@ class ApplicationsModel(QAbstractItemModel):
             return HEADERS[column]
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.DOWN, Column.UP):
             return int(_RIGHT)
+        if role == Qt.ItemDataRole.InitialSortOrderRole:
+            busiest = column in _BUSIEST_FIRST
+            return Qt.SortOrder.DescendingOrder if busiest else Qt.SortOrder.AscendingOrder
         return None
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -201,7 +209,7 @@ class ApplicationsModel(QAbstractItemModel):
             state = self._state(app, direction)
             if state.read_only:
                 return describe_limit(state, direction, self._units)
-            return f"{describe_limit(state, direction, self._units)}\n{_LIMIT_HINT}"
+            return f"{describe_limit(state, direction, self._units)}\n{_limit_hint(self._units)}"
         if column == Column.NAME:
             processes = len(app.processes)
             return f"{app.info.name}\n{app.info.id}\n{processes} process{'es' * (processes != 1)}"

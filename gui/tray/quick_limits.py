@@ -11,8 +11,10 @@ nothing, and removing the limit restores them at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from chadthrottle.contract import MIN_RATE_BPS, ApplicationInfo
+from chadthrottle.units import UnitSystem, format_round, unit_bps
 
 TRAY_APPLICATIONS = 8
 
@@ -24,14 +26,25 @@ class QuickLimit:
 
 
 CUSTOM = -1
-QUICK_LIMITS: tuple[QuickLimit, ...] = (
-    QuickLimit("Unlimited", None),
-    QuickLimit("100 KB/s", 100_000),
-    QuickLimit("1 MB/s", 1_000_000),
-    QuickLimit("5 MB/s", 5_000_000),
-    QuickLimit("Custom…", CUSTOM),
-    QuickLimit("Block", MIN_RATE_BPS),
-)
+# The quick limits in units of k and M: about 100 KB/s, 1 MB/s and 5 MB/s,
+# round in what the user reads (1, 10 and 50 Mbit/s in bits mode).
+_QUICK_BYTES = ((100, 1), (1, 2), (5, 2))
+_QUICK_BITS = ((1, 2), (10, 2), (50, 2))
+
+
+@cache
+def quick_limits(units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> tuple[QuickLimit, ...]:
+    """The tray's choices, labelled and rounded in ``units``."""
+    rates = [round(number * unit_bps(units, power)) for number, power in (_QUICK_BITS if units.bits else _QUICK_BYTES)]
+    return (
+        QuickLimit("Unlimited", None),
+        *(QuickLimit(format_round(rate, units), rate) for rate in rates),
+        QuickLimit("Custom…", CUSTOM),
+        QuickLimit("Block", MIN_RATE_BPS),
+    )
+
+
+QUICK_LIMITS = quick_limits()
 
 
 def busiest_applications(
@@ -50,9 +63,9 @@ def busiest_applications(
     return chosen
 
 
-def checked_label(current_limit_bps: int) -> str | None:
+def checked_label(current_limit_bps: int, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> str | None:
     """The quick limit that matches the current limit, for its check mark."""
-    for quick in QUICK_LIMITS:
+    for quick in quick_limits(units):
         if quick.rate_bps == (current_limit_bps or None):
             return quick.label
     return None if current_limit_bps == 0 else "Custom…"

@@ -19,8 +19,8 @@ from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
-from chadthrottle.gui.tray.quick_limits import CUSTOM, QUICK_LIMITS, QuickLimit, busiest_applications, checked_label
-from chadthrottle.units import UnitError, format_rate, parse_rate
+from chadthrottle.gui.tray.quick_limits import CUSTOM, QuickLimit, busiest_applications, checked_label, quick_limits
+from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate, unit_label
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,9 @@ class TrayController(QObject):
     def rebuild_menu(self) -> None:
         """Busiest applications with quick limits, then the fixed entries."""
         self.menu.clear()
+        for submenu in self.menu.findChildren(QMenu):  # clear() leaves the old submenus
+            submenu.setParent(None)  # type: ignore[call-overload]
+            submenu.deleteLater()
         units = self._model.units
         can_limit = self._status.can_limit
         applications = busiest_applications(self._model.applications())
@@ -128,9 +131,9 @@ class TrayController(QObject):
             submenu.setToolTipsVisible(True)
             for direction in Direction:
                 submenu.addSection("Download limit" if direction is Direction.DOWN else "Upload limit")
-                current = checked_label(self._model.effective_limit(info.id, direction))
+                current = checked_label(self._model.effective_limit(info.id, direction), units)
                 state = self._model.limit_state(info.id, direction)
-                for quick in QUICK_LIMITS:
+                for quick in quick_limits(units):
                     action = self._quick_action(submenu, info.id, info.name, direction, quick, units)
                     action.setChecked(quick.label == current)
                     action.setEnabled(can_limit and not state.read_only)
@@ -159,16 +162,13 @@ class TrayController(QObject):
         return next((a for a in self.menu.findChildren(QAction) if a.objectName() == name), None)
 
     def _quick_action(self, submenu: QMenu, app_id: str, name: str, direction: Direction,
-                      quick: QuickLimit, units: object) -> QAction:
-        text = quick.label
-        if quick.rate_bps not in (None, CUSTOM) and quick.label != "Block":
-            text = format_rate(quick.rate_bps, units)  # type: ignore[arg-type]
-        action = submenu.addAction(text)
+                      quick: QuickLimit, units: UnitSystem) -> QAction:
+        action = submenu.addAction(quick.label)  # round in the units shown: "5 MB/s", "40 Mbit/s"
         action.setObjectName(action_name(app_id, direction, quick.label))
         action.setCheckable(True)
         if quick.label == "Block":
-            action.setToolTip("Limit to 1 KB/s, the smallest limit: connections stay open "
-                              "but carry next to nothing.")
+            action.setToolTip(f"Limit to {format_rate(quick.rate_bps or 0, units)}, the smallest limit: "
+                              "connections stay open but carry next to nothing.")
         if quick.rate_bps == CUSTOM:
             action.triggered.connect(lambda _c=False: self._ask_custom(app_id, name, direction))
         else:
@@ -182,13 +182,15 @@ class TrayController(QObject):
         word = "download" if direction is Direction.DOWN else "upload"
         dialog = QInputDialog(self._dialog_parent)
         dialog.setWindowTitle("Custom limit")
-        dialog.setLabelText(f"{error}\n\n" * bool(error) + f"Limit {name}'s {word} to (e.g. 500K, 2 MB/s, unlimited):")
+        units = self._model.units
+        dialog.setLabelText(f"{error}\n\n" * bool(error)
+                            + f"Limit {name}'s {word} to (e.g. 500K, 2M, 2 {unit_label(units, 2)}, unlimited):")
         dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
         dialog.setObjectName(f"custom-limit:{app_id}:{direction.value}")
 
         def chosen(text: str) -> None:
             try:
-                rate = parse_rate(text)
+                rate = parse_rate(text, units)  # "10M" is 10 Mbit/s in bits mode
             except UnitError as exc:
                 self._ask_custom(app_id, name, direction, str(exc))
                 return

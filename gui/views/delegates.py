@@ -175,6 +175,9 @@ class LimitDelegate(QStyledItemDelegate):
         control = LimitControl(f"{word} limit for {name}", self.units, parent)
         control.setObjectName(f"limit:{app_id}:{direction.value}")
         control.set_blocked(self.blocked_reason)
+        rate_role = Role.RATE_DOWN if direction is Direction.DOWN else Role.RATE_UP
+        row = QPersistentModelIndex(index)
+        control.current_rate_source = lambda: float(row.data(rate_role) or 0.0) if row.isValid() else 0.0
         control.limitChosen.connect(
             lambda rate_bps: self.limitRequested.emit(app_id, direction.value, rate_bps)
         )

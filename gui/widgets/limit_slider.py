@@ -4,15 +4,34 @@ One gesture sets a limit: a drag (emitted once, on release), a typed value
 (on Enter), or the keyboard (arrow keys preview, then the value is applied
 after a short pause or at once on Enter). Escape cancels whatever is in
 progress and puts back the limit in force.
+
+Every value the slider gives is round in the user's units (``rate_scale``):
+arrows step through 1, 1.2, 1.5, 2 ... 8, Page Up/Down through 1, 2, 5, Home
+is the smallest limit and End no limit. From "none", the first step down or a
+click on the knob suggests a limit near what the application uses now, not
+the top of the scale (which is about 1 GB/s).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPalette, QPixmap, QWheelEvent
+from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QColor,
+    QGuiApplication,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPen,
+    QPixmap,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -28,9 +47,13 @@ from chadthrottle.gui.widgets.rate_scale import (
     UNLIMITED_POSITION,
     position_for_rate,
     rate_for_position,
+    round_rates,
+    snap_rate,
+    step_rate,
+    suggest_rate,
 )
 from chadthrottle.gui.widgets.slider_look import paint_rate_slider
-from chadthrottle.units import UnitError, UnitSystem, format_limit, parse_rate
+from chadthrottle.units import UnitError, UnitSystem, format_limit, format_rate, parse_rate, unit_label
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +77,8 @@ def _field_style(error: bool) -> str:
         f" QLineEdit[limited=\"true\"][problem=\"true\"] {{ color: {PROBLEM_COLOUR}; }}"
         " QLineEdit:hover, QLineEdit:focus { background: palette(base); color: palette(text);"
         f" border-color: {'#e01b24' if error else 'palette(mid)'}; font-weight: normal; }}"
+        # The focus is seen at a glance: an accent frame, not the hover's grey one.
+        f" QLineEdit:focus {{ border-color: {'#e01b24' if error else 'palette(highlight)'}; }}"
         " QLineEdit[readOnly=\"true\"]:hover, QLineEdit[readOnly=\"true\"]:focus { background: transparent; }"
         # Disabled (the helper is away): grey like the painted rows, warning or not.
         " QLineEdit[limited=\"true\"]:disabled, QLineEdit[limited=\"true\"][problem=\"true\"]:disabled"
@@ -61,7 +86,18 @@ def _field_style(error: bool) -> str:
     )
 
 
-FIELD_HINT = "Type 500K, 2 MB/s, 1MiB or unlimited; Enter applies, Esc cancels"
+def field_hint(units: UnitSystem) -> str:
+    """The value field's tooltip, with examples in the units shown."""
+    return f"Type 500K, 2M, 2 {unit_label(units, 2)} or unlimited; Enter applies, Esc cancels"
+
+_STEP_KEYS: dict[Qt.Key, tuple[int, bool]] = {  # key: (steps, coarse)
+    Qt.Key.Key_Left: (-1, False),
+    Qt.Key.Key_Down: (-1, False),
+    Qt.Key.Key_Right: (1, False),
+    Qt.Key.Key_Up: (1, False),
+    Qt.Key.Key_PageDown: (-1, True),
+    Qt.Key.Key_PageUp: (1, True),
+}
 
 
 def warning_pixmap(style: QStyle, size: int = 14) -> QPixmap:
@@ -99,6 +135,9 @@ class RateSlider(QSlider):
         self._click_style.setParent(self)
         self.setStyle(self._click_style)
         self.drag_cancelled = False
+        # A press on the knob that is let go without moving is a click, not a drag.
+        self.clicked_knob = False
+        self._press_x = 0.0
 
     def paintEvent(self, event: QPaintEvent) -> None:
         option = QStyleOptionSlider()
@@ -110,6 +149,13 @@ class RateSlider(QSlider):
             enabled=self.isEnabled(),
             focused=self.hasFocus(),
         )
+        if self.hasFocus():  # a focus frame seen at a glance, in dark mode too
+            accent = QColor(QGuiApplication.palette().color(QPalette.ColorRole.Highlight))
+            accent.setAlpha(170)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(QPen(accent, 1.5))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(QRectF(self.rect()).adjusted(1, 2, -1, -2), 4, 4)
         painter.end()
 
     def wheelEvent(self, event: QWheelEvent) -> None:
@@ -117,9 +163,18 @@ class RateSlider(QSlider):
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         self.drag_cancelled = False
+        option = QStyleOptionSlider()
+        self.initStyleOption(option)
+        handle = self.style().subControlRect(
+            QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderHandle, self
+        )
+        self.clicked_knob = handle.adjusted(-4, -4, 4, 4).contains(event.position().toPoint())
+        self._press_x = event.position().x()
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if abs(event.position().x() - self._press_x) * 2 >= QApplication.startDragDistance():
+            self.clicked_knob = False  # it is a drag
         if self.drag_cancelled:
             event.accept()
             return
@@ -140,6 +195,9 @@ class LimitControl(QWidget):
         super().__init__(parent)
         self._units = units
         self._committed: int | None = None
+        self._preview: int | None = None  # what the slider shows while editing
+        self._current_bps = 0.0  # what the application uses now, for a first limit
+        self.current_rate_source: Callable[[], float] | None = None  # read when needed
         self._setting_programmatically = False
         self.slider = RateSlider(self)
         self.field = QLineEdit(self)
@@ -204,22 +262,42 @@ class LimitControl(QWidget):
         self._show(rate_bps)
 
     def set_units(self, units: UnitSystem) -> None:
+        changed = units != self._units
         self._units = units
+        if changed:
+            self._describe()
         if not self.is_editing():
             self._show(self._committed)
+
+    def set_current_rate(self, rate_bps: float) -> None:
+        """What the application uses now in this direction: the first limit the
+        keyboard or a click suggests from "none" is near it."""
+        self._current_bps = max(0.0, float(rate_bps))
+
+    def _suggestion(self) -> int:
+        if self.current_rate_source is not None:
+            self.set_current_rate(self.current_rate_source())
+        return suggest_rate(self._current_bps, self._units)
 
     def set_direction_label(self, label: str) -> None:
         """Accessible names say which limit this is: "Download limit for Firefox"."""
         self.slider.setAccessibleName(label)
-        self.slider.setAccessibleDescription(
-            "Logarithmic from 10 KB/s to 1 GB/s; the right end means no limit. "
-            "Arrow keys adjust, Enter applies, Escape cancels."
-        )
         self.field.setAccessibleName(f"{label} value")
-        self.field.setAccessibleDescription(
-            "Type a rate such as 500K, 2 MB/s, 1MiB or unlimited, then press Enter."
+        self._describe()
+
+    def _describe(self) -> None:
+        """Descriptions and hints in the units shown."""
+        rates = round_rates(self._units)
+        self.slider.setAccessibleDescription(
+            f"Logarithmic from {format_rate(rates[0], self._units)} to {format_rate(rates[-1], self._units)}; "
+            "the right end means no limit. Arrow keys and Page Up/Down step through round values, "
+            "Home is the smallest limit, End no limit; Enter applies, Escape cancels."
         )
-        self.field.setToolTip(FIELD_HINT)
+        self.field.setAccessibleDescription(
+            f"Type a rate such as 500K, 2M, 2 {unit_label(self._units, 2)} or unlimited, then press Enter."
+        )
+        if not self._read_only and not self.field.property("error"):
+            self.field.setToolTip(field_hint(self._units))
 
     def set_blocked(self, reason: str) -> None:
         """Disable the control and say why ("" enables it again)."""
@@ -236,7 +314,7 @@ class LimitControl(QWidget):
         if read_only != self._read_only:
             if read_only:
                 self.cancel()
-            self.field.setToolTip("" if read_only else FIELD_HINT)
+            self.field.setToolTip("" if read_only else field_hint(self._units))
         self._read_only = read_only
         self.slider.setVisible(not read_only)
         self.field.setReadOnly(read_only)
@@ -273,6 +351,7 @@ class LimitControl(QWidget):
         self._settle_timer.stop()
         if self.slider.isSliderDown():
             self.slider.drag_cancelled = True
+            self.slider.clicked_knob = False
         self.field.setModified(False)
         self._set_field_error("")
         self._show(self._committed)
@@ -288,6 +367,8 @@ class LimitControl(QWidget):
             if watched is self.slider and key in _ENTER_KEYS:
                 self._commit_slider()
                 return True
+            if watched is self.slider and self._step_with_key(Qt.Key(key)):
+                return True
         elif event.type() == QEvent.Type.FocusOut and watched is self.field:
             if self.field.isModified():  # left without Enter: not applied
                 self.cancel()
@@ -296,33 +377,79 @@ class LimitControl(QWidget):
     def _has_something_to_cancel(self) -> bool:
         return self.is_editing() or self.field.isModified() or bool(self.field.property("error"))
 
+    def _step_with_key(self, key: Qt.Key) -> bool:
+        """Arrows, Page Up/Down, Home and End move through round values in the
+        units shown; from "none" the first step down suggests a limit near the
+        current rate. True if the key was one of them."""
+        if self._read_only or not self.isEnabled():
+            return False
+        start = self._preview if self._settle_timer.isActive() else self._committed
+        if key == Qt.Key.Key_Home:
+            rate: int | None = round_rates(self._units)[0]
+        elif key == Qt.Key.Key_End:
+            rate = None
+        elif key in _STEP_KEYS:
+            steps, coarse = _STEP_KEYS[key]
+            if start is None and steps < 0:
+                rate = self._suggestion()
+            else:
+                rate = step_rate(start, steps, self._units, coarse)
+        else:
+            return False
+        self._preview_rate(rate)
+        self._settle_timer.start()
+        return True
+
+    def _preview_rate(self, rate_bps: int | None) -> None:
+        """Show a rate on the slider and in the field without applying it yet."""
+        self._preview = rate_bps
+        self._setting_programmatically = True
+        try:
+            self.slider.setValue(position_for_rate(rate_bps))
+        finally:
+            self._setting_programmatically = False
+        self.field.setText(format_limit(rate_bps or 0, self._units))
+
+    def _snapped(self, position: int) -> int | None:
+        rate = rate_for_position(position)
+        return None if rate is None else snap_rate(rate, self._units)
+
     def _preview_position(self, position: int) -> None:
-        self.field.setText(format_limit(rate_for_position(position) or 0, self._units))
+        self._preview = self._snapped(position)
+        self.field.setText(format_limit(self._preview or 0, self._units))
 
     def _on_released(self) -> None:
         if self.slider.drag_cancelled:
             self.slider.drag_cancelled = False
             self._show(self._committed)
             return
-        self._commit(rate_for_position(self.slider.value()))
+        if self.slider.clicked_knob:  # a click on the knob, not a drag
+            self.slider.clicked_knob = False
+            if self._committed is None:
+                self._commit(self._suggestion())
+            else:
+                self._settle_timer.stop()
+                self._show(self._committed)
+            return
+        self._commit(self._snapped(self.slider.value()))
 
     def _on_value_changed(self, position: int) -> None:
         if self._setting_programmatically or self.slider.isSliderDown():
             return
-        # Keyboard or a click on the groove: preview now, apply once it settles.
+        # A click on the groove, or an accessibility action: preview now, apply once it settles.
         self._preview_position(position)
         self._settle_timer.start()
 
     def _commit_slider(self) -> None:
         self._settle_timer.stop()
-        self._commit(rate_for_position(self.slider.value()))
+        self._commit(self._preview)
 
     def _commit_field(self) -> None:
         text = self.field.text().strip() or "none"
         if not self.field.isModified() and text == format_limit(self._committed or 0, self._units):
             return
         try:
-            rate_bps = parse_rate(text)
+            rate_bps = parse_rate(text, self._units)
         except UnitError as error:
             self._set_field_error(str(error))
             return
@@ -343,6 +470,7 @@ class LimitControl(QWidget):
             self.limitChosen.emit(rate_bps)
 
     def _show(self, rate_bps: int | None) -> None:
+        self._preview = rate_bps
         self._setting_programmatically = True
         try:
             self.slider.setValue(position_for_rate(rate_bps))
@@ -360,8 +488,6 @@ class LimitControl(QWidget):
                 return
         self.field.setProperty("error", bool(message))
         self.field.setStyleSheet(_field_style(error=bool(message)))
-        self.field.setToolTip(
-            message or "Type 500K, 2 MB/s, 1MiB or unlimited; Enter applies, Esc cancels"
-        )
+        self.field.setToolTip(message or field_hint(self._units))
         if message and self.field.isVisible():
             QToolTip.showText(self.field.mapToGlobal(self.field.rect().bottomLeft()), message, self.field)
