@@ -23,18 +23,21 @@ from pathlib import Path
 from chadthrottle.dbus_codec import encode_application
 from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.rates import RateMeter
+from chadthrottle.helper.kernel import bpf_maps
 from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.layout import TrafficCounters, TrafficKey
 
 FIRST_FAKE_TGID = 4_000_000  # above pid_max, so no real process is mixed in
 TARGET_MS = 20.0
 
 
 def _fill(datapath: Datapath, apps: int) -> None:
-    table = datapath._bpf[b"traffic"]  # the real kernel map (bcc's per-CPU hash table)
+    map_fd = datapath.map_fd("traffic")  # the real kernel map (per-CPU hash)
     for index in range(apps):
         for ifindex in (1, 2):
-            one_cpu = table.sLeaf(1000 * index, 10, 500 * index, 5)
-            table[table.Key(1, FIRST_FAKE_TGID + index, ifindex)] = table.Leaf(*([one_cpu] * table.total_cpu))
+            one_cpu = TrafficCounters(1000 * index, 10, 500 * index, 5)
+            bpf_maps.update(map_fd, TrafficKey(1, FIRST_FAKE_TGID + index, ifindex),
+                            (TrafficCounters * bpf_maps.possible_cpus())(*([one_cpu] * bpf_maps.possible_cpus())))
 
 
 def _median_ms(work: Callable[[], object], rounds: int) -> float:

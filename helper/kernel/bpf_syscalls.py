@@ -46,6 +46,10 @@ def _attr(size: int = 128) -> ctypes.Array[ctypes.c_char]:
     return ctypes.create_string_buffer(size)
 
 
+command = _bpf  # for the modules that build their own attrs (bpf_maps, bpf_objects)
+attr_buffer = _attr
+
+
 def attach_to_cgroup(prog_fd: int, cgroup_fd: int, attach_type: CgroupAttachType) -> None:
     """Attach with BPF_F_ALLOW_MULTI so programs of others keep running."""
     attr = _attr()

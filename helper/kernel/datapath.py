@@ -1,5 +1,10 @@
-"""The BPF datapath: programs in bpf/datapath.c, compiled with bcc, attached
+"""The BPF datapath: programs in bpf/datapath.c, built with bcc, attached
 once at the cgroup v2 root, detached on close.
+
+bcc compiles them in a short-lived child process and the result is kept per
+kernel and source (program_cache.py); the helper loads it with bpf(2) and
+reads and writes the maps the same way (bpf_maps.py, ringbuf.py), so it never
+maps LLVM: about 50 MiB resident instead of 180 (docs/helper.md).
 
 bcc attaches with the legacy call, so programs stay attached if the helper is
 killed: traffic keeps flowing and limits keep working while it is down. The
@@ -14,7 +19,6 @@ restart (bench/restart_gap.py).
 from __future__ import annotations
 
 import ctypes
-import errno
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -26,8 +30,10 @@ from typing import Any
 import numpy
 
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
-from chadthrottle.helper.kernel import bpf_syscalls
-from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR, prepare_bcc_environment
+from chadthrottle.helper.kernel import bpf_maps, bpf_syscalls
+from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
+from chadthrottle.helper.kernel.bpf_maps import BPF_F_LOCK, TypedMap, possible_cpus
+from chadthrottle.helper.kernel.bpf_objects import ProgramRejected
 from chadthrottle.helper.kernel.bpf_syscalls import CgroupAttachType
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.ownership import (
@@ -37,24 +43,32 @@ from chadthrottle.helper.kernel.ownership import (
     live_program_ids,
 )
 from chadthrottle.helper.kernel.layout import (
-    HTB_MAJOR, NO_CAPS, PROGRAM_NAME_PREFIX, OwnerEvent, SlotPacing, SlotPolicer, SocketCaps, TrafficCounters,
+    NO_CAPS, PROGRAM_NAME_PREFIX, OwnerEvent, SlotPacing, SlotPolicer, SocketCaps, SockTag, TrafficCounters,
     TrafficKey,
 )
-from chadthrottle.helper.kernel.socket_tagging import (
-    MAX_RTT_US, UNCLAMPED_WINDOW, UNKNOWN_RTT_US, WINDOW_QUEUE_US, cap_open_sockets, clamp_open_windows,
-    tag_open_sockets,
-)
+from chadthrottle.helper.kernel.program_build import compile_flags
+from chadthrottle.helper.kernel.program_cache import obtain_program_set
+from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
+from chadthrottle.helper.kernel.ringbuf import RingBuffer
+from chadthrottle.helper.kernel.socket_tagging import cap_open_sockets, clamp_open_windows, tag_open_sockets
 
 log = logging.getLogger("chadthrottle.kernel.datapath")
 
-_CGROUP_PROGRAMS = (
-    ("chadt_sock", CgroupAttachType.INET_SOCK_CREATE),
-    ("chadt_egress", CgroupAttachType.INET_EGRESS),
-    ("chadt_ingress", CgroupAttachType.INET_INGRESS),
-    ("chadt_sockops", CgroupAttachType.SOCK_OPS),
-)
+_CGROUP_PROGRAMS = [(name, CgroupAttachType(attach)) for name, (_type, attach) in PROGRAMS.items()
+                    if not name.startswith("chadt_tc")]  # fmt: skip
 TC_INGRESS_PROGRAMS = {True: "chadt_tc_in", False: "chadt_tc_in_l3"}  # by: packets carry an Ethernet header
-BPF_F_LOCK = 4  # map update under the value's bpf_spin_lock
+_CapsValue = ctypes.c_uint32 * 2  # struct socket_caps: pacing_bps, window_bps
+# (key type, value type) of each map the helper touches; checked against the loaded maps' sizes.
+_MAP_TYPES: dict[str, tuple[Any, Any]] = {
+    "slot_by_tgid": (ctypes.c_uint32, ctypes.c_uint32),
+    "slot_by_cgroup": (ctypes.c_uint64, ctypes.c_uint32),
+    "socket_caps": (ctypes.c_uint32, _CapsValue),
+    "upload_pacing": (ctypes.c_uint32, SlotPacing),
+    "announced_owners": (ctypes.c_uint32, ctypes.c_uint8),
+    "policers": (ctypes.c_uint32, SlotPolicer),
+    "traffic": (TrafficKey, TrafficCounters),
+    "socket_tags": (ctypes.c_int, SockTag),
+}
 _TRAFFIC_KEY_DTYPE = numpy.dtype([(name, numpy.uint64 if ctype is ctypes.c_uint64 else numpy.uint32)
                                   for name, ctype in TrafficKey._fields_])
 assert _TRAFFIC_KEY_DTYPE.itemsize == ctypes.sizeof(TrafficKey)
@@ -71,30 +85,6 @@ class TrafficSample:
     rx_packets: int
     tx_bytes: int
     tx_packets: int
-
-
-def _lookup_batch(map_fd: int, keys: Any, values: Any, key_size: int, value_size: int) -> int:
-    """Read a whole hash map into keys/values with BPF_MAP_LOOKUP_BATCH; returns
-    how many entries were read."""
-    from bcc.libbcc import lib
-
-    capacity, total = len(keys), 0
-    batch, count = ctypes.c_uint32(0), ctypes.c_uint32(0)
-    while total < capacity:
-        count.value = capacity - total
-        result = lib.bpf_lookup_batch(
-            map_fd, ctypes.byref(batch) if total else None, ctypes.byref(batch),
-            ctypes.byref(keys, key_size * total), ctypes.byref(values, value_size * total), ctypes.byref(count),
-        )
-        error = ctypes.get_errno()
-        total += count.value
-        if result != 0:
-            if error == errno.ENOENT:
-                break  # the whole map was read
-            raise KernelError(f"reading the traffic counters failed: {os.strerror(error)}")
-        if count.value == 0:
-            break
-    return total
 
 
 def our_programs(cgroup_root: Path) -> list[tuple[CgroupAttachType, int, str]]:
@@ -138,14 +128,17 @@ class Datapath:
     def __init__(self, cgroup_root: Path | None = None, cache_dir: Path = DEFAULT_CACHE_DIR) -> None:
         self._cgroup_root = cgroup_root or cgroup2_mount()
         self._cache_dir = cache_dir
-        self._bpf: Any = None
+        self._loaded: LoadedPrograms | None = None
+        self._maps: dict[str, TypedMap] = {}
+        self._max_entries: dict[str, int] = {}
+        self.program_origin = ""  # "cache" or "built": where open() found the programs
         self._cgroup_fd = -1
         self._attached: list[tuple[int, CgroupAttachType]] = []
         self._suspended: list[tuple[int, CgroupAttachType]] = []  # loaded, taken off by suspend()
-        self._socket_tags_fd = -1
         self._lock_fd = -1
         self._record: OwnershipRecord | None = None
-        self._owner_callback: Any = None
+        self._new_owners: RingBuffer | None = None
+        self._new_owners_bytes = 0
         self._traffic_buffers: Any = None
         self._slot_of_tgid: dict[int, int] = {}  # what set_process_slot wrote
         self._caps_of_slot: dict[int, SocketCaps] = {}  # what each slot's TCP sockets are held to
@@ -155,54 +148,52 @@ class Datapath:
         return self._cgroup_root
 
     def open(self, *, machine_lock_held: bool = False) -> None:
-        """Compile, load and attach; on any failure nothing stays attached.
+        """Build (or take from the cache), load and attach; on any failure
+        nothing stays attached.
 
         machine_lock_held: the caller holds holding_machine_lock() (a benchmark
         that attaches and detaches while no other datapath may run); the
         shared lock would wait for it forever, so it is not taken."""
-        prepare_bcc_environment(self._cache_dir)
-        try:
-            from bcc import BPF
-        except ImportError as error:
-            raise BackendUnavailable(
-                "bcc is not installed: install python3-bpfcc (Debian) and use a Python that sees it"
-            ) from error
+        source = resources.files("chadthrottle.bpf")
+        with resources.as_file(source / "datapath.c") as c_file:
+            program_set, self.program_origin = obtain_program_set(self._cache_dir, c_file.parent,
+                                                                  compile_flags(c_file.parent))  # fmt: skip
         if not machine_lock_held:
             self._lock_fd = acquire_shared()
         try:
-            self._load_and_attach(BPF)
+            self._load_and_attach(program_set)
         except BaseException:
             self.close()
             raise
-        log.info("datapath attached at %s", self._cgroup_root)
+        log.info("datapath attached at %s (programs from the %s)", self._cgroup_root,
+                 "cache" if self.program_origin == "cache" else "compiler")  # fmt: skip
 
-    def _load_and_attach(self, BPF: Any) -> None:
-        source = resources.files("chadthrottle.bpf")
-        with resources.as_file(source / "datapath.c") as c_file:
-            try:
-                self._bpf = BPF(
-                    src_file=str(c_file).encode(),
-                    cflags=[f"-I{c_file.parent}", f"-DHTB_MAJOR={HTB_MAJOR:#x}", f"-DWINDOW_QUEUE_US={WINDOW_QUEUE_US}",
-                            f"-DUNKNOWN_RTT_US={UNKNOWN_RTT_US}", f"-DMAX_RTT_US={MAX_RTT_US}",
-                            f"-DUNCLAMPED_WINDOW={UNCLAMPED_WINDOW:#x}"],
-                )
-            except Exception as error:  # bcc raises bare Exception on compile errors
-                raise BackendUnavailable(f"the BPF programs did not compile: {error}") from error
-        from bcc.libbcc import lib
-
-        self._socket_tags_fd = lib.bpf_table_fd(self._bpf.module, b"socket_tags")
+    def _load_and_attach(self, program_set: ProgramSet) -> None:
+        try:
+            self._loaded = LoadedPrograms(program_set)
+        except ProgramRejected as error:
+            raise BackendUnavailable(f"the kernel refused the BPF programs: {error}") from error
+        except OSError as error:
+            raise BackendUnavailable(f"the BPF maps or programs could not be created: {error}") from error
+        for name, (key_type, value_type) in _MAP_TYPES.items():
+            spec = program_set.maps[program_set.map_index(name)]
+            if (spec.key_size, spec.value_size) != (ctypes.sizeof(key_type), ctypes.sizeof(value_type)):
+                raise BackendUnavailable(f"map {name} does not have the layout of helper/kernel/layout.py")
+            self._maps[name] = TypedMap(self._loaded.map_fds[name], key_type, value_type)
+            self._max_entries[name] = spec.max_entries
+        new_owners = program_set.maps[program_set.map_index("new_owners")]
+        self._new_owners_bytes = new_owners.max_entries
         self._cgroup_fd = os.open(self._cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
-        loaded = []
-        for name, attach_type in _CGROUP_PROGRAMS:
-            prog_type = {CgroupAttachType.INET_SOCK_CREATE: BPF.CGROUP_SOCK,
-                         CgroupAttachType.SOCK_OPS: BPF.SOCK_OPS}.get(attach_type, BPF.CGROUP_SKB)  # fmt: skip
-            # The expected attach type lets the egress program return NET_XMIT_CN.
-            loaded.append((self._bpf.load_func(name.encode(), prog_type, attach_type=int(attach_type)), attach_type))
+        loaded = [(self._loaded.program_fds[name], attach_type) for name, attach_type in _CGROUP_PROGRAMS]
         # Recorded before attaching: no other start may take them for leftovers.
-        self._record = OwnershipRecord([bpf_syscalls.program_id(function.fd) for function, _ in loaded])
-        for function, attach_type in loaded:
-            bpf_syscalls.attach_to_cgroup(function.fd, self._cgroup_fd, attach_type)
-            self._attached.append((function.fd, attach_type))
+        self._record = OwnershipRecord([bpf_syscalls.program_id(fd) for fd, _ in loaded])
+        for prog_fd, attach_type in loaded:
+            bpf_syscalls.attach_to_cgroup(prog_fd, self._cgroup_fd, attach_type)
+            self._attached.append((prog_fd, attach_type))
+
+    def map_fd(self, name: str) -> int:
+        """The fd of one of the datapath's maps (benchmarks read them directly)."""
+        return self._maps[name].fd
 
     def suspend(self) -> None:
         """Take the programs off the cgroup root, keeping them and their maps
@@ -222,7 +213,7 @@ class Datapath:
 
     def close(self) -> None:
         """Lift the socket caps it set, detach everything; safe to call twice."""
-        for slot in list(self._caps_of_slot) if self._bpf is not None else []:
+        for slot in list(self._caps_of_slot) if self._maps else []:
             try:
                 self.set_slot_caps(slot, NO_CAPS)
             except Exception:  # closing must go on
@@ -237,9 +228,13 @@ class Datapath:
         if self._cgroup_fd >= 0:
             os.close(self._cgroup_fd)
             self._cgroup_fd = -1
-        if self._bpf is not None:
-            self._bpf.cleanup()
-            self._bpf = None
+        if self._new_owners is not None:
+            self._new_owners.close()
+            self._new_owners = None
+        self._maps.clear()
+        if self._loaded is not None:
+            self._loaded.close()  # programs on no hook and maps no program uses are freed
+            self._loaded = None
         if self._record is not None:
             self._record.close()
             self._record = None
@@ -250,28 +245,26 @@ class Datapath:
     def tc_ingress_program(self, ethernet: bool) -> tuple[int, str]:
         """fd and name of the cls_bpf program for an interface's ingress; one
         whose packets carry no Ethernet header (ethernet False) begins with IP."""
-        from bcc import BPF
-
+        if self._loaded is None:
+            raise KernelError("the datapath is not open")
         name = TC_INGRESS_PROGRAMS[ethernet]
-        function = self._bpf.load_func(name.encode(), BPF.SCHED_CLS)
-        return function.fd, name
+        return self._loaded.program_fds[name], name
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int:
         """New sockets of tgid get app_slot (0: none); its open sockets are
         re-tagged now, and held to the slot's caps (set_slot_caps).
         Returns how many open sockets were tagged."""
-        table = self._bpf[b"slot_by_tgid"]
-        key = table.Key(tgid)
+        table = self._maps["slot_by_tgid"]
         was = self._caps_of_slot.get(self._slot_of_tgid.get(tgid, 0), NO_CAPS)
         if app_slot:
-            table[key] = table.Leaf(app_slot)
+            table.set(tgid, ctypes.c_uint32(app_slot))
             self._slot_of_tgid[tgid] = app_slot
         else:
-            table.pop(key, None)
+            table.pop(tgid)
             self._slot_of_tgid.pop(tgid, None)
         caps = self._caps_of_slot.get(app_slot, NO_CAPS)
-        return tag_open_sockets(self._socket_tags_fd, tgid, app_slot, caps if caps != NO_CAPS or was != NO_CAPS else None,
-                                was)  # fmt: skip
+        return tag_open_sockets(self._maps["socket_tags"].fd, tgid, app_slot,
+                                caps if caps != NO_CAPS or was != NO_CAPS else None, was)  # fmt: skip
 
     def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None:
         """Hold the slot's TCP sockets to caps (NO_CAPS: lift them): the open
@@ -279,8 +272,8 @@ class Datapath:
         was = self._caps_of_slot.get(app_slot, NO_CAPS)
         if was == caps:
             return
-        table = self._bpf[b"socket_caps"]
-        table[table.Key(app_slot)] = table.Leaf(min(caps.pacing_bps, 0xFFFFFFFF), min(caps.window_bps, 0xFFFFFFFF))
+        self._maps["socket_caps"].set(app_slot, _CapsValue(min(caps.pacing_bps, 0xFFFFFFFF),
+                                                           min(caps.window_bps, 0xFFFFFFFF)))  # fmt: skip
         if caps != NO_CAPS:
             self._caps_of_slot[app_slot] = caps
         else:
@@ -299,70 +292,57 @@ class Datapath:
         """Call on_new_owner(tgid, cgroup_id) from poll_new_owners() for each
         process's first socket (see announce() in datapath.c)."""
 
-        def deliver(_ctx: Any, data: Any, _size: int) -> int:
-            event = ctypes.cast(data, ctypes.POINTER(OwnerEvent)).contents
+        def deliver(record: bytes) -> None:
+            event = OwnerEvent.from_buffer_copy(record[: ctypes.sizeof(OwnerEvent)])
             on_new_owner(event.tgid, event.cgroup_id)
-            return 0
 
-        self._owner_callback = deliver  # bcc keeps only a weak reference
-        self._bpf[b"new_owners"].open_ring_buffer(deliver)
+        if self._loaded is None:
+            raise KernelError("the datapath is not open")
+        self._new_owners = RingBuffer(self._loaded.map_fds["new_owners"], self._new_owners_bytes, deliver)
 
     def poll_new_owners(self, timeout_ms: int) -> None:
-        self._bpf.ring_buffer_poll(timeout_ms)
+        if self._new_owners is not None:
+            self._new_owners.poll(timeout_ms)
 
     def forget_owner(self, tgid: int) -> None:
         """Let a reused pid be announced again."""
-        table = self._bpf[b"announced_owners"]
-        table.pop(table.Key(tgid), None)
+        self._maps["announced_owners"].pop(tgid)
 
     def adopt_open_sockets(self, pids: list[int]) -> int:
         """Record an owner on sockets opened before the datapath was attached,
         so their traffic is attributed. Returns how many were adopted."""
-        return sum(tag_open_sockets(self._socket_tags_fd, pid, None) for pid in pids)
+        return sum(tag_open_sockets(self._maps["socket_tags"].fd, pid, None) for pid in pids)
 
     def forget_process(self, tgid: int) -> None:
-        table = self._bpf[b"slot_by_tgid"]
-        table.pop(table.Key(tgid), None)
+        self._maps["slot_by_tgid"].pop(tgid)
         self._slot_of_tgid.pop(tgid, None)
 
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
         """New sockets created inside a cgroup (an app scope) get app_slot."""
-        table = self._bpf[b"slot_by_cgroup"]
-        key = table.Key(cgroup_id)
+        table = self._maps["slot_by_cgroup"]
         if app_slot:
-            table[key] = table.Leaf(app_slot)
+            table.set(cgroup_id, ctypes.c_uint32(app_slot))
         else:
-            table.pop(key, None)
+            table.pop(cgroup_id)
 
     def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None:
         """Start (rate_bps > 0) or stop (0) congestion notices for a slot's uploads."""
-        table = self._bpf[b"upload_pacing"]
-        pacing = SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns)
-        table[table.Key(app_slot)] = table.Leaf.from_buffer_copy(bytes(pacing))
+        self._maps["upload_pacing"].set(app_slot, SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns))
 
     def read_policer(self, key: int) -> SlotPolicer:
         """One entry of the ebpf backend's policers array (policer.h)."""
-        from bcc.libbcc import lib
-
-        index, state = ctypes.c_uint32(key), SlotPolicer()
-        if lib.bpf_lookup_elem(self._policers_fd(), ctypes.byref(index), ctypes.byref(state)) != 0:
+        state = self._maps["policers"].get(key)
+        if state is None:
             raise KernelError(f"could not read policer {key}")
-        return state
+        return state  # type: ignore[no-any-return]
 
     def write_policer(self, key: int, state: SlotPolicer) -> None:
         """Replace an entry under its spin lock (BPF_F_LOCK), so the programs
         never see half of a new configuration."""
-        from bcc.libbcc import lib
-
-        index = ctypes.c_uint32(key)
-        result = lib.bpf_update_elem(self._policers_fd(), ctypes.byref(index), ctypes.byref(state), BPF_F_LOCK)
-        if result != 0:
-            raise KernelError(f"could not write policer {key}: {os.strerror(-result)}")
-
-    def _policers_fd(self) -> int:
-        from bcc.libbcc import lib
-
-        return int(lib.bpf_table_fd(self._bpf.module, b"policers"))
+        try:
+            self._maps["policers"].set(key, state, BPF_F_LOCK)
+        except OSError as error:
+            raise KernelError(f"could not write policer {key}: {error.strerror}") from error
 
     def retire_owners(self, samples: Iterable[TrafficSample]) -> list[TrafficSample]:
         """Remove the counters of processes that exited (their samples from the
@@ -371,17 +351,15 @@ class Datapath:
         the delete is lost): a pid the kernel hands out again then starts from
         zero instead of inheriting the old process's bytes, and the map keeps
         room for the living."""
-        from bcc.libbcc import lib
-
         samples = list(samples)
         if not samples:
             return []
-        table = self._bpf[b"traffic"]
+        map_fd = self._maps["traffic"].fd
         retired = []
         for sample in samples:
             key = TrafficKey(sample.netns_cookie, sample.owner_tgid, sample.ifindex)
-            values = (TrafficCounters * table.total_cpu)()
-            if lib.bpf_lookup_and_delete(table.map_fd, ctypes.byref(key), ctypes.byref(values)) != 0:
+            values = (TrafficCounters * possible_cpus())()
+            if not bpf_maps.lookup_and_delete(map_fd, key, values):
                 continue  # evicted meanwhile
             retired.append(TrafficSample(
                 sample.netns_cookie, sample.owner_tgid, sample.ifindex,
@@ -392,18 +370,20 @@ class Datapath:
     def read_traffic(self) -> list[TrafficSample]:
         """One pass over the per-CPU counters: BPF_MAP_LOOKUP_BATCH into one
         buffer (a few syscalls, not two per key), summed over CPUs with numpy."""
-        table = self._bpf[b"traffic"]
+        cpus, capacity = possible_cpus(), self._max_entries["traffic"]
         if self._traffic_buffers is None:
-            self._traffic_buffers = ((table.Key * table.max_entries)(), (table.Leaf * table.max_entries)())
+            self._traffic_buffers = ((TrafficKey * capacity)(), (TrafficCounters * (capacity * cpus))())
         keys, values = self._traffic_buffers
-        count = _lookup_batch(table.map_fd, keys, values, ctypes.sizeof(table.Key), ctypes.sizeof(table.Leaf))
+        try:
+            count = bpf_maps.lookup_batch(self._maps["traffic"].fd, keys, values, ctypes.sizeof(TrafficKey),
+                                          ctypes.sizeof(TrafficCounters) * cpus)  # fmt: skip
+        except OSError as error:
+            raise KernelError(f"reading the traffic counters failed: {error.strerror}") from error
         fields = len(TrafficCounters._fields_)
-        sums = numpy.frombuffer(values, dtype=numpy.uint64, count=count * table.total_cpu * fields)
-        sums = sums.reshape(count, table.total_cpu, fields).sum(axis=1)
+        sums = numpy.frombuffer(values, dtype=numpy.uint64, count=count * cpus * fields)
+        sums = sums.reshape(count, cpus, fields).sum(axis=1)
         key_fields = numpy.frombuffer(keys, dtype=_TRAFFIC_KEY_DTYPE, count=count)
         return [
             TrafficSample(cookie, owner, ifindex, *counters)
             for (cookie, owner, ifindex), counters in zip(key_fields.tolist(), sums.tolist())
         ]
-
-

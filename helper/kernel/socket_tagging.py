@@ -27,8 +27,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bcc.libbcc import lib
-
+from chadthrottle.helper.kernel import bpf_maps
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps, SockTag
 
@@ -319,14 +318,16 @@ def _carries_ipv4(sock: socket.socket) -> bool:
 def _write_tag(map_fd: int, sock_fd: int, pid: int, app_slot: int | None) -> bool:
     key = ctypes.c_int(sock_fd)
     tag = SockTag()
-    if lib.bpf_lookup_elem(map_fd, ctypes.byref(key), ctypes.byref(tag)) != 0:
+    if not bpf_maps.lookup(map_fd, key, tag):
         tag.owner_tgid = pid  # opened before the datapath was attached
         tag.app_slot = 0
     elif app_slot is None:
         return False  # already tagged: leave it
     if app_slot is not None:
         tag.app_slot = app_slot
-    result = lib.bpf_update_elem(map_fd, ctypes.byref(key), ctypes.byref(tag), 0)
-    if result != 0:
-        log.debug("could not tag fd %d of pid %d: %s", sock_fd, pid, os.strerror(-result))
-    return bool(result == 0)
+    try:
+        bpf_maps.update(map_fd, key, tag)
+    except OSError as error:
+        log.debug("could not tag fd %d of pid %d: %s", sock_fd, pid, error.strerror)
+        return False
+    return True

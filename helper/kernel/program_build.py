@@ -1,0 +1,85 @@
+"""Build the datapath's programs with bcc, in a short-lived process.
+
+    python -m chadthrottle.helper.kernel.program_build SOURCE_DIR
+
+compiles SOURCE_DIR/datapath.c with bcc (BCC_KERNEL_SOURCE names the header
+tree) and writes the program set (program_set.py) as JSON to stdout. It runs
+as a child of the helper because bcc keeps LLVM and clang mapped for the life
+of the process that used it (about 130 MiB resident); the child's maps and
+compiler go when it exits, and the helper loads the result with bpf(2).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import sys
+from pathlib import Path
+
+from chadthrottle.helper.kernel.layout import HTB_MAJOR
+from chadthrottle.helper.kernel.socket_tagging import MAX_RTT_US, UNCLAMPED_WINDOW, UNKNOWN_RTT_US, WINDOW_QUEUE_US
+
+
+def compile_flags(source_dir: Path) -> list[str]:
+    """bcc's cflags: part of what the program cache is keyed by."""
+    return [f"-I{source_dir}", f"-DHTB_MAJOR={HTB_MAJOR:#x}", f"-DWINDOW_QUEUE_US={WINDOW_QUEUE_US}",
+            f"-DUNKNOWN_RTT_US={UNKNOWN_RTT_US}", f"-DMAX_RTT_US={MAX_RTT_US}",
+            f"-DUNCLAMPED_WINDOW={UNCLAMPED_WINDOW:#x}"]  # fmt: skip
+
+
+def build(source_dir: Path) -> dict[str, object]:
+    """Compile with bcc and read back what the kernel accepted: the maps bcc
+    created (their specs and the BTF they were made with) and each program's
+    instructions, map fds turned into map indices."""
+    from bcc import BPF
+    from bcc.libbcc import lib
+
+    from chadthrottle.helper.kernel.bpf_objects import btf_blob, map_spec
+    from chadthrottle.helper.kernel.program_set import PROGRAMS, ProgramSet, relocate
+
+    lib.bpf_num_tables.restype = ctypes.c_size_t
+    lib.bpf_num_tables.argtypes = [ctypes.c_void_p]
+    lib.bpf_table_name.restype = ctypes.c_char_p
+    lib.bpf_table_name.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    lib.bpf_table_fd_id.restype = ctypes.c_int
+    lib.bpf_table_fd_id.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+    bpf = BPF(src_file=str(source_dir / "datapath.c").encode(), cflags=compile_flags(source_dir))
+    try:
+        maps, index_of_fd, btf_ids = [], {}, set()
+        for table in range(lib.bpf_num_tables(bpf.module)):
+            fd = lib.bpf_table_fd_id(bpf.module, table)
+            spec, btf_id = map_spec(fd, lib.bpf_table_name(bpf.module, table).decode())
+            index_of_fd[fd] = len(maps)
+            maps.append(spec)
+            if btf_id:  # bcc gives BTF to the maps whose types it found there
+                btf_ids.add(btf_id)
+        if len(btf_ids) != 1:
+            raise RuntimeError(f"the maps were not made with one BTF object (BTF ids {sorted(btf_ids)})")
+        programs = {name: relocate(bpf.dump_func(name.encode()), index_of_fd) for name in PROGRAMS}
+        program_set = ProgramSet(btf_blob(btf_ids.pop()), tuple(maps), programs)
+        program_set.check()
+        return program_set.to_json()
+    finally:
+        bpf.cleanup()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or not Path(argv[0]).is_dir():
+        print("usage: python -m chadthrottle.helper.kernel.program_build SOURCE_DIR", file=sys.stderr)
+        return 2
+    if "BCC_KERNEL_SOURCE" not in os.environ:
+        print("program_build: BCC_KERNEL_SOURCE is not set", file=sys.stderr)
+        return 2
+    try:
+        result = build(Path(argv[0]))
+    except Exception as error:  # bcc raises bare Exception on compile errors
+        print(f"program_build: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

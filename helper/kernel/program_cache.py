@@ -1,0 +1,172 @@
+"""The compiled programs, kept per kernel and source, so a start skips bcc.
+
+Compiling bpf/datapath.c with bcc takes about 0.8 s and leaves LLVM mapped in
+the process that did it. The helper instead loads a ProgramSet: read from
+CACHE_FILE when it was built for this kernel (release and build), these
+sources (every file in bpf/), these compile flags and this bcc, else built by
+program_build.py in a child process and stored.
+
+The helper loads what the file says into the kernel as root, so the file is
+trusted only when it and its directory are owned by root and writable by
+nobody else, its checksum matches and it parses into a complete set; anything
+else is refused with the reason logged, rebuilt and replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import platform
+import secrets
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from chadthrottle.helper.errors import BackendUnavailable
+from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
+from chadthrottle.helper.kernel.program_set import InvalidProgramSet, ProgramSet
+
+log = logging.getLogger("chadthrottle.kernel.program_cache")
+
+CACHE_FILE = "bpf-programs.json"
+CACHE_FORMAT = 1
+MAX_CACHE_BYTES = 8 << 20
+BUILD_TIMEOUT_S = 120.0
+
+
+class CacheRefused(Exception):
+    """The stored program set cannot be used; the message says why."""
+
+
+def _bcc_version() -> str:
+    """bcc's version, read without importing bcc (that maps LLVM)."""
+    spec = importlib.util.find_spec("bcc")
+    if spec is None or spec.origin is None:
+        return "none"
+    try:
+        return (Path(spec.origin).parent / "version.py").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def cache_key(source_dir: Path, cflags: list[str], kernel: tuple[str, str] | None = None) -> dict[str, Any]:
+    """What a stored set was built from; any difference means rebuild.
+    kernel: (release, build version), the running kernel's by default."""
+    release, version = kernel or (platform.release(), platform.version())
+    sources = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+               for path in sorted(source_dir.iterdir()) if path.suffix in (".c", ".h")}  # fmt: skip
+    return {"format": CACHE_FORMAT, "kernel_release": release, "kernel_version": version, "bcc": _bcc_version(),
+            "sources": sources, "cflags": cflags}  # fmt: skip
+
+
+def _check_trusted(info: os.stat_result, what: str) -> None:
+    if info.st_uid != 0:
+        raise CacheRefused(f"{what} is owned by uid {info.st_uid}, not root")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise CacheRefused(f"{what} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o})")
+
+
+def _checked_directory(cache_dir: Path) -> None:
+    try:
+        info = os.lstat(cache_dir)
+    except FileNotFoundError:
+        raise CacheRefused(f"{cache_dir} does not exist") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise CacheRefused(f"{cache_dir} is not a directory")
+    _check_trusted(info, str(cache_dir))
+
+
+def read_cached(cache_dir: Path, key: dict[str, Any]) -> ProgramSet:
+    """The stored set if it is trustworthy and was built from key; raises
+    CacheRefused saying why not."""
+    _checked_directory(cache_dir)
+    path = cache_dir / CACHE_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise CacheRefused("nothing stored yet") from None
+    except OSError as error:
+        raise CacheRefused(f"{path}: {error.strerror}") from None
+    with os.fdopen(fd, "rb") as stored:
+        info = os.fstat(stored.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise CacheRefused(f"{path} is not a regular file")
+        _check_trusted(info, str(path))
+        if info.st_size > MAX_CACHE_BYTES:
+            raise CacheRefused(f"{path} is {info.st_size} bytes, more than {MAX_CACHE_BYTES}")
+        text = stored.read(MAX_CACHE_BYTES + 1)
+    checksum, _, body = text.partition(b"\n")
+    if checksum.decode(errors="replace") != hashlib.sha256(body).hexdigest():
+        raise CacheRefused(f"{path} does not match its checksum (corrupt or cut short)")
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise CacheRefused(f"{path} is not JSON: {error}") from None
+    if not isinstance(document, dict) or document.get("key") != key:
+        raise CacheRefused("it was built for another kernel, source, compile flags or bcc")
+    try:
+        return ProgramSet.from_json(document.get("programs"))
+    except InvalidProgramSet as error:
+        raise CacheRefused(f"{path}: {error}") from None
+
+
+def write_cache(cache_dir: Path, key: dict[str, Any], program_set: ProgramSet) -> None:
+    """Store the set (root-only, written aside and renamed: readers see the
+    old file or the whole new one)."""
+    cache_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    _checked_directory(cache_dir)
+    body = json.dumps({"key": key, "programs": program_set.to_json()}, sort_keys=True).encode()
+    aside = cache_dir / f".{CACHE_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as stored:
+            stored.write(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+            stored.flush()
+            os.fsync(stored.fileno())
+        os.replace(aside, cache_dir / CACHE_FILE)
+    except BaseException:
+        aside.unlink(missing_ok=True)
+        raise
+
+
+def build_in_child(source_dir: Path, cache_dir: Path) -> ProgramSet:
+    """Compile with bcc in a child process (program_build.py)."""
+    environment = dict(os.environ)
+    if "BCC_KERNEL_SOURCE" not in environment:  # set by hand: that tree
+        environment["BCC_KERNEL_SOURCE"] = str(kernel_source_dir(cache_dir))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "chadthrottle.helper.kernel.program_build", str(source_dir)],
+            stdin=subprocess.DEVNULL, capture_output=True, env=environment, timeout=BUILD_TIMEOUT_S,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise BackendUnavailable(f"compiling the BPF programs took more than {BUILD_TIMEOUT_S:.0f} s") from None
+    if result.returncode != 0:
+        said = result.stderr.decode(errors="replace").strip()[-3000:]
+        raise BackendUnavailable(f"the BPF programs did not compile: {said}")
+    try:
+        return ProgramSet.from_json(json.loads(result.stdout))
+    except (ValueError, InvalidProgramSet) as error:
+        raise BackendUnavailable(f"the BPF program build gave an unusable result: {error}") from None
+
+
+def obtain_program_set(cache_dir: Path, source_dir: Path, cflags: list[str],
+                       kernel: tuple[str, str] | None = None) -> tuple[ProgramSet, str]:  # fmt: skip
+    """The program set for this kernel and source, and where it came from:
+    "cache", or "built" (and stored when the cache directory allows)."""
+    key = cache_key(source_dir, cflags, kernel)
+    try:
+        return read_cached(cache_dir, key), "cache"
+    except CacheRefused as reason:
+        log.info("compiling the BPF programs: the stored ones are not used (%s)", reason)
+    program_set = build_in_child(source_dir, cache_dir)
+    try:
+        write_cache(cache_dir, key, program_set)
+    except (OSError, CacheRefused) as error:
+        log.warning("could not store the compiled BPF programs in %s: %s", cache_dir, error)
+    return program_set, "built"
