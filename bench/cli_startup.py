@@ -1,0 +1,201 @@
+"""What one chadthrottle-ctl call costs the machine: CPU (user + sys) and wall
+time per call, for the command a user runs, against the real helper.
+
+The helper runs in the host namespace of a veth pair, on a private system bus
+with a real polkitd, as the end-to-end tests run it; one idle application
+(an app scope with a listening socket) is there to be listed and limited:
+
+    sudo .venv/bin/python bench/cli_startup.py                 # 30 runs of each command
+    sudo .venv/bin/python bench/cli_startup.py --runs 60 --watch-seconds 30
+
+Each command is the installed console script (``chadthrottle-ctl`` beside the
+interpreter, or --ctl), run as a child process; its CPU comes from wait4's
+rusage, so only that process and its children count. The commands take turns
+(one run of each, then the next round), so a busy moment on the machine hits
+them all alike. ``python -c pass`` with the script's own interpreter is the
+floor no Python CLI can go below. Target (issue 19): under 30 ms of CPU per
+call. Then a script that polls ``list --json`` once a second is compared with
+``watch --json`` (one connection, one line a second): the client's CPU and the
+helper's, per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount  # noqa: E402
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus  # noqa: E402
+from tests.support.netns import app_scope, netns_pair, nsenter_argv, spawn, wait_for_line  # noqa: E402
+from tests.support.waiting import eventually  # noqa: E402
+
+APP_DESKTOP_ID = "org.chadthrottle.BenchCli"
+APP_ID = f"app:{APP_DESKTOP_ID}"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+IDLE_APP = ("import json, socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+            "c = socket.create_connection(s.getsockname()); c.sendall(b'x'); peer = s.accept()[0]; "
+            "print(json.dumps({'listening': 1}), flush=True); time.sleep(3600)")  # one byte, then idle
+
+
+def _interpreter_of(script: Path) -> str:
+    """The interpreter on the script's #! line (what the kernel runs)."""
+    first = script.read_text(errors="replace").splitlines()[0]
+    return first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
+
+
+def _run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(CPU seconds user + sys, wall seconds, stdout) of one run, which must succeed."""
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall_s = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        if process.stderr:
+            process.stderr.close()
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if process.returncode != 0:
+        raise RuntimeError(f"{argv} exited {process.returncode}: {error.strip()}")
+    return usage.ru_utime + usage.ru_stime, wall_s, text
+
+
+def _spread(values_s: list[float]) -> str:
+    ordered = sorted(values_s)
+    quartiles = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else [ordered[0]] * 3
+    return (f"{1000 * statistics.median(ordered):6.1f} ms  (IQR {1000 * quartiles[0]:5.1f}-{1000 * quartiles[2]:5.1f},"
+            f" min {1000 * ordered[0]:5.1f}, max {1000 * ordered[-1]:6.1f})")  # fmt: skip
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+@contextlib.contextmanager
+def _idle_app(host_ns: str) -> Iterator[None]:
+    """An application (app scope) with a connection open and no traffic on it."""
+    with app_scope(cgroup2_mount(), APP_DESKTOP_ID) as scope:
+        process = spawn(nsenter_argv(host_ns, [sys.executable, "-c", IDLE_APP]), scope)
+        try:
+            wait_for_line(process, "listening")
+            yield
+        finally:
+            process.kill()
+            process.wait(10)
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+def _commands(ctl: str, python: str) -> dict[str, list[str]]:
+    return {
+        "python -c pass (floor)": [python, "-c", "pass"],
+        "--help": [ctl, "--help"],
+        "list --json": [ctl, "list", "--json"],
+        "list": [ctl, "list"],
+        "limit APP --up RATE": [ctl, "limit", APP_ID, "--up", "RATE"],
+    }
+
+
+def _startup(ctl: str, python: str, env: dict[str, str], runs: int) -> dict[str, float]:
+    """Each command runs times, in rounds; prints and returns the median CPU per command."""
+    commands = _commands(ctl, python)
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    listed = lambda: APP_ID in {app["id"] for app in json.loads(_run_once([ctl, "list", "--json"], env)[2])}
+    if not eventually(listed, 15.0, 0.2):
+        raise RuntimeError(f"list --json does not show {APP_ID}")
+    for argv in commands.values():  # once each first: caches warm, every command works
+        _run_once([a.replace("RATE", "1M") for a in argv], env)
+    for round_number in range(runs):
+        for name, argv in commands.items():
+            rate = "1M" if round_number % 2 else "2M"  # a real change each time
+            cpu_s, wall_s, _ = _run_once([a.replace("RATE", rate) for a in argv], env)
+            cpu[name].append(cpu_s)
+            wall[name].append(wall_s)
+    print(f"{runs} runs of each, median (interquartile range, min, max):")
+    for name in commands:
+        print(f"  {name:24s} CPU {_spread(cpu[name])}   wall {_spread(wall[name])}")
+    return {name: statistics.median(values) for name, values in cpu.items()}
+
+
+def _polling(ctl: str, env: dict[str, str], helper_pid: int, seconds: float) -> None:
+    """list --json once a second for seconds: the client's and the helper's CPU per second."""
+    helper_before = _cpu_seconds(helper_pid)
+    client_cpu_s = 0.0
+    started = time.monotonic()
+    for tick in range(int(seconds)):
+        client_cpu_s += _run_once([ctl, "list", "--json"], env)[0]
+        delay = started + tick + 1 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    elapsed = time.monotonic() - started
+    helper_percent = 100 * (_cpu_seconds(helper_pid) - helper_before) / elapsed
+    print(f"  polling list --json once a second for {elapsed:.0f} s: client {100 * client_cpu_s / elapsed:5.2f}% "
+          f"of a core, helper {helper_percent:5.2f}%")  # fmt: skip
+
+
+def _watching(ctl: str, env: dict[str, str], helper_pid: int, seconds: float) -> None:
+    """watch --json for seconds lines: the client's and the helper's CPU per second."""
+    count = int(seconds)
+    helper_before = _cpu_seconds(helper_pid)
+    try:
+        cpu_s, wall_s, text = _run_once([ctl, "watch", "--json", "--count", str(count)], env)
+    except RuntimeError as error:
+        print(f"  watch --json: not available ({error})")
+        return
+    helper_percent = 100 * (_cpu_seconds(helper_pid) - helper_before) / wall_s
+    lines = [json.loads(line) for line in text.splitlines()]
+    if len(lines) != count:
+        raise RuntimeError(f"watch --json --count {count} printed {len(lines)} lines")
+    print(f"  watch --json for {wall_s:.0f} s ({count} lines, one connection): client {100 * cpu_s / wall_s:5.2f}% "
+          f"of a core, {1000 * cpu_s:.0f} ms in all; helper {helper_percent:5.2f}%")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=30, help="runs of each command")
+    parser.add_argument("--ctl", default=str(Path(sys.executable).parent / "chadthrottle-ctl"),
+                        help="the chadthrottle-ctl script to measure (default: beside this interpreter)")
+    parser.add_argument("--watch-seconds", type=float, default=20.0,
+                        help="how long polling and watch are each measured (0: not at all)")
+    arguments = parser.parse_args()
+    if os.geteuid() != 0:
+        print("cli_startup: run as root (namespaces, BPF, tc)", file=sys.stderr)
+        return 1
+    ctl = str(Path(arguments.ctl).resolve())
+    python = _interpreter_of(Path(ctl))
+    print(f"command: {ctl} (interpreter {python}); load average {os.getloadavg()[0]:.2f}")
+    with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory() as state_dir:
+        with HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state_dir), log_level="warning",
+                           start_timeout_s=150) as helper, _idle_app(pair.host_ns):  # fmt: skip
+            env = bus.environment()
+            medians = _startup(ctl, python, env, arguments.runs)
+            per_second = medians["list --json"]
+            print(f"  => a script polling list --json once a second: {100 * per_second:.1f}% of a core")
+            if arguments.watch_seconds > 0:
+                helper_pid = helper._process.pid if helper._process else 0
+                time.sleep(1.0)
+                _polling(ctl, env, helper_pid, arguments.watch_seconds)
+                _watching(ctl, env, helper_pid, arguments.watch_seconds)
+            print(f"load average after: {os.getloadavg()[0]:.2f}")
+            if helper.returncode is not None:
+                print(helper.log_text(), file=sys.stderr)
+                return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
