@@ -8,31 +8,39 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
-import pwd
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
-from typing import Any, NoReturn
 
-from chadthrottle.cli.terminal import for_terminal
-from chadthrottle.client import HelperClient, HelperClientError
-from chadthrottle.contract import (
-    ADMIN_OWNER,
-    MAX_BURST_BYTES,
-    ApplicationInfo,
-    BackendInfo,
-    ConnectionInfo,
-    Direction,
-    ErrorName,
-    InterfaceInfo,
-    RuleInfo,
-    RuleScope,
+from chadthrottle.cli.output import (  # re-exported: tests and scripts name them from here
+    PAUSED_NOTE,
+    applications_report,
+    format_applications,
+    format_backends,
+    format_connections,
+    format_interfaces,
+    format_rules,
+    limit_problems,
+    owner_label,
+    to_json,
 )
+from chadthrottle.cli.terminal import for_terminal
+from chadthrottle.cli.watch import MAX_INTERVAL_S, MIN_INTERVAL_S, HelperGone, watch
+from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, Direction, ErrorName, RuleScope
+from chadthrottle.helper_errors import HelperClientError
 from chadthrottle.units import RATE_HELP, UnitError, format_limit, format_rate, parse_rate
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from chadthrottle.blocking_client import BlockingHelperClient
+
+__all__ = [
+    "PAUSED_NOTE", "applications_report", "build_parser", "format_applications", "format_backends",
+    "format_connections", "format_interfaces", "format_rules", "limit_problems", "main", "owner_label",
+]  # fmt: skip
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -58,8 +66,6 @@ _EXIT_BY_ERROR: dict[ErrorName, int] = {
     ErrorName.NO_SUCH_APPLICATION: EXIT_NO_SUCH_APPLICATION,
 }
 
-PAUSED_NOTE = "limits are paused: none is enforced (resume with: chadthrottle-ctl resume)"
-
 _BYTES_RE = re.compile(r"^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib)\s*$")
 _BYTES_MULTIPLIERS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2,
                       "mb": 1000**2, "mib": 1024**2}  # fmt: skip
@@ -84,8 +90,40 @@ def parse_burst_argument(text: str) -> int:
     return value
 
 
+def _terminal_columns() -> int:
+    """What shutil.get_terminal_size() gives for the width: $COLUMNS, else
+    the terminal's, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 0
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's own formatter, told the width, so that parsing (which makes
+    one per argument) does not import shutil: 1-2 ms of every call."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:  # fmt: skip
+        super().__init__(prog, indent_increment, max_help_position, width or _terminal_columns() - 2)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser (and its subcommands' parsers) with _HelpFormatter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="chadthrottle-ctl",
         description="See which applications use the network and limit their rates.",
         epilog=f"{RATE_HELP} Rates are bytes/s on the wire at L3 (IP header included). "
@@ -119,7 +157,36 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("resume", help="enforce the paused limits again (needs an administrator)")
     backends = commands.add_parser("backends", help="enforcement backends and why one is unavailable")
     backends.add_argument("--json", action="store_true", help="machine-readable output")
+    watching = commands.add_parser(
+        "watch", help="what 'list' shows, every second over one connection, until stopped",
+        epilog="With --json, one JSON object a line: time (unix seconds), paused, and applications as "
+        "'list --json' prints them. Ends with status 5 and 'helper went away' if the helper stops answering; "
+        "a reader that closes the pipe ends it quietly (status 0).",
+    )  # fmt: skip
+    watching.add_argument("--json", action="store_true", help="one JSON object per line")
+    watching.add_argument("--interval", metavar="SECONDS", type=parse_interval_argument, default=1.0,
+                          help="seconds between lines (default 1; 0.1 to 3600)")
+    watching.add_argument("--count", metavar="N", type=parse_count_argument, default=None,
+                          help="stop after N lines (default: until interrupted)")
     return parser
+
+
+def parse_interval_argument(text: str) -> float:
+    """argparse type for watch --interval: seconds, within the watch bounds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not MIN_INTERVAL_S <= value <= MAX_INTERVAL_S:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"interval {text!r} is not between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g} s")
+    return value
+
+
+def parse_count_argument(text: str) -> int:
+    """argparse type for watch --count: a whole number of lines, at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a count of lines (1 or more): {text!r}")
+    return int(text)
 
 
 def _add_scope_options(command: argparse.ArgumentParser) -> None:
@@ -134,160 +201,61 @@ def _add_scope_options(command: argparse.ArgumentParser) -> None:
     command.set_defaults(scope=RuleScope.DEFAULT)
 
 
-def owner_label(owner: int, my_uid: int | None = None) -> str:
-    """Whose rule: "admin", "you", or the user's name."""
-    if owner == ADMIN_OWNER:
-        return "admin"
-    if owner == (os.getuid() if my_uid is None else my_uid):
-        return "you"
-    try:
-        return f"user {pwd.getpwuid(owner).pw_name}"
-    except (KeyError, OverflowError):
-        return f"uid {owner}"
+def _run(arguments: argparse.Namespace) -> None:
+    from chadthrottle.blocking_client import BlockingHelperClient  # only verbs that call the helper need it
 
-
-def _limit_cell(app: ApplicationInfo, direction: Direction) -> str:
-    rate_bps = app.limit_bps(direction)
-    if not rate_bps:
-        return format_limit(0)
-    mark = " NOT ENFORCED" if app.limit_problem(direction) else ""
-    return f"{format_limit(rate_bps)} ({owner_label(app.limit_owner(direction))}){mark}"
-
-
-def limit_problems(apps: list[ApplicationInfo]) -> list[str]:
-    """One line per limit that is not enforced, with the helper's reason."""
-    lines = []
-    for app in apps:
-        for direction in Direction:
-            if app.limit_bps(direction) and app.limit_problem(direction):
-                lines.append(f"{app.id}: {direction.value} limit not enforced: {app.limit_problem(direction)}")
-    return lines
-
-
-def _table(rows: list[list[str]]) -> str:
-    rows = [[for_terminal(cell) for cell in row] for row in rows]  # names come from other users
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
-    )
-
-
-def format_applications(apps: list[ApplicationInfo]) -> str:
-    rows = [["ID", "NAME", "PIDS", "DOWN", "UP", "DOWN LIMIT", "UP LIMIT"]]
-    for app in sorted(apps, key=lambda a: (-(a.down_bps + a.up_bps), a.name, a.id)):
-        pids = ",".join(str(pid) for pid in app.pids[:4]) + ("..." if len(app.pids) > 4 else "")
-        rows.append([
-            app.id, app.name, pids or "-", format_rate(app.down_bps), format_rate(app.up_bps),
-            _limit_cell(app, Direction.DOWN), _limit_cell(app, Direction.UP),
-        ])  # fmt: skip
-    return _table(rows)
-
-
-def format_rules(rules: list[RuleInfo]) -> str:
-    rows = [["ID", "DIRECTION", "LIMIT", "WHOSE", "IN FORCE"]]
-    for rule in rules:
-        rows.append([rule.app_id, rule.direction, format_limit(rule.rate_bps), owner_label(rule.owner),
-                     "yes" if rule.in_force else "no (outranked by an admin rule, or paused)"])  # fmt: skip
-    return _table(rows)
-
-
-def format_backends(backends: list[BackendInfo]) -> str:
-    rows = [["BACKEND", "AVAILABLE", "ACTIVE", "REASON"]]
-    for backend in backends:
-        rows.append([
-            backend.name, "yes" if backend.available else "no",
-            ",".join(backend.active_directions) or "-", "; ".join(filter(None, [backend.reason, backend.notes])) or "-",
-        ])  # fmt: skip
-    return _table(rows)
-
-
-def format_connections(connections: list[ConnectionInfo]) -> str:
-    rows = [["PROTO", "LOCAL", "REMOTE", "STATE", "PID"]]
-    for connection in sorted(connections, key=lambda c: (c.protocol, c.state, c.local)):
-        rows.append([connection.protocol, connection.local, connection.remote, connection.state, str(connection.pid)])
-    return _table(rows)
-
-
-def format_interfaces(interfaces: list[InterfaceInfo]) -> str:
-    rows = [["INTERFACE", "DOWN", "UP", "RECEIVED", "SENT"]]
-    for interface in interfaces:
-        name = interface.name or f"#{interface.ifindex}"
-        if interface.netns:
-            name = f"{name} ({interface.netns})"
-        rows.append([name, format_rate(interface.down_bps), format_rate(interface.up_bps),
-                     f"{interface.rx_bytes} B", f"{interface.tx_bytes} B"])
-    network = [i for i in interfaces if not i.loopback]
-    rows.append(["total (no loopback)", format_rate(sum(i.down_bps for i in network)),
-                 format_rate(sum(i.up_bps for i in network)), f"{sum(i.rx_bytes for i in network)} B",
-                 f"{sum(i.tx_bytes for i in network)} B"])
-    return _table(rows)
-
-
-Record = ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo | RuleInfo
-
-
-def _to_json(records: Sequence[Record]) -> str:
-    def plain(record: Record) -> dict[str, Any]:
-        return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in asdict(record).items()}  # fmt: skip
-
-    # ensure_ascii (the default): control characters and all non-ASCII as \uNNNN
-    return json.dumps([plain(record) for record in records], indent=2, ensure_ascii=True)
-
-
-async def _run(arguments: argparse.Namespace) -> None:
-    async with HelperClient() as client:
+    with BlockingHelperClient() as client:
         if arguments.command == "list":
-            apps = await client.list_applications()
+            apps = client.list_applications()
             if arguments.json:  # the array stays as scripts know it; "pause"/"resume" say the state
-                print(_to_json(apps))
+                print(to_json(apps))
             else:
-                print(format_applications(apps))
-                if await client.get_limits_paused():
-                    print(PAUSED_NOTE)
-                else:
-                    for line in limit_problems(apps):
-                        print(for_terminal(line))
+                print(applications_report(apps, client.get_limits_paused()))
+        elif arguments.command == "watch":
+            watch(client, as_json=arguments.json, interval_s=arguments.interval, count=arguments.count)
         elif arguments.command == "rules":
-            rules = await client.list_rules()
-            print(_to_json(rules) if arguments.json else format_rules(rules))
+            rules = client.list_rules()
+            print(to_json(rules) if arguments.json else format_rules(rules))
         elif arguments.command in ("pause", "resume"):
-            await client.set_limits_paused(arguments.command == "pause")
+            client.set_limits_paused(arguments.command == "pause")
             print(PAUSED_NOTE if arguments.command == "pause" else "limits resumed: they are enforced again")
         elif arguments.command == "connections":
-            connections = await client.list_connections(arguments.app)
-            print(_to_json(connections) if arguments.json else format_connections(connections))
+            connections = client.list_connections(arguments.app)
+            print(to_json(connections) if arguments.json else format_connections(connections))
         elif arguments.command == "interfaces":
-            interfaces = await client.list_interfaces()
-            print(_to_json(interfaces) if arguments.json else format_interfaces(interfaces))
+            interfaces = client.list_interfaces()
+            print(to_json(interfaces) if arguments.json else format_interfaces(interfaces))
         elif arguments.command == "backends":
-            backends = await client.list_backends()
-            print(_to_json(backends) if arguments.json else format_backends(backends))
+            backends = client.list_backends()
+            print(to_json(backends) if arguments.json else format_backends(backends))
         elif arguments.command == "clear":
-            resolved = await client.clear_limit(arguments.app, scope=arguments.scope)
+            resolved = client.clear_limit(arguments.app, scope=arguments.scope)
             print(f"{for_terminal(resolved)}: limits removed")
         elif arguments.command == "limit":
-            set_directions: list[tuple[str, Direction]] = []
-            for direction, rate_bps in ((Direction.DOWN, arguments.down), (Direction.UP, arguments.up)):
-                if rate_bps is False:
-                    continue
-                if rate_bps is None:
-                    resolved = await client.clear_limit(arguments.app, direction, scope=arguments.scope)
-                    print(f"{for_terminal(resolved)}: {direction.value} limit removed")
-                else:
-                    resolved = await client.set_limit(arguments.app, direction, rate_bps, arguments.burst,
-                                                      scope=arguments.scope)
-                    print(f"{for_terminal(resolved)}: {direction.value} limited to {format_rate(rate_bps)}")
-                    set_directions.append((resolved, direction))
-            await _check_enforced(client, set_directions)
+            _limit(client, arguments)
 
 
-async def _check_enforced(client: HelperClient, limited: list[tuple[str, Direction]]) -> None:
+def _limit(client: BlockingHelperClient, arguments: argparse.Namespace) -> None:
+    set_directions: list[tuple[str, Direction]] = []
+    for direction, rate_bps in ((Direction.DOWN, arguments.down), (Direction.UP, arguments.up)):
+        if rate_bps is False:
+            continue
+        if rate_bps is None:
+            resolved = client.clear_limit(arguments.app, direction, scope=arguments.scope)
+            print(f"{for_terminal(resolved)}: {direction.value} limit removed")
+        else:
+            resolved = client.set_limit(arguments.app, direction, rate_bps, arguments.burst, scope=arguments.scope)
+            print(f"{for_terminal(resolved)}: {direction.value} limited to {format_rate(rate_bps)}")
+            set_directions.append((resolved, direction))
+    _check_enforced(client, set_directions)
+
+
+def _check_enforced(client: BlockingHelperClient, limited: list[tuple[str, Direction]]) -> None:
     """Raise NotEnforced when the helper says a limit just set does not hold:
     a script must not believe a limit that the kernel does not apply."""
     if not limited:
         return
-    apps = {app.id: app for app in await client.list_applications()}
+    apps = {app.id: app for app in client.list_applications()}
     reasons = []
     for app_id, direction in limited:
         app = apps.get(app_id)
@@ -325,20 +293,32 @@ def _fail(code: int, text: str) -> NoReturn:
     raise SystemExit(code)
 
 
+def _quiet_stdout() -> None:
+    """The reader closed the pipe: send what is left to /dev/null, so the
+    interpreter's final flush neither fails nor complains."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     if arguments.command == "limit" and arguments.down is False and arguments.up is False:
         parser.error("limit: give --down RATE and/or --up RATE")
     try:
-        asyncio.run(_run(arguments))
+        _run(arguments)
+        sys.stdout.flush()  # here, so that a closed pipe is seen below and not at exit
     except HelperClientError as error:
         _fail(_exit_code(error), _describe(error).splitlines()[0] if _describe(error) else error.name)
     except NotEnforced as error:
         _fail(EXIT_NOT_ENFORCED, f"stored, but not enforced now: {error}")
+    except HelperGone as error:
+        _fail(EXIT_HELPER_NOT_RUNNING, f"helper went away: {error}")
     except KeyboardInterrupt:
         _fail(130, "interrupted")
     except BrokenPipeError:
+        _quiet_stdout()
         return EXIT_OK
     except Exception as error:  # a bug: still one line, never a traceback
         _fail(EXIT_FAILED, f"failed: {type(error).__name__}: {error}")

@@ -1,9 +1,10 @@
-"""An asyncio client of the helper, shared by the CLI and the GUI.
+"""An asyncio client of the helper, on dbus-fast: the GUI's, and the tests'.
 
 Every failure, from "no bus" to a polkit denial, comes out as one exception
-type, HelperClientError, carrying the D-Bus error name, so callers map names to
-words in one table. The GUI runs it on an event loop in a worker thread; one
-HelperClient belongs to one event loop.
+type, HelperClientError (chadthrottle.helper_errors), carrying the D-Bus error
+name, so callers map names to words in one table. The GUI runs it on an event
+loop in a worker thread; one HelperClient belongs to one event loop. The CLI
+uses chadthrottle.blocking_client instead, which starts in a fraction of the time.
 """
 
 from __future__ import annotations
@@ -39,42 +40,22 @@ from chadthrottle.dbus_codec import (
     decode_interface,
     decode_rule,
 )
+from chadthrottle.helper_errors import (  # re-exported: the GUI and tests name them from here
+    DEFAULT_INTERACTIVE_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+    DISCONNECTED,
+    HELPER_MISSING_NAMES,
+    NAME_HAS_NO_OWNER,
+    NO_REPLY,
+    NO_SERVER,
+    SERVICE_UNKNOWN,
+    HelperClientError,
+)
 
-# Standard D-Bus error names the client produces or passes on.
-NO_SERVER = "org.freedesktop.DBus.Error.NoServer"  # cannot connect to the bus at all
-NO_REPLY = "org.freedesktop.DBus.Error.NoReply"  # the call timed out
-SERVICE_UNKNOWN = "org.freedesktop.DBus.Error.ServiceUnknown"  # nobody owns BUS_NAME
-NAME_HAS_NO_OWNER = "org.freedesktop.DBus.Error.NameHasNoOwner"
-DISCONNECTED = "org.freedesktop.DBus.Error.Disconnected"
-HELPER_MISSING_NAMES = frozenset({NO_SERVER, SERVICE_UNKNOWN, NAME_HAS_NO_OWNER, DISCONNECTED})
-
-DEFAULT_TIMEOUT_S = 30.0
-# Longer than the helper's own limit on a polkit password prompt (150 s), so the
-# helper's answer, not our timeout, ends an interactive call.
-DEFAULT_INTERACTIVE_TIMEOUT_S = 180.0
-
-
-class HelperClientError(Exception):
-    """A call to the helper failed. name is a D-Bus error name: one of
-    contract.ErrorName, or a standard org.freedesktop.DBus.Error.* name."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name
-        self.message = message
-
-    @property
-    def error(self) -> ErrorName | None:
-        """The contract's error name, or None for a bus-level error."""
-        try:
-            return ErrorName(self.name)
-        except ValueError:
-            return None
-
-    @property
-    def helper_missing(self) -> bool:
-        """No bus, or no helper on it: not the caller's fault, nothing was changed."""
-        return self.name in HELPER_MISSING_NAMES
+__all__ = [
+    "DEFAULT_INTERACTIVE_TIMEOUT_S", "DEFAULT_TIMEOUT_S", "DISCONNECTED", "HELPER_MISSING_NAMES",
+    "NAME_HAS_NO_OWNER", "NO_REPLY", "NO_SERVER", "SERVICE_UNKNOWN", "HelperClient", "HelperClientError",
+]  # fmt: skip
 
 
 class HelperClient:

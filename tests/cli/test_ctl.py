@@ -82,7 +82,7 @@ def test_help_documents_rates_and_exit_codes(capsys: pytest.CaptureFixture[str])
     ],
 )
 def test_exit_codes(name: str, code: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    async def fail(arguments: object) -> None:
+    def fail(arguments: object) -> None:
         raise HelperClientError(name, "it went wrong\nsecond line")
 
     monkeypatch.setattr(ctl, "_run", fail)
@@ -94,7 +94,7 @@ def test_exit_codes(name: str, code: int, monkeypatch: pytest.MonkeyPatch, capsy
 
 
 def test_a_bug_is_still_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    async def fail(arguments: object) -> None:
+    def fail(arguments: object) -> None:
         raise KeyError("oops")
 
     monkeypatch.setattr(ctl, "_run", fail)
@@ -110,7 +110,7 @@ def test_table_and_json_output() -> None:
     assert table[0].split() == ["ID", "NAME", "PIDS", "DOWN", "UP", "DOWN", "LIMIT", "UP", "LIMIT"]
     assert table[1].split() == ["exe:/usr/bin/curl", "curl", "1,2,3,4...", "2.00", "MB/s", "0", "B/s",
                                 "none", "250", "KB/s", "(admin)"]  # fmt: skip
-    assert json.loads(ctl._to_json([APP]))[0]["pids"] == [1, 2, 3, 4, 5]
+    assert json.loads(ctl.to_json([APP]))[0]["pids"] == [1, 2, 3, 4, 5]
     backends = ctl.format_backends([BackendInfo("ebpf", False, "no BTF", ())])
     assert backends.splitlines()[1].split() == ["ebpf", "no", "-", "no", "BTF"]
 

@@ -56,7 +56,7 @@ def test_tables_escape_what_the_helper_sent() -> None:
 
 def test_json_output_is_ascii_with_escapes_and_reads_back() -> None:
     app = _app(f"exe:/tmp/{HOSTILE}", HOSTILE)
-    text = ctl._to_json([app])
+    text = ctl.to_json([app])
     assert text.isascii() and _is_safe(text)
     assert json.loads(text)[0]["name"] == HOSTILE
 
@@ -68,27 +68,27 @@ def test_a_helper_error_is_one_safe_line(capsys: pytest.CaptureFixture[str]) -> 
 
 
 class _HostileHelper:
-    """Stands in for HelperClient: a helper whose replies carry raw controls."""
+    """Stands in for BlockingHelperClient: a helper whose replies carry raw controls."""
 
     def __init__(self, *_args: object) -> None:
         pass
 
-    async def __aenter__(self) -> _HostileHelper:
+    def __enter__(self) -> _HostileHelper:
         return self
 
-    async def __aexit__(self, *_exc: object) -> None:
+    def __exit__(self, *_exc: object) -> None:
         return None
 
-    async def list_applications(self) -> list[ApplicationInfo]:
+    def list_applications(self) -> list[ApplicationInfo]:
         app = _app(f"exe:/tmp/{HOSTILE}", HOSTILE)
         return [ApplicationInfo(**{**app.__dict__, "up_limit_bps": 1_000_000, "up_limit_problem": HOSTILE})]
 
-    async def get_limits_paused(self) -> bool:
+    def get_limits_paused(self) -> bool:
         return False
 
 
 def test_list_prints_nothing_raw(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(ctl, "HelperClient", _HostileHelper)
+    monkeypatch.setattr("chadthrottle.blocking_client.BlockingHelperClient", _HostileHelper)
     assert ctl.main(["list"]) == ctl.EXIT_OK
     out = capsys.readouterr().out
     assert _is_safe(out) and "not enforced" in out and len(out.splitlines()) == 3  # header, row, problem

@@ -1,0 +1,141 @@
+"""What chadthrottle-ctl prints: tables for people, JSON for scripts.
+
+Every name in a table comes from the helper, and so from other users and the
+kernel: each cell goes through for_terminal. JSON keeps ensure_ascii, so
+control characters and all non-ASCII come out as \\uNNNN.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from collections.abc import Sequence
+
+from chadthrottle.cli.terminal import for_terminal
+from chadthrottle.contract import (
+    ADMIN_OWNER,
+    ApplicationInfo,
+    BackendInfo,
+    ConnectionInfo,
+    Direction,
+    InterfaceInfo,
+    RuleInfo,
+)
+from chadthrottle.units import format_limit, format_rate
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+if TYPE_CHECKING:
+    from typing import Any
+
+PAUSED_NOTE = "limits are paused: none is enforced (resume with: chadthrottle-ctl resume)"
+
+Record = ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo | RuleInfo
+
+
+def owner_label(owner: int, my_uid: int | None = None) -> str:
+    """Whose rule: "admin", "you", or the user's name."""
+    if owner == ADMIN_OWNER:
+        return "admin"
+    if owner == (os.getuid() if my_uid is None else my_uid):
+        return "you"
+    try:
+        return f"user {pwd.getpwuid(owner).pw_name}"
+    except (KeyError, OverflowError):
+        return f"uid {owner}"
+
+
+def _limit_cell(app: ApplicationInfo, direction: Direction) -> str:
+    rate_bps = app.limit_bps(direction)
+    if not rate_bps:
+        return format_limit(0)
+    mark = " NOT ENFORCED" if app.limit_problem(direction) else ""
+    return f"{format_limit(rate_bps)} ({owner_label(app.limit_owner(direction))}){mark}"
+
+
+def limit_problems(apps: list[ApplicationInfo]) -> list[str]:
+    """One line per limit that is not enforced, with the helper's reason."""
+    lines = []
+    for app in apps:
+        for direction in Direction:
+            if app.limit_bps(direction) and app.limit_problem(direction):
+                lines.append(f"{app.id}: {direction.value} limit not enforced: {app.limit_problem(direction)}")
+    return lines
+
+
+def _table(rows: list[list[str]]) -> str:
+    rows = [[for_terminal(cell) for cell in row] for row in rows]  # names come from other users
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+    )
+
+
+def format_applications(apps: list[ApplicationInfo]) -> str:
+    rows = [["ID", "NAME", "PIDS", "DOWN", "UP", "DOWN LIMIT", "UP LIMIT"]]
+    for app in sorted(apps, key=lambda a: (-(a.down_bps + a.up_bps), a.name, a.id)):
+        pids = ",".join(str(pid) for pid in app.pids[:4]) + ("..." if len(app.pids) > 4 else "")
+        rows.append([
+            app.id, app.name, pids or "-", format_rate(app.down_bps), format_rate(app.up_bps),
+            _limit_cell(app, Direction.DOWN), _limit_cell(app, Direction.UP),
+        ])  # fmt: skip
+    return _table(rows)
+
+
+def applications_report(apps: list[ApplicationInfo], paused: bool) -> str:
+    """The table `list` prints, then the pause note or the limits not enforced."""
+    notes = [PAUSED_NOTE] if paused else [for_terminal(line) for line in limit_problems(apps)]
+    return "\n".join([format_applications(apps), *notes])
+
+
+def format_rules(rules: list[RuleInfo]) -> str:
+    rows = [["ID", "DIRECTION", "LIMIT", "WHOSE", "IN FORCE"]]
+    for rule in rules:
+        rows.append([rule.app_id, rule.direction, format_limit(rule.rate_bps), owner_label(rule.owner),
+                     "yes" if rule.in_force else "no (outranked by an admin rule, or paused)"])  # fmt: skip
+    return _table(rows)
+
+
+def format_backends(backends: list[BackendInfo]) -> str:
+    rows = [["BACKEND", "AVAILABLE", "ACTIVE", "REASON"]]
+    for backend in backends:
+        rows.append([
+            backend.name, "yes" if backend.available else "no",
+            ",".join(backend.active_directions) or "-", "; ".join(filter(None, [backend.reason, backend.notes])) or "-",
+        ])  # fmt: skip
+    return _table(rows)
+
+
+def format_connections(connections: list[ConnectionInfo]) -> str:
+    rows = [["PROTO", "LOCAL", "REMOTE", "STATE", "PID"]]
+    for connection in sorted(connections, key=lambda c: (c.protocol, c.state, c.local)):
+        rows.append([connection.protocol, connection.local, connection.remote, connection.state, str(connection.pid)])
+    return _table(rows)
+
+
+def format_interfaces(interfaces: list[InterfaceInfo]) -> str:
+    rows = [["INTERFACE", "DOWN", "UP", "RECEIVED", "SENT"]]
+    for interface in interfaces:
+        name = interface.name or f"#{interface.ifindex}"
+        if interface.netns:
+            name = f"{name} ({interface.netns})"
+        rows.append([name, format_rate(interface.down_bps), format_rate(interface.up_bps),
+                     f"{interface.rx_bytes} B", f"{interface.tx_bytes} B"])
+    network = [i for i in interfaces if not i.loopback]
+    rows.append(["total (no loopback)", format_rate(sum(i.down_bps for i in network)),
+                 format_rate(sum(i.up_bps for i in network)), f"{sum(i.rx_bytes for i in network)} B",
+                 f"{sum(i.tx_bytes for i in network)} B"])
+    return _table(rows)
+
+
+def plain(record: Record) -> dict[str, Any]:
+    """A record as JSON-ready values: its fields in order, tuples as lists."""
+    from dataclasses import asdict  # only JSON needs it
+
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(record).items()}
+
+
+def to_json(records: Sequence[Record]) -> str:
+    import json  # only JSON needs it
+
+    # ensure_ascii (the default): control characters and all non-ASCII as \uNNNN
+    return json.dumps([plain(record) for record in records], indent=2, ensure_ascii=True)

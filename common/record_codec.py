@@ -1,0 +1,108 @@
+"""``a{sv}`` dictionaries from the bus -> ApplicationInfo, RuleInfo, ... records.
+
+The decoding half of chadthrottle.dbus_codec, without dbus-fast: the CLI's
+blocking client decodes replies with it and never imports dbus-fast. A value
+of the dictionary is any variant, dbus-fast's or chadthrottle.dbus_wire's: an
+object with a string ``signature`` and a ``value``. Decoding tolerates keys it
+does not know (a newer helper may send more) but refuses a missing or mistyped
+key with a CodecError naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from chadthrottle.contract import (
+    APPLICATION_FIELDS,
+    BACKEND_FIELDS,
+    CONNECTION_FIELDS,
+    INTERFACE_FIELDS,
+    RULE_FIELDS,
+    ApplicationInfo,
+    BackendInfo,
+    ConnectionInfo,
+    InterfaceInfo,
+    RuleInfo,
+)
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo, InterfaceInfo, RuleInfo)
+
+_UINT_BITS = {"y": 8, "q": 16, "u": 32, "t": 64}
+_INT_BITS = {"n": 16, "i": 32, "x": 64}
+
+
+class CodecError(ValueError):
+    """A dictionary from the bus does not have the shape the contract promises."""
+
+
+def check_value(signature: str, value: Any) -> bool:
+    """Whether value is a valid Python value for the simple D-Bus signature."""
+    if signature in _UINT_BITS:
+        return type(value) is int and 0 <= value < 2 ** _UINT_BITS[signature]
+    if signature in _INT_BITS:
+        bits = _INT_BITS[signature]
+        return type(value) is int and -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
+    if signature == "d":
+        return type(value) in (float, int)
+    if signature == "b":
+        return type(value) is bool
+    if signature in ("s", "o", "g"):
+        return type(value) is str
+    if signature.startswith("a") and len(signature) == 2:
+        return isinstance(value, (list, tuple)) and all(
+            check_value(signature[1], item) for item in value
+        )
+    raise CodecError(f"the contract uses an unsupported field type {signature!r}")
+
+
+def _from_wire(signature: str, value: Any) -> Any:
+    if signature.startswith("a"):
+        return tuple(value)
+    if signature == "d":
+        return float(value)
+    return value
+
+
+def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[str, str]) -> Record:
+    """Build cls from an ``a{sv}`` dictionary, checking every contract field."""
+    if not isinstance(data, Mapping):
+        raise CodecError(f"expected a dictionary, got {type(data).__name__}")
+    values: dict[str, Any] = {}
+    for key, signature in fields.items():
+        if key not in data:
+            raise CodecError(f"{cls.__name__}: missing field {key!r}")
+        variant = data[key]
+        if not isinstance(getattr(variant, "signature", None), str) or not hasattr(variant, "value"):
+            raise CodecError(f"{cls.__name__}: field {key!r} is not a variant")
+        if variant.signature != signature:
+            raise CodecError(
+                f"{cls.__name__}: field {key!r} has type {variant.signature!r}, expected {signature!r}"
+            )
+        if not check_value(signature, variant.value):
+            raise CodecError(f"{cls.__name__}: field {key!r} has an invalid value")
+        values[key] = _from_wire(signature, variant.value)
+    return cls(**values)
+
+
+def decode_application(data: Mapping[str, Any]) -> ApplicationInfo:
+    return decode_record(ApplicationInfo, data, APPLICATION_FIELDS)
+
+
+def decode_backend(data: Mapping[str, Any]) -> BackendInfo:
+    return decode_record(BackendInfo, data, BACKEND_FIELDS)
+
+
+def decode_connection(data: Mapping[str, Any]) -> ConnectionInfo:
+    return decode_record(ConnectionInfo, data, CONNECTION_FIELDS)
+
+
+def decode_interface(data: Mapping[str, Any]) -> InterfaceInfo:
+    return decode_record(InterfaceInfo, data, INTERFACE_FIELDS)
+
+
+def decode_rule(data: Mapping[str, Any]) -> RuleInfo:
+    return decode_record(RuleInfo, data, RULE_FIELDS)
