@@ -27,6 +27,7 @@ from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings, load_settings, save_settings
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
 from chadthrottle.units import UnitSystem
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class AppController(QObject):
         self.proxy.sort_by_activity()
         self.connection = HelperConnection(client_factory, self.settings.refresh_interval_s, self)
         self.window = MainWindow(self.model, self.proxy, self.settings)
+        restore_window_state(self.window, settings_store)  # size, columns, sort, graph span
         self.tray: TrayController | None = None
         self.window.keep_running_in_tray = False
         self._told_closed_to_tray = False
@@ -122,6 +124,7 @@ class AppController(QObject):
         if self._stopped:
             return
         self._stopped = True
+        save_window_state(self.window, self._store)
         self.connection.stop()
         if self.tray is not None:
             self.tray.shutdown()
@@ -188,6 +191,7 @@ class AppController(QObject):
             self.tray.set_status(status)
 
     def _on_closed_to_tray(self) -> None:
+        save_window_state(self.window, self._store)
         if self.tray is not None and not self._told_closed_to_tray:
             self._told_closed_to_tray = True
             self.tray.icon.showMessage(

@@ -27,7 +27,7 @@ from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction, Ru
 from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.child_rows import connection_data, process_data
 from chadthrottle.gui.models.connections import connection_key, interesting_first
-from chadthrottle.gui.models.history import RateHistory
+from chadthrottle.gui.models.history import SHARED_SCALE_SAMPLES, PeakWindow, RateHistory
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.limit_truth import LimitState, LimitTally, describe_limit, limit_state, tally
 from chadthrottle.gui.models.row_order import RowOrder, ordered, runs
@@ -85,6 +85,7 @@ class ApplicationsModel(QAbstractItemModel):
         self._viewer_uid = os.geteuid()
         self._rules: tuple[RuleInfo, ...] = ()  # ListRules: the viewer's outranked rules
         self._enforcement_problem = ""  # what keeps every limit from being enforced now
+        self.peaks = PeakWindow(SHARED_SCALE_SAMPLES)  # the sparklines' shared scale
 
     # --- Qt model interface -------------------------------------------------------------
 
@@ -438,6 +439,8 @@ class ApplicationsModel(QAbstractItemModel):
     ) -> None:
         """Merge one ListApplications result by application id."""
         names = process_names or {}
+        self.peaks.append(max((a.down_bps for a in applications), default=0.0),
+                          max((a.up_bps for a in applications), default=0.0))  # fmt: skip
         incoming = {info.id: info for info in applications}
         for app_id in [app_id for app_id in self._hidden if app_id not in incoming]:
             del self._hidden[app_id]

@@ -13,6 +13,7 @@ import numpy.typing as npt
 FINE_SAMPLES = 300
 COARSE_SAMPLES = 360
 COARSE_EVERY = 10
+SHARED_SCALE_SAMPLES = 60  # the sparklines' minute
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -81,3 +82,25 @@ class RateHistory:
 
     def __len__(self) -> int:
         return len(self._fine)
+
+
+class PeakWindow:
+    """The highest down and up rate any application had over the last polls.
+
+    One shared scale for every row's sparkline, so rows compare: a per-poll
+    maximum kept for ``samples`` polls (a max over rows, then over this ring)
+    costs one pass over the poll, not a pass over every row's history.
+    """
+
+    def __init__(self, samples: int) -> None:
+        self._ring = _Ring(samples)
+
+    def append(self, down_bps: float, up_bps: float) -> None:
+        self._ring.append(down_bps, up_bps)
+
+    def peaks(self) -> tuple[float, float]:
+        data = self._ring.last(len(self._ring))
+        if len(data) == 0:
+            return (0.0, 0.0)
+        top = data.max(axis=0)
+        return (float(top[0]), float(top[1]))

@@ -10,8 +10,18 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QPoint, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QCursor, QFont, QMouseEvent, QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
+from PySide6.QtGui import (
+    QColor,
+    QCursor,
+    QFont,
+    QHelpEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QResizeEvent,
+)
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QToolTip, QTreeView, QWidget
 
 from chadthrottle.contract import Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
@@ -33,6 +43,26 @@ def tabular_font(font: QFont) -> QFont:
     if hasattr(QFont, "Tag"):
         tabular.setFeature(QFont.Tag("tnum"), 1)
     return tabular
+
+
+DARK_CONTRAST = 1.5  # the selected row against the rows around it, on a dark palette
+
+
+def _mix(base: QColor, accent: QColor, share: float) -> QColor:
+    return QColor(round(base.red() * (1 - share) + accent.red() * share),
+                  round(base.green() * (1 - share) + accent.green() * share),
+                  round(base.blue() * (1 - share) + accent.blue() * share))  # fmt: skip
+
+
+def contrast(a: QColor, b: QColor) -> float:
+    """WCAG contrast ratio of two colours (1 to 21)."""
+    def luminance(colour: QColor) -> float:
+        linear = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+                  for x in (colour.redF(), colour.greenF(), colour.blueF())]  # fmt: skip
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
 
 
 class AppTable(QTreeView):
@@ -72,17 +102,17 @@ class AppTable(QTreeView):
         self.horizontalScrollBar().setAccessibleName("Scroll the columns")
         header.setStretchLastSection(False)
         header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
-        digits = self.fontMetrics().horizontalAdvance("888.8 Mbit/s") + 24
-        for column, width in (
-            (Column.DOWN, digits),
-            (Column.UP, digits),
-            (Column.ACTIVITY, 140),
-            (Column.DOWN_LIMIT, 230),
-            (Column.UP_LIMIT, 230),
-        ):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
-            header.resizeSection(column, width)
-        header.setMinimumSectionSize(60)
+        # Widths follow the font (and so the desktop's scale); each column but the
+        # name can be resized and is remembered (window_state). When the window is
+        # narrower than they add up to, they give way down to a minimum, so every
+        # column stays on screen rather than behind a horizontal scroll bar.
+        self._preferred, self._minimum = self._column_widths()
+        self._fitting = False
+        for column in self._preferred:
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+        header.setMinimumSectionSize(min(self._minimum.values()))
+        header.sectionResized.connect(self._on_section_resized)
+        self._fit_columns()
         self.sortByColumn(Column.ACTIVITY, Qt.SortOrder.DescendingOrder)
         self._hover_row: QPersistentModelIndex = QPersistentModelIndex()
         self.pointer_rest_ms = POINTER_REST_MS
@@ -101,6 +131,72 @@ class AppTable(QTreeView):
         self.collapsed.connect(lambda index: self._expansion_changed(str(index.data(Role.APP_ID) or "")))
         proxy.rowsRemoved.connect(self._on_rows_removed)
 
+    def set_sparkline_scale(self, scale: tuple[float, float]) -> None:
+        """Every row's sparkline on one scale; the Activity cells' tooltip tells it."""
+        self.sparkline_delegate.scale = scale
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            index = self.indexAt(event.pos())
+            if index.isValid() and index.column() == Column.ACTIVITY:
+                source = self._proxy.sourceModel()
+                units = getattr(source, "units", None)
+                text = self.sparkline_delegate.scale_text(units) if units is not None else ""
+                if text:
+                    QToolTip.showText(event.globalPos(), text, self.viewport())
+                    return True
+        return super().viewportEvent(event)
+
+    # --- column widths ----------------------------------------------------------------
+
+    def _column_widths(self) -> tuple[dict[Column, int], dict[Column, int]]:
+        """Preferred and smallest widths of every column but the name, from the font."""
+        metrics = self.fontMetrics()
+        rate = metrics.horizontalAdvance("88.8 Mbit/s") + 24
+        field = metrics.horizontalAdvance("888.8 Mbit/s") + 14  # LimitControl's field
+        preferred = {Column.DOWN: rate, Column.UP: rate, Column.ACTIVITY: 140,
+                     Column.DOWN_LIMIT: field + 140, Column.UP_LIMIT: field + 140}  # fmt: skip
+        minimum = {Column.DOWN: metrics.horizontalAdvance("8.88 Kibit/s") + 10,
+                   Column.UP: metrics.horizontalAdvance("8.88 Kibit/s") + 10, Column.ACTIVITY: 56,
+                   Column.DOWN_LIMIT: field + 44, Column.UP_LIMIT: field + 44}  # fmt: skip
+        return preferred, minimum
+
+    def name_minimum_width(self) -> int:
+        return self.fontMetrics().horizontalAdvance("Application") + self.indentation() + 40
+
+    def preferred_widths(self) -> list[int]:
+        """Each column's width as the user left it (the name column's as shown)."""
+        return [self._preferred.get(Column(c), self.header().sectionSize(c)) for c in range(len(Column))]
+
+    def set_preferred_widths(self, widths: list[int]) -> None:
+        """Widths remembered from last time; each at least its column's minimum."""
+        for column in self._preferred:
+            self._preferred[column] = max(self._minimum[column], widths[column])
+        self._fit_columns()
+
+    def _on_section_resized(self, column: int, _old: int, new: int) -> None:
+        if not self._fitting and column in self._preferred:  # the user dragged a divider
+            self._preferred[Column(column)] = new
+
+    def _fit_columns(self) -> None:
+        """Preferred widths where they fit; otherwise every column shrinks in
+        proportion towards its minimum, so the name and all the limits stay visible."""
+        available = self.viewport().width() - self.name_minimum_width()
+        wanted = sum(self._preferred.values())
+        least = sum(self._minimum.values())
+        share = 1.0 if wanted <= available else max(0.0, (available - least) / max(1, wanted - least))
+        self._fitting = True
+        try:
+            for column, width in self._preferred.items():
+                low = self._minimum[column]
+                self.header().resizeSection(column, round(low + (max(width, low) - low) * min(1.0, share)))
+        finally:
+            self._fitting = False
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_columns()
+
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
         if self.model().rowCount() == 0 and self.empty_text:
@@ -110,16 +206,22 @@ class AppTable(QTreeView):
             painter.end()
 
     def _soften_selection(self) -> None:
-        """A light tint for the selected row, so sliders and text stay readable on it."""
+        """A light tint for the selected row, so sliders and text stay readable on it.
+
+        On a dark palette a fifth of the accent hardly shows against the rows'
+        near-black, so the tint is made stronger until it stands out from both
+        row colours.
+        """
         palette = self.palette()
         for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
             accent = palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
             base = palette.color(group, QPalette.ColorRole.Base)
-            tint = QColor(
-                round(base.red() * 0.8 + accent.red() * 0.2),
-                round(base.green() * 0.8 + accent.green() * 0.2),
-                round(base.blue() * 0.8 + accent.blue() * 0.2),
-            )
+            rows = (base, palette.color(group, QPalette.ColorRole.AlternateBase))
+            share = 0.2
+            tint = _mix(base, accent, share)
+            while base.lightness() < 128 and share < 0.6 and min(contrast(tint, row) for row in rows) < DARK_CONTRAST:
+                share += 0.05
+                tint = _mix(base, accent, share)
             palette.setColor(group, QPalette.ColorRole.Highlight, tint)
             palette.setColor(group, QPalette.ColorRole.HighlightedText, palette.color(group, QPalette.ColorRole.Text))
         self.setPalette(palette)

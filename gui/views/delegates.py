@@ -26,10 +26,14 @@ from chadthrottle.gui.widgets.limit_slider import PROBLEM_COLOUR, LimitControl, 
 from chadthrottle.gui.widgets.rate_scale import position_for_rate
 from chadthrottle.gui.widgets.slider_look import paint_rate_slider, slider_option
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
-from chadthrottle.units import UnitSystem, format_limit
+from chadthrottle.units import UnitSystem, format_limit, format_rate
 
 AnyIndex = QModelIndex | QPersistentModelIndex
-ROW_HEIGHT = 30
+ROW_HEIGHT = 30  # at the usual font size; rows grow with the font (the desktop's scale)
+
+
+def row_height(metrics: QFontMetrics) -> int:
+    return max(ROW_HEIGHT, metrics.height() + 12)
 LIKENESS_CACHE_SIZE = 256
 
 
@@ -50,6 +54,8 @@ class SparklineDelegate(QStyledItemDelegate):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.dimmed = False
+        # One (down, up) scale for every row, so rows compare (set after each poll).
+        self.scale: tuple[float, float] | None = None
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
         _draw_background(option, painter)
@@ -58,10 +64,19 @@ class SparklineDelegate(QStyledItemDelegate):
             return
         down_limit, up_limit = index.data(Role.LIMITS)
         rect = QRectF(option.rect).adjusted(4, 2, -4, -2)
-        paint_sparkline(painter, rect, history.recent(SPARKLINE_SAMPLES), down_limit, up_limit, self.dimmed)
+        paint_sparkline(painter, rect, history.recent(SPARKLINE_SAMPLES), down_limit, up_limit, self.dimmed,
+                        self.scale)  # fmt: skip
+
+    def scale_text(self, units: UnitSystem) -> str:
+        """What the shared scale is, for the column's tooltip."""
+        if self.scale is None:
+            return ""
+        return (f"The last minute, every row on one scale: download (above the line) up to "
+                f"{format_rate(self.scale[0], units)}, upload (below it) up to {format_rate(self.scale[1], units)}. "
+                "A marker at the edge: a limit above that.")  # fmt: skip
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
-        return QSize(120, ROW_HEIGHT)
+        return QSize(120, row_height(option.fontMetrics))
 
 
 class LimitDelegate(QStyledItemDelegate):
@@ -163,7 +178,7 @@ class LimitDelegate(QStyledItemDelegate):
         return slider_rect, text_rect
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
-        return QSize(210, ROW_HEIGHT)
+        return QSize(210, row_height(option.fontMetrics))
 
     # --- editing -------------------------------------------------------------------------
 

@@ -1,7 +1,12 @@
 """The selected application's live graph: down and up, its limits, its rates.
 
-A pyqtgraph plot (cheap to update once a second), a line of text that puts the
-configured limit next to the measured rate, and a choice of time span.
+Two pyqtgraph plots sharing the time axis (cheap to update once a second):
+download above, upload below, each scaled to what was measured in it, so a
+200 KB/s upload stays readable under a 50 MB/s download. A limit is drawn as a
+dashed line where it is near the traffic; a limit far above it (a slider left
+at 900 MB/s) is a marker at the plot's top edge instead of a scale that
+flattens the traffic to a line. A line of text puts each configured limit next
+to the measured rate, and a choice of time span.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
@@ -18,7 +23,7 @@ from chadthrottle.gui.models.connections import connection_label, interesting_fi
 from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
-from chadthrottle.gui.views.rate_axis import RateAxis, nice_ceiling
+from chadthrottle.gui.views.rate_axis import RateAxis, graph_top
 from chadthrottle.units import UnitSystem, format_rate
 
 MEASURED_OVER_SAMPLES = 5
@@ -81,33 +86,21 @@ class DetailPane(QWidget):
             self.span.addItem(label)
         self.span.currentIndexChanged.connect(lambda _i: self.refresh())
 
-        self._axis = RateAxis()
-        self.plot = pg.PlotWidget(axisItems={"left": self._axis})
+        self.plot = pg.GraphicsLayoutWidget()
         self.plot.setAccessibleName("Traffic graph")
         self.plot.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # nothing to do in it with keys or mouse
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
         self.plot.setBackground(self.palette().color(QPalette.ColorRole.Base))
-        self.plot.showGrid(x=False, y=True, alpha=0.15)
-        self.plot.getAxis("bottom").setLabel("seconds ago")
-        # Each axis (the left one with its grid lines across the plot) is redrawn
-        # whenever a curve under it changes, every poll: replaying its picture was
-        # most of the graph's cost. Kept as a pixmap, it is redrawn only when its
-        # range or size changes.
-        for side in ("left", "bottom"):
-            self.plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        self.plot.setMinimumHeight(150)
-        self._down = self.plot.plot(pen=pg.mkPen(DOWN_COLOUR, width=1.6),
-                                    fillLevel=0, brush=QColor(53, 132, 228, 60), name="down")
-        self._up = self.plot.plot(pen=pg.mkPen(UP_COLOUR, width=1.6), name="up")
-        self._limit_lines = {
-            Direction.DOWN: pg.InfiniteLine(angle=0, pen=pg.mkPen(DOWN_COLOUR.darker(120), style=Qt.PenStyle.DashLine)),
-            Direction.UP: pg.InfiniteLine(angle=0, pen=pg.mkPen(UP_COLOUR.darker(120), style=Qt.PenStyle.DashLine)),
+        self.plot.ci.setSpacing(0)
+        self.plot.setMinimumHeight(GRAPH_MIN_HEIGHT)
+        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.graphs = {
+            Direction.DOWN: _DirectionGraph(self.plot, Direction.DOWN, row=0),
+            Direction.UP: _DirectionGraph(self.plot, Direction.UP, row=1),
         }
-        for line in self._limit_lines.values():
-            line.setVisible(False)
-            self.plot.addItem(line)
+        self.graphs[Direction.UP].item.setXLink(self.graphs[Direction.DOWN].item)
+        self.graphs[Direction.DOWN].item.getAxis("bottom").setStyle(showValues=False)
+        self.plot.ci.layout.setRowStretchFactor(0, 3)
+        self.plot.ci.layout.setRowStretchFactor(1, 2)
 
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
@@ -156,9 +149,8 @@ class DetailPane(QWidget):
         self.limit_notes.setVisible(bool(text))
 
     def set_units(self, units: UnitSystem) -> None:
-        self._axis.units = units
-        self._axis.picture = None
-        self._axis.update()
+        for graph in self.graphs.values():
+            graph.set_units(units)
         self.refresh()
 
     def refresh(self) -> None:
@@ -168,10 +160,8 @@ class DetailPane(QWidget):
             self.summary.setText("Select an application to see its traffic.")
             self._show_notes("")
             self.plot.setVisible(False)
-            self._down.setData([], [])
-            self._up.setData([], [])
-            for line in self._limit_lines.values():
-                line.setVisible(False)
+            for graph in self.graphs.values():
+                graph.clear()
             return
         self.plot.setVisible(True)
         units = self._model.units
@@ -185,13 +175,79 @@ class DetailPane(QWidget):
         data = history.coarse(samples) if coarse else history.recent(samples)
         step_s = self.refresh_interval_s * (COARSE_EVERY if coarse else 1)
         x = (np.arange(len(data)) - (len(data) - 1)) * step_s
-        self._down.setData(x, data[:, 0])
-        self._up.setData(x, data[:, 1])
-        peak = max([float(data.max()) if len(data) else 0.0, *limits, 1000.0])
-        self.plot.setXRange(-samples * step_s, 0, padding=0)
-        self.plot.setYRange(0, nice_ceiling(peak * 1.1), padding=0)
-        for direction, limit in zip(Direction, limits, strict=True):
-            line = self._limit_lines[direction]
-            line.setVisible(limit > 0)
-            if limit > 0:
-                line.setValue(limit)
+        for column, (direction, limit) in enumerate(zip(Direction, limits, strict=True)):
+            self.graphs[direction].show(x, data[:, column], limit, -samples * step_s, units)
+
+
+GRAPH_MIN_HEIGHT = 110
+
+
+class _DirectionGraph:
+    """One direction's plot: rate, limit line or edge marker, its own scale."""
+
+    def __init__(self, layout: pg.GraphicsLayoutWidget, direction: Direction, row: int) -> None:
+        colour = DOWN_COLOUR if direction is Direction.DOWN else UP_COLOUR
+        self.direction = direction
+        self.axis = RateAxis()
+        self.item = layout.addPlot(row=row, col=0, axisItems={"left": self.axis})
+        item = self.item
+        item.setMenuEnabled(False)
+        item.setMouseEnabled(x=False, y=False)
+        item.hideButtons()
+        item.showGrid(x=False, y=True, alpha=0.15)
+        item.getAxis("left").setWidth(72)  # both plots' axes line up
+        if direction is Direction.UP:
+            item.getAxis("bottom").setLabel("seconds ago")
+        # Each axis (the left one with its grid lines across the plot) is redrawn
+        # whenever a curve under it changes, every poll: replaying its picture was
+        # most of the graph's cost. Kept as a pixmap, it is redrawn only when its
+        # range or size changes.
+        for side in ("left", "bottom"):
+            item.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        fill = QColor(colour)
+        fill.setAlpha(60)
+        self.curve = item.plot(pen=pg.mkPen(colour, width=1.6), fillLevel=0, brush=fill,
+                               name="down" if direction is Direction.DOWN else "up")  # fmt: skip
+        self.limit_line = pg.InfiniteLine(angle=0, pen=pg.mkPen(colour.darker(120), style=Qt.PenStyle.DashLine))
+        self.limit_line.setVisible(False)
+        item.addItem(self.limit_line)
+        # A limit far above the traffic: a marker at the top edge, with its value.
+        self.limit_marker = pg.TextItem("", color=colour.darker(120), anchor=(1, 0))
+        self.limit_marker.setVisible(False)
+        item.addItem(self.limit_marker, ignoreBounds=True)
+        self.label = pg.TextItem("▼ down" if direction is Direction.DOWN else "▲ up", color=colour, anchor=(0, 0))
+        item.addItem(self.label, ignoreBounds=True)
+        self.top = 0.0
+
+    def set_units(self, units: UnitSystem) -> None:
+        self.axis.units = units
+        self.axis.picture = None
+        self.axis.update()
+
+    def clear(self) -> None:
+        self.curve.setData([], [])
+        self.limit_line.setVisible(False)
+        self.limit_marker.setVisible(False)
+
+    def show(self, x: np.ndarray, rates: np.ndarray, limit: int, start_s: float, units: UnitSystem) -> None:
+        """Plot the rates on a scale they fill; the limit as a line if it is on
+        that scale, as a marker at the top edge if it is far above."""
+        self.curve.setData(x, rates)
+        peak = float(rates.max()) if len(rates) else 0.0
+        top = graph_top(peak, limit)
+        if top != self.top:
+            self.top = top
+            self.item.setYRange(0, top, padding=0)
+        self.item.setXRange(start_s, 0, padding=0)
+        self.label.setPos(start_s, top)
+        on_scale = 0 < limit <= top
+        self.limit_line.setVisible(on_scale)
+        if on_scale:
+            self.limit_line.setValue(limit)
+        far = limit > top
+        self.limit_marker.setVisible(far)
+        if far:
+            text = f"limit {format_rate(limit, units)} ↑"
+            if self.limit_marker.textItem.toPlainText() != text:
+                self.limit_marker.setText(text)
+            self.limit_marker.setPos(0, top)

@@ -25,8 +25,10 @@ from chadthrottle.gui.views.app_table import AppTable
 from chadthrottle.gui.views.detail_pane import DetailPane
 from chadthrottle.gui.views.header_bar import HeaderBar
 from chadthrottle.gui.views.paused_notice import PausedNotice
+from chadthrottle.gui.views.rate_axis import graph_top
 from chadthrottle.gui.views.state_banner import TITLES, StateBanner
 from chadthrottle.gui.views.status_line import StatusLine
+from chadthrottle.gui.views.window_state import first_size
 from chadthrottle.gui.widgets.limit_slider import LimitControl
 from chadthrottle.units import UnitSystem
 
@@ -68,6 +70,7 @@ class MainWindow(QMainWindow):
         self._model = model
         self._status = HelperStatus(HelperState.CONNECTING)
         self._paused = False
+        self._filter_text = ""
 
         self.header = HeaderBar(settings, self)
         self.banner = StateBanner(self)
@@ -77,7 +80,7 @@ class MainWindow(QMainWindow):
         self.status_line = StatusLine(self)
         self.setStatusBar(self.status_line)
 
-        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter = splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.addWidget(self.table)
         splitter.addWidget(self.detail)
         splitter.setStretchFactor(0, 3)
@@ -96,9 +99,10 @@ class MainWindow(QMainWindow):
         layout.addLayout(banner_box)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
-        self.resize(1100, 720)
+        self.resize(first_size(self.screen()))
 
         self.header.filterChanged.connect(proxy.set_name_filter)
+        self.header.filterChanged.connect(self._on_filter_changed)
         self.banner.retryRequested.connect(self.retryRequested)
         self.paused_notice.resumeRequested.connect(lambda: self.pauseRequested.emit(False))
         self.table.limit_delegate.limitRequested.connect(self.limitRequested)
@@ -147,7 +151,7 @@ class MainWindow(QMainWindow):
         else:
             reason = TITLES.get(status.state, "The helper is not available.")
         self.table.set_limits_blocked(reason)
-        self.table.empty_text = EMPTY_TEXT.get(status.state, "")
+        self._update_empty_text()
         self._show_enforcement()
         self.table.viewport().update()
         self._update_counts()
@@ -183,9 +187,34 @@ class MainWindow(QMainWindow):
     def show_message(self, text: str, timeout_ms: int = 8000) -> None:
         self.status_line.show_text(text, timeout_ms)
 
+    def fit_to_screen(self) -> None:
+        """Keep a restored size within the screen it is shown on (Qt's
+        restoreGeometry already brings the window back onto a screen)."""
+        screen = self.screen()
+        if self.isMaximized() or self.isFullScreen() or screen is None:
+            return
+        available = screen.availableGeometry().size()
+        if self.width() > available.width() or self.height() > available.height():
+            self.resize(self.size().boundedTo(available))
+
     # --- internals ---------------------------------------------------------------------
 
+    def _on_filter_changed(self, text: str) -> None:
+        self._filter_text = text.strip()
+        self._update_empty_text()
+        self.table.viewport().update()
+
+    def _update_empty_text(self) -> None:
+        """An empty list says why: nothing matches the filter, or nothing uses the network."""
+        state = self._status.state
+        if self._filter_text and self._status.can_monitor:
+            self.table.empty_text = f"No application matches “{self._filter_text}”."
+        else:
+            self.table.empty_text = EMPTY_TEXT.get(state, "")
+
     def _on_snapshot(self) -> None:
+        down, up = self._model.peaks.peaks()
+        self.table.set_sparkline_scale((graph_top(down), graph_top(up)))
         if not self.table.currentIndex().isValid() and self._model.rowCount() > 0:
             first = self.table.model().index(0, 0)
             self.select_application(str(first.data(Role.APP_ID)))

@@ -1,7 +1,7 @@
 """Sparklines: a few dozen seconds of down/up rate in a table cell.
 
-Painted with plain QPainter calls (one polygon, one polyline, two dashed
-lines) so two hundred rows repaint cheaply every second. The function is used
+Painted with plain QPainter calls (two polygons, two polylines, two dashed
+lines or edge markers) so two hundred rows repaint cheaply every second. The function is used
 by the table's delegate; the widget wraps it for places outside item views.
 """
 
@@ -20,8 +20,9 @@ DOWN_COLOUR = QColor("#3584e4")
 UP_COLOUR = QColor("#e66100")
 
 
-def _polygon(values: FloatArray, rect: QRectF, scale: float, closed: bool = False) -> QPolygonF:
-    """The samples as a line across the right of rect (closed: down to its bottom).
+def _polygon(values: FloatArray, rect: QRectF, scale: float, closed: bool = False, downward: bool = False) -> QPolygonF:
+    """The samples as a line across the right of rect, rising from its bottom
+    (downward: falling from its top); closed: back along that base line.
 
     Filled through a numpy view of the polygon's memory (pyqtgraph's helpers, as
     its own curves do): building a QPointF per sample was most of a row's cost.
@@ -33,10 +34,12 @@ def _polygon(values: FloatArray, rect: QRectF, scale: float, closed: bool = Fals
     points = ndarray_from_qpolygonf(polygon)
     line = points[1:-1] if closed else points
     line[:, 0] = x0 + step * np.arange(count)
-    line[:, 1] = rect.bottom() - np.minimum(1.0, values / scale) * rect.height()
+    base = rect.top() if downward else rect.bottom()
+    height = rect.height() if downward else -rect.height()
+    line[:, 1] = base + np.minimum(1.0, values / scale) * height
     if closed:
-        points[0] = (line[0, 0], rect.bottom())
-        points[-1] = (line[-1, 0], rect.bottom())
+        points[0] = (line[0, 0], base)
+        points[-1] = (line[-1, 0], base)
     return polygon
 
 
@@ -58,6 +61,9 @@ def _draw_line(painter: QPainter, polygon: QPolygonF, colour: QColor) -> None:
     painter.drawPolyline(polygon)
 
 
+DOWN_SHARE = 0.6  # of the cell's height, above the middle line; upload below it
+
+
 def paint_sparkline(
     painter: QPainter,
     rect: QRectF,
@@ -65,46 +71,65 @@ def paint_sparkline(
     down_limit_bps: int = 0,
     up_limit_bps: int = 0,
     dimmed: bool = False,
+    scale: tuple[float, float] | None = None,
 ) -> None:
-    """Down as a soft filled area, up as a line, limits as dashed lines.
+    """Download as an area rising from a middle line, upload hanging below it.
 
-    ``samples`` has shape (n, 2): columns down and up, oldest first. The scale
-    covers the data and any limit, so a capped app's line sits on its limit.
+    ``samples`` has shape (n, 2): columns down and up, oldest first. Each
+    direction has its own scale, so upload stays readable beside a large
+    download; the table passes one ``scale`` (down, up) for every row, so rows
+    compare. A limit on the scale is a dashed line; a limit above it is a
+    small marker at the outer edge, never a reason to flatten the traffic.
     """
-    rect = rect.adjusted(1, 3, -1, -3)
-    limits = [limit for limit in (down_limit_bps, up_limit_bps) if limit > 0]
-    peak = float(samples.max()) if len(samples) else 0.0
-    scale = max([peak, *limits, 1.0]) * 1.1
+    rect = rect.adjusted(1, 2, -1, -2)
+    if scale is None:  # on its own: its own peaks
+        peaks = samples.max(axis=0) if len(samples) else np.zeros(2)
+        scale = (max(float(peaks[0]), 1.0) * 1.1, max(float(peaks[1]), 1.0) * 1.1)
+    middle = rect.top() + round(rect.height() * DOWN_SHARE)
+    halves = (QRectF(rect.left(), rect.top(), rect.width(), middle - rect.top()),
+              QRectF(rect.left(), middle, rect.width(), rect.bottom() - middle))  # fmt: skip
     painter.save()
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    opacity = 0.45 if dimmed else 1.0
-    painter.setOpacity(opacity)
+    painter.setOpacity(0.45 if dimmed else 1.0)
     baseline = QColor(DOWN_COLOUR)
     baseline.setAlpha(50)
     painter.setPen(QPen(baseline, 1))
-    painter.drawLine(QPointF(rect.left(), rect.bottom()), QPointF(rect.right(), rect.bottom()))
-    if len(samples) >= 2:
-        area = _polygon(samples[:, 0], rect, scale, closed=True)
-        fill = QColor(DOWN_COLOUR)
-        fill.setAlpha(70)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(fill)
-        # The soft fill's edge lies under the antialiased line: filling it without
-        # antialiasing looks the same and costs a third less per row.
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        painter.drawPolygon(area)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        _draw_line(painter, _polygon(samples[:, 0], rect, scale), DOWN_COLOUR)
-        if float(np.max(samples[:, 1])) > 0:
-            _draw_line(painter, _polygon(samples[:, 1], rect, scale), UP_COLOUR)
-    for limit, colour in ((down_limit_bps, DOWN_COLOUR), (up_limit_bps, UP_COLOUR)):
+    painter.drawLine(QPointF(rect.left(), middle), QPointF(rect.right(), middle))
+    for column, colour, limit in ((0, DOWN_COLOUR, down_limit_bps), (1, UP_COLOUR, up_limit_bps)):
+        half, downward, top = halves[column], column == 1, scale[column]
+        if len(samples) >= 2 and float(np.max(samples[:, column])) > 0:
+            fill = QColor(colour)
+            fill.setAlpha(70)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(fill)
+            # The soft fill's edge lies under the antialiased line: filling it without
+            # antialiasing looks the same and costs a third less per row.
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+            painter.drawPolygon(_polygon(samples[:, column], half, top, closed=True, downward=downward))
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            _draw_line(painter, _polygon(samples[:, column], half, top, downward=downward), colour)
         if limit > 0:
-            pen = QPen(colour.darker(120), 1, Qt.PenStyle.DashLine)
-            painter.setPen(pen)
-            y = rect.bottom() - (limit / scale) * rect.height()
-            painter.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
+            _draw_limit(painter, half, limit, top, colour, downward)
     painter.restore()
+
+
+def _draw_limit(painter: QPainter, half: QRectF, limit: float, top: float, colour: QColor, downward: bool) -> None:
+    """A dashed line where the limit is on the scale; a marker at the outer edge if above it."""
+    edge = half.bottom() if downward else half.top()
+    if limit <= top:
+        y = edge + (1 - limit / top) * (-half.height() if downward else half.height())
+        painter.setPen(QPen(colour.darker(120), 1, Qt.PenStyle.DashLine))
+        painter.drawLine(QPointF(half.left(), y), QPointF(half.right(), y))
+        return
+    size = min(5.0, half.height())
+    tip = edge  # pointing out of the cell: the limit is beyond this edge
+    base = edge + (-size if downward else size)
+    marker = QPolygonF([QPointF(half.right() - size * 2, base), QPointF(half.right(), base),
+                        QPointF(half.right() - size, tip)])  # fmt: skip
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(colour.darker(120))
+    painter.drawPolygon(marker)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
 
 
 class Sparkline(QWidget):

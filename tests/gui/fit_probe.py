@@ -1,0 +1,86 @@
+"""Show the main window with sample data as the application sizes it, and print
+where its parts ended up (JSON), for test_window_fit. Run in a subprocess so
+each screen size and scale factor gets its own QApplication:
+
+    QT_QPA_PLATFORM='offscreen:size=1366x768' QT_SCALE_FACTOR=2 python -m tests.gui.fit_probe
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from PySide6.QtCore import QRect
+from PySide6.QtWidgets import QApplication, QWidget
+
+from chadthrottle.contract import BackendInfo
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.settings import Settings
+from chadthrottle.gui.views.main_window import MainWindow
+from tests.gui.sample_data import sample_applications
+
+
+def _rect(widget: QWidget, window: QWidget) -> list[int]:
+    top_left = widget.mapTo(window, widget.rect().topLeft())
+    rect = QRect(top_left, widget.size())
+    return [rect.left(), rect.top(), rect.right(), rect.bottom()]
+
+
+def main() -> int:
+    app = QApplication(sys.argv[:1])
+    model = ApplicationsModel(IconProvider())
+    proxy = ApplicationsProxy()
+    proxy.setSourceModel(model)
+    proxy.sort_by_activity()
+    window = MainWindow(model, proxy, Settings())
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    window.set_backends((BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",))))
+    for _ in range(3):
+        model.apply_snapshot(sample_applications())
+    window.show()
+    for _ in range(5):
+        app.processEvents()
+    table = window.table
+    header = table.header()
+    status = window.status_line
+    available = window.screen().availableGeometry()
+    report = {
+        "scale": window.devicePixelRatioF(),
+        "available": [available.left(), available.top(), available.right(), available.bottom()],
+        "frame": [window.frameGeometry().left(), window.frameGeometry().top(),
+                  window.frameGeometry().right(), window.frameGeometry().bottom()],
+        "window": [window.width(), window.height()],
+        "minimum": [window.minimumSizeHint().width(), window.minimumSizeHint().height()],
+        "viewport_width": table.viewport().width(),
+        "horizontal_scroll": table.horizontalScrollBar().isVisible(),
+        "columns": {Column(c).name: [header.sectionViewportPosition(c), header.sectionSize(c)] for c in range(len(Column))},
+        "name_minimum": table.name_minimum_width(),
+        "row_height": table.visualRect(proxy.index(0, 0)).height(),
+        "font_height": table.fontMetrics().height(),
+        "parts": {
+            "menu_button": _rect(window.header.menu_button, window),
+            "totals": _rect(window.header.totals, window),
+            "filter": _rect(window.header.filter, window),
+            "graph": _rect(window.detail.plot, window),
+            "span": _rect(window.detail.span, window),
+            "status_bar": _rect(status, window),
+            **{name: _rect(label, window) for name, label in
+               (("backend", status.backend), ("helper", status.helper), ("limits", status.limits))},
+        },
+        "cut_labels": [name for name, label in (("totals", window.header.totals), ("backend", status.backend),
+                       ("helper", status.helper), ("limits", status.limits))
+                       if label.width() < label.sizeHint().width()],
+        "graph_visible": window.detail.plot.isVisible(),
+    }
+    print(json.dumps(report))
+    window.deleteLater()
+    app.processEvents()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""The window fits small and scaled screens, remembers its state, and its graphs
+and list tell the truth: scales from what was measured, a filter that says
+nothing matches, busiest first on a rate column's first click, a visible
+selection in dark mode and a visible focus."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+from chadthrottle.contract import Direction
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.settings import Settings
+from chadthrottle.gui.views.app_table import contrast
+from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.gui.views.rate_axis import graph_top
+from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
+from tests.gui.sample_data import MB, app, sample_applications
+
+ROOT = Path(__file__).resolve().parents[2]
+CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
+
+
+def make_window(qtbot) -> MainWindow:  # type: ignore[no-untyped-def]
+    model = ApplicationsModel(IconProvider())
+    proxy = ApplicationsProxy()
+    proxy.setSourceModel(model)
+    proxy.sort_by_activity()
+    window = MainWindow(model, proxy, Settings())
+    qtbot.addWidget(window)
+    window.set_status(CONNECTED)
+    model.apply_snapshot(sample_applications())
+    return window
+
+
+def probe(tmp_path: Path, width: int, height: int, scale: int) -> dict:  # type: ignore[type-arg]
+    """The fit probe in its own process, on an offscreen screen of that size."""
+    config = tmp_path / f"screen-{width}x{height}.json"
+    config.write_text(json.dumps({"screens": [
+        {"name": "probe", "x": 0, "y": 0, "width": width, "height": height, "logicalDpi": 96, "dpr": 1}]}))
+    environment = {**os.environ, "QT_QPA_PLATFORM": f"offscreen:configfile={config}", "QT_SCALE_FACTOR": str(scale)}
+    done = subprocess.run([sys.executable, "-m", "tests.gui.fit_probe"], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(("width", "height", "scale"), [(1366, 768, 2), (1920, 1080, 2), (1366, 768, 1)])
+def test_everything_fits_the_available_screen(tmp_path: Path, width: int, height: int, scale: int) -> None:
+    report = probe(tmp_path, width, height, scale)
+    assert report["scale"] == scale
+    left, top, right, bottom = report["available"]
+    assert right + 1 == width // scale and bottom + 1 == height // scale
+    frame = report["frame"]
+    assert frame[0] >= left and frame[1] >= top and frame[2] <= right and frame[3] <= bottom, report
+    assert report["minimum"][0] <= right + 1 and report["minimum"][1] <= bottom + 1
+    assert not report["horizontal_scroll"]
+    viewport = report["viewport_width"]
+    for name, (position, size) in report["columns"].items():  # every column whole on screen
+        assert position >= 0 and position + size <= viewport, (name, report["columns"])
+    assert report["columns"]["NAME"][1] >= report["name_minimum"] - 1
+    window_width, window_height = report["window"]
+    for name, (x0, y0, x1, y1) in report["parts"].items():
+        assert 0 <= x0 and 0 <= y0 and x1 < window_width and y1 < window_height, (name, report["parts"][name])
+    assert report["cut_labels"] == []
+    assert report["graph_visible"] and report["parts"]["graph"][3] - report["parts"]["graph"][1] >= 80
+    assert report["row_height"] >= report["font_height"] + 10
+
+
+def test_state_is_restored_after_a_restart(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = QSettings(str(tmp_path / "chadthrottle.conf"), QSettings.Format.IniFormat)
+    first = make_window(qtbot)
+    first.show()
+    first.resize(700, 500)
+    qtbot.waitUntil(lambda: first.width() == 700)
+    first.table.header().resizeSection(Column.UP_LIMIT, 260)  # as a drag on the divider does
+    first.table.sortByColumn(Column.UP, Qt.SortOrder.AscendingOrder)
+    first.detail.span.setCurrentIndex(1)
+    save_window_state(first, store)
+    first.close()
+
+    second = make_window(qtbot)
+    restore_window_state(second, QSettings(str(tmp_path / "chadthrottle.conf"), QSettings.Format.IniFormat))
+    second.show()
+    qtbot.waitExposed(second)
+    assert (second.width(), second.height()) == (700, 500)
+    assert second.table.preferred_widths()[Column.UP_LIMIT] == 260
+    assert second.table.header().sortIndicatorSection() == Column.UP
+    assert second.table.header().sortIndicatorOrder() == Qt.SortOrder.AscendingOrder
+    assert second.table.model().index(0, 0).data() == "curl"  # 0 B/s up: first going up
+    assert second.detail.span.currentIndex() == 1
+
+    second.showMaximized()
+    qtbot.waitUntil(second.isMaximized)
+    save_window_state(second, store)
+    third = make_window(qtbot)
+    restore_window_state(third, QSettings(str(tmp_path / "chadthrottle.conf"), QSettings.Format.IniFormat))
+    third.show()
+    qtbot.waitUntil(third.isMaximized)
+
+
+def test_garbled_state_falls_back_to_defaults(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = QSettings(str(tmp_path / "bad.conf"), QSettings.Format.IniFormat)
+    for key, value in (("window/geometry", "garbage"), ("table/column_widths", ["a", "b"]),
+                       ("table/sort_column", "99"), ("graph/span", "-4")):  # fmt: skip
+        store.setValue(key, value)
+    window = make_window(qtbot)
+    restore_window_state(window, store)
+    assert window.table.header().sortIndicatorSection() == Column.ACTIVITY
+    assert window.detail.span.currentIndex() == 0
+
+
+def test_graph_scale_ignores_a_distant_limit(qtbot) -> None:  # type: ignore[no-untyped-def]
+    assert graph_top(2 * MB, 900 * MB) == graph_top(2 * MB)  # far above: not on the scale
+    assert graph_top(2 * MB, 5 * MB) >= 5 * MB  # near: the line is on the scale
+    window = make_window(qtbot)
+    model = window._model  # noqa: SLF001 - the model behind the window under test
+    steam = "app:org.example.Download"
+    for second in range(20):
+        model.apply_snapshot([app(steam, "Download", 2 * MB + 10_000 * second, 50_000, down_limit_bps=900 * MB)])
+    window.show()
+    window.select_application(steam)
+    window.detail.refresh()
+    down = window.detail.graphs[Direction.DOWN]
+    top = down.item.viewRange()[1][1]
+    assert 2.19 * MB <= top <= 3 * MB  # the traffic fills the plot, not 900 MB/s
+    assert down.limit_marker.isVisible() and not down.limit_line.isVisible()
+    assert "900 MB/s" in down.limit_marker.textItem.toPlainText()
+    up_top = window.detail.graphs[Direction.UP].item.viewRange()[1][1]
+    assert 50_000 <= up_top <= 100_000  # upload on its own scale, readable beside 2 MB/s down
+
+
+def test_sparklines_share_one_scale(qtbot) -> None:  # type: ignore[no-untyped-def]
+    window = make_window(qtbot)
+    window._model.apply_snapshot(sample_applications())  # noqa: SLF001
+    scale = window.table.sparkline_delegate.scale
+    assert scale is not None
+    rates = np.array([(a.down_bps, a.up_bps) for a in sample_applications()])
+    assert scale == (graph_top(rates[:, 0].max()), graph_top(rates[:, 1].max()))
+    assert "every row on one scale" in window.table.sparkline_delegate.scale_text(window._model.units)  # noqa: SLF001
+
+
+def test_a_filter_that_matches_nothing_says_so(qtbot) -> None:  # type: ignore[no-untyped-def]
+    window = make_window(qtbot)
+    window.header.filter.setText("zzz")
+    assert window.table.model().rowCount() == 0
+    assert window.table.empty_text == "No application matches “zzz”."
+    window.header.filter.setText("")
+    assert "No application is using the network" in window.table.empty_text
+
+
+def test_first_click_on_a_rate_column_sorts_busiest_first(qtbot) -> None:  # type: ignore[no-untyped-def]
+    window = make_window(qtbot)
+    window.show()
+    qtbot.waitExposed(window)
+    header = window.table.header()
+    for column, first in ((Column.DOWN, "Firefox"), (Column.UP, "syncthing")):
+        x = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
+        qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=header.rect().center().__class__(x, 5))
+        assert header.sortIndicatorSection() == column
+        assert header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
+        assert window.table.model().index(0, 0).data() == first
+
+
+def test_the_selected_row_stands_out_in_dark_mode(qtbot) -> None:  # type: ignore[no-untyped-def]
+    application = QApplication.instance()
+    assert isinstance(application, QApplication)
+    light = application.palette()
+    dark = QPalette(light)
+    for role, colour in ((QPalette.ColorRole.Base, "#1e1e1e"), (QPalette.ColorRole.AlternateBase, "#262626"),
+                         (QPalette.ColorRole.Text, "#eeeeee"), (QPalette.ColorRole.Window, "#2b2b2b"),
+                         (QPalette.ColorRole.Highlight, "#3584e4")):  # fmt: skip
+        dark.setColor(role, QColor(colour))
+    application.setPalette(dark)
+    try:
+        window = make_window(qtbot)
+        palette = window.table.palette()
+        selected = palette.color(QPalette.ColorRole.Highlight)
+        for role in (QPalette.ColorRole.Base, QPalette.ColorRole.AlternateBase):
+            assert contrast(selected, palette.color(role)) >= 1.4, role
+        assert contrast(palette.color(QPalette.ColorRole.HighlightedText), selected) >= 4.5
+    finally:
+        application.setPalette(light)
+
+
+def test_focus_is_visible_on_sliders_and_fields(qtbot) -> None:  # type: ignore[no-untyped-def]
+    window = make_window(qtbot)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    control = window.limit_control("app:com.dropbox.Client", Direction.DOWN)
+    assert control is not None
+    for part in (control.slider, control.field):
+        window.header.filter.setFocus()
+        qtbot.waitUntil(lambda: not part.hasFocus())
+        unfocused = part.grab().toImage()
+        part.setFocus()
+        qtbot.waitUntil(part.hasFocus)
+        focused = part.grab().toImage()
+        assert focused != unfocused, type(part).__name__
