@@ -33,6 +33,7 @@ from bench.delay_line import delayed
 from bench.flows import MTU, Flow, begin, htb_l3_rate, start_flow, tc_snapshot
 from chadthrottle.client import HelperClient
 from chadthrottle.contract import Direction
+from chadthrottle.units import parse_rate
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import holding_machine_lock, remove_leftover_programs
 from chadthrottle.helper.kernel.ownership import RUN_DIR
@@ -58,6 +59,7 @@ class Settings:
     quiet_cpu: float = 0.25  # share of both CPUs others may use while we measure
     quiet_wait_s: float = 180.0
     congestion: str | None = None  # TCP congestion control of both ends; None: the system's
+    converge_rates: tuple[int, int] = (1024 * 1024, 10 * 1024 * 1024)  # unlimited -> first -> second
 
 
 @dataclass
@@ -468,7 +470,7 @@ def run_backend(backend: str, bus: PrivateSystemBus, pair: NetnsPair, settings: 
                     results.rates += bench.two_apps(direction, [MiB, 5 * MiB])
             if "converge" in sections:
                 for direction in ("up", "down"):
-                    results.converge += bench.converge(direction)
+                    results.converge += bench.converge(direction, *settings.converge_rates)
             if "throughput" in sections:
                 with idle_limited_app(bench):
                     time.sleep(1.0)
@@ -497,13 +499,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtt-ms", type=float, default=0.0,
                         help="add this much to the path's round trip (bench/delay_line.py); default 0: the bare "
                              "veth, tens of microseconds")
+    parser.add_argument("--converge-rates", default="1MiB,10MiB",
+                        help="the limit set on a full-speed stream, then the one it is changed to (default 1MiB,10MiB)")
     arguments = parser.parse_args(argv)
+    converge_rates = tuple(int(parse_rate(text) or 0) for text in arguments.converge_rates.split(","))
+    if len(converge_rates) != 2 or not all(converge_rates):
+        parser.error("--converge-rates takes two rates, such as 300KiB,10MiB")
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces, BPF, tc)")
-    settings = Settings(quiet_wait_s=arguments.quiet_wait, congestion=arguments.congestion)
+    settings = Settings(quiet_wait_s=arguments.quiet_wait, congestion=arguments.congestion,
+                        converge_rates=converge_rates)  # type: ignore[arg-type]
     if arguments.quick:
         settings = Settings(warmup_s=2.0, window_s=4.0, throughput_runs=3, quiet_wait_s=arguments.quiet_wait,
-                            congestion=arguments.congestion)
+                            congestion=arguments.congestion, converge_rates=converge_rates)  # type: ignore[arg-type]
     sections = set(arguments.only.split(","))
     if not sections <= set(SECTIONS):
         parser.error(f"unknown section in --only: {', '.join(sorted(sections - set(SECTIONS)))}")
