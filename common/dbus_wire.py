@@ -18,9 +18,12 @@ UTF-8); a malformed one is a WireError, never a crash or an endless wait.
 from __future__ import annotations
 
 import os
-import socket
 import struct
 import time
+
+# The C module behind `socket`: socket.py adds 2 ms of imports (selectors,
+# array, its IntEnum conversions) for nothing a blocking unix socket needs.
+import _socket
 from collections.abc import Iterator
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
@@ -296,10 +299,10 @@ class Connection:
         """Connect to the first socket of address that answers, and authenticate."""
         self._serial = 0
         self._buffer = bytearray()
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         errors = []
         for target in socket_addresses(address):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
             sock.settimeout(timeout_s)
             try:
                 sock.connect(target)
