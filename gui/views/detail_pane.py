@@ -179,7 +179,7 @@ class DetailPane(QWidget):
             self.graphs[direction].show(x, data[:, column], limit, -samples * step_s, units)
 
 
-GRAPH_MIN_HEIGHT = 110
+GRAPH_MIN_HEIGHT = 140
 
 
 class _DirectionGraph:
@@ -196,6 +196,8 @@ class _DirectionGraph:
         item.hideButtons()
         item.showGrid(x=False, y=True, alpha=0.15)
         item.getAxis("left").setWidth(72)  # both plots' axes line up
+        # Major ticks only: on a short plot (a small or 2x screen) the minor ones' labels overlap.
+        item.getAxis("left").setStyle(maxTickLevel=0, maxTextLevel=0, textFillLimits=[(0, 0.5)])
         if direction is Direction.UP:
             item.getAxis("bottom").setLabel("seconds ago")
         # Each axis (the left one with its grid lines across the plot) is redrawn
