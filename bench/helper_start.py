@@ -1,0 +1,154 @@
+"""How long the real helper takes to start and how much memory it keeps once
+its datapath is up, with the compiled programs cached (warm) and not (cold).
+
+Each round starts the helper on a private system bus with a real polkitd, in
+the host namespace of a veth pair, and times from spawning it to the moment
+the bus announces it owns its name (NameOwnerChanged, no polling) and to the
+reply of its first call (ListApplications). Two seconds later (past the first
+ticks and the adoption of open sockets) it reads the helper's resident memory
+from /proc/PID/smaps_rollup (RSS, PSS, anonymous) and whether LLVM is mapped.
+A cold round first removes the stored program set (program_cache.CACHE_FILE),
+so the helper compiles with bcc; the header tree stays.
+
+    python bench/helper_start.py                  # 5 cold and 5 warm rounds
+    python bench/helper_start.py --rounds 10 --warm-only
+
+Targets (issue 19): under 80 MiB resident with the datapath up, start under
+0.5 s with a warm cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dbus_fast import Message, MessageType  # noqa: E402
+from dbus_fast.aio import MessageBus  # noqa: E402
+
+from chadthrottle.contract import BUS_NAME, INTERFACE, OBJECT_PATH  # noqa: E402
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus  # noqa: E402
+from tests.support.netns import netns_pair  # noqa: E402
+
+CACHE_FILE = Path("/var/cache/chadthrottle/bpf-programs.json")  # program_cache.CACHE_FILE in the default dir
+SETTLE_S = 2.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Round:
+    owned_s: float  # spawn -> NameOwnerChanged
+    answered_s: float  # spawn -> first reply
+    cpu_s: float  # the helper's CPU and its waited-for children's, until the name was owned
+    rss_mib: float
+    pss_mib: float
+    anon_mib: float
+    llvm_mapped: bool
+
+
+def _memory(pid: int) -> tuple[float, float, float]:
+    """(RSS, PSS, anonymous) in MiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        values[name] = int(rest.split()[0]) / 1024
+    return values["Rss"], values["Pss"], values["Anonymous"]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
+
+
+async def _one_round(bus_address: str, netns: str, state_dir: Path) -> Round:
+    watcher = await MessageBus(bus_address=bus_address).connect()
+    owned = asyncio.get_running_loop().create_future()
+
+    def on_message(message: Message) -> None:
+        if message.member == "NameOwnerChanged" and message.body[0] == BUS_NAME and message.body[2]:
+            if not owned.done():
+                owned.set_result(time.monotonic())
+
+    watcher.add_message_handler(on_message)
+    await watcher.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                               interface="org.freedesktop.DBus", member="AddMatch", signature="s",
+                               body=[f"type='signal',member='NameOwnerChanged',arg0='{BUS_NAME}'"]))  # fmt: skip
+    helper = HelperProcess(bus_address, netns=netns, state_dir=state_dir, log_level="warning", start_timeout_s=150)
+    spawned: list[float] = []
+
+    def start() -> None:
+        spawned.append(time.monotonic())
+        helper.start()
+
+    starting = threading.Thread(target=start)
+    starting.start()
+    try:
+        owned_at = await asyncio.wait_for(owned, 150)
+        pid = helper._process.pid if helper._process else 0
+        cpu_s = _cpu_seconds(pid)
+        reply = await watcher.call(Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE,
+                                           member="ListApplications"))  # fmt: skip
+        answered_at = time.monotonic()
+        if reply.message_type is not MessageType.METHOD_RETURN:
+            raise RuntimeError(f"ListApplications: {reply.error_name} {reply.body}")
+        await asyncio.to_thread(starting.join)
+        await asyncio.sleep(SETTLE_S)
+        rss, pss, anon = _memory(pid)
+        llvm = "libLLVM" in Path(f"/proc/{pid}/maps").read_text()
+        return Round(owned_at - spawned[0], answered_at - spawned[0], cpu_s, rss, pss, anon, llvm)
+    finally:
+        await asyncio.to_thread(starting.join)
+        helper.close()
+        watcher.disconnect()
+
+
+def _spread(values: list[float], unit: str, scale: float = 1.0) -> str:
+    scaled = [value * scale for value in values]
+    return (f"median {statistics.median(scaled):7.1f} {unit}  min {min(scaled):7.1f}  max {max(scaled):7.1f}")
+
+
+def _report(kind: str, rounds: list[Round]) -> None:
+    print(f"{kind} ({len(rounds)} rounds)")
+    print(f"  spawn -> owns {BUS_NAME}: {_spread([r.owned_s for r in rounds], 'ms', 1000)}")
+    print(f"  spawn -> first reply:    {_spread([r.answered_s for r in rounds], 'ms', 1000)}")
+    print(f"  CPU until owned:         {_spread([r.cpu_s for r in rounds], 'ms', 1000)}")
+    print(f"  RSS after {SETTLE_S:.0f} s:          {_spread([r.rss_mib for r in rounds], 'MiB')}")
+    print(f"  PSS after {SETTLE_S:.0f} s:          {_spread([r.pss_mib for r in rounds], 'MiB')}")
+    print(f"  anonymous:               {_spread([r.anon_mib for r in rounds], 'MiB')}")
+    print(f"  LLVM mapped in the helper: {sorted({r.llvm_mapped for r in rounds})}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each kind")
+    parser.add_argument("--warm-only", action="store_true")
+    parser.add_argument("--cold-only", action="store_true")
+    arguments = parser.parse_args()
+    if os.geteuid() != 0:
+        print("helper_start: run as root (namespaces, BPF, tc)", file=sys.stderr)
+        return 1
+    kinds = [kind for kind in ("cold", "warm") if not getattr(arguments, f"{'warm' if kind == 'cold' else 'cold'}_only")]
+    with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory() as state_dir:
+        for kind in kinds:
+            if kind == "warm":  # one unmeasured start stores the programs if nothing has yet
+                asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir)))
+            rounds = []
+            for _ in range(arguments.rounds):
+                if kind == "cold":
+                    CACHE_FILE.unlink(missing_ok=True)
+                rounds.append(asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir))))
+            _report(kind, rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The compiled program set is stored per kernel, source, compile flags and
+bcc, used while they stay the same, rebuilt when any changes, and refused
+(then rebuilt and replaced) when the stored file cannot be trusted. Real bcc
+builds in a child process, real loads into the kernel."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
+from chadthrottle.helper.kernel.program_build import compile_flags
+from chadthrottle.helper.kernel.program_cache import (
+    CACHE_FILE, CacheRefused, cache_key, obtain_program_set, read_cached,
+)
+from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms
+
+NOBODY = 65534
+
+
+def _copy_of_bpf(directory: Path) -> Path:
+    directory.mkdir()
+    for entry in resources.files("chadthrottle.bpf").iterdir():
+        if entry.name.endswith((".c", ".h")):
+            (directory / entry.name).write_bytes(entry.read_bytes())
+    return directory
+
+
+@pytest.fixture
+def headers(kernel_ready: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Builds use the shared header tree (no merge per test)."""
+    monkeypatch.setenv("BCC_KERNEL_SOURCE", str(kernel_source_dir(kernel_ready)))
+
+
+@pytest.fixture
+def sources(tmp_path: Path, headers: None) -> Path:
+    """A copy of bpf/ that a test may change."""
+    return _copy_of_bpf(tmp_path / "bpf")
+
+
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """Unchanged sources and a good stored file for them (one build for the module)."""
+    root = tmp_path_factory.mktemp("built_once")
+    root.chmod(0o755)
+    shared = _copy_of_bpf(root / "bpf")
+    cache = root / "cache"
+    cache.mkdir(mode=0o755)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BCC_KERNEL_SOURCE", str(kernel_source_dir(Path("/var/cache/chadthrottle"))))
+        obtain_program_set(cache, shared, compile_flags(shared))
+    return shared, (cache / CACHE_FILE).read_bytes()
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o755)
+    directory.chmod(0o755)
+    return directory
+
+
+def _obtain(cache_dir: Path, sources: Path, extra_flags: tuple[str, ...] = (),
+            kernel: tuple[str, str] | None = None) -> str:  # fmt: skip
+    program_set, origin = obtain_program_set(cache_dir, sources, compile_flags(sources) + list(extra_flags), kernel)
+    loaded = LoadedPrograms(program_set)  # whatever it came from, the kernel takes it
+    try:
+        assert set(loaded.program_fds) == set(PROGRAMS)
+    finally:
+        loaded.close()
+    return origin
+
+
+def test_a_stored_set_is_used_until_kernel_source_or_flags_change(cache_dir: Path, sources: Path) -> None:
+    assert _obtain(cache_dir, sources) == "built"
+    stored = cache_dir / CACHE_FILE
+    assert (stored.stat().st_uid, stored.stat().st_mode & 0o777) == (0, 0o600)
+    assert _obtain(cache_dir, sources) == "cache"
+
+    another_kernel = (platform.release() + "-other", platform.version())
+    assert _obtain(cache_dir, sources, kernel=another_kernel) == "built"
+    assert _obtain(cache_dir, sources, kernel=another_kernel) == "cache"
+    assert _obtain(cache_dir, sources) == "built"  # back on the running kernel
+
+    with open(sources / "maps.h", "a") as header:
+        header.write("/* a changed header */\n")
+    assert _obtain(cache_dir, sources) == "built"
+    assert _obtain(cache_dir, sources) == "cache"
+
+    assert _obtain(cache_dir, sources, extra_flags=("-DCHADT_TEST_FLAG=1",)) == "built"
+    assert _obtain(cache_dir, sources, extra_flags=("-DCHADT_TEST_FLAG=1",)) == "cache"
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _cut_short(path: Path) -> None:
+    os.truncate(path, path.stat().st_size // 2)
+
+
+def _give_to_nobody(path: Path) -> None:
+    os.chown(path, NOBODY, NOBODY)
+
+
+def _make_group_writable(path: Path) -> None:
+    path.chmod(0o620)
+
+
+def _replace_with_a_symlink(path: Path) -> None:
+    elsewhere = path.with_name("elsewhere.json")
+    shutil.copy2(path, elsewhere)
+    path.unlink()
+    path.symlink_to(elsewhere)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (_flip_a_byte, "checksum"),
+        (_cut_short, "checksum"),
+        (_give_to_nobody, f"owned by uid {NOBODY}"),
+        (_make_group_writable, "writable by group or others"),
+        (_replace_with_a_symlink, "Too many levels of symbolic links"),
+    ],
+    ids=["corrupt", "partial", "foreign-owned", "group-writable", "symlink"],
+)
+def test_an_untrustworthy_file_is_refused_rebuilt_and_replaced(
+    cache_dir: Path, headers: None, built_once: tuple[Path, bytes], damage: Callable[[Path], None], reason: str
+) -> None:
+    sources, good = built_once
+    stored = cache_dir / CACHE_FILE
+    stored.write_bytes(good)
+    stored.chmod(0o600)
+    assert _obtain(cache_dir, sources) == "cache"
+    damage(stored)
+    key = cache_key(sources, compile_flags(sources))
+    with pytest.raises(CacheRefused, match=reason):
+        read_cached(cache_dir, key)
+    assert _obtain(cache_dir, sources) == "built"
+    assert not stored.is_symlink() and (stored.stat().st_uid, stored.stat().st_mode & 0o777) == (0, 0o600)
+    read_cached(cache_dir, key)  # the replacement is trusted
+    assert _obtain(cache_dir, sources) == "cache"
+
+
+def test_a_directory_others_may_write_is_neither_read_nor_written(cache_dir: Path, sources: Path) -> None:
+    cache_dir.chmod(0o777)
+    assert _obtain(cache_dir, sources) == "built"
+    assert not (cache_dir / CACHE_FILE).exists()
+    with pytest.raises(CacheRefused, match="writable by group or others"):
+        read_cached(cache_dir, cache_key(sources, compile_flags(sources)))
+
+
+def test_a_source_that_does_not_compile_is_a_named_error(cache_dir: Path, sources: Path) -> None:
+    from chadthrottle.helper.errors import BackendUnavailable
+
+    with open(sources / "datapath.c", "a") as source:
+        source.write("\nthis is not C;\n")
+    with pytest.raises(BackendUnavailable, match="did not compile"):
+        _obtain(cache_dir, sources)
+    assert not (cache_dir / CACHE_FILE).exists()
