@@ -7,6 +7,8 @@ with a real polkitd, as the end-to-end tests run it; one idle application
 
     sudo .venv/bin/python bench/cli_startup.py                 # 30 runs of each command
     sudo .venv/bin/python bench/cli_startup.py --runs 60 --watch-seconds 30
+    sudo .venv/bin/python bench/cli_startup.py --ctl before=/tmp/a/bin/chadthrottle-ctl \
+        --ctl after=/tmp/b/bin/chadthrottle-ctl                # two installs, runs taking turns
 
 Each command is the installed console script (``chadthrottle-ctl`` beside the
 interpreter, or --ctl), run as a child process; its CPU comes from wait4's
@@ -22,7 +24,6 @@ helper's, per second.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -30,22 +31,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount  # noqa: E402
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus  # noqa: E402
-from tests.support.netns import app_scope, netns_pair, nsenter_argv, spawn, wait_for_line  # noqa: E402
+from tests.support.idle_app import idle_app  # noqa: E402
+from tests.support.netns import netns_pair  # noqa: E402
 from tests.support.waiting import eventually  # noqa: E402
 
 APP_DESKTOP_ID = "org.chadthrottle.BenchCli"
 APP_ID = f"app:{APP_DESKTOP_ID}"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-IDLE_APP = ("import json, socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
-            "c = socket.create_connection(s.getsockname()); c.sendall(b'x'); peer = s.accept()[0]; "
-            "print(json.dumps({'listening': 1}), flush=True); time.sleep(3600)")  # one byte, then idle
 
 
 def _interpreter_of(script: Path) -> str:
@@ -84,21 +82,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
-@contextlib.contextmanager
-def _idle_app(host_ns: str) -> Iterator[None]:
-    """An application (app scope) with a connection open and no traffic on it."""
-    with app_scope(cgroup2_mount(), APP_DESKTOP_ID) as scope:
-        process = spawn(nsenter_argv(host_ns, [sys.executable, "-c", IDLE_APP]), scope)
-        try:
-            wait_for_line(process, "listening")
-            yield
-        finally:
-            process.kill()
-            process.wait(10)
-            if process.stdout is not None:
-                process.stdout.close()
-
-
 def _commands(ctl: str, python: str) -> dict[str, list[str]]:
     return {
         "python -c pass (floor)": [python, "-c", "pass"],
@@ -109,26 +92,31 @@ def _commands(ctl: str, python: str) -> dict[str, list[str]]:
     }
 
 
-def _startup(ctl: str, python: str, env: dict[str, str], runs: int) -> dict[str, float]:
-    """Each command runs times, in rounds; prints and returns the median CPU per command."""
-    commands = _commands(ctl, python)
-    cpu: dict[str, list[float]] = {name: [] for name in commands}
-    wall: dict[str, list[float]] = {name: [] for name in commands}
-    listed = lambda: APP_ID in {app["id"] for app in json.loads(_run_once([ctl, "list", "--json"], env)[2])}
-    if not eventually(listed, 15.0, 0.2):
-        raise RuntimeError(f"list --json does not show {APP_ID}")
+def _startup(ctls: dict[str, str], env: dict[str, str], runs: int) -> dict[tuple[str, str], float]:
+    """Each command of each script runs times, in rounds; prints and returns
+    the median CPU per (script label, command)."""
+    commands = {(label, name): argv for label, ctl in ctls.items()
+                for name, argv in _commands(ctl, _interpreter_of(Path(ctl))).items()}  # fmt: skip
+    cpu: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
+    wall: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
+    for ctl in ctls.values():
+        listed = lambda: APP_ID in {app["id"] for app in json.loads(_run_once([ctl, "list", "--json"], env)[2])}
+        if not eventually(listed, 15.0, 0.2):
+            raise RuntimeError(f"{ctl} list --json does not show {APP_ID}")
     for argv in commands.values():  # once each first: caches warm, every command works
         _run_once([a.replace("RATE", "1M") for a in argv], env)
     for round_number in range(runs):
-        for name, argv in commands.items():
+        for key, argv in commands.items():
             rate = "1M" if round_number % 2 else "2M"  # a real change each time
             cpu_s, wall_s, _ = _run_once([a.replace("RATE", rate) for a in argv], env)
-            cpu[name].append(cpu_s)
-            wall[name].append(wall_s)
+            cpu[key].append(cpu_s)
+            wall[key].append(wall_s)
     print(f"{runs} runs of each, median (interquartile range, min, max):")
-    for name in commands:
-        print(f"  {name:24s} CPU {_spread(cpu[name])}   wall {_spread(wall[name])}")
-    return {name: statistics.median(values) for name, values in cpu.items()}
+    for label, ctl in ctls.items():
+        print(f"{label}: {ctl}")
+        for key in (key for key in commands if key[0] == label):
+            print(f"  {key[1]:24s} CPU {_spread(cpu[key])}   wall {_spread(wall[key])}")
+    return {key: statistics.median(values) for key, values in cpu.items()}
 
 
 def _polling(ctl: str, env: dict[str, str], helper_pid: int, seconds: float) -> None:
@@ -154,7 +142,7 @@ def _watching(ctl: str, env: dict[str, str], helper_pid: int, seconds: float) ->
     try:
         cpu_s, wall_s, text = _run_once([ctl, "watch", "--json", "--count", str(count)], env)
     except RuntimeError as error:
-        print(f"  watch --json: not available ({error})")
+        print(f"  watch --json: not available ({str(error).splitlines()[-1]})")
         return
     helper_percent = 100 * (_cpu_seconds(helper_pid) - helper_before) / wall_s
     lines = [json.loads(line) for line in text.splitlines()]
@@ -164,32 +152,41 @@ def _watching(ctl: str, env: dict[str, str], helper_pid: int, seconds: float) ->
           f"of a core, {1000 * cpu_s:.0f} ms in all; helper {helper_percent:5.2f}%")  # fmt: skip
 
 
+def _labelled(specs: list[str]) -> dict[str, str]:
+    """--ctl [LABEL=]PATH values -> {label: resolved path}."""
+    found = {}
+    for spec in specs:
+        label, _, path = spec.rpartition("=") if "=" in spec else (spec, "", spec)
+        found[label] = str(Path(path).resolve())
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=30, help="runs of each command")
-    parser.add_argument("--ctl", default=str(Path(sys.executable).parent / "chadthrottle-ctl"),
-                        help="the chadthrottle-ctl script to measure (default: beside this interpreter)")
+    parser.add_argument("--ctl", action="append", metavar="[LABEL=]PATH",
+                        help="a chadthrottle-ctl script to measure; repeat to compare (their runs take turns); "
+                             "default: the one beside this interpreter")  # fmt: skip
     parser.add_argument("--watch-seconds", type=float, default=20.0,
-                        help="how long polling and watch are each measured (0: not at all)")
+                        help="how long polling and watch are each measured, per script (0: not at all)")
     arguments = parser.parse_args()
     if os.geteuid() != 0:
         print("cli_startup: run as root (namespaces, BPF, tc)", file=sys.stderr)
         return 1
-    ctl = str(Path(arguments.ctl).resolve())
-    python = _interpreter_of(Path(ctl))
-    print(f"command: {ctl} (interpreter {python}); load average {os.getloadavg()[0]:.2f}")
+    ctls = _labelled(arguments.ctl or [str(Path(sys.executable).parent / "chadthrottle-ctl")])
+    print(f"load average {os.getloadavg()[0]:.2f}; PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}")
     with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory() as state_dir:
         with HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state_dir), log_level="warning",
-                           start_timeout_s=150) as helper, _idle_app(pair.host_ns):  # fmt: skip
+                           start_timeout_s=150) as helper, idle_app(cgroup2_mount(), pair.host_ns, APP_DESKTOP_ID):  # fmt: skip
             env = bus.environment()
-            medians = _startup(ctl, python, env, arguments.runs)
-            per_second = medians["list --json"]
-            print(f"  => a script polling list --json once a second: {100 * per_second:.1f}% of a core")
-            if arguments.watch_seconds > 0:
-                helper_pid = helper._process.pid if helper._process else 0
-                time.sleep(1.0)
-                _polling(ctl, env, helper_pid, arguments.watch_seconds)
-                _watching(ctl, env, helper_pid, arguments.watch_seconds)
+            medians = _startup(ctls, env, arguments.runs)
+            for label, ctl in ctls.items():
+                print(f"{label}: a script polling list --json once a second: "
+                      f"{100 * medians[(label, 'list --json')]:.1f}% of a core")  # fmt: skip
+                if arguments.watch_seconds > 0:
+                    helper_pid = helper._process.pid if helper._process else 0
+                    _polling(ctl, env, helper_pid, arguments.watch_seconds)
+                    _watching(ctl, env, helper_pid, arguments.watch_seconds)
             print(f"load average after: {os.getloadavg()[0]:.2f}")
             if helper.returncode is not None:
                 print(helper.log_text(), file=sys.stderr)
