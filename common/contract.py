@@ -70,9 +70,12 @@ MAX_APP_ID_LENGTH = 512
 MIN_RATE_BPS = 1_000
 MAX_RATE_BPS = 100_000_000_000  # 800 Gbit/s: anything above is a typo
 MAX_BURST_BYTES = 1_000_000_000
-# A burst below one full-size Ethernet packet could never pass that packet.
-# 0 (not in range) asks for the default burst for the rate.
-MIN_BURST_BYTES = 1_500
+# The smallest burst a caller may ask for: two 64 KB GSO super-packets (the
+# kernel hands the backends whole ones; a smaller burst under-delivers).
+# 0 (not in range) asks for the default burst for the rate. The one public
+# floor: the backends size their own buckets and queues above it.
+GSO_PACKET_BYTES = 64 * 1024
+MIN_BURST_BYTES = 2 * GSO_PACKET_BYTES
 
 
 class RuleScope(str, Enum):

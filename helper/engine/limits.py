@@ -10,12 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, Direction
+from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, MIN_BURST_BYTES, Direction
 from chadthrottle.helper.errors import InvalidArgument
 
 MAX_SLOTS = 0xFFFE  # HTB minors 1..0xfffe
-GSO_PACKET_BYTES = 64 * 1024
-MIN_BURST_BYTES = 2 * GSO_PACKET_BYTES  # smaller bursts under-deliver with GSO
 DEFAULT_BURST_SECONDS = 0.05
 
 

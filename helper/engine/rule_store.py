@@ -33,12 +33,13 @@ from chadthrottle.contract import (
     MAX_BURST_BYTES,
     MAX_RATE_BPS,
     MAX_RULES_PER_USER,
+    MIN_BURST_BYTES,
     MIN_RATE_BPS,
     PID_APP_PREFIX,
     Direction,
 )
 from chadthrottle.helper.adapter.validation import validate_app_id
-from chadthrottle.helper.engine.limits import MAX_SLOTS, MIN_BURST_BYTES, Limit, LimitTable
+from chadthrottle.helper.engine.limits import MAX_SLOTS, Limit, LimitTable
 from chadthrottle.helper.errors import HelperError, InvalidArgument
 
 log = logging.getLogger("chadthrottle.engine.rule_store")

@@ -8,7 +8,7 @@ per direction.
 
 Sizing (measured, see bench/policer_probe.py and docs/backends.md):
 - the virtual queue may grow to the limit's burst, but never below
-  MIN_BURST_BYTES nor MIN_BURST_S of the rate: GSO hands the programs 64 KB
+  MIN_BUCKET_BYTES nor MIN_BUCKET_S of the rate: GSO hands the programs 64 KB
   super-packets, and a bucket that holds only a few of them turns every burst
   of a TCP window into refusals;
 - packets are marked (CE where ECN-capable, congestion notice on egress) once
@@ -22,15 +22,15 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from chadthrottle.contract import Direction
+from chadthrottle.contract import GSO_PACKET_BYTES, Direction
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
 from chadthrottle.helper.kernel.layout import POLICE_DOWN, POLICE_UP, SlotPolicer, policer_key
 
 log = logging.getLogger("chadthrottle.kernel.policer")
 
 NSEC_PER_SEC = 1_000_000_000
-MIN_BURST_BYTES = 4 * 64 * 1024
-MIN_BURST_S = 0.3
+MIN_BUCKET_BYTES = 4 * GSO_PACKET_BYTES  # above the contract's MIN_BURST_BYTES: see the docstring
+MIN_BUCKET_S = 0.3
 MARK_SHARE = 0.5
 _POLICE_DIRECTION = {Direction.UP: POLICE_UP, Direction.DOWN: POLICE_DOWN}
 
@@ -56,7 +56,7 @@ class PolicerStats:
 
 def burst_ns(spec: ClassSpec) -> int:
     """How far ahead of now the slot's virtual clock may run."""
-    burst_bytes = max(spec.burst_bytes, MIN_BURST_BYTES, int(spec.rate_bps * MIN_BURST_S))
+    burst_bytes = max(spec.burst_bytes, MIN_BUCKET_BYTES, int(spec.rate_bps * MIN_BUCKET_S))
     return int(burst_bytes * NSEC_PER_SEC // spec.rate_bps)
 
 

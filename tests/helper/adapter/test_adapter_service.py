@@ -103,9 +103,9 @@ def test_root_sets_and_clears_limits(engine: FakeEngineForAdapterTests, adapter_
 def test_a_pid_is_resolved_before_the_engine_changes_anything(
     engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
 ) -> None:
-    resolved = client_call(adapter_helper.address, "set_limit", f"pid:{CURL_PID}", Direction.UP, 5000, 64000)
+    resolved = client_call(adapter_helper.address, "set_limit", f"pid:{CURL_PID}", Direction.UP, 5000, 200_000)
     assert resolved == CURL
-    assert engine.changes() == [("set_limit", CURL, Direction.UP, 5000, 64000, ADMIN_OWNER)]
+    assert engine.changes() == [("set_limit", CURL, Direction.UP, 5000, 200_000, ADMIN_OWNER)]
 
 
 def test_root_lists_applications_and_backends(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:

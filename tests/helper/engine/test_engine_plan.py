@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from chadthrottle.contract import BackendInfo, Direction
+from chadthrottle.contract import MIN_BURST_BYTES, BackendInfo, Direction
 from chadthrottle.helper.engine.engine import Engine
-from chadthrottle.helper.engine.limits import MIN_BURST_BYTES, default_burst_bytes
+from chadthrottle.helper.engine.limits import default_burst_bytes
 from chadthrottle.helper.engine.api import ClearLimit, SetLimit
+from chadthrottle.helper.adapter.validation import validate_burst_bytes
 from chadthrottle.helper.errors import BackendUnavailable, InvalidArgument, KernelError, NoSuchApplication
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import ProcessInfo
@@ -278,6 +279,17 @@ def test_unknown_applications_and_bad_bursts_are_refused(world: World) -> None:
     with pytest.raises(InvalidArgument):
         world.engine.set_limit("pid:10", Direction.UP, 1_000_000, MIN_BURST_BYTES - 1)
     assert world.shaper.wanted == {}
+
+
+@pytest.mark.parametrize("burst", [MIN_BURST_BYTES, MIN_BURST_BYTES + 1, 10 * MIN_BURST_BYTES])
+def test_every_burst_the_contract_lets_through_the_engine_takes(world: World, burst: int) -> None:
+    """One floor: a caller sending what the adapter accepts is not refused
+    further in (2,000 bytes used to pass the contract and fail in the engine)."""
+    validate_burst_bytes(burst)
+    world.spawn(10)
+    world.engine.set_limit("pid:10", Direction.UP, 1_000_000, burst)
+    (spec,) = world.shaper.wanted[Direction.UP].values()
+    assert spec.burst_bytes == burst
 
 
 def test_listing_shows_limits_of_running_apps(world: World) -> None:

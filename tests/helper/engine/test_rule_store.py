@@ -14,8 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, MAX_RATE_BPS, MAX_RULES_PER_USER, MIN_RATE_BPS, Direction
-from chadthrottle.helper.engine.limits import MIN_BURST_BYTES, Limit, LimitTable
+from chadthrottle.contract import (
+    ADMIN_OWNER, MAX_BURST_BYTES, MAX_RATE_BPS, MAX_RULES_PER_USER, MIN_BURST_BYTES, MIN_RATE_BPS, Direction,
+)
+from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.rule_store import (
     FORMAT_VERSION,
     LEGACY_VERSION,

@@ -15,7 +15,7 @@ import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
-from chadthrottle.helper.kernel.policer import MIN_BURST_S, EbpfPolicer
+from chadthrottle.helper.kernel.policer import MIN_BUCKET_S, EbpfPolicer
 
 from tests.support.netns import NetnsPair, Stream, netns_pair, start_stream
 from tests.support.requirements import require_root
@@ -26,7 +26,7 @@ SETTLE_S = 2.0
 WINDOW_S = 2.0
 # A download arrives in bursts paced by the sender's retransmission timer
 # (>= 200 ms, docs/backends.md); the policer lets one burst of up to
-# MIN_BURST_S of the rate ahead, so a 2 s window can read 15% high or low.
+# MIN_BUCKET_S of the rate ahead, so a 2 s window can read 15% high or low.
 DOWNLOAD_WINDOW_S = 4.0
 L3_PER_PAYLOAD = {"tcp4": 1500 / 1448, "tcp6": 1500 / 1428, "udp4": 1228 / 1200}
 
@@ -93,7 +93,7 @@ def test_a_running_stream_is_held_at_its_limit(
         window_s = WINDOW_S if direction is Direction.UP else DOWNLOAD_WINDOW_S
         admitted = _admitted_bps(policer, 1, direction, window_s)
         # the bucket passes a packet while it is not yet full: one 64 KB packet past the burst
-        assert admitted <= MiB + (MiB * MIN_BURST_S + 64 * 1024) / window_s, "more than the limit and one burst"
+        assert admitted <= MiB + (MiB * MIN_BUCKET_S + 64 * 1024) / window_s, "more than the limit and one burst"
         assert _within(admitted, MiB), f"the policer admitted {admitted / MiB:.3f} MiB/s"
         if direction is Direction.UP:  # a download's reader still drains what arrived before the limit
             read = stream.receiver.rate_bps(WINDOW_S) * L3_PER_PAYLOAD[protocol]
