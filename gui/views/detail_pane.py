@@ -80,6 +80,7 @@ class DetailPane(QWidget):
         self.refresh_interval_s = refresh_interval_s
         self.summary = QLabel("Select an application to see its traffic.", self)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary.setAccessibleName("Rates of the selected application")
         self.span = QComboBox(self)
         self.span.setAccessibleName("Graph time span")
         for label, _samples, _coarse in SPANS:
@@ -89,6 +90,7 @@ class DetailPane(QWidget):
         self.plot = pg.GraphicsLayoutWidget()
         self.plot.setAccessibleName("Traffic graph")
         self.plot.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # nothing to do in it with keys or mouse
+        self.plot.viewport().setFocusPolicy(Qt.FocusPolicy.NoFocus)  # nor in its viewport
         self.plot.setBackground(self.palette().color(QPalette.ColorRole.Base))
         self.plot.ci.setSpacing(0)
         self.plot.setMinimumHeight(GRAPH_MIN_HEIGHT)

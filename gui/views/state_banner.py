@@ -46,8 +46,10 @@ class StateBanner(QFrame):
         self.text = QLabel(self)
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setAccessibleName("What is wrong with the helper")  # selectable: it takes the focus
         self.command = QLabel(INSTALL_COMMAND, self)
         self.command.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.command.setAccessibleName("Install command")
         self.command.setStyleSheet("font-family: monospace; padding: 2px 6px;")
         self.copy_button = QPushButton("Copy command", self)
         self.copy_button.setAccessibleName("Copy the install command")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from chadthrottle.contract import Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
@@ -210,3 +210,35 @@ def test_focus_is_visible_on_sliders_and_fields(qtbot) -> None:  # type: ignore[
         qtbot.waitUntil(part.hasFocus)
         focused = part.grab().toImage()
         assert focused != unfocused, type(part).__name__
+
+
+def test_every_focusable_widget_has_an_accessible_name(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Not only buttons and fields: anything that can take the focus (a selectable
+    label, a graph's viewport) is announced by a screen reader, so it is named."""
+    window = make_window(qtbot)
+    window.show()
+    qtbot.waitExposed(window)
+    window.limit_control("app:com.dropbox.Client", Direction.DOWN)  # a row's editors, as the pointer opens them
+    window.header.filter.setText("o")
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))  # the banner's button
+    window.set_limits_paused(True)  # the paused notice's button
+    focusable = [w for w in window.findChildren(QWidget)
+                 if w.focusPolicy() != Qt.FocusPolicy.NoFocus and w.isVisibleTo(window)]  # fmt: skip
+    assert len(focusable) >= 10
+    unnamed = [f"{type(w).__name__} in {type(w.parent()).__name__}" for w in focusable if not w.accessibleName()]
+    assert unnamed == []
+
+
+def test_tab_order_follows_the_layout_with_a_banner_shown(qtbot) -> None:  # type: ignore[no-untyped-def]
+    window = make_window(qtbot)
+    window.set_status(HelperStatus(HelperState.NOT_AUTHORIZED, "Setting limits was refused.", True, False))
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    window.header.filter.setFocus()
+    order = []
+    for _ in range(4):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        order.append(QApplication.focusWidget())
+    # top to bottom: filter, settings, the banner's button, the list
+    assert order[:3] == [window.header.menu_button, window.banner.retry_button, window.table]
