@@ -7,7 +7,7 @@ system bus) and one application, limited over D-Bus, on three paths:
               container, a VPN split tunnel): tc shapes there too (issue 13)
   two         two uplinks of the helper's namespace at once, one connection each
 
-    sudo .venv/bin/python -m bench.paths [--rates 128K,1M,10M,50M] [--window-s 6]
+    sudo .venv/bin/python -m bench.paths [--rates 128K,1M,10M,50M] [--window-s 6] [--paths uplink,namespace,two]
 
 Prints achieved/configured per path, direction and rate (TCP, bytes at L3 from
 the payload the receiver read, full segments: payload x 1500/1448), the
@@ -112,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default="128KiB,1MiB,10MiB,50MiB", help="comma-separated (default 128KiB,1MiB,10MiB,50MiB)")
     parser.add_argument("--warmup-s", type=float, default=3.0)
     parser.add_argument("--window-s", type=float, default=6.0)
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of {','.join(PATHS)} (default: all)")
     arguments = parser.parse_args(argv)
+    paths = arguments.paths.split(",")
+    if not set(paths) <= set(PATHS):
+        parser.error(f"unknown path in --paths: {', '.join(sorted(set(paths) - set(PATHS)))}")
     rates = [int(parse_rate(text) or 0) for text in arguments.rates.split(",")]
     tag = secrets.token_hex(3)
     with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory(prefix="ct-paths-") as state, \
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(bus, pair, other_ns, second)
         print("| path | dir | configured | achieved/configured |")
         print("|---|---|---|---|")
-        for path in PATHS:
+        for path in paths:
             for direction in ("down", "up"):
                 for rate in rates:
                     ratio = bench.rate(path, direction, rate, arguments.warmup_s, arguments.window_s)
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("| path | dir | converge 1 -> 10 MiB/s (0.25 s windows within 5%) |")
         print("|---|---|---|")
-        for path in PATHS:
+        for path in paths:
             for direction in ("down", "up"):
                 settled = bench.converge(path, direction)
                 print(f"| {path} | {direction} | {'never' if settled is None else f'{settled:.2f} s'} |", flush=True)
