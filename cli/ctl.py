@@ -14,6 +14,11 @@ import re
 import sys
 from collections.abc import Sequence
 
+from chadthrottle.cli.deferred_imports import defer
+
+defer("inspect")  # before the contract imports dataclasses: see deferred_imports
+# ruff: noqa: E402 (the imports below come after defer on purpose)
+
 from chadthrottle.cli.output import (  # re-exported: tests and scripts name them from here
     PAUSED_NOTE,
     applications_report,

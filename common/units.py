@@ -94,6 +94,10 @@ class UnitSystem(str, Enum):
 
 @dataclass(frozen=True)
 class _Scale:
+    """One way of showing rates: its base, bits or bytes, and unit names.
+    (A docstring here also spares dataclasses a call to inspect, which
+    chadthrottle-ctl does not import unless needed: cli/deferred_imports.py.)"""
+
     base: int
     factor: int  # 8 for bits
     labels: tuple[str, ...]

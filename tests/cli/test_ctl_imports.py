@@ -1,6 +1,6 @@
 """chadthrottle-ctl imports only what a verb needs (issue 19: a call costs
 little more than the interpreter). A module that pulls in asyncio, dbus-fast,
-typing or shutil again would cost every call milliseconds: this names it."""
+typing, shutil or inspect again would cost every call milliseconds: this names it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import sys
 import pytest
 
 # Each is 2-40 ms of CPU at import on the development machine (docs/benchmarks.md, "CLI start-up").
-NOT_FOR_THE_CLI = ("asyncio", "dbus_fast", "typing", "shutil", "socket", "selectors", "PySide6", "psutil", "pyroute2", "bcc")
+# ast, dis and tokenize come with inspect, which dataclasses imports and
+# cli/deferred_imports.py leaves unloaded unless something uses it.
+NOT_FOR_THE_CLI = ("asyncio", "dbus_fast", "typing", "shutil", "socket", "selectors", "ast", "dis", "tokenize",
+                   "PySide6", "psutil", "pyroute2", "bcc")  # fmt: skip
 PROBE = """
 import sys
 before = set(sys.modules)
