@@ -1,0 +1,176 @@
+"""The Debian package: built by packaging/debian/build, installed with apt on a
+clean Debian 12 root (debootstrap), and run there for real.
+
+Inside the root (tests/packaging/fresh_root/check-installed): Debian's system
+bus configuration and polkitd, the bus starting the packaged helper, a limit
+on a real TCP connection, the helper again under the unit's restrictions, then
+`apt-get remove` and `purge` with a limit in force, and what is left. Takes
+about two minutes (more on the first run of a day, which makes the base root).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import fresh_debian_root
+from tests.support.requirements import require, require_program, require_root
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD = REPO_ROOT / "packaging" / "debian" / "build"
+PRIVATE_REQUIREMENTS = REPO_ROOT / "packaging" / "debian" / "private-requirements.txt"
+UNIT = REPO_ROOT / "resources" / "chadthrottle-helper.service"
+APP_ID = "io.github.chadthrottle"
+LOG = REPO_ROOT / "artifacts" / "fresh-root" / "last-run.log"
+# pyproject.toml dependencies that Debian 12 has new enough, and its package for each.
+FROM_DEBIAN = {"psutil": "python3-psutil", "numpy": "python3-numpy"}
+# Linux capability numbers (linux/capability.h) of the names the unit uses.
+CAPABILITY_BITS = {"CAP_NET_ADMIN": 12, "CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
+
+pytestmark = pytest.mark.timeout(1800)
+
+
+@pytest.fixture(scope="module")
+def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_program("dpkg-deb")
+    out = tmp_path_factory.mktemp("deb")
+    result = subprocess.run([str(BUILD), str(out)], capture_output=True, text=True, timeout=900, check=False)
+    assert result.returncode == 0, f"packaging/debian/build failed:\n{result.stderr[-4000:]}"
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def _contents(deb: Path) -> dict[str, str]:
+    """Path in the package -> its tar type letter (d, -, l)."""
+    listing = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True)
+    entries = {}
+    for line in listing.stdout.splitlines():
+        fields = line.split(maxsplit=5)
+        path = fields[5].split(" -> ")[0].removeprefix(".")
+        entries[path.rstrip("/") or "/"] = fields[0][0]
+    return entries
+
+
+def _control(deb: Path) -> dict[str, str]:
+    text = subprocess.run(["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=True).stdout
+    return dict(re.findall(r"(?m)^([\w-]+): (.*)$", text))
+
+
+def test_package_puts_each_file_where_the_desktop_and_the_bus_look(deb: Path) -> None:
+    contents = _contents(deb)
+    expected = {
+        "/usr/bin/chadthrottle", "/usr/bin/chadthrottle-ctl", "/usr/bin/chadthrottle-helper",
+        "/usr/share/dbus-1/system.d/io.github.chadthrottle.Helper1.conf",
+        "/usr/share/dbus-1/system-services/io.github.chadthrottle.Helper1.service",
+        "/usr/share/polkit-1/actions/io.github.chadthrottle.policy",
+        "/usr/lib/systemd/system/chadthrottle-helper.service",
+        f"/usr/share/applications/{APP_ID}.desktop", f"/usr/share/metainfo/{APP_ID}.metainfo.xml",
+        f"/usr/share/icons/hicolor/scalable/apps/{APP_ID}.svg",
+        f"/usr/share/icons/hicolor/symbolic/apps/{APP_ID}-symbolic.svg",
+        "/usr/share/doc/chadthrottle/copyright", "/usr/lib/chadthrottle/venv/pyvenv.cfg",
+    }  # fmt: skip
+    assert sorted(expected - set(contents)) == []
+    # Only under /usr: no conffiles, and the state is the helper's to make (and purge's to remove).
+    outside = [p for p in contents if p not in ("/", "/usr") and not p.startswith("/usr/")]
+    assert outside == []
+    venv = "/usr/lib/chadthrottle/venv/lib/python3.11/site-packages"
+    for package in ("chadthrottle", "PySide6", "dbus_fast", "pyroute2", "pyqtgraph"):
+        assert f"{venv}/{package}/__init__.py" in contents, package
+    # Bytecode comes with the package: a root helper must not write into /usr.
+    assert f"{venv}/chadthrottle/helper/__pycache__/main.cpython-311.pyc" in contents
+    assert not any("/bcc/" in p or "/psutil/" in p or "/numpy/" in p for p in contents), "Debian's, not ours"
+
+
+def test_what_debian_has_comes_from_debian_and_the_rest_is_carried(deb: Path) -> None:
+    control = _control(deb)
+    depends = {alternative.split()[0] for group in control["Depends"].split(",") for alternative in group.split("|")}
+    assert {"python3-bpfcc", "polkitd", *FROM_DEBIAN.values()} <= depends
+    assert control["Architecture"] == "amd64"
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert control["Version"].startswith(pyproject["version"] + "-")
+    carried = {
+        re.split(r"[=<>!]", line)[0].strip().lower().replace("_", "-")
+        for line in PRIVATE_REQUIREMENTS.read_text().splitlines()
+        if line and not line[0].isspace() and not line.startswith("#")
+    }
+    for requirement in pyproject["dependencies"]:
+        name = re.split(r"[=<>!\[ ]", requirement)[0].lower().replace("_", "-")
+        assert name in carried or name in FROM_DEBIAN, f"{name}: neither carried nor a Debian dependency"
+    for line in PRIVATE_REQUIREMENTS.read_text().splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            assert "==" in line and line.rstrip().endswith("\\"), f"not pinned with a hash: {line}"
+
+
+@pytest.fixture(scope="module")
+def fresh_root(deb: Path) -> dict[str, Any]:
+    """Install the package on a clean Debian 12 root and run check-installed there."""
+    require_root()
+    for program in ("unshare", "chroot", "tar", "debootstrap"):
+        require_program(program)
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    LOG.write_text("")
+    try:
+        with fresh_debian_root.fresh_root(LOG) as root:
+            fresh_debian_root.apt_install(root, deb, LOG)
+            return fresh_debian_root.run_checks(root, LOG)
+    except fresh_debian_root.RootUnavailable as missing:
+        require(False, str(missing))
+        raise
+
+
+def _unit_capabilities() -> set[str]:
+    line = next(li for li in UNIT.read_text().splitlines() if li.startswith("CapabilityBoundingSet="))
+    return set(line.partition("=")[2].split())
+
+
+def test_unit_verifies_and_scores_at_most_3_5_on_the_installed_system(fresh_root: dict[str, Any]) -> None:
+    assert fresh_root["verify"] == {"status": 0, "output": ""}
+    exposure = float(re.search(r"exposure level for chadthrottle-helper\.service: ([\d.]+)", fresh_root["security"])[1])
+    assert exposure <= 3.5, fresh_root["security"]
+
+
+def test_the_bus_starts_the_packaged_helper_and_it_answers(fresh_root: dict[str, Any]) -> None:
+    assert "/usr/lib/chadthrottle/venv/bin/python3 -IB /usr/bin/chadthrottle-helper" in fresh_root["activated_helper"]
+    backends = {b["name"]: b for b in fresh_root["backends"]}
+    assert backends["tc"]["available"] and backends["ebpf"]["available"], backends
+
+
+def _assert_limit_held(measured: dict[str, Any]) -> None:
+    limit = measured["limit_bps"]
+    # Payload under a limit counted on the wire at L3: a few percent below it.
+    assert 0.85 * limit <= measured["limited_bps"] <= 1.05 * limit, measured
+    assert measured["before_bps"] > 10 * limit and measured["after_clear_bps"] > 10 * limit, measured
+    assert [(r["direction"], r["rate_bps"], r["in_force"]) for r in measured["rules_while_limited"]] == [
+        ("down", limit, True)
+    ]
+
+
+def test_a_limit_holds_on_a_real_connection(fresh_root: dict[str, Any]) -> None:
+    _assert_limit_held(fresh_root["limit"])
+
+
+def test_the_helper_runs_the_same_under_the_units_restrictions(fresh_root: dict[str, Any]) -> None:
+    restricted = fresh_root["restricted_helper"]
+    assert int(restricted["bounding_set"], 16) == sum(1 << CAPABILITY_BITS[c] for c in _unit_capabilities())
+    assert restricted["no_new_privs"] == "1"
+    assert restricted["read_only_root"] is True
+    backends = {b["name"]: b for b in fresh_root["restricted_backends"]}
+    assert backends["tc"]["available"] and backends["ebpf"]["available"], backends
+    _assert_limit_held(fresh_root["restricted_limit"])
+
+
+def test_remove_stops_the_helper_and_its_kernel_objects_and_purge_leaves_nothing(fresh_root: dict[str, Any]) -> None:
+    before = fresh_root["state_before_removal"]
+    assert "htb" in before and "chadt_" in before, "the helper held nothing in the kernel to remove"
+    assert fresh_root["helper_after_removal"] == "gone"
+    assert fresh_root["state_after_removal"] == ""
+    assert fresh_root["package_files_after_removal"] == ""
+    assert fresh_root["run_dir_after_removal"] == ""
+    assert "rules.json" in fresh_root["state_dir_after_removal"], "remove keeps the stored limits"
+    assert fresh_root["package_files_after_purge"] == ""
+    assert fresh_root["new_files_after_purge"] == ""
+    assert fresh_root["named_chadthrottle_after_purge"] == ""

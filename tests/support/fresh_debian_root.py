@@ -1,0 +1,176 @@
+"""A clean Debian 12 root to install the package into, and the runs inside it.
+
+The base root (debootstrap --variant=minbase, plus the test's own tools) is made
+once a day and kept as a tarball under artifacts/fresh-root/, with the .debs apt
+downloads into it, so a second run the same day only unpacks it; a fresh clone
+builds it (about 30 s with Debian's mirror at hand). Each test run unpacks a
+new copy under /var/tmp and deletes it afterwards. The scripts that run inside
+it are in tests/packaging/fresh_root/.
+
+Everything mounted for a run is mounted in a mount namespace of its own
+(`unshare --mount`, see `enter`), and the checks run in new network, pid and
+cgroup namespaces inside a cgroup of their own: when the run ends, however it
+ends, the mounts, the namespace's devices and qdiscs, its processes and the BPF
+programs attached to its cgroup go with them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HERE = REPO_ROOT / "tests" / "packaging" / "fresh_root"  # the scripts that run inside the root
+CACHE_DIR = REPO_ROOT / "artifacts" / "fresh-root"
+ENTER = HERE / "enter"
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+# Tools the checks use inside the root that the package does not depend on.
+TEST_TOOLS = ("iproute2", "bpftool")
+CHECK_DIR = "ct-check"  # in the root: the package, check-installed and its helpers
+CHECK_FILES = (HERE / "check-installed", HERE / "limit_check.py", REPO_ROOT / "tests" / "support" / "traffic.py")
+
+
+class RootUnavailable(Exception):
+    """No Debian root could be made (no debootstrap, or Debian's mirror out of reach)."""
+
+
+def _run(argv: list[str], log: Path, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run argv, its output appended to log; raises with the log's tail when it fails."""
+    with log.open("a") as log_file:
+        log_file.write(f"\n$ {' '.join(argv)}\n")
+        log_file.flush()
+        result = subprocess.run(argv, stdout=log_file, stderr=subprocess.STDOUT, text=True,
+                                timeout=timeout_s, check=False)  # fmt: skip
+    if result.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{' '.join(argv[:6])} ... failed ({result.returncode}); {log}:\n{tail}")
+    return result
+
+
+def _in_root(mode: str, root: Path, command: str) -> list[str]:
+    return ["unshare", "--mount", "--fork", "--", str(ENTER), mode, str(root), "sh", "-c", command]
+
+
+def _today() -> str:
+    return datetime.date.today().strftime("%Y%m%d")
+
+
+def base_root_tarball(log: Path) -> Path:
+    """Today's base root, made if there is none (older ones are deleted)."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    tarball = CACHE_DIR / f"{SUITE}-minbase-{_today()}.tar"
+    if tarball.is_file():
+        return tarball
+    for stale in CACHE_DIR.glob(f"{SUITE}-minbase-*.tar"):
+        stale.unlink()
+    if shutil.which("debootstrap") is None:
+        raise RootUnavailable("debootstrap is not installed (apt-get install debootstrap)")
+    with _scratch_dir("base") as root:
+        try:
+            _run(["debootstrap", "--variant=minbase", SUITE, str(root), MIRROR], log, timeout_s=900)
+        except RuntimeError as error:
+            raise RootUnavailable(f"debootstrap {SUITE} from {MIRROR} failed: {error}") from None
+        _run(_in_root("install", root, f"apt-get update -q && apt-get install -y -q {' '.join(TEST_TOOLS)}"
+                      " && apt-get clean"), log, timeout_s=900)  # fmt: skip
+        partial = tarball.with_suffix(".tar.partial")
+        _run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."], log, timeout_s=600)
+        partial.rename(tarball)
+    return tarball
+
+
+@contextmanager
+def _scratch_dir(kind: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=f"chadthrottle-test-root-{kind}-", dir="/var/tmp"))
+    path.chmod(0o755)  # it becomes the root's "/": services that drop root must get through it
+    try:
+        yield path
+    finally:
+        # Nothing is mounted below it any more (the mount namespaces are gone);
+        # --one-file-system all the same, so a mistake cannot reach further.
+        subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False, timeout=300)
+
+
+@contextmanager
+def fresh_root(log: Path) -> Iterator[Path]:
+    """A new copy of today's base root, deleted on exit."""
+    tarball = base_root_tarball(log)
+    with _scratch_dir("run") as root:
+        _run(["tar", "--numeric-owner", "-C", str(root), "-xf", str(tarball)], log, timeout_s=600)
+        yield root
+
+
+def apt_install(root: Path, deb: Path, log: Path) -> None:
+    """`apt install ./chadthrottle_*.deb` in root, as a user would; the .debs it
+    downloads are kept in today's cache for the next run."""
+    check_dir = root / CHECK_DIR
+    check_dir.mkdir()
+    shutil.copy2(deb, check_dir / deb.name)
+    for path in CHECK_FILES:
+        shutil.copy2(path, check_dir / path.name)
+    archives = CACHE_DIR / f"apt-archives-{_today()}"
+    for stale in CACHE_DIR.glob("apt-archives-*"):
+        if stale != archives:
+            shutil.rmtree(stale, ignore_errors=True)
+    (archives / "partial").mkdir(parents=True, exist_ok=True)
+    command = (
+        f"mount --bind {archives} {root}/var/cache/apt/archives && exec {ENTER} install {root} sh -c "
+        f"'apt-get update -q && cd /{CHECK_DIR} && apt -o APT::Sandbox::User=root "
+        f"-o APT::Keep-Downloaded-Packages=true install -y -q ./{deb.name}'"
+    )
+    _run(["unshare", "--mount", "--fork", "--", "sh", "-c", command], log, timeout_s=1200)
+
+
+def _cgroup2_root() -> Path:
+    from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+
+    return cgroup2_mount()
+
+
+@contextmanager
+def _own_cgroup() -> Iterator[Path]:
+    """A cgroup for the run; the BPF programs attached to it go when it is removed."""
+    cgroup = _cgroup2_root() / f"chadthrottle-test-pkg-{os.getpid()}-{secrets.token_hex(3)}"
+    cgroup.mkdir()
+    try:
+        yield cgroup
+    finally:
+        deadline = time.monotonic() + 30
+        while "populated 1" in (cgroup / "cgroup.events").read_text() and time.monotonic() < deadline:
+            for pid in (cgroup / "cgroup.procs").read_text().split():
+                subprocess.run(["kill", "-KILL", pid], check=False)
+            time.sleep(0.1)
+        cgroup.rmdir()
+
+
+def run_checks(root: Path, log: Path) -> dict[str, Any]:
+    """check-installed in root, in new namespaces; its RESULT lines, parsed."""
+    with _own_cgroup() as cgroup:
+        command = (
+            f"echo $$ > {cgroup}/cgroup.procs && exec unshare --mount --net --pid --cgroup --fork --kill-child "
+            f"-- {ENTER} run {root} /{CHECK_DIR}/check-installed"
+        )
+        with log.open("a") as log_file:
+            log_file.write(f"\n$ check-installed in {root}\n")
+            log_file.flush()
+            result = subprocess.run(["sh", "-c", command], stdout=subprocess.PIPE, stderr=log_file, text=True,
+                                    timeout=900, check=False)  # fmt: skip
+            log_file.write(result.stdout)
+    if result.returncode != 0:
+        raise RuntimeError(f"check-installed failed ({result.returncode}); {log}:\n"
+                           f"{log.read_text(errors='replace')[-4000:]}")  # fmt: skip
+    results: dict[str, Any] = {}
+    for line in result.stdout.split("\nRESULT "):
+        name, _, value = line.removeprefix("RESULT ").partition(" ")
+        results[name] = json.loads(value)
+    return results
