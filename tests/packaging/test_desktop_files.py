@@ -122,9 +122,10 @@ def test_systemd_unit_is_a_hardened_dbus_service() -> None:
     assert unit["ProtectHome"] == "yes"
     assert unit["PrivateTmp"] == "yes"
     assert unit["NoNewPrivileges"] == "yes"
-    assert set(unit["RestrictAddressFamilies"].split()) == {"AF_UNIX", "AF_NETLINK", "AF_INET", "AF_INET6"}
+    assert set(unit["RestrictAddressFamilies"].split()) == {"AF_UNIX", "AF_NETLINK"}
+    # Each one measured (docs/packaging.md); tests/packaging/test_debian_package.py runs the helper with them.
     assert set(unit["CapabilityBoundingSet"].split()) == {
-        "CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_SYS_RESOURCE",
+        "CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE",
     }
     assert unit["StateDirectory"] == "chadthrottle"
 
