@@ -26,6 +26,8 @@ from chadthrottle.contract import (
     InterfaceInfo,
     RuleInfo,
     RuleScope,
+    UsageResolution,
+    UsageRow,
 )
 from chadthrottle.dbus_wire import (
     DEFAULT_SYSTEM_BUS_ADDRESS,
@@ -50,6 +52,7 @@ from chadthrottle.record_codec import (
     decode_connection,
     decode_interface,
     decode_rule,
+    decode_usage,
 )
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
@@ -140,6 +143,11 @@ class BlockingHelperClient:
     def get_limits_paused(self) -> bool:
         paused: bool = self._call("GetLimitsPaused", [])[0]
         return paused
+
+    def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]:
+        """Bytes per application ("" = every one you may see) and period, of
+        periods beginning in [since, until) (until 0 = now)."""
+        return self._records("GetUsage", [app_id, since, until, resolution.value], decode_usage)
 
     def _records(self, member: str, body: list[Any], decode: Callable[[Mapping[str, Any]], T]) -> list[T]:
         entries = self._call(member, body)[0]

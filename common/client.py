@@ -31,6 +31,8 @@ from chadthrottle.contract import (
     ErrorName,
     RuleInfo,
     RuleScope,
+    UsageResolution,
+    UsageRow,
 )
 from chadthrottle.dbus_codec import (
     CodecError,
@@ -39,6 +41,7 @@ from chadthrottle.dbus_codec import (
     decode_connection,
     decode_interface,
     decode_rule,
+    decode_usage,
 )
 from chadthrottle.helper_errors import (  # re-exported: the GUI and tests name them from here
     DEFAULT_INTERACTIVE_TIMEOUT_S,
@@ -178,6 +181,17 @@ class HelperClient:
     async def get_limits_paused(self) -> bool:
         paused: bool = (await self._call("GetLimitsPaused", []))[0]
         return paused
+
+    async def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]:
+        """Bytes per application ("" = every one this caller may see) and
+        period of resolution, of periods beginning in [since, until) (until 0 =
+        now). A caller who may not limit any application sees only the usage
+        of their own processes."""
+        entries = (await self._call("GetUsage", [app_id, since, until, resolution.value]))[0]
+        try:
+            return [decode_usage(entry) for entry in entries]
+        except CodecError as error:
+            raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 
     async def _call(self, member: str, body: list[Any], *, interactive: bool = False) -> list[Any]:
         """One method call; every failure becomes a HelperClientError."""

@@ -19,11 +19,13 @@ from chadthrottle.contract import (
     CONNECTION_FIELDS,
     INTERFACE_FIELDS,
     RULE_FIELDS,
+    USAGE_FIELDS,
     ApplicationInfo,
     BackendInfo,
     ConnectionInfo,
     InterfaceInfo,
     RuleInfo,
+    UsageRow,
 )
 from chadthrottle.record_codec import (  # re-exported: the helper, the GUI and tests use them from here
     CodecError,
@@ -34,12 +36,13 @@ from chadthrottle.record_codec import (  # re-exported: the helper, the GUI and 
     decode_interface,
     decode_record,
     decode_rule,
+    decode_usage,
 )
 
 __all__ = [
     "CodecError", "decode_application", "decode_backend", "decode_connection", "decode_interface",
-    "decode_record", "decode_rule", "encode_application", "encode_backend", "encode_connection",
-    "encode_interface", "encode_record", "encode_rule", "field_names",
+    "decode_record", "decode_rule", "decode_usage", "encode_application", "encode_backend", "encode_connection",
+    "encode_interface", "encode_record", "encode_rule", "encode_usage", "field_names",
 ]  # fmt: skip
 
 
@@ -47,7 +50,7 @@ def _to_wire(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
-def encode_record(record: ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo | RuleInfo, fields: Mapping[str, str]) -> dict[str, Variant]:
+def encode_record(record: ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo | RuleInfo | UsageRow, fields: Mapping[str, str]) -> dict[str, Variant]:
     """One record as ``a{sv}``; raises CodecError if a value does not fit its type
     (better a clear error in the helper than a malformed message on the bus)."""
     encoded: dict[str, Variant] = {}
@@ -82,3 +85,7 @@ def encode_interface(interface: InterfaceInfo) -> dict[str, Variant]:
 
 def encode_rule(rule: RuleInfo) -> dict[str, Variant]:
     return encode_record(rule, RULE_FIELDS)
+
+
+def encode_usage(row: UsageRow) -> dict[str, Variant]:
+    return encode_record(row, USAGE_FIELDS)

@@ -18,18 +18,20 @@ from chadthrottle.contract import (
     CONNECTION_FIELDS,
     INTERFACE_FIELDS,
     RULE_FIELDS,
+    USAGE_FIELDS,
     ApplicationInfo,
     BackendInfo,
     ConnectionInfo,
     InterfaceInfo,
     RuleInfo,
+    UsageRow,
 )
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
-    Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo, InterfaceInfo, RuleInfo)
+    Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo, InterfaceInfo, RuleInfo, UsageRow)
 
 _UINT_BITS = {"y": 8, "q": 16, "u": 32, "t": 64}
 _INT_BITS = {"n": 16, "i": 32, "x": 64}
@@ -106,3 +108,7 @@ def decode_interface(data: Mapping[str, Any]) -> InterfaceInfo:
 
 def decode_rule(data: Mapping[str, Any]) -> RuleInfo:
     return decode_record(RuleInfo, data, RULE_FIELDS)
+
+
+def decode_usage(data: Mapping[str, Any]) -> UsageRow:
+    return decode_record(UsageRow, data, USAGE_FIELDS)

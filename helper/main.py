@@ -186,11 +186,11 @@ def _finish_takeover() -> None:
     remove_unadopted_elsewhere()  # other namespaces, where limited applications had sockets
 
 
-def _make_engine(state_dir: Path, backend: str) -> ClosableEngine:
+def _make_engine(state_dir: Path, backend: str, usage_flush_s: float = 60.0) -> ClosableEngine:
     # Imported here: the factory pulls in bcc and pyroute2, which --help must not need.
     from chadthrottle.helper.engine.factory import EngineOptions, build_engine
 
-    engine: ClosableEngine = build_engine(EngineOptions(state_dir=state_dir, backend=backend))
+    engine: ClosableEngine = build_engine(EngineOptions(state_dir=state_dir, backend=backend, usage_flush_s=usage_flush_s))
     return engine
 
 
@@ -200,7 +200,7 @@ async def _serve(arguments: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await run_helper(
-        arguments.bus_address, lambda: _make_engine(arguments.state_dir, arguments.backend), stop,
+        arguments.bus_address, lambda: _make_engine(arguments.state_dir, arguments.backend, arguments.usage_flush_s), stop,
         idle_exit_s=idle_exit_seconds(arguments.idle_exit_s, os.environ), finish_takeover=_finish_takeover,
     )  # fmt: skip
 
@@ -211,6 +211,16 @@ def idle_exit_seconds(option: float | None, environment: Mapping[str, str]) -> f
     if option is not None:
         return max(0.0, option)
     return DEFAULT_ACTIVATED_IDLE_EXIT_S if ACTIVATION_ENVIRONMENT in environment else 0.0
+
+
+def _flush_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 1.0 <= value <= 3600.0:  # refuses nan too
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 1 and 3600 seconds")
+    return value
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -233,6 +243,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="exit after this long with no calls and no limits; 0 = never (default: "
         f"{DEFAULT_ACTIVATED_IDLE_EXIT_S:.0f} when started by D-Bus activation, else never)",
     )  # fmt: skip
+    parser.add_argument("--usage-flush-s", metavar="SECONDS", type=_flush_seconds, default=60.0,
+                        help="how often the usage history is written to disk; a crash loses at most this "
+                        "much of it (default: 60; 1 to 3600)")
     commands = parser.add_subparsers(dest="command", metavar="{install,uninstall}")
     add_install_commands(commands)
     return parser.parse_args(argv)

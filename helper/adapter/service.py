@@ -46,6 +46,7 @@ from chadthrottle.dbus_codec import (
     encode_connection,
     encode_interface,
     encode_rule,
+    encode_usage,
 )
 from chadthrottle.helper.adapter import validation
 from chadthrottle.helper.adapter.batcher import Batcher, one_by_one
@@ -145,6 +146,11 @@ _VALIDATORS: dict[str, Callable[[list[Any]], tuple[Any, ...]]] = {
     "ListRules": lambda body: (),
     "SetLimitsPaused": lambda body: (validation.validate_paused(body[0]),),
     "GetLimitsPaused": lambda body: (),
+    "GetUsage": lambda body: (
+        validation.validate_usage_app_id(body[0]),
+        *validation.validate_usage_range(body[1], body[2], time.time()),
+        validation.validate_usage_resolution(body[3]),
+    ),
 }
 
 
@@ -417,6 +423,12 @@ class HelperService:
                 raise NoSuchApplication(f"no application of yours is called {call.args[0]!r}")
             connections = await self._engine_thread.run(self._engine.list_connections, resolved.app_id)
             return out, [[encode_connection(connection) for connection in connections]]
+        if name == "GetUsage":
+            viewer = await self._viewer(call)
+            # Off the engine thread: SQLite reads take milliseconds and ticks
+            # and other calls go on meanwhile.
+            rows = await asyncio.to_thread(self._engine.usage, *call.args, viewer)
+            return out, [[encode_usage(row) for row in rows]]
         if name == "GetLimitsPaused":
             return out, [await self._engine_thread.run(self._engine.limits_paused)]
         if name == "SetLimitsPaused":

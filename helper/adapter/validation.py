@@ -22,6 +22,7 @@ from chadthrottle.contract import (
     PID_APP_PREFIX,
     Direction,
     RuleScope,
+    UsageResolution,
 )
 from chadthrottle.helper.errors import InvalidArgument
 
@@ -119,3 +120,41 @@ def validate_scope(scope: Any) -> RuleScope:
             if member.value == scope:
                 return member
     raise InvalidArgument(f"scope must be 'own', 'all' or '' (the default), not {scope!r}")
+
+
+# Unix seconds GetUsage accepts: from 1970 to well past any real clock (2^40 s
+# is the year 36812), so sums and D-Bus's int64 never overflow.
+MAX_UNIX_TIME = 2**40
+
+
+def validate_usage_app_id(app_id: Any) -> str:
+    """"" for every application, else a stable application id (usage is kept
+    by application, not by process: no pid:)."""
+    if app_id == "" and type(app_id) is str:
+        return app_id
+    app_id = validate_app_id(app_id)
+    if app_id.startswith(PID_APP_PREFIX):
+        raise InvalidArgument("usage is kept by application id, not by process: pass an id as ListApplications shows it")
+    return app_id
+
+
+def validate_usage_range(since: Any, until: Any, now: float) -> tuple[int, int]:
+    """[since, until) in unix seconds; until 0 means now (the current minute included)."""
+    for name, value in (("since", since), ("until", until)):
+        if not _is_int(value) or not 0 <= value < MAX_UNIX_TIME:
+            raise InvalidArgument(f"{name} must be unix seconds between 0 and {MAX_UNIX_TIME}, not {value!r}")
+    if until == 0:
+        until = int(now) + 1
+    if since >= until:
+        raise InvalidArgument(f"since ({since}) must be before until ({until})")
+    return int(since), int(until)
+
+
+def validate_usage_resolution(resolution: Any) -> UsageResolution:
+    """A contract.UsageResolution value: minute, hour, day or month."""
+    if type(resolution) is str:
+        for member in UsageResolution:
+            if member.value == resolution:
+                return member
+    names = ", ".join(member.value for member in UsageResolution)
+    raise InvalidArgument(f"resolution must be one of {names}, not {resolution!r}")

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo, RuleInfo
+from chadthrottle.contract import (
+    ADMIN_OWNER, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo, RuleInfo, UsageResolution, UsageRow,
+)  # fmt: skip
 from chadthrottle.helper.errors import HelperError
 
 
@@ -94,3 +96,9 @@ class EngineApi(Protocol):
 
     def limits_paused(self) -> bool:
         """Whether limits are paused."""
+
+    def usage(self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer) -> list[UsageRow]:
+        """Bytes per application ("" = every one the viewer may see) and period
+        of resolution, of stored periods beginning in [since, until). Unlike the
+        others, safe to call from any thread (the adapter calls it off the
+        engine thread)."""

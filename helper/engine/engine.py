@@ -27,6 +27,8 @@ from chadthrottle.contract import (
     Direction,
     InterfaceInfo,
     RuleInfo,
+    UsageResolution,
+    UsageRow,
 )
 from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.engine.api import (
@@ -95,6 +97,15 @@ class DatapathPort(Protocol):
     def retire_owners(self, samples: list[CounterSample]) -> list[CounterSample]: ...
 
 
+class UsagePort(Protocol):
+    """The usage history (helper/usage/recorder.py): fed each tick under the
+    engine lock, read from any thread."""
+
+    def retire(self, final_samples: Iterable[CounterSample], owner_of: Callable[[int], tuple[str, int | None] | None]) -> None: ...
+    def update(self, samples: Iterable[CounterSample], owner_of: Callable[[int], tuple[str, int | None] | None]) -> None: ...
+    def query(self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer) -> list[UsageRow]: ...
+
+
 class LineagePort(Protocol):
     def same_program_parent(self, tgid: int) -> int | None: ...
 
@@ -125,12 +136,14 @@ class Engine:
         save_rules: Callable[[LimitTable], None] = lambda table: None,
         namespaces: NamespacePort | None = None,
         lineage: LineagePort | None = None,
+        usage: UsagePort | None = None,
     ) -> None:
         """rules: the stored limits to start from (applied on the first tick);
         save_rules: stores the table after each change, raising HelperError if
         it cannot (the change is then undone); namespaces: names the network
         namespaces of interface counters; lineage: the parents of forked
-        processes (proc_events.py), for those that exit before /proc is read."""
+        processes (proc_events.py), for those that exit before /proc is read;
+        usage: the usage history, fed each tick."""
         self._datapath = datapath
         self._shaper = shaper
         self._index = index
@@ -149,6 +162,7 @@ class Engine:
         self._namespaces = namespaces or NamespaceDirectory()
         self._cgroup_paths: dict[int, str | None] = {}  # cgroup id -> path, for exited processes
         self._lineage = lineage
+        self._usage = usage
         # socket owners the datapath told us about, with their identity once known
         self._announced: dict[int, AppIdentity | None] = {}
         self._expiry_checked_at = float("-inf")
@@ -315,6 +329,13 @@ class Engine:
         with self._lock:
             return self._limits.paused
 
+    def usage(self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer) -> list[UsageRow]:
+        """The usage history (thread-safe, without the engine lock: it reads
+        SQLite, and ticks and calls go on meanwhile)."""
+        if self._usage is None:
+            raise HelperError("this helper keeps no usage history")
+        return self._usage.query(app_id, since, until, resolution, viewer)
+
     # --- running ------------------------------------------------------------------
 
     def tick(self) -> None:
@@ -333,6 +354,8 @@ class Engine:
             self._datapath.forget_owner(pid)  # a reused pid is announced again...
         retired = self._datapath.retire_owners([s for s in samples if s.owner_tgid in gone])  # ...and counts from zero
         with self._lock:
+            if self._usage is not None:
+                self._usage.retire(retired, self._meter.owner_of)  # before the meter forgets whose they were
             self._meter.retire(gone, retired)
             for app_id, app in self._index.applications().items():
                 self._known[app_id] = app.identity
@@ -348,7 +371,10 @@ class Engine:
             self._apply_tags()  # new processes of limited applications, whatever the classes did
             self._release_unused_slots()
             self._expire_user_rules(now)
-            self._meter.update([s for s in samples if s.owner_tgid not in gone], now)
+            living = [s for s in samples if s.owner_tgid not in gone]
+            self._meter.update(living, now)
+            if self._usage is not None:
+                self._usage.update(living, self._meter.owner_of)
             by_slot = self._shaper.sent_up_bytes()
             self._meter.use_shaped_uploads(self._wholly_shaped_uploads(by_slot), now)
             self._watch_limits_met()

@@ -22,6 +22,8 @@ from chadthrottle.helper.kernel.policer import EbpfPolicer
 from chadthrottle.helper.kernel.proc_events import open_proc_events
 from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers, NoPacing
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
+from chadthrottle.helper.usage.recorder import FLUSH_INTERVAL_S, UsageRecorder
+from chadthrottle.helper.usage.store import UsageStore
 
 log = logging.getLogger("chadthrottle.engine")
 
@@ -34,6 +36,7 @@ class EngineOptions:
     state_dir: Path
     backend: str = "auto"
     cache_dir: Path = Path("/var/cache/chadthrottle")
+    usage_flush_s: float = FLUSH_INTERVAL_S  # how often the usage history is written
 
 
 class RunningEngine(Engine):
@@ -41,17 +44,19 @@ class RunningEngine(Engine):
 
     def __init__(
         self, datapath: Datapath, shaper: BackendRouter, ipr: IPRoute, config: dict[str, str] | None,
-        choice: dict[Direction, str], store: RuleStore,
+        choice: dict[Direction, str], store: RuleStore, usage: UsageRecorder,
     ) -> None:
         self._saver = BackgroundSaver(store)  # fsync off the engine thread
+        self._usage_recorder = usage
         self._proc_events = open_proc_events()
         super().__init__(
             datapath, shaper, ApplicationIndex(),
             lambda _active: describe_backends(choice, shaper.active_by_backend(), config, shaper.shaping_notes()),
-            rules=store.load(), save_rules=self._saver.save, lineage=self._proc_events,
+            rules=store.load(), save_rules=self._saver.save, lineage=self._proc_events, usage=usage,
         )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)
         datapath.watch_new_owners(self.note_new_owner)
+        usage.start()
         self.tick()
         self._stop = threading.Event()
         self._threads = [
@@ -86,6 +91,7 @@ class RunningEngine(Engine):
             if thread.is_alive():
                 thread.join(timeout=10)
         self._saver.close()  # writes a change still pending
+        self._usage_recorder.close()  # and the usage of the last minute
         if self._proc_events is not None:
             self._proc_events.close()
         datapath, shaper, ipr = self._kernel_parts
@@ -112,7 +118,8 @@ def build_engine(options: EngineOptions) -> RunningEngine:
             own = TcShaper(ipr, datapath.tc_ingress_program, datapath)
             enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_ingress_program, NoPacing()))
         router = BackendRouter({d: (name, enforcers[name]) for d, name in choice.items()}, guard=(EBPF, enforcers[EBPF]))
-        return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir))
+        usage = UsageRecorder(UsageStore(options.state_dir), options.usage_flush_s)
+        return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir), usage)
     except BaseException:
         datapath.close()
         ipr.close()

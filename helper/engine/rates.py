@@ -65,6 +65,8 @@ EXITED_KEPT_PER_UID = 32
 class RateMeter:
     def __init__(self, window_ticks: int = RATE_WINDOW_TICKS) -> None:
         self._app_of_tgid: dict[int, str] = {}
+        self._uid_of_tgid: dict[int, int | None] = {}  # None: its user could not be read
+        self._uid_pops = 0
         self._history: deque[tuple[float, dict[str, AppTraffic]]] = deque(maxlen=window_ticks)
         self.apps: dict[str, AppTraffic] = {}
         self._shaped_history: deque[tuple[float, dict[str, int]]] = deque(maxlen=window_ticks)
@@ -77,6 +79,8 @@ class RateMeter:
 
     def remember(self, tgid: int, app_id: str, uid: int | None = None) -> None:
         self._app_of_tgid[tgid] = app_id
+        if uid is not None or tgid not in self._uid_of_tgid:
+            self._uid_of_tgid[tgid] = uid
         if uid is not None or app_id not in self._uid_of_app:
             self._uid_of_app[app_id] = uid
 
@@ -126,6 +130,17 @@ class RateMeter:
                 _add(self._retired_apps[app_id], sample)
         for tgid in exited:
             self._app_of_tgid.pop(tgid, None)
+            if tgid in self._uid_of_tgid:
+                del self._uid_of_tgid[tgid]
+                self._uid_pops += 1
+        if self._uid_pops > len(self._uid_of_tgid):  # a dict never shrinks its table: copy it (amortized)
+            self._uid_of_tgid, self._uid_pops = dict(self._uid_of_tgid), 0
+
+    def owner_of(self, tgid: int) -> tuple[str, int | None] | None:
+        """(application id, uid) a socket owner's bytes count for, as the
+        totals count them (the usage history's attribution); None if unknown."""
+        app_id = self._app_of_tgid.get(tgid)
+        return None if app_id is None else (app_id, self._uid_of_tgid.get(tgid))
 
     def update(self, samples: Iterable[CounterSample], now: float) -> None:
         samples = list(samples)

@@ -1,0 +1,121 @@
+"""The recorder: pending minutes, batches written to the store, reads that
+merge both, what a viewer may see, and the bound on one batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chadthrottle.contract import MAX_USAGE_ROWS, OTHER_APPLICATIONS_ID, UsageResolution
+from chadthrottle.helper.engine.api import ADMIN_VIEWER, Viewer
+from chadthrottle.helper.engine.rates import RateMeter
+from chadthrottle.helper.errors import InvalidArgument
+from chadthrottle.helper.usage.buckets import local_midnight
+from chadthrottle.helper.usage.recorder import MAX_ENTRIES_PER_FLUSH, UsageRecorder, fold_batch
+from chadthrottle.helper.usage.store import UsageStore
+
+NOW = 1_795_000_000
+
+
+@dataclass(frozen=True)
+class Sample:
+    owner_tgid: int
+    rx_bytes: int
+    tx_bytes: int
+    ifindex: int = 2
+    netns_cookie: int = 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = float(NOW)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def parts(tmp_path: Path):  # type: ignore[no-untyped-def]
+    clock = Clock()
+    recorder = UsageRecorder(UsageStore(tmp_path), flush_interval_s=3600, wall_clock=clock)
+    recorder.start()
+    meter = RateMeter()
+    meter.remember(10, "exe:/a", 1000)
+    meter.remember(11, "exe:/b", 1001)
+    yield recorder, meter, clock
+    recorder.close()
+
+
+def _day(recorder: UsageRecorder, viewer: Viewer = ADMIN_VIEWER, app_id: str = "") -> dict[str, tuple[int, int]]:
+    rows = recorder.query(app_id, 0, NOW + 86_400, UsageResolution.DAY, viewer)
+    return {row.app_id: (row.down_bytes, row.up_bytes) for row in rows}
+
+
+def test_reads_are_up_to_date_before_and_after_a_flush_never_double(parts) -> None:  # type: ignore[no-untyped-def]
+    recorder, meter, clock = parts
+    recorder.update([Sample(10, 100, 1), Sample(11, 5, 0)], meter.owner_of)
+    assert _day(recorder) == {"exe:/a": (100, 1), "exe:/b": (5, 0)}  # pending only
+    recorder.flush()
+    clock.now += 61
+    recorder.update([Sample(10, 300, 1), Sample(11, 5, 0)], meter.owner_of)
+    assert _day(recorder) == {"exe:/a": (300, 1), "exe:/b": (5, 0)}  # stored + pending
+    minutes = recorder.query("exe:/a", 0, NOW + 200, UsageResolution.MINUTE, ADMIN_VIEWER)
+    assert [(row.start, row.end, row.down_bytes) for row in minutes] == [
+        (NOW - NOW % 60, NOW - NOW % 60 + 60, 100), (NOW - NOW % 60 + 60, NOW - NOW % 60 + 120, 200)]
+
+
+def test_a_user_sees_only_their_own_processes_usage_and_root_all(parts) -> None:  # type: ignore[no-untyped-def]
+    recorder, meter, _clock = parts
+    meter.remember(12, "exe:/a", 1001)  # the same program, another user
+    recorder.update([Sample(10, 100, 0), Sample(11, 5, 0), Sample(12, 40, 0)], meter.owner_of)
+    recorder.flush()
+    assert _day(recorder, Viewer(1000, sees_all=False)) == {"exe:/a": (100, 0)}
+    assert _day(recorder, Viewer(1001, sees_all=False)) == {"exe:/a": (40, 0), "exe:/b": (5, 0)}
+    assert _day(recorder, Viewer(1002, sees_all=False)) == {}
+    assert _day(recorder) == {"exe:/a": (140, 0), "exe:/b": (5, 0)}
+    assert _day(recorder, app_id="exe:/b") == {"exe:/b": (5, 0)}
+
+
+def test_a_clean_stop_writes_the_pending_minute(tmp_path: Path) -> None:
+    meter = RateMeter()
+    meter.remember(10, "exe:/a", 0)
+    first = UsageRecorder(UsageStore(tmp_path), flush_interval_s=3600)
+    first.start()
+    first.update([Sample(10, 12345, 678)], meter.owner_of)
+    first.close()
+    second = UsageRecorder(UsageStore(tmp_path), flush_interval_s=3600)
+    second.start()
+    assert sum(row.down_bytes for row in second.query("", 0, 2**40, UsageResolution.MONTH, ADMIN_VIEWER)) == 12345
+    second.close()
+
+
+def test_months_are_summed_from_days(parts) -> None:  # type: ignore[no-untyped-def]
+    recorder, meter, clock = parts
+    for day in range(40):
+        clock.now = NOW + day * 86_400
+        recorder.update([Sample(10, (day + 1) * 1000, 0)], meter.owner_of)
+    recorder.flush()
+    months = recorder.query("", 0, 2**40, UsageResolution.MONTH, ADMIN_VIEWER)
+    assert len(months) == 2 and sum(row.down_bytes for row in months) == 40_000
+    assert all(row.start == local_midnight(row.start) and row.end > row.start + 27 * 86_400 for row in months)
+
+
+def test_a_batch_keeps_the_busiest_entries_and_folds_the_rest_per_user() -> None:
+    batch = {(60, f"exe:/{n}", n % 2): [n, 0, 0, 0] for n in range(MAX_ENTRIES_PER_FLUSH + 50)}
+    folded = fold_batch(batch)
+    assert len(folded) == MAX_ENTRIES_PER_FLUSH + 2
+    assert (60, "exe:/0", 0) not in folded and (60, f"exe:/{MAX_ENTRIES_PER_FLUSH + 49}", 1) in folded
+    assert sum(sum(c) for c in folded.values()) == sum(sum(c) for c in batch.values())
+    assert folded[(60, OTHER_APPLICATIONS_ID, 0)][0] == sum(n for n in range(50) if n % 2 == 0)
+
+
+def test_too_many_rows_is_a_named_error(parts) -> None:  # type: ignore[no-untyped-def]
+    recorder, meter, _clock = parts
+    for tgid in range(MAX_USAGE_ROWS + 1):
+        meter.remember(1000 + tgid, f"exe:/{tgid}", 0)
+    recorder.update([Sample(1000 + tgid, 1, 0) for tgid in range(MAX_USAGE_ROWS + 1)], meter.owner_of)
+    with pytest.raises(InvalidArgument, match="more than"):
+        recorder.query("", 0, 2**40, UsageResolution.DAY, ADMIN_VIEWER)
+    assert len(recorder.query("exe:/7", 0, 2**40, UsageResolution.DAY, ADMIN_VIEWER)) == 1
