@@ -134,7 +134,7 @@ async def run_helper(
         if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
             raise StartupError(f"the bus name {BUS_NAME} is taken (is another helper running?)")
         log.info("serving %s", BUS_NAME)
-        # Everything made while starting (bcc, LLVM's Python side, the engine)
+        # Everything made while starting (the imports, the engine)
         # lives as long as the helper: out of the collector's sight, a full
         # collection under a storm of new processes paused calls 1 ms instead
         # of 16-27 ms (docs/helper.md, "Throughput of calls").
@@ -172,7 +172,7 @@ async def run_helper(
 def _finish_takeover() -> None:
     """Detach the programs a killed helper left (those of live datapaths stay)
     and remove the tc objects it recorded (in any namespace) that no shaper
-    adopted. Imported here, like the engine: --help must not need bcc."""
+    adopted. Imported here, like the engine: --help must not need pyroute2."""
     from pyroute2 import IPRoute
 
     from chadthrottle.helper.kernel.cgroups import cgroup2_mount
@@ -187,7 +187,7 @@ def _finish_takeover() -> None:
 
 
 def _make_engine(state_dir: Path, backend: str, usage_flush_s: float = 60.0) -> ClosableEngine:
-    # Imported here: the factory pulls in bcc and pyroute2, which --help must not need.
+    # Imported here: the factory pulls in pyroute2 and numpy, which --help must not need.
     from chadthrottle.helper.engine.factory import EngineOptions, build_engine
 
     engine: ClosableEngine = build_engine(EngineOptions(state_dir=state_dir, backend=backend, usage_flush_s=usage_flush_s))

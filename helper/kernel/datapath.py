@@ -6,9 +6,9 @@ kernel and source (program_cache.py); the helper loads it with bpf(2) and
 reads and writes the maps the same way (bpf_maps.py, ringbuf.py), so it never
 maps LLVM: about 50 MiB resident instead of 180 (docs/helper.md).
 
-bcc attaches with the legacy call, so programs stay attached if the helper is
-killed: traffic keeps flowing and limits keep working while it is down. The
-next start attaches its own beside them (the cgroup runs both: the old ones
+They are attached with the legacy call (BPF_PROG_ATTACH, no link), so they
+stay attached if the helper is killed: traffic keeps flowing and limits keep
+working while it is down. The next start attaches its own beside them (the cgroup runs both: the old ones
 keep classifying with their socket tags until the new helper has tagged the
 sockets) and then detaches them with remove_leftover_programs(), which finds
 them by name (PROGRAM_NAME_PREFIX) and spares those of a datapath still alive

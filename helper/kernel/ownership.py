@@ -1,6 +1,6 @@
 """Which of our programs on the cgroup root belong to a datapath that is alive.
 
-bcc attaches with the legacy call, so a killed helper's programs stay attached
+Programs are attached with the legacy call, so a killed helper's programs stay attached
 and the next start must find and detach them, without touching the programs of
 another live datapath (a test suite running beside the user's helper). Each
 datapath holds LOCK_FILE shared for its lifetime and its own record file
