@@ -318,7 +318,11 @@ def _carries_ipv4(sock: socket.socket) -> bool:
 def _write_tag(map_fd: int, sock_fd: int, pid: int, app_slot: int | None) -> bool:
     key = ctypes.c_int(sock_fd)
     tag = SockTag()
-    if not bpf_maps.lookup(map_fd, key, tag):
+    try:
+        found = bpf_maps.lookup(map_fd, key, tag)
+    except OSError:  # a socket sk_storage cannot hold (the update below says why)
+        found = False
+    if not found:
         tag.owner_tgid = pid  # opened before the datapath was attached
         tag.app_slot = 0
     elif app_slot is None:
