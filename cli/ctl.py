@@ -33,7 +33,7 @@ from chadthrottle.cli.output import (  # re-exported: tests and scripts name the
 )
 from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.cli.watch import MAX_INTERVAL_S, MIN_INTERVAL_S, HelperGone, watch
-from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, Direction, ErrorName, RuleScope
+from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, Direction, ErrorName, RuleScope, UsageResolution
 from chadthrottle.helper_errors import HelperClientError
 from chadthrottle.units import RATE_HELP, UnitError, format_limit, format_rate, parse_rate
 
@@ -184,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
                           help="seconds between lines (default 1; 0.1 to 3600)")
     watching.add_argument("--count", metavar="N", type=parse_count_argument, default=None,
                           help="stop after N lines (default: until interrupted)")
+    usage = commands.add_parser(  # the verb's code is in cli/usage.py, imported only when it runs
+        "usage", help="bytes each application moved: today, or since WHEN, in total or by hour, day or month",
+        epilog="WHEN: today (the default), 24h, 7d, 4w, 2026-12-01 or @UNIX-SECONDS; with --by day the default "
+        "is 30d, with --by month a year. Days begin at local midnight. Loopback is not counted in the table.",
+    )  # fmt: skip
+    usage.add_argument("app", metavar="APP", nargs="?", default="", help="one application id (default: all you may see)")
+    usage.add_argument("--since", metavar="WHEN", default=None, help="from when (default: today)")
+    usage.add_argument("--by", choices=[r.value for r in UsageResolution if r is not UsageResolution.MINUTE],
+                       default=None, help="one line per period and application")
+    usage.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -249,6 +259,10 @@ def _run(arguments: argparse.Namespace) -> None:
             print(f"{for_terminal(resolved)}: limits removed")
         elif arguments.command == "limit":
             _limit(client, arguments)
+        elif arguments.command == "usage":
+            from chadthrottle.cli.usage import usage_report
+
+            print(usage_report(client, arguments))
 
 
 def _limit(client: BlockingHelperClient, arguments: argparse.Namespace) -> None:
@@ -322,6 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.command == "limit" and arguments.down is False and arguments.up is False:
         parser.error("limit: give --down RATE and/or --up RATE")
+    if arguments.command == "usage":
+        from chadthrottle.cli.usage import check_arguments
+
+        check_arguments(parser, arguments)  # --since, read once; status 2 if it cannot be
     try:
         _run(arguments)
         sys.stdout.flush()  # here, so that a closed pipe is seen below and not at exit
