@@ -86,6 +86,7 @@ class ApplicationsModel(QAbstractItemModel):
         self._rules: tuple[RuleInfo, ...] = ()  # ListRules: the viewer's outranked rules
         self._enforcement_problem = ""  # what keeps every limit from being enforced now
         self.peaks = PeakWindow(SHARED_SCALE_SAMPLES)  # the sparklines' shared scale
+        self.activity_tooltip = ""  # what that scale is, said by the view that draws it
 
     # --- Qt model interface -------------------------------------------------------------
 
@@ -211,6 +212,8 @@ class ApplicationsModel(QAbstractItemModel):
             if state.read_only:
                 return describe_limit(state, direction, self._units)
             return f"{describe_limit(state, direction, self._units)}\n{_limit_hint(self._units)}"
+        if column == Column.ACTIVITY:
+            return self.activity_tooltip or None
         if column == Column.NAME:
             processes = len(app.processes)
             return f"{app.info.name}\n{app.info.id}\n{processes} process{'es' * (processes != 1)}"

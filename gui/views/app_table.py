@@ -10,18 +10,8 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QPoint, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import (
-    QColor,
-    QCursor,
-    QFont,
-    QHelpEvent,
-    QMouseEvent,
-    QPainter,
-    QPaintEvent,
-    QPalette,
-    QResizeEvent,
-)
-from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QToolTip, QTreeView, QWidget
+from PySide6.QtGui import QColor, QCursor, QFont, QMouseEvent, QPainter, QPaintEvent, QPalette, QResizeEvent
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
 
 from chadthrottle.contract import Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
@@ -132,20 +122,8 @@ class AppTable(QTreeView):
         proxy.rowsRemoved.connect(self._on_rows_removed)
 
     def set_sparkline_scale(self, scale: tuple[float, float]) -> None:
-        """Every row's sparkline on one scale; the Activity cells' tooltip tells it."""
+        """Every row's sparkline on one scale (the model's Activity tooltip tells it)."""
         self.sparkline_delegate.scale = scale
-
-    def viewportEvent(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
-            index = self.indexAt(event.pos())
-            if index.isValid() and index.column() == Column.ACTIVITY:
-                source = self._proxy.sourceModel()
-                units = getattr(source, "units", None)
-                text = self.sparkline_delegate.scale_text(units) if units is not None else ""
-                if text:
-                    QToolTip.showText(event.globalPos(), text, self.viewport())
-                    return True
-        return super().viewportEvent(event)
 
     # --- column widths ----------------------------------------------------------------
 

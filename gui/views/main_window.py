@@ -178,6 +178,7 @@ class MainWindow(QMainWindow):
         self.status_line.set_backends(backends)
 
     def set_units(self, units: UnitSystem) -> None:
+        self._model.activity_tooltip = self.table.sparkline_delegate.scale_text(units)
         self._model.set_units(units)
         self.table.limit_delegate.units = units
         self.table.refresh_editors()
@@ -214,7 +215,10 @@ class MainWindow(QMainWindow):
 
     def _on_snapshot(self) -> None:
         down, up = self._model.peaks.peaks()
-        self.table.set_sparkline_scale((graph_top(down), graph_top(up)))
+        scale = (graph_top(down), graph_top(up))
+        if scale != self.table.sparkline_delegate.scale:
+            self.table.set_sparkline_scale(scale)
+            self._model.activity_tooltip = self.table.sparkline_delegate.scale_text(self._model.units)
         if not self.table.currentIndex().isValid() and self._model.rowCount() > 0:
             first = self.table.model().index(0, 0)
             self.select_application(str(first.data(Role.APP_ID)))

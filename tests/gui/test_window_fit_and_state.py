@@ -149,7 +149,8 @@ def test_sparklines_share_one_scale(qtbot) -> None:  # type: ignore[no-untyped-d
     assert scale is not None
     rates = np.array([(a.down_bps, a.up_bps) for a in sample_applications()])
     assert scale == (graph_top(rates[:, 0].max()), graph_top(rates[:, 1].max()))
-    assert "every row on one scale" in window.table.sparkline_delegate.scale_text(window._model.units)  # noqa: SLF001
+    tooltip = window.table.proxy_index("app:com.dropbox.Client", Column.ACTIVITY).data(Qt.ItemDataRole.ToolTipRole)
+    assert "every row on one scale" in tooltip and "up to 7.50 MB/s" in tooltip  # 4.98 MB/s down, with room
 
 
 def test_a_filter_that_matches_nothing_says_so(qtbot) -> None:  # type: ignore[no-untyped-def]
