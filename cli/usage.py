@@ -10,7 +10,9 @@ WHEN is `today` (the default; without --by, and with --by hour), `Nh` (the
 last N hours, from the start of an hour), `Nd` (today and the N-1 days before
 it), `Nw` (N weeks of days), `YYYY-MM-DD` (that day's local midnight) or
 `@UNIX` (unix seconds). With --by day the default is 30d; with --by month,
-the start of the month 11 months ago (a year of months).
+the start of the month 11 months ago (a year of months). With --by, the
+first period is whole: --since goes back to the start of its hour, day or
+month (the helper returns the periods that begin in the range).
 """
 
 from __future__ import annotations
@@ -90,6 +92,18 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
         parser.error(f"usage: {error}")
     if arguments.since_unix >= now:
         parser.error(f"usage: --since {arguments.since!r} is not in the past")
+    if arguments.by is not None:  # the helper returns periods that begin at or after since: the whole first one
+        arguments.since_unix = period_start(arguments.by, arguments.since_unix)
+
+
+def period_start(by: UsageResolution, moment: int) -> int:
+    """The start of the hour, local day or local month that moment falls in."""
+    if by is UsageResolution.HOUR:
+        return moment - moment % HOUR_S
+    if by is UsageResolution.MONTH:
+        year, month = time.localtime(moment)[:2]
+        return int(time.mktime((year, month, 1, 0, 0, 0, 0, 0, -1)))
+    return _midnight(moment)
 
 
 def totals_resolution(since: int, now: float) -> UsageResolution:

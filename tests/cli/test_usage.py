@@ -48,6 +48,15 @@ def test_since_that_cannot_be_read_says_what_can(text: str) -> None:
         parse_since(text, None, NOW)
 
 
+def test_with_by_the_first_period_is_whole() -> None:
+    from chadthrottle.cli.usage import period_start
+
+    moment = int(NOW)
+    assert period_start(UsageResolution.HOUR, moment) == int(time.mktime((2026, 12, 3, 15, 0, 0, 0, 0, -1)))
+    assert period_start(UsageResolution.DAY, moment) == TODAY
+    assert period_start(UsageResolution.MONTH, moment) == int(time.mktime((2026, 12, 1, 0, 0, 0, 0, 0, -1)))
+
+
 def test_totals_use_the_finest_level_kept_for_the_whole_range() -> None:
     assert totals_resolution(TODAY, NOW) is UsageResolution.HOUR
     assert totals_resolution(int(NOW) - 1800, NOW) is UsageResolution.MINUTE

@@ -29,7 +29,7 @@ TRAFFIC_SCRIPT = Path(__file__).parent / "traffic.py"
 CLIENT = r"""
 import asyncio, json, sys
 from chadthrottle.client import HelperClient, HelperClientError
-from chadthrottle.contract import Direction, RuleScope
+from chadthrottle.contract import Direction, RuleScope, UsageResolution
 
 async def main():
     async with HelperClient() as client:
@@ -41,6 +41,9 @@ async def main():
                     result = [[a.id, list(a.uids)] for a in await client.list_applications()]
                 elif name == "limits":
                     result = {a.id: [a.up_limit_bps, a.up_limit_owner] for a in await client.list_applications()}
+                elif name == "usage":  # app id or "", since (unix), resolution
+                    rows = await client.get_usage(args[0], args[1], 0, UsageResolution(args[2]))
+                    result = [[r.app_id, r.down_bytes, r.up_bytes] for r in rows]
                 elif name == "rules":
                     result = [[r.app_id, r.direction, r.rate_bps, r.owner, r.in_force] for r in await client.list_rules()]
                 elif name == "set":

@@ -1,0 +1,195 @@
+"""Usage history end to end: the real helper (writing its history every
+second, not every minute, so the test is quick), real traffic over the
+project's veth pair, GetUsage and `chadthrottle-ctl usage --json`, a SIGKILL
+and a restart, and what another user may see."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chadthrottle.contract import ErrorName, UsageResolution, UsageRow
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.usage.store import DATABASE_FILE
+from tests.e2e.conftest import MiB, Stack
+from tests.support.helper_calls import call_helper
+from tests.support.netns import TRAFFIC_SCRIPT, NetnsPair, Receiver, app_scope, netns_pair, nsenter_argv, spawn, wait_for_line
+from tests.support.other_users import client_as, granted, stream_as
+from tests.support.requirements import require_program, require_root
+from tests.support.waiting import eventually
+
+NOBODY, OTHER = 65534, 61_003
+# TCP/IP headers on the wire: 52 bytes per 1448 of payload (3.6%), and the handshake.
+WIRE_OVERHEAD = 0.06
+
+
+@pytest.fixture(scope="module")
+def stack(private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """This module's own helper: history written every second (--usage-flush-s 1)."""
+    require_root()
+    require_program("nsenter")
+    state_dir = tmp_path_factory.mktemp("usage-state")
+    with netns_pair() as pair:
+        helper = HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=state_dir)
+        helper.command += ["--usage-flush-s", "1"]
+        with helper:
+            yield Stack(private_bus.address, pair, helper, cgroup2_mount())
+            if helper.returncode is not None:
+                pytest.fail(f"the helper died during the tests:\n{helper.log_text()}")
+
+
+def _state_dir(stack: Stack) -> Path:
+    return Path(stack.helper.command[stack.helper.command.index("--state-dir") + 1])
+
+
+def _this_minute() -> int:
+    now = int(time.time())
+    return now - now % 60
+
+
+def _usage(stack: Stack, app_id: str, since: int, resolution: UsageResolution = UsageResolution.MINUTE) -> list[UsageRow]:
+    return call_helper(stack.bus_address, lambda client: client.get_usage(app_id, since, 0, resolution))
+
+
+def _sums(rows: list[UsageRow]) -> tuple[int, int]:
+    return sum(row.down_bytes for row in rows), sum(row.up_bytes for row in rows)
+
+
+def _transfer(pair: NetnsPair, scope: Path, port: int, direction: str, payload: int) -> int:
+    """payload bytes from (up) or to (down) an application in scope, over the
+    veth; returns the payload the receiving side counted."""
+    python, script = sys.executable, str(TRAFFIC_SCRIPT)
+    common = ["--port", str(port), "--seconds", "30"]
+    if direction == "up":
+        peer = spawn(nsenter_argv(pair.peer_ns, [python, script, "serve", "--role", "sink", *common]), None)
+        wait_for_line(peer, "listening")
+        receiver = Receiver(peer)
+        app = spawn(nsenter_argv(pair.host_ns, [python, script, "connect", "--host", pair.peer_addr, "--role", "source",
+                                                "--bytes", str(payload), *common]), scope)  # fmt: skip
+    else:
+        app = spawn(nsenter_argv(pair.host_ns, [python, script, "serve", "--role", "sink", *common]), scope)
+        wait_for_line(app, "listening")
+        receiver = Receiver(app)
+        peer = spawn(nsenter_argv(pair.peer_ns, [python, script, "connect", "--host", pair.host_addr, "--role", "source",
+                                                 "--bytes", str(payload), *common]), None)  # fmt: skip
+    for process in (app, peer):
+        process.wait(timeout=30)
+    receiver.join(10)
+    for process in (app, peer):
+        if process.stdout is not None:
+            process.stdout.close()
+    assert receiver.total_bytes() == payload, "the transfer did not complete"
+    return payload
+
+
+def _within(measured: int, payload: int) -> bool:
+    return payload <= measured <= payload * (1 + WIRE_OVERHEAD)
+
+
+def test_traffic_is_recorded_per_application_and_direction_within_a_few_percent(stack: Stack) -> None:
+    name = f"org.chadthrottle.Usage{secrets.token_hex(3)}"
+    since = _this_minute() - 60
+    with app_scope(stack.cgroup_root, name) as scope:
+        down = _transfer(stack.pair, scope, 5830, "down", 24 * MiB)
+        up = _transfer(stack.pair, scope, 5831, "up", 8 * MiB)
+    app_id = f"app:{name}"
+    assert eventually(lambda: _within(_sums(_usage(stack, app_id, since))[0], down), 10), _usage(stack, app_id, since)
+    minutes = _usage(stack, app_id, since)
+    assert _within(minutes_down := _sums(minutes)[0], down) and _within(_sums(minutes)[1], up), minutes
+    assert {row.app_id for row in minutes} == {app_id} and all(row.end == row.start + 60 for row in minutes)
+    # Every resolution holds the same bytes: the hour's and the day's rows are the minutes' sum.
+    for resolution in (UsageResolution.HOUR, UsageResolution.DAY, UsageResolution.MONTH):
+        since_level = since - since % 3600 if resolution is UsageResolution.HOUR else 0
+        assert _sums(_usage(stack, app_id, since_level, resolution)) == _sums(minutes), resolution
+    every = {row.app_id for row in _usage(stack, "", since)}
+    assert app_id in every and minutes_down > 0
+    # The command line shows the same numbers.
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": stack.bus_address}
+    shown = subprocess.run([sys.executable, "-m", "chadthrottle.cli.ctl", "usage", app_id, "--since", f"@{since}",
+                            "--by", "day", "--json"], capture_output=True, text=True, env=env, timeout=30)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert [total["app_id"] for total in report["totals"]] == [app_id]
+    assert _within(report["total"]["down_bytes"], down) and _within(report["total"]["up_bytes"], up), report
+    # The database on disk has them within the flush interval.
+    database = _state_dir(stack) / DATABASE_FILE
+    assert (database.stat().st_mode & 0o777) == 0o600
+
+    def stored() -> tuple[int, int]:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT sum(down), sum(up) FROM usage WHERE level = 86400 AND app_id = ?", (app_id,)).fetchone()
+        return (row[0] or 0, row[1] or 0)
+
+    assert eventually(lambda: stored() == _sums(minutes), 10), (stored(), _sums(minutes))
+
+
+def test_bad_arguments_get_a_named_error(stack: Stack) -> None:
+    from chadthrottle.helper_errors import HelperClientError
+
+    for app_id, since, until, resolution in (("pid:1", 0, 0, "day"), ("exe:", 0, 0, "day"), ("", -1, 0, "day"),
+                                             ("", 10, 5, "day"), ("", 0, 0, "week"), ("", 2**41, 0, "day")):  # fmt: skip
+        async def call(client, app_id=app_id, since=since, until=until, resolution=resolution):  # type: ignore[no-untyped-def]
+            return await client._call("GetUsage", [app_id, since, until, resolution])
+
+        with pytest.raises(HelperClientError) as raised:
+            call_helper(stack.bus_address, call)
+        assert raised.value.name == ErrorName.INVALID_ARGUMENT.value, (app_id, since, until, resolution)
+
+
+def test_another_users_usage_is_not_shown(stack: Stack) -> None:
+    """The same program (tests/support/traffic.py, one application id) run by
+    NOBODY and OTHER: NOBODY, with monitor, sees only its own bytes; root sees both."""
+    since = _this_minute() - 60
+    app_id = f"script:{TRAFFIC_SCRIPT}"
+
+    def own_up(client) -> int:  # type: ignore[no-untyped-def]
+        answer = client.ask("usage", app_id, since, "minute")
+        return sum(up for _app, _down, up in answer["ok"])
+
+    with client_as(stack.bus_address, NOBODY) as nobody, granted(nobody):
+        before = own_up(nobody)
+        root_before = _sums(_usage(stack, app_id, since - since % 3600, UsageResolution.HOUR))[1]
+        streams = {"nobody": stream_as(NOBODY, stack.pair, 5832), "other": stream_as(OTHER, stack.pair, 5833)}
+        try:
+            time.sleep(1.0)
+        finally:
+            for stream in streams.values():
+                stream.stop()
+        sent = {key: stream.receiver.total_bytes() for key, stream in streams.items()}
+        assert sent["nobody"] > MiB and sent["other"] > MiB, sent
+        assert eventually(lambda: own_up(nobody) - before >= sent["nobody"], 10)
+        seen = own_up(nobody) - before
+        assert _within(seen, sent["nobody"]), (seen, sent)  # not OTHER's bytes too
+        listed = nobody.ask("usage", "", since, "minute")["ok"]
+        assert {row[0] for row in listed} <= {app_id}, listed  # none of root's applications
+        root_sees = _sums(_usage(stack, app_id, since - since % 3600, UsageResolution.HOUR))[1] - root_before
+        assert root_sees >= sent["nobody"] + sent["other"], (root_sees, sent)
+
+
+def test_history_survives_a_sigkill_and_a_restart_without_double_counting(stack: Stack) -> None:
+    name = f"org.chadthrottle.UsageKill{secrets.token_hex(3)}"
+    app_id, since = f"app:{name}", _this_minute() - 60
+    with app_scope(stack.cgroup_root, name) as scope:
+        down = _transfer(stack.pair, scope, 5834, "down", 16 * MiB)
+    assert eventually(lambda: _within(_sums(_usage(stack, app_id, since))[0], down), 10)
+    time.sleep(2.5)  # two flushes (--usage-flush-s 1): all of it is on disk
+    before = _sums(_usage(stack, app_id, since))
+    stack.helper.kill()
+    stack.helper.start()
+    after_minutes = _sums(_usage(stack, app_id, since))
+    after_days = _sums(_usage(stack, app_id, 0, UsageResolution.DAY))
+    assert after_minutes == before and after_days == before, (before, after_minutes, after_days)
+    time.sleep(2.5)  # ticks of the new helper count from its own (new) counters: nothing twice
+    assert _sums(_usage(stack, app_id, since)) == before
+    log_text = stack.helper.log_text()
+    assert "unusable" not in log_text and "usage history" not in log_text and "Traceback" not in log_text, log_text
