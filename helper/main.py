@@ -187,7 +187,7 @@ def _finish_takeover() -> None:
 
 
 def _make_engine(state_dir: Path, backend: str, usage_flush_s: float = 60.0) -> ClosableEngine:
-    # Imported here: the factory pulls in pyroute2 and numpy, which --help must not need.
+    # Imported here: the factory pulls in pyroute2, which --help must not need.
     from chadthrottle.helper.engine.factory import EngineOptions, build_engine
 
     engine: ClosableEngine = build_engine(EngineOptions(state_dir=state_dir, backend=backend, usage_flush_s=usage_flush_s))

@@ -21,6 +21,14 @@ from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.socket_tagging import MAX_RTT_US, UNCLAMPED_WINDOW, UNKNOWN_RTT_US, WINDOW_QUEUE_US
 
 
+def bpf_source_dir() -> Path:
+    """The directory of bpf/ as installed (the chadthrottle.bpf package); not
+    through importlib.resources, whose import costs the helper's start 28 ms."""
+    import chadthrottle.bpf
+
+    return Path(chadthrottle.bpf.__file__).parent
+
+
 def compile_flags(source_dir: Path) -> list[str]:
     """bcc's cflags: part of what the program cache is keyed by."""
     return [f"-I{source_dir}", f"-DHTB_MAJOR={HTB_MAJOR:#x}", f"-DWINDOW_QUEUE_US={WINDOW_QUEUE_US}",
