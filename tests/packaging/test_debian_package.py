@@ -139,6 +139,14 @@ def test_the_bus_starts_the_packaged_helper_and_it_answers(fresh_root: dict[str,
     assert backends["tc"]["available"] and backends["ebpf"]["available"], backends
 
 
+def test_the_packaged_gui_starts_and_connects_to_the_helper(fresh_root: dict[str, Any]) -> None:
+    """PySide6 and pyqtgraph from the private environment, numpy from Debian."""
+    gui = fresh_root["gui"]
+    assert gui["status"] == 0 and gui["connected"] and gui["screenshot_bytes"] > 10_000, gui
+    # The xcb platform plugin loads on an X11 desktop only if the package's Depends bring its libraries.
+    assert fresh_root["qt_missing_libraries"] == ""
+
+
 def _assert_limit_held(measured: dict[str, Any]) -> None:
     limit = measured["limit_bps"]
     # Payload under a limit counted on the wire at L3: a few percent below it.

@@ -166,6 +166,9 @@ def run_checks(root: Path, log: Path) -> dict[str, Any]:
             result = subprocess.run(["sh", "-c", command], stdout=subprocess.PIPE, stderr=log_file, text=True,
                                     timeout=900, check=False)  # fmt: skip
             log_file.write(result.stdout)
+    screenshot = root / CHECK_DIR / "gui.png"
+    if screenshot.is_file():
+        shutil.copy2(screenshot, log.with_name("last-gui.png"))
     if result.returncode != 0:
         raise RuntimeError(f"check-installed failed ({result.returncode}); {log}:\n"
                            f"{log.read_text(errors='replace')[-4000:]}")  # fmt: skip
