@@ -359,5 +359,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+def run() -> NoReturn:
+    """The installed command: main(), its output flushed, then out without the
+    interpreter's clean-up of every module it loaded (about 2 ms of CPU, and
+    nothing here needs it: no atexit work, and the kernel closes the bus socket).
+    Tests call main(), which returns."""
+    try:
+        status = main()
+    except SystemExit as leaving:  # argparse (usage, --help) and _fail
+        if leaving.code is not None and not isinstance(leaving.code, int):
+            raise
+        status = leaving.code or 0
+    except BrokenPipeError:  # --help | head -n 1: the reader left while argparse wrote
+        _quiet_stdout()
+        status = EXIT_OK
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -167,3 +167,23 @@ def test_scope_options() -> None:
     assert parser.parse_args(["clear", "x", "--all-users"]).scope is RuleScope.ALL
     with pytest.raises(SystemExit):
         parser.parse_args(["clear", "x", "--own", "--all-users"])
+
+
+def test_the_command_flushes_its_output_and_keeps_the_exit_status() -> None:
+    """`python -m chadthrottle.cli.ctl` (and the installed command) end through
+    run(), which leaves with os._exit: nothing printed may be lost."""
+    command = [sys.executable, "-m", "chadthrottle.cli.ctl"]
+    helped = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and helped.stdout.rstrip().endswith("is not enforced now (the reason is printed).")
+    usage = subprocess.run([*command, "limit", "pid:1"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == ctl.EXIT_USAGE and usage.stderr.endswith("give --down RATE and/or --up RATE\n")
+
+
+def test_a_reader_that_leaves_early_gets_no_complaint() -> None:
+    process = subprocess.Popen([sys.executable, "-m", "chadthrottle.cli.ctl", "--help"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, bufsize=1)  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # as `chadthrottle-ctl --help | true` does
+    assert process.wait(timeout=60) == 0
+    assert process.stderr.read() == ""
+    process.stderr.close()
