@@ -222,6 +222,7 @@ class _DirectionGraph:
         self.label = pg.TextItem("▼ down" if direction is Direction.DOWN else "▲ up", color=colour, anchor=(0, 0))
         item.addItem(self.label, ignoreBounds=True)
         self.top = 0.0
+        self.start_s = 0.0
 
     def set_units(self, units: UnitSystem) -> None:
         self.axis.units = units
@@ -239,14 +240,14 @@ class _DirectionGraph:
         self.curve.setData(x, rates)
         peak = float(rates.max()) if len(rates) else 0.0
         top = graph_top(peak, limit)
-        if top != self.top:
-            self.top = top
-            self.item.setYRange(0, top, padding=0)
-        self.item.setXRange(start_s, 0, padding=0)
-        self.label.setPos(start_s, top)
+        if (top, start_s) != (self.top, self.start_s):  # each poll mostly neither moves
+            self.top, self.start_s = top, start_s
+            self.item.setRange(xRange=(start_s, 0), yRange=(0, top), padding=0)
+            self.label.setPos(start_s, top)
+            self.limit_marker.setPos(0, top)
         on_scale = 0 < limit <= top
         self.limit_line.setVisible(on_scale)
-        if on_scale:
+        if on_scale and self.limit_line.value() != limit:
             self.limit_line.setValue(limit)
         far = limit > top
         self.limit_marker.setVisible(far)
@@ -254,4 +255,3 @@ class _DirectionGraph:
             text = f"limit {format_rate(limit, units)} ↑"
             if self.limit_marker.textItem.toPlainText() != text:
                 self.limit_marker.setText(text)
-            self.limit_marker.setPos(0, top)
