@@ -12,6 +12,11 @@ so the helper compiles with bcc; the header tree stays.
 
     python bench/helper_start.py                  # 5 cold and 5 warm rounds
     python bench/helper_start.py --rounds 10 --warm-only
+    python bench/helper_start.py --before DIR     # and, round for round, another version
+
+--before DIR runs, before each round, the same round with the helper of
+another version: DIR holds that version's `chadthrottle` package (the helper
+is started with PYTHONPATH=DIR), so both see the same machine load.
 
 Targets (issue 19): under 80 MiB resident with the datapath up, start under
 0.5 s with a warm cache.
@@ -69,7 +74,7 @@ def _cpu_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
 
 
-async def _one_round(bus_address: str, netns: str, state_dir: Path) -> Round:
+async def _one_round(bus_address: str, netns: str, state_dir: Path, python_path: str | None = None) -> Round:
     watcher = await MessageBus(bus_address=bus_address).connect()
     owned = asyncio.get_running_loop().create_future()
 
@@ -89,6 +94,9 @@ async def _one_round(bus_address: str, netns: str, state_dir: Path) -> Round:
         spawned.append(time.monotonic())
         helper.start()
 
+    saved = os.environ.get("PYTHONPATH")
+    if python_path is not None:
+        os.environ["PYTHONPATH"] = python_path  # the helper inherits it
     starting = threading.Thread(target=start)
     starting.start()
     try:
@@ -101,14 +109,23 @@ async def _one_round(bus_address: str, netns: str, state_dir: Path) -> Round:
         if reply.message_type is not MessageType.METHOD_RETURN:
             raise RuntimeError(f"ListApplications: {reply.error_name} {reply.body}")
         await asyncio.to_thread(starting.join)
+        _restore_python_path(saved)
         await asyncio.sleep(SETTLE_S)
         rss, pss, anon = _memory(pid)
         llvm = "libLLVM" in Path(f"/proc/{pid}/maps").read_text()
         return Round(owned_at - spawned[0], answered_at - spawned[0], cpu_s, rss, pss, anon, llvm)
     finally:
         await asyncio.to_thread(starting.join)
+        _restore_python_path(saved)
         helper.close()
         watcher.disconnect()
+
+
+def _restore_python_path(saved: str | None) -> None:
+    if saved is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = saved
 
 
 def _spread(values: list[float], unit: str, scale: float = 1.0) -> str:
@@ -132,6 +149,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each kind")
     parser.add_argument("--warm-only", action="store_true")
     parser.add_argument("--cold-only", action="store_true")
+    parser.add_argument("--before", metavar="DIR", help="also run another version's helper (its package in DIR)")
     arguments = parser.parse_args()
     if os.geteuid() != 0:
         print("helper_start: run as root (namespaces, BPF, tc)", file=sys.stderr)
@@ -141,11 +159,15 @@ def main() -> int:
         for kind in kinds:
             if kind == "warm":  # one unmeasured start stores the programs if nothing has yet
                 asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir)))
-            rounds = []
+            rounds, before = [], []
             for _ in range(arguments.rounds):
+                if arguments.before:
+                    before.append(asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir), arguments.before)))
                 if kind == "cold":
                     CACHE_FILE.unlink(missing_ok=True)
                 rounds.append(asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir))))
+            if before:
+                _report(f"before ({arguments.before}), beside {kind}", before)
             _report(kind, rounds)
     return 0
 
