@@ -154,7 +154,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("helper_start: run as root (namespaces, BPF, tc)", file=sys.stderr)
         return 1
-    kinds = [kind for kind in ("cold", "warm") if not getattr(arguments, f"{'warm' if kind == 'cold' else 'cold'}_only")]
+    kinds = [kind for kind, skipped in (("cold", arguments.warm_only), ("warm", arguments.cold_only)) if not skipped]
     with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory() as state_dir:
         for kind in kinds:
             if kind == "warm":  # one unmeasured start stores the programs if nothing has yet
