@@ -146,6 +146,25 @@ def test_bad_arguments_get_a_named_error(stack: Stack) -> None:
         assert raised.value.name == ErrorName.INVALID_ARGUMENT.value, (app_id, since, until, resolution)
 
 
+def test_history_survives_a_sigkill_and_a_restart_without_double_counting(stack: Stack) -> None:
+    name = f"org.chadthrottle.UsageKill{secrets.token_hex(3)}"
+    app_id, since = f"app:{name}", _this_minute() - 60
+    with app_scope(stack.cgroup_root, name) as scope:
+        down = _transfer(stack.pair, scope, 5834, "down", 16 * MiB)
+    assert eventually(lambda: _within(_sums(_usage(stack, app_id, since))[0], down), 10)
+    time.sleep(2.5)  # two flushes (--usage-flush-s 1): all of it is on disk
+    before = _sums(_usage(stack, app_id, since))
+    stack.helper.kill()
+    stack.helper.start()
+    after_minutes = _sums(_usage(stack, app_id, since))
+    after_days = _sums(_usage(stack, app_id, 0, UsageResolution.DAY))
+    assert after_minutes == before and after_days == before, (before, after_minutes, after_days)
+    time.sleep(2.5)  # ticks of the new helper count from its own (new) counters: nothing twice
+    assert _sums(_usage(stack, app_id, since)) == before
+    log_text = stack.helper.log_text()
+    assert "unusable" not in log_text and "usage history" not in log_text and "Traceback" not in log_text, log_text
+
+
 def test_another_users_usage_is_not_shown(stack: Stack) -> None:
     """The same program (tests/support/traffic.py, one application id) run by
     NOBODY and OTHER: NOBODY, with monitor, sees only its own bytes; root sees both."""
@@ -169,27 +188,24 @@ def test_another_users_usage_is_not_shown(stack: Stack) -> None:
         assert sent["nobody"] > MiB and sent["other"] > MiB, sent
         assert eventually(lambda: own_up(nobody) - before >= sent["nobody"], 10)
         seen = own_up(nobody) - before
-        assert _within(seen, sent["nobody"]), (seen, sent)  # not OTHER's bytes too
+        # Not OTHER's bytes too (that would be twice as much). Two full-speed
+        # uploads over a veth (no queue) lose packets that TCP sends again and
+        # the socket counts twice (docs/accounting.md, "Local drops"): up to 20%.
+        assert sent["nobody"] <= seen <= 1.2 * sent["nobody"], (seen, sent)
         listed = nobody.ask("usage", "", since, "minute")["ok"]
         assert {row[0] for row in listed} <= {app_id}, listed  # none of root's applications
         root_sees = _sums(_usage(stack, app_id, since - since % 3600, UsageResolution.HOUR))[1] - root_before
         assert root_sees >= sent["nobody"] + sent["other"], (root_sees, sent)
+    # polkitd reloads its rules once the test's rule is gone, and may refuse
+    # a check meanwhile (root's too): the next test starts once it answers again.
+    assert eventually(lambda: _answers_root(stack), 15)
 
 
-def test_history_survives_a_sigkill_and_a_restart_without_double_counting(stack: Stack) -> None:
-    name = f"org.chadthrottle.UsageKill{secrets.token_hex(3)}"
-    app_id, since = f"app:{name}", _this_minute() - 60
-    with app_scope(stack.cgroup_root, name) as scope:
-        down = _transfer(stack.pair, scope, 5834, "down", 16 * MiB)
-    assert eventually(lambda: _within(_sums(_usage(stack, app_id, since))[0], down), 10)
-    time.sleep(2.5)  # two flushes (--usage-flush-s 1): all of it is on disk
-    before = _sums(_usage(stack, app_id, since))
-    stack.helper.kill()
-    stack.helper.start()
-    after_minutes = _sums(_usage(stack, app_id, since))
-    after_days = _sums(_usage(stack, app_id, 0, UsageResolution.DAY))
-    assert after_minutes == before and after_days == before, (before, after_minutes, after_days)
-    time.sleep(2.5)  # ticks of the new helper count from its own (new) counters: nothing twice
-    assert _sums(_usage(stack, app_id, since)) == before
-    log_text = stack.helper.log_text()
-    assert "unusable" not in log_text and "usage history" not in log_text and "Traceback" not in log_text, log_text
+def _answers_root(stack: Stack) -> bool:
+    from chadthrottle.helper_errors import HelperClientError
+
+    try:
+        _usage(stack, "", _this_minute())
+    except HelperClientError:
+        return False
+    return True
