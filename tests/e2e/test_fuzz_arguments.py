@@ -72,11 +72,27 @@ _bursts = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 1_499, 1_5
 _scopes = st.one_of(st.sampled_from(["", "own", "all", "OWN", "All", "everyone", " own", "own "]), _text)
 
 
+_unix_times = st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([-1, 0, 1, 2**40 - 1, 2**40, 2**63 - 1]))
+_bad_unix_times = st.one_of(st.integers(-(2**63), -1), st.integers(2**40, 2**63 - 1))
+_resolutions = st.one_of(st.sampled_from(["minute", "hour", "day", "month"]), _text)
+_bad_resolutions = st.one_of(st.sampled_from(["", "week", "Day", "day ", "year", "second"]), _text).filter(
+    lambda text: text not in ("minute", "hour", "day", "month"))
+# GetUsage of an id nobody ran is an empty answer, not an error: its other
+# arguments are always wrong somewhere (a time out of range, since not before
+# until, or no resolution).
+_usage_arguments = st.one_of(
+    st.tuples(_bad_unix_times, _unix_times, _resolutions),
+    st.tuples(_unix_times, _bad_unix_times, _resolutions),
+    st.tuples(st.integers(1, 2**40 - 1), st.integers(1, 2**40 - 1), _resolutions).filter(lambda t: t[0] >= t[1]),
+    st.tuples(_unix_times, _unix_times, _bad_resolutions),
+).map(list)
+
 # Per method that takes arguments: its arguments after the application id.
 _REST_OF_ARGUMENTS: dict[str, st.SearchStrategy[list[Any]]] = {
     "SetLimit": st.tuples(_directions, _rates, _bursts, _scopes).map(list),
     "ClearLimit": st.tuples(_directions, _scopes).map(list),
     "ListConnections": st.just([]),
+    "GetUsage": _usage_arguments,
 }
 
 
