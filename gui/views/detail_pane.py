@@ -123,6 +123,7 @@ class DetailPane(QWidget):
         self.connections.setAccessibleName("Open connections")
         self.connections.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.connections.setWordWrap(True)
+        self.connections.hide()  # until there is something to say: a short screen needs the line
         layout.addWidget(self.connections)
         layout.addStretch(0)
         self.plot.setVisible(False)
@@ -134,6 +135,7 @@ class DetailPane(QWidget):
     def show_application(self, app_id: str) -> None:
         if app_id != self._app_id:
             self.connections.setText("")
+            self.connections.hide()
         self._app_id = app_id
         self.refresh()
 
@@ -144,6 +146,7 @@ class DetailPane(QWidget):
         text = describe_connections(connections)
         if text != self.connections.text():  # the same answer every poll, mostly
             self.connections.setText(text)
+            self.connections.show()
 
     def _show_notes(self, text: str) -> None:
         if text != self.limit_notes.text():
@@ -181,7 +184,7 @@ class DetailPane(QWidget):
             self.graphs[direction].show(x, data[:, column], limit, -samples * step_s, units)
 
 
-GRAPH_MIN_HEIGHT = 140
+GRAPH_MIN_HEIGHT = 110
 
 
 class _DirectionGraph:
@@ -198,8 +201,8 @@ class _DirectionGraph:
         item.hideButtons()
         item.showGrid(x=False, y=True, alpha=0.15)
         item.getAxis("left").setWidth(72)  # both plots' axes line up
-        # Major ticks only: on a short plot (a small or 2x screen) the minor ones' labels overlap.
-        item.getAxis("left").setStyle(maxTickLevel=0, maxTextLevel=0, textFillLimits=[(0, 0.5)])
+        # One level of ticks (RateAxis spaces them so their labels never overlap).
+        item.getAxis("left").setStyle(maxTickLevel=0, maxTextLevel=0)
         if direction is Direction.UP:
             item.getAxis("bottom").setLabel("seconds ago")
         # Each axis (the left one with its grid lines across the plot) is redrawn

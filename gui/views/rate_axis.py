@@ -6,8 +6,23 @@ import math
 from typing import Any
 
 import pyqtgraph as pg
+from PySide6.QtGui import QFontMetricsF
+from PySide6.QtWidgets import QApplication
 
 from chadthrottle.units import UnitSystem, format_rate
+
+
+TICK_ROOM = 1.8  # a labelled tick per this many lines of text, at most
+
+
+def _round_step(value: float, up: bool) -> float:
+    """The 1, 2 or 5 x 10^n step next to ``value``: the smallest at least it
+    (``up``), or the largest at most it."""
+    magnitude: float = 10.0 ** math.floor(math.log10(value))
+    steps = [m * magnitude for m in (1.0, 2.0, 5.0, 10.0)]
+    if up:
+        return next(step for step in steps if step >= value * (1 - 1e-9))
+    return max(step for step in steps if step <= value * (1 + 1e-9))
 
 
 class RateAxis(pg.AxisItem):  # type: ignore[misc]
@@ -20,6 +35,20 @@ class RateAxis(pg.AxisItem):  # type: ignore[misc]
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         return [format_rate(value, self.units) if value >= 0 else "" for value in values]
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
+        """Only as many labelled ticks as fit the plot's height with room between
+        them: on a short plot (a small or 2x screen) pyqtgraph's own choice overlaps."""
+        span = maxVal - minVal
+        if span <= 0 or size <= 0:
+            return []
+        room = max(1, int(size // (QFontMetricsF(QApplication.font()).height() * TICK_ROOM)))
+        # At most ``room`` labels; on a plot with room for one, a step that puts
+        # it strictly inside (pyqtgraph drops a label on the edge).
+        step = _round_step(span / room, up=True) if room >= 2 else _round_step(span * 0.95, up=False)
+        first = math.ceil(minVal / step - 1e-9) * step
+        count = int((maxVal - first) / step + 1e-9) + 1
+        return [(step, [first + i * step for i in range(count)])]
 
 
 _NICE_STEPS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFontMetricsF, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
 from chadthrottle.contract import Direction
@@ -26,7 +26,7 @@ from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.app_table import contrast
 from chadthrottle.gui.views.main_window import MainWindow
-from chadthrottle.gui.views.rate_axis import graph_top
+from chadthrottle.gui.views.rate_axis import RateAxis, graph_top
 from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
 from tests.gui.sample_data import MB, app, sample_applications
 
@@ -243,3 +243,15 @@ def test_tab_order_follows_the_layout_with_a_banner_shown(qtbot) -> None:  # typ
         order.append(QApplication.focusWidget())
     # top to bottom: filter, settings, the banner's button, the list
     assert order[:3] == [window.header.menu_button, window.banner.retry_button, window.table]
+
+
+@pytest.mark.parametrize("height_px", [30, 60, 110, 300])
+def test_graph_axis_labels_never_crowd(height_px: int) -> None:
+    """As many labelled ticks as fit the plot's height, at least one inside it."""
+    axis = RateAxis()
+    line = QFontMetricsF(QApplication.font()).height()
+    for top in (200_000.0, 7.5 * MB, 75 * MB):
+        ((step, values),) = axis.tickValues(0.0, top, height_px)
+        inside = [v for v in values if 0 < v < top]
+        assert inside, (height_px, top, values)
+        assert len(inside) * line * 1.5 <= max(height_px, line * 1.5), (height_px, top, values)  # edge labels are dropped
