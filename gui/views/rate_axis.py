@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QApplication
 
-from chadthrottle.units import UnitSystem, format_rate
+from chadthrottle.units import UnitSystem, format_rate, unit_bps
 
 
 TICK_ROOM = 1.8  # a labelled tick per this many lines of text, at most
@@ -45,7 +45,10 @@ class RateAxis(pg.AxisItem):  # type: ignore[misc]
         room = max(1, int(size // (QFontMetricsF(QApplication.font()).height() * TICK_ROOM)))
         # At most ``room`` labels; on a plot with room for one, a step that puts
         # it strictly inside (pyqtgraph drops a label on the edge).
-        step = _round_step(span / room, up=True) if room >= 2 else _round_step(span * 0.95, up=False)
+        # Round in the units shown: 200 Mbit/s steps, not 25 MB/s ones written as bits.
+        unit = next((unit_bps(self.units, p) for p in range(4, 0, -1) if unit_bps(self.units, p) <= span), 1.0)
+        share = span / unit
+        step = unit * (_round_step(share / room, up=True) if room >= 2 else _round_step(share * 0.95, up=False))
         first = math.ceil(minVal / step - 1e-9) * step
         count = int((maxVal - first) / step + 1e-9) + 1
         return [(step, [first + i * step for i in range(count)])]

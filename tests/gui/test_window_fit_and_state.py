@@ -6,6 +6,7 @@ selection in dark mode and a visible focus."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from chadthrottle.gui.views.app_table import contrast
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.rate_axis import RateAxis, graph_top
 from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
+from chadthrottle.units import UnitSystem
 from tests.gui.sample_data import MB, app, sample_applications
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -255,3 +257,13 @@ def test_graph_axis_labels_never_crowd(height_px: int) -> None:
         inside = [v for v in values if 0 < v < top]
         assert inside, (height_px, top, values)
         assert len(inside) * line * 1.5 <= max(height_px, line * 1.5), (height_px, top, values)  # edge labels are dropped
+
+
+@pytest.mark.parametrize(("units", "top", "label"), [(UnitSystem.BITS_DECIMAL, 60 * MB, "Mbit/s"),
+                                                      (UnitSystem.BYTES_BINARY, 60 * MB, "MiB/s")])
+def test_graph_axis_steps_are_round_in_the_units_shown(units: UnitSystem, top: float, label: str) -> None:
+    axis = RateAxis(units)
+    ((step, values),) = axis.tickValues(0.0, top, 300)
+    number, unit = axis.tickStrings([step], 1.0, 0.0)[0].split(" ")
+    mantissa = float(number) / 10 ** math.floor(math.log10(float(number)))
+    assert unit == label and round(mantissa, 6) in (1, 2, 5), (number, unit)  # 50 Mbit/s, not 40 (5 MB/s)
