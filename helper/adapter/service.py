@@ -370,8 +370,9 @@ class HelperService:
     @staticmethod
     def _visible(viewer: Viewer, apps: list[ApplicationInfo]) -> list[ApplicationInfo]:
         """Everything for a viewer who sees all; else the applications wholly
-        the viewer's own (every process of the viewer's uid), and those not
-        running on which the viewer has a rule."""
+        the viewer's own (every process of the viewer's uid; the listing has
+        already cut those several users run down to the viewer's processes
+        and traffic), and those not running on which the viewer has a rule."""
         if viewer.sees_all:
             return apps
         own = {viewer.uid}
@@ -417,11 +418,11 @@ class HelperService:
                 resolved = await self._resolves.submit(call.args[0])
             except NoSuchApplication:
                 resolved = None
-            own = resolved is not None and resolved.owner_uids == frozenset({viewer.uid})
-            if resolved is None or not (own or viewer.sees_all):
+            if resolved is None or not (viewer.sees_all or viewer.uid in resolved.owner_uids):
                 # The same answer whether it does not exist or is someone else's.
                 raise NoSuchApplication(f"no application of yours is called {call.args[0]!r}")
-            connections = await self._engine_thread.run(self._engine.list_connections, resolved.app_id)
+            only = None if viewer.sees_all else viewer.uid  # of a program others run too: one's own
+            connections = await self._engine_thread.run(self._engine.list_connections, resolved.app_id, only)
             return out, [[encode_connection(connection) for connection in connections]]
         if name == "GetUsage":
             viewer = await self._viewer(call)

@@ -74,8 +74,9 @@ class EngineApi(Protocol):
     def list_rules(self) -> list[RuleInfo]:
         """Every stored rule, of every owner."""
 
-    def list_connections(self, app_id: str) -> list[ConnectionInfo]:
-        """The open sockets of a resolved application's processes."""
+    def list_connections(self, app_id: str, uid: int | None = None) -> list[ConnectionInfo]:
+        """The open sockets of a resolved application's processes (with uid:
+        of that user's processes only)."""
 
     def list_interfaces(self) -> list[InterfaceInfo]:
         """Traffic per interface index, from every socket's counters."""

@@ -177,7 +177,7 @@ class Engine:
             for (app_id, owner), limits in self._limits.items():
                 rules.setdefault(app_id, {})[owner] = limits
             return build_listing(self._index.applications(), self._meter.apps, rules, self._clock(), viewer,
-                                 self._known, self._problems(), self._limits_not_met())  # fmt: skip
+                                 self._known, self._problems(), self._limits_not_met(), self._meter.by_uid)  # fmt: skip
 
     def list_rules(self) -> list[RuleInfo]:
         with self._lock:
@@ -225,10 +225,11 @@ class Engine:
                 problems[direction] = "; ".join(filter(None, [problems.get(direction), self._apply_error]))
         return problems
 
-    def list_connections(self, app_id: str) -> list[ConnectionInfo]:
+    def list_connections(self, app_id: str, uid: int | None = None) -> list[ConnectionInfo]:
+        """The application's connections; with uid, only those of that user's processes."""
         with self._lock:
             app = self._index.application(app_id)
-            pids = list(app.processes) if app else []
+            pids = [pid for pid, process in app.processes.items() if uid is None or process.uid == uid] if app else []
         return [ConnectionInfo(c.protocol, c.local, c.remote, c.state, c.pid) for c in connections_of(pids)]
 
     def list_interfaces(self) -> list[InterfaceInfo]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction
 from chadthrottle.helper.engine.api import Viewer
 from chadthrottle.helper.engine.limits import Limit
-from chadthrottle.helper.engine.rates import AppTraffic
+from chadthrottle.helper.engine.rates import AppTraffic, UidKey
 from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.engine.rule_view import shown_rule
 from chadthrottle.helper.identity.index import Application
@@ -30,13 +30,18 @@ def build_listing(
     known: Mapping[str, AppIdentity] | None = None,
     problems: Mapping[Direction, str] | None = None,
     app_problems: Mapping[tuple[str, Direction], str] | None = None,
+    shares: Mapping[UidKey, AppTraffic] | None = None,
 ) -> list[ApplicationInfo]:
     """rules: app id -> owner -> limits; known: the last identity seen of
     applications that may have exited, so they keep their name and icon;
     problems: why limits of a direction are not enforced now (paused, a
     device the helper cannot shape), shown on every limit of that direction;
-    app_problems: those of one application's limit (measured above it)."""
+    app_problems: those of one application's limit (measured above it);
+    shares: each user's traffic of applications several users run. A viewer
+    who may not see every user's processes is shown, of such an application,
+    only their own processes and their own traffic."""
     known = known or {}
+    shares = shares or {}
     problems = problems or {}
     app_problems = app_problems or {}
 
@@ -50,6 +55,11 @@ def build_listing(
         app = running.get(app_id)
         counters = traffic.get(app_id, AppTraffic())
         uids = app.uids if app else frozenset()
+        pids = tuple(sorted(app.processes)) if app else ()
+        if app is not None and not viewer.sees_all and len(uids) > 1 and viewer.uid in uids:
+            counters = shares.get((app_id, viewer.uid), AppTraffic())
+            uids = frozenset({viewer.uid})
+            pids = tuple(sorted(pid for pid, process in app.processes.items() if process.uid == viewer.uid))
         shown = shown_rule(rules.get(app_id, {}), viewer, uids)
         if app is None and shown is None and now - counters.last_active > EXITED_VISIBLE_S:
             continue
@@ -61,7 +71,7 @@ def build_listing(
                 name=identity.name if identity else _fallback_name(app_id),
                 icon=identity.icon if identity else "",
                 uids=tuple(sorted(uids)),
-                pids=tuple(sorted(app.processes)) if app else (),
+                pids=pids,
                 down_bps=counters.down_bps,
                 up_bps=counters.up_bps,
                 rx_bytes=counters.rx_bytes,

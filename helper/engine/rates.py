@@ -16,11 +16,13 @@ import math
 from collections import defaultdict, deque
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 
 LOOPBACK_IFINDEX = 1  # the kernel gives every namespace's lo index 1
 InterfaceKey = tuple[int, int]  # (netns cookie, ifindex): indices repeat across namespaces
+UidKey = tuple[str, "int | None"]  # (application id, uid; None: unreadable)
+K = TypeVar("K")
 
 
 @dataclass
@@ -74,6 +76,11 @@ class RateMeter:
         self.interfaces: dict[InterfaceKey, AppTraffic] = {}  # every socket's traffic
         # final counts of exited processes, whose counters the datapath removed
         self._retired_apps: dict[str, AppTraffic] = defaultdict(AppTraffic)
+        self._retired_by_uid: dict[UidKey, AppTraffic] = defaultdict(AppTraffic)
+        # Applications run by several users now: each user's share of them, so
+        # a user is shown their own processes' traffic and nobody else's.
+        self.by_uid: dict[UidKey, AppTraffic] = {}
+        self._uid_history: deque[tuple[float, dict[UidKey, AppTraffic]]] = deque(maxlen=window_ticks)
         self._retired_interfaces: dict[InterfaceKey, AppTraffic] = defaultdict(AppTraffic)
         self._uid_of_app: dict[str, int | None] = {}  # whose processes it last had
 
@@ -110,12 +117,18 @@ class RateMeter:
             if len(app_ids) > per_uid:
                 app_ids.sort(key=last_active, reverse=True)
                 forgotten.update(app_ids[per_uid:])
+        if forgotten:  # rebuilt, not deleted from: a dict's table never shrinks
+            self._retired_by_uid = defaultdict(AppTraffic, {
+                key: traffic for key, traffic in self._retired_by_uid.items() if key[0] not in forgotten})
         for app_id in forgotten:
             self._retired_apps.pop(app_id, None)
             self.apps.pop(app_id, None)
             self._uid_of_app.pop(app_id, None)
             for _, apps in self._history:
                 apps.pop(app_id, None)
+        for _, shares in self._uid_history:
+            for key in [key for key in shares if key[0] in forgotten]:
+                del shares[key]
         return forgotten
 
     def retire(self, exited: set[int], final_samples: Iterable[CounterSample]) -> None:
@@ -128,6 +141,7 @@ class RateMeter:
             app_id = self._app_of_tgid.get(sample.owner_tgid)
             if app_id is not None:
                 _add(self._retired_apps[app_id], sample)
+                _add(self._retired_by_uid[(app_id, self._uid_of_tgid.get(sample.owner_tgid))], sample)
         for tgid in exited:
             self._app_of_tgid.pop(tgid, None)
             if tgid in self._uid_of_tgid:
@@ -146,30 +160,29 @@ class RateMeter:
         samples = list(samples)
         self._update_interfaces(samples, now)
         totals: dict[str, AppTraffic] = defaultdict(AppTraffic)
+        by_uid: dict[UidKey, AppTraffic] = defaultdict(AppTraffic)
+        shared = self._shared_apps()
         for app_id, retired in self._retired_apps.items():
             totals[app_id] = _counts_of(retired)
+        for key, retired in self._retired_by_uid.items():
+            if key[0] in shared:
+                by_uid[key] = _counts_of(retired)
         for sample in samples:
             app_id = self._app_of_tgid.get(sample.owner_tgid)
             if app_id is None:
                 continue  # owner unknown (0) or never seen alive
             _add(totals[app_id], sample)
-        previous = self._history[-1][1] if self._history else {}
-        for app_id, traffic in totals.items():
-            before = previous.get(app_id)
-            moved = before is None or _counters(before) != _counters(traffic)
-            traffic.last_active = now if moved else before.last_active  # type: ignore[union-attr]
-            # the oldest sample in the window that knew the application
-            past = next(((t, apps[app_id]) for t, apps in self._history if app_id in apps), None)
-            if past is None or now <= past[0]:
-                continue
-            elapsed, old = now - past[0], past[1]
-            # counters may shrink when the LRU map evicts a key: never negative
-            traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / elapsed
-            traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / elapsed
-            traffic.loopback_down_bps = max(0, traffic.loopback_rx_bytes - old.loopback_rx_bytes) / elapsed
-            traffic.loopback_up_bps = max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
-        self._history.append((now, dict(totals)))
-        self.apps = dict(totals)
+            if app_id in shared:
+                _add(by_uid[(app_id, self._uid_of_tgid.get(sample.owner_tgid))], sample)
+        self.apps = _with_rates(totals, self._history, now)
+        self.by_uid = _with_rates(by_uid, self._uid_history, now)
+
+    def _shared_apps(self) -> set[str]:
+        """Applications whose living processes belong to more than one user."""
+        uids: dict[str, set[int | None]] = defaultdict(set)
+        for tgid, app_id in self._app_of_tgid.items():
+            uids[app_id].add(self._uid_of_tgid.get(tgid))
+        return {app_id for app_id, users in uids.items() if len(users) > 1}
 
 
     def _update_interfaces(self, samples: list[CounterSample], now: float) -> None:
@@ -202,6 +215,29 @@ class RateMeter:
                 continue  # a new or re-created class: no rate yet
             traffic.up_bps = (sent - past[1]) / (now - past[0])
         self._shaped_history.append((now, dict(sent_bytes)))
+
+
+def _with_rates(totals: dict[K, AppTraffic], history: deque[tuple[float, dict[K, AppTraffic]]],
+                now: float) -> dict[K, AppTraffic]:  # fmt: skip
+    """Give each total its rates over the window history holds, then add the
+    totals to the history."""
+    previous = history[-1][1] if history else {}
+    for key, traffic in totals.items():
+        before = previous.get(key)
+        moved = before is None or _counters(before) != _counters(traffic)
+        traffic.last_active = now if moved else before.last_active  # type: ignore[union-attr]
+        # the oldest sample in the window that knew it
+        past = next(((t, entries[key]) for t, entries in history if key in entries), None)
+        if past is None or now <= past[0]:
+            continue
+        elapsed, old = now - past[0], past[1]
+        # counters may shrink when the LRU map evicts a key: never negative
+        traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / elapsed
+        traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / elapsed
+        traffic.loopback_down_bps = max(0, traffic.loopback_rx_bytes - old.loopback_rx_bytes) / elapsed
+        traffic.loopback_up_bps = max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
+    history.append((now, dict(totals)))
+    return dict(totals)
 
 
 def _add(traffic: AppTraffic, sample: CounterSample, split_loopback: bool = True) -> None:

@@ -39,6 +39,10 @@ async def main():
             try:
                 if name == "list":
                     result = [[a.id, list(a.uids)] for a in await client.list_applications()]
+                elif name == "rows":
+                    result = [[a.id, list(a.uids), list(a.pids), a.up_bps] for a in await client.list_applications()]
+                elif name == "connections":
+                    result = sorted({c.pid for c in await client.list_connections(args[0])})
                 elif name == "limits":
                     result = {a.id: [a.up_limit_bps, a.up_limit_owner] for a in await client.list_applications()}
                 elif name == "usage":  # app id or "", since (unix), resolution

@@ -80,8 +80,8 @@ class FakeEngineForAdapterTests:
         self.calls.append(("list_rules",))
         return list(self.rules)
 
-    def list_connections(self, app_id: str) -> list[ConnectionInfo]:
-        self.calls.append(("list_connections", app_id))
+    def list_connections(self, app_id: str, uid: int | None = None) -> list[ConnectionInfo]:
+        self.calls.append(("list_connections", app_id) if uid is None else ("list_connections", app_id, uid))
         return [ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", CURL_PID)]
 
     def list_interfaces(self) -> list[InterfaceInfo]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chadthrottle.helper.engine.api import ADMIN_VIEWER
+from chadthrottle.helper.engine.api import ADMIN_VIEWER, Viewer
 
 from dataclasses import dataclass
 
@@ -12,6 +12,9 @@ from chadthrottle.helper.engine.limits import SlotAllocator
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, build_listing
 from chadthrottle.helper.engine.rates import RateMeter
 from chadthrottle.helper.errors import InvalidArgument
+from chadthrottle.helper.identity.applications import AppIdentity
+from chadthrottle.helper.identity.index import Application
+from chadthrottle.helper.identity.processes import ProcessInfo
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,38 @@ def test_exited_processes_keep_their_bytes_but_not_their_pid() -> None:
     meter.retire({11}, [Sample(11, 100, 0)])  # 11 exited; its counter was removed
     meter.update([Sample(10, 400, 0), Sample(11, 7, 0)], now=1.0)  # 11 reused by someone unknown
     assert meter.apps["app:a"].rx_bytes == 500  # the new owner of pid 11 is not app:a
+
+
+def test_each_user_of_a_program_several_users_run_is_shown_their_own_share() -> None:
+    """Users 1000 and 1001 run app:a: each sees their own processes, bytes and
+    rates, exited processes included; root sees the whole; an application one
+    user runs alone is shown as it is."""
+    meter = RateMeter(window_ticks=1)
+    meter.remember(10, "app:a", 1000)
+    meter.remember(11, "app:a", 1001)
+    meter.remember(12, "app:a", 1001)
+    meter.remember(20, "app:b", 1000)
+    meter.update([Sample(10, 0, 0), Sample(11, 0, 0), Sample(12, 0, 0), Sample(20, 0, 0)], now=0.0)
+    meter.retire({12}, [Sample(12, 300, 0)])  # 1001's second process moved 300 bytes and exited
+    meter.update([Sample(10, 100, 0), Sample(11, 0, 40), Sample(20, 5, 0)], now=1.0)
+    assert set(meter.by_uid) == {("app:a", 1000), ("app:a", 1001)}  # app:b has one user: no shares
+    assert (meter.by_uid[("app:a", 1000)].rx_bytes, meter.by_uid[("app:a", 1000)].down_bps) == (100, 100.0)
+    assert (meter.by_uid[("app:a", 1001)].rx_bytes, meter.by_uid[("app:a", 1001)].tx_bytes) == (300, 40)
+    running = {
+        "app:a": Application(AppIdentity("app:a", "A", "", ""), {10: _process(10, 1000), 11: _process(11, 1001)}),
+        "app:b": Application(AppIdentity("app:b", "B", "", ""), {20: _process(20, 1000)}),
+    }
+    rows = {a.id: a for a in build_listing(running, meter.apps, {}, 1.0, Viewer(1000, False), shares=meter.by_uid)}
+    mine = rows["app:a"]
+    assert (mine.uids, mine.pids, mine.rx_bytes, mine.tx_bytes) == ((1000,), (10,), 100, 0)
+    assert (rows["app:b"].uids, rows["app:b"].rx_bytes) == ((1000,), 5)
+    everything = {a.id: a for a in build_listing(running, meter.apps, {}, 1.0, ADMIN_VIEWER, shares=meter.by_uid)}
+    whole = everything["app:a"]
+    assert (whole.uids, whole.pids, whole.rx_bytes) == ((1000, 1001), (10, 11), 400)
+
+
+def _process(pid: int, uid: int) -> ProcessInfo:
+    return ProcessInfo(pid, 1, uid, "/usr/bin/a", ("/usr/bin/a",), "a", "/")
 
 
 def test_shaped_uploads_are_measured_at_the_shaper_output() -> None:
