@@ -396,10 +396,11 @@ class Connection:
     def _read_message(self, deadline: float) -> bytes:
         while len(self._buffer) < 16:
             self._receive(deadline)
-        order = "<" if self._buffer[:1] == b"l" else ">"
+        first = bytes(self._buffer[:1])
+        order = "<" if first == b"l" else ">"
         body_length, _serial, fields_length = struct.unpack_from(order + "III", self._buffer, 4)
         total = 16 + fields_length + (-fields_length % 8) + body_length
-        if self._buffer[:1] not in (b"l", b"B") or total > MAX_MESSAGE_BYTES:
+        if first not in (b"l", b"B") or total > MAX_MESSAGE_BYTES:
             self.close()
             raise WireError(INVALID_MESSAGE, "the bus sent something that is not a D-Bus message")
         while len(self._buffer) < total:

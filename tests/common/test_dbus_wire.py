@@ -6,6 +6,7 @@ refused with a WireError, never another exception."""
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 from dbus_fast import Message, MessageType
@@ -178,3 +179,77 @@ def test_an_address_without_a_usable_socket_is_no_server(address: str) -> None:
     with pytest.raises(WireError) as caught:
         socket_addresses(address)
     assert caught.value.name == NO_SERVER
+
+
+class _SilentBus:
+    """A unix socket that answers authentication as a bus does, then says
+    what it is told to: nothing, a hang-up, or bytes that are no message.
+    (Timeouts and hang-ups, which a real bus daemon does not do on request.)"""
+
+    def __init__(self, path: str, auth_reply: bytes, then: bytes | None) -> None:
+        import socket
+        import threading
+
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(1)
+        self.auth_reply, self.then = auth_reply, then
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        peer, _ = self.server.accept()
+        with peer:
+            received = b""
+            while b"\r\n" not in received:
+                received += peer.recv(4096)
+            peer.sendall(self.auth_reply)
+            if self.then is None:  # hang up
+                return
+            peer.sendall(self.then)
+            while peer.recv(4096):  # then stay silent until the client leaves
+                pass
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize(
+    ("auth_reply", "then", "name"),
+    [
+        (b"OK 0123456789abcdef0123456789abcdef\r\n", b"", "org.freedesktop.DBus.Error.NoReply"),
+        (b"OK 0123456789abcdef0123456789abcdef\r\n", None, "org.freedesktop.DBus.Error.Disconnected"),
+        (b"OK 0123456789abcdef0123456789abcdef\r\n", b"\x00" * 16, INVALID_MESSAGE),
+        (b"REJECTED EXTERNAL\r\n", b"", NO_SERVER),
+    ],
+)
+def test_a_bus_that_does_not_answer_ends_the_call_with_a_named_error(
+    auth_reply: bytes, then: bytes | None, name: str, tmp_path: Path
+) -> None:
+    import time
+
+    from chadthrottle.dbus_wire import Connection
+
+    path = f"{tmp_path}/bus"
+    bus = _SilentBus(path, auth_reply, then)
+    started = time.monotonic()
+    try:
+        with pytest.raises(WireError) as caught:
+            connection = Connection(f"unix:path={path}", timeout_s=0.5)
+            try:
+                connection.call("a.b", "/a", "a.b", "M", "", [], timeout_s=0.5)
+            finally:
+                connection.close()
+    finally:
+        bus.close()
+    assert caught.value.name == name
+    assert time.monotonic() - started < 3.0
+
+
+def test_no_socket_at_the_address_is_no_server(tmp_path: Path) -> None:
+    from chadthrottle.dbus_wire import Connection
+
+    with pytest.raises(WireError) as caught:
+        Connection(f"unix:path={tmp_path}/nothing;unix:path={tmp_path}/nothing-either", timeout_s=0.5)
+    assert caught.value.name == NO_SERVER and "nothing-either" in caught.value.message
