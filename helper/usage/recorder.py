@@ -20,7 +20,7 @@ from chadthrottle.contract import MAX_USAGE_ROWS, OTHER_APPLICATIONS_ID, UsageRe
 from chadthrottle.helper.engine.api import Viewer
 from chadthrottle.helper.engine.rates import CounterSample
 from chadthrottle.helper.errors import InvalidArgument
-from chadthrottle.helper.usage.buckets import SOURCE_LEVEL, Level, bucket_start, next_period, period_start
+from chadthrottle.helper.usage.buckets import SOURCE_LEVEL, Level, bucket_start, month_start, next_period, period_start
 from chadthrottle.helper.usage.feed import Counts, OwnerOf, UsageFeed, UsageKey
 from chadthrottle.helper.usage.store import UsageEntry, UsageStore
 
@@ -159,18 +159,22 @@ class UsageRecorder:
         level = SOURCE_LEVEL[resolution]
         uid = None if viewer.sees_all else viewer.uid
         sums: dict[tuple[str, int], list[int]] = {}
+        periods: dict[int, int] = {}  # stored start -> period start: localtime() once per day, not per row
 
         def add(row_app: str, start: int, counts: Iterable[int]) -> None:
-            total = sums.setdefault((row_app, period_start(resolution, start)), [0, 0, 0, 0])
+            period = periods.get(start)
+            if period is None:
+                period = periods[start] = period_start(resolution, start)
+            total = sums.setdefault((row_app, period), [0, 0, 0, 0])
             for at, value in enumerate(counts):
                 total[at] += value
 
         with self._store.lock:  # no write runs meanwhile: a batch is either stored or still in _flushing
-            stored = []
-            most = MAX_USAGE_ROWS * (31 if resolution is UsageResolution.MONTH else 1)
+            stored: list[tuple[str, int, int, int, int, int]] = []
+            most = MAX_USAGE_ROWS
             if self._store.available:
                 try:
-                    stored = self._store.query(level, since, until, app_id, uid, limit=most + 1)
+                    stored = self._stored_rows(level, since, until, app_id, uid, resolution, most + 1)
                 except sqlite3.Error as error:
                     log.error("could not read the usage history: %s", error)
             with self._lock:
@@ -185,7 +189,27 @@ class UsageRecorder:
                 add(row_app, start, counts)
         if len(sums) > MAX_USAGE_ROWS:
             raise InvalidArgument(_TOO_MANY)
+        ends = {start: next_period(resolution, start) for start in {start for _app, start in sums}}  # once a period
         return [
-            UsageRow(row_app, start, next_period(resolution, start), *counts)
+            UsageRow(row_app, start, ends[start], *counts)
             for (row_app, start), counts in sorted(sums.items(), key=lambda item: (item[0][1], item[0][0]))
         ]
+
+    def _stored_rows(self, level: Level, since: int, until: int, app_id: str, uid: int | None,
+                     resolution: UsageResolution, most: int) -> list[tuple[str, int, int, int, int, int]]:  # fmt: skip
+        """(app, start, counts...) from the store. Months are summed by SQLite
+        one month at a time (a year of days for 500 applications is 180,000
+        rows: Python took 46 ms per 18,000 of them)."""
+        if resolution is not UsageResolution.MONTH:
+            return self._store.query(level, since, until, app_id, uid, limit=most)
+        rows: list[tuple[str, int, int, int, int, int]] = []
+        span = self._store.span(level, since, until)  # a range of centuries holds a few years of rows
+        if span is None:
+            return rows
+        month, last = month_start(span[0]), span[1]
+        while month <= last and len(rows) < most:
+            following = next_period(UsageResolution.MONTH, month)
+            totals = self._store.totals(level, max(since, month), min(until, following), app_id, uid, most)
+            rows.extend((row_app, month, *counts) for row_app, *counts in totals)
+            month = following
+        return rows

@@ -76,6 +76,7 @@ class UsageEntry:
 
 
 StoredRow = tuple[str, int, int, int, int, int]  # app_id, start, down, up, loopback down, loopback up
+StoredTotal = tuple[str, int, int, int, int]  # app_id, down, up, loopback down, loopback up
 
 
 def migrate(db: sqlite3.Connection, migrations: Mapping[int, Callable[[sqlite3.Connection], None]] = MIGRATIONS,
@@ -193,9 +194,34 @@ class UsageStore:
         if uid is not None:
             sql += " AND uid = ?"
             parameters.append(uid)
-        sql += " GROUP BY app_id, start LIMIT ?"
+        sql += " GROUP BY start, app_id LIMIT ?"  # the primary key's order: no sort
         parameters.append(limit)
         return self._connection().execute(sql, parameters).fetchall()
+
+    def totals(self, level: Level, since: int, until: int, app_id: str = "", uid: int | None = None,
+               limit: int = -1) -> list[StoredTotal]:  # fmt: skip
+        """Per application, the sum of rows of level whose period begins in
+        [since, until), of one application ("" = all) and uid (None = all)."""
+        sql = ("SELECT app_id, sum(down), sum(up), sum(loopback_down), sum(loopback_up) FROM usage "
+               "WHERE level = ? AND start >= ? AND start < ?")  # fmt: skip
+        parameters: list[object] = [int(level), since, until]
+        if app_id:
+            sql += " AND app_id = ?"
+            parameters.append(app_id)
+        if uid is not None:
+            sql += " AND uid = ?"
+            parameters.append(uid)
+        sql += " GROUP BY app_id LIMIT ?"
+        parameters.append(limit)
+        return self._connection().execute(sql, parameters).fetchall()
+
+    def span(self, level: Level, since: int, until: int) -> tuple[int, int] | None:
+        """The first and last period start of level stored within [since, until)."""
+        first, last = self._connection().execute(
+            "SELECT min(start), max(start) FROM usage WHERE level = ? AND start >= ? AND start < ?",
+            (int(level), since, until),
+        ).fetchone()
+        return None if first is None else (first, last)
 
     def size_bytes(self) -> int:
         db = self._connection()
