@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QWidget
 
 from chadthrottle.contract import BackendInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
@@ -29,6 +29,9 @@ class StatusLine(QStatusBar):
         super().__init__(parent)
         self.message = QLabel(self)
         self.message.setContentsMargins(8, 0, 8, 0)
+        # A long message is cut (its tooltip has it whole) rather than widening
+        # the window past a small screen.
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._message_timer = QTimer(self)
         self._message_timer.setSingleShot(True)
         self._message_timer.timeout.connect(self.message.clear)

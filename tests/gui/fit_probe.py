@@ -14,6 +14,7 @@ from PySide6.QtCore import QRect
 from PySide6.QtWidgets import QApplication, QWidget
 
 from chadthrottle.contract import BackendInfo
+from chadthrottle.gui.controller import NO_TRAY_NOTICE
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column
@@ -41,6 +42,7 @@ def main() -> int:
     window.set_backends((BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",))))
     for _ in range(3):
         model.apply_snapshot(sample_applications())
+    window.show_message(NO_TRAY_NOTICE)  # the longest message the application shows at start
     window.show()
     for _ in range(5):
         app.processEvents()

@@ -267,3 +267,48 @@ def test_graph_axis_steps_are_round_in_the_units_shown(units: UnitSystem, top: f
     number, unit = axis.tickStrings([step], 1.0, 0.0)[0].split(" ")
     mantissa = float(number) / 10 ** math.floor(math.log10(float(number)))
     assert unit == label and round(mantissa, 6) in (1, 2, 5), (number, unit)  # 50 Mbit/s, not 40 (5 MB/s)
+
+
+def test_the_application_saves_its_window_state_on_quit_and_restores_it(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Through AppController, as the application runs (no helper: it only reconnects)."""
+    from chadthrottle.gui.controller import AppController
+    from chadthrottle.gui.ipc.client_protocol import default_client_factory
+
+    path = str(tmp_path / "app.conf")
+
+    def start() -> AppController:
+        controller = AppController(default_client_factory("unix:path=/nonexistent/bus"),
+                                   QSettings(path, QSettings.Format.IniFormat), use_tray=False,
+                                   autostart_path=tmp_path / "autostart.desktop")  # fmt: skip
+        controller.start(show_window=True)
+        qtbot.waitExposed(controller.window)
+        return controller
+
+    first = start()
+    first.window.resize(640, 420)
+    first.window.detail.span.setCurrentIndex(2)
+    first.window.table.sortByColumn(Column.NAME, Qt.SortOrder.AscendingOrder)
+    qtbot.waitUntil(lambda: first.window.width() == 640)
+    first.shutdown()
+    second = start()
+    try:
+        assert (second.window.width(), second.window.height()) == (640, 420)
+        assert second.window.detail.span.currentIndex() == 2
+        assert second.window.table.header().sortIndicatorSection() == Column.NAME
+    finally:
+        second.shutdown()
+
+
+def test_from_none_the_rows_slider_starts_near_what_the_application_uses(qtbot) -> None:  # type: ignore[no-untyped-def]
+    window = make_window(qtbot)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    control = window.limit_control("exe:/usr/bin/syncthing", Direction.UP)  # 1.4 MB/s up, no limit
+    assert control is not None and control.limit() is None
+    control.slider.setFocus()
+    qtbot.keyClick(control.slider, Qt.Key.Key_Left)
+    assert control.field.text() == "1.20 MB/s"  # at or just below 1.4 MB/s, not 900 MB/s
+    with qtbot.waitSignal(window.limitRequested) as blocker:
+        qtbot.keyClick(control.slider, Qt.Key.Key_Return)
+    assert blocker.args == ["exe:/usr/bin/syncthing", "up", 1_200_000]
