@@ -206,8 +206,11 @@ class _SilentBus:
             peer.sendall(self.auth_reply)
             if self.then is None:  # hang up
                 return
-            peer.sendall(self.then)
-            while peer.recv(4096):  # then stay silent until the client leaves
+            try:
+                peer.sendall(self.then)
+                while peer.recv(4096):  # then stay silent until the client leaves
+                    pass
+            except OSError:  # the client left first (it refused the authentication)
                 pass
 
     def close(self) -> None:
