@@ -35,7 +35,10 @@ def tabular_font(font: QFont) -> QFont:
     return tabular
 
 
-DARK_CONTRAST = 1.5  # the selected row against the rows around it, on a dark palette
+# The selected row against the rows around it (WCAG contrast ratio): still a
+# soft tint on a light palette, where text contrast matters most.
+DARK_CONTRAST = 1.5
+LIGHT_CONTRAST = 1.15
 
 
 def _mix(base: QColor, accent: QColor, share: float) -> QColor:
@@ -186,9 +189,9 @@ class AppTable(QTreeView):
     def _soften_selection(self) -> None:
         """A light tint for the selected row, so sliders and text stay readable on it.
 
-        On a dark palette a fifth of the accent hardly shows against the rows'
-        near-black, so the tint is made stronger until it stands out from both
-        row colours.
+        A fifth of the accent is the start; where that hardly shows against
+        both row colours (on a dark palette always, on a light one with a pale
+        accent) the tint is made stronger until it stands out.
         """
         palette = self.palette()
         for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
@@ -197,7 +200,8 @@ class AppTable(QTreeView):
             rows = (base, palette.color(group, QPalette.ColorRole.AlternateBase))
             share = 0.2
             tint = _mix(base, accent, share)
-            while base.lightness() < 128 and share < 0.6 and min(contrast(tint, row) for row in rows) < DARK_CONTRAST:
+            wanted = DARK_CONTRAST if base.lightness() < 128 else LIGHT_CONTRAST
+            while share < 0.6 and min(contrast(tint, row) for row in rows) < wanted:
                 share += 0.05
                 tint = _mix(base, accent, share)
             palette.setColor(group, QPalette.ColorRole.Highlight, tint)

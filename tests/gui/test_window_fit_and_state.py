@@ -196,6 +196,10 @@ def test_the_selected_row_stands_out_in_dark_mode(qtbot) -> None:  # type: ignor
         assert contrast(palette.color(QPalette.ColorRole.HighlightedText), selected) >= 4.5
     finally:
         application.setPalette(light)
+    window = make_window(qtbot)  # and on the light palette: soft, still visible
+    palette = window.table.palette()
+    for role in (QPalette.ColorRole.Base, QPalette.ColorRole.AlternateBase):
+        assert contrast(palette.color(QPalette.ColorRole.Highlight), palette.color(role)) >= 1.15, role
 
 
 def test_focus_is_visible_on_sliders_and_fields(qtbot) -> None:  # type: ignore[no-untyped-def]
