@@ -42,7 +42,7 @@ from chadthrottle.helper.engine.api import (
 )
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey, SlotAllocator
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, build_listing
-from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, CounterSample, RateMeter
+from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, AppTraffic, CounterSample, RateMeter
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
 from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.connections import connections_of
@@ -165,6 +165,9 @@ class Engine:
         self._usage = usage
         # socket owners the datapath told us about, with their identity once known
         self._announced: dict[int, AppIdentity | None] = {}
+        # processes known to hold sockets (adopted at start, or announced since):
+        # their applications are listed while they run, though nothing moved yet
+        self._socket_holders: set[int] = set()
         self._expiry_checked_at = float("-inf")
         self._apply_error = ""  # why the kernel refused the classes at the last try, "" when it did not
         self._over_limit: dict[tuple[str, Direction], int] = {}  # ticks in a row measured above the limit
@@ -176,7 +179,12 @@ class Engine:
             rules: dict[str, dict[int, dict[Direction, Limit]]] = {}
             for (app_id, owner), limits in self._limits.items():
                 rules.setdefault(app_id, {})[owner] = limits
-            return build_listing(self._index.applications(), self._meter.apps, rules, self._clock(), viewer,
+            traffic = self._meter.apps
+            idle = {app_id for pid in self._socket_holders
+                    if (app_id := getattr(self._index.identity_of(pid), "app_id", None)) and app_id not in traffic}
+            if idle:  # a connection open and quiet since the helper started: listed, with nothing counted
+                traffic = {**{app_id: AppTraffic(last_active=self._clock()) for app_id in idle}, **traffic}
+            return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
                                  self._known, self._problems(), self._limits_not_met(), self._meter.by_uid)  # fmt: skip
 
     def list_rules(self) -> list[RuleInfo]:
@@ -348,6 +356,7 @@ class Engine:
             gone = {pid for pid in before - self._index.all_pids() if not process_exists(pid)}
             for pid in gone:
                 self._announced.pop(pid, None)
+            self._socket_holders &= self._index.all_pids() | self._announced.keys()  # only those still running
         # The kernel's side of the exits without the lock: two map operations
         # per exited process, 20-30 ms a tick while one user started 1,000
         # programs a second, during which no call was answered (issue 20).
@@ -405,6 +414,7 @@ class Engine:
         process = read_process(pid)
         with self._lock:  # the rest: a tick must not retire the pid's counters before it is known
             self._announced[pid] = None
+            self._socket_holders.add(pid)
             identity = identify(process) if process else None
             if identity is None and cgroup_id:
                 identity = self._identity_of_cgroup(pid, cgroup_id)
@@ -481,6 +491,12 @@ class Engine:
                 return identify(process)
             pid = parent
         return None
+
+    def note_socket_holders(self, pids: set[int]) -> None:
+        """Processes that held sockets before the datapath was attached: listed
+        while they run, though their sockets may stay quiet for minutes."""
+        with self._lock:
+            self._socket_holders |= pids
 
     def has_limits(self) -> bool:
         with self._lock:

@@ -44,8 +44,10 @@ class RunningEngine(Engine):
 
     def __init__(
         self, datapath: Datapath, shaper: BackendRouter, ipr: IPRoute, config: dict[str, str] | None,
-        choice: dict[Direction, str], store: RuleStore, usage: UsageRecorder,
+        choice: dict[Direction, str], store: RuleStore, usage: UsageRecorder, socket_holders: set[int],
     ) -> None:
+        """socket_holders: the processes that had sockets open before the
+        datapath was attached (listed while they run, idle or not)."""
         self._saver = BackgroundSaver(store)  # fsync off the engine thread
         self._usage_recorder = usage
         self._proc_events = open_proc_events()
@@ -55,6 +57,7 @@ class RunningEngine(Engine):
             rules=store.load(), save_rules=self._saver.save, lineage=self._proc_events, usage=usage,
         )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)
+        self.note_socket_holders(socket_holders)
         datapath.watch_new_owners(self.note_new_owner)
         usage.start()
         self.tick()
@@ -112,14 +115,15 @@ def build_engine(options: EngineOptions) -> RunningEngine:
         remove_leftovers(ipr)
         datapath.open()
         adopted = datapath.adopt_open_sockets(all_pids())
-        log.info("adopted %d sockets opened before the helper started", adopted)
+        log.info("adopted %d sockets of %d processes opened before the helper started",
+                 sum(adopted.values()), len(adopted))  # fmt: skip
         enforcers: dict[str, Enforcer] = {EBPF: EbpfPolicer(datapath)}  # the datapath's own: always there
         if TC in choice.values():
             own = TcShaper(ipr, datapath.tc_ingress_program, datapath)
             enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_ingress_program, NoPacing()))
         router = BackendRouter({d: (name, enforcers[name]) for d, name in choice.items()}, guard=(EBPF, enforcers[EBPF]))
         usage = UsageRecorder(UsageStore(options.state_dir), options.usage_flush_s)
-        return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir), usage)
+        return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir), usage, set(adopted))
     except BaseException:
         datapath.close()
         ipr.close()

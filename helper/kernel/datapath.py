@@ -304,10 +304,12 @@ class Datapath:
         """Let a reused pid be announced again."""
         self._maps["announced_owners"].pop(tgid)
 
-    def adopt_open_sockets(self, pids: list[int]) -> int:
+    def adopt_open_sockets(self, pids: list[int]) -> dict[int, int]:
         """Record an owner on sockets opened before the datapath was attached,
-        so their traffic is attributed. Returns how many were adopted."""
-        return sum(tag_open_sockets(self._maps["socket_tags"].fd, pid, None) for pid in pids)
+        so their traffic is attributed. Returns {pid: sockets adopted} of the
+        processes that had any."""
+        adopted = {pid: tag_open_sockets(self._maps["socket_tags"].fd, pid, None) for pid in pids}
+        return {pid: count for pid, count in adopted.items() if count}
 
     def forget_process(self, tgid: int) -> None:
         self._maps["slot_by_tgid"].pop(tgid)

@@ -299,6 +299,23 @@ def test_listing_shows_limits_of_running_apps(world: World) -> None:
     assert (app.id, app.up_limit_bps, app.pids) == ("app:org.x.Editor", 3_000_000, (10,))
 
 
+def test_applications_holding_quiet_sockets_are_listed_while_they_run(world: World) -> None:
+    """One whose connection was open before the helper started, one that opened
+    a socket since: both listed with nothing counted yet, until they exit; a
+    process without sockets is not."""
+    world.spawn(10)  # curl, with a connection from before
+    world.spawn(20, exe="/usr/bin/wget")
+    world.spawn(30, exe="/usr/bin/sleep")  # no socket at all
+    world.engine.note_socket_holders({10})
+    world.engine.tick()
+    world.engine.note_new_owner(20)
+    listed = {app.id: (app.rx_bytes, app.tx_bytes, app.running) for app in world.engine.list_applications()}
+    assert listed == {"exe:/usr/bin/curl": (0, 0, True), "exe:/usr/bin/wget": (0, 0, True)}
+    del world.processes[10], world.processes[20]
+    world.engine.tick()
+    assert world.engine.list_applications() == []
+
+
 def test_a_new_socket_owner_of_a_limited_app_is_tagged_at_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", world.processes.get)
     world.spawn(10)

@@ -65,7 +65,7 @@ def test_sockets_open_before_attach_are_adopted(pair: NetnsPair, kernel_ready: P
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
     try:
-        assert datapath.adopt_open_sockets([stream.app_pid]) == 1
+        assert datapath.adopt_open_sockets([stream.app_pid]) == {stream.app_pid: 1}
         time.sleep(0.5)
         assert any(s.owner_tgid == stream.app_pid and s.tx_bytes > 0 for s in datapath.read_traffic())
     finally:
