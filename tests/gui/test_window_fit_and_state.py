@@ -48,23 +48,31 @@ def make_window(qtbot) -> MainWindow:  # type: ignore[no-untyped-def]
     return window
 
 
-def probe(tmp_path: Path, width: int, height: int, scale: int) -> dict:  # type: ignore[type-arg]
-    """The fit probe in its own process, on an offscreen screen of that size."""
-    config = tmp_path / f"screen-{width}x{height}.json"
+def probe(tmp_path: Path, width: int, height: int, scale: float, dpi: int = 96) -> dict:  # type: ignore[type-arg]
+    """The fit probe in its own process, on an offscreen screen of that size:
+    scaled by QT_SCALE_FACTOR, or by the desktop's font DPI (as Xft.dpi does)."""
+    config = tmp_path / f"screen-{width}x{height}-{dpi}.json"
     config.write_text(json.dumps({"screens": [
-        {"name": "probe", "x": 0, "y": 0, "width": width, "height": height, "logicalDpi": 96, "dpr": 1}]}))
-    environment = {**os.environ, "QT_QPA_PLATFORM": f"offscreen:configfile={config}", "QT_SCALE_FACTOR": str(scale)}
+        {"name": "probe", "x": 0, "y": 0, "width": width, "height": height, "logicalDpi": dpi, "dpr": 1}]}))
+    environment = {**os.environ, "QT_QPA_PLATFORM": f"offscreen:configfile={config}"}
+    environment.pop("QT_SCALE_FACTOR", None)
+    if dpi == 96:
+        environment["QT_SCALE_FACTOR"] = str(scale)
     done = subprocess.run([sys.executable, "-m", "tests.gui.fit_probe"], cwd=ROOT, env=environment,
                           capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize(("width", "height", "scale"), [(1366, 768, 2), (1920, 1080, 2), (1366, 768, 1)])
-def test_everything_fits_the_available_screen(tmp_path: Path, width: int, height: int, scale: int) -> None:
-    report = probe(tmp_path, width, height, scale)
+@pytest.mark.parametrize(
+    ("width", "height", "scale", "dpi"),
+    [(1366, 768, 2, 96), (1920, 1080, 2, 96), (1366, 768, 1, 96),
+     (1920, 1080, 2, 192), (1366, 768, 1.5, 144)],  # the desktop's scale: its font DPI
+)  # fmt: skip
+def test_everything_fits_the_available_screen(tmp_path: Path, width: int, height: int, scale: float, dpi: int) -> None:
+    report = probe(tmp_path, width, height, scale, dpi)
     assert report["scale"] == scale
     left, top, right, bottom = report["available"]
-    assert right + 1 == width // scale and bottom + 1 == height // scale
+    assert abs(right + 1 - width / scale) <= 1 and abs(bottom + 1 - height / scale) <= 1
     frame = report["frame"]
     assert frame[0] >= left and frame[1] >= top and frame[2] <= right and frame[3] <= bottom, report
     assert report["minimum"][0] <= right + 1 and report["minimum"][1] <= bottom + 1
