@@ -47,11 +47,13 @@ class RootUnavailable(Exception):
 
 def _run(argv: list[str], log: Path, timeout_s: float) -> subprocess.CompletedProcess[str]:
     """Run argv, its output appended to log; raises with the log's tail when it fails."""
+    started = time.monotonic()
     with log.open("a") as log_file:
         log_file.write(f"\n$ {' '.join(argv)}\n")
         log_file.flush()
         result = subprocess.run(argv, stdout=log_file, stderr=subprocess.STDOUT, text=True,
                                 timeout=timeout_s, check=False)  # fmt: skip
+        log_file.write(f"[{time.monotonic() - started:.1f} s, exit status {result.returncode}]\n")
     if result.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{' '.join(argv[:6])} ... failed ({result.returncode}); {log}:\n{tail}")
@@ -81,6 +83,11 @@ def base_root_tarball(log: Path) -> Path:
             _run(["debootstrap", "--variant=minbase", SUITE, str(root), MIRROR], log, timeout_s=900)
         except RuntimeError as error:
             raise RootUnavailable(f"debootstrap {SUITE} from {MIRROR} failed: {error}") from None
+        # The one setting that differs from a fresh install: `apt` keeps the .debs
+        # it downloads (into today's cache, bind-mounted by apt_install).
+        (root / "etc/apt/apt.conf.d/90ct-test-keep-debs").write_text(
+            'Binary::apt::APT::Keep-Downloaded-Packages "true";\n'
+        )
         _run(_in_root("install", root, f"apt-get update -q && apt-get install -y -q {' '.join(TEST_TOOLS)}"
                       " && apt-get clean"), log, timeout_s=900)  # fmt: skip
         partial = tarball.with_suffix(".tar.partial")
@@ -125,8 +132,7 @@ def apt_install(root: Path, deb: Path, log: Path) -> None:
     (archives / "partial").mkdir(parents=True, exist_ok=True)
     command = (
         f"mount --bind {archives} {root}/var/cache/apt/archives && exec {ENTER} install {root} sh -c "
-        f"'apt-get update -q && cd /{CHECK_DIR} && apt -o APT::Sandbox::User=root "
-        f"-o APT::Keep-Downloaded-Packages=true install -y -q ./{deb.name}'"
+        f"'apt-get update -q && cd /{CHECK_DIR} && apt -o APT::Sandbox::User=root install -y -q ./{deb.name}'"
     )
     _run(["unshare", "--mount", "--fork", "--", "sh", "-c", command], log, timeout_s=1200)
 
@@ -160,12 +166,14 @@ def run_checks(root: Path, log: Path) -> dict[str, Any]:
             f"echo $$ > {cgroup}/cgroup.procs && exec unshare --mount --net --pid --cgroup --fork --kill-child "
             f"-- {ENTER} run {root} /{CHECK_DIR}/check-installed"
         )
+        started = time.monotonic()
         with log.open("a") as log_file:
             log_file.write(f"\n$ check-installed in {root}\n")
             log_file.flush()
             result = subprocess.run(["sh", "-c", command], stdout=subprocess.PIPE, stderr=log_file, text=True,
                                     timeout=900, check=False)  # fmt: skip
             log_file.write(result.stdout)
+            log_file.write(f"[{time.monotonic() - started:.1f} s, exit status {result.returncode}]\n")
     screenshot = root / CHECK_DIR / "gui.png"
     if screenshot.is_file():
         shutil.copy2(screenshot, log.with_name("last-gui.png"))
