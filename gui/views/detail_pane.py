@@ -11,8 +11,9 @@ to the measured rate, and a choice of time span.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
@@ -23,8 +24,11 @@ from chadthrottle.gui.models.connections import connection_label, interesting_fi
 from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
-from chadthrottle.gui.views.rate_axis import RateAxis, graph_top
+from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.units import UnitSystem, format_rate
+
+if TYPE_CHECKING:
+    import pyqtgraph as pg
 
 MEASURED_OVER_SAMPLES = 5
 SPANS: tuple[tuple[str, int, bool], ...] = (
@@ -87,22 +91,15 @@ class DetailPane(QWidget):
             self.span.addItem(label)
         self.span.currentIndexChanged.connect(lambda _i: self.refresh())
 
-        self.plot = pg.GraphicsLayoutWidget()
+        # The graph's place; the pyqtgraph plots in it are built when an
+        # application is first shown: importing pyqtgraph is about 0.2 s that the
+        # window need not wait for before it appears.
+        self.plot = QWidget(self)
         self.plot.setAccessibleName("Traffic graph")
-        self.plot.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # nothing to do in it with keys or mouse
-        self.plot.viewport().setFocusPolicy(Qt.FocusPolicy.NoFocus)  # nor in its viewport
-        self.plot.setBackground(self.palette().color(QPalette.ColorRole.Base))
-        self.plot.ci.setSpacing(0)
         self.plot.setMinimumHeight(GRAPH_MIN_HEIGHT)
         self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.graphs = {
-            Direction.DOWN: _DirectionGraph(self.plot, Direction.DOWN, row=0),
-            Direction.UP: _DirectionGraph(self.plot, Direction.UP, row=1),
-        }
-        self.graphs[Direction.UP].item.setXLink(self.graphs[Direction.DOWN].item)
-        self.graphs[Direction.DOWN].item.getAxis("bottom").setStyle(showValues=False)
-        self.plot.ci.layout.setRowStretchFactor(0, 3)
-        self.plot.ci.layout.setRowStretchFactor(1, 2)
+        QVBoxLayout(self.plot).setContentsMargins(0, 0, 0, 0)
+        self.graphs: dict[Direction, _DirectionGraph] = {}
 
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
@@ -153,6 +150,30 @@ class DetailPane(QWidget):
             self.limit_notes.setText(text)
         self.limit_notes.setVisible(bool(text))
 
+    def _build_graphs(self) -> None:
+        """Download above, upload below, one time axis (see the module's docstring)."""
+        import pyqtgraph as pg
+
+        view = pg.GraphicsLayoutWidget()
+        view.setAccessibleName("Traffic graph")
+        view.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # nothing to do in it with keys or mouse
+        view.viewport().setFocusPolicy(Qt.FocusPolicy.NoFocus)  # nor in its viewport
+        view.setBackground(self.palette().color(QPalette.ColorRole.Base))
+        view.ci.setSpacing(0)
+        self.graphs = {
+            Direction.DOWN: _DirectionGraph(view, Direction.DOWN, row=0),
+            Direction.UP: _DirectionGraph(view, Direction.UP, row=1),
+        }
+        self.graphs[Direction.UP].item.setXLink(self.graphs[Direction.DOWN].item)
+        self.graphs[Direction.DOWN].item.getAxis("bottom").setStyle(showValues=False)
+        view.ci.layout.setRowStretchFactor(0, 3)
+        view.ci.layout.setRowStretchFactor(1, 2)
+        for graph in self.graphs.values():
+            graph.set_units(self._model.units)
+        layout = self.plot.layout()
+        assert layout is not None
+        layout.addWidget(view)
+
     def set_units(self, units: UnitSystem) -> None:
         for graph in self.graphs.values():
             graph.set_units(units)
@@ -168,6 +189,8 @@ class DetailPane(QWidget):
             for graph in self.graphs.values():
                 graph.clear()
             return
+        if not self.graphs:
+            self._build_graphs()
         self.plot.setVisible(True)
         units = self._model.units
         limits = (self._model.effective_limit(info.id, Direction.DOWN),
@@ -191,6 +214,10 @@ class _DirectionGraph:
     """One direction's plot: rate, limit line or edge marker, its own scale."""
 
     def __init__(self, layout: pg.GraphicsLayoutWidget, direction: Direction, row: int) -> None:
+        import pyqtgraph as pg
+
+        from chadthrottle.gui.views.rate_axis import RateAxis
+
         colour = DOWN_COLOUR if direction is Direction.DOWN else UP_COLOUR
         self.direction = direction
         self.axis = RateAxis()

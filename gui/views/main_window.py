@@ -25,7 +25,7 @@ from chadthrottle.gui.views.app_table import AppTable
 from chadthrottle.gui.views.detail_pane import DetailPane
 from chadthrottle.gui.views.header_bar import HeaderBar
 from chadthrottle.gui.views.paused_notice import PausedNotice
-from chadthrottle.gui.views.rate_axis import graph_top
+from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.gui.views.state_banner import TITLES, StateBanner
 from chadthrottle.gui.views.status_line import StatusLine
 from chadthrottle.gui.views.window_state import first_size

@@ -7,17 +7,37 @@ by the table's delegate; the widget wraps it for places outside item views.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QWidget
-from pyqtgraph.functions import create_qpolygonf, ndarray_from_qpolygonf
-
 from chadthrottle.gui.models.history import FloatArray
 
 SPARKLINE_SAMPLES = 60
 DOWN_COLOUR = QColor("#3584e4")
 UP_COLOUR = QColor("#e66100")
+
+
+_polygon_helpers: tuple[Callable[[int], QPolygonF], Callable[[QPolygonF], FloatArray]] | None = None
+
+
+def _numpy_polygon(size: int) -> tuple[QPolygonF, FloatArray]:
+    """A QPolygonF of ``size`` points and a numpy view of its memory.
+
+    pyqtgraph's helpers, imported on first use: importing pyqtgraph is about
+    0.2 s that the window need not wait for before it first appears (an empty
+    table paints no sparkline).
+    """
+    global _polygon_helpers
+    if _polygon_helpers is None:
+        from pyqtgraph.functions import create_qpolygonf, ndarray_from_qpolygonf
+
+        _polygon_helpers = (create_qpolygonf, ndarray_from_qpolygonf)
+    create, view = _polygon_helpers
+    polygon = create(size)
+    return polygon, view(polygon)
 
 
 def _polygon(values: FloatArray, rect: QRectF, scale: float, closed: bool = False, downward: bool = False) -> QPolygonF:
@@ -30,8 +50,7 @@ def _polygon(values: FloatArray, rect: QRectF, scale: float, closed: bool = Fals
     count = len(values)
     step = rect.width() / max(1, SPARKLINE_SAMPLES - 1)
     x0 = rect.right() - step * (count - 1)
-    polygon = create_qpolygonf(count + 2 if closed else count)
-    points = ndarray_from_qpolygonf(polygon)
+    polygon, points = _numpy_polygon(count + 2 if closed else count)
     line = points[1:-1] if closed else points
     line[:, 0] = x0 + step * np.arange(count)
     base = rect.top() if downward else rect.bottom()

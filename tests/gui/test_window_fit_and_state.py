@@ -27,7 +27,8 @@ from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.app_table import contrast
 from chadthrottle.gui.views.main_window import MainWindow
-from chadthrottle.gui.views.rate_axis import RateAxis, graph_top
+from chadthrottle.gui.views.graph_scale import graph_top
+from chadthrottle.gui.views.rate_axis import RateAxis
 from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
 from chadthrottle.units import UnitSystem
 from tests.gui.sample_data import MB, app, sample_applications
