@@ -16,6 +16,7 @@ SQLite file in a temporary state directory:
 
     sudo .venv/bin/python bench/usage_store.py              # 500 applications
     .venv/bin/python bench/usage_store.py --apps 1000 --flushes 60
+    sudo .venv/bin/python bench/usage_store.py --over-bus   # and GetUsage through a real helper
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def main() -> int:
     parser.add_argument("--apps", type=int, default=500)
     parser.add_argument("--flushes", type=int, default=30, help="flushes measured")
     parser.add_argument("--queries", type=int, default=20, help="queries measured, per kind")
+    parser.add_argument("--over-bus", action="store_true",
+                        help="also call a real helper (root: private bus, polkitd, a veth pair) with this history")
     arguments = parser.parse_args()
     apps, now = arguments.apps, int(time.time())
     with tempfile.TemporaryDirectory(prefix="chadthrottle-usage-bench-") as directory:
@@ -136,7 +139,34 @@ def main() -> int:
                   f"CPU {cost[0]:.1f} ms")  # fmt: skip
         recorder.close()
         print(f"size after the run: {(state / DATABASE_FILE).stat().st_size / 1e6:.1f} MB")
+        if arguments.over_bus:
+            _over_the_bus(state, kinds, arguments.queries)
     return 0
+
+
+def _over_the_bus(state: Path, kinds: dict[str, tuple[str, int, UsageResolution]], rounds: int) -> None:
+    """The same calls to a real helper on a private bus (real polkitd), with
+    this database as its history: what a client waits for, marshalling included."""
+    from chadthrottle.blocking_client import BlockingHelperClient
+    from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+    from tests.support.netns import netns_pair
+
+    with PrivateSystemBus() as bus, netns_pair() as pair, \
+            HelperProcess(bus.address, netns=pair.host_ns, state_dir=state) as helper, \
+            BlockingHelperClient(bus.address, timeout_s=60) as client:  # fmt: skip
+        for label, (app_id, since, resolution) in kinds.items():
+            answer: list[object] = []
+
+            def call(app_id: str = app_id, since: int = since, resolution: UsageResolution = resolution) -> None:
+                answer[:] = client.get_usage(app_id, since, 0, resolution)
+
+            try:
+                cost = _timed(call, rounds)
+            except Exception:
+                print(helper.log_text()[-3000:], bus.logs()[-3000:], sep="\n", file=sys.stderr)
+                raise
+            print(f"over the bus, GetUsage {label}: {len(answer):,} rows, wall {cost[1]:.1f} ms median "
+                  f"({cost[2]:.1f} max; the client's decoding included)")  # fmt: skip
 
 
 if __name__ == "__main__":
