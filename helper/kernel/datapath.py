@@ -120,6 +120,15 @@ def remove_leftover_programs(cgroup_root: Path) -> int:
     return removed
 
 
+def _load(program_set: ProgramSet) -> LoadedPrograms:
+    try:
+        return LoadedPrograms(program_set)
+    except ProgramRejected as error:
+        raise BackendUnavailable(f"the kernel refused the BPF programs: {error}") from error
+    except OSError as error:
+        raise BackendUnavailable(f"the BPF maps or programs could not be created: {error}") from error
+
+
 class Datapath:
     """Owns the BPF programs and maps for the lifetime of the helper."""
 
@@ -154,23 +163,29 @@ class Datapath:
         shared lock would wait for it forever, so it is not taken."""
         source_dir = bpf_source_dir()
         program_set, self.program_origin = obtain_program_set(self._cache_dir, source_dir, compile_flags(source_dir))
-        if not machine_lock_held:
-            self._lock_fd = acquire_shared()
         try:
-            self._load_and_attach(program_set)
+            try:
+                self._loaded = _load(program_set)
+            except BackendUnavailable as error:
+                if self.program_origin != "cache":
+                    raise
+                # Keyed by the kernel's release and build, a stored set should
+                # load; if it does not, the compiler decides, not the cache.
+                log.warning("the stored BPF programs did not load (%s): compiling them again", error)
+                program_set, self.program_origin = obtain_program_set(
+                    self._cache_dir, source_dir, compile_flags(source_dir), use_cache=False)  # fmt: skip
+                self._loaded = _load(program_set)
+            if not machine_lock_held:
+                self._lock_fd = acquire_shared()
+            self._attach(program_set)
         except BaseException:
             self.close()
             raise
         log.info("datapath attached at %s (programs from the %s)", self._cgroup_root,
                  "cache" if self.program_origin == "cache" else "compiler")  # fmt: skip
 
-    def _load_and_attach(self, program_set: ProgramSet) -> None:
-        try:
-            self._loaded = LoadedPrograms(program_set)
-        except ProgramRejected as error:
-            raise BackendUnavailable(f"the kernel refused the BPF programs: {error}") from error
-        except OSError as error:
-            raise BackendUnavailable(f"the BPF maps or programs could not be created: {error}") from error
+    def _attach(self, program_set: ProgramSet) -> None:
+        assert self._loaded is not None
         for name, (key_type, value_type) in _MAP_TYPES.items():
             spec = program_set.maps[program_set.map_index(name)]
             if (spec.key_size, spec.value_size) != (ctypes.sizeof(key_type), ctypes.sizeof(value_type)):

@@ -155,13 +155,16 @@ def build_in_child(source_dir: Path, cache_dir: Path) -> ProgramSet:
         raise BackendUnavailable(f"the BPF program build gave an unusable result: {error}") from None
 
 
-def obtain_program_set(cache_dir: Path, source_dir: Path, cflags: list[str],
-                       kernel: tuple[str, str] | None = None) -> tuple[ProgramSet, str]:  # fmt: skip
+def obtain_program_set(
+    cache_dir: Path, source_dir: Path, cflags: list[str], kernel: tuple[str, str] | None = None, use_cache: bool = True
+) -> tuple[ProgramSet, str]:
     """The program set for this kernel and source, and where it came from:
-    "cache", or "built" (and stored when the cache directory allows)."""
+    "cache", or "built" (and stored when the cache directory allows).
+    use_cache False builds whatever is stored (the kernel refused it)."""
     key = cache_key(source_dir, cflags, kernel)
     try:
-        return read_cached(cache_dir, key), "cache"
+        if use_cache:
+            return read_cached(cache_dir, key), "cache"
     except CacheRefused as reason:
         log.info("compiling the BPF programs: the stored ones are not used (%s)", reason)
     program_set = build_in_child(source_dir, cache_dir)

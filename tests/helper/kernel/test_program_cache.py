@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
-from chadthrottle.helper.kernel.program_build import compile_flags
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_flags
 from chadthrottle.helper.kernel.program_cache import (
-    CACHE_FILE, CacheRefused, cache_key, obtain_program_set, read_cached,
+    CACHE_FILE, CacheRefused, cache_key, obtain_program_set, read_cached, write_cache,
 )
-from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms
+from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
 
 NOBODY = 65534
 
@@ -167,3 +168,22 @@ def test_a_source_that_does_not_compile_is_a_named_error(cache_dir: Path, source
     with pytest.raises(BackendUnavailable, match="did not compile"):
         _obtain(cache_dir, sources)
     assert not (cache_dir / CACHE_FILE).exists()
+
+
+EXIT_ONLY = bytes([0x95, 0, 0, 0, 0, 0, 0, 0])  # returns r0 unset: the verifier refuses it
+
+
+def test_a_stored_set_the_kernel_refuses_is_compiled_again(cache_dir: Path, headers: None) -> None:
+    source_dir = bpf_source_dir()
+    flags = compile_flags(source_dir)
+    good, _origin = obtain_program_set(cache_dir, source_dir, flags)
+    key = cache_key(source_dir, flags)
+    write_cache(cache_dir, key, ProgramSet(good.btf, good.maps, {**good.programs, "chadt_sock": EXIT_ONLY}))
+    assert read_cached(cache_dir, key).programs["chadt_sock"] == EXIT_ONLY  # trusted, but wrong
+    datapath = Datapath(cache_dir=cache_dir)
+    datapath.open()
+    try:
+        assert datapath.program_origin == "built"
+    finally:
+        datapath.close()
+    assert read_cached(cache_dir, key).programs["chadt_sock"] == good.programs["chadt_sock"]
