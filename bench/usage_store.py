@@ -32,8 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chadthrottle.contract import UsageResolution  # noqa: E402
+from chadthrottle.usage_contract import UsageResolution  # noqa: E402
 from chadthrottle.helper.engine.api import ADMIN_VIEWER  # noqa: E402
+from chadthrottle.helper.errors import InvalidArgument  # noqa: E402
 from chadthrottle.helper.usage.buckets import DAY_S, RETENTION_S, Level, bucket_start  # noqa: E402
 from chadthrottle.helper.usage.recorder import UsageRecorder  # noqa: E402
 from chadthrottle.helper.usage.store import DATABASE_FILE, UsageStore  # noqa: E402
@@ -134,7 +135,11 @@ def main() -> int:
             def query(app_id: str = app_id, since: int = since, resolution: UsageResolution = resolution) -> None:
                 answer[:] = recorder.query(app_id, since, int(clock[0]) + 1, resolution, ADMIN_VIEWER)
 
-            cost = _timed(query, arguments.queries)
+            try:
+                cost = _timed(query, arguments.queries)
+            except InvalidArgument as error:
+                print(f"GetUsage {label}: refused ({error})")
+                continue
             print(f"GetUsage {label}: {len(answer):,} rows, wall {cost[1]:.1f} ms median ({cost[2]:.1f} max), "
                   f"CPU {cost[0]:.1f} ms")  # fmt: skip
         recorder.close()

@@ -33,7 +33,7 @@ from chadthrottle.cli.output import (  # re-exported: tests and scripts name the
 )
 from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.cli.watch import MAX_INTERVAL_S, MIN_INTERVAL_S, HelperGone, watch
-from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, Direction, ErrorName, RuleScope, UsageResolution
+from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, Direction, ErrorName, RuleScope
 from chadthrottle.helper_errors import HelperClientError
 from chadthrottle.units import RATE_HELP, UnitError, format_limit, format_rate, parse_rate
 
@@ -47,6 +47,10 @@ __all__ = [
     "PAUSED_NOTE", "applications_report", "build_parser", "format_applications", "format_backends",
     "format_connections", "format_interfaces", "format_rules", "limit_problems", "main", "owner_label",
 ]  # fmt: skip
+
+# usage --by: UsageResolution's values but minute (not imported here: only the
+# usage verb needs chadthrottle.usage_contract; tests/cli/test_usage.py checks).
+USAGE_BY = ("hour", "day", "month")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -191,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     usage.add_argument("app", metavar="APP", nargs="?", default="", help="one application id (default: all you may see)")
     usage.add_argument("--since", metavar="WHEN", default=None, help="from when (default: today)")
-    usage.add_argument("--by", choices=[r.value for r in UsageResolution if r is not UsageResolution.MINUTE],
+    usage.add_argument("--by", choices=USAGE_BY,
                        default=None, help="one line per period and application")
     usage.add_argument("--json", action="store_true", help="machine-readable output")
     return parser

@@ -21,7 +21,7 @@ import re
 import time
 
 from chadthrottle.cli.terminal import for_terminal
-from chadthrottle.contract import UsageResolution, UsageRow
+from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
 if TYPE_CHECKING:

@@ -26,8 +26,6 @@ from chadthrottle.contract import (
     InterfaceInfo,
     RuleInfo,
     RuleScope,
-    UsageResolution,
-    UsageRow,
 )
 from chadthrottle.dbus_wire import (
     DEFAULT_SYSTEM_BUS_ADDRESS,
@@ -58,6 +56,8 @@ from chadthrottle.record_codec import (
 TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
 if TYPE_CHECKING:
     from typing import Any, TypeVar
+
+    from chadthrottle.usage_contract import UsageResolution, UsageRow
 
     T = TypeVar("T")
 

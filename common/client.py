@@ -31,8 +31,6 @@ from chadthrottle.contract import (
     ErrorName,
     RuleInfo,
     RuleScope,
-    UsageResolution,
-    UsageRow,
 )
 from chadthrottle.dbus_codec import (
     CodecError,
@@ -54,6 +52,7 @@ from chadthrottle.helper_errors import (  # re-exported: the GUI and tests name 
     SERVICE_UNKNOWN,
     HelperClientError,
 )
+from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 __all__ = [
     "DEFAULT_INTERACTIVE_TIMEOUT_S", "DEFAULT_TIMEOUT_S", "DISCONNECTED", "HELPER_MISSING_NAMES",

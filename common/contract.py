@@ -144,8 +144,10 @@ METHODS: dict[str, MethodSpec] = {
         # GetLimitsPaused() -> whether limits are paused.
         MethodSpec("GetLimitsPaused", "", "b", Action.MONITOR),
         # GetUsage(app_id or "", since_unix, until_unix or 0 for now, resolution)
-        # -> bytes per application and period (USAGE_FIELDS), as ListApplications
-        # filters: a caller without LIMIT_ANY sees only their own processes' usage.
+        # -> bytes per application and period, as ListApplications filters: a
+        # caller without LIMIT_ANY sees only their own processes' usage. Its
+        # values and fields are in chadthrottle.usage_contract (kept out of
+        # this module: every chadthrottle-ctl call imports it).
         MethodSpec("GetUsage", "sxxs", "aa{sv}", Action.MONITOR),
     )
 }
@@ -210,50 +212,6 @@ CONNECTION_FIELDS: dict[str, str] = {
     "state": "s",  # ESTABLISHED, LISTEN, ... (UNCONN for an unconnected UDP socket)
     "pid": "u",
 }
-
-
-class UsageResolution(str, Enum):
-    """The period one row of GetUsage covers. The helper keeps minutes for a
-    day, hours for 90 days and days for two years; months are summed from days.
-    Days and months begin at the helper's local midnight."""
-
-    MINUTE = "minute"
-    HOUR = "hour"
-    DAY = "day"
-    MONTH = "month"
-
-
-# GetUsage answers at most this many rows (InvalidArgument beyond: ask for one
-# application, a shorter range or a coarser resolution).
-MAX_USAGE_ROWS = 25_000
-# The application id of the usage a caller's least active applications folded
-# into, when more applications moved bytes in one minute than the helper keeps.
-OTHER_APPLICATIONS_ID = "(other)"
-
-# Keys and D-Bus types of one entry of GetUsage.
-USAGE_FIELDS: dict[str, str] = {
-    "app_id": "s",
-    "start": "x",  # unix seconds: the period's first second
-    "end": "x",  # unix seconds: the first second after it
-    "down_bytes": "t",  # on the wire at L3, loopback excluded
-    "up_bytes": "t",
-    "loopback_down_bytes": "t",
-    "loopback_up_bytes": "t",
-}
-
-
-@dataclass(frozen=True)
-class UsageRow:
-    """Bytes one application moved in one period, as GetUsage reports them
-    (summed over the users the caller may see)."""
-
-    app_id: str
-    start: int
-    end: int
-    down_bytes: int
-    up_bytes: int
-    loopback_down_bytes: int = 0
-    loopback_up_bytes: int = 0
 
 
 # Keys and D-Bus types of one entry of ListInterfaces.

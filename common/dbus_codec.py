@@ -19,13 +19,11 @@ from chadthrottle.contract import (
     CONNECTION_FIELDS,
     INTERFACE_FIELDS,
     RULE_FIELDS,
-    USAGE_FIELDS,
     ApplicationInfo,
     BackendInfo,
     ConnectionInfo,
     InterfaceInfo,
     RuleInfo,
-    UsageRow,
 )
 from chadthrottle.record_codec import (  # re-exported: the helper, the GUI and tests use them from here
     CodecError,
@@ -38,6 +36,7 @@ from chadthrottle.record_codec import (  # re-exported: the helper, the GUI and 
     decode_rule,
     decode_usage,
 )
+from chadthrottle.usage_contract import USAGE_FIELDS, UsageRow
 
 __all__ = [
     "CodecError", "decode_application", "decode_backend", "decode_connection", "decode_interface",

@@ -18,18 +18,18 @@ from chadthrottle.contract import (
     CONNECTION_FIELDS,
     INTERFACE_FIELDS,
     RULE_FIELDS,
-    USAGE_FIELDS,
     ApplicationInfo,
     BackendInfo,
     ConnectionInfo,
     InterfaceInfo,
     RuleInfo,
-    UsageRow,
 )
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
 if TYPE_CHECKING:
     from typing import Any, TypeVar
+
+    from chadthrottle.usage_contract import UsageRow
 
     Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo, InterfaceInfo, RuleInfo, UsageRow)
 
@@ -111,4 +111,6 @@ def decode_rule(data: Mapping[str, Any]) -> RuleInfo:
 
 
 def decode_usage(data: Mapping[str, Any]) -> UsageRow:
+    from chadthrottle.usage_contract import USAGE_FIELDS, UsageRow  # only GetUsage's callers need it
+
     return decode_record(UsageRow, data, USAGE_FIELDS)

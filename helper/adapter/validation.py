@@ -22,9 +22,9 @@ from chadthrottle.contract import (
     PID_APP_PREFIX,
     Direction,
     RuleScope,
-    UsageResolution,
 )
 from chadthrottle.helper.errors import InvalidArgument
+from chadthrottle.usage_contract import UsageResolution
 
 # Linux pids are at most 2**22 (pid_max); accept anything that fits in 31 bits.
 _MAX_PID = 2**31 - 1

@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from chadthrottle.contract import (
-    ADMIN_OWNER, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo, RuleInfo, UsageResolution, UsageRow,
-)  # fmt: skip
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo, RuleInfo
 from chadthrottle.helper.errors import HelperError
+from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 
 @dataclass(frozen=True)

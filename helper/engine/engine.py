@@ -27,8 +27,6 @@ from chadthrottle.contract import (
     Direction,
     InterfaceInfo,
     RuleInfo,
-    UsageResolution,
-    UsageRow,
 )
 from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.engine.api import (
@@ -52,6 +50,7 @@ from chadthrottle.helper.identity.processes import ProcessInfo, cgroup_id, cgrou
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory, NetnsView
+from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 log = logging.getLogger("chadthrottle.engine")
 

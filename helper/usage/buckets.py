@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from enum import IntEnum
 
-from chadthrottle.contract import UsageResolution
+from chadthrottle.usage_contract import UsageResolution
 
 DAY_S = 86_400
 

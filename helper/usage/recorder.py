@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from chadthrottle.contract import MAX_USAGE_ROWS, OTHER_APPLICATIONS_ID, UsageResolution, UsageRow
+from chadthrottle.usage_contract import MAX_USAGE_ROWS, OTHER_APPLICATIONS_ID, UsageResolution, UsageRow
 from chadthrottle.helper.engine.api import Viewer
 from chadthrottle.helper.engine.rates import CounterSample
 from chadthrottle.helper.errors import InvalidArgument

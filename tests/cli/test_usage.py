@@ -19,7 +19,7 @@ from chadthrottle.cli.usage import (
     totals_resolution,
     usage_json,
 )
-from chadthrottle.contract import UsageResolution, UsageRow
+from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 NOW = time.mktime((2026, 12, 3, 15, 40, 10, 0, 0, -1))
 TODAY = int(time.mktime((2026, 12, 3, 0, 0, 0, 0, 0, -1)))
@@ -64,6 +64,12 @@ def test_totals_use_the_finest_level_kept_for_the_whole_range() -> None:
     assert totals_resolution(TODAY - 200 * 86_400, NOW) is UsageResolution.DAY
 
 
+def test_by_offers_every_resolution_but_minutes() -> None:
+    from chadthrottle.cli.ctl import USAGE_BY
+
+    assert USAGE_BY == tuple(r.value for r in UsageResolution if r is not UsageResolution.MINUTE)
+
+
 def test_bytes_are_shown_in_decimal_units() -> None:
     assert [format_bytes(n) for n in (0, 999, 1000, 1234, 45_600, 999_499, 12_345_678, 10**12)] == [
         "0 B", "999 B", "1 kB", "1.23 kB", "45.6 kB", "999 kB", "12.3 MB", "1 TB"]
@@ -106,7 +112,8 @@ try:
 except SystemExit:
     pass
 heavy = {"asyncio", "dbus_fast", "typing", "shutil", "ast", "dis", "tokenize"}
-print("imported:" + ",".join(sorted(n for n in set(sys.modules) - before if n.split(".")[0] in heavy or n == "chadthrottle.cli.usage")), file=sys.stderr)
+mine = {"chadthrottle.cli.usage", "chadthrottle.usage_contract"}
+print("imported:" + ",".join(sorted(n for n in set(sys.modules) - before if n.split(".")[0] in heavy or n in mine)), file=sys.stderr)
 """
 
 
@@ -117,4 +124,5 @@ def test_the_verb_loads_its_module_only_when_it_runs_and_nothing_heavy(args: lis
     env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-bus"}
     result = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=60)
     marker = [line for line in result.stderr.splitlines() if line.startswith("imported:")]
-    assert marker == ["imported:chadthrottle.cli.usage" if loads_usage else "imported:"], result.stderr
+    expected = "imported:chadthrottle.cli.usage,chadthrottle.usage_contract" if loads_usage else "imported:"
+    assert marker == [expected], result.stderr

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from chadthrottle.contract import ErrorName, UsageResolution, UsageRow
+from chadthrottle.contract import ErrorName
+from chadthrottle.usage_contract import UsageResolution, UsageRow
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.helper.usage.store import DATABASE_FILE

@@ -29,7 +29,8 @@ TRAFFIC_SCRIPT = Path(__file__).parent / "traffic.py"
 CLIENT = r"""
 import asyncio, json, sys
 from chadthrottle.client import HelperClient, HelperClientError
-from chadthrottle.contract import Direction, RuleScope, UsageResolution
+from chadthrottle.contract import Direction, RuleScope
+from chadthrottle.usage_contract import UsageResolution
 
 async def main():
     async with HelperClient() as client:

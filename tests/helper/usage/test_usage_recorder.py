@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chadthrottle.contract import MAX_USAGE_ROWS, OTHER_APPLICATIONS_ID, UsageResolution
+from chadthrottle.usage_contract import MAX_USAGE_ROWS, OTHER_APPLICATIONS_ID, UsageResolution
 from chadthrottle.helper.engine.api import ADMIN_VIEWER, Viewer
 from chadthrottle.helper.engine.rates import RateMeter
 from chadthrottle.helper.errors import InvalidArgument
