@@ -28,29 +28,43 @@ log = logging.getLogger("chadthrottle.usage")
 
 FLUSH_INTERVAL_S = 60.0
 PRUNE_INTERVAL_S = 3_600.0
-# (minute, application, uid) entries one flush writes at most; beyond, each
-# user's least active applications of the batch are folded into
-# OTHER_APPLICATIONS_ID (a storm of short-lived programs must not grow the
-# file without bound). Far above a desktop's: 500 applications active in
-# every minute of a two-minute batch fit.
-MAX_ENTRIES_PER_FLUSH = 1_000
+# Applications a flush writes as themselves, per uid and in all; beyond, the
+# least active of the batch (by bytes) are summed into OTHER_APPLICATIONS_ID
+# under their uid: a storm of short-lived programs must not grow the file
+# without bound, nor one user's storm push out another user's applications.
+# Far above a desktop's: 1,000 applications each moving bytes every minute fit.
+MAX_APPS_PER_UID_PER_FLUSH = 1_000
+MAX_APPS_PER_FLUSH = 5_000
 
 _TOO_MANY = f"more than {MAX_USAGE_ROWS} rows: ask for one application, a shorter range or a coarser resolution"
 
 Pending = dict[tuple[int, str, int], Counts]  # (minute, app id, uid) -> counts
 
 
-def fold_batch(batch: Pending, most: int = MAX_ENTRIES_PER_FLUSH) -> Pending:
-    """At most `most` entries (plus one per minute and uid for the rest): the
-    largest kept, the others summed into OTHER_APPLICATIONS_ID."""
-    if len(batch) <= most:
+def fold_batch(batch: Pending, per_uid: int = MAX_APPS_PER_UID_PER_FLUSH, most: int = MAX_APPS_PER_FLUSH) -> Pending:
+    """The batch with at most per_uid applications per uid and most in all
+    (the busiest of the batch), the others' bytes summed into
+    OTHER_APPLICATIONS_ID (same minute, same uid)."""
+    moved: dict[tuple[str, int], int] = {}
+    for (_minute, app_id, uid), counts in batch.items():
+        moved[(app_id, uid)] = moved.get((app_id, uid), 0) + sum(counts)
+    if len(moved) <= min(per_uid, most):
         return batch
-    ranked = sorted(batch.items(), key=lambda item: sum(item[1]), reverse=True)
-    folded: Pending = dict(ranked[:most])
-    for (minute, _app_id, uid), counts in ranked[most:]:
-        other = folded.setdefault((minute, OTHER_APPLICATIONS_ID, uid), [0, 0, 0, 0])
+    busiest = sorted(moved, key=lambda key: moved[key], reverse=True)
+    per_user: dict[int, int] = {}
+    kept: set[tuple[str, int]] = set()
+    for app_id, uid in busiest:
+        if per_user.get(uid, 0) < per_uid and len(kept) < most:
+            per_user[uid] = per_user.get(uid, 0) + 1
+            kept.add((app_id, uid))
+    if len(kept) == len(moved):
+        return batch
+    folded: Pending = {}
+    for (minute, app_id, uid), counts in batch.items():
+        key = (minute, app_id, uid) if (app_id, uid) in kept else (minute, OTHER_APPLICATIONS_ID, uid)
+        total = folded.setdefault(key, [0, 0, 0, 0])
         for at, value in enumerate(counts):
-            other[at] += value
+            total[at] += value
     return folded
 
 

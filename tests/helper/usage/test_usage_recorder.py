@@ -13,7 +13,7 @@ from chadthrottle.helper.engine.api import ADMIN_VIEWER, Viewer
 from chadthrottle.helper.engine.rates import RateMeter
 from chadthrottle.helper.errors import InvalidArgument
 from chadthrottle.helper.usage.buckets import local_midnight
-from chadthrottle.helper.usage.recorder import MAX_ENTRIES_PER_FLUSH, UsageRecorder, fold_batch
+from chadthrottle.helper.usage.recorder import UsageRecorder, fold_batch
 from chadthrottle.helper.usage.store import UsageStore
 
 NOW = 1_795_000_000
@@ -102,13 +102,17 @@ def test_months_are_summed_from_days(parts) -> None:  # type: ignore[no-untyped-
     assert all(row.start == local_midnight(row.start) and row.end > row.start + 27 * 86_400 for row in months)
 
 
-def test_a_batch_keeps_the_busiest_entries_and_folds_the_rest_per_user() -> None:
-    batch = {(60, f"exe:/{n}", n % 2): [n, 0, 0, 0] for n in range(MAX_ENTRIES_PER_FLUSH + 50)}
-    folded = fold_batch(batch)
-    assert len(folded) == MAX_ENTRIES_PER_FLUSH + 2
-    assert (60, "exe:/0", 0) not in folded and (60, f"exe:/{MAX_ENTRIES_PER_FLUSH + 49}", 1) in folded
-    assert sum(sum(c) for c in folded.values()) == sum(sum(c) for c in batch.values())
-    assert folded[(60, OTHER_APPLICATIONS_ID, 0)][0] == sum(n for n in range(50) if n % 2 == 0)
+def test_a_batch_keeps_the_busiest_applications_per_user_and_folds_the_rest() -> None:
+    storm = {(minute, f"exe:/storm/{n}", 1001): [n + 1, 0, 0, 0] for n in range(30) for minute in (60, 120)}
+    desktop = {(60, f"exe:/app/{n}", 1000): [1, 0, 0, 0] for n in range(5)}
+    folded = fold_batch({**storm, **desktop}, per_uid=10, most=100)
+    assert {key for key in folded if key[2] == 1000} == set(desktop)  # another user's storm pushes out nothing
+    storm_kept = {app_id for _minute, app_id, uid in folded if uid == 1001}
+    assert storm_kept == {f"exe:/storm/{n}" for n in range(20, 30)} | {OTHER_APPLICATIONS_ID}
+    assert folded[(60, OTHER_APPLICATIONS_ID, 1001)][0] == sum(range(1, 21))
+    assert sum(sum(c) for c in folded.values()) == sum(sum(c) for c in {**storm, **desktop}.values())
+    assert len(fold_batch(storm, per_uid=100, most=7)) == 2 * 8  # the bound in all, too
+    assert fold_batch(desktop) is desktop
 
 
 def test_too_many_rows_is_a_named_error(parts) -> None:  # type: ignore[no-untyped-def]
