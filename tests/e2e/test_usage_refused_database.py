@@ -1,7 +1,6 @@
 """A usage database the helper cannot use costs the history, never the limits:
 the real helper started on a corrupt, a newer-schema and a world-writable
-usage.sqlite3 logs one clear error, sets the file aside, restores its rules
-(limits), 
+usage.sqlite3 logs one clear error, sets the file aside, restores its rules,
 serves GetUsage from a new database, and writes it."""
 
 from __future__ import annotations
