@@ -171,7 +171,7 @@ def test_the_helper_runs_the_same_under_the_units_restrictions(fresh_root: dict[
     _assert_limit_held(fresh_root["restricted_limit"])
 
 
-def test_remove_stops_the_helper_and_its_kernel_objects_and_purge_leaves_nothing(fresh_root: dict[str, Any]) -> None:
+def test_remove_stops_the_helper_reinstall_restarts_it_and_purge_leaves_nothing(fresh_root: dict[str, Any]) -> None:
     before = fresh_root["state_before_removal"]
     assert "htb" in before and "chadt_" in before, "the helper held nothing in the kernel to remove"
     assert fresh_root["helper_after_removal"] == "gone"
@@ -179,6 +179,10 @@ def test_remove_stops_the_helper_and_its_kernel_objects_and_purge_leaves_nothing
     assert fresh_root["package_files_after_removal"] == ""
     assert fresh_root["run_dir_after_removal"] == ""
     assert "rules.json" in fresh_root["state_dir_after_removal"], "remove keeps the stored limits"
+    assert "/usr/bin/chadthrottle-helper" in fresh_root["helper_after_reinstall"], "postinst did not start it"
+    assert [(r["direction"], r["rate_bps"]) for r in fresh_root["rules_after_reinstall"]] == [("down", 1_000_000)]
+    assert fresh_root["helper_after_purge"] == "gone"
+    assert fresh_root["state_after_purge"] == ""
     assert fresh_root["package_files_after_purge"] == ""
     assert fresh_root["new_files_after_purge"] == ""
     assert fresh_root["named_chadthrottle_after_purge"] == ""

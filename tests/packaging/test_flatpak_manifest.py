@@ -31,9 +31,10 @@ NOT_CARRIED = {
 
 
 @pytest.fixture(scope="module")
-def manifest() -> dict[str, Any]:
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     flatpak_builder = require_program("flatpak-builder")
-    result = subprocess.run([flatpak_builder, "--show-manifest", str(MANIFEST)],
+    # flatpak-builder keeps a .flatpak-builder/ state directory in its working directory.
+    result = subprocess.run([flatpak_builder, "--show-manifest", str(MANIFEST)], cwd=tmp_path_factory.mktemp("flatpak"),
                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert result.returncode == 0, f"flatpak-builder cannot read the manifest:\n{result.stderr}"
     document: dict[str, Any] = json.loads(result.stdout)
