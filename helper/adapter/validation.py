@@ -24,7 +24,7 @@ from chadthrottle.contract import (
     RuleScope,
 )
 from chadthrottle.helper.errors import InvalidArgument
-from chadthrottle.usage_contract import UsageResolution
+from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageResolution
 
 # Linux pids are at most 2**22 (pid_max); accept anything that fits in 31 bits.
 _MAX_PID = 2**31 - 1
@@ -128,9 +128,9 @@ MAX_UNIX_TIME = 2**40
 
 
 def validate_usage_app_id(app_id: Any) -> str:
-    """"" for every application, else a stable application id (usage is kept
-    by application, not by process: no pid:)."""
-    if app_id == "" and type(app_id) is str:
+    """"" for every application, usage_contract.OTHER_APPLICATIONS_ID, or a
+    stable application id (usage is kept by application, not by process: no pid:)."""
+    if app_id in ("", OTHER_APPLICATIONS_ID) and type(app_id) is str:
         return app_id
     app_id = validate_app_id(app_id)
     if app_id.startswith(PID_APP_PREFIX):
