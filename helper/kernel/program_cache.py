@@ -136,6 +136,8 @@ def write_cache(cache_dir: Path, key: dict[str, Any], program_set: ProgramSet) -
 
 def build_in_child(source_dir: Path, cache_dir: Path) -> ProgramSet:
     """Compile with bcc in a child process (program_build.py)."""
+    if importlib.util.find_spec("bcc") is None:
+        raise BackendUnavailable("bcc is not installed: install python3-bpfcc (Debian) and use a Python that sees it")
     environment = dict(os.environ)
     if "BCC_KERNEL_SOURCE" not in environment:  # set by hand: that tree
         environment["BCC_KERNEL_SOURCE"] = str(kernel_source_dir(cache_dir))
