@@ -142,9 +142,11 @@ def build_in_child(source_dir: Path, cache_dir: Path) -> ProgramSet:
     if "BCC_KERNEL_SOURCE" not in environment:  # set by hand: that tree
         environment["BCC_KERNEL_SOURCE"] = str(kernel_source_dir(cache_dir))
     try:
+        # -P and cwd "/": the module comes from where the helper's does, never
+        # from whatever directory the helper was started in (it runs as root).
         result = subprocess.run(
-            [sys.executable, "-m", "chadthrottle.helper.kernel.program_build", str(source_dir)],
-            stdin=subprocess.DEVNULL, capture_output=True, env=environment, timeout=BUILD_TIMEOUT_S,
+            [sys.executable, "-P", "-m", "chadthrottle.helper.kernel.program_build", str(source_dir)],
+            stdin=subprocess.DEVNULL, capture_output=True, env=environment, timeout=BUILD_TIMEOUT_S, cwd="/",
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         raise BackendUnavailable(f"compiling the BPF programs took more than {BUILD_TIMEOUT_S:.0f} s") from None
