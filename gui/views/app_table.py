@@ -10,7 +10,18 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QPoint, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QCursor, QFont, QMouseEvent, QPainter, QPaintEvent, QPalette, QResizeEvent
+from PySide6.QtGui import (
+    QColor,
+    QContextMenuEvent,
+    QCursor,
+    QFont,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
 
 from chadthrottle.contract import Direction
@@ -63,6 +74,8 @@ class AppTable(QTreeView):
 
     # The set of expanded applications changed; the app id collapsed, or "".
     expansionChanged = Signal(str)
+    # The row menu is wanted for an application, at a global position.
+    rowMenuRequested = Signal(str, QPoint)
 
     def __init__(self, proxy: ApplicationsProxy, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -123,6 +136,37 @@ class AppTable(QTreeView):
         self.expanded.connect(lambda _index: self._expansion_changed(""))
         self.collapsed.connect(lambda index: self._expansion_changed(str(index.data(Role.APP_ID) or "")))
         proxy.rowsRemoved.connect(self._on_rows_removed)
+
+    # --- the row menu: right click, the Menu key or Shift+F10 ------------------------
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        if event.reason() == QContextMenuEvent.Reason.Mouse:
+            index = self.indexAt(event.pos())
+            if index.isValid():
+                self.setCurrentIndex(index)
+            self._request_row_menu(index, self.viewport().mapToGlobal(event.pos()))
+        else:
+            self.open_row_menu_for_current()
+        event.accept()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        shift_f10 = event.key() == Qt.Key.Key_F10 and event.modifiers() == Qt.KeyboardModifier.ShiftModifier
+        if event.key() == Qt.Key.Key_Menu or shift_f10:
+            self.open_row_menu_for_current()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def open_row_menu_for_current(self) -> None:
+        """The keyboard's way in: the menu opens under the current row."""
+        index = self.currentIndex()
+        rect = self.visualRect(index.siblingAtColumn(0)) if index.isValid() else self.viewport().rect()
+        self._request_row_menu(index, self.viewport().mapToGlobal(rect.bottomLeft() + QPoint(16, 0)))
+
+    def _request_row_menu(self, index: QModelIndex, where: QPoint) -> None:
+        app_id = str(index.data(Role.APP_ID) or "") if index.isValid() else ""
+        if app_id:
+            self.rowMenuRequested.emit(app_id, where)
 
     def set_sparkline_scale(self, scale: tuple[float, float]) -> None:
         """Every row's sparkline on one scale (the model's Activity tooltip tells it)."""

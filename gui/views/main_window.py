@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QIcon
-from PySide6.QtWidgets import QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QMainWindow, QMenu, QSplitter, QVBoxLayout, QWidget
 
 from chadthrottle.contract import BackendInfo, ConnectionInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
@@ -25,6 +25,7 @@ from chadthrottle.gui.views.app_table import AppTable
 from chadthrottle.gui.views.detail_pane import DetailPane
 from chadthrottle.gui.views.header_bar import HeaderBar
 from chadthrottle.gui.views.paused_notice import PausedNotice
+from chadthrottle.gui.views.row_menu import build_row_menu
 from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.gui.views.state_banner import TITLES, StateBanner
 from chadthrottle.gui.views.status_line import StatusLine
@@ -43,6 +44,10 @@ EMPTY_TEXT: dict[HelperState, str] = {
     HelperState.NOT_INSTALLED: "Install the helper to see traffic here.",
     HelperState.KERNEL_FEATURE_MISSING: "No application is using the network.",
 }
+
+
+def copy_application_id(app_id: str) -> None:
+    QApplication.clipboard().setText(app_id)
 
 
 class MainWindow(QMainWindow):
@@ -108,6 +113,8 @@ class MainWindow(QMainWindow):
         self.table.limit_delegate.limitRequested.connect(self.limitRequested)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
         self.table.expansionChanged.connect(self._on_expansion_changed)
+        self.table.rowMenuRequested.connect(self.open_row_menu)
+        self._row_menu: QMenu | None = None
         self._connections_wanted: list[str] = []
         model.snapshotApplied.connect(self._on_snapshot)
         model.dataChanged.connect(self._on_data_changed)
@@ -128,6 +135,29 @@ class MainWindow(QMainWindow):
             index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
         )
         return True
+
+    def row_menu(self, app_id: str) -> QMenu:
+        """The menu of an application's row, built afresh (limits change every poll)."""
+        if self._row_menu is not None:
+            self._row_menu.deleteLater()
+        self._row_menu = build_row_menu(
+            self._model, app_id, self._status.can_limit,
+            self.limitRequested.emit, copy_application_id, self.show_connections_of, self,
+        )  # fmt: skip
+        return self._row_menu
+
+    def open_row_menu(self, app_id: str, where: QPoint) -> None:
+        self.row_menu(app_id).popup(where)
+
+    def show_connections_of(self, app_id: str) -> None:
+        """Select the application and make sure the detail pane, which lists its
+        connections, has room on screen."""
+        self.select_application(app_id)
+        sizes = self.splitter.sizes()
+        if len(sizes) == 2 and sizes[1] < self.detail.minimumSizeHint().height():
+            total = sum(sizes)
+            self.splitter.setSizes([total // 2, total - total // 2])
+        self.table.scrollTo(self.table.currentIndex())
 
     @property
     def status(self) -> HelperStatus:

@@ -1,0 +1,81 @@
+"""The right-click (and Menu key / Shift+F10) menu of an application's row.
+
+Only what the helper can do is offered: quick limits in the units shown,
+clearing the limits, copying the id and showing the connections. There is no
+"Block" or "Priority" entry: the helper has neither yet, and an entry that
+does nothing would mislead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QWidget
+
+from chadthrottle.contract import MIN_RATE_BPS, Direction
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.limit_truth import describe_limit
+from chadthrottle.gui.tray.quick_limits import CUSTOM, checked_label, quick_limits
+from chadthrottle.units import UnitSystem
+
+DIRECTION_TITLES = {Direction.DOWN: "Limit download", Direction.UP: "Limit upload"}
+
+LimitSink = Callable[[str, str, object], None]  # app id, "down"/"up", bytes/s or None
+
+
+def menu_limits(units: UnitSystem) -> list[tuple[str, int | None]]:
+    """The tray's quick limits without "Custom…" (the row's own field is for that)
+    and without "Block" (not a block: the smallest limit; the slider reaches it)."""
+    return [(q.label, q.rate_bps) for q in quick_limits(units) if q.rate_bps not in (CUSTOM, MIN_RATE_BPS)]
+
+
+def build_row_menu(
+    model: ApplicationsModel,
+    app_id: str,
+    can_limit: bool,
+    set_limit: LimitSink,
+    copy_id: Callable[[str], None],
+    show_connections: Callable[[str], None],
+    parent: QWidget | None = None,
+) -> QMenu:
+    """A menu for one application; each action's objectName says what it is
+    (``limit:down:5 MB/s``, ``clear-limits``, ``copy-id``, ``show-connections``)."""
+    info = model.application(app_id)
+    name = info.name if info is not None else app_id
+    menu = QMenu(parent)
+    menu.setObjectName(f"row-menu:{app_id}")
+    menu.setTitle(name)
+    menu.setToolTipsVisible(True)
+    units = model.units
+    any_limit = False
+    for direction in Direction:
+        submenu = menu.addMenu(DIRECTION_TITLES[direction])
+        submenu.setObjectName(f"limit:{direction.value}")
+        submenu.setToolTipsVisible(True)
+        state = model.limit_state(app_id, direction)
+        any_limit = any_limit or (state.rate_bps > 0 and not state.read_only)
+        current = checked_label(model.effective_limit(app_id, direction), units)
+        for label, rate in menu_limits(units):
+            action = QAction(label, submenu, checkable=True, checked=label == current)
+            action.setObjectName(f"limit:{direction.value}:{label}")
+            action.setEnabled(can_limit and not state.read_only)
+            if state.read_only:  # an administrator's limit: choosing would do nothing
+                action.setToolTip(describe_limit(state, direction, units))
+            action.triggered.connect(lambda _c=False, d=direction, r=rate: set_limit(app_id, d.value, r))
+            submenu.addAction(action)
+    clear = menu.addAction("Clear limits")
+    clear.setObjectName("clear-limits")
+    clear.setEnabled(can_limit and any_limit)
+
+    def clear_both() -> None:
+        for direction in Direction:
+            state = model.limit_state(app_id, direction)
+            if state.rate_bps > 0 and not state.read_only:
+                set_limit(app_id, direction.value, None)
+
+    clear.triggered.connect(clear_both)
+    menu.addSeparator()
+    menu.addAction("Show connections", lambda: show_connections(app_id)).setObjectName("show-connections")
+    menu.addAction("Copy application id", lambda: copy_id(app_id)).setObjectName("copy-id")
+    return menu

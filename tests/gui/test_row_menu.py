@@ -1,0 +1,140 @@
+"""The row menu: right click or Menu key / Shift+F10, and each action does what it says."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QContextMenuEvent
+from PySide6.QtWidgets import QApplication, QMenu
+
+from chadthrottle.contract import Direction
+from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.settings import Settings
+from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.units import UnitSystem
+from tests.gui.sample_data import sample_applications
+
+FIREFOX = "app:org.mozilla.firefox"
+DROPBOX = "app:com.dropbox.Client"
+CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
+
+
+@pytest.fixture
+def window(qtbot) -> MainWindow:  # type: ignore[no-untyped-def]
+    model = ApplicationsModel(IconProvider())
+    proxy = ApplicationsProxy()
+    proxy.setSourceModel(model)
+    proxy.sort_by_activity()
+    win = MainWindow(model, proxy, Settings())
+    qtbot.addWidget(win)
+    win.set_status(CONNECTED)
+    model.apply_snapshot(sample_applications())
+    win.show()
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow)
+    return win
+
+
+def action(menu: QMenu, name: str) -> QAction:
+    found = [a for a in menu.findChildren(QAction) if a.objectName() == name]
+    assert found, f"no action {name!r} in {[a.objectName() for a in menu.findChildren(QAction)]}"
+    return found[0]
+
+
+def names(menu: QMenu) -> set[str]:
+    return {a.objectName() for a in menu.findChildren(QAction) if a.objectName()}
+
+
+def test_the_menu_offers_only_what_the_helper_can_do(window: MainWindow) -> None:
+    menu = window.row_menu(FIREFOX)
+    assert {"clear-limits", "copy-id", "show-connections", "limit:down:1 MB/s", "limit:up:5 MB/s",
+            "limit:down:Unlimited"} <= names(menu)  # fmt: skip
+    texts = " ".join(a.text() for a in menu.findChildren(QAction)).lower()
+    assert "block" not in texts and "priority" not in texts  # the helper has neither yet
+    assert action(menu, "limit:down:5 MB/s").isChecked()  # Firefox is limited to 5 MB/s
+
+
+def test_quick_limits_follow_the_units_shown(window: MainWindow) -> None:
+    window.set_units(UnitSystem.BITS_DECIMAL)
+    labels = names(window.row_menu(FIREFOX))
+    assert "limit:down:10 Mbit/s" in labels and "limit:down:1 MB/s" not in labels
+
+
+def test_a_quick_limit_and_clear_ask_for_exactly_that(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    requests: list[list[object]] = []
+    window.limitRequested.connect(lambda *args: requests.append(list(args)))
+    action(window.row_menu(DROPBOX), "limit:down:1 MB/s").trigger()
+    assert requests == [[DROPBOX, "down", 1_000_000]]
+    requests.clear()
+    action(window.row_menu(DROPBOX), "clear-limits").trigger()  # Dropbox has only an upload limit
+    assert requests == [[DROPBOX, "up", None]]
+
+
+def test_limit_entries_are_disabled_when_they_could_not_work(window: MainWindow) -> None:
+    assert not action(window.row_menu("exe:/usr/bin/curl"), "clear-limits").isEnabled()
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING))
+    menu = window.row_menu(FIREFOX)
+    assert not action(menu, "limit:down:1 MB/s").isEnabled()
+    assert not action(menu, "clear-limits").isEnabled()
+    assert action(menu, "copy-id").isEnabled()
+
+
+def test_copy_id_and_show_connections(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    action(window.row_menu(DROPBOX), "copy-id").trigger()
+    assert QApplication.clipboard().text() == DROPBOX
+    window.splitter.setSizes([10_000, 0])  # the detail pane squeezed away
+    with qtbot.waitSignal(window.connectionsWanted) as wanted:
+        action(window.row_menu(DROPBOX), "show-connections").trigger()
+    assert DROPBOX in wanted.args[0]
+    assert window.detail.app_id == DROPBOX
+    assert window.splitter.sizes()[1] >= window.detail.minimumSizeHint().height()
+
+
+@pytest.mark.parametrize("key, modifier", [
+    (Qt.Key.Key_Menu, Qt.KeyboardModifier.NoModifier),
+    (Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier),
+])  # fmt: skip
+def test_the_keyboard_opens_the_menu_of_the_current_row(qtbot, window: MainWindow, key, modifier) -> None:  # type: ignore[no-untyped-def]
+    window.select_application(DROPBOX)
+    window.table.setFocus()
+    qtbot.keyClick(window.table, key, modifier)
+    qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu))
+    menu = QApplication.activePopupWidget()
+    assert menu.objectName() == f"row-menu:{DROPBOX}"
+    menu.close()
+
+
+def test_right_click_selects_the_row_and_opens_its_menu(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    index = window.table.proxy_index(DROPBOX)
+    rect = window.table.visualRect(index)
+    opened: list[str] = []
+    window.table.rowMenuRequested.connect(lambda app_id, _where: opened.append(app_id))
+    where = rect.center()
+    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, where, window.table.viewport().mapToGlobal(where))
+    QApplication.sendEvent(window.table.viewport(), event)
+    assert opened == [DROPBOX]
+    assert window.detail.app_id == DROPBOX
+    popup = QApplication.activePopupWidget()
+    if popup is not None:
+        popup.close()
+
+
+def test_the_menu_reaches_the_controller_and_its_model(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def no_client() -> object:
+        raise AssertionError("widget test: no helper")
+
+    controller = AppController(no_client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+                               use_tray=False, autostart_path=tmp_path / "autostart.desktop")
+    qtbot.addWidget(controller.window)
+    controller.model.apply_snapshot(sample_applications())
+    controller.connection.inject_observations(has_polled_ok=True)
+    finished = []
+    controller.connection.limitFinished.connect(lambda request, *_: finished.append(request))
+    action(controller.window.row_menu(FIREFOX), "limit:up:100 KB/s").trigger()
+    assert [(r.app_id, r.direction, r.rate_bps) for r in finished] == [(FIREFOX, "up", 100_000)]
+    assert controller.model.effective_limit(FIREFOX, Direction.UP) == 0  # no worker: it fell back
+    controller.shutdown()
