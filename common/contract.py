@@ -211,7 +211,13 @@ CONNECTION_FIELDS: dict[str, str] = {
     "remote": "s",
     "state": "s",  # ESTABLISHED, LISTEN, ... (UNCONN for an unconnected UDP socket)
     "pid": "u",
+    # The socket's own bytes since it opened (TCP payload: tcp_info bytes_received
+    # and bytes_acked); -1 where the kernel counts none (UDP). An older helper
+    # sends neither key: read as -1.
+    "rx_bytes": "x",
+    "tx_bytes": "x",
 }
+OPTIONAL_CONNECTION_FIELDS = frozenset({"rx_bytes", "tx_bytes"})  # an older helper omits them
 
 
 # Keys and D-Bus types of one entry of ListInterfaces.
@@ -250,6 +256,8 @@ class ConnectionInfo:
     remote: str
     state: str
     pid: int
+    rx_bytes: int = -1  # -1: not counted (see CONNECTION_FIELDS)
+    tx_bytes: int = -1
 
 
 @dataclass(frozen=True)

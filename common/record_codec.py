@@ -17,6 +17,7 @@ from chadthrottle.contract import (
     BACKEND_FIELDS,
     CONNECTION_FIELDS,
     INTERFACE_FIELDS,
+    OPTIONAL_CONNECTION_FIELDS,
     RULE_FIELDS,
     ApplicationInfo,
     BackendInfo,
@@ -69,13 +70,18 @@ def _from_wire(signature: str, value: Any) -> Any:
     return value
 
 
-def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[str, str]) -> Record:
-    """Build cls from an ``a{sv}`` dictionary, checking every contract field."""
+def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[str, str],
+                  optional: frozenset[str] = frozenset()) -> Record:
+    """Build cls from an ``a{sv}`` dictionary, checking every contract field.
+    A key in optional (added after older helpers shipped) may be absent: the
+    dataclass's default stands in; present, it is checked like the others."""
     if not isinstance(data, Mapping):
         raise CodecError(f"expected a dictionary, got {type(data).__name__}")
     values: dict[str, Any] = {}
     for key, signature in fields.items():
         if key not in data:
+            if key in optional:
+                continue
             raise CodecError(f"{cls.__name__}: missing field {key!r}")
         variant = data[key]
         if not isinstance(getattr(variant, "signature", None), str) or not hasattr(variant, "value"):
@@ -99,7 +105,7 @@ def decode_backend(data: Mapping[str, Any]) -> BackendInfo:
 
 
 def decode_connection(data: Mapping[str, Any]) -> ConnectionInfo:
-    return decode_record(ConnectionInfo, data, CONNECTION_FIELDS)
+    return decode_record(ConnectionInfo, data, CONNECTION_FIELDS, OPTIONAL_CONNECTION_FIELDS)
 
 
 def decode_interface(data: Mapping[str, Any]) -> InterfaceInfo:

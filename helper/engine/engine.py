@@ -48,6 +48,7 @@ from chadthrottle.helper.identity.index import Application, ApplicationIndex
 from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.identity.processes import ProcessInfo, cgroup_id, cgroup_path, process_exists, read_process
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
+from chadthrottle.helper.kernel.socket_diag import UNKNOWN_BYTES, tcp_bytes_by_namespace
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory, NetnsView
 from chadthrottle.usage_contract import UsageResolution, UsageRow
@@ -237,7 +238,14 @@ class Engine:
         with self._lock:
             app = self._index.application(app_id)
             pids = [pid for pid, process in app.processes.items() if uid is None or process.uid == uid] if app else []
-        return [ConnectionInfo(c.protocol, c.local, c.remote, c.state, c.pid) for c in connections_of(pids)]
+        connections = connections_of(pids)
+        counters = tcp_bytes_by_namespace({c.reader for c in connections if c.protocol == "tcp"})
+        unknown = (UNKNOWN_BYTES, UNKNOWN_BYTES)
+        return [
+            ConnectionInfo(c.protocol, c.local, c.remote, c.state, c.pid,
+                           *counters.get((c.reader, c.inode), unknown))  # fmt: skip
+            for c in connections
+        ]
 
     def list_interfaces(self) -> list[InterfaceInfo]:
         with self._lock:

@@ -25,6 +25,8 @@ class Connection:
     remote: str
     state: str
     pid: int
+    inode: int = 0  # the socket's, to find its counters (kernel/socket_diag.py)
+    reader: int = 0  # a pid in the socket's network namespace, to read its counters through
 
 
 def _address(hex_address: str, family: int) -> str:
@@ -41,7 +43,8 @@ def _address(hex_address: str, family: int) -> str:
     return f"{address}:{port}"
 
 
-def parse_table(text: str, protocol: str, family: int, inode_to_pid: dict[int, int]) -> list[Connection]:
+def parse_table(text: str, protocol: str, family: int, inode_to_pid: dict[int, int],
+                reader: int = 0) -> list[Connection]:
     connections = []
     for line in text.splitlines()[1:]:
         fields = line.split()
@@ -56,7 +59,7 @@ def parse_table(text: str, protocol: str, family: int, inode_to_pid: dict[int, i
             continue
         state = TCP_STATES.get(fields[3], fields[3]) if protocol == "tcp" else ("UNCONN" if fields[3] == "07" else "ESTABLISHED")
         connections.append(
-            Connection(protocol, _address(fields[1], family), _address(fields[2], family), state, pid)
+            Connection(protocol, _address(fields[1], family), _address(fields[2], family), state, pid, inode, reader)
         )
     return connections
 
@@ -99,5 +102,5 @@ def connections_of(pids: Iterable[int]) -> list[Connection]:
                     text = file.read()
             except OSError:
                 continue
-            found += parse_table(text, protocol, family, inode_to_pid)
+            found += parse_table(text, protocol, family, inode_to_pid, reader)
     return found

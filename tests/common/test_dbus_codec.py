@@ -84,3 +84,20 @@ def test_encoding_refuses_values_that_do_not_fit() -> None:
 def test_integer_rates_decode_as_float() -> None:
     data = encode_application(APP)
     assert isinstance(decode_application(data).down_bps, float)
+
+
+def test_connection_bytes_round_trip_and_an_older_helpers_reply_without_them() -> None:
+    from chadthrottle.contract import CONNECTION_FIELDS, ConnectionInfo
+    from chadthrottle.dbus_codec import decode_connection, encode_connection
+
+    assert field_names(ConnectionInfo) == set(CONNECTION_FIELDS)  # type: ignore[arg-type]
+    counted = ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", 42, rx_bytes=2**40, tx_bytes=0)
+    assert decode_connection(encode_connection(counted)) == counted
+    older = encode_connection(counted)
+    del older["rx_bytes"], older["tx_bytes"]
+    assert (decode_connection(older).rx_bytes, decode_connection(older).tx_bytes) == (-1, -1)
+    del older["pid"]
+    with pytest.raises(CodecError, match="missing field 'pid'"):
+        decode_connection(older)
+    with pytest.raises(CodecError, match="'tx_bytes' has type 't', expected 'x'"):
+        decode_connection(encode_connection(counted) | {"tx_bytes": Variant("t", 5)})

@@ -1,0 +1,117 @@
+"""Per-socket TCP byte counters from the kernel (sock_diag, INET_DIAG_INFO).
+
+ListConnections shows each connection's own bytes. The kernel keeps them per
+TCP socket in struct tcp_info: bytes_received (payload received) and
+bytes_acked (payload sent and acknowledged by the peer). One netlink dump per
+address family lists every TCP socket of a network namespace with its
+tcp_info; the caller picks its sockets by inode. The netlink socket must be
+made inside the namespace whose sockets it lists, so other namespaces are
+entered from a throwaway thread (kernel/namespaces.in_netns).
+
+UDP sockets have no byte counters in the kernel (sock_diag reports only memory
+for them), so they get none (UNKNOWN_BYTES).
+
+Counts are TCP payload, without headers or retransmissions: a connection's
+bytes add up to less than its application's totals, which are counted at L3.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+
+from chadthrottle.helper.kernel.namespaces import in_netns
+
+UNKNOWN_BYTES = -1  # no counter: UDP, an old kernel, or a namespace that could not be entered
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+INET_DIAG_INFO = 2
+ALL_TCP_STATES = 0xFFFFFFFF
+
+_NLMSGHDR = struct.Struct("=IHHII")
+_REQUEST = struct.Struct("=BBBxI48s")  # inet_diag_req_v2: family, protocol, ext, states, sockid
+_MSG_INODE_OFFSET = 68  # inet_diag_msg: 4 bytes, sockid (48), expires, rqueue, wqueue, uid, then inode
+_MSG_SIZE = 72
+_RTATTR = struct.Struct("=HH")
+_TCP_INFO_BYTES = struct.Struct("=QQ")  # bytes_acked, bytes_received
+_TCP_INFO_BYTES_OFFSET = 120  # in struct tcp_info (Linux 4.1 and later)
+
+TcpBytes = dict[int, tuple[int, int]]  # socket inode -> (received, sent and acked)
+
+
+def _request(family: int, seq: int) -> bytes:
+    body = _REQUEST.pack(family, socket.IPPROTO_TCP, 1 << (INET_DIAG_INFO - 1), ALL_TCP_STATES, b"")
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+
+
+def parse_diag_message(payload: bytes) -> tuple[int, tuple[int, int] | None]:
+    """One inet_diag_msg with its attributes -> (inode, (received, acked) or None)."""
+    (inode,) = struct.unpack_from("=I", payload, _MSG_INODE_OFFSET)
+    offset = _MSG_SIZE
+    while offset + _RTATTR.size <= len(payload):
+        length, kind = _RTATTR.unpack_from(payload, offset)
+        if length < _RTATTR.size:
+            break
+        if kind == INET_DIAG_INFO and length - _RTATTR.size >= _TCP_INFO_BYTES_OFFSET + _TCP_INFO_BYTES.size:
+            acked, received = _TCP_INFO_BYTES.unpack_from(payload, offset + _RTATTR.size + _TCP_INFO_BYTES_OFFSET)
+            return inode, (received, acked)
+        offset += (length + 3) & ~3
+    return inode, None
+
+
+def _dump(sock: socket.socket, family: int, found: TcpBytes) -> None:
+    sock.send(_request(family, family))
+    while True:
+        data = sock.recv(1 << 16)
+        offset = 0
+        while offset + _NLMSGHDR.size <= len(data):
+            length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+            if length < _NLMSGHDR.size:
+                return
+            if kind == NLMSG_DONE:
+                return
+            if kind == NLMSG_ERROR:
+                (errno,) = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)
+                if errno:
+                    raise OSError(-errno, os.strerror(-errno))
+                return
+            if kind == SOCK_DIAG_BY_FAMILY and length >= _NLMSGHDR.size + _MSG_SIZE:
+                inode, counts = parse_diag_message(data[offset + _NLMSGHDR.size : offset + length])
+                if counts is not None:
+                    found[inode] = counts
+            offset += (length + 3) & ~3
+        if not data:
+            return
+
+
+def tcp_bytes_here() -> TcpBytes:
+    """Every TCP socket of the calling thread's network namespace."""
+    found: TcpBytes = {}
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
+        for family in (socket.AF_INET, socket.AF_INET6):
+            _dump(sock, family, found)
+    return found
+
+
+def tcp_bytes_of_netns(pid: int) -> TcpBytes:
+    """Every TCP socket of pid's network namespace; {} if it cannot be read."""
+    try:
+        own = os.readlink("/proc/self/ns/net") == os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return {}
+    try:
+        return tcp_bytes_here() if own else (in_netns(f"/proc/{pid}/ns/net", tcp_bytes_here) or {})
+    except OSError:
+        return {}
+
+
+def tcp_bytes_by_namespace(readers: set[int]) -> dict[tuple[int, int], tuple[int, int]]:
+    """(reader pid, socket inode) -> (received, acked), one dump per reader's
+    namespace (connections_of gives one reader per namespace)."""
+    return {(reader, inode): counts for reader in readers for inode, counts in tcp_bytes_of_netns(reader).items()}

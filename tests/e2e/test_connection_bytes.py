@@ -1,0 +1,92 @@
+"""ListConnections reports each TCP connection's own bytes, from the kernel
+(issue 17): a real helper, real traffic over the netns pair, counts that grow
+with what moved. UDP sockets say -1 (the kernel counts nothing per UDP socket)."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chadthrottle.contract import ConnectionInfo
+from tests.e2e.conftest import Stack
+from tests.support.helper_calls import call_helper
+from tests.support.netns import app_scope, nsenter_argv, spawn, wait_for_line
+from tests.support.waiting import eventually
+
+SERVED = 1_000_000  # the peer sends this much as soon as the app connects
+FIRST, SECOND = 2_000_000, 3_000_000  # the app sends these, the second once told to
+
+# The peer: accepts one connection, sends SERVED bytes, then reads to the end.
+SERVER = ("import json, socket, sys; l = socket.create_server(('0.0.0.0', int(sys.argv[1]))); "
+          "print(json.dumps({'listening': 1}), flush=True); c = l.accept()[0]; c.sendall(b'd' * int(sys.argv[2])); "
+          "exec('while c.recv(1 << 16): pass')")  # fmt: skip
+# The app: connects, reads SERVED bytes, sends FIRST; once the go file exists,
+# SECOND more; each step said on stdout. A UDP socket beside it, connected.
+CLIENT = """
+import json, os, socket, sys, time
+host, port, served, first, second, go = sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:6]), sys.argv[6]
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.connect((host, port + 1)); u.send(b"hello")
+s = socket.create_connection((host, port)); got = 0
+while got < served: got += len(s.recv(1 << 16))
+s.sendall(b"u" * first); print(json.dumps({"first": 1}), flush=True)
+while not os.path.exists(go): time.sleep(0.02)
+s.sendall(b"u" * second); print(json.dumps({"second": 1}), flush=True); time.sleep(120)
+"""
+
+
+@pytest.fixture
+def client(stack: Stack, tmp_path: Path) -> Iterator[tuple[str, Path, object]]:
+    """(application id, go file, client process) of the app connected to the peer."""
+    pair, port = stack.pair, 7000 + secrets.randbelow(500)
+    server = spawn(nsenter_argv(pair.peer_ns, [sys.executable, "-c", SERVER, str(port), str(SERVED)]), None)
+    desktop_id = f"org.chadthrottle.ConnBytes{secrets.token_hex(3)}"
+    try:
+        wait_for_line(server, "listening")
+        with app_scope(stack.cgroup_root, desktop_id) as scope:
+            go = tmp_path / "go"
+            argv = [sys.executable, "-c", CLIENT, pair.peer_addr, str(port), str(SERVED), str(FIRST), str(SECOND), str(go)]
+            app = spawn(nsenter_argv(pair.host_ns, argv), scope)
+            yield f"app:{desktop_id}", go, app
+            app.kill()
+            app.wait(10)
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def _connections(stack: Stack, app_id: str) -> list[ConnectionInfo]:
+    return call_helper(stack.bus_address, lambda c: c.list_connections(app_id))
+
+
+def _tcp_to_peer(stack: Stack, app_id: str) -> ConnectionInfo | None:
+    found = [c for c in _connections(stack, app_id) if c.protocol == "tcp" and c.remote.startswith(stack.pair.peer_addr + ":")]
+    return found[0] if found else None
+
+
+def _near(value: int, expected: int) -> bool:
+    return abs(value - expected) <= 0.02 * expected
+
+
+def test_a_tcp_connections_bytes_grow_with_its_traffic(stack: Stack, client: tuple[str, Path, object]) -> None:
+    app_id, go, app = client
+    wait_for_line(app, "first")  # type: ignore[arg-type]
+    # bytes_acked lags the send by an ACK's round trip: wait for it to settle.
+    assert eventually(lambda: (c := _tcp_to_peer(stack, app_id)) is not None and _near(c.tx_bytes, FIRST), 10.0), (
+        f"after {FIRST} bytes sent and {SERVED} received: {_connections(stack, app_id)}"
+    )
+    first = _tcp_to_peer(stack, app_id)
+    assert first is not None and first.state == "ESTABLISHED"
+    assert _near(first.rx_bytes, SERVED), first
+    go.touch()
+    wait_for_line(app, "second")  # type: ignore[arg-type]
+    assert eventually(lambda: (c := _tcp_to_peer(stack, app_id)) is not None and _near(c.tx_bytes, FIRST + SECOND), 10.0), (
+        f"after {FIRST + SECOND} bytes sent: {_connections(stack, app_id)}"
+    )
+    second = _tcp_to_peer(stack, app_id)
+    assert second is not None and second.rx_bytes == first.rx_bytes  # nothing more came
+    udp = [c for c in _connections(stack, app_id) if c.protocol == "udp"]
+    assert udp and all((c.rx_bytes, c.tx_bytes) == (-1, -1) for c in udp), udp

@@ -1,0 +1,67 @@
+"""Per-socket TCP byte counters through sock_diag, here and in another namespace."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import sys
+
+from chadthrottle.helper.kernel.socket_diag import INET_DIAG_INFO, parse_diag_message, tcp_bytes_of_netns
+from tests.support.netns import NetnsPair, nsenter_argv, spawn
+from tests.support.requirements import require_root
+
+
+def _connected_pair() -> tuple[socket.socket, socket.socket, socket.socket]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    return listener, client, server
+
+
+def test_bytes_of_sockets_in_the_own_namespace() -> None:
+    require_root()
+    listener, client, server = _connected_pair()
+    with listener, client, server:
+        client.sendall(b"x" * 300_000)
+        got = 0
+        while got < 300_000:
+            got += len(server.recv(1 << 16))
+        server.sendall(b"y" * 777)
+        assert len(client.recv(1000)) == 777
+        counts = tcp_bytes_of_netns(os.getpid())
+        received, acked = counts[os.fstat(server.fileno()).st_ino]
+        assert received == 300_000 and acked == 777
+        received, acked = counts[os.fstat(client.fileno()).st_ino]
+        assert received == 777 and acked in (300_000, 300_001)  # the initiator's count includes its SYN
+        assert counts[os.fstat(listener.fileno()).st_ino] == (0, 0)
+
+
+def test_bytes_of_sockets_in_another_namespace(pair: NetnsPair) -> None:
+    """Read from a process in the pair's host namespace: the helper enters it."""
+    program = ("import json, os, socket; l = socket.create_server(('127.0.0.1', 0)); "
+               "c = socket.create_connection(l.getsockname()); s = l.accept()[0]; c.sendall(b'z' * 4321); "
+               "assert len(s.recv(10000)) == 4321; "
+               "print(json.dumps({'ready': os.fstat(s.fileno()).st_ino}), flush=True); s.recv(1)")  # fmt: skip
+    process = spawn(nsenter_argv(pair.host_ns, [sys.executable, "-c", program]), None)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        inode = int(line.split(":")[1].strip(" }\n"))
+        assert tcp_bytes_of_netns(process.pid)[inode][0] == 4321
+        assert inode not in tcp_bytes_of_netns(os.getpid())  # not a socket of this namespace
+    finally:
+        process.kill()
+        process.wait(10)
+    assert tcp_bytes_of_netns(process.pid) == {}  # gone: nothing, no error
+
+
+def test_a_message_without_tcp_info_has_no_counts() -> None:
+    message = bytearray(72)
+    struct.pack_into("=I", message, 68, 99)
+    assert parse_diag_message(bytes(message)) == (99, None)
+    short_info = struct.pack("=HH", 4 + 100, INET_DIAG_INFO) + bytes(100)  # an old kernel's tcp_info
+    assert parse_diag_message(bytes(message) + short_info) == (99, None)
+    info = bytearray(136)
+    struct.pack_into("=QQ", info, 120, 5, 6)
+    assert parse_diag_message(bytes(message) + struct.pack("=HH", 4 + 136, INET_DIAG_INFO) + bytes(info)) == (99, (6, 5))
