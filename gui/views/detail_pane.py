@@ -6,7 +6,10 @@ download above, upload below, each scaled to what was measured in it, so a
 dashed line where it is near the traffic; a limit far above it (a slider left
 at 900 MB/s) is a marker at the plot's top edge instead of a scale that
 flattens the traffic to a line. A line of text puts each configured limit next
-to the measured rate, and a choice of time span.
+to the measured rate, and a choice of time span. Under the graph, a table of
+the application's open connections (gui/models/connection_table.py), filled
+from the ListConnections polls the main window asks for while an application
+is shown here.
 """
 
 from __future__ import annotations
@@ -16,11 +19,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QGraphicsItem,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSizePolicy,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.connections import connection_label, interesting_first
+from chadthrottle.gui.models.connection_table import ConnColumn, ConnectionTableModel
 from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
@@ -50,9 +65,6 @@ def describe_rates(name: str, down: float, up: float, limits: tuple[int, int],
     return f"{name}: " + ", ".join(parts)
 
 
-MAX_CONNECTIONS_SHOWN = 6
-
-
 def describe_limit_notes(states: dict[Direction, LimitState], units: UnitSystem) -> str:
     """Only what the numbers above do not say: whose limit it is when not the
     viewer's, and why a limit is not enforced."""
@@ -61,16 +73,38 @@ def describe_limit_notes(states: dict[Direction, LimitState], units: UnitSystem)
     return "\n".join(notes)
 
 
-def describe_connections(connections: list[ConnectionInfo]) -> str:
-    """"Connections: tcp 10.0.0.5:51234 -> 151.101.1.69:443 ESTABLISHED, ..." """
+def describe_connection_count(connections: list[ConnectionInfo]) -> str:
+    """The table's caption: "3 open connections", "No open connections."."""
     if not connections:
         return "No open connections."
-    shown = interesting_first(connections)
-    lines = [connection_label(c) for c in shown[:MAX_CONNECTIONS_SHOWN]]
-    more = len(shown) - MAX_CONNECTIONS_SHOWN
-    if more > 0:
-        lines.append(f"and {more} more")
-    return "Connections: " + "; ".join(lines)
+    return f"{len(connections)} open connection{'s' if len(connections) != 1 else ''}"
+
+
+def connections_view(model: ConnectionTableModel, parent: QWidget) -> QTableView:
+    """A compact, sortable table; sorted by the helper's interesting-first order
+    until a header is clicked."""
+    view = QTableView(parent)
+    view.setObjectName("connections")
+    view.setAccessibleName("Open connections")
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setWordWrap(False)
+    view.setAlternatingRowColors(True)
+    view.verticalHeader().setVisible(False)
+    view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 6)
+    header = view.horizontalHeader()
+    header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+    view.setSortingEnabled(True)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setStretchLastSection(False)
+    widths = {ConnColumn.PROTOCOL: 6, ConnColumn.LOCAL: 20, ConnColumn.REMOTE: 20, ConnColumn.HOST: 24,
+              ConnColumn.STATE: 12, ConnColumn.PID: 7}  # fmt: skip
+    char = view.fontMetrics().averageCharWidth()
+    for column in ConnColumn:
+        header.resizeSection(column, char * widths.get(column, 10) + 12)
+    view.setMinimumHeight(view.verticalHeader().defaultSectionSize() * 2 + header.sizeHint().height())
+    return view
 
 
 class DetailPane(QWidget):
@@ -115,14 +149,26 @@ class DetailPane(QWidget):
         self.limit_notes.setWordWrap(True)
         self.limit_notes.hide()
         layout.addWidget(self.limit_notes)
-        layout.addWidget(self.plot, 1)
-        self.connections = QLabel("", self)
-        self.connections.setAccessibleName("Open connections")
-        self.connections.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.connections.setWordWrap(True)
-        self.connections.hide()  # until there is something to say: a short screen needs the line
-        layout.addWidget(self.connections)
-        layout.addStretch(0)
+        # Graph above, connections below; the user moves the line between them.
+        self.split = QSplitter(Qt.Orientation.Vertical, self)
+        self.split.setChildrenCollapsible(False)
+        self.split.addWidget(self.plot)
+        below = QWidget(self.split)
+        below_layout = QVBoxLayout(below)
+        below_layout.setContentsMargins(0, 4, 0, 0)
+        below_layout.setSpacing(2)
+        self.connections_caption = QLabel("", below)
+        self.connections_caption.setAccessibleName("Open connections count")
+        below_layout.addWidget(self.connections_caption)
+        self.connections_model = ConnectionTableModel(parent=self)
+        self.connections = connections_view(self.connections_model, below)
+        below_layout.addWidget(self.connections, 1)
+        self.split.addWidget(below)
+        self.split.setStretchFactor(0, 3)
+        self.split.setStretchFactor(1, 2)
+        self._connections_box = below
+        below.hide()  # until there is something to show: a short screen needs the room
+        layout.addWidget(self.split, 1)
         self.plot.setVisible(False)
 
     @property
@@ -131,8 +177,8 @@ class DetailPane(QWidget):
 
     def show_application(self, app_id: str) -> None:
         if app_id != self._app_id:
-            self.connections.setText("")
-            self.connections.hide()
+            self.connections_model.clear()
+            self._connections_box.hide()
         self._app_id = app_id
         self.refresh()
 
@@ -140,10 +186,13 @@ class DetailPane(QWidget):
         """The selected application's open sockets, most interesting first."""
         if app_id != self._app_id:
             return  # an answer for a row no longer selected
-        text = describe_connections(connections)
-        if text != self.connections.text():  # the same answer every poll, mostly
-            self.connections.setText(text)
-            self.connections.show()
+        if self.connections_model.units != self._model.units:
+            self.connections_model.set_units(self._model.units)
+        self.connections_model.set_connections(app_id, connections)
+        caption = describe_connection_count(connections)
+        if caption != self.connections_caption.text():  # the same answer every poll, mostly
+            self.connections_caption.setText(caption)
+        self._connections_box.show()
 
     def _show_notes(self, text: str) -> None:
         if text != self.limit_notes.text():
@@ -175,6 +224,7 @@ class DetailPane(QWidget):
         layout.addWidget(view)
 
     def set_units(self, units: UnitSystem) -> None:
+        self.connections_model.set_units(units)
         for graph in self.graphs.values():
             graph.set_units(units)
         self.refresh()

@@ -155,17 +155,21 @@ def test_rows_hold_still_while_the_pointer_reaches_then_follow_the_traffic(qtbot
     assert not table.model().frozen
 
 
-def test_connections_are_described_busiest_state_first() -> None:
+def test_the_detail_pane_lists_connections_in_a_table_most_interesting_first(qtbot, window: MainWindow) -> None:
     from chadthrottle.contract import ConnectionInfo
-    from chadthrottle.gui.views.detail_pane import MAX_CONNECTIONS_SHOWN, describe_connections
+    from chadthrottle.gui.models.connection_table import HEADERS
 
     listening = ConnectionInfo("tcp", "0.0.0.0:8080", "0.0.0.0:0", "LISTEN", 1)
-    open_ = ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", 1)
-    text = describe_connections([listening, open_])
-    assert text.index("192.0.2.7:443 ESTABLISHED") < text.index("listening on 0.0.0.0:8080")
-    many = [ConnectionInfo("udp", f"10.0.0.5:{p}", "192.0.2.7:53", "ESTABLISHED", 1) for p in range(10)]
-    assert describe_connections(many).endswith(f"and {10 - MAX_CONNECTIONS_SHOWN} more")
-    assert describe_connections([]) == "No open connections."
+    open_ = ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", 1, rx_bytes=5000, tx_bytes=70)
+    window.detail.show_connections("app:not-selected", [open_])
+    assert window.detail.connections_model.rowCount() == 0  # an answer for another row is ignored
+    window.detail.show_connections(FIREFOX, [listening, open_])
+    model = window.detail.connections.model()
+    assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())] == list(HEADERS.values())
+    assert [model.index(r, 4).data() for r in range(2)] == ["ESTABLISHED", "LISTEN"]
+    assert window.detail.connections_caption.text() == "2 open connections"
+    window.detail.show_connections(FIREFOX, [])
+    assert window.detail.connections_caption.text() == "No open connections."
 
 
 def test_expanding_a_row_asks_for_its_connections_and_shows_them_as_children(qtbot, window: MainWindow) -> None:

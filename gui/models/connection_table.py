@@ -1,0 +1,241 @@
+"""The detail pane's connections table: one row per open socket of the
+selected application, with its remote host's name and its own rates and bytes.
+
+Rates come from successive ListConnections answers (the helper is stateless
+about them): the change of a socket's byte counters over the time between two
+answers. A socket seen for the first time, or one the kernel counts nothing for
+(UDP: rx_bytes -1), has no rate yet ("—"). Host names come from a
+ReverseDnsCache; until one arrives the address is shown.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+
+from chadthrottle.contract import ConnectionInfo
+from chadthrottle.gui.models.connections import ConnectionKey, connection_key, interesting_first
+from chadthrottle.gui.models.reverse_dns import ReverseDnsCache, host_of
+from chadthrottle.units import UnitSystem, format_rate
+
+NO_VALUE = "\u2014"
+UNCOUNTED_TOOLTIP = "The kernel keeps no byte counters for UDP sockets."
+BYTES_TOOLTIP = "TCP payload since the connection opened, as the kernel counts it (no headers, no retransmissions)."
+
+
+class ConnColumn(IntEnum):
+    PROTOCOL = 0
+    LOCAL = 1
+    REMOTE = 2
+    HOST = 3
+    STATE = 4
+    DOWN = 5
+    UP = 6
+    RECEIVED = 7
+    SENT = 8
+    PID = 9
+
+
+HEADERS = {
+    ConnColumn.PROTOCOL: "Protocol", ConnColumn.LOCAL: "Local", ConnColumn.REMOTE: "Remote",
+    ConnColumn.HOST: "Remote host", ConnColumn.STATE: "State", ConnColumn.DOWN: "Down", ConnColumn.UP: "Up",
+    ConnColumn.RECEIVED: "Received", ConnColumn.SENT: "Sent", ConnColumn.PID: "PID",
+}  # fmt: skip
+NUMERIC = {ConnColumn.DOWN, ConnColumn.UP, ConnColumn.RECEIVED, ConnColumn.SENT, ConnColumn.PID}
+
+
+class ConnectionRates:
+    """Each socket's down/up rate from its byte counters' change between two
+    answers; forgets sockets that are gone, so it holds only the current ones."""
+
+    def __init__(self) -> None:
+        self._last: dict[ConnectionKey, tuple[int, int, float]] = {}
+
+    def update(self, connections: Sequence[ConnectionInfo], now: float) -> dict[ConnectionKey, tuple[float | None, float | None]]:
+        rates: dict[ConnectionKey, tuple[float | None, float | None]] = {}
+        seen: dict[ConnectionKey, tuple[int, int, float]] = {}
+        for connection in connections:
+            key = connection_key(connection)
+            before = self._last.get(key)
+            rates[key] = (None, None)
+            if before is not None and now > before[2]:
+                seconds = now - before[2]
+                rates[key] = (_rate(before[0], connection.rx_bytes, seconds), _rate(before[1], connection.tx_bytes, seconds))
+            seen[key] = (connection.rx_bytes, connection.tx_bytes, now)
+        self._last = seen
+        return rates
+
+    def clear(self) -> None:
+        self._last = {}
+
+
+def _rate(before: int, after: int, seconds: float) -> float | None:
+    """None when uncounted, or when the counter went back (another socket reused the key)."""
+    if before < 0 or after < before:
+        return None
+    return (after - before) / seconds
+
+
+@dataclass
+class ConnectionRow:
+    info: ConnectionInfo
+    down_bps: float | None = None
+    up_bps: float | None = None
+
+
+def interesting_first_rows(rows: list[ConnectionRow]) -> list[ConnectionRow]:
+    order = {id(info): i for i, info in enumerate(interesting_first(r.info for r in rows))}
+    return sorted(rows, key=lambda r: order[id(r.info)])
+
+
+def format_bytes(count: int, units: UnitSystem) -> str:
+    """A byte count in the chosen units: "1.20 MB" ("9.60 Mbit" in bits)."""
+    return format_rate(count, units).removesuffix("/s")
+
+
+class ConnectionTableModel(QAbstractTableModel):
+    """The selected application's connections, re-sorted after each answer."""
+
+    hostResolved = Signal(str, str)  # address, name: emitted from a resolver thread
+
+    def __init__(self, dns: ReverseDnsCache | None = None, clock: Callable[[], float] = time.monotonic,
+                 parent: QObject | None = None) -> None:  # fmt: skip
+        super().__init__(parent)
+        self._rows: list[ConnectionRow] = []
+        self._rates = ConnectionRates()
+        self._clock = clock
+        self._app_id = ""
+        self.units = UnitSystem.BYTES_DECIMAL
+        self._sort: tuple[int, Qt.SortOrder] | None = None
+        self.dns = dns if dns is not None else ReverseDnsCache()
+        self.dns.on_resolved = self.hostResolved.emit
+        self.hostResolved.connect(self._on_host_resolved)
+
+    # --- updates ----------------------------------------------------------------------
+
+    def set_connections(self, app_id: str, connections: Sequence[ConnectionInfo]) -> None:
+        """A new answer for app_id; another application's starts its rates afresh."""
+        if app_id != self._app_id:
+            self._rates.clear()
+            self._app_id = app_id
+        rates = self._rates.update(connections, self._clock())
+        rows = self._sorted([ConnectionRow(c, *rates[connection_key(c)]) for c in connections])
+        if [connection_key(r.info) for r in rows] == [connection_key(r.info) for r in self._rows]:
+            self._rows = rows  # the same sockets in the same order: only their values changed
+            if rows:
+                self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(ConnColumn) - 1))
+            return
+        self.beginResetModel()
+        self._rows = rows
+        self.endResetModel()
+
+    def clear(self) -> None:
+        self.set_connections("", [])
+
+    def set_units(self, units: UnitSystem) -> None:
+        self.units = units
+        if self._rows:
+            self.dataChanged.emit(self.index(0, ConnColumn.DOWN), self.index(len(self._rows) - 1, ConnColumn.SENT))
+
+    def _on_host_resolved(self, address: str, _name: str) -> None:
+        for row, item in enumerate(self._rows):
+            if host_of(item.info.remote) == address:
+                index = self.index(row, ConnColumn.HOST)
+                self.dataChanged.emit(index, index)
+
+    def row(self, row: int) -> ConnectionRow:
+        return self._rows[row]
+
+    # --- sorting ----------------------------------------------------------------------
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Column -1 (no header clicked yet): the most interesting first."""
+        self._sort = (column, order) if 0 <= column < len(ConnColumn) else None
+        self.layoutAboutToBeChanged.emit()
+        self._rows = self._sorted(self._rows)
+        self.layoutChanged.emit()
+
+    def _sorted(self, rows: list[ConnectionRow]) -> list[ConnectionRow]:
+        if self._sort is None:
+            return interesting_first_rows(rows)
+        column, order = self._sort
+        return sorted(rows, key=lambda r: _sort_key(r, ConnColumn(column), self.dns),
+                      reverse=order == Qt.SortOrder.DescendingOrder)  # fmt: skip
+
+    # --- Qt interface -----------------------------------------------------------------
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(ConnColumn)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(ConnColumn):
+            return HEADERS[ConnColumn(section)]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        row, column = self._rows[index.row()], ConnColumn(index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(row, column)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in NUMERIC:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(row, column)
+        return None
+
+    def _text(self, row: ConnectionRow, column: ConnColumn) -> str:
+        info = row.info
+        if column is ConnColumn.PROTOCOL:
+            return info.protocol
+        if column is ConnColumn.LOCAL:
+            return info.local
+        if column is ConnColumn.REMOTE:
+            return info.remote
+        if column is ConnColumn.HOST:
+            address = host_of(info.remote)
+            return self.dns.name_of(address) or address
+        if column is ConnColumn.STATE:
+            return info.state
+        if column is ConnColumn.DOWN:
+            return NO_VALUE if row.down_bps is None else format_rate(row.down_bps, self.units)
+        if column is ConnColumn.UP:
+            return NO_VALUE if row.up_bps is None else format_rate(row.up_bps, self.units)
+        if column is ConnColumn.RECEIVED:
+            return NO_VALUE if info.rx_bytes < 0 else format_bytes(info.rx_bytes, self.units)
+        if column is ConnColumn.SENT:
+            return NO_VALUE if info.tx_bytes < 0 else format_bytes(info.tx_bytes, self.units)
+        return str(info.pid)
+
+    def _tooltip(self, row: ConnectionRow, column: ConnColumn) -> str | None:
+        if column in (ConnColumn.DOWN, ConnColumn.UP, ConnColumn.RECEIVED, ConnColumn.SENT):
+            return UNCOUNTED_TOOLTIP if row.info.rx_bytes < 0 else BYTES_TOOLTIP
+        if column is ConnColumn.HOST:
+            return row.info.remote
+        return None
+
+
+def _sort_key(row: ConnectionRow, column: ConnColumn, dns: ReverseDnsCache) -> tuple[Any, ...]:
+    """Numbers as numbers (unknown below zero), text as folded text."""
+    info = row.info
+    numbers = {
+        ConnColumn.DOWN: row.down_bps, ConnColumn.UP: row.up_bps,
+        ConnColumn.RECEIVED: info.rx_bytes, ConnColumn.SENT: info.tx_bytes, ConnColumn.PID: info.pid,
+    }  # fmt: skip
+    if column in numbers:
+        value = numbers[column]
+        return (-1.0 if value is None or value < 0 else float(value),)
+    if column is ConnColumn.HOST:
+        address = host_of(info.remote)
+        return ((dns.name_of(address) or address).casefold(),)
+    text = {ConnColumn.PROTOCOL: info.protocol, ConnColumn.LOCAL: info.local,
+            ConnColumn.REMOTE: info.remote, ConnColumn.STATE: info.state}[column]  # fmt: skip
+    return (text.casefold(),)

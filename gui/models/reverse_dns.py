@@ -1,0 +1,127 @@
+"""Remote host names for the connections table: reverse DNS off the UI thread.
+
+A reverse lookup can take seconds (a resolver that does not answer), so it
+never runs on the GUI thread: ``name_of`` answers at once from a bounded cache
+(None while unknown: the table shows the address) and starts a lookup in a
+small thread pool; ``on_resolved`` is called (from a pool thread) when a name
+arrives. Names are kept CACHE_TTL_S, failures FAILURE_TTL_S; at most
+MAX_PENDING lookups wait at once, and one still unanswered after
+LOOKUP_TIMEOUT_S counts as a failure (its thread cannot be stopped, but its
+address is no longer waited on and the pool takes the next).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+import queue
+
+CACHE_SIZE = 1024
+CACHE_TTL_S = 600.0
+FAILURE_TTL_S = 60.0
+LOOKUP_TIMEOUT_S = 5.0
+MAX_PENDING = 32
+WORKERS = 2
+
+Resolver = Callable[[str], "str | None"]
+
+
+def system_resolver(address: str) -> str | None:
+    """The system's reverse lookup (nsswitch: /etc/hosts, DNS, mDNS, ...)."""
+    try:
+        host, _port = socket.getnameinfo((address, 0), socket.NI_NAMEREQD)
+    except (OSError, UnicodeError):
+        return None
+    return host or None
+
+
+def host_of(endpoint: str) -> str:
+    """"192.0.2.7:443" -> "192.0.2.7"; "[2001:db8::1]:443" -> "2001:db8::1"."""
+    host = endpoint.rpartition(":")[0]
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def worth_resolving(address: str) -> bool:
+    """Unspecified addresses (a listening or unconnected socket's remote) have no name."""
+    return address not in ("", "0.0.0.0", "::", "*")
+
+
+class ReverseDnsCache:
+    """address -> host name, looked up in the background (see the module)."""
+
+    def __init__(self, resolver: Resolver = system_resolver, on_resolved: Callable[[str, str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, submit: Callable[[Callable[[], None]], object] | None = None,
+                 size: int = CACHE_SIZE) -> None:  # fmt: skip
+        self._resolver = resolver
+        self.on_resolved = on_resolved
+        self._clock = clock
+        self._size = size
+        self._lock = threading.Lock()
+        self._names: OrderedDict[str, tuple[str | None, float]] = OrderedDict()  # address -> (name, expiry)
+        self._pending: dict[str, float] = {}  # address -> when its lookup started
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._submit = submit or self._submit_to_pool
+
+    def name_of(self, address: str) -> str | None:
+        """The cached name, or None (unknown yet, or none); starts a lookup if due."""
+        if not worth_resolving(address):
+            return None
+        now = self._clock()
+        with self._lock:
+            cached = self._names.get(address)
+            if cached is not None and cached[1] > now:
+                self._names.move_to_end(address)
+                return cached[0]
+            self._expire_pending(now)
+            if address in self._pending or len(self._pending) >= MAX_PENDING:
+                return cached[0] if cached else None
+            self._pending[address] = now
+        self._submit(lambda: self._lookup(address))
+        return cached[0] if cached else None
+
+    def _expire_pending(self, now: float) -> None:
+        for address, started in list(self._pending.items()):
+            if now - started > LOOKUP_TIMEOUT_S:
+                del self._pending[address]
+                self._store(address, None, now)
+
+    def _store(self, address: str, name: str | None, now: float) -> None:
+        self._names[address] = (name, now + (CACHE_TTL_S if name else FAILURE_TTL_S))
+        self._names.move_to_end(address)
+        while len(self._names) > self._size:
+            self._names.popitem(last=False)
+
+    def _lookup(self, address: str) -> None:
+        try:
+            name = self._resolver(address)
+        except Exception:  # a resolver's failure is "no name", never a crash of the pool
+            name = None
+        with self._lock:
+            if self._pending.pop(address, None) is None:
+                return  # timed out meanwhile: already stored as a failure
+            self._store(address, name, self._clock())
+        if name and self.on_resolved is not None:
+            self.on_resolved(address, name)
+
+    def _submit_to_pool(self, work: Callable[[], None]) -> None:
+        """Daemon threads, not concurrent.futures': a resolver hanging at quit
+        must not hold the process (Python joins a ThreadPoolExecutor at exit)."""
+        if len(self._workers) < WORKERS:
+            worker = threading.Thread(target=self._work, name="chadthrottle-rdns", daemon=True)
+            self._workers.append(worker)
+            worker.start()
+        self._queue.put(work)
+
+    def _work(self) -> None:
+        while (work := self._queue.get()) is not None:
+            work()
+
+    def close(self) -> None:
+        """Stop the workers once their current lookup ends (unwaited)."""
+        for _ in self._workers:
+            self._queue.put(None)
+        self._workers = []

@@ -1,0 +1,163 @@
+"""The connections table's model (rates from successive answers, sorting, host
+names) and the reverse-DNS cache (pure logic, a fake resolver and clock)."""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import Qt
+
+from chadthrottle.contract import ConnectionInfo
+from chadthrottle.gui.models import reverse_dns
+from chadthrottle.gui.models.connection_table import NO_VALUE, ConnColumn, ConnectionRates, ConnectionTableModel
+from chadthrottle.gui.models.connections import connection_key
+from chadthrottle.gui.models.reverse_dns import ReverseDnsCache, host_of
+
+APP = "app:org.example.Browser"
+
+
+def tcp(port: int, rx: int, tx: int, state: str = "ESTABLISHED", remote: str = "192.0.2.7:443") -> ConnectionInfo:
+    return ConnectionInfo("tcp", f"10.0.0.5:{port}", remote, state, 42, rx_bytes=rx, tx_bytes=tx)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class InlineDns(ReverseDnsCache):
+    """The real cache with lookups run when the test says, not in threads."""
+
+    def __init__(self, names: dict[str, str | None], clock: Clock) -> None:
+        self.queued: list = []
+        self.asked: list[str] = []
+
+        def resolve(address: str) -> str | None:
+            self.asked.append(address)
+            return names.get(address)
+
+        super().__init__(resolve, clock=clock, submit=self.queued.append)
+
+    def run_lookups(self) -> None:
+        while self.queued:
+            self.queued.pop(0)()
+
+
+def test_rates_are_the_counters_change_between_two_answers() -> None:
+    rates = ConnectionRates()
+    first = tcp(1000, rx=10_000, tx=500)
+    assert rates.update([first], now=10.0) == {connection_key(first): (None, None)}  # nothing to compare yet
+    later = tcp(1000, rx=30_000, tx=500)
+    assert rates.update([later], now=12.0) == {connection_key(later): (10_000.0, 0.0)}
+    udp = ConnectionInfo("udp", "10.0.0.5:5353", "224.0.0.251:5353", "UNCONN", 42)  # no counters: -1
+    rates.update([udp], now=13.0)
+    assert rates.update([udp], now=14.0) == {connection_key(udp): (None, None)}
+    reused = tcp(1000, rx=5, tx=5)  # another socket with the same addresses: its counters start over
+    rates.update([tcp(1000, rx=9_000, tx=9_000)], now=15.0)
+    assert rates.update([reused], now=16.0) == {connection_key(reused): (None, None)}
+
+
+def test_the_model_shows_rates_bytes_and_the_address_until_the_name_arrives(qtbot) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock()
+    dns = InlineDns({"192.0.2.7": "www.example.org"}, clock)
+    model = ConnectionTableModel(dns=dns, clock=clock)
+    model.set_connections(APP, [tcp(1000, 1_000_000, 2_000)])
+    text = lambda column: model.index(0, column).data()  # noqa: E731
+    assert (text(ConnColumn.DOWN), text(ConnColumn.UP)) == (NO_VALUE, NO_VALUE)
+    assert (text(ConnColumn.RECEIVED), text(ConnColumn.SENT)) == ("1.00 MB", "2.00 KB")
+    assert text(ConnColumn.HOST) == "192.0.2.7"  # asked, not answered yet
+    with qtbot.waitSignal(model.dataChanged) as changed:
+        dns.run_lookups()
+    assert changed.args[0].column() == ConnColumn.HOST
+    assert text(ConnColumn.HOST) == "www.example.org"
+    clock.now += 2.0
+    model.set_connections(APP, [tcp(1000, 3_000_000, 2_000)])
+    assert (text(ConnColumn.DOWN), text(ConnColumn.UP)) == ("1.00 MB/s", "0 B/s")
+    assert dns.asked == ["192.0.2.7"]  # looked up once, then cached
+    model.set_connections("app:other", [tcp(1000, 5_000_000, 2_000)])
+    assert text(ConnColumn.DOWN) == NO_VALUE  # another application's rates start afresh
+
+
+def test_sorting_numbers_as_numbers_and_keeping_it_across_answers(qtbot) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock()
+    model = ConnectionTableModel(dns=InlineDns({}, clock), clock=clock)
+    rows = [tcp(1, 900, 0), tcp(2, 10_000, 0), tcp(3, 0, 0, state="LISTEN", remote="0.0.0.0:0")]
+    model.set_connections(APP, rows)
+    assert [model.index(r, ConnColumn.STATE).data() for r in range(3)] == ["ESTABLISHED", "ESTABLISHED", "LISTEN"]
+    model.sort(ConnColumn.RECEIVED, Qt.SortOrder.DescendingOrder)
+    ports = lambda: [model.index(r, ConnColumn.LOCAL).data().rsplit(":")[1] for r in range(3)]  # noqa: E731
+    assert ports() == ["2", "1", "3"]
+    model.set_connections(APP, [tcp(1, 50_000, 0), *rows[1:]])
+    assert ports() == ["1", "2", "3"]  # re-sorted with the new answer
+    model.sort(-1)
+    assert model.index(2, ConnColumn.STATE).data() == "LISTEN"
+
+
+def test_an_older_helpers_connections_without_counters_show_no_numbers() -> None:
+    model = ConnectionTableModel(dns=InlineDns({}, Clock()), clock=Clock())
+    model.set_connections(APP, [ConnectionInfo("tcp", "10.0.0.5:1", "192.0.2.7:443", "ESTABLISHED", 42)])
+    assert {model.index(0, c).data() for c in (ConnColumn.DOWN, ConnColumn.UP, ConnColumn.RECEIVED, ConnColumn.SENT)} == {NO_VALUE}
+    assert "UDP" in model.index(0, ConnColumn.SENT).data(Qt.ItemDataRole.ToolTipRole)
+
+
+def test_the_cache_is_bounded_expires_and_gives_up_on_slow_lookups() -> None:
+    clock = Clock()
+    dns = InlineDns({"192.0.2.1": "a.example", "192.0.2.2": None}, clock)
+    dns._size = 2
+    assert dns.name_of("0.0.0.0") is None and dns.queued == []  # nothing to ask for an unspecified address
+    assert dns.name_of("192.0.2.1") is None
+    assert dns.name_of("192.0.2.1") is None and len(dns.queued) == 1  # one lookup per address at a time
+    dns.run_lookups()
+    assert dns.name_of("192.0.2.1") == "a.example"
+    dns.name_of("192.0.2.2")
+    dns.run_lookups()
+    assert dns.name_of("192.0.2.2") is None and dns.queued == []  # the failure is cached too
+    dns.name_of("192.0.2.3")
+    dns.run_lookups()
+    assert dns.asked == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+    assert dns.name_of("192.0.2.1") is None  # pushed out by the bound of 2: asked again
+    clock.now += reverse_dns.FAILURE_TTL_S + 1
+    dns.name_of("192.0.2.2")
+    assert len(dns.queued) == 2  # a failure is retried after its time
+    dns.queued.clear()
+    dns._pending["198.51.100.9"] = clock.now  # a lookup that never answers
+    clock.now += reverse_dns.LOOKUP_TIMEOUT_S + 1
+    dns.name_of("198.51.100.10")  # any lookup expires it
+    assert "198.51.100.9" not in dns._pending
+    assert dns.name_of("198.51.100.9") is None and len(dns.queued) == 1  # a failure now, not asked again
+
+
+def test_lookups_run_off_the_calling_thread_and_the_pool_is_bounded() -> None:
+    started = threading.Event()
+    release = threading.Event()
+    threads: set[str] = set()
+
+    def slow(address: str) -> str:
+        threads.add(threading.current_thread().name)
+        started.set()
+        release.wait(5)
+        return f"host-{address}"
+
+    resolved = threading.Event()
+    dns = ReverseDnsCache(slow, on_resolved=lambda _a, _n: resolved.set())
+    try:
+        assert dns.name_of("192.0.2.5") is None  # answered at once, from the cache
+        assert started.wait(5)
+        for i in range(reverse_dns.MAX_PENDING + 10):
+            dns.name_of(f"198.51.100.{i}")
+        assert len(dns._pending) == reverse_dns.MAX_PENDING
+        release.set()
+        assert resolved.wait(5)
+        assert threads == {"chadthrottle-rdns"} and threading.current_thread().name not in threads
+        assert len(dns._workers) <= reverse_dns.WORKERS
+    finally:
+        release.set()
+        dns.close()
+
+
+def test_host_of_endpoints() -> None:
+    assert host_of("192.0.2.7:443") == "192.0.2.7"
+    assert host_of("[2001:db8::1]:443") == "2001:db8::1"
