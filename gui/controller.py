@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Signal
-from PySide6.QtWidgets import QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from chadthrottle.contract import Direction
 from chadthrottle.gui import autostart
@@ -24,9 +24,11 @@ from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
-from chadthrottle.gui.settings import Settings, load_settings, save_settings
+from chadthrottle.gui.settings import Settings, Theme, load_settings, save_settings
+from chadthrottle.gui.theme import apply_theme
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.gui.views.settings_dialog import SettingsDialog
 from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
 from chadthrottle.units import UnitSystem
 
@@ -55,6 +57,9 @@ class AppController(QObject):
         self._store = settings_store
         self._autostart_path = autostart_path or autostart.default_path()
         self.settings = load_settings(settings_store)
+        self.settings_dialog: SettingsDialog | None = None
+        if self.settings.theme is not Theme.SYSTEM:  # before the widgets take their colours
+            apply_theme(self._application(), self.settings.theme)
         self.model = ApplicationsModel(IconProvider(), self)
         self.proxy = ApplicationsProxy(self)
         self.proxy.setSourceModel(self.model)
@@ -86,6 +91,8 @@ class AppController(QObject):
         )
         self.window.header.show_start_at_login(autostart.is_enabled(self._autostart_path))
         self.window.header.startAtLoginToggled.connect(self._set_start_at_login)
+        self.window.header.settingsRequested.connect(self.open_settings)
+        self.window.closedForGood.connect(self._on_window_closed)
         if use_tray and TrayController.is_available():
             self.attach_tray(TrayController(self.model, self.window, self))
         self._on_status(self.connection.status)
@@ -97,7 +104,7 @@ class AppController(QObject):
         still drive the real tray menu against the real helper.
         """
         self.tray = tray
-        self.window.keep_running_in_tray = True
+        self.window.keep_running_in_tray = self.settings.close_to_tray
         tray.limitRequested.connect(self.request_limit)
         tray.pauseRequested.connect(self.request_pause)
         tray.openRequested.connect(self.show_window)
@@ -192,7 +199,7 @@ class AppController(QObject):
 
     def _on_closed_to_tray(self) -> None:
         save_window_state(self.window, self._store)
-        if self.tray is not None and not self._told_closed_to_tray:
+        if self.tray is not None and self.settings.notifications and not self._told_closed_to_tray:
             self._told_closed_to_tray = True
             self.tray.icon.showMessage(
                 "ChadThrottle keeps running",
@@ -204,15 +211,10 @@ class AppController(QObject):
     # --- settings ------------------------------------------------------------------------
 
     def _set_units(self, units: UnitSystem) -> None:
-        self.window.set_units(units)
-        if self.tray is not None:
-            self.tray.refresh()
-        self._save(dataclasses.replace(self.settings, units=units))
+        self.apply_settings(dataclasses.replace(self.settings, units=units))
 
     def _set_refresh_interval(self, interval_s: float) -> None:
-        self.connection.set_refresh_interval(interval_s)
-        self.window.detail.refresh_interval_s = interval_s
-        self._save(dataclasses.replace(self.settings, refresh_interval_s=interval_s))
+        self.apply_settings(dataclasses.replace(self.settings, refresh_interval_s=interval_s))
 
     def _set_start_at_login(self, enabled: bool) -> None:
         try:
@@ -220,8 +222,59 @@ class AppController(QObject):
         except OSError as error:
             log.warning("could not change %s: %s", self._autostart_path, error)
             self.window.show_message(f"Could not change start at login: {error.strerror or error}")
-        self.window.header.show_start_at_login(autostart.is_enabled(self._autostart_path))
+        enabled = autostart.is_enabled(self._autostart_path)
+        self.window.header.show_start_at_login(enabled)
+        if self.settings_dialog is not None:
+            self.settings_dialog.show_start_at_login(enabled)
+
+    def open_settings(self) -> SettingsDialog:
+        """Show the settings dialog (one at a time); each choice applies at once."""
+        if self.settings_dialog is None:
+            dialog = SettingsDialog(self.settings, autostart.is_enabled(self._autostart_path),
+                                    self.tray is not None, self.window)  # fmt: skip
+            dialog.settingsChanged.connect(self.apply_settings)
+            dialog.startAtLoginToggled.connect(self._set_start_at_login)
+            dialog.finished.connect(self._forget_settings_dialog)
+            self.settings_dialog = dialog
+        self.settings_dialog.show()
+        self.settings_dialog.raise_()
+        self.settings_dialog.activateWindow()
+        return self.settings_dialog
+
+    def _forget_settings_dialog(self) -> None:
+        if self.settings_dialog is not None:
+            self.settings_dialog.deleteLater()
+            self.settings_dialog = None
+
+    def apply_settings(self, new: Settings) -> None:
+        """Store new settings and apply what changed, while running."""
+        old = self.settings
+        if new.units is not old.units:
+            self.window.set_units(new.units)
+            if self.tray is not None:
+                self.tray.refresh()
+        if new.refresh_interval_s != old.refresh_interval_s:
+            self.connection.set_refresh_interval(new.refresh_interval_s)
+            self.window.detail.refresh_interval_s = new.refresh_interval_s
+        if new.theme is not old.theme:
+            apply_theme(self._application(), new.theme)
+            self.window.follow_palette()
+        self.window.keep_running_in_tray = self.tray is not None and new.close_to_tray
+        self._save(new)
+
+    def _on_window_closed(self) -> None:
+        """The window was closed, not hidden: with a tray and close-to-tray off,
+        that quits (without a tray, Qt quits on the last window by itself)."""
+        if self.tray is not None and not self._stopped:
+            self.quitRequested.emit()
+
+    @staticmethod
+    def _application() -> QApplication:
+        app = QApplication.instance()
+        assert isinstance(app, QApplication)
+        return app
 
     def _save(self, settings: Settings) -> None:
         self.settings = settings
         save_settings(self._store, settings)
+        self.window.header.show_settings(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import Enum
 
 from PySide6.QtCore import QSettings
 
@@ -14,11 +15,28 @@ log = logging.getLogger(__name__)
 REFRESH_CHOICES_S = (0.5, 1.0, 2.0, 5.0)
 
 
+class Theme(Enum):
+    """The window's colours: the desktop's, or a light or dark palette of our own."""
+
+    SYSTEM = "system"
+    LIGHT = "light"
+    DARK = "dark"
+
+
 @dataclass(frozen=True)
 class Settings:
     units: UnitSystem = UnitSystem.BYTES_DECIMAL
     refresh_interval_s: float = 1.0
     start_hidden: bool = False
+    close_to_tray: bool = True  # closing the window keeps ChadThrottle in the tray
+    notifications: bool = True  # desktop notifications (the tray's balloon messages)
+    theme: Theme = Theme.SYSTEM
+
+
+def _flag(store: QSettings, key: str, default: bool) -> bool:
+    """true/1 or false/0; anything else (a hand-edited typo) is the default."""
+    text = str(store.value(key, default)).strip().lower()
+    return True if text in ("true", "1") else False if text in ("false", "0") else default
 
 
 def load_settings(store: QSettings) -> Settings:
@@ -33,12 +51,25 @@ def load_settings(store: QSettings) -> Settings:
     except (TypeError, ValueError):
         interval = defaults.refresh_interval_s
     interval = min(max(interval, 0.2), 60.0)
-    hidden = str(store.value("window/start_hidden", defaults.start_hidden)).lower() in ("true", "1")
-    return Settings(units, interval, hidden)
+    try:
+        theme = Theme(str(store.value("display/theme", defaults.theme.value)))
+    except ValueError:
+        theme = defaults.theme
+    return Settings(
+        units,
+        interval,
+        _flag(store, "window/start_hidden", defaults.start_hidden),
+        _flag(store, "window/close_to_tray", defaults.close_to_tray),
+        _flag(store, "notifications/enabled", defaults.notifications),
+        theme,
+    )
 
 
 def save_settings(store: QSettings, settings: Settings) -> None:
     store.setValue("display/units", settings.units.value)
     store.setValue("monitor/refresh_interval_s", settings.refresh_interval_s)
     store.setValue("window/start_hidden", settings.start_hidden)
+    store.setValue("window/close_to_tray", settings.close_to_tray)
+    store.setValue("notifications/enabled", settings.notifications)
+    store.setValue("display/theme", settings.theme.value)
     store.sync()

@@ -230,7 +230,13 @@ class AppTable(QTreeView):
             painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text)
             painter.end()
 
-    def _soften_selection(self) -> None:
+    def follow_palette(self) -> None:
+        """Take the application's palette again (a theme was chosen) and tint the
+        selection for it."""
+        self.setPalette(QPalette())  # drop our own roles: the rest follows the application
+        self._soften_selection(QApplication.palette())
+
+    def _soften_selection(self, source: QPalette | None = None) -> None:
         """A light tint for the selected row, so sliders and text stay readable on it.
 
         A fifth of the accent is the start; where that hardly shows against
@@ -238,10 +244,11 @@ class AppTable(QTreeView):
         accent) the tint is made stronger until it stands out.
         """
         palette = self.palette()
+        source = source or palette  # a new application palette may not have reached us yet
         for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
-            accent = palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
-            base = palette.color(group, QPalette.ColorRole.Base)
-            rows = (base, palette.color(group, QPalette.ColorRole.AlternateBase))
+            accent = source.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
+            base = source.color(group, QPalette.ColorRole.Base)
+            rows = (base, source.color(group, QPalette.ColorRole.AlternateBase))
             share = 0.2
             tint = _mix(base, accent, share)
             wanted = DARK_CONTRAST if base.lightness() < 128 else LIGHT_CONTRAST
@@ -249,7 +256,7 @@ class AppTable(QTreeView):
                 share += 0.05
                 tint = _mix(base, accent, share)
             palette.setColor(group, QPalette.ColorRole.Highlight, tint)
-            palette.setColor(group, QPalette.ColorRole.HighlightedText, palette.color(group, QPalette.ColorRole.Text))
+            palette.setColor(group, QPalette.ColorRole.HighlightedText, source.color(group, QPalette.ColorRole.Text))
         self.setPalette(palette)
 
     # --- hooks for the window and for tests ---------------------------------------------

@@ -26,6 +26,7 @@ class HeaderBar(QWidget):
     refreshIntervalChosen = Signal(float)
     startHiddenToggled = Signal(bool)
     startAtLoginToggled = Signal(bool)
+    settingsRequested = Signal()
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -50,7 +51,7 @@ class HeaderBar(QWidget):
         self.menu_button = QToolButton(self)
         self.menu_button.setText("☰")
         self.menu_button.setAccessibleName("Settings")
-        self.menu_button.setToolTip("Units, refresh interval, start hidden, start at login")
+        self.menu_button.setToolTip("Settings: units, refresh interval, theme, start at login, tray")
         self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu_button.setMenu(self._build_menu(settings))
 
@@ -69,28 +70,47 @@ class HeaderBar(QWidget):
 
     def _build_menu(self, settings: Settings) -> QMenu:
         menu = QMenu(self)
+        open_settings = menu.addAction("Settings…", self.settingsRequested.emit)
+        open_settings.setObjectName("open-settings")
+        menu.addSeparator()
         units_menu = menu.addMenu("Units")
         units_group = QActionGroup(units_menu)
+        self._unit_actions: dict[UnitSystem, QAction] = {}
         for units, label in UNIT_LABELS.items():
             action = QAction(label, units_menu, checkable=True, checked=units is settings.units)
             action.triggered.connect(lambda _c=False, u=units: self.unitsChosen.emit(u))
             units_group.addAction(action)
             units_menu.addAction(action)
+            self._unit_actions[units] = action
         refresh_menu = menu.addMenu("Refresh every")
         refresh_group = QActionGroup(refresh_menu)
+        self._refresh_actions: dict[float, QAction] = {}
         for seconds in REFRESH_CHOICES_S:
             action = QAction(f"{seconds:g} s", refresh_menu, checkable=True,
                              checked=abs(seconds - settings.refresh_interval_s) < 1e-6)
             action.triggered.connect(lambda _c=False, s=seconds: self.refreshIntervalChosen.emit(s))
             refresh_group.addAction(action)
             refresh_menu.addAction(action)
-        hidden = QAction("Start hidden in the tray", menu, checkable=True, checked=settings.start_hidden)
+            self._refresh_actions[seconds] = action
+        self.start_hidden = hidden = QAction("Start hidden in the tray", menu, checkable=True,
+                                             checked=settings.start_hidden)  # fmt: skip
         hidden.toggled.connect(self.startHiddenToggled)
         menu.addAction(hidden)
         self.start_at_login = QAction("Start at login", menu, checkable=True)
         self.start_at_login.toggled.connect(self.startAtLoginToggled)
         menu.addAction(self.start_at_login)
         return menu
+
+    def show_settings(self, settings: Settings) -> None:
+        """Check what the settings dialog chose, without asking for a change."""
+        actions = [*self._unit_actions.values(), *self._refresh_actions.values(), self.start_hidden]
+        blocked = [action.blockSignals(True) for action in actions]
+        self._unit_actions[settings.units].setChecked(True)
+        for seconds, action in self._refresh_actions.items():
+            action.setChecked(abs(seconds - settings.refresh_interval_s) < 1e-6)
+        self.start_hidden.setChecked(settings.start_hidden)
+        for action, was in zip(actions, blocked):
+            action.blockSignals(was)
 
     def show_start_at_login(self, enabled: bool) -> None:
         """Reflect the autostart entry without asking for a change."""

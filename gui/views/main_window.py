@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QIcon
-from PySide6.QtWidgets import QApplication, QMainWindow, QMenu, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtGui import QCloseEvent, QIcon, QPalette
+from PySide6.QtWidgets import QApplication, QGraphicsView, QMainWindow, QMenu, QSplitter, QVBoxLayout, QWidget
 
 from chadthrottle.contract import BackendInfo, ConnectionInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
     limitRequested = Signal(str, str, object)  # app id, "down"/"up", bytes/s or None
     retryRequested = Signal()
     closedToTray = Signal()
+    closedForGood = Signal()  # closed, not hidden in the tray
     # Whose connections are wanted: the selected application and the expanded rows.
     connectionsWanted = Signal(object)  # list[str]
     pauseRequested = Signal(bool)  # True: pause every limit, False: resume
@@ -302,3 +303,12 @@ class MainWindow(QMainWindow):
             self.closedToTray.emit()
             return
         super().closeEvent(event)
+        self.closedForGood.emit()
+
+    def follow_palette(self) -> None:
+        """The theme changed: parts that took colours once take them again."""
+        self.table.follow_palette()
+        base = self.palette().color(QPalette.ColorRole.Base)
+        for view in self.detail.findChildren(QGraphicsView):
+            if hasattr(view, "setBackground"):  # the detail graph (pyqtgraph)
+                view.setBackground(base)
