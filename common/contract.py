@@ -60,10 +60,12 @@ BOTH_DIRECTIONS = "both"
 # application of one process as "pid:<N>".
 PID_APP_PREFIX = "pid:"
 # The kinds of stable application id the helper produces and accepts: a desktop
-# app scope, a Flatpak or Snap app, an interpreted script's path, or an
-# executable path. Identity code must only emit these; the adapter rejects any
-# other kind before the engine sees it.
-APP_ID_KINDS = frozenset({"app", "flatpak", "snap", "script", "exe"})
+# app (its scope, a Flatpak, or a program its .desktop file runs), a snap, a
+# system service's unit, an AppImage's path, an interpreted script's path, or
+# an executable path ("flatpak" is accepted, never emitted: Flatpaks are "app").
+# Identity code must only emit these; the adapter rejects any other kind
+# before the engine sees it.
+APP_ID_KINDS = frozenset({"app", "flatpak", "snap", "unit", "appimage", "script", "exe"})
 MAX_APP_ID_LENGTH = 512
 
 # Bounds for a limit, bytes per second on the wire at L3 (IP header included).
