@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -159,7 +160,8 @@ class ApplicationsModel(QAbstractItemModel):
         child = index.row()
         if child < len(app.processes):
             return process_data(app, app.processes[child], index.column(), role, self._stale)
-        return connection_data(app, app.connections[child - len(app.processes)], index.column(), role, self._stale)
+        return connection_data(app, app.connections[child - len(app.processes)], index.column(), role, self._stale,
+                               self._units)  # fmt: skip
 
     # --- reading rows -------------------------------------------------------------------
 
@@ -332,13 +334,18 @@ class ApplicationsModel(QAbstractItemModel):
         """Merge an application's open connections into its children.
 
         Merged by socket (protocol, addresses, pid) so rows that stay keep their
-        place and only their state changes; closed ones go, new ones are added
-        at the end, most interesting first.
+        place and only their state and rates change; closed ones go, new ones
+        are added at the end, most interesting first.
         """
         row = self._row_of_id.get(app_id)
         if row is None:
             return
         app = self._rows[row]
+        speeds = app.connection_rates.update(connections, time.monotonic()) if connections else {}
+        if not connections:
+            app.connection_rates.clear()
+        moved = speeds != app.connection_speeds
+        app.connection_speeds = speeds
         incoming = {connection_key(c): c for c in connections}
         parent = self.index(row, 0)
         base = len(app.processes)
@@ -350,7 +357,7 @@ class ApplicationsModel(QAbstractItemModel):
         changed = []
         for i, current in enumerate(app.connections):
             update = incoming.pop(connection_key(current))
-            if update != current:
+            if update != current or moved:
                 app.connections[i] = update
                 changed.append(base + i)
         for child in changed:

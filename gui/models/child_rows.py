@@ -12,8 +12,9 @@ from PySide6.QtGui import QBrush, QGuiApplication, QPalette
 
 from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.models.columns import Column, Role
-from chadthrottle.gui.models.connections import connection_label, connection_tooltip
+from chadthrottle.gui.models.connections import connection_key, connection_label, connection_tooltip
 from chadthrottle.gui.models.rows import AppRow, ProcessRow
+from chadthrottle.units import UnitSystem, format_rate
 
 
 def _child_text_brush(stale: bool) -> QBrush:
@@ -35,9 +36,16 @@ def process_data(app: AppRow, process: ProcessRow, column: int, role: int, stale
     return None
 
 
-def connection_data(app: AppRow, connection: ConnectionInfo, column: int, role: int, stale: bool) -> Any:
+def connection_data(app: AppRow, connection: ConnectionInfo, column: int, role: int, stale: bool,
+                    units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> Any:
     if role == Qt.ItemDataRole.DisplayRole and column == Column.NAME:
         return connection_label(connection)
+    if role == Qt.ItemDataRole.DisplayRole and column in (Column.DOWN, Column.UP):
+        down, up = app.connection_speeds.get(connection_key(connection), (None, None))
+        rate = down if column == Column.DOWN else up
+        return None if rate is None else format_rate(rate, units)  # None: UDP, or the first answer
+    if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.DOWN, Column.UP):
+        return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     if role == Qt.ItemDataRole.ToolTipRole and column in (Column.NAME, Column.DOWN, Column.UP):
         return connection_tooltip(connection)
     if role == Role.APP_ID:

@@ -19,12 +19,12 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 
 from chadthrottle.contract import ConnectionInfo
-from chadthrottle.gui.models.connections import ConnectionKey, connection_key, interesting_first
+from chadthrottle.gui.models.connections import NO_RATE_TOOLTIP, ConnectionRates, connection_key, interesting_first
 from chadthrottle.gui.models.reverse_dns import ReverseDnsCache, host_of
 from chadthrottle.units import UnitSystem, format_rate
 
 NO_VALUE = "\u2014"
-UNCOUNTED_TOOLTIP = "The kernel keeps no byte counters for UDP sockets."
+UNCOUNTED_TOOLTIP = NO_RATE_TOOLTIP
 BYTES_TOOLTIP = "TCP payload since the connection opened, as the kernel counts it (no headers, no retransmissions)."
 
 
@@ -47,38 +47,6 @@ HEADERS = {
     ConnColumn.RECEIVED: "Received", ConnColumn.SENT: "Sent", ConnColumn.PID: "PID",
 }  # fmt: skip
 NUMERIC = {ConnColumn.DOWN, ConnColumn.UP, ConnColumn.RECEIVED, ConnColumn.SENT, ConnColumn.PID}
-
-
-class ConnectionRates:
-    """Each socket's down/up rate from its byte counters' change between two
-    answers; forgets sockets that are gone, so it holds only the current ones."""
-
-    def __init__(self) -> None:
-        self._last: dict[ConnectionKey, tuple[int, int, float]] = {}
-
-    def update(self, connections: Sequence[ConnectionInfo], now: float) -> dict[ConnectionKey, tuple[float | None, float | None]]:
-        rates: dict[ConnectionKey, tuple[float | None, float | None]] = {}
-        seen: dict[ConnectionKey, tuple[int, int, float]] = {}
-        for connection in connections:
-            key = connection_key(connection)
-            before = self._last.get(key)
-            rates[key] = (None, None)
-            if before is not None and now > before[2]:
-                seconds = now - before[2]
-                rates[key] = (_rate(before[0], connection.rx_bytes, seconds), _rate(before[1], connection.tx_bytes, seconds))
-            seen[key] = (connection.rx_bytes, connection.tx_bytes, now)
-        self._last = seen
-        return rates
-
-    def clear(self) -> None:
-        self._last = {}
-
-
-def _rate(before: int, after: int, seconds: float) -> float | None:
-    """None when uncounted, or when the counter went back (another socket reused the key)."""
-    if before < 0 or after < before:
-        return None
-    return (after - before) / seconds
 
 
 @dataclass

@@ -6,16 +6,16 @@ and the order (established first), so the expanded row and the detail pane agree
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from chadthrottle.contract import ConnectionInfo
 
 _STATE_ORDER = {"ESTABLISHED": 0, "SYN_SENT": 1, "LISTEN": 2, "UNCONN": 3}
-# Rates are counted per socket owner (process), not per socket: say so where a
-# connection's rate would be.
-NO_RATE_TOOLTIP = "Rates are measured per application, not per connection."
+# The helper counts TCP sockets' own bytes (tcp_info); UDP sockets have none.
+NO_RATE_TOOLTIP = "No byte counters for this socket (the kernel keeps none for UDP): see the application's rates."
 
 ConnectionKey = tuple[str, str, str, int]
+ConnectionSpeeds = dict[ConnectionKey, tuple["float | None", "float | None"]]  # down, up; None: not known
 
 
 def connection_key(connection: ConnectionInfo) -> ConnectionKey:
@@ -28,6 +28,38 @@ def interesting_first(connections: Iterable[ConnectionInfo]) -> list[ConnectionI
     return sorted(connections, key=lambda c: (_STATE_ORDER.get(c.state, 9), c.protocol, c.remote, c.local, c.pid))
 
 
+class ConnectionRates:
+    """Each socket's down/up rate from its byte counters' change between two
+    answers; forgets sockets that are gone, so it holds only the current ones."""
+
+    def __init__(self) -> None:
+        self._last: dict[ConnectionKey, tuple[int, int, float]] = {}
+
+    def update(self, connections: Sequence[ConnectionInfo], now: float) -> ConnectionSpeeds:
+        rates: ConnectionSpeeds = {}
+        seen: dict[ConnectionKey, tuple[int, int, float]] = {}
+        for connection in connections:
+            key = connection_key(connection)
+            before = self._last.get(key)
+            rates[key] = (None, None)
+            if before is not None and now > before[2]:
+                seconds = now - before[2]
+                rates[key] = (_rate(before[0], connection.rx_bytes, seconds), _rate(before[1], connection.tx_bytes, seconds))
+            seen[key] = (connection.rx_bytes, connection.tx_bytes, now)
+        self._last = seen
+        return rates
+
+    def clear(self) -> None:
+        self._last = {}
+
+
+def _rate(before: int, after: int, seconds: float) -> float | None:
+    """None when uncounted, or when the counter went back (another socket reused the key)."""
+    if before < 0 or after < before:
+        return None
+    return (after - before) / seconds
+
+
 def connection_label(connection: ConnectionInfo) -> str:
     if connection.state == "LISTEN":
         return f"{connection.protocol} listening on {connection.local}"
@@ -35,4 +67,7 @@ def connection_label(connection: ConnectionInfo) -> str:
 
 
 def connection_tooltip(connection: ConnectionInfo) -> str:
-    return f"{connection_label(connection)}\npid {connection.pid}\n{NO_RATE_TOOLTIP}"
+    if connection.rx_bytes < 0:
+        return f"{connection_label(connection)}\npid {connection.pid}\n{NO_RATE_TOOLTIP}"
+    return (f"{connection_label(connection)}\npid {connection.pid}\n"
+            f"{connection.rx_bytes:,} bytes received, {connection.tx_bytes:,} sent (TCP payload)")

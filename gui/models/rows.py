@@ -11,6 +11,7 @@ from typing import Any
 
 from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column
+from chadthrottle.gui.models.connections import ConnectionRates, ConnectionSpeeds
 from chadthrottle.gui.models.history import RateHistory
 
 
@@ -29,6 +30,9 @@ class AppRow:
     pending: dict[Direction, int] = field(default_factory=dict)  # 0 = clearing
     # Listed after the processes, only while the row is expanded (fetched lazily).
     connections: list[ConnectionInfo] = field(default_factory=list)
+    # Their rates, from the byte counters of successive answers (connections.py).
+    connection_rates: ConnectionRates = field(default_factory=ConnectionRates)
+    connection_speeds: ConnectionSpeeds = field(default_factory=dict)
 
     def child_count(self) -> int:
         return len(self.processes) + len(self.connections)

@@ -112,8 +112,10 @@ def test_typing_a_limit_slows_the_upload_and_unlimited_restores_it(qtbot, stack:
         assert gui.window.status_line.limits.text() == "1 limit active"
         # the detail pane lists the selected application's connection
         gui.window.select_application(app_id)
-        qtbot.waitUntil(lambda: f"\u2192 {stack.pair.peer_addr}:5600 ESTABLISHED" in gui.window.detail.connections.text(),
-                        timeout=5000)
+        shown = gui.window.detail.connections_model
+        qtbot.waitUntil(lambda: any((shown.row(r).info.remote, shown.row(r).info.state)
+                                    == (f"{stack.pair.peer_addr}:5600", "ESTABLISHED") for r in range(shown.rowCount())),
+                        timeout=5000)  # fmt: skip
 
         request = _type_limit(qtbot, gui, app_id, Direction.UP, "unlimited")
         assert request.rate_bps is None

@@ -78,7 +78,7 @@ def test_connections_follow_the_processes_and_merge_in_place(qtbot) -> None:
     ]  # fmt: skip
     connection = model.index(2, 0, steam)
     assert connection.data(Role.APP_ID) == STEAM and connection.data(Role.IS_PROCESS)
-    assert "per application, not per connection" in connection.data(Qt.ItemDataRole.ToolTipRole)
+    assert "No byte counters" in connection.data(Qt.ItemDataRole.ToolTipRole)  # an older helper's answer
     assert model.index(2, Column.DOWN, steam).data() is None  # no made-up rate
     assert not model.hasChildren(connection)
     kept = QPersistentModelIndex(connection)
@@ -87,6 +87,25 @@ def test_connections_follow_the_processes_and_merge_in_place(qtbot) -> None:
     assert kept.isValid() and kept.data().endswith("CLOSE_WAIT")
     model.clear_connections(STEAM)
     assert model.rowCount(steam) == 2 and not kept.isValid()
+
+
+def test_an_expanded_rows_connections_show_rates_from_their_byte_counters(qtbot, monkeypatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("chadthrottle.gui.models.applications.time.monotonic", lambda: now[0])
+    model = make_model()
+    model.apply_snapshot(sample_applications(), {4390: "steam", 4412: "steamwebhelper"})
+    steam = model.index_of(STEAM)
+    counted = dataclasses.replace(_tcp(5001), rx_bytes=1_000, tx_bytes=0)
+    model.set_connections(STEAM, [counted])
+    assert model.index(2, Column.DOWN, steam).data() is None  # one answer: no rate yet
+    now[0] += 2.0
+    with qtbot.waitSignal(model.dataChanged):
+        model.set_connections(STEAM, [dataclasses.replace(counted, rx_bytes=2_001_000, tx_bytes=4_000)])
+    assert (model.index(2, Column.DOWN, steam).data(), model.index(2, Column.UP, steam).data()) == ("1.00 MB/s", "2.00 KB/s")
+    assert "2,001,000 bytes received" in model.index(2, 0, steam).data(Qt.ItemDataRole.ToolTipRole)
+    model.clear_connections(STEAM)
+    model.set_connections(STEAM, [counted])
+    assert model.index(2, Column.DOWN, steam).data() is None  # opened again: rates start afresh
 
 
 def test_proxy_passes_qtmodeltester(qtmodeltester) -> None:

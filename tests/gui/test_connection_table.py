@@ -9,8 +9,8 @@ from PySide6.QtCore import Qt
 
 from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.models import reverse_dns
-from chadthrottle.gui.models.connection_table import NO_VALUE, ConnColumn, ConnectionRates, ConnectionTableModel
-from chadthrottle.gui.models.connections import connection_key
+from chadthrottle.gui.models.connection_table import NO_VALUE, ConnColumn, ConnectionTableModel
+from chadthrottle.gui.models.connections import ConnectionRates, connection_key
 from chadthrottle.gui.models.reverse_dns import ReverseDnsCache, host_of
 
 APP = "app:org.example.Browser"
