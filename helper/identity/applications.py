@@ -1,9 +1,21 @@
-"""What an "application" is: the identity a rule is stored against.
+"""What an "application" is: the identity a rule is stored against, the same
+across restarts and updates. The first that applies (docs/helper.md, "Stable
+identity"; what each trusts is in origins.py):
 
-1. A desktop app scope (app-<launcher>-<desktop id>-<n>.scope, Flatpak's
-   app-flatpak-<id>-<n>.scope): "app:<desktop id>", named from its .desktop file.
-2. Otherwise the executable: "exe:<path>"; for an interpreter running a script,
-   the script: "script:<path>", so two Python programs are two applications.
+1. The innermost scope on the process's cgroup path: a desktop app scope
+   (app-<launcher>-<desktop id>-<n>.scope, Flatpak's app-flatpak-<id>-<n>.scope):
+   "app:<desktop id>"; a snap's scope or service (snap.<snap>.<app>-<uuid>.scope):
+   "snap:<snap>".
+2. A system service (/system.slice/.../<unit>.service): "unit:<unit>".
+3. An executable (or script) in a snap's image, /snap/<snap>/<revision>/...:
+   "snap:<snap>" (the revision changes with every refresh).
+4. A Flatpak sandbox's /.flatpak-info: "app:<its application id>".
+5. An AppImage (the executable in its mount, $APPIMAGE): "appimage:<image path>"
+   (its mount directory is new at every launch).
+6. The executable, "exe:<path>", or for an interpreter running a script the
+   script, "script:<path>" (two Python programs are two applications); but a
+   program an installed .desktop file runs (started from a terminal, say) is
+   that desktop app, "app:<desktop id>", as if a menu had started it.
 A process never carries a PID in its identity, so a rule applies again when the
 application restarts. Ids and names are escaped (escaping.py): the paths and
 cgroup names they come from are bytes, not always UTF-8, and may hold control
@@ -16,15 +28,18 @@ import os
 import re
 from dataclasses import dataclass
 
+from chadthrottle.helper.identity.desktop_catalog import DEFAULT_CATALOG, DesktopCatalog
 from chadthrottle.helper.identity.desktop_entries import find_desktop_entry
 from chadthrottle.helper.identity.escaping import bounded_app_id, escape_bytes, escape_os_name, escape_text
+from chadthrottle.helper.identity.interpreters import is_interpreter, script_argument
+from chadthrottle.helper.identity.origins import appimage_of, flatpak_app_id, snap_of_path, snap_of_scope, system_service
 from chadthrottle.helper.identity.processes import ProcessInfo
 
 _APP_SCOPE = re.compile(r"^app-(?P<body>.+?)(?:-(?P<random>[0-9a-f]+))?\.scope$")
 # systemd escapes bytes of a unit name as \xNN ("-" inside the desktop id as \x2d).
 _SYSTEMD_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
-_INTERPRETERS = re.compile(r"^(python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|bash|sh|dash|zsh|lua[0-9.]*)$")
-KNOWN_KINDS = ("app", "exe", "script")
+KNOWN_KINDS = ("app", "snap", "unit", "appimage", "script", "exe")  # what identify() emits
+APPIMAGE_SUFFIX = ".appimage"
 
 
 @dataclass(frozen=True)
@@ -32,7 +47,9 @@ class AppIdentity:
     app_id: str  # escaped, passes the adapter's validate_app_id
     name: str  # escaped
     icon: str  # escaped
-    scope: str  # the app scope's cgroup path as the kernel has it (not escaped), "" when identified by executable
+    # The cgroup whose new sockets a rule on it tags, as the kernel has it (not
+    # escaped): its app or snap scope, its system service; "" for the others.
+    scope: str
 
 
 def _desktop_id_from_cgroup(cgroup: str) -> tuple[bytes, str] | None:
@@ -63,33 +80,71 @@ def _strip_launcher(body: str) -> str:
 
 
 def _script_of(process: ProcessInfo) -> str | None:
-    if not _INTERPRETERS.match(os.path.basename(process.exe)):
-        return None
-    for arg in process.argv[1:]:
-        if arg.startswith("-"):
-            if arg in ("-c", "-m", "-e"):
-                return None  # inline code or a module: fall back to the interpreter
-            continue
-        return arg if os.path.isabs(arg) else None
-    return None
+    return script_argument(process.argv[1:]) if is_interpreter(process.exe) else None
 
 
-def identify(process: ProcessInfo) -> AppIdentity | None:
+def identify(process: ProcessInfo, catalog: DesktopCatalog = DEFAULT_CATALOG) -> AppIdentity | None:
     """The application a process belongs to; None for kernel threads."""
-    scope = _desktop_id_from_cgroup(process.cgroup)
-    if scope is not None:
-        desktop_id, scope_path = scope
-        app_id = bounded_app_id("app", escape_bytes(desktop_id))
-        entry = find_desktop_entry(os.fsdecode(desktop_id))
-        if entry is None:
-            return AppIdentity(app_id, escape_bytes(desktop_id.rsplit(b".", 1)[-1]), "", scope_path)
-        return AppIdentity(app_id, escape_text(entry.name), escape_text(entry.icon), scope_path)
+    by_scope = _scope_identity(process.cgroup, catalog)
+    if by_scope is not None:
+        return by_scope
+    service = system_service(process.cgroup)
+    if service is not None:  # from the cgroup alone: also for a process that exited
+        unit, unit_path = service
+        return AppIdentity(bounded_app_id("unit", escape_os_name(unit)), escape_os_name(unit), "", unit_path)
     if not process.exe:
         return None
     script = _script_of(process)
-    if script is not None:
-        return _file_identity("script", script)
-    return _file_identity("exe", process.exe)
+    file_kind, path = ("script", script) if script is not None else ("exe", process.exe)
+    snap = snap_of_path(path) or snap_of_path(process.exe)
+    if snap is not None:
+        return _snap_identity(snap, "", "", catalog)
+    flatpak = flatpak_app_id(process.flatpak_info) if process.flatpak_info else None
+    if flatpak is not None:
+        return _desktop_identity(flatpak.encode(), "")
+    image = appimage_of(process)
+    if image is not None:
+        return _appimage_identity(image)
+    entry = catalog.match((file_kind, path), process.uid)
+    if entry is not None:
+        return AppIdentity(bounded_app_id("app", escape_text(entry.desktop_id)), escape_text(entry.name),
+                           escape_text(entry.icon), "")  # fmt: skip
+    return _file_identity(file_kind, path)
+
+
+def _scope_identity(cgroup: str, catalog: DesktopCatalog) -> AppIdentity | None:
+    """The identity of the innermost app or snap scope on the path, if any."""
+    app_scope = _desktop_id_from_cgroup(cgroup)
+    snap_scope = snap_of_scope(cgroup)
+    if snap_scope is not None and (app_scope is None or len(snap_scope[2]) > len(app_scope[1])):
+        snap, app, scope_path = snap_scope
+        return _snap_identity(snap, app, scope_path, catalog)
+    if app_scope is not None:
+        return _desktop_identity(*app_scope)
+    return None
+
+
+def _desktop_identity(desktop_id: bytes, scope_path: str) -> AppIdentity:
+    app_id = bounded_app_id("app", escape_bytes(desktop_id))
+    entry = find_desktop_entry(os.fsdecode(desktop_id))
+    if entry is None:
+        return AppIdentity(app_id, escape_bytes(desktop_id.rsplit(b".", 1)[-1]), "", scope_path)
+    return AppIdentity(app_id, escape_text(entry.name), escape_text(entry.icon), scope_path)
+
+
+def _snap_identity(snap: str, app: str, scope_path: str, catalog: DesktopCatalog) -> AppIdentity:
+    """snap:<snap>, named by its app's .desktop file (snapd installs them as <snap>_<app>.desktop)."""
+    candidates = [f"{snap}_{app}"] if app and not app.startswith("hook.") else []
+    entry = next((found for id_ in [*candidates, f"{snap}_{snap}"] if (found := catalog.entry(id_))), None)
+    name, icon = (entry.name, entry.icon) if entry is not None else (snap, "")
+    return AppIdentity(f"snap:{snap}", escape_text(name), escape_text(icon), scope_path)
+
+
+def _appimage_identity(image: str) -> AppIdentity:
+    name = os.path.basename(image)
+    if name.lower().endswith(APPIMAGE_SUFFIX) and len(name) > len(APPIMAGE_SUFFIX):
+        name = name[: -len(APPIMAGE_SUFFIX)]
+    return AppIdentity(bounded_app_id("appimage", escape_os_name(image)), escape_os_name(name), "", "")
 
 
 def _file_identity(kind: str, path: str) -> AppIdentity:

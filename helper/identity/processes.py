@@ -12,6 +12,7 @@ file. They are not fit for the bus as they are; identify() escapes them.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,18 @@ class ProcessInfo:
     argv: tuple[str, ...]  # undecodable bytes kept
     comm: str
     cgroup: str  # cgroup v2 path relative to the hierarchy root, "/..."; undecodable bytes kept
+    # Read only where they can matter (see read_sandbox_facts); "" otherwise.
+    appimage: str = ""  # $APPIMAGE, read when the executable lies in an AppImage mount
+    appdir: str = ""  # $APPDIR, likewise
+    flatpak_info: str = ""  # /.flatpak-info in the process's root, read when in another mount namespace
+
+
+# An AppImage's runtime mounts the image at $TMPDIR/.mount_<x>: only a process
+# whose executable lies in such a directory has its environment read.
+APPIMAGE_MOUNT_MARK = "/.mount_"
+FLATPAK_APP_SCOPE_MARK = "app-flatpak-"
+MAX_ENVIRON_BYTES = 256 * 1024
+MAX_FLATPAK_INFO_BYTES = 64 * 1024
 
 
 def _read(path: str) -> str | None:
@@ -50,18 +63,76 @@ def read_process(pid: int) -> ProcessInfo | None:
     if cgroups is None or (exe and not cmdline and read_exe(pid) is None):
         return None  # it exited while being read: what was read may be half of it
     cgroup = next((line[3:] for line in cgroups.splitlines() if line.startswith("0::")), "/")
+    exe = exe.removesuffix(" (deleted)")
+    appimage, appdir, flatpak_info = read_sandbox_facts(pid, exe, cgroup)
     try:
         return ProcessInfo(
             pid=pid,
             ppid=int(fields.get("PPid", "0")),
             uid=int(fields.get("Uid", "0").split()[0]),
-            exe=exe.removesuffix(" (deleted)"),
+            exe=exe,
             argv=tuple(arg for arg in cmdline.split("\0") if arg),
             comm=fields.get("Name", "").strip(),
             cgroup=cgroup,
+            appimage=appimage,
+            appdir=appdir,
+            flatpak_info=flatpak_info,
         )
     except ValueError:
         return None
+
+
+def read_sandbox_facts(pid: int, exe: str, cgroup: str) -> tuple[str, str, str]:
+    """($APPIMAGE, $APPDIR, /.flatpak-info text) of a process, each "" unless
+    it can matter: the environment only for an executable in an AppImage
+    mount, the Flatpak file only outside a Flatpak app scope and in another
+    mount namespace. Most processes cost nothing here (a readlink at most)."""
+    appimage = appdir = flatpak_info = ""
+    if APPIMAGE_MOUNT_MARK in exe:
+        environ = _read_bounded(f"/proc/{pid}/environ", MAX_ENVIRON_BYTES, follow=True)
+        for entry in environ.split("\0"):
+            name, _, value = entry.partition("=")
+            if name == "APPIMAGE":
+                appimage = value
+            elif name == "APPDIR":
+                appdir = value
+    if exe and FLATPAK_APP_SCOPE_MARK not in cgroup and _other_mount_namespace(pid):
+        flatpak_info = _read_bounded(f"/proc/{pid}/root/.flatpak-info", MAX_FLATPAK_INFO_BYTES, follow=False)
+    return appimage, appdir, flatpak_info
+
+
+def _read_bounded(path: str, most: int, *, follow: bool) -> str:
+    """At most `most` bytes of a regular file, "" if it is anything else (a
+    FIFO must not block the helper) or cannot be read. follow=False: the last
+    component may not be a symlink (a sandbox's root is its owner's to shape)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError:
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return ""
+        return os.fsdecode(os.read(descriptor, most))
+    except OSError:
+        return ""
+    finally:
+        os.close(descriptor)
+
+
+_OWN_MOUNT_NAMESPACE: list[str] = []
+
+
+def _other_mount_namespace(pid: int) -> bool:
+    if not _OWN_MOUNT_NAMESPACE:
+        try:
+            _OWN_MOUNT_NAMESPACE.append(os.readlink("/proc/self/ns/mnt"))
+        except OSError:
+            return False
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt") != _OWN_MOUNT_NAMESPACE[0]
+    except OSError:
+        return False
 
 
 def read_exe(pid: int) -> str | None:
