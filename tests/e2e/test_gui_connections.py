@@ -1,0 +1,82 @@
+"""The window against the real helper: the detail pane's connections table
+(issue 17) shows the selected application's real connection with its columns,
+its own rate and bytes growing with the traffic; the expanded row shows the
+same connection's rate."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+
+from chadthrottle.contract import Direction  # noqa: E402
+from chadthrottle.gui.controller import AppController  # noqa: E402
+from chadthrottle.gui.models.columns import Column  # noqa: E402
+from chadthrottle.gui.models.connection_table import HEADERS, NO_VALUE, ConnColumn  # noqa: E402
+from tests.e2e.conftest import Stack  # noqa: E402
+from tests.e2e.gui_support import running_gui, streaming_app  # noqa: E402
+
+PORT = 5740
+FLOOR_BPS = 1_000_000  # an unlimited stream over the veth moves far more
+
+
+@pytest.fixture
+def gui(stack: Stack, qtbot, tmp_path) -> Iterator[AppController]:  # type: ignore[no-untyped-def]
+    with running_gui(stack, qtbot, tmp_path / "chadthrottle.ini") as controller:
+        yield controller
+
+
+def _row_to_peer(gui: AppController, remote: str) -> int | None:
+    model = gui.window.detail.connections_model
+    rows = [r for r in range(model.rowCount()) if model.row(r).info.remote == remote]
+    return rows[0] if rows else None
+
+
+def _rate_of(text: str) -> float:
+    number, unit = text.split()
+    return float(number) * {"B/s": 1, "KB/s": 1e3, "MB/s": 1e6, "GB/s": 1e9}[unit]
+
+
+def test_the_detail_pane_shows_the_connection_with_its_own_rate_and_bytes(qtbot, stack: Stack, gui: AppController) -> None:  # type: ignore[no-untyped-def]
+    with streaming_app(stack, "TestGuiConnTable", PORT, Direction.UP) as (app_id, stream):
+        table = gui.window.table
+        qtbot.waitUntil(lambda: table.proxy_index(app_id).isValid(), timeout=10_000)
+        assert gui.window.select_application(app_id)
+        remote = f"{stack.pair.peer_addr}:{PORT}"
+        view = gui.window.detail.connections
+        model = view.model()
+        qtbot.waitUntil(lambda: _row_to_peer(gui, remote) is not None, timeout=5000)
+        assert view.isVisible() and view.isSortingEnabled()
+        assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())] == list(HEADERS.values())
+        row = _row_to_peer(gui, remote)
+        cell = lambda column: model.index(_row_to_peer(gui, remote), column).data()  # noqa: E731
+        assert (cell(ConnColumn.PROTOCOL), cell(ConnColumn.STATE), cell(ConnColumn.PID)) == ("tcp", "ESTABLISHED", str(stream.app_pid))
+        assert cell(ConnColumn.HOST)  # the address until a name is found (the peer has none)
+        # A second answer gives the connection's own rate: the upload it makes.
+        qtbot.waitUntil(lambda: cell(ConnColumn.UP) != NO_VALUE, timeout=5000)
+        qtbot.waitUntil(lambda: _rate_of(cell(ConnColumn.UP)) > FLOOR_BPS, timeout=5000)
+        sent = gui.window.detail.connections_model.row(_row_to_peer(gui, remote)).info.tx_bytes
+        qtbot.waitUntil(lambda: gui.window.detail.connections_model.row(_row_to_peer(gui, remote)).info.tx_bytes > sent + FLOOR_BPS,
+                        timeout=5000)  # fmt: skip
+        assert row is not None and cell(ConnColumn.SENT) != NO_VALUE
+
+        # Sorting by Sent, busiest first, keeps the connection on top.
+        view.sortByColumn(ConnColumn.SENT, Qt.SortOrder.DescendingOrder)
+        assert _row_to_peer(gui, remote) == 0
+
+        # The expanded row lists the same connection with its rate.
+        table.expand(table.proxy_index(app_id))
+        proxy = table.model()
+
+        def expanded_rate() -> str | None:
+            parent = table.proxy_index(app_id)
+            for child in range(proxy.rowCount(parent)):
+                if remote in str(proxy.index(child, Column.NAME, parent).data()):
+                    return proxy.index(child, Column.UP, parent).data()
+            return None
+
+        qtbot.waitUntil(lambda: expanded_rate() is not None and _rate_of(str(expanded_rate())) > FLOOR_BPS, timeout=8000)
