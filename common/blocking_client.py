@@ -2,7 +2,8 @@
 answers and errors as chadthrottle.client.HelperClient, without asyncio or
 dbus-fast, so that a command-line call costs little more than the interpreter
 itself (docs/benchmarks.md, "CLI start-up"). It talks over
-chadthrottle.dbus_wire; signatures come from contract.METHODS and replies
+chadthrottle.dbus_wire; signatures and the order of arguments come from
+contract.METHODS and replies
 are decoded by chadthrottle.record_codec, as the asyncio client's are.
 """
 
@@ -105,62 +106,68 @@ class BlockingHelperClient:
             self._connection = None
 
     def get_api_version(self) -> int:
-        version: int = self._call("GetApiVersion", [])[0]
+        version: int = self._call("GetApiVersion")[0]
         return version
 
     def list_applications(self) -> list[ApplicationInfo]:
-        return self._records("ListApplications", [], decode_application)
+        return self._records("ListApplications", decode_application)
 
     def list_backends(self) -> list[BackendInfo]:
-        return self._records("ListBackends", [], decode_backend)
+        return self._records("ListBackends", decode_backend)
 
     def list_connections(self, app_id: str) -> list[ConnectionInfo]:
-        return self._records("ListConnections", [app_id], decode_connection)
+        return self._records("ListConnections", decode_connection, app_id=app_id)
 
     def list_interfaces(self) -> list[InterfaceInfo]:
-        return self._records("ListInterfaces", [], decode_interface)
+        return self._records("ListInterfaces", decode_interface)
 
     def list_rules(self) -> list[RuleInfo]:
-        return self._records("ListRules", [], decode_rule)
+        return self._records("ListRules", decode_rule)
 
     def set_limit(self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int = 0, *,
                   scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True) -> str:  # fmt: skip
         """As HelperClient.set_limit: returns the resolved application id."""
-        body = [app_id, direction.value, rate_bps, burst_bytes, scope.value]
-        resolved: str = self._call("SetLimit", body, interactive=interactive)[0]
+        resolved: str = self._call("SetLimit", interactive=interactive, app_id=app_id, direction=direction.value,
+                                   rate_bps=rate_bps, burst_bytes=burst_bytes, scope=scope.value)[0]  # fmt: skip
         return resolved
 
     def clear_limit(self, app_id: str, direction: Direction | None = None, *,
                     scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True) -> str:  # fmt: skip
         """As HelperClient.clear_limit: one direction, or both when None."""
-        body = [app_id, BOTH_DIRECTIONS if direction is None else direction.value, scope.value]
-        resolved: str = self._call("ClearLimit", body, interactive=interactive)[0]
+        directions = BOTH_DIRECTIONS if direction is None else direction.value
+        resolved: str = self._call("ClearLimit", interactive=interactive, app_id=app_id, direction=directions,
+                                   scope=scope.value)[0]  # fmt: skip
         return resolved
 
     def set_limits_paused(self, paused: bool, *, interactive: bool = True) -> None:
-        self._call("SetLimitsPaused", [paused], interactive=interactive)
+        self._call("SetLimitsPaused", interactive=interactive, paused=paused)
 
     def get_limits_paused(self) -> bool:
-        paused: bool = self._call("GetLimitsPaused", [])[0]
+        paused: bool = self._call("GetLimitsPaused")[0]
         return paused
 
     def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]:
         """Bytes per application ("" = every one you may see) and period, of
         periods beginning in [since, until) (until 0 = now)."""
-        return self._records("GetUsage", [app_id, since, until, resolution.value], decode_usage)
+        return self._records("GetUsage", decode_usage, app_id=app_id, since_unix=since, until_unix=until,
+                             resolution=resolution.value)  # fmt: skip
 
-    def _records(self, member: str, body: list[Any], decode: Callable[[Mapping[str, Any]], T]) -> list[T]:
-        entries = self._call(member, body)[0]
+    def _records(self, member: str, decode: Callable[[Mapping[str, Any]], T], **args: Any) -> list[T]:
+        entries = self._call(member, **args)[0]
         try:
             return [decode(entry) for entry in entries]
         except CodecError as error:
             raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 
-    def _call(self, member: str, body: list[Any], *, interactive: bool = False) -> list[Any]:
-        """One method call; every failure becomes a HelperClientError."""
+    def _call(self, member: str, body: list[Any] | None = None, *, interactive: bool = False,
+              **args: Any) -> list[Any]:  # fmt: skip
+        """One method call, its arguments by name (contract.METHODS orders
+        them) or as the body; every failure becomes a HelperClientError."""
+        spec = METHODS[member]
+        if body is None:
+            body = spec.body(**args)
         self.connect()
         assert self._connection is not None
-        spec = METHODS[member]
         timeout_s = self._interactive_timeout_s if interactive else self._timeout_s
         try:
             reply = self._connection.call(

@@ -101,32 +101,32 @@ class HelperClient:
             self._bus = None
 
     async def get_api_version(self) -> int:
-        version: int = (await self._call("GetApiVersion", []))[0]
+        version: int = (await self._call("GetApiVersion"))[0]
         return version
 
     async def list_applications(self) -> list[ApplicationInfo]:
-        entries = (await self._call("ListApplications", []))[0]
+        entries = (await self._call("ListApplications"))[0]
         try:
             return [decode_application(entry) for entry in entries]
         except CodecError as error:
             raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 
     async def list_backends(self) -> list[BackendInfo]:
-        entries = (await self._call("ListBackends", []))[0]
+        entries = (await self._call("ListBackends"))[0]
         try:
             return [decode_backend(entry) for entry in entries]
         except CodecError as error:
             raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 
     async def list_connections(self, app_id: str) -> list[ConnectionInfo]:
-        entries = (await self._call("ListConnections", [app_id]))[0]
+        entries = (await self._call("ListConnections", app_id=app_id))[0]
         try:
             return [decode_connection(entry) for entry in entries]
         except CodecError as error:
             raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 
     async def list_interfaces(self) -> list[InterfaceInfo]:
-        entries = (await self._call("ListInterfaces", []))[0]
+        entries = (await self._call("ListInterfaces"))[0]
         try:
             return [decode_interface(entry) for entry in entries]
         except CodecError as error:
@@ -146,8 +146,8 @@ class HelperClient:
         caller's own processes of the application (RuleScope.OWN) or of every
         user's (ALL; the default is ALL for root, OWN for others). Returns the
         resolved application id. interactive lets polkit ask for a password."""
-        body = [app_id, direction.value, rate_bps, burst_bytes, scope.value]
-        resolved: str = (await self._call("SetLimit", body, interactive=interactive))[0]
+        resolved: str = (await self._call("SetLimit", interactive=interactive, app_id=app_id, direction=direction.value,
+                                          rate_bps=rate_bps, burst_bytes=burst_bytes, scope=scope.value))[0]  # fmt: skip
         return resolved
 
     async def clear_limit(
@@ -160,14 +160,15 @@ class HelperClient:
     ) -> str:
         """Remove one direction's limit, or both when direction is None, from
         the caller's own rule (OWN) or the administrator's (ALL)."""
-        body = [app_id, BOTH_DIRECTIONS if direction is None else direction.value, scope.value]
-        resolved: str = (await self._call("ClearLimit", body, interactive=interactive))[0]
+        directions = BOTH_DIRECTIONS if direction is None else direction.value
+        resolved: str = (await self._call("ClearLimit", interactive=interactive, app_id=app_id, direction=directions,
+                                          scope=scope.value))[0]  # fmt: skip
         return resolved
 
     async def list_rules(self) -> list[RuleInfo]:
         """The stored rules this caller may see (its own and the administrator's,
         or all of them for a caller who may limit any application)."""
-        entries = (await self._call("ListRules", []))[0]
+        entries = (await self._call("ListRules"))[0]
         try:
             return [decode_rule(entry) for entry in entries]
         except CodecError as error:
@@ -175,10 +176,10 @@ class HelperClient:
 
     async def set_limits_paused(self, paused: bool, *, interactive: bool = True) -> None:
         """Pause every limit (kept, not enforced) or resume them; needs limit-any."""
-        await self._call("SetLimitsPaused", [paused], interactive=interactive)
+        await self._call("SetLimitsPaused", interactive=interactive, paused=paused)
 
     async def get_limits_paused(self) -> bool:
-        paused: bool = (await self._call("GetLimitsPaused", []))[0]
+        paused: bool = (await self._call("GetLimitsPaused"))[0]
         return paused
 
     async def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]:
@@ -186,17 +187,23 @@ class HelperClient:
         period of resolution, of periods beginning in [since, until) (until 0 =
         now). A caller who may not limit any application sees only the usage
         of their own processes."""
-        entries = (await self._call("GetUsage", [app_id, since, until, resolution.value]))[0]
+        entries = (await self._call("GetUsage", app_id=app_id, since_unix=since, until_unix=until,
+                                    resolution=resolution.value))[0]  # fmt: skip
         try:
             return [decode_usage(entry) for entry in entries]
         except CodecError as error:
             raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 
-    async def _call(self, member: str, body: list[Any], *, interactive: bool = False) -> list[Any]:
-        """One method call; every failure becomes a HelperClientError."""
+    async def _call(
+        self, member: str, body: list[Any] | None = None, *, interactive: bool = False, **args: Any
+    ) -> list[Any]:
+        """One method call, its arguments by name (contract.METHODS orders
+        them) or as the body; every failure becomes a HelperClientError."""
+        spec = METHODS[member]
+        if body is None:
+            body = spec.body(**args)
         await self.connect()
         assert self._bus is not None
-        spec = METHODS[member]
         message = Message(
             destination=BUS_NAME,
             path=OBJECT_PATH,

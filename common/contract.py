@@ -2,9 +2,9 @@
 
 Stdlib only: both sides import this module, so it is the one place where the
 bus name, object path, interface, API version, polkit action ids, error names
-and the shape of every method live. ``resources/io.github.chadthrottle.Helper1.xml``
-documents the same API for humans and for introspection; a test keeps the two in
-agreement.
+and every method (METHODS: arguments, polkit action, documentation) live.
+``resources/io.github.chadthrottle.Helper1.xml`` is generated from it
+(helper/adapter/introspection.py); a test keeps the shipped file equal to it.
 """
 
 from __future__ import annotations
@@ -110,49 +110,228 @@ class LimitAuthorization(str, Enum):
     BY_SCOPE = "by-scope"
 
 
-@dataclass(frozen=True)
+class ArgForm:
+    """What the value of an input argument must be, beyond its D-Bus type.
+    The helper checks every form (helper/adapter/validation.py, VALIDATORS);
+    plain strings, not an Enum: every chadthrottle-ctl call imports this module."""
+
+    APP_ID = "app-id"  # "<kind>:<value>" (kind in APP_ID_KINDS) or "pid:<N>"
+    DIRECTION = "direction"  # a Direction value
+    DIRECTIONS = "directions"  # a Direction value or BOTH_DIRECTIONS
+    RATE_BPS = "rate-bps"  # MIN_RATE_BPS..MAX_RATE_BPS
+    BURST_BYTES = "burst-bytes"  # 0 (the default) or MIN_BURST_BYTES..MAX_BURST_BYTES
+    SCOPE = "scope"  # a RuleScope value
+    PAUSED = "paused"  # a boolean
+    USAGE_APP_ID = "usage-app-id"  # "", usage_contract.OTHER_APPLICATIONS_ID or a stable id (no pid:)
+    UNIX_TIME = "unix-time"  # unix seconds, 0..validation.MAX_UNIX_TIME
+    USAGE_RESOLUTION = "usage-resolution"  # a usage_contract.UsageResolution value
+
+
+class CallCheck:
+    """A check on a whole call, after each argument's form (validation.CALL_CHECKS)."""
+
+    NONE = ""
+    # The last two unix times before the resolution are [since, until): until 0
+    # is now, and since must come before until.
+    USAGE_RANGE = "usage-range"
+
+
+class Arg:
+    """One argument of a method: its name and D-Bus type as the introspection
+    XML shows them and, for an input, the ArgForm its value must have."""
+
+    __slots__ = ("name", "signature", "form")
+
+    def __init__(self, name: str, signature: str, form: str = "") -> None:
+        self.name, self.signature, self.form = name, signature, form
+
+    def __repr__(self) -> str:
+        return f"Arg({self.name!r}, {self.signature!r}, {self.form!r})"
+
+
 class MethodSpec:
-    """One exported method: D-Bus signatures and the polkit action it needs."""
+    """One exported method, declared once: its D-Bus signatures, the polkit
+    action it needs, its arguments and its documentation. The helper checks
+    the arguments and dispatches by it, the clients call by it, and the
+    introspection XML is generated from it (helper/adapter/introspection.py).
+    A plain class, not a dataclass: generating one costs every
+    chadthrottle-ctl call ~0.25 ms."""
 
-    name: str
-    in_signature: str
-    out_signature: str
-    action: Action | LimitAuthorization
+    __slots__ = ("name", "in_signature", "out_signature", "action", "in_args", "out_args", "doc", "call_check")
 
+    def __init__(
+        self,
+        name: str,
+        in_signature: str,
+        out_signature: str,
+        action: Action | LimitAuthorization,
+        in_args: tuple[Arg, ...] = (),
+        out_args: tuple[Arg, ...] = (),
+        doc: str = "",  # the XML's DocString; the polkit action is appended for an Action
+        call_check: str = CallCheck.NONE,
+    ) -> None:
+        self.name, self.in_signature, self.out_signature, self.action = name, in_signature, out_signature, action
+        self.in_args, self.out_args, self.doc, self.call_check = in_args, out_args, doc, call_check
+
+    def __repr__(self) -> str:
+        return f"MethodSpec({self.name!r}, {self.in_signature!r}, {self.out_signature!r}, {self.action!r})"
+
+    def body(self, **values: object) -> list[object]:
+        """The call's body from its arguments by name, in the declared order."""
+        names = [arg.name for arg in self.in_args]
+        if sorted(values) != sorted(names):
+            raise TypeError(f"{self.name} takes {names}, not {sorted(values)}")
+        return [values[name] for name in names]
+
+
+def _method(
+    name: str,
+    action: Action | LimitAuthorization,
+    doc: str,
+    in_args: tuple[Arg, ...] = (),
+    out_args: tuple[Arg, ...] = (),
+    call_check: str = CallCheck.NONE,
+) -> MethodSpec:
+    """A MethodSpec whose signatures are its arguments' types, in order."""
+    in_signature = "".join(arg.signature for arg in in_args)
+    out_signature = "".join(arg.signature for arg in out_args)
+    return MethodSpec(name, in_signature, out_signature, action, in_args, out_args, doc, call_check)
+
+
+_APP_ID = Arg("app_id", "s", ArgForm.APP_ID)
+_SCOPE = Arg("scope", "s", ArgForm.SCOPE)
+_RESOLVED_APP_ID = Arg("resolved_app_id", "s")
 
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
-        MethodSpec("GetApiVersion", "", "u", Action.MONITOR),
-        MethodSpec("ListApplications", "", "aa{sv}", Action.MONITOR),
-        MethodSpec("ListBackends", "", "aa{sv}", Action.MONITOR),
-        # ListConnections(app_id) -> the application's open sockets.
-        MethodSpec("ListConnections", "s", "aa{sv}", Action.MONITOR),
-        # ListInterfaces() -> traffic per network interface, for machine totals.
-        MethodSpec("ListInterfaces", "", "aa{sv}", Action.MONITOR),
-        # SetLimit(app_id, direction, rate_bps, burst_bytes, scope) -> resolved
-        # app id. burst_bytes 0 means "the default burst for this rate"; scope
-        # is a RuleScope value.
-        MethodSpec("SetLimit", "sstts", "s", LimitAuthorization.BY_SCOPE),
-        # ClearLimit(app_id, direction or "both", scope) -> resolved app id.
-        MethodSpec("ClearLimit", "sss", "s", LimitAuthorization.BY_SCOPE),
-        # ListRules() -> the stored rules the caller may see: every rule for a
-        # caller with LIMIT_ANY, else the caller's own and the administrator's.
-        MethodSpec("ListRules", "", "aa{sv}", Action.MONITOR),
-        # SetLimitsPaused(paused): keep every limit in the table (still listed)
-        # but enforce none of them, or enforce them again. It changes every
-        # user's limits, so it needs LIMIT_ANY.
-        MethodSpec("SetLimitsPaused", "b", "", Action.LIMIT_ANY),
-        # GetLimitsPaused() -> whether limits are paused.
-        MethodSpec("GetLimitsPaused", "", "b", Action.MONITOR),
-        # GetUsage(app_id or "", since_unix, until_unix or 0 for now, resolution)
-        # -> bytes per application and period, as ListApplications filters: a
-        # caller without LIMIT_ANY sees only their own processes' usage. Its
-        # values and fields are in chadthrottle.usage_contract (kept out of
-        # this module: every chadthrottle-ctl call imports it).
-        MethodSpec("GetUsage", "sxxs", "aa{sv}", Action.MONITOR),
+        _method(
+            "GetApiVersion", Action.MONITOR,
+            "The API version of this interface (2: rules have owners and SetLimit/ClearLimit a scope; "
+            "ListRules; 3: GetUsage).",
+            out_args=(Arg("version", "u"),),
+        ),
+        _method(
+            "ListApplications", Action.MONITOR,
+            "Every application with an open socket or recent traffic. Keys: id s, name s, icon s, uids au, "
+            "pids au, down_bps d, up_bps d, rx_bytes t, tx_bytes t, down_limit_bps t, up_limit_bps t "
+            "(0 = no limit; the limit in force for the caller's processes: the administrator's rule, else "
+            "the caller's own; a caller who may limit any application also sees the rule of the "
+            "application's one user), loopback_down_bps d, loopback_up_bps d, running b, down_limit_owner x, "
+            "up_limit_owner x (whose rule: -1 the administrator's, else a uid), down_limit_problem s, "
+            "up_limit_problem s (why that limit is not enforced now, empty when it is). Callers who may not "
+            "limit any application see only their own applications and their own rules. Clients must "
+            "ignore unknown keys.",
+            out_args=(Arg("applications", "aa{sv}"),),
+        ),
+        _method(
+            "ListBackends", Action.MONITOR,
+            "Every enforcement backend, available or not. Keys: name s, available b, reason s (why it is "
+            "unavailable), active_directions as, notes s (where it cannot do its best now and what holds "
+            "the limits there instead, e.g. tc: policed, not shaped: ...).",
+            out_args=(Arg("backends", "aa{sv}"),),
+        ),
+        _method(
+            "ListConnections", Action.MONITOR,
+            "The open sockets of one application (its processes' TCP and UDP sockets, in any network "
+            "namespace). Keys: protocol s (tcp or udp), local s and remote s (address:port, IPv6 in "
+            "brackets), state s, pid u, rx_bytes x and tx_bytes x (the socket's own bytes received and sent "
+            "since it opened: TCP payload from the kernel's tcp_info, bytes_received and bytes_acked; -1 "
+            "where the kernel counts none, as for UDP; absent from older helpers). Clients must ignore "
+            "unknown keys. Callers who may not limit any application only see their own "
+            "applications' connections; another user's application is answered as NoSuchApplication, like "
+            "one that does not exist.",
+            in_args=(_APP_ID,),
+            out_args=(Arg("connections", "aa{sv}"),),
+        ),
+        _method(
+            "ListInterfaces", Action.MONITOR,
+            "Traffic per network interface, counted at the sockets (every application, attributed or not), "
+            "for totals per interface and for the machine. An interface is (netns, ifindex): every network "
+            "namespace numbers its devices from 1. Keys: name s (the device's name in its namespace, or "
+            "empty if it could not be found), ifindex u, netns s (empty for the helper's namespace, else "
+            "its ip-netns name or net:[inode] or netns:cookie), loopback b, rx_bytes t, tx_bytes t, "
+            "down_bps d, up_bps d.",
+            out_args=(Arg("interfaces", "aa{sv}"),),
+        ),
+        _method(
+            "SetLimit", LimitAuthorization.BY_SCOPE,
+            "Limit one direction of an application, on its open connections and new ones. app_id: an id "
+            "from ListApplications or pid:N. direction: down or up. "
+            f"rate_bps: {MIN_RATE_BPS}..{MAX_RATE_BPS}. "
+            f"burst_bytes: 0 for the default, else {MIN_BURST_BYTES}..{MAX_BURST_BYTES}. scope: own (the "
+            f"rule applies only to the caller's own processes of the application; polkit action "
+            f"{Action.LIMIT_OWN.value}; a pid:N must be the caller's process), all (an administrator rule "
+            f"for every user's processes, which outranks users' rules; {Action.LIMIT_ANY.value}), or empty "
+            "(all for root, own for anyone else). polkit is asked before anything is looked up. Returns "
+            "the resolved application id.",
+            in_args=(
+                _APP_ID,
+                Arg("direction", "s", ArgForm.DIRECTION),
+                Arg("rate_bps", "t", ArgForm.RATE_BPS),
+                Arg("burst_bytes", "t", ArgForm.BURST_BYTES),
+                _SCOPE,
+            ),
+            out_args=(_RESOLVED_APP_ID,),
+        ),
+        _method(
+            "ClearLimit", LimitAuthorization.BY_SCOPE,
+            "Remove an application's limit from the caller's own rule (scope own) or the administrator's "
+            "(all). direction: down, up or both. Returns the resolved application id. polkit action: as "
+            "for SetLimit.",
+            in_args=(_APP_ID, Arg("direction", "s", ArgForm.DIRECTIONS), _SCOPE),
+            out_args=(_RESOLVED_APP_ID,),
+        ),
+        _method(
+            "ListRules", Action.MONITOR,
+            "The stored rules, one entry per rule and direction: every rule for a caller who may limit any "
+            "application, else the caller's own and the administrator's. Keys: app_id s, direction s, "
+            "rate_bps t, burst_bytes t, owner x (-1 the administrator: every user's processes; else the uid "
+            "whose processes it applies to), in_force b (false while an administrator rule outranks it or "
+            "limits are paused).",
+            out_args=(Arg("rules", "aa{sv}"),),
+        ),
+        _method(
+            "SetLimitsPaused", Action.LIMIT_ANY,
+            "Pause (true) or resume (false) every limit at once. While paused the limits stay stored and "
+            "listed by ListApplications, but none is enforced: traffic flows unlimited. Resuming enforces "
+            "them again, on open connections too. The paused state is stored with the limits and survives "
+            "a helper restart. Pausing or resuming what already is changes nothing. It affects every "
+            "user's limits.",
+            in_args=(Arg("paused", "b", ArgForm.PAUSED),),
+        ),
+        _method(
+            "GetLimitsPaused", Action.MONITOR,
+            "Whether limits are paused (SetLimitsPaused).",
+            out_args=(Arg("paused", "b"),),
+        ),
+        # Its values and fields are in chadthrottle.usage_contract (kept out of
+        # this module: every chadthrottle-ctl call imports it); a test checks
+        # the numbers below against it.
+        _method(
+            "GetUsage", Action.MONITOR,
+            "Usage history: bytes per application and period. app_id: an id as ListApplications shows it, "
+            "(other), or empty for every application the caller may see (no pid:N). since_unix, "
+            "until_unix: unix seconds; the periods whose stored rows begin in [since, until) are summed "
+            "(until 0 = now). resolution: minute (kept for a day), hour (90 days), day (two years) or month "
+            "(summed from days); days and months begin at the helper's local midnight. Keys: app_id s, "
+            "start x, end x (the period, unix seconds), down_bytes t, up_bytes t (on the wire at L3, "
+            "loopback excluded), loopback_down_bytes t, loopback_up_bytes t. The application (other) holds "
+            "a user's least active applications when more moved bytes in one minute than the helper keeps. "
+            "A caller who may not limit any application sees only the usage of their own processes. At "
+            "most 50000 rows (InvalidArgument beyond). Written to disk once a minute, up to date to the "
+            "last second.",
+            in_args=(
+                Arg("app_id", "s", ArgForm.USAGE_APP_ID),
+                Arg("since_unix", "x", ArgForm.UNIX_TIME),
+                Arg("until_unix", "x", ArgForm.UNIX_TIME),
+                Arg("resolution", "s", ArgForm.USAGE_RESOLUTION),
+            ),
+            out_args=(Arg("usage", "aa{sv}"),),
+            call_check=CallCheck.USAGE_RANGE,
+        ),
     )
-}
+}  # fmt: skip
 
 # Keys and D-Bus types of one entry of ListApplications.
 APPLICATION_FIELDS: dict[str, str] = {

@@ -3,7 +3,10 @@
 A low-level message handler (not dbus-fast's @method) because polkit needs the
 caller's unique bus name, which only the message carries. Everything is driven
 by contract.METHODS: a method the contract does not list is unknown, a method
-whose action is not a known kind is denied. Each call runs in its own task, so
+whose action is not a known kind is denied, each argument is checked by the
+form the contract declares (validation.validate_call), and each method has one
+handler here, marked @_handles (the module does not import if one is missing).
+Introspect answers the XML generated from the contract (introspection.py). Each call runs in its own task, so
 a caller waiting on a password prompt holds up nobody; engine calls run one at
 a time on a single worker thread because the engine blocks on the kernel and is
 not thread-safe. Every call gets exactly one reply, also when something breaks,
@@ -16,9 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from dbus_fast import ErrorType, Message, MessageFlag, MessageType
@@ -28,7 +30,6 @@ from chadthrottle.contract import (
     ADMIN_OWNER,
     API_VERSION,
     INTERFACE,
-    INTROSPECTION_XML,
     METHODS,
     OBJECT_PATH,
     Action,
@@ -51,6 +52,7 @@ from chadthrottle.dbus_codec import (
 from chadthrottle.helper.adapter import validation
 from chadthrottle.helper.adapter.batcher import Batcher, one_by_one
 from chadthrottle.helper.adapter.engine_thread import EngineThread
+from chadthrottle.helper.adapter.introspection import INTROSPECTABLE_INTERFACE, PEER_INTERFACE, introspection_xml
 from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
 from chadthrottle.helper.engine.api import (
     ClearLimit,
@@ -69,8 +71,6 @@ from chadthrottle.helper.errors import (
 
 log = logging.getLogger("chadthrottle.helper.adapter.service")
 
-INTROSPECTABLE_INTERFACE = "org.freedesktop.DBus.Introspectable"
-PEER_INTERFACE = "org.freedesktop.DBus.Peer"
 GENERIC_FAILURE_TEXT = "the helper hit an internal error; details are in its log"
 # A caller whose calls failed this often within a second (refused, unknown
 # ids, bad arguments) gets its next failures answered this much later. A
@@ -98,10 +98,6 @@ def error_name_for(error: HelperError) -> ErrorName:
     return ErrorName.FAILED
 
 
-def load_introspection_xml() -> str:
-    return resources.files("chadthrottle.resources").joinpath(INTROSPECTION_XML).read_text("utf-8")
-
-
 @dataclass(frozen=True)
 class _Call:
     """One validated incoming call."""
@@ -124,34 +120,21 @@ class _Grant:
     owner: int  # contract.ADMIN_OWNER or the caller's uid
 
 
-# Per method: turn the D-Bus body into validated arguments.
-_VALIDATORS: dict[str, Callable[[list[Any]], tuple[Any, ...]]] = {
-    "GetApiVersion": lambda body: (),
-    "ListApplications": lambda body: (),
-    "ListBackends": lambda body: (),
-    "ListConnections": lambda body: (validation.validate_app_id(body[0]),),
-    "ListInterfaces": lambda body: (),
-    "SetLimit": lambda body: (
-        validation.validate_app_id(body[0]),
-        validation.validate_direction(body[1]),
-        validation.validate_rate_bps(body[2]),
-        validation.validate_burst_bytes(body[3]),
-        validation.validate_scope(body[4]),
-    ),
-    "ClearLimit": lambda body: (
-        validation.validate_app_id(body[0]),
-        validation.validate_clear_directions(body[1]),
-        validation.validate_scope(body[2]),
-    ),
-    "ListRules": lambda body: (),
-    "SetLimitsPaused": lambda body: (validation.validate_paused(body[0]),),
-    "GetLimitsPaused": lambda body: (),
-    "GetUsage": lambda body: (
-        validation.validate_usage_app_id(body[0]),
-        *validation.validate_usage_range(body[1], body[2], time.time()),
-        validation.validate_usage_resolution(body[3]),
-    ),
-}
+Handler = Callable[["HelperService", "_Call", "_Grant | None"], Awaitable[list[Any]]]
+_HANDLER_ATTRIBUTE = "_handles_method"
+
+
+def _handles(method: str) -> Callable[[Handler], Handler]:
+    """Mark a HelperService coroutine as the handler of one contract method;
+    it returns the reply's body, of the method's out signature."""
+    if method not in METHODS:
+        raise LookupError(f"{method} is not a method of the contract")
+
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, _HANDLER_ATTRIBUTE, method)
+        return handler
+
+    return mark
 
 
 class HelperService:
@@ -170,7 +153,7 @@ class HelperService:
         self._resolves: Batcher[str, ResolvedApplication] = Batcher(
             engine_thread, one_by_one(engine.resolve_application)
         )
-        self._introspection_xml = load_introspection_xml()
+        self._introspection_xml = introspection_xml()
         self._tasks: set[asyncio.Task[None]] = set()
         self._exported = False
         self._last_activity_s = time.monotonic()
@@ -273,15 +256,19 @@ class HelperService:
             raise InvalidArgument(
                 f"{spec.name} takes arguments {spec.in_signature!r}, not {message.signature!r}"
             )
-        validator = _VALIDATORS.get(spec.name)
-        if validator is None:
+        handler = _HANDLERS.get(spec.name)
+        if handler is None:
             raise HelperError(f"{spec.name} is not implemented by this helper")
+        if not isinstance(spec.action, (Action, LimitAuthorization)):
+            log.error("method %s declares no known action; denying", spec.name)
+            raise NotAuthorized(f"{spec.name} is not allowed")
         if not message.sender:
             raise NotAuthorized("the call has no sender")
-        call = _Call(message, message.sender, spec, validator(list(message.body)))
+        args = validation.validate_call(spec, message.body, time.time())
+        call = _Call(message, message.sender, spec, args)
         grant = await self._authorize(call)
-        signature, body = await self._invoke(call, grant)
-        return Message.new_method_return(message, signature, body)
+        body = await handler(self, call, grant)
+        return Message.new_method_return(message, spec.out_signature, body)
 
     @staticmethod
     def _plain_reply(message: Message, in_signature: str, signature: str, body: list[Any]) -> Message:
@@ -394,72 +381,112 @@ class HelperService:
 
     # -- engine calls -------------------------------------------------------
 
-    async def _invoke(self, call: _Call, grant: _Grant | None) -> tuple[str, list[Any]]:
-        """Call the engine for one authorized call; returns (signature, body)."""
-        name, out = call.spec.name, call.spec.out_signature
-        if name == "GetApiVersion":
-            return out, [API_VERSION]
-        if name == "ListApplications":
-            viewer = await self._viewer(call)
-            apps = await self._engine_thread.run(self._engine.list_applications, viewer)
-            return out, [[encode_application(app) for app in self._visible(viewer, apps)]]
-        if name == "ListRules":
-            viewer = await self._viewer(call)
-            rules = await self._engine_thread.run(self._engine.list_rules)
-            return out, [[encode_rule(rule) for rule in self._visible_rules(viewer, rules)]]
-        if name == "ListBackends":
-            backends = await self._engine_thread.run(self._engine.list_backends)
-            return out, [[encode_backend(backend) for backend in backends]]
-        if name == "ListInterfaces":
-            interfaces = await self._engine_thread.run(self._engine.list_interfaces)
-            return out, [[encode_interface(interface) for interface in interfaces]]
-        if name == "ListConnections":
-            viewer = await self._viewer(call)
-            try:
-                resolved = await self._resolves.submit(call.args[0])
-            except NoSuchApplication:
-                resolved = None
-            if resolved is None or not (viewer.sees_all or viewer.uid in resolved.owner_uids):
-                # The same answer whether it does not exist or is someone else's.
-                raise NoSuchApplication(f"no application of yours is called {call.args[0]!r}")
-            only = None if viewer.sees_all else viewer.uid  # of a program others run too: one's own
-            connections = await self._engine_thread.run(self._engine.list_connections, resolved.app_id, only)
-            return out, [[encode_connection(connection) for connection in connections]]
-        if name == "GetUsage":
-            viewer = await self._viewer(call)
+    @_handles("GetApiVersion")
+    async def _get_api_version(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        return [API_VERSION]
 
-            def read_and_encode() -> list[Any]:
-                return [encode_usage(row) for row in self._engine.usage(*call.args, viewer)]
+    @_handles("ListApplications")
+    async def _list_applications(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        viewer = await self._viewer(call)
+        apps = await self._engine_thread.run(self._engine.list_applications, viewer)
+        return [[encode_application(app) for app in self._visible(viewer, apps)]]
 
-            # Off the engine thread and the event loop (a month by day of 500
-            # applications is 15,000 rows: tens of ms), and one at a time: a
-            # flood of them costs one thread's work, not one per call.
-            async with self._usage_queries:
-                return out, [await asyncio.to_thread(read_and_encode)]
-        if name == "GetLimitsPaused":
-            return out, [await self._engine_thread.run(self._engine.limits_paused)]
-        if name == "SetLimitsPaused":
-            (paused,) = call.args
-            await self._engine_thread.run(self._engine.set_limits_paused, paused)
-            log.info("uid %d %s all limits", await self._caller_uid(call.sender), "paused" if paused else "resumed")
-            return out, []
-        assert grant is not None
+    @_handles("ListRules")
+    async def _list_rules(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        viewer = await self._viewer(call)
+        rules = await self._engine_thread.run(self._engine.list_rules)
+        return [[encode_rule(rule) for rule in self._visible_rules(viewer, rules)]]
+
+    @_handles("ListBackends")
+    async def _list_backends(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        backends = await self._engine_thread.run(self._engine.list_backends)
+        return [[encode_backend(backend) for backend in backends]]
+
+    @_handles("ListInterfaces")
+    async def _list_interfaces(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        interfaces = await self._engine_thread.run(self._engine.list_interfaces)
+        return [[encode_interface(interface) for interface in interfaces]]
+
+    @_handles("ListConnections")
+    async def _list_connections(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        viewer = await self._viewer(call)
+        try:
+            resolved = await self._resolves.submit(call.args[0])
+        except NoSuchApplication:
+            resolved = None
+        if resolved is None or not (viewer.sees_all or viewer.uid in resolved.owner_uids):
+            # The same answer whether it does not exist or is someone else's.
+            raise NoSuchApplication(f"no application of yours is called {call.args[0]!r}")
+        only = None if viewer.sees_all else viewer.uid  # of a program others run too: one's own
+        connections = await self._engine_thread.run(self._engine.list_connections, resolved.app_id, only)
+        return [[encode_connection(connection) for connection in connections]]
+
+    @_handles("GetUsage")
+    async def _get_usage(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        viewer = await self._viewer(call)
+
+        def read_and_encode() -> list[Any]:
+            return [encode_usage(row) for row in self._engine.usage(*call.args, viewer)]
+
+        # Off the engine thread and the event loop (a month by day of 500
+        # applications is 15,000 rows: tens of ms), and one at a time: a
+        # flood of them costs one thread's work, not one per call.
+        async with self._usage_queries:
+            return [await asyncio.to_thread(read_and_encode)]
+
+    @_handles("GetLimitsPaused")
+    async def _get_limits_paused(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        return [await self._engine_thread.run(self._engine.limits_paused)]
+
+    @_handles("SetLimitsPaused")
+    async def _set_limits_paused(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        (paused,) = call.args
+        await self._engine_thread.run(self._engine.set_limits_paused, paused)
+        log.info("uid %d %s all limits", await self._caller_uid(call.sender), "paused" if paused else "resumed")
+        return []
+
+    @_handles("SetLimit")
+    async def _set_limit(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        assert grant is not None  # LimitAuthorization.BY_SCOPE
         uid = await self._caller_uid(call.sender)
-        whose = "everyone's" if grant.owner == ADMIN_OWNER else "own"
-        if name == "SetLimit":
-            _, direction, rate_bps, burst_bytes, _scope = call.args
-            result_id = await self._changes.submit(SetLimit(grant.app_id, direction, rate_bps, burst_bytes, grant.owner))
-            log.info(
-                "uid %d set %s limit of %s (%s) to %d B/s (burst %s)",
-                uid, direction.value, result_id, whose, rate_bps, burst_bytes or "default",
-            )
-            return out, [result_id]
-        if name == "ClearLimit":
-            directions: tuple[Direction, ...] = call.args[1]
-            result_id = await self._changes.submit(ClearLimit(grant.app_id, directions, grant.owner))
-            log.info(
-                "uid %d cleared %s limit of %s (%s)",
-                uid, "+".join(d.value for d in directions), result_id, whose,
-            )
-            return out, [result_id]
-        raise HelperError(f"{name} is not implemented by this helper")
+        _, direction, rate_bps, burst_bytes, _scope = call.args
+        result_id = await self._changes.submit(SetLimit(grant.app_id, direction, rate_bps, burst_bytes, grant.owner))
+        log.info(
+            "uid %d set %s limit of %s (%s) to %d B/s (burst %s)",
+            uid, direction.value, result_id, _whose(grant), rate_bps, burst_bytes or "default",
+        )  # fmt: skip
+        return [result_id]
+
+    @_handles("ClearLimit")
+    async def _clear_limit(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        assert grant is not None  # LimitAuthorization.BY_SCOPE
+        uid = await self._caller_uid(call.sender)
+        directions: tuple[Direction, ...] = call.args[1]
+        result_id = await self._changes.submit(ClearLimit(grant.app_id, directions, grant.owner))
+        log.info(
+            "uid %d cleared %s limit of %s (%s)",
+            uid, "+".join(d.value for d in directions), result_id, _whose(grant),
+        )  # fmt: skip
+        return [result_id]
+
+
+def _whose(grant: _Grant) -> str:
+    return "everyone's" if grant.owner == ADMIN_OWNER else "own"
+
+
+def _handlers() -> dict[str, Handler]:
+    """Each contract method's handler; the helper does not start unless every
+    method has exactly one."""
+    handlers: dict[str, Handler] = {}
+    for attribute in vars(HelperService).values():
+        method = getattr(attribute, _HANDLER_ATTRIBUTE, None)
+        if method is not None:
+            if method in handlers:
+                raise LookupError(f"{method} has two handlers")
+            handlers[method] = attribute
+    if handlers.keys() != METHODS.keys():
+        raise LookupError(f"methods without a handler: {sorted(METHODS.keys() - handlers.keys())}")
+    return handlers
+
+
+_HANDLERS = _handlers()

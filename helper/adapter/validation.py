@@ -2,13 +2,15 @@
 
 The bus already guarantees the D-Bus types; these checks add the contract's
 forms and bounds so that the engine only ever sees well-formed values. Each
-failure is an InvalidArgument whose message says what was wrong.
+failure is an InvalidArgument whose message says what was wrong. contract.METHODS
+names each argument's form (contract.ArgForm); validate_call checks a call by it.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from chadthrottle.contract import (
@@ -19,11 +21,15 @@ from chadthrottle.contract import (
     MAX_RATE_BPS,
     MIN_BURST_BYTES,
     MIN_RATE_BPS,
+    METHODS,
     PID_APP_PREFIX,
+    ArgForm,
+    CallCheck,
     Direction,
+    MethodSpec,
     RuleScope,
 )
-from chadthrottle.helper.errors import InvalidArgument
+from chadthrottle.helper.errors import HelperError, InvalidArgument
 from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageResolution
 
 # Linux pids are at most 2**22 (pid_max); accept anything that fits in 31 bits.
@@ -138,11 +144,17 @@ def validate_usage_app_id(app_id: Any) -> str:
     return app_id
 
 
+def validate_unix_time(value: Any, name: str) -> int:
+    """Unix seconds from 0 up to MAX_UNIX_TIME; name says which argument in the error."""
+    if not _is_int(value) or not 0 <= value < MAX_UNIX_TIME:
+        raise InvalidArgument(f"{name} must be unix seconds between 0 and {MAX_UNIX_TIME}, not {value!r}")
+    return int(value)
+
+
 def validate_usage_range(since: Any, until: Any, now: float) -> tuple[int, int]:
     """[since, until) in unix seconds; until 0 means now (the current minute included)."""
-    for name, value in (("since", since), ("until", until)):
-        if not _is_int(value) or not 0 <= value < MAX_UNIX_TIME:
-            raise InvalidArgument(f"{name} must be unix seconds between 0 and {MAX_UNIX_TIME}, not {value!r}")
+    validate_unix_time(since, "since")
+    validate_unix_time(until, "until")
     if until == 0:
         until = int(now) + 1
     if since >= until:
@@ -158,3 +170,52 @@ def validate_usage_resolution(resolution: Any) -> UsageResolution:
                 return member
     names = ", ".join(member.value for member in UsageResolution)
     raise InvalidArgument(f"resolution must be one of {names}, not {resolution!r}")
+
+
+# One check per contract.ArgForm: (value, argument name) -> the value the engine gets.
+VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
+    ArgForm.APP_ID: lambda value, _name: validate_app_id(value),
+    ArgForm.DIRECTION: lambda value, _name: validate_direction(value),
+    ArgForm.DIRECTIONS: lambda value, _name: validate_clear_directions(value),
+    ArgForm.RATE_BPS: lambda value, _name: validate_rate_bps(value),
+    ArgForm.BURST_BYTES: lambda value, _name: validate_burst_bytes(value),
+    ArgForm.SCOPE: lambda value, _name: validate_scope(value),
+    ArgForm.PAUSED: lambda value, _name: validate_paused(value),
+    ArgForm.USAGE_APP_ID: lambda value, _name: validate_usage_app_id(value),
+    ArgForm.UNIX_TIME: validate_unix_time,
+    ArgForm.USAGE_RESOLUTION: lambda value, _name: validate_usage_resolution(value),
+}
+
+
+def _usage_range(args: tuple[Any, ...], now: float) -> tuple[Any, ...]:
+    """GetUsage: (app_id, since, until, resolution) with until 0 made now."""
+    app_id, since, until, resolution = args
+    return (app_id, *validate_usage_range(since, until, now), resolution)
+
+
+# One check per contract.CallCheck, on the whole call once each argument passed.
+CALL_CHECKS: dict[str, Callable[[tuple[Any, ...], float], tuple[Any, ...]]] = {
+    CallCheck.NONE: lambda args, _now: args,
+    CallCheck.USAGE_RANGE: _usage_range,
+}
+
+
+def validate_call(spec: MethodSpec, body: Sequence[Any], now: float) -> tuple[Any, ...]:
+    """Every argument of a call to spec, by its declared form, then the whole
+    call; the caller has checked the body's D-Bus signature. A method declared
+    with no argument list for its signature is refused, not let through."""
+    if len(body) != len(spec.in_args):
+        raise HelperError(f"{spec.name} declares {len(spec.in_args)} arguments, the call has {len(body)}")
+    args = tuple(VALIDATORS[arg.form](value, arg.name) for arg, value in zip(spec.in_args, body, strict=True))
+    return CALL_CHECKS[spec.call_check](args, now)
+
+
+def _check_declarations() -> None:
+    """Every form and call check the contract names has its check here."""
+    for spec in METHODS.values():
+        unknown = {arg.form for arg in spec.in_args} - VALIDATORS.keys()
+        if unknown or spec.call_check not in CALL_CHECKS:
+            raise LookupError(f"{spec.name}: no check for {sorted(unknown) or spec.call_check!r}")
+
+
+_check_declarations()

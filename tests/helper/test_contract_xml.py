@@ -6,7 +6,9 @@ import xml.etree.ElementTree as ElementTree
 from importlib import resources
 
 from chadthrottle.contract import BUS_NAME, INTERFACE, INTROSPECTION_XML, METHODS, Action
-from chadthrottle.helper.adapter.service import load_introspection_xml
+from chadthrottle.helper.adapter.introspection import introspection_xml
+from chadthrottle.helper.adapter.introspection import introspection_xml as load_introspection_xml
+from chadthrottle.usage_contract import MAX_USAGE_ROWS, OTHER_APPLICATIONS_ID, UsageResolution
 
 
 def _resource(name: str) -> str:
@@ -86,3 +88,31 @@ def test_bus_policy_lets_only_root_own_the_name() -> None:
         if allow.get("send_destination") == BUS_NAME
     }
     assert sends == {INTERFACE, "org.freedesktop.DBus.Introspectable", "org.freedesktop.DBus.Peer"}
+
+
+def test_shipped_file_is_what_the_contract_generates() -> None:
+    """The file installed with the package is the XML the helper serves; after
+    changing a method in common/contract.py, write it anew (the command is in
+    helper/adapter/introspection.py)."""
+    assert _resource(INTROSPECTION_XML) == introspection_xml(), (
+        "resources/io.github.chadthrottle.Helper1.xml is stale: "
+        "python -m chadthrottle.helper.adapter.introspection > resources/io.github.chadthrottle.Helper1.xml"
+    )
+
+
+def test_xml_arguments_are_the_declared_ones_in_order() -> None:
+    for method in _interface(INTERFACE).findall("method"):
+        spec = METHODS[method.get("name", "")]
+        declared = [(arg.name, arg.signature, "in") for arg in spec.in_args]
+        declared += [(arg.name, arg.signature, "out") for arg in spec.out_args]
+        shown = [(arg.get("name"), arg.get("type"), arg.get("direction")) for arg in method.findall("arg")]
+        assert shown == declared, spec.name
+
+
+def test_usage_doc_numbers_are_usage_contracts() -> None:
+    """GetUsage's doc lives in contract.py, its numbers in usage_contract.py
+    (which the CLI does not import for every call): they must agree."""
+    doc = METHODS["GetUsage"].doc
+    assert f"At most {MAX_USAGE_ROWS} rows" in doc
+    assert OTHER_APPLICATIONS_ID in doc
+    assert all(resolution.value in doc for resolution in UsageResolution)

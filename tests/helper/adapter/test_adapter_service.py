@@ -30,7 +30,8 @@ from chadthrottle.contract import (
     ErrorName,
     MethodSpec,
 )
-from chadthrottle.helper.adapter.service import GENERIC_FAILURE_TEXT, load_introspection_xml
+from chadthrottle.helper.adapter.introspection import introspection_xml as load_introspection_xml
+from chadthrottle.helper.adapter.service import GENERIC_FAILURE_TEXT
 from chadthrottle.helper.main import StartupError, run_helper
 from tests.helper.adapter.conftest import (
     BROKEN_APP,
