@@ -14,8 +14,10 @@ from chadthrottle.helper.engine.backends import (
     EBPF, TC, BackendRouter, Enforcer, choose_backends, describe_backends, kernel_config,
 )
 from chadthrottle.helper.engine.engine import Engine
-from chadthrottle.helper.engine.rule_store import BackgroundSaver, RuleStore
+from chadthrottle.helper.engine.limits import LimitTable
+from chadthrottle.helper.engine.rule_store import BackgroundSaver, RuleStore, StateFileError, rename_rules
 from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.identity.renames import certain_rename
 from chadthrottle.helper.identity.processes import all_pids
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.policer import EbpfPolicer
@@ -54,7 +56,7 @@ class RunningEngine(Engine):
         super().__init__(
             datapath, shaper, ApplicationIndex(),
             lambda _active: describe_backends(choice, shaper.active_by_backend(), config, shaper.shaping_notes()),
-            rules=store.load(), save_rules=self._saver.save, lineage=self._proc_events, usage=usage,
+            rules=_load_rules(store), save_rules=self._saver.save, lineage=self._proc_events, usage=usage,
         )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)
         self.note_socket_holders(socket_holders)
@@ -105,6 +107,20 @@ class RunningEngine(Engine):
             ipr.close()
 
 
+def _load_rules(store: RuleStore) -> LimitTable:
+    """The stored rules, moved to the ids identity rules give now (and stored so)."""
+    rules = store.load()
+    done = rename_rules(rules, certain_rename)
+    for line in done:
+        log.info("%s", line)
+    if done:
+        try:
+            store.save(rules)
+        except StateFileError as error:
+            log.error("%s; the renamed rules are in force but the file keeps the old ids", error)
+    return rules
+
+
 def build_engine(options: EngineOptions) -> RunningEngine:
     config = kernel_config()
     choice = choose_backends(options.backend, config)  # per direction; says what is missing
@@ -122,7 +138,7 @@ def build_engine(options: EngineOptions) -> RunningEngine:
             own = TcShaper(ipr, datapath.tc_ingress_program, datapath)
             enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_ingress_program, NoPacing()))
         router = BackendRouter({d: (name, enforcers[name]) for d, name in choice.items()}, guard=(EBPF, enforcers[EBPF]))
-        usage = UsageRecorder(UsageStore(options.state_dir), options.usage_flush_s)
+        usage = UsageRecorder(UsageStore(options.state_dir), options.usage_flush_s, rename=certain_rename)
         return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir), usage, set(adopted))
     except BaseException:
         datapath.close()

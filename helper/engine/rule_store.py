@@ -25,6 +25,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,32 @@ def decode_rules(data: bytes, skipped: list[str] | None = None) -> LimitTable:
             if skipped is not None:
                 skipped.append(str(error))
     return table
+
+
+def rename_rules(table: LimitTable, rename: Callable[[str, int], str | None]) -> list[str]:
+    """Move each rule to the id rename(app_id, owner) gives it (identity rules
+    changed: identity/renames.py), in place; what was done, for the log. A
+    new id that fails the adapter's checks is not taken; where the owner has
+    a rule on the new id already, that one is kept and the old one dropped."""
+    done = []
+    for (app_id, owner), limits in table.items():
+        new = rename(app_id, owner)
+        if not new or new == app_id:
+            continue
+        who = "the administrator" if owner == ADMIN_OWNER else f"uid {owner}"
+        try:
+            _decode_app_id(new)
+        except BadRule as error:
+            done.append(f"kept {who}'s rule for {app_id}: its new id is refused ({error})")
+            continue
+        table.drop((app_id, owner))
+        if (new, owner) in table:
+            done.append(f"dropped {who}'s rule for {app_id}: it is {new} now, which has a rule of theirs already")
+            continue
+        for direction, limit in limits.items():
+            table.set((new, owner), direction, limit)
+        done.append(f"{who}'s rule for {app_id} is now for {new} (identity rules changed)")
+    return done
 
 
 class RuleStore:

@@ -72,8 +72,12 @@ class UsageRecorder:
     """The usage feed, its pending minute, the store and the flushing thread."""
 
     def __init__(self, store: UsageStore, flush_interval_s: float = FLUSH_INTERVAL_S,
-                 wall_clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 wall_clock: Callable[[], float] = time.time,
+                 rename: Callable[[str, int], str | None] | None = None) -> None:  # fmt: skip
+        """rename: (app id, uid) -> the id identity rules give it now
+        (identity/renames.py), applied to the stored history at start."""
         self._store = store
+        self._rename = rename
         self._flush_interval_s = flush_interval_s
         self._wall_clock = wall_clock
         self._feed = UsageFeed()
@@ -110,9 +114,20 @@ class UsageRecorder:
         """Open the store and start flushing; without a store, usage is kept
         for the pending minute only (GetUsage shows that much)."""
         if self._store.open():
+            self._rename_ids()
             self._flush_now()  # prunes what expired while the helper was not running
         self._thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
         self._thread.start()
+
+    def _rename_ids(self) -> None:
+        """Move the history of ids that identity rules now name otherwise."""
+        if self._rename is None:
+            return
+        try:
+            with self._store.lock:
+                self._store.rename_app_ids(self._rename)
+        except sqlite3.Error as error:
+            log.error("could not move the usage history to new application ids: %s", error)
 
     def close(self) -> None:
         """Write what is pending and close the store (a clean stop loses nothing)."""

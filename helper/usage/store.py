@@ -223,6 +223,34 @@ class UsageStore:
         ).fetchone()
         return None if first is None else (first, last)
 
+    def rename_app_ids(self, rename: Callable[[str, int], str | None]) -> int:
+        """Move every row of an (application, uid) that rename(app_id, uid)
+        gives a new id to that id, adding to rows it already has, all in one
+        transaction (identity rules changed: renames.py); rows moved. The ids
+        are read from the day level (it keeps every id longest), through the
+        primary key; a rename then costs one pass over the table."""
+        db = self._connection()
+        stored = db.execute("SELECT DISTINCT app_id, uid FROM usage WHERE level = ?", (int(Level.DAY),)).fetchall()
+        renames = [(app_id, uid, new) for app_id, uid in stored if (new := rename(app_id, uid)) and new != app_id]
+        if not renames:
+            return 0
+        with db:
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS renames (old TEXT NOT NULL, uid INTEGER NOT NULL, new TEXT NOT NULL,"
+                       " PRIMARY KEY (old, uid))")  # fmt: skip
+            db.execute("DELETE FROM temp.renames")
+            db.executemany("INSERT INTO temp.renames VALUES (?, ?, ?)", renames)
+            moved = db.execute(
+                "INSERT INTO usage SELECT u.level, u.start, r.new, u.uid, u.down, u.up, u.loopback_down, u.loopback_up "
+                "FROM usage AS u JOIN temp.renames AS r ON u.app_id = r.old AND u.uid = r.uid WHERE true "
+                "ON CONFLICT DO UPDATE SET down = down + excluded.down, up = up + excluded.up, "
+                "loopback_down = loopback_down + excluded.loopback_down, loopback_up = loopback_up + excluded.loopback_up"
+            ).rowcount
+            db.execute("DELETE FROM usage WHERE (app_id, uid) IN (SELECT old, uid FROM temp.renames)")
+            db.execute("DELETE FROM temp.renames")
+        for old, uid, new in renames:
+            log.info("usage history of %s (uid %d) is now kept as %s (identity rules changed)", old, uid, new)
+        return moved
+
     def size_bytes(self) -> int:
         db = self._connection()
         return int(db.execute("PRAGMA page_count").fetchone()[0]) * int(db.execute("PRAGMA page_size").fetchone()[0])
