@@ -317,14 +317,6 @@ class Engine:
                       sum(isinstance(outcome, HelperError) for outcome in outcomes))  # fmt: skip
             return outcomes
 
-    def set_limit(self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int) -> str:
-        """One administrator SetLimit; the resolved id, or the HelperError raised."""
-        return self._one(SetLimit(app_id, direction, rate_bps, burst_bytes, ADMIN_OWNER))
-
-    def clear_limit(self, app_id: str, directions: tuple[Direction, ...]) -> str:
-        """One administrator ClearLimit; the resolved id, or the HelperError raised."""
-        return self._one(ClearLimit(app_id, directions, ADMIN_OWNER))
-
     def set_limits_paused(self, paused: bool) -> None:
         """Stop enforcing every limit (kept and listed), or enforce them again."""
         def edit(table: LimitTable) -> None:
@@ -535,12 +527,6 @@ class Engine:
             if self._index.application(app_id) is None:
                 raise NoSuchApplication(f"no running application is called {app_id!r}")
         return app_id
-
-    def _one(self, change: LimitChange) -> str:
-        (outcome,) = self.apply_changes([change])
-        if isinstance(outcome, HelperError):
-            raise outcome
-        return outcome
 
     def _edit_for(self, change: LimitChange, app_id: str, new_rules: set[RuleKey]) -> Callable[[LimitTable], None]:
         """The table edit one change makes; InvalidArgument before anything

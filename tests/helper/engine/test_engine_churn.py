@@ -13,7 +13,7 @@ import pytest
 
 from chadthrottle.contract import BackendInfo, Direction
 from chadthrottle.helper.engine.api import ClearLimit, SetLimit
-from chadthrottle.helper.engine.engine import Engine
+from tests.helper.engine.admin_engine import AdminEngine
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S
 from chadthrottle.helper.engine.rates import EXITED_KEPT_PER_UID
 from chadthrottle.helper.errors import NoSuchApplication
@@ -45,7 +45,7 @@ class Machine:
             list_pids=self._list_pids, read=self.processes.get,
             read_exe=lambda pid: self.processes[pid].exe if pid in self.processes else None, clock=self.clock,
         )  # fmt: skip
-        self.engine = Engine(self.datapath, RecordingShaper(), index, lambda active: [BackendInfo("tc", True, "", ())],
+        self.engine = AdminEngine(self.datapath, RecordingShaper(), index, lambda active: [BackendInfo("tc", True, "", ())],
                              clock=self.clock)  # fmt: skip
         self.next_pid = 10_000
 

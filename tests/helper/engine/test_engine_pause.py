@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chadthrottle.contract import ADMIN_OWNER, Direction
-from chadthrottle.helper.engine.engine import Engine
+from tests.helper.engine.admin_engine import AdminEngine
 from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.rule_store import RuleStore, StateFileError
 from chadthrottle.helper.errors import BackendUnavailable
@@ -92,12 +92,12 @@ def test_a_resume_the_kernel_refuses_stays_paused(world: World) -> None:  # noqa
     assert world.shaper.wanted == NO_CLASSES
 
 
-def _stored_engine(store: RuleStore, shaper: RecordingShaper) -> Engine:
+def _stored_engine(store: RuleStore, shaper: RecordingShaper) -> AdminEngine:
     """An engine restarted with the stored rules, its application (/opt/app) running:
     a rule gets classes only while a process it reaches runs."""
     running = ProcessInfo(10, 1, 1000, "/opt/app", ("/opt/app",), "app", "/")
     index = ApplicationIndex(list_pids=lambda: [10], read={10: running}.get, read_exe=lambda pid: "/opt/app")
-    engine = Engine(RecordingDatapath(), shaper, index,  # type: ignore[arg-type]
+    engine = AdminEngine(RecordingDatapath(), shaper, index,  # type: ignore[arg-type]
                     lambda active: [], rules=store.load(), save_rules=store.save)
     engine.tick()
     return engine

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chadthrottle.contract import ADMIN_OWNER, Direction
-from chadthrottle.helper.engine.engine import Engine
+from tests.helper.engine.admin_engine import AdminEngine
 from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.rule_store import RuleStore, StateFileError
 from chadthrottle.helper.errors import NoSuchApplication
@@ -18,8 +18,8 @@ from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShap
 STORED_APP = "exe:/opt/not-running/app"
 
 
-def _engine(store: RuleStore, shaper: RecordingShaper | None = None) -> Engine:
-    engine = Engine(
+def _engine(store: RuleStore, shaper: RecordingShaper | None = None) -> AdminEngine:
+    engine = AdminEngine(
         RecordingDatapath(), shaper or RecordingShaper(), ApplicationIndex(list_pids=lambda: []),  # type: ignore[arg-type]
         lambda active: [], rules=store.load(), save_rules=store.save,
     )  # fmt: skip

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chadthrottle.contract import MIN_BURST_BYTES, BackendInfo, Direction
-from chadthrottle.helper.engine.engine import Engine
+from tests.helper.engine.admin_engine import AdminEngine
 from chadthrottle.helper.engine.limits import default_burst_bytes
 from chadthrottle.helper.engine.api import ClearLimit, SetLimit
 from chadthrottle.helper.adapter.validation import validate_burst_bytes
@@ -44,7 +44,7 @@ class World:
         )
         self.slept: list[float] = []
         self.while_asleep: Callable[[], None] = lambda: None
-        self.engine = Engine(self.datapath, self.shaper, index, lambda active: [BackendInfo("tc", True, "", ())],
+        self.engine = AdminEngine(self.datapath, self.shaper, index, lambda active: [BackendInfo("tc", True, "", ())],
                              sleep=self._sleep, **({"clock": clock} if clock else {}))
 
     def _sleep(self, seconds: float) -> None:
