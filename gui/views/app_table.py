@@ -28,6 +28,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.views.delegates import LimitDelegate, SparklineDelegate
+from chadthrottle.gui.views.overall_row import OverallHeader
 from chadthrottle.gui.widgets.limit_slider import LimitControl
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class AppTable(QTreeView):
         super().__init__(parent)
         self._proxy = proxy
         self.setModel(proxy)
+        self.overall = OverallHeader(self)  # the column titles and the "All applications" row
+        self.setHeader(self.overall)
         self.setFont(tabular_font(self.font()))
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)

@@ -254,7 +254,7 @@ class MainWindow(QMainWindow):
             first = self.table.model().index(0, 0)
             self.select_application(str(first.data(Role.APP_ID)))
         self.detail.refresh()
-        self._update_counts()
+        self._update_counts(new_sample=True)
 
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         app_id = str(current.data(Role.APP_ID) or "") if current.isValid() else ""
@@ -279,10 +279,13 @@ class MainWindow(QMainWindow):
         if top_left.row() == bottom_right.row():
             self._update_counts()
 
-    def _update_counts(self) -> None:
+    def _update_counts(self, new_sample: bool = False) -> None:
         down, up = self._model.totals()
+        if new_sample:  # a poll: the overall row's activity moves on
+            self.table.overall.add_sample(down, up)
         live = self._status.can_monitor
         self.header.set_totals(down, up, self._model.units, live)
+        self.table.overall.show_totals(down, up, self._model.units, live)
         self.status_line.set_limits(self._model.limit_tally(), self.nothing_enforced, self._status)
 
     @property

@@ -1,0 +1,113 @@
+"""The overall row: "All applications" with the machine's totals, under the
+column titles.
+
+It is part of the table's header, not a row of the model: so no sort order or
+filter can move it away, it lines up with the columns as they are resized, and
+the model's sorting, filtering, limits and connections need no special case.
+Clicks on it do nothing (they would sort); clicks on the titles sort as before.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QFont, QMouseEvent, QPainter, QPalette
+from PySide6.QtWidgets import QHeaderView, QWidget
+
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.history import RateHistory
+from chadthrottle.gui.views.delegates import row_height
+from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
+from chadthrottle.units import UnitSystem, format_rate
+
+OVERALL_NAME = "All applications"
+
+
+class OverallHeader(QHeaderView):
+    """Column titles above, the overall row below them."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.history = RateHistory()  # the totals, one sample per poll
+        self.totals = (0.0, 0.0)
+        self.units = UnitSystem.BYTES_DECIMAL
+        self.live = True
+
+    def add_sample(self, down_bps: float, up_bps: float) -> None:
+        """One poll's totals (the activity column's last minute)."""
+        self.history.append(down_bps, up_bps)
+
+    def show_totals(self, down_bps: float, up_bps: float, units: UnitSystem, live: bool) -> None:
+        """Repaint the overall row only (the titles stay as they are)."""
+        self.totals, self.units, self.live = (down_bps, up_bps), units, live
+        self.viewport().update(self.overall_rect())
+
+    def overall_text(self, column: Column) -> str:
+        """What a column of the overall row says (for tests and screen readers)."""
+        if column is Column.NAME:
+            return OVERALL_NAME
+        if column is Column.DOWN:
+            return format_rate(self.totals[0], self.units)
+        if column is Column.UP:
+            return format_rate(self.totals[1], self.units)
+        return ""
+
+    def title_height(self) -> int:
+        return super().sizeHint().height()
+
+    def overall_rect(self) -> QRect:
+        return QRect(0, self.title_height(), self.viewport().width(), self.height() - self.title_height())
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        return QSize(hint.width(), hint.height() + row_height(self.fontMetrics()))
+
+    def paintSection(self, painter: QPainter, rect: QRect, logical_index: int) -> None:
+        title = QRect(rect.left(), rect.top(), rect.width(), self.title_height())
+        painter.save()
+        super().paintSection(painter, title, logical_index)
+        painter.restore()
+        row = QRect(rect.left(), title.bottom() + 1, rect.width(), rect.bottom() - title.bottom())
+        self._paint_overall(painter, row, Column(logical_index))
+
+    def _paint_overall(self, painter: QPainter, rect: QRect, column: Column) -> None:
+        palette = self.palette()
+        group = QPalette.ColorGroup.Active if self.live else QPalette.ColorGroup.Disabled
+        painter.save()
+        painter.fillRect(rect, palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.AlternateBase))
+        painter.setPen(palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Mid))
+        painter.drawLine(rect.bottomLeft(), rect.bottomRight())
+        if column is Column.ACTIVITY:
+            paint_sparkline(painter, QRectF(rect).adjusted(4, 2, -4, -2), self.history.recent(SPARKLINE_SAMPLES),
+                            dimmed=not self.live)  # fmt: skip
+        else:
+            font = QFont(self.font())
+            font.setBold(column is Column.NAME)
+            painter.setFont(font)
+            painter.setPen(palette.color(group, QPalette.ColorRole.Text))
+            align = Qt.AlignmentFlag.AlignVCenter | (
+                Qt.AlignmentFlag.AlignRight if column in (Column.DOWN, Column.UP) else Qt.AlignmentFlag.AlignLeft
+            )
+            indent = 28 if column is Column.NAME else 6  # in line with the names under it
+            painter.drawText(rect.adjusted(indent, 0, -6, 0), align, self.overall_text(column))
+        painter.restore()
+
+    def _on_overall(self, event: QMouseEvent) -> bool:
+        return event.position().toPoint().y() >= self.title_height()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if self._on_overall(event):
+            event.accept()  # not a sort: the overall row is not a title
+            return
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._on_overall(event):
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        if self._on_overall(event):
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)

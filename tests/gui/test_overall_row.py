@@ -1,0 +1,71 @@
+"""The overall row: the machine's totals under the column titles, whatever the sort."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.settings import Settings
+from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.gui.views.overall_row import OVERALL_NAME
+from chadthrottle.units import UnitSystem
+from tests.gui.sample_data import sample_applications
+
+CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
+
+
+@pytest.fixture
+def window(qtbot) -> MainWindow:  # type: ignore[no-untyped-def]
+    model = ApplicationsModel(IconProvider())
+    proxy = ApplicationsProxy()
+    proxy.setSourceModel(model)
+    proxy.sort_by_activity()
+    win = MainWindow(model, proxy, Settings())
+    qtbot.addWidget(win)
+    win.set_status(CONNECTED)
+    model.apply_snapshot(sample_applications())
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def test_it_shows_the_totals_of_every_application(window: MainWindow) -> None:
+    overall = window.table.overall
+    down = sum(a.down_bps for a in sample_applications())
+    up = sum(a.up_bps for a in sample_applications())
+    assert overall.totals == pytest.approx((down, up))
+    assert overall.overall_text(Column.NAME) == OVERALL_NAME
+    assert overall.overall_text(Column.DOWN) == "9.32 MB/s"
+    assert f"▼ {overall.overall_text(Column.DOWN)}" in window.header.totals.text()  # one total, two places
+    window.set_units(UnitSystem.BITS_DECIMAL)
+    assert overall.overall_text(Column.DOWN).endswith("Mbit/s")
+    assert len(overall.history) == 1  # one sample per poll
+    window._model.apply_snapshot(sample_applications())
+    assert len(overall.history) == 2
+
+
+def test_it_sits_above_every_row_under_the_titles(window: MainWindow) -> None:
+    overall = window.table.overall
+    assert overall.height() >= overall.title_height() + window.table.visualRect(window.table.model().index(0, 0)).height() - 2
+    first_row = window.table.visualRect(window.table.model().index(0, 0))
+    assert first_row.top() >= 0  # in the viewport, below the header and its overall row
+
+
+def test_clicking_it_does_not_sort_but_the_titles_still_do(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    overall = window.table.overall
+    column_x = overall.sectionViewportPosition(Column.UP) + 10
+    before = (overall.sortIndicatorSection(), overall.sortIndicatorOrder())
+    qtbot.mouseClick(overall.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(column_x, overall.title_height() + 5))
+    assert (overall.sortIndicatorSection(), overall.sortIndicatorOrder()) == before
+    qtbot.mouseClick(overall.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(column_x, overall.title_height() // 2))
+    assert overall.sortIndicatorSection() == Column.UP
+
+
+def test_it_is_greyed_while_the_numbers_are_not_live(window: MainWindow) -> None:
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, "gone"))
+    assert window.table.overall.live is False
