@@ -25,8 +25,13 @@ DEFAULT_CACHE_DIR = Path("/var/cache/chadthrottle")
 
 
 def _own_headers() -> Path | None:
+    """The running kernel's own tree, if it can be read: the systemd unit's
+    ProtectKernelModules= makes /lib/modules inaccessible (EACCES)."""
     build = Path("/lib/modules") / platform.release() / "build"
-    return build if (build / "include").is_dir() else None
+    try:
+        return build if (build / "include").is_dir() else None
+    except PermissionError:
+        return None
 
 
 def _debian_halves() -> tuple[Path, Path] | None:
