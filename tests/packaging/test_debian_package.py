@@ -1,9 +1,11 @@
 """The Debian package: built by packaging/debian/build, installed with apt on a
 clean Debian 12 root (debootstrap), and run there for real.
 
-Inside the root (tests/packaging/fresh_root/check-installed): Debian's system
-bus configuration and polkitd, the bus starting the packaged helper, a limit
-on a real TCP connection, the helper again under the unit's restrictions, then
+Inside the root (tests/packaging/fresh_root/): booted with systemd in
+systemd-nspawn, the bus starting the helper under the hardened unit and a limit
+holding there; then chrooted, Debian's system bus configuration and polkitd,
+the bus starting the packaged helper, a limit on a real TCP connection, the
+helper again under the unit's restrictions as far as they go without systemd, then
 `apt-get remove` and `purge` with a limit in force, and what is left. Takes
 about two minutes (more on the first run of a day, which makes the base root).
 """
@@ -169,6 +171,20 @@ def test_the_helper_runs_the_same_under_the_units_restrictions(fresh_root: dict[
     backends = {b["name"]: b for b in fresh_root["restricted_backends"]}
     assert backends["tc"]["available"] and backends["ebpf"]["available"], backends
     _assert_limit_held(fresh_root["restricted_limit"])
+
+
+def test_under_systemd_the_bus_starts_the_hardened_unit_and_a_limit_holds(fresh_root: dict[str, Any]) -> None:
+    """The root booted with systemd (systemd-nspawn): SystemdService= runs the unit
+    with its whole sandbox, seccomp filter included."""
+    unit = fresh_root["unit_process"]
+    assert unit["active"] == "active", unit
+    assert "/usr/bin/chadthrottle-helper" in unit["main_pid_cmdline"], unit
+    assert int(unit["bounding_set"], 16) == sum(1 << CAPABILITY_BITS[c] for c in _unit_capabilities())
+    assert unit["no_new_privs"] == "1" and unit["seccomp"] == "2", unit
+    backends = {b["name"]: b for b in fresh_root["unit_backends"]}
+    assert backends["tc"]["available"] and backends["ebpf"]["available"], backends
+    _assert_limit_held(fresh_root["unit_limit"])
+    assert fresh_root["unit_after_stop"] == {"active": "inactive", "qdiscs": ""}
 
 
 def test_remove_stops_the_helper_reinstall_restarts_it_and_purge_leaves_nothing(fresh_root: dict[str, Any]) -> None:

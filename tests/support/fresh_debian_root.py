@@ -17,6 +17,7 @@ programs attached to its cgroup go with them.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import secrets
@@ -35,10 +36,11 @@ CACHE_DIR = REPO_ROOT / "artifacts" / "fresh-root"
 ENTER = HERE / "enter"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-# Tools the checks use inside the root that the package does not depend on.
-TEST_TOOLS = ("iproute2", "bpftool")
+# Tools the checks use inside the root that the package does not depend on
+# (systemd-nspawn boots the root with systemd: check-under-systemd).
+TEST_TOOLS = ("iproute2", "bpftool", "systemd-container")
 CHECK_DIR = "ct-check"  # in the root: the package, check-installed and its helpers
-CHECK_FILES = (HERE / "check-installed", HERE / "limit_check.py", REPO_ROOT / "tests" / "support" / "traffic.py")
+CHECK_FILES = (HERE / "check-installed", HERE / "check-under-systemd", HERE / "limit_check.py", REPO_ROOT / "tests" / "support" / "traffic.py")
 
 
 class RootUnavailable(Exception):
@@ -71,7 +73,8 @@ def _today() -> str:
 def base_root_tarball(log: Path) -> Path:
     """Today's base root, made if there is none (older ones are deleted)."""
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    tarball = CACHE_DIR / f"{SUITE}-minbase-{_today()}.tar"
+    tools = hashlib.sha256(" ".join(TEST_TOOLS).encode()).hexdigest()[:8]
+    tarball = CACHE_DIR / f"{SUITE}-minbase-{_today()}-{tools}.tar"
     if tarball.is_file():
         return tarball
     for stale in CACHE_DIR.glob(f"{SUITE}-minbase-*.tar"):
@@ -151,12 +154,16 @@ def _own_cgroup() -> Iterator[Path]:
     try:
         yield cgroup
     finally:
+        # Children first (systemd-nspawn makes payload/ and supervisor/ below it).
+        groups = sorted((p for p in cgroup.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
         deadline = time.monotonic() + 30
         while "populated 1" in (cgroup / "cgroup.events").read_text() and time.monotonic() < deadline:
-            for pid in (cgroup / "cgroup.procs").read_text().split():
-                subprocess.run(["kill", "-KILL", pid], check=False)
+            for group in [*groups, cgroup]:
+                for pid in (group / "cgroup.procs").read_text().split():
+                    subprocess.run(["kill", "-KILL", pid], check=False)
             time.sleep(0.1)
-        cgroup.rmdir()
+        for group in [*groups, cgroup]:
+            group.rmdir()
 
 
 def run_checks(root: Path, log: Path) -> dict[str, Any]:
