@@ -33,6 +33,7 @@ NLMSG_ERROR = 2
 NLMSG_DONE = 3
 INET_DIAG_INFO = 2
 ALL_TCP_STATES = 0xFFFFFFFF
+DUMP_TIMEOUT_S = 2.0  # the kernel answers in milliseconds; never hang ListConnections on it
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _REQUEST = struct.Struct("=BBBxI48s")  # inet_diag_req_v2: family, protocol, ext, states, sockid
@@ -91,11 +92,17 @@ def _dump(sock: socket.socket, family: int, found: TcpBytes) -> None:
 
 
 def tcp_bytes_here() -> TcpBytes:
-    """Every TCP socket of the calling thread's network namespace."""
+    """Every TCP socket of the calling thread's network namespace; a malformed
+    answer from the kernel is an OSError (counters are a nicety: the caller
+    lists the connections without them)."""
     found: TcpBytes = {}
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
+        sock.settimeout(DUMP_TIMEOUT_S)
         for family in (socket.AF_INET, socket.AF_INET6):
-            _dump(sock, family, found)
+            try:
+                _dump(sock, family, found)
+            except struct.error as exc:
+                raise OSError(f"malformed sock_diag answer: {exc}") from exc
     return found
 
 
