@@ -35,6 +35,7 @@ from chadthrottle.helper.kernel.policer import EbpfPolicer  # noqa: E402
 from chadthrottle.helper.kernel.tc_shaper import TcShaper  # noqa: E402
 from chadthrottle.helper.engine.limits import default_burst_bytes  # noqa: E402
 from tests.support.netns import NetnsPair, netns_pair, start_stream, tc_shaper_in  # noqa: E402
+from tests.support.policer_counters import policer_counters  # noqa: E402
 
 KiB, MiB = 1024, 1024 * 1024
 L3_PER_PAYLOAD = {"tcp": 1500 / 1448, "udp": 1228 / 1200}
@@ -87,11 +88,11 @@ def run_case(pair: NetnsPair, datapath: Datapath, backend: str, protocol: str, d
             enforcer.reconcile({direction: {SLOT: spec}})
             time.sleep(settle_s)
             _nstat(pair, reset=True)
-            before = enforcer.statistics(SLOT, direction) if isinstance(enforcer, EbpfPolicer) else None
+            before = policer_counters(datapath, SLOT, direction) if isinstance(enforcer, EbpfPolicer) else None
             payload_bps = stream.receiver.rate_bps(window_s)
             result = Result(backend, protocol, direction.value, rate_bps, payload_bps * L3_PER_PAYLOAD[protocol])
             if before is not None and isinstance(enforcer, EbpfPolicer):
-                after = enforcer.statistics(SLOT, direction)
+                after = policer_counters(datapath, SLOT, direction)
                 result.dropped_packets = after.dropped_packets - before.dropped_packets
                 result.marked_packets = after.marked_packets - before.marked_packets
                 result.admitted_bps = (after.passed_bytes - before.passed_bytes) / window_s

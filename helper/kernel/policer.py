@@ -19,7 +19,6 @@ Sizing (measured, see bench/policer_probe.py and docs/backends.md):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Protocol
 
 from chadthrottle.contract import GSO_PACKET_BYTES, Direction
@@ -40,18 +39,6 @@ class PolicerTable(Protocol):
 
     def read_policer(self, key: int) -> SlotPolicer: ...
     def write_policer(self, key: int, state: SlotPolicer) -> None: ...
-
-
-@dataclass(frozen=True)
-class PolicerStats:
-    """Monotonic counters of one slot and direction, for the user's statistics."""
-
-    passed_bytes: int
-    passed_packets: int
-    dropped_bytes: int
-    dropped_packets: int
-    marked_packets: int
-    notified_packets: int
 
 
 def burst_ns(spec: ClassSpec) -> int:
@@ -108,14 +95,6 @@ class EbpfPolicer:
 
     def close(self) -> None:
         self.reconcile({})
-
-    def statistics(self, slot: int, direction: Direction) -> PolicerStats:
-        state = self._table.read_policer(policer_key(slot, _POLICE_DIRECTION[direction]))
-        return PolicerStats(
-            passed_bytes=state.passed_bytes, passed_packets=state.passed_packets,
-            dropped_bytes=state.dropped_bytes, dropped_packets=state.dropped_packets,
-            marked_packets=state.marked_packets, notified_packets=state.notified_packets,
-        )  # fmt: skip
 
     def _write(self, slot: int, direction: Direction, spec: ClassSpec | None) -> None:
         key = policer_key(slot, _POLICE_DIRECTION[direction])

@@ -18,6 +18,7 @@ from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.policer import MIN_BUCKET_S, EbpfPolicer
 
 from tests.support.netns import NetnsPair, Stream, netns_pair, start_stream
+from tests.support.policer_counters import policer_counters
 from tests.support.requirements import require_root
 from tests.support.waiting import eventually
 
@@ -68,10 +69,10 @@ def _limit(datapath: Datapath, policer: EbpfPolicer, streams: dict[int, Stream],
     policer.reconcile({direction: {slot: ClassSpec(rate, 131072) for slot, rate in rates.items()}})
 
 
-def _admitted_bps(policer: EbpfPolicer, slot: int, direction: Direction, seconds: float) -> float:
-    started, before = time.monotonic(), policer.statistics(slot, direction).passed_bytes
+def _admitted_bps(datapath: Datapath, slot: int, direction: Direction, seconds: float) -> float:
+    started, before = time.monotonic(), policer_counters(datapath, slot, direction).passed_bytes
     time.sleep(seconds)
-    return (policer.statistics(slot, direction).passed_bytes - before) / (time.monotonic() - started)
+    return (policer_counters(datapath, slot, direction).passed_bytes - before) / (time.monotonic() - started)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ def test_a_running_stream_is_held_at_its_limit(
         _limit(datapath, policer, {1: stream}, direction, {1: MiB})
         time.sleep(SETTLE_S)
         window_s = WINDOW_S if direction is Direction.UP else DOWNLOAD_WINDOW_S
-        admitted = _admitted_bps(policer, 1, direction, window_s)
+        admitted = _admitted_bps(datapath, 1, direction, window_s)
         # the bucket passes a packet while it is not yet full: one 64 KB packet past the burst
         assert admitted <= MiB + (MiB * MIN_BUCKET_S + 64 * 1024) / window_s, "more than the limit and one burst"
         assert _within(admitted, MiB), f"the policer admitted {admitted / MiB:.3f} MiB/s"
@@ -115,14 +116,14 @@ def test_two_applications_hold_two_limits_at_once(
     try:
         _limit(datapath, policer, streams, Direction.UP, rates)
         time.sleep(SETTLE_S)
-        starts = {slot: (s.receiver._latest(), policer.statistics(slot, Direction.UP).passed_bytes)
+        starts = {slot: (s.receiver._latest(), policer_counters(datapath, slot, Direction.UP).passed_bytes)
                   for slot, s in streams.items()}
         time.sleep(WINDOW_S)
         for slot, stream in streams.items():
             (t0, b0), admitted0 = starts[slot]
             t1, b1 = stream.receiver._latest()
             read = (b1 - b0) / (t1 - t0) * L3_PER_PAYLOAD["tcp4"]
-            admitted = (policer.statistics(slot, Direction.UP).passed_bytes - admitted0) / WINDOW_S
+            admitted = (policer_counters(datapath, slot, Direction.UP).passed_bytes - admitted0) / WINDOW_S
             assert _within(read, rates[slot]), f"slot {slot}: received {read / MiB:.3f} MiB/s"
             assert _within(admitted, rates[slot]), f"slot {slot}: admitted {admitted / MiB:.3f} MiB/s"
     finally:
