@@ -2,8 +2,9 @@
 
 Also usable headless for documentation and checks:
 ``chadthrottle --screenshot out.png`` waits until the first ListApplications
-result is on screen (or ``--screenshot-timeout`` passes), saves the window and
-quits; ``--quit-after SECONDS`` quits on its own.
+result is on screen (with ``--screenshot-history S``, until the selected
+application's graph holds S seconds of data; or ``--screenshot-timeout``
+passes), saves the window and quits; ``--quit-after SECONDS`` quits on its own.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
                         help="save a PNG of the window once data is shown, print its path, quit")
     parser.add_argument("--screenshot-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="take the screenshot after this long even without data (default 10)")
+    parser.add_argument("--screenshot-history", type=float, default=0.0, metavar="SECONDS",
+                        help="wait until the graph holds this much data (default 0: the first data)")
     parser.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this long")
     parser.add_argument("--bus-address", metavar="ADDRESS",
                         help="D-Bus address of the system bus (default: the usual system bus)")
@@ -51,8 +54,16 @@ def settings_store(path: Path | None) -> QSettings:
     return QSettings("ChadThrottle", "chadthrottle")
 
 
-def schedule_screenshot(app: QApplication, controller: AppController, path: Path, timeout_s: float) -> None:
-    """Grab the window once the first poll is on screen, or at the timeout."""
+def graph_seconds(controller: AppController) -> float:
+    """How much data the selected application's graph holds, in seconds."""
+    history = controller.model.history(controller.window.detail.app_id)
+    return 0.0 if history is None else len(history) * controller.settings.refresh_interval_s
+
+
+def schedule_screenshot(app: QApplication, controller: AppController, path: Path, timeout_s: float,
+                        history_s: float = 0.0) -> None:  # fmt: skip
+    """Grab the window once a poll is on screen and the graph holds ``history_s``
+    seconds of data, or at the timeout."""
     taken = False
 
     def grab() -> None:
@@ -69,7 +80,11 @@ def schedule_screenshot(app: QApplication, controller: AppController, path: Path
         print(path, flush=True)
         app.quit()
 
-    controller.snapshotShown.connect(lambda: QTimer.singleShot(SCREENSHOT_SETTLE_MS, grab))
+    def on_snapshot() -> None:
+        if graph_seconds(controller) >= history_s:
+            QTimer.singleShot(SCREENSHOT_SETTLE_MS, grab)
+
+    controller.snapshotShown.connect(on_snapshot)
     QTimer.singleShot(int(timeout_s * 1000), grab)
 
 
@@ -97,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     quit_on_signals = QuitOnSignals(lambda _number: app.exit(0))  # logout sends SIGTERM
 
     if options.screenshot is not None:
-        schedule_screenshot(app, controller, options.screenshot, options.screenshot_timeout)
+        schedule_screenshot(app, controller, options.screenshot, options.screenshot_timeout,
+                            options.screenshot_history)  # fmt: skip
     if options.quit_after is not None:
         QTimer.singleShot(int(options.quit_after * 1000), lambda: app.exit(0))
     controller.start(show_window=False if options.hidden else None)
