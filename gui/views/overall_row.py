@@ -10,7 +10,7 @@ Clicks on it do nothing (they would sort); clicks on the titles sort as before.
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QFont, QMouseEvent, QPainter, QPalette
+from PySide6.QtGui import QFont, QMouseEvent, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QHeaderView, QWidget
 
 from chadthrottle.gui.models.columns import Column
@@ -31,6 +31,7 @@ class OverallHeader(QHeaderView):
         self.totals = (0.0, 0.0)
         self.units = UnitSystem.BYTES_DECIMAL
         self.live = True
+        self._dirty = QRect()  # what the paint under way repaints
 
     def add_sample(self, down_bps: float, up_bps: float) -> None:
         """One poll's totals (the activity column's last minute)."""
@@ -61,11 +62,16 @@ class OverallHeader(QHeaderView):
         hint = super().sizeHint()
         return QSize(hint.width(), hint.height() + row_height(self.fontMetrics()))
 
+    def paintEvent(self, event: QPaintEvent) -> None:
+        self._dirty = event.rect()
+        super().paintEvent(event)
+
     def paintSection(self, painter: QPainter, rect: QRect, logical_index: int) -> None:
         title = QRect(rect.left(), rect.top(), rect.width(), self.title_height())
-        painter.save()
-        super().paintSection(painter, title, logical_index)
-        painter.restore()
+        if title.intersects(self._dirty):  # not on every poll: only the row below changes
+            painter.save()
+            super().paintSection(painter, title, logical_index)
+            painter.restore()
         row = QRect(rect.left(), title.bottom() + 1, rect.width(), rect.bottom() - title.bottom())
         self._paint_overall(painter, row, Column(logical_index))
 
