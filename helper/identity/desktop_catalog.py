@@ -3,10 +3,11 @@ started from a terminal is the application a menu would have started, with
 its name and icon (docs/helper.md, "Stable identity").
 
 Cost is bounded: a directory's files are parsed once and kept; its mtime is
-looked at no more than once a CHECK_INTERVAL_S, and it is parsed again only
-when that changed (a file added, removed or renamed into place; an editor's
-save is a rename). At most MAX_FILES files of MAX_FILE_BYTES each are read
-per directory.
+looked at no more than once a CHECK_INTERVAL_S (a user's directory: once a
+USER_CHECK_INTERVAL_S), and it is listed again only when that changed (a
+file added, removed or renamed into place; an editor's save is a rename);
+then only files whose inode, mtime or size changed are read again, at most
+MAX_FILES files of MAX_FILE_BYTES each and MAX_DIRECTORY_BYTES in all.
 
 Whose files count: the system's data directories (XDG_DATA_DIRS of the
 helper, root's) for every process, and a user's own
@@ -33,8 +34,10 @@ from pathlib import Path
 from chadthrottle.helper.identity.interpreters import is_interpreter, script_argument
 
 CHECK_INTERVAL_S = 1.0
+USER_CHECK_INTERVAL_S = 5.0  # a user may change their directory as often as they like
 MAX_FILES = 2_000
 MAX_FILE_BYTES = 64 * 1024
+MAX_DIRECTORY_BYTES = 4 * 1024 * 1024  # read per listing; unchanged files are not read again
 HOME_TTL_S = 60.0
 # The programs' search path: the helper's own PATH is not the user's, and a
 # user's is theirs to set; these are where installed programs live.
@@ -133,8 +136,13 @@ def _read_head(path: str) -> bytes:
         os.close(descriptor)
 
 
+_NO_ENTRY = CatalogEntry("", "", "", None)  # a file that names no application (cached as such)
+FileStamp = tuple[int, int, int]  # inode, mtime, size
+
+
 class _Directory:
-    """One applications directory, parsed once per change of its mtime."""
+    """One applications directory, listed again when its mtime changed; a
+    file is read again only when its own inode, mtime or size did."""
 
     def __init__(self, path: Path, owner: int | None) -> None:
         self.path = path
@@ -143,9 +151,11 @@ class _Directory:
         self.entries: dict[str, CatalogEntry | None] = {}  # None: hidden (it hides a system entry too)
         self.checked_at = float("-inf")
         self.generation = 0
+        self._files: dict[str, tuple[FileStamp, CatalogEntry | None]] = {}
+        self._interval_s = CHECK_INTERVAL_S if owner is None else USER_CHECK_INTERVAL_S
 
     def refresh(self, now: float) -> None:
-        if now - self.checked_at < CHECK_INTERVAL_S:
+        if now - self.checked_at < self._interval_s:
             return
         self.checked_at = now
         try:
@@ -165,32 +175,32 @@ class _Directory:
             os.close(descriptor)
 
     def _replace(self, stamp: tuple[int, int, int] | None, entries: dict[str, CatalogEntry | None]) -> None:
+        if stamp is None:
+            self._files = {}
         if stamp != self.stamp or entries != self.entries:
             self.stamp, self.entries = stamp, entries
             self.generation += 1
 
     def _parse_all(self, descriptor: int) -> dict[str, CatalogEntry | None]:
-        entries: dict[str, CatalogEntry | None] = {}
         try:
             names = sorted(name for name in os.listdir(descriptor) if name.endswith(".desktop"))[:MAX_FILES]
         except OSError:
-            return entries
+            return {}
+        files: dict[str, tuple[FileStamp, CatalogEntry | None]] = {}
+        budget = [MAX_DIRECTORY_BYTES]  # bytes this listing may still read
         for name in names:
-            text = self._read(descriptor, name)
-            fields = parse_desktop_file(text) if text is not None else None
-            if fields is None:
-                continue
             desktop_id = name[: -len(".desktop")]
             if not desktop_id.strip() or desktop_id.startswith("."):
                 continue  # nothing to name an application by
-            if fields.get("Hidden") == "true":
-                entries[desktop_id] = None
-            elif fields.get("Type", "Application") == "Application" and fields.get("Name"):
-                program = exec_program(fields.get("Exec", ""), _read_head) if fields.get("Exec") else None
-                entries[desktop_id] = CatalogEntry(desktop_id, fields["Name"], fields.get("Icon", ""), program)
-        return entries
+            found = self._file(descriptor, name, desktop_id, budget)
+            if found is not None:
+                files[name] = found
+        self._files = files
+        return {name[: -len(".desktop")]: entry for name, (_stamp, entry) in files.items() if entry is not _NO_ENTRY}
 
-    def _read(self, directory: int, name: str) -> str | None:
+    def _file(self, directory: int, name: str, desktop_id: str,
+              budget: list[int]) -> tuple[FileStamp, CatalogEntry | None] | None:  # fmt: skip
+        """(stamp, entry) of one file: the cached one if the file is unchanged."""
         flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_NOFOLLOW if self.owner is not None else 0)
         try:
             descriptor = os.open(name, flags, dir_fd=directory)
@@ -202,11 +212,31 @@ class _Directory:
                 return None
             if self.owner is not None and info.st_uid != self.owner:
                 return None
-            return os.read(descriptor, MAX_FILE_BYTES).decode("utf-8")
+            stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+            cached = self._files.get(name)
+            if cached is not None and cached[0] == stamp:
+                return cached
+            if budget[0] < info.st_size:
+                return None  # this listing read enough: a directory full of large files costs no more
+            budget[0] -= info.st_size
+            return stamp, _entry(desktop_id, os.read(descriptor, MAX_FILE_BYTES).decode("utf-8"))
         except (OSError, UnicodeDecodeError):
             return None
         finally:
             os.close(descriptor)
+
+
+def _entry(desktop_id: str, text: str) -> CatalogEntry | None:
+    """The file's entry; None if it hides the id (Hidden=true), _NO_ENTRY if it names no application."""
+    fields = parse_desktop_file(text)
+    if fields is None:
+        return _NO_ENTRY
+    if fields.get("Hidden") == "true":
+        return None
+    if fields.get("Type", "Application") != "Application" or not fields.get("Name"):
+        return _NO_ENTRY
+    program = exec_program(fields["Exec"], _read_head) if fields.get("Exec") else None
+    return CatalogEntry(desktop_id, fields["Name"], fields.get("Icon", ""), program)
 
 
 class DesktopCatalog:

@@ -342,3 +342,35 @@ def test_hostile_desktop_file_names_give_valid_ids(tmp_path: Path) -> None:
     catalog = DesktopCatalog(system_dirs=lambda: [apps], home_of=lambda uid: None)
     identity = _id(_process(exe=str(program)), catalog)
     assert identity.app_id == "app:evil\\x1b]0;x\\x07\\xff" and identity.name == "\\x1b[31mred"
+
+
+def test_a_changed_directory_rereads_only_the_files_that_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chadthrottle.helper.identity import desktop_catalog
+
+    parsed: list[str] = []
+    original = desktop_catalog._entry
+    monkeypatch.setattr(desktop_catalog, "_entry", lambda desktop_id, text: parsed.append(desktop_id) or original(desktop_id, text))
+    now = [0.0]
+    programs = [_program(tmp_path, f"tool{n}") for n in range(20)]
+    for n, program in enumerate(programs):
+        _desktop(tmp_path / "apps", f"tool{n}", str(program))
+    catalog = DesktopCatalog(system_dirs=lambda: [tmp_path / "apps"], home_of=lambda uid: None, clock=lambda: now[0])
+    assert _id(_process(exe=str(programs[3])), catalog).app_id == "app:tool3"
+    assert len(parsed) == 20
+    _desktop(tmp_path / "apps", "tool3", str(programs[3]), name="Renamed Tool")  # rewritten: size changes
+    (tmp_path / "apps" / "tool7.desktop").unlink()
+    now[0] += 2
+    identity = _id(_process(exe=str(programs[3])), catalog)
+    assert identity.name == "Renamed Tool" and parsed[20:] == ["tool3"]
+    assert _id(_process(exe=str(programs[7])), catalog).app_id == f"exe:{programs[7]}"
+
+
+def test_a_listing_reads_at_most_its_byte_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chadthrottle.helper.identity import desktop_catalog
+
+    program = _program(tmp_path, "tool")
+    for n in range(10):
+        written = _desktop(tmp_path / "apps", f"big{n:02}", f"{program} --n{n}", extra="Comment=" + "x" * 900 + "\n")
+    monkeypatch.setattr(desktop_catalog, "MAX_DIRECTORY_BYTES", 3 * written.stat().st_size + 10)
+    catalog = DesktopCatalog(system_dirs=lambda: [tmp_path / "apps"], home_of=lambda uid: None)
+    assert sorted(catalog._view(None)[0]) == ["big00", "big01", "big02"]
