@@ -62,6 +62,8 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Config
 """
 
 
+CONNECTIONS_SHOWN = 20  # a browser's worth, in the detail pane's table
+
 class ScriptedApplications:
     """N applications with rates that drift smoothly, plus limits set through the bus."""
 
@@ -118,8 +120,10 @@ class FeedService:
             body = [[encode_backend(BackendInfo("ebpf", True, "", ("down", "up")))]]
         elif spec.name == "ListConnections":  # the selected row's, and any expanded row's
             (app_id,) = message.body
-            body = [[encode_connection(ConnectionInfo("tcp", f"10.0.0.5:{40000 + port}", "192.0.2.7:443",
-                                                      "ESTABLISHED", 1)) for port in range(3)]]
+            moved = int(time.monotonic() * 100_000)  # each connection's bytes grow, so the table has rates to show
+            body = [[encode_connection(ConnectionInfo("tcp", f"10.0.0.5:{40000 + port}", f"192.0.2.{port}:443",
+                                                      "ESTABLISHED", 1, moved * port, moved // 10))
+                     for port in range(CONNECTIONS_SHOWN)]]  # fmt: skip
         elif spec.name == "ListRules":  # asked each poll; the feed's limits are every caller's own
             body = [[]]
         elif spec.name == "GetLimitsPaused":
