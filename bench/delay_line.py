@@ -3,7 +3,7 @@
 The veth between them has a round trip of tens of microseconds, where no
 congestion window slows TCP and only a sender's timers (200 ms and more) do.
 A user's downloads cross the internet, with tens of milliseconds. This kernel
-has no sch_netem nor sch_fq (MACHINE-FACTS.md), so the delay is made here: in
+has no sch_netem nor sch_fq (docs/benchmarks.md), so the delay is made here: in
 the peer namespace, the veth's ingress redirects every TCP and UDP packet from
 the host side to a tun device; this process (run in the peer namespace) reads
 each one, holds it for the delay, and writes it back, and the peer's stack

@@ -1,7 +1,9 @@
 /* Map layouts shared by every ChadThrottle BPF program.
  *
- * helper/kernel/layout.py mirrors these structs with ctypes; a test compiles
- * both and checks that they agree. Change them together.
+ * helper/kernel/layout.py mirrors these structs with ctypes;
+ * tests/helper/kernel/test_layout.py reads the field declarations here (and in
+ * policer.h) and checks that the mirrors have the same fields, types and order.
+ * Change them together.
  */
 #ifndef CHADTHROTTLE_MAPS_H
 #define CHADTHROTTLE_MAPS_H

@@ -1,9 +1,10 @@
 """The main window: find the busy application, cap it with one gesture.
 
-Layout follows UI.md: header (title, filter, totals), a banner only when the
-helper needs attention, the applications table, the selected application's
-graph, and a status bar. The window never talks to the helper: it emits
-``limitRequested`` and is told the outcome through the model and set_status.
+Layout (docs/gui.md, "The main window"): header (title, filter, totals), a
+banner only when the helper needs attention, the applications table, the
+selected application's graph, and a status bar. The window never talks to the
+helper: it emits ``limitRequested`` and is told the outcome through the model
+and set_status.
 """
 
 from __future__ import annotations

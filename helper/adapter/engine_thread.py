@@ -1,9 +1,10 @@
 """The one thread that touches the engine.
 
-The engine blocks on the kernel and is not thread-safe, and some of its
-libraries (pyroute2) refuse to run on a thread with a running asyncio loop. So
-the engine is built, called and closed on a single worker thread, one call at
-a time, and the event loop only awaits the results.
+The engine blocks on the kernel, and some of its libraries (pyroute2) refuse
+to run on a thread with a running asyncio loop. So the engine is built, called
+and closed on a single worker thread, one call at a time, and the event loop
+only awaits the results. (The engine also locks its own state: its tick and
+new-owner threads run beside this one.)
 """
 
 from __future__ import annotations

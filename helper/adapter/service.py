@@ -6,11 +6,13 @@ by contract.METHODS: a method the contract does not list is unknown, a method
 whose action is not a known kind is denied, each argument is checked by the
 form the contract declares (validation.validate_call), and each method has one
 handler here, marked @_handles (the module does not import if one is missing).
-Introspect answers the XML generated from the contract (introspection.py). Each call runs in its own task, so
-a caller waiting on a password prompt holds up nobody; engine calls run one at
-a time on a single worker thread because the engine blocks on the kernel and is
-not thread-safe. Every call gets exactly one reply, also when something breaks,
-and no traceback ever leaves the process.
+Introspect answers the XML generated from the contract (introspection.py).
+
+Each call runs in its own task, so a caller waiting on a password prompt holds
+up nobody; engine calls run one at a time on a single worker thread because
+the engine blocks on the kernel (and pyroute2 will not run on the event loop's
+thread). Every call gets exactly one reply, also when something breaks, and no
+traceback ever leaves the process.
 """
 
 from __future__ import annotations

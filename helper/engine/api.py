@@ -1,7 +1,9 @@
 """What the D-Bus adapter may ask of the engine.
 
-The adapter calls these methods from one worker thread, one call at a time, so
-implementations need no locking of their own; they may block on the kernel.
+The adapter calls these methods from one worker thread (adapter/engine_thread.py),
+one call at a time, except usage(), which it calls from any thread. They may
+block on the kernel. The running engine has threads of its own too (its tick and
+new-owner watch, engine/factory.py), so it guards its state with one lock.
 """
 
 from __future__ import annotations
