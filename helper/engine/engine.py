@@ -44,7 +44,7 @@ from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, AppTraffic, Count
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
 from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.connections import connections_of
-from chadthrottle.helper.identity.index import Application, ApplicationIndex
+from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.identity.processes import ProcessInfo, cgroup_id, cgroup_path, process_exists, read_process
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
@@ -398,7 +398,7 @@ class Engine:
             slot, app = self._slots.slot_of(key), self._index.application(key[0])
             if slot not in by_slot or app is None or self._limits.outranked(key):
                 continue
-            if key[1] == ADMIN_OWNER or app.uids == frozenset({key[1]}):
+            if set(self._reached_pids(key)) == app.processes.keys():
                 shaped[key[0]] = by_slot[slot]
         return shaped
 
@@ -425,7 +425,7 @@ class Engine:
             self._announced[pid] = identity
             self._meter.remember(pid, identity.app_id, process.uid if process else None)
             self._known[identity.app_id] = identity
-            key = self._rule_for(identity.app_id, process.uid if process else None)
+            key = self._rule_of(identity, process.uid if process else None)
             if key is not None and pid not in self._process_slots:
                 slot = self._slots.acquire(key)
                 self._process_slots[pid] = slot  # its rule is live now: classes for it first
@@ -454,16 +454,40 @@ class Engine:
             if path is None or cgroup_id(self._datapath.cgroup_root, path) != cgroup:
                 del self._cgroup_paths[cgroup]
 
-    def _rule_for(self, app_id: str, uid: int | None) -> RuleKey | None:
-        """The rule in force for a process of app_id run by uid (None: unknown,
-        so only an administrator rule can apply)."""
-        if self._limits.paused:
+    def _rule_of(self, identity: AppIdentity, uid: int | None, table: LimitTable | None = None) -> RuleKey | None:
+        """The rule in force for a process of this identity run by uid (None:
+        unknown, so only an administrator rule can apply): the administrator's
+        rule on its application; else the administrator's rule on the file it
+        runs ("exe:" or "script:" id), whatever names the process now (a
+        service, a desktop app, a scope it named itself: renaming a process
+        escapes an administrator's limit no more than copying its file does);
+        else uid's own rule on its application."""
+        table = table if table is not None else self._limits
+        if table.paused:
             return None
-        if (app_id, ADMIN_OWNER) in self._limits:
-            return app_id, ADMIN_OWNER
-        if uid is not None and (app_id, uid) in self._limits:
-            return app_id, uid
+        if (identity.app_id, ADMIN_OWNER) in table:
+            return identity.app_id, ADMIN_OWNER
+        if identity.file_id and identity.file_id != identity.app_id and (identity.file_id, ADMIN_OWNER) in table:
+            return identity.file_id, ADMIN_OWNER
+        if uid is not None and (identity.app_id, uid) in table:
+            return identity.app_id, uid
         return None
+
+    def _reached_pids(self, key: RuleKey, table: LimitTable | None = None) -> list[int]:
+        """The running processes whose rule in force (_rule_of) is this one:
+        the application's (every user's for an administrator's rule, else the
+        owner's), and for an administrator's rule on a file id, the processes
+        that run that file under another identity."""
+        app = self._index.application(key[0])
+        candidates = dict(app.processes) if app is not None else {}
+        if key[1] == ADMIN_OWNER:
+            candidates.update(self._index.renamed_runners().get(key[0], {}))
+        reached = []
+        for pid, process in candidates.items():
+            identity = self._index.identity_of(pid)
+            if identity is not None and self._rule_of(identity, process.uid, table) == key:
+                reached.append(pid)
+        return reached
 
     def _identity_of_cgroup(self, pid: int, cgroup_id: int) -> AppIdentity | None:
         """The app scope identity of a cgroup id, or None if it is no app scope."""
@@ -522,11 +546,16 @@ class Engine:
                 raise NoSuchApplication(f"no application has process {process.pid}")
             self._index.update_process(process)  # it may have moved to its scope since last seen
             return identity.app_id
-        if self._index.application(app_id) is None and not self._limits.has_app(app_id):
+        if not self._is_running(app_id) and not self._limits.has_app(app_id):
             self._index.refresh_for_lookup()  # at most twice a second, however many ask
-            if self._index.application(app_id) is None:
+            if not self._is_running(app_id):
                 raise NoSuchApplication(f"no running application is called {app_id!r}")
         return app_id
+
+    def _is_running(self, app_id: str) -> bool:
+        """An application with processes, or a file ("exe:", "script:") that
+        processes named otherwise run (an administrator's rule reaches them)."""
+        return self._index.application(app_id) is not None or app_id in self._index.renamed_runners()
 
     def _edit_for(self, change: LimitChange, app_id: str, new_rules: set[RuleKey]) -> Callable[[LimitTable], None]:
         """The table edit one change makes; InvalidArgument before anything
@@ -586,10 +615,14 @@ class Engine:
         idle classes each second cost the helper a quarter of a core, and
         walking every stored rule each tick would still grow with them)."""
         live: dict[RuleKey, dict[Direction, Limit]] = {}
-        for app_id, app in self._index.applications().items():
+        for app_id in self._index.applications():
             for key in self._limits.in_force_of(app_id):
-                if self._pids_of_rule(key, app):
+                if self._reached_pids(key):
                     live[key] = self._limits.get(key)
+        for file_id in self._index.renamed_runners():  # administrators' rules on files run under other names
+            key = (file_id, ADMIN_OWNER)
+            if key not in live and key in self._limits.in_force_of(file_id) and self._reached_pids(key):
+                live[key] = self._limits.get(key)
         for key in self._slots.rules():  # processes tagged since the last refresh (note_new_owner)
             if key not in live and key in self._limits.in_force_of(key[0]) and self._slot_is_tagged(key):
                 live[key] = self._limits.get(key)
@@ -614,8 +647,7 @@ class Engine:
     def _limited_pids(self, key: RuleKey, slot: int) -> set[int]:
         """The processes a live rule reaches: those running, and those tagged
         since the last refresh (note_new_owner)."""
-        app = self._index.application(key[0])
-        pids = set(self._pids_of_rule(key, app)) if app is not None else set()
+        pids = set(self._reached_pids(key))
         return pids | {pid for pid, tagged in self._process_slots.items() if tagged == slot}
 
     def _apply_socket_caps(self) -> None:
@@ -650,12 +682,12 @@ class Engine:
         edit(planned)
         clamped: dict[int, float] = {}
         for key, limits in planned.enforced():
-            window_bps, app = self._download_window_bps(limits), self._index.application(key[0])
-            if not window_bps or app is None:
+            window_bps = self._download_window_bps(limits)
+            if not window_bps:
                 continue
             slot = self._slots.slot_of(key)
             held_to = self._capped_slots.get(slot, NO_CAPS).window_bps if slot else 0
-            for pid in self._pids_of_rule(key, app):
+            for pid in self._reached_pids(key, planned):
                 if slot and self._process_slots.get(pid) == slot and 0 < held_to <= window_bps:
                     continue  # held to this limit or a lower one already: nothing to spend
                 drain_s = self._datapath.clamp_windows(pid, window_bps)
@@ -673,22 +705,17 @@ class Engine:
         for key in self._slots.rules() - limited:
             self._slots.release(key)
 
-    @staticmethod
-    def _pids_of_rule(key: RuleKey, app: Application) -> list[int]:
-        """The processes a rule applies to: all of the application's for an
-        administrator rule, else only those of the rule's owner."""
-        owner = key[1]
-        return [pid for pid, process in app.processes.items() if owner == ADMIN_OWNER or process.uid == owner]
-
     def _scopes_of_rule(self, key: RuleKey, pids: list[int]) -> set[str]:
         """The app scope cgroups whose new sockets a rule tags. A user's rule
         tags only scopes inside that user's own systemd instance: a user can
         name a cgroup in their subtree after anyone's app, and must gain no
-        power over other users' processes by it."""
+        power over other users' processes by it. A process a rule reaches by
+        the file it runs (_rule_of) brings no scope: its scope is another
+        application's."""
         owner, scopes = key[1], set()
         for pid in pids:
             identity = self._index.identity_of(pid)
-            scope = identity.scope if identity else ""
+            scope = identity.scope if identity and identity.app_id == key[0] else ""
             if scope and (owner == ADMIN_OWNER or f"/user@{owner}.service/" in scope):
                 scopes.add(scope)
         return scopes
@@ -717,8 +744,7 @@ class Engine:
         wanted_pids: dict[int, int] = {}
         wanted_cgroups: dict[int, int] = {}
         for key, _limits in self._live_rules():
-            app = self._index.application(key[0])
-            pids = self._pids_of_rule(key, app) if app is not None else []
+            pids = self._reached_pids(key)
             if not pids:
                 continue  # not running: its rule waits for it
             slot = self._slots.acquire(key)

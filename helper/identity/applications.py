@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chadthrottle.helper.identity.desktop_catalog import DEFAULT_CATALOG, DesktopCatalog
 from chadthrottle.helper.identity.desktop_entries import find_desktop_entry
@@ -50,6 +50,10 @@ class AppIdentity:
     # The cgroup whose new sockets a rule on it tags, as the kernel has it (not
     # escaped): its app or snap scope, its system service; "" for the others.
     scope: str
+    # The "exe:" or "script:" id of the file the process runs, whatever names
+    # it ("" when that is not known): an administrator's rule on that id
+    # reaches it too (docs/helper.md, "Stable identity").
+    file_id: str = ""
 
 
 def _desktop_id_from_cgroup(cgroup: str) -> tuple[bytes, str] | None:
@@ -85,6 +89,14 @@ def _script_of(process: ProcessInfo) -> str | None:
 
 def identify(process: ProcessInfo, catalog: DesktopCatalog = DEFAULT_CATALOG) -> AppIdentity | None:
     """The application a process belongs to; None for kernel threads."""
+    program = _program_of(process) if process.exe else None
+    identity = _identify(process, catalog, program)
+    if identity is None or program is None:
+        return identity
+    return replace(identity, file_id=bounded_app_id(*program))
+
+
+def _identify(process: ProcessInfo, catalog: DesktopCatalog, program: tuple[str, str] | None) -> AppIdentity | None:
     by_scope = _scope_identity(process.cgroup, catalog)
     if by_scope is not None:
         return by_scope
@@ -92,10 +104,10 @@ def identify(process: ProcessInfo, catalog: DesktopCatalog = DEFAULT_CATALOG) ->
     if service is not None:  # from the cgroup alone: also for a process that exited
         unit, unit_path = service
         return AppIdentity(bounded_app_id("unit", escape_os_name(unit)), escape_os_name(unit), "", unit_path)
-    if not process.exe:
+    if program is None:
         return None
     script = _script_of(process)
-    file_kind, path = ("script", script) if script is not None else ("exe", process.exe)
+    kind, path = ("script", script) if script is not None else ("exe", process.exe)
     snap = snap_of_path(path) or snap_of_path(process.exe)
     if snap is not None:
         return _snap_identity(snap, "", "", catalog)
@@ -105,11 +117,18 @@ def identify(process: ProcessInfo, catalog: DesktopCatalog = DEFAULT_CATALOG) ->
     image = appimage_of(process)
     if image is not None:
         return _appimage_identity(image)
-    entry = catalog.match((file_kind, path), process.uid)
+    entry = catalog.match((kind, path), process.uid)
     if entry is not None:
         return AppIdentity(bounded_app_id("app", escape_text(entry.desktop_id)), escape_text(entry.name),
                            escape_text(entry.icon), "")  # fmt: skip
-    return _file_identity(file_kind, path)
+    return AppIdentity(bounded_app_id(*program), escape_os_name(os.path.basename(path)), "", "")
+
+
+def _program_of(process: ProcessInfo) -> tuple[str, str]:
+    """(kind, escaped path) of the file the process runs: the script an
+    interpreter runs ("script"), else the executable ("exe")."""
+    script = _script_of(process)
+    return ("script", escape_os_name(script)) if script is not None else ("exe", escape_os_name(process.exe))
 
 
 def _scope_identity(cgroup: str, catalog: DesktopCatalog) -> AppIdentity | None:
@@ -147,5 +166,3 @@ def _appimage_identity(image: str) -> AppIdentity:
     return AppIdentity(bounded_app_id("appimage", escape_os_name(image)), escape_os_name(name), "", "")
 
 
-def _file_identity(kind: str, path: str) -> AppIdentity:
-    return AppIdentity(bounded_app_id(kind, escape_os_name(path)), escape_os_name(os.path.basename(path)), "", "")

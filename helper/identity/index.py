@@ -54,6 +54,9 @@ class ApplicationIndex:
         self._by_pid: dict[int, AppIdentity] = {}
         self._apps: dict[str, Application] = {}
         self._seen: dict[int, tuple[ProcessInfo, AppIdentity | None]] = {}
+        # file id -> processes running that file that another identity names
+        # (an administrator's rule on the file id reaches them too)
+        self._renamed: dict[str, dict[int, ProcessInfo]] = {}
         self._ticks = 0
 
     def refresh(self, *, full: bool = False, reread: Iterable[int] = ()) -> None:
@@ -98,16 +101,28 @@ class ApplicationIndex:
             app.processes.pop(pid, None)
             if not app.processes:
                 del self._apps[old.app_id]
+        if old is not None and (renamed := self._renamed.get(old.file_id)) is not None:
+            renamed.pop(pid, None)
+            if not renamed:
+                del self._renamed[old.file_id]
         self._seen[pid] = (process, identity)
         if identity is not None:
-            self._by_pid[pid] = identity
-            self._apps.setdefault(identity.app_id, Application(identity)).processes[pid] = process
+            self._add(pid, process, identity, self._by_pid, self._apps, self._renamed)
+
+    @staticmethod
+    def _add(pid: int, process: ProcessInfo, identity: AppIdentity, by_pid: dict[int, AppIdentity],
+             apps: dict[str, Application], renamed: dict[str, dict[int, ProcessInfo]]) -> None:  # fmt: skip
+        by_pid[pid] = identity
+        apps.setdefault(identity.app_id, Application(identity)).processes[pid] = process
+        if identity.file_id and identity.file_id != identity.app_id:
+            renamed.setdefault(identity.file_id, {})[pid] = process
 
     def _scan(self, full: bool, fresh: set[int]) -> None:
         if full:
             self._full_refresh_at = self._clock()
         by_pid: dict[int, AppIdentity] = {}
         apps: dict[str, Application] = {}
+        renamed: dict[str, dict[int, ProcessInfo]] = {}
         seen: dict[int, tuple[ProcessInfo, AppIdentity | None]] = {}
         for pid in self._list_pids():
             known = None if full or pid in fresh else self._seen.get(pid)
@@ -122,9 +137,8 @@ class ApplicationIndex:
             process, identity = known
             if identity is None:
                 continue
-            by_pid[pid] = identity
-            apps.setdefault(identity.app_id, Application(identity)).processes[pid] = process
-        self._by_pid, self._apps, self._seen = by_pid, apps, seen
+            self._add(pid, process, identity, by_pid, apps, renamed)
+        self._by_pid, self._apps, self._seen, self._renamed = by_pid, apps, seen, renamed
 
     def all_pids(self) -> set[int]:
         return set(self._by_pid)
@@ -137,6 +151,11 @@ class ApplicationIndex:
 
     def applications(self) -> dict[str, Application]:
         return self._apps
+
+    def renamed_runners(self) -> dict[str, dict[int, ProcessInfo]]:
+        """file id -> the processes that run that file ("exe:" or "script:")
+        but have another identity (a service's, a desktop app's, a snap's...)."""
+        return self._renamed
 
     def pids_by_app(self) -> dict[str, set[int]]:
         result: dict[str, set[int]] = defaultdict(set)
