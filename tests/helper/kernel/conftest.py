@@ -23,7 +23,8 @@ def _bcc_importable() -> bool:
 
 @pytest.fixture
 def kernel_ready(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Root, bcc and iproute2; returns a cache dir for the merged kernel headers."""
+    """Root, bcc and iproute2; returns the cache dir (merged kernel headers,
+    compiled programs) the tests share."""
     require_root()
     require(_bcc_importable(), "needs bcc (Debian: python3-bpfcc) visible to this Python")
     require_program("tc")
