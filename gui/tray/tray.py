@@ -30,7 +30,7 @@ PAUSE_TOOLTIP = ("Stop enforcing every limit, for every user, without forgetting
 
 
 def action_name(app_id: str, direction: Direction, label: str) -> str:
-    """objectName of a quick-limit action: what tests look actions up by."""
+    """objectName of a quick-limit action (tests/gui/tray_actions.py finds actions by it)."""
     return f"quick:{app_id}:{direction.value}:{label}"
 
 
@@ -149,17 +149,6 @@ class TrayController(QObject):
         pause.triggered.connect(self.pauseRequested)
         self.menu.addAction("Open ChadThrottle", self.openRequested.emit).setObjectName("open")
         self.menu.addAction("Quit", self.quitRequested.emit).setObjectName("quit")
-
-    def pause_action(self) -> QAction | None:
-        """Test hook: rebuild the menu and find "Pause all limits"."""
-        self.rebuild_menu()
-        return next((a for a in self.menu.findChildren(QAction) if a.objectName() == "pause-all"), None)
-
-    def quick_limit_action(self, app_id: str, direction: Direction | str, label: str) -> QAction | None:
-        """Test hook: rebuild the menu and find one quick-limit action."""
-        self.rebuild_menu()
-        name = action_name(app_id, Direction(direction), label)
-        return next((a for a in self.menu.findChildren(QAction) if a.objectName() == name), None)
 
     def _quick_action(self, submenu: QMenu, app_id: str, name: str, direction: Direction,
                       quick: QuickLimit, units: UnitSystem) -> QAction:

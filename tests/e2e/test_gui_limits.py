@@ -28,6 +28,7 @@ from chadthrottle.gui.widgets.rate_scale import UNLIMITED_POSITION, position_for
 from tests.e2e.conftest import Stack  # noqa: E402
 from tests.e2e.gui_support import app_rate_bps, running_gui, streaming_app, within  # noqa: E402
 from tests.e2e.test_limit_over_dbus import READ_SETTLE_S, TAKES_HOLD_S, WINDOW_S  # noqa: E402
+from tests.gui.tray_actions import quick_limit_action  # noqa: E402
 from tests.support.helper_calls import call_helper  # noqa: E402
 
 LIMIT_BPS = 1_000_000  # "1M" as typed, and the tray's "1 MB/s": decimal
@@ -130,8 +131,8 @@ def test_tray_quick_limit_slows_the_upload(qtbot, stack: Stack, gui: AppControll
     with streaming_app(stack, "TestGuiTray", 5620, Direction.UP) as (app_id, stream):
         _wait_for_row(qtbot, gui, app_id)
         # The menu lists the busiest applications: this one once its rate is measured.
-        qtbot.waitUntil(lambda: tray.quick_limit_action(app_id, Direction.UP, "1 MB/s") is not None, timeout=5000)
-        action = tray.quick_limit_action(app_id, Direction.UP, "1 MB/s")
+        qtbot.waitUntil(lambda: quick_limit_action(tray, app_id, Direction.UP, "1 MB/s") is not None, timeout=5000)
+        action = quick_limit_action(tray, app_id, Direction.UP, "1 MB/s")
         assert action is not None and action.isEnabled()
         with qtbot.waitSignal(gui.connection.limitFinished, timeout=HELPER_CALL_TIMEOUT_MS) as blocker:
             action.trigger()
@@ -139,11 +140,11 @@ def test_tray_quick_limit_slows_the_upload(qtbot, stack: Stack, gui: AppControll
         qtbot.wait(int(TAKES_HOLD_S * 1000))
         rate = app_rate_bps(qtbot, stream.receiver, WINDOW_S)
         assert within(rate, LIMIT_BPS), f"the application moved {rate / 1e6:.3f} MB/s at L3"
-        checked = tray.quick_limit_action(app_id, Direction.UP, "1 MB/s")
+        checked = quick_limit_action(tray, app_id, Direction.UP, "1 MB/s")
         assert checked is not None and checked.isChecked()
         qtbot.waitUntil(lambda: "1 limit" in tray.icon.toolTip())
 
-        unlimited = tray.quick_limit_action(app_id, Direction.UP, "Unlimited")
+        unlimited = quick_limit_action(tray, app_id, Direction.UP, "Unlimited")
         assert unlimited is not None
         with qtbot.waitSignal(gui.connection.limitFinished, timeout=HELPER_CALL_TIMEOUT_MS) as blocker:
             unlimited.trigger()

@@ -18,6 +18,7 @@ from chadthrottle.gui.tray.tray import TrayController  # noqa: E402
 from tests.e2e.conftest import Stack  # noqa: E402
 from tests.e2e.gui_support import app_rate_bps, running_gui, streaming_app, within  # noqa: E402
 from tests.e2e.test_limit_over_dbus import TAKES_HOLD_S, WINDOW_S  # noqa: E402
+from tests.gui.tray_actions import pause_action  # noqa: E402
 from tests.support.helper_calls import call_helper  # noqa: E402
 
 LIMIT_BPS = 1_000_000
@@ -65,7 +66,7 @@ def test_the_tray_pauses_and_resumes_every_limit(qtbot, stack: Stack, gui: AppCo
             assert within(rate, LIMIT_BPS), f"limited: {rate / 1e6:.3f} MB/s at L3"
             qtbot.waitUntil(lambda: gui.connection.limits_paused is False, timeout=5000)
 
-            pause = tray.pause_action()
+            pause = pause_action(tray)
             assert pause is not None and pause.isEnabled() and not pause.isChecked()
             with qtbot.waitSignal(gui.connection.pauseFinished, timeout=HELPER_CALL_TIMEOUT_MS) as done:
                 pause.trigger()
@@ -79,7 +80,7 @@ def test_the_tray_pauses_and_resumes_every_limit(qtbot, stack: Stack, gui: AppCo
             assert app_rate_bps(qtbot, stream.receiver, 1.0) > UNLIMITED_FLOOR_BPS
             assert gui.model.application(app_id).up_limit_bps == LIMIT_BPS  # type: ignore[union-attr]
 
-            resume = tray.pause_action()
+            resume = pause_action(tray)
             assert resume is not None and resume.isChecked()
             with qtbot.waitSignal(gui.connection.pauseFinished, timeout=HELPER_CALL_TIMEOUT_MS) as done:
                 resume.trigger()

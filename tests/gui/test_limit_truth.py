@@ -22,6 +22,7 @@ from chadthrottle.gui.tray.icons import TrayIconKind
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.main_window import MainWindow
 from tests.gui.sample_data import MB, sample_applications
+from tests.gui.tray_actions import quick_limit_action
 
 USER = 1000
 OTHER = 65534  # "nobody" on Debian: a uid pwd knows
@@ -163,9 +164,9 @@ def test_the_tray_counts_only_enforced_limits_and_offers_no_change_to_an_adminis
     model.apply_snapshot(applications())
     assert tray.icon.toolTip().endswith(", 2 limits, 1 not enforced")
     assert tray.kind is TrayIconKind.LIMITS_ACTIVE
-    locked = tray.quick_limit_action(FIREFOX, Direction.DOWN, "1 MB/s")
+    locked = quick_limit_action(tray, FIREFOX, Direction.DOWN, "1 MB/s")
     assert locked is not None and not locked.isEnabled() and "administrator" in locked.toolTip()
-    free = tray.quick_limit_action(FIREFOX, Direction.UP, "1 MB/s")
+    free = quick_limit_action(tray, FIREFOX, Direction.UP, "1 MB/s")
     assert free is not None and free.isEnabled()
 
     tray.set_status(HelperStatus(HelperState.NOT_RUNNING, "gone"))

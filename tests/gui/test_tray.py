@@ -14,6 +14,7 @@ from chadthrottle.gui.tray.icons import TrayIconKind
 from chadthrottle.gui.tray.quick_limits import busiest_applications
 from chadthrottle.gui.tray.tray import TrayController
 from tests.gui.sample_data import MB, app, sample_applications
+from tests.gui.tray_actions import pause_action, quick_limit_action
 
 CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
 
@@ -44,7 +45,7 @@ def test_pause_item_toggles_through_pause_requested(qtbot) -> None:
     model, tray = make_tray()
     model.apply_snapshot(sample_applications())
     tray.set_limits_paused(False)
-    pause = tray.pause_action()
+    pause = pause_action(tray)
     assert pause is not None and pause.isEnabled() and pause.isCheckable() and not pause.isChecked()
     with qtbot.waitSignal(tray.pauseRequested) as asked:
         pause.trigger()
@@ -52,17 +53,17 @@ def test_pause_item_toggles_through_pause_requested(qtbot) -> None:
     tray.set_limits_paused(True)  # the helper confirmed
     assert tray.icon.toolTip().endswith("no limit is enforced: limits are paused")
     assert tray.kind is not TrayIconKind.LIMITS_ACTIVE  # paused limits are not in force
-    resume = tray.pause_action()
+    resume = pause_action(tray)
     assert resume is not None and resume.isChecked()
     with qtbot.waitSignal(tray.pauseRequested) as asked:
         resume.trigger()
     assert asked.args == [False]
     tray.set_status(HelperStatus(HelperState.NOT_RUNNING, "gone"))
-    gone = tray.pause_action()
+    gone = pause_action(tray)
     assert gone is not None and not gone.isEnabled()
     tray.set_status(CONNECTED)
     tray.set_limits_paused(None)  # a helper without SetLimitsPaused
-    unsupported = tray.pause_action()
+    unsupported = pause_action(tray)
     assert unsupported is not None and not unsupported.isEnabled() and "cannot pause" in unsupported.toolTip()
 
 
@@ -86,14 +87,14 @@ def test_quick_limits_and_block(qtbot) -> None:
         if a.objectName().startswith(f"quick:{firefox}:down:")
     ]
     assert labels == ["Unlimited", "100 KB/s", "1 MB/s", "5 MB/s", "Custom…", "Block"]
-    checked = tray.quick_limit_action(firefox, Direction.DOWN, "5 MB/s")
+    checked = quick_limit_action(tray, firefox, Direction.DOWN, "5 MB/s")
     assert checked is not None and checked.isChecked()  # Firefox is limited to 5 MB/s
-    block = tray.quick_limit_action(firefox, Direction.UP, "Block")
+    block = quick_limit_action(tray, firefox, Direction.UP, "Block")
     assert block is not None
     with qtbot.waitSignal(tray.limitRequested) as blocker:
         block.trigger()
     assert blocker.args == [firefox, "up", MIN_RATE_BPS]
-    unlimited = tray.quick_limit_action(firefox, "down", "Unlimited")
+    unlimited = quick_limit_action(tray, firefox, "down", "Unlimited")
     with qtbot.waitSignal(tray.limitRequested) as blocker:
         unlimited.trigger()
     assert blocker.args == [firefox, "down", None]
@@ -103,7 +104,7 @@ def test_quick_limits_disabled_without_authorization() -> None:
     model, tray = make_tray()
     model.apply_snapshot(sample_applications())
     tray.set_status(HelperStatus(HelperState.NOT_AUTHORIZED, "no", True, False))
-    action = tray.quick_limit_action("app:org.mozilla.firefox", Direction.DOWN, "1 MB/s")
+    action = quick_limit_action(tray, "app:org.mozilla.firefox", Direction.DOWN, "1 MB/s")
     assert action is not None and not action.isEnabled()
 
 

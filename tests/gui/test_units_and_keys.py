@@ -20,6 +20,7 @@ from chadthrottle.gui.widgets.limit_slider import LimitControl
 from chadthrottle.gui.widgets.rate_scale import round_rates, snap_rate, step_rate, suggest_rate
 from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate
 from tests.gui.sample_data import MB, sample_applications
+from tests.gui.tray_actions import quick_limit_action
 
 BITS = UnitSystem.BITS_DECIMAL
 BYTES = UnitSystem.BYTES_DECIMAL
@@ -167,11 +168,11 @@ def test_tray_quick_limits_and_custom_values_in_bits(qtbot) -> None:  # type: ig
     model.set_units(BITS)
     tray = TrayController(model)
     tray.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
-    action = tray.quick_limit_action("app:org.mozilla.firefox", Direction.UP, "10 Mbit/s")
+    action = quick_limit_action(tray, "app:org.mozilla.firefox", Direction.UP, "10 Mbit/s")
     assert action is not None and action.text() == "10 Mbit/s"
     with qtbot.waitSignal(tray.limitRequested) as blocker:
         action.trigger()
     assert blocker.args == ["app:org.mozilla.firefox", "up", 1_250_000]
-    block = tray.quick_limit_action("app:org.mozilla.firefox", Direction.UP, "Block")
+    block = quick_limit_action(tray, "app:org.mozilla.firefox", Direction.UP, "Block")
     assert block is not None and "8.00 kbit/s" in block.toolTip()
     tray.shutdown()
