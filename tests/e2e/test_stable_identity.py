@@ -6,7 +6,11 @@ and rules and usage history stored under a snap's old revisioned path and a
 desktop program's executable follow them to their new ids at start.
 
 The programs are copies of bash holding a UDP socket on loopback; no rule
-reaches a running program, so no qdisc is put on any interface."""
+reaches them, so no qdisc is put on any interface. The one limited program
+(the attack: a process that names its own scope after a snap, to escape an
+administrator's limit on its file) runs in the project's network namespace,
+from a copy of tests/support/traffic.py at a path of its own, so no other
+test's traffic.py is reached."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,14 +29,14 @@ from pathlib import Path
 
 import pytest
 
-from chadthrottle.contract import ADMIN_OWNER
+from chadthrottle.contract import ADMIN_OWNER, Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.helper.usage.buckets import Level, bucket_start
 from chadthrottle.helper.usage.store import UsageEntry, UsageStore
 from chadthrottle.usage_contract import UsageResolution
 from tests.support.helper_calls import call_helper
-from tests.support.netns import netns_pair
+from tests.support.netns import TRAFFIC_SCRIPT, NetnsPair, Receiver, netns_pair, nsenter_argv, spawn, wait_for_line
 from tests.support.requirements import require_root
 from tests.support.waiting import eventually
 
@@ -48,6 +53,7 @@ class World:
     bus_address: str
     tool: Path  # runs from a terminal; an installed .desktop file runs it
     old_tool: Path  # not running: a rule and history were stored under its exe: id
+    pair: NetnsPair
 
 
 @contextlib.contextmanager
@@ -107,7 +113,7 @@ def world(private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFactor
         patch.setenv("XDG_DATA_DIRS", f"{tmp / 'share'}:/usr/local/share:/usr/share")  # the helper inherits it
         helper = HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=tmp / "state")
         with helper:
-            yield World(tag, tmp, helper, private_bus.address, tool, old_tool)
+            yield World(tag, tmp, helper, private_bus.address, tool, old_tool, pair)
             if helper.returncode is not None:
                 pytest.fail(f"the helper died during the tests:\n{helper.log_text()}")
 
@@ -187,3 +193,50 @@ def test_rules_and_history_followed_the_identity_rules_at_start(world: World) ->
     assert sum(row.down_bytes for row in tool) == 7_000
     old = call_helper(world.bus_address, lambda c: c.get_usage(f"exe:{world.old_tool}", since, 0, UsageResolution.HOUR))
     assert sum(row.down_bytes for row in old) == 0
+
+
+LIMIT_BPS = 1_000_000
+WIRE = 1448 / 1500  # payload per wire byte of a full TCP segment
+
+
+def test_a_process_renamed_by_its_scope_is_still_held_by_the_administrators_rule_on_its_file(
+    world: World, tmp_path: Path
+) -> None:
+    """Its user named the scope (snap.<x>.<y>-<uuid>.scope, any name would do):
+    it is listed as that snap, and the administrator's limit on the script it
+    runs holds it all the same, as before on its own id."""
+    script = tmp_path / f"ct-traffic-{world.tag}.py"
+    shutil.copy(TRAFFIC_SCRIPT, script)
+    port = 5900 + secrets.randbelow(90)
+    common = ["--port", str(port), "--seconds", "60"]
+    parent = cgroup2_mount() / f"chadthrottle-test-{world.tag}-renamed.slice"
+    processes: list[subprocess.Popen[str]] = []
+    try:
+        with _cgroup(parent), _cgroup(parent / f"snap.ctfake{world.tag}.app-{uuid.uuid4()}.scope") as scope:
+            sink = spawn(nsenter_argv(world.pair.peer_ns, [sys.executable, str(TRAFFIC_SCRIPT), "serve", "--role", "sink",
+                                                           *common]), None)  # fmt: skip
+            processes.append(sink)
+            wait_for_line(sink, "listening")
+            receiver = Receiver(sink)
+            app = spawn(nsenter_argv(world.pair.host_ns, [sys.executable, str(script), "connect", "--host",
+                                                          world.pair.peer_addr, "--role", "source", *common]), scope)  # fmt: skip
+            processes.append(app)
+            wait_for_line(app, "connected")
+            assert _application_of(world, app.pid)[0] == f"snap:ctfake{world.tag}"
+            assert receiver.rate_bps(1.0) > 5 * LIMIT_BPS  # fast before
+            file_id = f"script:{script}"
+            assert call_helper(world.bus_address, lambda c: c.set_limit(file_id, Direction.UP, LIMIT_BPS)) == file_id
+            try:
+                rates = []
+                deadline = time.monotonic() + 12
+                while time.monotonic() < deadline:
+                    rates.append(receiver.rate_bps(2.0) / WIRE)
+                    if 0.85 * LIMIT_BPS <= rates[-1] <= 1.15 * LIMIT_BPS:
+                        break
+                assert 0.85 * LIMIT_BPS <= rates[-1] <= 1.15 * LIMIT_BPS, rates
+            finally:
+                call_helper(world.bus_address, lambda c: c.clear_limit(file_id))
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
