@@ -35,8 +35,8 @@ from chadthrottle.client import HelperClient
 from chadthrottle.contract import Direction
 from chadthrottle.units import parse_rate
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.kernel.datapath import holding_machine_lock, remove_leftover_programs
-from chadthrottle.helper.kernel.ownership import RUN_DIR
+from chadthrottle.helper.kernel.datapath import remove_leftover_programs
+from chadthrottle.helper.kernel.ownership import RUN_DIR, holding_machine_lock
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus, StandaloneError
 from tests.support.netns import NetnsPair, app_scope, netns_pair, nsenter_argv
 

@@ -37,7 +37,6 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.ownership import (
     OwnershipRecord,
     acquire_shared,
-    holding_machine_lock,  # noqa: F401  (re-exported: benchmarks and tests use it from here)
     live_program_ids,
 )
 from chadthrottle.helper.kernel.layout import (
@@ -201,10 +200,6 @@ class Datapath:
         for prog_fd, attach_type in loaded:
             bpf_syscalls.attach_to_cgroup(prog_fd, self._cgroup_fd, attach_type)
             self._attached.append((prog_fd, attach_type))
-
-    def map_fd(self, name: str) -> int:
-        """The fd of one of the datapath's maps (benchmarks read them directly)."""
-        return self._maps[name].fd
 
     def suspend(self) -> None:
         """Take the programs off the cgroup root, keeping them and their maps

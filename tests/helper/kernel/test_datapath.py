@@ -15,7 +15,8 @@ from pathlib import Path
 
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.kernel.datapath import Datapath, holding_machine_lock, our_programs, remove_leftover_programs
+from chadthrottle.helper.kernel.datapath import Datapath, our_programs, remove_leftover_programs
+from chadthrottle.helper.kernel.ownership import holding_machine_lock
 from chadthrottle.helper.kernel.layout import SocketCaps
 from chadthrottle.helper.kernel.socket_tagging import UNCLAMPED_WINDOW, payload_pacing_bps, receive_window_bytes
 from tests.support.netns import NetnsPair, entered_netns, netns_device, nsenter_argv, start_stream
