@@ -238,6 +238,9 @@ class AppTable(QTreeView):
         selection for it."""
         self.setPalette(QPalette())  # drop our own roles: the rest follows the application
         self._soften_selection(QApplication.palette())
+        self.limit_delegate.forget_likenesses()  # cached in the old colours
+        self.refresh_editors()
+        self.viewport().update()
 
     def _soften_selection(self, source: QPalette | None = None) -> None:
         """A light tint for the selected row, so sliders and text stay readable on it.

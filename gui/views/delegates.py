@@ -115,6 +115,10 @@ class LimitDelegate(QStyledItemDelegate):
             self._likenesses[key] = likeness
         painter.drawPixmap(option.rect.topLeft(), likeness)
 
+    def forget_likenesses(self) -> None:
+        """The palette changed (a theme was chosen): paint them afresh."""
+        self._likenesses.clear()
+
     def _paint_likeness(self, option: QStyleOptionViewItem, state: LimitState, enabled: bool, ratio: float) -> QPixmap:
         """Slider likeness and limit text on a transparent pixmap, laid out like
         LimitControl: slider, whose limit it is, a warning if it is not enforced,

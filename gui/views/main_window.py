@@ -312,7 +312,7 @@ class MainWindow(QMainWindow):
     def follow_palette(self) -> None:
         """The theme changed: parts that took colours once take them again."""
         self.table.follow_palette()
-        base = self.palette().color(QPalette.ColorRole.Base)
+        base = QApplication.palette().color(QPalette.ColorRole.Base)  # ours may lag behind
         for view in self.detail.findChildren(QGraphicsView):
             if hasattr(view, "setBackground"):  # the detail graph (pyqtgraph)
                 view.setBackground(base)

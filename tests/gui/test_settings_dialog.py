@@ -63,7 +63,10 @@ def test_each_setting_applies_at_once_and_is_back_after_a_restart(qtbot, tmp_pat
     dialog.choose(dialog.refresh, 2.0)
     assert controller.connection._worker._interval_s == 2.0
     assert controller.window.detail.refresh_interval_s == 2.0
+    controller.window.table.viewport().grab()  # paints the limit likenesses, cached
+    assert controller.window.table.limit_delegate._likenesses
     dialog.choose(dialog.theme, Theme.DARK)
+    assert not controller.window.table.limit_delegate._likenesses  # none left in light colours
     assert is_dark(QApplication.palette())
     table = controller.window.table
     qtbot.waitUntil(lambda: table.palette().color(QPalette.ColorRole.Base).lightness() < 128)
