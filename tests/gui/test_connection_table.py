@@ -161,3 +161,16 @@ def test_lookups_run_off_the_calling_thread_and_the_pool_is_bounded() -> None:
 def test_host_of_endpoints() -> None:
     assert host_of("192.0.2.7:443") == "192.0.2.7"
     assert host_of("[2001:db8::1]:443") == "2001:db8::1"
+
+
+def test_the_system_resolver_names_loopback_in_the_background(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The real resolver (/etc/hosts names 127.0.0.1), through the real pool."""
+    model = ConnectionTableModel()
+    try:
+        model.set_connections(APP, [tcp(1000, 0, 0, remote="127.0.0.1:631")])
+        assert model.index(0, ConnColumn.HOST).data() == "127.0.0.1"  # at once: the address, never a wait
+        qtbot.waitUntil(lambda: model.index(0, ConnColumn.HOST).data() == reverse_dns.system_resolver("127.0.0.1"),
+                        timeout=5000)  # fmt: skip
+        assert model.index(0, ConnColumn.HOST).data() != "127.0.0.1"
+    finally:
+        model.dns.close()
