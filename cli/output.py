@@ -106,9 +106,12 @@ def format_backends(backends: list[BackendInfo]) -> str:
 
 
 def format_connections(connections: list[ConnectionInfo]) -> str:
-    rows = [["PROTO", "LOCAL", "REMOTE", "STATE", "PID"]]
+    rows = [["PROTO", "LOCAL", "REMOTE", "STATE", "PID", "RECEIVED", "SENT"]]
     for connection in sorted(connections, key=lambda c: (c.protocol, c.state, c.local)):
-        rows.append([connection.protocol, connection.local, connection.remote, connection.state, str(connection.pid)])
+        # -1: the kernel counts no bytes for this socket (UDP), or an older helper
+        counted = [f"{n} B" if n >= 0 else "-" for n in (connection.rx_bytes, connection.tx_bytes)]
+        rows.append([connection.protocol, connection.local, connection.remote, connection.state, str(connection.pid),
+                     *counted])
     return _table(rows)
 
 

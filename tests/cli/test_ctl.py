@@ -133,10 +133,12 @@ def test_connections_table_lists_each_socket() -> None:
     from chadthrottle.cli.ctl import format_connections
     from chadthrottle.contract import ConnectionInfo
 
-    text = format_connections([ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", 42)])
-    header, row = text.splitlines()
-    assert header.split() == ["PROTO", "LOCAL", "REMOTE", "STATE", "PID"]
-    assert row.split() == ["tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", "42"]
+    text = format_connections([ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", 42, 5000, 70),
+                               ConnectionInfo("udp", "10.0.0.5:5353", "0.0.0.0:0", "UNCONN", 42)])  # fmt: skip
+    header, tcp, udp = text.splitlines()
+    assert header.split() == ["PROTO", "LOCAL", "REMOTE", "STATE", "PID", "RECEIVED", "SENT"]
+    assert tcp.split() == ["tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", "42", "5000", "B", "70", "B"]
+    assert udp.split()[-2:] == ["-", "-"]  # no counters for UDP
 
 
 def test_interfaces_table_ends_with_the_machine_total_without_loopback() -> None:
