@@ -224,6 +224,7 @@ class AppTable(QTreeView):
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._fit_columns()
+        self.overall.fit_to_view_height(self.height())
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)

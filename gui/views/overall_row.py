@@ -20,6 +20,9 @@ from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparklin
 from chadthrottle.units import UnitSystem, format_rate
 
 OVERALL_NAME = "All applications"
+# The overall row gives way on a list too short to show this many rows under it
+# (at 2x on a 1366x768 screen): there the ▼/▲ totals at the top say the same.
+ROWS_WANTED_UNDER = 3
 
 
 class OverallHeader(QHeaderView):
@@ -32,6 +35,7 @@ class OverallHeader(QHeaderView):
         self.units = UnitSystem.BYTES_DECIMAL
         self.live = True
         self._dirty = QRect()  # what the paint under way repaints
+        self.overall_shown = True
 
     def add_sample(self, down_bps: float, up_bps: float) -> None:
         """One poll's totals (the activity column's last minute)."""
@@ -60,7 +64,17 @@ class OverallHeader(QHeaderView):
 
     def sizeHint(self) -> QSize:
         hint = super().sizeHint()
-        return QSize(hint.width(), hint.height() + row_height(self.fontMetrics()))
+        extra = row_height(self.fontMetrics()) if self.overall_shown else 0
+        return QSize(hint.width(), hint.height() + extra)
+
+    def fit_to_view_height(self, view_height: int) -> None:
+        """Show the overall row only where the list keeps room for a few rows under it."""
+        row = row_height(self.fontMetrics())
+        shown = view_height >= self.title_height() + row * (1 + ROWS_WANTED_UNDER)
+        if shown != self.overall_shown:
+            self.overall_shown = shown
+            self.updateGeometry()
+            self.geometriesChanged.emit()  # the tree view lays out its header again
 
     def paintEvent(self, event: QPaintEvent) -> None:
         self._dirty = event.rect()
@@ -72,8 +86,9 @@ class OverallHeader(QHeaderView):
             painter.save()
             super().paintSection(painter, title, logical_index)
             painter.restore()
-        row = QRect(rect.left(), title.bottom() + 1, rect.width(), rect.bottom() - title.bottom())
-        self._paint_overall(painter, row, Column(logical_index))
+        if self.overall_shown:
+            row = QRect(rect.left(), title.bottom() + 1, rect.width(), rect.bottom() - title.bottom())
+            self._paint_overall(painter, row, Column(logical_index))
 
     def _paint_overall(self, painter: QPainter, rect: QRect, column: Column) -> None:
         palette = self.palette()

@@ -69,3 +69,14 @@ def test_clicking_it_does_not_sort_but_the_titles_still_do(qtbot, window: MainWi
 def test_it_is_greyed_while_the_numbers_are_not_live(window: MainWindow) -> None:
     window.set_status(HelperStatus(HelperState.NOT_RUNNING, "gone"))
     assert window.table.overall.live is False
+
+
+def test_it_gives_way_on_a_list_too_short_for_rows_under_it(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    table, overall = window.table, window.table.overall
+    assert overall.overall_shown
+    table.resize(table.width(), overall.title_height() + 60)  # room for two rows at most
+    qtbot.waitUntil(lambda: not overall.overall_shown)
+    qtbot.waitUntil(lambda: overall.height() == overall.title_height())
+    table.resize(table.width(), 500)
+    qtbot.waitUntil(lambda: overall.overall_shown)
+    assert overall.height() > overall.title_height()
