@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from chadthrottle.helper.identity.desktop_catalog import DEFAULT_CATALOG, DesktopCatalog
 from chadthrottle.helper.identity.desktop_entries import find_desktop_entry
@@ -89,14 +89,18 @@ def _script_of(process: ProcessInfo) -> str | None:
 
 def identify(process: ProcessInfo, catalog: DesktopCatalog = DEFAULT_CATALOG) -> AppIdentity | None:
     """The application a process belongs to; None for kernel threads."""
-    program = _program_of(process) if process.exe else None
-    identity = _identify(process, catalog, program)
-    if identity is None or program is None:
+    kind = path = file_id = ""
+    if process.exe:  # the file it runs: the script an interpreter runs, else the executable
+        script = _script_of(process)
+        kind, path = ("script", script) if script is not None else ("exe", process.exe)
+        file_id = bounded_app_id(kind, escape_os_name(path))
+    identity = _identify(process, catalog, kind, path, file_id)
+    if identity is None or identity.file_id == file_id:
         return identity
-    return replace(identity, file_id=bounded_app_id(*program))
+    return AppIdentity(identity.app_id, identity.name, identity.icon, identity.scope, file_id)
 
 
-def _identify(process: ProcessInfo, catalog: DesktopCatalog, program: tuple[str, str] | None) -> AppIdentity | None:
+def _identify(process: ProcessInfo, catalog: DesktopCatalog, kind: str, path: str, file_id: str) -> AppIdentity | None:
     by_scope = _scope_identity(process.cgroup, catalog)
     if by_scope is not None:
         return by_scope
@@ -104,10 +108,8 @@ def _identify(process: ProcessInfo, catalog: DesktopCatalog, program: tuple[str,
     if service is not None:  # from the cgroup alone: also for a process that exited
         unit, unit_path = service
         return AppIdentity(bounded_app_id("unit", escape_os_name(unit)), escape_os_name(unit), "", unit_path)
-    if program is None:
+    if not file_id:
         return None
-    script = _script_of(process)
-    kind, path = ("script", script) if script is not None else ("exe", process.exe)
     snap = snap_of_path(path) or snap_of_path(process.exe)
     if snap is not None:
         return _snap_identity(snap, "", "", catalog)
@@ -121,14 +123,7 @@ def _identify(process: ProcessInfo, catalog: DesktopCatalog, program: tuple[str,
     if entry is not None:
         return AppIdentity(bounded_app_id("app", escape_text(entry.desktop_id)), escape_text(entry.name),
                            escape_text(entry.icon), "")  # fmt: skip
-    return AppIdentity(bounded_app_id(*program), escape_os_name(os.path.basename(path)), "", "")
-
-
-def _program_of(process: ProcessInfo) -> tuple[str, str]:
-    """(kind, escaped path) of the file the process runs: the script an
-    interpreter runs ("script"), else the executable ("exe")."""
-    script = _script_of(process)
-    return ("script", escape_os_name(script)) if script is not None else ("exe", escape_os_name(process.exe))
+    return AppIdentity(file_id, escape_os_name(os.path.basename(path)), "", "", file_id)
 
 
 def _scope_identity(cgroup: str, catalog: DesktopCatalog) -> AppIdentity | None:

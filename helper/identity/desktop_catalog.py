@@ -250,6 +250,7 @@ class DesktopCatalog:
         self._clock = clock
         self._directories: dict[tuple[Path, int | None], _Directory] = {}
         self._homes: dict[int, tuple[float, str | None]] = {}
+        self._checked_at: dict[int | None, float] = {}  # uid -> when its directories were last looked at
         # uid (None: the system alone) -> (generations it was built from, merged entries, program -> entry)
         self._views: dict[int | None, tuple[tuple[int, ...], dict[str, CatalogEntry], dict[ProgramKey, CatalogEntry]]] = {}
 
@@ -263,6 +264,10 @@ class DesktopCatalog:
 
     def _view(self, uid: int | None) -> tuple[dict[str, CatalogEntry], dict[ProgramKey, CatalogEntry]]:
         now = self._clock()
+        cached = self._views.get(uid)
+        if cached is not None and now - self._checked_at.get(uid, float("-inf")) < CHECK_INTERVAL_S:
+            return cached[1], cached[2]  # every identify() call: no stat, no path built
+        self._checked_at[uid] = now
         directories = [self._directory(path, None) for path in self._system_dirs()]
         home = self._home(uid, now) if uid is not None else None
         if home:
@@ -270,7 +275,6 @@ class DesktopCatalog:
         for directory in directories:
             directory.refresh(now)
         generations = tuple(part for d in directories for part in (id(d), d.generation))
-        cached = self._views.get(uid)
         if cached is not None and cached[0] == generations:
             return cached[1], cached[2]
         merged: dict[str, CatalogEntry | None] = {}

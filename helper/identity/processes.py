@@ -35,7 +35,6 @@ class ProcessInfo:
 # An AppImage's runtime mounts the image at $TMPDIR/.mount_<x>: only a process
 # whose executable lies in such a directory has its environment read.
 APPIMAGE_MOUNT_MARK = "/.mount_"
-FLATPAK_APP_SCOPE_MARK = "app-flatpak-"
 MAX_ENVIRON_BYTES = 256 * 1024
 MAX_FLATPAK_INFO_BYTES = 64 * 1024
 
@@ -85,8 +84,8 @@ def read_process(pid: int) -> ProcessInfo | None:
 def read_sandbox_facts(pid: int, exe: str, cgroup: str) -> tuple[str, str, str]:
     """($APPIMAGE, $APPDIR, /.flatpak-info text) of a process, each "" unless
     it can matter: the environment only for an executable in an AppImage
-    mount, the Flatpak file only outside a Flatpak app scope and in another
-    mount namespace. Most processes cost nothing here (a readlink at most)."""
+    mount, the Flatpak file only for a process that no scope or service names
+    and that is in another mount namespace. Most processes cost nothing here (a readlink at most)."""
     appimage = appdir = flatpak_info = ""
     if APPIMAGE_MOUNT_MARK in exe:
         environ = _read_bounded(f"/proc/{pid}/environ", MAX_ENVIRON_BYTES, follow=True)
@@ -96,9 +95,16 @@ def read_sandbox_facts(pid: int, exe: str, cgroup: str) -> tuple[str, str, str]:
                 appimage = value
             elif name == "APPDIR":
                 appdir = value
-    if exe and FLATPAK_APP_SCOPE_MARK not in cgroup and _other_mount_namespace(pid):
+    if exe and not _named_by_cgroup(cgroup) and _other_mount_namespace(pid):
         flatpak_info = _read_bounded(f"/proc/{pid}/root/.flatpak-info", MAX_FLATPAK_INFO_BYTES, follow=False)
     return appimage, appdir, flatpak_info
+
+
+def _named_by_cgroup(cgroup: str) -> bool:
+    """Whether identify() names the process by its cgroup anyway (an app or
+    snap scope, a system service), so /.flatpak-info would not be used: most
+    of a desktop's processes, spared a readlink."""
+    return "/app-" in cgroup or "/snap." in cgroup or cgroup.startswith("/system.slice/")
 
 
 def _read_bounded(path: str, most: int, *, follow: bool) -> str:
