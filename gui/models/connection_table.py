@@ -20,7 +20,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersisten
 
 from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.models.connections import NO_RATE_TOOLTIP, ConnectionRates, connection_key, interesting_first
-from chadthrottle.gui.models.reverse_dns import ReverseDnsCache, host_of
+from chadthrottle.gui.models.reverse_dns import ReverseDnsCache, host_of, worth_resolving
 from chadthrottle.units import UnitSystem, format_rate
 
 NO_VALUE = "\u2014"
@@ -170,6 +170,8 @@ class ConnectionTableModel(QAbstractTableModel):
             return info.remote
         if column is ConnColumn.HOST:
             address = host_of(info.remote)
+            if not worth_resolving(address):
+                return ""  # a listening or unconnected socket has no remote host
             return self.dns.name_of(address) or address
         if column is ConnColumn.STATE:
             return info.state

@@ -97,12 +97,17 @@ def connections_view(model: ConnectionTableModel, parent: QWidget) -> QTableView
     header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
     view.setSortingEnabled(True)
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setSectionResizeMode(ConnColumn.HOST, QHeaderView.ResizeMode.Stretch)  # takes the room left
     header.setStretchLastSection(False)
-    widths = {ConnColumn.PROTOCOL: 6, ConnColumn.LOCAL: 20, ConnColumn.REMOTE: 20, ConnColumn.HOST: 24,
-              ConnColumn.STATE: 12, ConnColumn.PID: 7}  # fmt: skip
-    char = view.fontMetrics().averageCharWidth()
-    for column in ConnColumn:
-        header.resizeSection(column, char * widths.get(column, 10) + 12)
+    # Wide enough for what usually stands there (and the title), not measured per
+    # answer: resizing to contents each second would make the columns jump.
+    samples = {ConnColumn.PROTOCOL: "Protocol", ConnColumn.LOCAL: "192.168.100.100:51234",
+               ConnColumn.REMOTE: "192.168.100.100:51234", ConnColumn.STATE: "ESTABLISHED",
+               ConnColumn.DOWN: "888 KB/s", ConnColumn.UP: "888 KB/s", ConnColumn.RECEIVED: "888.8 MB",
+               ConnColumn.SENT: "888.8 MB", ConnColumn.PID: "4194304"}  # fmt: skip
+    metrics = view.fontMetrics()
+    for column, sample in samples.items():
+        header.resizeSection(column, metrics.horizontalAdvance(sample) + 18)
     view.setMinimumHeight(view.verticalHeader().defaultSectionSize() * 2 + header.sizeHint().height())
     return view
 
@@ -164,9 +169,10 @@ class DetailPane(QWidget):
         self.connections = connections_view(self.connections_model, below)
         below_layout.addWidget(self.connections, 1)
         self.split.addWidget(below)
-        self.split.setStretchFactor(0, 3)
-        self.split.setStretchFactor(1, 2)
+        self.split.setStretchFactor(0, 1)
+        self.split.setStretchFactor(1, 1)
         self._connections_box = below
+        self._split_placed = False
         below.hide()  # until there is something to show: a short screen needs the room
         layout.addWidget(self.split, 1)
         self.plot.setVisible(False)
@@ -192,7 +198,12 @@ class DetailPane(QWidget):
         caption = describe_connection_count(connections)
         if caption != self.connections_caption.text():  # the same answer every poll, mostly
             self.connections_caption.setText(caption)
-        self._connections_box.show()
+        if self._connections_box.isHidden():
+            self._connections_box.show()
+            if not self._split_placed:  # the first time: two fifths for the table (then as the user drags it)
+                self._split_placed = True
+                total = sum(self.split.sizes())
+                self.split.setSizes([total - total * 2 // 5, total * 2 // 5])
 
     def _show_notes(self, text: str) -> None:
         if text != self.limit_notes.text():

@@ -94,6 +94,7 @@ def test_sorting_numbers_as_numbers_and_keeping_it_across_answers(qtbot) -> None
     assert ports() == ["1", "2", "3"]  # re-sorted with the new answer
     model.sort(-1)
     assert model.index(2, ConnColumn.STATE).data() == "LISTEN"
+    assert model.index(2, ConnColumn.HOST).data() == ""  # a listening socket has no remote host
 
 
 def test_an_older_helpers_connections_without_counters_show_no_numbers() -> None:
