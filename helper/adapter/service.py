@@ -426,9 +426,10 @@ class HelperService:
     @_handles("GetUsage")
     async def _get_usage(self, call: _Call, grant: _Grant | None) -> list[Any]:
         viewer = await self._viewer(call)
+        app_id, since, until, resolution = call.args
 
         def read_and_encode() -> list[Any]:
-            return [encode_usage(row) for row in self._engine.usage(*call.args, viewer)]
+            return [encode_usage(row) for row in self._engine.usage(app_id, since, until, resolution, viewer)]
 
         # Off the engine thread and the event loop (a month by day of 500
         # applications is 15,000 rows: tens of ms), and one at a time: a

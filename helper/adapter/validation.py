@@ -138,10 +138,10 @@ def validate_usage_app_id(app_id: Any) -> str:
     stable application id (usage is kept by application, not by process: no pid:)."""
     if app_id in ("", OTHER_APPLICATIONS_ID) and type(app_id) is str:
         return app_id
-    app_id = validate_app_id(app_id)
-    if app_id.startswith(PID_APP_PREFIX):
+    checked = validate_app_id(app_id)
+    if checked.startswith(PID_APP_PREFIX):
         raise InvalidArgument("usage is kept by application id, not by process: pass an id as ListApplications shows it")
-    return app_id
+    return checked
 
 
 def validate_unix_time(value: Any, name: str) -> int:
