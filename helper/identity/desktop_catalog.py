@@ -26,6 +26,7 @@ import os
 import pwd
 import shlex
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -251,6 +252,7 @@ class DesktopCatalog:
         self._directories: dict[tuple[Path, int | None], _Directory] = {}
         self._homes: dict[int, tuple[float, str | None]] = {}
         self._checked_at: dict[int | None, float] = {}  # uid -> when its directories were last looked at
+        self._lock = threading.Lock()
         # uid (None: the system alone) -> (generations it was built from, merged entries, program -> entry)
         self._views: dict[int | None, tuple[tuple[int, ...], dict[str, CatalogEntry], dict[ProgramKey, CatalogEntry]]] = {}
 
@@ -263,6 +265,10 @@ class DesktopCatalog:
         return self._view(uid)[1].get(program)
 
     def _view(self, uid: int | None) -> tuple[dict[str, CatalogEntry], dict[ProgramKey, CatalogEntry]]:
+        with self._lock:  # the engine's threads, and the start's renames
+            return self._view_locked(uid)
+
+    def _view_locked(self, uid: int | None) -> tuple[dict[str, CatalogEntry], dict[ProgramKey, CatalogEntry]]:
         now = self._clock()
         cached = self._views.get(uid)
         if cached is not None and now - self._checked_at.get(uid, float("-inf")) < CHECK_INTERVAL_S:
