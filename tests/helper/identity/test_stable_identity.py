@@ -374,3 +374,46 @@ def test_a_listing_reads_at_most_its_byte_budget(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(desktop_catalog, "MAX_DIRECTORY_BYTES", 3 * written.stat().st_size + 10)
     catalog = DesktopCatalog(system_dirs=lambda: [tmp_path / "apps"], home_of=lambda uid: None)
     assert sorted(catalog._view(None)[0]) == ["big00", "big01", "big02"]
+
+
+def test_every_identity_carries_the_file_it_runs(tmp_path: Path) -> None:
+    """What an administrator's rule on a file id reaches it by (docs/helper.md)."""
+    cases = [
+        _process(cgroup=f"{USER_APPS}/app-gnome-org.x.Y-1.scope"),
+        _process(cgroup=f"{USER_APPS}/snap.firefox.firefox-{UUID_A}.scope"),
+        _process(cgroup="/system.slice/backup.service"),
+        _appimage("/tmp/.mount_Ab12", exe="/tmp/.mount_Ab12/usr/bin/curl"),
+        _process(flatpak_info="[Application]\nname=org.x.Flat\n"),
+        _process(),
+    ]
+    assert {_id(process).file_id for process in cases[:3] + cases[4:]} == {"exe:/usr/bin/curl"}
+    assert _id(cases[3]).file_id == "exe:/tmp/.mount_Ab12/usr/bin/curl"
+    script = _process(exe="/usr/bin/python3.11", argv=("python3", "/opt/x.py"), cgroup="/system.slice/x.service")
+    assert _id(script).file_id == "script:/opt/x.py"
+    assert identify(_process(exe="", argv=(), cgroup="/system.slice/x.service"), _empty_catalog()).file_id == ""  # type: ignore[union-attr]
+
+
+def test_the_index_knows_which_processes_run_a_file_under_another_name() -> None:
+    from chadthrottle.helper.identity.index import ApplicationIndex
+
+    processes = {
+        10: _process(),
+        11: ProcessInfo(11, 1, 0, "/usr/bin/curl", ("curl",), "curl", "/system.slice/backup.service"),
+        12: ProcessInfo(12, 1, 0, "/usr/bin/wget", ("wget",), "wget", "/system.slice/backup.service"),
+    }
+    index = ApplicationIndex(list_pids=lambda: list(processes), read=processes.get, read_exe=lambda pid: processes[pid].exe)
+    index.refresh()
+    assert {file_id: set(found) for file_id, found in index.renamed_runners().items()} == {
+        "exe:/usr/bin/curl": {11}, "exe:/usr/bin/wget": {12}}
+    index.update_process(ProcessInfo(11, 1, 0, "/usr/bin/curl", ("curl",), "curl", "/user.slice/session-1.scope"))
+    assert set(index.renamed_runners()) == {"exe:/usr/bin/wget"}  # moved out of the service: its own name again
+
+
+def test_a_users_rule_on_an_appimage_that_was_deleted_is_dropped(tmp_path: Path) -> None:
+    from chadthrottle.helper.identity.program_files import program_is_gone
+
+    image = tmp_path / "Tool.AppImage"
+    image.write_bytes(b"")
+    assert not program_is_gone(f"appimage:{image}")
+    image.unlink()
+    assert program_is_gone(f"appimage:{image}") and not program_is_gone("unit:gone.service")
