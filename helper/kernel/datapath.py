@@ -201,10 +201,6 @@ class Datapath:
             bpf_syscalls.attach_to_cgroup(prog_fd, self._cgroup_fd, attach_type)
             self._attached.append((prog_fd, attach_type))
 
-    def map_fd(self, name: str) -> int:
-        """The fd of one of the datapath's maps (bench/accounting_cost.py fills one directly)."""
-        return self._maps[name].fd
-
     def suspend(self) -> None:
         """Take the programs off the cgroup root, keeping them and their maps
         loaded, so resume() puts the same ones back within microseconds: a
