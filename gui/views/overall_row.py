@@ -109,7 +109,10 @@ class OverallHeader(QHeaderView):
                 Qt.AlignmentFlag.AlignRight if column in (Column.DOWN, Column.UP) else Qt.AlignmentFlag.AlignLeft
             )
             indent = 28 if column is Column.NAME else 6  # in line with the names under it
-            painter.drawText(rect.adjusted(indent, 0, -6, 0), align, self.overall_text(column))
+            text_rect = rect.adjusted(indent, 0, -6, 0)
+            text = painter.fontMetrics().elidedText(self.overall_text(column), Qt.TextElideMode.ElideRight,
+                                                    text_rect.width())  # fmt: skip
+            painter.drawText(text_rect, align, text)
         painter.restore()
 
     def _on_overall(self, event: QMouseEvent) -> bool:
