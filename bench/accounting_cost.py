@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chadthrottle.dbus_codec import encode_application
+from chadthrottle.helper.engine.api import ADMIN_VIEWER
 from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.rates import RateMeter
 from chadthrottle.helper.kernel import bpf_maps
@@ -68,7 +69,7 @@ def main() -> int:
         samples = datapath.read_traffic()
         rates_ms = _median_ms(lambda: meter.update(samples, float(next(clock))), arguments.rounds)
         listing: list = []
-        listing_ms = _median_ms(lambda: listing.__setitem__(slice(None), build_listing({}, meter.apps, {}, 0.0)), arguments.rounds)
+        listing_ms = _median_ms(lambda: listing.__setitem__(slice(None), build_listing({}, meter.apps, {}, 0.0, ADMIN_VIEWER)), arguments.rounds)
         encode_ms = _median_ms(lambda: [encode_application(app) for app in listing], arguments.rounds)
     finally:
         datapath.close()

@@ -81,7 +81,7 @@ def _setter(address: str, app_ids: list[str], rate_per_s: float, seconds: float,
     def make(i: int) -> Message:
         app_id = app_ids[(i + client) % len(app_ids)]
         rate_bps = APP_RATE_BPS + 1000 * ((i + client) % 50)  # a real change most of the time
-        return _call("SetLimit", "sstt", [app_id, "up", rate_bps, 0])
+        return _call("SetLimit", "sstts", [app_id, "up", rate_bps, 0, ""])
 
     results.put(("set", asyncio.run(_paced(address, rate_per_s, seconds, start_at, make))))
 
@@ -124,7 +124,7 @@ def _limit(address: str, app_id: str) -> None:
     async def run() -> None:
         bus = await MessageBus(bus_address=address).connect()
         try:
-            reply = await bus.call(_call("SetLimit", "sstt", [app_id, "up", APP_RATE_BPS, 0]))
+            reply = await bus.call(_call("SetLimit", "sstts", [app_id, "up", APP_RATE_BPS, 0, ""]))
             if reply.message_type is not MessageType.METHOD_RETURN:
                 raise RuntimeError(f"SetLimit {app_id}: {reply.error_name} {reply.body}")
         finally:
