@@ -417,3 +417,16 @@ def test_a_users_rule_on_an_appimage_that_was_deleted_is_dropped(tmp_path: Path)
     assert not program_is_gone(f"appimage:{image}")
     image.unlink()
     assert program_is_gone(f"appimage:{image}") and not program_is_gone("unit:gone.service")
+
+
+def test_a_program_the_helper_may_not_look_at_is_not_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under the packaged unit (ProtectHome=yes, no CAP_DAC_OVERRIDE) /home
+    cannot be entered: EACCES is no reason to drop a user's rule."""
+    from chadthrottle.helper.identity import program_files
+
+    def refused(path: str) -> None:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(program_files.os, "lstat", refused)
+    assert not program_files.program_is_gone("appimage:/home/u/Apps/Tool.AppImage")
+    assert not program_files.program_is_gone("exe:/home/u/bin/tool")
