@@ -104,7 +104,12 @@ def _named_by_cgroup(cgroup: str) -> bool:
     """Whether identify() names the process by its cgroup anyway (an app or
     snap scope, a system service), so /.flatpak-info would not be used: most
     of a desktop's processes, spared a readlink."""
-    return "/app-" in cgroup or "/snap." in cgroup or cgroup.startswith("/system.slice/")
+    if cgroup.startswith("/system.slice/"):
+        return True
+    if "/app-" not in cgroup and "/snap." not in cgroup:
+        return False  # most processes outside scopes: no split
+    return any(part.endswith(".scope") and part.startswith(("app-", "snap.")) or
+               part.startswith("snap.") and part.endswith(".service") for part in cgroup.split("/"))
 
 
 def _read_bounded(path: str, most: int, *, follow: bool) -> str:

@@ -118,3 +118,16 @@ def test_a_flatpak_info_that_is_no_regular_file_is_not_read(
     process = read_process(pid)
     assert process is not None and process.flatpak_info == ""
     assert _app_id(pid).startswith("exe:")
+
+
+def test_flatpak_info_is_looked_for_only_where_nothing_else_names_the_process() -> None:
+    from chadthrottle.helper.identity.processes import _named_by_cgroup
+
+    named = ["/user.slice/user-1000.slice/user@1000.service/app.slice/app-flatpak-org.x.Y-12.scope",
+             "/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-org.x.Y-12.scope/sub",
+             f"/user.slice/user@1000.service/app.slice/snap.firefox.firefox-{'0' * 8}-aaaa-bbbb-cccc-{'1' * 12}.scope",
+             "/system.slice/snap.lxd.daemon.service", "/system.slice/cron.service"]
+    unnamed = ["/", "/user.slice/user-1000.slice/session-2.scope",
+               "/user.slice/user-1000.slice/user@1000.service/app.slice/app-org.gnome.Terminal.slice/vte-spawn-1.scope"]
+    assert all(_named_by_cgroup(cgroup) for cgroup in named)
+    assert not any(_named_by_cgroup(cgroup) for cgroup in unnamed)
