@@ -161,6 +161,25 @@ def test_a_snap_scope_is_one_application_across_two_launches(world: World, child
     assert ids == {f"snap:{snap}"}
 
 
+def test_a_system_service_is_its_unit_across_two_launches(world: World, children: list[subprocess.Popen[str]]) -> None:
+    """A cgroup named as systemd names a system service's (the machine may have
+    no systemd: /system.slice is made for the test if it is not there, and
+    removed again)."""
+    system_slice = cgroup2_mount() / "system.slice"
+    made_slice = not system_slice.exists()
+    unit = f"ctunit{world.tag}.service"
+    try:
+        with _cgroup(system_slice / unit) as service:
+            found = {_application_of(world, _start(children, [str(world.tool), "-c", HOLD_A_SOCKET], service))
+                     for _ in range(2)}  # fmt: skip
+    finally:
+        if made_slice:
+            with contextlib.suppress(OSError):  # another test's service may be in it now
+                system_slice.rmdir()
+    # the program is one a .desktop file runs: the service comes first
+    assert found == {(f"unit:{unit}", unit, "")}
+
+
 def test_an_appimage_is_one_application_across_two_launches(world: World, children: list[subprocess.Popen[str]]) -> None:
     image = world.tmp / f"CtTest{world.tag}-1.0.AppImage"
     found = set()
