@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from chadthrottle.helper.identity.desktop_catalog import DEFAULT_CATALOG, DesktopCatalog
 from chadthrottle.helper.identity.desktop_entries import find_desktop_entry
@@ -83,6 +84,22 @@ def _strip_launcher(body: str) -> str:
     return rest if rest and "." not in launcher else body
 
 
+@lru_cache(maxsize=1)
+def own_service_path() -> str:
+    """The cgroup of the system service the helper itself runs in, "" if none.
+    Its processes are not named by it: whoever started the helper from a
+    service (a CI runner, a login without a session) keeps seeing the programs
+    started alongside by their own names, as the tests expect."""
+    try:
+        with open("/proc/self/cgroup", "rb") as file:
+            lines = os.fsdecode(file.read()).splitlines()
+    except OSError:
+        return ""
+    cgroup = next((line[3:] for line in lines if line.startswith("0::")), "/")
+    service = system_service(cgroup)
+    return service[1] if service else ""
+
+
 def _script_of(process: ProcessInfo) -> str | None:
     return script_argument(process.argv[1:]) if is_interpreter(process.exe) else None
 
@@ -105,7 +122,7 @@ def _identify(process: ProcessInfo, catalog: DesktopCatalog, kind: str, path: st
     if by_scope is not None:
         return by_scope
     service = system_service(process.cgroup)
-    if service is not None:  # from the cgroup alone: also for a process that exited
+    if service is not None and service[1] != own_service_path():  # also for a process that exited
         unit, unit_path = service
         return AppIdentity(bounded_app_id("unit", escape_os_name(unit)), escape_os_name(unit), "", unit_path)
     if not file_id:

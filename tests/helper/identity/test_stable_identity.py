@@ -430,3 +430,21 @@ def test_a_program_the_helper_may_not_look_at_is_not_gone(monkeypatch: pytest.Mo
     monkeypatch.setattr(program_files.os, "lstat", refused)
     assert not program_files.program_is_gone("appimage:/home/u/Apps/Tool.AppImage")
     assert not program_files.program_is_gone("exe:/home/u/bin/tool")
+
+
+def test_the_helpers_own_service_names_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started from a service (a CI runner), the programs beside it keep their names."""
+    from chadthrottle.helper.identity import applications
+
+    monkeypatch.setattr(applications, "own_service_path", lambda: "/system.slice/runner.service")
+    assert _id(_process(cgroup="/system.slice/runner.service")).app_id == "exe:/usr/bin/curl"
+    assert _id(_process(cgroup="/system.slice/other.service")).app_id == "unit:other.service"
+
+
+def test_the_helpers_own_service_is_read_from_its_cgroup() -> None:
+    from chadthrottle.helper.identity.applications import own_service_path
+    from chadthrottle.helper.identity.origins import system_service
+
+    cgroup = next(line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::"))
+    service = system_service(cgroup)
+    assert own_service_path() == (service[1] if service else "")
