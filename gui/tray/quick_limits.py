@@ -3,9 +3,11 @@
 Plain data and functions, so a test can check the menu's content from a model
 without opening a menu.
 
-"Block" is not a firewall rule: it sets the smallest limit the helper accepts,
-``contract.MIN_RATE_BPS`` (1 KB/s), so connections stay open but carry next to
-nothing, and removing the limit restores them at once.
+The last choice is the smallest limit the helper accepts, ``contract.MIN_RATE_BPS``
+(1 KB/s): connections stay open but carry next to nothing, and removing the
+limit restores them at once. It is labelled as the limit it is, not "Block":
+traffic still passes, and a block that lets bytes through would be a claim the
+kernel does not make true.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def quick_limits(units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> tuple[QuickLim
         QuickLimit("Unlimited", None),
         *(QuickLimit(format_round(rate, units), rate) for rate in rates),
         QuickLimit("Custom…", CUSTOM),
-        QuickLimit("Block", MIN_RATE_BPS),
+        QuickLimit(f"{format_round(MIN_RATE_BPS, units)} (smallest)", MIN_RATE_BPS),
     )
 
 

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QSystemTrayIcon, QWidget
 
-from chadthrottle.contract import Direction
+from chadthrottle.contract import MIN_RATE_BPS, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel
@@ -155,7 +155,7 @@ class TrayController(QObject):
         action = submenu.addAction(quick.label)  # round in the units shown: "5 MB/s", "40 Mbit/s"
         action.setObjectName(action_name(app_id, direction, quick.label))
         action.setCheckable(True)
-        if quick.label == "Block":
+        if quick.rate_bps == MIN_RATE_BPS:
             action.setToolTip(f"Limit to {format_rate(quick.rate_bps or 0, units)}, the smallest limit: "
                               "connections stay open but carry next to nothing.")
         if quick.rate_bps == CUSTOM:

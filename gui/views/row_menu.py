@@ -26,7 +26,7 @@ LimitSink = Callable[[str, str, object], None]  # app id, "down"/"up", bytes/s o
 
 def menu_limits(units: UnitSystem) -> list[tuple[str, int | None]]:
     """The tray's quick limits without "Custom…" (the row's own field is for that)
-    and without "Block" (not a block: the smallest limit; the slider reaches it)."""
+    and without the tray's smallest limit (the slider's Home reaches it)."""
     return [(q.label, q.rate_bps) for q in quick_limits(units) if q.rate_bps not in (CUSTOM, MIN_RATE_BPS)]
 
 

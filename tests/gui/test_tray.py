@@ -86,10 +86,10 @@ def test_quick_limits_and_block(qtbot) -> None:
         for a in tray.menu.findChildren(QAction)
         if a.objectName().startswith(f"quick:{firefox}:down:")
     ]
-    assert labels == ["Unlimited", "100 KB/s", "1 MB/s", "5 MB/s", "Custom…", "Block"]
+    assert labels == ["Unlimited", "100 KB/s", "1 MB/s", "5 MB/s", "Custom…", "1 KB/s (smallest)"]
     checked = quick_limit_action(tray, firefox, Direction.DOWN, "5 MB/s")
     assert checked is not None and checked.isChecked()  # Firefox is limited to 5 MB/s
-    block = quick_limit_action(tray, firefox, Direction.UP, "Block")
+    block = quick_limit_action(tray, firefox, Direction.UP, "1 KB/s (smallest)")
     assert block is not None
     with qtbot.waitSignal(tray.limitRequested) as blocker:
         block.trigger()
