@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QSizePolicy,
     QSplitter,
+    QToolButton,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
     import pyqtgraph as pg
 
 MEASURED_OVER_SAMPLES = 5
+# A window shorter than this (logical pixels: 2x on a 1366x768 screen is 384)
+# starts with the connections table folded: open, it left the list of
+# applications one and a half rows.
+SHORT_WINDOW_HEIGHT = 560
 SPANS: tuple[tuple[str, int, bool], ...] = (
     ("Last 60 s", 60, False),
     ("Last 5 min", 300, False),
@@ -162,9 +167,16 @@ class DetailPane(QWidget):
         below_layout = QVBoxLayout(below)
         below_layout.setContentsMargins(0, 4, 0, 0)
         below_layout.setSpacing(2)
-        self.connections_caption = QLabel("", below)
-        self.connections_caption.setAccessibleName("Open connections count")
-        below_layout.addWidget(self.connections_caption)
+        # The count, and the switch that shows or hides the table under it.
+        self.connections_caption = QToolButton(below)
+        self.connections_caption.setAccessibleName("Open connections: show or hide the table")
+        self.connections_caption.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.connections_caption.setAutoRaise(True)
+        self.connections_caption.setCheckable(True)
+        self.connections_caption.setChecked(True)
+        self.connections_caption.setArrowType(Qt.ArrowType.DownArrow)
+        self.connections_caption.toggled.connect(self._show_table)
+        below_layout.addWidget(self.connections_caption, 0, Qt.AlignmentFlag.AlignLeft)
         self.connections_model = ConnectionTableModel(parent=self)
         self.connections = connections_view(self.connections_model, below)
         below_layout.addWidget(self.connections, 1)
@@ -202,8 +214,20 @@ class DetailPane(QWidget):
             self._connections_box.show()
             if not self._split_placed:  # the first time: two fifths for the table (then as the user drags it)
                 self._split_placed = True
-                total = sum(self.split.sizes())
-                self.split.setSizes([total - total * 2 // 5, total * 2 // 5])
+                if self.window().height() < SHORT_WINDOW_HEIGHT:
+                    self.connections_caption.setChecked(False)  # the list of applications needs the room more
+                else:
+                    total = sum(self.split.sizes())
+                    self.split.setSizes([total - total * 2 // 5, total * 2 // 5])
+
+    def _show_table(self, shown: bool) -> None:
+        """Show or fold the connections table; folded, the count stays as a
+        line under the graph and the graph takes the room."""
+        self.connections_caption.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        self.connections.setVisible(shown)
+        total = sum(self.split.sizes())
+        line = self.connections_caption.sizeHint().height() + 6
+        self.split.setSizes([total - total * 2 // 5, total * 2 // 5] if shown else [total - line, line])
 
     def _show_notes(self, text: str) -> None:
         if text != self.limit_notes.text():

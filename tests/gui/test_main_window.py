@@ -172,6 +172,25 @@ def test_the_detail_pane_lists_connections_in_a_table_most_interesting_first(qtb
     assert window.detail.connections_caption.text() == "No open connections."
 
 
+@pytest.mark.parametrize(("height", "table_shown"), [(720, True), (384, False)])
+def test_on_a_short_window_the_connections_table_starts_folded(
+    qtbot, window: MainWindow, height: int, table_shown: bool
+) -> None:
+    """384 px is 2x on a 1366x768 screen: the table open left the list of
+    applications one and a half rows. Folded, its count stays as a switch."""
+    from chadthrottle.contract import ConnectionInfo
+
+    window.resize(1100, height)
+    qtbot.waitUntil(lambda: abs(window.height() - height) < 40, timeout=2000)
+    window.select_application(FIREFOX)
+    window.detail.show_connections(FIREFOX, [ConnectionInfo("tcp", "10.0.0.5:1", "192.0.2.7:443", "ESTABLISHED", 1)])
+    caption = window.detail.connections_caption
+    assert caption.text() == "1 open connection" and caption.isVisible()
+    assert caption.isChecked() is table_shown and window.detail.connections.isVisible() is table_shown
+    caption.click()  # the user opens or folds it
+    assert window.detail.connections.isVisible() is not table_shown
+
+
 def test_expanding_a_row_asks_for_its_connections_and_shows_them_as_children(qtbot, window: MainWindow) -> None:
     from chadthrottle.contract import ConnectionInfo
 
