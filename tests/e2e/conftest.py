@@ -33,8 +33,9 @@ class Stack:
     def tc_state(self) -> str:
         return tc_dump(self.pair.host_ns)
 
-    def idle_tc_state(self, timeout_s: float = 5.0) -> str:
-        """The tc state once lifted limits have drained away (they linger ~1-2 s)."""
+    def idle_tc_state(self, timeout_s: float = 15.0) -> str:
+        """The tc state once lifted limits have drained away (they linger ~1-2 s;
+        on a loaded machine, whose ticks run late, more than 5 s was seen)."""
         deadline = time.monotonic() + timeout_s
         state = self.tc_state()
         while f"htb {HTB_MAJOR:x}:" in state and time.monotonic() < deadline:
