@@ -55,10 +55,13 @@ BUFFER_TICKS_SLACK = 2  # the kernel's ns -> ticks round trip of a class's buffe
 
 LEAF_QUEUE_SECONDS = 0.1  # a leaf bfifo holds this much of the class rate
 MIN_UPLOAD_QUEUE_BYTES = 256 * 1024  # at least a few 64 KB GSO super-packets
-# A download leaf's floor: a few full frames, no more. Its packets wait there
-# while the remote sender's retransmission timer runs (200 ms at least): a
-# queue longer than that fills with retransmissions of what it already holds,
-# and the application receives almost nothing (256 KiB at 128 KiB/s did).
+# A download leaf holds this much of its rate, at least a few full frames, no
+# more. Its packets wait there while the remote sender's retransmission timer
+# runs (200 ms at least): a queue longer than that fills with retransmissions
+# of what it already holds, and the application receives almost nothing (a
+# 256 KiB floor, 2 s at 128 KiB/s, did). 0.1 s dropped a new connection's
+# first GRO super-packets at 1 MiB/s (tests/e2e/test_limit_over_dbus.py).
+DOWNLOAD_QUEUE_SECONDS = 0.15
 MIN_DOWNLOAD_QUEUE_BYTES = 8 * 1514
 # Uploads past this much virtual queue get congestion notices (see maps.h):
 # well below the leaf queue, so TCP backs off before anything is dropped.
@@ -105,10 +108,10 @@ def leaf_queue_bytes(rate_bps: int, direction: Direction) -> int:
     for UDP, the remote sender learns from drops. Uploads: room for what TCP small queues lets one local socket push, so a
     limit landing on a fast connection loses nothing while the congestion
     notices bring its window down; in steady state the queue stays short."""
-    queue = int(rate_bps * LEAF_QUEUE_SECONDS)
     if direction is Direction.UP:
-        return max(queue, MIN_UPLOAD_QUEUE_BYTES, _tcp_small_queue_bytes() + CN_QUEUE_BYTES)
-    return max(queue, MIN_DOWNLOAD_QUEUE_BYTES)
+        return max(int(rate_bps * LEAF_QUEUE_SECONDS), MIN_UPLOAD_QUEUE_BYTES,
+                   _tcp_small_queue_bytes() + CN_QUEUE_BYTES)  # fmt: skip
+    return max(int(rate_bps * DOWNLOAD_QUEUE_SECONDS), MIN_DOWNLOAD_QUEUE_BYTES)
 
 
 def cn_queue_ns(rate_bps: int) -> int:
