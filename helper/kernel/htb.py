@@ -103,9 +103,10 @@ def _tcp_small_queue_bytes(max_age_s: float = 1.0) -> int:
 
 def leaf_queue_bytes(rate_bps: int, direction: Direction) -> int:
     """Downloads: a short queue. A TCP socket's clamped receive window keeps
-    about WINDOW_QUEUE_US of the rate queued here (socket_tagging.py), at most
-    half of this, so two busy sockets of one application still fit; beyond that, and
-    for UDP, the remote sender learns from drops. Uploads: room for what TCP small queues lets one local socket push, so a
+    about WINDOW_QUEUE_US of the rate queued here (socket_tagging.py), a third
+    of this, so three busy sockets of one application still fit; beyond that,
+    and for UDP, the remote sender learns from drops. Uploads: room for what
+    TCP small queues lets one local socket push, so a
     limit landing on a fast connection loses nothing while the congestion
     notices bring its window down; in steady state the queue stays short."""
     if direction is Direction.UP:
