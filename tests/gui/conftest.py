@@ -13,3 +13,36 @@ import pytest  # noqa: E402
 def _qt_application(qapp):  # type: ignore[no-untyped-def]
     """Every GUI test gets the QApplication: models paint icons, views need it."""
     return qapp
+
+
+@pytest.fixture
+def window(qtbot):  # type: ignore[no-untyped-def]
+    """The main window on the sample applications, connected, shown and
+    exposed (a module that needs keyboard focus asks for active_window)."""
+    from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+    from chadthrottle.gui.models.applications import ApplicationsModel
+    from chadthrottle.gui.models.icons import IconProvider
+    from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+    from chadthrottle.gui.settings import Settings
+    from chadthrottle.gui.views.main_window import MainWindow
+    from tests.gui.sample_data import sample_applications
+
+    model = ApplicationsModel(IconProvider())
+    proxy = ApplicationsProxy()
+    proxy.setSourceModel(model)
+    proxy.sort_by_activity()
+    win = MainWindow(model, proxy, Settings())
+    qtbot.addWidget(win)
+    win.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    model.apply_snapshot(sample_applications())
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+@pytest.fixture
+def active_window(qtbot, window):  # type: ignore[no-untyped-def]
+    """The window, active: keyboard focus goes to it."""
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    return window

@@ -14,32 +14,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.icons import IconProvider
-from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
-from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.main_window import MainWindow
-from tests.gui.sample_data import sample_applications
 
 DROPBOX = "app:com.dropbox.Client"
 INTERACTIVE = (QAbstractButton, QLineEdit, QAbstractSlider, QComboBox, QAbstractItemView)
 
 
 @pytest.fixture
-def window(qtbot) -> MainWindow:  # type: ignore[no-untyped-def]
-    model = ApplicationsModel(IconProvider())
-    proxy = ApplicationsProxy()
-    proxy.setSourceModel(model)
-    proxy.sort_by_activity()
-    win = MainWindow(model, proxy, Settings())
-    qtbot.addWidget(win)
-    win.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
-    model.apply_snapshot(sample_applications())
-    win.show()
-    win.activateWindow()
-    qtbot.waitUntil(win.isActiveWindow)
-    return win
+def window(active_window: MainWindow) -> MainWindow:
+    return active_window
 
 
 def focused() -> QWidget:

@@ -9,9 +9,6 @@ from chadthrottle.contract import BackendInfo, Direction, ErrorName
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.error_text import INSTALL_COMMAND
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.icons import IconProvider
-from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.main_window import MainWindow
 from tests.gui.sample_data import sample_applications
@@ -20,19 +17,6 @@ FIREFOX = "app:org.mozilla.firefox"
 CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
 
 
-@pytest.fixture
-def window(qtbot) -> MainWindow:
-    model = ApplicationsModel(IconProvider())
-    proxy = ApplicationsProxy()
-    proxy.setSourceModel(model)
-    proxy.sort_by_activity()
-    win = MainWindow(model, proxy, Settings())
-    qtbot.addWidget(win)
-    win.set_status(CONNECTED)
-    model.apply_snapshot(sample_applications())
-    win.show()
-    qtbot.waitExposed(win)
-    return win
 
 
 def test_connected_shows_data_totals_and_counts(window: MainWindow) -> None:

@@ -6,32 +6,14 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column
-from chadthrottle.gui.models.icons import IconProvider
-from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
-from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.overall_row import OVERALL_NAME
 from chadthrottle.units import UnitSystem
 from tests.gui.sample_data import sample_applications
 
-CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
 
 
-@pytest.fixture
-def window(qtbot) -> MainWindow:  # type: ignore[no-untyped-def]
-    model = ApplicationsModel(IconProvider())
-    proxy = ApplicationsProxy()
-    proxy.setSourceModel(model)
-    proxy.sort_by_activity()
-    win = MainWindow(model, proxy, Settings())
-    qtbot.addWidget(win)
-    win.set_status(CONNECTED)
-    model.apply_snapshot(sample_applications())
-    win.show()
-    qtbot.waitExposed(win)
-    return win
 
 
 def test_it_shows_the_totals_of_every_application(window: MainWindow) -> None:
