@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from chadthrottle.helper.usage.buckets import Cutoffs, Level, bucket_start
@@ -185,24 +186,21 @@ class UsageStore:
               limit: int = -1) -> list[StoredRow]:  # fmt: skip
         """Rows of level whose period begins in [since, until), of one
         application ("" = all), summed over one uid (None = all uids), at most limit."""
-        sql = ("SELECT app_id, start, sum(down), sum(up), sum(loopback_down), sum(loopback_up) FROM usage "
-               "WHERE level = ? AND start >= ? AND start < ?")  # fmt: skip
-        parameters: list[object] = [int(level), since, until]
-        if app_id:
-            sql += " AND app_id = ?"
-            parameters.append(app_id)
-        if uid is not None:
-            sql += " AND uid = ?"
-            parameters.append(uid)
-        sql += " GROUP BY start, app_id LIMIT ?"  # the primary key's order: no sort
-        parameters.append(limit)
-        return self._connection().execute(sql, parameters).fetchall()
+        # grouped in the primary key's order: no sort
+        return self._summed("app_id, start", "start, app_id", level, since, until, app_id, uid, limit)
 
     def totals(self, level: Level, since: int, until: int, app_id: str = "", uid: int | None = None,
                limit: int = -1) -> list[StoredTotal]:  # fmt: skip
         """Per application, the sum of rows of level whose period begins in
         [since, until), of one application ("" = all) and uid (None = all)."""
-        sql = ("SELECT app_id, sum(down), sum(up), sum(loopback_down), sum(loopback_up) FROM usage "
+        return self._summed("app_id", "app_id", level, since, until, app_id, uid, limit)
+
+    def _summed(self, columns: str, group_by: str, level: Level, since: int, until: int, app_id: str,
+                uid: int | None, limit: int) -> list[Any]:  # fmt: skip
+        """columns and the byte sums of rows of level beginning in [since,
+        until), of one application and uid if given, grouped by group_by.
+        (columns and group_by are this module's constants, never input.)"""
+        sql = (f"SELECT {columns}, sum(down), sum(up), sum(loopback_down), sum(loopback_up) FROM usage "
                "WHERE level = ? AND start >= ? AND start < ?")  # fmt: skip
         parameters: list[object] = [int(level), since, until]
         if app_id:
@@ -211,7 +209,7 @@ class UsageStore:
         if uid is not None:
             sql += " AND uid = ?"
             parameters.append(uid)
-        sql += " GROUP BY app_id LIMIT ?"
+        sql += f" GROUP BY {group_by} LIMIT ?"
         parameters.append(limit)
         return self._connection().execute(sql, parameters).fetchall()
 
