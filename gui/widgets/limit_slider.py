@@ -470,13 +470,8 @@ class LimitControl(QWidget):
             self.limitChosen.emit(rate_bps)
 
     def _show(self, rate_bps: int | None) -> None:
-        self._preview = rate_bps
-        self._setting_programmatically = True
-        try:
-            self.slider.setValue(position_for_rate(rate_bps))
-        finally:
-            self._setting_programmatically = False
-        self.field.setText(format_limit(rate_bps or 0, self._units))
+        """Show a rate as the one in force: the field no longer counts as edited."""
+        self._preview_rate(rate_bps)
         self.field.setModified(False)
         if self.field.property("limited") != bool(rate_bps):
             self.field.setProperty("limited", bool(rate_bps))
