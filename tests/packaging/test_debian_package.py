@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from chadthrottle.helper.busname import wait_for_bus_name
+from chadthrottle.helper.standalone import POLKIT_BUS_NAME, PrivateSystemBus
 from tests.support import fresh_debian_root
 from tests.support.requirements import require, require_program, require_root
 
@@ -108,8 +110,9 @@ def test_what_debian_has_comes_from_debian_and_the_rest_is_carried(deb: Path) ->
 
 
 @pytest.fixture(scope="module")
-def fresh_root(deb: Path) -> dict[str, Any]:
-    """Install the package on a clean Debian 12 root and run check-installed there."""
+def fresh_root(deb: Path, private_bus: PrivateSystemBus) -> dict[str, Any]:
+    """Install the package on a clean Debian 12 root and run check-installed
+    there; meanwhile a real polkitd runs on this machine (private_bus's)."""
     require_root()
     for program in ("unshare", "chroot", "tar", "debootstrap"):
         require_program(program)
@@ -118,10 +121,20 @@ def fresh_root(deb: Path) -> dict[str, Any]:
     try:
         with fresh_debian_root.fresh_root(LOG) as root:
             fresh_debian_root.apt_install(root, deb, LOG)
-            return fresh_debian_root.run_checks(root, LOG)
+            results = fresh_debian_root.run_checks(root, LOG)
+            results["host_polkitd_alive"] = wait_for_bus_name(private_bus.address, POLKIT_BUS_NAME, 2.0)
+            return results
     except fresh_debian_root.RootUnavailable as missing:
         require(False, str(missing))
         raise
+
+
+def test_installing_in_the_root_leaves_the_machines_own_daemons_alone(fresh_root: dict[str, Any]) -> None:
+    """The install once stopped every polkitd on the machine (the host's, other
+    test sessions'): polkitd's maintainer script saw them all through /proc.
+    (A copy of another program named polkitd, even run as user polkitd, was
+    not stopped: the script finds the daemon by its executable.)"""
+    assert fresh_root["host_polkitd_alive"]
 
 
 def _unit_capabilities() -> set[str]:

@@ -62,8 +62,15 @@ def _run(argv: list[str], log: Path, timeout_s: float) -> subprocess.CompletedPr
     return result
 
 
+# Installs run in a pid namespace of their own: the root's /proc then shows only
+# their processes. Without it a maintainer script that stops a daemon by name
+# (polkitd's, installed as the package's dependency) stopped every polkitd on
+# the machine, the host's and other test sessions' included.
+ISOLATED = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--"]
+
+
 def _in_root(mode: str, root: Path, command: str) -> list[str]:
-    return ["unshare", "--mount", "--fork", "--", str(ENTER), mode, str(root), "sh", "-c", command]
+    return [*ISOLATED, str(ENTER), mode, str(root), "sh", "-c", command]
 
 
 def _today() -> str:
@@ -137,7 +144,7 @@ def apt_install(root: Path, deb: Path, log: Path) -> None:
         f"mount --bind {archives} {root}/var/cache/apt/archives && exec {ENTER} install {root} sh -c "
         f"'apt-get update -q && cd /{CHECK_DIR} && apt -o APT::Sandbox::User=root install -y -q ./{deb.name}'"
     )
-    _run(["unshare", "--mount", "--fork", "--", "sh", "-c", command], log, timeout_s=1200)
+    _run([*ISOLATED, "sh", "-c", command], log, timeout_s=1200)
 
 
 def _cgroup2_root() -> Path:
