@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from chadthrottle.helper.engine.api import ADMIN_VIEWER, Viewer
-
-from dataclasses import dataclass
-
 import pytest
 
+from chadthrottle.helper.engine.api import ADMIN_VIEWER, Viewer
 from chadthrottle.helper.engine.limits import SlotAllocator
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, build_listing
 from chadthrottle.helper.engine.rates import RateMeter
@@ -15,15 +12,7 @@ from chadthrottle.helper.errors import InvalidArgument
 from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.identity.index import Application
 from chadthrottle.helper.identity.processes import ProcessInfo
-
-
-@dataclass(frozen=True)
-class Sample:
-    owner_tgid: int
-    rx_bytes: int
-    tx_bytes: int
-    ifindex: int = 2
-    netns_cookie: int = 1
+from tests.support.counter_sample import Sample
 
 
 def test_rates_come_from_counter_deltas_over_the_window() -> None:

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, RateMeter
 from chadthrottle.helper.usage.feed import UNKNOWN_UID, UsageFeed
-
-
-@dataclass(frozen=True)
-class Sample:
-    owner_tgid: int
-    rx_bytes: int
-    tx_bytes: int
-    ifindex: int = 2
-    netns_cookie: int = 1
+from tests.support.counter_sample import Sample
 
 
 def _meter(*owners: tuple[int, str, int | None]) -> RateMeter:

@@ -3,7 +3,6 @@ merge both, what a viewer may see, and the bound on one batch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,9 @@ from chadthrottle.helper.errors import InvalidArgument
 from chadthrottle.helper.usage.buckets import local_midnight
 from chadthrottle.helper.usage.recorder import UsageRecorder, fold_batch
 from chadthrottle.helper.usage.store import UsageStore
+from tests.support.counter_sample import Sample
 
 NOW = 1_795_000_000
-
-
-@dataclass(frozen=True)
-class Sample:
-    owner_tgid: int
-    rx_bytes: int
-    tx_bytes: int
-    ifindex: int = 2
-    netns_cookie: int = 1
 
 
 class Clock:

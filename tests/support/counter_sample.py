@@ -1,0 +1,15 @@
+"""A socket owner's byte counters as the datapath reports them (the shape of
+datapath.TrafficSample), for unit tests of the accounting and usage logic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sample:
+    owner_tgid: int
+    rx_bytes: int
+    tx_bytes: int
+    ifindex: int = 2
+    netns_cookie: int = 1
