@@ -35,12 +35,15 @@ class Stack:
 
     def idle_tc_state(self, timeout_s: float = 15.0) -> str:
         """The tc state once lifted limits have drained away (they linger ~1-2 s;
-        on a loaded machine, whose ticks run late, more than 5 s was seen)."""
+        on a loaded machine, whose ticks run late, more than 5 s was seen): no
+        HTB left, and the same in two dumps in a row (a dump is `ip link` then
+        `tc`: one taken while the root went away said htb in the first and
+        noqueue in the second)."""
         deadline = time.monotonic() + timeout_s
-        state = self.tc_state()
-        while f"htb {HTB_MAJOR:x}:" in state and time.monotonic() < deadline:
+        previous, state = None, self.tc_state()
+        while ("htb" in state or state != previous) and time.monotonic() < deadline:
             time.sleep(0.1)
-            state = self.tc_state()
+            previous, state = state, self.tc_state()
         return state
 
 
