@@ -51,6 +51,7 @@ BPF_ARRAY(socket_caps, struct socket_caps, MAX_SLOTS);
 #define NSEC_PER_SEC 1000000000ULL
 #define CGROUP_SKB_PASS 1
 #define CGROUP_SKB_PASS_CN 3 /* pass, and tell TCP it met congestion */
+#define CGROUP_SKB_DROP_CN 2 /* drop, and tell TCP it met congestion: it keeps the data */
 
 #define IP_PROTO_TCP 6
 #define IP_PROTO_UDP 17
@@ -171,6 +172,36 @@ static __always_inline struct slot_policer *active_policer(__u32 slot, __u32 dir
     return policer && policer->active ? policer : 0;
 }
 
+/* Block and quota (struct slot_gate in maps.h): one array lookup, only for
+ * the sockets of applications with a rule. The gate of a slot and direction
+ * with a block or a quota whose lease holds, or 0 (no rule, or the helper is
+ * gone: traffic fails open). */
+BPF_F_TABLE("array", __u32, struct slot_gate, slot_gates, POLICER_ENTRIES, BPF_F_MMAPABLE);
+
+static __always_inline struct slot_gate *closed_gate(__u32 slot, __u32 direction)
+{
+    __u32 key = policer_key(slot, direction);
+    struct slot_gate *gate = slot_gates.lookup(&key);
+    if (!gate || !gate->flags || gate->lease_until_ns < bpf_ktime_get_ns())
+        return 0;
+    return gate;
+}
+
+/* A block, or a quota spent: the packet does not pass. The last packet that
+ * found budget left passes whole, so a quota ends at most one packet per
+ * CPU sending at once past its bytes. */
+static __always_inline int gate_refuses(struct slot_gate *gate)
+{
+    return (gate->flags & GATE_BLOCK) ||
+           ((gate->flags & GATE_QUOTA) && gate->quota_used_bytes >= gate->quota_allowance_bytes);
+}
+
+static __always_inline void charge_quota(struct slot_gate *gate, __u64 bytes)
+{
+    if (gate->flags & GATE_QUOTA)
+        __sync_fetch_and_add(&gate->quota_used_bytes, bytes);
+}
+
 static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, int egress)
 {
     struct traffic_key key = {};
@@ -232,6 +263,9 @@ int chadt_egress(struct __sk_buff *skb)
 {
     struct sock_tag *tag = tag_of(skb);
     int verdict = CGROUP_SKB_PASS;
+    struct slot_gate *gate = tag && tag->app_slot ? closed_gate(tag->app_slot, POLICE_UP) : 0;
+    if (gate && gate_refuses(gate))
+        return CGROUP_SKB_DROP_CN; /* TCP keeps the data and sends it again after the block */
     struct slot_policer *policer = tag && tag->app_slot ? active_policer(tag->app_slot, POLICE_UP) : 0;
     if (policer) { /* a refused packet is sent again later: count it then */
         verdict = police_egress(policer, skb, wire_bytes(skb, 0));
@@ -239,6 +273,8 @@ int chadt_egress(struct __sk_buff *skb)
             return verdict;
     }
     __u64 bytes = count(tag, skb, 1);
+    if (gate)
+        charge_quota(gate, bytes);
     if (!tag || !tag->app_slot)
         return verdict;
     return verdict | shape_upload(skb, tag->app_slot & 0xffff, bytes);
@@ -247,15 +283,19 @@ int chadt_egress(struct __sk_buff *skb)
 int chadt_ingress(struct __sk_buff *skb)
 {
     struct sock_tag *tag = tag_of(skb);
+    struct slot_gate *gate = tag && tag->app_slot ? closed_gate(tag->app_slot, POLICE_DOWN) : 0;
+    if (gate && gate_refuses(gate))
+        return 0; /* dropped, not reset: the sender retransmits after the block */
     struct slot_policer *policer = tag && tag->app_slot ? active_policer(tag->app_slot, POLICE_DOWN) : 0;
-    if (!policer) {
-        count(tag, skb, 0);
-        return 1;
-    }
+    int verdict = 1;
     /* the ebpf backend: what it drops never reaches the application */
-    int verdict = police_ingress(policer, skb, wire_bytes(skb, 0));
-    if (verdict)
-        count(tag, skb, 0);
+    if (policer)
+        verdict = police_ingress(policer, skb, wire_bytes(skb, 0));
+    if (verdict) {
+        __u64 bytes = count(tag, skb, 0);
+        if (gate)
+            charge_quota(gate, bytes);
+    }
     return verdict;
 }
 

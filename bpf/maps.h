@@ -78,4 +78,21 @@ struct socket_caps {
     __u32 window_bps;
 };
 
+/* Block and quota of one application slot and direction (an array entry at
+ * policer_key(slot, direction), mmapped by the helper). The helper writes
+ * single fields in place while the programs add to quota_used_bytes
+ * atomically, so neither overwrites the other (the policers array has a spin
+ * lock, cannot be mmapped, and its whole-entry writes would lose counts).
+ * The gate holds only while now < lease_until_ns, which the helper renews
+ * every tick: a helper that is gone fails open within the lease. */
+#define GATE_BLOCK 1 /* no packet passes */
+#define GATE_QUOTA 2 /* packets pass while quota_used_bytes < quota_allowance_bytes */
+struct slot_gate {
+    __u64 lease_until_ns;        /* helper: bpf_ktime_get_ns() until which the gate holds */
+    __u64 quota_allowance_bytes; /* helper: the count at which the budget is spent */
+    __u64 quota_used_bytes;      /* programs: L3 bytes passed under GATE_QUOTA, monotonic */
+    __u32 flags;                 /* GATE_BLOCK | GATE_QUOTA; 0: open */
+    __u32 pad;
+};
+
 #endif

@@ -40,9 +40,10 @@ from chadthrottle.helper.kernel.ownership import (
     live_program_ids,
 )
 from chadthrottle.helper.kernel.layout import (
-    NO_CAPS, PROGRAM_NAME_PREFIX, OwnerEvent, SlotPacing, SlotPolicer, SocketCaps, SockTag, TrafficCounters,
-    TrafficKey,
+    NO_CAPS, PROGRAM_NAME_PREFIX, OwnerEvent, SlotGate, SlotPacing, SlotPolicer, SocketCaps, SockTag,
+    TrafficCounters, TrafficKey,
 )
+from chadthrottle.helper.kernel.gates import SlotGates
 from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_flags
 from chadthrottle.helper.kernel.program_cache import obtain_program_set
 from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
@@ -63,6 +64,7 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "upload_pacing": (ctypes.c_uint32, SlotPacing),
     "announced_owners": (ctypes.c_uint32, ctypes.c_uint8),
     "policers": (ctypes.c_uint32, SlotPolicer),
+    "slot_gates": (ctypes.c_uint32, SlotGate),
     "traffic": (TrafficKey, TrafficCounters),
     "socket_tags": (ctypes.c_int, SockTag),
 }
@@ -148,6 +150,7 @@ class Datapath:
         self._traffic_buffers: Any = None
         self._slot_of_tgid: dict[int, int] = {}  # what set_process_slot wrote
         self._caps_of_slot: dict[int, SocketCaps] = {}  # what each slot's TCP sockets are held to
+        self._gates: SlotGates | None = None
 
     @property
     def cgroup_root(self) -> Path:
@@ -191,6 +194,7 @@ class Datapath:
                 raise BackendUnavailable(f"map {name} does not have the layout of helper/kernel/layout.py")
             self._maps[name] = TypedMap(self._loaded.map_fds[name], key_type, value_type)
             self._max_entries[name] = spec.max_entries
+        self._gates = SlotGates(self._loaded.map_fds["slot_gates"], self._max_entries["slot_gates"])
         new_owners = program_set.maps[program_set.map_index("new_owners")]
         self._new_owners_bytes = new_owners.max_entries
         self._cgroup_fd = os.open(self._cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
@@ -238,6 +242,9 @@ class Datapath:
             self._new_owners.close()
             self._new_owners = None
         self._maps.clear()
+        if self._gates is not None:
+            self._gates.close()
+            self._gates = None
         if self._loaded is not None:
             self._loaded.close()  # programs on no hook and maps no program uses are freed
             self._loaded = None
@@ -247,6 +254,13 @@ class Datapath:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
+
+    @property
+    def gates(self) -> SlotGates:
+        """Block and quota of each slot and direction (gates.py)."""
+        if self._gates is None:
+            raise KernelError("the datapath is not open")
+        return self._gates
 
     def tc_ingress_program(self, ethernet: bool) -> tuple[int, str]:
         """fd and name of the cls_bpf program for an interface's ingress; one

@@ -61,6 +61,21 @@ class SlotPolicer(ctypes.Structure):
     ]
 
 
+class SlotGate(ctypes.Structure):
+    """struct slot_gate in bpf/maps.h: the block and quota of one slot and direction."""
+
+    _fields_ = [
+        ("lease_until_ns", ctypes.c_uint64),
+        ("quota_allowance_bytes", ctypes.c_uint64),
+        ("quota_used_bytes", ctypes.c_uint64),
+        ("flags", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+    ]
+
+
+GATE_BLOCK, GATE_QUOTA = 1, 2  # struct slot_gate flags (maps.h)
+
+
 POLICE_UP, POLICE_DOWN = 0, 1  # the direction half of a policer key
 
 

@@ -31,6 +31,7 @@ def test_structs_agree() -> None:
         "traffic_counters": layout.TrafficCounters,
         "slot_pacing": layout.SlotPacing,
         "slot_policer": layout.SlotPolicer,
+        "slot_gate": layout.SlotGate,
     }
     values = {"socket_caps": layout.SocketCaps}  # all __u32, written field by field
     assert set(c_structs) == set(mirrors) | set(values)
@@ -57,3 +58,9 @@ def test_policer_key_and_directions_agree() -> None:
     assert int(re.search(r"#define POLICE_DOWN (\d+)", header).group(1)) == layout.POLICE_DOWN
     assert "return (slot & 0xffff) * 2 + direction;" in header
     assert layout.policer_key(0x10003, layout.POLICE_DOWN) == 7
+
+
+def test_gate_flags_agree() -> None:
+    header = resources.files("chadthrottle.bpf").joinpath("maps.h").read_text()
+    assert int(re.search(r"#define GATE_BLOCK (\d+)", header).group(1)) == layout.GATE_BLOCK
+    assert int(re.search(r"#define GATE_QUOTA (\d+)", header).group(1)) == layout.GATE_QUOTA
