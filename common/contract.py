@@ -14,8 +14,9 @@ from enum import Enum
 
 # 2: rules belong to an owner (RuleScope); SetLimit/ClearLimit take a scope;
 # ListRules; ListApplications says whose limit it shows and what keeps it from
-# being enforced. 3: GetUsage (usage history).
-API_VERSION = 3
+# being enforced. 3: GetUsage (usage history). 4: schedules (SetSchedule,
+# ClearSchedules, ListSchedules).
+API_VERSION = 4
 
 BUS_NAME = "io.github.chadthrottle.Helper1"
 OBJECT_PATH = "/io/github/chadthrottle/Helper1"
@@ -125,6 +126,10 @@ class ArgForm:
     USAGE_APP_ID = "usage-app-id"  # "", usage_contract.OTHER_APPLICATIONS_ID or a stable id (no pid:)
     UNIX_TIME = "unix-time"  # unix seconds, 0..validation.MAX_UNIX_TIME
     USAGE_RESOLUTION = "usage-resolution"  # a usage_contract.UsageResolution value
+    DAYS = "days"  # "mon-fri", "sat,sun", "mon,wed-fri", "daily", "weekdays", "weekend"
+    CLOCK_TIME = "clock-time"  # "HH:MM", 00:00..23:59, the helper's local time
+    SCHEDULE_RATE_BPS = "schedule-rate-bps"  # 0 (this direction not limited) or MIN_RATE_BPS..MAX_RATE_BPS
+    SCHEDULE_NAME = "schedule-name"  # a schedule as ListSchedules names it ("mon-fri 09:00-17:00"), or "" for all
 
 
 class CallCheck:
@@ -134,6 +139,8 @@ class CallCheck:
     # The last two unix times before the resolution are [since, until): until 0
     # is now, and since must come before until.
     USAGE_RANGE = "usage-range"
+    # SetSchedule: from and to differ, and at least one direction is limited.
+    SCHEDULE = "schedule"
 
 
 class Arg:
@@ -208,7 +215,7 @@ METHODS: dict[str, MethodSpec] = {
         _method(
             "GetApiVersion", Action.MONITOR,
             "The API version of this interface (2: rules have owners and SetLimit/ClearLimit a scope; "
-            "ListRules; 3: GetUsage).",
+            "ListRules; 3: GetUsage; 4: SetSchedule, ClearSchedules, ListSchedules).",
             out_args=(Arg("version", "u"),),
         ),
         _method(
@@ -305,6 +312,46 @@ METHODS: dict[str, MethodSpec] = {
             "Whether limits are paused (SetLimitsPaused).",
             out_args=(Arg("paused", "b"),),
         ),
+        _method(
+            "SetSchedule", LimitAuthorization.BY_SCOPE,
+            "Limit an application only on some days between two times of the helper's local clock, on top "
+            "of the caller's (or the administrator's) rule: while active, its rates replace that rule's "
+            "plain limit for their direction; it switches on and off within a second of the minute. days: "
+            "mon..sun, ranges (mon-fri), lists (sat,sun) or daily, weekdays, weekend. start, end: HH:MM; "
+            "end at or before start runs past midnight into the next day; start equal to end is refused. "
+            "A start or end the local zone skips on one of those days within a year (clocks going forward) "
+            "is refused; in the hour repeated when clocks go back the schedule follows the wall clock both "
+            f"times. down_bps, up_bps: 0 (that direction not limited) or {MIN_RATE_BPS}..{MAX_RATE_BPS}, "
+            "at least one. A schedule that overlaps one of the same rule is refused; at most 16 per rule. "
+            "scope and polkit action: as for SetLimit. Returns the resolved application id.",
+            in_args=(
+                _APP_ID,
+                Arg("days", "s", ArgForm.DAYS),
+                Arg("start", "s", ArgForm.CLOCK_TIME),
+                Arg("end", "s", ArgForm.CLOCK_TIME),
+                Arg("down_bps", "t", ArgForm.SCHEDULE_RATE_BPS),
+                Arg("up_bps", "t", ArgForm.SCHEDULE_RATE_BPS),
+                _SCOPE,
+            ),
+            out_args=(_RESOLVED_APP_ID,),
+            call_check=CallCheck.SCHEDULE,
+        ),
+        _method(
+            "ClearSchedules", LimitAuthorization.BY_SCOPE,
+            "Remove one schedule of an application's rule by its name as ListSchedules gives it "
+            "(\"mon-fri 09:00-17:00\"), or every one (empty name). InvalidArgument when there is no such "
+            "schedule. Returns the resolved application id. polkit action: as for SetLimit.",
+            in_args=(_APP_ID, Arg("name", "s", ArgForm.SCHEDULE_NAME), _SCOPE),
+            out_args=(_RESOLVED_APP_ID,),
+        ),
+        _method(
+            "ListSchedules", Action.MONITOR,
+            "The stored schedules: every one for a caller who may limit any application, else the caller's "
+            "own and the administrator's. Keys: app_id s, owner x (as in ListRules), name s (days, start "
+            "and end as one text, unique within a rule), days s, start s, end s (HH:MM, local time), "
+            "down_bps t, up_bps t (0: not limited), active b (in its time now).",
+            out_args=(Arg("schedules", "aa{sv}"),),
+        ),
         # Its values and fields are in chadthrottle.usage_contract (kept out of
         # this module: every chadthrottle-ctl call imports it); a test checks
         # the numbers below against it.
@@ -371,6 +418,19 @@ RULE_FIELDS: dict[str, str] = {
     "burst_bytes": "t",
     "owner": "x",  # ADMIN_OWNER, or the uid whose processes it applies to
     "in_force": "b",  # False while an administrator rule outranks it, or limits are paused
+}
+
+# Keys and D-Bus types of one entry of ListSchedules.
+SCHEDULE_FIELDS: dict[str, str] = {
+    "app_id": "s",
+    "owner": "x",  # ADMIN_OWNER, or the uid whose processes it applies to
+    "name": "s",  # "mon-fri 09:00-17:00": days, start and end; unique within a rule
+    "days": "s",
+    "start": "s",  # HH:MM, the helper's local time
+    "end": "s",  # at or before start: the next day
+    "down_bps": "t",  # 0: not limited by this schedule
+    "up_bps": "t",
+    "active": "b",  # in its time now (its limits are in force unless outranked or paused)
 }
 
 # Keys and D-Bus types of one entry of ListBackends.
@@ -487,6 +547,21 @@ class RuleInfo:
     burst_bytes: int
     owner: int
     in_force: bool
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """One stored schedule, as ListSchedules reports it."""
+
+    app_id: str
+    owner: int
+    name: str
+    days: str
+    start: str
+    end: str
+    down_bps: int
+    up_bps: int
+    active: bool
 
 
 @dataclass(frozen=True)

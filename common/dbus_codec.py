@@ -19,11 +19,13 @@ from chadthrottle.contract import (
     CONNECTION_FIELDS,
     INTERFACE_FIELDS,
     RULE_FIELDS,
+    SCHEDULE_FIELDS,
     ApplicationInfo,
     BackendInfo,
     ConnectionInfo,
     InterfaceInfo,
     RuleInfo,
+    ScheduleInfo,
 )
 from chadthrottle.record_codec import (  # re-exported: the helper, the GUI and tests use them from here
     CodecError,
@@ -34,14 +36,16 @@ from chadthrottle.record_codec import (  # re-exported: the helper, the GUI and 
     decode_interface,
     decode_record,
     decode_rule,
+    decode_schedule,
     decode_usage,
 )
 from chadthrottle.usage_contract import USAGE_FIELDS, UsageRow
 
 __all__ = [
     "CodecError", "decode_application", "decode_backend", "decode_connection", "decode_interface",
-    "decode_record", "decode_rule", "decode_usage", "encode_application", "encode_backend", "encode_connection",
-    "encode_interface", "encode_record", "encode_rule", "encode_usage", "field_names",
+    "decode_record", "decode_rule", "decode_schedule", "decode_usage", "encode_application", "encode_backend",
+    "encode_connection", "encode_interface", "encode_record", "encode_rule", "encode_schedule", "encode_usage",
+    "field_names",
 ]  # fmt: skip
 
 
@@ -49,7 +53,7 @@ def _to_wire(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
-def encode_record(record: ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo | RuleInfo | UsageRow, fields: Mapping[str, str]) -> dict[str, Variant]:
+def encode_record(record: ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo | RuleInfo | ScheduleInfo | UsageRow, fields: Mapping[str, str]) -> dict[str, Variant]:
     """One record as ``a{sv}``; raises CodecError if a value does not fit its type
     (better a clear error in the helper than a malformed message on the bus)."""
     encoded: dict[str, Variant] = {}
@@ -84,6 +88,10 @@ def encode_interface(interface: InterfaceInfo) -> dict[str, Variant]:
 
 def encode_rule(rule: RuleInfo) -> dict[str, Variant]:
     return encode_record(rule, RULE_FIELDS)
+
+
+def encode_schedule(schedule: ScheduleInfo) -> dict[str, Variant]:
+    return encode_record(schedule, SCHEDULE_FIELDS)
 
 
 def encode_usage(row: UsageRow) -> dict[str, Variant]:

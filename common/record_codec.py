@@ -19,11 +19,13 @@ from chadthrottle.contract import (
     INTERFACE_FIELDS,
     OPTIONAL_CONNECTION_FIELDS,
     RULE_FIELDS,
+    SCHEDULE_FIELDS,
     ApplicationInfo,
     BackendInfo,
     ConnectionInfo,
     InterfaceInfo,
     RuleInfo,
+    ScheduleInfo,
 )
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 
     from chadthrottle.usage_contract import UsageRow
 
-    Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo, InterfaceInfo, RuleInfo, UsageRow)
+    Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo, InterfaceInfo, RuleInfo, ScheduleInfo, UsageRow)
 
 _UINT_BITS = {"y": 8, "q": 16, "u": 32, "t": 64}
 _INT_BITS = {"n": 16, "i": 32, "x": 64}
@@ -114,6 +116,10 @@ def decode_interface(data: Mapping[str, Any]) -> InterfaceInfo:
 
 def decode_rule(data: Mapping[str, Any]) -> RuleInfo:
     return decode_record(RuleInfo, data, RULE_FIELDS)
+
+
+def decode_schedule(data: Mapping[str, Any]) -> ScheduleInfo:
+    return decode_record(ScheduleInfo, data, SCHEDULE_FIELDS)
 
 
 def decode_usage(data: Mapping[str, Any]) -> UsageRow:

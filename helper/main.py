@@ -20,6 +20,7 @@ removed (finish_takeover).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import gc
 import logging
@@ -186,11 +187,16 @@ def _finish_takeover() -> None:
     remove_unadopted_elsewhere()  # other namespaces, where limited applications had sockets
 
 
-def _make_engine(state_dir: Path, backend: str, usage_flush_s: float = 60.0) -> ClosableEngine:
+def _make_engine(
+    state_dir: Path, backend: str, usage_flush_s: float = 60.0, wall_clock_file: Path | None = None
+) -> ClosableEngine:
     # Imported here: the factory pulls in pyroute2, which --help must not need.
-    from chadthrottle.helper.engine.factory import EngineOptions, build_engine
+    from chadthrottle.helper.engine.factory import EngineOptions, build_engine, wall_clock_from_file
 
-    engine: ClosableEngine = build_engine(EngineOptions(state_dir=state_dir, backend=backend, usage_flush_s=usage_flush_s))
+    options = EngineOptions(state_dir=state_dir, backend=backend, usage_flush_s=usage_flush_s)
+    if wall_clock_file is not None:
+        options = dataclasses.replace(options, wall_clock=wall_clock_from_file(wall_clock_file))
+    engine: ClosableEngine = build_engine(options)
     return engine
 
 
@@ -200,7 +206,9 @@ async def _serve(arguments: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await run_helper(
-        arguments.bus_address, lambda: _make_engine(arguments.state_dir, arguments.backend, arguments.usage_flush_s), stop,
+        arguments.bus_address,
+        lambda: _make_engine(arguments.state_dir, arguments.backend, arguments.usage_flush_s, arguments.wall_clock_file),
+        stop,
         idle_exit_s=idle_exit_seconds(arguments.idle_exit_s, os.environ), finish_takeover=_finish_takeover,
     )  # fmt: skip
 
@@ -246,6 +254,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--usage-flush-s", metavar="SECONDS", type=_flush_seconds, default=60.0,
                         help="how often the usage history is written to disk; a crash loses at most this "
                         "much of it (default: 60; 1 to 3600)")
+    parser.add_argument("--wall-clock-file", metavar="FILE", type=Path, default=None,
+                        help="for tests: read the time schedules see (unix seconds) from FILE instead of the "
+                        "system clock")
     commands = parser.add_subparsers(dest="command", metavar="{install,uninstall}")
     add_install_commands(commands)
     return parser.parse_args(argv)

@@ -42,6 +42,7 @@ from chadthrottle.contract import (
     MethodSpec,
     RuleInfo,
     RuleScope,
+    ScheduleInfo,
 )
 from chadthrottle.dbus_codec import (
     encode_application,
@@ -49,6 +50,7 @@ from chadthrottle.dbus_codec import (
     encode_connection,
     encode_interface,
     encode_rule,
+    encode_schedule,
     encode_usage,
 )
 from chadthrottle.helper.adapter import validation
@@ -57,7 +59,9 @@ from chadthrottle.helper.adapter.engine_thread import EngineThread
 from chadthrottle.helper.adapter.introspection import INTROSPECTABLE_INTERFACE, PEER_INTERFACE, introspection_xml
 from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
 from chadthrottle.helper.engine.api import (
+    AddSchedule,
     ClearLimit,
+    RemoveSchedules,
     EngineApi,
     LimitChange,
     ResolvedApplication,
@@ -399,6 +403,13 @@ class HelperService:
         rules = await self._engine_thread.run(self._engine.list_rules)
         return [[encode_rule(rule) for rule in self._visible_rules(viewer, rules)]]
 
+    @_handles("ListSchedules")
+    async def _list_schedules(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        viewer = await self._viewer(call)
+        schedules: list[ScheduleInfo] = await self._engine_thread.run(self._engine.list_schedules)
+        visible = [s for s in schedules if viewer.sees_all or s.owner in (viewer.uid, ADMIN_OWNER)]
+        return [[encode_schedule(schedule) for schedule in visible]]
+
     @_handles("ListBackends")
     async def _list_backends(self, call: _Call, grant: _Grant | None) -> list[Any]:
         backends = await self._engine_thread.run(self._engine.list_backends)
@@ -470,6 +481,28 @@ class HelperService:
             "uid %d cleared %s limit of %s (%s)",
             uid, "+".join(d.value for d in directions), result_id, _whose(grant),
         )  # fmt: skip
+        return [result_id]
+
+
+    @_handles("SetSchedule")
+    async def _set_schedule(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        assert grant is not None  # LimitAuthorization.BY_SCOPE
+        uid = await self._caller_uid(call.sender)
+        _, days, start, end, down_bps, up_bps, _scope = call.args
+        change = AddSchedule(grant.app_id, days, start, end, down_bps, up_bps, grant.owner)
+        result_id = await self._changes.submit(change)
+        log.info("uid %d scheduled %s of %s (%s): down %d B/s, up %d B/s (0: none)",
+                 uid, call.message.body[1:4], result_id, _whose(grant), down_bps, up_bps)  # fmt: skip
+        return [result_id]
+
+    @_handles("ClearSchedules")
+    async def _clear_schedules(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        assert grant is not None  # LimitAuthorization.BY_SCOPE
+        uid = await self._caller_uid(call.sender)
+        name: str = call.args[1]
+        result_id = await self._changes.submit(RemoveSchedules(grant.app_id, name, grant.owner))
+        log.info("uid %d removed %s of %s (%s)", uid, f"schedule {name}" if name else "every schedule",
+                 result_id, _whose(grant))  # fmt: skip
         return [result_id]
 
 

@@ -29,6 +29,7 @@ from chadthrottle.contract import (
     MethodSpec,
     RuleScope,
 )
+from chadthrottle.helper.engine import schedules
 from chadthrottle.helper.errors import HelperError, InvalidArgument
 from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageResolution
 
@@ -172,6 +173,11 @@ def validate_usage_resolution(resolution: Any) -> UsageResolution:
     raise InvalidArgument(f"resolution must be one of {names}, not {resolution!r}")
 
 
+def validate_schedule_rate(rate_bps: Any) -> int:
+    """0 (a schedule that leaves this direction alone) or a rate in the contract's bounds."""
+    return 0 if rate_bps == 0 and _is_int(rate_bps) else validate_rate_bps(rate_bps)
+
+
 # One check per contract.ArgForm: (value, argument name) -> the value the engine gets.
 VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     ArgForm.APP_ID: lambda value, _name: validate_app_id(value),
@@ -184,6 +190,10 @@ VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     ArgForm.USAGE_APP_ID: lambda value, _name: validate_usage_app_id(value),
     ArgForm.UNIX_TIME: validate_unix_time,
     ArgForm.USAGE_RESOLUTION: lambda value, _name: validate_usage_resolution(value),
+    ArgForm.DAYS: lambda value, _name: schedules.parse_days(value),
+    ArgForm.CLOCK_TIME: lambda value, name: schedules.parse_minute(value, name),
+    ArgForm.SCHEDULE_RATE_BPS: lambda value, _name: validate_schedule_rate(value),
+    ArgForm.SCHEDULE_NAME: lambda value, _name: schedules.parse_schedule_name(value),
 }
 
 
@@ -193,10 +203,21 @@ def _usage_range(args: tuple[Any, ...], now: float) -> tuple[Any, ...]:
     return (app_id, *validate_usage_range(since, until, now), resolution)
 
 
+def _schedule(args: tuple[Any, ...], _now: float) -> tuple[Any, ...]:
+    """SetSchedule: (app_id, days, start, end, down, up, scope), start != end, a rate."""
+    _app_id, _days, start, end, down_bps, up_bps, _scope = args
+    if start == end:
+        raise InvalidArgument("from and to are the same time: for all day, set a plain limit instead")
+    if not down_bps and not up_bps:
+        raise InvalidArgument("a schedule must limit at least one direction (down_bps or up_bps above 0)")
+    return args
+
+
 # One check per contract.CallCheck, on the whole call once each argument passed.
 CALL_CHECKS: dict[str, Callable[[tuple[Any, ...], float], tuple[Any, ...]]] = {
     CallCheck.NONE: lambda args, _now: args,
     CallCheck.USAGE_RANGE: _usage_range,
+    CallCheck.SCHEDULE: _schedule,
 }
 
 

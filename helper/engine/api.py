@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo, RuleInfo
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo, RuleInfo, ScheduleInfo
 from chadthrottle.helper.errors import HelperError
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
@@ -62,7 +62,30 @@ class ClearLimit:
     owner: int = ADMIN_OWNER
 
 
-LimitChange: TypeAlias = SetLimit | ClearLimit
+@dataclass(frozen=True)
+class AddSchedule:
+    """Limit an application only on some days between two local times
+    (helper/engine/schedules.py); a rate of 0 leaves that direction alone."""
+
+    app_id: str
+    days: frozenset[int]  # 0 = Monday
+    start: int  # minute of the day
+    end: int  # minute of the day; end <= start runs past midnight
+    down_bps: int
+    up_bps: int
+    owner: int = ADMIN_OWNER
+
+
+@dataclass(frozen=True)
+class RemoveSchedules:
+    """Remove one schedule of an application by its name ("mon-fri 09:00-17:00"), or all ("")."""
+
+    app_id: str
+    name: str
+    owner: int = ADMIN_OWNER
+
+
+LimitChange: TypeAlias = SetLimit | ClearLimit | AddSchedule | RemoveSchedules
 # Per change: the resolved application id, or why that change was refused.
 ChangeOutcome: TypeAlias = str | HelperError
 
@@ -92,6 +115,9 @@ class EngineApi(Protocol):
     def apply_changes(self, changes: Sequence[LimitChange]) -> list[ChangeOutcome]:
         """Apply the changes in order, as one update of the kernel where they all
         succeed; one outcome per change. Takes effect on open connections."""
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        """Every stored schedule, of every owner, and whether it is active now."""
 
     def set_limits_paused(self, paused: bool) -> None:
         """Keep every limit but enforce none (True), or enforce them again (False)."""

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Protocol
 
@@ -27,11 +28,14 @@ from chadthrottle.contract import (
     Direction,
     InterfaceInfo,
     RuleInfo,
+    ScheduleInfo,
 )
 from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.engine.api import (
+    AddSchedule,
     ChangeOutcome,
     ClearLimit,
+    RemoveSchedules,
     LimitChange,
     ADMIN_VIEWER,
     ResolvedApplication,
@@ -39,6 +43,7 @@ from chadthrottle.helper.engine.api import (
     Viewer,
 )
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey, SlotAllocator
+from chadthrottle.helper.engine.schedules import Schedule, check_exists_locally, check_fits, format_days, format_minute, local_zone
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, build_listing
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, AppTraffic, CounterSample, RateMeter
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
@@ -137,13 +142,16 @@ class Engine:
         namespaces: NamespacePort | None = None,
         lineage: LineagePort | None = None,
         usage: UsagePort | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        zone: tzinfo | None = None,
     ) -> None:
         """rules: the stored limits to start from (applied on the first tick);
         save_rules: stores the table after each change, raising HelperError if
         it cannot (the change is then undone); namespaces: names the network
         namespaces of interface counters; lineage: the parents of forked
         processes (proc_events.py), for those that exit before /proc is read;
-        usage: the usage history, fed each tick."""
+        usage: the usage history, fed each tick; wall_clock (unix seconds) and
+        zone (default: the machine's) say which schedules are active."""
         self._datapath = datapath
         self._shaper = shaper
         self._index = index
@@ -151,7 +159,10 @@ class Engine:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.RLock()
+        self._wall_clock = wall_clock
+        self._zone = zone or local_zone()
         self._limits = rules.copy() if rules is not None else LimitTable()
+        self._limits.activate(self._local_now())
         self._save_rules = save_rules
         self._slots = SlotAllocator()
         self._process_slots: dict[int, int] = {}  # tgid -> slot written to the datapath
@@ -192,9 +203,24 @@ class Engine:
             return [
                 RuleInfo(app_id, direction.value, limit.rate_bps, limit.burst_bytes, owner,
                          not self._limits.paused and not self._limits.outranked((app_id, owner)))  # fmt: skip
-                for (app_id, owner), limits in sorted(self._limits.items())
+                for (app_id, owner), limits in sorted(self._limits.plain_items())
                 for direction, limit in sorted(limits.items(), key=lambda item: item[0].value)
             ]
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        with self._lock:
+            return [
+                ScheduleInfo(app_id, owner, schedule.name, format_days(schedule.days),
+                             format_minute(schedule.start), format_minute(schedule.end),
+                             _rate_of(schedule, Direction.DOWN), _rate_of(schedule, Direction.UP),
+                             self._limits.schedule_is_active((app_id, owner), schedule))  # fmt: skip
+                for (app_id, owner), schedules in sorted(self._limits.schedule_items())
+                for schedule in schedules
+            ]
+
+    def _local_now(self) -> datetime:
+        """The wall clock in the local zone, for schedules."""
+        return datetime.fromtimestamp(self._wall_clock(), self._zone)
 
     def _limits_not_met(self) -> dict[tuple[str, Direction], str]:
         """(app id, direction) -> how far above its limit it has been measured,
@@ -273,7 +299,7 @@ class Engine:
             resolved = self._resolve_id(app_id)
             app = self._index.application(resolved)
             return ResolvedApplication(
-                resolved, app.uids if app else frozenset(), frozenset(self._limits.rules_of(resolved)), pid_uid
+                resolved, app.uids if app else frozenset(), self._limits.rule_owners(resolved), pid_uid
             )
 
     def apply_changes(self, changes: Sequence[LimitChange]) -> list[ChangeOutcome]:
@@ -284,10 +310,11 @@ class Engine:
             outcomes: list[ChangeOutcome] = []
             edits: list[tuple[int, Callable[[LimitTable], None]]] = []
             new_rules: set[RuleKey] = set()
+            planned: list[LimitTable] = []  # the table as this batch's schedule changes leave it, made on need
             for change in changes:
                 try:
                     resolved = self._resolve_id(change.app_id)
-                    edits.append((len(outcomes), self._edit_for(change, resolved, new_rules)))
+                    edits.append((len(outcomes), self._edit_for(change, resolved, new_rules, planned)))
                     outcomes.append(resolved)
                 except HelperError as error:
                     outcomes.append(error)
@@ -370,6 +397,8 @@ class Engine:
                 self._known[app_id] = app.identity
                 for pid, process in app.processes.items():
                     self._meter.remember(pid, app_id, process.uid)
+            if self._limits.activate(self._local_now()):
+                log.info("schedules changed the limits in force (%s)", self._local_now().strftime("%a %H:%M %Z"))
             try:
                 self._apply_classes()
             except HelperError as error:  # e.g. an interface came back with a foreign qdisc
@@ -446,7 +475,7 @@ class Engine:
         storm of short-lived programs must not cost memory, nor time in every
         tick and listing, for ever. A stored rule keeps its application."""
         running = self._index.applications().keys() | {i.app_id for i in self._announced.values() if i is not None}
-        keep = running | {app_id for (app_id, _owner), _limits in self._limits.items()}
+        keep = running | {app_id for app_id, _owner in self._limits.stored_keys()}
         self._meter.forget_exited(now, keep, EXITED_VISIBLE_S)
         for app_id in self._known.keys() - keep - self._meter.apps.keys():
             del self._known[app_id]
@@ -557,26 +586,60 @@ class Engine:
         processes named otherwise run (an administrator's rule reaches them)."""
         return self._index.application(app_id) is not None or app_id in self._index.renamed_runners()
 
-    def _edit_for(self, change: LimitChange, app_id: str, new_rules: set[RuleKey]) -> Callable[[LimitTable], None]:
+    def _edit_for(
+        self, change: LimitChange, app_id: str, new_rules: set[RuleKey], planned: list[LimitTable]
+    ) -> Callable[[LimitTable], None]:
         """The table edit one change makes; InvalidArgument before anything
         changes. new_rules: the rules this batch creates so far (for the
-        per-user bound), added to."""
+        per-user bound), added to; planned: [the table as this batch's schedule
+        changes so far leave it], made on the first one."""
         key: RuleKey = (app_id, change.owner)
         if isinstance(change, ClearLimit):
             return lambda table: table.clear(key, change.directions)
-        limit = Limit.with_default_burst(change.rate_bps, change.burst_bytes)
+        if isinstance(change, RemoveSchedules):
+            return self._schedule_edit(change, key, planned)
         try:  # a stored id must load again at the next start
             validate_app_id(app_id)
         except InvalidArgument as error:
             raise InvalidArgument(f"this application's id cannot be stored: {error}") from None
-        if change.owner != ADMIN_OWNER and key not in self._limits and key not in new_rules:
+        if isinstance(change, AddSchedule):
+            edit = self._schedule_edit(change, key, planned)
+        else:
+            limit = Limit.with_default_burst(change.rate_bps, change.burst_bytes)
+            edit = lambda table: table.set(key, change.direction, limit)  # noqa: E731
+        if change.owner != ADMIN_OWNER and not self._limits.is_stored(key) and key not in new_rules:
             held = self._limits.count_of_owner(change.owner) + sum(1 for _, owner in new_rules if owner == change.owner)
             if held >= MAX_RULES_PER_USER:
                 raise InvalidArgument(
                     f"you have rules for {held} applications, the most one user may keep; clear some first"
                 )
             new_rules.add(key)
-        return lambda table: table.set(key, change.direction, limit)
+        return edit
+
+    def _schedule_edit(
+        self, change: AddSchedule | RemoveSchedules, key: RuleKey, planned: list[LimitTable]
+    ) -> Callable[[LimitTable], None]:
+        """A schedule change, checked against the table as the batch leaves it
+        (two overlapping schedules in one batch are refused too)."""
+        if not planned:
+            planned.append(self._limits.copy())
+        if isinstance(change, RemoveSchedules):
+            names = [schedule.name for schedule in planned[0].schedules_of(key)]
+            if not names or (change.name and change.name not in names):
+                raise InvalidArgument(
+                    f"{key[0]} has no schedule {change.name!r} of this rule" if change.name
+                    else f"{key[0]} has no schedules of this rule"
+                )
+            edit: Callable[[LimitTable], None] = lambda table: table.remove_schedules(key, change.name)  # noqa: E731
+        else:
+            limits = {direction: Limit.with_default_burst(rate, 0)
+                      for direction, rate in ((Direction.DOWN, change.down_bps), (Direction.UP, change.up_bps)) if rate}  # fmt: skip
+            schedule = Schedule(change.days, change.start, change.end, limits)
+            check_fits(schedule, planned[0].schedules_of(key))
+            check_exists_locally(schedule, self._zone, self._local_now().date())
+            edit = lambda table: table.add_schedule(key, schedule)  # noqa: E731
+        edit(planned[0])
+        return edit
 
     def _change(self, edit: Callable[[LimitTable], None], clamped: dict[int, float] | None = None) -> None:
         """clamped: the pids _shrink_windows_first clamped for this edit; if it
@@ -726,7 +789,7 @@ class Engine:
         if now - self._expiry_checked_at < EXPIRY_CHECK_S:
             return
         self._expiry_checked_at = now
-        gone = [key for key, _ in self._limits.items() if key[1] != ADMIN_OWNER and program_is_gone(key[0])]
+        gone = [key for key in self._limits.stored_keys() if key[1] != ADMIN_OWNER and program_is_gone(key[0])]
         if not gone:
             return
         def edit(table: LimitTable) -> None:
@@ -774,3 +837,8 @@ class Engine:
             if self._cgroup_slots.get(scope_id) != slot:
                 self._datapath.set_cgroup_slot(scope_id, slot)
                 self._cgroup_slots[scope_id] = slot
+
+
+def _rate_of(schedule: Schedule, direction: Direction) -> int:
+    limit = schedule.limits.get(direction)
+    return limit.rate_bps if limit is not None else 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,19 @@ class EngineOptions:
     backend: str = "auto"
     cache_dir: Path = Path("/var/cache/chadthrottle")
     usage_flush_s: float = FLUSH_INTERVAL_S  # how often the usage history is written
+    wall_clock: Callable[[], float] = time.time  # the time schedules see (tests move it)
+
+
+def wall_clock_from_file(path: Path) -> Callable[[], float]:
+    """A wall clock read from a file of unix seconds, for tests that move time
+    across a schedule's minute (--wall-clock-file); the system's clock while
+    the file says nothing usable."""
+    def now() -> float:
+        try:
+            return float(path.read_text().strip())
+        except (OSError, ValueError):
+            return time.time()
+    return now
 
 
 class RunningEngine(Engine):
@@ -47,6 +62,7 @@ class RunningEngine(Engine):
     def __init__(
         self, datapath: Datapath, shaper: BackendRouter, ipr: IPRoute, config: dict[str, str] | None,
         choice: dict[Direction, str], store: RuleStore, usage: UsageRecorder, socket_holders: set[int],
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """socket_holders: the processes that had sockets open before the
         datapath was attached (listed while they run, idle or not)."""
@@ -57,6 +73,7 @@ class RunningEngine(Engine):
             datapath, shaper, ApplicationIndex(),
             lambda _active: describe_backends(choice, shaper.active_by_backend(), config, shaper.shaping_notes()),
             rules=_load_rules(store), save_rules=self._saver.save, lineage=self._proc_events, usage=usage,
+            wall_clock=wall_clock,
         )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)
         self.note_socket_holders(socket_holders)
@@ -139,7 +156,8 @@ def build_engine(options: EngineOptions) -> RunningEngine:
             enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_ingress_program, NoPacing()))
         router = BackendRouter({d: (name, enforcers[name]) for d, name in choice.items()}, guard=(EBPF, enforcers[EBPF]))
         usage = UsageRecorder(UsageStore(options.state_dir), options.usage_flush_s, rename=certain_rename)
-        return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir), usage, set(adopted))
+        return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir), usage, set(adopted),
+                             options.wall_clock)  # fmt: skip
     except BaseException:
         datapath.close()
         ipr.close()

@@ -8,10 +8,14 @@ rotation so a freed slot is not reused while stale sockets might still carry it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from datetime import datetime
+from typing import TYPE_CHECKING, TypeAlias
 
 from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, MIN_BURST_BYTES, Direction
 from chadthrottle.helper.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from chadthrottle.helper.engine.schedules import Schedule
 
 MAX_SLOTS = 0xFFFE  # HTB minors 1..0xfffe
 DEFAULT_BURST_SECONDS = 0.05
@@ -83,30 +87,113 @@ class LimitTable:
     """
 
     def __init__(self) -> None:
+        # What the kernel should hold: the plain limits, overlaid by the limits
+        # of the schedules active now (activate()). Everything the engine plans
+        # from reads this; set/clear change the plain limits beneath it.
         self._limits: dict[RuleKey, dict[Direction, Limit]] = {}
-        self._owners: dict[str, set[int]] = {}  # app id -> owners of its rules, for lookups by app
+        self._owners: dict[str, set[int]] = {}  # app id -> owners of its rules in force, for lookups by app
+        self._plain: dict[RuleKey, dict[Direction, Limit]] = {}
+        self._schedules: dict[RuleKey, tuple[Schedule, ...]] = {}
+        self._active: dict[RuleKey, dict[Direction, Limit]] = {}  # limits of the schedules active now
+        self._activated_at: datetime | None = None
         self.paused = False
 
     def get(self, key: RuleKey) -> dict[Direction, Limit]:
         return dict(self._limits.get(key, {}))
 
     def set(self, key: RuleKey, direction: Direction, limit: Limit) -> None:
-        self._limits.setdefault(key, {})[direction] = limit
-        self._owners.setdefault(key[0], set()).add(key[1])
+        self._plain.setdefault(key, {})[direction] = limit
+        self._rebuild(key)
 
     def clear(self, key: RuleKey, directions: tuple[Direction, ...]) -> None:
-        limits = self._limits.get(key, {})
+        limits = self._plain.get(key, {})
         for direction in directions:
             limits.pop(direction, None)
         if not limits:
-            self.drop(key)
+            self._plain.pop(key, None)
+        self._rebuild(key)
 
     def drop(self, key: RuleKey) -> None:
-        self._limits.pop(key, None)
-        owners = self._owners.get(key[0], set())
-        owners.discard(key[1])
+        """Forget the rule: its plain limits and its schedules."""
+        self._plain.pop(key, None)
+        self._schedules.pop(key, None)
+        self._active.pop(key, None)
+        self._rebuild(key)
+
+    def _rebuild(self, key: RuleKey) -> None:
+        """The limits in force for key: its plain ones, overlaid by its active schedule's."""
+        merged = {**self._plain.get(key, {}), **self._active.get(key, {})}
+        owners = self._owners.setdefault(key[0], set())
+        if merged:
+            self._limits[key] = merged
+            owners.add(key[1])
+        else:
+            self._limits.pop(key, None)
+            owners.discard(key[1])
         if not owners:
             self._owners.pop(key[0], None)
+
+    # --- schedules (helper/engine/schedules.py) -----------------------------------
+
+    def schedules_of(self, key: RuleKey) -> tuple[Schedule, ...]:
+        return self._schedules.get(key, ())
+
+    def add_schedule(self, key: RuleKey, schedule: Schedule) -> None:
+        """Add one (the caller checked it fits); in force at once if active at
+        the last activation."""
+        self._schedules[key] = (*self._schedules.get(key, ()), schedule)
+        self._activate_key(key)
+
+    def remove_schedules(self, key: RuleKey, name: str = "") -> int:
+        """Remove the schedule called name (every one for ""); how many went."""
+        kept = tuple(s for s in self._schedules.get(key, ()) if name and s.name != name)
+        removed = len(self._schedules.get(key, ())) - len(kept)
+        if kept:
+            self._schedules[key] = kept
+        else:
+            self._schedules.pop(key, None)
+        self._activate_key(key)
+        return removed
+
+    def schedule_items(self) -> list[tuple[RuleKey, tuple[Schedule, ...]]]:
+        return list(self._schedules.items())
+
+    def schedule_is_active(self, key: RuleKey, schedule: Schedule) -> bool:
+        return self._activated_at is not None and schedule.is_active(self._activated_at)
+
+    def activate(self, local_now: datetime) -> bool:
+        """Put in force the schedules active at local_now (the wall clock) and
+        take out the others; whether the limits in force changed."""
+        self._activated_at = local_now
+        changed = False
+        for key in set(self._schedules) | set(self._active):
+            before = self._limits.get(key)
+            self._activate_key(key)
+            changed |= self._limits.get(key) != before
+        return changed
+
+    def _activate_key(self, key: RuleKey) -> None:
+        active: dict[Direction, Limit] = {}
+        if self._activated_at is not None:
+            for schedule in self._schedules.get(key, ()):
+                if schedule.is_active(self._activated_at):
+                    active.update(schedule.limits)
+        if active:
+            self._active[key] = active
+        else:
+            self._active.pop(key, None)
+        self._rebuild(key)
+
+    def plain_items(self) -> list[tuple[RuleKey, dict[Direction, Limit]]]:
+        """The plain limits (what SetLimit set), without the schedules'."""
+        return [(key, dict(limits)) for key, limits in self._plain.items()]
+
+    def is_stored(self, key: RuleKey) -> bool:
+        return key in self._plain or key in self._schedules
+
+    def stored_keys(self) -> set[RuleKey]:
+        """Every rule with something stored: plain limits or schedules."""
+        return set(self._plain) | set(self._schedules)
 
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
@@ -118,11 +205,16 @@ class LimitTable:
         return key in self._limits
 
     def __len__(self) -> int:
-        return len(self._limits)
+        """Stored rules (with plain limits, schedules or both), in force or not."""
+        return len(self.stored_keys())
 
     def has_app(self, app_id: str) -> bool:
-        """Whether any rule, of any owner, names app_id."""
-        return app_id in self._owners
+        """Whether any rule, of any owner, names app_id (schedules included)."""
+        return app_id in self._owners or any(key[0] == app_id for key in self._schedules)
+
+    def rule_owners(self, app_id: str) -> frozenset[int]:
+        """Owners of every stored rule on app_id (plain limits or schedules, in force or not)."""
+        return frozenset(owner for app, owner in self.stored_keys() if app == app_id)
 
     def rules_of(self, app_id: str) -> dict[int, dict[Direction, Limit]]:
         """owner -> limits of every rule on app_id."""
@@ -137,12 +229,16 @@ class LimitTable:
         return [(app_id, owner) for owner in self._owners[app_id]]
 
     def count_of_owner(self, owner: int) -> int:
-        return sum(1 for _app, rule_owner in self._limits if rule_owner == owner)
+        return sum(1 for _app, rule_owner in self.stored_keys() if rule_owner == owner)
 
     def copy(self) -> LimitTable:
         clone = LimitTable()
         clone._limits = {key: dict(limits) for key, limits in self._limits.items()}
         clone._owners = {app_id: set(owners) for app_id, owners in self._owners.items()}
+        clone._plain = {key: dict(limits) for key, limits in self._plain.items()}
+        clone._schedules = dict(self._schedules)
+        clone._active = {key: dict(limits) for key, limits in self._active.items()}
+        clone._activated_at = self._activated_at
         clone.paused = self.paused
         return clone
 

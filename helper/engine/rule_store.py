@@ -13,7 +13,8 @@ A rule that fails a check is left out with a logged error and the others are
 kept; a file that is not a rules file at all is moved aside
 (``rules.json.corrupt-<timestamp>``) with one logged error, and the helper
 starts with no rules rather than not at all. A version-1 file (no owners) is
-read as administrator rules and written back in this format.
+read as administrator rules, a version-2 file (no schedules) as it is, and both
+are written back in this format (3: a rule may carry "schedules").
 """
 
 from __future__ import annotations
@@ -41,12 +42,15 @@ from chadthrottle.contract import (
 )
 from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.engine.limits import MAX_SLOTS, Limit, LimitTable
+from chadthrottle.helper.engine.schedules import Schedule, check_fits, format_days, format_minute, make_schedule
 from chadthrottle.helper.errors import HelperError, InvalidArgument
 
 log = logging.getLogger("chadthrottle.engine.rule_store")
 
 RULES_FILE = "rules.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# Version 2 is version 3 without schedules: read as it is.
+NO_SCHEDULES_VERSION = 2
 # Version 1 stored one rule per application, with no owner: each becomes an
 # administrator rule (it applied to everyone's processes).
 LEGACY_VERSION = 1
@@ -55,6 +59,8 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 _LIMIT_FIELDS = frozenset({"rate_bps", "burst_bytes"})
 _DIRECTIONS = {direction.value: direction for direction in Direction}
 _RULE_KEYS = frozenset({"app_id", "owner"})
+_SCHEDULES_KEY = "schedules"
+_SCHEDULE_KEYS = frozenset({"days", "from", "to"})
 _ADMIN_OWNER_TEXT = "all"  # how the file names an administrator rule's owner
 _MAX_UID = 2**32 - 2  # (uid_t)-1 is no uid
 
@@ -82,15 +88,45 @@ def _is_int(value: Any) -> bool:
 def encode_rules(table: LimitTable) -> bytes:
     """The file's bytes for a table: sorted, so equal tables give equal files."""
     rules = []
-    for (app_id, owner), limits in sorted(table.items()):
+    plain = dict(table.plain_items())
+    for app_id, owner in sorted(table.stored_keys()):
         rule: dict[str, Any] = {"app_id": app_id, "owner": _ADMIN_OWNER_TEXT if owner == ADMIN_OWNER else owner}
-        for direction, limit in limits.items():
-            rule[direction.value] = {"rate_bps": limit.rate_bps, "burst_bytes": limit.burst_bytes}
+        rule.update(_encode_limits(plain.get((app_id, owner), {})))
+        schedules = table.schedules_of((app_id, owner))
+        if schedules:
+            rule[_SCHEDULES_KEY] = [
+                {"days": format_days(s.days), "from": format_minute(s.start), "to": format_minute(s.end),
+                 **_encode_limits(s.limits)}  # fmt: skip
+                for s in schedules
+            ]
         rules.append(rule)
     document: dict[str, Any] = {"version": FORMAT_VERSION, "rules": rules}
     if table.paused:  # written only when set
         document["paused"] = True
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _encode_limits(limits: dict[Direction, Limit]) -> dict[str, Any]:
+    return {d.value: {"rate_bps": limit.rate_bps, "burst_bytes": limit.burst_bytes} for d, limit in limits.items()}
+
+
+def _decode_schedules(app_id: str, value: Any) -> list[Schedule]:
+    """A rule's "schedules": each checked as SetSchedule checks it (no overlap
+    within the rule); one bad schedule drops the rule, as a bad limit does."""
+    if not isinstance(value, list) or not value:
+        raise BadRule(f"application {app_id!r}: 'schedules' is not a non-empty list")
+    found: list[Schedule] = []
+    for entry in value:
+        if not isinstance(entry, dict) or not _SCHEDULE_KEYS <= set(entry):
+            raise BadRule(f"application {app_id!r}: a schedule needs {sorted(_SCHEDULE_KEYS)}")
+        limits = {k: v for k, v in entry.items() if k not in _SCHEDULE_KEYS}
+        try:
+            schedule = make_schedule(entry["days"], entry["from"], entry["to"], _decode_limits(app_id, limits))
+            check_fits(schedule, found)
+        except InvalidArgument as error:
+            raise BadRule(f"application {app_id!r}: schedule {entry.get('days')!r}: {error}") from None
+        found.append(schedule)
+    return found
 
 
 def _decode_limit(where: str, value: Any) -> Limit:
@@ -166,10 +202,14 @@ def decode_rules(data: bytes, skipped: list[str] | None = None) -> LimitTable:
     version = document["version"]
     if _is_int(version) and version == LEGACY_VERSION:
         found = _legacy_rules(document)
-    elif _is_int(version) and version == FORMAT_VERSION:
+    elif _is_int(version) and version in (NO_SCHEDULES_VERSION, FORMAT_VERSION):
         found = _current_rules(document)
+        if version == NO_SCHEDULES_VERSION and any(isinstance(l, dict) and _SCHEDULES_KEY in l for _, _, l in found):
+            raise CorruptStateFile(f"a version-{NO_SCHEDULES_VERSION} file with schedules")
     else:
-        raise CorruptStateFile(f"unknown format version {version!r} (this helper reads {LEGACY_VERSION} and {FORMAT_VERSION})")
+        raise CorruptStateFile(
+            f"unknown format version {version!r} (this helper reads {LEGACY_VERSION} to {FORMAT_VERSION})"
+        )
     if len(found) > MAX_SLOTS:
         raise CorruptStateFile(f"more than {MAX_SLOTS} rules")
     paused = document.get("paused", False)
@@ -183,12 +223,17 @@ def decode_rules(data: bytes, skipped: list[str] | None = None) -> LimitTable:
                 raise BadRule("a rule is not an object with 'app_id' and 'owner'")
             app = _decode_app_id(app_id)
             owner = _decode_owner(app, owner_value)
-            if (app, owner) in table:
+            if table.is_stored((app, owner)):
                 raise BadRule(f"application {app!r}: a second rule for the same owner")
             if owner != ADMIN_OWNER and table.count_of_owner(owner) >= MAX_RULES_PER_USER:
                 raise BadRule(f"application {app!r}: uid {owner} has {MAX_RULES_PER_USER} rules already")
-            for direction, limit in _decode_limits(app, limits).items():
+            limits = dict(limits) if isinstance(limits, dict) else limits
+            schedules = _decode_schedules(app, limits.pop(_SCHEDULES_KEY)) if isinstance(limits, dict) and _SCHEDULES_KEY in limits else []
+            plain = _decode_limits(app, limits) if limits or not schedules else {}
+            for direction, limit in plain.items():
                 table.set((app, owner), direction, limit)
+            for schedule in schedules:
+                table.add_schedule((app, owner), schedule)
         except BadRule as error:
             if skipped is not None:
                 skipped.append(str(error))
@@ -201,7 +246,9 @@ def rename_rules(table: LimitTable, rename: Callable[[str, int], str | None]) ->
     new id that fails the adapter's checks is not taken; where the owner has
     a rule on the new id already, that one is kept and the old one dropped."""
     done = []
-    for (app_id, owner), limits in table.items():
+    plain = dict(table.plain_items())
+    for app_id, owner in sorted(table.stored_keys()):
+        limits, schedules = plain.get((app_id, owner), {}), table.schedules_of((app_id, owner))
         new = rename(app_id, owner)
         if not new or new == app_id:
             continue
@@ -217,6 +264,8 @@ def rename_rules(table: LimitTable, rename: Callable[[str, int], str | None]) ->
             continue
         for direction, limit in limits.items():
             table.set((new, owner), direction, limit)
+        for schedule in schedules:
+            table.add_schedule((new, owner), schedule)
         done.append(f"{who}'s rule for {app_id} is now for {new} (identity rules changed)")
     return done
 

@@ -81,7 +81,7 @@ def test_the_format_is_versioned_and_readable(tmp_path: Path) -> None:
     table.set((CURL, 1000), Direction.DOWN, Limit(5_000, MIN_BURST_BYTES))
     store.save(table)
     assert json.loads(store.path.read_text()) == {
-        "version": 2,
+        "version": 3,
         "rules": [
             {"app_id": FIREFOX, "owner": "all", "up": {"rate_bps": 2_000, "burst_bytes": MIN_BURST_BYTES}},
             {"app_id": CURL, "owner": 1000, "down": {"rate_bps": 5_000, "burst_bytes": MIN_BURST_BYTES}},
