@@ -31,6 +31,8 @@ from chadthrottle.cli.output import (  # re-exported: tests and scripts name the
     owner_label,
     to_json,
 )
+from chadthrottle.cli.schedule import add_schedule_parser, run_schedule
+from chadthrottle.cli.schedule import check_arguments as check_schedule_arguments
 from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.cli.watch import MAX_INTERVAL_S, MIN_INTERVAL_S, HelperGone, watch
 from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, Direction, ErrorName, RuleScope
@@ -198,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--by", choices=USAGE_BY,
                        default=None, help="one line per period and application")
     usage.add_argument("--json", action="store_true", help="machine-readable output")
+    add_schedule_parser(commands, parse_rate_argument, _add_scope_options)
     return parser
 
 
@@ -267,6 +270,8 @@ def _run(arguments: argparse.Namespace) -> None:
             from chadthrottle.cli.usage import usage_report
 
             print(usage_report(client, arguments))
+        elif arguments.command == "schedule":
+            print(run_schedule(client, arguments))
 
 
 def _limit(client: BlockingHelperClient, arguments: argparse.Namespace) -> None:
@@ -344,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chadthrottle.cli.usage import check_arguments
 
         check_arguments(parser, arguments)  # --since, read once; status 2 if it cannot be
+    if arguments.command == "schedule":
+        check_schedule_arguments(parser, arguments)
     try:
         _run(arguments)
         sys.stdout.flush()  # here, so that a closed pipe is seen below and not at exit

@@ -27,6 +27,7 @@ from chadthrottle.contract import (
     InterfaceInfo,
     RuleInfo,
     RuleScope,
+    ScheduleInfo,
 )
 from chadthrottle.dbus_wire import (
     DEFAULT_SYSTEM_BUS_ADDRESS,
@@ -51,6 +52,7 @@ from chadthrottle.record_codec import (
     decode_connection,
     decode_interface,
     decode_rule,
+    decode_schedule,
     decode_usage,
 )
 
@@ -138,6 +140,23 @@ class BlockingHelperClient:
         resolved: str = self._call("ClearLimit", interactive=interactive, app_id=app_id, direction=directions,
                                    scope=scope.value)[0]  # fmt: skip
         return resolved
+
+    def set_schedule(self, app_id: str, days: str, start: str, end: str, down_bps: int, up_bps: int, *,
+                     scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True) -> str:  # fmt: skip
+        """As HelperClient.set_schedule: returns the resolved application id."""
+        resolved: str = self._call("SetSchedule", interactive=interactive, app_id=app_id, days=days, start=start,
+                                   end=end, down_bps=down_bps, up_bps=up_bps, scope=scope.value)[0]  # fmt: skip
+        return resolved
+
+    def clear_schedules(self, app_id: str, name: str = "", *, scope: RuleScope = RuleScope.DEFAULT,
+                        interactive: bool = True) -> str:  # fmt: skip
+        """As HelperClient.clear_schedules: one schedule by name, or all ("")."""
+        resolved: str = self._call("ClearSchedules", interactive=interactive, app_id=app_id, name=name,
+                                   scope=scope.value)[0]  # fmt: skip
+        return resolved
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        return self._records("ListSchedules", decode_schedule)
 
     def set_limits_paused(self, paused: bool, *, interactive: bool = True) -> None:
         self._call("SetLimitsPaused", interactive=interactive, paused=paused)

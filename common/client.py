@@ -31,6 +31,7 @@ from chadthrottle.contract import (
     ErrorName,
     RuleInfo,
     RuleScope,
+    ScheduleInfo,
 )
 from chadthrottle.dbus_codec import (
     CodecError,
@@ -39,6 +40,7 @@ from chadthrottle.dbus_codec import (
     decode_connection,
     decode_interface,
     decode_rule,
+    decode_schedule,
     decode_usage,
 )
 from chadthrottle.helper_errors import (  # re-exported: the GUI and tests name them from here
@@ -171,6 +173,32 @@ class HelperClient:
         entries = (await self._call("ListRules"))[0]
         try:
             return [decode_rule(entry) for entry in entries]
+        except CodecError as error:
+            raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
+
+    async def set_schedule(
+        self, app_id: str, days: str, start: str, end: str, down_bps: int, up_bps: int, *,
+        scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True,
+    ) -> str:
+        """Limit the application only on days between start and end (HH:MM,
+        the helper's local time); a rate of 0 leaves that direction alone."""
+        resolved: str = (await self._call("SetSchedule", interactive=interactive, app_id=app_id, days=days,
+                                          start=start, end=end, down_bps=down_bps, up_bps=up_bps,
+                                          scope=scope.value))[0]  # fmt: skip
+        return resolved
+
+    async def clear_schedules(
+        self, app_id: str, name: str = "", *, scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True
+    ) -> str:
+        """Remove one schedule by its name ("mon-fri 09:00-17:00"), or all ("")."""
+        resolved: str = (await self._call("ClearSchedules", interactive=interactive, app_id=app_id, name=name,
+                                          scope=scope.value))[0]  # fmt: skip
+        return resolved
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        entries = (await self._call("ListSchedules"))[0]
+        try:
+            return [decode_schedule(entry) for entry in entries]
         except CodecError as error:
             raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 

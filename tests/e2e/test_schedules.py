@@ -1,0 +1,108 @@
+"""A schedule end to end: `chadthrottle-ctl schedule` through the real helper on
+the private bus (with polkitd), real upload traffic over the project's veth
+pair, and the helper's wall clock moved across the schedule's minutes
+(--wall-clock-file): the limit switches on at 09:00 and off at 09:01 without
+a restart, and bad input is refused by name and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from chadthrottle.helper.engine.schedules import local_zone
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from tests.e2e.conftest import Stack
+from tests.support.helper_calls import call_helper
+from tests.support.netns import app_scope, netns_pair, start_stream
+from tests.support.requirements import require_program, require_root
+from tests.support.waiting import eventually
+
+CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
+LIMIT_BPS = 1_000_000
+PAYLOAD_SHARE = 1448 / 1500  # receivers count payload, the limit counts IP packets
+# A Monday, in the zone the helper uses (the same machine's).
+MONDAY_0900 = datetime(2027, 1, 4, 9, 0, tzinfo=local_zone()).timestamp()
+
+
+@pytest.fixture(scope="module")
+def clocked(private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Path]]:
+    """This module's own helper, whose schedules read the time from a file."""
+    require_root()
+    require_program("nsenter")
+    state_dir = tmp_path_factory.mktemp("schedule-state")
+    clock = state_dir.parent / f"{state_dir.name}-clock"
+    clock.write_text(f"{MONDAY_0900 - 30}\n")
+    with netns_pair() as pair:
+        helper = HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=state_dir)
+        helper.command += ["--wall-clock-file", str(clock)]
+        with helper:
+            yield Stack(private_bus.address, pair, helper, cgroup2_mount()), clock
+            if helper.returncode is not None:
+                pytest.fail(f"the helper died during the tests:\n{helper.log_text()}")
+
+
+def _ctl(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": stack.bus_address}
+    return subprocess.run(CTL + list(args), capture_output=True, text=True, env=env, timeout=60)
+
+
+def _up_limit(stack: Stack, app_id: str) -> int:
+    apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
+    return apps[app_id].up_limit_bps if app_id in apps else -1
+
+
+def test_a_schedule_switches_a_limit_on_and_off_at_the_minute(clocked: tuple[Stack, Path]) -> None:
+    stack, clock = clocked
+    with app_scope(stack.cgroup_root, "org.chadthrottle.TestSchedule") as scope:
+        stream = start_stream(stack.pair, 5620, "up", app_cgroup=scope)
+        try:
+            added = _ctl(stack, "schedule", f"pid:{stream.app_pid}", "--up", "1M", "--days", "mon",
+                         "--from", "09:00", "--to", "09:01")  # fmt: skip
+            assert added.returncode == 0, added.stderr
+            app_id = "app:org.chadthrottle.TestSchedule"
+            # Bad input: a named error, status 2, and nothing changed.
+            for bad, says in ((["--days", "mon", "--from", "08:30", "--to", "09:00:30"], "HH:MM"),
+                              (["--days", "mon-fry", "--from", "08:59", "--to", "09:00"], "unknown day"),
+                              (["--days", "mon", "--from", "08:00", "--to", "09:00"], None),  # touches, no overlap
+                              (["--days", "mon", "--from", "08:30", "--to", "09:01"], "overlaps"),
+                              (["--days", "tue", "--from", "10:00", "--to", "10:00"], "same time")):  # fmt: skip
+                result = _ctl(stack, "schedule", app_id, "--up", "2M", *bad)
+                if says is None:
+                    assert result.returncode == 0, result.stderr
+                    assert _ctl(stack, "schedule", "remove", app_id, "mon", "08:00-09:00").returncode == 0
+                    continue
+                assert result.returncode == 2 and says in result.stderr, (bad, result.stderr)
+            listed = json.loads(_ctl(stack, "schedule", "list", "--json").stdout)
+            assert [(s["app_id"], s["name"], s["up_bps"], s["active"]) for s in listed] == [
+                (app_id, "mon 09:00-09:01", LIMIT_BPS, False)]
+            assert _up_limit(stack, app_id) == 0
+            assert stream.receiver.rate_bps(0.5) > 20 * LIMIT_BPS  # 08:59:30: unlimited
+
+            clock.write_text(f"{MONDAY_0900}\n")  # 09:00:00
+            moved = time.monotonic()
+            assert eventually(lambda: _up_limit(stack, app_id) == LIMIT_BPS, 3.0), "not switched on at 09:00"
+            switched_on_s = time.monotonic() - moved
+            assert switched_on_s < 2.5  # the next tick (one a second), not the next restart
+            time.sleep(2.0)
+            rate = stream.receiver.rate_bps(2.0) / PAYLOAD_SHARE
+            assert 0.9 * LIMIT_BPS <= rate <= 1.1 * LIMIT_BPS, f"{rate:.0f} B/s at L3 while scheduled"
+
+            clock.write_text(f"{MONDAY_0900 + 59.5}\n")  # 09:00:59.5: still on
+            time.sleep(1.2)
+            assert _up_limit(stack, app_id) == LIMIT_BPS
+            clock.write_text(f"{MONDAY_0900 + 60}\n")  # 09:01:00
+            assert eventually(lambda: _up_limit(stack, app_id) == 0, 3.0), "not switched off at 09:01"
+            assert eventually(lambda: stream.receiver.rate_bps(0.5) > 20 * LIMIT_BPS, 5.0), "still slow after 09:01"
+            assert _ctl(stack, "schedule", "remove", app_id).returncode == 0
+            assert json.loads(_ctl(stack, "schedule", "list", "--json").stdout) == []
+        finally:
+            stream.stop()
