@@ -27,6 +27,7 @@ from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings, Theme, load_settings, save_settings
 from chadthrottle.gui.theme import apply_theme
 from chadthrottle.gui.tray.tray import TrayController
+from chadthrottle.gui.usage_flow import UsageFlow
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.settings_dialog import SettingsDialog
 from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
@@ -93,6 +94,7 @@ class AppController(QObject):
         self.window.header.startAtLoginToggled.connect(self._set_start_at_login)
         self.window.header.settingsRequested.connect(self.open_settings)
         self.window.closedForGood.connect(self._on_window_closed)
+        self.usage = UsageFlow(self.connection, self.model, self.window, settings_store)  # GetUsage: totals, view, graph
         if use_tray and TrayController.is_available():
             self.attach_tray(TrayController(self.model, self.window, self))
         self._on_status(self.connection.status)

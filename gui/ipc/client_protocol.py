@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction, RuleInfo
+from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 
 class HelperClientLike(Protocol):
@@ -35,6 +36,8 @@ class HelperClientLike(Protocol):
     async def set_limits_paused(self, paused: bool) -> None: ...
 
     async def get_limits_paused(self) -> bool: ...
+
+    async def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]: ...
 
     def close(self) -> None: ...
 

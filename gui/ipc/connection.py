@@ -20,6 +20,7 @@ from chadthrottle.gui.ipc.error_text import describe_error
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import Observations, derive_status
 from chadthrottle.gui.ipc.worker import HelperWorker, Snapshot, WorkerSignals
+from chadthrottle.usage_contract import UsageResolution
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class HelperConnection(QObject):
     pausedChanged = Signal(object)  # bool, or None when the helper cannot pause limits
     # paused as asked, error name ("" on success), words for the user ("" on success)
     pauseFinished = Signal(bool, str, str)
+    # GetUsage answered: the asker's key, rows (None: the helper has no GetUsage), error name ("" on success)
+    usageFetched = Signal(str, object, str)
 
     def __init__(
         self,
@@ -68,6 +71,7 @@ class HelperConnection(QObject):
         self._signals.connections.connect(self.connectionsUpdated)
         self._signals.paused.connect(self._on_paused)
         self._signals.pauseDone.connect(self._on_pause_done)
+        self._signals.usage.connect(self.usageFetched)
         self._limits_paused: bool | None = None
 
     # --- public API -------------------------------------------------------------------
@@ -119,6 +123,10 @@ class HelperConnection(QObject):
         outcome comes as pauseFinished, the new state as pausedChanged."""
         log.info("%s all limits", "pausing" if paused else "resuming")
         self._worker.request_pause(paused)
+
+    def fetch_usage(self, key: str, app_id: str, since: int, until: int, resolution: UsageResolution) -> None:
+        """Ask for usage history off the GUI thread; the answer comes as usageFetched(key, ...)."""
+        self._worker.request_usage(key, app_id, since, until, resolution)
 
     # --- worker results (queued into the GUI thread) ----------------------------------
 

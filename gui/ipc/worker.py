@@ -27,6 +27,7 @@ from chadthrottle.gui.ipc.error_text import (
 )
 from chadthrottle.gui.ipc.process_names import ProcessNames
 from chadthrottle.gui.ipc.state import HelperState
+from chadthrottle.usage_contract import UsageResolution
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class WorkerSignals(QObject):
     connections = Signal(str, object)  # app id, list[ConnectionInfo]
     paused = Signal(object)  # bool, or None: the helper cannot pause limits
     pauseDone = Signal(bool, str, str)  # paused as asked, error name ("" on success), message
+    # GetUsage: the asker's key, the rows (None: the helper has no GetUsage), error name ("" on success)
+    usage = Signal(str, object, str)
 
 
 class HelperWorker:
@@ -142,6 +145,13 @@ class HelperWorker:
             self._signals.pauseDone.emit(paused, BUS_UNAVAILABLE, "not connected")
             return
         asyncio.run_coroutine_threadsafe(self._set_paused(paused), self._loop)
+
+    def request_usage(self, key: str, app_id: str, since: int, until: int, resolution: UsageResolution) -> None:
+        """Queue GetUsage; the rows come as the usage signal, under ``key``."""
+        if not self._thread.is_alive():
+            self._signals.usage.emit(key, [], BUS_UNAVAILABLE)
+            return
+        asyncio.run_coroutine_threadsafe(self._get_usage(key, app_id, since, until, resolution), self._loop)
 
     # --- the worker thread ------------------------------------------------------------
 
@@ -316,6 +326,19 @@ class HelperWorker:
             return
         self._emit(self._signals.paused, paused)
         self._emit(self._signals.pauseDone, paused, "", "")
+
+    async def _get_usage(self, key: str, app_id: str, since: int, until: int, resolution: UsageResolution) -> None:
+        try:
+            client = await self._ensure_client()
+            rows = await asyncio.wait_for(client.get_usage(app_id, since, until, resolution), CALL_TIMEOUT_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an older helper (UnknownMethod), or one away: the asker says so
+            name = error_name_of(exc)
+            log.debug("usage %s: %s: %s", key, name, exc)
+            self._emit(self._signals.usage, key, None if name == UNKNOWN_METHOD else [], name)
+            return
+        self._emit(self._signals.usage, key, rows, "")
 
     def _emit(self, signal: Signal, *args: object) -> None:
         # After stop() the receivers may be going away; say nothing more.

@@ -31,6 +31,7 @@ from chadthrottle.gui.models.connections import connection_key, interesting_firs
 from chadthrottle.gui.models.history import SHARED_SCALE_SAMPLES, PeakWindow, RateHistory
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.limit_truth import LimitState, LimitTally, describe_limit, limit_state, tally
+from chadthrottle.gui.models.usage_cells import UsageColumnState, usage_text, usage_tooltip
 from chadthrottle.gui.models.row_order import RowOrder, ordered, runs
 from chadthrottle.gui.models.rows import AppRow, ProcessRow, identity_or_limits, matches, sort_key
 from chadthrottle.units import UnitSystem, format_limit, format_rate, unit_label
@@ -62,7 +63,8 @@ def _limit_hint(units: UnitSystem) -> str:
 
 
 # Rate columns sort busiest first on their first click (the header asks this role).
-_BUSIEST_FIRST = frozenset({Column.DOWN, Column.UP, Column.ACTIVITY})
+_BUSIEST_FIRST = frozenset({Column.DOWN, Column.UP, Column.ACTIVITY, Column.USAGE})
+_RIGHT_COLUMNS = frozenset({Column.DOWN, Column.UP, Column.USAGE})
 
 
 class ApplicationsModel(QAbstractItemModel):
@@ -88,6 +90,7 @@ class ApplicationsModel(QAbstractItemModel):
         self._enforcement_problem = ""  # what keeps every limit from being enforced now
         self.peaks = PeakWindow(SHARED_SCALE_SAMPLES)  # the sparklines' shared scale
         self.activity_tooltip = ""  # what that scale is, said by the view that draws it
+        self._usage = UsageColumnState()  # the totals column: GetUsage's totals over a period
 
     # --- Qt model interface -------------------------------------------------------------
 
@@ -140,8 +143,8 @@ class ApplicationsModel(QAbstractItemModel):
             return None
         column = Column(section)
         if role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS[column]
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.DOWN, Column.UP):
+            return self._usage.title if column is Column.USAGE else HEADERS[column]
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in _RIGHT_COLUMNS:
             return int(_RIGHT)
         if role == Qt.ItemDataRole.InitialSortOrderRole:
             busiest = column in _BUSIEST_FIRST
@@ -176,10 +179,12 @@ class ApplicationsModel(QAbstractItemModel):
                 return format_rate(info.up_bps, self._units)
             if column in LIMIT_COLUMNS:
                 return format_limit(app.limit_bps(LIMIT_COLUMNS[column]), self._units)
+            if column == Column.USAGE:
+                return usage_text(app.usage, self._units)
             return None
         if role == Qt.ItemDataRole.DecorationRole and column == Column.NAME:
             return self._icons.icon(info.icon, info.name)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.DOWN, Column.UP):
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in _RIGHT_COLUMNS:
             return int(_RIGHT)
         if role == Qt.ItemDataRole.ForegroundRole and self._stale:
             return QGuiApplication.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
@@ -216,6 +221,8 @@ class ApplicationsModel(QAbstractItemModel):
             return f"{describe_limit(state, direction, self._units)}\n{_limit_hint(self._units)}"
         if column == Column.ACTIVITY:
             return self.activity_tooltip or None
+        if column == Column.USAGE:
+            return usage_tooltip(app.usage, self._usage, self._units)
         if column == Column.NAME:
             processes = len(app.processes)
             return f"{app.info.name}\n{app.info.id}\n{processes} process{'es' * (processes != 1)}"
@@ -327,6 +334,25 @@ class ApplicationsModel(QAbstractItemModel):
         if stale != self._stale:
             self._stale = stale
             self._emit_all_changed()
+
+    # --- the totals column ------------------------------------------------------------
+
+    @property
+    def usage(self) -> UsageColumnState:
+        return self._usage
+
+    def set_usage(self, state: UsageColumnState) -> None:
+        """New totals (or a new period, or why there are none) for every row."""
+        retitled = state.title != self._usage.title
+        self._usage = state
+        for app in self._all_rows():
+            app.usage = state.of(app.info.id)
+        if retitled:
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, Column.USAGE, Column.USAGE)
+        if self._rows:
+            self.dataChanged.emit(self.index(0, Column.USAGE), self.index(len(self._rows) - 1, Column.USAGE))
+        if self._order.column == Column.USAGE:
+            self._reorder()
 
     # --- connections of expanded rows ---------------------------------------------------
 
@@ -449,6 +475,7 @@ class ApplicationsModel(QAbstractItemModel):
     ) -> None:
         """Merge one ListApplications result by application id."""
         names = process_names or {}
+        now = time.time()  # the samples' time: the detail graph's time axis
         self.peaks.append(max((a.down_bps for a in applications), default=0.0),
                           max((a.up_bps for a in applications), default=0.0))  # fmt: skip
         incoming = {info.id: info for info in applications}
@@ -462,11 +489,11 @@ class ApplicationsModel(QAbstractItemModel):
             if identity_or_limits(info) != identity_or_limits(app.info):
                 changed_rows.append(row)
             app.info = info
-            app.history.append(info.down_bps, info.up_bps)
+            app.history.append(info.down_bps, info.up_bps, now)
             self._merge_processes(row, app, names)
         for app in self._hidden.values():  # not listed: no signals
             app.info = incoming.pop(app.info.id)
-            app.history.append(app.info.down_bps, app.info.up_bps)
+            app.history.append(app.info.down_bps, app.info.up_bps, now)
             app.processes = [ProcessRow(pid, names.get(pid, "")) for pid in dict.fromkeys(app.info.pids)]
         for row in changed_rows:  # names and limits: rare, and they touch the editors
             self._emit_row_changed(row)
@@ -510,6 +537,7 @@ class ApplicationsModel(QAbstractItemModel):
 
     def _new_row(self, info: ApplicationInfo, names: dict[int, str]) -> AppRow:
         app = AppRow(self._next_serial, info, [ProcessRow(p, names.get(p, "")) for p in info.pids])
+        app.usage = self._usage.of(info.id)
         app.history.append(info.down_bps, info.up_bps)
         self._next_serial += 1
         return app

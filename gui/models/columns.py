@@ -16,6 +16,7 @@ class Column(IntEnum):
     ACTIVITY = 3
     DOWN_LIMIT = 4
     UP_LIMIT = 5
+    USAGE = 6  # bytes moved today (or the chosen period); shown right after Up
 
 
 HEADERS: dict[Column, str] = {
@@ -25,6 +26,7 @@ HEADERS: dict[Column, str] = {
     Column.ACTIVITY: "Activity",
     Column.DOWN_LIMIT: "Down limit",
     Column.UP_LIMIT: "Up limit",
+    Column.USAGE: "Today",  # the model titles it after the period shown
 }
 
 LIMIT_COLUMNS: dict[Column, Direction] = {

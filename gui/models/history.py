@@ -2,10 +2,14 @@
 
 Two numpy ring buffers per application: one sample per poll for the last five
 minutes, and ten-poll means for the last hour. Bounded memory whatever the
-number of applications (about 10 KB each).
+number of applications (about 15 KB each). Each sample keeps its wall-clock
+time, so the detail graph has a real time axis: a poll that did not happen
+(the helper away, the machine asleep) is a gap, not samples pushed together.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import numpy.typing as npt
@@ -23,12 +27,14 @@ class _Ring:
 
     def __init__(self, size: int) -> None:
         self._data = np.zeros((size, 2), dtype=np.float64)
+        self._times = np.zeros(size, dtype=np.float64)  # unix seconds of each pair
         self._next = 0
         self._count = 0
 
-    def append(self, down_bps: float, up_bps: float) -> None:
+    def append(self, down_bps: float, up_bps: float, at: float = 0.0) -> None:
         self._data[self._next, 0] = down_bps
         self._data[self._next, 1] = up_bps
+        self._times[self._next] = at
         self._next = (self._next + 1) % len(self._data)
         self._count = min(self._count + 1, len(self._data))
 
@@ -38,6 +44,11 @@ class _Ring:
             return np.zeros((0, 2), dtype=np.float64)
         indices = (np.arange(self._next - count, self._next)) % len(self._data)
         return self._data[indices]
+
+    def last_times(self, count: int) -> FloatArray:
+        """The times of the pairs ``last(count)`` returns."""
+        count = min(count, self._count)
+        return self._times[(np.arange(self._next - count, self._next)) % len(self._data)]
 
     def __len__(self) -> int:
         return self._count
@@ -54,13 +65,15 @@ class RateHistory:
         self._pending_up = 0.0
         self._pending_count = 0
 
-    def append(self, down_bps: float, up_bps: float) -> None:
-        self._fine.append(down_bps, up_bps)
+    def append(self, down_bps: float, up_bps: float, at: float | None = None) -> None:
+        """One poll's rates, measured at ``at`` (unix seconds; now if None)."""
+        at = time.time() if at is None else at
+        self._fine.append(down_bps, up_bps, at)
         self._pending_down += down_bps
         self._pending_up += up_bps
         self._pending_count += 1
         if self._pending_count == COARSE_EVERY:
-            self._coarse.append(self._pending_down / COARSE_EVERY, self._pending_up / COARSE_EVERY)
+            self._coarse.append(self._pending_down / COARSE_EVERY, self._pending_up / COARSE_EVERY, at)
             self._pending_down = self._pending_up = 0.0
             self._pending_count = 0
 
@@ -71,6 +84,12 @@ class RateHistory:
     def coarse(self, samples: int = COARSE_SAMPLES) -> FloatArray:
         """Means over COARSE_EVERY polls, for the one-hour view, shape (n, 2)."""
         return self._coarse.last(samples)
+
+    def timed(self, samples: int, coarse: bool = False) -> tuple[FloatArray, FloatArray]:
+        """(times, rates) of the last samples: polls, or the hour view's means
+        (each at the time of its last poll)."""
+        ring = self._coarse if coarse else self._fine
+        return ring.last_times(samples), ring.last(samples)
 
     def mean(self, samples: int) -> tuple[float, float]:
         """Mean down/up over the last polls: the "measured" rate next to a limit."""

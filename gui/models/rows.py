@@ -33,6 +33,8 @@ class AppRow:
     # Their rates, from the byte counters of successive answers (connections.py).
     connection_rates: ConnectionRates = field(default_factory=ConnectionRates)
     connection_speeds: ConnectionSpeeds = field(default_factory=dict)
+    # Bytes (down, up) over the period the totals column shows; None: not known.
+    usage: tuple[int, int] | None = None
 
     def child_count(self) -> int:
         return len(self.processes) + len(self.connections)
@@ -54,6 +56,8 @@ def sort_key(app: AppRow, column: int) -> Any:
     if column in LIMIT_COLUMNS:
         limit = app.limit_bps(LIMIT_COLUMNS[column])
         return float(limit) if limit else float("inf")
+    if column == Column.USAGE:
+        return float(sum(app.usage)) if app.usage is not None else -1.0
     return info.down_bps + info.up_bps
 
 

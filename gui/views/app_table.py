@@ -120,6 +120,7 @@ class AppTable(QTreeView):
         for column in self._preferred:
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
         header.setMinimumSectionSize(min(self._minimum.values()))
+        header.moveSection(header.visualIndex(Column.USAGE), header.visualIndex(Column.UP) + 1)  # totals by the rates
         header.sectionResized.connect(self._on_section_resized)
         self._fit_columns()
         self.sortByColumn(Column.ACTIVITY, Qt.SortOrder.DescendingOrder)
@@ -183,10 +184,12 @@ class AppTable(QTreeView):
         rate = metrics.horizontalAdvance("88.8 Mbit/s") + 24
         field = metrics.horizontalAdvance("888.8 Mbit/s") + 14  # LimitControl's field
         preferred = {Column.DOWN: rate, Column.UP: rate, Column.ACTIVITY: 140,
-                     Column.DOWN_LIMIT: field + 140, Column.UP_LIMIT: field + 140}  # fmt: skip
+                     Column.DOWN_LIMIT: field + 140, Column.UP_LIMIT: field + 140,
+                     Column.USAGE: metrics.horizontalAdvance("888.8 Gbit") + 24}  # fmt: skip
         minimum = {Column.DOWN: metrics.horizontalAdvance("8.88 Kibit/s") + 10,
-                   Column.UP: metrics.horizontalAdvance("8.88 Kibit/s") + 10, Column.ACTIVITY: 56,
-                   Column.DOWN_LIMIT: field + 44, Column.UP_LIMIT: field + 44}  # fmt: skip
+                   Column.UP: metrics.horizontalAdvance("8.88 Kibit/s") + 10, Column.ACTIVITY: 48,
+                   Column.DOWN_LIMIT: field + 44, Column.UP_LIMIT: field + 44,
+                   Column.USAGE: metrics.horizontalAdvance("88.8 GB") + 8}  # fmt: skip
         return preferred, minimum
 
     def name_minimum_width(self) -> int:
@@ -208,14 +211,20 @@ class AppTable(QTreeView):
 
     def _fit_columns(self) -> None:
         """Preferred widths where they fit; otherwise every column shrinks in
-        proportion towards its minimum, so the name and all the limits stay visible."""
+        proportion towards its minimum, so the name and all the limits stay visible.
+        Narrower than every column's minimum, the totals column gives way (its
+        numbers are in the usage view too)."""
         available = self.viewport().width() - self.name_minimum_width()
-        wanted = sum(self._preferred.values())
-        least = sum(self._minimum.values())
+        hide_usage = available < sum(self._minimum.values())
+        if self.header().isSectionHidden(Column.USAGE) != hide_usage:
+            self.header().setSectionHidden(Column.USAGE, hide_usage)
+        shown = {column: width for column, width in self._preferred.items() if not (hide_usage and column is Column.USAGE)}
+        wanted = sum(shown.values())
+        least = sum(self._minimum[column] for column in shown)
         share = 1.0 if wanted <= available else max(0.0, (available - least) / max(1, wanted - least))
         self._fitting = True
         try:
-            for column, width in self._preferred.items():
+            for column, width in shown.items():
                 low = self._minimum[column]
                 self.header().resizeSection(column, round(low + (max(width, low) - low) * min(1.0, share)))
         finally:

@@ -14,10 +14,12 @@ is shown here.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -37,11 +39,13 @@ from PySide6.QtWidgets import (
 from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.connection_table import ConnColumn, ConnectionTableModel
+from chadthrottle.gui.models.graph_series import graph_series
 from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.units import UnitSystem, format_rate
+from chadthrottle.usage_contract import UsageRow
 
 if TYPE_CHECKING:
     import pyqtgraph as pg
@@ -51,10 +55,13 @@ MEASURED_OVER_SAMPLES = 5
 # starts with the connections table folded: open, it left the list of
 # applications one and a half rows.
 SHORT_WINDOW_HEIGHT = 560
+# (label, seconds shown, ten-poll means). The time axis is real time: with a
+# refresh of 0.5 s, five minutes hold more polls than the history keeps, and
+# the helper's minutes fill in before the first one (graph_series).
 SPANS: tuple[tuple[str, int, bool], ...] = (
     ("Last 60 s", 60, False),
     ("Last 5 min", 300, False),
-    ("Last hour", 360, True),  # ten-poll means
+    ("Last hour", 3600, True),  # ten-poll means, labelled in minutes
 )
 
 
@@ -120,12 +127,17 @@ def connections_view(model: ConnectionTableModel, parent: QWidget) -> QTableView
 class DetailPane(QWidget):
     """Graph and numbers for one application, refreshed after each poll."""
 
+    applicationShown = Signal(str)  # another application is shown: its history is wanted
+
     def __init__(self, model: ApplicationsModel, refresh_interval_s: float = 1.0,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._model = model
         self._app_id = ""
         self.refresh_interval_s = refresh_interval_s
+        self._minutes: Sequence[UsageRow] = ()  # the helper's last hour of the application shown
+        self.history_note = ""  # why the graph has no history from the helper ("" when it has)
+        self.plotted: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros((0, 2)))  # x, rates
         self.summary = QLabel("Select an application to see its traffic.", self)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setAccessibleName("Rates of the selected application")
@@ -194,10 +206,23 @@ class DetailPane(QWidget):
         return self._app_id
 
     def show_application(self, app_id: str) -> None:
-        if app_id != self._app_id:
+        changed = app_id != self._app_id
+        if changed:
             self.connections_model.clear()
             self._connections_box.hide()
+            self._minutes = ()
         self._app_id = app_id
+        self.refresh()
+        if changed:
+            self.applicationShown.emit(app_id)
+
+    def set_recent_usage(self, app_id: str, minutes: Sequence[UsageRow], note: str = "") -> None:
+        """The helper's per-minute history of an application (GetUsage), drawn
+        before the window's own samples; ``note`` says why there is none."""
+        if app_id != self._app_id:
+            return  # an answer for an application no longer shown
+        self._minutes = tuple(minutes)
+        self.history_note = note
         self.refresh()
 
     def show_connections(self, app_id: str, connections: list[ConnectionInfo]) -> None:
@@ -250,6 +275,7 @@ class DetailPane(QWidget):
         }
         self.graphs[Direction.UP].item.setXLink(self.graphs[Direction.DOWN].item)
         self.graphs[Direction.DOWN].item.getAxis("bottom").setStyle(showValues=False)
+        view.scene().sigMouseMoved.connect(self._on_mouse_moved)
         view.ci.layout.setRowStretchFactor(0, 3)
         view.ci.layout.setRowStretchFactor(1, 2)
         for graph in self.graphs.values():
@@ -283,13 +309,46 @@ class DetailPane(QWidget):
         self.summary.setText(describe_rates(info.name, info.down_bps, info.up_bps, limits,
                                             history.mean(MEASURED_OVER_SAMPLES), units))
         states = {direction: self._model.limit_state(info.id, direction) for direction in Direction}
-        self._show_notes(describe_limit_notes(states, units))
-        _label, samples, coarse = SPANS[self.span.currentIndex()]
-        data = history.coarse(samples) if coarse else history.recent(samples)
+        self._show_notes("\n".join(filter(None, [describe_limit_notes(states, units), self.history_note])))
+        _label, span_s, coarse = SPANS[self.span.currentIndex()]
         step_s = self.refresh_interval_s * (COARSE_EVERY if coarse else 1)
-        x = (np.arange(len(data)) - (len(data) - 1)) * step_s
+        times, rates = history.timed(int(span_s / step_s) + 1, coarse)
+        x, data = graph_series(times, rates, self._minutes, time.time(), span_s, step_s)
+        per = 60.0 if coarse else 1.0  # the hour view counts in minutes
+        self.plotted = (x / per, data)
         for column, (direction, limit) in enumerate(zip(Direction, limits, strict=True)):
-            self.graphs[direction].show(x, data[:, column], limit, -samples * step_s, units)
+            self.graphs[direction].show(x / per, data[:, column], limit, -span_s / per, units)
+        self.graphs[Direction.UP].set_time_unit("minutes ago" if coarse else "seconds ago")
+        self._show_hover()
+
+    # --- values on hover ----------------------------------------------------------------
+
+    def _on_mouse_moved(self, position: QPointF) -> None:
+        graph = self.graphs[Direction.DOWN]
+        view_box = graph.item.getViewBox()
+        inside = any(g.item.sceneBoundingRect().contains(position) for g in self.graphs.values())
+        self._hover_x = float(view_box.mapSceneToView(position).x()) if inside else None
+        self._show_hover()
+
+    def hover_text(self, x: float) -> str:
+        """What the graph says at x (its time axis' units): the nearest sample."""
+        xs, data = self.plotted
+        if not len(xs):
+            return ""
+        index = int(np.nanargmin(np.abs(xs - x)))
+        if np.isnan(data[index]).any():
+            return "not measured"
+        coarse = SPANS[self.span.currentIndex()][2]
+        seconds = -xs[index] * (60.0 if coarse else 1.0)
+        when = time.strftime("%H:%M:%S", time.localtime(time.time() - seconds))
+        units = self._model.units
+        return f"{when}  ▼ {format_rate(data[index, 0], units)}  ▲ {format_rate(data[index, 1], units)}"
+
+    def _show_hover(self) -> None:
+        x = getattr(self, "_hover_x", None)
+        text = self.hover_text(x) if x is not None else ""
+        for graph in self.graphs.values():
+            graph.show_hover(x if text else None, text if graph.direction is Direction.DOWN else "")
 
 
 GRAPH_MIN_HEIGHT = 110
@@ -302,11 +361,12 @@ class _DirectionGraph:
         import pyqtgraph as pg
 
         from chadthrottle.gui.views.rate_axis import RateAxis
+        from chadthrottle.gui.views.time_axis import AgoAxis
 
         colour = DOWN_COLOUR if direction is Direction.DOWN else UP_COLOUR
         self.direction = direction
         self.axis = RateAxis()
-        self.item = layout.addPlot(row=row, col=0, axisItems={"left": self.axis})
+        self.item = layout.addPlot(row=row, col=0, axisItems={"left": self.axis, "bottom": AgoAxis()})
         item = self.item
         item.setMenuEnabled(False)
         item.setMouseEnabled(x=False, y=False)
@@ -315,8 +375,9 @@ class _DirectionGraph:
         item.getAxis("left").setWidth(72)  # both plots' axes line up
         # One level of ticks (RateAxis spaces them so their labels never overlap).
         item.getAxis("left").setStyle(maxTickLevel=0, maxTextLevel=0)
+        self.time_unit = "seconds ago"
         if direction is Direction.UP:
-            item.getAxis("bottom").setLabel("seconds ago")
+            item.getAxis("bottom").setLabel(self.time_unit)
         # Each axis (the left one with its grid lines across the plot) is redrawn
         # whenever a curve under it changes, every poll: replaying its picture was
         # most of the graph's cost. Kept as a pixmap, it is redrawn only when its
@@ -334,10 +395,39 @@ class _DirectionGraph:
         self.limit_marker = pg.TextItem("", color=colour.darker(120), anchor=(1, 0))
         self.limit_marker.setVisible(False)
         item.addItem(self.limit_marker, ignoreBounds=True)
-        self.label = pg.TextItem("▼ down" if direction is Direction.DOWN else "▲ up", color=colour, anchor=(0, 0))
+        # The legend: which plot is which direction, and what the dashed line is.
+        words = "▼ download" if direction is Direction.DOWN else "▲ upload"
+        self.words = words
+        self.label = pg.TextItem(words, color=colour, anchor=(0, 0))
         item.addItem(self.label, ignoreBounds=True)
+        # Values on hover: a line at the pointer's time, the values there in words.
+        self.hover_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(QColor(128, 128, 128, 160), width=1))
+        self.hover_line.setVisible(False)
+        item.addItem(self.hover_line, ignoreBounds=True)
+        self.hover_label = pg.TextItem("", color=QColor(128, 128, 128), anchor=(0.5, 0))
+        self.hover_label.setVisible(False)
+        item.addItem(self.hover_label, ignoreBounds=True)
         self.top = 0.0
         self.start_s = 0.0
+
+    def set_time_unit(self, words: str) -> None:
+        if words != self.time_unit:
+            self.time_unit = words
+            self.item.getAxis("bottom").setLabel(words)
+
+    def show_hover(self, x: float | None, text: str) -> None:
+        """The line at x (None: hidden) and, on this plot, the values there."""
+        self.hover_line.setVisible(x is not None)
+        self.hover_label.setVisible(x is not None and bool(text))
+        if x is None:
+            return
+        self.hover_line.setValue(x)
+        if text:
+            middle = self.start_s / 2
+            anchor = (0, 0) if x < middle else (1, 0)  # kept inside the plot
+            self.hover_label.setAnchor(anchor)
+            self.hover_label.setText(text)
+            self.hover_label.setPos(x, self.top * 0.9)
 
     def set_units(self, units: UnitSystem) -> None:
         self.axis.units = units
@@ -361,6 +451,9 @@ class _DirectionGraph:
             self.label.setPos(start_s, top)
             self.limit_marker.setPos(0, top)
         on_scale = 0 < limit <= top
+        legend = f"{self.words}   ┄ limit" if on_scale else self.words
+        if self.label.textItem.toPlainText() != legend:
+            self.label.setText(legend)
         self.limit_line.setVisible(on_scale)
         if on_scale and self.limit_line.value() != limit:
             self.limit_line.setValue(limit)

@@ -27,6 +27,7 @@ class HeaderBar(QWidget):
     startHiddenToggled = Signal(bool)
     startAtLoginToggled = Signal(bool)
     settingsRequested = Signal()
+    usageRequested = Signal()  # the usage view (Ctrl+U)
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -48,6 +49,12 @@ class HeaderBar(QWidget):
         self.totals.setFont(tabular_font(self.totals.font()))
         self.totals.setAccessibleName("Total traffic")
         self.totals.setMinimumWidth(self.totals.fontMetrics().horizontalAdvance("▼ 888.8 Mbit/s   ▲ 888.8 Mbit/s") + 8)
+        self.usage_button = QToolButton(self)
+        self.usage_button.setText("Usage")
+        self.usage_button.setAccessibleName("Data usage")
+        self.usage_button.setToolTip("Data used by each application today, in 7 or 30 days, this month (Ctrl+U)")
+        self.usage_button.clicked.connect(self.usageRequested)
+        QShortcut(QKeySequence("Ctrl+U"), self, activated=self.usageRequested.emit)
         self.menu_button = QToolButton(self)
         self.menu_button.setText("☰")
         self.menu_button.setAccessibleName("Settings")
@@ -62,6 +69,7 @@ class HeaderBar(QWidget):
         layout.addWidget(self.filter, 2)
         layout.addSpacing(12)
         layout.addWidget(self.totals)
+        layout.addWidget(self.usage_button)
         layout.addWidget(self.menu_button)
 
     def set_totals(self, down_bps: float, up_bps: float, units: UnitSystem, live: bool) -> None:
@@ -72,6 +80,8 @@ class HeaderBar(QWidget):
         menu = QMenu(self)
         open_settings = menu.addAction("Settings…", self.settingsRequested.emit)
         open_settings.setObjectName("open-settings")
+        open_usage = menu.addAction("Data usage…\tCtrl+U", self.usageRequested.emit)  # the key: the QShortcut above
+        open_usage.setObjectName("open-usage")
         menu.addSeparator()
         units_menu = menu.addMenu("Units")
         units_group = QActionGroup(units_menu)

@@ -14,6 +14,7 @@ from PySide6.QtGui import QFont, QMouseEvent, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QHeaderView, QWidget
 
 from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.history import RateHistory
 from chadthrottle.gui.views.delegates import row_height
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
@@ -36,6 +37,9 @@ class OverallHeader(QHeaderView):
         self.live = True
         self._dirty = QRect()  # what the paint under way repaints
         self.overall_shown = True
+        # Every application's bytes over the totals column's period; None: not known.
+        self.usage_bytes: int | None = None
+        self.usage_placeholder = ""  # what stands there while not known ("—": no history)
 
     def add_sample(self, down_bps: float, up_bps: float) -> None:
         """One poll's totals (the activity column's last minute)."""
@@ -46,6 +50,11 @@ class OverallHeader(QHeaderView):
         self.totals, self.units, self.live = (down_bps, up_bps), units, live
         self.viewport().update(self.overall_rect())
 
+    def show_usage_total(self, total_bytes: int | None, placeholder: str = "") -> None:
+        """Every application's bytes in the totals column (None: not known)."""
+        self.usage_bytes, self.usage_placeholder = total_bytes, placeholder
+        self.viewport().update(self.overall_rect())
+
     def overall_text(self, column: Column) -> str:
         """What a column of the overall row says (for tests and screen readers)."""
         if column is Column.NAME:
@@ -54,6 +63,8 @@ class OverallHeader(QHeaderView):
             return format_rate(self.totals[0], self.units)
         if column is Column.UP:
             return format_rate(self.totals[1], self.units)
+        if column is Column.USAGE:
+            return self.usage_placeholder if self.usage_bytes is None else format_bytes(self.usage_bytes, self.units)
         return ""
 
     def title_height(self) -> int:
@@ -106,7 +117,7 @@ class OverallHeader(QHeaderView):
             painter.setFont(font)
             painter.setPen(palette.color(group, QPalette.ColorRole.Text))
             align = Qt.AlignmentFlag.AlignVCenter | (
-                Qt.AlignmentFlag.AlignRight if column in (Column.DOWN, Column.UP) else Qt.AlignmentFlag.AlignLeft
+                Qt.AlignmentFlag.AlignRight if column in (Column.DOWN, Column.UP, Column.USAGE) else Qt.AlignmentFlag.AlignLeft
             )
             indent = 28 if column is Column.NAME else 6  # in line with the names under it
             text_rect = rect.adjusted(indent, 0, -6, 0)

@@ -42,6 +42,7 @@ def test_filter_choose_an_application_and_limit_it_with_keys_only(qtbot, window:
 
     assert press(qtbot, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier) is window.header.filter
     qtbot.keyClicks(focused(), "drop")
+    assert press(qtbot, Qt.Key.Key_Tab).accessibleName() == "Data usage"
     assert press(qtbot, Qt.Key.Key_Tab).accessibleName() == "Settings"
     assert press(qtbot, Qt.Key.Key_Tab) is window.table
     press(qtbot, Qt.Key.Key_Down)  # the first (only) row: Dropbox

@@ -253,11 +253,12 @@ def test_tab_order_follows_the_layout_with_a_banner_shown(qtbot) -> None:  # typ
     qtbot.waitUntil(window.isActiveWindow)
     window.header.filter.setFocus()
     order = []
-    for _ in range(4):
+    for _ in range(5):
         qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
         order.append(QApplication.focusWidget())
-    # top to bottom: filter, settings, the banner's button, the list
-    assert order[:3] == [window.header.menu_button, window.banner.retry_button, window.table]
+    # top to bottom: filter, usage, settings, the banner's button, the list
+    assert order[:4] == [window.header.usage_button, window.header.menu_button, window.banner.retry_button,
+                         window.table]  # fmt: skip
 
 
 @pytest.mark.parametrize("height_px", [30, 60, 110, 300])

@@ -1,0 +1,188 @@
+"""Usage history in the window: the list's totals column, the usage view and
+the detail graph's first hour, all from the helper's GetUsage.
+
+The controller makes one UsageFlow; it asks the helper through the
+connection (off the GUI thread, answers come back as ``usageFetched`` under
+a key saying who asked), and hands the answers to the model and the views.
+An older helper without GetUsage is said so, in the column's tooltip, in the
+usage view and in the graph's caption; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QSettings, QTimer
+
+from chadthrottle.gui.ipc.connection import HelperConnection
+from chadthrottle.gui.ipc.error_text import describe_error
+from chadthrottle.gui.ipc.state import HelperStatus
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.usage_cells import UsageColumnState
+from chadthrottle.gui.models.usage_periods import (
+    PERIODS,
+    UsagePeriod,
+    chart_resolution,
+    period_since,
+    totals_resolution,
+)
+from chadthrottle.gui.models.usage_totals import fallback_name, grand_total, totals_by_application
+from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.gui.views.usage_dialog import UsageDialog
+from chadthrottle.usage_contract import UsageResolution, UsageRow
+
+log = logging.getLogger(__name__)
+
+PERIOD_KEY = "usage/period"
+# The totals column is asked for again this often (GetUsage is up to the
+# helper's last tick); the open usage view every minute.
+TOTALS_EVERY_MS = 15_000
+VIEW_EVERY_MS = 60_000
+SEED_SPAN_S = 3_600  # the detail graph's longest span: its first hour comes from the helper's minutes
+TOTALS_KEY, VIEW_KEY, SEED_KEY = "totals", "view", "seed:"
+OLD_HELPER = ("Usage history is unavailable: the helper is older than this window (it has no GetUsage). "
+              "Update the ChadThrottle helper to keep per-application totals.")  # fmt: skip
+
+
+GRAPH_OLD_HELPER = "The graph starts when this window opened: the helper is too old to keep history."
+
+
+def load_period(store: QSettings) -> UsagePeriod:
+    """The period chosen last time; today for anything missing or garbled."""
+    try:
+        return UsagePeriod(str(store.value(PERIOD_KEY, UsagePeriod.TODAY.value)))
+    except ValueError:
+        return UsagePeriod.TODAY
+
+
+def unavailable_text(error_name: str, message: str = "") -> str:
+    """Why no history is shown, in the words the rest of the window uses."""
+    return f"Usage history could not be read: {describe_error(error_name, message).words}"
+
+
+class UsageFlow(QObject):
+    """Asks for usage history and puts it where it is shown."""
+
+    def __init__(self, connection: HelperConnection, model: ApplicationsModel, window: MainWindow,
+                 store: QSettings, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        super().__init__(window)
+        self._connection = connection
+        self._model = model
+        self._window = window
+        self._store = store
+        self._clock = clock
+        self.period = load_period(store)
+        self.dialog: UsageDialog | None = None
+        self.history_supported: bool | None = None  # None: not known yet
+        self._names: dict[str, str] = {}  # ids seen running: their names, for when they no longer do
+        self._asked: dict[str, float] = {}  # key -> when (the answer's "now")
+        self._model.set_usage(UsageColumnState(title=PERIODS[self.period].column_title))
+        connection.usageFetched.connect(self._on_usage)
+        connection.statusChanged.connect(self._on_status)
+        window.header.usageRequested.connect(self.open_dialog)
+        window.detail.applicationShown.connect(self._seed_graph)
+        self._totals_timer = QTimer(self)
+        self._totals_timer.timeout.connect(self.refresh_totals)
+        self._totals_timer.start(TOTALS_EVERY_MS)
+        self._view_timer = QTimer(self)
+        self._view_timer.timeout.connect(self.refresh_view)
+
+    # --- asking ----------------------------------------------------------------------------
+
+    def _fetch(self, key: str, app_id: str, since: int, resolution: UsageResolution) -> None:
+        self._asked[key] = self._clock()
+        self._connection.fetch_usage(key, app_id, since, 0, resolution)
+
+    def refresh_totals(self) -> None:
+        if self.history_supported is False or not self._connection.status.can_monitor:
+            return
+        self._fetch(TOTALS_KEY, "", period_since(self.period, self._clock()), totals_resolution(self.period))
+
+    def refresh_view(self) -> None:
+        if self.dialog is None or not self.dialog.isVisible():
+            self._view_timer.stop()
+            return
+        if self.history_supported is False:
+            self.dialog.show_unavailable(OLD_HELPER)
+            return
+        period = self.dialog.period
+        self._fetch(VIEW_KEY, "", period_since(period, self._clock()), chart_resolution(period))
+
+    def _seed_graph(self, app_id: str) -> None:
+        """The selected application's last hour, by minute, for its graph."""
+        if not app_id or self.history_supported is False or app_id.startswith("pid:"):
+            return
+        now = int(self._clock())
+        since = now - SEED_SPAN_S
+        self._fetch(SEED_KEY + app_id, app_id, since - since % 60, UsageResolution.MINUTE)
+
+    def _on_status(self, status: HelperStatus) -> None:
+        if status.can_monitor:  # connected again: the totals may have moved on meanwhile
+            self.refresh_totals()
+            self._seed_graph(self._window.detail.app_id)
+
+    # --- the usage view --------------------------------------------------------------------
+
+    def open_dialog(self) -> UsageDialog:
+        """Show the usage view (one at a time) and ask for its numbers."""
+        if self.dialog is None:
+            self.dialog = UsageDialog(self.period, self._window)
+            self.dialog.periodChosen.connect(self.choose_period)
+        self.dialog.show()
+        self.dialog.raise_()
+        self.dialog.activateWindow()
+        self._view_timer.start(VIEW_EVERY_MS)
+        self.refresh_view()
+        return self.dialog
+
+    def choose_period(self, period: UsagePeriod) -> None:
+        """The view's period is the totals column's too, and is remembered."""
+        self.period = period
+        self._store.setValue(PERIOD_KEY, period.value)
+        state = self._model.usage
+        self._model.set_usage(UsageColumnState(None, PERIODS[period].column_title, state.note))
+        self._window.table.overall.show_usage_total(None)
+        self.refresh_totals()
+        self.refresh_view()
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def name_of(self, app_id: str) -> str:
+        info = self._model.application(app_id)
+        if info is not None:
+            self._names[app_id] = info.name
+            return info.name
+        return self._names.get(app_id) or fallback_name(app_id)
+
+    def _on_usage(self, key: str, rows: list[UsageRow] | None, error_name: str) -> None:
+        if rows is None:
+            self.history_supported = False
+        elif not error_name:
+            self.history_supported = True
+        asked_at = self._asked.pop(key, self._clock())
+        if key == TOTALS_KEY:
+            self._show_totals(rows, error_name)
+        elif key == VIEW_KEY and self.dialog is not None:
+            if rows is None or error_name:
+                self.dialog.show_unavailable(OLD_HELPER if rows is None else unavailable_text(error_name))
+            else:
+                self.dialog.show_rows(self.dialog.period, rows, asked_at, self.name_of, self._model.units)
+        elif key.startswith(SEED_KEY):
+            note = GRAPH_OLD_HELPER if rows is None else ""  # an error: the next selection asks again
+            self._window.detail.set_recent_usage(key[len(SEED_KEY):], rows or [], note)
+
+    def _show_totals(self, rows: list[UsageRow] | None, error_name: str) -> None:
+        title = PERIODS[self.period].column_title
+        if rows is None:
+            self._model.set_usage(UsageColumnState(None, title, OLD_HELPER))
+            self._window.table.overall.show_usage_total(None, "—")
+            return
+        if error_name:  # the helper away for a moment: the last totals stay
+            log.debug("usage totals: %s", error_name)
+            return
+        totals = totals_by_application(rows)
+        self._model.set_usage(UsageColumnState(totals, title))
+        down, up = grand_total(totals)
+        self._window.table.overall.show_usage_total(down + up)

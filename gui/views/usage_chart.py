@@ -1,0 +1,195 @@
+"""The usage view's chart: one stacked bar per hour or day, the busiest
+applications in colours of their own, the rest in grey as "Other".
+
+Painted with QPainter (a few dozen rectangles, drawn when the data or the
+size changes, not every poll). The palette's colours are taken at each
+paint, so it reads in a dark and a light theme alike. Hovering a bar, or
+moving through the bars with the arrow keys, shows what each application
+moved in it (a tooltip, and the line under the chart for keyboard users).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFocusEvent, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
+
+from chadthrottle.gui.models.connection_table import format_bytes
+from chadthrottle.gui.models.usage_totals import OTHER_KEY, OTHER_LABEL, StackedBars
+from chadthrottle.gui.views.graph_scale import nice_ceiling
+from chadthrottle.units import UnitSystem
+
+# Distinct in hue and lightness, and readable on a white and a near-black base.
+SERIES_COLOURS = (QColor("#3584e4"), QColor("#e66100"), QColor("#26a269"),
+                  QColor("#9141ac"), QColor("#c01c28"), QColor("#1c9aa8"))  # fmt: skip
+OTHER_COLOUR = QColor("#9a9996")
+LEFT_AXIS_ROOM = "888.8 Mbit"  # the widest tick label the left axis keeps room for
+
+
+def series_colour(series: tuple[str, ...], key: str) -> QColor:
+    if key == OTHER_KEY:
+        return OTHER_COLOUR
+    return SERIES_COLOURS[series.index(key) % len(SERIES_COLOURS)]
+
+
+class UsageChart(QWidget):
+    """Stacked bars of bytes (down + up) per slot; see the module's docstring."""
+
+    barChosen = Signal(str)  # what the chosen bar holds, in words ("" for none)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumSize(QSize(240, 120))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAccessibleName("Data used per period, stacked by application")
+        self.bars = StackedBars((), (), ())
+        self.labels: list[str] = []
+        self.units = UnitSystem.BYTES_DECIMAL
+        self.name_of: Callable[[str], str] = lambda key: key
+        self.chosen = -1  # the bar under the pointer or the keyboard's, -1 for none
+        self.empty_text = "Loading…"
+
+    def set_bars(self, bars: StackedBars, labels: list[str], units: UnitSystem,
+                 name_of: Callable[[str], str]) -> None:  # fmt: skip
+        self.bars, self.labels, self.units, self.name_of = bars, labels, units, name_of
+        if self.chosen >= len(bars.slot_starts):
+            self.chosen = -1
+        self._announce()
+        self.update()
+
+    def series_name(self, key: str) -> str:
+        return OTHER_LABEL if key == OTHER_KEY else self.name_of(key)
+
+    def describe_bar(self, slot: int) -> str:
+        """"Tue 1: 1.23 GB — Firefox 800 MB, Steam 400 MB, Other 30 MB"."""
+        if not 0 <= slot < len(self.bars.slot_starts):
+            return ""
+        parts = [f"{self.series_name(key)} {format_bytes(value, self.units)}"
+                 for key, value in zip(self.bars.series, self.bars.values[slot], strict=True) if value]  # fmt: skip
+        total = format_bytes(self.bars.slot_total(slot), self.units)
+        return f"{self.labels[slot]}: {total}" + (" — " + ", ".join(parts) if parts else "")
+
+    # --- geometry ------------------------------------------------------------------------
+
+    def _plot_rect(self) -> QRect:
+        metrics = self.fontMetrics()
+        left = metrics.horizontalAdvance(LEFT_AXIS_ROOM) + 10
+        return self.rect().adjusted(left, metrics.height() // 2 + 4, -8, -(metrics.height() + 8))
+
+    def _slot_rect(self, plot: QRect, slot: int) -> QRectF:
+        count = max(1, len(self.bars.slot_starts))
+        width = plot.width() / count
+        gap = min(width * 0.25, 8.0)
+        return QRectF(plot.left() + slot * width + gap / 2, plot.top(), width - gap, plot.height())
+
+    def slot_at(self, point: QPoint) -> int:
+        plot = self._plot_rect()
+        count = len(self.bars.slot_starts)
+        if not count or not plot.adjusted(0, 0, 0, self.fontMetrics().height() + 8).contains(point):
+            return -1
+        return min(count - 1, max(0, int((point.x() - plot.left()) * count / max(1, plot.width()))))
+
+    # --- painting ------------------------------------------------------------------------
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        palette = self.palette()
+        text = palette.color(QPalette.ColorRole.WindowText)
+        plot = self._plot_rect()
+        if not self.bars.slot_starts or self.bars.highest <= 0:
+            painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text)
+            painter.end()
+            return
+        top = nice_ceiling(self.bars.highest * 1.05)
+        grid = QColor(text)
+        grid.setAlpha(40)
+        metrics = self.fontMetrics()
+        for share in (0.0, 0.5, 1.0):  # three ticks: room for them on a 2x screen too
+            y = round(plot.bottom() - plot.height() * share)
+            painter.setPen(grid)
+            painter.drawLine(plot.left(), y, plot.right(), y)
+            painter.setPen(text)
+            label_rect = QRect(0, y - metrics.height() // 2, plot.left() - 6, metrics.height())
+            painter.drawText(label_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                             format_bytes(int(top * share), self.units))  # fmt: skip
+        if 0 <= self.chosen < len(self.bars.slot_starts):
+            highlight = QColor(palette.color(QPalette.ColorRole.Highlight))
+            highlight.setAlpha(50)
+            painter.fillRect(self._slot_rect(plot, self.chosen).adjusted(-2, 0, 2, 0), highlight)
+        for slot, values in enumerate(self.bars.values):
+            bar = self._slot_rect(plot, slot)
+            bottom = float(plot.bottom())
+            for key, value in zip(self.bars.series, values, strict=True):
+                if value <= 0:
+                    continue
+                height = plot.height() * value / top
+                painter.fillRect(QRectF(bar.left(), bottom - height, bar.width(), height),
+                                 series_colour(self.bars.series, key))  # fmt: skip
+                bottom -= height
+        self._paint_slot_labels(painter, plot, text)
+        painter.end()
+
+    def _paint_slot_labels(self, painter: QPainter, plot: QRect, colour: QColor) -> None:
+        """As many labels under the bars as fit without touching, evenly spread."""
+        count = len(self.labels)
+        if not count:
+            return
+        metrics = self.fontMetrics()
+        widest = max(metrics.horizontalAdvance(label) for label in self.labels) + 8
+        every = max(1, -(-widest * count // max(1, plot.width())))
+        painter.setPen(colour)
+        for slot in range(0, count, every):
+            bar = self._slot_rect(plot, slot)
+            where = QRect(round(bar.center().x() - widest / 2), plot.bottom() + 4, widest, metrics.height())
+            painter.drawText(where, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, self.labels[slot])
+
+    # --- pointer and keys ----------------------------------------------------------------
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        slot = self.slot_at(event.position().toPoint())
+        if slot != self.chosen:
+            self.chosen = slot
+            self._announce()
+            self.update()
+        if slot >= 0:
+            QToolTip.showText(event.globalPosition().toPoint(), self.describe_bar(slot).replace(" — ", "\n")
+                              .replace(", ", "\n"), self)  # fmt: skip
+        else:
+            QToolTip.hideText()
+
+    def leaveEvent(self, event: object) -> None:
+        if not self.hasFocus() and self.chosen >= 0:
+            self.chosen = -1
+            self._announce()
+            self.update()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        count = len(self.bars.slot_starts)
+        moves = {Qt.Key.Key_Left: -1, Qt.Key.Key_Right: 1}
+        if count and event.key() in moves:
+            step = moves[Qt.Key(event.key())]
+            self.chosen = count - 1 if self.chosen < 0 else min(count - 1, max(0, self.chosen + step))
+        elif count and event.key() in (Qt.Key.Key_Home, Qt.Key.Key_End):
+            self.chosen = 0 if event.key() == Qt.Key.Key_Home else count - 1
+        else:
+            super().keyPressEvent(event)
+            return
+        self._announce()
+        self.update()
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        super().focusInEvent(event)
+        if self.chosen < 0 and self.bars.slot_starts:
+            self.chosen = len(self.bars.slot_starts) - 1  # the latest: today
+            self._announce()
+            self.update()
+
+    def _announce(self) -> None:
+        words = self.describe_bar(self.chosen)
+        self.setAccessibleDescription(words)
+        self.barChosen.emit(words)

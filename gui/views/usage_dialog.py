@@ -1,0 +1,174 @@
+"""The usage view: what each application moved today, in 7 or 30 days or
+this month, as a table and as stacked bars by hour or day (docs/gui.md,
+"Data usage").
+
+A window of its own (Ctrl+U, or the Usage button at the top of the main
+window) that never talks to the helper: it emits ``periodChosen`` and is
+handed the rows (``show_rows``) or told why there are none
+(``show_unavailable``). Choosing a period also sets the main list's totals
+column to it.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QKeySequence, QPixmap, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from chadthrottle.gui.models.connection_table import format_bytes
+from chadthrottle.gui.models.usage_periods import PERIODS, UsagePeriod, slot_label, slot_starts
+from chadthrottle.gui.models.usage_table import UsageColumn, UsageTableModel
+from chadthrottle.gui.models.usage_totals import OTHER_KEY, grand_total, stacked_bars, totals_by_application
+from chadthrottle.gui.views.usage_chart import UsageChart, series_colour
+from chadthrottle.units import UnitSystem
+from chadthrottle.usage_contract import UsageRow
+
+
+def colour_swatch(colour: QColor, size: int) -> QPixmap:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(colour)
+    return pixmap
+
+
+class UsageDialog(QDialog):
+    """Totals per application over a period, and the period's stacked bars."""
+
+    periodChosen = Signal(object)  # UsagePeriod
+
+    def __init__(self, period: UsagePeriod, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("usageDialog")
+        self.setWindowTitle("Data usage — ChadThrottle")
+        self.period = period
+        self.buttons = QButtonGroup(self)
+        periods = QHBoxLayout()
+        for number, (choice, info) in enumerate(PERIODS.items(), start=1):
+            button = QPushButton(info.label, self)
+            button.setCheckable(True)
+            button.setChecked(choice is period)
+            button.setToolTip(f"{info.label} (Alt+{number})")
+            button.setAccessibleName(f"Show {info.label.lower()}")
+            QShortcut(QKeySequence(f"Alt+{number}"), self, activated=button.click)
+            self.buttons.addButton(button, number - 1)
+            periods.addWidget(button)
+        periods.addStretch(1)
+        self.buttons.idClicked.connect(self._on_period_clicked)
+        self.note = QLabel("Loading…", self)
+        self.note.setObjectName("usage-note")
+        self.note.setWordWrap(True)
+        self.note.setAccessibleName("About these numbers")
+        self.chart = UsageChart(self)
+        self.legend = QLabel("", self)
+        self.legend.setWordWrap(True)
+        self.legend.setAccessibleName("Chart legend")
+        self.chosen_bar = QLabel("", self)
+        self.chosen_bar.setWordWrap(True)
+        self.chosen_bar.setAccessibleName("The chosen bar")
+        self.chart.barChosen.connect(self.chosen_bar.setText)
+        self.table_model = UsageTableModel(self)
+        self.table = QTableView(self)
+        self.table.setObjectName("usageTable")
+        self.table.setAccessibleName("Data used by each application")
+        self.table.setModel(self.table_model)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(UsageColumn.TOTAL, Qt.SortOrder.DescendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(UsageColumn.NAME, QHeaderView.ResizeMode.Stretch)
+        for column in (UsageColumn.DOWN, UsageColumn.UP, UsageColumn.TOTAL):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
+            header.resizeSection(column, self.fontMetrics().horizontalAdvance("888.8 Gbit") + 28)
+        self.total = QLabel("", self)
+        self.total.setAccessibleName("Every application's total")
+
+        chart_box = QWidget(self)
+        chart_layout = QVBoxLayout(chart_box)
+        chart_layout.setContentsMargins(0, 0, 0, 0)
+        chart_layout.addWidget(self.chart, 1)
+        chart_layout.addWidget(self.legend)
+        chart_layout.addWidget(self.chosen_bar)
+        self.split = QSplitter(Qt.Orientation.Vertical, self)
+        self.split.setChildrenCollapsible(False)
+        self.split.addWidget(chart_box)
+        self.split.addWidget(self.table)
+        self.split.setStretchFactor(0, 1)
+        self.split.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(periods)
+        layout.addWidget(self.note)
+        layout.addWidget(self.split, 1)
+        layout.addWidget(self.total)
+        self.setTabOrder(self.buttons.button(len(PERIODS) - 1), self.chart)
+        self.setTabOrder(self.chart, self.table)
+        self._fit_to_screen()
+
+    def _fit_to_screen(self) -> None:
+        screen = self.screen()
+        available = screen.availableGeometry().size() if screen is not None else None
+        width, height = 760, 600
+        if available is not None:
+            width, height = min(width, available.width() - 16), min(height, available.height() - 40)
+        self.resize(width, height)
+
+    def _on_period_clicked(self, number: int) -> None:
+        period = list(PERIODS)[number]
+        if period is not self.period:
+            self.period = period
+            self.note.setText("Loading…")
+            self.note.show()
+            self.periodChosen.emit(period)
+
+    def choose_period(self, period: UsagePeriod) -> None:
+        """As a click on the period's button (tests, and the keyboard's Alt+N)."""
+        self.buttons.button(list(PERIODS).index(period)).click()
+
+    def show_rows(self, period: UsagePeriod, rows: Sequence[UsageRow], now: float,
+                  name_of: Callable[[str], str], units: UnitSystem) -> None:  # fmt: skip
+        """GetUsage's rows for the period at the chart's resolution: the
+        table's totals are their sums, so both always agree."""
+        if period is not self.period:
+            return  # an answer for a period no longer shown
+        starts = slot_starts(period, now)
+        bars = stacked_bars(rows, starts)
+        self.chart.empty_text = f"Nothing was used {PERIODS[period].label.lower()}."
+        self.chart.set_bars(bars, [slot_label(period, start) for start in starts], units, name_of)
+        totals = totals_by_application(rows)
+        size = self.fontMetrics().height() - 4
+        swatches = {key: colour_swatch(series_colour(bars.series, key), size) for key in bars.series}
+        self.table_model.colour_of = lambda app_id: (
+            swatches.get(app_id) if app_id in bars.series else swatches.get(OTHER_KEY))  # fmt: skip
+        self.table_model.set_totals(totals, name_of, units)
+        self.legend.setText("   ".join(
+            f"<span style='color:{series_colour(bars.series, key).name()}'>■</span>&nbsp;"
+            f"{html.escape(self.chart.series_name(key))}" for key in bars.series))  # fmt: skip
+        down, up = grand_total(totals)
+        self.total.setText(f"All applications, {PERIODS[period].label.lower()}: <b>{format_bytes(down + up, units)}"
+                           f"</b> ({format_bytes(down, units)} down, {format_bytes(up, units)} up; on the wire, "
+                           "loopback not counted)")  # fmt: skip
+        self.note.hide()
+
+    def show_unavailable(self, text: str) -> None:
+        """No history to show: an older helper, not authorized, the helper away."""
+        self.note.setText(text)
+        self.note.show()
+        self.chart.empty_text = "No usage history."
+        self.chart.update()

@@ -1,0 +1,217 @@
+"""Usage history in the window (issue 14): the totals column and overall row,
+the usage view (table and stacked bars, in dark and light palettes), the
+detail graph's first hour and time axis, and an older helper without
+GetUsage. Real widgets offscreen; the rows come through the real codec and
+the D-Bus wire format (tests/gui/usage_rows.py), from a scripted client on
+the real worker thread."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtGui import QColor, QPalette
+
+from chadthrottle.client import HelperClientError
+from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.ipc.state import HelperState
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.graph_series import graph_series
+from chadthrottle.gui.models.usage_periods import UsagePeriod, local_midnight, slot_starts
+from chadthrottle.gui.models.usage_table import UsageColumn
+from chadthrottle.gui.models.usage_totals import OTHER_KEY, fallback_name, stacked_bars
+from chadthrottle.gui.settings import Theme
+from chadthrottle.gui.theme import apply_theme
+from chadthrottle.gui.usage_flow import GRAPH_OLD_HELPER, OLD_HELPER
+from chadthrottle.gui.views.usage_chart import OTHER_COLOUR, SERIES_COLOURS
+from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageResolution, UsageRow
+from tests.gui.test_connection import ScriptedClient
+from tests.gui.usage_rows import over_the_wire, row
+
+GB, MB = 1_000_000_000, 1_000_000
+FIREFOX, STEAM = "app:org.mozilla.firefox", "app:com.valvesoftware.Steam"
+
+
+class UsageClient(ScriptedClient):
+    """The scripted client, answering GetUsage from stored rows the way the
+    helper sums them (periods that begin in [since, until), by resolution)."""
+
+    def __init__(self, rows_by_resolution: dict[UsageResolution, list[UsageRow]]) -> None:
+        super().__init__()
+        self.rows = rows_by_resolution
+        self.usage_calls: list[tuple[str, int, UsageResolution]] = []
+
+    async def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]:
+        self.usage_calls.append((app_id, since, resolution))
+        rows = [r for r in self.rows.get(resolution, []) if r.start >= since and app_id in ("", r.app_id)]
+        return over_the_wire(rows)
+
+
+class OldHelperClient(ScriptedClient):
+    async def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]:
+        raise HelperClientError("org.freedesktop.DBus.Error.UnknownMethod", "No such method 'GetUsage'")
+
+
+def days_of_rows(now: float) -> dict[UsageResolution, list[UsageRow]]:
+    """A week of days: Firefox 1 GB a day, Steam 3 GB on one day, eight smaller
+    applications (50 to 400 MB a day), the helper's "(other)"; today's hours; the last minutes."""
+    days: list[UsageRow] = []
+    for back in range(7):
+        start = local_midnight(now, back)
+        days.append(row(FIREFOX, start, 86_400, 900 * MB, 100 * MB))
+        for small in range(8):
+            days.append(row(f"exe:/usr/bin/tool{small}", start, 86_400, (small + 1) * 50 * MB))
+        days.append(row(OTHER_APPLICATIONS_ID, start, 86_400, 2 * MB))
+    days.append(row(STEAM, local_midnight(now, 2), 86_400, 3 * GB))
+    midnight = local_midnight(now)
+    hours = [row(FIREFOX, midnight, 3600, 900 * MB, 100 * MB)]
+    minute = int(now) - int(now) % 60
+    minutes = [row(FIREFOX, minute - 60 * back, 60, 6 * MB, 600_000) for back in (3, 4, 5)]
+    months = [row(FIREFOX, midnight, 86_400, 900 * MB, 100 * MB),
+              row("exe:/usr/bin/tool0", midnight, 86_400, 1 * MB)]  # fmt: skip
+    return {UsageResolution.DAY: days, UsageResolution.HOUR: hours,
+            UsageResolution.MINUTE: minutes, UsageResolution.MONTH: months}  # fmt: skip
+
+
+def test_stacked_bars_keep_the_busiest_and_sum_the_rest() -> None:
+    now = time.time()
+    rows = over_the_wire(days_of_rows(now)[UsageResolution.DAY])
+    starts = slot_starts(UsagePeriod.WEEK, now)
+    assert len(starts) == 7 and starts[-1] == local_midnight(now)
+    bars = stacked_bars(rows, starts, top=3)
+    assert bars.series == (FIREFOX, STEAM, "exe:/usr/bin/tool7", OTHER_KEY)  # 7 GB, 3 GB, 2.8 GB
+    steam_day = starts.index(local_midnight(now, 2))
+    assert bars.values[steam_day][:2] == (1 * GB, 3 * GB)
+    # Other: the seven smaller tools and the helper's own "(other)" (2 MB), each day.
+    assert all(bar[3] == sum(range(1, 8)) * 50 * MB + 2 * MB for bar in bars.values)
+    assert sum(bars.slot_total(s) for s in range(7)) == sum(r.down_bytes + r.up_bytes for r in rows)
+    assert fallback_name("exe:/usr/bin/tool7") == "tool7"
+    assert fallback_name("appimage:/home/a/Krita-5.2.AppImage") == "Krita-5.2"
+    assert fallback_name("unit:nginx.service") == "nginx" and fallback_name("snap:spotify") == "spotify"
+
+
+def test_graph_series_seeds_the_hour_and_breaks_at_gaps() -> None:
+    now = 1_800_000_000.0
+    minute = int(now) - int(now) % 60
+    minutes = over_the_wire([row(FIREFOX, minute - 600, 60, 6 * MB), row(FIREFOX, minute - 420, 60, 12 * MB)])
+    # Live samples every second from 60 s ago, with 20 s missing (the helper was away).
+    times = np.array([t for t in np.arange(now - 60, now, 1.0) if not now - 40 <= t < now - 20])
+    rates = np.ones((len(times), 2)) * 1000.0
+    x, data = graph_series(times, rates, minutes, now, 3600, 1.0)
+    seeded = x < -60
+    # The minutes from the first recorded one up to the live samples, each at its middle: 0 where no row.
+    assert list(data[seeded][:4, 0]) == [100_000.0, 0.0, 0.0, 200_000.0]
+    assert np.all(np.diff(x[~np.isnan(x)]) > 0)  # a real time axis: in order, never squeezed
+    gaps = np.isnan(data[:, 0])
+    assert gaps.sum() == 1 and -40 <= x[gaps][0] <= -20  # one break, where the polls are missing
+
+
+@pytest.fixture
+def controller(qtbot, tmp_path, request):  # type: ignore[no-untyped-def]
+    client = request.param()
+    settings = QSettings(str(tmp_path / "chadthrottle.ini"), QSettings.Format.IniFormat)
+    app = AppController(lambda: client, settings, use_tray=False)
+    app.connection.set_refresh_interval(0.2)
+    qtbot.addWidget(app.window)
+    app.start(show_window=True)
+    qtbot.waitUntil(lambda: app.connection.status.state is HelperState.CONNECTED, timeout=5000)
+    yield app, client
+    app.shutdown()
+
+
+@pytest.mark.parametrize("controller", [lambda: UsageClient(days_of_rows(time.time()))], indirect=True)
+def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  # type: ignore[no-untyped-def]
+    app, client = controller
+    model, window = app.model, app.window
+    qtbot.waitUntil(lambda: model.usage.totals is not None, timeout=5000)
+    # Today's totals on every row and the overall row, asked for by day from local midnight.
+    assert ("", local_midnight(time.time()), UsageResolution.DAY) in client.usage_calls
+    assert model.index_of(FIREFOX, Column.USAGE).data() == "1.00 GB"
+    assert model.index_of("app:com.dropbox.Client", Column.USAGE).data() == "0 B"  # ran, moved nothing today
+    assert "Today: 900 MB down, 100 MB up" in model.index_of(FIREFOX, Column.USAGE).data(Qt.ItemDataRole.ToolTipRole)
+    assert model.headerData(Column.USAGE, Qt.Orientation.Horizontal) == "Today"
+    qtbot.waitUntil(lambda: window.table.overall.overall_text(Column.USAGE) == "2.80 GB", timeout=2000)  # with 1.8 GB + 2 MB of others
+    header = window.table.header()
+    assert header.visualIndex(Column.USAGE) == header.visualIndex(Column.UP) + 1  # next to the rates
+
+    # The usage view, from the keyboard: a week, sortable, stacked bars.
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.keyClick(window.table, Qt.Key.Key_U, Qt.KeyboardModifier.ControlModifier)
+    dialog = app.usage.dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    dialog.choose_period(UsagePeriod.WEEK)
+    qtbot.waitUntil(lambda: dialog.table_model.rowCount() == 11, timeout=5000)  # 10 applications and "(other)"
+    names = [dialog.table_model.index(r, UsageColumn.NAME).data() for r in range(11)]
+    assert names[:2] == ["Firefox", "Steam"]  # 7 GB, then 3 GB: the most first
+    assert "Other applications" in names and "tool7" in names  # names for ids not running
+    header = dialog.table.horizontalHeader()
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton,
+                     pos=QPoint(header.sectionViewportPosition(UsageColumn.NAME) + 10, header.height() // 2))
+    assert dialog.table_model.index(0, UsageColumn.NAME).data() == "Firefox"
+    assert dialog.table_model.index(1, UsageColumn.NAME).data() == "Other applications"
+    assert "All applications, last 7 days: <b>22.6 GB</b>" in dialog.total.text()  # 7 + 3 GB + 7 x 1.802 GB
+    # The week's choice is the totals column's too.
+    qtbot.waitUntil(lambda: model.headerData(Column.USAGE, Qt.Orientation.Horizontal) == "7 days", timeout=5000)
+    qtbot.waitUntil(lambda: model.index_of(FIREFOX, Column.USAGE).data() == "1.00 GB", timeout=5000)  # month rows
+    assert app.usage.period is UsagePeriod.WEEK
+
+    chart = dialog.chart
+    chart.setFocus()
+    qtbot.keyClick(chart, Qt.Key.Key_End)
+    assert dialog.chosen_bar.text().startswith(time.strftime("%a ", time.localtime()))
+    qtbot.keyClick(chart, Qt.Key.Key_Left)
+    qtbot.keyClick(chart, Qt.Key.Key_Left)
+    assert "Steam 3.00 GB" in dialog.chosen_bar.text() and "Firefox 1.00 GB" in dialog.chosen_bar.text()
+    for theme in (Theme.DARK, Theme.LIGHT, Theme.SYSTEM):  # the bars' colours on either palette; then as before
+        if theme is Theme.SYSTEM:
+            apply_theme(qtbot_app(), theme)
+            break
+        apply_theme(qtbot_app(), theme)
+        dark = theme is Theme.DARK
+        qtbot.waitUntil(lambda: (chart.palette().color(QPalette.ColorRole.Window).lightness() < 128) == dark)
+        image = chart.grab().toImage()
+        colours = {QColor(image.pixel(x, y)).name() for x in range(image.width()) for y in range(image.height())}
+        assert {SERIES_COLOURS[0].name(), SERIES_COLOURS[1].name(), OTHER_COLOUR.name()} <= colours
+        text = chart.palette().color(QPalette.ColorRole.WindowText).name()
+        assert text in colours  # the axis labels in the palette's text colour, readable on it
+    slot = chart.slot_at(QPoint(chart.width() - 20, chart.height() // 2))
+    assert slot == 6 and chart.describe_bar(slot).startswith(time.strftime("%a ", time.localtime()))
+
+    # The detail graph of Firefox starts with the helper's last minutes, on a time axis in minutes.
+    window.select_application(FIREFOX)
+    window.detail.span.setCurrentIndex(2)  # the last hour
+    qtbot.waitUntil(lambda: (window.detail.plotted[0] < -2).any(), timeout=5000)
+    x, data = window.detail.plotted
+    assert 100_000.0 in data[:, 0]  # 6 MB in a minute: 100 kB/s
+    assert window.detail.graphs[Direction_UP()].time_unit == "minutes ago"
+    assert "▼" in window.detail.hover_text(float(x[0])) and window.detail.history_note == ""
+
+
+@pytest.mark.parametrize("controller", [OldHelperClient], indirect=True)
+def test_an_older_helper_says_history_is_unavailable(qtbot, controller) -> None:  # type: ignore[no-untyped-def]
+    app, _client = controller
+    qtbot.waitUntil(lambda: app.usage.history_supported is False, timeout=5000)
+    tip = app.model.index_of(FIREFOX, Column.USAGE).data(Qt.ItemDataRole.ToolTipRole)
+    assert tip == OLD_HELPER and app.model.index_of(FIREFOX, Column.USAGE).data() == "—"
+    dialog = app.usage.open_dialog()
+    qtbot.waitUntil(lambda: dialog.note.text() == OLD_HELPER, timeout=5000)
+    app.window.select_application(FIREFOX)
+    app.window.select_application(STEAM)
+    qtbot.waitUntil(lambda: app.window.detail.history_note in ("", GRAPH_OLD_HELPER), timeout=1000)
+    assert app.connection.status.state is HelperState.CONNECTED  # the rest goes on
+
+
+def qtbot_app():  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication.instance()
+
+
+def Direction_UP():  # type: ignore[no-untyped-def]  # noqa: N802
+    from chadthrottle.contract import Direction
+
+    return Direction.UP
