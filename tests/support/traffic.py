@@ -100,10 +100,17 @@ def _family(args: argparse.Namespace) -> socket.AddressFamily:
     return socket.AF_INET6 if args.family == 6 else socket.AF_INET
 
 
+def _congestion(sock: socket.socket, args: argparse.Namespace) -> None:
+    """--congestion: this TCP socket's algorithm (accepted ones inherit a listener's)."""
+    if args.congestion and not args.udp:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, args.congestion.encode())
+
+
 def serve(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.seconds
     kind = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
     listener = socket.socket(_family(args), kind)
+    _congestion(listener, args)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("::" if args.family == 6 else "0.0.0.0", args.port))
     print(json.dumps({"listening": args.port}), flush=True)
@@ -141,6 +148,7 @@ def connect(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.seconds
     kind = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
     sock = socket.socket(_family(args), kind)
+    _congestion(sock, args)
     peer = (args.host, args.port)
     if args.udp:
         if args.role == "sink":
@@ -170,6 +178,7 @@ def main() -> None:
     parser.add_argument("--bytes", type=int, default=0, help="a source stops after this much payload")
     parser.add_argument("--connections", type=int, default=1, help="a TCP sink accepts this many, one after another")
     parser.add_argument("--rate", type=float, default=0.0, help="paced send rate, bytes/s (UDP default 30 MiB/s)")
+    parser.add_argument("--congestion", default="", help="TCP congestion control (default: the namespace's)")
     args = parser.parse_args()
     serve(args) if args.command == "serve" else connect(args)
 

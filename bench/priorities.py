@@ -1,0 +1,259 @@
+"""Does a call stay smooth while a bulk upload and a bulk download fill the link?
+
+The link's bottleneck is a modem in miniature on the far side of the veth
+(bench/bottleneck.py: tbf at the link rate with `--buffer-ms` of queue, both
+ways), the servers behind it. The real helper (tc backend, on a private system bus) runs in the host
+namespace. Three applications, each in an app scope of its own:
+
+  call      small UDP packets at 50/s each way (bench/call_probe.py): its
+            round trip (median, p95, p99) and loss
+  upload    a bulk TCP upload (--flows connections)
+  download  a bulk TCP download (--flows connections)
+
+Cases:
+  idle      the call alone
+  loaded    all three, without ChadThrottle
+  capped    all three, the bulk applications limited to --cap-share of the
+            link each way (what a user can do today)
+  prioritized  all three, the call critical and the link shaped just under its
+            capacity by the priority tree (bench/priority_model.py: the tree
+            the helper is to build, classified by port until it does)
+
+    sudo .venv/bin/python -m bench.priorities [--down 2.5M] [--up 625K] [--buffer-ms 400]
+        [--seconds 10] [--cases idle,loaded,capped]
+
+Throughput is the receiver's payload over the call's window, shown as a
+share of the link at L2 as tbf counts it (payload x 1514/1448); "link used"
+is what the modem sent over the same time (bulk, call and the other
+direction's acknowledgements: about 8% of a 4:1 link's upload carries the
+download's), as a share of its rate.
+docs/benchmarks.md ("Priorities") keeps a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.bottleneck import Internet, modem
+from bench.limits import slope
+from bench.priority_model import prioritized
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.units import parse_rate
+from tests.support.helper_calls import call_helper
+from tests.support.netns import (
+    TRAFFIC_SCRIPT, NetnsPair, Receiver, Stream, app_scope, netns_pair, nsenter_argv, spawn, wait_for_line,
+)
+
+TO_L2 = 1514 / 1448  # a full TCP segment's payload -> its frame, as tbf counts it
+CASES = ("idle", "loaded", "capped", "prioritized")
+START_TIMEOUT_S = 150.0
+CALL_PORT = 5004
+# A real path's minimum RTT is milliseconds; a veth's is microseconds, and
+# below 512 us TCP adds a whole 64 KB GSO frame to every burst it sends
+# (tcp_tso_autosize): 100 ms of a 5 Mbit/s link in one packet. 0 turns that
+# off in the bench's namespaces, so TCP sends as it would over the internet.
+TSO_RTT_LOG = 0
+
+
+@dataclass(frozen=True)
+class CallResult:
+    sent: int
+    rtts_ms: list[float]
+
+    @property
+    def loss(self) -> float:
+        return 1 - len(self.rtts_ms) / self.sent if self.sent else 1.0
+
+    def percentile(self, share: float) -> float:
+        if not self.rtts_ms:
+            return float("nan")
+        ordered = sorted(self.rtts_ms)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    name: str
+    call: CallResult
+    up_bps: float  # the bulk application's, L2, as the modem counts
+    down_bps: float
+    link_up: float  # share of the link the modem sent (everything: bulk, call, acknowledgements)
+    link_down: float
+
+
+class Bench:
+    def __init__(self, bus: PrivateSystemBus | None, pair: NetnsPair, internet: Internet, down_bps: int, up_bps: int, cap_share: float,
+                 congestion: str, flows: int) -> None:  # fmt: skip
+        self.bus, self.pair, self.internet, self.congestion, self.flows = bus, pair, internet, congestion, flows
+        self.down_bps, self.up_bps, self.cap_share = down_bps, up_bps, cap_share
+        self._ports = iter(range(7100, 8000))
+
+    @contextlib.contextmanager
+    def _bulk(self) -> Iterator[tuple[list[Stream], list[Stream]]]:
+        """The upload application's streams and the download application's."""
+        tag = secrets.token_hex(3)
+        with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchUpload{tag}") as up_scope, \
+                app_scope(cgroup2_mount(), f"org.chadthrottle.BenchDownload{tag}") as down_scope, \
+                app_scope(cgroup2_mount(), f"org.chadthrottle.BenchServer{tag}") as peer_scope:  # fmt: skip
+            streams: dict[str, list[Stream]] = {"up": [], "down": []}
+            try:
+                for _ in range(self.flows):
+                    streams["up"].append(self._bulk_stream("up", up_scope, peer_scope))
+                    streams["down"].append(self._bulk_stream("down", down_scope, peer_scope))
+                yield streams["up"], streams["down"]
+            finally:
+                for stream in streams["up"] + streams["down"]:
+                    stream.stop()
+
+    def _bulk_stream(self, direction: str, app_cgroup: Path, peer_cgroup: Path) -> Stream:
+        """start_stream's TCP stream, with the bench's congestion control on both ends."""
+        port = next(self._ports)
+        common = ["--port", str(port), "--seconds", "120", "--congestion", self.congestion]
+        peer_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
+        script = [sys.executable, str(TRAFFIC_SCRIPT)]
+        peer = spawn(nsenter_argv(self.internet.netns, [*script, "serve", "--role", peer_role, *common]), peer_cgroup)
+        wait_for_line(peer, "listening")
+        app = spawn(nsenter_argv(self.pair.host_ns, [*script, "connect", "--host", self.internet.addr, "--role",
+                                                     app_role, *common]), app_cgroup)  # fmt: skip
+        wait_for_line(app, "connected")
+        return Stream(app=app, server=peer, receiver=Receiver(app if direction == "down" else peer))
+
+    def _call(self, seconds: float) -> CallResult:
+        """One call of `seconds`, from an app scope of its own to an echo in the peer namespace."""
+        tag = secrets.token_hex(3)
+        with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchCall{tag}") as scope, \
+                app_scope(cgroup2_mount(), f"org.chadthrottle.BenchEcho{tag}") as echo_scope:  # fmt: skip
+            echo = spawn(nsenter_argv(self.internet.netns, [sys.executable, "-m", "bench.call_probe", "echo",
+                                                          "--port", str(CALL_PORT)]), echo_scope)  # fmt: skip
+            try:
+                wait_for_line(echo, "listening")
+                caller = spawn(nsenter_argv(self.pair.host_ns, [
+                    sys.executable, "-m", "bench.call_probe", "call", "--host", self.internet.addr,
+                    "--port", str(CALL_PORT), "--seconds", str(seconds)]), scope)  # fmt: skip
+                out, _ = caller.communicate(timeout=seconds + 30)
+                report = json.loads(out.strip().splitlines()[-1])
+                return CallResult(int(report["sent"]), [float(r) for r in report["rtts_ms"]])
+            finally:
+                echo.kill()
+                echo.wait(timeout=10)
+                if echo.stdout is not None:
+                    echo.stdout.close()
+
+    def _limit(self, app_pid: int, direction: Direction, rate: int) -> str:
+        assert self.bus is not None, "limits need the helper"
+        return call_helper(self.bus.address, lambda c: c.set_limit(f"pid:{app_pid}", direction, rate))
+
+    def _clear(self, app_id: str) -> None:
+        assert self.bus is not None, "limits need the helper"
+        call_helper(self.bus.address, lambda c: c.clear_limit(app_id))
+
+    def run(self, name: str, seconds: float, warmup_s: float) -> CaseResult:
+        if name == "idle":
+            return CaseResult(name, self._call(seconds), 0.0, 0.0, 0.0, 0.0)
+        shaping = prioritized(self.pair, self.down_bps, self.up_bps, CALL_PORT) if name == "prioritized" \
+            else contextlib.nullcontext()
+        with shaping, self._bulk() as (up, down):
+            rules: list[str] = []
+            try:
+                if name == "capped":  # limits count L3; the modem L2: a full frame is 1514/1500 of its packet
+                    rules.append(self._limit(up[0].app_pid, Direction.UP, int(self.up_bps * self.cap_share * 1500 / 1514)))
+                    rules.append(self._limit(down[0].app_pid, Direction.DOWN,
+                                             int(self.down_bps * self.cap_share * 1500 / 1514)))  # fmt: skip
+                time.sleep(warmup_s)
+                began, (down_before, up_before) = time.monotonic(), self.internet.sent_bytes()
+                call = self._call(seconds)  # returns LATE_GRACE_S after its window at most
+                ended = began + seconds
+                down_after, up_after = self.internet.sent_bytes()
+                spent = time.monotonic() - began
+                return CaseResult(name, call, self._rate(up, began, ended), self._rate(down, began, ended),
+                                  (up_after - up_before) / spent / self.up_bps,
+                                  (down_after - down_before) / spent / self.down_bps)  # fmt: skip
+            finally:
+                for app_id in rules:
+                    self._clear(app_id)
+
+    @staticmethod
+    def _rate(streams: list[Stream], began: float, ended: float) -> float:
+        return sum(slope([(t, b * TO_L2) for t, b in s.receiver.samples if began <= t <= ended]) for s in streams)
+
+
+def _format(results: list[CaseResult], bench: Bench) -> str:
+    lines = ["| case | call RTT median | p95 | p99 | call loss | bulk upload (share) | bulk download (share) "
+             "| link used up / down |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results:
+        up = f"{r.up_bps / 1e6:.2f} MB/s ({r.up_bps / bench.up_bps:.3f})" if r.up_bps else "-"
+        down = f"{r.down_bps / 1e6:.2f} MB/s ({r.down_bps / bench.down_bps:.3f})" if r.down_bps else "-"
+        c = r.call
+        lines.append(f"| {r.name} | {c.percentile(0.5):.2f} ms | {c.percentile(0.95):.2f} ms | "
+                     f"{c.percentile(0.99):.2f} ms | {c.loss:.3%} ({c.sent - len(c.rtts_ms)}/{c.sent}) | {up} | {down} | "
+                     f"{r.link_up:.3f} / {r.link_down:.3f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _rate_arg(text: str) -> int:
+    """Bytes/s from common/units (2.5M, 625K, ...)."""
+    rate = parse_rate(text)
+    if not rate:
+        raise argparse.ArgumentTypeError(f"not a rate: {text!r}")
+    return int(rate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.priorities", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--down", type=_rate_arg, default=_rate_arg("2.5M"), help="link download rate, bytes/s (default 2.5M: 20 Mbit/s)")
+    parser.add_argument("--up", type=_rate_arg, default=_rate_arg("625K"), help="link upload rate, bytes/s (default 625K: 5 Mbit/s)")
+    parser.add_argument("--buffer-ms", type=float, default=400.0, help="the modem's queue, in time at its rate")
+    parser.add_argument("--seconds", type=float, default=10.0, help="the call's length, and the measuring window")
+    parser.add_argument("--warmup-s", type=float, default=4.0, help="bulk traffic before the call starts")
+    parser.add_argument("--cap-share", type=float, default=0.8, help="the capped case's limit, a share of the link")
+    parser.add_argument("--congestion", default="cubic", help="TCP congestion control of the bulk transfers "
+                        "(default cubic: Linux's and Windows' default, which fills a modem's buffer)")
+    parser.add_argument("--flows", type=int, default=4, help="TCP connections of each bulk application "
+                        "(an updater opens several; one alone is held back by its receive window here)")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {','.join(CASES)}")
+    arguments = parser.parse_args(argv)
+    cases = arguments.cases.split(",")
+    if not set(cases) <= set(CASES):
+        parser.error(f"unknown case in --cases: {', '.join(sorted(set(cases) - set(CASES)))}")
+    with contextlib.ExitStack() as stack:
+        pair = stack.enter_context(netns_pair())
+        internet = stack.enter_context(modem(pair, arguments.down, arguments.up, arguments.buffer_ms))
+        for netns in (pair.host_ns, internet.netns):  # per namespace: the machine's own settings are left alone
+            subprocess.run(nsenter_argv(netns, ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]), check=True)
+        helper = bus = None
+        if "capped" in cases:  # the only case that needs the helper (limits); the others run without it
+            bus = stack.enter_context(PrivateSystemBus())
+            state = stack.enter_context(tempfile.TemporaryDirectory(prefix="ct-prio-"))
+            helper = stack.enter_context(HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state),
+                                                       backend="tc", start_timeout_s=START_TIMEOUT_S))  # fmt: skip
+        bench = Bench(bus, pair, internet, arguments.down, arguments.up, arguments.cap_share, arguments.congestion,
+                      arguments.flows)  # fmt: skip
+        print(f"link {arguments.down * 8 / 1e6:.1f} Mbit/s down, {arguments.up * 8 / 1e6:.1f} Mbit/s up, "
+              f"{arguments.buffer_ms:.0f} ms of buffer each way, TCP {arguments.congestion}, {arguments.flows} flows per bulk app; "
+              f"call {arguments.seconds:.0f} s at 50 packets/s each way", flush=True)  # fmt: skip
+        results = []
+        for name in cases:
+            results.append(bench.run(name, arguments.seconds, arguments.warmup_s))
+            print(_format(results[-1:], bench).splitlines()[-1], flush=True)
+        print()
+        print(_format(results, bench))
+        if helper is not None and helper.returncode is not None:
+            raise RuntimeError(f"the helper died:\n{helper.log_text()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The priority tree on the host namespace's link, classified by port: the
+mechanism of issue 16 measured before the helper drives it.
+
+helper/kernel/priority_classes.py builds the tree (link class just under the
+capacity, one class per prioritized application, the default class for the
+rest). The helper is to classify every packet into it per application
+(skb->priority on uploads, its cls_bpf filter plus a catch-all redirect on
+downloads); that wiring does not exist yet, so here u32 filters put the call's
+UDP port into its class and everything else falls into the default class.
+Uploads: the tree is the root of the host's veth. Downloads: the veth's
+ingress redirects every packet to an IFB whose root is the same tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import subprocess
+from collections.abc import Iterator
+
+from pyroute2 import IPRoute
+
+from chadthrottle.helper.kernel.htb import ROOT_HANDLE
+from chadthrottle.helper.kernel.priority_classes import AppClass, PriorityTree, plan_tree
+from chadthrottle.priority import Priority
+from tests.support.netns import NetnsPair, entered_netns
+
+CALL_SLOT = 1
+ETHERNET_L3_TO_L2 = 1514 / 1500  # full frames: the link counts from the Ethernet header
+
+
+def _tc(*argv: str) -> None:
+    """Run tc; its complaint, if any, in the error."""
+    done = subprocess.run(["tc", *argv], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"tc {' '.join(argv)}: {done.stderr.strip()}")
+
+
+def _classify_port(ns: str, device: str, field: str, port: int) -> None:
+    """u32: UDP packets with this source or destination port -> the call's class."""
+    _tc("-n", ns, "filter", "add", "dev", device, "parent", f"{ROOT_HANDLE >> 16:x}:", "protocol", "ip", "prio", "1",
+        "u32", "match", "ip", "protocol", "17", "0xff", "match", "ip", field, str(port), "0xffff",
+        "flowid", f"{ROOT_HANDLE >> 16:x}:{CALL_SLOT:x}")  # fmt: skip
+
+
+@contextlib.contextmanager
+def prioritized(pair: NetnsPair, down_bps: int, up_bps: int, call_port: int,
+                priority: Priority = Priority.CRITICAL) -> Iterator[None]:  # fmt: skip
+    """The call at `priority`, all else normal, shaped under the link capacity
+    (L2 bytes/s as the modem counts, converted to the tree's L3), until the block ends."""
+    ns, ifb = pair.host_ns, f"ctq{secrets.token_hex(3)}"
+    apps = {CALL_SLOT: AppClass(priority)}
+    subprocess.run(["ip", "-n", ns, "link", "add", ifb, "type", "ifb"], check=True, capture_output=True)
+    trees: list[PriorityTree] = []
+    with entered_netns(ns):
+        ipr = IPRoute()
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", ifb, "up"], check=True, capture_output=True)
+        for device, capacity, field in ((pair.host_if, up_bps, "dport"), (ifb, down_bps, "sport")):
+            tree = PriorityTree(ipr, ipr.link_lookup(ifname=device)[0])
+            trees.append(tree)
+            tree.apply(plan_tree(round(capacity / ETHERNET_L3_TO_L2), apps, ETHERNET_L3_TO_L2))
+            _classify_port(ns, device, field, call_port)
+        _tc("-n", ns, "qdisc", "add", "dev", pair.host_if, "ingress")
+        _tc("-n", ns, "filter", "add", "dev", pair.host_if, "parent", "ffff:", "protocol", "all", "prio", "1",
+            "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", ifb)  # fmt: skip
+        yield
+    finally:
+        subprocess.run(["tc", "-n", ns, "qdisc", "del", "dev", pair.host_if, "ingress"], capture_output=True)
+        for tree in trees:
+            tree.remove()
+        ipr.close()
+        subprocess.run(["ip", "-n", ns, "link", "del", ifb], capture_output=True)
