@@ -31,6 +31,8 @@ from chadthrottle.cli.output import (  # re-exported: tests and scripts name the
     owner_label,
     to_json,
 )
+from chadthrottle.cli.gates import GATE_VERBS, add_gate_parsers, run_gate
+from chadthrottle.cli.gates import check_arguments as check_gate_arguments
 from chadthrottle.cli.schedule import add_schedule_parser, run_schedule
 from chadthrottle.cli.schedule import check_arguments as check_schedule_arguments
 from chadthrottle.cli.terminal import for_terminal
@@ -201,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                        default=None, help="one line per period and application")
     usage.add_argument("--json", action="store_true", help="machine-readable output")
     add_schedule_parser(commands, parse_rate_argument, _add_scope_options)
+    add_gate_parsers(commands, parse_rate_argument, _add_scope_options)
     return parser
 
 
@@ -272,6 +275,8 @@ def _run(arguments: argparse.Namespace) -> None:
             print(usage_report(client, arguments))
         elif arguments.command == "schedule":
             print(run_schedule(client, arguments))
+        elif arguments.command in GATE_VERBS:
+            print(run_gate(client, arguments))
 
 
 def _limit(client: BlockingHelperClient, arguments: argparse.Namespace) -> None:
@@ -351,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_arguments(parser, arguments)  # --since, read once; status 2 if it cannot be
     if arguments.command == "schedule":
         check_schedule_arguments(parser, arguments)
+    check_gate_arguments(parser, arguments)
     try:
         _run(arguments)
         sys.stdout.flush()  # here, so that a closed pipe is seen below and not at exit

@@ -45,11 +45,25 @@ def owner_label(owner: int, my_uid: int | None = None) -> str:
 
 
 def _limit_cell(app: ApplicationInfo, direction: Direction) -> str:
+    """The rate, or "blocked" (never a rate), and what is left of a quota."""
     rate_bps = app.limit_bps(direction)
-    if not rate_bps:
+    budget, left, period = app.quota(direction)
+    quota = f", quota {format_bytes(left)} of {format_bytes(budget)} left this {period}" if budget else ""
+    if app.blocked(direction):
+        return f"blocked ({owner_label(app.limit_owner(direction))}{quota})"
+    if not rate_bps and not budget:
         return format_limit(0)
     mark = " NOT ENFORCED" if app.limit_problem(direction) else ""
-    return f"{format_limit(rate_bps)} ({owner_label(app.limit_owner(direction))}){mark}"
+    shown = format_limit(rate_bps) if rate_bps else "no rate"
+    return f"{shown} ({owner_label(app.limit_owner(direction))}{quota}){mark}"
+
+
+def format_bytes(count: int) -> str:
+    """Bytes as people read a data plan: 4.2 MB, 980 kB, 12 B (decimal)."""
+    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} B"
 
 
 def limit_problems(apps: list[ApplicationInfo]) -> list[str]:
@@ -88,9 +102,16 @@ def applications_report(apps: list[ApplicationInfo], paused: bool) -> str:
 
 
 def format_rules(rules: list[RuleInfo]) -> str:
-    rows = [["ID", "DIRECTION", "LIMIT", "WHOSE", "IN FORCE"]]
+    rows = [["ID", "DIRECTION", "LIMIT", "BLOCKED", "QUOTA", "WHOSE", "IN FORCE"]]
     for rule in rules:
-        rows.append([rule.app_id, rule.direction, format_limit(rule.rate_bps), owner_label(rule.owner),
+        quota = "-"
+        if rule.quota_bytes:
+            then = format_limit(rule.quota_then_bps) if rule.quota_then_bps else "block"
+            quota = (f"{format_bytes(rule.quota_bytes)}/{rule.quota_period} from "
+                     f"{rule.quota_reset_minute // 60:02d}:{rule.quota_reset_minute % 60:02d}, then {then}, "
+                     f"{format_bytes(rule.quota_left_bytes)} left")  # fmt: skip
+        rows.append([rule.app_id, rule.direction, format_limit(rule.rate_bps) if rule.rate_bps else "-",
+                     "yes" if rule.blocked else "no", quota, owner_label(rule.owner),
                      "yes" if rule.in_force else "no (outranked by an admin rule, or paused)"])  # fmt: skip
     return _table(rows)
 

@@ -158,6 +158,31 @@ class BlockingHelperClient:
     def list_schedules(self) -> list[ScheduleInfo]:
         return self._records("ListSchedules", decode_schedule)
 
+    def set_blocked(self, app_id: str, direction: Direction | None, blocked: bool, *,
+                    scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True) -> str:  # fmt: skip
+        """As HelperClient.set_blocked: returns the resolved application id."""
+        directions = BOTH_DIRECTIONS if direction is None else direction.value
+        resolved: str = self._call("SetBlocked", interactive=interactive, app_id=app_id, direction=directions,
+                                   blocked=blocked, scope=scope.value)[0]  # fmt: skip
+        return resolved
+
+    def set_quota(self, app_id: str, direction: Direction | None, quota_bytes: int, period: str,
+                  reset_minute: int = 0, then_rate_bps: int = 0, *, scope: RuleScope = RuleScope.DEFAULT,
+                  interactive: bool = True) -> str:  # fmt: skip
+        """As HelperClient.set_quota: returns the resolved application id."""
+        directions = BOTH_DIRECTIONS if direction is None else direction.value
+        resolved: str = self._call("SetQuota", interactive=interactive, app_id=app_id, direction=directions,
+                                   quota_bytes=quota_bytes, period=period, reset_minute=reset_minute,
+                                   then_rate_bps=then_rate_bps, scope=scope.value)[0]  # fmt: skip
+        return resolved
+
+    def clear_quota(self, app_id: str, direction: Direction | None = None, *,
+                    scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True) -> str:  # fmt: skip
+        directions = BOTH_DIRECTIONS if direction is None else direction.value
+        resolved: str = self._call("ClearQuota", interactive=interactive, app_id=app_id, direction=directions,
+                                   scope=scope.value)[0]  # fmt: skip
+        return resolved
+
     def set_limits_paused(self, paused: bool, *, interactive: bool = True) -> None:
         self._call("SetLimitsPaused", interactive=interactive, paused=paused)
 

@@ -202,6 +202,34 @@ class HelperClient:
         except CodecError as error:
             raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 
+    async def set_blocked(self, app_id: str, direction: Direction | None, blocked: bool, *,
+                          scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True) -> str:  # fmt: skip
+        """Block (or unblock) one direction, or both when direction is None:
+        no packet passes, open connections included. Returns the resolved id."""
+        directions = BOTH_DIRECTIONS if direction is None else direction.value
+        resolved: str = (await self._call("SetBlocked", interactive=interactive, app_id=app_id, direction=directions,
+                                          blocked=blocked, scope=scope.value))[0]  # fmt: skip
+        return resolved
+
+    async def set_quota(self, app_id: str, direction: Direction | None, quota_bytes: int, period: str,
+                        reset_minute: int = 0, then_rate_bps: int = 0, *, scope: RuleScope = RuleScope.DEFAULT,
+                        interactive: bool = True) -> str:  # fmt: skip
+        """A budget of quota_bytes per period (day, week, month) for one
+        direction, or each of both when None; spent, the direction is blocked
+        (then_rate_bps 0) or limited to then_rate_bps until the next period."""
+        directions = BOTH_DIRECTIONS if direction is None else direction.value
+        resolved: str = (await self._call(
+            "SetQuota", interactive=interactive, app_id=app_id, direction=directions, quota_bytes=quota_bytes,
+            period=period, reset_minute=reset_minute, then_rate_bps=then_rate_bps, scope=scope.value))[0]  # fmt: skip
+        return resolved
+
+    async def clear_quota(self, app_id: str, direction: Direction | None = None, *,
+                          scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True) -> str:  # fmt: skip
+        directions = BOTH_DIRECTIONS if direction is None else direction.value
+        resolved: str = (await self._call("ClearQuota", interactive=interactive, app_id=app_id, direction=directions,
+                                          scope=scope.value))[0]  # fmt: skip
+        return resolved
+
     async def set_limits_paused(self, paused: bool, *, interactive: bool = True) -> None:
         """Pause every limit (kept, not enforced) or resume them; needs limit-any."""
         await self._call("SetLimitsPaused", interactive=interactive, paused=paused)

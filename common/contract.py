@@ -15,7 +15,8 @@ from enum import Enum
 # 2: rules belong to an owner (RuleScope); SetLimit/ClearLimit take a scope;
 # ListRules; ListApplications says whose limit it shows and what keeps it from
 # being enforced. 3: GetUsage (usage history). 4: schedules (SetSchedule,
-# ClearSchedules, ListSchedules).
+# ClearSchedules, ListSchedules); block and quotas (SetBlocked, SetQuota,
+# ClearQuota; *_blocked, *_quota_* in ListApplications and ListRules).
 API_VERSION = 4
 
 BUS_NAME = "io.github.chadthrottle.Helper1"
@@ -79,6 +80,11 @@ MAX_BURST_BYTES = 1_000_000_000
 # floor: the backends size their own buckets and queues above it.
 GSO_PACKET_BYTES = 64 * 1024
 MIN_BURST_BYTES = 2 * GSO_PACKET_BYTES
+# Bounds for a quota, L3 bytes per period (0 is no quota: refused, use ClearQuota).
+MIN_QUOTA_BYTES = 1_000
+MAX_QUOTA_BYTES = 2**50  # a petabyte: anything above is a typo
+# What a quota's period may be (helper/engine/quotas.py Period).
+QUOTA_PERIODS = ("day", "week", "month")
 
 
 class RuleScope(str, Enum):
@@ -126,6 +132,11 @@ class ArgForm:
     USAGE_APP_ID = "usage-app-id"  # "", usage_contract.OTHER_APPLICATIONS_ID or a stable id (no pid:)
     UNIX_TIME = "unix-time"  # unix seconds, 0..validation.MAX_UNIX_TIME
     USAGE_RESOLUTION = "usage-resolution"  # a usage_contract.UsageResolution value
+    BLOCKED = "blocked"  # a boolean
+    QUOTA_BYTES = "quota-bytes"  # MIN_QUOTA_BYTES..MAX_QUOTA_BYTES
+    QUOTA_PERIOD = "quota-period"  # one of QUOTA_PERIODS
+    RESET_MINUTE = "reset-minute"  # minute of the local day, 0..1439
+    THEN_RATE_BPS = "then-rate-bps"  # 0 (block when spent) or MIN_RATE_BPS..MAX_RATE_BPS
     DAYS = "days"  # "mon-fri", "sat,sun", "mon,wed-fri", "daily", "weekdays", "weekend"
     CLOCK_TIME = "clock-time"  # "HH:MM", 00:00..23:59, the helper's local time
     SCHEDULE_RATE_BPS = "schedule-rate-bps"  # 0 (this direction not limited) or MIN_RATE_BPS..MAX_RATE_BPS
@@ -215,7 +226,8 @@ METHODS: dict[str, MethodSpec] = {
         _method(
             "GetApiVersion", Action.MONITOR,
             "The API version of this interface (2: rules have owners and SetLimit/ClearLimit a scope; "
-            "ListRules; 3: GetUsage; 4: SetSchedule, ClearSchedules, ListSchedules).",
+            "ListRules; 3: GetUsage; 4: SetSchedule, ClearSchedules, ListSchedules, SetBlocked, SetQuota, "
+            "ClearQuota and the blocked and quota keys of ListApplications and ListRules).",
             out_args=(Arg("version", "u"),),
         ),
         _method(
@@ -352,6 +364,47 @@ METHODS: dict[str, MethodSpec] = {
             "down_bps t, up_bps t (0: not limited), active b (in its time now).",
             out_args=(Arg("schedules", "aa{sv}"),),
         ),
+        _method(
+            "SetBlocked", LimitAuthorization.BY_SCOPE,
+            "Block (true) or unblock (false) one direction of an application, or both: while blocked no "
+            "packet of its sockets passes, open connections included (dropped, not reset: TCP connections "
+            "resume when it is lifted), whatever the backend, device or network namespace. A rate limit on "
+            "the same direction is kept and applies again once unblocked. The block is held by the kernel "
+            "while the helper runs; a helper that is killed lets traffic through again within 5 s (fail "
+            "open) and the next start blocks again. direction: down, up or both. scope and polkit action: "
+            "as for SetLimit. Returns the resolved application id.",
+            in_args=(_APP_ID, Arg("direction", "s", ArgForm.DIRECTIONS), Arg("blocked", "b", ArgForm.BLOCKED),
+                     _SCOPE),
+            out_args=(_RESOLVED_APP_ID,),
+        ),
+        _method(
+            "SetQuota", LimitAuthorization.BY_SCOPE,
+            "Give one direction of an application, or each of both, a budget of quota_bytes (L3 bytes on "
+            f"the wire, {MIN_QUOTA_BYTES}..{MAX_QUOTA_BYTES}) per period: day, week (from Monday) or month "
+            "(from the 1st), each beginning reset_minute (0..1439) past the helper's local midnight. The "
+            "kernel counts every packet and stops the direction once the budget is spent (at most one "
+            "packet per socket beyond it); then it stays blocked (then_rate_bps 0) or is limited to "
+            f"then_rate_bps ({MIN_RATE_BPS}..{MAX_RATE_BPS}) until the next period. Setting a quota again "
+            "keeps what was used in the current period. scope and polkit action: as for SetLimit. Returns "
+            "the resolved application id.",
+            in_args=(
+                _APP_ID,
+                Arg("direction", "s", ArgForm.DIRECTIONS),
+                Arg("quota_bytes", "t", ArgForm.QUOTA_BYTES),
+                Arg("period", "s", ArgForm.QUOTA_PERIOD),
+                Arg("reset_minute", "u", ArgForm.RESET_MINUTE),
+                Arg("then_rate_bps", "t", ArgForm.THEN_RATE_BPS),
+                _SCOPE,
+            ),
+            out_args=(_RESOLVED_APP_ID,),
+        ),
+        _method(
+            "ClearQuota", LimitAuthorization.BY_SCOPE,
+            "Remove the quota of one direction of an application, or both. Returns the resolved application "
+            "id. polkit action: as for SetLimit.",
+            in_args=(_APP_ID, Arg("direction", "s", ArgForm.DIRECTIONS), _SCOPE),
+            out_args=(_RESOLVED_APP_ID,),
+        ),
         # Its values and fields are in chadthrottle.usage_contract (kept out of
         # this module: every chadthrottle-ctl call imports it); a test checks
         # the numbers below against it.
@@ -408,7 +461,24 @@ APPLICATION_FIELDS: dict[str, str] = {
     # there is no limit. A limit with a problem is never shown as in force.
     "down_limit_problem": "s",
     "up_limit_problem": "s",
+    # Blocked by the rule, or by a quota spent that then blocks (API 4): no
+    # packet passes. A blocked direction is never shown as a rate.
+    "down_blocked": "b",
+    "up_blocked": "b",
+    # The quota of the rule shown (API 4): its budget per period (0 = none),
+    # what is left of it now, and the period (day, week, month; "" = none).
+    "down_quota_bytes": "t",
+    "up_quota_bytes": "t",
+    "down_quota_left_bytes": "t",
+    "up_quota_left_bytes": "t",
+    "down_quota_period": "s",
+    "up_quota_period": "s",
 }
+# Keys an older helper (API 3 and before) does not send: read as not blocked, no quota.
+OPTIONAL_APPLICATION_FIELDS = frozenset({
+    "down_blocked", "up_blocked", "down_quota_bytes", "up_quota_bytes", "down_quota_left_bytes",
+    "up_quota_left_bytes", "down_quota_period", "up_quota_period",
+})
 
 # Keys and D-Bus types of one entry of ListRules.
 RULE_FIELDS: dict[str, str] = {
@@ -418,7 +488,16 @@ RULE_FIELDS: dict[str, str] = {
     "burst_bytes": "t",
     "owner": "x",  # ADMIN_OWNER, or the uid whose processes it applies to
     "in_force": "b",  # False while an administrator rule outranks it, or limits are paused
+    # API 4: rate_bps 0 is a rule with no rate (a block or a quota only).
+    "blocked": "b",
+    "quota_bytes": "t",  # 0: no quota
+    "quota_period": "s",  # day, week, month; "" without a quota
+    "quota_reset_minute": "u",
+    "quota_then_bps": "t",  # 0: blocked when spent
+    "quota_left_bytes": "t",
 }
+OPTIONAL_RULE_FIELDS = frozenset({"blocked", "quota_bytes", "quota_period", "quota_reset_minute",
+                                  "quota_then_bps", "quota_left_bytes"})
 
 # Keys and D-Bus types of one entry of ListSchedules.
 SCHEDULE_FIELDS: dict[str, str] = {
@@ -523,12 +602,29 @@ class ApplicationInfo:
     up_limit_owner: int = ADMIN_OWNER
     down_limit_problem: str = ""
     up_limit_problem: str = ""
+    down_blocked: bool = False
+    up_blocked: bool = False
+    down_quota_bytes: int = 0
+    up_quota_bytes: int = 0
+    down_quota_left_bytes: int = 0
+    up_quota_left_bytes: int = 0
+    down_quota_period: str = ""
+    up_quota_period: str = ""
 
     def limit_owner(self, direction: Direction) -> int:
         return self.down_limit_owner if direction is Direction.DOWN else self.up_limit_owner
 
     def limit_problem(self, direction: Direction) -> str:
         return self.down_limit_problem if direction is Direction.DOWN else self.up_limit_problem
+
+    def blocked(self, direction: Direction) -> bool:
+        return self.down_blocked if direction is Direction.DOWN else self.up_blocked
+
+    def quota(self, direction: Direction) -> tuple[int, int, str]:
+        """(budget bytes per period, bytes left, period); budget 0: no quota."""
+        if direction is Direction.DOWN:
+            return self.down_quota_bytes, self.down_quota_left_bytes, self.down_quota_period
+        return self.up_quota_bytes, self.up_quota_left_bytes, self.up_quota_period
 
     def limit_bps(self, direction: Direction) -> int:
         return self.down_limit_bps if direction is Direction.DOWN else self.up_limit_bps
@@ -547,6 +643,12 @@ class RuleInfo:
     burst_bytes: int
     owner: int
     in_force: bool
+    blocked: bool = False
+    quota_bytes: int = 0
+    quota_period: str = ""
+    quota_reset_minute: int = 0
+    quota_then_bps: int = 0
+    quota_left_bytes: int = 0
 
 
 @dataclass(frozen=True)

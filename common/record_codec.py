@@ -17,7 +17,9 @@ from chadthrottle.contract import (
     BACKEND_FIELDS,
     CONNECTION_FIELDS,
     INTERFACE_FIELDS,
+    OPTIONAL_APPLICATION_FIELDS,
     OPTIONAL_CONNECTION_FIELDS,
+    OPTIONAL_RULE_FIELDS,
     RULE_FIELDS,
     SCHEDULE_FIELDS,
     ApplicationInfo,
@@ -99,7 +101,7 @@ def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[st
 
 
 def decode_application(data: Mapping[str, Any]) -> ApplicationInfo:
-    return decode_record(ApplicationInfo, data, APPLICATION_FIELDS)
+    return decode_record(ApplicationInfo, data, APPLICATION_FIELDS, OPTIONAL_APPLICATION_FIELDS)
 
 
 def decode_backend(data: Mapping[str, Any]) -> BackendInfo:
@@ -115,7 +117,7 @@ def decode_interface(data: Mapping[str, Any]) -> InterfaceInfo:
 
 
 def decode_rule(data: Mapping[str, Any]) -> RuleInfo:
-    return decode_record(RuleInfo, data, RULE_FIELDS)
+    return decode_record(RuleInfo, data, RULE_FIELDS, OPTIONAL_RULE_FIELDS)
 
 
 def decode_schedule(data: Mapping[str, Any]) -> ScheduleInfo:

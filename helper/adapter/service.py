@@ -58,7 +58,11 @@ from chadthrottle.helper.adapter.batcher import Batcher, one_by_one
 from chadthrottle.helper.adapter.engine_thread import EngineThread
 from chadthrottle.helper.adapter.introspection import INTROSPECTABLE_INTERFACE, PEER_INTERFACE, introspection_xml
 from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
+from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.engine.api import (
+    ClearQuota,
+    SetBlocked,
+    SetQuota,
     AddSchedule,
     ClearLimit,
     RemoveSchedules,
@@ -502,6 +506,39 @@ class HelperService:
         name: str = call.args[1]
         result_id = await self._changes.submit(RemoveSchedules(grant.app_id, name, grant.owner))
         log.info("uid %d removed %s of %s (%s)", uid, f"schedule {name}" if name else "every schedule",
+                 result_id, _whose(grant))  # fmt: skip
+        return [result_id]
+
+    @_handles("SetBlocked")
+    async def _set_blocked(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        assert grant is not None  # LimitAuthorization.BY_SCOPE
+        uid = await self._caller_uid(call.sender)
+        directions: tuple[Direction, ...] = call.args[1]
+        blocked: bool = call.args[2]
+        result_id = await self._changes.submit(SetBlocked(grant.app_id, directions, blocked, grant.owner))
+        log.info("uid %d %s %s of %s (%s)", uid, "blocked" if blocked else "unblocked",
+                 "+".join(d.value for d in directions), result_id, _whose(grant))  # fmt: skip
+        return [result_id]
+
+    @_handles("SetQuota")
+    async def _set_quota(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        assert grant is not None  # LimitAuthorization.BY_SCOPE
+        uid = await self._caller_uid(call.sender)
+        _, directions, budget, period, reset_minute, then_rate_bps, _scope = call.args
+        quota = Quota(budget, Period(period), reset_minute, then_rate_bps)
+        result_id = await self._changes.submit(SetQuota(grant.app_id, directions, quota, grant.owner))
+        log.info("uid %d set a %s quota of %d bytes per %s on %s (%s), then %s", uid,
+                 "+".join(d.value for d in directions), budget, period, result_id, _whose(grant),
+                 f"{then_rate_bps} B/s" if then_rate_bps else "blocked")  # fmt: skip
+        return [result_id]
+
+    @_handles("ClearQuota")
+    async def _clear_quota(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        assert grant is not None  # LimitAuthorization.BY_SCOPE
+        uid = await self._caller_uid(call.sender)
+        directions: tuple[Direction, ...] = call.args[1]
+        result_id = await self._changes.submit(ClearQuota(grant.app_id, directions, grant.owner))
+        log.info("uid %d cleared the %s quota of %s (%s)", uid, "+".join(d.value for d in directions),
                  result_id, _whose(grant))  # fmt: skip
         return [result_id]
 

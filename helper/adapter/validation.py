@@ -29,7 +29,7 @@ from chadthrottle.contract import (
     MethodSpec,
     RuleScope,
 )
-from chadthrottle.helper.engine import schedules
+from chadthrottle.helper.engine import quotas, schedules
 from chadthrottle.helper.errors import HelperError, InvalidArgument
 from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageResolution
 
@@ -120,6 +120,13 @@ def validate_paused(paused: Any) -> bool:
     return paused
 
 
+def validate_blocked(blocked: Any) -> bool:
+    """A D-Bus boolean: true blocks, false lifts the block."""
+    if type(blocked) is not bool:
+        raise InvalidArgument(f"blocked must be true or false, not {blocked!r}")
+    return blocked
+
+
 def validate_scope(scope: Any) -> RuleScope:
     """A contract.RuleScope value: "own", "all", or "" for the caller's default."""
     if type(scope) is str:
@@ -187,6 +194,11 @@ VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     ArgForm.BURST_BYTES: lambda value, _name: validate_burst_bytes(value),
     ArgForm.SCOPE: lambda value, _name: validate_scope(value),
     ArgForm.PAUSED: lambda value, _name: validate_paused(value),
+    ArgForm.BLOCKED: lambda value, _name: validate_blocked(value),
+    ArgForm.QUOTA_BYTES: lambda value, _name: quotas.check_budget(value),
+    ArgForm.QUOTA_PERIOD: lambda value, _name: quotas.check_period(value).value,
+    ArgForm.RESET_MINUTE: lambda value, _name: quotas.check_reset_minute(value),
+    ArgForm.THEN_RATE_BPS: lambda value, _name: quotas.check_then_rate(value),
     ArgForm.USAGE_APP_ID: lambda value, _name: validate_usage_app_id(value),
     ArgForm.UNIX_TIME: validate_unix_time,
     ArgForm.USAGE_RESOLUTION: lambda value, _name: validate_usage_resolution(value),

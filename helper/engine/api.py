@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo, RuleInfo, ScheduleInfo
+from chadthrottle.helper.engine.quotas import Quota
 from chadthrottle.helper.errors import HelperError
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
@@ -85,7 +86,35 @@ class RemoveSchedules:
     owner: int = ADMIN_OWNER
 
 
-LimitChange: TypeAlias = SetLimit | ClearLimit | AddSchedule | RemoveSchedules
+@dataclass(frozen=True)
+class SetBlocked:
+    """Block (or unblock) some directions of an application: no packet passes.
+    A rate limit beneath is kept for when the block is lifted."""
+
+    app_id: str
+    directions: tuple[Direction, ...]
+    blocked: bool
+    owner: int = ADMIN_OWNER
+
+
+@dataclass(frozen=True)
+class SetQuota:
+    """A budget per period for each of some directions (helper/engine/quotas.py)."""
+
+    app_id: str
+    directions: tuple[Direction, ...]
+    quota: Quota
+    owner: int = ADMIN_OWNER
+
+
+@dataclass(frozen=True)
+class ClearQuota:
+    app_id: str
+    directions: tuple[Direction, ...]
+    owner: int = ADMIN_OWNER
+
+
+LimitChange: TypeAlias = SetLimit | ClearLimit | AddSchedule | RemoveSchedules | SetBlocked | SetQuota | ClearQuota
 # Per change: the resolved application id, or why that change was refused.
 ChangeOutcome: TypeAlias = str | HelperError
 

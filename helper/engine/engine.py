@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Protocol
@@ -34,17 +34,17 @@ from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.engine.api import (
     AddSchedule,
     ChangeOutcome,
-    ClearLimit,
     RemoveSchedules,
     LimitChange,
     ADMIN_VIEWER,
     ResolvedApplication,
-    SetLimit,
     Viewer,
 )
+from chadthrottle.helper.engine.gating import Gating
+from chadthrottle.helper.engine.rule_edits import direction_edit, removes_only
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey, SlotAllocator
 from chadthrottle.helper.engine.schedules import Schedule, check_exists_locally, check_fits, format_days, format_minute, local_zone
-from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, build_listing
+from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, DirectionHeld, build_listing
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, AppTraffic, CounterSample, RateMeter
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
 from chadthrottle.helper.identity.applications import AppIdentity, identify
@@ -182,6 +182,7 @@ class Engine:
         self._expiry_checked_at = float("-inf")
         self._apply_error = ""  # why the kernel refused the classes at the last try, "" when it did not
         self._over_limit: dict[tuple[str, Direction], int] = {}  # ticks in a row measured above the limit
+        self._gating = Gating()  # blocks and quotas
 
     # --- the EngineApi ------------------------------------------------------------
 
@@ -196,16 +197,44 @@ class Engine:
             if idle:  # a connection open and quiet since the helper started: listed, with nothing counted
                 traffic = {**{app_id: AppTraffic(last_active=self._clock()) for app_id in idle}, **traffic}
             return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
-                                 self._known, self._problems(), self._limits_not_met(), self._meter.by_uid)  # fmt: skip
+                                 self._known, self._problems(), self._limits_not_met(), self._meter.by_uid,
+                                 self._held)  # fmt: skip
+
+    def _held(self, key: RuleKey, limits: Mapping[Direction, Limit]) -> dict[Direction, DirectionHeld]:
+        """What each direction of a rule holds now, for the listing (a rule
+        not in force says so in its problem)."""
+        rated = self._gating.rated(key, dict(limits))
+        blocked = self._gating.blocked(key, dict(limits))
+        held = {}
+        for direction, limit in limits.items():
+            quota, state = limit.quota, self._gating.quota_state(key, direction)
+            held[direction] = DirectionHeld(
+                rate_bps=0 if direction in blocked else (rated[direction].rate_bps if direction in rated else 0),
+                blocked=direction in blocked,
+                quota_bytes=quota.budget_bytes if quota else 0,
+                quota_left_bytes=(state.left if state else quota.budget_bytes) if quota else 0,
+                quota_period=quota.period.value if quota else "",
+            )
+        return held
 
     def list_rules(self) -> list[RuleInfo]:
         with self._lock:
             return [
                 RuleInfo(app_id, direction.value, limit.rate_bps, limit.burst_bytes, owner,
-                         not self._limits.paused and not self._limits.outranked((app_id, owner)))  # fmt: skip
+                         not self._limits.paused and not self._limits.outranked((app_id, owner)),
+                         *self._gate_fields((app_id, owner), direction, limit))  # fmt: skip
                 for (app_id, owner), limits in sorted(self._limits.plain_items())
                 for direction, limit in sorted(limits.items(), key=lambda item: item[0].value)
             ]
+
+    def _gate_fields(self, key: RuleKey, direction: Direction, limit: Limit) -> tuple[bool, int, str, int, int, int]:
+        """ListRules' blocked and quota keys of one rule's direction."""
+        quota = limit.quota
+        if quota is None:
+            return limit.blocked, 0, "", 0, 0, 0
+        state = self._gating.quota_state(key, direction)
+        left = state.left if state is not None else quota.budget_bytes
+        return limit.blocked, quota.budget_bytes, quota.period.value, quota.reset_minute, quota.then_rate_bps, left
 
     def list_schedules(self) -> list[ScheduleInfo]:
         with self._lock:
@@ -242,7 +271,7 @@ class Engine:
             app, traffic = self._index.application(key[0]), self._meter.apps.get(key[0])
             if app is None or traffic is None or not (key[1] == ADMIN_OWNER or app.uids == frozenset({key[1]})):
                 continue
-            for direction, limit in limits.items():
+            for direction, limit in self._gating.rated(key, limits).items():
                 rate = traffic.down_bps if direction is Direction.DOWN else traffic.up_bps
                 if rate > OVERSHOOT_SHARE * limit.rate_bps:
                     over[(key[0], direction)] = self._over_limit.get((key[0], direction), 0) + 1
@@ -406,6 +435,7 @@ class Engine:
                     log.error("could not keep the limits in place: %s", error)
                 self._apply_error = str(error)
             self._apply_socket_caps()
+            self._apply_gates()  # a new quota period, a quota spent; the leases renewed
             self._apply_tags()  # new processes of limited applications, whatever the classes did
             self._release_unused_slots()
             self._expire_user_rules(now)
@@ -461,6 +491,7 @@ class Engine:
                 try:
                     self._apply_classes()
                     self._apply_socket_caps()
+                    self._apply_gates()
                 except HelperError as error:
                     del self._process_slots[pid]  # fail open: untagged, unlimited
                     self._apply_error = str(error)
@@ -594,8 +625,8 @@ class Engine:
         per-user bound), added to; planned: [the table as this batch's schedule
         changes so far leave it], made on the first one."""
         key: RuleKey = (app_id, change.owner)
-        if isinstance(change, ClearLimit):
-            return lambda table: table.clear(key, change.directions)
+        if not isinstance(change, (AddSchedule, RemoveSchedules)) and removes_only(change):
+            return direction_edit(change, key)
         if isinstance(change, RemoveSchedules):
             return self._schedule_edit(change, key, planned)
         try:  # a stored id must load again at the next start
@@ -605,8 +636,7 @@ class Engine:
         if isinstance(change, AddSchedule):
             edit = self._schedule_edit(change, key, planned)
         else:
-            limit = Limit.with_default_burst(change.rate_bps, change.burst_bytes)
-            edit = lambda table: table.set(key, change.direction, limit)  # noqa: E731
+            edit = direction_edit(change, key)
         if change.owner != ADMIN_OWNER and not self._limits.is_stored(key) and key not in new_rules:
             held = self._limits.count_of_owner(change.owner) + sum(1 for _, owner in new_rules if owner == change.owner)
             if held >= MAX_RULES_PER_USER:
@@ -668,8 +698,18 @@ class Engine:
         (and a newly tagged socket its caps)."""
         self._apply_classes()
         self._apply_socket_caps()
+        self._apply_gates()
         self._apply_tags()
         self._release_unused_slots()
+
+    def _apply_gates(self) -> None:
+        """Blocks and quotas into the kernel (before tags: a newly tagged
+        socket finds its gate shut), and their leases renewed (gates.py)."""
+        gates = getattr(self._datapath, "gates", None)
+        if gates is None:  # a datapath without gates: the engine's unit tests' stand-ins
+            return
+        live = [(key, self._slots.acquire(key), limits) for key, limits in self._live_rules()]
+        self._gating.apply(live, self._local_now(), gates)
 
     def _live_rules(self) -> list[tuple[RuleKey, dict[Direction, Limit]]]:
         """The enforced rules that reach a running process. Only these get
@@ -700,7 +740,7 @@ class Engine:
         limited_pids: set[int] = set()
         for key, limits in self._live_rules():
             slot = self._slots.acquire(key)
-            for direction, limit in limits.items():
+            for direction, limit in self._gating.rated(key, limits).items():
                 wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes)
             limited_pids |= self._limited_pids(key, slot)
         self._shaper.shape_namespaces_of(limited_pids)  # tc shapes in each of their network namespaces
@@ -716,6 +756,7 @@ class Engine:
     def _apply_socket_caps(self) -> None:
         wanted: dict[int, SocketCaps] = {}
         for key, limits in self._live_rules():
+            limits = self._gating.rated(key, limits)
             up = limits.get(Direction.UP)
             caps = SocketCaps(
                 pacing_bps=round(up.rate_bps * UPLOAD_PACING_SHARE) if up is not None else 0,

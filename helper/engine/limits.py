@@ -7,11 +7,13 @@ rotation so a freed slot is not reused while stale sockets might still carry it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeAlias
 
 from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, MIN_BURST_BYTES, Direction
+from chadthrottle.helper.engine.quotas import Quota
 from chadthrottle.helper.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -27,8 +29,18 @@ def default_burst_bytes(rate_bps: int) -> int:
 
 @dataclass(frozen=True)
 class Limit:
+    """What one direction of a rule holds: a rate (0: none), a block, a quota.
+    A block keeps the rate beneath it, which applies again once unblocked."""
+
     rate_bps: int
     burst_bytes: int
+    blocked: bool = False
+    quota: Quota | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing left to hold: the direction can go."""
+        return not self.rate_bps and not self.blocked and self.quota is None
 
     @classmethod
     def with_default_burst(cls, rate_bps: int, burst_bytes: int) -> Limit:
@@ -112,6 +124,17 @@ class LimitTable:
         if not limits:
             self._plain.pop(key, None)
         self._rebuild(key)
+
+    def update(self, key: RuleKey, directions: tuple[Direction, ...],
+               change: Callable[[Limit | None], Limit | None]) -> None:  # fmt: skip
+        """Replace the plain limit of each direction with change(old) (None:
+        there is none); one that comes out None or empty goes."""
+        for direction in directions:
+            new = change(self._plain.get(key, {}).get(direction))
+            if new is None or new.is_empty:
+                self.clear(key, (direction,))
+            else:
+                self.set(key, direction, new)
 
     def drop(self, key: RuleKey) -> None:
         """Forget the rule: its plain limits and its schedules."""

@@ -4,7 +4,8 @@ totals, so short-lived programs do not vanish before anyone sees them)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction
 from chadthrottle.helper.engine.api import Viewer
@@ -15,6 +16,27 @@ from chadthrottle.helper.engine.rule_view import shown_rule
 from chadthrottle.helper.identity.index import Application
 
 EXITED_VISIBLE_S = 60.0
+
+
+@dataclass(frozen=True)
+class DirectionHeld:
+    """What one direction of a rule holds now, as listed."""
+
+    rate_bps: int = 0  # the rate in force; 0 while blocked
+    blocked: bool = False
+    quota_bytes: int = 0
+    quota_left_bytes: int = 0
+    quota_period: str = ""
+
+
+NOT_HELD = DirectionHeld()
+# (rule, its limits) -> what each of its directions holds now
+GateView = Callable[[tuple[str, int], Mapping[Direction, Limit]], Mapping[Direction, DirectionHeld]]
+
+
+def _rate(limits: Mapping[Direction, Limit], direction: Direction) -> int:
+    limit = limits.get(direction)
+    return limit.rate_bps if limit is not None and not limit.blocked else 0
 
 
 def _fallback_name(app_id: str) -> str:
@@ -31,6 +53,7 @@ def build_listing(
     problems: Mapping[Direction, str] | None = None,
     app_problems: Mapping[tuple[str, Direction], str] | None = None,
     shares: Mapping[UidKey, AppTraffic] | None = None,
+    gates: GateView | None = None,
 ) -> list[ApplicationInfo]:
     """rules: app id -> owner -> limits; known: the last identity seen of
     applications that may have exited, so they keep their name and icon;
@@ -39,7 +62,9 @@ def build_listing(
     app_problems: those of one application's limit (measured above it);
     shares: each user's traffic of applications several users run. A viewer
     who may not see every user's processes is shown, of such an application,
-    only their own processes and their own traffic."""
+    only their own processes and their own traffic. gates: what each shown
+    rule's directions hold now (blocked, quota, the rate in force); a blocked
+    direction is listed with no rate."""
     known = known or {}
     shares = shares or {}
     problems = problems or {}
@@ -64,6 +89,8 @@ def build_listing(
         if app is None and shown is None and now - counters.last_active > EXITED_VISIBLE_S:
             continue
         owner, limits = shown if shown is not None else (ADMIN_OWNER, {})
+        held = gates((app_id, owner), limits) if gates is not None and limits else {}
+        down, up = held.get(Direction.DOWN, NOT_HELD), held.get(Direction.UP, NOT_HELD)
         identity = app.identity if app else known.get(app_id)
         listing.append(
             ApplicationInfo(
@@ -76,8 +103,8 @@ def build_listing(
                 up_bps=counters.up_bps,
                 rx_bytes=counters.rx_bytes,
                 tx_bytes=counters.tx_bytes,
-                down_limit_bps=limits[Direction.DOWN].rate_bps if Direction.DOWN in limits else 0,
-                up_limit_bps=limits[Direction.UP].rate_bps if Direction.UP in limits else 0,
+                down_limit_bps=down.rate_bps if gates is not None else _rate(limits, Direction.DOWN),
+                up_limit_bps=up.rate_bps if gates is not None else _rate(limits, Direction.UP),
                 loopback_down_bps=counters.loopback_down_bps,
                 loopback_up_bps=counters.loopback_up_bps,
                 running=app is not None,
@@ -85,6 +112,14 @@ def build_listing(
                 up_limit_owner=owner,
                 down_limit_problem=problem(app_id, Direction.DOWN, limits),
                 up_limit_problem=problem(app_id, Direction.UP, limits),
+                down_blocked=down.blocked,
+                up_blocked=up.blocked,
+                down_quota_bytes=down.quota_bytes,
+                up_quota_bytes=up.quota_bytes,
+                down_quota_left_bytes=down.quota_left_bytes,
+                up_quota_left_bytes=up.quota_left_bytes,
+                down_quota_period=down.quota_period,
+                up_quota_period=up.quota_period,
             )
         )
     return listing

@@ -15,6 +15,9 @@ kept; a file that is not a rules file at all is moved aside
 starts with no rules rather than not at all. A version-1 file (no owners) is
 read as administrator rules, a version-2 file (no schedules) as it is, and both
 are written back in this format (3: a rule may carry "schedules").
+A direction of a rule holds a rate ("rate_bps" and "burst_bytes", both 0 for
+none) and, only when set, "blocked": true and a "quota" (budget_bytes,
+period, reset_minute, then_rate_bps).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from chadthrottle.contract import (
 )
 from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.engine.limits import MAX_SLOTS, Limit, LimitTable
+from chadthrottle.helper.engine.quotas import Quota
 from chadthrottle.helper.engine.schedules import Schedule, check_fits, format_days, format_minute, make_schedule
 from chadthrottle.helper.errors import HelperError, InvalidArgument
 
@@ -57,6 +61,8 @@ LEGACY_VERSION = 1
 # Every rule of MAX_SLOTS with both directions fits in well under this.
 MAX_FILE_BYTES = 32 * 1024 * 1024
 _LIMIT_FIELDS = frozenset({"rate_bps", "burst_bytes"})
+_GATE_FIELDS = frozenset({"blocked", "quota"})  # optional, for a block and a quota
+_QUOTA_FIELDS = frozenset({"budget_bytes", "period", "reset_minute", "then_rate_bps"})
 _DIRECTIONS = {direction.value: direction for direction in Direction}
 _RULE_KEYS = frozenset({"app_id", "owner"})
 _SCHEDULES_KEY = "schedules"
@@ -107,7 +113,19 @@ def encode_rules(table: LimitTable) -> bytes:
 
 
 def _encode_limits(limits: dict[Direction, Limit]) -> dict[str, Any]:
-    return {d.value: {"rate_bps": limit.rate_bps, "burst_bytes": limit.burst_bytes} for d, limit in limits.items()}
+    return {d.value: _encode_limit(limit) for d, limit in limits.items()}
+
+
+def _encode_limit(limit: Limit) -> dict[str, Any]:
+    """rate_bps 0 (and burst 0) when the direction holds only a block or a quota."""
+    encoded: dict[str, Any] = {"rate_bps": limit.rate_bps, "burst_bytes": limit.burst_bytes}
+    if limit.blocked:  # written only when set
+        encoded["blocked"] = True
+    if limit.quota is not None:
+        quota = limit.quota
+        encoded["quota"] = {"budget_bytes": quota.budget_bytes, "period": quota.period.value,
+                            "reset_minute": quota.reset_minute, "then_rate_bps": quota.then_rate_bps}  # fmt: skip
+    return encoded
 
 
 def _decode_schedules(app_id: str, value: Any) -> list[Schedule]:
@@ -130,14 +148,29 @@ def _decode_schedules(app_id: str, value: Any) -> list[Schedule]:
 
 
 def _decode_limit(where: str, value: Any) -> Limit:
-    if not isinstance(value, dict) or set(value) != _LIMIT_FIELDS:
-        raise BadRule(f"{where}: expected exactly {sorted(_LIMIT_FIELDS)}")
+    if not isinstance(value, dict) or not _LIMIT_FIELDS <= set(value) <= _LIMIT_FIELDS | _GATE_FIELDS:
+        raise BadRule(f"{where}: expected {sorted(_LIMIT_FIELDS)} and at most {sorted(_GATE_FIELDS)}")
+    blocked = value.get("blocked", False)
+    if blocked is not True and blocked is not False:
+        raise BadRule(f"{where}: blocked {blocked!r} is not true or false")
+    quota = _decode_quota(where, value["quota"]) if "quota" in value else None
     rate_bps, burst_bytes = value["rate_bps"], value["burst_bytes"]
+    if (blocked or quota) and rate_bps == 0 and burst_bytes == 0 and _is_int(rate_bps) and _is_int(burst_bytes):
+        return Limit(0, 0, blocked, quota)  # a block or a quota with no rate beneath
     if not _is_int(rate_bps) or not MIN_RATE_BPS <= rate_bps <= MAX_RATE_BPS:
         raise BadRule(f"{where}: rate_bps {rate_bps!r} is not in {MIN_RATE_BPS}..{MAX_RATE_BPS}")
     if not _is_int(burst_bytes) or not MIN_BURST_BYTES <= burst_bytes <= MAX_BURST_BYTES:
         raise BadRule(f"{where}: burst_bytes {burst_bytes!r} is not in {MIN_BURST_BYTES}..{MAX_BURST_BYTES}")
-    return Limit(rate_bps, burst_bytes)
+    return Limit(rate_bps, burst_bytes, blocked, quota)
+
+
+def _decode_quota(where: str, value: Any) -> Quota:
+    if not isinstance(value, dict) or set(value) != _QUOTA_FIELDS:
+        raise BadRule(f"{where}: a quota needs exactly {sorted(_QUOTA_FIELDS)}")
+    try:
+        return Quota.checked(value["budget_bytes"], value["period"], value["reset_minute"], value["then_rate_bps"])
+    except InvalidArgument as error:
+        raise BadRule(f"{where}: {error}") from None
 
 
 def _decode_app_id(app_id: Any) -> str:

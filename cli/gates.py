@@ -1,0 +1,114 @@
+"""chadthrottle-ctl block, unblock and quota.
+
+    chadthrottle-ctl block APP [--down | --up]
+    chadthrottle-ctl unblock APP [--down | --up]
+    chadthrottle-ctl quota APP 5MB --per day [--reset HH:MM] [--then block|RATE] [--down | --up]
+    chadthrottle-ctl quota APP --off [--down | --up]
+
+Without --down or --up both directions (a quota: each its own budget). The
+helper checks every value and refuses bad input by name, changing nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from chadthrottle.cli.terminal import for_terminal
+from chadthrottle.contract import QUOTA_PERIODS, Direction
+from chadthrottle.units import format_rate
+
+TYPE_CHECKING = False  # not typing's (see cli/ctl.py)
+if TYPE_CHECKING:
+    from chadthrottle.blocking_client import BlockingHelperClient
+
+GATE_VERBS = ("block", "unblock", "quota")
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$")
+_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+_CLOCK_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def parse_size(text: str) -> int:
+    """argparse type for a quota: 5MB, 500M, 2GiB, 1000000 (decimal units, or
+    binary with i)."""
+    match = _SIZE_RE.match(text.lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not an amount of data: {text!r} (try 5MB, 2GB or 500MiB)")
+    number, prefix, binary, _ = match.groups()
+    if binary and not prefix:
+        raise argparse.ArgumentTypeError(f"not an amount of data: {text!r}")
+    return round(float(number) * (1024 if binary else 1000) ** _POWERS[prefix])
+
+
+def parse_clock(text: str) -> int:
+    """argparse type for --reset: HH:MM, as a minute of the day."""
+    match = _CLOCK_RE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a time of day: {text!r} (HH:MM, 00:00 to 23:59)")
+    return int(match.group(1)) * 60 + int(match.group(2))
+
+
+def add_gate_parsers(commands: argparse._SubParsersAction, rate_type: object, add_scope: object) -> None:
+    """The three verbs' options, on the CLI's subcommands."""
+    block = commands.add_parser("block", help="let no packet of an application through, open connections "
+                                "included, until unblocked")  # fmt: skip
+    unblock = commands.add_parser("unblock", help="lift a block (a limit beneath it applies again)")
+    quota = commands.add_parser(
+        "quota", help="bytes per day, week or month for an application; spent, it is blocked or throttled",
+        epilog="SIZE: 5MB, 2GB, 500MiB (bytes on the wire at L3). Periods begin at --reset (default 00:00) of "
+        "the helper's local time: each day, each Monday, each 1st. Without --down/--up each direction gets "
+        "the budget.",
+    )  # fmt: skip
+    quota.add_argument("--per", choices=QUOTA_PERIODS, help="the period")
+    quota.add_argument("--reset", metavar="HH:MM", type=parse_clock, default=0, help="when periods begin")
+    quota.add_argument("--then", metavar="block|RATE", default="block",
+                       help="when spent: block (the default) or limit to RATE until the next period")
+    quota.add_argument("--off", action="store_true", help="remove the quota")
+    for command in (block, unblock, quota):
+        command.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
+        if command is quota:
+            quota.add_argument("size", metavar="SIZE", type=parse_size, nargs="?", default=None, help="the budget")
+        direction = command.add_mutually_exclusive_group()
+        direction.add_argument("--down", dest="direction", action="store_const", const=Direction.DOWN,
+                               help="downloads only")
+        direction.add_argument("--up", dest="direction", action="store_const", const=Direction.UP,
+                               help="uploads only")
+        command.set_defaults(direction=None, rate_type=rate_type)
+        add_scope(command)  # type: ignore[operator]
+
+
+def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> None:
+    """Status 2 (argparse's) for options that do not go together."""
+    if arguments.command != "quota":
+        return
+    if arguments.off:
+        if arguments.size is not None or arguments.per:
+            parser.error("quota --off takes no SIZE nor --per")
+        return
+    if arguments.size is None or not arguments.per:
+        parser.error("quota: give SIZE and --per day|week|month (or --off)")
+    if arguments.then != "block":
+        try:
+            arguments.then = arguments.rate_type(arguments.then)
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"quota --then: {error}")
+        if arguments.then is None:
+            parser.error("quota --then: block or a rate, not unlimited")
+
+
+def run_gate(client: BlockingHelperClient, arguments: argparse.Namespace) -> str:
+    """Make the call; the line to print."""
+    app, direction, scope = arguments.app, arguments.direction, arguments.scope
+    which = direction.value if direction else "down and up"
+    if arguments.command in ("block", "unblock"):
+        blocked = arguments.command == "block"
+        resolved = client.set_blocked(app, direction, blocked, scope=scope)
+        return f"{for_terminal(resolved)}: {which} {'blocked' if blocked else 'unblocked'}"
+    if arguments.off:
+        resolved = client.clear_quota(app, direction, scope=scope)
+        return f"{for_terminal(resolved)}: {which} quota removed"
+    then_bps = 0 if arguments.then == "block" else arguments.then
+    resolved = client.set_quota(app, direction, arguments.size, arguments.per, arguments.reset, then_bps, scope=scope)
+    then = f"limited to {format_rate(then_bps)}" if then_bps else "blocked"
+    return (f"{for_terminal(resolved)}: {which} quota of {arguments.size} bytes per {arguments.per}, "
+            f"then {then}")  # fmt: skip

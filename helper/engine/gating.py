@@ -1,0 +1,91 @@
+"""Blocks and quotas: what each live rule's gates should hold, and what is left
+of its rates for the shaper.
+
+The kernel holds a block, and a quota's budget, in the gate of the rule's slot
+and direction (helper/kernel/gates.py): no packet passes a block, and a quota
+lets packets through until its budget is spent. At a quota spent, a rule that
+then throttles opens its gate and is shaped at its then-rate instead (within a
+tick; until then the kernel holds it blocked), until the next period.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.limits import Limit, RuleKey, default_burst_bytes
+from chadthrottle.helper.engine.quota_book import QuotaBook, QuotaState
+from chadthrottle.helper.kernel.gates import OPEN, GateSetting
+
+log = logging.getLogger("chadthrottle.engine.gating")
+
+
+class GatePort(Protocol):
+    def set(self, slot: int, direction: Direction, setting: GateSetting) -> None: ...
+    def used_since_set(self, slot: int, direction: Direction) -> tuple[int, int] | None: ...
+    def renew(self) -> None: ...
+
+
+class Gating:
+    def __init__(self) -> None:
+        self._quotas = QuotaBook()
+        self._written: dict[tuple[int, Direction], GateSetting] = {}
+
+    def apply(self, live: Iterable[tuple[RuleKey, int, dict[Direction, Limit]]], now: datetime,
+              gates: GatePort) -> None:  # fmt: skip
+        """Make the gates hold the live rules' blocks and quotas (live: rule,
+        slot, limits), open every other, and renew the leases."""
+        wanted: dict[tuple[int, Direction], GateSetting] = {}
+        followed = set()
+        for key, slot, limits in live:
+            for direction, limit in limits.items():
+                if limit.quota is not None:
+                    state = self._quotas.follow(key, direction, limit.quota, slot, now, gates.used_since_set)
+                    followed.add((key, direction))
+                    if state.spent and not limit.blocked and limit.quota.then_rate_bps:
+                        continue  # throttled instead: rated()
+                    if not limit.blocked:
+                        wanted[(slot, direction)] = GateSetting(budget_bytes=state.budget_at_set)
+                if limit.blocked:
+                    wanted[(slot, direction)] = GateSetting(blocked=True)
+        self._quotas.keep_only(followed)
+        for slot, direction in set(self._written) - set(wanted):
+            gates.set(slot, direction, OPEN)
+            del self._written[(slot, direction)]
+        for (slot, direction), setting in wanted.items():
+            if self._written.get((slot, direction)) != setting:
+                gates.set(slot, direction, setting)
+                self._written[(slot, direction)] = setting
+        gates.renew()
+
+    def quota_state(self, key: RuleKey, direction: Direction) -> QuotaState | None:
+        return self._quotas.state(key, direction)
+
+    def rated(self, key: RuleKey, limits: dict[Direction, Limit]) -> dict[Direction, Limit]:
+        """The directions the shaper should hold at a rate, and at which: the
+        rule's own, or its quota's then-rate once spent (the lower of both)."""
+        rated = {}
+        for direction, limit in limits.items():
+            state = self._quotas.state(key, direction)
+            rate = limit.rate_bps
+            if limit.quota is not None and limit.quota.then_rate_bps and state is not None and state.spent:
+                then = limit.quota.then_rate_bps
+                if not rate or then < rate:
+                    rated[direction] = Limit(then, default_burst_bytes(then))
+                    continue
+            if rate:
+                rated[direction] = Limit(rate, limit.burst_bytes)
+        return rated
+
+    def blocked(self, key: RuleKey, limits: dict[Direction, Limit]) -> set[Direction]:
+        """The directions no packet passes: blocked, or a quota spent that blocks."""
+        found = set()
+        for direction, limit in limits.items():
+            state = self._quotas.state(key, direction)
+            spent_blocks = limit.quota is not None and not limit.quota.then_rate_bps and state is not None and state.spent
+            if limit.blocked or spent_blocks:
+                found.add(direction)
+        return found
