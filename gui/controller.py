@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from chadthrottle.contract import Direction
 from chadthrottle.gui import autostart
+from chadthrottle.gui.alerts.flow import AlertsFlow
 from chadthrottle.gui.ipc.client_protocol import ClientFactory
 from chadthrottle.gui.ipc.connection import HelperConnection, LimitRequest
 from chadthrottle.gui.ipc.state import HelperStatus
@@ -95,6 +96,7 @@ class AppController(QObject):
         self.window.header.settingsRequested.connect(self.open_settings)
         self.window.closedForGood.connect(self._on_window_closed)
         self.usage = UsageFlow(self.connection, self.model, self.window, settings_store)  # GetUsage: totals, view, graph
+        self.alerts = AlertsFlow(self.connection, settings_store, lambda: self.settings.alerts, parent=self)
         if use_tray and TrayController.is_available():
             self.attach_tray(TrayController(self.model, self.window, self))
         self._on_status(self.connection.status)
@@ -135,6 +137,7 @@ class AppController(QObject):
         self._stopped = True
         save_window_state(self.window, self._store)
         self.connection.stop()
+        self.alerts.close()
         if self.tray is not None:
             self.tray.shutdown()
         self.window.keep_running_in_tray = False

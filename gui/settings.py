@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from enum import Enum
 
 from PySide6.QtCore import QSettings
 
+from chadthrottle.gui.alerts.policy import AlertSwitches
 from chadthrottle.units import UnitSystem
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,10 @@ class Settings:
     close_to_tray: bool = True  # closing the window keeps ChadThrottle in the tray
     notifications: bool = True  # desktop notifications (the tray's balloon messages)
     theme: Theme = Theme.SYSTEM
+    alerts: AlertSwitches = AlertSwitches()  # which desktop alerts (gui/alerts/); each its own switch
+
+
+_ALERT_SWITCHES = tuple(field.name for field in dataclasses.fields(AlertSwitches))
 
 
 def _flag(store: QSettings, key: str, default: bool) -> bool:
@@ -62,6 +68,9 @@ def load_settings(store: QSettings) -> Settings:
         _flag(store, "window/close_to_tray", defaults.close_to_tray),
         _flag(store, "notifications/enabled", defaults.notifications),
         theme,
+        AlertSwitches(**{
+            name: _flag(store, f"alerts/{name}", getattr(defaults.alerts, name)) for name in _ALERT_SWITCHES
+        }),
     )
 
 
@@ -72,4 +81,6 @@ def save_settings(store: QSettings, settings: Settings) -> None:
     store.setValue("window/close_to_tray", settings.close_to_tray)
     store.setValue("notifications/enabled", settings.notifications)
     store.setValue("display/theme", settings.theme.value)
+    for name in _ALERT_SWITCHES:
+        store.setValue(f"alerts/{name}", getattr(settings.alerts, name))
     store.sync()

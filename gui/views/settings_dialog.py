@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QGroupBox,
     QLabel,
     QVBoxLayout,
     QWidget,
@@ -23,6 +24,15 @@ from PySide6.QtWidgets import (
 
 from chadthrottle.gui.settings import REFRESH_CHOICES_S, Settings, Theme
 from chadthrottle.gui.views.header_bar import UNIT_LABELS
+
+# gui/alerts/policy.py AlertSwitches field -> its check box. At most one alert
+# of a kind a minute, several applications in one.
+ALERT_LABELS: dict[str, str] = {
+    "first_use": "An application uses the network for the first time",
+    "quota_reached": "An application used up its data quota",
+    "limit_not_met": "A limit is not being met",
+    "helper_stopped": "The helper stops",
+}
 
 THEME_LABELS: dict[Theme, str] = {
     Theme.SYSTEM: "Follow the desktop",
@@ -32,7 +42,7 @@ THEME_LABELS: dict[Theme, str] = {
 
 
 class SettingsDialog(QDialog):
-    """Units, refresh, start-up, closing, notifications and theme."""
+    """Units, refresh, start-up, closing, notifications, theme and alerts."""
 
     settingsChanged = Signal(object)  # Settings
     startAtLoginToggled = Signal(bool)
@@ -58,6 +68,14 @@ class SettingsDialog(QDialog):
             if not has_tray:
                 box.setToolTip("This desktop has no system tray")
 
+        self.alerts = {name: self._check(text, getattr(settings.alerts, name)) for name, text in ALERT_LABELS.items()}
+        alerts_box = QGroupBox("Alerts (desktop notifications)", self)
+        alerts_layout = QVBoxLayout(alerts_box)
+        for name, box in self.alerts.items():
+            box.setObjectName(f"alert:{name}")
+            alerts_layout.addWidget(box)
+            box.toggled.connect(lambda on, n=name: self._change(alerts=dataclasses.replace(self._settings.alerts, **{n: on})))
+
         form = QFormLayout()
         for label, combo in (("&Units", self.units), ("&Refresh every", self.refresh), ("&Theme", self.theme)):
             caption = QLabel(label, self)
@@ -70,6 +88,7 @@ class SettingsDialog(QDialog):
         layout.addLayout(form)
         for box in (self.start_at_login, self.start_hidden, self.close_to_tray, self.notifications):
             layout.addWidget(box)
+        layout.addWidget(alerts_box)
         layout.addWidget(buttons)
 
         self.units.currentIndexChanged.connect(lambda _i: self._change(units=self.value(self.units)))

@@ -1,0 +1,164 @@
+"""Which alerts to show, and when: pure logic, fed with what the GUI polls.
+
+Events are found by comparing each ListApplications snapshot with the last
+one (a limit measured above itself, a quota used up, an application never
+seen before) and the helper's status (it stopped answering). They are not
+shown one by one: each kind waits at least HOLD_S after its last alert, and
+everything of that kind that happened meanwhile is said in one alert
+("Firefox, curl and 3 more"). So a storm of new programs costs one
+notification a minute, not one each.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+from chadthrottle.contract import ApplicationInfo, Direction
+
+# At most one alert of a kind this often (seconds).
+HOLD_S = 60.0
+# Names said in one alert; the rest are counted.
+NAMES_SHOWN = 3
+# The helper reports a limit it measured above 1.15x for five seconds in a
+# row with a problem text that begins so (helper/engine/engine.py, _limits_not_met).
+NOT_MET_PREFIX = "measured "
+# Applications remembered as seen (for "first time"); the oldest are forgotten.
+MAX_KNOWN = 5000
+
+
+class AlertKind(Enum):
+    FIRST_USE = "first-use"
+    QUOTA_REACHED = "quota-reached"
+    LIMIT_NOT_MET = "limit-not-met"
+    HELPER_STOPPED = "helper-stopped"
+
+
+TITLES: dict[AlertKind, tuple[str, str]] = {  # (one, several)
+    AlertKind.FIRST_USE: ("{} uses the network for the first time", "{} use the network for the first time"),
+    AlertKind.QUOTA_REACHED: ("{} used up its data quota", "{} used up their data quotas"),
+    AlertKind.LIMIT_NOT_MET: ("{} is above its limit", "{} are above their limits"),
+    AlertKind.HELPER_STOPPED: ("The ChadThrottle helper stopped", "The ChadThrottle helper stopped"),
+}
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: AlertKind
+    summary: str
+    body: str
+
+
+@dataclass(frozen=True)
+class AlertSwitches:
+    """Which kinds the user wants (settings dialog); first use is off by default."""
+
+    first_use: bool = False
+    quota_reached: bool = True
+    limit_not_met: bool = True
+    helper_stopped: bool = True
+
+    def wants(self, kind: AlertKind) -> bool:
+        return {AlertKind.FIRST_USE: self.first_use, AlertKind.QUOTA_REACHED: self.quota_reached,
+                AlertKind.LIMIT_NOT_MET: self.limit_not_met, AlertKind.HELPER_STOPPED: self.helper_stopped}[kind]  # fmt: skip
+
+
+def group_names(names: list[str]) -> str:
+    """ "a", "a and b", "a, b and c", "a, b, c and 2 more"."""
+    if len(names) <= 1:
+        return "".join(names)
+    if len(names) <= NAMES_SHOWN:
+        return f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"{', '.join(names[:NAMES_SHOWN])} and {len(names) - NAMES_SHOWN} more"
+
+
+def _quota_used_up(app: ApplicationInfo, direction: Direction) -> bool:
+    """A quota set and none left (fields of issue 15's quotas; absent from older helpers)."""
+    quota = getattr(app, f"{direction.value}_quota_bytes", 0) or 0
+    left = getattr(app, f"{direction.value}_quota_left_bytes", None)
+    return quota > 0 and left == 0
+
+
+class AlertPolicy:
+    """Turns observations into grouped, rate-limited alerts."""
+
+    def __init__(self, known: Iterable[str] | None, clock: Callable[[], float] = time.monotonic,
+                 hold_s: float = HOLD_S) -> None:  # fmt: skip
+        """known: ids of applications seen before (None: nothing stored yet,
+        so the first snapshot is learnt without alerts, not announced whole)."""
+        self._known: dict[str, None] = dict.fromkeys(known or ())
+        self._learning = known is None
+        self._clock = clock
+        self._hold_s = hold_s
+        self._pending: dict[AlertKind, dict[str, str]] = {kind: {} for kind in AlertKind}  # id -> name
+        self._last_sent: dict[AlertKind, float] = {}
+        self._not_met: set[tuple[str, Direction]] = set()
+        self._used_up: set[tuple[str, Direction]] = set()
+        self._helper_up = False
+        self.known_changed = False
+
+    @property
+    def known(self) -> list[str]:
+        return list(self._known)
+
+    def observe_applications(self, apps: Iterable[ApplicationInfo]) -> None:
+        not_met, used_up = set(), set()
+        for app in apps:
+            if app.id not in self._known and (app.rx_bytes or app.tx_bytes):
+                self._known[app.id] = None
+                self.known_changed = True
+                if not self._learning:
+                    self._pending[AlertKind.FIRST_USE][app.id] = app.name or app.id
+            for direction in Direction:
+                if app.limit_problem(direction).startswith(NOT_MET_PREFIX):
+                    not_met.add((app.id, direction))
+                    if (app.id, direction) not in self._not_met:
+                        self._pending[AlertKind.LIMIT_NOT_MET][app.id] = app.name or app.id
+                if _quota_used_up(app, direction):
+                    used_up.add((app.id, direction))
+                    if (app.id, direction) not in self._used_up:
+                        self._pending[AlertKind.QUOTA_REACHED][app.id] = app.name or app.id
+        self._not_met, self._used_up = not_met, used_up
+        self._learning = False
+        self._helper_up = True
+        while len(self._known) > MAX_KNOWN:
+            del self._known[next(iter(self._known))]
+
+    def observe_helper(self, answering: bool, detail: str = "") -> None:
+        """The helper answers (a snapshot came) or not: an alert when it stops."""
+        if self._helper_up and not answering:
+            self._pending[AlertKind.HELPER_STOPPED]["helper"] = detail or "Limits stay in force until it comes back."
+        self._helper_up = answering
+
+    def due(self, switches: AlertSwitches) -> list[Alert]:
+        """The alerts to show now: one per kind whose hold has passed, grouping
+        everything of that kind since its last alert. Kinds switched off are dropped."""
+        now, alerts = self._clock(), []
+        for kind, pending in self._pending.items():
+            if not pending:
+                continue
+            if not switches.wants(kind):
+                pending.clear()
+                continue
+            if now - self._last_sent.get(kind, float("-inf")) < self._hold_s:
+                continue
+            alerts.append(self._alert(kind, list(pending.values())))
+            pending.clear()
+            self._last_sent[kind] = now
+        return alerts
+
+    @staticmethod
+    def _alert(kind: AlertKind, names: list[str]) -> Alert:
+        if kind is AlertKind.HELPER_STOPPED:
+            return Alert(kind, TITLES[kind][0], names[-1])
+        one, several = TITLES[kind]
+        summary = (one if len(names) == 1 else several).format(group_names(names))
+        body = {
+            AlertKind.FIRST_USE: "ChadThrottle had not seen it before. You can limit it from its row.",
+            AlertKind.QUOTA_REACHED: "What the rule says happens at the quota is in force until the period ends.",
+            AlertKind.LIMIT_NOT_MET: "Its traffic was measured above 1.15 times the limit for seconds; "
+                                     "the row says why the limit does not hold.",
+        }[kind]
+        return Alert(kind, summary, body)
