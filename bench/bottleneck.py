@@ -47,12 +47,21 @@ class Internet:
 
     def sent_bytes(self) -> tuple[int, int]:
         """Bytes the modem has sent (L2, its tbf's count): (down, up)."""
-        sent = []
+        down, up = self._queues()
+        return int(down["bytes"]), int(up["bytes"])
+
+    def backlog_bytes(self) -> tuple[int, int]:
+        """Bytes waiting in the modem's queues now: (down, up)."""
+        down, up = self._queues()
+        return int(down["backlog"]), int(up["backlog"])
+
+    def _queues(self) -> tuple[dict[str, int], dict[str, int]]:
+        shown = []
         for device in (self.down_dev, self.up_dev):
-            shown = subprocess.run(["tc", "-n", self.modem_ns, "-j", "-s", "qdisc", "show", "dev", device, "root"],
-                                   capture_output=True, text=True, check=True).stdout  # fmt: skip
-            sent.append(int(json.loads(shown)[0]["bytes"]))
-        return sent[0], sent[1]
+            text = subprocess.run(["tc", "-n", self.modem_ns, "-j", "-s", "qdisc", "show", "dev", device, "root"],
+                                  capture_output=True, text=True, check=True).stdout  # fmt: skip
+            shown.append(json.loads(text)[0])
+        return shown[0], shown[1]
 
 
 def _run(*argv: str) -> None:

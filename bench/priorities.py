@@ -101,7 +101,7 @@ class Bench:
         self._ports = iter(range(7100, 8000))
 
     @contextlib.contextmanager
-    def _bulk(self) -> Iterator[tuple[list[Stream], list[Stream]]]:
+    def bulk(self) -> Iterator[tuple[list[Stream], list[Stream]]]:
         """The upload application's streams and the download application's."""
         tag = secrets.token_hex(3)
         with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchUpload{tag}") as up_scope, \
@@ -130,7 +130,7 @@ class Bench:
         wait_for_line(app, "connected")
         return Stream(app=app, server=peer, receiver=Receiver(app if direction == "down" else peer))
 
-    def _call(self, seconds: float) -> CallResult:
+    def call(self, seconds: float) -> CallResult:
         """One call of `seconds`, from an app scope of its own to an echo in the peer namespace."""
         tag = secrets.token_hex(3)
         with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchCall{tag}") as scope, \
@@ -161,10 +161,10 @@ class Bench:
 
     def run(self, name: str, seconds: float, warmup_s: float) -> CaseResult:
         if name == "idle":
-            return CaseResult(name, self._call(seconds), 0.0, 0.0, 0.0, 0.0)
+            return CaseResult(name, self.call(seconds), 0.0, 0.0, 0.0, 0.0)
         shaping = prioritized(self.pair, self.down_bps, self.up_bps, CALL_PORT) if name == "prioritized" \
             else contextlib.nullcontext()
-        with shaping, self._bulk() as (up, down):
+        with shaping, self.bulk() as (up, down):
             rules: list[str] = []
             try:
                 if name == "capped":  # limits count L3; the modem L2: a full frame is 1514/1500 of its packet
@@ -173,7 +173,7 @@ class Bench:
                                              int(self.down_bps * self.cap_share * 1500 / 1514)))  # fmt: skip
                 time.sleep(warmup_s)
                 began, (down_before, up_before) = time.monotonic(), self.internet.sent_bytes()
-                call = self._call(seconds)  # returns LATE_GRACE_S after its window at most
+                call = self.call(seconds)  # returns LATE_GRACE_S after its window at most
                 ended = began + seconds
                 down_after, up_after = self.internet.sent_bytes()
                 spent = time.monotonic() - began

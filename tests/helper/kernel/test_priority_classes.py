@@ -1,0 +1,83 @@
+"""The priority tree (helper/kernel/priority_classes.py) on a real link: a
+critical call keeps its packets and a low round trip, both ways, against bulk
+transfers that fill a modem's deep buffer; and the tree goes without a trace.
+
+Until the helper drives the tree, the call is put into its class by its UDP
+port (bench/priority_model.py); the e2e test through the helper is to follow.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from bench.bottleneck import modem
+from bench.priorities import CALL_PORT, TSO_RTT_LOG, Bench
+from bench.priority_model import prioritized
+from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, AppClass, plan_tree
+from chadthrottle.helper.kernel.priority_classes import LINK_MINOR, ClassPlan
+from chadthrottle.priority import Priority, PriorityError, parse_priority
+from tests.support.netns import netns_pair, nsenter_argv, tc_dump
+from tests.support.requirements import require_root
+from tests.support.waiting import eventually
+
+DOWN_BPS, UP_BPS = 1_250_000, 500_000  # 10 and 4 Mbit/s
+BUFFER_MS = 300
+
+
+def test_a_critical_call_stays_fast_against_bulk_both_ways_and_the_tree_leaves_no_trace() -> None:
+    require_root()
+    with netns_pair() as pair, modem(pair, DOWN_BPS, UP_BPS, BUFFER_MS) as internet:
+        for netns in (pair.host_ns, internet.netns):
+            subprocess.run(nsenter_argv(netns, ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]), check=True)
+        before = tc_dump(pair.host_ns)
+        bench = Bench(None, pair, internet, DOWN_BPS, UP_BPS, 1.0, "cubic", flows=2)
+        with bench.bulk():
+            # The bottleneck is real: without the tree the bulk fills the modem's queues both ways.
+            assert eventually(lambda: min(b / r for b, r in zip(internet.backlog_bytes(), (DOWN_BPS, UP_BPS)))
+                              > 0.1, timeout_s=15), internet.backlog_bytes()  # fmt: skip
+            loaded = bench.call(1.0)
+            with prioritized(pair, DOWN_BPS, UP_BPS, CALL_PORT, Priority.CRITICAL):
+                # The queue moves here: the modem's drain (a little may wait behind a burst).
+                assert eventually(lambda: max(internet.backlog_bytes()) < 4 * 1514, timeout_s=10)
+                began, (down_before, up_before) = time.monotonic(), internet.sent_bytes()
+                shaped = bench.call(3.0)
+                down_after, up_after = internet.sent_bytes()
+                spent = time.monotonic() - began
+        assert eventually(lambda: tc_dump(pair.host_ns) == before, timeout_s=5), "the tree left something behind"
+    assert loaded.percentile(0.5) > 50, f"the bulk did not load the link: {loaded.percentile(0.5):.1f} ms"
+    assert shaped.loss == 0, f"{shaped.sent - len(shaped.rtts_ms)} of {shaped.sent} call packets lost"
+    assert shaped.percentile(0.5) < 5 and shaped.percentile(0.99) < 20, (shaped.percentile(0.5), shaped.percentile(0.99))
+    # Nothing wasted: the bulk takes what the call leaves, up to the shaping share.
+    for used, rate in (((down_after - down_before) / spent, DOWN_BPS), ((up_after - up_before) / spent, UP_BPS)):
+        assert used / rate > SHAPE_SHARE - 0.08, f"the link ran at {used / rate:.3f} of its rate"
+
+
+def test_the_plan_orders_priorities_and_keeps_limits_inside_the_link() -> None:
+    plans = {p.minor: p for p in plan_tree(1_000_000, {
+        3: AppClass(Priority.CRITICAL), 4: AppClass(Priority.LOW, limit_bps=200_000), 5: AppClass(),
+    })}  # fmt: skip
+    link = plans[LINK_MINOR]
+    assert link.rate_bps == link.ceil_bps == 950_000
+    assert [plans[slot].prio for slot in (3, 5, 4)] == [0, 2, 3]
+    assert plans[4].ceil_bps == 200_000 and plans[3].ceil_bps == link.rate_bps
+    children = [p for p in plans.values() if p.parent != link.parent]
+    assert sum(p.rate_bps for p in children) <= link.rate_bps * 0.05  # guaranteed floors only: the rest is lent by prio
+    assert all(isinstance(p, ClassPlan) for p in plans.values())
+
+
+def test_bad_priorities_and_plans_are_refused_by_name() -> None:
+    assert parse_priority(" High ") is Priority.HIGH
+    for text in ("urgent", "", "0"):
+        try:
+            parse_priority(text)
+        except PriorityError as error:
+            assert "critical, high, normal, low" in str(error)
+        else:
+            raise AssertionError(f"{text!r} was taken as a priority")
+    for capacity, apps in ((0, {}), (1000, {0: AppClass()}), (1000, {0xFFFD: AppClass()})):
+        try:
+            plan_tree(capacity, apps)
+        except ValueError:
+            continue
+        raise AssertionError(f"planned {capacity} {apps}")
