@@ -22,6 +22,10 @@
  *                  action redirects it to the IFB that shapes downloads.
  *   chadt_tc_in_l3 the same on an interface whose packets carry no
  *                  link-layer header (tun and WireGuard VPNs, PPP, modems).
+ *   chadt_tc_out   tc (cls_bpf) on an interface's egress: match the
+ *                  packets chadt_egress put into a limited class, so the
+ *                  attached mirred action redirects them to the IFB that
+ *                  shapes uploads (one per namespace, for every uplink).
  *
  * Every program passes every packet (fail open), except where the policer
  * holds a limited application (policer.h): the ebpf backend's only means, and
@@ -456,4 +460,20 @@ int chadt_tc_in(struct __sk_buff *skb)
 int chadt_tc_in_l3(struct __sk_buff *skb)
 {
     return classify_ingress(skb, 0);
+}
+
+/* tc egress, classic cls_bpf mode, on every uplink of a namespace whose
+ * uploads are shaped: a packet the cgroup egress program put into a limited
+ * slot's class (skb->priority, shape_upload) matches, and the filter's mirred
+ * action redirects it to the namespace's upload IFB, whose HTB holds the
+ * slot's uploads over all uplinks together; the IFB then sends it on from
+ * the uplink (which skips tc actions for it, so it is not redirected again).
+ * Everything else: 0, no match, the packet goes on untouched. */
+int chadt_tc_out(struct __sk_buff *skb)
+{
+    __u32 classid = skb->priority;
+    __u32 slot = classid & 0xffff;
+    if ((classid >> 16) != HTB_MAJOR || !slot || slot == 0xffff)
+        return 0;
+    return classid;
 }

@@ -2,8 +2,8 @@
 and which one enforces each direction.
 
 Both backends share the datapath (socket tags in the cgroup_skb programs):
-- tc: HTB on the uplinks (uploads) and on an IFB behind a cls_bpf + mirred
-  redirect (downloads). Shapes: queues instead of dropping, no retransmits.
+- tc: HTB on an IFB per namespace and direction, behind a cls_bpf + mirred
+  redirect on every uplink. Shapes: queues instead of dropping, no retransmits.
 - ebpf: the policer compiled into the cgroup_skb programs (bpf/policer.h).
   Needs only what the datapath needs; refuses packets over the limit.
 
@@ -30,17 +30,17 @@ from chadthrottle.helper.kernel.htb import Classes
 TC, EBPF = "tc", "ebpf"
 BACKEND_CHOICES = ("auto", TC, EBPF)
 
-TC_UPLOAD_CONFIG = {
+# Both directions: HTB on an IFB per namespace, fed by a cls_bpf + mirred
+# redirect on each uplink's ingress (downloads) or clsact egress (uploads).
+TC_DOWNLOAD_CONFIG = {
     "CONFIG_NET_SCH_HTB": "HTB qdisc",
     "CONFIG_NET_SCH_FIFO": "bfifo qdisc",
-}
-TC_DOWNLOAD_CONFIG = {
-    **TC_UPLOAD_CONFIG,
     "CONFIG_NET_SCH_INGRESS": "ingress/clsact qdisc",
     "CONFIG_IFB": "IFB device",
     "CONFIG_NET_CLS_BPF": "cls_bpf classifier",
     "CONFIG_NET_ACT_MIRRED": "mirred action",
 }
+TC_UPLOAD_CONFIG = TC_DOWNLOAD_CONFIG
 TC_CONFIG = TC_DOWNLOAD_CONFIG
 EBPF_CONFIG = {
     "CONFIG_BPF_SYSCALL": "BPF system call",

@@ -152,8 +152,8 @@ def build_engine(options: EngineOptions) -> RunningEngine:
                  sum(adopted.values()), len(adopted))  # fmt: skip
         enforcers: dict[str, Enforcer] = {EBPF: EbpfPolicer(datapath)}  # the datapath's own: always there
         if TC in choice.values():
-            own = TcShaper(ipr, datapath.tc_ingress_program, datapath)
-            enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_ingress_program, NoPacing()))
+            own = TcShaper(ipr, datapath.tc_program, datapath)
+            enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_program, NoPacing()))
         router = BackendRouter({d: (name, enforcers[name]) for d, name in choice.items()}, guard=(EBPF, enforcers[EBPF]))
         usage = UsageRecorder(UsageStore(options.state_dir), options.usage_flush_s, rename=certain_rename)
         return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir), usage, set(adopted),

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
 from chadthrottle.helper.kernel import bpf_maps, bpf_syscalls
 from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
@@ -55,6 +56,7 @@ log = logging.getLogger("chadthrottle.kernel.datapath")
 _CGROUP_PROGRAMS = [(name, CgroupAttachType(attach)) for name, (_type, attach) in PROGRAMS.items()
                     if not name.startswith("chadt_tc")]  # fmt: skip
 TC_INGRESS_PROGRAMS = {True: "chadt_tc_in", False: "chadt_tc_in_l3"}  # by: packets carry an Ethernet header
+TC_EGRESS_PROGRAM = "chadt_tc_out"  # reads skb->priority only: any link type
 _CapsValue = ctypes.c_uint32 * 2  # struct socket_caps: pacing_bps, window_bps
 # (key type, value type) of each map the helper touches; checked against the loaded maps' sizes.
 _MAP_TYPES: dict[str, tuple[Any, Any]] = {
@@ -262,12 +264,13 @@ class Datapath:
             raise KernelError("the datapath is not open")
         return self._gates
 
-    def tc_ingress_program(self, ethernet: bool) -> tuple[int, str]:
-        """fd and name of the cls_bpf program for an interface's ingress; one
-        whose packets carry no Ethernet header (ethernet False) begins with IP."""
+    def tc_program(self, direction: Direction, ethernet: bool) -> tuple[int, str]:
+        """fd and name of the cls_bpf program for an interface's ingress
+        (downloads; one whose packets carry no Ethernet header, ethernet
+        False, begins with IP) or egress (uploads)."""
         if self._loaded is None:
             raise KernelError("the datapath is not open")
-        name = TC_INGRESS_PROGRAMS[ethernet]
+        name = TC_INGRESS_PROGRAMS[ethernet] if direction is Direction.DOWN else TC_EGRESS_PROGRAM
         return self._loaded.program_fds[name], name
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int:

@@ -2,18 +2,14 @@
 from its limits, on the hooks the tc backend uses. They are only reported
 (the direction and uplink are then not enforced, and why), never touched.
 
-Downloads: an uplink's ingress hook (an ingress or clsact qdisc) runs its
-filters by priority, lowest number first, and a filter that matches a packet
-ends the search with its verdict. One that runs before ours (prio 0xC7AD) can
-so keep packets from our cls_bpf and its redirect to the IFB: measured, a
-u32 filter at prio 10 let a 3 MB/s download run at 95-162 MB/s. tcx programs
-(Linux 6.6) run on the same hook before every tc filter. Our own filter gone
-(its ingress qdisc deleted or replaced) leaves downloads as unlimited.
-Uploads: HTB on the uplink's root classifies by skb->priority, which the
-cgroup egress program wrote. The clsact egress hook and tcx egress programs
-run before the root qdisc; one that redirects a packet elsewhere or changes
-its priority takes it out of its class. Other egress actions (drop, pass,
-police, rewrite headers) leave the class alone.
+An uplink's ingress hook (an ingress or clsact qdisc; downloads) and its
+clsact egress hook (uploads) run their filters by priority, lowest number
+first, and a filter that matches a packet ends the search with its verdict.
+One that runs before ours (prio 0xC7AD) can so keep packets from our cls_bpf
+and its redirect to the IFB: measured, a u32 filter at prio 10 let a 3 MB/s
+download run at 95-162 MB/s. tcx programs (Linux 6.6) run on the same hooks
+before every tc filter. Our own filter gone (its qdisc deleted or replaced)
+leaves that direction unlimited.
 
 Filters for a protocol other than IPv4, IPv6 or all (ARP, say) never see
 the packets we limit and are not counted. Everything here is read with one
@@ -46,8 +42,6 @@ log = logging.getLogger("chadthrottle.kernel.foreign")
 ETH_P_ALL, ETH_P_IP, ETH_P_IPV6 = 0x0003, 0x0800, 0x86DD
 _CARRIES_IP = (ETH_P_ALL, ETH_P_IP, ETH_P_IPV6)
 TCA_EGRESS_REDIR, TCA_INGRESS_REDIR = 1, 3  # mirred: the other two only mirror (copy)
-INGRESS_HOOK_PARENT = 0xFFFF0000  # ffff:, minor 0: an ingress qdisc's block; a clsact has none
-CLSACT_EGRESS_PARENT = 0xFFFFFFF3
 SIOCGSKNS = 0x894C  # an fd for a socket's network namespace
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -120,27 +114,31 @@ def parse_filter(message: Any) -> Filter:
                   actions=tuple(actions))  # fmt: skip
 
 
-# The words of the reason ingress_gaps gives when our own filter is gone: the
+# The words of the reason hook_gaps gives when our own filter is gone: the
 # shaper puts its hook back when it reads them (TcShaper.enforcement_gaps).
-OUR_FILTER_GONE = "the download filter ChadThrottle added on ingress is gone"
+OUR_FILTER_GONE = {Direction.DOWN: "the download filter ChadThrottle added on ingress is gone",
+                   Direction.UP: "the upload filter ChadThrottle added on egress is gone"}  # fmt: skip
+_HOOK_WORDS = {Direction.DOWN: ("ingress", "downloads"), Direction.UP: ("egress", "uploads")}
 
 
 def _is_ours(entry: Filter, our_prio: int, our_ifb: int) -> bool:
-    """Our download filter: cls_bpf at our priority, running one of our
-    programs, redirecting to our IFB."""
+    """Our filter: cls_bpf at our priority, running one of our programs,
+    redirecting to our IFB."""
     return (entry.kind == "bpf" and entry.prio == our_prio and entry.handle != 0
             and entry.bpf_name.startswith(PROGRAM_NAME_PREFIX)
             and any(action.redirect_ifindex == our_ifb for action in entry.actions))  # fmt: skip
 
 
-def ingress_gaps(ifname: str, filters: Iterable[Filter], our_prio: int, our_ifb: int) -> list[str]:
-    """Why downloads through ifname are not limited: our filter is gone, or a
-    classifier we did not create runs before it. Only chain 0 is searched
+def hook_gaps(ifname: str, filters: Iterable[Filter], our_prio: int, our_ifb: int, direction: Direction) -> list[str]:
+    """Why traffic of a direction through ifname is not limited: our filter on
+    that hook is gone, or a classifier we did not create runs before it (the
+    first that matches a packet ends the search). Only chain 0 is searched
     first; other chains are reached only through a filter there."""
+    hook, traffic = _HOOK_WORDS[direction]
     ordered = sorted((f for f in filters if f.chain == 0), key=lambda f: f.prio)  # stable: the kernel's order
     ours = next((i for i, f in enumerate(ordered) if _is_ours(f, our_prio, our_ifb)), None)
     if ours is None:
-        return [f"{ifname}: {OUR_FILTER_GONE} (its ingress qdisc was removed or replaced); downloads through "
+        return [f"{ifname}: {OUR_FILTER_GONE[direction]} (its qdisc was removed or replaced); {traffic} through "
                 f"{ifname} are not limited"]
     reasons = {}
     for entry in ordered[:ours]:
@@ -148,39 +146,16 @@ def ingress_gaps(ifname: str, filters: Iterable[Filter], our_prio: int, our_ifb:
             continue  # never sees IP, or the head of our own classifier
         reasons.setdefault(entry.classifier, (
             f"{ifname}: a {entry.kind} filter ChadThrottle did not create (prio {entry.prio}) runs before its own "
-            f"on ingress; downloads through {ifname} are not limited"))  # fmt: skip
+            f"on {hook}; {traffic} through {ifname} are not limited"))  # fmt: skip
     return list(reasons.values())
 
 
-def _takes_out_of_class(entry: Filter) -> str | None:
-    """What an egress filter can do that takes a packet out of its HTB class."""
-    if not entry.readable:
-        return "has options ChadThrottle cannot read"
-    if entry.kind == "bpf":
-        return "runs a BPF program, which can redirect packets or change their priority"
-    for action in entry.actions:
-        if action.redirect_ifindex:
-            return f"redirects packets to interface {action.redirect_ifindex}"
-        if action.sets_priority:
-            return "changes the priority of packets"
-        if action.kind == "bpf":
-            return "runs a BPF action, which can redirect packets or change their priority"
-        if not action.readable:
-            return f"has a {action.kind} action ChadThrottle cannot read"
-    return None
+def ingress_gaps(ifname: str, filters: Iterable[Filter], our_prio: int, our_ifb: int) -> list[str]:
+    return hook_gaps(ifname, filters, our_prio, our_ifb, Direction.DOWN)
 
 
-def egress_gaps(ifname: str, filters: Iterable[Filter]) -> list[str]:
-    """Why uploads through ifname may not be limited: a clsact egress filter
-    (any chain) that can redirect packets or change their priority."""
-    reasons = {}
-    for entry in filters:
-        what = _takes_out_of_class(entry) if entry.protocol in _CARRIES_IP and entry.handle != 0 else None
-        if what is not None:
-            reasons.setdefault(entry.classifier, (
-                f"{ifname}: a {entry.kind} filter ChadThrottle did not create (prio {entry.prio}) {what} on egress, "
-                f"before its HTB root; uploads through {ifname} may not be limited"))  # fmt: skip
-    return list(reasons.values())
+def egress_gaps(ifname: str, filters: Iterable[Filter], our_prio: int, our_ifb: int) -> list[str]:
+    return hook_gaps(ifname, filters, our_prio, our_ifb, Direction.UP)
 
 
 def tcx_gaps(ifname: str, programs: Iterable[str], direction: Direction) -> list[str]:
@@ -195,16 +170,6 @@ def read_hook(ipr: IPRoute, ifindex: int, parent: int) -> list[Filter]:
         return [parse_filter(message) for message in ipr.get_filters(index=ifindex, parent=parent)]
     except (NetlinkError, OSError):
         return []
-
-
-def read_egress_hook(ipr: IPRoute, ifindex: int) -> list[Filter]:
-    """The clsact egress filters of a device. The kernel answers a dump under
-    ffff:fff3 with an ingress qdisc's filters when the hook is not a clsact,
-    so that case is told apart first: only an ingress qdisc has filters
-    under ffff: itself."""
-    if read_hook(ipr, ifindex, INGRESS_HOOK_PARENT):
-        return []
-    return read_hook(ipr, ifindex, CLSACT_EGRESS_PARENT)
 
 
 @contextlib.contextmanager
@@ -259,20 +224,17 @@ def tcx_programs(ifindex: int, attach_type: int) -> list[str]:
 
 
 def enforcement_gaps(ipr: IPRoute, names: Mapping[int, str], ingress: Mapping[int, tuple[int, int]],
-                     egress: Iterable[int], our_prio: int) -> dict[Direction, list[str]]:
-    """Per direction, the reasons limits do not hold on some uplink. ingress:
-    uplink ifindex -> (hook parent, our IFB's ifindex) where downloads are
-    shaped; egress: the uplinks where uploads are; names: uplink names."""
+                     egress: Mapping[int, tuple[int, int]], our_prio: int) -> dict[Direction, list[str]]:
+    """Per direction, the reasons limits do not hold on some uplink. ingress,
+    egress: uplink ifindex -> (hook parent, our IFB's ifindex) where downloads,
+    uploads are redirected to an IFB; names: uplink names."""
     gaps: dict[Direction, list[str]] = {Direction.DOWN: [], Direction.UP: []}
+    hooks = {Direction.DOWN: (ingress, bpf_syscalls.TCX_INGRESS), Direction.UP: (egress, bpf_syscalls.TCX_EGRESS)}
     with netns_of(ipr.fileno()):
-        for index, (parent, ifb) in sorted(ingress.items()):
-            if index in names:
-                gaps[Direction.DOWN] += ingress_gaps(names[index], read_hook(ipr, index, parent), our_prio, ifb)
-                gaps[Direction.DOWN] += tcx_gaps(names[index], tcx_programs(index, bpf_syscalls.TCX_INGRESS),
-                                                 Direction.DOWN)  # fmt: skip
-        for index in sorted(egress):
-            if index in names:
-                gaps[Direction.UP] += egress_gaps(names[index], read_egress_hook(ipr, index))
-                gaps[Direction.UP] += tcx_gaps(names[index], tcx_programs(index, bpf_syscalls.TCX_EGRESS),
-                                               Direction.UP)  # fmt: skip
+        for direction, (redirects, tcx_hook) in hooks.items():
+            for index, (parent, ifb) in sorted(redirects.items()):
+                if index in names:
+                    filters = read_hook(ipr, index, parent)
+                    gaps[direction] += hook_gaps(names[index], filters, our_prio, ifb, direction)
+                    gaps[direction] += tcx_gaps(names[index], tcx_programs(index, tcx_hook), direction)
     return {direction: reasons for direction, reasons in gaps.items() if reasons}

@@ -32,6 +32,7 @@ PROGRAMS = {
     "chadt_sockops": (BPF_PROG_TYPE_SOCK_OPS, CgroupAttachType.SOCK_OPS),
     "chadt_tc_in": (BPF_PROG_TYPE_SCHED_CLS, 0),
     "chadt_tc_in_l3": (BPF_PROG_TYPE_SCHED_CLS, 0),
+    "chadt_tc_out": (BPF_PROG_TYPE_SCHED_CLS, 0),
 }
 LICENSE = "GPL"
 _LD_IMM64 = 0x18  # BPF_LD | BPF_IMM | BPF_DW: two instruction slots

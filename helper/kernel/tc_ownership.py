@@ -5,11 +5,18 @@ The shaper writes an entry to its ObjectJournal (ownership.py) before it
 creates each object, keyed per network namespace (its netns cookie, never
 reused while the machine runs):
 
-  root:<ifindex>  an HTB root (handle c7ad:) on an uplink, with the uplink's name
-  ifb:<uplink>    the IFB for an uplink's downloads: a random name nobody else
-                  can have chosen, marked with an ifalias right after creation
+  ifb:<uplink>    the IFB an uplink's downloads are redirected to (one per
+                  namespace, so every uplink records the same): a random name
+                  nobody else can have chosen, marked with an ifalias right
+                  after creation
   hook:<uplink>   the cls_bpf filter on the uplink's ingress, and whether the
-                  shaper added the ingress qdisc for it
+                  shaper added the qdisc (clsact, or ingress before 2026-12-03)
+  upifb:<uplink>, uphook:<uplink>
+                  the same for uploads: the upload IFB, and the filter on the
+                  uplink's clsact egress
+  root:<ifindex>  an HTB root (handle c7ad:) on an uplink, with the uplink's
+                  name: what helpers before 2026-12-03 shaped uploads with; only
+                  ever removed now
 
 A killed shaper's entries are taken over by the next shaper (or cleanup) in
 the same namespace, and each is checked before it is adopted or removed: the
@@ -32,6 +39,7 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 
+from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel import interfaces
 from chadthrottle.helper.kernel.htb import DEFAULT_MINOR, ROOT_HANDLE, ROOT_MARKER_R2Q
 from chadthrottle.helper.kernel.layout import PROGRAM_NAME_PREFIX
@@ -43,9 +51,12 @@ JOURNAL_KIND = "tc"
 SO_NETNS_COOKIE = 71
 SIOCGSKNS = 0x894C  # a socket's network namespace, as a new descriptor
 IFB_ALIAS = "chadthrottle download shaper"
+UPLOAD_IFB_ALIAS = "chadthrottle upload shaper"
+IFB_ALIASES = {Direction.DOWN: IFB_ALIAS, Direction.UP: UPLOAD_IFB_ALIAS}
+_KEYS = {Direction.DOWN: ("ifb", "hook"), Direction.UP: ("upifb", "uphook")}  # journal key kinds: IFB, filter
 FILTER_PRIORITY = 0xC7AD
 FILTER_HANDLE = 1
-TC_PROGRAM_PREFIX = f"{PROGRAM_NAME_PREFIX}tc_in"
+TC_PROGRAM_PREFIX = f"{PROGRAM_NAME_PREFIX}tc_"  # chadt_tc_in, chadt_tc_in_l3, chadt_tc_out
 
 
 def netns_cookie(ipr: IPRoute) -> int:
@@ -92,14 +103,16 @@ class RootEntry:
 
 
 @dataclass(frozen=True)
-class IngressEntry:
-    """The IFB and the hook of one uplink, as recorded (either may be missing)."""
+class HookEntry:
+    """The IFB and the hook of one uplink and direction, as recorded (either
+    may be missing)."""
 
     uplink: int
     uplink_name: str
     ifb_name: str | None
     hook_parent: int | None
     created_qdisc: bool
+    direction: Direction = Direction.DOWN
 
 
 class TcJournal:
@@ -116,21 +129,23 @@ class TcJournal:
     def root(self, ifindex: int, ifname: str) -> None:
         self._write(f"root:{ifindex}", ifindex=ifindex, ifname=ifname)
 
-    def ifb(self, uplink: int, uplink_name: str, ifb_name: str) -> None:
-        self._write(f"ifb:{uplink}", uplink=uplink, uplink_name=uplink_name, ifb_name=ifb_name)
+    def ifb(self, uplink: int, uplink_name: str, ifb_name: str, direction: Direction = Direction.DOWN) -> None:
+        self._write(f"{_KEYS[direction][0]}:{uplink}", uplink=uplink, uplink_name=uplink_name, ifb_name=ifb_name)
 
-    def hook(self, uplink: int, uplink_name: str, parent: int, created_qdisc: bool) -> None:
-        self._write(f"hook:{uplink}", uplink=uplink, uplink_name=uplink_name, parent=parent,
+    def hook(self, uplink: int, uplink_name: str, parent: int, created_qdisc: bool,
+             direction: Direction = Direction.DOWN) -> None:
+        self._write(f"{_KEYS[direction][1]}:{uplink}", uplink=uplink, uplink_name=uplink_name, parent=parent,
                     created_qdisc=created_qdisc)  # fmt: skip
 
     def forget_root(self, ifindex: int) -> None:
         self._journal.forget(f"root:{ifindex}")
 
-    def forget_ingress(self, uplink: int) -> None:
-        self._journal.forget(f"hook:{uplink}")
-        self._journal.forget(f"ifb:{uplink}")
+    def forget_hook(self, uplink: int, direction: Direction = Direction.DOWN) -> None:
+        ifb_kind, hook_kind = _KEYS[direction]
+        self._journal.forget(f"{hook_kind}:{uplink}")
+        self._journal.forget(f"{ifb_kind}:{uplink}")
 
-    def take_over_dead(self) -> tuple[list[RootEntry], list[IngressEntry]]:
+    def take_over_dead(self) -> tuple[list[RootEntry], list[HookEntry]]:
         """Killed shapers' entries for this namespace, now in this journal."""
         living: set[int] | None = None
 
@@ -142,25 +157,30 @@ class TcJournal:
 
         entries = take_over_dead(JOURNAL_KIND, lambda entry: entry.get("netns") == self.netns, self._journal,
                                  is_garbage=namespace_is_gone)  # fmt: skip
-        roots, ingress = [], {}
-        try:
-            for entry in entries:
+        roots: list[RootEntry] = []
+        hooks: dict[tuple[Direction, int], HookEntry] = {}
+        kinds = {kind: (direction, kind == ifb_kind) for direction, (ifb_kind, hook_kind) in _KEYS.items()
+                 for kind in (ifb_kind, hook_kind)}  # fmt: skip
+        for entry in entries:
+            try:
                 kind = entry["key"].split(":")[0]
                 if kind == "root":
                     roots.append(RootEntry(int(entry["ifindex"]), str(entry["ifname"])))
-                elif kind in ("ifb", "hook"):
+                elif kind in kinds:
+                    direction, is_ifb = kinds[kind]
                     uplink = int(entry["uplink"])
-                    known = ingress.get(uplink, IngressEntry(uplink, str(entry["uplink_name"]), None, None, False))
-                    if kind == "ifb":
-                        known = IngressEntry(uplink, known.uplink_name, str(entry["ifb_name"]), known.hook_parent,
-                                             known.created_qdisc)  # fmt: skip
+                    known = hooks.get((direction, uplink),
+                                      HookEntry(uplink, str(entry["uplink_name"]), None, None, False, direction))
+                    if is_ifb:
+                        known = HookEntry(uplink, known.uplink_name, str(entry["ifb_name"]), known.hook_parent,
+                                          known.created_qdisc, direction)  # fmt: skip
                     else:
-                        known = IngressEntry(uplink, known.uplink_name, known.ifb_name, int(entry["parent"]),
-                                             bool(entry["created_qdisc"]))  # fmt: skip
-                    ingress[uplink] = known
-        except (KeyError, TypeError, ValueError) as error:
-            log.warning("skipped a malformed tc journal entry: %s", error)
-        return roots, list(ingress.values())
+                        known = HookEntry(uplink, known.uplink_name, known.ifb_name, int(entry["parent"]),
+                                          bool(entry["created_qdisc"]), direction)  # fmt: skip
+                    hooks[(direction, uplink)] = known
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                log.warning("skipped a malformed tc journal entry: %s", error)
+        return roots, list(hooks.values())
 
     def close(self) -> None:
         """Everything recorded was removed."""
@@ -186,17 +206,18 @@ def is_our_root(ipr: IPRoute, entry: RootEntry) -> bool:
             and root.rate2quantum == ROOT_MARKER_R2Q and root.default_minor == DEFAULT_MINOR)  # fmt: skip
 
 
-def our_ifb(ipr: IPRoute, name: str | None) -> interfaces.Link | None:
+def our_ifb(ipr: IPRoute, name: str | None, direction: Direction = Direction.DOWN) -> interfaces.Link | None:
     """The recorded IFB: an ifb under the recorded (random) name; its alias
-    is ours or empty (a crash between creating it and marking it)."""
+    is ours for that direction or empty (a crash between creating it and
+    marking it)."""
     link = interfaces.link_named(ipr, name) if name else None
-    if link is None or link.kind != "ifb" or link.alias not in ("", IFB_ALIAS):
+    if link is None or link.kind != "ifb" or link.alias not in ("", IFB_ALIASES[direction]):
         return None
     return link
 
 
 def our_filter(ipr: IPRoute, uplink: int, parent: int, ifb_index: int | None) -> interfaces.BpfFilter | None:
-    """Our filter on an uplink's ingress: at our priority and handle, running
+    """Our filter on an uplink's hook: at our priority and handle, running
     one of our programs, redirecting to our IFB (any IFB: ifb_index None)."""
     for message in interfaces.filters_at(ipr, uplink, parent, FILTER_PRIORITY):
         found = interfaces.bpf_filter(message)

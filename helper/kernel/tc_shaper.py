@@ -1,27 +1,35 @@
-"""Shaping with HTB: uploads on each uplink's root, downloads on an IFB.
+"""Shaping with HTB on two IFB devices per network namespace, one per direction.
 
-Upload: an HTB root (handle HTB_MAJOR:) on every uplink; the cgroup egress
-program puts packets of limited applications straight into their class by
-writing skb->priority, and tells TCP to back off (congestion notices) before
-the class queue overflows. Download: the uplink's ingress hook runs the
-cls_bpf program chadt_tc_in (chadt_tc_in_l3 where packets carry no Ethernet
-header: VPNs, PPP), which matches packets for limited sockets only;
-its mirred action redirects them to an IFB (one per uplink) whose HTB shapes
-them.
+Every uplink redirects its limited traffic to the namespace's IFB of that
+direction (tc_hooks.py): downloads from its ingress hook (cls_bpf program
+chadt_tc_in, or chadt_tc_in_l3 where packets carry no Ethernet header: VPNs,
+PPP), which finds the socket a packet is for; uploads from its clsact egress
+hook (chadt_tc_out), which matches the packets the cgroup egress program put
+into a limited class (skb->priority). The IFB's HTB has a class per limited
+application, so one class holds the application's traffic over all uplinks
+together; the upload IFB then sends each packet on from its uplink. The
+cgroup egress program also tells TCP to back off (congestion notices) before
+the upload class queue overflows.
 
 The shaper is declarative: reconcile() takes the classes wanted per direction
-and makes every uplink match, creating the qdiscs with the first limit and
-removing them after the last. It never replaces a root qdisc somebody else
-configured: it refuses with a clear message instead.
+and makes every uplink match, creating the IFB, qdisc and filters with the
+first limit and removing them after the last. It never touches a qdisc or
+filter somebody else configured: an uplink whose hooks it cannot use is
+reported (enforcement_gaps) and the policer holds the limit there.
 
 What is ours comes from the shaper's journal (tc_ownership.py), never from a
 handle or a name. A new shaper adopts what a killed one left in its network
 namespace and keeps it where it matches what is wanted, so limits hold across
-a restart: the old filter keeps running the old program (whose socket tags
+a restart: the old filters keep running the old programs (whose socket tags
 are still valid) until the reconcile after the first one, when the new
-helper has tagged the sockets; then the program is swapped in place. An
+helper has tagged the sockets; then the programs are swapped in place. An
 uplink that goes down keeps its objects (the kernel keeps them too); only an
 uplink that vanishes loses them.
+
+Until 2026-12-03 uploads had an HTB root on each uplink instead: two uplinks
+passed the whole limit each and only the policer held the sum, which did
+not settle within 4 s after a change. Such roots left by a killed helper are
+removed, not adopted.
 """
 
 from __future__ import annotations
@@ -30,49 +38,31 @@ import errno
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.errors import BackendUnavailable, KernelError
-from chadthrottle.helper.kernel import interfaces, tc_ownership
-from chadthrottle.helper.kernel import foreign_filters
-from chadthrottle.helper.kernel.htb import RETIRE_AFTER_S, ROOT_HANDLE, Classes, HtbHierarchy, cn_queue_ns, tc_call
+from chadthrottle.helper.errors import KernelError
+from chadthrottle.helper.kernel import foreign_filters, interfaces, tc_hooks, tc_ownership
+from chadthrottle.helper.kernel.htb import RETIRE_AFTER_S, ROOT_HANDLE, Classes, HtbHierarchy, cn_queue_ns
 from chadthrottle.helper.kernel.htb_change import ClassChanger
-from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.ownership import recorded_entries
+from chadthrottle.helper.kernel.tc_hooks import Hook, NoHookPoint, remove_hook_remains
 from chadthrottle.helper.kernel.tc_ownership import (
-    FILTER_HANDLE, FILTER_PRIORITY, IFB_ALIAS, IngressEntry, TcJournal, is_our_root, new_ifb_name, our_filter,
-    our_ifb, same_device,
+    FILTER_PRIORITY, IFB_ALIASES, HookEntry, TcJournal, is_our_root, new_ifb_name, our_filter, our_ifb, same_device,
 )
 
 log = logging.getLogger("chadthrottle.kernel.tc")
 
-INGRESS_PARENT = 0xFFFF0000  # the ingress qdisc ffff:
-CLSACT_INGRESS_PARENT = 0xFFFFFFF2
 LINKS_MAX_AGE_S = 0.5
+_WORDS = {Direction.DOWN: "download", Direction.UP: "upload"}
+TcProgram = Callable[[Direction, bool], tuple[int, str]]  # (direction, ethernet) -> program fd, name
 
 
 class UploadPacer(Protocol):
     def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None: ...
-
-
-@dataclass
-class _IngressHook:
-    """One uplink's redirect of limited downloads to the namespace's IFB. Every
-    uplink of a namespace shares one IFB, so one HTB class holds an
-    application's downloads over all of them together (with an IFB each, two
-    uplinks passed the whole limit each)."""
-
-    uplink_index: int
-    ifb: HtbHierarchy
-    parent: int
-    created_qdisc: bool
-    old_program: bool = False  # adopted: its filter still runs a killed helper's program
-    ifb_name: str = ""
 
 
 def _device_vanished(error: KernelError | NetlinkError) -> bool:
@@ -88,7 +78,7 @@ class TcShaper:
     def __init__(
         self,
         ipr: IPRoute,
-        tc_program: Callable[[bool], tuple[int, str]],
+        tc_program: TcProgram,
         pacer: UploadPacer,
         retire_after_s: float = RETIRE_AFTER_S,
     ) -> None:
@@ -97,10 +87,10 @@ class TcShaper:
         self._pacer = pacer
         self._retire_after_s = retire_after_s
         self._paced: Classes = {}  # upload slots with congestion notices on
-        self._egress: dict[int, HtbHierarchy] = {}  # uplink ifindex -> our root
-        self._ingress: dict[int, _IngressHook] = {}  # uplink ifindex -> hook + IFB
+        self._hooks: dict[Direction, dict[int, Hook]] = {direction: {} for direction in Direction}  # by uplink
+        self._unhooked: dict[int, str] = {}  # uplink -> why its uploads cannot be redirected
         self._links: tuple[float, list[interfaces.Link]] = (float("-inf"), [])
-        self._lost_hooks: set[int] = set()  # uplinks whose download filter someone removed
+        self._lost_hooks: set[tuple[Direction, int]] = set()  # filters someone removed
         self._changer = ClassChanger.beside(ipr.fileno())
         if self._changer is None:
             log.warning("rate changes go through pyroute2 (slower): no netlink socket beside it")
@@ -109,40 +99,45 @@ class TcShaper:
         self._takeover_pending = self._adopt()
 
     def active_directions(self) -> set[Direction]:
-        active = set()
-        if any(h.classes for h in self._egress.values()):
-            active.add(Direction.UP)
-        if any(h.ifb.classes for h in self._ingress.values()):
-            active.add(Direction.DOWN)
-        return active
+        return {direction for direction, hooks in self._hooks.items() if any(h.ifb.classes for h in hooks.values())}
+
+    def _ifbs(self, direction: Direction) -> list[HtbHierarchy]:
+        """The IFB hierarchies of a direction (one, shared by every uplink's hook)."""
+        return list({id(hook.ifb): hook.ifb for hook in self._hooks[direction].values()}.values())
 
     def sent_up_bytes(self) -> dict[int, int]:
         """L3 bytes each limited application's uploads have sent through the
         shaper, over all uplinks: what left, not what was handed to the queue."""
         sent: dict[int, int] = {}
-        for hierarchy in self._egress.values():
+        for hierarchy in self._ifbs(Direction.UP):
             for slot, sent_bytes in hierarchy.sent_l3_bytes().items():
                 sent[slot] = sent.get(slot, 0) + sent_bytes
         return sent
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:
         """Per direction, why limits do not hold on some uplink: a filter or tcx
-        program ChadThrottle did not create can take packets before its own, or
-        its filter is gone (foreign_filters.py; they are never touched). Read
-        at most every GAPS_MAX_AGE_S (the engine asks every second), and at
-        once when the hooks changed."""
-        hooks = ({index: (hook.parent, hook.ifb.ifindex) for index, hook in self._ingress.items()},
-                 sorted(self._egress))
+        program ChadThrottle did not create can take packets before its own,
+        its filter is gone, or the uplink has no hook it may use
+        (foreign_filters.py; they are never touched). Read at most every
+        GAPS_MAX_AGE_S (the engine asks every second), and at once when the
+        hooks changed."""
+        hooks = tuple({index: (hook.parent, hook.ifb.ifindex) for index, hook in self._hooks[direction].items()}
+                      for direction in (Direction.DOWN, Direction.UP))  # fmt: skip
         read_at, read_hooks, gaps = self._gaps
-        if hooks != read_hooks or time.monotonic() - read_at >= self.GAPS_MAX_AGE_S:
+        if (hooks, dict(self._unhooked)) != read_hooks or time.monotonic() - read_at >= self.GAPS_MAX_AGE_S:
             names = {link.index: link.name for link in self._uplinks()}
             gaps = foreign_filters.enforcement_gaps(self._ipr, names, hooks[0], hooks[1], FILTER_PRIORITY)
+            for index, why in sorted(self._unhooked.items()):
+                if index in names:
+                    gaps.setdefault(Direction.UP, []).append(f"{names[index]}: {why}; uploads through "
+                                                             f"{names[index]} are not shaped")  # fmt: skip
             for reason in {r for rs in gaps.values() for r in rs} - {r for rs in self._gaps[2].values() for r in rs}:
                 log.warning("%s", reason)
-            self._gaps = (time.monotonic(), hooks, gaps)
-            lost = {index for index in hooks[0] if names.get(index) and any(
-                reason.startswith(f"{names[index]}: {foreign_filters.OUR_FILTER_GONE}") for reason in gaps.get(Direction.DOWN, []))}
-            self._lost_hooks |= lost  # put back at the next reconcile
+            self._gaps = (time.monotonic(), (hooks, dict(self._unhooked)), gaps)
+            for direction, by_uplink in zip((Direction.DOWN, Direction.UP), hooks):
+                gone = f": {foreign_filters.OUR_FILTER_GONE[direction]}"
+                self._lost_hooks |= {(direction, index) for index in by_uplink if names.get(index) and any(
+                    reason.startswith(names[index] + gone) for reason in gaps.get(direction, []))}  # put back next
         return {direction: list(reasons) for direction, reasons in gaps.items()}
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
@@ -158,7 +153,7 @@ class TcShaper:
         removed = False
         try:
             self._reconcile({}, 0.0)
-            removed = not self._egress and not self._ingress
+            removed = not any(self._hooks.values())
         finally:
             if self._changer is not None:
                 self._changer.close()
@@ -184,48 +179,53 @@ class TcShaper:
     def _reconcile(self, wanted: dict[Direction, Classes], retire_after_s: float) -> None:
         present = {link.index: link for link in self._all_links()}
         self._forget_vanished(set(present))
-        # A hook whose filter someone removed (with their ingress qdisc, say):
-        # forget it, IFB and all, so it is made again below.
-        self._forget_vanished(set(present) - (self._lost_hooks & set(self._ingress)))
+        # A hook whose filter someone removed (with their qdisc, say): forget
+        # it (its IFB too, if no other hook uses it), so it is made again below.
+        for direction, index in self._lost_hooks:
+            if index in self._hooks[direction]:
+                self._forget_hook(direction, index)
         self._lost_hooks.clear()
         if self._takeover_pending and self._reconciled and retire_after_s > 0:
             self._finish_takeover()
         self._reconciled += 1
         uplinks = {link.index: link for link in self._uplinks()}
-        up, down = wanted.get(Direction.UP, {}), wanted.get(Direction.DOWN, {})
-        self._sync_pacing(up)  # before the classes: notices stop with the limit
+        self._sync_pacing(wanted.get(Direction.UP, {}))  # before the classes: notices stop with the limit
+        self._unhooked = {index: why for index, why in self._unhooked.items() if index in uplinks}
         # A device that went down keeps its qdiscs and filters (so do we): when
         # it comes back, traffic finds them as they were.
-        for index in sorted(set(uplinks) | set(self._egress) | set(self._ingress)):
-            try:
-                self._reconcile_device(present[index], index in uplinks, up, down, retire_after_s)
-            except (KernelError, NetlinkError) as error:
-                if not _device_vanished(error):
-                    raise
-                # Gone since the links were listed (they are cached briefly): as
-                # if it had not been listed; the next listing will not have it.
-                self._links = (float("-inf"), [])
-                self._forget_vanished(set(present) - {index})
+        for direction in (Direction.DOWN, Direction.UP):
+            classes = wanted.get(direction, {})
+            for index in sorted(set(uplinks) | set(self._hooks[direction])):
+                try:
+                    self._reconcile_hook(direction, present[index], index in uplinks, classes, retire_after_s)
+                except (KernelError, NetlinkError) as error:
+                    if not _device_vanished(error):
+                        raise
+                    # Gone since the links were listed (they are cached briefly): as
+                    # if it had not been listed; the next listing will not have it.
+                    self._links = (float("-inf"), [])
+                    self._forget_vanished(set(present) - {index})
 
-    def _reconcile_device(self, link: interfaces.Link, uplink: bool, up: Classes, down: Classes,
-                          retire_after_s: float) -> None:  # fmt: skip
-        """One device's share of _reconcile."""
+    def _reconcile_hook(self, direction: Direction, link: interfaces.Link, uplink: bool, classes: Classes,
+                        retire_after_s: float) -> None:  # fmt: skip
+        """One uplink's share of _reconcile, for one direction."""
+        hooks = self._hooks[direction]
         index = link.index
-        if up and index not in self._egress and uplink:
-            self._egress[index] = self._create_root(link)
-        if down and index not in self._ingress and uplink:
-            self._ingress[index] = self._create_ingress(link)
-        if index in self._egress:
-            hierarchy = self._egress[index]
-            hierarchy.sync(up, retire_after_s)
-            if hierarchy.idle:
-                self._egress.pop(index).delete()
-                self._journal.forget_root(index)
-        if index in self._ingress:
-            hook = self._ingress[index]
-            hook.ifb.sync(down, retire_after_s)
+        if classes and index not in hooks and uplink:
+            try:
+                hooks[index] = self._create_hook(direction, link)
+                self._unhooked.pop(index, None)
+            except NoHookPoint as why:
+                if self._unhooked.get(index) != str(why):
+                    log.warning("uploads through %s are not shaped: %s", link.name, why)
+                self._unhooked[index] = str(why)
+        if index in hooks:
+            hook = hooks[index]
+            hook.ifb.sync(classes, retire_after_s)
             if hook.ifb.idle:
-                self._remove_ingress(self._ingress.pop(index))
+                self._remove_hook(hooks.pop(index))
+        elif not classes:
+            self._unhooked.pop(index, None)
 
     def _sync_pacing(self, up: Classes) -> None:
         for slot in set(self._paced) - set(up):
@@ -236,31 +236,16 @@ class TcShaper:
                 self._pacer.set_upload_pacing(slot, spec.rate_bps, cn_queue_ns(spec.rate_bps))
                 self._paced[slot] = spec
 
-    def _create_root(self, link: interfaces.Link) -> HtbHierarchy:
-        ifindex, name = link.index, link.name
-        root = interfaces.root_qdisc(self._ipr, ifindex)
-        if root is not None and not root.is_default:
-            raise BackendUnavailable(
-                f"{name} already has a root qdisc ({root.kind} {root.handle >> 16:x}:) that "
-                "ChadThrottle did not create; it is left untouched, so uploads on it cannot be "
-                "limited by the tc backend"
-            )
-        hierarchy = HtbHierarchy(self._ipr, ifindex, Direction.UP, l3_to_l2=link.l3_to_l2, changer=self._changer)
-        self._journal.root(ifindex, name)  # before the object: a crash leaves an entry, not an orphan
-        try:
-            hierarchy.create()
-        except KernelError:
-            hierarchy.delete()
-            self._journal.forget_root(ifindex)
-            raise
-        log.info("created HTB root %x: on %s", HTB_MAJOR, name)
-        return hierarchy
-
-    def _create_ingress(self, link: interfaces.Link) -> _IngressHook:
+    def _create_hook(self, direction: Direction, link: interfaces.Link) -> Hook:
         uplink_index, name = link.index, link.name
-        shared = next(iter(self._ingress.values()), None)  # the namespace's IFB, if it has one yet
+        parent, add_qdisc = tc_hooks.hook_point(self._ipr, uplink_index, direction)
+        other = self._hooks[Direction.UP if direction is Direction.DOWN else Direction.DOWN].get(uplink_index)
+        # The other direction's hook added the clsact: it goes with the last of ours.
+        created_qdisc = add_qdisc or (other is not None and other.created_qdisc
+                                      and other.parent != tc_hooks.INGRESS_PARENT)  # fmt: skip
+        shared = next(iter(self._hooks[direction].values()), None)  # the namespace's IFB, if it has one yet
         ifb_name = shared.ifb_name if shared is not None else new_ifb_name()
-        self._journal.ifb(uplink_index, name, ifb_name)
+        self._journal.ifb(uplink_index, name, ifb_name, direction)
         if shared is not None:
             ifb = shared.ifb
         else:
@@ -268,62 +253,47 @@ class TcShaper:
             # its rates are scaled for the first uplink's (an Ethernet and a
             # tun uplink together: the tun's share is 1% short)
             try:
-                ifb_index = interfaces.create_ifb(self._ipr, ifb_name, IFB_ALIAS)
+                ifb_index = interfaces.create_ifb(self._ipr, ifb_name, IFB_ALIASES[direction])
             except KernelError:
-                self._journal.forget_ingress(uplink_index)
+                self._journal.forget_hook(uplink_index, direction)
                 raise
-            ifb = HtbHierarchy(self._ipr, ifb_index, Direction.DOWN, l3_to_l2=link.l3_to_l2, changer=self._changer)
-        hook_kind = interfaces.ingress_hook(self._ipr, uplink_index)
-        parent = CLSACT_INGRESS_PARENT if hook_kind == "clsact" else INGRESS_PARENT
-        hook = _IngressHook(uplink_index, ifb, parent, created_qdisc=hook_kind is None, ifb_name=ifb_name)
-        self._journal.hook(uplink_index, name, parent, hook.created_qdisc)
+            ifb = HtbHierarchy(self._ipr, ifb_index, direction, l3_to_l2=link.l3_to_l2, changer=self._changer)
+        hook = Hook(direction, uplink_index, ifb, parent, created_qdisc, ifb_name=ifb_name)
+        self._journal.hook(uplink_index, name, parent, created_qdisc, direction)
         try:
             if shared is None:
                 ifb.create()
-            if hook.created_qdisc:
-                tc_call(self._ipr, "add", "ingress", uplink_index, INGRESS_PARENT)
-            self._set_filter(hook, link.ethernet, "add-filter")
+            if add_qdisc:
+                tc_hooks.add_hook_qdisc(self._ipr, uplink_index)
+            tc_hooks.set_filter(self._ipr, hook, self._tc_program(direction, link.ethernet), "add-filter")
         except KernelError:
-            self._remove_ingress(hook)
+            self._remove_hook(hook)
             raise
-        log.info("download shaping on %s through IFB %s (%d)", name, ifb_name, ifb.ifindex)
+        log.info("%s shaping on %s through IFB %s (%d)", _WORDS[direction], name, ifb_name, ifb.ifindex)
         return hook
 
-    def _set_filter(self, hook: _IngressHook, ethernet: bool, command: str) -> None:
-        """Add our filter, or ("replace-filter") swap its program in place."""
-        prog_fd, prog_name = self._tc_program(ethernet)
-        tc_call(
-            self._ipr, command, "bpf", hook.uplink_index, FILTER_HANDLE, parent=hook.parent, prio=FILTER_PRIORITY,
-            fd=prog_fd, name=prog_name,
-            action={"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": hook.ifb.ifindex},
-        )
-
-    def _remove_ingress(self, hook: _IngressHook) -> None:
-        found = our_filter(self._ipr, hook.uplink_index, hook.parent, hook.ifb.ifindex)
-        if found is not None:
-            interfaces.delete_filter(self._ipr, hook.uplink_index, hook.parent, FILTER_PRIORITY, found)
-        if hook.created_qdisc and not interfaces.has_filters(self._ipr, hook.uplink_index, hook.parent):
-            try:
-                self._ipr.tc("del", "ingress", hook.uplink_index, INGRESS_PARENT)
-            except NetlinkError as error:
-                log.debug("ingress qdisc on %d already gone: %s", hook.uplink_index, error)
+    def _remove_hook(self, hook: Hook) -> None:
+        tc_hooks.remove_filter_and_qdisc(self._ipr, hook.uplink_index, hook.parent, hook.created_qdisc,
+                                         hook.ifb.ifindex)  # fmt: skip
         self._delete_ifb_unless_shared(hook)
-        self._journal.forget_ingress(hook.uplink_index)
+        self._journal.forget_hook(hook.uplink_index, hook.direction)
 
-    def _delete_ifb_unless_shared(self, hook: _IngressHook) -> None:
+    def _delete_ifb_unless_shared(self, hook: Hook) -> None:
         """The IFB goes with the last hook that uses it."""
-        if not any(other.ifb.ifindex == hook.ifb.ifindex for other in self._ingress.values() if other is not hook):
+        others = self._hooks[hook.direction].values()
+        if not any(other.ifb.ifindex == hook.ifb.ifindex for other in others if other is not hook):
             interfaces.delete_link(self._ipr, hook.ifb.ifindex)
+
+    def _forget_hook(self, direction: Direction, index: int) -> None:
+        self._delete_ifb_unless_shared(self._hooks[direction].pop(index))
+        self._journal.forget_hook(index, direction)
 
     def _forget_vanished(self, present: set[int]) -> None:
         """An uplink that is gone took its qdiscs and filters with it; its IFB stays
         unless removed."""
-        for index in set(self._egress) - present:
-            del self._egress[index]
-            self._journal.forget_root(index)
-        for index in set(self._ingress) - present:
-            self._delete_ifb_unless_shared(self._ingress.pop(index))
-            self._journal.forget_ingress(index)
+        for direction, hooks in self._hooks.items():
+            for index in set(hooks) - present:
+                self._forget_hook(direction, index)
 
     # --- taking over from a killed helper -------------------------------------------
 
@@ -331,80 +301,61 @@ class TcShaper:
         """Adopt what a killed shaper recorded in this namespace and is still
         there as recorded; remove the rest of its remains. True if anything
         was adopted (the takeover finishes at the second reconcile)."""
-        roots, ingress = self._journal.take_over_dead()
-        for root in roots:
-            link = same_device(self._ipr, root.ifindex, root.ifname)
-            if link is not None and is_our_root(self._ipr, root):
-                self._egress[root.ifindex] = HtbHierarchy.adopt(
-                    self._ipr, root.ifindex, Direction.UP, l3_to_l2=link.l3_to_l2, changer=self._changer)
-                log.info("adopted the HTB root an earlier helper left on %s", root.ifname)
-            else:
-                self._journal.forget_root(root.ifindex)
-        leftover = [entry for entry in ingress if not self._adopt_ingress(entry)]
+        roots, entries = self._journal.take_over_dead()
+        for root in roots:  # an earlier version's upload roots: removed
+            if is_our_root(self._ipr, root):
+                HtbHierarchy(self._ipr, root.ifindex, Direction.UP).delete()
+            self._journal.forget_root(root.ifindex)
+        leftover = [entry for entry in entries if not self._adopt_hook(entry)]
         for entry in leftover:  # after every adoption: an IFB adopted through another uplink stays
-            remove_ingress_remains(self._ipr, entry,
-                                   keep_ifb=any(hook.ifb_name == entry.ifb_name for hook in self._ingress.values()))
-            self._journal.forget_ingress(entry.uplink)
-        adopted = bool(self._egress or self._ingress)
-        if roots or ingress:
+            in_use = any(hook.ifb_name == entry.ifb_name for hook in self._hooks[entry.direction].values())
+            remove_hook_remains(self._ipr, entry, keep_ifb=in_use)
+            self._journal.forget_hook(entry.uplink, entry.direction)
+        adopted = sum(len(hooks) for hooks in self._hooks.values())
+        if roots or entries:
             log.warning("took over %d tc objects an earlier helper left behind; adopted %d",
-                        len(roots) + len(ingress), len(self._egress) + len(self._ingress))  # fmt: skip
-        return adopted
+                        len(roots) + len(entries), adopted)  # fmt: skip
+        return bool(adopted)
 
-    def _adopt_ingress(self, entry: IngressEntry) -> bool:
+    def _adopt_hook(self, entry: HookEntry) -> bool:
         """Adopt one uplink's recorded hook if it is there as recorded."""
         uplink = same_device(self._ipr, entry.uplink, entry.uplink_name)
-        ifb = our_ifb(self._ipr, entry.ifb_name)
+        ifb = our_ifb(self._ipr, entry.ifb_name, entry.direction)
         found = (our_filter(self._ipr, entry.uplink, entry.hook_parent, ifb.index if ifb else None)
                  if uplink is not None and entry.hook_parent is not None else None)  # fmt: skip
-        if uplink is not None and ifb is not None and found is not None and entry.hook_parent is not None:
-            ifb_root = interfaces.root_qdisc(self._ipr, ifb.index)
-            if ifb_root is not None and ifb_root.handle == ROOT_HANDLE and ifb_root.kind == "htb":
-                shared = next((h.ifb for h in self._ingress.values() if h.ifb.ifindex == ifb.index), None)
-                hierarchy = shared or HtbHierarchy.adopt(self._ipr, ifb.index, Direction.DOWN,
-                                                         l3_to_l2=uplink.l3_to_l2, changer=self._changer)  # fmt: skip
-                self._ingress[entry.uplink] = _IngressHook(entry.uplink, hierarchy, entry.hook_parent,
-                                                           entry.created_qdisc, old_program=True,
-                                                           ifb_name=entry.ifb_name)  # fmt: skip
-                log.info("adopted download shaping an earlier helper left on %s (IFB %s)", uplink.name, ifb.name)
-                return True
-        return False
+        if uplink is None or ifb is None or found is None or entry.hook_parent is None:
+            return False
+        ifb_root = interfaces.root_qdisc(self._ipr, ifb.index)
+        if ifb_root is None or ifb_root.handle != ROOT_HANDLE or ifb_root.kind != "htb":
+            return False
+        hooks = self._hooks[entry.direction]
+        shared = next((h.ifb for h in hooks.values() if h.ifb.ifindex == ifb.index), None)
+        hierarchy = shared or HtbHierarchy.adopt(self._ipr, ifb.index, entry.direction, l3_to_l2=uplink.l3_to_l2,
+                                                 changer=self._changer)  # fmt: skip
+        hooks[entry.uplink] = Hook(entry.direction, entry.uplink, hierarchy, entry.hook_parent, entry.created_qdisc,
+                                   old_program=True, ifb_name=entry.ifb_name or "")  # fmt: skip
+        log.info("adopted %s shaping an earlier helper left on %s (IFB %s)", _WORDS[entry.direction], uplink.name,
+                 ifb.name)  # fmt: skip
+        return True
 
     def _finish_takeover(self) -> None:
         """The new programs tag the sockets now: adopted filters get the new
         program (in place, no packet unclassified) and adopted classes that
         nobody wants retire."""
-        for hook in self._ingress.values():
-            if hook.old_program:
-                link = interfaces.link_by_index(self._ipr, hook.uplink_index)
-                try:
-                    self._set_filter(hook, link.ethernet if link else True, "replace-filter")
-                    hook.old_program = False
-                except KernelError as error:
-                    log.error("could not give the adopted download filter on %d the new program: %s",
-                              hook.uplink_index, error)  # fmt: skip
-            hook.ifb.release_held()
-        for hierarchy in self._egress.values():
-            hierarchy.release_held()
-        self._takeover_pending = any(hook.old_program for hook in self._ingress.values())
-
-
-def remove_ingress_remains(ipr: IPRoute, entry: IngressEntry, keep_ifb: bool = False) -> None:
-    """Remove what of a recorded IFB and hook is still there and ours (the IFB
-    not when keep_ifb: another uplink's hook uses it)."""
-    uplink = same_device(ipr, entry.uplink, entry.uplink_name)
-    if uplink is not None and entry.hook_parent is not None:
-        found = our_filter(ipr, entry.uplink, entry.hook_parent, None)
-        if found is not None:
-            interfaces.delete_filter(ipr, entry.uplink, entry.hook_parent, FILTER_PRIORITY, found)
-        if entry.created_qdisc and not interfaces.has_filters(ipr, entry.uplink, entry.hook_parent):
-            try:
-                ipr.tc("del", "ingress", entry.uplink, INGRESS_PARENT)
-            except NetlinkError as error:
-                log.debug("ingress qdisc on %d already gone: %s", entry.uplink, error)
-    ifb = None if keep_ifb else our_ifb(ipr, entry.ifb_name)
-    if ifb is not None:
-        interfaces.delete_link(ipr, ifb.index)
+        for direction, hooks in self._hooks.items():
+            for hook in hooks.values():
+                if hook.old_program:
+                    link = interfaces.link_by_index(self._ipr, hook.uplink_index)
+                    try:
+                        program = self._tc_program(direction, link.ethernet if link else True)
+                        tc_hooks.set_filter(self._ipr, hook, program, "replace-filter")
+                        hook.old_program = False
+                    except KernelError as error:
+                        log.error("could not give the adopted filter on %d the new program: %s",
+                                  hook.uplink_index, error)  # fmt: skip
+            for hierarchy in self._ifbs(direction):
+                hierarchy.release_held()
+        self._takeover_pending = any(hook.old_program for hooks in self._hooks.values() for hook in hooks.values())
 
 
 def remove_leftovers(ipr: IPRoute) -> int:
@@ -413,10 +364,10 @@ def remove_leftovers(ipr: IPRoute) -> int:
     journal records; it is somebody else's and is left alone. What a killed
     helper recorded is adopted by the TcShaper, or removed by remove_unadopted().
     Returns how many look-alikes were reported."""
-    recorded = recorded_entries(tc_ownership.JOURNAL_KIND)
     netns = tc_ownership.netns_cookie(ipr)
-    roots = {int(e["ifindex"]) for e in recorded if e.get("netns") == netns and e["key"].startswith("root:")}
-    ifbs = {str(e["ifb_name"]) for e in recorded if e.get("netns") == netns and e["key"].startswith("ifb:")}
+    recorded = [entry for entry in recorded_entries(tc_ownership.JOURNAL_KIND) if entry.get("netns") == netns]
+    roots = {int(e["ifindex"]) for e in recorded if e["key"].startswith("root:")}
+    ifbs = {str(e["ifb_name"]) for e in recorded if "ifb_name" in e}
     reported = 0
     for link in interfaces.all_links(ipr):
         if link.name in ifbs:
@@ -428,8 +379,7 @@ def remove_leftovers(ipr: IPRoute) -> int:
         root = interfaces.root_qdisc(ipr, link.index)
         if root is not None and root.handle == ROOT_HANDLE and link.index not in roots:
             log.warning("left alone: the root qdisc %s %x: on %s has ChadThrottle's handle, but ChadThrottle did not "
-                        "create it; uploads on %s cannot be limited by the tc backend while it is there",
-                        root.kind, HTB_MAJOR, link.name, link.name)  # fmt: skip
+                        "create it", root.kind, ROOT_HANDLE >> 16, link.name)  # fmt: skip
             reported += 1
     return reported
 
@@ -441,15 +391,15 @@ def remove_unadopted(ipr: IPRoute) -> int:
     journal = TcJournal(ipr)
     removed = 0
     try:
-        roots, ingress = journal.take_over_dead()
+        roots, entries = journal.take_over_dead()
         for root in roots:
             if is_our_root(ipr, root):
                 HtbHierarchy(ipr, root.ifindex, Direction.UP).delete()
                 removed += 1
             journal.forget_root(root.ifindex)
-        for entry in ingress:
-            remove_ingress_remains(ipr, entry)
-            journal.forget_ingress(entry.uplink)
+        for entry in entries:
+            remove_hook_remains(ipr, entry)
+            journal.forget_hook(entry.uplink, entry.direction)
             removed += 1
     except BaseException:
         journal.release()

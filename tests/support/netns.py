@@ -356,7 +356,8 @@ def tc_dump(netns: str, attempts: int = 20) -> str:
                 lines.append(line.split(" link/")[0])
                 ifname = line.split(": ")[1].split("@")[0]
                 for query in (("qdisc", "show", "dev", ifname), ("class", "show", "dev", ifname),
-                              ("filter", "show", "dev", ifname), ("filter", "show", "dev", ifname, "ingress")):
+                              ("filter", "show", "dev", ifname), ("filter", "show", "dev", ifname, "ingress"),
+                              ("filter", "show", "dev", ifname, "egress")):
                     shown = _DIRECT_PACKETS.sub("direct_packets_stat -", run("tc", "-n", netns, *query))
                     lines.append(f"{' '.join(query)}: {shown}")
         except subprocess.CalledProcessError:
@@ -378,7 +379,7 @@ def tc_shaper_in(netns: str, datapath: Any, retire_after_s: float = 0.0) -> Iter
 
     with entered_netns(netns):
         ipr = IPRoute()
-        shaper = TcShaper(ipr, datapath.tc_ingress_program, datapath, retire_after_s=retire_after_s)
+        shaper = TcShaper(ipr, datapath.tc_program, datapath, retire_after_s=retire_after_s)
     try:
         yield shaper
     finally:

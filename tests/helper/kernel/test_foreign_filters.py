@@ -72,7 +72,7 @@ def test_a_filter_before_ours_is_reported_and_left_exactly_as_it_was(pair: Netns
 def test_a_filter_added_later_is_found_by_the_periodic_check(pair: NetnsPair, shaper: TcShaper) -> None:
     shaper.reconcile({Direction.DOWN: {1: LIMIT}})
     assert shaper.enforcement_gaps() == {}
-    _tc(pair, "filter", "add", "dev", pair.host_if, "parent", "ffff:", "prio", "10", "protocol", "all",
+    _tc(pair, "filter", "add", "dev", pair.host_if, "ingress", "prio", "10", "protocol", "all",
         "u32", "match", "u32", "0", "0", "classid", "1:1")  # fmt: skip
     added = _without_ours(_filters(pair, "ingress"))
     gaps = _gaps_soon(shaper, Direction.DOWN)
@@ -86,36 +86,37 @@ def test_a_filter_added_later_is_found_by_the_periodic_check(pair: NetnsPair, sh
 def test_nothing_is_reported_for_filters_that_cannot_take_our_packets(pair: NetnsPair, shaper: TcShaper,
                                                                       foreign: list[str] | None) -> None:
     """Ours alone; one with a higher prio number (it sees only what ours let
-    through); one for ARP, which never sees the packets we limit."""
+    through); one for ARP, which never sees the packets we limit. On both hooks."""
     if foreign is not None:
-        _tc(pair, "qdisc", "add", "dev", pair.host_if, "ingress")
-        _tc(pair, "filter", "add", "dev", pair.host_if, "parent", "ffff:", *foreign,
-            "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "lo")  # fmt: skip
+        _tc(pair, "qdisc", "add", "dev", pair.host_if, "clsact")
+        for hook in ("ingress", "egress"):
+            _tc(pair, "filter", "add", "dev", pair.host_if, hook, *foreign,
+                "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "lo")  # fmt: skip
     shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
     assert shaper.enforcement_gaps() == {}
     shaper._gaps = (float("-inf"), None, {})  # read again, not from the cache
     assert shaper.enforcement_gaps() == {}
 
 
-def test_clsact_egress_filters_that_redirect_are_reported_and_others_are_not(pair: NetnsPair,
-                                                                              shaper: TcShaper) -> None:
-    """Egress filters run before the root qdisc: one that redirects takes
-    packets out of our HTB; one that only classifies or mirrors does not. On a
-    clsact, downloads use its ingress side, checked the same way."""
+def test_clsact_egress_filters_before_ours_are_reported_and_those_after_are_not(pair: NetnsPair,
+                                                                                 shaper: TcShaper) -> None:
+    """Uploads are caught by our filter on the clsact egress hook: a filter
+    before it that matches a packet ends the search there, whatever it does
+    (classify, mirror, redirect), so the packet never reaches the upload IFB;
+    one after ours never sees our packets. On a clsact, downloads use its
+    ingress side, checked the same way."""
     _tc(pair, "qdisc", "add", "dev", pair.host_if, "clsact")
     for prio, action in (("10", ["classid", "1:1"]), ("11", ["action", "mirred", "egress", "mirror", "dev", "lo"]),
-                         ("12", ["action", "mirred", "egress", "redirect", "dev", "lo"])):  # fmt: skip
+                         ("60000", ["action", "mirred", "egress", "redirect", "dev", "lo"])):  # fmt: skip
         _tc(pair, "filter", "add", "dev", pair.host_if, "egress", "prio", prio, "protocol", "ip",
             "u32", "match", "u32", "0", "0", *action)  # fmt: skip
     _tc(pair, "filter", "add", "dev", pair.host_if, "ingress", "prio", "20000", "protocol", "ipv6",
         "u32", "match", "u32", "0", "0", "classid", "1:1")  # fmt: skip
     before = (_filters(pair, "ingress"), _filters(pair, "egress"))
     shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
-    lo = 1
     assert shaper.enforcement_gaps() == {
-        Direction.UP: [f"{pair.host_if}: a u32 filter ChadThrottle did not create (prio 12) redirects packets to "
-                       f"interface {lo} on egress, before its HTB root; uploads through {pair.host_if} may not be "
-                       "limited"],
+        Direction.UP: [f"{pair.host_if}: a u32 filter ChadThrottle did not create (prio {prio}) runs before its own "
+                       f"on egress; uploads through {pair.host_if} are not limited" for prio in (10, 11)],
         Direction.DOWN: [f"{pair.host_if}: a u32 filter ChadThrottle did not create (prio 20000) runs before its own "
                          f"on ingress; downloads through {pair.host_if} are not limited"],
     }  # fmt: skip
@@ -123,22 +124,37 @@ def test_clsact_egress_filters_that_redirect_are_reported_and_others_are_not(pai
     assert (_filters(pair, "ingress"), _filters(pair, "egress")) == before
 
 
-def test_an_ingress_qdisc_is_not_read_as_an_egress_hook(pair: NetnsPair, shaper: TcShaper) -> None:
-    """The kernel answers a dump of egress filters with an ingress qdisc's own:
-    its redirect (after ours) must not be taken for an upload gap."""
+def test_an_ingress_qdisc_leaves_uploads_unshaped_and_says_so(pair: NetnsPair, shaper: TcShaper) -> None:
+    """Somebody's ingress qdisc has no egress hook, and a clsact cannot be
+    added beside it: downloads use it (our filter before theirs), uploads on
+    that uplink are reported as not shaped (the policer holds them), and the
+    qdisc and its filter are left as they were."""
     _tc(pair, "qdisc", "add", "dev", pair.host_if, "ingress")
     _tc(pair, "filter", "add", "dev", pair.host_if, "parent", "ffff:", "prio", "60000", "protocol", "ip",
         "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "lo")  # fmt: skip
+    before = _filters(pair, "ingress")
     shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
-    assert shaper.enforcement_gaps() == {}
+    assert shaper.enforcement_gaps() == {Direction.UP: [
+        f"{pair.host_if}: an ingress qdisc ChadThrottle did not create is on it, which has no egress hook (a clsact "
+        f"would have); it is left untouched; uploads through {pair.host_if} are not shaped"]}  # fmt: skip
+    assert shaper.active_directions() == {Direction.DOWN}
+    shaper.reconcile({})
+    assert _filters(pair, "ingress") == before
 
 
-def test_our_filter_gone_with_its_ingress_qdisc_is_reported(pair: NetnsPair, shaper: TcShaper) -> None:
-    shaper.reconcile({Direction.DOWN: {1: LIMIT}})
-    _tc(pair, "qdisc", "del", "dev", pair.host_if, "ingress")
-    gaps = _gaps_soon(shaper, Direction.DOWN)
-    assert gaps == [f"{pair.host_if}: the download filter ChadThrottle added on ingress is gone (its ingress qdisc "
-                    f"was removed or replaced); downloads through {pair.host_if} are not limited"]  # fmt: skip
+def test_our_filters_gone_with_their_qdisc_are_reported_and_put_back(pair: NetnsPair, shaper: TcShaper) -> None:
+    wanted = {Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}}
+    shaper.reconcile(wanted)
+    _tc(pair, "qdisc", "del", "dev", pair.host_if, "clsact")
+    gaps = _gaps_soon(shaper, Direction.UP)
+    assert gaps == [f"{pair.host_if}: the upload filter ChadThrottle added on egress is gone (its qdisc was removed "
+                    f"or replaced); uploads through {pair.host_if} are not limited"]  # fmt: skip
+    assert shaper.enforcement_gaps()[Direction.DOWN] == [
+        f"{pair.host_if}: the download filter ChadThrottle added on ingress is gone (its qdisc was removed or "
+        f"replaced); downloads through {pair.host_if} are not limited"]  # fmt: skip
+    shaper.reconcile(wanted)
+    eventually(lambda: shaper.enforcement_gaps() == {}, 3.0, 0.05)
+    assert "chadt_tc_out" in _filters(pair, "egress") and "chadt_tc_in" in _filters(pair, "ingress")
 
 
 def _load_tc_program(name: bytes) -> int:

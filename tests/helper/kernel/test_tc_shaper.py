@@ -1,5 +1,6 @@
-"""The tc shaper on a real veth in a namespace: creates what limits need,
-removes it with the last limit, and never touches a qdisc it did not create."""
+"""The tc shaper on a real veth in a namespace: creates what limits need (an
+IFB per direction, a clsact on each uplink with our filters), removes it with
+the last limit, and never touches a qdisc it did not create."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 from pyroute2 import IPRoute
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.htb import ClassSpec
@@ -28,17 +28,38 @@ def _tc_rate(rate_bps: int) -> str:
     return f"rate {round(rate_bps * VETH_L3_TO_L2) * 8 // 1000}Kbit"
 
 
+def _classes(pair: NetnsPair, shaper: TcShaper, direction: Direction) -> str:
+    """The HTB classes on the namespace's IFB of a direction."""
+    (ifb,) = {hook.ifb_name for hook in shaper._hooks[direction].values()}
+    return subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", ifb],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+
+
+def _ifb_aliases(pair: NetnsPair) -> list[str]:
+    shown = subprocess.run(["ip", "-n", pair.host_ns, "-d", "link", "show", "type", "ifb"],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return sorted(re.findall(r"alias (chadthrottle [a-z]+ shaper)", shown))
+
+
+def _root_of(pair: NetnsPair, ifname: str) -> str:
+    return subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "show", "dev", ifname, "root"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
 
 
 def test_first_limit_creates_and_last_removes_everything(pair: NetnsPair, shaper: TcShaper) -> None:
     before = tc_dump(pair.host_ns)
+    root = _root_of(pair, pair.host_if)
     shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {2: LIMIT}})
     during = tc_dump(pair.host_ns)
-    assert f"qdisc htb {HTB_MAJOR:x}: root" in during
-    assert "chadt_tc_in" in during and "ctifb" in during
+    assert _root_of(pair, pair.host_if) == root, "the uplink's root qdisc is not the shaper's to replace"
+    assert "qdisc clsact ffff:" in during and during.count(f"qdisc htb {HTB_MAJOR:x}: root") == 2
+    assert "chadt_tc_in" in during and "chadt_tc_out" in during
+    assert _ifb_aliases(pair) == ["chadthrottle download shaper", "chadthrottle upload shaper"]
     assert shaper.active_directions() == {Direction.UP, Direction.DOWN}
     shaper.reconcile({Direction.UP: {1: LIMIT}})
-    assert "ctifb" not in tc_dump(pair.host_ns)
+    after_down = tc_dump(pair.host_ns)
+    assert _ifb_aliases(pair) == ["chadthrottle upload shaper"] and "chadt_tc_in" not in after_down
+    assert "chadt_tc_out" in after_down and "qdisc clsact ffff:" in after_down
     shaper.reconcile({})
     assert tc_dump(pair.host_ns) == before
 
@@ -46,24 +67,29 @@ def test_first_limit_creates_and_last_removes_everything(pair: NetnsPair, shaper
 def test_changing_a_rate_changes_the_class(pair: NetnsPair, shaper: TcShaper) -> None:
     shaper.reconcile({Direction.UP: {7: LIMIT}})
     shaper.reconcile({Direction.UP: {7: ClassSpec(4_000_000, 262144)}})
-    classes = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", pair.host_if],
-                             capture_output=True, text=True, check=True).stdout
+    classes = _classes(pair, shaper, Direction.UP)
     assert _tc_rate(4_000_000) in classes and _tc_rate(1_000_000) not in classes
 
 
-def test_foreign_root_qdisc_is_refused_and_left_intact(pair: NetnsPair, shaper: TcShaper) -> None:
+def test_a_foreign_root_qdisc_is_left_intact_and_uploads_are_shaped_anyway(pair: NetnsPair, shaper: TcShaper) -> None:
+    """Uploads are caught on the clsact egress hook, before the root qdisc:
+    somebody's root (a tbf here) stays as it is, and packets the upload IFB
+    shaped go through it afterwards."""
     subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "add", "dev", pair.host_if, "root", "handle", "1:",
                     "tbf", "rate", "1gbit", "burst", "1mb", "latency", "50ms"], check=True)
     before = tc_dump(pair.host_ns)
-    with pytest.raises(BackendUnavailable, match="did not create"):
-        shaper.reconcile({Direction.UP: {1: LIMIT}})
+    root = _root_of(pair, pair.host_if)
+    shaper.reconcile({Direction.UP: {1: LIMIT}})
+    assert _root_of(pair, pair.host_if) == root and "chadt_tc_out" in tc_dump(pair.host_ns)
+    assert shaper.active_directions() == {Direction.UP}
+    shaper.reconcile({})
     assert tc_dump(pair.host_ns) == before
 
 
-def test_a_root_qdisc_the_kernel_attached_is_replaced_and_comes_back(pair: NetnsPair, shaper: TcShaper) -> None:
+def test_a_root_qdisc_the_kernel_attached_is_left_as_it_is(pair: NetnsPair, shaper: TcShaper) -> None:
     """A multi-queue device gets the kernel's mq root, handle 0, as a device gets
-    whatever net.core.default_qdisc names (fq, cake, ...): HTB takes its place
-    while uploads are limited, and the kernel's own is back after the last."""
+    whatever net.core.default_qdisc names (fq, cake, ...): it stays while
+    uploads are limited (before 2026-12-03 an HTB took its place)."""
     subprocess.run(["ip", "-n", pair.host_ns, "tuntap", "add", "dev", "ctmq0", "mode", "tun", "multi_queue"],
                    check=True)
     try:
@@ -73,7 +99,7 @@ def test_a_root_qdisc_the_kernel_attached_is_replaced_and_comes_back(pair: Netns
         shaper.reconcile({Direction.UP: {1: LIMIT}})
         during = subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "show", "dev", "ctmq0"],
                                 capture_output=True, text=True, check=True).stdout
-        assert f"qdisc htb {HTB_MAJOR:x}: root" in during and "mq" not in during
+        assert "qdisc mq 0: root" in during and "qdisc clsact ffff:" in during
         shaper.reconcile({})
         assert tc_dump(pair.host_ns) == before
     finally:
@@ -88,7 +114,7 @@ def _abandon(shaper: TcShaper) -> None:
 def _shaper(netns: str, datapath: Datapath) -> tuple[IPRoute, TcShaper]:
     with entered_netns(netns):
         ipr = IPRoute()
-    return ipr, TcShaper(ipr, datapath.tc_ingress_program, datapath)
+    return ipr, TcShaper(ipr, datapath.tc_program, datapath)
 
 
 def test_what_a_killed_shaper_left_is_adopted_as_it_is(pair: NetnsPair, datapath: Datapath) -> None:
@@ -146,7 +172,7 @@ def test_what_a_killed_shaper_left_and_nobody_adopts_is_removed(pair: NetnsPair,
         killed.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
         _abandon(killed)
         assert tc_dump(pair.host_ns) != before
-        assert remove_unadopted(ipr) == 2  # the root, and the IFB with its hook
+        assert remove_unadopted(ipr) == 2  # each direction's IFB with its hook
         assert tc_dump(pair.host_ns) == before
     finally:
         ipr.close()
@@ -158,17 +184,17 @@ def test_a_crash_between_the_record_and_the_object_leaves_nothing_adopted(pair: 
     ipr, killed = _shaper(pair.host_ns, datapath)
     try:
         ifindex = ipr.link_lookup(ifname=pair.host_if)[0]
-        killed._journal.root(ifindex, pair.host_if)  # ...and killed before creating it
-        killed._journal.ifb(ifindex, pair.host_if, "ctifbdeadbeef")
+        killed._journal.root(ifindex, pair.host_if)  # an earlier version's root...
+        killed._journal.ifb(ifindex, pair.host_if, "ctifbdeadbeef", Direction.UP)  # ...and killed before creating them
         _abandon(killed)
         subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "add", "dev", pair.host_if, "root", "handle", "c7ad:",
                         "htb", "default", "ffff"], check=True)  # somebody else's, in its place
         before = tc_dump(pair.host_ns)
+        root = _root_of(pair, pair.host_if)
         _ipr, adopting = _shaper(pair.host_ns, datapath)
         try:
-            with pytest.raises(BackendUnavailable, match="did not create"):
-                adopting.reconcile({Direction.UP: {1: LIMIT}})
-            assert tc_dump(pair.host_ns) == before
+            adopting.reconcile({Direction.UP: {1: LIMIT}})
+            assert _root_of(pair, pair.host_if) == root and "ctifbdeadbeef" not in tc_dump(pair.host_ns)
         finally:
             adopting.close()
             _ipr.close()
@@ -179,8 +205,9 @@ def test_a_crash_between_the_record_and_the_object_leaves_nothing_adopted(pair: 
 
 def test_objects_that_only_look_like_ours_are_reported_and_left_alone(pair: NetnsPair, datapath: Datapath) -> None:
     """A user's htb and tbf roots with our handle, and a device named like our
-    IFBs: a start, a download limit, clearing it and closing leave them as they
-    were; an upload limit is refused with a reason naming the device."""
+    IFBs: a start, limits each way, clearing them and closing leave them as
+    they were (uploads through those devices are shaped on their egress hook,
+    before the roots)."""
     tag = pair.host_ns[-6:]
     user_htb, user_tbf, user_ifb = f"cth{tag}u1", f"cth{tag}u2", "ctifb2"
     netns = ["ip", "-n", pair.host_ns]
@@ -201,8 +228,9 @@ def test_objects_that_only_look_like_ours_are_reported_and_left_alone(pair: Netn
         assert _configuration(pair.host_ns) == before
         shaper.reconcile({Direction.DOWN: {1: LIMIT}})
         assert "chadt_tc_in" in tc_dump(pair.host_ns)
-        with pytest.raises(BackendUnavailable, match=rf"cth{tag}u[12] already has a root qdisc \((htb|tbf) c7ad:\)"):
-            shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
+        roots = [_root_of(pair, name) for name in (user_htb, user_tbf)]
+        shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
+        assert [_root_of(pair, name) for name in (user_htb, user_tbf)] == roots
         shaper.reconcile({})
         shaper.close()
         assert _configuration(pair.host_ns) == before
@@ -254,9 +282,9 @@ def test_objects_of_an_uplink_that_vanished_go(pair: NetnsPair, shaper: TcShaper
 def test_removing_one_of_two_classes_keeps_the_other(pair: NetnsPair, shaper: TcShaper) -> None:
     shaper.reconcile({Direction.UP: {1: LIMIT, 2: LIMIT}, Direction.DOWN: {1: LIMIT, 2: LIMIT}})
     shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
-    classes = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", pair.host_if],
-                             capture_output=True, text=True, check=True).stdout
-    assert f"{HTB_MAJOR:x}:1 " in classes and f"{HTB_MAJOR:x}:2 " not in classes
+    for direction in Direction:
+        classes = _classes(pair, shaper, direction)
+        assert f"{HTB_MAJOR:x}:1 " in classes and f"{HTB_MAJOR:x}:2 " not in classes
 
 
 def test_a_lifted_limit_drains_before_its_class_goes(pair: NetnsPair, datapath: Datapath) -> None:
@@ -264,8 +292,7 @@ def test_a_lifted_limit_drains_before_its_class_goes(pair: NetnsPair, datapath: 
     with tc_shaper_in(pair.host_ns, datapath, retire_after_s=0.3) as shaper:
         shaper.reconcile({Direction.UP: {3: LIMIT}})
         shaper.reconcile({})
-        classes = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", pair.host_if],
-                                 capture_output=True, text=True, check=True).stdout
+        classes = _classes(pair, shaper, Direction.UP)
         assert f"class htb {HTB_MAJOR:x}:3 " in classes and "rate 100Gbit" in classes.split(f"{HTB_MAJOR:x}:3 ")[1]
         assert shaper.active_directions() == set()
         time.sleep(0.35)
@@ -277,8 +304,7 @@ def test_a_thousand_applications_get_a_thousand_independent_classes(pair: NetnsP
     before = tc_dump(pair.host_ns)
     wanted = {slot: ClassSpec(rate_bps=100_000 + slot * 1000, burst_bytes=131072) for slot in range(1, 1001)}
     shaper.reconcile({Direction.UP: wanted, Direction.DOWN: wanted})
-    classes = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", pair.host_if],
-                             capture_output=True, text=True, check=True).stdout.splitlines()
+    classes = _classes(pair, shaper, Direction.UP).splitlines()
     assert len(classes) == 1001  # and the default class
     assert any(f"{HTB_MAJOR:x}:3e8 " in line and _tc_rate(1_100_000) in line for line in classes)  # slot 1000
     shaper.reconcile({})
@@ -290,8 +316,8 @@ def test_traffic_over_a_link_without_ethernet_headers_is_shaped(pair: NetnsPair,
                                                                 shaper: TcShaper, direction: Direction) -> None:
     """VPNs (tun, WireGuard) and PPP hand tc packets that begin with the IP
     header: read as Ethernet frames, no download matched and none was limited.
-    Uploads are classified before any header (skb->priority) and HTB counts
-    from the IP header there, as the limit does."""
+    Uploads are classified before any header (skb->priority) and their IFB's
+    HTB counts from the IP header there, as the limit does."""
     with tun_link(pair) as tunneled:
         # the application listens; the peer connects a second later, once it is limited
         stream = start_stream(tunneled, 5590 if direction is Direction.DOWN else 5591, direction.value, seconds=30,
@@ -299,11 +325,53 @@ def test_traffic_over_a_link_without_ethernet_headers_is_shaped(pair: NetnsPair,
         try:
             datapath.set_process_slot(stream.app_pid, 3)
             shaper.reconcile({direction: {3: LIMIT}})
-            if direction is Direction.DOWN:
-                assert "chadt_tc_in_l3" in tc_dump(pair.host_ns)
+            assert ("chadt_tc_in_l3" if direction is Direction.DOWN else "chadt_tc_out") in tc_dump(pair.host_ns)
             time.sleep(1.0 + 2.0)  # slow start overfills the leaf queue at first (no window clamp here)
             read = stream.receiver.rate_bps(4.0) * 1500 / 1448  # L3, as the limit counts
             assert 0.9 * LIMIT.rate_bps <= read <= 1.1 * LIMIT.rate_bps, f"read {read / LIMIT.rate_bps:.3f} of the limit"
         finally:
             stream.stop()
             shaper.reconcile({})
+
+
+def test_uplinks_share_one_upload_ifb_that_a_killed_shaper_leaves_for_the_next_to_adopt_or_remove(
+    pair: NetnsPair, datapath: Datapath
+) -> None:
+    """Every uplink's egress filter redirects to the namespace's one upload
+    IFB, so one class holds an application's uploads over all of them. What a
+    killed shaper made is adopted as it is by the next one and, once that is
+    killed too, removed by the cleanup, down to the last clsact."""
+    extra = f"cth{pair.host_ns[-6:]}y"
+    netns = ["ip", "-n", pair.host_ns]
+    subprocess.run([*netns, "link", "add", extra, "type", "veth", "peer", "name", extra + "p"], check=True)
+    try:
+        for name in (extra, extra + "p"):
+            subprocess.run([*netns, "link", "set", name, "up"], check=True)
+        before = tc_dump(pair.host_ns)
+        ipr, killed = _shaper(pair.host_ns, datapath)
+        try:
+            wanted = {Direction.UP: {1: LIMIT}}
+            killed.reconcile(wanted)
+            hooks = killed._hooks[Direction.UP]
+            (ifb,) = {hook.ifb_name for hook in hooks.values()}
+            assert len(hooks) == 3  # host_if, extra and its peer: every uplink that is up
+            for uplink in (pair.host_if, extra):
+                egress = subprocess.run(["tc", "-n", pair.host_ns, "filter", "show", "dev", uplink, "egress"],
+                                        capture_output=True, text=True, check=True).stdout  # fmt: skip
+                assert "chadt_tc_out" in egress and f"Redirect to device {ifb}" in egress
+            _abandon(killed)
+            limited = tc_dump(pair.host_ns)
+            _ipr, adopting = _shaper(pair.host_ns, datapath)
+            try:
+                adopting.reconcile(wanted)
+                assert tc_dump(pair.host_ns) == limited, "the adopting shaper changed what matched"
+                assert set(adopting._hooks[Direction.UP]) == set(hooks)
+                _abandon(adopting)
+            finally:
+                _ipr.close()
+            assert remove_unadopted(ipr) == 3  # a hook per uplink, the IFB with the last
+        finally:
+            ipr.close()
+        assert tc_dump(pair.host_ns) == before
+    finally:
+        subprocess.run([*netns, "link", "del", extra], check=False)

@@ -1,0 +1,109 @@
+"""Where the tc backend catches an uplink's limited traffic: a cls_bpf filter
+(our program, our priority) on the uplink's ingress hook (downloads) or
+clsact egress hook (uploads), whose mirred action redirects the packet to
+the namespace's IFB of that direction. Every uplink of a namespace redirects
+to the same IFB, so one HTB class there holds an application's traffic over
+all of them together (with an HTB per uplink, two uplinks passed the whole
+limit each).
+
+The qdisc that carries the hooks is a clsact, which has both; the shaper adds
+one where the uplink has none and removes it with its last filter there. A
+device with an `ingress` qdisc (somebody else's, or one a helper before
+2026-12-03 added) has an ingress hook but no egress one: downloads use it,
+uploads on that uplink cannot be caught (hook_point says so).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel import interfaces
+from chadthrottle.helper.kernel.htb import HtbHierarchy, tc_call
+from chadthrottle.helper.kernel.tc_ownership import FILTER_HANDLE, FILTER_PRIORITY, HookEntry, our_filter, our_ifb, same_device
+
+log = logging.getLogger("chadthrottle.kernel.tc")
+
+INGRESS_PARENT = 0xFFFF0000  # an ingress qdisc's hook, ffff:
+CLSACT_PARENTS = {Direction.DOWN: 0xFFFFFFF2, Direction.UP: 0xFFFFFFF3}  # clsact's ingress and egress hooks
+HOOK_QDISC_HANDLE = 0xFFFF0000
+
+
+@dataclass
+class Hook:
+    """One uplink's redirect of one direction's limited traffic to the
+    namespace's IFB of that direction (shared by every uplink's hook)."""
+
+    direction: Direction
+    uplink_index: int
+    ifb: HtbHierarchy
+    parent: int
+    created_qdisc: bool  # the clsact (or ingress) qdisc is ours: it goes with our last filter on it
+    old_program: bool = False  # adopted: its filter still runs a killed helper's program
+    ifb_name: str = ""
+
+
+class NoHookPoint(Exception):
+    """The uplink has no hook for this direction that the shaper may use."""
+
+
+def hook_point(ipr: IPRoute, uplink: int, direction: Direction) -> tuple[int, bool]:
+    """(parent of our filter, whether a clsact must be added first)."""
+    kind = interfaces.ingress_hook(ipr, uplink)
+    if kind is None:
+        return CLSACT_PARENTS[direction], True
+    if kind == "clsact":
+        return CLSACT_PARENTS[direction], False
+    if direction is Direction.DOWN:
+        return INGRESS_PARENT, False
+    raise NoHookPoint("an ingress qdisc ChadThrottle did not create is on it, which has no egress hook (a clsact "
+                      "would have); it is left untouched")
+
+
+def add_hook_qdisc(ipr: IPRoute, uplink: int) -> None:
+    tc_call(ipr, "add", "clsact", uplink)
+
+
+def set_filter(ipr: IPRoute, hook: Hook, program: tuple[int, str], command: str) -> None:
+    """Add our filter, or ("replace-filter") swap its program in place."""
+    prog_fd, prog_name = program
+    tc_call(
+        ipr, command, "bpf", hook.uplink_index, FILTER_HANDLE, parent=hook.parent, prio=FILTER_PRIORITY,
+        fd=prog_fd, name=prog_name,
+        action={"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": hook.ifb.ifindex},
+    )
+
+
+def _has_any_filter(ipr: IPRoute, uplink: int) -> bool:
+    parents = (INGRESS_PARENT, *CLSACT_PARENTS.values())
+    return any(interfaces.has_filters(ipr, uplink, parent) for parent in parents)
+
+
+def remove_filter_and_qdisc(ipr: IPRoute, uplink: int, parent: int, created_qdisc: bool,
+                            ifb_index: int | None) -> None:  # fmt: skip
+    """Our filter under parent (redirecting to ifb_index; None: to any IFB),
+    and the hook qdisc if we added it and no filter is left on it."""
+    found = our_filter(ipr, uplink, parent, ifb_index)
+    if found is not None:
+        interfaces.delete_filter(ipr, uplink, parent, FILTER_PRIORITY, found)
+    kind = interfaces.ingress_hook(ipr, uplink) if created_qdisc else None
+    if kind is not None and not _has_any_filter(ipr, uplink):
+        try:
+            ipr.tc("del", kind, uplink, HOOK_QDISC_HANDLE)
+        except NetlinkError as error:
+            log.debug("%s qdisc on %d already gone: %s", kind, uplink, error)
+
+
+def remove_hook_remains(ipr: IPRoute, entry: HookEntry, keep_ifb: bool = False) -> None:
+    """Remove what of a recorded IFB and hook is still there and ours (the IFB
+    not when keep_ifb: another uplink's hook uses it)."""
+    uplink = same_device(ipr, entry.uplink, entry.uplink_name)
+    if uplink is not None and entry.hook_parent is not None:
+        remove_filter_and_qdisc(ipr, entry.uplink, entry.hook_parent, entry.created_qdisc, None)
+    ifb = None if keep_ifb else our_ifb(ipr, entry.ifb_name, entry.direction)
+    if ifb is not None:
+        interfaces.delete_link(ipr, ifb.index)
