@@ -201,3 +201,25 @@ def _parse_in_units(text: str, units: UnitSystem) -> int | None:
 def _examples(units: UnitSystem) -> str:
     """Typing examples in the reader's units: "500K, 2M, 2 Mbit/s"."""
     return f"500K, 2M, 2 {unit_label(units, 2)}"
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$")
+_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_size(text: str) -> int:
+    """An amount of data (a quota): 5MB, 500M, 2GiB, 1000000 (decimal units,
+    or binary with i); UnitError with a one-line reason otherwise."""
+    match = _SIZE_RE.match(text.lower())
+    if not match or (match.group(3) and not match.group(2)):
+        raise UnitError(f"not an amount of data: {text!r} (try 5MB, 2GB or 500MiB)")
+    number, prefix, binary, _ = match.groups()
+    return round(float(number) * (1024 if binary else 1000) ** _SIZE_POWERS[prefix])
+
+
+def format_size(size_bytes: int) -> str:
+    """Bytes for people, decimal: "5 MB", "1.5 GB"."""
+    for power, label in ((4, "TB"), (3, "GB"), (2, "MB"), (1, "kB")):
+        if size_bytes >= 1000**power:
+            return f"{size_bytes / 1000**power:.3g} {label}"
+    return f"{size_bytes} B"

@@ -25,6 +25,7 @@ from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.rules_flow import RulesFlow
 from chadthrottle.gui.settings import Settings, Theme, load_settings, save_settings
 from chadthrottle.gui.theme import apply_theme
 from chadthrottle.gui.tray.tray import TrayController
@@ -96,6 +97,7 @@ class AppController(QObject):
         self.window.header.settingsRequested.connect(self.open_settings)
         self.window.closedForGood.connect(self._on_window_closed)
         self.usage = UsageFlow(self.connection, self.model, self.window, settings_store)  # GetUsage: totals, view, graph
+        self.rules = RulesFlow(self.connection, self.model, self.window, self.request_limit)  # the rules dialog
         self.alerts = AlertsFlow(self.connection, settings_store, lambda: self.settings.alerts, parent=self)
         if use_tray and TrayController.is_available():
             self.attach_tray(TrayController(self.model, self.window, self))

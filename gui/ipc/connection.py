@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from PySide6.QtCore import QObject, Signal
 
 from chadthrottle.contract import BOTH_DIRECTIONS, ErrorName
-from chadthrottle.gui.ipc.client_protocol import ClientFactory
+from chadthrottle.gui.ipc.client_protocol import ClientFactory, HelperClientLike
 from chadthrottle.gui.ipc.error_text import describe_error
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import Observations, derive_status
@@ -49,6 +49,8 @@ class HelperConnection(QObject):
     pauseFinished = Signal(bool, str, str)
     # GetUsage answered: the asker's key, rows (None: the helper has no GetUsage), error name ("" on success)
     usageFetched = Signal(str, object, str)
+    # call() answered: the asker's key, the result, error name ("" on success), words for the user
+    callFinished = Signal(str, object, str, str)
 
     def __init__(
         self,
@@ -72,6 +74,7 @@ class HelperConnection(QObject):
         self._signals.paused.connect(self._on_paused)
         self._signals.pauseDone.connect(self._on_pause_done)
         self._signals.usage.connect(self.usageFetched)
+        self._signals.callDone.connect(self._on_call_done)
         self._limits_paused: bool | None = None
 
     # --- public API -------------------------------------------------------------------
@@ -123,6 +126,13 @@ class HelperConnection(QObject):
         outcome comes as pauseFinished, the new state as pausedChanged."""
         log.info("%s all limits", "pausing" if paused else "resuming")
         self._worker.request_pause(paused)
+
+    def call(self, key: str, call: Callable[[HelperClientLike], Awaitable[object]]) -> None:
+        """Run call(client) off the GUI thread; the outcome comes as callFinished(key, ...)."""
+        self._worker.request_call(key, call)
+
+    def _on_call_done(self, key: str, result: object, error_name: str, message: str) -> None:
+        self.callFinished.emit(key, result, error_name, describe_error(error_name, message).words if error_name else "")
 
     def fetch_usage(self, key: str, app_id: str, since: int, until: int, resolution: UsageResolution) -> None:
         """Ask for usage history off the GUI thread; the answer comes as usageFetched(key, ...)."""

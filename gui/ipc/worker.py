@@ -12,7 +12,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
@@ -71,6 +71,8 @@ class WorkerSignals(QObject):
     pauseDone = Signal(bool, str, str)  # paused as asked, error name ("" on success), message
     # GetUsage: the asker's key, the rows (None: the helper has no GetUsage), error name ("" on success)
     usage = Signal(str, object, str)
+    # request_call: the asker's key, the call's result, error name ("" on success), message
+    callDone = Signal(str, object, str, str)
 
 
 class HelperWorker:
@@ -145,6 +147,14 @@ class HelperWorker:
             self._signals.pauseDone.emit(paused, BUS_UNAVAILABLE, "not connected")
             return
         asyncio.run_coroutine_threadsafe(self._set_paused(paused), self._loop)
+
+    def request_call(self, key: str, call: Callable[[HelperClientLike], Awaitable[object]]) -> None:
+        """Queue one call on the helper client (the rules dialog's schedules,
+        blocks and quotas); its result comes as callDone under ``key``."""
+        if not self._thread.is_alive():
+            self._signals.callDone.emit(key, None, BUS_UNAVAILABLE, "not connected")
+            return
+        asyncio.run_coroutine_threadsafe(self._call(key, call), self._loop)
 
     def request_usage(self, key: str, app_id: str, since: int, until: int, resolution: UsageResolution) -> None:
         """Queue GetUsage; the rows come as the usage signal, under ``key``."""
@@ -312,6 +322,19 @@ class HelperWorker:
             name = error_name_of(exc)
             log.info("limit request %d for %s failed: %s: %s", request_id, app_id, name, exc)
             self._emit(self._signals.limitFailed, request_id, name, str(exc))
+
+    async def _call(self, key: str, call: Callable[[HelperClientLike], Awaitable[object]]) -> None:
+        try:
+            client = await self._ensure_client()
+            result = await asyncio.wait_for(call(client), CALL_TIMEOUT_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            name = error_name_of(exc)
+            log.info("call %s failed: %s: %s", key, name, exc)
+            self._emit(self._signals.callDone, key, None, name, str(exc))
+            return
+        self._emit(self._signals.callDone, key, result, "", "")
 
     async def _set_paused(self, paused: bool) -> None:
         try:

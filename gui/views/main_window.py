@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
     # Whose connections are wanted: the selected application and the expanded rows.
     connectionsWanted = Signal(object)  # list[str]
     pauseRequested = Signal(bool)  # True: pause every limit, False: resume
+    rulesRequested = Signal(str)  # app id: open its rules dialog (gui/rules_flow.py)
 
     def __init__(
         self,
@@ -144,7 +145,7 @@ class MainWindow(QMainWindow):
             self._row_menu.deleteLater()
         self._row_menu = build_row_menu(
             self._model, app_id, self._status.can_limit,
-            self.limitRequested.emit, copy_application_id, self.show_connections_of, self,
+            self.limitRequested.emit, copy_application_id, self.show_connections_of, self, self.rulesRequested.emit,
         )  # fmt: skip
         return self._row_menu
 

@@ -1,9 +1,10 @@
 """The right-click (and Menu key / Shift+F10) menu of an application's row.
 
-Only what the helper can do is offered: quick limits in the units shown,
+Only what the helper can do is offered: the application's rules (the rules
+dialog: limits, schedules, block and quota), quick limits in the units shown,
 clearing the limits, copying the id and showing the connections. There is no
-"Block" or "Priority" entry: the helper has neither yet, and an entry that
-does nothing would mislead.
+"Priority" entry: the helper has none yet, and an entry that does nothing
+would mislead.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ def build_row_menu(
     copy_id: Callable[[str], None],
     show_connections: Callable[[str], None],
     parent: QWidget | None = None,
+    open_rules: Callable[[str], None] | None = None,
 ) -> QMenu:
     """A menu for one application; each action's objectName says what it is
-    (``limit:down:5 MB/s``, ``clear-limits``, ``copy-id``, ``show-connections``)."""
+    (``edit-rules``, ``limit:down:5 MB/s``, ``clear-limits``, ``copy-id``, ``show-connections``)."""
     info = model.application(app_id)
     name = info.name if info is not None else app_id
     menu = QMenu(parent)
@@ -48,6 +50,11 @@ def build_row_menu(
     menu.setTitle(name)
     menu.setToolTipsVisible(True)
     units = model.units
+    if open_rules is not None:
+        rules = menu.addAction("Rules…", lambda: open_rules(app_id))
+        rules.setObjectName("edit-rules")
+        rules.setToolTip("Limits, schedules, block and data quota of this application")
+        menu.addSeparator()
     any_limit = False
     for direction in Direction:
         submenu = menu.addMenu(DIRECTION_TITLES[direction])

@@ -1,0 +1,106 @@
+"""The rules dialog's traffic with the helper: open it from the row's menu,
+fill it from the model and ListSchedules, send what the user asks
+(SetSchedule, ClearSchedules, SetBlocked, SetQuota, ClearQuota) off the GUI
+thread, and show each answer in the dialog. Plain limits take the window's
+own path (the controller's request_limit: shown at once, then confirmed).
+
+Every rule the GUI makes is the viewer's default scope (own, or the
+administrator's for root), as the limit fields and the tray do.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject
+
+from chadthrottle.contract import ADMIN_OWNER, Direction, ScheduleInfo
+from chadthrottle.gui.ipc.connection import HelperConnection
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.limit_truth import describe_limit
+from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
+
+SCHEDULES_KEY, CHANGE_KEY = "rules:schedules", "rules:change"
+
+
+def _direction(value: str) -> Direction | None:
+    return None if value == "both" else Direction(value)
+
+
+class RulesFlow(QObject):
+    def __init__(self, connection: HelperConnection, model: ApplicationsModel, window: QObject,
+                 request_limit: Callable[[str, str, object], None]) -> None:  # fmt: skip
+        super().__init__(window)
+        self._connection = connection
+        self._model = model
+        self._window = window
+        self._request_limit = request_limit
+        self._owner = ADMIN_OWNER if os.getuid() == 0 else os.getuid()
+        self._schedules: tuple[ScheduleInfo, ...] = ()
+        self.dialog: RulesDialog | None = None
+        window.rulesRequested.connect(self.open)  # type: ignore[attr-defined]
+        connection.callFinished.connect(self._on_call_finished)
+        connection.applicationsUpdated.connect(lambda _snapshot: self._show())
+
+    def open(self, app_id: str) -> RulesDialog:
+        """The dialog of one application (one at a time)."""
+        if self.dialog is not None:
+            self.dialog.close()
+            self.dialog.deleteLater()
+        self.dialog = dialog = RulesDialog(self._rules_of(app_id), self._model.units, self._window)  # type: ignore[arg-type]
+        dialog.limitRequested.connect(self._request_limit)
+        dialog.scheduleAdded.connect(lambda app, days, start, end, down, up: self._change(
+            lambda c: c.set_schedule(app, days, start, end, down, up)))
+        dialog.scheduleRemoved.connect(lambda app, name: self._change(lambda c: c.clear_schedules(app, name)))
+        dialog.blockRequested.connect(lambda app, d, on: self._change(lambda c: c.set_blocked(app, _direction(d), on)))
+        dialog.quotaRequested.connect(lambda app, d, size, period, then: self._change(
+            lambda c: c.set_quota(app, _direction(d), size, period, 0, then)))
+        dialog.quotaCleared.connect(lambda app, d: self._change(lambda c: c.clear_quota(app, _direction(d))))
+        dialog.finished.connect(self._forget)
+        dialog.show()
+        self._fetch_schedules()
+        return dialog
+
+    def _forget(self) -> None:
+        if self.dialog is not None:
+            self.dialog.deleteLater()
+            self.dialog = None
+
+    def _rules_of(self, app_id: str) -> AppRules:
+        info = self._model.application(app_id)
+        states = {d: self._model.limit_state(app_id, d) for d in Direction}
+        read_only = next((describe_limit(s, d, self._model.units) for d, s in states.items() if s.read_only), "")
+        if not self._connection.status.can_limit:
+            read_only = self._connection.status.detail or "Rules cannot be changed right now."
+        return AppRules(
+            app_id, info.name if info else app_id,
+            limits={d: s.rate_bps for d, s in states.items()},
+            blocked={d: bool(getattr(info, f"{d.value}_blocked", False)) for d in Direction},
+            quotas={d: (getattr(info, f"{d.value}_quota_bytes", 0), getattr(info, f"{d.value}_quota_left_bytes", 0),
+                        getattr(info, f"{d.value}_quota_period", "")) for d in Direction},  # fmt: skip
+            schedules=tuple(s for s in self._schedules if s.app_id == app_id and s.owner == self._owner),
+            read_only=read_only,
+        )
+
+    def _show(self) -> None:
+        if self.dialog is not None:
+            message = (self.dialog.message.text(), self.dialog.message.styleSheet())
+            self.dialog.show_rules(self._rules_of(self.dialog.rules.app_id))
+            self.dialog.message.setText(message[0])
+            self.dialog.message.setStyleSheet(message[1])
+
+    def _fetch_schedules(self) -> None:
+        self._connection.call(SCHEDULES_KEY, lambda client: client.list_schedules())  # type: ignore[attr-defined]
+
+    def _change(self, call: Callable[[object], object]) -> None:
+        self._connection.call(CHANGE_KEY, call)  # type: ignore[arg-type]
+
+    def _on_call_finished(self, key: str, result: object, error_name: str, words: str) -> None:
+        if key == SCHEDULES_KEY and not error_name:
+            self._schedules = tuple(result)  # type: ignore[arg-type]
+            self._show()
+        elif key == CHANGE_KEY and self.dialog is not None:
+            self.dialog.show_outcome(words if error_name else "Done.", error=bool(error_name))
+            if not error_name:
+                self._fetch_schedules()

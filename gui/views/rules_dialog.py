@@ -1,0 +1,316 @@
+"""The rules of one application: its limits, schedules, block and data quota.
+
+Opened from the row's context menu ("Rules…"). Three tabs, so it fits a
+1366x768 screen at twice the scale (683x384 logical pixels). It only asks:
+each button emits what the user wants as a signal, and the flow
+(gui/rules_flow.py) sends it to the helper and shows the answer here with
+show_outcome(). What it can check itself (a rate or size that does not
+parse, no day ticked, from equal to to) it says at once and sends nothing;
+everything else the helper checks and names (an overlap, a time the clocks
+skip).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QTime, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTabWidget,
+    QTimeEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from chadthrottle.contract import QUOTA_PERIODS, Direction, ScheduleInfo
+from chadthrottle.units import UnitError, UnitSystem, format_rate, format_size, parse_rate, parse_size
+
+DAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # the helper's (helper/engine/schedules.py)
+DIRECTION_LABELS = {Direction.DOWN: "Download", Direction.UP: "Upload"}
+QUOTA_DIRECTIONS = (("Download", "down"), ("Upload", "up"), ("Each direction", "both"))
+THEN_BLOCK = "block"
+
+
+@dataclass(frozen=True)
+class AppRules:
+    """What the dialog shows of one application: the viewer's own rule."""
+
+    app_id: str
+    name: str
+    limits: dict[Direction, int] = field(default_factory=dict)  # bytes/s, 0 none
+    blocked: dict[Direction, bool] = field(default_factory=dict)
+    quotas: dict[Direction, tuple[int, int, str]] = field(default_factory=dict)  # bytes, left, period
+    schedules: tuple[ScheduleInfo, ...] = ()
+    read_only: str = ""  # why the viewer cannot change them ("" when they can)
+
+
+class RulesDialog(QDialog):
+    limitRequested = Signal(str, str, object)  # app id, "down"/"up", bytes/s or None (as MainWindow's)
+    scheduleAdded = Signal(str, str, str, str, object, object)  # app id, days, from, to, down, up (bytes/s, 0 none)
+    scheduleRemoved = Signal(str, str)  # app id, schedule name
+    blockRequested = Signal(str, str, bool)  # app id, "down"/"up", blocked
+    quotaRequested = Signal(str, str, object, str, object)  # app id, "down"/"up"/"both", bytes, period, then bytes/s (0 block)
+    quotaCleared = Signal(str, str)  # app id, "down"/"up"/"both"
+
+    def __init__(self, rules: AppRules, units: UnitSystem, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(f"rulesDialog:{rules.app_id}")
+        self.setWindowTitle(f"Rules of {rules.name}")
+        self.units = units
+        self.rules = rules
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(self._limits_tab(), "&Limits")
+        self.tabs.addTab(self._schedules_tab(), "&Schedules")
+        self.tabs.addTab(self._gates_tab(), "&Block and quota")
+        self.message = QLabel(self)
+        self.message.setObjectName("rulesMessage")
+        self.message.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        title = QLabel(f"<b>{_escape(rules.name)}</b> <span style='color:gray'>{_escape(rules.app_id)}</span>", self)
+        title.setWordWrap(True)
+        layout.addWidget(title)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.message)
+        layout.addWidget(buttons)
+        self.show_rules(rules)
+
+    # --- tabs ---------------------------------------------------------------------------
+
+    def _limits_tab(self) -> QWidget:
+        tab = QWidget(self)
+        form = QFormLayout(tab)
+        self.limit_edits: dict[Direction, QLineEdit] = {}
+        for direction in Direction:
+            edit = QLineEdit(tab)
+            edit.setObjectName(f"limit:{direction.value}")
+            edit.setPlaceholderText("no limit")
+            edit.setAccessibleName(f"{DIRECTION_LABELS[direction]} limit")
+            self.limit_edits[direction] = edit
+            form.addRow(f"{DIRECTION_LABELS[direction]} limit:", edit)
+        self.apply_limits = QPushButton("Apply limits", tab)
+        self.apply_limits.setObjectName("applyLimits")
+        self.apply_limits.clicked.connect(self._on_apply_limits)
+        form.addRow(QLabel("Empty: no limit. E.g. 500K, 2M; in the units the window shows.", tab))
+        form.addRow(self.apply_limits)
+        return tab
+
+    def _schedules_tab(self) -> QWidget:
+        tab = QWidget(self)
+        layout = QVBoxLayout(tab)
+        self.schedule_list = QListWidget(tab)
+        self.schedule_list.setObjectName("schedules")
+        self.schedule_list.setAccessibleName("Schedules")
+        self.remove_schedule = QPushButton("Remove", tab)
+        self.remove_schedule.setObjectName("removeSchedule")
+        self.remove_schedule.clicked.connect(self._on_remove_schedule)
+        self.schedule_list.currentRowChanged.connect(lambda row: self.remove_schedule.setEnabled(row >= 0))
+        top = QHBoxLayout()
+        top.addWidget(self.schedule_list, 1)
+        top.addWidget(self.remove_schedule)
+        layout.addLayout(top, 1)
+        days = QHBoxLayout()
+        self.day_boxes = []
+        for label, name in zip(DAY_LABELS, DAY_NAMES, strict=True):
+            box = QCheckBox(label, tab)
+            box.setObjectName(f"day:{name}")
+            box.setChecked(name not in ("sat", "sun"))
+            days.addWidget(box)
+            self.day_boxes.append(box)
+        layout.addLayout(days)
+        grid = QGridLayout()
+        self.schedule_from, self.schedule_to = QTimeEdit(QTime(9, 0), tab), QTimeEdit(QTime(17, 0), tab)
+        for edit, name in ((self.schedule_from, "from"), (self.schedule_to, "to")):
+            edit.setDisplayFormat("HH:mm")
+            edit.setObjectName(f"schedule:{name}")
+        self.schedule_rates = {d: QLineEdit(tab) for d in Direction}
+        for direction, edit in self.schedule_rates.items():
+            edit.setObjectName(f"schedule:{direction.value}")
+            edit.setPlaceholderText("not limited")
+        grid.addWidget(QLabel("From", tab), 0, 0)
+        grid.addWidget(self.schedule_from, 0, 1)
+        grid.addWidget(QLabel("to", tab), 0, 2)
+        grid.addWidget(self.schedule_to, 0, 3)
+        grid.addWidget(QLabel("Down", tab), 1, 0)
+        grid.addWidget(self.schedule_rates[Direction.DOWN], 1, 1)
+        grid.addWidget(QLabel("Up", tab), 1, 2)
+        grid.addWidget(self.schedule_rates[Direction.UP], 1, 3)
+        self.add_schedule = QPushButton("Add schedule", tab)
+        self.add_schedule.setObjectName("addSchedule")
+        self.add_schedule.clicked.connect(self._on_add_schedule)
+        grid.addWidget(self.add_schedule, 1, 4)
+        layout.addLayout(grid)
+        return tab
+
+    def _gates_tab(self) -> QWidget:
+        tab = QWidget(self)
+        layout = QVBoxLayout(tab)
+        blocks = QHBoxLayout()
+        self.block_boxes: dict[Direction, QCheckBox] = {}
+        for direction in Direction:
+            box = QCheckBox(f"Block {DIRECTION_LABELS[direction].lower()}", tab)
+            box.setObjectName(f"block:{direction.value}")
+            box.setToolTip("No packet passes, open connections included; unblocking lets them resume")
+            box.clicked.connect(lambda on, d=direction: self.blockRequested.emit(self.rules.app_id, d.value, on))
+            blocks.addWidget(box)
+            self.block_boxes[direction] = box
+        layout.addLayout(blocks)
+        form = QFormLayout()
+        self.quota_direction, self.quota_period, self.quota_then = QComboBox(tab), QComboBox(tab), QComboBox(tab)
+        for label, value in QUOTA_DIRECTIONS:
+            self.quota_direction.addItem(label, value)
+        for period in QUOTA_PERIODS:
+            self.quota_period.addItem(f"per {period}", period)
+        self.quota_then.addItem("block it", THEN_BLOCK)
+        self.quota_then.addItem("limit it to…", "limit")
+        self.quota_size, self.quota_then_rate = QLineEdit(tab), QLineEdit(tab)
+        self.quota_size.setObjectName("quota:size")
+        self.quota_size.setPlaceholderText("e.g. 5GB")
+        self.quota_then_rate.setObjectName("quota:then")
+        self.quota_then_rate.setPlaceholderText("e.g. 100K")
+        self.quota_then.currentIndexChanged.connect(lambda _i: self.quota_then_rate.setEnabled(self._then_limits()))
+        self.quota_then_rate.setEnabled(False)
+        amount = QHBoxLayout()
+        amount.addWidget(self.quota_size)
+        amount.addWidget(self.quota_period)
+        then = QHBoxLayout()
+        then.addWidget(self.quota_then)
+        then.addWidget(self.quota_then_rate)
+        form.addRow("Quota for:", self.quota_direction)
+        form.addRow("Amount:", amount)
+        form.addRow("When used up:", then)
+        layout.addLayout(form)
+        self.quota_state = QLabel(tab)
+        self.quota_state.setObjectName("quotaState")
+        layout.addWidget(self.quota_state)
+        buttons = QHBoxLayout()
+        self.set_quota, self.clear_quota = QPushButton("Set quota", tab), QPushButton("Remove quota", tab)
+        self.set_quota.setObjectName("setQuota")
+        self.clear_quota.setObjectName("clearQuota")
+        self.set_quota.clicked.connect(self._on_set_quota)
+        self.clear_quota.clicked.connect(
+            lambda: self.quotaCleared.emit(self.rules.app_id, self.quota_direction.currentData()))
+        buttons.addWidget(self.set_quota)
+        buttons.addWidget(self.clear_quota)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+        return tab
+
+    # --- showing ------------------------------------------------------------------------
+
+    def show_rules(self, rules: AppRules) -> None:
+        """Show the rule as the helper has it now (after each answer)."""
+        self.rules = rules
+        for direction, edit in self.limit_edits.items():
+            rate = rules.limits.get(direction, 0)
+            edit.setText(format_rate(rate, self.units) if rate else "")
+        self.schedule_list.clear()
+        for schedule in rules.schedules:
+            rates = ", ".join(f"{name} {format_rate(rate, self.units)}"
+                              for name, rate in (("down", schedule.down_bps), ("up", schedule.up_bps)) if rate)  # fmt: skip
+            item = QListWidgetItem(f"{schedule.name}  ·  {rates}{'  ·  active now' if schedule.active else ''}")
+            item.setData(0x0100, schedule.name)  # Qt.UserRole
+            self.schedule_list.addItem(item)
+        self.remove_schedule.setEnabled(False)
+        for direction, box in self.block_boxes.items():
+            box.setChecked(rules.blocked.get(direction, False))
+        quotas = [f"{DIRECTION_LABELS[d]}: {format_size(left)} of {format_size(size)} left this {period}"
+                  for d, (size, left, period) in rules.quotas.items() if size]  # fmt: skip
+        self.quota_state.setText("; ".join(quotas) or "No quota.")
+        for widget in (self.apply_limits, self.add_schedule, self.set_quota, self.clear_quota,
+                       *self.block_boxes.values()):  # fmt: skip
+            widget.setEnabled(not rules.read_only)
+            widget.setToolTip(rules.read_only or widget.toolTip())
+        if rules.read_only:
+            self.show_outcome(rules.read_only, error=True)
+
+    def show_outcome(self, text: str, error: bool = False) -> None:
+        """One line under the tabs: what the helper said, or what is wrong here."""
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #c0392b" if error else "")
+
+    # --- asking -------------------------------------------------------------------------
+
+    def _rate(self, edit: QLineEdit, what: str) -> int | None | bool:
+        """bytes/s, None (empty: none), or False after saying what is wrong."""
+        text = edit.text().strip()
+        if not text:
+            return None
+        try:
+            return parse_rate(text, self.units)
+        except UnitError as error:
+            self.show_outcome(f"{what}: {error}", error=True)
+            edit.setFocus()
+            return False
+
+    def _on_apply_limits(self) -> None:
+        wanted = {d: self._rate(edit, f"{DIRECTION_LABELS[d]} limit") for d, edit in self.limit_edits.items()}
+        if any(rate is False for rate in wanted.values()):
+            return
+        for direction, rate in wanted.items():
+            if (rate or 0) != self.rules.limits.get(direction, 0):
+                self.limitRequested.emit(self.rules.app_id, direction.value, rate)
+        self.show_outcome("Asking the helper…")
+
+    def chosen_days(self) -> str:
+        return ",".join(name for name, box in zip(DAY_NAMES, self.day_boxes, strict=True) if box.isChecked())
+
+    def _on_add_schedule(self) -> None:
+        days = self.chosen_days()
+        start, end = (edit.time().toString("HH:mm") for edit in (self.schedule_from, self.schedule_to))
+        rates = {d: self._rate(edit, f"Scheduled {DIRECTION_LABELS[d].lower()}") for d, edit in self.schedule_rates.items()}
+        if any(rate is False for rate in rates.values()):
+            return
+        if not days:
+            self.show_outcome("Tick at least one day.", error=True)
+        elif start == end:
+            self.show_outcome("From and to are the same time: for all day, set a plain limit instead.", error=True)
+        elif not any(rates.values()):
+            self.show_outcome("Give a download or an upload rate for the schedule.", error=True)
+        else:
+            self.scheduleAdded.emit(self.rules.app_id, days, start, end,
+                                    rates[Direction.DOWN] or 0, rates[Direction.UP] or 0)  # fmt: skip
+            self.show_outcome("Asking the helper…")
+
+    def _on_remove_schedule(self) -> None:
+        item = self.schedule_list.currentItem()
+        if item is not None:
+            self.scheduleRemoved.emit(self.rules.app_id, str(item.data(0x0100)))
+            self.show_outcome("Asking the helper…")
+
+    def _then_limits(self) -> bool:
+        return self.quota_then.currentData() != THEN_BLOCK
+
+    def _on_set_quota(self) -> None:
+        try:
+            size = parse_size(self.quota_size.text())
+        except UnitError as error:
+            self.show_outcome(f"Quota: {error}", error=True)
+            return
+        then = self._rate(self.quota_then_rate, "When used up") if self._then_limits() else None
+        if then is False or (self._then_limits() and then is None):
+            if then is None:
+                self.show_outcome("When used up: give the rate to limit it to.", error=True)
+            return
+        self.quotaRequested.emit(self.rules.app_id, self.quota_direction.currentData(), size,
+                                 self.quota_period.currentData(), then or 0)  # fmt: skip
+        self.show_outcome("Asking the helper…")
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

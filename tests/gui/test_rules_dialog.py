@@ -1,0 +1,110 @@
+"""The rules dialog: what it shows, what it asks for (and what it refuses
+itself, sending nothing), and that the row's menu opens it. Real widgets
+offscreen; the helper's side: tests/e2e/test_schedules.py (schedules) and
+the block and quota e2e tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QTime
+
+from chadthrottle.contract import ADMIN_OWNER, Direction, ScheduleInfo
+from chadthrottle.gui.rules_flow import SCHEDULES_KEY
+from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
+from chadthrottle.units import UnitSystem
+from tests.gui.sample_data import MB
+from tests.gui.test_settings_dialog import start
+
+FIREFOX = "app:org.mozilla.firefox"
+WORK = ScheduleInfo(FIREFOX, ADMIN_OWNER, "mon-fri 09:00-17:00", "mon-fri", "09:00", "17:00", MB, 0, True)
+
+
+def _dialog(qtbot, **rules: object) -> RulesDialog:  # type: ignore[no-untyped-def]
+    dialog = RulesDialog(AppRules(FIREFOX, "Firefox", **rules), UnitSystem.BYTES_DECIMAL)  # type: ignore[arg-type]
+    qtbot.addWidget(dialog)
+    return dialog
+
+
+def test_it_shows_the_rule_and_asks_only_for_what_changed(qtbot) -> None:  # type: ignore[no-untyped-def]
+    dialog = _dialog(qtbot, limits={Direction.DOWN: 5 * MB}, schedules=(WORK,), blocked={Direction.UP: True},
+                     quotas={Direction.DOWN: (5_000_000_000, 1_200_000_000, "day")})  # fmt: skip
+    assert dialog.limit_edits[Direction.DOWN].text() == "5.00 MB/s" and dialog.limit_edits[Direction.UP].text() == ""
+    assert dialog.schedule_list.item(0).text() == "mon-fri 09:00-17:00  ·  down 1.00 MB/s  ·  active now"
+    assert dialog.block_boxes[Direction.UP].isChecked() and not dialog.block_boxes[Direction.DOWN].isChecked()
+    assert dialog.quota_state.text() == "Download: 1.2 GB of 5 GB left this day"
+    asked: list[tuple[object, ...]] = []
+    dialog.limitRequested.connect(lambda *args: asked.append(args))
+    dialog.limit_edits[Direction.UP].setText("2M")
+    dialog.apply_limits.click()
+    assert asked == [(FIREFOX, "up", 2 * MB)]  # download unchanged: not asked again
+    dialog.limit_edits[Direction.DOWN].setText("")
+    dialog.limit_edits[Direction.UP].setText("fast")
+    dialog.apply_limits.click()
+    assert len(asked) == 1 and "Upload limit: not a rate" in dialog.message.text()  # refused here, nothing sent
+    dialog.limit_edits[Direction.UP].setText("")
+    dialog.apply_limits.click()
+    assert asked[1:] == [(FIREFOX, "down", None)]  # emptied: the limit is removed
+
+
+def test_schedules_blocks_and_quotas_are_asked_for_and_bad_input_is_not(qtbot) -> None:  # type: ignore[no-untyped-def]
+    dialog = _dialog(qtbot, schedules=(WORK,))
+    asked: list[tuple[object, ...]] = []
+    for signal in (dialog.scheduleAdded, dialog.scheduleRemoved, dialog.blockRequested, dialog.quotaRequested,
+                   dialog.quotaCleared):  # fmt: skip
+        signal.connect(lambda *args, name=signal: asked.append(args))
+    dialog.schedule_from.setTime(QTime(22, 0))
+    dialog.schedule_to.setTime(QTime(6, 0))
+    dialog.schedule_rates[Direction.UP].setText("100K")
+    dialog.add_schedule.click()
+    assert asked.pop() == (FIREFOX, "mon,tue,wed,thu,fri", "22:00", "06:00", 0, 100_000)
+    dialog.schedule_to.setTime(QTime(22, 0))
+    dialog.add_schedule.click()
+    assert "same time" in dialog.message.text()
+    for box in dialog.day_boxes:
+        box.setChecked(False)
+    dialog.schedule_to.setTime(QTime(23, 0))
+    dialog.add_schedule.click()
+    assert "at least one day" in dialog.message.text() and asked == []
+    dialog.schedule_list.setCurrentRow(0)
+    dialog.remove_schedule.click()
+    assert asked.pop() == (FIREFOX, "mon-fri 09:00-17:00")
+    dialog.block_boxes[Direction.DOWN].click()
+    assert asked.pop() == (FIREFOX, "down", True)
+    dialog.quota_size.setText("5GB")
+    dialog.quota_then.setCurrentIndex(1)  # limit it to...
+    dialog.set_quota.click()
+    assert "give the rate" in dialog.message.text() and asked == []
+    dialog.quota_then_rate.setText("100K")
+    dialog.quota_period.setCurrentIndex(2)  # month
+    dialog.quota_direction.setCurrentIndex(2)  # each direction
+    dialog.set_quota.click()
+    assert asked.pop() == (FIREFOX, "both", 5_000_000_000, "month", 100_000)
+    dialog.clear_quota.click()
+    assert asked.pop() == (FIREFOX, "both")
+
+
+def test_an_outranked_rule_cannot_be_changed_here(qtbot) -> None:  # type: ignore[no-untyped-def]
+    dialog = _dialog(qtbot, read_only="An administrator's limit applies")
+    assert not dialog.apply_limits.isEnabled() and not dialog.add_schedule.isEnabled()
+    assert not dialog.block_boxes[Direction.DOWN].isEnabled() and "administrator" in dialog.message.text()
+
+
+def test_the_row_menu_opens_the_rules_of_its_application(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    controller = start(qtbot, tmp_path, with_tray=False)
+    menu = controller.window.row_menu(FIREFOX)
+    (rules,) = [action for action in menu.actions() if action.objectName() == "edit-rules"]
+    assert rules.text() == "Rules…"
+    rules.trigger()
+    dialog = controller.rules.dialog
+    assert dialog is not None and dialog.windowTitle() == "Rules of Firefox"
+    qtbot.addWidget(dialog)
+    # No helper in this test: the dialog says changes cannot be made now.
+    assert not dialog.add_schedule.isEnabled()
+    # What ListSchedules answers is shown, the viewer's own schedules of this application only.
+    other = ScheduleInfo("exe:/usr/bin/curl", ADMIN_OWNER, "daily 01:00-02:00", "daily", "01:00", "02:00", MB, 0, False)
+    mine = WORK if controller.rules._owner == ADMIN_OWNER else ScheduleInfo(**{**WORK.__dict__, "owner": controller.rules._owner})
+    controller.connection.callFinished.emit(SCHEDULES_KEY, [mine, other], "", "")
+    assert [dialog.schedule_list.item(i).text().split("  ·  ")[0] for i in range(dialog.schedule_list.count())] == [
+        "mon-fri 09:00-17:00"]
+    controller.shutdown()
