@@ -3,7 +3,7 @@
 It owns the helper's bus name on a private dbus-daemon of its own (no polkit,
 no kernel) and answers ListApplications with N applications whose rates change
 on every call, as a busy desktop's would. SetLimit/ClearLimit are remembered so
-the GUI's limit flow works; ListConnections and the paused flag are answered too. It speaks only the shared contract and codec, so
+the GUI's limit flow works; ListConnections, the paused flag and GetUsage are answered too. It speaks only the shared contract and codec, so
 the GUI cannot tell it from the helper on the wire; the GUI's cost (D-Bus
 decoding, the model merge, sorting, painting) is what is measured.
 
@@ -42,7 +42,8 @@ from chadthrottle.contract import (
     ConnectionInfo,
     Direction,
 )
-from chadthrottle.dbus_codec import encode_application, encode_backend, encode_connection
+from chadthrottle.dbus_codec import encode_application, encode_backend, encode_connection, encode_usage
+from chadthrottle.usage_contract import UsageRow
 
 # Pids far above what this machine hands out, so the GUI finds no /proc entry
 # for them (it shows "pid N"), as for processes of other users.
@@ -76,6 +77,16 @@ class ScriptedApplications:
         self._pids = {app_id: tuple(FAKE_PID_BASE + i * 4 + k for k in range(1 + i % 3))
                       for i, (app_id, *_rest) in enumerate(self._apps)}
         self.limits: dict[tuple[str, Direction], int] = {}
+
+    def usage(self, app_id: str, since: int, resolution: str) -> list[UsageRow]:
+        """One row per application (or per minute of one application) since
+        ``since``: each application's mean rate over the time since then."""
+        now = int(time.time())
+        if resolution == "minute":
+            return [UsageRow(app_id, start, start + 60, 60_000_000, 6_000_000)
+                    for start in range(since - since % 60, now - 60, 60)]  # fmt: skip
+        return [UsageRow(a, since, now, int(scale * (now - since) / 2), int(scale * (now - since) / 20))
+                for a, _name, scale, _phase in self._apps if app_id in ("", a)]  # fmt: skip
 
     def snapshot(self, now_s: float) -> list[ApplicationInfo]:
         result = []
@@ -124,6 +135,9 @@ class FeedService:
             body = [[encode_connection(ConnectionInfo("tcp", f"10.0.0.5:{40000 + port}", f"192.0.2.{port}:443",
                                                       "ESTABLISHED", 1, moved * port, moved // 10))
                      for port in range(CONNECTIONS_SHOWN)]]  # fmt: skip
+        elif spec.name == "GetUsage":  # the totals column asks every 15 s, the selected row's graph its last hour
+            app_id, since, _until, resolution = message.body
+            body = [[encode_usage(row) for row in self._apps.usage(app_id, int(since), resolution)]]
         elif spec.name == "ListRules":  # asked each poll; the feed's limits are every caller's own
             body = [[]]
         elif spec.name == "GetLimitsPaused":

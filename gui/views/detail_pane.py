@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -138,6 +138,7 @@ class DetailPane(QWidget):
         self._minutes: Sequence[UsageRow] = ()  # the helper's last hour of the application shown
         self.history_note = ""  # why the graph has no history from the helper ("" when it has)
         self.plotted: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros((0, 2)))  # x, rates
+        self._hover_x: float | None = None  # the pointer's time on the graph, None when off it
         self.summary = QLabel("Select an application to see its traffic.", self)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setAccessibleName("Rates of the selected application")
@@ -276,10 +277,12 @@ class DetailPane(QWidget):
         self.graphs[Direction.UP].item.setXLink(self.graphs[Direction.DOWN].item)
         self.graphs[Direction.DOWN].item.getAxis("bottom").setStyle(showValues=False)
         view.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        view.installEventFilter(self)  # the pointer leaving it hides the hover line
         view.ci.layout.setRowStretchFactor(0, 3)
         view.ci.layout.setRowStretchFactor(1, 2)
         for graph in self.graphs.values():
             graph.set_units(self._model.units)
+            graph.set_backing(self.palette().color(QPalette.ColorRole.Base))
         layout = self.plot.layout()
         assert layout is not None
         layout.addWidget(view)
@@ -330,6 +333,18 @@ class DetailPane(QWidget):
         self._hover_x = float(view_box.mapSceneToView(position).x()) if inside else None
         self._show_hover()
 
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # a theme was chosen
+            for graph in self.graphs.values():
+                graph.set_backing(self.palette().color(QPalette.ColorRole.Base))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave and self._hover_x is not None:
+            self._hover_x = None
+            self._show_hover()
+        return super().eventFilter(watched, event)
+
     def hover_text(self, x: float) -> str:
         """What the graph says at x (its time axis' units): the nearest sample."""
         xs, data = self.plotted
@@ -345,7 +360,7 @@ class DetailPane(QWidget):
         return f"{when}  ▼ {format_rate(data[index, 0], units)}  ▲ {format_rate(data[index, 1], units)}"
 
     def _show_hover(self) -> None:
-        x = getattr(self, "_hover_x", None)
+        x = self._hover_x
         text = self.hover_text(x) if x is not None else ""
         for graph in self.graphs.values():
             graph.show_hover(x if text else None, text if graph.direction is Direction.DOWN else "")
@@ -398,7 +413,7 @@ class _DirectionGraph:
         # The legend: which plot is which direction, and what the dashed line is.
         words = "▼ download" if direction is Direction.DOWN else "▲ upload"
         self.words = words
-        self.label = pg.TextItem(words, color=colour, anchor=(0, 0))
+        self.label = pg.TextItem(words, color=colour, anchor=(0, 0))  # on a backing: the curve may pass under it
         item.addItem(self.label, ignoreBounds=True)
         # Values on hover: a line at the pointer's time, the values there in words.
         self.hover_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(QColor(128, 128, 128, 160), width=1))
@@ -409,6 +424,17 @@ class _DirectionGraph:
         item.addItem(self.hover_label, ignoreBounds=True)
         self.top = 0.0
         self.start_s = 0.0
+
+    def set_backing(self, base: QColor) -> None:
+        """The legend's and hover text's backing: the plot's background, a little
+        see-through, so the text stays readable over the curve."""
+        import pyqtgraph as pg
+
+        backing = QColor(base)
+        backing.setAlpha(200)
+        for text in (self.label, self.hover_label):
+            text.fill = pg.mkBrush(backing)
+            text.update()
 
     def set_time_unit(self, words: str) -> None:
         if words != self.time_unit:

@@ -68,6 +68,7 @@ class UsageDialog(QDialog):
             periods.addWidget(button)
         periods.addStretch(1)
         self.buttons.idClicked.connect(self._on_period_clicked)
+        self._mark_chosen()
         self.note = QLabel("Loading…", self)
         self.note.setObjectName("usage-note")
         self.note.setWordWrap(True)
@@ -96,7 +97,9 @@ class UsageDialog(QDialog):
         header.setSectionResizeMode(UsageColumn.NAME, QHeaderView.ResizeMode.Stretch)
         for column in (UsageColumn.DOWN, UsageColumn.UP, UsageColumn.TOTAL):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
-            header.resizeSection(column, self.fontMetrics().horizontalAdvance("888.8 Gbit") + 28)
+            # the widest value, or the title with the sort arrow beside it
+            header.resizeSection(column, max(self.fontMetrics().horizontalAdvance("888.8 Gbit") + 28,
+                                             header.sectionSizeHint(column) + 16))  # fmt: skip
         self.total = QLabel("", self)
         self.total.setAccessibleName("Every application's total")
 
@@ -129,7 +132,16 @@ class UsageDialog(QDialog):
             width, height = min(width, available.width() - 16), min(height, available.height() - 40)
         self.resize(width, height)
 
+    def _mark_chosen(self) -> None:
+        """The chosen period in bold: a checked button alone hardly shows in
+        every style (Fusion's dark palette)."""
+        for button in self.buttons.buttons():
+            font = button.font()
+            font.setBold(button.isChecked())
+            button.setFont(font)
+
     def _on_period_clicked(self, number: int) -> None:
+        self._mark_chosen()
         period = list(PERIODS)[number]
         if period is not self.period:
             self.period = period
