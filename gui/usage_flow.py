@@ -41,7 +41,9 @@ PERIOD_KEY = "usage/period"
 TOTALS_EVERY_MS = 15_000
 VIEW_EVERY_MS = 60_000
 SEED_SPAN_S = 3_600  # the detail graph's longest span: its first hour comes from the helper's minutes
-TOTALS_KEY, VIEW_KEY, SEED_KEY = "totals", "view", "seed:"
+# Who asked: "totals:<period>", "view:<period>", "seed:<app id>" (an answer for a
+# period or application no longer shown is dropped).
+TOTALS_KEY, VIEW_KEY, SEED_KEY = "totals:", "view:", "seed:"
 OLD_HELPER = ("Usage history is unavailable: the helper is older than this window (it has no GetUsage). "
               "Update the ChadThrottle helper to keep per-application totals.")  # fmt: skip
 
@@ -78,6 +80,7 @@ class UsageFlow(QObject):
         self.history_supported: bool | None = None  # None: not known yet
         self._names: dict[str, str] = {}  # ids seen running: their names, for when they no longer do
         self._asked: dict[str, float] = {}  # key -> when (the answer's "now")
+        self._monitoring = False  # the helper answers now
         self._model.set_usage(UsageColumnState(title=PERIODS[self.period].column_title))
         connection.usageFetched.connect(self._on_usage)
         connection.statusChanged.connect(self._on_status)
@@ -98,7 +101,8 @@ class UsageFlow(QObject):
     def refresh_totals(self) -> None:
         if self.history_supported is False or not self._connection.status.can_monitor:
             return
-        self._fetch(TOTALS_KEY, "", period_since(self.period, self._clock()), totals_resolution(self.period))
+        period = self.period
+        self._fetch(TOTALS_KEY + period.value, "", period_since(period, self._clock()), totals_resolution(period))
 
     def refresh_view(self) -> None:
         if self.dialog is None or not self.dialog.isVisible():
@@ -108,7 +112,7 @@ class UsageFlow(QObject):
             self.dialog.show_unavailable(OLD_HELPER)
             return
         period = self.dialog.period
-        self._fetch(VIEW_KEY, "", period_since(period, self._clock()), chart_resolution(period))
+        self._fetch(VIEW_KEY + period.value, "", period_since(period, self._clock()), chart_resolution(period))
 
     def _seed_graph(self, app_id: str) -> None:
         """The selected application's last hour, by minute, for its graph."""
@@ -119,9 +123,12 @@ class UsageFlow(QObject):
         self._fetch(SEED_KEY + app_id, app_id, since - since % 60, UsageResolution.MINUTE)
 
     def _on_status(self, status: HelperStatus) -> None:
-        if status.can_monitor:  # connected again: the totals may have moved on meanwhile
+        if status.can_monitor and not self._monitoring:  # connected (again): perhaps to a newer helper
+            if self.history_supported is False:
+                self.history_supported = None
             self.refresh_totals()
             self._seed_graph(self._window.detail.app_id)
+        self._monitoring = status.can_monitor
 
     # --- the usage view --------------------------------------------------------------------
 
@@ -162,9 +169,9 @@ class UsageFlow(QObject):
         elif not error_name:
             self.history_supported = True
         asked_at = self._asked.pop(key, self._clock())
-        if key == TOTALS_KEY:
+        if key == TOTALS_KEY + self.period.value:
             self._show_totals(rows, error_name)
-        elif key == VIEW_KEY and self.dialog is not None:
+        elif self.dialog is not None and key == VIEW_KEY + self.dialog.period.value:
             if rows is None or error_name:
                 self.dialog.show_unavailable(OLD_HELPER if rows is None else unavailable_text(error_name))
             else:
