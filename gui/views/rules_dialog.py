@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QTime, Signal
+from PySide6.QtCore import Qt, QTime, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -105,8 +105,13 @@ class RulesDialog(QDialog):
         self.apply_limits = QPushButton("Apply limits", tab)
         self.apply_limits.setObjectName("applyLimits")
         self.apply_limits.clicked.connect(self._on_apply_limits)
-        form.addRow(QLabel("Empty: no limit. E.g. 500K, 2M; in the units the window shows.", tab))
-        form.addRow(self.apply_limits)
+        hint = QLabel("Empty: no limit. E.g. 500K, 2M; in the units the window shows.", tab)
+        hint.setWordWrap(True)
+        form.addRow(hint)
+        button_row = QHBoxLayout()
+        button_row.addStretch(1)
+        button_row.addWidget(self.apply_limits)
+        form.addRow(button_row)
         return tab
 
     def _schedules_tab(self) -> QWidget:
@@ -115,6 +120,8 @@ class RulesDialog(QDialog):
         self.schedule_list = QListWidget(tab)
         self.schedule_list.setObjectName("schedules")
         self.schedule_list.setAccessibleName("Schedules")
+        self.schedule_list.setWordWrap(True)  # at 2x a schedule's line is wider than the list
+        self.schedule_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.remove_schedule = QPushButton("Remove", tab)
         self.remove_schedule.setObjectName("removeSchedule")
         self.remove_schedule.clicked.connect(self._on_remove_schedule)
