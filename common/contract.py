@@ -370,7 +370,7 @@ METHODS: dict[str, MethodSpec] = {
             "packet of its sockets passes, open connections included (dropped, not reset: TCP connections "
             "resume when it is lifted), whatever the backend, device or network namespace. A rate limit on "
             "the same direction is kept and applies again once unblocked. The block is held by the kernel "
-            "while the helper runs; a helper that is killed lets traffic through again within 5 s (fail "
+            "while the helper runs; a helper that is killed lets traffic through again within 3 s (fail "
             "open) and the next start blocks again. direction: down, up or both. scope and polkit action: "
             "as for SetLimit. Returns the resolved application id.",
             in_args=(_APP_ID, Arg("direction", "s", ArgForm.DIRECTIONS), Arg("blocked", "b", ArgForm.BLOCKED),

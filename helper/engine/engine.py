@@ -202,15 +202,17 @@ class Engine:
 
     def _held(self, key: RuleKey, limits: Mapping[Direction, Limit]) -> dict[Direction, DirectionHeld]:
         """What each direction of a rule holds now, for the listing (a rule
-        not in force says so in its problem)."""
+        not in force says so in its problem); quotas as the kernel counts now."""
         rated = self._gating.rated(key, dict(limits))
-        blocked = self._gating.blocked(key, dict(limits))
+        gates = getattr(self._datapath, "gates", None)
         held = {}
         for direction, limit in limits.items():
-            quota, state = limit.quota, self._gating.quota_state(key, direction)
+            quota, state = limit.quota, self._gating.quota_state(key, direction, gates)
+            blocked = limit.blocked or (quota is not None and not quota.then_rate_bps and state is not None
+                                        and state.spent)  # fmt: skip
             held[direction] = DirectionHeld(
-                rate_bps=0 if direction in blocked else (rated[direction].rate_bps if direction in rated else 0),
-                blocked=direction in blocked,
+                rate_bps=0 if blocked else (rated[direction].rate_bps if direction in rated else 0),
+                blocked=blocked,
                 quota_bytes=quota.budget_bytes if quota else 0,
                 quota_left_bytes=(state.left if state else quota.budget_bytes) if quota else 0,
                 quota_period=quota.period.value if quota else "",
@@ -232,7 +234,7 @@ class Engine:
         quota = limit.quota
         if quota is None:
             return limit.blocked, 0, "", 0, 0, 0
-        state = self._gating.quota_state(key, direction)
+        state = self._gating.quota_state(key, direction, getattr(self._datapath, "gates", None))
         left = state.left if state is not None else quota.budget_bytes
         return limit.blocked, quota.budget_bytes, quota.period.value, quota.reset_minute, quota.then_rate_bps, left
 

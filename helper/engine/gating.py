@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
@@ -33,6 +34,9 @@ class Gating:
     def __init__(self) -> None:
         self._quotas = QuotaBook()
         self._written: dict[tuple[int, Direction], GateSetting] = {}
+        # quotas spent whose then-rate rated() has given the shaper: only these
+        # open their gate (before, the kernel keeps them blocked)
+        self._shaped_at_then: set[tuple[RuleKey, Direction]] = set()
 
     def apply(self, live: Iterable[tuple[RuleKey, int, dict[Direction, Limit]]], now: datetime,
               gates: GatePort) -> None:  # fmt: skip
@@ -45,24 +49,35 @@ class Gating:
                 if limit.quota is not None:
                     state = self._quotas.follow(key, direction, limit.quota, slot, now, gates.used_since_set)
                     followed.add((key, direction))
-                    if state.spent and not limit.blocked and limit.quota.then_rate_bps:
-                        continue  # throttled instead: rated()
+                    throttles = limit.quota.then_rate_bps and (key, direction) in self._shaped_at_then
+                    if state.spent and not limit.blocked and throttles:
+                        continue  # the shaper holds it at its then-rate now: rated()
                     if not limit.blocked:
                         wanted[(slot, direction)] = GateSetting(budget_bytes=state.budget_at_set)
                 if limit.blocked:
                     wanted[(slot, direction)] = GateSetting(blocked=True)
         self._quotas.keep_only(followed)
+        self._shaped_at_then &= {k for k in followed if (state := self._quotas.state(*k)) and state.spent}
         for slot, direction in set(self._written) - set(wanted):
             gates.set(slot, direction, OPEN)
             del self._written[(slot, direction)]
+            log.info("slot %d %s: open", slot, direction.value)
         for (slot, direction), setting in wanted.items():
             if self._written.get((slot, direction)) != setting:
                 gates.set(slot, direction, setting)
                 self._written[(slot, direction)] = setting
+                log.info("slot %d %s: %s", slot, direction.value,
+                         "blocked" if setting.blocked else f"{setting.budget_bytes} bytes of quota left")
         gates.renew()
 
-    def quota_state(self, key: RuleKey, direction: Direction) -> QuotaState | None:
-        return self._quotas.state(key, direction)
+    def quota_state(self, key: RuleKey, direction: Direction, gates: GatePort | None = None) -> QuotaState | None:
+        """As the last apply left it, with the kernel's count read now when
+        gates are given (a listing is then not a tick behind)."""
+        state = self._quotas.state(key, direction)
+        kernel = gates.used_since_set(state.slot, direction) if gates is not None and state is not None else None
+        if state is None or kernel is None or self._written.get((state.slot, direction)) is None:
+            return state
+        return replace(state, used=state.used_at_set + kernel[0])
 
     def rated(self, key: RuleKey, limits: dict[Direction, Limit]) -> dict[Direction, Limit]:
         """The directions the shaper should hold at a rate, and at which: the
@@ -72,6 +87,7 @@ class Gating:
             state = self._quotas.state(key, direction)
             rate = limit.rate_bps
             if limit.quota is not None and limit.quota.then_rate_bps and state is not None and state.spent:
+                self._shaped_at_then.add((key, direction))
                 then = limit.quota.then_rate_bps
                 if not rate or then < rate:
                     rated[direction] = Limit(then, default_burst_bytes(then))
@@ -79,13 +95,3 @@ class Gating:
             if rate:
                 rated[direction] = Limit(rate, limit.burst_bytes)
         return rated
-
-    def blocked(self, key: RuleKey, limits: dict[Direction, Limit]) -> set[Direction]:
-        """The directions no packet passes: blocked, or a quota spent that blocks."""
-        found = set()
-        for direction, limit in limits.items():
-            state = self._quotas.state(key, direction)
-            spent_blocks = limit.quota is not None and not limit.quota.then_rate_bps and state is not None and state.spent
-            if limit.blocked or spent_blocks:
-                found.add(direction)
-        return found

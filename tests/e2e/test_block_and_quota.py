@@ -1,0 +1,176 @@
+"""Block and quotas end to end (issue 15): chadthrottle-ctl through the real
+helper on the private bus (with polkitd), real TCP and UDP downloads over the
+project's veth pair.
+
+- A block stops a running TCP download and a UDP one at once; unblock resumes
+  the same TCP connection. The helper SIGKILLed with the block in force: the
+  block lapses within the lease (traffic fails open), and the next helper
+  blocks again from the stored rule.
+- A 5 MB quota, with each backend, stops the download within one packet of
+  5 MB; the direction then shows as blocked; set again to throttle, it runs
+  at the then-rate; at the period boundary (the helper's wall clock moved a
+  day on) the budget is whole again. Bad input (quota 0, unknown period) is
+  refused by name and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from chadthrottle.client import HelperClientError
+from chadthrottle.contract import ErrorName
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.kernel.gates import LEASE_S
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from tests.support.helper_calls import call_helper
+from tests.support.netns import NetnsPair, Receiver, app_scope, start_stream
+from tests.support.waiting import eventually
+
+CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
+QUOTA_BYTES = 5_000_000
+L3_PER_PAYLOAD = 1500 / 1448  # a full TCP segment over IPv4 with timestamps, MTU 1500
+ONE_PACKET = 64 * 1024 + 1500  # a GRO super-packet, the most one packet can be
+THEN_BPS = 1_000_000
+
+
+def _ctl(bus: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus}
+    return subprocess.run(CTL + list(args), capture_output=True, text=True, env=env, timeout=60)
+
+
+def _listed(bus: str, app_id: str) -> dict[str, object]:
+    apps = {app["id"]: app for app in json.loads(_ctl(bus, "list", "--json").stdout)}
+    return apps[app_id]
+
+
+def _quiet(receiver: Receiver, seconds: float) -> bool:
+    """Nothing arrived for `seconds` (the sink reports every 50 ms)."""
+    before = receiver.total_bytes()
+    time.sleep(seconds)
+    return receiver.total_bytes() == before
+
+
+def _stops_within(receivers: list[Receiver], seconds: float) -> bool:
+    return all(eventually(lambda r=r: _quiet(r, 0.3), seconds) for r in receivers)
+
+
+@contextmanager
+def _helper(bus: PrivateSystemBus, pair: NetnsPair, state: Path, *extra: str,
+            backend: str = "auto") -> Iterator[HelperProcess]:  # fmt: skip
+    helper = HelperProcess(bus.address, netns=pair.host_ns, state_dir=state, backend=backend)
+    helper.command += list(extra)
+    with helper:
+        yield helper
+
+
+def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fails_open(
+    private_bus: PrivateSystemBus, pair: NetnsPair, tmp_path: Path
+) -> None:
+    bus = private_bus.address
+    app_id = "app:org.chadthrottle.TestBlock"
+    with app_scope(cgroup2_mount(), "org.chadthrottle.TestBlock") as scope, \
+            _helper(private_bus, pair, tmp_path / "state") as helper:  # fmt: skip
+        tcp = start_stream(pair, 5730, "down", app_cgroup=scope, seconds=120)
+        udp = start_stream(pair, 5731, "down", udp=True, app_cgroup=scope, seconds=120)
+        helpers = [helper]
+        try:
+            assert eventually(lambda: tcp.receiver.total_bytes() > 1_000_000 and udp.receiver.total_bytes() > 0, 5)
+            blocked = _ctl(bus, "block", app_id)
+            assert blocked.returncode == 0 and "blocked" in blocked.stdout, blocked.stderr
+            assert _stops_within([tcp.receiver, udp.receiver], 1.0), "traffic went on after the block"
+            assert _quiet(tcp.receiver, 1.0) and _quiet(udp.receiver, 0.5), "a packet passed the block"
+            listed = _listed(bus, app_id)
+            assert listed["down_blocked"] and listed["up_blocked"]
+            assert listed["down_limit_bps"] == 0 and listed["up_limit_bps"] == 0, "a block is never a rate"
+            table = _ctl(bus, "list").stdout
+            assert "blocked (admin)" in table and "KB/s" not in table.split(app_id)[1].splitlines()[0]
+
+            held_at = tcp.receiver.total_bytes()
+            assert _ctl(bus, "unblock", app_id).returncode == 0
+            # the same connection goes on (after TCP's backed-off retransmission timer)
+            assert eventually(lambda: tcp.receiver.total_bytes() > held_at + 1_000_000, 8), "TCP did not resume"
+            assert tcp.app.poll() is None, "the application lost its connection"
+            assert eventually(lambda: not _quiet(udp.receiver, 0.2), 3), "UDP did not resume"
+
+            assert _ctl(bus, "block", app_id, "--down").returncode == 0
+            assert _stops_within([tcp.receiver, udp.receiver], 1.0)
+            helpers[0].kill()  # SIGKILL: the lease is not renewed, the block lapses (fail open)
+            killed = time.monotonic()
+            assert eventually(lambda: not _quiet(udp.receiver, 0.1), LEASE_S + 2.0), "still blocked by a dead helper"
+            open_after_s = time.monotonic() - killed
+            assert open_after_s <= LEASE_S + 1.5, f"traffic came back {open_after_s:.1f} s after the SIGKILL"
+            with _helper(private_bus, pair, tmp_path / "state") as restarted:  # the stored block again
+                helpers.append(restarted)
+                assert _stops_within([udp.receiver], 5.0), "the restarted helper did not block again"
+                assert _listed(bus, app_id)["down_blocked"] is True
+                assert _ctl(bus, "unblock", app_id).returncode == 0
+        finally:
+            tcp.stop()
+            udp.stop()
+
+
+@pytest.mark.parametrize("backend", ["tc", "ebpf"])
+def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_boundary(
+    private_bus: PrivateSystemBus, pair: NetnsPair, tmp_path: Path, backend: str
+) -> None:
+    bus = private_bus.address
+    desktop_id = f"org.chadthrottle.TestQuota{backend.capitalize()}"
+    app_id = f"app:{desktop_id}"
+    clock = tmp_path / "clock"
+    clock.write_text(f"{time.time()}\n")
+    with app_scope(cgroup2_mount(), desktop_id) as scope, \
+            _helper(private_bus, pair, tmp_path / "state", "--wall-clock-file", str(clock), backend=backend):
+        # the application's shell runs now, its download starts a second later: under the quota from byte one
+        stream = start_stream(pair, 5740 if backend == "tc" else 5741, "down", app_cgroup=scope, seconds=120,
+                              child_after_s=1.0)  # fmt: skip
+        try:
+            rules_before = call_helper(bus, lambda c: c.list_rules())
+            for bad, says in (([app_id, "0", "--per", "day"], "a quota must be"),
+                              ([app_id, "5MB", "--per", "day", "--then", "1"], "below the minimum")):
+                refused = _ctl(bus, "quota", *bad)
+                assert refused.returncode != 0 and says in refused.stderr, refused
+            for size, period in ((0, "day"), (QUOTA_BYTES, "fortnight")):
+                with pytest.raises(HelperClientError) as error:
+                    call_helper(bus, lambda c: c.set_quota(app_id, None, size, period))
+                assert error.value.error == ErrorName.INVALID_ARGUMENT.value
+            assert call_helper(bus, lambda c: c.list_rules()) == rules_before, "bad input changed the rules"
+
+            set_quota = _ctl(bus, "quota", app_id, "5MB", "--per", "day", "--down")
+            assert set_quota.returncode == 0, set_quota.stderr
+            assert eventually(lambda: stream.receiver.total_bytes() > 1_000_000, 5), "the download did not start"
+            assert eventually(lambda: _quiet(stream.receiver, 0.5), 10), "the download was not stopped"
+            payload = stream.receiver.total_bytes()
+            on_the_wire = payload * L3_PER_PAYLOAD
+            slack = ONE_PACKET + 0.002 * QUOTA_BYTES  # one packet, and the header estimate
+            assert abs(on_the_wire - QUOTA_BYTES) <= slack, f"{backend}: stopped at {on_the_wire:.0f} bytes at L3"
+            listed = _listed(bus, app_id)
+            assert listed["down_blocked"] is True and listed["down_quota_left_bytes"] == 0, (payload, listed)
+            assert listed["down_quota_bytes"] == QUOTA_BYTES and listed["down_quota_period"] == "day"
+            assert "blocked" in _ctl(bus, "list").stdout
+
+            # then throttled: the period's use is kept, the rate applies
+            assert _ctl(bus, "quota", app_id, "5MB", "--per", "day", "--down", "--then", "1M").returncode == 0
+            assert eventually(lambda: _listed(bus, app_id)["down_limit_bps"] == THEN_BPS, 3)
+            assert eventually(lambda: stream.receiver.rate_bps(0.5) > 0.5 * THEN_BPS, 8), "not throttled, stopped"
+            rate = stream.receiver.rate_bps(1.5) * L3_PER_PAYLOAD
+            assert 0.8 * THEN_BPS <= rate <= 1.2 * THEN_BPS, f"{backend}: {rate:.0f} B/s after the quota"
+
+            # a day later: a new period, the whole budget again at full speed
+            before = stream.receiver.total_bytes()
+            clock.write_text(f"{time.time() + 86_400}\n")
+            moved = time.monotonic()
+            assert eventually(lambda: stream.receiver.total_bytes() > before + 0.9 * QUOTA_BYTES / L3_PER_PAYLOAD, 4)
+            assert time.monotonic() - moved < 3.5, "the budget came back slower than the throttle could explain"
+            assert _ctl(bus, "quota", app_id, "--off").returncode == 0
+            assert call_helper(bus, lambda c: c.list_rules()) == rules_before
+        finally:
+            stream.stop()
