@@ -116,7 +116,10 @@ class UsageFlow(QObject):
 
     def _seed_graph(self, app_id: str) -> None:
         """The selected application's last hour, by minute, for its graph."""
-        if not app_id or self.history_supported is False or app_id.startswith("pid:"):
+        if not app_id or app_id.startswith("pid:"):
+            return
+        if self.history_supported is False:
+            self._window.detail.set_recent_usage(app_id, [], GRAPH_OLD_HELPER)
             return
         now = int(self._clock())
         since = now - SEED_SPAN_S

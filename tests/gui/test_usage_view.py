@@ -11,10 +11,12 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
 
 from chadthrottle.client import HelperClientError
+from chadthrottle.contract import Direction
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.gui.models.columns import Column
@@ -168,9 +170,9 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     assert "Steam 3.00 GB" in dialog.chosen_bar.text() and "Firefox 1.00 GB" in dialog.chosen_bar.text()
     for theme in (Theme.DARK, Theme.LIGHT, Theme.SYSTEM):  # the bars' colours on either palette; then as before
         if theme is Theme.SYSTEM:
-            apply_theme(qtbot_app(), theme)
+            apply_theme(QApplication.instance(), theme)
             break
-        apply_theme(qtbot_app(), theme)
+        apply_theme(QApplication.instance(), theme)
         dark = theme is Theme.DARK
         qtbot.waitUntil(lambda: (chart.palette().color(QPalette.ColorRole.Window).lightness() < 128) == dark)
         image = chart.grab().toImage()
@@ -187,8 +189,22 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     qtbot.waitUntil(lambda: (window.detail.plotted[0] < -2).any(), timeout=5000)
     x, data = window.detail.plotted
     assert 100_000.0 in data[:, 0]  # 6 MB in a minute: 100 kB/s
-    assert window.detail.graphs[Direction_UP()].time_unit == "minutes ago"
-    assert "▼" in window.detail.hover_text(float(x[0])) and window.detail.history_note == ""
+    assert window.detail.graphs[Direction.UP].time_unit == "minutes ago"
+    assert window.detail.history_note == ""
+    # Pointing at the graph: a line there and, in the upper plot, the time and both rates.
+    down = window.detail.graphs[Direction.DOWN]
+    view = down.item.getViewBox().scene().views()[0]
+    seeded_x = float(x[np.nanargmax(data[:, 0])])
+    at = view.mapFromScene(down.item.getViewBox().mapViewToScene(QPointF(seeded_x, down.top / 2)))
+    qtbot.mouseMove(view.viewport(), at)
+    qtbot.waitUntil(lambda: down.hover_label.isVisible(), timeout=2000)
+    assert "▼ 100 KB/s" in down.hover_label.textItem.toPlainText()
+    assert window.detail.graphs[Direction.UP].hover_line.isVisible()
+
+    # An answer for a period no longer chosen changes nothing.
+    before = [dialog.table_model.index(r, UsageColumn.TOTAL).data() for r in range(dialog.table_model.rowCount())]
+    app.usage._on_usage("view:today", over_the_wire([row(FIREFOX, local_midnight(time.time()), 3600, 1)]), "")
+    assert [dialog.table_model.index(r, UsageColumn.TOTAL).data() for r in range(dialog.table_model.rowCount())] == before
 
 
 @pytest.mark.parametrize("controller", [OldHelperClient], indirect=True)
@@ -201,17 +217,7 @@ def test_an_older_helper_says_history_is_unavailable(qtbot, controller) -> None:
     qtbot.waitUntil(lambda: dialog.note.text() == OLD_HELPER, timeout=5000)
     app.window.select_application(FIREFOX)
     app.window.select_application(STEAM)
-    qtbot.waitUntil(lambda: app.window.detail.history_note in ("", GRAPH_OLD_HELPER), timeout=1000)
+    detail = app.window.detail
+    qtbot.waitUntil(lambda: detail.history_note == GRAPH_OLD_HELPER and detail.limit_notes.isVisible(), timeout=2000)
+    assert detail.limit_notes.text() == GRAPH_OLD_HELPER
     assert app.connection.status.state is HelperState.CONNECTED  # the rest goes on
-
-
-def qtbot_app():  # type: ignore[no-untyped-def]
-    from PySide6.QtWidgets import QApplication
-
-    return QApplication.instance()
-
-
-def Direction_UP():  # type: ignore[no-untyped-def]  # noqa: N802
-    from chadthrottle.contract import Direction
-
-    return Direction.UP
