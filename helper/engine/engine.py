@@ -87,6 +87,10 @@ EXPIRY_CHECK_S = 60.0
 # a running transfer settles within about a second; a queue draining or a
 # burst refilled after a pause passes within a few).
 OVERSHOOT_SHARE, OVERSHOOT_TICKS = 1.15, 5
+# What quotas used is stored with the rules at most this often (and at once
+# when a period begins or a quota is spent): a SIGKILL forgets at most this
+# long of counting, which a restart then gives back to the budget.
+QUOTA_SAVE_S = 10.0
 
 
 class DatapathPort(Protocol):
@@ -183,6 +187,7 @@ class Engine:
         self._apply_error = ""  # why the kernel refused the classes at the last try, "" when it did not
         self._over_limit: dict[tuple[str, Direction], int] = {}  # ticks in a row measured above the limit
         self._gating = Gating()  # blocks and quotas
+        self._quota_saved_at = float("-inf")
 
     # --- the EngineApi ------------------------------------------------------------
 
@@ -244,6 +249,7 @@ class Engine:
                 ScheduleInfo(app_id, owner, schedule.name, format_days(schedule.days),
                              format_minute(schedule.start), format_minute(schedule.end),
                              _rate_of(schedule, Direction.DOWN), _rate_of(schedule, Direction.UP),
+                             _blocks(schedule, Direction.DOWN), _blocks(schedule, Direction.UP),
                              self._limits.schedule_is_active((app_id, owner), schedule))  # fmt: skip
                 for (app_id, owner), schedules in sorted(self._limits.schedule_items())
                 for schedule in schedules
@@ -666,6 +672,7 @@ class Engine:
         else:
             limits = {direction: Limit.with_default_burst(rate, 0)
                       for direction, rate in ((Direction.DOWN, change.down_bps), (Direction.UP, change.up_bps)) if rate}  # fmt: skip
+            limits.update({direction: Limit(0, 0, blocked=True) for direction in change.blocked})
             schedule = Schedule(change.days, change.start, change.end, limits)
             check_fits(schedule, planned[0].schedules_of(key))
             check_exists_locally(schedule, self._zone, self._local_now().date())
@@ -711,7 +718,15 @@ class Engine:
         if gates is None:  # a datapath without gates: the engine's unit tests' stand-ins
             return
         live = [(key, self._slots.acquire(key), limits) for key, limits in self._live_rules()]
-        self._gating.apply(live, self._local_now(), gates)
+        used_before = dict(self._limits.quota_use)
+        turned = self._gating.apply(live, self._local_now(), gates, self._limits.quota_use)
+        now = self._clock()
+        if self._limits.quota_use != used_before and (turned or now - self._quota_saved_at >= QUOTA_SAVE_S):
+            self._quota_saved_at = now
+            try:
+                self._save_rules(self._limits)  # a restart goes on counting the period, not from zero
+            except HelperError as error:
+                log.error("could not store what the quotas used: %s", error)
 
     def _live_rules(self) -> list[tuple[RuleKey, dict[Direction, Limit]]]:
         """The enforced rules that reach a running process. Only these get
@@ -885,3 +900,8 @@ class Engine:
 def _rate_of(schedule: Schedule, direction: Direction) -> int:
     limit = schedule.limits.get(direction)
     return limit.rate_bps if limit is not None else 0
+
+
+def _blocks(schedule: Schedule, direction: Direction) -> bool:
+    limit = schedule.limits.get(direction)
+    return limit is not None and limit.blocked

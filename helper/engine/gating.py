@@ -39,16 +39,23 @@ class Gating:
         self._shaped_at_then: set[tuple[RuleKey, Direction]] = set()
 
     def apply(self, live: Iterable[tuple[RuleKey, int, dict[Direction, Limit]]], now: datetime,
-              gates: GatePort) -> None:  # fmt: skip
+              gates: GatePort, use: dict[tuple[RuleKey, Direction], tuple[float, int]]) -> bool:  # fmt: skip
         """Make the gates hold the live rules' blocks and quotas (live: rule,
-        slot, limits), open every other, and renew the leases."""
+        slot, limits), open every other, and renew the leases. use: what each
+        quota's period used, as stored, brought up to date here; whether a
+        period began or a quota was spent (worth storing at once)."""
+        turned = False
         wanted: dict[tuple[int, Direction], GateSetting] = {}
         followed = set()
         for key, slot, limits in live:
             for direction, limit in limits.items():
                 if limit.quota is not None:
-                    state = self._quotas.follow(key, direction, limit.quota, slot, now, gates.used_since_set)
+                    stored = use.get((key, direction))
+                    state = self._quotas.follow(key, direction, limit.quota, slot, now, gates.used_since_set, stored)
                     followed.add((key, direction))
+                    use[(key, direction)] = (state.period_start, state.used)
+                    turned |= stored is None or stored[0] != state.period_start or (
+                        state.spent and stored[1] < limit.quota.budget_bytes)
                     throttles = limit.quota.then_rate_bps and (key, direction) in self._shaped_at_then
                     if state.spent and not limit.blocked and throttles:
                         continue  # the shaper holds it at its then-rate now: rated()
@@ -69,6 +76,7 @@ class Gating:
                 log.info("slot %d %s: %s", slot, direction.value,
                          "blocked" if setting.blocked else f"{setting.budget_bytes} bytes of quota left")
         gates.renew()
+        return turned
 
     def quota_state(self, key: RuleKey, direction: Direction, gates: GatePort | None = None) -> QuotaState | None:
         """As the last apply left it, with the kernel's count read now when

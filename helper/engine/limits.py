@@ -109,6 +109,10 @@ class LimitTable:
         self._active: dict[RuleKey, dict[Direction, Limit]] = {}  # limits of the schedules active now
         self._activated_at: datetime | None = None
         self.paused = False
+        # What each quota's current period has used (rule, direction) ->
+        # (period start, unix seconds; bytes): the engine keeps it up to date
+        # and it is stored with the rules, so a restart does not refill a budget.
+        self.quota_use: dict[tuple[RuleKey, Direction], tuple[float, int]] = {}
 
     def get(self, key: RuleKey) -> dict[Direction, Limit]:
         return dict(self._limits.get(key, {}))
@@ -263,6 +267,7 @@ class LimitTable:
         clone._active = {key: dict(limits) for key, limits in self._active.items()}
         clone._activated_at = self._activated_at
         clone.paused = self.paused
+        clone.quota_use = dict(self.quota_use)
         return clone
 
     def outranked(self, key: RuleKey) -> bool:

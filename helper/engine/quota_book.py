@@ -51,11 +51,15 @@ class QuotaBook:
         self._states: dict[QuotaKey, QuotaState] = {}
 
     def follow(self, key: RuleKey, direction: Direction, quota: Quota, slot: int, now: datetime,
-               counted: KernelCount) -> QuotaState:  # fmt: skip
+               counted: KernelCount, stored: tuple[float, int] | None = None) -> QuotaState:  # fmt: skip
         """The quota's state now; a new period starts from zero, a changed
-        quota or slot carries the period's use over."""
+        quota or slot carries the period's use over. stored: (period start,
+        bytes used) as a previous helper left it, taken when this one has
+        none yet and the period is the same."""
         start = period_start(quota, now).timestamp()
         was = self._states.get((key, direction))
+        if was is None and stored is not None and stored[0] == start:
+            was = QuotaState(quota, start, 0, stored[1], stored[1])  # slot 0: no count in this kernel
         kernel = counted(was.slot, direction) if was is not None else None
         used = was.used_at_set + kernel[0] if was is not None and kernel is not None else (was.used if was else 0)
         if was is not None and (was.quota, was.period_start, was.slot) == (quota, start, slot) and kernel is not None:

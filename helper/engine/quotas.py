@@ -73,7 +73,12 @@ def _at_minute(day: datetime, minute: int) -> datetime:
     """day's local date at minute past midnight, as an aware local time (a
     minute the clocks skip comes out after the gap)."""
     naive = datetime(day.year, day.month, day.day) + timedelta(minutes=minute)
-    return naive.astimezone()  # local zone, DST of that date
+    for _ in range(3 * 60):  # a gap is an hour (at most a few): its first minute after
+        aware = naive.astimezone()  # local zone, DST of that date
+        if aware.replace(tzinfo=None) == naive:
+            return aware
+        naive += timedelta(minutes=1)
+    return naive.astimezone()
 
 
 def period_start(quota: Quota, now: datetime) -> datetime:

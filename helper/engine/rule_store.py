@@ -63,6 +63,19 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 _LIMIT_FIELDS = frozenset({"rate_bps", "burst_bytes"})
 _GATE_FIELDS = frozenset({"blocked", "quota"})  # optional, for a block and a quota
 _QUOTA_FIELDS = frozenset({"budget_bytes", "period", "reset_minute", "then_rate_bps"})
+_QUOTA_USE_FIELDS = frozenset({"period_start", "used_bytes"})  # what the current period used, when stored
+
+
+def _decode_use(where: str, value: Any) -> tuple[float, int] | None:
+    """A quota's stored use; one that does not make sense is dropped (the
+    period then counts from zero), not the rule."""
+    if not isinstance(value, dict) or not _QUOTA_USE_FIELDS <= set(value):
+        return None
+    start, used = value["period_start"], value["used_bytes"]
+    if type(start) not in (int, float) or not 0 <= start < 2**40 or not _is_int(used) or not 0 <= used < 2**62:
+        log.error("%s: dropped the stored use of its quota (%r, %r)", where, start, used)
+        return None
+    return float(start), int(used)
 _DIRECTIONS = {direction.value: direction for direction in Direction}
 _RULE_KEYS = frozenset({"app_id", "owner"})
 _SCHEDULES_KEY = "schedules"
@@ -98,6 +111,10 @@ def encode_rules(table: LimitTable) -> bytes:
     for app_id, owner in sorted(table.stored_keys()):
         rule: dict[str, Any] = {"app_id": app_id, "owner": _ADMIN_OWNER_TEXT if owner == ADMIN_OWNER else owner}
         rule.update(_encode_limits(plain.get((app_id, owner), {})))
+        for direction in Direction:
+            use = table.quota_use.get(((app_id, owner), direction))
+            if use is not None and "quota" in rule.get(direction.value, {}):
+                rule[direction.value]["quota"].update({"period_start": use[0], "used_bytes": use[1]})
         schedules = table.schedules_of((app_id, owner))
         if schedules:
             rule[_SCHEDULES_KEY] = [
@@ -165,8 +182,8 @@ def _decode_limit(where: str, value: Any) -> Limit:
 
 
 def _decode_quota(where: str, value: Any) -> Quota:
-    if not isinstance(value, dict) or set(value) != _QUOTA_FIELDS:
-        raise BadRule(f"{where}: a quota needs exactly {sorted(_QUOTA_FIELDS)}")
+    if not isinstance(value, dict) or not _QUOTA_FIELDS <= set(value) <= _QUOTA_FIELDS | _QUOTA_USE_FIELDS:
+        raise BadRule(f"{where}: a quota needs exactly {sorted(_QUOTA_FIELDS)}, and may have {sorted(_QUOTA_USE_FIELDS)}")
     try:
         return Quota.checked(value["budget_bytes"], value["period"], value["reset_minute"], value["then_rate_bps"])
     except InvalidArgument as error:
@@ -265,6 +282,9 @@ def decode_rules(data: bytes, skipped: list[str] | None = None) -> LimitTable:
             plain = _decode_limits(app, limits) if limits or not schedules else {}
             for direction, limit in plain.items():
                 table.set((app, owner), direction, limit)
+                use = _decode_use(f"{app} {direction.value}", limits[direction.value].get("quota"))
+                if limit.quota is not None and use is not None:
+                    table.quota_use[((app, owner), direction)] = use
             for schedule in schedules:
                 table.add_schedule((app, owner), schedule)
         except BadRule as error:

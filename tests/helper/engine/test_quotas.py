@@ -1,0 +1,114 @@
+"""Quotas, blocks and their storage: pure logic (periods in local time, the
+book of what a period used, the table edits, the rules file)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pytest
+
+from chadthrottle.contract import ADMIN_OWNER, Direction
+from chadthrottle.helper.engine.api import ClearLimit, ClearQuota, SetBlocked, SetLimit, SetQuota
+from chadthrottle.helper.engine.limits import Limit, LimitTable
+from chadthrottle.helper.engine.quota_book import QuotaBook
+from chadthrottle.helper.engine.quotas import Period, Quota, period_start
+from chadthrottle.helper.engine.rule_edits import direction_edit
+from chadthrottle.helper.engine.rule_store import decode_rules, encode_rules
+from chadthrottle.helper.errors import InvalidArgument
+
+KEY = ("app:org.example.Player", ADMIN_OWNER)
+DOWN, UP = Direction.DOWN, Direction.UP
+
+
+@pytest.fixture
+def berlin() -> Iterator[None]:
+    """Local time with daylight saving (2027-03-28: 02:00 -> 03:00)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Berlin"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+def _local(*fields: int) -> datetime:
+    return datetime(*fields).astimezone()  # type: ignore[arg-type]
+
+
+def test_periods_begin_at_the_reset_minute_of_the_local_day_monday_and_first(berlin: None) -> None:
+    now = _local(2027, 1, 6, 8, 0)  # a Wednesday
+    assert period_start(Quota(10**6, Period.DAY, 9 * 60), now) == _local(2027, 1, 5, 9, 0)
+    assert period_start(Quota(10**6, Period.DAY, 0), now) == _local(2027, 1, 6, 0, 0)
+    assert period_start(Quota(10**6, Period.WEEK, 0), now) == _local(2027, 1, 4, 0, 0)
+    assert period_start(Quota(10**6, Period.MONTH, 0), now) == _local(2027, 1, 1, 0, 0)
+    assert period_start(Quota(10**6, Period.MONTH, 9 * 60), _local(2027, 1, 1, 8, 0)) == _local(2026, 12, 1, 9, 0)
+    # a reset minute the clocks skip (02:30) begins the period at the end of the gap
+    skipped = period_start(Quota(10**6, Period.DAY, 2 * 60 + 30), _local(2027, 3, 28, 12, 0))
+    assert skipped.astimezone(timezone.utc) == datetime(2027, 3, 28, 1, 0, tzinfo=timezone.utc)  # 03:00 CEST
+
+
+def test_bad_quotas_are_refused_by_name() -> None:
+    for fields, says in (((0, "day", 0, 0), "a quota must be"), ((10**6, "fortnight", 0, 0), "unknown quota period"),
+                         ((10**6, "day", 1440, 0), "minute of the day"), ((10**6, "day", 0, 5), "after the quota"),
+                         ((True, "day", 0, 0), "a quota must be")):  # fmt: skip
+        with pytest.raises(InvalidArgument, match=says):
+            Quota.checked(*fields)
+
+
+def test_the_book_adds_the_kernels_count_and_starts_each_period_from_zero(berlin: None) -> None:
+    quota, book = Quota(5_000_000, Period.DAY), QuotaBook()
+    counts: dict[int, tuple[int, int]] = {}
+    monday = _local(2027, 1, 4, 12, 0)
+    state = book.follow(KEY, DOWN, quota, 3, monday, lambda slot, _d: counts.get(slot))
+    assert (state.used, state.budget_at_set) == (0, 5_000_000)
+    counts[3] = (1_200_000, 5_000_000)
+    state = book.follow(KEY, DOWN, quota, 3, monday, lambda slot, _d: counts.get(slot))
+    assert (state.used, state.left, state.budget_at_set) == (1_200_000, 3_800_000, 5_000_000)
+    moved = book.follow(KEY, DOWN, quota, 4, monday, lambda slot, _d: counts.get(slot))  # another slot: carried
+    assert (moved.used, moved.budget_at_set) == (1_200_000, 3_800_000)
+    tuesday = book.follow(KEY, DOWN, quota, 4, _local(2027, 1, 5, 0, 0), lambda _s, _d: None)
+    assert (tuesday.used, tuesday.budget_at_set) == (0, 5_000_000)
+
+
+def test_a_restart_goes_on_from_the_stored_use_of_the_same_period_only(berlin: None) -> None:
+    quota, monday = Quota(5_000_000, Period.DAY), _local(2027, 1, 4, 12, 0)
+    start = period_start(quota, monday).timestamp()
+    same = QuotaBook().follow(KEY, DOWN, quota, 1, monday, lambda _s, _d: None, (start, 4_000_000))
+    assert (same.used, same.budget_at_set) == (4_000_000, 1_000_000)
+    older = QuotaBook().follow(KEY, DOWN, quota, 1, monday, lambda _s, _d: None, (start - 86_400, 4_000_000))
+    assert older.used == 0
+
+
+def test_block_limit_and_quota_change_each_alone_and_an_empty_direction_goes() -> None:
+    table, quota = LimitTable(), Quota(10**9, Period.MONTH, 0, 100_000)
+    for change in (SetLimit(KEY[0], DOWN, 500_000, 0), SetBlocked(KEY[0], (DOWN, UP), True),
+                   SetQuota(KEY[0], (UP,), quota)):  # fmt: skip
+        direction_edit(change, KEY)(table)
+    down, up = table.get(KEY)[DOWN], table.get(KEY)[UP]
+    assert (down.rate_bps, down.blocked, down.quota) == (500_000, True, None)
+    assert (up.rate_bps, up.blocked, up.quota) == (0, True, quota)
+    direction_edit(SetBlocked(KEY[0], (DOWN, UP), False), KEY)(table)
+    assert table.get(KEY)[DOWN] == Limit.with_default_burst(500_000, 0)  # the limit beneath applies again
+    direction_edit(ClearLimit(KEY[0], (DOWN, UP)), KEY)(table)
+    assert set(table.get(KEY)) == {UP}
+    direction_edit(ClearQuota(KEY[0], (UP,)), KEY)(table)
+    assert not table.is_stored(KEY)
+
+
+def test_blocks_quotas_and_their_use_survive_the_rules_file() -> None:
+    table, quota = LimitTable(), Quota(5_000_000, Period.WEEK, 90, 0)
+    direction_edit(SetBlocked(KEY[0], (UP,), True), KEY)(table)
+    direction_edit(SetQuota(KEY[0], (DOWN,), quota), KEY)(table)
+    table.quota_use[(KEY, DOWN)] = (1_798_000_000.0, 1234)
+    loaded = decode_rules(encode_rules(table))
+    assert loaded.get(KEY) == {UP: Limit(0, 0, blocked=True), DOWN: Limit(0, 0, quota=quota)}
+    assert loaded.quota_use == {(KEY, DOWN): (1_798_000_000.0, 1234)}
+    skipped: list[str] = []
+    bad = encode_rules(table).replace(b'"blocked": true', b'"blocked": "yes"')
+    assert not decode_rules(bad, skipped).is_stored(KEY) and "blocked" in skipped[0]
