@@ -50,13 +50,9 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.kernel.datapath import (
-    Datapath,
-    holding_machine_lock,
-    remove_leftover_programs,
-)
+from chadthrottle.helper.kernel.datapath import Datapath, remove_leftover_programs
 from chadthrottle.helper.kernel.htb import ClassSpec
-from chadthrottle.helper.kernel.ownership import RUN_DIR
+from chadthrottle.helper.kernel.ownership import RUN_DIR, holding_machine_lock
 
 from bench.overhead_probes import (
     chadt_programs,
