@@ -44,6 +44,13 @@ class Internet:
     modem_ns: str
     down_dev: str
     up_dev: str
+    buffer_ms: float
+
+    def set_rates(self, down_bps: int, up_bps: int) -> None:
+        """The link's rate changes (a DSL resync, a busy cable segment, a
+        mobile link): its queues keep their depth in time."""
+        _tbf(self.modem_ns, self.down_dev, down_bps, self.buffer_ms, "change")
+        _tbf(self.modem_ns, self.up_dev, up_bps, self.buffer_ms, "change")
 
     def sent_bytes(self) -> tuple[int, int]:
         """Bytes the modem has sent (L2, its tbf's count): (down, up)."""
@@ -70,9 +77,9 @@ def _run(*argv: str) -> None:
         raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
 
 
-def _tbf(netns: str, device: str, rate_bps: int, buffer_ms: float) -> None:
+def _tbf(netns: str, device: str, rate_bps: int, buffer_ms: float, command: str = "add") -> None:
     limit = max(int(rate_bps * buffer_ms / 1000), 4 * 1514)
-    _run("tc", "-n", netns, "qdisc", "add", "dev", device, "root", "tbf",
+    _run("tc", "-n", netns, "qdisc", command, "dev", device, "root", "tbf",
          "rate", f"{rate_bps * 8}bit", "burst", str(BURST_BYTES), "limit", str(limit))  # fmt: skip
 
 
@@ -88,7 +95,8 @@ def modem(pair: NetnsPair, down_bps: int, up_bps: int, buffer_ms: float) -> Iter
         try:
             _tbf(pair.peer_ns, pair.peer_if, down_bps, buffer_ms)
             _tbf(pair.peer_ns, outside.host_if, up_bps, buffer_ms)
-            yield Internet(outside.peer_ns, outside.peer_addr, pair.peer_ns, pair.peer_if, outside.host_if)
+            yield Internet(outside.peer_ns, outside.peer_addr, pair.peer_ns, pair.peer_if, outside.host_if,
+                           buffer_ms)  # fmt: skip
         finally:
             subprocess.run(["tc", "-n", pair.peer_ns, "qdisc", "del", "dev", pair.peer_if, "root"], capture_output=True)
             subprocess.run(["ip", "-n", pair.host_ns, "route", "del", f"{outside.peer_addr}/32"], capture_output=True)

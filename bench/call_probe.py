@@ -11,7 +11,8 @@ echo returns. Both run on one machine, so one monotonic clock serves both ends.
     python -m bench.call_probe call --host H --port P --seconds S [--rate 50] [--payload 200]
 
 `echo` prints {"listening": true}; `call` prints one JSON line at the end:
-{"sent": n, "received": n, "rtts_ms": [...]} (echoes still in flight
+{"sent": n, "received": n, "rtts_ms": [...], "sequences": [...]} (each
+echo's round trip and the number of the packet it echoed; echoes still in flight
 LATE_GRACE_S after the last send count as lost).
 """
 
@@ -43,6 +44,7 @@ def call(host: str, port: int, seconds: float, rate: float, payload: int) -> dic
     interval_ns = int(1e9 / rate)
     padding = b"\0" * max(0, payload - STAMP.size)
     rtts_ms: list[float] = []
+    sequences: list[int] = []
     seen: set[int] = set()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect((host, port))
@@ -75,7 +77,8 @@ def call(host: str, port: int, seconds: float, rate: float, payload: int) -> dic
                     if sequence not in seen:
                         seen.add(sequence)
                         rtts_ms.append((time.monotonic_ns() - sent_ns) / 1e6)
-    return {"sent": sent, "received": len(seen), "rtts_ms": rtts_ms}
+                        sequences.append(sequence)
+    return {"sent": sent, "received": len(seen), "rtts_ms": rtts_ms, "sequences": sequences}
 
 
 def main() -> int:

@@ -13,14 +13,18 @@ namespace. Three applications, each in an app scope of its own:
 Cases:
   idle      the call alone
   loaded    all three, without ChadThrottle
-  capped    all three, the bulk applications limited to --cap-share of the
-            link each way (what a user can do today)
   prioritized  all three, the call critical and the link shaped just under its
             capacity by the priority tree (bench/priority_model.py: the tree
             the helper is to build, classified by port until it does)
+  slowed    as prioritized, but the link drops to --slow-share of its rate
+            halfway through the call, and the tree keeps the capacity it was
+            given (no estimation yet): the second half is shown, its shares
+            of the slower link
+  capped    all three, the bulk applications limited to --cap-share of the
+            link each way (what a user can do today)
 
     sudo .venv/bin/python -m bench.priorities [--down 2.5M] [--up 625K] [--buffer-ms 400]
-        [--seconds 10] [--cases idle,loaded,capped]
+        [--seconds 10] [--flows 4] [--cases idle,loaded,prioritized,slowed,capped]
 
 Throughput is the receiver's payload over the call's window, shown as a
 share of the link at L2 as tbf counts it (payload x 1514/1448); "link used"
@@ -39,6 +43,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,9 +62,10 @@ from tests.support.netns import (
 )
 
 TO_L2 = 1514 / 1448  # a full TCP segment's payload -> its frame, as tbf counts it
-CASES = ("idle", "loaded", "capped", "prioritized")
+CASES = ("idle", "loaded", "prioritized", "slowed", "capped")  # capped last: the helper may keep its hooks a while after
 START_TIMEOUT_S = 150.0
 CALL_PORT = 5004
+CALL_RATE = 50  # packets/s each way: bench/call_probe.py's default
 # A real path's minimum RTT is milliseconds; a veth's is microseconds, and
 # below 512 us TCP adds a whole 64 KB GSO frame to every burst it sends
 # (tcp_tso_autosize): 100 ms of a 5 Mbit/s link in one packet. 0 turns that
@@ -71,6 +77,12 @@ TSO_RTT_LOG = 0
 class CallResult:
     sent: int
     rtts_ms: list[float]
+    sequences: list[int]  # the packet each round trip is of
+
+    def sent_from(self, first: int) -> CallResult:
+        """The packets sent from number `first` on."""
+        kept = [(r, n) for r, n in zip(self.rtts_ms, self.sequences) if n >= first]
+        return CallResult(self.sent - first, [r for r, _ in kept], [n for _, n in kept])
 
     @property
     def loss(self) -> float:
@@ -91,12 +103,14 @@ class CaseResult:
     down_bps: float
     link_up: float  # share of the link the modem sent (everything: bulk, call, acknowledgements)
     link_down: float
+    rates: tuple[int, int]  # the link's (down, up) the shares are of
 
 
 class Bench:
     def __init__(self, bus: PrivateSystemBus | None, pair: NetnsPair, internet: Internet, down_bps: int, up_bps: int, cap_share: float,
-                 congestion: str, flows: int) -> None:  # fmt: skip
+                 congestion: str, flows: int, slow_share: float = 0.7) -> None:  # fmt: skip
         self.bus, self.pair, self.internet, self.congestion, self.flows = bus, pair, internet, congestion, flows
+        self.slow_share = slow_share
         self.down_bps, self.up_bps, self.cap_share = down_bps, up_bps, cap_share
         self._ports = iter(range(7100, 8000))
 
@@ -144,7 +158,8 @@ class Bench:
                     "--port", str(CALL_PORT), "--seconds", str(seconds)]), scope)  # fmt: skip
                 out, _ = caller.communicate(timeout=seconds + 30)
                 report = json.loads(out.strip().splitlines()[-1])
-                return CallResult(int(report["sent"]), [float(r) for r in report["rtts_ms"]])
+                return CallResult(int(report["sent"]), [float(r) for r in report["rtts_ms"]],
+                                  [int(n) for n in report["sequences"]])  # fmt: skip
             finally:
                 echo.kill()
                 echo.wait(timeout=10)
@@ -160,9 +175,10 @@ class Bench:
         call_helper(self.bus.address, lambda c: c.clear_limit(app_id))
 
     def run(self, name: str, seconds: float, warmup_s: float) -> CaseResult:
+        rates = (self.down_bps, self.up_bps)
         if name == "idle":
-            return CaseResult(name, self.call(seconds), 0.0, 0.0, 0.0, 0.0)
-        shaping = prioritized(self.pair, self.down_bps, self.up_bps, CALL_PORT) if name == "prioritized" \
+            return CaseResult(name, self.call(seconds), 0.0, 0.0, 0.0, 0.0, rates)
+        shaping = prioritized(self.pair, self.down_bps, self.up_bps, CALL_PORT) if name in ("prioritized", "slowed") \
             else contextlib.nullcontext()
         with shaping, self.bulk() as (up, down):
             rules: list[str] = []
@@ -172,17 +188,40 @@ class Bench:
                     rules.append(self._limit(down[0].app_pid, Direction.DOWN,
                                              int(self.down_bps * self.cap_share * 1500 / 1514)))  # fmt: skip
                 time.sleep(warmup_s)
-                began, (down_before, up_before) = time.monotonic(), self.internet.sent_bytes()
-                call = self.call(seconds)  # returns LATE_GRACE_S after its window at most
-                ended = began + seconds
-                down_after, up_after = self.internet.sent_bytes()
-                spent = time.monotonic() - began
-                return CaseResult(name, call, self._rate(up, began, ended), self._rate(down, began, ended),
-                                  (up_after - up_before) / spent / self.up_bps,
-                                  (down_after - down_before) / spent / self.down_bps)  # fmt: skip
+                return self._measure(name, seconds, up, down)
             finally:
                 for app_id in rules:
                     self._clear(app_id)
+                if name == "slowed":
+                    self.internet.set_rates(self.down_bps, self.up_bps)
+
+    def _measure(self, name: str, seconds: float, up: list[Stream], down: list[Stream]) -> CaseResult:
+        """One call over the running bulk; "slowed": the link drops to
+        slow_share of its rate halfway, and the second half is what counts."""
+        began, sent_before = time.monotonic(), self.internet.sent_bytes()
+        rates, first = (self.down_bps, self.up_bps), 0
+        if name == "slowed":
+            rates = (int(self.down_bps * self.slow_share), int(self.up_bps * self.slow_share))
+            first = int(CALL_RATE * seconds / 2)
+            mark: list[tuple[float, tuple[int, int]]] = []
+
+            def slow_down() -> None:
+                self.internet.set_rates(*rates)
+                mark.append((time.monotonic(), self.internet.sent_bytes()))
+
+            timer = threading.Timer(seconds / 2, slow_down)
+            timer.start()
+        call = self.call(seconds)  # returns LATE_GRACE_S after its window at most
+        ended, sent_after = time.monotonic(), self.internet.sent_bytes()
+        if name == "slowed":
+            timer.join()
+            began, sent_before = mark[0]
+            call = call.sent_from(first)
+        spent = ended - began
+        window_end = min(ended, began + seconds)
+        return CaseResult(name, call, self._rate(up, began, window_end), self._rate(down, began, window_end),
+                          (sent_after[1] - sent_before[1]) / spent / rates[1],
+                          (sent_after[0] - sent_before[0]) / spent / rates[0], rates)  # fmt: skip
 
     @staticmethod
     def _rate(streams: list[Stream], began: float, ended: float) -> float:
@@ -193,8 +232,8 @@ def _format(results: list[CaseResult], bench: Bench) -> str:
     lines = ["| case | call RTT median | p95 | p99 | call loss | bulk upload (share) | bulk download (share) "
              "| link used up / down |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results:
-        up = f"{r.up_bps / 1e6:.2f} MB/s ({r.up_bps / bench.up_bps:.3f})" if r.up_bps else "-"
-        down = f"{r.down_bps / 1e6:.2f} MB/s ({r.down_bps / bench.down_bps:.3f})" if r.down_bps else "-"
+        up = f"{r.up_bps / 1e6:.2f} MB/s ({r.up_bps / r.rates[1]:.3f})" if r.up_bps else "-"
+        down = f"{r.down_bps / 1e6:.2f} MB/s ({r.down_bps / r.rates[0]:.3f})" if r.down_bps else "-"
         c = r.call
         lines.append(f"| {r.name} | {c.percentile(0.5):.2f} ms | {c.percentile(0.95):.2f} ms | "
                      f"{c.percentile(0.99):.2f} ms | {c.loss:.3%} ({c.sent - len(c.rtts_ms)}/{c.sent}) | {up} | {down} | "
@@ -221,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap-share", type=float, default=0.8, help="the capped case's limit, a share of the link")
     parser.add_argument("--congestion", default="cubic", help="TCP congestion control of the bulk transfers "
                         "(default cubic: Linux's and Windows' default, which fills a modem's buffer)")
+    parser.add_argument("--slow-share", type=float, default=0.7, help="the slowed case's link rate halfway, a share")
     parser.add_argument("--flows", type=int, default=4, help="TCP connections of each bulk application "
                         "(an updater opens several; one alone is held back by its receive window here)")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {','.join(CASES)}")
@@ -240,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             helper = stack.enter_context(HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state),
                                                        backend="tc", start_timeout_s=START_TIMEOUT_S))  # fmt: skip
         bench = Bench(bus, pair, internet, arguments.down, arguments.up, arguments.cap_share, arguments.congestion,
-                      arguments.flows)  # fmt: skip
+                      arguments.flows, arguments.slow_share)  # fmt: skip
         print(f"link {arguments.down * 8 / 1e6:.1f} Mbit/s down, {arguments.up * 8 / 1e6:.1f} Mbit/s up, "
               f"{arguments.buffer_ms:.0f} ms of buffer each way, TCP {arguments.congestion}, {arguments.flows} flows per bulk app; "
               f"call {arguments.seconds:.0f} s at 50 packets/s each way", flush=True)  # fmt: skip
