@@ -1,6 +1,7 @@
 """chadthrottle-ctl schedule: limits in force only on some days between two times.
 
     chadthrottle-ctl schedule APP --limit 1M --days mon-fri --from 09:00 --to 17:00
+    chadthrottle-ctl schedule APP --block both --days sat,sun --from 22:00 --to 06:00
     chadthrottle-ctl schedule list [--json]
     chadthrottle-ctl schedule remove APP [NAME]     (NAME as 'list' shows it; none: every one)
 
@@ -42,6 +43,8 @@ def add_schedule_parser(commands: argparse._SubParsersAction, rate_type: object,
     schedule.add_argument("--limit", metavar="RATE", type=rate_type, default=False, help="both directions")
     schedule.add_argument("--down", metavar="RATE", type=rate_type, default=False, help="download only")
     schedule.add_argument("--up", metavar="RATE", type=rate_type, default=False, help="upload only")
+    schedule.add_argument("--block", choices=("down", "up", "both"), default="",
+                          help="block these directions while it is active (instead of a rate)")
     schedule.add_argument("--json", action="store_true", help="list: machine-readable output")
     add_scope(schedule)  # type: ignore[operator]
 
@@ -63,8 +66,8 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
     if missing:
         parser.error(f"schedule: give {', '.join(missing)}")
     down, up = _rates(arguments)
-    if not down and not up:
-        parser.error("schedule: give --limit RATE, or --down RATE and/or --up RATE (not 'unlimited')")
+    if not down and not up and not arguments.block:
+        parser.error("schedule: give --limit RATE, --down RATE and/or --up RATE (not 'unlimited'), or --block")
 
 
 def _rates(arguments: argparse.Namespace) -> tuple[int, int]:
@@ -84,8 +87,9 @@ def run_schedule(client: BlockingHelperClient, arguments: argparse.Namespace) ->
         return f"{for_terminal(resolved)}: {'schedule ' + name if name else 'every schedule'} removed"
     down, up = _rates(arguments)
     resolved = client.set_schedule(arguments.app, arguments.days, arguments.start, arguments.end, down, up,
-                                   scope=arguments.scope)  # fmt: skip
-    what = ", ".join(f"{name} {format_rate(rate)}" for name, rate in (("down", down), ("up", up)) if rate)
+                                   arguments.block, scope=arguments.scope)  # fmt: skip
+    what = ", ".join([f"{name} {format_rate(rate)}" for name, rate in (("down", down), ("up", up)) if rate]
+                     + ([f"{arguments.block} blocked"] if arguments.block else []))  # fmt: skip
     return f"{for_terminal(resolved)}: {what} on {arguments.days} {arguments.start}-{arguments.end}"
 
 
@@ -94,6 +98,7 @@ def format_schedules(schedules: list[ScheduleInfo]) -> str:
 
     rows = [["ID", "SCHEDULE", "DOWN", "UP", "WHOSE", "ACTIVE NOW"]]
     for s in schedules:
-        rows.append([s.app_id, s.name, format_rate(s.down_bps) if s.down_bps else "-",
-                     format_rate(s.up_bps) if s.up_bps else "-", owner_label(s.owner), "yes" if s.active else "no"])  # fmt: skip
+        down, up = (("blocked" if blocked else format_rate(rate) if rate else "-")
+                    for rate, blocked in ((s.down_bps, s.down_blocked), (s.up_bps, s.up_blocked)))  # fmt: skip
+        rows.append([s.app_id, s.name, down, up, owner_label(s.owner), "yes" if s.active else "no"])
     return _table(rows)

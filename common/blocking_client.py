@@ -141,11 +141,12 @@ class BlockingHelperClient:
                                    scope=scope.value)[0]  # fmt: skip
         return resolved
 
-    def set_schedule(self, app_id: str, days: str, start: str, end: str, down_bps: int, up_bps: int, *,
-                     scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True) -> str:  # fmt: skip
+    def set_schedule(self, app_id: str, days: str, start: str, end: str, down_bps: int, up_bps: int,
+                     blocked: str = "", *, scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True) -> str:  # fmt: skip
         """As HelperClient.set_schedule: returns the resolved application id."""
         resolved: str = self._call("SetSchedule", interactive=interactive, app_id=app_id, days=days, start=start,
-                                   end=end, down_bps=down_bps, up_bps=up_bps, scope=scope.value)[0]  # fmt: skip
+                                   end=end, down_bps=down_bps, up_bps=up_bps, blocked=blocked,
+                                   scope=scope.value)[0]  # fmt: skip
         return resolved
 
     def clear_schedules(self, app_id: str, name: str = "", *, scope: RuleScope = RuleScope.DEFAULT,

@@ -177,13 +177,14 @@ class HelperClient:
             raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 
     async def set_schedule(
-        self, app_id: str, days: str, start: str, end: str, down_bps: int, up_bps: int, *,
+        self, app_id: str, days: str, start: str, end: str, down_bps: int, up_bps: int, blocked: str = "", *,
         scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True,
     ) -> str:
-        """Limit the application only on days between start and end (HH:MM,
-        the helper's local time); a rate of 0 leaves that direction alone."""
+        """Limit (or block: "down", "up", "both") the application only on days
+        between start and end (HH:MM, the helper's local time); a rate of 0
+        leaves that direction alone."""
         resolved: str = (await self._call("SetSchedule", interactive=interactive, app_id=app_id, days=days,
-                                          start=start, end=end, down_bps=down_bps, up_bps=up_bps,
+                                          start=start, end=end, down_bps=down_bps, up_bps=up_bps, blocked=blocked,
                                           scope=scope.value))[0]  # fmt: skip
         return resolved
 

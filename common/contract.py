@@ -140,6 +140,7 @@ class ArgForm:
     DAYS = "days"  # "mon-fri", "sat,sun", "mon,wed-fri", "daily", "weekdays", "weekend"
     CLOCK_TIME = "clock-time"  # "HH:MM", 00:00..23:59, the helper's local time
     SCHEDULE_RATE_BPS = "schedule-rate-bps"  # 0 (this direction not limited) or MIN_RATE_BPS..MAX_RATE_BPS
+    SCHEDULE_BLOCK = "schedule-block"  # "" (no block), a Direction value or BOTH_DIRECTIONS
     SCHEDULE_NAME = "schedule-name"  # a schedule as ListSchedules names it ("mon-fri 09:00-17:00"), or "" for all
 
 
@@ -333,9 +334,11 @@ METHODS: dict[str, MethodSpec] = {
             "end at or before start runs past midnight into the next day; start equal to end is refused. "
             "A start or end the local zone skips on one of those days within a year (clocks going forward) "
             "is refused; in the hour repeated when clocks go back the schedule follows the wall clock both "
-            f"times. down_bps, up_bps: 0 (that direction not limited) or {MIN_RATE_BPS}..{MAX_RATE_BPS}, "
-            "at least one. A schedule that overlaps one of the same rule is refused; at most 16 per rule. "
-            "scope and polkit action: as for SetLimit. Returns the resolved application id.",
+            f"times. down_bps, up_bps: 0 (that direction not limited) or {MIN_RATE_BPS}..{MAX_RATE_BPS}; "
+            "blocked: the directions the schedule blocks instead (empty, down, up or both; not one it "
+            "limits); at least one rate or block. A rate replaces only the plain rate: the rule's plain "
+            "block and quota stay in force. A schedule that overlaps one of the same rule is refused; at "
+            "most 16 per rule. scope and polkit action: as for SetLimit. Returns the resolved application id.",
             in_args=(
                 _APP_ID,
                 Arg("days", "s", ArgForm.DAYS),
@@ -343,6 +346,7 @@ METHODS: dict[str, MethodSpec] = {
                 Arg("end", "s", ArgForm.CLOCK_TIME),
                 Arg("down_bps", "t", ArgForm.SCHEDULE_RATE_BPS),
                 Arg("up_bps", "t", ArgForm.SCHEDULE_RATE_BPS),
+                Arg("blocked", "s", ArgForm.SCHEDULE_BLOCK),
                 _SCOPE,
             ),
             out_args=(_RESOLVED_APP_ID,),
@@ -361,7 +365,7 @@ METHODS: dict[str, MethodSpec] = {
             "The stored schedules: every one for a caller who may limit any application, else the caller's "
             "own and the administrator's. Keys: app_id s, owner x (as in ListRules), name s (days, start "
             "and end as one text, unique within a rule), days s, start s, end s (HH:MM, local time), "
-            "down_bps t, up_bps t (0: not limited), active b (in its time now).",
+            "down_bps t, up_bps t (0: not limited), down_blocked b, up_blocked b, active b (in its time now).",
             out_args=(Arg("schedules", "aa{sv}"),),
         ),
         _method(
@@ -509,6 +513,8 @@ SCHEDULE_FIELDS: dict[str, str] = {
     "end": "s",  # at or before start: the next day
     "down_bps": "t",  # 0: not limited by this schedule
     "up_bps": "t",
+    "down_blocked": "b",  # blocks this direction while active
+    "up_blocked": "b",
     "active": "b",  # in its time now (its limits are in force unless outranked or paused)
 }
 
@@ -663,6 +669,8 @@ class ScheduleInfo:
     end: str
     down_bps: int
     up_bps: int
+    down_blocked: bool
+    up_blocked: bool
     active: bool
 
 

@@ -50,8 +50,8 @@ class RulesFlow(QObject):
             self.dialog.deleteLater()
         self.dialog = dialog = RulesDialog(self._rules_of(app_id), self._model.units, self._window)  # type: ignore[arg-type]
         dialog.limitRequested.connect(self._request_limit)
-        dialog.scheduleAdded.connect(lambda app, days, start, end, down, up: self._change(
-            lambda c: c.set_schedule(app, days, start, end, down, up)))
+        dialog.scheduleAdded.connect(lambda app, days, start, end, down, up, blocked: self._change(
+            lambda c: c.set_schedule(app, days, start, end, down, up, blocked)))
         dialog.scheduleRemoved.connect(lambda app, name: self._change(lambda c: c.clear_schedules(app, name)))
         dialog.blockRequested.connect(lambda app, d, on: self._change(lambda c: c.set_blocked(app, _direction(d), on)))
         dialog.quotaRequested.connect(lambda app, d, size, period, then: self._change(

@@ -59,7 +59,8 @@ class AppRules:
 
 class RulesDialog(QDialog):
     limitRequested = Signal(str, str, object)  # app id, "down"/"up", bytes/s or None (as MainWindow's)
-    scheduleAdded = Signal(str, str, str, str, object, object)  # app id, days, from, to, down, up (bytes/s, 0 none)
+    # app id, days, from, to, down, up (bytes/s, 0 none), blocked ("", "down", "up", "both")
+    scheduleAdded = Signal(str, str, str, str, object, object, str)
     scheduleRemoved = Signal(str, str)  # app id, schedule name
     blockRequested = Signal(str, str, bool)  # app id, "down"/"up", blocked
     quotaRequested = Signal(str, str, object, str, object)  # app id, "down"/"up"/"both", bytes, period, then bytes/s (0 block)
@@ -145,21 +146,28 @@ class RulesDialog(QDialog):
             edit.setDisplayFormat("HH:mm")
             edit.setObjectName(f"schedule:{name}")
         self.schedule_rates = {d: QLineEdit(tab) for d in Direction}
+        self.schedule_blocks = {d: QCheckBox("block", tab) for d in Direction}
         for direction, edit in self.schedule_rates.items():
             edit.setObjectName(f"schedule:{direction.value}")
             edit.setPlaceholderText("not limited")
+            box = self.schedule_blocks[direction]
+            box.setObjectName(f"schedule:block:{direction.value}")
+            box.setToolTip(f"Block {DIRECTION_LABELS[direction].lower()} while the schedule is active")
+            box.toggled.connect(lambda on, e=edit: e.setEnabled(not on))
         grid.addWidget(QLabel("From", tab), 0, 0)
         grid.addWidget(self.schedule_from, 0, 1)
         grid.addWidget(QLabel("to", tab), 0, 2)
         grid.addWidget(self.schedule_to, 0, 3)
-        grid.addWidget(QLabel("Down", tab), 1, 0)
-        grid.addWidget(self.schedule_rates[Direction.DOWN], 1, 1)
-        grid.addWidget(QLabel("Up", tab), 1, 2)
-        grid.addWidget(self.schedule_rates[Direction.UP], 1, 3)
+        for column, direction in ((0, Direction.DOWN), (2, Direction.UP)):
+            rate_row = QHBoxLayout()
+            rate_row.addWidget(self.schedule_rates[direction], 1)
+            rate_row.addWidget(self.schedule_blocks[direction])
+            grid.addWidget(QLabel("Down" if direction is Direction.DOWN else "Up", tab), 1, column)
+            grid.addLayout(rate_row, 1, column + 1)
         self.add_schedule = QPushButton("Add schedule", tab)
         self.add_schedule.setObjectName("addSchedule")
         self.add_schedule.clicked.connect(self._on_add_schedule)
-        grid.addWidget(self.add_schedule, 1, 4)
+        grid.addWidget(self.add_schedule, 0, 4)
         layout.addLayout(grid)
         return tab
 
@@ -228,8 +236,10 @@ class RulesDialog(QDialog):
             edit.setText(format_rate(rate, self.units) if rate else "")
         self.schedule_list.clear()
         for schedule in rules.schedules:
-            rates = ", ".join(f"{name} {format_rate(rate, self.units)}"
-                              for name, rate in (("down", schedule.down_bps), ("up", schedule.up_bps)) if rate)  # fmt: skip
+            rates = ", ".join(f"{name} {'blocked' if blocked else format_rate(rate, self.units)}"
+                              for name, rate, blocked in (("down", schedule.down_bps, schedule.down_blocked),
+                                                          ("up", schedule.up_bps, schedule.up_blocked))
+                              if rate or blocked)  # fmt: skip
             item = QListWidgetItem(f"{schedule.name}  ·  {rates}{'  ·  active now' if schedule.active else ''}")
             item.setData(0x0100, schedule.name)  # Qt.UserRole
             self.schedule_list.addItem(item)
@@ -280,18 +290,21 @@ class RulesDialog(QDialog):
     def _on_add_schedule(self) -> None:
         days = self.chosen_days()
         start, end = (edit.time().toString("HH:mm") for edit in (self.schedule_from, self.schedule_to))
-        rates = {d: self._rate(edit, f"Scheduled {DIRECTION_LABELS[d].lower()}") for d, edit in self.schedule_rates.items()}
+        blocked = [d for d, box in self.schedule_blocks.items() if box.isChecked()]
+        rates = {d: None if d in blocked else self._rate(edit, f"Scheduled {DIRECTION_LABELS[d].lower()}")
+                 for d, edit in self.schedule_rates.items()}  # fmt: skip
         if any(rate is False for rate in rates.values()):
             return
         if not days:
             self.show_outcome("Tick at least one day.", error=True)
         elif start == end:
             self.show_outcome("From and to are the same time: for all day, set a plain limit instead.", error=True)
-        elif not any(rates.values()):
-            self.show_outcome("Give a download or an upload rate for the schedule.", error=True)
+        elif not any(rates.values()) and not blocked:
+            self.show_outcome("Give a download or an upload rate for the schedule, or block.", error=True)
         else:
+            which = "both" if len(blocked) == 2 else blocked[0].value if blocked else ""
             self.scheduleAdded.emit(self.rules.app_id, days, start, end,
-                                    rates[Direction.DOWN] or 0, rates[Direction.UP] or 0)  # fmt: skip
+                                    rates[Direction.DOWN] or 0, rates[Direction.UP] or 0, which)  # fmt: skip
             self.show_outcome("Asking the helper…")
 
     def _on_remove_schedule(self) -> None:

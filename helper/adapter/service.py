@@ -492,11 +492,12 @@ class HelperService:
     async def _set_schedule(self, call: _Call, grant: _Grant | None) -> list[Any]:
         assert grant is not None  # LimitAuthorization.BY_SCOPE
         uid = await self._caller_uid(call.sender)
-        _, days, start, end, down_bps, up_bps, _scope = call.args
-        change = AddSchedule(grant.app_id, days, start, end, down_bps, up_bps, grant.owner)
+        _, days, start, end, down_bps, up_bps, blocked, _scope = call.args
+        change = AddSchedule(grant.app_id, days, start, end, down_bps, up_bps, grant.owner, blocked)
         result_id = await self._changes.submit(change)
-        log.info("uid %d scheduled %s of %s (%s): down %d B/s, up %d B/s (0: none)",
-                 uid, call.message.body[1:4], result_id, _whose(grant), down_bps, up_bps)  # fmt: skip
+        log.info("uid %d scheduled %s of %s (%s): down %d B/s, up %d B/s (0: none), blocked %s",
+                 uid, call.message.body[1:4], result_id, _whose(grant), down_bps, up_bps,
+                 "+".join(d.value for d in blocked) or "nothing")  # fmt: skip
         return [result_id]
 
     @_handles("ClearSchedules")

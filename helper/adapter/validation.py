@@ -206,6 +206,7 @@ VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     ArgForm.CLOCK_TIME: lambda value, name: schedules.parse_minute(value, name),
     ArgForm.SCHEDULE_RATE_BPS: lambda value, _name: validate_schedule_rate(value),
     ArgForm.SCHEDULE_NAME: lambda value, _name: schedules.parse_schedule_name(value),
+    ArgForm.SCHEDULE_BLOCK: lambda value, _name: () if value == "" and type(value) is str else validate_clear_directions(value),
 }
 
 
@@ -216,12 +217,16 @@ def _usage_range(args: tuple[Any, ...], now: float) -> tuple[Any, ...]:
 
 
 def _schedule(args: tuple[Any, ...], _now: float) -> tuple[Any, ...]:
-    """SetSchedule: (app_id, days, start, end, down, up, scope), start != end, a rate."""
-    _app_id, _days, start, end, down_bps, up_bps, _scope = args
+    """SetSchedule: (app_id, days, start, end, down, up, blocked, scope): start
+    != end, a rate or a block, not both for one direction."""
+    _app_id, _days, start, end, down_bps, up_bps, blocked, _scope = args
     if start == end:
         raise InvalidArgument("from and to are the same time: for all day, set a plain limit instead")
-    if not down_bps and not up_bps:
-        raise InvalidArgument("a schedule must limit at least one direction (down_bps or up_bps above 0)")
+    if not down_bps and not up_bps and not blocked:
+        raise InvalidArgument("a schedule must limit or block at least one direction")
+    for direction, rate in ((Direction.DOWN, down_bps), (Direction.UP, up_bps)):
+        if rate and direction in blocked:
+            raise InvalidArgument(f"a schedule either limits or blocks {direction.value}, not both")
     return args
 
 

@@ -65,8 +65,8 @@ class ClearLimit:
 
 @dataclass(frozen=True)
 class AddSchedule:
-    """Limit an application only on some days between two local times
-    (helper/engine/schedules.py); a rate of 0 leaves that direction alone."""
+    """Limit or block an application only on some days between two local
+    times (helper/engine/schedules.py); a rate of 0 leaves that direction alone."""
 
     app_id: str
     days: frozenset[int]  # 0 = Monday
@@ -75,6 +75,7 @@ class AddSchedule:
     down_bps: int
     up_bps: int
     owner: int = ADMIN_OWNER
+    blocked: tuple[Direction, ...] = ()  # the directions it blocks while active
 
 
 @dataclass(frozen=True)

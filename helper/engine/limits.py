@@ -7,6 +7,7 @@ rotation so a freed slot is not reused while stale sockets might still carry it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,6 +52,15 @@ class Limit:
                 f"burst must be between {MIN_BURST_BYTES} and {MAX_BURST_BYTES} bytes (0 for the default)"
             )
         return cls(rate_bps, burst_bytes)
+
+
+def _overlay(plain: Limit | None, scheduled: Limit) -> Limit:
+    """A schedule's rate and block over a plain limit: the schedule's rate
+    replaces the plain rate; the plain block and quota stay in force."""
+    if plain is None:
+        return scheduled
+    rate, burst = (scheduled.rate_bps, scheduled.burst_bytes) if scheduled.rate_bps else (plain.rate_bps, plain.burst_bytes)
+    return dataclasses.replace(plain, rate_bps=rate, burst_bytes=burst, blocked=plain.blocked or scheduled.blocked)
 
 
 # A rule is stored against (application id, owner): owner ADMIN_OWNER for an
@@ -149,7 +159,8 @@ class LimitTable:
 
     def _rebuild(self, key: RuleKey) -> None:
         """The limits in force for key: its plain ones, overlaid by its active schedule's."""
-        merged = {**self._plain.get(key, {}), **self._active.get(key, {})}
+        plain = self._plain.get(key, {})
+        merged = {**plain, **{d: _overlay(plain.get(d), limit) for d, limit in self._active.get(key, {}).items()}}
         owners = self._owners.setdefault(key[0], set())
         if merged:
             self._limits[key] = merged

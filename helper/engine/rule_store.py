@@ -157,6 +157,8 @@ def _decode_schedules(app_id: str, value: Any) -> list[Schedule]:
         limits = {k: v for k, v in entry.items() if k not in _SCHEDULE_KEYS}
         try:
             schedule = make_schedule(entry["days"], entry["from"], entry["to"], _decode_limits(app_id, limits))
+            if any(limit.quota is not None for limit in schedule.limits.values()):
+                raise InvalidArgument("a schedule holds a rate or a block, not a quota")
             check_fits(schedule, found)
         except InvalidArgument as error:
             raise BadRule(f"application {app_id!r}: schedule {entry.get('days')!r}: {error}") from None

@@ -17,7 +17,7 @@ from tests.gui.sample_data import MB
 from tests.gui.test_settings_dialog import start
 
 FIREFOX = "app:org.mozilla.firefox"
-WORK = ScheduleInfo(FIREFOX, ADMIN_OWNER, "mon-fri 09:00-17:00", "mon-fri", "09:00", "17:00", MB, 0, True)
+WORK = ScheduleInfo(FIREFOX, ADMIN_OWNER, "mon-fri 09:00-17:00", "mon-fri", "09:00", "17:00", MB, 0, False, False, True)
 
 
 def _dialog(qtbot, **rules: object) -> RulesDialog:  # type: ignore[no-untyped-def]
@@ -57,7 +57,12 @@ def test_schedules_blocks_and_quotas_are_asked_for_and_bad_input_is_not(qtbot) -
     dialog.schedule_to.setTime(QTime(6, 0))
     dialog.schedule_rates[Direction.UP].setText("100K")
     dialog.add_schedule.click()
-    assert asked.pop() == (FIREFOX, "mon,tue,wed,thu,fri", "22:00", "06:00", 0, 100_000)
+    assert asked.pop() == (FIREFOX, "mon,tue,wed,thu,fri", "22:00", "06:00", 0, 100_000, "")
+    dialog.schedule_blocks[Direction.DOWN].setChecked(True)
+    assert not dialog.schedule_rates[Direction.DOWN].isEnabled()
+    dialog.schedule_rates[Direction.UP].setText("")
+    dialog.add_schedule.click()
+    assert asked.pop() == (FIREFOX, "mon,tue,wed,thu,fri", "22:00", "06:00", 0, 0, "down")
     dialog.schedule_to.setTime(QTime(22, 0))
     dialog.add_schedule.click()
     assert "same time" in dialog.message.text()
@@ -102,7 +107,7 @@ def test_the_row_menu_opens_the_rules_of_its_application(qtbot, tmp_path: Path) 
     # No helper in this test: the dialog says changes cannot be made now.
     assert not dialog.add_schedule.isEnabled()
     # What ListSchedules answers is shown, the viewer's own schedules of this application only.
-    other = ScheduleInfo("exe:/usr/bin/curl", ADMIN_OWNER, "daily 01:00-02:00", "daily", "01:00", "02:00", MB, 0, False)
+    other = ScheduleInfo("exe:/usr/bin/curl", ADMIN_OWNER, "daily 01:00-02:00", "daily", "01:00", "02:00", MB, 0, False, False, False)
     mine = WORK if controller.rules._owner == ADMIN_OWNER else ScheduleInfo(**{**WORK.__dict__, "owner": controller.rules._owner})
     controller.connection.callFinished.emit(SCHEDULES_KEY, [mine, other], "", "")
     assert [dialog.schedule_list.item(i).text().split("  ·  ")[0] for i in range(dialog.schedule_list.count())] == [

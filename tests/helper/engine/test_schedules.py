@@ -14,6 +14,7 @@ import pytest
 from chadthrottle.contract import ADMIN_OWNER, MIN_BURST_BYTES, BackendInfo, Direction
 from chadthrottle.helper.engine.api import AddSchedule, RemoveSchedules, SetLimit
 from chadthrottle.helper.engine.limits import Limit, LimitTable
+from chadthrottle.helper.engine.quotas import Quota
 from chadthrottle.helper.engine.rule_store import RuleStore, decode_rules, encode_rules
 from chadthrottle.helper.engine.schedules import (
     NonexistentLocalTime,
@@ -122,6 +123,22 @@ def test_the_table_overlays_active_schedules_on_plain_limits() -> None:
     assert table.remove_schedules(key) == 1 and len(table) == 0
 
 
+def test_a_schedule_blocks_or_sets_the_rate_and_keeps_the_plain_block_and_quota() -> None:
+    table, key = LimitTable(), (CURL, 1000)
+    quota = Quota.checked(5_000_000, "day", 0, 0)
+    table.set(key, Direction.DOWN, Limit(5_000_000, MIN_BURST_BYTES, quota=quota))
+    table.set(key, Direction.UP, Limit(0, 0, blocked=True))
+    table.add_schedule(key, make_schedule("mon", "09:00", "10:00", {Direction.DOWN: MEGA, Direction.UP: MEGA}))
+    table.add_schedule(key, make_schedule("tue", "09:00", "10:00", {Direction.DOWN: Limit(0, 0, blocked=True)}))
+    table.activate(_at("2027-01-04T09:30"))  # Monday: the rate is the schedule's, the quota and the block stay
+    assert table.get(key) == {Direction.DOWN: Limit(1_000_000, MIN_BURST_BYTES, quota=quota),
+                              Direction.UP: Limit(1_000_000, MIN_BURST_BYTES, blocked=True)}  # fmt: skip
+    table.activate(_at("2027-01-05T09:30"))  # Tuesday: download blocked, its rate and quota beneath
+    assert table.get(key)[Direction.DOWN] == Limit(5_000_000, MIN_BURST_BYTES, blocked=True, quota=quota)
+    stored = decode_rules(encode_rules(table))
+    assert [s.limits for s in stored.schedules_of(key)] == [s.limits for s in table.schedules_of(key)]
+
+
 def test_schedules_are_stored_and_a_version_2_file_still_loads(tmp_path: Path) -> None:
     table = LimitTable()
     table.add_schedule((CURL, 1000), make_schedule("sat,sun", "22:00", "06:00", {Direction.UP: MEGA}))
@@ -187,6 +204,8 @@ def test_the_tick_switches_a_schedule_on_and_off_at_the_minute(monkeypatch: pyte
     assert [type(o).__name__ for o in outcomes] == [
         "InvalidArgument", "NonexistentLocalTime", "InvalidArgument", "str", "InvalidArgument"]
     assert [s.name for s in engine.list_schedules()] == ["mon-fri 09:00-09:01", "sat 01:00-02:00"]
+    assert engine.apply_changes([AddSchedule(CURL, frozenset({0}), 10 * 60, 11 * 60, 0, 0, blocked=(Direction.UP,))]) == [CURL]
+    assert [(s.name, s.up_blocked, s.up_bps) for s in engine.list_schedules()][-1] == ("mon 10:00-11:00", True, 0)
     assert engine.apply_changes([RemoveSchedules(CURL, "")]) == [CURL] and engine.list_schedules() == []
     assert isinstance(engine.apply_changes([SetLimit(CURL, Direction.UP, 5_000, 0)])[0], str)
     assert not isinstance(engine.apply_changes([RemoveSchedules(CURL, "")])[0], str)
