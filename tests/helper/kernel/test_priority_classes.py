@@ -1,5 +1,6 @@
 """The priority tree (helper/kernel/priority_classes.py) on a real link: a
-critical call keeps its packets and a low round trip, both ways, against bulk
+critical call keeps its packets and a low round trip, both ways (median < 5 ms,
+p95 < 15 ms, against 50+ ms without the tree), against bulk
 transfers that fill a modem's deep buffer; and the tree goes without a trace.
 
 Until the helper drives the tree, the call is put into its class by its UDP
@@ -47,7 +48,10 @@ def test_a_critical_call_stays_fast_against_bulk_both_ways_and_the_tree_leaves_n
         assert eventually(lambda: tc_dump(pair.host_ns) == before, timeout_s=5), "the tree left something behind"
     assert loaded.percentile(0.5) > 50, f"the bulk did not load the link: {loaded.percentile(0.5):.1f} ms"
     assert shaped.loss == 0, f"{shaped.sent - len(shaped.rtts_ms)} of {shaped.sent} call packets lost"
-    assert shaped.percentile(0.5) < 5 and shaped.percentile(0.99) < 20, (shaped.percentile(0.5), shaped.percentile(0.99))
+    # p99 is also CPU scheduling on a busy 2-core machine (an idle call's reached 88 ms once): bounded loosely here,
+    # measured by bench/priorities.py
+    quantiles = [round(shaped.percentile(q), 2) for q in (0.5, 0.95, 0.99)]
+    assert quantiles[0] < 5 and quantiles[1] < 15 and quantiles[2] < 50, f"median, p95, p99 (ms): {quantiles}"
     # Nothing wasted: the bulk takes what the call leaves, up to the shaping share.
     for used, rate in (((down_after - down_before) / spent, DOWN_BPS), ((up_after - up_before) / spent, UP_BPS)):
         assert used / rate > SHAPE_SHARE - 0.08, f"the link ran at {used / rate:.3f} of its rate"
