@@ -1,0 +1,124 @@
+"""How soon does a schedule switch a limit on and off after its minute, and
+what do schedules cost the engine's tick?
+
+    sudo .venv/bin/python -m bench.schedule_switch [--rounds 3] [--limit-mib 1]
+
+1. One upload between two network namespaces, the real helper in the "host"
+   namespace on a private system bus with its wall clock read from a file
+   (--wall-clock-file), a schedule "mon 09:00-09:01" at --limit-mib. Each
+   round moves the clock to 09:00:00 and back to 09:01:00 and prints, for
+   each switch, the time until ListApplications shows it and until the
+   traffic (0.25 s windows as the receiver reads them) is within 1.1x of the
+   limit, or above 5x it again.
+2. LimitTable.activate() (what the tick runs for schedules) with 1,000 rules
+   of 3 schedules each: the cost per tick when nothing switches, and when
+   every rule switches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from chadthrottle.contract import MIN_BURST_BYTES, Direction
+from chadthrottle.helper.engine.limits import Limit, LimitTable
+from chadthrottle.helper.engine.schedules import local_zone, make_schedule
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from tests.support.helper_calls import call_helper
+from tests.support.netns import Receiver, app_scope, netns_pair, start_stream
+
+MiB = 1024 * 1024
+PAYLOAD_SHARE = 1448 / 1500  # the receiver counts payload; limits count IP packets
+WINDOW_S = 0.25
+MONDAY_0900 = datetime(2027, 1, 4, 9, 0, tzinfo=local_zone()).timestamp()
+
+
+def _window_bps(receiver: Receiver) -> float:
+    return receiver.rate_bps(WINDOW_S) / PAYLOAD_SHARE
+
+
+def _until(condition: object, timeout_s: float = 10.0) -> float:
+    """Seconds until condition() held (polled every 20 ms), or nan."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if condition():  # type: ignore[operator]
+            return time.monotonic() - started
+        time.sleep(0.02)
+    return float("nan")
+
+
+def switch_latency(rounds: int, limit_bps: int) -> list[tuple[str, float, float]]:
+    results = []
+    with tempfile.TemporaryDirectory() as folder, PrivateSystemBus() as bus, netns_pair() as pair:
+        clock = Path(folder) / "clock"
+        clock.write_text(f"{MONDAY_0900 - 30}\n")
+        helper = HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(folder) / "state")
+        helper.command += ["--wall-clock-file", str(clock)]
+        with helper, app_scope(cgroup2_mount(), "org.chadthrottle.BenchSchedule") as scope:
+            stream = start_stream(pair, 5720, "up", app_cgroup=scope, seconds=600)
+            try:
+                app_id = call_helper(bus.address, lambda c: c.set_schedule(
+                    f"pid:{stream.app_pid}", "mon", "09:00", "09:01", 0, limit_bps))
+
+                def listed() -> int:
+                    apps = {a.id: a for a in call_helper(bus.address, lambda c: c.list_applications())}
+                    return apps[app_id].up_limit_bps if app_id in apps else -1
+
+                time.sleep(1.0)
+                for _ in range(rounds):
+                    clock.write_text(f"{MONDAY_0900}\n")
+                    moved = time.monotonic()
+                    shown = _until(lambda: listed() == limit_bps)
+                    held = _until(lambda: _window_bps(stream.receiver) <= 1.1 * limit_bps, 15.0)
+                    results.append(("on at 09:00", shown, time.monotonic() - moved if held == held else held))
+                    time.sleep(2.0)
+                    clock.write_text(f"{MONDAY_0900 + 60}\n")
+                    moved = time.monotonic()
+                    shown = _until(lambda: listed() == 0)
+                    freed = _until(lambda: _window_bps(stream.receiver) > 5 * limit_bps, 15.0)
+                    results.append(("off at 09:01", shown, time.monotonic() - moved if freed == freed else freed))
+                    time.sleep(2.0)
+            finally:
+                stream.stop()
+    return results
+
+
+def activate_cost(rules: int = 1000, per_rule: int = 3, repeats: int = 50) -> tuple[float, float]:
+    """Median seconds of one activate(): nothing switches; every rule switches."""
+    table = LimitTable()
+    rate = {Direction.DOWN: Limit(1_000_000, MIN_BURST_BYTES)}
+    for n in range(rules):
+        for day in range(per_rule):
+            table.add_schedule((f"exe:/usr/bin/app{n}", 1000), make_schedule(("mon", "tue", "wed")[day], "09:00", "10:00", rate))
+    zone = local_zone()
+    quiet, switching = [], []
+    for i in range(repeats):
+        started = time.perf_counter()
+        table.activate(datetime(2027, 1, 4, 12, i % 60, tzinfo=zone))  # Monday noon: nothing active
+        quiet.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        table.activate(datetime(2027, 1, 4, 9, 30, tzinfo=zone) if i % 2 == 0 else datetime(2027, 1, 4, 10, 30, tzinfo=zone))
+        switching.append(time.perf_counter() - started)
+    return statistics.median(quiet), statistics.median(switching)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--limit-mib", type=float, default=1.0)
+    arguments = parser.parse_args()
+    quiet, switching = activate_cost()
+    print(f"activate(), 1,000 rules x 3 schedules: {quiet * 1e3:.2f} ms when nothing switches, "
+          f"{switching * 1e3:.2f} ms when every rule switches (median of 50)")
+    for what, shown, traffic in switch_latency(arguments.rounds, int(arguments.limit_mib * MiB)):
+        print(f"{what}: listed after {shown:.2f} s, traffic {'within 1.1x' if 'on' in what else 'above 5x'} "
+              f"after {traffic:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
