@@ -201,7 +201,11 @@ class LimitTable:
 
     def activate(self, local_now: datetime) -> bool:
         """Put in force the schedules active at local_now (the wall clock) and
-        take out the others; whether the limits in force changed."""
+        take out the others; whether the limits in force changed. Schedules
+        switch on minutes: within the minute of the last call, nothing to do."""
+        last = self._activated_at
+        if last is not None and (last.date(), last.hour, last.minute) == (local_now.date(), local_now.hour, local_now.minute):
+            return False
         self._activated_at = local_now
         changed = False
         for key in set(self._schedules) | set(self._active):
