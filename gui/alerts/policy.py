@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from enum import Enum
 
 from chadthrottle.contract import ApplicationInfo, Direction
+from chadthrottle.gui.ipc.status_logic import PAUSED_PROBLEM
 
 # At most one alert of a kind this often (seconds).
 HOLD_S = 60.0
 # Names said in one alert; the rest are counted.
 NAMES_SHOWN = 3
-# The helper reports a limit it measured above 1.15x for five seconds in a
-# row with a problem text that begins so (helper/engine/engine.py, _limits_not_met).
-NOT_MET_PREFIX = "measured "
 # Applications remembered as seen (for "first time"); the oldest are forgotten.
 MAX_KNOWN = 5000
 
@@ -39,7 +37,7 @@ class AlertKind(Enum):
 TITLES: dict[AlertKind, tuple[str, str]] = {  # (one, several)
     AlertKind.FIRST_USE: ("{} uses the network for the first time", "{} use the network for the first time"),
     AlertKind.QUOTA_REACHED: ("{} used up its data quota", "{} used up their data quotas"),
-    AlertKind.LIMIT_NOT_MET: ("{} is above its limit", "{} are above their limits"),
+    AlertKind.LIMIT_NOT_MET: ("The limit of {} is not being met", "The limits of {} are not being met"),
     AlertKind.HELPER_STOPPED: ("The ChadThrottle helper stopped", "The ChadThrottle helper stopped"),
 }
 
@@ -72,6 +70,14 @@ def group_names(names: list[str]) -> str:
     if len(names) <= NAMES_SHOWN:
         return f"{', '.join(names[:-1])} and {names[-1]}"
     return f"{', '.join(names[:NAMES_SHOWN])} and {len(names) - NAMES_SHOWN} more"
+
+
+def _not_met(app: ApplicationInfo, direction: Direction) -> bool:
+    """A limit the listing says is not held: measured above 1.15x of it for
+    5 s, or not enforced (a foreign filter, the kernel refused); pausing
+    them all is the user's own doing, not news."""
+    problem = app.limit_problem(direction)
+    return bool(problem) and problem != PAUSED_PROBLEM and app.limit_bps(direction) > 0
 
 
 def _quota_used_up(app: ApplicationInfo, direction: Direction) -> bool:
@@ -112,7 +118,7 @@ class AlertPolicy:
                 if not self._learning:
                     self._pending[AlertKind.FIRST_USE][app.id] = app.name or app.id
             for direction in Direction:
-                if app.limit_problem(direction).startswith(NOT_MET_PREFIX):
+                if _not_met(app, direction):
                     not_met.add((app.id, direction))
                     if (app.id, direction) not in self._not_met:
                         self._pending[AlertKind.LIMIT_NOT_MET][app.id] = app.name or app.id
@@ -158,7 +164,7 @@ class AlertPolicy:
         body = {
             AlertKind.FIRST_USE: "ChadThrottle had not seen it before. You can limit it from its row.",
             AlertKind.QUOTA_REACHED: "What the rule says happens at the quota is in force until the period ends.",
-            AlertKind.LIMIT_NOT_MET: "Its traffic was measured above 1.15 times the limit for seconds; "
-                                     "the row says why the limit does not hold.",
+            AlertKind.LIMIT_NOT_MET: "Measured above 1.15 times the limit for seconds, or not enforced "
+                                     "at all; the row says why.",
         }[kind]
         return Alert(kind, summary, body)

@@ -47,11 +47,14 @@ def test_alerts_are_grouped_and_at_most_one_per_kind_a_minute() -> None:
     assert first.kind is AlertKind.FIRST_USE and first.summary == "b, c and d use the network for the first time"
     policy.observe_applications([_app("exe:/usr/bin/e"), _app("exe:/usr/bin/f", problem="measured 1.30 MB/s, above the limit for 5 s")])
     (not_met,) = policy.due(ALL_ON)  # the new-application alert waits out its minute
-    assert not_met.summary == "f is above its limit"
+    assert not_met.summary == "The limit of f is not being met"
+    policy.observe_applications([_app("exe:/usr/bin/f", problem="measured 1.30 MB/s, above the limit for 6 s"),
+                                 _app("exe:/usr/bin/h", problem="limits are paused")])
+    assert policy.due(ALL_ON) == []  # pausing is the user's own doing
     policy.observe_applications([_app("exe:/usr/bin/f", problem="measured 1.40 MB/s, above the limit for 6 s")])
     clock.now += 60
     (later,) = policy.due(ALL_ON)  # still over: no second alert for f; the new ones come now
-    assert later.summary == "e and f use the network for the first time"
+    assert later.summary == "e, f and h use the network for the first time"
     policy.observe_applications([_app("exe:/usr/bin/g")])
     clock.now += 60
     assert policy.due(AlertSwitches()) == []  # first use is off by default: dropped, not saved up
