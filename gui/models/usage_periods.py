@@ -82,8 +82,12 @@ def slot_starts(period: UsagePeriod, now: float) -> list[int]:
 
 
 def slot_label(period: UsagePeriod, start: int) -> str:
-    """A bar's label: "14:00" for an hour, "Mon 3" for a day."""
-    if chart_resolution(period) is UsageResolution.HOUR:
-        return time.strftime("%H:%M", time.localtime(start))
+    """A bar's label: "14:00" for an hour, "Mon 3" for a day of the week,
+    "Nov 4" for a day of 30 (they span two months: a weekday and a day number
+    would be ambiguous)."""
     moment = time.localtime(start)
-    return f"{time.strftime('%a', moment)} {moment.tm_mday}"
+    if chart_resolution(period) is UsageResolution.HOUR:
+        return time.strftime("%H:%M", moment)
+    if period is UsagePeriod.WEEK:
+        return f"{time.strftime('%a', moment)} {moment.tm_mday}"
+    return f"{time.strftime('%b', moment)} {moment.tm_mday}"

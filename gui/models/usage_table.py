@@ -82,7 +82,7 @@ class UsageTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return USAGE_HEADERS[UsageColumn(section)]
         if role == Qt.ItemDataRole.TextAlignmentRole and section != UsageColumn.NAME:
-            return _RIGHT
+            return int(Qt.AlignmentFlag.AlignCenter)  # right-aligned, a title ran under the sort arrow
         if role == Qt.ItemDataRole.InitialSortOrderRole:  # bytes: the most first
             return Qt.SortOrder.AscendingOrder if section == UsageColumn.NAME else Qt.SortOrder.DescendingOrder
         return None
