@@ -38,6 +38,9 @@ class RulesFlow(QObject):
         self._request_limit = request_limit
         self._owner = ADMIN_OWNER if os.getuid() == 0 else os.getuid()
         self._schedules: tuple[ScheduleInfo, ...] = ()
+        # Blocks asked for and not yet seen in a listing: shown as asked, so a
+        # poll answered before the helper changed does not flip the box back.
+        self._blocks_asked: dict[tuple[str, Direction], bool] = {}
         self.dialog: RulesDialog | None = None
         window.rulesRequested.connect(self.open)  # type: ignore[attr-defined]
         connection.callFinished.connect(self._on_call_finished)
@@ -53,7 +56,7 @@ class RulesFlow(QObject):
         dialog.scheduleAdded.connect(lambda app, days, start, end, down, up, blocked: self._change(
             lambda c: c.set_schedule(app, days, start, end, down, up, blocked)))
         dialog.scheduleRemoved.connect(lambda app, name: self._change(lambda c: c.clear_schedules(app, name)))
-        dialog.blockRequested.connect(lambda app, d, on: self._change(lambda c: c.set_blocked(app, _direction(d), on)))
+        dialog.blockRequested.connect(self._request_block)
         dialog.quotaRequested.connect(lambda app, d, size, period, then: self._change(
             lambda c: c.set_quota(app, _direction(d), size, period, 0, then)))
         dialog.quotaCleared.connect(lambda app, d: self._change(lambda c: c.clear_quota(app, _direction(d))))
@@ -61,6 +64,18 @@ class RulesFlow(QObject):
         dialog.show()
         self._fetch_schedules()
         return dialog
+
+    def _request_block(self, app_id: str, direction: str, blocked: bool) -> None:
+        self._blocks_asked[(app_id, Direction(direction))] = blocked
+        self._change(lambda c: c.set_blocked(app_id, Direction(direction), blocked))  # type: ignore[attr-defined]
+
+    def _blocked(self, app_id: str, direction: Direction, listed: bool) -> bool:
+        """What a block box shows: the listing, unless a request is on its way."""
+        asked = self._blocks_asked.get((app_id, direction))
+        if asked is None or asked == listed:
+            self._blocks_asked.pop((app_id, direction), None)
+            return listed
+        return asked
 
     def _forget(self) -> None:
         if self.dialog is not None:
@@ -76,7 +91,7 @@ class RulesFlow(QObject):
         return AppRules(
             app_id, info.name if info else app_id,
             limits={d: s.rate_bps for d, s in states.items()},
-            blocked={d: bool(getattr(info, f"{d.value}_blocked", False)) for d in Direction},
+            blocked={d: self._blocked(app_id, d, bool(getattr(info, f"{d.value}_blocked", False))) for d in Direction},
             quotas={d: (getattr(info, f"{d.value}_quota_bytes", 0), getattr(info, f"{d.value}_quota_left_bytes", 0),
                         getattr(info, f"{d.value}_quota_period", "")) for d in Direction},  # fmt: skip
             schedules=tuple(s for s in self._schedules if s.app_id == app_id and s.owner == self._owner),
@@ -101,6 +116,9 @@ class RulesFlow(QObject):
             self._schedules = tuple(result)  # type: ignore[arg-type]
             self._show()
         elif key == CHANGE_KEY and self.dialog is not None:
-            self.dialog.show_outcome(words if error_name else "Done.", error=bool(error_name))
-            if not error_name:
+            if error_name:
+                self._blocks_asked.clear()  # refused or lost: the listing is the truth again
+                self._show()
+            else:
                 self._fetch_schedules()
+            self.dialog.show_outcome(words if error_name else "Done.", error=bool(error_name))

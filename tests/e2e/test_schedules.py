@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.schedules import local_zone
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
@@ -104,5 +105,57 @@ def test_a_schedule_switches_a_limit_on_and_off_at_the_minute(clocked: tuple[Sta
             assert eventually(lambda: stream.receiver.rate_bps(0.5) > 20 * LIMIT_BPS, 5.0), "still slow after 09:01"
             assert _ctl(stack, "schedule", "remove", app_id).returncode == 0
             assert json.loads(_ctl(stack, "schedule", "list", "--json").stdout) == []
+        finally:
+            stream.stop()
+
+
+def test_the_rules_dialog_changes_the_helpers_rules(clocked: tuple[Stack, Path], qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The GUI's rules dialog against the real helper: a schedule added and
+    refused (the helper's own words shown), a block set and lifted, the
+    schedule removed."""
+    from PySide6.QtCore import QTime
+
+    from tests.e2e.gui_support import running_gui
+
+    stack, _clock = clocked
+    with app_scope(stack.cgroup_root, "org.chadthrottle.TestRulesDialog") as scope:
+        stream = start_stream(stack.pair, 5630, "up", app_cgroup=scope)
+        app_id = "app:org.chadthrottle.TestRulesDialog"
+        try:
+            with running_gui(stack, qtbot, tmp_path / "settings.ini") as controller:
+                qtbot.waitUntil(lambda: controller.model.application(app_id) is not None, timeout=10_000)
+                (rules,) = [a for a in controller.window.row_menu(app_id).actions() if a.objectName() == "edit-rules"]
+                rules.trigger()
+                dialog = controller.rules.dialog
+                for box in dialog.day_boxes:
+                    box.setChecked(box.objectName() == "day:tue")
+                dialog.schedule_from.setTime(QTime(10, 0))
+                dialog.schedule_to.setTime(QTime(11, 0))
+                dialog.schedule_rates[Direction.UP].setText("500K")
+                dialog.add_schedule.click()
+                qtbot.waitUntil(lambda: dialog.schedule_list.count() == 1, timeout=5_000)
+                listed = call_helper(stack.bus_address, lambda c: c.list_schedules())
+                assert [(s.app_id, s.name, s.up_bps) for s in listed] == [(app_id, "tue 10:00-11:00", 500_000)]
+                dialog.schedule_from.setTime(QTime(10, 30))
+                dialog.add_schedule.click()  # overlaps: the helper says so, and nothing changes
+                qtbot.waitUntil(lambda: "overlaps" in dialog.message.text(), timeout=5_000)
+                assert len(call_helper(stack.bus_address, lambda c: c.list_schedules())) == 1
+                dialog.block_boxes[Direction.DOWN].click()
+                qtbot.waitUntil(lambda: dialog.message.text() == "Done.", timeout=5_000)
+                apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
+                assert apps[app_id].down_blocked and dialog.block_boxes[Direction.DOWN].isChecked()
+                dialog.block_boxes[Direction.DOWN].click()  # before a poll shows the block: the box stays as asked
+                assert not dialog.block_boxes[Direction.DOWN].isChecked()
+
+                def blocked() -> bool:
+                    apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
+                    return apps[app_id].down_blocked
+
+                qtbot.waitUntil(lambda: not blocked(), timeout=5_000)
+                dialog.schedule_list.setCurrentRow(0)
+                dialog.remove_schedule.click()
+                qtbot.waitUntil(lambda: dialog.schedule_list.count() == 0, timeout=5_000)
+                assert call_helper(stack.bus_address, lambda c: c.list_schedules()) == []
+                dialog.close()
         finally:
             stream.stop()
