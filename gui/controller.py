@@ -35,6 +35,7 @@ from chadthrottle.gui.views.settings_dialog import SettingsDialog
 from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
 from chadthrottle.units import UnitSystem
 
+TRAY_BLOCK_KEY = "tray:block"  # HelperConnection.call's key of the tray's SetBlocked
 log = logging.getLogger(__name__)
 
 NO_TRAY_NOTICE = (
@@ -112,6 +113,8 @@ class AppController(QObject):
         self.tray = tray
         self.window.keep_running_in_tray = self.settings.close_to_tray
         tray.limitRequested.connect(self.request_limit)
+        tray.blockRequested.connect(self.request_block)
+        self.connection.callFinished.connect(self._on_call_finished)
         tray.pauseRequested.connect(self.request_pause)
         tray.openRequested.connect(self.show_window)
         tray.quitRequested.connect(self.quitRequested)
@@ -176,6 +179,15 @@ class AppController(QObject):
             name = self.model.application(request.app_id)
             label = name.name if name else request.app_id
             self.window.show_message(f"Could not change the limit of {label}: {words}")
+
+    def request_block(self, app_id: str, direction: str, blocked: bool) -> None:
+        """Block or unblock (SetBlocked, off the GUI thread); the row shows it
+        from the helper's next answer, a refusal as a message."""
+        self.connection.call(TRAY_BLOCK_KEY, lambda c: c.set_blocked(app_id, Direction(direction), blocked))
+
+    def _on_call_finished(self, key: str, _result: object, error_name: str, words: str) -> None:
+        if key == TRAY_BLOCK_KEY and error_name:
+            self.window.show_message(f"Could not change the block: {words}")
 
     def request_pause(self, paused: bool) -> None:
         """Pause or resume every limit (the helper asks polkit for an administrator)."""

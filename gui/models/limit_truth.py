@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, RuleInfo
-from chadthrottle.units import UnitSystem, format_rate
+from chadthrottle.units import UnitSystem, format_rate, format_size
 
 ROOT_UID = 0
 ADMINISTRATOR_NOTE = "set by administrator"
@@ -30,10 +30,17 @@ class LimitState:
     problem: str = ""  # why it is not enforced now; "" when it is, or there is none
     own_rate_bps: int = 0  # the viewer's own rule that the administrator's outranks
     pending: bool = False  # asked for, not confirmed yet
+    blocked: bool = False  # no packet passes (a block, or a quota spent that blocks): never shown as a rate
+    quota_note: str = ""  # "1.2 MB of 5.0 MB left this day", "" without a quota
 
     @property
     def enforced(self) -> bool:
-        return self.rate_bps > 0 and not self.problem
+        return (self.rate_bps > 0 or self.blocked) and not self.problem
+
+    @property
+    def held(self) -> bool:
+        """Something holds this direction: a rate or a block."""
+        return self.rate_bps > 0 or self.blocked
 
 
 def user_name(uid: int) -> str:
@@ -74,23 +81,37 @@ def limit_state(
     from being enforced (the helper is not running, limits are paused); the
     helper's own reason for this limit wins over it."""
     helper_rate = info.limit_bps(direction)
+    budget, left, period = info.quota(direction)
+    quota_note = f"{format_size(left)} of {format_size(budget)} left this {period}" if budget else ""
+    if info.blocked(direction) and pending is None:
+        owner = info.limit_owner(direction)
+        read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
+        problem = info.limit_problem(direction) or enforcement_problem
+        return LimitState(0, owner_note(owner, viewer_uid), read_only, problem, blocked=True, quota_note=quota_note)
     if pending is not None:
         # The viewer's own request: theirs, and not known to be in force yet.
         return LimitState(pending, pending=True, problem=enforcement_problem if pending else "")
     if helper_rate <= 0:
-        return LimitState(0)
+        return LimitState(0, quota_note=quota_note)
     owner = info.limit_owner(direction)
     read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
     own = own_rule_rate(rules, info.id, direction, viewer_uid) if read_only else 0
     problem = info.limit_problem(direction) or enforcement_problem
-    return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own)
+    return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own, quota_note=quota_note)
 
 
 def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -> str:
     """The sentences a tooltip or the detail pane gives about one limit."""
     word = "Download" if direction is Direction.DOWN else "Upload"
+    quota = f" Quota: {state.quota_note}." if state.quota_note else ""
+    if state.blocked:
+        whose = f", {state.owner_note}" if state.owner_note else ""
+        text = f"{word}: blocked{whose}: no packet passes, open connections included.{quota}"
+        if state.problem:  # a block the kernel does not hold now; a dead helper's lapses within seconds
+            text += f" Not enforced: {state.problem}: traffic flows."
+        return text
     if state.rate_bps <= 0:
-        return f"{word}: no limit."
+        return f"{word}: no limit.{quota}"
     rate = format_rate(state.rate_bps, units)
     if state.read_only:
         own = f" of {format_rate(state.own_rate_bps, units)}" if state.own_rate_bps else ""
@@ -104,7 +125,7 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
         text = f"{word}: limited to {rate}."
     if state.problem:
         text += f" Not enforced: {state.problem}."
-    return text
+    return text + quota
 
 
 @dataclass(frozen=True)
@@ -124,7 +145,7 @@ def tally(states: Iterable[tuple[str, Direction, LimitState]]) -> LimitTally:
     enforced = 0
     not_enforced = []
     for name, direction, state in states:
-        if state.rate_bps <= 0:
+        if not state.held:
             continue
         if state.problem:
             word = "download" if direction is Direction.DOWN else "upload"

@@ -3,10 +3,9 @@
 Plain data and functions, so a test can check the menu's content from a model
 without opening a menu.
 
-The last choice is the smallest limit the helper accepts, ``contract.MIN_RATE_BPS``
-(1 KB/s): connections stay open but carry next to nothing, and removing the
-limit restores them at once. It is labelled as the limit it is, not "Block":
-traffic still passes, and a block that lets bytes through would be a claim the
+After the quick limits each direction has a real "Block" (SetBlocked: no
+packet passes, open connections included, until "Unblock"), not the smallest
+limit under that name: a block that let bytes through would be a claim the
 kernel does not make true.
 """
 
@@ -15,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from chadthrottle.contract import MIN_RATE_BPS, ApplicationInfo
+from chadthrottle.contract import ApplicationInfo
 from chadthrottle.units import UnitSystem, format_round, unit_bps
 
 TRAY_APPLICATIONS = 8
@@ -42,7 +41,6 @@ def quick_limits(units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> tuple[QuickLim
         QuickLimit("Unlimited", None),
         *(QuickLimit(format_round(rate, units), rate) for rate in rates),
         QuickLimit("Custom…", CUSTOM),
-        QuickLimit(f"{format_round(MIN_RATE_BPS, units)} (smallest)", MIN_RATE_BPS),
     )
 
 
@@ -54,13 +52,14 @@ def busiest_applications(
 ) -> list[ApplicationInfo]:
     """The applications to list: by total rate, limited ones kept in view.
 
-    An application with a limit stays listed even when quiet, so the limit can
-    be lifted from the tray.
+    An application with a limit or a block stays listed even when quiet (a
+    blocked one is quiet), so it can be lifted from the tray.
     """
     ranked = sorted(applications, key=lambda a: (-(a.down_bps + a.up_bps), a.name.casefold()))
     chosen = ranked[:count]
     for app in ranked[count:]:
-        if (app.down_limit_bps or app.up_limit_bps) and len(chosen) < count + 4:
+        held = app.down_limit_bps or app.up_limit_bps or app.down_blocked or app.up_blocked
+        if held and len(chosen) < count + 4:
             chosen.append(app)
     return chosen
 

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QSystemTrayIcon, QWidget
 
-from chadthrottle.contract import MIN_RATE_BPS, Direction
+from chadthrottle.contract import Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel
@@ -29,6 +29,9 @@ PAUSE_TOOLTIP = ("Stop enforcing every limit, for every user, without forgetting
                  "(asks for an administrator's password).")
 
 
+BLOCK_LABEL = "block"  # the block action's name part (its text says Block or Blocked)
+
+
 def action_name(app_id: str, direction: Direction, label: str) -> str:
     """objectName of a quick-limit action (tests/gui/tray_actions.py finds actions by it)."""
     return f"quick:{app_id}:{direction.value}:{label}"
@@ -38,6 +41,7 @@ class TrayController(QObject):
     """Tray icon + menu over the applications model."""
 
     limitRequested = Signal(str, str, object)  # app id, direction, bytes/s or None
+    blockRequested = Signal(str, str, bool)  # app id, direction, True: block, False: unblock
     pauseRequested = Signal(bool)  # True: pause every limit, False: resume
     openRequested = Signal()
     quitRequested = Signal()
@@ -125,7 +129,7 @@ class TrayController(QObject):
             empty = self.menu.addAction("No applications using the network")
             empty.setEnabled(False)
         for info in applications:
-            marker = " *" if (info.down_limit_bps or info.up_limit_bps) else ""
+            marker = " *" if (info.down_limit_bps or info.up_limit_bps or info.down_blocked or info.up_blocked) else ""
             submenu = self.menu.addMenu(f"{info.name}{marker}\t{format_rate(info.down_bps + info.up_bps, units)}")
             submenu.setObjectName(f"quick:{info.id}")
             submenu.setToolTipsVisible(True)
@@ -135,10 +139,12 @@ class TrayController(QObject):
                 state = self._model.limit_state(info.id, direction)
                 for quick in quick_limits(units):
                     action = self._quick_action(submenu, info.id, info.name, direction, quick, units)
-                    action.setChecked(quick.label == current)
-                    action.setEnabled(can_limit and not state.read_only)
-                    if state.read_only:  # an administrator's limit: choosing would do nothing
+                    action.setChecked(quick.label == current and not state.blocked)
+                    action.setEnabled(can_limit and not state.read_only and not state.blocked)
+                    if state.read_only or state.blocked:  # choosing would do nothing now
                         action.setToolTip(describe_limit(state, direction, units))
+                block = self._block_action(submenu, info.id, direction, info.blocked(direction))
+                block.setEnabled(can_limit and not state.read_only)
         self.menu.addSeparator()
         pause = self.menu.addAction("Pause all limits")
         pause.setObjectName("pause-all")
@@ -150,14 +156,22 @@ class TrayController(QObject):
         self.menu.addAction("Open ChadThrottle", self.openRequested.emit).setObjectName("open")
         self.menu.addAction("Quit", self.quitRequested.emit).setObjectName("quit")
 
+    def _block_action(self, submenu: QMenu, app_id: str, direction: Direction, blocked: bool) -> QAction:
+        """"Block" (checked while blocked: choosing it unblocks)."""
+        action = submenu.addAction("Blocked" if blocked else "Block")
+        action.setObjectName(action_name(app_id, direction, BLOCK_LABEL))
+        action.setCheckable(True)
+        action.setChecked(blocked)
+        action.setToolTip("Unblock: traffic flows again, connections that survived go on." if blocked else
+                          "Let no packet through, open connections included (a limit beneath stays for later).")
+        action.triggered.connect(lambda _c=False: self.blockRequested.emit(app_id, direction.value, not blocked))
+        return action
+
     def _quick_action(self, submenu: QMenu, app_id: str, name: str, direction: Direction,
                       quick: QuickLimit, units: UnitSystem) -> QAction:
         action = submenu.addAction(quick.label)  # round in the units shown: "5 MB/s", "40 Mbit/s"
         action.setObjectName(action_name(app_id, direction, quick.label))
         action.setCheckable(True)
-        if quick.rate_bps == MIN_RATE_BPS:
-            action.setToolTip(f"Limit to {format_rate(quick.rate_bps or 0, units)}, the smallest limit: "
-                              "connections stay open but carry next to nothing.")
         if quick.rate_bps == CUSTOM:
             action.triggered.connect(lambda _c=False: self._ask_custom(app_id, name, direction))
         else:

@@ -35,6 +35,7 @@ ROW_HEIGHT = 30  # at the usual font size; rows grow with the font (the desktop'
 def row_height(metrics: QFontMetrics) -> int:
     return max(ROW_HEIGHT, metrics.height() + 12)
 LIKENESS_CACHE_SIZE = 256
+BLOCKED_TEXT = "Blocked"  # what a blocked direction shows instead of a rate
 
 
 def _draw_background(option: QStyleOptionViewItem, painter: QPainter) -> None:
@@ -106,7 +107,7 @@ class LimitDelegate(QStyledItemDelegate):
         enabled = not self.blocked_reason and bool(option.state & QStyle.StateFlag.State_Enabled)
         ratio = painter.device().devicePixelRatioF()
         key = (option.rect.width(), option.rect.height(), ratio, state.rate_bps, state.pending, state.owner_note,
-               state.read_only, bool(state.problem), enabled, self.units)  # fmt: skip
+               state.read_only, bool(state.problem), enabled, self.units, state.blocked)  # fmt: skip
         likeness = self._likenesses.get(key)
         if likeness is None:
             if len(self._likenesses) > LIKENESS_CACHE_SIZE:
@@ -134,7 +135,7 @@ class LimitDelegate(QStyledItemDelegate):
         style = widget.style() if widget else QApplication.style()
         painter = QPainter(pixmap)
         group = QPalette.ColorGroup.Active if enabled else QPalette.ColorGroup.Disabled
-        limited = state.rate_bps > 0
+        limited = state.held
         if state.problem and limited:  # the warning sits just left of the value
             icon = QRect(slider_rect.right() - 14, slider_rect.center().y() - 6, 14, 14)
             painter.setOpacity(1.0 if enabled else 0.45)  # as a disabled QLabel greys it
@@ -152,7 +153,7 @@ class LimitDelegate(QStyledItemDelegate):
                 note_rect.setLeft(slider_rect.right() - width)
                 slider_rect.setRight(note_rect.left() - 2)
             painter.drawText(note_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, state.owner_note)
-        if not state.read_only:
+        if not state.read_only and not state.blocked:  # a block is no rate: no slider
             slider = slider_option(slider_rect, position_for_rate(state.rate_bps), widget)
             paint_rate_slider(painter, slider, style, widget, limited=limited, enabled=enabled)
         font = QFont(option.font)
@@ -167,7 +168,7 @@ class LimitDelegate(QStyledItemDelegate):
         else:
             colour = option.palette.color(group, QPalette.ColorRole.PlaceholderText)
         painter.setPen(colour)
-        text = format_limit(state.rate_bps, self.units) + ("…" if state.pending else "")
+        text = BLOCKED_TEXT if state.blocked else format_limit(state.rate_bps, self.units) + ("…" if state.pending else "")
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
         painter.end()
         return pixmap

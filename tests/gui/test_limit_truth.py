@@ -15,12 +15,13 @@ from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.icons import IconProvider
-from chadthrottle.gui.models.limit_truth import ADMINISTRATOR_NOTE, owner_note, user_name
+from chadthrottle.gui.models.limit_truth import ADMINISTRATOR_NOTE, describe_limit, owner_note, user_name
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.tray.icons import TrayIconKind
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.units import UnitSystem
 from tests.gui.sample_data import MB, sample_applications
 from tests.gui.tray_actions import quick_limit_action
 
@@ -195,3 +196,23 @@ def test_the_controller_sends_nothing_for_an_administrator_limit(qtbot, tmp_path
     assert "limited by the administrator" in controller.window.status_line.message.text()
     assert controller.model.effective_limit(FIREFOX, Direction.DOWN) == 5 * MB
     controller.shutdown()
+
+
+def test_a_blocked_direction_shows_as_blocked_never_as_a_rate_and_a_dead_helper_lets_it_through(
+    window: MainWindow,
+) -> None:
+    apps = {a.id: a for a in applications()}
+    apps[DROPBOX] = dataclasses.replace(apps[DROPBOX], up_limit_bps=0, up_blocked=True, up_limit_owner=USER,
+                                        down_quota_bytes=5 * MB, down_quota_left_bytes=1_200_000,
+                                        down_quota_period="day")  # fmt: skip
+    window._model.apply_snapshot(list(apps.values()))
+    state = window._model.limit_state(DROPBOX, Direction.UP)
+    assert state.blocked and state.rate_bps == 0 and state.enforced
+    tooltip = window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert tooltip.startswith("Upload: blocked: no packet passes") and "B/s" not in tooltip.splitlines()[0]
+    down = window.table.proxy_index(DROPBOX, Column.DOWN_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert "Quota: 1.2 MB of 5 MB left this day." in down
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))
+    stopped = window._model.limit_state(DROPBOX, Direction.UP)
+    assert stopped.blocked and not stopped.enforced
+    assert "Not enforced: the helper is not running: traffic flows." in describe_limit(stopped, Direction.UP, UnitSystem.BYTES_DECIMAL)

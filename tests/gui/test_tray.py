@@ -6,13 +6,13 @@ import dataclasses
 
 from PySide6.QtGui import QAction
 
-from chadthrottle.contract import MIN_RATE_BPS, Direction
+from chadthrottle.contract import Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.tray.icons import TrayIconKind
 from chadthrottle.gui.tray.quick_limits import busiest_applications
-from chadthrottle.gui.tray.tray import TrayController
+from chadthrottle.gui.tray.tray import BLOCK_LABEL, TrayController
 from tests.gui.sample_data import MB, app, sample_applications
 from tests.gui.tray_actions import pause_action, quick_limit_action
 
@@ -86,14 +86,22 @@ def test_quick_limits_and_block(qtbot) -> None:
         for a in tray.menu.findChildren(QAction)
         if a.objectName().startswith(f"quick:{firefox}:down:")
     ]
-    assert labels == ["Unlimited", "100 KB/s", "1 MB/s", "5 MB/s", "Custom…", "1 KB/s (smallest)"]
+    assert labels == ["Unlimited", "100 KB/s", "1 MB/s", "5 MB/s", "Custom…", BLOCK_LABEL]
     checked = quick_limit_action(tray, firefox, Direction.DOWN, "5 MB/s")
     assert checked is not None and checked.isChecked()  # Firefox is limited to 5 MB/s
-    block = quick_limit_action(tray, firefox, Direction.UP, "1 KB/s (smallest)")
-    assert block is not None
-    with qtbot.waitSignal(tray.limitRequested) as blocker:
+    block = quick_limit_action(tray, firefox, Direction.UP, BLOCK_LABEL)  # a real block, not a smallest limit
+    assert block is not None and block.text() == "Block" and not block.isChecked()
+    with qtbot.waitSignal(tray.blockRequested) as blocker:
         block.trigger()
-    assert blocker.args == [firefox, "up", MIN_RATE_BPS]
+    assert blocker.args == [firefox, "up", True]
+    model.apply_snapshot([dataclasses.replace(a, up_blocked=True, up_limit_bps=0) if a.id == firefox else a
+                          for a in sample_applications()])  # fmt: skip
+    unblock = quick_limit_action(tray, firefox, Direction.UP, BLOCK_LABEL)
+    assert unblock is not None and unblock.text() == "Blocked" and unblock.isChecked()
+    assert not quick_limit_action(tray, firefox, Direction.UP, "1 MB/s").isEnabled()  # no rate while blocked
+    with qtbot.waitSignal(tray.blockRequested) as blocker:
+        unblock.trigger()
+    assert blocker.args == [firefox, "up", False]
     unlimited = quick_limit_action(tray, firefox, "down", "Unlimited")
     with qtbot.waitSignal(tray.limitRequested) as blocker:
         unlimited.trigger()

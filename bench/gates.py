@@ -1,0 +1,190 @@
+"""Block and quota: how far a quota overshoots, and how soon a block holds.
+
+    sudo .venv/bin/python bench/gates.py overshoot [--rates 1M,10M,50M] [--backends tc,ebpf]
+    sudo .venv/bin/python bench/gates.py block-latency [--rounds 5]
+
+overshoot: a TCP stream between two network namespaces, held at a rate by a
+backend (TcShaper or EbpfPolicer, as the engine uses them) with the helper's
+datapath attached; a quota of 1.5 s of that rate is set on the running
+stream's gate (helper/kernel/gates.py) and the stream runs until it stops.
+Printed: the kernel's count past the budget (bytes), and the receiver's
+payload converted to L3 past it (which also counts what was already queued
+towards the application when the quota was set, so it reads high downloads).
+
+block-latency: the real helper on a private bus (with polkitd), an
+application in an app scope downloading over TCP or UDP; SetBlocked is called
+and the application's own receive loop notes when its last byte arrived
+(CLOCK_MONOTONIC, the same clock in every process). Printed: how long the call
+took, and from the call to the last byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.policer_probe import backend_for, parse_rate  # noqa: E402
+from chadthrottle.contract import Direction  # noqa: E402
+from chadthrottle.helper.engine.limits import default_burst_bytes  # noqa: E402
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount  # noqa: E402
+from chadthrottle.helper.kernel.datapath import Datapath  # noqa: E402
+from chadthrottle.helper.kernel.gates import OPEN, GateSetting  # noqa: E402
+from chadthrottle.helper.kernel.htb import ClassSpec  # noqa: E402
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus  # noqa: E402
+from tests.support.helper_calls import call_helper  # noqa: E402
+from tests.support.netns import (  # noqa: E402
+    TRAFFIC_SCRIPT, NetnsPair, app_scope, netns_pair, nsenter_argv, spawn, start_stream, wait_for_line,
+)
+from tests.support.waiting import eventually  # noqa: E402
+
+MiB = 1024 * 1024
+SLOT = 5
+L3_PER_PAYLOAD = 1500 / 1448
+QUOTA_SECONDS = 1.5
+BENCH_APP = "app:org.chadthrottle.BenchBlock"
+# The application in block-latency: reads until nothing came for QUIET_S,
+# then prints when its last byte arrived.
+QUIET_S = 1.0
+SINK = r"""
+import json, socket, sys, time
+host, port, udp = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "udp"
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+if udp:
+    sock.sendto(b"hello", (host, port))
+else:
+    sock.connect((host, port))
+print(json.dumps({"connected": port}), flush=True)
+sock.settimeout(0.05)
+last, started = time.monotonic(), None
+while True:
+    try:
+        data = sock.recv(65536)
+        if not data:
+            break
+        last = time.monotonic()
+        started = started or last
+    except socket.timeout:
+        if started and time.monotonic() - last > float(sys.argv[4]):
+            break
+print(repr(last), flush=True)
+"""
+
+
+def _quiet(read: object, seconds: float) -> bool:
+    before = read()  # type: ignore[operator]
+    time.sleep(seconds)
+    return read() == before  # type: ignore[operator]
+
+
+def overshoot_case(pair: NetnsPair, datapath: Datapath, backend: str, direction: Direction, rate_bps: int,
+                   port: int) -> tuple[int, float]:  # fmt: skip
+    """(kernel bytes past the budget, receiver L3 bytes past it)."""
+    stream = start_stream(pair, port, direction.value, seconds=60)
+    try:
+        with backend_for(backend, pair, datapath) as enforcer:
+            datapath.set_process_slot(stream.app_pid, SLOT)
+            enforcer.reconcile({direction: {SLOT: ClassSpec(rate_bps, default_burst_bytes(rate_bps))}})
+            time.sleep(1.5)
+            budget = int(rate_bps * QUOTA_SECONDS)
+            start = stream.receiver.total_bytes()
+            datapath.gates.set(SLOT, direction, GateSetting(budget_bytes=budget))
+            eventually(lambda: _quiet(stream.receiver.total_bytes, 0.5), QUOTA_SECONDS * 4 + 5)
+            counted = datapath.gates.used_since_set(SLOT, direction)
+            assert counted is not None
+            received = (stream.receiver.total_bytes() - start) * L3_PER_PAYLOAD
+            datapath.gates.set(SLOT, direction, OPEN)
+            datapath.set_process_slot(stream.app_pid, 0)
+            return counted[0] - budget, received - budget
+    finally:
+        stream.stop()
+
+
+def overshoot(rates: list[int], backends: list[str]) -> None:
+    print(f"# quota overshoot, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}")
+    print("| backend | direction | rate | budget | kernel count past the budget | receiver (L3) past it |")
+    print("|---|---|---|---|---|---|")
+    datapath = Datapath()
+    datapath.open()
+    port = 5800
+    try:
+        with netns_pair() as pair:
+            for backend in backends:
+                for direction in (Direction.DOWN, Direction.UP):
+                    for rate in rates:
+                        port += 1
+                        kernel, received = overshoot_case(pair, datapath, backend, direction, rate, port)
+                        print(f"| {backend} | {direction.value} | {rate / MiB:g} MiB/s | {int(rate * QUOTA_SECONDS)} B "
+                              f"| {kernel:+d} B | {received:+.0f} B |", flush=True)
+    finally:
+        datapath.close()
+
+
+def _block_round(bus: PrivateSystemBus, pair: NetnsPair, protocol: str, port: int, scope: Path) -> tuple[float, float]:
+    """(call seconds, seconds from the call to the last byte) of one block."""
+    udp = protocol == "udp"
+    server = spawn(nsenter_argv(pair.peer_ns, [sys.executable, str(TRAFFIC_SCRIPT), "serve", "--role", "source",
+                                               "--port", str(port), "--seconds", "30"] + (["--udp"] if udp else [])),
+                   None)  # fmt: skip
+    wait_for_line(server, "listening")
+    app = spawn(nsenter_argv(pair.host_ns, [sys.executable, "-c", SINK, pair.peer_addr, str(port), protocol,
+                                            str(QUIET_S)]), scope)  # fmt: skip
+    try:
+        wait_for_line(app, "connected")
+        time.sleep(1.0)  # flowing at full speed
+        called = time.monotonic()
+        call_helper(bus.address, lambda c: c.set_blocked(BENCH_APP, Direction.DOWN, True))
+        returned = time.monotonic()
+        assert app.stdout is not None
+        last = float(app.stdout.readline())
+        app.wait(timeout=10)
+        call_helper(bus.address, lambda c: c.set_blocked(BENCH_APP, None, False))
+        return returned - called, last - called
+    finally:
+        for process in (app, server):
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+def block_latency(rounds: int) -> None:
+    print(f"# block latency, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}")
+    print("| protocol | SetBlocked call (median, max) | call to last byte (median, max) | rounds |")
+    print("|---|---|---|---|")
+    with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory(prefix="ct-gates-") as state, \
+            HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state)), \
+            app_scope(cgroup2_mount(), "org.chadthrottle.BenchBlock") as scope:  # fmt: skip
+        for protocol in ("tcp", "udp"):
+            results = [_block_round(bus, pair, protocol, 5900 + i + (50 if protocol == "udp" else 0), scope)
+                       for i in range(rounds)]  # fmt: skip
+            calls, lasts = [r[0] * 1000 for r in results], [r[1] * 1000 for r in results]
+            print(f"| {protocol} | {statistics.median(calls):.1f} ms, {max(calls):.1f} ms | "
+                  f"{statistics.median(lasts):.1f} ms, {max(lasts):.1f} ms | {rounds} |", flush=True)
+            print(json.dumps({"protocol": protocol, "call_ms": calls, "last_byte_ms": lasts}), file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=("overshoot", "block-latency"))
+    parser.add_argument("--rates", default="1M,10M,50M")
+    parser.add_argument("--backends", default="tc,ebpf")
+    parser.add_argument("--rounds", type=int, default=5)
+    arguments = parser.parse_args()
+    if arguments.what == "overshoot":
+        overshoot([parse_rate(r) for r in arguments.rates.split(",")], arguments.backends.split(","))
+    else:
+        block_latency(arguments.rounds)
+
+
+if __name__ == "__main__":
+    main()
