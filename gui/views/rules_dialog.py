@@ -229,21 +229,15 @@ class RulesDialog(QDialog):
     # --- showing ------------------------------------------------------------------------
 
     def show_rules(self, rules: AppRules) -> None:
-        """Show the rule as the helper has it now (after each answer)."""
-        self.rules = rules
+        """Show the rule as the helper has it now (each poll): a field the user
+        is typing in, and the schedule they selected, are left as they are."""
+        shown_schedules, self.rules = self.rules.schedules, rules
         for direction, edit in self.limit_edits.items():
             rate = rules.limits.get(direction, 0)
-            edit.setText(format_rate(rate, self.units) if rate else "")
-        self.schedule_list.clear()
-        for schedule in rules.schedules:
-            rates = ", ".join(f"{name} {'blocked' if blocked else format_rate(rate, self.units)}"
-                              for name, rate, blocked in (("down", schedule.down_bps, schedule.down_blocked),
-                                                          ("up", schedule.up_bps, schedule.up_blocked))
-                              if rate or blocked)  # fmt: skip
-            item = QListWidgetItem(f"{schedule.name}  ·  {rates}{'  ·  active now' if schedule.active else ''}")
-            item.setData(0x0100, schedule.name)  # Qt.UserRole
-            self.schedule_list.addItem(item)
-        self.remove_schedule.setEnabled(False)
+            if not edit.isModified():
+                edit.setText(format_rate(rate, self.units) if rate else "")
+        if rules.schedules != shown_schedules or self.schedule_list.count() != len(rules.schedules):
+            self._show_schedules(rules.schedules)
         for direction, box in self.block_boxes.items():
             box.setChecked(rules.blocked.get(direction, False))
         quotas = [f"{DIRECTION_LABELS[d]}: {format_size(left)} of {format_size(size)} left this {period}"
@@ -255,6 +249,18 @@ class RulesDialog(QDialog):
             widget.setToolTip(rules.read_only or widget.toolTip())
         if rules.read_only:
             self.show_outcome(rules.read_only, error=True)
+
+    def _show_schedules(self, schedules: tuple[ScheduleInfo, ...]) -> None:
+        self.schedule_list.clear()
+        for schedule in schedules:
+            rates = ", ".join(f"{name} {'blocked' if blocked else format_rate(rate, self.units)}"
+                              for name, rate, blocked in (("down", schedule.down_bps, schedule.down_blocked),
+                                                          ("up", schedule.up_bps, schedule.up_blocked))
+                              if rate or blocked)  # fmt: skip
+            item = QListWidgetItem(f"{schedule.name}  ·  {rates}{'  ·  active now' if schedule.active else ''}")
+            item.setData(0x0100, schedule.name)  # Qt.UserRole
+            self.schedule_list.addItem(item)
+        self.remove_schedule.setEnabled(False)
 
     def show_outcome(self, text: str, error: bool = False) -> None:
         """One line under the tabs: what the helper said, or what is wrong here."""
@@ -280,6 +286,7 @@ class RulesDialog(QDialog):
         if any(rate is False for rate in wanted.values()):
             return
         for direction, rate in wanted.items():
+            self.limit_edits[direction].setModified(False)  # follows the helper again
             if (rate or 0) != self.rules.limits.get(direction, 0):
                 self.limitRequested.emit(self.rules.app_id, direction.value, rate)
         self.show_outcome("Asking the helper…")

@@ -113,3 +113,17 @@ def test_the_row_menu_opens_the_rules_of_its_application(qtbot, tmp_path: Path) 
     assert [dialog.schedule_list.item(i).text().split("  ·  ")[0] for i in range(dialog.schedule_list.count())] == [
         "mon-fri 09:00-17:00"]
     controller.shutdown()
+
+
+def test_a_poll_leaves_what_the_user_is_typing_and_selecting(qtbot) -> None:  # type: ignore[no-untyped-def]
+    rules = AppRules(FIREFOX, "Firefox", limits={Direction.DOWN: 5 * MB}, schedules=(WORK,))
+    dialog = _dialog(qtbot, limits=rules.limits, schedules=rules.schedules)
+    edit = dialog.limit_edits[Direction.DOWN]
+    edit.clear()
+    qtbot.keyClicks(edit, "3M")
+    dialog.schedule_list.setCurrentRow(0)
+    dialog.show_rules(rules)  # the next poll, a second later
+    assert edit.text() == "3M" and dialog.schedule_list.currentRow() == 0 and dialog.remove_schedule.isEnabled()
+    dialog.apply_limits.click()
+    dialog.show_rules(AppRules(FIREFOX, "Firefox", limits={Direction.DOWN: 3 * MB}, schedules=()))
+    assert edit.text() == "3.00 MB/s" and dialog.schedule_list.count() == 0  # applied: it follows the helper again
