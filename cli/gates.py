@@ -15,14 +15,17 @@ import argparse
 import re
 
 from chadthrottle.cli.terminal import for_terminal
-from chadthrottle.contract import QUOTA_PERIODS, Direction
-from chadthrottle.units import format_rate
+from chadthrottle.contract import BLOCK_LEASE_S, QUOTA_PERIODS, Direction
+from chadthrottle.units import format_rate, format_size
 
 TYPE_CHECKING = False  # not typing's (see cli/ctl.py)
 if TYPE_CHECKING:
     from chadthrottle.blocking_client import BlockingHelperClient
 
 GATE_VERBS = ("block", "unblock", "quota")
+# What a block is while the helper is gone (docs/helper.md, "Block and quotas").
+BLOCK_HELD_NOTE = (f"held by the kernel while the helper runs; if the helper stops or is killed, traffic flows "
+                   f"again within {BLOCK_LEASE_S:g} s until it starts again")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$")
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 _CLOCK_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
@@ -103,12 +106,14 @@ def run_gate(client: BlockingHelperClient, arguments: argparse.Namespace) -> str
     if arguments.command in ("block", "unblock"):
         blocked = arguments.command == "block"
         resolved = client.set_blocked(app, direction, blocked, scope=scope)
-        return f"{for_terminal(resolved)}: {which} {'blocked' if blocked else 'unblocked'}"
+        if not blocked:
+            return f"{for_terminal(resolved)}: {which} unblocked"
+        return f"{for_terminal(resolved)}: {which} blocked ({BLOCK_HELD_NOTE})"
     if arguments.off:
         resolved = client.clear_quota(app, direction, scope=scope)
         return f"{for_terminal(resolved)}: {which} quota removed"
     then_bps = 0 if arguments.then == "block" else arguments.then
     resolved = client.set_quota(app, direction, arguments.size, arguments.per, arguments.reset, then_bps, scope=scope)
     then = f"limited to {format_rate(then_bps)}" if then_bps else "blocked"
-    return (f"{for_terminal(resolved)}: {which} quota of {arguments.size} bytes per {arguments.per}, "
+    return (f"{for_terminal(resolved)}: {which} quota of {format_size(arguments.size)} per {arguments.per}, "
             f"then {then}")  # fmt: skip

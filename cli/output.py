@@ -21,7 +21,7 @@ from chadthrottle.contract import (
     InterfaceInfo,
     RuleInfo,
 )
-from chadthrottle.units import format_limit, format_rate
+from chadthrottle.units import format_limit, format_rate, format_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def _limit_cell(app: ApplicationInfo, direction: Direction) -> str:
     """The rate, or "blocked" (never a rate), and what is left of a quota."""
     rate_bps = app.limit_bps(direction)
     budget, left, period = app.quota(direction)
-    quota = f", quota {format_bytes(left)} of {format_bytes(budget)} left this {period}" if budget else ""
+    quota = f", quota {format_size(left)} of {format_size(budget)} left this {period}" if budget else ""
     if app.blocked(direction):
         return f"blocked ({owner_label(app.limit_owner(direction))}{quota})"
     if not rate_bps and not budget:
@@ -56,14 +56,6 @@ def _limit_cell(app: ApplicationInfo, direction: Direction) -> str:
     mark = " NOT ENFORCED" if app.limit_problem(direction) else ""
     shown = format_limit(rate_bps) if rate_bps else "no rate"
     return f"{shown} ({owner_label(app.limit_owner(direction))}{quota}){mark}"
-
-
-def format_bytes(count: int) -> str:
-    """Bytes as people read a data plan: 4.2 MB, 980 kB, 12 B (decimal)."""
-    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if count >= size:
-            return f"{count / size:.1f} {unit}"
-    return f"{count} B"
 
 
 def limit_problems(apps: list[ApplicationInfo]) -> list[str]:
@@ -107,9 +99,9 @@ def format_rules(rules: list[RuleInfo]) -> str:
         quota = "-"
         if rule.quota_bytes:
             then = format_limit(rule.quota_then_bps) if rule.quota_then_bps else "block"
-            quota = (f"{format_bytes(rule.quota_bytes)}/{rule.quota_period} from "
+            quota = (f"{format_size(rule.quota_bytes)}/{rule.quota_period} from "
                      f"{rule.quota_reset_minute // 60:02d}:{rule.quota_reset_minute % 60:02d}, then {then}, "
-                     f"{format_bytes(rule.quota_left_bytes)} left")  # fmt: skip
+                     f"{format_size(rule.quota_left_bytes)} left")  # fmt: skip
         rows.append([rule.app_id, rule.direction, format_limit(rule.rate_bps) if rule.rate_bps else "-",
                      "yes" if rule.blocked else "no", quota, owner_label(rule.owner),
                      "yes" if rule.in_force else "no (outranked by an admin rule, or paused)"])  # fmt: skip

@@ -83,6 +83,10 @@ MIN_BURST_BYTES = 2 * GSO_PACKET_BYTES
 # Bounds for a quota, L3 bytes per period (0 is no quota: refused, use ClearQuota).
 MIN_QUOTA_BYTES = 1_000
 MAX_QUOTA_BYTES = 2**50  # a petabyte: anything above is a typo
+# A block (and a spent quota) is held by the kernel only while the helper
+# renews it, every tick: a helper that is killed or hangs lets traffic through
+# again within this many seconds (fail open; helper/kernel/gates.py).
+BLOCK_LEASE_S = 3.0
 # What a quota's period may be (helper/engine/quotas.py Period).
 QUOTA_PERIODS = ("day", "week", "month")
 
@@ -374,7 +378,7 @@ METHODS: dict[str, MethodSpec] = {
             "packet of its sockets passes, open connections included (dropped, not reset: TCP connections "
             "resume when it is lifted), whatever the backend, device or network namespace. A rate limit on "
             "the same direction is kept and applies again once unblocked. The block is held by the kernel "
-            "while the helper runs; a helper that is killed lets traffic through again within 3 s (fail "
+            f"while the helper runs; a helper that is killed lets traffic through again within {BLOCK_LEASE_S:g} s (fail "
             "open) and the next start blocks again. direction: down, up or both. scope and polkit action: "
             "as for SetLimit. Returns the resolved application id.",
             in_args=(_APP_ID, Arg("direction", "s", ArgForm.DIRECTIONS), Arg("blocked", "b", ArgForm.BLOCKED),

@@ -18,13 +18,13 @@ import mmap
 import time
 from dataclasses import dataclass
 
-from chadthrottle.contract import Direction
+from chadthrottle.contract import BLOCK_LEASE_S, Direction
 from chadthrottle.helper.kernel.layout import GATE_BLOCK, GATE_QUOTA, POLICE_DOWN, POLICE_UP, SlotGate, policer_key
 
 # How long a gate holds without being renewed: three ticks (one a second),
 # so a tick late under load does not open it, and short enough that a dead
 # helper's blocks end within seconds.
-LEASE_S = 3.0
+LEASE_S = BLOCK_LEASE_S
 _POLICE_DIRECTION = {Direction.UP: POLICE_UP, Direction.DOWN: POLICE_DOWN}
 
 

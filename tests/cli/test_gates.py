@@ -1,0 +1,46 @@
+"""chadthrottle-ctl block, unblock and quota: what argparse accepts, and how
+list shows a block and a quota (pure; the calls are tested end to end in
+tests/e2e/test_block_and_quota.py)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from chadthrottle.cli import ctl
+from chadthrottle.cli.gates import parse_clock, parse_size
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction
+
+
+def test_sizes_and_reset_times_parse_as_people_write_them() -> None:
+    assert [parse_size(t) for t in ("5MB", "5M", "500mib", "2GB", "1.5g", "1000", "64KiB")] == [
+        5_000_000, 5_000_000, 500 * 1024**2, 2 * 10**9, 1_500_000_000, 1000, 65536]
+    for bad in ("5 parsecs", "MB", "-1MB", "5iB"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_size(bad)
+    assert parse_clock("00:00") == 0 and parse_clock("23:59") == 1439
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_clock("24:00")
+
+
+def test_quota_options_that_do_not_go_together_end_with_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["quota", "app:x", "5MB"], ["quota", "app:x", "--per", "day"], ["quota", "app:x", "5MB", "--off"],
+                 ["quota", "app:x", "5MB", "--per", "day", "--then", "unlimited"], ["block", "app:x", "--up", "--down"]):
+        with pytest.raises(SystemExit) as ended:
+            ctl.main(argv)
+        assert ended.value.code == 2, argv
+    assert "quota" in capsys.readouterr().err
+
+
+def test_list_shows_a_block_as_blocked_and_what_a_quota_has_left() -> None:
+    app = ApplicationInfo("app:org.example.Player", "Player", "", (1000,), (5,), 0.0, 0.0, 0, 0, 0, 0,
+                          down_limit_owner=ADMIN_OWNER)  # fmt: skip
+    blocked = dataclasses.replace(app, down_blocked=True, down_quota_bytes=5_000_000, down_quota_left_bytes=0,
+                                  down_quota_period="day", up_limit_bps=1_000_000, up_quota_bytes=2 * 10**9,
+                                  up_quota_left_bytes=1_500_000_000, up_quota_period="month")  # fmt: skip
+    row = ctl.format_applications([blocked]).splitlines()[1]
+    assert "blocked (admin, quota 0 B of 5 MB left this day)" in row
+    assert "1.00 MB/s (admin, quota 1.5 GB of 2 GB left this month)" in row
+    assert blocked.blocked(Direction.DOWN) and not blocked.blocked(Direction.UP)
