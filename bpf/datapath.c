@@ -206,15 +206,64 @@ static __always_inline void charge_quota(struct slot_gate *gate, __u64 bytes)
         __sync_fetch_and_add(&gate->quota_used_bytes, bytes);
 }
 
+/* Per-CPU counter slots (struct counter_slot in maps.h), mmapped by the helper. */
+BPF_F_TABLE("array", __u32, struct counter_slot, counter_slots, COUNTER_SLOT_CPUS * COUNTER_SLOTS_PER_CPU,
+            BPF_F_MMAPABLE);
+#define SLOT_FREE 0
+#define SLOT_CLAIMING 1
+#define SLOT_HELD 2
+#define SLOT_PROBES 2 /* the key's home slot and the next */
+
+static __always_inline __u32 slot_home(struct traffic_key *key)
+{
+    __u32 mixed = key->owner_tgid ^ (key->ifindex << 16) ^ (__u32)key->netns_cookie ^ (__u32)(key->netns_cookie >> 32);
+    return (mixed * 2654435761u) >> (32 - COUNTER_SLOT_BITS);
+}
+
+/* This CPU's counters of key in a slot, claiming a free one; 0 when its
+ * slots hold other keys, or one is being claimed by a program this run
+ * interrupted. The claim writes the key before the state says it is held. */
+static __always_inline struct traffic_counters *slot_counters(struct traffic_key *key)
+{
+    __u32 first = bpf_get_smp_processor_id() * COUNTER_SLOTS_PER_CPU;
+    __u32 home = slot_home(key);
+#pragma unroll
+    for (int probe = 0; probe < SLOT_PROBES; probe++) {
+        __u32 index = first + ((home + probe) & (COUNTER_SLOTS_PER_CPU - 1));
+        struct counter_slot *slot = counter_slots.lookup(&index);
+        if (!slot)
+            return 0;
+        __u64 state = *(volatile __u64 *)&slot->state;
+        if (state == SLOT_HELD && slot->netns_cookie == key->netns_cookie && slot->owner_tgid == key->owner_tgid &&
+            slot->ifindex == key->ifindex)
+            return (struct traffic_counters *)&slot->rx_bytes;
+        if (state == SLOT_FREE && __sync_val_compare_and_swap(&slot->state, SLOT_FREE, SLOT_CLAIMING) == SLOT_FREE) {
+            slot->netns_cookie = key->netns_cookie;
+            slot->owner_tgid = key->owner_tgid;
+            slot->ifindex = key->ifindex;
+            slot->rx_bytes = 0;
+            slot->rx_packets = 0;
+            slot->tx_bytes = 0;
+            slot->tx_packets = 0;
+            __sync_lock_test_and_set(&slot->state, SLOT_HELD);
+            return (struct traffic_counters *)&slot->rx_bytes;
+        }
+    }
+    return 0;
+}
+
 static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, int egress)
 {
     struct traffic_key key = {};
     key.netns_cookie = bpf_get_netns_cookie(skb);
     key.owner_tgid = tag ? tag->owner_tgid : 0;
     key.ifindex = skb->ifindex;
-    struct traffic_counters zero = {};
     __u64 bytes = wire_bytes(skb, 0);
-    struct traffic_counters *counters = traffic.lookup_or_try_init(&key, &zero);
+    struct traffic_counters *counters = slot_counters(&key);
+    if (!counters) {
+        struct traffic_counters zero = {};
+        counters = traffic.lookup_or_try_init(&key, &zero);
+    }
     if (!counters)
         return bytes;
     __u32 packets = skb->gso_segs > 1 ? skb->gso_segs : 1;

@@ -35,13 +35,14 @@ from chadthrottle.helper.kernel.bpf_maps import BPF_F_LOCK, TypedMap, possible_c
 from chadthrottle.helper.kernel.bpf_objects import ProgramRejected
 from chadthrottle.helper.kernel.bpf_syscalls import CgroupAttachType
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.kernel.counter_slots import CounterSlots
 from chadthrottle.helper.kernel.ownership import (
     OwnershipRecord,
     acquire_shared,
     live_program_ids,
 )
 from chadthrottle.helper.kernel.layout import (
-    NO_CAPS, PROGRAM_NAME_PREFIX, OwnerEvent, SlotGate, SlotPacing, SlotPolicer, SocketCaps, SockTag,
+    NO_CAPS, PROGRAM_NAME_PREFIX, CounterSlot, OwnerEvent, SlotGate, SlotPacing, SlotPolicer, SocketCaps, SockTag,
     TrafficCounters, TrafficKey,
 )
 from chadthrottle.helper.kernel.gates import SlotGates
@@ -67,12 +68,20 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "announced_owners": (ctypes.c_uint32, ctypes.c_uint8),
     "policers": (ctypes.c_uint32, SlotPolicer),
     "slot_gates": (ctypes.c_uint32, SlotGate),
+    "counter_slots": (ctypes.c_uint32, CounterSlot),
     "traffic": (TrafficKey, TrafficCounters),
     "socket_tags": (ctypes.c_int, SockTag),
 }
 _TRAFFIC_KEY_FORMAT = "=" + "".join("Q" if ctype is ctypes.c_uint64 else "I" for _name, ctype in TrafficKey._fields_)
 assert struct.calcsize(_TRAFFIC_KEY_FORMAT) == ctypes.sizeof(TrafficKey)
 assert all(ctype is ctypes.c_uint64 for _name, ctype in TrafficCounters._fields_)
+
+_NONE = (0, 0, 0, 0)
+
+
+def _plus(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, int, int, int]:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
+
 
 @dataclass(frozen=True)
 class TrafficSample:
@@ -153,6 +162,7 @@ class Datapath:
         self._slot_of_tgid: dict[int, int] = {}  # what set_process_slot wrote
         self._caps_of_slot: dict[int, SocketCaps] = {}  # what each slot's TCP sockets are held to
         self._gates: SlotGates | None = None
+        self._counter_slots: CounterSlots | None = None
 
     @property
     def cgroup_root(self) -> Path:
@@ -197,6 +207,7 @@ class Datapath:
             self._maps[name] = TypedMap(self._loaded.map_fds[name], key_type, value_type)
             self._max_entries[name] = spec.max_entries
         self._gates = SlotGates(self._loaded.map_fds["slot_gates"], self._max_entries["slot_gates"])
+        self._counter_slots = CounterSlots(self._loaded.map_fds["counter_slots"], self._max_entries["counter_slots"])
         new_owners = program_set.maps[program_set.map_index("new_owners")]
         self._new_owners_bytes = new_owners.max_entries
         self._cgroup_fd = os.open(self._cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
@@ -247,6 +258,9 @@ class Datapath:
         if self._gates is not None:
             self._gates.close()
             self._gates = None
+        if self._counter_slots is not None:
+            self._counter_slots.close()
+            self._counter_slots = None
         if self._loaded is not None:
             self._loaded.close()  # programs on no hook and maps no program uses are freed
             self._loaded = None
@@ -375,26 +389,28 @@ class Datapath:
         (BPF_MAP_LOOKUP_AND_DELETE_ELEM: nothing counted between that read and
         the delete is lost): a pid the kernel hands out again then starts from
         zero instead of inheriting the old process's bytes, and the map keeps
-        room for the living."""
-        samples = list(samples)
-        if not samples:
+        room for the living. Their counter slots are handed back too, and
+        count from zero from now on (counter_slots.py)."""
+        keys = {(s.netns_cookie, s.owner_tgid, s.ifindex) for s in samples}
+        if not keys:
             return []
+        assert self._counter_slots is not None
         map_fd = self._maps["traffic"].fd
-        retired = []
-        for sample in samples:
-            key = TrafficKey(sample.netns_cookie, sample.owner_tgid, sample.ifindex)
+        final = self._counter_slots.retire(keys)
+        for cookie, owner, ifindex in keys:
             values = (TrafficCounters * possible_cpus())()
-            if not bpf_maps.lookup_and_delete(map_fd, key, values):
-                continue  # evicted meanwhile
-            retired.append(TrafficSample(
-                sample.netns_cookie, sample.owner_tgid, sample.ifindex,
-                *(sum(getattr(value, name) for value in values) for name, _ in TrafficCounters._fields_),
-            ))  # fmt: skip
-        return retired
+            if not bpf_maps.lookup_and_delete(map_fd, TrafficKey(cookie, owner, ifindex), values):
+                continue  # not in the hash: counted in slots only, or evicted meanwhile
+            counts = tuple(sum(getattr(value, name) for value in values) for name, _ in TrafficCounters._fields_)
+            final[(cookie, owner, ifindex)] = _plus(final.get((cookie, owner, ifindex), (0, 0, 0, 0)), counts)
+        return [TrafficSample(*key, *counts) for key, counts in final.items()]
 
     def read_traffic(self) -> list[TrafficSample]:
         """One pass over the per-CPU counters: BPF_MAP_LOOKUP_BATCH into one
-        buffer (a few syscalls, not two per key), summed over CPUs."""
+        buffer (a few syscalls, not two per key), summed over CPUs, plus
+        what the counter slots hold (a key may be in both)."""
+        assert self._counter_slots is not None
+        in_slots = self._counter_slots.totals()
         cpus, capacity = possible_cpus(), self._max_entries["traffic"]
         if self._traffic_buffers is None:
             self._traffic_buffers = ((TrafficKey * capacity)(), (TrafficCounters * (capacity * cpus))())
@@ -413,6 +429,8 @@ class Datapath:
         key_bytes = memoryview(keys).cast("B")[: count * ctypes.sizeof(TrafficKey)]
         for index, (cookie, owner, ifindex) in enumerate(struct.iter_unpack(_TRAFFIC_KEY_FORMAT, key_bytes)):
             base = index * stride
-            samples.append(TrafficSample(cookie, owner, ifindex, *(
-                sum(words[base + field : base + stride : fields]) for field in range(fields))))  # fmt: skip
+            counts = tuple(sum(words[base + field : base + stride : fields]) for field in range(fields))
+            samples.append(TrafficSample(cookie, owner, ifindex, *_plus(in_slots.pop((cookie, owner, ifindex), _NONE),
+                                                                        counts)))  # fmt: skip
+        samples.extend(TrafficSample(*key, *counts) for key, counts in in_slots.items())
         return samples

@@ -30,6 +30,26 @@ class TrafficCounters(ctypes.Structure):
     ]
 
 
+class CounterSlot(ctypes.Structure):
+    """struct counter_slot in bpf/maps.h: one CPU's counters of one traffic key."""
+
+    _fields_ = [
+        ("state", ctypes.c_uint64),
+        ("netns_cookie", ctypes.c_uint64),
+        ("owner_tgid", ctypes.c_uint32),
+        ("ifindex", ctypes.c_uint32),
+        ("rx_bytes", ctypes.c_uint64),
+        ("rx_packets", ctypes.c_uint64),
+        ("tx_bytes", ctypes.c_uint64),
+        ("tx_packets", ctypes.c_uint64),
+        ("pad", ctypes.c_uint64),
+    ]
+
+
+COUNTER_SLOTS_PER_CPU = 1024  # 1 << COUNTER_SLOT_BITS in maps.h
+SLOT_FREE, SLOT_HELD = 0, 2  # struct counter_slot states (datapath.c)
+
+
 class SlotPacing(ctypes.Structure):
     _fields_ = [
         ("lock", ctypes.c_uint32),  # struct bpf_spin_lock

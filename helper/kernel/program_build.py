@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from chadthrottle.helper.kernel.counter_slots import slot_cpus
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.socket_tagging import MAX_RTT_US, UNCLAMPED_WINDOW, UNKNOWN_RTT_US, WINDOW_QUEUE_US
 
@@ -33,7 +34,7 @@ def compile_flags(source_dir: Path) -> list[str]:
     """bcc's cflags: part of what the program cache is keyed by."""
     return [f"-I{source_dir}", f"-DHTB_MAJOR={HTB_MAJOR:#x}", f"-DWINDOW_QUEUE_US={WINDOW_QUEUE_US}",
             f"-DUNKNOWN_RTT_US={UNKNOWN_RTT_US}", f"-DMAX_RTT_US={MAX_RTT_US}",
-            f"-DUNCLAMPED_WINDOW={UNCLAMPED_WINDOW:#x}"]  # fmt: skip
+            f"-DUNCLAMPED_WINDOW={UNCLAMPED_WINDOW:#x}", f"-DCOUNTER_SLOT_CPUS={slot_cpus()}"]  # fmt: skip
 
 
 def build(source_dir: Path) -> dict[str, object]:

@@ -32,6 +32,7 @@ def test_structs_agree() -> None:
         "slot_pacing": layout.SlotPacing,
         "slot_policer": layout.SlotPolicer,
         "slot_gate": layout.SlotGate,
+        "counter_slot": layout.CounterSlot,
     }
     values = {"socket_caps": layout.SocketCaps}  # all __u32, written field by field
     assert set(c_structs) == set(mirrors) | set(values)
@@ -39,6 +40,15 @@ def test_structs_agree() -> None:
         assert [(f, t) for f, t in mirror._fields_] == c_structs[name], name
     for name, value in values.items():
         assert [(f.name, ctypes.c_uint32) for f in dataclasses.fields(value)] == c_structs[name], name
+
+
+def test_counter_slot_constants_agree() -> None:
+    header = resources.files("chadthrottle.bpf").joinpath("maps.h").read_text()
+    source = resources.files("chadthrottle.bpf").joinpath("datapath.c").read_text()
+    assert 1 << int(re.search(r"#define COUNTER_SLOT_BITS (\d+)", header).group(1)) == layout.COUNTER_SLOTS_PER_CPU
+    assert int(re.search(r"#define SLOT_FREE (\d+)", source).group(1)) == layout.SLOT_FREE
+    assert int(re.search(r"#define SLOT_HELD (\d+)", source).group(1)) == layout.SLOT_HELD
+    assert ctypes.sizeof(layout.CounterSlot) == 64  # one cache line: CPUs never share one
 
 
 def test_htb_major_default_agrees() -> None:
