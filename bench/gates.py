@@ -2,6 +2,7 @@
 
     sudo .venv/bin/python bench/gates.py overshoot [--rates 1M,10M,50M] [--backends tc,ebpf]
     sudo .venv/bin/python bench/gates.py block-latency [--rounds 5]
+    sudo .venv/bin/python bench/gates.py dead-helper [--rounds 5]
 
 overshoot: a TCP stream between two network namespaces, held at a rate by a
 backend (TcShaper or EbpfPolicer, as the engine uses them) with the helper's
@@ -16,6 +17,9 @@ application in an app scope downloading over TCP or UDP; SetBlocked is called
 and the application's own receive loop notes when its last byte arrived
 (CLOCK_MONOTONIC, the same clock in every process). Printed: how long the call
 took, and from the call to the last byte.
+
+dead-helper: a UDP download blocked, then the helper SIGKILLed: how long
+until the application receives again (the block's lease running out).
 """
 
 from __future__ import annotations
@@ -173,17 +177,46 @@ def block_latency(rounds: int) -> None:
             print(json.dumps({"protocol": protocol, "call_ms": calls, "last_byte_ms": lasts}), file=sys.stderr)
 
 
+def dead_helper(rounds: int) -> None:
+    """With a block in force, SIGKILL the helper: how long until traffic flows
+    again (the lease running out: fail open)."""
+    print(f"# a killed helper's block, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"load {os.getloadavg()[0]:.2f}")
+    opened = []
+    with PrivateSystemBus() as bus, netns_pair() as pair, \
+            app_scope(cgroup2_mount(), "org.chadthrottle.BenchBlock") as scope:  # fmt: skip
+        for round_ in range(rounds):
+            with tempfile.TemporaryDirectory(prefix="ct-gates-") as state, \
+                    HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state)) as helper:  # fmt: skip
+                stream = start_stream(pair, 5960 + round_, "down", udp=True, app_cgroup=scope, seconds=60)
+                try:
+                    eventually(lambda: stream.receiver.total_bytes() > 0, 5)
+                    call_helper(bus.address, lambda c: c.set_blocked(BENCH_APP, Direction.DOWN, True))
+                    eventually(lambda: _quiet(stream.receiver.total_bytes, 0.3), 3)
+                    before = stream.receiver.total_bytes()
+                    helper.kill()
+                    killed = time.monotonic()
+                    eventually(lambda: stream.receiver.total_bytes() > before, 15, interval_s=0.01)
+                    opened.append(time.monotonic() - killed)
+                finally:
+                    stream.stop()
+    print(f"traffic flowed again {statistics.median(opened):.2f} s (median; max {max(opened):.2f} s) after the "
+          f"SIGKILL, {rounds} rounds: {', '.join(f'{s:.2f}' for s in opened)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("overshoot", "block-latency"))
+    parser.add_argument("what", choices=("overshoot", "block-latency", "dead-helper"))
     parser.add_argument("--rates", default="1M,10M,50M")
     parser.add_argument("--backends", default="tc,ebpf")
     parser.add_argument("--rounds", type=int, default=5)
     arguments = parser.parse_args()
     if arguments.what == "overshoot":
         overshoot([parse_rate(r) for r in arguments.rates.split(",")], arguments.backends.split(","))
-    else:
+    elif arguments.what == "block-latency":
         block_latency(arguments.rounds)
+    else:
+        dead_helper(arguments.rounds)
 
 
 if __name__ == "__main__":
