@@ -9,7 +9,7 @@ from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QPixmap
 
 from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.usage_totals import UsageTotals
@@ -49,13 +49,13 @@ class UsageTableRow:
 
 
 class UsageTableModel(QAbstractTableModel):
-    """Applications' totals; ``colour_of`` gives an application's chart colour."""
+    """Applications' totals; ``colour_of`` gives an application's swatch of its chart colour."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._rows: list[UsageTableRow] = []
         self.units = UnitSystem.BYTES_DECIMAL
-        self.colour_of: Callable[[str], QColor | None] = lambda _app_id: None
+        self.colour_of: Callable[[str], QPixmap | None] = lambda _app_id: None  # its swatch in the chart
         self._sort = (UsageColumn.TOTAL, Qt.SortOrder.DescendingOrder)
 
     def set_totals(self, totals: UsageTotals, name_of: Callable[[str], str], units: UnitSystem) -> None:

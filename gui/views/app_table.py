@@ -218,7 +218,8 @@ class AppTable(QTreeView):
         hide_usage = available < sum(self._minimum.values())
         if self.header().isSectionHidden(Column.USAGE) != hide_usage:
             self.header().setSectionHidden(Column.USAGE, hide_usage)
-        shown = {column: width for column, width in self._preferred.items() if not (hide_usage and column is Column.USAGE)}
+        shown = {column: width for column, width in self._preferred.items()
+                 if not (hide_usage and column is Column.USAGE)}  # fmt: skip
         wanted = sum(shown.values())
         least = sum(self._minimum[column] for column in shown)
         share = 1.0 if wanted <= available else max(0.0, (available - least) / max(1, wanted - least))
