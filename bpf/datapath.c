@@ -27,7 +27,9 @@
  *                  attached mirred action redirects them to the IFB that
  *                  shapes uploads (one per namespace, for every uplink).
  *
- * Every program passes every packet (fail open), except where the policer
+ * Every program passes every packet (fail open), except where a block or a
+ * spent quota holds an application (struct slot_gate in maps.h, while the
+ * helper renews its lease), and where the policer
  * holds a limited application (policer.h): the ebpf backend's only means, and
  * the tc backend's guard of the sum of every path (devices other than the
  * shaped uplinks, other network namespaces), which HTB on one device cannot
