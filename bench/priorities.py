@@ -15,7 +15,8 @@ Cases:
   loaded    all three, without ChadThrottle
   prioritized  all three, the call critical and the link shaped just under its
             capacity by the priority tree (bench/priority_model.py: the tree
-            the helper is to build, classified by port until it does)
+            the helper is to build, classified by port until it does), small
+            TCP packets (acknowledgements) high (--acks)
   slowed    as prioritized, but the link drops to --slow-share of its rate
             halfway through the call, and the tree keeps the capacity it was
             given (no estimation yet): the second half is shown, its shares
@@ -30,7 +31,9 @@ Throughput is the receiver's payload over the call's window, shown as a
 share of the link at L2 as tbf counts it (payload x 1514/1448); "link used"
 is what the modem sent over the same time (bulk, call and the other
 direction's acknowledgements: about 8% of a 4:1 link's upload carries the
-download's), as a share of its rate.
+download's), as a share of its rate. "modem queue" is the 99th percentile of the modem's
+backlog sampled every 0.1 s, in time at its rate: the wait there, apart
+from this machine's own scheduling (which the call's p99 also holds).
 docs/benchmarks.md ("Priorities") keeps a run.
 """
 
@@ -55,6 +58,7 @@ from bench.priority_model import prioritized
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.priority import Priority, parse_priority
 from chadthrottle.units import parse_rate
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
@@ -66,6 +70,7 @@ CASES = ("idle", "loaded", "prioritized", "slowed", "capped")  # capped last: th
 START_TIMEOUT_S = 150.0
 CALL_PORT = 5004
 CALL_RATE = 50  # packets/s each way: bench/call_probe.py's default
+QUEUE_SAMPLE_S = 0.1
 # A real path's minimum RTT is milliseconds; a veth's is microseconds, and
 # below 512 us TCP adds a whole 64 KB GSO frame to every burst it sends
 # (tcp_tso_autosize): 100 ms of a 5 Mbit/s link in one packet. 0 turns that
@@ -89,10 +94,14 @@ class CallResult:
         return 1 - len(self.rtts_ms) / self.sent if self.sent else 1.0
 
     def percentile(self, share: float) -> float:
-        if not self.rtts_ms:
-            return float("nan")
-        ordered = sorted(self.rtts_ms)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+        return _percentile(self.rtts_ms, share)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,7 @@ class CaseResult:
     link_up: float  # share of the link the modem sent (everything: bulk, call, acknowledgements)
     link_down: float
     rates: tuple[int, int]  # the link's (down, up) the shares are of
+    modem_queue_ms: tuple[float, float] = (0.0, 0.0)  # p99 of the sampled backlog, in time at the link's rate (down, up)
 
 
 class Bench:
@@ -111,6 +121,7 @@ class Bench:
                  congestion: str, flows: int, slow_share: float = 0.7) -> None:  # fmt: skip
         self.bus, self.pair, self.internet, self.congestion, self.flows = bus, pair, internet, congestion, flows
         self.slow_share = slow_share
+        self.acks: Priority | None = None
         self.down_bps, self.up_bps, self.cap_share = down_bps, up_bps, cap_share
         self._ports = iter(range(7100, 8000))
 
@@ -178,8 +189,8 @@ class Bench:
         rates = (self.down_bps, self.up_bps)
         if name == "idle":
             return CaseResult(name, self.call(seconds), 0.0, 0.0, 0.0, 0.0, rates)
-        shaping = prioritized(self.pair, self.down_bps, self.up_bps, CALL_PORT) if name in ("prioritized", "slowed") \
-            else contextlib.nullcontext()
+        shaping = prioritized(self.pair, self.down_bps, self.up_bps, CALL_PORT, acks=self.acks) \
+            if name in ("prioritized", "slowed") else contextlib.nullcontext()
         with shaping, self.bulk() as (up, down):
             rules: list[str] = []
             try:
@@ -211,7 +222,8 @@ class Bench:
 
             timer = threading.Timer(seconds / 2, slow_down)
             timer.start()
-        call = self.call(seconds)  # returns LATE_GRACE_S after its window at most
+        with self._queue_sampler(seconds) as queued:
+            call = self.call(seconds)  # returns LATE_GRACE_S after its window at most
         ended, sent_after = time.monotonic(), self.internet.sent_bytes()
         if name == "slowed":
             timer.join()
@@ -221,7 +233,29 @@ class Bench:
         window_end = min(ended, began + seconds)
         return CaseResult(name, call, self._rate(up, began, window_end), self._rate(down, began, window_end),
                           (sent_after[1] - sent_before[1]) / spent / rates[1],
-                          (sent_after[0] - sent_before[0]) / spent / rates[0], rates)  # fmt: skip
+                          (sent_after[0] - sent_before[0]) / spent / rates[0], rates,
+                          tuple(_percentile([q[i] / rates[i] * 1000 for q in queued], 0.99) for i in (0, 1)))  # fmt: skip
+
+    @contextlib.contextmanager
+    def _queue_sampler(self, seconds: float) -> Iterator[list[tuple[int, int]]]:
+        """The modem's backlog (down, up) every QUEUE_SAMPLE_S for `seconds`
+        (the second half when the link slows): how long a packet waits there,
+        apart from this machine's own scheduling."""
+        samples: list[tuple[int, int]] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            ends = time.monotonic() + seconds
+            while not stop.wait(QUEUE_SAMPLE_S) and time.monotonic() < ends:
+                samples.append(self.internet.backlog_bytes())
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        try:
+            yield samples
+        finally:
+            stop.set()
+            thread.join()
 
     @staticmethod
     def _rate(streams: list[Stream], began: float, ended: float) -> float:
@@ -230,14 +264,14 @@ class Bench:
 
 def _format(results: list[CaseResult], bench: Bench) -> str:
     lines = ["| case | call RTT median | p95 | p99 | call loss | bulk upload (share) | bulk download (share) "
-             "| link used up / down |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| link used up / down | modem queue p99 up / down |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results:
         up = f"{r.up_bps / 1e6:.2f} MB/s ({r.up_bps / r.rates[1]:.3f})" if r.up_bps else "-"
         down = f"{r.down_bps / 1e6:.2f} MB/s ({r.down_bps / r.rates[0]:.3f})" if r.down_bps else "-"
         c = r.call
         lines.append(f"| {r.name} | {c.percentile(0.5):.2f} ms | {c.percentile(0.95):.2f} ms | "
                      f"{c.percentile(0.99):.2f} ms | {c.loss:.3%} ({c.sent - len(c.rtts_ms)}/{c.sent}) | {up} | {down} | "
-                     f"{r.link_up:.3f} / {r.link_down:.3f} |")  # fmt: skip
+                     f"{r.link_up:.3f} / {r.link_down:.3f} | {r.modem_queue_ms[1]:.1f} / {r.modem_queue_ms[0]:.1f} ms |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -260,11 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap-share", type=float, default=0.8, help="the capped case's limit, a share of the link")
     parser.add_argument("--congestion", default="cubic", help="TCP congestion control of the bulk transfers "
                         "(default cubic: Linux's and Windows' default, which fills a modem's buffer)")
+    parser.add_argument("--acks", default="high", help="the tree puts small TCP packets (acknowledgements) in a "
+                        "class of their own at this priority (critical, high, normal, low, or none; default high)")
     parser.add_argument("--slow-share", type=float, default=0.7, help="the slowed case's link rate halfway, a share")
     parser.add_argument("--flows", type=int, default=4, help="TCP connections of each bulk application "
                         "(an updater opens several; one alone is held back by its receive window here)")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {','.join(CASES)}")
     arguments = parser.parse_args(argv)
+    acks = None if arguments.acks == "none" else parse_priority(arguments.acks)
     cases = arguments.cases.split(",")
     if not set(cases) <= set(CASES):
         parser.error(f"unknown case in --cases: {', '.join(sorted(set(cases) - set(CASES)))}")
@@ -281,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        backend="tc", start_timeout_s=START_TIMEOUT_S))  # fmt: skip
         bench = Bench(bus, pair, internet, arguments.down, arguments.up, arguments.cap_share, arguments.congestion,
                       arguments.flows, arguments.slow_share)  # fmt: skip
+        bench.acks = acks
         print(f"link {arguments.down * 8 / 1e6:.1f} Mbit/s down, {arguments.up * 8 / 1e6:.1f} Mbit/s up, "
               f"{arguments.buffer_ms:.0f} ms of buffer each way, TCP {arguments.congestion}, {arguments.flows} flows per bulk app; "
               f"call {arguments.seconds:.0f} s at 50 packets/s each way", flush=True)  # fmt: skip

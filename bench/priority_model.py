@@ -26,6 +26,7 @@ from chadthrottle.priority import Priority
 from tests.support.netns import NetnsPair, entered_netns
 
 CALL_SLOT = 1
+ACK_SLOT = 2
 ETHERNET_L3_TO_L2 = 1514 / 1500  # full frames: the link counts from the Ethernet header
 
 
@@ -43,13 +44,23 @@ def _classify_port(ns: str, device: str, field: str, port: int) -> None:
         "flowid", f"{ROOT_HANDLE >> 16:x}:{CALL_SLOT:x}")  # fmt: skip
 
 
+def _classify_small_tcp(ns: str, device: str) -> None:
+    """u32: TCP packets under 128 bytes (acknowledgements, mostly) -> their own class."""
+    _tc("-n", ns, "filter", "add", "dev", device, "parent", f"{ROOT_HANDLE >> 16:x}:", "protocol", "ip", "prio", "2",
+        "u32", "match", "ip", "protocol", "6", "0xff", "match", "u16", "0x0000", "0xff80", "at", "2",
+        "flowid", f"{ROOT_HANDLE >> 16:x}:{ACK_SLOT:x}")  # fmt: skip
+
+
 @contextlib.contextmanager
 def prioritized(pair: NetnsPair, down_bps: int, up_bps: int, call_port: int,
-                priority: Priority = Priority.CRITICAL) -> Iterator[None]:  # fmt: skip
+                priority: Priority = Priority.CRITICAL, acks: Priority | None = None) -> Iterator[None]:  # fmt: skip
     """The call at `priority`, all else normal, shaped under the link capacity
-    (L2 bytes/s as the modem counts, converted to the tree's L3), until the block ends."""
+    (L2 bytes/s as the modem counts, converted to the tree's L3), until the
+    block ends. acks: small TCP packets in a class of their own at that priority."""
     ns, ifb = pair.host_ns, f"ctq{secrets.token_hex(3)}"
     apps = {CALL_SLOT: AppClass(priority)}
+    if acks is not None:
+        apps[ACK_SLOT] = AppClass(acks)
     subprocess.run(["ip", "-n", ns, "link", "add", ifb, "type", "ifb"], check=True, capture_output=True)
     trees: list[PriorityTree] = []
     with entered_netns(ns):
@@ -61,6 +72,8 @@ def prioritized(pair: NetnsPair, down_bps: int, up_bps: int, call_port: int,
             trees.append(tree)
             tree.apply(plan_tree(round(capacity / ETHERNET_L3_TO_L2), apps, ETHERNET_L3_TO_L2))
             _classify_port(ns, device, field, call_port)
+            if acks is not None:
+                _classify_small_tcp(ns, device)
         _tc("-n", ns, "qdisc", "add", "dev", pair.host_if, "ingress")
         _tc("-n", ns, "filter", "add", "dev", pair.host_if, "parent", "ffff:", "protocol", "all", "prio", "1",
             "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", ifb)  # fmt: skip
