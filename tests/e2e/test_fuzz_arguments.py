@@ -87,10 +87,17 @@ _usage_arguments = st.one_of(
     st.tuples(_unix_times, _unix_times, _bad_resolutions),
 ).map(list)
 
+_days = st.one_of(st.sampled_from(["mon-fri", "", "fry", "mon--fri", "mon,", "daily", "MON", "sat,sun "]), _text)
+_clock_times = st.one_of(st.sampled_from(["09:00", "17:00", "24:00", "9:00", "12:60", "", " 09:00", "09:00:00"]), _text)
+_schedule_blocks = st.one_of(st.sampled_from(["", "down", "up", "both", "none", "Down"]), _text)
+_schedule_names = st.one_of(st.sampled_from(["", "mon-fri 09:00-17:00", "mon-fri", "x 1-2", "mon 09:00"]), _text)
+
 # Per method that takes arguments: its arguments after the application id.
 _REST_OF_ARGUMENTS: dict[str, st.SearchStrategy[list[Any]]] = {
     "SetLimit": st.tuples(_directions, _rates, _bursts, _scopes).map(list),
     "ClearLimit": st.tuples(_directions, _scopes).map(list),
+    "SetSchedule": st.tuples(_days, _clock_times, _clock_times, _rates, _rates, _schedule_blocks, _scopes).map(list),
+    "ClearSchedules": st.tuples(_schedule_names, _scopes).map(list),
     "ListConnections": st.just([]),
     "GetUsage": _usage_arguments,
 }
