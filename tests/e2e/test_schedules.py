@@ -6,6 +6,7 @@ a restart, and bad input is refused by name and changes nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -159,3 +160,34 @@ def test_the_rules_dialog_changes_the_helpers_rules(clocked: tuple[Stack, Path],
                 dialog.close()
         finally:
             stream.stop()
+
+
+def test_schedules_are_authorized_as_limits_are(clocked: tuple[Stack, Path]) -> None:
+    """polkit decides as for SetLimit: a user without limit-own is refused; with
+    it, they schedule their own application only, as their own rule, and see
+    their own schedules and the administrator's."""
+    from tests.support.other_users import DENIED, NO_SUCH, ClientAs, granted, stream_as
+
+    stack, _clock = clocked
+    nobody = ClientAs(stack.bus_address, 65534)
+    with app_scope(stack.cgroup_root, "org.chadthrottle.TestScheduleNobody") as scope, \
+            app_scope(stack.cgroup_root, "org.chadthrottle.TestScheduleRoot") as root_scope:  # fmt: skip
+        theirs = stream_as(65534, stack.pair, 5640, scope)
+        root_stream = start_stream(stack.pair, 5641, "up", app_cgroup=root_scope)
+        own_app, root_app = "app:org.chadthrottle.TestScheduleNobody", "app:org.chadthrottle.TestScheduleRoot"
+        try:
+            time.sleep(1.2)  # a tick: both listed
+            call_helper(stack.bus_address, lambda c: c.set_schedule(root_app, "sun", "01:00", "02:00", 0, 50_000))
+            assert nobody.ask("schedule", own_app, "mon", "09:00", "10:00", 50_000) == DENIED
+            with granted(nobody):
+                assert nobody.ask("schedule", own_app, "mon", "09:00", "10:00", 50_000) == {"ok": own_app}
+                assert nobody.ask("schedule", root_app, "mon", "09:00", "10:00", 50_000) == NO_SUCH
+                assert nobody.ask("schedule", own_app, "mon", "09:00", "10:00", 50_000, "all") == DENIED
+                assert sorted(map(tuple, nobody.ask("schedules")["ok"])) == [
+                    (own_app, "mon 09:00-10:00", 65534), (root_app, "sun 01:00-02:00", -1)]
+        finally:
+            nobody.close()
+            theirs.stop()
+            root_stream.stop()
+            with contextlib.suppress(Exception):  # nobody's own stays with this module's helper, which goes
+                call_helper(stack.bus_address, lambda c: c.clear_schedules(root_app, ""))

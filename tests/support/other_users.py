@@ -51,6 +51,11 @@ async def main():
                     result = [[r.app_id, r.down_bytes, r.up_bytes] for r in rows]
                 elif name == "rules":
                     result = [[r.app_id, r.direction, r.rate_bps, r.owner, r.in_force] for r in await client.list_rules()]
+                elif name == "schedule":  # app id, days, from, to, up bytes/s[, scope]
+                    scope = RuleScope(args[5]) if len(args) > 5 else RuleScope.DEFAULT
+                    result = await client.set_schedule(args[0], args[1], args[2], args[3], 0, args[4], scope=scope)
+                elif name == "schedules":
+                    result = [[s.app_id, s.name, s.owner] for s in await client.list_schedules()]
                 elif name == "set":
                     scope = RuleScope(args[3]) if len(args) > 3 else RuleScope.DEFAULT
                     result = await client.set_limit(args[0], Direction(args[1]), args[2], scope=scope)
