@@ -10,7 +10,7 @@ key with a CodecError naming it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from chadthrottle.contract import (
     APPLICATION_FIELDS,
@@ -46,32 +46,44 @@ class CodecError(ValueError):
     """A dictionary from the bus does not have the shape the contract promises."""
 
 
-def check_value(signature: str, value: Any) -> bool:
-    """Whether value is a valid Python value for the simple D-Bus signature."""
-    if signature in _UINT_BITS:
-        return type(value) is int and 0 <= value < 2 ** _UINT_BITS[signature]
-    if signature in _INT_BITS:
-        bits = _INT_BITS[signature]
-        return type(value) is int and -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
-    if signature == "d":
-        return type(value) in (float, int)
-    if signature == "b":
-        return type(value) is bool
-    if signature in ("s", "o", "g"):
-        return type(value) is str
-    if signature.startswith("a") and len(signature) == 2:
-        return isinstance(value, (list, tuple)) and all(
-            check_value(signature[1], item) for item in value
-        )
+def _unsigned(bits: int) -> Callable[[Any], bool]:
+    end = 1 << bits
+    return lambda value: type(value) is int and 0 <= value < end
+
+
+def _signed(bits: int) -> Callable[[Any], bool]:
+    low, end = -(1 << (bits - 1)), 1 << (bits - 1)
+    return lambda value: type(value) is int and low <= value < end
+
+
+# One checker per simple signature, built once: the GUI decodes every field of
+# every application each second, and this table keeps that to a call per field.
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    **{signature: _unsigned(bits) for signature, bits in _UINT_BITS.items()},
+    **{signature: _signed(bits) for signature, bits in _INT_BITS.items()},
+    "d": lambda value: type(value) in (float, int),
+    "b": lambda value: type(value) is bool,
+    **{signature: (lambda value: type(value) is str) for signature in ("s", "o", "g")},
+}
+
+
+def _checker(signature: str) -> Callable[[Any], bool]:
+    check = _CHECKS.get(signature)
+    if check is not None:
+        return check
+    if signature.startswith("a") and len(signature) == 2 and signature[1] in _CHECKS:
+        item = _CHECKS[signature[1]]
+        check = _CHECKS[signature] = lambda value: isinstance(value, (list, tuple)) and all(map(item, value))
+        return check
     raise CodecError(f"the contract uses an unsupported field type {signature!r}")
 
 
-def _from_wire(signature: str, value: Any) -> Any:
-    if signature.startswith("a"):
-        return tuple(value)
-    if signature == "d":
-        return float(value)
-    return value
+def check_value(signature: str, value: Any) -> bool:
+    """Whether value is a valid Python value for the simple D-Bus signature."""
+    return _checker(signature)(value)
+
+
+_ABSENT = object()
 
 
 def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[str, str],
@@ -83,20 +95,24 @@ def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[st
         raise CodecError(f"expected a dictionary, got {type(data).__name__}")
     values: dict[str, Any] = {}
     for key, signature in fields.items():
-        if key not in data:
+        variant = data.get(key, _ABSENT)
+        if variant is _ABSENT:
             if key in optional:
                 continue
             raise CodecError(f"{cls.__name__}: missing field {key!r}")
-        variant = data[key]
-        if not isinstance(getattr(variant, "signature", None), str) or not hasattr(variant, "value"):
+        found = getattr(variant, "signature", None)
+        value = getattr(variant, "value", _ABSENT)
+        if not isinstance(found, str) or value is _ABSENT:
             raise CodecError(f"{cls.__name__}: field {key!r} is not a variant")
-        if variant.signature != signature:
-            raise CodecError(
-                f"{cls.__name__}: field {key!r} has type {variant.signature!r}, expected {signature!r}"
-            )
-        if not check_value(signature, variant.value):
+        if found != signature:
+            raise CodecError(f"{cls.__name__}: field {key!r} has type {found!r}, expected {signature!r}")
+        if not _checker(signature)(value):
             raise CodecError(f"{cls.__name__}: field {key!r} has an invalid value")
-        values[key] = _from_wire(signature, variant.value)
+        if signature[0] == "a":
+            value = tuple(value)
+        elif signature == "d":
+            value = float(value)
+        values[key] = value
     return cls(**values)
 
 
