@@ -15,11 +15,11 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.engine.schedules import local_zone
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from tests.e2e.conftest import Stack
@@ -31,8 +31,10 @@ from tests.support.waiting import eventually
 CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
 LIMIT_BPS = 1_000_000
 PAYLOAD_SHARE = 1448 / 1500  # receivers count payload, the limit counts IP packets
-# A Monday, in the zone the helper uses (the same machine's).
-MONDAY_0900 = datetime(2027, 1, 4, 9, 0, tzinfo=local_zone()).timestamp()
+# The helper runs in this zone (TZ), so that a time its clocks skip can be
+# tried whatever the machine's zone is; a Monday in it.
+ZONE = "Europe/Berlin"
+MONDAY_0900 = datetime(2027, 1, 4, 9, 0, tzinfo=ZoneInfo(ZONE)).timestamp()
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,8 @@ def clocked(private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFact
     with netns_pair() as pair:
         helper = HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=state_dir)
         helper.command += ["--wall-clock-file", str(clock)]
+        after_nsenter = helper.command.index("--") + 1
+        helper.command[after_nsenter:after_nsenter] = ["env", f"TZ={ZONE}"]
         with helper:
             yield Stack(private_bus.address, pair, helper, cgroup2_mount()), clock
             if helper.returncode is not None:
@@ -76,7 +80,9 @@ def test_a_schedule_switches_a_limit_on_and_off_at_the_minute(clocked: tuple[Sta
                               (["--days", "mon-fry", "--from", "08:59", "--to", "09:00"], "unknown day"),
                               (["--days", "mon", "--from", "08:00", "--to", "09:00"], None),  # touches, no overlap
                               (["--days", "mon", "--from", "08:30", "--to", "09:01"], "overlaps"),
-                              (["--days", "tue", "--from", "10:00", "--to", "10:00"], "same time")):  # fmt: skip
+                              (["--days", "tue", "--from", "10:00", "--to", "10:00"], "same time"),
+                              (["--days", "sun", "--from", "02:30", "--to", "04:00"],
+                               f"from 02:30 does not exist on 2027-03-28 in {ZONE}")):  # fmt: skip
                 result = _ctl(stack, "schedule", app_id, "--up", "2M", *bad)
                 if says is None:
                     assert result.returncode == 0, result.stderr
@@ -177,14 +183,14 @@ def test_schedules_are_authorized_as_limits_are(clocked: tuple[Stack, Path]) -> 
         own_app, root_app = "app:org.chadthrottle.TestScheduleNobody", "app:org.chadthrottle.TestScheduleRoot"
         try:
             time.sleep(1.2)  # a tick: both listed
-            call_helper(stack.bus_address, lambda c: c.set_schedule(root_app, "sun", "01:00", "02:00", 0, 50_000))
+            call_helper(stack.bus_address, lambda c: c.set_schedule(root_app, "sat", "01:00", "02:00", 0, 50_000))
             assert nobody.ask("schedule", own_app, "mon", "09:00", "10:00", 50_000) == DENIED
             with granted(nobody):
                 assert nobody.ask("schedule", own_app, "mon", "09:00", "10:00", 50_000) == {"ok": own_app}
                 assert nobody.ask("schedule", root_app, "mon", "09:00", "10:00", 50_000) == NO_SUCH
                 assert nobody.ask("schedule", own_app, "mon", "09:00", "10:00", 50_000, "all") == DENIED
                 assert sorted(map(tuple, nobody.ask("schedules")["ok"])) == [
-                    (own_app, "mon 09:00-10:00", 65534), (root_app, "sun 01:00-02:00", -1)]
+                    (own_app, "mon 09:00-10:00", 65534), (root_app, "sat 01:00-02:00", -1)]
         finally:
             nobody.close()
             theirs.stop()
