@@ -88,9 +88,11 @@ EXPIRY_CHECK_S = 60.0
 # burst refilled after a pause passes within a few).
 OVERSHOOT_SHARE, OVERSHOOT_TICKS = 1.15, 5
 # What quotas used is stored with the rules at most this often (and at once
-# when a period begins or a quota is spent): a SIGKILL forgets at most this
-# long of counting, which a restart then gives back to the budget.
-QUOTA_SAVE_S = 10.0
+# when a period begins or a quota is spent), while it changes: a stop or a
+# SIGKILL forgets at most this long of counting (and up to a tick), which a
+# restart then gives back to the budget. A write folds into the saver's next
+# (rule_store.BackgroundSaver) and costs an fsync, ~2 ms, off the engine thread.
+QUOTA_SAVE_S = 2.0
 
 
 class DatapathPort(Protocol):
@@ -221,6 +223,7 @@ class Engine:
                 quota_bytes=quota.budget_bytes if quota else 0,
                 quota_left_bytes=(state.left if state else quota.budget_bytes) if quota else 0,
                 quota_period=quota.period.value if quota else "",
+                schedule=self._limits.active_schedule(key, direction),
             )
         return held
 

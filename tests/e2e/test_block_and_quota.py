@@ -7,7 +7,8 @@ project's veth pair.
   block lapses within the lease (traffic fails open), and the next helper
   blocks again from the stored rule.
 - A 5 MB quota, with each backend, stops the download within one packet of
-  5 MB; the direction then shows as blocked. With tc (the engine's part is the
+  5 MB; the direction then shows as blocked. With ebpf: a SIGKILL and a new
+  helper keep the spent quota (its use was stored). With tc (the engine's part is the
   same for both): set again to throttle, it runs at the then-rate; at the
   period boundary (the helper's wall clock moved a day on) the budget is whole
   again. Bad input (quota 0, unknown period) is refused by name and changes
@@ -64,6 +65,16 @@ def _quiet(receiver: Receiver, seconds: float) -> bool:
 
 def _stops_within(receivers: list[Receiver], seconds: float) -> bool:
     return all(eventually(lambda r=r: _quiet(r, 0.3), seconds) for r in receivers)
+
+
+def _stored_use(state: Path, app_id: str) -> int:
+    """The download quota's use in the current period as rules.json has it (0: none)."""
+    try:
+        rules = json.loads((state / "rules.json").read_text())["rules"]
+    except (OSError, ValueError, KeyError):
+        return 0
+    quota = next((r.get("down", {}).get("quota", {}) for r in rules if r["app_id"] == app_id), {})
+    return int(quota.get("used_bytes", 0))
 
 
 @contextmanager
@@ -134,7 +145,7 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
     clock = tmp_path / "clock"
     clock.write_text(f"{time.time()}\n")
     with app_scope(cgroup2_mount(), desktop_id) as scope, \
-            _helper(private_bus, pair, tmp_path / "state", "--wall-clock-file", str(clock), backend=backend):
+            _helper(private_bus, pair, tmp_path / "state", "--wall-clock-file", str(clock), backend=backend) as helper:
         # the application's shell runs now, its download starts a second later: under the quota from byte one
         stream = start_stream(pair, 5740 if backend == "tc" else 5741, "down", app_cgroup=scope, seconds=120,
                               child_after_s=1.0)  # fmt: skip
@@ -161,8 +172,15 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
             assert listed.down_quota_bytes == QUOTA_BYTES and listed.down_quota_period == "day"
             assert listed.down_limit_bps == 0
             if backend == "ebpf":  # what follows is the engine's, the same with either backend
-                call_helper(bus, lambda c: c.clear_quota(app_id))
-                assert call_helper(bus, lambda c: c.list_rules()) == rules_before
+                # a SIGKILL and a new helper: the period's use was stored, the budget stays spent
+                assert eventually(lambda: _stored_use(tmp_path / "state", app_id) >= QUOTA_BYTES, 5), "not stored"
+                helper.kill()
+                with _helper(private_bus, pair, tmp_path / "state", "--wall-clock-file", str(clock), backend=backend):
+                    again = _listed(bus, app_id)
+                    assert again.down_blocked and again.down_quota_left_bytes == 0, "a restart refilled the quota"
+                    assert eventually(lambda: _quiet(stream.receiver, 0.5), 5), "the restarted helper let it through"
+                    call_helper(bus, lambda c: c.clear_quota(app_id))
+                    assert call_helper(bus, lambda c: c.list_rules()) == rules_before
                 return
 
             # then throttled: the period's use is kept, the rate applies
