@@ -1,0 +1,85 @@
+"""What the usage history work costs the window per poll (issue 14).
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/gui_usage_cost.py [--apps 200] [--polls 300]
+
+The main window on the offscreen platform, fed bench/gui_feed.py's scripted
+applications directly (no bus): after a warm-up that fills five minutes of
+history, it times each poll's merge (``apply_snapshot``, which also refreshes
+the detail graph of the selected application) and the paint that follows,
+for each graph span, and, where the window has it, one totals-column update
+(``set_usage``, every 15 s in the window) for every application. Run it with
+PYTHONPATH pointing at an older tree to compare (both use only what every
+version has). Prints milliseconds: median and 90th percentile per poll.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gui_feed import ScriptedApplications  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--apps", type=int, default=200)
+    parser.add_argument("--polls", type=int, default=300)
+    arguments = parser.parse_args()
+    app = QApplication(sys.argv[:1])
+    from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+    from chadthrottle.gui.models.applications import ApplicationsModel
+    from chadthrottle.gui.models.icons import IconProvider
+    from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+    from chadthrottle.gui.settings import Settings
+    from chadthrottle.gui.views.main_window import MainWindow
+
+    model = ApplicationsModel(IconProvider())
+    proxy = ApplicationsProxy()
+    proxy.setSourceModel(model)
+    proxy.sort_by_activity()
+    window = MainWindow(model, proxy, Settings())
+    window.resize(1100, 720)
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    window.show()
+    feed = ScriptedApplications(arguments.apps)
+    start = time.time() - arguments.polls
+    for second in range(arguments.polls):  # five minutes of history, one poll a second
+        model.apply_snapshot(feed.snapshot(start + second))
+    app.processEvents()
+    chosen = model.app_ids()[0]
+    window.select_application(chosen)
+    print(f"{arguments.apps} applications, {arguments.polls} polls of history; {sys.modules['chadthrottle'].__path__}")
+    for span in range(window.detail.span.count()):
+        window.detail.span.setCurrentIndex(span)
+        times = []
+        for poll in range(60):
+            began = time.perf_counter()
+            model.apply_snapshot(feed.snapshot(time.time() + poll))
+            app.processEvents()  # the paint the merge asked for
+            times.append((time.perf_counter() - began) * 1000)
+        times.sort()
+        print(f"poll with the graph at {window.detail.span.itemText(span)!r}: median {statistics.median(times):.2f} ms, "
+              f"p90 {times[int(len(times) * 0.9)]:.2f} ms")  # fmt: skip
+    if hasattr(model, "set_usage"):
+        from chadthrottle.gui.models.usage_cells import UsageColumnState
+
+        totals = {app_id: (10**9, 10**8) for app_id in model.app_ids()}
+        times = []
+        for _ in range(20):
+            began = time.perf_counter()
+            model.set_usage(UsageColumnState(dict(totals), "Today"))
+            app.processEvents()
+            times.append((time.perf_counter() - began) * 1000)
+        print(f"totals column update (set_usage, {len(totals)} applications): median {statistics.median(times):.2f} ms")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
