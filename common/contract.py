@@ -243,7 +243,8 @@ METHODS: dict[str, MethodSpec] = {
             "the caller's own; a caller who may limit any application also sees the rule of the "
             "application's one user), loopback_down_bps d, loopback_up_bps d, running b, down_limit_owner x, "
             "up_limit_owner x (whose rule: -1 the administrator's, else a uid), down_limit_problem s, "
-            "up_limit_problem s (why that limit is not enforced now, empty when it is). Callers who may not "
+            "up_limit_problem s (why that limit is not enforced now, empty when it is), down_schedule s, "
+            "up_schedule s (the schedule that sets that limit now, empty when none does). Callers who may not "
             "limit any application see only their own applications and their own rules. Clients must "
             "ignore unknown keys.",
             out_args=(Arg("applications", "aa{sv}"),),
@@ -481,11 +482,15 @@ APPLICATION_FIELDS: dict[str, str] = {
     "up_quota_left_bytes": "t",
     "down_quota_period": "s",
     "up_quota_period": "s",
+    # The schedule that sets this direction now (its name, "mon-fri 09:00-17:00";
+    # API 4), "" when none does: the limit shown is the schedule's until it ends.
+    "down_schedule": "s",
+    "up_schedule": "s",
 }
 # Keys an older helper (API 3 and before) does not send: read as not blocked, no quota.
 OPTIONAL_APPLICATION_FIELDS = frozenset({
     "down_blocked", "up_blocked", "down_quota_bytes", "up_quota_bytes", "down_quota_left_bytes",
-    "up_quota_left_bytes", "down_quota_period", "up_quota_period",
+    "up_quota_left_bytes", "down_quota_period", "up_quota_period", "down_schedule", "up_schedule",
 })
 
 # Keys and D-Bus types of one entry of ListRules.
@@ -620,6 +625,8 @@ class ApplicationInfo:
     up_quota_left_bytes: int = 0
     down_quota_period: str = ""
     up_quota_period: str = ""
+    down_schedule: str = ""
+    up_schedule: str = ""
 
     def limit_owner(self, direction: Direction) -> int:
         return self.down_limit_owner if direction is Direction.DOWN else self.up_limit_owner

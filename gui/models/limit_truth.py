@@ -32,6 +32,7 @@ class LimitState:
     pending: bool = False  # asked for, not confirmed yet
     blocked: bool = False  # no packet passes (a block, or a quota spent that blocks): never shown as a rate
     quota_note: str = ""  # "1.2 MB of 5.0 MB left this day", "" without a quota
+    schedule: str = ""  # the schedule that sets it now ("mon-fri 09:00-17:00"), "" none
 
     @property
     def enforced(self) -> bool:
@@ -83,11 +84,13 @@ def limit_state(
     helper_rate = info.limit_bps(direction)
     budget, left, period = info.quota(direction)
     quota_note = f"{format_size(left)} of {format_size(budget)} left this {period}" if budget else ""
+    schedule = info.down_schedule if direction is Direction.DOWN else info.up_schedule
     if info.blocked(direction) and pending is None:
         owner = info.limit_owner(direction)
         read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
         problem = info.limit_problem(direction) or enforcement_problem
-        return LimitState(0, owner_note(owner, viewer_uid), read_only, problem, blocked=True, quota_note=quota_note)
+        return LimitState(0, owner_note(owner, viewer_uid), read_only, problem, blocked=True, quota_note=quota_note,
+                          schedule=schedule)  # fmt: skip
     if pending is not None:
         # The viewer's own request: theirs, and not known to be in force yet.
         return LimitState(pending, pending=True, problem=enforcement_problem if pending else "")
@@ -97,13 +100,16 @@ def limit_state(
     read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
     own = own_rule_rate(rules, info.id, direction, viewer_uid) if read_only else 0
     problem = info.limit_problem(direction) or enforcement_problem
-    return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own, quota_note=quota_note)
+    return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own, quota_note=quota_note,
+                      schedule=schedule)  # fmt: skip
 
 
 def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -> str:
     """The sentences a tooltip or the detail pane gives about one limit."""
     word = "Download" if direction is Direction.DOWN else "Upload"
     quota = f" Quota: {state.quota_note}." if state.quota_note else ""
+    if state.schedule:  # a limit changed here is the plain one: it applies outside the schedule
+        quota = f" Set by the schedule {state.schedule} while it runs; a limit set here applies outside it.{quota}"
     if state.blocked:
         whose = f", {state.owner_note}" if state.owner_note else ""
         text = f"{word}: blocked{whose}: no packet passes, open connections included.{quota}"

@@ -223,6 +223,7 @@ class Engine:
                 quota_bytes=quota.budget_bytes if quota else 0,
                 quota_left_bytes=(state.left if state else quota.budget_bytes) if quota else 0,
                 quota_period=quota.period.value if quota else "",
+                schedule=self._limits.active_schedule(key, direction),
             )
         return held
 

@@ -199,6 +199,13 @@ class LimitTable:
     def schedule_is_active(self, key: RuleKey, schedule: Schedule) -> bool:
         return self._activated_at is not None and schedule.is_active(self._activated_at)
 
+    def active_schedule(self, key: RuleKey, direction: Direction) -> str:
+        """The name of the schedule that sets this direction of the rule now, "" none."""
+        if key not in self._active or direction not in self._active[key] or self._activated_at is None:
+            return ""
+        found = [s.name for s in self._schedules.get(key, ()) if direction in s.limits and s.is_active(self._activated_at)]
+        return found[0] if found else ""
+
     def activate(self, local_now: datetime) -> bool:
         """Put in force the schedules active at local_now (the wall clock) and
         take out the others; whether the limits in force changed. Schedules

@@ -27,6 +27,7 @@ class DirectionHeld:
     quota_bytes: int = 0
     quota_left_bytes: int = 0
     quota_period: str = ""
+    schedule: str = ""  # the schedule that sets it now, "" none
 
 
 NOT_HELD = DirectionHeld()
@@ -120,6 +121,8 @@ def build_listing(
                 up_quota_left_bytes=up.quota_left_bytes,
                 down_quota_period=down.quota_period,
                 up_quota_period=up.quota_period,
+                down_schedule=down.schedule,
+                up_schedule=up.schedule,
             )
         )
     return listing

@@ -89,6 +89,17 @@ def test_schedules_blocks_and_quotas_are_asked_for_and_bad_input_is_not(qtbot) -
     assert asked.pop() == (FIREFOX, "both")
 
 
+def test_a_limit_a_schedule_sets_says_so() -> None:
+    from chadthrottle.contract import ApplicationInfo
+    from chadthrottle.gui.models.limit_truth import describe_limit, limit_state
+
+    info = ApplicationInfo(FIREFOX, "Firefox", "", (0,), (1,), 0.0, 0.0, 0, 0, MB, 0, down_limit_owner=ADMIN_OWNER,
+                           down_schedule="mon-fri 09:00-17:00")  # fmt: skip
+    text = describe_limit(limit_state(info, Direction.DOWN, 0), Direction.DOWN, UnitSystem.BYTES_DECIMAL)
+    assert text == ("Download: limited to 1.00 MB/s. Set by the schedule mon-fri 09:00-17:00 while it runs; "
+                    "a limit set here applies outside it.")  # fmt: skip
+
+
 def test_an_outranked_rule_cannot_be_changed_here(qtbot) -> None:  # type: ignore[no-untyped-def]
     dialog = _dialog(qtbot, read_only="An administrator's limit applies")
     assert not dialog.apply_limits.isEnabled() and not dialog.add_schedule.isEnabled()

@@ -189,7 +189,8 @@ def test_the_tick_switches_a_schedule_on_and_off_at_the_minute(monkeypatch: pyte
     engine.tick()  # 09:00:00
     assert [spec.rate_bps for spec in shaper.wanted[Direction.DOWN].values()] == [1_000_000]
     assert engine.list_schedules()[0].active and engine.list_rules() == []  # a schedule is no plain rule
-    assert engine.list_applications()[0].down_limit_bps == 1_000_000
+    listed = engine.list_applications()[0]
+    assert (listed.down_limit_bps, listed.down_schedule, listed.up_schedule) == (1_000_000, "mon-fri 09:00-09:01", "")
     clock.now += 60
     engine.tick()  # 09:01: over
     assert shaper.wanted[Direction.DOWN] == {}
