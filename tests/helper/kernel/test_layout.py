@@ -1,9 +1,9 @@
-"""bpf/maps.h and helper/kernel/layout.py describe the same structs."""
+"""bpf/maps.h and helper/kernel/layout.py agree on constants and the ring buffer's record
+(the map structs as compiled: test_layout_btf.py)."""
 
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import re
 from importlib import resources
 
@@ -22,24 +22,10 @@ def _c_structs() -> dict[str, list[tuple[str, type]]]:
     return structs
 
 
-def test_structs_agree() -> None:
-    c_structs = _c_structs()
-    mirrors = {
-        "sock_tag": layout.SockTag,
-        "traffic_key": layout.TrafficKey,
-        "owner_event": layout.OwnerEvent,
-        "traffic_counters": layout.TrafficCounters,
-        "slot_pacing": layout.SlotPacing,
-        "slot_policer": layout.SlotPolicer,
-        "slot_gate": layout.SlotGate,
-        "counter_slot": layout.CounterSlot,
-    }
-    values = {"socket_caps": layout.SocketCaps}  # all __u32, written field by field
-    assert set(c_structs) == set(mirrors) | set(values)
-    for name, mirror in mirrors.items():
-        assert [(f, t) for f, t in mirror._fields_] == c_structs[name], name
-    for name, value in values.items():
-        assert [(f.name, ctypes.c_uint32) for f in dataclasses.fields(value)] == c_structs[name], name
+def test_the_ring_buffers_record_agrees() -> None:
+    """The map structs are compared as compiled (test_layout_btf.py); a ring
+    buffer's record has no map type there, so its text is compared here."""
+    assert [(f, t) for f, t in layout.OwnerEvent._fields_] == _c_structs()["owner_event"]
 
 
 def test_counter_slot_constants_agree() -> None:

@@ -1,0 +1,116 @@
+"""The map structs as the compiler laid them out agree with helper/kernel/layout.py.
+
+test_layout.py compares layout.py with bpf/maps.h as text; this compares it with
+the BTF of the compiled programs, the types the kernel checks map values
+against: for each map, its key and value struct's size and every member's name,
+offset and size. Padding the compiler adds, a reordered field or a changed width
+fails here even where the header's text still looks like the mirror.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chadthrottle.helper.kernel import layout
+from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
+from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_flags
+from chadthrottle.helper.kernel.program_cache import obtain_program_set
+from chadthrottle.helper.kernel.program_set import ProgramSet
+from tests.support.requirements import require_program
+
+MIRRORS: dict[str, type[ctypes.Structure]] = {
+    "sock_tag": layout.SockTag,
+    "traffic_key": layout.TrafficKey,
+    "traffic_counters": layout.TrafficCounters,
+    "counter_slot": layout.CounterSlot,
+    "slot_pacing": layout.SlotPacing,
+    "slot_policer": layout.SlotPolicer,
+    "slot_gate": layout.SlotGate,
+}
+# A value the helper writes field by field, each a __u32 (a dataclass, not ctypes).
+U32_VALUES = {"socket_caps": layout.SocketCaps}
+# A ring buffer's records have no map type: test_layout.py checks them as text.
+NOT_MAP_TYPED = {"owner_event"}
+_QUALIFIERS = {"TYPEDEF", "CONST", "VOLATILE", "RESTRICT", "TYPE_TAG"}
+
+
+@pytest.fixture
+def compiled(kernel_ready: Path) -> ProgramSet:
+    require_program("bpftool")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BCC_KERNEL_SOURCE", str(kernel_source_dir(kernel_ready)))
+        source = bpf_source_dir()
+        program_set, _origin = obtain_program_set(kernel_ready, source, compile_flags(source))
+    return program_set
+
+
+def _btf_types(blob: bytes) -> dict[int, dict[str, Any]]:
+    with tempfile.NamedTemporaryFile(suffix=".btf") as raw:
+        raw.write(blob)
+        raw.flush()
+        dumped = subprocess.run(["bpftool", "-j", "btf", "dump", "file", raw.name],
+                                capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
+    return {entry["id"]: entry for entry in json.loads(dumped.stdout)["types"]}
+
+
+def _resolved(types: dict[int, dict[str, Any]], type_id: int) -> dict[str, Any]:
+    entry = types[type_id]
+    while entry["kind"] in _QUALIFIERS:
+        entry = types[entry["type_id"]]
+    return entry
+
+
+def _size(types: dict[int, dict[str, Any]], type_id: int) -> int:
+    entry = _resolved(types, type_id)
+    if entry["kind"] == "ARRAY":
+        return int(entry["nr_elems"]) * _size(types, entry["type_id"])
+    return int(entry["size"])
+
+
+def _compiled_members(types: dict[int, dict[str, Any]], struct: dict[str, Any]) -> list[tuple[str, int, int]]:
+    return [(m["name"], m["bits_offset"] // 8, _size(types, m["type_id"])) for m in struct["members"]]
+
+
+def _mirror_members(mirror: type) -> list[tuple[str, int, int]]:
+    if dataclasses.is_dataclass(mirror):
+        return [(field.name, 4 * index, 4) for index, field in enumerate(dataclasses.fields(mirror))]
+    return [(name, getattr(mirror, name).offset, getattr(mirror, name).size) for name, *_ in mirror._fields_]
+
+
+def _mirror_size(mirror: type) -> int:
+    return 4 * len(dataclasses.fields(mirror)) if dataclasses.is_dataclass(mirror) else ctypes.sizeof(mirror)
+
+
+def test_every_map_struct_is_laid_out_as_its_mirror(compiled: ProgramSet) -> None:
+    types = _btf_types(compiled.btf)
+    seen = set()
+    for spec in compiled.maps:
+        for type_id, size in ((spec.btf_key_type_id, spec.key_size), (spec.btf_value_type_id, spec.value_size)):
+            if not type_id:
+                continue
+            struct = _resolved(types, type_id)
+            if struct["kind"] != "STRUCT":
+                continue
+            name = struct["name"]
+            mirror = {**MIRRORS, **U32_VALUES}.get(name)
+            assert mirror is not None, f"map {spec.name} is typed with struct {name}, which layout.py does not mirror"
+            assert struct["size"] == size == _mirror_size(mirror), f"{spec.name}: struct {name} sizes"
+            assert _compiled_members(types, struct) == _mirror_members(mirror), f"struct {name} as compiled"
+            seen.add(name)
+    assert seen == set(MIRRORS) | set(U32_VALUES), f"mirrored structs no map is typed with: {sorted(set(MIRRORS) - seen)}"
+
+
+def test_the_structs_left_to_the_text_check_are_not_map_types(compiled: ProgramSet) -> None:
+    """If a map starts using one of them, it belongs in MIRRORS above."""
+    types = _btf_types(compiled.btf)
+    value_structs = {_resolved(types, spec.btf_value_type_id).get("name")
+                     for spec in compiled.maps if spec.btf_value_type_id}  # fmt: skip
+    assert not value_structs & NOT_MAP_TYPED
