@@ -1,9 +1,9 @@
 /* Map layouts shared by every ChadThrottle BPF program.
  *
  * helper/kernel/layout.py mirrors these structs with ctypes;
- * tests/helper/kernel/test_layout.py reads the field declarations here (and in
- * policer.h) and checks that the mirrors have the same fields, types and order.
- * Change them together.
+ * tests/helper/kernel/test_layout_btf.py checks each map's key and value struct
+ * as compiled (the programs' BTF: sizes, member names, offsets) against the
+ * mirrors, and test_layout.py the constants here. Change them together.
  */
 #ifndef CHADTHROTTLE_MAPS_H
 #define CHADTHROTTLE_MAPS_H
