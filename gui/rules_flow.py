@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject
 
-from chadthrottle.contract import ADMIN_OWNER, Direction, ScheduleInfo
+from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo, ScheduleInfo
 from chadthrottle.gui.ipc.connection import HelperConnection
+from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
@@ -38,13 +39,14 @@ class RulesFlow(QObject):
         self._request_limit = request_limit
         self._owner = ADMIN_OWNER if os.getuid() == 0 else os.getuid()
         self._schedules: tuple[ScheduleInfo, ...] = ()
+        self._plain_rules: tuple[RuleInfo, ...] = ()  # ListRules of the last poll: the plain limits
         # Blocks asked for and not yet seen in a listing: shown as asked, so a
         # poll answered before the helper changed does not flip the box back.
         self._blocks_asked: dict[tuple[str, Direction], bool] = {}
         self.dialog: RulesDialog | None = None
         window.rulesRequested.connect(self.open)  # type: ignore[attr-defined]
         connection.callFinished.connect(self._on_call_finished)
-        connection.applicationsUpdated.connect(lambda _snapshot: self._show())
+        connection.applicationsUpdated.connect(self._on_snapshot)
 
     def open(self, app_id: str) -> RulesDialog:
         """The dialog of one application (one at a time)."""
@@ -64,6 +66,15 @@ class RulesFlow(QObject):
         dialog.show()
         self._fetch_schedules()
         return dialog
+
+    def _on_snapshot(self, snapshot: Snapshot) -> None:
+        self._plain_rules = tuple(snapshot.rules or ())
+        self._show()
+
+    def _plain_rate(self, app_id: str, direction: Direction) -> int:
+        """The viewer's own plain limit (ListRules), under a schedule that sets it now."""
+        return next((r.rate_bps for r in self._plain_rules
+                     if r.app_id == app_id and r.direction == direction.value and r.owner == self._owner), 0)  # fmt: skip
 
     def _request_block(self, app_id: str, direction: str, blocked: bool) -> None:
         self._blocks_asked[(app_id, Direction(direction))] = blocked
@@ -90,7 +101,8 @@ class RulesFlow(QObject):
             read_only = self._connection.status.detail or "Rules cannot be changed right now."
         return AppRules(
             app_id, info.name if info else app_id,
-            limits={d: s.rate_bps for d, s in states.items()},
+            limits={d: self._plain_rate(app_id, d) if s.schedule else s.rate_bps for d, s in states.items()},
+            scheduled={d: s.schedule for d, s in states.items()},
             blocked={d: self._blocked(app_id, d, bool(getattr(info, f"{d.value}_blocked", False))) for d in Direction},
             quotas={d: (getattr(info, f"{d.value}_quota_bytes", 0), getattr(info, f"{d.value}_quota_left_bytes", 0),
                         getattr(info, f"{d.value}_quota_period", "")) for d in Direction},  # fmt: skip

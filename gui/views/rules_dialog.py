@@ -50,7 +50,8 @@ class AppRules:
 
     app_id: str
     name: str
-    limits: dict[Direction, int] = field(default_factory=dict)  # bytes/s, 0 none
+    limits: dict[Direction, int] = field(default_factory=dict)  # the plain limits, bytes/s, 0 none
+    scheduled: dict[Direction, str] = field(default_factory=dict)  # the schedule setting a direction now
     blocked: dict[Direction, bool] = field(default_factory=dict)
     quotas: dict[Direction, tuple[int, int, str]] = field(default_factory=dict)  # bytes, left, period
     schedules: tuple[ScheduleInfo, ...] = ()
@@ -109,6 +110,10 @@ class RulesDialog(QDialog):
         hint = QLabel("Empty: no limit. E.g. 500K, 2M; in the units the window shows.", tab)
         hint.setWordWrap(True)
         form.addRow(hint)
+        self.scheduled_note = QLabel(tab)
+        self.scheduled_note.setObjectName("scheduledNote")
+        self.scheduled_note.setWordWrap(True)
+        form.addRow(self.scheduled_note)
         button_row = QHBoxLayout()
         button_row.addStretch(1)
         button_row.addWidget(self.apply_limits)
@@ -236,6 +241,9 @@ class RulesDialog(QDialog):
             rate = rules.limits.get(direction, 0)
             if not edit.isModified():
                 edit.setText(format_rate(rate, self.units) if rate else "")
+        self.scheduled_note.setText(" ".join(
+            f"The schedule {name} sets the {DIRECTION_LABELS[d].lower()} limit now; the one here applies outside it."
+            for d, name in rules.scheduled.items() if name))  # fmt: skip
         if rules.schedules != shown_schedules or self.schedule_list.count() != len(rules.schedules):
             self._show_schedules(rules.schedules)
         for direction, box in self.block_boxes.items():
