@@ -40,6 +40,7 @@ PERIOD_KEY = "usage/period"
 # helper's last tick); the open usage view every minute.
 TOTALS_EVERY_MS = 15_000
 VIEW_EVERY_MS = 60_000
+SEED_AFTER_MS = 250
 SEED_SPAN_S = 3_600  # the detail graph's longest span: its first hour comes from the helper's minutes
 # Who asked: "totals:<period>", "view:<period>", "seed:<app id>" (an answer for a
 # period or application no longer shown is dropped).
@@ -85,7 +86,14 @@ class UsageFlow(QObject):
         connection.usageFetched.connect(self._on_usage)
         connection.statusChanged.connect(self._on_status)
         window.header.usageRequested.connect(self.open_dialog)
-        window.detail.applicationShown.connect(self._seed_graph)
+        # The selected application's last hour, once the selection rests (arrow keys
+        # run through many rows: one GetUsage each would queue up at the helper).
+        self._seed_timer = QTimer(self)
+        self._seed_timer.setSingleShot(True)
+        self._seed_timer.setInterval(SEED_AFTER_MS)
+        self._seed_timer.timeout.connect(lambda: self._seed_graph(self._window.detail.app_id))
+        window.detail.applicationShown.connect(lambda _app_id: self._seed_timer.start())
+        model.dataChanged.connect(self._follow_units)  # a units change repaints every row
         self._totals_timer = QTimer(self)
         self._totals_timer.timeout.connect(self.refresh_totals)
         self._totals_timer.start(TOTALS_EVERY_MS)
@@ -124,6 +132,10 @@ class UsageFlow(QObject):
         now = int(self._clock())
         since = now - SEED_SPAN_S
         self._fetch(SEED_KEY + app_id, app_id, since - since % 60, UsageResolution.MINUTE)
+
+    def _follow_units(self) -> None:
+        if self.dialog is not None:
+            self.dialog.set_units(self._model.units)  # nothing to do unless they changed
 
     def _on_status(self, status: HelperStatus) -> None:
         if status.can_monitor and not self._monitoring:  # connected (again): perhaps to a newer helper

@@ -55,6 +55,8 @@ class UsageDialog(QDialog):
         self.setObjectName("usageDialog")
         self.setWindowTitle("Data usage — ChadThrottle")
         self.period = period
+        # What is shown (period, rows, when, names), to show again in other units.
+        self.shown: tuple[UsagePeriod, tuple[UsageRow, ...], float, Callable[[str], str]] | None = None
         self.buttons = QButtonGroup(self)
         periods = QHBoxLayout()
         for number, (choice, info) in enumerate(PERIODS.items(), start=1):
@@ -159,6 +161,7 @@ class UsageDialog(QDialog):
         table's totals are their sums, so both always agree."""
         if period is not self.period:
             return  # an answer for a period no longer shown
+        self.shown = (period, tuple(rows), now, name_of)
         starts = slot_starts(period, now)
         bars = stacked_bars(rows, starts)
         self.chart.empty_text = f"Nothing was used {PERIODS[period].label.lower()}."
@@ -177,6 +180,12 @@ class UsageDialog(QDialog):
                            f"</b> ({format_bytes(down, units)} down, {format_bytes(up, units)} up; on the wire, "
                            "loopback not counted)")  # fmt: skip
         self.note.hide()
+
+    def set_units(self, units: UnitSystem) -> None:
+        """Show the same numbers in other units (chosen in the settings)."""
+        if self.shown is not None and units is not self.table_model.units:
+            period, rows, now, name_of = self.shown
+            self.show_rows(period, rows, now, name_of, units)
 
     def show_unavailable(self, text: str) -> None:
         """No history to show: an older helper, not authorized, the helper away."""

@@ -28,6 +28,7 @@ from chadthrottle.gui.settings import Theme
 from chadthrottle.gui.theme import apply_theme
 from chadthrottle.gui.usage_flow import GRAPH_OLD_HELPER, OLD_HELPER
 from chadthrottle.gui.views.usage_chart import OTHER_COLOUR, SERIES_COLOURS
+from chadthrottle.units import UnitSystem
 from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageResolution, UsageRow
 from tests.gui.test_connection import ScriptedClient
 from tests.gui.usage_rows import over_the_wire, row
@@ -156,6 +157,9 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     assert dialog.table_model.index(0, UsageColumn.NAME).data() == "Firefox"
     assert dialog.table_model.index(1, UsageColumn.NAME).data() == "Other applications"
     assert "All applications, last 7 days: <b>22.6 GB</b>" in dialog.total.text()  # 7 + 3 GB + 7 x 1.802 GB
+    window.set_units(UnitSystem.BITS_DECIMAL)  # as the settings do: the view follows
+    assert dialog.table_model.index(0, UsageColumn.TOTAL).data() == "56.0 Gbit"  # Firefox's 7 GB
+    window.set_units(UnitSystem.BYTES_DECIMAL)
     # The week's choice is the totals column's too.
     qtbot.waitUntil(lambda: model.headerData(Column.USAGE, Qt.Orientation.Horizontal) == "7 days", timeout=5000)
     qtbot.waitUntil(lambda: model.index_of(FIREFOX, Column.USAGE).data() == "1.00 GB", timeout=5000)  # month rows
