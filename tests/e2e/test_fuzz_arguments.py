@@ -92,12 +92,19 @@ _clock_times = st.one_of(st.sampled_from(["09:00", "17:00", "24:00", "9:00", "12
 _schedule_blocks = st.one_of(st.sampled_from(["", "down", "up", "both", "none", "Down"]), _text)
 _schedule_names = st.one_of(st.sampled_from(["", "mon-fri 09:00-17:00", "mon-fri", "x 1-2", "mon 09:00"]), _text)
 
+_quota_bytes = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 999, 1_000, 5_000_000, 2**50, 2**50 + 1]))
+_periods = st.one_of(st.sampled_from(["day", "week", "month", "fortnight", "", "Day", "day "]), _text)
+_reset_minutes = st.one_of(st.integers(0, 2**32 - 1), st.sampled_from([0, 1439, 1440]))
+
 # Per method that takes arguments: its arguments after the application id.
 _REST_OF_ARGUMENTS: dict[str, st.SearchStrategy[list[Any]]] = {
     "SetLimit": st.tuples(_directions, _rates, _bursts, _scopes).map(list),
     "ClearLimit": st.tuples(_directions, _scopes).map(list),
     "SetSchedule": st.tuples(_days, _clock_times, _clock_times, _rates, _rates, _schedule_blocks, _scopes).map(list),
     "ClearSchedules": st.tuples(_schedule_names, _scopes).map(list),
+    "SetBlocked": st.tuples(_directions, st.booleans(), _scopes).map(list),
+    "SetQuota": st.tuples(_directions, _quota_bytes, _periods, _reset_minutes, _rates, _scopes).map(list),
+    "ClearQuota": st.tuples(_directions, _scopes).map(list),
     "ListConnections": st.just([]),
     "GetUsage": _usage_arguments,
 }
