@@ -81,10 +81,18 @@ def _not_met(app: ApplicationInfo, direction: Direction) -> bool:
 
 
 def _quota_used_up(app: ApplicationInfo, direction: Direction) -> bool:
-    """A quota set and none left (fields of issue 15's quotas; absent from older helpers)."""
-    quota = getattr(app, f"{direction.value}_quota_bytes", 0) or 0
-    left = getattr(app, f"{direction.value}_quota_left_bytes", None)
-    return quota > 0 and left == 0
+    """A quota set and none left (an older helper sends no quota: budget 0)."""
+    budget, left, _period = app.quota(direction)
+    return budget > 0 and left == 0
+
+
+def _has_rules(app: ApplicationInfo) -> bool:
+    """Whether anything below can be news: most applications have no limit and
+    no quota, and this runs for each of them every second."""
+    return bool(app.down_limit_bps or app.up_limit_bps or app.down_quota_bytes or app.up_quota_bytes)
+
+
+_DIRECTIONS = tuple(Direction)
 
 
 class AlertPolicy:
@@ -117,7 +125,9 @@ class AlertPolicy:
                 self.known_changed = True
                 if not self._learning:
                     self._pending[AlertKind.FIRST_USE][app.id] = app.name or app.id
-            for direction in Direction:
+            if not _has_rules(app):
+                continue
+            for direction in _DIRECTIONS:
                 if _not_met(app, direction):
                     not_met.add((app.id, direction))
                     if (app.id, direction) not in self._not_met:
