@@ -67,6 +67,12 @@ _BUSIEST_FIRST = frozenset({Column.DOWN, Column.UP, Column.ACTIVITY, Column.USAG
 _RIGHT_COLUMNS = frozenset({Column.DOWN, Column.UP, Column.USAGE})
 
 
+def _may_hold(app: AppRow) -> bool:
+    """Whether a limit or block may hold either direction (a state to build)."""
+    info = app.info
+    return bool(info.down_limit_bps or info.up_limit_bps or info.down_blocked or info.up_blocked or app.pending)
+
+
 class ApplicationsModel(QAbstractItemModel):
     """Tree model: one top-level row per application; children: its processes, then its connections."""
 
@@ -270,6 +276,7 @@ class ApplicationsModel(QAbstractItemModel):
         return tally(
             (app.info.name, direction, self._state(app, direction))
             for app in self._all_rows()
+            if _may_hold(app)  # most hold nothing: skip building their states every second
             for direction in Direction
         )
 
