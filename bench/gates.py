@@ -3,6 +3,7 @@
     sudo .venv/bin/python bench/gates.py overshoot [--rates 1M,10M,50M] [--backends tc,ebpf]
     sudo .venv/bin/python bench/gates.py block-latency [--rounds 5]
     sudo .venv/bin/python bench/gates.py dead-helper [--rounds 5]
+    sudo .venv/bin/python bench/gates.py gate-cost [--rounds 5]
 
 overshoot: a TCP stream between two network namespaces, held at a rate by a
 backend (TcShaper or EbpfPolicer, as the engine uses them) with the helper's
@@ -204,15 +205,66 @@ def dead_helper(rounds: int) -> None:
           f"SIGKILL, {rounds} rounds: {', '.join(f'{s:.2f}' for s in opened)}")
 
 
+def gate_cost(blocks: int) -> None:
+    """ns per run of this datapath's chadt_ingress and chadt_egress on one TCP
+    download, in alternating 0.5 s phases: the socket untagged (slot 0: no gate
+    lookup), tagged with its gate open (the lookup, flags 0), and tagged under
+    a quota too large to spend (the lookup, the lease's clock read, an atomic
+    add). Medians over ABCCBA blocks; other sockets of the machine run the
+    same programs meanwhile (noise, the same in every phase)."""
+    from chadthrottle.helper.kernel import bpf_syscalls
+
+    print(f"# gate cost per packet, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"load {os.getloadavg()[0]:.2f}")
+    datapath = Datapath()
+    datapath.open()
+    stats_fd = bpf_syscalls.enable_run_time_stats()
+    phases: dict[str, list[tuple[float, float]]] = {"untagged": [], "open gate": [], "quota gate": []}
+    try:
+        with netns_pair() as pair:
+            stream = start_stream(pair, 5990, "down", seconds=blocks * 3 + 10)
+            programs = {name: datapath._loaded.program_fds[name] for name in ("chadt_ingress", "chadt_egress")}  # type: ignore[union-attr]
+
+            def run(phase: str) -> None:
+                slot = 0 if phase == "untagged" else SLOT
+                datapath.set_process_slot(stream.app_pid, slot)
+                datapath.gates.set(SLOT, Direction.DOWN, GateSetting(budget_bytes=2**60) if phase == "quota gate" else OPEN)
+                time.sleep(0.1)
+                before = {n: bpf_syscalls.program_run_stats(fd) for n, fd in programs.items()}
+                time.sleep(0.5)
+                after = {n: bpf_syscalls.program_run_stats(fd) for n, fd in programs.items()}
+                per_run = [(after[n][0] - before[n][0]) / max(1, after[n][1] - before[n][1]) for n in programs]
+                phases[phase].append((per_run[0], per_run[1]))
+
+            try:
+                for _ in range(blocks):
+                    for phase in ("untagged", "open gate", "quota gate", "quota gate", "open gate", "untagged"):
+                        run(phase)
+            finally:
+                datapath.gates.set(SLOT, Direction.DOWN, OPEN)
+                datapath.set_process_slot(stream.app_pid, 0)
+                stream.stop()
+    finally:
+        os.close(stats_fd)
+        datapath.close()
+    print("| socket | chadt_ingress ns/run (median) | chadt_egress ns/run (median) | windows |")
+    print("|---|---|---|---|")
+    for phase, runs in phases.items():
+        print(f"| {phase} | {statistics.median(r[0] for r in runs):.1f} | {statistics.median(r[1] for r in runs):.1f} "
+              f"| {len(runs)} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("overshoot", "block-latency", "dead-helper"))
+    parser.add_argument("what", choices=("overshoot", "block-latency", "dead-helper", "gate-cost"))
     parser.add_argument("--rates", default="1M,10M,50M")
     parser.add_argument("--backends", default="tc,ebpf")
     parser.add_argument("--rounds", type=int, default=5)
     arguments = parser.parse_args()
     if arguments.what == "overshoot":
         overshoot([parse_rate(r) for r in arguments.rates.split(",")], arguments.backends.split(","))
+    elif arguments.what == "gate-cost":
+        gate_cost(arguments.rounds)
     elif arguments.what == "block-latency":
         block_latency(arguments.rounds)
     else:
