@@ -50,7 +50,8 @@ def _limit_cell(app: ApplicationInfo, direction: Direction) -> str:
     budget, left, period = app.quota(direction)
     quota = f", quota {format_size(left)} of {format_size(budget)} left this {period}" if budget else ""
     if app.blocked(direction):
-        return f"blocked ({owner_label(app.limit_owner(direction))}{quota})"
+        mark = " NOT ENFORCED" if app.limit_problem(direction) else ""
+        return f"blocked ({owner_label(app.limit_owner(direction))}{quota}){mark}"
     if not rate_bps and not budget:
         return format_limit(0)
     mark = " NOT ENFORCED" if app.limit_problem(direction) else ""
@@ -63,8 +64,9 @@ def limit_problems(apps: list[ApplicationInfo]) -> list[str]:
     lines = []
     for app in apps:
         for direction in Direction:
-            if app.limit_bps(direction) and app.limit_problem(direction):
-                lines.append(f"{app.id}: {direction.value} limit not enforced: {app.limit_problem(direction)}")
+            what = "block" if app.blocked(direction) else "limit"
+            if (app.limit_bps(direction) or app.blocked(direction)) and app.limit_problem(direction):
+                lines.append(f"{app.id}: {direction.value} {what} not enforced: {app.limit_problem(direction)}")
     return lines
 
 

@@ -44,3 +44,11 @@ def test_list_shows_a_block_as_blocked_and_what_a_quota_has_left() -> None:
     assert "blocked (admin, quota 0 B of 5 MB left this day)" in row
     assert "1.00 MB/s (admin, quota 1.5 GB of 2 GB left this month)" in row
     assert blocked.blocked(Direction.DOWN) and not blocked.blocked(Direction.UP)
+
+
+def test_a_block_that_is_not_enforced_says_so() -> None:
+    app = ApplicationInfo("app:org.example.Player", "Player", "", (1000,), (5,), 0.0, 0.0, 0, 0, 0, 0,
+                          up_blocked=True, up_limit_problem="limits are paused")  # fmt: skip
+    assert "blocked (admin) NOT ENFORCED" in ctl.format_applications([app])
+    assert ctl.applications_report([app], paused=False).endswith(
+        "app:org.example.Player: up block not enforced: limits are paused")
