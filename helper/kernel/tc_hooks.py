@@ -24,7 +24,9 @@ from pyroute2.netlink.exceptions import NetlinkError
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel import interfaces
 from chadthrottle.helper.kernel.htb import HtbHierarchy, tc_call
-from chadthrottle.helper.kernel.tc_ownership import FILTER_HANDLE, FILTER_PRIORITY, HookEntry, our_filter, our_ifb, same_device
+from chadthrottle.helper.kernel.tc_ownership import (
+    FILTER_HANDLE, FILTER_PRIORITY, HookEntry, our_filter, our_ifb, same_device,
+)
 
 log = logging.getLogger("chadthrottle.kernel.tc")
 

@@ -182,7 +182,8 @@ def test_after_sigkill_traffic_flows_and_a_restart_adopts_without_duplicates(
                 with _helper(private_bus, pair, state_dir) as restarted:
                     time.sleep(TAKES_HOLD_S)
                     assert eventually(lambda: _limited(stream.receiver), RTO_STALL_S), "the limit is not back"
-                    assert _idle_tc(pair) == tc_limited, f"the restart duplicated or lost tc objects:\n{restarted.log_text()}"
+                    assert _idle_tc(pair) == tc_limited, \
+                        f"the restart duplicated or lost tc objects:\n{restarted.log_text()}"
                     attached = _attached_programs()
                     assert not set(old_attached) & set(attached), "the killed helper's programs are still attached"
                     assert sorted(t for i, t in attached.items() if i in _programs_of(restarted)) == sorted(
