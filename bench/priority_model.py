@@ -1,9 +1,10 @@
 """The priority tree on the host namespace's link, classified by port: the
 mechanism of issue 16 measured before the helper drives it.
 
-helper/kernel/priority_classes.py builds the tree (link class just under the
-capacity, one class per prioritized application, the default class for the
-rest). The helper is to classify every packet into it per application
+The helper's own HtbHierarchy (helper/kernel/htb.py) builds the tree, given
+a link capacity (helper/kernel/priority_classes.py: link class just under
+the capacity, one class per prioritized application, the default class for
+the rest). The helper is to classify every packet into it per application
 (skb->priority on uploads, its cls_bpf filter plus a catch-all redirect on
 downloads); that wiring does not exist yet, so here u32 filters put the call's
 UDP port into its class and everything else falls into the default class.
@@ -20,8 +21,9 @@ from collections.abc import Iterator
 
 from pyroute2 import IPRoute
 
-from chadthrottle.helper.kernel.htb import ROOT_HANDLE
-from chadthrottle.helper.kernel.priority_classes import AppClass, PriorityTree, plan_tree
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.htb import ROOT_HANDLE, ClassSpec, HtbHierarchy
+from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.priority import Priority
 from tests.support.netns import NetnsPair, entered_netns
 
@@ -58,19 +60,22 @@ def prioritized(pair: NetnsPair, down_bps: int, up_bps: int, call_port: int,
     (L2 bytes/s as the modem counts, converted to the tree's L3), until the
     block ends. acks: small TCP packets in a class of their own at that priority."""
     ns, ifb = pair.host_ns, f"ctq{secrets.token_hex(3)}"
-    apps = {CALL_SLOT: AppClass(priority)}
+    wanted = {CALL_SLOT: ClassSpec(0, 0, priority)}  # rate 0: no limit, a class for the priority
     if acks is not None:
-        apps[ACK_SLOT] = AppClass(acks)
+        wanted[ACK_SLOT] = ClassSpec(0, 0, acks)
     subprocess.run(["ip", "-n", ns, "link", "add", ifb, "type", "ifb"], check=True, capture_output=True)
-    trees: list[PriorityTree] = []
+    trees: list[HtbHierarchy] = []
     with entered_netns(ns):
         ipr = IPRoute()
     try:
         subprocess.run(["ip", "-n", ns, "link", "set", ifb, "up"], check=True, capture_output=True)
-        for device, capacity, field in ((pair.host_if, up_bps, "dport"), (ifb, down_bps, "sport")):
-            tree = PriorityTree(ipr, ipr.link_lookup(ifname=device)[0])
+        for device, capacity, direction, field in ((pair.host_if, up_bps, Direction.UP, "dport"),
+                                                   (ifb, down_bps, Direction.DOWN, "sport")):  # fmt: skip
+            link = LinkShaping(round(capacity / ETHERNET_L3_TO_L2))
+            tree = HtbHierarchy(ipr, ipr.link_lookup(ifname=device)[0], direction, l3_to_l2=ETHERNET_L3_TO_L2, link=link)
             trees.append(tree)
-            tree.apply(plan_tree(round(capacity / ETHERNET_L3_TO_L2), apps, ETHERNET_L3_TO_L2))
+            tree.create()
+            tree.sync(wanted)
             _classify_port(ns, device, field, call_port)
             if acks is not None:
                 _classify_small_tcp(ns, device)
@@ -81,6 +86,6 @@ def prioritized(pair: NetnsPair, down_bps: int, up_bps: int, call_port: int,
     finally:
         subprocess.run(["tc", "-n", ns, "qdisc", "del", "dev", pair.host_if, "ingress"], capture_output=True)
         for tree in trees:
-            tree.remove()
+            tree.delete()
         ipr.close()
         subprocess.run(["ip", "-n", ns, "link", "del", ifb], capture_output=True)

@@ -11,6 +11,14 @@ A hierarchy a killed helper left can be *adopted* (adopt()): its classes are
 read back from the kernel and kept as they are where they match what is
 wanted. Adopted classes that are not wanted are *held* at their rate (the old
 programs may still send packets to them) until release_held().
+
+With a link capacity (`link`, priority_classes.LinkShaping: issue 16) the
+classes sit under a link class shaped just under the capacity and are ordered
+by priority (docs/backends.md, "Priorities and link shaping"); without one,
+everything is as it always was. A hierarchy cannot switch between the two in
+place (HTB cannot move a class to another parent): it is deleted and made
+again. Adopting a linked hierarchy is not done yet (adopt() reads classes as
+unlinked ones; the helper does not set a capacity yet).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -29,6 +38,10 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.layout import HTB_MAJOR, class_id
+from chadthrottle.priority import DEFAULT_PRIORITY, Priority
+
+if TYPE_CHECKING:
+    from chadthrottle.helper.kernel.priority_classes import ClassPlan, LinkShaping
 
 log = logging.getLogger("chadthrottle.kernel.htb")
 
@@ -42,9 +55,14 @@ ROOT_HANDLE = HTB_MAJOR << 16
 # the limited applications below their rate. The default class is fast enough
 # never to be the bottleneck and yields to limited classes (lower priority).
 DEFAULT_MINOR = 0xFFFF
+# With a link capacity: the link class, and the default class's leaf (a leaf's
+# handle is its class's minor, and the default's, ffff:, is the ingress
+# qdisc's). App slots must stay below both then (MAX_SLOTS is 0xfffe today).
+LINK_MINOR = 0xFFFE
+DEFAULT_LEAF_MAJOR = 0xFFFD
 DEFAULT_CLASS_RATE_BPS = 12_500_000_000  # 100 Gbit/s
 DEFAULT_CLASS_BURST_BYTES = 1 << 20
-LIMITED_PRIORITY, DEFAULT_PRIORITY = 0, 1
+LIMITED_PRIORITY, DEFAULT_CLASS_PRIORITY = 0, 1
 RETIRE_AFTER_S = 1.0
 EMPTY_START_BURST_BYTES = 2 * 1514  # what a new class may send at once before its rate applies
 ETHERNET_HEADER_BYTES = 14
@@ -72,10 +90,12 @@ TSQ_LIMIT_FILE = "/proc/sys/net/ipv4/tcp_limit_output_bytes"
 
 @dataclass(frozen=True)
 class ClassSpec:
-    """One application's limit in one direction."""
+    """One application's limit in one direction (rate_bps 0: none, a class for
+    its priority alone), and its priority (which orders only under a link)."""
 
     rate_bps: int
     burst_bytes: int
+    priority: Priority = DEFAULT_PRIORITY
 
 
 Classes = dict[int, ClassSpec]  # app slot -> limit
@@ -131,12 +151,15 @@ def tc_call(ipr: IPRoute, command: str, *args: object, **kwargs: object) -> None
 class HtbHierarchy:
     def __init__(
         self, ipr: IPRoute, ifindex: int, direction: Direction, clock: Callable[[], float] = time.monotonic,
-        l3_to_l2: float = 1.0, changer: ClassChanger | None = None,
+        l3_to_l2: float = 1.0, changer: ClassChanger | None = None, link: LinkShaping | None = None,
     ) -> None:
         """l3_to_l2: HTB counts from the link-layer header, a limit at L3; rates
         are scaled by this so full-size packets come out exact at L3. changer:
-        the fast path for rate changes, in ipr's namespace (None: pyroute2)."""
+        the fast path for rate changes, in ipr's namespace (None: pyroute2).
+        link: shape everything under a link capacity, by priority."""
         self.ifindex = ifindex
+        self.link = link
+        self._planned: dict[int, ClassPlan] = {}  # with a link: minor -> what the kernel has
         self._changer = changer
         self._l3_to_l2 = l3_to_l2
         self._ipr = ipr
@@ -196,7 +219,11 @@ class HtbHierarchy:
 
     def create(self) -> None:
         tc_call(self._ipr, "add", "htb", self.ifindex, ROOT_HANDLE, default=DEFAULT_MINOR, r2q=ROOT_MARKER_R2Q)
-        self._set_class(DEFAULT_MINOR, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, DEFAULT_PRIORITY, "add-class")
+        if self.link is not None:
+            self._sync_linked({}, 0.0)  # the link class and the default class under it
+            return
+        self._set_class(DEFAULT_MINOR, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, DEFAULT_CLASS_PRIORITY,
+                        "add-class")  # fmt: skip
 
     def delete(self) -> None:
         try:
@@ -206,10 +233,13 @@ class HtbHierarchy:
 
     @property
     def idle(self) -> bool:
-        """No limited, held or retiring class: the root can go."""
-        return not self.classes and not self._retiring and not self._held
+        """No limited, held or retiring class and no link to shape: the root can go."""
+        return not self.classes and not self._retiring and not self._held and self.link is None
 
     def sync(self, wanted: Classes, retire_after_s: float = RETIRE_AFTER_S) -> None:
+        if self.link is not None:
+            self._sync_linked(wanted, retire_after_s)
+            return
         now = self._clock()
         self._take_adopted(wanted, closing=retire_after_s <= 0)
         for slot in set(self.classes) - set(wanted):
@@ -250,6 +280,50 @@ class HtbHierarchy:
                 tc_call(self._ipr, "replace", "bfifo", self.ifindex, leaf, parent=class_id(slot), limit=limit)
                 self._leaf_limits[slot] = limit
             self.classes[slot] = spec
+
+    def relink(self, link: LinkShaping) -> None:
+        """A new capacity, applied in place at the next sync (the kernel keeps
+        the classes' queues). Switching to or from a link needs a new hierarchy."""
+        if self.link is None:
+            raise ValueError("a hierarchy without a link cannot take one in place: make it again")
+        self.link = link
+
+    def _sync_linked(self, wanted: Classes, retire_after_s: float) -> None:
+        """sync() under a link: the planned classes made or changed in place; a
+        class no longer wanted is opened up to the link (its backlog drains)
+        and deleted retire_after_s later, as without a link."""
+        assert self.link is not None
+        plans = {plan.minor: plan for plan in self.link.plan(wanted, self._l3_to_l2)}
+        now = self._clock()
+        for minor in [m for m in self._planned if m not in plans]:
+            if minor not in self._retiring:
+                self._retiring[minor] = now
+                if retire_after_s > 0:
+                    opened = self.link.opened(self._planned[minor], plans[LINK_MINOR])
+                    self._set_planned(opened, "change-class")
+                    self._planned[minor] = opened
+            if now - self._retiring[minor] >= retire_after_s:
+                tc_call(self._ipr, "del-class", index=self.ifindex, handle=class_id(minor), parent=ROOT_HANDLE | LINK_MINOR)
+                del self._retiring[minor], self._planned[minor]
+                self._leaf_limits.pop(minor, None)
+        for minor, plan in plans.items():  # parents first
+            self._retiring.pop(minor, None)
+            if self._planned.get(minor) != plan:
+                self._set_planned(plan, "change-class" if minor in self._planned else "add-class")
+                self._planned[minor] = plan
+        self.classes = {slot: spec for slot, spec in wanted.items()}
+
+    def _set_planned(self, plan: ClassPlan, command: str) -> None:
+        """One class of a linked hierarchy (its ceil differs from its rate:
+        pyroute2, not the rate-only fast path), and its leaf."""
+        tc_call(self._ipr, command, "htb", self.ifindex, class_id(plan.minor), parent=plan.parent,
+                rate=f"{plan.rate_bps * 8}bit", ceil=f"{plan.ceil_bps * 8}bit", burst=plan.burst_bytes,
+                cburst=plan.cburst_bytes, prio=plan.prio, quantum=plan.quantum_bytes)  # fmt: skip
+        if plan.leaf_bytes is not None and self._leaf_limits.get(plan.minor) != plan.leaf_bytes:
+            major = DEFAULT_LEAF_MAJOR if plan.minor == DEFAULT_MINOR else plan.minor
+            tc_call(self._ipr, "replace", "bfifo", self.ifindex, major << 16, parent=class_id(plan.minor),
+                    limit=plan.leaf_bytes)  # fmt: skip
+            self._leaf_limits[plan.minor] = plan.leaf_bytes
 
     def sent_l3_bytes(self) -> dict[int, int]:
         """Bytes each limited class has sent, at L3: HTB counts from the Ethernet

@@ -13,8 +13,9 @@ as the limits (HTB_MAJOR:, default class DEFAULT_MINOR):
         DEFAULT_MINOR  every other application, at normal priority
 
 Every class under the link is guaranteed only a floor (FLOOR_SHARE of the
-link split among them); the rest is lent by the link, and HTB lends first to
-the lowest prio number: critical before high before normal before low.
+link over FLOOR_CLASSES, fixed so that adding a class changes no other); the
+rest is lent by the link, and HTB lends first to the lowest prio number:
+critical before high before normal before low.
 Classes of one priority share what they are lent by HTB's deficit round
 robin with equal quanta, i.e. per application. Nothing is reserved: a class
 alone on an idle link may take all of it (its ceil). A limit holds inside,
@@ -24,43 +25,36 @@ This kernel has no fq_codel nor cake (/proc/config.gz); the leaves are byte
 FIFOs. Where fq_codel is present it should be the leaves' qdisc (flows of one
 application kept apart, its bulk queue kept short): not done yet.
 
-Pure planning (`plan_tree`) and one applier (`PriorityTree`): the helper's
-wiring (rules, classification of every packet into the tree) is not here.
+Pure planning: HtbHierarchy (htb.py) applies the plan, given a
+LinkShaping. The helper's wiring (rules, the capacity, classification of
+every packet into the tree) is not done yet.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from chadthrottle.helper.kernel.htb import DEFAULT_MINOR, ROOT_HANDLE, ROOT_MARKER_R2Q, tc_call
-from chadthrottle.helper.kernel.layout import class_id
+from chadthrottle.helper.kernel.htb import DEFAULT_LEAF_MAJOR, DEFAULT_MINOR, LINK_MINOR, ROOT_HANDLE, Classes
 from chadthrottle.priority import DEFAULT_PRIORITY, Priority
 
-log = logging.getLogger("chadthrottle.kernel.priorities")
-
-LINK_MINOR = 0xFFFE  # the link class
-# A leaf qdisc's handle is <minor>: of its class; the default class's would be
-# ffff:, the ingress qdisc's. Its leaf takes this one; app slots must therefore
-# stop below it (MAX_SLOTS 0xFFFC, not 0xFFFE, once the helper builds the tree).
-DEFAULT_LEAF_MAJOR = 0xFFFD
 SHAPE_SHARE = 0.95  # shape this far under the capacity, so the modem's queue stays empty
-FLOOR_SHARE = 0.05  # what all classes under the link are guaranteed together
+FLOOR_SHARE = 0.05  # what FLOOR_CLASSES classes under the link are guaranteed together
+FLOOR_CLASSES = 16
 LINK_BURST_S = 0.004  # the link class may send this much of its rate at once: the modem's queue stays short
 CLASS_QUANTUM_BYTES = 2 * 1514  # equal for every class: equal shares within a priority
+FLOOR_BURST_BYTES = 2 * 1514  # a class's own bucket: no more than this ahead of a higher priority
 LEAF_QUEUE_S = 0.1  # a leaf holds this much of its ceiling
 MIN_LEAF_BYTES = 16 * 1514
 
 
 @dataclass(frozen=True)
 class AppClass:
-    """What one application asks of the link: its priority and its limit (L3 bytes/s, None: none)."""
+    """What one application asks of the link: its priority and its limit
+    (L3 bytes/s and burst; None: none)."""
 
     priority: Priority = DEFAULT_PRIORITY
     limit_bps: int | None = None
+    burst_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,8 +66,10 @@ class ClassPlan:
     rate_bps: int
     ceil_bps: int
     burst_bytes: int
+    cburst_bytes: int
     prio: int
     leaf_bytes: int | None  # the leaf bfifo; None: an inner class
+    quantum_bytes: int = CLASS_QUANTUM_BYTES
 
 
 def plan_tree(capacity_bps: int, apps: dict[int, AppClass], l3_to_l2: float = 1.0) -> list[ClassPlan]:
@@ -81,18 +77,20 @@ def plan_tree(capacity_bps: int, apps: dict[int, AppClass], l3_to_l2: float = 1.
     (app slot -> AppClass), parents first."""
     if capacity_bps <= 0:
         raise ValueError(f"the link capacity must be positive, not {capacity_bps}")
-    if not all(0 < slot < DEFAULT_LEAF_MAJOR for slot in apps):
+    if not all(0 < slot < DEFAULT_LEAF_MAJOR for slot in apps):  # below the minors and handles the tree takes
         raise ValueError(f"app slots must be within 1..{DEFAULT_LEAF_MAJOR - 1}: {sorted(apps)}")
     link = max(1, round(capacity_bps * SHAPE_SHARE * l3_to_l2))
-    floor = max(1, int(link * FLOOR_SHARE / (len(apps) + 1)))
+    link_burst = max(3 * 1514, int(link * LINK_BURST_S))
+    floor = max(1, int(link * FLOOR_SHARE / FLOOR_CLASSES))
     link_handle = ROOT_HANDLE | LINK_MINOR
-    plans = [ClassPlan(LINK_MINOR, ROOT_HANDLE, link, link, max(3 * 1514, int(link * LINK_BURST_S)), 0, None)]
+    plans = [ClassPlan(LINK_MINOR, ROOT_HANDLE, link, link, link_burst, link_burst, 0, None)]
     for slot, wish in sorted(apps.items()):
         ceil = link if wish.limit_bps is None else max(1, min(link, round(wish.limit_bps * l3_to_l2)))
-        plans.append(ClassPlan(slot, link_handle, min(floor, ceil), ceil, CLASS_QUANTUM_BYTES,
+        cburst = wish.burst_bytes if wish.limit_bps is not None and wish.burst_bytes else link_burst
+        plans.append(ClassPlan(slot, link_handle, min(floor, ceil), ceil, FLOOR_BURST_BYTES, cburst,
                                wish.priority.rank, _leaf_bytes(ceil)))  # fmt: skip
-    plans.append(ClassPlan(DEFAULT_MINOR, link_handle, floor, link, CLASS_QUANTUM_BYTES, DEFAULT_PRIORITY.rank,
-                           _leaf_bytes(link)))  # fmt: skip
+    plans.append(ClassPlan(DEFAULT_MINOR, link_handle, floor, link, FLOOR_BURST_BYTES, link_burst,
+                           DEFAULT_PRIORITY.rank, _leaf_bytes(link)))  # fmt: skip
     return plans
 
 
@@ -100,42 +98,17 @@ def _leaf_bytes(ceil_bps: int) -> int:
     return max(MIN_LEAF_BYTES, int(ceil_bps * LEAF_QUEUE_S))
 
 
-class PriorityTree:
-    """The tree on one device: made by the first apply(), changed in place by the
-    next ones (the kernel keeps each class's queue and tokens), removed by
-    remove(), which leaves the device as it was (its default root qdisc)."""
+@dataclass(frozen=True)
+class LinkShaping:
+    """A link capacity (L3 bytes/s) for HtbHierarchy: its classes under it, by priority."""
 
-    def __init__(self, ipr: IPRoute, ifindex: int) -> None:
-        self._ipr = ipr
-        self.ifindex = ifindex
-        self._classes: dict[int, ClassPlan] = {}
+    capacity_bps: int
 
-    def apply(self, plan: list[ClassPlan]) -> None:
-        if not self._classes:
-            tc_call(self._ipr, "add", "htb", self.ifindex, ROOT_HANDLE, default=DEFAULT_MINOR, r2q=ROOT_MARKER_R2Q)
-        wanted = {c.minor: c for c in plan}
-        for minor in [m for m in self._classes if m not in wanted]:  # leaves only: the link class always stays
-            tc_call(self._ipr, "del-class", index=self.ifindex, handle=ROOT_HANDLE | minor, parent=ROOT_HANDLE | LINK_MINOR)
-            del self._classes[minor]
-        for spec in plan:
-            old = self._classes.get(spec.minor)
-            if old == spec:
-                continue
-            command = "add-class" if old is None else "change-class"
-            tc_call(self._ipr, command, "htb", self.ifindex, ROOT_HANDLE | spec.minor, parent=spec.parent,
-                    rate=f"{spec.rate_bps * 8}bit", ceil=f"{spec.ceil_bps * 8}bit", burst=spec.burst_bytes,
-                    cburst=spec.burst_bytes, prio=spec.prio, quantum=CLASS_QUANTUM_BYTES)  # fmt: skip
-            if spec.leaf_bytes is not None and (old is None or old.leaf_bytes != spec.leaf_bytes):
-                major = DEFAULT_LEAF_MAJOR if spec.minor == DEFAULT_MINOR else spec.minor
-                tc_call(self._ipr, "replace", "bfifo", self.ifindex, major << 16,
-                        parent=class_id(spec.minor), limit=spec.leaf_bytes)  # fmt: skip
-            self._classes[spec.minor] = spec
+    def plan(self, wanted: Classes, l3_to_l2: float) -> list[ClassPlan]:
+        apps = {slot: AppClass(spec.priority, spec.rate_bps or None, spec.burst_bytes) for slot, spec in wanted.items()}
+        return plan_tree(self.capacity_bps, apps, l3_to_l2)
 
-    def remove(self) -> None:
-        if not self._classes:
-            return
-        try:
-            self._ipr.tc("del", "htb", self.ifindex, ROOT_HANDLE)
-        except NetlinkError as error:
-            log.debug("priority tree on %d already gone: %s", self.ifindex, error)
-        self._classes.clear()
+    @staticmethod
+    def opened(plan: ClassPlan, link: ClassPlan) -> ClassPlan:
+        """A class no longer wanted, opened up so its backlog drains before it goes."""
+        return replace(plan, ceil_bps=link.ceil_bps, cburst_bytes=link.cburst_bytes, prio=DEFAULT_PRIORITY.rank)

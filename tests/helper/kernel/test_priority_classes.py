@@ -1,4 +1,5 @@
-"""The priority tree (helper/kernel/priority_classes.py) on a real link: a
+"""The priority tree (HtbHierarchy with a LinkShaping: helper/kernel/htb.py,
+priority_classes.py) on a real link: a
 critical call keeps its packets and a low round trip, both ways (median < 5 ms,
 p95 < 15 ms, against 50+ ms without the tree), against bulk
 transfers that fill a modem's deep buffer; and the tree goes without a trace.
@@ -9,16 +10,20 @@ port (bench/priority_model.py); the e2e test through the helper is to follow.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
+
+from pyroute2 import IPRoute
 
 from bench.bottleneck import modem
 from bench.priorities import CALL_PORT, TSO_RTT_LOG, Bench
 from bench.priority_model import prioritized
-from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, AppClass, plan_tree
-from chadthrottle.helper.kernel.priority_classes import LINK_MINOR, ClassPlan
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.htb import LINK_MINOR, ClassSpec, HtbHierarchy
+from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, AppClass, ClassPlan, LinkShaping, plan_tree
 from chadthrottle.priority import Priority, PriorityError, parse_priority
-from tests.support.netns import netns_pair, nsenter_argv, tc_dump
+from tests.support.netns import entered_netns, netns_pair, nsenter_argv, tc_dump
 from tests.support.requirements import require_root
 from tests.support.waiting import eventually
 
@@ -38,7 +43,7 @@ def test_a_critical_call_stays_fast_against_bulk_both_ways_and_the_tree_leaves_n
             assert eventually(lambda: min(b / r for b, r in zip(internet.backlog_bytes(), (DOWN_BPS, UP_BPS)))
                               > 0.1, timeout_s=15), internet.backlog_bytes()  # fmt: skip
             loaded = bench.call(1.0)
-            with prioritized(pair, DOWN_BPS, UP_BPS, CALL_PORT, Priority.CRITICAL):
+            with prioritized(pair, DOWN_BPS, UP_BPS, CALL_PORT, Priority.CRITICAL, acks=Priority.HIGH):
                 # The queue moves here: the modem's drain (a little may wait behind a burst).
                 assert eventually(lambda: max(internet.backlog_bytes()) < 4 * 1514, timeout_s=10)
                 began, (down_before, up_before) = time.monotonic(), internet.sent_bytes()
@@ -59,12 +64,13 @@ def test_a_critical_call_stays_fast_against_bulk_both_ways_and_the_tree_leaves_n
 
 def test_the_plan_orders_priorities_and_keeps_limits_inside_the_link() -> None:
     plans = {p.minor: p for p in plan_tree(1_000_000, {
-        3: AppClass(Priority.CRITICAL), 4: AppClass(Priority.LOW, limit_bps=200_000), 5: AppClass(),
+        3: AppClass(Priority.CRITICAL), 4: AppClass(Priority.LOW, limit_bps=200_000, burst_bytes=65536), 5: AppClass(),
     })}  # fmt: skip
     link = plans[LINK_MINOR]
     assert link.rate_bps == link.ceil_bps == 950_000
     assert [plans[slot].prio for slot in (3, 5, 4)] == [0, 2, 3]
     assert plans[4].ceil_bps == 200_000 and plans[3].ceil_bps == link.rate_bps
+    assert plans[4].cburst_bytes == 65536 and plans[3].burst_bytes <= 2 * 1514  # no more than that ahead of a higher one
     children = [p for p in plans.values() if p.parent != link.parent]
     assert sum(p.rate_bps for p in children) <= link.rate_bps * 0.05  # guaranteed floors only: the rest is lent by prio
     assert all(isinstance(p, ClassPlan) for p in plans.values())
@@ -79,9 +85,65 @@ def test_bad_priorities_and_plans_are_refused_by_name() -> None:
             assert "critical, high, normal, low" in str(error)
         else:
             raise AssertionError(f"{text!r} was taken as a priority")
-    for capacity, apps in ((0, {}), (1000, {0: AppClass()}), (1000, {0xFFFD: AppClass()})):
+    for capacity, apps in ((0, {}), (1000, {0: AppClass()}), (1000, {0xFFFD: AppClass()}), (1000, {0xFFFE: AppClass()})):
         try:
             plan_tree(capacity, apps)
         except ValueError:
             continue
         raise AssertionError(f"planned {capacity} {apps}")
+
+
+_BITS = {"bit": 1, "Kbit": 1000, "Mbit": 1000**2, "Gbit": 1000**3}
+
+
+def _classes(netns: str, device: str) -> dict[str, dict[str, object]]:
+    """tc's HTB classes on a device: handle -> root (bool), parent, prio, rate and ceil (bit/s)."""
+    shown = subprocess.run(["tc", "-n", netns, "class", "show", "dev", device],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    classes: dict[str, dict[str, object]] = {}
+    for line in shown.splitlines():
+        words = line.split()
+        entry: dict[str, object] = {"root": "root" in words, "parent": None, "prio": 0}
+        for key in ("parent", "prio", "rate", "ceil"):
+            if key in words:
+                value = words[words.index(key) + 1]
+                if key == "parent":
+                    entry[key] = value
+                    continue
+                number, unit = re.fullmatch(r"([\d.]+)(\D*)", value).groups()  # type: ignore[union-attr]
+                entry[key] = float(number) * _BITS.get(unit, 1)
+        classes[words[2]] = entry
+    return classes
+
+
+def test_a_linked_hierarchy_nests_classes_by_priority_changes_them_in_place_and_goes_without_a_trace() -> None:
+    require_root()
+    l3_to_l2 = 1514 / 1500
+    with netns_pair() as pair:
+        before = tc_dump(pair.host_ns)
+        with entered_netns(pair.host_ns):
+            ipr = IPRoute()
+        try:
+            tree = HtbHierarchy(ipr, ipr.link_lookup(ifname=pair.host_if)[0], Direction.UP, l3_to_l2=l3_to_l2,
+                                link=LinkShaping(1_000_000))  # fmt: skip
+            tree.create()
+            tree.sync({3: ClassSpec(0, 0, Priority.CRITICAL), 4: ClassSpec(200_000, 65536, Priority.LOW)}, 0.0)
+            classes = _classes(pair.host_ns, pair.host_if)
+            assert set(classes) == {"c7ad:fffe", "c7ad:3", "c7ad:4", "c7ad:ffff"}
+            assert classes["c7ad:fffe"]["root"] is True, classes["c7ad:fffe"]
+            assert {h: classes[h].get("parent") for h in ("c7ad:3", "c7ad:4", "c7ad:ffff")} == dict.fromkeys(
+                ("c7ad:3", "c7ad:4", "c7ad:ffff"), "c7ad:fffe")  # fmt: skip
+            assert [classes[h]["prio"] for h in ("c7ad:3", "c7ad:ffff", "c7ad:4")] == [0, 2, 3]
+            link_rate = classes["c7ad:fffe"]["rate"]
+            assert classes["c7ad:4"]["ceil"] < link_rate == classes["c7ad:3"]["ceil"]
+
+            tree.sync({3: ClassSpec(0, 0, Priority.CRITICAL)}, 0.0)  # the low one goes, the rest stay
+            assert set(_classes(pair.host_ns, pair.host_if)) == {"c7ad:fffe", "c7ad:3", "c7ad:ffff"}
+            tree.relink(LinkShaping(2_000_000))
+            tree.sync({3: ClassSpec(0, 0, Priority.CRITICAL)}, 0.0)
+            assert _classes(pair.host_ns, pair.host_if)["c7ad:fffe"]["rate"] > 1.9 * link_rate
+            assert not tree.idle  # with a capacity the link is shaped, classes or not
+            tree.delete()
+        finally:
+            ipr.close()
+        assert tc_dump(pair.host_ns) == before
