@@ -87,12 +87,16 @@ EXPIRY_CHECK_S = 60.0
 # a running transfer settles within about a second; a queue draining or a
 # burst refilled after a pause passes within a few).
 OVERSHOOT_SHARE, OVERSHOOT_TICKS = 1.15, 5
+# With schedules, a tick lands this long after each wall-clock minute (a
+# clock read a hair early would still see the minute before).
+MINUTE_TICK_LATE_S = 0.005
 # What quotas used is stored with the rules at most this often (and at once
 # when a period begins or a quota is spent), while it changes: a stop or a
 # SIGKILL forgets at most this long of counting (and up to a tick), which a
 # restart then gives back to the budget. A write folds into the saver's next
 # (rule_store.BackgroundSaver) and costs an fsync, ~2 ms, off the engine thread.
 QUOTA_SAVE_S = 2.0
+PAUSED_PROBLEM = "limits are paused"
 
 
 class DatapathPort(Protocol):
@@ -205,7 +209,7 @@ class Engine:
                 traffic = {**{app_id: AppTraffic(last_active=self._clock()) for app_id in idle}, **traffic}
             return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
                                  self._known, self._problems(), self._limits_not_met(), self._meter.by_uid,
-                                 self._held)  # fmt: skip
+                                 self._held, PAUSED_PROBLEM if self._limits.paused else "")  # fmt: skip
 
     def _held(self, key: RuleKey, limits: Mapping[Direction, Limit]) -> dict[Direction, DirectionHeld]:
         """What each direction of a rule holds now, for the listing (a rule
@@ -258,6 +262,16 @@ class Engine:
                 for schedule in schedules
             ]
 
+    def next_tick_in(self, interval_s: float) -> float:
+        """How long until the next tick: interval_s, or less to land just after
+        the wall clock's next minute when that comes sooner and schedules exist,
+        so a schedule switches on its minute rather than up to a tick later."""
+        with self._lock:
+            if not self._limits.schedule_items():
+                return interval_s
+        to_minute = 60.0 - self._local_now().timestamp() % 60.0  # zones are whole minutes off UTC
+        return min(interval_s, to_minute + MINUTE_TICK_LATE_S)
+
     def _local_now(self) -> datetime:
         """The wall clock in the local zone, for schedules."""
         return datetime.fromtimestamp(self._wall_clock(), self._zone)
@@ -291,7 +305,7 @@ class Engine:
     def _problems(self) -> dict[Direction, str]:
         """Per direction, why its limits are not (wholly) enforced now."""
         if self._limits.paused:
-            return {direction: "limits are paused" for direction in Direction}
+            return {direction: PAUSED_PROBLEM for direction in Direction}
         gaps = self._shaper.enforcement_gaps()
         problems = {direction: "; ".join(reasons) for direction, reasons in gaps.items() if reasons}
         if self._apply_error:

@@ -100,7 +100,7 @@ class RunningEngine(Engine):
                 self._stop.wait(1.0)
 
     def _run(self) -> None:
-        while not self._stop.wait(TICK_INTERVAL_S):
+        while not self._stop.wait(self.next_tick_in(TICK_INTERVAL_S)):
             try:
                 self.tick()
             except Exception:  # the tick must survive anything the kernel throws

@@ -55,6 +55,7 @@ def build_listing(
     app_problems: Mapping[tuple[str, Direction], str] | None = None,
     shares: Mapping[UidKey, AppTraffic] | None = None,
     gates: GateView | None = None,
+    paused_problem: str = "",
 ) -> list[ApplicationInfo]:
     """rules: app id -> owner -> limits; known: the last identity seen of
     applications that may have exited, so they keep their name and icon;
@@ -65,15 +66,19 @@ def build_listing(
     who may not see every user's processes is shown, of such an application,
     only their own processes and their own traffic. gates: what each shown
     rule's directions hold now (blocked, quota, the rate in force); a blocked
-    direction is listed with no rate."""
+    direction is listed with no rate, and what keeps a block or a quota alone
+    from being enforced is only paused_problem (limits paused): the backends'
+    gaps are about rates."""
     known = known or {}
     shares = shares or {}
     problems = problems or {}
     app_problems = app_problems or {}
 
-    def problem(app_id: str, direction: Direction, limits: Mapping[Direction, Limit]) -> str:
+    def problem(app_id: str, direction: Direction, limits: Mapping[Direction, Limit], held: DirectionHeld) -> str:
         if direction not in limits:
             return ""
+        if gates is not None and not held.rate_bps:  # a block or a quota alone: the gates hold it on every
+            return paused_problem                    # path, whatever the backends can shape
         return "; ".join(filter(None, [problems.get(direction, ""), app_problems.get((app_id, direction), "")]))
 
     listing = []
@@ -111,8 +116,8 @@ def build_listing(
                 running=app is not None,
                 down_limit_owner=owner,
                 up_limit_owner=owner,
-                down_limit_problem=problem(app_id, Direction.DOWN, limits),
-                up_limit_problem=problem(app_id, Direction.UP, limits),
+                down_limit_problem=problem(app_id, Direction.DOWN, limits, down),
+                up_limit_problem=problem(app_id, Direction.UP, limits, up),
                 down_blocked=down.blocked,
                 up_blocked=up.blocked,
                 down_quota_bytes=down.quota_bytes,

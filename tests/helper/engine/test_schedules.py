@@ -194,6 +194,10 @@ def test_the_tick_switches_a_schedule_on_and_off_at_the_minute(monkeypatch: pyte
     clock.now += 60
     engine.tick()  # 09:01: over
     assert shaper.wanted[Direction.DOWN] == {}
+    assert engine.next_tick_in(1.0) == 1.0  # 09:01:00: the next minute is a minute away
+    clock.now -= 0.3
+    assert engine.next_tick_in(1.0) == pytest.approx(0.305, abs=1e-6)  # 09:00:59.7: lands just after 09:01
+    clock.now += 0.3
     # Bad input changes nothing: an overlap (also within one batch), a skipped time, an unknown schedule.
     outcomes = engine.apply_changes([
         AddSchedule(CURL, days, 8 * 60, 9 * 60 + 30, 2_000, 0),
@@ -208,6 +212,7 @@ def test_the_tick_switches_a_schedule_on_and_off_at_the_minute(monkeypatch: pyte
     assert engine.apply_changes([AddSchedule(CURL, frozenset({0}), 10 * 60, 11 * 60, 0, 0, blocked=(Direction.UP,))]) == [CURL]
     assert [(s.name, s.up_blocked, s.up_bps) for s in engine.list_schedules()][-1] == ("mon 10:00-11:00", True, 0)
     assert engine.apply_changes([RemoveSchedules(CURL, "")]) == [CURL] and engine.list_schedules() == []
+    assert engine.next_tick_in(1.0) == 1.0  # no schedule: the plain once a second
     assert isinstance(engine.apply_changes([SetLimit(CURL, Direction.UP, 5_000, 0)])[0], str)
     assert not isinstance(engine.apply_changes([RemoveSchedules(CURL, "")])[0], str)
     assert isinstance(outcomes[0], HelperError)
