@@ -112,3 +112,21 @@ def test_blocks_quotas_and_their_use_survive_the_rules_file() -> None:
     skipped: list[str] = []
     bad = encode_rules(table).replace(b'"blocked": true', b'"blocked": "yes"')
     assert not decode_rules(bad, skipped).is_stored(KEY) and "blocked" in skipped[0]
+
+
+def test_a_block_is_listed_as_blocked_with_no_rate_and_only_pausing_keeps_it_from_force() -> None:
+    from chadthrottle.helper.engine.api import ADMIN_VIEWER
+    from chadthrottle.helper.engine.listing import DirectionHeld, build_listing
+
+    limits = {UP: Limit(500_000, 131_072, blocked=True)}
+    gap = {UP: "uploads in namespace ctapp-1 are policed, not shaped: no IFB"}
+
+    def held(_key: object, shown: object) -> dict[Direction, DirectionHeld]:
+        return {UP: DirectionHeld(rate_bps=0, blocked=True)}
+
+    rules = {KEY[0]: {ADMIN_OWNER: limits}}
+    (app,) = build_listing({}, {}, rules, 0.0, ADMIN_VIEWER, problems=gap, gates=held)
+    assert app.up_blocked and app.up_limit_bps == 0 and app.up_limit_problem == ""  # the gates hold it on every path
+    (paused,) = build_listing({}, {}, rules, 0.0, ADMIN_VIEWER, problems=gap, gates=held,
+                              paused_problem="limits are paused")  # fmt: skip
+    assert paused.up_limit_problem == "limits are paused"
