@@ -2,7 +2,8 @@
 helper on the private bus (with polkitd), real TCP and UDP downloads over the
 project's veth pair.
 
-- A block stops a running TCP download, a UDP one and a TCP upload at once;
+- A block stops a running TCP download, a UDP one, a TCP upload and a TCP
+  download of the same application in another network namespace at once;
   unblock resumes the same TCP connections. The helper SIGKILLed with the block in force: the
   block lapses within the lease (traffic fails open), and the next helper
   blocks again from the stored rule.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -34,7 +36,7 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.gates import LEASE_S
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from tests.support.helper_calls import call_helper
-from tests.support.netns import NetnsPair, Receiver, app_scope, start_stream
+from tests.support.netns import NetnsPair, Receiver, app_scope, extra_link, start_stream
 from tests.support.waiting import eventually
 
 CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
@@ -92,18 +94,23 @@ def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fai
     bus = private_bus.address
     app_id = "app:org.chadthrottle.TestBlock"
     with app_scope(cgroup2_mount(), "org.chadthrottle.TestBlock") as scope, \
+            app_scope(cgroup2_mount(), f"org.chadthrottle.TestBlockPeer{secrets.token_hex(3)}") as peers, \
+            extra_link(f"ctapp-{secrets.token_hex(3)}", pair.peer_ns) as elsewhere, \
             _helper(private_bus, pair, tmp_path / "state") as helper:  # fmt: skip
-        tcp = start_stream(pair, 5730, "down", app_cgroup=scope, seconds=120)
-        udp = start_stream(pair, 5731, "down", udp=True, app_cgroup=scope, seconds=120)
-        upload = start_stream(pair, 5732, "up", app_cgroup=scope, seconds=120)
+        # peers in a scope of their own: no rule on their program (the same script) reaches them
+        tcp = start_stream(pair, 5730, "down", app_cgroup=scope, peer_cgroup=peers, seconds=120)
+        udp = start_stream(pair, 5731, "down", udp=True, app_cgroup=scope, peer_cgroup=peers, seconds=120)
+        upload = start_stream(pair, 5732, "up", app_cgroup=scope, peer_cgroup=peers, seconds=120)
+        # the same application in another network namespace, with its own link (a sandbox, a VPN split tunnel)
+        other_ns = start_stream(elsewhere, 5733, "down", app_cgroup=scope, peer_cgroup=peers, seconds=120)
         helpers = [helper]
         try:
             assert eventually(lambda: tcp.receiver.total_bytes() > 1_000_000 and udp.receiver.total_bytes() > 0, 5)
             blocked = _ctl(bus, "block", app_id)
             assert blocked.returncode == 0 and "blocked" in blocked.stdout, blocked.stderr
-            assert _stops_within([tcp.receiver, udp.receiver, upload.receiver], 1.0), "traffic went on after the block"
-            assert _quiet(tcp.receiver, 1.0) and _quiet(udp.receiver, 0.3) and _quiet(upload.receiver, 0.3), \
-                "a packet passed the block"
+            receivers = [tcp.receiver, udp.receiver, upload.receiver, other_ns.receiver]
+            assert _stops_within(receivers, 1.0), "traffic went on after the block"
+            assert _quiet(tcp.receiver, 1.0) and all(_quiet(r, 0.2) for r in receivers[1:]), "a packet passed the block"
             listed = json.loads(_ctl(bus, "list", "--json").stdout)
             shown = next(app for app in listed if app["id"] == app_id)
             assert shown["down_blocked"] and shown["up_blocked"]
@@ -116,6 +123,7 @@ def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fai
             assert tcp.app.poll() is None, "the application lost its connection"
             assert eventually(lambda: not _quiet(udp.receiver, 0.2), 3), "UDP did not resume"
             assert eventually(lambda: not _quiet(upload.receiver, 0.2), 8), "the upload did not resume"
+            assert eventually(lambda: not _quiet(other_ns.receiver, 0.2), 8), "the other namespace did not resume"
             assert upload.app.poll() is None
 
             call_helper(bus, lambda c: c.set_blocked(app_id, Direction.DOWN, True))
@@ -131,7 +139,7 @@ def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fai
                 assert _listed(bus, app_id).down_blocked
                 call_helper(bus, lambda c: c.set_blocked(app_id, None, False))
         finally:
-            for stream in (tcp, udp, upload):
+            for stream in (tcp, udp, upload, other_ns):
                 stream.stop()
 
 
@@ -145,10 +153,11 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
     clock = tmp_path / "clock"
     clock.write_text(f"{time.time()}\n")
     with app_scope(cgroup2_mount(), desktop_id) as scope, \
+            app_scope(cgroup2_mount(), f"org.chadthrottle.TestQuotaPeer{secrets.token_hex(3)}") as peers, \
             _helper(private_bus, pair, tmp_path / "state", "--wall-clock-file", str(clock), backend=backend) as helper:
         # the application's shell runs now, its download starts a second later: under the quota from byte one
         stream = start_stream(pair, 5740 if backend == "tc" else 5741, "down", app_cgroup=scope, seconds=120,
-                              child_after_s=1.0)  # fmt: skip
+                              child_after_s=1.0, peer_cgroup=peers)  # fmt: skip
         try:
             rules_before = call_helper(bus, lambda c: c.list_rules())
             refused = _ctl(bus, "quota", app_id, "0", "--per", "day")  # the helper's refusal, through the CLI
