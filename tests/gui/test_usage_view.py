@@ -21,12 +21,12 @@ from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.graph_series import graph_series
-from chadthrottle.gui.models.usage_periods import UsagePeriod, local_midnight, slot_starts
+from chadthrottle.gui.models.usage_periods import UsagePeriod, local_midnight, period_since, slot_label, slot_starts
 from chadthrottle.gui.models.usage_table import UsageColumn
 from chadthrottle.gui.models.usage_totals import OTHER_KEY, fallback_name, stacked_bars
 from chadthrottle.gui.settings import Theme
 from chadthrottle.gui.theme import apply_theme
-from chadthrottle.gui.usage_flow import GRAPH_OLD_HELPER, OLD_HELPER
+from chadthrottle.gui.usage_flow import GRAPH_OLD_HELPER, OLD_HELPER, load_period
 from chadthrottle.gui.views.usage_chart import OTHER_COLOUR, SERIES_COLOURS
 from chadthrottle.units import UnitSystem
 from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageResolution, UsageRow
@@ -93,6 +93,22 @@ def test_stacked_bars_keep_the_busiest_and_sum_the_rest() -> None:
     assert fallback_name("exe:/usr/bin/tool7") == "tool7"
     assert fallback_name("appimage:/home/a/Krita-5.2.AppImage") == "Krita-5.2"
     assert fallback_name("unit:nginx.service") == "nginx" and fallback_name("snap:spotify") == "spotify"
+
+
+def test_periods_begin_at_local_midnight_and_a_garbled_choice_is_today(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    now = time.mktime((2026, 3, 29, 15, 30, 0, 0, 0, -1))  # a clock change in Europe, none elsewhere
+    assert period_since(UsagePeriod.TODAY, now) == local_midnight(now)
+    month = slot_starts(UsagePeriod.THIS_MONTH, now)
+    assert len(month) == 29 and time.localtime(month[0])[1:4] == (3, 1, 0)  # the 1st to today, by midnight
+    assert all(time.localtime(start)[3:5] == (0, 0) for start in month)  # every bar at a local midnight
+    hours = slot_starts(UsagePeriod.TODAY, now)
+    assert hours[0] == local_midnight(now) and hours[-1] <= now < hours[-1] + 3600
+    assert slot_label(UsagePeriod.DAYS_30, month[0]) == time.strftime("%b", time.localtime(month[0])) + " 1"
+    store = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    store.setValue("usage/period", "fortnight")
+    assert load_period(store) is UsagePeriod.TODAY
+    store.setValue("usage/period", "30d")
+    assert load_period(store) is UsagePeriod.DAYS_30
 
 
 def test_graph_series_seeds_the_hour_and_breaks_at_gaps() -> None:
@@ -198,7 +214,9 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     # Pointing at the graph: a line there and, in the upper plot, the time and both rates.
     down = window.detail.graphs[Direction.DOWN]
     view = down.item.getViewBox().scene().views()[0]
-    seeded_x = float(x[np.nanargmax(data[:, 0])])
+    seeded_x = float(x[np.flatnonzero(data[:, 0] == 100_000.0)[0]])  # a minute from the helper, not a live sample
+    qtbot.waitUntil(lambda: down.item.getViewBox().viewRange()[0][0] == -60, timeout=2000)  # laid out: the hour
+    qtbot.wait(50)
     at = view.mapFromScene(down.item.getViewBox().mapViewToScene(QPointF(seeded_x, down.top / 2)))
     qtbot.mouseMove(view.viewport(), at)
     qtbot.waitUntil(lambda: down.hover_label.isVisible(), timeout=2000)
