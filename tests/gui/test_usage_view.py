@@ -223,6 +223,13 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     assert "▼ 100 KB/s" in down.hover_label.textItem.toPlainText()
     assert window.detail.graphs[Direction.UP].hover_line.isVisible()
 
+    # Alt+3 chooses the last 30 days, in bold.
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    qtbot.keyClick(dialog, Qt.Key.Key_3, Qt.KeyboardModifier.AltModifier)
+    assert dialog.period is UsagePeriod.DAYS_30 and dialog.buttons.button(2).font().bold()
+    assert not dialog.buttons.button(1).font().bold()
+    qtbot.waitUntil(lambda: len(dialog.chart.bars.slot_starts) == 30, timeout=5000)
     # An answer for a period no longer chosen changes nothing.
     before = [dialog.table_model.index(r, UsageColumn.TOTAL).data() for r in range(dialog.table_model.rowCount())]
     app.usage._on_usage("view:today", over_the_wire([row(FIREFOX, local_midnight(time.time()), 3600, 1)]), "")
