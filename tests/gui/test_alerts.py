@@ -58,6 +58,10 @@ def test_alerts_are_grouped_and_at_most_one_per_kind_a_minute() -> None:
     policy.observe_applications([_app("exe:/usr/bin/g")])
     clock.now += 60
     assert policy.due(AlertSwitches()) == []  # first use is off by default: dropped, not saved up
+    spent = dataclasses.replace(_app("exe:/usr/bin/f"), down_quota_bytes=5_000_000, down_quota_left_bytes=0,
+                                down_quota_period="day")  # fmt: skip
+    policy.observe_applications([spent, dataclasses.replace(spent, id="exe:/usr/bin/e", name="e", down_quota_left_bytes=1)])
+    assert [a.summary for a in policy.due(ALL_ON)] == ["f used up its data quota"]  # e has a byte left
     policy.observe_helper(False, "the helper is not running")
     assert [a.kind for a in policy.due(ALL_ON)] == [AlertKind.HELPER_STOPPED]
     policy.observe_helper(False)
