@@ -47,8 +47,6 @@ SEED_SPAN_S = 3_600  # the detail graph's longest span: its first hour comes fro
 TOTALS_KEY, VIEW_KEY, SEED_KEY = "totals:", "view:", "seed:"
 OLD_HELPER = ("Usage history is unavailable: the helper is older than this window (it has no GetUsage). "
               "Update the ChadThrottle helper to keep per-application totals.")  # fmt: skip
-
-
 GRAPH_OLD_HELPER = "The graph starts when this window opened: the helper is too old to keep history."
 
 
