@@ -18,7 +18,6 @@ from chadthrottle.helper.engine.quotas import Quota
 from chadthrottle.helper.engine.rule_store import RuleStore, decode_rules, encode_rules
 from chadthrottle.helper.engine.schedules import (
     NonexistentLocalTime,
-    Schedule,
     check_exists_locally,
     check_fits,
     format_days,
