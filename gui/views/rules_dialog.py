@@ -163,12 +163,12 @@ class RulesDialog(QDialog):
         grid.addWidget(self.schedule_from, 0, 1)
         grid.addWidget(QLabel("to", tab), 0, 2)
         grid.addWidget(self.schedule_to, 0, 3)
-        for column, direction in ((0, Direction.DOWN), (2, Direction.UP)):
+        for row, direction in ((1, Direction.DOWN), (2, Direction.UP)):  # a row each: at 2x two did not fit
             rate_row = QHBoxLayout()
             rate_row.addWidget(self.schedule_rates[direction], 1)
             rate_row.addWidget(self.schedule_blocks[direction])
-            grid.addWidget(QLabel("Down" if direction is Direction.DOWN else "Up", tab), 1, column)
-            grid.addLayout(rate_row, 1, column + 1)
+            grid.addWidget(QLabel("Down" if direction is Direction.DOWN else "Up", tab), row, 0)
+            grid.addLayout(rate_row, row, 1, 1, 3)
         self.add_schedule = QPushButton("Add schedule", tab)
         self.add_schedule.setObjectName("addSchedule")
         self.add_schedule.clicked.connect(self._on_add_schedule)
