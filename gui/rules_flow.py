@@ -103,9 +103,8 @@ class RulesFlow(QObject):
             app_id, info.name if info else app_id,
             limits={d: self._plain_rate(app_id, d) if s.schedule else s.rate_bps for d, s in states.items()},
             scheduled={d: s.schedule for d, s in states.items()},
-            blocked={d: self._blocked(app_id, d, bool(getattr(info, f"{d.value}_blocked", False))) for d in Direction},
-            quotas={d: (getattr(info, f"{d.value}_quota_bytes", 0), getattr(info, f"{d.value}_quota_left_bytes", 0),
-                        getattr(info, f"{d.value}_quota_period", "")) for d in Direction},  # fmt: skip
+            blocked={d: self._blocked(app_id, d, info.blocked(d) if info else False) for d in Direction},
+            quotas={d: info.quota(d) if info else (0, 0, "") for d in Direction},
             schedules=tuple(s for s in self._schedules if s.app_id == app_id and s.owner == self._owner),
             read_only=read_only,
         )
