@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chadthrottle.contract import Direction
+from chadthrottle.client import HelperClientError
+from chadthrottle.contract import Direction, ErrorName
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from tests.e2e.conftest import Stack
@@ -75,20 +76,17 @@ def test_a_schedule_switches_a_limit_on_and_off_at_the_minute(clocked: tuple[Sta
                          "--from", "09:00", "--to", "09:01")  # fmt: skip
             assert added.returncode == 0, added.stderr
             app_id = "app:org.chadthrottle.TestSchedule"
-            # Bad input: a named error, status 2, and nothing changed.
-            for bad, says in ((["--days", "mon", "--from", "08:30", "--to", "09:00:30"], "HH:MM"),
-                              (["--days", "mon-fry", "--from", "08:59", "--to", "09:00"], "unknown day"),
-                              (["--days", "mon", "--from", "08:00", "--to", "09:00"], None),  # touches, no overlap
-                              (["--days", "mon", "--from", "08:30", "--to", "09:01"], "overlaps"),
-                              (["--days", "tue", "--from", "10:00", "--to", "10:00"], "same time"),
-                              (["--days", "sun", "--from", "02:30", "--to", "04:00"],
-                               f"from 02:30 does not exist on 2027-03-28 in {ZONE}")):  # fmt: skip
-                result = _ctl(stack, "schedule", app_id, "--up", "2M", *bad)
-                if says is None:
-                    assert result.returncode == 0, result.stderr
-                    assert _ctl(stack, "schedule", "remove", app_id, "mon", "08:00-09:00").returncode == 0
-                    continue
-                assert result.returncode == 2 and says in result.stderr, (bad, result.stderr)
+            # Bad input: a named error, and nothing changed; through the CLI once (status 2), then the bus.
+            result = _ctl(stack, "schedule", app_id, "--up", "2M", "--days", "mon", "--from", "08:30", "--to", "09:01")
+            assert result.returncode == 2 and "overlaps the schedule mon 09:00-09:01" in result.stderr, result.stderr
+            for days, start, end, says in (("mon", "08:30", "09:00:30", "HH:MM"), ("mon-fry", "08:59", "09:00", "unknown day"),
+                                           ("tue", "10:00", "10:00", "same time"),
+                                           ("sun", "02:30", "04:00", f"from 02:30 does not exist on 2027-03-28 in {ZONE}")):  # fmt: skip
+                with pytest.raises(HelperClientError) as refused:
+                    call_helper(stack.bus_address, lambda c: c.set_schedule(app_id, days, start, end, 0, 2_000_000))
+                assert refused.value.name == ErrorName.INVALID_ARGUMENT.value and says in refused.value.message
+            call_helper(stack.bus_address, lambda c: c.set_schedule(app_id, "mon", "08:00", "09:00", 0, 2_000_000))
+            call_helper(stack.bus_address, lambda c: c.clear_schedules(app_id, "mon 08:00-09:00"))  # touched, fitted
             listed = json.loads(_ctl(stack, "schedule", "list", "--json").stdout)
             assert [(s["app_id"], s["name"], s["up_bps"], s["active"]) for s in listed] == [
                 (app_id, "mon 09:00-09:01", LIMIT_BPS, False)]
