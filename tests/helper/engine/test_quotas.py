@@ -130,3 +130,53 @@ def test_a_block_is_listed_as_blocked_with_no_rate_and_only_pausing_keeps_it_fro
     (paused,) = build_listing({}, {}, rules, 0.0, ADMIN_VIEWER, problems=gap, gates=held,
                               paused_problem="limits are paused")  # fmt: skip
     assert paused.up_limit_problem == "limits are paused"
+
+
+class _Gates:
+    """A recording stand-in for helper/kernel/gates.py (pure-logic test)."""
+
+    def __init__(self) -> None:
+        self.settings: dict[tuple[int, Direction], object] = {}
+        self.counted: dict[tuple[int, Direction], int] = {}
+        self.renewed = 0
+
+    def set(self, slot: int, direction: Direction, setting: object) -> None:
+        from chadthrottle.helper.kernel.gates import OPEN
+
+        self.counted[(slot, direction)] = 0
+        if setting == OPEN:
+            self.settings.pop((slot, direction), None)
+        else:
+            self.settings[(slot, direction)] = setting
+
+    def used_since_set(self, slot: int, direction: Direction) -> tuple[int, int] | None:
+        setting = self.settings.get((slot, direction))
+        budget = getattr(setting, "budget_bytes", None)
+        return None if budget is None else (self.counted[(slot, direction)], budget)
+
+    def renew(self) -> None:
+        self.renewed += 1
+
+
+def test_a_spent_quota_that_throttles_opens_its_gate_only_once_the_shaper_has_its_rate(berlin: None) -> None:
+    from chadthrottle.helper.engine.gating import Gating
+    from chadthrottle.helper.kernel.gates import GateSetting
+
+    gating, gates, use = Gating(), _Gates(), {}
+    quota = Quota(5_000_000, Period.DAY, 0, 100_000)
+    limits = {DOWN: Limit(0, 0, quota=quota), UP: Limit(0, 0, blocked=True)}
+    now = _local(2027, 1, 4, 12, 0)
+    gating.apply([(KEY, 3, limits)], now, gates, use)
+    assert gates.settings == {(3, DOWN): GateSetting(budget_bytes=5_000_000), (3, UP): GateSetting(blocked=True)}
+    assert gating.rated(KEY, limits) == {} and gates.renewed == 1
+    gates.counted[(3, DOWN)] = 5_000_100  # the kernel passed the budget (and one packet)
+    assert gating.apply([(KEY, 3, limits)], now, gates, use)  # spent: worth storing at once
+    assert (3, DOWN) in gates.settings, "opened before the shaper had the then-rate"
+    assert gating.rated(KEY, limits) == {DOWN: Limit.with_default_burst(100_000, 0)}  # the classes, this tick
+    gating.apply([(KEY, 3, limits)], now, gates, use)
+    assert (3, DOWN) not in gates.settings and use[(KEY, DOWN)][1] == 5_000_100
+    tomorrow = _local(2027, 1, 5, 0, 0)
+    gating.apply([(KEY, 3, limits)], tomorrow, gates, use)  # a new period: the whole budget again
+    assert gates.settings[(3, DOWN)] == GateSetting(budget_bytes=5_000_000)
+    gating.apply([], tomorrow, gates, use)  # the rule is gone: every gate open
+    assert gates.settings == {}
