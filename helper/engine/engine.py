@@ -41,6 +41,7 @@ from chadthrottle.helper.engine.api import (
     Viewer,
 )
 from chadthrottle.helper.engine.gating import Gating
+from chadthrottle.helper.engine.quotas import Quota, period_start
 from chadthrottle.helper.engine.rule_edits import direction_edit, removes_only
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey, SlotAllocator
 from chadthrottle.helper.engine.schedules import Schedule, check_exists_locally, check_fits, format_days, format_minute, local_zone
@@ -219,13 +220,13 @@ class Engine:
         held = {}
         for direction, limit in limits.items():
             quota, state = limit.quota, self._gating.quota_state(key, direction, gates)
-            blocked = limit.blocked or (quota is not None and not quota.then_rate_bps and state is not None
-                                        and state.spent)  # fmt: skip
+            left = (state.left if state else self._stored_quota_left(key, direction, quota)) if quota else 0
+            blocked = limit.blocked or (quota is not None and not quota.then_rate_bps and left == 0)
             held[direction] = DirectionHeld(
                 rate_bps=0 if blocked else (rated[direction].rate_bps if direction in rated else 0),
                 blocked=blocked,
                 quota_bytes=quota.budget_bytes if quota else 0,
-                quota_left_bytes=(state.left if state else quota.budget_bytes) if quota else 0,
+                quota_left_bytes=left,
                 quota_period=quota.period.value if quota else "",
                 schedule=self._limits.active_schedule(key, direction),
             )
@@ -247,8 +248,16 @@ class Engine:
         if quota is None:
             return limit.blocked, 0, "", 0, 0, 0
         state = self._gating.quota_state(key, direction, getattr(self._datapath, "gates", None))
-        left = state.left if state is not None else quota.budget_bytes
+        left = state.left if state is not None else self._stored_quota_left(key, direction, quota)
         return limit.blocked, quota.budget_bytes, quota.period.value, quota.reset_minute, quota.then_rate_bps, left
+
+    def _stored_quota_left(self, key: RuleKey, direction: Direction, quota: Quota) -> int:
+        """What a quota not followed now (its application is not running) has
+        left in the current period, from what was stored."""
+        stored = self._limits.quota_use.get((key, direction))
+        if stored is None or stored[0] != period_start(quota, self._local_now()).timestamp():
+            return quota.budget_bytes
+        return max(0, quota.budget_bytes - stored[1])
 
     def list_schedules(self) -> list[ScheduleInfo]:
         with self._lock:
