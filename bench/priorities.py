@@ -66,7 +66,8 @@ from tests.support.netns import (
 )
 
 TO_L2 = 1514 / 1448  # a full TCP segment's payload -> its frame, as tbf counts it
-CASES = ("idle", "loaded", "prioritized", "slowed", "capped")  # capped last: the helper may keep its hooks a while after
+# capped last: the helper may keep its hooks a while after its limits go
+CASES = ("idle", "loaded", "prioritized", "slowed", "capped")
 START_TIMEOUT_S = 150.0
 CALL_PORT = 5004
 CALL_RATE = 50  # packets/s each way: bench/call_probe.py's default
@@ -113,12 +114,12 @@ class CaseResult:
     link_up: float  # share of the link the modem sent (everything: bulk, call, acknowledgements)
     link_down: float
     rates: tuple[int, int]  # the link's (down, up) the shares are of
-    modem_queue_ms: tuple[float, float] = (0.0, 0.0)  # p99 of the sampled backlog, in time at the link's rate (down, up)
+    modem_queue_ms: tuple[float, float] = (0.0, 0.0)  # p99 of the sampled backlog, in time at its rate (down, up)
 
 
 class Bench:
-    def __init__(self, bus: PrivateSystemBus | None, pair: NetnsPair, internet: Internet, down_bps: int, up_bps: int, cap_share: float,
-                 congestion: str, flows: int, slow_share: float = 0.7) -> None:  # fmt: skip
+    def __init__(self, bus: PrivateSystemBus | None, pair: NetnsPair, internet: Internet, down_bps: int, up_bps: int,
+                 cap_share: float, congestion: str, flows: int, slow_share: float = 0.7) -> None:  # fmt: skip
         self.bus, self.pair, self.internet, self.congestion, self.flows = bus, pair, internet, congestion, flows
         self.slow_share = slow_share
         self.acks: Priority | None = None
@@ -195,7 +196,8 @@ class Bench:
             rules: list[str] = []
             try:
                 if name == "capped":  # limits count L3; the modem L2: a full frame is 1514/1500 of its packet
-                    rules.append(self._limit(up[0].app_pid, Direction.UP, int(self.up_bps * self.cap_share * 1500 / 1514)))
+                    rules.append(self._limit(up[0].app_pid, Direction.UP,
+                                             int(self.up_bps * self.cap_share * 1500 / 1514)))  # fmt: skip
                     rules.append(self._limit(down[0].app_pid, Direction.DOWN,
                                              int(self.down_bps * self.cap_share * 1500 / 1514)))  # fmt: skip
                 time.sleep(warmup_s)
@@ -286,8 +288,10 @@ def _rate_arg(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.priorities", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--down", type=_rate_arg, default=_rate_arg("2.5M"), help="link download rate, bytes/s (default 2.5M: 20 Mbit/s)")
-    parser.add_argument("--up", type=_rate_arg, default=_rate_arg("625K"), help="link upload rate, bytes/s (default 625K: 5 Mbit/s)")
+    parser.add_argument("--down", type=_rate_arg, default=_rate_arg("2.5M"),
+                        help="link download rate, bytes/s (default 2.5M: 20 Mbit/s)")
+    parser.add_argument("--up", type=_rate_arg, default=_rate_arg("625K"),
+                        help="link upload rate, bytes/s (default 625K: 5 Mbit/s)")
     parser.add_argument("--buffer-ms", type=float, default=400.0, help="the modem's queue, in time at its rate")
     parser.add_argument("--seconds", type=float, default=10.0, help="the call's length, and the measuring window")
     parser.add_argument("--warmup-s", type=float, default=4.0, help="bulk traffic before the call starts")
@@ -309,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         pair = stack.enter_context(netns_pair())
         internet = stack.enter_context(modem(pair, arguments.down, arguments.up, arguments.buffer_ms))
         for netns in (pair.host_ns, internet.netns):  # per namespace: the machine's own settings are left alone
-            subprocess.run(nsenter_argv(netns, ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]), check=True)
+            sysctl = ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]
+            subprocess.run(nsenter_argv(netns, sysctl), check=True)
         helper = bus = None
         if "capped" in cases:  # the only case that needs the helper (limits); the others run without it
             bus = stack.enter_context(PrivateSystemBus())

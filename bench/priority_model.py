@@ -72,7 +72,8 @@ def prioritized(pair: NetnsPair, down_bps: int, up_bps: int, call_port: int,
         for device, capacity, direction, field in ((pair.host_if, up_bps, Direction.UP, "dport"),
                                                    (ifb, down_bps, Direction.DOWN, "sport")):  # fmt: skip
             link = LinkShaping(round(capacity / ETHERNET_L3_TO_L2))
-            tree = HtbHierarchy(ipr, ipr.link_lookup(ifname=device)[0], direction, l3_to_l2=ETHERNET_L3_TO_L2, link=link)
+            index = ipr.link_lookup(ifname=device)[0]
+            tree = HtbHierarchy(ipr, index, direction, l3_to_l2=ETHERNET_L3_TO_L2, link=link)
             trees.append(tree)
             tree.create()
             tree.sync(wanted)

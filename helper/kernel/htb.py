@@ -303,7 +303,8 @@ class HtbHierarchy:
                     self._set_planned(opened, "change-class")
                     self._planned[minor] = opened
             if now - self._retiring[minor] >= retire_after_s:
-                tc_call(self._ipr, "del-class", index=self.ifindex, handle=class_id(minor), parent=ROOT_HANDLE | LINK_MINOR)
+                tc_call(self._ipr, "del-class", index=self.ifindex, handle=class_id(minor),
+                        parent=ROOT_HANDLE | LINK_MINOR)  # fmt: skip
                 del self._retiring[minor], self._planned[minor]
                 self._leaf_limits.pop(minor, None)
         for minor, plan in plans.items():  # parents first

@@ -46,7 +46,8 @@ def test_a_critical_call_stays_fast_against_bulk_both_ways_and_the_tree_leaves_n
     require_root()
     with netns_pair() as pair, modem(pair, DOWN_BPS, UP_BPS, BUFFER_MS) as internet:
         for netns in (pair.host_ns, internet.netns):
-            subprocess.run(nsenter_argv(netns, ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]), check=True)
+            sysctl = ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]
+            subprocess.run(nsenter_argv(netns, sysctl), check=True)
         before = tc_dump(pair.host_ns)
         bench = Bench(None, pair, internet, DOWN_BPS, UP_BPS, 1.0, "cubic", flows=2)
         with bench.bulk():
@@ -84,9 +85,10 @@ def test_the_plan_orders_priorities_and_keeps_limits_inside_the_link() -> None:
     assert link.rate_bps == link.ceil_bps == 950_000
     assert [plans[slot].prio for slot in (3, 5, 4)] == [0, 2, 3]
     assert plans[4].ceil_bps == 200_000 and plans[3].ceil_bps == link.rate_bps
-    assert plans[4].cburst_bytes == 65536 and plans[3].burst_bytes <= 2 * 1514  # no more than that ahead of a higher one
+    assert plans[4].cburst_bytes == 65536 and plans[3].burst_bytes <= 2 * 1514  # no more ahead of a higher one
     children = [p for p in plans.values() if p.parent != link.parent]
-    # guaranteed floors only, more for higher priorities (a call within its floor is sent at once); the rest is lent by prio
+    # guaranteed floors only, more for higher priorities (a call within its floor is sent at once);
+    # the rest is lent by prio
     assert sum(p.rate_bps for p in children) <= link.rate_bps * sum(FLOOR_SHARES.values())
     assert plans[3].rate_bps > max(plans[5].rate_bps, plans[4].rate_bps)
     assert plans[5].rate_bps == plans[0xFFFF].rate_bps  # normal: the application and the default class share its floor
@@ -102,7 +104,8 @@ def test_bad_priorities_and_plans_are_refused_by_name() -> None:
             assert "critical, high, normal, low" in str(error)
         else:
             raise AssertionError(f"{text!r} was taken as a priority")
-    for capacity, apps in ((0, {}), (1000, {0: AppClass()}), (1000, {0xFFFD: AppClass()}), (1000, {0xFFFE: AppClass()})):
+    for capacity, apps in ((0, {}), (1000, {0: AppClass()}), (1000, {0xFFFD: AppClass()}),
+                           (1000, {0xFFFE: AppClass()})):  # fmt: skip
         try:
             plan_tree(capacity, apps)
         except ValueError:
