@@ -25,7 +25,7 @@ from chadthrottle.helper.kernel.priority_classes import (
     FLOOR_SHARES, SHAPE_SHARE, AppClass, ClassPlan, LinkShaping, plan_tree,
 )
 from chadthrottle.priority import Priority, PriorityError, parse_priority
-from tests.support.netns import entered_netns, netns_pair, nsenter_argv, tc_dump
+from tests.support.netns import NetnsPair, entered_netns, netns_pair, nsenter_argv, start_stream, tc_dump
 from tests.support.requirements import require_root
 from tests.support.waiting import eventually
 
@@ -136,7 +136,25 @@ def _classes(netns: str, device: str) -> dict[str, dict[str, object]]:
     return classes
 
 
-def test_a_linked_hierarchy_nests_classes_by_priority_changes_them_in_place_and_goes_without_a_trace() -> None:
+def _limit_holds_inside(pair: NetnsPair, slot: int, limit_bps: int) -> None:
+    """A TCP upload put into the slot's class (by its port) runs at the class's limit (L3, +-10%)."""
+    port = 7900 + slot
+    subprocess.run(["tc", "-n", pair.host_ns, "filter", "add", "dev", pair.host_if, "parent", "c7ad:", "protocol", "ip",
+                    "prio", "1", "u32", "match", "ip", "dport", str(port), "0xffff", "flowid", f"c7ad:{slot:x}"],
+                   check=True)  # fmt: skip
+    stream = start_stream(pair, port, "up", seconds=30)
+    try:
+        assert eventually(lambda: stream.receiver.total_bytes() > limit_bps, timeout_s=5)  # past the first bucket
+        wire = stream.receiver.rate_bps(2.0) * 1500 / 1448  # full segments' payload -> their packets
+        assert abs(wire / limit_bps - 1) < 0.1, f"{wire / limit_bps:.3f} of the limit"
+    finally:
+        stream.stop()
+        subprocess.run(["tc", "-n", pair.host_ns, "filter", "del", "dev", pair.host_if, "parent", "c7ad:", "prio", "1"],
+                       check=True)  # fmt: skip
+
+
+def test_a_linked_hierarchy_nests_classes_by_priority_holds_limits_inside_changes_in_place_and_goes_without_a_trace(
+) -> None:
     require_root()
     l3_to_l2 = 1514 / 1500
     with netns_pair() as pair:
@@ -156,6 +174,7 @@ def test_a_linked_hierarchy_nests_classes_by_priority_changes_them_in_place_and_
             assert [classes[h]["prio"] for h in ("c7ad:3", "c7ad:ffff", "c7ad:4")] == [0, 2, 3]
             link_rate = classes["c7ad:fffe"]["rate"]
             assert classes["c7ad:4"]["ceil"] < link_rate == classes["c7ad:3"]["ceil"]
+            _limit_holds_inside(pair, slot=4, limit_bps=200_000)
 
             tree.sync({3: ClassSpec(0, 0, Priority.CRITICAL)}, 0.0)  # the low one goes, the rest stay
             assert set(_classes(pair.host_ns, pair.host_if)) == {"c7ad:fffe", "c7ad:3", "c7ad:ffff"}
