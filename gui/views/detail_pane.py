@@ -55,6 +55,7 @@ MEASURED_OVER_SAMPLES = 5
 # starts with the connections table folded: open, it left the list of
 # applications one and a half rows.
 SHORT_WINDOW_HEIGHT = 560
+RECENT_MINUTES_KEPT = 8  # applications whose last hour from the helper is kept (about 60 rows each)
 # (label, seconds shown, ten-poll means). The time axis is real time: with a
 # refresh of 0.5 s, five minutes hold more polls than the history keeps, and
 # the helper's minutes fill in before the first one (graph_series).
@@ -136,6 +137,8 @@ class DetailPane(QWidget):
         self._app_id = ""
         self.refresh_interval_s = refresh_interval_s
         self._minutes: Sequence[UsageRow] = ()  # the helper's last hour of the application shown
+        # ... and of the last few shown: selected again, its graph has its past at once.
+        self._recent_minutes: dict[str, Sequence[UsageRow]] = {}
         self.history_note = ""  # why the graph has no history from the helper ("" when it has)
         self.plotted: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros((0, 2)))  # x, rates
         self._hover_x: float | None = None  # the pointer's time on the graph, None when off it
@@ -211,7 +214,7 @@ class DetailPane(QWidget):
         if changed:
             self.connections_model.clear()
             self._connections_box.hide()
-            self._minutes = ()
+            self._minutes = self._recent_minutes.get(app_id, ())
         self._app_id = app_id
         self.refresh()
         if changed:
@@ -223,6 +226,10 @@ class DetailPane(QWidget):
         if app_id != self._app_id:
             return  # an answer for an application no longer shown
         self._minutes = tuple(minutes)
+        self._recent_minutes.pop(app_id, None)
+        self._recent_minutes[app_id] = self._minutes
+        while len(self._recent_minutes) > RECENT_MINUTES_KEPT:
+            del self._recent_minutes[next(iter(self._recent_minutes))]  # the least recently answered
         self.history_note = note
         self.refresh()
 

@@ -222,6 +222,9 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     qtbot.waitUntil(lambda: down.hover_label.isVisible(), timeout=2000)
     assert "▼ 100 KB/s" in down.hover_label.textItem.toPlainText()
     assert window.detail.graphs[Direction.UP].hover_line.isVisible()
+    window.select_application(STEAM)
+    window.select_application(FIREFOX)  # selected again: its past at once, not after a round trip
+    assert (window.detail.plotted[0] < -2).any()
 
     # Alt+3 chooses the last 30 days, in bold.
     dialog.activateWindow()
