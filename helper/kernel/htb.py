@@ -57,7 +57,7 @@ ROOT_HANDLE = HTB_MAJOR << 16
 DEFAULT_MINOR = 0xFFFF
 # With a link capacity: the link class, and the default class's leaf (a leaf's
 # handle is its class's minor, and the default's, ffff:, is the ingress
-# qdisc's). App slots must stay below both then (MAX_SLOTS is 0xfffe today).
+# qdisc's). App slots stay below both (MAX_SLOTS in helper/engine/limits.py).
 LINK_MINOR = 0xFFFE
 DEFAULT_LEAF_MAJOR = 0xFFFD
 DEFAULT_CLASS_RATE_BPS = 12_500_000_000  # 100 Gbit/s

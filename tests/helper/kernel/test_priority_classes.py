@@ -186,3 +186,10 @@ def test_a_linked_hierarchy_nests_classes_by_priority_holds_limits_inside_change
         finally:
             ipr.close()
         assert tc_dump(pair.host_ns) == before
+
+
+def test_application_slots_stay_below_the_minors_and_handles_the_link_tree_takes() -> None:
+    from chadthrottle.helper.engine.limits import MAX_SLOTS
+    from chadthrottle.helper.kernel.htb import DEFAULT_LEAF_MAJOR, DEFAULT_MINOR
+
+    assert MAX_SLOTS < DEFAULT_LEAF_MAJOR < LINK_MINOR < DEFAULT_MINOR
