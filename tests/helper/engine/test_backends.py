@@ -21,7 +21,8 @@ def test_auto_prefers_tc_in_both_directions() -> None:
 
 
 def test_auto_falls_back_to_ebpf_per_direction() -> None:
-    assert choose_backends("auto", NO_IFB) == {Direction.UP: "tc", Direction.DOWN: "ebpf"}
+    # Both directions shape through an IFB per namespace (uploads too, since issue 13's uplinks).
+    assert choose_backends("auto", NO_IFB) == {Direction.UP: "ebpf", Direction.DOWN: "ebpf"}
     assert choose_backends("auto", NO_HTB) == {Direction.UP: "ebpf", Direction.DOWN: "ebpf"}
 
 
