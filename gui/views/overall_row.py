@@ -9,7 +9,7 @@ Clicks on it do nothing (they would sort); clicks on the titles sort as before.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, QRectF, QSize, Qt
+from PySide6.QtCore import QAbstractItemModel, QEvent, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QFont, QMouseEvent, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QHeaderView, QWidget
 
@@ -40,6 +40,8 @@ class OverallHeader(QHeaderView):
         # Every application's bytes over the totals column's period; None: not known.
         self.usage_bytes: int | None = None
         self.usage_placeholder = ""  # what stands there while not known ("—": no history)
+        self._title_height = 0  # 0: to be measured (the titles' font, style or texts changed)
+        self._laid_out_for: tuple[int, ...] = ()  # what the last updateGeometries laid out
 
     def add_sample(self, down_bps: float, up_bps: float) -> None:
         """One poll's totals (the activity column's last minute)."""
@@ -68,7 +70,43 @@ class OverallHeader(QHeaderView):
         return ""
 
     def title_height(self) -> int:
-        return super().sizeHint().height()
+        """The titles' height, measured once: QHeaderView's sizeHint asks every
+        section's header data, and this is wanted for every section painted."""
+        if not self._title_height:
+            self._title_height = super().sizeHint().height()
+        return self._title_height
+
+    def _forget_title_height(self) -> None:
+        self._title_height = 0
+
+    def setModel(self, model: QAbstractItemModel | None) -> None:
+        super().setModel(model)
+        self._forget_title_height()
+        if model is not None:  # a title's text changed: measured again
+            model.headerDataChanged.connect(self._forget_title_height)
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._forget_title_height()
+        super().changeEvent(event)
+
+    # The table lays out its rows again after every re-sort (each poll), and
+    # QTreeView then lays out its header too: QHeaderView repaints every title
+    # each time although no column moved. Only what can change the columns
+    # (their count, hidden ones, the header's size) is passed on.
+
+    def doItemsLayout(self) -> None:
+        model = self.model()
+        if model is None or self.count() != model.columnCount():
+            super().doItemsLayout()  # the sections themselves must be made
+            return
+        self.updateGeometries()
+
+    def updateGeometries(self) -> None:
+        laid_out_for = (self.width(), self.height(), self.count(), self.hiddenSectionCount())
+        if laid_out_for != self._laid_out_for:
+            self._laid_out_for = laid_out_for
+            super().updateGeometries()
 
     def overall_rect(self) -> QRect:
         return QRect(0, self.title_height(), self.viewport().width(), self.height() - self.title_height())
@@ -84,6 +122,7 @@ class OverallHeader(QHeaderView):
         shown = view_height >= self.title_height() + row * (1 + ROWS_WANTED_UNDER)
         if shown != self.overall_shown:
             self.overall_shown = shown
+            self._laid_out_for = ()
             self.updateGeometry()
             self.geometriesChanged.emit()  # the tree view lays out its header again
 
