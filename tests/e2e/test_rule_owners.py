@@ -197,3 +197,46 @@ def test_a_fake_app_scope_gives_no_power_over_roots_real_app(
         finally:
             for stream in streams.values():
                 stream.stop()
+
+
+def test_a_users_block_and_quota_reach_only_them_and_stay_listed_to_them(
+    stack: Stack, nobody: ClientAs, three_users: dict[str, Stream]
+) -> None:
+    """SetBlocked, SetQuota and ClearQuota are authorized as SetLimit: the
+    user's block stops their own upload of a program others run too, and only
+    theirs; scope all, or another user's process, is refused. A block or a
+    quota alone of theirs stays listed to them once their application has
+    exited (it was hidden: only a rate kept a stopped application listed)."""
+    from tests.support.netns import app_scope
+    from tests.support.waiting import eventually
+
+    app = nobody.ask("block", f"pid:{three_users['nobody'].app_pid}", "up", True)["ok"]
+    try:
+        rates = _wait_for_rates(three_users, lambda r: r["nobody"] < 50_000)
+        assert rates["nobody"] < 50_000 and rates["other"] > FAST_BPS and rates["root"] > FAST_BPS, rates
+        assert nobody.ask("block", app, "up", True, "all") == DENIED
+        assert nobody.ask("quota", app, "down", 5_000_000, "all") == DENIED
+        assert nobody.ask("clear-quota", app, "all") == DENIED
+        assert nobody.ask("block", f"pid:{three_users['root'].app_pid}", "up", True) == DENIED
+        rules = call_helper(stack.bus_address, lambda c: c.list_rules())
+        assert [(r.app_id, r.owner, r.blocked) for r in rules if r.direction == "up"] == [(app, NOBODY, True)]
+    finally:
+        assert nobody.ask("block", app, "up", False) == {"ok": app}
+    assert call_helper(stack.bus_address, lambda c: c.list_rules()) == []
+
+    desktop_id = f"org.chadthrottle.TestGatesNobody{secrets.token_hex(3)}"
+    own_app = f"app:{desktop_id}"
+    with app_scope(stack.cgroup_root, desktop_id) as scope:
+        own = stream_as(NOBODY, stack.pair, 5816, scope)
+        try:
+            assert eventually(lambda: own_app in nobody.ask("gates")["ok"], 5), "the user's application is not listed"
+            assert nobody.ask("block", own_app, "up", True) == {"ok": own_app}
+            assert nobody.ask("quota", own_app, "down", 5_000_000) == {"ok": own_app}
+        finally:
+            own.stop()
+        try:
+            assert eventually(lambda: nobody.ask("gates")["ok"].get(own_app) == [False, True, 5_000_000], 5), \
+                f"the user's stopped application with their block and quota: {nobody.ask('gates')['ok'].get(own_app)}"
+        finally:
+            assert nobody.ask("block", own_app, "up", False) == {"ok": own_app}
+            assert nobody.ask("clear-quota", own_app) == {"ok": own_app}

@@ -56,6 +56,17 @@ async def main():
                     result = await client.set_schedule(args[0], args[1], args[2], args[3], 0, args[4], scope=scope)
                 elif name == "schedules":
                     result = [[s.app_id, s.name, s.owner] for s in await client.list_schedules()]
+                elif name == "block":  # app id, direction, blocked[, scope]
+                    scope = RuleScope(args[3]) if len(args) > 3 else RuleScope.DEFAULT
+                    result = await client.set_blocked(args[0], Direction(args[1]), args[2], scope=scope)
+                elif name == "quota":  # app id, direction, bytes a day[, scope]
+                    scope = RuleScope(args[3]) if len(args) > 3 else RuleScope.DEFAULT
+                    result = await client.set_quota(args[0], Direction(args[1]), args[2], "day", scope=scope)
+                elif name == "clear-quota":  # app id[, scope]
+                    scope = RuleScope(args[1]) if len(args) > 1 else RuleScope.DEFAULT
+                    result = await client.clear_quota(args[0], scope=scope)
+                elif name == "gates":  # what the listing says each application's directions hold
+                    result = {a.id: [a.running, a.up_blocked, a.down_quota_bytes] for a in await client.list_applications()}
                 elif name == "set":
                     scope = RuleScope(args[3]) if len(args) > 3 else RuleScope.DEFAULT
                     result = await client.set_limit(args[0], Direction(args[1]), args[2], scope=scope)
