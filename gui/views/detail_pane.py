@@ -476,7 +476,8 @@ class _DirectionGraph:
         """Plot the rates on a scale they fill; the limit as a line if it is on
         that scale, as a marker at the top edge if it is far above."""
         self.curve.setData(x, rates)
-        peak = float(rates.max()) if len(rates) else 0.0
+        measured = rates[~np.isnan(rates)]  # a gap (no answer from the helper) is NaN
+        peak = float(measured.max()) if len(measured) else 0.0
         top = graph_top(peak, limit)
         if (top, start_s) != (self.top, self.start_s):  # each poll mostly neither moves
             self.top, self.start_s = top, start_s

@@ -127,6 +127,22 @@ def test_graph_series_seeds_the_hour_and_breaks_at_gaps() -> None:
     assert gaps.sum() == 1 and -40 <= x[gaps][0] <= -20  # one break, where the polls are missing
 
 
+def test_a_gap_in_the_polls_breaks_the_graph_line(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    """The helper away for 20 s: the detail graph breaks its line there (NaN), draws, and says so on hover."""
+    history = window._model.history(FIREFOX)
+    now = time.time()
+    for second in range(60, 0, -1):
+        if not 20 < second < 40:
+            history.append(2e6, 1e5, now - second)
+    window.select_application(FIREFOX)
+    window.detail.refresh()
+    x, data = window.detail.plotted
+    gap = np.flatnonzero(np.isnan(data[:, 0]))
+    assert len(gap) == 1 and -40 <= x[gap[0]] <= -20
+    assert window.detail.graphs[Direction.DOWN].top >= 2e6  # scaled to what was measured, not to NaN
+    assert window.detail.hover_text(float(x[gap[0]])) == "not measured"
+
+
 @pytest.fixture
 def controller(qtbot, tmp_path, request):  # type: ignore[no-untyped-def]
     client = request.param()
