@@ -63,8 +63,8 @@ def add_gate_parsers(commands: argparse._SubParsersAction, rate_type: object, ad
         "the budget.",
     )  # fmt: skip
     quota.add_argument("--per", choices=QUOTA_PERIODS, help="the period")
-    quota.add_argument("--reset", metavar="HH:MM", type=parse_clock, default=0, help="when periods begin")
-    quota.add_argument("--then", metavar="block|RATE", default="block",
+    quota.add_argument("--reset", metavar="HH:MM", type=parse_clock, help="when periods begin (default 00:00)")
+    quota.add_argument("--then", metavar="block|RATE",
                        help="when spent: block (the default) or limit to RATE until the next period")
     quota.add_argument("--off", action="store_true", help="remove the quota")
     for command in (block, unblock, quota):
@@ -85,12 +85,16 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
     if arguments.command != "quota":
         return
     if arguments.off:
-        if arguments.size is not None or arguments.per:
-            parser.error("quota --off takes no SIZE nor --per")
+        if arguments.size is not None or arguments.per or arguments.reset is not None or arguments.then is not None:
+            parser.error("quota --off takes no SIZE, --per, --reset nor --then")
         return
     if arguments.size is None or not arguments.per:
         parser.error("quota: give SIZE and --per day|week|month (or --off)")
-    if arguments.then != "block":
+    if arguments.reset is None:
+        arguments.reset = 0
+    if arguments.then is None:
+        arguments.then = "block"
+    elif arguments.then != "block":
         try:
             arguments.then = arguments.rate_type(arguments.then)
         except argparse.ArgumentTypeError as error:

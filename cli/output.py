@@ -45,10 +45,15 @@ def owner_label(owner: int, my_uid: int | None = None) -> str:
 
 
 def _limit_cell(app: ApplicationInfo, direction: Direction) -> str:
-    """The rate, or "blocked" (never a rate), and what is left of a quota."""
+    """The rate, or "blocked" (never a rate), the schedule that sets it now
+    (an unblock or a limit set meanwhile applies outside it), and what is left
+    of a quota."""
     rate_bps = app.limit_bps(direction)
     budget, left, period = app.quota(direction)
     quota = f", quota {format_size(left)} of {format_size(budget)} left this {period}" if budget else ""
+    schedule = app.down_schedule if direction is Direction.DOWN else app.up_schedule
+    if schedule:
+        quota = f", schedule {schedule}{quota}"
     if app.blocked(direction):
         mark = " NOT ENFORCED" if app.limit_problem(direction) else ""
         return f"blocked ({owner_label(app.limit_owner(direction))}{quota}){mark}"

@@ -52,3 +52,22 @@ def test_a_block_that_is_not_enforced_says_so() -> None:
     assert "blocked (admin) NOT ENFORCED" in ctl.format_applications([app])
     assert ctl.applications_report([app], paused=False).endswith(
         "app:org.example.Player: up block not enforced: limits are paused")
+
+
+def test_quota_off_refuses_the_options_of_a_quota(capsys: pytest.CaptureFixture[str]) -> None:
+    """--off with --then or --reset was accepted and the option silently dropped."""
+    for extra in (["--then", "block"], ["--then", "1M"], ["--reset", "06:00"]):
+        with pytest.raises(SystemExit) as ended:
+            ctl.main(["quota", "app:x", "--off", *extra])
+        assert ended.value.code == 2, extra
+        assert "quota --off takes no" in capsys.readouterr().err
+
+
+def test_list_names_the_schedule_that_blocks_or_limits_now() -> None:
+    """A schedule's block stays after 'unblock' (which lifts the plain block):
+    the row says which schedule holds the direction."""
+    app = ApplicationInfo("app:org.example.Player", "Player", "", (1000,), (5,), 0.0, 0.0, 0, 0, 0, 300_000,
+                          down_blocked=True, down_schedule="mon-fri 09:00-17:00", up_schedule="daily 00:00-23:59")  # fmt: skip
+    row = ctl.format_applications([app]).splitlines()[1]
+    assert "blocked (admin, schedule mon-fri 09:00-17:00)" in row
+    assert "300 KB/s (admin, schedule daily 00:00-23:59)" in row
