@@ -17,8 +17,8 @@ classes sit under a link class shaped just under the capacity and are ordered
 by priority (docs/backends.md, "Priorities and link shaping"); without one,
 everything is as it always was. A hierarchy cannot switch between the two in
 place (HTB cannot move a class to another parent): it is deleted and made
-again. Adopting a linked hierarchy is not done yet (adopt() reads classes as
-unlinked ones; the helper does not set a capacity yet).
+again. A linked hierarchy a killed helper left is adopted as linked
+(adopt_linked).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pyroute2 import IPRoute
@@ -100,6 +100,9 @@ class ClassSpec:
 
 Classes = dict[int, ClassSpec]  # app slot -> limit
 _DIFFERS = ClassSpec(-1, -1)  # an adopted class that must be changed to what is wanted
+# An adopted class of a linked tree: changed to its plan at the first sync
+# (a ClassPlan equal to no plan; built lazily, priority_classes imports this module).
+_ADOPTED_PLAN: object = object()
 
 
 _tsq_cache: tuple[float, int] = (float("-inf"), 0)  # (read at, bytes)
@@ -159,7 +162,7 @@ class HtbHierarchy:
         link: shape everything under a link capacity, by priority."""
         self.ifindex = ifindex
         self.link = link
-        self._planned: dict[int, ClassPlan] = {}  # with a link: minor -> what the kernel has
+        self._planned: dict[int, ClassPlan | object] = {}  # with a link: minor -> what the kernel has
         self._changer = changer
         self._l3_to_l2 = l3_to_l2
         self._ipr = ipr
@@ -176,9 +179,13 @@ class HtbHierarchy:
         cls, ipr: IPRoute, ifindex: int, direction: Direction, l3_to_l2: float = 1.0,
         changer: ClassChanger | None = None,
     ) -> HtbHierarchy:
-        """The hierarchy a killed helper left on ifindex, as the kernel has it."""
+        """The hierarchy a killed helper left on ifindex, as the kernel has it
+        (a linked one: adopt_linked)."""
+        messages = list(ipr.get_classes(index=ifindex))
+        if any(message["handle"] == ROOT_HANDLE | LINK_MINOR for message in messages):
+            return cls.adopt_linked(ipr, ifindex, direction, l3_to_l2, changer, messages)
         hierarchy = cls(ipr, ifindex, direction, l3_to_l2=l3_to_l2, changer=changer)
-        for message in ipr.get_classes(index=ifindex):
+        for message in messages:
             slot = message["handle"] & 0xFFFF
             options = message.get_attr("TCA_OPTIONS")
             parms = options.get_attr("TCA_HTB_PARMS") if options is not None else None
@@ -191,6 +198,27 @@ class HtbHierarchy:
             slot = message["parent"] & 0xFFFF
             if message.get_attr("TCA_KIND") == "bfifo" and slot in hierarchy._adopted:
                 hierarchy._leaf_limits[slot] = int(message.get_attr("TCA_OPTIONS")["limit"])
+        return hierarchy
+
+    @classmethod
+    def adopt_linked(
+        cls, ipr: IPRoute, ifindex: int, direction: Direction, l3_to_l2: float, changer: ClassChanger | None,
+        messages: list,
+    ) -> HtbHierarchy:
+        """A linked tree a killed helper left: its link is read back from the
+        link class's rate, and every class is taken as planned differently, so
+        the first sync changes in place what it wants (the kernel keeps the
+        queues and tokens) and retires the rest."""
+        from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
+
+        link_rate = next(int((m.get_attr("TCA_OPTIONS").get_attr("TCA_HTB_RATE64") or
+                              m.get_attr("TCA_OPTIONS").get_attr("TCA_HTB_PARMS")["rate"]))
+                         for m in messages if m["handle"] == ROOT_HANDLE | LINK_MINOR)  # fmt: skip
+        capacity = max(1, round(link_rate / SHAPE_SHARE / l3_to_l2))
+        hierarchy = cls(ipr, ifindex, direction, l3_to_l2=l3_to_l2, changer=changer, link=LinkShaping(capacity))
+        for message in messages:
+            if message["handle"] >> 16 == HTB_MAJOR:
+                hierarchy._planned[message["handle"] & 0xFFFF] = _ADOPTED_PLAN
         return hierarchy
 
     def release_held(self) -> None:
@@ -230,6 +258,10 @@ class HtbHierarchy:
             self._ipr.tc("del", "htb", self.ifindex, ROOT_HANDLE)
         except NetlinkError as error:
             log.debug("HTB root on %d already gone: %s", self.ifindex, error)
+
+    @property
+    def l3_to_l2(self) -> float:
+        return self._l3_to_l2
 
     @property
     def idle(self) -> bool:
@@ -299,7 +331,10 @@ class HtbHierarchy:
             if minor not in self._retiring:
                 self._retiring[minor] = now
                 if retire_after_s > 0:
-                    opened = self.link.opened(self._planned[minor], plans[LINK_MINOR])
+                    current = self._planned[minor]
+                    if current is _ADOPTED_PLAN:  # read back from the kernel: open it like the default class
+                        current = replace(plans[DEFAULT_MINOR], minor=minor)
+                    opened = self.link.opened(current, plans[LINK_MINOR])
                     self._set_planned(opened, "change-class")
                     self._planned[minor] = opened
             if now - self._retiring[minor] >= retire_after_s:

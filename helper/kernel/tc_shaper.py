@@ -49,6 +49,7 @@ from chadthrottle.helper.kernel import foreign_filters, interfaces, tc_hooks, tc
 from chadthrottle.helper.kernel.htb import RETIRE_AFTER_S, ROOT_HANDLE, Classes, HtbHierarchy, cn_queue_ns
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.ownership import recorded_entries
+from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 from chadthrottle.helper.kernel.tc_hooks import Hook, NoHookPoint, remove_hook_remains
 from chadthrottle.helper.kernel.tc_ownership import (
     FILTER_PRIORITY, IFB_ALIASES, HookEntry, TcJournal, is_our_root, new_ifb_name, our_filter, our_ifb, same_device,
@@ -96,7 +97,21 @@ class TcShaper:
             log.warning("rate changes go through pyroute2 (slower): no netlink socket beside it")
         self._journal = TcJournal(ipr)
         self._reconciled = 0
+        self._link_shaping: dict[Direction, LinkShaping | None] = {direction: None for direction in Direction}
         self._takeover_pending = self._adopt()
+
+    def set_link(self, direction: Direction, link: LinkShaping | None) -> None:
+        """Shape a direction's traffic under a link capacity, by priority (None:
+        as without one), from the next reconcile on: every uplink gets its
+        hook while a link is set, classes or not; a switch to or from a link
+        makes the IFB's hierarchy again (HTB cannot move a class to another
+        parent: queued packets of the old one are dropped), a new capacity
+        changes it in place (docs/backends.md, "Priorities and link shaping")."""
+        self._link_shaping[direction] = link
+
+    def linked_directions(self) -> set[Direction]:
+        """The directions whose IFB shapes under a link capacity now."""
+        return {direction for direction in Direction if any(ifb.link for ifb in self._ifbs(direction))}
 
     def active_directions(self) -> set[Direction]:
         return {direction for direction, hooks in self._hooks.items() if any(h.ifb.classes for h in hooks.values())}
@@ -150,6 +165,7 @@ class TcShaper:
         end as found. What could not be removed stays in the journal, for the
         next start."""
         self._links = (float("-inf"), [])  # list them afresh
+        self._link_shaping = {direction: None for direction in Direction}
         removed = False
         try:
             self._reconcile({}, 0.0)
@@ -194,7 +210,10 @@ class TcShaper:
         # A device that went down keeps its qdiscs and filters (so do we): when
         # it comes back, traffic finds them as they were.
         for direction in (Direction.DOWN, Direction.UP):
-            classes = wanted.get(direction, {})
+            link = self._link_shaping[direction]
+            # A class for a priority alone (rate 0) exists only under a link.
+            classes = {slot: spec for slot, spec in wanted.get(direction, {}).items() if spec.rate_bps or link}
+            self._match_link(direction, classes)
             for index in sorted(set(uplinks) | set(self._hooks[direction])):
                 try:
                     self._reconcile_hook(direction, present[index], index in uplinks, classes, retire_after_s)
@@ -211,7 +230,7 @@ class TcShaper:
         """One uplink's share of _reconcile, for one direction."""
         hooks = self._hooks[direction]
         index = link.index
-        if classes and index not in hooks and uplink:
+        if (classes or self._link_shaping[direction]) and index not in hooks and uplink:
             try:
                 hooks[index] = self._create_hook(direction, link)
                 self._unhooked.pop(index, None)
@@ -227,13 +246,43 @@ class TcShaper:
         elif not classes:
             self._unhooked.pop(index, None)
 
+    def _match_link(self, direction: Direction, classes: Classes) -> None:
+        """Give the direction's IFB hierarchy the link wanted (set_link): in
+        place for a new capacity; made again for a switch to or from a link;
+        removed with its hooks when the link goes and no class is left."""
+        link = self._link_shaping[direction]
+        for ifb in self._ifbs(direction):
+            if ifb.link is not None and link is not None:
+                if ifb.link != link:
+                    ifb.relink(link)
+                continue
+            if ifb.link is None and link is None:
+                continue
+            users = [index for index, hook in self._hooks[direction].items() if hook.ifb is ifb]
+            if link is None and not classes:
+                for index in users:
+                    self._remove_hook(self._hooks[direction].pop(index))
+                continue
+            remade = HtbHierarchy(self._ipr, ifb.ifindex, direction, l3_to_l2=ifb.l3_to_l2, changer=self._changer,
+                                  link=link)  # fmt: skip
+            ifb.delete()
+            remade.create()
+            for index in users:
+                self._hooks[direction][index].ifb = remade
+
     def _sync_pacing(self, up: Classes) -> None:
+        """Uploads reach their class through skb->priority, which the egress
+        program writes for a slot with a pacing rate: a class for a priority
+        alone is paced at its link (its ceiling there)."""
+        link = self._link_shaping[Direction.UP]
+        up = {slot: spec for slot, spec in up.items() if spec.rate_bps or link}
         for slot in set(self._paced) - set(up):
             self._pacer.set_upload_pacing(slot, 0, 0)
             del self._paced[slot]
         for slot, spec in up.items():
-            if self._paced.get(slot) != spec:
-                self._pacer.set_upload_pacing(slot, spec.rate_bps, cn_queue_ns(spec.rate_bps))
+            rate_bps = spec.rate_bps or (round(link.capacity_bps * SHAPE_SHARE) if link else 0)
+            if rate_bps and self._paced.get(slot) != spec:
+                self._pacer.set_upload_pacing(slot, rate_bps, cn_queue_ns(rate_bps))
                 self._paced[slot] = spec
 
     def _create_hook(self, direction: Direction, link: interfaces.Link) -> Hook:
@@ -257,7 +306,8 @@ class TcShaper:
             except KernelError:
                 self._journal.forget_hook(uplink_index, direction)
                 raise
-            ifb = HtbHierarchy(self._ipr, ifb_index, direction, l3_to_l2=link.l3_to_l2, changer=self._changer)
+            ifb = HtbHierarchy(self._ipr, ifb_index, direction, l3_to_l2=link.l3_to_l2, changer=self._changer,
+                               link=self._link_shaping[direction])  # fmt: skip
         hook = Hook(direction, uplink_index, ifb, parent, created_qdisc, ifb_name=ifb_name)
         self._journal.hook(uplink_index, name, parent, created_qdisc, direction)
         try:

@@ -1,0 +1,111 @@
+"""The tc shaper with a link capacity (TcShaper.set_link, issue 16) on a real
+veth: the namespace's IFB carries the priority tree (link class, a class per
+application with its priority and its limit as ceiling, the default class)
+while a link is set, even with no limit; a switch to and from a link remakes
+the tree; without a link the shaper does what it always did; the link's
+going restores the namespace exactly; a killed shaper's linked tree is
+adopted in place by the next one."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from pyroute2 import IPRoute
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.layout import HTB_MAJOR
+from chadthrottle.helper.kernel.priority_classes import LinkShaping
+from chadthrottle.helper.kernel.tc_shaper import TcShaper
+from chadthrottle.priority import Priority
+from tests.support.netns import NetnsPair, entered_netns, tc_dump
+
+LINK = LinkShaping(capacity_bps=1_250_000)  # 10 Mbit/s
+CALL = ClassSpec(rate_bps=0, burst_bytes=0, priority=Priority.CRITICAL)  # a priority alone
+LIMITED = ClassSpec(rate_bps=200_000, burst_bytes=65536, priority=Priority.LOW)
+VETH_L3_TO_L2 = (1500 + 14) / 1500  # HTB counts from the Ethernet header; limits are at L3
+ACTION_INDEX = re.compile(r"\tindex \d+ ref")  # a swapped filter's mirred is a new action
+
+
+def _classes(pair: NetnsPair, shaper: TcShaper, direction: Direction) -> str:
+    (ifb,) = {hook.ifb_name for hook in shaper._hooks[direction].values()}
+    return subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", ifb],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+
+
+def _kbit(rate_bps: float) -> str:
+    """How tc prints a rate the shaper set for an L3 rate on the veth."""
+    return f"{round(rate_bps * VETH_L3_TO_L2) * 8 // 1000}Kbit"
+
+
+def _class_line(classes: str, minor: int) -> str:
+    return next(line for line in classes.splitlines() if line.startswith(f"class htb {HTB_MAJOR:x}:{minor:x} "))
+
+
+def _shaper(netns: str, datapath: Datapath) -> tuple[IPRoute, TcShaper]:
+    with entered_netns(netns):
+        ipr = IPRoute()
+    return ipr, TcShaper(ipr, datapath.tc_program, datapath)
+
+
+def test_a_link_carries_the_priority_tree_and_its_going_restores_the_namespace(
+    pair: NetnsPair, shaper: TcShaper, datapath: Datapath
+) -> None:
+    before = tc_dump(pair.host_ns)
+    shaper.reconcile({Direction.UP: {3: CALL}})  # a priority without a link: nothing at all
+    assert tc_dump(pair.host_ns) == before and not shaper.linked_directions()
+    shaper.set_link(Direction.UP, LINK)
+    shaper.reconcile({})  # a link alone: the tree with its default class, for every upload
+    tree = _classes(pair, shaper, Direction.UP)
+    assert f"class htb {HTB_MAJOR:x}:fffe root" in tree and f"parent {HTB_MAJOR:x}:fffe" in _class_line(tree, 0xFFFF)
+    assert "chadt_tc_out" in tc_dump(pair.host_ns) and shaper.linked_directions() == {Direction.UP}
+    shaper.reconcile({Direction.UP: {3: CALL, 4: LIMITED}})
+    tree = _classes(pair, shaper, Direction.UP)
+    assert " prio 0 " in _class_line(tree, 3) and " prio 3 " in _class_line(tree, 4)
+    assert f"ceil {_kbit(LIMITED.rate_bps)}" in _class_line(tree, 4), _class_line(tree, 4)  # its limit (L2) as its ceiling
+    assert datapath._maps["upload_pacing"].get(3).rate_bps == round(LINK.capacity_bps * 0.95)  # classified
+    shaper.set_link(Direction.UP, LinkShaping(2_500_000))  # a new capacity: in place
+    shaper.reconcile({Direction.UP: {3: CALL, 4: LIMITED}})
+    assert f"ceil {_kbit(2_500_000 * 0.95)}" in _class_line(_classes(pair, shaper, Direction.UP), 3)
+    shaper.set_link(Direction.UP, None)  # the limit stays, unlinked; the priority alone goes
+    shaper.reconcile({Direction.UP: {3: CALL, 4: LIMITED}})
+    tree = _classes(pair, shaper, Direction.UP)
+    assert f"{HTB_MAJOR:x}:fffe" not in tree and f"{HTB_MAJOR:x}:3 " not in tree and f"rate {_kbit(LIMITED.rate_bps)}" in tree
+    assert datapath._maps["upload_pacing"].get(3).rate_bps == 0
+    shaper.reconcile({})
+    assert tc_dump(pair.host_ns) == before
+    shaper.set_link(Direction.DOWN, LINK)
+    shaper.reconcile({Direction.DOWN: {5: CALL}})
+    assert " prio 0 " in _class_line(_classes(pair, shaper, Direction.DOWN), 5)
+    shaper.set_link(Direction.DOWN, None)
+    shaper.reconcile({Direction.DOWN: {5: CALL}})
+    assert tc_dump(pair.host_ns) == before, "the last link's going left something behind"
+
+
+def test_a_killed_shapers_linked_tree_is_adopted_in_place(pair: NetnsPair, datapath: Datapath) -> None:
+    before = tc_dump(pair.host_ns)
+    wanted = {Direction.UP: {3: CALL, 4: LIMITED}, Direction.DOWN: {3: CALL}}
+    ipr, killed = _shaper(pair.host_ns, datapath)
+    try:
+        for direction in Direction:
+            killed.set_link(direction, LINK)
+        killed.reconcile(wanted)
+        killed._journal.release()  # what SIGKILL does: objects and journal stay, unlocked
+        linked = tc_dump(pair.host_ns)
+        other_ipr, adopting = _shaper(pair.host_ns, datapath)
+        try:  # read back as linked trees (a switch would make them again, counters and queues lost)
+            assert adopting.linked_directions() == {Direction.UP, Direction.DOWN}
+            for direction in Direction:
+                adopting.set_link(direction, LINK)
+            adopting.reconcile(wanted)
+            adopting.reconcile(wanted)  # the takeover finishes: the filters' programs swapped in place
+            assert ACTION_INDEX.sub("", tc_dump(pair.host_ns)) == ACTION_INDEX.sub("", linked)
+            assert adopting.linked_directions() == {Direction.UP, Direction.DOWN}
+        finally:
+            adopting.close()
+            other_ipr.close()
+        assert tc_dump(pair.host_ns) == before
+    finally:
+        ipr.close()
