@@ -84,6 +84,23 @@ def check_value(signature: str, value: Any) -> bool:
 
 
 _ABSENT = object()
+_PLAIN, _TUPLE, _FLOAT = 0, 1, 2  # what a checked value becomes: itself, a tuple, a float
+
+# Per fields mapping: (key, signature, check, kind) for each field, worked out
+# once. The GUI decodes every field of every application each second.
+_PLANS: dict[int, tuple[Mapping[str, str], tuple[tuple[str, str, Callable[[Any], bool], int], ...]]] = {}
+
+
+def _plan(fields: Mapping[str, str]) -> tuple[tuple[str, str, Callable[[Any], bool], int], ...]:
+    known = _PLANS.get(id(fields))
+    if known is not None and known[0] is fields:
+        return known[1]
+    plan = tuple((key, signature, _checker(signature), _TUPLE if signature[0] == "a" else _FLOAT if signature == "d" else _PLAIN)
+                 for key, signature in fields.items())  # fmt: skip
+    if len(_PLANS) > 64:  # the contract has a handful; any other caller cannot grow it for ever
+        _PLANS.clear()
+    _PLANS[id(fields)] = (fields, plan)  # the mapping is kept, so its id is not reused
+    return plan
 
 
 def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[str, str],
@@ -94,24 +111,23 @@ def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[st
     if not isinstance(data, Mapping):
         raise CodecError(f"expected a dictionary, got {type(data).__name__}")
     values: dict[str, Any] = {}
-    for key, signature in fields.items():
-        variant = data.get(key, _ABSENT)
+    get = data.get
+    for key, signature, check, kind in _plan(fields):
+        variant = get(key, _ABSENT)
         if variant is _ABSENT:
             if key in optional:
                 continue
             raise CodecError(f"{cls.__name__}: missing field {key!r}")
         found = getattr(variant, "signature", None)
         value = getattr(variant, "value", _ABSENT)
-        if not isinstance(found, str) or value is _ABSENT:
-            raise CodecError(f"{cls.__name__}: field {key!r} is not a variant")
-        if found != signature:
+        if found != signature or value is _ABSENT:
+            if not isinstance(found, str) or value is _ABSENT:
+                raise CodecError(f"{cls.__name__}: field {key!r} is not a variant")
             raise CodecError(f"{cls.__name__}: field {key!r} has type {found!r}, expected {signature!r}")
-        if not _checker(signature)(value):
+        if not check(value):
             raise CodecError(f"{cls.__name__}: field {key!r} has an invalid value")
-        if signature[0] == "a":
-            value = tuple(value)
-        elif signature == "d":
-            value = float(value)
+        if kind:
+            value = tuple(value) if kind == _TUPLE else float(value)
         values[key] = value
     return cls(**values)
 
