@@ -58,6 +58,7 @@ BPF_ARRAY(socket_caps, struct socket_caps, MAX_SLOTS);
 #define CGROUP_SKB_PASS 1
 #define CGROUP_SKB_PASS_CN 3 /* pass, and tell TCP it met congestion */
 #define CGROUP_SKB_DROP_CN 2 /* drop, and tell TCP it met congestion: it keeps the data */
+#define CGROUP_SKB_DROP 0
 
 #define IP_PROTO_TCP 6
 #define IP_PROTO_UDP 17
@@ -202,6 +203,19 @@ static __always_inline int gate_refuses(struct slot_gate *gate)
            ((gate->flags & GATE_QUOTA) && gate->quota_used_bytes >= gate->quota_allowance_bytes);
 }
 
+/* A blocked upload's packet. TCP's is dropped as if lost: TCP keeps the data,
+ * its timers back off, and it sends again after the block. (With a congestion
+ * notice, a connection with nothing in flight probed every 0.5 s without
+ * backing off and was reset after tcp_retries2 probes: 7.5 s into a block.)
+ * Any other's with a congestion notice: a UDP send sees ENOBUFS, not EPERM. */
+static __always_inline int refuse_upload(struct __sk_buff *skb)
+{
+    struct bpf_sock *sk = skb->sk;
+    if (sk)
+        sk = bpf_sk_fullsock(sk);
+    return sk && sk->protocol == IP_PROTO_TCP ? CGROUP_SKB_DROP : CGROUP_SKB_DROP_CN;
+}
+
 static __always_inline void charge_quota(struct slot_gate *gate, __u64 bytes)
 {
     if (gate->flags & GATE_QUOTA)
@@ -320,7 +334,7 @@ int chadt_egress(struct __sk_buff *skb)
     int verdict = CGROUP_SKB_PASS;
     struct slot_gate *gate = tag && tag->app_slot ? closed_gate(tag->app_slot, POLICE_UP) : 0;
     if (gate && gate_refuses(gate))
-        return CGROUP_SKB_DROP_CN; /* TCP keeps the data and sends it again after the block */
+        return refuse_upload(skb);
     struct slot_policer *policer = tag && tag->app_slot ? active_policer(tag->app_slot, POLICE_UP) : 0;
     if (policer) { /* a refused packet is sent again later: count it then */
         verdict = police_egress(policer, skb, wire_bytes(skb, 0));

@@ -36,7 +36,7 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.gates import LEASE_S
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from tests.support.helper_calls import call_helper
-from tests.support.netns import NetnsPair, Receiver, app_scope, extra_link, start_stream
+from tests.support.netns import NetnsPair, Receiver, app_scope, extra_link, nsenter_argv, start_stream
 from tests.support.waiting import eventually
 
 CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
@@ -97,6 +97,9 @@ def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fai
             app_scope(cgroup2_mount(), f"org.chadthrottle.TestBlockPeer{secrets.token_hex(3)}") as peers, \
             extra_link(f"ctapp-{secrets.token_hex(3)}", pair.peer_ns) as elsewhere, \
             _helper(private_bus, pair, tmp_path / "state") as helper:  # fmt: skip
+        # TCP gives up after 5 retries here, not 15: a blocked upload refused with a congestion notice
+        # was probed every 0.5 s without backing off, and reset after them (2.5 s here, 7.5 s by default)
+        subprocess.run(nsenter_argv(pair.host_ns, ["sysctl", "-qw", "net.ipv4.tcp_retries2=5"]), check=True)
         # peers in a scope of their own: no rule on their program (the same script) reaches them
         tcp = start_stream(pair, 5730, "down", app_cgroup=scope, peer_cgroup=peers, seconds=120)
         udp = start_stream(pair, 5731, "down", udp=True, app_cgroup=scope, peer_cgroup=peers, seconds=120)
@@ -125,6 +128,14 @@ def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fai
             assert eventually(lambda: not _quiet(upload.receiver, 0.2), 8), "the upload did not resume"
             assert eventually(lambda: not _quiet(other_ns.receiver, 0.2), 8), "the other namespace did not resume"
             assert upload.app.poll() is None
+
+            # uploads alone: their acknowledgements still come in, nothing is in flight, TCP probes the block
+            call_helper(bus, lambda c: c.set_blocked(app_id, Direction.UP, True))
+            assert _stops_within([upload.receiver], 1.0)
+            time.sleep(3.5)  # the block's length is what is tested: past 5 probes 0.5 s apart (the reset, before)
+            call_helper(bus, lambda c: c.set_blocked(app_id, Direction.UP, False))
+            assert eventually(lambda: not _quiet(upload.receiver, 0.2), 8), "the upload did not resume"
+            assert upload.app.poll() is None, "the upload lost its connection in a block of uploads alone"
 
             call_helper(bus, lambda c: c.set_blocked(app_id, Direction.DOWN, True))
             assert _stops_within([tcp.receiver, udp.receiver], 1.0)
