@@ -22,7 +22,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.kernel import interfaces
+from chadthrottle.helper.kernel import catch_all, interfaces
 from chadthrottle.helper.kernel.htb import HtbHierarchy, tc_call
 from chadthrottle.helper.kernel.tc_ownership import (
     FILTER_HANDLE, FILTER_PRIORITY, HookEntry, our_filter, our_ifb, same_device,
@@ -47,6 +47,7 @@ class Hook:
     created_qdisc: bool  # the clsact (or ingress) qdisc is ours: it goes with our last filter on it
     old_program: bool = False  # adopted: its filter still runs a killed helper's program
     ifb_name: str = ""
+    catch_all: bool = False  # under a link: every other packet of the direction redirected too (catch_all.py)
 
 
 class NoHookPoint(Exception):
@@ -88,7 +89,8 @@ def _has_any_filter(ipr: IPRoute, uplink: int) -> bool:
 def remove_filter_and_qdisc(ipr: IPRoute, uplink: int, parent: int, created_qdisc: bool,
                             ifb_index: int | None) -> None:  # fmt: skip
     """Our filter under parent (redirecting to ifb_index; None: to any IFB),
-    and the hook qdisc if we added it and no filter is left on it."""
+    our catch-all after it, and the hook qdisc if we added it and no filter is left on it."""
+    catch_all.remove(ipr, uplink, parent, ifb_index)
     found = our_filter(ipr, uplink, parent, ifb_index)
     if found is not None:
         interfaces.delete_filter(ipr, uplink, parent, FILTER_PRIORITY, found)

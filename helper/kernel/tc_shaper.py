@@ -45,7 +45,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import KernelError
-from chadthrottle.helper.kernel import foreign_filters, interfaces, tc_hooks, tc_ownership
+from chadthrottle.helper.kernel import catch_all, foreign_filters, interfaces, tc_hooks, tc_ownership
 from chadthrottle.helper.kernel.htb import RETIRE_AFTER_S, ROOT_HANDLE, Classes, HtbHierarchy, cn_queue_ns
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.ownership import recorded_entries
@@ -252,23 +252,31 @@ class TcShaper:
         removed with its hooks when the link goes and no class is left."""
         link = self._link_shaping[direction]
         for ifb in self._ifbs(direction):
+            users = [index for index, hook in self._hooks[direction].items() if hook.ifb is ifb]
             if ifb.link is not None and link is not None:
                 if ifb.link != link:
                     ifb.relink(link)
-                continue
-            if ifb.link is None and link is None:
-                continue
-            users = [index for index, hook in self._hooks[direction].items() if hook.ifb is ifb]
-            if link is None and not classes:
+            elif ifb.link is not None or link is not None:
+                if link is None and not classes:
+                    for index in users:
+                        self._remove_hook(self._hooks[direction].pop(index))
+                    continue
+                remade = HtbHierarchy(self._ipr, ifb.ifindex, direction, l3_to_l2=ifb.l3_to_l2,
+                                      changer=self._changer, link=link)  # fmt: skip
+                ifb.delete()
+                remade.create()
                 for index in users:
-                    self._remove_hook(self._hooks[direction].pop(index))
-                continue
-            remade = HtbHierarchy(self._ipr, ifb.ifindex, direction, l3_to_l2=ifb.l3_to_l2, changer=self._changer,
-                                  link=link)  # fmt: skip
-            ifb.delete()
-            remade.create()
+                    self._hooks[direction][index].ifb = remade
             for index in users:
-                self._hooks[direction][index].ifb = remade
+                self._match_catch_all(self._hooks[direction][index], link is not None)
+
+    def _match_catch_all(self, hook: Hook, wanted: bool) -> None:
+        """The hook's catch-all there while its direction has a link, gone without."""
+        if wanted and not hook.catch_all:
+            catch_all.add(self._ipr, hook.uplink_index, hook.parent, hook.ifb.ifindex)
+        elif hook.catch_all and not wanted:
+            catch_all.remove(self._ipr, hook.uplink_index, hook.parent, hook.ifb.ifindex)
+        hook.catch_all = wanted
 
     def _sync_pacing(self, up: Classes) -> None:
         """Uploads reach their class through skb->priority, which the egress
@@ -316,6 +324,7 @@ class TcShaper:
             if add_qdisc:
                 tc_hooks.add_hook_qdisc(self._ipr, uplink_index)
             tc_hooks.set_filter(self._ipr, hook, self._tc_program(direction, link.ethernet), "add-filter")
+            self._match_catch_all(hook, self._link_shaping[direction] is not None)
         except KernelError:
             self._remove_hook(hook)
             raise
@@ -383,7 +392,8 @@ class TcShaper:
         hierarchy = shared or HtbHierarchy.adopt(self._ipr, ifb.index, entry.direction, l3_to_l2=uplink.l3_to_l2,
                                                  changer=self._changer)  # fmt: skip
         hooks[entry.uplink] = Hook(entry.direction, entry.uplink, hierarchy, entry.hook_parent, entry.created_qdisc,
-                                   old_program=True, ifb_name=entry.ifb_name or "")  # fmt: skip
+                                   old_program=True, ifb_name=entry.ifb_name or "",
+                                   catch_all=catch_all.present(self._ipr, entry.uplink, entry.hook_parent, ifb.index))
         log.info("adopted %s shaping an earlier helper left on %s (IFB %s)", _WORDS[entry.direction], uplink.name,
                  ifb.name)  # fmt: skip
         return True

@@ -8,6 +8,7 @@ adopted in place by the next one."""
 
 from __future__ import annotations
 
+import random
 import re
 import subprocess
 
@@ -20,7 +21,7 @@ from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from chadthrottle.priority import Priority
-from tests.support.netns import NetnsPair, entered_netns, tc_dump
+from tests.support.netns import NetnsPair, entered_netns, start_stream, tc_dump
 
 LINK = LinkShaping(capacity_bps=1_250_000)  # 10 Mbit/s
 CALL = ClassSpec(rate_bps=0, burst_bytes=0, priority=Priority.CRITICAL)  # a priority alone
@@ -109,3 +110,36 @@ def test_a_killed_shapers_linked_tree_is_adopted_in_place(pair: NetnsPair, datap
         assert tc_dump(pair.host_ns) == before
     finally:
         ipr.close()
+
+
+def _default_class_packets(pair: NetnsPair, shaper: TcShaper, direction: Direction) -> int:
+    (ifb,) = {hook.ifb_name for hook in shaper._hooks[direction].values()}
+    shown = subprocess.run(["tc", "-n", pair.host_ns, "-s", "class", "show", "dev", ifb, "classid",
+                            f"{HTB_MAJOR:x}:ffff"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return int(re.search(r"Sent \d+ bytes (\d+) pkt", shown).group(1))  # type: ignore[union-attr]
+
+
+def test_under_a_link_every_packet_goes_through_the_tree_both_ways(pair: NetnsPair, shaper: TcShaper) -> None:
+    """Traffic of applications without a class (an untagged TCP upload here)
+    reaches the IFBs through the catch-all, is sent from the default class
+    (its data up, its acknowledgements down) and is held under the link."""
+    before = tc_dump(pair.host_ns)
+    for direction in Direction:
+        shaper.set_link(direction, LINK)
+    shaper.reconcile({})
+    assert tc_dump(pair.host_ns).count("match 00000000/00000000 at 0") == 4  # u32 lists both hooks
+    seconds = 1.5
+    stream = start_stream(pair, random.randrange(20000, 60000), "up", seconds=seconds)
+    try:
+        sent = stream.wait()
+    finally:
+        stream.stop()
+    link_bytes = LINK.capacity_bps * 0.95 * seconds
+    assert 0.5 * link_bytes < sent < 1.15 * link_bytes, f"{sent} bytes in {seconds} s: not held under the link"
+    assert _default_class_packets(pair, shaper, Direction.UP) > 100
+    assert _default_class_packets(pair, shaper, Direction.DOWN) > 20  # the acknowledgements
+    shaper.set_link(Direction.DOWN, None)
+    shaper.reconcile({})
+    assert tc_dump(pair.host_ns).count("match 00000000/00000000 at 0") == 1 and not shaper._hooks[Direction.DOWN]
+    shaper.close()
+    assert tc_dump(pair.host_ns) == before
