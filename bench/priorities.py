@@ -17,6 +17,11 @@ Cases:
             capacity by the priority tree (bench/priority_model.py: the tree
             the helper is to build, classified by port until it does), small
             TCP packets (acknowledgements) high (--acks)
+  tagged    as prioritized, but built and classified by the helper's kernel
+            layer (bench/priority_shaper.py: TcShaper with a link capacity
+            per direction, the call's sockets tagged by its app scope, all
+            else through the catch-all into the default class; no class for
+            acknowledgements)
   slowed    as prioritized, but the link drops to --slow-share of its rate
             halfway through the call, and the tree keeps the capacity it was
             given (no estimation yet): the second half is shown, its shares
@@ -25,7 +30,7 @@ Cases:
             link each way (what a user can do today)
 
     sudo .venv/bin/python -m bench.priorities [--down 2.5M] [--up 625K] [--buffer-ms 400]
-        [--seconds 10] [--flows 4] [--cases idle,loaded,prioritized,slowed,capped]
+        [--seconds 10] [--flows 4] [--cases idle,loaded,prioritized,tagged,slowed,capped]
 
 Throughput is the receiver's payload over the call's window, shown as a
 share of the link at L2 as tbf counts it (payload x 1514/1448); "link used"
@@ -48,13 +53,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.bottleneck import Internet, modem
 from bench.limits import slope
 from bench.priority_model import prioritized
+from bench.priority_shaper import shaped_by_the_helpers_kernel
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
@@ -67,7 +73,7 @@ from tests.support.netns import (
 
 TO_L2 = 1514 / 1448  # a full TCP segment's payload -> its frame, as tbf counts it
 # capped last: the helper may keep its hooks a while after its limits go
-CASES = ("idle", "loaded", "prioritized", "slowed", "capped")
+CASES = ("idle", "loaded", "prioritized", "tagged", "slowed", "capped")
 START_TIMEOUT_S = 150.0
 CALL_PORT = 5004
 CALL_RATE = 50  # packets/s each way: bench/call_probe.py's default
@@ -123,6 +129,7 @@ class Bench:
         self.bus, self.pair, self.internet, self.congestion, self.flows = bus, pair, internet, congestion, flows
         self.slow_share = slow_share
         self.acks: Priority | None = None
+        self.tag_call: Callable[[Path], None] | None = None  # "tagged": the call's scope into its class
         self.down_bps, self.up_bps, self.cap_share = down_bps, up_bps, cap_share
         self._ports = iter(range(7100, 8000))
 
@@ -161,6 +168,8 @@ class Bench:
         tag = secrets.token_hex(3)
         with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchCall{tag}") as scope, \
                 app_scope(cgroup2_mount(), f"org.chadthrottle.BenchEcho{tag}") as echo_scope:  # fmt: skip
+            if self.tag_call is not None:
+                self.tag_call(scope)
             echo = spawn(nsenter_argv(self.internet.netns, [sys.executable, "-m", "bench.call_probe", "echo",
                                                           "--port", str(CALL_PORT)]), echo_scope)  # fmt: skip
             try:
@@ -192,6 +201,8 @@ class Bench:
             return CaseResult(name, self.call(seconds), 0.0, 0.0, 0.0, 0.0, rates)
         shaping = prioritized(self.pair, self.down_bps, self.up_bps, CALL_PORT, acks=self.acks) \
             if name in ("prioritized", "slowed") else contextlib.nullcontext()
+        if name == "tagged":
+            shaping = self._tagged()
         with shaping, self.bulk() as (up, down):
             rules: list[str] = []
             try:
@@ -207,6 +218,15 @@ class Bench:
                     self._clear(app_id)
                 if name == "slowed":
                     self.internet.set_rates(self.down_bps, self.up_bps)
+
+    @contextlib.contextmanager
+    def _tagged(self) -> Iterator[None]:
+        with shaped_by_the_helpers_kernel(self.pair, self.down_bps, self.up_bps) as tag:
+            self.tag_call = tag
+            try:
+                yield
+            finally:
+                self.tag_call = None
 
     def _measure(self, name: str, seconds: float, up: list[Stream], down: list[Stream]) -> CaseResult:
         """One call over the running bulk; "slowed": the link drops to
