@@ -1,6 +1,6 @@
 """Network devices as the tc shaper needs them: which are uplinks, what qdisc
-sits on them, the filters on their ingress, and the IFB devices the helper
-creates for downloads. Nothing here decides what is ours: tc_ownership.py does,
+sits on them, the filters on their hooks, and the IFB devices the helper
+creates. Nothing here decides what is ours: tc_ownership.py does,
 from the shaper's journal."""
 
 from __future__ import annotations
@@ -49,14 +49,6 @@ class Qdisc:
     handle: int
     rate2quantum: int = 0  # HTB only: where the helper marks its roots
     default_minor: int = 0  # HTB only
-
-    @property
-    def is_default(self) -> bool:
-        """Attached by the kernel, so deleting ours brings the same one back.
-        Handle 0 says so whatever its kind (net.core.default_qdisc may name fq
-        or cake; multi-queue devices get mq): a qdisc someone adds gets a
-        handle, and nothing can be added under a root whose handle is 0."""
-        return self.handle == 0
 
 
 def _link(message: Any) -> Link:
