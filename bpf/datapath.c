@@ -59,6 +59,8 @@ BPF_ARRAY(socket_caps, struct socket_caps, MAX_SLOTS);
 #define CGROUP_SKB_PASS_CN 3 /* pass, and tell TCP it met congestion */
 #define CGROUP_SKB_DROP_CN 2 /* drop, and tell TCP it met congestion: it keeps the data */
 #define CGROUP_SKB_DROP 0
+#define TCP_ACK 0x10
+#define TCP_ACK_RST_SYN_FIN 0x17
 
 #define IP_PROTO_TCP 6
 #define IP_PROTO_UDP 17
@@ -216,6 +218,42 @@ static __always_inline int refuse_upload(struct __sk_buff *skb)
     return sk && sk->protocol == IP_PROTO_TCP ? CGROUP_SKB_DROP : CGROUP_SKB_DROP_CN;
 }
 
+/* A TCP segment that only acknowledges (no payload; no SYN, FIN or RST): it
+ * uploads nothing, and the application's downloads wait for it, so a block of
+ * uploads lets it through (it stopped every TCP download with the upload). */
+static __always_inline int pure_ack(struct __sk_buff *skb)
+{
+    void *data = (void *)(long)skb->data;
+    void *data_end = (void *)(long)skb->data_end;
+    __u8 *version = data;
+    if ((void *)(version + 1) > data_end)
+        return 0;
+    __u32 l3_len;
+    __u8 proto;
+    if ((*version >> 4) == 4) {
+        struct iphdr *ip = data;
+        if ((void *)(ip + 1) > data_end)
+            return 0;
+        l3_len = ip->ihl * 4;
+        proto = ip->protocol;
+    } else if ((*version >> 4) == 6) {
+        struct ipv6hdr *ip6 = data;
+        if ((void *)(ip6 + 1) > data_end)
+            return 0;
+        l3_len = sizeof(*ip6);
+        proto = ip6->nexthdr;
+    } else {
+        return 0;
+    }
+    if (proto != IP_PROTO_TCP)
+        return 0;
+    __u8 *offset_and_flags = (__u8 *)data + (l3_len & 0x7f) + 12; /* data offset, then the flags */
+    if ((void *)(offset_and_flags + 2) > data_end)
+        return 0;
+    __u32 headers = (l3_len & 0x7f) + (offset_and_flags[0] >> 4) * 4;
+    return skb->len == headers && (offset_and_flags[1] & TCP_ACK_RST_SYN_FIN) == TCP_ACK;
+}
+
 static __always_inline void charge_quota(struct slot_gate *gate, __u64 bytes)
 {
     if (gate->flags & GATE_QUOTA)
@@ -333,7 +371,7 @@ int chadt_egress(struct __sk_buff *skb)
     struct sock_tag *tag = tag_of(skb);
     int verdict = CGROUP_SKB_PASS;
     struct slot_gate *gate = tag && tag->app_slot ? closed_gate(tag->app_slot, POLICE_UP) : 0;
-    if (gate && gate_refuses(gate))
+    if (gate && gate_refuses(gate) && !pure_ack(skb))
         return refuse_upload(skb);
     struct slot_policer *policer = tag && tag->app_slot ? active_policer(tag->app_slot, POLICE_UP) : 0;
     if (policer) { /* a refused packet is sent again later: count it then */

@@ -132,7 +132,9 @@ def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fai
             # uploads alone: their acknowledgements still come in, nothing is in flight, TCP probes the block
             call_helper(bus, lambda c: c.set_blocked(app_id, Direction.UP, True))
             assert _stops_within([upload.receiver], 1.0)
-            time.sleep(3.5)  # the block's length is what is tested: past 5 probes 0.5 s apart (the reset, before)
+            # its TCP download goes on: the acknowledgements upload nothing and pass (the download stalled)
+            assert not _quiet(tcp.receiver, 1.0), "a block of uploads stopped the download"
+            time.sleep(2.5)  # the block's length is what is tested: past 5 probes 0.5 s apart (the reset, before)
             call_helper(bus, lambda c: c.set_blocked(app_id, Direction.UP, False))
             assert eventually(lambda: not _quiet(upload.receiver, 0.2), 8), "the upload did not resume"
             assert upload.app.poll() is None, "the upload lost its connection in a block of uploads alone"
