@@ -219,8 +219,9 @@ static __always_inline int refuse_upload(struct __sk_buff *skb)
 }
 
 /* A TCP segment that only acknowledges (no payload; no SYN, FIN or RST): it
- * uploads nothing, and the application's downloads wait for it, so a block of
- * uploads lets it through (it stopped every TCP download with the upload). */
+ * carries nothing, and the other direction's TCP waits for it, so a block of
+ * one direction lets it through (a block of uploads stopped every TCP
+ * download with them, and a block of downloads every upload). */
 static __always_inline int pure_ack(struct __sk_buff *skb)
 {
     void *data = (void *)(long)skb->data;
@@ -391,7 +392,7 @@ int chadt_ingress(struct __sk_buff *skb)
 {
     struct sock_tag *tag = tag_of(skb);
     struct slot_gate *gate = tag && tag->app_slot ? closed_gate(tag->app_slot, POLICE_DOWN) : 0;
-    if (gate && gate_refuses(gate))
+    if (gate && gate_refuses(gate) && !pure_ack(skb))
         return 0; /* dropped, not reset: the sender retransmits after the block */
     struct slot_policer *policer = tag && tag->app_slot ? active_policer(tag->app_slot, POLICE_DOWN) : 0;
     int verdict = 1;

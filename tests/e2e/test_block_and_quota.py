@@ -141,6 +141,7 @@ def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fai
 
             call_helper(bus, lambda c: c.set_blocked(app_id, Direction.DOWN, True))
             assert _stops_within([tcp.receiver, udp.receiver], 1.0)
+            assert not _quiet(upload.receiver, 1.0), "a block of downloads stopped the upload"
             helpers[0].kill()  # SIGKILL: the lease is not renewed, the block lapses (fail open)
             killed = time.monotonic()
             assert eventually(lambda: not _quiet(udp.receiver, 0.1), LEASE_S + 2.0), "still blocked by a dead helper"
