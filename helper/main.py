@@ -43,6 +43,7 @@ from chadthrottle.helper.adapter.service import HelperService
 from chadthrottle.helper.engine.api import EngineApi
 from chadthrottle.helper.errors import HelperError
 from chadthrottle.helper.install import add_install_commands, run_install_command
+from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
 
 log = logging.getLogger("chadthrottle.helper.main")
 
@@ -188,12 +189,13 @@ def _finish_takeover() -> None:
 
 
 def _make_engine(
-    state_dir: Path, backend: str, usage_flush_s: float = 60.0, wall_clock_file: Path | None = None
+    state_dir: Path, backend: str, usage_flush_s: float = 60.0, wall_clock_file: Path | None = None,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
 ) -> ClosableEngine:
     # Imported here: the factory pulls in pyroute2, which --help must not need.
     from chadthrottle.helper.engine.factory import EngineOptions, build_engine, wall_clock_from_file
 
-    options = EngineOptions(state_dir=state_dir, backend=backend, usage_flush_s=usage_flush_s)
+    options = EngineOptions(state_dir=state_dir, backend=backend, usage_flush_s=usage_flush_s, cache_dir=cache_dir)
     if wall_clock_file is not None:
         options = dataclasses.replace(options, wall_clock=wall_clock_from_file(wall_clock_file))
     engine: ClosableEngine = build_engine(options)
@@ -207,7 +209,8 @@ async def _serve(arguments: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     await run_helper(
         arguments.bus_address,
-        lambda: _make_engine(arguments.state_dir, arguments.backend, arguments.usage_flush_s, arguments.wall_clock_file),
+        lambda: _make_engine(arguments.state_dir, arguments.backend, arguments.usage_flush_s, arguments.wall_clock_file,
+                             arguments.cache_dir),
         stop,
         idle_exit_s=idle_exit_seconds(arguments.idle_exit_s, os.environ), finish_takeover=_finish_takeover,
     )  # fmt: skip
@@ -254,6 +257,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--usage-flush-s", metavar="SECONDS", type=_flush_seconds, default=60.0,
                         help="how often the usage history is written to disk; a crash loses at most this "
                         "much of it (default: 60; 1 to 3600)")
+    parser.add_argument("--cache-dir", metavar="DIR", type=Path, default=DEFAULT_CACHE_DIR,
+                        help=f"where compiled BPF programs are kept (default: {DEFAULT_CACHE_DIR}); an empty "
+                        "directory makes the helper compile them, as on its first start")
     parser.add_argument("--wall-clock-file", metavar="FILE", type=Path, default=None,
                         help="for tests: read the time schedules see (unix seconds) from FILE instead of the "
                         "system clock")

@@ -191,6 +191,7 @@ class HelperProcess:
         start_timeout_s: float = 30.0,
         stop_timeout_s: float = 10.0,
         idle_exit_s: float | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         if netns is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", netns):
             raise ValueError(f"not a network namespace name: {netns!r}")
@@ -202,6 +203,8 @@ class HelperProcess:
             self.command += ["--state-dir", str(state_dir)]
         if idle_exit_s is not None:
             self.command += ["--idle-exit-s", str(idle_exit_s)]
+        if cache_dir is not None:
+            self.command += ["--cache-dir", str(cache_dir)]
         if netns is not None:
             # Not `ip netns exec`: it remounts /sys and hides the cgroup tree.
             self.command = ["nsenter", f"--net=/run/netns/{netns}", "--", *self.command]
