@@ -20,7 +20,7 @@ from chadthrottle.helper.errors import InvalidArgument
 if TYPE_CHECKING:
     from chadthrottle.helper.engine.schedules import Schedule
 
-MAX_SLOTS = 0xFFFC  # HTB minors 1..0xfffc: 0xfffd-0xffff are the link tree's (helper/kernel/htb.py)
+MAX_SLOTS = 0xFFFB  # HTB minors 1..0xfffb: 0xfffc-0xffff are the link tree's (helper/kernel/htb.py)
 DEFAULT_BURST_SECONDS = 0.05
 
 

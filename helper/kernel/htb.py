@@ -60,6 +60,17 @@ DEFAULT_MINOR = 0xFFFF
 # qdisc's). App slots stay below both (MAX_SLOTS in helper/engine/limits.py).
 LINK_MINOR = 0xFFFE
 DEFAULT_LEAF_MAJOR = 0xFFFD
+# ... and a class for small TCP packets (acknowledgements, mostly) of
+# applications without a class: in the default class a download's
+# acknowledgements waited behind the bulk upload, the remote senders then
+# sent in bursts, and 150-200 ms of queue stayed at the modem (12-16 ms with
+# them apart: docs/benchmarks.md, "Priorities through the helper's kernel layer").
+ACK_MINOR = 0xFFFC
+# IPv4, IPv6: u32 on the tree's root (our own IFB's), gone with it
+ACK_FILTER_PRIORITIES = {0x0800: HTB_MAJOR, 0x86DD: HTB_MAJOR + 1}
+# u32 keys (value/mask+offset from the IP header): TCP, and a packet under 128 bytes
+ACK_KEYS = {0x0800: ["0x00060000/0x00ff0000+8", "0x00000000/0x0000ff80+0"],
+            0x86DD: ["0x00000600/0xff80ff00+4"]}  # fmt: skip
 DEFAULT_CLASS_RATE_BPS = 12_500_000_000  # 100 Gbit/s
 DEFAULT_CLASS_BURST_BYTES = 1 << 20
 LIMITED_PRIORITY, DEFAULT_CLASS_PRIORITY = 0, 1
@@ -248,7 +259,11 @@ class HtbHierarchy:
     def create(self) -> None:
         tc_call(self._ipr, "add", "htb", self.ifindex, ROOT_HANDLE, default=DEFAULT_MINOR, r2q=ROOT_MARKER_R2Q)
         if self.link is not None:
-            self._sync_linked({}, 0.0)  # the link class and the default class under it
+            self._sync_linked({}, 0.0)  # the link class, the acknowledgements' and the default class under it
+            for protocol, priority in ACK_FILTER_PRIORITIES.items():
+                # skb->priority (a tagged application's class) is read before filters: only the rest is classified
+                tc_call(self._ipr, "add-filter", "u32", self.ifindex, parent=ROOT_HANDLE, prio=priority,
+                        protocol=protocol, target=ROOT_HANDLE | ACK_MINOR, keys=ACK_KEYS[protocol])  # fmt: skip
             return
         self._set_class(DEFAULT_MINOR, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, DEFAULT_CLASS_PRIORITY,
                         "add-class")  # fmt: skip

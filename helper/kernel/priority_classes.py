@@ -10,6 +10,7 @@ as the limits (HTB_MAJOR:, default class DEFAULT_MINOR):
       LINK_MINOR       rate = ceil = the capacity x SHAPE_SHARE
         <slot>         one application with a priority or a limit:
                        prio = its priority's rank, ceil = its limit or the link
+        ACK_MINOR      small TCP packets of every other application, high
         DEFAULT_MINOR  every other application, at normal priority
 
 Every class under the link is guaranteed a floor: its priority's share of
@@ -41,9 +42,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from chadthrottle.helper.kernel.htb import DEFAULT_LEAF_MAJOR, DEFAULT_MINOR, LINK_MINOR, ROOT_HANDLE, Classes
+from chadthrottle.helper.kernel.htb import ACK_MINOR, DEFAULT_MINOR, LINK_MINOR, ROOT_HANDLE, Classes
 from chadthrottle.priority import DEFAULT_PRIORITY, Priority
 
+ACK_PRIORITY = Priority.HIGH  # small TCP packets of applications without a class (htb.ACK_MINOR)
 SHAPE_SHARE = 0.95  # shape this far under the capacity, so the modem's queue stays empty
 # What the classes of each priority are guaranteed together, as a share of the link.
 FLOOR_SHARES = {Priority.CRITICAL: 0.10, Priority.HIGH: 0.05, Priority.NORMAL: 0.02, Priority.LOW: 0.01}
@@ -87,11 +89,11 @@ def plan_tree(capacity_bps: int, apps: dict[int, AppClass], l3_to_l2: float = 1.
     (app slot -> AppClass), parents first."""
     if capacity_bps <= 0:
         raise ValueError(f"the link capacity must be positive, not {capacity_bps}")
-    if not all(0 < slot < DEFAULT_LEAF_MAJOR for slot in apps):  # below the minors and handles the tree takes
-        raise ValueError(f"app slots must be within 1..{DEFAULT_LEAF_MAJOR - 1}: {sorted(apps)}")
+    if not all(0 < slot < ACK_MINOR for slot in apps):  # below the minors and handles the tree takes
+        raise ValueError(f"app slots must be within 1..{ACK_MINOR - 1}: {sorted(apps)}")
     link = max(1, round(capacity_bps * SHAPE_SHARE * l3_to_l2))
     link_burst = max(3 * 1514, int(link * LINK_BURST_S))
-    sharing = Counter([wish.priority for wish in apps.values()] + [DEFAULT_PRIORITY])  # the default class too
+    sharing = Counter([wish.priority for wish in apps.values()] + [DEFAULT_PRIORITY, ACK_PRIORITY])  # ours too
 
     def floor(priority: Priority) -> int:
         return max(1, int(link * FLOOR_SHARES[priority] / sharing[priority]))
@@ -103,6 +105,8 @@ def plan_tree(capacity_bps: int, apps: dict[int, AppClass], l3_to_l2: float = 1.
         cburst = wish.burst_bytes if wish.limit_bps is not None and wish.burst_bytes else link_burst
         plans.append(ClassPlan(slot, link_handle, min(floor(wish.priority), ceil), ceil, FLOOR_BURST_BYTES, cburst,
                                wish.priority.rank, _leaf_bytes(ceil)))  # fmt: skip
+    plans.append(ClassPlan(ACK_MINOR, link_handle, floor(ACK_PRIORITY), link, FLOOR_BURST_BYTES, link_burst,
+                           ACK_PRIORITY.rank, _leaf_bytes(link)))  # fmt: skip
     plans.append(ClassPlan(DEFAULT_MINOR, link_handle, floor(DEFAULT_PRIORITY), link, FLOOR_BURST_BYTES, link_burst,
                            DEFAULT_PRIORITY.rank, _leaf_bytes(link)))  # fmt: skip
     return plans

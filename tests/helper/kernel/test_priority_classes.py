@@ -104,7 +104,7 @@ def test_bad_priorities_and_plans_are_refused_by_name() -> None:
             assert "critical, high, normal, low" in str(error)
         else:
             raise AssertionError(f"{text!r} was taken as a priority")
-    for capacity, apps in ((0, {}), (1000, {0: AppClass()}), (1000, {0xFFFD: AppClass()}),
+    for capacity, apps in ((0, {}), (1000, {0: AppClass()}), (1000, {0xFFFC: AppClass()}),
                            (1000, {0xFFFE: AppClass()})):  # fmt: skip
         try:
             plan_tree(capacity, apps)
@@ -167,17 +167,17 @@ def test_a_linked_hierarchy_nests_classes_by_priority_holds_limits_inside_change
             tree.create()
             tree.sync({3: ClassSpec(0, 0, Priority.CRITICAL), 4: ClassSpec(200_000, 65536, Priority.LOW)}, 0.0)
             classes = _classes(pair.host_ns, pair.host_if)
-            assert set(classes) == {"c7ad:fffe", "c7ad:3", "c7ad:4", "c7ad:ffff"}
+            assert set(classes) == {"c7ad:fffe", "c7ad:3", "c7ad:4", "c7ad:fffc", "c7ad:ffff"}
             assert classes["c7ad:fffe"]["root"] is True, classes["c7ad:fffe"]
             assert {h: classes[h].get("parent") for h in ("c7ad:3", "c7ad:4", "c7ad:ffff")} == dict.fromkeys(
                 ("c7ad:3", "c7ad:4", "c7ad:ffff"), "c7ad:fffe")  # fmt: skip
-            assert [classes[h]["prio"] for h in ("c7ad:3", "c7ad:ffff", "c7ad:4")] == [0, 2, 3]
+            assert [classes[h]["prio"] for h in ("c7ad:3", "c7ad:fffc", "c7ad:ffff", "c7ad:4")] == [0, 1, 2, 3]
             link_rate = classes["c7ad:fffe"]["rate"]
             assert classes["c7ad:4"]["ceil"] < link_rate == classes["c7ad:3"]["ceil"]
             _limit_holds_inside(pair, slot=4, limit_bps=200_000)
 
             tree.sync({3: ClassSpec(0, 0, Priority.CRITICAL)}, 0.0)  # the low one goes, the rest stay
-            assert set(_classes(pair.host_ns, pair.host_if)) == {"c7ad:fffe", "c7ad:3", "c7ad:ffff"}
+            assert set(_classes(pair.host_ns, pair.host_if)) == {"c7ad:fffe", "c7ad:3", "c7ad:fffc", "c7ad:ffff"}
             tree.relink(LinkShaping(2_000_000))
             tree.sync({3: ClassSpec(0, 0, Priority.CRITICAL)}, 0.0)
             assert _classes(pair.host_ns, pair.host_if)["c7ad:fffe"]["rate"] > 1.9 * link_rate
@@ -190,6 +190,6 @@ def test_a_linked_hierarchy_nests_classes_by_priority_holds_limits_inside_change
 
 def test_application_slots_stay_below_the_minors_and_handles_the_link_tree_takes() -> None:
     from chadthrottle.helper.engine.limits import MAX_SLOTS
-    from chadthrottle.helper.kernel.htb import DEFAULT_LEAF_MAJOR, DEFAULT_MINOR
+    from chadthrottle.helper.kernel.htb import ACK_MINOR, DEFAULT_LEAF_MAJOR, DEFAULT_MINOR
 
-    assert MAX_SLOTS < DEFAULT_LEAF_MAJOR < LINK_MINOR < DEFAULT_MINOR
+    assert MAX_SLOTS < ACK_MINOR < DEFAULT_LEAF_MAJOR < LINK_MINOR < DEFAULT_MINOR

@@ -16,7 +16,7 @@ from pyroute2 import IPRoute
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
-from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.htb import ACK_MINOR, DEFAULT_MINOR, ClassSpec
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
@@ -112,17 +112,18 @@ def test_a_killed_shapers_linked_tree_is_adopted_in_place(pair: NetnsPair, datap
         ipr.close()
 
 
-def _default_class_packets(pair: NetnsPair, shaper: TcShaper, direction: Direction) -> int:
+def _class_packets(pair: NetnsPair, shaper: TcShaper, direction: Direction, minor: int = DEFAULT_MINOR) -> int:
     (ifb,) = {hook.ifb_name for hook in shaper._hooks[direction].values()}
     shown = subprocess.run(["tc", "-n", pair.host_ns, "-s", "class", "show", "dev", ifb, "classid",
-                            f"{HTB_MAJOR:x}:ffff"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+                            f"{HTB_MAJOR:x}:{minor:x}"], capture_output=True, text=True, check=True).stdout  # fmt: skip
     return int(re.search(r"Sent \d+ bytes (\d+) pkt", shown).group(1))  # type: ignore[union-attr]
 
 
 def test_under_a_link_every_packet_goes_through_the_tree_both_ways(pair: NetnsPair, shaper: TcShaper) -> None:
     """Traffic of applications without a class (an untagged TCP upload here)
-    reaches the IFBs through the catch-all, is sent from the default class
-    (its data up, its acknowledgements down) and is held under the link."""
+    reaches the IFBs through the catch-all, its data is sent from the default
+    class, its acknowledgements from their own class (not behind anybody's
+    bulk), and it is held under the link."""
     before = tc_dump(pair.host_ns)
     for direction in Direction:
         shaper.set_link(direction, LINK)
@@ -136,8 +137,10 @@ def test_under_a_link_every_packet_goes_through_the_tree_both_ways(pair: NetnsPa
         stream.stop()
     link_bytes = LINK.capacity_bps * 0.95 * seconds
     assert 0.5 * link_bytes < sent < 1.15 * link_bytes, f"{sent} bytes in {seconds} s: not held under the link"
-    assert _default_class_packets(pair, shaper, Direction.UP) > 100
-    assert _default_class_packets(pair, shaper, Direction.DOWN) > 20  # the acknowledgements
+    assert _class_packets(pair, shaper, Direction.UP) > 100
+    # the uploader's handshake and close are small too, its data is not
+    assert _class_packets(pair, shaper, Direction.DOWN, ACK_MINOR) > 20 > _class_packets(
+        pair, shaper, Direction.UP, ACK_MINOR)  # fmt: skip
     shaper.set_link(Direction.DOWN, None)
     shaper.reconcile({})
     assert tc_dump(pair.host_ns).count("match 00000000/00000000 at 0") == 1 and not shaper._hooks[Direction.DOWN]
