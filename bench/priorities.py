@@ -21,7 +21,8 @@ Cases:
             layer (bench/priority_shaper.py: TcShaper with a link capacity
             per direction, the call's sockets tagged by its app scope, all
             else through the catch-all into the default class; no class for
-            acknowledgements)
+            acknowledgements; --tag-download: the bulk download in a normal
+            class of its own)
   slowed    as prioritized, but the link drops to --slow-share of its rate
             halfway through the call, and the tree keeps the capacity it was
             given (no estimation yet): the second half is shown, its shares
@@ -60,7 +61,7 @@ from pathlib import Path
 from bench.bottleneck import Internet, modem
 from bench.limits import slope
 from bench.priority_model import prioritized
-from bench.priority_shaper import shaped_by_the_helpers_kernel
+from bench.priority_shaper import CALL_SLOT, DOWNLOAD_SLOT, shaped_by_the_helpers_kernel
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
@@ -129,7 +130,8 @@ class Bench:
         self.bus, self.pair, self.internet, self.congestion, self.flows = bus, pair, internet, congestion, flows
         self.slow_share = slow_share
         self.acks: Priority | None = None
-        self.tag_call: Callable[[Path], None] | None = None  # "tagged": the call's scope into its class
+        self.tag: Callable[[Path, int], None] | None = None  # "tagged": (app scope, slot) into its class
+        self.tag_download = False  # "tagged": the bulk download application in a normal class of its own
         self.down_bps, self.up_bps, self.cap_share = down_bps, up_bps, cap_share
         self._ports = iter(range(7100, 8000))
 
@@ -141,6 +143,8 @@ class Bench:
                 app_scope(cgroup2_mount(), f"org.chadthrottle.BenchDownload{tag}") as down_scope, \
                 app_scope(cgroup2_mount(), f"org.chadthrottle.BenchServer{tag}") as peer_scope:  # fmt: skip
             streams: dict[str, list[Stream]] = {"up": [], "down": []}
+            if self.tag is not None and self.tag_download:
+                self.tag(down_scope, DOWNLOAD_SLOT)
             try:
                 for _ in range(self.flows):
                     streams["up"].append(self._bulk_stream("up", up_scope, peer_scope))
@@ -168,8 +172,8 @@ class Bench:
         tag = secrets.token_hex(3)
         with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchCall{tag}") as scope, \
                 app_scope(cgroup2_mount(), f"org.chadthrottle.BenchEcho{tag}") as echo_scope:  # fmt: skip
-            if self.tag_call is not None:
-                self.tag_call(scope)
+            if self.tag is not None:
+                self.tag(scope, CALL_SLOT)
             echo = spawn(nsenter_argv(self.internet.netns, [sys.executable, "-m", "bench.call_probe", "echo",
                                                           "--port", str(CALL_PORT)]), echo_scope)  # fmt: skip
             try:
@@ -222,11 +226,11 @@ class Bench:
     @contextlib.contextmanager
     def _tagged(self) -> Iterator[None]:
         with shaped_by_the_helpers_kernel(self.pair, self.down_bps, self.up_bps) as tag:
-            self.tag_call = tag
+            self.tag = tag
             try:
                 yield
             finally:
-                self.tag_call = None
+                self.tag = None
 
     def _measure(self, name: str, seconds: float, up: list[Stream], down: list[Stream]) -> CaseResult:
         """One call over the running bulk; "slowed": the link drops to
@@ -323,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow-share", type=float, default=0.7, help="the slowed case's link rate halfway, a share")
     parser.add_argument("--flows", type=int, default=4, help="TCP connections of each bulk application "
                         "(an updater opens several; one alone is held back by its receive window here)")
+    parser.add_argument("--tag-download", action="store_true", help="tagged: the bulk download application "
+                        "gets a class of its own at normal priority (its acknowledgements no longer wait behind "
+                        "the bulk upload in the default class)")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {','.join(CASES)}")
     arguments = parser.parse_args(argv)
     acks = None if arguments.acks == "none" else parse_priority(arguments.acks)
@@ -344,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(bus, pair, internet, arguments.down, arguments.up, arguments.cap_share, arguments.congestion,
                       arguments.flows, arguments.slow_share)  # fmt: skip
         bench.acks = acks
+        bench.tag_download = arguments.tag_download
         print(f"link {arguments.down * 8 / 1e6:.1f} Mbit/s down, {arguments.up * 8 / 1e6:.1f} Mbit/s up, "
               f"{arguments.buffer_ms:.0f} ms of buffer each way, TCP {arguments.congestion}, {arguments.flows} flows per bulk app; "
               f"call {arguments.seconds:.0f} s at 50 packets/s each way", flush=True)  # fmt: skip

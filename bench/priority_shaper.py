@@ -29,6 +29,7 @@ from chadthrottle.priority import Priority
 from tests.support.netns import NetnsPair, entered_netns
 
 CALL_SLOT = 1
+DOWNLOAD_SLOT = 2  # the bulk download, with --tag-download
 CACHE_DIR = Path("/var/cache/chadthrottle")
 ETHERNET_L3_TO_L2 = 1514 / 1500  # the modem counts frames; a capacity is at L3
 
@@ -37,8 +38,10 @@ ETHERNET_L3_TO_L2 = 1514 / 1500  # the modem counts frames; a capacity is at L3
 def shaped_by_the_helpers_kernel(pair: NetnsPair, down_bps: int, up_bps: int,
                                  priority: Priority = Priority.CRITICAL) -> Iterator[Callable[[Path], None]]:  # fmt: skip
     """The tree on the host namespace's IFBs under the link (L2 bytes/s, as
-    the modem counts); yields tag(scope): that app scope's new sockets are
-    the prioritized application's. Everything goes when the block ends."""
+    the modem counts), a class for the call (CALL_SLOT, `priority`) and one
+    at normal priority for DOWNLOAD_SLOT; yields tag(scope, slot): that app
+    scope's new sockets are that application's (a scope nobody tags is in
+    the default class). Everything goes when the block ends."""
     datapath = Datapath(cache_dir=CACHE_DIR)
     datapath.open()
     tagged: list[int] = []
@@ -49,12 +52,13 @@ def shaped_by_the_helpers_kernel(pair: NetnsPair, down_bps: int, up_bps: int,
         try:
             for direction, capacity in ((Direction.DOWN, down_bps), (Direction.UP, up_bps)):
                 shaper.set_link(direction, LinkShaping(round(capacity / ETHERNET_L3_TO_L2)))
-            call_class = ClassSpec(0, 0, priority)  # rate 0: no limit, a class for the priority
-            shaper.reconcile({direction: {CALL_SLOT: call_class} for direction in Direction})
+            # rate 0: no limit, a class for the priority
+            classes = {CALL_SLOT: ClassSpec(0, 0, priority), DOWNLOAD_SLOT: ClassSpec(0, 0, Priority.NORMAL)}
+            shaper.reconcile({direction: dict(classes) for direction in Direction})
 
-            def tag(scope: Path) -> None:
+            def tag(scope: Path, slot: int) -> None:
                 cgroup_id = os.stat(scope).st_ino
-                datapath.set_cgroup_slot(cgroup_id, CALL_SLOT)
+                datapath.set_cgroup_slot(cgroup_id, slot)
                 tagged.append(cgroup_id)
 
             yield tag
