@@ -218,8 +218,9 @@ def parse_size(text: str) -> int:
 
 
 def format_size(size_bytes: int) -> str:
-    """Bytes for people, decimal: "5 MB", "1.5 GB"."""
-    for power, label in ((4, "TB"), (3, "GB"), (2, "MB"), (1, "kB")):
+    """Bytes for people, decimal: "5 MB", "1.5 GB" (up to a quota's largest,
+    1.13 PB; without PB, 1000 TB came out as "1e+03 TB")."""
+    for power, label in ((5, "PB"), (4, "TB"), (3, "GB"), (2, "MB"), (1, "kB")):
         if size_bytes >= 1000**power:
             return f"{size_bytes / 1000**power:.3g} {label}"
     return f"{size_bytes} B"

@@ -100,3 +100,11 @@ def test_format_rate_has_at_most_three_significant_digits_below_tera(rate_bps: f
 def test_format_limit() -> None:
     assert format_limit(0) == "none"
     assert format_limit(2_000_000) == "2.00 MB/s"
+
+
+def test_sizes_up_to_the_largest_quota_read_without_an_exponent() -> None:
+    from chadthrottle.contract import MAX_QUOTA_BYTES
+    from chadthrottle.units import format_size
+
+    assert [format_size(n) for n in (999, 5_000_000, 999 * 10**12, 10**15, MAX_QUOTA_BYTES)] == [
+        "999 B", "5 MB", "999 TB", "1 PB", "1.13 PB"]
