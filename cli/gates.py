@@ -103,6 +103,18 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
             parser.error("quota --then: block or a rate, not unlimited")
 
 
+def _still_blocked_note(client: BlockingHelperClient, app_id: str, direction: Direction | None) -> str:
+    """unblock lifts the plain block only: name an active schedule that still
+    blocks a direction asked (it said 'unblocked' and nothing changed)."""
+    asked = [direction] if direction else list(Direction)
+    names = sorted({s.name for s in client.list_schedules() if s.app_id == app_id and s.active and any(
+        s.down_blocked if d is Direction.DOWN else s.up_blocked for d in asked)})  # fmt: skip
+    if not names:
+        return ""
+    return (f"; still blocked by the schedule {' and '.join(for_terminal(n) for n in names)} while it is active "
+            f"(chadthrottle-ctl schedule remove {for_terminal(app_id)} NAME lifts it)")
+
+
 def run_gate(client: BlockingHelperClient, arguments: argparse.Namespace) -> str:
     """Make the call; the line to print."""
     app, direction, scope = arguments.app, arguments.direction, arguments.scope
@@ -111,7 +123,7 @@ def run_gate(client: BlockingHelperClient, arguments: argparse.Namespace) -> str
         blocked = arguments.command == "block"
         resolved = client.set_blocked(app, direction, blocked, scope=scope)
         if not blocked:
-            return f"{for_terminal(resolved)}: {which} unblocked"
+            return f"{for_terminal(resolved)}: {which} unblocked{_still_blocked_note(client, resolved, direction)}"
         return f"{for_terminal(resolved)}: {which} blocked ({BLOCK_HELD_NOTE})"
     if arguments.off:
         resolved = client.clear_quota(app, direction, scope=scope)

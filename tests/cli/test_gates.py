@@ -71,3 +71,38 @@ def test_list_names_the_schedule_that_blocks_or_limits_now() -> None:
     row = ctl.format_applications([app]).splitlines()[1]
     assert "blocked (admin, schedule mon-fri 09:00-17:00)" in row
     assert "300 KB/s (admin, schedule daily 00:00-23:59)" in row
+
+
+class _Schedules:
+    """The two calls unblock makes, answered from a list (the call itself is
+    tested end to end; this is what is printed)."""
+
+    def __init__(self, schedules: list[object]) -> None:
+        self.schedules = schedules
+
+    def set_blocked(self, app_id: str, direction: object, blocked: bool, *, scope: object) -> str:
+        return app_id
+
+    def list_schedules(self) -> list[object]:
+        return self.schedules
+
+
+def test_unblock_names_a_schedule_that_still_blocks() -> None:
+    """unblock lifts the plain block only; it said 'unblocked' while an active
+    schedule kept the application blocked."""
+    from chadthrottle.cli.gates import run_gate
+    from chadthrottle.contract import ScheduleInfo
+
+    night = ScheduleInfo("app:x", ADMIN_OWNER, "daily 22:00-06:00", "daily", "22:00", "06:00", 0, 0, False, True, True)
+    idle = dataclasses.replace(night, name="sat 10:00-11:00", active=False)
+    other = dataclasses.replace(night, app_id="app:y")
+
+    def unblock(direction: Direction | None, schedules: list[object]) -> str:
+        arguments = argparse.Namespace(command="unblock", app="app:x", direction=direction, scope=None)
+        return run_gate(_Schedules(schedules), arguments)  # type: ignore[arg-type]
+
+    assert unblock(None, [night, idle, other]) == (
+        "app:x: down and up unblocked; still blocked by the schedule daily 22:00-06:00 while it is active "
+        "(chadthrottle-ctl schedule remove app:x NAME lifts it)")
+    assert unblock(Direction.DOWN, [night]) == "app:x: down unblocked"  # it blocks uploads only
+    assert unblock(None, [idle, other]) == "app:x: down and up unblocked"
