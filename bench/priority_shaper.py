@@ -35,8 +35,9 @@ ETHERNET_L3_TO_L2 = 1514 / 1500  # the modem counts frames; a capacity is at L3
 
 
 @contextlib.contextmanager
-def shaped_by_the_helpers_kernel(pair: NetnsPair, down_bps: int, up_bps: int,
-                                 priority: Priority = Priority.CRITICAL) -> Iterator[Callable[[Path], None]]:  # fmt: skip
+def shaped_by_the_helpers_kernel(
+    pair: NetnsPair, down_bps: int, up_bps: int, priority: Priority = Priority.CRITICAL,
+) -> Iterator[Callable[[Path, int], None]]:
     """The tree on the host namespace's IFBs under the link (L2 bytes/s, as
     the modem counts), a class for the call (CALL_SLOT, `priority`) and one
     at normal priority for DOWNLOAD_SLOT; yields tag(scope, slot): that app
