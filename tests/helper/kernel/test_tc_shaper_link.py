@@ -19,7 +19,7 @@ from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ACK_MINOR, DEFAULT_MINOR, ClassSpec
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
-from chadthrottle.helper.kernel.tc_shaper import TcShaper
+from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_unadopted
 from chadthrottle.priority import Priority
 from tests.support.netns import NetnsPair, entered_netns, start_stream, tc_dump
 
@@ -147,3 +147,31 @@ def test_under_a_link_every_packet_goes_through_the_tree_both_ways(pair: NetnsPa
     assert tc_dump(pair.host_ns).count("match 00000000/00000000 at 0") == 1 and not shaper._hooks[Direction.DOWN]
     shaper.close()
     assert tc_dump(pair.host_ns) == before
+
+
+def test_a_killed_shapers_link_nobody_wants_any_more_goes_entirely(pair: NetnsPair, datapath: Datapath) -> None:
+    """The capacity was switched off while no helper ran (the next shaper has
+    no link), or the next helper runs without the tc backend
+    (remove_unadopted): the tree, its catch-alls and the hooks all go."""
+    before = tc_dump(pair.host_ns)
+    for successor in ("shaper without a link", "nobody"):
+        ipr, killed = _shaper(pair.host_ns, datapath)
+        try:
+            for direction in Direction:
+                killed.set_link(direction, LINK)
+            killed.reconcile({Direction.UP: {3: CALL}})
+            killed._journal.release()
+            assert "match 00000000/00000000 at 0" in tc_dump(pair.host_ns)
+            if successor == "nobody":
+                assert remove_unadopted(ipr) == 2
+            else:
+                other_ipr, adopting = _shaper(pair.host_ns, datapath)
+                try:
+                    adopting.reconcile({Direction.UP: {3: CALL}})  # a priority alone, no link: nothing
+                    assert tc_dump(pair.host_ns) == before, successor
+                finally:
+                    adopting.close()
+                    other_ipr.close()
+        finally:
+            ipr.close()
+        assert tc_dump(pair.host_ns) == before, successor
