@@ -16,7 +16,7 @@ import pytest
 
 from chadthrottle.contract import Action, Direction, ErrorName
 from tests.e2e.conftest import MiB, Stack
-from tests.e2e.test_limit_over_dbus import wait_until_down_to
+from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, app_scope, start_stream
 from tests.support.other_users import DENIED, NO_SUCH, ClientAs, granted, stream_as
@@ -82,7 +82,7 @@ def test_granted_limit_own_limits_its_own_application_only(
 ) -> None:
     own, others = two_users_apps
     assert nobody.ask("set", f"pid:{own.app_pid}", "up", MiB) == {"ok": NOBODY_APP}
-    wait_until_down_to(lambda s: own.receiver.rate_bps(s) / (1448 / 1500), MiB, tolerance=0.15)
+    wait_until_at_limit(lambda s: own.receiver.rate_bps(s) / (1448 / 1500), MiB, tolerance=0.15)
     assert 0.85 * MiB <= own.receiver.rate_bps(2.0) / (1448 / 1500) <= 1.15 * MiB
     assert f"uid {NOBODY} set up limit of {NOBODY_APP} (own) to {MiB} B/s" in stack.helper.log_text()
 

@@ -11,7 +11,7 @@ import time
 
 from chadthrottle.contract import Direction
 from tests.e2e.conftest import Stack
-from tests.e2e.test_limit_over_dbus import wait_until_down_to
+from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, start_stream
 from tests.support.requirements import require_program
@@ -33,7 +33,7 @@ def test_ctl_limit_by_pid_slows_the_upload_and_clear_restores_it(stack: Stack) -
         try:
             result = _ctl(stack, "limit", f"pid:{stream.app_pid}", "--up", "1M")
             assert result.returncode == 0, result.stderr
-            wait_until_down_to(lambda s: stream.receiver.rate_bps(s) / PAYLOAD_SHARE, 1e6)
+            wait_until_at_limit(lambda s: stream.receiver.rate_bps(s) / PAYLOAD_SHARE, 1e6)
             rate = stream.receiver.rate_bps(2.0) / PAYLOAD_SHARE
             assert 0.9e6 <= rate <= 1.1e6, f"{rate:.0f} B/s at L3"
 

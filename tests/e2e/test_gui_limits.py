@@ -27,7 +27,7 @@ from chadthrottle.gui.tray.tray import TrayController  # noqa: E402
 from chadthrottle.gui.widgets.rate_scale import UNLIMITED_POSITION, position_for_rate  # noqa: E402
 from tests.e2e.conftest import Stack  # noqa: E402
 from tests.e2e.gui_support import app_rate_bps, running_gui, streaming_app, within  # noqa: E402
-from tests.e2e.test_limit_over_dbus import READ_SETTLE_S, TAKES_HOLD_S, WINDOW_S, wait_until_down_to  # noqa: E402
+from tests.e2e.test_limit_over_dbus import READ_SETTLE_S, TAKES_HOLD_S, WINDOW_S, wait_until_at_limit  # noqa: E402
 from tests.gui.tray_actions import quick_limit_action  # noqa: E402
 from tests.support.helper_calls import call_helper  # noqa: E402
 
@@ -106,7 +106,7 @@ def test_typing_a_limit_slows_the_upload_and_unlimited_restores_it(qtbot, stack:
         request = _type_limit(qtbot, gui, app_id, Direction.UP, "1M")
         assert (request.app_id, request.direction, request.rate_bps) == (app_id, "up", LIMIT_BPS)
         assert gui.window.table.proxy_index(app_id, Column.UP_LIMIT).data() == "1.00 MB/s"
-        wait_until_down_to(lambda s: app_rate_bps(qtbot, stream.receiver, s), LIMIT_BPS)
+        wait_until_at_limit(lambda s: app_rate_bps(qtbot, stream.receiver, s), LIMIT_BPS)
         rate = app_rate_bps(qtbot, stream.receiver, WINDOW_S)
         assert within(rate, LIMIT_BPS), f"the application moved {rate / 1e6:.3f} MB/s at L3"
         qtbot.waitUntil(lambda: gui.model.application(app_id).up_limit_bps == LIMIT_BPS)  # type: ignore[union-attr]
@@ -137,7 +137,7 @@ def test_tray_quick_limit_slows_the_upload(qtbot, stack: Stack, gui: AppControll
         with qtbot.waitSignal(gui.connection.limitFinished, timeout=HELPER_CALL_TIMEOUT_MS) as blocker:
             action.trigger()
         assert _finished(blocker).rate_bps == LIMIT_BPS
-        wait_until_down_to(lambda s: app_rate_bps(qtbot, stream.receiver, s), LIMIT_BPS)
+        wait_until_at_limit(lambda s: app_rate_bps(qtbot, stream.receiver, s), LIMIT_BPS)
         rate = app_rate_bps(qtbot, stream.receiver, WINDOW_S)
         assert within(rate, LIMIT_BPS), f"the application moved {rate / 1e6:.3f} MB/s at L3"
         checked = quick_limit_action(tray, app_id, Direction.UP, "1 MB/s")

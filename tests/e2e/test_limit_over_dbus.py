@@ -35,12 +35,15 @@ DOWNLOAD_WINDOW_S = 4.0
 PAYLOAD_SHARE = 1448 / 1500
 
 
-def wait_until_down_to(rate_over: Callable[[float], float], limit_bps: float, tolerance: float = 0.10) -> None:
-    """Instead of sleeping TAKES_HOLD_S before a measuring window: until a
-    HOLD_PROBE_S window of rate_over (seconds -> L3 B/s) reads at most the
-    tolerance above limit_bps, for at most TAKES_HOLD_S. Whether the limit
-    holds is the measuring window's to judge, with its own tolerance."""
-    eventually(lambda: rate_over(HOLD_PROBE_S) <= (1 + tolerance) * limit_bps, TAKES_HOLD_S, interval_s=0.0)
+def wait_until_at_limit(
+    rate_over: Callable[[float], float], limit_bps: float, tolerance: float = 0.10, timeout_s: float = TAKES_HOLD_S
+) -> None:
+    """Instead of sleeping timeout_s before a measuring window: until a
+    HOLD_PROBE_S window of rate_over (seconds -> L3 B/s) reads limit_bps within
+    the tolerance (not above it: the limit has landed; not below: the traffic
+    runs, no stall), for at most timeout_s. Whether the limit holds is the
+    measuring window's to judge, with its own tolerance."""
+    eventually(lambda: abs(rate_over(HOLD_PROBE_S) - limit_bps) <= tolerance * limit_bps, timeout_s, interval_s=0.0)
 
 
 def _within(rate_bps: float, tolerance: float = 0.10) -> bool:
@@ -66,7 +69,7 @@ def test_limit_slows_a_running_stream_and_clearing_restores_it(stack: Stack, dir
             )
             assert app_id == f"app:org.chadthrottle.Test{direction.value.title()}"
             if direction is Direction.UP:
-                wait_until_down_to(lambda s: limited.receiver.rate_bps(s) / PAYLOAD_SHARE, LIMIT_BPS)
+                wait_until_at_limit(lambda s: limited.receiver.rate_bps(s) / PAYLOAD_SHARE, LIMIT_BPS)
                 read = limited.receiver.rate_bps(WINDOW_S) / PAYLOAD_SHARE
             else:
                 time.sleep(TAKES_HOLD_S + WINDOW_S + READ_SETTLE_S[direction])

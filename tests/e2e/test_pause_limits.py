@@ -11,7 +11,7 @@ import sys
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from tests.e2e.conftest import MiB, Stack
-from tests.e2e.test_limit_over_dbus import PAYLOAD_SHARE, WINDOW_S, wait_until_down_to
+from tests.e2e.test_limit_over_dbus import PAYLOAD_SHARE, WINDOW_S, wait_until_at_limit
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, start_stream
 from tests.support.requirements import require_program
@@ -57,7 +57,7 @@ def test_pause_lets_a_limited_stream_run_free_and_resume_holds_it_again(stack: S
             app_id = call_helper(
                 stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS)
             )
-            wait_until_down_to(lambda s: stream.receiver.rate_bps(s) / PAYLOAD_SHARE, LIMIT_BPS)
+            wait_until_at_limit(lambda s: stream.receiver.rate_bps(s) / PAYLOAD_SHARE, LIMIT_BPS)
             rate = stream.receiver.rate_bps(WINDOW_S) / PAYLOAD_SHARE
             assert _held(rate), f"limited: {rate / MiB:.3f} MiB/s at L3"
 
@@ -82,7 +82,7 @@ def test_pause_lets_a_limited_stream_run_free_and_resume_holds_it_again(stack: S
 
             call_helper(stack.bus_address, lambda c: c.set_limits_paused(False))
             assert not _paused(stack)
-            wait_until_down_to(lambda s: stream.receiver.rate_bps(s) / PAYLOAD_SHARE, LIMIT_BPS)
+            wait_until_at_limit(lambda s: stream.receiver.rate_bps(s) / PAYLOAD_SHARE, LIMIT_BPS)
             rate = stream.receiver.rate_bps(WINDOW_S) / PAYLOAD_SHARE
             assert _held(rate), f"after resuming: {rate / MiB:.3f} MiB/s at L3"
         finally:

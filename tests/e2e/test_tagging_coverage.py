@@ -9,16 +9,24 @@ import pytest
 
 from chadthrottle.contract import Direction
 from tests.e2e.conftest import MiB, Stack
+from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support.helper_calls import call_helper
-from tests.support.netns import Stream, app_scope, start_stream
+from tests.support.netns import Stream, app_scope, rates_together, start_stream
 
 LIMIT_BPS = MiB
 TCP_PAYLOAD_SHARE = 1448 / 1500
 UDP_PAYLOAD_SHARE = 1200 / 1228  # traffic.py's datagrams: 1200 B payload + 28 B headers
 
 
-def _rate_at_l3(stream: Stream, payload_share: float, settle_s: float = 2.0, window_s: float = 2.0) -> float:
-    time.sleep(settle_s)
+def _rate_at_l3(stream: Stream, payload_share: float, settle_s: float = 2.0, window_s: float = 2.0,
+                probe: bool = False) -> float:  # fmt: skip
+    """The rate over window_s after settle_s; with probe (an upload under tc,
+    which lands at once), from as soon as a short window reads the limit,
+    settle_s at most."""
+    if probe:
+        wait_until_at_limit(lambda s: stream.receiver.rate_bps(s) / payload_share, LIMIT_BPS, timeout_s=settle_s)
+    else:
+        time.sleep(settle_s)
     return stream.receiver.rate_bps(window_s) / payload_share
 
 
@@ -36,7 +44,7 @@ def test_accepted_connections_of_a_limited_server_are_limited(stack: Stack) -> N
         stream = start_stream(stack.pair, 5600, "up", app_cgroup=scope, app_serves=True, peer_after_s=1.0)
         try:
             _limit(stack, stream.app_pid, Direction.UP)
-            _assert_near_limit(_rate_at_l3(stream, TCP_PAYLOAD_SHARE, settle_s=2.0))
+            _assert_near_limit(_rate_at_l3(stream, TCP_PAYLOAD_SHARE, settle_s=2.0, probe=True))
         finally:
             stream.stop()
 
@@ -46,7 +54,7 @@ def test_a_child_started_after_the_limit_is_limited(stack: Stack) -> None:
         stream = start_stream(stack.pair, 5610, "up", app_cgroup=scope, child_after_s=1.0)
         try:
             _limit(stack, stream.app_pid, Direction.UP)  # the shell: its child does not exist yet
-            _assert_near_limit(_rate_at_l3(stream, TCP_PAYLOAD_SHARE, settle_s=2.0))
+            _assert_near_limit(_rate_at_l3(stream, TCP_PAYLOAD_SHARE, settle_s=2.0, probe=True))
         finally:
             stream.stop()
 
@@ -72,7 +80,8 @@ def test_ipv6_is_limited(stack: Stack, direction: Direction) -> None:
             time.sleep(0.5)
             _limit(stack, stream.app_pid, direction)
             settle = 2.0 if direction is Direction.UP else 5.0  # see READ_SETTLE_S in test_limit_over_dbus
-            _assert_near_limit(_rate_at_l3(stream, 1428 / 1500, settle_s=settle))  # IPv6: 40 B IP header
+            _assert_near_limit(_rate_at_l3(stream, 1428 / 1500, settle_s=settle,  # IPv6: 40 B IP header
+                                           probe=direction is Direction.UP))
         finally:
             stream.stop()
 
@@ -86,8 +95,8 @@ def test_two_applications_with_two_limits_at_once(stack: Stack) -> None:
             call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{slow.app_pid}", Direction.UP, MiB))
             call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{fast.app_pid}", Direction.UP, 5 * MiB))
             time.sleep(2.0)
-            slow_rate = slow.receiver.rate_bps(2.0) / TCP_PAYLOAD_SHARE
-            fast_rate = fast.receiver.rate_bps(2.0) / TCP_PAYLOAD_SHARE
+            # both over the same window (one after the other took twice as long)
+            slow_rate, fast_rate = (r / TCP_PAYLOAD_SHARE for r in rates_together([slow.receiver, fast.receiver], 2.0))
             assert 0.9 * MiB <= slow_rate <= 1.1 * MiB, f"{slow_rate / MiB:.3f} MiB/s"
             assert 4.5 * MiB <= fast_rate <= 5.5 * MiB, f"{fast_rate / MiB:.3f} MiB/s"
         finally:
