@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                 if cost["program"] in ("chadt_egress", "chadt_ingress"):
                     rows.append(f"{name:<11}{cost['direction']:<6}{cost['kind']:<7}{cost['program']:<15}"
                                 f"{cost['ns_per_run']:>8.0f}  {VARIANTS[name][0]}")
-    print(f"{'variant':<11}{'dir':<6}{'kind':<7}{'program':<15}{'ns/run':>8}  what it runs (load {os.getloadavg()[0]:.2f})")
+    load = os.getloadavg()[0]
+    print(f"{'variant':<11}{'dir':<6}{'kind':<7}{'program':<15}{'ns/run':>8}  what it runs (load {load:.2f})")
     print("\n".join(rows))
     return 0
 
