@@ -4,10 +4,11 @@ mechanism of issue 16 measured before the helper drives it.
 The helper's own HtbHierarchy (helper/kernel/htb.py) builds the tree, given
 a link capacity (helper/kernel/priority_classes.py: link class just under
 the capacity, one class per prioritized application, the default class for
-the rest). The helper is to classify every packet into it per application
-(skb->priority on uploads, its cls_bpf filter plus a catch-all redirect on
-downloads); that wiring does not exist yet, so here u32 filters put the call's
-UDP port into its class and everything else falls into the default class.
+the rest). The helper's kernel layer classifies every packet into it per
+application (TcShaper.set_link: skb->priority and cls_bpf, a catch-all for
+the rest; bench/priority_shaper.py, the "tagged" case); here, the model,
+u32 filters put the call's UDP port into its class and everything else
+falls into the default class.
 Uploads: the tree is the root of the host's veth. Downloads: the veth's
 ingress redirects every packet to an IFB whose root is the same tree.
 """

@@ -33,8 +33,9 @@ FIFOs. Where fq_codel is present it should be the leaves' qdisc (flows of one
 application kept apart, its bulk queue kept short): not done yet.
 
 Pure planning: HtbHierarchy (htb.py) applies the plan, given a
-LinkShaping. The helper's wiring (rules, the capacity, classification of
-every packet into the tree) is not done yet.
+LinkShaping; TcShaper.set_link puts it on a namespace's IFBs and every
+packet into it (catch_all.py). The engine's side (priorities in the rules,
+the capacity in the helper's state, the contract) is not done yet.
 """
 
 from __future__ import annotations
