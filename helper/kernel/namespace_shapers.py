@@ -42,6 +42,7 @@ from chadthrottle.helper.kernel.ownership import recorded_entries
 from chadthrottle.helper.kernel.tc_ownership import JOURNAL_KIND
 from chadthrottle.helper.kernel.htb import Classes
 from chadthrottle.helper.kernel.namespaces import CLONE_NEWNET, NAMED_NETNS_DIR
+from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_unadopted
 
 log = logging.getLogger("chadthrottle.kernel.tc")
@@ -237,6 +238,17 @@ class NamespaceShapers:
             log.info("stopped shaping in namespace %s: no limited application is left in it", other.label)
         except Exception as error:  # its journal keeps what stayed, for the next start
             log.warning("could not remove everything from namespace %s: %s", other.label, error)
+
+    def set_link(self, direction: Direction, link: LinkShaping | None) -> None:
+        """Shape a direction under a link capacity, by priority (TcShaper.set_link),
+        in the helper's own namespace only: its uplinks lead to the bottleneck,
+        and a tree in another namespace as well would shape that traffic twice.
+        There a class for a priority alone is dropped (no link), limits hold as
+        before."""
+        self._own.set_link(direction, link)
+
+    def linked_directions(self) -> set[Direction]:
+        return self._own.linked_directions()
 
     def active_directions(self) -> set[Direction]:
         active = self._own.active_directions()

@@ -18,6 +18,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ACK_MINOR, DEFAULT_MINOR, ClassSpec
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
+from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_unadopted
 from chadthrottle.priority import Priority
@@ -175,3 +176,17 @@ def test_a_killed_shapers_link_nobody_wants_any_more_goes_entirely(pair: NetnsPa
         finally:
             ipr.close()
         assert tc_dump(pair.host_ns) == before, successor
+
+
+def test_the_engines_shaper_puts_the_link_on_its_own_namespace(pair: NetnsPair, shaper: TcShaper) -> None:
+    """NamespaceShapers (what the engine drives) passes the link to the
+    helper's own namespace's shaper; a priority alone elsewhere is nothing."""
+    before = tc_dump(pair.host_ns)
+    shapers = NamespaceShapers(shaper, lambda ipr: TcShaper(ipr, lambda *_: (0, ""), shaper._pacer))
+    shapers.set_link(Direction.UP, LINK)
+    shapers.reconcile({Direction.UP: {3: CALL}})
+    assert shapers.linked_directions() == {Direction.UP}
+    assert " prio 0 " in _class_line(_classes(pair, shaper, Direction.UP), 3)
+    shapers.set_link(Direction.UP, None)
+    shapers.reconcile({Direction.UP: {3: CALL}})
+    assert not shapers.linked_directions() and tc_dump(pair.host_ns) == before
