@@ -42,6 +42,9 @@ class OverallHeader(QHeaderView):
         self.usage_placeholder = ""  # what stands there while not known ("—": no history)
         self._title_height = 0  # 0: to be measured (the titles' font, style or texts changed)
         self._laid_out_for: tuple[int, ...] = ()  # what the last updateGeometries laid out
+        # A title wider than its column ("Activity" and the sort arrow at 2x on a
+        # 1366x768 screen) ends in "…" rather than being cut at both edges.
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
 
     def add_sample(self, down_bps: float, up_bps: float) -> None:
         """One poll's totals (the activity column's last minute)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
@@ -62,3 +64,39 @@ def test_it_gives_way_on_a_list_too_short_for_rows_under_it(qtbot, window: MainW
     table.resize(table.width(), 500)
     qtbot.waitUntil(lambda: overall.overall_shown)
     assert overall.height() > overall.title_height()
+
+
+def test_a_poll_that_reorders_the_rows_repaints_the_overall_row_but_no_title(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """Each re-sort made QTreeView lay out its header again, which repainted every
+    title each poll (docs/benchmarks.md, "GUI CPU per poll")."""
+    from PySide6.QtCore import QEvent, QObject, QRect
+
+    overall = window.table.overall
+    painted: list[QRect] = []
+
+    class Paints(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+            if event.type() == QEvent.Type.Paint:
+                painted.append(event.rect())
+            return False
+
+    spy = Paints()
+    overall.viewport().installEventFilter(spy)
+    order = window._model.app_ids()
+    busiest = next(a for a in sample_applications() if a.id == order[0])
+    quiet = dataclasses.replace(busiest, down_bps=0.0, up_bps=0.0)  # it goes quiet: the rows move
+    window._model.apply_snapshot([quiet if a.id == busiest.id else a for a in sample_applications()])
+    qtbot.waitUntil(lambda: bool(painted))
+    qtbot.wait(50)
+    overall.viewport().removeEventFilter(spy)
+    assert window._model.app_ids() != order  # the poll did move rows
+    assert all(rect.top() >= overall.title_height() for rect in painted), painted
+
+
+def test_a_title_wider_than_its_column_is_elided_not_cut(window: MainWindow) -> None:
+    from PySide6.QtWidgets import QStyleOptionHeaderV2
+
+    overall = window.table.overall
+    option = QStyleOptionHeaderV2()
+    overall.initStyleOptionForIndex(option, Column.ACTIVITY)
+    assert option.textElideMode == Qt.TextElideMode.ElideRight
