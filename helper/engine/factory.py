@@ -41,7 +41,7 @@ class EngineOptions:
     backend: str = "auto"
     cache_dir: Path = Path("/var/cache/chadthrottle")
     usage_flush_s: float = FLUSH_INTERVAL_S  # how often the usage history is written
-    wall_clock: Callable[[], float] = time.time  # the time schedules see (tests move it)
+    wall_clock: Callable[[], float] = time.time  # the time schedules and the usage history see (tests move it)
 
 
 def wall_clock_from_file(path: Path) -> Callable[[], float]:
@@ -155,7 +155,8 @@ def build_engine(options: EngineOptions) -> RunningEngine:
             own = TcShaper(ipr, datapath.tc_program, datapath)
             enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_program, NoPacing()))
         router = BackendRouter({d: (name, enforcers[name]) for d, name in choice.items()}, guard=(EBPF, enforcers[EBPF]))
-        usage = UsageRecorder(UsageStore(options.state_dir), options.usage_flush_s, rename=certain_rename)
+        usage = UsageRecorder(UsageStore(options.state_dir), options.usage_flush_s, wall_clock=options.wall_clock,
+                              rename=certain_rename)  # one clock: the history's days are the schedules' days
         return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir), usage, set(adopted),
                              options.wall_clock)  # fmt: skip
     except BaseException:
