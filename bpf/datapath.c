@@ -461,7 +461,10 @@ static __always_inline void clamp_window(struct bpf_sock_ops *skops, __u32 wire_
  * window_clamp itself as it sizes the receive buffer: right after the
  * connection opens, and whenever autotuning grows the buffer. An unchanged
  * clamp costs a read. The header-option hook is the one that
- * runs for every packet sent; it reserves no option space. */
+ * runs for every packet sent; it reserves no option space. A socket with no
+ * slot here is not ours (never limited by this helper, or another helper's:
+ * every helper's program runs on every socket), so it is left alone: lifting
+ * the clamp and the flag there undid the other helper's clamp. */
 int chadt_sockops(struct bpf_sock_ops *skops)
 {
     __u32 op = skops->op;
@@ -478,7 +481,7 @@ int chadt_sockops(struct bpf_sock_ops *skops)
     if (op == BPF_SOCK_OPS_HDR_OPT_LEN_CB) {
         if (window_bps)
             clamp_window(skops, window_bps);
-        else { /* the limit went: lift the clamp (the helper may not know the socket), no more calls */
+        else if (slot) { /* the limit went: lift the clamp (the helper may not know the socket), no more calls */
             set_window_clamp(skops, UNCLAMPED_WINDOW);
             bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
         }

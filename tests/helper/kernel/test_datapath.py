@@ -227,6 +227,31 @@ def test_a_slots_tcp_sockets_are_capped_open_new_and_accepted_and_uncapped_again
         datapath.close()
 
 
+def test_another_helpers_program_leaves_a_limited_sockets_clamp_alone(kernel_ready: Path) -> None:
+    """Every datapath's chadt_sockops runs on every socket (all attach at the
+    cgroup root): one that has no slot for a socket must not lift the clamp
+    and the per-packet flag another set there. It did, and a download limited
+    before it started overflowed the shaper whenever two helpers ran."""
+    limiting, other = Datapath(cache_dir=kernel_ready), Datapath(cache_dir=kernel_ready)
+    limiting.open()
+    listener = socket.create_server(("127.0.0.1", 0))
+    sockets = [listener]
+    try:
+        other.open()  # attached after: runs after the limiting one on each packet
+        limiting.set_slot_caps(9, SocketCaps(window_bps=2_000_000))
+        limiting.set_process_slot(os.getpid(), 9)
+        client = socket.create_connection(listener.getsockname()[:2])
+        sockets += [client, listener.accept()[0]]
+        for _ in range(3):  # packets each way: the header-option hook of both programs runs
+            _exchange_a_byte(sockets[1], sockets[2])
+        assert all(_clamped_for(s, 2_000_000) for s in sockets[1:])
+    finally:
+        for sock in sockets:
+            sock.close()
+        other.close()
+        limiting.close()
+
+
 def test_opens_under_the_machine_lock_its_caller_holds(kernel_ready: Path) -> None:
     """A benchmark holds the machine lock (no other datapath) and attaches its own:
     the shared lock that open() takes otherwise would wait for it forever."""
