@@ -261,8 +261,8 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help=f"where compiled BPF programs are kept (default: {DEFAULT_CACHE_DIR}); an empty "
                         "directory makes the helper compile them, as on its first start")
     parser.add_argument("--wall-clock-file", metavar="FILE", type=Path, default=None,
-                        help="for tests: read the time schedules and the usage history see (unix seconds) from FILE instead of the "
-                        "system clock")
+                        help="for tests: read the time schedules and the usage history see (unix seconds) "
+                        "from FILE instead of the system clock")
     commands = parser.add_subparsers(dest="command", metavar="{install,uninstall}")
     add_install_commands(commands)
     return parser.parse_args(argv)

@@ -110,9 +110,10 @@ def test_a_schedule_switches_a_limit_on_and_off_at_the_minute(clocked: tuple[Sta
             assert eventually(lambda: _up_limit(stack, app_id) == 0, 3.0), "not switched off at 09:01"
             assert eventually(lambda: stream.receiver.rate_bps(0.5) > 20 * LIMIT_BPS, 5.0), "still slow after 09:01"
             # the usage history follows the same clock: the upload is in the helper's 09:00 minute
-            minute = call_helper(stack.bus_address, lambda c: c.get_usage(app_id, int(MONDAY_0900), int(MONDAY_0900) + 60,
-                                                                          UsageResolution.MINUTE))  # fmt: skip
-            assert [row.start for row in minute] == [MONDAY_0900] and minute[0].up_bytes > 2 * LIMIT_BPS, minute
+            nine = int(MONDAY_0900)
+            minute = call_helper(stack.bus_address,
+                                 lambda c: c.get_usage(app_id, nine, nine + 60, UsageResolution.MINUTE))
+            assert [row.start for row in minute] == [nine] and minute[0].up_bytes > 2 * LIMIT_BPS, minute
             assert _ctl(stack, "schedule", "remove", app_id).returncode == 0
             assert json.loads(_ctl(stack, "schedule", "list", "--json").stdout) == []
         finally:
