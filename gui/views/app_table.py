@@ -8,6 +8,7 @@ pointer moves over the table the sort order is frozen so rows do not jump.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 # after it stops: long enough to reach a row, short enough that a pointer left
 # resting on the window does not stop the list from following the traffic.
 POINTER_REST_MS = 3000
+_FIRST_LIMIT_COLUMN, _LAST_LIMIT_COLUMN = min(LIMIT_COLUMNS), max(LIMIT_COLUMNS)
 
 
 def tabular_font(font: QFont) -> QFont:
@@ -328,6 +330,20 @@ class AppTable(QTreeView):
             index = QModelIndex(persistent)
             widget = self.indexWidget(index)
             if widget is not None:
+                self.limit_delegate.setEditorData(widget, index)
+
+    def dataChanged(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: Sequence[int] = ()) -> None:
+        """QTreeView ignores dataChanged, editors included, while a layout is
+        pending: in a poll that also added or removed a row, a limit changed
+        elsewhere reached the cell but not the open LimitControl in it."""
+        super().dataChanged(top_left, bottom_right, list(roles))
+        if bottom_right.column() < _FIRST_LIMIT_COLUMN or top_left.column() > _LAST_LIMIT_COLUMN:
+            return  # the rates every poll: no limit in the range
+        rows, parent = range(top_left.row(), bottom_right.row() + 1), top_left.parent()
+        for persistent in self._open:
+            index = QModelIndex(persistent)
+            widget = self.indexWidget(index)
+            if widget is not None and index.row() in rows and index.parent() == parent:
                 self.limit_delegate.setEditorData(widget, index)
 
     # --- pointer tracking -------------------------------------------------------------
