@@ -208,7 +208,7 @@ class AppController(QObject):
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
         self.model.set_rules(snapshot.rules)
-        self.model.apply_snapshot(snapshot.applications, snapshot.process_names)
+        self.model.apply_snapshot(snapshot.applications, snapshot.process_names, snapshot.asked_at)
         self.snapshotShown.emit()
 
     def _on_status(self, status: HelperStatus) -> None:

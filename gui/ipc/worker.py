@@ -56,6 +56,9 @@ class Snapshot:
     # ListRules: whose rules exist, the viewer's own under an administrator's
     # among them; None from a helper older than rule owners.
     rules: tuple[RuleInfo, ...] | None = None
+    # When the poll was sent (time.monotonic()): an answer to it may predate a
+    # limit the helper confirmed after that (ApplicationsModel keeps the confirmed one).
+    asked_at: float | None = None
 
 
 class WorkerSignals(QObject):
@@ -201,6 +204,7 @@ class HelperWorker:
                 if polls % BACKENDS_EVERY_N_POLLS == 0:
                     backends = await asyncio.wait_for(client.list_backends(), CALL_TIMEOUT_S)
                     self._emit(self._signals.backends, list(backends))
+                asked_at = time.monotonic()
                 applications, paused, rules = await asyncio.wait_for(
                     asyncio.gather(client.list_applications(), self._limits_paused(client), self._rules(client)),
                     CALL_TIMEOUT_S,
@@ -210,7 +214,7 @@ class HelperWorker:
                 )
                 self._emit(
                     self._signals.applications,
-                    Snapshot(tuple(applications), names, time.monotonic(), rules),
+                    Snapshot(tuple(applications), names, time.monotonic(), rules, asked_at),
                 )
                 self._emit(self._signals.paused, paused)
                 await self._poll_connections(client)

@@ -424,8 +424,8 @@ class ApplicationsModel(QAbstractItemModel):
         if requested is None:
             return
         if succeeded:
-            key = "down_limit_bps" if direction is Direction.DOWN else "up_limit_bps"
-            app.info = dataclasses.replace(app.info, **{key: requested})
+            app.info = dataclasses.replace(app.info, **{_LIMIT_FIELD[direction]: requested})
+            app.confirmed[direction] = (time.monotonic(), requested)
         self._emit_app_changed(app_id)
 
     # --- order ----------------------------------------------------------------------------
@@ -478,9 +478,13 @@ class ApplicationsModel(QAbstractItemModel):
     # --- merging a poll -----------------------------------------------------------------
 
     def apply_snapshot(
-        self, applications: Sequence[ApplicationInfo], process_names: dict[int, str] | None = None
+        self,
+        applications: Sequence[ApplicationInfo],
+        process_names: dict[int, str] | None = None,
+        asked_at: float | None = None,
     ) -> None:
-        """Merge one ListApplications result by application id."""
+        """Merge one ListApplications result by application id; asked_at: when
+        that poll was sent (time.monotonic(); None: after every confirmed limit)."""
         names = process_names or {}
         now = time.time()  # the samples' time: the detail graph's time axis
         self.peaks.append(max((a.down_bps for a in applications), default=0.0),
@@ -493,6 +497,8 @@ class ApplicationsModel(QAbstractItemModel):
         changed_rows = []
         for row, app in enumerate(self._rows):
             info = incoming.pop(app.info.id)
+            if app.confirmed:
+                info = _keep_confirmed(app, info, asked_at)
             if identity_or_limits(info) != identity_or_limits(app.info):
                 changed_rows.append(row)
             app.info = info
@@ -592,3 +598,18 @@ class ApplicationsModel(QAbstractItemModel):
     def _emit_all_changed(self) -> None:
         if self._rows:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, _COLUMN_COUNT - 1))
+
+
+_LIMIT_FIELD = {Direction.DOWN: "down_limit_bps", Direction.UP: "up_limit_bps"}
+
+
+def _keep_confirmed(app: AppRow, info: ApplicationInfo, asked_at: float | None) -> ApplicationInfo:
+    """A poll sent before the helper confirmed the user's limit may have been
+    answered before it: keep the confirmed limit rather than show the old one
+    again for a poll; a poll sent after it is the truth again."""
+    for direction, (confirmed_at, rate_bps) in list(app.confirmed.items()):
+        if asked_at is None or asked_at > confirmed_at:
+            del app.confirmed[direction]
+        else:
+            info = dataclasses.replace(info, **{_LIMIT_FIELD[direction]: rate_bps})
+    return info

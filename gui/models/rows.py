@@ -28,6 +28,8 @@ class AppRow:
     processes: list[ProcessRow]
     history: RateHistory = field(default_factory=RateHistory)
     pending: dict[Direction, int] = field(default_factory=dict)  # 0 = clearing
+    # A limit the helper confirmed: (when, time.monotonic(); its rate), until a poll sent after it.
+    confirmed: dict[Direction, tuple[float, int]] = field(default_factory=dict)
     # Listed after the processes, only while the row is expanded (fetched lazily).
     connections: list[ConnectionInfo] = field(default_factory=list)
     # Their rates, from the byte counters of successive answers (connections.py).

@@ -5,6 +5,7 @@ status line and the tray (issues 20 and 13)."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 from PySide6.QtCore import QSettings, Qt
@@ -230,3 +231,20 @@ def test_a_limit_changed_elsewhere_reaches_the_open_control_in_a_poll_that_drops
     window._model.apply_snapshot(cleared)
     assert window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data() == "none"
     assert control.field.text() == "none" and control.slider.value() == UNLIMITED_POSITION
+
+
+def test_a_poll_sent_before_the_helper_confirmed_a_limit_does_not_bring_the_old_one_back(window: MainWindow) -> None:
+    """The poll in flight when the user's "unlimited" was confirmed still lists the
+    old limit: the row kept "none" (it showed 1.00 MB/s again for a poll before)."""
+    model = window._model
+    control = window.limit_control(DROPBOX, Direction.UP)
+    sent_before = time.monotonic()
+    model.mark_pending(DROPBOX, Direction.UP, None)
+    model.resolve_pending(DROPBOX, Direction.UP, succeeded=True)
+    model.apply_snapshot(applications(), asked_at=sent_before)  # still 1 MB/s: answered before the clear
+    assert window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data() == "none"
+    assert control is not None and control.field.text() == "none"
+    later = [dataclasses.replace(a, up_limit_bps=2 * MB) if a.id == DROPBOX else a for a in applications()]
+    model.apply_snapshot(later, asked_at=time.monotonic())  # sent after: the truth, set elsewhere meanwhile
+    assert window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data() == "2.00 MB/s"
+    assert control.field.text() == "2.00 MB/s"
