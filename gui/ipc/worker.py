@@ -100,6 +100,8 @@ class HelperWorker:
         # The applications whose connections are polled too: the selected one and
         # the expanded rows, never every application.
         self._connections_of: tuple[str, ...] = ()
+        # When SetLimitsPaused last succeeded: a poll sent before it may answer the old state.
+        self._paused_set_at = float("-inf")
 
     # --- called from the GUI thread -------------------------------------------------
 
@@ -216,7 +218,8 @@ class HelperWorker:
                     self._signals.applications,
                     Snapshot(tuple(applications), names, time.monotonic(), rules, asked_at),
                 )
-                self._emit(self._signals.paused, paused)
+                if asked_at > self._paused_set_at:  # else: perhaps answered before the pause changed
+                    self._emit(self._signals.paused, paused)
                 await self._poll_connections(client)
                 polls += 1
                 delay_s = self._interval_s - (time.monotonic() - started)
@@ -344,6 +347,7 @@ class HelperWorker:
         try:
             client = await self._ensure_client()
             await client.set_limits_paused(paused)
+            self._paused_set_at = time.monotonic()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

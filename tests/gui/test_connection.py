@@ -6,6 +6,7 @@ tests run the same connection against the real helper on a real bus.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -139,5 +140,33 @@ def test_pausing_goes_to_the_helper_and_its_state_comes_back(qtbot) -> None:
         with qtbot.waitSignal(connection.pausedChanged, timeout=5000) as changed:
             pass
         assert changed.args == [False]
+    finally:
+        connection.stop()
+
+
+class SlowPausedClient(ScriptedClient):
+    """Answers GetLimitsPaused with the state when the call came in, 0.3 s
+    later: a poll in flight while limits are paused."""
+
+    async def get_limits_paused(self) -> bool:
+        seen = self.paused
+        await asyncio.sleep(0.3)
+        return seen
+
+
+def test_a_poll_sent_before_pausing_does_not_show_limits_resumed(qtbot) -> None:  # type: ignore[no-untyped-def]
+    client = SlowPausedClient()
+    connection = HelperConnection(lambda: client, refresh_interval_s=0.1)
+    connection.start()
+    try:
+        qtbot.waitUntil(lambda: connection.limits_paused is False, timeout=5000)
+        shown: list[object] = []
+        connection.pausedChanged.connect(shown.append)
+        qtbot.wait(150)  # a poll is in flight now
+        with qtbot.waitSignal(connection.pauseFinished, timeout=5000):
+            connection.set_limits_paused(True)
+        qtbot.waitUntil(lambda: client.calls.count(("paused", True)) == 1 and len(shown) >= 1, timeout=2000)
+        qtbot.wait(800)  # the poll in flight answers, then polls sent after the pause
+        assert shown == [True], shown
     finally:
         connection.stop()
