@@ -65,6 +65,32 @@ BPF_ARRAY(socket_caps, struct socket_caps, MAX_SLOTS);
 #define IP_PROTO_TCP 6
 #define IP_PROTO_UDP 17
 
+/* The IP header's length and the protocol after it (IPv6 extension headers
+ * not followed), read from the packet's linear part; 0 when it is not there. */
+static __always_inline int ip_header(void *data, void *data_end, __u32 *l3_len, __u8 *proto)
+{
+    __u8 *version = data;
+    if ((void *)(version + 1) > data_end)
+        return 0;
+    if ((*version >> 4) == 4) {
+        struct iphdr *ip = data;
+        if ((void *)(ip + 1) > data_end)
+            return 0;
+        *l3_len = ip->ihl * 4;
+        *proto = ip->protocol;
+        return 1;
+    }
+    if ((*version >> 4) == 6) {
+        struct ipv6hdr *ip6 = data;
+        if ((void *)(ip6 + 1) > data_end)
+            return 0;
+        *l3_len = sizeof(*ip6);
+        *proto = ip6->nexthdr;
+        return 1;
+    }
+    return 0;
+}
+
 /* The IP + transport header bytes that each segment of a GSO/GRO packet
  * repeats, read straight from the packet: cgroup_skb data starts at the IP
  * header, and the stack builds a super-packet's headers in its linear part.
@@ -74,26 +100,10 @@ static __always_inline __u32 gso_header_bytes(struct __sk_buff *skb)
 {
     void *data = (void *)(long)skb->data;
     void *data_end = (void *)(long)skb->data_end;
-    __u8 *version = data;
-    if ((void *)(version + 1) > data_end)
-        return 0;
     __u32 l3_len;
     __u8 proto;
-    if ((*version >> 4) == 4) {
-        struct iphdr *ip = data;
-        if ((void *)(ip + 1) > data_end)
-            return 0;
-        l3_len = ip->ihl * 4;
-        proto = ip->protocol;
-    } else if ((*version >> 4) == 6) {
-        struct ipv6hdr *ip6 = data;
-        if ((void *)(ip6 + 1) > data_end)
-            return 0;
-        l3_len = sizeof(*ip6);
-        proto = ip6->nexthdr;
-    } else {
+    if (!ip_header(data, data_end, &l3_len, &proto))
         return 0;
-    }
     if (proto != IP_PROTO_TCP)
         return l3_len + 8;
     __u8 *data_offset = (__u8 *)data + (l3_len & 0x7f) + 12;
@@ -226,26 +236,10 @@ static __always_inline int pure_ack(struct __sk_buff *skb)
 {
     void *data = (void *)(long)skb->data;
     void *data_end = (void *)(long)skb->data_end;
-    __u8 *version = data;
-    if ((void *)(version + 1) > data_end)
-        return 0;
     __u32 l3_len;
     __u8 proto;
-    if ((*version >> 4) == 4) {
-        struct iphdr *ip = data;
-        if ((void *)(ip + 1) > data_end)
-            return 0;
-        l3_len = ip->ihl * 4;
-        proto = ip->protocol;
-    } else if ((*version >> 4) == 6) {
-        struct ipv6hdr *ip6 = data;
-        if ((void *)(ip6 + 1) > data_end)
-            return 0;
-        l3_len = sizeof(*ip6);
-        proto = ip6->nexthdr;
-    } else {
+    if (!ip_header(data, data_end, &l3_len, &proto))
         return 0;
-    }
     if (proto != IP_PROTO_TCP)
         return 0;
     __u8 *offset_and_flags = (__u8 *)data + (l3_len & 0x7f) + 12; /* data offset, then the flags */
