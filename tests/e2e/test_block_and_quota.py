@@ -210,8 +210,16 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
             call_helper(bus, lambda c: c.set_quota(app_id, Direction.DOWN, QUOTA_BYTES, "day", 0, THEN_BPS))
             assert eventually(lambda: _listed(bus, app_id).down_limit_bps == THEN_BPS, 3)
             assert eventually(lambda: stream.receiver.rate_bps(0.5) > 0.5 * THEN_BPS, 8), "not throttled, stopped"
-            rate = stream.receiver.rate_bps(1.5) * L3_PER_PAYLOAD
-            assert 0.8 * THEN_BPS <= rate <= 1.2 * THEN_BPS, f"{backend}: {rate:.0f} B/s after the quota"
+            # The first window after the gate opens also carries the class's burst
+            # and what its queue held (about 0.3 s of the rate): the rate is judged
+            # once a whole window can have passed without them.
+            rates: list[float] = []
+
+            def throttled() -> bool:
+                rates.append(stream.receiver.rate_bps(1.5) * L3_PER_PAYLOAD)
+                return 0.8 * THEN_BPS <= rates[-1] <= 1.2 * THEN_BPS
+
+            assert eventually(throttled, 6), f"{backend}: {[round(r) for r in rates]} B/s after the quota"
 
             # a day later: a new period, the whole budget again at full speed
             before = stream.receiver.total_bytes()
