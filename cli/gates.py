@@ -53,7 +53,7 @@ def parse_clock(text: str) -> int:
 
 def add_gate_parsers(commands: argparse._SubParsersAction, rate_type: object, add_scope: object) -> None:
     """The three verbs' options, on the CLI's subcommands."""
-    block = commands.add_parser("block", help="let no packet of an application through, open connections "
+    block = commands.add_parser("block", help="let no data of an application through, open connections "
                                 "included, until unblocked")  # fmt: skip
     unblock = commands.add_parser("unblock", help="lift a block (a limit beneath it applies again)")
     quota = commands.add_parser(

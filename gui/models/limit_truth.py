@@ -30,7 +30,7 @@ class LimitState:
     problem: str = ""  # why it is not enforced now; "" when it is, or there is none
     own_rate_bps: int = 0  # the viewer's own rule that the administrator's outranks
     pending: bool = False  # asked for, not confirmed yet
-    blocked: bool = False  # no packet passes (a block, or a quota spent that blocks): never shown as a rate
+    blocked: bool = False  # no data passes (a block, or a quota spent that blocks): never shown as a rate
     quota_note: str = ""  # "1.2 MB of 5.0 MB left this day", "" without a quota
     schedule: str = ""  # the schedule that sets it now ("mon-fri 09:00-17:00"), "" none
 
@@ -112,7 +112,7 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
         quota = f" Set by the schedule {state.schedule} while it runs; a limit set here applies outside it.{quota}"
     if state.blocked:
         whose = f", {state.owner_note}" if state.owner_note else ""
-        text = f"{word}: blocked{whose}: no packet passes, open connections included.{quota}"
+        text = f"{word}: blocked{whose}: no data passes, open connections included.{quota}"
         if state.problem:  # a block the kernel does not hold now; a dead helper's lapses within seconds
             text += f" Not enforced: {state.problem}: traffic flows."
         return text

@@ -163,7 +163,7 @@ class TrayController(QObject):
         action.setCheckable(True)
         action.setChecked(blocked)
         action.setToolTip("Unblock: traffic flows again, connections that survived go on." if blocked else
-                          "Let no packet through, open connections included (a limit beneath stays for later).")
+                          "Let no data through, open connections included (a limit beneath stays for later).")
         action.triggered.connect(lambda _c=False: self.blockRequested.emit(app_id, direction.value, not blocked))
         return action
 
