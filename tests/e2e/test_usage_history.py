@@ -32,6 +32,11 @@ from tests.support.waiting import eventually
 NOBODY, OTHER = 65534, 61_003
 # TCP/IP headers on the wire: 52 bytes per 1448 of payload (3.6%), and the handshake.
 WIRE_OVERHEAD = 0.06
+# The acknowledgements the application sends for what it receives count in the
+# other direction: at most one 52-byte ACK per 1448-byte segment (the receiver
+# acknowledges every segment at the start, every second one later, fewer with
+# GRO: 0.1-1.8% measured, depending on timing).
+ACK_SHARE = 52 / 1448
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +111,10 @@ def _transfer(pair: NetnsPair, scope: Path, port: int, direction: str, payload: 
     return payload
 
 
-def _within(measured: int, payload: int) -> bool:
-    return payload <= measured <= payload * (1 + WIRE_OVERHEAD)
+def _within(measured: int, payload: int, acknowledged: int = 0) -> bool:
+    """measured holds payload with its headers, plus the acknowledgements of
+    what the application received the other way (acknowledged payload)."""
+    return payload <= measured <= payload * (1 + WIRE_OVERHEAD) + acknowledged * ACK_SHARE
 
 
 def test_traffic_is_recorded_per_application_and_direction_within_a_few_percent(stack: Stack) -> None:
@@ -120,7 +127,7 @@ def test_traffic_is_recorded_per_application_and_direction_within_a_few_percent(
     # The last bytes of a process count at the tick after it exits.
     assert eventually(lambda: _sums(_usage(stack, app_id, since)) >= (down, up), 10), _usage(stack, app_id, since)
     minutes = _usage(stack, app_id, since)
-    assert _within(minutes_down := _sums(minutes)[0], down) and _within(_sums(minutes)[1], up), minutes
+    assert _within(minutes_down := _sums(minutes)[0], down, up) and _within(_sums(minutes)[1], up, down), minutes
     assert {row.app_id for row in minutes} == {app_id} and all(row.end == row.start + 60 for row in minutes)
     # Every resolution holds the same bytes: the hour's and the day's rows are the minutes' sum.
     for resolution in (UsageResolution.HOUR, UsageResolution.DAY, UsageResolution.MONTH):
@@ -135,7 +142,7 @@ def test_traffic_is_recorded_per_application_and_direction_within_a_few_percent(
     assert shown.returncode == 0, shown.stderr
     report = json.loads(shown.stdout)
     assert [total["app_id"] for total in report["totals"]] == [app_id]
-    assert _within(report["total"]["down_bytes"], down) and _within(report["total"]["up_bytes"], up), report
+    assert _within(report["total"]["down_bytes"], down, up) and _within(report["total"]["up_bytes"], up, down), report
     # The database on disk has them within the flush interval.
     database = _state_dir(stack) / DATABASE_FILE
     assert (database.stat().st_mode & 0o777) == 0o600
