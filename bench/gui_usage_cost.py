@@ -23,6 +23,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.gui.bare_window
 from gui_feed import ScriptedApplications  # noqa: E402
 
 
@@ -33,17 +34,9 @@ def main() -> int:
     arguments = parser.parse_args()
     app = QApplication(sys.argv[:1])
     from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-    from chadthrottle.gui.models.applications import ApplicationsModel
-    from chadthrottle.gui.models.icons import IconProvider
-    from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
-    from chadthrottle.gui.settings import Settings
-    from chadthrottle.gui.views.main_window import MainWindow
+    from tests.gui.bare_window import bare_window
 
-    model = ApplicationsModel(IconProvider())
-    proxy = ApplicationsProxy()
-    proxy.setSourceModel(model)
-    proxy.sort_by_activity()
-    window = MainWindow(model, proxy, Settings())
+    model, window = bare_window()
     window.resize(1100, 720)
     window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
     window.show()

@@ -20,18 +20,10 @@ def window(qtbot):  # type: ignore[no-untyped-def]
     """The main window on the sample applications, connected, shown and
     exposed (a module that needs keyboard focus asks for active_window)."""
     from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-    from chadthrottle.gui.models.applications import ApplicationsModel
-    from chadthrottle.gui.models.icons import IconProvider
-    from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
-    from chadthrottle.gui.settings import Settings
-    from chadthrottle.gui.views.main_window import MainWindow
+    from tests.gui.bare_window import bare_window
     from tests.gui.sample_data import sample_applications
 
-    model = ApplicationsModel(IconProvider())
-    proxy = ApplicationsProxy()
-    proxy.setSourceModel(model)
-    proxy.sort_by_activity()
-    win = MainWindow(model, proxy, Settings())
+    model, win = bare_window()
     qtbot.addWidget(win)
     win.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
     model.apply_snapshot(sample_applications())

@@ -17,13 +17,12 @@ from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.limit_truth import ADMINISTRATOR_NOTE, describe_limit, owner_note, user_name
-from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
-from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.tray.icons import TrayIconKind
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.widgets.rate_scale import UNLIMITED_POSITION
 from chadthrottle.units import UnitSystem
+from tests.gui.bare_window import bare_window
 from tests.gui.sample_data import MB, sample_applications
 from tests.gui.tray_actions import quick_limit_action
 
@@ -52,12 +51,8 @@ OWN_RULES = [RuleInfo(FIREFOX, "down", 5 * MB, 0, ADMIN_OWNER, True), RuleInfo(F
 
 @pytest.fixture
 def window(qtbot) -> MainWindow:  # type: ignore[no-untyped-def]
-    model = ApplicationsModel(IconProvider())
+    model, win = bare_window()
     model.set_viewer_uid(USER)
-    proxy = ApplicationsProxy()
-    proxy.setSourceModel(model)
-    proxy.sort_by_activity()
-    win = MainWindow(model, proxy, Settings())
     qtbot.addWidget(win)
     win.set_status(CONNECTED)
     model.set_rules(OWN_RULES)

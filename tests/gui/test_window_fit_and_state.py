@@ -20,17 +20,14 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from chadthrottle.contract import Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column
-from chadthrottle.gui.models.icons import IconProvider
-from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
-from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.app_table import contrast
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.gui.views.rate_axis import RateAxis
 from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
 from chadthrottle.units import UnitSystem
+from tests.gui.bare_window import bare_window
 from tests.gui.sample_data import MB, app, sample_applications
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,11 +35,7 @@ CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
 
 
 def make_window(qtbot) -> MainWindow:  # type: ignore[no-untyped-def]
-    model = ApplicationsModel(IconProvider())
-    proxy = ApplicationsProxy()
-    proxy.setSourceModel(model)
-    proxy.sort_by_activity()
-    window = MainWindow(model, proxy, Settings())
+    model, window = bare_window()
     qtbot.addWidget(window)
     window.set_status(CONNECTED)
     model.apply_snapshot(sample_applications())
