@@ -25,6 +25,7 @@ from chadthrottle.contract import (
     Direction,
     ErrorName,
     InterfaceInfo,
+    LinkShapingInfo,
     RuleInfo,
     RuleScope,
     ScheduleInfo,
@@ -51,6 +52,7 @@ from chadthrottle.record_codec import (
     decode_backend,
     decode_connection,
     decode_interface,
+    decode_link_shaping,
     decode_rule,
     decode_schedule,
     decode_usage,
@@ -60,6 +62,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
+    from chadthrottle.priority import Priority
     from chadthrottle.usage_contract import UsageResolution, UsageRow
 
     T = TypeVar("T")
@@ -183,6 +186,25 @@ class BlockingHelperClient:
         resolved: str = self._call("ClearQuota", interactive=interactive, app_id=app_id, direction=directions,
                                    scope=scope.value)[0]  # fmt: skip
         return resolved
+
+    def set_priority(self, app_id: str, priority: Priority | str, *, scope: RuleScope = RuleScope.DEFAULT,
+                     interactive: bool = True) -> str:  # fmt: skip
+        """As HelperClient.set_priority: returns the resolved application id."""
+        value = getattr(priority, "value", priority)  # a Priority, or its word
+        resolved: str = self._call("SetPriority", interactive=interactive, app_id=app_id, priority=value,
+                                   scope=scope.value)[0]  # fmt: skip
+        return resolved
+
+    def set_link_capacity(self, down_bps: int, up_bps: int, estimate: bool, *, interactive: bool = True) -> None:
+        """As HelperClient.set_link_capacity."""
+        self._call("SetLinkCapacity", interactive=interactive, down_bps=down_bps, up_bps=up_bps, estimate=estimate)
+
+    def get_link_shaping(self) -> LinkShapingInfo:
+        shaping = self._call("GetLinkShaping")[0]
+        try:
+            return decode_link_shaping(shaping)
+        except CodecError as error:
+            raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 
     def set_limits_paused(self, paused: bool, *, interactive: bool = True) -> None:
         self._call("SetLimitsPaused", interactive=interactive, paused=paused)

@@ -28,6 +28,7 @@ from chadthrottle.contract import (
     ConnectionInfo,
     InterfaceInfo,
     Direction,
+    LinkShapingInfo,
     ErrorName,
     RuleInfo,
     RuleScope,
@@ -39,6 +40,7 @@ from chadthrottle.dbus_codec import (
     decode_backend,
     decode_connection,
     decode_interface,
+    decode_link_shaping,
     decode_rule,
     decode_schedule,
     decode_usage,
@@ -54,6 +56,7 @@ from chadthrottle.helper_errors import (  # re-exported: the GUI and tests name 
     SERVICE_UNKNOWN,
     HelperClientError,
 )
+from chadthrottle.priority import Priority
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 __all__ = [
@@ -230,6 +233,28 @@ class HelperClient:
         resolved: str = (await self._call("ClearQuota", interactive=interactive, app_id=app_id, direction=directions,
                                           scope=scope.value))[0]  # fmt: skip
         return resolved
+
+    async def set_priority(self, app_id: str, priority: Priority | str, *, scope: RuleScope = RuleScope.DEFAULT,
+                           interactive: bool = True) -> str:  # fmt: skip
+        """critical, high, normal (removes it) or low for the application; served
+        in that order under load while a link capacity is set. Returns the resolved id."""
+        value = priority.value if isinstance(priority, Priority) else priority
+        resolved: str = (await self._call("SetPriority", interactive=interactive, app_id=app_id, priority=value,
+                                          scope=scope.value))[0]  # fmt: skip
+        return resolved
+
+    async def set_link_capacity(self, down_bps: int, up_bps: int, estimate: bool, *, interactive: bool = True) -> None:
+        """The bottleneck's rate per direction (0: not shaped), or estimate it;
+        all 0 and False: link shaping off. Needs the configure action."""
+        await self._call("SetLinkCapacity", interactive=interactive, down_bps=down_bps, up_bps=up_bps,
+                         estimate=estimate)  # fmt: skip
+
+    async def get_link_shaping(self) -> LinkShapingInfo:
+        shaping = (await self._call("GetLinkShaping"))[0]
+        try:
+            return decode_link_shaping(shaping)
+        except CodecError as error:
+            raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 
     async def set_limits_paused(self, paused: bool, *, interactive: bool = True) -> None:
         """Pause every limit (kept, not enforced) or resume them; needs limit-any."""

@@ -17,7 +17,9 @@ from enum import Enum
 # being enforced. 3: GetUsage (usage history). 4: schedules (SetSchedule,
 # ClearSchedules, ListSchedules); block and quotas (SetBlocked, SetQuota,
 # ClearQuota; *_blocked, *_quota_* in ListApplications and ListRules).
-API_VERSION = 4
+# 5: priorities and link shaping (SetPriority, SetLinkCapacity, GetLinkShaping;
+# priority*, rtt_us in ListApplications, priority in ListRules).
+API_VERSION = 5
 
 BUS_NAME = "io.github.chadthrottle.Helper1"
 OBJECT_PATH = "/io/github/chadthrottle/Helper1"
@@ -146,6 +148,9 @@ class ArgForm:
     SCHEDULE_RATE_BPS = "schedule-rate-bps"  # 0 (this direction not limited) or MIN_RATE_BPS..MAX_RATE_BPS
     SCHEDULE_BLOCK = "schedule-block"  # "" (no block), a Direction value or BOTH_DIRECTIONS
     SCHEDULE_NAME = "schedule-name"  # a schedule as ListSchedules names it ("mon-fri 09:00-17:00"), or "" for all
+    PRIORITY = "priority"  # a chadthrottle.priority.Priority value: critical, high, normal, low
+    CAPACITY_BPS = "capacity-bps"  # 0 (that direction not shaped) or MIN_RATE_BPS..MAX_RATE_BPS
+    ESTIMATE = "estimate"  # a boolean
 
 
 class CallCheck:
@@ -232,7 +237,8 @@ METHODS: dict[str, MethodSpec] = {
             "GetApiVersion", Action.MONITOR,
             "The API version of this interface (2: rules have owners and SetLimit/ClearLimit a scope; "
             "ListRules; 3: GetUsage; 4: SetSchedule, ClearSchedules, ListSchedules, SetBlocked, SetQuota, "
-            "ClearQuota and the blocked and quota keys of ListApplications and ListRules).",
+            "ClearQuota and the blocked and quota keys of ListApplications and ListRules; 5: SetPriority, "
+            "SetLinkCapacity, GetLinkShaping and the priority keys of ListApplications and ListRules).",
             out_args=(Arg("version", "u"),),
         ),
         _method(
@@ -244,7 +250,10 @@ METHODS: dict[str, MethodSpec] = {
             "application's one user), loopback_down_bps d, loopback_up_bps d, running b, down_limit_owner x, "
             "up_limit_owner x (whose rule: -1 the administrator's, else a uid), down_limit_problem s, "
             "up_limit_problem s (why that limit is not enforced now, empty when it is), down_schedule s, "
-            "up_schedule s (the schedule that sets that limit now, empty when none does). Callers who may not "
+            "up_schedule s (the schedule that sets that limit now, empty when none does), priority s "
+            "(critical, high, normal or low: the rule's in force for the caller), priority_owner x, "
+            "priority_problem s (why that priority is not in force now, empty when it is), rtt_us u (median "
+            "smoothed round-trip time of its established TCP sockets, microseconds; 0 unknown). Callers who may not "
             "limit any application see only their own applications and their own rules. Clients must "
             "ignore unknown keys.",
             out_args=(Arg("applications", "aa{sv}"),),
@@ -313,7 +322,7 @@ METHODS: dict[str, MethodSpec] = {
             "application, else the caller's own and the administrator's. Keys: app_id s, direction s, "
             "rate_bps t, burst_bytes t, owner x (-1 the administrator: every user's processes; else the uid "
             "whose processes it applies to), in_force b (false while an administrator rule outranks it or "
-            "limits are paused).",
+            "limits are paused), priority s (normal when none; a priority-only rule has rate_bps 0).",
             out_args=(Arg("rules", "aa{sv}"),),
         ),
         _method(
@@ -414,6 +423,35 @@ METHODS: dict[str, MethodSpec] = {
             in_args=(_APP_ID, Arg("direction", "s", ArgForm.DIRECTIONS), _SCOPE),
             out_args=(_RESOLVED_APP_ID,),
         ),
+        _method(
+            "SetPriority", LimitAuthorization.BY_SCOPE,
+            "Give an application a priority: critical, high, normal or low. Under load, while a link "
+            "capacity is set (SetLinkCapacity), the link serves higher priorities first, up to the capacity; "
+            "applications of one priority share what is left fairly; nothing is held back while the link is "
+            "idle, and a limit of the application still holds inside its priority. normal removes the "
+            "priority (a rule left with nothing is removed). scope and polkit action: as for SetLimit. "
+            "Returns the resolved application id.",
+            in_args=(_APP_ID, Arg("priority", "s", ArgForm.PRIORITY), _SCOPE),
+            out_args=(_RESOLVED_APP_ID,),
+        ),
+        _method(
+            "SetLinkCapacity", Action.CONFIGURE,
+            "The rate of the real bottleneck (usually the modem), per direction, L3 bytes/s: the helper "
+            "shapes the whole machine's traffic just under it, so the queue forms here, ordered by priority. "
+            f"down_bps, up_bps: 0 (that direction not shaped) or {MIN_RATE_BPS}..{MAX_RATE_BPS}. estimate: "
+            "the helper estimates the capacity and follows it (a non-zero value is where it starts). All "
+            "zero and false: link shaping off. Stored with the rules; survives a restart.",
+            in_args=(Arg("down_bps", "t", ArgForm.CAPACITY_BPS), Arg("up_bps", "t", ArgForm.CAPACITY_BPS),
+                     Arg("estimate", "b", ArgForm.ESTIMATE)),
+        ),
+        _method(
+            "GetLinkShaping", Action.MONITOR,
+            "The link shaping in force. Keys: down_capacity_bps t, up_capacity_bps t (the capacity in force "
+            "now, set or estimated; 0 none), down_set_bps t, up_set_bps t (what was set), estimate b, "
+            "down_shaping b, up_shaping b (the link tree is on the kernel now for that direction), interfaces "
+            "as (the uplinks it holds), problem s (why shaping asked for is not (wholly) done; empty when fine).",
+            out_args=(Arg("shaping", "a{sv}"),),
+        ),
         # Its values and fields are in chadthrottle.usage_contract (kept out of
         # this module: every chadthrottle-ctl call imports it); a test checks
         # the numbers below against it.
@@ -486,11 +524,21 @@ APPLICATION_FIELDS: dict[str, str] = {
     # API 4), "" when none does: the limit shown is the schedule's until it ends.
     "down_schedule": "s",
     "up_schedule": "s",
+    # API 5: the priority of the rule in force for the caller ("normal" when
+    # none), whose rule it is (meaningless for normal), why it is not in force
+    # now ("" when it is, or normal), and the median smoothed round-trip time
+    # of its established TCP sockets in microseconds (0 = unknown).
+    "priority": "s",
+    "priority_owner": "x",
+    "priority_problem": "s",
+    "rtt_us": "u",
 }
-# Keys an older helper (API 3 and before) does not send: read as not blocked, no quota.
+# Keys an older helper does not send (API 3 and before: read as not blocked,
+# no quota; API 4 and before: normal priority, rtt unknown).
 OPTIONAL_APPLICATION_FIELDS = frozenset({
     "down_blocked", "up_blocked", "down_quota_bytes", "up_quota_bytes", "down_quota_left_bytes",
     "up_quota_left_bytes", "down_quota_period", "up_quota_period", "down_schedule", "up_schedule",
+    "priority", "priority_owner", "priority_problem", "rtt_us",
 })
 
 # Keys and D-Bus types of one entry of ListRules.
@@ -508,9 +556,23 @@ RULE_FIELDS: dict[str, str] = {
     "quota_reset_minute": "u",
     "quota_then_bps": "t",  # 0: blocked when spent
     "quota_left_bytes": "t",
+    "priority": "s",  # API 5: "normal" when none; a priority-only rule has rate_bps 0
 }
 OPTIONAL_RULE_FIELDS = frozenset({"blocked", "quota_bytes", "quota_period", "quota_reset_minute",
-                                  "quota_then_bps", "quota_left_bytes"})
+                                  "quota_then_bps", "quota_left_bytes", "priority"})
+
+# Keys and D-Bus types of GetLinkShaping's answer (API 5).
+LINK_SHAPING_FIELDS: dict[str, str] = {
+    "down_capacity_bps": "t",  # the capacity in force now, set or estimated; 0 = none
+    "up_capacity_bps": "t",
+    "down_set_bps": "t",  # what the administrator set (SetLinkCapacity)
+    "up_set_bps": "t",
+    "estimate": "b",  # the helper estimates the capacity
+    "down_shaping": "b",  # the link tree is on the kernel now for that direction
+    "up_shaping": "b",
+    "interfaces": "as",  # the uplinks the link tree holds
+    "problem": "s",  # why shaping asked for is not (wholly) done; "" when fine
+}
 
 # Keys and D-Bus types of one entry of ListSchedules.
 SCHEDULE_FIELDS: dict[str, str] = {
@@ -627,6 +689,10 @@ class ApplicationInfo:
     up_quota_period: str = ""
     down_schedule: str = ""
     up_schedule: str = ""
+    priority: str = "normal"  # a chadthrottle.priority.Priority value
+    priority_owner: int = ADMIN_OWNER
+    priority_problem: str = ""
+    rtt_us: int = 0  # 0 = unknown
 
     def limit_owner(self, direction: Direction) -> int:
         return self.down_limit_owner if direction is Direction.DOWN else self.up_limit_owner
@@ -666,6 +732,7 @@ class RuleInfo:
     quota_reset_minute: int = 0
     quota_then_bps: int = 0
     quota_left_bytes: int = 0
+    priority: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -683,6 +750,27 @@ class ScheduleInfo:
     down_blocked: bool
     up_blocked: bool
     active: bool
+
+
+@dataclass(frozen=True)
+class LinkShapingInfo:
+    """The link shaping in force, as GetLinkShaping reports it (LINK_SHAPING_FIELDS)."""
+
+    down_capacity_bps: int = 0
+    up_capacity_bps: int = 0
+    down_set_bps: int = 0
+    up_set_bps: int = 0
+    estimate: bool = False
+    down_shaping: bool = False
+    up_shaping: bool = False
+    interfaces: tuple[str, ...] = ()
+    problem: str = ""
+
+    def capacity_bps(self, direction: Direction) -> int:
+        return self.down_capacity_bps if direction is Direction.DOWN else self.up_capacity_bps
+
+    def shaping(self, direction: Direction) -> bool:
+        return self.down_shaping if direction is Direction.DOWN else self.up_shaping
 
 
 @dataclass(frozen=True)

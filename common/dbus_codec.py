@@ -18,12 +18,14 @@ from chadthrottle.contract import (
     BACKEND_FIELDS,
     CONNECTION_FIELDS,
     INTERFACE_FIELDS,
+    LINK_SHAPING_FIELDS,
     RULE_FIELDS,
     SCHEDULE_FIELDS,
     ApplicationInfo,
     BackendInfo,
     ConnectionInfo,
     InterfaceInfo,
+    LinkShapingInfo,
     RuleInfo,
     ScheduleInfo,
 )
@@ -34,6 +36,7 @@ from chadthrottle.record_codec import (  # re-exported: the helper, the GUI and 
     decode_backend,
     decode_connection,
     decode_interface,
+    decode_link_shaping,
     decode_record,
     decode_rule,
     decode_schedule,
@@ -43,8 +46,8 @@ from chadthrottle.usage_contract import USAGE_FIELDS, UsageRow
 
 __all__ = [
     "CodecError", "decode_application", "decode_backend", "decode_connection", "decode_interface",
-    "decode_record", "decode_rule", "decode_schedule", "decode_usage", "encode_application", "encode_backend",
-    "encode_connection", "encode_interface", "encode_record", "encode_rule", "encode_schedule", "encode_usage",
+    "decode_link_shaping", "decode_record", "decode_rule", "decode_schedule", "decode_usage", "encode_application", "encode_backend",
+    "encode_connection", "encode_interface", "encode_link_shaping", "encode_record", "encode_rule", "encode_schedule", "encode_usage",
     "field_names",
 ]  # fmt: skip
 
@@ -53,7 +56,8 @@ def _to_wire(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
-def encode_record(record: ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo | RuleInfo | ScheduleInfo | UsageRow, fields: Mapping[str, str]) -> dict[str, Variant]:
+def encode_record(record: ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo | LinkShapingInfo | RuleInfo
+                  | ScheduleInfo | UsageRow, fields: Mapping[str, str]) -> dict[str, Variant]:
     """One record as ``a{sv}``; raises CodecError if a value does not fit its type
     (better a clear error in the helper than a malformed message on the bus)."""
     encoded: dict[str, Variant] = {}
@@ -88,6 +92,10 @@ def encode_interface(interface: InterfaceInfo) -> dict[str, Variant]:
 
 def encode_rule(rule: RuleInfo) -> dict[str, Variant]:
     return encode_record(rule, RULE_FIELDS)
+
+
+def encode_link_shaping(shaping: LinkShapingInfo) -> dict[str, Variant]:
+    return encode_record(shaping, LINK_SHAPING_FIELDS)
 
 
 def encode_schedule(schedule: ScheduleInfo) -> dict[str, Variant]:

@@ -17,6 +17,7 @@ from chadthrottle.contract import (
     BACKEND_FIELDS,
     CONNECTION_FIELDS,
     INTERFACE_FIELDS,
+    LINK_SHAPING_FIELDS,
     OPTIONAL_APPLICATION_FIELDS,
     OPTIONAL_CONNECTION_FIELDS,
     OPTIONAL_RULE_FIELDS,
@@ -26,6 +27,7 @@ from chadthrottle.contract import (
     BackendInfo,
     ConnectionInfo,
     InterfaceInfo,
+    LinkShapingInfo,
     RuleInfo,
     ScheduleInfo,
 )
@@ -36,7 +38,8 @@ if TYPE_CHECKING:
 
     from chadthrottle.usage_contract import UsageRow
 
-    Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo, InterfaceInfo, RuleInfo, ScheduleInfo, UsageRow)
+    Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo, InterfaceInfo, LinkShapingInfo, RuleInfo,
+                     ScheduleInfo, UsageRow)
 
 _UINT_BITS = {"y": 8, "q": 16, "u": 32, "t": 64}
 _INT_BITS = {"n": 16, "i": 32, "x": 64}
@@ -150,6 +153,10 @@ def decode_interface(data: Mapping[str, Any]) -> InterfaceInfo:
 
 def decode_rule(data: Mapping[str, Any]) -> RuleInfo:
     return decode_record(RuleInfo, data, RULE_FIELDS, OPTIONAL_RULE_FIELDS)
+
+
+def decode_link_shaping(data: Mapping[str, Any]) -> LinkShapingInfo:
+    return decode_record(LinkShapingInfo, data, LINK_SHAPING_FIELDS)
 
 
 def decode_schedule(data: Mapping[str, Any]) -> ScheduleInfo:

@@ -46,6 +46,7 @@ from chadthrottle.contract import (
 )
 from chadthrottle.dbus_codec import (
     encode_application,
+    encode_link_shaping,
     encode_backend,
     encode_connection,
     encode_interface,
@@ -70,6 +71,7 @@ from chadthrottle.helper.engine.api import (
     LimitChange,
     ResolvedApplication,
     SetLimit,
+    SetPriority,
     Viewer,
 )
 from chadthrottle.helper.errors import (
@@ -544,6 +546,27 @@ class HelperService:
         log.info("uid %d cleared the %s quota of %s (%s)", uid, "+".join(d.value for d in directions),
                  result_id, _whose(grant))  # fmt: skip
         return [result_id]
+
+    @_handles("SetPriority")
+    async def _set_priority(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        assert grant is not None  # LimitAuthorization.BY_SCOPE
+        uid = await self._caller_uid(call.sender)
+        priority = call.args[1]
+        result_id = await self._changes.submit(SetPriority(grant.app_id, priority, grant.owner))
+        log.info("uid %d set the priority of %s (%s) to %s", uid, result_id, _whose(grant), priority.value)
+        return [result_id]
+
+    @_handles("SetLinkCapacity")
+    async def _set_link_capacity(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        down_bps, up_bps, estimate = call.args
+        await self._engine_thread.run(self._engine.set_link_capacity, down_bps, up_bps, estimate)
+        log.info("uid %d set the link capacity: down %d B/s, up %d B/s (0: not shaped), estimate %s",
+                 await self._caller_uid(call.sender), down_bps, up_bps, estimate)  # fmt: skip
+        return []
+
+    @_handles("GetLinkShaping")
+    async def _get_link_shaping(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        return [encode_link_shaping(await self._engine_thread.run(self._engine.link_shaping))]
 
 
 def _whose(grant: _Grant) -> str:

@@ -31,6 +31,7 @@ from chadthrottle.contract import (
 )
 from chadthrottle.helper.engine import quotas, schedules
 from chadthrottle.helper.errors import HelperError, InvalidArgument
+from chadthrottle.priority import Priority
 from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageResolution
 
 # Linux pids are at most 2**22 (pid_max); accept anything that fits in 31 bits.
@@ -185,6 +186,33 @@ def validate_schedule_rate(rate_bps: Any) -> int:
     return 0 if rate_bps == 0 and _is_int(rate_bps) else validate_rate_bps(rate_bps)
 
 
+def validate_priority(priority: Any) -> Priority:
+    """One of Priority's words exactly (critical, high, normal, low)."""
+    if type(priority) is str:
+        for member in Priority:
+            if member.value == priority:
+                return member
+    names = ", ".join(member.value for member in Priority)
+    raise InvalidArgument(f"priority must be one of {names}, not {priority!r}")
+
+
+def validate_capacity(capacity_bps: Any, name: str) -> int:
+    """0 (that direction not shaped) or a rate in the contract's bounds."""
+    if capacity_bps == 0 and _is_int(capacity_bps):
+        return 0
+    if not _is_int(capacity_bps) or not MIN_RATE_BPS <= capacity_bps <= MAX_RATE_BPS:
+        raise InvalidArgument(
+            f"{name} must be 0 (not shaped) or {MIN_RATE_BPS}..{MAX_RATE_BPS} bytes/s, not {capacity_bps!r}"
+        )
+    return int(capacity_bps)
+
+
+def validate_estimate(estimate: Any) -> bool:
+    if type(estimate) is not bool:
+        raise InvalidArgument(f"estimate must be true or false, not {estimate!r}")
+    return estimate
+
+
 # One check per contract.ArgForm: (value, argument name) -> the value the engine gets.
 VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     ArgForm.APP_ID: lambda value, _name: validate_app_id(value),
@@ -206,6 +234,9 @@ VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     ArgForm.CLOCK_TIME: lambda value, name: schedules.parse_minute(value, name),
     ArgForm.SCHEDULE_RATE_BPS: lambda value, _name: validate_schedule_rate(value),
     ArgForm.SCHEDULE_NAME: lambda value, _name: schedules.parse_schedule_name(value),
+    ArgForm.PRIORITY: lambda value, _name: validate_priority(value),
+    ArgForm.CAPACITY_BPS: validate_capacity,
+    ArgForm.ESTIMATE: lambda value, _name: validate_estimate(value),
     ArgForm.SCHEDULE_BLOCK: lambda value, _name: () if value == "" and type(value) is str else validate_clear_directions(value),
 }
 

@@ -12,9 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo, RuleInfo, ScheduleInfo
+from chadthrottle.contract import (
+    ADMIN_OWNER, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo, LinkShapingInfo, RuleInfo,
+    ScheduleInfo,
+)  # fmt: skip
 from chadthrottle.helper.engine.quotas import Quota
 from chadthrottle.helper.errors import HelperError
+from chadthrottle.priority import Priority
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 
@@ -115,7 +119,18 @@ class ClearQuota:
     owner: int = ADMIN_OWNER
 
 
-LimitChange: TypeAlias = SetLimit | ClearLimit | AddSchedule | RemoveSchedules | SetBlocked | SetQuota | ClearQuota
+@dataclass(frozen=True)
+class SetPriority:
+    """An application's priority under load (NORMAL removes it from the rule)."""
+
+    app_id: str
+    priority: Priority
+    owner: int = ADMIN_OWNER
+
+
+LimitChange: TypeAlias = (
+    SetLimit | ClearLimit | AddSchedule | RemoveSchedules | SetBlocked | SetQuota | ClearQuota | SetPriority
+)
 # Per change: the resolved application id, or why that change was refused.
 ChangeOutcome: TypeAlias = str | HelperError
 
@@ -154,6 +169,13 @@ class EngineApi(Protocol):
 
     def limits_paused(self) -> bool:
         """Whether limits are paused."""
+
+    def set_link_capacity(self, down_bps: int, up_bps: int, estimate: bool) -> None:
+        """The bottleneck's rate per direction (0: not shaped), or estimate it;
+        stored with the rules. All 0 and False: link shaping off."""
+
+    def link_shaping(self) -> LinkShapingInfo:
+        """The link shaping asked for and in force now, and what keeps it from being done."""
 
     def usage(self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer) -> list[UsageRow]:
         """Bytes per application ("" = every one the viewer may see) and period

@@ -27,6 +27,7 @@ from chadthrottle.contract import (
     ConnectionInfo,
     Direction,
     InterfaceInfo,
+    LinkShapingInfo,
     RuleInfo,
     ScheduleInfo,
 )
@@ -38,6 +39,7 @@ from chadthrottle.helper.engine.api import (
     LimitChange,
     ADMIN_VIEWER,
     ResolvedApplication,
+    SetPriority,
     Viewer,
 )
 from chadthrottle.helper.engine.gating import Gating
@@ -427,6 +429,12 @@ class Engine:
         with self._lock:
             return self._limits.paused
 
+    def set_link_capacity(self, down_bps: int, up_bps: int, estimate: bool) -> None:
+        raise HelperError("this helper does not shape the link yet")
+
+    def link_shaping(self) -> LinkShapingInfo:
+        raise HelperError("this helper does not shape the link yet")
+
     def usage(self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer) -> list[UsageRow]:
         """The usage history (thread-safe, without the engine lock: it reads
         SQLite, and ticks and calls go on meanwhile)."""
@@ -659,6 +667,8 @@ class Engine:
         per-user bound), added to; planned: [the table as this batch's schedule
         changes so far leave it], made on the first one."""
         key: RuleKey = (app_id, change.owner)
+        if isinstance(change, SetPriority):
+            raise HelperError("this helper does not set priorities yet")
         if not isinstance(change, (AddSchedule, RemoveSchedules)) and removes_only(change):
             return direction_edit(change, key)
         if isinstance(change, RemoveSchedules):

@@ -101,3 +101,25 @@ def test_connection_bytes_round_trip_and_an_older_helpers_reply_without_them() -
         decode_connection(older)
     with pytest.raises(CodecError, match="'tx_bytes' has type 't', expected 'x'"):
         decode_connection(encode_connection(counted) | {"tx_bytes": Variant("t", 5)})
+
+
+def test_link_shaping_and_priority_keys_round_trip_and_an_api_4_reply_reads_normal() -> None:
+    from chadthrottle.contract import LINK_SHAPING_FIELDS, RULE_FIELDS, LinkShapingInfo, RuleInfo
+    from chadthrottle.dbus_codec import decode_link_shaping, decode_rule, encode_link_shaping, encode_rule
+
+    assert field_names(LinkShapingInfo) == set(LINK_SHAPING_FIELDS)  # type: ignore[arg-type]
+    assert field_names(RuleInfo) == set(RULE_FIELDS)  # type: ignore[arg-type]
+    shaping = LinkShapingInfo(6_250_000, 1_250_000, 6_250_000, 0, True, True, False, ("eth0",), "estimating...")
+    assert decode_link_shaping(encode_link_shaping(shaping)) == shaping
+    protected = ApplicationInfo(**{**APP.__dict__, "priority": "critical", "priority_owner": 1000, "rtt_us": 23_000})
+    assert decode_application(encode_application(protected)) == protected
+    older = encode_application(protected)
+    for key in ("priority", "priority_owner", "priority_problem", "rtt_us"):
+        del older[key]
+    assert (decode_application(older).priority, decode_application(older).rtt_us) == ("normal", 0)
+    rule = encode_rule(RuleInfo("exe:/usr/bin/x", "down", 0, 0, -1, True, priority="low"))
+    assert decode_rule(rule).priority == "low"
+    del rule["priority"]
+    assert decode_rule(rule).priority == "normal"
+    with pytest.raises(CodecError, match="'interfaces'"):
+        decode_link_shaping(encode_link_shaping(shaping) | {"interfaces": Variant("s", "eth0")})

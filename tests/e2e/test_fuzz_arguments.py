@@ -99,6 +99,15 @@ _periods = st.one_of(st.sampled_from(["day", "week", "month", "fortnight", "", "
 _reset_minutes = st.one_of(st.integers(0, 2**32 - 1), st.sampled_from([0, 1439, 1440]))
 
 # Per method that takes arguments: its arguments after the application id.
+_priorities = st.one_of(st.sampled_from(["critical", "high", "normal", "low", "", "Critical", "urgent", "low "]), _text)
+_capacities = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 999, 1_000, 10**11, 10**11 + 1]))
+_bad_capacities = st.one_of(st.integers(1, 999), st.integers(10**11 + 1, 2**64 - 1))
+# Methods without an application id: their whole body, always wrong somewhere.
+_WHOLE_ARGUMENTS: dict[str, st.SearchStrategy[list[Any]]] = {
+    "SetLinkCapacity": st.one_of(st.tuples(_bad_capacities, _capacities, st.booleans()),
+                                 st.tuples(_capacities, _bad_capacities, st.booleans())).map(list),
+}
+
 _REST_OF_ARGUMENTS: dict[str, st.SearchStrategy[list[Any]]] = {
     "SetLimit": st.tuples(_directions, _rates, _bursts, _scopes).map(list),
     "ClearLimit": st.tuples(_directions, _scopes).map(list),
@@ -107,6 +116,7 @@ _REST_OF_ARGUMENTS: dict[str, st.SearchStrategy[list[Any]]] = {
     "SetBlocked": st.tuples(_directions, st.booleans(), _scopes).map(list),
     "SetQuota": st.tuples(_directions, _quota_bytes, _periods, _reset_minutes, _rates, _scopes).map(list),
     "ClearQuota": st.tuples(_directions, _scopes).map(list),
+    "SetPriority": st.tuples(_priorities, _scopes).map(list),
     "ListConnections": st.just([]),
     "GetUsage": _usage_arguments,
 }
@@ -115,7 +125,9 @@ _REST_OF_ARGUMENTS: dict[str, st.SearchStrategy[list[Any]]] = {
 @st.composite
 def malformed_value_calls(draw: st.DrawFn) -> tuple[str, str, list[Any]]:
     """The right signature with values that are wrong, or name no application."""
-    method = draw(st.sampled_from(sorted(_REST_OF_ARGUMENTS)))
+    method = draw(st.sampled_from(sorted(_REST_OF_ARGUMENTS) + sorted(_WHOLE_ARGUMENTS)))
+    if method in _WHOLE_ARGUMENTS:
+        return method, METHODS[method].in_signature, draw(_WHOLE_ARGUMENTS[method])
     app_id = draw(st.one_of(_missing_app_ids, _bad_app_ids))
     return method, METHODS[method].in_signature, [app_id, *draw(_REST_OF_ARGUMENTS[method])]
 
@@ -203,10 +215,10 @@ def test_malformed_values_are_a_named_error(stack: Stack, caller: RawCaller, unt
 
 def test_every_method_with_arguments_gets_malformed_values() -> None:
     """A new method with arguments must be added to _REST_OF_ARGUMENTS; every
-    such method so far takes an application id first. A lone boolean
+    such method takes an application id first, but those of _WHOLE_ARGUMENTS. A lone boolean
     (SetLimitsPaused) has no malformed value: the bus guarantees its type, and
     wrong signatures are covered above."""
-    assert set(_REST_OF_ARGUMENTS) == {
+    assert set(_REST_OF_ARGUMENTS) | set(_WHOLE_ARGUMENTS) == {
         name for name, spec in METHODS.items() if spec.in_signature and spec.in_signature != "b"
     }
     assert all(METHODS[name].in_signature.startswith("s") for name in _REST_OF_ARGUMENTS)
