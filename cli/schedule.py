@@ -40,7 +40,8 @@ def add_schedule_parser(commands: argparse._SubParsersAction, rate_type: object,
     schedule.add_argument("--days", metavar="DAYS", help="e.g. mon-fri")
     schedule.add_argument("--from", dest="start", metavar="HH:MM", help="when it starts")
     schedule.add_argument("--to", dest="end", metavar="HH:MM", help="when it ends")
-    schedule.add_argument("--limit", metavar="RATE", type=rate_type, default=False, help="both directions")
+    schedule.add_argument("--limit", metavar="RATE", type=rate_type, default=False,
+                          help="both directions (not with --down or --up)")
     schedule.add_argument("--down", metavar="RATE", type=rate_type, default=False, help="download only")
     schedule.add_argument("--up", metavar="RATE", type=rate_type, default=False, help="upload only")
     schedule.add_argument("--block", choices=("down", "up", "both"), default="",
@@ -65,6 +66,8 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
                                             ("--to", arguments.end)) if not value]  # fmt: skip
     if missing:
         parser.error(f"schedule: give {', '.join(missing)}")
+    if arguments.limit is not False and (arguments.down is not False or arguments.up is not False):
+        parser.error("schedule: --limit sets both directions; give it, or --down and/or --up, not both")
     down, up = _rates(arguments)
     if not down and not up and not arguments.block:
         parser.error("schedule: give --limit RATE, --down RATE and/or --up RATE (not 'unlimited'), or --block")

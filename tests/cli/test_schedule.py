@@ -21,6 +21,10 @@ from chadthrottle.contract import ADMIN_OWNER, ScheduleInfo
         (["schedule", "list", "exe:/usr/bin/curl"], "takes no application"),
         (["schedule", "exe:/usr/bin/curl", "extra"], "unexpected 'extra'"),
         (["schedule", "exe:/usr/bin/curl", "--block", "sideways"], "invalid choice"),
+        (["schedule", "exe:/usr/bin/curl", "--days", "mon", "--from", "09:00", "--to", "17:00", "--limit", "1M",
+          "--down", "2M"], "--limit sets both directions"),  # --down won silently
+        (["schedule", "exe:/usr/bin/curl", "--days", "mon", "--from", "09:00", "--to", "17:00", "--up", "2M",
+          "--limit", "1M"], "not both"),
     ],
 )
 def test_options_that_do_not_go_together_stop_before_any_call(
