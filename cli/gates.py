@@ -3,7 +3,8 @@
     chadthrottle-ctl block APP [--down | --up]
     chadthrottle-ctl unblock APP [--down | --up]
     chadthrottle-ctl quota APP 5MB --per day [--reset HH:MM] [--then block|RATE] [--down | --up]
-    chadthrottle-ctl quota APP --off [--down | --up]
+    chadthrottle-ctl quota APP --off [--down | --up]     (forgets the period's use: a quota set
+                                                        again counts from zero; SIZE again keeps it)
 
 Without --down or --up both directions (a quota: each its own budget). The
 helper checks every value and refuses bad input by name, changing nothing.
@@ -66,7 +67,8 @@ def add_gate_parsers(commands: argparse._SubParsersAction, rate_type: object, ad
     quota.add_argument("--reset", metavar="HH:MM", type=parse_clock, help="when periods begin (default 00:00)")
     quota.add_argument("--then", metavar="block|RATE",
                        help="when spent: block (the default) or limit to RATE until the next period")
-    quota.add_argument("--off", action="store_true", help="remove the quota")
+    quota.add_argument("--off", action="store_true",
+                       help="remove the quota and forget what its period used (one set again counts from zero)")
     for command in (block, unblock, quota):
         command.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
         if command is quota:
@@ -127,7 +129,7 @@ def run_gate(client: BlockingHelperClient, arguments: argparse.Namespace) -> str
         return f"{for_terminal(resolved)}: {which} blocked ({BLOCK_HELD_NOTE})"
     if arguments.off:
         resolved = client.clear_quota(app, direction, scope=scope)
-        return f"{for_terminal(resolved)}: {which} quota removed"
+        return f"{for_terminal(resolved)}: {which} quota removed (what its period used is forgotten)"
     then_bps = 0 if arguments.then == "block" else arguments.then
     resolved = client.set_quota(app, direction, arguments.size, arguments.per, arguments.reset, then_bps, scope=scope)
     then = f"limited to {format_rate(then_bps)}" if then_bps else "blocked"

@@ -418,8 +418,9 @@ METHODS: dict[str, MethodSpec] = {
         ),
         _method(
             "ClearQuota", LimitAuthorization.BY_SCOPE,
-            "Remove the quota of one direction of an application, or both. Returns the resolved application "
-            "id. polkit action: as for SetLimit.",
+            "Remove the quota of one direction of an application, or both. What the current period used is "
+            "forgotten: a quota set again counts from zero (SetQuota without clearing keeps it). Returns the "
+            "resolved application id. polkit action: as for SetLimit.",
             in_args=(_APP_ID, Arg("direction", "s", ArgForm.DIRECTIONS), _SCOPE),
             out_args=(_RESOLVED_APP_ID,),
         ),

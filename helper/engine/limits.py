@@ -145,14 +145,18 @@ class LimitTable:
         there is none); one that comes out None or empty goes."""
         for direction in directions:
             new = change(self._plain.get(key, {}).get(direction))
+            if new is None or new.quota is None:  # a quota removed: one set again counts from zero
+                self.quota_use.pop((key, direction), None)
             if new is None or new.is_empty:
                 self.clear(key, (direction,))
             else:
                 self.set(key, direction, new)
 
     def drop(self, key: RuleKey) -> None:
-        """Forget the rule: its plain limits and its schedules."""
+        """Forget the rule: its plain limits, its schedules, its quotas' use."""
         self._plain.pop(key, None)
+        for direction in Direction:
+            self.quota_use.pop((key, direction), None)
         self._schedules.pop(key, None)
         self._active.pop(key, None)
         self._rebuild(key)

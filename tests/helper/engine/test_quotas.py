@@ -180,3 +180,32 @@ def test_a_spent_quota_that_throttles_opens_its_gate_only_once_the_shaper_has_it
     assert gates.settings[(3, DOWN)] == GateSetting(budget_bytes=5_000_000)
     gating.apply([], tomorrow, gates, use)  # the rule is gone: every gate open
     assert gates.settings == {}
+
+
+def test_a_cleared_quota_forgets_its_periods_use_and_one_set_again_counts_from_zero(berlin: None) -> None:
+    """ClearQuota then SetQuota in the same period starts the budget whole, as
+    after a restart (the file keeps no use without a quota); SetQuota again
+    without clearing keeps the use (docs/helper.md, Block and quotas)."""
+    from chadthrottle.helper.engine.gating import Gating
+    from chadthrottle.helper.engine.rule_store import rename_rules
+
+    table, quota, now = LimitTable(), Quota(5_000_000, Period.DAY), _local(2027, 1, 4, 12, 0)
+    gating, gates = Gating(), _Gates()
+    direction_edit(SetQuota(KEY[0], (DOWN, UP), quota), KEY)(table)
+    gating.apply([(KEY, 3, table.get(KEY))], now, gates, table.quota_use)
+    gates.counted[(3, DOWN)] = gates.counted[(3, UP)] = 4_000_000
+    gating.apply([(KEY, 3, table.get(KEY))], now, gates, table.quota_use)
+    direction_edit(SetQuota(KEY[0], (DOWN,), Quota(6_000_000, Period.DAY)), KEY)(table)  # an edit: use kept
+    assert table.quota_use[(KEY, DOWN)][1] == 4_000_000
+    direction_edit(ClearQuota(KEY[0], (UP,)), KEY)(table)
+    assert (KEY, UP) not in table.quota_use and (KEY, DOWN) in table.quota_use
+    moved = rename_rules(table, lambda app_id, _owner: "app:org.example.Renamed")  # the use moves with the rule
+    renamed = ("app:org.example.Renamed", KEY[1])
+    assert moved and table.quota_use == {(renamed, DOWN): (period_start(quota, now).timestamp(), 4_000_000)}
+    direction_edit(SetQuota(renamed[0], (UP,), quota), renamed)(table)  # set again, same period
+    gates.counted.clear()
+    gating.apply([(renamed, 3, table.get(renamed))], now, gates, table.quota_use)
+    assert table.quota_use[(renamed, UP)][1] == 0 and gating.quota_state(renamed, UP).left == 5_000_000
+    assert gating.quota_state(renamed, DOWN).left == 2_000_000
+    table.drop(renamed)
+    assert table.quota_use == {}
