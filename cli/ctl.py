@@ -33,13 +33,15 @@ from chadthrottle.cli.output import (  # re-exported: tests and scripts name the
 )
 from chadthrottle.cli.gates import GATE_VERBS, add_gate_parsers, run_gate
 from chadthrottle.cli.gates import check_arguments as check_gate_arguments
+from chadthrottle.cli.priorities import add_priority_parsers, run_capacity, run_priority
+from chadthrottle.cli.priorities import check_arguments as check_priority_arguments
 from chadthrottle.cli.schedule import add_schedule_parser, run_schedule
 from chadthrottle.cli.schedule import check_arguments as check_schedule_arguments
 from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.cli.watch import MAX_INTERVAL_S, MIN_INTERVAL_S, HelperGone, watch
 from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, Direction, ErrorName, RuleScope
 from chadthrottle.helper_errors import HelperClientError
-from chadthrottle.units import RATE_HELP, UnitError, format_limit, format_rate, parse_rate
+from chadthrottle.units import RATE_HELP, UnitError, UnitSystem, format_limit, format_rate, parse_rate
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
 if TYPE_CHECKING:
@@ -62,17 +64,17 @@ EXIT_USAGE = 2  # also what argparse uses; and an argument the helper refused
 EXIT_NOT_AUTHORIZED = 3
 EXIT_NO_SUCH_APPLICATION = 4
 EXIT_HELPER_NOT_RUNNING = 5
-EXIT_NOT_ENFORCED = 6  # the limit is stored, but the helper says it is not enforced (and why)
+EXIT_NOT_ENFORCED = 6  # the limit (priority, capacity) is stored, but the helper says it is not in force (and why)
 
 EXIT_CODES_HELP = (
     "exit status: 0 ok, 1 other failure, 2 usage or invalid argument, 3 not authorized, "
     "4 no such application, 5 helper not running (or no system bus), "
-    "6 the limit was stored but is not enforced now (the reason is printed)"
+    "6 the limit (or priority, or capacity) was stored but is not enforced now (the reason is printed)"
 )
 
 
 class NotEnforced(Exception):
-    """A limit was stored, and the helper reports it is not enforced."""
+    """A limit, priority or capacity was stored, and the helper reports it is not in force."""
 
 _EXIT_BY_ERROR: dict[ErrorName, int] = {
     ErrorName.NOT_AUTHORIZED: EXIT_NOT_AUTHORIZED,
@@ -86,9 +88,11 @@ _BYTES_MULTIPLIERS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 10
 
 
 def parse_rate_argument(text: str) -> int | None:
-    """argparse type for RATE: bytes/s, or None for unlimited."""
+    """argparse type for RATE: bytes/s, or None for unlimited. A bare number
+    or prefix is bytes (as parse_rate without units reads it); a unit of bits
+    is bits: a link capacity is sold as "50Mbit"."""
     try:
-        return parse_rate(text)
+        return parse_rate(text, UnitSystem.BYTES_DECIMAL)
     except UnitError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -204,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--json", action="store_true", help="machine-readable output")
     add_schedule_parser(commands, parse_rate_argument, _add_scope_options)
     add_gate_parsers(commands, parse_rate_argument, _add_scope_options)
+    add_priority_parsers(commands, parse_rate_argument, _add_scope_options)
     return parser
 
 
@@ -277,6 +282,16 @@ def _run(arguments: argparse.Namespace) -> None:
             print(run_schedule(client, arguments))
         elif arguments.command in GATE_VERBS:
             print(run_gate(client, arguments))
+        elif arguments.command == "priority":
+            line, reasons = run_priority(client, arguments)
+            print(line)
+            if reasons:
+                raise NotEnforced("; ".join(reasons))
+        elif arguments.command == "capacity":
+            text, problem = run_capacity(client, arguments)
+            print(text)
+            if problem:
+                raise NotEnforced(problem)
 
 
 def _limit(client: BlockingHelperClient, arguments: argparse.Namespace) -> None:
@@ -357,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "schedule":
         check_schedule_arguments(parser, arguments)
     check_gate_arguments(parser, arguments)
+    check_priority_arguments(parser, arguments)
     try:
         _run(arguments)
         sys.stdout.flush()  # here, so that a closed pipe is seen below and not at exit

@@ -75,6 +75,28 @@ def limit_problems(apps: list[ApplicationInfo]) -> list[str]:
     return lines
 
 
+def _priority_cell(app: ApplicationInfo) -> str:
+    """Blank for normal (every application's default); else the priority,
+    whose it is and the round-trip time its TCP sockets see now."""
+    if app.priority == "normal":
+        return ""
+    rtt = f", rtt {format_rtt(app.rtt_us)}" if app.rtt_us else ""
+    mark = " NOT ENFORCED" if app.priority_problem else ""
+    return f"{app.priority} ({owner_label(app.priority_owner)}{rtt}){mark}"
+
+
+def format_rtt(rtt_us: int) -> str:
+    """Microseconds as people read a ping: "0.14 ms", "23.5 ms", "180 ms"."""
+    ms = rtt_us / 1000
+    return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
+
+
+def priority_problems(apps: list[ApplicationInfo]) -> list[str]:
+    """One line per priority that is not in force, with the helper's reason."""
+    return [f"{app.id}: priority {app.priority} not in force: {app.priority_problem}"
+            for app in apps if app.priority != "normal" and app.priority_problem]  # fmt: skip
+
+
 def _table(rows: list[list[str]]) -> str:
     rows = [[for_terminal(cell) for cell in row] for row in rows]  # names come from other users
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
@@ -84,24 +106,26 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def format_applications(apps: list[ApplicationInfo]) -> str:
-    rows = [["ID", "NAME", "PIDS", "DOWN", "UP", "DOWN LIMIT", "UP LIMIT"]]
+    rows = [["ID", "NAME", "PIDS", "DOWN", "UP", "DOWN LIMIT", "UP LIMIT", "PRIORITY"]]
     for app in sorted(apps, key=lambda a: (-(a.down_bps + a.up_bps), a.name, a.id)):
         pids = ",".join(str(pid) for pid in app.pids[:4]) + ("..." if len(app.pids) > 4 else "")
         rows.append([
             app.id, app.name, pids or "-", format_rate(app.down_bps), format_rate(app.up_bps),
-            _limit_cell(app, Direction.DOWN), _limit_cell(app, Direction.UP),
+            _limit_cell(app, Direction.DOWN), _limit_cell(app, Direction.UP), _priority_cell(app),
         ])  # fmt: skip
     return _table(rows)
 
 
 def applications_report(apps: list[ApplicationInfo], paused: bool) -> str:
-    """The table `list` prints, then the pause note or the limits not enforced."""
+    """The table `list` prints, then the pause note or the limits not
+    enforced, then the priorities not in force."""
     notes = [PAUSED_NOTE] if paused else [for_terminal(line) for line in limit_problems(apps)]
+    notes += [for_terminal(line) for line in priority_problems(apps)]
     return "\n".join([format_applications(apps), *notes])
 
 
 def format_rules(rules: list[RuleInfo]) -> str:
-    rows = [["ID", "DIRECTION", "LIMIT", "BLOCKED", "QUOTA", "WHOSE", "IN FORCE"]]
+    rows = [["ID", "DIRECTION", "LIMIT", "BLOCKED", "QUOTA", "PRIORITY", "WHOSE", "IN FORCE"]]
     for rule in rules:
         quota = "-"
         if rule.quota_bytes:
@@ -110,7 +134,8 @@ def format_rules(rules: list[RuleInfo]) -> str:
                      f"{rule.quota_reset_minute // 60:02d}:{rule.quota_reset_minute % 60:02d}, then {then}, "
                      f"{format_size(rule.quota_left_bytes)} left")  # fmt: skip
         rows.append([rule.app_id, rule.direction, format_limit(rule.rate_bps) if rule.rate_bps else "-",
-                     "yes" if rule.blocked else "no", quota, owner_label(rule.owner),
+                     "yes" if rule.blocked else "no", quota, "-" if rule.priority == "normal" else rule.priority,
+                     owner_label(rule.owner),
                      "yes" if rule.in_force else "no (outranked by an admin rule, or paused)"])  # fmt: skip
     return _table(rows)
 

@@ -38,8 +38,9 @@ _RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*?)(?:/s|ps)?\s*$")
 
 RATE_HELP = (
     "RATE is bytes per second at L3: a plain number (500000), a decimal suffix "
-    "(500K, 2M, 1G, also KB/MB/GB) or a binary one (512KiB, 1MiB, 1GiB); "
-    "'unlimited' (or none, off, 0: 0 means no limit everywhere) removes the limit."
+    "(500K, 2M, 1G, also KB/MB/GB) or a binary one (512KiB, 1MiB, 1GiB); bits only "
+    "with the unit spelt out (50Mbit, 500 kbit/s); 'unlimited' (or none, off, 0: 0 means no "
+    "limit everywhere) removes the limit."
 )
 
 

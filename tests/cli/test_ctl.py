@@ -107,7 +107,7 @@ def test_a_bug_is_still_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest
 
 def test_table_and_json_output() -> None:
     table = ctl.format_applications([APP]).splitlines()
-    assert table[0].split() == ["ID", "NAME", "PIDS", "DOWN", "UP", "DOWN", "LIMIT", "UP", "LIMIT"]
+    assert table[0].split() == ["ID", "NAME", "PIDS", "DOWN", "UP", "DOWN", "LIMIT", "UP", "LIMIT", "PRIORITY"]
     assert table[1].split() == ["exe:/usr/bin/curl", "curl", "1,2,3,4...", "2.00", "MB/s", "0", "B/s",
                                 "none", "250", "KB/s", "(admin)"]  # fmt: skip
     assert json.loads(ctl.to_json([APP]))[0]["pids"] == [1, 2, 3, 4, 5]

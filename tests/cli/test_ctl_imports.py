@@ -29,7 +29,8 @@ print("imported:" + ",".join(heavy), file=sys.stderr)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["list", "--json"], ["list"], ["limit", "pid:1", "--up", "1M"],
-                                  ["watch", "--json", "--count", "1"], ["backends"]])  # fmt: skip
+                                  ["watch", "--json", "--count", "1"], ["backends"], ["priority", "pid:1", "high"],
+                                  ["capacity"]])  # fmt: skip
 def test_a_call_imports_nothing_heavy(args: list[str], tmp_path: "os.PathLike[str]") -> None:
     env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-bus"}
     probe = PROBE.replace("{names}", repr(set(NOT_FOR_THE_CLI)))
