@@ -8,7 +8,8 @@
 
 A priority orders an application's traffic only while a link capacity is set:
 the helper then shapes the whole machine just under it. What a capacity call
-does not give is kept (a direction's set rate, estimation on or off). The
+does not give is kept (a direction's set rate, estimation on or off), except
+that --estimate starts a direction without a RATE from scratch. The
 helper checks every value and refuses bad input by name, changing nothing.
 """
 
@@ -61,7 +62,8 @@ def add_priority_parsers(commands: argparse._SubParsersAction, rate_type: object
         "without options: show it",
         epilog="The helper shapes the whole machine's traffic just under this rate, so the queue forms here, "
         "ordered by priority. RATE as for 'limit' (bytes/s, or a unit of bits: 50Mbit); 'off' leaves that "
-        "direction unshaped. What you do not give is kept. Setting needs an administrator.",
+        "direction unshaped. What you do not give is kept, but --estimate estimates a direction without a "
+        "RATE from scratch. Setting needs an administrator.",
     )  # fmt: skip
     capacity.add_argument("--down", metavar="RATE", type=rate_type, default=False, help="download capacity")
     capacity.add_argument("--up", metavar="RATE", type=rate_type, default=False, help="upload capacity")
@@ -123,16 +125,23 @@ def run_capacity(client: BlockingHelperClient, arguments: argparse.Namespace) ->
 
             return json.dumps(plain(shaping), indent=2, ensure_ascii=True), ""
         return format_link_shaping(shaping), ""
-    current = client.get_link_shaping()
-    down = current.down_set_bps if arguments.down is False else arguments.down or 0
-    up = current.up_set_bps if arguments.up is False else arguments.up or 0
-    estimate = current.estimate if arguments.estimate is None else arguments.estimate
+    down, up, estimate = _wanted(client.get_link_shaping(), arguments)
     try:
         client.set_link_capacity(down, up, estimate)
     except HelperClientError as error:
         raise HelperClientError(error.name, _cli_words(error.message)) from None
     shaping = client.get_link_shaping()
     return format_link_shaping(shaping), shaping.problem if (down or up or estimate) else ""
+
+
+def _wanted(current: LinkShapingInfo, arguments: argparse.Namespace) -> tuple[int, int, bool]:
+    """(down, up, estimate) to set. --estimate starts a direction not given
+    from scratch (0: no starting point); otherwise what is not given is kept."""
+    estimate = current.estimate if arguments.estimate is None else arguments.estimate
+    kept_down, kept_up = (0, 0) if arguments.estimate else (current.down_set_bps, current.up_set_bps)
+    down = kept_down if arguments.down is False else arguments.down or 0
+    up = kept_up if arguments.up is False else arguments.up or 0
+    return down, up, estimate
 
 
 def _cli_words(message: str) -> str:

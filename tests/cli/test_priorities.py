@@ -13,7 +13,7 @@ import pytest
 
 from chadthrottle.cli import ctl
 from chadthrottle.cli.output import format_rtt, format_rules
-from chadthrottle.cli.priorities import PRIORITY_WORDS, _cli_words, format_link_shaping, priority_reasons
+from chadthrottle.cli.priorities import PRIORITY_WORDS, _cli_words, _wanted, format_link_shaping, priority_reasons
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, LinkShapingInfo, RuleInfo
 from chadthrottle.priority import Priority
 
@@ -106,3 +106,19 @@ def test_a_refusal_names_the_options_not_the_bus_arguments() -> None:
 def test_rules_show_a_priority() -> None:
     rule = RuleInfo("app:org.example.Call", "down", 0, 0, ADMIN_OWNER, True, priority="critical")
     assert format_rules([rule]).splitlines()[1].split()[5] == "critical"
+
+
+@pytest.mark.parametrize(
+    ("args", "wanted"),
+    [
+        (["--down", "40M"], (40_000_000, 2_000_000, True)),  # up and estimation kept
+        (["--up", "off", "--no-estimate"], (6_000_000, 0, False)),
+        (["--estimate"], (0, 0, True)),  # from scratch: no starting point
+        (["--estimate", "--up", "1M"], (0, 1_000_000, True)),
+    ],
+)
+def test_capacity_keeps_what_it_does_not_give_but_estimate_starts_from_scratch(
+    args: list[str], wanted: tuple[int, int, bool]
+) -> None:
+    current = LinkShapingInfo(down_set_bps=6_000_000, up_set_bps=2_000_000, estimate=True)
+    assert _wanted(current, ctl.build_parser().parse_args(["capacity", *args])) == wanted
