@@ -25,6 +25,7 @@ from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.priority_flow import PriorityFlow
 from chadthrottle.gui.rules_flow import RulesFlow
 from chadthrottle.gui.settings import Settings, Theme, load_settings, save_settings
 from chadthrottle.gui.theme import apply_theme
@@ -99,6 +100,7 @@ class AppController(QObject):
         self.window.closedForGood.connect(self._on_window_closed)
         self.usage = UsageFlow(self.connection, self.model, self.window, settings_store)  # GetUsage: totals, view, graph
         self.rules = RulesFlow(self.connection, self.model, self.window, self.request_limit)  # the rules dialog
+        self.priorities = PriorityFlow(self.connection, self.model, self.window)  # priorities, link capacity
         self.alerts = AlertsFlow(self.connection, settings_store, lambda: self.settings.alerts, parent=self)
         if use_tray and TrayController.is_available():
             self.attach_tray(TrayController(self.model, self.window, self))
@@ -114,6 +116,7 @@ class AppController(QObject):
         self.window.keep_running_in_tray = self.settings.close_to_tray
         tray.limitRequested.connect(self.request_limit)
         tray.blockRequested.connect(self.request_block)
+        tray.priorityRequested.connect(self.priorities.request_priority)
         self.connection.callFinished.connect(self._on_call_finished)
         tray.pauseRequested.connect(self.request_pause)
         tray.openRequested.connect(self.show_window)

@@ -20,6 +20,7 @@ from chadthrottle.gui.ipc.connection import HelperConnection
 from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import describe_limit
+from chadthrottle.gui.models.priority_view import describe_priority
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 
 SCHEDULES_KEY, CHANGE_KEY = "rules:schedules", "rules:change"
@@ -62,6 +63,7 @@ class RulesFlow(QObject):
         dialog.quotaRequested.connect(lambda app, d, size, period, then: self._change(
             lambda c: c.set_quota(app, _direction(d), size, period, 0, then)))
         dialog.quotaCleared.connect(lambda app, d: self._change(lambda c: c.clear_quota(app, _direction(d))))
+        dialog.priorityRequested.connect(self._window.priorityRequested)  # type: ignore[attr-defined]  # PriorityFlow
         dialog.finished.connect(self._forget)
         dialog.show()
         self._fetch_schedules()
@@ -99,6 +101,8 @@ class RulesFlow(QObject):
         read_only = next((describe_limit(s, d, self._model.units) for d, s in states.items() if s.read_only), "")
         if not self._connection.status.can_limit:
             read_only = self._connection.status.detail or "Rules cannot be changed right now."
+        priority = self._model.priority_state(app_id)
+        disabled = self._model.priority_unavailable or (describe_priority(priority) if priority.read_only else "")
         return AppRules(
             app_id, info.name if info else app_id,
             limits={d: self._plain_rate(app_id, d) if s.schedule else s.rate_bps for d, s in states.items()},
@@ -107,6 +111,9 @@ class RulesFlow(QObject):
             quotas={d: info.quota(d) if info else (0, 0, "") for d in Direction},
             schedules=tuple(s for s in self._schedules if s.app_id == app_id and s.owner == self._owner),
             read_only=read_only,
+            priority=priority.priority,
+            priority_note=describe_priority(priority) if priority.priority != "normal" or priority.pending else "",
+            priority_disabled=disabled,
         )
 
     def _show(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction, RuleInfo
+from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction, LinkShapingInfo, RuleInfo
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 
@@ -38,6 +38,12 @@ class HelperClientLike(Protocol):
     async def get_limits_paused(self) -> bool: ...
 
     async def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]: ...
+
+    async def set_priority(self, app_id: str, priority: str) -> str: ...
+
+    async def set_link_capacity(self, down_bps: int, up_bps: int, estimate: bool) -> None: ...
+
+    async def get_link_shaping(self) -> LinkShapingInfo: ...
 
     def close(self) -> None: ...
 

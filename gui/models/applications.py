@@ -31,6 +31,7 @@ from chadthrottle.gui.models.connections import connection_key, interesting_firs
 from chadthrottle.gui.models.history import SHARED_SCALE_SAMPLES, PeakWindow, RateHistory
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.limit_truth import LimitState, LimitTally, describe_limit, limit_state, tally
+from chadthrottle.gui.models.priority_view import NORMAL, PriorityState, describe_priority, priority_state
 from chadthrottle.gui.models.usage_cells import UsageColumnState, usage_text, usage_tooltip
 from chadthrottle.gui.models.row_order import RowOrder, ordered, runs
 from chadthrottle.gui.models.rows import AppRow, ProcessRow, identity_or_limits, matches, sort_key
@@ -97,6 +98,8 @@ class ApplicationsModel(QAbstractItemModel):
         self.peaks = PeakWindow(SHARED_SCALE_SAMPLES)  # the sparklines' shared scale
         self.activity_tooltip = ""  # what that scale is, said by the view that draws it
         self._usage = UsageColumnState()  # the totals column: GetUsage's totals over a period
+        # Why priorities cannot be set here ("" when they can): an older helper (gui/priority_flow.py).
+        self.priority_unavailable = ""
 
     # --- Qt model interface -------------------------------------------------------------
 
@@ -212,6 +215,10 @@ class ApplicationsModel(QAbstractItemModel):
             return self._state(app, LIMIT_COLUMNS[column])
         if role == Role.LIMITS:
             return (app.limit_bps(Direction.DOWN), app.limit_bps(Direction.UP))
+        if role == Role.PRIORITY:  # the name cell's badge; None (no badge) for normal
+            if info.priority == NORMAL and app.priority_asked is None:
+                return None
+            return self._priority(app) if column == Column.NAME else None
         if role == Role.HISTORY:
             return app.history
         if role == Role.IS_PROCESS:
@@ -231,7 +238,10 @@ class ApplicationsModel(QAbstractItemModel):
             return usage_tooltip(app.usage, self._usage, self._units)
         if column == Column.NAME:
             processes = len(app.processes)
-            return f"{app.info.name}\n{app.info.id}\n{processes} process{'es' * (processes != 1)}"
+            text = f"{app.info.name}\n{app.info.id}\n{processes} process{'es' * (processes != 1)}"
+            if app.info.priority != NORMAL or app.priority_asked is not None:
+                text += f"\n{describe_priority(self._priority(app))}"
+            return text
         return None
 
     # --- public helpers for views and the tray -------------------------------------------
@@ -305,6 +315,31 @@ class ApplicationsModel(QAbstractItemModel):
         if problem != self._enforcement_problem:
             self._enforcement_problem = problem
             self._emit_all_changed()
+
+    def priority_state(self, app_id: str) -> PriorityState:
+        """The truth about an application's priority: whose, asked for, in force or why not."""
+        app = self._find(app_id)
+        return PriorityState() if app is None else self._priority(app)
+
+    def mark_priority_pending(self, app_id: str, priority: str) -> None:
+        """Show a requested priority at once, before the helper confirms it."""
+        app = self._find(app_id)
+        if app is not None:
+            app.priority_asked = (priority, None)
+            self._emit_app_changed(app_id)
+
+    def resolve_priority(self, app_id: str, succeeded: bool) -> None:
+        """A SetPriority finished: keep the asked one until a poll sent after
+        this answers (an earlier poll may predate it), or drop it on failure."""
+        app = self._find(app_id)
+        if app is None or app.priority_asked is None:
+            return
+        app.priority_asked = (app.priority_asked[0], time.monotonic()) if succeeded else None
+        self._emit_app_changed(app_id)
+
+    def _priority(self, app: AppRow) -> PriorityState:
+        asked = app.priority_asked[0] if app.priority_asked is not None else None
+        return priority_state(app.info, self._viewer_uid, asked, self._enforcement_problem)
 
     def _state(self, app: AppRow, direction: Direction) -> LimitState:
         return limit_state(app.info, direction, self._viewer_uid, app.pending.get(direction),
@@ -499,7 +534,10 @@ class ApplicationsModel(QAbstractItemModel):
             info = incoming.pop(app.info.id)
             if app.confirmed:
                 info = _keep_confirmed(app, info, asked_at)
-            if identity_or_limits(info) != identity_or_limits(app.info):
+            if app.priority_asked is not None and _priority_settled(app, asked_at):
+                app.priority_asked = None
+                changed_rows.append(row)
+            elif identity_or_limits(info) != identity_or_limits(app.info):
                 changed_rows.append(row)
             app.info = info
             app.history.append(info.down_bps, info.up_bps, now)
@@ -601,6 +639,13 @@ class ApplicationsModel(QAbstractItemModel):
 
 
 _LIMIT_FIELD = {Direction.DOWN: "down_limit_bps", Direction.UP: "up_limit_bps"}
+
+
+def _priority_settled(app: AppRow, asked_at: float | None) -> bool:
+    """Whether this poll tells the truth about the priority the viewer asked
+    for: it was confirmed before the poll was sent."""
+    confirmed_at = app.priority_asked[1] if app.priority_asked is not None else None
+    return confirmed_at is not None and (asked_at is None or asked_at > confirmed_at)
 
 
 def _keep_confirmed(app: AppRow, info: ApplicationInfo, asked_at: float | None) -> ApplicationInfo:

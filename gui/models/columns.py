@@ -48,3 +48,4 @@ class Role(IntEnum):
     IS_PROCESS = Qt.ItemDataRole.UserRole + 8  # bool: a child row (a process or a connection)
     LIMITS = Qt.ItemDataRole.UserRole + 9  # (down_limit_bps, up_limit_bps)
     LIMIT_STATE = Qt.ItemDataRole.UserRole + 10  # limit_truth.LimitState, on a limit column
+    PRIORITY = Qt.ItemDataRole.UserRole + 11  # priority_view.PriorityState on the name column, None for normal

@@ -37,6 +37,9 @@ class AppRow:
     connection_speeds: ConnectionSpeeds = field(default_factory=dict)
     # Bytes (down, up) over the period the totals column shows; None: not known.
     usage: tuple[int, int] | None = None
+    # A priority the viewer asked for: (priority, when the helper confirmed it
+    # (time.monotonic()) or None while on its way); kept until a poll sent after that.
+    priority_asked: tuple[str, float | None] | None = None
 
     def child_count(self) -> int:
         return len(self.processes) + len(self.connections)
@@ -76,4 +79,5 @@ def matches(app: AppRow, needle: str) -> bool:
 def identity_or_limits(info: ApplicationInfo) -> tuple[object, ...]:
     """The fields whose change must reach the name column and the limit editors."""
     return (info.name, info.icon, info.down_limit_bps, info.up_limit_bps, info.down_limit_owner,
-            info.up_limit_owner, info.down_limit_problem, info.up_limit_problem)  # fmt: skip
+            info.up_limit_owner, info.down_limit_problem, info.up_limit_problem, info.priority,
+            info.priority_owner, info.priority_problem)  # fmt: skip

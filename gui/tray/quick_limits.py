@@ -52,13 +52,13 @@ def busiest_applications(
 ) -> list[ApplicationInfo]:
     """The applications to list: by total rate, limited ones kept in view.
 
-    An application with a limit or a block stays listed even when quiet (a
-    blocked one is quiet), so it can be lifted from the tray.
+    An application with a limit, a block or a priority stays listed even when
+    quiet (a blocked one is quiet), so it can be lifted from the tray.
     """
     ranked = sorted(applications, key=lambda a: (-(a.down_bps + a.up_bps), a.name.casefold()))
     chosen = ranked[:count]
     for app in ranked[count:]:
-        held = app.down_limit_bps or app.up_limit_bps or app.down_blocked or app.up_blocked
+        held = app.down_limit_bps or app.up_limit_bps or app.down_blocked or app.up_blocked or app.priority != "normal"
         if held and len(chosen) < count + 4:
             chosen.append(app)
     return chosen

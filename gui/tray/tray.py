@@ -18,6 +18,7 @@ from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import describe_limit
+from chadthrottle.gui.models.priority_view import describe_priority
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
 from chadthrottle.gui.tray.quick_limits import CUSTOM, QuickLimit, busiest_applications, checked_label, quick_limits
 from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate, unit_label
@@ -30,6 +31,8 @@ PAUSE_TOOLTIP = ("Stop enforcing every limit, for every user, without forgetting
 
 
 BLOCK_LABEL = "block"  # the block action's name part (its text says Block or Blocked)
+PROTECT_LABEL = "protect"  # "Protect this app": critical priority; checked, choosing it un-protects
+PROTECTED = "critical"
 
 
 def action_name(app_id: str, direction: Direction, label: str) -> str:
@@ -42,6 +45,7 @@ class TrayController(QObject):
 
     limitRequested = Signal(str, str, object)  # app id, direction, bytes/s or None
     blockRequested = Signal(str, str, bool)  # app id, direction, True: block, False: unblock
+    priorityRequested = Signal(str, str)  # app id, priority ("critical" to protect, "normal" to stop)
     pauseRequested = Signal(bool)  # True: pause every limit, False: resume
     openRequested = Signal()
     quitRequested = Signal()
@@ -145,6 +149,8 @@ class TrayController(QObject):
                         action.setToolTip(describe_limit(state, direction, units))
                 block = self._block_action(submenu, info.id, direction, info.blocked(direction))
                 block.setEnabled(can_limit and not state.read_only)
+            submenu.addSeparator()
+            self._protect_action(submenu, info.id, can_limit)
         self.menu.addSeparator()
         pause = self.menu.addAction("Pause all limits")
         pause.setObjectName("pause-all")
@@ -165,6 +171,24 @@ class TrayController(QObject):
         action.setToolTip("Unblock: traffic flows again, connections that survived go on." if blocked else
                           "Let no data through, open connections included (a limit beneath stays for later).")
         action.triggered.connect(lambda _c=False: self.blockRequested.emit(app_id, direction.value, not blocked))
+        return action
+
+    def _protect_action(self, submenu: QMenu, app_id: str, can_limit: bool) -> QAction:
+        """"Protect this app" (critical priority: served first when the link is
+        busy); checked while it is critical, when choosing it un-protects."""
+        state = self._model.priority_state(app_id)
+        protected = state.priority == PROTECTED
+        action = submenu.addAction("Protected (critical priority)" if protected else "Protect this app")
+        action.setObjectName(f"quick:{app_id}:{PROTECT_LABEL}")
+        action.setCheckable(True)
+        action.setChecked(protected)
+        reason = self._model.priority_unavailable or (describe_priority(state) if state.read_only else "")
+        action.setEnabled(can_limit and not reason)
+        action.setToolTip(reason or (f"{describe_priority(state)} Choose to stop protecting it (normal priority)."
+                                     if protected else "Critical priority: served first when the link is busy, "
+                                     "for calls and games. Needs the link capacity (status line)."))  # fmt: skip
+        wanted = "normal" if protected else PROTECTED
+        action.triggered.connect(lambda _c=False: self.priorityRequested.emit(app_id, wanted))
         return action
 
     def _quick_action(self, submenu: QMenu, app_id: str, name: str, direction: Direction,

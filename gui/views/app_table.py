@@ -29,6 +29,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.views.delegates import LimitDelegate, SparklineDelegate
+from chadthrottle.gui.views.priority_badge import NameDelegate
 from chadthrottle.gui.views.overall_row import OverallHeader
 from chadthrottle.gui.widgets.limit_slider import LimitControl
 
@@ -105,6 +106,8 @@ class AppTable(QTreeView):
         self.sparkline_delegate = SparklineDelegate(self)
         self.limit_delegate = LimitDelegate(self)
         self.setItemDelegateForColumn(Column.ACTIVITY, self.sparkline_delegate)
+        self.name_delegate = NameDelegate(self)  # the priority badge
+        self.setItemDelegateForColumn(Column.NAME, self.name_delegate)
         for column in LIMIT_COLUMNS:
             self.setItemDelegateForColumn(column, self.limit_delegate)
         header = self.header()

@@ -42,6 +42,7 @@ from chadthrottle.gui.models.connection_table import ConnColumn, ConnectionTable
 from chadthrottle.gui.models.graph_series import graph_series
 from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
+from chadthrottle.gui.models.priority_view import describe_latency
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.units import UnitSystem, format_rate
@@ -319,7 +320,8 @@ class DetailPane(QWidget):
         self.summary.setText(describe_rates(info.name, info.down_bps, info.up_bps, limits,
                                             history.mean(MEASURED_OVER_SAMPLES), units))
         states = {direction: self._model.limit_state(info.id, direction) for direction in Direction}
-        self._show_notes("\n".join(filter(None, [describe_limit_notes(states, units), self.history_note])))
+        latency = describe_latency(info, self._model.priority_state(info.id))  # protected applications only
+        self._show_notes("\n".join(filter(None, [describe_limit_notes(states, units), latency, self.history_note])))
         _label, span_s, coarse = SPANS[self.span.currentIndex()]
         step_s = self.refresh_interval_s * (COARSE_EVERY if coarse else 1)
         times, rates = history.timed(int(span_s / step_s) + 1, coarse)

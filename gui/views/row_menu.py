@@ -2,9 +2,9 @@
 
 Only what the helper can do is offered: the application's rules (the rules
 dialog: limits, schedules, block and quota), quick limits in the units shown,
-clearing the limits, copying the id and showing the connections. There is no
-"Priority" entry: the helper has none yet, and an entry that does nothing
-would mislead.
+clearing the limits, its priority (Critical / High / Normal / Low; disabled,
+saying why, with a helper older than priorities), copying the id and showing
+the connections.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from PySide6.QtWidgets import QMenu, QWidget
 from chadthrottle.contract import MIN_RATE_BPS, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import describe_limit
+from chadthrottle.gui.models.priority_view import LABELS, MEANINGS, describe_priority
 from chadthrottle.gui.tray.quick_limits import CUSTOM, checked_label, quick_limits
 from chadthrottle.units import UnitSystem
 
 DIRECTION_TITLES = {Direction.DOWN: "Limit download", Direction.UP: "Limit upload"}
 
 LimitSink = Callable[[str, str, object], None]  # app id, "down"/"up", bytes/s or None
+PrioritySink = Callable[[str, str], None]  # app id, "critical"/"high"/"normal"/"low"
 
 
 def menu_limits(units: UnitSystem) -> list[tuple[str, int | None]]:
@@ -40,9 +42,11 @@ def build_row_menu(
     show_connections: Callable[[str], None],
     parent: QWidget | None = None,
     open_rules: Callable[[str], None] | None = None,
+    set_priority: PrioritySink | None = None,
 ) -> QMenu:
     """A menu for one application; each action's objectName says what it is
-    (``edit-rules``, ``limit:down:5 MB/s``, ``clear-limits``, ``copy-id``, ``show-connections``)."""
+    (``edit-rules``, ``limit:down:5 MB/s``, ``clear-limits``, ``priority:critical``,
+    ``copy-id``, ``show-connections``)."""
     info = model.application(app_id)
     name = info.name if info is not None else app_id
     menu = QMenu(parent)
@@ -82,7 +86,30 @@ def build_row_menu(
                 set_limit(app_id, direction.value, None)
 
     clear.triggered.connect(clear_both)
+    if set_priority is not None:
+        add_priority_menu(menu, model, app_id, can_limit, set_priority)
     menu.addSeparator()
     menu.addAction("Show connections", lambda: show_connections(app_id)).setObjectName("show-connections")
     menu.addAction("Copy application id", lambda: copy_id(app_id)).setObjectName("copy-id")
     return menu
+
+
+def add_priority_menu(menu: QMenu, model: ApplicationsModel, app_id: str, can_limit: bool,
+                      set_priority: PrioritySink) -> QMenu:  # fmt: skip
+    """"Priority" with the four levels, the one shown checked; disabled, with
+    the reason as its tooltip, when choosing could do nothing."""
+    state = model.priority_state(app_id)
+    submenu = menu.addMenu("Priority")
+    submenu.setObjectName("priority")
+    submenu.setToolTipsVisible(True)
+    reason = model.priority_unavailable or (describe_priority(state) if state.read_only else "")
+    submenu.menuAction().setToolTip(reason or describe_priority(state))
+    for value, label in LABELS.items():
+        action = QAction(label, submenu, checkable=True, checked=value == state.priority)
+        action.setObjectName(f"priority:{value}")
+        action.setEnabled(can_limit and not reason)
+        action.setToolTip(reason or f"{label}: {MEANINGS[value]}.")
+        action.triggered.connect(lambda _c=False, v=value: set_priority(app_id, v))
+        submenu.addAction(action)
+    submenu.setEnabled(not model.priority_unavailable)
+    return submenu

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from chadthrottle.contract import QUOTA_PERIODS, Direction, ScheduleInfo
+from chadthrottle.gui.models.priority_view import LABELS, MEANINGS
 from chadthrottle.units import UnitError, UnitSystem, format_rate, format_size, parse_rate, parse_size
 
 DAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -56,6 +57,9 @@ class AppRules:
     quotas: dict[Direction, tuple[int, int, str]] = field(default_factory=dict)  # bytes, left, period
     schedules: tuple[ScheduleInfo, ...] = ()
     read_only: str = ""  # why the viewer cannot change them ("" when they can)
+    priority: str = "normal"  # shown: the viewer's request on its way, else the helper's
+    priority_note: str = ""  # describe_priority's sentence (whose, not in force and why)
+    priority_disabled: str = ""  # why the priority cannot be changed here ("" when it can)
 
 
 class RulesDialog(QDialog):
@@ -66,6 +70,7 @@ class RulesDialog(QDialog):
     blockRequested = Signal(str, str, bool)  # app id, "down"/"up", blocked
     quotaRequested = Signal(str, str, object, str, object)  # app id, "down"/"up"/"both", bytes, period, then bytes/s (0 block)
     quotaCleared = Signal(str, str)  # app id, "down"/"up"/"both"
+    priorityRequested = Signal(str, str)  # app id, "critical"/"high"/"normal"/"low"
 
     def __init__(self, rules: AppRules, units: UnitSystem, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -110,6 +115,19 @@ class RulesDialog(QDialog):
         hint = QLabel("Empty: no limit. E.g. 500K, 2M; in the units the window shows.", tab)
         hint.setWordWrap(True)
         form.addRow(hint)
+        self.priority = QComboBox(tab)
+        self.priority.setObjectName("priority")
+        self.priority.setAccessibleName("Priority")
+        for value, label in LABELS.items():
+            self.priority.addItem(label, value)
+            self.priority.setItemData(self.priority.count() - 1, f"{label}: {MEANINGS[value]}.",
+                                      Qt.ItemDataRole.ToolTipRole)  # fmt: skip
+        self.priority.activated.connect(self._on_priority)
+        form.addRow("&Priority:", self.priority)
+        self.priority_note = QLabel(tab)
+        self.priority_note.setObjectName("priorityNote")
+        self.priority_note.setWordWrap(True)
+        form.addRow(self.priority_note)
         self.scheduled_note = QLabel(tab)
         self.scheduled_note.setObjectName("scheduledNote")
         self.scheduled_note.setWordWrap(True)
@@ -244,6 +262,10 @@ class RulesDialog(QDialog):
         self.scheduled_note.setText(" ".join(
             f"The schedule {name} sets the {DIRECTION_LABELS[d].lower()} limit now; the one here applies outside it."
             for d, name in rules.scheduled.items() if name))  # fmt: skip
+        self.priority.setCurrentIndex(max(0, self.priority.findData(rules.priority)))
+        self.priority.setEnabled(not (rules.priority_disabled or rules.read_only))
+        self.priority.setToolTip(rules.priority_disabled or rules.read_only or rules.priority_note)
+        self.priority_note.setText(rules.priority_disabled or rules.priority_note)
         if rules.schedules != shown_schedules or self.schedule_list.count() != len(rules.schedules):
             self._show_schedules(rules.schedules)
         for direction, box in self.block_boxes.items():
@@ -298,6 +320,12 @@ class RulesDialog(QDialog):
             if (rate or 0) != self.rules.limits.get(direction, 0):
                 self.limitRequested.emit(self.rules.app_id, direction.value, rate)
         self.show_outcome("Asking the helper…")
+
+    def _on_priority(self, row: int) -> None:
+        value = str(self.priority.itemData(row))
+        if value != self.rules.priority:
+            self.priorityRequested.emit(self.rules.app_id, value)
+            self.show_outcome("Asking the helper…")
 
     def chosen_days(self) -> str:
         return ",".join(name for name, box in zip(DAY_NAMES, self.day_boxes, strict=True) if box.isChecked())

@@ -1,14 +1,16 @@
-"""The status bar: backend, helper state, and how many limits are really enforced."""
+"""The status bar: backend, helper state, how many limits are really enforced,
+and the link's capacity and shaping (issue 16; click it to change them)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QWidget
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QToolButton, QWidget
 
 from chadthrottle.contract import BackendInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import backend_summary
 from chadthrottle.gui.models.limit_truth import LimitTally
+from chadthrottle.gui.models.priority_view import LinkSummary
 
 WARNING_STYLE = "color: #c64600;"  # amber-red: readable on light and dark panels
 
@@ -23,7 +25,9 @@ HELPER_WORDS: dict[HelperState, str] = {
 
 
 class StatusLine(QStatusBar):
-    """Three permanent fields; transient messages use showMessage as usual."""
+    """Four permanent fields; transient messages use showMessage as usual."""
+
+    linkRequested = Signal()  # the link field was clicked: open the capacity dialog
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -44,6 +48,15 @@ class StatusLine(QStatusBar):
         self.addPermanentWidget(self.backend)
         self.addPermanentWidget(self.helper)
         self.addPermanentWidget(self.limits)
+        # A button, so it is reachable with Tab and says it can be clicked; hidden
+        # until the helper answers GetLinkShaping (an older helper has none).
+        self.link = QToolButton(self)
+        self.link.setObjectName("linkField")
+        self.link.setAutoRaise(True)
+        self.link.setAccessibleName("Link capacity and shaping: change")
+        self.link.clicked.connect(self.linkRequested)
+        self.link.hide()
+        self.addPermanentWidget(self.link)
 
     def show_text(self, text: str, timeout_ms: int = 8000) -> None:
         """A transient message that never hides the permanent fields."""
@@ -82,6 +95,15 @@ class StatusLine(QStatusBar):
         self.limits.setText(text)
         self.limits.setToolTip(tip)
         self.limits.setStyleSheet(WARNING_STYLE if warning else "")
+
+
+    def set_link(self, summary: LinkSummary | None) -> None:
+        """The link's capacity and shaping, or nothing (None: not known, or an older helper)."""
+        self.link.setVisible(summary is not None)
+        if summary is not None:
+            self.link.setText(summary.text)
+            self.link.setToolTip(summary.tooltip)
+            self.link.setStyleSheet(WARNING_STYLE if summary.warning else "")
 
 
 def _limits(count: int) -> str:

@@ -38,7 +38,8 @@ def test_the_menu_offers_only_what_the_helper_can_do(window: MainWindow) -> None
     assert {"clear-limits", "copy-id", "show-connections", "limit:down:1 MB/s", "limit:up:5 MB/s",
             "limit:down:Unlimited"} <= names(menu)  # fmt: skip
     texts = " ".join(a.text() for a in menu.findChildren(QAction)).lower()
-    assert "block" not in texts and "priority" not in texts  # the helper has neither yet
+    assert "block" not in texts  # blocks are set in the tray and the rules dialog
+    assert action(menu, "priority:normal").isChecked()  # Firefox has no priority
     assert action(menu, "limit:down:5 MB/s").isChecked()  # Firefox is limited to 5 MB/s
 
 

@@ -1,0 +1,139 @@
+"""What a priority and the link's shaping look like to the user (issue 16).
+
+Plain data and functions, like limit_truth, so the wording is tested without
+widgets. A priority is never shown as in force when it is not: the helper
+says why (no link capacity, a backend that cannot order traffic), a request
+not yet confirmed says so, and while the helper is away nothing is ordered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, LinkShapingInfo
+from chadthrottle.gui.models.limit_truth import ROOT_UID, owner_note
+from chadthrottle.priority import Priority
+from chadthrottle.units import UnitSystem, format_rate
+
+LABELS: dict[str, str] = {p.value: p.value.capitalize() for p in Priority}
+NORMAL = Priority.NORMAL.value
+# What each priority does, in the words of the row menu's tooltips.
+MEANINGS: dict[str, str] = {
+    Priority.CRITICAL.value: "served first when the link is busy (calls, games)",
+    Priority.HIGH.value: "served before normal and low applications when the link is busy",
+    Priority.NORMAL.value: "shares the link fairly with the others (the default)",
+    Priority.LOW.value: "gets what the others leave (backups, updates)",
+}
+PROTECTED = frozenset({Priority.CRITICAL.value, Priority.HIGH.value})  # the detail pane's latency readout
+OLD_HELPER = "Priorities need a newer helper: the one running here is older than this window (API 5)."
+
+
+@dataclass(frozen=True)
+class PriorityState:
+    """One application's priority as a row shows it."""
+
+    priority: str = NORMAL
+    owner_note: str = ""  # "" for the viewer's own rule, else whose it is
+    read_only: bool = False  # an administrator's priority over a viewer who is not root
+    problem: str = ""  # why it is not in force now; "" when it is (or normal)
+    pending: bool = False  # asked for, not confirmed yet
+
+    @property
+    def in_force(self) -> bool:
+        return self.priority != NORMAL and not self.problem and not self.pending
+
+    @property
+    def label(self) -> str:
+        return LABELS.get(self.priority, self.priority)
+
+
+def priority_state(info: ApplicationInfo, viewer_uid: int, asked: str | None = None,
+                   enforcement_problem: str = "") -> PriorityState:  # fmt: skip
+    """The truth about an application's priority; ``asked``: the viewer's
+    request on its way; enforcement_problem: why nothing is enforced now (the
+    helper is not running), which the helper's own reason outranks."""
+    if asked is not None:
+        return PriorityState(asked, pending=True, problem=enforcement_problem if asked != NORMAL else "")
+    if info.priority == NORMAL:
+        return PriorityState()
+    owner = info.priority_owner
+    read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
+    problem = info.priority_problem or enforcement_problem
+    return PriorityState(info.priority, owner_note(owner, viewer_uid), read_only, problem)
+
+
+def describe_priority(state: PriorityState) -> str:
+    """The sentence a tooltip or the detail pane gives about a priority."""
+    meaning = MEANINGS.get(state.priority, "")
+    if state.pending:
+        return f"Priority: {state.label} asked for, not confirmed yet."
+    if state.priority == NORMAL:
+        return f"Priority: Normal: {meaning}."
+    whose = f", {state.owner_note}" if state.owner_note else ""
+    text = f"Priority: {state.label}{whose}: {meaning}."
+    if state.problem:
+        text += f" Not in force: {state.problem}."
+    if state.read_only:
+        text += " Only an administrator can change it."
+    return text
+
+
+def describe_latency(info: ApplicationInfo, state: PriorityState) -> str:
+    """The detail pane's latency line for a protected application ("" for others)."""
+    if state.priority not in PROTECTED:
+        return ""
+    if info.rtt_us <= 0:
+        rtt = "round trip not measured (no established TCP connection yet)"
+    else:
+        rtt = f"round trip {format_rtt(info.rtt_us)} (median smoothed RTT of its TCP connections)"
+    return f"{describe_priority(state)} Latency: {rtt}."
+
+
+def format_rtt(rtt_us: int) -> str:
+    """"850 µs", "23.4 ms", "120 ms"."""
+    if rtt_us < 1000:
+        return f"{rtt_us} µs"
+    ms = rtt_us / 1000
+    return f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
+
+
+@dataclass(frozen=True)
+class LinkSummary:
+    """The status line's link field: its text, tooltip and whether it warns."""
+
+    text: str
+    tooltip: str
+    warning: bool
+
+
+def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
+    """"Link ▼ 50.0 Mbit/s ▲ 10.0 Mbit/s, shaping on"; the problem, when
+    there is one, in amber; never "on" for a direction the kernel does not shape."""
+    estimated = " (estimated)" if shaping.estimate else ""
+    capacities = [(arrow, shaping.capacity_bps(d), shaping.shaping(d))
+                  for arrow, d in (("▼", Direction.DOWN), ("▲", Direction.UP))]  # fmt: skip
+    asked = shaping.estimate or any(cap for _a, cap, _s in capacities)
+    if not asked:
+        return LinkSummary("Link: not shaped", "No link capacity is set: priorities have nothing to order "
+                           "within. Click to set it.", False)  # fmt: skip
+    if not any(cap for _a, cap, _s in capacities):  # estimating, nothing measured yet
+        return LinkSummary("Link: estimating the capacity…", "The helper is estimating the link's capacity; "
+                           f"nothing is shaped until it has one.{_problem(shaping)} Click to change.", True)
+    parts = [f"{arrow} {format_rate(cap, units) if cap else '—'}" for arrow, cap, _s in capacities]
+    on = [shaping_on for _a, cap, shaping_on in capacities if cap]
+    state = "shaping on" if on and all(on) else "shaping partly on" if any(on) else "shaping off"
+    lines = [f"{'Download' if arrow == '▼' else 'Upload'}: "
+             + (f"capacity {format_rate(cap, units)}{estimated}, {'shaped' if on_ else 'not shaped now'}"
+                if cap else "not shaped")
+             for arrow, cap, on_ in capacities]  # fmt: skip
+    if shaping.interfaces:
+        lines.append(f"Uplinks: {', '.join(shaping.interfaces)}")
+    if shaping.problem:
+        lines.append(f"Problem: {shaping.problem}")
+    lines.append("Click to change.")
+    warning = bool(shaping.problem) or state != "shaping on"
+    return LinkSummary(f"Link {' '.join(parts)}{estimated}, {state}", "\n".join(lines), warning)
+
+
+def _problem(shaping: LinkShapingInfo) -> str:
+    return f" Problem: {shaping.problem}." if shaping.problem else ""

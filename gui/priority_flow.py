@@ -1,0 +1,143 @@
+"""Priorities and the link's capacity between the GUI and the helper (issue 16).
+
+Priorities asked for in the row menu, the rules dialog or the tray are shown
+at once (marked as asked), sent as SetPriority off the GUI thread, and settle
+when a poll sent after the helper's answer confirms them; a refusal is said
+in the status line. GetLinkShaping is read every few polls for the status
+line's link field; its dialog sends SetLinkCapacity (polkit asks for an
+administrator) and shows the answer. A helper older than priorities answers
+UnknownMethod: then every priority control is disabled with the reason, the
+link field hidden, and nothing else changes; a reconnect asks again.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject
+
+from chadthrottle.contract import ErrorName, LinkShapingInfo
+from chadthrottle.gui.ipc.connection import HelperConnection
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.ipc.worker import UNKNOWN_METHOD
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.priority_view import LABELS, OLD_HELPER, describe_priority, link_summary
+from chadthrottle.gui.views.link_dialog import LinkDialog
+
+SHAPING_KEY, CAPACITY_KEY, PRIORITY_KEY = "link:shaping", "link:capacity", "priority:"
+SHAPING_EVERY_N_POLLS = 5  # the capacity changes rarely (an estimate within seconds)
+REFUSED = ("The link capacity was not changed: an administrator's authorization was refused "
+           "(it shapes every user's traffic).")  # fmt: skip
+
+
+class PriorityFlow(QObject):
+    def __init__(self, connection: HelperConnection, model: ApplicationsModel, window: QObject) -> None:
+        super().__init__(window)
+        self._connection = connection
+        self._model = model
+        self._window = window
+        self.shaping: LinkShapingInfo | None = None
+        self.dialog: LinkDialog | None = None
+        self._polls = 0
+        self._asking = False
+        window.priorityRequested.connect(self.request_priority)  # type: ignore[attr-defined]
+        window.status_line.linkRequested.connect(self.open_dialog)  # type: ignore[attr-defined]
+        connection.callFinished.connect(self._on_call_finished)
+        connection.applicationsUpdated.connect(self._on_snapshot)
+        connection.statusChanged.connect(self._on_status)
+
+    # --- priorities ------------------------------------------------------------------
+
+    def request_priority(self, app_id: str, priority: str) -> None:
+        """Show it at once, then SetPriority (never blocks); refusals as a message."""
+        info = self._model.application(app_id)
+        name = info.name if info else app_id
+        state = self._model.priority_state(app_id)
+        why = (self._model.priority_unavailable or (describe_priority(state) if state.read_only else "")
+               or ("" if self._connection.status.can_limit else self._connection.status.detail
+                   or "Priorities cannot be changed right now."))  # fmt: skip
+        if why or priority not in LABELS:
+            self._say(f"Could not change the priority of {name}: {why or 'unknown priority'}")
+            return
+        self._model.mark_priority_pending(app_id, priority)
+        self._connection.call(PRIORITY_KEY + app_id, lambda client: client.set_priority(app_id, priority))  # type: ignore[attr-defined]
+
+    # --- the link ----------------------------------------------------------------------
+
+    def open_dialog(self) -> LinkDialog:
+        """The capacity dialog (one at a time), filled from the last answer and asked afresh."""
+        if self.dialog is None:
+            self.dialog = LinkDialog(self._model.units, self._window)  # type: ignore[arg-type]
+            self.dialog.capacityRequested.connect(self._set_capacity)
+            self.dialog.finished.connect(self._forget_dialog)
+        if self.shaping is not None:
+            self.dialog.show_shaping(self.shaping)
+        self.dialog.show()
+        self.dialog.raise_()
+        self._fetch_shaping()
+        return self.dialog
+
+    def _forget_dialog(self) -> None:
+        if self.dialog is not None:
+            self.dialog.deleteLater()
+            self.dialog = None
+
+    def _set_capacity(self, down_bps: int, up_bps: int, estimate: bool) -> None:
+        self._connection.call(CAPACITY_KEY, lambda client: client.set_link_capacity(down_bps, up_bps, estimate))  # type: ignore[attr-defined]
+
+    def _fetch_shaping(self) -> None:
+        if not self._asking:
+            self._asking = True
+            self._connection.call(SHAPING_KEY, lambda client: client.get_link_shaping())  # type: ignore[attr-defined]
+
+    # --- answers -------------------------------------------------------------------------
+
+    def _on_snapshot(self, _snapshot: object) -> None:
+        if self._polls % SHAPING_EVERY_N_POLLS == 0 and not self._model.priority_unavailable:
+            self._fetch_shaping()
+        self._polls += 1
+
+    def _on_status(self, status: HelperStatus) -> None:
+        if status.state is not HelperState.CONNECTED:  # another helper may come back: ask it afresh
+            self._polls = 0
+            self._set_unavailable("")
+            self._window.status_line.set_link(None)  # type: ignore[attr-defined]
+
+    def _on_call_finished(self, key: str, result: object, error_name: str, words: str) -> None:
+        if key == SHAPING_KEY:
+            self._asking = False
+            if error_name == UNKNOWN_METHOD:
+                self._set_unavailable(OLD_HELPER)
+            elif not error_name and isinstance(result, LinkShapingInfo):
+                self._show_shaping(result)
+        elif key == CAPACITY_KEY:
+            if self.dialog is not None:
+                refused = error_name == ErrorName.NOT_AUTHORIZED.value
+                text = REFUSED if refused else f"Not changed: {words}" if error_name else "Done."
+                self.dialog.show_outcome(text, error=bool(error_name))
+            if error_name == UNKNOWN_METHOD:
+                self._set_unavailable(OLD_HELPER)
+            self._fetch_shaping()
+        elif key.startswith(PRIORITY_KEY):
+            app_id = key[len(PRIORITY_KEY):]
+            self._model.resolve_priority(app_id, not error_name)
+            if error_name == UNKNOWN_METHOD:
+                self._set_unavailable(OLD_HELPER)
+            if error_name:
+                info = self._model.application(app_id)
+                self._say(f"Could not change the priority of {info.name if info else app_id}: "
+                          f"{OLD_HELPER if error_name == UNKNOWN_METHOD else words}")  # fmt: skip
+
+    def _show_shaping(self, shaping: LinkShapingInfo) -> None:
+        self.shaping = shaping
+        self._window.status_line.set_link(link_summary(shaping, self._model.units))  # type: ignore[attr-defined]
+        if self.dialog is not None:
+            self.dialog.show_shaping(shaping)
+
+    def _set_unavailable(self, reason: str) -> None:
+        if reason != self._model.priority_unavailable:
+            self._model.priority_unavailable = reason
+            if reason:
+                self.shaping = None
+                self._window.status_line.set_link(None)  # type: ignore[attr-defined]
+
+    def _say(self, text: str) -> None:
+        self._window.show_message(text)  # type: ignore[attr-defined]

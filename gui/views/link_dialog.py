@@ -1,0 +1,140 @@
+"""The link capacity dialog: what the real bottleneck (usually the modem) can
+carry, per direction, or let the helper estimate it; or turn shaping off.
+
+Opened from the status line's link field. It only asks: the flow
+(gui/priority_flow.py) sends SetLinkCapacity off the GUI thread (polkit asks
+for an administrator: it shapes the whole machine's traffic) and shows the
+answer here. What it can check itself (a rate that does not parse or is out of
+range, nothing asked) it says at once and sends nothing.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from chadthrottle.contract import MAX_RATE_BPS, MIN_RATE_BPS, Direction, LinkShapingInfo
+from chadthrottle.gui.models.priority_view import link_summary
+from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate
+
+WORDS = {Direction.DOWN: "Download", Direction.UP: "Upload"}
+ADMIN_NOTE = "Changing it shapes every application's traffic: an administrator's password may be asked for."
+
+
+class LinkDialog(QDialog):
+    capacityRequested = Signal(object, object, bool)  # down bytes/s, up bytes/s (0: not shaped), estimate
+
+    def __init__(self, units: UnitSystem, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("linkDialog")
+        self.setWindowTitle("Link capacity")
+        self.units = units
+        self.state = QLabel("Asking the helper…", self)
+        self.state.setObjectName("linkState")
+        self.state.setWordWrap(True)
+        intro = QLabel("The rate your connection really carries (usually the modem's, not the network card's). "
+                       "ChadThrottle shapes just under it, so the queue forms here, where priorities order it.",
+                       self)  # fmt: skip
+        intro.setWordWrap(True)
+        form = QFormLayout()
+        self.edits: dict[Direction, QLineEdit] = {}
+        for direction in Direction:
+            edit = QLineEdit(self)
+            edit.setObjectName(f"capacity:{direction.value}")
+            edit.setPlaceholderText("not shaped")
+            edit.setAccessibleName(f"{WORDS[direction]} capacity")
+            self.edits[direction] = edit
+            form.addRow(f"{WORDS[direction]} capacity:", edit)
+        self.estimate = QCheckBox("Estimate it and follow changes (a value above is where it starts)", self)
+        self.estimate.setObjectName("estimate")
+        form.addRow(self.estimate)
+        self.message = QLabel(ADMIN_NOTE, self)
+        self.message.setObjectName("linkMessage")
+        self.message.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        self.apply = QPushButton("Apply", self)
+        self.apply.setObjectName("applyCapacity")
+        self.apply.setDefault(True)
+        self.apply.clicked.connect(self._on_apply)
+        self.off = QPushButton("Turn shaping off", self)
+        self.off.setObjectName("shapingOff")
+        self.off.clicked.connect(self._on_off)
+        buttons.addButton(self.apply, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(self.off, QDialogButtonBox.ButtonRole.ActionRole)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addWidget(self.state)
+        layout.addLayout(form)
+        layout.addWidget(self.message)
+        layout.addWidget(buttons)
+        self._estimate_touched = False
+        self.estimate.clicked.connect(lambda: setattr(self, "_estimate_touched", True))
+
+    def show_shaping(self, shaping: LinkShapingInfo) -> None:
+        """The shaping in force (each answer); what the user is editing stays."""
+        summary = link_summary(shaping, self.units)
+        self.state.setText(summary.tooltip.replace("\nClick to change.", "").replace(" Click to change.", ""))
+        for direction, edit in self.edits.items():
+            wanted = shaping.down_set_bps if direction is Direction.DOWN else shaping.up_set_bps
+            if not edit.isModified():
+                edit.setText(format_rate(wanted, self.units) if wanted else "")
+        if not self._estimate_touched:
+            self.estimate.setChecked(shaping.estimate)
+
+    def show_outcome(self, text: str, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #c0392b" if error else "")
+
+    def _rate(self, direction: Direction) -> int | None:
+        """bytes/s (0: not shaped), or None after saying what is wrong."""
+        edit = self.edits[direction]
+        text = edit.text().strip()
+        if not text:
+            return 0
+        try:
+            rate = parse_rate(text, self.units)
+        except UnitError as error:
+            self.show_outcome(f"{WORDS[direction]} capacity: {error}", error=True)
+            edit.setFocus()
+            return None
+        if rate is None or not MIN_RATE_BPS <= rate <= MAX_RATE_BPS:
+            self.show_outcome(f"{WORDS[direction]} capacity: give a rate from {format_rate(MIN_RATE_BPS, self.units)}"
+                              f" to {format_rate(MAX_RATE_BPS, self.units)}, or leave it empty.", error=True)
+            edit.setFocus()
+            return None
+        return rate
+
+    def _on_apply(self) -> None:
+        down, up = self._rate(Direction.DOWN), self._rate(Direction.UP)
+        if down is None or up is None:
+            return
+        estimate = self.estimate.isChecked()
+        if not (down or up or estimate):
+            self.show_outcome("Give a capacity or tick estimate; to stop shaping, use Turn shaping off.", error=True)
+            return
+        self._sent()
+        self.capacityRequested.emit(down, up, estimate)
+
+    def _on_off(self) -> None:
+        for edit in self.edits.values():
+            edit.setText("")
+        self.estimate.setChecked(False)
+        self._sent()
+        self.capacityRequested.emit(0, 0, False)
+
+    def _sent(self) -> None:
+        for edit in self.edits.values():
+            edit.setModified(False)  # follows the helper again
+        self._estimate_touched = False
+        self.show_outcome("Asking the helper (an administrator's password may be asked for)…")

@@ -1,0 +1,75 @@
+"""The name cell with a small priority badge at its right end (issue 16).
+
+Normal shows nothing, so a list without priorities looks as before and costs
+one data() call a painted name cell more. A badge is a small rounded pill:
+filled in the priority's colour while in force; outlined, in amber with a
+warning sign, when the helper says it is not in force (never shown as in
+force), and in italics with "…" while asked for and not yet confirmed.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
+from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+from chadthrottle.gui.models.columns import Role
+from chadthrottle.gui.models.priority_view import PriorityState
+from chadthrottle.gui.widgets.limit_slider import PROBLEM_COLOUR
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+# Readable with white text on light and dark rows alike.
+COLOURS: dict[str, str] = {"critical": "#c0392b", "high": "#2c6fbb", "low": "#6b7280", "normal": "#6b7280"}
+MARGIN = 6
+
+
+def badge_text(state: PriorityState) -> str:
+    """"Critical", "⚠ High" (not in force), "Low…" (asked for)."""
+    text = state.label + ("…" if state.pending else "")
+    return f"⚠ {text}" if state.problem else text
+
+
+class NameDelegate(QStyledItemDelegate):
+    """Icon and name as Qt paints them, then the badge where there is one."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
+        state = index.data(Role.PRIORITY)
+        if not isinstance(state, PriorityState):
+            super().paint(painter, option, index)
+            return
+        font = QFont(option.font)
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+        font.setBold(state.in_force)
+        font.setItalic(state.pending)
+        text = badge_text(state)
+        metrics = QFontMetricsF(font)
+        width = metrics.horizontalAdvance(text) + 12
+        height = metrics.height() + 4
+        rect = option.rect
+        room = rect.width() - width - MARGIN
+        if room < rect.height() * 2:  # too narrow: the name matters more
+            super().paint(painter, option, index)
+            return
+        style = option.widget.style() if option.widget else QApplication.style()
+        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget)
+        name = QStyleOptionViewItem(option)
+        name.rect = rect.adjusted(0, 0, -int(width) - MARGIN, 0)
+        super().paint(painter, name, index)
+        pill = QRectF(rect.right() - width - MARGIN / 2, rect.center().y() - height / 2 + 0.5, width, height)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setFont(font)
+        colour = QColor(COLOURS.get(state.priority, COLOURS["normal"]))
+        if state.in_force:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(colour)
+            painter.drawRoundedRect(pill, height / 2, height / 2)
+            painter.setPen(QColor("white"))
+        else:  # outlined: asked for, or not in force (then amber)
+            colour = QColor(PROBLEM_COLOUR) if state.problem else colour
+            painter.setPen(QPen(colour, 1.2, Qt.PenStyle.DashLine if state.problem else Qt.PenStyle.SolidLine))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(pill.adjusted(0.5, 0.5, -0.5, -0.5), height / 2, height / 2)
+            painter.setPen(colour)
+        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()

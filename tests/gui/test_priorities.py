@@ -1,0 +1,223 @@
+"""Priorities and the link capacity in the GUI (issue 16), with real widgets:
+the row's badge, the row menu, the tray's "Protect this app", the rules
+dialog's chooser, the status line's link field and its dialog, the detail
+pane's latency line, and an older helper that has none of it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QColor
+from PySide6.QtWidgets import QMenu
+
+from chadthrottle.client import HelperClientError
+from chadthrottle.contract import ADMIN_OWNER, ErrorName, LinkShapingInfo
+from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.ipc.state import HelperState
+from chadthrottle.gui.models.columns import Column, Role
+from chadthrottle.gui.models.priority_view import OLD_HELPER, PriorityState, link_summary, priority_state
+from chadthrottle.gui.priority_flow import REFUSED
+from chadthrottle.gui.tray.tray import TrayController
+from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.gui.views.priority_badge import COLOURS
+from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
+from chadthrottle.units import UnitSystem
+from tests.gui.sample_data import MB, sample_applications
+from tests.gui.test_connection import ScriptedClient
+
+FIREFOX, STEAM, DROPBOX = "app:org.mozilla.firefox", "app:com.valvesoftware.Steam", "app:com.dropbox.Client"
+NO_CAPACITY = "no link capacity is set"
+UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
+
+
+def with_priorities(uid: int = 1000) -> list:  # type: ignore[type-arg]
+    """Firefox critical and in force (23.4 ms), Steam low but not in force, Dropbox high by the administrator."""
+    changes = {FIREFOX: dict(priority="critical", priority_owner=uid, rtt_us=23_400),
+               STEAM: dict(priority="low", priority_owner=uid, priority_problem=NO_CAPACITY),
+               DROPBOX: dict(priority="high", priority_owner=ADMIN_OWNER)}  # fmt: skip
+    return [dataclasses.replace(a, **changes.get(a.id, {})) for a in sample_applications()]
+
+
+def action(menu: QMenu, name: str) -> QAction:
+    found = [a for a in menu.findChildren(QAction) if a.objectName() == name]
+    assert found, f"no {name!r} in {[a.objectName() for a in menu.findChildren(QAction)]}"
+    return found[0]
+
+
+def test_a_priority_with_a_problem_is_never_shown_in_force() -> None:
+    [firefox, steam, dropbox] = [a for a in with_priorities() if a.id in (FIREFOX, STEAM, DROPBOX)]
+    assert priority_state(firefox, 1000).in_force
+    assert not priority_state(steam, 1000).in_force and priority_state(steam, 1000).problem == NO_CAPACITY
+    away = priority_state(firefox, 1000, enforcement_problem="the helper is not running")
+    assert not away.in_force and away.problem == "the helper is not running"
+    assert priority_state(dropbox, 1000).read_only and not priority_state(dropbox, 0).read_only
+    assert not priority_state(firefox, 1000, asked="high").in_force  # asked for: not confirmed
+    half = link_summary(LinkShapingInfo(50 * MB, 10 * MB, 50 * MB, 10 * MB, False, True, False, ("eth0",),
+                                        "upload: no IFB"), UnitSystem.BITS_DECIMAL)  # fmt: skip
+    assert half.text == "Link ▼ 400 Mbit/s ▲ 80.0 Mbit/s, shaping partly on" and half.warning
+    assert "Upload: capacity 80.0 Mbit/s, not shaped now" in half.tooltip and "upload: no IFB" in half.tooltip
+    assert link_summary(LinkShapingInfo(), UnitSystem.BYTES_DECIMAL).text == "Link: not shaped"
+
+
+def test_rows_show_a_badge_and_say_why_one_is_not_in_force(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    model = window.table.model().sourceModel()
+    model.set_viewer_uid(1000)
+    model.apply_snapshot(with_priorities())
+    badge = model.index_of(FIREFOX).data(Role.PRIORITY)
+    assert isinstance(badge, PriorityState) and badge.in_force and badge.label == "Critical"
+    assert model.index_of("exe:/usr/bin/curl").data(Role.PRIORITY) is None  # normal: nothing
+    tip = model.index_of(STEAM).data(Qt.ItemDataRole.ToolTipRole)
+    assert f"Priority: Low: gets what the others leave (backups, updates). Not in force: {NO_CAPACITY}." in tip
+    assert "set by administrator" in model.index_of(DROPBOX).data(Qt.ItemDataRole.ToolTipRole)
+    # Painted: Firefox's row carries the critical colour (filled: in force); Steam's none (outlined in amber).
+    window.resize(1100, 720)
+    qtbot.waitUntil(lambda: window.table.columnWidth(Column.NAME) > 200)
+    image = window.table.viewport().grab().toImage()
+    ratio = image.devicePixelRatio()
+
+    def has_colour(app_id: str, colour: str) -> bool:
+        rect = window.table.visualRect(window.table.proxy_index(app_id))
+        wanted = QColor(colour)
+        y = int((rect.center().y() - 3) * ratio)  # above the badge text
+        return any(QColor(image.pixel(x, y)) == wanted for x in range(int(rect.left() * ratio), int(rect.right() * ratio)))
+
+    assert has_colour(FIREFOX, COLOURS["critical"]) and not has_colour(STEAM, COLOURS["low"])
+
+
+def test_row_menu_priority_submenu(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    model = window.table.model().sourceModel()
+    model.set_viewer_uid(1000)
+    model.apply_snapshot(with_priorities())
+    menu = window.row_menu(FIREFOX)
+    assert action(menu, "priority:critical").isChecked() and not action(menu, "priority:normal").isChecked()
+    with qtbot.waitSignal(window.priorityRequested) as asked:
+        action(menu, "priority:low").trigger()
+    assert asked.args == [FIREFOX, "low"]
+    admin = action(window.row_menu(DROPBOX), "priority:normal")  # the administrator's: not the viewer's to change
+    assert not admin.isEnabled() and "Only an administrator can change it" in admin.toolTip()
+    model.priority_unavailable = OLD_HELPER
+    old = action(window.row_menu(FIREFOX), "priority:high")
+    assert not old.isEnabled() and old.toolTip() == OLD_HELPER
+
+
+def test_tray_protects_and_unprotects(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from tests.gui.test_tray import make_tray
+
+    model, tray = make_tray()
+    model.set_viewer_uid(1000)
+    model.apply_snapshot(sample_applications())
+    tray.rebuild_menu()
+    protect = action(tray.menu, f"quick:{FIREFOX}:protect")
+    assert protect.text() == "Protect this app" and not protect.isChecked() and protect.isEnabled()
+    with qtbot.waitSignal(tray.priorityRequested) as asked:
+        protect.trigger()
+    assert asked.args == [FIREFOX, "critical"]
+    model.apply_snapshot(with_priorities())
+    tray.rebuild_menu()
+    protected = action(tray.menu, f"quick:{FIREFOX}:protect")
+    assert protected.isChecked() and protected.text() == "Protected (critical priority)"
+    with qtbot.waitSignal(tray.priorityRequested) as asked:
+        protected.trigger()
+    assert asked.args == [FIREFOX, "normal"]
+    assert isinstance(tray, TrayController)
+
+
+def test_rules_dialog_priority_chooser(qtbot) -> None:  # type: ignore[no-untyped-def]
+    dialog = RulesDialog(AppRules(STEAM, "Steam", priority="low", priority_note=f"Not in force: {NO_CAPACITY}."),
+                         UnitSystem.BYTES_DECIMAL)  # fmt: skip
+    qtbot.addWidget(dialog)
+    assert dialog.priority.currentData() == "low" and NO_CAPACITY in dialog.priority_note.text()
+    with qtbot.waitSignal(dialog.priorityRequested) as asked:
+        dialog.priority.activated.emit(dialog.priority.findData("critical"))
+    assert asked.args == [STEAM, "critical"]
+    dialog.show_rules(AppRules(STEAM, "Steam", priority_disabled=OLD_HELPER))
+    assert not dialog.priority.isEnabled() and dialog.priority_note.text() == OLD_HELPER
+
+
+class PriorityClient(ScriptedClient):
+    """The scripted client with API 5's calls, answering like a helper; refuse:
+    SetLinkCapacity answers NotAuthorized (polkit said no)."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        super().__init__()
+        self.refuse = refuse
+        self.shaping = LinkShapingInfo()
+        self.priorities: dict[str, str] = {}
+
+    async def list_applications(self) -> list:  # type: ignore[type-arg]
+        return [dataclasses.replace(a, priority=self.priorities.get(a.id, "normal"), priority_owner=1000,
+                                    rtt_us=23_400) for a in sample_applications()]  # fmt: skip
+
+    async def set_priority(self, app_id: str, priority: str) -> str:
+        self.calls.append(("priority", app_id, priority))
+        self.priorities[app_id] = priority
+        return app_id
+
+    async def set_link_capacity(self, down_bps: int, up_bps: int, estimate: bool) -> None:
+        self.calls.append(("capacity", down_bps, up_bps, estimate))
+        if self.refuse:
+            raise HelperClientError(ErrorName.NOT_AUTHORIZED.value, "polkit refused")
+        self.shaping = LinkShapingInfo(down_bps, up_bps, down_bps, up_bps, estimate, bool(down_bps), bool(up_bps))
+
+    async def get_link_shaping(self) -> LinkShapingInfo:
+        return self.shaping
+
+
+class OldClient(ScriptedClient):
+    async def get_link_shaping(self) -> LinkShapingInfo:
+        raise HelperClientError(UNKNOWN_METHOD, "No such method 'GetLinkShaping'")
+
+
+@pytest.fixture
+def controller(qtbot, tmp_path, request):  # type: ignore[no-untyped-def]
+    client = request.param()
+    app = AppController(lambda: client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+                        use_tray=False, autostart_path=tmp_path / "a.desktop")  # fmt: skip
+    app.connection.set_refresh_interval(0.2)
+    app.model.set_viewer_uid(1000)
+    qtbot.addWidget(app.window)
+    app.start(show_window=True)
+    qtbot.waitUntil(lambda: app.connection.status.state is HelperState.CONNECTED, timeout=5000)
+    yield app, client
+    app.shutdown()
+
+
+@pytest.mark.parametrize("controller", [PriorityClient], indirect=True)
+def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None:  # type: ignore[no-untyped-def]
+    app, client = controller
+    link = app.window.status_line.link
+    qtbot.waitUntil(lambda: link.isVisible() and link.text() == "Link: not shaped", timeout=3000)
+    action(app.window.row_menu(FIREFOX), "priority:critical").trigger()
+    assert app.model.priority_state(FIREFOX).pending  # shown at once, as asked
+    qtbot.waitUntil(lambda: app.model.priority_state(FIREFOX).in_force, timeout=3000)
+    app.window.select_application(FIREFOX)
+    notes = app.window.detail.limit_notes
+    qtbot.waitUntil(lambda: "Latency: round trip 23.4 ms" in notes.text() and notes.isVisible(), timeout=3000)
+    link.click()
+    dialog = app.priorities.dialog
+    assert dialog is not None and dialog.isVisible()
+    dialog.edits[next(iter(dialog.edits))].setText("nonsense")
+    dialog.apply.click()
+    assert "Download capacity" in dialog.message.text() and not any(c[0] == "capacity" for c in client.calls)
+    dialog.edits[next(iter(dialog.edits))].setText("50M")
+    dialog.apply.click()
+    qtbot.waitUntil(lambda: link.text() == "Link ▼ 50.0 MB/s ▲ —, shaping on", timeout=3000)
+    assert ("capacity", 50 * MB, 0, False) in client.calls and dialog.message.text() == "Done."
+    client.refuse = True
+    dialog.off.click()
+    qtbot.waitUntil(lambda: dialog.message.text() == REFUSED, timeout=3000)
+    assert client.shaping.down_capacity_bps == 50 * MB  # refused: nothing changed
+
+
+@pytest.mark.parametrize("controller", [OldClient], indirect=True)
+def test_an_older_helper_disables_priorities_and_nothing_breaks(qtbot, controller) -> None:  # type: ignore[no-untyped-def]
+    app, _client = controller
+    qtbot.waitUntil(lambda: app.model.priority_unavailable == OLD_HELPER, timeout=3000)
+    assert not app.window.status_line.link.isVisible()
+    menu = app.window.row_menu("exe:/usr/bin/curl")  # the viewer's to limit
+    assert not action(menu, "priority:critical").isEnabled() and action(menu, "limit:down:1 MB/s").isEnabled()
+    app.window.priorityRequested.emit(FIREFOX, "critical")  # e.g. the tray's, built before the answer
+    assert OLD_HELPER in app.window.status_line.message.text()
+    assert app.connection.status.state is HelperState.CONNECTED
