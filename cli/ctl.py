@@ -377,7 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _run(arguments)
         sys.stdout.flush()  # here, so that a closed pipe is seen below and not at exit
     except HelperClientError as error:
-        _fail(_exit_code(error), _describe(error).splitlines()[0] if _describe(error) else error.name)
+        from chadthrottle.cli.error_words import in_cli_words  # the helper's argument names as this verb's options
+
+        described = in_cli_words(arguments.command, _describe(error))
+        _fail(_exit_code(error), described.splitlines()[0] if described else error.name)
     except NotEnforced as error:
         _fail(EXIT_NOT_ENFORCED, f"stored, but not enforced now: {error}")
     except HelperGone as error:

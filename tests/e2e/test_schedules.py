@@ -80,6 +80,9 @@ def test_a_schedule_switches_a_limit_on_and_off_at_the_minute(clocked: tuple[Sta
             # Bad input: a named error, and nothing changed; through the CLI once (status 2), then the bus.
             result = _ctl(stack, "schedule", app_id, "--up", "2M", "--days", "mon", "--from", "08:30", "--to", "09:01")
             assert result.returncode == 2 and "overlaps the schedule mon 09:00-09:01" in result.stderr, result.stderr
+            assert "remove it first (chadthrottle-ctl schedule remove APP NAME)" in result.stderr  # in the CLI's words
+            result = _ctl(stack, "schedule", app_id, "--up", "2M", "--days", "tue", "--from", "25:00", "--to", "09:00")
+            assert result.returncode == 2 and "--from must be a time HH:MM" in result.stderr, result.stderr
             for days, start, end, says in (("mon", "08:30", "09:00:30", "HH:MM"), ("mon-fry", "08:59", "09:00", "unknown day"),
                                            ("tue", "10:00", "10:00", "same time"),
                                            ("sun", "02:30", "04:00", f"from 02:30 does not exist on 2027-03-28 in {ZONE}")):  # fmt: skip
