@@ -373,7 +373,7 @@ class HelperService:
         the viewer's own (every process of the viewer's uid; the listing has
         already cut those several users run down to the viewer's processes
         and traffic), and those not running on which the viewer has a rule (a
-        rate, a block or a quota: a block is listed with no rate)."""
+        rate, a block, a quota or a priority: those are listed with no rate)."""
         if viewer.sees_all:
             return apps
         own = {viewer.uid}
@@ -382,7 +382,7 @@ class HelperService:
             if (app.uids and set(app.uids) == own)
             or (not app.pids and viewer.uid in (app.down_limit_owner, app.up_limit_owner)
                 and (app.down_limit_bps or app.up_limit_bps or app.down_blocked or app.up_blocked
-                     or app.down_quota_bytes or app.up_quota_bytes))
+                     or app.down_quota_bytes or app.up_quota_bytes or app.priority != "normal"))
         ]  # fmt: skip
 
     @staticmethod

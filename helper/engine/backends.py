@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 from chadthrottle.contract import BackendInfo, Direction
 from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.kernel.htb import Classes
+from chadthrottle.helper.kernel.priority_classes import LinkShaping
 
 TC, EBPF = "tc", "ebpf"
 BACKEND_CHOICES = ("auto", TC, EBPF)
@@ -142,6 +143,21 @@ class NamespaceFollower(Protocol):
     def shape_namespaces_of(self, pids: set[int]) -> None: ...
 
 
+@runtime_checkable
+class LinkShaper(Protocol):
+    """An enforcer that can shape a direction under a link capacity, by priority (tc)."""
+
+    def set_link(self, direction: Direction, link: LinkShaping | None) -> None: ...
+    def linked_directions(self) -> set[Direction]: ...
+    def linked_interfaces(self) -> list[str]: ...
+
+
+def _rated(wanted: Mapping[Direction, Classes]) -> dict[Direction, Classes]:
+    """Without the classes for a priority alone (rate 0): the policer has no link to order under."""
+    return {direction: {slot: spec for slot, spec in classes.items() if spec.rate_bps}
+            for direction, classes in wanted.items()}  # fmt: skip
+
+
 class BackendRouter:
     """One enforcer per direction, behind the engine's single shaper port, and
     the policer as the guard of every direction tc shapes.
@@ -182,9 +198,30 @@ class BackendRouter:
         enforcers = self._enforcers()
         for name, plan in plans.items():  # the shapers first: the guard follows what they hold
             if self._guard is None or name != self._guard[0]:
-                enforcers[name].reconcile(plan)
+                enforcers[name].reconcile(plan if isinstance(enforcers[name], LinkShaper) else _rated(plan))
         if self._guard is not None:
-            enforcers[self._guard[0]].reconcile(plans[self._guard[0]])
+            enforcers[self._guard[0]].reconcile(_rated(plans[self._guard[0]]))
+
+    def set_link(self, direction: Direction, link: LinkShaping | None) -> None:
+        """A direction's link capacity, to its enforcer if it can order traffic
+        (tc); the policer cannot, and the engine reports that (backend_of)."""
+        _, enforcer = self._by_direction[direction]
+        if isinstance(enforcer, LinkShaper):
+            enforcer.set_link(direction, link)
+
+    def linked_directions(self) -> set[Direction]:
+        return {d for d, (_, e) in self._by_direction.items() if isinstance(e, LinkShaper) and d in e.linked_directions()}
+
+    def link_interfaces(self) -> list[str]:
+        """The uplinks the link tree holds, by name, in either direction."""
+        names: set[str] = set()
+        for _, enforcer in self._by_direction.values():
+            if isinstance(enforcer, LinkShaper):
+                names.update(enforcer.linked_interfaces())
+        return sorted(names)
+
+    def backend_of(self, direction: Direction) -> str:
+        return self._by_direction[direction][0]
 
     def shape_namespaces_of(self, pids: set[int]) -> None:
         """The processes limits reach: an enforcer that shapes per network

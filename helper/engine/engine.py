@@ -45,7 +45,8 @@ from chadthrottle.helper.engine.api import (
 from chadthrottle.helper.engine.gating import Gating
 from chadthrottle.helper.engine.quotas import Quota, period_start
 from chadthrottle.helper.engine.rule_edits import direction_edit, removes_only
-from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey, SlotAllocator
+from chadthrottle.helper.engine.limits import Limit, LimitTable, LinkSetting, RuleKey, SlotAllocator, priority_of
+from chadthrottle.helper.engine.link_plan import LinkFacts, capacities, link_problem, priority_problem
 from chadthrottle.helper.engine.schedules import Schedule, check_exists_locally, check_fits, format_days, format_minute, local_zone
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, DirectionHeld, build_listing
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, AppTraffic, CounterSample, RateMeter
@@ -56,6 +57,9 @@ from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.identity.processes import ProcessInfo, cgroup_id, cgroup_path, process_exists, read_process
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
+from chadthrottle.helper.kernel.priority_classes import LinkShaping
+from chadthrottle.helper.engine.rtt import RttWatch
+from chadthrottle.priority import Priority
 from chadthrottle.helper.kernel.socket_diag import UNKNOWN_BYTES, tcp_bytes_by_namespace
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory, NetnsView
@@ -139,6 +143,10 @@ class ShaperPort(Protocol):
     def queues(self, direction: Direction) -> bool: ...
     def enforcement_gaps(self) -> dict[Direction, list[str]]: ...
     def shape_namespaces_of(self, pids: set[int]) -> None: ...  # the network namespaces to shape in
+    def set_link(self, direction: Direction, link: LinkShaping | None) -> None: ...  # at the next reconcile
+    def linked_directions(self) -> set[Direction]: ...  # the link tree is on the kernel
+    def link_interfaces(self) -> list[str]: ...  # the uplinks it holds
+    def backend_of(self, direction: Direction) -> str: ...  # "tc" or "ebpf"
 
 
 class Engine:
@@ -197,6 +205,9 @@ class Engine:
         self._over_limit: dict[tuple[str, Direction], int] = {}  # ticks in a row measured above the limit
         self._gating = Gating()  # blocks and quotas
         self._quota_saved_at = float("-inf")
+        self._estimated: dict[Direction, int] = {}  # set_estimated_capacity's, while the link is estimated
+        self._linked: dict[Direction, int] = {}  # the capacity each direction's shaper was given (set_link)
+        self._rtt = RttWatch()
 
     # --- the EngineApi ------------------------------------------------------------
 
@@ -210,9 +221,15 @@ class Engine:
                     if (app_id := getattr(self._index.identity_of(pid), "app_id", None)) and app_id not in traffic}
             if idle:  # a connection open and quiet since the helper started: listed, with nothing counted
                 traffic = {**{app_id: AppTraffic(last_active=self._clock()) for app_id in idle}, **traffic}
+            facts, rtt = self._link_facts(), self._rtt
+
+            def priority_view(app_id: str, priority: Priority) -> tuple[str, int]:
+                problem = "" if priority is Priority.NORMAL else priority_problem(facts, rtt.elsewhere.get(app_id, ""))
+                return problem, rtt.rtt_us.get(app_id, 0)
+
             return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
                                  self._known, self._problems(), self._limits_not_met(), self._meter.by_uid,
-                                 self._held, PAUSED_PROBLEM if self._limits.paused else "")  # fmt: skip
+                                 self._held, PAUSED_PROBLEM if self._limits.paused else "", priority_view)  # fmt: skip
 
     def _held(self, key: RuleKey, limits: Mapping[Direction, Limit]) -> dict[Direction, DirectionHeld]:
         """What each direction of a rule holds now, for the listing (a rule
@@ -239,7 +256,7 @@ class Engine:
             return [
                 RuleInfo(app_id, direction.value, limit.rate_bps, limit.burst_bytes, owner,
                          not self._limits.paused and not self._limits.outranked((app_id, owner)),
-                         *self._gate_fields((app_id, owner), direction, limit))  # fmt: skip
+                         *self._gate_fields((app_id, owner), direction, limit), limit.priority.value)  # fmt: skip
                 for (app_id, owner), limits in sorted(self._limits.plain_items())
                 for direction, limit in sorted(limits.items(), key=lambda item: item[0].value)
             ]
@@ -430,10 +447,72 @@ class Engine:
             return self._limits.paused
 
     def set_link_capacity(self, down_bps: int, up_bps: int, estimate: bool) -> None:
-        raise HelperError("this helper does not shape the link yet")
+        """Stored with the rules; a new setting starts any estimate afresh."""
+        setting = LinkSetting(down_bps, up_bps, estimate)
+
+        def edit(table: LimitTable) -> None:
+            table.link = setting
+
+        with self._lock:
+            if setting == self._limits.link:
+                return
+            estimated, self._estimated = self._estimated, {}
+            try:
+                self._change(edit)
+            except HelperError:
+                self._estimated = estimated
+                raise
+            log.info("link capacity: down %d B/s, up %d B/s (0: not shaped), estimate %s", down_bps, up_bps, estimate)
+
+    def set_estimated_capacity(self, direction: Direction, bps: int | None) -> None:
+        """The seam of the capacity estimate (capacity_estimate.py): its latest
+        estimate of a direction, None for none yet. Used only while the stored
+        setting asks for estimation; the link tree follows at once."""
+        with self._lock:
+            if bps:
+                self._estimated[direction] = int(bps)
+            else:
+                self._estimated.pop(direction, None)
+            if self._limits.link.estimate and self._capacities() != self._linked:
+                try:
+                    self._apply()
+                except HelperError as error:
+                    log.error("could not follow the estimated link capacity: %s", error)
 
     def link_shaping(self) -> LinkShapingInfo:
-        raise HelperError("this helper does not shape the link yet")
+        with self._lock:
+            link, facts = self._limits.link, self._link_facts()
+            in_force = facts.capacities
+            used = any(priority_of(limits) is not Priority.NORMAL for _, limits in self._limits.items())
+            return LinkShapingInfo(
+                down_capacity_bps=in_force.get(Direction.DOWN, 0), up_capacity_bps=in_force.get(Direction.UP, 0),
+                down_set_bps=link.down_bps, up_set_bps=link.up_bps, estimate=link.estimate,
+                down_shaping=Direction.DOWN in facts.shaping, up_shaping=Direction.UP in facts.shaping,
+                interfaces=tuple(self._shaper.link_interfaces()) if facts.shaping else (),
+                problem=link_problem(facts, used),
+            )  # fmt: skip
+
+    def _capacities(self) -> dict[Direction, int]:
+        return capacities(self._limits.link, self._estimated, self._limits.paused)
+
+    def _link_facts(self) -> LinkFacts:
+        return LinkFacts(
+            self._limits.link, self._capacities(), frozenset(self._shaper.linked_directions()),
+            {direction: self._shaper.backend_of(direction) for direction in Direction},
+            PAUSED_PROBLEM if self._limits.paused else "", self._apply_error,
+        )  # fmt: skip
+
+    def _apply_link(self) -> None:
+        """Give each direction's shaper the capacity in force (applied at its next reconcile)."""
+        wanted = self._capacities()
+        for direction in Direction:
+            if wanted.get(direction) != self._linked.get(direction):
+                capacity = wanted.get(direction)
+                self._shaper.set_link(direction, LinkShaping(capacity) if capacity else None)
+                if capacity:
+                    self._linked[direction] = capacity
+                else:
+                    self._linked.pop(direction, None)
 
     def usage(self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer) -> list[UsageRow]:
         """The usage history (thread-safe, without the engine lock: it reads
@@ -471,6 +550,7 @@ class Engine:
             if self._limits.activate(self._local_now()):
                 log.info("schedules changed the limits in force (%s)", self._local_now().strftime("%a %H:%M %Z"))
             try:
+                self._apply_link()
                 self._apply_classes()
             except HelperError as error:  # e.g. an interface came back with a foreign qdisc
                 if self._apply_error != str(error):
@@ -489,6 +569,20 @@ class Engine:
             self._meter.use_shaped_uploads(self._wholly_shaped_uploads(by_slot), now)
             self._watch_limits_met()
             self._forget_exited(now)
+        self._measure_rtt()
+
+    def _measure_rtt(self) -> None:
+        """The round-trip times of applications with a priority, every RttWatch.every_s, off the lock."""
+        if not self._rtt.due():
+            return
+        with self._lock:
+            apps = {}
+            for app_id in self._index.applications():
+                for key in self._limits.in_force_of(app_id):
+                    if priority_of(self._limits.get(key)) is not Priority.NORMAL:
+                        apps.setdefault(app_id, []).extend(self._reached_pids(key))
+        if apps or self._rtt.rtt_us or self._rtt.elsewhere:
+            self._rtt.measure(apps)
 
     def _wholly_shaped_uploads(self, by_slot: dict[int, int]) -> dict[str, int]:
         """app id -> bytes out of its upload class, for applications whose every
@@ -625,7 +719,7 @@ class Engine:
 
     def has_limits(self) -> bool:
         with self._lock:
-            return len(self._limits) > 0
+            return len(self._limits) > 0 or not self._limits.link.is_off
 
     # --- plan and apply -----------------------------------------------------------
 
@@ -667,8 +761,6 @@ class Engine:
         per-user bound), added to; planned: [the table as this batch's schedule
         changes so far leave it], made on the first one."""
         key: RuleKey = (app_id, change.owner)
-        if isinstance(change, SetPriority):
-            raise HelperError("this helper does not set priorities yet")
         if not isinstance(change, (AddSchedule, RemoveSchedules)) and removes_only(change):
             return direction_edit(change, key)
         if isinstance(change, RemoveSchedules):
@@ -741,6 +833,7 @@ class Engine:
     def _apply(self) -> None:
         """Classes first, then tags: a tagged packet always finds its class
         (and a newly tagged socket its caps)."""
+        self._apply_link()
         self._apply_classes()
         self._apply_socket_caps()
         self._apply_gates()
@@ -782,6 +875,9 @@ class Engine:
         for key in self._slots.rules():  # processes tagged since the last refresh (note_new_owner)
             if key not in live and key in self._limits.in_force_of(key[0]) and self._slot_is_tagged(key):
                 live[key] = self._limits.get(key)
+        if not self._linked:  # a priority alone orders nothing without a link: no slot, no tag, no class
+            return [(key, limits) for key, limits in live.items()
+                    if not all(limit.priority_only for limit in limits.values())]  # fmt: skip
         return list(live.items())
 
     def _slot_is_tagged(self, key: RuleKey) -> bool:
@@ -793,8 +889,13 @@ class Engine:
         limited_pids: set[int] = set()
         for key, limits in self._live_rules():
             slot = self._slots.acquire(key)
-            for direction, limit in self._gating.rated(key, limits).items():
-                wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes)
+            priority = priority_of(limits)
+            rated = self._gating.rated(key, limits)
+            for direction, limit in rated.items():
+                wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes, priority)
+            if priority is not Priority.NORMAL:  # a class for the priority alone, under a link
+                for direction in self._linked.keys() - rated.keys():
+                    wanted[direction][slot] = ClassSpec(0, 0, priority)
             limited_pids |= self._limited_pids(key, slot)
         self._shaper.shape_namespaces_of(limited_pids)  # tc shapes in each of their network namespaces
         self._shaper.reconcile(wanted)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, MIN_BURST_BYTES, Direction
 from chadthrottle.helper.engine.quotas import Quota
 from chadthrottle.helper.errors import InvalidArgument
+from chadthrottle.priority import Priority
 
 if TYPE_CHECKING:
     from chadthrottle.helper.engine.schedules import Schedule
@@ -30,17 +31,24 @@ def default_burst_bytes(rate_bps: int) -> int:
 
 @dataclass(frozen=True)
 class Limit:
-    """What one direction of a rule holds: a rate (0: none), a block, a quota.
-    A block keeps the rate beneath it, which applies again once unblocked."""
+    """What one direction of a rule holds: a rate (0: none), a block, a quota,
+    a priority (SetPriority sets it on both directions alike). A block keeps
+    the rate beneath it, which applies again once unblocked."""
 
     rate_bps: int
     burst_bytes: int
     blocked: bool = False
     quota: Quota | None = None
+    priority: Priority = Priority.NORMAL
 
     @property
     def is_empty(self) -> bool:
         """Nothing left to hold: the direction can go."""
+        return self.priority_only and self.priority is Priority.NORMAL
+
+    @property
+    def priority_only(self) -> bool:
+        """No rate, block or quota: at most a priority, which orders only under a link."""
         return not self.rate_bps and not self.blocked and self.quota is None
 
     @classmethod
@@ -61,6 +69,35 @@ def _overlay(plain: Limit | None, scheduled: Limit) -> Limit:
         return scheduled
     rate, burst = (scheduled.rate_bps, scheduled.burst_bytes) if scheduled.rate_bps else (plain.rate_bps, plain.burst_bytes)
     return dataclasses.replace(plain, rate_bps=rate, burst_bytes=burst, blocked=plain.blocked or scheduled.blocked)
+
+
+@dataclass(frozen=True)
+class LinkSetting:
+    """What SetLinkCapacity stored: the bottleneck's rate per direction (L3
+    bytes/s, 0: that direction not shaped) and whether the helper estimates it
+    (a non-zero rate is then where the estimate starts)."""
+
+    down_bps: int = 0
+    up_bps: int = 0
+    estimate: bool = False
+
+    def set_bps(self, direction: Direction) -> int:
+        return self.down_bps if direction is Direction.DOWN else self.up_bps
+
+    @property
+    def is_off(self) -> bool:
+        return not self.down_bps and not self.up_bps and not self.estimate
+
+
+LINK_OFF = LinkSetting()
+
+
+def priority_of(limits: dict[Direction, Limit]) -> Priority:
+    """A rule's priority (the same on each direction it holds), NORMAL when none."""
+    for limit in limits.values():
+        if limit.priority is not Priority.NORMAL:
+            return limit.priority
+    return Priority.NORMAL
 
 
 # A rule is stored against (application id, owner): owner ADMIN_OWNER for an
@@ -119,6 +156,7 @@ class LimitTable:
         self._active: dict[RuleKey, dict[Direction, Limit]] = {}  # limits of the schedules active now
         self._activated_at: datetime | None = None
         self.paused = False
+        self.link = LINK_OFF  # stored with the rules: SetLinkCapacity
         # What each quota's current period has used (rule, direction) ->
         # (period start, unix seconds; bytes): the engine keeps it up to date
         # and it is stored with the rules, so a restart does not refill a budget.
@@ -293,6 +331,7 @@ class LimitTable:
         clone._active = {key: dict(limits) for key, limits in self._active.items()}
         clone._activated_at = self._activated_at
         clone.paused = self.paused
+        clone.link = self.link
         clone.quota_use = dict(self.quota_use)
         return clone
 

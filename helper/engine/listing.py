@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction
 from chadthrottle.helper.engine.api import Viewer
-from chadthrottle.helper.engine.limits import Limit
+from chadthrottle.helper.engine.limits import Limit, priority_of
+from chadthrottle.priority import Priority
 from chadthrottle.helper.engine.rates import AppTraffic, UidKey
 from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.engine.rule_view import shown_rule
@@ -33,6 +34,8 @@ class DirectionHeld:
 NOT_HELD = DirectionHeld()
 # (rule, its limits) -> what each of its directions holds now
 GateView = Callable[[tuple[str, int], Mapping[Direction, Limit]], Mapping[Direction, DirectionHeld]]
+# (app id, its shown rule's priority) -> (why that priority is not in force, "" when it is; rtt in us, 0 unknown)
+PriorityView = Callable[[str, Priority], tuple[str, int]]
 
 
 def _rate(limits: Mapping[Direction, Limit], direction: Direction) -> int:
@@ -56,6 +59,7 @@ def build_listing(
     shares: Mapping[UidKey, AppTraffic] | None = None,
     gates: GateView | None = None,
     paused_problem: str = "",
+    priorities: PriorityView | None = None,
 ) -> list[ApplicationInfo]:
     """rules: app id -> owner -> limits; known: the last identity seen of
     applications that may have exited, so they keep their name and icon;
@@ -68,15 +72,15 @@ def build_listing(
     rule's directions hold now (blocked, quota, the rate in force); a blocked
     direction is listed with no rate, and what keeps a block or a quota alone
     from being enforced is only paused_problem (limits paused): the backends'
-    gaps are about rates."""
+    gaps are about rates. priorities: the priority's problem and the rtt."""
     known = known or {}
     shares = shares or {}
     problems = problems or {}
     app_problems = app_problems or {}
 
     def problem(app_id: str, direction: Direction, limits: Mapping[Direction, Limit], held: DirectionHeld) -> str:
-        if direction not in limits:
-            return ""
+        if direction not in limits or limits[direction].priority_only:
+            return ""  # no limit (at most a priority: its problem is priority_problem)
         if gates is not None and not held.rate_bps:  # a block or a quota alone: the gates hold it on every
             return paused_problem                    # path, whatever the backends can shape
         return "; ".join(filter(None, [problems.get(direction, ""), app_problems.get((app_id, direction), "")]))
@@ -98,6 +102,8 @@ def build_listing(
         held = gates((app_id, owner), limits) if gates is not None and limits else {}
         down, up = held.get(Direction.DOWN, NOT_HELD), held.get(Direction.UP, NOT_HELD)
         identity = app.identity if app else known.get(app_id)
+        priority = priority_of(dict(limits))
+        priority_problem, rtt_us = priorities(app_id, priority) if priorities is not None else ("", 0)
         listing.append(
             ApplicationInfo(
                 id=app_id,
@@ -128,6 +134,10 @@ def build_listing(
                 up_quota_period=up.quota_period,
                 down_schedule=down.schedule,
                 up_schedule=up.schedule,
+                priority=priority.value,
+                priority_owner=owner,
+                priority_problem=priority_problem,
+                rtt_us=rtt_us,
             )
         )
     return listing

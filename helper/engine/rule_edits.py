@@ -1,4 +1,4 @@
-"""The table edit of each change to a rule's directions (rate, block, quota).
+"""The table edit of each change to a rule's directions (rate, block, quota, priority).
 
 Pure logic. Each part of a direction's rule is changed alone: a limit set on a
 blocked direction stays beneath the block, a block lifted leaves the limit
@@ -11,16 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from chadthrottle.helper.engine.api import ClearLimit, ClearQuota, SetBlocked, SetLimit, SetQuota
+from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.api import ClearLimit, ClearQuota, SetBlocked, SetLimit, SetPriority, SetQuota
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey
+from chadthrottle.priority import Priority
 
-DirectionChange = SetLimit | ClearLimit | SetBlocked | SetQuota | ClearQuota
+DirectionChange = SetLimit | ClearLimit | SetBlocked | SetQuota | ClearQuota | SetPriority
 NOTHING = Limit(0, 0)
 
 
 def removes_only(change: DirectionChange) -> bool:
     """A change that can only take something away: it makes no new rule."""
-    return isinstance(change, (ClearLimit, ClearQuota)) or (isinstance(change, SetBlocked) and not change.blocked)
+    return (isinstance(change, (ClearLimit, ClearQuota)) or (isinstance(change, SetBlocked) and not change.blocked)
+            or (isinstance(change, SetPriority) and change.priority is Priority.NORMAL))
 
 
 def direction_edit(change: DirectionChange, key: RuleKey) -> Callable[[LimitTable], None]:
@@ -36,6 +39,12 @@ def direction_edit(change: DirectionChange, key: RuleKey) -> Callable[[LimitTabl
     elif isinstance(change, SetBlocked):
         new = lambda old: replace(old or NOTHING, blocked=change.blocked)  # noqa: E731
         directions = change.directions
+    elif isinstance(change, SetPriority):  # a rule's priority, on both directions alike
+        if change.priority is Priority.NORMAL:
+            new = lambda old: replace(old, priority=Priority.NORMAL) if old else None  # noqa: E731
+        else:
+            new = lambda old: replace(old or NOTHING, priority=change.priority)  # noqa: E731
+        directions = tuple(Direction)
     elif isinstance(change, SetQuota):
         new = lambda old: replace(old or NOTHING, quota=change.quota)  # noqa: E731
         directions = change.directions

@@ -14,10 +14,12 @@ kept; a file that is not a rules file at all is moved aside
 (``rules.json.corrupt-<timestamp>``) with one logged error, and the helper
 starts with no rules rather than not at all. A version-1 file (no owners) is
 read as administrator rules, a version-2 file (no schedules) as it is, and both
-are written back in this format (3: a rule may carry "schedules").
+are written back in this format (3: a rule may carry "schedules"; 4: a
+direction may carry "priority", the file "link"; 2 and 3 are read as they are).
 A direction of a rule holds a rate ("rate_bps" and "burst_bytes", both 0 for
-none) and, only when set, "blocked": true and a "quota" (budget_bytes,
-period, reset_minute, then_rate_bps).
+none) and, only when set, "blocked": true, a "quota" (budget_bytes,
+period, reset_minute, then_rate_bps) and a "priority" other than normal.
+"link" (only when set) is SetLinkCapacity's: {"down_bps", "up_bps", "estimate"}.
 """
 
 from __future__ import annotations
@@ -44,15 +46,18 @@ from chadthrottle.contract import (
     Direction,
 )
 from chadthrottle.helper.adapter.validation import validate_app_id
-from chadthrottle.helper.engine.limits import MAX_SLOTS, Limit, LimitTable
+from chadthrottle.helper.engine.limits import LINK_OFF, MAX_SLOTS, Limit, LimitTable, LinkSetting
 from chadthrottle.helper.engine.quotas import Quota
 from chadthrottle.helper.engine.schedules import Schedule, check_fits, format_days, format_minute, make_schedule
 from chadthrottle.helper.errors import HelperError, InvalidArgument
+from chadthrottle.priority import Priority
 
 log = logging.getLogger("chadthrottle.engine.rule_store")
 
 RULES_FILE = "rules.json"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+# Version 3 is version 4 without priorities and link: read as it is.
+NO_PRIORITIES_VERSION = 3
 # Version 2 is version 3 without schedules: read as it is.
 NO_SCHEDULES_VERSION = 2
 # Version 1 stored one rule per application, with no owner: each becomes an
@@ -61,7 +66,9 @@ LEGACY_VERSION = 1
 # Every rule of MAX_SLOTS with both directions fits in well under this.
 MAX_FILE_BYTES = 32 * 1024 * 1024
 _LIMIT_FIELDS = frozenset({"rate_bps", "burst_bytes"})
-_GATE_FIELDS = frozenset({"blocked", "quota"})  # optional, for a block and a quota
+_GATE_FIELDS = frozenset({"blocked", "quota", "priority"})  # optional: a block, a quota, a priority
+_LINK_KEY = "link"
+_LINK_FIELDS = frozenset({"down_bps", "up_bps", "estimate"})
 _QUOTA_FIELDS = frozenset({"budget_bytes", "period", "reset_minute", "then_rate_bps"})
 _QUOTA_USE_FIELDS = frozenset({"period_start", "used_bytes"})  # what the current period used, when stored
 
@@ -126,6 +133,9 @@ def encode_rules(table: LimitTable) -> bytes:
     document: dict[str, Any] = {"version": FORMAT_VERSION, "rules": rules}
     if table.paused:  # written only when set
         document["paused"] = True
+    if not table.link.is_off:
+        link = table.link
+        document[_LINK_KEY] = {"down_bps": link.down_bps, "up_bps": link.up_bps, "estimate": link.estimate}
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -138,6 +148,8 @@ def _encode_limit(limit: Limit) -> dict[str, Any]:
     encoded: dict[str, Any] = {"rate_bps": limit.rate_bps, "burst_bytes": limit.burst_bytes}
     if limit.blocked:  # written only when set
         encoded["blocked"] = True
+    if limit.priority is not Priority.NORMAL:
+        encoded["priority"] = limit.priority.value
     if limit.quota is not None:
         quota = limit.quota
         encoded["quota"] = {"budget_bytes": quota.budget_bytes, "period": quota.period.value,
@@ -173,14 +185,40 @@ def _decode_limit(where: str, value: Any) -> Limit:
     if blocked is not True and blocked is not False:
         raise BadRule(f"{where}: blocked {blocked!r} is not true or false")
     quota = _decode_quota(where, value["quota"]) if "quota" in value else None
+    priority = _decode_priority(where, value.get("priority", Priority.NORMAL.value))
     rate_bps, burst_bytes = value["rate_bps"], value["burst_bytes"]
-    if (blocked or quota) and rate_bps == 0 and burst_bytes == 0 and _is_int(rate_bps) and _is_int(burst_bytes):
-        return Limit(0, 0, blocked, quota)  # a block or a quota with no rate beneath
+    if (blocked or quota or priority is not Priority.NORMAL) and rate_bps == 0 and burst_bytes == 0 \
+            and _is_int(rate_bps) and _is_int(burst_bytes):
+        return Limit(0, 0, blocked, quota, priority)  # a block, a quota or a priority with no rate beneath
     if not _is_int(rate_bps) or not MIN_RATE_BPS <= rate_bps <= MAX_RATE_BPS:
         raise BadRule(f"{where}: rate_bps {rate_bps!r} is not in {MIN_RATE_BPS}..{MAX_RATE_BPS}")
     if not _is_int(burst_bytes) or not MIN_BURST_BYTES <= burst_bytes <= MAX_BURST_BYTES:
         raise BadRule(f"{where}: burst_bytes {burst_bytes!r} is not in {MIN_BURST_BYTES}..{MAX_BURST_BYTES}")
-    return Limit(rate_bps, burst_bytes, blocked, quota)
+    return Limit(rate_bps, burst_bytes, blocked, quota, priority)
+
+
+def _decode_priority(where: str, value: Any) -> Priority:
+    if type(value) is str:
+        for member in Priority:
+            if member.value == value:
+                return member
+    raise BadRule(f"{where}: priority {value!r} is not one of {', '.join(p.value for p in Priority)}")
+
+
+def _decode_link(value: Any) -> LinkSetting:
+    """SetLinkCapacity's setting; a bad one is dropped (link shaping off), not the file."""
+    if not isinstance(value, dict) or set(value) != _LINK_FIELDS:
+        log.error("left out the stored link capacity: expected exactly %s", sorted(_LINK_FIELDS))
+        return LINK_OFF
+    down, up, estimate = value["down_bps"], value["up_bps"], value["estimate"]
+    for rate in (down, up):
+        if not _is_int(rate) or not (rate == 0 or MIN_RATE_BPS <= rate <= MAX_RATE_BPS):
+            log.error("left out the stored link capacity: %r is not 0 or %d..%d", rate, MIN_RATE_BPS, MAX_RATE_BPS)
+            return LINK_OFF
+    if type(estimate) is not bool:
+        log.error("left out the stored link capacity: estimate %r is not true or false", estimate)
+        return LINK_OFF
+    return LinkSetting(down, up, estimate)
 
 
 def _decode_quota(where: str, value: Any) -> Quota:
@@ -226,9 +264,17 @@ def _legacy_rules(document: dict[str, Any]) -> list[tuple[Any, Any, Any]]:
     return [(app_id, _ADMIN_OWNER_TEXT, limits) for app_id, limits in applications.items()]
 
 
+def _has_priority(limits: Any) -> bool:
+    """Whether a rule's entry names a priority (in a direction, or a schedule's)."""
+    if not isinstance(limits, dict):
+        return False
+    entries = [*limits.values(), *(limits.get(_SCHEDULES_KEY) or [] if isinstance(limits.get(_SCHEDULES_KEY), list) else [])]
+    return any(isinstance(entry, dict) and "priority" in entry for entry in entries)
+
+
 def _current_rules(document: dict[str, Any]) -> list[tuple[Any, Any, Any]]:
-    if set(document) - {"version", "rules", "paused"} or "rules" not in document:
-        raise CorruptStateFile("expected the keys 'version' and 'rules', and at most 'paused'")
+    if set(document) - {"version", "rules", "paused", _LINK_KEY} or "rules" not in document:
+        raise CorruptStateFile("expected the keys 'version' and 'rules', and at most 'paused' and 'link'")
     rules = document["rules"]
     if not isinstance(rules, list):
         raise CorruptStateFile("'rules' is not a list")
@@ -254,10 +300,12 @@ def decode_rules(data: bytes, skipped: list[str] | None = None) -> LimitTable:
     version = document["version"]
     if _is_int(version) and version == LEGACY_VERSION:
         found = _legacy_rules(document)
-    elif _is_int(version) and version in (NO_SCHEDULES_VERSION, FORMAT_VERSION):
+    elif _is_int(version) and version in (NO_SCHEDULES_VERSION, NO_PRIORITIES_VERSION, FORMAT_VERSION):
         found = _current_rules(document)
         if version == NO_SCHEDULES_VERSION and any(isinstance(l, dict) and _SCHEDULES_KEY in l for _, _, l in found):
             raise CorruptStateFile(f"a version-{NO_SCHEDULES_VERSION} file with schedules")
+        if version < FORMAT_VERSION and (_LINK_KEY in document or any(_has_priority(l) for _, _, l in found)):
+            raise CorruptStateFile(f"a version-{version} file with priorities or a link")
     else:
         raise CorruptStateFile(
             f"unknown format version {version!r} (this helper reads {LEGACY_VERSION} to {FORMAT_VERSION})"
@@ -269,6 +317,8 @@ def decode_rules(data: bytes, skipped: list[str] | None = None) -> LimitTable:
         raise CorruptStateFile(f"'paused' is {paused!r}, not true or false")
     table = LimitTable()
     table.set_paused(paused)
+    if _LINK_KEY in document:
+        table.link = _decode_link(document[_LINK_KEY])
     for app_id, owner_value, limits in found:
         try:
             if app_id is None:

@@ -250,6 +250,9 @@ class NamespaceShapers:
     def linked_directions(self) -> set[Direction]:
         return self._own.linked_directions()
 
+    def linked_interfaces(self) -> list[str]:
+        return self._own.linked_interfaces()
+
     def active_directions(self) -> set[Direction]:
         active = self._own.active_directions()
         for other in self._elsewhere.values():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+from typing import Any
 
 from chadthrottle.helper.kernel.namespaces import in_netns
 
@@ -43,11 +44,15 @@ _RTATTR = struct.Struct("=HH")
 _TCP_INFO_BYTES = struct.Struct("=QQ")  # bytes_acked, bytes_received
 _TCP_INFO_BYTES_OFFSET = 120  # in struct tcp_info (Linux 4.1 and later)
 
+ESTABLISHED_ONLY = 1 << 1  # TCP_ESTABLISHED's bit in inet_diag_req_v2.idiag_states
+_TCP_INFO_RTT = struct.Struct("=I")  # tcpi_rtt: the smoothed round-trip time, microseconds
+_TCP_INFO_RTT_OFFSET = 68
+
 TcpBytes = dict[int, tuple[int, int]]  # socket inode -> (received, sent and acked)
 
 
-def _request(family: int, seq: int) -> bytes:
-    body = _REQUEST.pack(family, socket.IPPROTO_TCP, 1 << (INET_DIAG_INFO - 1), ALL_TCP_STATES, b"")
+def _request(family: int, seq: int, states: int = ALL_TCP_STATES) -> bytes:
+    body = _REQUEST.pack(family, socket.IPPROTO_TCP, 1 << (INET_DIAG_INFO - 1), states, b"")
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
 
 
@@ -66,8 +71,23 @@ def parse_diag_message(payload: bytes) -> tuple[int, tuple[int, int] | None]:
     return inode, None
 
 
-def _dump(sock: socket.socket, family: int, found: TcpBytes) -> None:
-    sock.send(_request(family, family))
+def parse_rtt_message(payload: bytes) -> tuple[int, int | None]:
+    """One inet_diag_msg with its attributes -> (inode, smoothed rtt in us or None)."""
+    (inode,) = struct.unpack_from("=I", payload, _MSG_INODE_OFFSET)
+    offset = _MSG_SIZE
+    while offset + _RTATTR.size <= len(payload):
+        length, kind = _RTATTR.unpack_from(payload, offset)
+        if length < _RTATTR.size:
+            break
+        if kind == INET_DIAG_INFO and length - _RTATTR.size >= _TCP_INFO_RTT_OFFSET + _TCP_INFO_RTT.size:
+            return inode, _TCP_INFO_RTT.unpack_from(payload, offset + _RTATTR.size + _TCP_INFO_RTT_OFFSET)[0]
+        offset += (length + 3) & ~3
+    return inode, None
+
+
+def _dump(sock: socket.socket, family: int, found: dict[int, Any], parse: Any = parse_diag_message,
+          states: int = ALL_TCP_STATES) -> None:  # fmt: skip
+    sock.send(_request(family, family, states))
     while True:
         data = sock.recv(1 << 16)
         offset = 0
@@ -83,7 +103,7 @@ def _dump(sock: socket.socket, family: int, found: TcpBytes) -> None:
                     raise OSError(-errno, os.strerror(-errno))
                 return
             if kind == SOCK_DIAG_BY_FAMILY and length >= _NLMSGHDR.size + _MSG_SIZE:
-                inode, counts = parse_diag_message(data[offset + _NLMSGHDR.size : offset + length])
+                inode, counts = parse(data[offset + _NLMSGHDR.size : offset + length])
                 if counts is not None:
                     found[inode] = counts
             offset += (length + 3) & ~3
@@ -101,6 +121,20 @@ def tcp_bytes_here() -> TcpBytes:
         for family in (socket.AF_INET, socket.AF_INET6):
             try:
                 _dump(sock, family, found)
+            except struct.error as exc:
+                raise OSError(f"malformed sock_diag answer: {exc}") from exc
+    return found
+
+
+def tcp_rtt_here() -> dict[int, int]:
+    """socket inode -> smoothed round-trip time (us) of every established TCP
+    socket of the calling thread's network namespace (OSError as tcp_bytes_here)."""
+    found: dict[int, int] = {}
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
+        sock.settimeout(DUMP_TIMEOUT_S)
+        for family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                _dump(sock, family, found, parse_rtt_message, ESTABLISHED_ONLY)
             except struct.error as exc:
                 raise OSError(f"malformed sock_diag answer: {exc}") from exc
     return found

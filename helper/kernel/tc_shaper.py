@@ -113,6 +113,12 @@ class TcShaper:
         """The directions whose IFB shapes under a link capacity now."""
         return {direction for direction in Direction if any(ifb.link for ifb in self._ifbs(direction))}
 
+    def linked_interfaces(self) -> list[str]:
+        """The uplinks whose hooks feed a linked IFB now, by name (GetLinkShaping)."""
+        names = {link.index: link.name for link in self._all_links()}
+        return sorted({names.get(index, str(index)) for hooks in self._hooks.values()
+                       for index, hook in hooks.items() if hook.ifb.link})  # fmt: skip
+
     def active_directions(self) -> set[Direction]:
         return {direction for direction, hooks in self._hooks.items() if any(h.ifb.classes for h in hooks.values())}
 

@@ -10,6 +10,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
 from chadthrottle.helper.kernel.htb import Classes
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
+from chadthrottle.helper.kernel.priority_classes import LinkShaping
 
 
 @dataclass
@@ -67,6 +68,8 @@ class RecordingShaper:
     queue_downloads: bool = True  # like tc; the ebpf policer drops
     gaps: dict[Direction, list[str]] = field(default_factory=dict)
     limited_pids: set[int] = field(default_factory=set)  # the processes shape_namespaces_of was last given
+    links: dict[Direction, LinkShaping | None] = field(default_factory=dict)  # set_link's, last per direction
+    backend: str = "tc"
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:
         return {direction: list(reasons) for direction, reasons in self.gaps.items()}
@@ -75,12 +78,25 @@ class RecordingShaper:
         self.reconciles += 1
         if self.refuse:
             raise BackendUnavailable("eth0 has a foreign root qdisc")
-        if any(spec.rate_bps == self.refuse_rate_bps for classes in wanted.values() for spec in classes.values()):
+        if self.refuse_rate_bps and any(spec.rate_bps == self.refuse_rate_bps for classes in wanted.values()
+                                        for spec in classes.values()):  # fmt: skip
             raise KernelError(f"tc refused {self.refuse_rate_bps} B/s")
         self.wanted = {d: dict(c) for d, c in wanted.items()}
 
     def queues(self, direction: Direction) -> bool:
         return self.queue_downloads or direction is Direction.UP
+
+    def set_link(self, direction: Direction, link: LinkShaping | None) -> None:
+        self.links[direction] = link
+
+    def linked_directions(self) -> set[Direction]:
+        return {d for d, link in self.links.items() if link is not None and self.backend != "ebpf"}
+
+    def link_interfaces(self) -> list[str]:
+        return ["eth0"] if self.linked_directions() else []
+
+    def backend_of(self, direction: Direction) -> str:
+        return self.backend
 
     def shape_namespaces_of(self, pids: set[int]) -> None:
         self.limited_pids = set(pids)

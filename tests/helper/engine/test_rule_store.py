@@ -81,7 +81,7 @@ def test_the_format_is_versioned_and_readable(tmp_path: Path) -> None:
     table.set((CURL, 1000), Direction.DOWN, Limit(5_000, MIN_BURST_BYTES))
     store.save(table)
     assert json.loads(store.path.read_text()) == {
-        "version": 3,
+        "version": FORMAT_VERSION,
         "rules": [
             {"app_id": FIREFOX, "owner": "all", "up": {"rate_bps": 2_000, "burst_bytes": MIN_BURST_BYTES}},
             {"app_id": CURL, "owner": 1000, "down": {"rate_bps": 5_000, "burst_bytes": MIN_BURST_BYTES}},
@@ -138,7 +138,7 @@ _CORRUPT: list[tuple[str, bytes]] = [
     ("not json", b"{\"version\": 1, \"applications\": {"),
     ("not utf-8", b"\xff\xfe"),
     ("a list", b"[]"),
-    ("future version", _document({}, version=3)),
+    ("future version", _document({}, version=FORMAT_VERSION + 1)),
     ("version as text", _document({}, version="1")),
     ("extra key", json.dumps({"version": 1, "applications": {}, "x": 1}).encode()),
     ("extra key v2", json.dumps({"version": 2, "rules": [], "x": 1}).encode()),
@@ -358,3 +358,26 @@ def test_a_failed_background_write_is_logged_and_the_next_one_retries(
         assert store.load().get((CURL, ADMIN_OWNER)) == {Direction.UP: Limit(6_000, MIN_BURST_BYTES)}
     finally:
         saver.close()
+
+
+def test_priorities_and_the_link_load_and_an_older_file_with_them_is_refused() -> None:
+    from chadthrottle.helper.engine.limits import LinkSetting
+    from chadthrottle.helper.engine.rule_store import CorruptStateFile
+    from chadthrottle.priority import Priority
+
+    priority_only = {"rate_bps": 0, "burst_bytes": 0, "priority": "critical"}
+    document = {"version": FORMAT_VERSION, "rules": [_rule(down=priority_only, up=dict(_good_limit(), priority="critical"))],
+                "link": {"down_bps": 6_000_000, "up_bps": 0, "estimate": True}}  # fmt: skip
+    table = decode_rules(json.dumps(document).encode())
+    assert table.link == LinkSetting(6_000_000, 0, True)
+    limits = table.get((CURL, ADMIN_OWNER))
+    assert (limits[Direction.DOWN].priority, limits[Direction.UP].rate_bps) == (Priority.CRITICAL, 125_000)
+    assert json.loads(encode_rules(table)) == document
+    skipped: list[str] = []
+    bad = dict(document, rules=[_rule(down={"rate_bps": 0, "burst_bytes": 0, "priority": "urgent"})],
+               link={"down_bps": 5, "up_bps": 0, "estimate": False})  # fmt: skip
+    table = decode_rules(json.dumps(bad).encode(), skipped)
+    assert len(table) == 0 and "priority 'urgent'" in skipped[0] and table.link == LinkSetting()
+    with pytest.raises(CorruptStateFile, match="version-3 file with priorities"):
+        decode_rules(json.dumps(dict(document, version=3)).encode())
+    assert len(decode_rules(json.dumps({"version": 3, "rules": [_rule()]}).encode())) == 1

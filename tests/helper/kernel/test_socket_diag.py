@@ -65,3 +65,23 @@ def test_a_message_without_tcp_info_has_no_counts() -> None:
     info = bytearray(136)
     struct.pack_into("=QQ", info, 120, 5, 6)
     assert parse_diag_message(bytes(message) + struct.pack("=HH", 4 + 136, INET_DIAG_INFO) + bytes(info)) == (99, (6, 5))
+
+
+def test_rtt_of_established_sockets_and_of_an_application() -> None:
+    """tcp_info's srtt through sock_diag (listeners are not established: left
+    out), and RttWatch's median per application from its processes' sockets."""
+    require_root()
+    from chadthrottle.helper.engine.rtt import RttWatch
+    from chadthrottle.helper.kernel.socket_diag import tcp_rtt_here
+
+    listener, client, server = _connected_pair()
+    with listener, client, server:
+        client.sendall(b"x" * 1000)
+        assert len(server.recv(1000)) == 1000
+        rtts = tcp_rtt_here()
+        assert 0 < rtts[os.fstat(client.fileno()).st_ino] < 1_000_000  # loopback: well under a second
+        assert os.fstat(listener.fileno()).st_ino not in rtts
+        watch = RttWatch(every_s=60.0)
+        assert watch.due()
+        watch.measure({"exe:/self": [os.getpid()]})
+        assert 0 < watch.rtt_us["exe:/self"] < 1_000_000 and watch.elsewhere == {} and not watch.due()

@@ -1,0 +1,85 @@
+"""Link shaping (issue 16) as the engine plans it: the capacity in force per
+direction, and what keeps priorities from being in force, in words.
+
+Pure logic. The capacity in force is the one set (SetLinkCapacity) or, while
+the helper estimates it, the estimate (capacity_estimate.py feeds
+Engine.set_estimated_capacity), starting from the one set. The kernel side is
+TcShaper.set_link (docs/backends.md, "Priorities and link shaping").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.limits import LinkSetting
+
+NO_CAPACITY = "no link capacity is set: priorities need it"
+ESTIMATING = "estimating the link capacity..."
+
+
+def capacities(link: LinkSetting, estimated: Mapping[Direction, int], paused: bool) -> dict[Direction, int]:
+    """Per direction, the capacity to shape under now (only those with one):
+    nothing while limits are paused (traffic flows as without the helper)."""
+    if paused:
+        return {}
+    found = {}
+    for direction in Direction:
+        capacity = (estimated.get(direction) or link.set_bps(direction)) if link.estimate else link.set_bps(direction)
+        if capacity:
+            found[direction] = capacity
+    return found
+
+
+@dataclass(frozen=True)
+class LinkFacts:
+    """What the engine knows of the link shaping now, for the problems."""
+
+    link: LinkSetting
+    capacities: Mapping[Direction, int]  # in force (capacities())
+    shaping: frozenset[Direction]  # the kernel holds the link tree now
+    backends: Mapping[Direction, str]  # which backend enforces each direction ("tc", "ebpf")
+    paused_problem: str = ""  # "limits are paused" while they are
+    apply_error: str = ""  # why the kernel refused the last plan, "" when it did not
+
+
+def link_problem(facts: LinkFacts, priorities_used: bool) -> str:
+    """Why link shaping asked for (a capacity, or priorities) is not (wholly) done; "" when it is."""
+    if facts.link.is_off and not priorities_used:
+        return ""
+    if facts.paused_problem:
+        return facts.paused_problem
+    if not facts.capacities:
+        return ESTIMATING if facts.link.estimate else NO_CAPACITY
+    reasons = []
+    for direction in Direction:
+        if direction not in facts.capacities:
+            if facts.link.estimate:
+                reasons.append(f"{direction.value}: {ESTIMATING}")
+            continue
+        if facts.backends.get(direction) != "tc":
+            reasons.append(f"the {facts.backends.get(direction, 'chosen')} backend cannot order {direction.value} traffic")
+        elif direction not in facts.shaping:
+            reasons.append(f"{direction.value} is not shaped yet" + (f": {facts.apply_error}" if facts.apply_error else ""))
+    return "; ".join(reasons)
+
+
+def priority_problem(facts: LinkFacts, elsewhere: str = "") -> str:
+    """Why one application's priority (not normal) is not (wholly) in force;
+    elsewhere: the network namespace its traffic uses besides the helper's, if any."""
+    if facts.paused_problem:
+        return facts.paused_problem
+    if not facts.capacities:
+        return ESTIMATING if facts.link.estimate else "no link capacity is set"
+    reasons = []
+    for direction in Direction:
+        if direction not in facts.capacities:
+            reasons.append(f"{direction.value} is not ordered: no capacity for it")
+        elif facts.backends.get(direction) != "tc":
+            reasons.append(f"the {facts.backends.get(direction, 'chosen')} backend cannot order {direction.value} traffic")
+        elif direction not in facts.shaping:
+            reasons.append(f"{direction.value} is not shaped yet" + (f": {facts.apply_error}" if facts.apply_error else ""))
+    if elsewhere:
+        reasons.append(f"its traffic in namespace {elsewhere} is not ordered")
+    return "; ".join(reasons)

@@ -1,0 +1,118 @@
+"""Priorities and the link capacity in the engine (issue 16): nothing changes
+without a capacity; under one, an application with a priority gets a slot,
+tags and a class of its priority in each linked direction, a limit stays its
+ceiling; what keeps a priority from being in force is said, never hidden.
+Kernel ports are recording stand-ins (engine unit tests)."""
+
+from __future__ import annotations
+
+from chadthrottle.contract import ADMIN_OWNER, Direction
+from chadthrottle.helper.engine.api import SetPriority
+from chadthrottle.helper.engine.limits import default_burst_bytes
+from chadthrottle.helper.engine.link_plan import ESTIMATING
+from chadthrottle.helper.engine.rule_store import decode_rules, encode_rules
+from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.priority_classes import LinkShaping
+from chadthrottle.priority import Priority
+from tests.helper.engine.test_engine_plan import World, world  # noqa: F401  (fixture)
+
+CURL, WGET = "exe:/usr/bin/curl", "exe:/usr/bin/wget"
+
+
+def _prioritize(world: World, app_id: str, priority: Priority) -> None:  # noqa: F811
+    (outcome,) = world.engine.apply_changes([SetPriority(app_id, priority, ADMIN_OWNER)])
+    assert outcome == app_id
+
+
+def _running(world: World) -> None:  # noqa: F811
+    world.spawn(10)
+    world.spawn(20, exe="/usr/bin/wget")
+    world.engine.tick()
+
+
+def test_without_a_capacity_a_priority_changes_nothing_in_the_kernel_and_says_why(world: World) -> None:  # noqa: F811
+    _running(world)
+    world.engine.set_limit(WGET, Direction.DOWN, 2_000_000, 0)
+    before = (world.shaper.wanted, dict(world.datapath.process_slots))
+    _prioritize(world, CURL, Priority.CRITICAL)
+    world.engine.tick()
+    assert (world.shaper.wanted, world.datapath.process_slots) == before and world.shaper.links == {}
+    curl = {app.id: app for app in world.engine.list_applications()}[CURL]
+    assert (curl.priority, curl.priority_problem, curl.down_limit_bps, curl.down_limit_problem) == (
+        "critical", "no link capacity is set", 0, "")
+    rules = [(r.app_id, r.direction, r.rate_bps, r.priority) for r in world.engine.list_rules()]
+    assert (CURL, "down", 0, "critical") in rules and (CURL, "up", 0, "critical") in rules
+    assert world.engine.link_shaping().problem == "no link capacity is set: priorities need it"
+
+
+def test_under_a_capacity_each_priority_gets_its_class_and_a_limit_stays_its_ceiling(world: World) -> None:  # noqa: F811
+    _running(world)
+    _prioritize(world, CURL, Priority.CRITICAL)
+    world.engine.set_limit(WGET, Direction.DOWN, 2_000_000, 0)
+    _prioritize(world, WGET, Priority.LOW)
+    world.engine.set_link_capacity(6_000_000, 1_000_000, False)
+    assert world.shaper.links == {Direction.DOWN: LinkShaping(6_000_000), Direction.UP: LinkShaping(1_000_000)}
+    curl_slot, wget_slot = world.datapath.process_slots[10], world.datapath.process_slots[20]
+    assert 0 not in (curl_slot, wget_slot)
+    assert world.shaper.wanted[Direction.DOWN] == {
+        curl_slot: ClassSpec(0, 0, Priority.CRITICAL),
+        wget_slot: ClassSpec(2_000_000, default_burst_bytes(2_000_000), Priority.LOW),
+    }
+    assert world.shaper.wanted[Direction.UP] == {curl_slot: ClassSpec(0, 0, Priority.CRITICAL),
+                                                 wget_slot: ClassSpec(0, 0, Priority.LOW)}  # fmt: skip
+    shaping = world.engine.link_shaping()
+    assert (shaping.down_capacity_bps, shaping.up_set_bps, shaping.down_shaping, shaping.problem) == (
+        6_000_000, 1_000_000, True, "")
+    assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == ""
+
+
+def test_normal_and_link_off_restore_the_plan_exactly(world: World) -> None:  # noqa: F811
+    _running(world)
+    world.engine.set_limit(WGET, Direction.UP, 1_000_000, 0)
+    before = ({d: dict(c) for d, c in world.shaper.wanted.items()}, dict(world.datapath.process_slots))
+    world.engine.set_link_capacity(6_000_000, 1_000_000, False)
+    _prioritize(world, CURL, Priority.HIGH)
+    _prioritize(world, CURL, Priority.NORMAL)  # the rule had nothing else: it goes
+    world.engine.set_link_capacity(0, 0, False)
+    world.engine.tick()
+    assert world.shaper.links == {Direction.DOWN: None, Direction.UP: None}
+    assert (world.shaper.wanted, {p: s for p, s in world.datapath.process_slots.items() if s}) == (
+        before[0], {p: s for p, s in before[1].items() if s})
+    assert CURL not in {r.app_id for r in world.engine.list_rules()} and world.engine.has_limits()  # wget's limit
+
+
+def test_an_estimated_capacity_is_honest_until_known_and_then_followed(world: World) -> None:  # noqa: F811
+    _running(world)
+    _prioritize(world, CURL, Priority.CRITICAL)
+    world.engine.set_link_capacity(0, 0, True)
+    assert world.engine.link_shaping().problem == ESTIMATING and world.shaper.links == {}
+    assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == ESTIMATING
+    world.engine.set_estimated_capacity(Direction.DOWN, 5_000_000)
+    assert world.shaper.links == {Direction.DOWN: LinkShaping(5_000_000)}
+    shaping = world.engine.link_shaping()
+    assert (shaping.down_capacity_bps, shaping.down_set_bps, shaping.estimate) == (5_000_000, 0, True)
+    assert shaping.problem == f"up: {ESTIMATING}"
+    world.engine.set_link_capacity(4_000_000, 0, False)  # set by hand: the estimate no longer counts
+    assert world.shaper.links[Direction.DOWN] == LinkShaping(4_000_000)
+
+
+def test_the_ebpf_backend_cannot_order_and_says_so(world: World) -> None:  # noqa: F811
+    world.shaper.backend = "ebpf"
+    _running(world)
+    _prioritize(world, CURL, Priority.CRITICAL)
+    world.engine.set_link_capacity(6_000_000, 0, False)
+    problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
+    assert "the ebpf backend cannot order down traffic" in problem and "up is not ordered" in problem
+    assert world.engine.link_shaping().problem == "the ebpf backend cannot order down traffic"
+
+
+def test_priorities_and_the_capacity_are_stored_with_the_rules(world: World) -> None:  # noqa: F811
+    saved = []
+    world.engine._save_rules = saved.append  # what the engine hands the store after each change
+    _running(world)
+    _prioritize(world, CURL, Priority.CRITICAL)
+    world.engine.set_link_capacity(6_000_000, 1_000_000, True)
+    loaded = decode_rules(encode_rules(saved[-1]))
+    assert (loaded.link.down_bps, loaded.link.up_bps, loaded.link.estimate) == (6_000_000, 1_000_000, True)
+    assert {d: limit.priority for d, limit in loaded.get((CURL, ADMIN_OWNER)).items()} == {
+        Direction.DOWN: Priority.CRITICAL, Direction.UP: Priority.CRITICAL}
