@@ -107,7 +107,7 @@ class LinkSummary:
 
 
 def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
-    """"Link ▼ 50.0 Mbit/s ▲ 10.0 Mbit/s, shaping on"; the problem, when
+    """"Link shaped: ▼ 50.0 Mbit/s ▲ 10.0 Mbit/s" (≈ when estimated); the problem, when
     there is one, in amber; never "on" for a direction the kernel does not shape."""
     estimated = " (estimated)" if shaping.estimate else ""
     capacities = [(arrow, shaping.capacity_bps(d), shaping.shaping(d))
@@ -121,7 +121,7 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
                            f"nothing is shaped until it has one.{_problem(shaping)} Click to change.", True)
     parts = [f"{arrow} {format_rate(cap, units) if cap else '—'}" for arrow, cap, _s in capacities]
     on = [shaping_on for _a, cap, shaping_on in capacities if cap]
-    state = "shaping on" if on and all(on) else "shaping partly on" if any(on) else "shaping off"
+    state = "shaped" if on and all(on) else "partly shaped" if any(on) else "not shaped"
     lines = [f"{'Download' if arrow == '▼' else 'Upload'}: "
              + (f"capacity {format_rate(cap, units)}{estimated}, {'shaped' if on_ else 'not shaped now'}"
                 if cap else "not shaped")
@@ -131,8 +131,10 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
     if shaping.problem:
         lines.append(f"Problem: {shaping.problem}")
     lines.append("Click to change.")
-    warning = bool(shaping.problem) or state != "shaping on"
-    return LinkSummary(f"Link {' '.join(parts)}{estimated}, {state}", "\n".join(lines), warning)
+    warning = bool(shaping.problem) or state != "shaped"
+    about = "≈ " if shaping.estimate else ""  # estimated: the tooltip says so
+    # Whether it is shaped first: a narrow status line cuts the end of the text.
+    return LinkSummary(f"Link {state}: {about}{' '.join(parts)}", "\n".join(lines), warning)
 
 
 def _problem(shaping: LinkShapingInfo) -> str:

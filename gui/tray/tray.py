@@ -149,7 +149,7 @@ class TrayController(QObject):
                         action.setToolTip(describe_limit(state, direction, units))
                 block = self._block_action(submenu, info.id, direction, info.blocked(direction))
                 block.setEnabled(can_limit and not state.read_only)
-            submenu.addSeparator()
+            submenu.addSection("Priority")
             self._protect_action(submenu, info.id, can_limit)
         self.menu.addSeparator()
         pause = self.menu.addAction("Pause all limits")

@@ -23,9 +23,10 @@ COLOURS: dict[str, str] = {"critical": "#c0392b", "high": "#2c6fbb", "low": "#6b
 MARGIN = 6
 
 
-def badge_text(state: PriorityState) -> str:
-    """"Critical", "⚠ High" (not in force), "Low…" (asked for)."""
-    text = state.label + ("…" if state.pending else "")
+def badge_text(state: PriorityState, short: bool = False) -> str:
+    """"Critical", "⚠ High" (not in force), "Low…" (asked for); short, for a
+    narrow column (2x on a small screen): "C", "⚠ H", "L…"."""
+    text = (state.label[0] if short else state.label) + ("…" if state.pending else "")
     return f"⚠ {text}" if state.problem else text
 
 
@@ -41,15 +42,17 @@ class NameDelegate(QStyledItemDelegate):
         font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
         font.setBold(state.in_force)
         font.setItalic(state.pending)
-        text = badge_text(state)
         metrics = QFontMetricsF(font)
-        width = metrics.horizontalAdvance(text) + 12
         height = metrics.height() + 4
         rect = option.rect
-        room = rect.width() - width - MARGIN
-        if room < rect.height() * 2:  # too narrow: the name matters more
-            super().paint(painter, option, index)
-            return
+        text = badge_text(state)
+        width = metrics.horizontalAdvance(text) + 12
+        if rect.width() - width - MARGIN < rect.height() * 3:  # narrow: the name needs the room more
+            text = badge_text(state, short=True)
+            width = max(height, metrics.horizontalAdvance(text) + 10)
+            if rect.width() - width - MARGIN < rect.height() * 2:
+                super().paint(painter, option, index)
+                return
         style = option.widget.style() if option.widget else QApplication.style()
         style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget)
         name = QStyleOptionViewItem(option)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QWidget
 
 from chadthrottle.contract import MIN_RATE_BPS, Direction
@@ -104,8 +104,9 @@ def add_priority_menu(menu: QMenu, model: ApplicationsModel, app_id: str, can_li
     submenu.setToolTipsVisible(True)
     reason = model.priority_unavailable or (describe_priority(state) if state.read_only else "")
     submenu.menuAction().setToolTip(reason or describe_priority(state))
+    group = QActionGroup(submenu)  # one of four: drawn as radio items
     for value, label in LABELS.items():
-        action = QAction(label, submenu, checkable=True, checked=value == state.priority)
+        action = QAction(label, group, checkable=True, checked=value == state.priority)
         action.setObjectName(f"priority:{value}")
         action.setEnabled(can_limit and not reason)
         action.setToolTip(reason or f"{label}: {MEANINGS[value]}.")

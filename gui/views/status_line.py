@@ -3,8 +3,18 @@ and the link's capacity and shaping (issue 16; click it to change them)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QToolButton, QWidget
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QPaintEvent
+from PySide6.QtWidgets import (
+    QLabel,
+    QSizePolicy,
+    QStatusBar,
+    QStyle,
+    QStyleOptionToolButton,
+    QStylePainter,
+    QToolButton,
+    QWidget,
+)
 
 from chadthrottle.contract import BackendInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
@@ -50,9 +60,10 @@ class StatusLine(QStatusBar):
         self.addPermanentWidget(self.limits)
         # A button, so it is reachable with Tab and says it can be clicked; hidden
         # until the helper answers GetLinkShaping (an older helper has none).
-        self.link = QToolButton(self)
+        self.link = ElidingButton(self)
         self.link.setObjectName("linkField")
         self.link.setAutoRaise(True)
+        self.link.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)  # may give way
         self.link.setAccessibleName("Link capacity and shaping: change")
         self.link.clicked.connect(self.linkRequested)
         self.link.hide()
@@ -104,6 +115,24 @@ class StatusLine(QStatusBar):
             self.link.setText(summary.text)
             self.link.setToolTip(summary.tooltip)
             self.link.setStyleSheet(WARNING_STYLE if summary.warning else "")
+
+
+class ElidingButton(QToolButton):
+    """A flat button that gives way on a narrow status line (2x on a small
+    screen): its text is cut at the end ("…"), the tooltip has it whole."""
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance("Link partly shaped…") + 12),
+                     hint.height())  # fmt: skip
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionToolButton()
+        self.initStyleOption(option)
+        room = self.width() - 12
+        option.text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, room)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ToolButton, option)
 
 
 def _limits(count: int) -> str:

@@ -13,14 +13,16 @@ import sys
 from PySide6.QtCore import QRect
 from PySide6.QtWidgets import QApplication, QWidget
 
-from chadthrottle.contract import BackendInfo
+from chadthrottle.contract import BackendInfo, LinkShapingInfo
 from chadthrottle.gui.controller import NO_TRAY_NOTICE
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.models.priority_view import link_summary
 from chadthrottle.gui.settings import Settings
+from chadthrottle.units import UnitSystem
 from chadthrottle.gui.views.main_window import MainWindow
 from tests.gui.sample_data import sample_applications
 
@@ -43,6 +45,9 @@ def main() -> int:
     for _ in range(3):
         model.apply_snapshot(sample_applications())
     window.show_message(NO_TRAY_NOTICE)  # the longest message the application shows at start
+    # The link field at its longest usual width (issue 16): estimated, in bits, partly shaped.
+    window.status_line.set_link(link_summary(LinkShapingInfo(60_000_000, 12_500_000, 0, 0, True, True, False),
+                                             UnitSystem.BITS_DECIMAL))  # fmt: skip
     window.show()
     for _ in range(5):
         app.processEvents()
@@ -71,7 +76,8 @@ def main() -> int:
             "span": _rect(window.detail.span, window),
             "status_bar": _rect(status, window),
             **{name: _rect(label, window) for name, label in
-               (("backend", status.backend), ("helper", status.helper), ("limits", status.limits))},
+               (("backend", status.backend), ("helper", status.helper), ("limits", status.limits),
+                ("link", status.link))},
         },
         "cut_labels": [name for name, label in (("totals", window.header.totals), ("backend", status.backend),
                        ("helper", status.helper), ("limits", status.limits))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from chadthrottle.contract import ApplicationInfo
+import dataclasses
+
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo
 
 MB = 1_000_000
 KB = 1_000
@@ -42,3 +44,16 @@ def sample_applications() -> list[ApplicationInfo]:
         app("app:org.gnome.Fractal", "Fractal", 8 * KB, 2.1 * KB, (3300,)),
         app("exe:/usr/bin/syncthing", "syncthing", 310 * KB, 1.4 * MB, (1880, 1881)),
     ]
+
+
+NO_CAPACITY = "no link capacity is set"
+
+
+def priority_applications(uid: int = 1000) -> list[ApplicationInfo]:
+    """The samples with priorities (issue 16), seen by uid: Firefox critical and
+    in force (round trip 23.4 ms), Steam low but not in force (no capacity),
+    Dropbox high by the administrator."""
+    changes = {"app:org.mozilla.firefox": dict(priority="critical", priority_owner=uid, rtt_us=23_400),
+               "app:com.valvesoftware.Steam": dict(priority="low", priority_owner=uid, priority_problem=NO_CAPACITY),
+               "app:com.dropbox.Client": dict(priority="high", priority_owner=ADMIN_OWNER)}  # fmt: skip
+    return [dataclasses.replace(a, **changes.get(a.id, {})) for a in sample_applications()]  # type: ignore[arg-type]

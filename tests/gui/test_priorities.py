@@ -13,7 +13,7 @@ from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import QMenu
 
 from chadthrottle.client import HelperClientError
-from chadthrottle.contract import ADMIN_OWNER, ErrorName, LinkShapingInfo
+from chadthrottle.contract import ErrorName, LinkShapingInfo
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.gui.models.columns import Column, Role
@@ -24,20 +24,11 @@ from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.priority_badge import COLOURS
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from chadthrottle.units import UnitSystem
-from tests.gui.sample_data import MB, sample_applications
+from tests.gui.sample_data import MB, NO_CAPACITY, priority_applications, sample_applications
 from tests.gui.test_connection import ScriptedClient
 
 FIREFOX, STEAM, DROPBOX = "app:org.mozilla.firefox", "app:com.valvesoftware.Steam", "app:com.dropbox.Client"
-NO_CAPACITY = "no link capacity is set"
 UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
-
-
-def with_priorities(uid: int = 1000) -> list:  # type: ignore[type-arg]
-    """Firefox critical and in force (23.4 ms), Steam low but not in force, Dropbox high by the administrator."""
-    changes = {FIREFOX: dict(priority="critical", priority_owner=uid, rtt_us=23_400),
-               STEAM: dict(priority="low", priority_owner=uid, priority_problem=NO_CAPACITY),
-               DROPBOX: dict(priority="high", priority_owner=ADMIN_OWNER)}  # fmt: skip
-    return [dataclasses.replace(a, **changes.get(a.id, {})) for a in sample_applications()]
 
 
 def action(menu: QMenu, name: str) -> QAction:
@@ -47,7 +38,7 @@ def action(menu: QMenu, name: str) -> QAction:
 
 
 def test_a_priority_with_a_problem_is_never_shown_in_force() -> None:
-    [firefox, steam, dropbox] = [a for a in with_priorities() if a.id in (FIREFOX, STEAM, DROPBOX)]
+    [firefox, steam, dropbox] = [a for a in priority_applications() if a.id in (FIREFOX, STEAM, DROPBOX)]
     assert priority_state(firefox, 1000).in_force
     assert not priority_state(steam, 1000).in_force and priority_state(steam, 1000).problem == NO_CAPACITY
     away = priority_state(firefox, 1000, enforcement_problem="the helper is not running")
@@ -56,7 +47,7 @@ def test_a_priority_with_a_problem_is_never_shown_in_force() -> None:
     assert not priority_state(firefox, 1000, asked="high").in_force  # asked for: not confirmed
     half = link_summary(LinkShapingInfo(50 * MB, 10 * MB, 50 * MB, 10 * MB, False, True, False, ("eth0",),
                                         "upload: no IFB"), UnitSystem.BITS_DECIMAL)  # fmt: skip
-    assert half.text == "Link ▼ 400 Mbit/s ▲ 80.0 Mbit/s, shaping partly on" and half.warning
+    assert half.text == "Link partly shaped: ▼ 400 Mbit/s ▲ 80.0 Mbit/s" and half.warning
     assert "Upload: capacity 80.0 Mbit/s, not shaped now" in half.tooltip and "upload: no IFB" in half.tooltip
     assert link_summary(LinkShapingInfo(), UnitSystem.BYTES_DECIMAL).text == "Link: not shaped"
 
@@ -64,7 +55,7 @@ def test_a_priority_with_a_problem_is_never_shown_in_force() -> None:
 def test_rows_show_a_badge_and_say_why_one_is_not_in_force(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     model = window.table.model().sourceModel()
     model.set_viewer_uid(1000)
-    model.apply_snapshot(with_priorities())
+    model.apply_snapshot(priority_applications())
     badge = model.index_of(FIREFOX).data(Role.PRIORITY)
     assert isinstance(badge, PriorityState) and badge.in_force and badge.label == "Critical"
     assert model.index_of("exe:/usr/bin/curl").data(Role.PRIORITY) is None  # normal: nothing
@@ -89,7 +80,7 @@ def test_rows_show_a_badge_and_say_why_one_is_not_in_force(qtbot, window: MainWi
 def test_row_menu_priority_submenu(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     model = window.table.model().sourceModel()
     model.set_viewer_uid(1000)
-    model.apply_snapshot(with_priorities())
+    model.apply_snapshot(priority_applications())
     menu = window.row_menu(FIREFOX)
     assert action(menu, "priority:critical").isChecked() and not action(menu, "priority:normal").isChecked()
     with qtbot.waitSignal(window.priorityRequested) as asked:
@@ -114,7 +105,7 @@ def test_tray_protects_and_unprotects(qtbot) -> None:  # type: ignore[no-untyped
     with qtbot.waitSignal(tray.priorityRequested) as asked:
         protect.trigger()
     assert asked.args == [FIREFOX, "critical"]
-    model.apply_snapshot(with_priorities())
+    model.apply_snapshot(priority_applications())
     tray.rebuild_menu()
     protected = action(tray.menu, f"quick:{FIREFOX}:protect")
     assert protected.isChecked() and protected.text() == "Protected (critical priority)"
@@ -203,7 +194,7 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
     assert "Download capacity" in dialog.message.text() and not any(c[0] == "capacity" for c in client.calls)
     dialog.edits[next(iter(dialog.edits))].setText("50M")
     dialog.apply.click()
-    qtbot.waitUntil(lambda: link.text() == "Link ▼ 50.0 MB/s ▲ —, shaping on", timeout=3000)
+    qtbot.waitUntil(lambda: link.text() == "Link shaped: ▼ 50.0 MB/s ▲ —", timeout=3000)
     assert ("capacity", 50 * MB, 0, False) in client.calls and dialog.message.text() == "Done."
     client.refuse = True
     dialog.off.click()
