@@ -67,6 +67,11 @@ async def main():
                     result = await client.clear_quota(args[0], scope=scope)
                 elif name == "gates":  # what the listing says each application's directions hold
                     result = {a.id: [a.running, a.up_blocked, a.down_quota_bytes] for a in await client.list_applications()}
+                elif name == "priority":  # app id, priority[, scope]
+                    scope = RuleScope(args[2]) if len(args) > 2 else RuleScope.DEFAULT
+                    result = await client.set_priority(args[0], args[1], scope=scope)
+                elif name == "capacity":  # down bytes/s, up bytes/s, estimate
+                    result = await client.set_link_capacity(args[0], args[1], args[2])
                 elif name == "set":
                     scope = RuleScope(args[3]) if len(args) > 3 else RuleScope.DEFAULT
                     result = await client.set_limit(args[0], Direction(args[1]), args[2], scope=scope)
