@@ -38,6 +38,8 @@ class PriorityFlow(QObject):
         self.dialog: LinkDialog | None = None
         self._polls = 0
         self._asking = False
+        self._again = False
+        self._units = model.units
         window.priorityRequested.connect(self.request_priority)  # type: ignore[attr-defined]
         window.status_line.linkRequested.connect(self.open_dialog)  # type: ignore[attr-defined]
         connection.callFinished.connect(self._on_call_finished)
@@ -84,6 +86,9 @@ class PriorityFlow(QObject):
         self._connection.call(CAPACITY_KEY, lambda client: client.set_link_capacity(down_bps, up_bps, estimate))  # type: ignore[attr-defined]
 
     def _fetch_shaping(self) -> None:
+        """GetLinkShaping, one at a time; asked while one is on its way (sent
+        before a change), it is asked again when that one answers."""
+        self._again = self._asking
         if not self._asking:
             self._asking = True
             self._connection.call(SHAPING_KEY, lambda client: client.get_link_shaping())  # type: ignore[attr-defined]
@@ -91,6 +96,8 @@ class PriorityFlow(QObject):
     # --- answers -------------------------------------------------------------------------
 
     def _on_snapshot(self, _snapshot: object) -> None:
+        if self.shaping is not None and self._units is not self._model.units:  # units chosen since
+            self._show_shaping(self.shaping)
         if self._polls % SHAPING_EVERY_N_POLLS == 0 and not self._model.priority_unavailable:
             self._fetch_shaping()
         self._polls += 1
@@ -108,6 +115,8 @@ class PriorityFlow(QObject):
                 self._set_unavailable(OLD_HELPER)
             elif not error_name and isinstance(result, LinkShapingInfo):
                 self._show_shaping(result)
+            if self._again:
+                self._fetch_shaping()
         elif key == CAPACITY_KEY:
             if self.dialog is not None:
                 refused = error_name == ErrorName.NOT_AUTHORIZED.value
@@ -128,6 +137,7 @@ class PriorityFlow(QObject):
 
     def _show_shaping(self, shaping: LinkShapingInfo) -> None:
         self.shaping = shaping
+        self._units = self._model.units
         self._window.status_line.set_link(link_summary(shaping, self._model.units))  # type: ignore[attr-defined]
         if self.dialog is not None:
             self.dialog.show_shaping(shaping)

@@ -91,3 +91,44 @@ def test_the_tray_pauses_and_resumes_every_limit(qtbot, stack: Stack, gui: AppCo
             assert within(rate, LIMIT_BPS), f"after resuming: {rate / 1e6:.3f} MB/s at L3"
         finally:
             call_helper(stack.bus_address, lambda c: c.set_limits_paused(False))
+
+
+def test_a_priority_and_the_link_capacity_from_the_window(qtbot, stack: Stack, gui: AppController) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16 through the real helper: the row menu's priority reaches it and
+    comes back as the listing says (not in force, with the helper's reason,
+    while no capacity is set); the link dialog sets and turns off the capacity
+    and the status line shows what GetLinkShaping answers."""
+    from tests.gui.test_row_menu import action
+
+    with streaming_app(stack, "TestGuiPriority", 5740, Direction.UP) as (app_id, _stream):
+        try:
+            link = gui.window.status_line.link
+            qtbot.waitUntil(lambda: gui.window.table.proxy_index(app_id).isValid() and link.isVisible(), timeout=10_000)
+            action(gui.window.row_menu(app_id), "priority:critical").trigger()
+            qtbot.waitUntil(lambda: not gui.model.priority_state(app_id).pending, timeout=HELPER_CALL_TIMEOUT_MS)
+            listed = next(a for a in call_helper(stack.bus_address, lambda c: c.list_applications()) if a.id == app_id)
+            state = gui.model.priority_state(app_id)
+            assert (listed.priority, state.priority) == ("critical", "critical")
+            assert listed.priority_problem and state.problem == listed.priority_problem and not state.in_force
+
+            dialog = gui.priorities.open_dialog()
+            dialog.edits[Direction.DOWN].setText("50M")
+            dialog.apply.click()
+            qtbot.waitUntil(lambda: dialog.message.text() == "Done.", timeout=HELPER_CALL_TIMEOUT_MS)
+            shaping = call_helper(stack.bus_address, lambda c: c.get_link_shaping())
+            assert shaping.down_set_bps == 50_000_000 and shaping.up_set_bps == 0
+            qtbot.waitUntil(lambda: gui.priorities.shaping == shaping, timeout=5000)  # the status line's source
+            assert link.text().startswith("Link") and "50.0 MB/s" in link.text()
+
+            dialog.off.click()
+            qtbot.waitUntil(lambda: dialog.message.text() == "Done.", timeout=HELPER_CALL_TIMEOUT_MS)
+            off = call_helper(stack.bus_address, lambda c: c.get_link_shaping())
+            assert (off.down_set_bps, off.down_capacity_bps, off.estimate) == (0, 0, False), off
+            qtbot.waitUntil(lambda: gui.priorities.shaping == off, timeout=5000)
+            assert link.text() == "Link: not shaped"
+            action(gui.window.row_menu(app_id), "priority:normal").trigger()
+            qtbot.waitUntil(lambda: gui.model.priority_state(app_id).priority == "normal"
+                            and not gui.model.priority_state(app_id).pending, timeout=HELPER_CALL_TIMEOUT_MS)  # fmt: skip
+        finally:
+            call_helper(stack.bus_address, lambda c: c.set_link_capacity(0, 0, False))
+            call_helper(stack.bus_address, lambda c: c.set_priority(app_id, "normal"))
