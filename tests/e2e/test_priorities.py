@@ -25,7 +25,7 @@ from pathlib import Path
 from bench.bottleneck import modem
 from bench.priorities import Bench
 from chadthrottle.client import HelperClientError
-from chadthrottle.contract import RuleScope
+from chadthrottle.contract import ApplicationInfo, RuleScope
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
@@ -51,6 +51,10 @@ def _waiting_app(desktop_id: str, netns: str) -> Iterator[Path]:
     with app_scope(cgroup2_mount(), desktop_id) as scope:
         spawn(nsenter_argv(netns, ["sleep", "120"]), scope)
         yield scope
+
+
+def _listed(bus: str, app_id: str) -> ApplicationInfo:
+    return next(app for app in call_helper(bus, lambda c: c.list_applications()) if app.id == app_id)
 
 
 def _set_priority(bus: str, app_id: str, priority: str) -> None:
@@ -84,8 +88,10 @@ def test_a_critical_call_keeps_its_pace_and_latency_against_a_saturating_normal_
     with modem(stack.pair, DOWN_L2, UP_L2, BUFFER_MS) as internet, \
             _waiting_app(desktop_id, stack.pair.host_ns) as call_scope, \
             app_scope(cgroup2_mount(), f"org.chadthrottle.TestEcho{secrets.token_hex(3)}") as echo_scope:  # fmt: skip
+        _set_priority(bus, call_app, "critical")  # without a capacity: said, and nothing on any interface
+        assert eventually(lambda: _listed(bus, call_app).priority_problem == "no link capacity is set", 3.0)
+        assert stack.tc_state() == untouched
         call_helper(bus, lambda c: c.set_link_capacity(round(DOWN_L2 * TO_L3), round(UP_L2 * TO_L3), False))
-        _set_priority(bus, call_app, "critical")
         bench = Bench(None, stack.pair, internet, DOWN_L2, UP_L2, cap_share=1.0, congestion="cubic", flows=1)
         with bench.bulk() as (up, down):
             time.sleep(WARMUP_S)
@@ -100,8 +106,7 @@ def test_a_critical_call_keeps_its_pace_and_latency_against_a_saturating_normal_
               f"down {down_bps / DOWN_L2:.2f} of the link")  # fmt: skip
         assert loss <= 0.02 and median <= 20.0 and p90 <= 100.0, (median, p90, loss)
         assert up_bps >= 0.6 * UP_L2 and down_bps >= 0.6 * DOWN_L2, (up_bps, down_bps)
-        listed = {app.id: app for app in call_helper(bus, lambda c: c.list_applications())}
-        assert (listed[call_app].priority, listed[call_app].priority_problem) == ("critical", "")
+        assert (_listed(bus, call_app).priority, _listed(bus, call_app).priority_problem) == ("critical", "")
         shaping = call_helper(bus, lambda c: c.get_link_shaping())
         assert (shaping.down_shaping, shaping.up_shaping, shaping.interfaces, shaping.problem) == (
             True, True, (stack.pair.host_if,), "")
