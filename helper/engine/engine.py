@@ -104,6 +104,8 @@ MINUTE_TICK_LATE_S = 0.005
 # (rule_store.BackgroundSaver) and costs an fsync, ~2 ms, off the engine thread.
 QUOTA_SAVE_S = 2.0
 PAUSED_PROBLEM = "limits are paused"
+# Round-trip times are measured only while ListApplications was called within this long.
+RTT_WATCHED_S = 10.0
 
 
 class DatapathPort(Protocol):
@@ -208,11 +210,13 @@ class Engine:
         self._estimated: dict[Direction, int] = {}  # set_estimated_capacity's, while the link is estimated
         self._linked: dict[Direction, int] = {}  # the capacity each direction's shaper was given (set_link)
         self._rtt = RttWatch()
+        self._listed_at = float("-inf")  # the last ListApplications: rtt is measured only while someone looks
 
     # --- the EngineApi ------------------------------------------------------------
 
     def list_applications(self, viewer: Viewer = ADMIN_VIEWER) -> list[ApplicationInfo]:
         with self._lock:
+            self._listed_at = self._clock()
             rules: dict[str, dict[int, dict[Direction, Limit]]] = {}
             for (app_id, owner), limits in self._limits.items():
                 rules.setdefault(app_id, {})[owner] = limits
@@ -572,8 +576,9 @@ class Engine:
         self._measure_rtt()
 
     def _measure_rtt(self) -> None:
-        """The round-trip times of applications with a priority, every RttWatch.every_s, off the lock."""
-        if not self._rtt.due():
+        """The round-trip times of applications with a priority, every RttWatch.every_s, off the lock,
+        while a client lists applications (RTT_WATCHED_S): a dump costs ~3 ms (bench/rtt_cost.py)."""
+        if not self._rtt.due() or self._clock() - self._listed_at > RTT_WATCHED_S:
             return
         with self._lock:
             apps = {}

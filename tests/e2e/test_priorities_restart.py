@@ -1,6 +1,6 @@
 """Priorities across a SIGKILL (issue 16): the next helper adopts the link
 tree as it was, keeps the priority and the capacity from the stored rules,
-traffic flows through it; priority normal and the capacity off then leave
+traffic flows through it (and its TCP round trip is listed); priority normal and the capacity off then leave
 the interface exactly as it was. A module of its own: it runs its own
 helpers, which the module helper of test_priorities.py would keep off the bus."""
 
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
-from tests.e2e.test_priorities import _configuration, _set_priority, _waiting_app
+from tests.e2e.test_priorities import _configuration, _listed, _set_priority, _waiting_app
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, start_stream
 from tests.support.waiting import eventually
@@ -25,7 +25,7 @@ def test_a_restarted_helper_adopts_the_link_tree_and_keeps_priorities(
     app_id = f"app:{desktop_id}"
     helpers = [HelperProcess(bus, netns=pair.host_ns, state_dir=tmp_path / "state")]
     try:
-        with _waiting_app(desktop_id, pair.host_ns):
+        with _waiting_app(desktop_id, pair.host_ns) as scope:
             helpers[0].start()
             call_helper(bus, lambda c: c.set_link_capacity(2_000_000, 1_000_000, False))
             _set_priority(bus, app_id, "high")
@@ -41,9 +41,10 @@ def test_a_restarted_helper_adopts_the_link_tree_and_keeps_priorities(
             assert eventually(lambda: _configuration(pair.host_ns) == shaped, 5.0), "the link tree was not adopted as it was"
             shaping = call_helper(bus, lambda c: c.get_link_shaping())
             assert (shaping.down_set_bps, shaping.up_capacity_bps, shaping.down_shaping) == (2_000_000, 1_000_000, True)
-            stream = start_stream(pair, 5871, "down", seconds=10)  # through the catch-all, the default class
+            stream = start_stream(pair, 5871, "down", seconds=10, app_cgroup=scope)  # the application's class
             try:
                 assert eventually(lambda: stream.receiver.total_bytes() > 1_000_000, 5.0), "no traffic through the tree"
+                assert eventually(lambda: _listed(bus, app_id).rtt_us > 0, 5.0), "no round-trip time of its TCP socket"
             finally:
                 stream.stop()
             _set_priority(bus, app_id, "normal")
