@@ -18,6 +18,9 @@ from chadthrottle.units import UnitSystem, format_rate, format_size
 
 ROOT_UID = 0
 ADMINISTRATOR_NOTE = "set by administrator"
+# How the row says the current period of a quota.
+PERIOD_NOW = {"day": "today", "week": "this week", "month": "this month"}
+PERIOD_NEXT = {"day": "the next day", "week": "next week", "month": "next month"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,9 @@ class LimitState:
     own_rate_bps: int = 0  # the viewer's own rule that the administrator's outranks
     pending: bool = False  # asked for, not confirmed yet
     blocked: bool = False  # no data passes (a block, or a quota spent that blocks): never shown as a rate
-    quota_note: str = ""  # "1.2 MB of 5.0 MB left this day", "" without a quota
+    quota_bytes: int = 0  # the quota's budget per period, 0 without a quota
+    quota_left_bytes: int = 0
+    quota_period: str = ""  # day, week, month
     schedule: str = ""  # the schedule that sets it now ("mon-fri 09:00-17:00"), "" none
 
     @property
@@ -42,6 +47,23 @@ class LimitState:
     def held(self) -> bool:
         """Something holds this direction: a rate or a block."""
         return self.rate_bps > 0 or self.blocked
+
+    @property
+    def quota_spent(self) -> bool:
+        return self.quota_bytes > 0 and self.quota_left_bytes <= 0
+
+    @property
+    def quota_lines(self) -> tuple[str, ...]:
+        """What the row shows of the quota under the limit, longest first (the
+        cell takes the first that fits): "1.2 GB left today", "1.2 GB left";
+        spent, "quota used up today" (the cell says Blocked or the rate)."""
+        if not self.quota_bytes:
+            return ()
+        when = PERIOD_NOW.get(self.quota_period, f"this {self.quota_period}")
+        if self.quota_spent:
+            return f"quota used up {when}", "quota used up", "quota used"
+        left = format_size(self.quota_left_bytes)
+        return f"{left} left {when}", f"{left} left"
 
 
 def user_name(uid: int) -> str:
@@ -83,31 +105,44 @@ def limit_state(
     helper's own reason for this limit wins over it."""
     helper_rate = info.limit_bps(direction)
     budget, left, period = info.quota(direction)
-    quota_note = f"{format_size(left)} of {format_size(budget)} left this {period}" if budget else ""
+    quota = {"quota_bytes": budget, "quota_left_bytes": left, "quota_period": period} if budget else {}
     schedule = info.down_schedule if direction is Direction.DOWN else info.up_schedule
     if info.blocked(direction) and pending is None:
         owner = info.limit_owner(direction)
         read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
         problem = info.limit_problem(direction) or enforcement_problem
-        return LimitState(0, owner_note(owner, viewer_uid), read_only, problem, blocked=True, quota_note=quota_note,
-                          schedule=schedule)  # fmt: skip
+        return LimitState(0, owner_note(owner, viewer_uid), read_only, problem, blocked=True, schedule=schedule,
+                          **quota)  # fmt: skip
     if pending is not None:
         # The viewer's own request: theirs, and not known to be in force yet.
-        return LimitState(pending, pending=True, problem=enforcement_problem if pending else "")
+        return LimitState(pending, pending=True, problem=enforcement_problem if pending else "", **quota)
     if helper_rate <= 0:
-        return LimitState(0, quota_note=quota_note)
+        return LimitState(0, **quota)
     owner = info.limit_owner(direction)
     read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
     own = own_rule_rate(rules, info.id, direction, viewer_uid) if read_only else 0
     problem = info.limit_problem(direction) or enforcement_problem
-    return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own, quota_note=quota_note,
-                      schedule=schedule)  # fmt: skip
+    return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own, schedule=schedule,
+                      **quota)  # fmt: skip
+
+
+def describe_quota(state: LimitState, units: UnitSystem) -> str:
+    """The quota in a sentence: "1.2 GB of 5 GB left this day", or once spent
+    what holds the direction until the next period ("" without a quota)."""
+    if not state.quota_bytes:
+        return ""
+    period = state.quota_period
+    if not state.quota_spent:
+        return f"{format_size(state.quota_left_bytes)} of {format_size(state.quota_bytes)} left this {period}"
+    held = "blocked" if state.blocked or not state.rate_bps else f"limited to {format_rate(state.rate_bps, units)}"
+    now = PERIOD_NOW.get(period, f"this {period}")
+    return f"all {format_size(state.quota_bytes)} used {now}: {held} until {PERIOD_NEXT.get(period, 'the next ' + period)}"
 
 
 def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -> str:
     """The sentences a tooltip or the detail pane gives about one limit."""
     word = "Download" if direction is Direction.DOWN else "Upload"
-    quota = f" Quota: {state.quota_note}." if state.quota_note else ""
+    quota = f" Quota: {describe_quota(state, units)}." if state.quota_bytes else ""
     if state.schedule:  # a limit changed here is the plain one: it applies outside the schedule
         quota = f" Set by the schedule {state.schedule} while it runs; a limit set here applies outside it.{quota}"
     if state.blocked:

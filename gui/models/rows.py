@@ -13,6 +13,7 @@ from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column
 from chadthrottle.gui.models.connections import ConnectionRates, ConnectionSpeeds
 from chadthrottle.gui.models.history import RateHistory
+from chadthrottle.units import format_size
 
 
 @dataclass
@@ -77,7 +78,14 @@ def matches(app: AppRow, needle: str) -> bool:
 
 
 def identity_or_limits(info: ApplicationInfo) -> tuple[object, ...]:
-    """The fields whose change must reach the name column and the limit editors."""
+    """The fields whose change must reach the name column and the limit editors
+    (a quota's use as the row shows it: not every byte)."""
     return (info.name, info.icon, info.down_limit_bps, info.up_limit_bps, info.down_limit_owner,
             info.up_limit_owner, info.down_limit_problem, info.up_limit_problem, info.priority,
-            info.priority_owner, info.priority_problem)  # fmt: skip
+            info.priority_owner, info.priority_problem, info.down_blocked, info.up_blocked, info.down_schedule,
+            info.up_schedule, _quota_shown(info.down_quota_bytes, info.down_quota_left_bytes, info.down_quota_period),
+            _quota_shown(info.up_quota_bytes, info.up_quota_left_bytes, info.up_quota_period))  # fmt: skip
+
+
+def _quota_shown(budget: int, left: int, period: str) -> tuple[object, ...]:
+    return (budget, period, format_size(left)) if budget else ()

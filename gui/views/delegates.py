@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from chadthrottle.contract import Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.limit_truth import LimitState
-from chadthrottle.gui.widgets.limit_slider import PROBLEM_COLOUR, LimitControl, warning_pixmap
+from chadthrottle.gui.widgets.limit_slider import PROBLEM_COLOUR, LimitControl, fitting_line, warning_pixmap
 from chadthrottle.gui.widgets.rate_scale import position_for_rate
 from chadthrottle.gui.widgets.slider_look import paint_rate_slider, slider_option
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
@@ -30,10 +30,12 @@ from chadthrottle.units import UnitSystem, format_limit, format_rate
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 ROW_HEIGHT = 30  # at the usual font size; rows grow with the font (the desktop's scale)
+NOTE_SCALE = 0.85  # the small notes in a limit cell (whose limit, a quota's use), as LimitControl's
 
 
 def row_height(metrics: QFontMetrics) -> int:
-    return max(ROW_HEIGHT, metrics.height() + 12)
+    """Room for a limit field (font + 4) and the quota line under it (0.85 of the font)."""
+    return max(ROW_HEIGHT, metrics.height() + 12, metrics.height() + 4 + round(metrics.height() * NOTE_SCALE))
 LIKENESS_CACHE_SIZE = 256
 BLOCKED_TEXT = "Blocked"  # what a blocked direction shows instead of a rate
 
@@ -107,7 +109,7 @@ class LimitDelegate(QStyledItemDelegate):
         enabled = not self.blocked_reason and bool(option.state & QStyle.StateFlag.State_Enabled)
         ratio = painter.device().devicePixelRatioF()
         key = (option.rect.width(), option.rect.height(), ratio, state.rate_bps, state.pending, state.owner_note,
-               state.read_only, bool(state.problem), enabled, self.units, state.blocked)  # fmt: skip
+               state.read_only, bool(state.problem), enabled, self.units, state.blocked, state.quota_lines)  # fmt: skip
         likeness = self._likenesses.get(key)
         if likeness is None:
             if len(self._likenesses) > LIKENESS_CACHE_SIZE:
@@ -130,11 +132,24 @@ class LimitDelegate(QStyledItemDelegate):
         pixmap.fill(Qt.GlobalColor.transparent)
         local = QStyleOptionViewItem(option)
         local.rect = QRect(QPoint(0, 0), option.rect.size())
+        small = QFont(option.font)
+        small.setPointSizeF(max(6.0, small.pointSizeF() * NOTE_SCALE))
+        quota_rect = QRect()
+        if state.quota_lines:  # a line under slider and value, as LimitControl lays it out
+            line_height = QFontMetrics(small).height()
+            quota_rect = QRect(2, local.rect.height() - line_height, local.rect.width() - 4, line_height)
+            local.rect.setBottom(quota_rect.top() - 1)
         slider_rect, text_rect = self._split(local)
         widget = option.widget
         style = widget.style() if widget else QApplication.style()
         painter = QPainter(pixmap)
         group = QPalette.ColorGroup.Active if enabled else QPalette.ColorGroup.Disabled
+        if state.quota_lines:
+            painter.setFont(small)
+            role = QPalette.ColorRole.Text if state.quota_spent else QPalette.ColorRole.PlaceholderText
+            painter.setPen(option.palette.color(group, role))
+            line = fitting_line(state.quota_lines, QFontMetrics(small), quota_rect.width())
+            painter.drawText(quota_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, line)
         limited = state.held
         if state.problem and limited:  # the warning sits just left of the value
             icon = QRect(slider_rect.right() - 14, slider_rect.center().y() - 6, 14, 14)
@@ -143,8 +158,6 @@ class LimitDelegate(QStyledItemDelegate):
             painter.setOpacity(1.0)
             slider_rect.setRight(icon.left() - 4)
         if state.owner_note:
-            small = QFont(option.font)
-            small.setPointSizeF(max(6.0, small.pointSizeF() * 0.85))
             painter.setFont(small)
             painter.setPen(option.palette.color(group, QPalette.ColorRole.PlaceholderText))
             note_rect = QRect(slider_rect)
@@ -211,6 +224,7 @@ class LimitDelegate(QStyledItemDelegate):
             if isinstance(state, LimitState):
                 tooltip = str(index.data(Qt.ItemDataRole.ToolTipRole) or "")
                 editor.set_state(state.owner_note, state.read_only, state.problem if state.rate_bps else "", tooltip)
+                editor.set_quota_lines(state.quota_lines, state.quota_spent)
 
     def setModelData(self, editor: QWidget, model: object, index: AnyIndex) -> None:
         """Limits travel through ``limitRequested`` to the helper, not into the model."""

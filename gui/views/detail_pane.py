@@ -41,7 +41,7 @@ from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.connection_table import ConnColumn, ConnectionTableModel
 from chadthrottle.gui.models.graph_series import graph_series
 from chadthrottle.gui.models.history import COARSE_EVERY
-from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
+from chadthrottle.gui.models.limit_truth import LimitState, describe_limit, describe_quota
 from chadthrottle.gui.models.priority_view import describe_latency
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.gui.views.graph_scale import graph_top
@@ -81,9 +81,14 @@ def describe_rates(name: str, down: float, up: float, limits: tuple[int, int],
 
 def describe_limit_notes(states: dict[Direction, LimitState], units: UnitSystem) -> str:
     """Only what the numbers above do not say: whose limit it is when not the
-    viewer's, and why a limit is not enforced."""
-    notes = [describe_limit(state, direction, units) for direction, state in states.items()
-             if state.rate_bps > 0 and (state.owner_note or state.problem)]  # fmt: skip
+    viewer's, why a limit or a block is not enforced, and a quota's use."""
+    notes = []
+    for direction, state in states.items():
+        if state.held and (state.owner_note or state.problem):
+            notes.append(describe_limit(state, direction, units))  # with the quota, if any
+        elif state.quota_bytes:
+            word = "Download" if direction is Direction.DOWN else "Upload"
+            notes.append(f"{word} quota: {describe_quota(state, units)}.")
     return "\n".join(notes)
 
 

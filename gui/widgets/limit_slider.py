@@ -20,6 +20,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
+    QFontMetrics,
     QGuiApplication,
     QKeyEvent,
     QMouseEvent,
@@ -28,11 +29,13 @@ from PySide6.QtGui import (
     QPalette,
     QPen,
     QPixmap,
+    QResizeEvent,
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
+    QVBoxLayout,
     QLabel,
     QLineEdit,
     QProxyStyle,
@@ -86,6 +89,12 @@ def _field_style(error: bool) -> str:
     )
 
 
+# The quota line: grey as the owner note; spent, in the text colour (it stands
+# out, and reads on the row and on the selection in light and dark themes).
+_QUOTA_STYLE = ("QLabel { color: palette(placeholder-text); } QLabel[spent=\"true\"] { color: palette(text); }"
+                " QLabel:disabled { color: palette(placeholder-text); }")
+
+
 def field_hint(units: UnitSystem) -> str:
     """The value field's tooltip, with examples in the units shown."""
     return f"Type 500K, 2M, 2 {unit_label(units, 2)} or unlimited; Enter applies, Esc cancels"
@@ -98,6 +107,14 @@ _STEP_KEYS: dict[Qt.Key, tuple[int, bool]] = {  # key: (steps, coarse)
     Qt.Key.Key_PageDown: (-1, True),
     Qt.Key.Key_PageUp: (1, True),
 }
+
+
+def fitting_line(lines: tuple[str, ...], metrics: QFontMetrics, width: int) -> str:
+    """The first of lines (longest first) that fits width, else the last one."""
+    for line in lines:
+        if metrics.horizontalAdvance(line) <= width:
+            return line
+    return lines[-1] if lines else ""
 
 
 def warning_pixmap(style: QStyle, size: int = 14) -> QPixmap:
@@ -227,13 +244,29 @@ class LimitControl(QWidget):
         self._settle_timer.setInterval(KEYBOARD_SETTLE_MS)
         self._settle_timer.timeout.connect(self._commit_slider)
 
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(2, 0, 2, 0)
+        # A quota's use, a small line under slider and field ("1.2 GB left today"),
+        # as the painted rows draw it (gui/views/delegates.py).
+        self.quota = QLabel(self)
+        self.quota.setObjectName("limit-quota")
+        self.quota.setFont(small)
+        self.quota.setProperty("spent", False)
+        self.quota.setStyleSheet(_QUOTA_STYLE)
+        self.quota.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.quota.hide()
+        self._quota_lines: tuple[str, ...] = ()
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(2, 0, 2, 0)
+        outer.setSpacing(0)
+        layout = self._row = QHBoxLayout()
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.note)
         layout.addWidget(self.warning)
         layout.addWidget(self.field)
+        outer.addLayout(layout, 1)
+        outer.addWidget(self.quota)
         # No focus proxy: the container would then be a second Tab stop for the
         # slider. The table chains slider and field into the window's Tab order.
         self.set_direction_label(direction_label)
@@ -320,9 +353,7 @@ class LimitControl(QWidget):
         self.field.setReadOnly(read_only)
         self.note.setText(note)
         self.note.setVisible(bool(note))
-        layout = self.layout()
-        if isinstance(layout, QHBoxLayout):
-            layout.setStretchFactor(self.note, 1 if read_only else 0)
+        self._row.setStretchFactor(self.note, 1 if read_only else 0)
         self.warning.setVisible(bool(problem))
         self.warning.setToolTip(f"Not enforced: {problem}" if problem else "")
         if self.field.property("problem") != bool(problem):
@@ -330,6 +361,25 @@ class LimitControl(QWidget):
             self.field.setStyleSheet(self.field.styleSheet())  # re-evaluate [problem]
         self._state_tooltip = tooltip
         self._show_tooltip()
+
+    def set_quota_lines(self, lines: tuple[str, ...], spent: bool = False) -> None:
+        """The quota's use under the control (LimitState.quota_lines: the first
+        that fits is shown; none: no line); a spent one in the text colour."""
+        if lines == self._quota_lines and spent == self.quota.property("spent"):
+            return
+        self._quota_lines = lines
+        self.quota.setProperty("spent", spent)
+        self.quota.setStyleSheet(_QUOTA_STYLE)  # re-evaluate [spent]
+        self.quota.setVisible(bool(lines))
+        self._fit_quota()
+
+    def _fit_quota(self) -> None:
+        if self._quota_lines:
+            self.quota.setText(fitting_line(self._quota_lines, self.quota.fontMetrics(), self.width() - 4))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_quota()
 
     @property
     def read_only(self) -> bool:

@@ -7,13 +7,15 @@ each screen size and scale factor gets its own QApplication:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
 from PySide6.QtCore import QRect
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QApplication, QWidget
 
-from chadthrottle.contract import BackendInfo, LinkShapingInfo
+from chadthrottle.contract import ApplicationInfo, BackendInfo, Direction, LinkShapingInfo
 from chadthrottle.gui.controller import NO_TRAY_NOTICE
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
@@ -24,6 +26,7 @@ from chadthrottle.gui.models.priority_view import link_summary
 from chadthrottle.gui.settings import Settings
 from chadthrottle.units import UnitSystem
 from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.gui.widgets.limit_slider import fitting_line
 from tests.gui.sample_data import sample_applications
 
 
@@ -31,6 +34,40 @@ def _rect(widget: QWidget, window: QWidget) -> list[int]:
     top_left = widget.mapTo(window, widget.rect().topLeft())
     rect = QRect(top_left, widget.size())
     return [rect.left(), rect.top(), rect.right(), rect.bottom()]
+
+
+QUOTA_APP = "app:com.dropbox.Client"
+
+
+def quota_applications() -> list[ApplicationInfo]:
+    """The samples, Dropbox with the longest usual quota lines: 1.25 GB left this
+    month down, a weekly one used up and throttled up."""
+    return [dataclasses.replace(a, down_quota_bytes=5 * 10**9, down_quota_left_bytes=1_250_000_000,
+                                down_quota_period="month", up_limit_bps=100_000, up_quota_bytes=2 * 10**9,
+                                up_quota_left_bytes=0, up_quota_period="month")
+            if a.id == QUOTA_APP else a for a in sample_applications()]  # fmt: skip
+
+
+def quota_report(window: MainWindow, model: ApplicationsModel) -> dict[str, dict[str, object]]:
+    """Per direction: the open control's quota line (text, whether it is cut,
+    whether the field is whole above it) and the line a painted row would take."""
+    report = {}
+    for direction in Direction:
+        control = window.limit_control(QUOTA_APP, direction)
+        assert control is not None
+        label, field = control.quota, control.field
+        state = model.limit_state(QUOTA_APP, direction)
+        width = window.table.header().sectionSize(Column.DOWN_LIMIT if direction is Direction.DOWN else Column.UP_LIMIT)
+        painted = fitting_line(state.quota_lines, QFontMetrics(label.font()), width - 4)
+        report[direction.value] = {
+            "text": label.text(), "visible": label.isVisible(),
+            "cut": label.width() < label.fontMetrics().horizontalAdvance(label.text()) or
+            label.geometry().bottom() >= control.height(),
+            "field_whole": field.geometry().top() >= 0 and field.geometry().bottom() < label.geometry().top() and
+            field.height() >= field.sizeHint().height(),
+            "painted": painted, "painted_fits": QFontMetrics(label.font()).horizontalAdvance(painted) <= width - 4,
+        }
+    return report
 
 
 def main() -> int:
@@ -43,12 +80,15 @@ def main() -> int:
     window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
     window.set_backends((BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",))))
     for _ in range(3):
-        model.apply_snapshot(sample_applications())
+        model.apply_snapshot(quota_applications())
     window.show_message(NO_TRAY_NOTICE)  # the longest message the application shows at start
     # The link field at its longest usual width (issue 16): estimated, in bits, partly shaped.
     window.status_line.set_link(link_summary(LinkShapingInfo(60_000_000, 12_500_000, 0, 0, True, True, False),
                                              UnitSystem.BITS_DECIMAL))  # fmt: skip
     window.show()
+    for _ in range(5):
+        app.processEvents()
+    window.select_application(QUOTA_APP)  # its open control and the detail pane's quota notes
     for _ in range(5):
         app.processEvents()
     table = window.table
@@ -83,6 +123,7 @@ def main() -> int:
                        ("helper", status.helper), ("limits", status.limits))
                        if label.width() < label.sizeHint().width()],
         "graph_visible": window.detail.plot.isVisible(),
+        "quota": quota_report(window, model),
     }
     print(json.dumps(report))
     window.deleteLater()

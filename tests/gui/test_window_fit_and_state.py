@@ -81,6 +81,13 @@ def test_everything_fits_the_available_screen(tmp_path: Path, width: int, height
     assert report["cut_labels"] == []
     assert report["graph_visible"] and report["parts"]["graph"][3] - report["parts"]["graph"][1] >= 80
     assert report["row_height"] >= report["font_height"] + 10
+    # a quota's line under the limit: whole in the open control and the painted row, the field whole above it,
+    # and at least the useful part (what is left; that it is used up)
+    down, up = report["quota"]["down"], report["quota"]["up"]
+    for line in (down, up):
+        assert line["visible"] and not line["cut"] and line["field_whole"] and line["painted_fits"], report["quota"]
+    assert down["text"].startswith("1.25 GB left") and down["painted"].startswith("1.25 GB left")
+    assert up["text"].startswith("quota used up") and up["painted"].startswith("quota used up")
 
 
 def test_state_is_restored_after_a_restart(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

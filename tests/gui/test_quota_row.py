@@ -1,0 +1,125 @@
+"""A quota is seen on the row, not only in a tooltip (issue 15): a small line
+under the limit ("1.24 GB left today", "quota used up this week"), in the
+painted rows and in the real control of the selected row, and in the detail
+pane; readable in the dark theme. Real widgets, offscreen."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+from chadthrottle.contract import ApplicationInfo, Direction
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.theme import Theme, apply_theme
+from chadthrottle.gui.views.app_table import contrast
+from chadthrottle.gui.views.main_window import MainWindow
+from tests.gui.bare_window import bare_window
+from tests.gui.sample_data import sample_applications
+
+USER = 1000
+DROPBOX, STEAM = "app:com.dropbox.Client", "app:com.valvesoftware.Steam"
+
+
+def quota_applications(down_left: int = 1_240_000_000) -> list[ApplicationInfo]:
+    """Dropbox: 1.24 GB of 5 GB left today down; 2 GB a week up, used up and
+    throttled to 100 KB/s. Steam: 50 GB a month down, used up and blocked."""
+    apps = {a.id: a for a in sample_applications()}
+    apps[DROPBOX] = dataclasses.replace(
+        apps[DROPBOX], down_limit_owner=USER, up_limit_owner=USER, down_quota_bytes=5 * 10**9,
+        down_quota_left_bytes=down_left, down_quota_period="day", up_limit_bps=100_000, up_quota_bytes=2 * 10**9,
+        up_quota_left_bytes=0, up_quota_period="week")  # fmt: skip
+    apps[STEAM] = dataclasses.replace(
+        apps[STEAM], down_limit_bps=0, down_blocked=True, down_limit_owner=USER, down_quota_bytes=50 * 10**9,
+        down_quota_left_bytes=0, down_quota_period="month")  # fmt: skip
+    return list(apps.values())
+
+
+@pytest.fixture
+def window(qtbot) -> MainWindow:  # type: ignore[no-untyped-def]
+    model, win = bare_window()
+    model.set_viewer_uid(USER)
+    qtbot.addWidget(win)
+    win.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    model.apply_snapshot(quota_applications())
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def _text_pixels_in_strip(win: MainWindow, app_id: str, column: Column, height: int) -> int:
+    """Pixels near the text colour in the bottom `height` pixels of a painted cell."""
+    rect = win.table.visualRect(win.table.proxy_index(app_id, column))
+    image = win.table.viewport().grab(rect).toImage()
+    text = win.table.palette().color(QPalette.ColorRole.Text)
+    near = 0
+    for y in range(image.height() - height, image.height()):
+        for x in range(image.width()):
+            pixel = image.pixelColor(x, y)
+            near += abs(pixel.red() - text.red()) + abs(pixel.green() - text.green()) + \
+                abs(pixel.blue() - text.blue()) < 200
+    return near
+
+
+def test_the_row_shows_what_a_quota_has_left_and_that_it_is_used_up(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    model = window._model
+    assert model.limit_state(DROPBOX, Direction.DOWN).quota_lines == ("1.24 GB left today", "1.24 GB left")
+    assert model.limit_state(DROPBOX, Direction.UP).quota_lines[0] == "quota used up this week"
+    assert model.limit_state(STEAM, Direction.DOWN).quota_lines[0] == "quota used up this month"
+    assert window.select_application(DROPBOX)
+    control = window.limit_control(DROPBOX, Direction.DOWN)
+    assert control is not None
+    qtbot.waitUntil(lambda: control.quota.isVisible() and control.quota.text() == "1.24 GB left today")
+    label, field = control.quota, control.field
+    assert label.geometry().bottom() < control.height() and field.geometry().bottom() < label.geometry().top()
+    assert label.width() >= label.fontMetrics().horizontalAdvance(label.text())
+    # the painted row (not the selected one): Steam's spent quota in the text colour, under "Blocked"
+    line_height = label.fontMetrics().height()
+    assert _text_pixels_in_strip(window, STEAM, Column.DOWN_LIMIT, line_height) > 20
+    assert _text_pixels_in_strip(window, STEAM, Column.UP_LIMIT, line_height) == 0  # no quota: no line
+    # a poll where only the use changed reaches the row and its open control
+    model.apply_snapshot(quota_applications(down_left=900_000_000))
+    assert label.text() == "900 MB left today"
+    # the detail pane says it in full; the tooltips too
+    notes = window.detail.limit_notes.text()
+    assert "Download quota: 900 MB of 5 GB left this day." in notes
+    assert "Upload quota: all 2 GB used this week: limited to 100 KB/s until next week." in notes
+    tooltip = window.table.proxy_index(STEAM, Column.DOWN_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert "Quota: all 50 GB used this month: blocked until next month." in tooltip
+    model.apply_snapshot(sample_applications())  # the quotas removed: the line goes
+    assert not label.isVisible() and model.limit_state(DROPBOX, Direction.DOWN).quota_lines == ()
+
+
+def test_the_quota_line_is_readable_in_the_dark_theme_on_the_selection_and_the_rows(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    application = QApplication.instance()
+    assert isinstance(application, QApplication)
+    apply_theme(application, Theme.DARK)
+    try:
+        window.follow_palette()  # as the controller does when a theme is chosen
+        window.select_application(DROPBOX)
+        control = window.limit_control(DROPBOX, Direction.UP)
+        assert control is not None
+        qtbot.waitUntil(lambda: control.quota.isVisible())
+        label = control.quota
+        rows = QApplication.palette()  # the rows' colours; the table keeps its own selection tint
+        backgrounds = [window.table.palette().color(QPalette.ColorRole.Highlight),
+                       rows.color(QPalette.ColorRole.Base), rows.color(QPalette.ColorRole.AlternateBase)]
+        assert max(b.lightness() for b in backgrounds) < 128, [b.name() for b in backgrounds]  # dark, selection too
+        colour = _text_colour(label)  # used up: as the row's text
+        assert all(contrast(colour, b) >= 4.5 for b in backgrounds), (colour.name(), [b.name() for b in backgrounds])
+        control.set_quota_lines(("1.24 GB left today",), spent=False)
+        colour = _text_colour(label)  # what is left: grey, as the other notes in the cell
+        assert all(contrast(colour, b) >= 3.0 for b in backgrounds), (colour.name(), [b.name() for b in backgrounds])
+    finally:
+        apply_theme(application, Theme.SYSTEM)
+        window.follow_palette()
+
+
+def _text_colour(label) -> QColor:  # type: ignore[no-untyped-def]
+    """The colour the label's text is drawn in (its style sheet included)."""
+    label.ensurePolished()
+    return label.palette().color(label.foregroundRole())
