@@ -61,8 +61,10 @@ class RttWatch:
                     elsewhere.setdefault(app_id, netns)
         samples: dict[str, list[int]] = {}
         for netns, by_app in inodes.items():
+            wanted = frozenset().union(*by_app.values())
             try:
-                rtts = tcp_rtt_here() if netns == own else in_netns(f"/proc/{readers[netns]}/ns/net", tcp_rtt_here) or {}
+                dump = lambda: tcp_rtt_here(wanted)  # noqa: E731
+                rtts = dump() if netns == own else in_netns(f"/proc/{readers[netns]}/ns/net", dump) or {}
             except OSError:
                 continue
             for app_id, app_inodes in by_app.items():

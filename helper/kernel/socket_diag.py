@@ -45,6 +45,7 @@ _TCP_INFO_BYTES = struct.Struct("=QQ")  # bytes_acked, bytes_received
 _TCP_INFO_BYTES_OFFSET = 120  # in struct tcp_info (Linux 4.1 and later)
 
 ESTABLISHED_ONLY = 1 << 1  # TCP_ESTABLISHED's bit in inet_diag_req_v2.idiag_states
+_INODE = struct.Struct("=I")
 _TCP_INFO_RTT = struct.Struct("=I")  # tcpi_rtt: the smoothed round-trip time, microseconds
 _TCP_INFO_RTT_OFFSET = 68
 
@@ -126,15 +127,22 @@ def tcp_bytes_here() -> TcpBytes:
     return found
 
 
-def tcp_rtt_here() -> dict[int, int]:
+def tcp_rtt_here(wanted: frozenset[int] | None = None) -> dict[int, int]:
     """socket inode -> smoothed round-trip time (us) of every established TCP
-    socket of the calling thread's network namespace (OSError as tcp_bytes_here)."""
+    socket of the calling thread's network namespace, or of those in wanted
+    (the others' attributes are not read); OSError as tcp_bytes_here."""
     found: dict[int, int] = {}
+    parse = parse_rtt_message
+    if wanted is not None:
+        def parse(payload: bytes) -> tuple[int, int | None]:
+            inode = _INODE.unpack_from(payload, _MSG_INODE_OFFSET)[0]
+            return (inode, None) if inode not in wanted else parse_rtt_message(payload)
+
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
         sock.settimeout(DUMP_TIMEOUT_S)
         for family in (socket.AF_INET, socket.AF_INET6):
             try:
-                _dump(sock, family, found, parse_rtt_message, ESTABLISHED_ONLY)
+                _dump(sock, family, found, parse, ESTABLISHED_ONLY)
             except struct.error as exc:
                 raise OSError(f"malformed sock_diag answer: {exc}") from exc
     return found
