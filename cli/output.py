@@ -51,6 +51,8 @@ def _limit_cell(app: ApplicationInfo, direction: Direction) -> str:
     rate_bps = app.limit_bps(direction)
     budget, left, period = app.quota(direction)
     quota = f", quota {format_size(left)} of {format_size(budget)} left this {period}" if budget else ""
+    if budget and not left:  # spent: blocked or at its then-rate until the next period
+        quota = f", quota of {format_size(budget)} used up this {period}"
     schedule = app.down_schedule if direction is Direction.DOWN else app.up_schedule
     if schedule:
         quota = f", schedule {schedule}{quota}"
