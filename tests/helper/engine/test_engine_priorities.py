@@ -116,3 +116,16 @@ def test_priorities_and_the_capacity_are_stored_with_the_rules(world: World) -> 
     assert (loaded.link.down_bps, loaded.link.up_bps, loaded.link.estimate) == (6_000_000, 1_000_000, True)
     assert {d: limit.priority for d, limit in loaded.get((CURL, ADMIN_OWNER)).items()} == {
         Direction.DOWN: Priority.CRITICAL, Direction.UP: Priority.CRITICAL}
+
+
+def test_pausing_takes_the_link_away_and_says_so(world: World) -> None:  # noqa: F811
+    _running(world)
+    _prioritize(world, CURL, Priority.CRITICAL)
+    world.engine.set_link_capacity(6_000_000, 1_000_000, False)
+    world.engine.set_limits_paused(True)
+    assert world.shaper.links == {Direction.DOWN: None, Direction.UP: None}
+    assert world.shaper.wanted == {Direction.DOWN: {}, Direction.UP: {}} and world.datapath.process_slots[10] == 0
+    assert world.engine.link_shaping().problem == "limits are paused"
+    assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == "limits are paused"
+    world.engine.set_limits_paused(False)
+    assert world.shaper.links[Direction.UP] == LinkShaping(1_000_000) and world.datapath.process_slots[10] != 0
