@@ -35,7 +35,7 @@ from tests.support.waiting import eventually
 DOWN_L2, UP_L2 = 1_250_000, 500_000  # the modem's rates (bytes/s, as tbf counts: from the Ethernet header)
 BUFFER_MS = 300
 TO_L3 = 1500 / 1514  # a full frame's IP packet: the helper's rates are L3
-CALL_PORT, CALL_S, WARMUP_S = 5044, 5.0, 2.0
+CALL_PORT, CALL_S, WARMUP_S = 5044, 4.0, 1.5
 
 
 def _configuration(netns: str) -> str:
