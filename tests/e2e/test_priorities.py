@@ -105,7 +105,7 @@ def test_a_critical_call_keeps_its_pace_and_latency_against_a_saturating_normal_
         print(f"call: median {median:.2f} ms, p90 {p90:.2f} ms, loss {loss:.2%}; bulk up {up_bps / UP_L2:.2f}, "
               f"down {down_bps / DOWN_L2:.2f} of the link")  # fmt: skip
         assert loss <= 0.02 and median <= 20.0 and p90 <= 100.0, (median, p90, loss)
-        assert up_bps >= 0.6 * UP_L2 and down_bps >= 0.6 * DOWN_L2, (up_bps, down_bps)
+        assert up_bps >= 0.75 * UP_L2 and down_bps >= 0.75 * DOWN_L2, (up_bps, down_bps)  # nothing wasted: 0.89-0.94
         assert (_listed(bus, call_app).priority, _listed(bus, call_app).priority_problem) == ("critical", "")
         shaping = call_helper(bus, lambda c: c.get_link_shaping())
         assert (shaping.down_shaping, shaping.up_shaping, shaping.interfaces, shaping.problem) == (
