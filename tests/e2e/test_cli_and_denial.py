@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 
-from chadthrottle.contract import Direction
+from chadthrottle.client import HelperClient
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, LinkShapingInfo
 from tests.e2e.conftest import Stack
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support.helper_calls import call_helper
+from tests.support.idle_app import idle_app
 from tests.support.netns import app_scope, start_stream
 from tests.support.requirements import require_program
 
@@ -67,3 +69,55 @@ def test_a_caller_polkit_denies_gets_a_named_error_and_nothing_changes(stack: St
             assert all(app.limit_bps(Direction.UP) == 0 for app in apps if stream.app_pid in app.pids)
         finally:
             stream.stop()
+
+
+def test_ctl_priority_and_capacity_through_the_helper(stack: Stack) -> None:
+    """priority and capacity against the real helper: a priority without a
+    capacity is stored and reported not in force (status 6), a bad word is
+    refused by name (status 2), a capacity set shows and puts it in force, a
+    direction not given is kept, --off undoes it, and a caller polkit denies
+    changes nothing (status 3). Checks between calls go in-process (a ctl
+    run costs ~0.25 s here under load)."""
+    def helper_view(app_id: str) -> tuple[ApplicationInfo, LinkShapingInfo]:
+        async def both(client: HelperClient) -> tuple[ApplicationInfo, LinkShapingInfo]:
+            apps = await client.list_applications()
+            return next(a for a in apps if a.id == app_id), await client.get_link_shaping()
+
+        return call_helper(stack.bus_address, both)
+
+    with idle_app(stack.cgroup_root, stack.pair.host_ns, "org.chadthrottle.TestCtlPriority") as app_id:
+        try:
+            waiting = _ctl(stack, "priority", app_id, "critical")
+            assert waiting.returncode == 6, waiting.stderr  # EXIT_NOT_ENFORCED: no capacity yet
+            assert waiting.stdout == f"{app_id}: priority critical\n"
+            assert f"not enforced now: {app_id}: priority critical: " in waiting.stderr
+            entry = next(a for a in json.loads(_ctl(stack, "list", "--json").stdout) if a["id"] == app_id)
+            assert (entry["priority"], entry["priority_owner"]) == ("critical", ADMIN_OWNER) and entry["priority_problem"]
+
+            bad = _ctl(stack, "priority", app_id, "urgent")
+            assert bad.returncode == 2 and "not a priority: 'urgent' (one of critical, high, normal, low)" in bad.stderr
+
+            before = stack.tc_state()
+            denied = _ctl(stack, "capacity", "--down", "50Mbit", as_nobody=True)
+            assert denied.returncode == 3 and "not authorized" in denied.stderr.lower(), denied.stderr
+            assert stack.tc_state() == before
+
+            shaped = _ctl(stack, "capacity", "--down", "50Mbit", "--up", "10Mbit")
+            assert shaped.returncode == 0, shaped.stderr
+            assert "down capacity 6.25 MB/s (50.0 Mbit/s), set; shaping on" in shaped.stdout, shaped.stdout
+            assert helper_view(app_id)[0].priority_problem == ""
+            assert _ctl(stack, "capacity", "--up", "20Mbit").returncode == 0
+            shown = json.loads(_ctl(stack, "capacity", "--json").stdout)
+            assert (shown["down_set_bps"], shown["up_set_bps"], shown["estimate"]) == (6_250_000, 2_500_000, False)
+            assert shown["interfaces"] and shown["problem"] == ""
+
+            off = _ctl(stack, "capacity", "--off")
+            assert off.returncode == 0 and off.stdout.startswith("link shaping off")
+            app, shaping = helper_view(app_id)
+            assert (shaping.down_set_bps, shaping.up_set_bps, shaping.down_shaping) == (0, 0, False)
+            assert app.priority_problem
+            assert _ctl(stack, "priority", app_id, "normal").returncode == 0
+            assert helper_view(app_id)[0].priority == "normal"
+        finally:
+            call_helper(stack.bus_address, lambda c: c.set_link_capacity(0, 0, False))
+            call_helper(stack.bus_address, lambda c: c.set_priority(app_id, "normal"))
