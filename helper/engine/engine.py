@@ -20,7 +20,9 @@ from typing import Protocol
 
 from chadthrottle.contract import (
     ADMIN_OWNER,
+    MAX_RATE_BPS,
     MAX_RULES_PER_USER,
+    MIN_RATE_BPS,
     PID_APP_PREFIX,
     ApplicationInfo,
     BackendInfo,
@@ -473,8 +475,8 @@ class Engine:
         estimate of a direction, None for none yet. Used only while the stored
         setting asks for estimation; the link tree follows at once."""
         with self._lock:
-            if bps:
-                self._estimated[direction] = int(bps)
+            if bps:  # within the bounds a caller may set (a wild estimate must not reach tc)
+                self._estimated[direction] = min(max(int(bps), MIN_RATE_BPS), MAX_RATE_BPS)
             else:
                 self._estimated.pop(direction, None)
             if self._limits.link.estimate and self._capacities() != self._linked:

@@ -92,6 +92,8 @@ def test_an_estimated_capacity_is_honest_until_known_and_then_followed(world: Wo
     shaping = world.engine.link_shaping()
     assert (shaping.down_capacity_bps, shaping.down_set_bps, shaping.estimate) == (5_000_000, 0, True)
     assert shaping.problem == f"up: {ESTIMATING}"
+    world.engine.set_estimated_capacity(Direction.DOWN, 10)  # below any rate a caller may set: the floor
+    assert world.shaper.links == {Direction.DOWN: LinkShaping(1_000)}
     world.engine.set_link_capacity(4_000_000, 0, False)  # set by hand: the estimate no longer counts
     assert world.shaper.links[Direction.DOWN] == LinkShaping(4_000_000)
 
