@@ -12,22 +12,32 @@ system bus) and one application, limited over D-Bus, on three paths:
 Prints achieved/configured per path, direction and rate (TCP, bytes at L3 from
 the payload the receiver read, full segments: payload x 1500/1448), the
 least-squares rate over the window after a warm-up; and the convergence after
-a change from 1 to 10 MiB/s (0.25 s windows within 5%, as bench/limits.py
-measures it). docs/benchmarks.md keeps a run.
+a change of limit (--converge-rates, default 1 to 10 MiB/s; 0.25 s windows
+within 5%, as bench/limits.py measures it), --converge-runs times per path and
+direction, read two ways: as the application read it, and at the shaper (the
+limited HTB classes' bytes, bench/shaper_bytes.py), with the load average of
+each run. docs/benchmarks.md keeps a run.
+
+    sudo .venv/bin/python -m bench.paths --converge-only [--converge-runs 5] [--converge-rates 1MiB,10MiB]
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
+import os
 import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 from bench.limits import fmt_rate, settle_time, slope
+from bench.shaper_bytes import ShaperBytes
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
@@ -65,16 +75,10 @@ class Bench:
                     stream.stop()
 
     def wire_series(self, streams: list[Stream], since: float) -> list[tuple[float, float]]:
-        """Summed L3 bytes of the streams at each report of the first one."""
-        merged: list[tuple[float, float]] = []
-        samples = [[s for s in stream.receiver.samples if s[0] >= since] for stream in streams]
-        for t, _ in samples[0]:
-            total = 0.0
-            for series in samples:
-                before = [b for ts, b in series if ts <= t]
-                total += before[-1] if before else (series[0][1] if series else 0)
-            merged.append((t, total / WIRE))
-        return merged
+        """Summed L3 bytes of the streams at each report of the first one, timed
+        when the sinks counted them."""
+        series = [stream.receiver.sink_samples or stream.receiver.samples for stream in streams]
+        return [(t, total / WIRE) for t, total in summed(series, since)]
 
     def limit(self, target: str, direction: str, rate: int) -> str:
         return call_helper(self.bus.address, lambda c: c.set_limit(target, Direction(direction), rate))
@@ -93,17 +97,62 @@ class Bench:
             finally:
                 self.clear(app_id)
 
-    def converge(self, path: str, direction: str, first: int = MiB, second: int = 10 * MiB) -> float | None:
+    def converge(self, path: str, direction: str, first: int = MiB, second: int = 10 * MiB) -> Settled:
+        """Seconds from the call changing the limit until every 0.25 s window
+        is within 5% of it, as the application read it and at the shaper."""
+        shaper_ns = (self.other_ns if path == "namespace" else self.pair).host_ns
         with self.streams(path, direction) as streams:
             app_id = self.limit(f"pid:{streams[0].app_pid}", direction, first)
             try:
                 time.sleep(3.0)
-                began = time.monotonic()
-                self.limit(app_id, direction, second)
-                time.sleep(4.0)
-                return settle_time(self.wire_series(streams, began - 1.0), second, began, time.monotonic())
+                with ShaperBytes(shaper_ns, Direction(direction)) as shaper:
+                    time.sleep(0.3)
+                    began = time.monotonic()
+                    self.limit(app_id, direction, second)
+                    time.sleep(4.0)
+                    ended = time.monotonic()
+                app = settle_time(self.wire_series(streams, began - 1.0), second, began, ended)
+                return Settled(app, settle_time(shaper.samples, second, began, ended), os.getloadavg()[0])
             finally:
                 self.clear(app_id)
+
+
+@dataclass(frozen=True)
+class Settled:
+    app_s: float | None  # None: never within 4 s
+    shaper_s: float | None
+    load: float
+
+
+def summed(series: Sequence[Sequence[tuple[float, int]]], since: float) -> list[tuple[float, float]]:
+    """Cumulative counts of several streams added up at the first one's report
+    times from `since` on, every other stream interpolated between its own
+    reports. (Taking another stream's last report before each time, as this
+    did until 2026-12-03, moved a 0.25 s window's sum by up to one report
+    interval of that stream, 50 ms: +-10% when it carries half the rate, and
+    two uplinks 'settled' after 3-4 s, or never, where the shaper had
+    settled in 0.3-0.5 s.)"""
+    others = series[1:]
+    if not all(others):
+        return []
+    earliest = max((other[0][0] for other in others), default=float("-inf"))
+    latest = min((other[-1][0] for other in others), default=float("inf"))
+    return [(t, float(first) + sum(_at(other, t) for other in others))
+            for t, first in series[0] if t >= since and earliest <= t <= latest]  # fmt: skip
+
+
+def _at(samples: Sequence[tuple[float, int]], t: float) -> float:
+    """A cumulative count at t (within its reports), linear between the two either side."""
+    i = min(bisect.bisect_right(samples, t, key=lambda sample: sample[0]), len(samples) - 1)
+    (t0, v0), (t1, v1) = samples[max(i - 1, 0)], samples[i]
+    return v0 + (v1 - v0) * (t - t0) / (t1 - t0) if t1 > t0 else float(v1)
+
+
+def _times(seconds: list[float | None]) -> str:
+    """'0.31 / 0.29 / never; 0.31 s' (never counts as the longest)."""
+    text = " / ".join("never" if s is None else f"{s:.2f}" for s in seconds)
+    middle = median([float("inf") if s is None else s for s in seconds])
+    return f"{text}; {'never' if middle == float('inf') else f'{middle:.2f} s'}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,31 +162,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-s", type=float, default=3.0)
     parser.add_argument("--window-s", type=float, default=6.0)
     parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of {','.join(PATHS)} (default: all)")
+    parser.add_argument("--converge-rates", default="1MiB,10MiB", help="from,to (default 1MiB,10MiB)")
+    parser.add_argument("--converge-runs", type=int, default=3, help="runs per path and direction, interleaved (default 3)")
+    parser.add_argument("--converge-only", action="store_true", help="skip the achieved/configured table")
     arguments = parser.parse_args(argv)
     paths = arguments.paths.split(",")
     if not set(paths) <= set(PATHS):
         parser.error(f"unknown path in --paths: {', '.join(sorted(set(paths) - set(PATHS)))}")
     rates = [int(parse_rate(text) or 0) for text in arguments.rates.split(",")]
+    converge_rates = [int(parse_rate(text) or 0) for text in arguments.converge_rates.split(",")]
+    if len(converge_rates) != 2 or not all(converge_rates) or arguments.converge_runs < 1:
+        parser.error("--converge-rates takes two rates, --converge-runs at least 1")
     tag = secrets.token_hex(3)
     with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory(prefix="ct-paths-") as state, \
             extra_link(f"ctbapp-{tag}", pair.peer_ns) as other_ns, extra_link(pair.host_ns, pair.peer_ns) as second, \
             HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state), backend="tc",
                           start_timeout_s=START_TIMEOUT_S) as helper:  # fmt: skip
         bench = Bench(bus, pair, other_ns, second)
-        print("| path | dir | configured | achieved/configured |")
-        print("|---|---|---|---|")
-        for path in paths:
-            for direction in ("down", "up"):
-                for rate in rates:
-                    ratio = bench.rate(path, direction, rate, arguments.warmup_s, arguments.window_s)
-                    print(f"| {path} | {direction} | {fmt_rate(rate)} | {ratio:.3f} |", flush=True)
-        print()
-        print("| path | dir | converge 1 -> 10 MiB/s (0.25 s windows within 5%) |")
-        print("|---|---|---|")
-        for path in paths:
-            for direction in ("down", "up"):
-                settled = bench.converge(path, direction)
-                print(f"| {path} | {direction} | {'never' if settled is None else f'{settled:.2f} s'} |", flush=True)
+        if not arguments.converge_only:
+            print("| path | dir | configured | achieved/configured |")
+            print("|---|---|---|---|")
+            for path in paths:
+                for direction in ("down", "up"):
+                    for rate in rates:
+                        ratio = bench.rate(path, direction, rate, arguments.warmup_s, arguments.window_s)
+                        print(f"| {path} | {direction} | {fmt_rate(rate)} | {ratio:.3f} |", flush=True)
+            print()
+        cases = [(path, direction) for path in paths for direction in ("down", "up")]
+        runs: dict[tuple[str, str], list[Settled]] = {case: [] for case in cases}
+        for _ in range(arguments.converge_runs):  # interleaved, so the machine's drift hits every case alike
+            for case in cases:
+                runs[case].append(bench.converge(*case, *converge_rates))
+        change = f"{fmt_rate(converge_rates[0])} -> {fmt_rate(converge_rates[1])}"
+        print(f"| path | dir | converge {change}, as the application read it (runs; median) "
+              "| at the shaper (runs; median) | load average |")  # fmt: skip
+        print("|---|---|---|---|---|")
+        for (path, direction), settled in runs.items():
+            app = _times([run.app_s for run in settled])
+            shaper = _times([run.shaper_s for run in settled])
+            loads = [run.load for run in settled]
+            print(f"| {path} | {direction} | {app} | {shaper} | {min(loads):.1f}-{max(loads):.1f} |", flush=True)
         if helper.returncode is not None:
             raise RuntimeError(f"the helper died:\n{helper.log_text()}")
     return 0

@@ -3,9 +3,9 @@
 Run as a script inside a network namespace:
   traffic.py serve --port P --role sink|source [--udp] [--family 4|6]
   traffic.py connect --host H --port P --role sink|source [--udp] [--seconds S]
-The receiving side (the sink) prints one JSON line {"t": seconds, "bytes": n}
-every REPORT_INTERVAL_S with cumulative payload bytes, so a test can compute the
-rate over any window. Every run is bounded in time (--seconds, default 120).
+The receiving side (the sink) prints one JSON line {"t": seconds, "m": monotonic
+seconds, "bytes": n} every REPORT_INTERVAL_S with cumulative payload bytes, so a
+test can compute the rate over any window. Every run is bounded in time (--seconds, default 120).
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ DEFAULT_UDP_RATE_BPS = 30 * 1024 * 1024
 
 
 def _report(received: int, started: float) -> None:
-    sys.stdout.write(json.dumps({"t": time.monotonic() - started, "bytes": received}) + "\n")
+    # "m": the machine's monotonic clock (one for every process and namespace),
+    # so a reader can time the bytes when they were counted, not when it read them
+    now = time.monotonic()
+    sys.stdout.write(json.dumps({"t": now - started, "m": now, "bytes": received}) + "\n")
     sys.stdout.flush()
 
 
