@@ -113,9 +113,9 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
     capacities = [(arrow, shaping.capacity_bps(d), shaping.shaping(d))
                   for arrow, d in (("▼", Direction.DOWN), ("▲", Direction.UP))]  # fmt: skip
     asked = shaping.estimate or any(cap for _a, cap, _s in capacities)
-    if not asked:
+    if not asked:  # amber when the helper says priorities wait for it
         return LinkSummary("Link: not shaped", "No link capacity is set: priorities have nothing to order "
-                           "within. Click to set it.", False)  # fmt: skip
+                           f"within.{_problem(shaping)} Click to set it.", bool(shaping.problem))  # fmt: skip
     if not any(cap for _a, cap, _s in capacities):  # estimating, nothing measured yet
         return LinkSummary("Link: estimating the capacity…", "The helper is estimating the link's capacity; "
                            f"nothing is shaped until it has one.{_problem(shaping)} Click to change.", True)

@@ -49,7 +49,10 @@ def test_a_priority_with_a_problem_is_never_shown_in_force() -> None:
                                         "upload: no IFB"), UnitSystem.BITS_DECIMAL)  # fmt: skip
     assert half.text == "Link partly shaped: ▼ 400 Mbit/s ▲ 80.0 Mbit/s" and half.warning
     assert "Upload: capacity 80.0 Mbit/s, not shaped now" in half.tooltip and "upload: no IFB" in half.tooltip
+    assert link_summary(LinkShapingInfo(), UnitSystem.BYTES_DECIMAL) == link_summary(LinkShapingInfo(), UnitSystem.BITS_DECIMAL)
     assert link_summary(LinkShapingInfo(), UnitSystem.BYTES_DECIMAL).text == "Link: not shaped"
+    waiting = link_summary(LinkShapingInfo(problem="priorities need a link capacity"), UnitSystem.BYTES_DECIMAL)
+    assert waiting.warning and "priorities need a link capacity" in waiting.tooltip
 
 
 def test_rows_show_a_badge_and_say_why_one_is_not_in_force(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
@@ -183,6 +186,15 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
     action(app.window.row_menu(FIREFOX), "priority:critical").trigger()
     assert app.model.priority_state(FIREFOX).pending  # shown at once, as asked
     qtbot.waitUntil(lambda: app.model.priority_state(FIREFOX).in_force, timeout=3000)
+    rules = app.rules.open(STEAM)  # the rules dialog's chooser takes the same way
+    rules.priority.activated.emit(rules.priority.findData("low"))
+    tray = TrayController(app.model, app.window, app)
+    app.attach_tray(tray)  # and the tray's Protect (offscreen has no tray area)
+    tray.rebuild_menu()
+    action(tray.menu, f"quick:{DROPBOX}:protect").trigger()
+    qtbot.waitUntil(lambda: {("priority", STEAM, "low"), ("priority", DROPBOX, "critical")} <= set(client.calls),
+                    timeout=3000)  # fmt: skip
+    rules.close()
     app.window.select_application(FIREFOX)
     notes = app.window.detail.limit_notes
     qtbot.waitUntil(lambda: "Latency: round trip 23.4 ms" in notes.text() and notes.isVisible(), timeout=3000)
