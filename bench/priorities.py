@@ -23,12 +23,22 @@ Cases:
             else through the catch-all into the default class; no class for
             acknowledgements; --tag-download: the bulk download in a normal
             class of its own)
+  helper    as tagged, but through the real helper process
+            (bench/priority_helper.py): SetLinkCapacity and the call's
+            application critical by SetPriority over D-Bus; the bulk
+            applications without a rule, as a user's would be
   slowed    as prioritized, but the link drops to --slow-share of its rate
             halfway through the call, and the tree keeps the capacity it was
             given (no estimation yet): the second half is shown, its shares
             of the slower link
   capped    all three, the bulk applications limited to --cap-share of the
-            link each way (what a user can do today)
+            link each way (a plain limit, no priorities: what a user could
+            do before priorities)
+
+--rt-receivers (a diagnostic, not a user's setting) makes the bulk download
+application's processes real-time (SCHED_FIFO 10): the queue left at the
+modem under the tree is then gone, so it was theirs (docs/benchmarks.md,
+"Why a queue stayed at the modem").
 
     sudo .venv/bin/python -m bench.priorities [--down 2.5M] [--up 625K] [--buffer-ms 400]
         [--seconds 10] [--flows 4] [--cases idle,loaded,prioritized,tagged,slowed,capped]
@@ -40,7 +50,10 @@ direction's acknowledgements: about 8% of a 4:1 link's upload carries the
 download's), as a share of its rate. "modem queue" is the 99th percentile of the modem's
 backlog sampled every 0.1 s, in time at its rate: the wait there, apart
 from this machine's own scheduling (which the call's p99 also holds).
-docs/benchmarks.md ("Priorities") keeps a run.
+The last table
+sets the cases side by side, each application's throughput included (the
+call's: its echoes' UDP/IP bytes each way). docs/benchmarks.md
+("Priorities") keeps runs.
 """
 
 from __future__ import annotations
@@ -60,6 +73,7 @@ from pathlib import Path
 
 from bench.bottleneck import Internet, modem
 from bench.limits import slope
+from bench.priority_helper import shaped_by_the_helper
 from bench.priority_model import prioritized
 from bench.priority_shaper import CALL_SLOT, DOWNLOAD_SLOT, shaped_by_the_helpers_kernel
 from chadthrottle.contract import Direction
@@ -74,10 +88,12 @@ from tests.support.netns import (
 
 TO_L2 = 1514 / 1448  # a full TCP segment's payload -> its frame, as tbf counts it
 # capped last: the helper may keep its hooks a while after its limits go
-CASES = ("idle", "loaded", "prioritized", "tagged", "slowed", "capped")
+CASES = ("idle", "loaded", "prioritized", "tagged", "slowed", "helper", "capped")
+HELPER_CASES = ("helper", "capped")  # the cases that need the helper process
 START_TIMEOUT_S = 150.0
 CALL_PORT = 5004
 CALL_RATE = 50  # packets/s each way: bench/call_probe.py's default
+CALL_L3_BYTES = 200 + 28  # bench/call_probe.py's default payload, and its UDP and IPv4 headers
 QUEUE_SAMPLE_S = 0.1
 # A real path's minimum RTT is milliseconds; a veth's is microseconds, and
 # below 512 us TCP adds a whole 64 KB GSO frame to every burst it sends
@@ -103,6 +119,10 @@ class CallResult:
 
     def percentile(self, share: float) -> float:
         return _percentile(self.rtts_ms, share)
+
+    def throughput_bps(self) -> float:
+        """Each way, L3: the echoed packets over the time they were sent in."""
+        return len(self.rtts_ms) * CALL_L3_BYTES * CALL_RATE / self.sent if self.sent else 0.0
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -132,6 +152,8 @@ class Bench:
         self.acks: Priority | None = None
         self.tag: Callable[[Path, int], None] | None = None  # "tagged": (app scope, slot) into its class
         self.tag_download = False  # "tagged": the bulk download application in a normal class of its own
+        self.rt_receivers = False  # diagnostic: the bulk download application's processes SCHED_FIFO
+        self.call_scope: Path | None = None  # "helper": the call's app scope, made before the helper is asked
         self.down_bps, self.up_bps, self.cap_share = down_bps, up_bps, cap_share
         self._ports = iter(range(7100, 8000))
 
@@ -149,6 +171,8 @@ class Bench:
                 for _ in range(self.flows):
                     streams["up"].append(self._bulk_stream("up", up_scope, peer_scope))
                     streams["down"].append(self._bulk_stream("down", down_scope, peer_scope))
+                    if self.rt_receivers:
+                        subprocess.run(["chrt", "-f", "-p", "10", str(streams["down"][-1].app_pid)], check=True)
                 yield streams["up"], streams["down"]
             finally:
                 for stream in streams["up"] + streams["down"]:
@@ -170,8 +194,9 @@ class Bench:
     def call(self, seconds: float) -> CallResult:
         """One call of `seconds`, from an app scope of its own to an echo in the peer namespace."""
         tag = secrets.token_hex(3)
-        with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchCall{tag}") as scope, \
-                app_scope(cgroup2_mount(), f"org.chadthrottle.BenchEcho{tag}") as echo_scope:  # fmt: skip
+        call_scope = contextlib.nullcontext(self.call_scope) if self.call_scope is not None else \
+            app_scope(cgroup2_mount(), f"org.chadthrottle.BenchCall{tag}")  # fmt: skip
+        with call_scope as scope, app_scope(cgroup2_mount(), f"org.chadthrottle.BenchEcho{tag}") as echo_scope:
             if self.tag is not None:
                 self.tag(scope, CALL_SLOT)
             echo = spawn(nsenter_argv(self.internet.netns, [sys.executable, "-m", "bench.call_probe", "echo",
@@ -207,6 +232,8 @@ class Bench:
             if name in ("prioritized", "slowed") else contextlib.nullcontext()
         if name == "tagged":
             shaping = self._tagged()
+        if name == "helper":
+            shaping = self._through_the_helper()
         with shaping, self.bulk() as (up, down):
             rules: list[str] = []
             try:
@@ -231,6 +258,17 @@ class Bench:
                 yield
             finally:
                 self.tag = None
+
+    @contextlib.contextmanager
+    def _through_the_helper(self) -> Iterator[None]:
+        assert self.bus is not None, "the helper case needs the helper"
+        with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchCall{secrets.token_hex(3)}") as scope, \
+                shaped_by_the_helper(self.bus, self.pair, self.down_bps, self.up_bps, scope):  # fmt: skip
+            self.call_scope = scope
+            try:
+                yield
+            finally:
+                self.call_scope = None
 
     def _measure(self, name: str, seconds: float, up: list[Stream], down: list[Stream]) -> CaseResult:
         """One call over the running bulk; "slowed": the link drops to
@@ -301,6 +339,28 @@ def _format(results: list[CaseResult], bench: Bench) -> str:
     return "\n".join(lines)
 
 
+def _compare(results: list[CaseResult]) -> str:
+    """The cases side by side (without ChadThrottle, with priorities, with a
+    fixed cap, ...), each application's throughput as a share of the link."""
+    shown = [r for r in results if r.name != "idle"]
+    idle = next((r for r in results if r.name == "idle"), None)
+    rows: list[tuple[str, Callable[[CaseResult], str]]] = [
+        ("call RTT median / p99", lambda r: f"{r.call.percentile(0.5):.2f} / {r.call.percentile(0.99):.2f} ms"),
+        ("call loss", lambda r: f"{r.call.loss:.2%}"),
+        ("call throughput each way", lambda r: f"{r.call.throughput_bps() / 1e3:.1f} KB/s"),
+        ("upload application", lambda r: f"{r.up_bps / 1e6:.2f} MB/s ({r.up_bps / r.rates[1]:.3f})"),
+        ("download application", lambda r: f"{r.down_bps / 1e6:.2f} MB/s ({r.down_bps / r.rates[0]:.3f})"),
+        ("link used up / down", lambda r: f"{r.link_up:.3f} / {r.link_down:.3f}"),
+        ("modem queue p99 up / down", lambda r: f"{r.modem_queue_ms[1]:.1f} / {r.modem_queue_ms[0]:.1f} ms"),
+    ]
+    if idle is not None:
+        rows.insert(1, ("added to idle: median / p99", lambda r: f"{r.call.percentile(0.5) - idle.call.percentile(0.5):+.2f} / "
+                        f"{r.call.percentile(0.99) - idle.call.percentile(0.99):+.2f} ms"))  # fmt: skip
+    lines = ["| | " + " | ".join(r.name for r in shown) + " |", "|---" * (len(shown) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(cell(r) for r in shown) + " |" for label, cell in rows]
+    return "\n".join(lines)
+
+
 def _rate_arg(text: str) -> int:
     """Bytes/s from common/units (2.5M, 625K, ...)."""
     rate = parse_rate(text)
@@ -330,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag-download", action="store_true", help="tagged: the bulk download application "
                         "gets a class of its own at normal priority (its acknowledgements no longer wait behind "
                         "the bulk upload in the default class)")
+    parser.add_argument("--rt-receivers", action="store_true", help="diagnostic: the bulk download application's "
+                        "processes real-time (SCHED_FIFO 10), so their scheduling delays do not bunch its "
+                        "acknowledgements")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {','.join(CASES)}")
     arguments = parser.parse_args(argv)
     acks = None if arguments.acks == "none" else parse_priority(arguments.acks)
@@ -343,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             sysctl = ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]
             subprocess.run(nsenter_argv(netns, sysctl), check=True)
         helper = bus = None
-        if "capped" in cases:  # the only case that needs the helper (limits); the others run without it
+        if set(cases) & set(HELPER_CASES):  # the others run without the helper
             bus = stack.enter_context(PrivateSystemBus())
             state = stack.enter_context(tempfile.TemporaryDirectory(prefix="ct-prio-"))
             helper = stack.enter_context(HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state),
@@ -352,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                       arguments.flows, arguments.slow_share)  # fmt: skip
         bench.acks = acks
         bench.tag_download = arguments.tag_download
+        bench.rt_receivers = arguments.rt_receivers
         print(f"link {arguments.down * 8 / 1e6:.1f} Mbit/s down, {arguments.up * 8 / 1e6:.1f} Mbit/s up, "
               f"{arguments.buffer_ms:.0f} ms of buffer each way, TCP {arguments.congestion}, {arguments.flows} flows per bulk app; "
               f"call {arguments.seconds:.0f} s at 50 packets/s each way", flush=True)  # fmt: skip
@@ -361,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
             print(_format(results[-1:], bench).splitlines()[-1], flush=True)
         print()
         print(_format(results, bench))
+        print()
+        print(_compare(results))
         if helper is not None and helper.returncode is not None:
             raise RuntimeError(f"the helper died:\n{helper.log_text()}")
     return 0
