@@ -20,6 +20,7 @@ import argparse
 from chadthrottle.cli.output import owner_label
 from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.contract import Direction
+from chadthrottle.helper_errors import UNKNOWN_METHOD, HelperClientError
 from chadthrottle.units import UnitSystem, format_rate
 
 TYPE_CHECKING = False  # not typing's (see cli/ctl.py)
@@ -85,8 +86,27 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
         parser.error("capacity --json only shows: give it without --down, --up or --estimate")
 
 
+OLDER_HELPER = ("priorities need a newer helper: the one running is older than this chadthrottle-ctl (API 5); "
+                "restart or update it")
+
+
+def _in_cli_words(error: HelperClientError) -> HelperClientError:
+    """A refusal as a person reads it here: an older helper said so, the
+    bus's argument names as the CLI's options."""
+    if error.name == UNKNOWN_METHOD:
+        return HelperClientError(error.name, OLDER_HELPER)
+    return HelperClientError(error.name, _cli_words(error.message))
+
+
 def run_priority(client: BlockingHelperClient, arguments: argparse.Namespace) -> tuple[str, list[str]]:
     """Make the call; the line to print, and why the priority is not in force (none: it is)."""
+    try:
+        return _set_priority(client, arguments)
+    except HelperClientError as error:
+        raise _in_cli_words(error) from None
+
+
+def _set_priority(client: BlockingHelperClient, arguments: argparse.Namespace) -> tuple[str, list[str]]:
     from chadthrottle.priority import DEFAULT_PRIORITY
 
     priority: Priority = arguments.priority
@@ -111,8 +131,13 @@ def priority_reasons(app: ApplicationInfo, asked: Priority) -> list[str]:
 def run_capacity(client: BlockingHelperClient, arguments: argparse.Namespace) -> tuple[str, str]:
     """Show, set or switch off the link capacity; (what to print, the problem
     when shaping was asked for and is not done)."""
-    from chadthrottle.helper_errors import HelperClientError
+    try:
+        return _capacity(client, arguments)
+    except HelperClientError as error:
+        raise _in_cli_words(error) from None
 
+
+def _capacity(client: BlockingHelperClient, arguments: argparse.Namespace) -> tuple[str, str]:
     if arguments.off:
         client.set_link_capacity(0, 0, False)
         return "link shaping off: priorities are not applied", ""
@@ -126,10 +151,7 @@ def run_capacity(client: BlockingHelperClient, arguments: argparse.Namespace) ->
             return json.dumps(plain(shaping), indent=2, ensure_ascii=True), ""
         return format_link_shaping(shaping), ""
     down, up, estimate = _wanted(client.get_link_shaping(), arguments)
-    try:
-        client.set_link_capacity(down, up, estimate)
-    except HelperClientError as error:
-        raise HelperClientError(error.name, _cli_words(error.message)) from None
+    client.set_link_capacity(down, up, estimate)
     shaping = client.get_link_shaping()
     return format_link_shaping(shaping), shaping.problem if (down or up or estimate) else ""
 

@@ -16,6 +16,7 @@ NO_REPLY = "org.freedesktop.DBus.Error.NoReply"  # the call timed out
 SERVICE_UNKNOWN = "org.freedesktop.DBus.Error.ServiceUnknown"  # nobody owns BUS_NAME
 NAME_HAS_NO_OWNER = "org.freedesktop.DBus.Error.NameHasNoOwner"
 DISCONNECTED = "org.freedesktop.DBus.Error.Disconnected"
+UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"  # an older helper without that method
 HELPER_MISSING_NAMES = frozenset({NO_SERVER, SERVICE_UNKNOWN, NAME_HAS_NO_OWNER, DISCONNECTED})
 
 DEFAULT_TIMEOUT_S = 30.0

@@ -13,8 +13,16 @@ import pytest
 
 from chadthrottle.cli import ctl
 from chadthrottle.cli.output import format_rtt, format_rules
-from chadthrottle.cli.priorities import PRIORITY_WORDS, _cli_words, _wanted, format_link_shaping, priority_reasons
+from chadthrottle.cli.priorities import (
+    OLDER_HELPER,
+    PRIORITY_WORDS,
+    _cli_words,
+    _wanted,
+    format_link_shaping,
+    priority_reasons,
+)
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, LinkShapingInfo, RuleInfo
+from chadthrottle.helper_errors import UNKNOWN_METHOD, HelperClientError
 from chadthrottle.priority import Priority
 
 APP = ApplicationInfo("app:org.example.Call", "Call", "", (1000,), (5,), 0.0, 0.0, 0, 0, 0, 0)
@@ -122,3 +130,33 @@ def test_capacity_keeps_what_it_does_not_give_but_estimate_starts_from_scratch(
 ) -> None:
     current = LinkShapingInfo(down_set_bps=6_000_000, up_set_bps=2_000_000, estimate=True)
     assert _wanted(current, ctl.build_parser().parse_args(["capacity", *args])) == wanted
+
+
+class _OlderHelper:
+    """A client whose helper predates API 5: what dbus answers for a method it lacks."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __enter__(self) -> _OlderHelper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> object:
+        def call(*args: object, **kwargs: object) -> None:
+            raise HelperClientError(UNKNOWN_METHOD, f'No such method "{name}"')
+
+        return call
+
+
+@pytest.mark.parametrize("args", [["priority", "pid:7", "high"], ["capacity"], ["capacity", "--off"]])
+def test_an_older_helper_is_named_as_such(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("chadthrottle.blocking_client.BlockingHelperClient", _OlderHelper)
+    with pytest.raises(SystemExit) as ended:
+        ctl.main(args)
+    assert ended.value.code == ctl.EXIT_FAILED
+    assert capsys.readouterr().err == f"chadthrottle-ctl: {OLDER_HELPER}\n"
