@@ -42,6 +42,7 @@ class PriorityFlow(QObject):
         self._units = model.units
         window.priorityRequested.connect(self.request_priority)  # type: ignore[attr-defined]
         window.status_line.linkRequested.connect(self.open_dialog)  # type: ignore[attr-defined]
+        window.header.linkRequested.connect(self.open_dialog)  # type: ignore[attr-defined]  # the ☰ menu's entry
         connection.callFinished.connect(self._on_call_finished)
         connection.applicationsUpdated.connect(self._on_snapshot)
         connection.statusChanged.connect(self._on_status)
@@ -145,6 +146,9 @@ class PriorityFlow(QObject):
     def _set_unavailable(self, reason: str) -> None:
         if reason != self._model.priority_unavailable:
             self._model.priority_unavailable = reason
+            entry = self._window.header.open_link  # type: ignore[attr-defined]
+            entry.setEnabled(not reason)
+            entry.setToolTip(reason)
             if reason:
                 self.shaping = None
                 self._window.status_line.set_link(None)  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ class HeaderBar(QWidget):
     startAtLoginToggled = Signal(bool)
     settingsRequested = Signal()
     usageRequested = Signal()  # the usage view (Ctrl+U)
+    linkRequested = Signal()  # the link capacity dialog (gui/priority_flow.py), as the status bar's link field
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -82,6 +83,8 @@ class HeaderBar(QWidget):
         open_settings.setObjectName("open-settings")
         open_usage = menu.addAction("Data usage…\tCtrl+U", self.usageRequested.emit)  # the key: the QShortcut above
         open_usage.setObjectName("open-usage")
+        self.open_link = menu.addAction("Link capacity…", self.linkRequested.emit)
+        self.open_link.setObjectName("open-link")
         menu.addSeparator()
         units_menu = menu.addMenu("Units")
         units_group = QActionGroup(units_menu)

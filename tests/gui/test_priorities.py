@@ -198,9 +198,11 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
     app.window.select_application(FIREFOX)
     notes = app.window.detail.limit_notes
     qtbot.waitUntil(lambda: "Latency: round trip 23.4 ms" in notes.text() and notes.isVisible(), timeout=3000)
-    link.click()
+    app.window.header.open_link.trigger()  # the ☰ menu's entry, as clicking the link field
     dialog = app.priorities.dialog
     assert dialog is not None and dialog.isVisible()
+    link.click()
+    assert app.priorities.dialog is dialog  # one at a time
     dialog.edits[next(iter(dialog.edits))].setText("nonsense")
     dialog.apply.click()
     assert "Download capacity" in dialog.message.text() and not any(c[0] == "capacity" for c in client.calls)
@@ -218,7 +220,7 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
 def test_an_older_helper_disables_priorities_and_nothing_breaks(qtbot, controller) -> None:  # type: ignore[no-untyped-def]
     app, _client = controller
     qtbot.waitUntil(lambda: app.model.priority_unavailable == OLD_HELPER, timeout=3000)
-    assert not app.window.status_line.link.isVisible()
+    assert not app.window.status_line.link.isVisible() and not app.window.header.open_link.isEnabled()
     menu = app.window.row_menu("exe:/usr/bin/curl")  # the viewer's to limit
     assert not action(menu, "priority:critical").isEnabled() and action(menu, "limit:down:1 MB/s").isEnabled()
     app.window.priorityRequested.emit(FIREFOX, "critical")  # e.g. the tray's, built before the answer
