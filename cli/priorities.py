@@ -29,10 +29,11 @@ if TYPE_CHECKING:
     from chadthrottle.contract import ApplicationInfo, LinkShapingInfo
     from chadthrottle.priority import Priority
 
-PRIORITY_VERBS = ("priority", "capacity")
-# Priority's words in its order: chadthrottle.priority is imported only when
-# the verb runs (0.4 ms of every call); tests/cli/test_priorities.py ties them.
+# Priority's words in its order: chadthrottle.priority (an enum to build) is
+# imported only when the verb runs; tests/cli/test_priorities.py ties them.
 PRIORITY_WORDS = "critical, high, normal, low"
+OLDER_HELPER = ("priorities need a newer helper: the one running is older than this chadthrottle-ctl (API 5); "
+                "restart or update it")
 # The bus's argument names in a refusal, and what a person typed instead.
 _CAPACITY_OPTIONS = (("down_bps", "--down"), ("up_bps", "--up"))
 
@@ -84,10 +85,6 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
         parser.error("capacity --off takes no --down, --up, --estimate nor --json")
     if arguments.json and setting:
         parser.error("capacity --json only shows: give it without --down, --up or --estimate")
-
-
-OLDER_HELPER = ("priorities need a newer helper: the one running is older than this chadthrottle-ctl (API 5); "
-                "restart or update it")
 
 
 def _in_cli_words(error: HelperClientError) -> HelperClientError:
