@@ -115,19 +115,6 @@ class RulesDialog(QDialog):
         hint = QLabel("Empty: no limit. E.g. 500K, 2M; in the units the window shows.", tab)
         hint.setWordWrap(True)
         form.addRow(hint)
-        self.priority = QComboBox(tab)
-        self.priority.setObjectName("priority")
-        self.priority.setAccessibleName("Priority")
-        for value, label in LABELS.items():
-            self.priority.addItem(label, value)
-            self.priority.setItemData(self.priority.count() - 1, f"{label}: {MEANINGS[value]}.",
-                                      Qt.ItemDataRole.ToolTipRole)  # fmt: skip
-        self.priority.activated.connect(self._on_priority)
-        form.addRow("&Priority:", self.priority)
-        self.priority_note = QLabel(tab)
-        self.priority_note.setObjectName("priorityNote")
-        self.priority_note.setWordWrap(True)
-        form.addRow(self.priority_note)
         self.scheduled_note = QLabel(tab)
         self.scheduled_note.setObjectName("scheduledNote")
         self.scheduled_note.setWordWrap(True)
@@ -136,6 +123,19 @@ class RulesDialog(QDialog):
         button_row.addStretch(1)
         button_row.addWidget(self.apply_limits)
         form.addRow(button_row)
+        self.priority = QComboBox(tab)
+        self.priority.setObjectName("priority")
+        self.priority.setAccessibleName("Priority")
+        for value, label in LABELS.items():
+            self.priority.addItem(label, value)
+            self.priority.setItemData(self.priority.count() - 1, f"{label}: {MEANINGS[value]}.",
+                                      Qt.ItemDataRole.ToolTipRole)  # fmt: skip
+        self.priority.activated.connect(self._on_priority)
+        form.addRow("&Priority:", self.priority)  # sent when chosen, not by Apply limits
+        self.priority_note = QLabel(tab)
+        self.priority_note.setObjectName("priorityNote")
+        self.priority_note.setWordWrap(True)
+        form.addRow(self.priority_note)
         return tab
 
     def _schedules_tab(self) -> QWidget:
