@@ -40,6 +40,7 @@ class PriorityFlow(QObject):
         self._asking = False
         self._again = False
         self._units = model.units
+        self._settling: set[str] = set()  # priorities set: say once confirmed if they are not in force
         window.priorityRequested.connect(self.request_priority)  # type: ignore[attr-defined]
         window.status_line.linkRequested.connect(self.open_dialog)  # type: ignore[attr-defined]
         window.header.linkRequested.connect(self.open_dialog)  # type: ignore[attr-defined]  # the ☰ menu's entry
@@ -99,6 +100,8 @@ class PriorityFlow(QObject):
     def _on_snapshot(self, _snapshot: object) -> None:
         if self.shaping is not None and self._units is not self._model.units:  # units chosen since
             self._show_shaping(self.shaping)
+        for app_id in list(self._settling):
+            self._say_if_not_in_force(app_id)
         if self._polls % SHAPING_EVERY_N_POLLS == 0 and not self._model.priority_unavailable:
             self._fetch_shaping()
         self._polls += 1
@@ -129,12 +132,25 @@ class PriorityFlow(QObject):
         elif key.startswith(PRIORITY_KEY):
             app_id = key[len(PRIORITY_KEY):]
             self._model.resolve_priority(app_id, not error_name)
+            if not error_name:
+                self._settling.add(app_id)
             if error_name == UNKNOWN_METHOD:
                 self._set_unavailable(OLD_HELPER)
             if error_name:
                 info = self._model.application(app_id)
                 self._say(f"Could not change the priority of {info.name if info else app_id}: "
                           f"{OLD_HELPER if error_name == UNKNOWN_METHOD else words}")  # fmt: skip
+
+    def _say_if_not_in_force(self, app_id: str) -> None:
+        """A priority just confirmed by a poll: when the helper says it is not
+        in force (no capacity yet, most often), say so where the user looks."""
+        state = self._model.priority_state(app_id)
+        if state.pending:
+            return  # the poll that tells has not come yet
+        self._settling.discard(app_id)
+        if state.problem and state.priority != "normal":
+            info = self._model.application(app_id)
+            self._say(f"{info.name if info else app_id}: {state.label} priority set, not in force: {state.problem}.")
 
     def _show_shaping(self, shaping: LinkShapingInfo) -> None:
         self.shaping = shaping

@@ -141,8 +141,10 @@ class PriorityClient(ScriptedClient):
         self.priorities: dict[str, str] = {}
 
     async def list_applications(self) -> list:  # type: ignore[type-arg]
-        return [dataclasses.replace(a, priority=self.priorities.get(a.id, "normal"), priority_owner=1000,
-                                    rtt_us=23_400) for a in sample_applications()]  # fmt: skip
+        problem = "" if self.shaping.down_capacity_bps or self.shaping.up_capacity_bps else NO_CAPACITY
+        return [dataclasses.replace(a, priority=self.priorities.get(a.id, "normal"), priority_owner=1000, rtt_us=23_400,
+                                    priority_problem=problem if a.id in self.priorities else "")
+                for a in sample_applications()]  # fmt: skip
 
     async def set_priority(self, app_id: str, priority: str) -> str:
         self.calls.append(("priority", app_id, priority))
@@ -185,7 +187,10 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
     qtbot.waitUntil(lambda: link.isVisible() and link.text() == "Link: not shaped", timeout=3000)
     action(app.window.row_menu(FIREFOX), "priority:critical").trigger()
     assert app.model.priority_state(FIREFOX).pending  # shown at once, as asked
-    qtbot.waitUntil(lambda: app.model.priority_state(FIREFOX).in_force, timeout=3000)
+    qtbot.waitUntil(lambda: app.model.priority_state(FIREFOX).problem == NO_CAPACITY, timeout=3000)  # never in force
+    message = app.window.status_line.message
+    qtbot.waitUntil(lambda: message.text() == f"Firefox: Critical priority set, not in force: {NO_CAPACITY}.",
+                    timeout=3000)  # fmt: skip
     rules = app.rules.open(STEAM)  # the rules dialog's chooser takes the same way
     rules.priority.activated.emit(rules.priority.findData("low"))
     tray = TrayController(app.model, app.window, app)
@@ -210,6 +215,7 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
     dialog.apply.click()
     qtbot.waitUntil(lambda: link.text() == "Link shaped: ▼ 50.0 MB/s ▲ —", timeout=3000)
     assert ("capacity", 50 * MB, 0, False) in client.calls and dialog.message.text() == "Done."
+    qtbot.waitUntil(lambda: app.model.priority_state(FIREFOX).in_force, timeout=3000)  # the helper says so now
     client.refuse = True
     dialog.off.click()
     qtbot.waitUntil(lambda: dialog.message.text() == REFUSED, timeout=3000)
