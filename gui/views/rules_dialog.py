@@ -239,6 +239,8 @@ class RulesDialog(QDialog):
         self.set_quota, self.clear_quota = QPushButton("Set quota", tab), QPushButton("Remove quota", tab)
         self.set_quota.setObjectName("setQuota")
         self.clear_quota.setObjectName("clearQuota")
+        self.set_quota.setToolTip("Set again, a quota keeps what this period used")
+        self.clear_quota.setToolTip("Forgets what this period used: a quota set again counts from zero")
         self.set_quota.clicked.connect(self._on_set_quota)
         self.clear_quota.clicked.connect(
             lambda: self.quotaCleared.emit(self.rules.app_id, self.quota_direction.currentData()))
@@ -270,7 +272,8 @@ class RulesDialog(QDialog):
             self._show_schedules(rules.schedules)
         for direction, box in self.block_boxes.items():
             box.setChecked(rules.blocked.get(direction, False))
-        quotas = [f"{DIRECTION_LABELS[d]}: {format_size(left)} of {format_size(size)} left this {period}"
+        quotas = [f"{DIRECTION_LABELS[d]}: " + (f"{format_size(left)} of {format_size(size)} left this {period}" if left
+                                                else f"all {format_size(size)} used this {period}")
                   for d, (size, left, period) in rules.quotas.items() if size]  # fmt: skip
         self.quota_state.setText("; ".join(quotas) or "No quota.")
         for widget in (self.apply_limits, self.add_schedule, self.set_quota, self.clear_quota,
