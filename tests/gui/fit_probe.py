@@ -41,7 +41,7 @@ QUOTA_APP = "app:com.dropbox.Client"
 
 def quota_applications() -> list[ApplicationInfo]:
     """The samples, Dropbox with the longest usual quota lines: 1.25 GB left this
-    month down, a weekly one used up and throttled up."""
+    month down, a monthly one used up and throttled up."""
     return [dataclasses.replace(a, down_quota_bytes=5 * 10**9, down_quota_left_bytes=1_250_000_000,
                                 down_quota_period="month", up_limit_bps=100_000, up_quota_bytes=2 * 10**9,
                                 up_quota_left_bytes=0, up_quota_period="month")
