@@ -85,3 +85,23 @@ def test_rtt_of_established_sockets_and_of_an_application() -> None:
         assert watch.due()
         watch.measure({"exe:/self": [os.getpid()]})
         assert 0 < watch.rtt_us["exe:/self"] < 1_000_000 and watch.elsewhere == {} and not watch.due()
+
+
+def test_rtt_of_an_application_in_another_namespace_and_where_it_is(pair: NetnsPair) -> None:
+    """RttWatch enters the namespace for the dump, and names it: the link tree
+    is in the helper's namespace only, so that traffic is reported as not ordered."""
+    from chadthrottle.helper.engine.rtt import RttWatch
+
+    program = ("import json, os, socket; l = socket.create_server(('127.0.0.1', 0)); "
+               "c = socket.create_connection(l.getsockname()); s = l.accept()[0]; c.sendall(b'z' * 4321); "
+               "assert len(s.recv(10000)) == 4321; print(json.dumps({'ready': 1}), flush=True); s.recv(1)")  # fmt: skip
+    process = spawn(nsenter_argv(pair.host_ns, [sys.executable, "-c", program]), None)
+    try:
+        assert process.stdout is not None and "ready" in process.stdout.readline()
+        watch = RttWatch()
+        watch.measure({"exe:/elsewhere": [process.pid], "exe:/gone": [2**22 + 1]})
+        assert 0 < watch.rtt_us["exe:/elsewhere"] < 1_000_000 and "exe:/gone" not in watch.rtt_us
+        assert watch.elsewhere == {"exe:/elsewhere": os.readlink(f"/proc/{process.pid}/ns/net")}
+    finally:
+        process.kill()
+        process.wait(10)
