@@ -175,7 +175,8 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
         try:
             rules_before = call_helper(bus, lambda c: c.list_rules())
             refused = _ctl(bus, "quota", app_id, "0", "--per", "day")  # the helper's refusal, through the CLI
-            assert refused.returncode != 0 and "a quota must be" in refused.stderr, refused
+            assert refused.returncode == 2 and "SIZE must be" in refused.stderr, refused  # in the CLI's words
+            assert "(to remove a quota: chadthrottle-ctl quota APP --off)" in refused.stderr, refused
             for size, period in ((0, "day"), (QUOTA_BYTES, "fortnight")):
                 with pytest.raises(HelperClientError) as error:
                     call_helper(bus, lambda c: c.set_quota(app_id, None, size, period))
@@ -202,6 +203,12 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
                     again = _listed(bus, app_id)
                     assert again.down_blocked and again.down_quota_left_bytes == 0, "a restart refilled the quota"
                     assert eventually(lambda: _quiet(stream.receiver, 0.5), 5), "the restarted helper let it through"
+                    # --off forgets what the period used: a quota set again starts whole (it went on from 0 left)
+                    removed = _ctl(bus, "quota", app_id, "--off", "--down")
+                    assert removed.returncode == 0 and "forgotten" in removed.stdout, removed
+                    assert _ctl(bus, "quota", app_id, "5MB", "--per", "day", "--down").returncode == 0
+                    fresh = _listed(bus, app_id)
+                    assert not fresh.down_blocked and fresh.down_quota_left_bytes > QUOTA_BYTES // 2, fresh
                     call_helper(bus, lambda c: c.clear_quota(app_id))
                     assert call_helper(bus, lambda c: c.list_rules()) == rules_before
                 return
