@@ -1,0 +1,261 @@
+"""Does the estimated link capacity follow the modem when its rate changes?
+
+The modem in miniature of bench/priorities.py (bench/bottleneck.py: tbf at
+the link rate with --buffer-ms of queue each way), a bulk upload and a bulk
+download of --flows connections each, and a call (critical) through the
+helper's kernel layer (TcShaper with a link per direction, as in the
+"tagged" case). The capacity is not given: helper/engine/capacity_estimate.py
+estimates it each second from the uplink's bytes and the busy TCP
+connections' round trips (helper/kernel/path_delay.py), and the shaper is
+set to it. The modem's download rate drops to --slow-share for
+the second phase and comes back for the third:
+
+    phase 1  --down / --up            from --start (right, wrong: x3, none)
+    phase 2  --down x --slow-share
+    phase 3  --down again
+
+Printed per phase: how long after the change the estimate is first
+within -25%..+20% of the new capacity ("follows"; target <= 10 s), the
+share of the phase's remaining seconds within it, and the call's
+median / p99 round trip and loss over the phase's second half. A trace of
+the estimate (Mbit/s, L3) and the delay signal per second follows.
+
+    sudo .venv/bin/python -m bench.capacity_follow [--down 2.5M] [--up 625K] [--buffer-ms 400]
+        [--phase-s 20] [--slow-share 0.5] [--start right|wrong|none] [--flows 4] [--bulk both|down]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from bench.bottleneck import Internet, modem
+from bench.priorities import TSO_RTT_LOG, Bench, CallResult, _rate_arg
+from bench.priority_shaper import CACHE_DIR, CALL_SLOT
+from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.path_delay import PathSampler, link_counters, shaper_wait_s
+from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
+from chadthrottle.helper.kernel.tc_shaper import TcShaper
+from chadthrottle.priority import Priority
+from tests.support.netns import NetnsPair, Stream, app_scope, entered_netns, netns_pair, nsenter_argv
+
+L2_TO_L3 = 1500 / 1514  # the modem's rate counts frames; a capacity is L3
+IN_BAND = (0.75, 1.20)  # the estimate "follows" within these shares of the true capacity
+
+
+@dataclass(frozen=True)
+class Second:
+    at: float  # since the run began
+    true_down: int  # L3 bytes/s
+    true_up: int
+    down: int | None
+    up: int | None
+    delay_ms: float | None
+    passed: tuple[float, float]  # L3 bytes/s through the uplink this second (down, up)
+    waits_ms: tuple[float, float]  # in our shaper's queue at the sample (down, up)
+
+
+class Follower:
+    """The estimator driving a TcShaper's link, once a second, in a thread."""
+
+    def __init__(self, pair: NetnsPair, shaper: TcShaper, ipr: IPRoute, estimator: CapacityEstimator) -> None:
+        self.shaper, self.estimator, self.trace = shaper, estimator, list[Second]()
+        index = ipr.link_lookup(ifname=pair.host_if)[0]
+        self._classes = {CALL_SLOT: ClassSpec(0, 0, Priority.CRITICAL)}
+        self._sampler = PathSampler(lambda: link_counters(ipr, [index]), lambda: shaper_wait_s(ipr, self._shaping()),
+                                    netns=None)  # fmt: skip
+        self._netns = pair.host_ns
+        self.true = (0, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._began = time.monotonic()
+
+    def _shaping(self) -> dict[Direction, float | None]:
+        return {d: None if (c := self.estimator.capacity(d)) is None else c * SHAPE_SHARE for d in Direction}
+
+    def apply(self) -> None:
+        for direction in Direction:
+            capacity = self.estimator.capacity(direction)
+            self.shaper.set_link(direction, None if capacity is None else LinkShaping(capacity))
+        self.shaper.reconcile({direction: dict(self._classes) for direction in Direction})
+
+    def _run(self) -> None:
+        """In the host namespace: pyroute2's IPRoute opens a socket per thread,
+        in the namespace the thread is in (0.9: the shaper's and the counters'
+        reads from this thread would act on the root namespace otherwise)."""
+        with entered_netns(self._netns):
+            self._follow()
+
+    def _follow(self) -> None:
+        last = time.monotonic()
+        self._sampler.sample()
+        while not self._stop.wait(1.0 - (time.monotonic() - last) % 1.0):
+            now = time.monotonic()
+            moved, delay, waits = self._sampler.sample()
+            seconds = now - last
+            before = self.estimator.capacities()
+            after = self.estimator.update(Sample(seconds, moved, delay))
+            if after != before:
+                self.apply()
+            last = now
+            self.trace.append(Second(now - self._began, *self.true, after[Direction.DOWN], after[Direction.UP],
+                                     None if delay is None else delay * 1000,
+                                     (moved[Direction.DOWN] / seconds, moved[Direction.UP] / seconds),
+                                     (waits[Direction.DOWN] * 1000, waits[Direction.UP] * 1000)))  # fmt: skip
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        self._began = time.monotonic()
+        self._thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            self._thread.join()
+
+
+@contextlib.contextmanager
+def kernel_shaper(pair: NetnsPair) -> Iterator[tuple[TcShaper, IPRoute, Datapath]]:
+    datapath = Datapath(cache_dir=CACHE_DIR)
+    datapath.open()
+    try:
+        with entered_netns(pair.host_ns):
+            ipr = IPRoute()
+        shaper = TcShaper(ipr, datapath.tc_program, datapath)
+        try:
+            yield shaper, ipr, datapath
+        finally:
+            shaper.close()
+            ipr.close()
+    finally:
+        datapath.close()
+
+
+@contextlib.contextmanager
+def bulk(bench: Bench, up_flows: int, down_flows: int) -> Iterator[None]:
+    """A bulk upload and a bulk download application (bench/priorities.py's streams), each flows connections."""
+    tag = secrets.token_hex(3)
+    streams: list[Stream] = []
+    with app_scope(cgroup2_mount(), f"org.chadthrottle.FollowUpload{tag}") as up_scope, \
+            app_scope(cgroup2_mount(), f"org.chadthrottle.FollowDownload{tag}") as down_scope, \
+            app_scope(cgroup2_mount(), f"org.chadthrottle.FollowServer{tag}") as peer_scope:  # fmt: skip
+        try:
+            for _ in range(up_flows):
+                streams.append(bench._bulk_stream("up", up_scope, peer_scope))
+            for _ in range(down_flows):
+                streams.append(bench._bulk_stream("down", down_scope, peer_scope))
+            yield
+        finally:
+            for stream in streams:
+                stream.stop()
+
+
+def follows_s(trace: list[Second], start: float, end: float) -> tuple[float | None, float]:
+    """(seconds after `start` until the download estimate is first in band,
+    share of the phase's seconds in band from then on: probes above it and
+    failed probes' cuts below it count against)."""
+    phase = [s for s in trace if start < s.at <= end]
+    inside = [s.down is not None and IN_BAND[0] * s.true_down <= s.down <= IN_BAND[1] * s.true_down for s in phase]
+    first = next((i for i, ok in enumerate(inside) if ok), None)
+    if first is None:
+        return None, 0.0
+    return phase[first].at - start, sum(inside[first:]) / len(inside[first:])
+
+
+def _call_stats(call: CallResult, first: int, last: int) -> str:
+    part = call.sent_from(first)
+    kept = [(r, n) for r, n in zip(part.rtts_ms, part.sequences) if n < last]
+    sent = last - first
+    rtts = sorted(r for r, _ in kept)
+    if not rtts:
+        return "no echoes"
+    loss = 1 - len(rtts) / sent if sent else 0.0
+    return f"{rtts[len(rtts) // 2]:.2f} / {rtts[min(len(rtts) - 1, int(0.99 * len(rtts)))]:.2f} ms, loss {loss:.2%}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.capacity_follow", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--down", type=_rate_arg, default=_rate_arg("2.5M"), help="bytes/s (default 2.5M: 20 Mbit/s)")
+    parser.add_argument("--up", type=_rate_arg, default=_rate_arg("625K"), help="bytes/s (default 625K: 5 Mbit/s)")
+    parser.add_argument("--buffer-ms", type=float, default=400.0)
+    parser.add_argument("--phase-s", type=float, default=20.0)
+    parser.add_argument("--slow-share", type=float, default=0.5)
+    parser.add_argument("--start", choices=("right", "wrong", "none"), default="right")
+    parser.add_argument("--flows", type=int, default=4)
+    parser.add_argument("--congestion", default="cubic")
+    parser.add_argument("--bulk", choices=("both", "down"), default="both",
+                        help="bulk traffic both ways (the harder case: a rise cannot be told by direction) or down only")
+    arguments = parser.parse_args(argv)
+    down_l3, up_l3 = int(arguments.down * L2_TO_L3), int(arguments.up * L2_TO_L3)
+    start = {"right": {Direction.DOWN: down_l3, Direction.UP: up_l3},
+             "wrong": {Direction.DOWN: 3 * down_l3, Direction.UP: 3 * up_l3}, "none": {}}[arguments.start]  # fmt: skip
+    phases = [(arguments.down, arguments.up), (int(arguments.down * arguments.slow_share), arguments.up),
+              (arguments.down, arguments.up)]  # fmt: skip
+    print(f"uptime: {os.popen('uptime').read().strip()}", flush=True)
+    with contextlib.ExitStack() as stack:
+        pair = stack.enter_context(netns_pair())
+        internet: Internet = stack.enter_context(modem(pair, arguments.down, arguments.up, arguments.buffer_ms))
+        for netns in (pair.host_ns, internet.netns):
+            subprocess.run(nsenter_argv(netns, ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]), check=True)
+        shaper, ipr, datapath = stack.enter_context(kernel_shaper(pair))
+        follower = Follower(pair, shaper, ipr, CapacityEstimator(start))
+        follower.true = (down_l3, up_l3)
+        follower.apply()
+        bench = Bench(None, pair, internet, arguments.down, arguments.up, 0.8, arguments.congestion, arguments.flows)
+
+        def tag(scope: Path, slot: int) -> None:
+            datapath.set_cgroup_slot(os.stat(scope).st_ino, slot)
+
+        bench.tag = tag
+        total_s = 3 * arguments.phase_s
+        calls: list[CallResult] = []
+        with bulk(bench, arguments.flows if arguments.bulk == "both" else 0, arguments.flows), follower.running():
+            changes = [follower._began + (i + 1) * arguments.phase_s for i in range(2)]
+
+            def switch() -> None:
+                for at, (down, up) in zip(changes, phases[1:]):
+                    time.sleep(max(0.0, at - time.monotonic()))
+                    internet.set_rates(down, up)
+                    follower.true = (int(down * L2_TO_L3), int(up * L2_TO_L3))
+
+            switcher = threading.Thread(target=switch, daemon=True)
+            switcher.start()
+            call_began = time.monotonic() - follower._began
+            calls.append(bench.call(total_s - call_began))
+            switcher.join()
+    print(f"uptime: {os.popen('uptime').read().strip()}")
+    call = calls[0]
+    for i, (down, _up) in enumerate(phases):
+        begin, end = i * arguments.phase_s, (i + 1) * arguments.phase_s
+        settled, share = follows_s(follower.trace, begin, end)
+        half = int((begin + arguments.phase_s / 2 - call_began) * 50), int((end - call_began) * 50)
+        print(f"phase {i + 1}: modem {down * 8 / 1e6:.1f} Mbit/s down; estimate follows after "
+              f"{'-' if settled is None else f'{settled:.0f} s'}, in band {share:.0%} of the rest; "
+              f"call (2nd half) median / p99 {_call_stats(call, max(0, half[0]), half[1])}")  # fmt: skip
+    print("\nt(s)  true down  est down  passed  true up  est up  passed  delay(ms)  ours down/up(ms)  [Mbit/s, L3]")
+    for s in follower.trace:
+        mbit = (lambda v: "-" if v is None else f"{v * 8 / 1e6:.2f}")  # noqa: E731
+        print(f"{s.at:5.1f}  {mbit(s.true_down):>9}  {mbit(s.down):>8}  {mbit(s.passed[0]):>6}  {mbit(s.true_up):>7}  "
+              f"{mbit(s.up):>6}  {mbit(s.passed[1]):>6}  "
+              f"{'-' if s.delay_ms is None else f'{s.delay_ms:.1f}':>9}  {s.waits_ms[0]:6.1f} / {s.waits_ms[1]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

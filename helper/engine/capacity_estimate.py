@@ -1,0 +1,171 @@
+"""Estimating the link's capacity from the traffic itself (issue 16).
+
+The shaper holds all traffic just under the capacity (priority_classes.
+SHAPE_SHARE), so the queue forms here and not in the modem. Set too high,
+the modem's queue fills again (bufferbloat) and priorities stop working;
+set too low, the link is wasted. A modem's rate changes (DSL resyncs, busy
+cable segments, mobile links), so the helper can follow it, the way
+cake-autorate does, from two things it sees each tick:
+
+- the bytes through the uplinks per direction (what was achieved), and
+- a delay signal: how far the round trip of the busy TCP connections has
+  risen above each connection's own minimum (path_delay.py says how and
+  why this signal was chosen).
+
+Each tick:
+
+- the delay rose above RISE_S: a queue fills beyond the shaper. If a
+  direction was raised within SUSPECT_S (a probe), the probe failed: that
+  raise is taken back, to BACK_SHARE of where it started (and no more
+  than CUT_SHARE of what passed, at the shaping share), and the direction
+  is not probed for PAUSE_S. Otherwise the link itself slowed: every
+  direction carrying bulk traffic (at least BULK_SHARE of the busier
+  direction's rate: the other direction's acknowledgements are a few
+  percent of it) is cut to CUT_SHARE of what passed (DEEP_CUT_SHARE for a
+  rise beyond DEEP_RISE_S), so the modem's queue drains; no new cut for
+  REFRACTORY_S while the round trips catch up;
+- the delay stayed low: one loaded direction (LOADED_SHARE of its
+  shaping rate passed) is raised, the one raised longer ago, by a step
+  that grows with raises in a row (RAISE_STEPS);
+- no busy TCP connection, or no traffic: hold. No load, no information.
+
+Why one direction at a time: the delay signal is one for the whole path
+(a round trip crosses both queues, and a download's acknowledgements go
+up), so a rise is blamed on the probe that came before it. Measured
+without this (both raised each second, both cut on a rise): every
+overshoot of the upload cut the download too, and its estimate sank to
+a third of the link. Neither the rate nor our own queue tells the
+culprit: a 2% overshoot fills a 400 ms queue in 20 s, invisible in a
+tick's rate, and a full upload queue starves the download's
+acknowledgements, so the innocent download's queue here empties too.
+
+Bounds: never below floor_bps, never above the ceiling (the NIC's speed
+when it is known, else MAX_RATE_BPS). Without a starting value a
+direction is not shaped until the first rise under load tells its rate.
+Pure logic, tested with synthetic samples; rates are L3 bytes/s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from chadthrottle.contract import MAX_RATE_BPS, Direction
+from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
+
+RISE_S = 0.010  # a queue this deep (beyond each path's minimum) is bufferbloat
+DEEP_RISE_S = 0.2  # beyond this, cut deeper: a queue this full takes seconds to drain at CUT_SHARE
+CUT_SHARE = 0.85  # of the achieved rate: the queue drains at 1 - CUT_SHARE x SHAPE_SHARE of the link
+DEEP_CUT_SHARE = 0.7
+RAISE_STEPS = (1.05, 1.10, 1.20)  # raises in a row grow the step (10 -> 20 Mbit/s in 5 ticks); 1.4 overshot by 40%
+PROBE_GAP_S = 1.0  # between two raises (of either direction): one a tick
+BACK_SHARE = 0.95  # a failed probe goes back to this share of where it started, so the queue it made drains
+LOADED_SHARE = 0.8  # of the shaping rate: the direction is loaded
+BULK_SHARE = 0.25  # of the busier direction's rate: this direction carries bulk, not acknowledgements
+SUSPECT_S = 3.0  # a rise this soon after raises: they (probes) failed; the round trips show a queue 1-2 s late
+PAUSE_S = 3.0  # no probe of a direction this long after its probe failed
+REFRACTORY_S = 2.0  # after a cut (of either direction), the round trips need this long to show the queue drained
+FLOOR_BPS = 32_000  # 256 kbit/s: below it nothing interactive works anyway
+MIN_TRAFFIC_BPS = 8_000  # less than this through a direction tells nothing about its capacity
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One tick's observation. delay_s: the path's queueing delay now
+    (None: no busy TCP connection to read it from)."""
+
+    seconds: float
+    bytes: Mapping[Direction, int]  # L3 bytes through the uplinks in those seconds
+    delay_s: float | None
+
+
+@dataclass
+class _Direction:
+    capacity: int | None  # L3 bytes/s; None: not known (not shaped)
+    ceiling: int
+    since_cut_s: float = float("inf")
+    since_raise_s: float = float("inf")
+    recent: list[tuple[float, int]] = field(default_factory=list)  # raises within SUSPECT_S: (age s, capacity before)
+    streak: int = 0  # raises in a row without a rise
+
+
+@dataclass
+class CapacityEstimator:
+    """Follows each direction's capacity; update() once a tick."""
+
+    start: Mapping[Direction, int | None]
+    ceilings: Mapping[Direction, int | None] = field(default_factory=dict)
+    floor_bps: int = FLOOR_BPS
+
+    def __post_init__(self) -> None:
+        if self.floor_bps <= 0:
+            raise ValueError(f"floor_bps must be positive, not {self.floor_bps}")
+        self._state: dict[Direction, _Direction] = {}
+        for direction in Direction:
+            ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
+            start = self.start.get(direction) or None
+            self._state[direction] = _Direction(None if start is None else self._bound(start, ceiling), ceiling)
+
+    def capacity(self, direction: Direction) -> int | None:
+        return self._state[direction].capacity
+
+    def update(self, sample: Sample) -> dict[Direction, int | None]:
+        """The capacities after this tick; a bad sample changes nothing."""
+        if not sample.seconds > 0 or any(value < 0 for value in sample.bytes.values()):
+            return self.capacities()
+        achieved = {direction: sample.bytes.get(direction, 0) / sample.seconds for direction in Direction}
+        delay = sample.delay_s if sample.delay_s is not None and sample.delay_s == sample.delay_s else None  # NaN
+        for state in self._state.values():
+            state.since_cut_s += sample.seconds
+            state.since_raise_s += sample.seconds
+            state.recent = [(age + sample.seconds, before) for age, before in state.recent if age + sample.seconds <= SUSPECT_S]
+        if delay is None:
+            return self.capacities()  # nothing to judge the queue by: hold
+        busiest = max(achieved.values())
+        active = {d: s for d, s in self._state.items() if achieved[d] >= max(MIN_TRAFFIC_BPS, BULK_SHARE * busiest)}
+        if delay > RISE_S:
+            self._rise(active, achieved, delay)
+        else:
+            self._probe(active, achieved)
+        return self.capacities()
+
+    def capacities(self) -> dict[Direction, int | None]:
+        return {direction: state.capacity for direction, state in self._state.items()}
+
+    def _rise(self, active: dict[Direction, _Direction], achieved: dict[Direction, float], delay: float) -> None:
+        """A queue beyond the shaper: take back the last raise that can have
+        made it, else (once the last cut had time to drain) cut what carries bulk."""
+        probed = {d: s for d, s in self._state.items() if s.recent}
+        for direction, state in probed.items():  # the probe failed: back under where it started
+            back = int(state.recent[-1][1] * BACK_SHARE)
+            if direction in active:
+                back = min(back, int(achieved[direction] * CUT_SHARE / SHAPE_SHARE))
+            state.capacity, state.recent, state.streak = self._bound(back, state.ceiling), [], 1
+            state.since_cut_s, state.since_raise_s = 0.0, -PAUSE_S
+        if not probed and min(s.since_cut_s for s in self._state.values()) >= REFRACTORY_S:
+            for direction, state in active.items():
+                self._cut(state, achieved[direction], delay)
+
+    def _probe(self, active: dict[Direction, _Direction], achieved: dict[Direction, float]) -> None:
+        """Raise one loaded direction (the one raised longer ago), PROBE_GAP_S after any raise."""
+        if min(s.since_raise_s for s in self._state.values()) < PROBE_GAP_S * 0.9:  # a tick comes a little early
+            return
+        loaded = [s for d, s in active.items() if s.capacity is not None and s.since_raise_s >= 0
+                  and achieved[d] >= LOADED_SHARE * s.capacity * SHAPE_SHARE]  # fmt: skip
+        if not loaded:
+            return
+        state = max(loaded, key=lambda s: s.since_raise_s)
+        step = RAISE_STEPS[min(state.streak, len(RAISE_STEPS) - 1)]
+        state.recent.append((0.0, state.capacity))  # type: ignore[arg-type]
+        state.capacity = self._bound(int(state.capacity * step), state.ceiling)  # type: ignore[operator]
+        state.since_raise_s, state.streak = 0.0, state.streak + 1
+
+    def _cut(self, state: _Direction, achieved: float, delay_s: float) -> None:
+        """Shape at a share of what passed, so the queue beyond drains."""
+        share = DEEP_CUT_SHARE if delay_s > DEEP_RISE_S else CUT_SHARE
+        cut = int(achieved * share / SHAPE_SHARE)
+        state.capacity = self._bound(cut if state.capacity is None else min(cut, state.capacity), state.ceiling)
+        state.since_cut_s, state.streak = 0.0, 0
+
+    def _bound(self, bps: int, ceiling: int) -> int:
+        return max(min(self.floor_bps, ceiling), min(bps, ceiling))

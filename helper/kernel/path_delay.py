@@ -1,0 +1,224 @@
+"""What the capacity estimator reads each tick: bytes through the uplinks
+and how far the busy TCP connections' round trips rose (issue 16).
+
+The delay signal is the kernel's own per-connection round-trip state, read
+with one sock_diag dump per tick (tcp_info, as socket_diag.py reads its
+byte counters), not probes. Why:
+
+- no reflector to choose: the contract has none, a public one would be a
+  privacy and availability decision made for the user, and the router
+  itself sits before the modem's queue;
+- it measures the paths the traffic actually takes, at no extra packets;
+- the kernel keeps each connection's minimum (tcpi_min_rtt, a windowed
+  minimum over tcp_min_rtt_wlen, 300 s by default): a baseline per path,
+  so a 10 ms and a 150 ms server can be read together.
+
+Per busy connection (TCP payload moved this tick, BUSY_BYTES at least):
+a sender's smoothed round trip (tcpi_rtt: data up, acknowledgement down),
+a receiver's (tcpi_rcv_rtt, from timestamps: acknowledgement up, data down),
+minus tcpi_min_rtt, minus the wait in our own shaper (the IFB's backlog at
+the shaping rate: a receiver's data waits there after the modem). The
+tick's delay is the lowest of these: the modem's queue is in front of
+every connection through it, while a local class's queue (an application
+limited far below the link) is in front of its own only.
+
+What it cannot see: a link carrying only UDP (no TCP round trips: the
+estimate holds); a queue on the far side (a busy server) looks like the
+modem's; a connection opened while the queue was already full has that
+queue in its minimum and under-reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.namespaces import in_netns
+from chadthrottle.helper.kernel.socket_diag import (
+    DUMP_TIMEOUT_S, INET_DIAG_INFO, NETLINK_SOCK_DIAG, NLMSG_DONE, NLMSG_ERROR, SOCK_DIAG_BY_FAMILY, _MSG_SIZE,
+    _NLMSGHDR, _RTATTR, _request,
+)
+from chadthrottle.helper.kernel.tc_ownership import IFB_ALIASES
+
+BUSY_BYTES = 16 * 1024  # payload a connection must move in a tick to be read
+_COOKIE = struct.Struct("=Q")
+_COOKIE_OFFSET = 44  # inet_diag_msg: family, state, timer, retrans, then sockid: ports (4), addresses (32), ifindex
+_INODE_OFFSET = 68
+_RTT = struct.Struct("=I")
+_RTT_OFFSET, _RCV_RTT_OFFSET, _MIN_RTT_OFFSET = 68, 92, 148  # in struct tcp_info
+_BYTES = struct.Struct("=QQ")  # bytes_acked, bytes_received
+_BYTES_OFFSET = 120
+_INFO_NEEDED = _MIN_RTT_OFFSET + 4  # Linux 4.10 and later
+
+
+@dataclass(frozen=True)
+class TcpPath:
+    """One TCP socket's counters and round trips (microseconds; 0: none yet)."""
+
+    acked: int
+    received: int
+    rtt_us: int
+    rcv_rtt_us: int
+    min_rtt_us: int
+
+
+def parse_path(payload: bytes) -> tuple[int, TcpPath] | None:
+    """One inet_diag_msg with its attributes -> (socket cookie, TcpPath), or None."""
+    if len(payload) < _MSG_SIZE:
+        return None
+    (cookie,) = _COOKIE.unpack_from(payload, _COOKIE_OFFSET)
+    offset = _MSG_SIZE
+    while offset + _RTATTR.size <= len(payload):
+        length, kind = _RTATTR.unpack_from(payload, offset)
+        if length < _RTATTR.size:
+            return None
+        info = offset + _RTATTR.size
+        if kind == INET_DIAG_INFO and length - _RTATTR.size >= _INFO_NEEDED:
+            acked, received = _BYTES.unpack_from(payload, info + _BYTES_OFFSET)
+            rtts = [_RTT.unpack_from(payload, info + at)[0] for at in (_RTT_OFFSET, _RCV_RTT_OFFSET, _MIN_RTT_OFFSET)]
+            return cookie, TcpPath(acked, received, *rtts)
+        offset += (length + 3) & ~3
+    return None
+
+
+def tcp_paths_here() -> dict[int, TcpPath]:
+    """Every TCP socket of the calling thread's namespace, by cookie; OSError on a malformed answer."""
+    found: dict[int, TcpPath] = {}
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
+        sock.settimeout(DUMP_TIMEOUT_S)
+        for family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                _dump(sock, family, found)
+            except struct.error as exc:
+                raise OSError(f"malformed sock_diag answer: {exc}") from exc
+    return found
+
+
+def _dump(sock: socket.socket, family: int, found: dict[int, TcpPath]) -> None:
+    sock.send(_request(family, family))
+    while True:
+        data = sock.recv(1 << 16)
+        if not data:
+            return
+        offset = 0
+        while offset + _NLMSGHDR.size <= len(data):
+            length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+            if length < _NLMSGHDR.size or kind == NLMSG_DONE:
+                return
+            if kind == NLMSG_ERROR:
+                (errno,) = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)
+                if errno:
+                    raise OSError(-errno, os.strerror(-errno))
+                return
+            if kind == SOCK_DIAG_BY_FAMILY:
+                parsed = parse_path(data[offset + _NLMSGHDR.size : offset + length])
+                if parsed is not None:
+                    found[parsed[0]] = parsed[1]
+            offset += (length + 3) & ~3
+
+
+def queueing_delay_s(before: Mapping[int, TcpPath], now: Mapping[int, TcpPath],
+                     local_wait_s: Mapping[Direction, float]) -> float | None:  # fmt: skip
+    """The lowest rise over its minimum of the connections busy between two
+    dumps (module docstring); None when none was busy."""
+    rises: list[float] = []
+    for cookie, path in now.items():
+        old = before.get(cookie)
+        if old is None or path.min_rtt_us == 0:
+            continue
+        if path.acked - old.acked >= BUSY_BYTES and path.rtt_us:
+            rises.append((path.rtt_us - path.min_rtt_us) / 1e6 - local_wait_s.get(Direction.UP, 0.0))
+        if path.received - old.received >= BUSY_BYTES and path.rcv_rtt_us:
+            rises.append((path.rcv_rtt_us - path.min_rtt_us) / 1e6 - local_wait_s.get(Direction.DOWN, 0.0))
+    return max(0.0, min(rises)) if rises else None
+
+
+@dataclass(frozen=True)
+class LinkCounters:
+    """L3 bytes received (down) and sent (up) through some links, and their total backlog."""
+
+    down: int
+    up: int
+
+
+def l3_bytes(stats: Mapping[str, int], ethernet: bool) -> LinkCounters:
+    """A link's IFLA_STATS64 as L3 bytes (an Ethernet frame's 14-byte header taken off)."""
+    header = 14 if ethernet else 0
+    return LinkCounters(stats["rx_bytes"] - header * stats["rx_packets"],
+                        stats["tx_bytes"] - header * stats["tx_packets"])  # fmt: skip
+
+
+ARPHRD_ETHER = 1
+
+
+def link_counters(ipr: Any, indexes: Iterable[int]) -> LinkCounters:
+    """The links' summed L3 counters (pyroute2 IPRoute of their namespace)."""
+    down = up = 0
+    for index in indexes:
+        for link in ipr.get_links(index):
+            stats = link.get_attr("IFLA_STATS64")
+            if stats is not None:
+                counted = l3_bytes(stats, link["ifi_type"] == ARPHRD_ETHER)
+                down, up = down + counted.down, up + counted.up
+    return LinkCounters(down, up)
+
+
+def shaper_wait_s(ipr: Any, shaping_bps: Mapping[Direction, float | None]) -> dict[Direction, float]:
+    """How long a packet waits in our IFBs now, per direction: their root
+    qdiscs' backlog at the shaping rate (0 where nothing is shaped)."""
+    waits = {direction: 0.0 for direction in Direction}
+    for link in ipr.get_links():
+        info = link.get_attr("IFLA_LINKINFO")
+        if info is None or info.get_attr("IFLA_INFO_KIND") != "ifb":
+            continue
+        for direction, alias in IFB_ALIASES.items():
+            rate = shaping_bps.get(direction)
+            if link.get_attr("IFLA_IFALIAS") != alias or not rate:
+                continue
+            for qdisc in ipr.get_qdiscs(index=link["index"]):
+                stats = qdisc.get_attr("TCA_STATS2")
+                queue = stats.get_attr("TCA_STATS_QUEUE") if stats is not None else None
+                if qdisc["parent"] == 0xFFFFFFFF and queue is not None:
+                    waits[direction] += queue["backlog"] / rate
+    return waits
+
+
+class PathSampler:
+    """Each call: the bytes through the uplinks since the last call and the
+    path's queueing delay now, read in one network namespace.
+
+    read_links() -> the uplinks' summed L3 counters; read_wait() -> the
+    local shaper's wait per direction (s); netns: a /proc/PID/ns/net path
+    (None: the calling thread's)."""
+
+    def __init__(self, read_links: Callable[[], LinkCounters], read_wait: Callable[[], Mapping[Direction, float]],
+                 netns: str | None = None) -> None:  # fmt: skip
+        self._read_links, self._read_wait, self._netns = read_links, read_wait, netns
+        self._links: LinkCounters | None = None
+        self._paths: dict[int, TcpPath] = {}
+
+    def _dump(self) -> dict[int, TcpPath]:
+        try:
+            if self._netns is None:
+                return tcp_paths_here()
+            return in_netns(self._netns, tcp_paths_here) or {}
+        except OSError:
+            return {}
+
+    def sample(self) -> tuple[dict[Direction, int], float | None, dict[Direction, float]]:
+        """(L3 bytes per direction since the last call, delay_s or None, the
+        wait in our shaper per direction); the first call: zero bytes."""
+        links, paths = self._read_links(), self._dump()
+        before, self._links = self._links, links
+        moved = {Direction.DOWN: 0, Direction.UP: 0}
+        if before is not None:  # a counter that went back (a link replaced) reads as nothing moved
+            moved = {Direction.DOWN: max(0, links.down - before.down), Direction.UP: max(0, links.up - before.up)}
+        waits = dict(self._read_wait())
+        delay = queueing_delay_s(self._paths, paths, waits)
+        self._paths = paths
+        return moved, delay, waits

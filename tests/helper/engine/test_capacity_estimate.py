@@ -1,0 +1,147 @@
+"""The capacity estimator against synthetic ticks and a toy modem.
+
+The toy modem: a drop-tail queue of BUFFER_S at the true rate, fed by the
+shaper at SHAPE_SHARE of the estimate while the applications want more
+than that; the delay is the queue's depth in time. It is the estimator's
+own model of the world, so these tests prove the arithmetic (follows a
+change, bounded, holds when idle); bench/capacity_follow.py and
+tests/helper/kernel/test_path_delay.py do it against the kernel.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chadthrottle.contract import MAX_RATE_BPS, Direction
+from chadthrottle.helper.engine.capacity_estimate import (
+    FLOOR_BPS, RISE_S, CapacityEstimator, Sample,
+)
+from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
+
+DOWN, UP = Direction.DOWN, Direction.UP
+BUFFER_S = 0.4
+
+
+class ToyModem:
+    """One direction's bottleneck; the other direction carries acknowledgements (3% of it)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.queue = rate, 0.0
+
+    def tick(self, shaping: float | None, seconds: float = 1.0) -> tuple[float, float]:
+        """(bytes/s through the uplink, delay_s) for a bulk transfer this direction."""
+        offered = shaping if shaping is not None else 10 * self.rate  # unshaped: the senders fill it
+        self.queue = min(BUFFER_S * self.rate, max(0.0, self.queue + (offered - self.rate) * seconds))
+        passed = min(offered, self.rate)
+        return passed, self.queue / self.rate
+
+
+def run(estimator: CapacityEstimator, modem: ToyModem, seconds: int, direction: Direction = DOWN) -> list[int | None]:
+    trace = []
+    other = UP if direction is DOWN else DOWN
+    for _ in range(seconds):
+        capacity = estimator.capacity(direction)
+        passed, delay = modem.tick(None if capacity is None else capacity * SHAPE_SHARE)
+        estimator.update(Sample(1.0, {direction: int(passed), other: int(passed * 0.03)}, delay))
+        trace.append(estimator.capacity(direction))
+    return trace
+
+
+def settled(trace: list[int | None], rate: float) -> int | None:
+    """The first second the estimate is within 25% under to 20% over the
+    rate, if it stays there at least 80% of the rest (probes above it and
+    failed probes' cuts below it count against); else None."""
+    inside = [c is not None and 0.75 * rate <= c <= 1.20 * rate for c in trace]
+    first = next((i for i, ok in enumerate(inside) if ok), None)
+    if first is None or sum(inside[first:]) < 0.8 * len(inside[first:]):
+        return None
+    return first + 1
+
+
+def test_follows_the_capacity_down_and_up_within_ten_seconds() -> None:
+    modem = ToyModem(2_500_000)
+    estimator = CapacityEstimator({DOWN: 2_500_000, UP: 625_000})
+    assert settled(run(estimator, modem, 20), 2_500_000) == 1
+    modem.rate = 1_250_000
+    halved = run(estimator, modem, 30)
+    assert (settled(halved, 1_250_000) or 99) <= 10, halved
+    modem.rate = 2_500_000
+    doubled = run(estimator, modem, 30)
+    assert (settled(doubled, 2_500_000) or 99) <= 10, doubled
+    assert estimator.capacity(UP) == 625_000  # acknowledgements only: neither cut nor raised
+
+
+def test_from_nothing_it_shapes_after_the_first_rise_under_load() -> None:
+    modem = ToyModem(1_000_000)
+    estimator = CapacityEstimator({})
+    assert estimator.capacities() == {DOWN: None, UP: None}
+    trace = run(estimator, modem, 20)
+    assert (settled(trace, 1_000_000) or 99) <= 10, trace
+    assert estimator.capacity(UP) is None
+
+
+def test_from_a_value_ten_times_too_high() -> None:
+    modem = ToyModem(600_000)
+    estimator = CapacityEstimator({DOWN: 6_000_000})
+    trace = run(estimator, modem, 20)
+    assert (settled(trace, 600_000) or 99) <= 10, trace
+
+
+def test_the_upload_direction_alone() -> None:
+    modem = ToyModem(625_000)
+    estimator = CapacityEstimator({DOWN: 2_500_000, UP: 1_250_000})
+    trace = run(estimator, modem, 20, UP)
+    assert (settled(trace, 625_000) or 99) <= 10, trace
+    assert estimator.capacity(DOWN) == 2_500_000
+
+
+def test_idle_or_without_a_delay_signal_it_holds() -> None:
+    estimator = CapacityEstimator({DOWN: 1_000_000, UP: 200_000})
+    estimator.update(Sample(1.0, {DOWN: 0, UP: 0}, 0.5))  # idle, whatever the delay
+    estimator.update(Sample(1.0, {DOWN: 990_000, UP: 190_000}, None))  # busy, but no TCP to read a delay from
+    estimator.update(Sample(1.0, {DOWN: 200_000, UP: 10_000}, 0.0))  # lightly used: no sign of more
+    assert estimator.capacities() == {DOWN: 1_000_000, UP: 200_000}
+
+
+def test_a_rise_cuts_the_bulk_direction_not_its_acknowledgements() -> None:
+    estimator = CapacityEstimator({DOWN: 4_000_000, UP: 1_000_000})
+    capacities = estimator.update(Sample(1.0, {DOWN: 2_000_000, UP: 60_000}, 0.2))
+    assert capacities[UP] == 1_000_000
+    assert capacities[DOWN] is not None and capacities[DOWN] < 2_000_000 / SHAPE_SHARE
+    # the queue needs time to drain: no second cut right away
+    assert estimator.update(Sample(1.0, {DOWN: 1_400_000, UP: 40_000}, 0.15))[DOWN] == capacities[DOWN]
+
+
+def test_a_rise_with_both_directions_busy_cuts_both() -> None:
+    estimator = CapacityEstimator({DOWN: 1_000_000, UP: 1_000_000})
+    capacities = estimator.update(Sample(1.0, {DOWN: 900_000, UP: 500_000}, 0.05))
+    assert all(c is not None and c < 1_000_000 for c in capacities.values()), capacities
+
+
+def test_bounded_by_the_floor_and_the_ceiling() -> None:
+    estimator = CapacityEstimator({DOWN: 100_000, UP: 5_000_000}, ceilings={UP: 5_000_000})
+    for _ in range(5):  # a rise at 20 KB/s: the cut would go to 18 KB/s
+        estimator.update(Sample(2.0, {DOWN: 2 * 20_000, UP: 0}, 1.0))
+    assert estimator.capacity(DOWN) == FLOOR_BPS
+    for _ in range(30):
+        estimator.update(Sample(1.0, {DOWN: 0, UP: 10_000_000}, 0.0))
+    assert estimator.capacity(UP) == 5_000_000
+    assert CapacityEstimator({UP: 10 * MAX_RATE_BPS}).capacity(UP) == MAX_RATE_BPS
+
+
+@pytest.mark.parametrize("sample", [
+    Sample(0.0, {DOWN: 1_000_000}, 1.0),
+    Sample(-1.0, {DOWN: 1_000_000}, 1.0),
+    Sample(1.0, {DOWN: -5}, 1.0),
+    Sample(float("nan"), {DOWN: 1_000_000}, 1.0),
+    Sample(1.0, {DOWN: 1_000_000}, float("nan")),
+])
+def test_a_bad_sample_changes_nothing(sample: Sample) -> None:
+    estimator = CapacityEstimator({DOWN: 2_000_000, UP: 500_000})
+    assert estimator.update(sample) == {DOWN: 2_000_000, UP: 500_000}
+
+
+def test_a_bad_floor_is_refused() -> None:
+    with pytest.raises(ValueError, match="floor_bps"):
+        CapacityEstimator({}, floor_bps=0)
+    assert RISE_S < 0.05  # a call notices 50 ms: the estimator must react below it
