@@ -417,7 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         bench.tag_download = arguments.tag_download
         bench.rt_receivers = arguments.rt_receivers
         print(f"link {arguments.down * 8 / 1e6:.1f} Mbit/s down, {arguments.up * 8 / 1e6:.1f} Mbit/s up, "
-              f"{arguments.buffer_ms:.0f} ms of buffer each way, TCP {arguments.congestion}, {arguments.flows} flows per bulk app; "
+              f"{arguments.buffer_ms:.0f} ms of buffer each way, TCP {arguments.congestion}"
+              f"{', download receivers real-time' if arguments.rt_receivers else ''}, "
+              f"{arguments.flows} flows per bulk app; "
               f"call {arguments.seconds:.0f} s at 50 packets/s each way", flush=True)  # fmt: skip
         results = []
         for name in cases:
