@@ -7,7 +7,9 @@ helper's kernel layer (TcShaper with a link per direction, as in the
 "tagged" case). The capacity is not given: helper/engine/capacity_estimate.py
 estimates it each second from the uplink's bytes and the busy TCP
 connections' round trips (helper/kernel/path_delay.py), and the shaper is
-set to it. The modem's download rate drops to --slow-share for
+set to it; with --through helper, the real helper does all of it
+(SetLinkCapacity with estimate on, the call critical by SetPriority), and
+the bench reads what it holds (GetLinkShaping) each second. The modem's download rate drops to --slow-share for
 the second phase and comes back for the third:
 
     phase 1  --down / --up            from --start (right, wrong: x3, none)
@@ -32,16 +34,17 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyroute2 import IPRoute
 
 from bench.bottleneck import Internet, modem
-from bench.priorities import TSO_RTT_LOG, Bench, CallResult, _rate_arg
+from bench.priorities import START_TIMEOUT_S, TSO_RTT_LOG, Bench, CallResult, _rate_arg
 from bench.priority_shaper import CACHE_DIR, CALL_SLOT
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
@@ -51,8 +54,10 @@ from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.path_delay import PathSampler, link_counters, shaper_wait_s
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.priority import Priority
-from tests.support.netns import NetnsPair, Stream, app_scope, entered_netns, netns_pair, nsenter_argv
+from tests.support.helper_calls import call_helper
+from tests.support.netns import NetnsPair, Stream, app_scope, entered_netns, netns_pair, nsenter_argv, spawn
 
 L2_TO_L3 = 1500 / 1514  # the modem's rate counts frames; a capacity is L3
 IN_BAND = (0.75, 1.20)  # the estimate "follows" within these shares of the true capacity
@@ -129,6 +134,74 @@ class Follower:
             self._thread.join()
 
 
+class HelperFollower:
+    """The real helper estimates (SetLinkCapacity(..., estimate=true)); once
+    a second this reads what it holds (GetLinkShaping) and the host veth's
+    bytes, in a thread (in the host namespace, for the counters)."""
+
+    def __init__(self, pair: NetnsPair, bus: PrivateSystemBus) -> None:
+        self.trace, self.true, self._bus, self._pair = list[Second](), (0, 0), bus, pair
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._began = time.monotonic()
+
+    def _run(self) -> None:
+        with entered_netns(self._pair.host_ns):
+            ipr = IPRoute()
+            try:
+                index = ipr.link_lookup(ifname=self._pair.host_if)[0]
+                before, last = link_counters(ipr, [index])[index], time.monotonic()
+                while not self._stop.wait(1.0 - (time.monotonic() - last) % 1.0):
+                    now, counted = time.monotonic(), link_counters(ipr, [index])[index]
+                    shaping = call_helper(self._bus.address, lambda c: c.get_link_shaping())
+                    seconds = now - last
+                    self.trace.append(Second(now - self._began, *self.true, shaping.down_capacity_bps or None,
+                                             shaping.up_capacity_bps or None, None,
+                                             ((counted.down - before.down) / seconds, (counted.up - before.up) / seconds),
+                                             (0.0, 0.0)))  # fmt: skip
+                    before, last = counted, now
+            finally:
+                ipr.close()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        self._began = time.monotonic()
+        self._thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            self._thread.join()
+
+
+@contextlib.contextmanager
+def through_helper(pair: NetnsPair, start: dict[Direction, int]) -> Iterator[tuple[PrivateSystemBus, Callable[[Path, int], None]]]:
+    """The helper in the host namespace, asked to estimate from `start`;
+    yields its bus and tag(scope, slot): that scope's application critical."""
+    with contextlib.ExitStack() as stack:
+        bus = stack.enter_context(PrivateSystemBus())
+        state = stack.enter_context(tempfile.TemporaryDirectory(prefix="ct-follow-"))
+        helper = stack.enter_context(HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state), backend="tc",
+                                                   start_timeout_s=START_TIMEOUT_S))  # fmt: skip
+        call_helper(bus.address, lambda c: c.set_link_capacity(start.get(Direction.DOWN, 0),
+                                                                start.get(Direction.UP, 0), True))  # fmt: skip
+        holders: list[subprocess.Popen[str]] = []
+
+        def tag(scope: Path, _slot: int) -> None:
+            holder = spawn(nsenter_argv(pair.host_ns, [sys.executable, "-c", "import time; time.sleep(600)"]), scope)
+            holders.append(holder)
+            call_helper(bus.address, lambda c: c.set_priority(f"pid:{holder.pid}", Priority.CRITICAL))
+
+        try:
+            yield bus, tag
+        finally:
+            for holder in holders:
+                holder.kill()
+                holder.wait(timeout=10)
+            if helper.returncode is not None:
+                print(f"the helper died:\n{helper.log_text()}", file=sys.stderr)
+
+
 @contextlib.contextmanager
 def kernel_shaper(pair: NetnsPair) -> Iterator[tuple[TcShaper, IPRoute, Datapath]]:
     datapath = Datapath(cache_dir=CACHE_DIR)
@@ -199,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", choices=("right", "wrong", "none"), default="right")
     parser.add_argument("--flows", type=int, default=4)
     parser.add_argument("--congestion", default="cubic")
+    parser.add_argument("--through", choices=("kernel", "helper"), default="kernel",
+                        help="kernel: the estimator drives TcShaper here; helper: the real helper estimates "
+                        "(SetLinkCapacity with estimate, the call critical by SetPriority; no delay column)")
     parser.add_argument("--bulk", choices=("both", "down"), default="both",
                         help="bulk traffic both ways (the harder case: a rise cannot be told by direction) or down only")
     arguments = parser.parse_args(argv)
@@ -213,15 +289,20 @@ def main(argv: list[str] | None = None) -> int:
         internet: Internet = stack.enter_context(modem(pair, arguments.down, arguments.up, arguments.buffer_ms))
         for netns in (pair.host_ns, internet.netns):
             subprocess.run(nsenter_argv(netns, ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]), check=True)
-        shaper, ipr, datapath = stack.enter_context(kernel_shaper(pair))
-        follower = Follower(pair, shaper, ipr, CapacityEstimator(start))
+        follower: Follower | HelperFollower
+        if arguments.through == "helper":
+            bus, tag = stack.enter_context(through_helper(pair, start))
+            follower = HelperFollower(pair, bus)
+        else:
+            shaper, ipr, datapath = stack.enter_context(kernel_shaper(pair))
+            follower = Follower(pair, shaper, ipr, CapacityEstimator(start))
+            follower.apply()
+
+            def tag(scope: Path, slot: int) -> None:
+                datapath.set_cgroup_slot(os.stat(scope).st_ino, slot)
+
         follower.true = (down_l3, up_l3)
-        follower.apply()
         bench = Bench(None, pair, internet, arguments.down, arguments.up, 0.8, arguments.congestion, arguments.flows)
-
-        def tag(scope: Path, slot: int) -> None:
-            datapath.set_cgroup_slot(os.stat(scope).st_ino, slot)
-
         bench.tag = tag
         total_s = 3 * arguments.phase_s
         calls: list[CallResult] = []

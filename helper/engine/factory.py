@@ -16,6 +16,7 @@ from chadthrottle.helper.engine.backends import (
     EBPF, TC, BackendRouter, Enforcer, choose_backends, describe_backends, kernel_config,
 )
 from chadthrottle.helper.engine.engine import Engine
+from chadthrottle.helper.engine.estimation import LinkEstimation
 from chadthrottle.helper.engine.limits import LimitTable
 from chadthrottle.helper.engine.rule_store import BackgroundSaver, RuleStore, StateFileError, rename_rules
 from chadthrottle.helper.identity.index import ApplicationIndex
@@ -76,6 +77,7 @@ class RunningEngine(Engine):
             wall_clock=wall_clock,
         )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)
+        self._estimation = LinkEstimation()  # the link capacity, when the setting asks to estimate it
         self.note_socket_holders(socket_holders)
         datapath.watch_new_owners(self.note_new_owner)
         usage.start()
@@ -105,6 +107,10 @@ class RunningEngine(Engine):
                 self.tick()
             except Exception:  # the tick must survive anything the kernel throws
                 log.exception("engine tick failed")
+            try:
+                self._estimation.tick(self)
+            except Exception:  # so must the estimate: the capacity in force stays as it was
+                log.exception("estimating the link capacity failed")
 
     def close(self) -> None:
         """Stop ticking and remove every kernel object; safe to call twice."""
@@ -112,6 +118,7 @@ class RunningEngine(Engine):
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=10)
+        self._estimation.close()
         self._saver.close()  # writes a change still pending
         self._usage_recorder.close()  # and the usage of the last minute
         if self._proc_events is not None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.interfaces import ARPHRD_ETHER, ETHERNET_HEADER_BYTES, IFF_LOOPBACK, IFF_UP
 from chadthrottle.helper.kernel.namespaces import in_netns
 from chadthrottle.helper.kernel.socket_diag import (
     DUMP_TIMEOUT_S, INET_DIAG_INFO, NETLINK_SOCK_DIAG, NLMSG_DONE, NLMSG_ERROR, SOCK_DIAG_BY_FAMILY, _MSG_SIZE,
@@ -140,7 +141,7 @@ def queueing_delay_s(before: Mapping[int, TcpPath], now: Mapping[int, TcpPath],
 
 @dataclass(frozen=True)
 class LinkCounters:
-    """L3 bytes received (down) and sent (up) through some links, and their total backlog."""
+    """L3 bytes a link received (down) and sent (up)."""
 
     down: int
     up: int
@@ -148,24 +149,27 @@ class LinkCounters:
 
 def l3_bytes(stats: Mapping[str, int], ethernet: bool) -> LinkCounters:
     """A link's IFLA_STATS64 as L3 bytes (an Ethernet frame's 14-byte header taken off)."""
-    header = 14 if ethernet else 0
+    header = ETHERNET_HEADER_BYTES if ethernet else 0
     return LinkCounters(stats["rx_bytes"] - header * stats["rx_packets"],
                         stats["tx_bytes"] - header * stats["tx_packets"])  # fmt: skip
 
 
-ARPHRD_ETHER = 1
-
-
-def link_counters(ipr: Any, indexes: Iterable[int]) -> LinkCounters:
-    """The links' summed L3 counters (pyroute2 IPRoute of their namespace)."""
-    down = up = 0
-    for index in indexes:
-        for link in ipr.get_links(index):
-            stats = link.get_attr("IFLA_STATS64")
-            if stats is not None:
-                counted = l3_bytes(stats, link["ifi_type"] == ARPHRD_ETHER)
-                down, up = down + counted.down, up + counted.up
-    return LinkCounters(down, up)
+def link_counters(ipr: Any, indexes: Iterable[int] | None = None) -> dict[int, LinkCounters]:
+    """L3 counters by link index: of `indexes`, or of every uplink (up, not
+    loopback, not an IFB) of the IPRoute's namespace. One dump."""
+    wanted = None if indexes is None else set(indexes)
+    found: dict[int, LinkCounters] = {}
+    for link in ipr.get_links():
+        info = link.get_attr("IFLA_LINKINFO")
+        kind = info.get_attr("IFLA_INFO_KIND") if info is not None else ""
+        if wanted is not None and link["index"] not in wanted:
+            continue
+        if wanted is None and (not link["flags"] & IFF_UP or link["flags"] & IFF_LOOPBACK or kind == "ifb"):
+            continue
+        stats = link.get_attr("IFLA_STATS64")
+        if stats is not None:
+            found[link["index"]] = l3_bytes(stats, link["ifi_type"] == ARPHRD_ETHER)
+    return found
 
 
 def shaper_wait_s(ipr: Any, shaping_bps: Mapping[Direction, float | None]) -> dict[Direction, float]:
@@ -192,14 +196,15 @@ class PathSampler:
     """Each call: the bytes through the uplinks since the last call and the
     path's queueing delay now, read in one network namespace.
 
-    read_links() -> the uplinks' summed L3 counters; read_wait() -> the
-    local shaper's wait per direction (s); netns: a /proc/PID/ns/net path
-    (None: the calling thread's)."""
+    read_links() -> the uplinks' L3 counters by index (link_counters; a
+    link that comes or goes between two calls counts from its second);
+    read_wait() -> the local shaper's wait per direction (s); netns: a
+    /proc/PID/ns/net path (None: the calling thread's)."""
 
-    def __init__(self, read_links: Callable[[], LinkCounters], read_wait: Callable[[], Mapping[Direction, float]],
-                 netns: str | None = None) -> None:  # fmt: skip
+    def __init__(self, read_links: Callable[[], Mapping[int, LinkCounters]],
+                 read_wait: Callable[[], Mapping[Direction, float]], netns: str | None = None) -> None:  # fmt: skip
         self._read_links, self._read_wait, self._netns = read_links, read_wait, netns
-        self._links: LinkCounters | None = None
+        self._links: Mapping[int, LinkCounters] = {}
         self._paths: dict[int, TcpPath] = {}
 
     def _dump(self) -> dict[int, TcpPath]:
@@ -216,8 +221,10 @@ class PathSampler:
         links, paths = self._read_links(), self._dump()
         before, self._links = self._links, links
         moved = {Direction.DOWN: 0, Direction.UP: 0}
-        if before is not None:  # a counter that went back (a link replaced) reads as nothing moved
-            moved = {Direction.DOWN: max(0, links.down - before.down), Direction.UP: max(0, links.up - before.up)}
+        for index, now in links.items():  # a counter that went back (a link replaced) reads as nothing moved
+            if (old := before.get(index)) is not None:
+                moved[Direction.DOWN] += max(0, now.down - old.down)
+                moved[Direction.UP] += max(0, now.up - old.up)
         waits = dict(self._read_wait())
         delay = queueing_delay_s(self._paths, paths, waits)
         self._paths = paths

@@ -1,8 +1,8 @@
 """What the capacity estimator reads (helper/kernel/path_delay.py), and the
-estimate it makes against a real bottleneck: a modem in miniature
-(bench/bottleneck.py: tbf with a deep buffer a namespace away) and a bulk
-TCP upload through it. Cheap: no datapath, no helper; a few seconds of
-traffic."""
+estimate the helper's LinkEstimation hands its engine against a real
+bottleneck: a modem in miniature (bench/bottleneck.py: tbf with a deep
+buffer a namespace away) and a bulk TCP upload through it. Cheap: no
+datapath, no helper process; a few seconds of traffic."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import time
 from pyroute2 import IPRoute
 
 from bench.bottleneck import modem
-from chadthrottle.contract import Direction
-from chadthrottle.helper.engine.capacity_estimate import RISE_S, CapacityEstimator, Sample
+from chadthrottle.contract import Direction, LinkShapingInfo
+from chadthrottle.helper.engine.capacity_estimate import RISE_S
+from chadthrottle.helper.engine.estimation import LinkEstimation
 from chadthrottle.helper.kernel.path_delay import (
     BUSY_BYTES, TcpPath, PathSampler, l3_bytes, link_counters, parse_path, queueing_delay_s, shaper_wait_s,
 )
@@ -71,32 +72,50 @@ def test_link_counters_are_l3() -> None:
     assert l3_bytes({"rx_bytes": 5, "rx_packets": 1, "tx_bytes": 7, "tx_packets": 1}, ethernet=False).up == 7
 
 
-def _estimate_through(pair: NetnsPair, seconds: float) -> tuple[list[CapacityEstimator], list[float]]:
-    """Tick each second for up to `seconds`: the bytes and delay the helper
-    would read in the host namespace, fed to estimators from nothing and from
-    3x too high (not fed back: the modem stays the bottleneck)."""
-    estimators = [CapacityEstimator({}), CapacityEstimator({UP: 3 * MODEM_UP_BPS, DOWN: 3 * MODEM_UP_BPS})]
+class FakeEngine:
+    """The engine's seam (link_shaping, set_estimated_capacity), recording the estimates handed over."""
+
+    def __init__(self, shaping: LinkShapingInfo) -> None:
+        self.shaping = shaping
+        self.estimated: dict[Direction, int | None] = {}
+
+    def link_shaping(self) -> LinkShapingInfo:
+        return self.shaping
+
+    def set_estimated_capacity(self, direction: Direction, bps: int | None) -> None:
+        self.estimated[direction] = bps
+
+
+def _estimate_through(pair: NetnsPair, seconds: float) -> tuple[list[FakeEngine], list[float]]:
+    """Tick each second for up to `seconds`, as the helper does in its own
+    namespace (here the host's): the helper's LinkEstimation, estimating from
+    nothing and from 3x too high, and the bare sampler's delay beside it.
+    The estimates are not applied: the modem stays the bottleneck."""
+    engines = [FakeEngine(LinkShapingInfo(estimate=True)),
+               FakeEngine(LinkShapingInfo(estimate=True, down_set_bps=3 * MODEM_UP_BPS, up_set_bps=3 * MODEM_UP_BPS))]
     delays: list[float] = []
     with entered_netns(pair.host_ns):
+        estimations = [LinkEstimation() for _ in engines]
         ipr = IPRoute()
         try:
-            index = ipr.link_lookup(ifname=pair.host_if)[0]
-            sampler = PathSampler(lambda: link_counters(ipr, [index]), lambda: shaper_wait_s(ipr, {}))
+            sampler = PathSampler(lambda: link_counters(ipr), lambda: shaper_wait_s(ipr, {}))
             sampler.sample()
-            last, deadline = time.monotonic(), time.monotonic() + seconds
+            for estimation, engine in zip(estimations, engines):
+                estimation.tick(engine)  # the setting seen: starts
+            deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 time.sleep(1.0)
-                now = time.monotonic()
-                moved, delay, _ = sampler.sample()
+                _, delay, _ = sampler.sample()
                 delays.append(-1.0 if delay is None else delay)
-                for estimator in estimators:
-                    estimator.update(Sample(now - last, moved, delay))
-                last = now
-                if all(_in_band(e.capacity(UP)) for e in estimators):
+                for estimation, engine in zip(estimations, engines):
+                    estimation.tick(engine)
+                if all(_in_band(engine.estimated.get(UP)) for engine in engines):
                     break
         finally:
             ipr.close()
-    return estimators, delays
+            for estimation in estimations:
+                estimation.close()
+    return engines, delays
 
 
 def _in_band(capacity: int | None) -> bool:
@@ -112,13 +131,13 @@ def test_the_estimate_finds_a_real_modems_upload_rate_from_nothing_and_from_too_
                         peer_addr=internet.addr, host_addr=pair.host_addr, peer_addr6="", host_addr6="")  # fmt: skip
         streams = [start_stream(far, 7300 + i, "up", seconds=30) for i in range(2)]
         try:
-            estimators, delays = _estimate_through(pair, CONVERGE_S)
+            engines, delays = _estimate_through(pair, CONVERGE_S)
         finally:
             for stream in streams:
                 stream.stop()
-        capacities = [e.capacity(UP) for e in estimators]
+        capacities = [engine.estimated.get(UP) for engine in engines]
         assert max(delays) > RISE_S, f"no queue seen at the modem: {delays}"
         assert all(_in_band(c) for c in capacities), (capacities, delays)
-        assert estimators[0].capacity(DOWN) is None  # acknowledgements only: nothing learnt about the download
+        assert DOWN not in engines[0].estimated  # acknowledgements only: nothing learnt about the download
     leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
     assert not {pair.host_ns, pair.peer_ns, internet.netns} & set(leftover)

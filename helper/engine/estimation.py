@@ -1,0 +1,112 @@
+"""The helper's side of link capacity estimation (issue 16): each tick,
+read the uplinks and the busy connections (kernel/path_delay.py), update
+the estimate (capacity_estimate.py) and hand a changed one to the engine
+(Engine.set_estimated_capacity), while the stored setting asks for it
+(SetLinkCapacity(..., estimate=true)).
+
+The link tree lives in the helper's own network namespace (NamespaceShapers
+.set_link), so that is where it reads. A new setting (other starting
+values, estimation switched on again) starts the estimate afresh from the
+values set; estimation off forgets it. Runs on the engine's tick thread,
+off the engine's lock: a sock_diag dump and two link dumps, about a
+millisecond for a desktop's sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from pyroute2 import IPRoute
+
+from chadthrottle.contract import Direction, LinkShapingInfo
+from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
+from chadthrottle.helper.kernel.path_delay import PathSampler, link_counters, shaper_wait_s
+from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
+
+log = logging.getLogger(__name__)
+SYS_NET = Path("/sys/class/net")
+MBIT_BYTES = 125_000  # 1 Mbit/s in bytes/s
+
+
+class EstimatedEngine(Protocol):
+    def link_shaping(self) -> LinkShapingInfo: ...
+    def set_estimated_capacity(self, direction: Direction, bps: int | None) -> None: ...
+
+
+def nic_ceiling(ipr: Any, sys_net: Path = SYS_NET) -> int | None:
+    """The fastest uplink's speed (bytes/s) as its driver reports it; None
+    when none does (veth, Wi-Fi, a namespace whose sysfs is another's)."""
+    speeds = []
+    for index in link_counters(ipr):
+        for link in ipr.get_links(index):
+            device = sys_net / str(link.get_attr("IFLA_IFNAME"))
+            try:
+                if int((device / "ifindex").read_text()) != index:
+                    continue  # sysfs of another namespace: not this link
+                speed = int((device / "speed").read_text())
+            except (OSError, ValueError):
+                continue
+            if speed > 0:
+                speeds.append(speed * MBIT_BYTES)
+    return max(speeds) if speeds else None
+
+
+class LinkEstimation:
+    """Call tick(engine) once per engine tick, from one thread (its netlink
+    socket is made there, on first use: pyroute2 0.9 opens one per thread,
+    in the thread's namespace); close() when done."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic, make_ipr: Callable[[], Any] = IPRoute) -> None:
+        self._make_ipr, self._monotonic = make_ipr, monotonic
+        self._ipr: Any = None
+        self._setting: tuple[int, int] | None = None  # the starting values the estimate follows from
+        self._estimator: CapacityEstimator | None = None
+        self._sampler: PathSampler | None = None
+        self._last = 0.0
+
+    def tick(self, engine: EstimatedEngine) -> None:
+        shaping = engine.link_shaping()
+        if not shaping.estimate:
+            self._setting = self._estimator = self._sampler = None
+            return
+        setting = (shaping.down_set_bps, shaping.up_set_bps)
+        if self._estimator is None or setting != self._setting:
+            self._restart(setting)
+            return
+        assert self._sampler is not None
+        now = self._monotonic()
+        moved, delay, _ = self._sampler.sample()
+        seconds, self._last = now - self._last, now
+        before = self._estimator.capacities()
+        after = self._estimator.update(Sample(seconds, moved, delay))
+        for direction in Direction:
+            if after[direction] != before[direction]:
+                log.info("%s link capacity estimated at %s", direction.value,
+                         "none" if after[direction] is None else f"{after[direction] * 8 / 1e6:.2f} Mbit/s")  # fmt: skip
+                engine.set_estimated_capacity(direction, after[direction])
+
+    def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+    def _restart(self, setting: tuple[int, int]) -> None:
+        if self._ipr is None:
+            self._ipr = self._make_ipr()
+        self._setting = setting
+        ceiling = nic_ceiling(self._ipr)
+        start = {Direction.DOWN: setting[0] or None, Direction.UP: setting[1] or None}
+        self._estimator = CapacityEstimator(start, {direction: ceiling for direction in Direction})
+        self._sampler = PathSampler(lambda: link_counters(self._ipr), lambda: shaper_wait_s(self._ipr, self._shaping()))
+        self._sampler.sample()
+        self._last = self._monotonic()
+
+    def _shaping(self) -> dict[Direction, float | None]:
+        estimator = self._estimator
+        if estimator is None:
+            return {}
+        return {d: None if (c := estimator.capacity(d)) is None else c * SHAPE_SHARE for d in Direction}

@@ -1,0 +1,86 @@
+"""The helper's estimation loop follows the stored setting: off, it makes
+nothing and hands nothing over; a new setting starts afresh from its
+values. (Its estimate against a real modem: tests/helper/kernel/test_path_delay.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from chadthrottle.contract import Direction, LinkShapingInfo
+from chadthrottle.helper.engine.estimation import LinkEstimation, nic_ceiling
+
+
+class Engine:
+    def __init__(self, shaping: LinkShapingInfo) -> None:
+        self.shaping, self.handed = shaping, list[tuple[Direction, int | None]]()
+
+    def link_shaping(self) -> LinkShapingInfo:
+        return self.shaping
+
+    def set_estimated_capacity(self, direction: Direction, bps: int | None) -> None:
+        self.handed.append((direction, bps))
+
+
+class NoLinks:
+    """An IPRoute of a namespace without uplinks or IFBs."""
+
+    closed = False
+
+    def get_links(self, *_: Any) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_off_it_makes_nothing_and_a_new_setting_starts_afresh() -> None:
+    made: list[NoLinks] = []
+
+    def make() -> NoLinks:
+        made.append(NoLinks())
+        return made[-1]
+
+    estimation = LinkEstimation(make_ipr=make)
+    engine = Engine(LinkShapingInfo(down_set_bps=1_000_000, up_set_bps=200_000))
+    estimation.tick(engine)
+    assert made == [] and engine.handed == []
+    engine.shaping = LinkShapingInfo(down_set_bps=1_000_000, up_set_bps=200_000, estimate=True)
+    for _ in range(3):  # no traffic here: the estimate holds the values set
+        estimation.tick(engine)
+    assert estimation._estimator is not None
+    assert estimation._estimator.capacities() == {Direction.DOWN: 1_000_000, Direction.UP: 200_000}
+    engine.shaping = LinkShapingInfo(up_set_bps=300_000, estimate=True)
+    estimation.tick(engine)
+    assert estimation._estimator.capacities() == {Direction.DOWN: None, Direction.UP: 300_000}
+    assert engine.handed == [] and len(made) == 1
+    estimation.close()
+    assert made[0].closed
+
+
+class OneLink:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_links(self, *index: int) -> list[Any]:
+        return [Link(self.name)]
+
+
+class Link(dict):  # type: ignore[type-arg]
+    def __init__(self, name: str) -> None:
+        super().__init__(index=3, flags=0x1, ifi_type=1)
+        self.name = name
+
+    def get_attr(self, key: str) -> Any:
+        return {"IFLA_IFNAME": self.name, "IFLA_STATS64": {"rx_bytes": 0, "rx_packets": 0, "tx_bytes": 0,
+                                                            "tx_packets": 0}}.get(key)  # fmt: skip
+
+
+def test_the_nic_speed_bounds_the_estimate_only_for_the_namespaces_own_link(tmp_path: Path) -> None:
+    (tmp_path / "eth9").mkdir()
+    (tmp_path / "eth9" / "ifindex").write_text("3\n")
+    (tmp_path / "eth9" / "speed").write_text("1000\n")
+    assert nic_ceiling(OneLink("eth9"), tmp_path) == 125_000_000
+    (tmp_path / "eth9" / "ifindex").write_text("4\n")  # another namespace's eth9
+    assert nic_ceiling(OneLink("eth9"), tmp_path) is None
+    assert nic_ceiling(OneLink("veth0"), tmp_path) is None
