@@ -502,10 +502,11 @@ class Engine:
         return capacities(self._limits.link, self._estimated, self._limits.paused)
 
     def _link_facts(self) -> LinkFacts:
+        gaps = {direction: "; ".join(reasons) for direction, reasons in self._shaper.enforcement_gaps().items() if reasons}
         return LinkFacts(
             self._limits.link, self._capacities(), frozenset(self._shaper.linked_directions()),
             {direction: self._shaper.backend_of(direction) for direction in Direction},
-            PAUSED_PROBLEM if self._limits.paused else "", self._apply_error,
+            PAUSED_PROBLEM if self._limits.paused else "", self._apply_error, gaps,
         )  # fmt: skip
 
     def _apply_link(self) -> None:

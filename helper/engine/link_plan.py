@@ -10,7 +10,7 @@ TcShaper.set_link (docs/backends.md, "Priorities and link shaping").
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.limits import LinkSetting
@@ -42,6 +42,9 @@ class LinkFacts:
     backends: Mapping[Direction, str]  # which backend enforces each direction ("tc", "ebpf")
     paused_problem: str = ""  # "limits are paused" while they are
     apply_error: str = ""  # why the kernel refused the last plan, "" when it did not
+    # Per direction, why some uplink's traffic passes the tree (a foreign filter ahead
+    # of ours, an uplink we may not hook: ShaperPort.enforcement_gaps); absent when none.
+    gaps: Mapping[Direction, str] = field(default_factory=dict)
 
 
 def link_problem(facts: LinkFacts, priorities_used: bool) -> str:
@@ -62,6 +65,8 @@ def link_problem(facts: LinkFacts, priorities_used: bool) -> str:
             reasons.append(f"the {facts.backends.get(direction, 'chosen')} backend cannot order {direction.value} traffic")
         elif direction not in facts.shaping:
             reasons.append(f"{direction.value} is not shaped yet" + (f": {facts.apply_error}" if facts.apply_error else ""))
+        elif facts.gaps.get(direction):
+            reasons.append(f"{direction.value} is not ordered on every uplink: {facts.gaps[direction]}")
     return "; ".join(reasons)
 
 
@@ -80,6 +85,8 @@ def priority_problem(facts: LinkFacts, elsewhere: str = "") -> str:
             reasons.append(f"the {facts.backends.get(direction, 'chosen')} backend cannot order {direction.value} traffic")
         elif direction not in facts.shaping:
             reasons.append(f"{direction.value} is not shaped yet" + (f": {facts.apply_error}" if facts.apply_error else ""))
+        elif facts.gaps.get(direction):
+            reasons.append(f"{direction.value} is not ordered on every uplink: {facts.gaps[direction]}")
     if elsewhere:
         reasons.append(f"its traffic in namespace {elsewhere} is not ordered")
     return "; ".join(reasons)

@@ -131,3 +131,19 @@ def test_pausing_takes_the_link_away_and_says_so(world: World) -> None:  # noqa:
     assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == "limits are paused"
     world.engine.set_limits_paused(False)
     assert world.shaper.links[Direction.UP] == LinkShaping(1_000_000) and world.datapath.process_slots[10] != 0
+
+
+def test_an_uplink_the_link_tree_does_not_hold_keeps_a_priority_from_being_in_force(world: World) -> None:  # noqa: F811
+    """A foreign filter ahead of ours, or an uplink we may not hook, lets that
+    uplink's traffic pass unordered: the priority and the link say so."""
+    _running(world)
+    _prioritize(world, CURL, Priority.CRITICAL)
+    world.engine.set_link_capacity(6_000_000, 1_000_000, False)
+    world.shaper.gaps = {Direction.UP: ["wlan0: a filter ChadThrottle did not create runs before its own"]}
+    world.engine.tick()
+    problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
+    assert problem == "up is not ordered on every uplink: wlan0: a filter ChadThrottle did not create runs before its own"
+    assert world.engine.link_shaping().problem == problem
+    world.shaper.gaps = {}
+    world.engine.tick()
+    assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == ""
