@@ -580,8 +580,10 @@ class Engine:
 
     def _measure_rtt(self) -> None:
         """The round-trip times of applications with a priority, every RttWatch.every_s, off the lock,
-        while a client lists applications (RTT_WATCHED_S): a dump costs ~3 ms (bench/rtt_cost.py)."""
-        if not self._rtt.due() or self._clock() - self._listed_at > RTT_WATCHED_S:
+        while a client lists applications (RTT_WATCHED_S): a dump costs ~3 ms (bench/rtt_cost.py).
+        Where their sockets are is noted whether or not anyone looks: the first
+        listing (a one-shot chadthrottle-ctl list) must already say what is not ordered."""
+        if not self._rtt.due():
             return
         with self._lock:
             apps = {}
@@ -590,7 +592,7 @@ class Engine:
                     if priority_of(self._limits.get(key)) is not Priority.NORMAL:
                         apps.setdefault(app_id, []).extend(self._reached_pids(key))
         if apps or self._rtt.rtt_us or self._rtt.elsewhere:
-            self._rtt.measure(apps)
+            self._rtt.measure(apps, rtt=self._clock() - self._listed_at <= RTT_WATCHED_S)
 
     def _wholly_shaped_uploads(self, by_slot: dict[int, int]) -> dict[str, int]:
         """app id -> bytes out of its upload class, for applications whose every

@@ -42,8 +42,10 @@ class RttWatch:
     def due(self) -> bool:
         return self._clock() - self._measured_at >= self._every_s
 
-    def measure(self, apps: Mapping[str, list[int]]) -> None:
-        """apps: application id -> its pids (those whose priority is not normal)."""
+    def measure(self, apps: Mapping[str, list[int]], rtt: bool = True) -> None:
+        """apps: application id -> its pids (those whose priority is not normal).
+        rtt False: only where their sockets are (no sock_diag dump); rtt_us is
+        forgotten rather than kept stale."""
         self._measured_at = self._clock()
         own = _netns(os.getpid())
         inodes: dict[str, dict[str, set[int]]] = {}  # netns -> app id -> socket inodes
@@ -59,6 +61,10 @@ class RttWatch:
                 inodes.setdefault(netns, {}).setdefault(app_id, set()).update(found)
                 if netns != own:
                     elsewhere.setdefault(app_id, netns)
+        self.elsewhere = elsewhere
+        if not rtt:
+            self.rtt_us = {}
+            return
         samples: dict[str, list[int]] = {}
         for netns, by_app in inodes.items():
             wanted = frozenset().union(*by_app.values())
@@ -70,4 +76,3 @@ class RttWatch:
             for app_id, app_inodes in by_app.items():
                 samples.setdefault(app_id, []).extend(rtts[inode] for inode in app_inodes if inode in rtts)
         self.rtt_us = {app_id: int(statistics.median(values)) for app_id, values in samples.items() if values}
-        self.elsewhere = elsewhere

@@ -6,6 +6,8 @@ Kernel ports are recording stand-ins (engine unit tests)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from chadthrottle.contract import ADMIN_OWNER, Direction
 from chadthrottle.helper.engine.api import SetPriority
 from chadthrottle.helper.engine.limits import default_burst_bytes
@@ -147,3 +149,27 @@ def test_an_uplink_the_link_tree_does_not_hold_keeps_a_priority_from_being_in_fo
     world.shaper.gaps = {}
     world.engine.tick()
     assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == ""
+
+
+def test_traffic_in_another_namespace_is_said_before_anyone_has_listed(world: World) -> None:  # noqa: F811
+    """Where a prioritized application's sockets are is noted on every due tick,
+    so the first listing (a one-shot chadthrottle-ctl list) already says its
+    traffic there is not ordered; the round-trip dump waits for a viewer."""
+    from chadthrottle.helper.engine.rtt import RttWatch
+
+    class Watch(RttWatch):  # the kernel's side is tests/helper/kernel/test_socket_diag.py
+        dumped: list[bool]
+
+        def measure(self, apps: Mapping[str, list[int]], rtt: bool = True) -> None:
+            self.dumped.append(rtt)
+            self._measured_at = self._clock()
+            self.elsewhere = {app_id: "net:[4026532999]" for app_id in apps}
+
+    world.engine._rtt = watch = Watch()
+    watch.dumped = []  # measure's rtt argument at each call: the dump or not
+    _running(world)
+    _prioritize(world, CURL, Priority.CRITICAL)
+    world.engine.set_link_capacity(6_000_000, 1_000_000, False)
+    world.engine.tick()
+    problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
+    assert problem == "its traffic in namespace net:[4026532999] is not ordered" and watch.dumped == [False]

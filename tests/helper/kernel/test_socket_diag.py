@@ -102,6 +102,8 @@ def test_rtt_of_an_application_in_another_namespace_and_where_it_is(pair: NetnsP
         watch.measure({"exe:/elsewhere": [process.pid], "exe:/gone": [2**22 + 1]})
         assert 0 < watch.rtt_us["exe:/elsewhere"] < 1_000_000 and "exe:/gone" not in watch.rtt_us
         assert watch.elsewhere == {"exe:/elsewhere": os.readlink(f"/proc/{process.pid}/ns/net")}
+        watch.measure({"exe:/elsewhere": [process.pid]}, rtt=False)  # nobody looking: no dump, no stale rtt
+        assert watch.rtt_us == {} and watch.elsewhere == {"exe:/elsewhere": os.readlink(f"/proc/{process.pid}/ns/net")}
     finally:
         process.kill()
         process.wait(10)
