@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
-from bench.limits import fmt_rate, settle_time, slope
+from bench.limits import CONVERGE_BAND, fmt_rate, settle_time, slope, windows
 from bench.shaper_bytes import ShaperBytes
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
@@ -111,8 +111,12 @@ class Bench:
                     self.limit(app_id, direction, second)
                     time.sleep(4.0)
                     ended = time.monotonic()
-                app = settle_time(self.wire_series(streams, began - 1.0), second, began, ended)
-                return Settled(app, settle_time(shaper.samples, second, began, ended), os.getloadavg()[0])
+                app_series = self.wire_series(streams, began - 1.0)
+                return Settled(
+                    settle_time(app_series, second, began, ended), settle_time(shaper.samples, second, began, ended),
+                    os.getloadavg()[0], last_off(app_series, second, began, ended),
+                    last_off(shaper.samples, second, began, ended), shaper.dropped,
+                )  # fmt: skip
             finally:
                 self.clear(app_id)
 
@@ -122,6 +126,16 @@ class Settled:
     app_s: float | None  # None: never within 4 s
     shaper_s: float | None
     load: float
+    app_off: tuple[float, float] | None  # the last window out of the band: (seconds after the call, ratio)
+    shaper_off: tuple[float, float] | None
+    shaper_dropped: int  # readings of the shaper too slow to time (ShaperBytes.dropped)
+
+
+def last_off(cumulative: list[tuple[float, float]], rate: float, began: float, ended: float) -> tuple[float, float] | None:
+    """Where a run's settle time comes from: its last 0.25 s window out of the band."""
+    off = [(t - began, measured / rate) for t, measured in windows(cumulative, began, ended)
+           if abs(measured / rate - 1) > CONVERGE_BAND]  # fmt: skip
+    return off[-1] if off else None
 
 
 def summed(series: Sequence[Sequence[tuple[float, int]]], since: float) -> list[tuple[float, float]]:
@@ -146,6 +160,10 @@ def _at(samples: Sequence[tuple[float, int]], t: float) -> float:
     i = min(bisect.bisect_right(samples, t, key=lambda sample: sample[0]), len(samples) - 1)
     (t0, v0), (t1, v1) = samples[max(i - 1, 0)], samples[i]
     return v0 + (v1 - v0) * (t - t0) / (t1 - t0) if t1 > t0 else float(v1)
+
+
+def _off(window: tuple[float, float] | None) -> str:
+    return "none" if window is None else f"{window[0]:.2f}: {window[1]:.2f}"
 
 
 def _times(seconds: list[float | None]) -> str:
@@ -202,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
             shaper = _times([run.shaper_s for run in settled])
             loads = [run.load for run in settled]
             print(f"| {path} | {direction} | {app} | {shaper} | {min(loads):.1f}-{max(loads):.1f} |", flush=True)
+        print()
+        print("Each run's last window out of the band (s after the call: achieved/configured), app; shaper "
+              "(shaper readings dropped as too slow to time):")  # fmt: skip
+        for (path, direction), settled in runs.items():
+            details = [f"{_off(run.app_off)}; {_off(run.shaper_off)} ({run.shaper_dropped})" for run in settled]
+            print(f"- {path} {direction}: {' | '.join(details)}")
         if helper.returncode is not None:
             raise RuntimeError(f"the helper died:\n{helper.log_text()}")
     return 0

@@ -28,6 +28,9 @@ from chadthrottle.helper.kernel.tc_ownership import IFB_ALIASES
 CLONE_NEWNET = 0x40000000
 ETHERNET_HEADER_BYTES = 14  # HTB counts from the link-layer header; limits are at L3
 NOT_APP_MINORS = {0, DEFAULT_MINOR, LINK_MINOR, ACK_MINOR}
+# A reading that took longer is dropped: a sample timed 5 ms off moves a
+# 0.25 s window by 2% (bench/paths.py prints how many were dropped).
+MAX_READ_S = 0.004
 
 
 def limited_class_bytes(ipr: IPRoute, ifindex: int) -> int:
@@ -50,6 +53,7 @@ class ShaperBytes:
 
     def __init__(self, netns: str, direction: Direction, interval_s: float = 0.02) -> None:
         self.samples: list[tuple[float, float]] = []
+        self.dropped = 0  # readings that took longer than MAX_READ_S
         self._netns, self._alias, self._interval_s = netns, IFB_ALIASES[direction], interval_s
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -79,8 +83,13 @@ class ShaperBytes:
                 if not ifindexes:
                     raise LookupError(f"no IFB with alias {self._alias!r}")
                 while not self._stop.is_set():
+                    asked = time.monotonic()
                     total = sum(limited_class_bytes(ipr, index) for index in ifindexes)
-                    self.samples.append((time.monotonic(), float(total)))
+                    answered = time.monotonic()
+                    if answered - asked <= MAX_READ_S:  # else this thread was held up: when it was read is unknown
+                        self.samples.append(((asked + answered) / 2, float(total)))
+                    else:
+                        self.dropped += 1
                     self._stop.wait(self._interval_s)
         except (OSError, LookupError) as error:
             self._error = error

@@ -1,0 +1,102 @@
+"""How one application's limit is shared between its connections in two network
+namespaces (two containers or sandboxes of one program, each with its own
+link). The real helper (tc backend) shapes in each namespace with a class of
+its own at the whole limit, and the guard (the policer in the cgroup
+programs, one per application for the machine) holds the sum: this prints
+each namespace's share of the limit and the sum (docs/backends.md, "One limit
+over several namespaces").
+
+    sudo .venv/bin/python -m bench.namespace_share [--rates 300KB,2MiB] [--directions up,down] [--windows 3]
+
+Three cases per rate and direction: a connection in namespace A limited, one in
+B started 3 s later (and the same with B first), and both started together
+before the limit. Each is read over --windows windows of 3 s, 4 s after the
+last start (TCP, L3 bytes from the payload read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.limits import fmt_rate
+from bench.paths import START_TIMEOUT_S, WIRE
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.units import parse_rate
+from tests.support.helper_calls import call_helper
+from tests.support.netns import NetnsPair, Stream, app_scope, extra_link, netns_pair, rates_together, start_stream
+
+CASES = ("A, then B", "B, then A", "together")
+
+
+def measure(bus: PrivateSystemBus, links: tuple[NetnsPair, NetnsPair], case: str, direction: str, rate: int,
+            windows: int, port: int) -> list[list[float]]:  # fmt: skip
+    """Each window's [A, B] shares of the limit."""
+    first, second = links if case != "B, then A" else links[::-1]
+    tag = secrets.token_hex(3)
+    with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchShare{tag}") as scope, \
+            app_scope(cgroup2_mount(), f"org.chadthrottle.BenchSharePeer{tag}") as peer:  # fmt: skip
+        streams: list[Stream] = []
+        app_id = ""
+        try:
+            streams.append(start_stream(first, port, direction, app_cgroup=scope, peer_cgroup=peer, seconds=60))
+            if case == "together":
+                streams.append(start_stream(second, port + 1, direction, app_cgroup=scope, peer_cgroup=peer, seconds=60))
+            app_id = call_helper(bus.address, lambda c: c.set_limit(f"pid:{streams[0].app_pid}", Direction(direction), rate))
+            if case != "together":
+                time.sleep(3.0)
+                streams.append(start_stream(second, port + 1, direction, app_cgroup=scope, peer_cgroup=peer, seconds=60))
+            time.sleep(4.0)
+            shares = []
+            for _ in range(windows):
+                read = [r / WIRE / rate for r in rates_together([s.receiver for s in streams], 3.0)]
+                shares.append(read if case != "B, then A" else read[::-1])
+            return shares
+        finally:
+            if app_id:
+                call_helper(bus.address, lambda c: c.clear_limit(app_id))
+            for stream in streams:
+                stream.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.namespace_share", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--rates", default="300KB,2MiB")
+    parser.add_argument("--directions", default="up,down")
+    parser.add_argument("--windows", type=int, default=3)
+    arguments = parser.parse_args(argv)
+    rates = [int(parse_rate(text) or 0) for text in arguments.rates.split(",")]
+    directions = arguments.directions.split(",")
+    if not all(rates) or not set(directions) <= {"up", "down"} or arguments.windows < 1:
+        parser.error("--rates: rates; --directions: up and/or down; --windows: at least 1")
+    tag = secrets.token_hex(3)
+    ports = iter(range(6600, 7000, 2))
+    with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory(prefix="ct-share-") as state, \
+            extra_link(f"ctsha-{tag}", pair.peer_ns) as ns_a, extra_link(f"ctshb-{tag}", pair.peer_ns) as ns_b, \
+            HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state), backend="tc",
+                          start_timeout_s=START_TIMEOUT_S) as helper:  # fmt: skip
+        print("| dir | limit | case | A / B (share of the limit, each 3 s window) | sum | load |")
+        print("|---|---|---|---|---|---|")
+        for direction in directions:
+            for rate in rates:
+                for case in CASES:
+                    shares = measure(bus, (ns_a, ns_b), case, direction, rate, arguments.windows, next(ports))
+                    text = ", ".join(f"{a:.2f} / {b:.2f}" for a, b in shares)
+                    sums = [a + b for a, b in shares]
+                    print(f"| {direction} | {fmt_rate(rate)} | {case} | {text} | {min(sums):.3f}-{max(sums):.3f} "
+                          f"| {os.getloadavg()[0]:.1f} |", flush=True)  # fmt: skip
+        if helper.returncode is not None:
+            raise RuntimeError(f"the helper died:\n{helper.log_text()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
