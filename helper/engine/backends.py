@@ -223,6 +223,16 @@ class BackendRouter:
     def backend_of(self, direction: Direction) -> str:
         return self._by_direction[direction][0]
 
+    def link_gaps(self) -> dict[Direction, list[str]]:
+        """Per direction, where traffic can pass the link tree: its tc
+        enforcer's own gaps, also those the policer guards (enforcement_gaps
+        leaves them out because the limits hold; the order does not)."""
+        gaps: dict[Direction, list[str]] = {}
+        for direction, (_, enforcer) in self._by_direction.items():
+            if isinstance(enforcer, LinkShaper) and (reasons := enforcer.enforcement_gaps().get(direction)):
+                gaps[direction] = list(reasons)
+        return gaps
+
     def shape_namespaces_of(self, pids: set[int]) -> None:
         """The processes limits reach: an enforcer that shapes per network
         namespace (NamespaceShapers) shapes where they are."""

@@ -151,6 +151,7 @@ class ShaperPort(Protocol):
     def linked_directions(self) -> set[Direction]: ...  # the link tree is on the kernel
     def link_interfaces(self) -> list[str]: ...  # the uplinks it holds
     def backend_of(self, direction: Direction) -> str: ...  # "tc" or "ebpf"
+    def link_gaps(self) -> dict[Direction, list[str]]: ...  # where traffic can pass the link tree, guarded or not
 
 
 class Engine:
@@ -502,7 +503,7 @@ class Engine:
         return capacities(self._limits.link, self._estimated, self._limits.paused)
 
     def _link_facts(self) -> LinkFacts:
-        gaps = {direction: "; ".join(reasons) for direction, reasons in self._shaper.enforcement_gaps().items() if reasons}
+        gaps = {direction: "; ".join(reasons) for direction, reasons in self._shaper.link_gaps().items() if reasons}
         return LinkFacts(
             self._limits.link, self._capacities(), frozenset(self._shaper.linked_directions()),
             {direction: self._shaper.backend_of(direction) for direction in Direction},

@@ -67,6 +67,8 @@ class RecordingShaper:
     reconciles: int = 0
     queue_downloads: bool = True  # like tc; the ebpf policer drops
     gaps: dict[Direction, list[str]] = field(default_factory=dict)
+    # tc's own gaps where the policer guards them (hidden from enforcement_gaps: the limit holds)
+    tc_gaps: dict[Direction, list[str]] = field(default_factory=dict)
     limited_pids: set[int] = field(default_factory=set)  # the processes shape_namespaces_of was last given
     links: dict[Direction, LinkShaping | None] = field(default_factory=dict)  # set_link's, last per direction
     backend: str = "tc"
@@ -97,6 +99,10 @@ class RecordingShaper:
 
     def backend_of(self, direction: Direction) -> str:
         return self.backend
+
+    def link_gaps(self) -> dict[Direction, list[str]]:
+        return {direction: [*self.gaps.get(direction, []), *self.tc_gaps.get(direction, [])]
+                for direction in Direction if self.gaps.get(direction) or self.tc_gaps.get(direction)}  # fmt: skip
 
     def shape_namespaces_of(self, pids: set[int]) -> None:
         self.limited_pids = set(pids)
