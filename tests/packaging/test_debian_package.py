@@ -12,28 +12,25 @@ makes the base root).
 
 from __future__ import annotations
 
-import contextlib
 import re
 import subprocess
 import tomllib
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chadthrottle.helper.busname import wait_for_bus_name
-from chadthrottle.helper.standalone import POLKIT_BUS_NAME, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
+from tests.support.package_preparation import LOG, Installed, Preparation, started
 from tests.support import fresh_debian_root
 from tests.support.requirements import require, require_program, require_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BUILD = REPO_ROOT / "packaging" / "debian" / "build"
 PRIVATE_REQUIREMENTS = REPO_ROOT / "packaging" / "debian" / "private-requirements.txt"
 UNIT = REPO_ROOT / "resources" / "chadthrottle-helper.service"
 APP_ID = "io.github.chadthrottle"
-LOG = REPO_ROOT / "artifacts" / "fresh-root" / "last-run.log"
 # pyproject.toml dependencies that Debian 12 has new enough, and its package for each.
 FROM_DEBIAN = {"psutil": "python3-psutil", "numpy": "python3-numpy"}
 # Linux capability numbers (linux/capability.h) of the names the unit uses.
@@ -43,29 +40,31 @@ pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.fixture(scope="module")
-def root_preparation(request: pytest.FixtureRequest) -> Iterator[Future[Path] | None]:
-    """Today's base root unpacked into a new directory, in a thread started
-    before the package builds (the two took 20 s + 7 s one after the other; a
-    fresh clone also makes the base root, debootstrap, about 30 s). None when no
-    selected test installs the package. The directory is deleted at the end of
-    the module, after the thread has finished, however it finished."""
-    if not any("fresh_root" in item.fixturenames for item in request.session.items if item.module is request.module):
-        yield None
-        return
-    LOG.parent.mkdir(parents=True, exist_ok=True)
-    LOG.write_text("")
-    with contextlib.ExitStack() as cleanup, ThreadPoolExecutor(1, thread_name_prefix="fresh-root") as pool:
-        yield pool.submit(lambda: cleanup.enter_context(fresh_debian_root.fresh_root(LOG)))
-    # (the pool waits for the thread first, then cleanup removes what it unpacked)
+def preparation() -> Iterator[Preparation]:
+    """The package build and the clean root, started when the session's tests
+    were collected (tests/packaging/conftest.py); what they made is deleted at
+    the end of the module, after the threads have finished, however they did."""
+    prepared = started()
+    assert prepared is not None, "tests/packaging/conftest.py did not start the preparation"
+    try:
+        yield prepared
+    finally:
+        prepared.close()
 
 
 @pytest.fixture(scope="module")
-def deb(tmp_path_factory: pytest.TempPathFactory, root_preparation: Future[Path] | None) -> Path:
+def root_preparation(preparation: Preparation) -> Future[Installed] | None:
+    """Today's base root unpacked into a new directory and the package
+    installed there with apt (None: no selected test needs it, or no root,
+    debootstrap or bus to make it with)."""
+    return preparation.root
+
+
+@pytest.fixture(scope="module")
+def deb(preparation: Preparation) -> Path:
     require_program("dpkg-deb")
-    out = tmp_path_factory.mktemp("deb")
-    result = subprocess.run([str(BUILD), str(out)], capture_output=True, text=True, timeout=900, check=False)
-    assert result.returncode == 0, f"packaging/debian/build failed:\n{result.stderr[-4000:]}"
-    return Path(result.stdout.strip().splitlines()[-1])
+    assert preparation.deb is not None
+    return preparation.deb.result()
 
 
 def _contents(deb: Path) -> dict[str, str]:
@@ -130,21 +129,21 @@ def test_what_debian_has_comes_from_debian_and_the_rest_is_carried(deb: Path) ->
 
 
 @pytest.fixture(scope="module")
-def fresh_root(deb: Path, private_bus: PrivateSystemBus, root_preparation: Future[Path] | None) -> dict[str, Any]:
-    """Install the package on a clean Debian 12 root and run check-installed
-    there; meanwhile a real polkitd runs on this machine (private_bus's)."""
+def fresh_root(deb: Path, private_bus: PrivateSystemBus, root_preparation: Future[Installed] | None) -> dict[str, Any]:
+    """The package installed on a clean Debian 12 root (while a real polkitd
+    ran on this machine: conftest.py), and check-installed run there.
+    (private_bus: for its requirements, as before.)"""
     require_root()
     for program in ("unshare", "chroot", "tar", "debootstrap"):
         require_program(program)
-    assert root_preparation is not None, "root_preparation did not see this test selected"
+    assert root_preparation is not None, "tests/packaging/conftest.py did not see this test selected"
     try:
-        root = root_preparation.result()
+        installed = root_preparation.result()
     except fresh_debian_root.RootUnavailable as missing:
         require(False, str(missing))
         raise
-    fresh_debian_root.apt_install(root, deb, LOG)
-    results = fresh_debian_root.run_checks(root, LOG)
-    results["host_polkitd_alive"] = wait_for_bus_name(private_bus.address, POLKIT_BUS_NAME, 2.0)
+    results = fresh_debian_root.run_checks(installed.root, LOG)
+    results["host_polkitd_alive"] = installed.host_polkitd_alive
     return results
 
 

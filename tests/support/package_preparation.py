@@ -1,0 +1,102 @@
+"""The Debian package test's slow preparation, started early.
+
+Building the package (12-17 s), making the clean root (unpacking it, 4-9 s; on
+a fresh clone debootstrap first, 35-55 s) and `apt install` of the package in
+it (20-35 s) start as soon as the session's tests are collected, in two
+threads, instead of when test_debian_package.py begins: the module comes last,
+and the suite's other tests spend most of their time waiting on traffic. While
+other tests are selected the threads run at the lowest CPU priority (nice 19,
+which the programs they start inherit), so those tests keep the processor they
+had. The checks in the installed root (traffic under a limit) stay in the
+module. The module's fixtures take what was made, and delete it when the module
+ends; or the session's end does, if the module never ran. (The hooks are in
+tests/packaging/conftest.py; the state is here, as pytest imports a conftest.py
+under another name than a test module that imports it.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple, TypeVar
+
+from chadthrottle.helper.busname import wait_for_bus_name
+from chadthrottle.helper.standalone import POLKIT_BUS_NAME, PrivateSystemBus
+from tests.support import fresh_debian_root
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD = REPO_ROOT / "packaging" / "debian" / "build"
+LOG = REPO_ROOT / "artifacts" / "fresh-root" / "last-run.log"
+Made = TypeVar("Made")
+
+
+class Installed(NamedTuple):
+    root: Path
+    # The install once stopped every polkitd on the machine (its maintainer
+    # script saw them all through /proc): one ran beside it, and still runs?
+    host_polkitd_alive: bool
+
+
+class Preparation:
+    """The package build and the clean root, each in a thread of its own."""
+
+    def __init__(self, build: bool, root: bool, lowly: bool) -> None:
+        """root: a clean root with the package installed (needs build)."""
+        self._cleanup = contextlib.ExitStack()
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="package-preparation")
+        self._out = Path(tempfile.mkdtemp(prefix="chadthrottle-test-deb-"))
+        self._cleanup.callback(shutil.rmtree, self._out, ignore_errors=True)
+        self._lowly = lowly
+        self.deb: Future[Path] | None = self._pool.submit(self._run, self._build) if build else None
+        self.root: Future[Installed] | None = None
+        if root and self.deb is not None:
+            LOG.parent.mkdir(parents=True, exist_ok=True)
+            LOG.write_text("")
+            self.root = self._pool.submit(self._run, self._install)
+
+    def _run(self, make: Callable[[], Made]) -> Made:
+        if self._lowly:  # this thread only; what it starts inherits it
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        return make()
+
+    def _build(self) -> Path:
+        result = subprocess.run([str(BUILD), str(self._out)], capture_output=True, text=True, timeout=900, check=False)
+        assert result.returncode == 0, f"packaging/debian/build failed:\n{result.stderr[-4000:]}"
+        return Path(result.stdout.strip().splitlines()[-1])
+
+    def _install(self) -> Installed:
+        root = self._cleanup.enter_context(fresh_debian_root.fresh_root(LOG))
+        assert self.deb is not None
+        deb = self.deb.result()
+        with PrivateSystemBus() as bus:
+            fresh_debian_root.apt_install(root, deb, LOG)
+            return Installed(root, wait_for_bus_name(bus.address, POLKIT_BUS_NAME, 2.0))
+
+    def close(self) -> None:
+        """Wait for the threads, however they finish, then delete what they made."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._cleanup.close()
+
+
+_started: list[Preparation] = []
+
+
+def started() -> Preparation | None:
+    """The session's preparation, if its tests were selected."""
+    return _started[0] if _started else None
+
+
+def start(build: bool, root: bool, lowly: bool) -> None:
+    _started.append(Preparation(build, root, lowly))
+
+
+def close_all() -> None:
+    while _started:
+        _started.pop().close()
