@@ -141,7 +141,7 @@ class TcShaper:
         its filter is gone, or the uplink has no hook it may use
         (foreign_filters.py; they are never touched). Read at most every
         GAPS_MAX_AGE_S (the engine asks every second), and at once when the
-        hooks changed."""
+        hooks changed; the same read finds a catch-all someone removed."""
         hooks = tuple({index: (hook.parent, hook.ifb.ifindex) for index, hook in self._hooks[direction].items()}
                       for direction in (Direction.DOWN, Direction.UP))  # fmt: skip
         read_at, read_hooks, gaps = self._gaps
@@ -154,12 +154,25 @@ class TcShaper:
                                                              f"{names[index]} are not shaped")  # fmt: skip
             for reason in {r for rs in gaps.values() for r in rs} - {r for rs in self._gaps[2].values() for r in rs}:
                 log.warning("%s", reason)
+            self._check_catch_alls()
             self._gaps = (time.monotonic(), (hooks, dict(self._unhooked)), gaps)
             for direction, by_uplink in zip((Direction.DOWN, Direction.UP), hooks):
                 gone = f": {foreign_filters.OUR_FILTER_GONE[direction]}"
                 self._lost_hooks |= {(direction, index) for index in by_uplink if names.get(index) and any(
                     reason.startswith(names[index] + gone) for reason in gaps.get(direction, []))}  # put back next
         return {direction: list(reasons) for direction, reasons in gaps.items()}
+
+    def _check_catch_alls(self) -> None:
+        """A linked hook's catch-all that someone removed: without it the tree
+        misses every packet of the applications without a class (the queue is
+        back in the modem). Put back at the next reconcile (_match_link)."""
+        for hooks in self._hooks.values():
+            for hook in hooks.values():
+                if hook.catch_all and not catch_all.present(self._ipr, hook.uplink_index, hook.parent,
+                                                            hook.ifb.ifindex):  # fmt: skip
+                    log.warning("the catch-all filter on uplink %d is gone (not removed by ChadThrottle): "
+                                "putting it back", hook.uplink_index)  # fmt: skip
+                    hook.catch_all = False
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
         """Make every uplink carry the wanted classes; a class no longer wanted

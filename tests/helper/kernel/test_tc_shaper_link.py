@@ -190,3 +190,19 @@ def test_the_engines_shaper_puts_the_link_on_its_own_namespace(pair: NetnsPair, 
     shapers.set_link(Direction.UP, None)
     shapers.reconcile({Direction.UP: {3: CALL}})
     assert not shapers.linked_directions() and tc_dump(pair.host_ns) == before
+
+
+def test_a_catch_all_someone_removed_is_put_back(pair: NetnsPair, shaper: TcShaper) -> None:
+    """Without it every packet of the applications without a class passes the
+    tree (the queue is back in the modem): the periodic read of the hooks
+    (enforcement_gaps) notices, the next reconcile puts it back."""
+    shaper.GAPS_MAX_AGE_S = 0.0  # read at every call, not once a second
+    shaper.set_link(Direction.UP, LINK)
+    shaper.reconcile({})
+    (hook,) = shaper._hooks[Direction.UP].values()
+    subprocess.run(["tc", "-n", pair.host_ns, "filter", "del", "dev", pair.host_if, "egress", "pref", "51118"],
+                   check=True)  # fmt: skip
+    assert "match 00000000/00000000 at 0" not in tc_dump(pair.host_ns)
+    shaper.enforcement_gaps()
+    shaper.reconcile({})
+    assert tc_dump(pair.host_ns).count("match 00000000/00000000 at 0") == 1 and hook.catch_all
