@@ -29,5 +29,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     package_preparation.start(build, root, lowly=len(ours) < len(session.items))
 
 
+@pytest.hookimpl(tryfirst=True)  # before tests/conftest.py looks for what the session left
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     package_preparation.close_all()
