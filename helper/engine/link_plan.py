@@ -67,7 +67,7 @@ def link_problem(facts: LinkFacts, priorities_used: bool) -> str:
             reasons.append(f"{direction.value} is not shaped yet" + (f": {facts.apply_error}" if facts.apply_error else ""))
         elif facts.gaps.get(direction):
             reasons.append(f"{direction.value} is not ordered on every uplink: {facts.gaps[direction]}")
-    return "; ".join(reasons)
+    return "; ".join(reasons + _refused(facts, reasons))
 
 
 def priority_problem(facts: LinkFacts, elsewhere: str = "") -> str:
@@ -89,4 +89,12 @@ def priority_problem(facts: LinkFacts, elsewhere: str = "") -> str:
             reasons.append(f"{direction.value} is not ordered on every uplink: {facts.gaps[direction]}")
     if elsewhere:
         reasons.append(f"its traffic in namespace {elsewhere} is not ordered")
-    return "; ".join(reasons)
+    return "; ".join(reasons + _refused(facts, reasons))
+
+
+def _refused(facts: LinkFacts, reasons: list[str]) -> list[str]:
+    """The kernel's refusal of the last plan while a tree stands (a class
+    may be missing), unless a reason above already gives it."""
+    if not facts.apply_error or not facts.shaping or any(facts.apply_error in reason for reason in reasons):
+        return []
+    return [f"the kernel refused the last change: {facts.apply_error}"]

@@ -174,3 +174,19 @@ def test_traffic_in_another_namespace_is_said_before_anyone_has_listed(world: Wo
     world.engine.tick()
     problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
     assert problem == "its traffic in namespace net:[4026532999] is not ordered" and watch.dumped == [False]
+
+
+def test_a_refusal_while_the_link_tree_stands_keeps_a_priority_from_being_in_force(world: World) -> None:  # noqa: F811
+    """The tree is on the kernel but the last plan was refused (the class of
+    a new priority, say): said on the priority, as on a limit."""
+    _running(world)
+    _prioritize(world, CURL, Priority.CRITICAL)
+    world.engine.set_link_capacity(6_000_000, 1_000_000, False)
+    world.shaper.refuse = True
+    world.engine.tick()
+    problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
+    assert problem == "the kernel refused the last change: eth0 has a foreign root qdisc"
+    assert world.engine.link_shaping().problem == problem
+    world.shaper.refuse = False
+    world.engine.tick()
+    assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == ""
