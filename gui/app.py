@@ -20,6 +20,7 @@ from PySide6.QtCore import QEvent, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
 from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.gc_settle import settle_after_first
 from chadthrottle.gui.ipc.client_protocol import default_client_factory
 from chadthrottle.gui.logs import configure_logging
 from chadthrottle.gui.quit_signals import QuitOnSignals
@@ -116,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             options.screenshot_history)  # fmt: skip
     if options.quit_after is not None:
         QTimer.singleShot(int(options.quit_after * 1000), lambda: app.exit(0))
+    settle_after_first(controller.snapshotShown)  # polls then cost the collector little
     controller.start(show_window=False if options.hidden else None)
     code = app.exec()
     quit_on_signals.uninstall()
@@ -125,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     controller.window.deleteLater()
     controller.deleteLater()
     del controller
+    gc.unfreeze()  # gc_settle froze the window: it must go now, not at interpreter exit
     gc.collect()
     app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     return code
