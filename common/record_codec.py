@@ -11,6 +11,9 @@ key with a CodecError naming it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import MISSING as _MISSING
+from dataclasses import fields as _fields
+from dataclasses import is_dataclass
 
 from chadthrottle.contract import (
     APPLICATION_FIELDS,
@@ -87,6 +90,7 @@ def check_value(signature: str, value: Any) -> bool:
 
 
 _ABSENT = object()
+_BUILDERS: dict[type, Callable[[dict[str, Any]], Any]] = {}  # per record class: _builder
 _PLAIN, _TUPLE, _FLOAT = 0, 1, 2  # what a checked value becomes: itself, a tuple, a float
 
 # Per fields mapping: (key, signature, check, kind) for each field, worked out
@@ -106,6 +110,36 @@ def _plan(fields: Mapping[str, str]) -> tuple[tuple[str, str, Callable[[Any], bo
     return plan
 
 
+def _builder(cls: type[Record]) -> Callable[[dict[str, Any]], Record]:
+    """How to make cls from checked values. A frozen dataclass's __init__ sets
+    each field through object.__setattr__, about a third of decoding an
+    application; one with plain defaults and no __post_init__ is filled in
+    directly, its absent fields given their defaults, to the same object."""
+    builder = _BUILDERS.get(cls)
+    if builder is not None:
+        return builder
+    defaults: dict[str, Any] = {}
+    plain = is_dataclass(cls) and not hasattr(cls, "__post_init__") and "__slots__" not in vars(cls)
+    for spec in _fields(cls) if plain else ():
+        if spec.default_factory is not _MISSING or not spec.init:
+            plain = False
+        elif spec.default is not _MISSING:
+            defaults[spec.name] = spec.default
+    if not plain:
+        builder = _BUILDERS[cls] = lambda values: cls(**values)
+        return builder
+    new = object.__new__
+
+    def build(values: dict[str, Any]) -> Record:
+        made = new(cls)
+        made.__dict__.update(defaults)
+        made.__dict__.update(values)
+        return made
+
+    _BUILDERS[cls] = build
+    return build
+
+
 def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[str, str],
                   optional: frozenset[str] = frozenset()) -> Record:
     """Build cls from an ``a{sv}`` dictionary, checking every contract field.
@@ -121,8 +155,10 @@ def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[st
             if key in optional:
                 continue
             raise CodecError(f"{cls.__name__}: missing field {key!r}")
-        found = getattr(variant, "signature", None)
-        value = getattr(variant, "value", _ABSENT)
+        try:
+            found, value = variant.signature, variant.value
+        except AttributeError:
+            found, value = getattr(variant, "signature", None), _ABSENT
         if found != signature or value is _ABSENT:
             if not isinstance(found, str) or value is _ABSENT:
                 raise CodecError(f"{cls.__name__}: field {key!r} is not a variant")
@@ -132,7 +168,7 @@ def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[st
         if kind:
             value = tuple(value) if kind == _TUPLE else float(value)
         values[key] = value
-    return cls(**values)
+    return _builder(cls)(values)
 
 
 def decode_application(data: Mapping[str, Any]) -> ApplicationInfo:

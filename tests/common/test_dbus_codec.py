@@ -123,3 +123,30 @@ def test_link_shaping_and_priority_keys_round_trip_and_an_api_4_reply_reads_norm
     assert decode_rule(rule).priority == "normal"
     with pytest.raises(CodecError, match="'interfaces'"):
         decode_link_shaping(encode_link_shaping(shaping) | {"interfaces": Variant("s", "eth0")})
+
+
+def test_a_decoded_record_is_the_object_its_constructor_makes() -> None:
+    """decode_record fills plain frozen dataclasses without __init__ (record_codec._builder)."""
+    import dataclasses
+
+    from chadthrottle.contract import OPTIONAL_APPLICATION_FIELDS
+    from chadthrottle.record_codec import decode_record
+
+    older = {key: value for key, value in encode_application(APP).items() if key not in OPTIONAL_APPLICATION_FIELDS}
+    decoded = decode_application(older)
+    assert decoded == APP and hash(decoded) == hash(APP) and repr(decoded) == repr(APP)
+    assert vars(decoded) == vars(APP)  # the absent fields hold their defaults, as __init__ gives them
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.name = "other"  # type: ignore[misc]
+    assert dataclasses.replace(decoded, name="other").name == "other"
+
+    @dataclasses.dataclass(frozen=True)
+    class Checked:  # one that checks itself still goes through its __init__
+        rate: float
+
+        def __post_init__(self) -> None:
+            if self.rate < 0:
+                raise ValueError("negative rate")
+
+    with pytest.raises(ValueError, match="negative rate"):
+        decode_record(Checked, {"rate": Variant("d", -1.0)}, {"rate": "d"})
