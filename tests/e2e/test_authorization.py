@@ -8,7 +8,6 @@ Whose rules apply to which processes: tests/e2e/test_rule_owners.py."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, app_scope, start_stream
 from tests.support.other_users import DENIED, NO_SUCH, ClientAs, granted, stream_as
+from tests.support.waiting import eventually
 
 NOBODY = 65534
 
@@ -47,7 +47,7 @@ def two_users_apps(stack: Stack) -> Iterator[tuple[Stream, Stream]]:
         try:
             streams.append(stream_as(NOBODY, stack.pair, 5700, nobody_scope))
             streams.append(start_stream(stack.pair, 5701, "up", app_cgroup=root_scope))
-            time.sleep(1.5)  # a tick, so both show in ListApplications with traffic
+            assert eventually(lambda: {NOBODY_APP, ROOT_APP} <= _listed_with_users(stack), 10.0), "not listed"
             yield streams[0], streams[1]
         finally:
             for stream in streams:
@@ -56,6 +56,12 @@ def two_users_apps(stack: Stack) -> Iterator[tuple[Stream, Stream]]:
 
 NOBODY_APP = "app:org.chadthrottle.TestNobodyApp"
 ROOT_APP = "app:org.chadthrottle.TestRootApp"
+
+
+def _listed_with_users(stack: Stack) -> set[str]:
+    """The applications the helper lists with their users (a tick after they
+    started; waited for rather than a fixed 1.5 s)."""
+    return {a.id for a in call_helper(stack.bus_address, lambda c: c.list_applications()) if a.uids}
 
 
 def test_root_sees_and_limits_every_users_applications(stack: Stack, two_users_apps: tuple[Stream, Stream]) -> None:

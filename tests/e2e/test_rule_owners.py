@@ -22,6 +22,7 @@ from tests.e2e.conftest import MiB, Stack
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, rates_together, start_stream
 from tests.support.other_users import DENIED, NO_SUCH, ClientAs, client_as, granted, stream_as
+from tests.support.waiting import eventually
 
 NOBODY, OTHER = 65534, 61_002
 WIRE = 1448 / 1500  # payload per wire byte of a full TCP segment
@@ -56,6 +57,11 @@ def three_users(stack: Stack) -> Iterator[dict[str, Stream]]:
 def _rates(streams: dict[str, Stream], seconds: float = 2.0) -> dict[str, float]:
     names = list(streams)
     return dict(zip(names, rates_together([streams[name].receiver for name in names], seconds)))
+
+
+def _pids_of(stack: Stack, app_id: str) -> set[int]:
+    apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
+    return set(apps[app_id].pids) if app_id in apps else set()
 
 
 def _wait_for_rates(streams: dict[str, Stream], check: object, timeout_s: float = 12.0) -> dict[str, float]:
@@ -184,8 +190,9 @@ def test_a_fake_app_scope_gives_no_power_over_roots_real_app(
         streams = {"root": start_stream(stack.pair, 5813, "up", app_cgroup=root_scope)}
         try:
             streams["nobody"] = stream_as(NOBODY, stack.pair, 5814, fake_scope_of_nobody)
-            time.sleep(1.2)  # a tick: both are known as the app
             app = "app:org.chadthrottle.RootOnly"
+            assert eventually(lambda: {s.app_pid for s in streams.values()} <= _pids_of(stack, app), 10.0), \
+                "both are not known as the app"  # a tick after they started
             assert nobody.ask("set", app, "up", MiB) == {"ok": app}
             rates = _wait_for_rates(streams, lambda r: _within(r["nobody"], MiB))
             assert _within(rates["nobody"], MiB) and rates["root"] > FAST_BPS, rates

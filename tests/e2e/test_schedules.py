@@ -25,6 +25,7 @@ from chadthrottle.usage_contract import UsageResolution
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from tests.e2e.conftest import Stack
+from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, netns_pair, start_stream
 from tests.support.requirements import require_program, require_root
@@ -102,7 +103,8 @@ def test_a_schedule_switches_a_limit_on_and_off_at_the_minute(clocked: tuple[Sta
             assert eventually(lambda: _up_limit(stack, app_id) == LIMIT_BPS, 3.0), "not switched on at 09:00"
             switched_on_s = time.monotonic() - moved
             assert switched_on_s < 2.5  # the next tick (one a second), not the next restart
-            time.sleep(2.0)
+            wait_until_at_limit(lambda seconds: stream.receiver.rate_bps(seconds) / PAYLOAD_SHARE, LIMIT_BPS,
+                                timeout_s=2.0)  # (was a fixed 2 s)
             rate = stream.receiver.rate_bps(2.0) / PAYLOAD_SHARE
             assert 0.9 * LIMIT_BPS <= rate <= 1.1 * LIMIT_BPS, f"{rate:.0f} B/s at L3 while scheduled"
 
@@ -189,7 +191,8 @@ def test_schedules_are_authorized_as_limits_are(clocked: tuple[Stack, Path]) -> 
         root_stream = start_stream(stack.pair, 5641, "up", app_cgroup=root_scope)
         own_app, root_app = "app:org.chadthrottle.TestScheduleNobody", "app:org.chadthrottle.TestScheduleRoot"
         try:
-            time.sleep(1.2)  # a tick: both listed
+            assert eventually(lambda: {own_app, root_app} <= {a.id for a in call_helper(
+                stack.bus_address, lambda c: c.list_applications())}, 10.0), "not listed"  # a tick after they started
             call_helper(stack.bus_address, lambda c: c.set_schedule(root_app, "sat", "01:00", "02:00", 0, 50_000))
             assert nobody.ask("schedule", own_app, "mon", "09:00", "10:00", 50_000) == DENIED
             with granted(nobody):
