@@ -60,7 +60,7 @@ from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.identity.processes import ProcessInfo, cgroup_id, cgroup_path, process_exists, read_process
 from chadthrottle.helper.kernel.htb import ClassSpec, Classes
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
-from chadthrottle.helper.engine.rtt import RttWatch
+from chadthrottle.helper.engine.rtt import RttWatch, elsewhere_of
 from chadthrottle.priority import Priority
 from chadthrottle.helper.kernel.socket_diag import UNKNOWN_BYTES, tcp_bytes_by_namespace
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
@@ -231,8 +231,12 @@ class Engine:
             facts, rtt = self._link_facts(), self._rtt
 
             def priority_view(app_id: str, priority: Priority) -> tuple[str, int]:
-                problem = "" if priority is Priority.NORMAL else priority_problem(facts, rtt.elsewhere.get(app_id, ""))
-                return problem, rtt.rtt_us.get(app_id, 0)
+                if priority is Priority.NORMAL:
+                    return "", rtt.rtt_us.get(app_id, 0)
+                app = self._index.application(app_id)  # given a priority since the last measure: read now
+                elsewhere = (rtt.elsewhere.get(app_id, "") if app_id in rtt.measured or app is None
+                             else elsewhere_of(app.processes))  # fmt: skip
+                return priority_problem(facts, elsewhere), rtt.rtt_us.get(app_id, 0)
 
             return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
                                  self._known, self._problems(), self._limits_not_met(), self._meter.by_uid,

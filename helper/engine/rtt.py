@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from chadthrottle.helper.identity.connections import socket_inodes
 from chadthrottle.helper.kernel.namespaces import in_netns
@@ -30,6 +30,18 @@ def _netns(pid: int) -> str:
         return ""
 
 
+def elsewhere_of(pids: Iterable[int]) -> str:
+    """The first network namespace other than the helper's in which one of
+    these processes has sockets ("" when none): for an application given a
+    priority since the last measure, read on the spot."""
+    own = _netns(os.getpid())
+    for pid in pids:
+        netns = _netns(pid)
+        if netns and netns != own and socket_inodes(pid):
+            return netns
+    return ""
+
+
 class RttWatch:
     """rtt_us and elsewhere per application, from the last measure()."""
 
@@ -38,6 +50,7 @@ class RttWatch:
         self._measured_at = float("-inf")
         self.rtt_us: dict[str, int] = {}  # app id -> median srtt, us (absent: unknown)
         self.elsewhere: dict[str, str] = {}  # app id -> another network namespace its sockets are in
+        self.measured: frozenset[str] = frozenset()  # the app ids the last measure was given
 
     def due(self) -> bool:
         return self._clock() - self._measured_at >= self._every_s
@@ -47,6 +60,7 @@ class RttWatch:
         rtt False: only where their sockets are (no sock_diag dump); rtt_us is
         forgotten rather than kept stale."""
         self._measured_at = self._clock()
+        self.measured = frozenset(apps)
         own = _netns(os.getpid())
         inodes: dict[str, dict[str, set[int]]] = {}  # netns -> app id -> socket inodes
         readers: dict[str, int] = {}  # netns -> a pid in it

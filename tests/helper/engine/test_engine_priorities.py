@@ -163,7 +163,7 @@ def test_traffic_in_another_namespace_is_said_before_anyone_has_listed(world: Wo
 
         def measure(self, apps: Mapping[str, list[int]], rtt: bool = True) -> None:
             self.dumped.append(rtt)
-            self._measured_at = self._clock()
+            self._measured_at, self.measured = self._clock(), frozenset(apps)
             self.elsewhere = {app_id: "net:[4026532999]" for app_id in apps}
 
     world.engine._rtt = watch = Watch()
@@ -190,3 +190,16 @@ def test_a_refusal_while_the_link_tree_stands_keeps_a_priority_from_being_in_for
     world.shaper.refuse = False
     world.engine.tick()
     assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == ""
+
+
+def test_an_application_just_given_a_priority_is_said_elsewhere_at_once(world: World, monkeypatch) -> None:  # noqa: F811
+    """The first listing after SetPriority (chadthrottle-ctl priority reads it
+    at once) comes before the next 2-s measure: the namespaces of the
+    application's processes are read there and then."""
+    monkeypatch.setattr("chadthrottle.helper.engine.engine.elsewhere_of",
+                        lambda pids: "net:[4026532999]" if 10 in pids else "", raising=False)  # fmt: skip
+    _running(world)
+    world.engine.set_link_capacity(6_000_000, 1_000_000, False)
+    _prioritize(world, CURL, Priority.CRITICAL)
+    problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
+    assert problem == "its traffic in namespace net:[4026532999] is not ordered"

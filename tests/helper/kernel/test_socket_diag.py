@@ -90,7 +90,7 @@ def test_rtt_of_established_sockets_and_of_an_application() -> None:
 def test_rtt_of_an_application_in_another_namespace_and_where_it_is(pair: NetnsPair) -> None:
     """RttWatch enters the namespace for the dump, and names it: the link tree
     is in the helper's namespace only, so that traffic is reported as not ordered."""
-    from chadthrottle.helper.engine.rtt import RttWatch
+    from chadthrottle.helper.engine.rtt import RttWatch, elsewhere_of
 
     program = ("import json, os, socket; l = socket.create_server(('127.0.0.1', 0)); "
                "c = socket.create_connection(l.getsockname()); s = l.accept()[0]; c.sendall(b'z' * 4321); "
@@ -102,6 +102,8 @@ def test_rtt_of_an_application_in_another_namespace_and_where_it_is(pair: NetnsP
         watch.measure({"exe:/elsewhere": [process.pid], "exe:/gone": [2**22 + 1]})
         assert 0 < watch.rtt_us["exe:/elsewhere"] < 1_000_000 and "exe:/gone" not in watch.rtt_us
         assert watch.elsewhere == {"exe:/elsewhere": os.readlink(f"/proc/{process.pid}/ns/net")}
+        assert elsewhere_of([os.getpid(), process.pid]) == watch.elsewhere["exe:/elsewhere"]  # read on the spot
+        assert elsewhere_of([os.getpid()]) == ""
         watch.measure({"exe:/elsewhere": [process.pid]}, rtt=False)  # nobody looking: no dump, no stale rtt
         assert watch.rtt_us == {} and watch.elsewhere == {"exe:/elsewhere": os.readlink(f"/proc/{process.pid}/ns/net")}
     finally:
