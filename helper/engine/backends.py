@@ -150,6 +150,7 @@ class LinkShaper(Protocol):
     def set_link(self, direction: Direction, link: LinkShaping | None) -> None: ...
     def linked_directions(self) -> set[Direction]: ...
     def linked_interfaces(self) -> list[str]: ...
+    def link_gaps(self) -> dict[Direction, list[str]]: ...
 
 
 def _rated(wanted: Mapping[Direction, Classes]) -> dict[Direction, Classes]:
@@ -229,7 +230,7 @@ class BackendRouter:
         leaves them out because the limits hold; the order does not)."""
         gaps: dict[Direction, list[str]] = {}
         for direction, (_, enforcer) in self._by_direction.items():
-            if isinstance(enforcer, LinkShaper) and (reasons := enforcer.enforcement_gaps().get(direction)):
+            if isinstance(enforcer, LinkShaper) and (reasons := enforcer.link_gaps().get(direction)):
                 gaps[direction] = list(reasons)
         return gaps
 

@@ -253,6 +253,11 @@ class NamespaceShapers:
     def linked_interfaces(self) -> list[str]:
         return self._own.linked_interfaces()
 
+    def link_gaps(self) -> dict[Direction, list[str]]:
+        """Where traffic can pass the link tree: the helper's own namespace
+        only, where the tree is (other namespaces' gaps are their limits')."""
+        return self._own.link_gaps()
+
     def active_directions(self) -> set[Direction]:
         active = self._own.active_directions()
         for other in self._elsewhere.values():

@@ -113,6 +113,10 @@ class TcShaper:
         """The directions whose IFB shapes under a link capacity now."""
         return {direction for direction in Direction if any(ifb.link for ifb in self._ifbs(direction))}
 
+    def link_gaps(self) -> dict[Direction, list[str]]:
+        """Where traffic can pass this namespace's link tree: its gaps."""
+        return self.enforcement_gaps()
+
     def linked_interfaces(self) -> list[str]:
         """The uplinks whose hooks feed a linked IFB now, by name (GetLinkShaping)."""
         names = {link.index: link.name for link in self._all_links()}

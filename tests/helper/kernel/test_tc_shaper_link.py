@@ -206,3 +206,26 @@ def test_a_catch_all_someone_removed_is_put_back(pair: NetnsPair, shaper: TcShap
     shaper.enforcement_gaps()
     shaper.reconcile({})
     assert tc_dump(pair.host_ns).count("match 00000000/00000000 at 0") == 1 and hook.catch_all
+
+
+def test_the_link_hears_only_its_own_namespaces_gaps(pair: NetnsPair, shaper: TcShaper) -> None:
+    """The link tree is in the helper's namespace only: a limit's shaper that
+    fails in another namespace (policed there) is that limit's gap, not the link's."""
+    import sys
+
+    from tests.support.netns import nsenter_argv, spawn
+
+    program = "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print(1, flush=True); time.sleep(30)"
+    process = spawn(nsenter_argv(pair.peer_ns, [sys.executable, "-c", program]), None)
+    shapers = NamespaceShapers(shaper, lambda ipr: TcShaper(ipr, lambda *_: (0, ""), shaper._pacer))  # no program: fails
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "1"
+        shapers.set_link(Direction.UP, LINK)
+        shapers.shape_namespaces_of({process.pid})
+        shapers.reconcile({Direction.UP: {4: LIMITED}})
+        assert shapers.enforcement_gaps().get(Direction.UP) and shapers.link_gaps() == {}
+    finally:
+        process.kill()
+        process.wait(10)
+        shapers.reconcile({})  # the other namespace's shaper goes with the last limit there
+    assert not shapers._elsewhere
