@@ -430,8 +430,10 @@ METHODS: dict[str, MethodSpec] = {
             "capacity is set (SetLinkCapacity), the link serves higher priorities first, up to the capacity; "
             "applications of one priority share what is left fairly; nothing is held back while the link is "
             "idle, and a limit of the application still holds inside its priority. normal removes the "
-            "priority (a rule left with nothing is removed). scope and polkit action: as for SetLimit. "
-            "Returns the resolved application id.",
+            "priority (a rule left with nothing is removed). scope and polkit action: as for SetLimit, "
+            f"except that critical and high need {Action.LIMIT_ANY.value} whatever the scope (served ahead "
+            "of everyone else, they take the link from other users; scope own still makes the rule the "
+            "caller's, for the caller's processes). Returns the resolved application id.",
             in_args=(_APP_ID, Arg("priority", "s", ArgForm.PRIORITY), _SCOPE),
             out_args=(_RESOLVED_APP_ID,),
         ),

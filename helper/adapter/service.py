@@ -74,6 +74,7 @@ from chadthrottle.helper.engine.api import (
     SetPriority,
     Viewer,
 )
+from chadthrottle.priority import Priority
 from chadthrottle.helper.errors import (
     BackendUnavailable,
     HelperError,
@@ -313,7 +314,15 @@ class HelperService:
         caller_uid = await self._caller_uid(call.sender)
         if scope is RuleScope.DEFAULT:
             scope = RuleScope.ALL if caller_uid == 0 else RuleScope.OWN
-        await self._require(call, Action.LIMIT_ANY if scope is RuleScope.ALL else Action.LIMIT_OWN)
+        if scope is RuleScope.OWN and _raises_priority(call):
+            # Served ahead of everyone else's traffic: that takes the link from
+            # other users and root's services, which only an administrator may give.
+            if not await self._authority.check(call.sender, Action.LIMIT_ANY, interactive=call.interactive):
+                log.info("denied %s above normal (%s) to %s", call.spec.name, Action.LIMIT_ANY.value, call.sender)
+                raise NotAuthorized(f"a priority above normal takes the link from other users: "
+                                    f"it needs {Action.LIMIT_ANY.value}")  # fmt: skip
+        else:
+            await self._require(call, Action.LIMIT_ANY if scope is RuleScope.ALL else Action.LIMIT_OWN)
         if scope is RuleScope.ALL:
             resolved = await self._resolves.submit(app_id)
             return _Grant(resolved.app_id, ADMIN_OWNER)
@@ -567,6 +576,11 @@ class HelperService:
     @_handles("GetLinkShaping")
     async def _get_link_shaping(self, call: _Call, grant: _Grant | None) -> list[Any]:
         return [encode_link_shaping(await self._engine_thread.run(self._engine.link_shaping))]
+
+
+def _raises_priority(call: _Call) -> bool:
+    """SetPriority above normal (critical, high): it needs limit-any even for the caller's own rule."""
+    return call.spec.name == "SetPriority" and call.args[1].rank < Priority.NORMAL.rank
 
 
 def _whose(grant: _Grant) -> str:

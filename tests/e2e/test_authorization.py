@@ -102,15 +102,20 @@ def test_granted_limit_own_limits_its_own_application_only(
     assert nobody.ask("clear", ROOT_APP) == NO_SUCH
     assert nobody.ask("clear", ROOT_APP, "all") == DENIED
     # SetPriority is authorized as SetLimit; SetLinkCapacity needs configure (every user's traffic).
-    assert nobody.ask("priority", ROOT_APP, "critical") == NO_SUCH
-    assert nobody.ask("priority", f"pid:{others.app_pid}", "critical") == DENIED
+    assert nobody.ask("priority", ROOT_APP, "low") == NO_SUCH
+    assert nobody.ask("priority", ROOT_APP, "critical") == DENIED  # above normal: limit-any, asked first
+    assert nobody.ask("priority", f"pid:{others.app_pid}", "low") == DENIED
     assert nobody.ask("priority", ROOT_APP, "critical", "all") == DENIED
     assert nobody.ask("capacity", 1_000_000, 1_000_000, False) == DENIED
     assert stack.tc_state() == limited
     assert call_helper(stack.bus_address, lambda c: c.get_link_shaping()).down_set_bps == 0
     assert others.receiver.rate_bps(1.0) > 20 * MiB
 
-    assert nobody.ask("priority", NOBODY_APP, "high") == {"ok": NOBODY_APP}  # its own: as a limit
+    # Above normal takes the link from other users: limit-any even for its own rule; low and normal are its own.
+    assert nobody.ask("priority", NOBODY_APP, "high") == DENIED
+    assert nobody.ask("priority", NOBODY_APP, "critical", "own") == DENIED
+    assert all(r.priority == "normal" for r in call_helper(stack.bus_address, lambda c: c.list_rules()))
+    assert nobody.ask("priority", NOBODY_APP, "low") == {"ok": NOBODY_APP}
     assert nobody.ask("priority", NOBODY_APP, "normal") == {"ok": NOBODY_APP}
     assert nobody.ask("clear", NOBODY_APP) == {"ok": NOBODY_APP}
 
