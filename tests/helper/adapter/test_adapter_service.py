@@ -343,3 +343,17 @@ def test_a_caller_that_keeps_failing_is_answered_more_slowly(
     assert names == [ErrorName.INVALID_ARGUMENT.value] * calls
     assert elapsed >= (calls - FAILURES_BEFORE_DELAY) * FAILURE_DELAY_S
     assert engine.changes() == []
+
+
+def test_a_users_rule_with_a_priority_alone_stays_listed_to_them_once_their_application_exited() -> None:
+    """As a block or a quota alone: no rate, yet the user's rule is shown to them (and only to them)."""
+    from chadthrottle.contract import ApplicationInfo
+    from chadthrottle.helper.adapter.service import HelperService
+    from chadthrottle.helper.engine.api import Viewer
+
+    exited = ApplicationInfo("exe:/usr/bin/call", "call", "", (), (), 0.0, 0.0, 0, 0, 0, 0, running=False,
+                             down_limit_owner=1000, up_limit_owner=1000, priority="low", priority_owner=1000)  # fmt: skip
+    assert HelperService._visible(Viewer(1000, sees_all=False), [exited]) == [exited]
+    assert HelperService._visible(Viewer(1001, sees_all=False), [exited]) == []
+    normal = ApplicationInfo(**{**exited.__dict__, "priority": "normal"})
+    assert HelperService._visible(Viewer(1000, sees_all=False), [normal]) == []
