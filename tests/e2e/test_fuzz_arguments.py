@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from chadthrottle.contract import BUS_NAME, INTERFACE, MAX_APP_ID_LENGTH, METHODS, OBJECT_PATH, ErrorName
 from chadthrottle.helper.adapter.service import FAILURES_BEFORE_DELAY
 from tests.e2e.conftest import Stack
+from tests.support.helper_calls import call_helper
 
 NAMED_ERRORS = frozenset(name.value for name in ErrorName)
 PID_MAX_LIMIT = 2**22  # no Linux pid is above this
@@ -192,11 +193,23 @@ def untouched(stack: Stack) -> str:
 def _assert_named_error_and_no_change(stack: Stack, caller: RawCaller, untouched: str,
                                       call: tuple[str, str, list[Any]]) -> None:  # fmt: skip
     member, signature, body = call
+    stored = _stored(stack) if member in STORING else None
     reply = caller.call(member, signature, body)
     assert reply.message_type is MessageType.ERROR, f"{member}({signature}) {body!r} succeeded: {reply.body!r}"
     assert reply.error_name in NAMED_ERRORS, f"{member}({signature}) {body!r} -> {reply.error_name}"
     assert "Traceback" not in str(reply.body)
     assert stack.tc_state() == untouched, f"{member}({signature}) {body!r} changed the kernel"
+    if stored is not None:  # a priority or a capacity changes nothing in the kernel without the other
+        assert _stored(stack) == stored, f"{member}({signature}) {body!r} changed the rules or the link"
+
+
+# What a refused call may have stored without touching the kernel (no capacity, no tree).
+STORING = frozenset({"SetPriority", "SetLinkCapacity"})
+
+
+def _stored(stack: Stack) -> tuple[object, object]:
+    return call_helper(stack.bus_address, lambda c: c.list_rules()), call_helper(
+        stack.bus_address, lambda c: c.get_link_shaping())  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
