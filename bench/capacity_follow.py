@@ -80,6 +80,7 @@ class Follower:
 
     def __init__(self, pair: NetnsPair, shaper: TcShaper, ipr: IPRoute, estimator: CapacityEstimator) -> None:
         self.shaper, self.estimator, self.trace = shaper, estimator, list[Second]()
+        self.tick_s = 1.0
         index = ipr.link_lookup(ifname=pair.host_if)[0]
         self._classes = {CALL_SLOT: ClassSpec(0, 0, Priority.CRITICAL)}
         self._sampler = PathSampler(lambda: link_counters(ipr, [index]), lambda: shaper_wait_s(ipr, self._shaping()),
@@ -109,12 +110,12 @@ class Follower:
     def _follow(self) -> None:
         last = time.monotonic()
         self._sampler.sample()
-        while not self._stop.wait(1.0 - (time.monotonic() - last) % 1.0):
+        while not self._stop.wait(self.tick_s - (time.monotonic() - last) % self.tick_s):
             now = time.monotonic()
             moved, delay, waits = self._sampler.sample()
             seconds = now - last
             before = self.estimator.capacities()
-            after = self.estimator.update(Sample(seconds, moved, delay))
+            after = self.estimator.update(Sample(seconds, moved, delay, waits))
             if after != before:
                 self.apply()
             last = now
@@ -275,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--through", choices=("kernel", "helper"), default="kernel",
                         help="kernel: the estimator drives TcShaper here; helper: the real helper estimates "
                         "(SetLinkCapacity with estimate, the call critical by SetPriority; no delay column)")
+    parser.add_argument("--tick-s", type=float, default=1.0, help="kernel: the estimator's tick (the helper's: 1 s)")
     parser.add_argument("--bulk", choices=("both", "down"), default="both",
                         help="bulk traffic both ways (the harder case: a rise cannot be told by direction) or down only")
     arguments = parser.parse_args(argv)
@@ -296,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shaper, ipr, datapath = stack.enter_context(kernel_shaper(pair))
             follower = Follower(pair, shaper, ipr, CapacityEstimator(start))
+            follower.tick_s = arguments.tick_s
             follower.apply()
 
             def tag(scope: Path, slot: int) -> None:

@@ -26,7 +26,11 @@ Each tick:
   REFRACTORY_S while the round trips catch up;
 - the delay stayed low: one loaded direction (LOADED_SHARE of its
   shaping rate passed) is raised, the one raised longer ago, by a step
-  that grows with raises in a row (RAISE_STEPS);
+  that grows with raises in a row (RAISE_STEPS), but by NEAR_STEP only
+  where it would reach the capacity a probe last failed at: the link's
+  rate is just under it, and a small overshoot fills the modem's queue
+  slowly enough to be seen before a call notices (measured: without it
+  each failed probe put 100 ms in the modem's queue, the call's p99);
 - no busy TCP connection, or no traffic: hold. No load, no information.
 
 Why one direction at a time: the delay signal is one for the whole path
@@ -58,6 +62,9 @@ DEEP_RISE_S = 0.2  # beyond this, cut deeper: a queue this full takes seconds to
 CUT_SHARE = 0.85  # of the achieved rate: the queue drains at 1 - CUT_SHARE x SHAPE_SHARE of the link
 DEEP_CUT_SHARE = 0.7
 RAISE_STEPS = (1.05, 1.10, 1.20)  # raises in a row grow the step (10 -> 20 Mbit/s in 5 ticks); 1.4 overshot by 40%
+FORGET_FAILED_S = 10.0  # small steps near a failed probe for this long, then the link may have changed
+NEAR_STEP = 1.02  # the step towards where a probe last failed: a 2% overshoot fills a queue slowly, seen early
+EMPTY_WAIT_S = 0.001  # our queue this short while the direction is loaded: the bottleneck is past us
 PROBE_GAP_S = 1.0  # between two raises (of either direction): one a tick
 BACK_SHARE = 0.95  # a failed probe goes back to this share of where it started, so the queue it made drains
 LOADED_SHARE = 0.8  # of the shaping rate: the direction is loaded
@@ -77,6 +84,7 @@ class Sample:
     seconds: float
     bytes: Mapping[Direction, int]  # L3 bytes through the uplinks in those seconds
     delay_s: float | None
+    local_wait_s: Mapping[Direction, float] = field(default_factory=dict)  # in our shaper's queue now (absent: unknown)
 
 
 @dataclass
@@ -87,6 +95,8 @@ class _Direction:
     since_raise_s: float = float("inf")
     recent: list[tuple[float, int]] = field(default_factory=list)  # raises within SUSPECT_S: (age s, capacity before)
     streak: int = 0  # raises in a row without a rise
+    failed_at: int | None = None  # the capacity a probe last failed at, until one passes above it
+    since_failed_s: float = 0.0
 
 
 @dataclass
@@ -118,6 +128,9 @@ class CapacityEstimator:
         for state in self._state.values():
             state.since_cut_s += sample.seconds
             state.since_raise_s += sample.seconds
+            state.since_failed_s += sample.seconds
+            if state.since_failed_s > FORGET_FAILED_S:
+                state.failed_at = None  # the link may be faster by now
             state.recent = [(age + sample.seconds, before) for age, before in state.recent if age + sample.seconds <= SUSPECT_S]
         if delay is None:
             return self.capacities()  # nothing to judge the queue by: hold
@@ -125,7 +138,7 @@ class CapacityEstimator:
         active = {d: s for d, s in self._state.items() if achieved[d] >= max(MIN_TRAFFIC_BPS, BULK_SHARE * busiest)}
         if delay > RISE_S:
             self._rise(active, achieved, delay)
-        else:
+        elif not self._past_us(active, achieved, sample.local_wait_s):
             self._probe(active, achieved)
         return self.capacities()
 
@@ -136,15 +149,22 @@ class CapacityEstimator:
         """A queue beyond the shaper: take back the last raise that can have
         made it, else (once the last cut had time to drain) cut what carries bulk."""
         probed = {d: s for d, s in self._state.items() if s.recent}
-        for direction, state in probed.items():  # the probe failed: back under where it started
-            back = int(state.recent[-1][1] * BACK_SHARE)
-            if direction in active:
-                back = min(back, int(achieved[direction] * CUT_SHARE / SHAPE_SHARE))
-            state.capacity, state.recent, state.streak = self._bound(back, state.ceiling), [], 1
-            state.since_cut_s, state.since_raise_s = 0.0, -PAUSE_S
+        for direction, state in probed.items():  # with two suspects, neither is known to be the culprit
+            self._take_back(direction, state, achieved if direction in active else {}, known=len(probed) == 1)
         if not probed and min(s.since_cut_s for s in self._state.values()) >= REFRACTORY_S:
             for direction, state in active.items():
                 self._cut(state, achieved[direction], delay)
+
+    def _past_us(self, active: dict[Direction, _Direction], achieved: dict[Direction, float],
+                 waits: Mapping[Direction, float]) -> bool:  # fmt: skip
+        """A loaded direction just raised whose queue here ran empty: its probe
+        went past the modem's rate (seen a tick or two before the round trips
+        rise); taken back as a failed probe. True if one was."""
+        past = {d: s for d, s in active.items() if s.recent and s.capacity is not None and d in waits
+                and waits[d] < EMPTY_WAIT_S and achieved[d] >= LOADED_SHARE * s.capacity * SHAPE_SHARE}  # fmt: skip
+        for direction, state in past.items():
+            self._take_back(direction, state, achieved)
+        return bool(past)
 
     def _probe(self, active: dict[Direction, _Direction], achieved: dict[Direction, float]) -> None:
         """Raise one loaded direction (the one raised longer ago), PROBE_GAP_S after any raise."""
@@ -156,16 +176,32 @@ class CapacityEstimator:
             return
         state = max(loaded, key=lambda s: s.since_raise_s)
         step = RAISE_STEPS[min(state.streak, len(RAISE_STEPS) - 1)]
+        if state.failed_at is not None and state.capacity >= state.failed_at:  # type: ignore[operator]
+            state.failed_at = None  # passed above it: the link is faster now
+        if state.failed_at is not None and state.capacity * step >= state.failed_at:  # type: ignore[operator]
+            step = min(step, NEAR_STEP)
         state.recent.append((0.0, state.capacity))  # type: ignore[arg-type]
         state.capacity = self._bound(int(state.capacity * step), state.ceiling)  # type: ignore[operator]
         state.since_raise_s, state.streak = 0.0, state.streak + 1
+
+    def _take_back(self, direction: Direction, state: _Direction, achieved: Mapping[Direction, float],
+                   known: bool = True) -> None:  # fmt: skip
+        """A failed probe: back under where it started (and under what passed);
+        known: it surely failed, so the next probes near it go in small steps."""
+        back = int(state.recent[-1][1] * BACK_SHARE)
+        if direction in achieved:
+            back = min(back, int(achieved[direction] * CUT_SHARE / SHAPE_SHARE))
+        if known:
+            state.failed_at, state.since_failed_s = state.capacity, 0.0
+        state.capacity, state.recent, state.streak = self._bound(back, state.ceiling), [], 1
+        state.since_cut_s, state.since_raise_s = 0.0, -PAUSE_S
 
     def _cut(self, state: _Direction, achieved: float, delay_s: float) -> None:
         """Shape at a share of what passed, so the queue beyond drains."""
         share = DEEP_CUT_SHARE if delay_s > DEEP_RISE_S else CUT_SHARE
         cut = int(achieved * share / SHAPE_SHARE)
         state.capacity = self._bound(cut if state.capacity is None else min(cut, state.capacity), state.ceiling)
-        state.since_cut_s, state.streak = 0.0, 0
+        state.since_cut_s, state.streak, state.failed_at = 0.0, 0, None
 
     def _bound(self, bps: int, ceiling: int) -> int:
         return max(min(self.floor_bps, ceiling), min(bps, ceiling))

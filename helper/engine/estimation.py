@@ -79,10 +79,10 @@ class LinkEstimation:
             return
         assert self._sampler is not None
         now = self._monotonic()
-        moved, delay, _ = self._sampler.sample()
+        moved, delay, waits = self._sampler.sample()
         seconds, self._last = now - self._last, now
         before = self._estimator.capacities()
-        after = self._estimator.update(Sample(seconds, moved, delay))
+        after = self._estimator.update(Sample(seconds, moved, delay, waits))
         for direction in Direction:
             if after[direction] != before[direction]:
                 log.info("%s link capacity estimated at %s", direction.value,
