@@ -145,3 +145,19 @@ def test_a_bad_floor_is_refused() -> None:
     with pytest.raises(ValueError, match="floor_bps"):
         CapacityEstimator({}, floor_bps=0)
     assert RISE_S < 0.05  # a call notices 50 ms: the estimator must react below it
+
+
+def test_a_raised_download_whose_queue_here_ran_empty_is_taken_back_before_the_delay_rises() -> None:
+    estimator = CapacityEstimator({DOWN: 1_000_000, UP: 200_000})
+    loaded = {DOWN: int(1_000_000 * SHAPE_SHARE), UP: 20_000}
+    raised = estimator.update(Sample(1.0, loaded, 0.0, {DOWN: 0.1}))[DOWN]  # held here: a probe
+    assert raised is not None and raised > 1_000_000
+    back = estimator.update(Sample(1.0, {DOWN: int(raised * SHAPE_SHARE), UP: 20_000}, 0.0, {DOWN: 0.0}))[DOWN]
+    assert back is not None and back < 1_000_000
+    trace = [back]  # then, near where it failed, the probes go in small steps
+    for _ in range(10):
+        capacity = estimator.capacity(DOWN)
+        assert capacity is not None
+        trace.append(estimator.update(Sample(1.0, {DOWN: int(capacity * SHAPE_SHARE), UP: 0}, 0.0, {DOWN: 0.1}))[DOWN])
+    steps = [(b / a) for a, b in zip(trace, trace[1:]) if a and b and b != a and b >= 0.97 * raised and a < raised]
+    assert steps and all(step <= 1.021 for step in steps), trace
