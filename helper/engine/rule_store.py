@@ -130,7 +130,9 @@ def encode_rules(table: LimitTable) -> bytes:
                 for s in schedules
             ]
         rules.append(rule)
-    document: dict[str, Any] = {"version": FORMAT_VERSION, "rules": rules}
+    # Version 3 while no priority and no link is stored: a helper from before them still reads it.
+    uses_priorities = not table.link.is_off or any(_has_priority(rule) for rule in rules)
+    document: dict[str, Any] = {"version": FORMAT_VERSION if uses_priorities else NO_PRIORITIES_VERSION, "rules": rules}
     if table.paused:  # written only when set
         document["paused"] = True
     if not table.link.is_off:

@@ -81,7 +81,7 @@ def test_the_format_is_versioned_and_readable(tmp_path: Path) -> None:
     table.set((CURL, 1000), Direction.DOWN, Limit(5_000, MIN_BURST_BYTES))
     store.save(table)
     assert json.loads(store.path.read_text()) == {
-        "version": FORMAT_VERSION,
+        "version": 3,  # no priority and no link: a helper from before them still reads it (4 with them)
         "rules": [
             {"app_id": FIREFOX, "owner": "all", "up": {"rate_bps": 2_000, "burst_bytes": MIN_BURST_BYTES}},
             {"app_id": CURL, "owner": 1000, "down": {"rate_bps": 5_000, "burst_bytes": MIN_BURST_BYTES}},
@@ -381,3 +381,6 @@ def test_priorities_and_the_link_load_and_an_older_file_with_them_is_refused() -
     with pytest.raises(CorruptStateFile, match="version-3 file with priorities"):
         decode_rules(json.dumps(dict(document, version=3)).encode())
     assert len(decode_rules(json.dumps({"version": 3, "rules": [_rule()]}).encode())) == 1
+    linked = LimitTable()
+    linked.link = LinkSetting(0, 0, True)  # a link alone is written as version 4 too
+    assert json.loads(encode_rules(linked)) == {"version": 4, "rules": [], "link": {"down_bps": 0, "up_bps": 0, "estimate": True}}

@@ -143,7 +143,7 @@ def test_schedules_are_stored_and_a_version_2_file_still_loads(tmp_path: Path) -
     table.add_schedule((CURL, 1000), make_schedule("sat,sun", "22:00", "06:00", {Direction.UP: MEGA}))
     table.set((CURL, ADMIN_OWNER), Direction.DOWN, MEGA)
     document = json.loads(encode_rules(table))
-    assert document["version"] == 4  # 4: priorities and link; schedules since 3
+    assert document["version"] == 3  # schedules since 3; 4 only with a priority or a link
     assert document["rules"][1] == {"app_id": CURL, "owner": 1000, "schedules": [
         {"days": "sat,sun", "from": "22:00", "to": "06:00", "up": {"rate_bps": 1_000_000, "burst_bytes": MIN_BURST_BYTES}}
     ]}  # fmt: skip
