@@ -11,8 +11,10 @@ echo returns. Both run on one machine, so one monotonic clock serves both ends.
     python -m bench.call_probe call --host H --port P --seconds S [--rate 50] [--payload 200]
 
 `echo` prints {"listening": true}; `call` prints one JSON line at the end:
-{"sent": n, "received": n, "rtts_ms": [...], "sequences": [...]} (each
-echo's round trip and the number of the packet it echoed; echoes still in flight
+{"sent": n, "received": n, "rtts_ms": [...], "sequences": [...], "up_ms": [...],
+"down_ms": [...]} (each echo's round trip, the number of the packet it echoed,
+and the round trip's two halves: the echo writes its own receive time into the
+packet, in place, so where a queue is shows; echoes still in flight
 LATE_GRACE_S after the last send count as lost).
 """
 
@@ -27,6 +29,7 @@ import sys
 import time
 
 STAMP = struct.Struct("!Qq")  # sequence number, send time (monotonic ns)
+ECHO_STAMP = struct.Struct("!q")  # the echo's receive time (monotonic ns), right after STAMP
 LATE_GRACE_S = 2.0  # longer than the deepest queue the bench builds
 
 
@@ -36,6 +39,8 @@ def echo(port: int) -> None:
         print(json.dumps({"listening": True}), flush=True)
         while True:
             data, sender = sock.recvfrom(2048)
+            if len(data) >= STAMP.size + ECHO_STAMP.size:
+                data = data[:STAMP.size] + ECHO_STAMP.pack(time.monotonic_ns()) + data[STAMP.size + ECHO_STAMP.size:]
             sock.sendto(data, sender)
 
 
@@ -43,6 +48,8 @@ def call(host: str, port: int, seconds: float, rate: float, payload: int) -> dic
     """Send at `rate` packets/s for `seconds`; the round trip of each echo."""
     interval_ns = int(1e9 / rate)
     padding = b"\0" * max(0, payload - STAMP.size)
+    up_ms: list[float] = []
+    down_ms: list[float] = []
     rtts_ms: list[float] = []
     sequences: list[int] = []
     seen: set[int] = set()
@@ -75,10 +82,16 @@ def call(host: str, port: int, seconds: float, rate: float, payload: int) -> dic
                         break
                     sequence, sent_ns = STAMP.unpack_from(data)
                     if sequence not in seen:
+                        now_ns = time.monotonic_ns()
                         seen.add(sequence)
-                        rtts_ms.append((time.monotonic_ns() - sent_ns) / 1e6)
+                        rtts_ms.append((now_ns - sent_ns) / 1e6)
                         sequences.append(sequence)
-    return {"sent": sent, "received": len(seen), "rtts_ms": rtts_ms, "sequences": sequences}
+                        if len(data) >= STAMP.size + ECHO_STAMP.size:  # one clock for both ends: one machine
+                            (echoed_ns,) = ECHO_STAMP.unpack_from(data, STAMP.size)
+                            up_ms.append((echoed_ns - sent_ns) / 1e6)
+                            down_ms.append((now_ns - echoed_ns) / 1e6)
+    return {"sent": sent, "received": len(seen), "rtts_ms": rtts_ms, "sequences": sequences, "up_ms": up_ms,
+            "down_ms": down_ms}
 
 
 def main() -> int:

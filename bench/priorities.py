@@ -68,7 +68,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bottleneck import Internet, modem
@@ -107,11 +107,15 @@ class CallResult:
     sent: int
     rtts_ms: list[float]
     sequences: list[int]  # the packet each round trip is of
+    up_ms: list[float] = field(default_factory=list)  # each round trip's way out to the echo
+    down_ms: list[float] = field(default_factory=list)  # ... and back
 
     def sent_from(self, first: int) -> CallResult:
         """The packets sent from number `first` on."""
-        kept = [(r, n) for r, n in zip(self.rtts_ms, self.sequences) if n >= first]
-        return CallResult(self.sent - first, [r for r, _ in kept], [n for _, n in kept])
+        kept = [i for i, n in enumerate(self.sequences) if n >= first]
+        return CallResult(self.sent - first, [self.rtts_ms[i] for i in kept], [self.sequences[i] for i in kept],
+                          [self.up_ms[i] for i in kept if i < len(self.up_ms)],
+                          [self.down_ms[i] for i in kept if i < len(self.down_ms)])  # fmt: skip
 
     @property
     def loss(self) -> float:
@@ -209,7 +213,8 @@ class Bench:
                 out, _ = caller.communicate(timeout=seconds + 30)
                 report = json.loads(out.strip().splitlines()[-1])
                 return CallResult(int(report["sent"]), [float(r) for r in report["rtts_ms"]],
-                                  [int(n) for n in report["sequences"]])  # fmt: skip
+                                  [int(n) for n in report["sequences"]], [float(u) for u in report["up_ms"]],
+                                  [float(d) for d in report["down_ms"]])  # fmt: skip
             finally:
                 echo.kill()
                 echo.wait(timeout=10)
@@ -346,6 +351,8 @@ def _compare(results: list[CaseResult]) -> str:
     idle = next((r for r in results if r.name == "idle"), None)
     rows: list[tuple[str, Callable[[CaseResult], str]]] = [
         ("call RTT median / p99", lambda r: f"{r.call.percentile(0.5):.2f} / {r.call.percentile(0.99):.2f} ms"),
+        ("call one way p99 up / down", lambda r: f"{_percentile(r.call.up_ms, 0.99):.2f} / "
+                                                  f"{_percentile(r.call.down_ms, 0.99):.2f} ms"),
         ("call loss", lambda r: f"{r.call.loss:.2%}"),
         ("call throughput each way", lambda r: f"{r.call.throughput_bps() / 1e3:.1f} KB/s"),
         ("upload application", lambda r: f"{r.up_bps / 1e6:.2f} MB/s ({r.up_bps / r.rates[1]:.3f})"),
