@@ -229,14 +229,17 @@ class Engine:
             if idle:  # a connection open and quiet since the helper started: listed, with nothing counted
                 traffic = {**{app_id: AppTraffic(last_active=self._clock()) for app_id in idle}, **traffic}
             facts, rtt = self._link_facts(), self._rtt
+            uid = None if viewer.sees_all else viewer.uid  # other users' sockets are not the viewer's to read
 
             def priority_view(app_id: str, priority: Priority) -> tuple[str, int]:
+                rtt_us, elsewhere = rtt.seen_by(app_id, uid)
                 if priority is Priority.NORMAL:
-                    return "", rtt.rtt_us.get(app_id, 0)
+                    return "", rtt_us
                 app = self._index.application(app_id)  # given a priority since the last measure: read now
-                elsewhere = (rtt.elsewhere.get(app_id, "") if app_id in rtt.measured or app is None
-                             else elsewhere_of(app.processes))  # fmt: skip
-                return priority_problem(facts, elsewhere), rtt.rtt_us.get(app_id, 0)
+                if app_id not in rtt.measured and app is not None:
+                    elsewhere = elsewhere_of(pid for pid, process in app.processes.items()
+                                             if uid is None or process.uid == uid)  # fmt: skip
+                return priority_problem(facts, elsewhere), rtt_us
 
             return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
                                  self._known, self._problems(), self._limits_not_met(), self._meter.by_uid,
@@ -591,13 +594,15 @@ class Engine:
         if not self._rtt.due():
             return
         with self._lock:
-            apps = {}
-            for app_id in self._index.applications():
+            apps: dict[str, list[int]] = {}
+            uids: dict[int, int] = {}  # pid -> its user: a viewer is shown its own processes' values only
+            for app_id, app in self._index.applications().items():
                 for key in self._limits.in_force_of(app_id):
                     if priority_of(self._limits.get(key)) is not Priority.NORMAL:
                         apps.setdefault(app_id, []).extend(self._reached_pids(key))
+                        uids.update((pid, process.uid) for pid, process in app.processes.items())
         if apps or self._rtt.rtt_us or self._rtt.elsewhere:
-            self._rtt.measure(apps, rtt=self._clock() - self._listed_at <= RTT_WATCHED_S)
+            self._rtt.measure(apps, rtt=self._clock() - self._listed_at <= RTT_WATCHED_S, uids=uids)
 
     def _wholly_shaped_uploads(self, by_slot: dict[int, int]) -> dict[str, int]:
         """app id -> bytes out of its upload class, for applications whose every

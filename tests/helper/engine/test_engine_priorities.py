@@ -161,7 +161,8 @@ def test_traffic_in_another_namespace_is_said_before_anyone_has_listed(world: Wo
     class Watch(RttWatch):  # the kernel's side is tests/helper/kernel/test_socket_diag.py
         dumped: list[bool]
 
-        def measure(self, apps: Mapping[str, list[int]], rtt: bool = True) -> None:
+        def measure(self, apps: Mapping[str, list[int]], rtt: bool = True,
+                    uids: Mapping[int, int] | None = None) -> None:  # fmt: skip
             self.dumped.append(rtt)
             self._measured_at, self.measured = self._clock(), frozenset(apps)
             self.elsewhere = {app_id: "net:[4026532999]" for app_id in apps}
@@ -203,3 +204,36 @@ def test_an_application_just_given_a_priority_is_said_elsewhere_at_once(world: W
     _prioritize(world, CURL, Priority.CRITICAL)
     problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
     assert problem == "its traffic in namespace net:[4026532999] is not ordered"
+
+
+def test_a_user_is_shown_the_round_trip_and_namespace_of_their_own_processes_only(world: World) -> None:  # noqa: F811
+    """An administrator's priority reaches every user's processes of the
+    application; a user who lists it sees what their own sockets say, as
+    with rates (root sees the whole)."""
+    from chadthrottle.helper.engine.api import ADMIN_VIEWER, Viewer
+    from chadthrottle.helper.engine.rtt import RttWatch
+    from chadthrottle.helper.identity.processes import ProcessInfo
+
+    class Watch(RttWatch):  # the kernel's side is tests/helper/kernel/test_socket_diag.py
+        given: dict[int, int]
+
+        def measure(self, apps: Mapping[str, list[int]], rtt: bool = True,
+                    uids: Mapping[int, int] | None = None) -> None:  # fmt: skip
+            self._measured_at, self.measured, self.given = self._clock(), frozenset(apps), dict(uids or {})
+
+        def seen_by(self, app_id: str, uid: int | None) -> tuple[int, str]:
+            return {None: (222, "net:[4026532999]"), 1000: (111, "")}.get(uid, (0, ""))
+
+    world.engine._rtt = watch = Watch()
+    _running(world)
+    world.processes[11] = ProcessInfo(11, 1, 2000, "/usr/bin/curl", ("/usr/bin/curl",), "curl", "/")  # another user's
+    world.engine.tick()
+    _prioritize(world, CURL, Priority.CRITICAL)
+    world.engine.set_link_capacity(6_000_000, 1_000_000, False)
+    world.engine.list_applications()  # someone looks: the next measure reads round trips
+    world.engine.tick()
+    assert {pid: watch.given[pid] for pid in (10, 11)} == {10: 1000, 11: 2000}
+    mine = {a.id: a for a in world.engine.list_applications(Viewer(1000, sees_all=False))}[CURL]
+    everyone = {a.id: a for a in world.engine.list_applications(ADMIN_VIEWER)}[CURL]
+    assert (mine.rtt_us, mine.priority_problem) == (111, "")
+    assert (everyone.rtt_us, everyone.priority_problem) == (222, "its traffic in namespace net:[4026532999] is not ordered")

@@ -104,6 +104,11 @@ def test_rtt_of_an_application_in_another_namespace_and_where_it_is(pair: NetnsP
         assert watch.elsewhere == {"exe:/elsewhere": os.readlink(f"/proc/{process.pid}/ns/net")}
         assert elsewhere_of([os.getpid(), process.pid]) == watch.elsewhere["exe:/elsewhere"]  # read on the spot
         assert elsewhere_of([os.getpid()]) == ""
+        mine = os.getpid()  # a process of another user (uid 4242 here) in the helper's namespace: not elsewhere
+        watch.measure({"exe:/elsewhere": [process.pid, mine]}, uids={process.pid: 0, mine: 4242})
+        there = watch.elsewhere["exe:/elsewhere"]
+        assert watch.seen_by("exe:/elsewhere", 0)[1] == there and watch.seen_by("exe:/elsewhere", 0)[0] > 0
+        assert watch.seen_by("exe:/elsewhere", 4242)[1] == "" and watch.seen_by("exe:/elsewhere", None)[1] == there
         watch.measure({"exe:/elsewhere": [process.pid]}, rtt=False)  # nobody looking: no dump, no stale rtt
         assert watch.rtt_us == {} and watch.elsewhere == {"exe:/elsewhere": os.readlink(f"/proc/{process.pid}/ns/net")}
     finally:
