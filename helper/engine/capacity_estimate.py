@@ -14,7 +14,8 @@ cake-autorate does, from two things it sees each tick:
 
 Each tick:
 
-- the delay rose above RISE_S: a queue fills beyond the shaper. If a
+- the delay rose above RISE_S (plus NOISE_SHARE of our own queue's
+  wait): a queue fills beyond the shaper. If a
   direction was raised within SUSPECT_S (a probe), the probe failed: that
   raise is taken back, to BACK_SHARE of where it started (and no more
   than CUT_SHARE of what passed, at the shaping share), and the direction
@@ -22,7 +23,8 @@ Each tick:
   direction carrying bulk traffic (at least BULK_SHARE of the busier
   direction's rate: the other direction's acknowledgements are a few
   percent of it) is cut to CUT_SHARE of what passed (DEEP_CUT_SHARE for a
-  rise beyond DEEP_RISE_S), so the modem's queue drains; no new cut for
+  rise beyond DEEP_RISE_S), but at most to MAX_CUT_SHARE of its capacity
+  a time, so the modem's queue drains; no new cut for
   REFRACTORY_S while the round trips catch up;
 - the delay stayed low: one loaded direction (LOADED_SHARE of its
   shaping rate passed) is raised, the one raised longer ago, by a step
@@ -61,6 +63,10 @@ RISE_S = 0.010  # a queue this deep (beyond each path's minimum) is bufferbloat
 DEEP_RISE_S = 0.2  # beyond this, cut deeper: a queue this full takes seconds to drain at CUT_SHARE
 CUT_SHARE = 0.85  # of the achieved rate: the queue drains at 1 - CUT_SHARE x SHAPE_SHARE of the link
 DEEP_CUT_SHARE = 0.7
+MAX_CUT_SHARE = 0.5  # one cut keeps at least this share of the capacity: 20 -> 10 Mbit/s in one, 20 -> 5 in two
+NOISE_SHARE = 0.1  # of our own queue's wait, added to RISE_S: the wait is subtracted from smoothed round
+# trips at one instant, and errs in proportion (at the floor a leaf holds seconds: measured, an estimate that
+# fell there after a stall saw a "rise" every tick and never came back)
 RAISE_STEPS = (1.05, 1.10, 1.20)  # raises in a row grow the step (10 -> 20 Mbit/s in 5 ticks); 1.4 overshot by 40%
 FORGET_FAILED_S = 10.0  # small steps near a failed probe for this long, then the link may have changed
 NEAR_STEP = 1.02  # the step towards where a probe last failed: a 2% overshoot fills a queue slowly, seen early
@@ -136,7 +142,7 @@ class CapacityEstimator:
             return self.capacities()  # nothing to judge the queue by: hold
         busiest = max(achieved.values())
         active = {d: s for d, s in self._state.items() if achieved[d] >= max(MIN_TRAFFIC_BPS, BULK_SHARE * busiest)}
-        if delay > RISE_S:
+        if delay > RISE_S + NOISE_SHARE * max(sample.local_wait_s.values(), default=0.0):
             self._rise(active, achieved, delay)
         elif not self._past_us(active, achieved, sample.local_wait_s):
             self._probe(active, achieved)
@@ -200,7 +206,9 @@ class CapacityEstimator:
         """Shape at a share of what passed, so the queue beyond drains."""
         share = DEEP_CUT_SHARE if delay_s > DEEP_RISE_S else CUT_SHARE
         cut = int(achieved * share / SHAPE_SHARE)
-        state.capacity = self._bound(cut if state.capacity is None else min(cut, state.capacity), state.ceiling)
+        if state.capacity is not None:  # a stall (little passed, round trips stale) must not drop it to the floor
+            cut = min(max(cut, int(state.capacity * MAX_CUT_SHARE)), state.capacity)
+        state.capacity = self._bound(cut, state.ceiling)
         state.since_cut_s, state.streak, state.failed_at = 0.0, 0, None
 
     def _bound(self, bps: int, ceiling: int) -> int:

@@ -161,3 +161,14 @@ def test_a_raised_download_whose_queue_here_ran_empty_is_taken_back_before_the_d
         trace.append(estimator.update(Sample(1.0, {DOWN: int(capacity * SHAPE_SHARE), UP: 0}, 0.0, {DOWN: 0.1}))[DOWN])
     steps = [(b / a) for a, b in zip(trace, trace[1:]) if a and b and b != a and b >= 0.97 * raised and a < raised]
     assert steps and all(step <= 1.021 for step in steps), trace
+
+
+def test_a_stall_halves_at_most_and_a_long_queue_here_is_not_taken_for_a_rise() -> None:
+    estimator = CapacityEstimator({DOWN: 2_000_000, UP: 500_000})
+    # a stall: little passes while the round trips still show the old queue
+    estimator.update(Sample(1.0, {DOWN: 20_000, UP: 5_000}, 0.3))
+    assert estimator.capacity(DOWN) == 1_000_000
+    low = CapacityEstimator({DOWN: FLOOR_BPS, UP: FLOOR_BPS})
+    # at the floor a leaf here holds seconds: 4 s of wait, the round trips off by 0.3 s of it
+    raised = low.update(Sample(1.0, {DOWN: FLOOR_BPS, UP: 1_000}, 0.3, {DOWN: 4.0}))[DOWN]
+    assert raised is not None and raised > FLOOR_BPS
