@@ -367,7 +367,10 @@ class TcShaper:
             interfaces.delete_link(self._ipr, hook.ifb.ifindex)
 
     def _forget_hook(self, direction: Direction, index: int) -> None:
-        self._delete_ifb_unless_shared(self._hooks[direction].pop(index))
+        hook = self._hooks[direction].pop(index)
+        if hook.catch_all:  # before its IFB goes: a redirect to a missing device drops every packet
+            catch_all.remove(self._ipr, index, hook.parent, hook.ifb.ifindex)  # quiet if the uplink is gone
+        self._delete_ifb_unless_shared(hook)
         self._journal.forget_hook(index, direction)
 
     def _forget_vanished(self, present: set[int]) -> None:

@@ -229,3 +229,26 @@ def test_the_link_hears_only_its_own_namespaces_gaps(pair: NetnsPair, shaper: Tc
         process.wait(10)
         shapers.reconcile({})  # the other namespace's shaper goes with the last limit there
     assert not shapers._elsewhere
+
+
+def test_a_lost_hooks_catch_all_goes_with_its_ifb(pair: NetnsPair, shaper: TcShaper, monkeypatch) -> None:
+    """Someone removes our classifier only: the hook is forgotten and its IFB
+    deleted. Its catch-all must go first: left behind it redirects to a
+    device that is gone, which drops every packet of the uplink while the
+    hook cannot be made again (here: it cannot)."""
+    from chadthrottle.helper.kernel.tc_hooks import NoHookPoint
+
+    shaper.GAPS_MAX_AGE_S = 0.0
+    shaper.set_link(Direction.UP, LINK)
+    shaper.reconcile({})
+    subprocess.run(["tc", "-n", pair.host_ns, "filter", "del", "dev", pair.host_if, "egress", "pref", "51117"],
+                   check=True)  # fmt: skip
+    shaper.enforcement_gaps()  # notices our filter is gone
+
+    def no_hook(*_: object) -> None:
+        raise NoHookPoint("refused for the test")
+
+    monkeypatch.setattr(shaper, "_create_hook", no_hook)
+    shaper.reconcile({})
+    assert not shaper._hooks[Direction.UP]
+    assert "00000000/00000000" not in tc_dump(pair.host_ns), "a catch-all to a deleted IFB was left behind"
