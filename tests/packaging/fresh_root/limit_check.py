@@ -62,6 +62,15 @@ class Sink:
             if "t" in report:
                 self.samples.append((report["t"], report["bytes"]))
 
+    def freed_at(self, since: float, above_bps: float, latest: float, span_s: float = 0.2) -> float:
+        """Where a window after a cleared limit starts: the first time after
+        since that a span reads above above_bps (the limit is gone), at the
+        latest `latest` (the fixed settle it replaces)."""
+        start = since
+        while start < latest and self.rate(start, start + span_s) <= above_bps:
+            start += span_s / 2
+        return min(start, latest)
+
     def rate(self, start: float, end: float) -> float:
         self.read_until(end)
         first = next(s for s in self.samples if s[0] >= start)
@@ -87,7 +96,8 @@ def main() -> None:
         limited = sink.rate(limited_at + SETTLE_S, limited_at + SETTLE_S + MEASURE_S)
         run("chadthrottle-ctl", "clear", f"pid:{sink.process.pid}")
         cleared_at = sink.samples[-1][0]
-        after = sink.rate(cleared_at + SETTLE_S, cleared_at + SETTLE_S + 1.0)
+        freed = sink.freed_at(cleared_at, 2 * LIMIT_BPS, latest=cleared_at + SETTLE_S)
+        after = sink.rate(freed, freed + 1.0)
         sink.process.kill()
         sink.process.wait()
     finally:
