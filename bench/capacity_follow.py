@@ -60,6 +60,7 @@ from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, Stream, app_scope, entered_netns, netns_pair, nsenter_argv, spawn
 
 L2_TO_L3 = 1500 / 1514  # the modem's rate counts frames; a capacity is L3
+SPIKE_MS = 50.0  # the seconds with a call round trip above this are listed, to lay beside the trace
 IN_BAND = (0.75, 1.20)  # the estimate "follows" within these shares of the true capacity
 
 
@@ -332,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"phase {i + 1}: modem {down * 8 / 1e6:.1f} Mbit/s down; estimate follows after "
               f"{'-' if settled is None else f'{settled:.0f} s'}, in band {share:.0%} of the rest; "
               f"call (2nd half) median / p99 {_call_stats(call, max(0, half[0]), half[1])}")  # fmt: skip
+    spikes = sorted({round(call_began + n / 50) for r, n in zip(call.rtts_ms, call.sequences) if r > SPIKE_MS})
+    print(f"\nseconds with a call round trip above {SPIKE_MS:.0f} ms: {spikes}")
     print("\nt(s)  true down  est down  passed  true up  est up  passed  delay(ms)  ours down/up(ms)  [Mbit/s, L3]")
     for s in follower.trace:
         mbit = (lambda v: "-" if v is None else f"{v * 8 / 1e6:.2f}")  # noqa: E731
