@@ -1,32 +1,21 @@
-"""What the capacity estimator reads (helper/kernel/path_delay.py), and the
-estimate the helper's LinkEstimation hands its engine against a real
-bottleneck: a modem in miniature (bench/bottleneck.py: tbf with a deep
-buffer a namespace away) and a bulk TCP upload through it. Cheap: no
-datapath, no helper process; a few seconds of traffic."""
+"""What the capacity estimator reads (helper/kernel/path_delay.py): the
+sock_diag answer, the delay taken from it, link counters at L3. Against a
+real modem, through the helper: tests/e2e/test_capacity_estimate.py."""
 
 from __future__ import annotations
 
+import socket
 import struct
-import subprocess
-import time
 
-from pyroute2 import IPRoute
-
-from bench.bottleneck import modem
-from chadthrottle.contract import Direction, LinkShapingInfo
-from chadthrottle.helper.engine.capacity_estimate import RISE_S
-from chadthrottle.helper.engine.estimation import LinkEstimation
+from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.path_delay import (
-    BUSY_BYTES, TcpPath, PathSampler, l3_bytes, link_counters, parse_path, queueing_delay_s, shaper_wait_s,
+    BUSY_BYTES, TcpPath, l3_bytes, parse_path, queueing_delay_s, tcp_paths_here,
 )
 from chadthrottle.helper.kernel.socket_diag import INET_DIAG_INFO
-from tests.support.netns import NetnsPair, entered_netns, netns_pair, start_stream
-from tests.support.requirements import require_root
+
+SO_COOKIE = 57  # socket(7): the id sock_diag reports
 
 UP, DOWN = Direction.UP, Direction.DOWN
-MODEM_UP_BPS = 250_000  # 2 Mbit/s, L2 as tbf counts
-BUFFER_MS = 300.0
-CONVERGE_S = 10.0
 
 
 def _message(cookie: int, info: bytes) -> bytes:
@@ -72,72 +61,20 @@ def test_link_counters_are_l3() -> None:
     assert l3_bytes({"rx_bytes": 5, "rx_packets": 1, "tx_bytes": 7, "tx_packets": 1}, ethernet=False).up == 7
 
 
-class FakeEngine:
-    """The engine's seam (link_shaping, set_estimated_capacity), recording the estimates handed over."""
-
-    def __init__(self, shaping: LinkShapingInfo) -> None:
-        self.shaping = shaping
-        self.estimated: dict[Direction, int | None] = {}
-
-    def link_shaping(self) -> LinkShapingInfo:
-        return self.shaping
-
-    def set_estimated_capacity(self, direction: Direction, bps: int | None) -> None:
-        self.estimated[direction] = bps
-
-
-def _estimate_through(pair: NetnsPair, seconds: float) -> tuple[list[FakeEngine], list[float]]:
-    """Tick each second for up to `seconds`, as the helper does in its own
-    namespace (here the host's): the helper's LinkEstimation, estimating from
-    nothing and from 3x too high, and the bare sampler's delay beside it.
-    The estimates are not applied: the modem stays the bottleneck."""
-    engines = [FakeEngine(LinkShapingInfo(estimate=True)),
-               FakeEngine(LinkShapingInfo(estimate=True, down_set_bps=3 * MODEM_UP_BPS, up_set_bps=3 * MODEM_UP_BPS))]
-    delays: list[float] = []
-    with entered_netns(pair.host_ns):
-        estimations = [LinkEstimation() for _ in engines]
-        ipr = IPRoute()
-        try:
-            sampler = PathSampler(lambda: link_counters(ipr), lambda: shaper_wait_s(ipr, {}))
-            sampler.sample()
-            for estimation, engine in zip(estimations, engines):
-                estimation.tick(engine)  # the setting seen: starts
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                time.sleep(1.0)
-                _, delay, _ = sampler.sample()
-                delays.append(-1.0 if delay is None else delay)
-                for estimation, engine in zip(estimations, engines):
-                    estimation.tick(engine)
-                if all(_in_band(engine.estimated.get(UP)) for engine in engines):
-                    break
-        finally:
-            ipr.close()
-            for estimation in estimations:
-                estimation.close()
-    return engines, delays
-
-
-def _in_band(capacity: int | None) -> bool:
-    true = MODEM_UP_BPS * 1500 / 1514
-    return capacity is not None and 0.7 * true <= capacity <= 1.1 * true
-
-
-def test_the_estimate_finds_a_real_modems_upload_rate_from_nothing_and_from_too_high() -> None:
-    require_root()
-    with netns_pair() as pair, modem(pair, 4 * MODEM_UP_BPS, MODEM_UP_BPS, BUFFER_MS) as internet:
-        # the upload's server behind the modem: a pair whose peer is the internet's namespace
-        far = NetnsPair(peer_ns=internet.netns, host_ns=pair.host_ns, peer_if="", host_if=pair.host_if,
-                        peer_addr=internet.addr, host_addr=pair.host_addr, peer_addr6="", host_addr6="")  # fmt: skip
-        streams = [start_stream(far, 7300 + i, "up", seconds=30) for i in range(2)]
-        try:
-            engines, delays = _estimate_through(pair, CONVERGE_S)
-        finally:
-            for stream in streams:
-                stream.stop()
-        capacities = [engine.estimated.get(UP) for engine in engines]
-        assert max(delays) > RISE_S, f"no queue seen at the modem: {delays}"
-        assert all(_in_band(c) for c in capacities), (capacities, delays)
-        assert DOWN not in engines[0].estimated  # acknowledgements only: nothing learnt about the download
-    leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-    assert not {pair.host_ns, pair.peer_ns, internet.netns} & set(leftover)
+def test_the_kernels_answer_reads_a_real_connections_bytes_and_round_trips() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server, \
+            socket.create_connection(server.getsockname()) as client:  # fmt: skip
+        accepted, _ = server.accept()
+        with accepted:
+            client.sendall(b"x" * 100_000)
+            received = 0
+            while received < 100_000:
+                received += len(accepted.recv(65536))
+            accepted.sendall(b"y")
+            client.recv(1)  # the acknowledgements are back by now
+            (cookie,) = struct.unpack("=Q", client.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8))
+            (peer_cookie,) = struct.unpack("=Q", accepted.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8))
+            paths = tcp_paths_here()
+    sent, got = paths[cookie], paths[peer_cookie]
+    assert sent.acked >= 100_000 and got.received >= 100_000, (sent, got)
+    assert 0 < sent.min_rtt_us <= sent.rtt_us < 1_000_000, sent
