@@ -171,21 +171,25 @@ async def run_helper(
             bus.disconnect()
 
 
-def _finish_takeover() -> None:
+def _finish_takeover(state_dir: Path) -> None:
     """Detach the programs a killed helper left (those of live datapaths stay)
     and remove the tc objects it recorded (in any namespace) that no shaper
-    adopted. Imported here, like the engine: --help must not need pyroute2."""
+    adopted: a helper of this state directory's (another helper's are its
+    successor's to adopt). Imported here, like the engine: --help must not
+    need pyroute2."""
     from pyroute2 import IPRoute
 
     from chadthrottle.helper.kernel.cgroups import cgroup2_mount
     from chadthrottle.helper.kernel.datapath import remove_leftover_programs
     from chadthrottle.helper.kernel.namespace_shapers import remove_unadopted_elsewhere
+    from chadthrottle.helper.kernel.ownership import journal_instance
     from chadthrottle.helper.kernel.tc_shaper import remove_unadopted
 
     remove_leftover_programs(cgroup2_mount())
+    instance = journal_instance(state_dir)
     with IPRoute() as ipr:
-        remove_unadopted(ipr)
-    remove_unadopted_elsewhere()  # other namespaces, where limited applications had sockets
+        remove_unadopted(ipr, instance)
+    remove_unadopted_elsewhere(instance)  # other namespaces, where limited applications had sockets
 
 
 def _make_engine(
@@ -212,7 +216,8 @@ async def _serve(arguments: argparse.Namespace) -> None:
         lambda: _make_engine(arguments.state_dir, arguments.backend, arguments.usage_flush_s, arguments.wall_clock_file,
                              arguments.cache_dir),
         stop,
-        idle_exit_s=idle_exit_seconds(arguments.idle_exit_s, os.environ), finish_takeover=_finish_takeover,
+        idle_exit_s=idle_exit_seconds(arguments.idle_exit_s, os.environ),
+        finish_takeover=lambda: _finish_takeover(arguments.state_dir),
     )  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.policer import EbpfPolicer
 from chadthrottle.helper.kernel.proc_events import open_proc_events
 from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers, NoPacing
+from chadthrottle.helper.kernel.ownership import journal_instance
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
 from chadthrottle.helper.usage.recorder import FLUSH_INTERVAL_S, UsageRecorder
 from chadthrottle.helper.usage.store import UsageStore
@@ -159,8 +160,10 @@ def build_engine(options: EngineOptions) -> RunningEngine:
                  sum(adopted.values()), len(adopted))  # fmt: skip
         enforcers: dict[str, Enforcer] = {EBPF: EbpfPolicer(datapath)}  # the datapath's own: always there
         if TC in choice.values():
-            own = TcShaper(ipr, datapath.tc_program, datapath)
-            enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_program, NoPacing()))
+            instance = journal_instance(options.state_dir)  # a killed helper's objects are its successor's alone
+            own = TcShaper(ipr, datapath.tc_program, datapath, instance=instance)
+            enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_program, NoPacing(),
+                                                                         instance=instance))  # fmt: skip
         router = BackendRouter({d: (name, enforcers[name]) for d, name in choice.items()}, guard=(EBPF, enforcers[EBPF]))
         usage = UsageRecorder(UsageStore(options.state_dir), options.usage_flush_s, wall_clock=options.wall_clock,
                               rename=certain_rename)  # one clock: the history's days are the schedules' days

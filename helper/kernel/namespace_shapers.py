@@ -293,15 +293,16 @@ class NamespaceShapers:
             self._own.close()
 
 
-def remove_unadopted_elsewhere() -> int:
-    """What killed helpers recorded in other namespaces and no live shaper
-    adopted (their limited applications are gone, or their limits): removed
-    from inside each namespace that still exists, by remove_unadopted (which
-    takes only dead journals' entries of that namespace, checked against the
-    kernel). Returns how many objects were removed."""
+def remove_unadopted_elsewhere(instance: str = "") -> int:
+    """What killed helpers of this instance recorded in other namespaces and
+    no live shaper adopted (their limited applications are gone, or their
+    limits): removed from inside each namespace that still exists, by
+    remove_unadopted (which takes only dead journals' entries of that
+    namespace and instance, checked against the kernel). Another helper's
+    namespaces are not entered. Returns how many objects were removed."""
     own = os.stat("/proc/thread-self/ns/net").st_ino
     inodes = {int(e["netns_inode"]) for e in recorded_entries(JOURNAL_KIND)
-              if isinstance(e.get("netns_inode"), int)} - {own}  # fmt: skip
+              if isinstance(e.get("netns_inode"), int) and e.get("instance", instance) == instance} - {own}
     if not inodes:
         return 0
     paths: dict[int, str] = {}
@@ -320,7 +321,7 @@ def remove_unadopted_elsewhere() -> int:
             log.warning("could not enter namespace net:[%d] to remove what an earlier helper left: %s", inode, error)
             continue
         try:
-            removed += thread.call(_remove_unadopted_here)
+            removed += thread.call(lambda: _remove_unadopted_here(instance))
         except Exception as error:
             log.warning("could not remove what an earlier helper left in namespace net:[%d]: %s", inode, error)
         finally:
@@ -328,6 +329,6 @@ def remove_unadopted_elsewhere() -> int:
     return removed
 
 
-def _remove_unadopted_here() -> int:
+def _remove_unadopted_here(instance: str) -> int:
     with IPRoute() as ipr:
-        return remove_unadopted(ipr)
+        return remove_unadopted(ipr, instance)

@@ -12,12 +12,17 @@ ObjectJournal does the same for kernel objects that are not programs (the tc
 shaper's qdiscs, filters and IFB devices): a live owner's journal is locked,
 and a dead owner's entries are taken over by the next start in the same
 network namespace, which checks each against the kernel before adopting it.
+Only the same helper instance (journal_instance: its state directory) takes
+over: every helper on the machine shares RUN_DIR, and a test session's helper
+that took a killed helper's entries removed its IFBs before its successor
+(same state directory) could adopt them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -102,6 +107,12 @@ def live_program_ids() -> set[int]:
 
 
 JOURNAL_SUFFIX = ".journal"
+
+
+def journal_instance(state_dir: Path) -> str:
+    """Which helper a journal entry is of: its state directory (where its
+    rules are; a restart keeps it), hashed so no path is written to /run."""
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
 
 
 class ObjectJournal:

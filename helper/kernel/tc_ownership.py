@@ -18,8 +18,12 @@ reused while the machine runs):
                   name: what helpers before 2026-12-03 shaped uploads with; only
                   ever removed now
 
-A killed shaper's entries are taken over by the next shaper (or cleanup) in
-the same namespace, and each is checked before it is adopted or removed: the
+Every entry also names the helper instance that wrote it (ownership.
+journal_instance: its state directory; "" for a shaper made in a test).
+A killed shaper's entries are taken over by the next shaper (or cleanup) of
+the same instance in the same namespace (entries without an instance, from
+helpers before 2026-12-03, by any), and each is checked before it is
+adopted or removed: the
 device still has the recorded name (an ifindex can be reused), the root is an
 HTB with our handle, default class and marker, the IFB is an ifb under the
 recorded name, the filter runs one of our programs and redirects to that IFB.
@@ -118,13 +122,21 @@ class HookEntry:
 class TcJournal:
     """The shaper's journal of what it made in its network namespace."""
 
-    def __init__(self, ipr: IPRoute) -> None:
+    def __init__(self, ipr: IPRoute, instance: str = "") -> None:
         self.netns = netns_cookie(ipr)
+        self.instance = instance
         self._netns_inode = netns_inode(ipr)
         self._journal = ObjectJournal(JOURNAL_KIND)
 
     def _write(self, key: str, **fields: object) -> None:
-        self._journal.write({"key": key, "netns": self.netns, "netns_inode": self._netns_inode, **fields})
+        self._journal.write({"key": key, "netns": self.netns, "netns_inode": self._netns_inode,
+                             "instance": self.instance, **fields})  # fmt: skip
+
+    def belongs(self, entry: dict[str, object]) -> bool:
+        """An entry this journal may take over: of its namespace and instance.
+        Another helper's (another state directory) is never ours to adopt or
+        remove, though its owner is dead: its successor adopts it."""
+        return entry.get("netns") == self.netns and entry.get("instance", self.instance) == self.instance
 
     def root(self, ifindex: int, ifname: str) -> None:
         self._write(f"root:{ifindex}", ifindex=ifindex, ifname=ifname)
@@ -155,8 +167,7 @@ class TcJournal:
                 living = living_netns_inodes()
             return entry.get("netns_inode") not in living
 
-        entries = take_over_dead(JOURNAL_KIND, lambda entry: entry.get("netns") == self.netns, self._journal,
-                                 is_garbage=namespace_is_gone)  # fmt: skip
+        entries = take_over_dead(JOURNAL_KIND, self.belongs, self._journal, is_garbage=namespace_is_gone)
         roots: list[RootEntry] = []
         hooks: dict[tuple[Direction, int], HookEntry] = {}
         kinds = {kind: (direction, kind == ifb_kind) for direction, (ifb_kind, hook_kind) in _KEYS.items()

@@ -82,6 +82,7 @@ class TcShaper:
         tc_program: TcProgram,
         pacer: UploadPacer,
         retire_after_s: float = RETIRE_AFTER_S,
+        instance: str = "",
     ) -> None:
         self._ipr = ipr
         self._tc_program = tc_program
@@ -95,7 +96,7 @@ class TcShaper:
         self._changer = ClassChanger.beside(ipr.fileno())
         if self._changer is None:
             log.warning("rate changes go through pyroute2 (slower): no netlink socket beside it")
-        self._journal = TcJournal(ipr)
+        self._journal = TcJournal(ipr, instance)  # instance: the helper's (ownership.journal_instance)
         self._reconciled = 0
         self._link_shaping: dict[Direction, LinkShaping | None] = {direction: None for direction in Direction}
         self._takeover_pending = self._adopt()
@@ -470,11 +471,11 @@ def remove_leftovers(ipr: IPRoute) -> int:
     return reported
 
 
-def remove_unadopted(ipr: IPRoute) -> int:
-    """Remove what killed helpers recorded in this namespace and no live
-    shaper adopted (a helper that runs without the tc backend); returns how
-    many objects were removed."""
-    journal = TcJournal(ipr)
+def remove_unadopted(ipr: IPRoute, instance: str = "") -> int:
+    """Remove what killed helpers of this instance recorded in this namespace
+    and no live shaper adopted (a helper that runs without the tc backend);
+    returns how many objects were removed."""
+    journal = TcJournal(ipr, instance)
     removed = 0
     try:
         roots, entries = journal.take_over_dead()

@@ -113,10 +113,10 @@ def _abandon(shaper: TcShaper) -> None:
     shaper._journal.release()
 
 
-def _shaper(netns: str, datapath: Datapath) -> tuple[IPRoute, TcShaper]:
+def _shaper(netns: str, datapath: Datapath, instance: str = "") -> tuple[IPRoute, TcShaper]:
     with entered_netns(netns):
         ipr = IPRoute()
-    return ipr, TcShaper(ipr, datapath.tc_program, datapath)
+    return ipr, TcShaper(ipr, datapath.tc_program, datapath, instance=instance)
 
 
 def test_what_a_killed_shaper_left_is_adopted_as_it_is(pair: NetnsPair, datapath: Datapath) -> None:
@@ -175,6 +175,36 @@ def test_what_a_killed_shaper_left_and_nobody_adopts_is_removed(pair: NetnsPair,
         _abandon(killed)
         assert tc_dump(pair.host_ns) != before
         assert remove_unadopted(ipr) == 2  # each direction's IFB with its hook
+        assert tc_dump(pair.host_ns) == before
+    finally:
+        ipr.close()
+
+
+def test_a_killed_shapers_objects_are_left_to_a_shaper_of_its_own_instance(pair: NetnsPair, datapath: Datapath) -> None:
+    """Every helper on the machine shares the journals: another helper (another
+    state directory: a test session beside this one) neither removes nor adopts
+    what a killed one left; its successor adopts it all, as it is."""
+    before = tc_dump(pair.host_ns)
+    ipr, killed = _shaper(pair.host_ns, datapath, instance="killed-helper")
+    try:
+        killed.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
+        left = tc_dump(pair.host_ns)
+        ifbs = {direction: {hook.ifb_name for hook in killed._hooks[direction].values()} for direction in Direction}
+        _abandon(killed)
+        assert remove_unadopted(ipr, "another-helper") == 0
+        _ipr, another = _shaper(pair.host_ns, datapath, instance="another-helper")
+        try:
+            assert not any(another._hooks.values()), "another helper adopted a killed helper's objects"
+        finally:
+            another.close()
+            _ipr.close()
+        assert tc_dump(pair.host_ns) == left
+        _ipr, successor = _shaper(pair.host_ns, datapath, instance="killed-helper")
+        try:
+            assert {d: {hook.ifb_name for hook in successor._hooks[d].values()} for d in Direction} == ifbs
+        finally:
+            successor.close()
+            _ipr.close()
         assert tc_dump(pair.host_ns) == before
     finally:
         ipr.close()
