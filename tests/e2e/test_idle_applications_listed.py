@@ -17,10 +17,9 @@ import pytest
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from tests.support.helper_calls import call_helper
-from tests.support.netns import NetnsPair, app_scope, nsenter_argv, spawn, wait_for_line
+from tests.support.netns import TRAFFIC_SCRIPT, NetnsPair, app_scope, nsenter_argv, spawn, wait_for_line
 from tests.support.waiting import eventually
 
-TRAFFIC_SCRIPT = Path(__file__).parents[1] / "support" / "traffic.py"
 # Connects, says so, then holds the connection without sending a byte.
 QUIET_CLIENT = ("import json, socket, sys, time; s = socket.create_connection((sys.argv[1], int(sys.argv[2]))); "
                 "print(json.dumps({'connected': True}), flush=True); time.sleep(120)")  # fmt: skip

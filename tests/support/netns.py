@@ -7,13 +7,16 @@ Names are unique per run; everything is removed on exit, also when a test fails.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -21,7 +24,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TRAFFIC_SCRIPT = Path(__file__).with_name("traffic.py")
+
+def _session_copy(source: Path) -> Path:
+    """The traffic program at a path of this test session's own, removed at
+    its exit. A script's path is its application's id (script:<path>), and a
+    helper's rule reaches that application's processes in every namespace:
+    with one path for every session on the machine, one session's helper
+    shaped another session's streams (its filter on their veth, where that
+    session's helper then failed with "File exists", and an upload stalled)."""
+    directory = Path(tempfile.mkdtemp(prefix="chadthrottle-traffic-"))
+    directory.chmod(0o755)  # other users' applications (tests/support/other_users.py) run it too
+    copy = directory / source.name
+    shutil.copyfile(source, copy)
+    copy.chmod(0o644)
+    atexit.register(shutil.rmtree, directory, True)
+    return copy
+
+
+TRAFFIC_SCRIPT = _session_copy(Path(__file__).with_name("traffic.py"))
 
 
 def _ip(*args: str) -> None:

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from chadthrottle.contract import Action, ErrorName
-from tests.support.netns import NetnsPair, Receiver, Stream, nsenter_argv
+from tests.support.netns import TRAFFIC_SCRIPT, NetnsPair, Receiver, Stream, nsenter_argv
 from tests.support.requirements import require_program
 
 RULES_DIR = Path("/etc/polkit-1/rules.d")
-TRAFFIC_SCRIPT = Path(__file__).parent / "traffic.py"
 # A client that runs as another uid and keeps one bus connection (so one pid for
 # polkit): reads one JSON command per line, answers one JSON line.
 CLIENT = r"""

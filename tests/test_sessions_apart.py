@@ -1,0 +1,45 @@
+"""Test sessions that run at once on one machine (several engineers, a
+screenshot script) must not share an application. A helper's rule reaches
+an application's processes in every network namespace, so with one shared
+traffic program one session's helper shaped the other session's streams: its
+filter sat on their veth, where their own helper's tc add-filter then failed
+with "File exists" (SetLimit answered it) and an upload stalled. The traffic
+program's application id is its script's path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).parents[1]
+# One session: starts the traffic program, reads its id as the helper does, exits.
+SESSION = """
+import json, subprocess, sys
+from chadthrottle.helper.identity.applications import identify
+from chadthrottle.helper.identity.processes import read_process
+from tests.support.netns import TRAFFIC_SCRIPT
+app = subprocess.Popen([sys.executable, str(TRAFFIC_SCRIPT), "serve", "--port", "0", "--role", "sink",
+                        "--seconds", "5"], stdout=subprocess.PIPE, text=True)
+try:
+    assert "listening" in app.stdout.readline()
+    print(json.dumps([identify(read_process(app.pid)).app_id, str(TRAFFIC_SCRIPT)]))
+finally:
+    app.kill()
+    app.wait()
+"""
+
+
+def _session() -> tuple[str, Path]:
+    done = subprocess.run([sys.executable, "-c", SESSION], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    app_id, script = json.loads(done.stdout)
+    return app_id, Path(script)
+
+
+def test_two_sessions_traffic_programs_are_two_applications_and_leave_nothing() -> None:
+    (first, first_script), (second, second_script) = _session(), _session()
+    assert first.startswith("script:") and first.endswith("/traffic.py")  # what tests/e2e read it as
+    assert first != second
+    assert not first_script.exists() and not second_script.parent.exists()  # removed at the session's exit
