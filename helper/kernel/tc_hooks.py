@@ -15,6 +15,7 @@ uploads on that uplink cannot be caught (hook_point says so).
 
 from __future__ import annotations
 
+import errno
 import logging
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from chadthrottle.contract import Direction
+from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.kernel import catch_all, interfaces
 from chadthrottle.helper.kernel.htb import HtbHierarchy, tc_call
 from chadthrottle.helper.kernel.tc_ownership import (
@@ -54,17 +56,37 @@ class NoHookPoint(Exception):
     """The uplink has no hook for this direction that the shaper may use."""
 
 
+# Our filter's place (its priority) on the hook holds a filter this shaper did
+# not make: another ChadThrottle helper's, whose rule reaches an application
+# here (a helper of another system bus: a container's, or another test
+# session's). tc would refuse ours ("File exists"); it is left alone.
+PLACE_TAKEN = (f"a filter this helper did not create holds ChadThrottle's place on it (prio {FILTER_PRIORITY:#x}; "
+               "another ChadThrottle helper's?); it is left untouched")
+
+
 def hook_point(ipr: IPRoute, uplink: int, direction: Direction) -> tuple[int, bool]:
     """(parent of our filter, whether a clsact must be added first)."""
     kind = interfaces.ingress_hook(ipr, uplink)
     if kind is None:
         return CLSACT_PARENTS[direction], True
-    if kind == "clsact":
-        return CLSACT_PARENTS[direction], False
-    if direction is Direction.DOWN:
-        return INGRESS_PARENT, False
+    if kind == "clsact" or direction is Direction.DOWN:
+        parent = CLSACT_PARENTS[direction] if kind == "clsact" else INGRESS_PARENT
+        if interfaces.filters_at(ipr, uplink, parent, FILTER_PRIORITY):
+            raise NoHookPoint(PLACE_TAKEN)
+        return parent, False
     raise NoHookPoint("an ingress qdisc ChadThrottle did not create is on it, which has no egress hook (a clsact "
                       "would have); it is left untouched")
+
+
+def add_filter(ipr: IPRoute, hook: Hook, program: tuple[int, str]) -> None:
+    """Add our filter; a filter put at its place since hook_point looked
+    (another helper's) is reported like one found there."""
+    try:
+        set_filter(ipr, hook, program, "add-filter")
+    except KernelError as error:
+        if error.errno == errno.EEXIST:
+            raise NoHookPoint(PLACE_TAKEN) from error
+        raise
 
 
 def add_hook_qdisc(ipr: IPRoute, uplink: int) -> None:

@@ -90,7 +90,7 @@ class TcShaper:
         self._retire_after_s = retire_after_s
         self._paced: Classes = {}  # upload slots with congestion notices on
         self._hooks: dict[Direction, dict[int, Hook]] = {direction: {} for direction in Direction}  # by uplink
-        self._unhooked: dict[int, str] = {}  # uplink -> why its uploads cannot be redirected
+        self._unhooked: dict[tuple[Direction, int], str] = {}  # (direction, uplink) -> why it cannot be redirected
         self._links: tuple[float, list[interfaces.Link]] = (float("-inf"), [])
         self._lost_hooks: set[tuple[Direction, int]] = set()  # filters someone removed
         self._changer = ClassChanger.beside(ipr.fileno())
@@ -153,10 +153,11 @@ class TcShaper:
         if (hooks, dict(self._unhooked)) != read_hooks or time.monotonic() - read_at >= self.GAPS_MAX_AGE_S:
             names = {link.index: link.name for link in self._uplinks()}
             gaps = foreign_filters.enforcement_gaps(self._ipr, names, hooks[0], hooks[1], FILTER_PRIORITY)
-            for index, why in sorted(self._unhooked.items()):
+            for (direction, index), why in sorted(self._unhooked.items(), key=lambda item: (item[0][0].value,
+                                                                                             item[0][1])):  # fmt: skip
                 if index in names:
-                    gaps.setdefault(Direction.UP, []).append(f"{names[index]}: {why}; uploads through "
-                                                             f"{names[index]} are not shaped")  # fmt: skip
+                    gaps.setdefault(direction, []).append(f"{names[index]}: {why}; {_WORDS[direction]}s through "
+                                                          f"{names[index]} are not shaped")  # fmt: skip
             for reason in {r for rs in gaps.values() for r in rs} - {r for rs in self._gaps[2].values() for r in rs}:
                 log.warning("%s", reason)
             self._check_catch_alls()
@@ -230,7 +231,7 @@ class TcShaper:
         self._reconciled += 1
         uplinks = {link.index: link for link in self._uplinks()}
         self._sync_pacing(wanted.get(Direction.UP, {}))  # before the classes: notices stop with the limit
-        self._unhooked = {index: why for index, why in self._unhooked.items() if index in uplinks}
+        self._unhooked = {key: why for key, why in self._unhooked.items() if key[1] in uplinks}
         # A device that went down keeps its qdiscs and filters (so do we): when
         # it comes back, traffic finds them as they were.
         for direction in (Direction.DOWN, Direction.UP):
@@ -257,18 +258,18 @@ class TcShaper:
         if (classes or self._link_shaping[direction]) and index not in hooks and uplink:
             try:
                 hooks[index] = self._create_hook(direction, link)
-                self._unhooked.pop(index, None)
+                self._unhooked.pop((direction, index), None)
             except NoHookPoint as why:
-                if self._unhooked.get(index) != str(why):
-                    log.warning("uploads through %s are not shaped: %s", link.name, why)
-                self._unhooked[index] = str(why)
+                if self._unhooked.get((direction, index)) != str(why):
+                    log.warning("%ss through %s are not shaped: %s", _WORDS[direction], link.name, why)
+                self._unhooked[(direction, index)] = str(why)
         if index in hooks:
             hook = hooks[index]
             hook.ifb.sync(classes, retire_after_s)
             if hook.ifb.idle:
                 self._remove_hook(hooks.pop(index))
         elif not classes:
-            self._unhooked.pop(index, None)
+            self._unhooked.pop((direction, index), None)
 
     def _match_link(self, direction: Direction, classes: Classes) -> None:
         """Give the direction's IFB hierarchy the link wanted (set_link): in
@@ -347,9 +348,9 @@ class TcShaper:
                 ifb.create()
             if add_qdisc:
                 tc_hooks.add_hook_qdisc(self._ipr, uplink_index)
-            tc_hooks.set_filter(self._ipr, hook, self._tc_program(direction, link.ethernet), "add-filter")
+            tc_hooks.add_filter(self._ipr, hook, self._tc_program(direction, link.ethernet))
             self._match_catch_all(hook, self._link_shaping[direction] is not None)
-        except KernelError:
+        except (KernelError, NoHookPoint):  # NoHookPoint: another helper's filter took its place meanwhile
             self._remove_hook(hook)
             raise
         log.info("%s shaping on %s through IFB %s (%d)", _WORDS[direction], name, ifb_name, ifb.ifindex)
