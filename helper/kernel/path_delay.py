@@ -22,7 +22,10 @@ tick's delay is the lowest of these: the modem's queue is in front of
 every connection through it, while a local class's queue (an application
 limited far below the link) is in front of its own only.
 
-What it cannot see: a link carrying only UDP (no TCP round trips: the
+What it cannot see: connections to the local network (a NAS, another
+computer) do not cross the modem either, read as no queue, and hide the
+modem's while they are busy (and their bytes count as the link's); a
+link carrying only UDP (no TCP round trips: the
 estimate holds); a queue on the far side (a busy server) looks like the
 modem's; a connection opened while the queue was already full has that
 queue in its minimum and under-reads it.
@@ -49,7 +52,7 @@ from chadthrottle.helper.kernel.tc_ownership import IFB_ALIASES
 BUSY_BYTES = 16 * 1024  # payload a connection must move in a tick to be read
 _COOKIE = struct.Struct("=Q")
 _COOKIE_OFFSET = 44  # inet_diag_msg: family, state, timer, retrans, then sockid: ports (4), addresses (32), ifindex
-_INODE_OFFSET = 68
+_SRC_OFFSET, _DST_OFFSET = 8, 24  # in inet_diag_msg: after family..retrans (4) and the two ports (4)
 _RTT = struct.Struct("=I")
 _RTT_OFFSET, _RCV_RTT_OFFSET, _MIN_RTT_OFFSET = 68, 92, 148  # in struct tcp_info
 _BYTES = struct.Struct("=QQ")  # bytes_acked, bytes_received
@@ -66,6 +69,18 @@ class TcpPath:
     rtt_us: int
     rcv_rtt_us: int
     min_rtt_us: int
+    local: bool = False  # to this machine (loopback, or its own address): never through the modem
+
+
+def _is_local(family: int, source: bytes, destination: bytes) -> bool:
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    size = 4 if family == socket.AF_INET else 16
+    src, dst = source[:size], destination[:size]
+    if family == socket.AF_INET:
+        return dst[0] == 127 or src == dst
+    mapped_loopback = dst[:12] == b"\0" * 10 + b"\xff\xff" and dst[12] == 127
+    return dst == b"\0" * 15 + b"\1" or mapped_loopback or src == dst
 
 
 def parse_path(payload: bytes) -> tuple[int, TcpPath] | None:
@@ -73,6 +88,7 @@ def parse_path(payload: bytes) -> tuple[int, TcpPath] | None:
     if len(payload) < _MSG_SIZE:
         return None
     (cookie,) = _COOKIE.unpack_from(payload, _COOKIE_OFFSET)
+    local = _is_local(payload[0], payload[_SRC_OFFSET : _SRC_OFFSET + 16], payload[_DST_OFFSET : _DST_OFFSET + 16])
     offset = _MSG_SIZE
     while offset + _RTATTR.size <= len(payload):
         length, kind = _RTATTR.unpack_from(payload, offset)
@@ -82,7 +98,7 @@ def parse_path(payload: bytes) -> tuple[int, TcpPath] | None:
         if kind == INET_DIAG_INFO and length - _RTATTR.size >= _INFO_NEEDED:
             acked, received = _BYTES.unpack_from(payload, info + _BYTES_OFFSET)
             rtts = [_RTT.unpack_from(payload, info + at)[0] for at in (_RTT_OFFSET, _RCV_RTT_OFFSET, _MIN_RTT_OFFSET)]
-            return cookie, TcpPath(acked, received, *rtts)
+            return cookie, TcpPath(acked, received, *rtts, local=local)
         offset += (length + 3) & ~3
     return None
 
@@ -130,7 +146,7 @@ def queueing_delay_s(before: Mapping[int, TcpPath], now: Mapping[int, TcpPath],
     rises: list[float] = []
     for cookie, path in now.items():
         old = before.get(cookie)
-        if old is None or path.min_rtt_us == 0:
+        if old is None or path.min_rtt_us == 0 or path.local:
             continue
         if path.acked - old.acked >= BUSY_BYTES and path.rtt_us:
             rises.append((path.rtt_us - path.min_rtt_us) / 1e6 - local_wait_s.get(Direction.UP, 0.0))

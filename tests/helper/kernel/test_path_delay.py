@@ -1,6 +1,6 @@
 """What the capacity estimator reads (helper/kernel/path_delay.py): the
 sock_diag answer, the delay taken from it, link counters at L3. Against a
-real modem, through the helper: tests/e2e/test_capacity_estimate.py."""
+real modem, through the helper: tests/e2e/test_link_estimation.py."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ SO_COOKIE = 57  # socket(7): the id sock_diag reports
 UP, DOWN = Direction.UP, Direction.DOWN
 
 
-def _message(cookie: int, info: bytes) -> bytes:
+def _message(cookie: int, info: bytes, source: str = "192.0.2.1", destination: str = "198.51.100.7") -> bytes:
     header = bytearray(72)
+    header[0] = socket.AF_INET
+    header[8:12], header[24:28] = socket.inet_aton(source), socket.inet_aton(destination)
     struct.pack_into("=Q", header, 44, cookie)
     attribute = struct.pack("=HH", 4 + len(info), INET_DIAG_INFO) + info
     return bytes(header) + attribute + b"\0" * (-len(attribute) % 4)
@@ -39,15 +41,19 @@ def test_a_diag_message_reads_as_the_sockets_path() -> None:
     assert (cookie, path) == (77, TcpPath(1000, 2000, 50_000, 60_000, 10_000))
     assert parse_path(_message(78, _tcp_info(1, 2, 3, 4, 5)[:140])) is None  # tcp_info without min_rtt (old kernel)
     assert parse_path(b"\0" * 40) is None
+    for source, destination in (("192.0.2.1", "127.0.0.53"), ("192.0.2.1", "192.0.2.1")):  # loopback, own address
+        assert parse_path(_message(79, _tcp_info(1, 2, 3, 4, 5), source, destination))[1].local  # type: ignore[index]
 
 
 def test_the_delay_is_the_lowest_rise_of_the_busy_connections_less_our_own_queue() -> None:
-    before = {1: TcpPath(0, 0, 0, 0, 10_000), 2: TcpPath(0, 0, 0, 0, 20_000), 3: TcpPath(0, 0, 0, 0, 1_000)}
+    before = {1: TcpPath(0, 0, 0, 0, 10_000), 2: TcpPath(0, 0, 0, 0, 20_000), 3: TcpPath(0, 0, 0, 0, 1_000),
+              5: TcpPath(0, 0, 0, 0, 100)}
     now = {
         1: TcpPath(BUSY_BYTES, 0, 90_000, 0, 10_000),  # sending: 80 ms over its minimum
         2: TcpPath(0, BUSY_BYTES, 0, 70_000, 20_000),  # receiving: 50 ms, of which 30 wait in our download queue
         3: TcpPath(BUSY_BYTES - 1, 0, 900_000, 0, 1_000),  # not busy: left out
         4: TcpPath(10**9, 0, 10_000, 0, 10_000),  # new since the last dump: left out
+        5: TcpPath(10**9, 0, 100, 0, 100, local=True),  # loopback, no queue: left out
     }
     delay = queueing_delay_s(before, now, {DOWN: 0.030})
     assert delay is not None and abs(delay - 0.020) < 1e-9
@@ -78,3 +84,4 @@ def test_the_kernels_answer_reads_a_real_connections_bytes_and_round_trips() -> 
     sent, got = paths[cookie], paths[peer_cookie]
     assert sent.acked >= 100_000 and got.received >= 100_000, (sent, got)
     assert 0 < sent.min_rtt_us <= sent.rtt_us < 1_000_000, sent
+    assert sent.local and got.local  # loopback: never through the modem, left out of the delay
