@@ -5,7 +5,9 @@ the estimate (capacity_estimate.py) and hand a changed one to the engine
 (SetLinkCapacity(..., estimate=true)).
 
 The link tree lives in the helper's own network namespace (NamespaceShapers
-.set_link), so that is where it reads. A new setting (other starting
+.set_link), so that is where it reads: the bytes through the links its
+default routes leave by (every uplink when none has one), and its TCP
+connections. A new setting (other starting
 values, estimation switched on again) starts the estimate afresh from the
 values set; estimation off forgets it. Runs on the engine's tick thread,
 off the engine's lock: a sock_diag dump and two link dumps, about a
@@ -24,7 +26,9 @@ from pyroute2 import IPRoute
 
 from chadthrottle.contract import Direction, LinkShapingInfo
 from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
-from chadthrottle.helper.kernel.path_delay import PathSampler, link_counters, shaper_wait_s
+from chadthrottle.helper.kernel.path_delay import (
+    LinkCounters, PathSampler, internet_links, link_counters, shaper_wait_s,
+)
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
 
 log = logging.getLogger(__name__)
@@ -101,9 +105,15 @@ class LinkEstimation:
         ceiling = nic_ceiling(self._ipr)
         start = {Direction.DOWN: setting[0] or None, Direction.UP: setting[1] or None}
         self._estimator = CapacityEstimator(start, {direction: ceiling for direction in Direction})
-        self._sampler = PathSampler(lambda: link_counters(self._ipr), lambda: shaper_wait_s(self._ipr, self._shaping()))
+        self._sampler = PathSampler(self._read_links, lambda: shaper_wait_s(self._ipr, self._shaping()))
         self._sampler.sample()
         self._last = self._monotonic()
+
+    def _read_links(self) -> dict[int, LinkCounters]:
+        """The links with a default route (the way to the modem); every uplink when none has one."""
+        counters = link_counters(self._ipr)
+        wanted = internet_links(self._ipr) & set(counters)
+        return {index: counted for index, counted in counters.items() if index in wanted} if wanted else counters
 
     def _shaping(self) -> dict[Direction, float | None]:
         estimator = self._estimator

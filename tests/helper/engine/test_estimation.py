@@ -30,6 +30,9 @@ class NoLinks:
     def get_links(self, *_: Any) -> list[Any]:
         return []
 
+    def get_routes(self, **_: Any) -> list[Any]:
+        return []
+
     def close(self) -> None:
         self.closed = True
 

@@ -7,11 +7,15 @@ from __future__ import annotations
 import socket
 import struct
 
+from pyroute2 import IPRoute
+
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.path_delay import (
-    BUSY_BYTES, TcpPath, l3_bytes, parse_path, queueing_delay_s, tcp_paths_here,
+    BUSY_BYTES, TcpPath, internet_links, l3_bytes, parse_path, queueing_delay_s, tcp_paths_here,
 )
 from chadthrottle.helper.kernel.socket_diag import INET_DIAG_INFO
+from tests.support.netns import entered_netns, netns_pair
+from tests.support.requirements import require_root
 
 SO_COOKIE = 57  # socket(7): the id sock_diag reports
 
@@ -85,3 +89,16 @@ def test_the_kernels_answer_reads_a_real_connections_bytes_and_round_trips() -> 
     assert sent.acked >= 100_000 and got.received >= 100_000, (sent, got)
     assert 0 < sent.min_rtt_us <= sent.rtt_us < 1_000_000, sent
     assert sent.local and got.local  # loopback: never through the modem, left out of the delay
+
+
+def test_the_internet_links_are_those_default_routes_leave_by() -> None:
+    require_root()
+    with netns_pair() as pair, entered_netns(pair.host_ns):
+        ipr = IPRoute()
+        try:
+            index = ipr.link_lookup(ifname=pair.host_if)[0]
+            assert internet_links(ipr) == set()  # the pair has no default route: the estimate counts every uplink
+            ipr.route("add", dst="0.0.0.0/0", gateway=pair.peer_addr)
+            assert internet_links(ipr) == {index}
+        finally:
+            ipr.close()
