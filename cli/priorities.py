@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from chadthrottle.priority import Priority
 
 # Priority's words in its order: chadthrottle.priority (an enum to build) is
-# imported only when the verb runs; tests/cli/test_priorities.py ties them.
+# imported only when the verb runs; tests/cli/test_priority_verbs.py ties them.
 PRIORITY_WORDS = "critical, high, normal, low"
 OLDER_HELPER = ("priorities need a newer helper: the one running is older than this chadthrottle-ctl (API 5); "
                 "restart or update it")
