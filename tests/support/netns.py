@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+_COPY_PREFIX = "chadthrottle-traffic-"
+
 
 def _session_copy(source: Path) -> Path:
     """The traffic program at a path of this test session's own, removed at
@@ -32,7 +34,11 @@ def _session_copy(source: Path) -> Path:
     with one path for every session on the machine, one session's helper
     shaped another session's streams (its filter on their veth, where that
     session's helper then failed with "File exists", and an upload stalled)."""
-    directory = Path(tempfile.mkdtemp(prefix="chadthrottle-traffic-"))
+    directory = Path(tempfile.mkdtemp(prefix=f"{_COPY_PREFIX}{os.getpid()}-"))
+    for stale in directory.parent.glob(f"{_COPY_PREFIX}*-*"):  # of sessions killed before their exit
+        pid = stale.name[len(_COPY_PREFIX):].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
     directory.chmod(0o755)  # other users' applications (tests/support/other_users.py) run it too
     copy = directory / source.name
     shutil.copyfile(source, copy)
