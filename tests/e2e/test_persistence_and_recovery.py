@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -51,6 +52,9 @@ def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
+# This session's own applications: another session running these tests at the
+# same time limits its own (a helper's rule reaches an application everywhere).
+PERSIST_ID, KILL_ID = (f"org.chadthrottle.Test{name}{secrets.token_hex(3)}" for name in ("Persist", "Kill"))
 # Long enough to wait out another test session's helper: one datapath per machine.
 START_TIMEOUT_S = 150.0
 
@@ -116,12 +120,12 @@ def test_a_limit_comes_back_after_a_restart_and_waits_for_its_application(
     private_bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path
 ) -> None:
     untouched = _idle_tc(pair)
-    with app_scope(cgroup2_mount(), "org.chadthrottle.TestPersist") as scope:
+    with app_scope(cgroup2_mount(), PERSIST_ID) as scope:
         stream = start_stream(pair, 5600, "up", app_cgroup=scope, seconds=300)
         try:
             with _helper(private_bus, pair, state_dir) as first:
                 app_id = call_helper(first._bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS))
-                assert app_id == "app:org.chadthrottle.TestPersist"
+                assert app_id == f"app:{PERSIST_ID}"
                 _wait_until_limited(stream.receiver)
                 assert _limited(stream.receiver)
                 assert first.stop() == 0  # SIGTERM: a clean stop removes every kernel object
@@ -160,7 +164,7 @@ def test_after_sigkill_traffic_flows_and_a_restart_adopts_without_duplicates(
     private_bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path
 ) -> None:
     untouched = _idle_tc(pair)
-    with app_scope(cgroup2_mount(), "org.chadthrottle.TestKill") as scope:
+    with app_scope(cgroup2_mount(), KILL_ID) as scope:
         stream = start_stream(pair, 5610, "up", app_cgroup=scope, seconds=300)
         try:
             killed = _helper(private_bus, pair, state_dir)
