@@ -25,6 +25,9 @@ MEANINGS: dict[str, str] = {
     Priority.LOW.value: "gets what the others leave (backups, updates)",
 }
 PROTECTED = frozenset({Priority.CRITICAL.value, Priority.HIGH.value})  # the detail pane's latency readout
+# SetPriority above normal needs limit-any even for one's own application (contract.py, SetPriority).
+ASKS_ADMIN = frozenset({Priority.CRITICAL.value, Priority.HIGH.value})
+ADMIN_ASKED = "Asks for an administrator's password: it takes the link from other users."
 OLD_HELPER = "Priorities need a newer helper: the one running here is older than this window (API 5)."
 
 
@@ -60,6 +63,14 @@ def priority_state(info: ApplicationInfo, viewer_uid: int, asked: str | None = N
     read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
     problem = info.priority_problem or enforcement_problem
     return PriorityState(info.priority, owner_note(owner, viewer_uid), read_only, problem)
+
+
+def choice_hint(priority: str) -> str:
+    """The tooltip of a priority offered to choose (row menu, rules dialog,
+    tray): what it does, and for critical and high that polkit will ask for an
+    administrator, so the password prompt is no surprise."""
+    text = f"{LABELS.get(priority, priority)}: {MEANINGS.get(priority, '')}."
+    return f"{text} {ADMIN_ASKED}" if priority in ASKS_ADMIN else text
 
 
 def describe_priority(state: PriorityState) -> str:

@@ -18,7 +18,7 @@ from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import describe_limit
-from chadthrottle.gui.models.priority_view import describe_priority
+from chadthrottle.gui.models.priority_view import ADMIN_ASKED, describe_priority
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
 from chadthrottle.gui.tray.quick_limits import CUSTOM, QuickLimit, busiest_applications, checked_label, quick_limits
 from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate, unit_label
@@ -186,7 +186,7 @@ class TrayController(QObject):
         action.setEnabled(can_limit and not reason)
         action.setToolTip(reason or (f"{describe_priority(state)} Choose to stop protecting it (normal priority)."
                                      if protected else "Critical priority: served first when the link is busy, "
-                                     "for calls and games. Needs the link capacity (status line)."))  # fmt: skip
+                                     f"for calls and games. Needs the link capacity (status line). {ADMIN_ASKED}"))  # fmt: skip
         wanted = "normal" if protected else PROTECTED
         action.triggered.connect(lambda _c=False: self.priorityRequested.emit(app_id, wanted))
         return action

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QMenu, QWidget
 from chadthrottle.contract import MIN_RATE_BPS, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import describe_limit
-from chadthrottle.gui.models.priority_view import LABELS, MEANINGS, describe_priority
+from chadthrottle.gui.models.priority_view import LABELS, choice_hint, describe_priority
 from chadthrottle.gui.tray.quick_limits import CUSTOM, checked_label, quick_limits
 from chadthrottle.units import UnitSystem
 
@@ -109,7 +109,7 @@ def add_priority_menu(menu: QMenu, model: ApplicationsModel, app_id: str, can_li
         action = QAction(label, group, checkable=True, checked=value == state.priority)
         action.setObjectName(f"priority:{value}")
         action.setEnabled(can_limit and not reason)
-        action.setToolTip(reason or f"{label}: {MEANINGS[value]}.")
+        action.setToolTip(reason or choice_hint(value))
         action.triggered.connect(lambda _c=False, v=value: set_priority(app_id, v))
         submenu.addAction(action)
     submenu.setEnabled(not model.priority_unavailable)

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from chadthrottle.contract import QUOTA_PERIODS, Direction, ScheduleInfo
-from chadthrottle.gui.models.priority_view import LABELS, MEANINGS
+from chadthrottle.gui.models.priority_view import LABELS, choice_hint
 from chadthrottle.units import UnitError, UnitSystem, format_rate, format_size, parse_rate, parse_size
 
 DAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -128,8 +128,7 @@ class RulesDialog(QDialog):
         self.priority.setAccessibleName("Priority")
         for value, label in LABELS.items():
             self.priority.addItem(label, value)
-            self.priority.setItemData(self.priority.count() - 1, f"{label}: {MEANINGS[value]}.",
-                                      Qt.ItemDataRole.ToolTipRole)  # fmt: skip
+            self.priority.setItemData(self.priority.count() - 1, choice_hint(value), Qt.ItemDataRole.ToolTipRole)
         self.priority.activated.connect(self._on_priority)
         form.addRow("&Priority:", self.priority)  # sent when chosen, not by Apply limits
         self.priority_note = QLabel(tab)
