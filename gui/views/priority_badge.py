@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleO
 
 from chadthrottle.gui.models.columns import Role
 from chadthrottle.gui.models.priority_view import PriorityState
-from chadthrottle.gui.widgets.limit_slider import PROBLEM_COLOUR
+from chadthrottle.gui.widgets.limit_slider import problem_colour
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 # Readable with white text on light and dark rows alike.
@@ -69,7 +69,7 @@ class NameDelegate(QStyledItemDelegate):
             painter.drawRoundedRect(pill, height / 2, height / 2)
             painter.setPen(QColor("white"))
         else:  # outlined: asked for, or not in force (then amber)
-            colour = QColor(PROBLEM_COLOUR) if state.problem else colour
+            colour = QColor(problem_colour(option.palette)) if state.problem else colour
             painter.setPen(QPen(colour, 1.2, Qt.PenStyle.DashLine if state.problem else Qt.PenStyle.SolidLine))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(pill.adjusted(0.5, 0.5, -0.5, -0.5), height / 2, height / 2)

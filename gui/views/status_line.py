@@ -3,7 +3,7 @@ and the link's capacity and shaping (issue 16; click it to change them)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import (
     QLabel,
@@ -21,8 +21,7 @@ from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import backend_summary
 from chadthrottle.gui.models.limit_truth import LimitTally
 from chadthrottle.gui.models.priority_view import LinkSummary
-
-WARNING_STYLE = "color: #c64600;"  # amber-red: readable on light and dark panels
+from chadthrottle.gui.widgets.limit_slider import problem_colour
 
 HELPER_WORDS: dict[HelperState, str] = {
     HelperState.CONNECTING: "connecting…",
@@ -68,6 +67,7 @@ class StatusLine(QStatusBar):
         self.link.clicked.connect(self.linkRequested)
         self.link.hide()
         self.addPermanentWidget(self.link)
+        self._warning: dict[QWidget, bool] = {self.limits: False, self.link: False}
 
     def show_text(self, text: str, timeout_ms: int = 8000) -> None:
         """A transient message that never hides the permanent fields."""
@@ -105,7 +105,7 @@ class StatusLine(QStatusBar):
             tip = ""
         self.limits.setText(text)
         self.limits.setToolTip(tip)
-        self.limits.setStyleSheet(WARNING_STYLE if warning else "")
+        self._warn(self.limits, warning)
 
 
     def set_link(self, summary: LinkSummary | None) -> None:
@@ -114,7 +114,20 @@ class StatusLine(QStatusBar):
         if summary is not None:
             self.link.setText(summary.text)
             self.link.setToolTip(summary.tooltip)
-            self.link.setStyleSheet(WARNING_STYLE if summary.warning else "")
+            self._warn(self.link, summary.warning)
+
+    def _warn(self, field: QWidget, warning: bool) -> None:
+        """Amber while it warns, in the palette's amber (lighter on dark)."""
+        self._warning[field] = warning
+        style = f"color: {problem_colour(self.palette())};" if warning else ""
+        if field.styleSheet() != style:
+            field.setStyleSheet(style)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # the theme changed: its amber too
+            for field, warning in getattr(self, "_warning", {}).items():  # none yet while constructed
+                self._warn(field, warning)
 
 
 class ElidingButton(QToolButton):

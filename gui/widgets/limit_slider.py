@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chadthrottle.gui.theme import is_dark
 from chadthrottle.gui.widgets.rate_scale import (
     UNLIMITED_POSITION,
     position_for_rate,
@@ -66,6 +67,14 @@ _ENTER_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
 
 # A limit that is not enforced: its value in this colour, with a warning icon.
 PROBLEM_COLOUR = "#c64600"
+# The same amber for text on the dark theme, where #c64600 reads only 2.9-3.1:1
+# (a not-in-force priority badge, the status line's warnings); this one 5.6-6.6:1.
+PROBLEM_COLOUR_ON_DARK = "#f0883e"
+
+
+def problem_colour(palette: QPalette) -> str:
+    """The amber of a 'not in force' text, readable on this palette's window and rows."""
+    return PROBLEM_COLOUR_ON_DARK if is_dark(palette) else PROBLEM_COLOUR
 
 
 def _field_style(error: bool) -> str:

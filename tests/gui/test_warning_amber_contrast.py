@@ -1,0 +1,48 @@
+"""The amber of a priority that is not in force (its badge) and of the status
+line's warnings stays readable in the dark theme: #c64600 read 2.9:1 on the
+dark rows and status bar (WCAG asks 4.5:1 for text this small)."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+from chadthrottle.gui.models.priority_view import LinkSummary
+from chadthrottle.gui.settings import Theme
+from chadthrottle.gui.theme import apply_theme, dark_palette
+from chadthrottle.gui.views.status_line import StatusLine
+from chadthrottle.gui.widgets.limit_slider import problem_colour
+
+
+def contrast(one: QColor, other: QColor) -> float:
+    def luminance(colour: QColor) -> float:
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+               for c in (colour.redF(), colour.greenF(), colour.blueF())]  # fmt: skip
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_problem_amber_reads_on_the_dark_theme() -> None:
+    dark = dark_palette()
+    amber = QColor(problem_colour(dark))
+    for role in (QPalette.ColorRole.Window, QPalette.ColorRole.Base, QPalette.ColorRole.AlternateBase):
+        assert contrast(amber, dark.color(role)) >= 4.5, role
+
+
+def test_status_line_warning_follows_the_theme(qtbot) -> None:  # type: ignore[no-untyped-def]
+    app = QApplication.instance()
+    line = StatusLine()
+    qtbot.addWidget(line)
+    line.set_link(LinkSummary("Link: not shaped", "No link capacity is set.", warning=True))
+    light = line.link.styleSheet()
+    try:
+        apply_theme(app, Theme.DARK)
+        qtbot.waitUntil(lambda: line.link.styleSheet() != light, timeout=2000)
+        assert problem_colour(dark_palette()) in line.link.styleSheet()
+    finally:
+        apply_theme(app, Theme.SYSTEM)  # as found
+    qtbot.waitUntil(lambda: line.link.styleSheet() == light, timeout=2000)
+    line.set_link(LinkSummary("Link shaped: ▼ 6.00 MB/s", "shaped", warning=False))
+    assert line.link.styleSheet() == ""
