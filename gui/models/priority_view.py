@@ -115,6 +115,7 @@ class LinkSummary:
     text: str
     tooltip: str
     warning: bool
+    short: str = ""  # the same with the unit once, for a narrow status line ("" : none shorter)
 
 
 def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
@@ -145,7 +146,13 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
     warning = bool(shaping.problem) or state != "shaped"
     about = "≈ " if shaping.estimate else ""  # estimated: the tooltip says so
     # Whether it is shaped first: a narrow status line cuts the end of the text.
-    return LinkSummary(f"Link {state}: {about}{' '.join(parts)}", "\n".join(lines), warning)
+    head = f"Link {state}: {about}"
+    rates = [format_rate(cap, units) for _a, cap, _s in capacities if cap]
+    units_of = {rate.rsplit(" ", 1)[-1] for rate in rates}
+    short = ""
+    if len(rates) == 2 and len(units_of) == 1:  # "▼ 12.5 ▲ 5.00 MB/s": fits at 2x on 1366x768
+        short = f"{head}▼ {rates[0].rsplit(' ', 1)[0]} ▲ {rates[1]}"
+    return LinkSummary(f"{head}{' '.join(parts)}", "\n".join(lines), warning, short)
 
 
 def _problem(shaping: LinkShapingInfo) -> str:

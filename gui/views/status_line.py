@@ -113,6 +113,7 @@ class StatusLine(QStatusBar):
         self.link.setVisible(summary is not None)
         if summary is not None:
             self.link.setText(summary.text)
+            self.link.short_text = summary.short
             self.link.setToolTip(summary.tooltip)
             self._warn(self.link, summary.warning)
 
@@ -132,7 +133,10 @@ class StatusLine(QStatusBar):
 
 class ElidingButton(QToolButton):
     """A flat button that gives way on a narrow status line (2x on a small
-    screen): its text is cut at the end ("…"), the tooltip has it whole."""
+    screen): first its short text (the unit once), then cut at the end ("…");
+    the tooltip has it whole."""
+
+    short_text = ""
 
     def minimumSizeHint(self) -> QSize:
         hint = super().minimumSizeHint()
@@ -143,9 +147,16 @@ class ElidingButton(QToolButton):
         painter = QStylePainter(self)
         option = QStyleOptionToolButton()
         self.initStyleOption(option)
-        room = self.width() - 12
-        option.text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, room)
+        option.text = self.shown_text()
         painter.drawComplexControl(QStyle.ComplexControl.CC_ToolButton, option)
+
+    def shown_text(self) -> str:
+        """The whole text where it fits, else the short one, else cut."""
+        room, metrics = self.width() - 12, self.fontMetrics()
+        text = self.text()
+        if metrics.horizontalAdvance(text) > room and self.short_text:
+            text = self.short_text
+        return metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
 
 
 def _limits(count: int) -> str:

@@ -1,0 +1,37 @@
+"""The status line's link field on a narrow status line (2x on 1366x768): it
+read 'Link shaped: ▼ 12.5 MB/s ▲ 5.00 …', the upload's unit cut; it now gives
+the unit once ('▼ 12.5 ▲ 5.00 MB/s') before anything is cut."""
+
+from __future__ import annotations
+
+from chadthrottle.contract import LinkShapingInfo
+from chadthrottle.gui.models.priority_view import link_summary
+from chadthrottle.gui.views.status_line import StatusLine
+from chadthrottle.units import UnitSystem
+
+SHAPED = LinkShapingInfo(12_500_000, 5_000_000, 12_500_000, 5_000_000, False, True, True)
+
+
+def test_short_text_gives_the_unit_once() -> None:
+    summary = link_summary(SHAPED, UnitSystem.BYTES_DECIMAL)
+    assert summary.text == "Link shaped: ▼ 12.5 MB/s ▲ 5.00 MB/s"
+    assert summary.short == "Link shaped: ▼ 12.5 ▲ 5.00 MB/s"
+    mixed = link_summary(LinkShapingInfo(12_500_000, 500_000, 12_500_000, 500_000, False, True, True),
+                         UnitSystem.BYTES_DECIMAL)  # fmt: skip
+    assert mixed.short == ""  # MB/s and KB/s: nothing shorter that still says both
+
+
+def test_narrow_link_field_shows_the_short_text_whole(qtbot) -> None:  # type: ignore[no-untyped-def]
+    line = StatusLine()
+    qtbot.addWidget(line)
+    summary = link_summary(SHAPED, UnitSystem.BYTES_DECIMAL)
+    line.set_link(summary)
+    field = line.link
+    metrics = field.fontMetrics()
+    field.resize(metrics.horizontalAdvance(summary.text) + 14, field.height())
+    assert field.shown_text() == summary.text
+    field.resize(metrics.horizontalAdvance(summary.short) + 14, field.height())
+    assert field.shown_text() == summary.short  # was cut: "… ▲ 5.00 …"
+    field.resize(metrics.horizontalAdvance("Link shaped…") + 12, field.height())
+    assert field.shown_text().endswith("…")  # narrower still: cut, the tooltip has it whole
+    assert field.text() == summary.text  # what a screen reader reads stays whole
