@@ -315,6 +315,7 @@ class MainWindow(QMainWindow):
     def follow_palette(self) -> None:
         """The theme changed: parts that took colours once take them again."""
         self.table.follow_palette()
+        self.status_line.follow_palette()
         base = QApplication.palette().color(QPalette.ColorRole.Base)  # ours may lag behind
         for view in self.detail.findChildren(QGraphicsView):
             if hasattr(view, "setBackground"):  # the detail graph (pyqtgraph)

@@ -3,9 +3,10 @@ and the link's capacity and shaping (issue 16; click it to change them)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QLabel,
     QSizePolicy,
     QStatusBar,
@@ -120,15 +121,14 @@ class StatusLine(QStatusBar):
     def _warn(self, field: QWidget, warning: bool) -> None:
         """Amber while it warns, in the palette's amber (lighter on dark)."""
         self._warning[field] = warning
-        style = f"color: {problem_colour(self.palette())};" if warning else ""
+        style = f"color: {problem_colour(QApplication.palette())};" if warning else ""  # ours may lag behind
         if field.styleSheet() != style:
             field.setStyleSheet(style)
 
-    def changeEvent(self, event: QEvent) -> None:
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:  # the theme changed: its amber too
-            for field, warning in getattr(self, "_warning", {}).items():  # none yet while constructed
-                self._warn(field, warning)
+    def follow_palette(self) -> None:
+        """The theme changed (MainWindow.follow_palette): its amber too."""
+        for field, warning in self._warning.items():
+            self._warn(field, warning)
 
 
 class ElidingButton(QToolButton):

@@ -33,16 +33,18 @@ def test_problem_amber_reads_on_the_dark_theme() -> None:
 
 def test_status_line_warning_follows_the_theme(qtbot) -> None:  # type: ignore[no-untyped-def]
     app = QApplication.instance()
+    assert app is not None
     line = StatusLine()
     qtbot.addWidget(line)
     line.set_link(LinkSummary("Link: not shaped", "No link capacity is set.", warning=True))
     light = line.link.styleSheet()
     try:
         apply_theme(app, Theme.DARK)
-        qtbot.waitUntil(lambda: line.link.styleSheet() != light, timeout=2000)
+        line.follow_palette()  # as MainWindow.follow_palette does after Settings → Theme
         assert problem_colour(dark_palette()) in line.link.styleSheet()
     finally:
         apply_theme(app, Theme.SYSTEM)  # as found
-    qtbot.waitUntil(lambda: line.link.styleSheet() == light, timeout=2000)
+    line.follow_palette()
+    assert line.link.styleSheet() == light
     line.set_link(LinkSummary("Link shaped: ▼ 6.00 MB/s", "shaped", warning=False))
     assert line.link.styleSheet() == ""
