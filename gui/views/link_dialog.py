@@ -10,6 +10,8 @@ range, nothing asked) it says at once and sends nothing.
 
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from chadthrottle.contract import MAX_RATE_BPS, MIN_RATE_BPS, Direction, LinkShapingInfo
 from chadthrottle.gui.models.priority_view import link_summary
+from chadthrottle.gui.widgets.limit_slider import error_colour
 from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate
 
 WORDS = {Direction.DOWN: "Download", Direction.UP: "Upload"}
@@ -84,7 +87,7 @@ class LinkDialog(QDialog):
     def show_shaping(self, shaping: LinkShapingInfo) -> None:
         """The shaping in force (each answer); what the user is editing stays."""
         summary = link_summary(shaping, self.units)
-        self.state.setText(summary.tooltip.replace("\nClick to change.", "").replace(" Click to change.", ""))
+        self.state.setText(re.sub(r"\s*Click to (change|set it)\.$", "", summary.tooltip))  # this is where
         for direction, edit in self.edits.items():
             wanted = shaping.down_set_bps if direction is Direction.DOWN else shaping.up_set_bps
             if not edit.isModified():
@@ -94,7 +97,7 @@ class LinkDialog(QDialog):
 
     def show_outcome(self, text: str, error: bool = False) -> None:
         self.message.setText(text)
-        self.message.setStyleSheet("color: #c0392b" if error else "")
+        self.message.setStyleSheet(f"color: {error_colour(self.palette())}" if error else "")
 
     def _rate(self, direction: Direction) -> int | None:
         """bytes/s (0: not shaped), or None after saying what is wrong."""
@@ -108,7 +111,9 @@ class LinkDialog(QDialog):
             self.show_outcome(f"{WORDS[direction]} capacity: {error}", error=True)
             edit.setFocus()
             return None
-        if rate is None or not MIN_RATE_BPS <= rate <= MAX_RATE_BPS:
+        if rate is None:  # "unlimited", "none": as empty, that direction not shaped
+            return 0
+        if not MIN_RATE_BPS <= rate <= MAX_RATE_BPS:
             self.show_outcome(f"{WORDS[direction]} capacity: give a rate from {format_rate(MIN_RATE_BPS, self.units)}"
                               f" to {format_rate(MAX_RATE_BPS, self.units)}, or leave it empty.", error=True)
             edit.setFocus()

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from chadthrottle.contract import QUOTA_PERIODS, Direction, ScheduleInfo
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint
+from chadthrottle.gui.widgets.limit_slider import error_colour
 from chadthrottle.units import UnitError, UnitSystem, format_rate, format_size, parse_rate, parse_size
 
 DAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -297,7 +298,7 @@ class RulesDialog(QDialog):
     def show_outcome(self, text: str, error: bool = False) -> None:
         """One line under the tabs: what the helper said, or what is wrong here."""
         self.message.setText(text)
-        self.message.setStyleSheet("color: #c0392b" if error else "")
+        self.message.setStyleSheet(f"color: {error_colour(self.palette())}" if error else "")
 
     # --- asking -------------------------------------------------------------------------
 

@@ -1,0 +1,44 @@
+"""The link capacity dialog as a new user meets it: 'unlimited' (which the
+parse error itself suggests) reads as that direction not shaped, not as an
+out-of-range rate; the dialog does not tell the user to 'click to set it' when
+they are in it; its error line stays readable in the dark theme."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor, QPalette
+
+from chadthrottle.contract import Direction, LinkShapingInfo
+from chadthrottle.gui.theme import dark_palette
+from chadthrottle.gui.views.link_dialog import LinkDialog
+from chadthrottle.units import UnitSystem
+from tests.gui.test_warning_amber_contrast import contrast
+
+
+def test_unlimited_means_not_shaped(qtbot) -> None:  # type: ignore[no-untyped-def]
+    dialog = LinkDialog(UnitSystem.BYTES_DECIMAL)
+    qtbot.addWidget(dialog)
+    dialog.edits[Direction.DOWN].setText("unlimited")
+    dialog.edits[Direction.UP].setText("2M")
+    with qtbot.waitSignal(dialog.capacityRequested) as sent:
+        dialog.apply.click()
+    assert sent.args == [0, 2_000_000, False]
+
+
+def test_no_click_hint_inside_the_dialog(qtbot) -> None:  # type: ignore[no-untyped-def]
+    dialog = LinkDialog(UnitSystem.BYTES_DECIMAL)
+    qtbot.addWidget(dialog)
+    dialog.show_shaping(LinkShapingInfo(problem="no link capacity is set: priorities need it"))
+    assert "No link capacity is set" in dialog.state.text() and "Click" not in dialog.state.text()
+    dialog.show_shaping(LinkShapingInfo(12_500_000, 5_000_000, 12_500_000, 5_000_000, False, True, True))
+    assert "Upload: capacity 5.00 MB/s, shaped" in dialog.state.text() and "Click" not in dialog.state.text()
+
+
+def test_error_line_reads_on_dark(qtbot) -> None:  # type: ignore[no-untyped-def]
+    dialog = LinkDialog(UnitSystem.BYTES_DECIMAL)
+    qtbot.addWidget(dialog)
+    dialog.setPalette(dark_palette())
+    dialog.edits[Direction.DOWN].setText("abc")
+    dialog.apply.click()
+    colour = QColor(dialog.message.styleSheet().removeprefix("color: ").strip("; "))
+    assert "not a rate" in dialog.message.text() and colour.isValid()
+    assert contrast(colour, dark_palette().color(QPalette.ColorRole.Window)) >= 4.5
