@@ -127,15 +127,15 @@ def limit_state(
 
 
 def describe_quota(state: LimitState, units: UnitSystem) -> str:
-    """The quota in a sentence: "1.2 GB of 5 GB left this day", or once spent
+    """The quota in a sentence: "1.2 GB of 5 GB left today", or once spent
     what holds the direction until the next period ("" without a quota)."""
     if not state.quota_bytes:
         return ""
     period = state.quota_period
+    now = PERIOD_NOW.get(period, f"this {period}")  # "today", as the row's line says
     if not state.quota_spent:
-        return f"{format_size(state.quota_left_bytes)} of {format_size(state.quota_bytes)} left this {period}"
+        return f"{format_size(state.quota_left_bytes)} of {format_size(state.quota_bytes)} left {now}"
     held = "blocked" if state.blocked or not state.rate_bps else f"limited to {format_rate(state.rate_bps, units)}"
-    now = PERIOD_NOW.get(period, f"this {period}")
     return f"all {format_size(state.quota_bytes)} used {now}: {held} until {PERIOD_NEXT.get(period, 'the next ' + period)}"
 
 

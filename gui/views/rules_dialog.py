@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from chadthrottle.contract import QUOTA_PERIODS, Direction, ScheduleInfo
+from chadthrottle.gui.models.limit_truth import PERIOD_NOW
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint
 from chadthrottle.gui.widgets.limit_slider import error_colour
 from chadthrottle.units import UnitError, UnitSystem, format_rate, format_size, parse_rate, parse_size
@@ -272,8 +273,8 @@ class RulesDialog(QDialog):
             self._show_schedules(rules.schedules)
         for direction, box in self.block_boxes.items():
             box.setChecked(rules.blocked.get(direction, False))
-        quotas = [f"{DIRECTION_LABELS[d]}: " + (f"{format_size(left)} of {format_size(size)} left this {period}" if left
-                                                else f"all {format_size(size)} used this {period}")
+        quotas = [f"{DIRECTION_LABELS[d]}: " + (f"{format_size(left)} of {format_size(size)} left {when(period)}" if left
+                                                else f"all {format_size(size)} used {when(period)}")
                   for d, (size, left, period) in rules.quotas.items() if size]  # fmt: skip
         self.quota_state.setText("; ".join(quotas) or "No quota.")
         for widget in (self.apply_limits, self.add_schedule, self.set_quota, self.clear_quota,
@@ -380,3 +381,8 @@ class RulesDialog(QDialog):
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def when(period: str) -> str:
+    """"today", "this week", "this month": as the row's quota line says it."""
+    return PERIOD_NOW.get(period, f"this {period}")

@@ -86,7 +86,7 @@ def test_the_row_shows_what_a_quota_has_left_and_that_it_is_used_up(qtbot, windo
     assert label.text() == "900 MB left today"
     # the detail pane says it in full; the tooltips too
     notes = window.detail.limit_notes.text()
-    assert "Download quota: 900 MB of 5 GB left this day." in notes
+    assert "Download quota: 900 MB of 5 GB left today." in notes
     assert "Upload quota: all 2 GB used this week: limited to 100 KB/s until next week." in notes
     tooltip = window.table.proxy_index(STEAM, Column.DOWN_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
     assert "Quota: all 50 GB used this month: blocked until next month." in tooltip

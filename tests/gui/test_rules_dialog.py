@@ -32,7 +32,7 @@ def test_it_shows_the_rule_and_asks_only_for_what_changed(qtbot) -> None:  # typ
     assert dialog.limit_edits[Direction.DOWN].text() == "5.00 MB/s" and dialog.limit_edits[Direction.UP].text() == ""
     assert dialog.schedule_list.item(0).text() == "mon-fri 09:00-17:00  ·  down 1.00 MB/s  ·  active now"
     assert dialog.block_boxes[Direction.UP].isChecked() and not dialog.block_boxes[Direction.DOWN].isChecked()
-    assert dialog.quota_state.text() == "Download: 1.2 GB of 5 GB left this day"
+    assert dialog.quota_state.text() == "Download: 1.2 GB of 5 GB left today"
     assert "counts from zero" in dialog.clear_quota.toolTip() and "keeps" in dialog.set_quota.toolTip()
     dialog.show_rules(AppRules(FIREFOX, "Firefox", quotas={Direction.UP: (2 * 10**9, 0, "week")}))
     assert dialog.quota_state.text() == "Upload: all 2 GB used this week"
