@@ -31,6 +31,8 @@ from chadthrottle.gui.widgets.limit_slider import error_colour
 from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate
 
 WORDS = {Direction.DOWN: "Download", Direction.UP: "Upload"}
+# The placeholder's example, so the form and the window's units show before any error: 50/10 Mbit/s.
+EXAMPLE_BPS = {Direction.DOWN: 6_250_000, Direction.UP: 1_250_000}
 ADMIN_NOTE = "Changing it shapes every application's traffic: an administrator's password may be asked for."
 
 
@@ -54,7 +56,7 @@ class LinkDialog(QDialog):
         for direction in Direction:
             edit = QLineEdit(self)
             edit.setObjectName(f"capacity:{direction.value}")
-            edit.setPlaceholderText("not shaped")
+            edit.setPlaceholderText(f"not shaped (e.g. {format_rate(EXAMPLE_BPS[direction], units)})")
             edit.setAccessibleName(f"{WORDS[direction]} capacity")
             self.edits[direction] = edit
             form.addRow(f"{WORDS[direction]} capacity:", edit)

@@ -42,3 +42,10 @@ def test_error_line_reads_on_dark(qtbot) -> None:  # type: ignore[no-untyped-def
     colour = QColor(dialog.message.styleSheet().removeprefix("color: ").strip("; "))
     assert "not a rate" in dialog.message.text() and colour.isValid()
     assert contrast(colour, dark_palette().color(QPalette.ColorRole.Window)) >= 4.5
+
+
+def test_empty_fields_show_the_form_in_the_windows_units(qtbot) -> None:  # type: ignore[no-untyped-def]
+    for units, example in ((UnitSystem.BYTES_DECIMAL, "6.25 MB/s"), (UnitSystem.BITS_DECIMAL, "50.0 Mbit/s")):
+        dialog = LinkDialog(units)
+        qtbot.addWidget(dialog)
+        assert dialog.edits[Direction.DOWN].placeholderText() == f"not shaped (e.g. {example})"
