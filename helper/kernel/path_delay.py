@@ -33,7 +33,6 @@ queue in its minimum and under-reads it.
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 from collections.abc import Callable, Iterable, Mapping
@@ -43,10 +42,7 @@ from typing import Any
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.interfaces import ARPHRD_ETHER, ETHERNET_HEADER_BYTES, IFF_LOOPBACK, IFF_UP
 from chadthrottle.helper.kernel.namespaces import in_netns
-from chadthrottle.helper.kernel.socket_diag import (
-    DUMP_TIMEOUT_S, INET_DIAG_INFO, NETLINK_SOCK_DIAG, NLMSG_DONE, NLMSG_ERROR, SOCK_DIAG_BY_FAMILY, _MSG_SIZE,
-    _NLMSGHDR, _RTATTR, _request,
-)
+from chadthrottle.helper.kernel.socket_diag import _MSG_SIZE, dump_tcp_sockets, tcp_info_offset
 from chadthrottle.helper.kernel.tc_ownership import IFB_ALIASES
 
 BUSY_BYTES = 16 * 1024  # payload a connection must move in a tick to be read
@@ -89,54 +85,17 @@ def parse_path(payload: bytes) -> tuple[int, TcpPath] | None:
         return None
     (cookie,) = _COOKIE.unpack_from(payload, _COOKIE_OFFSET)
     local = _is_local(payload[0], payload[_SRC_OFFSET : _SRC_OFFSET + 16], payload[_DST_OFFSET : _DST_OFFSET + 16])
-    offset = _MSG_SIZE
-    while offset + _RTATTR.size <= len(payload):
-        length, kind = _RTATTR.unpack_from(payload, offset)
-        if length < _RTATTR.size:
-            return None
-        info = offset + _RTATTR.size
-        if kind == INET_DIAG_INFO and length - _RTATTR.size >= _INFO_NEEDED:
-            acked, received = _BYTES.unpack_from(payload, info + _BYTES_OFFSET)
-            rtts = [_RTT.unpack_from(payload, info + at)[0] for at in (_RTT_OFFSET, _RCV_RTT_OFFSET, _MIN_RTT_OFFSET)]
-            return cookie, TcpPath(acked, received, *rtts, local=local)
-        offset += (length + 3) & ~3
-    return None
+    info = tcp_info_offset(payload, _INFO_NEEDED)
+    if info is None:
+        return None
+    acked, received = _BYTES.unpack_from(payload, info + _BYTES_OFFSET)
+    rtts = [_RTT.unpack_from(payload, info + at)[0] for at in (_RTT_OFFSET, _RCV_RTT_OFFSET, _MIN_RTT_OFFSET)]
+    return cookie, TcpPath(acked, received, *rtts, local=local)
 
 
 def tcp_paths_here() -> dict[int, TcpPath]:
     """Every TCP socket of the calling thread's namespace, by cookie; OSError on a malformed answer."""
-    found: dict[int, TcpPath] = {}
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
-        sock.settimeout(DUMP_TIMEOUT_S)
-        for family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                _dump(sock, family, found)
-            except struct.error as exc:
-                raise OSError(f"malformed sock_diag answer: {exc}") from exc
-    return found
-
-
-def _dump(sock: socket.socket, family: int, found: dict[int, TcpPath]) -> None:
-    sock.send(_request(family, family))
-    while True:
-        data = sock.recv(1 << 16)
-        if not data:
-            return
-        offset = 0
-        while offset + _NLMSGHDR.size <= len(data):
-            length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
-            if length < _NLMSGHDR.size or kind == NLMSG_DONE:
-                return
-            if kind == NLMSG_ERROR:
-                (errno,) = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)
-                if errno:
-                    raise OSError(-errno, os.strerror(-errno))
-                return
-            if kind == SOCK_DIAG_BY_FAMILY:
-                parsed = parse_path(data[offset + _NLMSGHDR.size : offset + length])
-                if parsed is not None:
-                    found[parsed[0]] = parsed[1]
-            offset += (length + 3) & ~3
+    return dump_tcp_sockets(lambda payload: parse_path(payload) or (None, None))
 
 
 def queueing_delay_s(before: Mapping[int, TcpPath], now: Mapping[int, TcpPath],

@@ -60,30 +60,32 @@ def _request(family: int, seq: int, states: int = ALL_TCP_STATES) -> bytes:
 def parse_diag_message(payload: bytes) -> tuple[int, tuple[int, int] | None]:
     """One inet_diag_msg with its attributes -> (inode, (received, acked) or None)."""
     (inode,) = struct.unpack_from("=I", payload, _MSG_INODE_OFFSET)
+    info = tcp_info_offset(payload, _TCP_INFO_BYTES_OFFSET + _TCP_INFO_BYTES.size)
+    if info is None:
+        return inode, None
+    acked, received = _TCP_INFO_BYTES.unpack_from(payload, info + _TCP_INFO_BYTES_OFFSET)
+    return inode, (received, acked)
+
+
+def tcp_info_offset(payload: bytes, needed: int) -> int | None:
+    """Where the message's struct tcp_info (INET_DIAG_INFO) begins, if it holds
+    at least `needed` bytes (older kernels send a shorter one); else None."""
     offset = _MSG_SIZE
     while offset + _RTATTR.size <= len(payload):
         length, kind = _RTATTR.unpack_from(payload, offset)
         if length < _RTATTR.size:
-            break
-        if kind == INET_DIAG_INFO and length - _RTATTR.size >= _TCP_INFO_BYTES_OFFSET + _TCP_INFO_BYTES.size:
-            acked, received = _TCP_INFO_BYTES.unpack_from(payload, offset + _RTATTR.size + _TCP_INFO_BYTES_OFFSET)
-            return inode, (received, acked)
+            return None
+        if kind == INET_DIAG_INFO and length - _RTATTR.size >= needed:
+            return offset + _RTATTR.size
         offset += (length + 3) & ~3
-    return inode, None
+    return None
 
 
 def parse_rtt_message(payload: bytes) -> tuple[int, int | None]:
     """One inet_diag_msg with its attributes -> (inode, smoothed rtt in us or None)."""
     (inode,) = struct.unpack_from("=I", payload, _MSG_INODE_OFFSET)
-    offset = _MSG_SIZE
-    while offset + _RTATTR.size <= len(payload):
-        length, kind = _RTATTR.unpack_from(payload, offset)
-        if length < _RTATTR.size:
-            break
-        if kind == INET_DIAG_INFO and length - _RTATTR.size >= _TCP_INFO_RTT_OFFSET + _TCP_INFO_RTT.size:
-            return inode, _TCP_INFO_RTT.unpack_from(payload, offset + _RTATTR.size + _TCP_INFO_RTT_OFFSET)[0]
-        offset += (length + 3) & ~3
-    return inode, None
+    info = tcp_info_offset(payload, _TCP_INFO_RTT_OFFSET + _TCP_INFO_RTT.size)
+    return inode, None if info is None else _TCP_INFO_RTT.unpack_from(payload, info + _TCP_INFO_RTT_OFFSET)[0]
 
 
 def _dump(sock: socket.socket, family: int, found: dict[int, Any], parse: Any = parse_diag_message,
@@ -116,12 +118,19 @@ def tcp_bytes_here() -> TcpBytes:
     """Every TCP socket of the calling thread's network namespace; a malformed
     answer from the kernel is an OSError (counters are a nicety: the caller
     lists the connections without them)."""
-    found: TcpBytes = {}
+    return dump_tcp_sockets(parse_diag_message)
+
+
+def dump_tcp_sockets(parse: Any, states: int = ALL_TCP_STATES) -> dict[Any, Any]:
+    """key -> value for every TCP socket (IPv4 and IPv6) of the calling thread's
+    namespace in `states` that parse(message) -> (key, value or None) gives a
+    value; OSError on a malformed answer or a kernel error."""
+    found: dict[Any, Any] = {}
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
         sock.settimeout(DUMP_TIMEOUT_S)
         for family in (socket.AF_INET, socket.AF_INET6):
             try:
-                _dump(sock, family, found)
+                _dump(sock, family, found, parse, states)
             except struct.error as exc:
                 raise OSError(f"malformed sock_diag answer: {exc}") from exc
     return found
@@ -131,21 +140,13 @@ def tcp_rtt_here(wanted: frozenset[int] | None = None) -> dict[int, int]:
     """socket inode -> smoothed round-trip time (us) of every established TCP
     socket of the calling thread's network namespace, or of those in wanted
     (the others' attributes are not read); OSError as tcp_bytes_here."""
-    found: dict[int, int] = {}
     parse = parse_rtt_message
     if wanted is not None:
         def parse(payload: bytes) -> tuple[int, int | None]:
             inode = _INODE.unpack_from(payload, _MSG_INODE_OFFSET)[0]
             return (inode, None) if inode not in wanted else parse_rtt_message(payload)
 
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
-        sock.settimeout(DUMP_TIMEOUT_S)
-        for family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                _dump(sock, family, found, parse, ESTABLISHED_ONLY)
-            except struct.error as exc:
-                raise OSError(f"malformed sock_diag answer: {exc}") from exc
-    return found
+    return dump_tcp_sockets(parse, ESTABLISHED_ONLY)
 
 
 def tcp_bytes_of_netns(pid: int) -> TcpBytes:
