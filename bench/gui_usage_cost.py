@@ -33,13 +33,9 @@ def main() -> int:
     parser.add_argument("--polls", type=int, default=300)
     arguments = parser.parse_args()
     app = QApplication(sys.argv[:1])
-    from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-    from tests.gui.bare_window import bare_window
+    from tests.gui.bare_window import shown_connected_window
 
-    model, window = bare_window()
-    window.resize(1100, 720)
-    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
-    window.show()
+    model, window = shown_connected_window()
     feed = ScriptedApplications(arguments.apps)
     start = time.time() - arguments.polls
     for second in range(arguments.polls):  # five minutes of history, one poll a second

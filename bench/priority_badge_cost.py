@@ -36,14 +36,10 @@ def main() -> int:
     parser.add_argument("--paints", type=int, default=200)
     arguments = parser.parse_args()
     app = QApplication(sys.argv[:1])
-    from chadthrottle.gui.ipc.state import HelperState, HelperStatus
     from chadthrottle.gui.models.columns import Column
-    from tests.gui.bare_window import bare_window
+    from tests.gui.bare_window import shown_connected_window
 
-    model, window = bare_window()
-    window.resize(1100, 720)
-    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
-    window.show()
+    model, window = shown_connected_window()
     feed = ScriptedApplications(arguments.apps)
     applications = feed.snapshot(time.time())
     table = window.table
