@@ -34,12 +34,19 @@ TARGET_MS = 20.0
 
 
 def _fill(datapath: Datapath, apps: int) -> None:
-    map_fd = datapath._maps["traffic"].fd  # the real kernel map (per-CPU hash); only this bench writes it
+    map_fd = datapath._maps[
+        "traffic"
+    ].fd  # the real kernel map (per-CPU hash); only this bench writes it
     for index in range(apps):
         for ifindex in (1, 2):
             one_cpu = TrafficCounters(1000 * index, 10, 500 * index, 5)
-            bpf_maps.update(map_fd, TrafficKey(1, FIRST_FAKE_TGID + index, ifindex),
-                            (TrafficCounters * bpf_maps.possible_cpus())(*([one_cpu] * bpf_maps.possible_cpus())))
+            bpf_maps.update(
+                map_fd,
+                TrafficKey(1, FIRST_FAKE_TGID + index, ifindex),
+                (TrafficCounters * bpf_maps.possible_cpus())(
+                    *([one_cpu] * bpf_maps.possible_cpus())
+                ),
+            )
 
 
 def _fill_slots(datapath: Datapath, apps: int) -> None:
@@ -52,7 +59,12 @@ def _fill_slots(datapath: Datapath, apps: int) -> None:
         for ifindex in (1, 2):
             slot = slots[2 * index + ifindex - 1]
             slot.netns_cookie, slot.owner_tgid, slot.ifindex = 1, FIRST_FAKE_TGID + index, ifindex
-            slot.rx_bytes, slot.rx_packets, slot.tx_bytes, slot.tx_packets = 1000 * index, 10, 500 * index, 5
+            slot.rx_bytes, slot.rx_packets, slot.tx_bytes, slot.tx_packets = (
+                1000 * index,
+                10,
+                500 * index,
+                5,
+            )
             slot.state = SLOT_HELD
 
 
@@ -71,8 +83,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--in", dest="where", choices=("hash", "slots"), default="hash",
-                        help="where the counters are: the per-CPU hash, or the counter slots (the usual place)")
+    parser.add_argument(
+        "--in",
+        dest="where",
+        choices=("hash", "slots"),
+        default="hash",
+        help="where the counters are: the per-CPU hash, or the counter slots (the usual place)",
+    )
     arguments = parser.parse_args()
     datapath = Datapath(cache_dir=Path("/var/cache/chadthrottle"))
     datapath.open()
@@ -86,19 +103,30 @@ def main() -> int:
         samples = datapath.read_traffic()
         rates_ms = _median_ms(lambda: meter.update(samples, float(next(clock))), arguments.rounds)
         listing: list = []
-        listing_ms = _median_ms(lambda: listing.__setitem__(slice(None), build_listing({}, meter.apps, {}, 0.0, ADMIN_VIEWER)), arguments.rounds)
-        encode_ms = _median_ms(lambda: [encode_application(app) for app in listing], arguments.rounds)
+        listing_ms = _median_ms(
+            lambda: listing.__setitem__(
+                slice(None), build_listing({}, meter.apps, {}, 0.0, ADMIN_VIEWER)
+            ),
+            arguments.rounds,
+        )
+        encode_ms = _median_ms(
+            lambda: [encode_application(app) for app in listing], arguments.rounds
+        )
     finally:
         datapath.close()
     total = read_ms + rates_ms + listing_ms + encode_ms
-    print(f"applications: {arguments.apps} ({len(samples)} counter keys in the {arguments.where}, "
-          f"{os.cpu_count()} CPUs)")
+    print(
+        f"applications: {arguments.apps} ({len(samples)} counter keys in the {arguments.where}, "
+        f"{os.cpu_count()} CPUs)"
+    )
     print(f"  read the traffic counters      {read_ms:8.2f} ms")
     print(f"  counters -> per-app rates      {rates_ms:8.2f} ms")
     print(f"  build ListApplications         {listing_ms:8.2f} ms")
     print(f"  encode for D-Bus               {encode_ms:8.2f} ms")
-    print(f"  total per tick (CPU time)      {total:8.2f} ms  (target < {TARGET_MS:.0f} ms: "
-          f"{'met' if total < TARGET_MS else 'MISSED'})")
+    print(
+        f"  total per tick (CPU time)      {total:8.2f} ms  (target < {TARGET_MS:.0f} ms: "
+        f"{'met' if total < TARGET_MS else 'MISSED'})"
+    )
     return 0
 
 

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from chadthrottle.contract import ApplicationInfo, InterfaceInfo
+
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, app_scope, nsenter_argv, spawn, wait_for_line
 from tests.support.wire_truth import quiet, wire_counters
@@ -100,7 +101,10 @@ class Site:
 
 @contextlib.contextmanager
 def server(pair: NetnsPair, port: int) -> Iterator[None]:
-    process = spawn(nsenter_argv(pair.peer_ns, [sys.executable, str(GENERATOR), "serve", "--port", str(port)]), None)
+    process = spawn(
+        nsenter_argv(pair.peer_ns, [sys.executable, str(GENERATOR), "serve", "--port", str(port)]),
+        None,
+    )
     try:
         wait_for_line(process, "listening")
         yield
@@ -127,7 +131,9 @@ class Measurement:
     wire_dropped: int  # packets the veth dropped (they count at the socket, not on the wire)
 
     def ratio(self, direction: str) -> float | None:
-        app, wire = (self.app_rx, self.wire_rx) if direction == "rx" else (self.app_tx, self.wire_tx)
+        app, wire = (
+            (self.app_rx, self.wire_rx) if direction == "rx" else (self.app_tx, self.wire_tx)
+        )
         return app / wire if wire else None
 
     def within(self, target: float = TARGET) -> bool:
@@ -136,13 +142,17 @@ class Measurement:
         return self.found and all(abs(app - wire) <= target * wire for app, wire in pairs)
 
 
-def _helper_view(bus_address: str, app_id: str, site: Site) -> tuple[ApplicationInfo | None, InterfaceInfo | None]:
+def _helper_view(
+    bus_address: str, app_id: str, site: Site
+) -> tuple[ApplicationInfo | None, InterfaceInfo | None]:
     async def both(client):  # type: ignore[no-untyped-def]
         return await client.list_applications(), await client.list_interfaces()
 
     apps, interfaces = call_helper(bus_address, both)
     app = next((a for a in apps if a.id == app_id), None)
-    device = next((i for i in interfaces if (i.netns, i.name) == (site.netns_label, site.pair.host_if)), None)
+    device = next(
+        (i for i in interfaces if (i.netns, i.name) == (site.netns_label, site.pair.host_if)), None
+    )
     return app, device
 
 
@@ -153,7 +163,10 @@ def _settled_view(bus_address: str, app_id: str, site: Site, timeout_s: float = 
     while True:
         time.sleep(SETTLE_S)
         app, device = _helper_view(bus_address, app_id, site)
-        current = ((app.rx_bytes, app.tx_bytes) if app else None, (device.rx_bytes, device.tx_bytes) if device else None)
+        current = (
+            (app.rx_bytes, app.tx_bytes) if app else None,
+            (device.rx_bytes, device.tx_bytes) if device else None,
+        )
         if current == previous or time.monotonic() > deadline:
             return app, device
         previous = current
@@ -164,9 +177,13 @@ def measure(bus_address: str, cgroup_root: Path, site: Site, scenario: Scenario)
     with contextlib.ExitStack() as stack:
         if scenario.scope:
             generator, app_id = GENERATOR, scenario.app_id
-            scope: Path | None = stack.enter_context(app_scope(cgroup_root, f"org.chadthrottle.Acct{scenario.key}"))
+            scope: Path | None = stack.enter_context(
+                app_scope(cgroup_root, f"org.chadthrottle.Acct{scenario.key}")
+            )
         else:  # a copy of its own: a script is an application (script:<path>)
-            generator = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chadthrottle-acct-")))
+            generator = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="chadthrottle-acct-"))
+            )
             generator = generator / f"acct-{scenario.key}.py"
             shutil.copyfile(GENERATOR, generator)
             app_id, scope = f"script:{generator}", None
@@ -181,7 +198,15 @@ def _measure(bus_address: str, site: Site, scenario: Scenario, generator: Path, 
     _, device_before = _helper_view(bus_address, app_id, site)
     wire_before = wire_counters(pair.host_ns, pair.host_if)
     host = pair.peer_addr6 if scenario.family == 6 else pair.peer_addr
-    argv = [sys.executable, str(generator), *scenario.command, "--host", host, "--port", str(site.port)]
+    argv = [
+        sys.executable,
+        str(generator),
+        *scenario.command,
+        "--host",
+        host,
+        "--port",
+        str(site.port),
+    ]
     client = spawn(nsenter_argv(pair.host_ns, argv), scope)
     out, _ = client.communicate(timeout=300)
     if client.returncode != 0:
@@ -190,7 +215,9 @@ def _measure(bus_address: str, site: Site, scenario: Scenario, generator: Path, 
     quiet(pair.host_ns, pair.host_if, window_s=0.3)  # the last FIN and ACK are through
     wire = wire_counters(pair.host_ns, pair.host_if) - wire_before
     app, device = _settled_view(bus_address, app_id, site)
-    before_rx, before_tx = (device_before.rx_bytes, device_before.tx_bytes) if device_before else (0, 0)
+    before_rx, before_tx = (
+        (device_before.rx_bytes, device_before.tx_bytes) if device_before else (0, 0)
+    )
     return Measurement(
         scenario=scenario.key, app_id=app_id, found=app is not None,
         payload_sent=payload["sent"], payload_received=payload["received"],
@@ -230,15 +257,22 @@ def format_table(measurements: list[Measurement], titles: dict[str, str]) -> str
 def main() -> int:
     from chadthrottle.helper.kernel.cgroups import cgroup2_mount
     from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
     from tests.support.netns import netns_pair
     from tests.support.wire_truth import make_countable
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="multiplies the bulk transfer sizes")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiplies the bulk transfer sizes"
+    )
     parser.add_argument("--only", default="", help="comma-separated scenario keys")
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     arguments = parser.parse_args()
-    chosen = [s for s in scenarios(arguments.scale) if not arguments.only or s.key in arguments.only.split(",")]
+    chosen = [
+        s
+        for s in scenarios(arguments.scale)
+        if not arguments.only or s.key in arguments.only.split(",")
+    ]
     measurements = []
     with contextlib.ExitStack() as stack:
         pair, other = stack.enter_context(netns_pair()), stack.enter_context(netns_pair())
@@ -246,15 +280,21 @@ def main() -> int:
             make_countable(each)
             stack.enter_context(server(each, 5800))
         bus = stack.enter_context(PrivateSystemBus())
-        state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chadthrottle-acct-")))
+        state_dir = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="chadthrottle-acct-"))
+        )
         stack.enter_context(HelperProcess(bus.address, netns=pair.host_ns, state_dir=state_dir))
         sites = {False: Site(pair, 5800, ""), True: Site(other, 5800, other.host_ns)}
         started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         for scenario in chosen:
-            measurements.append(measure(bus.address, cgroup2_mount(), sites[scenario.other_netns], scenario))
+            measurements.append(
+                measure(bus.address, cgroup2_mount(), sites[scenario.other_netns], scenario)
+            )
             print(f"  {scenario.key}: done", file=sys.stderr, flush=True)
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"ChadThrottle accounting scenarios, {started}, scale {arguments.scale}, load average {load}")
+    print(
+        f"ChadThrottle accounting scenarios, {started}, scale {arguments.scale}, load average {load}"
+    )
     print(format_table(measurements, {s.key: s.title for s in chosen}))
     if arguments.json:
         arguments.json.write_text(json.dumps([asdict(m) for m in measurements], indent=1))

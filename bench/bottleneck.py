@@ -90,13 +90,37 @@ def modem(pair: NetnsPair, down_bps: int, up_bps: int, buffer_ms: float) -> Iter
     with extra_link(pair.peer_ns) as outside:
         # outside: host side = the modem's outer veth, peer side = a new namespace (the internet)
         _run(*nsenter_argv(pair.peer_ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
-        _run("ip", "-n", pair.host_ns, "route", "add", f"{outside.peer_addr}/32", "via", pair.peer_addr)
-        _run("ip", "-n", outside.peer_ns, "route", "add", f"{pair.host_addr}/32", "via", outside.host_addr)
+        _run(
+            "ip",
+            "-n",
+            pair.host_ns,
+            "route",
+            "add",
+            f"{outside.peer_addr}/32",
+            "via",
+            pair.peer_addr,
+        )
+        _run(
+            "ip",
+            "-n",
+            outside.peer_ns,
+            "route",
+            "add",
+            f"{pair.host_addr}/32",
+            "via",
+            outside.host_addr,
+        )
         try:
             _tbf(pair.peer_ns, pair.peer_if, down_bps, buffer_ms)
             _tbf(pair.peer_ns, outside.host_if, up_bps, buffer_ms)
             yield Internet(outside.peer_ns, outside.peer_addr, pair.peer_ns, pair.peer_if, outside.host_if,
                            buffer_ms)  # fmt: skip
         finally:
-            subprocess.run(["tc", "-n", pair.peer_ns, "qdisc", "del", "dev", pair.peer_if, "root"], capture_output=True)
-            subprocess.run(["ip", "-n", pair.host_ns, "route", "del", f"{outside.peer_addr}/32"], capture_output=True)
+            subprocess.run(
+                ["tc", "-n", pair.peer_ns, "qdisc", "del", "dev", pair.peer_if, "root"],
+                capture_output=True,
+            )
+            subprocess.run(
+                ["ip", "-n", pair.host_ns, "route", "del", f"{outside.peer_addr}/32"],
+                capture_output=True,
+            )

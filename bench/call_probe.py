@@ -40,7 +40,11 @@ def echo(port: int) -> None:
         while True:
             data, sender = sock.recvfrom(2048)
             if len(data) >= STAMP.size + ECHO_STAMP.size:
-                data = data[:STAMP.size] + ECHO_STAMP.pack(time.monotonic_ns()) + data[STAMP.size + ECHO_STAMP.size:]
+                data = (
+                    data[: STAMP.size]
+                    + ECHO_STAMP.pack(time.monotonic_ns())
+                    + data[STAMP.size + ECHO_STAMP.size :]
+                )
             sock.sendto(data, sender)
 
 
@@ -86,12 +90,20 @@ def call(host: str, port: int, seconds: float, rate: float, payload: int) -> dic
                         seen.add(sequence)
                         rtts_ms.append((now_ns - sent_ns) / 1e6)
                         sequences.append(sequence)
-                        if len(data) >= STAMP.size + ECHO_STAMP.size:  # one clock for both ends: one machine
+                        if (
+                            len(data) >= STAMP.size + ECHO_STAMP.size
+                        ):  # one clock for both ends: one machine
                             (echoed_ns,) = ECHO_STAMP.unpack_from(data, STAMP.size)
                             up_ms.append((echoed_ns - sent_ns) / 1e6)
                             down_ms.append((now_ns - echoed_ns) / 1e6)
-    return {"sent": sent, "received": len(seen), "rtts_ms": rtts_ms, "sequences": sequences, "up_ms": up_ms,
-            "down_ms": down_ms}
+    return {
+        "sent": sent,
+        "received": len(seen),
+        "rtts_ms": rtts_ms,
+        "sequences": sequences,
+        "up_ms": up_ms,
+        "down_ms": down_ms,
+    }
 
 
 def main() -> int:
@@ -110,7 +122,9 @@ def main() -> int:
     if arguments.role == "echo":
         echo(arguments.port)
     else:
-        result = call(arguments.host, arguments.port, arguments.seconds, arguments.rate, arguments.payload)
+        result = call(
+            arguments.host, arguments.port, arguments.seconds, arguments.rate, arguments.payload
+        )
         print(json.dumps(result), flush=True)
     return 0
 

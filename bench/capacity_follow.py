@@ -41,11 +41,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
-from bench.bottleneck import Internet, modem
-from bench.priorities import START_TIMEOUT_S, TSO_RTT_LOG, Bench, CallResult, _rate_arg
-from bench.priority_shaper import CACHE_DIR, CALL_SLOT
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
@@ -56,8 +51,21 @@ from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.priority import Priority
+from pyroute2 import IPRoute
+
+from bench.bottleneck import Internet, modem
+from bench.priorities import START_TIMEOUT_S, TSO_RTT_LOG, Bench, CallResult, _rate_arg
+from bench.priority_shaper import CACHE_DIR, CALL_SLOT
 from tests.support.helper_calls import call_helper
-from tests.support.netns import NetnsPair, Stream, app_scope, entered_netns, netns_pair, nsenter_argv, spawn
+from tests.support.netns import (
+    NetnsPair,
+    Stream,
+    app_scope,
+    entered_netns,
+    netns_pair,
+    nsenter_argv,
+    spawn,
+)
 
 L2_TO_L3 = 1500 / 1514  # the modem's rate counts frames; a capacity is L3
 SPIKE_MS = 50.0  # the seconds with a call round trip above this are listed, to lay beside the trace
@@ -79,7 +87,9 @@ class Second:
 class Follower:
     """The estimator driving a TcShaper's link, once a second, in a thread."""
 
-    def __init__(self, pair: NetnsPair, shaper: TcShaper, ipr: IPRoute, estimator: CapacityEstimator) -> None:
+    def __init__(
+        self, pair: NetnsPair, shaper: TcShaper, ipr: IPRoute, estimator: CapacityEstimator
+    ) -> None:
         self.shaper, self.estimator, self.trace = shaper, estimator, list[Second]()
         self.tick_s = 1.0
         index = ipr.link_lookup(ifname=pair.host_if)[0]
@@ -93,7 +103,10 @@ class Follower:
         self._began = time.monotonic()
 
     def _shaping(self) -> dict[Direction, float | None]:
-        return {d: None if (c := self.estimator.capacity(d)) is None else c * SHAPE_SHARE for d in Direction}
+        return {
+            d: None if (c := self.estimator.capacity(d)) is None else c * SHAPE_SHARE
+            for d in Direction
+        }
 
     def apply(self) -> None:
         for direction in Direction:
@@ -177,7 +190,9 @@ class HelperFollower:
 
 
 @contextlib.contextmanager
-def through_helper(pair: NetnsPair, start: dict[Direction, int]) -> Iterator[tuple[PrivateSystemBus, Callable[[Path, int], None]]]:
+def through_helper(
+    pair: NetnsPair, start: dict[Direction, int]
+) -> Iterator[tuple[PrivateSystemBus, Callable[[Path, int], None]]]:
     """The helper in the host namespace, asked to estimate from `start`;
     yields its bus and tag(scope, slot): that scope's application critical."""
     with contextlib.ExitStack() as stack:
@@ -190,9 +205,14 @@ def through_helper(pair: NetnsPair, start: dict[Direction, int]) -> Iterator[tup
         holders: list[subprocess.Popen[str]] = []
 
         def tag(scope: Path, _slot: int) -> None:
-            holder = spawn(nsenter_argv(pair.host_ns, [sys.executable, "-c", "import time; time.sleep(600)"]), scope)
+            holder = spawn(
+                nsenter_argv(pair.host_ns, [sys.executable, "-c", "import time; time.sleep(600)"]),
+                scope,
+            )
             holders.append(holder)
-            call_helper(bus.address, lambda c: c.set_priority(f"pid:{holder.pid}", Priority.CRITICAL))
+            call_helper(
+                bus.address, lambda c: c.set_priority(f"pid:{holder.pid}", Priority.CRITICAL)
+            )
 
         try:
             yield bus, tag
@@ -245,7 +265,10 @@ def follows_s(trace: list[Second], start: float, end: float) -> tuple[float | No
     share of the phase's seconds in band from then on: probes above it and
     failed probes' cuts below it count against)."""
     phase = [s for s in trace if start < s.at <= end]
-    inside = [s.down is not None and IN_BAND[0] * s.true_down <= s.down <= IN_BAND[1] * s.true_down for s in phase]
+    inside = [
+        s.down is not None and IN_BAND[0] * s.true_down <= s.down <= IN_BAND[1] * s.true_down
+        for s in phase
+    ]
     first = next((i for i, ok in enumerate(inside) if ok), None)
     if first is None:
         return None, 0.0
@@ -266,20 +289,37 @@ def _call_stats(call: CallResult, first: int, last: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.capacity_follow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--down", type=_rate_arg, default=_rate_arg("2.5M"), help="bytes/s (default 2.5M: 20 Mbit/s)")
-    parser.add_argument("--up", type=_rate_arg, default=_rate_arg("625K"), help="bytes/s (default 625K: 5 Mbit/s)")
+    parser.add_argument(
+        "--down",
+        type=_rate_arg,
+        default=_rate_arg("2.5M"),
+        help="bytes/s (default 2.5M: 20 Mbit/s)",
+    )
+    parser.add_argument(
+        "--up", type=_rate_arg, default=_rate_arg("625K"), help="bytes/s (default 625K: 5 Mbit/s)"
+    )
     parser.add_argument("--buffer-ms", type=float, default=400.0)
     parser.add_argument("--phase-s", type=float, default=20.0)
     parser.add_argument("--slow-share", type=float, default=0.5)
     parser.add_argument("--start", choices=("right", "wrong", "none"), default="right")
     parser.add_argument("--flows", type=int, default=4)
     parser.add_argument("--congestion", default="cubic")
-    parser.add_argument("--through", choices=("kernel", "helper"), default="kernel",
-                        help="kernel: the estimator drives TcShaper here; helper: the real helper estimates "
-                        "(SetLinkCapacity with estimate, the call critical by SetPriority; no delay column)")
-    parser.add_argument("--tick-s", type=float, default=1.0, help="kernel: the estimator's tick (the helper's: 1 s)")
-    parser.add_argument("--bulk", choices=("both", "down"), default="both",
-                        help="bulk traffic both ways (the harder case: a rise cannot be told by direction) or down only")
+    parser.add_argument(
+        "--through",
+        choices=("kernel", "helper"),
+        default="kernel",
+        help="kernel: the estimator drives TcShaper here; helper: the real helper estimates "
+        "(SetLinkCapacity with estimate, the call critical by SetPriority; no delay column)",
+    )
+    parser.add_argument(
+        "--tick-s", type=float, default=1.0, help="kernel: the estimator's tick (the helper's: 1 s)"
+    )
+    parser.add_argument(
+        "--bulk",
+        choices=("both", "down"),
+        default="both",
+        help="bulk traffic both ways (the harder case: a rise cannot be told by direction) or down only",
+    )
     arguments = parser.parse_args(argv)
     down_l3, up_l3 = int(arguments.down * L2_TO_L3), int(arguments.up * L2_TO_L3)
     start = {"right": {Direction.DOWN: down_l3, Direction.UP: up_l3},
@@ -289,9 +329,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"uptime: {os.popen('uptime').read().strip()}", flush=True)
     with contextlib.ExitStack() as stack:
         pair = stack.enter_context(netns_pair())
-        internet: Internet = stack.enter_context(modem(pair, arguments.down, arguments.up, arguments.buffer_ms))
+        internet: Internet = stack.enter_context(
+            modem(pair, arguments.down, arguments.up, arguments.buffer_ms)
+        )
         for netns in (pair.host_ns, internet.netns):
-            subprocess.run(nsenter_argv(netns, ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]), check=True)
+            subprocess.run(
+                nsenter_argv(netns, ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]),
+                check=True,
+            )
         follower: Follower | HelperFollower
         if arguments.through == "helper":
             bus, tag = stack.enter_context(through_helper(pair, start))
@@ -306,11 +351,23 @@ def main(argv: list[str] | None = None) -> int:
                 datapath.set_cgroup_slot(os.stat(scope).st_ino, slot)
 
         follower.true = (down_l3, up_l3)
-        bench = Bench(None, pair, internet, arguments.down, arguments.up, 0.8, arguments.congestion, arguments.flows)
+        bench = Bench(
+            None,
+            pair,
+            internet,
+            arguments.down,
+            arguments.up,
+            0.8,
+            arguments.congestion,
+            arguments.flows,
+        )
         bench.tag = tag
         total_s = 3 * arguments.phase_s
         calls: list[CallResult] = []
-        with bulk(bench, arguments.flows if arguments.bulk == "both" else 0, arguments.flows), follower.running():
+        with (
+            bulk(bench, arguments.flows if arguments.bulk == "both" else 0, arguments.flows),
+            follower.running(),
+        ):
             changes = [follower._began + (i + 1) * arguments.phase_s for i in range(2)]
 
             def switch() -> None:
@@ -333,14 +390,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"phase {i + 1}: modem {down * 8 / 1e6:.1f} Mbit/s down; estimate follows after "
               f"{'-' if settled is None else f'{settled:.0f} s'}, in band {share:.0%} of the rest; "
               f"call (2nd half) median / p99 {_call_stats(call, max(0, half[0]), half[1])}")  # fmt: skip
-    spikes = sorted({round(call_began + n / 50) for r, n in zip(call.rtts_ms, call.sequences) if r > SPIKE_MS})
+    spikes = sorted(
+        {round(call_began + n / 50) for r, n in zip(call.rtts_ms, call.sequences) if r > SPIKE_MS}
+    )
     print(f"\nseconds with a call round trip above {SPIKE_MS:.0f} ms: {spikes}")
-    print("\nt(s)  true down  est down  passed  true up  est up  passed  delay(ms)  ours down/up(ms)  [Mbit/s, L3]")
+    print(
+        "\nt(s)  true down  est down  passed  true up  est up  passed  delay(ms)  ours down/up(ms)  [Mbit/s, L3]"
+    )
     for s in follower.trace:
-        mbit = (lambda v: "-" if v is None else f"{v * 8 / 1e6:.2f}")  # noqa: E731
-        print(f"{s.at:5.1f}  {mbit(s.true_down):>9}  {mbit(s.down):>8}  {mbit(s.passed[0]):>6}  {mbit(s.true_up):>7}  "
-              f"{mbit(s.up):>6}  {mbit(s.passed[1]):>6}  "
-              f"{'-' if s.delay_ms is None else f'{s.delay_ms:.1f}':>9}  {s.waits_ms[0]:6.1f} / {s.waits_ms[1]:.1f}")
+        mbit = lambda v: "-" if v is None else f"{v * 8 / 1e6:.2f}"  # noqa: E731
+        print(
+            f"{s.at:5.1f}  {mbit(s.true_down):>9}  {mbit(s.down):>8}  {mbit(s.passed[0]):>6}  {mbit(s.true_up):>7}  "
+            f"{mbit(s.up):>6}  {mbit(s.passed[1]):>6}  "
+            f"{'-' if s.delay_ms is None else f'{s.delay_ms:.1f}':>9}  {s.waits_ms[0]:6.1f} / {s.waits_ms[1]:.1f}"
+        )
     return 0
 
 

@@ -24,13 +24,21 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
-from tests.support.netns import NetnsPair, entered_netns, netns_pair, nsenter_argv, spawn, start_stream, wait_for_line
+from pyroute2 import IPRoute
+
+from tests.support.netns import (
+    NetnsPair,
+    entered_netns,
+    netns_pair,
+    nsenter_argv,
+    spawn,
+    start_stream,
+    wait_for_line,
+)
 
 FAR_ABOVE_BPS = 12_500_000_000  # 100 Gbit/s: the tree is never the bottleneck
 CACHE_DIR = Path("/var/cache/chadthrottle")
@@ -90,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             print("|---|---|---|---|---|")
             for round_number in range(1, arguments.rounds + 1):
                 for case in ("no shaper", "link both ways"):
-                    shaping = _linked(pair, datapath) if case != "no shaper" else contextlib.nullcontext()
+                    shaping = (
+                        _linked(pair, datapath) if case != "no shaper" else contextlib.nullcontext()
+                    )
                     with shaping:
                         rate = _stream_rate(pair, arguments.seconds)
                         rtts = sorted(_call_rtts(pair, arguments.seconds))

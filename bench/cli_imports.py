@@ -53,7 +53,9 @@ def _one(path: Path, argv: list[str], source: bool) -> tuple[float, float]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if source:  # else the first run writes bytecode the others read
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-    stderr = subprocess.run([sys.executable, *argv], env=env, cwd="/", capture_output=True, text=True).stderr
+    stderr = subprocess.run(
+        [sys.executable, *argv], env=env, cwd="/", capture_output=True, text=True
+    ).stderr
     total = contract = 0
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
@@ -81,8 +83,12 @@ def main() -> None:
             for rev, path in trees.items():
                 for command, argv in COMMANDS.items():
                     results[(rev, command)].append(_one(path, argv, options.source))
-    print(f"{options.runs} runs each, {'from source' if options.source else 'bytecode compiled'}; ms")
-    print(f"{'command':24s} {'rev':12s} {'imports median':>15s} {'min':>7s} {'contract median':>16s} {'min':>6s}")
+    print(
+        f"{options.runs} runs each, {'from source' if options.source else 'bytecode compiled'}; ms"
+    )
+    print(
+        f"{'command':24s} {'rev':12s} {'imports median':>15s} {'min':>7s} {'contract median':>16s} {'min':>6s}"
+    )
     for (rev, command), runs in results.items():
         totals, contracts = [t for t, _ in runs], [c for _, c in runs]
         print(f"{command:24s} {rev[:12]:12s} {statistics.median(totals):15.2f} {min(totals):7.2f} "

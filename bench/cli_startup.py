@@ -35,11 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chadthrottle.helper.kernel.cgroups import cgroup2_mount  # noqa: E402
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus  # noqa: E402
-from tests.support.idle_app import idle_app  # noqa: E402
-from tests.support.netns import netns_pair  # noqa: E402
-from tests.support.waiting import eventually  # noqa: E402
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
+from tests.support.idle_app import idle_app
+from tests.support.netns import netns_pair
+from tests.support.waiting import eventually
 
 APP_DESKTOP_ID = "org.chadthrottle.BenchCli"
 APP_ID = f"app:{APP_DESKTOP_ID}"
@@ -100,7 +101,9 @@ def _startup(ctls: dict[str, str], env: dict[str, str], runs: int) -> dict[tuple
     cpu: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
     wall: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
     for ctl in ctls.values():
-        listed = lambda: APP_ID in {app["id"] for app in json.loads(_run_once([ctl, "list", "--json"], env)[2])}
+        listed = lambda: (
+            APP_ID in {app["id"] for app in json.loads(_run_once([ctl, "list", "--json"], env)[2])}
+        )
         if not eventually(listed, 15.0, 0.2):
             raise RuntimeError(f"{ctl} list --json does not show {APP_ID}")
     for argv in commands.values():  # once each first: caches warm, every command works
@@ -162,20 +165,32 @@ def _labelled(specs: list[str]) -> dict[str, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=30, help="runs of each command")
     parser.add_argument("--ctl", action="append", metavar="[LABEL=]PATH",
                         help="a chadthrottle-ctl script to measure; repeat to compare (their runs take turns); "
                              "default: the one beside this interpreter")  # fmt: skip
-    parser.add_argument("--watch-seconds", type=float, default=20.0,
-                        help="how long polling and watch are each measured, per script (0: not at all)")
+    parser.add_argument(
+        "--watch-seconds",
+        type=float,
+        default=20.0,
+        help="how long polling and watch are each measured, per script (0: not at all)",
+    )
     arguments = parser.parse_args()
     if os.geteuid() != 0:
         print("cli_startup: run as root (namespaces, BPF, tc)", file=sys.stderr)
         return 1
     ctls = _labelled(arguments.ctl or [str(Path(sys.executable).parent / "chadthrottle-ctl")])
-    print(f"load average {os.getloadavg()[0]:.2f}; PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}")
-    with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory() as state_dir:
+    print(
+        f"load average {os.getloadavg()[0]:.2f}; PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}"
+    )
+    with (
+        PrivateSystemBus() as bus,
+        netns_pair() as pair,
+        tempfile.TemporaryDirectory() as state_dir,
+    ):
         with HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state_dir), log_level="warning",
                            start_timeout_s=150) as helper, idle_app(cgroup2_mount(), pair.host_ns, APP_DESKTOP_ID):  # fmt: skip
             env = bus.environment()

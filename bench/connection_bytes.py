@@ -49,11 +49,19 @@ def main() -> None:
         held += [client, listener.accept()[0]]
     pid = os.getpid()
     listed = connections_of([pid])
-    print(f"{len(listed)} connections of this process, {len(tcp_bytes_here())} TCP sockets in its namespace")
-    print(f"connections from /proc (before):           {_median_ms(lambda: connections_of([pid]), args.rounds):6.2f} ms")
-    print(f"tcp_info of every socket, own namespace:   {_median_ms(tcp_bytes_here, args.rounds):6.2f} ms")
-    print(f"tcp_info from a throwaway thread (netns):  "
-          f"{_median_ms(lambda: in_netns(f'/proc/{pid}/ns/net', tcp_bytes_here), args.rounds):6.2f} ms")
+    print(
+        f"{len(listed)} connections of this process, {len(tcp_bytes_here())} TCP sockets in its namespace"
+    )
+    print(
+        f"connections from /proc (before):           {_median_ms(lambda: connections_of([pid]), args.rounds):6.2f} ms"
+    )
+    print(
+        f"tcp_info of every socket, own namespace:   {_median_ms(tcp_bytes_here, args.rounds):6.2f} ms"
+    )
+    print(
+        f"tcp_info from a throwaway thread (netns):  "
+        f"{_median_ms(lambda: in_netns(f'/proc/{pid}/ns/net', tcp_bytes_here), args.rounds):6.2f} ms"
+    )
     both = lambda: tcp_bytes_by_namespace({c.reader for c in connections_of([pid])})  # noqa: E731
     print(f"ListConnections' engine work, in all:      {_median_ms(both, args.rounds):6.2f} ms")
     for sock in held:

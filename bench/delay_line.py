@@ -62,7 +62,10 @@ def relay(fd: int, delay_s: float) -> None:
 def serve(name: str, delay_ms: float) -> None:
     fd = open_tun(name)
     subprocess.run(["ip", "link", "set", "dev", name, "up"], check=True)
-    for conf in ("all", name):  # packets from the host arrive on the tun, not on the veth their route names
+    for conf in (
+        "all",
+        name,
+    ):  # packets from the host arrive on the tun, not on the veth their route names
         Path(f"/proc/sys/net/ipv4/conf/{conf}/rp_filter").write_text("0")
     print(json.dumps({"ready": True}), flush=True)
     relay(fd, delay_ms / 1000)
@@ -84,13 +87,20 @@ def delayed(pair: NetnsPair, delay_ms: float) -> Iterator[None]:
         wait_for_line(line, "ready")
         tc = ["tc", "-n", pair.peer_ns]
         subprocess.run([*tc, "qdisc", "add", "dev", pair.peer_if, "ingress"], check=True)
-        routes = [("ip", "ip", "6"), ("ip", "ip", "17"), ("ipv6", "ip6", "6"), ("ipv6", "ip6", "17")]
+        routes = [
+            ("ip", "ip", "6"),
+            ("ip", "ip", "17"),
+            ("ipv6", "ip6", "6"),
+            ("ipv6", "ip6", "17"),
+        ]
         for prio, (protocol, match, transport) in enumerate(routes, start=1):
             subprocess.run([*tc, "filter", "add", "dev", pair.peer_if, "parent", "ffff:", "protocol", protocol,
                             "prio", str(prio), "u32", "match", match, "protocol", transport, "0xff",
                             "action", "mirred", "egress", "redirect", "dev", tun], check=True)  # fmt: skip
         yield
-        if line.poll() is not None:  # its tun went with it, and every packet redirected there was lost
+        if (
+            line.poll() is not None
+        ):  # its tun went with it, and every packet redirected there was lost
             raise RuntimeError(f"the delay line exited ({line.returncode}) while it was in use")
     finally:
         subprocess.run(["tc", "-n", pair.peer_ns, "qdisc", "del", "dev", pair.peer_if, "ingress"],
@@ -106,8 +116,11 @@ def delayed(pair: NetnsPair, delay_ms: float) -> Iterator[None]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.delay_line", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.delay_line",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--dev", required=True, help="name of the tun device to create")
     parser.add_argument("--delay-ms", type=float, required=True)
     arguments = parser.parse_args()

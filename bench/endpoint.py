@@ -66,7 +66,7 @@ def _sink(sock: socket.socket, deadline: float, udp: bool) -> None:
                 break
             received += len(data)
             dgrams += 1
-        except socket.timeout:
+        except TimeoutError:
             pass
         now = time.monotonic() - started
         if now >= next_report:
@@ -87,7 +87,7 @@ def _source(sock: socket.socket, deadline: float, udp: bool, peer: tuple[str, in
                 sent += sock.sendto(payload, peer)
             else:
                 sent += sock.send(payload)
-        except socket.timeout:
+        except TimeoutError:
             pass
         except (BrokenPipeError, ConnectionResetError):
             return
@@ -113,7 +113,9 @@ def main() -> None:
     deadline = time.monotonic() + args.seconds
     family = socket.AF_INET6 if args.family == 6 else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM)
-    if args.congestion and not args.udp:  # root may pick any loaded one; accepted sockets inherit it
+    if (
+        args.congestion and not args.udp
+    ):  # root may pick any loaded one; accepted sockets inherit it
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, args.congestion.encode())
     if args.command == "serve":
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -132,14 +132,24 @@ class Flow:
 
 
 def start_flow(
-    pair: NetnsPair, port: int, direction: str, *, udp: bool = False, family: int = 4,
-    app_cgroup: Path | None = None, gated: bool = False, seconds: float = 60.0, congestion: str | None = None,
+    pair: NetnsPair,
+    port: int,
+    direction: str,
+    *,
+    udp: bool = False,
+    family: int = 4,
+    app_cgroup: Path | None = None,
+    gated: bool = False,
+    seconds: float = 60.0,
+    congestion: str | None = None,
 ) -> Flow:
     """Start a bulk flow. gated: the application process is created (in its
     scope, so a limit can be set on its pid) but opens its socket only after
     Flow.open_gate(), so the limit holds from the first packet."""
     python = sys.executable
-    common = ["--port", str(port), "--family", str(family), "--seconds", str(seconds)] + (["--udp"] if udp else [])
+    common = ["--port", str(port), "--family", str(family), "--seconds", str(seconds)] + (
+        ["--udp"] if udp else []
+    )
     common += ["--congestion", congestion] if congestion else []
     peer_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
     peer = subprocess.Popen(
@@ -148,7 +158,10 @@ def start_flow(
     )  # fmt: skip
     wait_for_line(peer, "listening")
     host = pair.peer_addr6 if family == 6 else pair.peer_addr
-    argv = nsenter_argv(pair.host_ns, [python, str(ENDPOINT), "connect", "--host", host, "--role", app_role, *common])
+    argv = nsenter_argv(
+        pair.host_ns,
+        [python, str(ENDPOINT), "connect", "--host", host, "--role", app_role, *common],
+    )
     prologue = f'echo $$ > "{app_cgroup}/cgroup.procs" && ' if app_cgroup else ""
     if gated:
         prologue += "read _ && "
@@ -179,7 +192,9 @@ def _start_reading(flow: Flow) -> None:
     if not flow.udp:
         wait_for_line(flow.app, "connected")
     app_reports, peer_reports = Reports(flow.app), Reports(flow.peer)
-    flow.sink, flow.source = (peer_reports, app_reports) if flow.direction == "up" else (app_reports, peer_reports)
+    flow.sink, flow.source = (
+        (peer_reports, app_reports) if flow.direction == "up" else (app_reports, peer_reports)
+    )
     deadline = time.monotonic() + 5
     while not flow.sink.latest()[1] and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -196,8 +211,12 @@ def _tc_json(netns: str, *args: str) -> list[dict[str, Any]]:
 
 
 def ifb_devices(netns: str) -> list[str]:
-    out = subprocess.run(["ip", "-n", netns, "-j", "link", "show"], capture_output=True, text=True).stdout
-    return [link["ifname"] for link in json.loads(out or "[]") if link["ifname"].startswith("ctifb")]
+    out = subprocess.run(
+        ["ip", "-n", netns, "-j", "link", "show"], capture_output=True, text=True
+    ).stdout
+    return [
+        link["ifname"] for link in json.loads(out or "[]") if link["ifname"].startswith("ctifb")
+    ]
 
 
 _CLASS_STATS = re.compile(r"^class htb (\S+) .*?\n\s*Sent (\d+) bytes (\d+) pkt", re.M)
@@ -217,22 +236,29 @@ def tc_snapshot(pair: NetnsPair) -> TcSnapshot:
         for qdisc in _tc_json(pair.host_ns, "qdisc", "show", "dev", device):
             drops += int(qdisc.get("drops", 0))
         # tc 6.1 prints HTB class statistics as text even with -j
-        text = subprocess.run(["tc", "-n", pair.host_ns, "-s", "class", "show", "dev", device],
-                              capture_output=True, text=True).stdout
+        text = subprocess.run(
+            ["tc", "-n", pair.host_ns, "-s", "class", "show", "dev", device],
+            capture_output=True,
+            text=True,
+        ).stdout
         for handle, sent_bytes, packets in _CLASS_STATS.findall(text):
             if not handle.endswith(":ffff"):
                 classes[(device, handle)] = (int(sent_bytes), int(packets))
     return TcSnapshot(time.monotonic(), drops, classes)
 
 
-def htb_l3_rate(before: TcSnapshot, after: TcSnapshot, direction: str, pair: NetnsPair, rate_bps: int) -> float | None:
+def htb_l3_rate(
+    before: TcSnapshot, after: TcSnapshot, direction: str, pair: NetnsPair, rate_bps: int
+) -> float | None:
     """L3 rate of the limited class for this direction whose configured rate
     is rate_bps (the tc backend; None when there is no such class)."""
     rates = []
     for (device, handle), (after_bytes, after_packets) in after.classes.items():
         if (device == pair.host_if) != (direction == "up"):
             continue
-        before_bytes, before_packets = before.classes.get((device, handle), (after_bytes, after_packets))
+        before_bytes, before_packets = before.classes.get(
+            (device, handle), (after_bytes, after_packets)
+        )
         l3 = (after_bytes - before_bytes) - ETH_HEADER_BYTES * (after_packets - before_packets)
         rates.append(l3 / (after.time - before.time))
     if not rates:

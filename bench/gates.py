@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,19 +36,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.policer_probe import backend_for, parse_rate  # noqa: E402
-from chadthrottle.contract import Direction  # noqa: E402
-from chadthrottle.helper.engine.limits import default_burst_bytes  # noqa: E402
-from chadthrottle.helper.kernel.cgroups import cgroup2_mount  # noqa: E402
-from chadthrottle.helper.kernel.datapath import Datapath  # noqa: E402
-from chadthrottle.helper.kernel.gates import OPEN, GateSetting  # noqa: E402
-from chadthrottle.helper.kernel.htb import ClassSpec  # noqa: E402
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus  # noqa: E402
-from tests.support.helper_calls import call_helper  # noqa: E402
-from tests.support.netns import (  # noqa: E402
-    TRAFFIC_SCRIPT, NetnsPair, app_scope, netns_pair, nsenter_argv, spawn, start_stream, wait_for_line,
+from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.limits import default_burst_bytes
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.gates import OPEN, GateSetting
+from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
+from bench.policer_probe import backend_for, parse_rate
+from tests.support.helper_calls import call_helper
+from tests.support.netns import (
+    TRAFFIC_SCRIPT,
+    NetnsPair,
+    app_scope,
+    netns_pair,
+    nsenter_argv,
+    spawn,
+    start_stream,
+    wait_for_line,
 )
-from tests.support.waiting import eventually  # noqa: E402
+from tests.support.waiting import eventually
 
 MiB = 1024 * 1024
 SLOT = 5
@@ -97,7 +104,9 @@ def overshoot_case(pair: NetnsPair, datapath: Datapath, backend: str, direction:
     try:
         with backend_for(backend, pair, datapath) as enforcer:
             datapath.set_process_slot(stream.app_pid, SLOT)
-            enforcer.reconcile({direction: {SLOT: ClassSpec(rate_bps, default_burst_bytes(rate_bps))}})
+            enforcer.reconcile(
+                {direction: {SLOT: ClassSpec(rate_bps, default_burst_bytes(rate_bps))}}
+            )
             time.sleep(1.5)
             budget = int(rate_bps * QUOTA_SECONDS)
             start = stream.receiver.total_bytes()
@@ -114,8 +123,12 @@ def overshoot_case(pair: NetnsPair, datapath: Datapath, backend: str, direction:
 
 
 def overshoot(rates: list[int], backends: list[str]) -> None:
-    print(f"# quota overshoot, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}")
-    print("| backend | direction | rate | budget | kernel count past the budget | receiver (L3) past it |")
+    print(
+        f"# quota overshoot, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        "| backend | direction | rate | budget | kernel count past the budget | receiver (L3) past it |"
+    )
     print("|---|---|---|---|---|---|")
     datapath = Datapath()
     datapath.open()
@@ -126,14 +139,21 @@ def overshoot(rates: list[int], backends: list[str]) -> None:
                 for direction in (Direction.DOWN, Direction.UP):
                     for rate in rates:
                         port += 1
-                        kernel, received = overshoot_case(pair, datapath, backend, direction, rate, port)
-                        print(f"| {backend} | {direction.value} | {rate / MiB:g} MiB/s | {int(rate * QUOTA_SECONDS)} B "
-                              f"| {kernel:+d} B | {received:+.0f} B |", flush=True)
+                        kernel, received = overshoot_case(
+                            pair, datapath, backend, direction, rate, port
+                        )
+                        print(
+                            f"| {backend} | {direction.value} | {rate / MiB:g} MiB/s | {int(rate * QUOTA_SECONDS)} B "
+                            f"| {kernel:+d} B | {received:+.0f} B |",
+                            flush=True,
+                        )
     finally:
         datapath.close()
 
 
-def _block_round(bus: PrivateSystemBus, pair: NetnsPair, protocol: str, port: int, scope: Path) -> tuple[float, float]:
+def _block_round(
+    bus: PrivateSystemBus, pair: NetnsPair, protocol: str, port: int, scope: Path
+) -> tuple[float, float]:
     """(call seconds, seconds from the call to the last byte) of one block."""
     udp = protocol == "udp"
     server = spawn(nsenter_argv(pair.peer_ns, [sys.executable, str(TRAFFIC_SCRIPT), "serve", "--role", "source",
@@ -163,7 +183,9 @@ def _block_round(bus: PrivateSystemBus, pair: NetnsPair, protocol: str, port: in
 
 
 def block_latency(rounds: int) -> None:
-    print(f"# block latency, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}")
+    print(
+        f"# block latency, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}"
+    )
     print("| protocol | SetBlocked call (median, max) | call to last byte (median, max) | rounds |")
     print("|---|---|---|---|")
     with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory(prefix="ct-gates-") as state, \
@@ -173,26 +195,38 @@ def block_latency(rounds: int) -> None:
             results = [_block_round(bus, pair, protocol, 5900 + i + (50 if protocol == "udp" else 0), scope)
                        for i in range(rounds)]  # fmt: skip
             calls, lasts = [r[0] * 1000 for r in results], [r[1] * 1000 for r in results]
-            print(f"| {protocol} | {statistics.median(calls):.1f} ms, {max(calls):.1f} ms | "
-                  f"{statistics.median(lasts):.1f} ms, {max(lasts):.1f} ms | {rounds} |", flush=True)
-            print(json.dumps({"protocol": protocol, "call_ms": calls, "last_byte_ms": lasts}), file=sys.stderr)
+            print(
+                f"| {protocol} | {statistics.median(calls):.1f} ms, {max(calls):.1f} ms | "
+                f"{statistics.median(lasts):.1f} ms, {max(lasts):.1f} ms | {rounds} |",
+                flush=True,
+            )
+            print(
+                json.dumps({"protocol": protocol, "call_ms": calls, "last_byte_ms": lasts}),
+                file=sys.stderr,
+            )
 
 
 def dead_helper(rounds: int) -> None:
     """With a block in force, SIGKILL the helper: how long until traffic flows
     again (the lease running out: fail open)."""
-    print(f"# a killed helper's block, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"load {os.getloadavg()[0]:.2f}")
+    print(
+        f"# a killed helper's block, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
     opened = []
     with PrivateSystemBus() as bus, netns_pair() as pair, \
             app_scope(cgroup2_mount(), "org.chadthrottle.BenchBlock") as scope:  # fmt: skip
         for round_ in range(rounds):
             with tempfile.TemporaryDirectory(prefix="ct-gates-") as state, \
                     HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state)) as helper:  # fmt: skip
-                stream = start_stream(pair, 5960 + round_, "down", udp=True, app_cgroup=scope, seconds=60)
+                stream = start_stream(
+                    pair, 5960 + round_, "down", udp=True, app_cgroup=scope, seconds=60
+                )
                 try:
                     eventually(lambda: stream.receiver.total_bytes() > 0, 5)
-                    call_helper(bus.address, lambda c: c.set_blocked(BENCH_APP, Direction.DOWN, True))
+                    call_helper(
+                        bus.address, lambda c: c.set_blocked(BENCH_APP, Direction.DOWN, True)
+                    )
                     eventually(lambda: _quiet(stream.receiver.total_bytes, 0.3), 3)
                     before = stream.receiver.total_bytes()
                     helper.kill()
@@ -201,8 +235,10 @@ def dead_helper(rounds: int) -> None:
                     opened.append(time.monotonic() - killed)
                 finally:
                     stream.stop()
-    print(f"traffic flowed again {statistics.median(opened):.2f} s (median; max {max(opened):.2f} s) after the "
-          f"SIGKILL, {rounds} rounds: {', '.join(f'{s:.2f}' for s in opened)}")
+    print(
+        f"traffic flowed again {statistics.median(opened):.2f} s (median; max {max(opened):.2f} s) after the "
+        f"SIGKILL, {rounds} rounds: {', '.join(f'{s:.2f}' for s in opened)}"
+    )
 
 
 def gate_cost(blocks: int) -> None:
@@ -214,31 +250,54 @@ def gate_cost(blocks: int) -> None:
     same programs meanwhile (noise, the same in every phase)."""
     from chadthrottle.helper.kernel import bpf_syscalls
 
-    print(f"# gate cost per packet, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"load {os.getloadavg()[0]:.2f}")
+    print(
+        f"# gate cost per packet, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
     datapath = Datapath()
     datapath.open()
     stats_fd = bpf_syscalls.enable_run_time_stats()
-    phases: dict[str, list[tuple[float, float]]] = {"untagged": [], "open gate": [], "quota gate": []}
+    phases: dict[str, list[tuple[float, float]]] = {
+        "untagged": [],
+        "open gate": [],
+        "quota gate": [],
+    }
     try:
         with netns_pair() as pair:
             stream = start_stream(pair, 5990, "down", seconds=blocks * 3 + 10)
-            programs = {name: datapath._loaded.program_fds[name] for name in ("chadt_ingress", "chadt_egress")}  # type: ignore[union-attr]
+            programs = {
+                name: datapath._loaded.program_fds[name]
+                for name in ("chadt_ingress", "chadt_egress")
+            }  # type: ignore[union-attr]
 
             def run(phase: str) -> None:
                 slot = 0 if phase == "untagged" else SLOT
                 datapath.set_process_slot(stream.app_pid, slot)
-                datapath.gates.set(SLOT, Direction.DOWN, GateSetting(budget_bytes=2**60) if phase == "quota gate" else OPEN)
+                datapath.gates.set(
+                    SLOT,
+                    Direction.DOWN,
+                    GateSetting(budget_bytes=2**60) if phase == "quota gate" else OPEN,
+                )
                 time.sleep(0.1)
                 before = {n: bpf_syscalls.program_run_stats(fd) for n, fd in programs.items()}
                 time.sleep(0.5)
                 after = {n: bpf_syscalls.program_run_stats(fd) for n, fd in programs.items()}
-                per_run = [(after[n][0] - before[n][0]) / max(1, after[n][1] - before[n][1]) for n in programs]
+                per_run = [
+                    (after[n][0] - before[n][0]) / max(1, after[n][1] - before[n][1])
+                    for n in programs
+                ]
                 phases[phase].append((per_run[0], per_run[1]))
 
             try:
                 for _ in range(blocks):
-                    for phase in ("untagged", "open gate", "quota gate", "quota gate", "open gate", "untagged"):
+                    for phase in (
+                        "untagged",
+                        "open gate",
+                        "quota gate",
+                        "quota gate",
+                        "open gate",
+                        "untagged",
+                    ):
                         run(phase)
             finally:
                 datapath.gates.set(SLOT, Direction.DOWN, OPEN)
@@ -250,19 +309,25 @@ def gate_cost(blocks: int) -> None:
     print("| socket | chadt_ingress ns/run (median) | chadt_egress ns/run (median) | windows |")
     print("|---|---|---|---|")
     for phase, runs in phases.items():
-        print(f"| {phase} | {statistics.median(r[0] for r in runs):.1f} | {statistics.median(r[1] for r in runs):.1f} "
-              f"| {len(runs)} |")
+        print(
+            f"| {phase} | {statistics.median(r[0] for r in runs):.1f} | {statistics.median(r[1] for r in runs):.1f} "
+            f"| {len(runs)} |"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", choices=("overshoot", "block-latency", "dead-helper", "gate-cost"))
     parser.add_argument("--rates", default="1M,10M,50M")
     parser.add_argument("--backends", default="tc,ebpf")
     parser.add_argument("--rounds", type=int, default=5)
     arguments = parser.parse_args()
     if arguments.what == "overshoot":
-        overshoot([parse_rate(r) for r in arguments.rates.split(",")], arguments.backends.split(","))
+        overshoot(
+            [parse_rate(r) for r in arguments.rates.split(",")], arguments.backends.split(",")
+        )
     elif arguments.what == "gate-cost":
         gate_cost(arguments.rounds)
     elif arguments.what == "block-latency":

@@ -31,8 +31,8 @@ import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gui_feed import running_feed  # noqa: E402
-from gui_perf import STEADY_CHILD, display, gui_arguments  # noqa: E402
+from gui_feed import running_feed
+from gui_perf import STEADY_CHILD, display, gui_arguments
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -43,9 +43,13 @@ def package_tree(revision: str, scratch: Path) -> Path:
     """The revision's packages laid out as installed, under scratch/pkg."""
     source, tree = scratch / "src", scratch / "pkg"
     source.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPOSITORY), "archive", revision], capture_output=True, check=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPOSITORY), "archive", revision], capture_output=True, check=True
+    )
     subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
-    layout = tomllib.loads((source / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    layout = tomllib.loads((source / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"
+    ]
     for package, directory in sorted(layout.items()):  # parents before children
         shutil.copytree(source / directory, tree / package.replace(".", "/"), dirs_exist_ok=True)
     return tree
@@ -69,10 +73,23 @@ def one_round(env: dict[str, str], address: str, scratch: Path, trees: list[tupl
     guis = []
     try:
         for name, tree in trees:
-            child_env = {**env, "PYTHONPATH": tree} if tree else {k: v for k, v in env.items() if k != "PYTHONPATH"}
+            child_env = (
+                {**env, "PYTHONPATH": tree}
+                if tree
+                else {k: v for k, v in env.items() if k != "PYTHONPATH"}
+            )
             settings = scratch / f"{name}.ini"
-            guis.append((name, subprocess.Popen([sys.executable, "-c", STEADY_CHILD, *gui_arguments(address, settings)],
-                                                env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+            guis.append(
+                (
+                    name,
+                    subprocess.Popen(
+                        [sys.executable, "-c", STEADY_CHILD, *gui_arguments(address, settings)],
+                        env=child_env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    ),
+                )
+            )
         time.sleep(WARMUP_S)
         for name, gui in guis:
             if gui.poll() is not None:
@@ -86,7 +103,10 @@ def one_round(env: dict[str, str], address: str, scratch: Path, trees: list[tupl
         for name, gui in guis:
             used = {tid: ticks - before[name].get(tid, 0) for tid, ticks in after[name].items()}
             main = used.pop(gui.pid, 0)
-            result[name] = (100 * main / CLOCK_TICKS / wall, 100 * sum(used.values()) / CLOCK_TICKS / wall)
+            result[name] = (
+                100 * main / CLOCK_TICKS / wall,
+                100 * sum(used.values()) / CLOCK_TICKS / wall,
+            )
         return result
     finally:
         for _name, gui in guis:
@@ -96,10 +116,19 @@ def one_round(env: dict[str, str], address: str, scratch: Path, trees: list[tupl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before", required=True, metavar="REV", help="git revision to compare the working tree with")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--before",
+        required=True,
+        metavar="REV",
+        help="git revision to compare the working tree with",
+    )
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--seconds", type=float, default=30.0, help="measuring window of each round")
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="measuring window of each round"
+    )
     parser.add_argument("--apps", type=int, default=200)
     arguments = parser.parse_args()
     known = subprocess.run(["git", "-C", str(REPOSITORY), "rev-parse", "--verify", "--quiet", f"{arguments.before}^{{commit}}"],
@@ -121,11 +150,18 @@ def main() -> int:
                 f"{name} {main + rest:.2f} % (GUI thread {main:.2f}, others {rest:.2f})"
                 for name, (main, rest) in got.items()), flush=True)  # fmt: skip
     for name, values in results.items():
-        print(f"{name}: median {statistics.median(m + r for m, r in values):.2f} % of one core "
-              f"(GUI thread {statistics.median(m for m, _r in values):.2f} %, "
-              f"others {statistics.median(r for _m, r in values):.2f} %)")
-    pairs = [(a[0] + a[1]) - (b[0] + b[1]) for a, b in zip(results["after"], results["before"], strict=True)]
-    print(f"after - before, each round: {', '.join(f'{d:+.2f}' for d in pairs)}; median {statistics.median(pairs):+.2f} points")
+        print(
+            f"{name}: median {statistics.median(m + r for m, r in values):.2f} % of one core "
+            f"(GUI thread {statistics.median(m for m, _r in values):.2f} %, "
+            f"others {statistics.median(r for _m, r in values):.2f} %)"
+        )
+    pairs = [
+        (a[0] + a[1]) - (b[0] + b[1])
+        for a, b in zip(results["after"], results["before"], strict=True)
+    ]
+    print(
+        f"after - before, each round: {', '.join(f'{d:+.2f}' for d in pairs)}; median {statistics.median(pairs):+.2f} points"
+    )
     return 0
 
 

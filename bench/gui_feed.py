@@ -28,9 +28,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dbus_fast import Message, MessageType
-from dbus_fast.aio import MessageBus
-
 from chadthrottle.contract import (
     API_VERSION,
     BUS_NAME,
@@ -42,8 +39,15 @@ from chadthrottle.contract import (
     ConnectionInfo,
     Direction,
 )
-from chadthrottle.dbus_codec import encode_application, encode_backend, encode_connection, encode_usage
+from chadthrottle.dbus_codec import (
+    encode_application,
+    encode_backend,
+    encode_connection,
+    encode_usage,
+)
 from chadthrottle.usage_contract import UsageRow
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
 
 # Pids far above what this machine hands out, so the GUI finds no /proc entry
 # for them (it shows "pid N"), as for processes of other users.
@@ -65,17 +69,25 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Config
 
 CONNECTIONS_SHOWN = 20  # a browser's worth, in the detail pane's table
 
+
 class ScriptedApplications:
     """N applications with rates that drift smoothly, plus limits set through the bus."""
 
     def __init__(self, count: int, seed: int = 7) -> None:
         rng = random.Random(seed)
         self._apps = [
-            (f"exe:/opt/bench/app{i:03d}", f"app{i:03d}", rng.uniform(1e3, 5e7), rng.uniform(0, 6.3))
+            (
+                f"exe:/opt/bench/app{i:03d}",
+                f"app{i:03d}",
+                rng.uniform(1e3, 5e7),
+                rng.uniform(0, 6.3),
+            )
             for i in range(count)
         ]
-        self._pids = {app_id: tuple(FAKE_PID_BASE + i * 4 + k for k in range(1 + i % 3))
-                      for i, (app_id, *_rest) in enumerate(self._apps)}
+        self._pids = {
+            app_id: tuple(FAKE_PID_BASE + i * 4 + k for k in range(1 + i % 3))
+            for i, (app_id, *_rest) in enumerate(self._apps)
+        }
         self.limits: dict[tuple[str, Direction], int] = {}
 
     def usage(self, app_id: str, since: int, resolution: str) -> list[UsageRow]:
@@ -120,7 +132,9 @@ class FeedService:
         self.calls += 1
         spec = METHODS.get(message.member or "")
         if spec is None:
-            self._bus.send(Message.new_error(message, "org.freedesktop.DBus.Error.UnknownMethod", "unknown"))
+            self._bus.send(
+                Message.new_error(message, "org.freedesktop.DBus.Error.UnknownMethod", "unknown")
+            )
             return True
         body: list[Any]
         if spec.name == "GetApiVersion":
@@ -131,11 +145,15 @@ class FeedService:
             body = [[encode_backend(BackendInfo("ebpf", True, "", ("down", "up")))]]
         elif spec.name == "ListConnections":  # the selected row's, and any expanded row's
             (app_id,) = message.body
-            moved = int(time.monotonic() * 100_000)  # each connection's bytes grow, so the table has rates to show
+            moved = int(
+                time.monotonic() * 100_000
+            )  # each connection's bytes grow, so the table has rates to show
             body = [[encode_connection(ConnectionInfo("tcp", f"10.0.0.5:{40000 + port}", f"192.0.2.{port}:443",
                                                       "ESTABLISHED", 1, moved * port, moved // 10))
                      for port in range(CONNECTIONS_SHOWN)]]  # fmt: skip
-        elif spec.name == "GetUsage":  # the totals column asks every 15 s, the selected row's graph its last hour
+        elif (
+            spec.name == "GetUsage"
+        ):  # the totals column asks every 15 s, the selected row's graph its last hour
             app_id, since, _until, resolution = message.body
             body = [[encode_usage(row) for row in self._apps.usage(app_id, int(since), resolution)]]
         elif spec.name == "ListRules":  # asked each poll; the feed's limits are every caller's own
@@ -156,7 +174,9 @@ class FeedService:
                     self._apps.limits.pop((app_id, direction), None)
             body = [app_id]
         else:
-            self._bus.send(Message.new_error(message, "org.freedesktop.DBus.Error.NotSupported", spec.name))
+            self._bus.send(
+                Message.new_error(message, "org.freedesktop.DBus.Error.NotSupported", spec.name)
+            )
             return True
         self._bus.send(Message.new_method_return(message, spec.out_signature, body))
         return True
@@ -167,7 +187,9 @@ async def serve(address: str, count: int) -> None:
     service = FeedService(bus, ScriptedApplications(count))
     bus.add_message_handler(service.handle)
     await bus.request_name(BUS_NAME)
-    print(f"serving {count} applications as {BUS_NAME} at {OBJECT_PATH}", file=sys.stderr, flush=True)
+    print(
+        f"serving {count} applications as {BUS_NAME} at {OBJECT_PATH}", file=sys.stderr, flush=True
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -223,9 +245,13 @@ def running_feed(count: int) -> Iterator[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--apps", type=int, default=200)
-    parser.add_argument("--address", help="serve on this bus (default: start a private one and print it)")
+    parser.add_argument(
+        "--address", help="serve on this bus (default: start a private one and print it)"
+    )
     arguments = parser.parse_args()
     if arguments.address:
         asyncio.run(serve(arguments.address, arguments.apps))

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gui_feed import running_feed  # noqa: E402
+from gui_feed import running_feed
 
 FIRST_PAINT_TARGET_S = 0.7
 CPU_TARGET_PERCENT = 2.0
@@ -106,7 +106,15 @@ sys.exit(main(sys.argv[1:]))
 
 
 def gui_arguments(address: str, settings: Path) -> list[str]:
-    return ["--bus-address", address, "--settings", str(settings), "--no-tray", "--quit-after", "120"]
+    return [
+        "--bus-address",
+        address,
+        "--settings",
+        str(settings),
+        "--no-tray",
+        "--quit-after",
+        "120",
+    ]
 
 
 def first_paint_s(env: dict[str, str], address: str, settings: Path) -> float:
@@ -140,7 +148,9 @@ def _memory_kib(pid: int) -> dict[str, int]:
     return values
 
 
-def steady_cost(env: dict[str, str], address: str, settings: Path, warmup_s: float, seconds: float) -> dict[str, float]:
+def steady_cost(
+    env: dict[str, str], address: str, settings: Path, warmup_s: float, seconds: float
+) -> dict[str, float]:
     gui = subprocess.Popen(
         [sys.executable, "-c", STEADY_CHILD, *gui_arguments(address, settings)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -156,8 +166,12 @@ def steady_cost(env: dict[str, str], address: str, settings: Path, warmup_s: flo
         main_s = (_thread_ticks(gui.pid, gui.pid) - main_ticks) / CLOCK_TICKS
         wall_s = time.monotonic() - started
         memory = _memory_kib(gui.pid)
-        return {"cpu_percent": 100 * used_s / wall_s, "gui_thread_percent": 100 * main_s / wall_s, "rss_mib": memory["VmRSS"] / 1024,
-                "peak_rss_mib": memory["VmHWM"] / 1024}
+        return {
+            "cpu_percent": 100 * used_s / wall_s,
+            "gui_thread_percent": 100 * main_s / wall_s,
+            "rss_mib": memory["VmRSS"] / 1024,
+            "peak_rss_mib": memory["VmHWM"] / 1024,
+        }
     finally:
         gui.terminate()
         gui.wait(15)
@@ -166,7 +180,9 @@ def steady_cost(env: dict[str, str], address: str, settings: Path, warmup_s: flo
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--apps", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0, help="CPU measuring window")
     parser.add_argument("--warmup", type=float, default=5.0)
@@ -182,15 +198,21 @@ def main() -> int:
         cost = steady_cost(env, address, settings, arguments.warmup, arguments.seconds)
 
     median = statistics.median(paints)
-    print(f"platform: {arguments.platform}; data: bench/gui_feed.py, {arguments.apps} applications "
-          f"changing every second, over a private bus")
-    print(f"first paint: median {median:.3f} s, max {max(paints):.3f} s over {len(paints)} launches "
-          f"({', '.join(f'{p:.3f}' for p in paints)}); target < {FIRST_PAINT_TARGET_S:.1f} s: "
-          f"{'met' if median < FIRST_PAINT_TARGET_S else 'MISSED'}")
-    print(f"CPU: {cost['cpu_percent']:.2f} % of one core over {arguments.seconds:.0f} s "
-          f"with {arguments.apps} applications (GUI thread {cost['gui_thread_percent']:.2f} %); "
-          f"target < {CPU_TARGET_PERCENT:.0f} %: "
-          f"{'met' if cost['cpu_percent'] < CPU_TARGET_PERCENT else 'MISSED'}")
+    print(
+        f"platform: {arguments.platform}; data: bench/gui_feed.py, {arguments.apps} applications "
+        f"changing every second, over a private bus"
+    )
+    print(
+        f"first paint: median {median:.3f} s, max {max(paints):.3f} s over {len(paints)} launches "
+        f"({', '.join(f'{p:.3f}' for p in paints)}); target < {FIRST_PAINT_TARGET_S:.1f} s: "
+        f"{'met' if median < FIRST_PAINT_TARGET_S else 'MISSED'}"
+    )
+    print(
+        f"CPU: {cost['cpu_percent']:.2f} % of one core over {arguments.seconds:.0f} s "
+        f"with {arguments.apps} applications (GUI thread {cost['gui_thread_percent']:.2f} %); "
+        f"target < {CPU_TARGET_PERCENT:.0f} %: "
+        f"{'met' if cost['cpu_percent'] < CPU_TARGET_PERCENT else 'MISSED'}"
+    )
     print(f"RSS: {cost['rss_mib']:.1f} MiB (peak {cost['peak_rss_mib']:.1f} MiB)")
     return 0
 

@@ -24,11 +24,13 @@ from PySide6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.gui.bare_window
-from gui_feed import ScriptedApplications  # noqa: E402
+from gui_feed import ScriptedApplications
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--apps", type=int, default=200)
     parser.add_argument("--polls", type=int, default=300)
     arguments = parser.parse_args()
@@ -43,7 +45,9 @@ def main() -> int:
     app.processEvents()
     chosen = model.app_ids()[0]
     window.select_application(chosen)
-    print(f"{arguments.apps} applications, {arguments.polls} polls of history; {sys.modules['chadthrottle'].__path__}")
+    print(
+        f"{arguments.apps} applications, {arguments.polls} polls of history; {sys.modules['chadthrottle'].__path__}"
+    )
     for span in range(window.detail.span.count()):
         window.detail.span.setCurrentIndex(span)
         times = []
@@ -65,7 +69,9 @@ def main() -> int:
             model.set_usage(UsageColumnState(dict(totals), "Today"))
             app.processEvents()
             times.append((time.perf_counter() - began) * 1000)
-        print(f"totals column update (set_usage, {len(totals)} applications): median {statistics.median(times):.2f} ms")
+        print(
+            f"totals column update (set_usage, {len(totals)} applications): median {statistics.median(times):.2f} ms"
+        )
     window.close()
     return 0
 

@@ -33,13 +33,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dbus_fast import Message, MessageType  # noqa: E402
-from dbus_fast.aio import MessageBus  # noqa: E402
+from chadthrottle.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
 
-from chadthrottle.contract import BUS_NAME, INTERFACE, OBJECT_PATH  # noqa: E402
-from chadthrottle.helper.kernel.cgroups import cgroup2_mount  # noqa: E402
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus  # noqa: E402
-from tests.support.netns import NetnsPair, Stream, app_scope, netns_pair, start_stream  # noqa: E402
+from tests.support.netns import NetnsPair, Stream, app_scope, netns_pair, start_stream
 
 APP_COUNT = 3
 APP_RATE_BPS = 1024 * 1024  # the apps' uploads are held here, so traffic costs little CPU
@@ -54,7 +54,11 @@ def _call(member: str, signature: str = "", body: list[Any] | None = None) -> Me
 async def _timed(bus: MessageBus, message: Message, scheduled: float) -> tuple[float, str, float]:
     """(latency from the scheduled send time, "" or the error name, the scheduled time)."""
     reply = await bus.call(message)
-    failed = "" if reply.message_type is MessageType.METHOD_RETURN else f"{reply.error_name}: {reply.body[0]}"
+    failed = (
+        ""
+        if reply.message_type is MessageType.METHOD_RETURN
+        else f"{reply.error_name}: {reply.body[0]}"
+    )
     return time.monotonic() - scheduled, failed, scheduled
 
 
@@ -87,7 +91,14 @@ def _setter(address: str, app_ids: list[str], rate_per_s: float, seconds: float,
 
 
 def _reader(address: str, rate_per_s: float, seconds: float, start_at: float, results: Any) -> None:
-    results.put(("read", asyncio.run(_paced(address, rate_per_s, seconds, start_at, lambda i: _call("ListApplications")))))
+    results.put(
+        (
+            "read",
+            asyncio.run(
+                _paced(address, rate_per_s, seconds, start_at, lambda i: _call("ListApplications"))
+            ),
+        )
+    )
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -146,33 +157,59 @@ def _apps(pair: NetnsPair) -> Iterator[list[tuple[str, Stream]]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=1000.0, help="SetLimit calls per second, all clients")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="SetLimit calls per second, all clients"
+    )
     parser.add_argument("--clients", type=int, default=4, help="client processes sending SetLimit")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--read-rate", type=float, default=10.0, help="ListApplications calls per second")
-    parser.add_argument("--idle-seconds", type=float, default=30.0,
-                        help="how long idle CPU is measured (the kernel counts in 10 ms ticks)")
-    parser.add_argument("--per-second", action="store_true", help="SetLimit latency for each second too")
-    parser.add_argument("--py-spy", metavar="FILE", help="profile the helper under load with py-spy (raw stacks)")
+    parser.add_argument(
+        "--read-rate", type=float, default=10.0, help="ListApplications calls per second"
+    )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=30.0,
+        help="how long idle CPU is measured (the kernel counts in 10 ms ticks)",
+    )
+    parser.add_argument(
+        "--per-second", action="store_true", help="SetLimit latency for each second too"
+    )
+    parser.add_argument(
+        "--py-spy", metavar="FILE", help="profile the helper under load with py-spy (raw stacks)"
+    )
     arguments = parser.parse_args()
     if os.geteuid() != 0:
         print("helper_calls: run as root (namespaces, BPF, tc)", file=sys.stderr)
         return 1
 
-    with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory() as state_dir:
+    with (
+        PrivateSystemBus() as bus,
+        netns_pair() as pair,
+        tempfile.TemporaryDirectory() as state_dir,
+    ):
         helper = HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state_dir), log_level="warning",
                                start_timeout_s=150)  # fmt: skip
         started = time.monotonic()
         with helper:
             startup_s = time.monotonic() - started
             pid = helper._process.pid if helper._process else 0
-            print(f"start-up (spawn -> owns {BUS_NAME}): {startup_s:.2f} s   RSS after start: {_rss_mib(pid):.0f} MiB")
+            print(
+                f"start-up (spawn -> owns {BUS_NAME}): {startup_s:.2f} s   RSS after start: {_rss_mib(pid):.0f} MiB"
+            )
             time.sleep(3.0)  # past start-up work (the first ticks, adopting sockets)
-            print(f"idle CPU, no limits, no traffic: {_idle_cpu_percent(pid, arguments.idle_seconds):.2f}% of one core")
+            print(
+                f"idle CPU, no limits, no traffic: {_idle_cpu_percent(pid, arguments.idle_seconds):.2f}% of one core"
+            )
             with _apps(pair) as apps:
                 _measure(arguments, bus.address, pid, apps)
-            problems = [line for line in helper.log_text().splitlines() if " WARNING " in line or " ERROR " in line]
+            problems = [
+                line
+                for line in helper.log_text().splitlines()
+                if " WARNING " in line or " ERROR " in line
+            ]
             for line in problems[:5]:
                 print(f"helper log: {line}")
             if helper.returncode is not None:
@@ -189,7 +226,9 @@ def _sequential(address: str, app_id: str, count: int) -> float:
         try:
             started = time.monotonic()
             for i in range(count):
-                await bus.call(_call("SetLimit", "sstt", [app_id, "up", APP_RATE_BPS + 1000 * (i % 50), 0]))
+                await bus.call(
+                    _call("SetLimit", "sstt", [app_id, "up", APP_RATE_BPS + 1000 * (i % 50), 0])
+                )
             return (time.monotonic() - started) / count
         finally:
             bus.disconnect()
@@ -197,11 +236,15 @@ def _sequential(address: str, app_id: str, count: int) -> float:
     return asyncio.run(run())
 
 
-def _measure(arguments: argparse.Namespace, address: str, pid: int, apps: list[tuple[str, Stream]]) -> None:
+def _measure(
+    arguments: argparse.Namespace, address: str, pid: int, apps: list[tuple[str, Stream]]
+) -> None:
     for app_id, _stream in apps:
         _limit(address, app_id)
     time.sleep(1.5)
-    print(f"idle CPU, {APP_COUNT} limited apps with traffic: {_idle_cpu_percent(pid, arguments.idle_seconds):.2f}% of one core")
+    print(
+        f"idle CPU, {APP_COUNT} limited apps with traffic: {_idle_cpu_percent(pid, arguments.idle_seconds):.2f}% of one core"
+    )
     mean_s = _sequential(address, apps[0][0], 500)
     print(f"SetLimit one at a time: {1000 * mean_s:.2f} ms each = {1 / mean_s:.0f} calls/s at most")
 
@@ -244,9 +287,13 @@ def _measure(arguments: argparse.Namespace, address: str, pid: int, apps: list[t
             print(f"    second {second}: {_percentiles(in_second)}")
     for error, count in Counter(error for _, error, _ in writes + reads if error).most_common(3):
         print(f"  {count} x {error}")
-    print(f"ListApplications meanwhile: {len(reads)} calls, {sum(1 for _, error, _ in reads if error)} failed")
+    print(
+        f"ListApplications meanwhile: {len(reads)} calls, {sum(1 for _, error, _ in reads if error)} failed"
+    )
     print(f"  latency  {_percentiles([lat for lat, _, _ in reads])}")
-    print(f"helper CPU under load: {busy_cpu:.0f}% of one core   RSS after load: {_rss_mib(pid):.0f} MiB")
+    print(
+        f"helper CPU under load: {busy_cpu:.0f}% of one core   RSS after load: {_rss_mib(pid):.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

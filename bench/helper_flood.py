@@ -42,15 +42,25 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chadthrottle.client import HelperClient  # noqa: E402
-from chadthrottle.contract import BUS_NAME, Action, Direction  # noqa: E402
-from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S  # noqa: E402
-from chadthrottle.helper.kernel.cgroups import cgroup2_mount  # noqa: E402
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus  # noqa: E402
-from tests.support.flood import (  # noqa: E402
-    NOBODY, Timed, as_uid_env, cpu_seconds, flood, paced_calls, percentile_ms, polkit_grant, rss_mib, setpriv_argv,
+from chadthrottle.client import HelperClient
+from chadthrottle.contract import BUS_NAME, Action, Direction
+from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
+from tests.support.flood import (
+    NOBODY,
+    Timed,
+    as_uid_env,
+    cpu_seconds,
+    flood,
+    paced_calls,
+    percentile_ms,
+    polkit_grant,
+    rss_mib,
+    setpriv_argv,
 )
-from tests.support.netns import NetnsPair, app_scope, netns_pair, nsenter_argv, start_stream  # noqa: E402
+from tests.support.netns import NetnsPair, app_scope, netns_pair, nsenter_argv, start_stream
 
 APP_ID = "app:org.chadthrottle.FloodBench"
 APP_RATE_BPS = 1024 * 1024
@@ -116,13 +126,20 @@ def _legit(address: str, rate_per_s: float, seconds: float, start_at: float, res
     changes = iter(range(10**9))
 
     def set_limit(client: HelperClient) -> Any:
-        return client.set_limit(APP_ID, Direction.UP, APP_RATE_BPS + 1000 * (next(changes) % 50), interactive=False)
+        return client.set_limit(
+            APP_ID, Direction.UP, APP_RATE_BPS + 1000 * (next(changes) % 50), interactive=False
+        )
 
-    calls = [("ListApplications", lambda client: client.list_applications()), ("SetLimit", set_limit)]
+    calls = [
+        ("ListApplications", lambda client: client.list_applications()),
+        ("SetLimit", set_limit),
+    ]
     results.put(asyncio.run(paced_calls(address, calls, rate_per_s, seconds, start_at)))
 
 
-def _start_legit(address: str, rate_per_s: float, seconds: float, start_at: float) -> tuple[Any, Any]:
+def _start_legit(
+    address: str, rate_per_s: float, seconds: float, start_at: float
+) -> tuple[Any, Any]:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     process = context.Process(target=_legit, args=(address, rate_per_s, seconds, start_at, results))
@@ -169,15 +186,16 @@ def _bus_processes(bus: PrivateSystemBus) -> dict[str, int]:
         with contextlib.suppress(OSError):
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             name = Path(argv[0].decode(errors="replace")).name
-            if name == "dbus-daemon" and str(bus.directory).encode() in b" ".join(argv):
-                found[name] = int(entry.name)
-            elif name == "polkitd" and bus.address.encode() in (entry / "environ").read_bytes():
+            if (name == "dbus-daemon" and str(bus.directory).encode() in b" ".join(argv)) or (name == "polkitd" and bus.address.encode() in (entry / "environ").read_bytes()):
                 found[name] = int(entry.name)
     return found
 
 
 def _cpu_of(pids: dict[str, int], before: dict[str, float], seconds: float) -> str:
-    return "   ".join(f"{name} {100 * (cpu_seconds(pid) - before[name]) / seconds:.0f}%" for name, pid in pids.items())
+    return "   ".join(
+        f"{name} {100 * (cpu_seconds(pid) - before[name]) / seconds:.0f}%"
+        for name, pid in pids.items()
+    )
 
 
 def _quiet_phase(arguments: argparse.Namespace, address: str, pid: int) -> None:
@@ -227,7 +245,9 @@ def _profiled(prefix: str | None, phase: str, pid: int, seconds: float) -> Itera
             profiler.wait(120)
 
 
-def _flood_phase(arguments: argparse.Namespace, address: str, pid: int, granted: bool, others: dict[str, int]) -> float:
+def _flood_phase(
+    arguments: argparse.Namespace, address: str, pid: int, granted: bool, others: dict[str, int]
+) -> float:
     """granted: a polkit rule lets the flooding clients limit their own
     applications, so each call gets past polkit to a lookup of the id."""
     who = "granted limit-own" if granted else "no permission"
@@ -246,7 +266,9 @@ def _flood_phase(arguments: argparse.Namespace, address: str, pid: int, granted:
         time.sleep(max(0.0, start_at - time.monotonic()))
         cpu_before, machine_before = cpu_seconds(pid), _machine_jiffies()
         others_before = {name: cpu_seconds(other) for name, other in others.items()}
-        with _profiled(arguments.py_spy, "flood-granted" if granted else "flood", pid, arguments.seconds):
+        with _profiled(
+            arguments.py_spy, "flood-granted" if granted else "flood", pid, arguments.seconds
+        ):
             timed = results.get(timeout=arguments.seconds + 120)
         cpu = 100 * (cpu_seconds(pid) - cpu_before) / (time.monotonic() - start_at)
         machine = _machine_busy(machine_before)
@@ -256,7 +278,9 @@ def _flood_phase(arguments: argparse.Namespace, address: str, pid: int, granted:
     answers = ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items()))
     print(f"  flood answered: {calls} calls = {calls / flood_s:.0f}/s ({answers})")
     worst = _report_legit(timed)
-    print(f"  helper CPU: {cpu:.0f}% of one core   {others_cpu}   {machine}   RSS {rss_mib(pid):.0f} MiB")
+    print(
+        f"  helper CPU: {cpu:.0f}% of one core   {others_cpu}   {machine}   RSS {rss_mib(pid):.0f} MiB"
+    )
     return worst
 
 
@@ -271,7 +295,9 @@ def _programs(count: int) -> Iterator[Path]:
         directory.chmod(0o755)
         (directory / "program.c").write_text(PROGRAM_C)
         build = [compiler, "-O2", "-o", str(directory / "p00000"), str(directory / "program.c")]
-        if subprocess.run([*build, "-static"], capture_output=True).returncode != 0:  # static: a cheaper exec
+        if (
+            subprocess.run([*build, "-static"], capture_output=True).returncode != 0
+        ):  # static: a cheaper exec
             subprocess.run(build, check=True)
         (directory / "p00000").chmod(0o755)
         for i in range(1, count):
@@ -281,7 +307,9 @@ def _programs(count: int) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _churn_phase(arguments: argparse.Namespace, address: str, pid: int, pair: NetnsPair, programs: Path) -> float:
+def _churn_phase(
+    arguments: argparse.Namespace, address: str, pid: int, pair: NetnsPair, programs: Path
+) -> float:
     rate = arguments.programs / arguments.churn_seconds
     worst = 0.0
     for round_number in range(1, arguments.rounds + 1):
@@ -318,7 +346,9 @@ def _churn_phase(arguments: argparse.Namespace, address: str, pid: int, pair: Ne
         worst = max(worst, _report_legit(timed))
         rss_after, listed_after = rss_mib(pid), _list_count(address)
         print(f"  helper CPU: {cpu:.0f}% of one core over {window_s:.0f} s   {machine}")
-        print(f"  RSS {rss_before:.1f} -> {rss_after:.1f} MiB   applications listed: {listed_after}")
+        print(
+            f"  RSS {rss_before:.1f} -> {rss_after:.1f} MiB   applications listed: {listed_after}"
+        )
         time.sleep(max(0.0, ended + EXITED_VISIBLE_S + 5.0 - time.monotonic()))
         print(f"  {EXITED_VISIBLE_S + 5:.0f} s after: RSS {rss_mib(pid):.1f} MiB   "
               f"applications listed: {_list_count(address)}")  # fmt: skip
@@ -326,22 +356,54 @@ def _churn_phase(arguments: argparse.Namespace, address: str, pid: int, pair: Ne
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phases", default="flood,flood-granted,churn",
-                        help="comma-separated: flood (no permission), flood-granted (limit-own), churn")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--phases",
+        default="flood,flood-granted,churn",
+        help="comma-separated: flood (no permission), flood-granted (limit-own), churn",
+    )
     parser.add_argument("--flood-clients", type=int, default=8)
-    parser.add_argument("--in-flight", type=int, default=8, help="calls each flooding client keeps waiting (at most)")
-    parser.add_argument("--flood-rate", type=float, default=0.0,
-                        help="calls per second from all flooding clients (0: as fast as the helper answers)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="how long the flood is measured")
-    parser.add_argument("--programs", type=int, default=5000, help="short-lived programs per churn round")
-    parser.add_argument("--churn-seconds", type=float, default=5.0, help="over how long they are started")
-    parser.add_argument("--lifetime-ms", type=float, default=20.0, help="how long each program runs")
-    parser.add_argument("--same-program", action="store_true", help="one executable for all (one application)")
-    parser.add_argument("--rounds", type=int, default=2, help="churn rounds (memory must not grow per round)")
-    parser.add_argument("--legit-rate", type=float, default=20.0, help="root's calls per second (both kinds)")
-    parser.add_argument("--quiet-seconds", type=float, default=5.0, help="root's calls alone first (0: skip)")
-    parser.add_argument("--py-spy", metavar="PREFIX", help="profile the helper: PREFIX-flood.txt, PREFIX-churn.txt")
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=8,
+        help="calls each flooding client keeps waiting (at most)",
+    )
+    parser.add_argument(
+        "--flood-rate",
+        type=float,
+        default=0.0,
+        help="calls per second from all flooding clients (0: as fast as the helper answers)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="how long the flood is measured"
+    )
+    parser.add_argument(
+        "--programs", type=int, default=5000, help="short-lived programs per churn round"
+    )
+    parser.add_argument(
+        "--churn-seconds", type=float, default=5.0, help="over how long they are started"
+    )
+    parser.add_argument(
+        "--lifetime-ms", type=float, default=20.0, help="how long each program runs"
+    )
+    parser.add_argument(
+        "--same-program", action="store_true", help="one executable for all (one application)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="churn rounds (memory must not grow per round)"
+    )
+    parser.add_argument(
+        "--legit-rate", type=float, default=20.0, help="root's calls per second (both kinds)"
+    )
+    parser.add_argument(
+        "--quiet-seconds", type=float, default=5.0, help="root's calls alone first (0: skip)"
+    )
+    parser.add_argument(
+        "--py-spy", metavar="PREFIX", help="profile the helper: PREFIX-flood.txt, PREFIX-churn.txt"
+    )
     arguments = parser.parse_args()
     phases = set(arguments.phases.split(","))
     if os.geteuid() != 0:
@@ -363,17 +425,25 @@ def main() -> int:
         stack.callback(stream.stop)
         time.sleep(2.0)  # past start-up work, the stream seen by a tick
         _limit(bus.address)
-        print(f"helper owns {BUS_NAME}; RSS {rss_mib(pid):.1f} MiB; {_list_count(bus.address)} applications listed")
+        print(
+            f"helper owns {BUS_NAME}; RSS {rss_mib(pid):.1f} MiB; {_list_count(bus.address)} applications listed"
+        )
         worst = 0.0
         if arguments.quiet_seconds > 0:
             _quiet_phase(arguments, bus.address, pid)
         if "flood" in phases:
-            worst = max(worst, _flood_phase(arguments, bus.address, pid, False, _bus_processes(bus)))
+            worst = max(
+                worst, _flood_phase(arguments, bus.address, pid, False, _bus_processes(bus))
+            )
         if "flood-granted" in phases:
             worst = max(worst, _flood_phase(arguments, bus.address, pid, True, _bus_processes(bus)))
         if "churn" in phases and programs is not None:
             worst = max(worst, _churn_phase(arguments, bus.address, pid, pair, programs))
-        problems = [line for line in helper.log_text().splitlines() if " WARNING " in line or " ERROR " in line]
+        problems = [
+            line
+            for line in helper.log_text().splitlines()
+            if " WARNING " in line or " ERROR " in line
+        ]
         for line in problems[:5]:
             print(f"helper log: {line}")
         print(f"worst p99 of root's calls: {worst:.1f} ms (target 20 ms)")

@@ -37,14 +37,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dbus_fast import Message, MessageType  # noqa: E402
-from dbus_fast.aio import MessageBus  # noqa: E402
+from chadthrottle.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
 
-from chadthrottle.contract import BUS_NAME, INTERFACE, OBJECT_PATH  # noqa: E402
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus  # noqa: E402
-from tests.support.netns import netns_pair  # noqa: E402
+from tests.support.netns import netns_pair
 
-CACHE_FILE = Path("/var/cache/chadthrottle/bpf-programs.json")  # program_cache.CACHE_FILE in the default dir
+CACHE_FILE = Path(
+    "/var/cache/chadthrottle/bpf-programs.json"
+)  # program_cache.CACHE_FILE in the default dir
 SETTLE_S = 2.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -74,7 +76,9 @@ def _cpu_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
 
 
-async def _one_round(bus_address: str, netns: str, state_dir: Path, python_path: str | None = None) -> Round:
+async def _one_round(
+    bus_address: str, netns: str, state_dir: Path, python_path: str | None = None
+) -> Round:
     watcher = await MessageBus(bus_address=bus_address).connect()
     owned = asyncio.get_running_loop().create_future()
 
@@ -87,7 +91,9 @@ async def _one_round(bus_address: str, netns: str, state_dir: Path, python_path:
     await watcher.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
                                interface="org.freedesktop.DBus", member="AddMatch", signature="s",
                                body=[f"type='signal',member='NameOwnerChanged',arg0='{BUS_NAME}'"]))  # fmt: skip
-    helper = HelperProcess(bus_address, netns=netns, state_dir=state_dir, log_level="warning", start_timeout_s=150)
+    helper = HelperProcess(
+        bus_address, netns=netns, state_dir=state_dir, log_level="warning", start_timeout_s=150
+    )
     spawned: list[float] = []
 
     def start() -> None:
@@ -130,7 +136,7 @@ def _restore_python_path(saved: str | None) -> None:
 
 def _spread(values: list[float], unit: str, scale: float = 1.0) -> str:
     scaled = [value * scale for value in values]
-    return (f"median {statistics.median(scaled):7.1f} {unit}  min {min(scaled):7.1f}  max {max(scaled):7.1f}")
+    return f"median {statistics.median(scaled):7.1f} {unit}  min {min(scaled):7.1f}  max {max(scaled):7.1f}"
 
 
 def _report(kind: str, rounds: list[Round]) -> None:
@@ -145,24 +151,40 @@ def _report(kind: str, rounds: list[Round]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each kind")
     parser.add_argument("--warm-only", action="store_true")
     parser.add_argument("--cold-only", action="store_true")
-    parser.add_argument("--before", metavar="DIR", help="also run another version's helper (its package in DIR)")
+    parser.add_argument(
+        "--before", metavar="DIR", help="also run another version's helper (its package in DIR)"
+    )
     arguments = parser.parse_args()
     if os.geteuid() != 0:
         print("helper_start: run as root (namespaces, BPF, tc)", file=sys.stderr)
         return 1
-    kinds = [kind for kind, skipped in (("cold", arguments.warm_only), ("warm", arguments.cold_only)) if not skipped]
-    with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory() as state_dir:
+    kinds = [
+        kind
+        for kind, skipped in (("cold", arguments.warm_only), ("warm", arguments.cold_only))
+        if not skipped
+    ]
+    with (
+        PrivateSystemBus() as bus,
+        netns_pair() as pair,
+        tempfile.TemporaryDirectory() as state_dir,
+    ):
         for kind in kinds:
             if kind == "warm":  # one unmeasured start stores the programs if nothing has yet
                 asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir)))
             rounds, before = [], []
             for _ in range(arguments.rounds):
                 if arguments.before:
-                    before.append(asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir), arguments.before)))
+                    before.append(
+                        asyncio.run(
+                            _one_round(bus.address, pair.host_ns, Path(state_dir), arguments.before)
+                        )
+                    )
                 if kind == "cold":
                     CACHE_FILE.unlink(missing_ok=True)
                 rounds.append(asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir))))

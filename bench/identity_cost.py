@@ -67,15 +67,22 @@ def main() -> None:
             filler.chmod(0o755)
             (apps / f"org.bench.Filler{index}.desktop").write_text(
                 f"[Desktop Entry]\nType=Application\nName=Filler {index}\nIcon=x\nExec={filler} %U\n"
-                + "".join(f"Name[l{n}]=Filler {index} {n}\n" for n in range(40)))  # translations, as real files have
-        (apps / "org.bench.Program.desktop").write_text(f"[Desktop Entry]\nName=Program\nExec={program}\n")
+                + "".join(f"Name[l{n}]=Filler {index} {n}\n" for n in range(40))
+            )  # translations, as real files have
+        (apps / "org.bench.Program.desktop").write_text(
+            f"[Desktop Entry]\nName=Program\nExec={program}\n"
+        )
         catalog = DesktopCatalog(system_dirs=lambda: [apps], home_of=lambda uid: None)
         applications.identify.__defaults__ = (catalog,)  # the index's identify() reads this catalog
 
         mount = root / ".mount_BenchAb12"
         mount.mkdir()
         shutil.copy("/bin/sleep", mount / "AppRun")
-        kinds: dict[str, list[subprocess.Popen[bytes]]] = {"plain": [], "appimage": [], "desktop": []}
+        kinds: dict[str, list[subprocess.Popen[bytes]]] = {
+            "plain": [],
+            "appimage": [],
+            "desktop": [],
+        }
         try:
             for _ in range(args.each):
                 kinds["plain"].append(_start(["/bin/sleep", "600"]))
@@ -86,15 +93,25 @@ def main() -> None:
             start = time.perf_counter()
             catalog.match(("exe", str(program)))
             cold_ms = (time.perf_counter() - start) * 1000
-            match_us = _median_ms(lambda: [catalog.match(("exe", str(program))) for _ in range(1000)], args.rounds)
+            match_us = _median_ms(
+                lambda: [catalog.match(("exe", str(program))) for _ in range(1000)], args.rounds
+            )
             print(f"catalog: {args.entries} .desktop files parsed once in {cold_ms:.1f} ms; "
                   f"a match after that {match_us:.2f} us")  # fmt: skip
             for kind, processes in kinds.items():
                 pids = [process.pid for process in processes]
                 ids = {identify(read_process(pid)).app_id for pid in pids}  # type: ignore[arg-type, union-attr]
                 read = [read_process(pid) for pid in pids]
-                per_us = _median_ms(lambda: [identify(read_process(pid)) for pid in pids], args.rounds) * 1000 / len(pids)  # type: ignore[arg-type]
-                alone_us = _median_ms(lambda: [identify(info) for info in read], args.rounds) * 1000 / len(pids)  # type: ignore[arg-type]
+                per_us = (
+                    _median_ms(lambda: [identify(read_process(pid)) for pid in pids], args.rounds)
+                    * 1000
+                    / len(pids)
+                )  # type: ignore[arg-type]
+                alone_us = (
+                    _median_ms(lambda: [identify(info) for info in read], args.rounds)
+                    * 1000
+                    / len(pids)
+                )  # type: ignore[arg-type]
                 facts_us = _median_ms(lambda: [read_sandbox_facts(info.pid, info.exe, info.cgroup) for info in read],
                                       args.rounds) * 1000 / len(pids)  # type: ignore[union-attr]  # fmt: skip
                 print(f"{kind:8}: read_process + identify {per_us:6.1f} us a process, of which identify "
@@ -104,7 +121,9 @@ def main() -> None:
             full_ms = _median_ms(lambda: index.refresh(full=True), args.rounds)
             index.refresh(full=True)
             tick_ms = _median_ms(index.refresh, args.rounds)
-            print(f"index, {total} /proc entries: a full read {full_ms:.1f} ms, a steady tick {tick_ms:.2f} ms")
+            print(
+                f"index, {total} /proc entries: a full read {full_ms:.1f} ms, a steady tick {tick_ms:.2f} ms"
+            )
         finally:
             for processes in kinds.values():
                 for process in processes:

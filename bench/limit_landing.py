@@ -33,6 +33,7 @@ from pathlib import Path
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, app_scope, netns_pair, start_stream
 
@@ -59,15 +60,21 @@ def _read(samples: list[tuple[float, int]], start: float, end: float) -> float:
     return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
 
 
-def landing(bus: PrivateSystemBus, pair: NetnsPair, port: int, rate: int) -> tuple[float, list[float], int]:
+def landing(
+    bus: PrivateSystemBus, pair: NetnsPair, port: int, rate: int
+) -> tuple[float, list[float], int]:
     tag = secrets.token_hex(3)
     with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchLanding{tag}") as scope, \
             app_scope(cgroup2_mount(), f"org.chadthrottle.BenchLandingPeer{tag}") as peer_scope:  # fmt: skip
-        stream = start_stream(pair, port, "down", app_cgroup=scope, peer_cgroup=peer_scope, seconds=60)
+        stream = start_stream(
+            pair, port, "down", app_cgroup=scope, peer_cgroup=peer_scope, seconds=60
+        )
         try:
             stream.receiver.rate_bps(1.0)  # at full speed first
             retransmitted = _retransmitted(pair, port)
-            app = call_helper(bus.address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.DOWN, rate))
+            app = call_helper(
+                bus.address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.DOWN, rate)
+            )
             limited_at = time.monotonic()
             try:
                 time.sleep(WINDOW_S * WINDOWS + 0.3)
@@ -78,7 +85,9 @@ def landing(bus: PrivateSystemBus, pair: NetnsPair, port: int, rate: int) -> tup
         finally:
             stream.stop()
     package = _read(samples, *PACKAGE_TEST_WINDOW) / WIRE / rate
-    windows = [_read(samples, i * WINDOW_S, (i + 1) * WINDOW_S) / WIRE / rate for i in range(WINDOWS)]
+    windows = [
+        _read(samples, i * WINDOW_S, (i + 1) * WINDOW_S) / WIRE / rate for i in range(WINDOWS)
+    ]
     return package, windows, retransmitted
 
 
@@ -92,14 +101,19 @@ def landing_on_start(bus: PrivateSystemBus, pair: NetnsPair, port: int, rate: in
     with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchStart{tag}") as scope, \
             app_scope(cgroup2_mount(), f"org.chadthrottle.BenchStartPeer{tag}") as peer_scope, \
             tempfile.TemporaryDirectory(prefix="ct-start-") as state:  # fmt: skip
-        stream = start_stream(pair, port, "down", app_cgroup=scope, peer_cgroup=peer_scope, seconds=90)
+        stream = start_stream(
+            pair, port, "down", app_cgroup=scope, peer_cgroup=peer_scope, seconds=90
+        )
         try:
             stream.receiver.rate_bps(1.0)  # at full speed first
             started = time.monotonic()
             with HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state), backend=backend,
                                start_timeout_s=START_TIMEOUT_S, cache_dir=cache_dir):  # fmt: skip
                 serving_s = time.monotonic() - started
-                app = call_helper(bus.address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.DOWN, rate))
+                app = call_helper(
+                    bus.address,
+                    lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.DOWN, rate),
+                )
                 limited_at = time.monotonic()
                 time.sleep(START_WINDOW_S * START_WINDOWS + 0.3)
                 samples = [(t - limited_at, b) for t, b in stream.receiver.samples]
@@ -121,7 +135,9 @@ def starts(backends: list[str], runs: int, rate: int) -> None:
             with PrivateSystemBus() as bus, netns_pair() as pair, \
                     tempfile.TemporaryDirectory(prefix="ct-cache-") as cache:  # fmt: skip
                 for kind in ("cold", "warm"):  # the second start finds the first one's programs
-                    serving_s, windows = landing_on_start(bus, pair, next(ports), rate, backend, Path(cache))
+                    serving_s, windows = landing_on_start(
+                        bus, pair, next(ports), rate, backend, Path(cache)
+                    )
                     cells = " | ".join(f"{ratio:.2f}" for ratio in windows)
                     print(f"| {backend} | {kind} | {serving_s:.1f} s | {cells} |", flush=True)
 
@@ -130,9 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.limit_landing", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--backends", default="ebpf,tc")
-    parser.add_argument("--rate", type=int, default=1_000_000, help="bytes/s (default 1 MB/s, the package test's)")
+    parser.add_argument(
+        "--rate", type=int, default=1_000_000, help="bytes/s (default 1 MB/s, the package test's)"
+    )
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--starts", action="store_true", help="limit as the helper starts, cold and warm")
+    parser.add_argument(
+        "--starts", action="store_true", help="limit as the helper starts, cold and warm"
+    )
     arguments = parser.parse_args(argv)
     if arguments.starts:
         starts(arguments.backends.split(","), arguments.runs, arguments.rate)
@@ -148,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             for run in range(1, arguments.runs + 1):
                 package, windows, retransmitted = landing(bus, pair, next(ports), arguments.rate)
                 cells = " | ".join(f"{ratio:.2f}" for ratio in windows)
-                print(f"| {backend} | {run} | {package:.3f} | {cells} | {retransmitted} |", flush=True)
+                print(
+                    f"| {backend} | {run} | {package:.3f} | {cells} | {retransmitted} |", flush=True
+                )
             if helper.returncode is not None:
                 raise RuntimeError(f"the helper died:\n{helper.log_text()}")
     return 0

@@ -29,15 +29,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.delay_line import delayed
-from bench.flows import MTU, Flow, begin, htb_l3_rate, start_flow, tc_snapshot
 from chadthrottle.client import HelperClient
 from chadthrottle.contract import Direction
-from chadthrottle.units import parse_rate
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import remove_leftover_programs
 from chadthrottle.helper.kernel.ownership import RUN_DIR, holding_machine_lock
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus, StandaloneError
+from chadthrottle.units import parse_rate
+
+from bench.delay_line import delayed
+from bench.flows import MTU, Flow, begin, htb_l3_rate, start_flow, tc_snapshot
 from tests.support.netns import NetnsPair, app_scope, netns_pair, nsenter_argv
 
 KiB, MiB = 1024, 1024 * 1024
@@ -59,7 +60,10 @@ class Settings:
     quiet_cpu: float = 0.25  # share of both CPUs others may use while we measure
     quiet_wait_s: float = 180.0
     congestion: str | None = None  # TCP congestion control of both ends; None: the system's
-    converge_rates: tuple[int, int] = (1024 * 1024, 10 * 1024 * 1024)  # unlimited -> first -> second
+    converge_rates: tuple[int, int] = (
+        1024 * 1024,
+        10 * 1024 * 1024,
+    )  # unlimited -> first -> second
 
 
 @dataclass
@@ -97,7 +101,9 @@ class ConvergeRow:
     app_s: float | None
     call_s: float
     load: str
-    wire_windows: list[tuple[float, float]] = field(default_factory=list)  # (s after the change, B/s)
+    wire_windows: list[tuple[float, float]] = field(
+        default_factory=list
+    )  # (s after the change, B/s)
 
 
 @dataclass
@@ -193,11 +199,25 @@ class Bench:
             flows, app_ids = [], []
             for rate in rates:
                 port = self.next_port()
-                scope = stack.enter_context(app_scope(self.cgroup_root, f"org.chadthrottle.Bench{port}"))
-                flow = start_flow(self.pair, port, direction, udp=udp, family=family, app_cgroup=scope, gated=True,
-                                  congestion=self.settings.congestion)
+                scope = stack.enter_context(
+                    app_scope(self.cgroup_root, f"org.chadthrottle.Bench{port}")
+                )
+                flow = start_flow(
+                    self.pair,
+                    port,
+                    direction,
+                    udp=udp,
+                    family=family,
+                    app_cgroup=scope,
+                    gated=True,
+                    congestion=self.settings.congestion,
+                )
                 stack.callback(flow.stop)
-                app_id = self.call(lambda c, f=flow, r=rate: c.set_limit(f"pid:{f.app_pid}", Direction(direction), r))
+                app_id = self.call(
+                    lambda c, f=flow, r=rate: c.set_limit(
+                        f"pid:{f.app_pid}", Direction(direction), r
+                    )
+                )
                 stack.callback(self.call, lambda c, a=app_id: c.clear_limit(a))
                 flows.append(flow)
                 app_ids.append(app_id)
@@ -205,7 +225,9 @@ class Bench:
                 begin(flow)
             yield flows
 
-    def measure(self, flows: list[Flow], rates: list[int], proto: str, family: int, load: str) -> list[RateRow]:
+    def measure(
+        self, flows: list[Flow], rates: list[int], proto: str, family: int, load: str
+    ) -> list[RateRow]:
         time.sleep(self.settings.warmup_s)
         start = [(f.sink.latest(), f.source.latest()) for f in flows]
         tc_before = tc_snapshot(self.pair)
@@ -213,7 +235,9 @@ class Bench:
         end = [(f.sink.latest(), f.source.latest()) for f in flows]
         tc_after = tc_snapshot(self.pair)
         rows = []
-        for flow, rate, ((t0, s0), (_, src0)), ((t1, s1), (_, src1)) in zip(flows, rates, start, end):
+        for flow, rate, ((t0, s0), (_, src0)), ((t1, s1), (_, src1)) in zip(
+            flows, rates, start, end
+        ):
             received = s1["bytes"] - s0["bytes"]
             sent = src1.get("bytes", 0) - src0.get("bytes", 0)
             retrans = int(src1.get("retrans", 0) - src0.get("retrans", 0))
@@ -255,23 +279,31 @@ class Bench:
             row.note = "two apps"
         return rows
 
-    def converge(self, direction: str, first: int = MiB, second: int = 10 * MiB) -> list[ConvergeRow]:
+    def converge(
+        self, direction: str, first: int = MiB, second: int = 10 * MiB
+    ) -> list[ConvergeRow]:
         """A limit set on a full-speed stream, then changed: how long until the
         0.25 s-window rate stays within 5% (on the wire, and as the app reads)."""
         load = wait_for_quiet(self.settings)
         log(f"{self.backend} {direction} convergence ({load})")
         port = self.next_port()
         with app_scope(self.cgroup_root, f"org.chadthrottle.Bench{port}") as scope:
-            flow = start_flow(self.pair, port, direction, app_cgroup=scope, congestion=self.settings.congestion)
+            flow = start_flow(
+                self.pair, port, direction, app_cgroup=scope, congestion=self.settings.congestion
+            )
             app_id = ""
             try:
                 time.sleep(1.5)
                 steps = []
-                for label, rate, observe_s in ((f"unlimited -> {fmt_rate(first)}", first, 6.0),
-                                               (f"{fmt_rate(first)} -> {fmt_rate(second)}", second, 4.0)):
+                for label, rate, observe_s in (
+                    (f"unlimited -> {fmt_rate(first)}", first, 6.0),
+                    (f"{fmt_rate(first)} -> {fmt_rate(second)}", second, 4.0),
+                ):
                     target = app_id or f"pid:{flow.app_pid}"
                     began = time.monotonic()
-                    app_id = self.call(lambda c, t=target, r=rate: c.set_limit(t, Direction(direction), r))
+                    app_id = self.call(
+                        lambda c, t=target, r=rate: c.set_limit(t, Direction(direction), r)
+                    )
                     call_s = time.monotonic() - began
                     time.sleep(observe_s)
                     steps.append((label, rate, began, time.monotonic(), call_s))
@@ -281,9 +313,21 @@ class Bench:
                     header = flow.header_bytes()
                     wire = [(t, r["segs"] * MTU) for t, r in series]
                     read = [(t, r["bytes"] * MTU / (MTU - header)) for t, r in series]
-                    rows.append(ConvergeRow(self.backend, direction, label, settle_time(wire, rate, began, ended),
-                                            settle_time(read, rate, began, ended), call_s, load,
-                                            [(round(t - began, 3), round(r)) for t, r in windows(wire, began, ended)]))
+                    rows.append(
+                        ConvergeRow(
+                            self.backend,
+                            direction,
+                            label,
+                            settle_time(wire, rate, began, ended),
+                            settle_time(read, rate, began, ended),
+                            call_s,
+                            load,
+                            [
+                                (round(t - began, 3), round(r))
+                                for t, r in windows(wire, began, ended)
+                            ],
+                        )
+                    )
                 return rows
             finally:
                 flow.stop()
@@ -305,7 +349,9 @@ def slope(cumulative: list[tuple[float, float]]) -> float:
     return sum((t - mean_t) * (v - mean_v) for t, v in cumulative) / spread if spread else 0.0
 
 
-def windows(cumulative: list[tuple[float, float]], began: float, ended: float) -> list[tuple[float, float]]:
+def windows(
+    cumulative: list[tuple[float, float]], began: float, ended: float
+) -> list[tuple[float, float]]:
     """(end time, rate) of the CONVERGE_WINDOW_S windows between began and ended,
     one ending at each report."""
     result = []
@@ -321,7 +367,9 @@ def windows(cumulative: list[tuple[float, float]], began: float, ended: float) -
     return result
 
 
-def settle_time(cumulative: list[tuple[float, float]], rate: float, began: float, ended: float) -> float | None:
+def settle_time(
+    cumulative: list[tuple[float, float]], rate: float, began: float, ended: float
+) -> float | None:
     """Seconds from `began` to the end of the first window after which every
     window up to `ended` is within the band; None if it never settles."""
     settled = None
@@ -337,14 +385,29 @@ def settle_time(cumulative: list[tuple[float, float]], rate: float, began: float
 
 
 def iperf_rate(pair: NetnsPair, direction: str, seconds: float) -> float:
-    argv = ["iperf3", "-c", pair.peer_addr, "-p", str(IPERF_PORT), "-t", str(seconds), "-O", "1", "-J"]
+    argv = [
+        "iperf3",
+        "-c",
+        pair.peer_addr,
+        "-p",
+        str(IPERF_PORT),
+        "-t",
+        str(seconds),
+        "-O",
+        "1",
+        "-J",
+    ]
     if direction == "down":
         argv.append("-R")
-    out = subprocess.run(nsenter_argv(pair.host_ns, argv), capture_output=True, text=True, timeout=seconds + 30)
+    out = subprocess.run(
+        nsenter_argv(pair.host_ns, argv), capture_output=True, text=True, timeout=seconds + 30
+    )
     return float(json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"]) / 8
 
 
-def throughput(backend: str, config: str, pair: NetnsPair, settings: Settings) -> list[ThroughputRow]:
+def throughput(
+    backend: str, config: str, pair: NetnsPair, settings: Settings
+) -> list[ThroughputRow]:
     load = wait_for_quiet(settings)
     log(f"{backend} unlimited throughput, {config} ({load})")
     rows = [ThroughputRow(backend, direction, config, [], load) for direction in ("up", "down")]
@@ -356,8 +419,11 @@ def throughput(backend: str, config: str, pair: NetnsPair, settings: Settings) -
 
 @contextlib.contextmanager
 def iperf_server(pair: NetnsPair) -> Iterator[None]:
-    server = subprocess.Popen(nsenter_argv(pair.peer_ns, ["iperf3", "-s", "-p", str(IPERF_PORT)]),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        nsenter_argv(pair.peer_ns, ["iperf3", "-s", "-p", str(IPERF_PORT)]),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.5)
     try:
         yield
@@ -394,22 +460,44 @@ def fmt_rate(bps: float) -> str:
 
 def format_tables(results: Results) -> str:
     lines = [f"ChadThrottle limits benchmark, {results.started}", ""]
-    lines.append("wire L3 = bytes on the wire at L3 (IP header included: what a limit counts), at the receiving socket,")
-    lines.append("  not from the helper. TCP: the in-order bytes below when the sender retransmitted nothing, else")
-    lines.append("  tcpi_data_segs_in x 1500 (full-size segments of a bulk sender, duplicates included; a receive window")
-    lines.append("  smaller than 64 KB makes segments smaller). UDP: payload + datagrams x (IP+UDP header).")
-    lines.append("  ratio = wire L3 / configured. Rates are least-squares slopes over the window's 50 ms reports.")
-    lines.append("in-order = tcpi_bytes_received + segments x (IP+TCP+timestamps header), ratio: exact for any segment size,")
-    lines.append("  but behind the wire while a loss leaves a hole. HTB = the tc backend's class counters (bytes - 14 x packets),")
-    lines.append("  ratio. goodput = payload the application moved. retrans = the sender's tcpi_total_retrans; drops = tc -s")
-    lines.append("  drops on the uplink and IFB qdiscs; udp loss = 1 - received/sent. All over the same window.")
+    lines.append(
+        "wire L3 = bytes on the wire at L3 (IP header included: what a limit counts), at the receiving socket,"
+    )
+    lines.append(
+        "  not from the helper. TCP: the in-order bytes below when the sender retransmitted nothing, else"
+    )
+    lines.append(
+        "  tcpi_data_segs_in x 1500 (full-size segments of a bulk sender, duplicates included; a receive window"
+    )
+    lines.append(
+        "  smaller than 64 KB makes segments smaller). UDP: payload + datagrams x (IP+UDP header)."
+    )
+    lines.append(
+        "  ratio = wire L3 / configured. Rates are least-squares slopes over the window's 50 ms reports."
+    )
+    lines.append(
+        "in-order = tcpi_bytes_received + segments x (IP+TCP+timestamps header), ratio: exact for any segment size,"
+    )
+    lines.append(
+        "  but behind the wire while a loss leaves a hole. HTB = the tc backend's class counters (bytes - 14 x packets),"
+    )
+    lines.append(
+        "  ratio. goodput = payload the application moved. retrans = the sender's tcpi_total_retrans; drops = tc -s"
+    )
+    lines.append(
+        "  drops on the uplink and IFB qdiscs; udp loss = 1 - received/sent. All over the same window."
+    )
     lines.append("")
     for backend, reason in results.unavailable.items():
         lines.append(f"backend {backend}: not measured: {reason}")
-    for backend in dict.fromkeys([row.backend for row in results.rates] + [r.backend for r in results.converge]):
+    for backend in dict.fromkeys(
+        [row.backend for row in results.rates] + [r.backend for r in results.converge]
+    ):
         lines.append(f"== backend {backend}: achieved / configured (steady state)")
-        lines.append(f"{'dir':<5}{'proto':<9}{'configured':>14}{'wire L3':>15}{'ratio':>8}{'in-order':>9}{'HTB':>8}"
-                     f"{'goodput':>15}{'retrans':>9}{'drops':>7}{'udp loss':>9}  target  note / load")
+        lines.append(
+            f"{'dir':<5}{'proto':<9}{'configured':>14}{'wire L3':>15}{'ratio':>8}{'in-order':>9}{'HTB':>8}"
+            f"{'goodput':>15}{'retrans':>9}{'drops':>7}{'udp loss':>9}  target  note / load"
+        )
         for row in results.rates:
             if row.backend != backend:
                 continue
@@ -424,29 +512,44 @@ def format_tables(results: Results) -> str:
         lines.append("")
         converge = [r for r in results.converge if r.backend == backend]
         if converge:
-            lines.append(f"== backend {backend}: convergence (0.25 s windows within ±5%; target < {TARGET_CONVERGE_S:.0f} s)")
+            lines.append(
+                f"== backend {backend}: convergence (0.25 s windows within ±5%; target < {TARGET_CONVERGE_S:.0f} s)"
+            )
             lines.append(f"{'dir':<5}{'change':<28}{'wire':>9}{'app read':>10}{'D-Bus call':>12}")
             for r in converge:
                 wire = f"{r.wire_s:.2f} s" if r.wire_s is not None else "never"
                 app = f"{r.app_s:.2f} s" if r.app_s is not None else "never"
-                lines.append(f"{r.direction:<5}{r.step:<28}{wire:>9}{app:>10}{r.call_s * 1000:>10.0f}ms  ({r.load})")
+                lines.append(
+                    f"{r.direction:<5}{r.step:<28}{wire:>9}{app:>10}{r.call_s * 1000:>10.0f}ms  ({r.load})"
+                )
             lines.append("")
     if results.throughput:
-        lines.append("== unlimited application (iperf3, median of runs): throughput and loss against no programs")
+        lines.append(
+            "== unlimited application (iperf3, median of runs): throughput and loss against no programs"
+        )
         base = {r.direction: r.median_bps for r in results.throughput if r.backend == "-"}
         for r in sorted(results.throughput, key=lambda r: r.backend != "-"):
             loss = 1 - r.median_bps / base[r.direction] if base.get(r.direction) else 0.0
             runs = " ".join(f"{b * 8 / 1e9:.2f}" for b in r.runs_bps)
-            lines.append(f"{r.backend:<6}{r.direction:<6}{r.config:<34}{r.median_bps * 8 / 1e9:>7.2f} Gbit/s"
-                         f"  loss {loss:>6.1%}  runs [{runs}]  ({r.load})")
+            lines.append(
+                f"{r.backend:<6}{r.direction:<6}{r.config:<34}{r.median_bps * 8 / 1e9:>7.2f} Gbit/s"
+                f"  loss {loss:>6.1%}  runs [{runs}]  ({r.load})"
+            )
     return "\n".join(lines)
 
 
 # --- main ------------------------------------------------------------------------------
 
 
-def run_backend(backend: str, bus: PrivateSystemBus, pair: NetnsPair, settings: Settings, results: Results,
-                quick: bool, sections: set[str]) -> None:
+def run_backend(
+    backend: str,
+    bus: PrivateSystemBus,
+    pair: NetnsPair,
+    settings: Settings,
+    results: Results,
+    quick: bool,
+    sections: set[str],
+) -> None:
     load = wait_for_quiet(settings)
     log(f"starting the helper with backend {backend} ({load})")
     try:
@@ -456,7 +559,9 @@ def run_backend(backend: str, bus: PrivateSystemBus, pair: NetnsPair, settings: 
         ) as helper:  # fmt: skip
             bench = Bench(bus.address, pair, backend, settings)
             if "throughput" in sections:
-                results.throughput += throughput(backend, "helper running, no limits (accounting)", pair, settings)
+                results.throughput += throughput(
+                    backend, "helper running, no limits (accounting)", pair, settings
+                )
             for proto in ("tcp", "udp"):
                 if proto in sections:
                     for direction in ("up", "down"):
@@ -474,62 +579,112 @@ def run_backend(backend: str, bus: PrivateSystemBus, pair: NetnsPair, settings: 
             if "throughput" in sections:
                 with idle_limited_app(bench):
                     time.sleep(1.0)
-                    results.throughput += throughput(backend, "all programs, other app limited", pair, settings)
+                    results.throughput += throughput(
+                        backend, "all programs, other app limited", pair, settings
+                    )
             if helper.returncode is not None:
                 raise StandaloneError(f"the helper died:\n{helper.log_text()}")
     except StandaloneError as error:
         reason = str(error).strip().splitlines()
-        results.unavailable[backend] = next((l for l in reversed(reason) if "Unavailable" in l or "unavailable" in l),
-                                            reason[0] if reason else "the helper did not start")
+        results.unavailable[backend] = next(
+            (l for l in reversed(reason) if "Unavailable" in l or "unavailable" in l),
+            reason[0] if reason else "the helper did not start",
+        )
         log(f"backend {backend} unavailable: {results.unavailable[backend]}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.limits", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.limits",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--backend", choices=("tc", "ebpf", "both"), default="both")
-    parser.add_argument("--quick", action="store_true", help="two rates, 4 s windows, 3 throughput runs")
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default: all); "
-                             "the throughput baseline waits until no other datapath runs on the machine")
+    parser.add_argument(
+        "--quick", action="store_true", help="two rates, 4 s windows, 3 throughput runs"
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default: all); "
+        "the throughput baseline waits until no other datapath runs on the machine",
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
-    parser.add_argument("--quiet-wait", type=float, default=180.0,
-                        help="seconds to wait for other test runs to finish before each measurement")
-    parser.add_argument("--congestion", help="TCP congestion control of the flows (default: the system's)")
-    parser.add_argument("--rtt-ms", type=float, default=0.0,
-                        help="add this much to the path's round trip (bench/delay_line.py); default 0: the bare "
-                             "veth, tens of microseconds")
-    parser.add_argument("--converge-rates", default="1MiB,10MiB",
-                        help="the limit set on a full-speed stream, then the one it is changed to (default 1MiB,10MiB)")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=180.0,
+        help="seconds to wait for other test runs to finish before each measurement",
+    )
+    parser.add_argument(
+        "--congestion", help="TCP congestion control of the flows (default: the system's)"
+    )
+    parser.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=0.0,
+        help="add this much to the path's round trip (bench/delay_line.py); default 0: the bare "
+        "veth, tens of microseconds",
+    )
+    parser.add_argument(
+        "--converge-rates",
+        default="1MiB,10MiB",
+        help="the limit set on a full-speed stream, then the one it is changed to (default 1MiB,10MiB)",
+    )
     arguments = parser.parse_args(argv)
-    converge_rates = tuple(int(parse_rate(text) or 0) for text in arguments.converge_rates.split(","))
+    converge_rates = tuple(
+        int(parse_rate(text) or 0) for text in arguments.converge_rates.split(",")
+    )
     if len(converge_rates) != 2 or not all(converge_rates):
         parser.error("--converge-rates takes two rates, such as 300KiB,10MiB")
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces, BPF, tc)")
-    settings = Settings(quiet_wait_s=arguments.quiet_wait, congestion=arguments.congestion,
-                        converge_rates=converge_rates)  # type: ignore[arg-type]
+    settings = Settings(
+        quiet_wait_s=arguments.quiet_wait,
+        congestion=arguments.congestion,
+        converge_rates=converge_rates,
+    )  # type: ignore[arg-type]
     if arguments.quick:
-        settings = Settings(warmup_s=2.0, window_s=4.0, throughput_runs=3, quiet_wait_s=arguments.quiet_wait,
-                            congestion=arguments.congestion, converge_rates=converge_rates)  # type: ignore[arg-type]
+        settings = Settings(
+            warmup_s=2.0,
+            window_s=4.0,
+            throughput_runs=3,
+            quiet_wait_s=arguments.quiet_wait,
+            congestion=arguments.congestion,
+            converge_rates=converge_rates,
+        )  # type: ignore[arg-type]
     sections = set(arguments.only.split(","))
     if not sections <= set(SECTIONS):
         parser.error(f"unknown section in --only: {', '.join(sorted(sections - set(SECTIONS)))}")
     backends = ["tc", "ebpf"] if arguments.backend == "both" else [arguments.backend]
-    congestion = arguments.congestion or Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
-    results = Results(started=time.strftime("%Y-%m-%d %H:%M:%S %Z")
-                      + f", {os.cpu_count()} CPUs, {os.uname().release}, TCP {congestion}"
-                      + f", round trip {f'+{arguments.rtt_ms:g} ms' if arguments.rtt_ms else 'veth (tens of us)'}")
+    congestion = (
+        arguments.congestion
+        or Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
+    )
+    results = Results(
+        started=time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        + f", {os.cpu_count()} CPUs, {os.uname().release}, TCP {congestion}"
+        + f", round trip {f'+{arguments.rtt_ms:g} ms' if arguments.rtt_ms else 'veth (tens of us)'}"
+    )
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))  # clean up on kill
     try:
-        with PrivateSystemBus() as bus, netns_pair() as pair, delayed(pair, arguments.rtt_ms), iperf_server(pair):
+        with (
+            PrivateSystemBus() as bus,
+            netns_pair() as pair,
+            delayed(pair, arguments.rtt_ms),
+            iperf_server(pair),
+        ):
             for backend in backends:
                 run_backend(backend, bus, pair, settings, results, arguments.quick, sections)
             if "throughput" in sections:
                 log("waiting until no datapath runs on the machine, for the baseline")
-                with holding_machine_lock(LOCK_WAIT_S):  # no datapath attached anywhere during the baseline
+                with holding_machine_lock(
+                    LOCK_WAIT_S
+                ):  # no datapath attached anywhere during the baseline
                     remove_leftover_programs(cgroup2_mount())
-                    results.throughput += throughput("-", "none (helper not running)", pair, settings)
+                    results.throughput += throughput(
+                        "-", "none (helper not running)", pair, settings
+                    )
     finally:  # what was measured, also when interrupted
         print(format_tables(results))
         if arguments.json:

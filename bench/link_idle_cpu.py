@@ -33,18 +33,23 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from chadthrottle.contract import RuleScope
+from chadthrottle.contract import Direction, RuleScope
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
 from tests.support.helper_calls import call_helper
-from chadthrottle.contract import Direction
 from tests.support.netns import app_scope, netns_pair, nsenter_argv, spawn, wait_for_line
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PORT = 5990
-SERVER = ("import socket, time; l = socket.create_server(('0.0.0.0', %d)); print('{\"listening\": 1}', flush=True); "
-          "c = l.accept()[0]; time.sleep(3600)" % PORT)
-CLIENT = "import socket, sys, time; c = socket.create_connection((sys.argv[1], %d)); time.sleep(3600)" % PORT
+SERVER = (
+    "import socket, time; l = socket.create_server(('0.0.0.0', %d)); print('{\"listening\": 1}', flush=True); "
+    "c = l.accept()[0]; time.sleep(3600)" % PORT
+)
+CLIENT = (
+    "import socket, sys, time; c = socket.create_connection((sys.argv[1], %d)); time.sleep(3600)"
+    % PORT
+)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -77,7 +82,9 @@ def _polling(address: str) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -93,23 +100,34 @@ def main(argv: list[str] | None = None) -> int:
         quiet = None
         try:
             wait_for_line(server, "listening")
-            quiet = spawn(nsenter_argv(pair.host_ns, [sys.executable, "-c", CLIENT, pair.peer_addr]), scope)
+            quiet = spawn(
+                nsenter_argv(pair.host_ns, [sys.executable, "-c", CLIENT, pair.peer_addr]), scope
+            )
             time.sleep(3.0)  # a tick has seen it
             off = _share(pid, args.seconds)
             with _polling(bus.address):
                 listed = _share(pid, args.seconds)
-            call_helper(bus.address, lambda c: c.set_limit(app_id, Direction.DOWN, 1_000_000, scope=RuleScope.ALL))
+            call_helper(
+                bus.address,
+                lambda c: c.set_limit(app_id, Direction.DOWN, 1_000_000, scope=RuleScope.ALL),
+            )
             time.sleep(3.0)
             limited = _share(pid, args.seconds)
             call_helper(bus.address, lambda c: c.clear_limit(app_id, scope=RuleScope.ALL))
             call_helper(bus.address, lambda c: c.set_link_capacity(6_250_000, 1_250_000, False))
-            call_helper(bus.address, lambda c: c.set_priority(app_id, "critical", scope=RuleScope.ALL))
+            call_helper(
+                bus.address, lambda c: c.set_priority(app_id, "critical", scope=RuleScope.ALL)
+            )
             time.sleep(3.0)
             linked = _share(pid, args.seconds)
             with _polling(bus.address):
                 time.sleep(3.0)
                 watched = _share(pid, args.seconds)
-            rtt = next(a.rtt_us for a in call_helper(bus.address, lambda c: c.list_applications()) if a.id == app_id)
+            rtt = next(
+                a.rtt_us
+                for a in call_helper(bus.address, lambda c: c.list_applications())
+                if a.id == app_id
+            )
         finally:
             for process in (server, quiet):
                 if process is not None:

@@ -24,14 +24,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.limits import fmt_rate
-from bench.paths import START_TIMEOUT_S, WIRE
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.units import parse_rate
+
+from bench.limits import fmt_rate
+from bench.paths import START_TIMEOUT_S, WIRE
 from tests.support.helper_calls import call_helper
-from tests.support.netns import NetnsPair, Stream, app_scope, extra_link, netns_pair, rates_together, start_stream
+from tests.support.netns import (
+    NetnsPair,
+    Stream,
+    app_scope,
+    extra_link,
+    netns_pair,
+    rates_together,
+    start_stream,
+)
 
 CASES = ("A, then B", "B, then A", "together")
 
@@ -46,13 +55,26 @@ def measure(bus: PrivateSystemBus, links: tuple[NetnsPair, NetnsPair], case: str
         streams: list[Stream] = []
         app_id = ""
         try:
-            streams.append(start_stream(first, port, direction, app_cgroup=scope, peer_cgroup=peer, seconds=60))
+            streams.append(
+                start_stream(first, port, direction, app_cgroup=scope, peer_cgroup=peer, seconds=60)
+            )
             if case == "together":
-                streams.append(start_stream(second, port + 1, direction, app_cgroup=scope, peer_cgroup=peer, seconds=60))
-            app_id = call_helper(bus.address, lambda c: c.set_limit(f"pid:{streams[0].app_pid}", Direction(direction), rate))
+                streams.append(
+                    start_stream(
+                        second, port + 1, direction, app_cgroup=scope, peer_cgroup=peer, seconds=60
+                    )
+                )
+            app_id = call_helper(
+                bus.address,
+                lambda c: c.set_limit(f"pid:{streams[0].app_pid}", Direction(direction), rate),
+            )
             if case != "together":
                 time.sleep(3.0)
-                streams.append(start_stream(second, port + 1, direction, app_cgroup=scope, peer_cgroup=peer, seconds=60))
+                streams.append(
+                    start_stream(
+                        second, port + 1, direction, app_cgroup=scope, peer_cgroup=peer, seconds=60
+                    )
+                )
             time.sleep(4.0)
             shares = []
             for _ in range(windows):
@@ -88,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         for direction in directions:
             for rate in rates:
                 for case in CASES:
-                    shares = measure(bus, (ns_a, ns_b), case, direction, rate, arguments.windows, next(ports))
+                    shares = measure(
+                        bus, (ns_a, ns_b), case, direction, rate, arguments.windows, next(ports)
+                    )
                     text = ", ".join(f"{a:.2f} / {b:.2f}" for a, b in shares)
                     sums = [a + b for a, b in shares]
                     print(f"| {direction} | {fmt_rate(rate)} | {case} | {text} | {min(sums):.3f}-{max(sums):.3f} "

@@ -79,7 +79,10 @@ CLIENT_CPU, SERVER_CPU = 0, 1
 CACHE_DIR = Path("/var/cache/chadthrottle")
 IDLE_SLOT = 1  # the other application's slot in "limited"; no socket carries it
 IDLE_LIMIT = ClassSpec(rate_bps=1 << 20, burst_bytes=2 << 20)
-SETTLE_S = (0.2, 0.5)  # after a switch: the datapath alone; with tc changes (they purge a queue, TCP recovers)
+SETTLE_S = (
+    0.2,
+    0.5,
+)  # after a switch: the datapath alone; with tc changes (they purge a queue, TCP recovers)
 ABBA = (False, True, True, False)
 KINDS = ("max", "rate", "udp64")
 UDP_PAYLOAD_BYTES = 64
@@ -120,16 +123,31 @@ class Iperf:
     def stream(self, direction: str, seconds: float, kind: str, rate_bps: float) -> Iterator[None]:
         """kind: "max" (TCP as fast as it goes), "rate" (TCP at rate_bps), "udp64" (64-byte
         UDP datagrams as fast as they go: per-packet costs; sample() then counts packets)."""
-        argv = ["taskset", "-c", str(CLIENT_CPU), "iperf3", "-c", self.pair.peer_addr, "-p", str(IPERF_PORT),
-                "-t", str(int(seconds) + 1), "-i", "0"]
+        argv = [
+            "taskset",
+            "-c",
+            str(CLIENT_CPU),
+            "iperf3",
+            "-c",
+            self.pair.peer_addr,
+            "-p",
+            str(IPERF_PORT),
+            "-t",
+            str(int(seconds) + 1),
+            "-i",
+            "0",
+        ]
         argv += ["-R"] if direction == "down" else []
         argv += ["-b", str(int(rate_bps * 8))] if kind == "rate" else []
         argv += ["-u", "-l", str(UDP_PAYLOAD_BYTES), "-b", "0"] if kind == "udp64" else []
         argv += ["-C", self.congestion] if self.congestion else []
         self._direction = direction
         self._count_packets = kind == "udp64"
-        self.client = subprocess.Popen(nsenter_argv(self.pair.host_ns, argv), stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)
+        self.client = subprocess.Popen(
+            nsenter_argv(self.pair.host_ns, argv),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             time.sleep(1.5)  # past slow start
             if self.client.poll() is not None:
@@ -153,7 +171,9 @@ class Iperf:
                 name, _, counters = line.partition(":")
                 if name.strip() == self.pair.peer_if:
                     values = counters.split()
-                    column = (0 if self._direction == "up" else 8) + (1 if self._count_packets else 0)
+                    column = (0 if self._direction == "up" else 8) + (
+                        1 if self._count_packets else 0
+                    )
                     moved = int(values[column])
         ours = [*self.pids(), *self.ksoftirqd]
         others = cpu_ticks_of_all({*ours, os.getpid()})
@@ -219,7 +239,9 @@ def machine_lock_or_not(wait_s: float) -> Iterator[bool]:
             locked = False
         else:
             locked = True
-            remove_leftover_programs(cgroup2_mount())  # no datapath is alive: ours-prefixed programs are leftovers
+            remove_leftover_programs(
+                cgroup2_mount()
+            )  # no datapath is alive: ours-prefixed programs are leftovers
         yield locked
 
 
@@ -286,28 +308,55 @@ def window_of(first: Sample, last: Sample) -> tuple[float, float, float]:
     wall_ns = last.at_ns - first.at_ns
     moved = max(1, last.moved_bytes - first.moved_bytes)
     others_s = (last.others_ticks - first.others_ticks) / _USER_HZ
-    return moved * 1e9 / wall_ns, (last.transfer_ns - first.transfer_ns) / moved, max(0.0, others_s * 1e9 / wall_ns)
+    return (
+        moved * 1e9 / wall_ns,
+        (last.transfer_ns - first.transfer_ns) / moved,
+        max(0.0, others_s * 1e9 / wall_ns),
+    )
 
 
-def measure_stream(iperf: Iperf, config: str, direction: str, kind: str, args: argparse.Namespace,
-                   results: Results) -> None:
+def measure_stream(
+    iperf: Iperf, config: str, direction: str, kind: str, args: argparse.Namespace, results: Results
+) -> None:
     rate_bps = args.rate_gbit * 1e9 / 8
     settle = SETTLE_S[1] if LIMITED_DIRECTIONS[config] else SETTLE_S[0]
     seconds = args.blocks * len(ABBA) * (settle + args.window) + STATS_WINDOWS * args.window + 5
     with machine_lock_or_not(args.lock_wait) as locked:
         if not locked:
-            results.foreign_datapaths.append(f"{config} {direction} {kind}: {len(list(RUN_DIR.glob('datapath-*.ids')))}")
+            results.foreign_datapaths.append(
+                f"{config} {direction} {kind}: {len(list(RUN_DIR.glob('datapath-*.ids')))}"
+            )
         before_open = chadt_programs()
-        with switchable(config, iperf.pair, locked) as switch, iperf.stream(direction, seconds, kind, rate_bps):
-            switch.datapath.adopt_open_sockets(iperf.pids())  # tagged with their owner, as any application's
-            programs = {i: n for i, n in chadt_programs().items() if i not in before_open and n != "chadt_sock"}
+        with (
+            switchable(config, iperf.pair, locked) as switch,
+            iperf.stream(direction, seconds, kind, rate_bps),
+        ):
+            switch.datapath.adopt_open_sockets(
+                iperf.pids()
+            )  # tagged with their owner, as any application's
+            programs = {
+                i: n
+                for i, n in chadt_programs().items()
+                if i not in before_open and n != "chadt_sock"
+            }
             for block in range(args.blocks):
                 for attached in ABBA:
                     switch.set(attached)
                     time.sleep(settle)
                     speed, cpu, others = window_of(*measure_window(iperf, args.window))
-                    results.windows.append(Window(config, direction, kind, block, attached, speed, cpu, others,
-                                                  os.getloadavg()[0]))
+                    results.windows.append(
+                        Window(
+                            config,
+                            direction,
+                            kind,
+                            block,
+                            attached,
+                            speed,
+                            cpu,
+                            others,
+                            os.getloadavg()[0],
+                        )
+                    )
             switch.set(True)
             time.sleep(settle)
             stats_fd = bpf_syscalls.enable_run_time_stats()
@@ -322,13 +371,29 @@ def measure_stream(iperf: Iperf, config: str, direction: str, kind: str, args: a
             wall_s = (last.at_ns - first.at_ns) / 1e9
             for prog_id, name in sorted(programs.items(), key=lambda item: item[1]):
                 if prog_id in stats0 and prog_id in stats1:
-                    run_ns, runs = stats1[prog_id][0] - stats0[prog_id][0], stats1[prog_id][1] - stats0[prog_id][1]
-                    results.costs.append(ProgramCost(config, direction, kind, name, runs / wall_s,
-                                                     run_ns / max(1, runs), run_ns / (last.transfer_ns - first.transfer_ns)))
-    mine = [w for w in results.windows if (w.config, w.direction, w.kind) == (config, direction, kind)]
+                    run_ns, runs = (
+                        stats1[prog_id][0] - stats0[prog_id][0],
+                        stats1[prog_id][1] - stats0[prog_id][1],
+                    )
+                    results.costs.append(
+                        ProgramCost(
+                            config,
+                            direction,
+                            kind,
+                            name,
+                            runs / wall_s,
+                            run_ns / max(1, runs),
+                            run_ns / (last.transfer_ns - first.transfer_ns),
+                        )
+                    )
+    mine = [
+        w for w in results.windows if (w.config, w.direction, w.kind) == (config, direction, kind)
+    ]
     changes = block_changes(mine, "bytes_per_s", args.max_others)[0]
-    log(f"{config} {direction} {kind}: {len(changes)} quiet blocks, throughput change "
-        f"{statistics.median(changes) if changes else float('nan'):+.1%}, load {os.getloadavg()[0]:.2f}")
+    log(
+        f"{config} {direction} {kind}: {len(changes)} quiet blocks, throughput change "
+        f"{statistics.median(changes) if changes else float('nan'):+.1%}, load {os.getloadavg()[0]:.2f}"
+    )
 
 
 def block_changes(windows: list[Window], attr: str, max_others: float) -> tuple[list[float], int]:
@@ -364,7 +429,11 @@ def _summary_rows(results: Results, max_others: float) -> list[str]:
     for config in CONFIGS:
         for direction in DIRECTIONS:
             for kind in KINDS:
-                mine = [w for w in results.windows if (w.config, w.direction, w.kind) == (config, direction, kind)]
+                mine = [
+                    w
+                    for w in results.windows
+                    if (w.config, w.direction, w.kind) == (config, direction, kind)
+                ]
                 if not mine:
                     continue
                 speed, left_out = block_changes(mine, "bytes_per_s", max_others)
@@ -411,56 +480,109 @@ def format_report(results: Results) -> str:
     ]
     for quiet_only in (True, False):
         if not quiet_only:
-            lines += ["", "The same over every block, busy ones included (pairing keeps it unbiased, not precise):"]
+            lines += [
+                "",
+                "The same over every block, busy ones included (pairing keeps it unbiased, not precise):",
+            ]
         lines += _summary_rows(results, s["max_others"] if quiet_only else float("inf"))
     if results.costs:
-        lines += ["", "The programs' own run time (kernel run-time statistics, B, over "
-                      f"{STATS_WINDOWS * s['window']:g} s after the blocks of each stream):",
-                  f"{'config':<11} {'dir':<5}{'stream':<9}{'program':<15}{'runs/s':>9}{'ns/run':>8}  share of the transfer's CPU"]
+        lines += [
+            "",
+            "The programs' own run time (kernel run-time statistics, B, over "
+            f"{STATS_WINDOWS * s['window']:g} s after the blocks of each stream):",
+            f"{'config':<11} {'dir':<5}{'stream':<9}{'program':<15}{'runs/s':>9}{'ns/run':>8}  share of the transfer's CPU",
+        ]
         for c in results.costs:
             stream = _stream_label(c.kind, s)
-            lines.append(f"{c.config:<11} {c.direction:<5}{stream:<9}{c.program:<15}{c.runs_per_s:>9.0f}"
-                         f"{c.ns_per_run:>8.0f}  {c.share_of_transfer_cpu:>8.2%}")
+            lines.append(
+                f"{c.config:<11} {c.direction:<5}{stream:<9}{c.program:<15}{c.runs_per_s:>9.0f}"
+                f"{c.ns_per_run:>8.0f}  {c.share_of_transfer_cpu:>8.2%}"
+            )
     if results.perf:
-        lines += ["", f"Where the CPU goes in B (perf cpu-clock samples on every CPU, {PERF_SECONDS} s after the statistics):",
-                  f"{'config':<11} {'dir':<5}{'stream':<9}{'busy':>6}  programs+helpers  cgroup-BPF hook  qdiscs+filters  (of busy)"]
+        lines += [
+            "",
+            f"Where the CPU goes in B (perf cpu-clock samples on every CPU, {PERF_SECONDS} s after the statistics):",
+            f"{'config':<11} {'dir':<5}{'stream':<9}{'busy':>6}  programs+helpers  cgroup-BPF hook  qdiscs+filters  (of busy)",
+        ]
         for share in results.perf:
             stream = _stream_label(share.kind, s)
-            lines.append(f"{share.config:<11} {share.direction:<5}{stream:<9}{share.busy:>6.0%}"
-                         f"  {share.programs:>16.2%}  {share.hook:>15.2%}  {share.tc:>14.2%}")
+            lines.append(
+                f"{share.config:<11} {share.direction:<5}{stream:<9}{share.busy:>6.0%}"
+                f"  {share.programs:>16.2%}  {share.hook:>15.2%}  {share.tc:>14.2%}"
+            )
     if results.foreign_datapaths:
-        lines += ["", "streams measured without the machine lock (datapaths on the machine): "
-                  + "; ".join(results.foreign_datapaths)]
+        lines += [
+            "",
+            "streams measured without the machine lock (datapaths on the machine): "
+            + "; ".join(results.foreign_datapaths),
+        ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.overhead",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--blocks", type=int, default=20, help="ABBA blocks per stream")
     parser.add_argument("--window", type=float, default=0.5, help="seconds per A or B window")
-    parser.add_argument("--rate-gbit", type=float, default=4.0, help="the fixed rate of the CPU-cost streams")
-    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help="comma-separated, of " + ",".join(CONFIGS))
+    parser.add_argument(
+        "--rate-gbit", type=float, default=4.0, help="the fixed rate of the CPU-cost streams"
+    )
+    parser.add_argument(
+        "--configs",
+        default=",".join(DEFAULT_CONFIGS),
+        help="comma-separated, of " + ",".join(CONFIGS),
+    )
     parser.add_argument("--directions", default=",".join(DIRECTIONS))
-    parser.add_argument("--kinds", default=",".join(KINDS), help="max: TCP as fast as it goes; rate: TCP at "
-                        "--rate-gbit; udp64: 64-byte UDP datagrams as fast as they go (CPU per packet)")
-    parser.add_argument("--max-others", type=float, default=0.25,
-                        help="CPUs other processes may use in a window before its block is left out")
-    parser.add_argument("--lock-wait", type=float, default=120.0,
-                        help="seconds to wait for the machine lock (no other datapath) before each stream")
-    parser.add_argument("--congestion", help="TCP congestion control for iperf3 (default: the system's)")
-    parser.add_argument("--perf", action="store_true", help="also sample where the CPU goes in B (perf record -a)")
+    parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help="max: TCP as fast as it goes; rate: TCP at "
+        "--rate-gbit; udp64: 64-byte UDP datagrams as fast as they go (CPU per packet)",
+    )
+    parser.add_argument(
+        "--max-others",
+        type=float,
+        default=0.25,
+        help="CPUs other processes may use in a window before its block is left out",
+    )
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=120.0,
+        help="seconds to wait for the machine lock (no other datapath) before each stream",
+    )
+    parser.add_argument(
+        "--congestion", help="TCP congestion control for iperf3 (default: the system's)"
+    )
+    parser.add_argument(
+        "--perf", action="store_true", help="also sample where the CPU goes in B (perf record -a)"
+    )
     parser.add_argument("--json", type=Path, help="also write every window here")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces, BPF, tc)")
-    configs, directions, kinds = args.configs.split(","), args.directions.split(","), args.kinds.split(",")
-    if not (set(configs) <= set(CONFIGS) and set(directions) <= set(DIRECTIONS) and set(kinds) <= set(KINDS)):
+    configs, directions, kinds = (
+        args.configs.split(","),
+        args.directions.split(","),
+        args.kinds.split(","),
+    )
+    if not (
+        set(configs) <= set(CONFIGS)
+        and set(directions) <= set(DIRECTIONS)
+        and set(kinds) <= set(KINDS)
+    ):
         parser.error("unknown configuration, direction or kind")
     settings = {k: v for k, v in vars(args).items() if k != "json"}
-    settings["congestion"] = args.congestion or Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
-    results = Results(time.strftime("%Y-%m-%d %H:%M:%S %Z") + f", {os.cpu_count()} CPUs, {os.uname().release}",
-                      settings)
+    settings["congestion"] = (
+        args.congestion or Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
+    )
+    results = Results(
+        time.strftime("%Y-%m-%d %H:%M:%S %Z") + f", {os.cpu_count()} CPUs, {os.uname().release}",
+        settings,
+    )
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))  # clean up on kill
     try:
         with netns_pair() as pair:
@@ -470,7 +592,9 @@ def main(argv: list[str] | None = None) -> int:
                     for direction in directions:
                         for kind in kinds:
                             measure_stream(iperf, config, direction, kind, args, results)
-                            time.sleep(1.0)  # the machine lock is free: a waiting datapath gets its turn
+                            time.sleep(
+                                1.0
+                            )  # the machine lock is free: a waiting datapath gets its turn
             finally:
                 iperf.close()
     finally:  # what was measured, also when interrupted

@@ -14,11 +14,34 @@ from chadthrottle.helper.kernel import bpf_syscalls
 
 # Where the CPU goes in B, from perf samples (no PMU in this VM: cpu-clock): our programs and the
 # helpers they call; and the kernel's cgroup-BPF hook around them (runs only when programs are attached).
-PROGRAM_SYMBOLS = ("chadt_", "bpf_sk_storage_get", "htab_lru_percpu_map_lookup_elem", "lookup_nulls_elem_raw",
-                   "bpf_skb_load_bytes", "bpf_sk_fullsock", "bpf_skc_lookup_tcp", "__bpf_sk_lookup", "bpf_sk_release")
+PROGRAM_SYMBOLS = (
+    "chadt_",
+    "bpf_sk_storage_get",
+    "htab_lru_percpu_map_lookup_elem",
+    "lookup_nulls_elem_raw",
+    "bpf_skb_load_bytes",
+    "bpf_sk_fullsock",
+    "bpf_skc_lookup_tcp",
+    "__bpf_sk_lookup",
+    "bpf_sk_release",
+)
 HOOK_SYMBOLS = ("__cgroup_bpf_run_filter_skb", "__bpf_prog_run_save_cb", "bpf_prog_run_array_cg")
-TC_SYMBOL_PREFIXES = ("htb_", "qdisc_", "__qdisc_", "sch_direct_xmit", "dequeue_skb", "pfifo_", "bfifo_", "ifb_",
-                      "tcf_", "cls_bpf", "tc_run", "psched_", "sch_handle_", "ingress_")  # qdiscs, filters, IFB
+TC_SYMBOL_PREFIXES = (
+    "htb_",
+    "qdisc_",
+    "__qdisc_",
+    "sch_direct_xmit",
+    "dequeue_skb",
+    "pfifo_",
+    "bfifo_",
+    "ifb_",
+    "tcf_",
+    "cls_bpf",
+    "tc_run",
+    "psched_",
+    "sch_handle_",
+    "ingress_",
+)  # qdiscs, filters, IFB
 IDLE_SYMBOLS = ("pv_native_safe_halt", "default_idle", "cpu_idle_poll", "acpi_idle_do_entry")
 
 
@@ -54,7 +77,9 @@ def cpu_ticks_of_all(exclude: set[int]) -> int:
 
 
 def chadt_programs() -> dict[int, str]:
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True
+    ).stdout
     return {p["id"]: p["name"] for p in json.loads(out) if p.get("name", "").startswith("chadt_")}
 
 
@@ -74,10 +99,28 @@ def perf_share(seconds: float) -> tuple[float, float, float, float]:
     """(busy, programs, hook, tc) shares of every CPU's cpu-clock samples over `seconds`."""
     data = Path(f"/tmp/chadthrottle-overhead-{os.getpid()}.perf")
     try:
-        subprocess.run(["perf", "record", "-a", "-F", "2000", "-o", str(data), "--", "sleep", str(seconds)],
-                       capture_output=True, check=True)
-        report = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "sym", "--stdio",
-                                 "--percent-limit", "0"], capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            ["perf", "record", "-a", "-F", "2000", "-o", str(data), "--", "sleep", str(seconds)],
+            capture_output=True,
+            check=True,
+        )
+        report = subprocess.run(
+            [
+                "perf",
+                "report",
+                "-i",
+                str(data),
+                "--no-children",
+                "--sort",
+                "sym",
+                "--stdio",
+                "--percent-limit",
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         data.unlink(missing_ok=True)
     total = idle = programs = hook = tc = 0.0

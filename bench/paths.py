@@ -36,12 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
-from bench.limits import CONVERGE_BAND, fmt_rate, settle_time, slope, windows
-from bench.shaper_bytes import ShaperBytes
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.units import parse_rate
+
+from bench.limits import CONVERGE_BAND, fmt_rate, settle_time, slope, windows
+from bench.shaper_bytes import ShaperBytes
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, Stream, app_scope, extra_link, netns_pair, start_stream
 
@@ -52,7 +53,9 @@ START_TIMEOUT_S = 150.0
 
 
 class Bench:
-    def __init__(self, bus: PrivateSystemBus, pair: NetnsPair, other_ns: NetnsPair, second: NetnsPair) -> None:
+    def __init__(
+        self, bus: PrivateSystemBus, pair: NetnsPair, other_ns: NetnsPair, second: NetnsPair
+    ) -> None:
         self.bus, self.pair, self.other_ns, self.second = bus, pair, other_ns, second
         self._ports = iter(range(6100, 7000))
 
@@ -63,7 +66,11 @@ class Bench:
         tag = secrets.token_hex(3)
         with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchPath{tag}") as scope, \
                 app_scope(cgroup2_mount(), f"org.chadthrottle.BenchPeer{tag}") as peer_scope:  # fmt: skip
-            pairs = {"uplink": [self.pair], "namespace": [self.other_ns], "two": [self.pair, self.second]}[path]
+            pairs = {
+                "uplink": [self.pair],
+                "namespace": [self.other_ns],
+                "two": [self.pair, self.second],
+            }[path]
             streams: list[Stream] = []
             try:
                 for pair in pairs:
@@ -81,7 +88,9 @@ class Bench:
         return [(t, total / WIRE) for t, total in summed(series, since)]
 
     def limit(self, target: str, direction: str, rate: int) -> str:
-        return call_helper(self.bus.address, lambda c: c.set_limit(target, Direction(direction), rate))
+        return call_helper(
+            self.bus.address, lambda c: c.set_limit(target, Direction(direction), rate)
+        )
 
     def clear(self, app_id: str) -> None:
         call_helper(self.bus.address, lambda c: c.clear_limit(app_id))
@@ -97,7 +106,9 @@ class Bench:
             finally:
                 self.clear(app_id)
 
-    def converge(self, path: str, direction: str, first: int = MiB, second: int = 10 * MiB) -> Settled:
+    def converge(
+        self, path: str, direction: str, first: int = MiB, second: int = 10 * MiB
+    ) -> Settled:
         """Seconds from the call changing the limit until every 0.25 s window
         is within 5% of it, as the application read it and at the shaper."""
         shaper_ns = (self.other_ns if path == "namespace" else self.pair).host_ns
@@ -126,19 +137,25 @@ class Settled:
     app_s: float | None  # None: never within 4 s
     shaper_s: float | None
     load: float
-    app_off: tuple[float, float] | None  # the last window out of the band: (seconds after the call, ratio)
+    app_off: (
+        tuple[float, float] | None
+    )  # the last window out of the band: (seconds after the call, ratio)
     shaper_off: tuple[float, float] | None
     shaper_dropped: int  # readings of the shaper too slow to time (ShaperBytes.dropped)
 
 
-def last_off(cumulative: list[tuple[float, float]], rate: float, began: float, ended: float) -> tuple[float, float] | None:
+def last_off(
+    cumulative: list[tuple[float, float]], rate: float, began: float, ended: float
+) -> tuple[float, float] | None:
     """Where a run's settle time comes from: its last 0.25 s window out of the band."""
     off = [(t - began, measured / rate) for t, measured in windows(cumulative, began, ended)
            if abs(measured / rate - 1) > CONVERGE_BAND]  # fmt: skip
     return off[-1] if off else None
 
 
-def summed(series: Sequence[Sequence[tuple[float, int]]], since: float) -> list[tuple[float, float]]:
+def summed(
+    series: Sequence[Sequence[tuple[float, int]]], since: float
+) -> list[tuple[float, float]]:
     """Cumulative counts of several streams added up at the first one's report
     times from `since` on, every other stream interpolated between its own
     reports. (Taking another stream's last report before each time, as this
@@ -176,13 +193,30 @@ def _times(seconds: list[float | None]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.paths", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--rates", default="128KiB,1MiB,10MiB,50MiB", help="comma-separated (default 128KiB,1MiB,10MiB,50MiB)")
+    parser.add_argument(
+        "--rates",
+        default="128KiB,1MiB,10MiB,50MiB",
+        help="comma-separated (default 128KiB,1MiB,10MiB,50MiB)",
+    )
     parser.add_argument("--warmup-s", type=float, default=3.0)
     parser.add_argument("--window-s", type=float, default=6.0)
-    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of {','.join(PATHS)} (default: all)")
-    parser.add_argument("--converge-rates", default="1MiB,10MiB", help="from,to (default 1MiB,10MiB)")
-    parser.add_argument("--converge-runs", type=int, default=3, help="runs per path and direction, interleaved (default 3)")
-    parser.add_argument("--converge-only", action="store_true", help="skip the achieved/configured table")
+    parser.add_argument(
+        "--paths",
+        default=",".join(PATHS),
+        help=f"comma-separated, of {','.join(PATHS)} (default: all)",
+    )
+    parser.add_argument(
+        "--converge-rates", default="1MiB,10MiB", help="from,to (default 1MiB,10MiB)"
+    )
+    parser.add_argument(
+        "--converge-runs",
+        type=int,
+        default=3,
+        help="runs per path and direction, interleaved (default 3)",
+    )
+    parser.add_argument(
+        "--converge-only", action="store_true", help="skip the achieved/configured table"
+    )
     arguments = parser.parse_args(argv)
     paths = arguments.paths.split(",")
     if not set(paths) <= set(PATHS):
@@ -203,12 +237,18 @@ def main(argv: list[str] | None = None) -> int:
             for path in paths:
                 for direction in ("down", "up"):
                     for rate in rates:
-                        ratio = bench.rate(path, direction, rate, arguments.warmup_s, arguments.window_s)
-                        print(f"| {path} | {direction} | {fmt_rate(rate)} | {ratio:.3f} |", flush=True)
+                        ratio = bench.rate(
+                            path, direction, rate, arguments.warmup_s, arguments.window_s
+                        )
+                        print(
+                            f"| {path} | {direction} | {fmt_rate(rate)} | {ratio:.3f} |", flush=True
+                        )
             print()
         cases = [(path, direction) for path in paths for direction in ("down", "up")]
         runs: dict[tuple[str, str], list[Settled]] = {case: [] for case in cases}
-        for _ in range(arguments.converge_runs):  # interleaved, so the machine's drift hits every case alike
+        for _ in range(
+            arguments.converge_runs
+        ):  # interleaved, so the machine's drift hits every case alike
             for case in cases:
                 runs[case].append(bench.converge(*case, *converge_rates))
         change = f"{fmt_rate(converge_rates[0])} -> {fmt_rate(converge_rates[1])}"
@@ -219,12 +259,18 @@ def main(argv: list[str] | None = None) -> int:
             app = _times([run.app_s for run in settled])
             shaper = _times([run.shaper_s for run in settled])
             loads = [run.load for run in settled]
-            print(f"| {path} | {direction} | {app} | {shaper} | {min(loads):.1f}-{max(loads):.1f} |", flush=True)
+            print(
+                f"| {path} | {direction} | {app} | {shaper} | {min(loads):.1f}-{max(loads):.1f} |",
+                flush=True,
+            )
         print()
         print("Each run's last window out of the band (s after the call: achieved/configured), app; shaper "
               "(shaper readings dropped as too slow to time):")  # fmt: skip
         for (path, direction), settled in runs.items():
-            details = [f"{_off(run.app_off)}; {_off(run.shaper_off)} ({run.shaper_dropped})" for run in settled]
+            details = [
+                f"{_off(run.app_off)}; {_off(run.shaper_off)} ({run.shaper_dropped})"
+                for run in settled
+            ]
             print(f"- {path} {direction}: {' | '.join(details)}")
         if helper.returncode is not None:
             raise RuntimeError(f"the helper died:\n{helper.log_text()}")

@@ -28,14 +28,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-from chadthrottle.contract import Direction  # noqa: E402
-from chadthrottle.helper.kernel.datapath import Datapath  # noqa: E402
-from chadthrottle.helper.kernel.htb import ClassSpec  # noqa: E402
-from chadthrottle.helper.kernel.policer import EbpfPolicer  # noqa: E402
-from chadthrottle.helper.kernel.tc_shaper import TcShaper  # noqa: E402
-from chadthrottle.helper.engine.limits import default_burst_bytes  # noqa: E402
-from tests.support.netns import NetnsPair, netns_pair, start_stream, tc_shaper_in  # noqa: E402
-from tests.support.policer_counters import policer_counters  # noqa: E402
+from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.limits import default_burst_bytes
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.policer import EbpfPolicer
+from chadthrottle.helper.kernel.tc_shaper import TcShaper
+
+from tests.support.netns import NetnsPair, netns_pair, start_stream, tc_shaper_in
+from tests.support.policer_counters import policer_counters
 
 KiB, MiB = 1024, 1024 * 1024
 L3_PER_PAYLOAD = {"tcp": 1500 / 1448, "udp": 1228 / 1200}
@@ -44,7 +45,9 @@ SLOT = 1
 
 def parse_rate(text: str) -> int:
     units = {"K": KiB, "M": MiB}
-    return int(float(text[:-1]) * units[text[-1].upper()]) if text[-1].upper() in units else int(text)
+    return (
+        int(float(text[:-1]) * units[text[-1].upper()]) if text[-1].upper() in units else int(text)
+    )
 
 
 @dataclass
@@ -77,8 +80,17 @@ def backend_for(name: str, pair: NetnsPair, datapath: Datapath) -> Iterator[Ebpf
         yield shaper
 
 
-def run_case(pair: NetnsPair, datapath: Datapath, backend: str, protocol: str, direction: Direction,
-             rate_bps: int, settle_s: float, window_s: float, port: int) -> Result:
+def run_case(
+    pair: NetnsPair,
+    datapath: Datapath,
+    backend: str,
+    protocol: str,
+    direction: Direction,
+    rate_bps: int,
+    settle_s: float,
+    window_s: float,
+    port: int,
+) -> Result:
     udp = protocol == "udp"
     stream = start_stream(pair, port, direction.value, udp=udp, seconds=settle_s + window_s + 5)
     try:
@@ -88,9 +100,15 @@ def run_case(pair: NetnsPair, datapath: Datapath, backend: str, protocol: str, d
             enforcer.reconcile({direction: {SLOT: spec}})
             time.sleep(settle_s)
             _nstat(pair, reset=True)
-            before = policer_counters(datapath, SLOT, direction) if isinstance(enforcer, EbpfPolicer) else None
+            before = (
+                policer_counters(datapath, SLOT, direction)
+                if isinstance(enforcer, EbpfPolicer)
+                else None
+            )
             payload_bps = stream.receiver.rate_bps(window_s)
-            result = Result(backend, protocol, direction.value, rate_bps, payload_bps * L3_PER_PAYLOAD[protocol])
+            result = Result(
+                backend, protocol, direction.value, rate_bps, payload_bps * L3_PER_PAYLOAD[protocol]
+            )
             if before is not None and isinstance(enforcer, EbpfPolicer):
                 after = policer_counters(datapath, SLOT, direction)
                 result.dropped_packets = after.dropped_packets - before.dropped_packets
@@ -110,11 +128,19 @@ def _nstat(pair: NetnsPair, reset: bool = False) -> str:
     """TCP retransmission counters of both namespaces since the last reset."""
     parts = []
     for netns in (pair.host_ns, pair.peer_ns):
-        output = subprocess.run(["ip", "netns", "exec", netns, "nstat", "-a" if reset else "-s", "-z", *NSTAT_KEYS],
-                                capture_output=True, text=True).stdout
+        output = subprocess.run(
+            ["ip", "netns", "exec", netns, "nstat", "-a" if reset else "-s", "-z", *NSTAT_KEYS],
+            capture_output=True,
+            text=True,
+        ).stdout
         if not reset:
             values = dict(line.split()[:2] for line in output.splitlines()[1:] if line.strip())
-            parts.append(" ".join(f"{k.removeprefix('TcpExt').removeprefix('Tcp')}={values.get(k, '0')}" for k in NSTAT_KEYS))
+            parts.append(
+                " ".join(
+                    f"{k.removeprefix('TcpExt').removeprefix('Tcp')}={values.get(k, '0')}"
+                    for k in NSTAT_KEYS
+                )
+            )
     return " | ".join(parts)
 
 
@@ -123,13 +149,19 @@ def format_rate(bps: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backends", default="ebpf,tc")
     parser.add_argument("--rates", default="128K,1M,10M,50M")
     parser.add_argument("--directions", default="up,down")
     parser.add_argument("--protocols", default="tcp,udp")
-    parser.add_argument("--settle", type=float, default=3.0, help="seconds after the limit lands, not counted")
-    parser.add_argument("--window", type=float, default=10.0, help="seconds of steady state measured")
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="seconds after the limit lands, not counted"
+    )
+    parser.add_argument(
+        "--window", type=float, default=10.0, help="seconds of steady state measured"
+    )
     args = parser.parse_args()
     results = []
     port = 6100
@@ -142,17 +174,31 @@ def main() -> None:
                     for direction in (Direction(d) for d in args.directions.split(",")):
                         for rate in (parse_rate(r) for r in args.rates.split(",")):
                             port += 1
-                            result = run_case(pair, datapath, backend, protocol, direction, rate,
-                                              args.settle, args.window, port)
+                            result = run_case(
+                                pair,
+                                datapath,
+                                backend,
+                                protocol,
+                                direction,
+                                rate,
+                                args.settle,
+                                args.window,
+                                port,
+                            )
                             results.append(result)
-                            print(f"{backend:5} {protocol:4} {direction.value:5} {format_rate(rate):>14} "
-                                  f"achieved {format_rate(result.achieved_bps):>14}  ratio {result.ratio:6.3f}  "
-                                  f"admitted {result.admitted_bps / rate:6.3f}  drops {result.dropped_packets:7}  ce {result.marked_packets:6}  {result.tcp_counters}", flush=True)
+                            print(
+                                f"{backend:5} {protocol:4} {direction.value:5} {format_rate(rate):>14} "
+                                f"achieved {format_rate(result.achieved_bps):>14}  ratio {result.ratio:6.3f}  "
+                                f"admitted {result.admitted_bps / rate:6.3f}  drops {result.dropped_packets:7}  ce {result.marked_packets:6}  {result.tcp_counters}",
+                                flush=True,
+                            )
         finally:
             datapath.close()
     worst = max(results, key=lambda r: abs(1 - r.ratio))
-    print(f"worst: {worst.backend} {worst.protocol} {worst.direction} {format_rate(worst.configured_bps)} "
-          f"ratio {worst.ratio:.3f}")
+    print(
+        f"worst: {worst.backend} {worst.protocol} {worst.direction} {format_rate(worst.configured_bps)} "
+        f"ratio {worst.ratio:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -71,19 +71,28 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.bottleneck import Internet, modem
-from bench.limits import slope
-from bench.priority_helper import shaped_by_the_helper
-from bench.priority_model import prioritized
-from bench.priority_shaper import CALL_SLOT, DOWNLOAD_SLOT, shaped_by_the_helpers_kernel
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.priority import Priority, parse_priority
 from chadthrottle.units import parse_rate
+
+from bench.bottleneck import Internet, modem
+from bench.limits import slope
+from bench.priority_helper import shaped_by_the_helper
+from bench.priority_model import prioritized
+from bench.priority_shaper import CALL_SLOT, DOWNLOAD_SLOT, shaped_by_the_helpers_kernel
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
-    TRAFFIC_SCRIPT, NetnsPair, Receiver, Stream, app_scope, netns_pair, nsenter_argv, spawn, wait_for_line,
+    TRAFFIC_SCRIPT,
+    NetnsPair,
+    Receiver,
+    Stream,
+    app_scope,
+    netns_pair,
+    nsenter_argv,
+    spawn,
+    wait_for_line,
 )
 
 TO_L2 = 1514 / 1448  # a full TCP segment's payload -> its frame, as tbf counts it
@@ -145,19 +154,36 @@ class CaseResult:
     link_up: float  # share of the link the modem sent (everything: bulk, call, acknowledgements)
     link_down: float
     rates: tuple[int, int]  # the link's (down, up) the shares are of
-    modem_queue_ms: tuple[float, float] = (0.0, 0.0)  # p99 of the sampled backlog, in time at its rate (down, up)
+    modem_queue_ms: tuple[float, float] = (
+        0.0,
+        0.0,
+    )  # p99 of the sampled backlog, in time at its rate (down, up)
 
 
 class Bench:
     def __init__(self, bus: PrivateSystemBus | None, pair: NetnsPair, internet: Internet, down_bps: int, up_bps: int,
                  cap_share: float, congestion: str, flows: int, slow_share: float = 0.7) -> None:  # fmt: skip
-        self.bus, self.pair, self.internet, self.congestion, self.flows = bus, pair, internet, congestion, flows
+        self.bus, self.pair, self.internet, self.congestion, self.flows = (
+            bus,
+            pair,
+            internet,
+            congestion,
+            flows,
+        )
         self.slow_share = slow_share
         self.acks: Priority | None = None
-        self.tag: Callable[[Path, int], None] | None = None  # "tagged": (app scope, slot) into its class
-        self.tag_download = False  # "tagged": the bulk download application in a normal class of its own
-        self.rt_receivers = False  # diagnostic: the bulk download application's processes SCHED_FIFO
-        self.call_scope: Path | None = None  # "helper": the call's app scope, made before the helper is asked
+        self.tag: Callable[[Path, int], None] | None = (
+            None  # "tagged": (app scope, slot) into its class
+        )
+        self.tag_download = (
+            False  # "tagged": the bulk download application in a normal class of its own
+        )
+        self.rt_receivers = (
+            False  # diagnostic: the bulk download application's processes SCHED_FIFO
+        )
+        self.call_scope: Path | None = (
+            None  # "helper": the call's app scope, made before the helper is asked
+        )
         self.down_bps, self.up_bps, self.cap_share = down_bps, up_bps, cap_share
         self._ports = iter(range(7100, 8000))
 
@@ -176,7 +202,9 @@ class Bench:
                     streams["up"].append(self._bulk_stream("up", up_scope, peer_scope))
                     streams["down"].append(self._bulk_stream("down", down_scope, peer_scope))
                     if self.rt_receivers:
-                        subprocess.run(["chrt", "-f", "-p", "10", str(streams["down"][-1].app_pid)], check=True)
+                        subprocess.run(
+                            ["chrt", "-f", "-p", "10", str(streams["down"][-1].app_pid)], check=True
+                        )
                 yield streams["up"], streams["down"]
             finally:
                 for stream in streams["up"] + streams["down"]:
@@ -188,7 +216,10 @@ class Bench:
         common = ["--port", str(port), "--seconds", "120", "--congestion", self.congestion]
         peer_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
         script = [sys.executable, str(TRAFFIC_SCRIPT)]
-        peer = spawn(nsenter_argv(self.internet.netns, [*script, "serve", "--role", peer_role, *common]), peer_cgroup)
+        peer = spawn(
+            nsenter_argv(self.internet.netns, [*script, "serve", "--role", peer_role, *common]),
+            peer_cgroup,
+        )
         wait_for_line(peer, "listening")
         app = spawn(nsenter_argv(self.pair.host_ns, [*script, "connect", "--host", self.internet.addr, "--role",
                                                      app_role, *common]), app_cgroup)  # fmt: skip
@@ -200,7 +231,10 @@ class Bench:
         tag = secrets.token_hex(3)
         call_scope = contextlib.nullcontext(self.call_scope) if self.call_scope is not None else \
             app_scope(cgroup2_mount(), f"org.chadthrottle.BenchCall{tag}")  # fmt: skip
-        with call_scope as scope, app_scope(cgroup2_mount(), f"org.chadthrottle.BenchEcho{tag}") as echo_scope:
+        with (
+            call_scope as scope,
+            app_scope(cgroup2_mount(), f"org.chadthrottle.BenchEcho{tag}") as echo_scope,
+        ):
             if self.tag is not None:
                 self.tag(scope, CALL_SLOT)
             echo = spawn(nsenter_argv(self.internet.netns, [sys.executable, "-m", "bench.call_probe", "echo",
@@ -223,7 +257,9 @@ class Bench:
 
     def _limit(self, app_pid: int, direction: Direction, rate: int) -> str:
         assert self.bus is not None, "limits need the helper"
-        return call_helper(self.bus.address, lambda c: c.set_limit(f"pid:{app_pid}", direction, rate))
+        return call_helper(
+            self.bus.address, lambda c: c.set_limit(f"pid:{app_pid}", direction, rate)
+        )
 
     def _clear(self, app_id: str) -> None:
         assert self.bus is not None, "limits need the helper"
@@ -233,8 +269,11 @@ class Bench:
         rates = (self.down_bps, self.up_bps)
         if name == "idle":
             return CaseResult(name, self.call(seconds), 0.0, 0.0, 0.0, 0.0, rates)
-        shaping = prioritized(self.pair, self.down_bps, self.up_bps, CALL_PORT, acks=self.acks) \
-            if name in ("prioritized", "slowed") else contextlib.nullcontext()
+        shaping = (
+            prioritized(self.pair, self.down_bps, self.up_bps, CALL_PORT, acks=self.acks)
+            if name in ("prioritized", "slowed")
+            else contextlib.nullcontext()
+        )
         if name == "tagged":
             shaping = self._tagged()
         if name == "helper":
@@ -242,7 +281,9 @@ class Bench:
         with shaping, self.bulk() as (up, down):
             rules: list[str] = []
             try:
-                if name == "capped":  # limits count L3; the modem L2: a full frame is 1514/1500 of its packet
+                if (
+                    name == "capped"
+                ):  # limits count L3; the modem L2: a full frame is 1514/1500 of its packet
                     rules.append(self._limit(up[0].app_pid, Direction.UP,
                                              int(self.up_bps * self.cap_share * 1500 / 1514)))  # fmt: skip
                     rules.append(self._limit(down[0].app_pid, Direction.DOWN,
@@ -275,7 +316,9 @@ class Bench:
             finally:
                 self.call_scope = None
 
-    def _measure(self, name: str, seconds: float, up: list[Stream], down: list[Stream]) -> CaseResult:
+    def _measure(
+        self, name: str, seconds: float, up: list[Stream], down: list[Stream]
+    ) -> CaseResult:
         """One call over the running bulk; "slowed": the link drops to
         slow_share of its rate halfway, and the second half is what counts."""
         began, sent_before = time.monotonic(), self.internet.sent_bytes()
@@ -328,7 +371,10 @@ class Bench:
 
     @staticmethod
     def _rate(streams: list[Stream], began: float, ended: float) -> float:
-        return sum(slope([(t, b * TO_L2) for t, b in s.receiver.samples if began <= t <= ended]) for s in streams)
+        return sum(
+            slope([(t, b * TO_L2) for t, b in s.receiver.samples if began <= t <= ended])
+            for s in streams
+        )
 
 
 def _format(results: list[CaseResult], bench: Bench) -> str:
@@ -350,15 +396,32 @@ def _compare(results: list[CaseResult]) -> str:
     shown = [r for r in results if r.name != "idle"]
     idle = next((r for r in results if r.name == "idle"), None)
     rows: list[tuple[str, Callable[[CaseResult], str]]] = [
-        ("call RTT median / p99", lambda r: f"{r.call.percentile(0.5):.2f} / {r.call.percentile(0.99):.2f} ms"),
-        ("call one way p99 up / down", lambda r: f"{_percentile(r.call.up_ms, 0.99):.2f} / "
-                                                  f"{_percentile(r.call.down_ms, 0.99):.2f} ms"),
+        (
+            "call RTT median / p99",
+            lambda r: f"{r.call.percentile(0.5):.2f} / {r.call.percentile(0.99):.2f} ms",
+        ),
+        (
+            "call one way p99 up / down",
+            lambda r: (
+                f"{_percentile(r.call.up_ms, 0.99):.2f} / "
+                f"{_percentile(r.call.down_ms, 0.99):.2f} ms"
+            ),
+        ),
         ("call loss", lambda r: f"{r.call.loss:.2%}"),
         ("call throughput each way", lambda r: f"{r.call.throughput_bps() / 1e3:.1f} KB/s"),
-        ("upload application", lambda r: f"{r.up_bps / 1e6:.2f} MB/s ({r.up_bps / r.rates[1]:.3f})"),
-        ("download application", lambda r: f"{r.down_bps / 1e6:.2f} MB/s ({r.down_bps / r.rates[0]:.3f})"),
+        (
+            "upload application",
+            lambda r: f"{r.up_bps / 1e6:.2f} MB/s ({r.up_bps / r.rates[1]:.3f})",
+        ),
+        (
+            "download application",
+            lambda r: f"{r.down_bps / 1e6:.2f} MB/s ({r.down_bps / r.rates[0]:.3f})",
+        ),
         ("link used up / down", lambda r: f"{r.link_up:.3f} / {r.link_down:.3f}"),
-        ("modem queue p99 up / down", lambda r: f"{r.modem_queue_ms[1]:.1f} / {r.modem_queue_ms[0]:.1f} ms"),
+        (
+            "modem queue p99 up / down",
+            lambda r: f"{r.modem_queue_ms[1]:.1f} / {r.modem_queue_ms[0]:.1f} ms",
+        ),
     ]
     if idle is not None:
         rows.insert(1, ("added to idle: median / p99", lambda r: f"{r.call.percentile(0.5) - idle.call.percentile(0.5):+.2f} / "
@@ -379,28 +442,69 @@ def _rate_arg(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.priorities", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--down", type=_rate_arg, default=_rate_arg("2.5M"),
-                        help="link download rate, bytes/s (default 2.5M: 20 Mbit/s)")
-    parser.add_argument("--up", type=_rate_arg, default=_rate_arg("625K"),
-                        help="link upload rate, bytes/s (default 625K: 5 Mbit/s)")
-    parser.add_argument("--buffer-ms", type=float, default=400.0, help="the modem's queue, in time at its rate")
-    parser.add_argument("--seconds", type=float, default=10.0, help="the call's length, and the measuring window")
-    parser.add_argument("--warmup-s", type=float, default=4.0, help="bulk traffic before the call starts")
-    parser.add_argument("--cap-share", type=float, default=0.8, help="the capped case's limit, a share of the link")
-    parser.add_argument("--congestion", default="cubic", help="TCP congestion control of the bulk transfers "
-                        "(default cubic: Linux's and Windows' default, which fills a modem's buffer)")
-    parser.add_argument("--acks", default="high", help="the tree puts small TCP packets (acknowledgements) in a "
-                        "class of their own at this priority (critical, high, normal, low, or none; default high)")
-    parser.add_argument("--slow-share", type=float, default=0.7, help="the slowed case's link rate halfway, a share")
-    parser.add_argument("--flows", type=int, default=4, help="TCP connections of each bulk application "
-                        "(an updater opens several; one alone is held back by its receive window here)")
-    parser.add_argument("--tag-download", action="store_true", help="tagged: the bulk download application "
-                        "gets a class of its own at normal priority (its acknowledgements no longer wait behind "
-                        "the bulk upload in the default class)")
-    parser.add_argument("--rt-receivers", action="store_true", help="diagnostic: the bulk download application's "
-                        "processes real-time (SCHED_FIFO 10), so their scheduling delays do not bunch its "
-                        "acknowledgements")
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {','.join(CASES)}")
+    parser.add_argument(
+        "--down",
+        type=_rate_arg,
+        default=_rate_arg("2.5M"),
+        help="link download rate, bytes/s (default 2.5M: 20 Mbit/s)",
+    )
+    parser.add_argument(
+        "--up",
+        type=_rate_arg,
+        default=_rate_arg("625K"),
+        help="link upload rate, bytes/s (default 625K: 5 Mbit/s)",
+    )
+    parser.add_argument(
+        "--buffer-ms", type=float, default=400.0, help="the modem's queue, in time at its rate"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="the call's length, and the measuring window"
+    )
+    parser.add_argument(
+        "--warmup-s", type=float, default=4.0, help="bulk traffic before the call starts"
+    )
+    parser.add_argument(
+        "--cap-share", type=float, default=0.8, help="the capped case's limit, a share of the link"
+    )
+    parser.add_argument(
+        "--congestion",
+        default="cubic",
+        help="TCP congestion control of the bulk transfers "
+        "(default cubic: Linux's and Windows' default, which fills a modem's buffer)",
+    )
+    parser.add_argument(
+        "--acks",
+        default="high",
+        help="the tree puts small TCP packets (acknowledgements) in a "
+        "class of their own at this priority (critical, high, normal, low, or none; default high)",
+    )
+    parser.add_argument(
+        "--slow-share", type=float, default=0.7, help="the slowed case's link rate halfway, a share"
+    )
+    parser.add_argument(
+        "--flows",
+        type=int,
+        default=4,
+        help="TCP connections of each bulk application "
+        "(an updater opens several; one alone is held back by its receive window here)",
+    )
+    parser.add_argument(
+        "--tag-download",
+        action="store_true",
+        help="tagged: the bulk download application "
+        "gets a class of its own at normal priority (its acknowledgements no longer wait behind "
+        "the bulk upload in the default class)",
+    )
+    parser.add_argument(
+        "--rt-receivers",
+        action="store_true",
+        help="diagnostic: the bulk download application's "
+        "processes real-time (SCHED_FIFO 10), so their scheduling delays do not bunch its "
+        "acknowledgements",
+    )
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"comma-separated, of {','.join(CASES)}"
+    )
     arguments = parser.parse_args(argv)
     acks = None if arguments.acks == "none" else parse_priority(arguments.acks)
     cases = arguments.cases.split(",")
@@ -408,8 +512,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown case in --cases: {', '.join(sorted(set(cases) - set(CASES)))}")
     with contextlib.ExitStack() as stack:
         pair = stack.enter_context(netns_pair())
-        internet = stack.enter_context(modem(pair, arguments.down, arguments.up, arguments.buffer_ms))
-        for netns in (pair.host_ns, internet.netns):  # per namespace: the machine's own settings are left alone
+        internet = stack.enter_context(
+            modem(pair, arguments.down, arguments.up, arguments.buffer_ms)
+        )
+        for netns in (
+            pair.host_ns,
+            internet.netns,
+        ):  # per namespace: the machine's own settings are left alone
             sysctl = ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]
             subprocess.run(nsenter_argv(netns, sysctl), check=True)
         helper = bus = None

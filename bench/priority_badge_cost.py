@@ -25,18 +25,21 @@ from PySide6.QtWidgets import QApplication, QStyledItemDelegate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.gui.bare_window
-from gui_feed import ScriptedApplications  # noqa: E402
+from gui_feed import ScriptedApplications
 
 PRIORITIES = ("critical", "high", "low")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--apps", type=int, default=200)
     parser.add_argument("--paints", type=int, default=200)
     arguments = parser.parse_args()
     app = QApplication(sys.argv[:1])
     from chadthrottle.gui.models.columns import Column
+
     from tests.gui.bare_window import shown_connected_window
 
     model, window = shown_connected_window()
@@ -58,8 +61,10 @@ def main() -> int:
             times[name].append((time.perf_counter() - started) * 1000)
         with_badge, without = (statistics.median(times[k]) for k in ("badge", "plain"))
         p90 = {k: statistics.quantiles(v, n=10)[-1] for k, v in times.items()}
-        print(f"{label}: paint {with_badge:.2f} ms (p90 {p90['badge']:.2f}) with the badge delegate, "
-              f"{without:.2f} ms (p90 {p90['plain']:.2f}) without: {with_badge - without:+.2f} ms a paint")
+        print(
+            f"{label}: paint {with_badge:.2f} ms (p90 {p90['badge']:.2f}) with the badge delegate, "
+            f"{without:.2f} ms (p90 {p90['plain']:.2f}) without: {with_badge - without:+.2f} ms a paint"
+        )
     table.setItemDelegateForColumn(Column.NAME, badge)
     window.close()
     return 0

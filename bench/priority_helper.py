@@ -20,6 +20,7 @@ from pathlib import Path
 
 from chadthrottle.helper.standalone import PrivateSystemBus
 from chadthrottle.priority import Priority
+
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, nsenter_argv, spawn
 
@@ -35,7 +36,10 @@ def shaped_by_the_helper(bus: PrivateSystemBus, pair: NetnsPair, down_bps: int, 
     ends; yields the call's application id once the helper says both are in
     force (GetLinkShaping's down/up_shaping, the application's empty
     priority_problem)."""
-    holder = spawn(nsenter_argv(pair.host_ns, [sys.executable, "-c", "import time; time.sleep(600)"]), call_scope)
+    holder = spawn(
+        nsenter_argv(pair.host_ns, [sys.executable, "-c", "import time; time.sleep(600)"]),
+        call_scope,
+    )
     app_id = ""
     try:
         call_helper(bus.address, lambda c: c.set_link_capacity(round(down_bps * ETHERNET_L2_TO_L3),
@@ -68,4 +72,6 @@ def _wait_in_force(bus: PrivateSystemBus, app_id: str, priority: Priority) -> No
                 and app.priority == priority.value and not app.priority_problem:  # fmt: skip
             return
         time.sleep(0.2)
-    raise RuntimeError(f"the helper did not put the priority in force within {SHAPING_TIMEOUT_S:.0f} s: {seen}")
+    raise RuntimeError(
+        f"the helper did not put the priority in force within {SHAPING_TIMEOUT_S:.0f} s: {seen}"
+    )

@@ -20,12 +20,12 @@ import secrets
 import subprocess
 from collections.abc import Iterator
 
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.htb import ROOT_HANDLE, ClassSpec, HtbHierarchy
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.priority import Priority
+from pyroute2 import IPRoute
+
 from tests.support.netns import NetnsPair, entered_netns
 
 CALL_SLOT = 1
@@ -64,7 +64,9 @@ def prioritized(pair: NetnsPair, down_bps: int, up_bps: int, call_port: int,
     wanted = {CALL_SLOT: ClassSpec(0, 0, priority)}  # rate 0: no limit, a class for the priority
     if acks is not None:
         wanted[ACK_SLOT] = ClassSpec(0, 0, acks)
-    subprocess.run(["ip", "-n", ns, "link", "add", ifb, "type", "ifb"], check=True, capture_output=True)
+    subprocess.run(
+        ["ip", "-n", ns, "link", "add", ifb, "type", "ifb"], check=True, capture_output=True
+    )
     trees: list[HtbHierarchy] = []
     with entered_netns(ns):
         ipr = IPRoute()
@@ -86,7 +88,9 @@ def prioritized(pair: NetnsPair, down_bps: int, up_bps: int, call_port: int,
             "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", ifb)  # fmt: skip
         yield
     finally:
-        subprocess.run(["tc", "-n", ns, "qdisc", "del", "dev", pair.host_if, "ingress"], capture_output=True)
+        subprocess.run(
+            ["tc", "-n", ns, "qdisc", "del", "dev", pair.host_if, "ingress"], capture_output=True
+        )
         for tree in trees:
             tree.delete()
         ipr.close()

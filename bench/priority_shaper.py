@@ -18,14 +18,14 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from chadthrottle.priority import Priority
+from pyroute2 import IPRoute
+
 from tests.support.netns import NetnsPair, entered_netns
 
 CALL_SLOT = 1
@@ -36,7 +36,10 @@ ETHERNET_L3_TO_L2 = 1514 / 1500  # the modem counts frames; a capacity is at L3
 
 @contextlib.contextmanager
 def shaped_by_the_helpers_kernel(
-    pair: NetnsPair, down_bps: int, up_bps: int, priority: Priority = Priority.CRITICAL,
+    pair: NetnsPair,
+    down_bps: int,
+    up_bps: int,
+    priority: Priority = Priority.CRITICAL,
 ) -> Iterator[Callable[[Path, int], None]]:
     """The tree on the host namespace's IFBs under the link (L2 bytes/s, as
     the modem counts), a class for the call (CALL_SLOT, `priority`) and one
@@ -54,7 +57,10 @@ def shaped_by_the_helpers_kernel(
             for direction, capacity in ((Direction.DOWN, down_bps), (Direction.UP, up_bps)):
                 shaper.set_link(direction, LinkShaping(round(capacity / ETHERNET_L3_TO_L2)))
             # rate 0: no limit, a class for the priority
-            classes = {CALL_SLOT: ClassSpec(0, 0, priority), DOWNLOAD_SLOT: ClassSpec(0, 0, Priority.NORMAL)}
+            classes = {
+                CALL_SLOT: ClassSpec(0, 0, priority),
+                DOWNLOAD_SLOT: ClassSpec(0, 0, Priority.NORMAL),
+            }
             shaper.reconcile({direction: dict(classes) for direction in Direction})
 
             def tag(scope: Path, slot: int) -> None:

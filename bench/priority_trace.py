@@ -23,12 +23,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from bench.priorities import Bench, _rate_arg, _percentile
 from bench.bottleneck import modem
+from bench.priorities import TSO_RTT_LOG, Bench, _percentile, _rate_arg
 from tests.support.netns import netns_pair, nsenter_argv
-from bench.priorities import TSO_RTT_LOG
 
-SS_FIELDS = re.compile(r"cwnd:(\d+).*?bytes_sent:(\d+).*?(?:unacked:(\d+))?.*?pacing_rate (\S+)", re.S)
+SS_FIELDS = re.compile(
+    r"cwnd:(\d+).*?bytes_sent:(\d+).*?(?:unacked:(\d+))?.*?pacing_rate (\S+)", re.S
+)
 
 
 @dataclass
@@ -36,12 +37,18 @@ class Sample:
     at: float
     modem_down: int
     modem_down_drops: int
-    leaves: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)  # handle -> backlog, drops, pkts, bytes
-    senders: list[tuple[int, int]] = field(default_factory=list)  # (cwnd, unacked) per download flow
+    leaves: dict[str, tuple[int, int, int, int]] = field(
+        default_factory=dict
+    )  # handle -> backlog, drops, pkts, bytes
+    senders: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # (cwnd, unacked) per download flow
 
 
 def _json(argv: list[str]) -> list[dict]:
-    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout or "[]")
+    return json.loads(
+        subprocess.run(argv, capture_output=True, text=True, check=True).stdout or "[]"
+    )
 
 
 def _ifb(netns: str) -> list[str]:
@@ -69,11 +76,18 @@ def _senders(netns: str, source_ports: range) -> list[tuple[int, int]]:
     return flows
 
 
-def _fine(host_ns: str, internet, ifbs: list[str], aliases: dict[str, str], stop: threading.Event,
-          out: list[tuple[float, int, int, int]]) -> None:
+def _fine(
+    host_ns: str,
+    internet,
+    ifbs: list[str],
+    aliases: dict[str, str],
+    stop: threading.Event,
+    out: list[tuple[float, int, int, int]],
+) -> None:
     """Every ~2 ms over netlink: (t, modem download backlog, data packets our
     download tree released so far, small TCP packets our upload tree released)."""
     from pyroute2 import IPRoute
+
     from tests.support.netns import entered_netns
 
     with entered_netns(internet.modem_ns):
@@ -95,8 +109,14 @@ def _fine(host_ns: str, internet, ifbs: list[str], aliases: dict[str, str], stop
     while not stop.is_set():
         q = next(m for m in modem_ipr.get_qdiscs(index=modem_index) if m["parent"] == 0xFFFFFFFF)
         backlog = q.get_attr("TCA_STATS2").get_attr("TCA_STATS_QUEUE")["backlog"]
-        out.append((time.monotonic() - began, backlog, leaf_packets(down_index, 0xFFFD),
-                    leaf_packets(up_index, 0xFFFC)))
+        out.append(
+            (
+                time.monotonic() - began,
+                backlog,
+                leaf_packets(down_index, 0xFFFD),
+                leaf_packets(up_index, 0xFFFC),
+            )
+        )
         time.sleep(0.002)
     modem_ipr.close()
     host_ipr.close()
@@ -105,16 +125,22 @@ def _fine(host_ns: str, internet, ifbs: list[str], aliases: dict[str, str], stop
 def _report_fine(fine: list[tuple[float, int, int, int]], down_bps: int) -> None:
     """Per 10 ms bins: the modem's queue, data our tree released, acknowledgements sent."""
     gaps = [b[0] - a[0] for a, b in zip(fine, fine[1:])]
-    print(f"fine: {len(fine)} samples, gap p50 {_percentile(gaps, 0.5) * 1000:.1f} ms p99 "
-          f"{_percentile(gaps, 0.99) * 1000:.1f} ms max {max(gaps) * 1000:.1f} ms")
+    print(
+        f"fine: {len(fine)} samples, gap p50 {_percentile(gaps, 0.5) * 1000:.1f} ms p99 "
+        f"{_percentile(gaps, 0.99) * 1000:.1f} ms max {max(gaps) * 1000:.1f} ms"
+    )
     ms = [f[1] / down_bps * 1000 for f in fine]
-    print(f"fine modem queue ms: p50 {_percentile(ms, 0.5):.1f} p90 {_percentile(ms, 0.9):.1f} "
-          f"p99 {_percentile(ms, 0.99):.1f} max {max(ms):.1f}")
+    print(
+        f"fine modem queue ms: p50 {_percentile(ms, 0.5):.1f} p90 {_percentile(ms, 0.9):.1f} "
+        f"p99 {_percentile(ms, 0.99):.1f} max {max(ms):.1f}"
+    )
     peak = max(range(len(fine)), key=lambda i: fine[i][1])
     for i in range(max(1, peak - 60), min(len(fine), peak + 15), 3):
         a, b = fine[i - 1], fine[i]
-        print(f"  t={b[0]:7.3f} modemq={b[1] / 1000:6.1f}K data+={b[2] - a[2]:3d} acks+={b[3] - a[3]:3d}"
-              f" (over {1000 * (b[0] - a[0]):.1f} ms)")
+        print(
+            f"  t={b[0]:7.3f} modemq={b[1] / 1000:6.1f}K data+={b[2] - a[2]:3d} acks+={b[3] - a[3]:3d}"
+            f" (over {1000 * (b[0] - a[0]):.1f} ms)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,14 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sample-ms", type=float, default=20.0)
     parser.add_argument("--flows", type=int, default=4)
-    parser.add_argument("--rt-receivers", action="store_true", help="the bulk download's receiving processes "
-                        "real-time (SCHED_FIFO 10): are the bursts theirs, delayed with their socket locked?")
+    parser.add_argument(
+        "--rt-receivers",
+        action="store_true",
+        help="the bulk download's receiving processes "
+        "real-time (SCHED_FIFO 10): are the bursts theirs, delayed with their socket locked?",
+    )
     arguments = parser.parse_args(argv)
-    with netns_pair() as pair, modem(pair, arguments.down, arguments.up, arguments.buffer_ms) as internet:
+    with (
+        netns_pair() as pair,
+        modem(pair, arguments.down, arguments.up, arguments.buffer_ms) as internet,
+    ):
         for netns in (pair.host_ns, internet.netns):
             subprocess.run(nsenter_argv(netns, ["sysctl", "-qw", f"net.ipv4.tcp_tso_rtt_log={TSO_RTT_LOG}"]),
                            check=True)  # fmt: skip
-        bench = Bench(None, pair, internet, arguments.down, arguments.up, 1.0, "cubic", arguments.flows)
+        bench = Bench(
+            None, pair, internet, arguments.down, arguments.up, 1.0, "cubic", arguments.flows
+        )
         samples: list[Sample] = []
         with bench._tagged(), bench.bulk() as (_, down_streams):
             if arguments.rt_receivers:
@@ -146,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(4.0)
             stop = threading.Event()
             fine: list[tuple[float, int, int, int]] = []
-            fine_thread = threading.Thread(target=_fine, args=(pair.host_ns, internet, ifbs, aliases, stop, fine))
+            fine_thread = threading.Thread(
+                target=_fine, args=(pair.host_ns, internet, ifbs, aliases, stop, fine)
+            )
             fine_thread.start()
 
             def call() -> None:
@@ -159,8 +196,19 @@ def main(argv: list[str] | None = None) -> int:
             while not stop.is_set():
                 q = _json(["tc", "-n", internet.modem_ns, "-s", "-j", "qdisc", "show", "dev", internet.down_dev,
                            "root"])[0]  # fmt: skip
-                samples.append(Sample(time.monotonic() - began, q["backlog"], q["drops"],
-                                      {f"{name} {k}": v for name in ifbs for k, v in _leaves(pair.host_ns, name).items()}, _senders(internet.netns, range(7100, 8000))))
+                samples.append(
+                    Sample(
+                        time.monotonic() - began,
+                        q["backlog"],
+                        q["drops"],
+                        {
+                            f"{name} {k}": v
+                            for name in ifbs
+                            for k, v in _leaves(pair.host_ns, name).items()
+                        },
+                        _senders(internet.netns, range(7100, 8000)),
+                    )
+                )
                 stop.wait(arguments.sample_ms / 1000)
             caller.join()
             fine_thread.join()
@@ -169,21 +217,30 @@ def main(argv: list[str] | None = None) -> int:
             print("senders:", re.findall(r"(?:busy|rwnd_limited|sndbuf_limited):\S+", limited))
     _report_fine(fine, arguments.down)
     ms = [s.modem_down / arguments.down * 1000 for s in samples]
-    print(f"{len(samples)} samples; modem download queue ms: p50 {_percentile(ms, 0.5):.1f} "
-          f"p90 {_percentile(ms, 0.9):.1f} p99 {_percentile(ms, 0.99):.1f} max {max(ms):.1f}; "
-          f"modem drops {samples[-1].modem_down_drops - samples[0].modem_down_drops}")
+    print(
+        f"{len(samples)} samples; modem download queue ms: p50 {_percentile(ms, 0.5):.1f} "
+        f"p90 {_percentile(ms, 0.9):.1f} p99 {_percentile(ms, 0.99):.1f} max {max(ms):.1f}; "
+        f"modem drops {samples[-1].modem_down_drops - samples[0].modem_down_drops}"
+    )
     first, last = samples[0], samples[-1]
     for handle, (backlog, drops, packets, sent) in last.leaves.items():
         b0 = first.leaves.get(handle, (0, 0, 0, 0))
         n = packets - b0[2]
-        print(f"  {handle}: drops {drops - b0[1]}, packets {n}, mean size {(sent - b0[3]) / n if n else 0:.0f} B")
+        print(
+            f"  {handle}: drops {drops - b0[1]}, packets {n}, mean size {(sent - b0[3]) / n if n else 0:.0f} B"
+        )
     for i, sample in enumerate(samples):
         if ms[i] >= _percentile(ms, 0.97) and ms[i] > 1:
-            window = samples[max(0, i - 5):i + 1]
-            print(f"t={sample.at:6.2f}s modem {ms[i]:5.1f} ms | " + " ".join(
-                f"[{w.at:5.2f} q={w.modem_down / 1000:.0f}K leafq="
-                f"{max((v[0] for k, v in w.leaves.items() if 'bfifo' in k), default=0) / 1000:.0f}K "
-                f"cwnd={sum(c for c, _ in w.senders)} unacked={sum(u for _, u in w.senders)}]" for w in window[-3:]))
+            window = samples[max(0, i - 5) : i + 1]
+            print(
+                f"t={sample.at:6.2f}s modem {ms[i]:5.1f} ms | "
+                + " ".join(
+                    f"[{w.at:5.2f} q={w.modem_down / 1000:.0f}K leafq="
+                    f"{max((v[0] for k, v in w.leaves.items() if 'bfifo' in k), default=0) / 1000:.0f}K "
+                    f"cwnd={sum(c for c, _ in w.senders)} unacked={sum(u for _, u in w.senders)}]"
+                    for w in window[-3:]
+                )
+            )
     return 0
 
 

@@ -18,10 +18,10 @@ like a burst. docs/helper.md keeps a run.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +31,7 @@ from pathlib import Path
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, Receiver, Stream, app_scope, netns_pair, start_stream
 
@@ -51,8 +52,10 @@ class EventReport:
     longest_stall_s: float
 
     def line(self) -> str:
-        return (f"{self.event:<22} max {WINDOW_S:.2f} s window {self.max_ratio:5.2f}x the limit, "
-                f"above {TOLERANCE}x for {self.above_s:4.2f} s, longest stall {self.longest_stall_s:4.2f} s")
+        return (
+            f"{self.event:<22} max {WINDOW_S:.2f} s window {self.max_ratio:5.2f}x the limit, "
+            f"above {TOLERANCE}x for {self.above_s:4.2f} s, longest stall {self.longest_stall_s:4.2f} s"
+        )
 
 
 def samples_between(receiver: Receiver, since: float, until: float) -> list[tuple[float, int]]:
@@ -60,7 +63,9 @@ def samples_between(receiver: Receiver, since: float, until: float) -> list[tupl
         return [(t, b) for t, b in receiver.samples if since <= t <= until]
 
 
-def window_ratios(samples: list[tuple[float, int]], limit_bps: int, window_s: float = WINDOW_S) -> list[tuple[float, float]]:
+def window_ratios(
+    samples: list[tuple[float, int]], limit_bps: int, window_s: float = WINDOW_S
+) -> list[tuple[float, float]]:
     """(start, rate / limit) of every window of at least window_s that starts at
     a sample and ends at the first sample window_s or more later; the rate is
     at L3, from the payload the sink reported."""
@@ -85,20 +90,31 @@ def longest_stall_s(samples: list[tuple[float, int]]) -> float:
     return max(longest, samples[-1][0] - last_progress) if samples else 0.0
 
 
-def report(event: str, receiver: Receiver, since: float, until: float, limit_bps: int) -> EventReport:
+def report(
+    event: str, receiver: Receiver, since: float, until: float, limit_bps: int
+) -> EventReport:
     samples = samples_between(receiver, since, until)
     ratios = window_ratios(samples, limit_bps)
     above = sum(1 for _, ratio in ratios if ratio > TOLERANCE)
     step_s = (samples[-1][0] - samples[0][0]) / max(1, len(samples) - 1) if samples else 0.0
-    return EventReport(event, max((r for _, r in ratios), default=0.0), above * step_s, longest_stall_s(samples))
+    return EventReport(
+        event, max((r for _, r in ratios), default=0.0), above * step_s, longest_stall_s(samples)
+    )
 
 
 def helper_in(bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path) -> HelperProcess:
-    return HelperProcess(bus.address, netns=pair.host_ns, state_dir=state_dir, start_timeout_s=START_TIMEOUT_S)
+    return HelperProcess(
+        bus.address, netns=pair.host_ns, state_dir=state_dir, start_timeout_s=START_TIMEOUT_S
+    )
 
 
-def restart_after_sigkill(bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path, running: HelperProcess,
-                          settle_s: float = SETTLE_S) -> HelperProcess:
+def restart_after_sigkill(
+    bus: PrivateSystemBus,
+    pair: NetnsPair,
+    state_dir: Path,
+    running: HelperProcess,
+    settle_s: float = SETTLE_S,
+) -> HelperProcess:
     """SIGKILL `running`, start a new helper, wait settle_s; returns the new one."""
     running.kill()
     restarted = helper_in(bus, pair, state_dir)
@@ -116,8 +132,9 @@ def bounce_uplink(pair: NetnsPair, down_s: float = 1.0, settle_s: float = SETTLE
 
 
 @contextmanager
-def limited_download(bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path, limit_bps: int,
-                     port: int) -> Iterator[tuple[Stream, list[HelperProcess]]]:
+def limited_download(
+    bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path, limit_bps: int, port: int
+) -> Iterator[tuple[Stream, list[HelperProcess]]]:
     """A download in an app scope, limited through a helper; yields the stream
     and the list of helpers (the caller appends restarted ones; all are
     stopped on exit)."""
@@ -129,7 +146,10 @@ def limited_download(bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path, li
             first = helper_in(bus, pair, state_dir)
             helpers.append(first)
             first.start()
-            call_helper(bus.address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.DOWN, limit_bps))
+            call_helper(
+                bus.address,
+                lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.DOWN, limit_bps),
+            )
             time.sleep(SETTLE_S)
             yield stream, helpers
         finally:
@@ -140,28 +160,45 @@ def limited_download(bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path, li
 
 def run(limit_bps: int, rounds: int) -> list[EventReport]:
     reports = []
-    with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory(prefix="ct-gap-") as state:
+    with (
+        PrivateSystemBus() as bus,
+        netns_pair() as pair,
+        tempfile.TemporaryDirectory(prefix="ct-gap-") as state,
+    ):
         with limited_download(bus, pair, Path(state), limit_bps, 5700) as (stream, helpers):
             before = time.monotonic()
             time.sleep(2.0)
-            reports.append(report("steady (reference)", stream.receiver, before, time.monotonic(), limit_bps))
+            reports.append(
+                report("steady (reference)", stream.receiver, before, time.monotonic(), limit_bps)
+            )
             for _ in range(rounds):
                 since = time.monotonic()
                 helpers.append(restart_after_sigkill(bus, pair, Path(state), helpers[-1]))
-                reports.append(report("SIGKILL + restart", stream.receiver, since, time.monotonic(), limit_bps))
+                reports.append(
+                    report("SIGKILL + restart", stream.receiver, since, time.monotonic(), limit_bps)
+                )
                 since = time.monotonic()
                 bounce_uplink(pair)
-                reports.append(report("uplink down/up", stream.receiver, since, time.monotonic(), limit_bps))
+                reports.append(
+                    report("uplink down/up", stream.receiver, since, time.monotonic(), limit_bps)
+                )
             if helpers[-1].returncode is not None:
                 raise RuntimeError(f"the helper died:\n{helpers[-1].log_text()}")
     return reports
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.restart_gap", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit-mib", type=float, default=1.0, help="download limit, MiB/s (default 1)")
-    parser.add_argument("--rounds", type=int, default=1, help="restarts and uplink bounces (default 1)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.restart_gap",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--limit-mib", type=float, default=1.0, help="download limit, MiB/s (default 1)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="restarts and uplink bounces (default 1)"
+    )
     arguments = parser.parse_args(argv)
     reports = run(int(arguments.limit_mib * MiB), arguments.rounds)
     print(f"download limited to {arguments.limit_mib:g} MiB/s (L3), {WINDOW_S} s windows:")

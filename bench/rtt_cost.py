@@ -48,10 +48,16 @@ def _background(count: int) -> list[socket.socket]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--procs", type=int, default=4)
-    parser.add_argument("--sockets", type=int, default=20, help="connections per process (two sockets each)")
-    parser.add_argument("--background", type=int, default=2000, help="other established sockets in the namespace")
+    parser.add_argument(
+        "--sockets", type=int, default=20, help="connections per process (two sockets each)"
+    )
+    parser.add_argument(
+        "--background", type=int, default=2000, help="other established sockets in the namespace"
+    )
     parser.add_argument("--rounds", type=int, default=50)
     args = parser.parse_args(argv)
     kept = _background(args.background)

@@ -107,7 +107,7 @@ def _serve_udp(sock: socket.socket) -> None:
     while True:
         data, peer = sock.recvfrom(CHUNK_BYTES)
         if data.startswith(DOWN_MAGIC) and len(data) == len(DOWN_MAGIC) + 8:
-            (down,) = struct.unpack("!Q", data[len(DOWN_MAGIC):])
+            (down,) = struct.unpack("!Q", data[len(DOWN_MAGIC) :])
             threading.Thread(target=_paced_datagrams, args=(sock, down, peer), daemon=True).start()
 
 
@@ -156,8 +156,12 @@ def run_threads(args: argparse.Namespace) -> None:
     """One thread sends, the other receives, each on its own connection."""
     results: list[tuple[int, int]] = []
     threads = [
-        threading.Thread(target=lambda: results.append(tcp_exchange(args.host, args.port, args.up, 0))),
-        threading.Thread(target=lambda: results.append(tcp_exchange(args.host, args.port, 0, args.down))),
+        threading.Thread(
+            target=lambda: results.append(tcp_exchange(args.host, args.port, args.up, 0))
+        ),
+        threading.Thread(
+            target=lambda: results.append(tcp_exchange(args.host, args.port, 0, args.down))
+        ),
     ]
     for thread in threads:
         thread.start()
@@ -229,14 +233,16 @@ def run_udp(args: argparse.Namespace) -> None:
         while received < args.down:
             try:
                 received += len(sock.recv(CHUNK_BYTES))
-            except socket.timeout:
+            except TimeoutError:
                 break  # the rest was lost
     _report(sent, received)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("serve", "tcp", "threads", "child", "burst", "blips", "udp"))
+    parser.add_argument(
+        "command", choices=("serve", "tcp", "threads", "child", "burst", "blips", "udp")
+    )
     parser.add_argument("--host", default="")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--up", type=int, default=0, help="payload bytes the client sends")

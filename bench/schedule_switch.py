@@ -30,6 +30,7 @@ from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.schedules import local_zone, make_schedule
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Receiver, app_scope, netns_pair, start_stream
 
@@ -63,11 +64,17 @@ def switch_latency(rounds: int, limit_bps: int) -> list[tuple[str, float, float]
         with helper, app_scope(cgroup2_mount(), "org.chadthrottle.BenchSchedule") as scope:
             stream = start_stream(pair, 5720, "up", app_cgroup=scope, seconds=600)
             try:
-                app_id = call_helper(bus.address, lambda c: c.set_schedule(
-                    f"pid:{stream.app_pid}", "mon", "09:00", "09:01", 0, limit_bps))
+                app_id = call_helper(
+                    bus.address,
+                    lambda c: c.set_schedule(
+                        f"pid:{stream.app_pid}", "mon", "09:00", "09:01", 0, limit_bps
+                    ),
+                )
 
                 def listed() -> int:
-                    apps = {a.id: a for a in call_helper(bus.address, lambda c: c.list_applications())}
+                    apps = {
+                        a.id: a for a in call_helper(bus.address, lambda c: c.list_applications())
+                    }
                     return apps[app_id].up_limit_bps if app_id in apps else -1
 
                 time.sleep(1.0)
@@ -76,13 +83,21 @@ def switch_latency(rounds: int, limit_bps: int) -> list[tuple[str, float, float]
                     moved = time.monotonic()
                     shown = _until(lambda: listed() == limit_bps)
                     held = _until(lambda: _window_bps(stream.receiver) <= 1.1 * limit_bps, 15.0)
-                    results.append(("on at 09:00", shown, time.monotonic() - moved if held == held else held))
+                    results.append(
+                        ("on at 09:00", shown, time.monotonic() - moved if held == held else held)
+                    )
                     time.sleep(2.0)
                     clock.write_text(f"{MONDAY_0900 + 60}\n")
                     moved = time.monotonic()
                     shown = _until(lambda: listed() == 0)
                     freed = _until(lambda: _window_bps(stream.receiver) > 5 * limit_bps, 15.0)
-                    results.append(("off at 09:01", shown, time.monotonic() - moved if freed == freed else freed))
+                    results.append(
+                        (
+                            "off at 09:01",
+                            shown,
+                            time.monotonic() - moved if freed == freed else freed,
+                        )
+                    )
                     time.sleep(2.0)
             finally:
                 stream.stop()
@@ -101,16 +116,28 @@ def real_clock_latency(limit_bps: int) -> list[tuple[str, float, float]]:
             stream = start_stream(pair, 5721, "up", app_cgroup=scope, seconds=600)
             try:
                 now = time.time()
-                start = now - now % 60 + (120 if now % 60 > 45 else 60)  # at least 15 s to set it up
+                start = (
+                    now - now % 60 + (120 if now % 60 > 45 else 60)
+                )  # at least 15 s to set it up
                 local = datetime.fromtimestamp(start, zone)
                 names = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
                 end = datetime.fromtimestamp(start + 60, zone)
-                app_id = call_helper(bus.address, lambda c: c.set_schedule(
-                    f"pid:{stream.app_pid}", names[local.weekday()], local.strftime("%H:%M"), end.strftime("%H:%M"),
-                    0, limit_bps))
+                app_id = call_helper(
+                    bus.address,
+                    lambda c: c.set_schedule(
+                        f"pid:{stream.app_pid}",
+                        names[local.weekday()],
+                        local.strftime("%H:%M"),
+                        end.strftime("%H:%M"),
+                        0,
+                        limit_bps,
+                    ),
+                )
 
                 def listed() -> int:
-                    apps = {a.id: a for a in call_helper(bus.address, lambda c: c.list_applications())}
+                    apps = {
+                        a.id: a for a in call_helper(bus.address, lambda c: c.list_applications())
+                    }
                     return apps[app_id].up_limit_bps if app_id in apps else -1
 
                 for target, wanted, what in ((start, limit_bps, "on"), (start + 60, 0, "off")):
@@ -121,21 +148,31 @@ def real_clock_latency(limit_bps: int) -> list[tuple[str, float, float]]:
                         _until(lambda: _window_bps(stream.receiver) <= 1.1 * limit_bps, 15.0)
                     else:
                         _until(lambda: _window_bps(stream.receiver) > 5 * limit_bps, 15.0)
-                    results.append((f"{what} at the minute (real clock)", shown_at if shown == shown else shown,
-                                    time.time() - target))
+                    results.append(
+                        (
+                            f"{what} at the minute (real clock)",
+                            shown_at if shown == shown else shown,
+                            time.time() - target,
+                        )
+                    )
             finally:
                 stream.stop()
     return results
 
 
-def activate_cost(rules: int = 1000, per_rule: int = 3, repeats: int = 50) -> tuple[float, float, float]:
+def activate_cost(
+    rules: int = 1000, per_rule: int = 3, repeats: int = 50
+) -> tuple[float, float, float]:
     """Median seconds of one activate(): a tick within the same minute (59
     ticks of 60), a new minute where nothing switches, and every rule switching."""
     table = LimitTable()
     rate = {Direction.DOWN: Limit(1_000_000, MIN_BURST_BYTES)}
     for n in range(rules):
         for day in range(per_rule):
-            table.add_schedule((f"exe:/usr/bin/app{n}", 1000), make_schedule(("mon", "tue", "wed")[day], "09:00", "10:00", rate))
+            table.add_schedule(
+                (f"exe:/usr/bin/app{n}", 1000),
+                make_schedule(("mon", "tue", "wed")[day], "09:00", "10:00", rate),
+            )
     zone = local_zone()
     same, quiet, switching = [], [], []
     for i in range(repeats):
@@ -147,7 +184,9 @@ def activate_cost(rules: int = 1000, per_rule: int = 3, repeats: int = 50) -> tu
         table.activate(minute.replace(second=30))
         same.append(time.perf_counter() - started)
         started = time.perf_counter()
-        table.activate(datetime(2027, 1, 4, 9 + i % 2, 30, tzinfo=zone))  # 09:30 / 10:30: all on / all off
+        table.activate(
+            datetime(2027, 1, 4, 9 + i % 2, 30, tzinfo=zone)
+        )  # 09:30 / 10:30: all on / all off
         switching.append(time.perf_counter() - started)
     return statistics.median(same), statistics.median(quiet), statistics.median(switching)
 
@@ -156,17 +195,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--limit-mib", type=float, default=1.0)
-    parser.add_argument("--real-clock", action="store_true", help="also one round on the real clock (2 min)")
+    parser.add_argument(
+        "--real-clock", action="store_true", help="also one round on the real clock (2 min)"
+    )
     arguments = parser.parse_args()
     same, quiet, switching = activate_cost()
-    print(f"activate(), 1,000 rules x 3 schedules: {same * 1e6:.1f} us within a minute, {quiet * 1e3:.2f} ms "
-          f"on a new minute where nothing switches, {switching * 1e3:.2f} ms when every rule switches (median of 50)")
+    print(
+        f"activate(), 1,000 rules x 3 schedules: {same * 1e6:.1f} us within a minute, {quiet * 1e3:.2f} ms "
+        f"on a new minute where nothing switches, {switching * 1e3:.2f} ms when every rule switches (median of 50)"
+    )
     rounds = switch_latency(arguments.rounds, int(arguments.limit_mib * MiB))
     if arguments.real_clock:
         rounds += real_clock_latency(int(arguments.limit_mib * MiB))
     for what, shown, traffic in rounds:
-        print(f"{what}: listed after {shown:.2f} s, traffic {'within 1.1x' if 'on' in what else 'above 5x'} "
-              f"after {traffic:.2f} s")
+        print(
+            f"{what}: listed after {shown:.2f} s, traffic {'within 1.1x' if 'on' in what else 'above 5x'} "
+            f"after {traffic:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -18,12 +18,11 @@ import threading
 import time
 from types import TracebackType
 
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.htb import ACK_MINOR, DEFAULT_MINOR, LINK_MINOR
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.tc_ownership import IFB_ALIASES
+from pyroute2 import IPRoute
 
 CLONE_NEWNET = 0x40000000
 ETHERNET_HEADER_BYTES = 14  # HTB counts from the link-layer header; limits are at L3
@@ -68,7 +67,9 @@ class ShaperBytes:
         self._stop.set()
         self._thread.join(timeout=5)
         if self._error is not None and kind is None:
-            raise RuntimeError(f"reading the shaper in {self._netns} failed: {self._error}") from self._error
+            raise RuntimeError(
+                f"reading the shaper in {self._netns} failed: {self._error}"
+            ) from self._error
 
     def _run(self) -> None:
         try:
@@ -79,14 +80,20 @@ class ShaperBytes:
             finally:
                 os.close(fd)
             with IPRoute() as ipr:
-                ifindexes = [link["index"] for link in ipr.get_links() if link.get_attr("IFLA_IFALIAS") == self._alias]
+                ifindexes = [
+                    link["index"]
+                    for link in ipr.get_links()
+                    if link.get_attr("IFLA_IFALIAS") == self._alias
+                ]
                 if not ifindexes:
                     raise LookupError(f"no IFB with alias {self._alias!r}")
                 while not self._stop.is_set():
                     asked = time.monotonic()
                     total = sum(limited_class_bytes(ipr, index) for index in ifindexes)
                     answered = time.monotonic()
-                    if answered - asked <= MAX_READ_S:  # else this thread was held up: when it was read is unknown
+                    if (
+                        answered - asked <= MAX_READ_S
+                    ):  # else this thread was held up: when it was read is unknown
                         self.samples.append(((asked + answered) / 2, float(total)))
                     else:
                         self.dropped += 1

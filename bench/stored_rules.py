@@ -23,8 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus  # noqa: E402
-from tests.support.netns import netns_pair  # noqa: E402
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
+from tests.support.netns import netns_pair
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -58,9 +59,15 @@ def main() -> int:
     if os.geteuid() != 0:
         print("stored_rules: run as root (namespaces, BPF, tc)", file=sys.stderr)
         return 1
-    print(f"{'stored rules':>12}  {'idle CPU (% of one core)':>24}  {'HTB classes on the uplink':>25}")
+    print(
+        f"{'stored rules':>12}  {'idle CPU (% of one core)':>24}  {'HTB classes on the uplink':>25}"
+    )
     for count in arguments.counts:
-        with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory() as state:
+        with (
+            PrivateSystemBus() as bus,
+            netns_pair() as pair,
+            tempfile.TemporaryDirectory() as state,
+        ):
             _write_rules(Path(state), count)
             with HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state), log_level="warning",
                                start_timeout_s=150) as helper:  # fmt: skip

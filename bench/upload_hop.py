@@ -41,6 +41,7 @@ from pathlib import Path
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, app_scope, netns_pair, nsenter_argv, spawn, start_stream
 

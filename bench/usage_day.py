@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,23 +33,31 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chadthrottle.usage_contract import UsageResolution, UsageRow  # noqa: E402
-from chadthrottle.helper.kernel.cgroups import cgroup2_mount  # noqa: E402
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus  # noqa: E402
-from tests.support.netns import (  # noqa: E402
-    TRAFFIC_SCRIPT, NetnsPair, Receiver, app_scope, netns_pair, nsenter_argv, spawn, wait_for_line,
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.usage_contract import UsageResolution, UsageRow
+
+from tests.support.netns import (
+    TRAFFIC_SCRIPT,
+    NetnsPair,
+    Receiver,
+    app_scope,
+    netns_pair,
+    nsenter_argv,
+    spawn,
+    wait_for_line,
 )
-from tests.support.wire_truth import WireCounters, make_countable, quiet, wire_counters  # noqa: E402
+from tests.support.wire_truth import WireCounters, make_countable, quiet, wire_counters
 
 HOUR_S, DAY_S = 3_600, 86_400
 # The day in miniature: a local (UTC) day in the past, so that GetUsage's
 # "now" (the system's clock) is after it and prune (the helper's clock) keeps it.
-DAY_START = int(datetime(2026, 11, 30, tzinfo=timezone.utc).timestamp())
+DAY_START = int(datetime(2026, 11, 30, tzinfo=UTC).timestamp())
 TOLERANCE = 0.005
 
 
@@ -93,20 +100,34 @@ class Moved:
             self.payload[(app, direction)] = self.payload.get((app, direction), 0) + count
 
 
-def _run_segment(pair: NetnsPair, scope: Path, segment: Segment, port: int, seconds: float, moved: Moved) -> None:
+def _run_segment(
+    pair: NetnsPair, scope: Path, segment: Segment, port: int, seconds: float, moved: Moved
+) -> None:
     """One paced transfer; the receiver outlives the sender, so everything sent is read."""
     python, script = sys.executable, str(TRAFFIC_SCRIPT)
     proto = ["--udp"] if segment.udp else []
-    send = ["--port", str(port), "--seconds", f"{seconds:.2f}", "--rate", str(segment.rate_bps), *proto]
+    send = [
+        "--port",
+        str(port),
+        "--seconds",
+        f"{seconds:.2f}",
+        "--rate",
+        str(segment.rate_bps),
+        *proto,
+    ]
     read = ["--port", str(port), "--seconds", f"{seconds + 3:.2f}", *proto]
     if segment.direction == "up":
-        peer = spawn(nsenter_argv(pair.peer_ns, [python, script, "serve", "--role", "sink", *read]), None)
+        peer = spawn(
+            nsenter_argv(pair.peer_ns, [python, script, "serve", "--role", "sink", *read]), None
+        )
         wait_for_line(peer, "listening")
         receiver = Receiver(peer)
         app = spawn(nsenter_argv(pair.host_ns, [python, script, "connect", "--host", pair.peer_addr, "--role", "source",
                                                 *send]), scope)  # fmt: skip
     else:
-        peer = spawn(nsenter_argv(pair.peer_ns, [python, script, "serve", "--role", "source", *send]), None)
+        peer = spawn(
+            nsenter_argv(pair.peer_ns, [python, script, "serve", "--role", "source", *send]), None
+        )
         wait_for_line(peer, "listening")
         app = spawn(nsenter_argv(pair.host_ns, [python, script, "connect", "--host", pair.peer_addr, "--role", "sink",
                                                 *read]), scope)  # fmt: skip
@@ -131,7 +152,9 @@ class SteppedClock:
     def set(self, moment: float) -> None:
         staged = self._path.with_suffix(".new")
         staged.write_text(f"{moment:.3f}\n")
-        os.replace(staged, self._path)  # the helper never reads half a number (it would fall back to time.time())
+        os.replace(
+            staged, self._path
+        )  # the helper never reads half a number (it would fall back to time.time())
 
     def day_hours(self) -> float:
         return (time.monotonic() - self._started) / self._hour_s
@@ -141,7 +164,9 @@ class SteppedClock:
             self.set(DAY_START + min(self.day_hours(), 23.99) * HOUR_S)
 
 
-def _usage(bus_address: str, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]:
+def _usage(
+    bus_address: str, app_id: str, since: int, until: int, resolution: UsageResolution
+) -> list[UsageRow]:
     """Root's GetUsage; asked again for up to 10 s while polkitd reloads its rules (a refusal meanwhile)."""
     from chadthrottle.blocking_client import BlockingHelperClient
     from chadthrottle.helper_errors import HelperClientError
@@ -165,7 +190,10 @@ def _sums(rows: list[UsageRow]) -> tuple[int, int]:
 def _scopes(apps: list[str]) -> Iterator[dict[str, Path]]:
     tag = secrets.token_hex(3)
     with ExitStack() as stack:
-        yield {app: stack.enter_context(app_scope(cgroup2_mount(), f"org.chadthrottle.Day{app}{tag}")) for app in apps}
+        yield {
+            app: stack.enter_context(app_scope(cgroup2_mount(), f"org.chadthrottle.Day{app}{tag}"))
+            for app in apps
+        }
 
 
 def _ratio(measured: int, expected: int) -> str:
@@ -174,11 +202,15 @@ def _ratio(measured: int, expected: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hour-s", type=float, default=4.0, help="real seconds per hour of the day")
+    parser.add_argument(
+        "--hour-s", type=float, default=4.0, help="real seconds per hour of the day"
+    )
     arguments = parser.parse_args()
     hour_s = arguments.hour_s
     apps = sorted({segment.app for segment in SCRIPT})
-    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
+    print(
+        f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)"
+    )
     with tempfile.TemporaryDirectory(prefix="chadthrottle-usage-day-") as directory, \
             PrivateSystemBus() as bus, netns_pair() as pair, _scopes(apps) as scopes:  # fmt: skip
         make_countable(pair)
@@ -189,7 +221,9 @@ def main() -> int:
         after_nsenter = helper.command.index("--") + 1
         helper.command[after_nsenter:after_nsenter] = ["env", "TZ=UTC"]
         with helper:
-            ids = {app: f"app:{scopes[app].name.split('-', 2)[2].rsplit('-', 1)[0]}" for app in apps}
+            ids = {
+                app: f"app:{scopes[app].name.split('-', 2)[2].rsplit('-', 1)[0]}" for app in apps
+            }
             quiet(pair.host_ns, pair.host_if)
             wire_before = wire_counters(pair.host_ns, pair.host_if)
             moved = Moved()
@@ -199,6 +233,7 @@ def main() -> int:
             stepper.start()
             workers = []
             for port, segment in enumerate(SCRIPT, start=6100):
+
                 def later(segment: Segment = segment, port: int = port) -> None:
                     time.sleep(max(0.0, segment.start_h * hour_s - (clock.day_hours() * hour_s)))
                     seconds = (segment.end_h - segment.start_h) * hour_s
@@ -212,17 +247,23 @@ def main() -> int:
                 time.sleep(0.1)
             stop.set()
             stepper.join()
-            clock.set(DAY_START + DAY_S - 30)  # the day's last minute: the last ticks still count in it
+            clock.set(
+                DAY_START + DAY_S - 30
+            )  # the day's last minute: the last ticks still count in it
             quiet(pair.host_ns, pair.host_if)
             wire = wire_counters(pair.host_ns, pair.host_if) - wire_before
-            time.sleep(3)  # a tick after the last exit (its final counts), and a flush (--usage-flush-s 1)
+            time.sleep(
+                3
+            )  # a tick after the last exit (its final counts), and a flush (--usage-flush-s 1)
             by_day = {app: _usage(bus.address, ids[app], DAY_START, DAY_START + DAY_S, UsageResolution.DAY)
                       for app in apps}  # fmt: skip
             by_hour = {app: _usage(bus.address, ids[app], DAY_START, DAY_START + DAY_S, UsageResolution.HOUR)
                        for app in apps}  # fmt: skip
             by_minute = {app: _usage(bus.address, ids[app], DAY_START, DAY_START + DAY_S, UsageResolution.MINUTE)
                          for app in apps}  # fmt: skip
-            outside = _usage(bus.address, "", DAY_START + DAY_S, int(time.time()) + 1, UsageResolution.DAY)
+            outside = _usage(
+                bus.address, "", DAY_START + DAY_S, int(time.time()) + 1, UsageResolution.DAY
+            )
             log_text = helper.log_text()
     _report(apps, ids, by_day, by_hour, by_minute, moved, wire, outside, log_text)
     return 0

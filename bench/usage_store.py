@@ -32,21 +32,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chadthrottle.usage_contract import UsageResolution  # noqa: E402
-from chadthrottle.helper.engine.api import ADMIN_VIEWER  # noqa: E402
-from chadthrottle.helper.errors import InvalidArgument  # noqa: E402
-from chadthrottle.helper.usage.buckets import DAY_S, RETENTION_S, Level, bucket_start  # noqa: E402
-from chadthrottle.helper.usage.recorder import UsageRecorder  # noqa: E402
-from chadthrottle.helper.usage.store import DATABASE_FILE, UsageStore  # noqa: E402
+from chadthrottle.helper.engine.api import ADMIN_VIEWER
+from chadthrottle.helper.errors import InvalidArgument
+from chadthrottle.helper.usage.buckets import DAY_S, RETENTION_S, Level, bucket_start
+from chadthrottle.helper.usage.recorder import UsageRecorder
+from chadthrottle.helper.usage.store import DATABASE_FILE, UsageStore
+from chadthrottle.usage_contract import UsageResolution
 
 
 class Sample:
     """One socket owner's counters, as the datapath reports them."""
 
-    __slots__ = ("owner_tgid", "netns_cookie", "ifindex", "rx_bytes", "tx_bytes")
+    __slots__ = ("ifindex", "netns_cookie", "owner_tgid", "rx_bytes", "tx_bytes")
 
     def __init__(self, tgid: int, ifindex: int, rx: int, tx: int) -> None:
-        self.owner_tgid, self.netns_cookie, self.ifindex, self.rx_bytes, self.tx_bytes = tgid, 1, ifindex, rx, tx
+        self.owner_tgid, self.netns_cookie, self.ifindex, self.rx_bytes, self.tx_bytes = (
+            tgid,
+            1,
+            ifindex,
+            rx,
+            tx,
+        )
 
 
 def _steady_rows(apps: int, now: int) -> Iterator[tuple[int, int, str, int, int, int, int, int]]:
@@ -56,8 +62,21 @@ def _steady_rows(apps: int, now: int) -> Iterator[tuple[int, int, str, int, int,
         start = bucket_start(level, first)
         while start <= now:
             for app in range(apps):
-                yield (int(level), start, f"exe:/opt/bench/app{app}", 1000, 123_456_789 + app, 12_345_678, 4096, 4096)
-            start = start + int(level) if level is not Level.DAY else bucket_start(Level.DAY, start + DAY_S + 3_600)
+                yield (
+                    int(level),
+                    start,
+                    f"exe:/opt/bench/app{app}",
+                    1000,
+                    123_456_789 + app,
+                    12_345_678,
+                    4096,
+                    4096,
+                )
+            start = (
+                start + int(level)
+                if level is not Level.DAY
+                else bucket_start(Level.DAY, start + DAY_S + 3_600)
+            )
 
 
 def _timed(call: Callable[[], object], rounds: int) -> tuple[float, float, float]:
@@ -76,8 +95,11 @@ def main() -> int:
     parser.add_argument("--apps", type=int, default=500)
     parser.add_argument("--flushes", type=int, default=30, help="flushes measured")
     parser.add_argument("--queries", type=int, default=20, help="queries measured, per kind")
-    parser.add_argument("--over-bus", action="store_true",
-                        help="also call a real helper (root: private bus, polkitd, a veth pair) with this history")
+    parser.add_argument(
+        "--over-bus",
+        action="store_true",
+        help="also call a real helper (root: private bus, polkitd, a veth pair) with this history",
+    )
     arguments = parser.parse_args()
     apps, now = arguments.apps, int(time.time())
     with tempfile.TemporaryDirectory(prefix="chadthrottle-usage-bench-") as directory:
@@ -87,12 +109,16 @@ def main() -> int:
         store.close()
         started = time.perf_counter()
         with sqlite3.connect(state / DATABASE_FILE) as db:
-            db.executemany("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _steady_rows(apps, now))
+            db.executemany(
+                "INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _steady_rows(apps, now)
+            )
             rows = db.execute("SELECT count(*) FROM usage").fetchone()[0]
         print(f"{apps} applications, every one active in every minute of two years: {rows:,} rows "
               f"(filled in {time.perf_counter() - started:.0f} s)")  # fmt: skip
         clock = [float(now)]
-        recorder = UsageRecorder(UsageStore(state), flush_interval_s=3600, wall_clock=lambda: clock[0])
+        recorder = UsageRecorder(
+            UsageStore(state), flush_interval_s=3600, wall_clock=lambda: clock[0]
+        )
         recorder.start()  # opens, prunes what expired
         size = (state / DATABASE_FILE).stat().st_size
         print(f"size on disk: {size / 1e6:.1f} MB ({size / rows:.0f} bytes a row; "
@@ -107,7 +133,11 @@ def main() -> int:
             clock[0] += 60
             for tgid in counters:
                 counters[tgid] += 1_000_000
-            samples = [Sample(tgid, ifindex, count, count // 10) for tgid, count in counters.items() for ifindex in (1, 2)]
+            samples = [
+                Sample(tgid, ifindex, count, count // 10)
+                for tgid, count in counters.items()
+                for ifindex in (1, 2)
+            ]
             recorder.update(samples, owner_of)
 
         def feed_and_flush() -> None:
@@ -117,7 +147,9 @@ def main() -> int:
         feed = _timed(one_minute, arguments.flushes)
         recorder.flush()
         flush = _timed(feed_and_flush, arguments.flushes)
-        print(f"one tick's feed ({apps} applications, 2 interfaces each): CPU {feed[0]:.2f} ms median")
+        print(
+            f"one tick's feed ({apps} applications, 2 interfaces each): CPU {feed[0]:.2f} ms median"
+        )
         print(f"feed + flush of one minute ({apps} applications, {3 * apps} rows upserted): "
               f"CPU {flush[0]:.1f} ms median, wall {flush[1]:.1f} ms median, {flush[2]:.1f} ms max")  # fmt: skip
         prune = _timed(lambda: recorder._store.prune(int(clock[0])), 3)
@@ -125,15 +157,31 @@ def main() -> int:
         since_30 = bucket_start(Level.DAY, int(clock[0]) - 29 * DAY_S)
         kinds = {
             "30 days by day, every application": ("", since_30, UsageResolution.DAY),
-            "30 days by day, one application": ("exe:/opt/bench/app7", since_30, UsageResolution.DAY),
-            "today by hour, every application": ("", bucket_start(Level.DAY, int(clock[0])), UsageResolution.HOUR),
-            "a year by month, every application": ("", int(clock[0]) - 365 * DAY_S, UsageResolution.MONTH),
+            "30 days by day, one application": (
+                "exe:/opt/bench/app7",
+                since_30,
+                UsageResolution.DAY,
+            ),
+            "today by hour, every application": (
+                "",
+                bucket_start(Level.DAY, int(clock[0])),
+                UsageResolution.HOUR,
+            ),
+            "a year by month, every application": (
+                "",
+                int(clock[0]) - 365 * DAY_S,
+                UsageResolution.MONTH,
+            ),
         }
         for label, (app_id, since, resolution) in kinds.items():
             answer: list[object] = []
 
-            def query(app_id: str = app_id, since: int = since, resolution: UsageResolution = resolution) -> None:
-                answer[:] = recorder.query(app_id, since, int(clock[0]) + 1, resolution, ADMIN_VIEWER)
+            def query(
+                app_id: str = app_id, since: int = since, resolution: UsageResolution = resolution
+            ) -> None:
+                answer[:] = recorder.query(
+                    app_id, since, int(clock[0]) + 1, resolution, ADMIN_VIEWER
+                )
 
             try:
                 cost = _timed(query, arguments.queries)
@@ -149,11 +197,14 @@ def main() -> int:
     return 0
 
 
-def _over_the_bus(state: Path, kinds: dict[str, tuple[str, int, UsageResolution]], rounds: int) -> None:
+def _over_the_bus(
+    state: Path, kinds: dict[str, tuple[str, int, UsageResolution]], rounds: int
+) -> None:
     """The same calls to a real helper on a private bus (real polkitd), with
     this database as its history: what a client waits for, marshalling included."""
     from chadthrottle.blocking_client import BlockingHelperClient
     from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
     from tests.support.netns import netns_pair
 
     with PrivateSystemBus() as bus, netns_pair() as pair, \
@@ -162,7 +213,9 @@ def _over_the_bus(state: Path, kinds: dict[str, tuple[str, int, UsageResolution]
         for label, (app_id, since, resolution) in kinds.items():
             answer: list[object] = []
 
-            def call(app_id: str = app_id, since: int = since, resolution: UsageResolution = resolution) -> None:
+            def call(
+                app_id: str = app_id, since: int = since, resolution: UsageResolution = resolution
+            ) -> None:
                 answer[:] = client.get_usage(app_id, since, 0, resolution)
 
             try:

@@ -19,6 +19,8 @@ from chadthrottle.cli.deferred_imports import defer
 defer("inspect")  # before the contract imports dataclasses: see deferred_imports
 # ruff: noqa: E402 (the imports below come after defer on purpose)
 
+from chadthrottle.cli.gates import GATE_VERBS, add_gate_parsers, run_gate
+from chadthrottle.cli.gates import check_arguments as check_gate_arguments
 from chadthrottle.cli.output import (  # re-exported: tests and scripts name them from here
     PAUSED_NOTE,
     applications_report,
@@ -31,8 +33,6 @@ from chadthrottle.cli.output import (  # re-exported: tests and scripts name the
     owner_label,
     to_json,
 )
-from chadthrottle.cli.gates import GATE_VERBS, add_gate_parsers, run_gate
-from chadthrottle.cli.gates import check_arguments as check_gate_arguments
 from chadthrottle.cli.priorities import add_priority_parsers, run_capacity, run_priority
 from chadthrottle.cli.priorities import check_arguments as check_priority_arguments
 from chadthrottle.cli.schedule import add_schedule_parser, run_schedule
@@ -41,9 +41,18 @@ from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.cli.watch import MAX_INTERVAL_S, MIN_INTERVAL_S, HelperGone, watch
 from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, Direction, ErrorName, RuleScope
 from chadthrottle.helper_errors import HelperClientError
-from chadthrottle.units import RATE_HELP, UnitError, UnitSystem, format_limit, format_rate, parse_rate
+from chadthrottle.units import (
+    RATE_HELP,
+    UnitError,
+    UnitSystem,
+    format_limit,
+    format_rate,
+    parse_rate,
+)
 
-TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+TYPE_CHECKING = (
+    False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+)
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
@@ -64,7 +73,9 @@ EXIT_USAGE = 2  # also what argparse uses; and an argument the helper refused
 EXIT_NOT_AUTHORIZED = 3
 EXIT_NO_SUCH_APPLICATION = 4
 EXIT_HELPER_NOT_RUNNING = 5
-EXIT_NOT_ENFORCED = 6  # the limit (priority, capacity) is stored, but the helper says it is not in force (and why)
+EXIT_NOT_ENFORCED = (
+    6  # the limit (priority, capacity) is stored, but the helper says it is not in force (and why)
+)
 
 EXIT_CODES_HELP = (
     "exit status: 0 ok, 1 other failure, 2 usage or invalid argument, 3 not authorized, "
@@ -75,6 +86,7 @@ EXIT_CODES_HELP = (
 
 class NotEnforced(Exception):
     """A limit, priority or capacity was stored, and the helper reports it is not in force."""
+
 
 _EXIT_BY_ERROR: dict[ErrorName, int] = {
     ErrorName.NOT_AUTHORIZED: EXIT_NOT_AUTHORIZED,
@@ -130,7 +142,9 @@ class _HelpFormatter(argparse.HelpFormatter):
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
                  width: int | None = None) -> None:  # fmt: skip
-        super().__init__(prog, indent_increment, max_help_position, width or _terminal_columns() - 2)
+        super().__init__(
+            prog, indent_increment, max_help_position, width or _terminal_columns() - 2
+        )
 
 
 def _remember_translations() -> None:
@@ -164,12 +178,27 @@ def build_parser() -> argparse.ArgumentParser:
         "limit", help="limit an application's download and/or upload rate", epilog=RATE_HELP
     )
     limit.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
-    limit.add_argument("--down", metavar="RATE", type=parse_rate_argument, default=False,
-                       help="download limit in bytes/s ('unlimited' removes it)")
-    limit.add_argument("--up", metavar="RATE", type=parse_rate_argument, default=False,
-                       help="upload limit in bytes/s ('unlimited' removes it)")
-    limit.add_argument("--burst", metavar="BYTES", type=parse_burst_argument, default=0,
-                       help="burst in bytes, e.g. 64K (default: the helper's, scaled to the rate)")
+    limit.add_argument(
+        "--down",
+        metavar="RATE",
+        type=parse_rate_argument,
+        default=False,
+        help="download limit in bytes/s ('unlimited' removes it)",
+    )
+    limit.add_argument(
+        "--up",
+        metavar="RATE",
+        type=parse_rate_argument,
+        default=False,
+        help="upload limit in bytes/s ('unlimited' removes it)",
+    )
+    limit.add_argument(
+        "--burst",
+        metavar="BYTES",
+        type=parse_burst_argument,
+        default=0,
+        help="burst in bytes, e.g. 64K (default: the helper's, scaled to the rate)",
+    )
     clear = commands.add_parser("clear", help="remove both limits of an application")
     clear.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
     for command in (limit, clear):
@@ -177,13 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
     rules = commands.add_parser("rules", help="the stored rules you may see, and whose they are")
     rules.add_argument("--json", action="store_true", help="machine-readable output")
     connections = commands.add_parser("connections", help="the open connections of an application")
-    connections.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
+    connections.add_argument(
+        "app", metavar="APP", help="an application id as 'list' prints it, or pid:N"
+    )
     connections.add_argument("--json", action="store_true", help="machine-readable output")
-    interfaces = commands.add_parser("interfaces", help="traffic per network interface, and the machine's total")
+    interfaces = commands.add_parser(
+        "interfaces", help="traffic per network interface, and the machine's total"
+    )
     interfaces.add_argument("--json", action="store_true", help="machine-readable output")
-    commands.add_parser("pause", help="stop enforcing every limit (they are kept; needs an administrator)")
+    commands.add_parser(
+        "pause", help="stop enforcing every limit (they are kept; needs an administrator)"
+    )
     commands.add_parser("resume", help="enforce the paused limits again (needs an administrator)")
-    backends = commands.add_parser("backends", help="enforcement backends and why one is unavailable")
+    backends = commands.add_parser(
+        "backends", help="enforcement backends and why one is unavailable"
+    )
     backends.add_argument("--json", action="store_true", help="machine-readable output")
     watching = commands.add_parser(
         "watch", help="what 'list' shows, every second over one connection, until stopped",
@@ -192,19 +229,36 @@ def build_parser() -> argparse.ArgumentParser:
         "a reader that closes the pipe ends it quietly (status 0).",
     )  # fmt: skip
     watching.add_argument("--json", action="store_true", help="one JSON object per line")
-    watching.add_argument("--interval", metavar="SECONDS", type=parse_interval_argument, default=1.0,
-                          help="seconds between lines (default 1; 0.1 to 3600)")
-    watching.add_argument("--count", metavar="N", type=parse_count_argument, default=None,
-                          help="stop after N lines (default: until interrupted)")
+    watching.add_argument(
+        "--interval",
+        metavar="SECONDS",
+        type=parse_interval_argument,
+        default=1.0,
+        help="seconds between lines (default 1; 0.1 to 3600)",
+    )
+    watching.add_argument(
+        "--count",
+        metavar="N",
+        type=parse_count_argument,
+        default=None,
+        help="stop after N lines (default: until interrupted)",
+    )
     usage = commands.add_parser(  # the verb's code is in cli/usage.py, imported only when it runs
         "usage", help="bytes each application moved: today, or since WHEN, in total or by hour, day or month",
         epilog="WHEN: today (the default), 24h, 7d, 4w, 2026-12-01 or @UNIX-SECONDS; with --by day the default "
         "is 30d, with --by month a year. Days begin at local midnight. Loopback is not counted in the table.",
     )  # fmt: skip
-    usage.add_argument("app", metavar="APP", nargs="?", default="", help="one application id (default: all you may see)")
+    usage.add_argument(
+        "app",
+        metavar="APP",
+        nargs="?",
+        default="",
+        help="one application id (default: all you may see)",
+    )
     usage.add_argument("--since", metavar="WHEN", default=None, help="from when (default: today)")
-    usage.add_argument("--by", choices=USAGE_BY,
-                       default=None, help="one line per period and application")
+    usage.add_argument(
+        "--by", choices=USAGE_BY, default=None, help="one line per period and application"
+    )
     usage.add_argument("--json", action="store_true", help="machine-readable output")
     add_schedule_parser(commands, parse_rate_argument, _add_scope_options)
     add_gate_parsers(commands, parse_rate_argument, _add_scope_options)
@@ -219,7 +273,9 @@ def parse_interval_argument(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not MIN_INTERVAL_S <= value <= MAX_INTERVAL_S:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"interval {text!r} is not between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g} s")
+        raise argparse.ArgumentTypeError(
+            f"interval {text!r} is not between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g} s"
+        )
     return value
 
 
@@ -234,16 +290,28 @@ def _add_scope_options(command: argparse.ArgumentParser) -> None:
     """--own / --all-users: whose processes the rule is for (default: every
     user's for root, your own for anyone else)."""
     scope = command.add_mutually_exclusive_group()
-    scope.add_argument("--own", dest="scope", action="store_const", const=RuleScope.OWN,
-                       help="your own rule: it applies to your processes only (the default unless root)")
-    scope.add_argument("--all-users", dest="scope", action="store_const", const=RuleScope.ALL,
-                       help="an administrator rule for every user's processes; it outranks users' rules "
-                            "(needs an administrator; the default for root)")
+    scope.add_argument(
+        "--own",
+        dest="scope",
+        action="store_const",
+        const=RuleScope.OWN,
+        help="your own rule: it applies to your processes only (the default unless root)",
+    )
+    scope.add_argument(
+        "--all-users",
+        dest="scope",
+        action="store_const",
+        const=RuleScope.ALL,
+        help="an administrator rule for every user's processes; it outranks users' rules "
+        "(needs an administrator; the default for root)",
+    )
     command.set_defaults(scope=RuleScope.DEFAULT)
 
 
 def _run(arguments: argparse.Namespace) -> None:
-    from chadthrottle.blocking_client import BlockingHelperClient  # only verbs that call the helper need it
+    from chadthrottle.blocking_client import (
+        BlockingHelperClient,
+    )  # only verbs that call the helper need it
 
     with BlockingHelperClient() as client:
         if arguments.command == "list":
@@ -253,13 +321,19 @@ def _run(arguments: argparse.Namespace) -> None:
             else:
                 print(applications_report(apps, client.get_limits_paused()))
         elif arguments.command == "watch":
-            watch(client, as_json=arguments.json, interval_s=arguments.interval, count=arguments.count)
+            watch(
+                client, as_json=arguments.json, interval_s=arguments.interval, count=arguments.count
+            )
         elif arguments.command == "rules":
             rules = client.list_rules()
             print(to_json(rules) if arguments.json else format_rules(rules))
         elif arguments.command in ("pause", "resume"):
             client.set_limits_paused(arguments.command == "pause")
-            print(PAUSED_NOTE if arguments.command == "pause" else "limits resumed: they are enforced again")
+            print(
+                PAUSED_NOTE
+                if arguments.command == "pause"
+                else "limits resumed: they are enforced again"
+            )
         elif arguments.command == "connections":
             connections = client.list_connections(arguments.app)
             print(to_json(connections) if arguments.json else format_connections(connections))
@@ -303,7 +377,9 @@ def _limit(client: BlockingHelperClient, arguments: argparse.Namespace) -> None:
             resolved = client.clear_limit(arguments.app, direction, scope=arguments.scope)
             print(f"{for_terminal(resolved)}: {direction.value} limit removed")
         else:
-            resolved = client.set_limit(arguments.app, direction, rate_bps, arguments.burst, scope=arguments.scope)
+            resolved = client.set_limit(
+                arguments.app, direction, rate_bps, arguments.burst, scope=arguments.scope
+            )
             print(f"{for_terminal(resolved)}: {direction.value} limited to {format_rate(rate_bps)}")
             set_directions.append((resolved, direction))
     _check_enforced(client, set_directions)
@@ -321,7 +397,9 @@ def _check_enforced(client: BlockingHelperClient, limited: list[tuple[str, Direc
         if app is None:
             continue  # not listed to this caller (another user runs it too): nothing to check
         if app.limit_problem(direction):
-            reasons.append(f"{for_terminal(app_id)}: {direction.value} limit: {for_terminal(app.limit_problem(direction))}")
+            reasons.append(
+                f"{for_terminal(app_id)}: {direction.value} limit: {for_terminal(app.limit_problem(direction))}"
+            )
         elif app.limit_owner(direction) == ADMIN_OWNER and os.getuid() != 0:
             reasons.append(f"{for_terminal(app_id)}: an administrator's {direction.value} limit of "
                            f"{format_limit(app.limit_bps(direction))} applies instead of yours while it exists")  # fmt: skip
@@ -339,7 +417,9 @@ def _describe(error: HelperClientError) -> str:
     if error.helper_missing:
         if error.name == "org.freedesktop.DBus.Error.NoServer":
             return f"helper not running: {error.message}"
-        return "helper not running (start chadthrottle-helper as root, or install the D-Bus service)"
+        return (
+            "helper not running (start chadthrottle-helper as root, or install the D-Bus service)"
+        )
     if error.error is ErrorName.NOT_AUTHORIZED:
         return f"not authorized: {error.message}"
     if error.error is ErrorName.NO_SUCH_APPLICATION:
@@ -377,7 +457,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _run(arguments)
         sys.stdout.flush()  # here, so that a closed pipe is seen below and not at exit
     except HelperClientError as error:
-        from chadthrottle.cli.error_words import in_cli_words  # the helper's argument names as this verb's options
+        from chadthrottle.cli.error_words import (
+            in_cli_words,
+        )  # the helper's argument names as this verb's options
 
         described = in_cli_words(arguments.command, _describe(error))
         _fail(_exit_code(error), described.splitlines()[0] if described else error.name)

@@ -33,17 +33,24 @@ _BY_VERB: dict[str, _Words] = {
         (r"^from and to are the same time", "--from and --to are the same time"),
         (r"^days must name at least one day", "--days must name at least one day"),
         (r"^unknown day ", "--days: unknown day "),
-        (r"^a schedule either limits or blocks (down|up), not both",
-         r"a schedule either limits or blocks \1, not both (--\1/--limit or --block \1)"),
+        (
+            r"^a schedule either limits or blocks (down|up), not both",
+            r"a schedule either limits or blocks \1, not both (--\1/--limit or --block \1)",
+        ),
         (r"named as ListSchedules names it", "named as 'chadthrottle-ctl schedule list' shows it"),
         (r"; remove it first$", "; remove it first (chadthrottle-ctl schedule remove APP NAME)"),
         (r"; remove one first$", "; remove one first (chadthrottle-ctl schedule remove APP NAME)"),
     ),
     "quota": _words(
-        (r"^a quota must be (\d+)\.\.(\d+) bytes, not (\S+) \(to remove one, clear it\)",
-         r"SIZE must be \1..\2 bytes, not \3 (to remove a quota: chadthrottle-ctl quota APP --off)"),
+        (
+            r"^a quota must be (\d+)\.\.(\d+) bytes, not (\S+) \(to remove one, clear it\)",
+            r"SIZE must be \1..\2 bytes, not \3 (to remove a quota: chadthrottle-ctl quota APP --off)",
+        ),
         (r"^the rate after the quota must be 0 \(block\) or", "--then must be block or a RATE of"),
-        (r"^the reset time must be a minute of the day \(0\.\.1439\)", "--reset must be HH:MM (00:00 to 23:59)"),
+        (
+            r"^the reset time must be a minute of the day \(0\.\.1439\)",
+            "--reset must be HH:MM (00:00 to 23:59)",
+        ),
         (r"^unknown quota period", "--per: unknown period"),
     ),
 }

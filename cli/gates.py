@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
 GATE_VERBS = ("block", "unblock", "quota")
 # What a block is while the helper is gone (docs/helper.md, "Block and quotas").
-BLOCK_HELD_NOTE = (f"held by the kernel while the helper runs; if the helper stops or is killed, traffic flows "
-                   f"again within {BLOCK_LEASE_S:g} s until it starts again")
+BLOCK_HELD_NOTE = (
+    f"held by the kernel while the helper runs; if the helper stops or is killed, traffic flows "
+    f"again within {BLOCK_LEASE_S:g} s until it starts again"
+)
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$")
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 _CLOCK_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
@@ -37,7 +39,9 @@ def parse_size(text: str) -> int:
     binary with i)."""
     match = _SIZE_RE.match(text.lower())
     if not match:
-        raise argparse.ArgumentTypeError(f"not an amount of data: {text!r} (try 5MB, 2GB or 500MiB)")
+        raise argparse.ArgumentTypeError(
+            f"not an amount of data: {text!r} (try 5MB, 2GB or 500MiB)"
+        )
     number, prefix, binary, _ = match.groups()
     if binary and not prefix:
         raise argparse.ArgumentTypeError(f"not an amount of data: {text!r}")
@@ -52,7 +56,9 @@ def parse_clock(text: str) -> int:
     return int(match.group(1)) * 60 + int(match.group(2))
 
 
-def add_gate_parsers(commands: argparse._SubParsersAction, rate_type: object, add_scope: object) -> None:
+def add_gate_parsers(
+    commands: argparse._SubParsersAction, rate_type: object, add_scope: object
+) -> None:
     """The three verbs' options, on the CLI's subcommands."""
     block = commands.add_parser("block", help="let no data of an application through, open connections "
                                 "included, until unblocked")  # fmt: skip
@@ -64,20 +70,38 @@ def add_gate_parsers(commands: argparse._SubParsersAction, rate_type: object, ad
         "the budget.",
     )  # fmt: skip
     quota.add_argument("--per", choices=QUOTA_PERIODS, help="the period")
-    quota.add_argument("--reset", metavar="HH:MM", type=parse_clock, help="when periods begin (default 00:00)")
-    quota.add_argument("--then", metavar="block|RATE",
-                       help="when spent: block (the default) or limit to RATE until the next period")
-    quota.add_argument("--off", action="store_true",
-                       help="remove the quota and forget what its period used (one set again counts from zero)")
+    quota.add_argument(
+        "--reset", metavar="HH:MM", type=parse_clock, help="when periods begin (default 00:00)"
+    )
+    quota.add_argument(
+        "--then",
+        metavar="block|RATE",
+        help="when spent: block (the default) or limit to RATE until the next period",
+    )
+    quota.add_argument(
+        "--off",
+        action="store_true",
+        help="remove the quota and forget what its period used (one set again counts from zero)",
+    )
     for command in (block, unblock, quota):
-        command.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
+        command.add_argument(
+            "app", metavar="APP", help="an application id as 'list' prints it, or pid:N"
+        )
         if command is quota:
-            quota.add_argument("size", metavar="SIZE", type=parse_size, nargs="?", default=None, help="the budget")
+            quota.add_argument(
+                "size", metavar="SIZE", type=parse_size, nargs="?", default=None, help="the budget"
+            )
         direction = command.add_mutually_exclusive_group()
-        direction.add_argument("--down", dest="direction", action="store_const", const=Direction.DOWN,
-                               help="downloads only")
-        direction.add_argument("--up", dest="direction", action="store_const", const=Direction.UP,
-                               help="uploads only")
+        direction.add_argument(
+            "--down",
+            dest="direction",
+            action="store_const",
+            const=Direction.DOWN,
+            help="downloads only",
+        )
+        direction.add_argument(
+            "--up", dest="direction", action="store_const", const=Direction.UP, help="uploads only"
+        )
         command.set_defaults(direction=None, rate_type=rate_type)
         add_scope(command)  # type: ignore[operator]
 
@@ -87,7 +111,12 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
     if arguments.command != "quota":
         return
     if arguments.off:
-        if arguments.size is not None or arguments.per or arguments.reset is not None or arguments.then is not None:
+        if (
+            arguments.size is not None
+            or arguments.per
+            or arguments.reset is not None
+            or arguments.then is not None
+        ):
             parser.error("quota --off takes no SIZE, --per, --reset nor --then")
         return
     if arguments.size is None or not arguments.per:
@@ -105,7 +134,9 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
             parser.error("quota --then: block or a rate, not unlimited")
 
 
-def _still_blocked_note(client: BlockingHelperClient, app_id: str, direction: Direction | None) -> str:
+def _still_blocked_note(
+    client: BlockingHelperClient, app_id: str, direction: Direction | None
+) -> str:
     """unblock lifts the plain block only: name an active schedule that still
     blocks a direction asked (it said 'unblocked' and nothing changed)."""
     asked = [direction] if direction else list(Direction)
@@ -113,8 +144,10 @@ def _still_blocked_note(client: BlockingHelperClient, app_id: str, direction: Di
         s.down_blocked if d is Direction.DOWN else s.up_blocked for d in asked)})  # fmt: skip
     if not names:
         return ""
-    return (f"; still blocked by the schedule {' and '.join(for_terminal(n) for n in names)} while it is active "
-            f"(chadthrottle-ctl schedule remove {for_terminal(app_id)} NAME lifts it)")
+    return (
+        f"; still blocked by the schedule {' and '.join(for_terminal(n) for n in names)} while it is active "
+        f"(chadthrottle-ctl schedule remove {for_terminal(app_id)} NAME lifts it)"
+    )
 
 
 def run_gate(client: BlockingHelperClient, arguments: argparse.Namespace) -> str:
@@ -129,9 +162,13 @@ def run_gate(client: BlockingHelperClient, arguments: argparse.Namespace) -> str
         return f"{for_terminal(resolved)}: {which} blocked ({BLOCK_HELD_NOTE})"
     if arguments.off:
         resolved = client.clear_quota(app, direction, scope=scope)
-        return f"{for_terminal(resolved)}: {which} quota removed (what its period used is forgotten)"
+        return (
+            f"{for_terminal(resolved)}: {which} quota removed (what its period used is forgotten)"
+        )
     then_bps = 0 if arguments.then == "block" else arguments.then
-    resolved = client.set_quota(app, direction, arguments.size, arguments.per, arguments.reset, then_bps, scope=scope)
+    resolved = client.set_quota(
+        app, direction, arguments.size, arguments.per, arguments.reset, then_bps, scope=scope
+    )
     then = f"limited to {format_rate(then_bps)}" if then_bps else "blocked"
     return (f"{for_terminal(resolved)}: {which} quota of {format_size(arguments.size)} per {arguments.per}, "
             f"then {then}")  # fmt: skip

@@ -23,7 +23,9 @@ from chadthrottle.contract import (
 )
 from chadthrottle.units import format_limit, format_rate, format_size
 
-TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+TYPE_CHECKING = (
+    False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+)
 if TYPE_CHECKING:
     from typing import Any
 
@@ -50,7 +52,9 @@ def _limit_cell(app: ApplicationInfo, direction: Direction) -> str:
     of a quota."""
     rate_bps = app.limit_bps(direction)
     budget, left, period = app.quota(direction)
-    quota = f", quota {format_size(left)} of {format_size(budget)} left this {period}" if budget else ""
+    quota = (
+        f", quota {format_size(left)} of {format_size(budget)} left this {period}" if budget else ""
+    )
     if budget and not left:  # spent: blocked or at its then-rate until the next period
         quota = f", quota of {format_size(budget)} used up this {period}"
     schedule = app.down_schedule if direction is Direction.DOWN else app.up_schedule
@@ -72,8 +76,12 @@ def limit_problems(apps: list[ApplicationInfo]) -> list[str]:
     for app in apps:
         for direction in Direction:
             what = "block" if app.blocked(direction) else "limit"
-            if (app.limit_bps(direction) or app.blocked(direction)) and app.limit_problem(direction):
-                lines.append(f"{app.id}: {direction.value} {what} not enforced: {app.limit_problem(direction)}")
+            if (app.limit_bps(direction) or app.blocked(direction)) and app.limit_problem(
+                direction
+            ):
+                lines.append(
+                    f"{app.id}: {direction.value} {what} not enforced: {app.limit_problem(direction)}"
+                )
     return lines
 
 
@@ -157,8 +165,16 @@ def format_connections(connections: list[ConnectionInfo]) -> str:
     for connection in sorted(connections, key=lambda c: (c.protocol, c.state, c.local)):
         # -1: the kernel counts no bytes for this socket (UDP), or an older helper
         counted = [f"{n} B" if n >= 0 else "-" for n in (connection.rx_bytes, connection.tx_bytes)]
-        rows.append([connection.protocol, connection.local, connection.remote, connection.state, str(connection.pid),
-                     *counted])
+        rows.append(
+            [
+                connection.protocol,
+                connection.local,
+                connection.remote,
+                connection.state,
+                str(connection.pid),
+                *counted,
+            ]
+        )
     return _table(rows)
 
 
@@ -168,12 +184,25 @@ def format_interfaces(interfaces: list[InterfaceInfo]) -> str:
         name = interface.name or f"#{interface.ifindex}"
         if interface.netns:
             name = f"{name} ({interface.netns})"
-        rows.append([name, format_rate(interface.down_bps), format_rate(interface.up_bps),
-                     f"{interface.rx_bytes} B", f"{interface.tx_bytes} B"])
+        rows.append(
+            [
+                name,
+                format_rate(interface.down_bps),
+                format_rate(interface.up_bps),
+                f"{interface.rx_bytes} B",
+                f"{interface.tx_bytes} B",
+            ]
+        )
     network = [i for i in interfaces if not i.loopback]
-    rows.append(["total (no loopback)", format_rate(sum(i.down_bps for i in network)),
-                 format_rate(sum(i.up_bps for i in network)), f"{sum(i.rx_bytes for i in network)} B",
-                 f"{sum(i.tx_bytes for i in network)} B"])
+    rows.append(
+        [
+            "total (no loopback)",
+            format_rate(sum(i.down_bps for i in network)),
+            format_rate(sum(i.up_bps for i in network)),
+            f"{sum(i.rx_bytes for i in network)} B",
+            f"{sum(i.tx_bytes for i in network)} B",
+        ]
+    )
     return _table(rows)
 
 

@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 # Priority's words in its order: chadthrottle.priority (an enum to build) is
 # imported only when the verb runs; tests/cli/test_priority_verbs.py ties them.
 PRIORITY_WORDS = "critical, high, normal, low"
-OLDER_HELPER = ("priorities need a newer helper: the one running is older than this chadthrottle-ctl (API 5); "
-                "restart or update it")
+OLDER_HELPER = (
+    "priorities need a newer helper: the one running is older than this chadthrottle-ctl (API 5); "
+    "restart or update it"
+)
 # The bus's argument names in a refusal, and what a person typed instead.
 _CAPACITY_OPTIONS = (("down_bps", "--down"), ("up_bps", "--up"))
 
@@ -48,7 +50,9 @@ def parse_priority_argument(text: str) -> Priority:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def add_priority_parsers(commands: argparse._SubParsersAction, rate_type: object, add_scope: object) -> None:
+def add_priority_parsers(
+    commands: argparse._SubParsersAction, rate_type: object, add_scope: object
+) -> None:
     """The two verbs' options, on the CLI's subcommands."""
     priority = commands.add_parser(
         "priority", help="serve an application's traffic before (or after) others' while the link is full",
@@ -56,8 +60,12 @@ def add_priority_parsers(commands: argparse._SubParsersAction, rate_type: object
         "then low. It takes effect only while a link capacity is set ('chadthrottle-ctl capacity'); "
         "a limit of the application still holds inside its priority.",
     )  # fmt: skip
-    priority.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
-    priority.add_argument("priority", metavar="PRIORITY", type=parse_priority_argument, help=PRIORITY_WORDS)
+    priority.add_argument(
+        "app", metavar="APP", help="an application id as 'list' prints it, or pid:N"
+    )
+    priority.add_argument(
+        "priority", metavar="PRIORITY", type=parse_priority_argument, help=PRIORITY_WORDS
+    )
     add_scope(priority)  # type: ignore[operator]
     capacity = commands.add_parser(
         "capacity", help="the rate of the real bottleneck (the modem), which priorities need; "
@@ -67,12 +75,18 @@ def add_priority_parsers(commands: argparse._SubParsersAction, rate_type: object
         "direction unshaped. What you do not give is kept, but --estimate estimates a direction without a "
         "RATE from scratch. Setting needs an administrator.",
     )  # fmt: skip
-    capacity.add_argument("--down", metavar="RATE", type=rate_type, default=False, help="download capacity")
-    capacity.add_argument("--up", metavar="RATE", type=rate_type, default=False, help="upload capacity")
+    capacity.add_argument(
+        "--down", metavar="RATE", type=rate_type, default=False, help="download capacity"
+    )
+    capacity.add_argument(
+        "--up", metavar="RATE", type=rate_type, default=False, help="upload capacity"
+    )
     capacity.add_argument("--estimate", action=argparse.BooleanOptionalAction, default=None,
                           help="let the helper estimate the capacity and follow it (a RATE given is "
                           "where it starts); --no-estimate: only the rates set")  # fmt: skip
-    capacity.add_argument("--off", action="store_true", help="no link shaping: priorities are not applied")
+    capacity.add_argument(
+        "--off", action="store_true", help="no link shaping: priorities are not applied"
+    )
     capacity.add_argument("--json", action="store_true", help="show: machine-readable output")
 
 
@@ -80,7 +94,9 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
     """Status 2 (argparse's) for options that do not go together."""
     if arguments.command != "capacity":
         return
-    setting = arguments.down is not False or arguments.up is not False or arguments.estimate is not None
+    setting = (
+        arguments.down is not False or arguments.up is not False or arguments.estimate is not None
+    )
     if arguments.off and (setting or arguments.json):
         parser.error("capacity --off takes no --down, --up, --estimate nor --json")
     if arguments.json and setting:
@@ -95,7 +111,9 @@ def _in_cli_words(error: HelperClientError) -> HelperClientError:
     return HelperClientError(error.name, _cli_words(error.message))
 
 
-def run_priority(client: BlockingHelperClient, arguments: argparse.Namespace) -> tuple[str, list[str]]:
+def run_priority(
+    client: BlockingHelperClient, arguments: argparse.Namespace
+) -> tuple[str, list[str]]:
     """Make the call; the line to print, and why the priority is not in force (none: it is)."""
     try:
         return _set_priority(client, arguments)
@@ -103,7 +121,9 @@ def run_priority(client: BlockingHelperClient, arguments: argparse.Namespace) ->
         raise _in_cli_words(error) from None
 
 
-def _set_priority(client: BlockingHelperClient, arguments: argparse.Namespace) -> tuple[str, list[str]]:
+def _set_priority(
+    client: BlockingHelperClient, arguments: argparse.Namespace
+) -> tuple[str, list[str]]:
     from chadthrottle.priority import DEFAULT_PRIORITY
 
     priority: Priority = arguments.priority
@@ -112,7 +132,9 @@ def _set_priority(client: BlockingHelperClient, arguments: argparse.Namespace) -
         return f"{for_terminal(resolved)}: priority removed (normal)", []
     line = f"{for_terminal(resolved)}: priority {priority.value}"
     app = next((a for a in client.list_applications() if a.id == resolved), None)
-    return line, priority_reasons(app, priority) if app else []  # not listed to this caller: nothing to check
+    return line, priority_reasons(
+        app, priority
+    ) if app else []  # not listed to this caller: nothing to check
 
 
 def priority_reasons(app: ApplicationInfo, asked: Priority) -> list[str]:
@@ -157,7 +179,9 @@ def _wanted(current: LinkShapingInfo, arguments: argparse.Namespace) -> tuple[in
     """(down, up, estimate) to set. --estimate starts a direction not given
     from scratch (0: no starting point); otherwise what is not given is kept."""
     estimate = current.estimate if arguments.estimate is None else arguments.estimate
-    kept_down, kept_up = (0, 0) if arguments.estimate else (current.down_set_bps, current.up_set_bps)
+    kept_down, kept_up = (
+        (0, 0) if arguments.estimate else (current.down_set_bps, current.up_set_bps)
+    )
     down = kept_down if arguments.down is False else arguments.down or 0
     up = kept_up if arguments.up is False else arguments.up or 0
     return down, up, estimate
@@ -171,7 +195,7 @@ def _cli_words(message: str) -> str:
 
 
 def _rate_cell(rate_bps: int) -> str:
-    """"6.25 MB/s (50.0 Mbit/s)": the CLI's bytes, and the bits a modem is sold in."""
+    """ "6.25 MB/s (50.0 Mbit/s)": the CLI's bytes, and the bits a modem is sold in."""
     return f"{format_rate(rate_bps)} ({format_rate(rate_bps, UnitSystem.BITS_DECIMAL)})"
 
 

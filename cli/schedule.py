@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 LIST, REMOVE = "list", "remove"
 
 
-def add_schedule_parser(commands: argparse._SubParsersAction, rate_type: object, add_scope: object) -> None:
+def add_schedule_parser(
+    commands: argparse._SubParsersAction, rate_type: object, add_scope: object
+) -> None:
     """The verb's options, on the CLI's subcommands."""
     schedule = commands.add_parser(
         "schedule", help="limit an application only on some days between two times; 'schedule list', "
@@ -35,17 +37,32 @@ def add_schedule_parser(commands: argparse._SubParsersAction, rate_type: object,
         "the helper's local time; --to at or before --from runs past midnight. While a schedule is active its "
         "rates replace the application's plain limit; overlapping schedules of one application are refused.",
     )  # fmt: skip
-    schedule.add_argument("app", metavar="APP|list|remove", help="an application id as 'list' prints it, or pid:N")
-    schedule.add_argument("more", metavar="...", nargs="*", help="remove: APP and the schedule's NAME (default: all)")
+    schedule.add_argument(
+        "app", metavar="APP|list|remove", help="an application id as 'list' prints it, or pid:N"
+    )
+    schedule.add_argument(
+        "more", metavar="...", nargs="*", help="remove: APP and the schedule's NAME (default: all)"
+    )
     schedule.add_argument("--days", metavar="DAYS", help="e.g. mon-fri")
     schedule.add_argument("--from", dest="start", metavar="HH:MM", help="when it starts")
     schedule.add_argument("--to", dest="end", metavar="HH:MM", help="when it ends")
-    schedule.add_argument("--limit", metavar="RATE", type=rate_type, default=False,
-                          help="both directions (not with --down or --up)")
-    schedule.add_argument("--down", metavar="RATE", type=rate_type, default=False, help="download only")
+    schedule.add_argument(
+        "--limit",
+        metavar="RATE",
+        type=rate_type,
+        default=False,
+        help="both directions (not with --down or --up)",
+    )
+    schedule.add_argument(
+        "--down", metavar="RATE", type=rate_type, default=False, help="download only"
+    )
     schedule.add_argument("--up", metavar="RATE", type=rate_type, default=False, help="upload only")
-    schedule.add_argument("--block", choices=("down", "up", "both"), default="",
-                          help="block these directions while it is active (instead of a rate)")
+    schedule.add_argument(
+        "--block",
+        choices=("down", "up", "both"),
+        default="",
+        help="block these directions while it is active (instead of a rate)",
+    )
     schedule.add_argument("--json", action="store_true", help="list: machine-readable output")
     add_scope(schedule)  # type: ignore[operator]
 
@@ -58,7 +75,9 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
         return
     if arguments.app == REMOVE:
         if not arguments.more:
-            parser.error("schedule remove: give APP, and the schedule's NAME as 'schedule list' shows it")
+            parser.error(
+                "schedule remove: give APP, and the schedule's NAME as 'schedule list' shows it"
+            )
         return
     if arguments.more:
         parser.error(f"schedule: unexpected {' '.join(arguments.more)!r}")
@@ -67,10 +86,14 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
     if missing:
         parser.error(f"schedule: give {', '.join(missing)}")
     if arguments.limit is not False and (arguments.down is not False or arguments.up is not False):
-        parser.error("schedule: --limit sets both directions; give it, or --down and/or --up, not both")
+        parser.error(
+            "schedule: --limit sets both directions; give it, or --down and/or --up, not both"
+        )
     down, up = _rates(arguments)
     if not down and not up and not arguments.block:
-        parser.error("schedule: give --limit RATE, --down RATE and/or --up RATE (not 'unlimited'), or --block")
+        parser.error(
+            "schedule: give --limit RATE, --down RATE and/or --up RATE (not 'unlimited'), or --block"
+        )
 
 
 def _rates(arguments: argparse.Namespace) -> tuple[int, int]:
@@ -87,7 +110,9 @@ def run_schedule(client: BlockingHelperClient, arguments: argparse.Namespace) ->
     if arguments.app == REMOVE:
         app, name = arguments.more[0], " ".join(arguments.more[1:])
         resolved = client.clear_schedules(app, name, scope=arguments.scope)
-        return f"{for_terminal(resolved)}: {'schedule ' + name if name else 'every schedule'} removed"
+        return (
+            f"{for_terminal(resolved)}: {'schedule ' + name if name else 'every schedule'} removed"
+        )
     down, up = _rates(arguments)
     resolved = client.set_schedule(arguments.app, arguments.days, arguments.start, arguments.end, down, up,
                                    arguments.block, scope=arguments.scope)  # fmt: skip

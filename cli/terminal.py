@@ -16,7 +16,9 @@ import unicodedata
 # Characters a terminal acts on or that move text around: controls (C0, DEL,
 # C1), lone surrogates, line and paragraph separators, bidirectional controls.
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def _shown(char: str) -> str:

@@ -23,7 +23,9 @@ import time
 from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
-TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+TYPE_CHECKING = (
+    False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+)
 if TYPE_CHECKING:
     import argparse
     from typing import Any
@@ -78,7 +80,9 @@ def parse_since(text: str | None, by: UsageResolution | None, now: float) -> int
         return int(time.mktime((year, month, day, 0, 0, 0, 0, 0, -1)))
     if match := _UNIX_RE.fullmatch(text):
         return int(match.group(1))
-    raise UsageArgumentError(f"--since {text!r}: give today, 24h, 7d, 4w, 2026-12-01 or @UNIX-SECONDS")
+    raise UsageArgumentError(
+        f"--since {text!r}: give today, 24h, 7d, 4w, 2026-12-01 or @UNIX-SECONDS"
+    )
 
 
 def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> None:
@@ -92,7 +96,9 @@ def check_arguments(parser: argparse.ArgumentParser, arguments: argparse.Namespa
         parser.error(f"usage: {error}")
     if arguments.since_unix >= now:
         parser.error(f"usage: --since {arguments.since!r} is not in the past")
-    if arguments.by is not None:  # the helper returns periods that begin at or after since: the whole first one
+    if (
+        arguments.by is not None
+    ):  # the helper returns periods that begin at or after since: the whole first one
         arguments.since_unix = period_start(arguments.by, arguments.since_unix)
 
 
@@ -146,7 +152,9 @@ def _period_label(by: UsageResolution, start: int) -> str:
 
 
 def _table(rows: list[list[str]], right_from: int) -> str:
-    rows = [[for_terminal(cell) for cell in row] for row in rows]  # ids come from other users and the kernel
+    rows = [
+        [for_terminal(cell) for cell in row] for row in rows
+    ]  # ids come from other users and the kernel
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.rjust(width) if column >= right_from else cell.ljust(width)
@@ -160,20 +168,35 @@ def format_usage(rows: list[UsageRow], by: UsageResolution | None, since: int) -
     and application; then the total. Loopback is left out, as in `list`."""
     totals = _totals(rows)
     grand = [sum(total[at] for total in totals.values()) for at in range(2)]
-    header = f"since {time.strftime('%Y-%m-%d %H:%M', time.localtime(since))} (loopback not counted)"
+    header = (
+        f"since {time.strftime('%Y-%m-%d %H:%M', time.localtime(since))} (loopback not counted)"
+    )
     if by is None:
         table = [["APPLICATION", "DOWNLOAD", "UPLOAD", "TOTAL"]]
-        for app_id, total in sorted(totals.items(), key=lambda item: (-(item[1][0] + item[1][1]), item[0])):
+        for app_id, total in sorted(
+            totals.items(), key=lambda item: (-(item[1][0] + item[1][1]), item[0])
+        ):
             if total[0] or total[1]:
-                table.append([app_id, format_bytes(total[0]), format_bytes(total[1]), format_bytes(total[0] + total[1])])
-        table.append(["total", format_bytes(grand[0]), format_bytes(grand[1]), format_bytes(sum(grand))])
+                table.append(
+                    [
+                        app_id,
+                        format_bytes(total[0]),
+                        format_bytes(total[1]),
+                        format_bytes(total[0] + total[1]),
+                    ]
+                )
+        table.append(
+            ["total", format_bytes(grand[0]), format_bytes(grand[1]), format_bytes(sum(grand))]
+        )
         return header + "\n" + _table(table, right_from=1)
     table = [[by.value.upper(), "APPLICATION", "DOWNLOAD", "UPLOAD", "TOTAL"]]
     for row in sorted(rows, key=lambda r: (r.start, -(r.down_bytes + r.up_bytes), r.app_id)):
         if row.down_bytes or row.up_bytes:
             table.append([_period_label(by, row.start), row.app_id, format_bytes(row.down_bytes),
                           format_bytes(row.up_bytes), format_bytes(row.down_bytes + row.up_bytes)])  # fmt: skip
-    table.append(["total", "", format_bytes(grand[0]), format_bytes(grand[1]), format_bytes(sum(grand))])
+    table.append(
+        ["total", "", format_bytes(grand[0]), format_bytes(grand[1]), format_bytes(sum(grand))]
+    )
     return header + "\n" + _table(table, right_from=2)
 
 

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from chadthrottle.cli.output import applications_report, plain
 from chadthrottle.helper_errors import NO_REPLY, HelperClientError
 
-TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+TYPE_CHECKING = (
+    False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+)
 if TYPE_CHECKING:
     from typing import TextIO
 
@@ -39,7 +41,11 @@ def watch_line(client: BlockingHelperClient, as_json: bool) -> str:
         return applications_report(apps, paused) + "\n"
     import json  # here: `chadthrottle-ctl --help` imports this module too
 
-    report = {"time": round(time.time(), 3), "paused": paused, "applications": [plain(app) for app in apps]}
+    report = {
+        "time": round(time.time(), 3),
+        "paused": paused,
+        "applications": [plain(app) for app in apps],
+    }
     return json.dumps(report, separators=(",", ":"), ensure_ascii=True)
 
 

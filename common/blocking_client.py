@@ -58,7 +58,9 @@ from chadthrottle.record_codec import (
     decode_usage,
 )
 
-TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+TYPE_CHECKING = (
+    False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+)
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
@@ -93,7 +95,10 @@ class BlockingHelperClient:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -101,9 +106,13 @@ class BlockingHelperClient:
         if self._connection is not None and self._connection.connected:
             return
         try:
-            self._connection = Connection(self._bus_address or system_bus_address(), self._timeout_s)
+            self._connection = Connection(
+                self._bus_address or system_bus_address(), self._timeout_s
+            )
         except WireError as error:
-            raise HelperClientError(NO_SERVER, f"cannot connect to the system bus: {error.message}") from None
+            raise HelperClientError(
+                NO_SERVER, f"cannot connect to the system bus: {error.message}"
+            ) from None
 
     def close(self) -> None:
         if self._connection is not None:
@@ -195,9 +204,17 @@ class BlockingHelperClient:
                                    scope=scope.value)[0]  # fmt: skip
         return resolved
 
-    def set_link_capacity(self, down_bps: int, up_bps: int, estimate: bool, *, interactive: bool = True) -> None:
+    def set_link_capacity(
+        self, down_bps: int, up_bps: int, estimate: bool, *, interactive: bool = True
+    ) -> None:
         """As HelperClient.set_link_capacity."""
-        self._call("SetLinkCapacity", interactive=interactive, down_bps=down_bps, up_bps=up_bps, estimate=estimate)
+        self._call(
+            "SetLinkCapacity",
+            interactive=interactive,
+            down_bps=down_bps,
+            up_bps=up_bps,
+            estimate=estimate,
+        )
 
     def get_link_shaping(self) -> LinkShapingInfo:
         shaping = self._call("GetLinkShaping")[0]
@@ -213,13 +230,17 @@ class BlockingHelperClient:
         paused: bool = self._call("GetLimitsPaused")[0]
         return paused
 
-    def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]:
+    def get_usage(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution
+    ) -> list[UsageRow]:
         """Bytes per application ("" = every one you may see) and period, of
         periods beginning in [since, until) (until 0 = now)."""
         return self._records("GetUsage", decode_usage, app_id=app_id, since_unix=since, until_unix=until,
                              resolution=resolution.value)  # fmt: skip
 
-    def _records(self, member: str, decode: Callable[[Mapping[str, Any]], T], **args: Any) -> list[T]:
+    def _records(
+        self, member: str, decode: Callable[[Mapping[str, Any]], T], **args: Any
+    ) -> list[T]:
         entries = self._call(member, **args)[0]
         try:
             return [decode(entry) for entry in entries]
@@ -243,16 +264,23 @@ class BlockingHelperClient:
             )  # fmt: skip
         except WireError as error:
             if error.name == NO_REPLY:
-                raise HelperClientError(NO_REPLY, f"the helper did not answer within {timeout_s:.0f} s") from None
+                raise HelperClientError(
+                    NO_REPLY, f"the helper did not answer within {timeout_s:.0f} s"
+                ) from None
             self.close()  # the stream may be out of step: never read on after a failure
             if error.name == INVALID_MESSAGE:
-                raise HelperClientError(ErrorName.FAILED.value, f"malformed message from the bus: {error.message}") from None
-            raise HelperClientError(DISCONNECTED, f"lost the bus connection: {error.message}") from None
+                raise HelperClientError(
+                    ErrorName.FAILED.value, f"malformed message from the bus: {error.message}"
+                ) from None
+            raise HelperClientError(
+                DISCONNECTED, f"lost the bus connection: {error.message}"
+            ) from None
         if reply.message_type == ERROR:
             text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
             raise HelperClientError(reply.error_name or ErrorName.FAILED.value, text)
         if reply.signature != spec.out_signature:
             raise HelperClientError(
-                ErrorName.FAILED.value, f"{member} answered {reply.signature!r}, expected {spec.out_signature!r}"
+                ErrorName.FAILED.value,
+                f"{member} answered {reply.signature!r}, expected {spec.out_signature!r}",
             )
         return list(reply.body)

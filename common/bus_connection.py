@@ -47,7 +47,9 @@ def mend_writer(bus: MessageBus) -> bool:
     if isinstance(sock, NothingSentOnEagain):
         return True
     if not isinstance(sock, socket.socket):
-        log.warning("cannot guard the bus connection against a full send buffer (dbus-fast changed)")
+        log.warning(
+            "cannot guard the bus connection against a full send buffer (dbus-fast changed)"
+        )
         return False
     writer.sock = NothingSentOnEagain(sock)  # type: ignore[union-attr]
     return True

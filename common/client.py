@@ -13,9 +13,6 @@ import asyncio
 from types import TracebackType
 from typing import Any
 
-from dbus_fast import Message, MessageFlag, MessageType
-from dbus_fast.aio import MessageBus
-
 from chadthrottle.bus_connection import connect_system_bus
 from chadthrottle.contract import (
     BOTH_DIRECTIONS,
@@ -26,10 +23,10 @@ from chadthrottle.contract import (
     ApplicationInfo,
     BackendInfo,
     ConnectionInfo,
-    InterfaceInfo,
     Direction,
-    LinkShapingInfo,
     ErrorName,
+    InterfaceInfo,
+    LinkShapingInfo,
     RuleInfo,
     RuleScope,
     ScheduleInfo,
@@ -58,6 +55,8 @@ from chadthrottle.helper_errors import (  # re-exported: the GUI and tests name 
 )
 from chadthrottle.priority import Priority
 from chadthrottle.usage_contract import UsageResolution, UsageRow
+from dbus_fast import Message, MessageFlag, MessageType
+from dbus_fast.aio import MessageBus
 
 __all__ = [
     "DEFAULT_INTERACTIVE_TIMEOUT_S", "DEFAULT_TIMEOUT_S", "DISCONNECTED", "HELPER_MISSING_NAMES",
@@ -96,9 +95,13 @@ class HelperClient:
         if self._bus is not None and self._bus.connected:
             return
         try:
-            self._bus = await asyncio.wait_for(connect_system_bus(self._bus_address), self._timeout_s)
+            self._bus = await asyncio.wait_for(
+                connect_system_bus(self._bus_address), self._timeout_s
+            )
         except Exception as error:
-            raise HelperClientError(NO_SERVER, f"cannot connect to the system bus: {error}") from None
+            raise HelperClientError(
+                NO_SERVER, f"cannot connect to the system bus: {error}"
+            ) from None
 
     def close(self) -> None:
         if self._bus is not None:
@@ -180,8 +183,17 @@ class HelperClient:
             raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 
     async def set_schedule(
-        self, app_id: str, days: str, start: str, end: str, down_bps: int, up_bps: int, blocked: str = "", *,
-        scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True,
+        self,
+        app_id: str,
+        days: str,
+        start: str,
+        end: str,
+        down_bps: int,
+        up_bps: int,
+        blocked: str = "",
+        *,
+        scope: RuleScope = RuleScope.DEFAULT,
+        interactive: bool = True,
     ) -> str:
         """Limit (or block: "down", "up", "both") the application only on days
         between start and end (HH:MM, the helper's local time); a rate of 0
@@ -192,7 +204,12 @@ class HelperClient:
         return resolved
 
     async def clear_schedules(
-        self, app_id: str, name: str = "", *, scope: RuleScope = RuleScope.DEFAULT, interactive: bool = True
+        self,
+        app_id: str,
+        name: str = "",
+        *,
+        scope: RuleScope = RuleScope.DEFAULT,
+        interactive: bool = True,
     ) -> str:
         """Remove one schedule by its name ("mon-fri 09:00-17:00"), or all ("")."""
         resolved: str = (await self._call("ClearSchedules", interactive=interactive, app_id=app_id, name=name,
@@ -243,7 +260,9 @@ class HelperClient:
                                           scope=scope.value))[0]  # fmt: skip
         return resolved
 
-    async def set_link_capacity(self, down_bps: int, up_bps: int, estimate: bool, *, interactive: bool = True) -> None:
+    async def set_link_capacity(
+        self, down_bps: int, up_bps: int, estimate: bool, *, interactive: bool = True
+    ) -> None:
         """The bottleneck's rate per direction (0: not shaped), or estimate it;
         all 0 and False: link shaping off. Needs the configure action."""
         await self._call("SetLinkCapacity", interactive=interactive, down_bps=down_bps, up_bps=up_bps,
@@ -264,7 +283,9 @@ class HelperClient:
         paused: bool = (await self._call("GetLimitsPaused"))[0]
         return paused
 
-    async def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]:
+    async def get_usage(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution
+    ) -> list[UsageRow]:
         """Bytes per application ("" = every one this caller may see) and
         period of resolution, of periods beginning in [since, until) (until 0 =
         now). A caller who may not limit any application sees only the usage
@@ -299,7 +320,9 @@ class HelperClient:
         try:
             reply = await asyncio.wait_for(self._bus.call(message), timeout_s)
         except TimeoutError:
-            raise HelperClientError(NO_REPLY, f"the helper did not answer within {timeout_s:.0f} s") from None
+            raise HelperClientError(
+                NO_REPLY, f"the helper did not answer within {timeout_s:.0f} s"
+            ) from None
         except Exception as error:
             self.close()
             raise HelperClientError(DISCONNECTED, f"lost the bus connection: {error}") from None

@@ -135,7 +135,9 @@ class ArgForm:
     BURST_BYTES = "burst-bytes"  # 0 (the default) or MIN_BURST_BYTES..MAX_BURST_BYTES
     SCOPE = "scope"  # a RuleScope value
     PAUSED = "paused"  # a boolean
-    USAGE_APP_ID = "usage-app-id"  # "", usage_contract.OTHER_APPLICATIONS_ID or a stable id (no pid:)
+    USAGE_APP_ID = (
+        "usage-app-id"  # "", usage_contract.OTHER_APPLICATIONS_ID or a stable id (no pid:)
+    )
     UNIX_TIME = "unix-time"  # unix seconds, 0..validation.MAX_UNIX_TIME
     USAGE_RESOLUTION = "usage-resolution"  # a usage_contract.UsageResolution value
     BLOCKED = "blocked"  # a boolean
@@ -145,7 +147,9 @@ class ArgForm:
     THEN_RATE_BPS = "then-rate-bps"  # 0 (block when spent) or MIN_RATE_BPS..MAX_RATE_BPS
     DAYS = "days"  # "mon-fri", "sat,sun", "mon,wed-fri", "daily", "weekdays", "weekend"
     CLOCK_TIME = "clock-time"  # "HH:MM", 00:00..23:59, the helper's local time
-    SCHEDULE_RATE_BPS = "schedule-rate-bps"  # 0 (this direction not limited) or MIN_RATE_BPS..MAX_RATE_BPS
+    SCHEDULE_RATE_BPS = (
+        "schedule-rate-bps"  # 0 (this direction not limited) or MIN_RATE_BPS..MAX_RATE_BPS
+    )
     SCHEDULE_BLOCK = "schedule-block"  # "" (no block), a Direction value or BOTH_DIRECTIONS
     SCHEDULE_NAME = "schedule-name"  # a schedule as ListSchedules names it ("mon-fri 09:00-17:00"), or "" for all
     PRIORITY = "priority"  # a chadthrottle.priority.Priority value: critical, high, normal, low
@@ -168,7 +172,7 @@ class Arg:
     """One argument of a method: its name and D-Bus type as the introspection
     XML shows them and, for an input, the ArgForm its value must have."""
 
-    __slots__ = ("name", "signature", "form")
+    __slots__ = ("form", "name", "signature")
 
     def __init__(self, name: str, signature: str, form: str = "") -> None:
         self.name, self.signature, self.form = name, signature, form
@@ -185,7 +189,16 @@ class MethodSpec:
     A plain class, not a dataclass: generating one costs every
     chadthrottle-ctl call ~0.25 ms."""
 
-    __slots__ = ("name", "in_signature", "out_signature", "action", "in_args", "out_args", "doc", "call_check")
+    __slots__ = (
+        "action",
+        "call_check",
+        "doc",
+        "in_args",
+        "in_signature",
+        "name",
+        "out_args",
+        "out_signature",
+    )
 
     def __init__(
         self,
@@ -198,7 +211,12 @@ class MethodSpec:
         doc: str = "",  # the XML's DocString; the polkit action is appended for an Action
         call_check: str = CallCheck.NONE,
     ) -> None:
-        self.name, self.in_signature, self.out_signature, self.action = name, in_signature, out_signature, action
+        self.name, self.in_signature, self.out_signature, self.action = (
+            name,
+            in_signature,
+            out_signature,
+            action,
+        )
         self.in_args, self.out_args, self.doc, self.call_check = in_args, out_args, doc, call_check
 
     def __repr__(self) -> str:
@@ -538,11 +556,24 @@ APPLICATION_FIELDS: dict[str, str] = {
 }
 # Keys an older helper does not send (API 3 and before: read as not blocked,
 # no quota; API 4 and before: normal priority, rtt unknown).
-OPTIONAL_APPLICATION_FIELDS = frozenset({
-    "down_blocked", "up_blocked", "down_quota_bytes", "up_quota_bytes", "down_quota_left_bytes",
-    "up_quota_left_bytes", "down_quota_period", "up_quota_period", "down_schedule", "up_schedule",
-    "priority", "priority_owner", "priority_problem", "rtt_us",
-})
+OPTIONAL_APPLICATION_FIELDS = frozenset(
+    {
+        "down_blocked",
+        "up_blocked",
+        "down_quota_bytes",
+        "up_quota_bytes",
+        "down_quota_left_bytes",
+        "up_quota_left_bytes",
+        "down_quota_period",
+        "up_quota_period",
+        "down_schedule",
+        "up_schedule",
+        "priority",
+        "priority_owner",
+        "priority_problem",
+        "rtt_us",
+    }
+)
 
 # Keys and D-Bus types of one entry of ListRules.
 RULE_FIELDS: dict[str, str] = {
@@ -561,8 +592,17 @@ RULE_FIELDS: dict[str, str] = {
     "quota_left_bytes": "t",
     "priority": "s",  # API 5: "normal" when none; a priority-only rule has rate_bps 0
 }
-OPTIONAL_RULE_FIELDS = frozenset({"blocked", "quota_bytes", "quota_period", "quota_reset_minute",
-                                  "quota_then_bps", "quota_left_bytes", "priority"})
+OPTIONAL_RULE_FIELDS = frozenset(
+    {
+        "blocked",
+        "quota_bytes",
+        "quota_period",
+        "quota_reset_minute",
+        "quota_then_bps",
+        "quota_left_bytes",
+        "priority",
+    }
+)
 
 # Keys and D-Bus types of GetLinkShaping's answer (API 5).
 LINK_SHAPING_FIELDS: dict[str, str] = {

@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from dbus_fast import Variant
-
 from chadthrottle.contract import (
     APPLICATION_FIELDS,
     BACKEND_FIELDS,
@@ -43,6 +41,7 @@ from chadthrottle.record_codec import (  # re-exported: the helper, the GUI and 
     decode_usage,
 )
 from chadthrottle.usage_contract import USAGE_FIELDS, UsageRow
+from dbus_fast import Variant
 
 __all__ = [
     "CodecError", "decode_application", "decode_backend", "decode_connection", "decode_interface",
@@ -56,8 +55,17 @@ def _to_wire(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
-def encode_record(record: ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo | LinkShapingInfo | RuleInfo
-                  | ScheduleInfo | UsageRow, fields: Mapping[str, str]) -> dict[str, Variant]:
+def encode_record(
+    record: ApplicationInfo
+    | BackendInfo
+    | ConnectionInfo
+    | InterfaceInfo
+    | LinkShapingInfo
+    | RuleInfo
+    | ScheduleInfo
+    | UsageRow,
+    fields: Mapping[str, str],
+) -> dict[str, Variant]:
     """One record as ``a{sv}``; raises CodecError if a value does not fit its type
     (better a clear error in the helper than a malformed message on the bus)."""
     encoded: dict[str, Variant] = {}

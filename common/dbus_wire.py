@@ -17,16 +17,17 @@ UTF-8); a malformed one is a WireError, never a crash or an endless wait.
 
 from __future__ import annotations
 
-import os
-import struct
-import time
-
 # The C module behind `socket`: socket.py adds 2 ms of imports (selectors,
 # array, its IntEnum conversions) for nothing a blocking unix socket needs.
 import _socket
+import os
+import struct
+import time
 from collections.abc import Iterator
 
-TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+TYPE_CHECKING = (
+    False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+)
 if TYPE_CHECKING:
     from typing import Any
 
@@ -40,9 +41,22 @@ MAX_MESSAGE_BYTES = 128 * 1024 * 1024  # the specification's limit
 
 METHOD_CALL, METHOD_RETURN, ERROR, SIGNAL = 1, 2, 3, 4
 FLAG_ALLOW_INTERACTIVE_AUTHORIZATION = 0x4
-_PATH, _INTERFACE, _MEMBER, _ERROR_NAME, _REPLY_SERIAL, _DESTINATION, _SENDER, _SIGNATURE = range(1, 9)
+_PATH, _INTERFACE, _MEMBER, _ERROR_NAME, _REPLY_SERIAL, _DESTINATION, _SENDER, _SIGNATURE = range(
+    1, 9
+)
 
-_FIXED = {"y": "B", "b": "I", "n": "h", "q": "H", "i": "i", "u": "I", "x": "q", "t": "Q", "d": "d", "h": "I"}
+_FIXED = {
+    "y": "B",
+    "b": "I",
+    "n": "h",
+    "q": "H",
+    "i": "i",
+    "u": "I",
+    "x": "q",
+    "t": "Q",
+    "d": "d",
+    "h": "I",
+}
 _ALIGNMENT = {**{code: struct.calcsize(fmt) for code, fmt in _FIXED.items()},
               "s": 4, "o": 4, "g": 1, "a": 4, "(": 8, "{": 8, "v": 1}  # fmt: skip
 _MAX_DEPTH = 64
@@ -73,7 +87,10 @@ class Variant:
         return f"Variant({self.signature!r}, {self.value!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Variant) and (self.signature, self.value) == (other.signature, other.value)
+        return isinstance(other, Variant) and (self.signature, self.value) == (
+            other.signature,
+            other.value,
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -81,7 +98,7 @@ class Variant:
 class Reply:
     """A METHOD_RETURN or ERROR message."""
 
-    __slots__ = ("message_type", "error_name", "signature", "body")
+    __slots__ = ("body", "error_name", "message_type", "signature")
 
     def __init__(self, message_type: int, error_name: str, signature: str, body: list[Any]) -> None:
         self.message_type = message_type
@@ -177,7 +194,9 @@ def encode_call(serial: int, destination: str, path: str, interface: str, member
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    ValueReader = Callable[[bytes, int, int], tuple[Any, int]]  # (data, offset, depth) -> (value, offset)
+    ValueReader = Callable[
+        [bytes, int, int], tuple[Any, int]
+    ]  # (data, offset, depth) -> (value, offset)
 
 _READERS: dict[tuple[str, bool], ValueReader] = {}
 _MAX_CACHED_READERS = 512  # signatures come from the bus: a bounded cache
@@ -211,6 +230,7 @@ def _build_reader(signature: str, little: bool) -> ValueReader:
     if code in _FIXED:
         return _fixed_reader(fixed[code], code == "b")
     if code in "so":
+
         def read_string(data: bytes, offset: int, depth: int) -> tuple[str, int]:
             offset += -offset % 4
             (length,) = unpack_u32(data, offset)
@@ -222,15 +242,18 @@ def _build_reader(signature: str, little: bool) -> ValueReader:
 
         return read_string
     if code == "g":
+
         def read_signature(data: bytes, offset: int, depth: int) -> tuple[str, int]:
             end = offset + 1 + data[offset]
             if end >= len(data):
                 raise _past_the_end()
-            return data[offset + 1:end].decode(), end + 1
+            return data[offset + 1 : end].decode(), end + 1
 
         return read_signature
     if code == "v":
-        known: dict[bytes, tuple[str, ValueReader]] = {}  # the inner signature's bytes -> its reader
+        known: dict[
+            bytes, tuple[str, ValueReader]
+        ] = {}  # the inner signature's bytes -> its reader
 
         def read_variant(data: bytes, offset: int, depth: int) -> tuple[Variant, int]:
             if depth > _MAX_DEPTH:
@@ -238,7 +261,7 @@ def _build_reader(signature: str, little: bool) -> ValueReader:
             end = offset + 1 + data[offset]
             if end >= len(data):
                 raise _past_the_end()
-            raw = data[offset + 1:end]
+            raw = data[offset + 1 : end]
             entry = known.get(raw)
             if entry is None:
                 inner = raw.decode()
@@ -279,7 +302,9 @@ def _fixed_reader(packing: struct.Struct, boolean: bool) -> ValueReader:
     return read_fixed
 
 
-def _array_reader(element: str, little: bool, unpack_u32: Callable[[bytes, int], tuple[int]]) -> ValueReader:
+def _array_reader(
+    element: str, little: bool, unpack_u32: Callable[[bytes, int], tuple[int]]
+) -> ValueReader:
     alignment = _ALIGNMENT[element[0]]
     if element[0] == "{":
         key_type, value_type = _entry_types(element)
@@ -337,7 +362,15 @@ def decode_message(data: bytes) -> tuple[int, int, dict[int, Any], list[Any]]:
             body.append(value)
     except UnicodeDecodeError:
         raise WireError(INVALID_MESSAGE, "a string is not UTF-8") from None
-    except (struct.error, IndexError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
+    except (
+        struct.error,
+        IndexError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        RecursionError,
+    ) as error:
         raise WireError(INVALID_MESSAGE, f"a malformed message: {type(error).__name__}") from None
     if offset != len(data):
         raise WireError(INVALID_MESSAGE, "the body is longer than its signature says")
@@ -372,7 +405,10 @@ def socket_addresses(address: str) -> list[str | bytes]:
         elif transport == "unix" and "abstract" in options:
             found.append(b"\0" + _unescape(options["abstract"]).encode(errors="surrogateescape"))
     if not found:
-        raise WireError(NO_SERVER, f"no unix socket in the bus address {address!r} (other transports are not supported)")
+        raise WireError(
+            NO_SERVER,
+            f"no unix socket in the bus address {address!r} (other transports are not supported)",
+        )
     return found
 
 
@@ -409,8 +445,13 @@ class Connection:
         self._send(b"\0AUTH EXTERNAL " + str(os.getuid()).encode().hex().encode() + b"\r\n")
         line = self._read_line(deadline)
         if not line.startswith(b"OK "):
-            raise WireError(NO_SERVER, f"the bus refused authentication: {line.decode(errors='replace').strip()}")
-        hello = self._next_call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", "", [])
+            raise WireError(
+                NO_SERVER,
+                f"the bus refused authentication: {line.decode(errors='replace').strip()}",
+            )
+        hello = self._next_call(
+            "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", "", []
+        )
         self._send(b"BEGIN\r\n" + hello)
 
     def close(self) -> None:
@@ -432,12 +473,19 @@ class Connection:
         while True:
             message_type, _flags, fields, reply_body = decode_message(self._read_message(deadline))
             if message_type in (METHOD_RETURN, ERROR) and fields.get(_REPLY_SERIAL) == serial:
-                return Reply(message_type, fields.get(_ERROR_NAME, ""), fields.get(_SIGNATURE, ""), reply_body)
+                return Reply(
+                    message_type,
+                    fields.get(_ERROR_NAME, ""),
+                    fields.get(_SIGNATURE, ""),
+                    reply_body,
+                )
 
     def _next_call(self, destination: str, path: str, interface: str, member: str, signature: str,
                    body: list[Any], flags: int = 0) -> bytes:  # fmt: skip
         self._serial += 1
-        return encode_call(self._serial, destination, path, interface, member, signature, body, flags)
+        return encode_call(
+            self._serial, destination, path, interface, member, signature, body, flags
+        )
 
     def _send(self, data: bytes) -> None:
         if self._sock is None:

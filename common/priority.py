@@ -33,7 +33,7 @@ DEFAULT_PRIORITY = Priority.NORMAL
 
 
 def parse_priority(text: str) -> Priority:
-    """"critical", "High", ... -> Priority; anything else a PriorityError that lists the words."""
+    """ "critical", "High", ... -> Priority; anything else a PriorityError that lists the words."""
     try:
         return Priority(text.strip().lower())
     except ValueError:

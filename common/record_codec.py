@@ -35,14 +35,25 @@ from chadthrottle.contract import (
     ScheduleInfo,
 )
 
-TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+TYPE_CHECKING = (
+    False  # not typing's: importing typing costs a CLI call ~2 ms (mypy reads this name alike)
+)
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     from chadthrottle.usage_contract import UsageRow
 
-    Record = TypeVar("Record", ApplicationInfo, BackendInfo, ConnectionInfo, InterfaceInfo, LinkShapingInfo, RuleInfo,
-                     ScheduleInfo, UsageRow)
+    Record = TypeVar(
+        "Record",
+        ApplicationInfo,
+        BackendInfo,
+        ConnectionInfo,
+        InterfaceInfo,
+        LinkShapingInfo,
+        RuleInfo,
+        ScheduleInfo,
+        UsageRow,
+    )
 
 _UINT_BITS = {"y": 8, "q": 16, "u": 32, "t": 64}
 _INT_BITS = {"n": 16, "i": 32, "x": 64}
@@ -79,7 +90,9 @@ def _checker(signature: str) -> Callable[[Any], bool]:
         return check
     if signature.startswith("a") and len(signature) == 2 and signature[1] in _CHECKS:
         item = _CHECKS[signature[1]]
-        check = _CHECKS[signature] = lambda value: isinstance(value, (list, tuple)) and all(map(item, value))
+        check = _CHECKS[signature] = lambda value: (
+            isinstance(value, (list, tuple)) and all(map(item, value))
+        )
         return check
     raise CodecError(f"the contract uses an unsupported field type {signature!r}")
 
@@ -95,7 +108,9 @@ _PLAIN, _TUPLE, _FLOAT = 0, 1, 2  # what a checked value becomes: itself, a tupl
 
 # Per fields mapping: (key, signature, check, kind) for each field, worked out
 # once. The GUI decodes every field of every application each second.
-_PLANS: dict[int, tuple[Mapping[str, str], tuple[tuple[str, str, Callable[[Any], bool], int], ...]]] = {}
+_PLANS: dict[
+    int, tuple[Mapping[str, str], tuple[tuple[str, str, Callable[[Any], bool], int], ...]]
+] = {}
 
 
 def _plan(fields: Mapping[str, str]) -> tuple[tuple[str, str, Callable[[Any], bool], int], ...]:
@@ -140,8 +155,12 @@ def _builder(cls: type[Record]) -> Callable[[dict[str, Any]], Record]:
     return build
 
 
-def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[str, str],
-                  optional: frozenset[str] = frozenset()) -> Record:
+def decode_record(
+    cls: type[Record],
+    data: Mapping[str, Any],
+    fields: Mapping[str, str],
+    optional: frozenset[str] = frozenset(),
+) -> Record:
     """Build cls from an ``a{sv}`` dictionary, checking every contract field.
     A key in optional (added after older helpers shipped) may be absent: the
     dataclass's default stands in; present, it is checked like the others."""
@@ -162,7 +181,9 @@ def decode_record(cls: type[Record], data: Mapping[str, Any], fields: Mapping[st
         if found != signature or value is _ABSENT:
             if not isinstance(found, str) or value is _ABSENT:
                 raise CodecError(f"{cls.__name__}: field {key!r} is not a variant")
-            raise CodecError(f"{cls.__name__}: field {key!r} has type {found!r}, expected {signature!r}")
+            raise CodecError(
+                f"{cls.__name__}: field {key!r} has type {found!r}, expected {signature!r}"
+            )
         if not check(value):
             raise CodecError(f"{cls.__name__}: field {key!r} has an invalid value")
         if kind:
@@ -200,6 +221,9 @@ def decode_schedule(data: Mapping[str, Any]) -> ScheduleInfo:
 
 
 def decode_usage(data: Mapping[str, Any]) -> UsageRow:
-    from chadthrottle.usage_contract import USAGE_FIELDS, UsageRow  # only GetUsage's callers need it
+    from chadthrottle.usage_contract import (
+        USAGE_FIELDS,
+        UsageRow,
+    )  # only GetUsage's callers need it
 
     return decode_record(UsageRow, data, USAGE_FIELDS)

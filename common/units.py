@@ -143,7 +143,7 @@ def unit_bps(units: UnitSystem, power: int) -> float:
 
 
 def unit_label(units: UnitSystem, power: int) -> str:
-    """"MB/s", "Mibit/s": the name of unit_bps(units, power)."""
+    """ "MB/s", "Mibit/s": the name of unit_bps(units, power)."""
     return _SCALES[units].labels[power]
 
 

@@ -16,14 +16,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QSettings, QTimer
-from PySide6.QtWidgets import QApplication
-
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.gc_settle import settle_after_first
 from chadthrottle.gui.ipc.client_protocol import default_client_factory
 from chadthrottle.gui.logs import configure_logging
 from chadthrottle.gui.quit_signals import QuitOnSignals
+from PySide6.QtCore import QEvent, QSettings, QTimer
+from PySide6.QtWidgets import QApplication
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +30,41 @@ SCREENSHOT_SETTLE_MS = 400
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="chadthrottle", description="See and cap per-application bandwidth.")
-    parser.add_argument("--screenshot", type=Path, metavar="PATH",
-                        help="save a PNG of the window once data is shown, print its path, quit")
-    parser.add_argument("--screenshot-timeout", type=float, default=10.0, metavar="SECONDS",
-                        help="take the screenshot after this long even without data (default 10)")
-    parser.add_argument("--screenshot-history", type=float, default=0.0, metavar="SECONDS",
-                        help="wait until the graph holds this much data (default 0: the first data)")
+    parser = argparse.ArgumentParser(
+        prog="chadthrottle", description="See and cap per-application bandwidth."
+    )
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="PATH",
+        help="save a PNG of the window once data is shown, print its path, quit",
+    )
+    parser.add_argument(
+        "--screenshot-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="take the screenshot after this long even without data (default 10)",
+    )
+    parser.add_argument(
+        "--screenshot-history",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait until the graph holds this much data (default 0: the first data)",
+    )
     parser.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this long")
-    parser.add_argument("--bus-address", metavar="ADDRESS",
-                        help="D-Bus address of the system bus (default: the usual system bus)")
-    parser.add_argument("--settings", type=Path, metavar="FILE",
-                        help="keep settings in this INI file instead of the user's configuration")
+    parser.add_argument(
+        "--bus-address",
+        metavar="ADDRESS",
+        help="D-Bus address of the system bus (default: the usual system bus)",
+    )
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        metavar="FILE",
+        help="keep settings in this INI file instead of the user's configuration",
+    )
     parser.add_argument("--hidden", action="store_true", help="start in the tray")
     parser.add_argument("--no-tray", action="store_true", help="do not use the system tray")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

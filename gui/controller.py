@@ -11,9 +11,6 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSettings, Signal
-from PySide6.QtWidgets import QApplication, QSystemTrayIcon
-
 from chadthrottle.contract import Direction
 from chadthrottle.gui import autostart
 from chadthrottle.gui.alerts.flow import AlertsFlow
@@ -35,6 +32,8 @@ from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.settings_dialog import SettingsDialog
 from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 TRAY_BLOCK_KEY = "tray:block"  # HelperConnection.call's key of the tray's SetBlocked
 log = logging.getLogger(__name__)
@@ -98,10 +97,18 @@ class AppController(QObject):
         self.window.header.startAtLoginToggled.connect(self._set_start_at_login)
         self.window.header.settingsRequested.connect(self.open_settings)
         self.window.closedForGood.connect(self._on_window_closed)
-        self.usage = UsageFlow(self.connection, self.model, self.window, settings_store)  # GetUsage: totals, view, graph
-        self.rules = RulesFlow(self.connection, self.model, self.window, self.request_limit)  # the rules dialog
-        self.priorities = PriorityFlow(self.connection, self.model, self.window)  # priorities, link capacity
-        self.alerts = AlertsFlow(self.connection, settings_store, lambda: self.settings.alerts, parent=self)
+        self.usage = UsageFlow(
+            self.connection, self.model, self.window, settings_store
+        )  # GetUsage: totals, view, graph
+        self.rules = RulesFlow(
+            self.connection, self.model, self.window, self.request_limit
+        )  # the rules dialog
+        self.priorities = PriorityFlow(
+            self.connection, self.model, self.window
+        )  # priorities, link capacity
+        self.alerts = AlertsFlow(
+            self.connection, settings_store, lambda: self.settings.alerts, parent=self
+        )
         if use_tray and TrayController.is_available():
             self.attach_tray(TrayController(self.model, self.window, self))
         self._on_status(self.connection.status)
@@ -161,7 +168,9 @@ class AppController(QObject):
     def request_limit(self, app_id: str, direction: str, rate_bps: int | None) -> None:
         """Show the new limit at once, then ask the helper (never blocks)."""
         if not self.connection.status.can_limit:
-            self.window.show_message(self.connection.status.detail or "Limits are unavailable right now.")
+            self.window.show_message(
+                self.connection.status.detail or "Limits are unavailable right now."
+            )
             self.window.table.refresh_editors()
             return
         state = self.model.limit_state(app_id, Direction(direction))
@@ -174,7 +183,9 @@ class AppController(QObject):
 
     def _on_limit_finished(self, request: LimitRequest, error_name: str, words: str) -> None:
         succeeded = not error_name
-        directions = list(Direction) if request.direction == "both" else [Direction(request.direction)]
+        directions = (
+            list(Direction) if request.direction == "both" else [Direction(request.direction)]
+        )
         for direction in directions:
             self.model.resolve_pending(request.app_id, direction, succeeded)
         self.window.table.refresh_editors()
@@ -186,7 +197,9 @@ class AppController(QObject):
     def request_block(self, app_id: str, direction: str, blocked: bool) -> None:
         """Block or unblock (SetBlocked, off the GUI thread); the row shows it
         from the helper's next answer, a refusal as a message."""
-        self.connection.call(TRAY_BLOCK_KEY, lambda c: c.set_blocked(app_id, Direction(direction), blocked))
+        self.connection.call(
+            TRAY_BLOCK_KEY, lambda c: c.set_blocked(app_id, Direction(direction), blocked)
+        )
 
     def _on_call_finished(self, key: str, _result: object, error_name: str, words: str) -> None:
         if key == TRAY_BLOCK_KEY and error_name:
@@ -198,7 +211,9 @@ class AppController(QObject):
 
     def _on_pause_finished(self, paused: bool, error_name: str, words: str) -> None:
         if error_name:
-            self.window.show_message(f"Could not {'pause' if paused else 'resume'} the limits: {words}")
+            self.window.show_message(
+                f"Could not {'pause' if paused else 'resume'} the limits: {words}"
+            )
         if self.tray is not None:  # a refused toggle shows the state in force again
             self.tray.set_limits_paused(self.connection.limits_paused)
 

@@ -117,7 +117,9 @@ def user_data_home(home: Path, environment: dict[str, str]) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="chadthrottle-launcher", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="chadthrottle-launcher", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("action", choices=("install", "uninstall"))
     parser.add_argument("--home", type=Path, required=True, help="the user's home folder")
     parser.add_argument("--exec", dest="program", help="the program the launcher starts (install)")

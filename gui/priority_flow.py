@@ -12,15 +12,19 @@ link field hidden, and nothing else changes; a reconnect asks again.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject
-
 from chadthrottle.contract import ErrorName, LinkShapingInfo
 from chadthrottle.gui.ipc.connection import HelperConnection
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.worker import UNKNOWN_METHOD
 from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.priority_view import LABELS, OLD_HELPER, describe_priority, link_summary
+from chadthrottle.gui.models.priority_view import (
+    LABELS,
+    OLD_HELPER,
+    describe_priority,
+    link_summary,
+)
 from chadthrottle.gui.views.link_dialog import LinkDialog
+from PySide6.QtCore import QObject
 
 SHAPING_KEY, CAPACITY_KEY, PRIORITY_KEY = "link:shaping", "link:capacity", "priority:"
 SHAPING_EVERY_N_POLLS = 5  # the capacity changes rarely (an estimate within seconds)
@@ -29,7 +33,9 @@ REFUSED = ("The link capacity was not changed: an administrator's authorization 
 
 
 class PriorityFlow(QObject):
-    def __init__(self, connection: HelperConnection, model: ApplicationsModel, window: QObject) -> None:
+    def __init__(
+        self, connection: HelperConnection, model: ApplicationsModel, window: QObject
+    ) -> None:
         super().__init__(window)
         self._connection = connection
         self._model = model
@@ -40,7 +46,9 @@ class PriorityFlow(QObject):
         self._asking = False
         self._again = False
         self._units = model.units
-        self._settling: set[str] = set()  # priorities set: say once confirmed if they are not in force
+        self._settling: set[str] = (
+            set()
+        )  # priorities set: say once confirmed if they are not in force
         window.priorityRequested.connect(self.request_priority)  # type: ignore[attr-defined]
         window.status_line.linkRequested.connect(self.open_dialog)  # type: ignore[attr-defined]
         window.header.linkRequested.connect(self.open_dialog)  # type: ignore[attr-defined]  # the ☰ menu's entry
@@ -62,7 +70,9 @@ class PriorityFlow(QObject):
             self._say(f"Could not change the priority of {name}: {why or 'unknown priority'}")
             return
         self._model.mark_priority_pending(app_id, priority)
-        self._connection.call(PRIORITY_KEY + app_id, lambda client: client.set_priority(app_id, priority))  # type: ignore[attr-defined]
+        self._connection.call(
+            PRIORITY_KEY + app_id, lambda client: client.set_priority(app_id, priority)
+        )  # type: ignore[attr-defined]
 
     # --- the link ----------------------------------------------------------------------
 
@@ -85,7 +95,9 @@ class PriorityFlow(QObject):
             self.dialog = None
 
     def _set_capacity(self, down_bps: int, up_bps: int, estimate: bool) -> None:
-        self._connection.call(CAPACITY_KEY, lambda client: client.set_link_capacity(down_bps, up_bps, estimate))  # type: ignore[attr-defined]
+        self._connection.call(
+            CAPACITY_KEY, lambda client: client.set_link_capacity(down_bps, up_bps, estimate)
+        )  # type: ignore[attr-defined]
 
     def _fetch_shaping(self) -> None:
         """GetLinkShaping, one at a time; asked while one is on its way (sent
@@ -130,7 +142,7 @@ class PriorityFlow(QObject):
                 self._set_unavailable(OLD_HELPER)
             self._fetch_shaping()
         elif key.startswith(PRIORITY_KEY):
-            app_id = key[len(PRIORITY_KEY):]
+            app_id = key[len(PRIORITY_KEY) :]
             self._model.resolve_priority(app_id, not error_name)
             if not error_name:
                 self._settling.add(app_id)
@@ -150,7 +162,9 @@ class PriorityFlow(QObject):
         self._settling.discard(app_id)
         if state.problem and state.priority != "normal":
             info = self._model.application(app_id)
-            self._say(f"{info.name if info else app_id}: {state.label} priority set, not in force: {state.problem}.")
+            self._say(
+                f"{info.name if info else app_id}: {state.label} priority set, not in force: {state.problem}."
+            )
 
     def _show_shaping(self, shaping: LinkShapingInfo) -> None:
         self.shaping = shaping

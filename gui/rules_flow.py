@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject
-
 from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo, ScheduleInfo
 from chadthrottle.gui.ipc.connection import HelperConnection
 from chadthrottle.gui.ipc.worker import Snapshot
@@ -22,6 +20,7 @@ from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.priority_view import describe_priority
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
+from PySide6.QtCore import QObject
 
 SCHEDULES_KEY, CHANGE_KEY = "rules:schedules", "rules:change"
 
@@ -56,13 +55,23 @@ class RulesFlow(QObject):
             self.dialog.deleteLater()
         self.dialog = dialog = RulesDialog(self._rules_of(app_id), self._model.units, self._window)  # type: ignore[arg-type]
         dialog.limitRequested.connect(self._request_limit)
-        dialog.scheduleAdded.connect(lambda app, days, start, end, down, up, blocked: self._change(
-            lambda c: c.set_schedule(app, days, start, end, down, up, blocked)))
-        dialog.scheduleRemoved.connect(lambda app, name: self._change(lambda c: c.clear_schedules(app, name)))
+        dialog.scheduleAdded.connect(
+            lambda app, days, start, end, down, up, blocked: self._change(
+                lambda c: c.set_schedule(app, days, start, end, down, up, blocked)
+            )
+        )
+        dialog.scheduleRemoved.connect(
+            lambda app, name: self._change(lambda c: c.clear_schedules(app, name))
+        )
         dialog.blockRequested.connect(self._request_block)
-        dialog.quotaRequested.connect(lambda app, d, size, period, then: self._change(
-            lambda c: c.set_quota(app, _direction(d), size, period, 0, then)))
-        dialog.quotaCleared.connect(lambda app, d: self._change(lambda c: c.clear_quota(app, _direction(d))))
+        dialog.quotaRequested.connect(
+            lambda app, d, size, period, then: self._change(
+                lambda c: c.set_quota(app, _direction(d), size, period, 0, then)
+            )
+        )
+        dialog.quotaCleared.connect(
+            lambda app, d: self._change(lambda c: c.clear_quota(app, _direction(d)))
+        )
         dialog.priorityRequested.connect(self._window.priorityRequested)  # type: ignore[attr-defined]  # PriorityFlow
         dialog.finished.connect(self._forget)
         dialog.show()
@@ -98,21 +107,35 @@ class RulesFlow(QObject):
     def _rules_of(self, app_id: str) -> AppRules:
         info = self._model.application(app_id)
         states = {d: self._model.limit_state(app_id, d) for d in Direction}
-        read_only = next((describe_limit(s, d, self._model.units) for d, s in states.items() if s.read_only), "")
+        read_only = next(
+            (describe_limit(s, d, self._model.units) for d, s in states.items() if s.read_only), ""
+        )
         if not self._connection.status.can_limit:
             read_only = self._connection.status.detail or "Rules cannot be changed right now."
         priority = self._model.priority_state(app_id)
-        disabled = self._model.priority_unavailable or (describe_priority(priority) if priority.read_only else "")
+        disabled = self._model.priority_unavailable or (
+            describe_priority(priority) if priority.read_only else ""
+        )
         return AppRules(
-            app_id, info.name if info else app_id,
-            limits={d: self._plain_rate(app_id, d) if s.schedule else s.rate_bps for d, s in states.items()},
+            app_id,
+            info.name if info else app_id,
+            limits={
+                d: self._plain_rate(app_id, d) if s.schedule else s.rate_bps
+                for d, s in states.items()
+            },
             scheduled={d: s.schedule for d, s in states.items()},
-            blocked={d: self._blocked(app_id, d, info.blocked(d) if info else False) for d in Direction},
+            blocked={
+                d: self._blocked(app_id, d, info.blocked(d) if info else False) for d in Direction
+            },
             quotas={d: info.quota(d) if info else (0, 0, "") for d in Direction},
-            schedules=tuple(s for s in self._schedules if s.app_id == app_id and s.owner == self._owner),
+            schedules=tuple(
+                s for s in self._schedules if s.app_id == app_id and s.owner == self._owner
+            ),
             read_only=read_only,
             priority=priority.priority,
-            priority_note=describe_priority(priority) if priority.priority != "normal" or priority.pending else "",
+            priority_note=describe_priority(priority)
+            if priority.priority != "normal" or priority.pending
+            else "",
             priority_disabled=disabled,
         )
 

@@ -7,10 +7,9 @@ import logging
 from dataclasses import dataclass
 from enum import Enum
 
-from PySide6.QtCore import QSettings
-
 from chadthrottle.gui.alerts.policy import AlertSwitches
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QSettings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,9 @@ class Settings:
     close_to_tray: bool = True  # closing the window keeps ChadThrottle in the tray
     notifications: bool = True  # desktop notifications (the tray's balloon messages)
     theme: Theme = Theme.SYSTEM
-    alerts: AlertSwitches = AlertSwitches()  # which desktop alerts (gui/alerts/); each its own switch
+    alerts: AlertSwitches = (
+        AlertSwitches()
+    )  # which desktop alerts (gui/alerts/); each its own switch
 
 
 _ALERT_SWITCHES = tuple(field.name for field in dataclasses.fields(AlertSwitches))
@@ -68,9 +69,12 @@ def load_settings(store: QSettings) -> Settings:
         _flag(store, "window/close_to_tray", defaults.close_to_tray),
         _flag(store, "notifications/enabled", defaults.notifications),
         theme,
-        AlertSwitches(**{
-            name: _flag(store, f"alerts/{name}", getattr(defaults.alerts, name)) for name in _ALERT_SWITCHES
-        }),
+        AlertSwitches(
+            **{
+                name: _flag(store, f"alerts/{name}", getattr(defaults.alerts, name))
+                for name in _ALERT_SWITCHES
+            }
+        ),
     )
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from chadthrottle.gui.settings import Theme
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
-
-from chadthrottle.gui.settings import Theme
 
 # What the desktop gave us, kept the first time another theme is chosen.
 _desktop: tuple[str, QPalette] | None = None

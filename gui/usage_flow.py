@@ -14,8 +14,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QSettings, QTimer
-
 from chadthrottle.gui.ipc.connection import HelperConnection
 from chadthrottle.gui.ipc.error_text import describe_error
 from chadthrottle.gui.ipc.state import HelperStatus
@@ -32,6 +30,7 @@ from chadthrottle.gui.models.usage_totals import fallback_name, grand_total, tot
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.usage_dialog import UsageDialog
 from chadthrottle.usage_contract import UsageResolution, UsageRow
+from PySide6.QtCore import QObject, QSettings, QTimer
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +40,17 @@ PERIOD_KEY = "usage/period"
 TOTALS_EVERY_MS = 15_000
 VIEW_EVERY_MS = 60_000
 SEED_AFTER_MS = 250
-SEED_SPAN_S = 3_600  # the detail graph's longest span: its first hour comes from the helper's minutes
+SEED_SPAN_S = (
+    3_600  # the detail graph's longest span: its first hour comes from the helper's minutes
+)
 # Who asked: "totals:<period>", "view:<period>", "seed:<app id>" (an answer for a
 # period or application no longer shown is dropped).
 TOTALS_KEY, VIEW_KEY, SEED_KEY = "totals:", "view:", "seed:"
 OLD_HELPER = ("Usage history is unavailable: the helper is older than this window (it has no GetUsage). "
               "Update the ChadThrottle helper to keep per-application totals.")  # fmt: skip
-GRAPH_OLD_HELPER = "The graph starts when this window opened: the helper is too old to keep history."
+GRAPH_OLD_HELPER = (
+    "The graph starts when this window opened: the helper is too old to keep history."
+)
 
 
 def load_period(store: QSettings) -> UsagePeriod:
@@ -77,7 +80,9 @@ class UsageFlow(QObject):
         self.period = load_period(store)
         self.dialog: UsageDialog | None = None
         self.history_supported: bool | None = None  # None: not known yet
-        self._names: dict[str, str] = {}  # ids seen running: their names, for when they no longer do
+        self._names: dict[
+            str, str
+        ] = {}  # ids seen running: their names, for when they no longer do
         self._asked: dict[str, float] = {}  # key -> when (the answer's "now")
         self._monitoring = False  # the helper answers now
         self._model.set_usage(UsageColumnState(title=PERIODS[self.period].column_title))
@@ -108,7 +113,12 @@ class UsageFlow(QObject):
         if self.history_supported is False or not self._connection.status.can_monitor:
             return
         period = self.period
-        self._fetch(TOTALS_KEY + period.value, "", period_since(period, self._clock()), totals_resolution(period))
+        self._fetch(
+            TOTALS_KEY + period.value,
+            "",
+            period_since(period, self._clock()),
+            totals_resolution(period),
+        )
 
     def refresh_view(self) -> None:
         if self.dialog is None or not self.dialog.isVisible():
@@ -118,7 +128,12 @@ class UsageFlow(QObject):
             self.dialog.show_unavailable(OLD_HELPER)
             return
         period = self.dialog.period
-        self._fetch(VIEW_KEY + period.value, "", period_since(period, self._clock()), chart_resolution(period))
+        self._fetch(
+            VIEW_KEY + period.value,
+            "",
+            period_since(period, self._clock()),
+            chart_resolution(period),
+        )
 
     def _seed_graph(self, app_id: str) -> None:
         """The selected application's last hour, by minute, for its graph."""
@@ -136,7 +151,9 @@ class UsageFlow(QObject):
             self.dialog.set_units(self._model.units)  # nothing to do unless they changed
 
     def _on_status(self, status: HelperStatus) -> None:
-        if status.can_monitor and not self._monitoring:  # connected (again): perhaps to a newer helper
+        if (
+            status.can_monitor and not self._monitoring
+        ):  # connected (again): perhaps to a newer helper
             if self.history_supported is False:
                 self.history_supported = None
             self.refresh_totals()
@@ -186,12 +203,18 @@ class UsageFlow(QObject):
             self._show_totals(rows, error_name)
         elif self.dialog is not None and key == VIEW_KEY + self.dialog.period.value:
             if rows is None or error_name:
-                self.dialog.show_unavailable(OLD_HELPER if rows is None else unavailable_text(error_name))
+                self.dialog.show_unavailable(
+                    OLD_HELPER if rows is None else unavailable_text(error_name)
+                )
             else:
-                self.dialog.show_rows(self.dialog.period, rows, asked_at, self.name_of, self._model.units)
+                self.dialog.show_rows(
+                    self.dialog.period, rows, asked_at, self.name_of, self._model.units
+                )
         elif key.startswith(SEED_KEY):
-            note = GRAPH_OLD_HELPER if rows is None else ""  # an error: the next selection asks again
-            self._window.detail.set_recent_usage(key[len(SEED_KEY):], rows or [], note)
+            note = (
+                GRAPH_OLD_HELPER if rows is None else ""
+            )  # an error: the next selection asks again
+            self._window.detail.set_recent_usage(key[len(SEED_KEY) :], rows or [], note)
 
     def _show_totals(self, rows: list[UsageRow] | None, error_name: str) -> None:
         title = PERIODS[self.period].column_title

@@ -70,16 +70,24 @@ def plan(helper: Path, systemd: bool) -> list[PlannedFile]:
     systemd runs and the helper is under /usr: its ProtectHome= would hide a
     helper in a home directory, so there dbus-daemon starts the helper itself."""
     if not _SAFE_PATH.fullmatch(str(helper)):
-        raise InstallError(f"the helper path {str(helper)!r} must be absolute, with no spaces or odd characters")
+        raise InstallError(
+            f"the helper path {str(helper)!r} must be absolute, with no spaces or odd characters"
+        )
     exec_line = f"{helper} --idle-exit-s {IDLE_EXIT_S}"
     with_unit = systemd and str(helper).startswith("/usr/")
     activation = re.sub(r"(?m)^Exec=.*$", f"Exec={exec_line}", _resource(ACTIVATION_FILE))
     if not with_unit:
         activation = re.sub(r"(?m)^SystemdService=.*\n", "", activation)
     files = [
-        PlannedFile(Path("/usr/share/dbus-1/system.d") / BUS_POLICY, _resource(BUS_POLICY).encode()),
-        PlannedFile(Path("/usr/share/polkit-1/actions") / POLKIT_POLICY, _resource(POLKIT_POLICY).encode()),
-        PlannedFile(Path("/usr/share/dbus-1/system-services") / ACTIVATION_FILE, activation.encode()),
+        PlannedFile(
+            Path("/usr/share/dbus-1/system.d") / BUS_POLICY, _resource(BUS_POLICY).encode()
+        ),
+        PlannedFile(
+            Path("/usr/share/polkit-1/actions") / POLKIT_POLICY, _resource(POLKIT_POLICY).encode()
+        ),
+        PlannedFile(
+            Path("/usr/share/dbus-1/system-services") / ACTIVATION_FILE, activation.encode()
+        ),
     ]
     if with_unit:
         unit = re.sub(r"(?m)^ExecStart=.*$", f"ExecStart={exec_line}", _resource(SYSTEMD_UNIT))
@@ -133,7 +141,12 @@ def install(root: Path, helper: Path, systemd: bool, force: bool = False) -> lis
     planned = plan(helper, systemd)
     for file in planned:
         path = _under(root, file.target)
-        if path.exists() and str(file.target) not in manifest and path.read_bytes() != file.content and not force:
+        if (
+            path.exists()
+            and str(file.target) not in manifest
+            and path.read_bytes() != file.content
+            and not force
+        ):
             raise InstallError(f"{file.target} exists and was not installed by this command; "
                                "remove it or use --force")  # fmt: skip
     changed = []
@@ -172,7 +185,11 @@ def _remove_if_unchanged(root: Path, target: Path, digest: str) -> bool:
 def uninstall(root: Path) -> list[Path]:
     """Remove what install wrote and is still as written; returns what went."""
     manifest = _read_manifest(root)
-    removed = [Path(t) for t, digest in sorted(manifest.items()) if _remove_if_unchanged(root, Path(t), digest)]
+    removed = [
+        Path(t)
+        for t, digest in sorted(manifest.items())
+        if _remove_if_unchanged(root, Path(t), digest)
+    ]
     _write_manifest(root, {})
     return removed
 
@@ -190,22 +207,40 @@ def _reload_systemd() -> None:
 
 def add_install_commands(commands: Any) -> None:
     """The install/uninstall subparsers, on the helper's argument parser."""
-    install_parser = commands.add_parser("install", help="install the D-Bus, polkit and systemd files")
-    install_parser.add_argument("--root", type=Path, default=Path("/"), help="install below DIR (default: /)")
-    install_parser.add_argument("--helper", type=Path, default=None,
-                                help="the helper the bus should start (default: this one)")
-    install_parser.add_argument("--systemd", choices=("auto", "yes", "no"), default="auto",
-                                help="install the systemd unit (default: auto, when systemd runs)")
-    install_parser.add_argument("--force", action="store_true", help="overwrite files installed by others")
+    install_parser = commands.add_parser(
+        "install", help="install the D-Bus, polkit and systemd files"
+    )
+    install_parser.add_argument(
+        "--root", type=Path, default=Path("/"), help="install below DIR (default: /)"
+    )
+    install_parser.add_argument(
+        "--helper",
+        type=Path,
+        default=None,
+        help="the helper the bus should start (default: this one)",
+    )
+    install_parser.add_argument(
+        "--systemd",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="install the systemd unit (default: auto, when systemd runs)",
+    )
+    install_parser.add_argument(
+        "--force", action="store_true", help="overwrite files installed by others"
+    )
     uninstall_parser = commands.add_parser("uninstall", help="remove the files install wrote")
-    uninstall_parser.add_argument("--root", type=Path, default=Path("/"), help="uninstall below DIR")
+    uninstall_parser.add_argument(
+        "--root", type=Path, default=Path("/"), help="uninstall below DIR"
+    )
 
 
 def run_install_command(arguments: argparse.Namespace) -> int:
     root: Path = arguments.root.absolute()
     try:
         if arguments.command == "install":
-            systemd = systemd_running() if arguments.systemd == "auto" else arguments.systemd == "yes"
+            systemd = (
+                systemd_running() if arguments.systemd == "auto" else arguments.systemd == "yes"
+            )
             helper = arguments.helper.absolute() if arguments.helper else default_helper_path()
             changed = install(root, helper, systemd, arguments.force)
             verb = "installed"

@@ -20,8 +20,8 @@ removed (finish_takeover).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import gc
 import logging
 import os
@@ -32,9 +32,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from dbus_fast import NameFlag, RequestNameReply
-from dbus_fast.aio import MessageBus
-
 from chadthrottle.bus_connection import connect_system_bus
 from chadthrottle.contract import BUS_NAME
 from chadthrottle.helper.adapter.engine_thread import EngineThread
@@ -44,6 +41,8 @@ from chadthrottle.helper.engine.api import EngineApi
 from chadthrottle.helper.errors import HelperError
 from chadthrottle.helper.install import add_install_commands, run_install_command
 from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
+from dbus_fast import NameFlag, RequestNameReply
+from dbus_fast.aio import MessageBus
 
 log = logging.getLogger("chadthrottle.helper.main")
 
@@ -110,7 +109,9 @@ async def run_helper(
     bus_address: str | None,
     make_engine: Callable[[], ClosableEngine],
     stop: asyncio.Event,
-    make_authority: Callable[[MessageBus], Authority] = lambda bus: CachingAuthority(PolkitAuthority(bus)),
+    make_authority: Callable[[MessageBus], Authority] = lambda bus: CachingAuthority(
+        PolkitAuthority(bus)
+    ),
     idle_exit_s: float = 0.0,
     finish_takeover: Callable[[], None] | None = None,
 ) -> None:
@@ -145,7 +146,9 @@ async def run_helper(
         disconnected = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
         waits = {stopped, disconnected}
         if idle_exit_s > 0:
-            waits.add(asyncio.ensure_future(_wait_until_idle(service, engine_thread, engine, idle_exit_s)))
+            waits.add(
+                asyncio.ensure_future(_wait_until_idle(service, engine_thread, engine, idle_exit_s))
+            )
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for waiting in waits - {disconnected}:
             waiting.cancel()
@@ -177,13 +180,12 @@ def _finish_takeover(state_dir: Path) -> None:
     adopted: a helper of this state directory's (another helper's are its
     successor's to adopt). Imported here, like the engine: --help must not
     need pyroute2."""
-    from pyroute2 import IPRoute
-
     from chadthrottle.helper.kernel.cgroups import cgroup2_mount
     from chadthrottle.helper.kernel.datapath import remove_leftover_programs
     from chadthrottle.helper.kernel.namespace_shapers import remove_unadopted_elsewhere
     from chadthrottle.helper.kernel.ownership import journal_instance
     from chadthrottle.helper.kernel.tc_shaper import remove_unadopted
+    from pyroute2 import IPRoute
 
     remove_leftover_programs(cgroup2_mount())
     instance = journal_instance(state_dir)
@@ -193,13 +195,18 @@ def _finish_takeover(state_dir: Path) -> None:
 
 
 def _make_engine(
-    state_dir: Path, backend: str, usage_flush_s: float = 60.0, wall_clock_file: Path | None = None,
+    state_dir: Path,
+    backend: str,
+    usage_flush_s: float = 60.0,
+    wall_clock_file: Path | None = None,
     cache_dir: Path = DEFAULT_CACHE_DIR,
 ) -> ClosableEngine:
     # Imported here: the factory pulls in pyroute2, which --help must not need.
     from chadthrottle.helper.engine.factory import EngineOptions, build_engine, wall_clock_from_file
 
-    options = EngineOptions(state_dir=state_dir, backend=backend, usage_flush_s=usage_flush_s, cache_dir=cache_dir)
+    options = EngineOptions(
+        state_dir=state_dir, backend=backend, usage_flush_s=usage_flush_s, cache_dir=cache_dir
+    )
     if wall_clock_file is not None:
         options = dataclasses.replace(options, wall_clock=wall_clock_from_file(wall_clock_file))
     engine: ClosableEngine = build_engine(options)
@@ -248,26 +255,51 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--bus-address", metavar="ADDR", default=None,
         help="D-Bus address to serve on (default: the system bus, or $DBUS_SYSTEM_BUS_ADDRESS)",
     )  # fmt: skip
-    parser.add_argument("--state-dir", metavar="DIR", type=Path, default=DEFAULT_STATE_DIR,
-                        help=f"where limits are stored (default: {DEFAULT_STATE_DIR})")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto",
-                        help="enforcement backend (default: auto)")
-    parser.add_argument("--log-level", default="info",
-                        choices=("debug", "info", "warning", "error"), help="(default: info)")
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help=f"where limits are stored (default: {DEFAULT_STATE_DIR})",
+    )
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="auto", help="enforcement backend (default: auto)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="(default: info)",
+    )
     parser.add_argument(
         "--idle-exit-s", metavar="SECONDS", type=float, default=None,
         help="exit after this long with no calls and no limits; 0 = never (default: "
         f"{DEFAULT_ACTIVATED_IDLE_EXIT_S:.0f} when started by D-Bus activation, else never)",
     )  # fmt: skip
-    parser.add_argument("--usage-flush-s", metavar="SECONDS", type=_flush_seconds, default=60.0,
-                        help="how often the usage history is written to disk; a crash loses at most this "
-                        "much of it (default: 60; 1 to 3600)")
-    parser.add_argument("--cache-dir", metavar="DIR", type=Path, default=DEFAULT_CACHE_DIR,
-                        help=f"where compiled BPF programs are kept (default: {DEFAULT_CACHE_DIR}); an empty "
-                        "directory makes the helper compile them, as on its first start")
-    parser.add_argument("--wall-clock-file", metavar="FILE", type=Path, default=None,
-                        help="for tests: read the time schedules and the usage history see (unix seconds) "
-                        "from FILE instead of the system clock")
+    parser.add_argument(
+        "--usage-flush-s",
+        metavar="SECONDS",
+        type=_flush_seconds,
+        default=60.0,
+        help="how often the usage history is written to disk; a crash loses at most this "
+        "much of it (default: 60; 1 to 3600)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        type=Path,
+        default=DEFAULT_CACHE_DIR,
+        help=f"where compiled BPF programs are kept (default: {DEFAULT_CACHE_DIR}); an empty "
+        "directory makes the helper compile them, as on its first start",
+    )
+    parser.add_argument(
+        "--wall-clock-file",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="for tests: read the time schedules and the usage history see (unix seconds) "
+        "from FILE instead of the system clock",
+    )
     commands = parser.add_subparsers(dest="command", metavar="{install,uninstall}")
     add_install_commands(commands)
     return parser.parse_args(argv)

@@ -76,10 +76,16 @@ def private_bus_config(system_config: str, socket_path: Path, policy_dir: Path) 
     for element in ("user", "pidfile", "servicehelper"):
         text = re.sub(rf"<{element}>.*?</{element}>", "", text, flags=re.S)
     text = re.sub(r"<(fork|standard_system_servicedirs)\s*/>", "", text)
-    text, listens = re.subn(r"<listen>.*?</listen>", f"<listen>unix:path={socket_path}</listen>", text, flags=re.S)
+    text, listens = re.subn(
+        r"<listen>.*?</listen>", f"<listen>unix:path={socket_path}</listen>", text, flags=re.S
+    )
     # A relative includedir is relative to the config file, which now lives elsewhere.
-    text = text.replace("<includedir>system.d</includedir>", f"<includedir>{SYSTEM_POLICY_DIR}</includedir>")
-    text, ends = re.subn(r"</busconfig>\s*$", f"  <includedir>{policy_dir}</includedir>\n</busconfig>\n", text)
+    text = text.replace(
+        "<includedir>system.d</includedir>", f"<includedir>{SYSTEM_POLICY_DIR}</includedir>"
+    )
+    text, ends = re.subn(
+        r"</busconfig>\s*$", f"  <includedir>{policy_dir}</includedir>\n</busconfig>\n", text
+    )
     if listens != 1 or ends != 1:
         raise StandaloneError("unexpected layout of the system bus configuration")
     return text
@@ -102,7 +108,9 @@ class PrivateSystemBus:
             stack.callback(shutil.rmtree, self.directory, ignore_errors=True)
             self.directory.chmod(0o755)  # polkitd (and test users) must reach the socket
             self._start_bus(stack, self.directory)
-            policy = SharedFileInstall(POLKIT_ACTIONS_DIR / POLICY_FILE, _resource_bytes(POLICY_FILE))
+            policy = SharedFileInstall(
+                POLKIT_ACTIONS_DIR / POLICY_FILE, _resource_bytes(POLICY_FILE)
+            )
             policy.acquire()
             stack.callback(policy.release)
             self.policy_installed = policy.installed
@@ -141,7 +149,9 @@ class PrivateSystemBus:
         (policy_dir / BUS_POLICY_FILE).write_bytes(_resource_bytes(BUS_POLICY_FILE))
         config = directory / "system.conf"
         config.write_text(
-            private_bus_config(SYSTEM_BUS_CONFIG.read_text(), directory / "system_bus_socket", policy_dir)
+            private_bus_config(
+                SYSTEM_BUS_CONFIG.read_text(), directory / "system_bus_socket", policy_dir
+            )
         )
         with open(directory / "dbus-daemon.log", "wb") as log_file:
             daemon = subprocess.Popen(
@@ -173,7 +183,9 @@ class PrivateSystemBus:
                 start_new_session=True,
             )
         stack.callback(_stop_process, polkitd, self._stop_timeout_s)
-        if not wait_for_bus_name(self.address, POLKIT_BUS_NAME, self._start_timeout_s, polkitd.poll):
+        if not wait_for_bus_name(
+            self.address, POLKIT_BUS_NAME, self._start_timeout_s, polkitd.poll
+        ):
             raise StandaloneError(f"polkitd did not take {POLKIT_BUS_NAME}:\n{self.logs()}")
 
 
@@ -245,7 +257,11 @@ class HelperProcess:
                 start_new_session=True,
             )  # fmt: skip
         if not wait_for_bus_name(
-            self._bus_address, BUS_NAME, self._start_timeout_s, self._process.poll, self._process.pid
+            self._bus_address,
+            BUS_NAME,
+            self._start_timeout_s,
+            self._process.poll,
+            self._process.pid,
         ):
             self.stop()
             raise StandaloneError(

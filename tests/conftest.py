@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from chadthrottle.helper.standalone import POLKITD, PrivateSystemBus
+
 from tests.support.requirements import require, require_program, require_root
 
 # ---------------------------------------------------------------------------

@@ -32,7 +32,9 @@ finally:
 
 
 def _session() -> tuple[str, Path]:
-    done = subprocess.run([sys.executable, "-c", SESSION], cwd=REPO, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-c", SESSION], cwd=REPO, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 0, done.stderr
     app_id, script = json.loads(done.stdout)
     return app_id, Path(script)
@@ -40,17 +42,25 @@ def _session() -> tuple[str, Path]:
 
 def test_two_sessions_traffic_programs_are_two_applications_and_leave_nothing() -> None:
     (first, first_script), (second, second_script) = _session(), _session()
-    assert first.startswith("script:") and first.endswith("/traffic.py")  # what tests/e2e read it as
+    assert first.startswith("script:") and first.endswith(
+        "/traffic.py"
+    )  # what tests/e2e read it as
     assert first != second
-    assert not first_script.exists() and not second_script.parent.exists()  # removed at the session's exit
+    assert (
+        not first_script.exists() and not second_script.parent.exists()
+    )  # removed at the session's exit
 
 
 def test_a_killed_sessions_copy_goes_with_the_next_session() -> None:
     """A session killed before its exit handlers ran (SIGKILL, a timeout's
     SIGTERM) left its copy in the temporary directory."""
-    code = ("import time; from tests.support.netns import TRAFFIC_SCRIPT; "
-            "print(TRAFFIC_SCRIPT, flush=True); time.sleep(60)")
-    killed = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    code = (
+        "import time; from tests.support.netns import TRAFFIC_SCRIPT; "
+        "print(TRAFFIC_SCRIPT, flush=True); time.sleep(60)"
+    )
+    killed = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert killed.stdout is not None
         script = Path(killed.stdout.readline().strip())

@@ -12,11 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QSettings, QTimer
-
 from chadthrottle.gui.alerts.notifier import DesktopNotifier
 from chadthrottle.gui.alerts.policy import AlertPolicy, AlertSwitches
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from PySide6.QtCore import QObject, QSettings, QTimer
 
 KNOWN_KEY = "alerts/known_applications"
 CHECK_EVERY_MS = 2000
@@ -33,7 +32,11 @@ class AlertsFlow(QObject):
         self._store = store
         self._switches = switches
         stored = store.value(KNOWN_KEY, None)
-        known = [str(item) for item in stored] if isinstance(stored, list) else ([str(stored)] if stored else None)
+        known = (
+            [str(item) for item in stored]
+            if isinstance(stored, list)
+            else ([str(stored)] if stored else None)
+        )
         self.policy = AlertPolicy(known, clock)
         self.notifier = notifier or DesktopNotifier()
         connection.applicationsUpdated.connect(self._on_snapshot)  # type: ignore[attr-defined]

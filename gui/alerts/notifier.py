@@ -76,7 +76,9 @@ class DesktopNotifier:
         try:
             if self._connection is None or not self._connection.connected:
                 if not address:
-                    raise WireError("NoSessionBus", "no session bus ($DBUS_SESSION_BUS_ADDRESS is not set)")
+                    raise WireError(
+                        "NoSessionBus", "no session bus ($DBUS_SESSION_BUS_ADDRESS is not set)"
+                    )
                 self._connection = Connection(address, CALL_TIMEOUT_S)
             hints = {"category": Variant("s", "network"), "desktop-entry": Variant("s", APP_ICON),
                      "urgency": Variant("y", URGENCY_CRITICAL if alert.kind is AlertKind.HELPER_STOPPED else URGENCY_NORMAL)}  # fmt: skip
@@ -95,10 +97,11 @@ class DesktopNotifier:
                             getattr(error, "message", None) or error)  # fmt: skip
             return
         if reply.error_name:
-            log.warning("the notification server refused an alert: %s %s", reply.error_name, reply.body)
+            log.warning(
+                "the notification server refused an alert: %s %s", reply.error_name, reply.body
+            )
             return
         if reply.signature == "u" and reply.body:
             self._replaces[alert.kind] = int(reply.body[0])
         self._complained = False
         self.sent += 1
-

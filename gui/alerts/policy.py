@@ -35,10 +35,19 @@ class AlertKind(Enum):
 
 
 TITLES: dict[AlertKind, tuple[str, str]] = {  # (one, several)
-    AlertKind.FIRST_USE: ("{} uses the network for the first time", "{} use the network for the first time"),
+    AlertKind.FIRST_USE: (
+        "{} uses the network for the first time",
+        "{} use the network for the first time",
+    ),
     AlertKind.QUOTA_REACHED: ("{} used up its data quota", "{} used up their data quotas"),
-    AlertKind.LIMIT_NOT_MET: ("The limit of {} is not being met", "The limits of {} are not being met"),
-    AlertKind.HELPER_STOPPED: ("The ChadThrottle helper stopped", "The ChadThrottle helper stopped"),
+    AlertKind.LIMIT_NOT_MET: (
+        "The limit of {} is not being met",
+        "The limits of {} are not being met",
+    ),
+    AlertKind.HELPER_STOPPED: (
+        "The ChadThrottle helper stopped",
+        "The ChadThrottle helper stopped",
+    ),
 }
 
 
@@ -89,7 +98,9 @@ def _quota_used_up(app: ApplicationInfo, direction: Direction) -> bool:
 def _has_rules(app: ApplicationInfo) -> bool:
     """Whether anything below can be news: most applications have no limit and
     no quota, and this runs for each of them every second."""
-    return bool(app.down_limit_bps or app.up_limit_bps or app.down_quota_bytes or app.up_quota_bytes)
+    return bool(
+        app.down_limit_bps or app.up_limit_bps or app.down_quota_bytes or app.up_quota_bytes
+    )
 
 
 _DIRECTIONS = tuple(Direction)
@@ -106,7 +117,9 @@ class AlertPolicy:
         self._learning = known is None
         self._clock = clock
         self._hold_s = hold_s
-        self._pending: dict[AlertKind, dict[str, str]] = {kind: {} for kind in AlertKind}  # id -> name
+        self._pending: dict[AlertKind, dict[str, str]] = {
+            kind: {} for kind in AlertKind
+        }  # id -> name
         self._last_sent: dict[AlertKind, float] = {}
         self._not_met: set[tuple[str, Direction]] = set()
         self._used_up: set[tuple[str, Direction]] = set()
@@ -145,7 +158,9 @@ class AlertPolicy:
     def observe_helper(self, answering: bool, detail: str = "") -> None:
         """The helper answers (a snapshot came) or not: an alert when it stops."""
         if self._helper_up and not answering:
-            self._pending[AlertKind.HELPER_STOPPED]["helper"] = detail or "Limits stay in force until it comes back."
+            self._pending[AlertKind.HELPER_STOPPED]["helper"] = (
+                detail or "Limits stay in force until it comes back."
+            )
         self._helper_up = answering
 
     def due(self, switches: AlertSwitches) -> list[Alert]:
@@ -175,6 +190,6 @@ class AlertPolicy:
             AlertKind.FIRST_USE: "ChadThrottle had not seen it before. You can limit it from its row.",
             AlertKind.QUOTA_REACHED: "What the rule says happens at the quota is in force until the period ends.",
             AlertKind.LIMIT_NOT_MET: "Measured above 1.15 times the limit for seconds, or not enforced "
-                                     "at all; the row says why.",
+            "at all; the row says why.",
         }[kind]
         return Alert(kind, summary, body)

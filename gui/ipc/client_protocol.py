@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction, LinkShapingInfo, RuleInfo
+from chadthrottle.contract import (
+    ApplicationInfo,
+    BackendInfo,
+    ConnectionInfo,
+    Direction,
+    LinkShapingInfo,
+    RuleInfo,
+)
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 
@@ -37,7 +44,9 @@ class HelperClientLike(Protocol):
 
     async def get_limits_paused(self) -> bool: ...
 
-    async def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]: ...
+    async def get_usage(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution
+    ) -> list[UsageRow]: ...
 
     async def set_priority(self, app_id: str, priority: str) -> str: ...
 

@@ -12,8 +12,6 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from PySide6.QtCore import QObject, Signal
-
 from chadthrottle.contract import BOTH_DIRECTIONS, ErrorName
 from chadthrottle.gui.ipc.client_protocol import ClientFactory, HelperClientLike
 from chadthrottle.gui.ipc.error_text import describe_error
@@ -21,6 +19,7 @@ from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import Observations, derive_status
 from chadthrottle.gui.ipc.worker import HelperWorker, Snapshot, WorkerSignals
 from chadthrottle.usage_contract import UsageResolution
+from PySide6.QtCore import QObject, Signal
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +131,13 @@ class HelperConnection(QObject):
         self._worker.request_call(key, call)
 
     def _on_call_done(self, key: str, result: object, error_name: str, message: str) -> None:
-        self.callFinished.emit(key, result, error_name, describe_error(error_name, message).words if error_name else "")
+        self.callFinished.emit(
+            key, result, error_name, describe_error(error_name, message).words if error_name else ""
+        )
 
-    def fetch_usage(self, key: str, app_id: str, since: int, until: int, resolution: UsageResolution) -> None:
+    def fetch_usage(
+        self, key: str, app_id: str, since: int, until: int, resolution: UsageResolution
+    ) -> None:
         """Ask for usage history off the GUI thread; the answer comes as usageFetched(key, ...)."""
         self._worker.request_usage(key, app_id, since, until, resolution)
 

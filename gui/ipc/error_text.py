@@ -40,9 +40,7 @@ ERROR_TEXT: dict[str, ErrorText] = {
         "watch traffic and set limits.",
         HelperState.NOT_AUTHORIZED,
     ),
-    ErrorName.INVALID_ARGUMENT.value: ErrorText(
-        "The helper refused this value.", None
-    ),
+    ErrorName.INVALID_ARGUMENT.value: ErrorText("The helper refused this value.", None),
     ErrorName.NO_SUCH_APPLICATION.value: ErrorText(
         "This application is gone: it has no running processes any more.", None
     ),
@@ -51,9 +49,7 @@ ERROR_TEXT: dict[str, ErrorText] = {
         "Monitoring still works.",
         HelperState.KERNEL_FEATURE_MISSING,
     ),
-    ErrorName.FAILED.value: ErrorText(
-        "The helper could not do this; its log says why.", None
-    ),
+    ErrorName.FAILED.value: ErrorText("The helper could not do this; its log says why.", None),
     # The bus's errors.
     _FDO + "ServiceUnknown": ErrorText(
         "The ChadThrottle helper is not installed on this system (the system bus does not "
@@ -80,12 +76,8 @@ ERROR_TEXT: dict[str, ErrorText] = {
         f"{INSTALL_COMMAND}",
         HelperState.NOT_INSTALLED,
     ),
-    _FDO + "NameHasNoOwner": ErrorText(
-        "The helper is not running.", HelperState.NOT_RUNNING
-    ),
-    _FDO + "NoServer": ErrorText(
-        "The system bus is not reachable.", HelperState.NOT_RUNNING
-    ),
+    _FDO + "NameHasNoOwner": ErrorText("The helper is not running.", HelperState.NOT_RUNNING),
+    _FDO + "NoServer": ErrorText("The system bus is not reachable.", HelperState.NOT_RUNNING),
     _FDO + "NoReply": ErrorText("The helper did not answer in time.", HelperState.NOT_RUNNING),
     _FDO + "Timeout": ErrorText("The helper did not answer in time.", HelperState.NOT_RUNNING),
     _FDO + "Disconnected": ErrorText(
@@ -101,9 +93,7 @@ ERROR_TEXT: dict[str, ErrorText] = {
         f"The helper's service file is missing. Install it with: {INSTALL_COMMAND}",
         HelperState.NOT_INSTALLED,
     ),
-    BUS_UNAVAILABLE: ErrorText(
-        "The system bus is not reachable.", HelperState.NOT_RUNNING
-    ),
+    BUS_UNAVAILABLE: ErrorText("The system bus is not reachable.", HelperState.NOT_RUNNING),
     UNEXPECTED: ErrorText(
         "Something unexpected went wrong talking to the helper.", HelperState.NOT_RUNNING
     ),

@@ -32,7 +32,7 @@ def backend_problem(backends: tuple[BackendInfo, ...]) -> str:
 
 
 def backend_summary(backends: tuple[BackendInfo, ...]) -> str:
-    """"ebpf (down), tc (up)" for the status bar."""
+    """ "ebpf (down), tc (up)" for the status bar."""
     parts = []
     for backend in backends:
         if backend.available and backend.active_directions:
@@ -48,8 +48,10 @@ def derive_status(seen: Observations) -> HelperStatus:
     if seen.poll_error_name is not None:
         text = describe_error(seen.poll_error_name)
         state = text.state or HelperState.NOT_RUNNING
-        if state is HelperState.NOT_INSTALLED and seen.has_polled_ok and (
-            seen.poll_error_name.endswith("ServiceUnknown")
+        if (
+            state is HelperState.NOT_INSTALLED
+            and seen.has_polled_ok
+            and (seen.poll_error_name.endswith("ServiceUnknown"))
         ):
             # It answered earlier in this session, so it is installed: restarting.
             return HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting.")

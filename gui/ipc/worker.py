@@ -15,8 +15,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QObject, Signal
-
 from chadthrottle.contract import BOTH_DIRECTIONS, ApplicationInfo, Direction, RuleInfo
 from chadthrottle.gui.ipc.client_protocol import ClientFactory, HelperClientLike
 from chadthrottle.gui.ipc.error_text import (
@@ -28,6 +26,7 @@ from chadthrottle.gui.ipc.error_text import (
 from chadthrottle.gui.ipc.process_names import ProcessNames
 from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.usage_contract import UsageResolution
+from PySide6.QtCore import QObject, Signal
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,12 @@ STOP_TIMEOUT_S = 1.0
 # A helper from before SetLimitsPaused answers this: pausing is then unsupported.
 UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
 _RECONNECT_ON = frozenset(
-    {BUS_UNAVAILABLE, UNEXPECTED, "org.freedesktop.DBus.Error.Disconnected", "org.freedesktop.DBus.Error.NoServer"}
+    {
+        BUS_UNAVAILABLE,
+        UNEXPECTED,
+        "org.freedesktop.DBus.Error.Disconnected",
+        "org.freedesktop.DBus.Error.NoServer",
+    }
 )
 
 
@@ -90,7 +94,9 @@ class HelperWorker:
         self._loop = asyncio.new_event_loop()
         # A daemon: quitting must never wait on the helper. stop() still ends it
         # cleanly; a thread stuck past that is left to die with the process.
-        self._thread = threading.Thread(target=self._run, name="chadthrottle-helper-ipc", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="chadthrottle-helper-ipc", daemon=True
+        )
         self._wake: asyncio.Event | None = None
         self._main_task: asyncio.Task[None] | None = None
         self._client: HelperClientLike | None = None
@@ -161,12 +167,16 @@ class HelperWorker:
             return
         asyncio.run_coroutine_threadsafe(self._call(key, call), self._loop)
 
-    def request_usage(self, key: str, app_id: str, since: int, until: int, resolution: UsageResolution) -> None:
+    def request_usage(
+        self, key: str, app_id: str, since: int, until: int, resolution: UsageResolution
+    ) -> None:
         """Queue GetUsage; the rows come as the usage signal, under ``key``."""
         if not self._thread.is_alive():
             self._signals.usage.emit(key, [], BUS_UNAVAILABLE)
             return
-        asyncio.run_coroutine_threadsafe(self._get_usage(key, app_id, since, until, resolution), self._loop)
+        asyncio.run_coroutine_threadsafe(
+            self._get_usage(key, app_id, since, until, resolution), self._loop
+        )
 
     # --- the worker thread ------------------------------------------------------------
 
@@ -208,17 +218,19 @@ class HelperWorker:
                     self._emit(self._signals.backends, list(backends))
                 asked_at = time.monotonic()
                 applications, paused, rules = await asyncio.wait_for(
-                    asyncio.gather(client.list_applications(), self._limits_paused(client), self._rules(client)),
+                    asyncio.gather(
+                        client.list_applications(), self._limits_paused(client), self._rules(client)
+                    ),
                     CALL_TIMEOUT_S,
                 )
-                names = self._process_names.resolve(
-                    pid for app in applications for pid in app.pids
-                )
+                names = self._process_names.resolve(pid for app in applications for pid in app.pids)
                 self._emit(
                     self._signals.applications,
                     Snapshot(tuple(applications), names, time.monotonic(), rules, asked_at),
                 )
-                if asked_at > self._paused_set_at:  # else: perhaps answered before the pause changed
+                if (
+                    asked_at > self._paused_set_at
+                ):  # else: perhaps answered before the pause changed
                     self._emit(self._signals.paused, paused)
                 await self._poll_connections(client)
                 polls += 1
@@ -260,7 +272,9 @@ class HelperWorker:
 
     async def _poll_connections(self, client: HelperClientLike) -> None:
         """One ListConnections per watched application, concurrently."""
-        await asyncio.gather(*(self._fetch_connections(client, app_id) for app_id in self._connections_of))
+        await asyncio.gather(
+            *(self._fetch_connections(client, app_id) for app_id in self._connections_of)
+        )
 
     async def _fetch_new_connections(self, app_ids: list[str]) -> None:
         """A row was just expanded or selected: its connections now, not at the next poll."""
@@ -358,10 +372,14 @@ class HelperWorker:
         self._emit(self._signals.paused, paused)
         self._emit(self._signals.pauseDone, paused, "", "")
 
-    async def _get_usage(self, key: str, app_id: str, since: int, until: int, resolution: UsageResolution) -> None:
+    async def _get_usage(
+        self, key: str, app_id: str, since: int, until: int, resolution: UsageResolution
+    ) -> None:
         try:
             client = await self._ensure_client()
-            rows = await asyncio.wait_for(client.get_usage(app_id, since, until, resolution), CALL_TIMEOUT_S)
+            rows = await asyncio.wait_for(
+                client.get_usage(app_id, since, until, resolution), CALL_TIMEOUT_S
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an older helper (UnknownMethod), or one away: the asker says so

@@ -21,21 +21,38 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QPalette
-
 from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction, RuleInfo
-from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.child_rows import connection_data, process_data
+from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.connections import connection_key, interesting_first
 from chadthrottle.gui.models.history import SHARED_SCALE_SAMPLES, PeakWindow, RateHistory
 from chadthrottle.gui.models.icons import IconProvider
-from chadthrottle.gui.models.limit_truth import LimitState, LimitTally, describe_limit, limit_state, tally
-from chadthrottle.gui.models.priority_view import NORMAL, PriorityState, describe_priority, priority_state
-from chadthrottle.gui.models.usage_cells import UsageColumnState, usage_text, usage_tooltip
+from chadthrottle.gui.models.limit_truth import (
+    LimitState,
+    LimitTally,
+    describe_limit,
+    limit_state,
+    tally,
+)
+from chadthrottle.gui.models.priority_view import (
+    NORMAL,
+    PriorityState,
+    describe_priority,
+    priority_state,
+)
 from chadthrottle.gui.models.row_order import RowOrder, ordered, runs
 from chadthrottle.gui.models.rows import AppRow, ProcessRow, identity_or_limits, matches, sort_key
+from chadthrottle.gui.models.usage_cells import UsageColumnState, usage_text, usage_tooltip
 from chadthrottle.units import UnitSystem, format_limit, format_rate, unit_label
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QGuiApplication, QPalette
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +71,13 @@ _ANSWERED_ROLES = frozenset(
     )
 )  # fmt: skip
 _VERTICAL_SORT = QAbstractItemModel.LayoutChangeHint.VerticalSortHint
-_LAYOUT_ARGS = ("QList<QPersistentModelIndex>", "QAbstractItemModel::LayoutChangeHint")  # the overload with a hint
+_LAYOUT_ARGS = (
+    "QList<QPersistentModelIndex>",
+    "QAbstractItemModel::LayoutChangeHint",
+)  # the overload with a hint
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+
 def _limit_hint(units: UnitSystem) -> str:
     return (
         "Rates on the wire at L3 (IP header included). "
@@ -71,7 +93,13 @@ _RIGHT_COLUMNS = frozenset({Column.DOWN, Column.UP, Column.USAGE})
 def _may_hold(app: AppRow) -> bool:
     """Whether a limit or block may hold either direction (a state to build)."""
     info = app.info
-    return bool(info.down_limit_bps or info.up_limit_bps or info.down_blocked or info.up_blocked or app.pending)
+    return bool(
+        info.down_limit_bps
+        or info.up_limit_bps
+        or info.down_blocked
+        or info.up_blocked
+        or app.pending
+    )
 
 
 class ApplicationsModel(QAbstractItemModel):
@@ -196,7 +224,9 @@ class ApplicationsModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and column in _RIGHT_COLUMNS:
             return int(_RIGHT)
         if role == Qt.ItemDataRole.ForegroundRole and self._stale:
-            return QGuiApplication.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+            return QGuiApplication.palette().brush(
+                QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text
+            )
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._app_tooltip(app, column)
         if role == Role.APP_ID:
@@ -392,7 +422,9 @@ class ApplicationsModel(QAbstractItemModel):
         if retitled:
             self.headerDataChanged.emit(Qt.Orientation.Horizontal, Column.USAGE, Column.USAGE)
         if self._rows:
-            self.dataChanged.emit(self.index(0, Column.USAGE), self.index(len(self._rows) - 1, Column.USAGE))
+            self.dataChanged.emit(
+                self.index(0, Column.USAGE), self.index(len(self._rows) - 1, Column.USAGE)
+            )
         if self._order.column == Column.USAGE:
             self._reorder()
 
@@ -429,7 +461,9 @@ class ApplicationsModel(QAbstractItemModel):
                 app.connections[i] = update
                 changed.append(base + i)
         for child in changed:
-            self.dataChanged.emit(self.index(child, 0, parent), self.index(child, _COLUMN_COUNT - 1, parent))
+            self.dataChanged.emit(
+                self.index(child, 0, parent), self.index(child, _COLUMN_COUNT - 1, parent)
+            )
         if incoming:
             first = app.child_count()
             self.beginInsertRows(parent, first, first + len(incoming) - 1)
@@ -545,19 +579,25 @@ class ApplicationsModel(QAbstractItemModel):
         for app in self._hidden.values():  # not listed: no signals
             app.info = incoming.pop(app.info.id)
             app.history.append(app.info.down_bps, app.info.up_bps, now)
-            app.processes = [ProcessRow(pid, names.get(pid, "")) for pid in dict.fromkeys(app.info.pids)]
+            app.processes = [
+                ProcessRow(pid, names.get(pid, "")) for pid in dict.fromkeys(app.info.pids)
+            ]
         for row in changed_rows:  # names and limits: rare, and they touch the editors
             self._emit_row_changed(row)
         new_rows = [self._new_row(info, names) for info in incoming.values()]
         if self._needle:  # a name or a process name may have changed
             self._refilter()
-            self._hidden.update({app.info.id: app for app in new_rows if not matches(app, self._needle)})
+            self._hidden.update(
+                {app.info.id: app for app in new_rows if not matches(app, self._needle)}
+            )
             new_rows = [app for app in new_rows if matches(app, self._needle)]
         self._insert_rows(new_rows)
         if not self._reorder() and self._rows:
             # Rates and activity change every poll. A new order repaints every row
             # anyway; saying both would paint the table twice.
-            self.dataChanged.emit(self.index(0, Column.DOWN), self.index(len(self._rows) - 1, Column.ACTIVITY))
+            self.dataChanged.emit(
+                self.index(0, Column.DOWN), self.index(len(self._rows) - 1, Column.ACTIVITY)
+            )
         self.snapshotApplied.emit()
 
     def clear(self) -> None:
@@ -635,7 +675,9 @@ class ApplicationsModel(QAbstractItemModel):
 
     def _emit_all_changed(self) -> None:
         if self._rows:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, _COLUMN_COUNT - 1))
+            self.dataChanged.emit(
+                self.index(0, 0), self.index(len(self._rows) - 1, _COLUMN_COUNT - 1)
+            )
 
 
 _LIMIT_FIELD = {Direction.DOWN: "down_limit_bps", Direction.UP: "up_limit_bps"}

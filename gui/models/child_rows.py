@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QGuiApplication, QPalette
-
 from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.models.connections import connection_key, connection_label, connection_tooltip
 from chadthrottle.gui.models.rows import AppRow, ProcessRow
 from chadthrottle.units import UnitSystem, format_rate
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QGuiApplication, QPalette
 
 
 def _child_text_brush(stale: bool) -> QBrush:
@@ -36,8 +35,14 @@ def process_data(app: AppRow, process: ProcessRow, column: int, role: int, stale
     return None
 
 
-def connection_data(app: AppRow, connection: ConnectionInfo, column: int, role: int, stale: bool,
-                    units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> Any:
+def connection_data(
+    app: AppRow,
+    connection: ConnectionInfo,
+    column: int,
+    role: int,
+    stale: bool,
+    units: UnitSystem = UnitSystem.BYTES_DECIMAL,
+) -> Any:
     if role == Qt.ItemDataRole.DisplayRole and column == Column.NAME:
         return connection_label(connection)
     if role == Qt.ItemDataRole.DisplayRole and column in (Column.DOWN, Column.UP):

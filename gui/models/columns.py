@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from PySide6.QtCore import Qt
-
 from chadthrottle.contract import Direction
+from PySide6.QtCore import Qt
 
 
 class Column(IntEnum):
@@ -48,4 +47,6 @@ class Role(IntEnum):
     IS_PROCESS = Qt.ItemDataRole.UserRole + 8  # bool: a child row (a process or a connection)
     LIMITS = Qt.ItemDataRole.UserRole + 9  # (down_limit_bps, up_limit_bps)
     LIMIT_STATE = Qt.ItemDataRole.UserRole + 10  # limit_truth.LimitState, on a limit column
-    PRIORITY = Qt.ItemDataRole.UserRole + 11  # priority_view.PriorityState on the name column, None for normal
+    PRIORITY = (
+        Qt.ItemDataRole.UserRole + 11
+    )  # priority_view.PriorityState on the name column, None for normal

@@ -16,12 +16,23 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
-
 from chadthrottle.contract import ConnectionInfo
-from chadthrottle.gui.models.connections import NO_RATE_TOOLTIP, ConnectionRates, connection_key, interesting_first
+from chadthrottle.gui.models.connections import (
+    NO_RATE_TOOLTIP,
+    ConnectionRates,
+    connection_key,
+    interesting_first,
+)
 from chadthrottle.gui.models.reverse_dns import ReverseDnsCache, host_of, worth_resolving
 from chadthrottle.units import UnitSystem, format_rate
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
 
 NO_VALUE = "\u2014"
 UNCOUNTED_TOOLTIP = NO_RATE_TOOLTIP
@@ -96,7 +107,9 @@ class ConnectionTableModel(QAbstractTableModel):
         if [connection_key(r.info) for r in rows] == [connection_key(r.info) for r in self._rows]:
             self._rows = rows  # the same sockets in the same order: only their values changed
             if rows:
-                self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(ConnColumn) - 1))
+                self.dataChanged.emit(
+                    self.index(0, 0), self.index(len(rows) - 1, len(ConnColumn) - 1)
+                )
             return
         self.beginResetModel()
         self._rows = rows
@@ -108,7 +121,9 @@ class ConnectionTableModel(QAbstractTableModel):
     def set_units(self, units: UnitSystem) -> None:
         self.units = units
         if self._rows:
-            self.dataChanged.emit(self.index(0, ConnColumn.DOWN), self.index(len(self._rows) - 1, ConnColumn.SENT))
+            self.dataChanged.emit(
+                self.index(0, ConnColumn.DOWN), self.index(len(self._rows) - 1, ConnColumn.SENT)
+            )
 
     def _on_host_resolved(self, address: str, _name: str) -> None:
         for row, item in enumerate(self._rows):
@@ -143,12 +158,20 @@ class ConnectionTableModel(QAbstractTableModel):
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(ConnColumn)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(ConnColumn):
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(ConnColumn)
+        ):
             return HEADERS[ConnColumn(section)]
         return None
 
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
         row, column = self._rows[index.row()], ConnColumn(index.column())

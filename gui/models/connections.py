@@ -12,10 +12,14 @@ from chadthrottle.contract import ConnectionInfo
 
 _STATE_ORDER = {"ESTABLISHED": 0, "SYN_SENT": 1, "LISTEN": 2, "UNCONN": 3}
 # The helper counts TCP sockets' own bytes (tcp_info); UDP sockets have none.
-NO_RATE_TOOLTIP = "No byte counters for this socket (the kernel keeps none for UDP): see the application's rates."
+NO_RATE_TOOLTIP = (
+    "No byte counters for this socket (the kernel keeps none for UDP): see the application's rates."
+)
 
 ConnectionKey = tuple[str, str, str, int]
-ConnectionSpeeds = dict[ConnectionKey, tuple["float | None", "float | None"]]  # down, up; None: not known
+ConnectionSpeeds = dict[
+    ConnectionKey, tuple["float | None", "float | None"]
+]  # down, up; None: not known
 
 
 def connection_key(connection: ConnectionInfo) -> ConnectionKey:
@@ -25,7 +29,10 @@ def connection_key(connection: ConnectionInfo) -> ConnectionKey:
 
 def interesting_first(connections: Iterable[ConnectionInfo]) -> list[ConnectionInfo]:
     """Most interesting first: established, then connecting, listening, the rest."""
-    return sorted(connections, key=lambda c: (_STATE_ORDER.get(c.state, 9), c.protocol, c.remote, c.local, c.pid))
+    return sorted(
+        connections,
+        key=lambda c: (_STATE_ORDER.get(c.state, 9), c.protocol, c.remote, c.local, c.pid),
+    )
 
 
 class ConnectionRates:
@@ -44,7 +51,10 @@ class ConnectionRates:
             rates[key] = (None, None)
             if before is not None and now > before[2]:
                 seconds = now - before[2]
-                rates[key] = (_rate(before[0], connection.rx_bytes, seconds), _rate(before[1], connection.tx_bytes, seconds))
+                rates[key] = (
+                    _rate(before[0], connection.rx_bytes, seconds),
+                    _rate(before[1], connection.tx_bytes, seconds),
+                )
             seen[key] = (connection.rx_bytes, connection.tx_bytes, now)
         self._last = seen
         return rates
@@ -69,5 +79,7 @@ def connection_label(connection: ConnectionInfo) -> str:
 def connection_tooltip(connection: ConnectionInfo) -> str:
     if connection.rx_bytes < 0:
         return f"{connection_label(connection)}\npid {connection.pid}\n{NO_RATE_TOOLTIP}"
-    return (f"{connection_label(connection)}\npid {connection.pid}\n"
-            f"{connection.rx_bytes:,} bytes received, {connection.tx_bytes:,} sent (TCP payload)")
+    return (
+        f"{connection_label(connection)}\npid {connection.pid}\n"
+        f"{connection.rx_bytes:,} bytes received, {connection.tx_bytes:,} sent (TCP payload)"
+    )

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 from chadthrottle.gui.models.history import FloatArray
 from chadthrottle.usage_contract import UsageRow
 
@@ -23,7 +22,9 @@ MINUTE_S = 60
 GAP_STEPS = 2.5  # samples further apart than this many poll intervals: a gap
 
 
-def minute_points(rows: Sequence[UsageRow], since: float, until: float) -> tuple[FloatArray, FloatArray]:
+def minute_points(
+    rows: Sequence[UsageRow], since: float, until: float
+) -> tuple[FloatArray, FloatArray]:
     """(times, rates) of the minutes that end by ``until`` and begin at or
     after ``since``: each at its middle, its bytes over 60 s; minutes between
     the first recorded one and ``until`` without a row are 0."""

@@ -73,7 +73,9 @@ class RateHistory:
         self._pending_up += up_bps
         self._pending_count += 1
         if self._pending_count == COARSE_EVERY:
-            self._coarse.append(self._pending_down / COARSE_EVERY, self._pending_up / COARSE_EVERY, at)
+            self._coarse.append(
+                self._pending_down / COARSE_EVERY, self._pending_up / COARSE_EVERY, at
+            )
             self._pending_down = self._pending_up = 0.0
             self._pending_count = 0
 

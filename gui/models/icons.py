@@ -12,7 +12,16 @@ from pathlib import Path
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 
-_TILE_COLOURS = ("#3584e4", "#2190a4", "#3a944a", "#c88800", "#ed5b00", "#e62d42", "#9141ac", "#6f8396")
+_TILE_COLOURS = (
+    "#3584e4",
+    "#2190a4",
+    "#3a944a",
+    "#c88800",
+    "#ed5b00",
+    "#e62d42",
+    "#9141ac",
+    "#6f8396",
+)
 
 
 def letter_tile(name: str, size: int = 32) -> QPixmap:

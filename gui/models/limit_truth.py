@@ -33,7 +33,9 @@ class LimitState:
     problem: str = ""  # why it is not enforced now; "" when it is, or there is none
     own_rate_bps: int = 0  # the viewer's own rule that the administrator's outranks
     pending: bool = False  # asked for, not confirmed yet
-    blocked: bool = False  # no data passes (a block, or a quota spent that blocks): never shown as a rate
+    blocked: bool = (
+        False  # no data passes (a block, or a quota spent that blocks): never shown as a rate
+    )
     quota_bytes: int = 0  # the quota's budget per period, 0 without a quota
     quota_left_bytes: int = 0
     quota_period: str = ""  # day, week, month
@@ -84,7 +86,9 @@ def owner_note(owner: int, viewer_uid: int) -> str:
     return f"set by {user_name(owner)}"
 
 
-def own_rule_rate(rules: Iterable[RuleInfo], app_id: str, direction: Direction, viewer_uid: int) -> int:
+def own_rule_rate(
+    rules: Iterable[RuleInfo], app_id: str, direction: Direction, viewer_uid: int
+) -> int:
     """The viewer's own stored rule for this limit (0 for none), from ListRules."""
     for rule in rules:
         if rule.app_id == app_id and rule.direction == direction.value and rule.owner == viewer_uid:
@@ -105,7 +109,9 @@ def limit_state(
     helper's own reason for this limit wins over it."""
     helper_rate = info.limit_bps(direction)
     budget, left, period = info.quota(direction)
-    quota = {"quota_bytes": budget, "quota_left_bytes": left, "quota_period": period} if budget else {}
+    quota = (
+        {"quota_bytes": budget, "quota_left_bytes": left, "quota_period": period} if budget else {}
+    )
     schedule = info.down_schedule if direction is Direction.DOWN else info.up_schedule
     if info.blocked(direction) and pending is None:
         owner = info.limit_owner(direction)
@@ -115,7 +121,9 @@ def limit_state(
                           **quota)  # fmt: skip
     if pending is not None:
         # The viewer's own request: theirs, and not known to be in force yet.
-        return LimitState(pending, pending=True, problem=enforcement_problem if pending else "", **quota)
+        return LimitState(
+            pending, pending=True, problem=enforcement_problem if pending else "", **quota
+        )
     if helper_rate <= 0:
         return LimitState(0, **quota)
     owner = info.limit_owner(direction)
@@ -134,8 +142,14 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
     period = state.quota_period
     now = PERIOD_NOW.get(period, f"this {period}")  # "today", as the row's line says
     if not state.quota_spent:
-        return f"{format_size(state.quota_left_bytes)} of {format_size(state.quota_bytes)} left {now}"
-    held = "blocked" if state.blocked or not state.rate_bps else f"limited to {format_rate(state.rate_bps, units)}"
+        return (
+            f"{format_size(state.quota_left_bytes)} of {format_size(state.quota_bytes)} left {now}"
+        )
+    held = (
+        "blocked"
+        if state.blocked or not state.rate_bps
+        else f"limited to {format_rate(state.rate_bps, units)}"
+    )
     return f"all {format_size(state.quota_bytes)} used {now}: {held} until {PERIOD_NEXT.get(period, 'the next ' + period)}"
 
 
@@ -148,7 +162,9 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
     if state.blocked:
         whose = f", {state.owner_note}" if state.owner_note else ""
         text = f"{word}: blocked{whose}: no data passes, open connections included.{quota}"
-        if state.problem:  # a block the kernel does not hold now; a dead helper's lapses within seconds
+        if (
+            state.problem
+        ):  # a block the kernel does not hold now; a dead helper's lapses within seconds
             text += f" Not enforced: {state.problem}: traffic flows."
         return text
     if state.rate_bps <= 0:

@@ -24,11 +24,15 @@ MEANINGS: dict[str, str] = {
     Priority.NORMAL.value: "shares the link fairly with the others (the default)",
     Priority.LOW.value: "gets what the others leave (backups, updates)",
 }
-PROTECTED = frozenset({Priority.CRITICAL.value, Priority.HIGH.value})  # the detail pane's latency readout
+PROTECTED = frozenset(
+    {Priority.CRITICAL.value, Priority.HIGH.value}
+)  # the detail pane's latency readout
 # SetPriority above normal needs limit-any even for one's own application (contract.py, SetPriority).
 ASKS_ADMIN = frozenset({Priority.CRITICAL.value, Priority.HIGH.value})
 ADMIN_ASKED = "Asks for an administrator's password: it takes the link from other users."
-OLD_HELPER = "Priorities need a newer helper: the one running here is older than this window (API 5)."
+OLD_HELPER = (
+    "Priorities need a newer helper: the one running here is older than this window (API 5)."
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ def priority_state(info: ApplicationInfo, viewer_uid: int, asked: str | None = N
     request on its way; enforcement_problem: why nothing is enforced now (the
     helper is not running), which the helper's own reason outranks."""
     if asked is not None:
-        return PriorityState(asked, pending=True, problem=enforcement_problem if asked != NORMAL else "")
+        return PriorityState(
+            asked, pending=True, problem=enforcement_problem if asked != NORMAL else ""
+        )
     if info.priority == NORMAL:
         return PriorityState()
     owner = info.priority_owner
@@ -101,7 +107,7 @@ def describe_latency(info: ApplicationInfo, state: PriorityState) -> str:
 
 
 def format_rtt(rtt_us: int) -> str:
-    """"850 µs", "23.4 ms", "120 ms"."""
+    """ "850 µs", "23.4 ms", "120 ms"."""
     if rtt_us < 1000:
         return f"{rtt_us} µs"
     ms = rtt_us / 1000
@@ -119,7 +125,7 @@ class LinkSummary:
 
 
 def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
-    """"Link shaped: ▼ 50.0 Mbit/s ▲ 10.0 Mbit/s" (≈ when estimated); the problem, when
+    """ "Link shaped: ▼ 50.0 Mbit/s ▲ 10.0 Mbit/s" (≈ when estimated); the problem, when
     there is one, in amber; never "on" for a direction the kernel does not shape."""
     estimated = " (estimated)" if shaping.estimate else ""
     capacities = [(arrow, shaping.capacity_bps(d), shaping.shaping(d))
@@ -129,8 +135,12 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
         return LinkSummary("Link: not shaped", "No link capacity is set: priorities have nothing to order "
                            f"within.{_problem(shaping)} Click to set it.", bool(shaping.problem))  # fmt: skip
     if not any(cap for _a, cap, _s in capacities):  # estimating, nothing measured yet
-        return LinkSummary("Link: estimating the capacity…", "The helper is estimating the link's capacity; "
-                           f"nothing is shaped until it has one.{_problem(shaping)} Click to change.", True)
+        return LinkSummary(
+            "Link: estimating the capacity…",
+            "The helper is estimating the link's capacity; "
+            f"nothing is shaped until it has one.{_problem(shaping)} Click to change.",
+            True,
+        )
     parts = [f"{arrow} {format_rate(cap, units) if cap else '—'}" for arrow, cap, _s in capacities]
     on = [shaping_on for _a, cap, shaping_on in capacities if cap]
     state = "shaped" if on and all(on) else "partly shaped" if any(on) else "not shaped"

@@ -12,12 +12,12 @@ address is no longer waited on and the pool takes the next).
 
 from __future__ import annotations
 
+import queue
 import socket
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-import queue
 
 CACHE_SIZE = 1024
 CACHE_TTL_S = 600.0
@@ -39,7 +39,7 @@ def system_resolver(address: str) -> str | None:
 
 
 def host_of(endpoint: str) -> str:
-    """"192.0.2.7:443" -> "192.0.2.7"; "[2001:db8::1]:443" -> "2001:db8::1"."""
+    """ "192.0.2.7:443" -> "192.0.2.7"; "[2001:db8::1]:443" -> "2001:db8::1"."""
     host = endpoint.rpartition(":")[0]
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
@@ -60,7 +60,9 @@ class ReverseDnsCache:
         self._clock = clock
         self._size = size
         self._lock = threading.Lock()
-        self._names: OrderedDict[str, tuple[str | None, float]] = OrderedDict()  # address -> (name, expiry)
+        self._names: OrderedDict[str, tuple[str | None, float]] = (
+            OrderedDict()
+        )  # address -> (name, expiry)
         self._pending: dict[str, float] = {}  # address -> when its lookup started
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []

@@ -22,7 +22,9 @@ class RowOrder:
     frozen: bool = False  # the pointer is over the table: rows hold still
 
 
-def ordered(rows: Sequence[Row], key: Callable[[Row], Any], name: Callable[[Row], str], descending: bool) -> list[Row]:
+def ordered(
+    rows: Sequence[Row], key: Callable[[Row], Any], name: Callable[[Row], str], descending: bool
+) -> list[Row]:
     """Rows by key; equal keys (idle applications) by name, A to Z either way."""
     by_name = sorted(rows, key=name)
     by_name.sort(key=key, reverse=descending)  # stable: ties keep the name order

@@ -11,10 +11,9 @@ QSortFilterProxyModel called the model's ``index()`` for every cell it mapped.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QIdentityProxyModel, QObject, Qt
-
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column
+from PySide6.QtCore import QIdentityProxyModel, QObject, Qt
 
 
 class ApplicationsProxy(QIdentityProxyModel):
@@ -25,7 +24,9 @@ class ApplicationsProxy(QIdentityProxyModel):
 
     def _source(self) -> ApplicationsModel:
         source = self.sourceModel()
-        assert isinstance(source, ApplicationsModel), "ApplicationsProxy sits on an ApplicationsModel"
+        assert isinstance(source, ApplicationsModel), (
+            "ApplicationsProxy sits on an ApplicationsModel"
+        )
         return source
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
@@ -36,7 +37,11 @@ class ApplicationsProxy(QIdentityProxyModel):
         return int(self._source().order.column)
 
     def sortOrder(self) -> Qt.SortOrder:
-        return Qt.SortOrder.DescendingOrder if self._source().order.descending else Qt.SortOrder.AscendingOrder
+        return (
+            Qt.SortOrder.DescendingOrder
+            if self._source().order.descending
+            else Qt.SortOrder.AscendingOrder
+        )
 
     def set_name_filter(self, text: str) -> None:
         """Show applications whose name, id or process names contain ``text``."""

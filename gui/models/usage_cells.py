@@ -28,12 +28,12 @@ class UsageColumnState:
 
 
 def usage_text(usage: tuple[int, int] | None, units: UnitSystem) -> str:
-    """"1.24 GB": down and up together, in the units shown ("9.92 Gbit" in bits)."""
+    """ "1.24 GB": down and up together, in the units shown ("9.92 Gbit" in bits)."""
     return NOT_KNOWN if usage is None else format_bytes(usage[0] + usage[1], units)
 
 
 def usage_tooltip(usage: tuple[int, int] | None, state: UsageColumnState, units: UnitSystem) -> str:
-    """"Today: 1.20 GB down, 40.0 MB up (on the wire, loopback not counted)"."""
+    """ "Today: 1.20 GB down, 40.0 MB up (on the wire, loopback not counted)"."""
     if usage is None:
         return state.note or "Usage history not loaded yet."
     return (f"{state.title}: {format_bytes(usage[0], units)} down, {format_bytes(usage[1], units)} up "

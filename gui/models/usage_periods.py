@@ -71,7 +71,7 @@ def slot_starts(period: UsagePeriod, now: float) -> list[int]:
     or local midnights (a day is 23 or 25 hours across a clock change)."""
     since = period_since(period, now)
     if chart_resolution(period) is UsageResolution.HOUR:
-        return list(range(since, int(now) + 1, HOUR_S))[: 25] or [since]
+        return list(range(since, int(now) + 1, HOUR_S))[:25] or [since]
     starts = []
     year, month, day = time.localtime(since)[:3]
     while True:

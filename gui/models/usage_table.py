@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
-from PySide6.QtGui import QPixmap
-
 from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.usage_totals import UsageTotals
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtGui import QPixmap
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -55,10 +54,14 @@ class UsageTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._rows: list[UsageTableRow] = []
         self.units = UnitSystem.BYTES_DECIMAL
-        self.colour_of: Callable[[str], QPixmap | None] = lambda _app_id: None  # its swatch in the chart
+        self.colour_of: Callable[[str], QPixmap | None] = lambda _app_id: (
+            None
+        )  # its swatch in the chart
         self._sort = (UsageColumn.TOTAL, Qt.SortOrder.DescendingOrder)
 
-    def set_totals(self, totals: UsageTotals, name_of: Callable[[str], str], units: UnitSystem) -> None:
+    def set_totals(
+        self, totals: UsageTotals, name_of: Callable[[str], str], units: UnitSystem
+    ) -> None:
         """New totals: applications that moved nothing are left out."""
         self.beginResetModel()
         self.units = units
@@ -76,15 +79,23 @@ class UsageTableModel(QAbstractTableModel):
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(UsageColumn)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(UsageColumn):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
             return USAGE_HEADERS[UsageColumn(section)]
         if role == Qt.ItemDataRole.TextAlignmentRole and section != UsageColumn.NAME:
-            return int(Qt.AlignmentFlag.AlignCenter)  # right-aligned, a title ran under the sort arrow
+            return int(
+                Qt.AlignmentFlag.AlignCenter
+            )  # right-aligned, a title ran under the sort arrow
         if role == Qt.ItemDataRole.InitialSortOrderRole:  # bytes: the most first
-            return Qt.SortOrder.AscendingOrder if section == UsageColumn.NAME else Qt.SortOrder.DescendingOrder
+            return (
+                Qt.SortOrder.AscendingOrder
+                if section == UsageColumn.NAME
+                else Qt.SortOrder.DescendingOrder
+            )
         return None
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -92,7 +103,11 @@ class UsageTableModel(QAbstractTableModel):
             return None
         row, column = self._rows[index.row()], UsageColumn(index.column())
         if role == Qt.ItemDataRole.DisplayRole:
-            return row.name if column is UsageColumn.NAME else format_bytes(row.key(column), self.units)
+            return (
+                row.name
+                if column is UsageColumn.NAME
+                else format_bytes(row.key(column), self.units)
+            )
         if role == Qt.ItemDataRole.TextAlignmentRole and column is not UsageColumn.NAME:
             return _RIGHT
         if role == Qt.ItemDataRole.DecorationRole and column is UsageColumn.NAME:
@@ -113,4 +128,6 @@ class UsageTableModel(QAbstractTableModel):
         column, order = self._sort
         # Ties by name, so equal rows keep one order whichever way the column sorts.
         self._rows.sort(key=lambda row: row.name.casefold())
-        self._rows.sort(key=lambda row: row.key(column), reverse=order == Qt.SortOrder.DescendingOrder)
+        self._rows.sort(
+            key=lambda row: row.key(column), reverse=order == Qt.SortOrder.DescendingOrder
+        )

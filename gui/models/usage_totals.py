@@ -51,7 +51,9 @@ class StackedBars:
         return max((sum(bar) for bar in self.values), default=0)
 
 
-def stacked_bars(rows: Iterable[UsageRow], slot_starts: Sequence[int], top: int = TOP_APPLICATIONS) -> StackedBars:
+def stacked_bars(
+    rows: Iterable[UsageRow], slot_starts: Sequence[int], top: int = TOP_APPLICATIONS
+) -> StackedBars:
     """One bar per slot; the ``top`` busiest applications of the whole span as
     series of their own, every other one (and the helper's own "(other)")
     summed into OTHER_KEY. A row that begins at no slot's start is left out."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from enum import Enum
 
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
-
-from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 
 TRAFFIC_THRESHOLD_BPS = 10_000
 

@@ -36,7 +36,10 @@ _QUICK_BITS = ((1, 2), (10, 2), (50, 2))
 @cache
 def quick_limits(units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> tuple[QuickLimit, ...]:
     """The tray's choices, labelled and rounded in ``units``."""
-    rates = [round(number * unit_bps(units, power)) for number, power in (_QUICK_BITS if units.bits else _QUICK_BYTES)]
+    rates = [
+        round(number * unit_bps(units, power))
+        for number, power in (_QUICK_BITS if units.bits else _QUICK_BYTES)
+    ]
     return (
         QuickLimit("Unlimited", None),
         *(QuickLimit(format_round(rate, units), rate) for rate in rates),
@@ -58,13 +61,21 @@ def busiest_applications(
     ranked = sorted(applications, key=lambda a: (-(a.down_bps + a.up_bps), a.name.casefold()))
     chosen = ranked[:count]
     for app in ranked[count:]:
-        held = app.down_limit_bps or app.up_limit_bps or app.down_blocked or app.up_blocked or app.priority != "normal"
+        held = (
+            app.down_limit_bps
+            or app.up_limit_bps
+            or app.down_blocked
+            or app.up_blocked
+            or app.priority != "normal"
+        )
         if held and len(chosen) < count + 4:
             chosen.append(app)
     return chosen
 
 
-def checked_label(current_limit_bps: int, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> str | None:
+def checked_label(
+    current_limit_bps: int, units: UnitSystem = UnitSystem.BYTES_DECIMAL
+) -> str | None:
     """The quick limit that matches the current limit, for its check mark."""
     for quick in quick_limits(units):
         if quick.rate_bps == (current_limit_bps or None):

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QSystemTrayIcon, QWidget
-
 from chadthrottle.contract import Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
@@ -20,14 +16,25 @@ from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.priority_view import ADMIN_ASKED, describe_priority
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
-from chadthrottle.gui.tray.quick_limits import CUSTOM, QuickLimit, busiest_applications, checked_label, quick_limits
+from chadthrottle.gui.tray.quick_limits import (
+    CUSTOM,
+    QuickLimit,
+    busiest_applications,
+    checked_label,
+    quick_limits,
+)
 from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate, unit_label
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QSystemTrayIcon, QWidget
 
 log = logging.getLogger(__name__)
 
 PAUSE_UNSUPPORTED = "The helper running here cannot pause limits: it is older than this window."
-PAUSE_TOOLTIP = ("Stop enforcing every limit, for every user, without forgetting them "
-                 "(asks for an administrator's password).")
+PAUSE_TOOLTIP = (
+    "Stop enforcing every limit, for every user, without forgetting them "
+    "(asks for an administrator's password)."
+)
 
 
 BLOCK_LABEL = "block"  # the block action's name part (its text says Block or Blocked)
@@ -45,13 +52,19 @@ class TrayController(QObject):
 
     limitRequested = Signal(str, str, object)  # app id, direction, bytes/s or None
     blockRequested = Signal(str, str, bool)  # app id, direction, True: block, False: unblock
-    priorityRequested = Signal(str, str)  # app id, priority ("critical" to protect, "normal" to stop)
+    priorityRequested = Signal(
+        str, str
+    )  # app id, priority ("critical" to protect, "normal" to stop)
     pauseRequested = Signal(bool)  # True: pause every limit, False: resume
     openRequested = Signal()
     quitRequested = Signal()
 
-    def __init__(self, model: ApplicationsModel, dialog_parent: QWidget | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        model: ApplicationsModel,
+        dialog_parent: QWidget | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self._model = model
         self._dialog_parent = dialog_parent
@@ -117,7 +130,9 @@ class TrayController(QObject):
             if tally.not_enforced:
                 tooltip += f", {len(tally.not_enforced)} not enforced"
         if self._status.is_problem:
-            tooltip = f"ChadThrottle: helper {self._status.state.value.replace('-', ' ')}\n{tooltip}"
+            tooltip = (
+                f"ChadThrottle: helper {self._status.state.value.replace('-', ' ')}\n{tooltip}"
+            )
         self.icon.setToolTip(tooltip)
 
     def rebuild_menu(self) -> None:
@@ -133,16 +148,28 @@ class TrayController(QObject):
             empty = self.menu.addAction("No applications using the network")
             empty.setEnabled(False)
         for info in applications:
-            marker = " *" if (info.down_limit_bps or info.up_limit_bps or info.down_blocked or info.up_blocked) else ""
-            submenu = self.menu.addMenu(f"{info.name}{marker}\t{format_rate(info.down_bps + info.up_bps, units)}")
+            marker = (
+                " *"
+                if (
+                    info.down_limit_bps or info.up_limit_bps or info.down_blocked or info.up_blocked
+                )
+                else ""
+            )
+            submenu = self.menu.addMenu(
+                f"{info.name}{marker}\t{format_rate(info.down_bps + info.up_bps, units)}"
+            )
             submenu.setObjectName(f"quick:{info.id}")
             submenu.setToolTipsVisible(True)
             for direction in Direction:
-                submenu.addSection("Download limit" if direction is Direction.DOWN else "Upload limit")
+                submenu.addSection(
+                    "Download limit" if direction is Direction.DOWN else "Upload limit"
+                )
                 current = checked_label(self._model.effective_limit(info.id, direction), units)
                 state = self._model.limit_state(info.id, direction)
                 for quick in quick_limits(units):
-                    action = self._quick_action(submenu, info.id, info.name, direction, quick, units)
+                    action = self._quick_action(
+                        submenu, info.id, info.name, direction, quick, units
+                    )
                     action.setChecked(quick.label == current and not state.blocked)
                     action.setEnabled(can_limit and not state.read_only and not state.blocked)
                     if state.read_only or state.blocked:  # choosing would do nothing now
@@ -162,27 +189,38 @@ class TrayController(QObject):
         self.menu.addAction("Open ChadThrottle", self.openRequested.emit).setObjectName("open")
         self.menu.addAction("Quit", self.quitRequested.emit).setObjectName("quit")
 
-    def _block_action(self, submenu: QMenu, app_id: str, direction: Direction, blocked: bool) -> QAction:
-        """"Block" (checked while blocked: choosing it unblocks)."""
+    def _block_action(
+        self, submenu: QMenu, app_id: str, direction: Direction, blocked: bool
+    ) -> QAction:
+        """ "Block" (checked while blocked: choosing it unblocks)."""
         action = submenu.addAction("Blocked" if blocked else "Block")
         action.setObjectName(action_name(app_id, direction, BLOCK_LABEL))
         action.setCheckable(True)
         action.setChecked(blocked)
-        action.setToolTip("Unblock: traffic flows again, connections that survived go on." if blocked else
-                          "Let no data through, open connections included (a limit beneath stays for later).")
-        action.triggered.connect(lambda _c=False: self.blockRequested.emit(app_id, direction.value, not blocked))
+        action.setToolTip(
+            "Unblock: traffic flows again, connections that survived go on."
+            if blocked
+            else "Let no data through, open connections included (a limit beneath stays for later)."
+        )
+        action.triggered.connect(
+            lambda _c=False: self.blockRequested.emit(app_id, direction.value, not blocked)
+        )
         return action
 
     def _protect_action(self, submenu: QMenu, app_id: str, can_limit: bool) -> QAction:
-        """"Protect this app" (critical priority: served first when the link is
+        """ "Protect this app" (critical priority: served first when the link is
         busy); checked while it is critical, when choosing it un-protects."""
         state = self._model.priority_state(app_id)
         protected = state.priority == PROTECTED
-        action = submenu.addAction("Protected (critical priority)" if protected else "Protect this app")
+        action = submenu.addAction(
+            "Protected (critical priority)" if protected else "Protect this app"
+        )
         action.setObjectName(f"quick:{app_id}:{PROTECT_LABEL}")
         action.setCheckable(True)
         action.setChecked(protected)
-        reason = self._model.priority_unavailable or (describe_priority(state) if state.read_only else "")
+        reason = self._model.priority_unavailable or (
+            describe_priority(state) if state.read_only else ""
+        )
         action.setEnabled(can_limit and not reason)
         action.setToolTip(reason or (f"{describe_priority(state)} Choose to stop protecting it (normal priority)."
                                      if protected else "Critical priority: served first when the link is busy, "
@@ -191,8 +229,15 @@ class TrayController(QObject):
         action.triggered.connect(lambda _c=False: self.priorityRequested.emit(app_id, wanted))
         return action
 
-    def _quick_action(self, submenu: QMenu, app_id: str, name: str, direction: Direction,
-                      quick: QuickLimit, units: UnitSystem) -> QAction:
+    def _quick_action(
+        self,
+        submenu: QMenu,
+        app_id: str,
+        name: str,
+        direction: Direction,
+        quick: QuickLimit,
+        units: UnitSystem,
+    ) -> QAction:
         action = submenu.addAction(quick.label)  # round in the units shown: "5 MB/s", "40 Mbit/s"
         action.setObjectName(action_name(app_id, direction, quick.label))
         action.setCheckable(True)
@@ -200,7 +245,9 @@ class TrayController(QObject):
             action.triggered.connect(lambda _c=False: self._ask_custom(app_id, name, direction))
         else:
             action.triggered.connect(
-                lambda _c=False, r=quick.rate_bps: self.limitRequested.emit(app_id, direction.value, r)
+                lambda _c=False, r=quick.rate_bps: self.limitRequested.emit(
+                    app_id, direction.value, r
+                )
             )
         return action
 
@@ -210,8 +257,10 @@ class TrayController(QObject):
         dialog = QInputDialog(self._dialog_parent)
         dialog.setWindowTitle("Custom limit")
         units = self._model.units
-        dialog.setLabelText(f"{error}\n\n" * bool(error)
-                            + f"Limit {name}'s {word} to (e.g. 500K, 2M, 2 {unit_label(units, 2)}, unlimited):")
+        dialog.setLabelText(
+            f"{error}\n\n" * bool(error)
+            + f"Limit {name}'s {word} to (e.g. 500K, 2M, 2 {unit_label(units, 2)}, unlimited):"
+        )
         dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
         dialog.setObjectName(f"custom-limit:{app_id}:{direction.value}")
 

@@ -10,7 +10,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QPoint, QSize, Qt, QTimer, Signal
+from chadthrottle.contract import Direction
+from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.views.delegates import LimitDelegate, SparklineDelegate
+from chadthrottle.gui.views.overall_row import OverallHeader
+from chadthrottle.gui.views.priority_badge import NameDelegate
+from chadthrottle.gui.widgets.limit_slider import LimitControl
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import (
     QColor,
     QContextMenuEvent,
@@ -24,14 +41,6 @@ from PySide6.QtGui import (
     QResizeEvent,
 )
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
-
-from chadthrottle.contract import Direction
-from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
-from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
-from chadthrottle.gui.views.delegates import LimitDelegate, SparklineDelegate
-from chadthrottle.gui.views.priority_badge import NameDelegate
-from chadthrottle.gui.views.overall_row import OverallHeader
-from chadthrottle.gui.widgets.limit_slider import LimitControl
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,7 @@ def _mix(base: QColor, accent: QColor, share: float) -> QColor:
 
 def contrast(a: QColor, b: QColor) -> float:
     """WCAG contrast ratio of two colours (1 to 21)."""
+
     def luminance(colour: QColor) -> float:
         linear = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
                   for x in (colour.redF(), colour.greenF(), colour.blueF())]  # fmt: skip
@@ -125,7 +135,9 @@ class AppTable(QTreeView):
         for column in self._preferred:
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
         header.setMinimumSectionSize(min(self._minimum.values()))
-        header.moveSection(header.visualIndex(Column.USAGE), header.visualIndex(Column.UP) + 1)  # totals by the rates
+        header.moveSection(
+            header.visualIndex(Column.USAGE), header.visualIndex(Column.UP) + 1
+        )  # totals by the rates
         header.sectionResized.connect(self._on_section_resized)
         self._fit_columns()
         self.sortByColumn(Column.ACTIVITY, Qt.SortOrder.DescendingOrder)
@@ -143,7 +155,9 @@ class AppTable(QTreeView):
         proxy.layoutChanged.connect(lambda *_: self._sync_editors())
         self._expanded_ids: list[str] = []  # kept on expand/collapse: asked after every poll
         self.expanded.connect(lambda _index: self._expansion_changed(""))
-        self.collapsed.connect(lambda index: self._expansion_changed(str(index.data(Role.APP_ID) or "")))
+        self.collapsed.connect(
+            lambda index: self._expansion_changed(str(index.data(Role.APP_ID) or ""))
+        )
         proxy.rowsRemoved.connect(self._on_rows_removed)
 
     # --- the row menu: right click, the Menu key or Shift+F10 ------------------------
@@ -159,7 +173,9 @@ class AppTable(QTreeView):
         event.accept()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        shift_f10 = event.key() == Qt.Key.Key_F10 and event.modifiers() == Qt.KeyboardModifier.ShiftModifier
+        shift_f10 = (
+            event.key() == Qt.Key.Key_F10 and event.modifiers() == Qt.KeyboardModifier.ShiftModifier
+        )
         if event.key() == Qt.Key.Key_Menu or shift_f10:
             self.open_row_menu_for_current()
             event.accept()
@@ -169,8 +185,12 @@ class AppTable(QTreeView):
     def open_row_menu_for_current(self) -> None:
         """The keyboard's way in: the menu opens under the current row."""
         index = self.currentIndex()
-        rect = self.visualRect(index.siblingAtColumn(0)) if index.isValid() else self.viewport().rect()
-        self._request_row_menu(index, self.viewport().mapToGlobal(rect.bottomLeft() + QPoint(16, 0)))
+        rect = (
+            self.visualRect(index.siblingAtColumn(0)) if index.isValid() else self.viewport().rect()
+        )
+        self._request_row_menu(
+            index, self.viewport().mapToGlobal(rect.bottomLeft() + QPoint(16, 0))
+        )
 
     def _request_row_menu(self, index: QModelIndex, where: QPoint) -> None:
         app_id = str(index.data(Role.APP_ID) or "") if index.isValid() else ""
@@ -202,7 +222,9 @@ class AppTable(QTreeView):
 
     def preferred_widths(self) -> list[int]:
         """Each column's width as the user left it (the name column's as shown)."""
-        return [self._preferred.get(Column(c), self.header().sectionSize(c)) for c in range(len(Column))]
+        return [
+            self._preferred.get(Column(c), self.header().sectionSize(c)) for c in range(len(Column))
+        ]
 
     def set_preferred_widths(self, widths: list[int]) -> None:
         """Widths remembered from last time; each at least its column's minimum."""
@@ -227,12 +249,16 @@ class AppTable(QTreeView):
                  if not (hide_usage and column is Column.USAGE)}  # fmt: skip
         wanted = sum(shown.values())
         least = sum(self._minimum[column] for column in shown)
-        share = 1.0 if wanted <= available else max(0.0, (available - least) / max(1, wanted - least))
+        share = (
+            1.0 if wanted <= available else max(0.0, (available - least) / max(1, wanted - least))
+        )
         self._fitting = True
         try:
             for column, width in shown.items():
                 low = self._minimum[column]
-                self.header().resizeSection(column, round(low + (max(width, low) - low) * min(1.0, share)))
+                self.header().resizeSection(
+                    column, round(low + (max(width, low) - low) * min(1.0, share))
+                )
         finally:
             self._fitting = False
 
@@ -278,7 +304,11 @@ class AppTable(QTreeView):
                 share += 0.05
                 tint = _mix(base, accent, share)
             palette.setColor(group, QPalette.ColorRole.Highlight, tint)
-            palette.setColor(group, QPalette.ColorRole.HighlightedText, source.color(group, QPalette.ColorRole.Text))
+            palette.setColor(
+                group,
+                QPalette.ColorRole.HighlightedText,
+                source.color(group, QPalette.ColorRole.Text),
+            )
         self.setPalette(palette)
 
     # --- hooks for the window and for tests ---------------------------------------------
@@ -324,7 +354,11 @@ class AppTable(QTreeView):
         palette = self.palette()
         group = QPalette.ColorGroup.Disabled if stale else QPalette.ColorGroup.Active
         for target in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
-            palette.setColor(target, QPalette.ColorRole.HighlightedText, palette.color(group, QPalette.ColorRole.Text))
+            palette.setColor(
+                target,
+                QPalette.ColorRole.HighlightedText,
+                palette.color(group, QPalette.ColorRole.Text),
+            )
         self.setPalette(palette)
 
     def refresh_editors(self) -> None:
@@ -335,7 +369,9 @@ class AppTable(QTreeView):
             if widget is not None:
                 self.limit_delegate.setEditorData(widget, index)
 
-    def dataChanged(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: Sequence[int] = ()) -> None:
+    def dataChanged(
+        self, top_left: QModelIndex, bottom_right: QModelIndex, roles: Sequence[int] = ()
+    ) -> None:
         """QTreeView ignores dataChanged, editors included, while a layout is
         pending: in a poll that also added or removed a row, a limit changed
         elsewhere reached the cell but not the open LimitControl in it."""
@@ -383,7 +419,11 @@ class AppTable(QTreeView):
         The position is polled, because moves over a row's open limit control go
         to that control and never reach this view."""
         position = QCursor.pos()
-        if position != self._pointer_at or self._editing() or QApplication.mouseButtons() != Qt.MouseButton.NoButton:
+        if (
+            position != self._pointer_at
+            or self._editing()
+            or QApplication.mouseButtons() != Qt.MouseButton.NoButton
+        ):
             self._pointer_at = position
             self._rest_timer.start(self.pointer_rest_ms)
             return

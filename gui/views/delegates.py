@@ -8,7 +8,30 @@ the moment the user reaches for it.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QPoint, QRect, QRectF, QSize, Qt, Signal
+from chadthrottle.contract import Direction
+from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
+from chadthrottle.gui.models.limit_truth import LimitState
+from chadthrottle.gui.widgets.limit_slider import (
+    PROBLEM_COLOUR,
+    LimitControl,
+    fitting_line,
+    warning_pixmap,
+)
+from chadthrottle.gui.widgets.rate_scale import position_for_rate
+from chadthrottle.gui.widgets.slider_look import paint_rate_slider, slider_option
+from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
+from chadthrottle.units import UnitSystem, format_limit, format_rate
+from PySide6.QtCore import (
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QGuiApplication, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -19,15 +42,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chadthrottle.contract import Direction
-from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
-from chadthrottle.gui.models.limit_truth import LimitState
-from chadthrottle.gui.widgets.limit_slider import PROBLEM_COLOUR, LimitControl, fitting_line, warning_pixmap
-from chadthrottle.gui.widgets.rate_scale import position_for_rate
-from chadthrottle.gui.widgets.slider_look import paint_rate_slider, slider_option
-from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
-from chadthrottle.units import UnitSystem, format_limit, format_rate
-
 AnyIndex = QModelIndex | QPersistentModelIndex
 ROW_HEIGHT = 30  # at the usual font size; rows grow with the font (the desktop's scale)
 NOTE_SCALE = 0.85  # the small notes in a limit cell (whose limit, a quota's use), as LimitControl's
@@ -35,7 +49,13 @@ NOTE_SCALE = 0.85  # the small notes in a limit cell (whose limit, a quota's use
 
 def row_height(metrics: QFontMetrics) -> int:
     """Room for a limit field (font + 4) and the quota line under it (0.85 of the font)."""
-    return max(ROW_HEIGHT, metrics.height() + 12, metrics.height() + 4 + round(metrics.height() * NOTE_SCALE))
+    return max(
+        ROW_HEIGHT,
+        metrics.height() + 12,
+        metrics.height() + 4 + round(metrics.height() * NOTE_SCALE),
+    )
+
+
 LIKENESS_CACHE_SIZE = 256
 BLOCKED_TEXT = "Blocked"  # what a blocked direction shows instead of a rate
 
@@ -48,7 +68,9 @@ def _draw_background(option: QStyleOptionViewItem, painter: QPainter) -> None:
     would paint the same pixels at several times the cost.
     """
     style = option.widget.style() if option.widget else QApplication.style()
-    style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget)
+    style.drawPrimitive(
+        QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget
+    )
 
 
 class SparklineDelegate(QStyledItemDelegate):
@@ -105,7 +127,9 @@ class LimitDelegate(QStyledItemDelegate):
             return  # the real control is open here, and its background is see-through
         state = index.data(Role.LIMIT_STATE)
         if not isinstance(state, LimitState):
-            state = LimitState(int(index.data(Role.LIMIT) or 0), pending=bool(index.data(Role.LIMIT_PENDING)))
+            state = LimitState(
+                int(index.data(Role.LIMIT) or 0), pending=bool(index.data(Role.LIMIT_PENDING))
+            )
         enabled = not self.blocked_reason and bool(option.state & QStyle.StateFlag.State_Enabled)
         ratio = painter.device().devicePixelRatioF()
         key = (option.rect.width(), option.rect.height(), ratio, state.rate_bps, state.pending, state.owner_note,
@@ -122,7 +146,9 @@ class LimitDelegate(QStyledItemDelegate):
         """The palette changed (a theme was chosen): paint them afresh."""
         self._likenesses.clear()
 
-    def _paint_likeness(self, option: QStyleOptionViewItem, state: LimitState, enabled: bool, ratio: float) -> QPixmap:
+    def _paint_likeness(
+        self, option: QStyleOptionViewItem, state: LimitState, enabled: bool, ratio: float
+    ) -> QPixmap:
         """Slider likeness and limit text on a transparent pixmap, laid out like
         LimitControl: slider, whose limit it is, a warning if it is not enforced,
         the value. A read-only limit has no slider. Most rows look the same poll
@@ -137,7 +163,9 @@ class LimitDelegate(QStyledItemDelegate):
         quota_rect = QRect()
         if state.quota_lines:  # a line under slider and value, as LimitControl lays it out
             line_height = QFontMetrics(small).height()
-            quota_rect = QRect(2, local.rect.height() - line_height, local.rect.width() - 4, line_height)
+            quota_rect = QRect(
+                2, local.rect.height() - line_height, local.rect.width() - 4, line_height
+            )
             local.rect.setBottom(quota_rect.top() - 1)
         slider_rect, text_rect = self._split(local)
         widget = option.widget
@@ -146,10 +174,14 @@ class LimitDelegate(QStyledItemDelegate):
         group = QPalette.ColorGroup.Active if enabled else QPalette.ColorGroup.Disabled
         if state.quota_lines:
             painter.setFont(small)
-            role = QPalette.ColorRole.Text if state.quota_spent else QPalette.ColorRole.PlaceholderText
+            role = (
+                QPalette.ColorRole.Text if state.quota_spent else QPalette.ColorRole.PlaceholderText
+            )
             painter.setPen(option.palette.color(group, role))
             line = fitting_line(state.quota_lines, QFontMetrics(small), quota_rect.width())
-            painter.drawText(quota_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, line)
+            painter.drawText(
+                quota_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, line
+            )
         limited = state.held
         if state.problem and limited:  # the warning sits just left of the value
             icon = QRect(slider_rect.right() - 14, slider_rect.center().y() - 6, 14, 14)
@@ -165,7 +197,11 @@ class LimitDelegate(QStyledItemDelegate):
                 width = QFontMetrics(small).horizontalAdvance(state.owner_note) + 6
                 note_rect.setLeft(slider_rect.right() - width)
                 slider_rect.setRight(note_rect.left() - 2)
-            painter.drawText(note_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, state.owner_note)
+            painter.drawText(
+                note_rect,
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                state.owner_note,
+            )
         if not state.read_only and not state.blocked:  # a block is no rate: no slider
             slider = slider_option(slider_rect, position_for_rate(state.rate_bps), widget)
             paint_rate_slider(painter, slider, style, widget, limited=limited, enabled=enabled)
@@ -174,15 +210,25 @@ class LimitDelegate(QStyledItemDelegate):
         font.setItalic(state.pending)
         painter.setFont(font)
         if limited and state.problem:
-            colour = QColor(PROBLEM_COLOUR) if enabled else option.palette.color(group, QPalette.ColorRole.Text)
+            colour = (
+                QColor(PROBLEM_COLOUR)
+                if enabled
+                else option.palette.color(group, QPalette.ColorRole.Text)
+            )
         elif limited:
             # The slider's accent (calmer than the link blue), as the open field shows it.
             colour = QGuiApplication.palette().color(group, QPalette.ColorRole.Highlight)
         else:
             colour = option.palette.color(group, QPalette.ColorRole.PlaceholderText)
         painter.setPen(colour)
-        text = BLOCKED_TEXT if state.blocked else format_limit(state.rate_bps, self.units) + ("…" if state.pending else "")
-        painter.drawText(text_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+        text = (
+            BLOCKED_TEXT
+            if state.blocked
+            else format_limit(state.rate_bps, self.units) + ("…" if state.pending else "")
+        )
+        painter.drawText(
+            text_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text
+        )
         painter.end()
         return pixmap
 
@@ -191,8 +237,12 @@ class LimitDelegate(QStyledItemDelegate):
         if not self._field_width:
             self._field_width = option.fontMetrics.horizontalAdvance("888.8 Mbit/s") + 14
         rect = option.rect.adjusted(2, 0, -2, 0)
-        text_rect = QRect(rect.right() - self._field_width + 1, rect.top(), self._field_width - 6, rect.height())
-        slider_rect = QRect(rect.left(), rect.top(), rect.width() - self._field_width - 6, rect.height())
+        text_rect = QRect(
+            rect.right() - self._field_width + 1, rect.top(), self._field_width - 6, rect.height()
+        )
+        slider_rect = QRect(
+            rect.left(), rect.top(), rect.width() - self._field_width - 6, rect.height()
+        )
         return slider_rect, text_rect
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
@@ -200,7 +250,9 @@ class LimitDelegate(QStyledItemDelegate):
 
     # --- editing -------------------------------------------------------------------------
 
-    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem, index: AnyIndex) -> QWidget:
+    def createEditor(
+        self, parent: QWidget, option: QStyleOptionViewItem, index: AnyIndex
+    ) -> QWidget:
         direction = LIMIT_COLUMNS[Column(index.column())]
         app_id = str(index.data(Role.APP_ID))
         name = str(index.siblingAtColumn(Column.NAME).data())
@@ -210,7 +262,9 @@ class LimitDelegate(QStyledItemDelegate):
         control.set_blocked(self.blocked_reason)
         rate_role = Role.RATE_DOWN if direction is Direction.DOWN else Role.RATE_UP
         row = QPersistentModelIndex(index)
-        control.current_rate_source = lambda: float(row.data(rate_role) or 0.0) if row.isValid() else 0.0
+        control.current_rate_source = lambda: (
+            float(row.data(rate_role) or 0.0) if row.isValid() else 0.0
+        )
         control.limitChosen.connect(
             lambda rate_bps: self.limitRequested.emit(app_id, direction.value, rate_bps)
         )
@@ -223,11 +277,18 @@ class LimitDelegate(QStyledItemDelegate):
             state = index.data(Role.LIMIT_STATE)
             if isinstance(state, LimitState):
                 tooltip = str(index.data(Qt.ItemDataRole.ToolTipRole) or "")
-                editor.set_state(state.owner_note, state.read_only, state.problem if state.rate_bps else "", tooltip)
+                editor.set_state(
+                    state.owner_note,
+                    state.read_only,
+                    state.problem if state.rate_bps else "",
+                    tooltip,
+                )
                 editor.set_quota_lines(state.quota_lines, state.quota_spent)
 
     def setModelData(self, editor: QWidget, model: object, index: AnyIndex) -> None:
         """Limits travel through ``limitRequested`` to the helper, not into the model."""
 
-    def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem, index: AnyIndex) -> None:
+    def updateEditorGeometry(
+        self, editor: QWidget, option: QStyleOptionViewItem, index: AnyIndex
+    ) -> None:
         editor.setGeometry(option.rect)

@@ -19,6 +19,17 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from chadthrottle.contract import ConnectionInfo, Direction
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.connection_table import ConnColumn, ConnectionTableModel
+from chadthrottle.gui.models.graph_series import graph_series
+from chadthrottle.gui.models.history import COARSE_EVERY
+from chadthrottle.gui.models.limit_truth import LimitState, describe_limit, describe_quota
+from chadthrottle.gui.models.priority_view import describe_latency
+from chadthrottle.gui.views.graph_scale import graph_top
+from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
+from chadthrottle.units import UnitSystem, format_rate
+from chadthrottle.usage_contract import UsageRow
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
@@ -30,23 +41,11 @@ from PySide6.QtWidgets import (
     QLabel,
     QSizePolicy,
     QSplitter,
-    QToolButton,
     QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
-
-from chadthrottle.contract import ConnectionInfo, Direction
-from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.connection_table import ConnColumn, ConnectionTableModel
-from chadthrottle.gui.models.graph_series import graph_series
-from chadthrottle.gui.models.history import COARSE_EVERY
-from chadthrottle.gui.models.limit_truth import LimitState, describe_limit, describe_quota
-from chadthrottle.gui.models.priority_view import describe_latency
-from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
-from chadthrottle.gui.views.graph_scale import graph_top
-from chadthrottle.units import UnitSystem, format_rate
-from chadthrottle.usage_contract import UsageRow
 
 if TYPE_CHECKING:
     import pyqtgraph as pg
@@ -67,11 +66,20 @@ SPANS: tuple[tuple[str, int, bool], ...] = (
 )
 
 
-def describe_rates(name: str, down: float, up: float, limits: tuple[int, int],
-                   measured: tuple[float, float], units: UnitSystem) -> str:
-    """"Firefox: down 8.1 MB/s (limit 5 MB/s, measured 4.98 MB/s), up 210 KB/s"."""
+def describe_rates(
+    name: str,
+    down: float,
+    up: float,
+    limits: tuple[int, int],
+    measured: tuple[float, float],
+    units: UnitSystem,
+) -> str:
+    """ "Firefox: down 8.1 MB/s (limit 5 MB/s, measured 4.98 MB/s), up 210 KB/s"."""
     parts = []
-    for word, rate, limit, mean in (("down", down, limits[0], measured[0]), ("up", up, limits[1], measured[1])):
+    for word, rate, limit, mean in (
+        ("down", down, limits[0], measured[0]),
+        ("up", up, limits[1], measured[1]),
+    ):
         text = f"{word} {format_rate(rate, units)}"
         if limit:
             text += f" (limit {format_rate(limit, units)}, measured {format_rate(mean, units)})"
@@ -116,7 +124,9 @@ def connections_view(model: ConnectionTableModel, parent: QWidget) -> QTableView
     header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
     view.setSortingEnabled(True)
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setSectionResizeMode(ConnColumn.HOST, QHeaderView.ResizeMode.Stretch)  # takes the room left
+    header.setSectionResizeMode(
+        ConnColumn.HOST, QHeaderView.ResizeMode.Stretch
+    )  # takes the room left
     header.setStretchLastSection(False)
     # Wide enough for what usually stands there (and the title), not measured per
     # answer: resizing to contents each second would make the columns jump.
@@ -127,7 +137,9 @@ def connections_view(model: ConnectionTableModel, parent: QWidget) -> QTableView
     metrics = view.fontMetrics()
     for column, sample in samples.items():
         header.resizeSection(column, metrics.horizontalAdvance(sample) + 18)
-    view.setMinimumHeight(view.verticalHeader().defaultSectionSize() * 2 + header.sizeHint().height())
+    view.setMinimumHeight(
+        view.verticalHeader().defaultSectionSize() * 2 + header.sizeHint().height()
+    )
     return view
 
 
@@ -136,8 +148,12 @@ class DetailPane(QWidget):
 
     applicationShown = Signal(str)  # another application is shown: its history is wanted
 
-    def __init__(self, model: ApplicationsModel, refresh_interval_s: float = 1.0,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        model: ApplicationsModel,
+        refresh_interval_s: float = 1.0,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self._model = model
         self._app_id = ""
@@ -235,7 +251,9 @@ class DetailPane(QWidget):
         self._recent_minutes.pop(app_id, None)
         self._recent_minutes[app_id] = self._minutes
         while len(self._recent_minutes) > RECENT_MINUTES_KEPT:
-            del self._recent_minutes[next(iter(self._recent_minutes))]  # the least recently answered
+            del self._recent_minutes[
+                next(iter(self._recent_minutes))
+            ]  # the least recently answered
         self.history_note = note
         self.refresh()
 
@@ -251,10 +269,14 @@ class DetailPane(QWidget):
             self.connections_caption.setText(caption)
         if self._connections_box.isHidden():
             self._connections_box.show()
-            if not self._split_placed:  # the first time: two fifths for the table (then as the user drags it)
+            if (
+                not self._split_placed
+            ):  # the first time: two fifths for the table (then as the user drags it)
                 self._split_placed = True
                 if self.window().height() < SHORT_WINDOW_HEIGHT:
-                    self.connections_caption.setChecked(False)  # the list of applications needs the room more
+                    self.connections_caption.setChecked(
+                        False
+                    )  # the list of applications needs the room more
                 else:
                     total = sum(self.split.sizes())
                     self.split.setSizes([total - total * 2 // 5, total * 2 // 5])
@@ -262,11 +284,15 @@ class DetailPane(QWidget):
     def _show_table(self, shown: bool) -> None:
         """Show or fold the connections table; folded, the count stays as a
         line under the graph and the graph takes the room."""
-        self.connections_caption.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        self.connections_caption.setArrowType(
+            Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
+        )
         self.connections.setVisible(shown)
         total = sum(self.split.sizes())
         line = self.connections_caption.sizeHint().height() + 6
-        self.split.setSizes([total - total * 2 // 5, total * 2 // 5] if shown else [total - line, line])
+        self.split.setSizes(
+            [total - total * 2 // 5, total * 2 // 5] if shown else [total - line, line]
+        )
 
     def _show_notes(self, text: str) -> None:
         if text != self.limit_notes.text():
@@ -320,13 +346,29 @@ class DetailPane(QWidget):
             self._build_graphs()
         self.plot.setVisible(True)
         units = self._model.units
-        limits = (self._model.effective_limit(info.id, Direction.DOWN),
-                  self._model.effective_limit(info.id, Direction.UP))
-        self.summary.setText(describe_rates(info.name, info.down_bps, info.up_bps, limits,
-                                            history.mean(MEASURED_OVER_SAMPLES), units))
+        limits = (
+            self._model.effective_limit(info.id, Direction.DOWN),
+            self._model.effective_limit(info.id, Direction.UP),
+        )
+        self.summary.setText(
+            describe_rates(
+                info.name,
+                info.down_bps,
+                info.up_bps,
+                limits,
+                history.mean(MEASURED_OVER_SAMPLES),
+                units,
+            )
+        )
         states = {direction: self._model.limit_state(info.id, direction) for direction in Direction}
-        latency = describe_latency(info, self._model.priority_state(info.id))  # protected applications only
-        self._show_notes("\n".join(filter(None, [describe_limit_notes(states, units), latency, self.history_note])))
+        latency = describe_latency(
+            info, self._model.priority_state(info.id)
+        )  # protected applications only
+        self._show_notes(
+            "\n".join(
+                filter(None, [describe_limit_notes(states, units), latency, self.history_note])
+            )
+        )
         _label, span_s, coarse = SPANS[self.span.currentIndex()]
         step_s = self.refresh_interval_s * (COARSE_EVERY if coarse else 1)
         times, rates = history.timed(int(span_s / step_s) + 1, coarse)
@@ -388,14 +430,15 @@ class _DirectionGraph:
 
     def __init__(self, layout: pg.GraphicsLayoutWidget, direction: Direction, row: int) -> None:
         import pyqtgraph as pg
-
         from chadthrottle.gui.views.rate_axis import RateAxis
         from chadthrottle.gui.views.time_axis import AgoAxis
 
         colour = DOWN_COLOUR if direction is Direction.DOWN else UP_COLOUR
         self.direction = direction
         self.axis = RateAxis()
-        self.item = layout.addPlot(row=row, col=0, axisItems={"left": self.axis, "bottom": AgoAxis()})
+        self.item = layout.addPlot(
+            row=row, col=0, axisItems={"left": self.axis, "bottom": AgoAxis()}
+        )
         item = self.item
         item.setMenuEnabled(False)
         item.setMouseEnabled(x=False, y=False)
@@ -417,7 +460,9 @@ class _DirectionGraph:
         fill.setAlpha(60)
         self.curve = item.plot(pen=pg.mkPen(colour, width=1.6), fillLevel=0, brush=fill,
                                name="down" if direction is Direction.DOWN else "up")  # fmt: skip
-        self.limit_line = pg.InfiniteLine(angle=0, pen=pg.mkPen(colour.darker(120), style=Qt.PenStyle.DashLine))
+        self.limit_line = pg.InfiniteLine(
+            angle=0, pen=pg.mkPen(colour.darker(120), style=Qt.PenStyle.DashLine)
+        )
         self.limit_line.setVisible(False)
         item.addItem(self.limit_line)
         # A limit far above the traffic: a marker at the top edge, with its value.
@@ -427,10 +472,14 @@ class _DirectionGraph:
         # The legend: which plot is which direction, and what the dashed line is.
         words = "▼ download" if direction is Direction.DOWN else "▲ upload"
         self.words = words
-        self.label = pg.TextItem(words, color=colour, anchor=(0, 0))  # on a backing: the curve may pass under it
+        self.label = pg.TextItem(
+            words, color=colour, anchor=(0, 0)
+        )  # on a backing: the curve may pass under it
         item.addItem(self.label, ignoreBounds=True)
         # Values on hover: a line at the pointer's time, the values there in words.
-        self.hover_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(QColor(128, 128, 128, 160), width=1))
+        self.hover_line = pg.InfiniteLine(
+            angle=90, pen=pg.mkPen(QColor(128, 128, 128, 160), width=1)
+        )
         self.hover_line.setVisible(False)
         item.addItem(self.hover_line, ignoreBounds=True)
         self.hover_label = pg.TextItem("", color=QColor(128, 128, 128), anchor=(0.5, 0))
@@ -479,7 +528,9 @@ class _DirectionGraph:
         self.limit_line.setVisible(False)
         self.limit_marker.setVisible(False)
 
-    def show(self, x: np.ndarray, rates: np.ndarray, limit: int, start_s: float, units: UnitSystem) -> None:
+    def show(
+        self, x: np.ndarray, rates: np.ndarray, limit: int, start_s: float, units: UnitSystem
+    ) -> None:
         """Plot the rates on a scale they fill; the limit as a line if it is on
         that scale, as a marker at the top edge if it is far above."""
         self.curve.setData(x, rates)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QMenu, QToolButton, QWidget
-
 from chadthrottle.gui.settings import REFRESH_CHOICES_S, Settings
 from chadthrottle.gui.views.app_table import tabular_font
 from chadthrottle.units import UnitSystem, format_rate
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QMenu, QToolButton, QWidget
 
 UNIT_LABELS: dict[UnitSystem, str] = {
     UnitSystem.BYTES_DECIMAL: "Bytes, decimal (MB/s)",
@@ -28,7 +27,9 @@ class HeaderBar(QWidget):
     startAtLoginToggled = Signal(bool)
     settingsRequested = Signal()
     usageRequested = Signal()  # the usage view (Ctrl+U)
-    linkRequested = Signal()  # the link capacity dialog (gui/priority_flow.py), as the status bar's link field
+    linkRequested = (
+        Signal()
+    )  # the link capacity dialog (gui/priority_flow.py), as the status bar's link field
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -49,17 +50,23 @@ class HeaderBar(QWidget):
         self.totals = QLabel(self)
         self.totals.setFont(tabular_font(self.totals.font()))
         self.totals.setAccessibleName("Total traffic")
-        self.totals.setMinimumWidth(self.totals.fontMetrics().horizontalAdvance("▼ 888.8 Mbit/s   ▲ 888.8 Mbit/s") + 8)
+        self.totals.setMinimumWidth(
+            self.totals.fontMetrics().horizontalAdvance("▼ 888.8 Mbit/s   ▲ 888.8 Mbit/s") + 8
+        )
         self.usage_button = QToolButton(self)
         self.usage_button.setText("Usage")
         self.usage_button.setAccessibleName("Data usage")
-        self.usage_button.setToolTip("Data used by each application today, in 7 or 30 days, this month (Ctrl+U)")
+        self.usage_button.setToolTip(
+            "Data used by each application today, in 7 or 30 days, this month (Ctrl+U)"
+        )
         self.usage_button.clicked.connect(self.usageRequested)
         QShortcut(QKeySequence("Ctrl+U"), self, activated=self.usageRequested.emit)
         self.menu_button = QToolButton(self)
         self.menu_button.setText("☰")
         self.menu_button.setAccessibleName("Settings")
-        self.menu_button.setToolTip("Settings: units, refresh interval, theme, start at login, tray")
+        self.menu_button.setToolTip(
+            "Settings: units, refresh interval, theme, start at login, tray"
+        )
         self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu_button.setMenu(self._build_menu(settings))
 
@@ -81,7 +88,9 @@ class HeaderBar(QWidget):
         menu = QMenu(self)
         open_settings = menu.addAction("Settings…", self.settingsRequested.emit)
         open_settings.setObjectName("open-settings")
-        open_usage = menu.addAction("Data usage…\tCtrl+U", self.usageRequested.emit)  # the key: the QShortcut above
+        open_usage = menu.addAction(
+            "Data usage…\tCtrl+U", self.usageRequested.emit
+        )  # the key: the QShortcut above
         open_usage.setObjectName("open-usage")
         self.open_link = menu.addAction("Link capacity…", self.linkRequested.emit)
         self.open_link.setObjectName("open-link")
@@ -99,8 +108,12 @@ class HeaderBar(QWidget):
         refresh_group = QActionGroup(refresh_menu)
         self._refresh_actions: dict[float, QAction] = {}
         for seconds in REFRESH_CHOICES_S:
-            action = QAction(f"{seconds:g} s", refresh_menu, checkable=True,
-                             checked=abs(seconds - settings.refresh_interval_s) < 1e-6)
+            action = QAction(
+                f"{seconds:g} s",
+                refresh_menu,
+                checkable=True,
+                checked=abs(seconds - settings.refresh_interval_s) < 1e-6,
+            )
             action.triggered.connect(lambda _c=False, s=seconds: self.refreshIntervalChosen.emit(s))
             refresh_group.addAction(action)
             refresh_menu.addAction(action)

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import re
 
+from chadthrottle.contract import MAX_RATE_BPS, MIN_RATE_BPS, Direction, LinkShapingInfo
+from chadthrottle.gui.models.priority_view import link_summary
+from chadthrottle.gui.widgets.limit_slider import error_colour
+from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -25,19 +29,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chadthrottle.contract import MAX_RATE_BPS, MIN_RATE_BPS, Direction, LinkShapingInfo
-from chadthrottle.gui.models.priority_view import link_summary
-from chadthrottle.gui.widgets.limit_slider import error_colour
-from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate
-
 WORDS = {Direction.DOWN: "Download", Direction.UP: "Upload"}
 # The placeholder's example, so the form and the window's units show before any error: 50/10 Mbit/s.
 EXAMPLE_BPS = {Direction.DOWN: 6_250_000, Direction.UP: 1_250_000}
-ADMIN_NOTE = "Changing it shapes every application's traffic: an administrator's password may be asked for."
+ADMIN_NOTE = (
+    "Changing it shapes every application's traffic: an administrator's password may be asked for."
+)
 
 
 class LinkDialog(QDialog):
-    capacityRequested = Signal(object, object, bool)  # down bytes/s, up bytes/s (0: not shaped), estimate
+    capacityRequested = Signal(
+        object, object, bool
+    )  # down bytes/s, up bytes/s (0: not shaped), estimate
 
     def __init__(self, units: UnitSystem, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,11 +59,15 @@ class LinkDialog(QDialog):
         for direction in Direction:
             edit = QLineEdit(self)
             edit.setObjectName(f"capacity:{direction.value}")
-            edit.setPlaceholderText(f"not shaped (e.g. {format_rate(EXAMPLE_BPS[direction], units)})")
+            edit.setPlaceholderText(
+                f"not shaped (e.g. {format_rate(EXAMPLE_BPS[direction], units)})"
+            )
             edit.setAccessibleName(f"{WORDS[direction]} capacity")
             self.edits[direction] = edit
             form.addRow(f"{WORDS[direction]} capacity:", edit)
-        self.estimate = QCheckBox("Estimate it and follow changes (a value above is where it starts)", self)
+        self.estimate = QCheckBox(
+            "Estimate it and follow changes (a value above is where it starts)", self
+        )
         self.estimate.setObjectName("estimate")
         form.addRow(self.estimate)
         self.message = QLabel(ADMIN_NOTE, self)
@@ -89,7 +96,9 @@ class LinkDialog(QDialog):
     def show_shaping(self, shaping: LinkShapingInfo) -> None:
         """The shaping in force (each answer); what the user is editing stays."""
         summary = link_summary(shaping, self.units)
-        self.state.setText(re.sub(r"\s*Click to (change|set it)\.$", "", summary.tooltip))  # this is where
+        self.state.setText(
+            re.sub(r"\s*Click to (change|set it)\.$", "", summary.tooltip)
+        )  # this is where
         for direction, edit in self.edits.items():
             wanted = shaping.down_set_bps if direction is Direction.DOWN else shaping.up_set_bps
             if not edit.isModified():
@@ -116,8 +125,11 @@ class LinkDialog(QDialog):
         if rate is None:  # "unlimited", "none": as empty, that direction not shaped
             return 0
         if not MIN_RATE_BPS <= rate <= MAX_RATE_BPS:
-            self.show_outcome(f"{WORDS[direction]} capacity: give a rate from {format_rate(MIN_RATE_BPS, self.units)}"
-                              f" to {format_rate(MAX_RATE_BPS, self.units)}, or leave it empty.", error=True)
+            self.show_outcome(
+                f"{WORDS[direction]} capacity: give a rate from {format_rate(MIN_RATE_BPS, self.units)}"
+                f" to {format_rate(MAX_RATE_BPS, self.units)}, or leave it empty.",
+                error=True,
+            )
             edit.setFocus()
             return None
         return rate
@@ -128,7 +140,10 @@ class LinkDialog(QDialog):
             return
         estimate = self.estimate.isChecked()
         if not (down or up or estimate):
-            self.show_outcome("Give a capacity or tick estimate; to stop shaping, use Turn shaping off.", error=True)
+            self.show_outcome(
+                "Give a capacity or tick estimate; to stop shaping, use Turn shaping off.",
+                error=True,
+            )
             return
         self._sent()
         self.capacityRequested.emit(down, up, estimate)

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QIcon, QPalette
-from PySide6.QtWidgets import QApplication, QGraphicsView, QMainWindow, QMenu, QSplitter, QVBoxLayout, QWidget
-
 from chadthrottle.contract import BackendInfo, ConnectionInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
@@ -24,15 +20,26 @@ from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.app_table import AppTable
 from chadthrottle.gui.views.detail_pane import DetailPane
+from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.gui.views.header_bar import HeaderBar
 from chadthrottle.gui.views.paused_notice import PausedNotice
 from chadthrottle.gui.views.row_menu import build_row_menu
-from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.gui.views.state_banner import TITLES, StateBanner
 from chadthrottle.gui.views.status_line import StatusLine
 from chadthrottle.gui.views.window_state import first_size
 from chadthrottle.gui.widgets.limit_slider import LimitControl
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QIcon, QPalette
+from PySide6.QtWidgets import (
+    QApplication,
+    QGraphicsView,
+    QMainWindow,
+    QMenu,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +143,9 @@ class MainWindow(QMainWindow):
         if not index.isValid():
             return False
         self.table.selectionModel().setCurrentIndex(
-            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+            index,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
         )
         return True
 
@@ -253,7 +262,9 @@ class MainWindow(QMainWindow):
         scale = (graph_top(down), graph_top(up))
         if scale != self.table.sparkline_delegate.scale:
             self.table.set_sparkline_scale(scale)
-            self._model.activity_tooltip = self.table.sparkline_delegate.scale_text(self._model.units)
+            self._model.activity_tooltip = self.table.sparkline_delegate.scale_text(
+                self._model.units
+            )
         if not self.table.currentIndex().isValid() and self._model.rowCount() > 0:
             first = self.table.model().index(0, 0)
             self.select_application(str(first.data(Role.APP_ID)))

@@ -9,16 +9,15 @@ Clicks on it do nothing (they would sort); clicks on the titles sort as before.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractItemModel, QEvent, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QFont, QMouseEvent, QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import QHeaderView, QWidget
-
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.history import RateHistory
 from chadthrottle.gui.views.delegates import row_height
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
 from chadthrottle.units import UnitSystem, format_rate
+from PySide6.QtCore import QAbstractItemModel, QEvent, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QFont, QMouseEvent, QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import QHeaderView, QWidget
 
 OVERALL_NAME = "All applications"
 # The overall row gives way on a list too short to show this many rows under it
@@ -69,7 +68,11 @@ class OverallHeader(QHeaderView):
         if column is Column.UP:
             return format_rate(self.totals[1], self.units)
         if column is Column.USAGE:
-            return self.usage_placeholder if self.usage_bytes is None else format_bytes(self.usage_bytes, self.units)
+            return (
+                self.usage_placeholder
+                if self.usage_bytes is None
+                else format_bytes(self.usage_bytes, self.units)
+            )
         return ""
 
     def title_height(self) -> int:
@@ -112,7 +115,9 @@ class OverallHeader(QHeaderView):
             super().updateGeometries()
 
     def overall_rect(self) -> QRect:
-        return QRect(0, self.title_height(), self.viewport().width(), self.height() - self.title_height())
+        return QRect(
+            0, self.title_height(), self.viewport().width(), self.height() - self.title_height()
+        )
 
     def sizeHint(self) -> QSize:
         hint = super().sizeHint()
@@ -140,14 +145,18 @@ class OverallHeader(QHeaderView):
             super().paintSection(painter, title, logical_index)
             painter.restore()
         if self.overall_shown:
-            row = QRect(rect.left(), title.bottom() + 1, rect.width(), rect.bottom() - title.bottom())
+            row = QRect(
+                rect.left(), title.bottom() + 1, rect.width(), rect.bottom() - title.bottom()
+            )
             self._paint_overall(painter, row, Column(logical_index))
 
     def _paint_overall(self, painter: QPainter, rect: QRect, column: Column) -> None:
         palette = self.palette()
         group = QPalette.ColorGroup.Active if self.live else QPalette.ColorGroup.Disabled
         painter.save()
-        painter.fillRect(rect, palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.AlternateBase))
+        painter.fillRect(
+            rect, palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.AlternateBase)
+        )
         painter.setPen(palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Mid))
         painter.drawLine(rect.bottomLeft(), rect.bottomRight())
         if column is Column.ACTIVITY:
@@ -159,7 +168,9 @@ class OverallHeader(QHeaderView):
             painter.setFont(font)
             painter.setPen(palette.color(group, QPalette.ColorRole.Text))
             align = Qt.AlignmentFlag.AlignVCenter | (
-                Qt.AlignmentFlag.AlignRight if column in (Column.DOWN, Column.UP, Column.USAGE) else Qt.AlignmentFlag.AlignLeft
+                Qt.AlignmentFlag.AlignRight
+                if column in (Column.DOWN, Column.UP, Column.USAGE)
+                else Qt.AlignmentFlag.AlignLeft
             )
             indent = 28 if column is Column.NAME else 6  # in line with the names under it
             text_rect = rect.adjusted(indent, 0, -6, 0)

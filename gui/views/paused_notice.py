@@ -24,7 +24,9 @@ class PausedNotice(QFrame):
         super().__init__(parent)
         self.setObjectName("pausedNotice")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet("#pausedNotice { background: rgba(229, 165, 10, 0.16); border-radius: 6px; }")
+        self.setStyleSheet(
+            "#pausedNotice { background: rgba(229, 165, 10, 0.16); border-radius: 6px; }"
+        )
         self.title = QLabel(PAUSED_TITLE, self)
         font = self.title.font()
         font.setBold(True)

@@ -9,22 +9,26 @@ force), and in italics with "…" while asked for and not yet confirmed.
 
 from __future__ import annotations
 
+from chadthrottle.gui.models.columns import Role
+from chadthrottle.gui.models.priority_view import PriorityState
+from chadthrottle.gui.widgets.limit_slider import problem_colour
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from chadthrottle.gui.models.columns import Role
-from chadthrottle.gui.models.priority_view import PriorityState
-from chadthrottle.gui.widgets.limit_slider import problem_colour
-
 AnyIndex = QModelIndex | QPersistentModelIndex
 # Readable with white text on light and dark rows alike.
-COLOURS: dict[str, str] = {"critical": "#c0392b", "high": "#2c6fbb", "low": "#6b7280", "normal": "#6b7280"}
+COLOURS: dict[str, str] = {
+    "critical": "#c0392b",
+    "high": "#2c6fbb",
+    "low": "#6b7280",
+    "normal": "#6b7280",
+}
 MARGIN = 6
 
 
 def badge_text(state: PriorityState, short: bool = False) -> str:
-    """"Critical", "⚠ High" (not in force), "Low…" (asked for); short, for a
+    """ "Critical", "⚠ High" (not in force), "Low…" (asked for); short, for a
     narrow column (2x on a small screen): "C", "⚠ H", "L…"."""
     text = (state.label[0] if short else state.label) + ("…" if state.pending else "")
     return f"⚠ {text}" if state.problem else text
@@ -47,18 +51,24 @@ class NameDelegate(QStyledItemDelegate):
         rect = option.rect
         text = badge_text(state)
         width = metrics.horizontalAdvance(text) + 12
-        if rect.width() - width - MARGIN < rect.height() * 3:  # narrow: the name needs the room more
+        if (
+            rect.width() - width - MARGIN < rect.height() * 3
+        ):  # narrow: the name needs the room more
             text = badge_text(state, short=True)
             width = max(height, metrics.horizontalAdvance(text) + 10)
             if rect.width() - width - MARGIN < rect.height() * 2:
                 super().paint(painter, option, index)
                 return
         style = option.widget.style() if option.widget else QApplication.style()
-        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget)
+        style.drawPrimitive(
+            QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget
+        )
         name = QStyleOptionViewItem(option)
         name.rect = rect.adjusted(0, 0, -int(width) - MARGIN, 0)
         super().paint(painter, name, index)
-        pill = QRectF(rect.right() - width - MARGIN / 2, rect.center().y() - height / 2 + 0.5, width, height)
+        pill = QRectF(
+            rect.right() - width - MARGIN / 2, rect.center().y() - height / 2 + 0.5, width, height
+        )
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setFont(font)
@@ -70,7 +80,9 @@ class NameDelegate(QStyledItemDelegate):
             painter.setPen(QColor("white"))
         else:  # outlined: asked for, or not in force (then amber)
             colour = QColor(problem_colour(option.palette)) if state.problem else colour
-            painter.setPen(QPen(colour, 1.2, Qt.PenStyle.DashLine if state.problem else Qt.PenStyle.SolidLine))
+            painter.setPen(
+                QPen(colour, 1.2, Qt.PenStyle.DashLine if state.problem else Qt.PenStyle.SolidLine)
+            )
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(pill.adjusted(0.5, 0.5, -0.5, -0.5), height / 2, height / 2)
             painter.setPen(colour)

@@ -6,11 +6,9 @@ import math
 from typing import Any
 
 import pyqtgraph as pg
+from chadthrottle.units import UnitSystem, format_rate, unit_bps
 from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QApplication
-
-from chadthrottle.units import UnitSystem, format_rate, unit_bps
-
 
 TICK_ROOM = 1.8  # a labelled tick per this many lines of text, at most
 
@@ -36,7 +34,9 @@ class RateAxis(pg.AxisItem):  # type: ignore[misc]
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         return [format_rate(value, self.units) if value >= 0 else "" for value in values]
 
-    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
+    def tickValues(
+        self, minVal: float, maxVal: float, size: float
+    ) -> list[tuple[float, list[float]]]:
         """Only as many labelled ticks as fit the plot's height with room between
         them: on a short plot (a small or 2x screen) pyqtgraph's own choice overlaps."""
         span = maxVal - minVal
@@ -46,9 +46,14 @@ class RateAxis(pg.AxisItem):  # type: ignore[misc]
         # At most ``room`` labels; on a plot with room for one, a step that puts
         # it strictly inside (pyqtgraph drops a label on the edge).
         # Round in the units shown: 200 Mbit/s steps, not 25 MB/s ones written as bits.
-        unit = next((unit_bps(self.units, p) for p in range(4, 0, -1) if unit_bps(self.units, p) <= span), 1.0)
+        unit = next(
+            (unit_bps(self.units, p) for p in range(4, 0, -1) if unit_bps(self.units, p) <= span),
+            1.0,
+        )
         share = span / unit
-        step = unit * (_round_step(share / room, up=True) if room >= 2 else _round_step(share * 0.95, up=False))
+        step = unit * (
+            _round_step(share / room, up=True) if room >= 2 else _round_step(share * 0.95, up=False)
+        )
         first = math.ceil(minVal / step - 1e-9) * step
         count = int((maxVal - first) / step + 1e-9) + 1
         return [(step, [first + i * step for i in range(count)])]

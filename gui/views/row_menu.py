@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import QMenu, QWidget
-
 from chadthrottle.contract import MIN_RATE_BPS, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint, describe_priority
 from chadthrottle.gui.tray.quick_limits import CUSTOM, checked_label, quick_limits
 from chadthrottle.units import UnitSystem
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import QMenu, QWidget
 
 DIRECTION_TITLES = {Direction.DOWN: "Limit download", Direction.UP: "Limit upload"}
 
@@ -30,7 +29,11 @@ PrioritySink = Callable[[str, str], None]  # app id, "critical"/"high"/"normal"/
 def menu_limits(units: UnitSystem) -> list[tuple[str, int | None]]:
     """The tray's quick limits without "Custom…" (the row's own field is for that)
     and without the tray's smallest limit (the slider's Home reaches it)."""
-    return [(q.label, q.rate_bps) for q in quick_limits(units) if q.rate_bps not in (CUSTOM, MIN_RATE_BPS)]
+    return [
+        (q.label, q.rate_bps)
+        for q in quick_limits(units)
+        if q.rate_bps not in (CUSTOM, MIN_RATE_BPS)
+    ]
 
 
 def build_row_menu(
@@ -73,7 +76,9 @@ def build_row_menu(
             action.setEnabled(can_limit and not state.read_only)
             if state.read_only:  # an administrator's limit: choosing would do nothing
                 action.setToolTip(describe_limit(state, direction, units))
-            action.triggered.connect(lambda _c=False, d=direction, r=rate: set_limit(app_id, d.value, r))
+            action.triggered.connect(
+                lambda _c=False, d=direction, r=rate: set_limit(app_id, d.value, r)
+            )
             submenu.addAction(action)
     clear = menu.addAction("Clear limits")
     clear.setObjectName("clear-limits")
@@ -89,14 +94,16 @@ def build_row_menu(
     if set_priority is not None:
         add_priority_menu(menu, model, app_id, can_limit, set_priority)
     menu.addSeparator()
-    menu.addAction("Show connections", lambda: show_connections(app_id)).setObjectName("show-connections")
+    menu.addAction("Show connections", lambda: show_connections(app_id)).setObjectName(
+        "show-connections"
+    )
     menu.addAction("Copy application id", lambda: copy_id(app_id)).setObjectName("copy-id")
     return menu
 
 
 def add_priority_menu(menu: QMenu, model: ApplicationsModel, app_id: str, can_limit: bool,
                       set_priority: PrioritySink) -> QMenu:  # fmt: skip
-    """"Priority" with the four levels, the one shown checked; disabled, with
+    """ "Priority" with the four levels, the one shown checked; disabled, with
     the reason as its tooltip, when choosing could do nothing."""
     state = model.priority_state(app_id)
     submenu = menu.addMenu("Priority")

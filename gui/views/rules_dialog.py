@@ -14,6 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chadthrottle.contract import QUOTA_PERIODS, Direction, ScheduleInfo
+from chadthrottle.gui.models.limit_truth import PERIOD_NOW
+from chadthrottle.gui.models.priority_view import LABELS, choice_hint
+from chadthrottle.gui.widgets.limit_slider import error_colour
+from chadthrottle.units import (
+    UnitError,
+    UnitSystem,
+    format_rate,
+    format_size,
+    parse_rate,
+    parse_size,
+)
 from PySide6.QtCore import Qt, QTime, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -34,14 +46,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chadthrottle.contract import QUOTA_PERIODS, Direction, ScheduleInfo
-from chadthrottle.gui.models.limit_truth import PERIOD_NOW
-from chadthrottle.gui.models.priority_view import LABELS, choice_hint
-from chadthrottle.gui.widgets.limit_slider import error_colour
-from chadthrottle.units import UnitError, UnitSystem, format_rate, format_size, parse_rate, parse_size
-
 DAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # the helper's (helper/engine/schedules.py)
+DAY_NAMES = (
+    "mon",
+    "tue",
+    "wed",
+    "thu",
+    "fri",
+    "sat",
+    "sun",
+)  # the helper's (helper/engine/schedules.py)
 DIRECTION_LABELS = {Direction.DOWN: "Download", Direction.UP: "Upload"}
 QUOTA_DIRECTIONS = (("Download", "down"), ("Upload", "up"), ("Each direction", "both"))
 THEN_BLOCK = "block"
@@ -54,9 +68,13 @@ class AppRules:
     app_id: str
     name: str
     limits: dict[Direction, int] = field(default_factory=dict)  # the plain limits, bytes/s, 0 none
-    scheduled: dict[Direction, str] = field(default_factory=dict)  # the schedule setting a direction now
+    scheduled: dict[Direction, str] = field(
+        default_factory=dict
+    )  # the schedule setting a direction now
     blocked: dict[Direction, bool] = field(default_factory=dict)
-    quotas: dict[Direction, tuple[int, int, str]] = field(default_factory=dict)  # bytes, left, period
+    quotas: dict[Direction, tuple[int, int, str]] = field(
+        default_factory=dict
+    )  # bytes, left, period
     schedules: tuple[ScheduleInfo, ...] = ()
     read_only: str = ""  # why the viewer cannot change them ("" when they can)
     priority: str = "normal"  # shown: the viewer's request on its way, else the helper's
@@ -65,12 +83,16 @@ class AppRules:
 
 
 class RulesDialog(QDialog):
-    limitRequested = Signal(str, str, object)  # app id, "down"/"up", bytes/s or None (as MainWindow's)
+    limitRequested = Signal(
+        str, str, object
+    )  # app id, "down"/"up", bytes/s or None (as MainWindow's)
     # app id, days, from, to, down, up (bytes/s, 0 none), blocked ("", "down", "up", "both")
     scheduleAdded = Signal(str, str, str, str, object, object, str)
     scheduleRemoved = Signal(str, str)  # app id, schedule name
     blockRequested = Signal(str, str, bool)  # app id, "down"/"up", blocked
-    quotaRequested = Signal(str, str, object, str, object)  # app id, "down"/"up"/"both", bytes, period, then bytes/s (0 block)
+    quotaRequested = Signal(
+        str, str, object, str, object
+    )  # app id, "down"/"up"/"both", bytes, period, then bytes/s (0 block)
     quotaCleared = Signal(str, str)  # app id, "down"/"up"/"both"
     priorityRequested = Signal(str, str)  # app id, "critical"/"high"/"normal"/"low"
 
@@ -90,7 +112,10 @@ class RulesDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        title = QLabel(f"<b>{_escape(rules.name)}</b> <span style='color:gray'>{_escape(rules.app_id)}</span>", self)
+        title = QLabel(
+            f"<b>{_escape(rules.name)}</b> <span style='color:gray'>{_escape(rules.app_id)}</span>",
+            self,
+        )
         title.setWordWrap(True)
         layout.addWidget(title)
         layout.addWidget(self.tabs, 1)
@@ -130,7 +155,9 @@ class RulesDialog(QDialog):
         self.priority.setAccessibleName("Priority")
         for value, label in LABELS.items():
             self.priority.addItem(label, value)
-            self.priority.setItemData(self.priority.count() - 1, choice_hint(value), Qt.ItemDataRole.ToolTipRole)
+            self.priority.setItemData(
+                self.priority.count() - 1, choice_hint(value), Qt.ItemDataRole.ToolTipRole
+            )
         self.priority.activated.connect(self._on_priority)
         form.addRow("&Priority:", self.priority)  # sent when chosen, not by Apply limits
         self.priority_note = QLabel(tab)
@@ -150,7 +177,9 @@ class RulesDialog(QDialog):
         self.remove_schedule = QPushButton("Remove", tab)
         self.remove_schedule.setObjectName("removeSchedule")
         self.remove_schedule.clicked.connect(self._on_remove_schedule)
-        self.schedule_list.currentRowChanged.connect(lambda row: self.remove_schedule.setEnabled(row >= 0))
+        self.schedule_list.currentRowChanged.connect(
+            lambda row: self.remove_schedule.setEnabled(row >= 0)
+        )
         top = QHBoxLayout()
         top.addWidget(self.schedule_list, 1)
         top.addWidget(self.remove_schedule)
@@ -165,7 +194,10 @@ class RulesDialog(QDialog):
             self.day_boxes.append(box)
         layout.addLayout(days)
         grid = QGridLayout()
-        self.schedule_from, self.schedule_to = QTimeEdit(QTime(9, 0), tab), QTimeEdit(QTime(17, 0), tab)
+        self.schedule_from, self.schedule_to = (
+            QTimeEdit(QTime(9, 0), tab),
+            QTimeEdit(QTime(17, 0), tab),
+        )
         for edit, name in ((self.schedule_from, "from"), (self.schedule_to, "to")):
             edit.setDisplayFormat("HH:mm")
             edit.setObjectName(f"schedule:{name}")
@@ -176,13 +208,18 @@ class RulesDialog(QDialog):
             edit.setPlaceholderText("not limited")
             box = self.schedule_blocks[direction]
             box.setObjectName(f"schedule:block:{direction.value}")
-            box.setToolTip(f"Block {DIRECTION_LABELS[direction].lower()} while the schedule is active")
+            box.setToolTip(
+                f"Block {DIRECTION_LABELS[direction].lower()} while the schedule is active"
+            )
             box.toggled.connect(lambda on, e=edit: e.setEnabled(not on))
         grid.addWidget(QLabel("From", tab), 0, 0)
         grid.addWidget(self.schedule_from, 0, 1)
         grid.addWidget(QLabel("to", tab), 0, 2)
         grid.addWidget(self.schedule_to, 0, 3)
-        for row, direction in ((1, Direction.DOWN), (2, Direction.UP)):  # a row each: at 2x two did not fit
+        for row, direction in (
+            (1, Direction.DOWN),
+            (2, Direction.UP),
+        ):  # a row each: at 2x two did not fit
             rate_row = QHBoxLayout()
             rate_row.addWidget(self.schedule_rates[direction], 1)
             rate_row.addWidget(self.schedule_blocks[direction])
@@ -203,13 +240,21 @@ class RulesDialog(QDialog):
         for direction in Direction:
             box = QCheckBox(f"Block {DIRECTION_LABELS[direction].lower()}", tab)
             box.setObjectName(f"block:{direction.value}")
-            box.setToolTip("No packet passes, open connections included; unblocking lets them resume")
-            box.clicked.connect(lambda on, d=direction: self.blockRequested.emit(self.rules.app_id, d.value, on))
+            box.setToolTip(
+                "No packet passes, open connections included; unblocking lets them resume"
+            )
+            box.clicked.connect(
+                lambda on, d=direction: self.blockRequested.emit(self.rules.app_id, d.value, on)
+            )
             blocks.addWidget(box)
             self.block_boxes[direction] = box
         layout.addLayout(blocks)
         form = QFormLayout()
-        self.quota_direction, self.quota_period, self.quota_then = QComboBox(tab), QComboBox(tab), QComboBox(tab)
+        self.quota_direction, self.quota_period, self.quota_then = (
+            QComboBox(tab),
+            QComboBox(tab),
+            QComboBox(tab),
+        )
         for label, value in QUOTA_DIRECTIONS:
             self.quota_direction.addItem(label, value)
         for period in QUOTA_PERIODS:
@@ -221,7 +266,9 @@ class RulesDialog(QDialog):
         self.quota_size.setPlaceholderText("e.g. 5GB")
         self.quota_then_rate.setObjectName("quota:then")
         self.quota_then_rate.setPlaceholderText("e.g. 100K")
-        self.quota_then.currentIndexChanged.connect(lambda _i: self.quota_then_rate.setEnabled(self._then_limits()))
+        self.quota_then.currentIndexChanged.connect(
+            lambda _i: self.quota_then_rate.setEnabled(self._then_limits())
+        )
         self.quota_then_rate.setEnabled(False)
         amount = QHBoxLayout()
         amount.addWidget(self.quota_size)
@@ -237,14 +284,20 @@ class RulesDialog(QDialog):
         self.quota_state.setObjectName("quotaState")
         layout.addWidget(self.quota_state)
         buttons = QHBoxLayout()
-        self.set_quota, self.clear_quota = QPushButton("Set quota", tab), QPushButton("Remove quota", tab)
+        self.set_quota, self.clear_quota = (
+            QPushButton("Set quota", tab),
+            QPushButton("Remove quota", tab),
+        )
         self.set_quota.setObjectName("setQuota")
         self.clear_quota.setObjectName("clearQuota")
         self.set_quota.setToolTip("Set again, a quota keeps what this period used")
-        self.clear_quota.setToolTip("Forgets what this period used: a quota set again counts from zero")
+        self.clear_quota.setToolTip(
+            "Forgets what this period used: a quota set again counts from zero"
+        )
         self.set_quota.clicked.connect(self._on_set_quota)
         self.clear_quota.clicked.connect(
-            lambda: self.quotaCleared.emit(self.rules.app_id, self.quota_direction.currentData()))
+            lambda: self.quotaCleared.emit(self.rules.app_id, self.quota_direction.currentData())
+        )
         buttons.addWidget(self.set_quota)
         buttons.addWidget(self.clear_quota)
         buttons.addStretch(1)
@@ -291,7 +344,9 @@ class RulesDialog(QDialog):
                               for name, rate, blocked in (("down", schedule.down_bps, schedule.down_blocked),
                                                           ("up", schedule.up_bps, schedule.up_blocked))
                               if rate or blocked)  # fmt: skip
-            item = QListWidgetItem(f"{schedule.name}  ·  {rates}{'  ·  active now' if schedule.active else ''}")
+            item = QListWidgetItem(
+                f"{schedule.name}  ·  {rates}{'  ·  active now' if schedule.active else ''}"
+            )
             item.setData(0x0100, schedule.name)  # Qt.UserRole
             self.schedule_list.addItem(item)
         self.remove_schedule.setEnabled(False)
@@ -303,7 +358,7 @@ class RulesDialog(QDialog):
 
     # --- asking -------------------------------------------------------------------------
 
-    def _rate(self, edit: QLineEdit, what: str) -> int | None | bool:
+    def _rate(self, edit: QLineEdit, what: str) -> int | bool | None:
         """bytes/s, None (empty: none), or False after saying what is wrong."""
         text = edit.text().strip()
         if not text:
@@ -316,7 +371,10 @@ class RulesDialog(QDialog):
             return False
 
     def _on_apply_limits(self) -> None:
-        wanted = {d: self._rate(edit, f"{DIRECTION_LABELS[d]} limit") for d, edit in self.limit_edits.items()}
+        wanted = {
+            d: self._rate(edit, f"{DIRECTION_LABELS[d]} limit")
+            for d, edit in self.limit_edits.items()
+        }
         if any(rate is False for rate in wanted.values()):
             return
         for direction, rate in wanted.items():
@@ -332,11 +390,15 @@ class RulesDialog(QDialog):
             self.show_outcome("Asking the helper…")
 
     def chosen_days(self) -> str:
-        return ",".join(name for name, box in zip(DAY_NAMES, self.day_boxes, strict=True) if box.isChecked())
+        return ",".join(
+            name for name, box in zip(DAY_NAMES, self.day_boxes, strict=True) if box.isChecked()
+        )
 
     def _on_add_schedule(self) -> None:
         days = self.chosen_days()
-        start, end = (edit.time().toString("HH:mm") for edit in (self.schedule_from, self.schedule_to))
+        start, end = (
+            edit.time().toString("HH:mm") for edit in (self.schedule_from, self.schedule_to)
+        )
         blocked = [d for d, box in self.schedule_blocks.items() if box.isChecked()]
         rates = {d: None if d in blocked else self._rate(edit, f"Scheduled {DIRECTION_LABELS[d].lower()}")
                  for d, edit in self.schedule_rates.items()}  # fmt: skip
@@ -345,9 +407,13 @@ class RulesDialog(QDialog):
         if not days:
             self.show_outcome("Tick at least one day.", error=True)
         elif start == end:
-            self.show_outcome("From and to are the same time: for all day, set a plain limit instead.", error=True)
+            self.show_outcome(
+                "From and to are the same time: for all day, set a plain limit instead.", error=True
+            )
         elif not any(rates.values()) and not blocked:
-            self.show_outcome("Give a download or an upload rate for the schedule, or block.", error=True)
+            self.show_outcome(
+                "Give a download or an upload rate for the schedule, or block.", error=True
+            )
         else:
             which = "both" if len(blocked) == 2 else blocked[0].value if blocked else ""
             self.scheduleAdded.emit(self.rules.app_id, days, start, end,
@@ -384,5 +450,5 @@ def _escape(text: str) -> str:
 
 
 def when(period: str) -> str:
-    """"today", "this week", "this month": as the row's quota line says it."""
+    """ "today", "this week", "this month": as the row's quota line says it."""
     return PERIOD_NOW.get(period, f"this {period}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from chadthrottle.gui.settings import REFRESH_CHOICES_S, Settings, Theme
+from chadthrottle.gui.views.header_bar import UNIT_LABELS
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -21,9 +23,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-
-from chadthrottle.gui.settings import REFRESH_CHOICES_S, Settings, Theme
-from chadthrottle.gui.views.header_bar import UNIT_LABELS
 
 # gui/alerts/policy.py AlertSwitches field -> its check box. At most one alert
 # of a kind a minute, several applications in one.
@@ -54,36 +53,57 @@ class SettingsDialog(QDialog):
         self.setObjectName("settingsDialog")
         self._settings = settings
         self._choices: dict[QComboBox, list[object]] = {}  # Qt would turn str enums into str
-        self.units = self._combo("Units", [(label, units) for units, label in UNIT_LABELS.items()], settings.units)
+        self.units = self._combo(
+            "Units", [(label, units) for units, label in UNIT_LABELS.items()], settings.units
+        )
         self.refresh = self._combo("Refresh every", [(f"{s:g} s", s) for s in REFRESH_CHOICES_S],
                                    settings.refresh_interval_s)  # fmt: skip
-        self.theme = self._combo("Theme", [(label, theme) for theme, label in THEME_LABELS.items()], settings.theme)
+        self.theme = self._combo(
+            "Theme", [(label, theme) for theme, label in THEME_LABELS.items()], settings.theme
+        )
         self.start_at_login = self._check("Start at login", start_at_login)
         self.start_hidden = self._check("Start hidden in the tray", settings.start_hidden)
-        self.close_to_tray = self._check("Closing the window keeps ChadThrottle in the tray", settings.close_to_tray)
+        self.close_to_tray = self._check(
+            "Closing the window keeps ChadThrottle in the tray", settings.close_to_tray
+        )
         self.notifications = self._check("Show notifications", settings.notifications)
-        self.notifications.setToolTip("The tray's message when the window is first closed and ChadThrottle keeps running")
+        self.notifications.setToolTip(
+            "The tray's message when the window is first closed and ChadThrottle keeps running"
+        )
         for box in (self.start_hidden, self.close_to_tray, self.notifications):
             box.setEnabled(has_tray)
             if not has_tray:
                 box.setToolTip("This desktop has no system tray")
 
-        self.alerts = {name: self._check(text, getattr(settings.alerts, name)) for name, text in ALERT_LABELS.items()}
+        self.alerts = {
+            name: self._check(text, getattr(settings.alerts, name))
+            for name, text in ALERT_LABELS.items()
+        }
         alerts_box = QGroupBox("Alerts (desktop notifications)", self)
         alerts_layout = QVBoxLayout(alerts_box)
         for name, box in self.alerts.items():
             box.setObjectName(f"alert:{name}")
             alerts_layout.addWidget(box)
-            box.toggled.connect(lambda on, n=name: self._change(alerts=dataclasses.replace(self._settings.alerts, **{n: on})))
+            box.toggled.connect(
+                lambda on, n=name: self._change(
+                    alerts=dataclasses.replace(self._settings.alerts, **{n: on})
+                )
+            )
 
         form = QFormLayout()
-        for label, combo in (("&Units", self.units), ("&Refresh every", self.refresh), ("&Theme", self.theme)):
+        for label, combo in (
+            ("&Units", self.units),
+            ("&Refresh every", self.refresh),
+            ("&Theme", self.theme),
+        ):
             caption = QLabel(label, self)
             caption.setBuddy(combo)
             form.addRow(caption, combo)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
-        buttons.button(QDialogButtonBox.StandardButton.Close).setAccessibleName("Close the settings")
+        buttons.button(QDialogButtonBox.StandardButton.Close).setAccessibleName(
+            "Close the settings"
+        )
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         for box in (self.start_at_login, self.start_hidden, self.close_to_tray, self.notifications):
@@ -91,9 +111,15 @@ class SettingsDialog(QDialog):
         layout.addWidget(alerts_box)
         layout.addWidget(buttons)
 
-        self.units.currentIndexChanged.connect(lambda _i: self._change(units=self.value(self.units)))
-        self.refresh.currentIndexChanged.connect(lambda _i: self._change(refresh_interval_s=self.value(self.refresh)))
-        self.theme.currentIndexChanged.connect(lambda _i: self._change(theme=self.value(self.theme)))
+        self.units.currentIndexChanged.connect(
+            lambda _i: self._change(units=self.value(self.units))
+        )
+        self.refresh.currentIndexChanged.connect(
+            lambda _i: self._change(refresh_interval_s=self.value(self.refresh))
+        )
+        self.theme.currentIndexChanged.connect(
+            lambda _i: self._change(theme=self.value(self.theme))
+        )
         self.start_hidden.toggled.connect(lambda on: self._change(start_hidden=on))
         self.close_to_tray.toggled.connect(lambda on: self._change(close_to_tray=on))
         self.notifications.toggled.connect(lambda on: self._change(notifications=on))
@@ -105,7 +131,9 @@ class SettingsDialog(QDialog):
         values = [value for _label, value in choices]
         for label, _value in choices:
             combo.addItem(label)
-        if current not in values and isinstance(current, float):  # an interval set in the file by hand
+        if current not in values and isinstance(
+            current, float
+        ):  # an interval set in the file by hand
             combo.addItem(f"{current:g} s")
             values.append(current)
         self._choices[combo] = values

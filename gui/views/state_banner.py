@@ -7,12 +7,11 @@ authorized explains the disabled limit controls and offers to ask again.
 
 from __future__ import annotations
 
+from chadthrottle.gui.ipc.error_text import INSTALL_COMMAND
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
-
-from chadthrottle.gui.ipc.error_text import INSTALL_COMMAND
-from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 
 TITLES: dict[HelperState, str] = {
     HelperState.CONNECTING: "Connecting to the ChadThrottle helper…",
@@ -46,14 +45,18 @@ class StateBanner(QFrame):
         self.text = QLabel(self)
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.text.setAccessibleName("What is wrong with the helper")  # selectable: it takes the focus
+        self.text.setAccessibleName(
+            "What is wrong with the helper"
+        )  # selectable: it takes the focus
         self.command = QLabel(INSTALL_COMMAND, self)
         self.command.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.command.setAccessibleName("Install command")
         self.command.setStyleSheet("font-family: monospace; padding: 2px 6px;")
         self.copy_button = QPushButton("Copy command", self)
         self.copy_button.setAccessibleName("Copy the install command")
-        self.copy_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(INSTALL_COMMAND))
+        self.copy_button.clicked.connect(
+            lambda: QGuiApplication.clipboard().setText(INSTALL_COMMAND)
+        )
         self.retry_button = QPushButton("Ask again", self)
         self.retry_button.clicked.connect(self.retryRequested)
 
@@ -97,7 +100,8 @@ class StateBanner(QFrame):
             "Ask again for permission" if asking else "Try to reach the helper again"
         )
         self.retry_button.setVisible(
-            status.state in (HelperState.NOT_AUTHORIZED, HelperState.NOT_INSTALLED, HelperState.NOT_RUNNING)
+            status.state
+            in (HelperState.NOT_AUTHORIZED, HelperState.NOT_INSTALLED, HelperState.NOT_RUNNING)
         )
         problem = status.state not in (HelperState.CONNECTING, HelperState.NOT_RUNNING)
         self.setProperty("problem", problem)

@@ -3,6 +3,12 @@ and the link's capacity and shaping (issue 16; click it to change them)."""
 
 from __future__ import annotations
 
+from chadthrottle.contract import BackendInfo
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.ipc.status_logic import backend_summary
+from chadthrottle.gui.models.limit_truth import LimitTally
+from chadthrottle.gui.models.priority_view import LinkSummary
+from chadthrottle.gui.widgets.limit_slider import problem_colour
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import (
@@ -16,13 +22,6 @@ from PySide6.QtWidgets import (
     QToolButton,
     QWidget,
 )
-
-from chadthrottle.contract import BackendInfo
-from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.ipc.status_logic import backend_summary
-from chadthrottle.gui.models.limit_truth import LimitTally
-from chadthrottle.gui.models.priority_view import LinkSummary
-from chadthrottle.gui.widgets.limit_slider import problem_colour
 
 HELPER_WORDS: dict[HelperState, str] = {
     HelperState.CONNECTING: "connecting…",
@@ -63,7 +62,9 @@ class StatusLine(QStatusBar):
         self.link = ElidingButton(self)
         self.link.setObjectName("linkField")
         self.link.setAutoRaise(True)
-        self.link.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)  # may give way
+        self.link.setSizePolicy(
+            QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed
+        )  # may give way
         self.link.setAccessibleName("Link capacity and shaping: change")
         self.link.clicked.connect(self.linkRequested)
         self.link.hide()
@@ -91,7 +92,10 @@ class StatusLine(QStatusBar):
         if status.state is HelperState.CONNECTING:
             text, tip = "Limits: waiting for the helper", ""
         elif status.state is HelperState.NOT_AUTHORIZED and not status.can_monitor:
-            text, tip = "Limits not shown", "Watching was not authorized, so the limits in force cannot be shown."
+            text, tip = (
+                "Limits not shown",
+                "Watching was not authorized, so the limits in force cannot be shown.",
+            )
         elif nothing_enforced:
             text, warning = f"No limits are enforced: {nothing_enforced}", True
             kept = tally.total
@@ -108,7 +112,6 @@ class StatusLine(QStatusBar):
         self.limits.setToolTip(tip)
         self._warn(self.limits, warning)
 
-
     def set_link(self, summary: LinkSummary | None) -> None:
         """The link's capacity and shaping, or nothing (None: not known, or an older helper)."""
         self.link.setVisible(summary is not None)
@@ -121,7 +124,9 @@ class StatusLine(QStatusBar):
     def _warn(self, field: QWidget, warning: bool) -> None:
         """Amber while it warns, in the palette's amber (lighter on dark)."""
         self._warning[field] = warning
-        style = f"color: {problem_colour(QApplication.palette())};" if warning else ""  # ours may lag behind
+        style = (
+            f"color: {problem_colour(QApplication.palette())};" if warning else ""
+        )  # ours may lag behind
         if field.styleSheet() != style:
             field.setStyleSheet(style)
 

@@ -12,14 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFocusEvent, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
-
 from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.usage_totals import OTHER_KEY, OTHER_LABEL, StackedBars
 from chadthrottle.gui.views.graph_scale import nice_ceiling
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFocusEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+)
+from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 # Distinct in hue and lightness, and readable on a white and a near-black base.
 SERIES_COLOURS = (QColor("#3584e4"), QColor("#e66100"), QColor("#26a269"),
@@ -65,7 +72,7 @@ class UsageChart(QWidget):
         return OTHER_LABEL if key == OTHER_KEY else self.name_of(key)
 
     def describe_bar(self, slot: int) -> str:
-        """"Tue 1: 1.23 GB — Firefox 800 MB, Steam 400 MB, Other 30 MB"."""
+        """ "Tue 1: 1.23 GB — Firefox 800 MB, Steam 400 MB, Other 30 MB"."""
         if not 0 <= slot < len(self.bars.slot_starts):
             return ""
         parts = [f"{self.series_name(key)} {format_bytes(value, self.units)}"
@@ -145,8 +152,12 @@ class UsageChart(QWidget):
         painter.setPen(colour)
         for slot in range(0, count, every):
             bar = self._slot_rect(plot, slot)
-            where = QRect(round(bar.center().x() - widest / 2), plot.bottom() + 4, widest, metrics.height())
-            painter.drawText(where, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, self.labels[slot])
+            where = QRect(
+                round(bar.center().x() - widest / 2), plot.bottom() + 4, widest, metrics.height()
+            )
+            painter.drawText(
+                where, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, self.labels[slot]
+            )
 
     # --- pointer and keys ----------------------------------------------------------------
 
@@ -173,7 +184,9 @@ class UsageChart(QWidget):
         moves = {Qt.Key.Key_Left: -1, Qt.Key.Key_Right: 1}
         if count and event.key() in moves:
             step = moves[Qt.Key(event.key())]
-            self.chosen = count - 1 if self.chosen < 0 else min(count - 1, max(0, self.chosen + step))
+            self.chosen = (
+                count - 1 if self.chosen < 0 else min(count - 1, max(0, self.chosen + step))
+            )
         elif count and event.key() in (Qt.Key.Key_Home, Qt.Key.Key_End):
             self.chosen = 0 if event.key() == Qt.Key.Key_Home else count - 1
         else:

@@ -14,6 +14,18 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Sequence
 
+from chadthrottle.gui.models.connection_table import format_bytes
+from chadthrottle.gui.models.usage_periods import PERIODS, UsagePeriod, slot_label, slot_starts
+from chadthrottle.gui.models.usage_table import UsageColumn, UsageTableModel
+from chadthrottle.gui.models.usage_totals import (
+    OTHER_KEY,
+    grand_total,
+    stacked_bars,
+    totals_by_application,
+)
+from chadthrottle.gui.views.usage_chart import UsageChart, series_colour
+from chadthrottle.units import UnitSystem
+from chadthrottle.usage_contract import UsageRow
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
@@ -29,14 +41,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-
-from chadthrottle.gui.models.connection_table import format_bytes
-from chadthrottle.gui.models.usage_periods import PERIODS, UsagePeriod, slot_label, slot_starts
-from chadthrottle.gui.models.usage_table import UsageColumn, UsageTableModel
-from chadthrottle.gui.models.usage_totals import OTHER_KEY, grand_total, stacked_bars, totals_by_application
-from chadthrottle.gui.views.usage_chart import UsageChart, series_colour
-from chadthrottle.units import UnitSystem
-from chadthrottle.usage_contract import UsageRow
 
 
 def colour_swatch(colour: QColor, size: int) -> QPixmap:
@@ -56,7 +60,9 @@ class UsageDialog(QDialog):
         self.setWindowTitle("Data usage — ChadThrottle")
         self.period = period
         # What is shown (period, rows, when, names), to show again in other units.
-        self.shown: tuple[UsagePeriod, tuple[UsageRow, ...], float, Callable[[str], str]] | None = None
+        self.shown: tuple[UsagePeriod, tuple[UsageRow, ...], float, Callable[[str], str]] | None = (
+            None
+        )
         self.buttons = QButtonGroup(self)
         periods = QHBoxLayout()
         for number, (choice, info) in enumerate(PERIODS.items(), start=1):
@@ -168,7 +174,9 @@ class UsageDialog(QDialog):
         self.chart.set_bars(bars, [slot_label(period, start) for start in starts], units, name_of)
         totals = totals_by_application(rows)
         size = self.fontMetrics().height() - 4
-        swatches = {key: colour_swatch(series_colour(bars.series, key), size) for key in bars.series}
+        swatches = {
+            key: colour_swatch(series_colour(bars.series, key), size) for key in bars.series
+        }
         self.table_model.colour_of = lambda app_id: (
             swatches.get(app_id) if app_id in bars.series else swatches.get(OTHER_KEY))  # fmt: skip
         self.table_model.set_totals(totals, name_of, units)

@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from chadthrottle.gui.models.columns import Column
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt
 from PySide6.QtGui import QScreen
-
-from chadthrottle.gui.models.columns import Column
 
 if TYPE_CHECKING:
     from chadthrottle.gui.views.main_window import MainWindow
@@ -78,7 +77,9 @@ def restore_window_state(window: MainWindow, store: QSettings) -> None:
     column = _int(store.value(SORT_COLUMN_KEY), -2)
     if 0 <= column < len(Column):
         descending = str(store.value(SORT_DESCENDING_KEY, "true")).lower() in ("true", "1")
-        window.table.sortByColumn(column, Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder)
+        window.table.sortByColumn(
+            column, Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
+        )
     span = _int(store.value(SPAN_KEY), -1)
     if 0 <= span < window.detail.span.count():
         window.detail.span.setCurrentIndex(span)

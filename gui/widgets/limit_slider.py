@@ -17,6 +17,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from chadthrottle.gui.theme import is_dark
+from chadthrottle.gui.widgets.rate_scale import (
+    UNLIMITED_POSITION,
+    position_for_rate,
+    rate_for_position,
+    round_rates,
+    snap_rate,
+    step_rate,
+    suggest_rate,
+)
+from chadthrottle.gui.widgets.slider_look import paint_rate_slider
+from chadthrottle.units import (
+    UnitError,
+    UnitSystem,
+    format_limit,
+    format_rate,
+    parse_rate,
+    unit_label,
+)
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
@@ -35,7 +54,6 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
-    QVBoxLayout,
     QLabel,
     QLineEdit,
     QProxyStyle,
@@ -43,21 +61,9 @@ from PySide6.QtWidgets import (
     QStyle,
     QStyleOptionSlider,
     QToolTip,
+    QVBoxLayout,
     QWidget,
 )
-
-from chadthrottle.gui.theme import is_dark
-from chadthrottle.gui.widgets.rate_scale import (
-    UNLIMITED_POSITION,
-    position_for_rate,
-    rate_for_position,
-    round_rates,
-    snap_rate,
-    step_rate,
-    suggest_rate,
-)
-from chadthrottle.gui.widgets.slider_look import paint_rate_slider
-from chadthrottle.units import UnitError, UnitSystem, format_limit, format_rate, parse_rate, unit_label
 
 log = logging.getLogger(__name__)
 
@@ -94,28 +100,31 @@ def _field_style(error: bool) -> str:
     return (
         f"QLineEdit {{ border: 1px solid {border}; border-radius: 3px; background: transparent;"
         " color: palette(placeholder-text); padding: 0 2px; }"
-        " QLineEdit[limited=\"true\"] { color: palette(highlight); font-weight: bold; }"
-        f" QLineEdit[limited=\"true\"][problem=\"true\"] {{ color: {PROBLEM_COLOUR}; }}"
+        ' QLineEdit[limited="true"] { color: palette(highlight); font-weight: bold; }'
+        f' QLineEdit[limited="true"][problem="true"] {{ color: {PROBLEM_COLOUR}; }}'
         " QLineEdit:hover, QLineEdit:focus { background: palette(base); color: palette(text);"
         f" border-color: {'#e01b24' if error else 'palette(mid)'}; font-weight: normal; }}"
         # The focus is seen at a glance: an accent frame, not the hover's grey one.
         f" QLineEdit:focus {{ border-color: {'#e01b24' if error else 'palette(highlight)'}; }}"
-        " QLineEdit[readOnly=\"true\"]:hover, QLineEdit[readOnly=\"true\"]:focus { background: transparent; }"
+        ' QLineEdit[readOnly="true"]:hover, QLineEdit[readOnly="true"]:focus { background: transparent; }'
         # Disabled (the helper is away): grey like the painted rows, warning or not.
-        " QLineEdit[limited=\"true\"]:disabled, QLineEdit[limited=\"true\"][problem=\"true\"]:disabled"
+        ' QLineEdit[limited="true"]:disabled, QLineEdit[limited="true"][problem="true"]:disabled'
         " { color: palette(placeholder-text); }"
     )
 
 
 # The quota line: grey as the owner note; spent, in the text colour (it stands
 # out, and reads on the row and on the selection in light and dark themes).
-_QUOTA_STYLE = ("QLabel { color: palette(placeholder-text); } QLabel[spent=\"true\"] { color: palette(text); }"
-                " QLabel:disabled { color: palette(placeholder-text); }")
+_QUOTA_STYLE = (
+    'QLabel { color: palette(placeholder-text); } QLabel[spent="true"] { color: palette(text); }'
+    " QLabel:disabled { color: palette(placeholder-text); }"
+)
 
 
 def field_hint(units: UnitSystem) -> str:
     """The value field's tooltip, with examples in the units shown."""
     return f"Type 500K, 2M, 2 {unit_label(units, 2)} or unlimited; Enter applies, Esc cancels"
+
 
 _STEP_KEYS: dict[Qt.Key, tuple[int, bool]] = {  # key: (steps, coarse)
     Qt.Key.Key_Left: (-1, False),
@@ -143,8 +152,13 @@ def warning_pixmap(style: QStyle, size: int = 14) -> QPixmap:
 class _ClickJumpsStyle(QProxyStyle):
     """A left click on the track moves the knob there (and starts a drag)."""
 
-    def styleHint(self, hint: QStyle.StyleHint, option: object = None, widget: object = None,
-                  return_data: object = None) -> int:
+    def styleHint(
+        self,
+        hint: QStyle.StyleHint,
+        option: object = None,
+        widget: object = None,
+        return_data: object = None,
+    ) -> int:
         if hint == QStyle.StyleHint.SH_Slider_AbsoluteSetButtons:
             return int(Qt.MouseButton.LeftButton.value)
         return super().styleHint(hint, option, widget, return_data)  # type: ignore[arg-type]
@@ -179,7 +193,10 @@ class RateSlider(QSlider):
         self.initStyleOption(option)
         painter = QPainter(self)
         paint_rate_slider(
-            painter, option, self.style(), self,
+            painter,
+            option,
+            self.style(),
+            self,
             limited=self.sliderPosition() < UNLIMITED_POSITION,
             enabled=self.isEnabled(),
             focused=self.hasFocus(),
@@ -393,7 +410,9 @@ class LimitControl(QWidget):
 
     def _fit_quota(self) -> None:
         if self._quota_lines:
-            self.quota.setText(fitting_line(self._quota_lines, self.quota.fontMetrics(), self.width() - 4))
+            self.quota.setText(
+                fitting_line(self._quota_lines, self.quota.fontMetrics(), self.width() - 4)
+            )
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -404,7 +423,9 @@ class LimitControl(QWidget):
         return self._read_only
 
     def _show_tooltip(self) -> None:
-        parts = [part for part in (self._blocked_reason, self._state_tooltip) if part]  # why disabled, first
+        parts = [
+            part for part in (self._blocked_reason, self._state_tooltip) if part
+        ]  # why disabled, first
         self.setToolTip("\n".join(parts))
 
     def is_editing(self) -> bool:
@@ -553,4 +574,6 @@ class LimitControl(QWidget):
         self.field.setStyleSheet(_field_style(error=bool(message)))
         self.field.setToolTip(message or field_hint(self._units))
         if message and self.field.isVisible():
-            QToolTip.showText(self.field.mapToGlobal(self.field.rect().bottomLeft()), message, self.field)
+            QToolTip.showText(
+                self.field.mapToGlobal(self.field.rect().bottomLeft()), message, self.field
+            )

@@ -85,7 +85,9 @@ def snap_rate(rate_bps: float, units: UnitSystem, coarse: bool = False) -> int:
     return below if math.log(rate_bps / below) <= math.log(above / rate_bps) else above
 
 
-def step_rate(rate_bps: int | None, steps: int, units: UnitSystem, coarse: bool = False) -> int | None:
+def step_rate(
+    rate_bps: int | None, steps: int, units: UnitSystem, coarse: bool = False
+) -> int | None:
     """``steps`` round values up (positive) or down from ``rate_bps``.
 
     None is the unlimited end: stepping up from the largest rate reaches it,

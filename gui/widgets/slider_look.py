@@ -7,11 +7,10 @@ two hundred applications does not turn into a wall of blue bars.
 
 from __future__ import annotations
 
+from chadthrottle.gui.widgets.rate_scale import UNLIMITED_POSITION
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QStyle, QStyleOptionSlider, QWidget
-
-from chadthrottle.gui.widgets.rate_scale import UNLIMITED_POSITION
 
 KNOB_DIAMETER = 12.0
 TRACK_HEIGHT = 4.0
@@ -41,8 +40,12 @@ def paint_rate_slider(
     focused: bool = False,
 ) -> None:
     """Paint track, fill and knob where the style's own geometry puts them."""
-    groove = style.subControlRect(QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderGroove, widget)
-    handle = style.subControlRect(QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderHandle, widget)
+    groove = style.subControlRect(
+        QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderGroove, widget
+    )
+    handle = style.subControlRect(
+        QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderHandle, widget
+    )
     palette = option.palette
     group = QPalette.ColorGroup.Active if enabled else QPalette.ColorGroup.Disabled
     # The application's accent, not the view's: selected rows use a soft highlight.
@@ -67,7 +70,9 @@ def paint_rate_slider(
         fill.setAlpha(200 if enabled else 90)
         painter.setBrush(fill)
         painter.drawRoundedRect(QRectF(left, track.top(), knob_x - left, TRACK_HEIGHT), 2, 2)
-    knob = QRectF(knob_x - KNOB_DIAMETER / 2, centre_y - KNOB_DIAMETER / 2, KNOB_DIAMETER, KNOB_DIAMETER)
+    knob = QRectF(
+        knob_x - KNOB_DIAMETER / 2, centre_y - KNOB_DIAMETER / 2, KNOB_DIAMETER, KNOB_DIAMETER
+    )
     painter.setBrush(palette.color(group, QPalette.ColorRole.Base))
     border = accent if (limited or focused) else neutral
     painter.setPen(QPen(border, 2.0 if focused else 1.5))

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from chadthrottle.gui.models.history import FloatArray
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QWidget
-from chadthrottle.gui.models.history import FloatArray
 
 SPARKLINE_SAMPLES = 60
 DOWN_COLOUR = QColor("#3584e4")
@@ -50,7 +50,9 @@ def _numpy_polygon(size: int) -> tuple[QPolygonF, FloatArray]:
     return kept
 
 
-def _polygon(values: FloatArray, rect: QRectF, scale: float, closed: bool = False, downward: bool = False) -> QPolygonF:
+def _polygon(
+    values: FloatArray, rect: QRectF, scale: float, closed: bool = False, downward: bool = False
+) -> QPolygonF:
     """The samples as a line across the right of rect, rising from its bottom
     (downward: falling from its top); closed: back along that base line.
 
@@ -135,7 +137,9 @@ def paint_sparkline(
             # The soft fill's edge lies under the antialiased line: filling it without
             # antialiasing looks the same and costs a third less per row.
             painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-            painter.drawPolygon(_polygon(samples[:, column], half, top, closed=True, downward=downward))
+            painter.drawPolygon(
+                _polygon(samples[:, column], half, top, closed=True, downward=downward)
+            )
             painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
             painter.setBrush(Qt.BrushStyle.NoBrush)
             _draw_line(painter, _polygon(samples[:, column], half, top, downward=downward), colour)
@@ -144,7 +148,9 @@ def paint_sparkline(
     painter.restore()
 
 
-def _draw_limit(painter: QPainter, half: QRectF, limit: float, top: float, colour: QColor, downward: bool) -> None:
+def _draw_limit(
+    painter: QPainter, half: QRectF, limit: float, top: float, colour: QColor, downward: bool
+) -> None:
     """A dashed line where the limit is on the scale; a marker at the outer edge if above it."""
     edge = half.bottom() if downward else half.top()
     if limit <= top:
@@ -172,12 +178,16 @@ class Sparkline(QWidget):
         self._limits = (0, 0)
         self.setMinimumSize(80, 20)
 
-    def set_samples(self, samples: FloatArray, down_limit_bps: int = 0, up_limit_bps: int = 0) -> None:
+    def set_samples(
+        self, samples: FloatArray, down_limit_bps: int = 0, up_limit_bps: int = 0
+    ) -> None:
         self._samples = samples
         self._limits = (down_limit_bps, up_limit_bps)
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
-        paint_sparkline(painter, QRectF(self.rect()), self._samples, *self._limits, dimmed=not self.isEnabled())
+        paint_sparkline(
+            painter, QRectF(self.rect()), self._samples, *self._limits, dimmed=not self.isEnabled()
+        )
         painter.end()

@@ -24,13 +24,17 @@ Result = TypeVar("Result")
 
 class Batcher(Generic[Item, Result]):
     def __init__(
-        self, engine_thread: EngineThread, handle: Callable[[Sequence[Item]], Sequence[Result | Exception]]
+        self,
+        engine_thread: EngineThread,
+        handle: Callable[[Sequence[Item]], Sequence[Result | Exception]],
     ) -> None:
         """handle runs on the engine thread: one outcome per item, in order; an
         Exception outcome is raised to that item's caller alone."""
         self._engine_thread = engine_thread
         self._handle = handle
-        self._lock = threading.Lock()  # the queue is filled on the loop and taken on the engine thread
+        self._lock = (
+            threading.Lock()
+        )  # the queue is filled on the loop and taken on the engine thread
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._scheduled = False
 
@@ -61,7 +65,9 @@ class Batcher(Generic[Item, Result]):
             else:
                 future.set_result(outcome)
 
-    def _take_and_handle(self) -> tuple[list[tuple[Item, asyncio.Future[Result]]], Sequence[Result | Exception] | Exception]:
+    def _take_and_handle(
+        self,
+    ) -> tuple[list[tuple[Item, asyncio.Future[Result]]], Sequence[Result | Exception] | Exception]:
         """On the engine thread: everything queued now, in one job; an unexpected
         error fails the whole batch (each caller gets a generic failure)."""
         with self._lock:
@@ -73,7 +79,9 @@ class Batcher(Generic[Item, Result]):
             return batch, error
 
 
-def one_by_one(function: Callable[[Item], Result]) -> Callable[[Sequence[Item]], list[Result | Exception]]:
+def one_by_one(
+    function: Callable[[Item], Result],
+) -> Callable[[Sequence[Item]], list[Result | Exception]]:
     """A batch handler that calls function for each item; its error is that item's outcome."""
 
     def handle(items: Sequence[Item]) -> list[Result | Exception]:

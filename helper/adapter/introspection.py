@@ -14,7 +14,15 @@ from __future__ import annotations
 import sys
 from xml.sax.saxutils import quoteattr
 
-from chadthrottle.contract import ERROR_PREFIX, INTERFACE, METHODS, OBJECT_PATH, Action, ErrorName, MethodSpec
+from chadthrottle.contract import (
+    ERROR_PREFIX,
+    INTERFACE,
+    METHODS,
+    OBJECT_PATH,
+    Action,
+    ErrorName,
+    MethodSpec,
+)
 
 INTROSPECTABLE_INTERFACE = "org.freedesktop.DBus.Introspectable"
 PEER_INTERFACE = "org.freedesktop.DBus.Peer"
@@ -51,7 +59,7 @@ def _method_xml(spec: MethodSpec) -> list[str]:
     for direction, args in (("in", spec.in_args), ("out", spec.out_args)):
         for arg in args:
             lines.append(
-                f"      <arg name={quoteattr(arg.name)} type={quoteattr(arg.signature)} direction=\"{direction}\"/>"
+                f'      <arg name={quoteattr(arg.name)} type={quoteattr(arg.signature)} direction="{direction}"/>'
             )
     lines.append("    </method>")
     return lines

@@ -16,11 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from dbus_fast import Message, MessageType, Variant
-from dbus_fast.aio import MessageBus
-
 from chadthrottle.contract import Action
 from chadthrottle.helper.errors import HelperError
+from dbus_fast import Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
 
 log = logging.getLogger("chadthrottle.helper.adapter.polkit")
 
@@ -69,7 +68,9 @@ class PolkitAuthority:
                 timeout_s,
             )
         except TimeoutError:
-            log.warning("polkit did not answer within %.0f s for %s; denying", timeout_s, action.value)
+            log.warning(
+                "polkit did not answer within %.0f s for %s; denying", timeout_s, action.value
+            )
             self._cancel(cancellation_id)
             return False
         except Exception as error:  # fail closed on anything at all
@@ -157,7 +158,9 @@ class CachingAuthority:
         self._clock = clock
         self._allowed_until: dict[tuple[str, Action], float] = {}
         self._denied_until: dict[tuple[str, Action], float] = {}
-        self._denials: dict[str, list[float]] = {}  # sender -> when polkit said no, within the last second
+        self._denials: dict[
+            str, list[float]
+        ] = {}  # sender -> when polkit said no, within the last second
         self._asking: dict[tuple[str, Action, bool], asyncio.Future[bool]] = {}
 
     async def check(self, sender: str, action: Action, *, interactive: bool) -> bool:

@@ -25,9 +25,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dbus_fast import ErrorType, Message, MessageFlag, MessageType
-from dbus_fast.aio import MessageBus
-
 from chadthrottle.contract import (
     ADMIN_OWNER,
     API_VERSION,
@@ -46,10 +43,10 @@ from chadthrottle.contract import (
 )
 from chadthrottle.dbus_codec import (
     encode_application,
-    encode_link_shaping,
     encode_backend,
     encode_connection,
     encode_interface,
+    encode_link_shaping,
     encode_rule,
     encode_schedule,
     encode_usage,
@@ -57,30 +54,36 @@ from chadthrottle.dbus_codec import (
 from chadthrottle.helper.adapter import validation
 from chadthrottle.helper.adapter.batcher import Batcher, one_by_one
 from chadthrottle.helper.adapter.engine_thread import EngineThread
-from chadthrottle.helper.adapter.introspection import INTROSPECTABLE_INTERFACE, PEER_INTERFACE, introspection_xml
+from chadthrottle.helper.adapter.introspection import (
+    INTROSPECTABLE_INTERFACE,
+    PEER_INTERFACE,
+    introspection_xml,
+)
 from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
-from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.engine.api import (
-    ClearQuota,
-    SetBlocked,
-    SetQuota,
     AddSchedule,
     ClearLimit,
-    RemoveSchedules,
+    ClearQuota,
     EngineApi,
     LimitChange,
+    RemoveSchedules,
     ResolvedApplication,
+    SetBlocked,
     SetLimit,
     SetPriority,
+    SetQuota,
     Viewer,
 )
-from chadthrottle.priority import Priority
+from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.errors import (
     BackendUnavailable,
     HelperError,
     InvalidArgument,
     NoSuchApplication,
 )
+from chadthrottle.priority import Priority
+from dbus_fast import ErrorType, Message, MessageFlag, MessageType
+from dbus_fast.aio import MessageBus
 
 log = logging.getLogger("chadthrottle.helper.adapter.service")
 
@@ -103,6 +106,7 @@ ERROR_NAMES: tuple[tuple[type[HelperError], ErrorName], ...] = (
     (BackendUnavailable, ErrorName.BACKEND_UNAVAILABLE),
     (HelperError, ErrorName.FAILED),
 )
+
 
 def error_name_for(error: HelperError) -> ErrorName:
     for error_class, name in ERROR_NAMES:
@@ -171,7 +175,9 @@ class HelperService:
         self._exported = False
         self._last_activity_s = time.monotonic()
         self._uids: dict[str, int] = {}  # unique bus name -> uid
-        self._failures: dict[str, list[float]] = {}  # unique bus name -> when its calls failed, last second
+        self._failures: dict[
+            str, list[float]
+        ] = {}  # unique bus name -> when its calls failed, last second
         self._usage_queries = asyncio.Semaphore(1)  # GetUsage reads, one at a time
 
     def export(self) -> None:
@@ -216,7 +222,10 @@ class HelperService:
         try:
             reply = await self._dispatch(message)
         except asyncio.CancelledError:
-            self._send(message, Message.new_error(message, ErrorName.FAILED.value, "the helper is stopping"))
+            self._send(
+                message,
+                Message.new_error(message, ErrorName.FAILED.value, "the helper is stopping"),
+            )
             raise
         except HelperError as error:
             reply = Message.new_error(message, error_name_for(error).value, str(error))
@@ -232,7 +241,9 @@ class HelperService:
         FAILURES_BEFORE_DELAY times within the last second."""
         now = time.monotonic()
         if len(self._failures) >= 4096 and sender not in self._failures:
-            self._failures = {s: times for s, times in self._failures.items() if times[-1] > now - 1.0}
+            self._failures = {
+                s: times for s, times in self._failures.items() if times[-1] > now - 1.0
+            }
             if len(self._failures) >= 4096:
                 self._failures.clear()
         recent = [at for at in self._failures.get(sender, ()) if at > now - 1.0] + [now]
@@ -250,7 +261,9 @@ class HelperService:
                 return
             log.exception("could not send the reply to %s", request.member)
             with contextlib.suppress(Exception):
-                self._bus.send(Message.new_error(request, ErrorName.FAILED.value, GENERIC_FAILURE_TEXT))
+                self._bus.send(
+                    Message.new_error(request, ErrorName.FAILED.value, GENERIC_FAILURE_TEXT)
+                )
 
     async def _dispatch(self, message: Message) -> Message:
         interface, member = message.interface, message.member
@@ -264,7 +277,9 @@ class HelperService:
             )
         spec = METHODS.get(member or "")
         if spec is None:
-            return Message.new_error(message, ErrorType.UNKNOWN_METHOD.value, f"no method {member!r}")
+            return Message.new_error(
+                message, ErrorType.UNKNOWN_METHOD.value, f"no method {member!r}"
+            )
         if message.signature != spec.in_signature:
             raise InvalidArgument(
                 f"{spec.name} takes arguments {spec.in_signature!r}, not {message.signature!r}"
@@ -284,7 +299,9 @@ class HelperService:
         return Message.new_method_return(message, spec.out_signature, body)
 
     @staticmethod
-    def _plain_reply(message: Message, in_signature: str, signature: str, body: list[Any]) -> Message:
+    def _plain_reply(
+        message: Message, in_signature: str, signature: str, body: list[Any]
+    ) -> Message:
         if message.signature != in_signature:
             raise InvalidArgument(f"{message.member} takes no arguments")
         return Message.new_method_return(message, signature, body)
@@ -317,12 +334,21 @@ class HelperService:
         if scope is RuleScope.OWN and _raises_priority(call):
             # Served ahead of everyone else's traffic: that takes the link from
             # other users and root's services, which only an administrator may give.
-            if not await self._authority.check(call.sender, Action.LIMIT_ANY, interactive=call.interactive):
-                log.info("denied %s above normal (%s) to %s", call.spec.name, Action.LIMIT_ANY.value, call.sender)
+            if not await self._authority.check(
+                call.sender, Action.LIMIT_ANY, interactive=call.interactive
+            ):
+                log.info(
+                    "denied %s above normal (%s) to %s",
+                    call.spec.name,
+                    Action.LIMIT_ANY.value,
+                    call.sender,
+                )
                 raise NotAuthorized(f"a priority above normal takes the link from other users: "
                                     f"it needs {Action.LIMIT_ANY.value}")  # fmt: skip
         else:
-            await self._require(call, Action.LIMIT_ANY if scope is RuleScope.ALL else Action.LIMIT_OWN)
+            await self._require(
+                call, Action.LIMIT_ANY if scope is RuleScope.ALL else Action.LIMIT_OWN
+            )
         if scope is RuleScope.ALL:
             resolved = await self._resolves.submit(app_id)
             return _Grant(resolved.app_id, ADMIN_OWNER)
@@ -448,7 +474,9 @@ class HelperService:
             # The same answer whether it does not exist or is someone else's.
             raise NoSuchApplication(f"no application of yours is called {call.args[0]!r}")
         only = None if viewer.sees_all else viewer.uid  # of a program others run too: one's own
-        connections = await self._engine_thread.run(self._engine.list_connections, resolved.app_id, only)
+        connections = await self._engine_thread.run(
+            self._engine.list_connections, resolved.app_id, only
+        )
         return [[encode_connection(connection) for connection in connections]]
 
     @_handles("GetUsage")
@@ -457,7 +485,10 @@ class HelperService:
         app_id, since, until, resolution = call.args
 
         def read_and_encode() -> list[Any]:
-            return [encode_usage(row) for row in self._engine.usage(app_id, since, until, resolution, viewer)]
+            return [
+                encode_usage(row)
+                for row in self._engine.usage(app_id, since, until, resolution, viewer)
+            ]
 
         # Off the engine thread and the event loop (a month by day of 500
         # applications is 15,000 rows: tens of ms), and one at a time: a
@@ -473,7 +504,11 @@ class HelperService:
     async def _set_limits_paused(self, call: _Call, grant: _Grant | None) -> list[Any]:
         (paused,) = call.args
         await self._engine_thread.run(self._engine.set_limits_paused, paused)
-        log.info("uid %d %s all limits", await self._caller_uid(call.sender), "paused" if paused else "resumed")
+        log.info(
+            "uid %d %s all limits",
+            await self._caller_uid(call.sender),
+            "paused" if paused else "resumed",
+        )
         return []
 
     @_handles("SetLimit")
@@ -481,7 +516,9 @@ class HelperService:
         assert grant is not None  # LimitAuthorization.BY_SCOPE
         uid = await self._caller_uid(call.sender)
         _, direction, rate_bps, burst_bytes, _scope = call.args
-        result_id = await self._changes.submit(SetLimit(grant.app_id, direction, rate_bps, burst_bytes, grant.owner))
+        result_id = await self._changes.submit(
+            SetLimit(grant.app_id, direction, rate_bps, burst_bytes, grant.owner)
+        )
         log.info(
             "uid %d set %s limit of %s (%s) to %d B/s (burst %s)",
             uid, direction.value, result_id, _whose(grant), rate_bps, burst_bytes or "default",
@@ -499,7 +536,6 @@ class HelperService:
             uid, "+".join(d.value for d in directions), result_id, _whose(grant),
         )  # fmt: skip
         return [result_id]
-
 
     @_handles("SetSchedule")
     async def _set_schedule(self, call: _Call, grant: _Grant | None) -> list[Any]:
@@ -529,7 +565,9 @@ class HelperService:
         uid = await self._caller_uid(call.sender)
         directions: tuple[Direction, ...] = call.args[1]
         blocked: bool = call.args[2]
-        result_id = await self._changes.submit(SetBlocked(grant.app_id, directions, blocked, grant.owner))
+        result_id = await self._changes.submit(
+            SetBlocked(grant.app_id, directions, blocked, grant.owner)
+        )
         log.info("uid %d %s %s of %s (%s)", uid, "blocked" if blocked else "unblocked",
                  "+".join(d.value for d in directions), result_id, _whose(grant))  # fmt: skip
         return [result_id]
@@ -540,7 +578,9 @@ class HelperService:
         uid = await self._caller_uid(call.sender)
         _, directions, budget, period, reset_minute, then_rate_bps, _scope = call.args
         quota = Quota(budget, Period(period), reset_minute, then_rate_bps)
-        result_id = await self._changes.submit(SetQuota(grant.app_id, directions, quota, grant.owner))
+        result_id = await self._changes.submit(
+            SetQuota(grant.app_id, directions, quota, grant.owner)
+        )
         log.info("uid %d set a %s quota of %d bytes per %s on %s (%s), then %s", uid,
                  "+".join(d.value for d in directions), budget, period, result_id, _whose(grant),
                  f"{then_rate_bps} B/s" if then_rate_bps else "blocked")  # fmt: skip
@@ -562,7 +602,13 @@ class HelperService:
         uid = await self._caller_uid(call.sender)
         priority = call.args[1]
         result_id = await self._changes.submit(SetPriority(grant.app_id, priority, grant.owner))
-        log.info("uid %d set the priority of %s (%s) to %s", uid, result_id, _whose(grant), priority.value)
+        log.info(
+            "uid %d set the priority of %s (%s) to %s",
+            uid,
+            result_id,
+            _whose(grant),
+            priority.value,
+        )
         return [result_id]
 
     @_handles("SetLinkCapacity")

@@ -19,9 +19,9 @@ from chadthrottle.contract import (
     MAX_APP_ID_LENGTH,
     MAX_BURST_BYTES,
     MAX_RATE_BPS,
+    METHODS,
     MIN_BURST_BYTES,
     MIN_RATE_BPS,
-    METHODS,
     PID_APP_PREFIX,
     ArgForm,
     CallCheck,
@@ -143,20 +143,24 @@ MAX_UNIX_TIME = 2**40
 
 
 def validate_usage_app_id(app_id: Any) -> str:
-    """"" for every application, usage_contract.OTHER_APPLICATIONS_ID, or a
+    """ "" for every application, usage_contract.OTHER_APPLICATIONS_ID, or a
     stable application id (usage is kept by application, not by process: no pid:)."""
     if app_id in ("", OTHER_APPLICATIONS_ID) and type(app_id) is str:
         return app_id
     checked = validate_app_id(app_id)
     if checked.startswith(PID_APP_PREFIX):
-        raise InvalidArgument("usage is kept by application id, not by process: pass an id as ListApplications shows it")
+        raise InvalidArgument(
+            "usage is kept by application id, not by process: pass an id as ListApplications shows it"
+        )
     return checked
 
 
 def validate_unix_time(value: Any, name: str) -> int:
     """Unix seconds from 0 up to MAX_UNIX_TIME; name says which argument in the error."""
     if not _is_int(value) or not 0 <= value < MAX_UNIX_TIME:
-        raise InvalidArgument(f"{name} must be unix seconds between 0 and {MAX_UNIX_TIME}, not {value!r}")
+        raise InvalidArgument(
+            f"{name} must be unix seconds between 0 and {MAX_UNIX_TIME}, not {value!r}"
+        )
     return int(value)
 
 
@@ -237,7 +241,9 @@ VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     ArgForm.PRIORITY: lambda value, _name: validate_priority(value),
     ArgForm.CAPACITY_BPS: validate_capacity,
     ArgForm.ESTIMATE: lambda value, _name: validate_estimate(value),
-    ArgForm.SCHEDULE_BLOCK: lambda value, _name: () if value == "" and type(value) is str else validate_clear_directions(value),
+    ArgForm.SCHEDULE_BLOCK: lambda value, _name: (
+        () if value == "" and type(value) is str else validate_clear_directions(value)
+    ),
 }
 
 
@@ -252,7 +258,9 @@ def _schedule(args: tuple[Any, ...], _now: float) -> tuple[Any, ...]:
     != end, a rate or a block, not both for one direction."""
     _app_id, _days, start, end, down_bps, up_bps, blocked, _scope = args
     if start == end:
-        raise InvalidArgument("from and to are the same time: for all day, set a plain limit instead")
+        raise InvalidArgument(
+            "from and to are the same time: for all day, set a plain limit instead"
+        )
     if not down_bps and not up_bps and not blocked:
         raise InvalidArgument("a schedule must limit or block at least one direction")
     for direction, rate in ((Direction.DOWN, down_bps), (Direction.UP, up_bps)):
@@ -274,8 +282,12 @@ def validate_call(spec: MethodSpec, body: Sequence[Any], now: float) -> tuple[An
     call; the caller has checked the body's D-Bus signature. A method declared
     with no argument list for its signature is refused, not let through."""
     if len(body) != len(spec.in_args):
-        raise HelperError(f"{spec.name} declares {len(spec.in_args)} arguments, the call has {len(body)}")
-    args = tuple(VALIDATORS[arg.form](value, arg.name) for arg, value in zip(spec.in_args, body, strict=True))
+        raise HelperError(
+            f"{spec.name} declares {len(spec.in_args)} arguments, the call has {len(body)}"
+        )
+    args = tuple(
+        VALIDATORS[arg.form](value, arg.name) for arg, value in zip(spec.in_args, body, strict=True)
+    )
     return CALL_CHECKS[spec.call_check](args, now)
 
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
 from chadthrottle.contract import (
-    ADMIN_OWNER, ApplicationInfo, BackendInfo, ConnectionInfo, Direction, InterfaceInfo, LinkShapingInfo, RuleInfo,
+    ADMIN_OWNER,
+    ApplicationInfo,
+    BackendInfo,
+    ConnectionInfo,
+    Direction,
+    InterfaceInfo,
+    LinkShapingInfo,
+    RuleInfo,
     ScheduleInfo,
 )  # fmt: skip
 from chadthrottle.helper.engine.quotas import Quota
@@ -129,7 +136,14 @@ class SetPriority:
 
 
 LimitChange: TypeAlias = (
-    SetLimit | ClearLimit | AddSchedule | RemoveSchedules | SetBlocked | SetQuota | ClearQuota | SetPriority
+    SetLimit
+    | ClearLimit
+    | AddSchedule
+    | RemoveSchedules
+    | SetBlocked
+    | SetQuota
+    | ClearQuota
+    | SetPriority
 )
 # Per change: the resolved application id, or why that change was refused.
 ChangeOutcome: TypeAlias = str | HelperError
@@ -177,7 +191,9 @@ class EngineApi(Protocol):
     def link_shaping(self) -> LinkShapingInfo:
         """The link shaping asked for and in force now, and what keeps it from being done."""
 
-    def usage(self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer) -> list[UsageRow]:
+    def usage(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer
+    ) -> list[UsageRow]:
         """Bytes per application ("" = every one the viewer may see) and period
         of resolution, of stored periods beginning in [since, until). Unlike the
         others, safe to call from any thread (the adapter calls it off the

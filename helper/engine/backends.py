@@ -66,7 +66,11 @@ def kernel_config(path: Path = Path("/proc/config.gz")) -> dict[str, str] | None
 def _missing(config: dict[str, str] | None, wanted: Mapping[str, str]) -> list[str]:
     if config is None:
         return []  # unknown: try, and report the kernel's refusal if it comes
-    return [f"{name} ({option})" for option, name in wanted.items() if config.get(option) not in ("y", "m")]
+    return [
+        f"{name} ({option})"
+        for option, name in wanted.items()
+        if config.get(option) not in ("y", "m")
+    ]
 
 
 def tc_missing(config: dict[str, str] | None, direction: Direction | None = None) -> list[str]:
@@ -81,14 +85,20 @@ def ebpf_missing(config: dict[str, str] | None) -> list[str]:
 def choose_backends(requested: str, config: dict[str, str] | None) -> dict[Direction, str]:
     """The backend for each direction, or BackendUnavailable saying what is missing."""
     if requested not in BACKEND_CHOICES:
-        raise BackendUnavailable(f"unknown backend {requested!r}; choose one of {', '.join(BACKEND_CHOICES)}")
+        raise BackendUnavailable(
+            f"unknown backend {requested!r}; choose one of {', '.join(BACKEND_CHOICES)}"
+        )
     choice = {}
     for direction in (Direction.UP, Direction.DOWN):
         tc_gaps, ebpf_gaps = tc_missing(config, direction), ebpf_missing(config)
         if requested == TC and tc_gaps:
-            raise BackendUnavailable(f"the tc backend needs kernel features this kernel lacks: {', '.join(tc_gaps)}")
+            raise BackendUnavailable(
+                f"the tc backend needs kernel features this kernel lacks: {', '.join(tc_gaps)}"
+            )
         if requested == EBPF and ebpf_gaps:
-            raise BackendUnavailable(f"the ebpf backend needs kernel features this kernel lacks: {', '.join(ebpf_gaps)}")
+            raise BackendUnavailable(
+                f"the ebpf backend needs kernel features this kernel lacks: {', '.join(ebpf_gaps)}"
+            )
         if requested == "auto":
             if tc_gaps and ebpf_gaps:
                 raise BackendUnavailable(
@@ -102,7 +112,9 @@ def choose_backends(requested: str, config: dict[str, str] | None) -> dict[Direc
 
 
 def describe_backends(
-    choice: Mapping[Direction, str], active: Mapping[str, set[Direction]], config: dict[str, str] | None,
+    choice: Mapping[Direction, str],
+    active: Mapping[str, set[Direction]],
+    config: dict[str, str] | None,
     tc_notes: list[str] | None = None,
 ) -> list[BackendInfo]:
     """Both backends: available, why not, which directions each enforces now,
@@ -113,7 +125,9 @@ def describe_backends(
         if missing:
             reason = "kernel lacks: " + ", ".join(missing)
         elif not chosen:
-            reason = "available; not selected (the helper's --backend setting, or auto preferring tc)"
+            reason = (
+                "available; not selected (the helper's --backend setting, or auto preferring tc)"
+            )
         else:
             reason = ""
         infos.append(BackendInfo(
@@ -173,7 +187,9 @@ class BackendRouter:
     """
 
     def __init__(
-        self, by_direction: Mapping[Direction, tuple[str, Enforcer]], guard: tuple[str, Enforcer] | None = None
+        self,
+        by_direction: Mapping[Direction, tuple[str, Enforcer]],
+        guard: tuple[str, Enforcer] | None = None,
     ) -> None:
         self._by_direction = dict(by_direction)
         self._guard = guard
@@ -199,7 +215,9 @@ class BackendRouter:
         enforcers = self._enforcers()
         for name, plan in plans.items():  # the shapers first: the guard follows what they hold
             if self._guard is None or name != self._guard[0]:
-                enforcers[name].reconcile(plan if isinstance(enforcers[name], LinkShaper) else _rated(plan))
+                enforcers[name].reconcile(
+                    plan if isinstance(enforcers[name], LinkShaper) else _rated(plan)
+                )
         if self._guard is not None:
             enforcers[self._guard[0]].reconcile(_rated(plans[self._guard[0]]))
 
@@ -211,7 +229,11 @@ class BackendRouter:
             enforcer.set_link(direction, link)
 
     def linked_directions(self) -> set[Direction]:
-        return {d for d, (_, e) in self._by_direction.items() if isinstance(e, LinkShaper) and d in e.linked_directions()}
+        return {
+            d
+            for d, (_, e) in self._by_direction.items()
+            if isinstance(e, LinkShaper) and d in e.linked_directions()
+        }
 
     def link_interfaces(self) -> list[str]:
         """The uplinks the link tree holds, by name, in either direction."""
@@ -230,7 +252,9 @@ class BackendRouter:
         leaves them out because the limits hold; the order does not)."""
         gaps: dict[Direction, list[str]] = {}
         for direction, (_, enforcer) in self._by_direction.items():
-            if isinstance(enforcer, LinkShaper) and (reasons := enforcer.link_gaps().get(direction)):
+            if isinstance(enforcer, LinkShaper) and (
+                reasons := enforcer.link_gaps().get(direction)
+            ):
                 gaps[direction] = list(reasons)
         return gaps
 
@@ -267,7 +291,10 @@ class BackendRouter:
         notes = []
         for direction, (_, enforcer) in self._by_direction.items():
             if enforcer is not self._guard[1]:
-                notes += [f"policed, not shaped: {reason}" for reason in enforcer.enforcement_gaps().get(direction, [])]
+                notes += [
+                    f"policed, not shaped: {reason}"
+                    for reason in enforcer.enforcement_gaps().get(direction, [])
+                ]
         return notes
 
     def queues(self, direction: Direction) -> bool:
@@ -278,8 +305,14 @@ class BackendRouter:
     def active_by_backend(self) -> dict[str, set[Direction]]:
         """Which directions each backend enforces as the chosen one (the
         guard's directions count only where it was chosen)."""
-        chosen = {name: {d for d, (owner, _) in self._by_direction.items() if owner == name} for name in self._enforcers()}
-        return {name: enforcer.active_directions() & chosen[name] for name, enforcer in self._enforcers().items()}
+        chosen = {
+            name: {d for d, (owner, _) in self._by_direction.items() if owner == name}
+            for name in self._enforcers()
+        }
+        return {
+            name: enforcer.active_directions() & chosen[name]
+            for name, enforcer in self._enforcers().items()
+        }
 
     def close(self) -> None:
         errors = []

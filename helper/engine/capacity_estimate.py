@@ -61,20 +61,38 @@ from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
 
 RISE_S = 0.010  # a queue this deep (beyond each path's minimum) is bufferbloat
 DEEP_RISE_S = 0.2  # beyond this, cut deeper: a queue this full takes seconds to drain at CUT_SHARE
-CUT_SHARE = 0.85  # of the achieved rate: the queue drains at 1 - CUT_SHARE x SHAPE_SHARE of the link
+CUT_SHARE = (
+    0.85  # of the achieved rate: the queue drains at 1 - CUT_SHARE x SHAPE_SHARE of the link
+)
 DEEP_CUT_SHARE = 0.7
-MAX_CUT_SHARE = 0.5  # one cut keeps at least this share of the capacity: 20 -> 10 Mbit/s in one, 20 -> 5 in two
-NOISE_SHARE = 0.1  # of our own queue's wait, added to RISE_S: the wait is subtracted from smoothed round
+MAX_CUT_SHARE = (
+    0.5  # one cut keeps at least this share of the capacity: 20 -> 10 Mbit/s in one, 20 -> 5 in two
+)
+NOISE_SHARE = (
+    0.1  # of our own queue's wait, added to RISE_S: the wait is subtracted from smoothed round
+)
 # trips at one instant, and errs in proportion (at the floor a leaf holds seconds: measured, an estimate that
 # fell there after a stall saw a "rise" every tick and never came back)
-RAISE_STEPS = (1.05, 1.10, 1.20)  # raises in a row grow the step (10 -> 20 Mbit/s in 5 ticks); 1.4 overshot by 40%
-FORGET_FAILED_S = 10.0  # small steps near a failed probe for this long, then the link may have changed
+RAISE_STEPS = (
+    1.05,
+    1.10,
+    1.20,
+)  # raises in a row grow the step (10 -> 20 Mbit/s in 5 ticks); 1.4 overshot by 40%
+FORGET_FAILED_S = (
+    10.0  # small steps near a failed probe for this long, then the link may have changed
+)
 NEAR_STEP = 1.02  # the step towards where a probe last failed: a 2% overshoot fills a queue slowly, seen early
-EMPTY_WAIT_S = 0.001  # our queue this short while the direction is loaded: the bottleneck is past us
+EMPTY_WAIT_S = (
+    0.001  # our queue this short while the direction is loaded: the bottleneck is past us
+)
 PROBE_GAP_S = 1.0  # between two raises (of either direction): one a tick
-BACK_SHARE = 0.95  # a failed probe goes back to this share of where it started, so the queue it made drains
+BACK_SHARE = (
+    0.95  # a failed probe goes back to this share of where it started, so the queue it made drains
+)
 LOADED_SHARE = 0.8  # of the shaping rate: the direction is loaded
-BULK_SHARE = 0.25  # of the busier direction's rate: this direction carries bulk, not acknowledgements
+BULK_SHARE = (
+    0.25  # of the busier direction's rate: this direction carries bulk, not acknowledgements
+)
 SUSPECT_S = 3.0  # a rise this soon after raises: they (probes) failed; the round trips show a queue 1-2 s late
 PAUSE_S = 3.0  # no probe of a direction this long after its probe failed
 REFRACTORY_S = 2.0  # after a cut (of either direction), the round trips need this long to show the queue drained
@@ -90,7 +108,9 @@ class Sample:
     seconds: float
     bytes: Mapping[Direction, int]  # L3 bytes through the uplinks in those seconds
     delay_s: float | None
-    local_wait_s: Mapping[Direction, float] = field(default_factory=dict)  # in our shaper's queue now (absent: unknown)
+    local_wait_s: Mapping[Direction, float] = field(
+        default_factory=dict
+    )  # in our shaper's queue now (absent: unknown)
 
 
 @dataclass
@@ -99,7 +119,9 @@ class _Direction:
     ceiling: int
     since_cut_s: float = float("inf")
     since_raise_s: float = float("inf")
-    recent: list[tuple[float, int]] = field(default_factory=list)  # raises within SUSPECT_S: (age s, capacity before)
+    recent: list[tuple[float, int]] = field(
+        default_factory=list
+    )  # raises within SUSPECT_S: (age s, capacity before)
     streak: int = 0  # raises in a row without a rise
     failed_at: int | None = None  # the capacity a probe last failed at, until one passes above it
     since_failed_s: float = 0.0
@@ -120,7 +142,9 @@ class CapacityEstimator:
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
             start = self.start.get(direction) or None
-            self._state[direction] = _Direction(None if start is None else self._bound(start, ceiling), ceiling)
+            self._state[direction] = _Direction(
+                None if start is None else self._bound(start, ceiling), ceiling
+            )
 
     def capacity(self, direction: Direction) -> int | None:
         return self._state[direction].capacity
@@ -129,19 +153,33 @@ class CapacityEstimator:
         """The capacities after this tick; a bad sample changes nothing."""
         if not sample.seconds > 0 or any(value < 0 for value in sample.bytes.values()):
             return self.capacities()
-        achieved = {direction: sample.bytes.get(direction, 0) / sample.seconds for direction in Direction}
-        delay = sample.delay_s if sample.delay_s is not None and sample.delay_s == sample.delay_s else None  # NaN
+        achieved = {
+            direction: sample.bytes.get(direction, 0) / sample.seconds for direction in Direction
+        }
+        delay = (
+            sample.delay_s
+            if sample.delay_s is not None and sample.delay_s == sample.delay_s
+            else None
+        )  # NaN
         for state in self._state.values():
             state.since_cut_s += sample.seconds
             state.since_raise_s += sample.seconds
             state.since_failed_s += sample.seconds
             if state.since_failed_s > FORGET_FAILED_S:
                 state.failed_at = None  # the link may be faster by now
-            state.recent = [(age + sample.seconds, before) for age, before in state.recent if age + sample.seconds <= SUSPECT_S]
+            state.recent = [
+                (age + sample.seconds, before)
+                for age, before in state.recent
+                if age + sample.seconds <= SUSPECT_S
+            ]
         if delay is None:
             return self.capacities()  # nothing to judge the queue by: hold
         busiest = max(achieved.values())
-        active = {d: s for d, s in self._state.items() if achieved[d] >= max(MIN_TRAFFIC_BPS, BULK_SHARE * busiest)}
+        active = {
+            d: s
+            for d, s in self._state.items()
+            if achieved[d] >= max(MIN_TRAFFIC_BPS, BULK_SHARE * busiest)
+        }
         if delay > RISE_S + NOISE_SHARE * max(sample.local_wait_s.values(), default=0.0):
             self._rise(active, achieved, delay)
         elif not self._past_us(active, achieved, sample.local_wait_s):
@@ -151,12 +189,19 @@ class CapacityEstimator:
     def capacities(self) -> dict[Direction, int | None]:
         return {direction: state.capacity for direction, state in self._state.items()}
 
-    def _rise(self, active: dict[Direction, _Direction], achieved: dict[Direction, float], delay: float) -> None:
+    def _rise(
+        self, active: dict[Direction, _Direction], achieved: dict[Direction, float], delay: float
+    ) -> None:
         """A queue beyond the shaper: take back the last raise that can have
         made it, else (once the last cut had time to drain) cut what carries bulk."""
         probed = {d: s for d, s in self._state.items() if s.recent}
-        for direction, state in probed.items():  # with two suspects, neither is known to be the culprit
-            self._take_back(direction, state, achieved if direction in active else {}, known=len(probed) == 1)
+        for (
+            direction,
+            state,
+        ) in probed.items():  # with two suspects, neither is known to be the culprit
+            self._take_back(
+                direction, state, achieved if direction in active else {}, known=len(probed) == 1
+            )
         if not probed and min(s.since_cut_s for s in self._state.values()) >= REFRACTORY_S:
             for direction, state in active.items():
                 self._cut(state, achieved[direction], delay)
@@ -174,7 +219,9 @@ class CapacityEstimator:
 
     def _probe(self, active: dict[Direction, _Direction], achieved: dict[Direction, float]) -> None:
         """Raise one loaded direction (the one raised longer ago), PROBE_GAP_S after any raise."""
-        if min(s.since_raise_s for s in self._state.values()) < PROBE_GAP_S * 0.9:  # a tick comes a little early
+        if (
+            min(s.since_raise_s for s in self._state.values()) < PROBE_GAP_S * 0.9
+        ):  # a tick comes a little early
             return
         loaded = [s for d, s in active.items() if s.capacity is not None and s.since_raise_s >= 0
                   and achieved[d] >= LOADED_SHARE * s.capacity * SHAPE_SHARE]  # fmt: skip
@@ -206,7 +253,9 @@ class CapacityEstimator:
         """Shape at a share of what passed, so the queue beyond drains."""
         share = DEEP_CUT_SHARE if delay_s > DEEP_RISE_S else CUT_SHARE
         cut = int(achieved * share / SHAPE_SHARE)
-        if state.capacity is not None:  # a stall (little passed, round trips stale) must not drop it to the floor
+        if (
+            state.capacity is not None
+        ):  # a stall (little passed, round trips stale) must not drop it to the floor
             cut = min(max(cut, int(state.capacity * MAX_CUT_SHARE)), state.capacity)
         state.capacity = self._bound(cut, state.ceiling)
         state.since_cut_s, state.streak, state.failed_at = 0.0, 0, None

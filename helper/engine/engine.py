@@ -35,36 +35,60 @@ from chadthrottle.contract import (
 )
 from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.engine.api import (
+    ADMIN_VIEWER,
     AddSchedule,
     ChangeOutcome,
-    RemoveSchedules,
     LimitChange,
-    ADMIN_VIEWER,
+    RemoveSchedules,
     ResolvedApplication,
-    SetPriority,
     Viewer,
 )
 from chadthrottle.helper.engine.gating import Gating
-from chadthrottle.helper.engine.quotas import Quota, period_start
-from chadthrottle.helper.engine.rule_edits import direction_edit, removes_only
-from chadthrottle.helper.engine.limits import Limit, LimitTable, LinkSetting, RuleKey, SlotAllocator, priority_of
-from chadthrottle.helper.engine.link_plan import LinkFacts, capacities, link_problem, priority_problem
-from chadthrottle.helper.engine.schedules import Schedule, check_exists_locally, check_fits, format_days, format_minute, local_zone
+from chadthrottle.helper.engine.limits import (
+    Limit,
+    LimitTable,
+    LinkSetting,
+    RuleKey,
+    SlotAllocator,
+    priority_of,
+)
+from chadthrottle.helper.engine.link_plan import (
+    LinkFacts,
+    capacities,
+    link_problem,
+    priority_problem,
+)
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, DirectionHeld, build_listing
+from chadthrottle.helper.engine.quotas import Quota, period_start
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, AppTraffic, CounterSample, RateMeter
+from chadthrottle.helper.engine.rtt import RttWatch, elsewhere_of
+from chadthrottle.helper.engine.rule_edits import direction_edit, removes_only
+from chadthrottle.helper.engine.schedules import (
+    Schedule,
+    check_exists_locally,
+    check_fits,
+    format_days,
+    format_minute,
+    local_zone,
+)
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
 from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.connections import connections_of
 from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.identity.processes import (
+    ProcessInfo,
+    cgroup_id,
+    cgroup_path,
+    process_exists,
+    read_process,
+)
 from chadthrottle.helper.identity.program_files import program_is_gone
-from chadthrottle.helper.identity.processes import ProcessInfo, cgroup_id, cgroup_path, process_exists, read_process
-from chadthrottle.helper.kernel.htb import ClassSpec, Classes
-from chadthrottle.helper.kernel.priority_classes import LinkShaping
-from chadthrottle.helper.engine.rtt import RttWatch, elsewhere_of
-from chadthrottle.priority import Priority
-from chadthrottle.helper.kernel.socket_diag import UNKNOWN_BYTES, tcp_bytes_by_namespace
+from chadthrottle.helper.kernel.htb import Classes, ClassSpec
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory, NetnsView
+from chadthrottle.helper.kernel.priority_classes import LinkShaping
+from chadthrottle.helper.kernel.socket_diag import UNKNOWN_BYTES, tcp_bytes_by_namespace
+from chadthrottle.priority import Priority
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 log = logging.getLogger("chadthrottle.engine")
@@ -127,9 +151,19 @@ class UsagePort(Protocol):
     """The usage history (helper/usage/recorder.py): fed each tick under the
     engine lock, read from any thread."""
 
-    def retire(self, final_samples: Iterable[CounterSample], owner_of: Callable[[int], tuple[str, int | None] | None]) -> None: ...
-    def update(self, samples: Iterable[CounterSample], owner_of: Callable[[int], tuple[str, int | None] | None]) -> None: ...
-    def query(self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer) -> list[UsageRow]: ...
+    def retire(
+        self,
+        final_samples: Iterable[CounterSample],
+        owner_of: Callable[[int], tuple[str, int | None] | None],
+    ) -> None: ...
+    def update(
+        self,
+        samples: Iterable[CounterSample],
+        owner_of: Callable[[int], tuple[str, int | None] | None],
+    ) -> None: ...
+    def query(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer
+    ) -> list[UsageRow]: ...
 
 
 class LineagePort(Protocol):
@@ -147,11 +181,15 @@ class ShaperPort(Protocol):
     def queues(self, direction: Direction) -> bool: ...
     def enforcement_gaps(self) -> dict[Direction, list[str]]: ...
     def shape_namespaces_of(self, pids: set[int]) -> None: ...  # the network namespaces to shape in
-    def set_link(self, direction: Direction, link: LinkShaping | None) -> None: ...  # at the next reconcile
+    def set_link(
+        self, direction: Direction, link: LinkShaping | None
+    ) -> None: ...  # at the next reconcile
     def linked_directions(self) -> set[Direction]: ...  # the link tree is on the kernel
     def link_interfaces(self) -> list[str]: ...  # the uplinks it holds
     def backend_of(self, direction: Direction) -> str: ...  # "tc" or "ebpf"
-    def link_gaps(self) -> dict[Direction, list[str]]: ...  # where traffic can pass the link tree, guarded or not
+    def link_gaps(
+        self,
+    ) -> dict[Direction, list[str]]: ...  # where traffic can pass the link tree, guarded or not
 
 
 class Engine:
@@ -206,14 +244,24 @@ class Engine:
         # their applications are listed while they run, though nothing moved yet
         self._socket_holders: set[int] = set()
         self._expiry_checked_at = float("-inf")
-        self._apply_error = ""  # why the kernel refused the classes at the last try, "" when it did not
-        self._over_limit: dict[tuple[str, Direction], int] = {}  # ticks in a row measured above the limit
+        self._apply_error = (
+            ""  # why the kernel refused the classes at the last try, "" when it did not
+        )
+        self._over_limit: dict[
+            tuple[str, Direction], int
+        ] = {}  # ticks in a row measured above the limit
         self._gating = Gating()  # blocks and quotas
         self._quota_saved_at = float("-inf")
-        self._estimated: dict[Direction, int] = {}  # set_estimated_capacity's, while the link is estimated
-        self._linked: dict[Direction, int] = {}  # the capacity each direction's shaper was given (set_link)
+        self._estimated: dict[
+            Direction, int
+        ] = {}  # set_estimated_capacity's, while the link is estimated
+        self._linked: dict[
+            Direction, int
+        ] = {}  # the capacity each direction's shaper was given (set_link)
         self._rtt = RttWatch()
-        self._listed_at = float("-inf")  # the last ListApplications: rtt is measured only while someone looks
+        self._listed_at = float(
+            "-inf"
+        )  # the last ListApplications: rtt is measured only while someone looks
 
     # --- the EngineApi ------------------------------------------------------------
 
@@ -224,18 +272,31 @@ class Engine:
             for (app_id, owner), limits in self._limits.items():
                 rules.setdefault(app_id, {})[owner] = limits
             traffic = self._meter.apps
-            idle = {app_id for pid in self._socket_holders
-                    if (app_id := getattr(self._index.identity_of(pid), "app_id", None)) and app_id not in traffic}
-            if idle:  # a connection open and quiet since the helper started: listed, with nothing counted
-                traffic = {**{app_id: AppTraffic(last_active=self._clock()) for app_id in idle}, **traffic}
+            idle = {
+                app_id
+                for pid in self._socket_holders
+                if (app_id := getattr(self._index.identity_of(pid), "app_id", None))
+                and app_id not in traffic
+            }
+            if (
+                idle
+            ):  # a connection open and quiet since the helper started: listed, with nothing counted
+                traffic = {
+                    **{app_id: AppTraffic(last_active=self._clock()) for app_id in idle},
+                    **traffic,
+                }
             facts, rtt = self._link_facts(), self._rtt
-            uid = None if viewer.sees_all else viewer.uid  # other users' sockets are not the viewer's to read
+            uid = (
+                None if viewer.sees_all else viewer.uid
+            )  # other users' sockets are not the viewer's to read
 
             def priority_view(app_id: str, priority: Priority) -> tuple[str, int]:
                 rtt_us, elsewhere = rtt.seen_by(app_id, uid)
                 if priority is Priority.NORMAL:
                     return "", rtt_us
-                app = self._index.application(app_id)  # given a priority since the last measure: read now
+                app = self._index.application(
+                    app_id
+                )  # given a priority since the last measure: read now
                 if app_id not in rtt.measured and app is not None:
                     elsewhere = elsewhere_of(pid for pid, process in app.processes.items()
                                              if uid is None or process.uid == uid)  # fmt: skip
@@ -245,7 +306,9 @@ class Engine:
                                  self._known, self._problems(), self._limits_not_met(), self._meter.by_uid,
                                  self._held, PAUSED_PROBLEM if self._limits.paused else "", priority_view)  # fmt: skip
 
-    def _held(self, key: RuleKey, limits: Mapping[Direction, Limit]) -> dict[Direction, DirectionHeld]:
+    def _held(
+        self, key: RuleKey, limits: Mapping[Direction, Limit]
+    ) -> dict[Direction, DirectionHeld]:
         """What each direction of a rule holds now, for the listing (a rule
         not in force says so in its problem); quotas as the kernel counts now."""
         rated = self._gating.rated(key, dict(limits))
@@ -253,7 +316,11 @@ class Engine:
         held = {}
         for direction, limit in limits.items():
             quota, state = limit.quota, self._gating.quota_state(key, direction, gates)
-            left = (state.left if state else self._stored_quota_left(key, direction, quota)) if quota else 0
+            left = (
+                (state.left if state else self._stored_quota_left(key, direction, quota))
+                if quota
+                else 0
+            )
             blocked = limit.blocked or (quota is not None and not quota.then_rate_bps and left == 0)
             held[direction] = DirectionHeld(
                 rate_bps=0 if blocked else (rated[direction].rate_bps if direction in rated else 0),
@@ -268,21 +335,37 @@ class Engine:
     def list_rules(self) -> list[RuleInfo]:
         with self._lock:
             return [
-                RuleInfo(app_id, direction.value, limit.rate_bps, limit.burst_bytes, owner,
-                         not self._limits.paused and not self._limits.outranked((app_id, owner)),
-                         *self._gate_fields((app_id, owner), direction, limit), limit.priority.value)  # fmt: skip
+                RuleInfo(
+                    app_id,
+                    direction.value,
+                    limit.rate_bps,
+                    limit.burst_bytes,
+                    owner,
+                    not self._limits.paused and not self._limits.outranked((app_id, owner)),
+                    *self._gate_fields((app_id, owner), direction, limit),
+                    limit.priority.value,
+                )  # fmt: skip
                 for (app_id, owner), limits in sorted(self._limits.plain_items())
                 for direction, limit in sorted(limits.items(), key=lambda item: item[0].value)
             ]
 
-    def _gate_fields(self, key: RuleKey, direction: Direction, limit: Limit) -> tuple[bool, int, str, int, int, int]:
+    def _gate_fields(
+        self, key: RuleKey, direction: Direction, limit: Limit
+    ) -> tuple[bool, int, str, int, int, int]:
         """ListRules' blocked and quota keys of one rule's direction."""
         quota = limit.quota
         if quota is None:
             return limit.blocked, 0, "", 0, 0, 0
         state = self._gating.quota_state(key, direction, getattr(self._datapath, "gates", None))
         left = state.left if state is not None else self._stored_quota_left(key, direction, quota)
-        return limit.blocked, quota.budget_bytes, quota.period.value, quota.reset_minute, quota.then_rate_bps, left
+        return (
+            limit.blocked,
+            quota.budget_bytes,
+            quota.period.value,
+            quota.reset_minute,
+            quota.then_rate_bps,
+            left,
+        )
 
     def _stored_quota_left(self, key: RuleKey, direction: Direction, quota: Quota) -> int:
         """What a quota not followed now (its application is not running) has
@@ -295,11 +378,19 @@ class Engine:
     def list_schedules(self) -> list[ScheduleInfo]:
         with self._lock:
             return [
-                ScheduleInfo(app_id, owner, schedule.name, format_days(schedule.days),
-                             format_minute(schedule.start), format_minute(schedule.end),
-                             _rate_of(schedule, Direction.DOWN), _rate_of(schedule, Direction.UP),
-                             _blocks(schedule, Direction.DOWN), _blocks(schedule, Direction.UP),
-                             self._limits.schedule_is_active((app_id, owner), schedule))  # fmt: skip
+                ScheduleInfo(
+                    app_id,
+                    owner,
+                    schedule.name,
+                    format_days(schedule.days),
+                    format_minute(schedule.start),
+                    format_minute(schedule.end),
+                    _rate_of(schedule, Direction.DOWN),
+                    _rate_of(schedule, Direction.UP),
+                    _blocks(schedule, Direction.DOWN),
+                    _blocks(schedule, Direction.UP),
+                    self._limits.schedule_is_active((app_id, owner), schedule),
+                )  # fmt: skip
                 for (app_id, owner), schedules in sorted(self._limits.schedule_items())
                 for schedule in schedules
             ]
@@ -326,7 +417,9 @@ class Engine:
             traffic = self._meter.apps.get(app_id)
             if ticks >= OVERSHOOT_TICKS and traffic is not None:
                 rate = traffic.down_bps if direction is Direction.DOWN else traffic.up_bps
-                found[(app_id, direction)] = f"measured {rate / 1e6:.2f} MB/s, above the limit for {ticks} s"
+                found[(app_id, direction)] = (
+                    f"measured {rate / 1e6:.2f} MB/s, above the limit for {ticks} s"
+                )
         return found
 
     def _watch_limits_met(self) -> None:
@@ -336,7 +429,11 @@ class Engine:
         over: dict[tuple[str, Direction], int] = {}
         for key, limits in self._live_rules():
             app, traffic = self._index.application(key[0]), self._meter.apps.get(key[0])
-            if app is None or traffic is None or not (key[1] == ADMIN_OWNER or app.uids == frozenset({key[1]})):
+            if (
+                app is None
+                or traffic is None
+                or not (key[1] == ADMIN_OWNER or app.uids == frozenset({key[1]}))
+            ):
                 continue
             for direction, limit in self._gating.rated(key, limits).items():
                 rate = traffic.down_bps if direction is Direction.DOWN else traffic.up_bps
@@ -352,32 +449,51 @@ class Engine:
         problems = {direction: "; ".join(reasons) for direction, reasons in gaps.items() if reasons}
         if self._apply_error:
             for direction in Direction:
-                problems[direction] = "; ".join(filter(None, [problems.get(direction), self._apply_error]))
+                problems[direction] = "; ".join(
+                    filter(None, [problems.get(direction), self._apply_error])
+                )
         return problems
 
     def list_connections(self, app_id: str, uid: int | None = None) -> list[ConnectionInfo]:
         """The application's connections; with uid, only those of that user's processes."""
         with self._lock:
             app = self._index.application(app_id)
-            pids = [pid for pid, process in app.processes.items() if uid is None or process.uid == uid] if app else []
+            pids = (
+                [pid for pid, process in app.processes.items() if uid is None or process.uid == uid]
+                if app
+                else []
+            )
         connections = connections_of(pids)
         counters = tcp_bytes_by_namespace({c.reader for c in connections if c.protocol == "tcp"})
         unknown = (UNKNOWN_BYTES, UNKNOWN_BYTES)
         return [
-            ConnectionInfo(c.protocol, c.local, c.remote, c.state, c.pid,
-                           *counters.get((c.reader, c.inode), unknown))  # fmt: skip
+            ConnectionInfo(
+                c.protocol,
+                c.local,
+                c.remote,
+                c.state,
+                c.pid,
+                *counters.get((c.reader, c.inode), unknown),
+            )  # fmt: skip
             for c in connections
         ]
 
     def list_interfaces(self) -> list[InterfaceInfo]:
         with self._lock:
             interfaces = dict(self._meter.interfaces)
-        views = self._namespaces.views({cookie for cookie, _ in interfaces})  # enters namespaces: unlocked
+        views = self._namespaces.views(
+            {cookie for cookie, _ in interfaces}
+        )  # enters namespaces: unlocked
         listed = [
             InterfaceInfo(
-                name=views[cookie].interface_names.get(ifindex, ""), ifindex=ifindex,
-                loopback=ifindex == LOOPBACK_IFINDEX, rx_bytes=traffic.rx_bytes, tx_bytes=traffic.tx_bytes,
-                down_bps=traffic.down_bps, up_bps=traffic.up_bps, netns=views[cookie].label,
+                name=views[cookie].interface_names.get(ifindex, ""),
+                ifindex=ifindex,
+                loopback=ifindex == LOOPBACK_IFINDEX,
+                rx_bytes=traffic.rx_bytes,
+                tx_bytes=traffic.tx_bytes,
+                down_bps=traffic.down_bps,
+                up_bps=traffic.up_bps,
+                netns=views[cookie].label,
             )
             for (cookie, ifindex), traffic in interfaces.items()
         ]
@@ -395,7 +511,10 @@ class Engine:
             resolved = self._resolve_id(app_id)
             app = self._index.application(resolved)
             return ResolvedApplication(
-                resolved, app.uids if app else frozenset(), self._limits.rule_owners(resolved), pid_uid
+                resolved,
+                app.uids if app else frozenset(),
+                self._limits.rule_owners(resolved),
+                pid_uid,
             )
 
     def apply_changes(self, changes: Sequence[LimitChange]) -> list[ChangeOutcome]:
@@ -406,11 +525,15 @@ class Engine:
             outcomes: list[ChangeOutcome] = []
             edits: list[tuple[int, Callable[[LimitTable], None]]] = []
             new_rules: set[RuleKey] = set()
-            planned: list[LimitTable] = []  # the table as this batch's schedule changes leave it, made on need
+            planned: list[
+                LimitTable
+            ] = []  # the table as this batch's schedule changes leave it, made on need
             for change in changes:
                 try:
                     resolved = self._resolve_id(change.app_id)
-                    edits.append((len(outcomes), self._edit_for(change, resolved, new_rules, planned)))
+                    edits.append(
+                        (len(outcomes), self._edit_for(change, resolved, new_rules, planned))
+                    )
                     outcomes.append(resolved)
                 except HelperError as error:
                     outcomes.append(error)
@@ -442,6 +565,7 @@ class Engine:
 
     def set_limits_paused(self, paused: bool) -> None:
         """Stop enforcing every limit (kept and listed), or enforce them again."""
+
         def edit(table: LimitTable) -> None:
             table.set_paused(paused)
 
@@ -454,7 +578,11 @@ class Engine:
             if self._limits.paused == paused:
                 return
             self._change(edit, clamped)
-            log.info("%s all limits (%d applications)", "paused" if paused else "resumed", len(self._limits.items()))
+            log.info(
+                "%s all limits (%d applications)",
+                "paused" if paused else "resumed",
+                len(self._limits.items()),
+            )
 
     def limits_paused(self) -> bool:
         with self._lock:
@@ -476,7 +604,12 @@ class Engine:
             except HelperError:
                 self._estimated = estimated
                 raise
-            log.info("link capacity: down %d B/s, up %d B/s (0: not shaped), estimate %s", down_bps, up_bps, estimate)
+            log.info(
+                "link capacity: down %d B/s, up %d B/s (0: not shaped), estimate %s",
+                down_bps,
+                up_bps,
+                estimate,
+            )
 
     def set_estimated_capacity(self, direction: Direction, bps: int | None) -> None:
         """The seam of the capacity estimate (capacity_estimate.py): its latest
@@ -497,7 +630,9 @@ class Engine:
         with self._lock:
             link, facts = self._limits.link, self._link_facts()
             in_force = facts.capacities
-            used = any(priority_of(limits) is not Priority.NORMAL for _, limits in self._limits.items())
+            used = any(
+                priority_of(limits) is not Priority.NORMAL for _, limits in self._limits.items()
+            )
             return LinkShapingInfo(
                 down_capacity_bps=in_force.get(Direction.DOWN, 0), up_capacity_bps=in_force.get(Direction.UP, 0),
                 down_set_bps=link.down_bps, up_set_bps=link.up_bps, estimate=link.estimate,
@@ -510,7 +645,11 @@ class Engine:
         return capacities(self._limits.link, self._estimated, self._limits.paused)
 
     def _link_facts(self) -> LinkFacts:
-        gaps = {direction: "; ".join(reasons) for direction, reasons in self._shaper.link_gaps().items() if reasons}
+        gaps = {
+            direction: "; ".join(reasons)
+            for direction, reasons in self._shaper.link_gaps().items()
+            if reasons
+        }
         return LinkFacts(
             self._limits.link, self._capacities(), frozenset(self._shaper.linked_directions()),
             {direction: self._shaper.backend_of(direction) for direction in Direction},
@@ -529,7 +668,9 @@ class Engine:
                 else:
                     self._linked.pop(direction, None)
 
-    def usage(self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer) -> list[UsageRow]:
+    def usage(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer
+    ) -> list[UsageRow]:
         """The usage history (thread-safe, without the engine lock: it reads
         SQLite, and ticks and calls go on meanwhile)."""
         if self._usage is None:
@@ -541,29 +682,41 @@ class Engine:
     def tick(self) -> None:
         """Once a second: follow processes, interfaces and counters."""
         with self._lock:
-            samples, now = self._datapath.read_traffic(), self._clock()  # one read: retired and living
+            samples, now = (
+                self._datapath.read_traffic(),
+                self._clock(),
+            )  # one read: retired and living
             before = self._index.all_pids() | set(self._announced)
             self._index.refresh()
             gone = {pid for pid in before - self._index.all_pids() if not process_exists(pid)}
             for pid in gone:
                 self._announced.pop(pid, None)
-            self._socket_holders &= self._index.all_pids() | self._announced.keys()  # only those still running
+            self._socket_holders &= (
+                self._index.all_pids() | self._announced.keys()
+            )  # only those still running
         # The kernel's side of the exits without the lock: two map operations
         # per exited process, 20-30 ms a tick while one user started 1,000
         # programs a second, during which no call was answered (issue 20).
         for pid in gone:
             self._datapath.forget_owner(pid)  # a reused pid is announced again...
-        retired = self._datapath.retire_owners([s for s in samples if s.owner_tgid in gone])  # ...and counts from zero
+        retired = self._datapath.retire_owners(
+            [s for s in samples if s.owner_tgid in gone]
+        )  # ...and counts from zero
         with self._lock:
             if self._usage is not None:
-                self._usage.retire(retired, self._meter.owner_of)  # before the meter forgets whose they were
+                self._usage.retire(
+                    retired, self._meter.owner_of
+                )  # before the meter forgets whose they were
             self._meter.retire(gone, retired)
             for app_id, app in self._index.applications().items():
                 self._known[app_id] = app.identity
                 for pid, process in app.processes.items():
                     self._meter.remember(pid, app_id, process.uid)
             if self._limits.activate(self._local_now()):
-                log.info("schedules changed the limits in force (%s)", self._local_now().strftime("%a %H:%M %Z"))
+                log.info(
+                    "schedules changed the limits in force (%s)",
+                    self._local_now().strftime("%a %H:%M %Z"),
+                )
             try:
                 self._apply_link()
                 self._apply_classes()
@@ -595,7 +748,9 @@ class Engine:
             return
         with self._lock:
             apps: dict[str, list[int]] = {}
-            uids: dict[int, int] = {}  # pid -> its user: a viewer is shown its own processes' values only
+            uids: dict[
+                int, int
+            ] = {}  # pid -> its user: a viewer is shown its own processes' values only
             for app_id, app in self._index.applications().items():
                 for key in self._limits.in_force_of(app_id):
                     if priority_of(self._limits.get(key)) is not Priority.NORMAL:
@@ -661,7 +816,9 @@ class Engine:
         rates.EXITED_KEPT_PER_UID), and the paths of cgroups that are gone: a
         storm of short-lived programs must not cost memory, nor time in every
         tick and listing, for ever. A stored rule keeps its application."""
-        running = self._index.applications().keys() | {i.app_id for i in self._announced.values() if i is not None}
+        running = self._index.applications().keys() | {
+            i.app_id for i in self._announced.values() if i is not None
+        }
         keep = running | {app_id for app_id, _owner in self._limits.stored_keys()}
         self._meter.forget_exited(now, keep, EXITED_VISIBLE_S)
         for app_id in self._known.keys() - keep - self._meter.apps.keys():
@@ -670,7 +827,9 @@ class Engine:
             if path is None or cgroup_id(self._datapath.cgroup_root, path) != cgroup:
                 del self._cgroup_paths[cgroup]
 
-    def _rule_of(self, identity: AppIdentity, uid: int | None, table: LimitTable | None = None) -> RuleKey | None:
+    def _rule_of(
+        self, identity: AppIdentity, uid: int | None, table: LimitTable | None = None
+    ) -> RuleKey | None:
         """The rule in force for a process of this identity run by uid (None:
         unknown, so only an administrator rule can apply): the administrator's
         rule on its application; else the administrator's rule on the file it
@@ -683,7 +842,11 @@ class Engine:
             return None
         if (identity.app_id, ADMIN_OWNER) in table:
             return identity.app_id, ADMIN_OWNER
-        if identity.file_id and identity.file_id != identity.app_id and (identity.file_id, ADMIN_OWNER) in table:
+        if (
+            identity.file_id
+            and identity.file_id != identity.app_id
+            and (identity.file_id, ADMIN_OWNER) in table
+        ):
             return identity.file_id, ADMIN_OWNER
         if uid is not None and (identity.app_id, uid) in table:
             return identity.app_id, uid
@@ -712,7 +875,9 @@ class Engine:
         path = self._cgroup_paths[cgroup_id]
         if path is None:
             return None
-        identity = identify(ProcessInfo(pid=pid, ppid=0, uid=0, exe="", argv=(), comm="", cgroup=path))
+        identity = identify(
+            ProcessInfo(pid=pid, ppid=0, uid=0, exe="", argv=(), comm="", cgroup=path)
+        )
         return identity if identity is not None and identity.scope else None
 
     def _identity_of_parent(self, pid: int, generations: int = 8) -> AppIdentity | None:
@@ -746,7 +911,7 @@ class Engine:
     @staticmethod
     def _process_of(app_id: str) -> ProcessInfo:
         """The process a "pid:N" id names; NoSuchApplication if it is gone."""
-        pid_text = app_id[len(PID_APP_PREFIX):]
+        pid_text = app_id[len(PID_APP_PREFIX) :]
         if not pid_text.isdigit():
             raise InvalidArgument(f"not a process id: {pid_text!r}")
         process = read_process(int(pid_text))
@@ -771,7 +936,9 @@ class Engine:
     def _is_running(self, app_id: str) -> bool:
         """An application with processes, or a file ("exe:", "script:") that
         processes named otherwise run (an administrator's rule reaches them)."""
-        return self._index.application(app_id) is not None or app_id in self._index.renamed_runners()
+        return (
+            self._index.application(app_id) is not None or app_id in self._index.renamed_runners()
+        )
 
     def _edit_for(
         self, change: LimitChange, app_id: str, new_rules: set[RuleKey], planned: list[LimitTable]
@@ -794,7 +961,9 @@ class Engine:
         else:
             edit = direction_edit(change, key)
         if change.owner != ADMIN_OWNER and not self._limits.is_stored(key) and key not in new_rules:
-            held = self._limits.count_of_owner(change.owner) + sum(1 for _, owner in new_rules if owner == change.owner)
+            held = self._limits.count_of_owner(change.owner) + sum(
+                1 for _, owner in new_rules if owner == change.owner
+            )
             if held >= MAX_RULES_PER_USER:
                 raise InvalidArgument(
                     f"you have rules for {held} applications, the most one user may keep; clear some first"
@@ -813,10 +982,13 @@ class Engine:
             names = [schedule.name for schedule in planned[0].schedules_of(key)]
             if not names or (change.name and change.name not in names):
                 raise InvalidArgument(
-                    f"{key[0]} has no schedule {change.name!r} of this rule" if change.name
+                    f"{key[0]} has no schedule {change.name!r} of this rule"
+                    if change.name
                     else f"{key[0]} has no schedules of this rule"
                 )
-            edit: Callable[[LimitTable], None] = lambda table: table.remove_schedules(key, change.name)  # noqa: E731
+            edit: Callable[[LimitTable], None] = lambda table: table.remove_schedules(
+                key, change.name
+            )
         else:
             limits = {direction: Limit.with_default_burst(rate, 0)
                       for direction, rate in ((Direction.DOWN, change.down_bps), (Direction.UP, change.up_bps)) if rate}  # fmt: skip
@@ -828,7 +1000,9 @@ class Engine:
         edit(planned[0])
         return edit
 
-    def _change(self, edit: Callable[[LimitTable], None], clamped: dict[int, float] | None = None) -> None:
+    def _change(
+        self, edit: Callable[[LimitTable], None], clamped: dict[int, float] | None = None
+    ) -> None:
         """clamped: the pids _shrink_windows_first clamped for this edit; if it
         is refused, their windows go back to what the old table holds them to."""
         before = self._limits.copy()
@@ -841,7 +1015,9 @@ class Engine:
             self._apply_quietly()
             for pid in clamped or {}:
                 slot = self._process_slots.get(pid)
-                self._datapath.clamp_windows(pid, self._capped_slots.get(slot, NO_CAPS).window_bps if slot else 0)
+                self._datapath.clamp_windows(
+                    pid, self._capped_slots.get(slot, NO_CAPS).window_bps if slot else 0
+                )
             raise
 
     def _apply_quietly(self) -> None:
@@ -870,10 +1046,14 @@ class Engine:
         used_before = dict(self._limits.quota_use)
         turned = self._gating.apply(live, self._local_now(), gates, self._limits.quota_use)
         now = self._clock()
-        if self._limits.quota_use != used_before and (turned or now - self._quota_saved_at >= QUOTA_SAVE_S):
+        if self._limits.quota_use != used_before and (
+            turned or now - self._quota_saved_at >= QUOTA_SAVE_S
+        ):
             self._quota_saved_at = now
             try:
-                self._save_rules(self._limits)  # a restart goes on counting the period, not from zero
+                self._save_rules(
+                    self._limits
+                )  # a restart goes on counting the period, not from zero
             except HelperError as error:
                 log.error("could not store what the quotas used: %s", error)
 
@@ -888,14 +1068,26 @@ class Engine:
             for key in self._limits.in_force_of(app_id):
                 if self._reached_pids(key):
                     live[key] = self._limits.get(key)
-        for file_id in self._index.renamed_runners():  # administrators' rules on files run under other names
+        for (
+            file_id
+        ) in self._index.renamed_runners():  # administrators' rules on files run under other names
             key = (file_id, ADMIN_OWNER)
-            if key not in live and key in self._limits.in_force_of(file_id) and self._reached_pids(key):
+            if (
+                key not in live
+                and key in self._limits.in_force_of(file_id)
+                and self._reached_pids(key)
+            ):
                 live[key] = self._limits.get(key)
         for key in self._slots.rules():  # processes tagged since the last refresh (note_new_owner)
-            if key not in live and key in self._limits.in_force_of(key[0]) and self._slot_is_tagged(key):
+            if (
+                key not in live
+                and key in self._limits.in_force_of(key[0])
+                and self._slot_is_tagged(key)
+            ):
                 live[key] = self._limits.get(key)
-        if not self._linked:  # a priority alone orders nothing without a link: no slot, no tag, no class
+        if (
+            not self._linked
+        ):  # a priority alone orders nothing without a link: no slot, no tag, no class
             return [(key, limits) for key, limits in live.items()
                     if not all(limit.priority_only for limit in limits.values())]  # fmt: skip
         return list(live.items())
@@ -917,7 +1109,9 @@ class Engine:
                 for direction in self._linked.keys() - rated.keys():
                     wanted[direction][slot] = ClassSpec(0, 0, priority)
             limited_pids |= self._limited_pids(key, slot)
-        self._shaper.shape_namespaces_of(limited_pids)  # tc shapes in each of their network namespaces
+        self._shaper.shape_namespaces_of(
+            limited_pids
+        )  # tc shapes in each of their network namespaces
         self._shaper.reconcile(wanted)
         self._apply_error = ""
 
@@ -1004,12 +1198,18 @@ class Engine:
         if now - self._expiry_checked_at < EXPIRY_CHECK_S:
             return
         self._expiry_checked_at = now
-        gone = [key for key in self._limits.stored_keys() if key[1] != ADMIN_OWNER and program_is_gone(key[0])]
+        gone = [
+            key
+            for key in self._limits.stored_keys()
+            if key[1] != ADMIN_OWNER and program_is_gone(key[0])
+        ]
         if not gone:
             return
+
         def edit(table: LimitTable) -> None:
             for key in gone:
                 table.drop(key)
+
         try:
             self._change(edit)
         except HelperError as error:

@@ -22,14 +22,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction, LinkShapingInfo
 from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
 from chadthrottle.helper.kernel.path_delay import (
-    LinkCounters, PathSampler, internet_links, link_counters, shaper_wait_s,
+    LinkCounters,
+    PathSampler,
+    internet_links,
+    link_counters,
+    shaper_wait_s,
 )
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
+from pyroute2 import IPRoute
 
 log = logging.getLogger(__name__)
 SYS_NET = Path("/sys/class/net")
@@ -64,10 +67,14 @@ class LinkEstimation:
     socket is made there, on first use: pyroute2 0.9 opens one per thread,
     in the thread's namespace); close() when done."""
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic, make_ipr: Callable[[], Any] = IPRoute) -> None:
+    def __init__(
+        self, monotonic: Callable[[], float] = time.monotonic, make_ipr: Callable[[], Any] = IPRoute
+    ) -> None:
         self._make_ipr, self._monotonic = make_ipr, monotonic
         self._ipr: Any = None
-        self._setting: tuple[int, int] | None = None  # the starting values the estimate follows from
+        self._setting: tuple[int, int] | None = (
+            None  # the starting values the estimate follows from
+        )
         self._estimator: CapacityEstimator | None = None
         self._sampler: PathSampler | None = None
         self._last = 0.0
@@ -105,7 +112,9 @@ class LinkEstimation:
         ceiling = nic_ceiling(self._ipr)
         start = {Direction.DOWN: setting[0] or None, Direction.UP: setting[1] or None}
         self._estimator = CapacityEstimator(start, {direction: ceiling for direction in Direction})
-        self._sampler = PathSampler(self._read_links, lambda: shaper_wait_s(self._ipr, self._shaping()))
+        self._sampler = PathSampler(
+            self._read_links, lambda: shaper_wait_s(self._ipr, self._shaping())
+        )
         self._sampler.sample()
         self._last = self._monotonic()
 
@@ -113,10 +122,16 @@ class LinkEstimation:
         """The links with a default route (the way to the modem); every uplink when none has one."""
         counters = link_counters(self._ipr)
         wanted = internet_links(self._ipr) & set(counters)
-        return {index: counted for index, counted in counters.items() if index in wanted} if wanted else counters
+        return (
+            {index: counted for index, counted in counters.items() if index in wanted}
+            if wanted
+            else counters
+        )
 
     def _shaping(self) -> dict[Direction, float | None]:
         estimator = self._estimator
         if estimator is None:
             return {}
-        return {d: None if (c := estimator.capacity(d)) is None else c * SHAPE_SHARE for d in Direction}
+        return {
+            d: None if (c := estimator.capacity(d)) is None else c * SHAPE_SHARE for d in Direction
+        }

@@ -9,32 +9,44 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.backends import (
-    EBPF, TC, BackendRouter, Enforcer, choose_backends, describe_backends, kernel_config,
+    EBPF,
+    TC,
+    BackendRouter,
+    Enforcer,
+    choose_backends,
+    describe_backends,
+    kernel_config,
 )
 from chadthrottle.helper.engine.engine import Engine
 from chadthrottle.helper.engine.estimation import LinkEstimation
 from chadthrottle.helper.engine.limits import LimitTable
-from chadthrottle.helper.engine.rule_store import BackgroundSaver, RuleStore, StateFileError, rename_rules
+from chadthrottle.helper.engine.rule_store import (
+    BackgroundSaver,
+    RuleStore,
+    StateFileError,
+    rename_rules,
+)
 from chadthrottle.helper.identity.index import ApplicationIndex
-from chadthrottle.helper.identity.renames import certain_rename
 from chadthrottle.helper.identity.processes import all_pids
+from chadthrottle.helper.identity.renames import certain_rename
 from chadthrottle.helper.kernel.datapath import Datapath
-from chadthrottle.helper.kernel.policer import EbpfPolicer
-from chadthrottle.helper.kernel.proc_events import open_proc_events
 from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers, NoPacing
 from chadthrottle.helper.kernel.ownership import journal_instance
+from chadthrottle.helper.kernel.policer import EbpfPolicer
+from chadthrottle.helper.kernel.proc_events import open_proc_events
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
 from chadthrottle.helper.usage.recorder import FLUSH_INTERVAL_S, UsageRecorder
 from chadthrottle.helper.usage.store import UsageStore
+from pyroute2 import IPRoute
 
 log = logging.getLogger("chadthrottle.engine")
 
 TICK_INTERVAL_S = 1.0
-OWNER_POLL_MS = 500  # how long the owner thread may wait before checking for stop (events wake it at once)
+OWNER_POLL_MS = (
+    500  # how long the owner thread may wait before checking for stop (events wake it at once)
+)
 
 
 @dataclass(frozen=True)
@@ -43,18 +55,22 @@ class EngineOptions:
     backend: str = "auto"
     cache_dir: Path = Path("/var/cache/chadthrottle")
     usage_flush_s: float = FLUSH_INTERVAL_S  # how often the usage history is written
-    wall_clock: Callable[[], float] = time.time  # the time schedules and the usage history see (tests move it)
+    wall_clock: Callable[[], float] = (
+        time.time
+    )  # the time schedules and the usage history see (tests move it)
 
 
 def wall_clock_from_file(path: Path) -> Callable[[], float]:
     """A wall clock read from a file of unix seconds, for tests that move time
     across a schedule's minute (--wall-clock-file); the system's clock while
     the file says nothing usable."""
+
     def now() -> float:
         try:
             return float(path.read_text().strip())
         except (OSError, ValueError):
             return time.time()
+
     return now
 
 
@@ -62,8 +78,15 @@ class RunningEngine(Engine):
     """The engine with its kernel parts and its tick thread; close() undoes all."""
 
     def __init__(
-        self, datapath: Datapath, shaper: BackendRouter, ipr: IPRoute, config: dict[str, str] | None,
-        choice: dict[Direction, str], store: RuleStore, usage: UsageRecorder, socket_holders: set[int],
+        self,
+        datapath: Datapath,
+        shaper: BackendRouter,
+        ipr: IPRoute,
+        config: dict[str, str] | None,
+        choice: dict[Direction, str],
+        store: RuleStore,
+        usage: UsageRecorder,
+        socket_holders: set[int],
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """socket_holders: the processes that had sockets open before the
@@ -78,7 +101,9 @@ class RunningEngine(Engine):
             wall_clock=wall_clock,
         )  # fmt: skip
         self._kernel_parts = (datapath, shaper, ipr)
-        self._estimation = LinkEstimation()  # the link capacity, when the setting asks to estimate it
+        self._estimation = (
+            LinkEstimation()
+        )  # the link capacity, when the setting asks to estimate it
         self.note_socket_holders(socket_holders)
         datapath.watch_new_owners(self.note_new_owner)
         usage.start()
@@ -158,15 +183,26 @@ def build_engine(options: EngineOptions) -> RunningEngine:
         adopted = datapath.adopt_open_sockets(all_pids())
         log.info("adopted %d sockets of %d processes opened before the helper started",
                  sum(adopted.values()), len(adopted))  # fmt: skip
-        enforcers: dict[str, Enforcer] = {EBPF: EbpfPolicer(datapath)}  # the datapath's own: always there
+        enforcers: dict[str, Enforcer] = {
+            EBPF: EbpfPolicer(datapath)
+        }  # the datapath's own: always there
         if TC in choice.values():
-            instance = journal_instance(options.state_dir)  # a killed helper's objects are its successor's alone
+            instance = journal_instance(
+                options.state_dir
+            )  # a killed helper's objects are its successor's alone
             own = TcShaper(ipr, datapath.tc_program, datapath, instance=instance)
             enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_program, NoPacing(),
                                                                          instance=instance))  # fmt: skip
-        router = BackendRouter({d: (name, enforcers[name]) for d, name in choice.items()}, guard=(EBPF, enforcers[EBPF]))
-        usage = UsageRecorder(UsageStore(options.state_dir), options.usage_flush_s, wall_clock=options.wall_clock,
-                              rename=certain_rename)  # one clock: the history's days are the schedules' days
+        router = BackendRouter(
+            {d: (name, enforcers[name]) for d, name in choice.items()},
+            guard=(EBPF, enforcers[EBPF]),
+        )
+        usage = UsageRecorder(
+            UsageStore(options.state_dir),
+            options.usage_flush_s,
+            wall_clock=options.wall_clock,
+            rename=certain_rename,
+        )  # one clock: the history's days are the schedules' days
         return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir), usage, set(adopted),
                              options.wall_clock)  # fmt: skip
     except BaseException:

@@ -51,12 +51,19 @@ class Gating:
             for direction, limit in limits.items():
                 if limit.quota is not None:
                     stored = use.get((key, direction))
-                    state = self._quotas.follow(key, direction, limit.quota, slot, now, gates.used_since_set, stored)
+                    state = self._quotas.follow(
+                        key, direction, limit.quota, slot, now, gates.used_since_set, stored
+                    )
                     followed.add((key, direction))
                     use[(key, direction)] = (state.period_start, state.used)
-                    turned |= stored is None or stored[0] != state.period_start or (
-                        state.spent and stored[1] < limit.quota.budget_bytes)
-                    throttles = limit.quota.then_rate_bps and (key, direction) in self._shaped_at_then
+                    turned |= (
+                        stored is None
+                        or stored[0] != state.period_start
+                        or (state.spent and stored[1] < limit.quota.budget_bytes)
+                    )
+                    throttles = (
+                        limit.quota.then_rate_bps and (key, direction) in self._shaped_at_then
+                    )
                     if state.spent and not limit.blocked and throttles:
                         continue  # the shaper holds it at its then-rate now: rated()
                     if not limit.blocked:
@@ -64,7 +71,9 @@ class Gating:
                 if limit.blocked:
                     wanted[(slot, direction)] = GateSetting(blocked=True)
         self._quotas.keep_only(followed)
-        self._shaped_at_then &= {k for k in followed if (state := self._quotas.state(*k)) and state.spent}
+        self._shaped_at_then &= {
+            k for k in followed if (state := self._quotas.state(*k)) and state.spent
+        }
         for slot, direction in set(self._written) - set(wanted):
             gates.set(slot, direction, OPEN)
             del self._written[(slot, direction)]
@@ -73,16 +82,26 @@ class Gating:
             if self._written.get((slot, direction)) != setting:
                 gates.set(slot, direction, setting)
                 self._written[(slot, direction)] = setting
-                log.info("slot %d %s: %s", slot, direction.value,
-                         "blocked" if setting.blocked else f"{setting.budget_bytes} bytes of quota left")
+                log.info(
+                    "slot %d %s: %s",
+                    slot,
+                    direction.value,
+                    "blocked" if setting.blocked else f"{setting.budget_bytes} bytes of quota left",
+                )
         gates.renew()
         return turned
 
-    def quota_state(self, key: RuleKey, direction: Direction, gates: GatePort | None = None) -> QuotaState | None:
+    def quota_state(
+        self, key: RuleKey, direction: Direction, gates: GatePort | None = None
+    ) -> QuotaState | None:
         """As the last apply left it, with the kernel's count read now when
         gates are given (a listing is then not a tick behind)."""
         state = self._quotas.state(key, direction)
-        kernel = gates.used_since_set(state.slot, direction) if gates is not None and state is not None else None
+        kernel = (
+            gates.used_since_set(state.slot, direction)
+            if gates is not None and state is not None
+            else None
+        )
         if state is None or kernel is None or self._written.get((state.slot, direction)) is None:
             return state
         return replace(state, used=state.used_at_set + kernel[0])
@@ -94,7 +113,12 @@ class Gating:
         for direction, limit in limits.items():
             state = self._quotas.state(key, direction)
             rate = limit.rate_bps
-            if limit.quota is not None and limit.quota.then_rate_bps and state is not None and state.spent:
+            if (
+                limit.quota is not None
+                and limit.quota.then_rate_bps
+                and state is not None
+                and state.spent
+            ):
                 self._shaped_at_then.add((key, direction))
                 then = limit.quota.then_rate_bps
                 if not rate or then < rate:

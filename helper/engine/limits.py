@@ -67,8 +67,14 @@ def _overlay(plain: Limit | None, scheduled: Limit) -> Limit:
     replaces the plain rate; the plain block and quota stay in force."""
     if plain is None:
         return scheduled
-    rate, burst = (scheduled.rate_bps, scheduled.burst_bytes) if scheduled.rate_bps else (plain.rate_bps, plain.burst_bytes)
-    return dataclasses.replace(plain, rate_bps=rate, burst_bytes=burst, blocked=plain.blocked or scheduled.blocked)
+    rate, burst = (
+        (scheduled.rate_bps, scheduled.burst_bytes)
+        if scheduled.rate_bps
+        else (plain.rate_bps, plain.burst_bytes)
+    )
+    return dataclasses.replace(
+        plain, rate_bps=rate, burst_bytes=burst, blocked=plain.blocked or scheduled.blocked
+    )
 
 
 @dataclass(frozen=True)
@@ -150,10 +156,14 @@ class LimitTable:
         # of the schedules active now (activate()). Everything the engine plans
         # from reads this; set/clear change the plain limits beneath it.
         self._limits: dict[RuleKey, dict[Direction, Limit]] = {}
-        self._owners: dict[str, set[int]] = {}  # app id -> owners of its rules in force, for lookups by app
+        self._owners: dict[
+            str, set[int]
+        ] = {}  # app id -> owners of its rules in force, for lookups by app
         self._plain: dict[RuleKey, dict[Direction, Limit]] = {}
         self._schedules: dict[RuleKey, tuple[Schedule, ...]] = {}
-        self._active: dict[RuleKey, dict[Direction, Limit]] = {}  # limits of the schedules active now
+        self._active: dict[
+            RuleKey, dict[Direction, Limit]
+        ] = {}  # limits of the schedules active now
         self._activated_at: datetime | None = None
         self.paused = False
         self.link = LINK_OFF  # stored with the rules: SetLinkCapacity
@@ -202,7 +212,10 @@ class LimitTable:
     def _rebuild(self, key: RuleKey) -> None:
         """The limits in force for key: its plain ones, overlaid by its active schedule's."""
         plain = self._plain.get(key, {})
-        merged = {**plain, **{d: _overlay(plain.get(d), limit) for d, limit in self._active.get(key, {}).items()}}
+        merged = {
+            **plain,
+            **{d: _overlay(plain.get(d), limit) for d, limit in self._active.get(key, {}).items()},
+        }
         owners = self._owners.setdefault(key[0], set())
         if merged:
             self._limits[key] = merged
@@ -243,9 +256,17 @@ class LimitTable:
 
     def active_schedule(self, key: RuleKey, direction: Direction) -> str:
         """The name of the schedule that sets this direction of the rule now, "" none."""
-        if key not in self._active or direction not in self._active[key] or self._activated_at is None:
+        if (
+            key not in self._active
+            or direction not in self._active[key]
+            or self._activated_at is None
+        ):
             return ""
-        found = [s.name for s in self._schedules.get(key, ()) if direction in s.limits and s.is_active(self._activated_at)]
+        found = [
+            s.name
+            for s in self._schedules.get(key, ())
+            if direction in s.limits and s.is_active(self._activated_at)
+        ]
         return found[0] if found else ""
 
     def activate(self, local_now: datetime) -> bool:
@@ -253,7 +274,11 @@ class LimitTable:
         take out the others; whether the limits in force changed. Schedules
         switch on minutes: within the minute of the last call, nothing to do."""
         last = self._activated_at
-        if last is not None and (last.date(), last.hour, last.minute) == (local_now.date(), local_now.hour, local_now.minute):
+        if last is not None and (last.date(), last.hour, last.minute) == (
+            local_now.date(),
+            local_now.hour,
+            local_now.minute,
+        ):
             return False
         self._activated_at = local_now
         changed = False
@@ -309,7 +334,9 @@ class LimitTable:
 
     def rules_of(self, app_id: str) -> dict[int, dict[Direction, Limit]]:
         """owner -> limits of every rule on app_id."""
-        return {owner: dict(self._limits[(app_id, owner)]) for owner in self._owners.get(app_id, ())}
+        return {
+            owner: dict(self._limits[(app_id, owner)]) for owner in self._owners.get(app_id, ())
+        }
 
     def in_force_of(self, app_id: str) -> list[RuleKey]:
         """The rules on app_id the kernel should hold now (see enforced())."""
@@ -344,4 +371,6 @@ class LimitTable:
         rule an administrator rule outranks."""
         if self.paused:
             return []
-        return [(key, dict(limits)) for key, limits in self._limits.items() if not self.outranked(key)]
+        return [
+            (key, dict(limits)) for key, limits in self._limits.items() if not self.outranked(key)
+        ]

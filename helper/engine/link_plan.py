@@ -19,14 +19,20 @@ NO_CAPACITY = "no link capacity is set: priorities need it"
 ESTIMATING = "estimating the link capacity..."
 
 
-def capacities(link: LinkSetting, estimated: Mapping[Direction, int], paused: bool) -> dict[Direction, int]:
+def capacities(
+    link: LinkSetting, estimated: Mapping[Direction, int], paused: bool
+) -> dict[Direction, int]:
     """Per direction, the capacity to shape under now (only those with one):
     nothing while limits are paused (traffic flows as without the helper)."""
     if paused:
         return {}
     found = {}
     for direction in Direction:
-        capacity = (estimated.get(direction) or link.set_bps(direction)) if link.estimate else link.set_bps(direction)
+        capacity = (
+            (estimated.get(direction) or link.set_bps(direction))
+            if link.estimate
+            else link.set_bps(direction)
+        )
         if capacity:
             found[direction] = capacity
     return found
@@ -62,11 +68,18 @@ def link_problem(facts: LinkFacts, priorities_used: bool) -> str:
                 reasons.append(f"{direction.value}: {ESTIMATING}")
             continue
         if facts.backends.get(direction) != "tc":
-            reasons.append(f"the {facts.backends.get(direction, 'chosen')} backend cannot order {direction.value} traffic")
+            reasons.append(
+                f"the {facts.backends.get(direction, 'chosen')} backend cannot order {direction.value} traffic"
+            )
         elif direction not in facts.shaping:
-            reasons.append(f"{direction.value} is not shaped yet" + (f": {facts.apply_error}" if facts.apply_error else ""))
+            reasons.append(
+                f"{direction.value} is not shaped yet"
+                + (f": {facts.apply_error}" if facts.apply_error else "")
+            )
         elif facts.gaps.get(direction):
-            reasons.append(f"{direction.value} is not ordered on every uplink: {facts.gaps[direction]}")
+            reasons.append(
+                f"{direction.value} is not ordered on every uplink: {facts.gaps[direction]}"
+            )
     return "; ".join(reasons + _refused(facts, reasons))
 
 
@@ -82,11 +95,18 @@ def priority_problem(facts: LinkFacts, elsewhere: str = "") -> str:
         if direction not in facts.capacities:
             reasons.append(f"{direction.value} is not ordered: no capacity for it")
         elif facts.backends.get(direction) != "tc":
-            reasons.append(f"the {facts.backends.get(direction, 'chosen')} backend cannot order {direction.value} traffic")
+            reasons.append(
+                f"the {facts.backends.get(direction, 'chosen')} backend cannot order {direction.value} traffic"
+            )
         elif direction not in facts.shaping:
-            reasons.append(f"{direction.value} is not shaped yet" + (f": {facts.apply_error}" if facts.apply_error else ""))
+            reasons.append(
+                f"{direction.value} is not shaped yet"
+                + (f": {facts.apply_error}" if facts.apply_error else "")
+            )
         elif facts.gaps.get(direction):
-            reasons.append(f"{direction.value} is not ordered on every uplink: {facts.gaps[direction]}")
+            reasons.append(
+                f"{direction.value} is not ordered on every uplink: {facts.gaps[direction]}"
+            )
     if elsewhere:
         reasons.append(f"its traffic in namespace {elsewhere} is not ordered")
     return "; ".join(reasons + _refused(facts, reasons))
@@ -95,6 +115,10 @@ def priority_problem(facts: LinkFacts, elsewhere: str = "") -> str:
 def _refused(facts: LinkFacts, reasons: list[str]) -> list[str]:
     """The kernel's refusal of the last plan while a tree stands (a class
     may be missing), unless a reason above already gives it."""
-    if not facts.apply_error or not facts.shaping or any(facts.apply_error in reason for reason in reasons):
+    if (
+        not facts.apply_error
+        or not facts.shaping
+        or any(facts.apply_error in reason for reason in reasons)
+    ):
         return []
     return [f"the kernel refused the last change: {facts.apply_error}"]

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction
 from chadthrottle.helper.engine.api import Viewer
 from chadthrottle.helper.engine.limits import Limit, priority_of
-from chadthrottle.priority import Priority
 from chadthrottle.helper.engine.rates import AppTraffic, UidKey
-from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.engine.rule_view import shown_rule
+from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.identity.index import Application
+from chadthrottle.priority import Priority
 
 EXITED_VISIBLE_S = 60.0
 
@@ -78,12 +78,18 @@ def build_listing(
     problems = problems or {}
     app_problems = app_problems or {}
 
-    def problem(app_id: str, direction: Direction, limits: Mapping[Direction, Limit], held: DirectionHeld) -> str:
+    def problem(
+        app_id: str, direction: Direction, limits: Mapping[Direction, Limit], held: DirectionHeld
+    ) -> str:
         if direction not in limits or limits[direction].priority_only:
             return ""  # no limit (at most a priority: its problem is priority_problem)
-        if gates is not None and not held.rate_bps:  # a block or a quota alone: the gates hold it on every
-            return paused_problem                    # path, whatever the backends can shape
-        return "; ".join(filter(None, [problems.get(direction, ""), app_problems.get((app_id, direction), "")]))
+        if (
+            gates is not None and not held.rate_bps
+        ):  # a block or a quota alone: the gates hold it on every
+            return paused_problem  # path, whatever the backends can shape
+        return "; ".join(
+            filter(None, [problems.get(direction, ""), app_problems.get((app_id, direction), "")])
+        )
 
     listing = []
     for app_id in sorted(set(traffic) | set(rules)):
@@ -94,7 +100,9 @@ def build_listing(
         if app is not None and not viewer.sees_all and len(uids) > 1 and viewer.uid in uids:
             counters = shares.get((app_id, viewer.uid), AppTraffic())
             uids = frozenset({viewer.uid})
-            pids = tuple(sorted(pid for pid, process in app.processes.items() if process.uid == viewer.uid))
+            pids = tuple(
+                sorted(pid for pid, process in app.processes.items() if process.uid == viewer.uid)
+            )
         shown = shown_rule(rules.get(app_id, {}), viewer, uids)
         if app is None and shown is None and now - counters.last_active > EXITED_VISIBLE_S:
             continue
@@ -103,7 +111,9 @@ def build_listing(
         down, up = held.get(Direction.DOWN, NOT_HELD), held.get(Direction.UP, NOT_HELD)
         identity = app.identity if app else known.get(app_id)
         priority = priority_of(dict(limits))
-        priority_problem, rtt_us = priorities(app_id, priority) if priorities is not None else ("", 0)
+        priority_problem, rtt_us = (
+            priorities(app_id, priority) if priorities is not None else ("", 0)
+        )
         listing.append(
             ApplicationInfo(
                 id=app_id,
@@ -115,7 +125,9 @@ def build_listing(
                 up_bps=counters.up_bps,
                 rx_bytes=counters.rx_bytes,
                 tx_bytes=counters.tx_bytes,
-                down_limit_bps=down.rate_bps if gates is not None else _rate(limits, Direction.DOWN),
+                down_limit_bps=down.rate_bps
+                if gates is not None
+                else _rate(limits, Direction.DOWN),
                 up_limit_bps=up.rate_bps if gates is not None else _rate(limits, Direction.UP),
                 loopback_down_bps=counters.loopback_down_bps,
                 loopback_up_bps=counters.loopback_up_bps,

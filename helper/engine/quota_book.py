@@ -59,10 +59,20 @@ class QuotaBook:
         start = period_start(quota, now).timestamp()
         was = self._states.get((key, direction))
         if was is None and stored is not None and stored[0] == start:
-            was = QuotaState(quota, start, 0, stored[1], stored[1])  # slot 0: no count in this kernel
+            was = QuotaState(
+                quota, start, 0, stored[1], stored[1]
+            )  # slot 0: no count in this kernel
         kernel = counted(was.slot, direction) if was is not None else None
-        used = was.used_at_set + kernel[0] if was is not None and kernel is not None else (was.used if was else 0)
-        if was is not None and (was.quota, was.period_start, was.slot) == (quota, start, slot) and kernel is not None:
+        used = (
+            was.used_at_set + kernel[0]
+            if was is not None and kernel is not None
+            else (was.used if was else 0)
+        )
+        if (
+            was is not None
+            and (was.quota, was.period_start, was.slot) == (quota, start, slot)
+            and kernel is not None
+        ):
             state = QuotaState(quota, start, slot, was.used_at_set, used)
         else:  # the kernel's budget is set again from this
             used = used if was is not None and was.period_start == start else 0

@@ -37,7 +37,9 @@ class Quota:
     then_rate_bps: int = 0
 
     @classmethod
-    def checked(cls, budget_bytes: object, period: object, reset_minute: object, then_rate_bps: object) -> Quota:
+    def checked(
+        cls, budget_bytes: object, period: object, reset_minute: object, then_rate_bps: object
+    ) -> Quota:
         """InvalidArgument, naming the value, for anything out of form."""
         return cls(check_budget(budget_bytes), check_period(period), check_reset_minute(reset_minute),
                    check_then_rate(then_rate_bps))  # fmt: skip
@@ -45,8 +47,10 @@ class Quota:
 
 def check_budget(budget_bytes: object) -> int:
     if type(budget_bytes) is not int or not MIN_QUOTA_BYTES <= budget_bytes <= MAX_QUOTA_BYTES:
-        raise InvalidArgument(f"a quota must be {MIN_QUOTA_BYTES}..{MAX_QUOTA_BYTES} bytes, not {budget_bytes!r}"
-                              " (to remove one, clear it)")
+        raise InvalidArgument(
+            f"a quota must be {MIN_QUOTA_BYTES}..{MAX_QUOTA_BYTES} bytes, not {budget_bytes!r}"
+            " (to remove one, clear it)"
+        )
     return budget_bytes
 
 
@@ -58,14 +62,20 @@ def check_period(period: object) -> Period:
 
 def check_reset_minute(reset_minute: object) -> int:
     if type(reset_minute) is not int or not 0 <= reset_minute < MINUTES_PER_DAY:
-        raise InvalidArgument(f"the reset time must be a minute of the day (0..1439), not {reset_minute!r}")
+        raise InvalidArgument(
+            f"the reset time must be a minute of the day (0..1439), not {reset_minute!r}"
+        )
     return reset_minute
 
 
 def check_then_rate(then_rate_bps: object) -> int:
-    if type(then_rate_bps) is not int or not (then_rate_bps == 0 or MIN_RATE_BPS <= then_rate_bps <= MAX_RATE_BPS):
-        raise InvalidArgument(f"the rate after the quota must be 0 (block) or {MIN_RATE_BPS}..{MAX_RATE_BPS} "
-                              f"bytes/s, not {then_rate_bps!r}")
+    if type(then_rate_bps) is not int or not (
+        then_rate_bps == 0 or MIN_RATE_BPS <= then_rate_bps <= MAX_RATE_BPS
+    ):
+        raise InvalidArgument(
+            f"the rate after the quota must be 0 (block) or {MIN_RATE_BPS}..{MAX_RATE_BPS} "
+            f"bytes/s, not {then_rate_bps!r}"
+        )
     return then_rate_bps
 
 

@@ -18,7 +18,6 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-
 LOOPBACK_IFINDEX = 1  # the kernel gives every namespace's lo index 1
 InterfaceKey = tuple[int, int]  # (netns cookie, ifindex): indices repeat across namespaces
 UidKey = tuple[str, "int | None"]  # (application id, uid; None: unreadable)
@@ -72,7 +71,9 @@ class RateMeter:
         self._history: deque[tuple[float, dict[str, AppTraffic]]] = deque(maxlen=window_ticks)
         self.apps: dict[str, AppTraffic] = {}
         self._shaped_history: deque[tuple[float, dict[str, int]]] = deque(maxlen=window_ticks)
-        self._interface_history: deque[tuple[float, dict[InterfaceKey, AppTraffic]]] = deque(maxlen=window_ticks)
+        self._interface_history: deque[tuple[float, dict[InterfaceKey, AppTraffic]]] = deque(
+            maxlen=window_ticks
+        )
         self.interfaces: dict[InterfaceKey, AppTraffic] = {}  # every socket's traffic
         # final counts of exited processes, whose counters the datapath removed
         self._retired_apps: dict[str, AppTraffic] = defaultdict(AppTraffic)
@@ -80,7 +81,9 @@ class RateMeter:
         # Applications run by several users now: each user's share of them, so
         # a user is shown their own processes' traffic and nobody else's.
         self.by_uid: dict[UidKey, AppTraffic] = {}
-        self._uid_history: deque[tuple[float, dict[UidKey, AppTraffic]]] = deque(maxlen=window_ticks)
+        self._uid_history: deque[tuple[float, dict[UidKey, AppTraffic]]] = deque(
+            maxlen=window_ticks
+        )
         self._retired_interfaces: dict[InterfaceKey, AppTraffic] = defaultdict(AppTraffic)
         self._uid_of_app: dict[str, int | None] = {}  # whose processes it last had
 
@@ -98,7 +101,11 @@ class RateMeter:
         rule): those idle for longer than idle_s, and beyond per_uid per user,
         the least recently active first. Returns the ids forgotten."""
         living = set(self._app_of_tgid.values())
-        exited = (self.apps.keys() | self._retired_apps.keys() | self._uid_of_app.keys()) - living - set(keep)
+        exited = (
+            (self.apps.keys() | self._retired_apps.keys() | self._uid_of_app.keys())
+            - living
+            - set(keep)
+        )
         if not exited:
             return set()
 
@@ -118,8 +125,14 @@ class RateMeter:
                 app_ids.sort(key=last_active, reverse=True)
                 forgotten.update(app_ids[per_uid:])
         if forgotten:  # rebuilt, not deleted from: a dict's table never shrinks
-            self._retired_by_uid = defaultdict(AppTraffic, {
-                key: traffic for key, traffic in self._retired_by_uid.items() if key[0] not in forgotten})
+            self._retired_by_uid = defaultdict(
+                AppTraffic,
+                {
+                    key: traffic
+                    for key, traffic in self._retired_by_uid.items()
+                    if key[0] not in forgotten
+                },
+            )
         for app_id in forgotten:
             self._retired_apps.pop(app_id, None)
             self.apps.pop(app_id, None)
@@ -137,17 +150,25 @@ class RateMeter:
         interface's totals; then forget whose the exited pids were, so the map
         holds only living processes."""
         for sample in final_samples:
-            _add(self._retired_interfaces[(sample.netns_cookie, sample.ifindex)], sample, split_loopback=False)
+            _add(
+                self._retired_interfaces[(sample.netns_cookie, sample.ifindex)],
+                sample,
+                split_loopback=False,
+            )
             app_id = self._app_of_tgid.get(sample.owner_tgid)
             if app_id is not None:
                 _add(self._retired_apps[app_id], sample)
-                _add(self._retired_by_uid[(app_id, self._uid_of_tgid.get(sample.owner_tgid))], sample)
+                _add(
+                    self._retired_by_uid[(app_id, self._uid_of_tgid.get(sample.owner_tgid))], sample
+                )
         for tgid in exited:
             self._app_of_tgid.pop(tgid, None)
             if tgid in self._uid_of_tgid:
                 del self._uid_of_tgid[tgid]
                 self._uid_pops += 1
-        if self._uid_pops > len(self._uid_of_tgid):  # a dict never shrinks its table: copy it (amortized)
+        if self._uid_pops > len(
+            self._uid_of_tgid
+        ):  # a dict never shrinks its table: copy it (amortized)
             self._uid_of_tgid, self._uid_pops = dict(self._uid_of_tgid), 0
 
     def owner_of(self, tgid: int) -> tuple[str, int | None] | None:
@@ -184,7 +205,6 @@ class RateMeter:
             uids[app_id].add(self._uid_of_tgid.get(tgid))
         return {app_id for app_id, users in uids.items() if len(users) > 1}
 
-
     def _update_interfaces(self, samples: list[CounterSample], now: float) -> None:
         """Per interface, every socket's bytes, attributed or not: machine totals."""
         totals: dict[InterfaceKey, AppTraffic] = defaultdict(AppTraffic)
@@ -209,7 +229,9 @@ class RateMeter:
         lands on a fast connection TCP fills the queue in a burst and then
         waits, so they show bursts, while the shaper's output is steady."""
         for app_id, sent in sent_bytes.items():
-            past = next(((t, apps[app_id]) for t, apps in self._shaped_history if app_id in apps), None)
+            past = next(
+                ((t, apps[app_id]) for t, apps in self._shaped_history if app_id in apps), None
+            )
             traffic = self.apps.get(app_id)
             if traffic is None or past is None or now <= past[0] or sent < past[1]:
                 continue  # a new or re-created class: no rate yet
@@ -234,8 +256,12 @@ def _with_rates(totals: dict[K, AppTraffic], history: deque[tuple[float, dict[K,
         # counters may shrink when the LRU map evicts a key: never negative
         traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / elapsed
         traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / elapsed
-        traffic.loopback_down_bps = max(0, traffic.loopback_rx_bytes - old.loopback_rx_bytes) / elapsed
-        traffic.loopback_up_bps = max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
+        traffic.loopback_down_bps = (
+            max(0, traffic.loopback_rx_bytes - old.loopback_rx_bytes) / elapsed
+        )
+        traffic.loopback_up_bps = (
+            max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
+        )
     history.append((now, dict(totals)))
     return dict(totals)
 
@@ -250,8 +276,15 @@ def _add(traffic: AppTraffic, sample: CounterSample, split_loopback: bool = True
 
 
 def _counts_of(traffic: AppTraffic) -> AppTraffic:
-    return AppTraffic(traffic.rx_bytes, traffic.tx_bytes, traffic.loopback_rx_bytes, traffic.loopback_tx_bytes)
+    return AppTraffic(
+        traffic.rx_bytes, traffic.tx_bytes, traffic.loopback_rx_bytes, traffic.loopback_tx_bytes
+    )
 
 
 def _counters(traffic: AppTraffic) -> tuple[int, int, int, int]:
-    return (traffic.rx_bytes, traffic.tx_bytes, traffic.loopback_rx_bytes, traffic.loopback_tx_bytes)
+    return (
+        traffic.rx_bytes,
+        traffic.tx_bytes,
+        traffic.loopback_rx_bytes,
+        traffic.loopback_tx_bytes,
+    )

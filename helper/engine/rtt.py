@@ -48,13 +48,19 @@ class RttWatch:
     """rtt_us and elsewhere per application, from the last measure(); also
     per user of it (seen_by), since a user is shown only their own processes."""
 
-    def __init__(self, every_s: float = EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, every_s: float = EVERY_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._every_s, self._clock = every_s, clock
         self._measured_at = float("-inf")
         self.rtt_us: dict[str, int] = {}  # app id -> median srtt, us (absent: unknown)
-        self.elsewhere: dict[str, str] = {}  # app id -> another network namespace its sockets are in
+        self.elsewhere: dict[
+            str, str
+        ] = {}  # app id -> another network namespace its sockets are in
         self.measured: frozenset[str] = frozenset()  # the app ids the last measure was given
-        self._by_user: dict[tuple[str, int], tuple[int, str]] = {}  # (app id, uid) -> (rtt_us, elsewhere)
+        self._by_user: dict[
+            tuple[str, int], tuple[int, str]
+        ] = {}  # (app id, uid) -> (rtt_us, elsewhere)
 
     def due(self) -> bool:
         return self._clock() - self._measured_at >= self._every_s
@@ -66,7 +72,9 @@ class RttWatch:
             return self.rtt_us.get(app_id, 0), self.elsewhere.get(app_id, "")
         return self._by_user.get((app_id, uid), (0, ""))
 
-    def measure(self, apps: Mapping[str, list[int]], rtt: bool = True, uids: Mapping[int, int] | None = None) -> None:
+    def measure(
+        self, apps: Mapping[str, list[int]], rtt: bool = True, uids: Mapping[int, int] | None = None
+    ) -> None:
         """apps: application id -> its pids (those whose priority is not normal).
         rtt False: only where their sockets are (no sock_diag dump); rtt_us is
         forgotten rather than kept stale. uids: pid -> its user, for seen_by."""
@@ -74,7 +82,9 @@ class RttWatch:
         self.measured = frozenset(apps)
         uids = uids or {}
         own = _netns(os.getpid())
-        inodes: dict[str, dict[tuple[str, int | None], set[int]]] = {}  # netns -> (app id, uid) -> socket inodes
+        inodes: dict[
+            str, dict[tuple[str, int | None], set[int]]
+        ] = {}  # netns -> (app id, uid) -> socket inodes
         readers: dict[str, int] = {}  # netns -> a pid in it
         elsewhere: dict[tuple[str, int | None], str] = {}
         for app_id, pids in apps.items():
@@ -96,15 +106,23 @@ class RttWatch:
             wanted = frozenset().union(*by_key.values())
             try:
                 dump = lambda: tcp_rtt_here(wanted)  # noqa: E731
-                rtts = dump() if netns == own else in_netns(f"/proc/{readers[netns]}/ns/net", dump) or {}
+                rtts = (
+                    dump()
+                    if netns == own
+                    else in_netns(f"/proc/{readers[netns]}/ns/net", dump) or {}
+                )
             except OSError:
                 continue
             for key, key_inodes in by_key.items():
-                samples.setdefault(key, []).extend(rtts[inode] for inode in key_inodes if inode in rtts)
+                samples.setdefault(key, []).extend(
+                    rtts[inode] for inode in key_inodes if inode in rtts
+                )
         by_app: dict[str, list[int]] = {}
         for (app_id, _uid), values in samples.items():
             by_app.setdefault(app_id, []).extend(values)
-        self.rtt_us = {app_id: int(statistics.median(values)) for app_id, values in by_app.items() if values}
+        self.rtt_us = {
+            app_id: int(statistics.median(values)) for app_id, values in by_app.items() if values
+        }
         users = {key for key in [*samples, *elsewhere] if key[1] is not None}
         self._by_user = {(app_id, uid): (int(statistics.median(samples[(app_id, uid)])) if samples.get((app_id, uid))
                                          else 0, elsewhere.get((app_id, uid), ""))

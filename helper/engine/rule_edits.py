@@ -12,7 +12,14 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.engine.api import ClearLimit, ClearQuota, SetBlocked, SetLimit, SetPriority, SetQuota
+from chadthrottle.helper.engine.api import (
+    ClearLimit,
+    ClearQuota,
+    SetBlocked,
+    SetLimit,
+    SetPriority,
+    SetQuota,
+)
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey
 from chadthrottle.priority import Priority
 
@@ -22,16 +29,22 @@ NOTHING = Limit(0, 0)
 
 def removes_only(change: DirectionChange) -> bool:
     """A change that can only take something away: it makes no new rule."""
-    return (isinstance(change, (ClearLimit, ClearQuota)) or (isinstance(change, SetBlocked) and not change.blocked)
-            or (isinstance(change, SetPriority) and change.priority is Priority.NORMAL))
+    return (
+        isinstance(change, (ClearLimit, ClearQuota))
+        or (isinstance(change, SetBlocked) and not change.blocked)
+        or (isinstance(change, SetPriority) and change.priority is Priority.NORMAL)
+    )
 
 
 def direction_edit(change: DirectionChange, key: RuleKey) -> Callable[[LimitTable], None]:
     """The edit of the plain limits of key's directions that change makes."""
     if isinstance(change, SetLimit):
-        limit = Limit.with_default_burst(change.rate_bps, change.burst_bytes)  # InvalidArgument now, not later
+        limit = Limit.with_default_burst(
+            change.rate_bps, change.burst_bytes
+        )  # InvalidArgument now, not later
         new: Callable[[Limit | None], Limit | None] = lambda old: replace(
-            old or NOTHING, rate_bps=limit.rate_bps, burst_bytes=limit.burst_bytes)
+            old or NOTHING, rate_bps=limit.rate_bps, burst_bytes=limit.burst_bytes
+        )
         directions = (change.direction,)
     elif isinstance(change, ClearLimit):
         new = lambda old: replace(old, rate_bps=0, burst_bytes=0) if old else None  # noqa: E731

@@ -48,7 +48,13 @@ from chadthrottle.contract import (
 from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.engine.limits import LINK_OFF, MAX_SLOTS, Limit, LimitTable, LinkSetting
 from chadthrottle.helper.engine.quotas import Quota
-from chadthrottle.helper.engine.schedules import Schedule, check_fits, format_days, format_minute, make_schedule
+from chadthrottle.helper.engine.schedules import (
+    Schedule,
+    check_fits,
+    format_days,
+    format_minute,
+    make_schedule,
+)
 from chadthrottle.helper.errors import HelperError, InvalidArgument
 from chadthrottle.priority import Priority
 
@@ -70,19 +76,28 @@ _GATE_FIELDS = frozenset({"blocked", "quota", "priority"})  # optional: a block,
 _LINK_KEY = "link"
 _LINK_FIELDS = frozenset({"down_bps", "up_bps", "estimate"})
 _QUOTA_FIELDS = frozenset({"budget_bytes", "period", "reset_minute", "then_rate_bps"})
-_QUOTA_USE_FIELDS = frozenset({"period_start", "used_bytes"})  # what the current period used, when stored
+_QUOTA_USE_FIELDS = frozenset(
+    {"period_start", "used_bytes"}
+)  # what the current period used, when stored
 
 
 def _decode_use(where: str, value: Any) -> tuple[float, int] | None:
     """A quota's stored use; one that does not make sense is dropped (the
     period then counts from zero), not the rule."""
-    if not isinstance(value, dict) or not _QUOTA_USE_FIELDS <= set(value):
+    if not isinstance(value, dict) or not set(value) >= _QUOTA_USE_FIELDS:
         return None
     start, used = value["period_start"], value["used_bytes"]
-    if type(start) not in (int, float) or not 0 <= start < 2**40 or not _is_int(used) or not 0 <= used < 2**62:
+    if (
+        type(start) not in (int, float)
+        or not 0 <= start < 2**40
+        or not _is_int(used)
+        or not 0 <= used < 2**62
+    ):
         log.error("%s: dropped the stored use of its quota (%r, %r)", where, start, used)
         return None
     return float(start), int(used)
+
+
 _DIRECTIONS = {direction.value: direction for direction in Direction}
 _RULE_KEYS = frozenset({"app_id", "owner"})
 _SCHEDULES_KEY = "schedules"
@@ -116,28 +131,44 @@ def encode_rules(table: LimitTable) -> bytes:
     rules = []
     plain = dict(table.plain_items())
     for app_id, owner in sorted(table.stored_keys()):
-        rule: dict[str, Any] = {"app_id": app_id, "owner": _ADMIN_OWNER_TEXT if owner == ADMIN_OWNER else owner}
+        rule: dict[str, Any] = {
+            "app_id": app_id,
+            "owner": _ADMIN_OWNER_TEXT if owner == ADMIN_OWNER else owner,
+        }
         rule.update(_encode_limits(plain.get((app_id, owner), {})))
         for direction in Direction:
             use = table.quota_use.get(((app_id, owner), direction))
             if use is not None and "quota" in rule.get(direction.value, {}):
-                rule[direction.value]["quota"].update({"period_start": use[0], "used_bytes": use[1]})
+                rule[direction.value]["quota"].update(
+                    {"period_start": use[0], "used_bytes": use[1]}
+                )
         schedules = table.schedules_of((app_id, owner))
         if schedules:
             rule[_SCHEDULES_KEY] = [
-                {"days": format_days(s.days), "from": format_minute(s.start), "to": format_minute(s.end),
-                 **_encode_limits(s.limits)}  # fmt: skip
+                {
+                    "days": format_days(s.days),
+                    "from": format_minute(s.start),
+                    "to": format_minute(s.end),
+                    **_encode_limits(s.limits),
+                }  # fmt: skip
                 for s in schedules
             ]
         rules.append(rule)
     # Version 3 while no priority and no link is stored: a helper from before them still reads it.
     uses_priorities = not table.link.is_off or any(_has_priority(rule) for rule in rules)
-    document: dict[str, Any] = {"version": FORMAT_VERSION if uses_priorities else NO_PRIORITIES_VERSION, "rules": rules}
+    document: dict[str, Any] = {
+        "version": FORMAT_VERSION if uses_priorities else NO_PRIORITIES_VERSION,
+        "rules": rules,
+    }
     if table.paused:  # written only when set
         document["paused"] = True
     if not table.link.is_off:
         link = table.link
-        document[_LINK_KEY] = {"down_bps": link.down_bps, "up_bps": link.up_bps, "estimate": link.estimate}
+        document[_LINK_KEY] = {
+            "down_bps": link.down_bps,
+            "up_bps": link.up_bps,
+            "estimate": link.estimate,
+        }
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -166,36 +197,54 @@ def _decode_schedules(app_id: str, value: Any) -> list[Schedule]:
         raise BadRule(f"application {app_id!r}: 'schedules' is not a non-empty list")
     found: list[Schedule] = []
     for entry in value:
-        if not isinstance(entry, dict) or not _SCHEDULE_KEYS <= set(entry):
+        if not isinstance(entry, dict) or not set(entry) >= _SCHEDULE_KEYS:
             raise BadRule(f"application {app_id!r}: a schedule needs {sorted(_SCHEDULE_KEYS)}")
         limits = {k: v for k, v in entry.items() if k not in _SCHEDULE_KEYS}
         try:
-            schedule = make_schedule(entry["days"], entry["from"], entry["to"], _decode_limits(app_id, limits))
+            schedule = make_schedule(
+                entry["days"], entry["from"], entry["to"], _decode_limits(app_id, limits)
+            )
             if any(limit.quota is not None for limit in schedule.limits.values()):
                 raise InvalidArgument("a schedule holds a rate or a block, not a quota")
             check_fits(schedule, found)
         except InvalidArgument as error:
-            raise BadRule(f"application {app_id!r}: schedule {entry.get('days')!r}: {error}") from None
+            raise BadRule(
+                f"application {app_id!r}: schedule {entry.get('days')!r}: {error}"
+            ) from None
         found.append(schedule)
     return found
 
 
 def _decode_limit(where: str, value: Any) -> Limit:
-    if not isinstance(value, dict) or not _LIMIT_FIELDS <= set(value) <= _LIMIT_FIELDS | _GATE_FIELDS:
-        raise BadRule(f"{where}: expected {sorted(_LIMIT_FIELDS)} and at most {sorted(_GATE_FIELDS)}")
+    if (
+        not isinstance(value, dict)
+        or not _LIMIT_FIELDS <= set(value) <= _LIMIT_FIELDS | _GATE_FIELDS
+    ):
+        raise BadRule(
+            f"{where}: expected {sorted(_LIMIT_FIELDS)} and at most {sorted(_GATE_FIELDS)}"
+        )
     blocked = value.get("blocked", False)
     if blocked is not True and blocked is not False:
         raise BadRule(f"{where}: blocked {blocked!r} is not true or false")
     quota = _decode_quota(where, value["quota"]) if "quota" in value else None
     priority = _decode_priority(where, value.get("priority", Priority.NORMAL.value))
     rate_bps, burst_bytes = value["rate_bps"], value["burst_bytes"]
-    if (blocked or quota or priority is not Priority.NORMAL) and rate_bps == 0 and burst_bytes == 0 \
-            and _is_int(rate_bps) and _is_int(burst_bytes):
-        return Limit(0, 0, blocked, quota, priority)  # a block, a quota or a priority with no rate beneath
+    if (
+        (blocked or quota or priority is not Priority.NORMAL)
+        and rate_bps == 0
+        and burst_bytes == 0
+        and _is_int(rate_bps)
+        and _is_int(burst_bytes)
+    ):
+        return Limit(
+            0, 0, blocked, quota, priority
+        )  # a block, a quota or a priority with no rate beneath
     if not _is_int(rate_bps) or not MIN_RATE_BPS <= rate_bps <= MAX_RATE_BPS:
         raise BadRule(f"{where}: rate_bps {rate_bps!r} is not in {MIN_RATE_BPS}..{MAX_RATE_BPS}")
     if not _is_int(burst_bytes) or not MIN_BURST_BYTES <= burst_bytes <= MAX_BURST_BYTES:
-        raise BadRule(f"{where}: burst_bytes {burst_bytes!r} is not in {MIN_BURST_BYTES}..{MAX_BURST_BYTES}")
+        raise BadRule(
+            f"{where}: burst_bytes {burst_bytes!r} is not in {MIN_BURST_BYTES}..{MAX_BURST_BYTES}"
+        )
     return Limit(rate_bps, burst_bytes, blocked, quota, priority)
 
 
@@ -204,7 +253,9 @@ def _decode_priority(where: str, value: Any) -> Priority:
         for member in Priority:
             if member.value == value:
                 return member
-    raise BadRule(f"{where}: priority {value!r} is not one of {', '.join(p.value for p in Priority)}")
+    raise BadRule(
+        f"{where}: priority {value!r} is not one of {', '.join(p.value for p in Priority)}"
+    )
 
 
 def _decode_link(value: Any) -> LinkSetting:
@@ -215,7 +266,12 @@ def _decode_link(value: Any) -> LinkSetting:
     down, up, estimate = value["down_bps"], value["up_bps"], value["estimate"]
     for rate in (down, up):
         if not _is_int(rate) or not (rate == 0 or MIN_RATE_BPS <= rate <= MAX_RATE_BPS):
-            log.error("left out the stored link capacity: %r is not 0 or %d..%d", rate, MIN_RATE_BPS, MAX_RATE_BPS)
+            log.error(
+                "left out the stored link capacity: %r is not 0 or %d..%d",
+                rate,
+                MIN_RATE_BPS,
+                MAX_RATE_BPS,
+            )
             return LINK_OFF
     if type(estimate) is not bool:
         log.error("left out the stored link capacity: estimate %r is not true or false", estimate)
@@ -224,10 +280,17 @@ def _decode_link(value: Any) -> LinkSetting:
 
 
 def _decode_quota(where: str, value: Any) -> Quota:
-    if not isinstance(value, dict) or not _QUOTA_FIELDS <= set(value) <= _QUOTA_FIELDS | _QUOTA_USE_FIELDS:
-        raise BadRule(f"{where}: a quota needs exactly {sorted(_QUOTA_FIELDS)}, and may have {sorted(_QUOTA_USE_FIELDS)}")
+    if (
+        not isinstance(value, dict)
+        or not _QUOTA_FIELDS <= set(value) <= _QUOTA_FIELDS | _QUOTA_USE_FIELDS
+    ):
+        raise BadRule(
+            f"{where}: a quota needs exactly {sorted(_QUOTA_FIELDS)}, and may have {sorted(_QUOTA_USE_FIELDS)}"
+        )
     try:
-        return Quota.checked(value["budget_bytes"], value["period"], value["reset_minute"], value["then_rate_bps"])
+        return Quota.checked(
+            value["budget_bytes"], value["period"], value["reset_minute"], value["then_rate_bps"]
+        )
     except InvalidArgument as error:
         raise BadRule(f"{where}: {error}") from None
 
@@ -246,20 +309,27 @@ def _decode_owner(app_id: str, owner: Any) -> int:
     if owner == _ADMIN_OWNER_TEXT:
         return ADMIN_OWNER
     if not _is_int(owner) or not 0 <= owner <= _MAX_UID:
-        raise BadRule(f"application {app_id!r}: owner {owner!r} is neither {_ADMIN_OWNER_TEXT!r} nor a uid")
+        raise BadRule(
+            f"application {app_id!r}: owner {owner!r} is neither {_ADMIN_OWNER_TEXT!r} nor a uid"
+        )
     return int(owner)
 
 
 def _decode_limits(app_id: str, limits: Any) -> dict[Direction, Limit]:
     if not isinstance(limits, dict) or not limits or not set(limits) <= set(_DIRECTIONS):
         raise BadRule(f"application {app_id!r}: expected limits for 'down' and/or 'up'")
-    return {_DIRECTIONS[name]: _decode_limit(f"{app_id} {name}", value) for name, value in limits.items()}
+    return {
+        _DIRECTIONS[name]: _decode_limit(f"{app_id} {name}", value)
+        for name, value in limits.items()
+    }
 
 
 def _legacy_rules(document: dict[str, Any]) -> list[tuple[Any, Any, Any]]:
     """(app id, owner, limits) of a version-1 file: every rule the administrator's."""
     if set(document) - {"version", "applications", "paused"} or "applications" not in document:
-        raise CorruptStateFile("expected the keys 'version' and 'applications', and at most 'paused'")
+        raise CorruptStateFile(
+            "expected the keys 'version' and 'applications', and at most 'paused'"
+        )
     applications = document["applications"]
     if not isinstance(applications, dict):
         raise CorruptStateFile("'applications' is not an object")
@@ -270,22 +340,29 @@ def _has_priority(limits: Any) -> bool:
     """Whether a rule's entry names a priority (in a direction, or a schedule's)."""
     if not isinstance(limits, dict):
         return False
-    entries = [*limits.values(), *(limits.get(_SCHEDULES_KEY) or [] if isinstance(limits.get(_SCHEDULES_KEY), list) else [])]
+    entries = [
+        *limits.values(),
+        *(limits.get(_SCHEDULES_KEY) or [] if isinstance(limits.get(_SCHEDULES_KEY), list) else []),
+    ]
     return any(isinstance(entry, dict) and "priority" in entry for entry in entries)
 
 
 def _current_rules(document: dict[str, Any]) -> list[tuple[Any, Any, Any]]:
     if set(document) - {"version", "rules", "paused", _LINK_KEY} or "rules" not in document:
-        raise CorruptStateFile("expected the keys 'version' and 'rules', and at most 'paused' and 'link'")
+        raise CorruptStateFile(
+            "expected the keys 'version' and 'rules', and at most 'paused' and 'link'"
+        )
     rules = document["rules"]
     if not isinstance(rules, list):
         raise CorruptStateFile("'rules' is not a list")
     found = []
     for rule in rules:
-        if not isinstance(rule, dict) or not _RULE_KEYS <= set(rule):
+        if not isinstance(rule, dict) or not set(rule) >= _RULE_KEYS:
             found.append((None, None, None))  # reported as a bad rule below
             continue
-        found.append((rule["app_id"], rule["owner"], {k: v for k, v in rule.items() if k not in _RULE_KEYS}))
+        found.append(
+            (rule["app_id"], rule["owner"], {k: v for k, v in rule.items() if k not in _RULE_KEYS})
+        )
     return found
 
 
@@ -302,11 +379,19 @@ def decode_rules(data: bytes, skipped: list[str] | None = None) -> LimitTable:
     version = document["version"]
     if _is_int(version) and version == LEGACY_VERSION:
         found = _legacy_rules(document)
-    elif _is_int(version) and version in (NO_SCHEDULES_VERSION, NO_PRIORITIES_VERSION, FORMAT_VERSION):
+    elif _is_int(version) and version in (
+        NO_SCHEDULES_VERSION,
+        NO_PRIORITIES_VERSION,
+        FORMAT_VERSION,
+    ):
         found = _current_rules(document)
-        if version == NO_SCHEDULES_VERSION and any(isinstance(l, dict) and _SCHEDULES_KEY in l for _, _, l in found):
+        if version == NO_SCHEDULES_VERSION and any(
+            isinstance(l, dict) and _SCHEDULES_KEY in l for _, _, l in found
+        ):
             raise CorruptStateFile(f"a version-{NO_SCHEDULES_VERSION} file with schedules")
-        if version < FORMAT_VERSION and (_LINK_KEY in document or any(_has_priority(l) for _, _, l in found)):
+        if version < FORMAT_VERSION and (
+            _LINK_KEY in document or any(_has_priority(l) for _, _, l in found)
+        ):
             raise CorruptStateFile(f"a version-{version} file with priorities or a link")
     else:
         raise CorruptStateFile(
@@ -330,9 +415,15 @@ def decode_rules(data: bytes, skipped: list[str] | None = None) -> LimitTable:
             if table.is_stored((app, owner)):
                 raise BadRule(f"application {app!r}: a second rule for the same owner")
             if owner != ADMIN_OWNER and table.count_of_owner(owner) >= MAX_RULES_PER_USER:
-                raise BadRule(f"application {app!r}: uid {owner} has {MAX_RULES_PER_USER} rules already")
+                raise BadRule(
+                    f"application {app!r}: uid {owner} has {MAX_RULES_PER_USER} rules already"
+                )
             limits = dict(limits) if isinstance(limits, dict) else limits
-            schedules = _decode_schedules(app, limits.pop(_SCHEDULES_KEY)) if isinstance(limits, dict) and _SCHEDULES_KEY in limits else []
+            schedules = (
+                _decode_schedules(app, limits.pop(_SCHEDULES_KEY))
+                if isinstance(limits, dict) and _SCHEDULES_KEY in limits
+                else []
+            )
             plain = _decode_limits(app, limits) if limits or not schedules else {}
             for direction, limit in plain.items():
                 table.set((app, owner), direction, limit)
@@ -365,14 +456,22 @@ def rename_rules(table: LimitTable, rename: Callable[[str, int], str | None]) ->
         except BadRule as error:
             done.append(f"kept {who}'s rule for {app_id}: its new id is refused ({error})")
             continue
-        used = {d: use for d in Direction if (use := table.quota_use.get(((app_id, owner), d))) is not None}
+        used = {
+            d: use
+            for d in Direction
+            if (use := table.quota_use.get(((app_id, owner), d))) is not None
+        }
         table.drop((app_id, owner))
         if (new, owner) in table:
-            done.append(f"dropped {who}'s rule for {app_id}: it is {new} now, which has a rule of theirs already")
+            done.append(
+                f"dropped {who}'s rule for {app_id}: it is {new} now, which has a rule of theirs already"
+            )
             continue
         for direction, limit in limits.items():
             table.set((new, owner), direction, limit)
-        table.quota_use.update({((new, owner), d): use for d, use in used.items()})  # the period goes on
+        table.quota_use.update(
+            {((new, owner), d): use for d, use in used.items()}
+        )  # the period goes on
         for schedule in schedules:
             table.add_schedule((new, owner), schedule)
         done.append(f"{who}'s rule for {app_id} is now for {new} (identity rules changed)")
@@ -395,7 +494,9 @@ class RuleStore:
         except FileNotFoundError:
             return LimitTable()
         except UntrustedDirectory as error:
-            log.error("not using the rules in %s: %s; starting with no limits", self.state_dir, error)
+            log.error(
+                "not using the rules in %s: %s; starting with no limits", self.state_dir, error
+            )
             return LimitTable()
         except (OSError, CorruptStateFile) as error:
             self._set_aside(str(error))
@@ -408,7 +509,12 @@ class RuleStore:
             return LimitTable()
         for reason in skipped:
             log.error("left out one rule of %s: %s", self.path, reason)
-        log.info("restored %d rules from %s%s", len(table), self.path, " (paused)" if table.paused else "")
+        log.info(
+            "restored %d rules from %s%s",
+            len(table),
+            self.path,
+            " (paused)" if table.paused else "",
+        )
         return table
 
     def save(self, table: LimitTable) -> None:
@@ -416,7 +522,11 @@ class RuleStore:
         temporary = self.state_dir / f".{RULES_FILE}.{os.getpid()}.tmp"
         try:
             self._prepare_directory()
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            descriptor = os.open(
+                temporary,
+                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+            )
             try:
                 os.fchmod(descriptor, 0o600)
                 os.write(descriptor, encode_rules(table))
@@ -428,7 +538,9 @@ class RuleStore:
         except OSError as error:
             with contextlib.suppress(OSError):
                 temporary.unlink()
-            raise StateFileError(f"could not store the limits in {self.path}: {error.strerror or error}") from None
+            raise StateFileError(
+                f"could not store the limits in {self.path}: {error.strerror or error}"
+            ) from None
 
     def _prepare_directory(self) -> None:
         """A directory another user owns could be swapped under us: refused."""
@@ -437,7 +549,9 @@ class RuleStore:
         if not stat.S_ISDIR(info.st_mode):
             raise UntrustedDirectory(f"{self.state_dir} is not a directory")
         if info.st_uid != os.geteuid():
-            raise UntrustedDirectory(f"{self.state_dir} is owned by uid {info.st_uid}, not by the helper's user")
+            raise UntrustedDirectory(
+                f"{self.state_dir} is owned by uid {info.st_uid}, not by the helper's user"
+            )
         if stat.S_IMODE(info.st_mode) != 0o700:
             os.chmod(self.state_dir, 0o700)
 
@@ -458,7 +572,9 @@ class RuleStore:
             os.close(descriptor)
 
     def _set_aside(self, reason: str) -> None:
-        aside = self.path.with_name(f"{RULES_FILE}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+        aside = self.path.with_name(
+            f"{RULES_FILE}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        )
         try:
             os.replace(self.path, aside)
         except OSError as error:
@@ -508,7 +624,9 @@ class BackgroundSaver:
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything handed over is written (or failed); False on timeout."""
         with self._condition:
-            return self._condition.wait_for(lambda: self._pending is None and not self._writing, timeout_s)
+            return self._condition.wait_for(
+                lambda: self._pending is None and not self._writing, timeout_s
+            )
 
     def close(self, timeout_s: float = 10.0) -> None:
         with self._condition:
@@ -522,7 +640,9 @@ class BackgroundSaver:
             with self._condition:
                 self._condition.wait_for(lambda: self._pending is not None or self._closing)
                 # A moment's pause after a write, cut short by close().
-                self._condition.wait_for(lambda: self._closing, max(0.0, next_write_at - time.monotonic()))
+                self._condition.wait_for(
+                    lambda: self._closing, max(0.0, next_write_at - time.monotonic())
+                )
                 table, self._pending = self._pending, None
                 if table is None:
                     return  # closing, nothing left

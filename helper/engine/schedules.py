@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chadthrottle.contract import Direction
@@ -77,7 +77,9 @@ class Schedule:
 def parse_days(text: object) -> frozenset[int]:
     """ "mon-fri", "sat,sun", "mon,wed-fri", "daily", "weekdays", "weekend"."""
     if type(text) is not str or not text.strip():
-        raise InvalidArgument("days must name at least one day (mon..sun, ranges like mon-fri, or daily)")
+        raise InvalidArgument(
+            "days must name at least one day (mon..sun, ranges like mon-fri, or daily)"
+        )
     days: set[int] = set()
     for part in text.lower().replace(" ", "").split(","):
         if part in DAY_ALIASES:
@@ -122,11 +124,17 @@ def format_minute(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
-def make_schedule(days: object, start: object, end: object, limits: dict[Direction, Limit]) -> Schedule:
+def make_schedule(
+    days: object, start: object, end: object, limits: dict[Direction, Limit]
+) -> Schedule:
     """A checked schedule; InvalidArgument names what is wrong."""
-    schedule = Schedule(parse_days(days), parse_minute(start, "from"), parse_minute(end, "to"), limits)
+    schedule = Schedule(
+        parse_days(days), parse_minute(start, "from"), parse_minute(end, "to"), limits
+    )
     if schedule.start == schedule.end:
-        raise InvalidArgument("from and to are the same time: for all day, set a plain limit instead")
+        raise InvalidArgument(
+            "from and to are the same time: for all day, set a plain limit instead"
+        )
     if not limits:
         raise InvalidArgument("a schedule must limit at least one direction")
     return schedule
@@ -140,7 +148,9 @@ def parse_schedule_name(text: object) -> str:
     days, _, times = text.rpartition(" ") if type(text) is str else ("", "", "")
     start, dash, end = times.partition("-")
     if not days or not dash:
-        raise InvalidArgument(f"a schedule is named as ListSchedules names it, e.g. 'mon-fri 09:00-17:00', not {text!r}")
+        raise InvalidArgument(
+            f"a schedule is named as ListSchedules names it, e.g. 'mon-fri 09:00-17:00', not {text!r}"
+        )
     return Schedule(parse_days(days), parse_minute(start, "from"), parse_minute(end, "to")).name
 
 
@@ -148,11 +158,15 @@ def check_fits(new: Schedule, existing: Iterable[Schedule]) -> None:
     """InvalidArgument if new overlaps a schedule its rule has, or is one too many."""
     existing = list(existing)
     if len(existing) >= MAX_SCHEDULES_PER_RULE:
-        raise InvalidArgument(f"an application keeps at most {MAX_SCHEDULES_PER_RULE} schedules; remove one first")
+        raise InvalidArgument(
+            f"an application keeps at most {MAX_SCHEDULES_PER_RULE} schedules; remove one first"
+        )
     minutes = new.week_minutes()
     for other in existing:
         if minutes & other.week_minutes():
-            raise InvalidArgument(f"{new.name} overlaps the schedule {other.name} of this application; remove it first")
+            raise InvalidArgument(
+                f"{new.name} overlaps the schedule {other.name} of this application; remove it first"
+            )
 
 
 def check_exists_locally(schedule: Schedule, zone: tzinfo, today: date) -> None:
@@ -165,7 +179,9 @@ def check_exists_locally(schedule: Schedule, zone: tzinfo, today: date) -> None:
             if weekday not in schedule.days:
                 continue
             wall = datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=zone)
-            if wall.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != wall.replace(tzinfo=None):
+            if wall.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != wall.replace(
+                tzinfo=None
+            ):
                 raise NonexistentLocalTime(
                     f"{what} {format_minute(minute)} does not exist on {day.isoformat()} in {zone_name(zone)} "
                     "(the clocks skip it); pick a time outside the skipped hour"
@@ -193,4 +209,4 @@ def local_zone() -> tzinfo:
         with open("/etc/localtime", "rb") as stream:
             return ZoneInfo.from_file(stream, key="localtime")
     except (OSError, ValueError):
-        return timezone.utc
+        return UTC

@@ -31,9 +31,20 @@ from functools import lru_cache
 
 from chadthrottle.helper.identity.desktop_catalog import DEFAULT_CATALOG, DesktopCatalog
 from chadthrottle.helper.identity.desktop_entries import find_desktop_entry
-from chadthrottle.helper.identity.escaping import bounded_app_id, escape_bytes, escape_os_name, escape_text
+from chadthrottle.helper.identity.escaping import (
+    bounded_app_id,
+    escape_bytes,
+    escape_os_name,
+    escape_text,
+)
 from chadthrottle.helper.identity.interpreters import is_interpreter, script_argument
-from chadthrottle.helper.identity.origins import appimage_of, flatpak_app_id, snap_of_path, snap_of_scope, system_service
+from chadthrottle.helper.identity.origins import (
+    appimage_of,
+    flatpak_app_id,
+    snap_of_path,
+    snap_of_scope,
+    system_service,
+)
 from chadthrottle.helper.identity.processes import ProcessInfo
 
 _APP_SCOPE = re.compile(r"^app-(?P<body>.+?)(?:-(?P<random>[0-9a-f]+))?\.scope$")
@@ -117,14 +128,18 @@ def identify(process: ProcessInfo, catalog: DesktopCatalog = DEFAULT_CATALOG) ->
     return AppIdentity(identity.app_id, identity.name, identity.icon, identity.scope, file_id)
 
 
-def _identify(process: ProcessInfo, catalog: DesktopCatalog, kind: str, path: str, file_id: str) -> AppIdentity | None:
+def _identify(
+    process: ProcessInfo, catalog: DesktopCatalog, kind: str, path: str, file_id: str
+) -> AppIdentity | None:
     by_scope = _scope_identity(process.cgroup, catalog)
     if by_scope is not None:
         return by_scope
     service = system_service(process.cgroup)
     if service is not None and service[1] != own_service_path():  # also for a process that exited
         unit, unit_path = service
-        return AppIdentity(bounded_app_id("unit", escape_os_name(unit)), escape_os_name(unit), "", unit_path)
+        return AppIdentity(
+            bounded_app_id("unit", escape_os_name(unit)), escape_os_name(unit), "", unit_path
+        )
     if not file_id:
         return None
     snap = snap_of_path(path) or snap_of_path(process.exe)
@@ -166,7 +181,9 @@ def _desktop_identity(desktop_id: bytes, scope_path: str) -> AppIdentity:
 def _snap_identity(snap: str, app: str, scope_path: str, catalog: DesktopCatalog) -> AppIdentity:
     """snap:<snap>, named by its app's .desktop file (snapd installs them as <snap>_<app>.desktop)."""
     candidates = [f"{snap}_{app}"] if app and not app.startswith("hook.") else []
-    entry = next((found for id_ in [*candidates, f"{snap}_{snap}"] if (found := catalog.entry(id_))), None)
+    entry = next(
+        (found for id_ in [*candidates, f"{snap}_{snap}"] if (found := catalog.entry(id_))), None
+    )
     name, icon = (entry.name, entry.icon) if entry is not None else (snap, "")
     return AppIdentity(f"snap:{snap}", escape_text(name), escape_text(icon), scope_path)
 
@@ -175,6 +192,6 @@ def _appimage_identity(image: str) -> AppIdentity:
     name = os.path.basename(image)
     if name.lower().endswith(APPIMAGE_SUFFIX) and len(name) > len(APPIMAGE_SUFFIX):
         name = name[: -len(APPIMAGE_SUFFIX)]
-    return AppIdentity(bounded_app_id("appimage", escape_os_name(image)), escape_os_name(name), "", "")
-
-
+    return AppIdentity(
+        bounded_app_id("appimage", escape_os_name(image)), escape_os_name(name), "", ""
+    )

@@ -12,8 +12,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 TCP_STATES = {
-    "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
-    "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING",
+    "01": "ESTABLISHED",
+    "02": "SYN_SENT",
+    "03": "SYN_RECV",
+    "04": "FIN_WAIT1",
+    "05": "FIN_WAIT2",
+    "06": "TIME_WAIT",
+    "07": "CLOSE",
+    "08": "CLOSE_WAIT",
+    "09": "LAST_ACK",
+    "0A": "LISTEN",
+    "0B": "CLOSING",
 }
 TABLES = (("tcp", "tcp", 4), ("tcp6", "tcp", 6), ("udp", "udp", 4), ("udp6", "udp", 6))
 
@@ -43,8 +52,9 @@ def _address(hex_address: str, family: int) -> str:
     return f"{address}:{port}"
 
 
-def parse_table(text: str, protocol: str, family: int, inode_to_pid: dict[int, int],
-                reader: int = 0) -> list[Connection]:
+def parse_table(
+    text: str, protocol: str, family: int, inode_to_pid: dict[int, int], reader: int = 0
+) -> list[Connection]:
     connections = []
     for line in text.splitlines()[1:]:
         fields = line.split()
@@ -57,9 +67,21 @@ def parse_table(text: str, protocol: str, family: int, inode_to_pid: dict[int, i
         pid = inode_to_pid.get(inode)
         if pid is None:
             continue
-        state = TCP_STATES.get(fields[3], fields[3]) if protocol == "tcp" else ("UNCONN" if fields[3] == "07" else "ESTABLISHED")
+        state = (
+            TCP_STATES.get(fields[3], fields[3])
+            if protocol == "tcp"
+            else ("UNCONN" if fields[3] == "07" else "ESTABLISHED")
+        )
         connections.append(
-            Connection(protocol, _address(fields[1], family), _address(fields[2], family), state, pid, inode, reader)
+            Connection(
+                protocol,
+                _address(fields[1], family),
+                _address(fields[2], family),
+                state,
+                pid,
+                inode,
+                reader,
+            )
         )
     return connections
 

@@ -149,7 +149,9 @@ class _Directory:
         self.path = path
         self.owner = owner  # a user's directory: only it and files it owns are read
         self.stamp: tuple[int, int, int] | None = None
-        self.entries: dict[str, CatalogEntry | None] = {}  # None: hidden (it hides a system entry too)
+        self.entries: dict[
+            str, CatalogEntry | None
+        ] = {}  # None: hidden (it hides a system entry too)
         self.checked_at = float("-inf")
         self.generation = 0
         self._files: dict[str, tuple[FileStamp, CatalogEntry | None]] = {}
@@ -167,7 +169,9 @@ class _Directory:
         try:
             info = os.fstat(descriptor)
             if self.owner is not None and info.st_uid != self.owner:
-                self._replace(None, {})  # someone else's directory (a symlink to it): not this user's files
+                self._replace(
+                    None, {}
+                )  # someone else's directory (a symlink to it): not this user's files
                 return
             stamp = (info.st_dev, info.st_ino, info.st_mtime_ns)
             if stamp != self.stamp:
@@ -175,7 +179,9 @@ class _Directory:
         finally:
             os.close(descriptor)
 
-    def _replace(self, stamp: tuple[int, int, int] | None, entries: dict[str, CatalogEntry | None]) -> None:
+    def _replace(
+        self, stamp: tuple[int, int, int] | None, entries: dict[str, CatalogEntry | None]
+    ) -> None:
         if stamp is None:
             self._files = {}
         if stamp != self.stamp or entries != self.entries:
@@ -184,7 +190,9 @@ class _Directory:
 
     def _parse_all(self, descriptor: int) -> dict[str, CatalogEntry | None]:
         try:
-            names = sorted(name for name in os.listdir(descriptor) if name.endswith(".desktop"))[:MAX_FILES]
+            names = sorted(name for name in os.listdir(descriptor) if name.endswith(".desktop"))[
+                :MAX_FILES
+            ]
         except OSError:
             return {}
         files: dict[str, tuple[FileStamp, CatalogEntry | None]] = {}
@@ -197,12 +205,21 @@ class _Directory:
             if found is not None:
                 files[name] = found
         self._files = files
-        return {name[: -len(".desktop")]: entry for name, (_stamp, entry) in files.items() if entry is not _NO_ENTRY}
+        return {
+            name[: -len(".desktop")]: entry
+            for name, (_stamp, entry) in files.items()
+            if entry is not _NO_ENTRY
+        }
 
     def _file(self, directory: int, name: str, desktop_id: str,
               budget: list[int]) -> tuple[FileStamp, CatalogEntry | None] | None:  # fmt: skip
         """(stamp, entry) of one file: the cached one if the file is unchanged."""
-        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_NOFOLLOW if self.owner is not None else 0)
+        flags = (
+            os.O_RDONLY
+            | os.O_NONBLOCK
+            | os.O_CLOEXEC
+            | (os.O_NOFOLLOW if self.owner is not None else 0)
+        )
         try:
             descriptor = os.open(name, flags, dir_fd=directory)
         except OSError:
@@ -218,7 +235,9 @@ class _Directory:
             if cached is not None and cached[0] == stamp:
                 return cached
             if budget[0] < info.st_size:
-                return None  # this listing read enough: a directory full of large files costs no more
+                return (
+                    None  # this listing read enough: a directory full of large files costs no more
+                )
             budget[0] -= info.st_size
             return stamp, _entry(desktop_id, os.read(descriptor, MAX_FILE_BYTES).decode("utf-8"))
         except (OSError, UnicodeDecodeError):
@@ -251,10 +270,15 @@ class DesktopCatalog:
         self._clock = clock
         self._directories: dict[tuple[Path, int | None], _Directory] = {}
         self._homes: dict[int, tuple[float, str | None]] = {}
-        self._checked_at: dict[int | None, float] = {}  # uid -> when its directories were last looked at
+        self._checked_at: dict[
+            int | None, float
+        ] = {}  # uid -> when its directories were last looked at
         self._lock = threading.Lock()
         # uid (None: the system alone) -> (generations it was built from, merged entries, program -> entry)
-        self._views: dict[int | None, tuple[tuple[int, ...], dict[str, CatalogEntry], dict[ProgramKey, CatalogEntry]]] = {}
+        self._views: dict[
+            int | None,
+            tuple[tuple[int, ...], dict[str, CatalogEntry], dict[ProgramKey, CatalogEntry]],
+        ] = {}
 
     def entry(self, desktop_id: str, uid: int | None = None) -> CatalogEntry | None:
         """The entry of a desktop id as uid's session sees it (None: the system's)."""
@@ -264,11 +288,15 @@ class DesktopCatalog:
         """The one entry whose Exec= runs this program, for uid's processes."""
         return self._view(uid)[1].get(program)
 
-    def _view(self, uid: int | None) -> tuple[dict[str, CatalogEntry], dict[ProgramKey, CatalogEntry]]:
+    def _view(
+        self, uid: int | None
+    ) -> tuple[dict[str, CatalogEntry], dict[ProgramKey, CatalogEntry]]:
         with self._lock:  # the engine's threads, and the start's renames
             return self._view_locked(uid)
 
-    def _view_locked(self, uid: int | None) -> tuple[dict[str, CatalogEntry], dict[ProgramKey, CatalogEntry]]:
+    def _view_locked(
+        self, uid: int | None
+    ) -> tuple[dict[str, CatalogEntry], dict[ProgramKey, CatalogEntry]]:
         now = self._clock()
         cached = self._views.get(uid)
         if cached is not None and now - self._checked_at.get(uid, float("-inf")) < CHECK_INTERVAL_S:
@@ -291,7 +319,9 @@ class DesktopCatalog:
         by_program: dict[ProgramKey, CatalogEntry | None] = {}
         for found in entries.values():
             if found.program is not None:
-                by_program[found.program] = None if found.program in by_program else found  # two: ambiguous
+                by_program[found.program] = (
+                    None if found.program in by_program else found
+                )  # two: ambiguous
         programs = {key: found for key, found in by_program.items() if found is not None}
         self._views[uid] = (generations, entries, programs)
         return entries, programs

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import re
 
-INTERPRETERS = re.compile(r"^(python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|bash|sh|dash|zsh|lua[0-9.]*)$")
+INTERPRETERS = re.compile(
+    r"^(python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|bash|sh|dash|zsh|lua[0-9.]*)$"
+)
 
 
 def is_interpreter(path: str) -> bool:

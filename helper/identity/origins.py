@@ -81,7 +81,12 @@ def appimage_of(process: ProcessInfo) -> str | None:
     variables, but runs a file outside the mount: it keeps its own identity.
     (The runtime sets APPDIR to the mount and APPIMAGE to the image's path.)"""
     image, appdir = process.appimage, process.appdir
-    if not os.path.isabs(image) or not os.path.isabs(appdir) or image.endswith("/") or appdir.endswith("/"):
+    if (
+        not os.path.isabs(image)
+        or not os.path.isabs(appdir)
+        or image.endswith("/")
+        or appdir.endswith("/")
+    ):
         return None
     if not os.path.basename(appdir).startswith(APPIMAGE_MOUNT_MARK[1:]):
         return None
@@ -96,6 +101,6 @@ def flatpak_app_id(info_text: str) -> str | None:
         if line.startswith("[") and line.endswith("]"):
             section = line[1:-1]
         elif section == "Application" and line.startswith("name="):
-            value = line[len("name="):].strip()
+            value = line[len("name=") :].strip()
             return value if len(value) <= FLATPAK_ID_MAX and _FLATPAK_ID.match(value) else None
     return None

@@ -29,7 +29,9 @@ class ProcessInfo:
     # Read only where they can matter (see read_sandbox_facts); "" otherwise.
     appimage: str = ""  # $APPIMAGE, read when the executable lies in an AppImage mount
     appdir: str = ""  # $APPDIR, likewise
-    flatpak_info: str = ""  # /.flatpak-info in the process's root, read when in another mount namespace
+    flatpak_info: str = (
+        ""  # /.flatpak-info in the process's root, read when in another mount namespace
+    )
 
 
 # An AppImage's runtime mounts the image at $TMPDIR/.mount_<x>: only a process
@@ -96,7 +98,9 @@ def read_sandbox_facts(pid: int, exe: str, cgroup: str) -> tuple[str, str, str]:
             elif name == "APPDIR":
                 appdir = value
     if exe and not _named_by_cgroup(cgroup) and _other_mount_namespace(pid):
-        flatpak_info = _read_bounded(f"/proc/{pid}/root/.flatpak-info", MAX_FLATPAK_INFO_BYTES, follow=False)
+        flatpak_info = _read_bounded(
+            f"/proc/{pid}/root/.flatpak-info", MAX_FLATPAK_INFO_BYTES, follow=False
+        )
     return appimage, appdir, flatpak_info
 
 
@@ -108,8 +112,13 @@ def _named_by_cgroup(cgroup: str) -> bool:
         return True
     if "/app-" not in cgroup and "/snap." not in cgroup:
         return False  # most processes outside scopes: no split
-    return any(part.endswith(".scope") and part.startswith(("app-", "snap.")) or
-               part.startswith("snap.") and part.endswith(".service") for part in cgroup.split("/"))
+    return any(
+        (part.endswith(".scope")
+        and part.startswith(("app-", "snap.")))
+        or (part.startswith("snap.")
+        and part.endswith(".service"))
+        for part in cgroup.split("/")
+    )
 
 
 def _read_bounded(path: str, most: int, *, follow: bool) -> str:

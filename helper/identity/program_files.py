@@ -18,7 +18,7 @@ _FILE_KINDS = ("exe:", "script:", "appimage:")
 def program_is_gone(app_id: str) -> bool:
     for prefix in _FILE_KINDS:
         if app_id.startswith(prefix):
-            path = app_id[len(prefix):]
+            path = app_id[len(prefix) :]
             if not path.startswith("/") or "\\" in path:
                 return False
             return _missing(path)

@@ -25,7 +25,9 @@ from chadthrottle.helper.identity.origins import snap_of_path
 _FILE_KINDS = ("exe", "script")
 
 
-def certain_rename(app_id: str, uid: int | None, catalog: DesktopCatalog = DEFAULT_CATALOG) -> str | None:
+def certain_rename(
+    app_id: str, uid: int | None, catalog: DesktopCatalog = DEFAULT_CATALOG
+) -> str | None:
     """The id the processes that had app_id get now, if certain and not app_id;
     uid: whose rule or history it is (None or negative: the administrator's,
     or an unknown user's: only the system's .desktop files count)."""

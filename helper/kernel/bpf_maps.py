@@ -24,7 +24,9 @@ BPF_MAP_LOOKUP_BATCH = 24
 BPF_F_LOCK = 4  # map update under the value's bpf_spin_lock
 
 
-def _element_attr(map_fd: int, key: Any, value: Any | None, flags: int = 0) -> ctypes.Array[ctypes.c_char]:
+def _element_attr(
+    map_fd: int, key: Any, value: Any | None, flags: int = 0
+) -> ctypes.Array[ctypes.c_char]:
     attr = attr_buffer()
     ctypes.c_uint32.from_buffer(attr, 0).value = map_fd
     ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(key)
@@ -123,7 +125,9 @@ class TypedMap:
         try:
             update(self.fd, self._key(key), value, flags)
         except OSError as error:
-            raise OSError(error.errno, f"writing a BPF map entry failed: {os.strerror(error.errno or 0)}") from None
+            raise OSError(
+                error.errno, f"writing a BPF map entry failed: {os.strerror(error.errno or 0)}"
+            ) from None
 
     def pop(self, key: Any) -> bool:
         return delete(self.fd, self._key(key))

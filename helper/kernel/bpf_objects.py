@@ -133,5 +133,7 @@ def load_program(name: str, prog_type: int, expected_attach_type: int, instructi
         except OSError as error:
             if with_log:
                 log_tail = log_buffer.value.decode(errors="replace")[-2000:]
-                raise ProgramRejected(error.errno, f"{name}: {error.strerror}\n{log_tail}") from None
+                raise ProgramRejected(
+                    error.errno, f"{name}: {error.strerror}\n{log_tail}"
+                ) from None
     raise AssertionError("unreachable")

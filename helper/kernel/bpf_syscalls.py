@@ -22,7 +22,10 @@ BPF_PROG_QUERY = 16
 BPF_ENABLE_STATS = 32
 BPF_STATS_RUN_TIME = 0
 BPF_F_ALLOW_MULTI = 2
-TCX_INGRESS, TCX_EGRESS = 46, 47  # enum bpf_attach_type, Linux 6.6 (tcx: BPF on a device's tc hooks)
+TCX_INGRESS, TCX_EGRESS = (
+    46,
+    47,
+)  # enum bpf_attach_type, Linux 6.6 (tcx: BPF on a device's tc hooks)
 _PROG_NAME_OFFSET = 64  # offsetof(struct bpf_prog_info, name)
 _PROG_RUN_TIME_OFFSET = 192  # offsetof(struct bpf_prog_info, run_time_ns); run_cnt follows
 
@@ -127,8 +130,10 @@ def program_run_stats(prog_fd: int) -> tuple[int, int]:
     """(run_time_ns, run_cnt) the kernel counted for a program while run-time
     statistics were enabled (see enable_run_time_stats)."""
     raw = _program_info(prog_fd)
-    return (int.from_bytes(raw[_PROG_RUN_TIME_OFFSET : _PROG_RUN_TIME_OFFSET + 8], "little"),
-            int.from_bytes(raw[_PROG_RUN_TIME_OFFSET + 8 : _PROG_RUN_TIME_OFFSET + 16], "little"))
+    return (
+        int.from_bytes(raw[_PROG_RUN_TIME_OFFSET : _PROG_RUN_TIME_OFFSET + 8], "little"),
+        int.from_bytes(raw[_PROG_RUN_TIME_OFFSET + 8 : _PROG_RUN_TIME_OFFSET + 16], "little"),
+    )
 
 
 def enable_run_time_stats() -> int:

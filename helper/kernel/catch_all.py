@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import logging
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from chadthrottle.helper.kernel import interfaces
 from chadthrottle.helper.kernel.htb import DEFAULT_MINOR, ROOT_HANDLE, tc_call
 from chadthrottle.helper.kernel.tc_ownership import FILTER_PRIORITY
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 log = logging.getLogger("chadthrottle.kernel.tc")
 
 CATCH_ALL_PRIORITY = FILTER_PRIORITY + 1  # right after our classifier
 ETH_P_ALL = 0x0003
-DEFAULT_CLASS = ROOT_HANDLE | DEFAULT_MINOR  # u32 needs a class id; the IFB's HTB reads skb->priority
+DEFAULT_CLASS = (
+    ROOT_HANDLE | DEFAULT_MINOR
+)  # u32 needs a class id; the IFB's HTB reads skb->priority
 
 
 def add(ipr: IPRoute, uplink: int, parent: int, ifb_index: int) -> None:
@@ -67,7 +68,11 @@ def _redirect_of(message: object) -> int:
     options = message.get_attr("TCA_OPTIONS")  # type: ignore[attr-defined]
     actions = options.get_attr("TCA_U32_ACT") if options is not None else None
     for _name, action in actions["attrs"] if actions is not None else []:
-        action_options = action.get_attr("TCA_ACT_OPTIONS") if action.get_attr("TCA_ACT_KIND") == "mirred" else None
+        action_options = (
+            action.get_attr("TCA_ACT_OPTIONS")
+            if action.get_attr("TCA_ACT_KIND") == "mirred"
+            else None
+        )
         parms = action_options.get_attr("TCA_MIRRED_PARMS") if action_options is not None else None
         if parms is not None:
             return int(parms["ifindex"])

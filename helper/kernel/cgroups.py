@@ -16,7 +16,9 @@ def cgroup2_mount(mountinfo: str | None = None) -> Path:
         fields = line.split(" - ", 1)
         if len(fields) == 2 and fields[1].split(" ", 1)[0] == "cgroup2":
             return Path(fields[0].split()[4])
-    raise BackendUnavailable("no cgroup v2 hierarchy is mounted (mount -t cgroup2 none /sys/fs/cgroup)")
+    raise BackendUnavailable(
+        "no cgroup v2 hierarchy is mounted (mount -t cgroup2 none /sys/fs/cgroup)"
+    )
 
 
 def process_cgroup_path(pid: int, root: Path) -> Path | None:

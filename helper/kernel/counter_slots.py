@@ -57,7 +57,9 @@ class CounterSlots:
         self._size = ctypes.sizeof(CounterSlot) * entries
         self._mapping = mmap.mmap(map_fd, self._size + -self._size % mmap.PAGESIZE, mmap.MAP_SHARED,
                                   mmap.PROT_READ | mmap.PROT_WRITE)  # fmt: skip
-        self._slots: ctypes.Array[CounterSlot] | None = (CounterSlot * entries).from_buffer(self._mapping)
+        self._slots: ctypes.Array[CounterSlot] | None = (CounterSlot * entries).from_buffer(
+            self._mapping
+        )
         self._words: ctypes.Array[ctypes.c_uint64] | None = (ctypes.c_uint64 * (entries * _WORDS_PER_SLOT)).from_buffer(
             self._mapping)  # fmt: skip
         self._retired: dict[int, _Retired] = {}  # slot index -> its retired owner
@@ -69,7 +71,9 @@ class CounterSlots:
         for index, key, counts in self._held():
             retired = self._retired.get(index)
             if retired is not None:
-                if retired.key != key:  # freed and claimed again meanwhile: no longer ours to subtract
+                if (
+                    retired.key != key
+                ):  # freed and claimed again meanwhile: no longer ours to subtract
                     del self._retired[index]
                 else:
                     if counts == retired.base:
@@ -90,7 +94,11 @@ class CounterSlots:
             if key not in keys:
                 continue
             retired = self._retired.get(index)
-            since = _minus(counts, retired.base) if retired is not None and retired.key == key else counts
+            since = (
+                _minus(counts, retired.base)
+                if retired is not None and retired.key == key
+                else counts
+            )
             final[key] = _plus(final.get(key, (0, 0, 0, 0)), since)
             self._retired[index] = _Retired(key, counts)
         return final
@@ -123,7 +131,9 @@ class CounterSlots:
 
     def _free(self, index: int) -> None:
         assert self._slots is not None
-        self._slots[index].state = SLOT_FREE  # one aligned 8-byte store; the next claim zeroes the rest
+        self._slots[
+            index
+        ].state = SLOT_FREE  # one aligned 8-byte store; the next claim zeroes the rest
         del self._retired[index]
 
 

@@ -36,27 +36,43 @@ from chadthrottle.helper.kernel.bpf_objects import ProgramRejected
 from chadthrottle.helper.kernel.bpf_syscalls import CgroupAttachType
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.counter_slots import CounterSlots
+from chadthrottle.helper.kernel.gates import SlotGates
+from chadthrottle.helper.kernel.layout import (
+    NO_CAPS,
+    PROGRAM_NAME_PREFIX,
+    CounterSlot,
+    OwnerEvent,
+    SlotGate,
+    SlotPacing,
+    SlotPolicer,
+    SocketCaps,
+    SockTag,
+    TrafficCounters,
+    TrafficKey,
+)
 from chadthrottle.helper.kernel.ownership import (
     OwnershipRecord,
     acquire_shared,
     live_program_ids,
 )
-from chadthrottle.helper.kernel.layout import (
-    NO_CAPS, PROGRAM_NAME_PREFIX, CounterSlot, OwnerEvent, SlotGate, SlotPacing, SlotPolicer, SocketCaps, SockTag,
-    TrafficCounters, TrafficKey,
-)
-from chadthrottle.helper.kernel.gates import SlotGates
 from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_flags
 from chadthrottle.helper.kernel.program_cache import obtain_program_set
 from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
 from chadthrottle.helper.kernel.ringbuf import RingBuffer
-from chadthrottle.helper.kernel.socket_tagging import cap_open_sockets, clamp_open_windows, tag_open_sockets
+from chadthrottle.helper.kernel.socket_tagging import (
+    cap_open_sockets,
+    clamp_open_windows,
+    tag_open_sockets,
+)
 
 log = logging.getLogger("chadthrottle.kernel.datapath")
 
 _CGROUP_PROGRAMS = [(name, CgroupAttachType(attach)) for name, (_type, attach) in PROGRAMS.items()
                     if not name.startswith("chadt_tc")]  # fmt: skip
-TC_INGRESS_PROGRAMS = {True: "chadt_tc_in", False: "chadt_tc_in_l3"}  # by: packets carry an Ethernet header
+TC_INGRESS_PROGRAMS = {
+    True: "chadt_tc_in",
+    False: "chadt_tc_in_l3",
+}  # by: packets carry an Ethernet header
 TC_EGRESS_PROGRAM = "chadt_tc_out"  # reads skb->priority only: any link type
 _CapsValue = ctypes.c_uint32 * 2  # struct socket_caps: pacing_bps, window_bps
 # (key type, value type) of each map the helper touches; checked against the loaded maps' sizes.
@@ -72,7 +88,9 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "traffic": (TrafficKey, TrafficCounters),
     "socket_tags": (ctypes.c_int, SockTag),
 }
-_TRAFFIC_KEY_FORMAT = "=" + "".join("Q" if ctype is ctypes.c_uint64 else "I" for _name, ctype in TrafficKey._fields_)
+_TRAFFIC_KEY_FORMAT = "=" + "".join(
+    "Q" if ctype is ctypes.c_uint64 else "I" for _name, ctype in TrafficKey._fields_
+)
 assert struct.calcsize(_TRAFFIC_KEY_FORMAT) == ctypes.sizeof(TrafficKey)
 assert all(ctype is ctypes.c_uint64 for _name, ctype in TrafficCounters._fields_)
 
@@ -101,7 +119,11 @@ def our_programs(cgroup_root: Path) -> list[tuple[CgroupAttachType, int, str]]:
     """Our programs attached to the cgroup root, whoever loaded them."""
     cgroup_fd = os.open(cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        return [found for found in bpf_syscalls.attached_programs(cgroup_fd) if found[2].startswith(PROGRAM_NAME_PREFIX)]
+        return [
+            found
+            for found in bpf_syscalls.attached_programs(cgroup_fd)
+            if found[2].startswith(PROGRAM_NAME_PREFIX)
+        ]
     finally:
         os.close(cgroup_fd)
 
@@ -138,13 +160,17 @@ def _load(program_set: ProgramSet) -> LoadedPrograms:
     except ProgramRejected as error:
         raise BackendUnavailable(f"the kernel refused the BPF programs: {error}") from error
     except OSError as error:
-        raise BackendUnavailable(f"the BPF maps or programs could not be created: {error}") from error
+        raise BackendUnavailable(
+            f"the BPF maps or programs could not be created: {error}"
+        ) from error
 
 
 class Datapath:
     """Owns the BPF programs and maps for the lifetime of the helper."""
 
-    def __init__(self, cgroup_root: Path | None = None, cache_dir: Path = DEFAULT_CACHE_DIR) -> None:
+    def __init__(
+        self, cgroup_root: Path | None = None, cache_dir: Path = DEFAULT_CACHE_DIR
+    ) -> None:
         self._cgroup_root = cgroup_root or cgroup2_mount()
         self._cache_dir = cache_dir
         self._loaded: LoadedPrograms | None = None
@@ -176,7 +202,9 @@ class Datapath:
         that attaches and detaches while no other datapath may run); the
         shared lock would wait for it forever, so it is not taken."""
         source_dir = bpf_source_dir()
-        program_set, self.program_origin = obtain_program_set(self._cache_dir, source_dir, compile_flags(source_dir))
+        program_set, self.program_origin = obtain_program_set(
+            self._cache_dir, source_dir, compile_flags(source_dir)
+        )
         try:
             try:
                 self._loaded = _load(program_set)
@@ -185,7 +213,9 @@ class Datapath:
                     raise
                 # Keyed by the kernel's release and build, a stored set should
                 # load; if it does not, the compiler decides, not the cache.
-                log.warning("the stored BPF programs did not load (%s): compiling them again", error)
+                log.warning(
+                    "the stored BPF programs did not load (%s): compiling them again", error
+                )
                 program_set, self.program_origin = obtain_program_set(
                     self._cache_dir, source_dir, compile_flags(source_dir), use_cache=False)  # fmt: skip
                 self._loaded = _load(program_set)
@@ -202,16 +232,25 @@ class Datapath:
         assert self._loaded is not None
         for name, (key_type, value_type) in _MAP_TYPES.items():
             spec = program_set.maps[program_set.map_index(name)]
-            if (spec.key_size, spec.value_size) != (ctypes.sizeof(key_type), ctypes.sizeof(value_type)):
-                raise BackendUnavailable(f"map {name} does not have the layout of helper/kernel/layout.py")
+            if (spec.key_size, spec.value_size) != (
+                ctypes.sizeof(key_type),
+                ctypes.sizeof(value_type),
+            ):
+                raise BackendUnavailable(
+                    f"map {name} does not have the layout of helper/kernel/layout.py"
+                )
             self._maps[name] = TypedMap(self._loaded.map_fds[name], key_type, value_type)
             self._max_entries[name] = spec.max_entries
         self._gates = SlotGates(self._loaded.map_fds["slot_gates"], self._max_entries["slot_gates"])
-        self._counter_slots = CounterSlots(self._loaded.map_fds["counter_slots"], self._max_entries["counter_slots"])
+        self._counter_slots = CounterSlots(
+            self._loaded.map_fds["counter_slots"], self._max_entries["counter_slots"]
+        )
         new_owners = program_set.maps[program_set.map_index("new_owners")]
         self._new_owners_bytes = new_owners.max_entries
         self._cgroup_fd = os.open(self._cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
-        loaded = [(self._loaded.program_fds[name], attach_type) for name, attach_type in _CGROUP_PROGRAMS]
+        loaded = [
+            (self._loaded.program_fds[name], attach_type) for name, attach_type in _CGROUP_PROGRAMS
+        ]
         # Recorded before attaching: no other start may take them for leftovers.
         self._record = OwnershipRecord([bpf_syscalls.program_id(fd) for fd, _ in loaded])
         for prog_fd, attach_type in loaded:
@@ -335,7 +374,9 @@ class Datapath:
 
         if self._loaded is None:
             raise KernelError("the datapath is not open")
-        self._new_owners = RingBuffer(self._loaded.map_fds["new_owners"], self._new_owners_bytes, deliver)
+        self._new_owners = RingBuffer(
+            self._loaded.map_fds["new_owners"], self._new_owners_bytes, deliver
+        )
 
     def poll_new_owners(self, timeout_ms: int) -> None:
         if self._new_owners is not None:
@@ -366,7 +407,9 @@ class Datapath:
 
     def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None:
         """Start (rate_bps > 0) or stop (0) congestion notices for a slot's uploads."""
-        self._maps["upload_pacing"].set(app_slot, SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns))
+        self._maps["upload_pacing"].set(
+            app_slot, SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns)
+        )
 
     def read_policer(self, key: int) -> SlotPolicer:
         """One entry of the ebpf backend's policers array (policer.h)."""
@@ -401,8 +444,13 @@ class Datapath:
             values = (TrafficCounters * possible_cpus())()
             if not bpf_maps.lookup_and_delete(map_fd, TrafficKey(cookie, owner, ifindex), values):
                 continue  # not in the hash: counted in slots only, or evicted meanwhile
-            counts = tuple(sum(getattr(value, name) for value in values) for name, _ in TrafficCounters._fields_)
-            final[(cookie, owner, ifindex)] = _plus(final.get((cookie, owner, ifindex), (0, 0, 0, 0)), counts)
+            counts = tuple(
+                sum(getattr(value, name) for value in values)
+                for name, _ in TrafficCounters._fields_
+            )
+            final[(cookie, owner, ifindex)] = _plus(
+                final.get((cookie, owner, ifindex), (0, 0, 0, 0)), counts
+            )
         return [TrafficSample(*key, *counts) for key, counts in final.items()]
 
     def read_traffic(self) -> list[TrafficSample]:
@@ -413,7 +461,10 @@ class Datapath:
         in_slots = self._counter_slots.totals()
         cpus, capacity = possible_cpus(), self._max_entries["traffic"]
         if self._traffic_buffers is None:
-            self._traffic_buffers = ((TrafficKey * capacity)(), (TrafficCounters * (capacity * cpus))())
+            self._traffic_buffers = (
+                (TrafficKey * capacity)(),
+                (TrafficCounters * (capacity * cpus))(),
+            )
         keys, values = self._traffic_buffers
         try:
             count = bpf_maps.lookup_batch(self._maps["traffic"].fd, keys, values, ctypes.sizeof(TrafficKey),
@@ -427,9 +478,13 @@ class Datapath:
         stride = cpus * fields
         samples = []
         key_bytes = memoryview(keys).cast("B")[: count * ctypes.sizeof(TrafficKey)]
-        for index, (cookie, owner, ifindex) in enumerate(struct.iter_unpack(_TRAFFIC_KEY_FORMAT, key_bytes)):
+        for index, (cookie, owner, ifindex) in enumerate(
+            struct.iter_unpack(_TRAFFIC_KEY_FORMAT, key_bytes)
+        ):
             base = index * stride
-            counts = tuple(sum(words[base + field : base + stride : fields]) for field in range(fields))
+            counts = tuple(
+                sum(words[base + field : base + stride : fields]) for field in range(fields)
+            )
             samples.append(TrafficSample(cookie, owner, ifindex, *_plus(in_slots.pop((cookie, owner, ifindex), _NONE),
                                                                         counts)))  # fmt: skip
         samples.extend(TrafficSample(*key, *counts) for key, counts in in_slots.items())

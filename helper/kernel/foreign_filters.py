@@ -30,12 +30,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.layout import PROGRAM_NAME_PREFIX
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 log = logging.getLogger("chadthrottle.kernel.foreign")
 
@@ -91,7 +90,10 @@ def parse_action(message: Any) -> Action:
         redirects = parms.get("eaction") in (TCA_EGRESS_REDIR, TCA_INGRESS_REDIR)
         return Action(kind, redirect_ifindex=int(parms.get("ifindex", 0)) if redirects else 0)
     if kind == "skbedit":
-        return Action(kind, sets_priority=options is None or options.get_attr("TCA_SKBEDIT_PRIORITY") is not None)
+        return Action(
+            kind,
+            sets_priority=options is None or options.get_attr("TCA_SKBEDIT_PRIORITY") is not None,
+        )
     return Action(kind)
 
 
@@ -129,17 +131,23 @@ def _is_ours(entry: Filter, our_prio: int, our_ifb: int) -> bool:
             and any(action.redirect_ifindex == our_ifb for action in entry.actions))  # fmt: skip
 
 
-def hook_gaps(ifname: str, filters: Iterable[Filter], our_prio: int, our_ifb: int, direction: Direction) -> list[str]:
+def hook_gaps(
+    ifname: str, filters: Iterable[Filter], our_prio: int, our_ifb: int, direction: Direction
+) -> list[str]:
     """Why traffic of a direction through ifname is not limited: our filter on
     that hook is gone, or a classifier we did not create runs before it (the
     first that matches a packet ends the search). Only chain 0 is searched
     first; other chains are reached only through a filter there."""
     hook, traffic = _HOOK_WORDS[direction]
-    ordered = sorted((f for f in filters if f.chain == 0), key=lambda f: f.prio)  # stable: the kernel's order
+    ordered = sorted(
+        (f for f in filters if f.chain == 0), key=lambda f: f.prio
+    )  # stable: the kernel's order
     ours = next((i for i, f in enumerate(ordered) if _is_ours(f, our_prio, our_ifb)), None)
     if ours is None:
-        return [f"{ifname}: {OUR_FILTER_GONE[direction]} (its qdisc was removed or replaced); {traffic} through "
-                f"{ifname} are not limited"]
+        return [
+            f"{ifname}: {OUR_FILTER_GONE[direction]} (its qdisc was removed or replaced); {traffic} through "
+            f"{ifname} are not limited"
+        ]
     reasons = {}
     for entry in ordered[:ours]:
         if entry.protocol not in _CARRIES_IP or (entry.prio == our_prio and entry.handle == 0):
@@ -159,7 +167,9 @@ def egress_gaps(ifname: str, filters: Iterable[Filter], our_prio: int, our_ifb: 
 
 
 def tcx_gaps(ifname: str, programs: Iterable[str], direction: Direction) -> list[str]:
-    hook, traffic = ("ingress", "downloads") if direction == Direction.DOWN else ("egress", "uploads")
+    hook, traffic = (
+        ("ingress", "downloads") if direction == Direction.DOWN else ("egress", "uploads")
+    )
     return [f"{ifname}: a tcx BPF program ChadThrottle did not attach ({name or 'unnamed'}) runs first on {hook}; "
             f"{traffic} through {ifname} may not be limited" for name in programs]  # fmt: skip
 
@@ -190,8 +200,11 @@ def netns_of(sock_fd: int) -> Iterator[None]:
             yield
             return
         if _libc.setns(target, CLONE_NEWNET) != 0:
-            log.warning("could not enter the namespace of netlink socket %d: %s", sock_fd,
-                        os.strerror(ctypes.get_errno()))
+            log.warning(
+                "could not enter the namespace of netlink socket %d: %s",
+                sock_fd,
+                os.strerror(ctypes.get_errno()),
+            )
             yield
             return
         try:
@@ -223,18 +236,28 @@ def tcx_programs(ifindex: int, attach_type: int) -> list[str]:
     return names
 
 
-def enforcement_gaps(ipr: IPRoute, names: Mapping[int, str], ingress: Mapping[int, tuple[int, int]],
-                     egress: Mapping[int, tuple[int, int]], our_prio: int) -> dict[Direction, list[str]]:
+def enforcement_gaps(
+    ipr: IPRoute,
+    names: Mapping[int, str],
+    ingress: Mapping[int, tuple[int, int]],
+    egress: Mapping[int, tuple[int, int]],
+    our_prio: int,
+) -> dict[Direction, list[str]]:
     """Per direction, the reasons limits do not hold on some uplink. ingress,
     egress: uplink ifindex -> (hook parent, our IFB's ifindex) where downloads,
     uploads are redirected to an IFB; names: uplink names."""
     gaps: dict[Direction, list[str]] = {Direction.DOWN: [], Direction.UP: []}
-    hooks = {Direction.DOWN: (ingress, bpf_syscalls.TCX_INGRESS), Direction.UP: (egress, bpf_syscalls.TCX_EGRESS)}
+    hooks = {
+        Direction.DOWN: (ingress, bpf_syscalls.TCX_INGRESS),
+        Direction.UP: (egress, bpf_syscalls.TCX_EGRESS),
+    }
     with netns_of(ipr.fileno()):
         for direction, (redirects, tcx_hook) in hooks.items():
             for index, (parent, ifb) in sorted(redirects.items()):
                 if index in names:
                     filters = read_hook(ipr, index, parent)
                     gaps[direction] += hook_gaps(names[index], filters, our_prio, ifb, direction)
-                    gaps[direction] += tcx_gaps(names[index], tcx_programs(index, tcx_hook), direction)
+                    gaps[direction] += tcx_gaps(
+                        names[index], tcx_programs(index, tcx_hook), direction
+                    )
     return {direction: reasons for direction, reasons in gaps.items() if reasons}

@@ -19,7 +19,14 @@ import time
 from dataclasses import dataclass
 
 from chadthrottle.contract import BLOCK_LEASE_S, Direction
-from chadthrottle.helper.kernel.layout import GATE_BLOCK, GATE_QUOTA, POLICE_DOWN, POLICE_UP, SlotGate, policer_key
+from chadthrottle.helper.kernel.layout import (
+    GATE_BLOCK,
+    GATE_QUOTA,
+    POLICE_DOWN,
+    POLICE_UP,
+    SlotGate,
+    policer_key,
+)
 
 # How long a gate holds without being renewed: three ticks (one a second),
 # so a tick late under load does not open it, and short enough that a dead
@@ -56,7 +63,9 @@ class SlotGates:
         size = ctypes.sizeof(SlotGate) * entries
         size += -size % mmap.PAGESIZE
         self._mapping = mmap.mmap(map_fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        self._entries: ctypes.Array[SlotGate] | None = (SlotGate * entries).from_buffer(self._mapping)
+        self._entries: ctypes.Array[SlotGate] | None = (SlotGate * entries).from_buffer(
+            self._mapping
+        )
         self._set: dict[int, GateSetting] = {}  # key -> setting, of the gates not OPEN
 
     def set(self, slot: int, direction: Direction, setting: GateSetting) -> None:
@@ -68,7 +77,9 @@ class SlotGates:
             entry.flags = 0
             self._set.pop(key, None)
             return
-        flags = (GATE_BLOCK if setting.blocked else 0) | (GATE_QUOTA if setting.budget_bytes is not None else 0)
+        flags = (GATE_BLOCK if setting.blocked else 0) | (
+            GATE_QUOTA if setting.budget_bytes is not None else 0
+        )
         entry.flags = 0  # the fields below change while nothing reads them
         entry.lease_until_ns = monotonic_ns() + int(LEASE_S * 1e9)
         if setting.budget_bytes is not None:

@@ -29,16 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl.tcmsg import plugins, sched_pfifo
-from pyroute2.netlink.rtnl.tcmsg.common import calc_xmittime
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.layout import HTB_MAJOR, class_id
 from chadthrottle.priority import DEFAULT_PRIORITY, Priority
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.tcmsg import plugins, sched_pfifo
+from pyroute2.netlink.rtnl.tcmsg.common import calc_xmittime
 
 if TYPE_CHECKING:
     from chadthrottle.helper.kernel.priority_classes import ClassPlan, LinkShaping
@@ -159,13 +158,21 @@ def tc_call(ipr: IPRoute, command: str, *args: object, **kwargs: object) -> None
         ipr.tc(command, *args, **kwargs)
     except NetlinkError as error:
         where = kwargs.get("index", args[1] if len(args) > 1 else "?")
-        raise KernelError(f"tc {command} on interface {where} failed: {error}", error.code) from error
+        raise KernelError(
+            f"tc {command} on interface {where} failed: {error}", error.code
+        ) from error
 
 
 class HtbHierarchy:
     def __init__(
-        self, ipr: IPRoute, ifindex: int, direction: Direction, clock: Callable[[], float] = time.monotonic,
-        l3_to_l2: float = 1.0, changer: ClassChanger | None = None, link: LinkShaping | None = None,
+        self,
+        ipr: IPRoute,
+        ifindex: int,
+        direction: Direction,
+        clock: Callable[[], float] = time.monotonic,
+        l3_to_l2: float = 1.0,
+        changer: ClassChanger | None = None,
+        link: LinkShaping | None = None,
     ) -> None:
         """l3_to_l2: HTB counts from the link-layer header, a limit at L3; rates
         are scaled by this so full-size packets come out exact at L3. changer:
@@ -173,7 +180,9 @@ class HtbHierarchy:
         link: shape everything under a link capacity, by priority."""
         self.ifindex = ifindex
         self.link = link
-        self._planned: dict[int, ClassPlan | object] = {}  # with a link: minor -> what the kernel has
+        self._planned: dict[
+            int, ClassPlan | object
+        ] = {}  # with a link: minor -> what the kernel has
         self._changer = changer
         self._l3_to_l2 = l3_to_l2
         self._ipr = ipr
@@ -187,7 +196,11 @@ class HtbHierarchy:
 
     @classmethod
     def adopt(
-        cls, ipr: IPRoute, ifindex: int, direction: Direction, l3_to_l2: float = 1.0,
+        cls,
+        ipr: IPRoute,
+        ifindex: int,
+        direction: Direction,
+        l3_to_l2: float = 1.0,
         changer: ClassChanger | None = None,
     ) -> HtbHierarchy:
         """The hierarchy a killed helper left on ifindex, as the kernel has it
@@ -213,7 +226,12 @@ class HtbHierarchy:
 
     @classmethod
     def adopt_linked(
-        cls, ipr: IPRoute, ifindex: int, direction: Direction, l3_to_l2: float, changer: ClassChanger | None,
+        cls,
+        ipr: IPRoute,
+        ifindex: int,
+        direction: Direction,
+        l3_to_l2: float,
+        changer: ClassChanger | None,
         messages: list,
     ) -> HtbHierarchy:
         """A linked tree a killed helper left: its link is read back from the
@@ -222,11 +240,13 @@ class HtbHierarchy:
         queues and tokens) and retires the rest."""
         from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 
-        link_rate = next(int((m.get_attr("TCA_OPTIONS").get_attr("TCA_HTB_RATE64") or
-                              m.get_attr("TCA_OPTIONS").get_attr("TCA_HTB_PARMS")["rate"]))
+        link_rate = next(int(m.get_attr("TCA_OPTIONS").get_attr("TCA_HTB_RATE64") or
+                              m.get_attr("TCA_OPTIONS").get_attr("TCA_HTB_PARMS")["rate"])
                          for m in messages if m["handle"] == ROOT_HANDLE | LINK_MINOR)  # fmt: skip
         capacity = max(1, round(link_rate / SHAPE_SHARE / l3_to_l2))
-        hierarchy = cls(ipr, ifindex, direction, l3_to_l2=l3_to_l2, changer=changer, link=LinkShaping(capacity))
+        hierarchy = cls(
+            ipr, ifindex, direction, l3_to_l2=l3_to_l2, changer=changer, link=LinkShaping(capacity)
+        )
         for message in messages:
             if message["handle"] >> 16 == HTB_MAJOR:
                 hierarchy._planned[message["handle"] & 0xFFFF] = _ADOPTED_PLAN
@@ -237,7 +257,9 @@ class HtbHierarchy:
         (opened up, deleted a retire period later)."""
         now = self._clock()
         for slot in self._held:
-            self._set_class(slot, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, LIMITED_PRIORITY)
+            self._set_class(
+                slot, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, LIMITED_PRIORITY
+            )
             self._retiring[slot] = now
             del self._adopted[slot]
         self._held.clear()
@@ -252,14 +274,28 @@ class HtbHierarchy:
             self._held.discard(slot)
             spec = wanted.get(slot)
             wanted_rate = round(spec.rate_bps * self._l3_to_l2) if spec else -1
-            matches = spec is not None and rate == wanted_rate and abs(
-                buffer_ticks - calc_xmittime(wanted_rate, spec.burst_bytes)) <= BUFFER_TICKS_SLACK
+            matches = (
+                spec is not None
+                and rate == wanted_rate
+                and abs(buffer_ticks - calc_xmittime(wanted_rate, spec.burst_bytes))
+                <= BUFFER_TICKS_SLACK
+            )
             self.classes[slot] = spec if spec is not None and matches else _DIFFERS
 
     def create(self) -> None:
-        tc_call(self._ipr, "add", "htb", self.ifindex, ROOT_HANDLE, default=DEFAULT_MINOR, r2q=ROOT_MARKER_R2Q)
+        tc_call(
+            self._ipr,
+            "add",
+            "htb",
+            self.ifindex,
+            ROOT_HANDLE,
+            default=DEFAULT_MINOR,
+            r2q=ROOT_MARKER_R2Q,
+        )
         if self.link is not None:
-            self._sync_linked({}, 0.0)  # the link class, the acknowledgements' and the default class under it
+            self._sync_linked(
+                {}, 0.0
+            )  # the link class, the acknowledgements' and the default class under it
             for protocol, priority in ACK_FILTER_PRIORITIES.items():
                 # skb->priority (a tagged application's class) is read before filters: only the rest is classified
                 tc_call(self._ipr, "add-filter", "u32", self.ifindex, parent=ROOT_HANDLE, prio=priority,
@@ -293,14 +329,22 @@ class HtbHierarchy:
             del self.classes[slot]
             self._retiring[slot] = now
             if retire_after_s > 0:
-                self._set_class(slot, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, LIMITED_PRIORITY)
+                self._set_class(
+                    slot, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, LIMITED_PRIORITY
+                )
         for slot, since in list(self._retiring.items()):
             if slot in wanted:
                 del self._retiring[slot]
                 self.classes[slot] = ClassSpec(DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES)
             elif now - since >= retire_after_s:
                 # Without a kind: pyroute2 would otherwise build HTB rate tables for a delete.
-                tc_call(self._ipr, "del-class", index=self.ifindex, handle=class_id(slot), parent=ROOT_HANDLE)
+                tc_call(
+                    self._ipr,
+                    "del-class",
+                    index=self.ifindex,
+                    handle=class_id(slot),
+                    parent=ROOT_HANDLE,
+                )
                 del self._retiring[slot]
                 self._leaf_limits.pop(slot, None)
         for slot, spec in wanted.items():
@@ -317,14 +361,24 @@ class HtbHierarchy:
                 # limit holds from the first packet and the burst refills only while
                 # the application is idle. (Downloads keep the full bucket: the remote
                 # sender's slow start needs the room; measured 0.964 without it.)
-                self._set_class(slot, rate_bps, EMPTY_START_BURST_BYTES, LIMITED_PRIORITY, "add-class")
+                self._set_class(
+                    slot, rate_bps, EMPTY_START_BURST_BYTES, LIMITED_PRIORITY, "add-class"
+                )
                 self._set_class(slot, rate_bps, spec.burst_bytes, LIMITED_PRIORITY)
             else:
                 self._set_class(slot, rate_bps, spec.burst_bytes, LIMITED_PRIORITY, "add-class")
             limit = leaf_queue_bytes(spec.rate_bps, self._direction)
             if self._leaf_limits.get(slot) != limit:  # often the same: a netlink call saved
                 leaf = (slot & 0xFFFF) << 16  # leaf <slot>: under class <major>:<slot>
-                tc_call(self._ipr, "replace", "bfifo", self.ifindex, leaf, parent=class_id(slot), limit=limit)
+                tc_call(
+                    self._ipr,
+                    "replace",
+                    "bfifo",
+                    self.ifindex,
+                    leaf,
+                    parent=class_id(slot),
+                    limit=limit,
+                )
                 self._leaf_limits[slot] = limit
             self.classes[slot] = spec
 
@@ -347,7 +401,9 @@ class HtbHierarchy:
                 self._retiring[minor] = now
                 if retire_after_s > 0:
                     current = self._planned[minor]
-                    if current is _ADOPTED_PLAN:  # read back from the kernel: open it like the default class
+                    if (
+                        current is _ADOPTED_PLAN
+                    ):  # read back from the kernel: open it like the default class
                         current = replace(plans[DEFAULT_MINOR], minor=minor)
                     opened = self.link.opened(current, plans[LINK_MINOR])
                     self._set_planned(opened, "change-class")
@@ -391,13 +447,38 @@ class HtbHierarchy:
                 sent[slot] = max(0, basic["bytes"] - l2_bytes * basic["packets"])
         return sent
 
-    def _set_class(self, minor: int, rate_bps: int, burst_bytes: int, priority: int, command: str = "change-class") -> None:
+    def _set_class(
+        self,
+        minor: int,
+        rate_bps: int,
+        burst_bytes: int,
+        priority: int,
+        command: str = "change-class",
+    ) -> None:
         quantum = max(1514, min(rate_bps // 10, 200_000))
         if command == "change-class" and self._changer is not None:
-            self._changer.change(self.ifindex, ROOT_HANDLE | minor, ROOT_HANDLE, rate_bps, burst_bytes, priority, quantum)
+            self._changer.change(
+                self.ifindex,
+                ROOT_HANDLE | minor,
+                ROOT_HANDLE,
+                rate_bps,
+                burst_bytes,
+                priority,
+                quantum,
+            )
             return
         rate = f"{rate_bps * 8}bit"
         tc_call(
-            self._ipr, command, "htb", self.ifindex, ROOT_HANDLE | minor, parent=ROOT_HANDLE,
-            rate=rate, ceil=rate, burst=burst_bytes, cburst=burst_bytes, prio=priority, quantum=quantum,
+            self._ipr,
+            command,
+            "htb",
+            self.ifindex,
+            ROOT_HANDLE | minor,
+            parent=ROOT_HANDLE,
+            rate=rate,
+            ceil=rate,
+            burst=burst_bytes,
+            cburst=burst_bytes,
+            prio=priority,
+            quantum=quantum,
         )

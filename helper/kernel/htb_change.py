@@ -20,9 +20,8 @@ import os
 import socket
 import struct
 
-from pyroute2.netlink.rtnl.tcmsg.common import calc_xmittime
-
 from chadthrottle.helper.errors import KernelError
+from pyroute2.netlink.rtnl.tcmsg.common import calc_xmittime
 
 NETLINK_ROUTE = 0
 NLMSG_ERROR = 2
@@ -51,12 +50,21 @@ def _ratespec(rate_bps: int) -> bytes:
 
 
 def htb_class_message(
-    seq: int, ifindex: int, classid: int, parent: int, rate_bps: int, burst_bytes: int, priority: int, quantum: int
+    seq: int,
+    ifindex: int,
+    classid: int,
+    parent: int,
+    rate_bps: int,
+    burst_bytes: int,
+    priority: int,
+    quantum: int,
 ) -> bytes:
     """RTM_NEWTCLASS without NLM_F_CREATE: change an existing class, rate = ceil."""
     buffer_ticks = calc_xmittime(rate_bps, burst_bytes)  # the unit tc and pyroute2 use
-    parms = _ratespec(rate_bps) + _ratespec(rate_bps) + _HTB_OPT_TAIL.pack(
-        buffer_ticks, buffer_ticks, quantum, 0, priority
+    parms = (
+        _ratespec(rate_bps)
+        + _ratespec(rate_bps)
+        + _HTB_OPT_TAIL.pack(buffer_ticks, buffer_ticks, quantum, 0, priority)
     )
     options = _attribute(TCA_HTB_PARMS, parms)
     if rate_bps > U32_MAX:
@@ -64,7 +72,10 @@ def htb_class_message(
         options += _attribute(TCA_HTB_CEIL64, struct.pack("=Q", rate_bps))
     body = _TCMSG.pack(socket.AF_UNSPEC, ifindex, classid, parent, 0)
     body += _attribute(TCA_KIND, b"htb\0") + _attribute(TCA_OPTIONS, options)
-    return _HEADER.pack(_HEADER.size + len(body), RTM_NEWTCLASS, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
+    return (
+        _HEADER.pack(_HEADER.size + len(body), RTM_NEWTCLASS, NLM_F_REQUEST | NLM_F_ACK, seq, 0)
+        + body
+    )
 
 
 def _netns_cookie(descriptor: int) -> bytes:
@@ -79,7 +90,9 @@ class ClassChanger:
     """One netlink socket for class changes; used from one thread at a time."""
 
     def __init__(self) -> None:
-        self._socket = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+        self._socket = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
+        )
         self._socket.bind((0, 0))
         self._seq = itertools.count(1)
 
@@ -99,14 +112,20 @@ class ClassChanger:
                priority: int, quantum: int) -> None:  # fmt: skip
         """KernelError if the kernel refuses (e.g. the class or device is gone)."""
         seq = next(self._seq) & U32_MAX
-        message = htb_class_message(seq, ifindex, classid, parent, rate_bps, burst_bytes, priority, quantum)
+        message = htb_class_message(
+            seq, ifindex, classid, parent, rate_bps, burst_bytes, priority, quantum
+        )
         try:
             self._socket.send(message)
             code = self._ack(seq)
         except OSError as error:
-            raise KernelError(f"tc change-class on interface {ifindex} failed: {error}", error.errno or 0) from error
+            raise KernelError(
+                f"tc change-class on interface {ifindex} failed: {error}", error.errno or 0
+            ) from error
         if code:
-            raise KernelError(f"tc change-class on interface {ifindex} failed: {os.strerror(code)} ({code})", code)
+            raise KernelError(
+                f"tc change-class on interface {ifindex} failed: {os.strerror(code)} ({code})", code
+            )
 
     def _ack(self, seq: int) -> int:
         """The errno the kernel answered this request with (0: done)."""

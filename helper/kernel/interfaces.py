@@ -10,10 +10,9 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from chadthrottle.helper.errors import KernelError
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
-
-from chadthrottle.helper.errors import KernelError
 
 log = logging.getLogger("chadthrottle.kernel.interfaces")
 
@@ -108,7 +107,7 @@ def root_qdisc(ipr: IPRoute, ifindex: int) -> Qdisc | None:
 
 
 def ingress_hook(ipr: IPRoute, ifindex: int) -> str | None:
-    """"ingress" or "clsact" when the device already has an ingress hook."""
+    """ "ingress" or "clsact" when the device already has an ingress hook."""
     for message in _qdiscs(ipr, ifindex):
         kind = message.get_attr("TCA_KIND")
         if kind in ("ingress", "clsact"):
@@ -144,18 +143,34 @@ def bpf_filter(message: Any) -> BpfFilter | None:
     redirect = 0
     actions = options.get_attr("TCA_BPF_ACT")
     for _name, action in actions["attrs"] if actions is not None else []:
-        action_options = action.get_attr("TCA_ACT_OPTIONS") if action.get_attr("TCA_ACT_KIND") == "mirred" else None
+        action_options = (
+            action.get_attr("TCA_ACT_OPTIONS")
+            if action.get_attr("TCA_ACT_KIND") == "mirred"
+            else None
+        )
         parms = action_options.get_attr("TCA_MIRRED_PARMS") if action_options is not None else None
         if parms is not None:
             redirect = parms["ifindex"]
-    return BpfFilter(message["handle"], message["info"] & 0xFFFF, options.get_attr("TCA_BPF_NAME") or "", redirect)
+    return BpfFilter(
+        message["handle"],
+        message["info"] & 0xFFFF,
+        options.get_attr("TCA_BPF_NAME") or "",
+        redirect,
+    )
 
 
 def delete_filter(ipr: IPRoute, ifindex: int, parent: int, priority: int, found: BpfFilter) -> None:
     """Delete exactly this filter (priority, protocol, handle), nothing beside it."""
     try:
-        ipr.tc("del-filter", "bpf", ifindex, found.handle, parent=parent, prio=priority,
-               protocol=socket.ntohs(found.protocol))
+        ipr.tc(
+            "del-filter",
+            "bpf",
+            ifindex,
+            found.handle,
+            parent=parent,
+            prio=priority,
+            protocol=socket.ntohs(found.protocol),
+        )
     except NetlinkError as error:
         log.debug("filter on %d already gone: %s", ifindex, error)
 

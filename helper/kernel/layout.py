@@ -14,7 +14,11 @@ class SockTag(ctypes.Structure):
 
 
 class TrafficKey(ctypes.Structure):
-    _fields_ = [("netns_cookie", ctypes.c_uint64), ("owner_tgid", ctypes.c_uint32), ("ifindex", ctypes.c_uint32)]
+    _fields_ = [
+        ("netns_cookie", ctypes.c_uint64),
+        ("owner_tgid", ctypes.c_uint32),
+        ("ifindex", ctypes.c_uint32),
+    ]
 
 
 class OwnerEvent(ctypes.Structure):

@@ -34,16 +34,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.identity.escaping import escape_os_name
-from chadthrottle.helper.kernel.ownership import recorded_entries
-from chadthrottle.helper.kernel.tc_ownership import JOURNAL_KIND
 from chadthrottle.helper.kernel.htb import Classes
 from chadthrottle.helper.kernel.namespaces import CLONE_NEWNET, NAMED_NETNS_DIR
+from chadthrottle.helper.kernel.ownership import recorded_entries
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
+from chadthrottle.helper.kernel.tc_ownership import JOURNAL_KIND
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_unadopted
+from pyroute2 import IPRoute
 
 log = logging.getLogger("chadthrottle.kernel.tc")
 T = TypeVar("T")
@@ -86,7 +85,9 @@ class InNamespace:
         try:
             if os.fstat(fd).st_ino != inode:  # the process moved or exited and its pid was reused
                 raise OSError(f"{path} is no longer namespace net:[{inode}]")
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="netns-tc", initializer=_enter, initargs=(fd,))
+            self._pool = ThreadPoolExecutor(
+                1, thread_name_prefix="netns-tc", initializer=_enter, initargs=(fd,)
+            )
             try:
                 self.call(lambda: None)  # the thread enters now, while fd is open
             except BaseException:
@@ -148,7 +149,10 @@ class NamespaceShapers:
     queues = True  # HTB leaf queues, in every namespace that shapes
 
     def __init__(
-        self, own: TcShaper, make: Callable[[IPRoute], TcShaper], clock: Callable[[], float] = time.monotonic
+        self,
+        own: TcShaper,
+        make: Callable[[IPRoute], TcShaper],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._own = own
         self._make = make
@@ -198,11 +202,16 @@ class NamespaceShapers:
         except Exception as error:  # fail open: the guard holds the limit
             label = namespace_label(inode)
             if inode not in self._unentered:
-                log.warning("cannot shape in namespace %s (the policer holds its limits): %s", label, error)
+                log.warning(
+                    "cannot shape in namespace %s (the policer holds its limits): %s", label, error
+                )
             self._unentered[inode] = (self._clock(), label, str(error) or type(error).__name__)
             return False
         self._unentered.pop(inode, None)
-        log.info("shaping in namespace %s, where a limited application has sockets", self._elsewhere[inode].label)
+        log.info(
+            "shaping in namespace %s, where a limited application has sockets",
+            self._elsewhere[inode].label,
+        )
         return True
 
     def _sync(self, other: _Elsewhere, wanted: dict[Direction, Classes]) -> None:
@@ -214,12 +223,18 @@ class NamespaceShapers:
         except Exception as error:
             gaps = {d: [_policed(d, other.label, error)] for d in Direction if wanted.get(d)}
             for refused in (Direction.UP, Direction.DOWN):
-                partial = {d: (classes if d is not refused else {}) for d, classes in wanted.items()}
+                partial = {
+                    d: (classes if d is not refused else {}) for d, classes in wanted.items()
+                }
                 try:
                     other.call(lambda shaper: shaper.reconcile(partial))
                 except Exception:
                     continue
-                gaps = {refused: [_policed(refused, other.label, error)]} if wanted.get(refused) else {}
+                gaps = (
+                    {refused: [_policed(refused, other.label, error)]}
+                    if wanted.get(refused)
+                    else {}
+                )
                 break
             else:
                 try:
@@ -235,7 +250,9 @@ class NamespaceShapers:
         other = self._elsewhere.pop(inode)
         try:
             other.close()
-            log.info("stopped shaping in namespace %s: no limited application is left in it", other.label)
+            log.info(
+                "stopped shaping in namespace %s: no limited application is left in it", other.label
+            )
         except Exception as error:  # its journal keeps what stayed, for the next start
             log.warning("could not remove everything from namespace %s: %s", other.label, error)
 
@@ -275,7 +292,9 @@ class NamespaceShapers:
         gaps = self._own.enforcement_gaps()
         for other in self._elsewhere.values():
             for direction, reasons in other.call(lambda shaper: shaper.enforcement_gaps()).items():
-                gaps.setdefault(direction, []).extend(f"in namespace {other.label}: {r}" for r in reasons)
+                gaps.setdefault(direction, []).extend(
+                    f"in namespace {other.label}: {r}" for r in reasons
+                )
             for direction, reasons in other.gaps.items():
                 gaps.setdefault(direction, []).extend(reasons)
         if self._unentered:
@@ -301,8 +320,11 @@ def remove_unadopted_elsewhere(instance: str = "") -> int:
     namespace and instance, checked against the kernel). Another helper's
     namespaces are not entered. Returns how many objects were removed."""
     own = os.stat("/proc/thread-self/ns/net").st_ino
-    inodes = {int(e["netns_inode"]) for e in recorded_entries(JOURNAL_KIND)
-              if isinstance(e.get("netns_inode"), int) and e.get("instance", instance) == instance} - {own}
+    inodes = {
+        int(e["netns_inode"])
+        for e in recorded_entries(JOURNAL_KIND)
+        if isinstance(e.get("netns_inode"), int) and e.get("instance", instance) == instance
+    } - {own}
     if not inodes:
         return 0
     paths: dict[int, str] = {}
@@ -318,12 +340,20 @@ def remove_unadopted_elsewhere(instance: str = "") -> int:
         try:
             thread = InNamespace(path, inode)
         except OSError as error:
-            log.warning("could not enter namespace net:[%d] to remove what an earlier helper left: %s", inode, error)
+            log.warning(
+                "could not enter namespace net:[%d] to remove what an earlier helper left: %s",
+                inode,
+                error,
+            )
             continue
         try:
             removed += thread.call(lambda: _remove_unadopted_here(instance))
         except Exception as error:
-            log.warning("could not remove what an earlier helper left in namespace net:[%d]: %s", inode, error)
+            log.warning(
+                "could not remove what an earlier helper left in namespace net:[%d]: %s",
+                inode,
+                error,
+            )
         finally:
             thread.close()
     return removed

@@ -138,7 +138,9 @@ class NamespaceDirectory:
         new = others - set(self._others) - self._not_found
         if others and (new or self._clock() - self._last_scan > RESCAN_INTERVAL_S):
             self._rescan(others)
-        views = {cookie: self._others.get(cookie, NetnsView(f"netns:{cookie}")) for cookie in others}
+        views = {
+            cookie: self._others.get(cookie, NetnsView(f"netns:{cookie}")) for cookie in others
+        }
         if self.own_cookie in cookies:
             views[self.own_cookie] = NetnsView("", _interface_names())
         return views

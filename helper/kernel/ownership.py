@@ -132,7 +132,9 @@ class ObjectJournal:
         # Created and locked under a name readers do not look for, then renamed:
         # a reader must never find it unlocked and take it for a dead owner's.
         hidden = RUN_DIR / f".{name}"
-        self._fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self._fd = os.open(
+            hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600
+        )
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         self.path = RUN_DIR / name
         os.rename(hidden, self.path)
@@ -175,7 +177,9 @@ def _entries(text: str) -> dict[str, dict[str, Any]]:
 
 
 def take_over_dead(
-    kind: str, belongs: Callable[[dict[str, Any]], bool], heir: ObjectJournal,
+    kind: str,
+    belongs: Callable[[dict[str, Any]], bool],
+    heir: ObjectJournal,
     is_garbage: Callable[[dict[str, Any]], bool] = lambda entry: False,
 ) -> list[dict[str, Any]]:
     """The entries of dead owners' journals of this kind that belong to the
@@ -202,7 +206,9 @@ def take_over_dead(
             for key, entry in mine.items():
                 heir.write(entry)
                 taken[key] = entry
-            rest = [entry for key, entry in entries.items() if key not in mine and not is_garbage(entry)]
+            rest = [
+                entry for key, entry in entries.items() if key not in mine and not is_garbage(entry)
+            ]
             if not rest:
                 path.unlink(missing_ok=True)
             elif len(rest) < len(entries):

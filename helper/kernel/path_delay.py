@@ -40,7 +40,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.kernel.interfaces import ARPHRD_ETHER, ETHERNET_HEADER_BYTES, IFF_LOOPBACK, IFF_UP
+from chadthrottle.helper.kernel.interfaces import (
+    ARPHRD_ETHER,
+    ETHERNET_HEADER_BYTES,
+    IFF_LOOPBACK,
+    IFF_UP,
+)
 from chadthrottle.helper.kernel.namespaces import in_netns
 from chadthrottle.helper.kernel.socket_diag import _MSG_SIZE, dump_tcp_sockets, tcp_info_offset
 from chadthrottle.helper.kernel.tc_ownership import IFB_ALIASES
@@ -48,7 +53,10 @@ from chadthrottle.helper.kernel.tc_ownership import IFB_ALIASES
 BUSY_BYTES = 16 * 1024  # payload a connection must move in a tick to be read
 _COOKIE = struct.Struct("=Q")
 _COOKIE_OFFSET = 44  # inet_diag_msg: family, state, timer, retrans, then sockid: ports (4), addresses (32), ifindex
-_SRC_OFFSET, _DST_OFFSET = 8, 24  # in inet_diag_msg: after family..retrans (4) and the two ports (4)
+_SRC_OFFSET, _DST_OFFSET = (
+    8,
+    24,
+)  # in inet_diag_msg: after family..retrans (4) and the two ports (4)
 _RTT = struct.Struct("=I")
 _RTT_OFFSET, _RCV_RTT_OFFSET, _MIN_RTT_OFFSET = 68, 92, 148  # in struct tcp_info
 _BYTES = struct.Struct("=QQ")  # bytes_acked, bytes_received
@@ -84,12 +92,17 @@ def parse_path(payload: bytes) -> tuple[int, TcpPath] | None:
     if len(payload) < _MSG_SIZE:
         return None
     (cookie,) = _COOKIE.unpack_from(payload, _COOKIE_OFFSET)
-    local = _is_local(payload[0], payload[_SRC_OFFSET : _SRC_OFFSET + 16], payload[_DST_OFFSET : _DST_OFFSET + 16])
+    local = _is_local(
+        payload[0], payload[_SRC_OFFSET : _SRC_OFFSET + 16], payload[_DST_OFFSET : _DST_OFFSET + 16]
+    )
     info = tcp_info_offset(payload, _INFO_NEEDED)
     if info is None:
         return None
     acked, received = _BYTES.unpack_from(payload, info + _BYTES_OFFSET)
-    rtts = [_RTT.unpack_from(payload, info + at)[0] for at in (_RTT_OFFSET, _RCV_RTT_OFFSET, _MIN_RTT_OFFSET)]
+    rtts = [
+        _RTT.unpack_from(payload, info + at)[0]
+        for at in (_RTT_OFFSET, _RCV_RTT_OFFSET, _MIN_RTT_OFFSET)
+    ]
     return cookie, TcpPath(acked, received, *rtts, local=local)
 
 
@@ -108,9 +121,13 @@ def queueing_delay_s(before: Mapping[int, TcpPath], now: Mapping[int, TcpPath],
         if old is None or path.min_rtt_us == 0 or path.local:
             continue
         if path.acked - old.acked >= BUSY_BYTES and path.rtt_us:
-            rises.append((path.rtt_us - path.min_rtt_us) / 1e6 - local_wait_s.get(Direction.UP, 0.0))
+            rises.append(
+                (path.rtt_us - path.min_rtt_us) / 1e6 - local_wait_s.get(Direction.UP, 0.0)
+            )
         if path.received - old.received >= BUSY_BYTES and path.rcv_rtt_us:
-            rises.append((path.rcv_rtt_us - path.min_rtt_us) / 1e6 - local_wait_s.get(Direction.DOWN, 0.0))
+            rises.append(
+                (path.rcv_rtt_us - path.min_rtt_us) / 1e6 - local_wait_s.get(Direction.DOWN, 0.0)
+            )
     return max(0.0, min(rises)) if rises else None
 
 
@@ -139,7 +156,9 @@ def link_counters(ipr: Any, indexes: Iterable[int] | None = None) -> dict[int, L
         kind = info.get_attr("IFLA_INFO_KIND") if info is not None else ""
         if wanted is not None and link["index"] not in wanted:
             continue
-        if wanted is None and (not link["flags"] & IFF_UP or link["flags"] & IFF_LOOPBACK or kind == "ifb"):
+        if wanted is None and (
+            not link["flags"] & IFF_UP or link["flags"] & IFF_LOOPBACK or kind == "ifb"
+        ):
             continue
         stats = link.get_attr("IFLA_STATS64")
         if stats is not None:
@@ -163,7 +182,9 @@ def internet_links(ipr: Any) -> set[int]:
     return found
 
 
-def shaper_wait_s(ipr: Any, shaping_bps: Mapping[Direction, float | None]) -> dict[Direction, float]:
+def shaper_wait_s(
+    ipr: Any, shaping_bps: Mapping[Direction, float | None]
+) -> dict[Direction, float]:
     """How long a packet waits in our IFBs now, per direction: their root
     qdiscs' backlog at the shaping rate (0 where nothing is shaped)."""
     waits = {direction: 0.0 for direction in Direction}
@@ -212,7 +233,10 @@ class PathSampler:
         links, paths = self._read_links(), self._dump()
         before, self._links = self._links, links
         moved = {Direction.DOWN: 0, Direction.UP: 0}
-        for index, now in links.items():  # a counter that went back (a link replaced) reads as nothing moved
+        for (
+            index,
+            now,
+        ) in links.items():  # a counter that went back (a link replaced) reads as nothing moved
             if (old := before.get(index)) is not None:
                 moved[Direction.DOWN] += max(0, now.down - old.down)
                 moved[Direction.UP] += max(0, now.up - old.up)

@@ -22,7 +22,7 @@ import logging
 from typing import Protocol
 
 from chadthrottle.contract import GSO_PACKET_BYTES, Direction
-from chadthrottle.helper.kernel.htb import ClassSpec, Classes
+from chadthrottle.helper.kernel.htb import Classes, ClassSpec
 from chadthrottle.helper.kernel.layout import POLICE_DOWN, POLICE_UP, SlotPolicer, policer_key
 
 log = logging.getLogger("chadthrottle.kernel.policer")
@@ -63,6 +63,7 @@ def configured(state: SlotPolicer, spec: ClassSpec | None) -> SlotPolicer:
 
 class EbpfPolicer:
     queues = False  # a packet over the limit is refused or dropped
+
     def __init__(self, table: PolicerTable) -> None:
         self._table = table
         self._active: dict[Direction, Classes] = {Direction.UP: {}, Direction.DOWN: {}}
@@ -102,4 +103,10 @@ class EbpfPolicer:
         if spec is None:
             log.info("policer %s slot %d off", direction.value, slot)
         else:
-            log.info("policer %s slot %d: %d B/s, burst %d ns", direction.value, slot, spec.rate_bps, burst_ns(spec))
+            log.info(
+                "policer %s slot %d: %d B/s, burst %d ns",
+                direction.value,
+                slot,
+                spec.rate_bps,
+                burst_ns(spec),
+            )

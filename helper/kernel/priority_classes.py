@@ -43,14 +43,27 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from chadthrottle.helper.kernel.htb import ACK_MINOR, DEFAULT_MINOR, LINK_MINOR, ROOT_HANDLE, Classes
+from chadthrottle.helper.kernel.htb import (
+    ACK_MINOR,
+    DEFAULT_MINOR,
+    LINK_MINOR,
+    ROOT_HANDLE,
+    Classes,
+)
 from chadthrottle.priority import DEFAULT_PRIORITY, Priority
 
 ACK_PRIORITY = Priority.HIGH  # small TCP packets of applications without a class (htb.ACK_MINOR)
 SHAPE_SHARE = 0.95  # shape this far under the capacity, so the modem's queue stays empty
 # What the classes of each priority are guaranteed together, as a share of the link.
-FLOOR_SHARES = {Priority.CRITICAL: 0.10, Priority.HIGH: 0.05, Priority.NORMAL: 0.02, Priority.LOW: 0.01}
-LINK_BURST_S = 0.004  # the link class may send this much of its rate at once: the modem's queue stays short
+FLOOR_SHARES = {
+    Priority.CRITICAL: 0.10,
+    Priority.HIGH: 0.05,
+    Priority.NORMAL: 0.02,
+    Priority.LOW: 0.01,
+}
+LINK_BURST_S = (
+    0.004  # the link class may send this much of its rate at once: the modem's queue stays short
+)
 CLASS_QUANTUM_BYTES = 2 * 1514  # equal for every class: equal shares within a priority
 FLOOR_BURST_BYTES = 2 * 1514  # a class's own bucket: no more than this ahead of a higher priority
 LEAF_QUEUE_S = 0.1  # a leaf holds this much of its ceiling, and at least
@@ -85,16 +98,22 @@ class ClassPlan:
     quantum_bytes: int = CLASS_QUANTUM_BYTES
 
 
-def plan_tree(capacity_bps: int, apps: dict[int, AppClass], l3_to_l2: float = 1.0) -> list[ClassPlan]:
+def plan_tree(
+    capacity_bps: int, apps: dict[int, AppClass], l3_to_l2: float = 1.0
+) -> list[ClassPlan]:
     """The classes for a link of `capacity_bps` (L3) and the applications' wishes
     (app slot -> AppClass), parents first."""
     if capacity_bps <= 0:
         raise ValueError(f"the link capacity must be positive, not {capacity_bps}")
-    if not all(0 < slot < ACK_MINOR for slot in apps):  # below the minors and handles the tree takes
+    if not all(
+        0 < slot < ACK_MINOR for slot in apps
+    ):  # below the minors and handles the tree takes
         raise ValueError(f"app slots must be within 1..{ACK_MINOR - 1}: {sorted(apps)}")
     link = max(1, round(capacity_bps * SHAPE_SHARE * l3_to_l2))
     link_burst = max(3 * 1514, int(link * LINK_BURST_S))
-    sharing = Counter([wish.priority for wish in apps.values()] + [DEFAULT_PRIORITY, ACK_PRIORITY])  # ours too
+    sharing = Counter(
+        [wish.priority for wish in apps.values()] + [DEFAULT_PRIORITY, ACK_PRIORITY]
+    )  # ours too
 
     def floor(priority: Priority) -> int:
         return max(1, int(link * FLOOR_SHARES[priority] / sharing[priority]))
@@ -102,7 +121,9 @@ def plan_tree(capacity_bps: int, apps: dict[int, AppClass], l3_to_l2: float = 1.
     link_handle = ROOT_HANDLE | LINK_MINOR
     plans = [ClassPlan(LINK_MINOR, ROOT_HANDLE, link, link, link_burst, link_burst, 0, None)]
     for slot, wish in sorted(apps.items()):
-        ceil = link if wish.limit_bps is None else max(1, min(link, round(wish.limit_bps * l3_to_l2)))
+        ceil = (
+            link if wish.limit_bps is None else max(1, min(link, round(wish.limit_bps * l3_to_l2)))
+        )
         cburst = wish.burst_bytes if wish.limit_bps is not None and wish.burst_bytes else link_burst
         plans.append(ClassPlan(slot, link_handle, min(floor(wish.priority), ceil), ceil, FLOOR_BURST_BYTES, cburst,
                                wish.priority.rank, _leaf_bytes(ceil)))  # fmt: skip
@@ -124,10 +145,15 @@ class LinkShaping:
     capacity_bps: int
 
     def plan(self, wanted: Classes, l3_to_l2: float) -> list[ClassPlan]:
-        apps = {slot: AppClass(spec.priority, spec.rate_bps or None, spec.burst_bytes) for slot, spec in wanted.items()}
+        apps = {
+            slot: AppClass(spec.priority, spec.rate_bps or None, spec.burst_bytes)
+            for slot, spec in wanted.items()
+        }
         return plan_tree(self.capacity_bps, apps, l3_to_l2)
 
     @staticmethod
     def opened(plan: ClassPlan, link: ClassPlan) -> ClassPlan:
         """A class no longer wanted, opened up so its backlog drains before it goes."""
-        return replace(plan, ceil_bps=link.ceil_bps, cburst_bytes=link.cburst_bytes, prio=DEFAULT_PRIORITY.rank)
+        return replace(
+            plan, ceil_bps=link.ceil_bps, cburst_bytes=link.cburst_bytes, prio=DEFAULT_PRIORITY.rank
+        )

@@ -44,7 +44,9 @@ class ProcessLineage:
 
     def __init__(self, capacity: int = REMEMBERED_PROCESSES) -> None:
         self._capacity = capacity
-        self._parent: OrderedDict[int, tuple[int, bool]] = OrderedDict()  # tgid -> (parent tgid, exec'd)
+        self._parent: OrderedDict[int, tuple[int, bool]] = (
+            OrderedDict()
+        )  # tgid -> (parent tgid, exec'd)
 
     def forked(self, parent_tgid: int, child_tgid: int) -> None:
         self._parent[child_tgid] = (parent_tgid, False)
@@ -149,6 +151,7 @@ def open_proc_events() -> ProcEvents | None:
     try:
         return ProcEvents()
     except OSError as error:
-        log.warning("no process events (forks of short-lived processes are not followed): %s", error)
+        log.warning(
+            "no process events (forks of short-lived processes are not followed): %s", error
+        )
         return None
-

@@ -19,7 +19,12 @@ from pathlib import Path
 
 from chadthrottle.helper.kernel.counter_slots import slot_cpus
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
-from chadthrottle.helper.kernel.socket_tagging import MAX_RTT_US, UNCLAMPED_WINDOW, UNKNOWN_RTT_US, WINDOW_QUEUE_US
+from chadthrottle.helper.kernel.socket_tagging import (
+    MAX_RTT_US,
+    UNCLAMPED_WINDOW,
+    UNKNOWN_RTT_US,
+    WINDOW_QUEUE_US,
+)
 
 
 def bpf_source_dir() -> Path:
@@ -43,7 +48,6 @@ def build(source_dir: Path) -> dict[str, object]:
     instructions, map fds turned into map indices."""
     from bcc import BPF
     from bcc.libbcc import lib
-
     from chadthrottle.helper.kernel.bpf_objects import btf_blob, map_spec
     from chadthrottle.helper.kernel.program_set import PROGRAMS, ProgramSet, relocate
 
@@ -65,7 +69,9 @@ def build(source_dir: Path) -> dict[str, object]:
             if btf_id:  # bcc gives BTF to the maps whose types it found there
                 btf_ids.add(btf_id)
         if len(btf_ids) != 1:
-            raise RuntimeError(f"the maps were not made with one BTF object (BTF ids {sorted(btf_ids)})")
+            raise RuntimeError(
+                f"the maps were not made with one BTF object (BTF ids {sorted(btf_ids)})"
+            )
         programs = {name: relocate(bpf.dump_func(name.encode()), index_of_fd) for name in PROGRAMS}
         program_set = ProgramSet(btf_blob(btf_ids.pop()), tuple(maps), programs)
         program_set.check()
@@ -76,7 +82,9 @@ def build(source_dir: Path) -> dict[str, object]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or not Path(argv[0]).is_dir():
-        print("usage: python -m chadthrottle.helper.kernel.program_build SOURCE_DIR", file=sys.stderr)
+        print(
+            "usage: python -m chadthrottle.helper.kernel.program_build SOURCE_DIR", file=sys.stderr
+        )
         return 2
     if "BCC_KERNEL_SOURCE" not in os.environ:
         print("program_build: BCC_KERNEL_SOURCE is not set", file=sys.stderr)

@@ -54,7 +54,9 @@ def _bcc_version() -> str:
         return "unknown"
 
 
-def cache_key(source_dir: Path, cflags: list[str], kernel: tuple[str, str] | None = None) -> dict[str, Any]:
+def cache_key(
+    source_dir: Path, cflags: list[str], kernel: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """What a stored set was built from; any difference means rebuild.
     kernel: (release, build version), the running kernel's by default."""
     release, version = kernel or (platform.release(), platform.version())
@@ -68,7 +70,9 @@ def _check_trusted(info: os.stat_result, what: str) -> None:
     if info.st_uid != 0:
         raise CacheRefused(f"{what} is owned by uid {info.st_uid}, not root")
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise CacheRefused(f"{what} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o})")
+        raise CacheRefused(
+            f"{what} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o})"
+        )
 
 
 def _checked_directory(cache_dir: Path) -> None:
@@ -137,7 +141,9 @@ def write_cache(cache_dir: Path, key: dict[str, Any], program_set: ProgramSet) -
 def build_in_child(source_dir: Path, cache_dir: Path) -> ProgramSet:
     """Compile with bcc in a child process (program_build.py)."""
     if importlib.util.find_spec("bcc") is None:
-        raise BackendUnavailable("bcc is not installed: install python3-bpfcc (Debian) and use a Python that sees it")
+        raise BackendUnavailable(
+            "bcc is not installed: install python3-bpfcc (Debian) and use a Python that sees it"
+        )
     environment = dict(os.environ)
     if "BCC_KERNEL_SOURCE" not in environment:  # set by hand: that tree
         environment["BCC_KERNEL_SOURCE"] = str(kernel_source_dir(cache_dir))
@@ -149,18 +155,26 @@ def build_in_child(source_dir: Path, cache_dir: Path) -> ProgramSet:
             stdin=subprocess.DEVNULL, capture_output=True, env=environment, timeout=BUILD_TIMEOUT_S, cwd="/",
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        raise BackendUnavailable(f"compiling the BPF programs took more than {BUILD_TIMEOUT_S:.0f} s") from None
+        raise BackendUnavailable(
+            f"compiling the BPF programs took more than {BUILD_TIMEOUT_S:.0f} s"
+        ) from None
     if result.returncode != 0:
         said = result.stderr.decode(errors="replace").strip()[-3000:]
         raise BackendUnavailable(f"the BPF programs did not compile: {said}")
     try:
         return ProgramSet.from_json(json.loads(result.stdout))
     except (ValueError, InvalidProgramSet) as error:
-        raise BackendUnavailable(f"the BPF program build gave an unusable result: {error}") from None
+        raise BackendUnavailable(
+            f"the BPF program build gave an unusable result: {error}"
+        ) from None
 
 
 def obtain_program_set(
-    cache_dir: Path, source_dir: Path, cflags: list[str], kernel: tuple[str, str] | None = None, use_cache: bool = True
+    cache_dir: Path,
+    source_dir: Path,
+    cflags: list[str],
+    kernel: tuple[str, str] | None = None,
+    use_cache: bool = True,
 ) -> tuple[ProgramSet, str]:
     """The program set for this kernel and source, and where it came from:
     "cache", or "built" (and stored when the cache directory allows).

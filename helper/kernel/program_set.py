@@ -56,9 +56,13 @@ def _map_references(instructions: bytes) -> list[tuple[int, int]]:
         if code == _LD_IMM64:
             source = registers >> 4
             if source == _PSEUDO_MAP_FD:
-                found.append((8 * index + 4, struct.unpack_from("<i", instructions, 8 * index + 4)[0]))
+                found.append(
+                    (8 * index + 4, struct.unpack_from("<i", instructions, 8 * index + 4)[0])
+                )
             elif source != 0:
-                raise InvalidProgramSet(f"ld_imm64 with pseudo source {source} at instruction {index}")
+                raise InvalidProgramSet(
+                    f"ld_imm64 with pseudo source {source} at instruction {index}"
+                )
             index += 1
         index += 1
     return found
@@ -85,7 +89,10 @@ class ProgramSet:
         return {
             "btf": base64.b64encode(self.btf).decode(),
             "maps": [asdict(spec) for spec in self.maps],
-            "programs": {name: base64.b64encode(insns).decode() for name, insns in sorted(self.programs.items())},
+            "programs": {
+                name: base64.b64encode(insns).decode()
+                for name, insns in sorted(self.programs.items())
+            },
         }
 
     @classmethod
@@ -95,7 +102,10 @@ class ProgramSet:
         try:
             btf = base64.b64decode(data["btf"], validate=True)
             maps = tuple(_map_spec(entry) for entry in data["maps"])
-            programs = {str(name): base64.b64decode(text, validate=True) for name, text in data["programs"].items()}
+            programs = {
+                str(name): base64.b64decode(text, validate=True)
+                for name, text in data["programs"].items()
+            }
         except (KeyError, TypeError, AttributeError, ValueError) as error:
             raise InvalidProgramSet(f"malformed program set: {error!r}") from None
         program_set = cls(btf, maps, programs)
@@ -108,7 +118,9 @@ class ProgramSet:
         if len({spec.name for spec in self.maps}) != len(self.maps):
             raise InvalidProgramSet("two maps have the same name")
         if set(self.programs) != set(PROGRAMS):
-            raise InvalidProgramSet(f"the set has programs {sorted(self.programs)}, not {sorted(PROGRAMS)}")
+            raise InvalidProgramSet(
+                f"the set has programs {sorted(self.programs)}, not {sorted(PROGRAMS)}"
+            )
         indices = {index: index for index in range(len(self.maps))}
         for name, insns in self.programs.items():
             if not insns or len(insns) % 8 or len(insns) // 8 > _MAX_INSNS:
@@ -145,7 +157,9 @@ class LoadedPrograms:
             self._btf_fd = load_btf(program_set.btf)
             for spec in program_set.maps:
                 self.map_fds[spec.name] = create_map(spec, self._btf_fd)
-            by_index = {index: self.map_fds[spec.name] for index, spec in enumerate(program_set.maps)}
+            by_index = {
+                index: self.map_fds[spec.name] for index, spec in enumerate(program_set.maps)
+            }
             for name, insns in program_set.programs.items():
                 prog_type, attach_type = PROGRAMS[name]
                 self.program_fds[name] = load_program(name, prog_type, int(attach_type), relocate(insns, by_index),

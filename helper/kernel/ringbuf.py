@@ -25,10 +25,14 @@ class RingBuffer:
 
     def __init__(self, map_fd: int, data_bytes: int, on_record: Callable[[bytes], None]) -> None:
         if data_bytes <= 0 or data_bytes & (data_bytes - 1) or data_bytes % mmap.PAGESIZE:
-            raise ValueError(f"a ring buffer's size is a power-of-two number of pages, not {data_bytes}")
+            raise ValueError(
+                f"a ring buffer's size is a power-of-two number of pages, not {data_bytes}"
+            )
         self._mask = data_bytes - 1
         self._on_record = on_record
-        self._consumer = mmap.mmap(map_fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self._consumer = mmap.mmap(
+            map_fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
+        )
         self._producer = mmap.mmap(map_fd, mmap.PAGESIZE + 2 * data_bytes, mmap.MAP_SHARED, mmap.PROT_READ,
                                    offset=mmap.PAGESIZE)  # fmt: skip
         self._poller = select.poll()

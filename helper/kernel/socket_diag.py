@@ -38,7 +38,9 @@ DUMP_TIMEOUT_S = 2.0  # the kernel answers in milliseconds; never hang ListConne
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _REQUEST = struct.Struct("=BBBxI48s")  # inet_diag_req_v2: family, protocol, ext, states, sockid
-_MSG_INODE_OFFSET = 68  # inet_diag_msg: 4 bytes, sockid (48), expires, rqueue, wqueue, uid, then inode
+_MSG_INODE_OFFSET = (
+    68  # inet_diag_msg: 4 bytes, sockid (48), expires, rqueue, wqueue, uid, then inode
+)
 _MSG_SIZE = 72
 _RTATTR = struct.Struct("=HH")
 _TCP_INFO_BYTES = struct.Struct("=QQ")  # bytes_acked, bytes_received
@@ -54,7 +56,12 @@ TcpBytes = dict[int, tuple[int, int]]  # socket inode -> (received, sent and ack
 
 def _request(family: int, seq: int, states: int = ALL_TCP_STATES) -> bytes:
     body = _REQUEST.pack(family, socket.IPPROTO_TCP, 1 << (INET_DIAG_INFO - 1), states, b"")
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+    return (
+        _NLMSGHDR.pack(
+            _NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0
+        )
+        + body
+    )
 
 
 def parse_diag_message(payload: bytes) -> tuple[int, tuple[int, int] | None]:
@@ -85,7 +92,9 @@ def parse_rtt_message(payload: bytes) -> tuple[int, int | None]:
     """One inet_diag_msg with its attributes -> (inode, smoothed rtt in us or None)."""
     (inode,) = struct.unpack_from("=I", payload, _MSG_INODE_OFFSET)
     info = tcp_info_offset(payload, _TCP_INFO_RTT_OFFSET + _TCP_INFO_RTT.size)
-    return inode, None if info is None else _TCP_INFO_RTT.unpack_from(payload, info + _TCP_INFO_RTT_OFFSET)[0]
+    return inode, None if info is None else _TCP_INFO_RTT.unpack_from(
+        payload, info + _TCP_INFO_RTT_OFFSET
+    )[0]
 
 
 def _dump(sock: socket.socket, family: int, found: dict[int, Any], parse: Any = parse_diag_message,
@@ -126,7 +135,9 @@ def dump_tcp_sockets(parse: Any, states: int = ALL_TCP_STATES) -> dict[Any, Any]
     namespace in `states` that parse(message) -> (key, value or None) gives a
     value; OSError on a malformed answer or a kernel error."""
     found: dict[Any, Any] = {}
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
+    with socket.socket(
+        socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG
+    ) as sock:
         sock.settimeout(DUMP_TIMEOUT_S)
         for family in (socket.AF_INET, socket.AF_INET6):
             try:
@@ -142,6 +153,7 @@ def tcp_rtt_here(wanted: frozenset[int] | None = None) -> dict[int, int]:
     (the others' attributes are not read); OSError as tcp_bytes_here."""
     parse = parse_rtt_message
     if wanted is not None:
+
         def parse(payload: bytes) -> tuple[int, int | None]:
             inode = _INODE.unpack_from(payload, _MSG_INODE_OFFSET)[0]
             return (inode, None) if inode not in wanted else parse_rtt_message(payload)
@@ -164,4 +176,8 @@ def tcp_bytes_of_netns(pid: int) -> TcpBytes:
 def tcp_bytes_by_namespace(readers: set[int]) -> dict[tuple[int, int], tuple[int, int]]:
     """(reader pid, socket inode) -> (received, acked), one dump per reader's
     namespace (connections_of gives one reader per namespace)."""
-    return {(reader, inode): counts for reader in readers for inode, counts in tcp_bytes_of_netns(reader).items()}
+    return {
+        (reader, inode): counts
+        for reader in readers
+        for inode, counts in tcp_bytes_of_netns(reader).items()
+    }

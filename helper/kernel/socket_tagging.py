@@ -50,7 +50,14 @@ UNKNOWN_RTT_US = 200_000  # the RTT assumed while a socket has no sample (0 or ~
 MAX_RTT_US = 4_000_000  # ...or an implausible one
 UNCLAMPED_WINDOW = 0x3FFFFFFF  # no clamp: the buffer and autotuning size the window
 # struct tcp_info (include/uapi/linux/tcp.h): offsets fixed since Linux 4.10
-_TCP_INFO_BYTES, _TCPI_RCV_SSTHRESH, _TCPI_RTT, _TCPI_RCV_RTT, _TCPI_RCV_SPACE, _TCPI_MIN_RTT = 152, 64, 68, 92, 96, 148
+_TCP_INFO_BYTES, _TCPI_RCV_SSTHRESH, _TCPI_RTT, _TCPI_RCV_RTT, _TCPI_RCV_SPACE, _TCPI_MIN_RTT = (
+    152,
+    64,
+    68,
+    92,
+    96,
+    148,
+)
 _TCP_CLOSE, _TCP_LISTEN = 7, 10  # tcpi_state, the first byte
 
 
@@ -77,8 +84,9 @@ class FdCloser:
     and while max_pending fds wait to be closed the helper borrows no more
     (has_room); each waiting fd keeps its socket open until it is closed."""
 
-    def __init__(self, max_threads: int = 4, max_pending: int = 256,
-                 close: Callable[[int], None] = os.close) -> None:
+    def __init__(
+        self, max_threads: int = 4, max_pending: int = 256, close: Callable[[int], None] = os.close
+    ) -> None:
         self._max_threads, self._max_pending, self._close = max_threads, max_pending, close
         self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -167,8 +175,11 @@ def _open_inet_sockets(pid: int) -> Iterator[tuple[int, int]]:
     try:
         for target_fd in _socket_fds(pid):
             if not BORROWED_CLOSER.has_room():
-                log.warning("not borrowing the sockets of pid %d: %d borrowed sockets still wait to be closed",
-                            pid, BORROWED_CLOSER.pending())
+                log.warning(
+                    "not borrowing the sockets of pid %d: %d borrowed sockets still wait to be closed",
+                    pid,
+                    BORROWED_CLOSER.pending(),
+                )
                 return
             try:
                 local_fd = pidfd_getfd(pidfd, target_fd)
@@ -184,8 +195,13 @@ def _open_inet_sockets(pid: int) -> Iterator[tuple[int, int]]:
         os.close(pidfd)
 
 
-def tag_open_sockets(map_fd: int, pid: int, app_slot: int | None, caps: SocketCaps | None = None,
-                     was: SocketCaps = NO_CAPS) -> int:
+def tag_open_sockets(
+    map_fd: int,
+    pid: int,
+    app_slot: int | None,
+    caps: SocketCaps | None = None,
+    was: SocketCaps = NO_CAPS,
+) -> int:
     """Set app_slot on every inet socket process pid has open, keeping the owner
     recorded at creation. With app_slot None, only adopt sockets that carry no
     tag yet (opened before the datapath was attached), as unlimited. With caps,
@@ -206,7 +222,9 @@ def cap_open_sockets(pid: int, caps: SocketCaps, was: SocketCaps) -> int:
                if kind == socket.SOCK_STREAM)  # fmt: skip
 
 
-def old_window_drain_s(srtt_us: int, window_bytes: int, rcv_rtt_us: int, rcv_space_bytes: int) -> float:
+def old_window_drain_s(
+    srtt_us: int, window_bytes: int, rcv_rtt_us: int, rcv_space_bytes: int
+) -> float:
     """How long a sender takes to spend a window it was offered before a clamp:
     two round trips at least; a window larger than what arrives in one (the
     receive-side autotuning's rcv_space per rcv_rtt) takes that many more.
@@ -226,8 +244,10 @@ def old_window_drain_s(srtt_us: int, window_bytes: int, rcv_rtt_us: int, rcv_spa
 def tcp_window_state(info: bytes) -> tuple[int, int, int, int]:
     """(srtt us, rcv_ssthresh bytes, rcv_rtt us, rcv_space bytes) of a
     struct tcp_info, for old_window_drain_s."""
-    return tuple(struct.unpack_from("I", info, offset)[0]  # type: ignore[return-value]
-                 for offset in (_TCPI_RTT, _TCPI_RCV_SSTHRESH, _TCPI_RCV_RTT, _TCPI_RCV_SPACE))
+    return tuple(
+        struct.unpack_from("I", info, offset)[0]  # type: ignore[return-value]
+        for offset in (_TCPI_RTT, _TCPI_RCV_SSTHRESH, _TCPI_RCV_RTT, _TCPI_RCV_SPACE)
+    )
 
 
 def clamp_open_windows(pid: int, wire_bps: int) -> list[float]:
@@ -298,7 +318,9 @@ def _clamp_window(sock: socket.socket, wire_bps: int) -> float | None:
     complete = len(info) >= _TCP_INFO_BYTES
     value = UNCLAMPED_WINDOW
     if wire_bps > 0:
-        value = receive_window_bytes(wire_bps, struct.unpack_from("I", info, _TCPI_MIN_RTT)[0] if complete else 0)
+        value = receive_window_bytes(
+            wire_bps, struct.unpack_from("I", info, _TCPI_MIN_RTT)[0] if complete else 0
+        )
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, value)
     if not complete:
         return 0.0

@@ -19,21 +19,28 @@ import errno
 import logging
 from dataclasses import dataclass
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.kernel import catch_all, interfaces
 from chadthrottle.helper.kernel.htb import HtbHierarchy, tc_call
 from chadthrottle.helper.kernel.tc_ownership import (
-    FILTER_HANDLE, FILTER_PRIORITY, HookEntry, our_filter, our_ifb, same_device,
+    FILTER_HANDLE,
+    FILTER_PRIORITY,
+    HookEntry,
+    our_filter,
+    our_ifb,
+    same_device,
 )
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 log = logging.getLogger("chadthrottle.kernel.tc")
 
 INGRESS_PARENT = 0xFFFF0000  # an ingress qdisc's hook, ffff:
-CLSACT_PARENTS = {Direction.DOWN: 0xFFFFFFF2, Direction.UP: 0xFFFFFFF3}  # clsact's ingress and egress hooks
+CLSACT_PARENTS = {
+    Direction.DOWN: 0xFFFFFFF2,
+    Direction.UP: 0xFFFFFFF3,
+}  # clsact's ingress and egress hooks
 HOOK_QDISC_HANDLE = 0xFFFF0000
 
 
@@ -49,7 +56,9 @@ class Hook:
     created_qdisc: bool  # the clsact (or ingress) qdisc is ours: it goes with our last filter on it
     old_program: bool = False  # adopted: its filter still runs a killed helper's program
     ifb_name: str = ""
-    catch_all: bool = False  # under a link: every other packet of the direction redirected too (catch_all.py)
+    catch_all: bool = (
+        False  # under a link: every other packet of the direction redirected too (catch_all.py)
+    )
 
 
 class NoHookPoint(Exception):
@@ -60,8 +69,10 @@ class NoHookPoint(Exception):
 # not make: another ChadThrottle helper's, whose rule reaches an application
 # here (a helper of another system bus: a container's, or another test
 # session's). tc would refuse ours ("File exists"); it is left alone.
-PLACE_TAKEN = (f"a filter this helper did not create holds ChadThrottle's place on it (prio {FILTER_PRIORITY:#x}; "
-               "another ChadThrottle helper's?); it is left untouched")
+PLACE_TAKEN = (
+    f"a filter this helper did not create holds ChadThrottle's place on it (prio {FILTER_PRIORITY:#x}; "
+    "another ChadThrottle helper's?); it is left untouched"
+)
 
 
 def hook_point(ipr: IPRoute, uplink: int, direction: Direction) -> tuple[int, bool]:
@@ -74,8 +85,10 @@ def hook_point(ipr: IPRoute, uplink: int, direction: Direction) -> tuple[int, bo
         if interfaces.filters_at(ipr, uplink, parent, FILTER_PRIORITY):
             raise NoHookPoint(PLACE_TAKEN)
         return parent, False
-    raise NoHookPoint("an ingress qdisc ChadThrottle did not create is on it, which has no egress hook (a clsact "
-                      "would have); it is left untouched")
+    raise NoHookPoint(
+        "an ingress qdisc ChadThrottle did not create is on it, which has no egress hook (a clsact "
+        "would have); it is left untouched"
+    )
 
 
 def add_filter(ipr: IPRoute, hook: Hook, program: tuple[int, str]) -> None:
@@ -97,9 +110,21 @@ def set_filter(ipr: IPRoute, hook: Hook, program: tuple[int, str], command: str)
     """Add our filter, or ("replace-filter") swap its program in place."""
     prog_fd, prog_name = program
     tc_call(
-        ipr, command, "bpf", hook.uplink_index, FILTER_HANDLE, parent=hook.parent, prio=FILTER_PRIORITY,
-        fd=prog_fd, name=prog_name,
-        action={"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": hook.ifb.ifindex},
+        ipr,
+        command,
+        "bpf",
+        hook.uplink_index,
+        FILTER_HANDLE,
+        parent=hook.parent,
+        prio=FILTER_PRIORITY,
+        fd=prog_fd,
+        name=prog_name,
+        action={
+            "kind": "mirred",
+            "direction": "egress",
+            "action": "redirect",
+            "ifindex": hook.ifb.ifindex,
+        },
     )
 
 

@@ -41,13 +41,12 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel import interfaces
 from chadthrottle.helper.kernel.htb import DEFAULT_MINOR, ROOT_HANDLE, ROOT_MARKER_R2Q
 from chadthrottle.helper.kernel.layout import PROGRAM_NAME_PREFIX
 from chadthrottle.helper.kernel.ownership import ObjectJournal, take_over_dead
+from pyroute2 import IPRoute
 
 log = logging.getLogger("chadthrottle.kernel.tc")
 
@@ -57,7 +56,10 @@ SIOCGSKNS = 0x894C  # a socket's network namespace, as a new descriptor
 IFB_ALIAS = "chadthrottle download shaper"
 UPLOAD_IFB_ALIAS = "chadthrottle upload shaper"
 IFB_ALIASES = {Direction.DOWN: IFB_ALIAS, Direction.UP: UPLOAD_IFB_ALIAS}
-_KEYS = {Direction.DOWN: ("ifb", "hook"), Direction.UP: ("upifb", "uphook")}  # journal key kinds: IFB, filter
+_KEYS = {
+    Direction.DOWN: ("ifb", "hook"),
+    Direction.UP: ("upifb", "uphook"),
+}  # journal key kinds: IFB, filter
 FILTER_PRIORITY = 0xC7AD
 FILTER_HANDLE = 1
 TC_PROGRAM_PREFIX = f"{PROGRAM_NAME_PREFIX}tc_"  # chadt_tc_in, chadt_tc_in_l3, chadt_tc_out
@@ -136,16 +138,32 @@ class TcJournal:
         """An entry this journal may take over: of its namespace and instance.
         Another helper's (another state directory) is never ours to adopt or
         remove, though its owner is dead: its successor adopts it."""
-        return entry.get("netns") == self.netns and entry.get("instance", self.instance) == self.instance
+        return (
+            entry.get("netns") == self.netns
+            and entry.get("instance", self.instance) == self.instance
+        )
 
     def root(self, ifindex: int, ifname: str) -> None:
         self._write(f"root:{ifindex}", ifindex=ifindex, ifname=ifname)
 
-    def ifb(self, uplink: int, uplink_name: str, ifb_name: str, direction: Direction = Direction.DOWN) -> None:
-        self._write(f"{_KEYS[direction][0]}:{uplink}", uplink=uplink, uplink_name=uplink_name, ifb_name=ifb_name)
+    def ifb(
+        self, uplink: int, uplink_name: str, ifb_name: str, direction: Direction = Direction.DOWN
+    ) -> None:
+        self._write(
+            f"{_KEYS[direction][0]}:{uplink}",
+            uplink=uplink,
+            uplink_name=uplink_name,
+            ifb_name=ifb_name,
+        )
 
-    def hook(self, uplink: int, uplink_name: str, parent: int, created_qdisc: bool,
-             direction: Direction = Direction.DOWN) -> None:
+    def hook(
+        self,
+        uplink: int,
+        uplink_name: str,
+        parent: int,
+        created_qdisc: bool,
+        direction: Direction = Direction.DOWN,
+    ) -> None:
         self._write(f"{_KEYS[direction][1]}:{uplink}", uplink=uplink, uplink_name=uplink_name, parent=parent,
                     created_qdisc=created_qdisc)  # fmt: skip
 
@@ -167,7 +185,9 @@ class TcJournal:
                 living = living_netns_inodes()
             return entry.get("netns_inode") not in living
 
-        entries = take_over_dead(JOURNAL_KIND, self.belongs, self._journal, is_garbage=namespace_is_gone)
+        entries = take_over_dead(
+            JOURNAL_KIND, self.belongs, self._journal, is_garbage=namespace_is_gone
+        )
         roots: list[RootEntry] = []
         hooks: dict[tuple[Direction, int], HookEntry] = {}
         kinds = {kind: (direction, kind == ifb_kind) for direction, (ifb_kind, hook_kind) in _KEYS.items()
@@ -180,8 +200,10 @@ class TcJournal:
                 elif kind in kinds:
                     direction, is_ifb = kinds[kind]
                     uplink = int(entry["uplink"])
-                    known = hooks.get((direction, uplink),
-                                      HookEntry(uplink, str(entry["uplink_name"]), None, None, False, direction))
+                    known = hooks.get(
+                        (direction, uplink),
+                        HookEntry(uplink, str(entry["uplink_name"]), None, None, False, direction),
+                    )
                     if is_ifb:
                         known = HookEntry(uplink, known.uplink_name, str(entry["ifb_name"]), known.hook_parent,
                                           known.created_qdisc, direction)  # fmt: skip
@@ -217,7 +239,9 @@ def is_our_root(ipr: IPRoute, entry: RootEntry) -> bool:
             and root.rate2quantum == ROOT_MARKER_R2Q and root.default_minor == DEFAULT_MINOR)  # fmt: skip
 
 
-def our_ifb(ipr: IPRoute, name: str | None, direction: Direction = Direction.DOWN) -> interfaces.Link | None:
+def our_ifb(
+    ipr: IPRoute, name: str | None, direction: Direction = Direction.DOWN
+) -> interfaces.Link | None:
     """The recorded IFB: an ifb under the recorded (random) name; its alias
     is ours for that direction or empty (a crash between creating it and
     marking it)."""
@@ -227,7 +251,9 @@ def our_ifb(ipr: IPRoute, name: str | None, direction: Direction = Direction.DOW
     return link
 
 
-def our_filter(ipr: IPRoute, uplink: int, parent: int, ifb_index: int | None) -> interfaces.BpfFilter | None:
+def our_filter(
+    ipr: IPRoute, uplink: int, parent: int, ifb_index: int | None
+) -> interfaces.BpfFilter | None:
     """Our filter on an uplink's hook: at our priority and handle, running
     one of our programs, redirecting to our IFB (any IFB: ifb_index None)."""
     for message in interfaces.filters_at(ipr, uplink, parent, FILTER_PRIORITY):

@@ -40,26 +40,47 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import KernelError
-from chadthrottle.helper.kernel import catch_all, foreign_filters, interfaces, tc_hooks, tc_ownership
-from chadthrottle.helper.kernel.htb import RETIRE_AFTER_S, ROOT_HANDLE, Classes, HtbHierarchy, cn_queue_ns
+from chadthrottle.helper.kernel import (
+    catch_all,
+    foreign_filters,
+    interfaces,
+    tc_hooks,
+    tc_ownership,
+)
+from chadthrottle.helper.kernel.htb import (
+    RETIRE_AFTER_S,
+    ROOT_HANDLE,
+    Classes,
+    HtbHierarchy,
+    cn_queue_ns,
+)
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.ownership import recorded_entries
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 from chadthrottle.helper.kernel.tc_hooks import Hook, NoHookPoint, remove_hook_remains
 from chadthrottle.helper.kernel.tc_ownership import (
-    FILTER_PRIORITY, IFB_ALIASES, HookEntry, TcJournal, is_our_root, new_ifb_name, our_filter, our_ifb, same_device,
+    FILTER_PRIORITY,
+    IFB_ALIASES,
+    HookEntry,
+    TcJournal,
+    is_our_root,
+    new_ifb_name,
+    our_filter,
+    our_ifb,
+    same_device,
 )
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 log = logging.getLogger("chadthrottle.kernel.tc")
 
 LINKS_MAX_AGE_S = 0.5
 _WORDS = {Direction.DOWN: "download", Direction.UP: "upload"}
-TcProgram = Callable[[Direction, bool], tuple[int, str]]  # (direction, ethernet) -> program fd, name
+TcProgram = Callable[
+    [Direction, bool], tuple[int, str]
+]  # (direction, ethernet) -> program fd, name
 
 
 class UploadPacer(Protocol):
@@ -75,7 +96,12 @@ def _device_vanished(error: KernelError | NetlinkError) -> bool:
 class TcShaper:
     queues = True  # HTB leaf queues
     GAPS_MAX_AGE_S = 1.0
-    _gaps: tuple[float, object, dict[Direction, list[str]]] = (float("-inf"), None, {})  # read at, hooks, gaps
+    _gaps: tuple[float, object, dict[Direction, list[str]]] = (
+        float("-inf"),
+        None,
+        {},
+    )  # read at, hooks, gaps
+
     def __init__(
         self,
         ipr: IPRoute,
@@ -89,16 +115,24 @@ class TcShaper:
         self._pacer = pacer
         self._retire_after_s = retire_after_s
         self._paced: Classes = {}  # upload slots with congestion notices on
-        self._hooks: dict[Direction, dict[int, Hook]] = {direction: {} for direction in Direction}  # by uplink
-        self._unhooked: dict[tuple[Direction, int], str] = {}  # (direction, uplink) -> why it cannot be redirected
+        self._hooks: dict[Direction, dict[int, Hook]] = {
+            direction: {} for direction in Direction
+        }  # by uplink
+        self._unhooked: dict[
+            tuple[Direction, int], str
+        ] = {}  # (direction, uplink) -> why it cannot be redirected
         self._links: tuple[float, list[interfaces.Link]] = (float("-inf"), [])
         self._lost_hooks: set[tuple[Direction, int]] = set()  # filters someone removed
         self._changer = ClassChanger.beside(ipr.fileno())
         if self._changer is None:
             log.warning("rate changes go through pyroute2 (slower): no netlink socket beside it")
-        self._journal = TcJournal(ipr, instance)  # instance: the helper's (ownership.journal_instance)
+        self._journal = TcJournal(
+            ipr, instance
+        )  # instance: the helper's (ownership.journal_instance)
         self._reconciled = 0
-        self._link_shaping: dict[Direction, LinkShaping | None] = {direction: None for direction in Direction}
+        self._link_shaping: dict[Direction, LinkShaping | None] = {
+            direction: None for direction in Direction
+        }
         self._takeover_pending = self._adopt()
 
     def set_link(self, direction: Direction, link: LinkShaping | None) -> None:
@@ -112,7 +146,9 @@ class TcShaper:
 
     def linked_directions(self) -> set[Direction]:
         """The directions whose IFB shapes under a link capacity now."""
-        return {direction for direction in Direction if any(ifb.link for ifb in self._ifbs(direction))}
+        return {
+            direction for direction in Direction if any(ifb.link for ifb in self._ifbs(direction))
+        }
 
     def link_gaps(self) -> dict[Direction, list[str]]:
         """Where traffic can pass this namespace's link tree: its gaps."""
@@ -125,7 +161,11 @@ class TcShaper:
                        for index, hook in hooks.items() if hook.ifb.link})  # fmt: skip
 
     def active_directions(self) -> set[Direction]:
-        return {direction for direction, hooks in self._hooks.items() if any(h.ifb.classes for h in hooks.values())}
+        return {
+            direction
+            for direction, hooks in self._hooks.items()
+            if any(h.ifb.classes for h in hooks.values())
+        }
 
     def _ifbs(self, direction: Direction) -> list[HtbHierarchy]:
         """The IFB hierarchies of a direction (one, shared by every uplink's hook)."""
@@ -150,22 +190,35 @@ class TcShaper:
         hooks = tuple({index: (hook.parent, hook.ifb.ifindex) for index, hook in self._hooks[direction].items()}
                       for direction in (Direction.DOWN, Direction.UP))  # fmt: skip
         read_at, read_hooks, gaps = self._gaps
-        if (hooks, dict(self._unhooked)) != read_hooks or time.monotonic() - read_at >= self.GAPS_MAX_AGE_S:
+        if (
+            hooks,
+            dict(self._unhooked),
+        ) != read_hooks or time.monotonic() - read_at >= self.GAPS_MAX_AGE_S:
             names = {link.index: link.name for link in self._uplinks()}
-            gaps = foreign_filters.enforcement_gaps(self._ipr, names, hooks[0], hooks[1], FILTER_PRIORITY)
+            gaps = foreign_filters.enforcement_gaps(
+                self._ipr, names, hooks[0], hooks[1], FILTER_PRIORITY
+            )
             for (direction, index), why in sorted(self._unhooked.items(), key=lambda item: (item[0][0].value,
                                                                                              item[0][1])):  # fmt: skip
                 if index in names:
                     gaps.setdefault(direction, []).append(f"{names[index]}: {why}; {_WORDS[direction]}s through "
                                                           f"{names[index]} are not shaped")  # fmt: skip
-            for reason in {r for rs in gaps.values() for r in rs} - {r for rs in self._gaps[2].values() for r in rs}:
+            for reason in {r for rs in gaps.values() for r in rs} - {
+                r for rs in self._gaps[2].values() for r in rs
+            }:
                 log.warning("%s", reason)
             self._check_catch_alls()
             self._gaps = (time.monotonic(), (hooks, dict(self._unhooked)), gaps)
             for direction, by_uplink in zip((Direction.DOWN, Direction.UP), hooks):
                 gone = f": {foreign_filters.OUR_FILTER_GONE[direction]}"
-                self._lost_hooks |= {(direction, index) for index in by_uplink if names.get(index) and any(
-                    reason.startswith(names[index] + gone) for reason in gaps.get(direction, []))}  # put back next
+                self._lost_hooks |= {
+                    (direction, index)
+                    for index in by_uplink
+                    if names.get(index)
+                    and any(
+                        reason.startswith(names[index] + gone) for reason in gaps.get(direction, [])
+                    )
+                }  # put back next
         return {direction: list(reasons) for direction, reasons in gaps.items()}
 
     def _check_catch_alls(self) -> None:
@@ -215,7 +268,11 @@ class TcShaper:
 
     def _uplinks(self) -> list[interfaces.Link]:
         """Devices traffic leaves by now: up, not loopback, not an IFB."""
-        return [link for link in self._all_links() if link.up and not link.loopback and link.kind != "ifb"]
+        return [
+            link
+            for link in self._all_links()
+            if link.up and not link.loopback and link.kind != "ifb"
+        ]
 
     def _reconcile(self, wanted: dict[Direction, Classes], retire_after_s: float) -> None:
         present = {link.index: link for link in self._all_links()}
@@ -230,18 +287,26 @@ class TcShaper:
             self._finish_takeover()
         self._reconciled += 1
         uplinks = {link.index: link for link in self._uplinks()}
-        self._sync_pacing(wanted.get(Direction.UP, {}))  # before the classes: notices stop with the limit
+        self._sync_pacing(
+            wanted.get(Direction.UP, {})
+        )  # before the classes: notices stop with the limit
         self._unhooked = {key: why for key, why in self._unhooked.items() if key[1] in uplinks}
         # A device that went down keeps its qdiscs and filters (so do we): when
         # it comes back, traffic finds them as they were.
         for direction in (Direction.DOWN, Direction.UP):
             link = self._link_shaping[direction]
             # A class for a priority alone (rate 0) exists only under a link.
-            classes = {slot: spec for slot, spec in wanted.get(direction, {}).items() if spec.rate_bps or link}
+            classes = {
+                slot: spec
+                for slot, spec in wanted.get(direction, {}).items()
+                if spec.rate_bps or link
+            }
             self._match_link(direction, classes)
             for index in sorted(set(uplinks) | set(self._hooks[direction])):
                 try:
-                    self._reconcile_hook(direction, present[index], index in uplinks, classes, retire_after_s)
+                    self._reconcile_hook(
+                        direction, present[index], index in uplinks, classes, retire_after_s
+                    )
                 except (KernelError, NetlinkError) as error:
                     if not _device_vanished(error):
                         raise
@@ -261,7 +326,9 @@ class TcShaper:
                 self._unhooked.pop((direction, index), None)
             except NoHookPoint as why:
                 if self._unhooked.get((direction, index)) != str(why):
-                    log.warning("%ss through %s are not shaped: %s", _WORDS[direction], link.name, why)
+                    log.warning(
+                        "%ss through %s are not shaped: %s", _WORDS[direction], link.name, why
+                    )
                 self._unhooked[(direction, index)] = str(why)
         if index in hooks:
             hook = hooks[index]
@@ -321,11 +388,15 @@ class TcShaper:
     def _create_hook(self, direction: Direction, link: interfaces.Link) -> Hook:
         uplink_index, name = link.index, link.name
         parent, add_qdisc = tc_hooks.hook_point(self._ipr, uplink_index, direction)
-        other = self._hooks[Direction.UP if direction is Direction.DOWN else Direction.DOWN].get(uplink_index)
+        other = self._hooks[Direction.UP if direction is Direction.DOWN else Direction.DOWN].get(
+            uplink_index
+        )
         # The other direction's hook added the clsact: it goes with the last of ours.
         created_qdisc = add_qdisc or (other is not None and other.created_qdisc
                                       and other.parent != tc_hooks.INGRESS_PARENT)  # fmt: skip
-        shared = next(iter(self._hooks[direction].values()), None)  # the namespace's IFB, if it has one yet
+        shared = next(
+            iter(self._hooks[direction].values()), None
+        )  # the namespace's IFB, if it has one yet
         ifb_name = shared.ifb_name if shared is not None else new_ifb_name()
         self._journal.ifb(uplink_index, name, ifb_name, direction)
         if shared is not None:
@@ -350,10 +421,15 @@ class TcShaper:
                 tc_hooks.add_hook_qdisc(self._ipr, uplink_index)
             tc_hooks.add_filter(self._ipr, hook, self._tc_program(direction, link.ethernet))
             self._match_catch_all(hook, self._link_shaping[direction] is not None)
-        except (KernelError, NoHookPoint):  # NoHookPoint: another helper's filter took its place meanwhile
+        except (
+            KernelError,
+            NoHookPoint,
+        ):  # NoHookPoint: another helper's filter took its place meanwhile
             self._remove_hook(hook)
             raise
-        log.info("%s shaping on %s through IFB %s (%d)", _WORDS[direction], name, ifb_name, ifb.ifindex)
+        log.info(
+            "%s shaping on %s through IFB %s (%d)", _WORDS[direction], name, ifb_name, ifb.ifindex
+        )
         return hook
 
     def _remove_hook(self, hook: Hook) -> None:
@@ -371,7 +447,9 @@ class TcShaper:
     def _forget_hook(self, direction: Direction, index: int) -> None:
         hook = self._hooks[direction].pop(index)
         if hook.catch_all:  # before its IFB goes: a redirect to a missing device drops every packet
-            catch_all.remove(self._ipr, index, hook.parent, hook.ifb.ifindex)  # quiet if the uplink is gone
+            catch_all.remove(
+                self._ipr, index, hook.parent, hook.ifb.ifindex
+            )  # quiet if the uplink is gone
         self._delete_ifb_unless_shared(hook)
         self._journal.forget_hook(index, direction)
 
@@ -395,7 +473,9 @@ class TcShaper:
             self._journal.forget_root(root.ifindex)
         leftover = [entry for entry in entries if not self._adopt_hook(entry)]
         for entry in leftover:  # after every adoption: an IFB adopted through another uplink stays
-            in_use = any(hook.ifb_name == entry.ifb_name for hook in self._hooks[entry.direction].values())
+            in_use = any(
+                hook.ifb_name == entry.ifb_name for hook in self._hooks[entry.direction].values()
+            )
             remove_hook_remains(self._ipr, entry, keep_ifb=in_use)
             self._journal.forget_hook(entry.uplink, entry.direction)
         adopted = sum(len(hooks) for hooks in self._hooks.values())
@@ -419,9 +499,16 @@ class TcShaper:
         shared = next((h.ifb for h in hooks.values() if h.ifb.ifindex == ifb.index), None)
         hierarchy = shared or HtbHierarchy.adopt(self._ipr, ifb.index, entry.direction, l3_to_l2=uplink.l3_to_l2,
                                                  changer=self._changer)  # fmt: skip
-        hooks[entry.uplink] = Hook(entry.direction, entry.uplink, hierarchy, entry.hook_parent, entry.created_qdisc,
-                                   old_program=True, ifb_name=entry.ifb_name or "",
-                                   catch_all=catch_all.present(self._ipr, entry.uplink, entry.hook_parent, ifb.index))
+        hooks[entry.uplink] = Hook(
+            entry.direction,
+            entry.uplink,
+            hierarchy,
+            entry.hook_parent,
+            entry.created_qdisc,
+            old_program=True,
+            ifb_name=entry.ifb_name or "",
+            catch_all=catch_all.present(self._ipr, entry.uplink, entry.hook_parent, ifb.index),
+        )
         log.info("adopted %s shaping an earlier helper left on %s (IFB %s)", _WORDS[entry.direction], uplink.name,
                  ifb.name)  # fmt: skip
         return True
@@ -443,7 +530,9 @@ class TcShaper:
                                   hook.uplink_index, error)  # fmt: skip
             for hierarchy in self._ifbs(direction):
                 hierarchy.release_held()
-        self._takeover_pending = any(hook.old_program for hooks in self._hooks.values() for hook in hooks.values())
+        self._takeover_pending = any(
+            hook.old_program for hooks in self._hooks.values() for hook in hooks.values()
+        )
 
 
 def remove_leftovers(ipr: IPRoute) -> int:
@@ -453,7 +542,11 @@ def remove_leftovers(ipr: IPRoute) -> int:
     helper recorded is adopted by the TcShaper, or removed by remove_unadopted().
     Returns how many look-alikes were reported."""
     netns = tc_ownership.netns_cookie(ipr)
-    recorded = [entry for entry in recorded_entries(tc_ownership.JOURNAL_KIND) if entry.get("netns") == netns]
+    recorded = [
+        entry
+        for entry in recorded_entries(tc_ownership.JOURNAL_KIND)
+        if entry.get("netns") == netns
+    ]
     roots = {int(e["ifindex"]) for e in recorded if e["key"].startswith("root:")}
     ifbs = {str(e["ifb_name"]) for e in recorded if "ifb_name" in e}
     reported = 0

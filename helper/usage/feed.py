@@ -36,7 +36,9 @@ class UsageFeed:
     def __init__(self) -> None:
         self._last: dict[_CounterKey, tuple[int, int]] = {}
 
-    def retire(self, final_samples: Iterable[CounterSample], owner_of: OwnerOf) -> dict[UsageKey, Counts]:
+    def retire(
+        self, final_samples: Iterable[CounterSample], owner_of: OwnerOf
+    ) -> dict[UsageKey, Counts]:
         """The last bytes of exited processes (their final counters, which the
         datapath then removes). Call before the meter forgets whose they were."""
         moved: dict[UsageKey, Counts] = {}

@@ -16,13 +16,25 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from chadthrottle.usage_contract import MAX_USAGE_ROWS, OTHER_APPLICATIONS_ID, UsageResolution, UsageRow
 from chadthrottle.helper.engine.api import Viewer
 from chadthrottle.helper.engine.rates import CounterSample
 from chadthrottle.helper.errors import InvalidArgument
-from chadthrottle.helper.usage.buckets import SOURCE_LEVEL, Level, bucket_start, month_start, next_period, period_start
+from chadthrottle.helper.usage.buckets import (
+    SOURCE_LEVEL,
+    Level,
+    bucket_start,
+    month_start,
+    next_period,
+    period_start,
+)
 from chadthrottle.helper.usage.feed import Counts, OwnerOf, UsageFeed, UsageKey
 from chadthrottle.helper.usage.store import UsageEntry, UsageStore
+from chadthrottle.usage_contract import (
+    MAX_USAGE_ROWS,
+    OTHER_APPLICATIONS_ID,
+    UsageResolution,
+    UsageRow,
+)
 
 log = logging.getLogger("chadthrottle.usage")
 
@@ -41,7 +53,9 @@ _TOO_MANY = f"more than {MAX_USAGE_ROWS} rows: ask for one application, a shorte
 Pending = dict[tuple[int, str, int], Counts]  # (minute, app id, uid) -> counts
 
 
-def fold_batch(batch: Pending, per_uid: int = MAX_APPS_PER_UID_PER_FLUSH, most: int = MAX_APPS_PER_FLUSH) -> Pending:
+def fold_batch(
+    batch: Pending, per_uid: int = MAX_APPS_PER_UID_PER_FLUSH, most: int = MAX_APPS_PER_FLUSH
+) -> Pending:
     """The batch with at most per_uid applications per uid and most in all
     (the busiest of the batch), the others' bytes summed into
     OTHER_APPLICATIONS_ID (same minute, same uid)."""
@@ -61,7 +75,9 @@ def fold_batch(batch: Pending, per_uid: int = MAX_APPS_PER_UID_PER_FLUSH, most: 
         return batch
     folded: Pending = {}
     for (minute, app_id, uid), counts in batch.items():
-        key = (minute, app_id, uid) if (app_id, uid) in kept else (minute, OTHER_APPLICATIONS_ID, uid)
+        key = (
+            (minute, app_id, uid) if (app_id, uid) in kept else (minute, OTHER_APPLICATIONS_ID, uid)
+        )
         total = folded.setdefault(key, [0, 0, 0, 0])
         for at, value in enumerate(counts):
             total[at] += value
@@ -168,7 +184,11 @@ class UsageRecorder:
                         self._pruned_at = now
                 except sqlite3.Error as error:
                     if not self._failing:
-                        log.error("could not write the usage history (%d entries lost): %s", len(entries), error)
+                        log.error(
+                            "could not write the usage history (%d entries lost): %s",
+                            len(entries),
+                            error,
+                        )
                     self._failing = True
                     return
                 if self._failing:
@@ -180,7 +200,9 @@ class UsageRecorder:
 
     # -- reading ---------------------------------------------------------------
 
-    def query(self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer) -> list[UsageRow]:
+    def query(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer
+    ) -> list[UsageRow]:
         """Rows of resolution whose stored periods begin in [since, until), of
         one application ("" = every one), summed over the uids the viewer may
         see: every uid for a viewer who sees all, else the viewer's own. Raises
@@ -188,7 +210,9 @@ class UsageRecorder:
         level = SOURCE_LEVEL[resolution]
         uid = None if viewer.sees_all else viewer.uid
         sums: dict[tuple[str, int], list[int]] = {}
-        periods: dict[int, int] = {}  # stored start -> period start: localtime() once per day, not per row
+        periods: dict[
+            int, int
+        ] = {}  # stored start -> period start: localtime() once per day, not per row
 
         def add(row_app: str, start: int, counts: Iterable[int]) -> None:
             period = periods.get(start)
@@ -198,12 +222,16 @@ class UsageRecorder:
             for at, value in enumerate(counts):
                 total[at] += value
 
-        with self._store.lock:  # no write runs meanwhile: a batch is either stored or still in _flushing
+        with (
+            self._store.lock
+        ):  # no write runs meanwhile: a batch is either stored or still in _flushing
             stored: list[tuple[str, int, int, int, int, int]] = []
             most = MAX_USAGE_ROWS
             if self._store.available:
                 try:
-                    stored = self._stored_rows(level, since, until, app_id, uid, resolution, most + 1)
+                    stored = self._stored_rows(
+                        level, since, until, app_id, uid, resolution, most + 1
+                    )
                 except sqlite3.Error as error:
                     log.error("could not read the usage history: %s", error)
             with self._lock:
@@ -214,14 +242,22 @@ class UsageRecorder:
             add(row_app, start, counts)
         for (minute, row_app, row_uid), counts in waiting:
             start = bucket_start(level, minute)
-            if (not app_id or row_app == app_id) and (uid is None or row_uid == uid) and since <= start < until:
+            if (
+                (not app_id or row_app == app_id)
+                and (uid is None or row_uid == uid)
+                and since <= start < until
+            ):
                 add(row_app, start, counts)
         if len(sums) > MAX_USAGE_ROWS:
             raise InvalidArgument(_TOO_MANY)
-        ends = {start: next_period(resolution, start) for start in {start for _app, start in sums}}  # once a period
+        ends = {
+            start: next_period(resolution, start) for start in {start for _app, start in sums}
+        }  # once a period
         return [
             UsageRow(row_app, start, ends[start], *counts)
-            for (row_app, start), counts in sorted(sums.items(), key=lambda item: (item[0][1], item[0][0]))
+            for (row_app, start), counts in sorted(
+                sums.items(), key=lambda item: (item[0][1], item[0][0])
+            )
         ]
 
     def _stored_rows(self, level: Level, since: int, until: int, app_id: str, uid: int | None,
@@ -232,13 +268,17 @@ class UsageRecorder:
         if resolution is not UsageResolution.MONTH:
             return self._store.query(level, since, until, app_id, uid, limit=most)
         rows: list[tuple[str, int, int, int, int, int]] = []
-        span = self._store.span(level, since, until)  # a range of centuries holds a few years of rows
+        span = self._store.span(
+            level, since, until
+        )  # a range of centuries holds a few years of rows
         if span is None:
             return rows
         month, last = month_start(span[0]), span[1]
         while month <= last and len(rows) < most:
             following = next_period(UsageResolution.MONTH, month)
-            totals = self._store.totals(level, max(since, month), min(until, following), app_id, uid, most)
+            totals = self._store.totals(
+                level, max(since, month), min(until, following), app_id, uid, most
+            )
             rows.extend((row_app, month, *counts) for row_app, *counts in totals)
             month = following
         return rows

@@ -27,8 +27,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from chadthrottle.helper.usage.buckets import Cutoffs, Level, bucket_start
 
@@ -76,7 +76,9 @@ class UsageEntry:
     counts: tuple[int, int, int, int]  # down, up, loopback down, loopback up
 
 
-StoredRow = tuple[str, int, int, int, int, int]  # app_id, start, down, up, loopback down, loopback up
+StoredRow = tuple[
+    str, int, int, int, int, int
+]  # app_id, start, down, up, loopback down, loopback up
 StoredTotal = tuple[str, int, int, int, int]  # app_id, down, up, loopback down, loopback up
 
 
@@ -88,7 +90,9 @@ def migrate(db: sqlite3.Connection, migrations: Mapping[int, Callable[[sqlite3.C
     version = db.execute("PRAGMA user_version").fetchone()[0]
     tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     if application_id != APPLICATION_ID and (application_id != 0 or tables or version):
-        raise RefusedDatabase(f"not a ChadThrottle usage database (application id {application_id:#x})")
+        raise RefusedDatabase(
+            f"not a ChadThrottle usage database (application id {application_id:#x})"
+        )
     if version > target:
         raise RefusedDatabase(f"schema version {version} is newer than this helper's ({target})")
     if version == target:
@@ -179,7 +183,9 @@ class UsageStore:
         removed = 0
         with db:
             for level, first_kept in Cutoffs.at(now).by_level.items():
-                removed += db.execute("DELETE FROM usage WHERE level = ? AND start < ?", (int(level), first_kept)).rowcount
+                removed += db.execute(
+                    "DELETE FROM usage WHERE level = ? AND start < ?", (int(level), first_kept)
+                ).rowcount
         return removed
 
     def query(self, level: Level, since: int, until: int, app_id: str = "", uid: int | None = None,
@@ -187,7 +193,9 @@ class UsageStore:
         """Rows of level whose period begins in [since, until), of one
         application ("" = all), summed over one uid (None = all uids), at most limit."""
         # grouped in the primary key's order: no sort
-        return self._summed("app_id, start", "start, app_id", level, since, until, app_id, uid, limit)
+        return self._summed(
+            "app_id, start", "start, app_id", level, since, until, app_id, uid, limit
+        )
 
     def totals(self, level: Level, since: int, until: int, app_id: str = "", uid: int | None = None,
                limit: int = -1) -> list[StoredTotal]:  # fmt: skip
@@ -215,10 +223,14 @@ class UsageStore:
 
     def span(self, level: Level, since: int, until: int) -> tuple[int, int] | None:
         """The first and last period start of level stored within [since, until)."""
-        first, last = self._connection().execute(
-            "SELECT min(start), max(start) FROM usage WHERE level = ? AND start >= ? AND start < ?",
-            (int(level), since, until),
-        ).fetchone()
+        first, last = (
+            self._connection()
+            .execute(
+                "SELECT min(start), max(start) FROM usage WHERE level = ? AND start >= ? AND start < ?",
+                (int(level), since, until),
+            )
+            .fetchone()
+        )
         return None if first is None else (first, last)
 
     def rename_app_ids(self, rename: Callable[[str, int], str | None]) -> int:
@@ -228,8 +240,14 @@ class UsageStore:
         are read from the day level (it keeps every id longest), through the
         primary key; a rename then costs one pass over the table."""
         db = self._connection()
-        stored = db.execute("SELECT DISTINCT app_id, uid FROM usage WHERE level = ?", (int(Level.DAY),)).fetchall()
-        renames = [(app_id, uid, new) for app_id, uid in stored if (new := rename(app_id, uid)) and new != app_id]
+        stored = db.execute(
+            "SELECT DISTINCT app_id, uid FROM usage WHERE level = ?", (int(Level.DAY),)
+        ).fetchall()
+        renames = [
+            (app_id, uid, new)
+            for app_id, uid in stored
+            if (new := rename(app_id, uid)) and new != app_id
+        ]
         if not renames:
             return 0
         with db:
@@ -243,15 +261,24 @@ class UsageStore:
                 "ON CONFLICT DO UPDATE SET down = down + excluded.down, up = up + excluded.up, "
                 "loopback_down = loopback_down + excluded.loopback_down, loopback_up = loopback_up + excluded.loopback_up"
             ).rowcount
-            db.execute("DELETE FROM usage WHERE (app_id, uid) IN (SELECT old, uid FROM temp.renames)")
+            db.execute(
+                "DELETE FROM usage WHERE (app_id, uid) IN (SELECT old, uid FROM temp.renames)"
+            )
             db.execute("DELETE FROM temp.renames")
         for old, uid, new in renames:
-            log.info("usage history of %s (uid %d) is now kept as %s (identity rules changed)", old, uid, new)
+            log.info(
+                "usage history of %s (uid %d) is now kept as %s (identity rules changed)",
+                old,
+                uid,
+                new,
+            )
         return moved
 
     def size_bytes(self) -> int:
         db = self._connection()
-        return int(db.execute("PRAGMA page_count").fetchone()[0]) * int(db.execute("PRAGMA page_size").fetchone()[0])
+        return int(db.execute("PRAGMA page_count").fetchone()[0]) * int(
+            db.execute("PRAGMA page_size").fetchone()[0]
+        )
 
     # -- opening --------------------------------------------------------------
 
@@ -261,7 +288,9 @@ class UsageStore:
         return self._db
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=5.0, isolation_level="DEFERRED", check_same_thread=False)
+        db = sqlite3.connect(
+            self.path, timeout=5.0, isolation_level="DEFERRED", check_same_thread=False
+        )
         try:
             os.chmod(self.path, 0o600)
             db.execute(f"PRAGMA page_size = {PAGE_BYTES}")  # only takes on a new file
@@ -283,12 +312,16 @@ class UsageStore:
         if not stat.S_ISDIR(info.st_mode):
             raise NotADirectoryError(f"{self.state_dir} is not a directory")
         if info.st_uid != os.geteuid():
-            raise PermissionError(f"{self.state_dir} is owned by uid {info.st_uid}, not by the helper's user")
+            raise PermissionError(
+                f"{self.state_dir} is owned by uid {info.st_uid}, not by the helper's user"
+            )
 
     def _check_file(self) -> None:
         """The database and its side files, if there, are regular files only
         this user can change."""
-        for path in [self.path] + [self.path.with_name(DATABASE_FILE + suffix) for suffix in _SIDE_FILES]:
+        for path in [self.path] + [
+            self.path.with_name(DATABASE_FILE + suffix) for suffix in _SIDE_FILES
+        ]:
             try:
                 info = path.lstat()
             except FileNotFoundError:
@@ -296,7 +329,9 @@ class UsageStore:
             if not stat.S_ISREG(info.st_mode):
                 raise RefusedDatabase(f"{path.name} is not a regular file")
             if info.st_uid != os.geteuid() or info.st_mode & 0o022:
-                raise RefusedDatabase(f"{path.name} is owned by another user or writable by others: not trusted")
+                raise RefusedDatabase(
+                    f"{path.name} is owned by another user or writable by others: not trusted"
+                )
 
     def _set_aside(self, reason: str) -> bool:
         """Move the database (and its side files) aside for a person to look at."""

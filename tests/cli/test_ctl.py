@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from chadthrottle.cli import ctl
 from chadthrottle.client import NO_SERVER, SERVICE_UNKNOWN, HelperClientError
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, ErrorName, RuleScope
@@ -54,8 +53,15 @@ def test_usage_errors(args: list[str], message: str, capsys: pytest.CaptureFixtu
 
 
 def test_arguments_are_parsed() -> None:
-    arguments = ctl.build_parser().parse_args(["limit", "pid:7", "--down", "2M", "--up", "unlimited", "--burst", "64KiB"])
-    assert (arguments.app, arguments.down, arguments.up, arguments.burst) == ("pid:7", 2_000_000, None, 65536)
+    arguments = ctl.build_parser().parse_args(
+        ["limit", "pid:7", "--down", "2M", "--up", "unlimited", "--burst", "64KiB"]
+    )
+    assert (arguments.app, arguments.down, arguments.up, arguments.burst) == (
+        "pid:7",
+        2_000_000,
+        None,
+        65536,
+    )
     defaults = ctl.build_parser().parse_args(["limit", "pid:7", "--up", "1000"])
     assert (defaults.down, defaults.up, defaults.burst) == (False, 1000, 0)
 
@@ -81,7 +87,9 @@ def test_help_documents_rates_and_exit_codes(capsys: pytest.CaptureFixture[str])
         ("org.freedesktop.DBus.Error.AccessDenied", ctl.EXIT_FAILED),
     ],
 )
-def test_exit_codes(name: str, code: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_exit_codes(
+    name: str, code: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def fail(arguments: object) -> None:
         raise HelperClientError(name, "it went wrong\nsecond line")
 
@@ -93,7 +101,9 @@ def test_exit_codes(name: str, code: int, monkeypatch: pytest.MonkeyPatch, capsy
     assert err.startswith("chadthrottle-ctl: ") and err.count("\n") == 1
 
 
-def test_a_bug_is_still_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bug_is_still_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def fail(arguments: object) -> None:
         raise KeyError("oops")
 
@@ -107,7 +117,18 @@ def test_a_bug_is_still_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest
 
 def test_table_and_json_output() -> None:
     table = ctl.format_applications([APP]).splitlines()
-    assert table[0].split() == ["ID", "NAME", "PIDS", "DOWN", "UP", "DOWN", "LIMIT", "UP", "LIMIT", "PRIORITY"]
+    assert table[0].split() == [
+        "ID",
+        "NAME",
+        "PIDS",
+        "DOWN",
+        "UP",
+        "DOWN",
+        "LIMIT",
+        "UP",
+        "LIMIT",
+        "PRIORITY",
+    ]
     assert table[1].split() == ["exe:/usr/bin/curl", "curl", "1,2,3,4...", "2.00", "MB/s", "0", "B/s",
                                 "none", "250", "KB/s", "(admin)"]  # fmt: skip
     assert json.loads(ctl.to_json([APP]))[0]["pids"] == [1, 2, 3, 4, 5]
@@ -115,7 +136,7 @@ def test_table_and_json_output() -> None:
     assert backends.splitlines()[1].split() == ["ebpf", "no", "-", "no", "BTF"]
 
 
-def test_no_system_bus_at_all(tmp_path: "os.PathLike[str]") -> None:
+def test_no_system_bus_at_all(tmp_path: os.PathLike[str]) -> None:
     result = run_ctl("list", address=f"unix:path={tmp_path}/no-such-socket")
     assert result.returncode == ctl.EXIT_HELPER_NOT_RUNNING
     assert result.stderr.startswith("chadthrottle-ctl: helper not running")
@@ -137,7 +158,17 @@ def test_connections_table_lists_each_socket() -> None:
                                ConnectionInfo("udp", "10.0.0.5:5353", "0.0.0.0:0", "UNCONN", 42)])  # fmt: skip
     header, tcp, udp = text.splitlines()
     assert header.split() == ["PROTO", "LOCAL", "REMOTE", "STATE", "PID", "RECEIVED", "SENT"]
-    assert tcp.split() == ["tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", "42", "5000", "B", "70", "B"]
+    assert tcp.split() == [
+        "tcp",
+        "10.0.0.5:51234",
+        "192.0.2.7:443",
+        "ESTABLISHED",
+        "42",
+        "5000",
+        "B",
+        "70",
+        "B",
+    ]
     assert udp.split()[-2:] == ["-", "-"]  # no counters for UDP
 
 
@@ -145,8 +176,25 @@ def test_interfaces_table_ends_with_the_machine_total_without_loopback() -> None
     from chadthrottle.cli.ctl import format_interfaces
     from chadthrottle.contract import InterfaceInfo
 
-    text = format_interfaces([InterfaceInfo("lo", 1, True, 5, 5, 1e6, 1e6), InterfaceInfo("eth0", 2, False, 7, 3, 2e6, 1e3)])
-    assert text.splitlines()[-1].split() == ["total", "(no", "loopback)", "2.00", "MB/s", "1.00", "KB/s", "7", "B", "3", "B"]
+    text = format_interfaces(
+        [
+            InterfaceInfo("lo", 1, True, 5, 5, 1e6, 1e6),
+            InterfaceInfo("eth0", 2, False, 7, 3, 2e6, 1e3),
+        ]
+    )
+    assert text.splitlines()[-1].split() == [
+        "total",
+        "(no",
+        "loopback)",
+        "2.00",
+        "MB/s",
+        "1.00",
+        "KB/s",
+        "7",
+        "B",
+        "3",
+        "B",
+    ]
 
 
 def test_a_limit_says_whose_it_is_and_when_it_is_not_enforced() -> None:
@@ -176,9 +224,13 @@ def test_the_command_flushes_its_output_and_keeps_the_exit_status() -> None:
     run(), which leaves with os._exit: nothing printed may be lost."""
     command = [sys.executable, "-m", "chadthrottle.cli.ctl"]
     helped = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
-    assert helped.returncode == 0 and helped.stdout.rstrip().endswith("is not enforced now (the reason is printed).")
+    assert helped.returncode == 0 and helped.stdout.rstrip().endswith(
+        "is not enforced now (the reason is printed)."
+    )
     usage = subprocess.run([*command, "limit", "pid:1"], capture_output=True, text=True, timeout=60)
-    assert usage.returncode == ctl.EXIT_USAGE and usage.stderr.endswith("give --down RATE and/or --up RATE\n")
+    assert usage.returncode == ctl.EXIT_USAGE and usage.stderr.endswith(
+        "give --down RATE and/or --up RATE\n"
+    )
 
 
 def test_a_reader_that_leaves_early_gets_no_complaint() -> None:

@@ -31,9 +31,11 @@ print("imported:" + ",".join(heavy), file=sys.stderr)
 @pytest.mark.parametrize("args", [["--help"], ["list", "--json"], ["list"], ["limit", "pid:1", "--up", "1M"],
                                   ["watch", "--json", "--count", "1"], ["backends"], ["priority", "pid:1", "high"],
                                   ["capacity"]])  # fmt: skip
-def test_a_call_imports_nothing_heavy(args: list[str], tmp_path: "os.PathLike[str]") -> None:
+def test_a_call_imports_nothing_heavy(args: list[str], tmp_path: os.PathLike[str]) -> None:
     env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-bus"}
     probe = PROBE.replace("{names}", repr(set(NOT_FOR_THE_CLI)))
-    result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env, timeout=60
+    )
     marker = [line for line in result.stderr.splitlines() if line.startswith("imported:")]
     assert marker == ["imported:"], f"{args}: {result.stderr}"

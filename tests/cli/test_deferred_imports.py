@@ -26,5 +26,7 @@ print("ok")
 
 
 def test_a_deferred_module_loads_on_first_use() -> None:
-    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60
+    )
     assert result.stdout == "ok\n", result.stderr

@@ -8,7 +8,6 @@ import argparse
 import dataclasses
 
 import pytest
-
 from chadthrottle.cli import ctl
 from chadthrottle.cli.gates import parse_clock, parse_size
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction
@@ -16,7 +15,14 @@ from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction
 
 def test_sizes_and_reset_times_parse_as_people_write_them() -> None:
     assert [parse_size(t) for t in ("5MB", "5M", "500mib", "2GB", "1.5g", "1000", "64KiB")] == [
-        5_000_000, 5_000_000, 500 * 1024**2, 2 * 10**9, 1_500_000_000, 1000, 65536]
+        5_000_000,
+        5_000_000,
+        500 * 1024**2,
+        2 * 10**9,
+        1_500_000_000,
+        1000,
+        65536,
+    ]
     for bad in ("5 parsecs", "MB", "-1MB", "5iB"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_size(bad)
@@ -25,9 +31,16 @@ def test_sizes_and_reset_times_parse_as_people_write_them() -> None:
         parse_clock("24:00")
 
 
-def test_quota_options_that_do_not_go_together_end_with_status_2(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["quota", "app:x", "5MB"], ["quota", "app:x", "--per", "day"], ["quota", "app:x", "5MB", "--off"],
-                 ["quota", "app:x", "5MB", "--per", "day", "--then", "unlimited"], ["block", "app:x", "--up", "--down"]):
+def test_quota_options_that_do_not_go_together_end_with_status_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv in (
+        ["quota", "app:x", "5MB"],
+        ["quota", "app:x", "--per", "day"],
+        ["quota", "app:x", "5MB", "--off"],
+        ["quota", "app:x", "5MB", "--per", "day", "--then", "unlimited"],
+        ["block", "app:x", "--up", "--down"],
+    ):
         with pytest.raises(SystemExit) as ended:
             ctl.main(argv)
         assert ended.value.code == 2, argv
@@ -51,7 +64,8 @@ def test_a_block_that_is_not_enforced_says_so() -> None:
                           up_blocked=True, up_limit_problem="limits are paused")  # fmt: skip
     assert "blocked (admin) NOT ENFORCED" in ctl.format_applications([app])
     assert ctl.applications_report([app], paused=False).endswith(
-        "app:org.example.Player: up block not enforced: limits are paused")
+        "app:org.example.Player: up block not enforced: limits are paused"
+    )
 
 
 def test_quota_off_refuses_the_options_of_a_quota(capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,16 +107,31 @@ def test_unblock_names_a_schedule_that_still_blocks() -> None:
     from chadthrottle.cli.gates import run_gate
     from chadthrottle.contract import ScheduleInfo
 
-    night = ScheduleInfo("app:x", ADMIN_OWNER, "daily 22:00-06:00", "daily", "22:00", "06:00", 0, 0, False, True, True)
+    night = ScheduleInfo(
+        "app:x",
+        ADMIN_OWNER,
+        "daily 22:00-06:00",
+        "daily",
+        "22:00",
+        "06:00",
+        0,
+        0,
+        False,
+        True,
+        True,
+    )
     idle = dataclasses.replace(night, name="sat 10:00-11:00", active=False)
     other = dataclasses.replace(night, app_id="app:y")
 
     def unblock(direction: Direction | None, schedules: list[object]) -> str:
-        arguments = argparse.Namespace(command="unblock", app="app:x", direction=direction, scope=None)
+        arguments = argparse.Namespace(
+            command="unblock", app="app:x", direction=direction, scope=None
+        )
         return run_gate(_Schedules(schedules), arguments)  # type: ignore[arg-type]
 
     assert unblock(None, [night, idle, other]) == (
         "app:x: down and up unblocked; still blocked by the schedule daily 22:00-06:00 while it is active "
-        "(chadthrottle-ctl schedule remove app:x NAME lifts it)")
+        "(chadthrottle-ctl schedule remove app:x NAME lifts it)"
+    )
     assert unblock(Direction.DOWN, [night]) == "app:x: down unblocked"  # it blocks uploads only
     assert unblock(None, [idle, other]) == "app:x: down and up unblocked"

@@ -10,7 +10,6 @@ import json
 import os
 
 import pytest
-
 from chadthrottle.cli import ctl
 from chadthrottle.cli.output import format_rtt, format_rules
 from chadthrottle.cli.priorities import (
@@ -35,16 +34,28 @@ def test_priority_words_in_any_case_and_a_bad_one_named(capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as ended:
         ctl.main(["priority", "pid:7", "urgent"])
     assert ended.value.code == ctl.EXIT_USAGE
-    assert PRIORITY_WORDS == ", ".join(p.value for p in Priority)  # the help's words, without importing Priority
-    assert "argument PRIORITY: not a priority: 'urgent' (one of critical, high, normal, low)" in capsys.readouterr().err
+    assert ", ".join(
+        p.value for p in Priority
+    ) == PRIORITY_WORDS  # the help's words, without importing Priority
+    assert (
+        "argument PRIORITY: not a priority: 'urgent' (one of critical, high, normal, low)"
+        in capsys.readouterr().err
+    )
 
 
 def test_capacity_rates_read_bytes_and_spelt_out_bits() -> None:
     arguments = ctl.build_parser().parse_args(["capacity", "--down", "50Mbit", "--up", "1.25M"])
-    assert (arguments.down, arguments.up, arguments.estimate, arguments.off) == (6_250_000, 1_250_000, None, False)
+    assert (arguments.down, arguments.up, arguments.estimate, arguments.off) == (
+        6_250_000,
+        1_250_000,
+        None,
+        False,
+    )
     kept = ctl.build_parser().parse_args(["capacity", "--up", "off", "--no-estimate"])
     assert (kept.down, kept.up, kept.estimate) == (False, None, False)  # False: not given, kept
-    assert ctl.build_parser().parse_args(["limit", "x", "--down", "8 Mbit/s"]).down == 1_000_000  # as for limit
+    assert (
+        ctl.build_parser().parse_args(["limit", "x", "--down", "8 Mbit/s"]).down == 1_000_000
+    )  # as for limit
 
 
 @pytest.mark.parametrize(
@@ -68,11 +79,15 @@ def test_capacity_options_that_do_not_go_together_end_with_status_2(
 
 
 def test_list_shows_a_priority_its_owner_and_rtt_and_blank_for_normal() -> None:
-    protected = dataclasses.replace(APP, priority="critical", priority_owner=os.getuid(), rtt_us=23_456)
+    protected = dataclasses.replace(
+        APP, priority="critical", priority_owner=os.getuid(), rtt_us=23_456
+    )
     header, row = ctl.format_applications([protected]).splitlines()
     assert header.split()[-1] == "PRIORITY" and row.endswith("critical (you, rtt 23.5 ms)")
     normal = dataclasses.replace(APP, rtt_us=5_000)
-    assert ctl.format_applications([normal]).splitlines()[1].endswith("none")  # UP LIMIT, then nothing
+    assert (
+        ctl.format_applications([normal]).splitlines()[1].endswith("none")
+    )  # UP LIMIT, then nothing
     assert [format_rtt(us) for us in (140, 23_456, 180_400)] == ["0.14 ms", "23.5 ms", "180 ms"]
     assert json.loads(ctl.to_json([protected]))[0]["priority"] == "critical"
 
@@ -81,11 +96,15 @@ def test_a_priority_not_in_force_is_marked_and_explained() -> None:
     waiting = dataclasses.replace(APP, priority="high", priority_problem="no link capacity is set")
     assert "high (admin) NOT ENFORCED" in ctl.format_applications([waiting])
     assert ctl.applications_report([waiting], paused=False).endswith(
-        "app:org.example.Call: priority high not in force: no link capacity is set")
-    assert priority_reasons(waiting, Priority.HIGH) == ["app:org.example.Call: priority high: no link capacity is set"]
+        "app:org.example.Call: priority high not in force: no link capacity is set"
+    )
+    assert priority_reasons(waiting, Priority.HIGH) == [
+        "app:org.example.Call: priority high: no link capacity is set"
+    ]
     outranked = dataclasses.replace(APP, priority="low", priority_owner=ADMIN_OWNER)
     assert priority_reasons(outranked, Priority.CRITICAL) == [
-        "app:org.example.Call: the priority low (admin) applies instead of critical while it exists"]
+        "app:org.example.Call: the priority low (admin) applies instead of critical while it exists"
+    ]
     assert priority_reasons(dataclasses.replace(APP, priority="critical"), Priority.CRITICAL) == []
 
 
@@ -101,14 +120,21 @@ def test_capacity_shows_each_direction_set_or_estimated_and_the_problem() -> Non
         "problem: up: no uplink answers",
     ]
     off = format_link_shaping(LinkShapingInfo()).splitlines()
-    assert off == ["down capacity none; shaping off", "up   capacity none; shaping off", "estimate: off", "uplinks: -"]
+    assert off == [
+        "down capacity none; shaping off",
+        "up   capacity none; shaping off",
+        "estimate: off",
+        "uplinks: -",
+    ]
     assert "6.25 MB/s (50.0 Mbit/s), set; shaping on" in format_link_shaping(
-        LinkShapingInfo(down_capacity_bps=6_250_000, down_set_bps=6_250_000, down_shaping=True))
+        LinkShapingInfo(down_capacity_bps=6_250_000, down_set_bps=6_250_000, down_shaping=True)
+    )
 
 
 def test_a_refusal_names_the_options_not_the_bus_arguments() -> None:
     assert _cli_words("down_bps must be 0 (not shaped) or 1000..100000000000 bytes/s, not 5") == (
-        "--down must be 0 (not shaped) or 1000..100000000000 bytes/s, not 5")
+        "--down must be 0 (not shaped) or 1000..100000000000 bytes/s, not 5"
+    )
 
 
 def test_rules_show_a_priority() -> None:
@@ -151,7 +177,9 @@ class _OlderHelper:
         return call
 
 
-@pytest.mark.parametrize("args", [["priority", "pid:7", "high"], ["capacity"], ["capacity", "--off"]])
+@pytest.mark.parametrize(
+    "args", [["priority", "pid:7", "high"], ["capacity"], ["capacity", "--off"]]
+)
 def test_an_older_helper_is_named_as_such(
     args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,7 +4,6 @@ call), and the table. What the helper refuses: tests/e2e/test_schedules.py."""
 from __future__ import annotations
 
 import pytest
-
 from chadthrottle.cli import ctl
 from chadthrottle.cli.schedule import format_schedules
 from chadthrottle.contract import ADMIN_OWNER, ScheduleInfo
@@ -13,18 +12,67 @@ from chadthrottle.contract import ADMIN_OWNER, ScheduleInfo
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["schedule", "exe:/usr/bin/curl", "--limit", "1M", "--from", "09:00", "--to", "17:00"], "give --days"),
-        (["schedule", "exe:/usr/bin/curl", "--days", "mon", "--from", "09:00", "--to", "17:00"], "--block"),
-        (["schedule", "exe:/usr/bin/curl", "--days", "mon", "--from", "09:00", "--to", "17:00", "--limit",
-          "unlimited"], "not 'unlimited'"),
+        (
+            ["schedule", "exe:/usr/bin/curl", "--limit", "1M", "--from", "09:00", "--to", "17:00"],
+            "give --days",
+        ),
+        (
+            ["schedule", "exe:/usr/bin/curl", "--days", "mon", "--from", "09:00", "--to", "17:00"],
+            "--block",
+        ),
+        (
+            [
+                "schedule",
+                "exe:/usr/bin/curl",
+                "--days",
+                "mon",
+                "--from",
+                "09:00",
+                "--to",
+                "17:00",
+                "--limit",
+                "unlimited",
+            ],
+            "not 'unlimited'",
+        ),
         (["schedule", "remove"], "give APP"),
         (["schedule", "list", "exe:/usr/bin/curl"], "takes no application"),
         (["schedule", "exe:/usr/bin/curl", "extra"], "unexpected 'extra'"),
         (["schedule", "exe:/usr/bin/curl", "--block", "sideways"], "invalid choice"),
-        (["schedule", "exe:/usr/bin/curl", "--days", "mon", "--from", "09:00", "--to", "17:00", "--limit", "1M",
-          "--down", "2M"], "--limit sets both directions"),  # --down won silently
-        (["schedule", "exe:/usr/bin/curl", "--days", "mon", "--from", "09:00", "--to", "17:00", "--up", "2M",
-          "--limit", "1M"], "not both"),
+        (
+            [
+                "schedule",
+                "exe:/usr/bin/curl",
+                "--days",
+                "mon",
+                "--from",
+                "09:00",
+                "--to",
+                "17:00",
+                "--limit",
+                "1M",
+                "--down",
+                "2M",
+            ],
+            "--limit sets both directions",
+        ),  # --down won silently
+        (
+            [
+                "schedule",
+                "exe:/usr/bin/curl",
+                "--days",
+                "mon",
+                "--from",
+                "09:00",
+                "--to",
+                "17:00",
+                "--up",
+                "2M",
+                "--limit",
+                "1M",
+            ],
+            "not both",
+        ),
     ],
 )
 def test_options_that_do_not_go_together_stop_before_any_call(
@@ -46,4 +94,6 @@ def test_the_table_says_rates_blocks_and_whose() -> None:
     lines = [line.split() for line in table.splitlines()]
     assert lines[0] == ["ID", "SCHEDULE", "DOWN", "UP", "WHOSE", "ACTIVE", "NOW"]
     assert lines[1][:6] == ["exe:/usr/bin/curl", "mon-fri", "09:00-17:00", "1.00", "MB/s", "-"]
-    assert lines[1][-1] == "yes" and lines[2][3:5] == ["blocked", "blocked"] and lines[2][-1] == "no"
+    assert (
+        lines[1][-1] == "yes" and lines[2][3:5] == ["blocked", "blocked"] and lines[2][-1] == "no"
+    )

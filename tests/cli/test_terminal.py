@@ -6,7 +6,6 @@ import json
 import unicodedata
 
 import pytest
-
 from chadthrottle.cli import ctl
 from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.contract import ApplicationInfo, ConnectionInfo, InterfaceInfo
@@ -17,7 +16,8 @@ HOSTILE = "evil\x1b[2J\x1b]0;pwned\x07\x9b31m\r\nfake row\u202eexe.txt\u2028"
 def _is_safe(text: str) -> bool:
     """No character a terminal acts on, except the newlines between rows."""
     return not any(
-        unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char in "\u202a\u202b\u202c\u202d\u202e"
+        unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp")
+        or char in "\u202a\u202b\u202c\u202d\u202e"
         for char in text.replace("\n", "")
     )
 
@@ -81,14 +81,22 @@ class _HostileHelper:
 
     def list_applications(self) -> list[ApplicationInfo]:
         app = _app(f"exe:/tmp/{HOSTILE}", HOSTILE)
-        return [ApplicationInfo(**{**app.__dict__, "up_limit_bps": 1_000_000, "up_limit_problem": HOSTILE})]
+        return [
+            ApplicationInfo(
+                **{**app.__dict__, "up_limit_bps": 1_000_000, "up_limit_problem": HOSTILE}
+            )
+        ]
 
     def get_limits_paused(self) -> bool:
         return False
 
 
-def test_list_prints_nothing_raw(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_prints_nothing_raw(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("chadthrottle.blocking_client.BlockingHelperClient", _HostileHelper)
     assert ctl.main(["list"]) == ctl.EXIT_OK
     out = capsys.readouterr().out
-    assert _is_safe(out) and "not enforced" in out and len(out.splitlines()) == 3  # header, row, problem
+    assert (
+        _is_safe(out) and "not enforced" in out and len(out.splitlines()) == 3
+    )  # header, row, problem

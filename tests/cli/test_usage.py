@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-
 from chadthrottle.cli.usage import (
     UsageArgumentError,
     format_bytes,
@@ -52,9 +51,13 @@ def test_with_by_the_first_period_is_whole() -> None:
     from chadthrottle.cli.usage import period_start
 
     moment = int(NOW)
-    assert period_start(UsageResolution.HOUR, moment) == int(time.mktime((2026, 12, 3, 15, 0, 0, 0, 0, -1)))
+    assert period_start(UsageResolution.HOUR, moment) == int(
+        time.mktime((2026, 12, 3, 15, 0, 0, 0, 0, -1))
+    )
     assert period_start(UsageResolution.DAY, moment) == TODAY
-    assert period_start(UsageResolution.MONTH, moment) == int(time.mktime((2026, 12, 1, 0, 0, 0, 0, 0, -1)))
+    assert period_start(UsageResolution.MONTH, moment) == int(
+        time.mktime((2026, 12, 1, 0, 0, 0, 0, 0, -1))
+    )
 
 
 def test_totals_use_the_finest_level_kept_for_the_whole_range() -> None:
@@ -67,12 +70,20 @@ def test_totals_use_the_finest_level_kept_for_the_whole_range() -> None:
 def test_by_offers_every_resolution_but_minutes() -> None:
     from chadthrottle.cli.ctl import USAGE_BY
 
-    assert USAGE_BY == tuple(r.value for r in UsageResolution if r is not UsageResolution.MINUTE)
+    assert tuple(r.value for r in UsageResolution if r is not UsageResolution.MINUTE) == USAGE_BY
 
 
 def test_bytes_are_shown_in_decimal_units() -> None:
     assert [format_bytes(n) for n in (0, 999, 1000, 1234, 45_600, 999_499, 12_345_678, 10**12)] == [
-        "0 B", "999 B", "1 kB", "1.23 kB", "45.6 kB", "999 kB", "12.3 MB", "1 TB"]
+        "0 B",
+        "999 B",
+        "1 kB",
+        "1.23 kB",
+        "45.6 kB",
+        "999 kB",
+        "12.3 MB",
+        "1 TB",
+    ]
 
 
 ROWS = [
@@ -90,7 +101,12 @@ def test_the_table_has_the_busiest_first_and_a_total() -> None:
     assert "\x1b" not in lines[3] and "\\x1b" in lines[3]
     assert lines[4].split() == ["total", "6", "MB", "21", "kB", "6.02", "MB"]
     by_day = format_usage(ROWS, UsageResolution.DAY, TODAY).splitlines()
-    assert [line.split()[0] for line in by_day[2:]] == ["2026-12-03", "2026-12-03", "2026-12-04", "total"]
+    assert [line.split()[0] for line in by_day[2:]] == [
+        "2026-12-03",
+        "2026-12-03",
+        "2026-12-04",
+        "total",
+    ]
 
 
 def test_json_has_rows_totals_and_loopback_apart() -> None:
@@ -120,9 +136,15 @@ print("imported:" + ",".join(sorted(n for n in set(sys.modules) - before if n.sp
 @pytest.mark.parametrize(("args", "loads_usage"), [(["list", "--json"], False), (["usage", "--json"], True),
                                                    (["usage", "--by", "day"], True)])  # fmt: skip
 def test_the_verb_loads_its_module_only_when_it_runs_and_nothing_heavy(args: list[str], loads_usage: bool,
-                                                                        tmp_path: "os.PathLike[str]") -> None:  # fmt: skip
+                                                                        tmp_path: os.PathLike[str]) -> None:  # fmt: skip
     env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-bus"}
-    result = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=60
+    )
     marker = [line for line in result.stderr.splitlines() if line.startswith("imported:")]
-    expected = "imported:chadthrottle.cli.usage,chadthrottle.usage_contract" if loads_usage else "imported:"
+    expected = (
+        "imported:chadthrottle.cli.usage,chadthrottle.usage_contract"
+        if loads_usage
+        else "imported:"
+    )
     assert marker == [expected], result.stderr

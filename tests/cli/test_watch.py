@@ -8,7 +8,6 @@ import io
 import json
 
 import pytest
-
 from chadthrottle.cli import ctl
 from chadthrottle.cli.watch import HelperGone, watch
 from chadthrottle.contract import ApplicationInfo
@@ -53,14 +52,25 @@ class _Client:
 
 def _run(client: _Client, clock: _Clock, count: int | None, as_json: bool = True) -> list[str]:
     out = io.StringIO()
-    watch(client, as_json=as_json, interval_s=1.0, count=count, out=out, clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
+    watch(
+        client,
+        as_json=as_json,
+        interval_s=1.0,
+        count=count,
+        out=out,
+        clock=clock,
+        sleep=clock.sleep,
+    )  # type: ignore[arg-type]
     return out.getvalue().splitlines()
 
 
 def test_count_lines_on_a_fixed_schedule() -> None:
     clock = _Clock()
     lines = _run(_Client(clock, [[APP]] * 3, call_s=0.25), clock, count=3)
-    assert len(lines) == 3 and clock.sleeps == [0.75, 0.75]  # the call's time is taken from the wait
+    assert len(lines) == 3 and clock.sleeps == [
+        0.75,
+        0.75,
+    ]  # the call's time is taken from the wait
     report = json.loads(lines[0])
     assert report["paused"] is False and report["applications"][0]["pids"] == [7]
     assert list(report["applications"][0]) == list(json.loads(ctl.to_json([APP]))[0])
@@ -81,11 +91,16 @@ def test_a_slow_answer_does_not_bring_a_burst_of_lines() -> None:
     _run(client, clock, count=4)
     # after the slow line the next one follows at once, then a full interval
     # (not two lines at once to catch up with the schedule)
-    assert clock.sleeps == [0.75, 0.75] and clock.now == pytest.approx(100 + 0.25 + 0.75 + 2.75 + 0.25 + 0.75 + 0.25)
+    assert clock.sleeps == [0.75, 0.75] and clock.now == pytest.approx(
+        100 + 0.25 + 0.75 + 2.75 + 0.25 + 0.75 + 0.25
+    )
 
 
 def test_the_helper_going_away_after_a_line_is_helper_gone() -> None:
-    for error in (HelperClientError(SERVICE_UNKNOWN, "no helper"), HelperClientError(NO_REPLY, "recipient left")):
+    for error in (
+        HelperClientError(SERVICE_UNKNOWN, "no helper"),
+        HelperClientError(NO_REPLY, "recipient left"),
+    ):
         clock = _Clock()
         with pytest.raises(HelperGone):
             _run(_Client(clock, [[APP], error]), clock, count=None)
@@ -100,7 +115,11 @@ def test_no_helper_at_the_first_line_is_the_usual_error() -> None:
 def test_without_json_a_table_and_a_blank_line_each_time() -> None:
     clock = _Clock()
     lines = _run(_Client(clock, [[APP]] * 2), clock, count=2, as_json=False)
-    assert lines[0].split()[:2] == ["ID", "NAME"] and lines[2] == "" and lines[3].split()[:2] == ["ID", "NAME"]
+    assert (
+        lines[0].split()[:2] == ["ID", "NAME"]
+        and lines[2] == ""
+        and lines[3].split()[:2] == ["ID", "NAME"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,7 +134,9 @@ def test_without_json_a_table_and_a_blank_line_each_time() -> None:
         (["--interval", "soon"], "not a number"),
     ],
 )
-def test_bad_arguments_are_usage_errors(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_arguments_are_usage_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as caught:
         ctl.main(["watch", *args])
     assert caught.value.code == ctl.EXIT_USAGE

@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dbus_fast import Message, MessageType
-
 from chadthrottle.bus_connection import NothingSentOnEagain, connect_system_bus
 from chadthrottle.helper.standalone import PrivateSystemBus
+from dbus_fast import Message, MessageType
 
 
 class FullEveryOtherTime:
@@ -45,7 +44,11 @@ def _calls_through_full_buffers(address: str, mended: bool) -> tuple[int, bool, 
         calls = [bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
                                   interface="org.freedesktop.DBus", member="GetId")) for _ in range(40)]  # fmt: skip
         replies = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
-        answered = sum(1 for r in replies if isinstance(r, Message) and r.message_type is MessageType.METHOD_RETURN)
+        answered = sum(
+            1
+            for r in replies
+            if isinstance(r, Message) and r.message_type is MessageType.METHOD_RETURN
+        )
         connected = bus.connected
         bus.disconnect()
         return answered, connected, flaky.refused

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from dbus_fast import Message, Variant
-
 from chadthrottle.contract import APPLICATION_FIELDS, BACKEND_FIELDS, ApplicationInfo, BackendInfo
 from chadthrottle.dbus_codec import (
     CodecError,
@@ -14,6 +12,7 @@ from chadthrottle.dbus_codec import (
     encode_backend,
     field_names,
 )
+from dbus_fast import Message, Variant
 
 APP = ApplicationInfo(
     id="exe:/usr/bin/curl", name="curl", icon="", uids=(1000,), pids=(41, 42),
@@ -40,8 +39,9 @@ def test_round_trip_through_a_marshalled_message() -> None:
     """The encoding is valid D-Bus: it survives marshalling as aa{sv}."""
     message = Message(path="/x", member="M", signature="aa{sv}", body=[[encode_application(APP)]])
     data = message._marshall(False)
-    from dbus_fast._private.unmarshaller import Unmarshaller
     import io
+
+    from dbus_fast._private.unmarshaller import Unmarshaller
 
     unmarshaller = Unmarshaller(io.BytesIO(bytes(data)))
     decoded = unmarshaller.unmarshall()
@@ -91,7 +91,9 @@ def test_connection_bytes_round_trip_and_an_older_helpers_reply_without_them() -
     from chadthrottle.dbus_codec import decode_connection, encode_connection
 
     assert field_names(ConnectionInfo) == set(CONNECTION_FIELDS)  # type: ignore[arg-type]
-    counted = ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", 42, rx_bytes=2**40, tx_bytes=0)
+    counted = ConnectionInfo(
+        "tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", 42, rx_bytes=2**40, tx_bytes=0
+    )
     assert decode_connection(encode_connection(counted)) == counted
     older = encode_connection(counted)
     del older["rx_bytes"], older["tx_bytes"]
@@ -105,13 +107,22 @@ def test_connection_bytes_round_trip_and_an_older_helpers_reply_without_them() -
 
 def test_link_shaping_and_priority_keys_round_trip_and_an_api_4_reply_reads_normal() -> None:
     from chadthrottle.contract import LINK_SHAPING_FIELDS, RULE_FIELDS, LinkShapingInfo, RuleInfo
-    from chadthrottle.dbus_codec import decode_link_shaping, decode_rule, encode_link_shaping, encode_rule
+    from chadthrottle.dbus_codec import (
+        decode_link_shaping,
+        decode_rule,
+        encode_link_shaping,
+        encode_rule,
+    )
 
     assert field_names(LinkShapingInfo) == set(LINK_SHAPING_FIELDS)  # type: ignore[arg-type]
     assert field_names(RuleInfo) == set(RULE_FIELDS)  # type: ignore[arg-type]
-    shaping = LinkShapingInfo(6_250_000, 1_250_000, 6_250_000, 0, True, True, False, ("eth0",), "estimating...")
+    shaping = LinkShapingInfo(
+        6_250_000, 1_250_000, 6_250_000, 0, True, True, False, ("eth0",), "estimating..."
+    )
     assert decode_link_shaping(encode_link_shaping(shaping)) == shaping
-    protected = ApplicationInfo(**{**APP.__dict__, "priority": "critical", "priority_owner": 1000, "rtt_us": 23_000})
+    protected = ApplicationInfo(
+        **{**APP.__dict__, "priority": "critical", "priority_owner": 1000, "rtt_us": 23_000}
+    )
     assert decode_application(encode_application(protected)) == protected
     older = encode_application(protected)
     for key in ("priority", "priority_owner", "priority_problem", "rtt_us"):
@@ -132,10 +143,16 @@ def test_a_decoded_record_is_the_object_its_constructor_makes() -> None:
     from chadthrottle.contract import OPTIONAL_APPLICATION_FIELDS
     from chadthrottle.record_codec import decode_record
 
-    older = {key: value for key, value in encode_application(APP).items() if key not in OPTIONAL_APPLICATION_FIELDS}
+    older = {
+        key: value
+        for key, value in encode_application(APP).items()
+        if key not in OPTIONAL_APPLICATION_FIELDS
+    }
     decoded = decode_application(older)
     assert decoded == APP and hash(decoded) == hash(APP) and repr(decoded) == repr(APP)
-    assert vars(decoded) == vars(APP)  # the absent fields hold their defaults, as __init__ gives them
+    assert vars(decoded) == vars(
+        APP
+    )  # the absent fields hold their defaults, as __init__ gives them
     with pytest.raises(dataclasses.FrozenInstanceError):
         decoded.name = "other"  # type: ignore[misc]
     assert dataclasses.replace(decoded, name="other").name == "other"

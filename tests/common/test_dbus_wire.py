@@ -9,12 +9,14 @@ import struct
 from pathlib import Path
 
 import pytest
-from dbus_fast import Message, MessageType
-from dbus_fast import Variant as FastVariant
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from chadthrottle.contract import BUS_NAME, INTERFACE, METHODS, OBJECT_PATH, ApplicationInfo, RuleInfo
+from chadthrottle.contract import (
+    BUS_NAME,
+    INTERFACE,
+    METHODS,
+    OBJECT_PATH,
+    ApplicationInfo,
+    RuleInfo,
+)
 from chadthrottle.dbus_codec import encode_application, encode_rule
 from chadthrottle.dbus_wire import (
     INVALID_MESSAGE,
@@ -27,6 +29,10 @@ from chadthrottle.dbus_wire import (
     socket_addresses,
 )
 from chadthrottle.record_codec import decode_application, decode_rule
+from dbus_fast import Message, MessageType
+from dbus_fast import Variant as FastVariant
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 APP = ApplicationInfo(
     id="app:org.example.Café", name="naïve \u202e\x1b[2J", icon="", uids=(1000, 0), pids=(4, 4_000_000),
@@ -40,7 +46,9 @@ SAMPLES = {"s": "app:\u00e9 x", "o": "/a", "g": "as", "t": 2**64 - 1, "x": -(2**
 
 def _sample_body(signature: str) -> list[object]:
     """A value for each argument of a signature of basic types (arrays empty)."""
-    return [[] if single.startswith("a") else SAMPLES[single] for single in complete_types(signature)]
+    return [
+        [] if single.startswith("a") else SAMPLES[single] for single in complete_types(signature)
+    ]
 
 
 def _fast_reply(signature: str, body: list[object], *, error_name: str | None = None) -> bytes:
@@ -72,9 +80,15 @@ def test_a_listing_reads_back_as_the_helper_encoded_it() -> None:
 
 
 def test_an_error_reply_carries_its_name_and_text() -> None:
-    data = _fast_reply("s", ["polkit said no"], error_name="io.github.chadthrottle.Error.NotAuthorized")
+    data = _fast_reply(
+        "s", ["polkit said no"], error_name="io.github.chadthrottle.Error.NotAuthorized"
+    )
     message_type, _flags, fields, body = decode_message(data)
-    assert (message_type, fields[4], body) == (3, "io.github.chadthrottle.Error.NotAuthorized", ["polkit said no"])
+    assert (message_type, fields[4], body) == (
+        3,
+        "io.github.chadthrottle.Error.NotAuthorized",
+        ["polkit said no"],
+    )
 
 
 def _fast(value: object) -> object:
@@ -102,7 +116,10 @@ def test_every_type_round_trips_and_is_marshalled_as_dbus_fast_marshals_it() -> 
 def test_a_big_endian_message_is_read() -> None:
     body = (b"\x00\x00\x00\x12" + bytes(4) + b"\x00\x00\x00\x01k\x00" + b"\x01s\x00" + bytes(3)
             + b"\x00\x00\x00\x01v\x00" + bytes(2) + b"\x00\x00\x00\x08" + b"\x00\x00\x00\x03abc\x00")  # fmt: skip
-    assert decode_message(_big_endian_return("a{sv}as", body))[3] == [{"k": Variant("s", "v")}, ["abc"]]
+    assert decode_message(_big_endian_return("a{sv}as", body))[3] == [
+        {"k": Variant("s", "v")},
+        ["abc"],
+    ]
 
 
 def _big_endian_return(signature: str, body: bytes) -> bytes:
@@ -120,7 +137,9 @@ def test_nesting_is_bounded() -> None:
         nested = struct.pack(">I", len(nested)) + nested
     with pytest.raises(WireError, match="nested too deeply"):
         decode_message(_big_endian_return("a" * levels + "y", nested))
-    assert decode_message(_big_endian_return("aaay", struct.pack(">III", 9, 5, 1) + b"\x07"))[3] == [[[[7]]]]
+    assert decode_message(_big_endian_return("aaay", struct.pack(">III", 9, 5, 1) + b"\x07"))[
+        3
+    ] == [[[[7]]]]
 
 
 @pytest.mark.parametrize("signature", ["a", "(", "()", "(a{sv}", "a{vs}", "{ss}", "z"])
@@ -137,7 +156,10 @@ def test_a_bad_signature_is_a_wire_error(signature: str) -> None:
         (_fast_reply("s", ["abc"])[:-3], "past the end"),
         (_fast_reply("s", ["abc"]) + b"\x00" * 8, "longer than its signature"),
         (_fast_reply("s", ["abc"]).replace(b"abc", b"a\xffc"), "not UTF-8"),
-        (_fast_reply("au", [[1, 2]]).replace(b"\x08\x00\x00\x00\x01", b"\xf8\x00\x00\x00\x01"), "array"),
+        (
+            _fast_reply("au", [[1, 2]]).replace(b"\x08\x00\x00\x00\x01", b"\xf8\x00\x00\x00\x01"),
+            "array",
+        ),
     ],
 )
 def test_a_malformed_message_is_a_wire_error(data: bytes, reason: str) -> None:
@@ -174,7 +196,9 @@ def test_bus_addresses(address: str, sockets: list[object]) -> None:
     assert socket_addresses(address) == sockets
 
 
-@pytest.mark.parametrize("address", ["", "tcp:host=localhost,port=4000", "unix:tmpdir=/tmp", "unix:path=/a%zz"])
+@pytest.mark.parametrize(
+    "address", ["", "tcp:host=localhost,port=4000", "unix:tmpdir=/tmp", "unix:path=/a%zz"]
+)
 def test_an_address_without_a_usable_socket_is_no_server(address: str) -> None:
     with pytest.raises(WireError) as caught:
         socket_addresses(address)
@@ -222,7 +246,11 @@ class _SilentBus:
     ("auth_reply", "then", "name"),
     [
         (b"OK 0123456789abcdef0123456789abcdef\r\n", b"", "org.freedesktop.DBus.Error.NoReply"),
-        (b"OK 0123456789abcdef0123456789abcdef\r\n", None, "org.freedesktop.DBus.Error.Disconnected"),
+        (
+            b"OK 0123456789abcdef0123456789abcdef\r\n",
+            None,
+            "org.freedesktop.DBus.Error.Disconnected",
+        ),
         (b"OK 0123456789abcdef0123456789abcdef\r\n", b"\x00" * 16, INVALID_MESSAGE),
         (b"REJECTED EXTERNAL\r\n", b"", NO_SERVER),
     ],
@@ -254,5 +282,7 @@ def test_no_socket_at_the_address_is_no_server(tmp_path: Path) -> None:
     from chadthrottle.dbus_wire import Connection
 
     with pytest.raises(WireError) as caught:
-        Connection(f"unix:path={tmp_path}/nothing;unix:path={tmp_path}/nothing-either", timeout_s=0.5)
+        Connection(
+            f"unix:path={tmp_path}/nothing;unix:path={tmp_path}/nothing-either", timeout_s=0.5
+        )
     assert caught.value.name == NO_SERVER and "nothing-either" in caught.value.message

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from chadthrottle.contract import MAX_RATE_BPS, MIN_RATE_BPS
 from chadthrottle.units import UnitError, UnitSystem, format_limit, format_rate, parse_rate
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 @pytest.mark.parametrize(
@@ -107,4 +106,9 @@ def test_sizes_up_to_the_largest_quota_read_without_an_exponent() -> None:
     from chadthrottle.units import format_size
 
     assert [format_size(n) for n in (999, 5_000_000, 999 * 10**12, 10**15, MAX_QUOTA_BYTES)] == [
-        "999 B", "5 MB", "999 TB", "1 PB", "1.13 PB"]
+        "999 B",
+        "5 MB",
+        "999 TB",
+        "1 PB",
+        "1.13 PB",
+    ]

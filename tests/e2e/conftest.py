@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
 from tests.support.netns import NetnsPair, netns_pair, tc_dump
 from tests.support.requirements import require_program, require_root
 
@@ -59,7 +58,9 @@ def pair(private_bus: PrivateSystemBus) -> Iterator[NetnsPair]:
 
 @pytest.fixture(scope="module")
 def stack(
-    request: pytest.FixtureRequest, private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    private_bus: PrivateSystemBus,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """The helper with --backend auto, or another backend through indirect
     parametrization: pytestmark = pytest.mark.parametrize("stack", ["ebpf"], indirect=True)."""
@@ -67,9 +68,12 @@ def stack(
     require_program("nsenter")
     backend = getattr(request, "param", "auto")
     state_dir = tmp_path_factory.mktemp("helper-state")
-    with netns_pair() as pair, HelperProcess(
-        private_bus.address, netns=pair.host_ns, state_dir=state_dir, backend=backend
-    ) as helper:
+    with (
+        netns_pair() as pair,
+        HelperProcess(
+            private_bus.address, netns=pair.host_ns, state_dir=state_dir, backend=backend
+        ) as helper,
+    ):
         yield Stack(private_bus.address, pair, helper, cgroup2_mount())
         if helper.returncode is not None:
             pytest.fail(f"the helper died during the tests:\n{helper.log_text()}")

@@ -19,12 +19,11 @@ from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from chadthrottle.gui.controller import AppController  # noqa: E402
-from chadthrottle.gui.ipc.client_protocol import default_client_factory  # noqa: E402
-from chadthrottle.gui.ipc.state import HelperState  # noqa: E402
+from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.ipc.client_protocol import default_client_factory
+from chadthrottle.gui.ipc.state import HelperState
+from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, QTimer
+from PySide6.QtWidgets import QApplication
 
 SETTLE_TIMEOUT_S = 20.0
 
@@ -41,7 +40,9 @@ def _run_until(condition: Any, timeout_s: float) -> bool:
 
 def probe(bus_address: str, settings_path: str, pid: int) -> dict[str, Any]:
     controller = AppController(
-        default_client_factory(bus_address), QSettings(settings_path, QSettings.Format.IniFormat), use_tray=False
+        default_client_factory(bus_address),
+        QSettings(settings_path, QSettings.Format.IniFormat),
+        use_tray=False,
     )
     window = controller.window
     gaps = {"last": time.monotonic(), "longest": 0.0}
@@ -57,7 +58,9 @@ def probe(bus_address: str, settings_path: str, pid: int) -> dict[str, Any]:
     controller.start(show_window=True)
     report: dict[str, Any] = {}
     try:
-        settled = _run_until(lambda: window.status.state is not HelperState.CONNECTING, SETTLE_TIMEOUT_S)
+        settled = _run_until(
+            lambda: window.status.state is not HelperState.CONNECTING, SETTLE_TIMEOUT_S
+        )
         report["settled"] = settled
         report["state"] = window.status.state.value
         report["can_monitor"] = window.status.can_monitor
@@ -75,7 +78,9 @@ def probe(bus_address: str, settings_path: str, pid: int) -> dict[str, Any]:
         report["refusal_message"] = window.status_line.message.text()
         # ...and the helper itself says no to this caller, by name.
         outcome: list[str] = []
-        controller.connection.limitFinished.connect(lambda _request, name, _words: outcome.append(name))
+        controller.connection.limitFinished.connect(
+            lambda _request, name, _words: outcome.append(name)
+        )
         controller.connection.set_limit(f"pid:{pid}", "up", 1_000_000)
         _run_until(lambda: bool(outcome), SETTLE_TIMEOUT_S)
         report["set_limit_error"] = outcome[0] if outcome else ""
@@ -84,7 +89,9 @@ def probe(bus_address: str, settings_path: str, pid: int) -> dict[str, Any]:
         window.banner.retry_button.click()
         _run_until(lambda: False, 1.5)
         report["state_after_retry"] = window.status.state.value
-        report["top_level_windows"] = sum(1 for w in QApplication.topLevelWidgets() if w.isVisible())
+        report["top_level_windows"] = sum(
+            1 for w in QApplication.topLevelWidgets() if w.isVisible()
+        )
         report["longest_gap_s"] = gaps["longest"]
     finally:
         timer.stop()

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QTimer
-
 from chadthrottle.client import HelperClientError
 from chadthrottle.contract import Direction
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.client_protocol import default_client_factory
 from chadthrottle.gui.ipc.state import HelperState
+from PySide6.QtCore import QSettings, QTimer
+
 from tests.e2e.conftest import Stack
 from tests.e2e.test_limit_over_dbus import PAYLOAD_SHARE
 from tests.support.helper_calls import call_helper
@@ -37,7 +37,9 @@ def running_gui(stack: Stack, qtbot: Any, settings_path: Path) -> Iterator[AppCo
     controller.start(show_window=True)
     try:
         qtbot.waitExposed(controller.window)
-        qtbot.waitUntil(lambda: controller.connection.status.state is HelperState.CONNECTED, timeout=15_000)
+        qtbot.waitUntil(
+            lambda: controller.connection.status.state is HelperState.CONNECTED, timeout=15_000
+        )
         yield controller
     finally:
         controller.shutdown()
@@ -46,7 +48,9 @@ def running_gui(stack: Stack, qtbot: Any, settings_path: Path) -> Iterator[AppCo
 
 
 @contextlib.contextmanager
-def streaming_app(stack: Stack, name: str, port: int, direction: Direction) -> Iterator[tuple[str, Stream]]:
+def streaming_app(
+    stack: Stack, name: str, port: int, direction: Direction
+) -> Iterator[tuple[str, Stream]]:
     """A running application "org.chadthrottle.<name>" with one bulk stream;
     its limits are cleared and its processes stopped on exit, also on failure."""
     app_id = f"app:org.chadthrottle.{name}"

@@ -10,12 +10,20 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from chadthrottle.contract import ApplicationInfo, InterfaceInfo
 
 from bench.accounting_scenarios import Site, measure, scenarios, server
-from chadthrottle.contract import ApplicationInfo, InterfaceInfo
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
-from tests.support.netns import TRAFFIC_SCRIPT, app_scope, netns_device, netns_pair, nsenter_argv, spawn, wait_for_line
+from tests.support.netns import (
+    TRAFFIC_SCRIPT,
+    app_scope,
+    netns_device,
+    netns_pair,
+    nsenter_argv,
+    spawn,
+    wait_for_line,
+)
 from tests.support.waiting import eventually
 from tests.support.wire_truth import make_countable
 
@@ -34,7 +42,10 @@ def sites(stack: Stack) -> Iterator[dict[bool, Site]]:
         for pair in (stack.pair, other):
             make_countable(pair)
             servers.enter_context(server(pair, SERVER_PORT))
-        yield {False: Site(stack.pair, SERVER_PORT, ""), True: Site(other, SERVER_PORT, other.host_ns)}
+        yield {
+            False: Site(stack.pair, SERVER_PORT, ""),
+            True: Site(other, SERVER_PORT, other.host_ns),
+        }
 
 
 @pytest.mark.parametrize("key", list(SCENARIOS))
@@ -52,7 +63,9 @@ def test_each_scenario_is_attributed_to_its_application_within_one_percent_of_th
     assert (m.device_rx, m.device_tx) == (m.app_rx, m.app_tx), m
 
 
-def test_short_lived_processes_stay_listed_after_they_exit(stack: Stack, sites: dict[bool, Site]) -> None:
+def test_short_lived_processes_stay_listed_after_they_exit(
+    stack: Stack, sites: dict[bool, Site]
+) -> None:
     scenario = SCENARIOS["Burst"]
     measure(stack.bus_address, stack.cgroup_root, sites[False], scenario)
     apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
@@ -61,20 +74,30 @@ def test_short_lived_processes_stay_listed_after_they_exit(stack: Stack, sites: 
     assert app.name == f"Acct{scenario.key}" and app.rx_bytes > 0  # and with the name it had
 
 
-def test_interfaces_of_another_namespace_are_listed_apart(stack: Stack, sites: dict[bool, Site]) -> None:
+def test_interfaces_of_another_namespace_are_listed_apart(
+    stack: Stack, sites: dict[bool, Site]
+) -> None:
     """Both veths have the same ifindex in their own namespaces; traffic in the
     other namespace must not be added to the helper's device."""
     here, there = sites[False].pair, sites[True].pair
-    assert netns_device(here.host_ns, here.host_if)[1] == netns_device(there.host_ns, there.host_if)[1]
+    assert (
+        netns_device(here.host_ns, here.host_if)[1] == netns_device(there.host_ns, there.host_if)[1]
+    )
 
     def devices() -> dict[tuple[str, str], InterfaceInfo]:
-        return {(i.netns, i.name): i for i in call_helper(stack.bus_address, lambda c: c.list_interfaces())}
+        return {
+            (i.netns, i.name): i
+            for i in call_helper(stack.bus_address, lambda c: c.list_interfaces())
+        }
 
     before = devices()
     m = measure(stack.bus_address, stack.cgroup_root, sites[True], SCENARIOS["OtherNetns"])
     after = devices()
     mine = ("", here.host_if)
-    assert (after[mine].rx_bytes, after[mine].tx_bytes) == (before[mine].rx_bytes, before[mine].tx_bytes)
+    assert (after[mine].rx_bytes, after[mine].tx_bytes) == (
+        before[mine].rx_bytes,
+        before[mine].tx_bytes,
+    )
     theirs = after[(there.host_ns, there.host_if)]
     assert theirs.ifindex == after[mine].ifindex and not theirs.loopback
     assert theirs.rx_bytes >= m.wire_rx > 0
@@ -83,19 +106,64 @@ def test_interfaces_of_another_namespace_are_listed_apart(stack: Stack, sites: d
 def test_loopback_is_counted_apart(stack: Stack) -> None:
     """Loopback in the helper's namespace: neither rate includes it."""
     with app_scope(stack.cgroup_root, "org.chadthrottle.TestLoop") as scope:
-        listener = spawn(nsenter_argv(stack.pair.host_ns, [
-            sys.executable, str(TRAFFIC_SCRIPT), "serve", "--role", "sink", "--port", "5710", "--seconds", "8"]), scope)
+        listener = spawn(
+            nsenter_argv(
+                stack.pair.host_ns,
+                [
+                    sys.executable,
+                    str(TRAFFIC_SCRIPT),
+                    "serve",
+                    "--role",
+                    "sink",
+                    "--port",
+                    "5710",
+                    "--seconds",
+                    "8",
+                ],
+            ),
+            scope,
+        )
         wait_for_line(listener, "listening")
-        sender = spawn(nsenter_argv(stack.pair.host_ns, [
-            sys.executable, str(TRAFFIC_SCRIPT), "connect", "--host", "127.0.0.1", "--port", "5710",
-            "--role", "source", "--rate", "4000000", "--seconds", "6"]), scope)
+        sender = spawn(
+            nsenter_argv(
+                stack.pair.host_ns,
+                [
+                    sys.executable,
+                    str(TRAFFIC_SCRIPT),
+                    "connect",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "5710",
+                    "--role",
+                    "source",
+                    "--rate",
+                    "4000000",
+                    "--seconds",
+                    "6",
+                ],
+            ),
+            scope,
+        )
         try:
             seen: list[ApplicationInfo] = []
 
-            def loopback_counted() -> bool:  # the first reading that has it (was: one after a fixed 3.5 s)
-                apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
-                seen[:] = [apps["app:org.chadthrottle.TestLoop"]] if "app:org.chadthrottle.TestLoop" in apps else []
-                return bool(seen) and seen[0].loopback_up_bps > 2_000_000 and seen[0].loopback_down_bps > 2_000_000
+            def loopback_counted() -> (
+                bool
+            ):  # the first reading that has it (was: one after a fixed 3.5 s)
+                apps = {
+                    a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())
+                }
+                seen[:] = (
+                    [apps["app:org.chadthrottle.TestLoop"]]
+                    if "app:org.chadthrottle.TestLoop" in apps
+                    else []
+                )
+                return (
+                    bool(seen)
+                    and seen[0].loopback_up_bps > 2_000_000
+                    and seen[0].loopback_down_bps > 2_000_000
+                )
 
             assert eventually(loopback_counted, TICKS_S + 2), seen
             (app,) = seen

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chadthrottle.contract import Direction
 
-from chadthrottle.contract import Action, Direction, ErrorName
 from tests.e2e.conftest import MiB, Stack
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support.helper_calls import call_helper
@@ -47,7 +47,9 @@ def two_users_apps(stack: Stack) -> Iterator[tuple[Stream, Stream]]:
         try:
             streams.append(stream_as(NOBODY, stack.pair, 5700, nobody_scope))
             streams.append(start_stream(stack.pair, 5701, "up", app_cgroup=root_scope))
-            assert eventually(lambda: {NOBODY_APP, ROOT_APP} <= _listed_with_users(stack), 10.0), "not listed"
+            assert eventually(lambda: {NOBODY_APP, ROOT_APP} <= _listed_with_users(stack), 10.0), (
+                "not listed"
+            )
             yield streams[0], streams[1]
         finally:
             for stream in streams:
@@ -64,10 +66,15 @@ def _listed_with_users(stack: Stack) -> set[str]:
     return {a.id for a in call_helper(stack.bus_address, lambda c: c.list_applications()) if a.uids}
 
 
-def test_root_sees_and_limits_every_users_applications(stack: Stack, two_users_apps: tuple[Stream, Stream]) -> None:
+def test_root_sees_and_limits_every_users_applications(
+    stack: Stack, two_users_apps: tuple[Stream, Stream]
+) -> None:
     apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
     assert apps[NOBODY_APP].uids == (NOBODY,) and apps[ROOT_APP].uids == (0,)
-    assert call_helper(stack.bus_address, lambda c: c.set_limit(NOBODY_APP, Direction.UP, MiB)) == NOBODY_APP
+    assert (
+        call_helper(stack.bus_address, lambda c: c.set_limit(NOBODY_APP, Direction.UP, MiB))
+        == NOBODY_APP
+    )
     assert call_helper(stack.bus_address, lambda c: c.clear_limit(NOBODY_APP)) == NOBODY_APP
 
 
@@ -90,7 +97,9 @@ def test_granted_limit_own_limits_its_own_application_only(
     assert nobody.ask("set", f"pid:{own.app_pid}", "up", MiB) == {"ok": NOBODY_APP}
     wait_until_at_limit(lambda s: own.receiver.rate_bps(s) / (1448 / 1500), MiB, tolerance=0.15)
     assert 0.85 * MiB <= own.receiver.rate_bps(2.0) / (1448 / 1500) <= 1.15 * MiB
-    assert f"uid {NOBODY} set up limit of {NOBODY_APP} (own) to {MiB} B/s" in stack.helper.log_text()
+    assert (
+        f"uid {NOBODY} set up limit of {NOBODY_APP} (own) to {MiB} B/s" in stack.helper.log_text()
+    )
 
     limited = stack.tc_state()
     # Its own rule names only its own processes: root's application is "no
@@ -103,7 +112,9 @@ def test_granted_limit_own_limits_its_own_application_only(
     assert nobody.ask("clear", ROOT_APP, "all") == DENIED
     # SetPriority is authorized as SetLimit; SetLinkCapacity needs configure (every user's traffic).
     assert nobody.ask("priority", ROOT_APP, "low") == NO_SUCH
-    assert nobody.ask("priority", ROOT_APP, "critical") == DENIED  # above normal: limit-any, asked first
+    assert (
+        nobody.ask("priority", ROOT_APP, "critical") == DENIED
+    )  # above normal: limit-any, asked first
     assert nobody.ask("priority", f"pid:{others.app_pid}", "low") == DENIED
     assert nobody.ask("priority", ROOT_APP, "critical", "all") == DENIED
     assert nobody.ask("capacity", 1_000_000, 1_000_000, False) == DENIED
@@ -114,7 +125,9 @@ def test_granted_limit_own_limits_its_own_application_only(
     # Above normal takes the link from other users: limit-any even for its own rule; low and normal are its own.
     assert nobody.ask("priority", NOBODY_APP, "high") == DENIED
     assert nobody.ask("priority", NOBODY_APP, "critical", "own") == DENIED
-    assert all(r.priority == "normal" for r in call_helper(stack.bus_address, lambda c: c.list_rules()))
+    assert all(
+        r.priority == "normal" for r in call_helper(stack.bus_address, lambda c: c.list_rules())
+    )
     assert nobody.ask("priority", NOBODY_APP, "low") == {"ok": NOBODY_APP}
     assert nobody.ask("priority", NOBODY_APP, "normal") == {"ok": NOBODY_APP}
     assert nobody.ask("clear", NOBODY_APP) == {"ok": NOBODY_APP}
@@ -125,6 +138,8 @@ def test_list_applications_shows_a_user_only_its_own(
 ) -> None:
     listed = nobody.ask("list")["ok"]
     assert [NOBODY_APP, [NOBODY]] in listed
-    assert all(uids == [NOBODY] for _, uids in listed), listed  # nothing of root's, nor anyone else's
+    assert all(uids == [NOBODY] for _, uids in listed), (
+        listed
+    )  # nothing of root's, nor anyone else's
     everything = {a.id for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
     assert {NOBODY_APP, ROOT_APP} <= everything

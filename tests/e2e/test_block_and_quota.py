@@ -29,14 +29,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.client import HelperClientError
 from chadthrottle.contract import ApplicationInfo, Direction, ErrorName
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.gates import LEASE_S
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
 from tests.support.helper_calls import call_helper
-from tests.support.netns import NetnsPair, Receiver, app_scope, extra_link, nsenter_argv, start_stream
+from tests.support.netns import (
+    NetnsPair,
+    Receiver,
+    app_scope,
+    extra_link,
+    nsenter_argv,
+    start_stream,
+)
 from tests.support.waiting import eventually
 
 CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
@@ -55,7 +62,9 @@ def _listed(bus: str, app_id: str) -> ApplicationInfo:
     """The application as ListApplications shows it (the client: a CLI call
     costs half a second of Python start-up; the CLI's own output is checked
     where it matters)."""
-    return next(app for app in call_helper(bus, lambda c: c.list_applications()) if app.id == app_id)
+    return next(
+        app for app in call_helper(bus, lambda c: c.list_applications()) if app.id == app_id
+    )
 
 
 def _quiet(receiver: Receiver, seconds: float) -> bool:
@@ -99,34 +108,52 @@ def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fai
             _helper(private_bus, pair, tmp_path / "state") as helper:  # fmt: skip
         # TCP gives up after 5 retries here, not 15: a blocked upload refused with a congestion notice
         # was probed every 0.5 s without backing off, and reset after them (2.5 s here, 7.5 s by default)
-        subprocess.run(nsenter_argv(pair.host_ns, ["sysctl", "-qw", "net.ipv4.tcp_retries2=5"]), check=True)
+        subprocess.run(
+            nsenter_argv(pair.host_ns, ["sysctl", "-qw", "net.ipv4.tcp_retries2=5"]), check=True
+        )
         # peers in a scope of their own: no rule on their program (the same script) reaches them
         tcp = start_stream(pair, 5730, "down", app_cgroup=scope, peer_cgroup=peers, seconds=120)
-        udp = start_stream(pair, 5731, "down", udp=True, app_cgroup=scope, peer_cgroup=peers, seconds=120)
+        udp = start_stream(
+            pair, 5731, "down", udp=True, app_cgroup=scope, peer_cgroup=peers, seconds=120
+        )
         upload = start_stream(pair, 5732, "up", app_cgroup=scope, peer_cgroup=peers, seconds=120)
         # the same application in another network namespace, with its own link (a sandbox, a VPN split tunnel)
-        other_ns = start_stream(elsewhere, 5733, "down", app_cgroup=scope, peer_cgroup=peers, seconds=120)
+        other_ns = start_stream(
+            elsewhere, 5733, "down", app_cgroup=scope, peer_cgroup=peers, seconds=120
+        )
         helpers = [helper]
         try:
-            assert eventually(lambda: tcp.receiver.total_bytes() > 1_000_000 and udp.receiver.total_bytes() > 0, 5)
+            assert eventually(
+                lambda: tcp.receiver.total_bytes() > 1_000_000 and udp.receiver.total_bytes() > 0, 5
+            )
             blocked = _ctl(bus, "block", app_id)
             assert blocked.returncode == 0 and "blocked" in blocked.stdout, blocked.stderr
             receivers = [tcp.receiver, udp.receiver, upload.receiver, other_ns.receiver]
             assert _stops_within(receivers, 1.0), "traffic went on after the block"
-            assert _quiet(tcp.receiver, 1.0) and all(_quiet(r, 0.2) for r in receivers[1:]), "a packet passed the block"
+            assert _quiet(tcp.receiver, 1.0) and all(_quiet(r, 0.2) for r in receivers[1:]), (
+                "a packet passed the block"
+            )
             listed = json.loads(_ctl(bus, "list", "--json").stdout)
             shown = next(app for app in listed if app["id"] == app_id)
             assert shown["down_blocked"] and shown["up_blocked"]
-            assert shown["down_limit_bps"] == 0 and shown["up_limit_bps"] == 0, "a block is never a rate"
+            assert shown["down_limit_bps"] == 0 and shown["up_limit_bps"] == 0, (
+                "a block is never a rate"
+            )
 
             held_at = tcp.receiver.total_bytes()
             call_helper(bus, lambda c: c.set_blocked(app_id, None, False))
             # the same connection goes on (after TCP's backed-off retransmission timer)
-            assert eventually(lambda: tcp.receiver.total_bytes() > held_at + 1_000_000, 8), "TCP did not resume"
+            assert eventually(lambda: tcp.receiver.total_bytes() > held_at + 1_000_000, 8), (
+                "TCP did not resume"
+            )
             assert tcp.app.poll() is None, "the application lost its connection"
             assert eventually(lambda: not _quiet(udp.receiver, 0.2), 3), "UDP did not resume"
-            assert eventually(lambda: not _quiet(upload.receiver, 0.2), 8), "the upload did not resume"
-            assert eventually(lambda: not _quiet(other_ns.receiver, 0.2), 8), "the other namespace did not resume"
+            assert eventually(lambda: not _quiet(upload.receiver, 0.2), 8), (
+                "the upload did not resume"
+            )
+            assert eventually(lambda: not _quiet(other_ns.receiver, 0.2), 8), (
+                "the other namespace did not resume"
+            )
             assert upload.app.poll() is None
 
             # uploads alone: their acknowledgements still come in, nothing is in flight, TCP probes the block
@@ -134,22 +161,36 @@ def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fai
             assert _stops_within([upload.receiver], 1.0)
             # its TCP download goes on: the acknowledgements upload nothing and pass (the download stalled)
             assert not _quiet(tcp.receiver, 1.0), "a block of uploads stopped the download"
-            time.sleep(2.5)  # the block's length is what is tested: past 5 probes 0.5 s apart (the reset, before)
+            time.sleep(
+                2.5
+            )  # the block's length is what is tested: past 5 probes 0.5 s apart (the reset, before)
             call_helper(bus, lambda c: c.set_blocked(app_id, Direction.UP, False))
-            assert eventually(lambda: not _quiet(upload.receiver, 0.2), 8), "the upload did not resume"
-            assert upload.app.poll() is None, "the upload lost its connection in a block of uploads alone"
+            assert eventually(lambda: not _quiet(upload.receiver, 0.2), 8), (
+                "the upload did not resume"
+            )
+            assert upload.app.poll() is None, (
+                "the upload lost its connection in a block of uploads alone"
+            )
 
             call_helper(bus, lambda c: c.set_blocked(app_id, Direction.DOWN, True))
             assert _stops_within([tcp.receiver, udp.receiver], 1.0)
             assert not _quiet(upload.receiver, 1.0), "a block of downloads stopped the upload"
             helpers[0].kill()  # SIGKILL: the lease is not renewed, the block lapses (fail open)
             killed = time.monotonic()
-            assert eventually(lambda: not _quiet(udp.receiver, 0.1), LEASE_S + 2.0), "still blocked by a dead helper"
+            assert eventually(lambda: not _quiet(udp.receiver, 0.1), LEASE_S + 2.0), (
+                "still blocked by a dead helper"
+            )
             open_after_s = time.monotonic() - killed
-            assert open_after_s <= LEASE_S + 1.5, f"traffic came back {open_after_s:.1f} s after the SIGKILL"
-            with _helper(private_bus, pair, tmp_path / "state") as restarted:  # the stored block again
+            assert open_after_s <= LEASE_S + 1.5, (
+                f"traffic came back {open_after_s:.1f} s after the SIGKILL"
+            )
+            with _helper(
+                private_bus, pair, tmp_path / "state"
+            ) as restarted:  # the stored block again
                 helpers.append(restarted)
-                assert _stops_within([udp.receiver], 5.0), "the restarted helper did not block again"
+                assert _stops_within([udp.receiver], 5.0), (
+                    "the restarted helper did not block again"
+                )
                 assert _listed(bus, app_id).down_blocked
                 call_helper(bus, lambda c: c.set_blocked(app_id, None, False))
         finally:
@@ -166,57 +207,98 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
     app_id = f"app:{desktop_id}"
     clock = tmp_path / "clock"
     clock.write_text(f"{time.time()}\n")
-    with app_scope(cgroup2_mount(), desktop_id) as scope, \
-            app_scope(cgroup2_mount(), f"org.chadthrottle.TestQuotaPeer{secrets.token_hex(3)}") as peers, \
-            _helper(private_bus, pair, tmp_path / "state", "--wall-clock-file", str(clock), backend=backend) as helper:
+    with (
+        app_scope(cgroup2_mount(), desktop_id) as scope,
+        app_scope(
+            cgroup2_mount(), f"org.chadthrottle.TestQuotaPeer{secrets.token_hex(3)}"
+        ) as peers,
+        _helper(
+            private_bus, pair, tmp_path / "state", "--wall-clock-file", str(clock), backend=backend
+        ) as helper,
+    ):
         # the application's shell runs now, its download starts a second later: under the quota from byte one
         stream = start_stream(pair, 5740 if backend == "tc" else 5741, "down", app_cgroup=scope, seconds=120,
                               child_after_s=1.0, peer_cgroup=peers)  # fmt: skip
         try:
             rules_before = call_helper(bus, lambda c: c.list_rules())
-            refused = _ctl(bus, "quota", app_id, "0", "--per", "day")  # the helper's refusal, through the CLI
-            assert refused.returncode == 2 and "SIZE must be" in refused.stderr, refused  # in the CLI's words
-            assert "(to remove a quota: chadthrottle-ctl quota APP --off)" in refused.stderr, refused
+            refused = _ctl(
+                bus, "quota", app_id, "0", "--per", "day"
+            )  # the helper's refusal, through the CLI
+            assert refused.returncode == 2 and "SIZE must be" in refused.stderr, (
+                refused
+            )  # in the CLI's words
+            assert "(to remove a quota: chadthrottle-ctl quota APP --off)" in refused.stderr, (
+                refused
+            )
             for size, period in ((0, "day"), (QUOTA_BYTES, "fortnight")):
                 with pytest.raises(HelperClientError) as error:
                     call_helper(bus, lambda c: c.set_quota(app_id, None, size, period))
                 assert error.value.error == ErrorName.INVALID_ARGUMENT.value
-            assert call_helper(bus, lambda c: c.list_rules()) == rules_before, "bad input changed the rules"
+            assert call_helper(bus, lambda c: c.list_rules()) == rules_before, (
+                "bad input changed the rules"
+            )
 
             set_quota = _ctl(bus, "quota", app_id, "5MB", "--per", "day", "--down")
             assert set_quota.returncode == 0, set_quota.stderr
-            assert eventually(lambda: stream.receiver.total_bytes() > 1_000_000, 5), "the download did not start"
-            assert eventually(lambda: _quiet(stream.receiver, 0.5), 10), "the download was not stopped"
+            assert eventually(lambda: stream.receiver.total_bytes() > 1_000_000, 5), (
+                "the download did not start"
+            )
+            assert eventually(lambda: _quiet(stream.receiver, 0.5), 10), (
+                "the download was not stopped"
+            )
             payload = stream.receiver.total_bytes()
             on_the_wire = payload * L3_PER_PAYLOAD
             slack = ONE_PACKET + 0.002 * QUOTA_BYTES  # one packet, and the header estimate
-            assert abs(on_the_wire - QUOTA_BYTES) <= slack, f"{backend}: stopped at {on_the_wire:.0f} bytes at L3"
+            assert abs(on_the_wire - QUOTA_BYTES) <= slack, (
+                f"{backend}: stopped at {on_the_wire:.0f} bytes at L3"
+            )
             listed = _listed(bus, app_id)
             assert listed.down_blocked and listed.down_quota_left_bytes == 0, (payload, listed)
             assert listed.down_quota_bytes == QUOTA_BYTES and listed.down_quota_period == "day"
             assert listed.down_limit_bps == 0
             if backend == "ebpf":  # what follows is the engine's, the same with either backend
                 # a SIGKILL and a new helper: the period's use was stored, the budget stays spent
-                assert eventually(lambda: _stored_use(tmp_path / "state", app_id) >= QUOTA_BYTES, 5), "not stored"
+                assert eventually(
+                    lambda: _stored_use(tmp_path / "state", app_id) >= QUOTA_BYTES, 5
+                ), "not stored"
                 helper.kill()
-                with _helper(private_bus, pair, tmp_path / "state", "--wall-clock-file", str(clock), backend=backend):
+                with _helper(
+                    private_bus,
+                    pair,
+                    tmp_path / "state",
+                    "--wall-clock-file",
+                    str(clock),
+                    backend=backend,
+                ):
                     again = _listed(bus, app_id)
-                    assert again.down_blocked and again.down_quota_left_bytes == 0, "a restart refilled the quota"
-                    assert eventually(lambda: _quiet(stream.receiver, 0.5), 5), "the restarted helper let it through"
+                    assert again.down_blocked and again.down_quota_left_bytes == 0, (
+                        "a restart refilled the quota"
+                    )
+                    assert eventually(lambda: _quiet(stream.receiver, 0.5), 5), (
+                        "the restarted helper let it through"
+                    )
                     # --off forgets what the period used: a quota set again starts whole (it went on from 0 left)
                     removed = _ctl(bus, "quota", app_id, "--off", "--down")
                     assert removed.returncode == 0 and "forgotten" in removed.stdout, removed
-                    assert _ctl(bus, "quota", app_id, "5MB", "--per", "day", "--down").returncode == 0
+                    assert (
+                        _ctl(bus, "quota", app_id, "5MB", "--per", "day", "--down").returncode == 0
+                    )
                     fresh = _listed(bus, app_id)
-                    assert not fresh.down_blocked and fresh.down_quota_left_bytes > QUOTA_BYTES // 2, fresh
+                    assert (
+                        not fresh.down_blocked and fresh.down_quota_left_bytes > QUOTA_BYTES // 2
+                    ), fresh
                     call_helper(bus, lambda c: c.clear_quota(app_id))
                     assert call_helper(bus, lambda c: c.list_rules()) == rules_before
                 return
 
             # then throttled: the period's use is kept, the rate applies
-            call_helper(bus, lambda c: c.set_quota(app_id, Direction.DOWN, QUOTA_BYTES, "day", 0, THEN_BPS))
+            call_helper(
+                bus, lambda c: c.set_quota(app_id, Direction.DOWN, QUOTA_BYTES, "day", 0, THEN_BPS)
+            )
             assert eventually(lambda: _listed(bus, app_id).down_limit_bps == THEN_BPS, 3)
-            assert eventually(lambda: stream.receiver.rate_bps(0.5) > 0.5 * THEN_BPS, 8), "not throttled, stopped"
+            assert eventually(lambda: stream.receiver.rate_bps(0.5) > 0.5 * THEN_BPS, 8), (
+                "not throttled, stopped"
+            )
             # The first window after the gate opens also carries the class's burst
             # and what its queue held (about 0.3 s of the rate): the rate is judged
             # once a whole window can have passed without them.
@@ -226,14 +308,21 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
                 rates.append(stream.receiver.rate_bps(1.5) * L3_PER_PAYLOAD)
                 return 0.8 * THEN_BPS <= rates[-1] <= 1.2 * THEN_BPS
 
-            assert eventually(throttled, 6), f"{backend}: {[round(r) for r in rates]} B/s after the quota"
+            assert eventually(throttled, 6), (
+                f"{backend}: {[round(r) for r in rates]} B/s after the quota"
+            )
 
             # a day later: a new period, the whole budget again at full speed
             before = stream.receiver.total_bytes()
             clock.write_text(f"{time.time() + 86_400}\n")
             moved = time.monotonic()
-            assert eventually(lambda: stream.receiver.total_bytes() > before + 0.9 * QUOTA_BYTES / L3_PER_PAYLOAD, 4)
-            assert time.monotonic() - moved < 3.5, "the budget came back slower than the throttle could explain"
+            assert eventually(
+                lambda: stream.receiver.total_bytes() > before + 0.9 * QUOTA_BYTES / L3_PER_PAYLOAD,
+                4,
+            )
+            assert time.monotonic() - moved < 3.5, (
+                "the budget came back slower than the throttle could explain"
+            )
             call_helper(bus, lambda c: c.clear_quota(app_id))
             assert call_helper(bus, lambda c: c.list_rules()) == rules_before
         finally:

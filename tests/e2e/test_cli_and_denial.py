@@ -11,6 +11,7 @@ import time
 
 from chadthrottle.client import HelperClient
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, LinkShapingInfo
+
 from tests.e2e.conftest import Stack
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support.helper_calls import call_helper
@@ -41,11 +42,17 @@ def test_ctl_limit_by_pid_slows_the_upload_and_clear_restores_it(stack: Stack) -
 
             listed = json.loads(_ctl(stack, "list", "--json").stdout)
             entry = next(app for app in listed if stream.app_pid in app["pids"])
-            assert entry["id"] == "app:org.chadthrottle.TestCtl" and entry["up_limit_bps"] == 1_000_000
+            assert (
+                entry["id"] == "app:org.chadthrottle.TestCtl" and entry["up_limit_bps"] == 1_000_000
+            )
 
             connections = json.loads(_ctl(stack, "connections", entry["id"], "--json").stdout)
-            assert {"protocol": "tcp", "remote": f"{stack.pair.peer_addr}:5500", "state": "ESTABLISHED",
-                    "pid": stream.app_pid} in [{k: c[k] for k in ("protocol", "remote", "state", "pid")} for c in connections]
+            assert {
+                "protocol": "tcp",
+                "remote": f"{stack.pair.peer_addr}:5500",
+                "state": "ESTABLISHED",
+                "pid": stream.app_pid,
+            } in [{k: c[k] for k in ("protocol", "remote", "state", "pid")} for c in connections]
 
             assert _ctl(stack, "clear", entry["id"]).returncode == 0
             time.sleep(0.5)
@@ -66,7 +73,9 @@ def test_a_caller_polkit_denies_gets_a_named_error_and_nothing_changes(stack: St
             assert stack.tc_state() == before
             assert stream.receiver.rate_bps(1.0) > 20e6  # still at full speed
             apps = call_helper(stack.bus_address, lambda c: c.list_applications())
-            assert all(app.limit_bps(Direction.UP) == 0 for app in apps if stream.app_pid in app.pids)
+            assert all(
+                app.limit_bps(Direction.UP) == 0 for app in apps if stream.app_pid in app.pids
+            )
         finally:
             stream.stop()
 
@@ -78,6 +87,7 @@ def test_ctl_priority_and_capacity_through_the_helper(stack: Stack) -> None:
     direction not given is kept, --off undoes it, and a caller polkit denies
     changes nothing (status 3). Checks between calls go in-process (a ctl
     run costs ~0.25 s here under load)."""
+
     def helper_view(app_id: str) -> tuple[ApplicationInfo, LinkShapingInfo]:
         async def both(client: HelperClient) -> tuple[ApplicationInfo, LinkShapingInfo]:
             apps = await client.list_applications()
@@ -85,30 +95,48 @@ def test_ctl_priority_and_capacity_through_the_helper(stack: Stack) -> None:
 
         return call_helper(stack.bus_address, both)
 
-    with idle_app(stack.cgroup_root, stack.pair.host_ns, "org.chadthrottle.TestCtlPriority") as app_id:
+    with idle_app(
+        stack.cgroup_root, stack.pair.host_ns, "org.chadthrottle.TestCtlPriority"
+    ) as app_id:
         try:
             waiting = _ctl(stack, "priority", app_id, "critical")
             assert waiting.returncode == 6, waiting.stderr  # EXIT_NOT_ENFORCED: no capacity yet
             assert waiting.stdout == f"{app_id}: priority critical\n"
             assert f"not enforced now: {app_id}: priority critical: " in waiting.stderr
-            entry = next(a for a in json.loads(_ctl(stack, "list", "--json").stdout) if a["id"] == app_id)
-            assert (entry["priority"], entry["priority_owner"]) == ("critical", ADMIN_OWNER) and entry["priority_problem"]
+            entry = next(
+                a for a in json.loads(_ctl(stack, "list", "--json").stdout) if a["id"] == app_id
+            )
+            assert (entry["priority"], entry["priority_owner"]) == (
+                "critical",
+                ADMIN_OWNER,
+            ) and entry["priority_problem"]
 
             bad = _ctl(stack, "priority", app_id, "urgent")
-            assert bad.returncode == 2 and "not a priority: 'urgent' (one of critical, high, normal, low)" in bad.stderr
+            assert (
+                bad.returncode == 2
+                and "not a priority: 'urgent' (one of critical, high, normal, low)" in bad.stderr
+            )
 
             before = stack.tc_state()
             denied = _ctl(stack, "capacity", "--down", "50Mbit", as_nobody=True)
-            assert denied.returncode == 3 and "not authorized" in denied.stderr.lower(), denied.stderr
+            assert denied.returncode == 3 and "not authorized" in denied.stderr.lower(), (
+                denied.stderr
+            )
             assert stack.tc_state() == before
 
             shaped = _ctl(stack, "capacity", "--down", "50Mbit", "--up", "10Mbit")
             assert shaped.returncode == 0, shaped.stderr
-            assert "down capacity 6.25 MB/s (50.0 Mbit/s), set; shaping on" in shaped.stdout, shaped.stdout
+            assert "down capacity 6.25 MB/s (50.0 Mbit/s), set; shaping on" in shaped.stdout, (
+                shaped.stdout
+            )
             assert helper_view(app_id)[0].priority_problem == ""
             assert _ctl(stack, "capacity", "--up", "20Mbit").returncode == 0
             shown = json.loads(_ctl(stack, "capacity", "--json").stdout)
-            assert (shown["down_set_bps"], shown["up_set_bps"], shown["estimate"]) == (6_250_000, 2_500_000, False)
+            assert (shown["down_set_bps"], shown["up_set_bps"], shown["estimate"]) == (
+                6_250_000,
+                2_500_000,
+                False,
+            )
             assert shown["interfaces"] and shown["problem"] == ""
 
             off = _ctl(stack, "capacity", "--off")

@@ -25,7 +25,9 @@ CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
 
 def watch_process(address: str, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": address}
-    return subprocess.Popen([*CTL, "watch", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [*CTL, "watch", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 def next_line(process: subprocess.Popen[str], timeout_s: float = 10.0) -> str:
@@ -53,7 +55,10 @@ def _connections_of(address: str, pid: int) -> set[str]:
     async def ask() -> set[str]:
         bus = await MessageBus(bus_address=address).connect()
         try:
-            def daemon_call(member: str, signature: str = "", body: list[object] | None = None) -> Message:
+
+            def daemon_call(
+                member: str, signature: str = "", body: list[object] | None = None
+            ) -> Message:
                 return Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
                                interface="org.freedesktop.DBus", member=member, signature=signature, body=body or [])  # fmt: skip
 
@@ -83,7 +88,11 @@ def test_watch_json_prints_count_lines_of_the_listing_over_one_connection(stack:
         assert eventually(app_listed, 15.0, 0.2), f"{app_id} never listed"
         process = watch_process(stack.bus_address, "--json", "--interval", "0.3", "--count", "8")
         first = next_line(process)
-        seen = [_connections_of(stack.bus_address, process.pid) for _ in range(3) if process.poll() is None]
+        seen = [
+            _connections_of(stack.bus_address, process.pid)
+            for _ in range(3)
+            if process.poll() is None
+        ]
         status, rest, err = finish(process)
         assert status == 0 and err == "", err
 
@@ -93,15 +102,21 @@ def test_watch_json_prints_count_lines_of_the_listing_over_one_connection(stack:
         assert all(set(report) == {"time", "paused", "applications"} for report in reports)
         assert all(report["paused"] is False for report in reports)
         times = [report["time"] for report in reports]
-        assert all(b > a for a, b in zip(times, times[1:])) and times[-1] - times[0] >= 7 * 0.3 * 0.8
+        assert (
+            all(b > a for a, b in zip(times, times[1:])) and times[-1] - times[0] >= 7 * 0.3 * 0.8
+        )
         watched = next(app for app in reports[-1]["applications"] if app["id"] == app_id)
         from_list = next(app for app in listed if app["id"] == app_id)
         assert list(watched) == list(from_list)  # the same keys, in the same order, as list --json
-        assert {key: watched[key] for key in ("name", "pids", "uids")} == {key: from_list[key] for key in ("name", "pids", "uids")}
+        assert {key: watched[key] for key in ("name", "pids", "uids")} == {
+            key: from_list[key] for key in ("name", "pids", "uids")
+        }
 
         samples = [names for names in seen if names]
         assert samples, "watch was never seen on the bus"
-        assert all(len(names) == 1 for names in samples) and len(set().union(*samples)) == 1, samples
+        assert all(len(names) == 1 for names in samples) and len(set().union(*samples)) == 1, (
+            samples
+        )
 
 
 def test_watch_ends_on_sigint_with_status_130_and_one_line(stack: Stack) -> None:
@@ -126,4 +141,6 @@ def test_watch_ends_quietly_when_its_reader_goes_away(stack: Stack) -> None:
             process.wait()
     err = process.stderr.read()
     process.stderr.close()
-    assert status == 0 and err == "", err  # no "Exception ignored ... BrokenPipeError", no status 120
+    assert status == 0 and err == "", (
+        err
+    )  # no "Exception ignored ... BrokenPipeError", no status 120

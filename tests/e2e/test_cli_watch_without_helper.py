@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
 from tests.e2e.test_cli_watch import finish, next_line, watch_process
 from tests.support.netns import NetnsPair
 

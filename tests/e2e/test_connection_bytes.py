@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import ConnectionInfo
+
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, nsenter_argv, spawn, wait_for_line
@@ -42,13 +42,25 @@ s.sendall(b"u" * second); print(json.dumps({"second": 1}), flush=True); time.sle
 def client(stack: Stack, tmp_path: Path) -> Iterator[tuple[str, Path, object]]:
     """(application id, go file, client process) of the app connected to the peer."""
     pair, port = stack.pair, 7000 + secrets.randbelow(500)
-    server = spawn(nsenter_argv(pair.peer_ns, [sys.executable, "-c", SERVER, str(port), str(SERVED)]), None)
+    server = spawn(
+        nsenter_argv(pair.peer_ns, [sys.executable, "-c", SERVER, str(port), str(SERVED)]), None
+    )
     desktop_id = f"org.chadthrottle.ConnBytes{secrets.token_hex(3)}"
     try:
         wait_for_line(server, "listening")
         with app_scope(stack.cgroup_root, desktop_id) as scope:
             go = tmp_path / "go"
-            argv = [sys.executable, "-c", CLIENT, pair.peer_addr, str(port), str(SERVED), str(FIRST), str(SECOND), str(go)]
+            argv = [
+                sys.executable,
+                "-c",
+                CLIENT,
+                pair.peer_addr,
+                str(port),
+                str(SERVED),
+                str(FIRST),
+                str(SECOND),
+                str(go),
+            ]
             app = spawn(nsenter_argv(pair.host_ns, argv), scope)
             yield f"app:{desktop_id}", go, app
             app.kill()
@@ -63,7 +75,11 @@ def _connections(stack: Stack, app_id: str) -> list[ConnectionInfo]:
 
 
 def _tcp_to_peer(stack: Stack, app_id: str) -> ConnectionInfo | None:
-    found = [c for c in _connections(stack, app_id) if c.protocol == "tcp" and c.remote.startswith(stack.pair.peer_addr + ":")]
+    found = [
+        c
+        for c in _connections(stack, app_id)
+        if c.protocol == "tcp" and c.remote.startswith(stack.pair.peer_addr + ":")
+    ]
     return found[0] if found else None
 
 
@@ -71,21 +87,26 @@ def _near(value: int, expected: int) -> bool:
     return abs(value - expected) <= 0.02 * expected
 
 
-def test_a_tcp_connections_bytes_grow_with_its_traffic(stack: Stack, client: tuple[str, Path, object]) -> None:
+def test_a_tcp_connections_bytes_grow_with_its_traffic(
+    stack: Stack, client: tuple[str, Path, object]
+) -> None:
     app_id, go, app = client
     wait_for_line(app, "first")  # type: ignore[arg-type]
     # bytes_acked lags the send by an ACK's round trip: wait for it to settle.
-    assert eventually(lambda: (c := _tcp_to_peer(stack, app_id)) is not None and _near(c.tx_bytes, FIRST), 10.0), (
-        f"after {FIRST} bytes sent and {SERVED} received: {_connections(stack, app_id)}"
-    )
+    assert eventually(
+        lambda: (c := _tcp_to_peer(stack, app_id)) is not None and _near(c.tx_bytes, FIRST), 10.0
+    ), f"after {FIRST} bytes sent and {SERVED} received: {_connections(stack, app_id)}"
     first = _tcp_to_peer(stack, app_id)
     assert first is not None and first.state == "ESTABLISHED"
     assert _near(first.rx_bytes, SERVED), first
     go.touch()
     wait_for_line(app, "second")  # type: ignore[arg-type]
-    assert eventually(lambda: (c := _tcp_to_peer(stack, app_id)) is not None and _near(c.tx_bytes, FIRST + SECOND), 10.0), (
-        f"after {FIRST + SECOND} bytes sent: {_connections(stack, app_id)}"
-    )
+    assert eventually(
+        lambda: (
+            (c := _tcp_to_peer(stack, app_id)) is not None and _near(c.tx_bytes, FIRST + SECOND)
+        ),
+        10.0,
+    ), f"after {FIRST + SECOND} bytes sent: {_connections(stack, app_id)}"
     second = _tcp_to_peer(stack, app_id)
     assert second is not None and second.rx_bytes == first.rx_bytes  # nothing more came
     udp = [c for c in _connections(stack, app_id) if c.protocol == "udp"]

@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from chadthrottle.client import HelperClientError
 from chadthrottle.contract import Direction
+
 from tests.e2e.conftest import MiB, Stack
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, start_stream
@@ -32,7 +32,9 @@ def _within(rate_bps: float, limit_bps: float, tolerance: float = 0.10) -> bool:
 
 
 def _app(stack: Stack, app_id: str):  # type: ignore[no-untyped-def]
-    return {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}[app_id]
+    return {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}[
+        app_id
+    ]
 
 
 @pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN], ids=["upload", "download"])
@@ -44,7 +46,9 @@ def test_policer_holds_a_running_stream_without_qdiscs(stack: Stack, direction: 
         bystander = start_stream(stack.pair, port + 1, direction.value)
         try:
             time.sleep(0.5)
-            app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{limited.app_pid}", direction, MiB))
+            app_id = call_helper(
+                stack.bus_address, lambda c: c.set_limit(f"pid:{limited.app_pid}", direction, MiB)
+            )
             # A download limit lands as drops at the socket: the remote sender
             # spends a few seconds in loss recovery before it settles at the rate.
             time.sleep(TAKES_HOLD_S if direction is Direction.UP else DOWNLOAD_SETTLES_S)
@@ -54,15 +58,22 @@ def test_policer_holds_a_running_stream_without_qdiscs(stack: Stack, direction: 
             # at the socket, over the helper's last 2 s; a download still comes in bursts
             # paced by the sender's retransmission timer, so a few readings may be needed
             readings = [_app(stack, app_id).rate_bps(direction)]
-            while not _within(readings[-1], MiB, HELPER_TOLERANCE) and len(readings) < HELPER_READINGS:
+            while (
+                not _within(readings[-1], MiB, HELPER_TOLERANCE) and len(readings) < HELPER_READINGS
+            ):
                 time.sleep(1.0)
                 readings.append(_app(stack, app_id).rate_bps(direction))
-            assert _within(readings[-1], MiB, HELPER_TOLERANCE), \
+            assert _within(readings[-1], MiB, HELPER_TOLERANCE), (
                 f"the helper measured {[round(r / MiB, 3) for r in readings]} MiB/s"
+            )
             assert bystander.receiver.rate_bps(1.0) > 20 * MiB
             assert stack.tc_state() == before  # policing: no qdisc, no IFB
-            backends = {b.name: b for b in call_helper(stack.bus_address, lambda c: c.list_backends())}
-            assert backends["ebpf"].available and direction.value in backends["ebpf"].active_directions
+            backends = {
+                b.name: b for b in call_helper(stack.bus_address, lambda c: c.list_backends())
+            }
+            assert (
+                backends["ebpf"].available and direction.value in backends["ebpf"].active_directions
+            )
             assert backends["tc"].active_directions == ()
             call_helper(stack.bus_address, lambda c: c.clear_limit(app_id, direction))
             time.sleep(0.5)
@@ -73,21 +84,32 @@ def test_policer_holds_a_running_stream_without_qdiscs(stack: Stack, direction: 
 
 
 def test_two_applications_two_limits(stack: Stack) -> None:
-    with app_scope(stack.cgroup_root, "org.chadthrottle.EbpfOne") as one, \
-            app_scope(stack.cgroup_root, "org.chadthrottle.EbpfTwo") as two:
-        streams = [start_stream(stack.pair, 5620, "up", app_cgroup=one),
-                   start_stream(stack.pair, 5621, "up", app_cgroup=two)]
+    with (
+        app_scope(stack.cgroup_root, "org.chadthrottle.EbpfOne") as one,
+        app_scope(stack.cgroup_root, "org.chadthrottle.EbpfTwo") as two,
+    ):
+        streams = [
+            start_stream(stack.pair, 5620, "up", app_cgroup=one),
+            start_stream(stack.pair, 5621, "up", app_cgroup=two),
+        ]
         limits = [MiB, 3 * MiB]
         try:
-            ids = [call_helper(stack.bus_address, lambda c, s=s, r=r: c.set_limit(f"pid:{s.app_pid}", Direction.UP, r))
-                   for s, r in zip(streams, limits)]
+            ids = [
+                call_helper(
+                    stack.bus_address,
+                    lambda c, s=s, r=r: c.set_limit(f"pid:{s.app_pid}", Direction.UP, r),
+                )
+                for s, r in zip(streams, limits)
+            ]
             time.sleep(TAKES_HOLD_S)
             starts = [s.receiver._latest() for s in streams]
             time.sleep(WINDOW_S)
             for stream, (t0, b0), limit in zip(streams, starts, limits):
                 t1, b1 = stream.receiver._latest()
                 read = (b1 - b0) / (t1 - t0) * L3_PER_PAYLOAD
-                assert _within(read, limit), f"limit {limit / MiB:.0f} MiB/s: received {read / MiB:.3f} MiB/s"
+                assert _within(read, limit), (
+                    f"limit {limit / MiB:.0f} MiB/s: received {read / MiB:.3f} MiB/s"
+                )
             for app_id in ids:
                 call_helper(stack.bus_address, lambda c, a=app_id: c.clear_limit(a))
         finally:
@@ -95,7 +117,12 @@ def test_two_applications_two_limits(stack: Stack) -> None:
                 stream.stop()
 
 
-BAD_LIMITS = {"zero-rate": (0, 0), "absurd-rate": (10**15, 0), "tiny-burst": (MiB, 100), "absurd-burst": (MiB, 10**12)}
+BAD_LIMITS = {
+    "zero-rate": (0, 0),
+    "absurd-rate": (10**15, 0),
+    "tiny-burst": (MiB, 100),
+    "absurd-burst": (MiB, 10**12),
+}
 
 
 def test_a_bad_limit_changes_nothing(stack: Stack) -> None:
@@ -105,16 +132,24 @@ def test_a_bad_limit_changes_nothing(stack: Stack) -> None:
     with app_scope(stack.cgroup_root, "org.chadthrottle.EbpfBad") as scope:
         stream = start_stream(stack.pair, 5630, "up", app_cgroup=scope)
         try:
-            app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, MiB))
+            app_id = call_helper(
+                stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, MiB)
+            )
             time.sleep(1.0)
             for case, (rate_bps, burst_bytes) in BAD_LIMITS.items():
                 with pytest.raises(HelperClientError) as refused:
-                    call_helper(stack.bus_address,
-                                lambda c, r=rate_bps, b=burst_bytes: c.set_limit(app_id, Direction.UP, r, b))
+                    call_helper(
+                        stack.bus_address,
+                        lambda c, r=rate_bps, b=burst_bytes: c.set_limit(
+                            app_id, Direction.UP, r, b
+                        ),
+                    )
                 assert refused.value.name.endswith(".InvalidArgument"), (case, refused.value.name)
                 assert _app(stack, app_id).limit_bps(Direction.UP) == MiB, case
                 read = stream.receiver.rate_bps(1.5) * L3_PER_PAYLOAD
-                assert _within(read, MiB), f"after the {case} refusal the stream moved {read / MiB:.3f} MiB/s"
+                assert _within(read, MiB), (
+                    f"after the {case} refusal the stream moved {read / MiB:.3f} MiB/s"
+                )
             call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
         finally:
             stream.stop()

@@ -12,9 +12,9 @@ import contextlib
 import time
 
 import pytest
-
 from chadthrottle.client import HelperClient, HelperClientError
 from chadthrottle.contract import Action, Direction
+
 from tests.e2e.conftest import MiB, Stack
 from tests.support.flood import flood, paced_calls, percentile_ms, polkit_grant
 from tests.support.helper_calls import call_helper
@@ -45,7 +45,9 @@ def _clear(bus_address: str) -> None:
 
 
 @pytest.mark.parametrize("granted", [False, True], ids=["no-permission", "limit-own"])
-def test_a_flood_of_unknown_ids_leaves_roots_calls_answered_in_time(stack: Stack, granted: bool) -> None:
+def test_a_flood_of_unknown_ids_leaves_roots_calls_answered_in_time(
+    stack: Stack, granted: bool
+) -> None:
     require_program("setpriv")
     with contextlib.ExitStack() as cleanup:
         scope = cleanup.enter_context(app_scope(stack.cgroup_root, APP_ID.removeprefix("app:")))
@@ -56,16 +58,22 @@ def test_a_flood_of_unknown_ids_leaves_roots_calls_answered_in_time(stack: Stack
         changes = iter(range(10**6))
 
         def set_limit(client: HelperClient) -> object:
-            return client.set_limit(APP_ID, Direction.UP, MiB + 1000 * (next(changes) % 50), interactive=False)
+            return client.set_limit(
+                APP_ID, Direction.UP, MiB + 1000 * (next(changes) % 50), interactive=False
+            )
 
         calls = [("list", lambda client: client.list_applications()), ("set", set_limit)]
         flood_s = ROOT_SECONDS + 3.0
-        flooders = cleanup.enter_context(flood(stack.bus_address, CLIENTS, flood_s, IN_FLIGHT, CALLS_PER_S / CLIENTS))
+        flooders = cleanup.enter_context(
+            flood(stack.bus_address, CLIENTS, flood_s, IN_FLIGHT, CALLS_PER_S / CLIENTS)
+        )
         if granted:
             cleanup.enter_context(polkit_grant(flooders.pids, [Action.LIMIT_OWN.value]))
         flooders.go(granted)
         start_at = time.monotonic() + 1.5  # polkitd has read the rule; the flood runs
-        timed = asyncio.run(paced_calls(stack.bus_address, calls, ROOT_CALLS_PER_S, ROOT_SECONDS, start_at))
+        timed = asyncio.run(
+            paced_calls(stack.bus_address, calls, ROOT_CALLS_PER_S, ROOT_SECONDS, start_at)
+        )
         answered, outcomes = flooders.results(timeout_s=flood_s + 60)
 
     assert [error for _, _, error in timed if error] == []
@@ -73,6 +81,13 @@ def test_a_flood_of_unknown_ids_leaves_roots_calls_answered_in_time(stack: Stack
         latencies = [latency for k, latency, _ in timed if k == kind]
         assert len(latencies) == ROOT_CALLS_PER_S * ROOT_SECONDS / 2
         p99 = percentile_ms(latencies, 0.99)
-        assert p99 < P99_BOUND_MS, f"root's {kind} p99 {p99:.1f} ms during a flood of {answered} calls ({outcomes})"
-    expected = "NoSuchApplication" if granted else "NotAuthorized"  # the flood reached what it was meant to
-    assert outcomes.get(expected, 0) > 0.9 * answered and answered > 0.8 * CALLS_PER_S * flood_s, (answered, outcomes)
+        assert p99 < P99_BOUND_MS, (
+            f"root's {kind} p99 {p99:.1f} ms during a flood of {answered} calls ({outcomes})"
+        )
+    expected = (
+        "NoSuchApplication" if granted else "NotAuthorized"
+    )  # the flood reached what it was meant to
+    assert outcomes.get(expected, 0) > 0.9 * answered and answered > 0.8 * CALLS_PER_S * flood_s, (
+        answered,
+        outcomes,
+    )

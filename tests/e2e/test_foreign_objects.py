@@ -19,6 +19,7 @@ from pathlib import Path
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, start_stream
 
@@ -43,7 +44,20 @@ def _user_objects(pair: NetnsPair) -> tuple[str, str, str]:
         _run(*ip, "link", "set", name, "up")
     tc = ("tc", "-n", pair.host_ns)
     _run(*tc, "qdisc", "add", "dev", user_htb, "root", "handle", "c7ad:", "htb", "default", "ffff")
-    _run(*tc, "class", "add", "dev", user_htb, "parent", "c7ad:", "classid", "c7ad:ffff", "htb", "rate", "5mbit")
+    _run(
+        *tc,
+        "class",
+        "add",
+        "dev",
+        user_htb,
+        "parent",
+        "c7ad:",
+        "classid",
+        "c7ad:ffff",
+        "htb",
+        "rate",
+        "5mbit",
+    )
     _run(*tc, "qdisc", "add", "dev", user_tbf, "root", "handle", "c7ad:", "tbf", "rate", "1gbit", "burst", "1mb",
          "latency", "50ms")  # fmt: skip
     return user_htb, user_tbf, user_ifb
@@ -54,13 +68,24 @@ def _json_dump(pair: NetnsPair, devices: tuple[str, ...]) -> str:
     devices, without the counters the kernel bumps as they send."""
     parts = [_run("ip", "-n", pair.host_ns, "-j", "link", "show", "dev", name) for name in devices]
     for name in devices:
-        for what in (("qdisc", "show"), ("class", "show"), ("filter", "show"), ("filter", "show", "ingress")):
+        for what in (
+            ("qdisc", "show"),
+            ("class", "show"),
+            ("filter", "show"),
+            ("filter", "show", "ingress"),
+        ):
             parts.append(_run("tc", "-n", pair.host_ns, "-j", *what[:2], "dev", name, *what[2:]))
-    return re.sub(r'"direct_packets_stat": ?\d+', '"direct_packets_stat": N', json.dumps([_parsed(p) for p in parts]))
+    return re.sub(
+        r'"direct_packets_stat": ?\d+',
+        '"direct_packets_stat": N',
+        json.dumps([_parsed(p) for p in parts]),
+    )
 
 
 def _roots(pair: NetnsPair, devices: tuple[str, ...]) -> list[str]:
-    return [_run("tc", "-n", pair.host_ns, "qdisc", "show", "dev", name, "root") for name in devices]
+    return [
+        _run("tc", "-n", pair.host_ns, "qdisc", "show", "dev", name, "root") for name in devices
+    ]
 
 
 def _parsed(text: str) -> object:
@@ -80,17 +105,25 @@ def test_objects_that_look_like_the_helpers_survive_it_and_do_not_stop_it(
     try:
         with HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=tmp_path / "state",
                            start_timeout_s=START_TIMEOUT_S) as helper:  # fmt: skip
-            assert _json_dump(pair, devices) == before, "the helper's start changed the user's objects"
-            assert call_helper(helper._bus_address, lambda c: c.list_applications()) is not None  # it serves
+            assert _json_dump(pair, devices) == before, (
+                "the helper's start changed the user's objects"
+            )
+            assert (
+                call_helper(helper._bus_address, lambda c: c.list_applications()) is not None
+            )  # it serves
             log_text = helper.log_text()
             for name in devices:
-                assert f"left alone: " in log_text and name in log_text, f"{name} was not reported:\n{log_text}"
+                assert "left alone: " in log_text and name in log_text, (
+                    f"{name} was not reported:\n{log_text}"
+                )
 
             app_id = call_helper(helper._bus_address,
                                  lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.DOWN, LIMIT_BPS))  # fmt: skip
             time.sleep(2.0)
             rate = stream.receiver.rate_bps(2.0) * 1500 / 1448
-            assert rate <= 1.15 * LIMIT_BPS, f"the download limit does not hold: {rate / LIMIT_BPS:.2f}x"
+            assert rate <= 1.15 * LIMIT_BPS, (
+                f"the download limit does not hold: {rate / LIMIT_BPS:.2f}x"
+            )
             roots = _roots(pair, devices)
             # uploads are caught on the devices' egress hooks, before their roots: those stay as they are
             call_helper(helper._bus_address, lambda c: c.set_limit(app_id, Direction.UP, LIMIT_BPS))

@@ -12,20 +12,29 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from chadthrottle.contract import (
+    BUS_NAME,
+    INTERFACE,
+    MAX_APP_ID_LENGTH,
+    METHODS,
+    OBJECT_PATH,
+    ErrorName,
+)
+from chadthrottle.helper.adapter.service import FAILURES_BEFORE_DELAY
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chadthrottle.contract import BUS_NAME, INTERFACE, MAX_APP_ID_LENGTH, METHODS, OBJECT_PATH, ErrorName
-from chadthrottle.helper.adapter.service import FAILURES_BEFORE_DELAY
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
 
 NAMED_ERRORS = frozenset(name.value for name in ErrorName)
 PID_MAX_LIMIT = 2**22  # no Linux pid is above this
 
-_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=80)
+_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=80
+)
 _by_type: dict[str, st.SearchStrategy[Any]] = {
     "s": _text,
     "t": st.integers(0, 2**64 - 1),
@@ -37,8 +46,13 @@ _by_type: dict[str, st.SearchStrategy[Any]] = {
     "as": st.lists(_text, max_size=3),
     "ay": st.binary(max_size=16),
     "a{sv}": st.dictionaries(_text, _text.map(lambda text: Variant("s", text)), max_size=2),
-    "v": st.one_of(_text.map(lambda t: Variant("s", t)), st.integers(0, 2**64 - 1).map(lambda n: Variant("t", n))),
-    "(sstt)": st.tuples(_text, _text, st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1)).map(list),
+    "v": st.one_of(
+        _text.map(lambda t: Variant("s", t)),
+        st.integers(0, 2**64 - 1).map(lambda n: Variant("t", n)),
+    ),
+    "(sstt)": st.tuples(_text, _text, st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1)).map(
+        list
+    ),
 }
 # Signatures as lists of complete types; the contract's own are excluded per method.
 _SIGNATURES: list[tuple[str, ...]] = [
@@ -51,7 +65,9 @@ _SIGNATURES: list[tuple[str, ...]] = [
 @st.composite
 def wrong_signature_calls(draw: st.DrawFn) -> tuple[str, str, list[Any]]:
     method = draw(st.sampled_from(sorted(METHODS)))
-    types = draw(st.sampled_from([s for s in _SIGNATURES if "".join(s) != METHODS[method].in_signature]))
+    types = draw(
+        st.sampled_from([s for s in _SIGNATURES if "".join(s) != METHODS[method].in_signature])
+    )
     return method, "".join(types), [draw(_by_type[code]) for code in types]
 
 
@@ -61,61 +77,112 @@ _missing_app_ids = st.one_of(
     st.integers(PID_MAX_LIMIT + 1, 2**31 - 1).map(lambda pid: f"pid:{pid}"),
 )
 _bad_app_ids = st.one_of(
-    st.sampled_from([
-        "", " ", "curl", "exe:", "exe: ", "pid:", "pid:0", "pid:-1", "pid:01", "pid:1e3", "pid:99999999999",
-        "cgroup:/sys/fs/cgroup", "EXE:/usr/bin/curl", "exe:/usr/bin/cu\x07rl", "app:a\nb", "exe:/x\x7f",
-        "../../etc/passwd", "/usr/bin/curl", ":/x", "exe:/usr/bin/\u202ecurl", "x" * (MAX_APP_ID_LENGTH + 1),
-    ]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "curl",
+            "exe:",
+            "exe: ",
+            "pid:",
+            "pid:0",
+            "pid:-1",
+            "pid:01",
+            "pid:1e3",
+            "pid:99999999999",
+            "cgroup:/sys/fs/cgroup",
+            "EXE:/usr/bin/curl",
+            "exe:/usr/bin/cu\x07rl",
+            "app:a\nb",
+            "exe:/x\x7f",
+            "../../etc/passwd",
+            "/usr/bin/curl",
+            ":/x",
+            "exe:/usr/bin/\u202ecurl",
+            "x" * (MAX_APP_ID_LENGTH + 1),
+        ]
+    ),
     _text,
 )
-_directions = st.one_of(st.sampled_from(["down", "up", "both", "", "DOWN", "down ", "sideways", "d"]), _text)
+_directions = st.one_of(
+    st.sampled_from(["down", "up", "both", "", "DOWN", "down ", "sideways", "d"]), _text
+)
 _rates = st.one_of(st.integers(0, 999), st.integers(10**11 + 1, 2**64 - 1), st.integers(0, 2**64 - 1),
                    st.sampled_from([1_000, 125_000, 2**63, 2**64 - 1]))  # fmt: skip
-_bursts = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 1_499, 1_500, 10**9, 10**9 + 1]))
-_scopes = st.one_of(st.sampled_from(["", "own", "all", "OWN", "All", "everyone", " own", "own "]), _text)
+_bursts = st.one_of(
+    st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 1_499, 1_500, 10**9, 10**9 + 1])
+)
+_scopes = st.one_of(
+    st.sampled_from(["", "own", "all", "OWN", "All", "everyone", " own", "own "]), _text
+)
 
 
-_unix_times = st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([-1, 0, 1, 2**40 - 1, 2**40, 2**63 - 1]))
+_unix_times = st.one_of(
+    st.integers(-(2**63), 2**63 - 1), st.sampled_from([-1, 0, 1, 2**40 - 1, 2**40, 2**63 - 1])
+)
 _bad_unix_times = st.one_of(st.integers(-(2**63), -1), st.integers(2**40, 2**63 - 1))
 _resolutions = st.one_of(st.sampled_from(["minute", "hour", "day", "month"]), _text)
-_bad_resolutions = st.one_of(st.sampled_from(["", "week", "Day", "day ", "year", "second"]), _text).filter(
-    lambda text: text not in ("minute", "hour", "day", "month"))
+_bad_resolutions = st.one_of(
+    st.sampled_from(["", "week", "Day", "day ", "year", "second"]), _text
+).filter(lambda text: text not in ("minute", "hour", "day", "month"))
 # GetUsage of an id nobody ran is an empty answer, not an error: its other
 # arguments are always wrong somewhere (a time out of range, since not before
 # until, or no resolution).
 _usage_arguments = st.one_of(
     st.tuples(_bad_unix_times, _unix_times, _resolutions),
     st.tuples(_unix_times, _bad_unix_times, _resolutions),
-    st.tuples(st.integers(1, 2**40 - 1), st.integers(1, 2**40 - 1), _resolutions).filter(lambda t: t[0] >= t[1]),
+    st.tuples(st.integers(1, 2**40 - 1), st.integers(1, 2**40 - 1), _resolutions).filter(
+        lambda t: t[0] >= t[1]
+    ),
     st.tuples(_unix_times, _unix_times, _bad_resolutions),
 ).map(list)
 
-_days = st.one_of(st.sampled_from(["mon-fri", "", "fry", "mon--fri", "mon,", "daily", "MON", "sat,sun "]), _text)
-_clock_times = st.one_of(st.sampled_from(["09:00", "17:00", "24:00", "9:00", "12:60", "", " 09:00", "09:00:00"]), _text)
+_days = st.one_of(
+    st.sampled_from(["mon-fri", "", "fry", "mon--fri", "mon,", "daily", "MON", "sat,sun "]), _text
+)
+_clock_times = st.one_of(
+    st.sampled_from(["09:00", "17:00", "24:00", "9:00", "12:60", "", " 09:00", "09:00:00"]), _text
+)
 _schedule_blocks = st.one_of(st.sampled_from(["", "down", "up", "both", "none", "Down"]), _text)
-_schedule_names = st.one_of(st.sampled_from(["", "mon-fri 09:00-17:00", "mon-fri", "x 1-2", "mon 09:00"]), _text)
+_schedule_names = st.one_of(
+    st.sampled_from(["", "mon-fri 09:00-17:00", "mon-fri", "x 1-2", "mon 09:00"]), _text
+)
 
-_quota_bytes = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 999, 1_000, 5_000_000, 2**50, 2**50 + 1]))
-_periods = st.one_of(st.sampled_from(["day", "week", "month", "fortnight", "", "Day", "day "]), _text)
+_quota_bytes = st.one_of(
+    st.integers(0, 2**64 - 1), st.sampled_from([0, 999, 1_000, 5_000_000, 2**50, 2**50 + 1])
+)
+_periods = st.one_of(
+    st.sampled_from(["day", "week", "month", "fortnight", "", "Day", "day "]), _text
+)
 _reset_minutes = st.one_of(st.integers(0, 2**32 - 1), st.sampled_from([0, 1439, 1440]))
 
 # Per method that takes arguments: its arguments after the application id.
-_priorities = st.one_of(st.sampled_from(["critical", "high", "normal", "low", "", "Critical", "urgent", "low "]), _text)
-_capacities = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 999, 1_000, 10**11, 10**11 + 1]))
+_priorities = st.one_of(
+    st.sampled_from(["critical", "high", "normal", "low", "", "Critical", "urgent", "low "]), _text
+)
+_capacities = st.one_of(
+    st.integers(0, 2**64 - 1), st.sampled_from([0, 999, 1_000, 10**11, 10**11 + 1])
+)
 _bad_capacities = st.one_of(st.integers(1, 999), st.integers(10**11 + 1, 2**64 - 1))
 # Methods without an application id: their whole body, always wrong somewhere.
 _WHOLE_ARGUMENTS: dict[str, st.SearchStrategy[list[Any]]] = {
-    "SetLinkCapacity": st.one_of(st.tuples(_bad_capacities, _capacities, st.booleans()),
-                                 st.tuples(_capacities, _bad_capacities, st.booleans())).map(list),
+    "SetLinkCapacity": st.one_of(
+        st.tuples(_bad_capacities, _capacities, st.booleans()),
+        st.tuples(_capacities, _bad_capacities, st.booleans()),
+    ).map(list),
 }
 
 _REST_OF_ARGUMENTS: dict[str, st.SearchStrategy[list[Any]]] = {
     "SetLimit": st.tuples(_directions, _rates, _bursts, _scopes).map(list),
     "ClearLimit": st.tuples(_directions, _scopes).map(list),
-    "SetSchedule": st.tuples(_days, _clock_times, _clock_times, _rates, _rates, _schedule_blocks, _scopes).map(list),
+    "SetSchedule": st.tuples(
+        _days, _clock_times, _clock_times, _rates, _rates, _schedule_blocks, _scopes
+    ).map(list),
     "ClearSchedules": st.tuples(_schedule_names, _scopes).map(list),
     "SetBlocked": st.tuples(_directions, st.booleans(), _scopes).map(list),
-    "SetQuota": st.tuples(_directions, _quota_bytes, _periods, _reset_minutes, _rates, _scopes).map(list),
+    "SetQuota": st.tuples(_directions, _quota_bytes, _periods, _reset_minutes, _rates, _scopes).map(
+        list
+    ),
     "ClearQuota": st.tuples(_directions, _scopes).map(list),
     "SetPriority": st.tuples(_priorities, _scopes).map(list),
     "ListConnections": st.just([]),
@@ -146,7 +213,9 @@ class RawCaller:
     def __init__(self, address: str) -> None:
         self._address = address
         self._loop = asyncio.new_event_loop()
-        self._buses: list[tuple[MessageBus, list[float]]] = []  # each with when its calls were answered
+        self._buses: list[
+            tuple[MessageBus, list[float]]
+        ] = []  # each with when its calls were answered
 
     def _unpaced_bus(self) -> tuple[MessageBus, list[float]]:
         """A connection with fewer than FAILURES_BEFORE_DELAY answers in the last
@@ -195,12 +264,18 @@ def _assert_named_error_and_no_change(stack: Stack, caller: RawCaller, untouched
     member, signature, body = call
     stored = _stored(stack) if member in STORING else None
     reply = caller.call(member, signature, body)
-    assert reply.message_type is MessageType.ERROR, f"{member}({signature}) {body!r} succeeded: {reply.body!r}"
+    assert reply.message_type is MessageType.ERROR, (
+        f"{member}({signature}) {body!r} succeeded: {reply.body!r}"
+    )
     assert reply.error_name in NAMED_ERRORS, f"{member}({signature}) {body!r} -> {reply.error_name}"
     assert "Traceback" not in str(reply.body)
     assert stack.tc_state() == untouched, f"{member}({signature}) {body!r} changed the kernel"
-    if stored is not None:  # a priority or a capacity changes nothing in the kernel without the other
-        assert _stored(stack) == stored, f"{member}({signature}) {body!r} changed the rules or the link"
+    if (
+        stored is not None
+    ):  # a priority or a capacity changes nothing in the kernel without the other
+        assert _stored(stack) == stored, (
+            f"{member}({signature}) {body!r} changed the rules or the link"
+        )
 
 
 # What a refused call may have stored without touching the kernel (no capacity, no tree).
@@ -212,14 +287,18 @@ def _stored(stack: Stack) -> tuple[object, object]:
         stack.bus_address, lambda c: c.get_link_shaping())  # fmt: skip
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(call=wrong_signature_calls())
 def test_a_wrong_signature_is_a_named_error(stack: Stack, caller: RawCaller, untouched: str,
                                             call: tuple[str, str, list[Any]]) -> None:  # fmt: skip
     _assert_named_error_and_no_change(stack, caller, untouched, call)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(call=malformed_value_calls())
 def test_malformed_values_are_a_named_error(stack: Stack, caller: RawCaller, untouched: str,
                                             call: tuple[str, str, list[Any]]) -> None:  # fmt: skip

@@ -10,15 +10,15 @@ from collections.abc import Iterator
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
+import pytest
+from chadthrottle.contract import Direction
+from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.connection_table import HEADERS, NO_VALUE, ConnColumn
+from PySide6.QtCore import Qt
 
-from chadthrottle.contract import Direction  # noqa: E402
-from chadthrottle.gui.controller import AppController  # noqa: E402
-from chadthrottle.gui.models.columns import Column  # noqa: E402
-from chadthrottle.gui.models.connection_table import HEADERS, NO_VALUE, ConnColumn  # noqa: E402
-from tests.e2e.conftest import Stack  # noqa: E402
-from tests.e2e.gui_support import running_gui, streaming_app  # noqa: E402
+from tests.e2e.conftest import Stack
+from tests.e2e.gui_support import running_gui, streaming_app
 
 PORT = 5740
 FLOOR_BPS = 1_000_000  # an unlimited stream over the veth moves far more
@@ -41,7 +41,9 @@ def _rate_of(text: str) -> float:
     return float(number) * {"B/s": 1, "KB/s": 1e3, "MB/s": 1e6, "GB/s": 1e9}[unit]
 
 
-def test_the_detail_pane_shows_the_connection_with_its_own_rate_and_bytes(qtbot, stack: Stack, gui: AppController) -> None:  # type: ignore[no-untyped-def]
+def test_the_detail_pane_shows_the_connection_with_its_own_rate_and_bytes(
+    qtbot, stack: Stack, gui: AppController
+) -> None:  # type: ignore[no-untyped-def]
     with streaming_app(stack, "TestGuiConnTable", PORT, Direction.UP) as (app_id, stream):
         table = gui.window.table
         qtbot.waitUntil(lambda: table.proxy_index(app_id).isValid(), timeout=10_000)
@@ -51,10 +53,16 @@ def test_the_detail_pane_shows_the_connection_with_its_own_rate_and_bytes(qtbot,
         model = view.model()
         qtbot.waitUntil(lambda: _row_to_peer(gui, remote) is not None, timeout=5000)
         assert view.isVisible() and view.isSortingEnabled()
-        assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())] == list(HEADERS.values())
+        assert [
+            model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())
+        ] == list(HEADERS.values())
         row = _row_to_peer(gui, remote)
         cell = lambda column: model.index(_row_to_peer(gui, remote), column).data()  # noqa: E731
-        assert (cell(ConnColumn.PROTOCOL), cell(ConnColumn.STATE), cell(ConnColumn.PID)) == ("tcp", "ESTABLISHED", str(stream.app_pid))
+        assert (cell(ConnColumn.PROTOCOL), cell(ConnColumn.STATE), cell(ConnColumn.PID)) == (
+            "tcp",
+            "ESTABLISHED",
+            str(stream.app_pid),
+        )
         assert cell(ConnColumn.HOST)  # the address until a name is found (the peer has none)
         # A second answer gives the connection's own rate: the upload it makes.
         qtbot.waitUntil(lambda: cell(ConnColumn.UP) != NO_VALUE, timeout=5000)
@@ -79,4 +87,7 @@ def test_the_detail_pane_shows_the_connection_with_its_own_rate_and_bytes(qtbot,
                     return proxy.index(child, Column.UP, parent).data()
             return None
 
-        qtbot.waitUntil(lambda: expanded_rate() is not None and _rate_of(str(expanded_rate())) > FLOOR_BPS, timeout=8000)
+        qtbot.waitUntil(
+            lambda: expanded_rate() is not None and _rate_of(str(expanded_rate())) > FLOOR_BPS,
+            timeout=8000,
+        )

@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.helper.standalone import PrivateSystemBus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,7 +145,9 @@ def _wait_for_log(process: subprocess.Popen[str], log_path: Path, text: str) -> 
     deadline = time.monotonic() + START_TIMEOUT_S
     while text not in log_path.read_text():
         assert process.poll() is None, f"the GUI exited early:\n{log_path.read_text()[-4000:]}"
-        assert time.monotonic() < deadline, f"no {text!r} in the GUI's log:\n{log_path.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, (
+            f"no {text!r} in the GUI's log:\n{log_path.read_text()[-4000:]}"
+        )
         time.sleep(0.05)
 
 
@@ -162,7 +163,9 @@ def _exit_within(process: subprocess.Popen[str], since: float, log_path: Path) -
     try:
         process.wait(max(0.0, since + MAX_QUIT_S - time.monotonic()))
     except subprocess.TimeoutExpired:
-        pytest.fail(f"still running {MAX_QUIT_S} s after being asked to quit:\n{log_path.read_text()[-4000:]}")
+        pytest.fail(
+            f"still running {MAX_QUIT_S} s after being asked to quit:\n{log_path.read_text()[-4000:]}"
+        )
     return time.monotonic() - since
 
 
@@ -171,13 +174,17 @@ def _gui_argv(bus_address: str, settings: Path, *extra: str) -> list[str]:
             "--settings", str(settings), "-v", *extra]  # fmt: skip
 
 
-def test_sigterm_ends_the_gui_while_a_helper_call_hangs(private_bus: PrivateSystemBus, tmp_path: Path) -> None:
+def test_sigterm_ends_the_gui_while_a_helper_call_hangs(
+    private_bus: PrivateSystemBus, tmp_path: Path
+) -> None:
     log_path = tmp_path / "gui.log"
     argv = _gui_argv(private_bus.address, tmp_path / "s.ini", "--no-tray")
     with _stopped_name_owner(private_bus), _gui(argv, log_path) as gui:
         _wait_for_log(gui, log_path, "connected to the system bus")  # its first call goes out next
         time.sleep(1.0)
-        assert gui.poll() is None and "helper unavailable" not in log_path.read_text(), "the call must hang"
+        assert gui.poll() is None and "helper unavailable" not in log_path.read_text(), (
+            "the call must hang"
+        )
         sent = time.monotonic()
         gui.send_signal(signal.SIGTERM)
         _exit_within(gui, sent, log_path)
@@ -206,7 +213,12 @@ def test_tray_quit_ends_the_gui_on_the_first_try_while_a_call_hangs(
     private_bus: PrivateSystemBus, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "gui.log"
-    argv = [sys.executable, "-c", TRAY_QUIT, *_gui_argv(private_bus.address, tmp_path / "s.ini")[3:]]
+    argv = [
+        sys.executable,
+        "-c",
+        TRAY_QUIT,
+        *_gui_argv(private_bus.address, tmp_path / "s.ini")[3:],
+    ]
     with _stopped_name_owner(private_bus), _gui(argv, log_path) as gui:
         line = _read_line(gui, START_TIMEOUT_S)  # the probe chooses Quit about 2 s after starting
         assert line.startswith("quit chosen "), f"{line!r}\n{log_path.read_text()[-4000:]}"

@@ -15,24 +15,24 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
+import pytest
+from chadthrottle.contract import Direction, ErrorName
+from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.ipc.state import HelperState
+from chadthrottle.gui.models.columns import Column
+from PySide6.QtCore import Qt
 
-from chadthrottle.contract import Direction, ErrorName  # noqa: E402
-from chadthrottle.gui.controller import AppController  # noqa: E402
-from chadthrottle.gui.ipc.state import HelperState  # noqa: E402
-from chadthrottle.gui.models.columns import Column  # noqa: E402
-from tests.e2e.conftest import Stack  # noqa: E402
-from tests.e2e.gui_support import (  # noqa: E402
+from tests.e2e.conftest import Stack
+from tests.e2e.gui_support import (
     HELPER_CONTROL_THREAD,
     EventLoopWatch,
     in_thread,
     running_gui,
     streaming_app,
 )
-from tests.e2e.test_limit_over_dbus import PAYLOAD_SHARE  # noqa: E402
-from tests.support.helper_calls import call_helper  # noqa: E402
-from tests.support.requirements import require_program  # noqa: E402
+from tests.e2e.test_limit_over_dbus import PAYLOAD_SHARE
+from tests.support.helper_calls import call_helper
+from tests.support.requirements import require_program
 
 REPO = Path(__file__).resolve().parents[2]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -72,7 +72,10 @@ def test_helper_stopped_shows_reconnecting_without_freezing_then_recovers(  # ty
             assert window.status_line.helper.text() == "Helper: reconnecting…"
             assert _greyed(gui, app_id), "the last numbers stay, greyed"
             # The limit is still shown, as not enforced; nothing counts as active.
-            assert window.status_line.limits.text() == "No limits are enforced: the helper is not running"
+            assert (
+                window.status_line.limits.text()
+                == "No limits are enforced: the helper is not running"
+            )
             state = gui.model.limit_state(app_id, Direction.UP)
             assert (state.rate_bps, state.problem) == (LIMIT_BPS, "the helper is not running")
             assert gui.model.active_limit_count() == 0
@@ -87,19 +90,27 @@ def test_helper_stopped_shows_reconnecting_without_freezing_then_recovers(  # ty
             qtbot.waitUntil(lambda: not starter.is_alive(), timeout=60_000)
             assert stack.helper.returncode is None, stack.helper.log_text()
             qtbot.waitUntil(lambda: window.status.state is HelperState.CONNECTED, timeout=15_000)
-            assert watch.longest_gap_s < MAX_GUI_STALL_S, f"the GUI thread stalled {watch.longest_gap_s:.2f} s"
+            assert watch.longest_gap_s < MAX_GUI_STALL_S, (
+                f"the GUI thread stalled {watch.longest_gap_s:.2f} s"
+            )
         finally:
             watch.stop()
             for thread in (t for t in threading.enumerate() if t.name == HELPER_CONTROL_THREAD):
                 thread.join(60)
-            if stack.helper.returncode is not None:  # a failed step must not leave the module without one
+            if (
+                stack.helper.returncode is not None
+            ):  # a failed step must not leave the module without one
                 stack.helper.start()
         assert window.banner.isHidden()
         assert window.status_line.helper.text() == "Helper: connected"
-        qtbot.waitUntil(lambda: window.table.proxy_index(app_id).isValid() and not _greyed(gui, app_id))
+        qtbot.waitUntil(
+            lambda: window.table.proxy_index(app_id).isValid() and not _greyed(gui, app_id)
+        )
         control = window.limit_control(app_id, Direction.UP)
         assert control is not None and control.isEnabled()
-        qtbot.waitUntil(lambda: window.status_line.limits.text() == "1 limit active", timeout=5000)  # restored
+        qtbot.waitUntil(
+            lambda: window.status_line.limits.text() == "1 limit active", timeout=5000
+        )  # restored
 
 
 def test_a_user_polkit_refuses_sees_a_calm_not_authorized_state(stack: Stack) -> None:
@@ -115,7 +126,9 @@ def test_a_user_polkit_refuses_sees_a_calm_not_authorized_state(stack: Stack) ->
         }  # fmt: skip
         argv = [*NOBODY, sys.executable, "-m", "tests.e2e.gui_probe", "--bus-address", stack.bus_address,
                 "--settings", str(home / "chadthrottle.ini"), "--pid", str(stream.app_pid)]  # fmt: skip
-        result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+        result = subprocess.run(
+            argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=120
+        )
         assert result.returncode == 0, result.stderr[-4000:]
         shown = json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -11,22 +11,22 @@ from collections.abc import Iterator
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import time  # noqa: E402
+import time
 
-import pytest  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
+import pytest
+from chadthrottle.contract import Direction
+from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.connection_table import format_bytes
+from chadthrottle.gui.models.usage_periods import UsagePeriod, local_midnight
+from chadthrottle.gui.models.usage_table import APP_ID_ROLE, UsageColumn
+from chadthrottle.units import UnitSystem
+from chadthrottle.usage_contract import UsageResolution
+from PySide6.QtCore import Qt
 
-from chadthrottle.contract import Direction  # noqa: E402
-from chadthrottle.gui.controller import AppController  # noqa: E402
-from chadthrottle.gui.models.columns import Column  # noqa: E402
-from chadthrottle.gui.models.connection_table import format_bytes  # noqa: E402
-from chadthrottle.gui.models.usage_periods import UsagePeriod, local_midnight  # noqa: E402
-from chadthrottle.gui.models.usage_table import APP_ID_ROLE, UsageColumn  # noqa: E402
-from chadthrottle.units import UnitSystem  # noqa: E402
-from chadthrottle.usage_contract import UsageResolution  # noqa: E402
-from tests.e2e.conftest import Stack  # noqa: E402
-from tests.e2e.gui_support import running_gui, streaming_app  # noqa: E402
-from tests.support.helper_calls import call_helper  # noqa: E402
+from tests.e2e.conftest import Stack
+from tests.e2e.gui_support import running_gui, streaming_app
+from tests.support.helper_calls import call_helper
 
 MOVED_AT_LEAST = 5_000_000  # bytes the stream moves before it is stopped
 
@@ -43,7 +43,9 @@ def helper_today(stack: Stack, app_id: str) -> int:
     return sum(row.down_bytes + row.up_bytes for row in rows)
 
 
-def test_totals_and_the_usage_view_show_the_helpers_numbers(qtbot, stack: Stack, gui: AppController) -> None:  # type: ignore[no-untyped-def]
+def test_totals_and_the_usage_view_show_the_helpers_numbers(
+    qtbot, stack: Stack, gui: AppController
+) -> None:  # type: ignore[no-untyped-def]
     window, model, flow = gui.window, gui.model, gui.usage
     qtbot.waitUntil(lambda: flow.history_supported is True, timeout=10_000)  # the first totals came
     with streaming_app(stack, "TestGuiUsage", 5740, Direction.DOWN) as (app_id, stream):
@@ -51,7 +53,10 @@ def test_totals_and_the_usage_view_show_the_helpers_numbers(qtbot, stack: Stack,
         window.select_application(app_id)  # its graph asks for its last hour
         qtbot.waitUntil(lambda: helper_today(stack, app_id) >= MOVED_AT_LEAST, timeout=15_000)
         flow.refresh_totals()  # not the 15 s timer's turn: ask now
-        qtbot.waitUntil(lambda: (model.index_of(app_id, Column.USAGE).data() or "—") not in ("—", "0 B"), timeout=5000)
+        qtbot.waitUntil(
+            lambda: (model.index_of(app_id, Column.USAGE).data() or "—") not in ("—", "0 B"),
+            timeout=5000,
+        )
         stream.stop()
     qtbot.wait(1500)  # the helper's last tick of the stream (once a second)
     expected = helper_today(stack, app_id)
@@ -60,7 +65,10 @@ def test_totals_and_the_usage_view_show_the_helpers_numbers(qtbot, stack: Stack,
 
     flow.refresh_totals()
     qtbot.waitUntil(lambda: model.index_of(app_id, Column.USAGE).data() == text, timeout=5000)
-    assert window.table.overall.usage_bytes is not None and window.table.overall.usage_bytes >= expected
+    assert (
+        window.table.overall.usage_bytes is not None
+        and window.table.overall.usage_bytes >= expected
+    )
 
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
@@ -69,12 +77,21 @@ def test_totals_and_the_usage_view_show_the_helpers_numbers(qtbot, stack: Stack,
     assert dialog is not None and dialog.period is UsagePeriod.TODAY
 
     def row_of_app() -> int:
-        ids = [dialog.table_model.index(r, 0).data(APP_ID_ROLE) for r in range(dialog.table_model.rowCount())]
+        ids = [
+            dialog.table_model.index(r, 0).data(APP_ID_ROLE)
+            for r in range(dialog.table_model.rowCount())
+        ]
         return ids.index(app_id) if app_id in ids else -1
 
     qtbot.waitUntil(lambda: row_of_app() >= 0, timeout=5000)
-    assert dialog.table_model.index(row_of_app(), UsageColumn.TOTAL).data() == text  # today by hour, summed
-    assert dialog.table_model.index(row_of_app(), UsageColumn.NAME).data() == flow.name_of(app_id) != app_id
+    assert (
+        dialog.table_model.index(row_of_app(), UsageColumn.TOTAL).data() == text
+    )  # today by hour, summed
+    assert (
+        dialog.table_model.index(row_of_app(), UsageColumn.NAME).data()
+        == flow.name_of(app_id)
+        != app_id
+    )
     assert dialog.chart.bars.highest >= expected  # this hour's bar holds it
     assert not dialog.note.isVisible() and window.detail.history_note == ""
     assert flow.history_supported is True

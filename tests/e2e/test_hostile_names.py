@@ -23,16 +23,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from chadthrottle.contract import MAX_APP_ID_LENGTH, Direction
 from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.engine.rule_store import RULES_FILE
 from chadthrottle.helper.kernel import namespaces
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.units import format_rate
+
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
-    TRAFFIC_SCRIPT, NetnsPair, Receiver, Stream, netns_pair, nsenter_argv, rates_together, spawn, wait_for_line,
+    TRAFFIC_SCRIPT,
+    NetnsPair,
+    Receiver,
+    Stream,
+    netns_pair,
+    nsenter_argv,
+    rates_together,
+    spawn,
+    wait_for_line,
 )
 from tests.support.requirements import require_program, require_root
 from tests.support.waiting import eventually
@@ -56,7 +64,9 @@ def pair(private_bus: PrivateSystemBus) -> Iterator[NetnsPair]:
 
 
 @contextlib.contextmanager
-def _helper(private_bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path | None = None) -> Iterator[HelperProcess]:
+def _helper(
+    private_bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path | None = None
+) -> Iterator[HelperProcess]:
     """A helper in the pair's host namespace; its log is printed (shown with
     the failure) when the block fails."""
     with HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=state_dir,
@@ -113,7 +123,12 @@ def hostile_programs(directory: Path) -> Iterator[dict[str, bytes]]:
 def _upload(pair: NetnsPair, port: int, program: bytes) -> Stream:
     """The program (an interpreter) sends to a sink in the peer namespace."""
     common = ["--port", str(port), "--seconds", "300"]
-    server = spawn(nsenter_argv(pair.peer_ns, [sys.executable, str(TRAFFIC_SCRIPT), "serve", "--role", "sink", *common]), None)
+    server = spawn(
+        nsenter_argv(
+            pair.peer_ns, [sys.executable, str(TRAFFIC_SCRIPT), "serve", "--role", "sink", *common]
+        ),
+        None,
+    )
     wait_for_line(server, "listening")
     app = spawn(nsenter_argv(pair.host_ns, [os.fsdecode(program), str(TRAFFIC_SCRIPT), "connect", "--host",
                                             pair.peer_addr, "--role", "source", "--rate", str(PACED_BPS), *common]),
@@ -129,7 +144,9 @@ def _unlimited_kinds(streams: dict[str, Stream], timeout_s: float) -> list[str]:
     waiting = dict(streams)
     deadline = time.monotonic() + timeout_s
     while waiting:
-        last_round = time.monotonic() >= deadline  # one window starting at the deadline, as eventually() has
+        last_round = (
+            time.monotonic() >= deadline
+        )  # one window starting at the deadline, as eventually() has
         rates = rates_together([stream.receiver for stream in waiting.values()], 2.0)
         for kind, rate in zip(list(waiting), rates):
             if 0.85 * LIMIT_BPS <= rate / PAYLOAD_SHARE <= 1.15 * LIMIT_BPS:
@@ -163,29 +180,52 @@ def test_programs_at_hostile_paths_are_listed_limited_and_kept_across_a_restart(
 
                 def listed() -> dict[str, Any]:
                     apps = call_helper(private_bus.address, lambda c: c.list_applications())
-                    return {kind: next((a for a in apps if pid in a.pids), None) for kind, pid in pids.items()}
+                    return {
+                        kind: next((a for a in apps if pid in a.pids), None)
+                        for kind, pid in pids.items()
+                    }
 
-                assert eventually(lambda: None not in listed().values(), 10.0), "not every program is listed"
+                assert eventually(lambda: None not in listed().values(), 10.0), (
+                    "not every program is listed"
+                )
                 apps = listed()
                 _check_ids({kind: app.id for kind, app in apps.items()}, directory)
-                assert apps["not utf-8"].name == "tool\\xff\\xfe" and apps["escapes"].name == "tool\\x1b]0;owned\\x07"
+                assert (
+                    apps["not utf-8"].name == "tool\\xff\\xfe"
+                    and apps["escapes"].name == "tool\\x1b]0;owned\\x07"
+                )
 
                 status, table, errors = _ctl(private_bus.address, "list")
                 assert status == 0, errors
                 assert _terminal_safe(table) and all(app.id in table for app in apps.values())
                 status, text, errors = _ctl(private_bus.address, "list", "--json")
                 assert status == 0 and text.isascii(), errors
-                assert {app.id for app in apps.values()} <= {entry["id"] for entry in json.loads(text)}
-                for kind, app in apps.items():  # the escaped id, passed back as it is, names the program
-                    status, text, errors = _ctl(private_bus.address, "connections", app.id, "--json")
-                    assert status == 0 and pids[kind] in {c["pid"] for c in json.loads(text)}, errors
+                assert {app.id for app in apps.values()} <= {
+                    entry["id"] for entry in json.loads(text)
+                }
+                for (
+                    kind,
+                    app,
+                ) in apps.items():  # the escaped id, passed back as it is, names the program
+                    status, text, errors = _ctl(
+                        private_bus.address, "connections", app.id, "--json"
+                    )
+                    assert status == 0 and pids[kind] in {c["pid"] for c in json.loads(text)}, (
+                        errors
+                    )
 
                 limited_ids = {}
                 for kind, pid in pids.items():
-                    status, text, errors = _ctl(private_bus.address, "limit", f"pid:{pid}", "--up", "1M")
+                    status, text, errors = _ctl(
+                        private_bus.address, "limit", f"pid:{pid}", "--up", "1M"
+                    )
                     assert status == 0, errors
-                    assert _terminal_safe(text) and text.endswith(f": up limited to {format_rate(LIMIT_BPS)}\n"), text
-                    limited_ids[kind] = text.removesuffix(f": up limited to {format_rate(LIMIT_BPS)}\n")
+                    assert _terminal_safe(text) and text.endswith(
+                        f": up limited to {format_rate(LIMIT_BPS)}\n"
+                    ), text
+                    limited_ids[kind] = text.removesuffix(
+                        f": up limited to {format_rate(LIMIT_BPS)}\n"
+                    )
                 assert limited_ids == {kind: app.id for kind, app in apps.items()}
                 assert _unlimited_kinds(streams, 6.0) == [], "these programs are not limited"
                 assert first.stop() == 0
@@ -193,11 +233,19 @@ def test_programs_at_hostile_paths_are_listed_limited_and_kept_across_a_restart(
             stored = _strings(json.loads((state_dir / RULES_FILE).read_text()))
             assert set(limited_ids.values()) <= stored
             with _helper(private_bus, pair, state_dir) as second:
-                apps = {app.id: app for app in call_helper(private_bus.address, lambda c: c.list_applications())}
+                apps = {
+                    app.id: app
+                    for app in call_helper(private_bus.address, lambda c: c.list_applications())
+                }
                 for kind, app_id in limited_ids.items():
-                    assert apps[app_id].limit_bps(Direction.UP) == LIMIT_BPS and pids[kind] in apps[app_id].pids
+                    assert (
+                        apps[app_id].limit_bps(Direction.UP) == LIMIT_BPS
+                        and pids[kind] in apps[app_id].pids
+                    )
                 assert not list(state_dir.glob(f"{RULES_FILE}.corrupt-*")), second.log_text()
-                assert _unlimited_kinds(streams, RESTART_STALL_S) == [], "these programs' limits are gone"
+                assert _unlimited_kinds(streams, RESTART_STALL_S) == [], (
+                    "these programs' limits are gone"
+                )
         finally:
             for stream in streams.values():
                 stream.stop()
@@ -232,8 +280,13 @@ def hostile_link() -> Iterator[tuple[int, int, bytes, bytes, str]]:
     with unnamed_netns() as holder, unnamed_netns() as peer_holder:
         subprocess.run(["ip", "link", "add", "name", name, "netns", str(holder), "type", "veth",
                         "peer", "name", peer_name, "netns", str(peer_holder)], check=True)  # fmt: skip
-        for pid, device, address in ((holder, name, f"{subnet}.1"), (peer_holder, peer_name, f"{subnet}.2")):
-            subprocess.run(_in(pid, "ip", "addr", "add", f"{address}/24", "dev", device), check=True)
+        for pid, device, address in (
+            (holder, name, f"{subnet}.1"),
+            (peer_holder, peer_name, f"{subnet}.2"),
+        ):
+            subprocess.run(
+                _in(pid, "ip", "addr", "add", f"{address}/24", "dev", device), check=True
+            )
             subprocess.run(_in(pid, "ip", "link", "set", device, "up"), check=True)
             subprocess.run(_in(pid, "ip", "link", "set", "lo", "up"), check=True)
         yield holder, peer_holder, name, peer_name, f"{subnet}.2"
@@ -243,10 +296,21 @@ def test_interfaces_with_hostile_names_in_anyones_namespace_are_listed(
     private_bus: PrivateSystemBus, pair: NetnsPair
 ) -> None:
     require_program("ip")
-    with hostile_link() as (holder, peer_holder, name, peer_name, peer_address), _helper(private_bus, pair):
-        escaped, peer_escaped = "\\xff\\xfect" + name[4:].decode(), "\\x1b[31m" + peer_name[5:].decode()
+    with (
+        hostile_link() as (holder, peer_holder, name, peer_name, peer_address),
+        _helper(private_bus, pair),
+    ):
+        escaped, peer_escaped = (
+            "\\xff\\xfect" + name[4:].decode(),
+            "\\x1b[31m" + peer_name[5:].decode(),
+        )
         common = ["--port", "5800", "--seconds", "300"]
-        sink = spawn(_in(peer_holder, sys.executable, str(TRAFFIC_SCRIPT), "serve", "--role", "sink", *common), None)
+        sink = spawn(
+            _in(
+                peer_holder, sys.executable, str(TRAFFIC_SCRIPT), "serve", "--role", "sink", *common
+            ),
+            None,
+        )
         source = None
         try:
             wait_for_line(sink, "listening")

@@ -13,11 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
 from tests.support.helper_calls import call_helper
-from tests.support.netns import TRAFFIC_SCRIPT, NetnsPair, app_scope, nsenter_argv, spawn, wait_for_line
+from tests.support.netns import (
+    TRAFFIC_SCRIPT,
+    NetnsPair,
+    app_scope,
+    nsenter_argv,
+    spawn,
+    wait_for_line,
+)
 from tests.support.waiting import eventually
 
 # Connects, says so, then holds the connection without sending a byte.
@@ -40,7 +47,10 @@ def sink(pair: NetnsPair) -> Iterator[int]:
 
 
 def _quiet_app(pair: NetnsPair, port: int, scope: Path) -> None:
-    app = spawn(nsenter_argv(pair.host_ns, [sys.executable, "-c", QUIET_CLIENT, pair.peer_addr, str(port)]), scope)
+    app = spawn(
+        nsenter_argv(pair.host_ns, [sys.executable, "-c", QUIET_CLIENT, pair.peer_addr, str(port)]),
+        scope,
+    )
     wait_for_line(app, "connected")  # killed with its scope
 
 

@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable
 
 import pytest
-
 from chadthrottle.contract import Direction
+
 from tests.e2e.conftest import MiB, Stack
 from tests.support.helper_calls import call_helper
-from tests.support.waiting import eventually
 from tests.support.netns import app_scope, start_stream
+from tests.support.waiting import eventually
 
 LIMIT_BPS = MiB
 TAKES_HOLD_S = 2.0  # traffic is at the limit after this long
@@ -36,14 +36,21 @@ PAYLOAD_SHARE = 1448 / 1500
 
 
 def wait_until_at_limit(
-    rate_over: Callable[[float], float], limit_bps: float, tolerance: float = 0.10, timeout_s: float = TAKES_HOLD_S
+    rate_over: Callable[[float], float],
+    limit_bps: float,
+    tolerance: float = 0.10,
+    timeout_s: float = TAKES_HOLD_S,
 ) -> None:
     """Instead of sleeping timeout_s before a measuring window: until a
     HOLD_PROBE_S window of rate_over (seconds -> L3 B/s) reads limit_bps within
     the tolerance (not above it: the limit has landed; not below: the traffic
     runs, no stall), for at most timeout_s. Whether the limit holds is the
     measuring window's to judge, with its own tolerance."""
-    eventually(lambda: abs(rate_over(HOLD_PROBE_S) - limit_bps) <= tolerance * limit_bps, timeout_s, interval_s=0.0)
+    eventually(
+        lambda: abs(rate_over(HOLD_PROBE_S) - limit_bps) <= tolerance * limit_bps,
+        timeout_s,
+        interval_s=0.0,
+    )
 
 
 def _within(rate_bps: float, tolerance: float = 0.10) -> bool:
@@ -56,7 +63,9 @@ def _measured_by_helper(stack: Stack, app_id: str, direction: Direction) -> floa
 
 
 @pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN], ids=["upload", "download"])
-def test_limit_slows_a_running_stream_and_clearing_restores_it(stack: Stack, direction: Direction) -> None:
+def test_limit_slows_a_running_stream_and_clearing_restores_it(
+    stack: Stack, direction: Direction
+) -> None:
     port = 5400 if direction is Direction.UP else 5410
     with app_scope(stack.cgroup_root, f"org.chadthrottle.Test{direction.value.title()}") as scope:
         limited = start_stream(stack.pair, port, direction.value, app_cgroup=scope)
@@ -65,11 +74,14 @@ def test_limit_slows_a_running_stream_and_clearing_restores_it(stack: Stack, dir
             time.sleep(0.5)
             assert limited.receiver.rate_bps(0.5) > 20 * LIMIT_BPS  # unlimited to begin with
             app_id = call_helper(
-                stack.bus_address, lambda c: c.set_limit(f"pid:{limited.app_pid}", direction, LIMIT_BPS)
+                stack.bus_address,
+                lambda c: c.set_limit(f"pid:{limited.app_pid}", direction, LIMIT_BPS),
             )
             assert app_id == f"app:org.chadthrottle.Test{direction.value.title()}"
             if direction is Direction.UP:
-                wait_until_at_limit(lambda s: limited.receiver.rate_bps(s) / PAYLOAD_SHARE, LIMIT_BPS)
+                wait_until_at_limit(
+                    lambda s: limited.receiver.rate_bps(s) / PAYLOAD_SHARE, LIMIT_BPS
+                )
                 read = limited.receiver.rate_bps(WINDOW_S) / PAYLOAD_SHARE
             else:
                 time.sleep(TAKES_HOLD_S + WINDOW_S + READ_SETTLE_S[direction])
@@ -77,11 +89,18 @@ def test_limit_slows_a_running_stream_and_clearing_restores_it(stack: Stack, dir
             assert _within(read), f"the application moved {read / MiB:.3f} MiB/s at L3"
             # What the window shows: the helper's rate over its last two ticks,
             # once both are after the limit took hold (up to 3 s after it did).
-            assert eventually(lambda: _within(_measured_by_helper(stack, app_id, direction)), 3.0, interval_s=0.25), \
+            assert eventually(
+                lambda: _within(_measured_by_helper(stack, app_id, direction)), 3.0, interval_s=0.25
+            ), (
                 f"the helper measured {_measured_by_helper(stack, app_id, direction) / MiB:.3f} MiB/s at L3"
-            assert bystander.receiver.rate_bps(1.0) > 20 * LIMIT_BPS  # another application: not slowed
+            )
+            assert (
+                bystander.receiver.rate_bps(1.0) > 20 * LIMIT_BPS
+            )  # another application: not slowed
 
-            apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
+            apps = {
+                a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())
+            }
             assert apps[app_id].limit_bps(direction) == LIMIT_BPS
             assert limited.app_pid in apps[app_id].pids
 
@@ -100,19 +119,25 @@ def _shaper_drops(netns: str) -> int:
     return sum(int(qdisc.get("drops", 0)) for qdisc in json.loads(listing or "[]"))
 
 
-def test_a_download_limited_before_it_starts_fits_the_shaper_from_its_first_packet(stack: Stack) -> None:
+def test_a_download_limited_before_it_starts_fits_the_shaper_from_its_first_packet(
+    stack: Stack,
+) -> None:
     """The application's receive window is clamped to the limit (plus a short
     queue) from the connection's first packets, so the remote sender's slow
     start never overflows the shaper: nothing is dropped, nothing waits for a
     retransmission. Without the clamp the sender overfills the queue at once."""
     with app_scope(stack.cgroup_root, "org.chadthrottle.TestFirstPacket") as scope:
         drops_before = _shaper_drops(stack.pair.host_ns)
-        stream = start_stream(stack.pair, 5430, "down", app_cgroup=scope, app_serves=True, peer_after_s=1.0)
+        stream = start_stream(
+            stack.pair, 5430, "down", app_cgroup=scope, app_serves=True, peer_after_s=1.0
+        )
         app_id = ""
         try:
             app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.DOWN,
                                                                            LIMIT_BPS))  # fmt: skip
-            assert eventually(lambda: stream.receiver.rate_bps(0.2) > 0, timeout_s=5.0)  # the peer connected
+            assert eventually(
+                lambda: stream.receiver.rate_bps(0.2) > 0, timeout_s=5.0
+            )  # the peer connected
             read = stream.receiver.rate_bps(DOWNLOAD_WINDOW_S) / PAYLOAD_SHARE
             assert _shaper_drops(stack.pair.host_ns) == drops_before
             assert _within(read), f"the application moved {read / MiB:.3f} MiB/s at L3"
@@ -127,7 +152,9 @@ def test_last_limit_cleared_leaves_interfaces_as_found(stack: Stack) -> None:
     with app_scope(stack.cgroup_root, "org.chadthrottle.TestCleanup") as scope:
         stream = start_stream(stack.pair, 5420, "up", app_cgroup=scope)
         try:
-            app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, MiB))
+            app_id = call_helper(
+                stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, MiB)
+            )
             call_helper(stack.bus_address, lambda c: c.set_limit(app_id, Direction.DOWN, MiB))
             assert stack.tc_state() != before
             call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import Direction
+
 from tests.e2e.conftest import MiB, Stack
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, app_scope, extra_link, rates_together, start_stream
@@ -50,22 +50,32 @@ def _streams() -> Iterator[list[Stream]]:
 
 
 def _ifbs(netns: str) -> list[str]:
-    out = subprocess.run(["ip", "-n", netns, "-o", "link", "show", "type", "ifb"], capture_output=True, text=True)
+    out = subprocess.run(
+        ["ip", "-n", netns, "-o", "link", "show", "type", "ifb"], capture_output=True, text=True
+    )
     return [line.split(":")[1].strip() for line in out.stdout.splitlines()]
 
 
 @pytest.mark.parametrize("direction", [Direction.DOWN, Direction.UP])
-def test_an_uplink_that_appears_after_the_limit_is_held_in_sum(stack: Stack, scope: Path, direction: Direction) -> None:
+def test_an_uplink_that_appears_after_the_limit_is_held_in_sum(
+    stack: Stack, scope: Path, direction: Direction
+) -> None:
     with _streams() as streams:
         streams.append(start_stream(stack.pair, 5840, direction.value, app_cgroup=scope))
-        app = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{streams[0].app_pid}", direction, LIMIT))
+        app = call_helper(
+            stack.bus_address, lambda c: c.set_limit(f"pid:{streams[0].app_pid}", direction, LIMIT)
+        )
         try:
             time.sleep(1.0)
-            with extra_link(stack.pair.host_ns, stack.pair.peer_ns) as later:  # connects after the limit
+            with extra_link(
+                stack.pair.host_ns, stack.pair.peer_ns
+            ) as later:  # connects after the limit
                 streams.append(start_stream(later, 5841, direction.value, app_cgroup=scope))
                 total = _sum_within(streams, LIMIT)
                 assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
-                if direction is Direction.DOWN:  # one IFB, and so one class, for both uplinks' downloads
+                if (
+                    direction is Direction.DOWN
+                ):  # one IFB, and so one class, for both uplinks' downloads
                     assert len(_ifbs(stack.pair.host_ns)) == 1, _ifbs(stack.pair.host_ns)
                 streams.pop().stop()
         finally:
@@ -78,13 +88,19 @@ def test_an_uplink_deleted_and_added_again_is_held_and_leaves_nothing(
 ) -> None:
     with _streams() as streams:
         streams.append(start_stream(stack.pair, 5842, direction.value, app_cgroup=scope))
-        app = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{streams[0].app_pid}", direction, LIMIT))
+        app = call_helper(
+            stack.bus_address, lambda c: c.set_limit(f"pid:{streams[0].app_pid}", direction, LIMIT)
+        )
         try:
             for attempt in range(2):  # the same kind of device, deleted and added again
                 with extra_link(stack.pair.host_ns, stack.pair.peer_ns) as second:
-                    streams.append(start_stream(second, 5843 + attempt, direction.value, app_cgroup=scope))
+                    streams.append(
+                        start_stream(second, 5843 + attempt, direction.value, app_cgroup=scope)
+                    )
                     total = _sum_within(streams, LIMIT)
-                    assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"attempt {attempt}: {total / LIMIT:.3f} of the limit"
+                    assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, (
+                        f"attempt {attempt}: {total / LIMIT:.3f} of the limit"
+                    )
                     streams.pop().stop()
                 # the device is gone: so is whatever the helper made for it
                 deadline = time.monotonic() + 5

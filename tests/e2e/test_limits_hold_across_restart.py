@@ -15,14 +15,18 @@ import re
 import time
 from pathlib import Path
 
-import pytest
-
-from bench.restart_gap import (
-    TOLERANCE, WINDOW_S, bounce_uplink, limited_download, report, restart_after_sigkill,
-)
 from chadthrottle.helper.engine.limits import default_burst_bytes
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
+from bench.restart_gap import (
+    TOLERANCE,
+    WINDOW_S,
+    bounce_uplink,
+    limited_download,
+    report,
+    restart_after_sigkill,
+)
 from tests.support.netns import NetnsPair, tc_dump
 from tests.support.waiting import eventually
 
@@ -55,14 +59,21 @@ def test_a_download_limit_holds_across_a_sigkill_restart_and_an_uplink_bounce(
     private_bus: PrivateSystemBus, pair: NetnsPair, tmp_path: Path
 ) -> None:
     untouched = _configuration(pair)
-    with limited_download(private_bus, pair, tmp_path / "state", LIMIT_BPS, 5660) as (stream, helpers):
+    with limited_download(private_bus, pair, tmp_path / "state", LIMIT_BPS, 5660) as (
+        stream,
+        helpers,
+    ):
         limited = _configuration(pair)
         since = time.monotonic()
         helpers.append(restart_after_sigkill(private_bus, pair, tmp_path / "state", helpers[-1]))
         restart = report("SIGKILL + restart", stream.receiver, since, time.monotonic(), LIMIT_BPS)
         print(restart.line())
-        assert restart.max_ratio <= TOLERANCE, f"the limit lapsed across the restart: {restart.line()}"
-        assert restart.longest_stall_s < 0.5, f"the download stalled across the restart: {restart.line()}"
+        assert restart.max_ratio <= TOLERANCE, (
+            f"the limit lapsed across the restart: {restart.line()}"
+        )
+        assert restart.longest_stall_s < 0.5, (
+            f"the download stalled across the restart: {restart.line()}"
+        )
         assert _configuration(pair) == limited, "the restart re-created or left tc objects"
         assert "adopted download shaping an earlier helper left" in helpers[-1].log_text()
 
@@ -70,9 +81,15 @@ def test_a_download_limit_holds_across_a_sigkill_restart_and_an_uplink_bounce(
         bounce_uplink(pair, down_s=DOWN_S)
         bounce = report("uplink down/up", stream.receiver, since, time.monotonic(), LIMIT_BPS)
         print(bounce.line())
-        assert bounce.max_ratio <= TOLERANCE + BURST_SHARE, f"the limit lapsed across the bounce: {bounce.line()}"
-        assert bounce.longest_stall_s <= DOWN_S + RTO_AFTER_LINK_UP_S, f"downloads were lost: {bounce.line()}"
+        assert bounce.max_ratio <= TOLERANCE + BURST_SHARE, (
+            f"the limit lapsed across the bounce: {bounce.line()}"
+        )
+        assert bounce.longest_stall_s <= DOWN_S + RTO_AFTER_LINK_UP_S, (
+            f"downloads were lost: {bounce.line()}"
+        )
         assert _configuration(pair) == limited, "the bounce re-created or left tc objects"
         assert helpers[-1].returncode is None, helpers[-1].log_text()
     assert eventually(lambda: _configuration(pair) == untouched, 5.0)
-    assert _journals_of(helpers) == [], "the killed helper's journal was not taken over, or the last one's stayed"
+    assert _journals_of(helpers) == [], (
+        "the killed helper's journal was not taken over, or the last one's stayed"
+    )

@@ -18,12 +18,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chadthrottle.contract import Direction
 
 from tests.e2e.conftest import MiB, Stack
 from tests.support.helper_calls import call_helper
-from tests.support.netns import NetnsPair, Stream, app_scope, extra_link, rates_together, start_stream, tc_dump
+from tests.support.netns import (
+    NetnsPair,
+    Stream,
+    app_scope,
+    extra_link,
+    rates_together,
+    start_stream,
+    tc_dump,
+)
 from tests.support.waiting import eventually
-from chadthrottle.contract import Direction
 
 WIRE = 1448 / 1500  # payload per wire byte of a full TCP segment
 UDP_WIRE = 1200 / 1228  # of a 1200-byte datagram
@@ -47,7 +55,9 @@ def _sum_within(streams: list[Stream], limit_bps: int, timeout_s: float = 15.0, 
 
 @contextlib.contextmanager
 def _limited(stack: Stack, stream: Stream, direction: Direction, limit_bps: int) -> Iterator[str]:
-    app = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", direction, limit_bps))
+    app = call_helper(
+        stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", direction, limit_bps)
+    )
     try:
         yield app
     finally:
@@ -58,7 +68,9 @@ def _limited(stack: Stack, stream: Stream, direction: Direction, limit_bps: int)
 def scope(stack: Stack) -> Iterator[Path]:
     """The application's own app scope: its limit reaches its processes only,
     not the peers' (the same program) nor another test session's."""
-    with app_scope(stack.cgroup_root, f"org.chadthrottle.EveryPath{secrets.token_hex(3)}") as created:
+    with app_scope(
+        stack.cgroup_root, f"org.chadthrottle.EveryPath{secrets.token_hex(3)}"
+    ) as created:
         yield created
 
 
@@ -66,7 +78,9 @@ def scope(stack: Stack) -> Iterator[Path]:
 def peer_scope(stack: Stack) -> Iterator[Path]:
     """The peers' own app scope: no limit on their program (the same script,
     maybe limited by another test session's helper) slows them."""
-    with app_scope(stack.cgroup_root, f"org.chadthrottle.EveryPeer{secrets.token_hex(3)}") as created:
+    with app_scope(
+        stack.cgroup_root, f"org.chadthrottle.EveryPeer{secrets.token_hex(3)}"
+    ) as created:
         yield created
 
 
@@ -81,7 +95,12 @@ def app_namespace(stack: Stack) -> Iterator[NetnsPair]:
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN])
 def test_an_application_in_another_namespace_is_held(
-    stack: Stack, app_namespace: NetnsPair, scope: Path, peer_scope: Path, direction: Direction, kind: str
+    stack: Stack,
+    app_namespace: NetnsPair,
+    scope: Path,
+    peer_scope: Path,
+    direction: Direction,
+    kind: str,
 ) -> None:
     """Shaped where it flows: before, only the policer held a download in
     another namespace, and it read 0.3-0.5 of the limit."""
@@ -99,16 +118,22 @@ def test_an_application_in_another_namespace_is_held(
             streams += [start() for _ in range(count - 1)]
             total = _sum_within(streams, LIMIT, wire=UDP_WIRE if udp else WIRE)
             assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
-            assert "htb c7ad:" in tc_dump(app_namespace.host_ns), "no shaper in the application's namespace"
+            assert "htb c7ad:" in tc_dump(app_namespace.host_ns), (
+                "no shaper in the application's namespace"
+            )
     finally:
         for stream in streams:
             stream.stop()
-    assert eventually(lambda: tc_dump(app_namespace.host_ns) == untouched, 10.0), "objects left after clear"
+    assert eventually(lambda: tc_dump(app_namespace.host_ns) == untouched, 10.0), (
+        "objects left after clear"
+    )
 
 
 def _redirect_target(pair: NetnsPair, direction: Direction) -> str:
     """The IFB our filter on an uplink's hook of a direction redirects to."""
-    hook, program = ("egress", "chadt_tc_out") if direction is Direction.UP else ("ingress", "chadt_tc_in")
+    hook, program = (
+        ("egress", "chadt_tc_out") if direction is Direction.UP else ("ingress", "chadt_tc_in")
+    )
     shown = subprocess.run(["tc", "-n", pair.host_ns, "filter", "show", "dev", pair.host_if, hook],
                            capture_output=True, text=True, check=True).stdout  # fmt: skip
     found = re.search(rf"{program}.*?Redirect to device (\S+)\)", shown, re.DOTALL)
@@ -126,7 +151,9 @@ def test_an_application_using_two_uplinks_is_held_in_sum_and_follows_a_change(
     after a change (uploads did not, with an HTB root per uplink and the
     policer holding the sum: 'never' within 5% in 4 s, bench.paths)."""
     with extra_link(stack.pair.host_ns, stack.pair.peer_ns) as second:
-        first_stream = start_stream(stack.pair, 5831, direction.value, app_cgroup=scope, peer_cgroup=peer_scope)
+        first_stream = start_stream(
+            stack.pair, 5831, direction.value, app_cgroup=scope, peer_cgroup=peer_scope
+        )
         streams = [first_stream]
         try:
             with _limited(stack, first_stream, direction, LIMIT) as app:
@@ -135,10 +162,14 @@ def test_an_application_using_two_uplinks_is_held_in_sum_and_follows_a_change(
                                             peer_cgroup=peer_scope))  # fmt: skip
                 total = _sum_within(streams, LIMIT)
                 assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
-                assert _redirect_target(stack.pair, direction) == _redirect_target(second, direction)
+                assert _redirect_target(stack.pair, direction) == _redirect_target(
+                    second, direction
+                )
                 call_helper(stack.bus_address, lambda c: c.set_limit(app, direction, RAISED))
                 total = _sum_within(streams, RAISED)
-                assert 0.9 * RAISED <= total <= 1.1 * RAISED, f"{total / RAISED:.3f} of the raised limit"
+                assert 0.9 * RAISED <= total <= 1.1 * RAISED, (
+                    f"{total / RAISED:.3f} of the raised limit"
+                )
         finally:
             for stream in streams:
                 stream.stop()
@@ -165,7 +196,9 @@ def container(stack: Stack) -> Iterator[NetnsPair]:
                             host_if=link.host_if, peer_addr=stack.pair.peer_addr, host_addr=link.host_addr,
                             peer_addr6=stack.pair.peer_addr6, host_addr6=link.host_addr6)  # fmt: skip
         finally:
-            subprocess.run(["ip", "-n", stack.pair.peer_ns, "route", "del", subnet], capture_output=True)
+            subprocess.run(
+                ["ip", "-n", stack.pair.peer_ns, "route", "del", subnet], capture_output=True
+            )
             subprocess.run(["ip", "netns", "exec", stack.pair.host_ns, "sysctl", "-qw", "net.ipv4.ip_forward=0"],
                            capture_output=True)  # fmt: skip
 
@@ -177,7 +210,9 @@ def test_an_application_in_a_container_behind_the_helpers_namespace_is_held(
     """Its traffic crosses the helper's namespace forwarded (where the kernel
     resets the packets' priority and no socket of the helper's namespace is
     theirs): it is held in the container's own namespace."""
-    stream = start_stream(container, next(_ports), direction.value, app_cgroup=scope, peer_cgroup=peer_scope)
+    stream = start_stream(
+        container, next(_ports), direction.value, app_cgroup=scope, peer_cgroup=peer_scope
+    )
     try:
         assert stream.receiver.rate_bps(1.0) > 3 * LIMIT  # it is fast before
         with _limited(stack, stream, direction, LIMIT):

@@ -17,13 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
 from tests.support.helper_calls import call_helper
-from tests.support.netns import NetnsPair, Stream, app_scope, extra_link, netns_pair, start_stream, tc_dump
+from tests.support.netns import (
+    NetnsPair,
+    Stream,
+    app_scope,
+    extra_link,
+    netns_pair,
+    start_stream,
+    tc_dump,
+)
 from tests.support.requirements import require_program, require_root
 from tests.support.waiting import eventually
 
@@ -53,7 +61,9 @@ class World:
         """The application namespace's devices, qdiscs, classes and filters,
         without program ids and action indexes (an adopted filter gets the
         new helper's program in place)."""
-        dump = re.sub(r"direct_packets_stat \d+", "direct_packets_stat N", tc_dump(self.app.host_ns))
+        dump = re.sub(
+            r"direct_packets_stat \d+", "direct_packets_stat N", tc_dump(self.app.host_ns)
+        )
         dump = re.sub(r"\bid \d+ name chadt_", "id N name chadt_", dump)
         return re.sub(r"\tindex \d+ ref", "\tindex N ref", dump)
 
@@ -72,8 +82,12 @@ def world(private_bus: PrivateSystemBus, tmp_path: Path) -> Iterator[World]:
         pair = stack.enter_context(netns_pair())
         app = stack.enter_context(extra_link(f"ctapp-{tag}", pair.peer_ns))
         scope = stack.enter_context(app_scope(cgroup2_mount(), f"org.chadthrottle.NsLife{tag}"))
-        peer_scope = stack.enter_context(app_scope(cgroup2_mount(), f"org.chadthrottle.NsLifePeer{tag}"))
-        stream = start_stream(app, 5870, "down", app_cgroup=scope, peer_cgroup=peer_scope, seconds=300)
+        peer_scope = stack.enter_context(
+            app_scope(cgroup2_mount(), f"org.chadthrottle.NsLifePeer{tag}")
+        )
+        stream = start_stream(
+            app, 5870, "down", app_cgroup=scope, peer_cgroup=peer_scope, seconds=300
+        )
         stack.callback(stream.stop)
         created = World(private_bus, pair, app, stream, tmp_path / "state", [])
         try:
@@ -84,7 +98,10 @@ def world(private_bus: PrivateSystemBus, tmp_path: Path) -> Iterator[World]:
 
 
 def _limit(world: World) -> None:
-    call_helper(world.bus.address, lambda c: c.set_limit(f"pid:{world.stream.app_pid}", Direction.DOWN, LIMIT_BPS))
+    call_helper(
+        world.bus.address,
+        lambda c: c.set_limit(f"pid:{world.stream.app_pid}", Direction.DOWN, LIMIT_BPS),
+    )
 
 
 def _journals_of(helpers: list[HelperProcess]) -> list[Path]:
@@ -92,22 +109,32 @@ def _journals_of(helpers: list[HelperProcess]) -> list[Path]:
     return [path for pid in pids for path in RUN_DIR.glob(f"tc-{pid}-*.journal")]
 
 
-def test_a_killed_helpers_objects_in_another_namespace_are_adopted_and_a_stop_removes_them(world: World) -> None:
+def test_a_killed_helpers_objects_in_another_namespace_are_adopted_and_a_stop_removes_them(
+    world: World,
+) -> None:
     untouched = world.configuration()
     first = world.start_helper()
     _limit(world)
-    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), "nothing shapes in the app's namespace"
+    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), (
+        "nothing shapes in the app's namespace"
+    )
     time.sleep(2.0)
     limited = world.configuration()
     first.kill()
     second = world.start_helper()
-    assert eventually(lambda: "adopted download shaping" in second.log_text(), 10.0), second.log_text()
+    assert eventually(lambda: "adopted download shaping" in second.log_text(), 10.0), (
+        second.log_text()
+    )
     time.sleep(3.0)  # the takeover finishes 1.5 s after the rules are restored
-    assert world.configuration() == limited, "the restart re-created or left objects in the app's namespace"
+    assert world.configuration() == limited, (
+        "the restart re-created or left objects in the app's namespace"
+    )
     share = world.download_share()
     assert 0.9 <= share <= 1.1, f"{share:.3f} of the limit after the restart"
     second.stop()
-    assert world.configuration() == untouched, "the helper's stop left objects in the app's namespace"
+    assert world.configuration() == untouched, (
+        "the helper's stop left objects in the app's namespace"
+    )
     assert _journals_of(world.helpers) == []
 
 
@@ -117,7 +144,9 @@ def test_a_killed_helpers_objects_in_another_namespace_are_removed_when_its_appl
     untouched = world.configuration()
     first = world.start_helper()
     _limit(world)
-    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), "nothing shapes in the app's namespace"
+    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), (
+        "nothing shapes in the app's namespace"
+    )
     first.kill()
     world.stream.stop()  # the application exits while no helper runs
     second = world.start_helper()
@@ -129,9 +158,13 @@ def test_a_killed_helpers_objects_in_another_namespace_are_removed_when_its_appl
 def test_a_namespace_that_disappears_while_limited_just_loses_its_shaper(world: World) -> None:
     helper = world.start_helper()
     _limit(world)
-    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), "nothing shapes in the app's namespace"
+    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), (
+        "nothing shapes in the app's namespace"
+    )
     world.stream.stop()  # the container stops: its processes end and its name goes
     subprocess.run(["ip", "netns", "del", world.app.host_ns], check=True)
-    assert eventually(lambda: "stopped shaping in namespace" in helper.log_text(), 5.0), helper.log_text()
+    assert eventually(lambda: "stopped shaping in namespace" in helper.log_text(), 5.0), (
+        helper.log_text()
+    )
     assert helper.returncode is None
     assert not re.search(r"ERROR|Traceback", helper.log_text()), helper.log_text()

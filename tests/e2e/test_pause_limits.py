@@ -10,6 +10,7 @@ import sys
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
+
 from tests.e2e.conftest import MiB, Stack
 from tests.e2e.test_limit_over_dbus import PAYLOAD_SHARE, WINDOW_S, wait_until_at_limit
 from tests.support.helper_calls import call_helper
@@ -28,7 +29,11 @@ def _held(rate_bps: float, tolerance: float = 0.10) -> bool:
 
 
 def _ctl_as_nobody(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": stack.bus_address, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        **os.environ,
+        "DBUS_SYSTEM_BUS_ADDRESS": stack.bus_address,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     argv = [*NOBODY, sys.executable, "-m", "chadthrottle.cli.ctl", *args]
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
 
@@ -55,7 +60,8 @@ def test_pause_lets_a_limited_stream_run_free_and_resume_holds_it_again(stack: S
         app_id = ""
         try:
             app_id = call_helper(
-                stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS)
+                stack.bus_address,
+                lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS),
             )
             wait_until_at_limit(lambda s: stream.receiver.rate_bps(s) / PAYLOAD_SHARE, LIMIT_BPS)
             rate = stream.receiver.rate_bps(WINDOW_S) / PAYLOAD_SHARE
@@ -70,7 +76,9 @@ def test_pause_lets_a_limited_stream_run_free_and_resume_holds_it_again(stack: S
 
             call_helper(stack.bus_address, lambda c: c.set_limits_paused(True))
             assert _paused(stack)
-            assert eventually(lambda: stream.receiver.rate_bps(0.5) > UNLIMITED_FLOOR_BPS, timeout_s=5.0)
+            assert eventually(
+                lambda: stream.receiver.rate_bps(0.5) > UNLIMITED_FLOOR_BPS, timeout_s=5.0
+            )
             assert _listed_limit(stack, app_id) == LIMIT_BPS  # kept and listed while paused
             assert eventually(lambda: f"htb {HTB_MAJOR:x}:" not in stack.tc_state(), timeout_s=5.0)
 

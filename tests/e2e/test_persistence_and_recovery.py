@@ -15,18 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.rule_store import RULES_FILE
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
-from tests.e2e.test_limit_over_dbus import wait_until_at_limit
-from tests.support.helper_calls import call_helper
-from tests.support.waiting import eventually
 from chadthrottle.helper.kernel.datapath import our_programs
 from chadthrottle.helper.kernel.ownership import RUN_DIR
+from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
+from tests.e2e.test_limit_over_dbus import wait_until_at_limit
+from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, Receiver, app_scope, netns_pair, start_stream, tc_dump
 from tests.support.requirements import require_program, require_root
+from tests.support.waiting import eventually
 
 MiB = 1024 * 1024
 LIMIT_BPS = MiB
@@ -54,13 +54,20 @@ def state_dir(tmp_path: Path) -> Path:
 
 # This session's own applications: another session running these tests at the
 # same time limits its own (a helper's rule reaches an application everywhere).
-PERSIST_ID, KILL_ID = (f"org.chadthrottle.Test{name}{secrets.token_hex(3)}" for name in ("Persist", "Kill"))
+PERSIST_ID, KILL_ID = (
+    f"org.chadthrottle.Test{name}{secrets.token_hex(3)}" for name in ("Persist", "Kill")
+)
 # Long enough to wait out another test session's helper: one datapath per machine.
 START_TIMEOUT_S = 150.0
 
 
 def _helper(private_bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path) -> HelperProcess:
-    return HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=state_dir, start_timeout_s=START_TIMEOUT_S)
+    return HelperProcess(
+        private_bus.address,
+        netns=pair.host_ns,
+        state_dir=state_dir,
+        start_timeout_s=START_TIMEOUT_S,
+    )
 
 
 def _limited(receiver: Receiver, seconds: float = 2.0, tolerance: float = 0.12) -> bool:
@@ -71,7 +78,9 @@ def _limited(receiver: Receiver, seconds: float = 2.0, tolerance: float = 0.12) 
 def _wait_until_limited(receiver: Receiver) -> None:
     """Until a short window reads the limit (at most TAKES_HOLD_S), not a fixed
     TAKES_HOLD_S: whether it holds is the measuring window's to judge."""
-    wait_until_at_limit(lambda seconds: receiver.rate_bps(seconds) / PAYLOAD_SHARE, LIMIT_BPS, 0.12, TAKES_HOLD_S)
+    wait_until_at_limit(
+        lambda seconds: receiver.rate_bps(seconds) / PAYLOAD_SHARE, LIMIT_BPS, 0.12, TAKES_HOLD_S
+    )
 
 
 def _longest_stall_s(receiver: Receiver, since: float) -> float:
@@ -124,7 +133,10 @@ def test_a_limit_comes_back_after_a_restart_and_waits_for_its_application(
         stream = start_stream(pair, 5600, "up", app_cgroup=scope, seconds=300)
         try:
             with _helper(private_bus, pair, state_dir) as first:
-                app_id = call_helper(first._bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS))
+                app_id = call_helper(
+                    first._bus_address,
+                    lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS),
+                )
                 assert app_id == f"app:{PERSIST_ID}"
                 _wait_until_limited(stream.receiver)
                 assert _limited(stream.receiver)
@@ -144,17 +156,26 @@ def test_a_limit_comes_back_after_a_restart_and_waits_for_its_application(
 
             with _helper(private_bus, pair, state_dir) as second:
                 _wait_until_limited(stream.receiver)
-                assert eventually(lambda: _limited(stream.receiver), RTO_STALL_S), \
+                assert eventually(lambda: _limited(stream.receiver), RTO_STALL_S), (
                     "the stored limit is not back on the running stream"
-                apps = {a.id: a for a in call_helper(second._bus_address, lambda c: c.list_applications())}
-                assert apps["exe:/opt/gone/app"].down_limit_bps == 5000 and apps["exe:/opt/gone/app"].pids == ()
+                )
+                apps = {
+                    a.id: a
+                    for a in call_helper(second._bus_address, lambda c: c.list_applications())
+                }
+                assert (
+                    apps["exe:/opt/gone/app"].down_limit_bps == 5000
+                    and apps["exe:/opt/gone/app"].pids == ()
+                )
                 assert "restored 2 rules" in second.log_text()
 
                 # The application quits and starts again: the rule finds it (within a tick).
                 stream.stop()
                 stream = start_stream(pair, 5601, "up", app_cgroup=scope, seconds=300)
                 _wait_until_limited(stream.receiver)
-                assert _limited(stream.receiver), "the rule did not apply to the restarted application"
+                assert _limited(stream.receiver), (
+                    "the rule did not apply to the restarted application"
+                )
         finally:
             stream.stop()
     assert eventually(lambda: _idle_tc(pair) == untouched, 5.0)
@@ -169,9 +190,16 @@ def test_after_sigkill_traffic_flows_and_a_restart_adopts_without_duplicates(
         try:
             killed = _helper(private_bus, pair, state_dir)
             with killed:
-                app_id = call_helper(killed._bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS))
-                call_helper(killed._bus_address, lambda c: c.set_limit(app_id, Direction.DOWN, LIMIT_BPS))
-                time.sleep(TAKES_HOLD_S)  # fixed: the tc state is compared after it, past a late re-creation
+                app_id = call_helper(
+                    killed._bus_address,
+                    lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS),
+                )
+                call_helper(
+                    killed._bus_address, lambda c: c.set_limit(app_id, Direction.DOWN, LIMIT_BPS)
+                )
+                time.sleep(
+                    TAKES_HOLD_S
+                )  # fixed: the tc state is compared after it, past a late re-creation
                 assert eventually(lambda: _limited(stream.receiver), RTO_STALL_S)
                 tc_limited, old_programs = _idle_tc(pair), _programs_of(killed)
                 old_attached = {i: t for i, t in _attached_programs().items() if i in old_programs}
@@ -181,32 +209,57 @@ def test_after_sigkill_traffic_flows_and_a_restart_adopts_without_duplicates(
                 assert killed.kill() == -9
 
                 # Down: the kernel objects stay, and so does the limit; nothing stalls.
-                assert _idle_tc(pair) == tc_limited and old_attached.items() <= _attached_programs().items()
+                assert (
+                    _idle_tc(pair) == tc_limited
+                    and old_attached.items() <= _attached_programs().items()
+                )
                 limited_while_down = _limited(stream.receiver)
                 # Another helper starting on this machine (a test session next to
                 # this one) rightly removes a dead helper's programs as leftovers.
                 removed_by_another = not old_attached.items() <= _attached_programs().items()
                 assert limited_while_down or removed_by_another
-                assert _longest_stall_s(stream.receiver, killed_at) < 0.5, "traffic stalled while the helper was down"
+                assert _longest_stall_s(stream.receiver, killed_at) < 0.5, (
+                    "traffic stalled while the helper was down"
+                )
 
                 restarting_at = time.monotonic()
                 with _helper(private_bus, pair, state_dir) as restarted:
-                    time.sleep(TAKES_HOLD_S)  # fixed: the tc state is compared after it, past a late re-creation
-                    assert eventually(lambda: _limited(stream.receiver), RTO_STALL_S), "the limit is not back"
-                    assert _idle_tc(pair) == tc_limited, \
+                    time.sleep(
+                        TAKES_HOLD_S
+                    )  # fixed: the tc state is compared after it, past a late re-creation
+                    assert eventually(lambda: _limited(stream.receiver), RTO_STALL_S), (
+                        "the limit is not back"
+                    )
+                    assert _idle_tc(pair) == tc_limited, (
                         f"the restart duplicated or lost tc objects:\n{restarted.log_text()}"
+                    )
                     attached = _attached_programs()
-                    assert not set(old_attached) & set(attached), "the killed helper's programs are still attached"
+                    assert not set(old_attached) & set(attached), (
+                        "the killed helper's programs are still attached"
+                    )
                     assert sorted(t for i, t in attached.items() if i in _programs_of(restarted)) == sorted(
                         old_attached.values()), "not exactly one program per hook"  # fmt: skip
-                    apps = {a.id: a for a in call_helper(restarted._bus_address, lambda c: c.list_applications())}
-                    assert (apps[app_id].up_limit_bps, apps[app_id].down_limit_bps) == (LIMIT_BPS, LIMIT_BPS)
+                    apps = {
+                        a.id: a
+                        for a in call_helper(
+                            restarted._bus_address, lambda c: c.list_applications()
+                        )
+                    }
+                    assert (apps[app_id].up_limit_bps, apps[app_id].down_limit_bps) == (
+                        LIMIT_BPS,
+                        LIMIT_BPS,
+                    )
                     # Its tc objects are its successor's alone (another helper on the machine never
                     # takes them over); its programs are detached by the successor or, starting in
                     # between, by another helper (gone either way: checked above).
-                    assert "took over 2 tc objects an earlier helper left behind; adopted 2" in restarted.log_text()
+                    assert (
+                        "took over 2 tc objects an earlier helper left behind; adopted 2"
+                        in restarted.log_text()
+                    )
                     stall_s = _longest_stall_s(stream.receiver, restarting_at)
-                    assert stall_s < RTO_STALL_S, f"traffic stalled {stall_s:.1f} s across the restart"
+                    assert stall_s < RTO_STALL_S, (
+                        f"traffic stalled {stall_s:.1f} s across the restart"
+                    )
                     print(f"longest stall across the restart: {stall_s:.2f} s")
                     call_helper(restarted._bus_address, lambda c: c.clear_limit(app_id))
         finally:
@@ -218,7 +271,9 @@ def test_a_corrupt_state_file_is_kept_aside_and_the_helper_serves(
     private_bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path
 ) -> None:
     state_dir.mkdir(mode=0o700)
-    (state_dir / RULES_FILE).write_text('{"version": 1, "applications": {"exe:/x": {"up": {"rate_bps": -5')
+    (state_dir / RULES_FILE).write_text(
+        '{"version": 1, "applications": {"exe:/x": {"up": {"rate_bps": -5'
+    )
     (state_dir / RULES_FILE).chmod(0o600)
     with _helper(private_bus, pair, state_dir) as helper:
         assert call_helper(helper._bus_address, lambda c: c.list_applications()) is not None
@@ -241,8 +296,16 @@ def test_an_idle_helper_exits_unless_a_rule_is_stored(
     assert _idle_tc(pair) == untouched
 
     state_dir.mkdir(mode=0o700, exist_ok=True)
-    (state_dir / RULES_FILE).write_text(json.dumps(
-        {"version": 1, "applications": {"exe:/opt/gone/app": {"up": {"rate_bps": 5000, "burst_bytes": 131072}}}}))
+    (state_dir / RULES_FILE).write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "applications": {
+                    "exe:/opt/gone/app": {"up": {"rate_bps": 5000, "burst_bytes": 131072}}
+                },
+            }
+        )
+    )
     (state_dir / RULES_FILE).chmod(0o600)
     kept = HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=state_dir,
                          start_timeout_s=START_TIMEOUT_S, idle_exit_s=1.5)  # fmt: skip

@@ -22,17 +22,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.bottleneck import modem
-from bench.priorities import Bench
 from chadthrottle.client import HelperClientError
 from chadthrottle.contract import ApplicationInfo, RuleScope
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+
+from bench.bottleneck import modem
+from bench.priorities import Bench
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, nsenter_argv, spawn, tc_dump, wait_for_line
 from tests.support.waiting import eventually
 
-DOWN_L2, UP_L2 = 1_250_000, 500_000  # the modem's rates (bytes/s, as tbf counts: from the Ethernet header)
+DOWN_L2, UP_L2 = (
+    1_250_000,
+    500_000,
+)  # the modem's rates (bytes/s, as tbf counts: from the Ethernet header)
 BUFFER_MS = 300
 TO_L3 = 1500 / 1514  # a full frame's IP packet: the helper's rates are L3
 CALL_PORT, CALL_S, WARMUP_S = 5044, 4.0, 1.5
@@ -54,20 +58,27 @@ def _waiting_app(desktop_id: str, netns: str) -> Iterator[Path]:
 
 
 def _listed(bus: str, app_id: str) -> ApplicationInfo:
-    return next(app for app in call_helper(bus, lambda c: c.list_applications()) if app.id == app_id)
+    return next(
+        app for app in call_helper(bus, lambda c: c.list_applications()) if app.id == app_id
+    )
 
 
 def _set_priority(bus: str, app_id: str, priority: str) -> None:
     def attempt() -> bool:
         try:
-            return call_helper(bus, lambda c: c.set_priority(app_id, priority, scope=RuleScope.ALL)) == app_id
+            return (
+                call_helper(bus, lambda c: c.set_priority(app_id, priority, scope=RuleScope.ALL))
+                == app_id
+            )
         except HelperClientError:
             return False  # not seen yet: the helper's next tick lists it
 
     assert eventually(attempt, 5.0), f"SetPriority({app_id}, {priority}) was refused"
 
 
-def _call(internet_ns: str, internet_addr: str, netns: str, scope: Path, echo_scope: Path) -> dict[str, list[float]]:
+def _call(
+    internet_ns: str, internet_addr: str, netns: str, scope: Path, echo_scope: Path
+) -> dict[str, list[float]]:
     echo = spawn(nsenter_argv(internet_ns, [sys.executable, "-m", "bench.call_probe", "echo", "--port", str(CALL_PORT)]),
                  echo_scope)  # fmt: skip
     try:
@@ -81,35 +92,60 @@ def _call(internet_ns: str, internet_addr: str, netns: str, scope: Path, echo_sc
         echo.wait(10)
 
 
-def test_a_critical_call_keeps_its_pace_and_latency_against_a_saturating_normal_application(stack: Stack) -> None:
+def test_a_critical_call_keeps_its_pace_and_latency_against_a_saturating_normal_application(
+    stack: Stack,
+) -> None:
     bus, untouched = stack.bus_address, stack.idle_tc_state()
     desktop_id = f"org.chadthrottle.TestCall{secrets.token_hex(3)}"
     call_app = f"app:{desktop_id}"
     with modem(stack.pair, DOWN_L2, UP_L2, BUFFER_MS) as internet, \
             _waiting_app(desktop_id, stack.pair.host_ns) as call_scope, \
             app_scope(cgroup2_mount(), f"org.chadthrottle.TestEcho{secrets.token_hex(3)}") as echo_scope:  # fmt: skip
-        _set_priority(bus, call_app, "critical")  # without a capacity: said, and nothing on any interface
-        assert eventually(lambda: _listed(bus, call_app).priority_problem == "no link capacity is set", 3.0)
+        _set_priority(
+            bus, call_app, "critical"
+        )  # without a capacity: said, and nothing on any interface
+        assert eventually(
+            lambda: _listed(bus, call_app).priority_problem == "no link capacity is set", 3.0
+        )
         assert stack.tc_state() == untouched
-        call_helper(bus, lambda c: c.set_link_capacity(round(DOWN_L2 * TO_L3), round(UP_L2 * TO_L3), False))
-        bench = Bench(None, stack.pair, internet, DOWN_L2, UP_L2, cap_share=1.0, congestion="cubic", flows=1)
+        call_helper(
+            bus, lambda c: c.set_link_capacity(round(DOWN_L2 * TO_L3), round(UP_L2 * TO_L3), False)
+        )
+        bench = Bench(
+            None, stack.pair, internet, DOWN_L2, UP_L2, cap_share=1.0, congestion="cubic", flows=1
+        )
         with bench.bulk() as (up, down):
             time.sleep(WARMUP_S)
             began = time.monotonic()
-            report = _call(internet.netns, internet.addr, stack.pair.host_ns, call_scope, echo_scope)
+            report = _call(
+                internet.netns, internet.addr, stack.pair.host_ns, call_scope, echo_scope
+            )
             window_end = min(time.monotonic(), began + CALL_S)
-            up_bps, down_bps = bench._rate(up, began, window_end), bench._rate(down, began, window_end)
+            up_bps, down_bps = (
+                bench._rate(up, began, window_end),
+                bench._rate(down, began, window_end),
+            )
         rtts = sorted(report["rtts_ms"])
         median, p90 = rtts[len(rtts) // 2], rtts[int(len(rtts) * 0.9)]
         loss = 1 - len(rtts) / report["sent"]
         print(f"call: median {median:.2f} ms, p90 {p90:.2f} ms, loss {loss:.2%}; bulk up {up_bps / UP_L2:.2f}, "
               f"down {down_bps / DOWN_L2:.2f} of the link")  # fmt: skip
         assert loss <= 0.02 and median <= 20.0 and p90 <= 100.0, (median, p90, loss)
-        assert up_bps >= 0.75 * UP_L2 and down_bps >= 0.75 * DOWN_L2, (up_bps, down_bps)  # nothing wasted: 0.89-0.94
-        assert (_listed(bus, call_app).priority, _listed(bus, call_app).priority_problem) == ("critical", "")
+        assert up_bps >= 0.75 * UP_L2 and down_bps >= 0.75 * DOWN_L2, (
+            up_bps,
+            down_bps,
+        )  # nothing wasted: 0.89-0.94
+        assert (_listed(bus, call_app).priority, _listed(bus, call_app).priority_problem) == (
+            "critical",
+            "",
+        )
         shaping = call_helper(bus, lambda c: c.get_link_shaping())
         assert (shaping.down_shaping, shaping.up_shaping, shaping.interfaces, shaping.problem) == (
-            True, True, (stack.pair.host_if,), "")
+            True,
+            True,
+            (stack.pair.host_if,),
+            "",
+        )
         _set_priority(bus, call_app, "normal")
         call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
     assert call_helper(bus, lambda c: c.list_rules()) == []

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+
 from tests.e2e.test_priorities import _configuration, _listed, _set_priority, _waiting_app
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, start_stream
@@ -29,27 +30,48 @@ def test_a_restarted_helper_adopts_the_link_tree_and_keeps_priorities(
             helpers[0].start()
             call_helper(bus, lambda c: c.set_link_capacity(2_000_000, 1_000_000, False))
             _set_priority(bus, app_id, "high")
-            assert eventually(lambda: call_helper(bus, lambda c: c.get_link_shaping()).up_shaping, 5.0)
+            assert eventually(
+                lambda: call_helper(bus, lambda c: c.get_link_shaping()).up_shaping, 5.0
+            )
             shaped = _configuration(pair.host_ns)
             assert "c7ad:fffe" in shaped and shaped != untouched
-            time.sleep(0.3)  # the rules reach the disk within 0.1 s of a change (rule_store.BackgroundSaver)
+            time.sleep(
+                0.3
+            )  # the rules reach the disk within 0.1 s of a change (rule_store.BackgroundSaver)
             helpers[0].kill()
             helpers.append(HelperProcess(bus, netns=pair.host_ns, state_dir=tmp_path / "state"))
             helpers[1].start()
             rules = call_helper(bus, lambda c: c.list_rules())
-            assert {(r.app_id, r.direction, r.priority) for r in rules} == {(app_id, "down", "high"), (app_id, "up", "high")}
-            assert eventually(lambda: _configuration(pair.host_ns) == shaped, 5.0), "the link tree was not adopted as it was"
+            assert {(r.app_id, r.direction, r.priority) for r in rules} == {
+                (app_id, "down", "high"),
+                (app_id, "up", "high"),
+            }
+            assert eventually(lambda: _configuration(pair.host_ns) == shaped, 5.0), (
+                "the link tree was not adopted as it was"
+            )
             shaping = call_helper(bus, lambda c: c.get_link_shaping())
-            assert (shaping.down_set_bps, shaping.up_capacity_bps, shaping.down_shaping) == (2_000_000, 1_000_000, True)
-            stream = start_stream(pair, 5871, "down", seconds=10, app_cgroup=scope)  # the application's class
+            assert (shaping.down_set_bps, shaping.up_capacity_bps, shaping.down_shaping) == (
+                2_000_000,
+                1_000_000,
+                True,
+            )
+            stream = start_stream(
+                pair, 5871, "down", seconds=10, app_cgroup=scope
+            )  # the application's class
             try:
-                assert eventually(lambda: stream.receiver.total_bytes() > 1_000_000, 5.0), "no traffic through the tree"
-                assert eventually(lambda: _listed(bus, app_id).rtt_us > 0, 5.0), "no round-trip time of its TCP socket"
+                assert eventually(lambda: stream.receiver.total_bytes() > 1_000_000, 5.0), (
+                    "no traffic through the tree"
+                )
+                assert eventually(lambda: _listed(bus, app_id).rtt_us > 0, 5.0), (
+                    "no round-trip time of its TCP socket"
+                )
             finally:
                 stream.stop()
             _set_priority(bus, app_id, "normal")
             call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
-            assert eventually(lambda: _configuration(pair.host_ns) == untouched, 10.0), _configuration(pair.host_ns)
+            assert eventually(lambda: _configuration(pair.host_ns) == untouched, 10.0), (
+                _configuration(pair.host_ns)
+            )
     finally:
         for helper in helpers:
             helper.close()

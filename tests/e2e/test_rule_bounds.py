@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import MAX_RULES_PER_USER, Direction, ErrorName
+
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
 from tests.support.other_users import client_as, granted
@@ -34,10 +34,17 @@ def programs_of_nobody() -> Iterator[list[subprocess.Popen[bytes]]]:
     folder.chmod(0o755)
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        setpriv = [require_program("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        setpriv = [
+            require_program("setpriv"),
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+        ]
         for n in range(MAX_RULES_PER_USER + 1):
             path = folder / f"app{n}"
-            shutil.copy(sleep, path)  # a copy, not a link: the same inode would be one executable to the kernel
+            shutil.copy(
+                sleep, path
+            )  # a copy, not a link: the same inode would be one executable to the kernel
             path.chmod(0o755)
             processes.append(subprocess.Popen([*setpriv, str(path), "120"]))
         yield processes
@@ -58,15 +65,27 @@ def test_a_user_keeps_a_bounded_number_of_rules(stack: Stack, programs_of_nobody
         try:
             last = nobody.ask("set", f"pid:{programs_of_nobody[-1].pid}", "up", 50_000)
             assert last == {"error": ErrorName.INVALID_ARGUMENT.value}
-            assert nobody.ask("set", ids[0], "up", 60_000) == {"ok": ids[0]}  # changing one it has: fine
+            assert nobody.ask("set", ids[0], "up", 60_000) == {
+                "ok": ids[0]
+            }  # changing one it has: fine
             # root, an administrator, is not held back by this user's rules
             admin = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{programs_of_nobody[-1].pid}",
                                                                            Direction.UP, 70_000))  # fmt: skip
             assert admin.endswith(os.path.basename(programs_of_nobody[-1].args[-2]))
             call_helper(stack.bus_address, lambda c: c.clear_limit(admin))
-            assert len([r for r in call_helper(stack.bus_address, lambda c: c.list_rules()) if r.owner == NOBODY]) \
+            assert (
+                len(
+                    [
+                        r
+                        for r in call_helper(stack.bus_address, lambda c: c.list_rules())
+                        if r.owner == NOBODY
+                    ]
+                )
                 == MAX_RULES_PER_USER
+            )
         finally:
             for app_id in ids:
                 nobody.ask("clear", app_id)
-        assert [r for r in call_helper(stack.bus_address, lambda c: c.list_rules()) if r.owner == NOBODY] == []
+        assert [
+            r for r in call_helper(stack.bus_address, lambda c: c.list_rules()) if r.owner == NOBODY
+        ] == []

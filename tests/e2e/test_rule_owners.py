@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import ADMIN_OWNER, Direction, RuleScope
+
 from tests.e2e.conftest import MiB, Stack
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, rates_together, start_stream
-from tests.support.other_users import DENIED, NO_SUCH, ClientAs, client_as, granted, stream_as
+from tests.support.other_users import DENIED, ClientAs, client_as, granted, stream_as
 from tests.support.waiting import eventually
 
 NOBODY, OTHER = 65534, 61_002
@@ -64,7 +64,9 @@ def _pids_of(stack: Stack, app_id: str) -> set[int]:
     return set(apps[app_id].pids) if app_id in apps else set()
 
 
-def _wait_for_rates(streams: dict[str, Stream], check: object, timeout_s: float = 12.0) -> dict[str, float]:
+def _wait_for_rates(
+    streams: dict[str, Stream], check: object, timeout_s: float = 12.0
+) -> dict[str, float]:
     """Read 2 s windows until check(rates) holds (a limit settles within about
     a second); the last reading, for the assertion message."""
     deadline = time.monotonic() + timeout_s
@@ -81,7 +83,9 @@ def test_a_users_rule_reaches_only_that_users_processes(
     assert app.startswith("script:") and app.endswith("traffic.py")
     rates = _wait_for_rates(three_users, lambda r: _within(r["nobody"], MiB))
     assert _within(rates["nobody"], MiB), rates
-    assert rates["other"] > FAST_BPS and rates["root"] > FAST_BPS, rates  # same program, other users
+    assert rates["other"] > FAST_BPS and rates["root"] > FAST_BPS, (
+        rates
+    )  # same program, other users
 
     # Another user's process is not the caller's to name, with either scope.
     assert nobody.ask("set", f"pid:{three_users['root'].app_pid}", "up", 20_000) == DENIED
@@ -105,20 +109,26 @@ def test_a_program_several_users_run_shows_each_user_only_their_own(
     process, their own rate and their own connections, not the others'
     (it used to be hidden from every user who was not alone in running it)."""
     mine = three_users["nobody"].app_pid
-    app = nobody.ask("set", f"pid:{mine}", "up", MiB)["ok"]  # a steady rate of one's own to recognise
+    app = nobody.ask("set", f"pid:{mine}", "up", MiB)[
+        "ok"
+    ]  # a steady rate of one's own to recognise
     _wait_for_rates(three_users, lambda r: _within(r["nobody"], MiB))
     deadline = time.monotonic() + 10
     while True:
         rows = {row[0]: row for row in nobody.ask("rows")["ok"]}
-        if app in rows and _within(rows[app][3], MiB, 0.25) or time.monotonic() > deadline:
+        if (app in rows and _within(rows[app][3], MiB, 0.25)) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert app in rows, f"the user's own application is not listed to them: {sorted(rows)}"
     _, uids, pids, up_bps = rows[app]
     assert (uids, pids) == ([NOBODY], [mine])
     assert _within(up_bps, MiB, 0.25), f"{up_bps / MiB:.2f} MiB/s shown: not the user's own rate"
-    everyone = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}[app]
-    assert set(everyone.uids) == {0, NOBODY, OTHER} and everyone.up_bps > 2 * FAST_BPS  # root sees all of it
+    everyone = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}[
+        app
+    ]
+    assert (
+        set(everyone.uids) == {0, NOBODY, OTHER} and everyone.up_bps > 2 * FAST_BPS
+    )  # root sees all of it
     assert nobody.ask("connections", app) == {"ok": [mine]}
 
 
@@ -126,7 +136,9 @@ def test_an_administrator_rule_reaches_everyone_outranks_and_stays(
     stack: Stack, nobody: ClientAs, three_users: dict[str, Stream]
 ) -> None:
     app = nobody.ask("set", f"pid:{three_users['nobody'].app_pid}", "up", 512 * 1024)["ok"]
-    admin = call_helper(stack.bus_address, lambda c: c.set_limit(app, Direction.UP, 3 * MiB))  # root: every user
+    admin = call_helper(
+        stack.bus_address, lambda c: c.set_limit(app, Direction.UP, 3 * MiB)
+    )  # root: every user
     assert admin == app
     try:
         # One limit for the sum of everyone's processes; the user's own is outranked.
@@ -142,16 +154,22 @@ def test_an_administrator_rule_reaches_everyone_outranks_and_stays(
         assert nobody.ask("clear", app) == {"ok": app}
         rates = _rates(three_users)
         assert _within(sum(rates.values()), 3 * MiB), rates
-        assert [(r.owner, r.in_force) for r in call_helper(stack.bus_address, lambda c: c.list_rules())] == [
-            (ADMIN_OWNER, True)
-        ]
+        assert [
+            (r.owner, r.in_force) for r in call_helper(stack.bus_address, lambda c: c.list_rules())
+        ] == [(ADMIN_OWNER, True)]
 
         # The user's rule applies again once the administrator's is gone.
         assert nobody.ask("set", app, "up", 512 * 1024) == {"ok": app}
     finally:
         call_helper(stack.bus_address, lambda c: c.clear_limit(app, scope=RuleScope.ALL))
-    rates = _wait_for_rates(three_users, lambda r: _within(r["nobody"], 512 * 1024) and r["root"] > FAST_BPS)
-    assert _within(rates["nobody"], 512 * 1024) and rates["other"] > FAST_BPS and rates["root"] > FAST_BPS, rates
+    rates = _wait_for_rates(
+        three_users, lambda r: _within(r["nobody"], 512 * 1024) and r["root"] > FAST_BPS
+    )
+    assert (
+        _within(rates["nobody"], 512 * 1024)
+        and rates["other"] > FAST_BPS
+        and rates["root"] > FAST_BPS
+    ), rates
     assert nobody.ask("clear", app) == {"ok": app}
 
 
@@ -191,8 +209,9 @@ def test_a_fake_app_scope_gives_no_power_over_roots_real_app(
         try:
             streams["nobody"] = stream_as(NOBODY, stack.pair, 5814, fake_scope_of_nobody)
             app = "app:org.chadthrottle.RootOnly"
-            assert eventually(lambda: {s.app_pid for s in streams.values()} <= _pids_of(stack, app), 10.0), \
-                "both are not known as the app"  # a tick after they started
+            assert eventually(
+                lambda: {s.app_pid for s in streams.values()} <= _pids_of(stack, app), 10.0
+            ), "both are not known as the app"  # a tick after they started
             assert nobody.ask("set", app, "up", MiB) == {"ok": app}
             rates = _wait_for_rates(streams, lambda r: _within(r["nobody"], MiB))
             assert _within(rates["nobody"], MiB) and rates["root"] > FAST_BPS, rates
@@ -220,13 +239,17 @@ def test_a_users_block_and_quota_reach_only_them_and_stay_listed_to_them(
     app = nobody.ask("block", f"pid:{three_users['nobody'].app_pid}", "up", True)["ok"]
     try:
         rates = _wait_for_rates(three_users, lambda r: r["nobody"] < 50_000)
-        assert rates["nobody"] < 50_000 and rates["other"] > FAST_BPS and rates["root"] > FAST_BPS, rates
+        assert (
+            rates["nobody"] < 50_000 and rates["other"] > FAST_BPS and rates["root"] > FAST_BPS
+        ), rates
         assert nobody.ask("block", app, "up", True, "all") == DENIED
         assert nobody.ask("quota", app, "down", 5_000_000, "all") == DENIED
         assert nobody.ask("clear-quota", app, "all") == DENIED
         assert nobody.ask("block", f"pid:{three_users['root'].app_pid}", "up", True) == DENIED
         rules = call_helper(stack.bus_address, lambda c: c.list_rules())
-        assert [(r.app_id, r.owner, r.blocked) for r in rules if r.direction == "up"] == [(app, NOBODY, True)]
+        assert [(r.app_id, r.owner, r.blocked) for r in rules if r.direction == "up"] == [
+            (app, NOBODY, True)
+        ]
     finally:
         assert nobody.ask("block", app, "up", False) == {"ok": app}
     assert call_helper(stack.bus_address, lambda c: c.list_rules()) == []
@@ -236,14 +259,19 @@ def test_a_users_block_and_quota_reach_only_them_and_stay_listed_to_them(
     with app_scope(stack.cgroup_root, desktop_id) as scope:
         own = stream_as(NOBODY, stack.pair, 5816, scope)
         try:
-            assert eventually(lambda: own_app in nobody.ask("gates")["ok"], 5), "the user's application is not listed"
+            assert eventually(lambda: own_app in nobody.ask("gates")["ok"], 5), (
+                "the user's application is not listed"
+            )
             assert nobody.ask("block", own_app, "up", True) == {"ok": own_app}
             assert nobody.ask("quota", own_app, "down", 5_000_000) == {"ok": own_app}
         finally:
             own.stop()
         try:
-            assert eventually(lambda: nobody.ask("gates")["ok"].get(own_app) == [False, True, 5_000_000], 5), \
+            assert eventually(
+                lambda: nobody.ask("gates")["ok"].get(own_app) == [False, True, 5_000_000], 5
+            ), (
                 f"the user's stopped application with their block and quota: {nobody.ask('gates')['ok'].get(own_app)}"
+            )
         finally:
             assert nobody.ask("block", own_app, "up", False) == {"ok": own_app}
             assert nobody.ask("clear-quota", own_app) == {"ok": own_app}

@@ -28,15 +28,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import ADMIN_OWNER, Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.helper.usage.buckets import Level, bucket_start
 from chadthrottle.helper.usage.store import UsageEntry, UsageStore
 from chadthrottle.usage_contract import UsageResolution
+
 from tests.support.helper_calls import call_helper
-from tests.support.netns import TRAFFIC_SCRIPT, NetnsPair, Receiver, netns_pair, nsenter_argv, spawn, wait_for_line
+from tests.support.netns import (
+    TRAFFIC_SCRIPT,
+    NetnsPair,
+    Receiver,
+    netns_pair,
+    nsenter_argv,
+    spawn,
+    wait_for_line,
+)
 from tests.support.requirements import require_root
 from tests.support.waiting import eventually
 
@@ -81,7 +89,10 @@ def _seed_state(state_dir: Path, tag: str, old_tool: Path) -> None:
     """A rules file and a usage history from before: ids under a snap's
     revisioned path (two revisions) and the desktop program's executable."""
     state_dir.mkdir(mode=0o700)
-    snap_old, snap_older = f"exe:/snap/ctrule{tag}/12/bin/tool", f"exe:/snap/ctrule{tag}/13/bin/tool"
+    snap_old, snap_older = (
+        f"exe:/snap/ctrule{tag}/12/bin/tool",
+        f"exe:/snap/ctrule{tag}/13/bin/tool",
+    )
     rules = {"version": 2, "rules": [
         {"app_id": snap_old, "owner": "all", "down": {"rate_bps": 1_000_000, "burst_bytes": 131_072}},
         {"app_id": f"exe:{old_tool}", "owner": 61_004, "up": {"rate_bps": 2_000_000, "burst_bytes": 131_072}},
@@ -97,20 +108,29 @@ def _seed_state(state_dir: Path, tag: str, old_tool: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(
+    private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     require_root()
     tag = secrets.token_hex(3)
     tmp = tmp_path_factory.mktemp("stable-identity")
-    tool, old_tool = _copy_of_bash(tmp / "bin" / f"cttool-{tag}"), _copy_of_bash(tmp / "bin" / f"ctold-{tag}")
+    tool, old_tool = (
+        _copy_of_bash(tmp / "bin" / f"cttool-{tag}"),
+        _copy_of_bash(tmp / "bin" / f"ctold-{tag}"),
+    )
     applications = tmp / "share" / "applications"
     applications.mkdir(parents=True)
     (applications / f"org.cttest{tag}.Tool.desktop").write_text(
-        f"[Desktop Entry]\nType=Application\nName=CT Tool {tag}\nIcon=ct-tool\nExec={tool} --new-window %U\n")
+        f"[Desktop Entry]\nType=Application\nName=CT Tool {tag}\nIcon=ct-tool\nExec={tool} --new-window %U\n"
+    )
     (applications / f"org.cttest{tag}.Old.desktop").write_text(
-        f"[Desktop Entry]\nType=Application\nName=CT Old {tag}\nExec=env LANG=C {old_tool}\n")
+        f"[Desktop Entry]\nType=Application\nName=CT Old {tag}\nExec=env LANG=C {old_tool}\n"
+    )
     _seed_state(tmp / "state", tag, old_tool)
     with pytest.MonkeyPatch.context() as patch, netns_pair() as pair:
-        patch.setenv("XDG_DATA_DIRS", f"{tmp / 'share'}:/usr/local/share:/usr/share")  # the helper inherits it
+        patch.setenv(
+            "XDG_DATA_DIRS", f"{tmp / 'share'}:/usr/local/share:/usr/share"
+        )  # the helper inherits it
         helper = HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=tmp / "state")
         with helper:
             yield World(tag, tmp, helper, private_bus.address, tool, old_tool, pair)
@@ -151,7 +171,9 @@ def _application_of(world: World, pid: int) -> tuple[str, str, str]:
     return found[0]
 
 
-def test_a_snap_scope_is_one_application_across_two_launches(world: World, children: list[subprocess.Popen[str]]) -> None:
+def test_a_snap_scope_is_one_application_across_two_launches(
+    world: World, children: list[subprocess.Popen[str]]
+) -> None:
     parent = cgroup2_mount() / f"chadthrottle-test-{world.tag}.slice"
     snap = f"ctsnap{world.tag}"
     with _cgroup(parent), _cgroup(parent / f"snap.{snap}.tool-{uuid.uuid4()}.scope") as first, \
@@ -161,7 +183,9 @@ def test_a_snap_scope_is_one_application_across_two_launches(world: World, child
     assert ids == {f"snap:{snap}"}
 
 
-def test_a_system_service_is_its_unit_across_two_launches(world: World, children: list[subprocess.Popen[str]]) -> None:
+def test_a_system_service_is_its_unit_across_two_launches(
+    world: World, children: list[subprocess.Popen[str]]
+) -> None:
     """A cgroup named as systemd names a system service's (the machine may have
     no systemd: /system.slice is made for the test if it is not there, and
     removed again)."""
@@ -180,20 +204,31 @@ def test_a_system_service_is_its_unit_across_two_launches(world: World, children
     assert found == {(f"unit:{unit}", unit, "")}
 
 
-def test_an_appimage_is_one_application_across_two_launches(world: World, children: list[subprocess.Popen[str]]) -> None:
+def test_an_appimage_is_one_application_across_two_launches(
+    world: World, children: list[subprocess.Popen[str]]
+) -> None:
     image = world.tmp / f"CtTest{world.tag}-1.0.AppImage"
     found = set()
     for launch in ("Ab12Cd", "Zy98Xw"):
         mount = world.tmp / f".mount_CtTes{launch}"
         program = _copy_of_bash(mount / "AppRun")
-        pid = _start(children, [str(program), "-c", HOLD_A_SOCKET], env={"APPIMAGE": str(image), "APPDIR": str(mount)})
+        pid = _start(
+            children,
+            [str(program), "-c", HOLD_A_SOCKET],
+            env={"APPIMAGE": str(image), "APPDIR": str(mount)},
+        )
         found.add(_application_of(world, pid)[:2])
     assert found == {(f"appimage:{image}", f"CtTest{world.tag}-1.0")}
 
 
-def test_a_program_a_desktop_file_runs_is_that_desktop_app(world: World, children: list[subprocess.Popen[str]]) -> None:
+def test_a_program_a_desktop_file_runs_is_that_desktop_app(
+    world: World, children: list[subprocess.Popen[str]]
+) -> None:
     """Started from a terminal (no app scope), twice: the desktop app, with its name and icon."""
-    found = {_application_of(world, _start(children, [str(world.tool), "-c", HOLD_A_SOCKET])) for _ in range(2)}
+    found = {
+        _application_of(world, _start(children, [str(world.tool), "-c", HOLD_A_SOCKET]))
+        for _ in range(2)
+    }
     assert found == {(f"app:org.cttest{world.tag}.Tool", f"CT Tool {world.tag}", "ct-tool")}
 
 
@@ -204,13 +239,25 @@ def test_rules_and_history_followed_the_identity_rules_at_start(world: World) ->
     assert (f"app:org.cttest{world.tag}.Old", 61_004, "up", 2_000_000) in rules
     assert not any("/snap/" in rule[0] or str(world.old_tool) in rule[0] for rule in rules)
     stored = json.loads((world.tmp / "state" / "rules.json").read_text())
-    assert {rule["app_id"] for rule in stored["rules"]} == {f"snap:ctrule{world.tag}", f"app:org.cttest{world.tag}.Old"}
+    assert {rule["app_id"] for rule in stored["rules"]} == {
+        f"snap:ctrule{world.tag}",
+        f"app:org.cttest{world.tag}.Old",
+    }
     since = int(time.time()) - 86_400
-    snap = call_helper(world.bus_address, lambda c: c.get_usage(f"snap:ctrule{world.tag}", since, 0, UsageResolution.HOUR))
+    snap = call_helper(
+        world.bus_address,
+        lambda c: c.get_usage(f"snap:ctrule{world.tag}", since, 0, UsageResolution.HOUR),
+    )
     assert (sum(row.down_bytes for row in snap), sum(row.up_bytes for row in snap)) == (3_000, 300)
-    tool = call_helper(world.bus_address, lambda c: c.get_usage(f"app:org.cttest{world.tag}.Old", since, 0, UsageResolution.HOUR))
+    tool = call_helper(
+        world.bus_address,
+        lambda c: c.get_usage(f"app:org.cttest{world.tag}.Old", since, 0, UsageResolution.HOUR),
+    )
     assert sum(row.down_bytes for row in tool) == 7_000
-    old = call_helper(world.bus_address, lambda c: c.get_usage(f"exe:{world.old_tool}", since, 0, UsageResolution.HOUR))
+    old = call_helper(
+        world.bus_address,
+        lambda c: c.get_usage(f"exe:{world.old_tool}", since, 0, UsageResolution.HOUR),
+    )
     assert sum(row.down_bytes for row in old) == 0
 
 
@@ -231,7 +278,10 @@ def test_a_process_renamed_by_its_scope_is_still_held_by_the_administrators_rule
     parent = cgroup2_mount() / f"chadthrottle-test-{world.tag}-renamed.slice"
     processes: list[subprocess.Popen[str]] = []
     try:
-        with _cgroup(parent), _cgroup(parent / f"snap.ctfake{world.tag}.app-{uuid.uuid4()}.scope") as scope:
+        with (
+            _cgroup(parent),
+            _cgroup(parent / f"snap.ctfake{world.tag}.app-{uuid.uuid4()}.scope") as scope,
+        ):
             sink = spawn(nsenter_argv(world.pair.peer_ns, [sys.executable, str(TRAFFIC_SCRIPT), "serve", "--role", "sink",
                                                            *common]), None)  # fmt: skip
             processes.append(sink)
@@ -244,7 +294,12 @@ def test_a_process_renamed_by_its_scope_is_still_held_by_the_administrators_rule
             assert _application_of(world, app.pid)[0] == f"snap:ctfake{world.tag}"
             assert receiver.rate_bps(1.0) > 5 * LIMIT_BPS  # fast before
             file_id = f"script:{script}"
-            assert call_helper(world.bus_address, lambda c: c.set_limit(file_id, Direction.UP, LIMIT_BPS)) == file_id
+            assert (
+                call_helper(
+                    world.bus_address, lambda c: c.set_limit(file_id, Direction.UP, LIMIT_BPS)
+                )
+                == file_id
+            )
             try:
                 rates = []
                 deadline = time.monotonic() + 12

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from chadthrottle.contract import Direction
+
 from tests.e2e.conftest import MiB, Stack
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support.helper_calls import call_helper
@@ -24,7 +24,9 @@ def _rate_at_l3(stream: Stream, payload_share: float, settle_s: float = 2.0, win
     which lands at once), from as soon as a short window reads the limit,
     settle_s at most."""
     if probe:
-        wait_until_at_limit(lambda s: stream.receiver.rate_bps(s) / payload_share, LIMIT_BPS, timeout_s=settle_s)
+        wait_until_at_limit(
+            lambda s: stream.receiver.rate_bps(s) / payload_share, LIMIT_BPS, timeout_s=settle_s
+        )
     else:
         time.sleep(settle_s)
     return stream.receiver.rate_bps(window_s) / payload_share
@@ -41,7 +43,9 @@ def _assert_near_limit(rate_bps: float) -> None:
 def test_accepted_connections_of_a_limited_server_are_limited(stack: Stack) -> None:
     with app_scope(stack.cgroup_root, "org.chadthrottle.TestServer") as scope:
         # the limit lands on the listener; the peer connects a second later
-        stream = start_stream(stack.pair, 5600, "up", app_cgroup=scope, app_serves=True, peer_after_s=1.0)
+        stream = start_stream(
+            stack.pair, 5600, "up", app_cgroup=scope, app_serves=True, peer_after_s=1.0
+        )
         try:
             _limit(stack, stream.app_pid, Direction.UP)
             _assert_near_limit(_rate_at_l3(stream, TCP_PAYLOAD_SHARE, settle_s=2.0, probe=True))
@@ -61,7 +65,9 @@ def test_a_child_started_after_the_limit_is_limited(stack: Stack) -> None:
 
 @pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN], ids=["upload", "download"])
 def test_udp_is_limited(stack: Stack, direction: Direction) -> None:
-    with app_scope(stack.cgroup_root, f"org.chadthrottle.TestUdp{direction.value.title()}") as scope:
+    with app_scope(
+        stack.cgroup_root, f"org.chadthrottle.TestUdp{direction.value.title()}"
+    ) as scope:
         port = 5620 if direction is Direction.UP else 5625
         stream = start_stream(stack.pair, port, direction.value, udp=True, app_cgroup=scope)
         try:
@@ -74,29 +80,48 @@ def test_udp_is_limited(stack: Stack, direction: Direction) -> None:
 
 @pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN], ids=["upload", "download"])
 def test_ipv6_is_limited(stack: Stack, direction: Direction) -> None:
-    with app_scope(stack.cgroup_root, f"org.chadthrottle.TestSix{direction.value.title()}") as scope:
+    with app_scope(
+        stack.cgroup_root, f"org.chadthrottle.TestSix{direction.value.title()}"
+    ) as scope:
         stream = start_stream(stack.pair, 5630, direction.value, family=6, app_cgroup=scope)
         try:
             time.sleep(0.5)
             _limit(stack, stream.app_pid, direction)
-            settle = 2.0 if direction is Direction.UP else 5.0  # see READ_SETTLE_S in test_limit_over_dbus
-            _assert_near_limit(_rate_at_l3(stream, 1428 / 1500, settle_s=settle,  # IPv6: 40 B IP header
-                                           probe=direction is Direction.UP))
+            settle = (
+                2.0 if direction is Direction.UP else 5.0
+            )  # see READ_SETTLE_S in test_limit_over_dbus
+            _assert_near_limit(
+                _rate_at_l3(
+                    stream,
+                    1428 / 1500,
+                    settle_s=settle,  # IPv6: 40 B IP header
+                    probe=direction is Direction.UP,
+                )
+            )
         finally:
             stream.stop()
 
 
 def test_two_applications_with_two_limits_at_once(stack: Stack) -> None:
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestOne") as one, \
-            app_scope(stack.cgroup_root, "org.chadthrottle.TestFive") as five:
+    with (
+        app_scope(stack.cgroup_root, "org.chadthrottle.TestOne") as one,
+        app_scope(stack.cgroup_root, "org.chadthrottle.TestFive") as five,
+    ):
         slow = start_stream(stack.pair, 5640, "up", app_cgroup=one)
         fast = start_stream(stack.pair, 5641, "up", app_cgroup=five)
         try:
-            call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{slow.app_pid}", Direction.UP, MiB))
-            call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{fast.app_pid}", Direction.UP, 5 * MiB))
+            call_helper(
+                stack.bus_address, lambda c: c.set_limit(f"pid:{slow.app_pid}", Direction.UP, MiB)
+            )
+            call_helper(
+                stack.bus_address,
+                lambda c: c.set_limit(f"pid:{fast.app_pid}", Direction.UP, 5 * MiB),
+            )
             time.sleep(2.0)
             # both over the same window (one after the other took twice as long)
-            slow_rate, fast_rate = (r / TCP_PAYLOAD_SHARE for r in rates_together([slow.receiver, fast.receiver], 2.0))
+            slow_rate, fast_rate = (
+                r / TCP_PAYLOAD_SHARE for r in rates_together([slow.receiver, fast.receiver], 2.0)
+            )
             assert 0.9 * MiB <= slow_rate <= 1.1 * MiB, f"{slow_rate / MiB:.3f} MiB/s"
             assert 4.5 * MiB <= fast_rate <= 5.5 * MiB, f"{fast_rate / MiB:.3f} MiB/s"
         finally:

@@ -37,7 +37,14 @@ def _ctl(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _tc(stack: Stack, *args: str) -> str:
-    argv = [require_program("ip"), "netns", "exec", stack.pair.host_ns, require_program("tc"), *args]
+    argv = [
+        require_program("ip"),
+        "netns",
+        "exec",
+        stack.pair.host_ns,
+        require_program("tc"),
+        *args,
+    ]
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
 
 
@@ -55,7 +62,10 @@ def foreign_ingress_filter(stack: Stack) -> Iterator[str]:
             "u32", "match", "u32", "0", "0", "classid", "1:1")  # fmt: skip
         before = _tc(stack, "filter", "show", "dev", stack.pair.host_if, "ingress", "prio", "10")
         yield before
-        assert _tc(stack, "filter", "show", "dev", stack.pair.host_if, "ingress", "prio", "10") == before
+        assert (
+            _tc(stack, "filter", "show", "dev", stack.pair.host_if, "ingress", "prio", "10")
+            == before
+        )
         stack.idle_tc_state()  # the helper's own filter on it goes once the cleared limit has drained
     finally:
         subprocess.run(["ip", "netns", "exec", stack.pair.host_ns, "tc", "qdisc", "del", "dev", stack.pair.host_if,
@@ -74,33 +84,60 @@ def test_a_download_a_foreign_filter_takes_from_tc_is_policed_and_said_so(
     stream = start_stream(stack.pair, 5820, "down", app_cgroup=scope)  # type: ignore[arg-type]
     try:
         result = _ctl(stack, "limit", f"pid:{stream.app_pid}", "--down", "3M")
-        assert result.returncode == 0, (result.stdout, result.stderr)  # it is enforced: by the policer
+        assert result.returncode == 0, (
+            result.stdout,
+            result.stderr,
+        )  # it is enforced: by the policer
         app_id = _app_id(result)
         time.sleep(2.0)
-        assert stream.receiver.rate_bps(4.0) / WIRE < 1.1 * LIMIT  # held, not 30 times over as before
-        (app,) = [a for a in call_helper(stack.bus_address, lambda c: c.list_applications()) if a.id == app_id]
+        assert (
+            stream.receiver.rate_bps(4.0) / WIRE < 1.1 * LIMIT
+        )  # held, not 30 times over as before
+        (app,) = [
+            a
+            for a in call_helper(stack.bus_address, lambda c: c.list_applications())
+            if a.id == app_id
+        ]
         assert (app.down_limit_bps, app.down_limit_problem) == (LIMIT, "")
-        (tc,) = [b for b in call_helper(stack.bus_address, lambda c: c.list_backends()) if b.name == "tc"]
-        assert f"policed, not shaped: {stack.pair.host_if}: a u32 filter ChadThrottle did not create (prio 10)" \
+        (tc,) = [
+            b for b in call_helper(stack.bus_address, lambda c: c.list_backends()) if b.name == "tc"
+        ]
+        assert (
+            f"policed, not shaped: {stack.pair.host_if}: a u32 filter ChadThrottle did not create (prio 10)"
             in tc.notes
+        )
         assert "policed, not shaped" in _ctl(stack, "backends").stdout
         assert _ctl(stack, "clear", app_id).returncode == 0
     finally:
         stream.stop()
 
 
-def test_a_limit_that_is_stored_but_not_enforced_says_so_everywhere(stack: Stack, scope: object) -> None:
+def test_a_limit_that_is_stored_but_not_enforced_says_so_everywhere(
+    stack: Stack, scope: object
+) -> None:
     stream = start_stream(stack.pair, 5821, "down", app_cgroup=scope)  # type: ignore[arg-type]
     assert _ctl(stack, "pause").returncode == 0
     try:
         result = _ctl(stack, "limit", f"pid:{stream.app_pid}", "--down", "3M")
-        assert result.returncode == EXIT_NOT_ENFORCED, (result.returncode, result.stdout, result.stderr)
-        assert "stored, but not enforced now" in result.stderr and "limits are paused" in result.stderr
+        assert result.returncode == EXIT_NOT_ENFORCED, (
+            result.returncode,
+            result.stdout,
+            result.stderr,
+        )
+        assert (
+            "stored, but not enforced now" in result.stderr and "limits are paused" in result.stderr
+        )
         app_id = _app_id(result)
         assert stream.receiver.rate_bps(1.0) / WIRE > 10 * LIMIT  # the truth: not limited
-        (app,) = [a for a in call_helper(stack.bus_address, lambda c: c.list_applications()) if a.id == app_id]
+        (app,) = [
+            a
+            for a in call_helper(stack.bus_address, lambda c: c.list_applications())
+            if a.id == app_id
+        ]
         assert app.down_limit_problem == "limits are paused" and app.up_limit_problem == ""
-        entry = next(e for e in json.loads(_ctl(stack, "list", "--json").stdout) if e["id"] == app_id)
+        entry = next(
+            e for e in json.loads(_ctl(stack, "list", "--json").stdout) if e["id"] == app_id
+        )
         assert entry["down_limit_problem"] == "limits are paused"
         assert _ctl(stack, "clear", app_id).returncode == 0
     finally:
@@ -108,7 +145,9 @@ def test_a_limit_that_is_stored_but_not_enforced_says_so_everywhere(stack: Stack
         stream.stop()
 
 
-def test_without_anything_in_the_way_the_same_limit_is_enforced_and_exits_zero(stack: Stack, scope: object) -> None:
+def test_without_anything_in_the_way_the_same_limit_is_enforced_and_exits_zero(
+    stack: Stack, scope: object
+) -> None:
     """The control: the same steps with nothing in the way."""
     stream = start_stream(stack.pair, 5822, "down", app_cgroup=scope)  # type: ignore[arg-type]
     try:
@@ -117,7 +156,9 @@ def test_without_anything_in_the_way_the_same_limit_is_enforced_and_exits_zero(s
         time.sleep(2.0)
         assert stream.receiver.rate_bps(2.0) / WIRE < 1.1 * LIMIT
         assert "NOT ENFORCED" not in _ctl(stack, "list").stdout
-        (tc,) = [b for b in call_helper(stack.bus_address, lambda c: c.list_backends()) if b.name == "tc"]
+        (tc,) = [
+            b for b in call_helper(stack.bus_address, lambda c: c.list_backends()) if b.name == "tc"
+        ]
         assert tc.notes == ""
         assert _ctl(stack, "clear", _app_id(result)).returncode == 0
     finally:

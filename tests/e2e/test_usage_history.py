@@ -16,15 +16,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import ErrorName
-from chadthrottle.usage_contract import UsageResolution, UsageRow
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.helper.usage.store import DATABASE_FILE
+from chadthrottle.usage_contract import UsageResolution, UsageRow
+
 from tests.e2e.conftest import MiB, Stack
 from tests.support.helper_calls import call_helper
-from tests.support.netns import TRAFFIC_SCRIPT, NetnsPair, Receiver, app_scope, netns_pair, nsenter_argv, spawn, wait_for_line
+from tests.support.netns import (
+    TRAFFIC_SCRIPT,
+    NetnsPair,
+    Receiver,
+    app_scope,
+    netns_pair,
+    nsenter_argv,
+    spawn,
+    wait_for_line,
+)
 from tests.support.other_users import client_as, granted, stream_as
 from tests.support.requirements import require_program, require_root
 from tests.support.waiting import eventually
@@ -40,7 +49,9 @@ ACK_SHARE = 52 / 1448
 
 
 @pytest.fixture(scope="module")
-def stack(private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    private_bus: PrivateSystemBus, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """This module's own helper: history written every second (--usage-flush-s 1)."""
     require_root()
     require_program("nsenter")
@@ -63,7 +74,9 @@ def _this_minute() -> int:
     return now - now % 60
 
 
-def _usage(stack: Stack, app_id: str, since: int, resolution: UsageResolution = UsageResolution.MINUTE) -> list[UsageRow]:
+def _usage(
+    stack: Stack, app_id: str, since: int, resolution: UsageResolution = UsageResolution.MINUTE
+) -> list[UsageRow]:
     """Root's GetUsage. polkitd reloads its rules whenever any test session on
     the machine adds or removes one (they share /etc/polkit-1/rules.d), and a
     check that fails meanwhile is a "no" (fail closed): root asks again, for
@@ -73,7 +86,9 @@ def _usage(stack: Stack, app_id: str, since: int, resolution: UsageResolution = 
     deadline = time.monotonic() + 10
     while True:
         try:
-            return call_helper(stack.bus_address, lambda client: client.get_usage(app_id, since, 0, resolution))
+            return call_helper(
+                stack.bus_address, lambda client: client.get_usage(app_id, since, 0, resolution)
+            )
         except HelperClientError as error:
             if error.name != ErrorName.NOT_AUTHORIZED.value or time.monotonic() > deadline:
                 raise
@@ -90,13 +105,17 @@ def _transfer(pair: NetnsPair, scope: Path, port: int, direction: str, payload: 
     python, script = sys.executable, str(TRAFFIC_SCRIPT)
     common = ["--port", str(port), "--seconds", "30"]
     if direction == "up":
-        peer = spawn(nsenter_argv(pair.peer_ns, [python, script, "serve", "--role", "sink", *common]), None)
+        peer = spawn(
+            nsenter_argv(pair.peer_ns, [python, script, "serve", "--role", "sink", *common]), None
+        )
         wait_for_line(peer, "listening")
         receiver = Receiver(peer)
         app = spawn(nsenter_argv(pair.host_ns, [python, script, "connect", "--host", pair.peer_addr, "--role", "source",
                                                 "--bytes", str(payload), *common]), scope)  # fmt: skip
     else:
-        app = spawn(nsenter_argv(pair.host_ns, [python, script, "serve", "--role", "sink", *common]), scope)
+        app = spawn(
+            nsenter_argv(pair.host_ns, [python, script, "serve", "--role", "sink", *common]), scope
+        )
         wait_for_line(app, "listening")
         receiver = Receiver(app)
         peer = spawn(nsenter_argv(pair.peer_ns, [python, script, "connect", "--host", pair.host_addr, "--role", "source",
@@ -117,7 +136,9 @@ def _within(measured: int, payload: int, acknowledged: int = 0) -> bool:
     return payload <= measured <= payload * (1 + WIRE_OVERHEAD) + acknowledged * ACK_SHARE
 
 
-def test_traffic_is_recorded_per_application_and_direction_within_a_few_percent(stack: Stack) -> None:
+def test_traffic_is_recorded_per_application_and_direction_within_a_few_percent(
+    stack: Stack,
+) -> None:
     name = f"org.chadthrottle.Usage{secrets.token_hex(3)}"
     since = _this_minute() - 60
     with app_scope(stack.cgroup_root, name) as scope:
@@ -125,10 +146,16 @@ def test_traffic_is_recorded_per_application_and_direction_within_a_few_percent(
         up = _transfer(stack.pair, scope, 5831, "up", 8 * MiB)
     app_id = f"app:{name}"
     # The last bytes of a process count at the tick after it exits.
-    assert eventually(lambda: _sums(_usage(stack, app_id, since)) >= (down, up), 10), _usage(stack, app_id, since)
+    assert eventually(lambda: _sums(_usage(stack, app_id, since)) >= (down, up), 10), _usage(
+        stack, app_id, since
+    )
     minutes = _usage(stack, app_id, since)
-    assert _within(minutes_down := _sums(minutes)[0], down, up) and _within(_sums(minutes)[1], up, down), minutes
-    assert {row.app_id for row in minutes} == {app_id} and all(row.end == row.start + 60 for row in minutes)
+    assert _within(minutes_down := _sums(minutes)[0], down, up) and _within(
+        _sums(minutes)[1], up, down
+    ), minutes
+    assert {row.app_id for row in minutes} == {app_id} and all(
+        row.end == row.start + 60 for row in minutes
+    )
     # Every resolution holds the same bytes: the hour's and the day's rows are the minutes' sum.
     for resolution in (UsageResolution.HOUR, UsageResolution.DAY, UsageResolution.MONTH):
         since_level = since - since % 3600 if resolution is UsageResolution.HOUR else 0
@@ -142,14 +169,18 @@ def test_traffic_is_recorded_per_application_and_direction_within_a_few_percent(
     assert shown.returncode == 0, shown.stderr
     report = json.loads(shown.stdout)
     assert [total["app_id"] for total in report["totals"]] == [app_id]
-    assert _within(report["total"]["down_bytes"], down, up) and _within(report["total"]["up_bytes"], up, down), report
+    assert _within(report["total"]["down_bytes"], down, up) and _within(
+        report["total"]["up_bytes"], up, down
+    ), report
     # The database on disk has them within the flush interval.
     database = _state_dir(stack) / DATABASE_FILE
     assert (database.stat().st_mode & 0o777) == 0o600
 
     def stored() -> tuple[int, int]:
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-            row = db.execute("SELECT sum(down), sum(up) FROM usage WHERE level = 86400 AND app_id = ?", (app_id,)).fetchone()
+            row = db.execute(
+                "SELECT sum(down), sum(up) FROM usage WHERE level = 86400 AND app_id = ?", (app_id,)
+            ).fetchone()
         return (row[0] or 0, row[1] or 0)
 
     assert eventually(lambda: stored() == _sums(minutes), 10), (stored(), _sums(minutes))
@@ -160,12 +191,18 @@ def test_bad_arguments_get_a_named_error(stack: Stack) -> None:
 
     for app_id, since, until, resolution in (("pid:1", 0, 0, "day"), ("exe:", 0, 0, "day"), ("", -1, 0, "day"),
                                              ("", 10, 5, "day"), ("", 0, 0, "week"), ("", 2**41, 0, "day")):  # fmt: skip
+
         async def call(client, app_id=app_id, since=since, until=until, resolution=resolution):  # type: ignore[no-untyped-def]
             return await client._call("GetUsage", [app_id, since, until, resolution])
 
         with pytest.raises(HelperClientError) as raised:
             call_helper(stack.bus_address, call)
-        assert raised.value.name == ErrorName.INVALID_ARGUMENT.value, (app_id, since, until, resolution)
+        assert raised.value.name == ErrorName.INVALID_ARGUMENT.value, (
+            app_id,
+            since,
+            until,
+            resolution,
+        )
 
 
 def test_history_survives_a_sigkill_and_a_restart_without_double_counting(stack: Stack) -> None:
@@ -184,7 +221,11 @@ def test_history_survives_a_sigkill_and_a_restart_without_double_counting(stack:
     time.sleep(2.5)  # ticks of the new helper count from its own (new) counters: nothing twice
     assert _sums(_usage(stack, app_id, since)) == before
     log_text = stack.helper.log_text()
-    assert "unusable" not in log_text and "usage history" not in log_text and "Traceback" not in log_text, log_text
+    assert (
+        "unusable" not in log_text
+        and "usage history" not in log_text
+        and "Traceback" not in log_text
+    ), log_text
 
 
 def test_another_users_usage_is_not_shown(stack: Stack) -> None:
@@ -200,7 +241,10 @@ def test_another_users_usage_is_not_shown(stack: Stack) -> None:
     with client_as(stack.bus_address, NOBODY) as nobody, granted(nobody):
         before = own_up(nobody)
         root_before = _sums(_usage(stack, app_id, since - since % 3600, UsageResolution.HOUR))[1]
-        streams = {"nobody": stream_as(NOBODY, stack.pair, 5832), "other": stream_as(OTHER, stack.pair, 5833)}
+        streams = {
+            "nobody": stream_as(NOBODY, stack.pair, 5832),
+            "other": stream_as(OTHER, stack.pair, 5833),
+        }
         try:
             time.sleep(1.0)
         finally:
@@ -218,9 +262,15 @@ def test_another_users_usage_is_not_shown(stack: Stack) -> None:
         assert {row[0] for row in listed} <= {app_id}, listed  # none of root's applications
 
         def root_sees() -> int:
-            return _sums(_usage(stack, app_id, since - since % 3600, UsageResolution.HOUR))[1] - root_before
+            return (
+                _sums(_usage(stack, app_id, since - since % 3600, UsageResolution.HOUR))[1]
+                - root_before
+            )
 
-        assert eventually(lambda: root_sees() >= sent["nobody"] + sent["other"], 10), (root_sees(), sent)
+        assert eventually(lambda: root_sees() >= sent["nobody"] + sent["other"], 10), (
+            root_sees(),
+            sent,
+        )
     # polkitd reloads its rules once the test's rule is gone, and may refuse
     # a check meanwhile (root's too): the next test starts once it answers again.
     assert eventually(lambda: _answers_root(stack), 15), stack.helper.log_text()[-3000:]

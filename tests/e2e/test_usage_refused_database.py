@@ -10,10 +10,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.helper.usage.store import APPLICATION_ID, DATABASE_FILE, SCHEMA_VERSION
 from chadthrottle.usage_contract import UsageResolution
+
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair
 
@@ -42,7 +42,11 @@ def _world_writable(path: Path) -> None:
 @pytest.mark.parametrize(("make", "reason"), [(_corrupt, "not a database"), (_newer, "newer than this helper's"),
                                               (_world_writable, "not trusted")])  # fmt: skip
 def test_the_helper_sets_a_bad_database_aside_and_keeps_its_rules(
-    private_bus: PrivateSystemBus, pair: NetnsPair, tmp_path: Path, make, reason: str  # type: ignore[no-untyped-def]
+    private_bus: PrivateSystemBus,
+    pair: NetnsPair,
+    tmp_path: Path,
+    make,
+    reason: str,  # type: ignore[no-untyped-def]
 ) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
@@ -55,14 +59,20 @@ def test_the_helper_sets_a_bad_database_aside_and_keeps_its_rules(
         rules = call_helper(private_bus.address, lambda client: client.list_rules())
         assert [(rule.app_id, rule.rate_bps) for rule in rules] == [(RULE["app_id"], 500_000)]
         # Served from the new database (whatever the machine moved since the helper started).
-        rows = call_helper(private_bus.address, lambda client: client.get_usage("", 0, 0, UsageResolution.DAY))
+        rows = call_helper(
+            private_bus.address, lambda client: client.get_usage("", 0, 0, UsageResolution.DAY)
+        )
         assert isinstance(rows, list)
         log_text = helper.log_text()
-    errors = [line for line in log_text.splitlines() if "usage database" in line and " ERROR " in line]
+    errors = [
+        line for line in log_text.splitlines() if "usage database" in line and " ERROR " in line
+    ]
     assert len(errors) == 1 and reason in errors[0] and "started a new one" in errors[0], log_text
     assert "Traceback" not in log_text
     aside = sorted(path.name for path in state.iterdir() if ".refused-" in path.name)
     assert aside and aside[0].startswith(DATABASE_FILE + ".refused-"), aside
-    with sqlite3.connect(f"file:{state / DATABASE_FILE}?mode=ro", uri=True) as db:  # the new one, stopped cleanly
+    with sqlite3.connect(
+        f"file:{state / DATABASE_FILE}?mode=ro", uri=True
+    ) as db:  # the new one, stopped cleanly
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert ((state / DATABASE_FILE).stat().st_mode & 0o777) == 0o600

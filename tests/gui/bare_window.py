@@ -19,7 +19,9 @@ def bare_window(settings: Settings | None = None) -> tuple[ApplicationsModel, Ma
     return model, MainWindow(model, proxy, settings if settings is not None else Settings())
 
 
-def shown_connected_window(width: int = 1100, height: int = 720) -> tuple[ApplicationsModel, MainWindow]:
+def shown_connected_window(
+    width: int = 1100, height: int = 720
+) -> tuple[ApplicationsModel, MainWindow]:
     """bare_window() on screen at a desktop size, its helper shown as connected:
     the state the GUI benches measure paints and polls in."""
     from chadthrottle.gui.ipc.state import HelperState, HelperStatus

@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +20,7 @@ def window(qtbot):  # type: ignore[no-untyped-def]
     """The main window on the sample applications, connected, shown and
     exposed (a module that needs keyboard focus asks for active_window)."""
     from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+
     from tests.gui.bare_window import bare_window
     from tests.gui.sample_data import sample_applications
 

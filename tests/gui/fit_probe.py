@@ -11,22 +11,22 @@ import dataclasses
 import json
 import sys
 
-from PySide6.QtCore import QRect
-from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QApplication, QWidget
-
 from chadthrottle.contract import ApplicationInfo, BackendInfo, Direction, LinkShapingInfo
 from chadthrottle.gui.controller import NO_TRAY_NOTICE
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.icons import IconProvider
-from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.models.priority_view import link_summary
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings
-from chadthrottle.units import UnitSystem
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.widgets.limit_slider import fitting_line
+from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QRect
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QApplication, QWidget
+
 from tests.gui.sample_data import sample_applications
 
 
@@ -57,15 +57,20 @@ def quota_report(window: MainWindow, model: ApplicationsModel) -> dict[str, dict
         assert control is not None
         label, field = control.quota, control.field
         state = model.limit_state(QUOTA_APP, direction)
-        width = window.table.header().sectionSize(Column.DOWN_LIMIT if direction is Direction.DOWN else Column.UP_LIMIT)
+        width = window.table.header().sectionSize(
+            Column.DOWN_LIMIT if direction is Direction.DOWN else Column.UP_LIMIT
+        )
         painted = fitting_line(state.quota_lines, QFontMetrics(label.font()), width - 4)
         report[direction.value] = {
-            "text": label.text(), "visible": label.isVisible(),
-            "cut": label.width() < label.fontMetrics().horizontalAdvance(label.text()) or
-            label.geometry().bottom() >= control.height(),
-            "field_whole": field.geometry().top() >= 0 and field.geometry().bottom() < label.geometry().top() and
-            field.height() >= field.sizeHint().height(),
-            "painted": painted, "painted_fits": QFontMetrics(label.font()).horizontalAdvance(painted) <= width - 4,
+            "text": label.text(),
+            "visible": label.isVisible(),
+            "cut": label.width() < label.fontMetrics().horizontalAdvance(label.text())
+            or label.geometry().bottom() >= control.height(),
+            "field_whole": field.geometry().top() >= 0
+            and field.geometry().bottom() < label.geometry().top()
+            and field.height() >= field.sizeHint().height(),
+            "painted": painted,
+            "painted_fits": QFontMetrics(label.font()).horizontalAdvance(painted) <= width - 4,
         }
     return report
 
@@ -78,7 +83,9 @@ def main() -> int:
     proxy.sort_by_activity()
     window = MainWindow(model, proxy, Settings())
     window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
-    window.set_backends((BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",))))
+    window.set_backends(
+        (BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",)))
+    )
     for _ in range(3):
         model.apply_snapshot(quota_applications())
     window.show_message(NO_TRAY_NOTICE)  # the longest message the application shows at start
@@ -98,13 +105,20 @@ def main() -> int:
     report = {
         "scale": window.devicePixelRatioF(),
         "available": [available.left(), available.top(), available.right(), available.bottom()],
-        "frame": [window.frameGeometry().left(), window.frameGeometry().top(),
-                  window.frameGeometry().right(), window.frameGeometry().bottom()],
+        "frame": [
+            window.frameGeometry().left(),
+            window.frameGeometry().top(),
+            window.frameGeometry().right(),
+            window.frameGeometry().bottom(),
+        ],
         "window": [window.width(), window.height()],
         "minimum": [window.minimumSizeHint().width(), window.minimumSizeHint().height()],
         "viewport_width": table.viewport().width(),
         "horizontal_scroll": table.horizontalScrollBar().isVisible(),
-        "columns": {Column(c).name: [header.sectionViewportPosition(c), header.sectionSize(c)] for c in range(len(Column))},
+        "columns": {
+            Column(c).name: [header.sectionViewportPosition(c), header.sectionSize(c)]
+            for c in range(len(Column))
+        },
         "name_minimum": table.name_minimum_width(),
         "row_height": table.visualRect(proxy.index(0, 0)).height(),
         "font_height": table.fontMetrics().height(),
@@ -115,13 +129,26 @@ def main() -> int:
             "graph": _rect(window.detail.plot, window),
             "span": _rect(window.detail.span, window),
             "status_bar": _rect(status, window),
-            **{name: _rect(label, window) for name, label in
-               (("backend", status.backend), ("helper", status.helper), ("limits", status.limits),
-                ("link", status.link))},
+            **{
+                name: _rect(label, window)
+                for name, label in (
+                    ("backend", status.backend),
+                    ("helper", status.helper),
+                    ("limits", status.limits),
+                    ("link", status.link),
+                )
+            },
         },
-        "cut_labels": [name for name, label in (("totals", window.header.totals), ("backend", status.backend),
-                       ("helper", status.helper), ("limits", status.limits))
-                       if label.width() < label.sizeHint().width()],
+        "cut_labels": [
+            name
+            for name, label in (
+                ("totals", window.header.totals),
+                ("backend", status.backend),
+                ("helper", status.helper),
+                ("limits", status.limits),
+            )
+            if label.width() < label.sizeHint().width()
+        ],
         "graph_visible": window.detail.plot.isVisible(),
         "quota": quota_report(window, model),
     }

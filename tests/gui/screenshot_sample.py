@@ -14,8 +14,6 @@ import math
 import random
 import sys
 
-from PySide6.QtWidgets import QApplication
-
 from chadthrottle.contract import ADMIN_OWNER, BackendInfo, RuleInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
@@ -23,12 +21,16 @@ from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.main_window import MainWindow
+from PySide6.QtWidgets import QApplication
+
 from tests.gui.sample_data import sample_applications
 
 STATUSES = {
     "connected": HelperStatus(HelperState.CONNECTED, "", True, True),
     "not-running": HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."),
-    "not-authorized": HelperStatus(HelperState.NOT_AUTHORIZED, "Setting limits was refused.", True, False),
+    "not-authorized": HelperStatus(
+        HelperState.NOT_AUTHORIZED, "Setting limits was refused.", True, False
+    ),
     "not-installed": HelperStatus(HelperState.NOT_INSTALLED, ""),
     "kernel-feature-missing": HelperStatus(
         HelperState.KERNEL_FEATURE_MISSING,
@@ -38,8 +40,16 @@ STATUSES = {
         False,
     ),
 }
-FOREIGN_FILTER = "a tc filter on eth0 that ChadThrottle did not add sends download traffic past the limit"
-PROCESS_NAMES = {2210: "firefox", 2251: "Web Content", 2302: "Isolated Web Co", 4390: "steam", 4412: "steamwebhelper"}
+FOREIGN_FILTER = (
+    "a tc filter on eth0 that ChadThrottle did not add sends download traffic past the limit"
+)
+PROCESS_NAMES = {
+    2210: "firefox",
+    2251: "Web Content",
+    2302: "Isolated Web Co",
+    4390: "steam",
+    4412: "steamwebhelper",
+}
 
 
 def main() -> int:
@@ -58,21 +68,30 @@ def main() -> int:
         model.set_viewer_uid(1000)
         model.set_rules([RuleInfo("app:org.mozilla.firefox", "down", 1_000_000, 0, 1000, False)])
         apps[0] = dataclasses.replace(apps[0], down_limit_owner=ADMIN_OWNER)
-        apps[1] = dataclasses.replace(apps[1], down_limit_owner=1000, down_limit_problem=FOREIGN_FILTER)
+        apps[1] = dataclasses.replace(
+            apps[1], down_limit_owner=1000, down_limit_problem=FOREIGN_FILTER
+        )
         apps[2] = dataclasses.replace(apps[2], up_limit_owner=1000)
     for t in range(90):
         model.apply_snapshot(
             [
                 dataclasses.replace(
                     a,
-                    down_bps=min(a.down_limit_bps or 1e12, a.down_bps * (0.75 + 0.25 * math.sin(t / 7 + i) + random.random() * 0.1)),
-                    up_bps=min(a.up_limit_bps or 1e12, a.up_bps * (0.7 + 0.3 * math.cos(t / 5 + i))),
+                    down_bps=min(
+                        a.down_limit_bps or 1e12,
+                        a.down_bps * (0.75 + 0.25 * math.sin(t / 7 + i) + random.random() * 0.1),
+                    ),
+                    up_bps=min(
+                        a.up_limit_bps or 1e12, a.up_bps * (0.7 + 0.3 * math.cos(t / 5 + i))
+                    ),
                 )
                 for i, a in enumerate(apps)
             ],
             PROCESS_NAMES,
         )
-    window.set_backends((BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",))))
+    window.set_backends(
+        (BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",)))
+    )
     window.set_status(status)
     window.resize(1366, 768)
     window.show()

@@ -7,8 +7,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSettings, Signal
-
 from chadthrottle.contract import ApplicationInfo
 from chadthrottle.gui.alerts.flow import KNOWN_KEY, AlertsFlow
 from chadthrottle.gui.alerts.notifier import DesktopNotifier
@@ -16,6 +14,8 @@ from chadthrottle.gui.alerts.policy import AlertKind, AlertPolicy, AlertSwitches
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.settings import Settings, load_settings, save_settings
+from PySide6.QtCore import QObject, QSettings, Signal
+
 from tests.support.notification_server import notification_server
 from tests.support.requirements import require_program
 from tests.support.waiting import eventually
@@ -39,19 +39,35 @@ def test_alerts_are_grouped_and_at_most_one_per_kind_a_minute() -> None:
     assert group_names(["a"]) == "a" and group_names(["a", "b", "c"]) == "a, b and c"
     assert group_names(list("abcde")) == "a, b, c and 2 more"
     clock = _Clock()
-    policy = AlertPolicy(None, clock)  # nothing stored yet: the first snapshot is learnt, not announced
+    policy = AlertPolicy(
+        None, clock
+    )  # nothing stored yet: the first snapshot is learnt, not announced
     policy.observe_applications([_app("exe:/usr/bin/a"), _app("exe:/usr/bin/idle", moved=0)])
     assert policy.due(ALL_ON) == [] and policy.known == ["exe:/usr/bin/a"]
     policy.observe_applications([_app(f"exe:/usr/bin/{n}") for n in "abcd"])
     (first,) = policy.due(ALL_ON)
-    assert first.kind is AlertKind.FIRST_USE and first.summary == "b, c and d use the network for the first time"
-    policy.observe_applications([_app("exe:/usr/bin/e"), _app("exe:/usr/bin/f", problem="measured 1.30 MB/s, above the limit for 5 s")])
+    assert (
+        first.kind is AlertKind.FIRST_USE
+        and first.summary == "b, c and d use the network for the first time"
+    )
+    policy.observe_applications(
+        [
+            _app("exe:/usr/bin/e"),
+            _app("exe:/usr/bin/f", problem="measured 1.30 MB/s, above the limit for 5 s"),
+        ]
+    )
     (not_met,) = policy.due(ALL_ON)  # the new-application alert waits out its minute
     assert not_met.summary == "The limit of f is not being met"
-    policy.observe_applications([_app("exe:/usr/bin/f", problem="measured 1.30 MB/s, above the limit for 6 s"),
-                                 _app("exe:/usr/bin/h", problem="limits are paused")])
+    policy.observe_applications(
+        [
+            _app("exe:/usr/bin/f", problem="measured 1.30 MB/s, above the limit for 6 s"),
+            _app("exe:/usr/bin/h", problem="limits are paused"),
+        ]
+    )
     assert policy.due(ALL_ON) == []  # pausing is the user's own doing
-    policy.observe_applications([_app("exe:/usr/bin/f", problem="measured 1.40 MB/s, above the limit for 6 s")])
+    policy.observe_applications(
+        [_app("exe:/usr/bin/f", problem="measured 1.40 MB/s, above the limit for 6 s")]
+    )
     clock.now += 60
     (later,) = policy.due(ALL_ON)  # still over: no second alert for f; the new ones come now
     assert later.summary == "e, f and h use the network for the first time"
@@ -60,8 +76,12 @@ def test_alerts_are_grouped_and_at_most_one_per_kind_a_minute() -> None:
     assert policy.due(AlertSwitches()) == []  # first use is off by default: dropped, not saved up
     spent = dataclasses.replace(_app("exe:/usr/bin/f"), down_quota_bytes=5_000_000, down_quota_left_bytes=0,
                                 down_quota_period="day")  # fmt: skip
-    policy.observe_applications([spent, dataclasses.replace(spent, id="exe:/usr/bin/e", name="e", down_quota_left_bytes=1)])
-    assert [a.summary for a in policy.due(ALL_ON)] == ["f used up its data quota"]  # e has a byte left
+    policy.observe_applications(
+        [spent, dataclasses.replace(spent, id="exe:/usr/bin/e", name="e", down_quota_left_bytes=1)]
+    )
+    assert [a.summary for a in policy.due(ALL_ON)] == [
+        "f used up its data quota"
+    ]  # e has a byte left
     policy.observe_helper(False, "the helper is not running")
     assert [a.kind for a in policy.due(ALL_ON)] == [AlertKind.HELPER_STOPPED]
     policy.observe_helper(False)
@@ -71,7 +91,10 @@ def test_alerts_are_grouped_and_at_most_one_per_kind_a_minute() -> None:
 def test_alert_switches_are_stored_with_the_settings(tmp_path: Path) -> None:
     store = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     assert load_settings(store).alerts == AlertSwitches() and not AlertSwitches().first_use
-    save_settings(store, dataclasses.replace(Settings(), alerts=AlertSwitches(first_use=True, limit_not_met=False)))
+    save_settings(
+        store,
+        dataclasses.replace(Settings(), alerts=AlertSwitches(first_use=True, limit_not_met=False)),
+    )
     again = load_settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     assert again.alerts == AlertSwitches(first_use=True, limit_not_met=False)
 
@@ -96,7 +119,10 @@ def test_alerts_reach_a_real_notification_server(qtbot, tmp_path: Path) -> None:
                                                     _app("exe:/usr/bin/wget"))))  # fmt: skip
             assert eventually(lambda: len(server.received) == 1, 5.0)
             first = server.received[0]
-            assert (first.app_name, first.summary) == ("ChadThrottle", "curl and wget use the network for the first time")
+            assert (first.app_name, first.summary) == (
+                "ChadThrottle",
+                "curl and wget use the network for the first time",
+            )
             assert first.hints["category"] == "network" and first.replaces_id == 0
             feed.applicationsUpdated.emit(Snapshot((_app("exe:/usr/bin/ssh"),)))
             assert notifier.flush() and len(server.received) == 1  # held: one of a kind a minute
@@ -105,10 +131,15 @@ def test_alerts_reach_a_real_notification_server(qtbot, tmp_path: Path) -> None:
             assert eventually(lambda: len(server.received) == 2, 5.0)
             assert server.received[1].summary == "ssh uses the network for the first time"
             assert server.received[1].replaces_id == first.id  # replaces the last one of its kind
-            feed.statusChanged.emit(HelperStatus(HelperState.NOT_RUNNING, "the helper is not running"))
+            feed.statusChanged.emit(
+                HelperStatus(HelperState.NOT_RUNNING, "the helper is not running")
+            )
             assert eventually(lambda: len(server.received) == 3, 5.0)
             stopped = server.received[2]
-            assert stopped.summary == "The ChadThrottle helper stopped" and stopped.hints["urgency"] == 2
+            assert (
+                stopped.summary == "The ChadThrottle helper stopped"
+                and stopped.hints["urgency"] == 2
+            )
             assert store.value(KNOWN_KEY) == ["exe:/usr/bin/known", "exe:/usr/bin/curl", "exe:/usr/bin/wget",
                                               "exe:/usr/bin/ssh"]  # fmt: skip
         finally:
@@ -121,7 +152,12 @@ def test_the_settings_dialog_switches_each_alert(qtbot) -> None:  # type: ignore
     dialog = SettingsDialog(Settings(), start_at_login=False, has_tray=False)
     qtbot.addWidget(dialog)
     assert [box.text() for box in dialog.alerts.values()] == list(ALERT_LABELS.values())
-    assert [box.isChecked() for box in dialog.alerts.values()] == [False, True, True, True]  # first use: off
+    assert [box.isChecked() for box in dialog.alerts.values()] == [
+        False,
+        True,
+        True,
+        True,
+    ]  # first use: off
     with qtbot.waitSignal(dialog.settingsChanged) as changed:
         dialog.alerts["first_use"].click()
     assert changed.args[0].alerts == AlertSwitches(first_use=True)

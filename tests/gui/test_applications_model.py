@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtCore import QPersistentModelIndex, Qt
-
 from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QPersistentModelIndex, Qt
+
 from tests.gui.sample_data import KB, MB, app, sample_applications
 
 
@@ -55,9 +55,15 @@ def test_model_stays_valid_through_connection_changes(qtmodeltester) -> None:
     model.apply_snapshot(apps)
     qtmodeltester.check(model)
     model.set_connections(STEAM, [_tcp(5001), _tcp(5002), _tcp(5003)])
-    model.set_connections(STEAM, [_tcp(5002, "CLOSE_WAIT"), _tcp(5004)])  # one stays, one changes state
-    model.apply_snapshot([dataclasses.replace(a, pids=(4390, 4412, 4500)) if a.id == STEAM else a for a in apps])
-    model.apply_snapshot([dataclasses.replace(a, pids=(4412,)) if a.id == STEAM else a for a in apps])
+    model.set_connections(
+        STEAM, [_tcp(5002, "CLOSE_WAIT"), _tcp(5004)]
+    )  # one stays, one changes state
+    model.apply_snapshot(
+        [dataclasses.replace(a, pids=(4390, 4412, 4500)) if a.id == STEAM else a for a in apps]
+    )
+    model.apply_snapshot(
+        [dataclasses.replace(a, pids=(4412,)) if a.id == STEAM else a for a in apps]
+    )
     model.set_connections("exe:/gone", [_tcp(1)])  # an answer for a row no longer there
     model.clear_connections(STEAM)
     model.set_connections(STEAM, [_tcp(5005)])
@@ -78,7 +84,9 @@ def test_connections_follow_the_processes_and_merge_in_place(qtbot) -> None:
     ]  # fmt: skip
     connection = model.index(2, 0, steam)
     assert connection.data(Role.APP_ID) == STEAM and connection.data(Role.IS_PROCESS)
-    assert "No byte counters" in connection.data(Qt.ItemDataRole.ToolTipRole)  # an older helper's answer
+    assert "No byte counters" in connection.data(
+        Qt.ItemDataRole.ToolTipRole
+    )  # an older helper's answer
     assert model.index(2, Column.DOWN, steam).data() is None  # no made-up rate
     assert not model.hasChildren(connection)
     kept = QPersistentModelIndex(connection)
@@ -89,7 +97,9 @@ def test_connections_follow_the_processes_and_merge_in_place(qtbot) -> None:
     assert model.rowCount(steam) == 2 and not kept.isValid()
 
 
-def test_an_expanded_rows_connections_show_rates_from_their_byte_counters(qtbot, monkeypatch) -> None:
+def test_an_expanded_rows_connections_show_rates_from_their_byte_counters(
+    qtbot, monkeypatch
+) -> None:
     now = [100.0]
     monkeypatch.setattr("chadthrottle.gui.models.applications.time.monotonic", lambda: now[0])
     model = make_model()
@@ -100,8 +110,13 @@ def test_an_expanded_rows_connections_show_rates_from_their_byte_counters(qtbot,
     assert model.index(2, Column.DOWN, steam).data() is None  # one answer: no rate yet
     now[0] += 2.0
     with qtbot.waitSignal(model.dataChanged):
-        model.set_connections(STEAM, [dataclasses.replace(counted, rx_bytes=2_001_000, tx_bytes=4_000)])
-    assert (model.index(2, Column.DOWN, steam).data(), model.index(2, Column.UP, steam).data()) == ("1.00 MB/s", "2.00 KB/s")
+        model.set_connections(
+            STEAM, [dataclasses.replace(counted, rx_bytes=2_001_000, tx_bytes=4_000)]
+        )
+    assert (model.index(2, Column.DOWN, steam).data(), model.index(2, Column.UP, steam).data()) == (
+        "1.00 MB/s",
+        "2.00 KB/s",
+    )
     assert "2,001,000 bytes received" in model.index(2, 0, steam).data(Qt.ItemDataRole.ToolTipRole)
     model.clear_connections(STEAM)
     model.set_connections(STEAM, [counted])
@@ -225,7 +240,9 @@ def test_the_filter_keeps_unlisted_applications_up_to_date(qtmodeltester) -> Non
     assert model.totals()[0] == all_down  # totals and the tray still see every application
     assert len(model.applications()) == len(apps)
     faster = [dataclasses.replace(a, down_bps=a.down_bps + 1) for a in apps]
-    model.apply_snapshot(faster + [app("exe:/usr/bin/wget", "wget")], {4390: "steam", 4412: "steamwebhelper"})
+    model.apply_snapshot(
+        faster + [app("exe:/usr/bin/wget", "wget")], {4390: "steam", 4412: "steamwebhelper"}
+    )
     assert model.app_ids() == [STEAM]  # the new one does not match either
     model.mark_pending("exe:/usr/bin/curl", Direction.UP, 5 * KB)  # a row the filter hides
     assert model.effective_limit("exe:/usr/bin/curl", Direction.UP) == 5 * KB
@@ -235,7 +252,9 @@ def test_the_filter_keeps_unlisted_applications_up_to_date(qtmodeltester) -> Non
     assert history is not None and len(history) == 2  # grew while it was not listed
     model.set_name_filter("webhelper")
     steam = next(a for a in apps if a.id == STEAM)
-    model.apply_snapshot([dataclasses.replace(steam, pids=(4390,))], {4390: "steam"})  # its helper exited
+    model.apply_snapshot(
+        [dataclasses.replace(steam, pids=(4390,))], {4390: "steam"}
+    )  # its helper exited
     assert model.app_ids() == []
     model.apply_snapshot([steam], {4390: "steam", 4412: "steamwebhelper"})
     assert model.app_ids() == [STEAM]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
-
 from chadthrottle.gui import autostart
 from chadthrottle.gui.controller import AppController
+from PySide6.QtCore import QSettings
 
 
 def _controller(qtbot, tmp_path: Path, entry: Path) -> AppController:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from chadthrottle.client import HelperClientError
 from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction, RuleInfo
 from chadthrottle.gui.ipc.connection import HelperConnection
 from chadthrottle.gui.ipc.state import HelperState
+
 from tests.gui.sample_data import sample_applications
 
 
@@ -39,7 +40,9 @@ class ScriptedClient:
     async def list_backends(self) -> list[BackendInfo]:
         return [BackendInfo("tc", True, "", ("down", "up"))]
 
-    async def set_limit(self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int = 0) -> str:
+    async def set_limit(
+        self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int = 0
+    ) -> str:
         self.calls.append(("set", app_id, direction, rate_bps))
         return app_id
 
@@ -71,7 +74,9 @@ def test_polls_sets_limits_and_stops_cleanly(qtbot) -> None:
     with qtbot.waitSignal(connection.applicationsUpdated, timeout=5000) as blocker:
         connection.start()
     assert len(blocker.args[0].applications) == len(sample_applications())
-    assert [rule.owner for rule in blocker.args[0].rules] == [1000]  # ListRules, polled with the applications
+    assert [rule.owner for rule in blocker.args[0].rules] == [
+        1000
+    ]  # ListRules, polled with the applications
     qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
     assert client.threads == {"chadthrottle-helper-ipc"}
     with qtbot.waitSignal(connection.limitFinished, timeout=5000) as done:
@@ -113,9 +118,13 @@ def test_connections_are_polled_only_for_watched_applications(qtbot) -> None:
         qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
         assert client.connection_requests == []  # nothing expanded or selected: never asked
         connection.watch_connections(["exe:/usr/bin/curl", "app:org.mozilla.firefox"])
-        qtbot.waitUntil(lambda: {"exe:/usr/bin/curl", "app:org.mozilla.firefox"} <= set(seen), timeout=5000)
+        qtbot.waitUntil(
+            lambda: {"exe:/usr/bin/curl", "app:org.mozilla.firefox"} <= set(seen), timeout=5000
+        )
         polled = len(client.connection_requests)
-        qtbot.waitUntil(lambda: len(client.connection_requests) >= polled + 2, timeout=5000)  # refreshed
+        qtbot.waitUntil(
+            lambda: len(client.connection_requests) >= polled + 2, timeout=5000
+        )  # refreshed
         connection.watch_connections([])
         qtbot.wait(300)
         stopped_at = len(client.connection_requests)
@@ -165,7 +174,9 @@ def test_a_poll_sent_before_pausing_does_not_show_limits_resumed(qtbot) -> None:
         qtbot.wait(150)  # a poll is in flight now
         with qtbot.waitSignal(connection.pauseFinished, timeout=5000):
             connection.set_limits_paused(True)
-        qtbot.waitUntil(lambda: client.calls.count(("paused", True)) == 1 and len(shown) >= 1, timeout=2000)
+        qtbot.waitUntil(
+            lambda: client.calls.count(("paused", True)) == 1 and len(shown) >= 1, timeout=2000
+        )
         qtbot.wait(800)  # the poll in flight answers, then polls sent after the pause
         assert shown == [True], shown
     finally:

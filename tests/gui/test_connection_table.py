@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import threading
 
-from PySide6.QtCore import Qt
-
 from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.models import reverse_dns
 from chadthrottle.gui.models.connection_table import NO_VALUE, ConnColumn, ConnectionTableModel
 from chadthrottle.gui.models.connections import ConnectionRates, connection_key
 from chadthrottle.gui.models.reverse_dns import ReverseDnsCache, host_of
+from PySide6.QtCore import Qt
 
 APP = "app:org.example.Browser"
 
 
-def tcp(port: int, rx: int, tx: int, state: str = "ESTABLISHED", remote: str = "192.0.2.7:443") -> ConnectionInfo:
+def tcp(
+    port: int, rx: int, tx: int, state: str = "ESTABLISHED", remote: str = "192.0.2.7:443"
+) -> ConnectionInfo:
     return ConnectionInfo("tcp", f"10.0.0.5:{port}", remote, state, 42, rx_bytes=rx, tx_bytes=tx)
 
 
@@ -49,13 +50,19 @@ class InlineDns(ReverseDnsCache):
 def test_rates_are_the_counters_change_between_two_answers() -> None:
     rates = ConnectionRates()
     first = tcp(1000, rx=10_000, tx=500)
-    assert rates.update([first], now=10.0) == {connection_key(first): (None, None)}  # nothing to compare yet
+    assert rates.update([first], now=10.0) == {
+        connection_key(first): (None, None)
+    }  # nothing to compare yet
     later = tcp(1000, rx=30_000, tx=500)
     assert rates.update([later], now=12.0) == {connection_key(later): (10_000.0, 0.0)}
-    udp = ConnectionInfo("udp", "10.0.0.5:5353", "224.0.0.251:5353", "UNCONN", 42)  # no counters: -1
+    udp = ConnectionInfo(
+        "udp", "10.0.0.5:5353", "224.0.0.251:5353", "UNCONN", 42
+    )  # no counters: -1
     rates.update([udp], now=13.0)
     assert rates.update([udp], now=14.0) == {connection_key(udp): (None, None)}
-    reused = tcp(1000, rx=5, tx=5)  # another socket with the same addresses: its counters start over
+    reused = tcp(
+        1000, rx=5, tx=5
+    )  # another socket with the same addresses: its counters start over
     rates.update([tcp(1000, rx=9_000, tx=9_000)], now=15.0)
     assert rates.update([reused], now=16.0) == {connection_key(reused): (None, None)}
 
@@ -86,7 +93,11 @@ def test_sorting_numbers_as_numbers_and_keeping_it_across_answers(qtbot) -> None
     model = ConnectionTableModel(dns=InlineDns({}, clock), clock=clock)
     rows = [tcp(1, 900, 0), tcp(2, 10_000, 0), tcp(3, 0, 0, state="LISTEN", remote="0.0.0.0:0")]
     model.set_connections(APP, rows)
-    assert [model.index(r, ConnColumn.STATE).data() for r in range(3)] == ["ESTABLISHED", "ESTABLISHED", "LISTEN"]
+    assert [model.index(r, ConnColumn.STATE).data() for r in range(3)] == [
+        "ESTABLISHED",
+        "ESTABLISHED",
+        "LISTEN",
+    ]
     model.sort(ConnColumn.RECEIVED, Qt.SortOrder.DescendingOrder)
     ports = lambda: [model.index(r, ConnColumn.LOCAL).data().rsplit(":")[1] for r in range(3)]  # noqa: E731
     assert ports() == ["2", "1", "3"]
@@ -99,8 +110,13 @@ def test_sorting_numbers_as_numbers_and_keeping_it_across_answers(qtbot) -> None
 
 def test_an_older_helpers_connections_without_counters_show_no_numbers() -> None:
     model = ConnectionTableModel(dns=InlineDns({}, Clock()), clock=Clock())
-    model.set_connections(APP, [ConnectionInfo("tcp", "10.0.0.5:1", "192.0.2.7:443", "ESTABLISHED", 42)])
-    assert {model.index(0, c).data() for c in (ConnColumn.DOWN, ConnColumn.UP, ConnColumn.RECEIVED, ConnColumn.SENT)} == {NO_VALUE}
+    model.set_connections(
+        APP, [ConnectionInfo("tcp", "10.0.0.5:1", "192.0.2.7:443", "ESTABLISHED", 42)]
+    )
+    assert {
+        model.index(0, c).data()
+        for c in (ConnColumn.DOWN, ConnColumn.UP, ConnColumn.RECEIVED, ConnColumn.SENT)
+    } == {NO_VALUE}
     assert "UDP" in model.index(0, ConnColumn.SENT).data(Qt.ItemDataRole.ToolTipRole)
 
 
@@ -108,9 +124,13 @@ def test_the_cache_is_bounded_expires_and_gives_up_on_slow_lookups() -> None:
     clock = Clock()
     dns = InlineDns({"192.0.2.1": "a.example", "192.0.2.2": None}, clock)
     dns._size = 2
-    assert dns.name_of("0.0.0.0") is None and dns.queued == []  # nothing to ask for an unspecified address
+    assert (
+        dns.name_of("0.0.0.0") is None and dns.queued == []
+    )  # nothing to ask for an unspecified address
     assert dns.name_of("192.0.2.1") is None
-    assert dns.name_of("192.0.2.1") is None and len(dns.queued) == 1  # one lookup per address at a time
+    assert (
+        dns.name_of("192.0.2.1") is None and len(dns.queued) == 1
+    )  # one lookup per address at a time
     dns.run_lookups()
     assert dns.name_of("192.0.2.1") == "a.example"
     dns.name_of("192.0.2.2")
@@ -128,7 +148,9 @@ def test_the_cache_is_bounded_expires_and_gives_up_on_slow_lookups() -> None:
     clock.now += reverse_dns.LOOKUP_TIMEOUT_S + 1
     dns.name_of("198.51.100.10")  # any lookup expires it
     assert "198.51.100.9" not in dns._pending
-    assert dns.name_of("198.51.100.9") is None and len(dns.queued) == 1  # a failure now, not asked again
+    assert (
+        dns.name_of("198.51.100.9") is None and len(dns.queued) == 1
+    )  # a failure now, not asked again
 
 
 def test_lookups_run_off_the_calling_thread_and_the_pool_is_bounded() -> None:
@@ -169,7 +191,9 @@ def test_the_system_resolver_names_loopback_in_the_background(qtbot) -> None:  #
     model = ConnectionTableModel()
     try:
         model.set_connections(APP, [tcp(1000, 0, 0, remote="127.0.0.1:631")])
-        assert model.index(0, ConnColumn.HOST).data() == "127.0.0.1"  # at once: the address, never a wait
+        assert (
+            model.index(0, ConnColumn.HOST).data() == "127.0.0.1"
+        )  # at once: the address, never a wait
         qtbot.waitUntil(lambda: model.index(0, ConnColumn.HOST).data() == reverse_dns.system_resolver("127.0.0.1"),
                         timeout=5000)  # fmt: skip
         assert model.index(0, ConnColumn.HOST).data() != "127.0.0.1"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from chadthrottle.client import HelperClientError
 from chadthrottle.contract import BackendInfo, ErrorName
 from chadthrottle.gui.ipc.error_text import (

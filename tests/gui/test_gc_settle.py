@@ -7,9 +7,8 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
-from PySide6.QtCore import QObject, Signal
-
 from chadthrottle.gui.gc_settle import YOUNG_THRESHOLD, settle_after_first
+from PySide6.QtCore import QObject, Signal
 
 
 class Shown(QObject):

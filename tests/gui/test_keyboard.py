@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from chadthrottle.gui.views.main_window import MainWindow
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -13,8 +14,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QWidget,
 )
-
-from chadthrottle.gui.views.main_window import MainWindow
 
 DROPBOX = "app:com.dropbox.Client"
 INTERACTIVE = (QAbstractButton, QLineEdit, QAbstractSlider, QComboBox, QAbstractItemView)
@@ -31,12 +30,16 @@ def focused() -> QWidget:
     return widget
 
 
-def press(qtbot, key: Qt.Key, modifier: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> QWidget:  # type: ignore[no-untyped-def]
+def press(
+    qtbot, key: Qt.Key, modifier: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier
+) -> QWidget:  # type: ignore[no-untyped-def]
     qtbot.keyClick(focused(), key, modifier)
     return focused()
 
 
-def test_filter_choose_an_application_and_limit_it_with_keys_only(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+def test_filter_choose_an_application_and_limit_it_with_keys_only(
+    qtbot, window: MainWindow
+) -> None:  # type: ignore[no-untyped-def]
     requests: list[list[object]] = []
     window.limitRequested.connect(lambda *args: requests.append(list(args)))
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QPoint, Qt
-
 from chadthrottle.gui.widgets.limit_slider import LimitControl
 from chadthrottle.gui.widgets.rate_scale import (
     LOG_STEPS,
@@ -13,6 +11,7 @@ from chadthrottle.gui.widgets.rate_scale import (
     position_for_rate,
     rate_for_position,
 )
+from PySide6.QtCore import QPoint, Qt
 
 
 @pytest.fixture

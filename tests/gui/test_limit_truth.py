@@ -8,20 +8,25 @@ import dataclasses
 import time
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
-
 from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.icons import IconProvider
-from chadthrottle.gui.models.limit_truth import ADMINISTRATOR_NOTE, describe_limit, owner_note, user_name
+from chadthrottle.gui.models.limit_truth import (
+    ADMINISTRATOR_NOTE,
+    describe_limit,
+    owner_note,
+    user_name,
+)
 from chadthrottle.gui.tray.icons import TrayIconKind
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.widgets.rate_scale import UNLIMITED_POSITION
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QSettings, Qt
+
 from tests.gui.bare_window import bare_window
 from tests.gui.sample_data import MB, sample_applications
 from tests.gui.tray_actions import quick_limit_action
@@ -32,7 +37,9 @@ FIREFOX = "app:org.mozilla.firefox"  # down 5 MB/s
 STEAM = "app:com.valvesoftware.Steam"  # down 4 MB/s
 DROPBOX = "app:com.dropbox.Client"  # up 1 MB/s
 CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
-FOREIGN_FILTER = "a tc filter on eth0 that ChadThrottle did not add sends download traffic past the limit"
+FOREIGN_FILTER = (
+    "a tc filter on eth0 that ChadThrottle did not add sends download traffic past the limit"
+)
 
 
 def applications(viewer: int = USER):  # type: ignore[no-untyped-def]
@@ -40,13 +47,18 @@ def applications(viewer: int = USER):  # type: ignore[no-untyped-def]
     administrator's, Steam's is not enforced, Dropbox's upload is the viewer's."""
     apps = {info.id: info for info in sample_applications()}
     apps[FIREFOX] = dataclasses.replace(apps[FIREFOX], down_limit_owner=ADMIN_OWNER)
-    apps[STEAM] = dataclasses.replace(apps[STEAM], down_limit_owner=viewer, down_limit_problem=FOREIGN_FILTER)
+    apps[STEAM] = dataclasses.replace(
+        apps[STEAM], down_limit_owner=viewer, down_limit_problem=FOREIGN_FILTER
+    )
     apps[DROPBOX] = dataclasses.replace(apps[DROPBOX], up_limit_owner=viewer)
     return list(apps.values())
 
 
 # The viewer's own rule on Firefox's download, outranked by the administrator's.
-OWN_RULES = [RuleInfo(FIREFOX, "down", 5 * MB, 0, ADMIN_OWNER, True), RuleInfo(FIREFOX, "down", 1 * MB, 0, USER, False)]
+OWN_RULES = [
+    RuleInfo(FIREFOX, "down", 5 * MB, 0, ADMIN_OWNER, True),
+    RuleInfo(FIREFOX, "down", 1 * MB, 0, USER, False),
+]
 
 
 @pytest.fixture
@@ -73,7 +85,9 @@ def test_owner_notes_name_whose_rule_it_is() -> None:
 def test_an_administrator_limit_is_read_only_for_a_user(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     model = window._model
     state = model.limit_state(FIREFOX, Direction.DOWN)
-    assert state.read_only and state.owner_note == ADMINISTRATOR_NOTE and state.own_rate_bps == 1 * MB
+    assert (
+        state.read_only and state.owner_note == ADMINISTRATOR_NOTE and state.own_rate_bps == 1 * MB
+    )
     tooltip = window.table.proxy_index(FIREFOX, Column.DOWN_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
     assert tooltip == ("Download: limited by the administrator to 5.00 MB/s; your own limit of 1.00 MB/s "
                        "applies when they remove it.")  # fmt: skip
@@ -106,7 +120,11 @@ def test_root_sees_its_rules_plainly_and_a_users_rule_by_name(window: MainWindow
     dropbox = model.limit_state(DROPBOX, Direction.UP)
     assert dropbox.owner_note == "set by nobody" and not dropbox.read_only
     control = window.limit_control(DROPBOX, Direction.UP)
-    assert control is not None and control.note.text() == "set by nobody" and control.slider.isVisible()
+    assert (
+        control is not None
+        and control.note.text() == "set by nobody"
+        and control.slider.isVisible()
+    )
     assert "every user's processes" in control.toolTip()
     window.select_application(DROPBOX)
     assert "set by nobody" in window.detail.limit_notes.text()
@@ -121,9 +139,16 @@ def test_a_limit_that_is_not_enforced_says_so_and_is_not_counted(window: MainWin
     assert f"Not enforced: {FOREIGN_FILTER}." in control.toolTip()
     window.select_application(STEAM)
     assert window.detail.limit_notes.isVisible()
-    assert window.detail.limit_notes.text() == f"Download: limited to 4.00 MB/s. Not enforced: {FOREIGN_FILTER}."
+    assert (
+        window.detail.limit_notes.text()
+        == f"Download: limited to 4.00 MB/s. Not enforced: {FOREIGN_FILTER}."
+    )
     enforced = window.limit_control(DROPBOX, Direction.UP)
-    assert enforced is not None and enforced.warning.isHidden() and not enforced.field.property("problem")
+    assert (
+        enforced is not None
+        and enforced.warning.isHidden()
+        and not enforced.field.property("problem")
+    )
 
 
 def test_a_stopped_helper_means_no_limit_is_enforced(window: MainWindow) -> None:
@@ -132,7 +157,9 @@ def test_a_stopped_helper_means_no_limit_is_enforced(window: MainWindow) -> None
     assert "3 limits are kept" in window.status_line.limits.toolTip()
     assert window._model.active_limit_count() == 0
     state = window._model.limit_state(DROPBOX, Direction.UP)
-    assert state.rate_bps == 1 * MB and state.problem == "the helper is not running"  # kept, greyed, not in force
+    assert (
+        state.rate_bps == 1 * MB and state.problem == "the helper is not running"
+    )  # kept, greyed, not in force
     tooltip = window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
     assert "Not enforced: the helper is not running." in tooltip
     control = window.limit_control(DROPBOX, Direction.UP)
@@ -153,7 +180,9 @@ def test_paused_limits_are_not_enforced(window: MainWindow) -> None:
     assert window.status_line.limits.text() == "2 limits active, 1 not enforced"
 
 
-def test_the_tray_counts_only_enforced_limits_and_offers_no_change_to_an_administrator_limit() -> None:
+def test_the_tray_counts_only_enforced_limits_and_offers_no_change_to_an_administrator_limit() -> (
+    None
+):
     model = ApplicationsModel(IconProvider())
     model.set_viewer_uid(USER)
     tray = TrayController(model)
@@ -206,16 +235,23 @@ def test_a_blocked_direction_shows_as_blocked_never_as_a_rate_and_a_dead_helper_
     state = window._model.limit_state(DROPBOX, Direction.UP)
     assert state.blocked and state.rate_bps == 0 and state.enforced
     tooltip = window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
-    assert tooltip.startswith("Upload: blocked: no data passes") and "B/s" not in tooltip.splitlines()[0]
+    assert (
+        tooltip.startswith("Upload: blocked: no data passes")
+        and "B/s" not in tooltip.splitlines()[0]
+    )
     down = window.table.proxy_index(DROPBOX, Column.DOWN_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
     assert "Quota: 1.2 MB of 5 MB left today." in down
     window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))
     stopped = window._model.limit_state(DROPBOX, Direction.UP)
     assert stopped.blocked and not stopped.enforced
-    assert "Not enforced: the helper is not running: traffic flows." in describe_limit(stopped, Direction.UP, UnitSystem.BYTES_DECIMAL)
+    assert "Not enforced: the helper is not running: traffic flows." in describe_limit(
+        stopped, Direction.UP, UnitSystem.BYTES_DECIMAL
+    )
 
 
-def test_a_limit_changed_elsewhere_reaches_the_open_control_in_a_poll_that_drops_a_row(window: MainWindow) -> None:
+def test_a_limit_changed_elsewhere_reaches_the_open_control_in_a_poll_that_drops_a_row(
+    window: MainWindow,
+) -> None:
     """QTreeView ignores dataChanged (editors included) while a layout is pending:
     the poll that listed one application fewer left the open control showing the
     old limit, though its cell said "none" (test_a_limit_set_elsewhere_... under load)."""
@@ -228,7 +264,9 @@ def test_a_limit_changed_elsewhere_reaches_the_open_control_in_a_poll_that_drops
     assert control.field.text() == "none" and control.slider.value() == UNLIMITED_POSITION
 
 
-def test_a_poll_sent_before_the_helper_confirmed_a_limit_does_not_bring_the_old_one_back(window: MainWindow) -> None:
+def test_a_poll_sent_before_the_helper_confirmed_a_limit_does_not_bring_the_old_one_back(
+    window: MainWindow,
+) -> None:
     """The poll in flight when the user's "unlimited" was confirmed still lists the
     old limit: the row kept "none" (it showed 1.00 MB/s again for a poll before)."""
     model = window._model
@@ -236,10 +274,17 @@ def test_a_poll_sent_before_the_helper_confirmed_a_limit_does_not_bring_the_old_
     sent_before = time.monotonic()
     model.mark_pending(DROPBOX, Direction.UP, None)
     model.resolve_pending(DROPBOX, Direction.UP, succeeded=True)
-    model.apply_snapshot(applications(), asked_at=sent_before)  # still 1 MB/s: answered before the clear
+    model.apply_snapshot(
+        applications(), asked_at=sent_before
+    )  # still 1 MB/s: answered before the clear
     assert window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data() == "none"
     assert control is not None and control.field.text() == "none"
-    later = [dataclasses.replace(a, up_limit_bps=2 * MB) if a.id == DROPBOX else a for a in applications()]
-    model.apply_snapshot(later, asked_at=time.monotonic())  # sent after: the truth, set elsewhere meanwhile
+    later = [
+        dataclasses.replace(a, up_limit_bps=2 * MB) if a.id == DROPBOX else a
+        for a in applications()
+    ]
+    model.apply_snapshot(
+        later, asked_at=time.monotonic()
+    )  # sent after: the truth, set elsewhere meanwhile
     assert window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data() == "2.00 MB/s"
     assert control.field.text() == "2.00 MB/s"

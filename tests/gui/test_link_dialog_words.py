@@ -5,12 +5,12 @@ they are in it; its error line stays readable in the dark theme."""
 
 from __future__ import annotations
 
-from PySide6.QtGui import QColor, QPalette
-
 from chadthrottle.contract import Direction, LinkShapingInfo
 from chadthrottle.gui.theme import dark_palette
 from chadthrottle.gui.views.link_dialog import LinkDialog
 from chadthrottle.units import UnitSystem
+from PySide6.QtGui import QColor, QPalette
+
 from tests.gui.test_warning_amber_contrast import contrast
 
 
@@ -29,8 +29,13 @@ def test_no_click_hint_inside_the_dialog(qtbot) -> None:  # type: ignore[no-unty
     qtbot.addWidget(dialog)
     dialog.show_shaping(LinkShapingInfo(problem="no link capacity is set: priorities need it"))
     assert "No link capacity is set" in dialog.state.text() and "Click" not in dialog.state.text()
-    dialog.show_shaping(LinkShapingInfo(12_500_000, 5_000_000, 12_500_000, 5_000_000, False, True, True))
-    assert "Upload: capacity 5.00 MB/s, shaped" in dialog.state.text() and "Click" not in dialog.state.text()
+    dialog.show_shaping(
+        LinkShapingInfo(12_500_000, 5_000_000, 12_500_000, 5_000_000, False, True, True)
+    )
+    assert (
+        "Upload: capacity 5.00 MB/s, shaped" in dialog.state.text()
+        and "Click" not in dialog.state.text()
+    )
 
 
 def test_error_line_reads_on_dark(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -45,7 +50,10 @@ def test_error_line_reads_on_dark(qtbot) -> None:  # type: ignore[no-untyped-def
 
 
 def test_empty_fields_show_the_form_in_the_windows_units(qtbot) -> None:  # type: ignore[no-untyped-def]
-    for units, example in ((UnitSystem.BYTES_DECIMAL, "6.25 MB/s"), (UnitSystem.BITS_DECIMAL, "50.0 Mbit/s")):
+    for units, example in (
+        (UnitSystem.BYTES_DECIMAL, "6.25 MB/s"),
+        (UnitSystem.BITS_DECIMAL, "50.0 Mbit/s"),
+    ):
         dialog = LinkDialog(units)
         qtbot.addWidget(dialog)
         assert dialog.edits[Direction.DOWN].placeholderText() == f"not shaped (e.g. {example})"

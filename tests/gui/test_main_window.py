@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QPoint, QSettings, Qt
-
 from chadthrottle.contract import BackendInfo, Direction, ErrorName
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.error_text import INSTALL_COMMAND
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.main_window import MainWindow
+from PySide6.QtCore import QPoint, QSettings, Qt
+
 from tests.gui.sample_data import sample_applications
 
 FIREFOX = "app:org.mozilla.firefox"
 CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
-
-
 
 
 def test_connected_shows_data_totals_and_counts(window: MainWindow) -> None:
@@ -24,7 +21,9 @@ def test_connected_shows_data_totals_and_counts(window: MainWindow) -> None:
     assert "▼ 9.32 MB/s" in window.header.totals.text()  # 4.98+3.9+0.12+0.008+0.31 MB/s
     assert window.status_line.limits.text() == "3 limits active"
     assert window.status_line.helper.text() == "Helper: connected"
-    window.set_backends((BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",))))
+    window.set_backends(
+        (BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",)))
+    )
     assert window.status_line.backend.text() == "Backend: ebpf (down), tc (up)"
     assert window.detail.app_id == FIREFOX  # the busiest row is selected at first
 
@@ -65,7 +64,9 @@ def test_not_running_greys_and_reconnects(window: MainWindow) -> None:
 
 
 def test_not_authorized_keeps_monitoring_and_offers_to_ask_again(qtbot, window: MainWindow) -> None:
-    window.set_status(HelperStatus(HelperState.NOT_AUTHORIZED, "Setting limits was refused.", True, False))
+    window.set_status(
+        HelperStatus(HelperState.NOT_AUTHORIZED, "Setting limits was refused.", True, False)
+    )
     assert window.banner.retry_button.isVisible()
     assert window.banner.retry_button.text() == "Ask again"
     control = window.limit_control(FIREFOX, Direction.DOWN)
@@ -83,7 +84,9 @@ def test_not_installed_shows_the_install_command(window: MainWindow) -> None:
 
 
 def test_kernel_feature_missing_says_which(window: MainWindow) -> None:
-    detail = "No backend can enforce limits on this kernel (ebpf: needs BTF). Monitoring still works."
+    detail = (
+        "No backend can enforce limits on this kernel (ebpf: needs BTF). Monitoring still works."
+    )
     window.set_status(HelperStatus(HelperState.KERNEL_FEATURE_MISSING, detail, True, False))
     assert window.banner.isVisible() and window.banner.text.text() == detail
     control = window.limit_control(FIREFOX, Direction.DOWN)
@@ -100,8 +103,9 @@ def test_controller_shows_limit_at_once_and_falls_back_on_denial(qtbot, tmp_path
     def no_client() -> object:
         raise AssertionError("widget test: no helper")
 
-    controller = AppController(no_client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
-                               use_tray=False)
+    controller = AppController(
+        no_client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), use_tray=False
+    )
     qtbot.addWidget(controller.window)
     controller.model.apply_snapshot(sample_applications())
     controller.connection.inject_observations(has_polled_ok=True)
@@ -119,7 +123,9 @@ def test_controller_shows_limit_at_once_and_falls_back_on_denial(qtbot, tmp_path
     controller.shutdown()
 
 
-def test_rows_hold_still_while_the_pointer_reaches_then_follow_the_traffic(qtbot, window: MainWindow) -> None:
+def test_rows_hold_still_while_the_pointer_reaches_then_follow_the_traffic(
+    qtbot, window: MainWindow
+) -> None:
     from PySide6.QtCore import QEvent
     from PySide6.QtGui import QEnterEvent
     from PySide6.QtWidgets import QApplication
@@ -129,27 +135,39 @@ def test_rows_hold_still_while_the_pointer_reaches_then_follow_the_traffic(qtbot
     table = window.table
     table.pointer_rest_ms = 150
     centre = table.viewport().rect().center()
-    QApplication.sendEvent(table.viewport(), QEnterEvent(centre, centre, table.viewport().mapToGlobal(centre)))
+    QApplication.sendEvent(
+        table.viewport(), QEnterEvent(centre, centre, table.viewport().mapToGlobal(centre))
+    )
     assert table.model().frozen
-    window._model.apply_snapshot(sample_applications() + [app("exe:/usr/bin/wget", "wget", 90 * MB)])
-    assert table.model().index(0, 0).data() == "Firefox"  # held: the new busiest app waits at the end
+    window._model.apply_snapshot(
+        sample_applications() + [app("exe:/usr/bin/wget", "wget", 90 * MB)]
+    )
+    assert (
+        table.model().index(0, 0).data() == "Firefox"
+    )  # held: the new busiest app waits at the end
     qtbot.waitUntil(lambda: not table.model().frozen, timeout=2000)  # the pointer rests
     assert table.model().index(0, 0).data() == "wget"
     QApplication.sendEvent(table.viewport(), QEvent(QEvent.Type.Leave))
     assert not table.model().frozen
 
 
-def test_the_detail_pane_lists_connections_in_a_table_most_interesting_first(qtbot, window: MainWindow) -> None:
+def test_the_detail_pane_lists_connections_in_a_table_most_interesting_first(
+    qtbot, window: MainWindow
+) -> None:
     from chadthrottle.contract import ConnectionInfo
     from chadthrottle.gui.models.connection_table import HEADERS
 
     listening = ConnectionInfo("tcp", "0.0.0.0:8080", "0.0.0.0:0", "LISTEN", 1)
-    open_ = ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", 1, rx_bytes=5000, tx_bytes=70)
+    open_ = ConnectionInfo(
+        "tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", 1, rx_bytes=5000, tx_bytes=70
+    )
     window.detail.show_connections("app:not-selected", [open_])
     assert window.detail.connections_model.rowCount() == 0  # an answer for another row is ignored
     window.detail.show_connections(FIREFOX, [listening, open_])
     model = window.detail.connections.model()
-    assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())] == list(HEADERS.values())
+    assert [
+        model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())
+    ] == list(HEADERS.values())
     assert [model.index(r, 4).data() for r in range(2)] == ["ESTABLISHED", "LISTEN"]
     assert window.detail.connections_caption.text() == "2 open connections"
     window.detail.show_connections(FIREFOX, [])
@@ -167,15 +185,21 @@ def test_on_a_short_window_the_connections_table_starts_folded(
     window.resize(1100, height)
     qtbot.waitUntil(lambda: abs(window.height() - height) < 40, timeout=2000)
     window.select_application(FIREFOX)
-    window.detail.show_connections(FIREFOX, [ConnectionInfo("tcp", "10.0.0.5:1", "192.0.2.7:443", "ESTABLISHED", 1)])
+    window.detail.show_connections(
+        FIREFOX, [ConnectionInfo("tcp", "10.0.0.5:1", "192.0.2.7:443", "ESTABLISHED", 1)]
+    )
     caption = window.detail.connections_caption
     assert caption.text() == "1 open connection" and caption.isVisible()
-    assert caption.isChecked() is table_shown and window.detail.connections.isVisible() is table_shown
+    assert (
+        caption.isChecked() is table_shown and window.detail.connections.isVisible() is table_shown
+    )
     caption.click()  # the user opens or folds it
     assert window.detail.connections.isVisible() is not table_shown
 
 
-def test_expanding_a_row_asks_for_its_connections_and_shows_them_as_children(qtbot, window: MainWindow) -> None:
+def test_expanding_a_row_asks_for_its_connections_and_shows_them_as_children(
+    qtbot, window: MainWindow
+) -> None:
     from chadthrottle.contract import ConnectionInfo
 
     steam = "app:com.valvesoftware.Steam"
@@ -185,15 +209,22 @@ def test_expanding_a_row_asks_for_its_connections_and_shows_them_as_children(qtb
     assert window.table.model().rowCount(row) == 2  # its two processes
     with qtbot.waitSignal(window.connectionsWanted) as wanted:
         window.table.expand(row)
-    assert wanted.args == [[FIREFOX, steam]]  # the selected application and the expanded one, no others
+    assert wanted.args == [
+        [FIREFOX, steam]
+    ]  # the selected application and the expanded one, no others
     window.show_connections(steam, [connection])
     row = window.table.proxy_index(steam)
     assert window.table.model().rowCount(row) == 3
-    assert window.table.model().index(2, 0, row).data() == "tcp 10.0.0.5:51234 \u2192 192.0.2.7:443 ESTABLISHED"
+    assert (
+        window.table.model().index(2, 0, row).data()
+        == "tcp 10.0.0.5:51234 \u2192 192.0.2.7:443 ESTABLISHED"
+    )
     with qtbot.waitSignal(window.connectionsWanted) as wanted:
         window.table.collapse(row)
     assert wanted.args == [[FIREFOX]]
-    assert window.table.model().rowCount(window.table.proxy_index(steam)) == 2  # dropped: fetched afresh next time
+    assert (
+        window.table.model().rowCount(window.table.proxy_index(steam)) == 2
+    )  # dropped: fetched afresh next time
 
 
 def test_paused_limits_are_said_plainly_with_a_way_back(qtbot, window: MainWindow) -> None:

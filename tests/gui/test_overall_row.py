@@ -5,17 +5,14 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from PySide6.QtCore import QPoint, Qt
-
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.overall_row import OVERALL_NAME
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QPoint, Qt
+
 from tests.gui.sample_data import sample_applications
-
-
-
 
 
 def test_it_shows_the_totals_of_every_application(window: MainWindow) -> None:
@@ -25,7 +22,9 @@ def test_it_shows_the_totals_of_every_application(window: MainWindow) -> None:
     assert overall.totals == pytest.approx((down, up))
     assert overall.overall_text(Column.NAME) == OVERALL_NAME
     assert overall.overall_text(Column.DOWN) == "9.32 MB/s"
-    assert f"▼ {overall.overall_text(Column.DOWN)}" in window.header.totals.text()  # one total, two places
+    assert (
+        f"▼ {overall.overall_text(Column.DOWN)}" in window.header.totals.text()
+    )  # one total, two places
     window.set_units(UnitSystem.BITS_DECIMAL)
     assert overall.overall_text(Column.DOWN).endswith("Mbit/s")
     assert len(overall.history) == 1  # one sample per poll
@@ -35,7 +34,12 @@ def test_it_shows_the_totals_of_every_application(window: MainWindow) -> None:
 
 def test_it_sits_above_every_row_under_the_titles(window: MainWindow) -> None:
     overall = window.table.overall
-    assert overall.height() >= overall.title_height() + window.table.visualRect(window.table.model().index(0, 0)).height() - 2
+    assert (
+        overall.height()
+        >= overall.title_height()
+        + window.table.visualRect(window.table.model().index(0, 0)).height()
+        - 2
+    )
     first_row = window.table.visualRect(window.table.model().index(0, 0))
     assert first_row.top() >= 0  # in the viewport, below the header and its overall row
 
@@ -44,9 +48,17 @@ def test_clicking_it_does_not_sort_but_the_titles_still_do(qtbot, window: MainWi
     overall = window.table.overall
     column_x = overall.sectionViewportPosition(Column.UP) + 10
     before = (overall.sortIndicatorSection(), overall.sortIndicatorOrder())
-    qtbot.mouseClick(overall.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(column_x, overall.title_height() + 5))
+    qtbot.mouseClick(
+        overall.viewport(),
+        Qt.MouseButton.LeftButton,
+        pos=QPoint(column_x, overall.title_height() + 5),
+    )
     assert (overall.sortIndicatorSection(), overall.sortIndicatorOrder()) == before
-    qtbot.mouseClick(overall.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(column_x, overall.title_height() // 2))
+    qtbot.mouseClick(
+        overall.viewport(),
+        Qt.MouseButton.LeftButton,
+        pos=QPoint(column_x, overall.title_height() // 2),
+    )
     assert overall.sortIndicatorSection() == Column.UP
 
 
@@ -66,7 +78,9 @@ def test_it_gives_way_on_a_list_too_short_for_rows_under_it(qtbot, window: MainW
     assert overall.height() > overall.title_height()
 
 
-def test_a_poll_that_reorders_the_rows_repaints_the_overall_row_but_no_title(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+def test_a_poll_that_reorders_the_rows_repaints_the_overall_row_but_no_title(
+    qtbot, window: MainWindow
+) -> None:  # type: ignore[no-untyped-def]
     """Each re-sort made QTreeView lay out its header again, which repainted every
     title each poll (docs/benchmarks.md, "GUI CPU per poll")."""
     from PySide6.QtCore import QEvent, QObject, QRect
@@ -75,7 +89,7 @@ def test_a_poll_that_reorders_the_rows_repaints_the_overall_row_but_no_title(qtb
     painted: list[QRect] = []
 
     class Paints(QObject):
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
             if event.type() == QEvent.Type.Paint:
                 painted.append(event.rect())
             return False
@@ -85,7 +99,9 @@ def test_a_poll_that_reorders_the_rows_repaints_the_overall_row_but_no_title(qtb
     order = window._model.app_ids()
     busiest = next(a for a in sample_applications() if a.id == order[0])
     quiet = dataclasses.replace(busiest, down_bps=0.0, up_bps=0.0)  # it goes quiet: the rows move
-    window._model.apply_snapshot([quiet if a.id == busiest.id else a for a in sample_applications()])
+    window._model.apply_snapshot(
+        [quiet if a.id == busiest.id else a for a in sample_applications()]
+    )
     qtbot.waitUntil(lambda: bool(painted))
     qtbot.wait(50)
     overall.viewport().removeEventFilter(spy)

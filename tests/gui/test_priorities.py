@@ -8,26 +8,35 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QColor
-from PySide6.QtWidgets import QMenu
-
 from chadthrottle.client import HelperClientError
 from chadthrottle.contract import ErrorName, LinkShapingInfo
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.gui.models.columns import Column, Role
-from chadthrottle.gui.models.priority_view import OLD_HELPER, PriorityState, link_summary, priority_state
+from chadthrottle.gui.models.priority_view import (
+    OLD_HELPER,
+    PriorityState,
+    link_summary,
+    priority_state,
+)
 from chadthrottle.gui.priority_flow import REFUSED
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.priority_badge import COLOURS
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QColor
+from PySide6.QtWidgets import QMenu
+
 from tests.gui.sample_data import MB, NO_CAPACITY, priority_applications, sample_applications
 from tests.gui.test_connection import ScriptedClient
 
-FIREFOX, STEAM, DROPBOX = "app:org.mozilla.firefox", "app:com.valvesoftware.Steam", "app:com.dropbox.Client"
+FIREFOX, STEAM, DROPBOX = (
+    "app:org.mozilla.firefox",
+    "app:com.valvesoftware.Steam",
+    "app:com.dropbox.Client",
+)
 UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
 
 
@@ -38,9 +47,14 @@ def action(menu: QMenu, name: str) -> QAction:
 
 
 def test_a_priority_with_a_problem_is_never_shown_in_force() -> None:
-    [firefox, steam, dropbox] = [a for a in priority_applications() if a.id in (FIREFOX, STEAM, DROPBOX)]
+    [firefox, steam, dropbox] = [
+        a for a in priority_applications() if a.id in (FIREFOX, STEAM, DROPBOX)
+    ]
     assert priority_state(firefox, 1000).in_force
-    assert not priority_state(steam, 1000).in_force and priority_state(steam, 1000).problem == NO_CAPACITY
+    assert (
+        not priority_state(steam, 1000).in_force
+        and priority_state(steam, 1000).problem == NO_CAPACITY
+    )
     away = priority_state(firefox, 1000, enforcement_problem="the helper is not running")
     assert not away.in_force and away.problem == "the helper is not running"
     assert priority_state(dropbox, 1000).read_only and not priority_state(dropbox, 0).read_only
@@ -48,10 +62,17 @@ def test_a_priority_with_a_problem_is_never_shown_in_force() -> None:
     half = link_summary(LinkShapingInfo(50 * MB, 10 * MB, 50 * MB, 10 * MB, False, True, False, ("eth0",),
                                         "upload: no IFB"), UnitSystem.BITS_DECIMAL)  # fmt: skip
     assert half.text == "Link partly shaped: ▼ 400 Mbit/s ▲ 80.0 Mbit/s" and half.warning
-    assert "Upload: capacity 80.0 Mbit/s, not shaped now" in half.tooltip and "upload: no IFB" in half.tooltip
-    assert link_summary(LinkShapingInfo(), UnitSystem.BYTES_DECIMAL) == link_summary(LinkShapingInfo(), UnitSystem.BITS_DECIMAL)
+    assert (
+        "Upload: capacity 80.0 Mbit/s, not shaped now" in half.tooltip
+        and "upload: no IFB" in half.tooltip
+    )
+    assert link_summary(LinkShapingInfo(), UnitSystem.BYTES_DECIMAL) == link_summary(
+        LinkShapingInfo(), UnitSystem.BITS_DECIMAL
+    )
     assert link_summary(LinkShapingInfo(), UnitSystem.BYTES_DECIMAL).text == "Link: not shaped"
-    waiting = link_summary(LinkShapingInfo(problem="priorities need a link capacity"), UnitSystem.BYTES_DECIMAL)
+    waiting = link_summary(
+        LinkShapingInfo(problem="priorities need a link capacity"), UnitSystem.BYTES_DECIMAL
+    )
     assert waiting.warning and "priorities need a link capacity" in waiting.tooltip
 
 
@@ -63,7 +84,10 @@ def test_rows_show_a_badge_and_say_why_one_is_not_in_force(qtbot, window: MainWi
     assert isinstance(badge, PriorityState) and badge.in_force and badge.label == "Critical"
     assert model.index_of("exe:/usr/bin/curl").data(Role.PRIORITY) is None  # normal: nothing
     tip = model.index_of(STEAM).data(Qt.ItemDataRole.ToolTipRole)
-    assert f"Priority: Low: gets what the others leave (backups, updates). Not in force: {NO_CAPACITY}." in tip
+    assert (
+        f"Priority: Low: gets what the others leave (backups, updates). Not in force: {NO_CAPACITY}."
+        in tip
+    )
     assert "set by administrator" in model.index_of(DROPBOX).data(Qt.ItemDataRole.ToolTipRole)
     # Painted: Firefox's row carries the critical colour (filled: in force); Steam's none (outlined in amber).
     window.resize(1100, 720)
@@ -75,7 +99,10 @@ def test_rows_show_a_badge_and_say_why_one_is_not_in_force(qtbot, window: MainWi
         rect = window.table.visualRect(window.table.proxy_index(app_id))
         wanted = QColor(colour)
         y = int((rect.center().y() - 3) * ratio)  # above the badge text
-        return any(QColor(image.pixel(x, y)) == wanted for x in range(int(rect.left() * ratio), int(rect.right() * ratio)))
+        return any(
+            QColor(image.pixel(x, y)) == wanted
+            for x in range(int(rect.left() * ratio), int(rect.right() * ratio))
+        )
 
     assert has_colour(FIREFOX, COLOURS["critical"]) and not has_colour(STEAM, COLOURS["low"])
 
@@ -85,11 +112,16 @@ def test_row_menu_priority_submenu(qtbot, window: MainWindow) -> None:  # type: 
     model.set_viewer_uid(1000)
     model.apply_snapshot(priority_applications())
     menu = window.row_menu(FIREFOX)
-    assert action(menu, "priority:critical").isChecked() and not action(menu, "priority:normal").isChecked()
+    assert (
+        action(menu, "priority:critical").isChecked()
+        and not action(menu, "priority:normal").isChecked()
+    )
     with qtbot.waitSignal(window.priorityRequested) as asked:
         action(menu, "priority:low").trigger()
     assert asked.args == [FIREFOX, "low"]
-    admin = action(window.row_menu(DROPBOX), "priority:normal")  # the administrator's: not the viewer's to change
+    admin = action(
+        window.row_menu(DROPBOX), "priority:normal"
+    )  # the administrator's: not the viewer's to change
     assert not admin.isEnabled() and "Only an administrator can change it" in admin.toolTip()
     model.priority_unavailable = OLD_HELPER
     old = action(window.row_menu(FIREFOX), "priority:high")
@@ -141,7 +173,9 @@ class PriorityClient(ScriptedClient):
         self.priorities: dict[str, str] = {}
 
     async def list_applications(self) -> list:  # type: ignore[type-arg]
-        problem = "" if self.shaping.down_capacity_bps or self.shaping.up_capacity_bps else NO_CAPACITY
+        problem = (
+            "" if self.shaping.down_capacity_bps or self.shaping.up_capacity_bps else NO_CAPACITY
+        )
         return [dataclasses.replace(a, priority=self.priorities.get(a.id, "normal"), priority_owner=1000, rtt_us=23_400,
                                     priority_problem=problem if a.id in self.priorities else "")
                 for a in sample_applications()]  # fmt: skip
@@ -155,7 +189,9 @@ class PriorityClient(ScriptedClient):
         self.calls.append(("capacity", down_bps, up_bps, estimate))
         if self.refuse:
             raise HelperClientError(ErrorName.NOT_AUTHORIZED.value, "polkit refused")
-        self.shaping = LinkShapingInfo(down_bps, up_bps, down_bps, up_bps, estimate, bool(down_bps), bool(up_bps))
+        self.shaping = LinkShapingInfo(
+            down_bps, up_bps, down_bps, up_bps, estimate, bool(down_bps), bool(up_bps)
+        )
 
     async def get_link_shaping(self) -> LinkShapingInfo:
         return self.shaping
@@ -187,7 +223,9 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
     qtbot.waitUntil(lambda: link.isVisible() and link.text() == "Link: not shaped", timeout=3000)
     action(app.window.row_menu(FIREFOX), "priority:critical").trigger()
     assert app.model.priority_state(FIREFOX).pending  # shown at once, as asked
-    qtbot.waitUntil(lambda: app.model.priority_state(FIREFOX).problem == NO_CAPACITY, timeout=3000)  # never in force
+    qtbot.waitUntil(
+        lambda: app.model.priority_state(FIREFOX).problem == NO_CAPACITY, timeout=3000
+    )  # never in force
     message = app.window.status_line.message
     qtbot.waitUntil(lambda: message.text() == f"Firefox: Critical priority set, not in force: {NO_CAPACITY}.",
                     timeout=3000)  # fmt: skip
@@ -202,7 +240,9 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
     rules.close()
     app.window.select_application(FIREFOX)
     notes = app.window.detail.limit_notes
-    qtbot.waitUntil(lambda: "Latency: round trip 23.4 ms" in notes.text() and notes.isVisible(), timeout=3000)
+    qtbot.waitUntil(
+        lambda: "Latency: round trip 23.4 ms" in notes.text() and notes.isVisible(), timeout=3000
+    )
     app.window.header.open_link.trigger()  # the ☰ menu's entry, as clicking the link field
     dialog = app.priorities.dialog
     assert dialog is not None and dialog.isVisible()
@@ -210,12 +250,16 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
     assert app.priorities.dialog is dialog  # one at a time
     dialog.edits[next(iter(dialog.edits))].setText("nonsense")
     dialog.apply.click()
-    assert "Download capacity" in dialog.message.text() and not any(c[0] == "capacity" for c in client.calls)
+    assert "Download capacity" in dialog.message.text() and not any(
+        c[0] == "capacity" for c in client.calls
+    )
     dialog.edits[next(iter(dialog.edits))].setText("50M")
     dialog.apply.click()
     qtbot.waitUntil(lambda: link.text() == "Link shaped: ▼ 50.0 MB/s ▲ —", timeout=3000)
     assert ("capacity", 50 * MB, 0, False) in client.calls and dialog.message.text() == "Done."
-    qtbot.waitUntil(lambda: app.model.priority_state(FIREFOX).in_force, timeout=3000)  # the helper says so now
+    qtbot.waitUntil(
+        lambda: app.model.priority_state(FIREFOX).in_force, timeout=3000
+    )  # the helper says so now
     client.refuse = True
     dialog.off.click()
     qtbot.waitUntil(lambda: dialog.message.text() == REFUSED, timeout=3000)
@@ -226,9 +270,16 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
 def test_an_older_helper_disables_priorities_and_nothing_breaks(qtbot, controller) -> None:  # type: ignore[no-untyped-def]
     app, _client = controller
     qtbot.waitUntil(lambda: app.model.priority_unavailable == OLD_HELPER, timeout=3000)
-    assert not app.window.status_line.link.isVisible() and not app.window.header.open_link.isEnabled()
+    assert (
+        not app.window.status_line.link.isVisible() and not app.window.header.open_link.isEnabled()
+    )
     menu = app.window.row_menu("exe:/usr/bin/curl")  # the viewer's to limit
-    assert not action(menu, "priority:critical").isEnabled() and action(menu, "limit:down:1 MB/s").isEnabled()
-    app.window.priorityRequested.emit(FIREFOX, "critical")  # e.g. the tray's, built before the answer
+    assert (
+        not action(menu, "priority:critical").isEnabled()
+        and action(menu, "limit:down:1 MB/s").isEnabled()
+    )
+    app.window.priorityRequested.emit(
+        FIREFOX, "critical"
+    )  # e.g. the tray's, built before the answer
     assert OLD_HELPER in app.window.status_line.message.text()
     assert app.connection.status.state is HelperState.CONNECTED

@@ -5,14 +5,14 @@ do not say it."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QMenu
-
 from chadthrottle.gui.models.priority_view import ADMIN_ASKED
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu
+
 from tests.gui.sample_data import sample_applications
 
 FIREFOX = "app:org.mozilla.firefox"
@@ -39,7 +39,9 @@ def test_rules_dialog_and_tray_say_it_too(qtbot) -> None:  # type: ignore[no-unt
     dialog = RulesDialog(AppRules(FIREFOX, "Firefox"), UnitSystem.BYTES_DECIMAL)
     qtbot.addWidget(dialog)
     for value, asks in ASKING.items():
-        tip = str(dialog.priority.itemData(dialog.priority.findData(value), Qt.ItemDataRole.ToolTipRole))
+        tip = str(
+            dialog.priority.itemData(dialog.priority.findData(value), Qt.ItemDataRole.ToolTipRole)
+        )
         assert (ADMIN_ASKED in tip) is asks, (value, tip)
     model, tray = make_tray()
     model.set_viewer_uid(1000)

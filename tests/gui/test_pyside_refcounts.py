@@ -12,11 +12,11 @@ from __future__ import annotations
 import gc
 import sys
 
-from PySide6.QtCore import Qt
-
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from PySide6.QtCore import Qt
+
 from tests.gui.sample_data import sample_applications
 
 CALLS = 2000

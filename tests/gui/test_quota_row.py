@@ -8,16 +8,16 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication
-
 from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.theme import Theme, apply_theme
 from chadthrottle.gui.views.app_table import contrast
 from chadthrottle.gui.views.main_window import MainWindow
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
 from tests.gui.bare_window import bare_window
 from tests.gui.sample_data import sample_applications
 
@@ -60,27 +60,43 @@ def _text_pixels_in_strip(win: MainWindow, app_id: str, column: Column, height: 
     for y in range(image.height() - height, image.height()):
         for x in range(image.width()):
             pixel = image.pixelColor(x, y)
-            near += abs(pixel.red() - text.red()) + abs(pixel.green() - text.green()) + \
-                abs(pixel.blue() - text.blue()) < 200
+            near += (
+                abs(pixel.red() - text.red())
+                + abs(pixel.green() - text.green())
+                + abs(pixel.blue() - text.blue())
+                < 200
+            )
     return near
 
 
-def test_the_row_shows_what_a_quota_has_left_and_that_it_is_used_up(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+def test_the_row_shows_what_a_quota_has_left_and_that_it_is_used_up(
+    qtbot, window: MainWindow
+) -> None:  # type: ignore[no-untyped-def]
     model = window._model
-    assert model.limit_state(DROPBOX, Direction.DOWN).quota_lines == ("1.24 GB left today", "1.24 GB left")
+    assert model.limit_state(DROPBOX, Direction.DOWN).quota_lines == (
+        "1.24 GB left today",
+        "1.24 GB left",
+    )
     assert model.limit_state(DROPBOX, Direction.UP).quota_lines[0] == "quota used up this week"
     assert model.limit_state(STEAM, Direction.DOWN).quota_lines[0] == "quota used up this month"
     assert window.select_application(DROPBOX)
     control = window.limit_control(DROPBOX, Direction.DOWN)
     assert control is not None
-    qtbot.waitUntil(lambda: control.quota.isVisible() and control.quota.text() == "1.24 GB left today")
+    qtbot.waitUntil(
+        lambda: control.quota.isVisible() and control.quota.text() == "1.24 GB left today"
+    )
     label, field = control.quota, control.field
-    assert label.geometry().bottom() < control.height() and field.geometry().bottom() < label.geometry().top()
+    assert (
+        label.geometry().bottom() < control.height()
+        and field.geometry().bottom() < label.geometry().top()
+    )
     assert label.width() >= label.fontMetrics().horizontalAdvance(label.text())
     # the painted row (not the selected one): Steam's spent quota in the text colour, under "Blocked"
     line_height = label.fontMetrics().height()
     assert _text_pixels_in_strip(window, STEAM, Column.DOWN_LIMIT, line_height) > 20
-    assert _text_pixels_in_strip(window, STEAM, Column.UP_LIMIT, line_height) == 0  # no quota: no line
+    assert (
+        _text_pixels_in_strip(window, STEAM, Column.UP_LIMIT, line_height) == 0
+    )  # no quota: no line
     # a poll where only the use changed reaches the row and its open control
     model.apply_snapshot(quota_applications(down_left=900_000_000))
     assert label.text() == "900 MB left today"
@@ -94,7 +110,9 @@ def test_the_row_shows_what_a_quota_has_left_and_that_it_is_used_up(qtbot, windo
     assert not label.isVisible() and model.limit_state(DROPBOX, Direction.DOWN).quota_lines == ()
 
 
-def test_the_quota_line_is_readable_in_the_dark_theme_on_the_selection_and_the_rows(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+def test_the_quota_line_is_readable_in_the_dark_theme_on_the_selection_and_the_rows(
+    qtbot, window: MainWindow
+) -> None:  # type: ignore[no-untyped-def]
     application = QApplication.instance()
     assert isinstance(application, QApplication)
     apply_theme(application, Theme.DARK)
@@ -106,14 +124,25 @@ def test_the_quota_line_is_readable_in_the_dark_theme_on_the_selection_and_the_r
         qtbot.waitUntil(lambda: control.quota.isVisible())
         label = control.quota
         rows = QApplication.palette()  # the rows' colours; the table keeps its own selection tint
-        backgrounds = [window.table.palette().color(QPalette.ColorRole.Highlight),
-                       rows.color(QPalette.ColorRole.Base), rows.color(QPalette.ColorRole.AlternateBase)]
-        assert max(b.lightness() for b in backgrounds) < 128, [b.name() for b in backgrounds]  # dark, selection too
+        backgrounds = [
+            window.table.palette().color(QPalette.ColorRole.Highlight),
+            rows.color(QPalette.ColorRole.Base),
+            rows.color(QPalette.ColorRole.AlternateBase),
+        ]
+        assert max(b.lightness() for b in backgrounds) < 128, [
+            b.name() for b in backgrounds
+        ]  # dark, selection too
         colour = _text_colour(label)  # used up: as the row's text
-        assert all(contrast(colour, b) >= 4.5 for b in backgrounds), (colour.name(), [b.name() for b in backgrounds])
+        assert all(contrast(colour, b) >= 4.5 for b in backgrounds), (
+            colour.name(),
+            [b.name() for b in backgrounds],
+        )
         control.set_quota_lines(("1.24 GB left today",), spent=False)
         colour = _text_colour(label)  # what is left: grey, as the other notes in the cell
-        assert all(contrast(colour, b) >= 3.0 for b in backgrounds), (colour.name(), [b.name() for b in backgrounds])
+        assert all(contrast(colour, b) >= 3.0 for b in backgrounds), (
+            colour.name(),
+            [b.name() for b in backgrounds],
+        )
     finally:
         apply_theme(application, Theme.SYSTEM)
         window.follow_palette()

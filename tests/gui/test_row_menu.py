@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QContextMenuEvent
-from PySide6.QtWidgets import QApplication, QMenu
-
 from chadthrottle.contract import Direction
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QContextMenuEvent
+from PySide6.QtWidgets import QApplication, QMenu
+
 from tests.gui.sample_data import sample_applications
 
 FIREFOX = "app:org.mozilla.firefox"
@@ -83,7 +83,9 @@ def test_copy_id_and_show_connections(qtbot, window: MainWindow) -> None:  # typ
     (Qt.Key.Key_Menu, Qt.KeyboardModifier.NoModifier),
     (Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier),
 ])  # fmt: skip
-def test_the_keyboard_opens_the_menu_of_the_current_row(qtbot, window: MainWindow, key, modifier) -> None:  # type: ignore[no-untyped-def]
+def test_the_keyboard_opens_the_menu_of_the_current_row(
+    qtbot, window: MainWindow, key, modifier
+) -> None:  # type: ignore[no-untyped-def]
     window.select_application(DROPBOX)
     window.table.setFocus()
     qtbot.keyClick(window.table, key, modifier)
@@ -99,7 +101,9 @@ def test_right_click_selects_the_row_and_opens_its_menu(qtbot, window: MainWindo
     opened: list[str] = []
     window.table.rowMenuRequested.connect(lambda app_id, _where: opened.append(app_id))
     where = rect.center()
-    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, where, window.table.viewport().mapToGlobal(where))
+    event = QContextMenuEvent(
+        QContextMenuEvent.Reason.Mouse, where, window.table.viewport().mapToGlobal(where)
+    )
     QApplication.sendEvent(window.table.viewport(), event)
     assert opened == [DROPBOX]
     assert window.detail.app_id == DROPBOX
@@ -112,8 +116,12 @@ def test_the_menu_reaches_the_controller_and_its_model(qtbot, tmp_path) -> None:
     def no_client() -> object:
         raise AssertionError("widget test: no helper")
 
-    controller = AppController(no_client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
-                               use_tray=False, autostart_path=tmp_path / "autostart.desktop")
+    controller = AppController(
+        no_client,
+        QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+        use_tray=False,
+        autostart_path=tmp_path / "autostart.desktop",
+    )
     qtbot.addWidget(controller.window)
     controller.model.apply_snapshot(sample_applications())
     controller.connection.inject_observations(has_polled_ok=True)

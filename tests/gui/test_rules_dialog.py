@@ -7,17 +7,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QTime
-
 from chadthrottle.contract import ADMIN_OWNER, Direction, ScheduleInfo
 from chadthrottle.gui.rules_flow import SCHEDULES_KEY
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QTime
+
 from tests.gui.sample_data import MB
 from tests.gui.test_settings_dialog import start
 
 FIREFOX = "app:org.mozilla.firefox"
-WORK = ScheduleInfo(FIREFOX, ADMIN_OWNER, "mon-fri 09:00-17:00", "mon-fri", "09:00", "17:00", MB, 0, False, False, True)
+WORK = ScheduleInfo(
+    FIREFOX,
+    ADMIN_OWNER,
+    "mon-fri 09:00-17:00",
+    "mon-fri",
+    "09:00",
+    "17:00",
+    MB,
+    0,
+    False,
+    False,
+    True,
+)
 
 
 def _dialog(qtbot, **rules: object) -> RulesDialog:  # type: ignore[no-untyped-def]
@@ -29,11 +41,22 @@ def _dialog(qtbot, **rules: object) -> RulesDialog:  # type: ignore[no-untyped-d
 def test_it_shows_the_rule_and_asks_only_for_what_changed(qtbot) -> None:  # type: ignore[no-untyped-def]
     dialog = _dialog(qtbot, limits={Direction.DOWN: 5 * MB}, schedules=(WORK,), blocked={Direction.UP: True},
                      quotas={Direction.DOWN: (5_000_000_000, 1_200_000_000, "day")})  # fmt: skip
-    assert dialog.limit_edits[Direction.DOWN].text() == "5.00 MB/s" and dialog.limit_edits[Direction.UP].text() == ""
-    assert dialog.schedule_list.item(0).text() == "mon-fri 09:00-17:00  ·  down 1.00 MB/s  ·  active now"
-    assert dialog.block_boxes[Direction.UP].isChecked() and not dialog.block_boxes[Direction.DOWN].isChecked()
+    assert (
+        dialog.limit_edits[Direction.DOWN].text() == "5.00 MB/s"
+        and dialog.limit_edits[Direction.UP].text() == ""
+    )
+    assert (
+        dialog.schedule_list.item(0).text()
+        == "mon-fri 09:00-17:00  ·  down 1.00 MB/s  ·  active now"
+    )
+    assert (
+        dialog.block_boxes[Direction.UP].isChecked()
+        and not dialog.block_boxes[Direction.DOWN].isChecked()
+    )
     assert dialog.quota_state.text() == "Download: 1.2 GB of 5 GB left today"
-    assert "counts from zero" in dialog.clear_quota.toolTip() and "keeps" in dialog.set_quota.toolTip()
+    assert (
+        "counts from zero" in dialog.clear_quota.toolTip() and "keeps" in dialog.set_quota.toolTip()
+    )
     dialog.show_rules(AppRules(FIREFOX, "Firefox", quotas={Direction.UP: (2 * 10**9, 0, "week")}))
     assert dialog.quota_state.text() == "Upload: all 2 GB used this week"
     assert dialog.scheduled_note.text() == ""
@@ -49,7 +72,9 @@ def test_it_shows_the_rule_and_asks_only_for_what_changed(qtbot) -> None:  # typ
     dialog.limit_edits[Direction.DOWN].setText("")
     dialog.limit_edits[Direction.UP].setText("fast")
     dialog.apply_limits.click()
-    assert len(asked) == 1 and "Upload limit: not a rate" in dialog.message.text()  # refused here, nothing sent
+    assert (
+        len(asked) == 1 and "Upload limit: not a rate" in dialog.message.text()
+    )  # refused here, nothing sent
     dialog.limit_edits[Direction.UP].setText("")
     dialog.apply_limits.click()
     assert asked[1:] == [(FIREFOX, "down", None)]  # emptied: the limit is removed
@@ -103,7 +128,9 @@ def test_a_limit_a_schedule_sets_says_so() -> None:
 
     info = ApplicationInfo(FIREFOX, "Firefox", "", (0,), (1,), 0.0, 0.0, 0, 0, MB, 0, down_limit_owner=ADMIN_OWNER,
                            down_schedule="mon-fri 09:00-17:00")  # fmt: skip
-    text = describe_limit(limit_state(info, Direction.DOWN, 0), Direction.DOWN, UnitSystem.BYTES_DECIMAL)
+    text = describe_limit(
+        limit_state(info, Direction.DOWN, 0), Direction.DOWN, UnitSystem.BYTES_DECIMAL
+    )
     assert text == ("Download: limited to 1.00 MB/s. Set by the schedule mon-fri 09:00-17:00 while it runs; "
                     "a limit set here applies outside it.")  # fmt: skip
 
@@ -111,7 +138,10 @@ def test_a_limit_a_schedule_sets_says_so() -> None:
 def test_an_outranked_rule_cannot_be_changed_here(qtbot) -> None:  # type: ignore[no-untyped-def]
     dialog = _dialog(qtbot, read_only="An administrator's limit applies")
     assert not dialog.apply_limits.isEnabled() and not dialog.add_schedule.isEnabled()
-    assert not dialog.block_boxes[Direction.DOWN].isEnabled() and "administrator" in dialog.message.text()
+    assert (
+        not dialog.block_boxes[Direction.DOWN].isEnabled()
+        and "administrator" in dialog.message.text()
+    )
 
 
 def test_the_row_menu_opens_the_rules_of_its_application(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -126,11 +156,29 @@ def test_the_row_menu_opens_the_rules_of_its_application(qtbot, tmp_path: Path) 
     # No helper in this test: the dialog says changes cannot be made now.
     assert not dialog.add_schedule.isEnabled()
     # What ListSchedules answers is shown, the viewer's own schedules of this application only.
-    other = ScheduleInfo("exe:/usr/bin/curl", ADMIN_OWNER, "daily 01:00-02:00", "daily", "01:00", "02:00", MB, 0, False, False, False)
-    mine = WORK if controller.rules._owner == ADMIN_OWNER else ScheduleInfo(**{**WORK.__dict__, "owner": controller.rules._owner})
+    other = ScheduleInfo(
+        "exe:/usr/bin/curl",
+        ADMIN_OWNER,
+        "daily 01:00-02:00",
+        "daily",
+        "01:00",
+        "02:00",
+        MB,
+        0,
+        False,
+        False,
+        False,
+    )
+    mine = (
+        WORK
+        if controller.rules._owner == ADMIN_OWNER
+        else ScheduleInfo(**{**WORK.__dict__, "owner": controller.rules._owner})
+    )
     controller.connection.callFinished.emit(SCHEDULES_KEY, [mine, other], "", "")
-    assert [dialog.schedule_list.item(i).text().split("  ·  ")[0] for i in range(dialog.schedule_list.count())] == [
-        "mon-fri 09:00-17:00"]
+    assert [
+        dialog.schedule_list.item(i).text().split("  ·  ")[0]
+        for i in range(dialog.schedule_list.count())
+    ] == ["mon-fri 09:00-17:00"]
     controller.shutdown()
 
 
@@ -142,7 +190,13 @@ def test_a_poll_leaves_what_the_user_is_typing_and_selecting(qtbot) -> None:  # 
     qtbot.keyClicks(edit, "3M")
     dialog.schedule_list.setCurrentRow(0)
     dialog.show_rules(rules)  # the next poll, a second later
-    assert edit.text() == "3M" and dialog.schedule_list.currentRow() == 0 and dialog.remove_schedule.isEnabled()
+    assert (
+        edit.text() == "3M"
+        and dialog.schedule_list.currentRow() == 0
+        and dialog.remove_schedule.isEnabled()
+    )
     dialog.apply_limits.click()
     dialog.show_rules(AppRules(FIREFOX, "Firefox", limits={Direction.DOWN: 3 * MB}, schedules=()))
-    assert edit.text() == "3.00 MB/s" and dialog.schedule_list.count() == 0  # applied: it follows the helper again
+    assert (
+        edit.text() == "3.00 MB/s" and dialog.schedule_list.count() == 0
+    )  # applied: it follows the helper again

@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
-from PySide6.QtGui import QAction, QPalette
-from PySide6.QtWidgets import QApplication, QWidget
-
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.settings import Theme
 from chadthrottle.gui.theme import apply_theme, is_dark
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.settings_dialog import SettingsDialog
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QAction, QPalette
+from PySide6.QtWidgets import QApplication, QWidget
+
 from tests.gui.sample_data import sample_applications
 from tests.gui.test_keyboard import INTERACTIVE
 
@@ -26,8 +26,12 @@ def no_client() -> object:
 def start(qtbot, folder: Path, with_tray: bool = True) -> AppController:  # type: ignore[no-untyped-def]
     """A controller as at start-up, on settings kept in ``folder`` (the same
     folder again is a restart)."""
-    controller = AppController(no_client, QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat),
-                               use_tray=False, autostart_path=folder / "autostart" / "chadthrottle.desktop")
+    controller = AppController(
+        no_client,
+        QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat),
+        use_tray=False,
+        autostart_path=folder / "autostart" / "chadthrottle.desktop",
+    )
     qtbot.addWidget(controller.window)
     if with_tray:  # offscreen has no tray: wire the real one in, as the e2e tray tests do
         controller.attach_tray(TrayController(controller.model, controller.window, controller))
@@ -47,7 +51,10 @@ def test_the_menu_opens_the_dialog(qtbot, tmp_path: Path) -> None:  # type: igno
     menu = controller.window.header.menu_button.menu()
     entry = next(a for a in menu.findChildren(QAction) if a.objectName() == "open-settings")
     entry.trigger()
-    assert isinstance(controller.settings_dialog, SettingsDialog) and controller.settings_dialog.isVisible()
+    assert (
+        isinstance(controller.settings_dialog, SettingsDialog)
+        and controller.settings_dialog.isVisible()
+    )
     controller.settings_dialog.close()
     controller.shutdown()
 
@@ -71,7 +78,9 @@ def test_each_setting_applies_at_once_and_is_back_after_a_restart(qtbot, tmp_pat
     table = controller.window.table
     qtbot.waitUntil(lambda: table.palette().color(QPalette.ColorRole.Base).lightness() < 128)
     assert table.palette().color(QPalette.ColorRole.Base) != light_window  # the table follows
-    assert table.palette().color(QPalette.ColorRole.Highlight).lightness() < 128  # a tint for dark rows
+    assert (
+        table.palette().color(QPalette.ColorRole.Highlight).lightness() < 128
+    )  # a tint for dark rows
     dialog.close_to_tray.setChecked(False)
     assert controller.window.keep_running_in_tray is False
     dialog.notifications.setChecked(False)
@@ -89,7 +98,11 @@ def test_each_setting_applies_at_once_and_is_back_after_a_restart(qtbot, tmp_pat
     assert settings.units is UnitSystem.BITS_BINARY
     assert settings.refresh_interval_s == 2.0
     assert settings.theme is Theme.DARK and is_dark(QApplication.palette())
-    assert (settings.close_to_tray, settings.notifications, settings.start_hidden) == (False, False, True)
+    assert (settings.close_to_tray, settings.notifications, settings.start_hidden) == (
+        False,
+        False,
+        True,
+    )
     assert again.window.keep_running_in_tray is False
     reopened = again.open_settings()
     assert reopened.value(reopened.units) is UnitSystem.BITS_BINARY
@@ -126,7 +139,9 @@ def test_notifications_off_keeps_the_tray_quiet(qtbot, tmp_path: Path) -> None: 
 def test_without_a_tray_the_tray_settings_say_why_they_are_off(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     controller = start(qtbot, tmp_path, with_tray=False)
     dialog = controller.open_settings()
-    assert not dialog.close_to_tray.isEnabled() and "no system tray" in dialog.close_to_tray.toolTip()
+    assert (
+        not dialog.close_to_tray.isEnabled() and "no system tray" in dialog.close_to_tray.toolTip()
+    )
     dialog.close()
     controller.shutdown()
 
@@ -145,7 +160,11 @@ def test_garbled_settings_fall_back_to_defaults(qtbot, tmp_path: Path) -> None: 
 def test_every_control_of_the_dialog_has_an_accessible_name(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     controller = start(qtbot, tmp_path)
     dialog = controller.open_settings()
-    controls = [w for w in dialog.findChildren(QWidget) if isinstance(w, INTERACTIVE) and w.isVisibleTo(dialog)]
+    controls = [
+        w
+        for w in dialog.findChildren(QWidget)
+        if isinstance(w, INTERACTIVE) and w.isVisibleTo(dialog)
+    ]
     assert len(controls) >= 8
     assert [type(w).__name__ for w in controls if not w.accessibleName()] == []
     dialog.close()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtGui import QAction
-
 from chadthrottle.contract import Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
@@ -13,6 +11,8 @@ from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.tray.icons import TrayIconKind
 from chadthrottle.gui.tray.quick_limits import busiest_applications
 from chadthrottle.gui.tray.tray import BLOCK_LABEL, TrayController
+from PySide6.QtGui import QAction
+
 from tests.gui.sample_data import MB, app, sample_applications
 from tests.gui.tray_actions import pause_action, quick_limit_action
 
@@ -64,7 +64,11 @@ def test_pause_item_toggles_through_pause_requested(qtbot) -> None:
     tray.set_status(CONNECTED)
     tray.set_limits_paused(None)  # a helper without SetLimitsPaused
     unsupported = pause_action(tray)
-    assert unsupported is not None and not unsupported.isEnabled() and "cannot pause" in unsupported.toolTip()
+    assert (
+        unsupported is not None
+        and not unsupported.isEnabled()
+        and "cannot pause" in unsupported.toolTip()
+    )
 
 
 def test_menu_is_rebuilt_on_show_with_current_rates() -> None:
@@ -89,7 +93,9 @@ def test_quick_limits_and_block(qtbot) -> None:
     assert labels == ["Unlimited", "100 KB/s", "1 MB/s", "5 MB/s", "Custom…", BLOCK_LABEL]
     checked = quick_limit_action(tray, firefox, Direction.DOWN, "5 MB/s")
     assert checked is not None and checked.isChecked()  # Firefox is limited to 5 MB/s
-    block = quick_limit_action(tray, firefox, Direction.UP, BLOCK_LABEL)  # a real block, not a smallest limit
+    block = quick_limit_action(
+        tray, firefox, Direction.UP, BLOCK_LABEL
+    )  # a real block, not a smallest limit
     assert block is not None and block.text() == "Block" and not block.isChecked()
     with qtbot.waitSignal(tray.blockRequested) as blocker:
         block.trigger()
@@ -98,7 +104,9 @@ def test_quick_limits_and_block(qtbot) -> None:
                           for a in sample_applications()])  # fmt: skip
     unblock = quick_limit_action(tray, firefox, Direction.UP, BLOCK_LABEL)
     assert unblock is not None and unblock.text() == "Blocked" and unblock.isChecked()
-    assert not quick_limit_action(tray, firefox, Direction.UP, "1 MB/s").isEnabled()  # no rate while blocked
+    assert not quick_limit_action(
+        tray, firefox, Direction.UP, "1 MB/s"
+    ).isEnabled()  # no rate while blocked
     with qtbot.waitSignal(tray.blockRequested) as blocker:
         unblock.trigger()
     assert blocker.args == [firefox, "up", False]

@@ -6,10 +6,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from PySide6.QtCore import QPoint, Qt
-
 from chadthrottle.contract import Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
@@ -19,6 +15,10 @@ from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.widgets.limit_slider import LimitControl
 from chadthrottle.gui.widgets.rate_scale import round_rates, snap_rate, step_rate, suggest_rate
 from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate
+from hypothesis import given
+from hypothesis import strategies as st
+from PySide6.QtCore import QPoint, Qt
+
 from tests.gui.sample_data import MB, sample_applications
 from tests.gui.tray_actions import quick_limit_action
 
@@ -43,7 +43,9 @@ BYTES = UnitSystem.BYTES_DECIMAL
         ("unlimited", BITS, None),
     ],
 )
-def test_typed_rates_mean_the_units_shown(text: str, units: UnitSystem, expected: int | None) -> None:
+def test_typed_rates_mean_the_units_shown(
+    text: str, units: UnitSystem, expected: int | None
+) -> None:
     assert parse_rate(text, units) == expected
 
 
@@ -125,7 +127,9 @@ def test_keys_step_in_bits_when_bits_are_shown(qtbot, control: LimitControl) -> 
     assert control.field.text() == "30.0 Mbit/s"
     qtbot.keyClick(control.slider, Qt.Key.Key_PageDown)
     assert control.field.text() == "20.0 Mbit/s"
-    assert "Mbit/s" in control.field.toolTip() and "kbit/s" in control.slider.accessibleDescription()
+    assert (
+        "Mbit/s" in control.field.toolTip() and "kbit/s" in control.slider.accessibleDescription()
+    )
 
 
 def test_typing_10M_in_bits_mode_means_10_Mbit(qtbot, control: LimitControl) -> None:  # type: ignore[no-untyped-def]
@@ -162,7 +166,11 @@ def test_a_drag_lands_on_a_round_value(qtbot, control: LimitControl) -> None:  #
 
 def test_tray_quick_limits_and_custom_values_in_bits(qtbot) -> None:  # type: ignore[no-untyped-def]
     assert [q.label for q in quick_limits(BITS)][1:4] == ["1 Mbit/s", "10 Mbit/s", "50 Mbit/s"]
-    assert [q.label for q in quick_limits(UnitSystem.BYTES_BINARY)][1:4] == ["100 KiB/s", "1 MiB/s", "5 MiB/s"]
+    assert [q.label for q in quick_limits(UnitSystem.BYTES_BINARY)][1:4] == [
+        "100 KiB/s",
+        "1 MiB/s",
+        "5 MiB/s",
+    ]
     model = ApplicationsModel(IconProvider())
     model.apply_snapshot(sample_applications())
     model.set_units(BITS)

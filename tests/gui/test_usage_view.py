@@ -11,17 +11,19 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication
-
 from chadthrottle.client import HelperClientError
 from chadthrottle.contract import Direction
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.graph_series import graph_series
-from chadthrottle.gui.models.usage_periods import UsagePeriod, local_midnight, period_since, slot_label, slot_starts
+from chadthrottle.gui.models.usage_periods import (
+    UsagePeriod,
+    local_midnight,
+    period_since,
+    slot_label,
+    slot_starts,
+)
 from chadthrottle.gui.models.usage_table import UsageColumn
 from chadthrottle.gui.models.usage_totals import OTHER_KEY, fallback_name, stacked_bars
 from chadthrottle.gui.settings import Theme
@@ -30,6 +32,10 @@ from chadthrottle.gui.usage_flow import GRAPH_OLD_HELPER, OLD_HELPER, load_perio
 from chadthrottle.gui.views.usage_chart import OTHER_COLOUR, SERIES_COLOURS
 from chadthrottle.units import UnitSystem
 from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageResolution, UsageRow
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
 from tests.gui.test_connection import ScriptedClient
 from tests.gui.usage_rows import over_the_wire, row
 
@@ -46,15 +52,25 @@ class UsageClient(ScriptedClient):
         self.rows = rows_by_resolution
         self.usage_calls: list[tuple[str, int, UsageResolution]] = []
 
-    async def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]:
+    async def get_usage(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution
+    ) -> list[UsageRow]:
         self.usage_calls.append((app_id, since, resolution))
-        rows = [r for r in self.rows.get(resolution, []) if r.start >= since and app_id in ("", r.app_id)]
+        rows = [
+            r
+            for r in self.rows.get(resolution, [])
+            if r.start >= since and app_id in ("", r.app_id)
+        ]
         return over_the_wire(rows)
 
 
 class OldHelperClient(ScriptedClient):
-    async def get_usage(self, app_id: str, since: int, until: int, resolution: UsageResolution) -> list[UsageRow]:
-        raise HelperClientError("org.freedesktop.DBus.Error.UnknownMethod", "No such method 'GetUsage'")
+    async def get_usage(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution
+    ) -> list[UsageRow]:
+        raise HelperClientError(
+            "org.freedesktop.DBus.Error.UnknownMethod", "No such method 'GetUsage'"
+        )
 
 
 def days_of_rows(now: float) -> dict[UsageResolution, list[UsageRow]]:
@@ -92,18 +108,32 @@ def test_stacked_bars_keep_the_busiest_and_sum_the_rest() -> None:
     assert sum(bars.slot_total(s) for s in range(7)) == sum(r.down_bytes + r.up_bytes for r in rows)
     assert fallback_name("exe:/usr/bin/tool7") == "tool7"
     assert fallback_name("appimage:/home/a/Krita-5.2.AppImage") == "Krita-5.2"
-    assert fallback_name("unit:nginx.service") == "nginx" and fallback_name("snap:spotify") == "spotify"
+    assert (
+        fallback_name("unit:nginx.service") == "nginx"
+        and fallback_name("snap:spotify") == "spotify"
+    )
 
 
 def test_periods_begin_at_local_midnight_and_a_garbled_choice_is_today(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    now = time.mktime((2026, 3, 29, 15, 30, 0, 0, 0, -1))  # a clock change in Europe, none elsewhere
+    now = time.mktime(
+        (2026, 3, 29, 15, 30, 0, 0, 0, -1)
+    )  # a clock change in Europe, none elsewhere
     assert period_since(UsagePeriod.TODAY, now) == local_midnight(now)
     month = slot_starts(UsagePeriod.THIS_MONTH, now)
-    assert len(month) == 29 and time.localtime(month[0])[1:4] == (3, 1, 0)  # the 1st to today, by midnight
-    assert all(time.localtime(start)[3:5] == (0, 0) for start in month)  # every bar at a local midnight
+    assert len(month) == 29 and time.localtime(month[0])[1:4] == (
+        3,
+        1,
+        0,
+    )  # the 1st to today, by midnight
+    assert all(
+        time.localtime(start)[3:5] == (0, 0) for start in month
+    )  # every bar at a local midnight
     hours = slot_starts(UsagePeriod.TODAY, now)
     assert hours[0] == local_midnight(now) and hours[-1] <= now < hours[-1] + 3600
-    assert slot_label(UsagePeriod.DAYS_30, month[0]) == time.strftime("%b", time.localtime(month[0])) + " 1"
+    assert (
+        slot_label(UsagePeriod.DAYS_30, month[0])
+        == time.strftime("%b", time.localtime(month[0])) + " 1"
+    )
     store = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     store.setValue("usage/period", "fortnight")
     assert load_period(store) is UsagePeriod.TODAY
@@ -114,7 +144,9 @@ def test_periods_begin_at_local_midnight_and_a_garbled_choice_is_today(tmp_path)
 def test_graph_series_seeds_the_hour_and_breaks_at_gaps() -> None:
     now = 1_800_000_000.0
     minute = int(now) - int(now) % 60
-    minutes = over_the_wire([row(FIREFOX, minute - 600, 60, 6 * MB), row(FIREFOX, minute - 420, 60, 12 * MB)])
+    minutes = over_the_wire(
+        [row(FIREFOX, minute - 600, 60, 6 * MB), row(FIREFOX, minute - 420, 60, 12 * MB)]
+    )
     # Live samples every second from 60 s ago, with 20 s missing (the helper was away).
     times = np.array([t for t in np.arange(now - 60, now, 1.0) if not now - 40 <= t < now - 20])
     rates = np.ones((len(times), 2)) * 1000.0
@@ -139,7 +171,9 @@ def test_a_gap_in_the_polls_breaks_the_graph_line(qtbot, window) -> None:  # typ
     x, data = window.detail.plotted
     gap = np.flatnonzero(np.isnan(data[:, 0]))
     assert len(gap) == 1 and -40 <= x[gap[0]] <= -20
-    assert window.detail.graphs[Direction.DOWN].top >= 2e6  # scaled to what was measured, not to NaN
+    assert (
+        window.detail.graphs[Direction.DOWN].top >= 2e6
+    )  # scaled to what was measured, not to NaN
     assert window.detail.hover_text(float(x[gap[0]])) == "not measured"
 
 
@@ -156,7 +190,9 @@ def controller(qtbot, tmp_path, request):  # type: ignore[no-untyped-def]
     app.shutdown()
 
 
-@pytest.mark.parametrize("controller", [lambda: UsageClient(days_of_rows(time.time()))], indirect=True)
+@pytest.mark.parametrize(
+    "controller", [lambda: UsageClient(days_of_rows(time.time()))], indirect=True
+)
 def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  # type: ignore[no-untyped-def]
     app, client = controller
     model, window = app.model, app.window
@@ -164,12 +200,20 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     # Today's totals on every row and the overall row, asked for by day from local midnight.
     assert ("", local_midnight(time.time()), UsageResolution.DAY) in client.usage_calls
     assert model.index_of(FIREFOX, Column.USAGE).data() == "1.00 GB"
-    assert model.index_of("app:com.dropbox.Client", Column.USAGE).data() == "0 B"  # ran, moved nothing today
-    assert "Today: 900 MB down, 100 MB up" in model.index_of(FIREFOX, Column.USAGE).data(Qt.ItemDataRole.ToolTipRole)
+    assert (
+        model.index_of("app:com.dropbox.Client", Column.USAGE).data() == "0 B"
+    )  # ran, moved nothing today
+    assert "Today: 900 MB down, 100 MB up" in model.index_of(FIREFOX, Column.USAGE).data(
+        Qt.ItemDataRole.ToolTipRole
+    )
     assert model.headerData(Column.USAGE, Qt.Orientation.Horizontal) == "Today"
-    qtbot.waitUntil(lambda: window.table.overall.overall_text(Column.USAGE) == "2.80 GB", timeout=2000)  # with 1.8 GB + 2 MB of others
+    qtbot.waitUntil(
+        lambda: window.table.overall.overall_text(Column.USAGE) == "2.80 GB", timeout=2000
+    )  # with 1.8 GB + 2 MB of others
     header = window.table.header()
-    assert header.visualIndex(Column.USAGE) == header.visualIndex(Column.UP) + 1  # next to the rates
+    assert (
+        header.visualIndex(Column.USAGE) == header.visualIndex(Column.UP) + 1
+    )  # next to the rates
 
     # The usage view, from the keyboard: a week, sortable, stacked bars.
     window.activateWindow()
@@ -179,22 +223,33 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     assert dialog is not None
     qtbot.waitExposed(dialog)
     dialog.choose_period(UsagePeriod.WEEK)
-    qtbot.waitUntil(lambda: dialog.table_model.rowCount() == 11, timeout=5000)  # 10 applications and "(other)"
+    qtbot.waitUntil(
+        lambda: dialog.table_model.rowCount() == 11, timeout=5000
+    )  # 10 applications and "(other)"
     names = [dialog.table_model.index(r, UsageColumn.NAME).data() for r in range(11)]
     assert names[:2] == ["Firefox", "Steam"]  # 7 GB, then 3 GB: the most first
     assert "Other applications" in names and "tool7" in names  # names for ids not running
     header = dialog.table.horizontalHeader()
-    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton,
-                     pos=QPoint(header.sectionViewportPosition(UsageColumn.NAME) + 10, header.height() // 2))
+    qtbot.mouseClick(
+        header.viewport(),
+        Qt.MouseButton.LeftButton,
+        pos=QPoint(header.sectionViewportPosition(UsageColumn.NAME) + 10, header.height() // 2),
+    )
     assert dialog.table_model.index(0, UsageColumn.NAME).data() == "Firefox"
     assert dialog.table_model.index(1, UsageColumn.NAME).data() == "Other applications"
-    assert "All applications, last 7 days: <b>22.6 GB</b>" in dialog.total.text()  # 7 + 3 GB + 7 x 1.802 GB
+    assert (
+        "All applications, last 7 days: <b>22.6 GB</b>" in dialog.total.text()
+    )  # 7 + 3 GB + 7 x 1.802 GB
     window.set_units(UnitSystem.BITS_DECIMAL)  # as the settings do: the view follows
     assert dialog.table_model.index(0, UsageColumn.TOTAL).data() == "56.0 Gbit"  # Firefox's 7 GB
     window.set_units(UnitSystem.BYTES_DECIMAL)
     # The week's choice is the totals column's too.
-    qtbot.waitUntil(lambda: model.headerData(Column.USAGE, Qt.Orientation.Horizontal) == "7 days", timeout=5000)
-    qtbot.waitUntil(lambda: model.index_of(FIREFOX, Column.USAGE).data() == "1.00 GB", timeout=5000)  # month rows
+    qtbot.waitUntil(
+        lambda: model.headerData(Column.USAGE, Qt.Orientation.Horizontal) == "7 days", timeout=5000
+    )
+    qtbot.waitUntil(
+        lambda: model.index_of(FIREFOX, Column.USAGE).data() == "1.00 GB", timeout=5000
+    )  # month rows
     assert app.usage.period is UsagePeriod.WEEK
 
     chart = dialog.chart
@@ -203,16 +258,29 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     assert dialog.chosen_bar.text().startswith(time.strftime("%a ", time.localtime()))
     qtbot.keyClick(chart, Qt.Key.Key_Left)
     qtbot.keyClick(chart, Qt.Key.Key_Left)
-    assert "Steam 3.00 GB" in dialog.chosen_bar.text() and "Firefox 1.00 GB" in dialog.chosen_bar.text()
-    for theme in (Theme.DARK, Theme.LIGHT, Theme.SYSTEM):  # the bars' colours on either palette; then as before
+    assert (
+        "Steam 3.00 GB" in dialog.chosen_bar.text()
+        and "Firefox 1.00 GB" in dialog.chosen_bar.text()
+    )
+    for theme in (
+        Theme.DARK,
+        Theme.LIGHT,
+        Theme.SYSTEM,
+    ):  # the bars' colours on either palette; then as before
         if theme is Theme.SYSTEM:
             apply_theme(QApplication.instance(), theme)
             break
         apply_theme(QApplication.instance(), theme)
         dark = theme is Theme.DARK
-        qtbot.waitUntil(lambda: (chart.palette().color(QPalette.ColorRole.Window).lightness() < 128) == dark)
+        qtbot.waitUntil(
+            lambda: (chart.palette().color(QPalette.ColorRole.Window).lightness() < 128) == dark
+        )
         image = chart.grab().toImage()
-        colours = {QColor(image.pixel(x, y)).name() for x in range(image.width()) for y in range(image.height())}
+        colours = {
+            QColor(image.pixel(x, y)).name()
+            for x in range(image.width())
+            for y in range(image.height())
+        }
         assert {SERIES_COLOURS[0].name(), SERIES_COLOURS[1].name(), OTHER_COLOUR.name()} <= colours
         text = chart.palette().color(QPalette.ColorRole.WindowText).name()
         assert text in colours  # the axis labels in the palette's text colour, readable on it
@@ -230,8 +298,12 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     # Pointing at the graph: a line there and, in the upper plot, the time and both rates.
     down = window.detail.graphs[Direction.DOWN]
     view = down.item.getViewBox().scene().views()[0]
-    seeded_x = float(x[np.flatnonzero(data[:, 0] == 100_000.0)[0]])  # a minute from the helper, not a live sample
-    qtbot.waitUntil(lambda: down.item.getViewBox().viewRange()[0][0] == -60, timeout=2000)  # laid out: the hour
+    seeded_x = float(
+        x[np.flatnonzero(data[:, 0] == 100_000.0)[0]]
+    )  # a minute from the helper, not a live sample
+    qtbot.waitUntil(
+        lambda: down.item.getViewBox().viewRange()[0][0] == -60, timeout=2000
+    )  # laid out: the hour
     qtbot.wait(50)
     at = view.mapFromScene(down.item.getViewBox().mapViewToScene(QPointF(seeded_x, down.top / 2)))
     qtbot.mouseMove(view.viewport(), at)
@@ -250,9 +322,17 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     assert not dialog.buttons.button(1).font().bold()
     qtbot.waitUntil(lambda: len(dialog.chart.bars.slot_starts) == 30, timeout=5000)
     # An answer for a period no longer chosen changes nothing.
-    before = [dialog.table_model.index(r, UsageColumn.TOTAL).data() for r in range(dialog.table_model.rowCount())]
-    app.usage._on_usage("view:today", over_the_wire([row(FIREFOX, local_midnight(time.time()), 3600, 1)]), "")
-    assert [dialog.table_model.index(r, UsageColumn.TOTAL).data() for r in range(dialog.table_model.rowCount())] == before
+    before = [
+        dialog.table_model.index(r, UsageColumn.TOTAL).data()
+        for r in range(dialog.table_model.rowCount())
+    ]
+    app.usage._on_usage(
+        "view:today", over_the_wire([row(FIREFOX, local_midnight(time.time()), 3600, 1)]), ""
+    )
+    assert [
+        dialog.table_model.index(r, UsageColumn.TOTAL).data()
+        for r in range(dialog.table_model.rowCount())
+    ] == before
 
 
 @pytest.mark.parametrize("controller", [OldHelperClient], indirect=True)
@@ -266,6 +346,9 @@ def test_an_older_helper_says_history_is_unavailable(qtbot, controller) -> None:
     app.window.select_application(FIREFOX)
     app.window.select_application(STEAM)
     detail = app.window.detail
-    qtbot.waitUntil(lambda: detail.history_note == GRAPH_OLD_HELPER and detail.limit_notes.isVisible(), timeout=2000)
+    qtbot.waitUntil(
+        lambda: detail.history_note == GRAPH_OLD_HELPER and detail.limit_notes.isVisible(),
+        timeout=2000,
+    )
     assert detail.limit_notes.text() == GRAPH_OLD_HELPER
     assert app.connection.status.state is HelperState.CONNECTED  # the rest goes on

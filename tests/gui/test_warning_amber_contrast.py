@@ -4,14 +4,13 @@ dark rows and status bar (WCAG asks 4.5:1 for text this small)."""
 
 from __future__ import annotations
 
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication
-
 from chadthrottle.gui.models.priority_view import LinkSummary
 from chadthrottle.gui.settings import Theme
 from chadthrottle.gui.theme import apply_theme, dark_palette
 from chadthrottle.gui.views.status_line import StatusLine
 from chadthrottle.gui.widgets.limit_slider import problem_colour
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
 
 
 def contrast(one: QColor, other: QColor) -> float:
@@ -27,7 +26,11 @@ def contrast(one: QColor, other: QColor) -> float:
 def test_problem_amber_reads_on_the_dark_theme() -> None:
     dark = dark_palette()
     amber = QColor(problem_colour(dark))
-    for role in (QPalette.ColorRole.Window, QPalette.ColorRole.Base, QPalette.ColorRole.AlternateBase):
+    for role in (
+        QPalette.ColorRole.Window,
+        QPalette.ColorRole.Base,
+        QPalette.ColorRole.AlternateBase,
+    ):
         assert contrast(amber, dark.color(role)) >= 4.5, role
 
 

@@ -14,19 +14,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QColor, QFontMetricsF, QPalette
-from PySide6.QtWidgets import QApplication, QWidget
-
 from chadthrottle.contract import Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.views.app_table import contrast
-from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.graph_scale import graph_top
+from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.rate_axis import RateAxis
 from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QColor, QFontMetricsF, QPalette
+from PySide6.QtWidgets import QApplication, QWidget
+
 from tests.gui.bare_window import bare_window
 from tests.gui.sample_data import MB, app, sample_applications
 
@@ -46,8 +46,23 @@ def probe(tmp_path: Path, width: int, height: int, scale: float, dpi: int = 96) 
     """The fit probe in its own process, on an offscreen screen of that size:
     scaled by QT_SCALE_FACTOR, or by the desktop's font DPI (as Xft.dpi does)."""
     config = tmp_path / f"screen-{width}x{height}-{dpi}.json"
-    config.write_text(json.dumps({"screens": [
-        {"name": "probe", "x": 0, "y": 0, "width": width, "height": height, "logicalDpi": dpi, "dpr": 1}]}))
+    config.write_text(
+        json.dumps(
+            {
+                "screens": [
+                    {
+                        "name": "probe",
+                        "x": 0,
+                        "y": 0,
+                        "width": width,
+                        "height": height,
+                        "logicalDpi": dpi,
+                        "dpr": 1,
+                    }
+                ]
+            }
+        )
+    )
     environment = {**os.environ, "QT_QPA_PLATFORM": f"offscreen:configfile={config}"}
     environment.pop("QT_SCALE_FACTOR", None)
     if dpi == 96:
@@ -62,7 +77,9 @@ def probe(tmp_path: Path, width: int, height: int, scale: float, dpi: int = 96) 
     [(1366, 768, 2, 96), (1920, 1080, 2, 96), (1366, 768, 1, 96),
      (1920, 1080, 2, 192), (1366, 768, 1.5, 144)],  # the desktop's scale: its font DPI
 )  # fmt: skip
-def test_everything_fits_the_available_screen(tmp_path: Path, width: int, height: int, scale: float, dpi: int) -> None:
+def test_everything_fits_the_available_screen(
+    tmp_path: Path, width: int, height: int, scale: float, dpi: int
+) -> None:
     report = probe(tmp_path, width, height, scale, dpi)
     assert report["scale"] == scale
     left, top, right, bottom = report["available"]
@@ -77,15 +94,22 @@ def test_everything_fits_the_available_screen(tmp_path: Path, width: int, height
     assert report["columns"]["NAME"][1] >= report["name_minimum"] - 1
     window_width, window_height = report["window"]
     for name, (x0, y0, x1, y1) in report["parts"].items():
-        assert 0 <= x0 and 0 <= y0 and x1 < window_width and y1 < window_height, (name, report["parts"][name])
+        assert x0 >= 0 and y0 >= 0 and x1 < window_width and y1 < window_height, (
+            name,
+            report["parts"][name],
+        )
     assert report["cut_labels"] == []
-    assert report["graph_visible"] and report["parts"]["graph"][3] - report["parts"]["graph"][1] >= 80
+    assert (
+        report["graph_visible"] and report["parts"]["graph"][3] - report["parts"]["graph"][1] >= 80
+    )
     assert report["row_height"] >= report["font_height"] + 10
     # a quota's line under the limit: whole in the open control and the painted row, the field whole above it,
     # and at least the useful part (what is left; that it is used up)
     down, up = report["quota"]["down"], report["quota"]["up"]
     for line in (down, up):
-        assert line["visible"] and not line["cut"] and line["field_whole"] and line["painted_fits"], report["quota"]
+        assert (
+            line["visible"] and not line["cut"] and line["field_whole"] and line["painted_fits"]
+        ), report["quota"]
     assert down["text"].startswith("1.25 GB left") and down["painted"].startswith("1.25 GB left")
     assert up["text"].startswith("quota used up") and up["painted"].startswith("quota used up")
 
@@ -103,7 +127,9 @@ def test_state_is_restored_after_a_restart(qtbot, tmp_path: Path) -> None:  # ty
     first.close()
 
     second = make_window(qtbot)
-    restore_window_state(second, QSettings(str(tmp_path / "chadthrottle.conf"), QSettings.Format.IniFormat))
+    restore_window_state(
+        second, QSettings(str(tmp_path / "chadthrottle.conf"), QSettings.Format.IniFormat)
+    )
     second.show()
     qtbot.waitExposed(second)
     assert (second.width(), second.height()) == (700, 500)
@@ -117,7 +143,9 @@ def test_state_is_restored_after_a_restart(qtbot, tmp_path: Path) -> None:  # ty
     qtbot.waitUntil(second.isMaximized)
     save_window_state(second, store)
     third = make_window(qtbot)
-    restore_window_state(third, QSettings(str(tmp_path / "chadthrottle.conf"), QSettings.Format.IniFormat))
+    restore_window_state(
+        third, QSettings(str(tmp_path / "chadthrottle.conf"), QSettings.Format.IniFormat)
+    )
     third.show()
     qtbot.waitUntil(third.isMaximized)
 
@@ -137,10 +165,12 @@ def test_graph_scale_ignores_a_distant_limit(qtbot) -> None:  # type: ignore[no-
     assert graph_top(2 * MB, 900 * MB) == graph_top(2 * MB)  # far above: not on the scale
     assert graph_top(2 * MB, 5 * MB) >= 5 * MB  # near: the line is on the scale
     window = make_window(qtbot)
-    model = window._model  # noqa: SLF001 - the model behind the window under test
+    model = window._model
     steam = "app:org.example.Download"
     for second in range(20):
-        model.apply_snapshot([app(steam, "Download", 2 * MB + 10_000 * second, 50_000, down_limit_bps=900 * MB)])
+        model.apply_snapshot(
+            [app(steam, "Download", 2 * MB + 10_000 * second, 50_000, down_limit_bps=900 * MB)]
+        )
     window.show()
     window.select_application(steam)
     window.detail.refresh()
@@ -155,13 +185,17 @@ def test_graph_scale_ignores_a_distant_limit(qtbot) -> None:  # type: ignore[no-
 
 def test_sparklines_share_one_scale(qtbot) -> None:  # type: ignore[no-untyped-def]
     window = make_window(qtbot)
-    window._model.apply_snapshot(sample_applications())  # noqa: SLF001
+    window._model.apply_snapshot(sample_applications())
     scale = window.table.sparkline_delegate.scale
     assert scale is not None
     rates = np.array([(a.down_bps, a.up_bps) for a in sample_applications()])
     assert scale == (graph_top(rates[:, 0].max()), graph_top(rates[:, 1].max()))
-    tooltip = window.table.proxy_index("app:com.dropbox.Client", Column.ACTIVITY).data(Qt.ItemDataRole.ToolTipRole)
-    assert "every row on one scale" in tooltip and "up to 7.50 MB/s" in tooltip  # 4.98 MB/s down, with room
+    tooltip = window.table.proxy_index("app:com.dropbox.Client", Column.ACTIVITY).data(
+        Qt.ItemDataRole.ToolTipRole
+    )
+    assert (
+        "every row on one scale" in tooltip and "up to 7.50 MB/s" in tooltip
+    )  # 4.98 MB/s down, with room
 
 
 def test_a_filter_that_matches_nothing_says_so(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -180,7 +214,9 @@ def test_first_click_on_a_rate_column_sorts_busiest_first(qtbot) -> None:  # typ
     header = window.table.header()
     for column, first in ((Column.DOWN, "Firefox"), (Column.UP, "syncthing")):
         x = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
-        qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=header.rect().center().__class__(x, 5))
+        qtbot.mouseClick(
+            header.viewport(), Qt.MouseButton.LeftButton, pos=header.rect().center().__class__(x, 5)
+        )
         assert header.sortIndicatorSection() == column
         assert header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
         assert window.table.model().index(0, 0).data() == first
@@ -208,7 +244,9 @@ def test_the_selected_row_stands_out_in_dark_mode(qtbot) -> None:  # type: ignor
     window = make_window(qtbot)  # and on the light palette: soft, still visible
     palette = window.table.palette()
     for role in (QPalette.ColorRole.Base, QPalette.ColorRole.AlternateBase):
-        assert contrast(palette.color(QPalette.ColorRole.Highlight), palette.color(role)) >= 1.15, role
+        assert contrast(palette.color(QPalette.ColorRole.Highlight), palette.color(role)) >= 1.15, (
+            role
+        )
 
 
 def test_focus_is_visible_on_sliders_and_fields(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -234,20 +272,30 @@ def test_every_focusable_widget_has_an_accessible_name(qtbot) -> None:  # type: 
     window = make_window(qtbot)
     window.show()
     qtbot.waitExposed(window)
-    window.limit_control("app:com.dropbox.Client", Direction.DOWN)  # a row's editors, as the pointer opens them
+    window.limit_control(
+        "app:com.dropbox.Client", Direction.DOWN
+    )  # a row's editors, as the pointer opens them
     window.header.filter.setText("o")
-    window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))  # the banner's button
+    window.set_status(
+        HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting.")
+    )  # the banner's button
     window.set_limits_paused(True)  # the paused notice's button
     focusable = [w for w in window.findChildren(QWidget)
                  if w.focusPolicy() != Qt.FocusPolicy.NoFocus and w.isVisibleTo(window)]  # fmt: skip
     assert len(focusable) >= 10
-    unnamed = [f"{type(w).__name__} in {type(w.parent()).__name__}" for w in focusable if not w.accessibleName()]
+    unnamed = [
+        f"{type(w).__name__} in {type(w.parent()).__name__}"
+        for w in focusable
+        if not w.accessibleName()
+    ]
     assert unnamed == []
 
 
 def test_tab_order_follows_the_layout_with_a_banner_shown(qtbot) -> None:  # type: ignore[no-untyped-def]
     window = make_window(qtbot)
-    window.set_status(HelperStatus(HelperState.NOT_AUTHORIZED, "Setting limits was refused.", True, False))
+    window.set_status(
+        HelperStatus(HelperState.NOT_AUTHORIZED, "Setting limits was refused.", True, False)
+    )
     window.show()
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
@@ -270,20 +318,33 @@ def test_graph_axis_labels_never_crowd(height_px: int) -> None:
         ((step, values),) = axis.tickValues(0.0, top, height_px)
         inside = [v for v in values if 0 < v < top]
         assert inside, (height_px, top, values)
-        assert len(inside) * line * 1.5 <= max(height_px, line * 1.5), (height_px, top, values)  # edge labels are dropped
+        assert len(inside) * line * 1.5 <= max(height_px, line * 1.5), (
+            height_px,
+            top,
+            values,
+        )  # edge labels are dropped
 
 
-@pytest.mark.parametrize(("units", "top", "label"), [(UnitSystem.BITS_DECIMAL, 60 * MB, "Mbit/s"),
-                                                      (UnitSystem.BYTES_BINARY, 60 * MB, "MiB/s")])
-def test_graph_axis_steps_are_round_in_the_units_shown(units: UnitSystem, top: float, label: str) -> None:
+@pytest.mark.parametrize(
+    ("units", "top", "label"),
+    [(UnitSystem.BITS_DECIMAL, 60 * MB, "Mbit/s"), (UnitSystem.BYTES_BINARY, 60 * MB, "MiB/s")],
+)
+def test_graph_axis_steps_are_round_in_the_units_shown(
+    units: UnitSystem, top: float, label: str
+) -> None:
     axis = RateAxis(units)
     ((step, values),) = axis.tickValues(0.0, top, 300)
     number, unit = axis.tickStrings([step], 1.0, 0.0)[0].split(" ")
     mantissa = float(number) / 10 ** math.floor(math.log10(float(number)))
-    assert unit == label and round(mantissa, 6) in (1, 2, 5), (number, unit)  # 50 Mbit/s, not 40 (5 MB/s)
+    assert unit == label and round(mantissa, 6) in (1, 2, 5), (
+        number,
+        unit,
+    )  # 50 Mbit/s, not 40 (5 MB/s)
 
 
-def test_the_application_saves_its_window_state_on_quit_and_restores_it(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_application_saves_its_window_state_on_quit_and_restores_it(
+    qtbot, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     """Through AppController, as the application runs (no helper: it only reconnects)."""
     from chadthrottle.gui.controller import AppController
     from chadthrottle.gui.ipc.client_protocol import default_client_factory

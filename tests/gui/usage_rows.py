@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import io
 
-from dbus_fast import Message
-from dbus_fast._private.unmarshaller import Unmarshaller
-
 from chadthrottle.dbus_codec import encode_usage
 from chadthrottle.record_codec import decode_usage
 from chadthrottle.usage_contract import UsageRow
+from dbus_fast import Message
+from dbus_fast._private.unmarshaller import Unmarshaller
 
 
 def over_the_wire(rows: list[UsageRow]) -> list[UsageRow]:

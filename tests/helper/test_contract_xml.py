@@ -27,20 +27,31 @@ def test_xml_methods_match_the_contract_exactly() -> None:
     for method in _interface(INTERFACE).findall("method"):
         args = method.findall("arg")
         assert all(arg.get("name") for arg in args), f"{method.get('name')}: unnamed argument"
-        in_signature = "".join(arg.get("type", "") for arg in args if arg.get("direction", "in") == "in")
-        out_signature = "".join(arg.get("type", "") for arg in args if arg.get("direction") == "out")
+        in_signature = "".join(
+            arg.get("type", "") for arg in args if arg.get("direction", "in") == "in"
+        )
+        out_signature = "".join(
+            arg.get("type", "") for arg in args if arg.get("direction") == "out"
+        )
         methods[method.get("name")] = (in_signature, out_signature)
-    assert methods == {name: (spec.in_signature, spec.out_signature) for name, spec in METHODS.items()}
+    assert methods == {
+        name: (spec.in_signature, spec.out_signature) for name, spec in METHODS.items()
+    }
 
 
 def test_every_method_is_documented() -> None:
     for method in _interface(INTERFACE).findall("method"):
-        docs = [a for a in method.findall("annotation") if a.get("name") == "org.gtk.GDBus.DocString"]
+        docs = [
+            a for a in method.findall("annotation") if a.get("name") == "org.gtk.GDBus.DocString"
+        ]
         assert docs and docs[0].get("value"), f"{method.get('name')} has no doc annotation"
 
 
 def test_xml_declares_the_standard_interfaces_the_service_answers() -> None:
-    assert _interface("org.freedesktop.DBus.Introspectable").find("method[@name='Introspect']") is not None
+    assert (
+        _interface("org.freedesktop.DBus.Introspectable").find("method[@name='Introspect']")
+        is not None
+    )
     assert _interface("org.freedesktop.DBus.Peer").find("method[@name='Ping']") is not None
     assert _interface(INTERFACE).find("property") is None  # no Properties are served
 
@@ -53,7 +64,9 @@ def test_service_serves_this_file() -> None:
 def _policy_defaults() -> dict[str, dict[str, str]]:
     root = ElementTree.fromstring(_resource("io.github.chadthrottle.policy"))
     return {
-        action.get("id", ""): {child.tag: (child.text or "").strip() for child in action.find("defaults") or []}
+        action.get("id", ""): {
+            child.tag: (child.text or "").strip() for child in action.find("defaults") or []
+        }
         for action in root.findall("action")
     }
 
@@ -105,7 +118,10 @@ def test_xml_arguments_are_the_declared_ones_in_order() -> None:
         spec = METHODS[method.get("name", "")]
         declared = [(arg.name, arg.signature, "in") for arg in spec.in_args]
         declared += [(arg.name, arg.signature, "out") for arg in spec.out_args]
-        shown = [(arg.get("name"), arg.get("type"), arg.get("direction")) for arg in method.findall("arg")]
+        shown = [
+            (arg.get("name"), arg.get("type"), arg.get("direction"))
+            for arg in method.findall("arg")
+        ]
         assert shown == declared, spec.name
 
 

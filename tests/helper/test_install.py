@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.helper.install import MANIFEST, InstallError, install, uninstall
 from chadthrottle.helper.main import idle_exit_seconds
 
@@ -99,7 +98,10 @@ def test_the_command_line(tmp_path: Path) -> None:
     first = run("install", "--root", str(tmp_path), "--helper", str(HELPER), "--systemd", "no")
     assert first.returncode == 0, first.stderr
     assert f"installed /{ACTIVATION}" in first.stdout
-    assert run("install", "--root", str(tmp_path), "--helper", str(HELPER), "--systemd", "no").stdout == "nothing to do\n"
+    assert (
+        run("install", "--root", str(tmp_path), "--helper", str(HELPER), "--systemd", "no").stdout
+        == "nothing to do\n"
+    )
     gone = run("uninstall", "--root", str(tmp_path))
     assert gone.returncode == 0 and f"removed /{POLKIT}" in gone.stdout
     assert _files(tmp_path) == set()

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.helper.standalone import POLKITD
+
 from tests.support import package_preparation
 
 MODULE = Path(__file__).with_name("test_debian_package.py")
@@ -23,8 +23,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     names = {name for item in ours for name in getattr(item, "fixturenames", ())}
     build = "deb" in names and shutil.which("dpkg-deb") is not None
-    root = "fresh_root" in names and os.geteuid() == 0 and POLKITD.exists() and all(
-        shutil.which(program) is not None for program in ("debootstrap", "dbus-daemon")
+    root = (
+        "fresh_root" in names
+        and os.geteuid() == 0
+        and POLKITD.exists()
+        and all(shutil.which(program) is not None for program in ("debootstrap", "dbus-daemon"))
     )
     package_preparation.start(build, root, lowly=len(ours) < len(session.items))
 

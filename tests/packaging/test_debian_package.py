@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from chadthrottle.helper.standalone import PrivateSystemBus
-from tests.support.package_preparation import LOG, Installed, Preparation, started
+
 from tests.support import fresh_debian_root
+from tests.support.package_preparation import LOG, Installed, Preparation, started
 from tests.support.requirements import require, require_program, require_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,13 @@ APP_ID = "io.github.chadthrottle"
 # pyproject.toml dependencies that Debian 12 has new enough, and its package for each.
 FROM_DEBIAN = {"psutil": "python3-psutil", "numpy": "python3-numpy"}
 # Linux capability numbers (linux/capability.h) of the names the unit uses.
-CAPABILITY_BITS = {"CAP_NET_ADMIN": 12, "CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
+CAPABILITY_BITS = {
+    "CAP_NET_ADMIN": 12,
+    "CAP_SYS_PTRACE": 19,
+    "CAP_SYS_ADMIN": 21,
+    "CAP_PERFMON": 38,
+    "CAP_BPF": 39,
+}
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -69,7 +75,9 @@ def deb(preparation: Preparation) -> Path:
 
 def _contents(deb: Path) -> dict[str, str]:
     """Path in the package -> its tar type letter (d, -, l)."""
-    listing = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True)
+    listing = subprocess.run(
+        ["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True
+    )
     entries = {}
     for line in listing.stdout.splitlines():
         fields = line.split(maxsplit=5)
@@ -79,7 +87,9 @@ def _contents(deb: Path) -> dict[str, str]:
 
 
 def _control(deb: Path) -> dict[str, str]:
-    text = subprocess.run(["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=True
+    ).stdout
     return dict(re.findall(r"(?m)^([\w-]+): (.*)$", text))
 
 
@@ -105,12 +115,18 @@ def test_package_puts_each_file_where_the_desktop_and_the_bus_look(deb: Path) ->
         assert f"{venv}/{package}/__init__.py" in contents, package
     # Bytecode comes with the package: a root helper must not write into /usr.
     assert f"{venv}/chadthrottle/helper/__pycache__/main.cpython-311.pyc" in contents
-    assert not any("/bcc/" in p or "/psutil/" in p or "/numpy/" in p for p in contents), "Debian's, not ours"
+    assert not any("/bcc/" in p or "/psutil/" in p or "/numpy/" in p for p in contents), (
+        "Debian's, not ours"
+    )
 
 
 def test_what_debian_has_comes_from_debian_and_the_rest_is_carried(deb: Path) -> None:
     control = _control(deb)
-    depends = {alternative.split()[0] for group in control["Depends"].split(",") for alternative in group.split("|")}
+    depends = {
+        alternative.split()[0]
+        for group in control["Depends"].split(",")
+        for alternative in group.split("|")
+    }
     assert {"python3-bpfcc", "polkitd", *FROM_DEBIAN.values()} <= depends
     assert control["Architecture"] == "amd64"
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
@@ -122,21 +138,27 @@ def test_what_debian_has_comes_from_debian_and_the_rest_is_carried(deb: Path) ->
     }
     for requirement in pyproject["dependencies"]:
         name = re.split(r"[=<>!\[ ]", requirement)[0].lower().replace("_", "-")
-        assert name in carried or name in FROM_DEBIAN, f"{name}: neither carried nor a Debian dependency"
+        assert name in carried or name in FROM_DEBIAN, (
+            f"{name}: neither carried nor a Debian dependency"
+        )
     for line in PRIVATE_REQUIREMENTS.read_text().splitlines():
         if line and not line[0].isspace() and not line.startswith("#"):
             assert "==" in line and line.rstrip().endswith("\\"), f"not pinned with a hash: {line}"
 
 
 @pytest.fixture(scope="module")
-def fresh_root(deb: Path, private_bus: PrivateSystemBus, root_preparation: Future[Installed] | None) -> dict[str, Any]:
+def fresh_root(
+    deb: Path, private_bus: PrivateSystemBus, root_preparation: Future[Installed] | None
+) -> dict[str, Any]:
     """The package installed on a clean Debian 12 root (while a real polkitd
     ran on this machine: conftest.py), and check-installed run there.
     (private_bus: for its requirements, as before.)"""
     require_root()
     for program in ("unshare", "chroot", "tar", "debootstrap"):
         require_program(program)
-    assert root_preparation is not None, "tests/packaging/conftest.py did not see this test selected"
+    assert root_preparation is not None, (
+        "tests/packaging/conftest.py did not see this test selected"
+    )
     try:
         installed = root_preparation.result()
     except fresh_debian_root.RootUnavailable as missing:
@@ -147,7 +169,9 @@ def fresh_root(deb: Path, private_bus: PrivateSystemBus, root_preparation: Futur
     return results
 
 
-def test_installing_in_the_root_leaves_the_machines_own_daemons_alone(fresh_root: dict[str, Any]) -> None:
+def test_installing_in_the_root_leaves_the_machines_own_daemons_alone(
+    fresh_root: dict[str, Any],
+) -> None:
     """The install once stopped every polkitd on the machine (the host's, other
     test sessions'): polkitd's maintainer script saw them all through /proc.
     (A copy of another program named polkitd, even run as user polkitd, was
@@ -156,18 +180,29 @@ def test_installing_in_the_root_leaves_the_machines_own_daemons_alone(fresh_root
 
 
 def _unit_capabilities() -> set[str]:
-    line = next(li for li in UNIT.read_text().splitlines() if li.startswith("CapabilityBoundingSet="))
+    line = next(
+        li for li in UNIT.read_text().splitlines() if li.startswith("CapabilityBoundingSet=")
+    )
     return set(line.partition("=")[2].split())
 
 
-def test_unit_verifies_and_scores_at_most_3_5_on_the_installed_system(fresh_root: dict[str, Any]) -> None:
+def test_unit_verifies_and_scores_at_most_3_5_on_the_installed_system(
+    fresh_root: dict[str, Any],
+) -> None:
     assert fresh_root["verify"] == {"status": 0, "output": ""}
-    exposure = float(re.search(r"exposure level for chadthrottle-helper\.service: ([\d.]+)", fresh_root["security"])[1])
+    exposure = float(
+        re.search(
+            r"exposure level for chadthrottle-helper\.service: ([\d.]+)", fresh_root["security"]
+        )[1]
+    )
     assert exposure <= 3.5, fresh_root["security"]
 
 
 def test_the_bus_starts_the_packaged_helper_and_it_answers(fresh_root: dict[str, Any]) -> None:
-    assert "/usr/lib/chadthrottle/venv/bin/python3 -IB /usr/bin/chadthrottle-helper" in fresh_root["activated_helper"]
+    assert (
+        "/usr/lib/chadthrottle/venv/bin/python3 -IB /usr/bin/chadthrottle-helper"
+        in fresh_root["activated_helper"]
+    )
     backends = {b["name"]: b for b in fresh_root["backends"]}
     assert backends["tc"]["available"] and backends["ebpf"]["available"], backends
 
@@ -187,17 +222,21 @@ def _assert_limit_held(measured: dict[str, Any]) -> None:
     limit = measured["limit_bps"]
     # Payload under a limit counted on the wire at L3: a few percent below it.
     assert 0.85 * limit <= measured["limited_bps"] <= 1.05 * limit, measured
-    assert measured["before_bps"] > 10 * limit and measured["after_clear_bps"] > 10 * limit, measured
-    assert [(r["direction"], r["rate_bps"], r["in_force"]) for r in measured["rules_while_limited"]] == [
-        ("down", limit, True)
-    ]
+    assert measured["before_bps"] > 10 * limit and measured["after_clear_bps"] > 10 * limit, (
+        measured
+    )
+    assert [
+        (r["direction"], r["rate_bps"], r["in_force"]) for r in measured["rules_while_limited"]
+    ] == [("down", limit, True)]
 
 
 def test_a_limit_holds_on_a_real_connection(fresh_root: dict[str, Any]) -> None:
     _assert_limit_held(fresh_root["limit"])
 
 
-def test_under_systemd_the_bus_starts_the_hardened_unit_and_a_limit_holds(fresh_root: dict[str, Any]) -> None:
+def test_under_systemd_the_bus_starts_the_hardened_unit_and_a_limit_holds(
+    fresh_root: dict[str, Any],
+) -> None:
     """The root booted with systemd (systemd-nspawn): SystemdService= runs the unit
     with its whole sandbox, seccomp filter included. (A test of the helper under
     the part of that sandbox that could be had without systemd was merged in
@@ -205,7 +244,9 @@ def test_under_systemd_the_bus_starts_the_hardened_unit_and_a_limit_holds(fresh_
     unit = fresh_root["unit_process"]
     assert unit["active"] == "active", unit
     assert "/usr/bin/chadthrottle-helper" in unit["main_pid_cmdline"], unit
-    assert int(unit["bounding_set"], 16) == sum(1 << CAPABILITY_BITS[c] for c in _unit_capabilities())
+    assert int(unit["bounding_set"], 16) == sum(
+        1 << CAPABILITY_BITS[c] for c in _unit_capabilities()
+    )
     assert unit["no_new_privs"] == "1" and unit["seccomp"] == "2", unit
     assert unit["read_only_root"] is True, unit
     backends = {b["name"]: b for b in fresh_root["unit_backends"]}
@@ -214,7 +255,9 @@ def test_under_systemd_the_bus_starts_the_hardened_unit_and_a_limit_holds(fresh_
     assert fresh_root["unit_after_stop"] == {"active": "inactive", "qdiscs": ""}
 
 
-def test_remove_stops_the_helper_reinstall_restarts_it_and_purge_leaves_nothing(fresh_root: dict[str, Any]) -> None:
+def test_remove_stops_the_helper_reinstall_restarts_it_and_purge_leaves_nothing(
+    fresh_root: dict[str, Any],
+) -> None:
     before = fresh_root["state_before_removal"]
     assert "htb" in before and "chadt_" in before, "the helper held nothing in the kernel to remove"
     assert fresh_root["helper_after_removal"] == "gone"
@@ -222,8 +265,12 @@ def test_remove_stops_the_helper_reinstall_restarts_it_and_purge_leaves_nothing(
     assert fresh_root["package_files_after_removal"] == ""
     assert fresh_root["run_dir_after_removal"] == ""
     assert "rules.json" in fresh_root["state_dir_after_removal"], "remove keeps the stored limits"
-    assert "/usr/bin/chadthrottle-helper" in fresh_root["helper_after_reinstall"], "postinst did not start it"
-    assert [(r["direction"], r["rate_bps"]) for r in fresh_root["rules_after_reinstall"]] == [("down", 1_000_000)]
+    assert "/usr/bin/chadthrottle-helper" in fresh_root["helper_after_reinstall"], (
+        "postinst did not start it"
+    )
+    assert [(r["direction"], r["rate_bps"]) for r in fresh_root["rules_after_reinstall"]] == [
+        ("down", 1_000_000)
+    ]
     assert fresh_root["helper_after_purge"] == "gone"
     assert fresh_root["state_after_purge"] == ""
     assert fresh_root["package_files_after_purge"] == ""

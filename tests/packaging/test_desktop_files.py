@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
-
 from chadthrottle import contract
+
 from tests.support.requirements import require_program
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +99,9 @@ def test_polkit_policy_declares_exactly_the_contract_actions() -> None:
 
 
 def test_methods_name_only_declared_actions() -> None:
-    declared = {action.get("id") for action in ElementTree.parse(POLKIT_FILE).getroot().iter("action")}
+    declared = {
+        action.get("id") for action in ElementTree.parse(POLKIT_FILE).getroot().iter("action")
+    }
     for spec in contract.METHODS.values():
         if isinstance(spec.action, contract.Action):
             assert spec.action.value in declared, spec.name
@@ -125,7 +127,11 @@ def test_systemd_unit_is_a_hardened_dbus_service() -> None:
     assert set(unit["RestrictAddressFamilies"].split()) == {"AF_UNIX", "AF_NETLINK"}
     # Each one measured (docs/packaging.md); tests/packaging/test_debian_package.py runs the helper with them.
     assert set(unit["CapabilityBoundingSet"].split()) == {
-        "CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE",
+        "CAP_SYS_ADMIN",
+        "CAP_NET_ADMIN",
+        "CAP_BPF",
+        "CAP_PERFMON",
+        "CAP_SYS_PTRACE",
     }
     assert unit["StateDirectory"] == "chadthrottle"
 
@@ -149,7 +155,9 @@ def test_every_resource_file_is_package_data() -> None:
 def test_every_python_package_is_listed_in_pyproject() -> None:
     """Editable installs find unlisted subpackages anyway; a wheel (and the
     Flatpak) silently lacks them. List each one in [tool.setuptools] packages."""
-    setuptools_config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    setuptools_config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "tool"
+    ]["setuptools"]
     listed = set(setuptools_config["packages"])
     found = set()
     for package, directory in setuptools_config["package-dir"].items():

@@ -61,9 +61,13 @@ def test_every_source_is_pinned(manifest: dict[str, Any]) -> None:
             where = f"{module['name']}: {source.get('url') or source.get('path')}"
             if kind in ("file", "archive", "extra-data"):
                 assert source["url"].startswith("https://"), where
-                assert re.fullmatch(r"[0-9a-f]{64}", source.get("sha256", "")), f"no sha256: {where}"
+                assert re.fullmatch(r"[0-9a-f]{64}", source.get("sha256", "")), (
+                    f"no sha256: {where}"
+                )
             elif kind == "git":
-                assert re.fullmatch(r"[0-9a-f]{40}", source.get("commit", "")), f"no commit: {where}"
+                assert re.fullmatch(r"[0-9a-f]{40}", source.get("commit", "")), (
+                    f"no commit: {where}"
+                )
             elif kind == "dir":
                 # The project's own tree, the one being built: nothing to pin.
                 assert (MANIFEST.parent / source["path"]).resolve() == REPO_ROOT, where
@@ -78,7 +82,9 @@ def test_wheels_cover_what_the_gui_and_the_cli_import(manifest: dict[str, Any]) 
         for source in module.get("sources", [])
         if source.get("url", "").endswith(".whl")
     }
-    dependencies = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    dependencies = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]
     for requirement in dependencies:
         name = re.split(r"[=<>!\[ ]", requirement)[0].lower().replace("_", "-")
         assert name in wheels or name in NOT_CARRIED, f"{name} is neither carried nor accounted for"

@@ -33,7 +33,9 @@ def test_every_package_directory_is_listed_once() -> None:
     listed = setuptools["packages"]
     assert len(listed) == len(set(listed)), "a package is listed twice"
     missing = _packages_in_the_tree(setuptools["package-dir"]) - set(listed)
-    assert not missing, f"not in pyproject.toml's packages (a built package would lack them): {sorted(missing)}"
+    assert not missing, (
+        f"not in pyproject.toml's packages (a built package would lack them): {sorted(missing)}"
+    )
 
 
 def test_every_listed_package_exists() -> None:

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from chadthrottle.helper.install import SYSTEMD_UNIT, plan
+
 from tests.support.requirements import require_program
 
 MAX_EXPOSURE = 3.5
@@ -17,7 +18,11 @@ MAX_EXPOSURE = 3.5
 
 def test_unit_exposure_is_at_most_3_5(tmp_path: Path) -> None:
     systemd_analyze = require_program("systemd-analyze")
-    unit = next(f for f in plan(Path("/usr/bin/chadthrottle-helper"), systemd=True) if f.target.name == SYSTEMD_UNIT)
+    unit = next(
+        f
+        for f in plan(Path("/usr/bin/chadthrottle-helper"), systemd=True)
+        if f.target.name == SYSTEMD_UNIT
+    )
     path = tmp_path / SYSTEMD_UNIT
     path.write_bytes(unit.content)
     result = subprocess.run([systemd_analyze, "security", "--offline=yes", "--no-pager", str(path)],

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.gui import launcher
+
 from tests.support.requirements import require_program
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,9 @@ def read_entry(path: Path) -> configparser.SectionProxy:
     return parser["Desktop Entry"]
 
 
-def test_install_writes_a_valid_entry_and_the_icons_and_uninstall_removes_them(tmp_path: Path) -> None:
+def test_install_writes_a_valid_entry_and_the_icons_and_uninstall_removes_them(
+    tmp_path: Path,
+) -> None:
     data_home = tmp_path / "share"
     written = launcher.install(data_home, PROGRAM)
     assert sorted(written) == sorted(installed_files(data_home))
@@ -64,7 +66,10 @@ def test_files_that_are_not_ours_are_left_alone(tmp_path: Path) -> None:
     icon.parent.mkdir(parents=True)
     icon.write_text("<svg/>")  # the user's own icon
     assert launcher.uninstall(data_home) == []
-    assert entry.read_text().startswith("[Desktop Entry]\nType=Application\nName=Mine") and icon.exists()
+    assert (
+        entry.read_text().startswith("[Desktop Entry]\nType=Application\nName=Mine")
+        and icon.exists()
+    )
 
 
 def test_a_relative_program_is_refused(tmp_path: Path) -> None:
@@ -93,9 +98,15 @@ def desktop_user() -> Iterator[tuple[str, Path]]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_run_app_installs_for_the_sudo_user_and_uninstall_removes_it(desktop_user: tuple[str, Path]) -> None:
+def test_run_app_installs_for_the_sudo_user_and_uninstall_removes_it(
+    desktop_user: tuple[str, Path],
+) -> None:
     name, home = desktop_user
-    environment = {**os.environ, "SUDO_USER": name, "XDG_DATA_HOME": "/root/.local/share"}  # root's, ignored
+    environment = {
+        **os.environ,
+        "SUDO_USER": name,
+        "XDG_DATA_HOME": "/root/.local/share",
+    }  # root's, ignored
     run = subprocess.run([str(REPO_ROOT / "scripts" / "run-app"), "--install-launcher"], env=environment,
                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -104,7 +115,9 @@ def test_run_app_installs_for_the_sudo_user_and_uninstall_removes_it(desktop_use
     assert all(path.is_file() for path in files), run.stdout + run.stderr
     uid = int(subprocess.run(["id", "-u", name], capture_output=True, text=True, check=True).stdout)
     created = [*files, home / ".local", data_home, data_home / "applications", data_home / "icons"]
-    assert {path: path.stat().st_uid for path in created} == {path: uid for path in created}  # the user's own
+    assert {path: path.stat().st_uid for path in created} == {
+        path: uid for path in created
+    }  # the user's own
     assert read_entry(data_home / launcher.ENTRY)["Exec"] == PROGRAM
 
     # What `run-app --uninstall` runs for the launcher (its helper part would touch

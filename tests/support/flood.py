@@ -90,7 +90,11 @@ def setpriv_argv(uid: int) -> list[str]:
 
 def as_uid_env(bus_address: str) -> dict[str, str]:
     """A small environment for a process of another uid (no root's HOME)."""
-    env = {"DBUS_SYSTEM_BUS_ADDRESS": bus_address, "PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"}
+    env = {
+        "DBUS_SYSTEM_BUS_ADDRESS": bus_address,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": "/usr/bin:/bin",
+    }
     if "PYTHONPATH" in os.environ:  # a checkout other than the installed one
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
@@ -121,7 +125,9 @@ class Flood:
             out, _ = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
             report = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
             if process.returncode != 0 or "calls" not in report:
-                raise RuntimeError(f"a flooding client failed (exit {process.returncode}): {out[-2000:]}")
+                raise RuntimeError(
+                    f"a flooding client failed (exit {process.returncode}): {out[-2000:]}"
+                )
             calls += report["calls"]
             for name, count in report["outcomes"].items():
                 outcomes[name] = outcomes.get(name, 0) + count
@@ -146,7 +152,9 @@ def flood(bus_address: str, clients: int, seconds: float, in_flight: int, rate_p
             assert process.stdout is not None
             line = process.stdout.readline()
             if "ready" not in line:
-                raise RuntimeError(f"a flooding client did not connect: {line}{process.stdout.read()[-2000:]}")
+                raise RuntimeError(
+                    f"a flooding client did not connect: {line}{process.stdout.read()[-2000:]}"
+                )
         yield started
     finally:
         for process in started.processes:
@@ -176,7 +184,9 @@ def polkit_grant(pids: list[int], actions: list[str]) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-Timed = tuple[str, float, str]  # (kind, seconds from when it was due to its answer, "" or the error)
+Timed = tuple[
+    str, float, str
+]  # (kind, seconds from when it was due to its answer, "" or the error)
 
 
 async def paced_calls(bus_address: str, calls: list[tuple[str, Callable[[HelperClient], Awaitable[object]]]],
@@ -221,4 +231,3 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-

@@ -40,7 +40,12 @@ MIRROR = "http://deb.debian.org/debian"
 # (systemd-nspawn boots the root with systemd: check-under-systemd).
 TEST_TOOLS = ("iproute2", "bpftool", "systemd-container")
 CHECK_DIR = "ct-check"  # in the root: the package, check-installed and its helpers
-CHECK_FILES = (HERE / "check-installed", HERE / "check-under-systemd", HERE / "limit_check.py", REPO_ROOT / "tests" / "support" / "traffic.py")
+CHECK_FILES = (
+    HERE / "check-installed",
+    HERE / "check-under-systemd",
+    HERE / "limit_check.py",
+    REPO_ROOT / "tests" / "support" / "traffic.py",
+)
 
 
 class RootUnavailable(Exception):
@@ -101,7 +106,11 @@ def base_root_tarball(log: Path) -> Path:
         _run(_in_root("install", root, f"apt-get update -q && apt-get install -y -q {' '.join(TEST_TOOLS)}"
                       " && apt-get clean"), log, timeout_s=900)  # fmt: skip
         partial = tarball.with_suffix(".tar.partial")
-        _run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."], log, timeout_s=600)
+        _run(
+            ["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."],
+            log,
+            timeout_s=600,
+        )
         partial.rename(tarball)
     return tarball
 
@@ -167,9 +176,13 @@ def _own_cgroup() -> Iterator[Path]:
         yield cgroup
     finally:
         # Children first (systemd-nspawn makes payload/ and supervisor/ below it).
-        groups = sorted((p for p in cgroup.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+        groups = sorted(
+            (p for p in cgroup.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+        )
         deadline = time.monotonic() + 30
-        while "populated 1" in (cgroup / "cgroup.events").read_text() and time.monotonic() < deadline:
+        while (
+            "populated 1" in (cgroup / "cgroup.events").read_text() and time.monotonic() < deadline
+        ):
             for group in [*groups, cgroup]:
                 for pid in (group / "cgroup.procs").read_text().split():
                     subprocess.run(["kill", "-KILL", pid], check=False)
@@ -192,7 +205,9 @@ def run_checks(root: Path, log: Path) -> dict[str, Any]:
             result = subprocess.run(["sh", "-c", command], stdout=subprocess.PIPE, stderr=log_file, text=True,
                                     timeout=900, check=False)  # fmt: skip
             log_file.write(result.stdout)
-            log_file.write(f"[{time.monotonic() - started:.1f} s, exit status {result.returncode}]\n")
+            log_file.write(
+                f"[{time.monotonic() - started:.1f} s, exit status {result.returncode}]\n"
+            )
     screenshot = root / CHECK_DIR / "gui.png"
     if screenshot.is_file():
         shutil.copy2(screenshot, log.with_name("last-gui.png"))

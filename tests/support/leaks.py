@@ -24,7 +24,9 @@ def _our_cgroup_programs() -> list[str]:
         from chadthrottle.helper.kernel.datapath import our_programs
     except ImportError:
         return []
-    return sorted(f"{attach_type.name}:{name}" for attach_type, _id, name in our_programs(cgroup2_mount()))
+    return sorted(
+        f"{attach_type.name}:{name}" for attach_type, _id, name in our_programs(cgroup2_mount())
+    )
 
 
 def _test_cgroups() -> list[str]:
@@ -42,7 +44,9 @@ def _daemons() -> list[str]:
         if not proc.name.isdigit():
             continue
         try:
-            comm = (proc / "comm").read_bytes().decode("utf-8", "replace").strip()  # any bytes at all
+            comm = (
+                (proc / "comm").read_bytes().decode("utf-8", "replace").strip()
+            )  # any bytes at all
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             continue
@@ -55,15 +59,25 @@ def snapshot() -> dict[str, object]:
     links = _run("ip", "-o", "link", "show")
     return {
         "network namespaces": sorted(_run("ip", "netns", "list").split()),
-        "devices": sorted(line.split(": ")[1].split("@")[0] for line in links.splitlines() if ": " in line),
+        "devices": sorted(
+            line.split(": ")[1].split("@")[0] for line in links.splitlines() if ": " in line
+        ),
         "qdiscs": sorted(_run("tc", "qdisc", "show").splitlines()),
         "BPF programs on the cgroup root": _our_cgroup_programs(),
         "test cgroups": _test_cgroups(),
-        "polkit actions": sorted(p.name for p in Path("/usr/share/polkit-1/actions").glob("io.github.chadthrottle*")),
-        "polkit rules": sorted(p.name for p in Path("/etc/polkit-1/rules.d").glob("*chadthrottle*")),
+        "polkit actions": sorted(
+            p.name for p in Path("/usr/share/polkit-1/actions").glob("io.github.chadthrottle*")
+        ),
+        "polkit rules": sorted(
+            p.name for p in Path("/etc/polkit-1/rules.d").glob("*chadthrottle*")
+        ),
         "daemons": _daemons(),
     }
 
 
 def differences(before: dict[str, object], after: dict[str, object]) -> list[str]:
-    return [f"{key}: before {before[key]!r}, after {after[key]!r}" for key in before if before[key] != after[key]]
+    return [
+        f"{key}: before {before[key]!r}, after {after[key]!r}"
+        for key in before
+        if before[key] != after[key]
+    ]

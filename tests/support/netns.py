@@ -35,8 +35,10 @@ def _session_copy(source: Path) -> Path:
     shaped another session's streams (its filter on their veth, where that
     session's helper then failed with "File exists", and an upload stalled)."""
     directory = Path(tempfile.mkdtemp(prefix=f"{_COPY_PREFIX}{os.getpid()}-"))
-    for stale in directory.parent.glob(f"{_COPY_PREFIX}*-*"):  # of sessions killed before their exit
-        pid = stale.name[len(_COPY_PREFIX):].split("-")[0]
+    for stale in directory.parent.glob(
+        f"{_COPY_PREFIX}*-*"
+    ):  # of sessions killed before their exit
+        pid = stale.name[len(_COPY_PREFIX) :].split("-")[0]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             shutil.rmtree(stale, ignore_errors=True)
     directory.chmod(0o755)  # other users' applications (tests/support/other_users.py) run it too
@@ -75,8 +77,9 @@ class NetnsPair:
 def _wait_for_carrier(netns: str, ifname: str, timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        state = subprocess.run(["ip", "-n", netns, "-o", "link", "show", "dev", ifname],
-                               capture_output=True, text=True).stdout
+        state = subprocess.run(
+            ["ip", "-n", netns, "-o", "link", "show", "dev", ifname], capture_output=True, text=True
+        ).stdout
         if "NO-CARRIER" not in state and "state UP" in state:
             return
         time.sleep(0.02)
@@ -85,8 +88,24 @@ def _wait_for_carrier(netns: str, ifname: str, timeout_s: float = 5.0) -> None:
 
 def _join(pair: NetnsPair, mtu: int) -> None:
     """The pair's veth between its two namespaces, addressed, up, with carrier."""
-    _ip("link", "add", pair.peer_if, "netns", pair.peer_ns, "mtu", str(mtu),
-        "type", "veth", "peer", "name", pair.host_if, "netns", pair.host_ns, "mtu", str(mtu))
+    _ip(
+        "link",
+        "add",
+        pair.peer_if,
+        "netns",
+        pair.peer_ns,
+        "mtu",
+        str(mtu),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        pair.host_if,
+        "netns",
+        pair.host_ns,
+        "mtu",
+        str(mtu),
+    )
     for ns, ifname, addr, addr6 in (
         (pair.peer_ns, pair.peer_if, pair.peer_addr, pair.peer_addr6),
         (pair.host_ns, pair.host_if, pair.host_addr, pair.host_addr6),
@@ -104,11 +123,14 @@ def netns_pair(mtu: int = 1500) -> Iterator[NetnsPair]:
     tag = secrets.token_hex(3)
     octet = int(tag[:2], 16)
     pair = NetnsPair(
-        peer_ns=f"ctpeer-{tag}", host_ns=f"cthost-{tag}",
-        peer_if=f"ctp{tag}", host_if=f"cth{tag}",
+        peer_ns=f"ctpeer-{tag}",
+        host_ns=f"cthost-{tag}",
+        peer_if=f"ctp{tag}",
+        host_if=f"cth{tag}",
         peer_addr=f"10.{200 + octet % 50}.{int(tag[2:4], 16)}.1",
         host_addr=f"10.{200 + octet % 50}.{int(tag[2:4], 16)}.2",
-        peer_addr6=f"fd7c:{tag[:4]}::1", host_addr6=f"fd7c:{tag[:4]}::2",
+        peer_addr6=f"fd7c:{tag[:4]}::1",
+        host_addr6=f"fd7c:{tag[:4]}::2",
     )
     created: list[str] = []
     try:
@@ -178,7 +200,9 @@ def rates_together(receivers: Sequence[Receiver], seconds: float) -> list[float]
     rates = []
     for receiver, (start_time, start_bytes) in zip(receivers, starts):
         end_time, end_bytes = receiver._latest()
-        rates.append((end_bytes - start_bytes) / (end_time - start_time) if end_time > start_time else 0.0)
+        rates.append(
+            (end_bytes - start_bytes) / (end_time - start_time) if end_time > start_time else 0.0
+        )
     return rates
 
 
@@ -253,12 +277,19 @@ def extra_link(near_ns: str, far_ns: str | None = None, mtu: int = 1500) -> Iter
     octet = int(tag[:2], 16)
     subnet = f"10.{150 + octet % 40}.{int(tag[2:4], 16)}"
     made: list[str] = []
-    existing = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
+    existing = set(
+        subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    )
     far = far_ns or f"ctfar-{tag}"
     pair = NetnsPair(
-        peer_ns=far, host_ns=near_ns, peer_if=f"ctx{tag}", host_if=f"cty{tag}",
-        peer_addr=f"{subnet}.1", host_addr=f"{subnet}.2",
-        peer_addr6=f"fd7d:{tag[:4]}::1", host_addr6=f"fd7d:{tag[:4]}::2",
+        peer_ns=far,
+        host_ns=near_ns,
+        peer_if=f"ctx{tag}",
+        host_if=f"cty{tag}",
+        peer_addr=f"{subnet}.1",
+        host_addr=f"{subnet}.2",
+        peer_addr6=f"fd7d:{tag[:4]}::1",
+        host_addr6=f"fd7d:{tag[:4]}::2",
     )
     try:
         for ns in (near_ns, far):
@@ -274,9 +305,18 @@ def extra_link(near_ns: str, far_ns: str | None = None, mtu: int = 1500) -> Iter
 
 
 def start_stream(
-    pair: NetnsPair, port: int, direction: str, *, udp: bool = False, family: int = 4,
-    app_cgroup: Path | None = None, seconds: float = 60.0, app_serves: bool = False, child_after_s: float = 0.0,
-    peer_after_s: float = 0.0, peer_cgroup: Path | None = None,
+    pair: NetnsPair,
+    port: int,
+    direction: str,
+    *,
+    udp: bool = False,
+    family: int = 4,
+    app_cgroup: Path | None = None,
+    seconds: float = 60.0,
+    app_serves: bool = False,
+    child_after_s: float = 0.0,
+    peer_after_s: float = 0.0,
+    peer_cgroup: Path | None = None,
 ) -> Stream:
     """Start a bulk stream; direction "up" = the app sends, "down" = it receives.
 
@@ -288,22 +328,33 @@ def start_stream(
     same script as the application) reaches it.
     """
     python = sys.executable
-    common = ["--port", str(port), "--family", str(family), "--seconds", str(seconds)] + (["--udp"] if udp else [])
+    common = ["--port", str(port), "--family", str(family), "--seconds", str(seconds)] + (
+        ["--udp"] if udp else []
+    )
     peer_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
     script = [python, str(TRAFFIC_SCRIPT)]
     if app_serves:
         host = pair.host_addr6 if family == 6 else pair.host_addr
-        app = spawn(nsenter_argv(pair.host_ns, [*script, "serve", "--role", app_role, *common]), app_cgroup)
+        app = spawn(
+            nsenter_argv(pair.host_ns, [*script, "serve", "--role", app_role, *common]), app_cgroup
+        )
         wait_for_line(app, "listening")
-        argv = nsenter_argv(pair.peer_ns, [*script, "connect", "--host", host, "--role", peer_role, *common])
+        argv = nsenter_argv(
+            pair.peer_ns, [*script, "connect", "--host", host, "--role", peer_role, *common]
+        )
         if peer_after_s:
             argv = ["sh", "-c", f'sleep {peer_after_s}; exec "$@"', "sh", *argv]
         peer = spawn(argv, peer_cgroup)
     else:
-        peer = spawn(nsenter_argv(pair.peer_ns, [*script, "serve", "--role", peer_role, *common]), peer_cgroup)
+        peer = spawn(
+            nsenter_argv(pair.peer_ns, [*script, "serve", "--role", peer_role, *common]),
+            peer_cgroup,
+        )
         wait_for_line(peer, "listening")
         host = pair.peer_addr6 if family == 6 else pair.peer_addr
-        argv = nsenter_argv(pair.host_ns, [*script, "connect", "--host", host, "--role", app_role, *common])
+        argv = nsenter_argv(
+            pair.host_ns, [*script, "connect", "--host", host, "--role", app_role, *common]
+        )
         if child_after_s:
             argv = ["sh", "-c", f'sleep {child_after_s}; "$@" & wait', "sh", *argv]
         app = spawn(argv, app_cgroup)
@@ -363,9 +414,8 @@ def netns_device(netns: str, ifname: str) -> tuple[int, int]:
 
     from chadthrottle.helper.kernel.namespaces import netns_cookie_of
 
-    with entered_netns(netns):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            return netns_cookie_of(sock), socket.if_nametoindex(ifname)
+    with entered_netns(netns), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        return netns_cookie_of(sock), socket.if_nametoindex(ifname)
 
 
 # HTB prints how many packets it sent unclassified, a counter that any stray
@@ -387,10 +437,16 @@ def tc_dump(netns: str, attempts: int = 20) -> str:
             for line in run("ip", "-n", netns, "-o", "link", "show").splitlines():
                 lines.append(line.split(" link/")[0])
                 ifname = line.split(": ")[1].split("@")[0]
-                for query in (("qdisc", "show", "dev", ifname), ("class", "show", "dev", ifname),
-                              ("filter", "show", "dev", ifname), ("filter", "show", "dev", ifname, "ingress"),
-                              ("filter", "show", "dev", ifname, "egress")):
-                    shown = _DIRECT_PACKETS.sub("direct_packets_stat -", run("tc", "-n", netns, *query))
+                for query in (
+                    ("qdisc", "show", "dev", ifname),
+                    ("class", "show", "dev", ifname),
+                    ("filter", "show", "dev", ifname),
+                    ("filter", "show", "dev", ifname, "ingress"),
+                    ("filter", "show", "dev", ifname, "egress"),
+                ):
+                    shown = _DIRECT_PACKETS.sub(
+                        "direct_packets_stat -", run("tc", "-n", netns, *query)
+                    )
                     lines.append(f"{' '.join(query)}: {shown}")
         except subprocess.CalledProcessError:
             if attempt == attempts - 1:
@@ -405,9 +461,8 @@ def tc_dump(netns: str, attempts: int = 20) -> str:
 def tc_shaper_in(netns: str, datapath: Any, retire_after_s: float = 0.0) -> Iterator[Any]:
     """The helper's tc shaper working on a namespace's devices (its netlink
     socket opened inside it); everything it made is removed on exit."""
-    from pyroute2 import IPRoute
-
     from chadthrottle.helper.kernel.tc_shaper import TcShaper
+    from pyroute2 import IPRoute
 
     with entered_netns(netns):
         ipr = IPRoute()

@@ -47,19 +47,37 @@ class _Notifications(ServiceInterface):
         self._next_id = 0
 
     @method()
-    def Notify(self, app_name: "s", replaces_id: "u", app_icon: "s", summary: "s", body: "s",  # type: ignore[name-defined] # noqa: F821,UP037
-               actions: "as", hints: "a{sv}", expire_timeout: "i") -> "u":  # type: ignore[name-defined] # noqa: F821,UP037
+    def Notify(
+        self,
+        app_name: "s",
+        replaces_id: "u",
+        app_icon: "s",
+        summary: "s",
+        body: "s",  # type: ignore[name-defined] # noqa: F821
+        actions: "as",
+        hints: "a{sv}",
+        expire_timeout: "i",
+    ) -> "u":  # type: ignore[name-defined] # noqa: F821
         if replaces_id:
             new_id = replaces_id
         else:
             self._next_id += 1
             new_id = self._next_id
-        self._record.append(Received(app_name, replaces_id, app_icon, summary, body,
-                                     {k: v.value for k, v in hints.items()}, new_id))
+        self._record.append(
+            Received(
+                app_name,
+                replaces_id,
+                app_icon,
+                summary,
+                body,
+                {k: v.value for k, v in hints.items()},
+                new_id,
+            )
+        )
         return new_id
 
     @method()
-    def GetCapabilities(self) -> "as":  # type: ignore[name-defined] # noqa: F821
+    def GetCapabilities(self) -> "as":  # type: ignore[name-defined]
         return ["body"]
 
     @method()
@@ -80,7 +98,9 @@ def notification_server(directory: Path) -> Iterator[NotificationServer]:
     try:
         address = (daemon.stdout.readline() if daemon.stdout else "").strip()
         if not address:
-            raise RuntimeError(f"dbus-daemon --session did not start: {daemon.stderr.read() if daemon.stderr else ''}")
+            raise RuntimeError(
+                f"dbus-daemon --session did not start: {daemon.stderr.read() if daemon.stderr else ''}"
+            )
         server = NotificationServer(address)
         thread.start()
 

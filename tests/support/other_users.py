@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from chadthrottle.contract import Action, ErrorName
+
 from tests.support.netns import TRAFFIC_SCRIPT, NetnsPair, Receiver, Stream, nsenter_argv
 from tests.support.requirements import require_program
 
@@ -93,8 +94,14 @@ class ClientAs:
     def __init__(self, bus_address: str, uid: int) -> None:
         argv = [require_program("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                 sys.executable, "-c", CLIENT]  # fmt: skip
-        env = {"DBUS_SYSTEM_BUS_ADDRESS": bus_address, "PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"}
-        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        env = {
+            "DBUS_SYSTEM_BUS_ADDRESS": bus_address,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PATH": "/usr/bin:/bin",
+        }
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
         assert json.loads(self._line()) == {"ready": True}
 
     @property
@@ -146,7 +153,9 @@ def grant_rule_text(pid: int, actions: list[Action]) -> str:
 
 
 @contextlib.contextmanager
-def granted(client: ClientAs, actions: tuple[Action, ...] = (Action.MONITOR, Action.LIMIT_OWN)) -> Iterator[Path]:
+def granted(
+    client: ClientAs, actions: tuple[Action, ...] = (Action.MONITOR, Action.LIMIT_OWN)
+) -> Iterator[Path]:
     """A rule granting actions (monitor among them) to the client's process
     only; enters once polkitd has picked it up (it watches the directory) and
     waits after the block until it has dropped it."""

@@ -29,6 +29,7 @@ from typing import NamedTuple, TypeVar
 
 from chadthrottle.helper.busname import wait_for_bus_name
 from chadthrottle.helper.standalone import POLKIT_BUS_NAME, PrivateSystemBus
+
 from tests.support import fresh_debian_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +68,9 @@ class Preparation:
         return make()
 
     def _build(self) -> Path:
-        result = subprocess.run([str(BUILD), str(self._out)], capture_output=True, text=True, timeout=900, check=False)
+        result = subprocess.run(
+            [str(BUILD), str(self._out)], capture_output=True, text=True, timeout=900, check=False
+        )
         assert result.returncode == 0, f"packaging/debian/build failed:\n{result.stderr[-4000:]}"
         return Path(result.stdout.strip().splitlines()[-1])
 

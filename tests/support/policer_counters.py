@@ -12,4 +12,6 @@ from chadthrottle.helper.kernel.policer import PolicerTable
 
 def policer_counters(table: PolicerTable, slot: int, direction: Direction) -> SlotPolicer:
     """The policer entry (passed_bytes, dropped_packets, marked_packets, ...) of slot and direction."""
-    return table.read_policer(policer_key(slot, POLICE_UP if direction is Direction.UP else POLICE_DOWN))
+    return table.read_policer(
+        policer_key(slot, POLICE_UP if direction is Direction.UP else POLICE_DOWN)
+    )

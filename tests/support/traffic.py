@@ -41,7 +41,7 @@ def _sink(sock: socket.socket, deadline: float, udp: bool) -> None:
             if not data:
                 break
             received += len(data)
-        except socket.timeout:
+        except TimeoutError:
             pass  # nothing arrived: report all the same
         now = time.monotonic() - started
         if now >= next_report:
@@ -59,7 +59,7 @@ def _sink_many(listener: socket.socket, deadline: float, connections: int) -> No
             try:
                 conn, _ = listener.accept()
                 break
-            except socket.timeout:
+            except TimeoutError:
                 _report(received, started)
         else:
             return
@@ -70,7 +70,11 @@ def _sink_many(listener: socket.socket, deadline: float, connections: int) -> No
 
 
 def _source(
-    sock: socket.socket, deadline: float, udp: bool, peer: tuple[str, int] | None, rate_bps: float = 0,
+    sock: socket.socket,
+    deadline: float,
+    udp: bool,
+    peer: tuple[str, int] | None,
+    rate_bps: float = 0,
     total_bytes: int = 0,
 ) -> None:
     payload = b"x" * (UDP_PAYLOAD_BYTES if udp else CHUNK_BYTES)
@@ -91,7 +95,7 @@ def _source(
                 sock.sendto(payload, peer)
             else:
                 sock.sendall(payload)
-        except socket.timeout:
+        except TimeoutError:
             continue
         except (BrokenPipeError, ConnectionResetError):
             return
@@ -143,7 +147,7 @@ def _say_hello(sock: socket.socket, peer: tuple[str, int], deadline: float) -> N
         try:
             sock.recvfrom(CHUNK_BYTES, socket.MSG_PEEK)
             return
-        except socket.timeout:
+        except TimeoutError:
             continue
 
 
@@ -178,10 +182,18 @@ def main() -> None:
     parser.add_argument("--udp", action="store_true")
     parser.add_argument("--family", type=int, choices=(4, 6), default=4)
     parser.add_argument("--seconds", type=float, default=120.0)
-    parser.add_argument("--bytes", type=int, default=0, help="a source stops after this much payload")
-    parser.add_argument("--connections", type=int, default=1, help="a TCP sink accepts this many, one after another")
-    parser.add_argument("--rate", type=float, default=0.0, help="paced send rate, bytes/s (UDP default 30 MiB/s)")
-    parser.add_argument("--congestion", default="", help="TCP congestion control (default: the namespace's)")
+    parser.add_argument(
+        "--bytes", type=int, default=0, help="a source stops after this much payload"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=1, help="a TCP sink accepts this many, one after another"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="paced send rate, bytes/s (UDP default 30 MiB/s)"
+    )
+    parser.add_argument(
+        "--congestion", default="", help="TCP congestion control (default: the namespace's)"
+    )
     args = parser.parse_args()
     serve(args) if args.command == "serve" else connect(args)
 

@@ -37,7 +37,9 @@ def _open_tun(netns: str, name: str, address: str, peer: str) -> int:
     with entered_netns(netns):  # a tun device is made in the namespace of whoever opens it
         fd = open_tun(name)
     try:
-        subprocess.run(["ip", "-n", netns, "addr", "add", address, "peer", peer, "dev", name], check=True)
+        subprocess.run(
+            ["ip", "-n", netns, "addr", "add", address, "peer", peer, "dev", name], check=True
+        )
         subprocess.run(["ip", "-n", netns, "link", "set", name, "up"], check=True)
     except BaseException:
         os.close(fd)  # and the device with it
@@ -54,7 +56,9 @@ def _relay(ends: dict[int, int], stop: threading.Event, failures: list[OSError])
                 with contextlib.suppress(BlockingIOError):
                     while True:
                         packet = os.read(fd, 65536)
-                        with contextlib.suppress(BlockingIOError):  # the other end's queue is full: dropped
+                        with contextlib.suppress(
+                            BlockingIOError
+                        ):  # the other end's queue is full: dropped
                             os.write(ends[fd], packet)
     except OSError as error:
         failures.append(error)

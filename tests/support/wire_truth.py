@@ -49,7 +49,9 @@ class WireCounters:
                             self.dropped - other.dropped)  # fmt: skip
 
 
-_frame_overhead: dict[tuple[str, str], tuple[int, int]] = {}  # (netns, ifname) -> (rx, tx) bytes per frame
+_frame_overhead: dict[
+    tuple[str, str], tuple[int, int]
+] = {}  # (netns, ifname) -> (rx, tx) bytes per frame
 
 
 def _raw_counters(netns: str, ifname: str) -> WireCounters:
@@ -57,7 +59,9 @@ def _raw_counters(netns: str, ifname: str) -> WireCounters:
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     stats = json.loads(out)[0]["stats64"]
     rx, tx = stats["rx"], stats["tx"]
-    return WireCounters(rx["bytes"], tx["bytes"], rx["packets"], tx["packets"], rx["dropped"] + tx["dropped"])
+    return WireCounters(
+        rx["bytes"], tx["bytes"], rx["packets"], tx["packets"], rx["dropped"] + tx["dropped"]
+    )
 
 
 def wire_counters(netns: str, ifname: str) -> WireCounters:
@@ -79,17 +83,28 @@ def _calibrate(pair: NetnsPair) -> None:
     way, so only the sending direction's counters are read."""
     l3_bytes = UDP_IPV4_HEADERS_BYTES + CALIBRATION_PAYLOAD_BYTES
     overheads = []
-    for sender, address, direction in ((pair.peer_ns, pair.host_addr, "rx"), (pair.host_ns, pair.peer_addr, "tx")):
+    for sender, address, direction in (
+        (pair.peer_ns, pair.host_addr, "rx"),
+        (pair.host_ns, pair.peer_addr, "tx"),
+    ):
         for _attempt in range(5):  # again if a multicast report crossed at the same time
             quiet(pair.host_ns, pair.host_if, window_s=0.5, raw=True)
             before = _raw_counters(pair.host_ns, pair.host_if)
             _send_datagram(sender, address)
             after = _raw_counters(pair.host_ns, pair.host_if)
-            packets = getattr(after, f"{direction}_packets") - getattr(before, f"{direction}_packets")
-            extra = getattr(after, f"{direction}_bytes") - getattr(before, f"{direction}_bytes") - l3_bytes
+            packets = getattr(after, f"{direction}_packets") - getattr(
+                before, f"{direction}_packets"
+            )
+            extra = (
+                getattr(after, f"{direction}_bytes")
+                - getattr(before, f"{direction}_bytes")
+                - l3_bytes
+            )
             if packets == 1:
                 break
-        assert packets == 1 and extra in (0, 14), f"calibration of {pair.host_if} {direction}: {packets} {extra}"
+        assert packets == 1 and extra in (0, 14), (
+            f"calibration of {pair.host_if} {direction}: {packets} {extra}"
+        )
         overheads.append(extra)
     _frame_overhead[(pair.host_ns, pair.host_if)] = (overheads[0], overheads[1])
 
@@ -106,7 +121,9 @@ def _set_offloads(netns: str, ifname: str) -> None:
         features.features["rx-gro"].enable = True
         ethtool.set_features(ifname, features)
         now = ethtool.get_features(ifname).features
-        assert not any(now[name].enable for name in _SEGMENTATION_OFFLOADS) and now["rx-gro"].enable, ifname
+        assert (
+            not any(now[name].enable for name in _SEGMENTATION_OFFLOADS) and now["rx-gro"].enable
+        ), ifname
     finally:
         ethtool.close()
 
@@ -119,8 +136,22 @@ def _mac(netns: str, ifname: str) -> str:
 
 def make_countable(pair: NetnsPair) -> None:
     """Prepare both ends of a pair's veth so its counters are the wire (see above)."""
-    ends = ((pair.host_ns, pair.host_if, pair.peer_addr, pair.peer_addr6, _mac(pair.peer_ns, pair.peer_if)),
-            (pair.peer_ns, pair.peer_if, pair.host_addr, pair.host_addr6, _mac(pair.host_ns, pair.host_if)))
+    ends = (
+        (
+            pair.host_ns,
+            pair.host_if,
+            pair.peer_addr,
+            pair.peer_addr6,
+            _mac(pair.peer_ns, pair.peer_if),
+        ),
+        (
+            pair.peer_ns,
+            pair.peer_if,
+            pair.host_addr,
+            pair.host_addr6,
+            _mac(pair.host_ns, pair.host_if),
+        ),
+    )
     for netns, ifname, other_addr, other_addr6, other_mac in ends:
         _set_offloads(netns, ifname)
         subprocess.run(["tc", "-n", netns, "qdisc", "replace", "dev", ifname, "root", "pfifo", "limit", "1000"],
@@ -134,7 +165,9 @@ def make_countable(pair: NetnsPair) -> None:
     _calibrate(pair)
 
 
-def quiet(netns: str, ifname: str, window_s: float = 1.0, timeout_s: float = 15.0, raw: bool = False) -> None:
+def quiet(
+    netns: str, ifname: str, window_s: float = 1.0, timeout_s: float = 15.0, raw: bool = False
+) -> None:
     """Wait until nothing crosses the device for window_s (multicast listener
     reports after an address was added go on for a second or two)."""
     read = _raw_counters if raw else wire_counters

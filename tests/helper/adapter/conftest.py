@@ -9,7 +9,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-
 from chadthrottle.contract import (
     ADMIN_OWNER,
     BUS_NAME,
@@ -65,7 +64,11 @@ class FakeEngineForAdapterTests:
         self.paused = False
 
     def changes(self) -> list[tuple[Any, ...]]:
-        return [call for call in self.calls if call[0] in ("set_limit", "clear_limit", "set_limits_paused")]
+        return [
+            call
+            for call in self.calls
+            if call[0] in ("set_limit", "clear_limit", "set_limits_paused")
+        ]
 
     def list_applications(self, viewer: Viewer = ADMIN_VIEWER) -> list[ApplicationInfo]:
         self.calls.append(("list_applications",))
@@ -81,7 +84,9 @@ class FakeEngineForAdapterTests:
         return list(self.rules)
 
     def list_connections(self, app_id: str, uid: int | None = None) -> list[ConnectionInfo]:
-        self.calls.append(("list_connections", app_id) if uid is None else ("list_connections", app_id, uid))
+        self.calls.append(
+            ("list_connections", app_id) if uid is None else ("list_connections", app_id, uid)
+        )
         return [ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", CURL_PID)]
 
     def list_interfaces(self) -> list[InterfaceInfo]:
@@ -115,7 +120,9 @@ class FakeEngineForAdapterTests:
             return 42  # type: ignore[return-value]
         return app_id
 
-    def clear_limit(self, app_id: str, directions: tuple[Direction, ...], owner: int = ADMIN_OWNER) -> str:
+    def clear_limit(
+        self, app_id: str, directions: tuple[Direction, ...], owner: int = ADMIN_OWNER
+    ) -> str:
         self.calls.append(("clear_limit", app_id, directions, owner))
         return app_id
 
@@ -129,7 +136,9 @@ class FakeEngineForAdapterTests:
                     outcomes.append(self.set_limit(change.app_id, change.direction, change.rate_bps,
                                                    change.burst_bytes, change.owner))  # fmt: skip
                 else:
-                    outcomes.append(self.clear_limit(change.app_id, change.directions, change.owner))
+                    outcomes.append(
+                        self.clear_limit(change.app_id, change.directions, change.owner)
+                    )
             except HelperError as error:
                 outcomes.append(error)
         return outcomes
@@ -202,7 +211,9 @@ def adapter_helper(
 
 
 @pytest.fixture
-def engine(adapter_helper: InProcessHelper, fake_engine: FakeEngineForAdapterTests) -> FakeEngineForAdapterTests:
+def engine(
+    adapter_helper: InProcessHelper, fake_engine: FakeEngineForAdapterTests
+) -> FakeEngineForAdapterTests:
     """The running helper's fake engine, with its call record cleared."""
     fake_engine.reset()
     return fake_engine

@@ -15,9 +15,6 @@ import time
 from typing import Any
 
 import pytest
-from dbus_fast import Message, MessageFlag, MessageType
-from dbus_fast.aio import MessageBus
-
 from chadthrottle import contract
 from chadthrottle.client import HelperClient, HelperClientError
 from chadthrottle.contract import (
@@ -33,6 +30,9 @@ from chadthrottle.contract import (
 from chadthrottle.helper.adapter.introspection import introspection_xml as load_introspection_xml
 from chadthrottle.helper.adapter.service import GENERIC_FAILURE_TEXT
 from chadthrottle.helper.main import StartupError, run_helper
+from dbus_fast import Message, MessageFlag, MessageType
+from dbus_fast.aio import MessageBus
+
 from tests.helper.adapter.conftest import (
     BROKEN_APP,
     CURL,
@@ -76,7 +76,13 @@ def ctl_as(uid: int | None, address: str, *args: str) -> subprocess.CompletedPro
     """chadthrottle-ctl as root, or as another uid through setpriv."""
     command = [sys.executable, "-m", "chadthrottle.cli.ctl", *args]
     if uid is not None:
-        command = [require_program("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
+        command = [
+            require_program("setpriv"),
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            *command,
+        ]
     env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": address, "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
@@ -89,7 +95,9 @@ def _error(reply: Message) -> tuple[str | None, str]:
 # -- root: authorized ----------------------------------------------------------
 
 
-def test_root_sets_and_clears_limits(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+def test_root_sets_and_clears_limits(
+    engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+) -> None:
     address = adapter_helper.address
     assert client_call(address, "set_limit", CURL, Direction.DOWN, 1_000_000, 0) == CURL
     assert client_call(address, "clear_limit", CURL) == CURL
@@ -104,18 +112,24 @@ def test_root_sets_and_clears_limits(engine: FakeEngineForAdapterTests, adapter_
 def test_a_pid_is_resolved_before_the_engine_changes_anything(
     engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
 ) -> None:
-    resolved = client_call(adapter_helper.address, "set_limit", f"pid:{CURL_PID}", Direction.UP, 5000, 200_000)
+    resolved = client_call(
+        adapter_helper.address, "set_limit", f"pid:{CURL_PID}", Direction.UP, 5000, 200_000
+    )
     assert resolved == CURL
     assert engine.changes() == [("set_limit", CURL, Direction.UP, 5000, 200_000, ADMIN_OWNER)]
 
 
-def test_root_lists_applications_and_backends(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+def test_root_lists_applications_and_backends(
+    engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+) -> None:
     assert client_call(adapter_helper.address, "list_applications") == engine.list_applications()
     assert client_call(adapter_helper.address, "list_backends") == engine.list_backends()
     assert client_call(adapter_helper.address, "get_api_version") == contract.API_VERSION
 
 
-def test_unknown_application_for_root(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+def test_unknown_application_for_root(
+    engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+) -> None:
     with pytest.raises(HelperClientError) as caught:
         client_call(adapter_helper.address, "set_limit", "exe:/nope", Direction.UP, 5000, 0)
     assert caught.value.error is ErrorName.NO_SUCH_APPLICATION
@@ -128,7 +142,9 @@ def test_ctl_as_root(engine: FakeEngineForAdapterTests, adapter_helper: InProces
     assert json.loads(listed.stdout)[0]["id"] == CURL
     table = ctl_as(None, adapter_helper.address, "list")
     assert CURL in table.stdout and "250 KB/s" in table.stdout
-    limited = ctl_as(None, adapter_helper.address, "limit", CURL, "--down", "1M", "--up", "unlimited")
+    limited = ctl_as(
+        None, adapter_helper.address, "limit", CURL, "--down", "1M", "--up", "unlimited"
+    )
     assert limited.returncode == 0, limited.stderr
     assert engine.changes() == [
         ("set_limit", CURL, Direction.DOWN, 1_000_000, 0, ADMIN_OWNER),
@@ -138,7 +154,9 @@ def test_ctl_as_root(engine: FakeEngineForAdapterTests, adapter_helper: InProces
     assert "no BTF" in backends.stdout
 
 
-def test_root_pauses_and_resumes_every_limit(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+def test_root_pauses_and_resumes_every_limit(
+    engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+) -> None:
     address = adapter_helper.address
     assert client_call(address, "get_limits_paused") is False
     client_call(address, "set_limits_paused", True)
@@ -154,7 +172,9 @@ def test_root_pauses_and_resumes_every_limit(engine: FakeEngineForAdapterTests, 
 
 
 @pytest.mark.parametrize("app_id", [CURL, NOBODY_APP, f"pid:{CURL_PID}"])
-def test_nobody_may_not_limit(app_id: str, engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+def test_nobody_may_not_limit(
+    app_id: str, engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+) -> None:
     """limit-any (another user's app) and limit-own (its own app, but no session)."""
     result = ctl_as(NOBODY_UID, adapter_helper.address, "limit", app_id, "--down", "1M")
     assert result.returncode == 3, result.stderr
@@ -162,14 +182,18 @@ def test_nobody_may_not_limit(app_id: str, engine: FakeEngineForAdapterTests, ad
     assert engine.changes() == []
 
 
-def test_nobody_may_not_clear_or_list(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+def test_nobody_may_not_clear_or_list(
+    engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+) -> None:
     assert ctl_as(NOBODY_UID, adapter_helper.address, "clear", CURL).returncode == 3
     assert ctl_as(NOBODY_UID, adapter_helper.address, "list").returncode == 3
     assert engine.changes() == []
     assert ("list_applications",) not in engine.calls
 
 
-def test_nobody_may_not_pause_or_resume(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+def test_nobody_may_not_pause_or_resume(
+    engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+) -> None:
     for command in ("pause", "resume"):
         result = ctl_as(NOBODY_UID, adapter_helper.address, command)
         assert result.returncode == 3, result.stderr
@@ -186,7 +210,9 @@ def test_nobody_learns_nothing_about_unknown_applications(
 
 
 def test_a_method_without_a_known_action_is_denied(
-    engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper, monkeypatch: pytest.MonkeyPatch
+    engine: FakeEngineForAdapterTests,
+    adapter_helper: InProcessHelper,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(METHODS, "SetLimit", MethodSpec("SetLimit", "sstts", "s", "no-such-action"))  # type: ignore[arg-type]
     reply = raw_call(adapter_helper.address, "SetLimit", "sstts", [CURL, "down", 5000, 0, ""])
@@ -226,7 +252,11 @@ def test_a_method_without_a_known_action_is_denied(
     ],
 )
 def test_garbage_is_an_invalid_argument(
-    member: str, signature: str, body: list[Any], engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+    member: str,
+    signature: str,
+    body: list[Any],
+    engine: FakeEngineForAdapterTests,
+    adapter_helper: InProcessHelper,
 ) -> None:
     name, text = _error(raw_call(adapter_helper.address, member, signature, body))
     assert name == ErrorName.INVALID_ARGUMENT.value
@@ -237,7 +267,9 @@ def test_garbage_is_an_invalid_argument(
 def test_unexpected_engine_error_is_a_generic_failure(
     engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
 ) -> None:
-    name, text = _error(raw_call(adapter_helper.address, "SetLimit", "sstts", [BROKEN_APP, "up", 5000, 0, ""]))
+    name, text = _error(
+        raw_call(adapter_helper.address, "SetLimit", "sstts", [BROKEN_APP, "up", 5000, 0, ""])
+    )
     assert name == ErrorName.FAILED.value
     assert text == GENERIC_FAILURE_TEXT
     assert SECRET not in text and "Traceback" not in text and "RuntimeError" not in text
@@ -248,7 +280,9 @@ def test_unexpected_engine_error_is_a_generic_failure(
 def test_a_reply_that_cannot_be_marshalled_is_still_answered(
     engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
 ) -> None:
-    name, text = _error(raw_call(adapter_helper.address, "SetLimit", "sstts", [WEIRD_APP, "up", 5000, 0, ""]))
+    name, text = _error(
+        raw_call(adapter_helper.address, "SetLimit", "sstts", [WEIRD_APP, "up", 5000, 0, ""])
+    )
     assert (name, text) == (ErrorName.FAILED.value, GENERIC_FAILURE_TEXT)
 
 
@@ -273,7 +307,9 @@ def test_a_pending_call_does_not_block_another(
 
 
 def test_introspection_serves_the_xml_file(adapter_helper: InProcessHelper) -> None:
-    reply = raw_call(adapter_helper.address, "Introspect", interface="org.freedesktop.DBus.Introspectable")
+    reply = raw_call(
+        adapter_helper.address, "Introspect", interface="org.freedesktop.DBus.Introspectable"
+    )
     assert reply.message_type is MessageType.METHOD_RETURN
     assert reply.body == [load_introspection_xml()]
 
@@ -295,13 +331,21 @@ def test_a_second_helper_is_refused_and_closes_its_engine(adapter_helper: InProc
     assert second_engine.closed
 
 
-def test_connections_are_listed_for_an_application(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+def test_connections_are_listed_for_an_application(
+    engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+) -> None:
     (connection,) = client_call(adapter_helper.address, "list_connections", f"pid:{CURL_PID}")
-    assert (connection.protocol, connection.remote, connection.pid) == ("tcp", "192.0.2.7:443", CURL_PID)
+    assert (connection.protocol, connection.remote, connection.pid) == (
+        "tcp",
+        "192.0.2.7:443",
+        CURL_PID,
+    )
     assert ("list_connections", CURL) in engine.calls
 
 
-def test_connections_of_unknown_or_malformed_ids_are_named_errors(adapter_helper: InProcessHelper) -> None:
+def test_connections_of_unknown_or_malformed_ids_are_named_errors(
+    adapter_helper: InProcessHelper,
+) -> None:
     with pytest.raises(HelperClientError) as unknown:
         client_call(adapter_helper.address, "list_connections", "exe:/no/such/app")
     assert unknown.value.error is ErrorName.NO_SUCH_APPLICATION
@@ -310,7 +354,9 @@ def test_connections_of_unknown_or_malformed_ids_are_named_errors(adapter_helper
     assert malformed.value.error is ErrorName.INVALID_ARGUMENT
 
 
-def test_interfaces_are_listed(engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper) -> None:
+def test_interfaces_are_listed(
+    engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+) -> None:
     (interface,) = client_call(adapter_helper.address, "list_interfaces")
     assert (interface.name, interface.ifindex, interface.rx_bytes) == ("eth0", 2, 1000)
 
@@ -345,7 +391,9 @@ def test_a_caller_that_keeps_failing_is_answered_more_slowly(
     assert engine.changes() == []
 
 
-def test_a_users_rule_with_a_priority_alone_stays_listed_to_them_once_their_application_exited() -> None:
+def test_a_users_rule_with_a_priority_alone_stays_listed_to_them_once_their_application_exited() -> (
+    None
+):
     """As a block or a quota alone: no rate, yet the user's rule is shown to them (and only to them)."""
     from chadthrottle.contract import ApplicationInfo
     from chadthrottle.helper.adapter.service import HelperService

@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from chadthrottle.contract import (
     APP_ID_KINDS,
     BOTH_DIRECTIONS,
@@ -27,6 +24,8 @@ from chadthrottle.helper.adapter.validation import (
     validate_rate_bps,
 )
 from chadthrottle.helper.errors import InvalidArgument
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.adapter.batcher import Batcher, one_by_one
 from chadthrottle.helper.adapter.engine_thread import EngineThread
@@ -28,7 +27,10 @@ class GatedEngine:
         self.gate.wait(10)
         if self.explode:
             raise RuntimeError("unexpected")
-        return [NoSuchApplication(c.app_id) if c.app_id == "exe:/gone" else c.app_id.upper() for c in changes]
+        return [
+            NoSuchApplication(c.app_id) if c.app_id == "exe:/gone" else c.app_id.upper()
+            for c in changes
+        ]
 
 
 @pytest.fixture
@@ -46,7 +48,8 @@ def test_changes_queued_behind_a_busy_engine_go_as_one_batch(engine_thread: Engi
         first = asyncio.ensure_future(batcher.submit(SetLimit("exe:/a", Direction.UP, 5000, 0)))
         await asyncio.sleep(0.1)  # the engine thread is now inside the first batch
         queued = [
-            asyncio.ensure_future(batcher.submit(SetLimit(f"exe:/q{n}", Direction.DOWN, 5000, 0))) for n in range(10)
+            asyncio.ensure_future(batcher.submit(SetLimit(f"exe:/q{n}", Direction.DOWN, 5000, 0)))
+            for n in range(10)
         ]
         gone = asyncio.ensure_future(batcher.submit(ClearLimit("exe:/gone", (Direction.UP,))))
         await asyncio.sleep(0.1)
@@ -63,13 +66,18 @@ def test_changes_queued_behind_a_busy_engine_go_as_one_batch(engine_thread: Engi
     asyncio.run(run())
 
 
-def test_an_unexpected_error_fails_every_call_of_its_batch_and_no_other(engine_thread: EngineThread) -> None:
+def test_an_unexpected_error_fails_every_call_of_its_batch_and_no_other(
+    engine_thread: EngineThread,
+) -> None:
     engine = GatedEngine()
     batcher = Batcher(engine_thread, engine.apply_changes)
 
     async def run() -> None:
         engine.explode = True
-        calls = [asyncio.ensure_future(batcher.submit(SetLimit(f"exe:/e{n}", Direction.UP, 5000, 0))) for n in range(3)]
+        calls = [
+            asyncio.ensure_future(batcher.submit(SetLimit(f"exe:/e{n}", Direction.UP, 5000, 0)))
+            for n in range(3)
+        ]
         engine.gate.set()
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert all(isinstance(result, RuntimeError) for result in results)

@@ -34,7 +34,9 @@ def test_a_yes_is_remembered_for_its_caller_and_action_until_it_expires() -> Non
         assert not await cache.check(":1.5", Action.LIMIT_ANY, interactive=False)  # another action
         assert not await cache.check(":1.6", Action.LIMIT_OWN, interactive=False)  # another caller
         now[0] += 2.1
-        assert not await cache.check(":1.5", Action.LIMIT_OWN, interactive=False)  # expired: asks again
+        assert not await cache.check(
+            ":1.5", Action.LIMIT_OWN, interactive=False
+        )  # expired: asks again
 
     asyncio.run(run())
 
@@ -62,9 +64,13 @@ def test_a_no_to_a_call_that_cannot_prompt_is_remembered_briefly() -> None:
             assert not await cache.check(":1.9", Action.LIMIT_ANY, interactive=False)
         assert polkit.asked == 1
         polkit.allowed.add((":1.9", Action.LIMIT_ANY))
-        assert not await cache.check(":1.9", Action.LIMIT_ANY, interactive=False)  # granted, not yet honoured
+        assert not await cache.check(
+            ":1.9", Action.LIMIT_ANY, interactive=False
+        )  # granted, not yet honoured
         now[0] += 0.6
-        assert await cache.check(":1.9", Action.LIMIT_ANY, interactive=False)  # at most deny_ttl_s late
+        assert await cache.check(
+            ":1.9", Action.LIMIT_ANY, interactive=False
+        )  # at most deny_ttl_s late
         assert polkit.asked == 2
 
     asyncio.run(run())
@@ -102,7 +108,10 @@ def test_overlapping_checks_for_the_same_caller_and_action_ask_once() -> None:
     polkit.allowed.add((":1.8", Action.LIMIT_OWN))
 
     async def run() -> None:
-        same = [asyncio.ensure_future(cache.check(":1.8", Action.LIMIT_OWN, interactive=False)) for _ in range(50)]
+        same = [
+            asyncio.ensure_future(cache.check(":1.8", Action.LIMIT_OWN, interactive=False))
+            for _ in range(50)
+        ]
         other = asyncio.ensure_future(cache.check(":1.9", Action.LIMIT_OWN, interactive=False))
         prompt = asyncio.ensure_future(cache.check(":1.8", Action.LIMIT_OWN, interactive=True))
         await asyncio.sleep(0.05)
@@ -125,10 +134,14 @@ def test_a_caller_told_no_several_times_a_second_is_told_no_without_asking() -> 
         for _ in range(50):
             assert not await cache.check(":1.11", Action.LIMIT_OWN, interactive=True)
         assert polkit.asked == CachingAuthority.DENIALS_PER_S
-        assert not await cache.check(":1.12", Action.LIMIT_OWN, interactive=True)  # others still asked
+        assert not await cache.check(
+            ":1.12", Action.LIMIT_OWN, interactive=True
+        )  # others still asked
         assert polkit.asked == CachingAuthority.DENIALS_PER_S + 1
         now[0] += 1.1
         polkit.allowed.add((":1.11", Action.LIMIT_OWN))
-        assert await cache.check(":1.11", Action.LIMIT_OWN, interactive=True)  # a second later: asked again
+        assert await cache.check(
+            ":1.11", Action.LIMIT_OWN, interactive=True
+        )  # a second later: asked again
 
     asyncio.run(run())

@@ -28,7 +28,9 @@ def test_help_needs_no_engine() -> None:
 
 
 def test_no_bus_is_a_one_line_failure(tmp_path: Path) -> None:
-    result = run_helper_command("--bus-address", f"unix:path={tmp_path}/missing", "--state-dir", str(tmp_path))
+    result = run_helper_command(
+        "--bus-address", f"unix:path={tmp_path}/missing", "--state-dir", str(tmp_path)
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("chadthrottle-helper: cannot connect to the system bus")
     assert result.stderr.count("\n") == 1

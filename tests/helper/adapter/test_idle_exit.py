@@ -9,6 +9,7 @@ import time
 from chadthrottle.client import HelperClient
 from chadthrottle.helper.main import run_helper
 from chadthrottle.helper.standalone import PrivateSystemBus
+
 from tests.helper.adapter.conftest import FakeEngineForAdapterTests
 
 IDLE_EXIT_S = 1.0

@@ -5,7 +5,6 @@ declaration whole (pure logic; the adapter tests call every method on a bus)."""
 from __future__ import annotations
 
 import pytest
-
 from chadthrottle.contract import METHODS, Action, Arg, ArgForm, LimitAuthorization, MethodSpec
 from chadthrottle.helper.adapter.service import _HANDLERS
 from chadthrottle.helper.adapter.validation import CALL_CHECKS, VALIDATORS, validate_call
@@ -34,12 +33,21 @@ def test_every_form_is_checked_by_something() -> None:
 
 def test_the_body_is_in_declared_order_and_names_are_checked() -> None:
     spec = METHODS["SetLimit"]
-    body = spec.body(scope="own", burst_bytes=0, rate_bps=5000, direction="down", app_id="exe:/usr/bin/curl")
+    body = spec.body(
+        scope="own", burst_bytes=0, rate_bps=5000, direction="down", app_id="exe:/usr/bin/curl"
+    )
     assert body == ["exe:/usr/bin/curl", "down", 5000, 0, "own"]
     with pytest.raises(TypeError):
         spec.body(app_id="exe:/usr/bin/curl", direction="down")
     with pytest.raises(TypeError):
-        spec.body(app_id="exe:/usr/bin/curl", direction="down", rate_bps=5000, burst_bytes=0, scope="", extra=1)
+        spec.body(
+            app_id="exe:/usr/bin/curl",
+            direction="down",
+            rate_bps=5000,
+            burst_bytes=0,
+            scope="",
+            extra=1,
+        )
 
 
 def test_a_call_is_checked_by_the_declared_forms() -> None:

@@ -10,20 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dbus_fast import NameFlag, RequestNameReply
-from dbus_fast.aio import MessageBus
-
 from chadthrottle.contract import BUS_NAME
 from chadthrottle.helper import standalone
-from chadthrottle.helper.standalone_policy import SharedFileInstall
 from chadthrottle.helper.standalone import (
-    POLKIT_ACTIONS_DIR,
     POLICY_FILE,
+    POLKIT_ACTIONS_DIR,
     HelperProcess,
     PrivateSystemBus,
     StandaloneError,
     private_bus_config,
 )
+from chadthrottle.helper.standalone_policy import SharedFileInstall
+from dbus_fast import NameFlag, RequestNameReply
+from dbus_fast.aio import MessageBus
+
 from tests.support.requirements import require
 
 
@@ -33,9 +33,17 @@ def _daemons_using(directory: Path) -> str:
 
 
 def test_private_bus_config_is_the_system_config_made_private(tmp_path: Path) -> None:
-    config = private_bus_config(standalone.SYSTEM_BUS_CONFIG.read_text(), tmp_path / "socket", tmp_path / "d")
+    config = private_bus_config(
+        standalone.SYSTEM_BUS_CONFIG.read_text(), tmp_path / "socket", tmp_path / "d"
+    )
     assert f"<listen>unix:path={tmp_path}/socket</listen>" in config
-    for gone in ("<user>", "<pidfile>", "<fork/>", "<servicehelper>", "<standard_system_servicedirs/>"):
+    for gone in (
+        "<user>",
+        "<pidfile>",
+        "<fork/>",
+        "<servicehelper>",
+        "<standard_system_servicedirs/>",
+    ):
         assert gone not in config
     assert "<includedir>/usr/share/dbus-1/system.d</includedir>" in config
     assert config.rstrip().endswith(f"<includedir>{tmp_path}/d</includedir>\n</busconfig>")
@@ -44,7 +52,10 @@ def test_private_bus_config_is_the_system_config_made_private(tmp_path: Path) ->
 
 def test_shared_install_restores_what_was_there_after_the_last_holder(tmp_path: Path) -> None:
     target, state = tmp_path / "x.policy", tmp_path / "state"
-    first, second = SharedFileInstall(target, b"new", state), SharedFileInstall(target, b"new", state)
+    first, second = (
+        SharedFileInstall(target, b"new", state),
+        SharedFileInstall(target, b"new", state),
+    )
     first.acquire()
     second.acquire()
     assert first.installed and not second.installed and target.read_bytes() == b"new"
@@ -77,7 +88,9 @@ def test_shared_install_recovers_from_a_holder_that_died(tmp_path: Path) -> None
     assert not target.exists()
 
 
-def test_a_failed_start_leaves_nothing_behind(private_bus: PrivateSystemBus, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_start_leaves_nothing_behind(
+    private_bus: PrivateSystemBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
     policy = POLKIT_ACTIONS_DIR / POLICY_FILE
     policy_before = policy.read_bytes() if policy.exists() else None
     monkeypatch.setattr(standalone, "POLKITD", Path("/bin/false"))
@@ -92,6 +105,7 @@ def test_a_failed_start_leaves_nothing_behind(private_bus: PrivateSystemBus, mon
 @pytest.fixture
 def name_taken(private_bus: PrivateSystemBus) -> Iterator[None]:
     """Someone else owns BUS_NAME for the duration of the test."""
+
     async def connect() -> MessageBus:
         return await MessageBus(bus_address=private_bus.address).connect()
 
@@ -107,11 +121,12 @@ def name_taken(private_bus: PrivateSystemBus) -> Iterator[None]:
         loop.close()
 
 
-def test_helper_process_reports_why_it_did_not_start(private_bus: PrivateSystemBus, name_taken: None, tmp_path: Path) -> None:
+def test_helper_process_reports_why_it_did_not_start(
+    private_bus: PrivateSystemBus, name_taken: None, tmp_path: Path
+) -> None:
     helper = HelperProcess(private_bus.address, state_dir=tmp_path, start_timeout_s=60)
-    with pytest.raises(StandaloneError) as caught:
-        with helper:
-            pass
+    with pytest.raises(StandaloneError) as caught, helper:
+        pass
     assert "chadthrottle-helper:" in str(caught.value)
     assert helper.returncode == 1
     assert not helper.log_path.exists()
@@ -122,7 +137,9 @@ def test_helper_process_rejects_a_strange_namespace_name() -> None:
         HelperProcess("unix:path=/x", netns="../../etc")
 
 
-def test_standalone_runs_a_command_against_bus_and_helper(private_bus: PrivateSystemBus, tmp_path: Path) -> None:
+def test_standalone_runs_a_command_against_bus_and_helper(
+    private_bus: PrivateSystemBus, tmp_path: Path
+) -> None:
     """The README's run command, end to end with the real engine."""
     require(importlib.util.find_spec("chadthrottle.helper.engine.factory") is not None,
             "needs the engine factory (chadthrottle.helper.engine.factory)")  # fmt: skip

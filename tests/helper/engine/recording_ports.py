@@ -20,8 +20,12 @@ class RecordingDatapath:
     forgotten: list[int] = field(default_factory=list)
     forgotten_owners: list[int] = field(default_factory=list)
     caps: dict[int, SocketCaps] = field(default_factory=dict)
-    old_window_drains: dict[int, float] = field(default_factory=dict)  # pid -> s its open downloads' old windows take
-    events: list[tuple[str, int, int]] = field(default_factory=list)  # ("clamp" | "tag", pid, rate | slot)
+    old_window_drains: dict[int, float] = field(
+        default_factory=dict
+    )  # pid -> s its open downloads' old windows take
+    events: list[tuple[str, int, int]] = field(
+        default_factory=list
+    )  # ("clamp" | "tag", pid, rate | slot)
     traffic: list[object] = field(default_factory=list)
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int:
@@ -69,8 +73,12 @@ class RecordingShaper:
     gaps: dict[Direction, list[str]] = field(default_factory=dict)
     # tc's own gaps where the policer guards them (hidden from enforcement_gaps: the limit holds)
     tc_gaps: dict[Direction, list[str]] = field(default_factory=dict)
-    limited_pids: set[int] = field(default_factory=set)  # the processes shape_namespaces_of was last given
-    links: dict[Direction, LinkShaping | None] = field(default_factory=dict)  # set_link's, last per direction
+    limited_pids: set[int] = field(
+        default_factory=set
+    )  # the processes shape_namespaces_of was last given
+    links: dict[Direction, LinkShaping | None] = field(
+        default_factory=dict
+    )  # set_link's, last per direction
     backend: str = "tc"
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pytest
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.backends import (
-    EBPF_CONFIG, TC_DOWNLOAD_CONFIG, BackendRouter, choose_backends, describe_backends,
+    EBPF_CONFIG,
+    TC_DOWNLOAD_CONFIG,
+    BackendRouter,
+    choose_backends,
+    describe_backends,
 )
 from chadthrottle.helper.errors import BackendUnavailable
-from chadthrottle.helper.kernel.htb import ClassSpec, Classes
+from chadthrottle.helper.kernel.htb import Classes, ClassSpec
 
 FULL = {option: "y" for option in {**TC_DOWNLOAD_CONFIG, **EBPF_CONFIG}}
 NO_IFB = {k: v for k, v in FULL.items() if k != "CONFIG_IFB"}
@@ -82,20 +85,27 @@ def test_the_policer_guards_every_direction_tc_shapes() -> None:
     """HTB holds a limit on its own device only; the policer, in the cgroup
     programs, gets every limit too and holds the sum of all paths."""
     tc, ebpf = FakeEnforcer(), FakeEnforcer(queues=False)
-    router = BackendRouter({Direction.UP: ("tc", tc), Direction.DOWN: ("tc", tc)}, guard=("ebpf", ebpf))
+    router = BackendRouter(
+        {Direction.UP: ("tc", tc), Direction.DOWN: ("tc", tc)}, guard=("ebpf", ebpf)
+    )
     up, down = ClassSpec(1000, 131072), ClassSpec(2000, 131072)
     router.reconcile({Direction.UP: {1: up}, Direction.DOWN: {2: down}})
     assert tc.wanted == {Direction.UP: {1: up}, Direction.DOWN: {2: down}}
     assert ebpf.wanted == tc.wanted
     assert router.guarded(Direction.UP) and router.guarded(Direction.DOWN)
-    assert router.active_by_backend() == {"tc": {Direction.UP, Direction.DOWN}, "ebpf": set()}  # tc is the one chosen
+    assert router.active_by_backend() == {
+        "tc": {Direction.UP, Direction.DOWN},
+        "ebpf": set(),
+    }  # tc is the one chosen
     router.reconcile({})
     assert ebpf.wanted == {Direction.UP: {}, Direction.DOWN: {}}
 
 
 def test_a_direction_the_policer_enforces_itself_is_given_once() -> None:
     tc, ebpf = FakeEnforcer(), FakeEnforcer(queues=False)
-    router = BackendRouter({Direction.UP: ("tc", tc), Direction.DOWN: ("ebpf", ebpf)}, guard=("ebpf", ebpf))
+    router = BackendRouter(
+        {Direction.UP: ("tc", tc), Direction.DOWN: ("ebpf", ebpf)}, guard=("ebpf", ebpf)
+    )
     spec = ClassSpec(1000, 131072)
     router.reconcile({Direction.UP: {1: spec}, Direction.DOWN: {2: spec}})
     assert tc.wanted == {Direction.UP: {1: spec}}

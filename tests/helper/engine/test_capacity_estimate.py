@@ -11,10 +11,12 @@ tests/helper/kernel/test_path_delay.py do it against the kernel.
 from __future__ import annotations
 
 import pytest
-
 from chadthrottle.contract import MAX_RATE_BPS, Direction
 from chadthrottle.helper.engine.capacity_estimate import (
-    FLOOR_BPS, RISE_S, CapacityEstimator, Sample,
+    FLOOR_BPS,
+    RISE_S,
+    CapacityEstimator,
+    Sample,
 )
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
 
@@ -30,13 +32,19 @@ class ToyModem:
 
     def tick(self, shaping: float | None, seconds: float = 1.0) -> tuple[float, float]:
         """(bytes/s through the uplink, delay_s) for a bulk transfer this direction."""
-        offered = shaping if shaping is not None else 10 * self.rate  # unshaped: the senders fill it
-        self.queue = min(BUFFER_S * self.rate, max(0.0, self.queue + (offered - self.rate) * seconds))
+        offered = (
+            shaping if shaping is not None else 10 * self.rate
+        )  # unshaped: the senders fill it
+        self.queue = min(
+            BUFFER_S * self.rate, max(0.0, self.queue + (offered - self.rate) * seconds)
+        )
         passed = min(offered, self.rate)
         return passed, self.queue / self.rate
 
 
-def run(estimator: CapacityEstimator, modem: ToyModem, seconds: int, direction: Direction = DOWN) -> list[int | None]:
+def run(
+    estimator: CapacityEstimator, modem: ToyModem, seconds: int, direction: Direction = DOWN
+) -> list[int | None]:
     trace = []
     other = UP if direction is DOWN else DOWN
     for _ in range(seconds):
@@ -98,7 +106,9 @@ def test_the_upload_direction_alone() -> None:
 def test_idle_or_without_a_delay_signal_it_holds() -> None:
     estimator = CapacityEstimator({DOWN: 1_000_000, UP: 200_000})
     estimator.update(Sample(1.0, {DOWN: 0, UP: 0}, 0.5))  # idle, whatever the delay
-    estimator.update(Sample(1.0, {DOWN: 990_000, UP: 190_000}, None))  # busy, but no TCP to read a delay from
+    estimator.update(
+        Sample(1.0, {DOWN: 990_000, UP: 190_000}, None)
+    )  # busy, but no TCP to read a delay from
     estimator.update(Sample(1.0, {DOWN: 200_000, UP: 10_000}, 0.0))  # lightly used: no sign of more
     assert estimator.capacities() == {DOWN: 1_000_000, UP: 200_000}
 
@@ -109,7 +119,9 @@ def test_a_rise_cuts_the_bulk_direction_not_its_acknowledgements() -> None:
     assert capacities[UP] == 1_000_000
     assert capacities[DOWN] is not None and capacities[DOWN] < 2_000_000 / SHAPE_SHARE
     # the queue needs time to drain: no second cut right away
-    assert estimator.update(Sample(1.0, {DOWN: 1_400_000, UP: 40_000}, 0.15))[DOWN] == capacities[DOWN]
+    assert (
+        estimator.update(Sample(1.0, {DOWN: 1_400_000, UP: 40_000}, 0.15))[DOWN] == capacities[DOWN]
+    )
 
 
 def test_a_rise_with_both_directions_busy_cuts_both() -> None:
@@ -129,13 +141,16 @@ def test_bounded_by_the_floor_and_the_ceiling() -> None:
     assert CapacityEstimator({UP: 10 * MAX_RATE_BPS}).capacity(UP) == MAX_RATE_BPS
 
 
-@pytest.mark.parametrize("sample", [
-    Sample(0.0, {DOWN: 1_000_000}, 1.0),
-    Sample(-1.0, {DOWN: 1_000_000}, 1.0),
-    Sample(1.0, {DOWN: -5}, 1.0),
-    Sample(float("nan"), {DOWN: 1_000_000}, 1.0),
-    Sample(1.0, {DOWN: 1_000_000}, float("nan")),
-])
+@pytest.mark.parametrize(
+    "sample",
+    [
+        Sample(0.0, {DOWN: 1_000_000}, 1.0),
+        Sample(-1.0, {DOWN: 1_000_000}, 1.0),
+        Sample(1.0, {DOWN: -5}, 1.0),
+        Sample(float("nan"), {DOWN: 1_000_000}, 1.0),
+        Sample(1.0, {DOWN: 1_000_000}, float("nan")),
+    ],
+)
 def test_a_bad_sample_changes_nothing(sample: Sample) -> None:
     estimator = CapacityEstimator({DOWN: 2_000_000, UP: 500_000})
     assert estimator.update(sample) == {DOWN: 2_000_000, UP: 500_000}
@@ -147,19 +162,31 @@ def test_a_bad_floor_is_refused() -> None:
     assert RISE_S < 0.05  # a call notices 50 ms: the estimator must react below it
 
 
-def test_a_raised_download_whose_queue_here_ran_empty_is_taken_back_before_the_delay_rises() -> None:
+def test_a_raised_download_whose_queue_here_ran_empty_is_taken_back_before_the_delay_rises() -> (
+    None
+):
     estimator = CapacityEstimator({DOWN: 1_000_000, UP: 200_000})
     loaded = {DOWN: int(1_000_000 * SHAPE_SHARE), UP: 20_000}
     raised = estimator.update(Sample(1.0, loaded, 0.0, {DOWN: 0.1}))[DOWN]  # held here: a probe
     assert raised is not None and raised > 1_000_000
-    back = estimator.update(Sample(1.0, {DOWN: int(raised * SHAPE_SHARE), UP: 20_000}, 0.0, {DOWN: 0.0}))[DOWN]
+    back = estimator.update(
+        Sample(1.0, {DOWN: int(raised * SHAPE_SHARE), UP: 20_000}, 0.0, {DOWN: 0.0})
+    )[DOWN]
     assert back is not None and back < 1_000_000
     trace = [back]  # then, near where it failed, the probes go in small steps
     for _ in range(10):
         capacity = estimator.capacity(DOWN)
         assert capacity is not None
-        trace.append(estimator.update(Sample(1.0, {DOWN: int(capacity * SHAPE_SHARE), UP: 0}, 0.0, {DOWN: 0.1}))[DOWN])
-    steps = [(b / a) for a, b in zip(trace, trace[1:]) if a and b and b != a and b >= 0.97 * raised and a < raised]
+        trace.append(
+            estimator.update(
+                Sample(1.0, {DOWN: int(capacity * SHAPE_SHARE), UP: 0}, 0.0, {DOWN: 0.1})
+            )[DOWN]
+        )
+    steps = [
+        (b / a)
+        for a, b in zip(trace, trace[1:])
+        if a and b and b != a and b >= 0.97 * raised and a < raised
+    ]
     assert steps and all(step <= 1.021 for step in steps), trace
 
 

@@ -10,15 +10,15 @@ import tracemalloc
 from dataclasses import dataclass
 
 import pytest
-
 from chadthrottle.contract import BackendInfo, Direction
 from chadthrottle.helper.engine.api import ClearLimit, SetLimit
-from tests.helper.engine.admin_engine import AdminEngine
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S
 from chadthrottle.helper.engine.rates import EXITED_KEPT_PER_UID
 from chadthrottle.helper.errors import NoSuchApplication
 from chadthrottle.helper.identity.index import LOOKUP_REFRESH_INTERVAL_S, ApplicationIndex
 from chadthrottle.helper.identity.processes import ProcessInfo
+
+from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper
 
 CHURNER, USER = 65534, 1000
@@ -58,7 +58,9 @@ class Machine:
 
     def spawn(self, exe: str, uid: int = USER) -> int:
         pid, self.next_pid = self.next_pid, self.next_pid + 1
-        self.processes[pid] = ProcessInfo(pid, 1, uid, exe, (exe,), exe.rsplit("/", 1)[-1], "/user.slice")
+        self.processes[pid] = ProcessInfo(
+            pid, 1, uid, exe, (exe,), exe.rsplit("/", 1)[-1], "/user.slice"
+        )
         return pid
 
     def short_lived(self, exe: str, uid: int = CHURNER) -> None:
@@ -80,7 +82,9 @@ class Machine:
 def machine(monkeypatch: pytest.MonkeyPatch) -> Machine:
     created = Machine()
     monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", created.processes.get)
-    monkeypatch.setattr("chadthrottle.helper.engine.engine.process_exists", created.processes.__contains__)
+    monkeypatch.setattr(
+        "chadthrottle.helper.engine.engine.process_exists", created.processes.__contains__
+    )
     return created
 
 
@@ -90,7 +94,9 @@ def test_a_burst_of_unknown_ids_lists_proc_once(machine: Machine) -> None:
     before = machine.listings
     changes = [SetLimit(f"exe:/nonexistent/{n}", Direction.UP, 1_000_000, 0) for n in range(200)]
     changes += [ClearLimit(f"exe:/nonexistent/{n}", (Direction.UP,)) for n in range(200)]
-    assert all(isinstance(outcome, NoSuchApplication) for outcome in machine.engine.apply_changes(changes))
+    assert all(
+        isinstance(outcome, NoSuchApplication) for outcome in machine.engine.apply_changes(changes)
+    )
     for n in range(200):
         with pytest.raises(NoSuchApplication):
             machine.engine.resolve_application(f"exe:/nonexistent/again-{n}")
@@ -115,7 +121,10 @@ def test_the_state_of_exited_applications_is_freed(machine: Machine) -> None:
     limited = machine.spawn("/usr/bin/rsync")
     machine.datapath.traffic.append(Traffic(running, 1000))
     machine.tick()
-    assert machine.engine.set_limit(f"pid:{limited}", Direction.UP, 1_000_000, 0) == "exe:/usr/bin/rsync"
+    assert (
+        machine.engine.set_limit(f"pid:{limited}", Direction.UP, 1_000_000, 0)
+        == "exe:/usr/bin/rsync"
+    )
     del machine.processes[limited]  # a stored rule keeps its application
     for _ in range(3):
         machine.tick()
@@ -142,10 +151,14 @@ def test_the_state_of_exited_applications_is_freed(machine: Machine) -> None:
     assert not engine._announced and not engine._cgroup_paths
     assert set(meter.apps) | set(meter._retired_apps) | set(meter._uid_of_app) <= set(engine._known)
     assert set(meter._app_of_tgid) == {running}
-    assert grown < 100_000, f"{grown} bytes kept after 2,000 programs exited (~1 KB each before issue 20)"
+    assert grown < 100_000, (
+        f"{grown} bytes kept after 2,000 programs exited (~1 KB each before issue 20)"
+    )
 
 
-def test_one_users_program_storm_does_not_push_out_anothers_exited_programs(machine: Machine) -> None:
+def test_one_users_program_storm_does_not_push_out_anothers_exited_programs(
+    machine: Machine,
+) -> None:
     for name in ("wget", "ssh", "git"):
         machine.short_lived(f"/usr/bin/{name}", uid=USER)
     machine.tick()
@@ -159,5 +172,7 @@ def test_one_users_program_storm_does_not_push_out_anothers_exited_programs(mach
         machine.short_lived(f"/tmp/churn/later-{n}")
     machine.tick()
     listed = machine.listed()
-    assert {f"exe:/tmp/churn/later-{n}" for n in range(10)} <= set(listed)  # the most recently active are kept
+    assert {f"exe:/tmp/churn/later-{n}" for n in range(10)} <= set(
+        listed
+    )  # the most recently active are kept
     assert sum(app_id.startswith("exe:/tmp/churn/") for app_id in listed) == EXITED_KEPT_PER_UID

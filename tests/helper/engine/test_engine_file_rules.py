@@ -13,14 +13,19 @@ from pathlib import Path
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.api import SetLimit
 from chadthrottle.helper.identity.processes import ProcessInfo
+
 from tests.helper.engine.test_engine_plan import World, world  # noqa: F401  (the fixture)
 
 CURL = "exe:/usr/bin/curl"
-USER_SCOPE = "/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-org.fake.Browser-1.scope"
+USER_SCOPE = (
+    "/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-org.fake.Browser-1.scope"
+)
 SERVICE = "/system.slice/backup.service"
 
 
-def _spawn(world: World, pid: int, uid: int, cgroup: str = "/", exe: str = "/usr/bin/curl", **facts: str) -> None:  # noqa: F811
+def _spawn(
+    world: World, pid: int, uid: int, cgroup: str = "/", exe: str = "/usr/bin/curl", **facts: str
+) -> None:
     world.processes[pid] = ProcessInfo(pid, 1, uid, exe, (exe,), "curl", cgroup, **facts)
 
 
@@ -36,7 +41,10 @@ def test_an_administrators_rule_on_a_file_reaches_it_under_every_name(world: Wor
     _spawn(world, 14, 1000, exe="/usr/bin/wget")
     world.engine.tick()
     assert {world.engine._index.identity_of(pid).app_id for pid in (11, 12, 13)} == {  # type: ignore[union-attr]
-        "app:org.fake.Browser", "unit:backup.service", "app:org.fake.Flat"}
+        "app:org.fake.Browser",
+        "unit:backup.service",
+        "app:org.fake.Flat",
+    }
     world.engine.set_limit(CURL, Direction.DOWN, 1_000_000, 0)
     limited = _limited_processes(world)
     assert set(limited) == {10, 11, 12, 13} and len(set(limited.values())) == 1
@@ -52,7 +60,9 @@ def test_it_is_set_while_only_renamed_processes_run_the_file(world: World) -> No
 def test_a_users_own_rule_does_not_shield_a_process_from_it(world: World) -> None:  # noqa: F811
     _spawn(world, 11, 1000, USER_SCOPE)
     world.engine.tick()
-    (own,) = world.engine.apply_changes([SetLimit("app:org.fake.Browser", Direction.DOWN, 90_000_000, 0, owner=1000)])
+    (own,) = world.engine.apply_changes(
+        [SetLimit("app:org.fake.Browser", Direction.DOWN, 90_000_000, 0, owner=1000)]
+    )
     assert own == "app:org.fake.Browser"
     user_slot = _limited_processes(world)[11]
     world.engine.set_limit(CURL, Direction.DOWN, 1_000_000, 0)
@@ -60,7 +70,9 @@ def test_a_users_own_rule_does_not_shield_a_process_from_it(world: World) -> Non
     world.engine.tick()  # the user's class goes once no socket is tagged for it (classes come before tags)
     assert [spec.rate_bps for spec in world.shaper.wanted[Direction.DOWN].values()] == [1_000_000]
     world.engine.clear_limit(CURL, (Direction.DOWN,))
-    slot = _limited_processes(world)[11]  # the user's own again (a slot of its own, handed out anew)
+    slot = _limited_processes(world)[
+        11
+    ]  # the user's own again (a slot of its own, handed out anew)
     assert world.shaper.wanted[Direction.DOWN][slot].rate_bps == 90_000_000
 
 
@@ -89,7 +101,9 @@ def test_a_process_reached_by_its_file_brings_no_cgroup(world: World, tmp_path: 
     world.engine.set_limit(CURL, Direction.DOWN, 1_000_000, 0)
     assert set(_limited_processes(world)) == {11, 12} and not any(tagged.values())
     world.engine.set_limit("unit:backup.service", Direction.DOWN, 2_000_000, 0)
-    assert {cgroup for cgroup, slot in tagged.items() if slot} == {os.stat(tmp_path / SERVICE.lstrip("/")).st_ino}
+    assert {cgroup for cgroup, slot in tagged.items() if slot} == {
+        os.stat(tmp_path / SERVICE.lstrip("/")).st_ino
+    }
 
 
 def test_a_new_process_under_another_name_is_limited_at_once(world: World) -> None:  # noqa: F811

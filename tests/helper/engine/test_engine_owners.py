@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import ADMIN_OWNER, MAX_RULES_PER_USER, Direction
 from chadthrottle.helper.engine.api import ClearLimit, SetLimit, Viewer
+from chadthrottle.helper.engine.engine import OVERSHOOT_TICKS
 from chadthrottle.helper.errors import InvalidArgument
 from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.identity.processes import ProcessInfo
-from chadthrottle.helper.engine.engine import OVERSHOOT_TICKS
+
 from tests.helper.engine.test_engine_plan import Traffic, World, world  # noqa: F401  (the fixture)
 
 CURL = "exe:/usr/bin/curl"
@@ -40,7 +40,10 @@ def test_a_users_rule_tags_only_that_users_processes(world: World) -> None:  # n
     _one(world, SetLimit(CURL, Direction.UP, 2_000_000, 0, owner=1001))
     slots = world.datapath.process_slots
     assert set(slots) == {10, 11} and slots[10] != slots[11]  # two users, two separate limits
-    assert sorted(spec.rate_bps for spec in world.shaper.wanted[Direction.UP].values()) == [1_000_000, 2_000_000]
+    assert sorted(spec.rate_bps for spec in world.shaper.wanted[Direction.UP].values()) == [
+        1_000_000,
+        2_000_000,
+    ]
     _spawn(world, 13, 1000)  # a new process of that user: tagged on the next tick
     world.engine.tick()
     assert world.datapath.process_slots[13] == slots[10] and 12 not in world.datapath.process_slots
@@ -61,7 +64,9 @@ def test_an_administrator_rule_outranks_users_rules_while_it_exists(world: World
     _one(world, SetLimit(CURL, Direction.UP, 1_000_000, 0, owner=1000))
     _one(world, ClearLimit(CURL, (Direction.DOWN, Direction.UP)))
     assert set(world.datapath.process_slots) == {10, 12}
-    assert world.datapath.process_slots[12] == 0 and world.datapath.process_slots[10] != 0  # back to the user's
+    assert (
+        world.datapath.process_slots[12] == 0 and world.datapath.process_slots[10] != 0
+    )  # back to the user's
 
 
 def test_the_listing_shows_each_viewer_the_rule_in_force_for_them(world: World) -> None:  # noqa: F811
@@ -93,7 +98,10 @@ def test_limits_that_are_not_enforced_say_why(world: World) -> None:  # noqa: F8
 
 
 def test_a_user_keeps_a_bounded_number_of_rules(world: World) -> None:  # noqa: F811
-    changes = [SetLimit(f"exe:/opt/app{n}", Direction.UP, 5_000, 0, owner=1000) for n in range(MAX_RULES_PER_USER + 2)]
+    changes = [
+        SetLimit(f"exe:/opt/app{n}", Direction.UP, 5_000, 0, owner=1000)
+        for n in range(MAX_RULES_PER_USER + 2)
+    ]
     for n in range(MAX_RULES_PER_USER + 2):
         _spawn(world, 100 + n, 1000, exe=f"/opt/app{n}")
     outcomes = world.engine.apply_changes(changes)
@@ -105,14 +113,17 @@ def test_a_user_keeps_a_bounded_number_of_rules(world: World) -> None:  # noqa: 
 
 
 def test_an_id_that_could_not_be_stored_is_refused_before_anything_changes(
-    world: World, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Identity escapes and bounds every id (tests/helper/identity); should it
     ever fail to, the id is refused here rather than stored to break the next start."""
     _spawn(world, 10, 1000)
     unstorable = AppIdentity("exe:/opt/\x07bell", "bell", "", "")
     monkeypatch.setattr("chadthrottle.helper.engine.engine.identify", lambda process: unstorable)
-    (outcome,) = world.engine.apply_changes([SetLimit("pid:10", Direction.UP, 5_000, 0, owner=1000)])
+    (outcome,) = world.engine.apply_changes(
+        [SetLimit("pid:10", Direction.UP, 5_000, 0, owner=1000)]
+    )
     assert isinstance(outcome, InvalidArgument) and "cannot be stored" in str(outcome)
     assert world.engine.list_rules() == [] and world.datapath.process_slots == {}
 
@@ -141,13 +152,17 @@ def test_only_plain_program_paths_are_checked_for_expiry(app_id: str) -> None:
     assert not program_is_gone("exe:/bin/sh")
 
 
-def test_a_limit_measured_above_for_seconds_is_reported_not_met(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_limit_measured_above_for_seconds_is_reported_not_met(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A limit the application keeps exceeding is never shown as simply in
     force: after OVERSHOOT_TICKS seconds above it, the listing says so."""
     now = [0.0]
     world = World(clock=lambda: now[0])  # noqa: F811
     monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", world.processes.get)
-    monkeypatch.setattr("chadthrottle.helper.engine.engine.process_exists", world.processes.__contains__)
+    monkeypatch.setattr(
+        "chadthrottle.helper.engine.engine.process_exists", world.processes.__contains__
+    )
     _spawn(world, 10, 1000)
     world.engine.tick()
     _one(world, SetLimit("pid:10", Direction.DOWN, 100_000, 0))
@@ -165,4 +180,6 @@ def test_a_limit_measured_above_for_seconds_is_reported_not_met(monkeypatch: pyt
     assert all(second(100_000) == "" for _ in range(8))  # at the limit
     problems = [second(500_000) for _ in range(OVERSHOOT_TICKS + 3)]
     assert problems[0] == "" and "above the limit for" in problems[-1] and "MB/s" in problems[-1]
-    assert [second(100_000) for _ in range(5)][-1] == ""  # back under it (the rate is a short average)
+    assert [second(100_000) for _ in range(5)][
+        -1
+    ] == ""  # back under it (the rate is a short average)

@@ -7,14 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import ADMIN_OWNER, Direction
-from tests.helper.engine.admin_engine import AdminEngine
 from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.rule_store import RuleStore, StateFileError
 from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import ProcessInfo
+
+from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper
 from tests.helper.engine.test_engine_plan import World, world  # noqa: F401  (fixture)
 
@@ -37,18 +37,24 @@ def test_pausing_removes_classes_and_tags_but_keeps_and_lists_the_limits(world: 
     assert world.engine.limits_paused()
     assert world.shaper.wanted == NO_CLASSES
     assert world.datapath.process_slots == {10: 0, 11: 0, 20: 0}  # open sockets untagged
-    listed = {app.id: (app.down_limit_bps, app.up_limit_bps) for app in world.engine.list_applications()}
+    listed = {
+        app.id: (app.down_limit_bps, app.up_limit_bps) for app in world.engine.list_applications()
+    }
     assert listed == {curl: (0, 1_000_000), wget: (2_000_000, 0)}
     assert world.engine.has_limits()  # stored limits still count (idle exit waits)
 
 
 def test_resuming_applies_the_same_limits_again(world: World) -> None:  # noqa: F811
     _limit_two_apps(world)
-    before = sorted(spec.rate_bps for classes in world.shaper.wanted.values() for spec in classes.values())
+    before = sorted(
+        spec.rate_bps for classes in world.shaper.wanted.values() for spec in classes.values()
+    )
     world.engine.set_limits_paused(True)
     world.engine.set_limits_paused(False)
     assert not world.engine.limits_paused()
-    after = sorted(spec.rate_bps for classes in world.shaper.wanted.values() for spec in classes.values())
+    after = sorted(
+        spec.rate_bps for classes in world.shaper.wanted.values() for spec in classes.values()
+    )
     assert after == before == [1_000_000, 2_000_000]
     slots = world.datapath.process_slots
     assert slots[10] == slots[11] != 0 and slots[20] not in (0, slots[10])
@@ -56,7 +62,9 @@ def test_resuming_applies_the_same_limits_again(world: World) -> None:  # noqa: 
     assert up_slot == slots[10]  # tags and classes agree after resuming
 
 
-def test_while_paused_nothing_new_is_enforced(world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_while_paused_nothing_new_is_enforced(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     curl, _wget = _limit_two_apps(world)
     world.engine.set_limits_paused(True)
     world.engine.set_limit(curl, Direction.DOWN, 500_000, 0)  # changes the table only
@@ -66,7 +74,10 @@ def test_while_paused_nothing_new_is_enforced(world: World, monkeypatch: pytest.
     assert world.shaper.wanted == NO_CLASSES
     assert world.datapath.process_slots.get(12, 0) == 0
     world.engine.set_limits_paused(False)
-    assert sorted(s.rate_bps for s in world.shaper.wanted[Direction.DOWN].values()) == [500_000, 2_000_000]
+    assert sorted(s.rate_bps for s in world.shaper.wanted[Direction.DOWN].values()) == [
+        500_000,
+        2_000_000,
+    ]
     assert world.datapath.process_slots[12] == world.datapath.process_slots[10] != 0
 
 
@@ -96,9 +107,17 @@ def _stored_engine(store: RuleStore, shaper: RecordingShaper) -> AdminEngine:
     """An engine restarted with the stored rules, its application (/opt/app) running:
     a rule gets classes only while a process it reaches runs."""
     running = ProcessInfo(10, 1, 1000, "/opt/app", ("/opt/app",), "app", "/")
-    index = ApplicationIndex(list_pids=lambda: [10], read={10: running}.get, read_exe=lambda pid: "/opt/app")
-    engine = AdminEngine(RecordingDatapath(), shaper, index,  # type: ignore[arg-type]
-                    lambda active: [], rules=store.load(), save_rules=store.save)
+    index = ApplicationIndex(
+        list_pids=lambda: [10], read={10: running}.get, read_exe=lambda pid: "/opt/app"
+    )
+    engine = AdminEngine(
+        RecordingDatapath(),
+        shaper,
+        index,  # type: ignore[arg-type]
+        lambda active: [],
+        rules=store.load(),
+        save_rules=store.save,
+    )
     engine.tick()
     return engine
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import ADMIN_OWNER, Direction
-from tests.helper.engine.admin_engine import AdminEngine
 from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.rule_store import RuleStore, StateFileError
 from chadthrottle.helper.errors import NoSuchApplication
 from chadthrottle.helper.identity.index import ApplicationIndex
+
+from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper
 
 STORED_APP = "exe:/opt/not-running/app"
@@ -27,7 +27,9 @@ def _engine(store: RuleStore, shaper: RecordingShaper | None = None) -> AdminEng
     return engine
 
 
-def test_stored_rules_of_absent_apps_are_kept_and_listed_but_cost_no_classes(tmp_path: Path) -> None:
+def test_stored_rules_of_absent_apps_are_kept_and_listed_but_cost_no_classes(
+    tmp_path: Path,
+) -> None:
     """A rule waits for its application; until it runs the kernel holds nothing
     for it (a user may keep hundreds of such rules)."""
     stored = LimitTable()
@@ -52,7 +54,10 @@ def test_a_stored_rule_makes_its_application_known(tmp_path: Path) -> None:
     engine = _engine(store)
     assert engine.resolve_application(STORED_APP).owner_uids == frozenset()
     engine.set_limit(STORED_APP, Direction.UP, 5_000, 0)
-    assert {d for d in RuleStore(tmp_path).load().get((STORED_APP, ADMIN_OWNER))} == {Direction.DOWN, Direction.UP}
+    assert {d for d in RuleStore(tmp_path).load().get((STORED_APP, ADMIN_OWNER))} == {
+        Direction.DOWN,
+        Direction.UP,
+    }
 
 
 def test_every_change_is_stored(tmp_path: Path) -> None:
@@ -61,7 +66,9 @@ def test_every_change_is_stored(tmp_path: Path) -> None:
     RuleStore(tmp_path).save(stored)
     engine = _engine(RuleStore(tmp_path))
     engine.set_limit(STORED_APP, Direction.DOWN, 70_000, 300_000)
-    assert RuleStore(tmp_path).load().get((STORED_APP, ADMIN_OWNER)) == {Direction.DOWN: Limit(70_000, 300_000)}
+    assert RuleStore(tmp_path).load().get((STORED_APP, ADMIN_OWNER)) == {
+        Direction.DOWN: Limit(70_000, 300_000)
+    }
     engine.clear_limit(STORED_APP, (Direction.DOWN, Direction.UP))
     assert RuleStore(tmp_path).load().items() == []
     assert not engine.has_limits()

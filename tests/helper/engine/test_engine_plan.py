@@ -9,16 +9,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import MIN_BURST_BYTES, BackendInfo, Direction
-from tests.helper.engine.admin_engine import AdminEngine
-from chadthrottle.helper.engine.limits import default_burst_bytes
-from chadthrottle.helper.engine.api import ClearLimit, SetLimit
 from chadthrottle.helper.adapter.validation import validate_burst_bytes
-from chadthrottle.helper.errors import BackendUnavailable, InvalidArgument, KernelError, NoSuchApplication
+from chadthrottle.helper.engine.api import ClearLimit, SetLimit
+from chadthrottle.helper.engine.limits import default_burst_bytes
+from chadthrottle.helper.errors import (
+    BackendUnavailable,
+    InvalidArgument,
+    KernelError,
+    NoSuchApplication,
+)
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import ProcessInfo
 from chadthrottle.helper.kernel.layout import SocketCaps
+
+from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper
 
 SCOPE = "/app.slice/app-gnome-org.x.Editor-7.scope"
@@ -39,13 +44,20 @@ class World:
         self.datapath = RecordingDatapath()
         self.shaper = RecordingShaper()
         index = ApplicationIndex(
-            list_pids=lambda: list(self.processes), read=self.processes.get,
+            list_pids=lambda: list(self.processes),
+            read=self.processes.get,
             read_exe=lambda pid: self.processes[pid].exe if pid in self.processes else None,
         )
         self.slept: list[float] = []
         self.while_asleep: Callable[[], None] = lambda: None
-        self.engine = AdminEngine(self.datapath, self.shaper, index, lambda active: [BackendInfo("tc", True, "", ())],
-                             sleep=self._sleep, **({"clock": clock} if clock else {}))
+        self.engine = AdminEngine(
+            self.datapath,
+            self.shaper,
+            index,
+            lambda active: [BackendInfo("tc", True, "", ())],
+            sleep=self._sleep,
+            **({"clock": clock} if clock else {}),
+        )
 
     def _sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
@@ -60,7 +72,9 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     created = World()
     # "pid:N" resolves through /proc; point it at the fake process table
     monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", created.processes.get)
-    monkeypatch.setattr("chadthrottle.helper.engine.engine.process_exists", created.processes.__contains__)
+    monkeypatch.setattr(
+        "chadthrottle.helper.engine.engine.process_exists", created.processes.__contains__
+    )
     return created
 
 
@@ -71,7 +85,7 @@ def test_a_limit_plans_a_class_and_tags_every_process_of_the_app(world: World) -
     world.engine.tick()  # the helper has seen them (a "pid:" lookup reads that one process only)
     app_id = world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
     assert app_id == "exe:/usr/bin/curl"
-    (slot, spec), = world.shaper.wanted[Direction.UP].items()
+    ((slot, spec),) = world.shaper.wanted[Direction.UP].items()
     assert spec.rate_bps == 1_000_000 and spec.burst_bytes == default_burst_bytes(1_000_000)
     assert world.datapath.process_slots == {10: slot, 11: slot}
     assert world.shaper.wanted[Direction.DOWN] == {}
@@ -144,7 +158,9 @@ def test_a_process_moved_into_its_app_scope_is_limited_as_that_app_at_once(world
     world.spawn(11, exe="/usr/bin/python3")
     world.engine.tick()
     world.spawn(11, exe="/usr/bin/python3", cgroup="/app.slice/app-gnome-org.x.Viewer-8.scope")
-    assert world.engine.set_limit("app:org.x.Viewer", Direction.UP, 1_000_000, 0) == "app:org.x.Viewer"
+    assert (
+        world.engine.set_limit("app:org.x.Viewer", Direction.UP, 1_000_000, 0) == "app:org.x.Viewer"
+    )
     assert world.datapath.process_slots.get(11)
 
 
@@ -152,7 +168,9 @@ def test_limits_cap_the_pacing_and_clamp_the_window_of_the_apps_sockets(world: W
     world.spawn(10)
     app_id = world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
     slot = world.datapath.process_slots[10]
-    assert world.datapath.caps == {slot: SocketCaps(pacing_bps=995_000)}  # UPLOAD_PACING_SHARE, on the wire
+    assert world.datapath.caps == {
+        slot: SocketCaps(pacing_bps=995_000)
+    }  # UPLOAD_PACING_SHARE, on the wire
     world.engine.set_limit(app_id, Direction.DOWN, 2_000_000, 0)
     world.engine.set_limit(app_id, Direction.UP, 3_000_000, 0)
     assert world.datapath.caps == {slot: SocketCaps(pacing_bps=2_985_000, window_bps=2_000_000)}
@@ -172,10 +190,15 @@ def test_a_running_download_gets_its_window_clamped_before_it_is_limited(world: 
     world.spawn(10)
     world.datapath.old_window_drains[10] = 0.12  # a running download's old window takes 120 ms
     app_id = world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
-    assert world.datapath.events[:2] == [("clamp", 10, 2_000_000), ("tag", 10, world.datapath.process_slots[10])]
+    assert world.datapath.events[:2] == [
+        ("clamp", 10, 2_000_000),
+        ("tag", 10, world.datapath.process_slots[10]),
+    ]
     assert world.slept == [0.12]
     world.datapath.events.clear()
-    world.engine.set_limit(app_id, Direction.DOWN, 4_000_000, 0)  # a wider window: nothing to wait for
+    world.engine.set_limit(
+        app_id, Direction.DOWN, 4_000_000, 0
+    )  # a wider window: nothing to wait for
     assert world.datapath.events == [] and world.slept == [0.12]
     world.engine.set_limit(app_id, Direction.DOWN, 1_000_000, 0)  # narrower: clamped first again
     assert world.datapath.events == [("clamp", 10, 1_000_000)] and len(world.slept) == 2
@@ -265,9 +288,14 @@ def test_a_change_the_kernel_refuses_fails_alone_in_its_batch(world: World) -> N
     ])  # fmt: skip
     assert outcomes[0] == "exe:/usr/bin/curl" and outcomes[2] == "exe:/usr/bin/wget"
     assert isinstance(outcomes[1], KernelError)
-    limits = {app.id: (app.up_limit_bps, app.down_limit_bps) for app in world.engine.list_applications()}
+    limits = {
+        app.id: (app.up_limit_bps, app.down_limit_bps) for app in world.engine.list_applications()
+    }
     assert limits == {"exe:/usr/bin/curl": (1_000_000, 0), "exe:/usr/bin/wget": (0, 2_000_000)}
-    assert sorted(spec.rate_bps for c in world.shaper.wanted.values() for spec in c.values()) == [1_000_000, 2_000_000]
+    assert sorted(spec.rate_bps for c in world.shaper.wanted.values() for spec in c.values()) == [
+        1_000_000,
+        2_000_000,
+    ]
 
 
 def test_unknown_applications_and_bad_bursts_are_refused(world: World) -> None:
@@ -309,14 +337,19 @@ def test_applications_holding_quiet_sockets_are_listed_while_they_run(world: Wor
     world.engine.note_socket_holders({10})
     world.engine.tick()
     world.engine.note_new_owner(20)
-    listed = {app.id: (app.rx_bytes, app.tx_bytes, app.running) for app in world.engine.list_applications()}
+    listed = {
+        app.id: (app.rx_bytes, app.tx_bytes, app.running)
+        for app in world.engine.list_applications()
+    }
     assert listed == {"exe:/usr/bin/curl": (0, 0, True), "exe:/usr/bin/wget": (0, 0, True)}
     del world.processes[10], world.processes[20]
     world.engine.tick()
     assert world.engine.list_applications() == []
 
 
-def test_a_new_socket_owner_of_a_limited_app_is_tagged_at_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_socket_owner_of_a_limited_app_is_tagged_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", world.processes.get)
     world.spawn(10)
     world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
@@ -347,7 +380,9 @@ def test_a_process_gone_before_it_was_read_is_identified_by_its_app_scope(
     world.engine.note_new_owner(78, cgroup_id=tmp_path.stat().st_ino)  # no app scope: not guessed
     world.datapath.traffic = [Traffic(77, 500), Traffic(78, 900)]
     world.engine.tick()
-    assert [(a.id, a.rx_bytes) for a in world.engine.list_applications()] == [("app:org.x.Editor", 500)]
+    assert [(a.id, a.rx_bytes) for a in world.engine.list_applications()] == [
+        ("app:org.x.Editor", 500)
+    ]
 
 
 def test_a_reused_pid_starts_from_zero_and_the_old_bytes_stay_with_their_app(world: World) -> None:
@@ -366,13 +401,19 @@ def test_a_reused_pid_starts_from_zero_and_the_old_bytes_stay_with_their_app(wor
     assert totals == {"exe:/usr/bin/curl": 4000, "exe:/usr/bin/wget": 300}
 
 
-def test_a_forked_child_gone_before_it_was_read_belongs_to_its_parents_application(world: World) -> None:
+def test_a_forked_child_gone_before_it_was_read_belongs_to_its_parents_application(
+    world: World,
+) -> None:
     """No app scope: the fork events say whose program the child ran."""
     lineage = {81: 80, 82: 81}  # 82 forked from 81 forked from 80; neither child exec'd
-    world.engine._lineage = type("Lineage", (), {"same_program_parent": staticmethod(lineage.get)})()
+    world.engine._lineage = type(
+        "Lineage", (), {"same_program_parent": staticmethod(lineage.get)}
+    )()
     world.spawn(80, exe="/usr/bin/rsync")
     world.engine.note_new_owner(82)
     world.engine.note_new_owner(83)  # no known parent (or it exec'd): not guessed
     world.datapath.traffic = [Traffic(82, 700), Traffic(83, 900)]
     world.engine.tick()
-    assert [(a.id, a.rx_bytes) for a in world.engine.list_applications()] == [("exe:/usr/bin/rsync", 700)]
+    assert [(a.id, a.rx_bytes) for a in world.engine.list_applications()] == [
+        ("exe:/usr/bin/rsync", 700)
+    ]

@@ -16,6 +16,7 @@ from chadthrottle.helper.engine.rule_store import decode_rules, encode_rules
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.priority import Priority
+
 from tests.helper.engine.test_engine_plan import World, world  # noqa: F401  (fixture)
 
 CURL, WGET = "exe:/usr/bin/curl", "exe:/usr/bin/wget"
@@ -32,28 +33,42 @@ def _running(world: World) -> None:  # noqa: F811
     world.engine.tick()
 
 
-def test_without_a_capacity_a_priority_changes_nothing_in_the_kernel_and_says_why(world: World) -> None:  # noqa: F811
+def test_without_a_capacity_a_priority_changes_nothing_in_the_kernel_and_says_why(
+    world: World,
+) -> None:
     _running(world)
     world.engine.set_limit(WGET, Direction.DOWN, 2_000_000, 0)
     before = (world.shaper.wanted, dict(world.datapath.process_slots))
     _prioritize(world, CURL, Priority.CRITICAL)
     world.engine.tick()
-    assert (world.shaper.wanted, world.datapath.process_slots) == before and world.shaper.links == {}
+    assert (
+        world.shaper.wanted,
+        world.datapath.process_slots,
+    ) == before and world.shaper.links == {}
     curl = {app.id: app for app in world.engine.list_applications()}[CURL]
     assert (curl.priority, curl.priority_problem, curl.down_limit_bps, curl.down_limit_problem) == (
-        "critical", "no link capacity is set", 0, "")
+        "critical",
+        "no link capacity is set",
+        0,
+        "",
+    )
     rules = [(r.app_id, r.direction, r.rate_bps, r.priority) for r in world.engine.list_rules()]
     assert (CURL, "down", 0, "critical") in rules and (CURL, "up", 0, "critical") in rules
     assert world.engine.link_shaping().problem == "no link capacity is set: priorities need it"
 
 
-def test_under_a_capacity_each_priority_gets_its_class_and_a_limit_stays_its_ceiling(world: World) -> None:  # noqa: F811
+def test_under_a_capacity_each_priority_gets_its_class_and_a_limit_stays_its_ceiling(
+    world: World,
+) -> None:
     _running(world)
     _prioritize(world, CURL, Priority.CRITICAL)
     world.engine.set_limit(WGET, Direction.DOWN, 2_000_000, 0)
     _prioritize(world, WGET, Priority.LOW)
     world.engine.set_link_capacity(6_000_000, 1_000_000, False)
-    assert world.shaper.links == {Direction.DOWN: LinkShaping(6_000_000), Direction.UP: LinkShaping(1_000_000)}
+    assert world.shaper.links == {
+        Direction.DOWN: LinkShaping(6_000_000),
+        Direction.UP: LinkShaping(1_000_000),
+    }
     curl_slot, wget_slot = world.datapath.process_slots[10], world.datapath.process_slots[20]
     assert 0 not in (curl_slot, wget_slot)
     assert world.shaper.wanted[Direction.DOWN] == {
@@ -63,15 +78,22 @@ def test_under_a_capacity_each_priority_gets_its_class_and_a_limit_stays_its_cei
     assert world.shaper.wanted[Direction.UP] == {curl_slot: ClassSpec(0, 0, Priority.CRITICAL),
                                                  wget_slot: ClassSpec(0, 0, Priority.LOW)}  # fmt: skip
     shaping = world.engine.link_shaping()
-    assert (shaping.down_capacity_bps, shaping.up_set_bps, shaping.down_shaping, shaping.problem) == (
-        6_000_000, 1_000_000, True, "")
+    assert (
+        shaping.down_capacity_bps,
+        shaping.up_set_bps,
+        shaping.down_shaping,
+        shaping.problem,
+    ) == (6_000_000, 1_000_000, True, "")
     assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == ""
 
 
 def test_normal_and_link_off_restore_the_plan_exactly(world: World) -> None:  # noqa: F811
     _running(world)
     world.engine.set_limit(WGET, Direction.UP, 1_000_000, 0)
-    before = ({d: dict(c) for d, c in world.shaper.wanted.items()}, dict(world.datapath.process_slots))
+    before = (
+        {d: dict(c) for d, c in world.shaper.wanted.items()},
+        dict(world.datapath.process_slots),
+    )
     world.engine.set_link_capacity(6_000_000, 1_000_000, False)
     _prioritize(world, CURL, Priority.HIGH)
     _prioritize(world, CURL, Priority.NORMAL)  # the rule had nothing else: it goes
@@ -79,8 +101,12 @@ def test_normal_and_link_off_restore_the_plan_exactly(world: World) -> None:  # 
     world.engine.tick()
     assert world.shaper.links == {Direction.DOWN: None, Direction.UP: None}
     assert (world.shaper.wanted, {p: s for p, s in world.datapath.process_slots.items() if s}) == (
-        before[0], {p: s for p, s in before[1].items() if s})
-    assert CURL not in {r.app_id for r in world.engine.list_rules()} and world.engine.has_limits()  # wget's limit
+        before[0],
+        {p: s for p, s in before[1].items() if s},
+    )
+    assert (
+        CURL not in {r.app_id for r in world.engine.list_rules()} and world.engine.has_limits()
+    )  # wget's limit
 
 
 def test_an_estimated_capacity_is_honest_until_known_and_then_followed(world: World) -> None:  # noqa: F811
@@ -88,15 +114,25 @@ def test_an_estimated_capacity_is_honest_until_known_and_then_followed(world: Wo
     _prioritize(world, CURL, Priority.CRITICAL)
     world.engine.set_link_capacity(0, 0, True)
     assert world.engine.link_shaping().problem == ESTIMATING and world.shaper.links == {}
-    assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == ESTIMATING
+    assert {app.id: app.priority_problem for app in world.engine.list_applications()}[
+        CURL
+    ] == ESTIMATING
     world.engine.set_estimated_capacity(Direction.DOWN, 5_000_000)
     assert world.shaper.links == {Direction.DOWN: LinkShaping(5_000_000)}
     shaping = world.engine.link_shaping()
-    assert (shaping.down_capacity_bps, shaping.down_set_bps, shaping.estimate) == (5_000_000, 0, True)
+    assert (shaping.down_capacity_bps, shaping.down_set_bps, shaping.estimate) == (
+        5_000_000,
+        0,
+        True,
+    )
     assert shaping.problem == f"up: {ESTIMATING}"
-    world.engine.set_estimated_capacity(Direction.DOWN, 10)  # below any rate a caller may set: the floor
+    world.engine.set_estimated_capacity(
+        Direction.DOWN, 10
+    )  # below any rate a caller may set: the floor
     assert world.shaper.links == {Direction.DOWN: LinkShaping(1_000)}
-    world.engine.set_link_capacity(4_000_000, 0, False)  # set by hand: the estimate no longer counts
+    world.engine.set_link_capacity(
+        4_000_000, 0, False
+    )  # set by hand: the estimate no longer counts
     assert world.shaper.links[Direction.DOWN] == LinkShaping(4_000_000)
 
 
@@ -106,7 +142,9 @@ def test_the_ebpf_backend_cannot_order_and_says_so(world: World) -> None:  # noq
     _prioritize(world, CURL, Priority.CRITICAL)
     world.engine.set_link_capacity(6_000_000, 0, False)
     problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
-    assert "the ebpf backend cannot order down traffic" in problem and "up is not ordered" in problem
+    assert (
+        "the ebpf backend cannot order down traffic" in problem and "up is not ordered" in problem
+    )
     assert world.engine.link_shaping().problem == "the ebpf backend cannot order down traffic"
 
 
@@ -117,9 +155,15 @@ def test_priorities_and_the_capacity_are_stored_with_the_rules(world: World) -> 
     _prioritize(world, CURL, Priority.CRITICAL)
     world.engine.set_link_capacity(6_000_000, 1_000_000, True)
     loaded = decode_rules(encode_rules(saved[-1]))
-    assert (loaded.link.down_bps, loaded.link.up_bps, loaded.link.estimate) == (6_000_000, 1_000_000, True)
+    assert (loaded.link.down_bps, loaded.link.up_bps, loaded.link.estimate) == (
+        6_000_000,
+        1_000_000,
+        True,
+    )
     assert {d: limit.priority for d, limit in loaded.get((CURL, ADMIN_OWNER)).items()} == {
-        Direction.DOWN: Priority.CRITICAL, Direction.UP: Priority.CRITICAL}
+        Direction.DOWN: Priority.CRITICAL,
+        Direction.UP: Priority.CRITICAL,
+    }
 
 
 def test_pausing_takes_the_link_away_and_says_so(world: World) -> None:  # noqa: F811
@@ -128,24 +172,39 @@ def test_pausing_takes_the_link_away_and_says_so(world: World) -> None:  # noqa:
     world.engine.set_link_capacity(6_000_000, 1_000_000, False)
     world.engine.set_limits_paused(True)
     assert world.shaper.links == {Direction.DOWN: None, Direction.UP: None}
-    assert world.shaper.wanted == {Direction.DOWN: {}, Direction.UP: {}} and world.datapath.process_slots[10] == 0
+    assert (
+        world.shaper.wanted == {Direction.DOWN: {}, Direction.UP: {}}
+        and world.datapath.process_slots[10] == 0
+    )
     assert world.engine.link_shaping().problem == "limits are paused"
-    assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == "limits are paused"
+    assert {app.id: app.priority_problem for app in world.engine.list_applications()}[
+        CURL
+    ] == "limits are paused"
     world.engine.set_limits_paused(False)
-    assert world.shaper.links[Direction.UP] == LinkShaping(1_000_000) and world.datapath.process_slots[10] != 0
+    assert (
+        world.shaper.links[Direction.UP] == LinkShaping(1_000_000)
+        and world.datapath.process_slots[10] != 0
+    )
 
 
-def test_an_uplink_the_link_tree_does_not_hold_keeps_a_priority_from_being_in_force(world: World) -> None:  # noqa: F811
+def test_an_uplink_the_link_tree_does_not_hold_keeps_a_priority_from_being_in_force(
+    world: World,
+) -> None:
     """A foreign filter ahead of ours, or an uplink we may not hook, lets that
     uplink's traffic pass unordered: the priority and the link say so."""
     _running(world)
     _prioritize(world, CURL, Priority.CRITICAL)
     world.engine.set_link_capacity(6_000_000, 1_000_000, False)
     # The policer guards tc's gaps (the limits hold: enforcement_gaps hides them); the order does not hold.
-    world.shaper.tc_gaps = {Direction.UP: ["wlan0: a filter ChadThrottle did not create runs before its own"]}
+    world.shaper.tc_gaps = {
+        Direction.UP: ["wlan0: a filter ChadThrottle did not create runs before its own"]
+    }
     world.engine.tick()
     problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
-    assert problem == "up is not ordered on every uplink: wlan0: a filter ChadThrottle did not create runs before its own"
+    assert (
+        problem
+        == "up is not ordered on every uplink: wlan0: a filter ChadThrottle did not create runs before its own"
+    )
     assert world.engine.link_shaping().problem == problem
     world.shaper.tc_gaps = {}
     world.engine.tick()
@@ -174,10 +233,15 @@ def test_traffic_in_another_namespace_is_said_before_anyone_has_listed(world: Wo
     world.engine.set_link_capacity(6_000_000, 1_000_000, False)
     world.engine.tick()
     problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
-    assert problem == "its traffic in namespace net:[4026532999] is not ordered" and watch.dumped == [False]
+    assert (
+        problem == "its traffic in namespace net:[4026532999] is not ordered"
+        and watch.dumped == [False]
+    )
 
 
-def test_a_refusal_while_the_link_tree_stands_keeps_a_priority_from_being_in_force(world: World) -> None:  # noqa: F811
+def test_a_refusal_while_the_link_tree_stands_keeps_a_priority_from_being_in_force(
+    world: World,
+) -> None:
     """The tree is on the kernel but the last plan was refused (the class of
     a new priority, say): said on the priority, as on a limit."""
     _running(world)
@@ -193,7 +257,9 @@ def test_a_refusal_while_the_link_tree_stands_keeps_a_priority_from_being_in_for
     assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == ""
 
 
-def test_an_application_just_given_a_priority_is_said_elsewhere_at_once(world: World, monkeypatch) -> None:  # noqa: F811
+def test_an_application_just_given_a_priority_is_said_elsewhere_at_once(
+    world: World, monkeypatch
+) -> None:
     """The first listing after SetPriority (chadthrottle-ctl priority reads it
     at once) comes before the next 2-s measure: the namespaces of the
     application's processes are read there and then."""
@@ -206,7 +272,9 @@ def test_an_application_just_given_a_priority_is_said_elsewhere_at_once(world: W
     assert problem == "its traffic in namespace net:[4026532999] is not ordered"
 
 
-def test_a_user_is_shown_the_round_trip_and_namespace_of_their_own_processes_only(world: World) -> None:  # noqa: F811
+def test_a_user_is_shown_the_round_trip_and_namespace_of_their_own_processes_only(
+    world: World,
+) -> None:
     """An administrator's priority reaches every user's processes of the
     application; a user who lists it sees what their own sockets say, as
     with rates (root sees the whole)."""
@@ -219,14 +287,20 @@ def test_a_user_is_shown_the_round_trip_and_namespace_of_their_own_processes_onl
 
         def measure(self, apps: Mapping[str, list[int]], rtt: bool = True,
                     uids: Mapping[int, int] | None = None) -> None:  # fmt: skip
-            self._measured_at, self.measured, self.given = self._clock(), frozenset(apps), dict(uids or {})
+            self._measured_at, self.measured, self.given = (
+                self._clock(),
+                frozenset(apps),
+                dict(uids or {}),
+            )
 
         def seen_by(self, app_id: str, uid: int | None) -> tuple[int, str]:
             return {None: (222, "net:[4026532999]"), 1000: (111, "")}.get(uid, (0, ""))
 
     world.engine._rtt = watch = Watch()
     _running(world)
-    world.processes[11] = ProcessInfo(11, 1, 2000, "/usr/bin/curl", ("/usr/bin/curl",), "curl", "/")  # another user's
+    world.processes[11] = ProcessInfo(
+        11, 1, 2000, "/usr/bin/curl", ("/usr/bin/curl",), "curl", "/"
+    )  # another user's
     world.engine.tick()
     _prioritize(world, CURL, Priority.CRITICAL)
     world.engine.set_link_capacity(6_000_000, 1_000_000, False)
@@ -236,4 +310,7 @@ def test_a_user_is_shown_the_round_trip_and_namespace_of_their_own_processes_onl
     mine = {a.id: a for a in world.engine.list_applications(Viewer(1000, sees_all=False))}[CURL]
     everyone = {a.id: a for a in world.engine.list_applications(ADMIN_VIEWER)}[CURL]
     assert (mine.rtt_us, mine.priority_problem) == (111, "")
-    assert (everyone.rtt_us, everyone.priority_problem) == (222, "its traffic in namespace net:[4026532999] is not ordered")
+    assert (everyone.rtt_us, everyone.priority_problem) == (
+        222,
+        "its traffic in namespace net:[4026532999] is not ordered",
+    )

@@ -6,10 +6,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from chadthrottle.contract import ADMIN_OWNER, Direction
 from chadthrottle.helper.engine.api import ClearLimit, ClearQuota, SetBlocked, SetLimit, SetQuota
 from chadthrottle.helper.engine.limits import Limit, LimitTable
@@ -47,10 +46,14 @@ def test_periods_begin_at_the_reset_minute_of_the_local_day_monday_and_first(ber
     assert period_start(Quota(10**6, Period.DAY, 0), now) == _local(2027, 1, 6, 0, 0)
     assert period_start(Quota(10**6, Period.WEEK, 0), now) == _local(2027, 1, 4, 0, 0)
     assert period_start(Quota(10**6, Period.MONTH, 0), now) == _local(2027, 1, 1, 0, 0)
-    assert period_start(Quota(10**6, Period.MONTH, 9 * 60), _local(2027, 1, 1, 8, 0)) == _local(2026, 12, 1, 9, 0)
+    assert period_start(Quota(10**6, Period.MONTH, 9 * 60), _local(2027, 1, 1, 8, 0)) == _local(
+        2026, 12, 1, 9, 0
+    )
     # a reset minute the clocks skip (02:30) begins the period at the end of the gap
     skipped = period_start(Quota(10**6, Period.DAY, 2 * 60 + 30), _local(2027, 3, 28, 12, 0))
-    assert skipped.astimezone(timezone.utc) == datetime(2027, 3, 28, 1, 0, tzinfo=timezone.utc)  # 03:00 CEST
+    assert skipped.astimezone(UTC) == datetime(
+        2027, 3, 28, 1, 0, tzinfo=UTC
+    )  # 03:00 CEST
 
 
 def test_bad_quotas_are_refused_by_name() -> None:
@@ -70,7 +73,9 @@ def test_the_book_adds_the_kernels_count_and_starts_each_period_from_zero(berlin
     counts[3] = (1_200_000, 5_000_000)
     state = book.follow(KEY, DOWN, quota, 3, monday, lambda slot, _d: counts.get(slot))
     assert (state.used, state.left, state.budget_at_set) == (1_200_000, 3_800_000, 5_000_000)
-    moved = book.follow(KEY, DOWN, quota, 4, monday, lambda slot, _d: counts.get(slot))  # another slot: carried
+    moved = book.follow(
+        KEY, DOWN, quota, 4, monday, lambda slot, _d: counts.get(slot)
+    )  # another slot: carried
     assert (moved.used, moved.budget_at_set) == (1_200_000, 3_800_000)
     tuesday = book.follow(KEY, DOWN, quota, 4, _local(2027, 1, 5, 0, 0), lambda _s, _d: None)
     assert (tuesday.used, tuesday.budget_at_set) == (0, 5_000_000)
@@ -81,7 +86,9 @@ def test_a_restart_goes_on_from_the_stored_use_of_the_same_period_only(berlin: N
     start = period_start(quota, monday).timestamp()
     same = QuotaBook().follow(KEY, DOWN, quota, 1, monday, lambda _s, _d: None, (start, 4_000_000))
     assert (same.used, same.budget_at_set) == (4_000_000, 1_000_000)
-    older = QuotaBook().follow(KEY, DOWN, quota, 1, monday, lambda _s, _d: None, (start - 86_400, 4_000_000))
+    older = QuotaBook().follow(
+        KEY, DOWN, quota, 1, monday, lambda _s, _d: None, (start - 86_400, 4_000_000)
+    )
     assert older.used == 0
 
 
@@ -94,7 +101,9 @@ def test_block_limit_and_quota_change_each_alone_and_an_empty_direction_goes() -
     assert (down.rate_bps, down.blocked, down.quota) == (500_000, True, None)
     assert (up.rate_bps, up.blocked, up.quota) == (0, True, quota)
     direction_edit(SetBlocked(KEY[0], (DOWN, UP), False), KEY)(table)
-    assert table.get(KEY)[DOWN] == Limit.with_default_burst(500_000, 0)  # the limit beneath applies again
+    assert table.get(KEY)[DOWN] == Limit.with_default_burst(
+        500_000, 0
+    )  # the limit beneath applies again
     direction_edit(ClearLimit(KEY[0], (DOWN, UP)), KEY)(table)
     assert set(table.get(KEY)) == {UP}
     direction_edit(ClearQuota(KEY[0], (UP,)), KEY)(table)
@@ -126,7 +135,9 @@ def test_a_block_is_listed_as_blocked_with_no_rate_and_only_pausing_keeps_it_fro
 
     rules = {KEY[0]: {ADMIN_OWNER: limits}}
     (app,) = build_listing({}, {}, rules, 0.0, ADMIN_VIEWER, problems=gap, gates=held)
-    assert app.up_blocked and app.up_limit_bps == 0 and app.up_limit_problem == ""  # the gates hold it on every path
+    assert (
+        app.up_blocked and app.up_limit_bps == 0 and app.up_limit_problem == ""
+    )  # the gates hold it on every path
     (paused,) = build_listing({}, {}, rules, 0.0, ADMIN_VIEWER, problems=gap, gates=held,
                               paused_problem="limits are paused")  # fmt: skip
     assert paused.up_limit_problem == "limits are paused"
@@ -158,7 +169,9 @@ class _Gates:
         self.renewed += 1
 
 
-def test_a_spent_quota_that_throttles_opens_its_gate_only_once_the_shaper_has_its_rate(berlin: None) -> None:
+def test_a_spent_quota_that_throttles_opens_its_gate_only_once_the_shaper_has_its_rate(
+    berlin: None,
+) -> None:
     from chadthrottle.helper.engine.gating import Gating
     from chadthrottle.helper.kernel.gates import GateSetting
 
@@ -167,12 +180,17 @@ def test_a_spent_quota_that_throttles_opens_its_gate_only_once_the_shaper_has_it
     limits = {DOWN: Limit(0, 0, quota=quota), UP: Limit(0, 0, blocked=True)}
     now = _local(2027, 1, 4, 12, 0)
     gating.apply([(KEY, 3, limits)], now, gates, use)
-    assert gates.settings == {(3, DOWN): GateSetting(budget_bytes=5_000_000), (3, UP): GateSetting(blocked=True)}
+    assert gates.settings == {
+        (3, DOWN): GateSetting(budget_bytes=5_000_000),
+        (3, UP): GateSetting(blocked=True),
+    }
     assert gating.rated(KEY, limits) == {} and gates.renewed == 1
     gates.counted[(3, DOWN)] = 5_000_100  # the kernel passed the budget (and one packet)
     assert gating.apply([(KEY, 3, limits)], now, gates, use)  # spent: worth storing at once
     assert (3, DOWN) in gates.settings, "opened before the shaper had the then-rate"
-    assert gating.rated(KEY, limits) == {DOWN: Limit.with_default_burst(100_000, 0)}  # the classes, this tick
+    assert gating.rated(KEY, limits) == {
+        DOWN: Limit.with_default_burst(100_000, 0)
+    }  # the classes, this tick
     gating.apply([(KEY, 3, limits)], now, gates, use)
     assert (3, DOWN) not in gates.settings and use[(KEY, DOWN)][1] == 5_000_100
     tomorrow = _local(2027, 1, 5, 0, 0)
@@ -182,7 +200,9 @@ def test_a_spent_quota_that_throttles_opens_its_gate_only_once_the_shaper_has_it
     assert gates.settings == {}
 
 
-def test_a_cleared_quota_forgets_its_periods_use_and_one_set_again_counts_from_zero(berlin: None) -> None:
+def test_a_cleared_quota_forgets_its_periods_use_and_one_set_again_counts_from_zero(
+    berlin: None,
+) -> None:
     """ClearQuota then SetQuota in the same period starts the budget whole, as
     after a restart (the file keeps no use without a quota); SetQuota again
     without clearing keeps the use (docs/helper.md, Block and quotas)."""
@@ -195,17 +215,25 @@ def test_a_cleared_quota_forgets_its_periods_use_and_one_set_again_counts_from_z
     gating.apply([(KEY, 3, table.get(KEY))], now, gates, table.quota_use)
     gates.counted[(3, DOWN)] = gates.counted[(3, UP)] = 4_000_000
     gating.apply([(KEY, 3, table.get(KEY))], now, gates, table.quota_use)
-    direction_edit(SetQuota(KEY[0], (DOWN,), Quota(6_000_000, Period.DAY)), KEY)(table)  # an edit: use kept
+    direction_edit(SetQuota(KEY[0], (DOWN,), Quota(6_000_000, Period.DAY)), KEY)(
+        table
+    )  # an edit: use kept
     assert table.quota_use[(KEY, DOWN)][1] == 4_000_000
     direction_edit(ClearQuota(KEY[0], (UP,)), KEY)(table)
     assert (KEY, UP) not in table.quota_use and (KEY, DOWN) in table.quota_use
-    moved = rename_rules(table, lambda app_id, _owner: "app:org.example.Renamed")  # the use moves with the rule
+    moved = rename_rules(
+        table, lambda app_id, _owner: "app:org.example.Renamed"
+    )  # the use moves with the rule
     renamed = ("app:org.example.Renamed", KEY[1])
-    assert moved and table.quota_use == {(renamed, DOWN): (period_start(quota, now).timestamp(), 4_000_000)}
+    assert moved and table.quota_use == {
+        (renamed, DOWN): (period_start(quota, now).timestamp(), 4_000_000)
+    }
     direction_edit(SetQuota(renamed[0], (UP,), quota), renamed)(table)  # set again, same period
     gates.counted.clear()
     gating.apply([(renamed, 3, table.get(renamed))], now, gates, table.quota_use)
-    assert table.quota_use[(renamed, UP)][1] == 0 and gating.quota_state(renamed, UP).left == 5_000_000
+    assert (
+        table.quota_use[(renamed, UP)][1] == 0 and gating.quota_state(renamed, UP).left == 5_000_000
+    )
     assert gating.quota_state(renamed, DOWN).left == 2_000_000
     table.drop(renamed)
     assert table.quota_use == {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from chadthrottle.helper.engine.api import ADMIN_VIEWER, Viewer
 from chadthrottle.helper.engine.limits import SlotAllocator
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, build_listing
@@ -12,6 +11,7 @@ from chadthrottle.helper.errors import InvalidArgument
 from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.identity.index import Application
 from chadthrottle.helper.identity.processes import ProcessInfo
+
 from tests.support.counter_sample import Sample
 
 
@@ -55,7 +55,9 @@ def test_exited_applications_stay_listed_a_while_with_their_totals() -> None:
     assert meter.apps["app:gone"].down_bps == 0.0  # it stopped: the rate falls to zero
     shown = build_listing({}, meter.apps, {}, now=2.0 + EXITED_VISIBLE_S - 5, viewer=ADMIN_VIEWER)
     assert [(a.id, a.rx_bytes, a.running) for a in shown] == [("app:gone", 5000, False)]
-    assert build_listing({}, meter.apps, {}, now=2.0 + EXITED_VISIBLE_S + 5, viewer=ADMIN_VIEWER) == []
+    assert (
+        build_listing({}, meter.apps, {}, now=2.0 + EXITED_VISIBLE_S + 5, viewer=ADMIN_VIEWER) == []
+    )
 
 
 def test_exited_processes_keep_their_bytes_but_not_their_pid() -> None:
@@ -81,17 +83,33 @@ def test_each_user_of_a_program_several_users_run_is_shown_their_own_share() -> 
     meter.retire({12}, [Sample(12, 300, 0)])  # 1001's second process moved 300 bytes and exited
     meter.update([Sample(10, 100, 0), Sample(11, 0, 40), Sample(20, 5, 0)], now=1.0)
     assert set(meter.by_uid) == {("app:a", 1000), ("app:a", 1001)}  # app:b has one user: no shares
-    assert (meter.by_uid[("app:a", 1000)].rx_bytes, meter.by_uid[("app:a", 1000)].down_bps) == (100, 100.0)
-    assert (meter.by_uid[("app:a", 1001)].rx_bytes, meter.by_uid[("app:a", 1001)].tx_bytes) == (300, 40)
+    assert (meter.by_uid[("app:a", 1000)].rx_bytes, meter.by_uid[("app:a", 1000)].down_bps) == (
+        100,
+        100.0,
+    )
+    assert (meter.by_uid[("app:a", 1001)].rx_bytes, meter.by_uid[("app:a", 1001)].tx_bytes) == (
+        300,
+        40,
+    )
     running = {
-        "app:a": Application(AppIdentity("app:a", "A", "", ""), {10: _process(10, 1000), 11: _process(11, 1001)}),
+        "app:a": Application(
+            AppIdentity("app:a", "A", "", ""), {10: _process(10, 1000), 11: _process(11, 1001)}
+        ),
         "app:b": Application(AppIdentity("app:b", "B", "", ""), {20: _process(20, 1000)}),
     }
-    rows = {a.id: a for a in build_listing(running, meter.apps, {}, 1.0, Viewer(1000, False), shares=meter.by_uid)}
+    rows = {
+        a.id: a
+        for a in build_listing(
+            running, meter.apps, {}, 1.0, Viewer(1000, False), shares=meter.by_uid
+        )
+    }
     mine = rows["app:a"]
     assert (mine.uids, mine.pids, mine.rx_bytes, mine.tx_bytes) == ((1000,), (10,), 100, 0)
     assert (rows["app:b"].uids, rows["app:b"].rx_bytes) == ((1000,), 5)
-    everything = {a.id: a for a in build_listing(running, meter.apps, {}, 1.0, ADMIN_VIEWER, shares=meter.by_uid)}
+    everything = {
+        a.id: a
+        for a in build_listing(running, meter.apps, {}, 1.0, ADMIN_VIEWER, shares=meter.by_uid)
+    }
     whole = everything["app:a"]
     assert (whole.uids, whole.pids, whole.rx_bytes) == ((1000, 1001), (10, 11), 400)
 
@@ -123,7 +141,9 @@ def test_interfaces_count_every_socket_attributed_or_not() -> None:
 def test_interfaces_of_other_namespaces_stay_apart() -> None:
     """Every namespace numbers its devices from 1: index 2 here is not index 2 there."""
     meter = RateMeter(window_ticks=1)
-    meter.update([Sample(10, 100, 10, netns_cookie=1), Sample(11, 5000, 50, netns_cookie=7)], now=0.0)
+    meter.update(
+        [Sample(10, 100, 10, netns_cookie=1), Sample(11, 5000, 50, netns_cookie=7)], now=0.0
+    )
     assert meter.interfaces[(1, 2)].rx_bytes == 100 and meter.interfaces[(7, 2)].rx_bytes == 5000
 
 

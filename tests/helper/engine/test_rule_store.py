@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from chadthrottle.contract import (
-    ADMIN_OWNER, MAX_BURST_BYTES, MAX_RATE_BPS, MAX_RULES_PER_USER, MIN_BURST_BYTES, MIN_RATE_BPS, Direction,
+    ADMIN_OWNER,
+    MAX_BURST_BYTES,
+    MAX_RATE_BPS,
+    MAX_RULES_PER_USER,
+    MIN_BURST_BYTES,
+    MIN_RATE_BPS,
+    Direction,
 )
 from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.rule_store import (
@@ -28,6 +31,8 @@ from chadthrottle.helper.engine.rule_store import (
     decode_rules,
     encode_rules,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 FIREFOX = "app:org.mozilla.firefox"
 CURL = "exe:/usr/bin/curl"
@@ -65,7 +70,9 @@ def test_a_missing_file_is_no_rules(tmp_path: Path) -> None:
 
 def test_saved_rules_load_back_and_the_file_is_private(tmp_path: Path) -> None:
     store = RuleStore(tmp_path / "state")
-    table = _table((FIREFOX, Direction.DOWN, 1_000_000, 200_000), (CURL, Direction.UP, 5_000, MIN_BURST_BYTES))
+    table = _table(
+        (FIREFOX, Direction.DOWN, 1_000_000, 200_000), (CURL, Direction.UP, 5_000, MIN_BURST_BYTES)
+    )
     store.save(table)
     assert RuleStore(tmp_path / "state").load().items() == table.items()
     info = store.path.stat()
@@ -80,13 +87,24 @@ def test_the_format_is_versioned_and_readable(tmp_path: Path) -> None:
     table = _table((FIREFOX, Direction.UP, 2_000, MIN_BURST_BYTES))
     table.set((CURL, 1000), Direction.DOWN, Limit(5_000, MIN_BURST_BYTES))
     store.save(table)
-    assert json.loads(store.path.read_text()) == {
-        "version": 3,  # no priority and no link: a helper from before them still reads it (4 with them)
-        "rules": [
-            {"app_id": FIREFOX, "owner": "all", "up": {"rate_bps": 2_000, "burst_bytes": MIN_BURST_BYTES}},
-            {"app_id": CURL, "owner": 1000, "down": {"rate_bps": 5_000, "burst_bytes": MIN_BURST_BYTES}},
-        ],
-    }
+    assert (
+        json.loads(store.path.read_text())
+        == {
+            "version": 3,  # no priority and no link: a helper from before them still reads it (4 with them)
+            "rules": [
+                {
+                    "app_id": FIREFOX,
+                    "owner": "all",
+                    "up": {"rate_bps": 2_000, "burst_bytes": MIN_BURST_BYTES},
+                },
+                {
+                    "app_id": CURL,
+                    "owner": 1000,
+                    "down": {"rate_bps": 5_000, "burst_bytes": MIN_BURST_BYTES},
+                },
+            ],
+        }
+    )
 
 
 def test_a_version_1_file_becomes_administrator_rules(tmp_path: Path) -> None:
@@ -135,7 +153,7 @@ def test_a_save_that_cannot_write_raises_and_keeps_the_old_file(tmp_path: Path) 
 
 
 _CORRUPT: list[tuple[str, bytes]] = [
-    ("not json", b"{\"version\": 1, \"applications\": {"),
+    ("not json", b'{"version": 1, "applications": {'),
     ("not utf-8", b"\xff\xfe"),
     ("a list", b"[]"),
     ("future version", _document({}, version=FORMAT_VERSION + 1)),
@@ -161,10 +179,19 @@ _BAD_RULES: list[tuple[str, bytes]] = [
     ("unknown direction", _document({CURL: {"both": _good_limit()}})),
     ("rate too low", _document({CURL: {"up": _good_limit(MIN_RATE_BPS - 1)}})),
     ("rate too high", _document({CURL: {"up": _good_limit(MAX_RATE_BPS + 1)}})),
-    ("rate a float", _document({CURL: {"up": {"rate_bps": 5000.0, "burst_bytes": MIN_BURST_BYTES}}})),
+    (
+        "rate a float",
+        _document({CURL: {"up": {"rate_bps": 5000.0, "burst_bytes": MIN_BURST_BYTES}}}),
+    ),
     ("rate a bool", _document({CURL: {"up": {"rate_bps": True, "burst_bytes": MIN_BURST_BYTES}}})),
-    ("burst too small", _document({CURL: {"up": {"rate_bps": 5000, "burst_bytes": MIN_BURST_BYTES - 1}}})),
-    ("burst too big", _document({CURL: {"up": {"rate_bps": 5000, "burst_bytes": MAX_BURST_BYTES + 1}}})),
+    (
+        "burst too small",
+        _document({CURL: {"up": {"rate_bps": 5000, "burst_bytes": MIN_BURST_BYTES - 1}}}),
+    ),
+    (
+        "burst too big",
+        _document({CURL: {"up": {"rate_bps": 5000, "burst_bytes": MAX_BURST_BYTES + 1}}}),
+    ),
     ("missing burst", _document({CURL: {"up": {"rate_bps": 5000}}})),
     ("extra field", _document({CURL: {"up": {**_good_limit(), "ceil": 1}}})),
     ("v2 rule not an object", _rules("x")),
@@ -198,7 +225,9 @@ def test_a_bad_rule_is_left_out_and_the_others_kept(
     store.path.chmod(0o600)
     with caplog.at_level(logging.ERROR, logger="chadthrottle.engine.rule_store"):
         loaded = store.load()
-    assert loaded.get((GOOD_NEIGHBOUR, ADMIN_OWNER)) == {Direction.DOWN: Limit(9_000, MIN_BURST_BYTES)}
+    assert loaded.get((GOOD_NEIGHBOUR, ADMIN_OWNER)) == {
+        Direction.DOWN: Limit(9_000, MIN_BURST_BYTES)
+    }
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "left out one rule" in errors[0].getMessage()
     assert store.path.exists() and not list(tmp_path.glob(f"{RULES_FILE}.corrupt-*"))
@@ -214,7 +243,9 @@ def test_rules_beyond_a_users_bound_are_left_out(tmp_path: Path) -> None:
     assert (CURL, 1001) in loaded
 
 
-def test_a_state_directory_owned_by_another_user_is_not_used(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_state_directory_owned_by_another_user_is_not_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to give the directory away")
     store = RuleStore(tmp_path / "state")
@@ -247,7 +278,9 @@ def test_a_corrupt_file_is_set_aside_with_one_error(
     assert store.load().items() == _table((CURL, Direction.UP, 5_000, MIN_BURST_BYTES)).items()
 
 
-def test_a_file_others_can_write_is_not_trusted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_file_others_can_write_is_not_trusted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = RuleStore(tmp_path)
     store.save(_table((CURL, Direction.UP, 5_000, MIN_BURST_BYTES)))
     store.path.chmod(0o666)
@@ -288,7 +321,9 @@ def test_an_application_that_no_longer_exists_is_kept(tmp_path: Path) -> None:
 _app_ids = st.builds(
     lambda kind, value: f"{kind}:{value}",
     st.sampled_from(["app", "flatpak", "snap", "script", "exe"]),
-    st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40).filter(str.strip),
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40).filter(
+        str.strip
+    ),
 )
 _limits = st.builds(
     Limit, st.integers(MIN_RATE_BPS, MAX_RATE_BPS), st.integers(MIN_BURST_BYTES, MAX_BURST_BYTES)
@@ -296,7 +331,11 @@ _limits = st.builds(
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.dictionaries(_app_ids, st.dictionaries(st.sampled_from(list(Direction)), _limits, min_size=1), max_size=8))
+@given(
+    st.dictionaries(
+        _app_ids, st.dictionaries(st.sampled_from(list(Direction)), _limits, min_size=1), max_size=8
+    )
+)
 def test_any_valid_table_round_trips(rules: dict[str, dict[Direction, Limit]]) -> None:
     table = LimitTable()
     for app_id, limits in rules.items():
@@ -325,7 +364,9 @@ def test_the_background_saver_folds_a_burst_into_few_writes(tmp_path: Path) -> N
         for rate_bps in range(10_000, 10_100):
             saver.save(_table((CURL, Direction.UP, rate_bps, MIN_BURST_BYTES)))
         assert saver.flush()
-        assert store.load().get((CURL, ADMIN_OWNER)) == {Direction.UP: Limit(10_099, MIN_BURST_BYTES)}  # the last one
+        assert store.load().get((CURL, ADMIN_OWNER)) == {
+            Direction.UP: Limit(10_099, MIN_BURST_BYTES)
+        }  # the last one
         assert 1 <= store.writes <= 3
     finally:
         saver.close()
@@ -355,7 +396,9 @@ def test_a_failed_background_write_is_logged_and_the_next_one_retries(
         blocker.rmdir()
         saver.save(_table((CURL, Direction.UP, 6_000, MIN_BURST_BYTES)))
         assert saver.flush()
-        assert store.load().get((CURL, ADMIN_OWNER)) == {Direction.UP: Limit(6_000, MIN_BURST_BYTES)}
+        assert store.load().get((CURL, ADMIN_OWNER)) == {
+            Direction.UP: Limit(6_000, MIN_BURST_BYTES)
+        }
     finally:
         saver.close()
 
@@ -371,7 +414,10 @@ def test_priorities_and_the_link_load_and_an_older_file_with_them_is_refused() -
     table = decode_rules(json.dumps(document).encode())
     assert table.link == LinkSetting(6_000_000, 0, True)
     limits = table.get((CURL, ADMIN_OWNER))
-    assert (limits[Direction.DOWN].priority, limits[Direction.UP].rate_bps) == (Priority.CRITICAL, 125_000)
+    assert (limits[Direction.DOWN].priority, limits[Direction.UP].rate_bps) == (
+        Priority.CRITICAL,
+        125_000,
+    )
     assert json.loads(encode_rules(table)) == document
     skipped: list[str] = []
     bad = dict(document, rules=[_rule(down={"rate_bps": 0, "burst_bytes": 0, "priority": "urgent"})],
@@ -383,4 +429,8 @@ def test_priorities_and_the_link_load_and_an_older_file_with_them_is_refused() -
     assert len(decode_rules(json.dumps({"version": 3, "rules": [_rule()]}).encode())) == 1
     linked = LimitTable()
     linked.link = LinkSetting(0, 0, True)  # a link alone is written as version 4 too
-    assert json.loads(encode_rules(linked)) == {"version": 4, "rules": [], "link": {"down_bps": 0, "up_bps": 0, "estimate": True}}
+    assert json.loads(encode_rules(linked)) == {
+        "version": 4,
+        "rules": [],
+        "link": {"down_bps": 0, "up_bps": 0, "estimate": True},
+    }

@@ -5,22 +5,35 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.helper.identity import desktop_entries
 from chadthrottle.helper.identity.applications import identify
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import ProcessInfo, read_process
 
 
-def _process(pid: int = 10, exe: str = "/usr/bin/curl", argv: tuple[str, ...] = ("curl",), cgroup: str = "/", ppid: int = 1) -> ProcessInfo:
-    return ProcessInfo(pid=pid, ppid=ppid, uid=1000, exe=exe, argv=argv, comm=exe.rsplit("/", 1)[-1], cgroup=cgroup)
+def _process(
+    pid: int = 10,
+    exe: str = "/usr/bin/curl",
+    argv: tuple[str, ...] = ("curl",),
+    cgroup: str = "/",
+    ppid: int = 1,
+) -> ProcessInfo:
+    return ProcessInfo(
+        pid=pid, ppid=ppid, uid=1000, exe=exe, argv=argv, comm=exe.rsplit("/", 1)[-1], cgroup=cgroup
+    )
 
 
 @pytest.mark.parametrize(
     ("cgroup", "app_id"),
     [
-        ("/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-firefox-1234.scope", "app:firefox"),
-        ("/user.slice/user@1000.service/app.slice/app-flatpak-org.mozilla.firefox-12345.scope", "app:org.mozilla.firefox"),
+        (
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-firefox-1234.scope",
+            "app:firefox",
+        ),
+        (
+            "/user.slice/user@1000.service/app.slice/app-flatpak-org.mozilla.firefox-12345.scope",
+            "app:org.mozilla.firefox",
+        ),
         ("/user.slice/app-org.gnome.Terminal-7b3c.scope", "app:org.gnome.Terminal"),
         ("/app.slice/app-kde-org.kde\\x2dkonsole-99.scope/sub", "app:org.kde-konsole"),
     ],
@@ -32,11 +45,15 @@ def test_app_scopes_name_the_application(cgroup: str, app_id: str) -> None:
 
 def test_without_a_scope_the_executable_is_the_application() -> None:
     identity = identify(_process(cgroup="/user.slice/session-3.scope"))
-    assert identity is not None and identity.app_id == "exe:/usr/bin/curl" and identity.name == "curl"
+    assert (
+        identity is not None and identity.app_id == "exe:/usr/bin/curl" and identity.name == "curl"
+    )
 
 
 def test_a_script_is_its_own_application_not_its_interpreter() -> None:
-    identity = identify(_process(exe="/usr/bin/python3.11", argv=("python3", "-u", "/opt/backup/run.py", "--all")))
+    identity = identify(
+        _process(exe="/usr/bin/python3.11", argv=("python3", "-u", "/opt/backup/run.py", "--all"))
+    )
     assert identity is not None and identity.app_id == "script:/opt/backup/run.py"
     inline = identify(_process(exe="/usr/bin/python3.11", argv=("python3", "-c", "print(1)")))
     assert inline is not None and inline.app_id == "exe:/usr/bin/python3.11"
@@ -55,7 +72,10 @@ def test_desktop_file_gives_name_and_icon(tmp_path: Path, monkeypatch: pytest.Mo
     desktop_entries.find_desktop_entry.cache_clear()
     try:
         identity = identify(_process(cgroup="/app.slice/app-gnome-org.example.Mail-5.scope"))
-        assert identity is not None and (identity.name, identity.icon) == ("Example Mail", "mail-client")
+        assert identity is not None and (identity.name, identity.icon) == (
+            "Example Mail",
+            "mail-client",
+        )
     finally:
         desktop_entries.find_desktop_entry.cache_clear()
 
@@ -72,7 +92,9 @@ def test_index_groups_processes_and_a_forked_child_with_its_parent() -> None:
         30: _process(pid=30, exe="/usr/bin/curl"),
         31: _process(pid=31, exe="/usr/bin/curl", ppid=30),
     }
-    index = ApplicationIndex(list_pids=lambda: processes, read=processes.get, read_exe=lambda pid: processes[pid].exe)
+    index = ApplicationIndex(
+        list_pids=lambda: processes, read=processes.get, read_exe=lambda pid: processes[pid].exe
+    )
     index.refresh()
     apps = index.applications()
     assert set(apps["app:org.x.Y"].processes) == {20, 21}
@@ -96,7 +118,9 @@ def test_index_rereads_a_process_only_when_it_execs() -> None:
         reads.append(pid)
         return processes.get(pid)
 
-    index = ApplicationIndex(list_pids=lambda: processes, read=read, read_exe=lambda pid: processes[pid].exe)
+    index = ApplicationIndex(
+        list_pids=lambda: processes, read=read, read_exe=lambda pid: processes[pid].exe
+    )
     index.refresh()
     index.refresh()
     assert reads == [30]  # unchanged: not read again
@@ -123,5 +147,7 @@ def test_index_does_not_reread_kernel_threads_each_second() -> None:
 def test_read_exe_of_a_real_kernel_thread_matches_what_read_process_stores() -> None:
     from chadthrottle.helper.identity.processes import all_pids, read_exe
 
-    kthreadd = next(info for pid in all_pids() if (info := read_process(pid)) and info.comm == "kthreadd")
+    kthreadd = next(
+        info for pid in all_pids() if (info := read_process(pid)) and info.comm == "kthreadd"
+    )
     assert (read_exe(kthreadd.pid) or "") == kthreadd.exe == ""

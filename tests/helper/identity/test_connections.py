@@ -25,7 +25,9 @@ def test_parses_ipv4_addresses_ports_and_states() -> None:
 
 
 def test_parses_ipv6_and_skips_sockets_of_other_processes() -> None:
-    assert [(c.local, c.state) for c in parse_table(TCP6_TABLE, "tcp", 6, {5151: 7})] == [("[::1]:22", "LISTEN")]
+    assert [(c.local, c.state) for c in parse_table(TCP6_TABLE, "tcp", 6, {5151: 7})] == [
+        ("[::1]:22", "LISTEN")
+    ]
     assert parse_table(TCP_TABLE, "tcp", 4, {}) == []
 
 
@@ -35,4 +37,7 @@ def test_finds_this_process_listening_socket() -> None:
         listener.listen()
         port = listener.getsockname()[1]
         found = connections_of([os.getpid()])
-    assert any(c.local == f"127.0.0.1:{port}" and c.state == "LISTEN" and c.protocol == "tcp" for c in found)
+    assert any(
+        c.local == f"127.0.0.1:{port}" and c.state == "LISTEN" and c.protocol == "tcp"
+        for c in found
+    )

@@ -9,7 +9,6 @@ import re
 import unicodedata
 
 import pytest
-
 from chadthrottle.contract import MAX_APP_ID_LENGTH
 from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.identity.escaping import (
@@ -74,7 +73,9 @@ def test_every_short_byte_string_escapes_to_its_own_string() -> None:
         for parts in itertools.product(alphabet, repeat=length):
             raw = b"".join(parts)
             escaped = escape_bytes(raw)
-            assert seen.setdefault(escaped, raw) == raw, f"{raw!r} and {seen[escaped]!r} give {escaped!r}"
+            assert seen.setdefault(escaped, raw) == raw, (
+                f"{raw!r} and {seen[escaped]!r} give {escaped!r}"
+            )
             assert is_fit_for_the_bus(escaped) and unescape(escaped) == raw
 
 
@@ -112,5 +113,8 @@ def test_a_long_id_is_shortened_deterministically_and_stays_valid(filler: bytes)
 
 def test_long_paths_that_differ_only_at_the_end_are_two_ids() -> None:
     base = b"/" + b"d" * 250 + b"/" + b"e" * 250 + b"/"
-    ids = {bounded_app_id("exe", escape_bytes(base + tail)) for tail in (b"one", b"two", b"\xff", b"\\xff")}
+    ids = {
+        bounded_app_id("exe", escape_bytes(base + tail))
+        for tail in (b"one", b"two", b"\xff", b"\\xff")
+    }
     assert len(ids) == 4

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.contract import MAX_APP_ID_LENGTH
 from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.identity import desktop_entries
 from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import ProcessInfo, read_exe, read_process
+
 from tests.support.waiting import eventually
 
 
@@ -26,7 +26,9 @@ def _os(raw: bytes) -> str:
     return os.fsdecode(raw)
 
 
-def _process(exe: bytes = b"/usr/bin/curl", argv: tuple[bytes, ...] = (b"curl",), cgroup: bytes = b"/") -> ProcessInfo:
+def _process(
+    exe: bytes = b"/usr/bin/curl", argv: tuple[bytes, ...] = (b"curl",), cgroup: bytes = b"/"
+) -> ProcessInfo:
     return ProcessInfo(pid=10, ppid=1, uid=1000, exe=_os(exe), argv=tuple(_os(a) for a in argv), comm="x",
                        cgroup=_os(cgroup))  # fmt: skip
 
@@ -51,7 +53,9 @@ def test_an_executable_path_with_an_escape_sequence() -> None:
 
 
 def test_a_script_path_with_control_characters() -> None:
-    identity = _valid(identify(_process(exe=b"/usr/bin/python3.11", argv=(b"python3", b"/srv/\x9b2J\n.py"))))
+    identity = _valid(
+        identify(_process(exe=b"/usr/bin/python3.11", argv=(b"python3", b"/srv/\x9b2J\n.py")))
+    )
     assert identity.app_id == "script:/srv/\\x9b2J\\x0a.py"  # a lone 0x9b is not UTF-8
 
 
@@ -66,9 +70,15 @@ def test_long_paths_get_bounded_ids_of_their_own() -> None:
 def test_an_app_scope_whose_name_is_not_utf8_or_holds_escapes() -> None:
     raw = _valid(identify(_process(cgroup=b"/user.slice/app-gnome-org.evil.\xff\xfe-12.scope")))
     assert raw.app_id == "app:org.evil.\\xff\\xfe" and raw.name == "\\xff\\xfe"
-    assert raw.scope == _os(b"/user.slice/app-gnome-org.evil.\xff\xfe-12.scope")  # the kernel's path, to find it
-    systemd = _valid(identify(_process(cgroup=b"/app.slice/app-gnome-org.evil\\x1b\\x2dx\\x5cy-3.scope")))
-    assert systemd.app_id == "app:org.evil\\x1b-x\\\\y"  # systemd's \xNN are bytes; the backslash one is escaped
+    assert raw.scope == _os(
+        b"/user.slice/app-gnome-org.evil.\xff\xfe-12.scope"
+    )  # the kernel's path, to find it
+    systemd = _valid(
+        identify(_process(cgroup=b"/app.slice/app-gnome-org.evil\\x1b\\x2dx\\x5cy-3.scope"))
+    )
+    assert (
+        systemd.app_id == "app:org.evil\\x1b-x\\\\y"
+    )  # systemd's \xNN are bytes; the backslash one is escaped
 
 
 def test_an_app_scope_with_a_blank_desktop_id_falls_back_to_the_executable() -> None:
@@ -76,7 +86,9 @@ def test_an_app_scope_with_a_blank_desktop_id_falls_back_to_the_executable() -> 
     assert identity.app_id == "exe:/usr/bin/curl"
 
 
-def test_a_desktop_entry_with_control_characters_in_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_desktop_entry_with_control_characters_in_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "applications").mkdir()
     (tmp_path / "applications" / "org.example.Evil.desktop").write_text(
         "[Desktop Entry]\nType=Application\nName=Evil\x1b[2J\\ Mail\nIcon=mail\x07\nExec=mail\n"
@@ -84,7 +96,9 @@ def test_a_desktop_entry_with_control_characters_in_its_name(tmp_path: Path, mon
     monkeypatch.setenv("XDG_DATA_DIRS", str(tmp_path))
     desktop_entries.find_desktop_entry.cache_clear()
     try:
-        identity = _valid(identify(_process(cgroup=b"/app.slice/app-gnome-org.example.Evil-5.scope")))
+        identity = _valid(
+            identify(_process(cgroup=b"/app.slice/app-gnome-org.example.Evil-5.scope"))
+        )
         assert (identity.name, identity.icon) == ("Evil\\x1b[2J\\\\ Mail", "mail\\x07")
     finally:
         desktop_entries.find_desktop_entry.cache_clear()

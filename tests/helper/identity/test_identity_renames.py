@@ -19,7 +19,9 @@ FIREFOX_1240 = "exe:/snap/firefox/1240/usr/lib/firefox/firefox"
 NOW = 1_795_000_000
 
 
-def _catalog(tmp_path: Path, uid_files: dict[int, str] | None = None) -> tuple[DesktopCatalog, Path]:
+def _catalog(
+    tmp_path: Path, uid_files: dict[int, str] | None = None
+) -> tuple[DesktopCatalog, Path]:
     """A system entry "org.example.Mail" running <tmp>/mailer; per uid, a
     user entry "mine" running <tmp>/tool."""
     mailer, tool = tmp_path / "mailer", tmp_path / "tool"
@@ -27,7 +29,9 @@ def _catalog(tmp_path: Path, uid_files: dict[int, str] | None = None) -> tuple[D
         program.write_bytes(b"\x7fELF" + b"\0" * 60)
         program.chmod(0o755)
     (tmp_path / "apps").mkdir()
-    (tmp_path / "apps" / "org.example.Mail.desktop").write_text(f"[Desktop Entry]\nName=Mail\nExec={mailer} %U\n")
+    (tmp_path / "apps" / "org.example.Mail.desktop").write_text(
+        f"[Desktop Entry]\nName=Mail\nExec={mailer} %U\n"
+    )
     homes: dict[int, str] = {}
     for uid in uid_files or {}:
         applications = tmp_path / f"home{uid}" / ".local/share/applications"
@@ -66,9 +70,13 @@ def test_rules_move_to_the_new_id_and_an_existing_rule_there_wins(tmp_path: Path
     table = LimitTable()
     _rule(table, FIREFOX_1234, ADMIN_OWNER, 1_000_000)
     _rule(table, FIREFOX_1234, 1000, 2_000_000)
-    _rule(table, FIREFOX_1240, 1000, 3_000_000)  # the same user, after a refresh: one of the two survives
+    _rule(
+        table, FIREFOX_1240, 1000, 3_000_000
+    )  # the same user, after a refresh: one of the two survives
     _rule(table, "snap:firefox", 1001, 4_000_000)
-    _rule(table, FIREFOX_1234, 1001, 5_000_000)  # uid 1001 has a rule on the new id already: that one stays
+    _rule(
+        table, FIREFOX_1234, 1001, 5_000_000
+    )  # uid 1001 has a rule on the new id already: that one stays
     _rule(table, "exe:/usr/bin/curl", 1000, 6_000_000)
     done = rename_rules(table, lambda app_id, owner: certain_rename(app_id, owner, catalog))
     rates = {key: limits[Direction.DOWN].rate_bps for key, limits in table.items()}
@@ -85,7 +93,9 @@ def test_a_rename_to_an_id_the_adapter_refuses_is_not_taken() -> None:
     table = LimitTable()
     _rule(table, "exe:/usr/bin/curl", 1000, 1_000_000)
     done = rename_rules(table, lambda app_id, owner: "bogus:" + app_id)
-    assert [key for key, _ in table.items()] == [("exe:/usr/bin/curl", 1000)] and "refused" in done[0]
+    assert [key for key, _ in table.items()] == [("exe:/usr/bin/curl", 1000)] and "refused" in done[
+        0
+    ]
 
 
 def test_renamed_rules_survive_a_store_round_trip(tmp_path: Path) -> None:
@@ -111,18 +121,30 @@ def test_usage_history_moves_in_one_transaction_and_keeps_every_byte(tmp_path: P
         UsageEntry(minute, "exe:/usr/bin/curl", 1000, (5, 5, 5, 5)),
     ])  # fmt: skip
     before = {level: store.totals(level, 0, NOW * 2) for level in Level}
-    old_rows = sum(len(store.query(level, 0, NOW * 2, app_id)) for level in Level for app_id in (FIREFOX_1234, FIREFOX_1240))
+    old_rows = sum(
+        len(store.query(level, 0, NOW * 2, app_id))
+        for level in Level
+        for app_id in (FIREFOX_1234, FIREFOX_1240)
+    )
     catalog = _catalog(tmp_path)[0]
     moved = store.rename_app_ids(lambda app_id, uid: certain_rename(app_id, uid, catalog))
     assert moved >= old_rows  # every stored row of the old ids, of either uid, went over
-    assert all(not store.query(level, 0, NOW * 2, app_id) for level in Level for app_id in (FIREFOX_1234, FIREFOX_1240))
+    assert all(
+        not store.query(level, 0, NOW * 2, app_id)
+        for level in Level
+        for app_id in (FIREFOX_1234, FIREFOX_1240)
+    )
     for level in Level:
         totals = {row[0]: row[1:] for row in store.totals(level, 0, NOW * 2)}
         assert totals == {"snap:firefox": (607, 67, 13, 7), "exe:/usr/bin/curl": (5, 5, 5, 5)}
-        assert sum(sum(row[1:]) for row in before[level]) == sum(sum(row[1:]) for row in store.totals(level, 0, NOW * 2))
+        assert sum(sum(row[1:]) for row in before[level]) == sum(
+            sum(row[1:]) for row in store.totals(level, 0, NOW * 2)
+        )
     by_uid = {row[0]: row[1:] for row in store.totals(Level.DAY, 0, NOW * 2, uid=1001)}
     assert by_uid == {"snap:firefox": (7, 7, 7, 7)}
-    minutes = {row[1]: row[2] for row in store.query(Level.MINUTE, 0, NOW * 2, "snap:firefox", uid=1000)}
+    minutes = {
+        row[1]: row[2] for row in store.query(Level.MINUTE, 0, NOW * 2, "snap:firefox", uid=1000)
+    }
     assert minutes == {minute: 300, minute + 60: 300}  # the two rows of one minute summed into one
     assert store.rename_app_ids(lambda app_id, uid: None) == 0
     store.close()

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.helper.identity.applications import identify
 from chadthrottle.helper.identity.desktop_catalog import DesktopCatalog
 from chadthrottle.helper.identity.processes import read_process
+
 from tests.support.requirements import require_root
 from tests.support.waiting import eventually
 
@@ -51,7 +51,12 @@ def _launch_from_mount(tmp_path: Path, children: list[subprocess.Popen[bytes]], 
     mount.mkdir()
     program = mount / "AppRun-sleep"
     shutil.copy("/bin/sleep", program)
-    env = {"PATH": "/usr/bin:/bin", "APPIMAGE": str(image), "APPDIR": str(mount), **(env_extra or {})}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "APPIMAGE": str(image),
+        "APPDIR": str(mount),
+        **(env_extra or {}),
+    }
     children.append(subprocess.Popen([str(program), "60"], env=env))
     return children[-1].pid
 
@@ -64,11 +69,18 @@ def _app_id(pid: int) -> str:
     return identity.app_id
 
 
-def test_two_launches_of_an_appimage_are_one_application(tmp_path: Path, children: list[subprocess.Popen[bytes]]) -> None:
+def test_two_launches_of_an_appimage_are_one_application(
+    tmp_path: Path, children: list[subprocess.Popen[bytes]]
+) -> None:
     image = tmp_path / "Fake-1.0.AppImage"
     first = _launch_from_mount(tmp_path, children, image, ".mount_FakeAb12")
     second = _launch_from_mount(tmp_path, children, image, ".mount_FakeZz99")
-    assert eventually(lambda: all(os.readlink(f"/proc/{pid}/exe").startswith(str(tmp_path)) for pid in (first, second)), 5)
+    assert eventually(
+        lambda: all(
+            os.readlink(f"/proc/{pid}/exe").startswith(str(tmp_path)) for pid in (first, second)
+        ),
+        5,
+    )
     assert _app_id(first) == _app_id(second) == f"appimage:{image}"
 
 
@@ -76,7 +88,11 @@ def test_a_program_outside_any_mount_claiming_an_appimage_stays_itself(
     tmp_path: Path, children: list[subprocess.Popen[bytes]]
 ) -> None:
     """Its environment is not even read: its executable is in no AppImage mount."""
-    children.append(subprocess.Popen(["/bin/sleep", "60"], env={"APPIMAGE": "/opt/Other.AppImage", "APPDIR": "/tmp/.mount_x"}))
+    children.append(
+        subprocess.Popen(
+            ["/bin/sleep", "60"], env={"APPIMAGE": "/opt/Other.AppImage", "APPDIR": "/tmp/.mount_x"}
+        )
+    )
     pid = children[-1].pid
     assert eventually(lambda: os.readlink(f"/proc/{pid}/exe") == os.path.realpath("/bin/sleep"), 5)
     process = read_process(pid)
@@ -85,7 +101,9 @@ def test_a_program_outside_any_mount_claiming_an_appimage_stays_itself(
 
 
 def _sandboxed(root: Path, children: list[subprocess.Popen[bytes]]) -> int:
-    children.append(subprocess.Popen([sys.executable, "-c", SANDBOXED, str(root)], stdout=subprocess.PIPE))
+    children.append(
+        subprocess.Popen([sys.executable, "-c", SANDBOXED, str(root)], stdout=subprocess.PIPE)
+    )
     assert children[-1].stdout is not None and children[-1].stdout.readline().strip() == b"ready"
     return children[-1].pid
 
@@ -123,11 +141,17 @@ def test_a_flatpak_info_that_is_no_regular_file_is_not_read(
 def test_flatpak_info_is_looked_for_only_where_nothing_else_names_the_process() -> None:
     from chadthrottle.helper.identity.processes import _named_by_cgroup
 
-    named = ["/user.slice/user-1000.slice/user@1000.service/app.slice/app-flatpak-org.x.Y-12.scope",
-             "/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-org.x.Y-12.scope/sub",
-             f"/user.slice/user@1000.service/app.slice/snap.firefox.firefox-{'0' * 8}-aaaa-bbbb-cccc-{'1' * 12}.scope",
-             "/system.slice/snap.lxd.daemon.service", "/system.slice/cron.service"]
-    unnamed = ["/", "/user.slice/user-1000.slice/session-2.scope",
-               "/user.slice/user-1000.slice/user@1000.service/app.slice/app-org.gnome.Terminal.slice/vte-spawn-1.scope"]
+    named = [
+        "/user.slice/user-1000.slice/user@1000.service/app.slice/app-flatpak-org.x.Y-12.scope",
+        "/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-org.x.Y-12.scope/sub",
+        f"/user.slice/user@1000.service/app.slice/snap.firefox.firefox-{'0' * 8}-aaaa-bbbb-cccc-{'1' * 12}.scope",
+        "/system.slice/snap.lxd.daemon.service",
+        "/system.slice/cron.service",
+    ]
+    unnamed = [
+        "/",
+        "/user.slice/user-1000.slice/session-2.scope",
+        "/user.slice/user-1000.slice/user@1000.service/app.slice/app-org.gnome.Terminal.slice/vte-spawn-1.scope",
+    ]
     assert all(_named_by_cgroup(cgroup) for cgroup in named)
     assert not any(_named_by_cgroup(cgroup) for cgroup in unnamed)

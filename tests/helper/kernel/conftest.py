@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
+
 from tests.support.netns import NetnsPair, netns_pair, tc_shaper_in
 from tests.support.requirements import require, require_program, require_root
 

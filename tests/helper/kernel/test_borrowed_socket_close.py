@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.helper.kernel import socket_tagging
 from chadthrottle.helper.kernel.layout import SocketCaps
+
 from tests.support.waiting import eventually
 
 # The application: a TCP socket lingering 30 s, its send queue full because the
@@ -53,8 +53,12 @@ class LingeringApp:
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        self.process = subprocess.Popen([sys.executable, "-c", _APP, str(self.listener.getsockname()[1])],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _APP, str(self.listener.getsockname()[1])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.peer, _ = self.listener.accept()
         assert self.process.stdout is not None
         self.fd = int(self.process.stdout.readline())
@@ -115,7 +119,9 @@ def _timed_call(call: Callable[[], object], wait_s: float = 3.0) -> float:
 
     threading.Thread(target=run, daemon=True).start()
     if not done.wait(wait_s):
-        pytest.fail(f"the helper call was still blocked after {wait_s} s (closing the borrowed socket lingers)")
+        pytest.fail(
+            f"the helper call was still blocked after {wait_s} s (closing the borrowed socket lingers)"
+        )
     return time.monotonic() - started
 
 
@@ -130,20 +136,26 @@ def _stays_open(app: LingeringApp) -> bool:
 
 @pytest.mark.usefixtures("closes_while_borrowed")
 def test_capping_a_socket_its_owner_closes_meanwhile_does_not_block(app: LingeringApp) -> None:
-    took_s = _timed_call(lambda: socket_tagging.cap_open_sockets(app.process.pid, SocketCaps(pacing_bps=1_000_000),
-                                                                 SocketCaps()))
+    took_s = _timed_call(
+        lambda: socket_tagging.cap_open_sockets(
+            app.process.pid, SocketCaps(pacing_bps=1_000_000), SocketCaps()
+        )
+    )
     assert took_s < CALL_MAX_S
     assert _stays_open(app)  # the copy was really the last reference, and lingers in the closer
 
 
 @pytest.mark.usefixtures("closes_while_borrowed")
-def test_clamping_windows_of_a_socket_its_owner_closes_meanwhile_does_not_block(app: LingeringApp) -> None:
+def test_clamping_windows_of_a_socket_its_owner_closes_meanwhile_does_not_block(
+    app: LingeringApp,
+) -> None:
     took_s = _timed_call(lambda: socket_tagging.clamp_open_windows(app.process.pid, 1_000_000))
     assert took_s < CALL_MAX_S
 
 
-def test_the_lingering_copy_is_closed_once_the_linger_ends(app: LingeringApp, closes_while_borrowed: None,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_lingering_copy_is_closed_once_the_linger_ends(
+    app: LingeringApp, closes_while_borrowed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     closer = socket_tagging.FdCloser()
     monkeypatch.setattr(socket_tagging, "BORROWED_CLOSER", closer)
     socket_tagging.cap_open_sockets(app.process.pid, SocketCaps(pacing_bps=1_000_000), SocketCaps())

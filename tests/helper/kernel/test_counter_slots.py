@@ -11,6 +11,7 @@ from chadthrottle.helper.kernel import bpf_maps
 from chadthrottle.helper.kernel.counter_slots import RECYCLE_AFTER_READS
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.layout import SLOT_FREE, SLOT_HELD, TrafficCounters, TrafficKey
+
 from tests.support.netns import NetnsPair, netns_device, start_stream
 
 
@@ -23,8 +24,9 @@ def _sent(datapath: Datapath, owner: int) -> int:
     return sum(s.tx_bytes for s in datapath.read_traffic() if s.owner_tgid == owner)
 
 
-def test_streams_are_counted_in_slots_and_in_the_hash_when_slots_are_taken(pair: NetnsPair,
-                                                                           kernel_ready: Path) -> None:
+def test_streams_are_counted_in_slots_and_in_the_hash_when_slots_are_taken(
+    pair: NetnsPair, kernel_ready: Path
+) -> None:
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
     try:
@@ -37,7 +39,11 @@ def test_streams_are_counted_in_slots_and_in_the_hash_when_slots_are_taken(pair:
         assert received > 1_000_000
         assert 1.0 <= counted / received < 1.06  # L3: payload + 52 header bytes per 1448
         assert not _in_hash(datapath, cookie, first.app_pid, ifindex)
-        held = [i for i, slot in enumerate(slots) if slot.state == SLOT_HELD and slot.owner_tgid == first.app_pid]
+        held = [
+            i
+            for i, slot in enumerate(slots)
+            if slot.state == SLOT_HELD and slot.owner_tgid == first.app_pid
+        ]
         assert held
 
         samples = [s for s in datapath.read_traffic() if s.owner_tgid == first.app_pid]

@@ -16,9 +16,14 @@ from pathlib import Path
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import Datapath, our_programs, remove_leftover_programs
-from chadthrottle.helper.kernel.ownership import holding_machine_lock
 from chadthrottle.helper.kernel.layout import SocketCaps
-from chadthrottle.helper.kernel.socket_tagging import UNCLAMPED_WINDOW, payload_pacing_bps, receive_window_bytes
+from chadthrottle.helper.kernel.ownership import holding_machine_lock
+from chadthrottle.helper.kernel.socket_tagging import (
+    UNCLAMPED_WINDOW,
+    payload_pacing_bps,
+    receive_window_bytes,
+)
+
 from tests.support.netns import NetnsPair, entered_netns, netns_device, nsenter_argv, start_stream
 
 
@@ -27,13 +32,23 @@ def _our_programs() -> list[str]:
 
 
 def test_open_attaches_four_programs_and_close_detaches_them(kernel_ready: Path) -> None:
-    before = {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())}  # other live datapaths
+    before = {
+        prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())
+    }  # other live datapaths
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
     try:
-        ours = [(t.name, name) for t, prog_id, name in our_programs(cgroup2_mount()) if prog_id not in before]
-        assert sorted(ours) == [("INET_EGRESS", "chadt_egress"), ("INET_INGRESS", "chadt_ingress"),
-                                ("INET_SOCK_CREATE", "chadt_sock"), ("SOCK_OPS", "chadt_sockops")]
+        ours = [
+            (t.name, name)
+            for t, prog_id, name in our_programs(cgroup2_mount())
+            if prog_id not in before
+        ]
+        assert sorted(ours) == [
+            ("INET_EGRESS", "chadt_egress"),
+            ("INET_INGRESS", "chadt_ingress"),
+            ("INET_SOCK_CREATE", "chadt_sock"),
+            ("SOCK_OPS", "chadt_sockops"),
+        ]
     finally:
         datapath.close()
     assert {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())} <= before
@@ -51,7 +66,9 @@ def test_counts_a_stream_at_its_socket(pair: NetnsPair, kernel_ready: Path) -> N
         assert received > 10_000_000
         assert 1.0 <= counted / received < 1.06
         # keyed by the device's own namespace: its ifindex means nothing elsewhere
-        assert {(s.netns_cookie, s.ifindex) for s in samples} == {netns_device(pair.host_ns, pair.host_if)}
+        assert {(s.netns_cookie, s.ifindex) for s in samples} == {
+            netns_device(pair.host_ns, pair.host_if)
+        }
         # an exited owner's counters are removed, handing back their final values
         retired = datapath.retire_owners(samples)
         assert sum(s.tx_bytes for s in retired) >= counted > 0
@@ -68,7 +85,9 @@ def test_sockets_open_before_attach_are_adopted(pair: NetnsPair, kernel_ready: P
     try:
         assert datapath.adopt_open_sockets([stream.app_pid]) == {stream.app_pid: 1}
         time.sleep(0.5)
-        assert any(s.owner_tgid == stream.app_pid and s.tx_bytes > 0 for s in datapath.read_traffic())
+        assert any(
+            s.owner_tgid == stream.app_pid and s.tx_bytes > 0 for s in datapath.read_traffic()
+        )
     finally:
         stream.stop()
         datapath.close()
@@ -89,8 +108,12 @@ KILLED_HELPER = textwrap.dedent(
 def _killed_helper(kernel_ready: Path) -> None:
     """A process that attaches a datapath and dies by SIGKILL; call it holding
     the machine lock, so no other datapath sweeps its programs meanwhile."""
-    result = subprocess.run([sys.executable, "-c", KILLED_HELPER.format(cache=str(kernel_ready))],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", KILLED_HELPER.format(cache=str(kernel_ready))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == -signal.SIGKILL and "attached" in result.stdout, result.stderr
 
 
@@ -105,7 +128,9 @@ def test_programs_of_a_killed_helper_are_found_and_detached(kernel_ready: Path) 
     assert _our_programs() == []
 
 
-def test_a_new_datapath_attaches_beside_a_killed_helpers_programs_until_they_are_detached(kernel_ready: Path) -> None:
+def test_a_new_datapath_attaches_beside_a_killed_helpers_programs_until_they_are_detached(
+    kernel_ready: Path,
+) -> None:
     """Restarting after SIGKILL: the old programs keep classifying (their socket
     tags are what the limits run on) until the new helper has tagged the
     sockets and detaches them; opening does not detach them."""
@@ -173,7 +198,9 @@ def _clamped_for(sock: socket.socket, wire_bps: int) -> bool:
     """The receive window is clamped for a download limit of wire_bps. chadt_sockops
     reads the handshake's RTT, user space the minimum since: over loopback they
     differ by microseconds, so by a few bytes."""
-    min_rtt_us = struct.unpack_from("I", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 152), 148)[0]
+    min_rtt_us = struct.unpack_from(
+        "I", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 152), 148
+    )[0]
     return abs(_window_clamp(sock) - receive_window_bytes(wire_bps, min_rtt_us)) <= wire_bps // 1000
 
 
@@ -184,43 +211,69 @@ def _exchange_a_byte(one: socket.socket, other: socket.socket) -> None:
     assert one.recv(1) == b"y"
 
 
-def test_a_slots_tcp_sockets_are_capped_open_new_and_accepted_and_uncapped_again(kernel_ready: Path) -> None:
+def test_a_slots_tcp_sockets_are_capped_open_new_and_accepted_and_uncapped_again(
+    kernel_ready: Path,
+) -> None:
     """Over loopback, IPv4 and IPv6, with this test process as the limited
     application. Open sockets are capped from user space, new ones by
     chadt_sockops: both must turn the wire rates into the same pacing rate and
     window clamp."""
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
-    listeners = [socket.create_server(("127.0.0.1", 0)), socket.create_server(("::1", 0), family=socket.AF_INET6)]
+    listeners = [
+        socket.create_server(("127.0.0.1", 0)),
+        socket.create_server(("::1", 0), family=socket.AF_INET6),
+    ]
     sockets = list(listeners)
     try:
-        before = [socket.create_connection(listener.getsockname()[:2]) for listener in listeners]  # before the limit
+        before = [
+            socket.create_connection(listener.getsockname()[:2]) for listener in listeners
+        ]  # before the limit
         sockets += before + [listener.accept()[0] for listener in listeners]
         assert [_pacing_cap(s) for s in before] == [UNCAPPED] * 2
         assert not any(_clamped_for(s, 2_000_000) for s in before)
         datapath.set_slot_caps(9, SocketCaps(pacing_bps=500_000, window_bps=2_000_000))
         datapath.set_process_slot(os.getpid(), 9)
-        assert all(_paced_at(s, 500_000) and _clamped_for(s, 2_000_000) for s in before)  # through a duplicate
-        after = [socket.create_connection(listener.getsockname()[:2]) for listener in listeners]  # chadt_sockops
-        accepted = [listener.accept()[0] for listener in listeners]  # tags cloned from the listeners'
+        assert all(
+            _paced_at(s, 500_000) and _clamped_for(s, 2_000_000) for s in before
+        )  # through a duplicate
+        after = [
+            socket.create_connection(listener.getsockname()[:2]) for listener in listeners
+        ]  # chadt_sockops
+        accepted = [
+            listener.accept()[0] for listener in listeners
+        ]  # tags cloned from the listeners'
         sockets += after + accepted
         capped = before + after + accepted
-        assert all(_paced_at(s, 500_000) for s in capped)  # before any data: sending may lower the MSS
+        assert all(
+            _paced_at(s, 500_000) for s in capped
+        )  # before any data: sending may lower the MSS
         for one, other in zip(after, accepted):  # the clamp is set again before each packet sent
             _exchange_a_byte(one, other)
         assert all(_clamped_for(s, 2_000_000) for s in capped)
-        datapath.set_slot_caps(9, SocketCaps(pacing_bps=800_000, window_bps=3_000_000))  # new rates reach them
+        datapath.set_slot_caps(
+            9, SocketCaps(pacing_bps=800_000, window_bps=3_000_000)
+        )  # new rates reach them
         assert all(_paced_at(s, 800_000) and _clamped_for(s, 3_000_000) for s in capped)
-        datapath.set_slot_caps(9, SocketCaps(window_bps=3_000_000))  # the upload limit goes, the download stays
+        datapath.set_slot_caps(
+            9, SocketCaps(window_bps=3_000_000)
+        )  # the upload limit goes, the download stays
         assert all(_pacing_cap(s) == UNCAPPED and _clamped_for(s, 3_000_000) for s in capped)
         datapath.set_slot_caps(9, SocketCaps(pacing_bps=800_000, window_bps=3_000_000))
         datapath.set_process_slot(os.getpid(), 0)  # no longer limited: uncapped
-        assert [(_pacing_cap(s), _window_clamp(s)) for s in capped] == [(UNCAPPED, UNCLAMPED_WINDOW)] * 6
+        assert [(_pacing_cap(s), _window_clamp(s)) for s in capped] == [
+            (UNCAPPED, UNCLAMPED_WINDOW)
+        ] * 6
         datapath.set_process_slot(os.getpid(), 9)
         assert all(_paced_at(s, 800_000) and _clamped_for(s, 3_000_000) for s in capped)
         datapath.close()  # a stopping helper uncaps what it capped
-        assert [(_pacing_cap(s), _window_clamp(s)) for s in capped] == [(UNCAPPED, UNCLAMPED_WINDOW)] * 6
-        assert [_window_clamp(listener) for listener in listeners] == [0, 0]  # never clamped: as found
+        assert [(_pacing_cap(s), _window_clamp(s)) for s in capped] == [
+            (UNCAPPED, UNCLAMPED_WINDOW)
+        ] * 6
+        assert [_window_clamp(listener) for listener in listeners] == [
+            0,
+            0,
+        ]  # never clamped: as found
     finally:
         for sock in sockets:
             sock.close()
@@ -259,21 +312,31 @@ def test_opens_under_the_machine_lock_its_caller_holds(kernel_ready: Path) -> No
         datapath = Datapath(cache_dir=kernel_ready)
         datapath.open(machine_lock_held=True)
         try:
-            assert sorted(_our_programs()) == ["chadt_egress", "chadt_ingress", "chadt_sock", "chadt_sockops"]
+            assert sorted(_our_programs()) == [
+                "chadt_egress",
+                "chadt_ingress",
+                "chadt_sock",
+                "chadt_sockops",
+            ]
         finally:
             datapath.close()
         assert _our_programs() == []
 
 
 def test_run_time_statistics_count_the_programs_runs(pair: NetnsPair, kernel_ready: Path) -> None:
-    before_attach = {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())}  # other live datapaths
+    before_attach = {
+        prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())
+    }  # other live datapaths
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
     egress_fd = -1
     stats_fd = bpf_syscalls.enable_run_time_stats()
     try:
-        egress_id = next(prog_id for _type, prog_id, name in our_programs(cgroup2_mount())
-                         if name == "chadt_egress" and prog_id not in before_attach)
+        egress_id = next(
+            prog_id
+            for _type, prog_id, name in our_programs(cgroup2_mount())
+            if name == "chadt_egress" and prog_id not in before_attach
+        )
         egress_fd = bpf_syscalls.open_program(egress_id)
         before = bpf_syscalls.program_run_stats(egress_fd)
         start_stream(pair, 5303, "up", seconds=1).wait()
@@ -288,10 +351,16 @@ def test_run_time_statistics_count_the_programs_runs(pair: NetnsPair, kernel_rea
 
 
 def test_suspend_takes_the_programs_off_and_resume_puts_the_same_back(kernel_ready: Path) -> None:
-    before = {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())}  # other live datapaths
+    before = {
+        prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())
+    }  # other live datapaths
 
     def ours() -> set[tuple[str, int]]:
-        return {(t.name, prog_id) for t, prog_id, _name in our_programs(cgroup2_mount()) if prog_id not in before}
+        return {
+            (t.name, prog_id)
+            for t, prog_id, _name in our_programs(cgroup2_mount())
+            if prog_id not in before
+        }
 
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
@@ -322,7 +391,9 @@ SEND_20_MB = textwrap.dedent(
 )
 
 
-def test_gso_packets_count_each_segment_with_its_headers(pair: NetnsPair, kernel_ready: Path) -> None:
+def test_gso_packets_count_each_segment_with_its_headers(
+    pair: NetnsPair, kernel_ready: Path
+) -> None:
     """A sender's counters against its own tcp_info: every segment it sent (a GSO
     packet stands for many), retransmissions too, each with IPv4 + TCP headers."""
     datapath = Datapath(cache_dir=kernel_ready)
@@ -331,8 +402,14 @@ def test_gso_packets_count_each_segment_with_its_headers(pair: NetnsPair, kernel
         with entered_netns(pair.peer_ns):  # a socket keeps the namespace it was made in
             listener = socket.create_server((pair.peer_addr, 5304))
         with listener:
-            sender = subprocess.Popen(nsenter_argv(pair.host_ns, [sys.executable, "-c", SEND_20_MB.format(
-                host=pair.peer_addr, port=5304)]), stdout=subprocess.PIPE, text=True)
+            sender = subprocess.Popen(
+                nsenter_argv(
+                    pair.host_ns,
+                    [sys.executable, "-c", SEND_20_MB.format(host=pair.peer_addr, port=5304)],
+                ),
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             connection, _ = listener.accept()
             with connection:
                 while connection.recv(1 << 20):
@@ -351,7 +428,9 @@ def test_gso_packets_count_each_segment_with_its_headers(pair: NetnsPair, kernel
 SOCKET_MAKER = "import socket, sys\nfor line in sys.stdin:\n    socket.socket().close()\n    print('made', flush=True)\n"
 
 
-def test_a_process_first_socket_is_announced_with_its_cgroup_and_again_once_forgotten(kernel_ready: Path) -> None:
+def test_a_process_first_socket_is_announced_with_its_cgroup_and_again_once_forgotten(
+    kernel_ready: Path,
+) -> None:
     announced: list[tuple[int, int]] = []
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()

@@ -15,18 +15,16 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.tc_shaper import FILTER_PRIORITY, TcShaper
+
 from tests.support.netns import NetnsPair, entered_netns
 from tests.support.waiting import eventually
 
 LIMIT = ClassSpec(rate_bps=3_000_000, burst_bytes=131072)
 BPF_PROG_LOAD, BPF_PROG_TYPE_SCHED_CLS = 5, 3
-
-
 
 
 def _tc(pair: NetnsPair, *argv: str) -> None:
@@ -49,7 +47,9 @@ def _gaps_soon(shaper: TcShaper, direction: Direction) -> list[str]:
     return shaper.enforcement_gaps().get(direction, [])
 
 
-def test_a_filter_before_ours_is_reported_and_left_exactly_as_it_was(pair: NetnsPair, shaper: TcShaper) -> None:
+def test_a_filter_before_ours_is_reported_and_left_exactly_as_it_was(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
     """A u32 filter at prio 10 ends classification before our cls_bpf (prio
     0xC7AD): a 3 MB/s download limit measured 95-162 MB/s while it was there."""
     _tc(pair, "qdisc", "add", "dev", pair.host_if, "ingress")
@@ -69,22 +69,32 @@ def test_a_filter_before_ours_is_reported_and_left_exactly_as_it_was(pair: Netns
     assert shaper.enforcement_gaps() == {}
 
 
-def test_a_filter_added_later_is_found_by_the_periodic_check(pair: NetnsPair, shaper: TcShaper) -> None:
+def test_a_filter_added_later_is_found_by_the_periodic_check(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
     shaper.reconcile({Direction.DOWN: {1: LIMIT}})
     assert shaper.enforcement_gaps() == {}
     _tc(pair, "filter", "add", "dev", pair.host_if, "ingress", "prio", "10", "protocol", "all",
         "u32", "match", "u32", "0", "0", "classid", "1:1")  # fmt: skip
     added = _without_ours(_filters(pair, "ingress"))
     gaps = _gaps_soon(shaper, Direction.DOWN)
-    assert len(gaps) == 1 and gaps[0].startswith(f"{pair.host_if}: a u32 filter ChadThrottle did not create (prio 10)")
+    assert len(gaps) == 1 and gaps[0].startswith(
+        f"{pair.host_if}: a u32 filter ChadThrottle did not create (prio 10)"
+    )
     shaper.reconcile({})
-    assert json.loads(_filters(pair, "ingress")) == added  # ours went, theirs stayed (and the qdisc under it)
+    assert (
+        json.loads(_filters(pair, "ingress")) == added
+    )  # ours went, theirs stayed (and the qdisc under it)
 
 
-@pytest.mark.parametrize("foreign", [None, ["prio", "60000", "protocol", "ip"], ["prio", "10", "protocol", "arp"]],
-                         ids=["only ours", "after ours", "not IP"])
-def test_nothing_is_reported_for_filters_that_cannot_take_our_packets(pair: NetnsPair, shaper: TcShaper,
-                                                                      foreign: list[str] | None) -> None:
+@pytest.mark.parametrize(
+    "foreign",
+    [None, ["prio", "60000", "protocol", "ip"], ["prio", "10", "protocol", "arp"]],
+    ids=["only ours", "after ours", "not IP"],
+)
+def test_nothing_is_reported_for_filters_that_cannot_take_our_packets(
+    pair: NetnsPair, shaper: TcShaper, foreign: list[str] | None
+) -> None:
     """Ours alone; one with a higher prio number (it sees only what ours let
     through); one for ARP, which never sees the packets we limit. On both hooks."""
     if foreign is not None:
@@ -98,8 +108,9 @@ def test_nothing_is_reported_for_filters_that_cannot_take_our_packets(pair: Netn
     assert shaper.enforcement_gaps() == {}
 
 
-def test_clsact_egress_filters_before_ours_are_reported_and_those_after_are_not(pair: NetnsPair,
-                                                                                 shaper: TcShaper) -> None:
+def test_clsact_egress_filters_before_ours_are_reported_and_those_after_are_not(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
     """Uploads are caught by our filter on the clsact egress hook: a filter
     before it that matches a packet ends the search there, whatever it does
     (classify, mirror, redirect), so the packet never reaches the upload IFB;
@@ -124,7 +135,9 @@ def test_clsact_egress_filters_before_ours_are_reported_and_those_after_are_not(
     assert (_filters(pair, "ingress"), _filters(pair, "egress")) == before
 
 
-def test_an_ingress_qdisc_leaves_uploads_unshaped_and_says_so(pair: NetnsPair, shaper: TcShaper) -> None:
+def test_an_ingress_qdisc_leaves_uploads_unshaped_and_says_so(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
     """Somebody's ingress qdisc has no egress hook, and a clsact cannot be
     added beside it: downloads use it (our filter before theirs), uploads on
     that uplink are reported as not shaped (the policer holds them), and the
@@ -142,7 +155,9 @@ def test_an_ingress_qdisc_leaves_uploads_unshaped_and_says_so(pair: NetnsPair, s
     assert _filters(pair, "ingress") == before
 
 
-def test_our_filters_gone_with_their_qdisc_are_reported_and_put_back(pair: NetnsPair, shaper: TcShaper) -> None:
+def test_our_filters_gone_with_their_qdisc_are_reported_and_put_back(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
     wanted = {Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}}
     shaper.reconcile(wanted)
     _tc(pair, "qdisc", "del", "dev", pair.host_if, "clsact")
@@ -159,12 +174,17 @@ def test_our_filters_gone_with_their_qdisc_are_reported_and_put_back(pair: Netns
 
 def _load_tc_program(name: bytes) -> int:
     """A two-instruction SCHED_CLS program (return TC_ACT_UNSPEC); its fd."""
-    code = struct.pack("<BBhi", 0xB7, 0, 0, -1) + struct.pack("<BBhi", 0x95, 0, 0, 0)  # r0 = -1; exit
-    insns, license_ = ctypes.create_string_buffer(code, len(code)), ctypes.create_string_buffer(b"GPL")
+    code = struct.pack("<BBhi", 0xB7, 0, 0, -1) + struct.pack(
+        "<BBhi", 0x95, 0, 0, 0
+    )  # r0 = -1; exit
+    insns, license_ = (
+        ctypes.create_string_buffer(code, len(code)),
+        ctypes.create_string_buffer(b"GPL"),
+    )
     attr = ctypes.create_string_buffer(128)
     struct.pack_into("=II", attr, 0, BPF_PROG_TYPE_SCHED_CLS, len(code) // 8)
     struct.pack_into("=QQ", attr, 8, ctypes.addressof(insns), ctypes.addressof(license_))
-    attr[48:48 + len(name)] = name
+    attr[48 : 48 + len(name)] = name
     return bpf_syscalls._bpf(BPF_PROG_LOAD, attr)
 
 
@@ -174,7 +194,9 @@ def _tcx_attached(pair: NetnsPair, attach_type: int, name: bytes) -> Iterator[No
     attr = ctypes.create_string_buffer(128)
     try:
         with entered_netns(pair.host_ns):
-            struct.pack_into("=III", attr, 0, socket.if_nametoindex(pair.host_if), prog_fd, attach_type)
+            struct.pack_into(
+                "=III", attr, 0, socket.if_nametoindex(pair.host_if), prog_fd, attach_type
+            )
             bpf_syscalls._bpf(bpf_syscalls.BPF_PROG_ATTACH, attr)
         try:
             yield
@@ -186,14 +208,19 @@ def _tcx_attached(pair: NetnsPair, attach_type: int, name: bytes) -> Iterator[No
 
 
 @pytest.mark.parametrize("direction", [Direction.DOWN, Direction.UP], ids=["ingress", "egress"])
-def test_a_tcx_program_on_the_uplink_is_reported(pair: NetnsPair, shaper: TcShaper, direction: Direction) -> None:
+def test_a_tcx_program_on_the_uplink_is_reported(
+    pair: NetnsPair, shaper: TcShaper, direction: Direction
+) -> None:
     """tcx programs run before every tc filter (ingress) or the root qdisc
     (egress) of the device, and their verdict can end its processing."""
-    attach_type = bpf_syscalls.TCX_INGRESS if direction == Direction.DOWN else bpf_syscalls.TCX_EGRESS
+    attach_type = (
+        bpf_syscalls.TCX_INGRESS if direction == Direction.DOWN else bpf_syscalls.TCX_EGRESS
+    )
     shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
     assert shaper.enforcement_gaps() == {}
     with _tcx_attached(pair, attach_type, b"cttcxprobe"):
         gaps = _gaps_soon(shaper, direction)
         assert len(gaps) == 1 and gaps[0].startswith(
-            f"{pair.host_if}: a tcx BPF program ChadThrottle did not attach (cttcxprobe) runs first on ")
+            f"{pair.host_if}: a tcx BPF program ChadThrottle did not attach (cttcxprobe) runs first on "
+        )
         assert set(shaper.enforcement_gaps()) == {direction}

@@ -9,16 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyroute2.netlink.rtnl.tcmsg import tcmsg
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.foreign_filters import (
-    ETH_P_ALL, ETH_P_IP, Action, Filter, egress_gaps, ingress_gaps, parse_filter, tcx_gaps,
+    ETH_P_ALL,
+    ETH_P_IP,
+    Action,
+    Filter,
+    egress_gaps,
+    ingress_gaps,
+    parse_filter,
+    tcx_gaps,
 )
+from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
 OUR_PRIO = 0xC7AD
 ETH_P_ARP = 0x0806
-DUMPS: dict[str, Any] = json.loads(Path(__file__).with_name("foreign_filter_dumps.json").read_text())
+DUMPS: dict[str, Any] = json.loads(
+    Path(__file__).with_name("foreign_filter_dumps.json").read_text()
+)
 
 
 def _captured(hook: str) -> list[Filter]:
@@ -35,7 +43,9 @@ def test_a_captured_ingress_dump_is_read_as_the_kernel_runs_it() -> None:
     rules = [(f.kind, f.prio, f.protocol) for f in filters if f.actions]
     assert rules == [("bpf", OUR_PRIO, ETH_P_ALL), ("u32", 60000, ETH_P_ALL)]
     ours = next(f for f in filters if f.kind == "bpf" and f.handle == 1)
-    assert ours.bpf_name == "chadt_tc_in" and ours.actions == (Action("mirred", redirect_ifindex=DUMPS["our_ifb"]),)
+    assert ours.bpf_name == "chadt_tc_in" and ours.actions == (
+        Action("mirred", redirect_ifindex=DUMPS["our_ifb"]),
+    )
     assert {f.protocol for f in filters if f.prio == 5} == {ETH_P_ARP}
 
 
@@ -53,8 +63,17 @@ def test_a_filter_of_our_program_that_redirects_elsewhere_is_not_ours() -> None:
 
 
 def _ours_on_egress() -> list[Filter]:
-    return [Filter("bpf", OUR_PRIO, ETH_P_ALL),
-            Filter("bpf", OUR_PRIO, ETH_P_ALL, handle=1, bpf_name="chadt_tc_out", actions=(Action("mirred", 9),))]
+    return [
+        Filter("bpf", OUR_PRIO, ETH_P_ALL),
+        Filter(
+            "bpf",
+            OUR_PRIO,
+            ETH_P_ALL,
+            handle=1,
+            bpf_name="chadt_tc_out",
+            actions=(Action("mirred", 9),),
+        ),
+    ]
 
 
 def test_every_ip_filter_before_ours_on_egress_is_an_upload_gap() -> None:
@@ -66,7 +85,9 @@ def test_every_ip_filter_before_ours_on_egress_is_an_upload_gap() -> None:
         "through DEV are not limited" for prio in (20, 21, 22)]  # fmt: skip
 
 
-def _rule(kind: str = "u32", prio: int = 10, protocol: int = ETH_P_IP, **fields: Any) -> list[Filter]:
+def _rule(
+    kind: str = "u32", prio: int = 10, protocol: int = ETH_P_IP, **fields: Any
+) -> list[Filter]:
     """A classifier as dumped: its head, then one rule."""
     return [Filter(kind, prio, protocol), Filter(kind, prio, protocol, handle=1, **fields)]
 
@@ -86,21 +107,37 @@ def test_our_egress_filter_gone_is_an_upload_gap() -> None:
 
 
 def _ours() -> list[Filter]:
-    return [Filter("bpf", OUR_PRIO, ETH_P_ALL),
-            Filter("bpf", OUR_PRIO, ETH_P_ALL, handle=1, bpf_name="chadt_tc_in", actions=(Action("mirred", 9),))]
+    return [
+        Filter("bpf", OUR_PRIO, ETH_P_ALL),
+        Filter(
+            "bpf",
+            OUR_PRIO,
+            ETH_P_ALL,
+            handle=1,
+            bpf_name="chadt_tc_in",
+            actions=(Action("mirred", 9),),
+        ),
+    ]
 
 
 def test_a_foreign_rule_in_our_own_classifier_ahead_of_ours_is_a_gap() -> None:
     """cls_bpf lists (and runs) a filter added later first."""
     head, ours = _ours()
-    theirs = Filter("bpf", OUR_PRIO, ETH_P_ALL, handle=2, bpf_name="other", actions=(Action("mirred", 4),))
+    theirs = Filter(
+        "bpf", OUR_PRIO, ETH_P_ALL, handle=2, bpf_name="other", actions=(Action("mirred", 4),)
+    )
     (gap,) = ingress_gaps("DEV", [head, theirs, ours], OUR_PRIO, 9)
-    assert gap.startswith(f"DEV: a bpf filter ChadThrottle did not create (prio {OUR_PRIO}) runs before its own")
+    assert gap.startswith(
+        f"DEV: a bpf filter ChadThrottle did not create (prio {OUR_PRIO}) runs before its own"
+    )
     assert ingress_gaps("DEV", [head, ours, theirs], OUR_PRIO, 9) == []
 
 
 def test_other_chains_are_not_searched_before_ours_on_ingress() -> None:
-    assert ingress_gaps("DEV", [Filter("u32", 1, ETH_P_IP, chain=5, handle=1), *_ours()], OUR_PRIO, 9) == []
+    assert (
+        ingress_gaps("DEV", [Filter("u32", 1, ETH_P_IP, chain=5, handle=1), *_ours()], OUR_PRIO, 9)
+        == []
+    )
 
 
 def test_tcx_programs_are_gaps_in_their_direction() -> None:

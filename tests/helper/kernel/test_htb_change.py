@@ -7,13 +7,18 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import KernelError
-from chadthrottle.helper.kernel.htb import DEFAULT_CLASS_BURST_BYTES, DEFAULT_CLASS_RATE_BPS, ClassSpec, HtbHierarchy
+from chadthrottle.helper.kernel.htb import (
+    DEFAULT_CLASS_BURST_BYTES,
+    DEFAULT_CLASS_RATE_BPS,
+    ClassSpec,
+    HtbHierarchy,
+)
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.layout import class_id
+from pyroute2 import IPRoute
+
 from tests.support.netns import NetnsPair, entered_netns
 
 SLOT = 5
@@ -63,11 +68,15 @@ def test_a_fast_change_sets_what_pyroute2_sets(
         slow.delete()
 
 
-def test_a_refused_change_is_a_kernel_error(pair: NetnsPair, netlink: tuple[IPRoute, ClassChanger]) -> None:
+def test_a_refused_change_is_a_kernel_error(
+    pair: NetnsPair, netlink: tuple[IPRoute, ClassChanger]
+) -> None:
     ipr, changer = netlink
     ifindex = ipr.link_lookup(ifname=pair.host_if)[0]
     with pytest.raises(KernelError, match="No such file or directory"):
-        changer.change(ifindex, class_id(SLOT), class_id(0), 1_000_000, 131072, 0, 100_000)  # no HTB there
+        changer.change(
+            ifindex, class_id(SLOT), class_id(0), 1_000_000, 131072, 0, 100_000
+        )  # no HTB there
 
 
 def test_no_changer_for_a_socket_in_another_namespace(pair: NetnsPair) -> None:
@@ -99,7 +108,9 @@ def test_a_new_upload_class_starts_with_an_empty_bucket_and_a_download_class_ful
     root.create()
     try:
         root.sync({3: spec})
-        HtbHierarchy(ipr, ifindex, Direction.DOWN, changer=changer).sync({4: spec})  # same root: the class is what counts
+        HtbHierarchy(ipr, ifindex, Direction.DOWN, changer=changer).sync(
+            {4: spec}
+        )  # same root: the class is what counts
         up, down = _tokens(pair, 3), _tokens(pair, 4)
         assert up * 20 < down  # a couple of frames' worth against the full burst
         assert "burst 128Kb" in _class_line(pair, 3)  # and the burst it is given afterwards

@@ -9,7 +9,11 @@ from importlib import resources
 
 from chadthrottle.helper.kernel import layout
 
-C_TYPES = {"__u32": ctypes.c_uint32, "__u64": ctypes.c_uint64, "struct bpf_spin_lock": ctypes.c_uint32}
+C_TYPES = {
+    "__u32": ctypes.c_uint32,
+    "__u64": ctypes.c_uint64,
+    "struct bpf_spin_lock": ctypes.c_uint32,
+}
 
 
 def _c_structs() -> dict[str, list[tuple[str, type]]]:
@@ -31,7 +35,10 @@ def test_the_ring_buffers_record_agrees() -> None:
 def test_counter_slot_constants_agree() -> None:
     header = resources.files("chadthrottle.bpf").joinpath("maps.h").read_text()
     source = resources.files("chadthrottle.bpf").joinpath("datapath.c").read_text()
-    assert 1 << int(re.search(r"#define COUNTER_SLOT_BITS (\d+)", header).group(1)) == layout.COUNTER_SLOTS_PER_CPU
+    assert (
+        1 << int(re.search(r"#define COUNTER_SLOT_BITS (\d+)", header).group(1))
+        == layout.COUNTER_SLOTS_PER_CPU
+    )
     assert int(re.search(r"#define SLOT_FREE (\d+)", source).group(1)) == layout.SLOT_FREE
     assert int(re.search(r"#define SLOT_HELD (\d+)", source).group(1)) == layout.SLOT_HELD
     assert ctypes.sizeof(layout.CounterSlot) == 64  # one cache line: CPUs never share one
@@ -39,13 +46,18 @@ def test_counter_slot_constants_agree() -> None:
 
 def test_htb_major_default_agrees() -> None:
     header = resources.files("chadthrottle.bpf").joinpath("maps.h").read_text()
-    assert int(re.search(r"#define HTB_MAJOR (0x[0-9A-Fa-f]+)", header).group(1), 16) == layout.HTB_MAJOR
+    assert (
+        int(re.search(r"#define HTB_MAJOR (0x[0-9A-Fa-f]+)", header).group(1), 16)
+        == layout.HTB_MAJOR
+    )
 
 
 def test_program_names_carry_the_prefix() -> None:
     source = resources.files("chadthrottle.bpf").joinpath("datapath.c").read_text()
     programs = re.findall(r"^int (\w+)\(", source, re.M)
-    assert programs and all(p.startswith(layout.PROGRAM_NAME_PREFIX) and len(p) < 16 for p in programs)
+    assert programs and all(
+        p.startswith(layout.PROGRAM_NAME_PREFIX) and len(p) < 16 for p in programs
+    )
 
 
 def test_policer_key_and_directions_agree() -> None:

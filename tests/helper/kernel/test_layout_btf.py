@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from chadthrottle.helper.kernel import layout
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_flags
 from chadthrottle.helper.kernel.program_cache import obtain_program_set
 from chadthrottle.helper.kernel.program_set import ProgramSet
+
 from tests.support.requirements import require_program
 
 MIRRORS: dict[str, type[ctypes.Structure]] = {
@@ -75,25 +75,41 @@ def _size(types: dict[int, dict[str, Any]], type_id: int) -> int:
     return int(entry["size"])
 
 
-def _compiled_members(types: dict[int, dict[str, Any]], struct: dict[str, Any]) -> list[tuple[str, int, int]]:
-    return [(m["name"], m["bits_offset"] // 8, _size(types, m["type_id"])) for m in struct["members"]]
+def _compiled_members(
+    types: dict[int, dict[str, Any]], struct: dict[str, Any]
+) -> list[tuple[str, int, int]]:
+    return [
+        (m["name"], m["bits_offset"] // 8, _size(types, m["type_id"])) for m in struct["members"]
+    ]
 
 
 def _mirror_members(mirror: type) -> list[tuple[str, int, int]]:
     if dataclasses.is_dataclass(mirror):
-        return [(field.name, 4 * index, 4) for index, field in enumerate(dataclasses.fields(mirror))]
-    return [(name, getattr(mirror, name).offset, getattr(mirror, name).size) for name, *_ in mirror._fields_]
+        return [
+            (field.name, 4 * index, 4) for index, field in enumerate(dataclasses.fields(mirror))
+        ]
+    return [
+        (name, getattr(mirror, name).offset, getattr(mirror, name).size)
+        for name, *_ in mirror._fields_
+    ]
 
 
 def _mirror_size(mirror: type) -> int:
-    return 4 * len(dataclasses.fields(mirror)) if dataclasses.is_dataclass(mirror) else ctypes.sizeof(mirror)
+    return (
+        4 * len(dataclasses.fields(mirror))
+        if dataclasses.is_dataclass(mirror)
+        else ctypes.sizeof(mirror)
+    )
 
 
 def test_every_map_struct_is_laid_out_as_its_mirror(compiled: ProgramSet) -> None:
     types = _btf_types(compiled.btf)
     seen = set()
     for spec in compiled.maps:
-        for type_id, size in ((spec.btf_key_type_id, spec.key_size), (spec.btf_value_type_id, spec.value_size)):
+        for type_id, size in (
+            (spec.btf_key_type_id, spec.key_size),
+            (spec.btf_value_type_id, spec.value_size),
+        ):
             if not type_id:
                 continue
             struct = _resolved(types, type_id)
@@ -101,11 +117,19 @@ def test_every_map_struct_is_laid_out_as_its_mirror(compiled: ProgramSet) -> Non
                 continue
             name = struct["name"]
             mirror = {**MIRRORS, **U32_VALUES}.get(name)
-            assert mirror is not None, f"map {spec.name} is typed with struct {name}, which layout.py does not mirror"
-            assert struct["size"] == size == _mirror_size(mirror), f"{spec.name}: struct {name} sizes"
-            assert _compiled_members(types, struct) == _mirror_members(mirror), f"struct {name} as compiled"
+            assert mirror is not None, (
+                f"map {spec.name} is typed with struct {name}, which layout.py does not mirror"
+            )
+            assert struct["size"] == size == _mirror_size(mirror), (
+                f"{spec.name}: struct {name} sizes"
+            )
+            assert _compiled_members(types, struct) == _mirror_members(mirror), (
+                f"struct {name} as compiled"
+            )
             seen.add(name)
-    assert seen == set(MIRRORS) | set(U32_VALUES), f"mirrored structs no map is typed with: {sorted(set(MIRRORS) - seen)}"
+    assert seen == set(MIRRORS) | set(U32_VALUES), (
+        f"mirrored structs no map is typed with: {sorted(set(MIRRORS) - seen)}"
+    )
 
 
 def test_the_structs_left_to_the_text_check_are_not_map_types(compiled: ProgramSet) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory
+
 from tests.support.netns import NetnsPair, netns_device
 
 
@@ -13,6 +14,15 @@ def test_named_namespaces_and_their_devices_are_found(pair: NetnsPair) -> None:
     gone_cookie = 1 << 62  # no namespace has it
     views = directory.views({directory.own_cookie, host_cookie, peer_cookie, gone_cookie})
     assert views[directory.own_cookie].label == ""
-    assert (views[host_cookie].label, views[host_cookie].interface_names[host_ifindex]) == (pair.host_ns, pair.host_if)
-    assert (views[peer_cookie].label, views[peer_cookie].interface_names[peer_ifindex]) == (pair.peer_ns, pair.peer_if)
-    assert views[gone_cookie].label == f"netns:{gone_cookie}" and not views[gone_cookie].interface_names
+    assert (views[host_cookie].label, views[host_cookie].interface_names[host_ifindex]) == (
+        pair.host_ns,
+        pair.host_if,
+    )
+    assert (views[peer_cookie].label, views[peer_cookie].interface_names[peer_ifindex]) == (
+        pair.peer_ns,
+        pair.peer_if,
+    )
+    assert (
+        views[gone_cookie].label == f"netns:{gone_cookie}"
+        and not views[gone_cookie].interface_names
+    )

@@ -7,13 +7,19 @@ from __future__ import annotations
 import socket
 import struct
 
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.path_delay import (
-    BUSY_BYTES, TcpPath, internet_links, l3_bytes, parse_path, queueing_delay_s, tcp_paths_here,
+    BUSY_BYTES,
+    TcpPath,
+    internet_links,
+    l3_bytes,
+    parse_path,
+    queueing_delay_s,
+    tcp_paths_here,
 )
 from chadthrottle.helper.kernel.socket_diag import INET_DIAG_INFO
+from pyroute2 import IPRoute
+
 from tests.support.netns import entered_netns, netns_pair
 from tests.support.requirements import require_root
 
@@ -22,7 +28,9 @@ SO_COOKIE = 57  # socket(7): the id sock_diag reports
 UP, DOWN = Direction.UP, Direction.DOWN
 
 
-def _message(cookie: int, info: bytes, source: str = "192.0.2.1", destination: str = "198.51.100.7") -> bytes:
+def _message(
+    cookie: int, info: bytes, source: str = "192.0.2.1", destination: str = "198.51.100.7"
+) -> bytes:
     header = bytearray(72)
     header[0] = socket.AF_INET
     header[8:12], header[24:28] = socket.inet_aton(source), socket.inet_aton(destination)
@@ -43,32 +51,52 @@ def _tcp_info(acked: int, received: int, rtt: int, rcv_rtt: int, min_rtt: int) -
 def test_a_diag_message_reads_as_the_sockets_path() -> None:
     cookie, path = parse_path(_message(77, _tcp_info(1000, 2000, 50_000, 60_000, 10_000)))  # type: ignore[misc]
     assert (cookie, path) == (77, TcpPath(1000, 2000, 50_000, 60_000, 10_000))
-    assert parse_path(_message(78, _tcp_info(1, 2, 3, 4, 5)[:140])) is None  # tcp_info without min_rtt (old kernel)
+    assert (
+        parse_path(_message(78, _tcp_info(1, 2, 3, 4, 5)[:140])) is None
+    )  # tcp_info without min_rtt (old kernel)
     assert parse_path(b"\0" * 40) is None
-    for source, destination in (("192.0.2.1", "127.0.0.53"), ("192.0.2.1", "192.0.2.1")):  # loopback, own address
+    for source, destination in (
+        ("192.0.2.1", "127.0.0.53"),
+        ("192.0.2.1", "192.0.2.1"),
+    ):  # loopback, own address
         assert parse_path(_message(79, _tcp_info(1, 2, 3, 4, 5), source, destination))[1].local  # type: ignore[index]
 
 
 def test_the_delay_is_the_lowest_rise_of_the_busy_connections_less_our_own_queue() -> None:
-    before = {1: TcpPath(0, 0, 0, 0, 10_000), 2: TcpPath(0, 0, 0, 0, 20_000), 3: TcpPath(0, 0, 0, 0, 1_000),
-              5: TcpPath(0, 0, 0, 0, 100)}
+    before = {
+        1: TcpPath(0, 0, 0, 0, 10_000),
+        2: TcpPath(0, 0, 0, 0, 20_000),
+        3: TcpPath(0, 0, 0, 0, 1_000),
+        5: TcpPath(0, 0, 0, 0, 100),
+    }
     now = {
         1: TcpPath(BUSY_BYTES, 0, 90_000, 0, 10_000),  # sending: 80 ms over its minimum
-        2: TcpPath(0, BUSY_BYTES, 0, 70_000, 20_000),  # receiving: 50 ms, of which 30 wait in our download queue
+        2: TcpPath(
+            0, BUSY_BYTES, 0, 70_000, 20_000
+        ),  # receiving: 50 ms, of which 30 wait in our download queue
         3: TcpPath(BUSY_BYTES - 1, 0, 900_000, 0, 1_000),  # not busy: left out
         4: TcpPath(10**9, 0, 10_000, 0, 10_000),  # new since the last dump: left out
         5: TcpPath(10**9, 0, 100, 0, 100, local=True),  # loopback, no queue: left out
     }
     delay = queueing_delay_s(before, now, {DOWN: 0.030})
     assert delay is not None and abs(delay - 0.020) < 1e-9
-    assert queueing_delay_s(before, {1: TcpPath(10, 0, 90_000, 0, 10_000)}, {}) is None  # nothing busy
+    assert (
+        queueing_delay_s(before, {1: TcpPath(10, 0, 90_000, 0, 10_000)}, {}) is None
+    )  # nothing busy
     assert queueing_delay_s(before, now, {UP: 1.0, DOWN: 1.0}) == 0.0  # never below nothing
 
 
 def test_link_counters_are_l3() -> None:
-    counted = l3_bytes({"rx_bytes": 15_140, "rx_packets": 10, "tx_bytes": 1500, "tx_packets": 1}, ethernet=True)
+    counted = l3_bytes(
+        {"rx_bytes": 15_140, "rx_packets": 10, "tx_bytes": 1500, "tx_packets": 1}, ethernet=True
+    )
     assert (counted.down, counted.up) == (15_000, 1486)
-    assert l3_bytes({"rx_bytes": 5, "rx_packets": 1, "tx_bytes": 7, "tx_packets": 1}, ethernet=False).up == 7
+    assert (
+        l3_bytes(
+            {"rx_bytes": 5, "rx_packets": 1, "tx_bytes": 7, "tx_packets": 1}, ethernet=False
+        ).up
+        == 7
+    )
 
 
 def test_the_kernels_answer_reads_a_real_connections_bytes_and_round_trips() -> None:
@@ -83,7 +111,9 @@ def test_the_kernels_answer_reads_a_real_connections_bytes_and_round_trips() -> 
             accepted.sendall(b"y")
             client.recv(1)  # the acknowledgements are back by now
             (cookie,) = struct.unpack("=Q", client.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8))
-            (peer_cookie,) = struct.unpack("=Q", accepted.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8))
+            (peer_cookie,) = struct.unpack(
+                "=Q", accepted.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8)
+            )
             paths = tcp_paths_here()
     sent, got = paths[cookie], paths[peer_cookie]
     assert sent.acked >= 100_000 and got.received >= 100_000, (sent, got)
@@ -97,7 +127,9 @@ def test_the_internet_links_are_those_default_routes_leave_by() -> None:
         ipr = IPRoute()
         try:
             index = ipr.link_lookup(ifname=pair.host_if)[0]
-            assert internet_links(ipr) == set()  # the pair has no default route: the estimate counts every uplink
+            assert (
+                internet_links(ipr) == set()
+            )  # the pair has no default route: the estimate counts every uplink
             ipr.route("add", dst="0.0.0.0/0", gateway=pair.peer_addr)
             assert internet_links(ipr) == {index}
         finally:

@@ -12,17 +12,22 @@ from __future__ import annotations
 import re
 import subprocess
 
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.htb import LINK_MINOR, ClassSpec, HtbHierarchy
 from chadthrottle.helper.kernel.priority_classes import (
-    FLOOR_SHARES, AppClass, ClassPlan, LinkShaping, plan_tree,
+    FLOOR_SHARES,
+    AppClass,
+    ClassPlan,
+    LinkShaping,
+    plan_tree,
 )
 from chadthrottle.priority import Priority, PriorityError, parse_priority
+from pyroute2 import IPRoute
+
 from tests.support.netns import NetnsPair, entered_netns, netns_pair, start_stream, tc_dump
 from tests.support.requirements import require_root
 from tests.support.waiting import eventually
+
 
 def test_the_plan_orders_priorities_and_keeps_limits_inside_the_link() -> None:
     plans = {p.minor: p for p in plan_tree(1_000_000, {
@@ -32,13 +37,17 @@ def test_the_plan_orders_priorities_and_keeps_limits_inside_the_link() -> None:
     assert link.rate_bps == link.ceil_bps == 950_000
     assert [plans[slot].prio for slot in (3, 5, 4)] == [0, 2, 3]
     assert plans[4].ceil_bps == 200_000 and plans[3].ceil_bps == link.rate_bps
-    assert plans[4].cburst_bytes == 65536 and plans[3].burst_bytes <= 2 * 1514  # no more ahead of a higher one
+    assert (
+        plans[4].cburst_bytes == 65536 and plans[3].burst_bytes <= 2 * 1514
+    )  # no more ahead of a higher one
     children = [p for p in plans.values() if p.parent != link.parent]
     # guaranteed floors only, more for higher priorities (a call within its floor is sent at once);
     # the rest is lent by prio
     assert sum(p.rate_bps for p in children) <= link.rate_bps * sum(FLOOR_SHARES.values())
     assert plans[3].rate_bps > max(plans[5].rate_bps, plans[4].rate_bps)
-    assert plans[5].rate_bps == plans[0xFFFF].rate_bps  # normal: the application and the default class share its floor
+    assert (
+        plans[5].rate_bps == plans[0xFFFF].rate_bps
+    )  # normal: the application and the default class share its floor
     assert all(isinstance(p, ClassPlan) for p in plans.values())
 
 
@@ -91,8 +100,12 @@ def _limit_holds_inside(pair: NetnsPair, slot: int, limit_bps: int) -> None:
                    check=True)  # fmt: skip
     stream = start_stream(pair, port, "up", seconds=30)
     try:
-        assert eventually(lambda: stream.receiver.total_bytes() > limit_bps, timeout_s=5)  # past the first bucket
-        wire = stream.receiver.rate_bps(2.0) * 1500 / 1448  # full segments' payload -> their packets
+        assert eventually(
+            lambda: stream.receiver.total_bytes() > limit_bps, timeout_s=5
+        )  # past the first bucket
+        wire = (
+            stream.receiver.rate_bps(2.0) * 1500 / 1448
+        )  # full segments' payload -> their packets
         assert abs(wire / limit_bps - 1) < 0.1, f"{wire / limit_bps:.3f} of the limit"
     finally:
         stream.stop()
@@ -100,8 +113,9 @@ def _limit_holds_inside(pair: NetnsPair, slot: int, limit_bps: int) -> None:
                        check=True)  # fmt: skip
 
 
-def test_a_linked_hierarchy_nests_classes_by_priority_holds_limits_inside_changes_in_place_and_goes_without_a_trace(
-) -> None:
+def test_a_linked_hierarchy_nests_classes_by_priority_holds_limits_inside_changes_in_place_and_goes_without_a_trace() -> (
+    None
+):
     require_root()
     l3_to_l2 = 1514 / 1500
     with netns_pair() as pair:
@@ -112,19 +126,34 @@ def test_a_linked_hierarchy_nests_classes_by_priority_holds_limits_inside_change
             tree = HtbHierarchy(ipr, ipr.link_lookup(ifname=pair.host_if)[0], Direction.UP, l3_to_l2=l3_to_l2,
                                 link=LinkShaping(1_000_000))  # fmt: skip
             tree.create()
-            tree.sync({3: ClassSpec(0, 0, Priority.CRITICAL), 4: ClassSpec(200_000, 65536, Priority.LOW)}, 0.0)
+            tree.sync(
+                {3: ClassSpec(0, 0, Priority.CRITICAL), 4: ClassSpec(200_000, 65536, Priority.LOW)},
+                0.0,
+            )
             classes = _classes(pair.host_ns, pair.host_if)
             assert set(classes) == {"c7ad:fffe", "c7ad:3", "c7ad:4", "c7ad:fffc", "c7ad:ffff"}
             assert classes["c7ad:fffe"]["root"] is True, classes["c7ad:fffe"]
             assert {h: classes[h].get("parent") for h in ("c7ad:3", "c7ad:4", "c7ad:ffff")} == dict.fromkeys(
                 ("c7ad:3", "c7ad:4", "c7ad:ffff"), "c7ad:fffe")  # fmt: skip
-            assert [classes[h]["prio"] for h in ("c7ad:3", "c7ad:fffc", "c7ad:ffff", "c7ad:4")] == [0, 1, 2, 3]
+            assert [classes[h]["prio"] for h in ("c7ad:3", "c7ad:fffc", "c7ad:ffff", "c7ad:4")] == [
+                0,
+                1,
+                2,
+                3,
+            ]
             link_rate = classes["c7ad:fffe"]["rate"]
             assert classes["c7ad:4"]["ceil"] < link_rate == classes["c7ad:3"]["ceil"]
             _limit_holds_inside(pair, slot=4, limit_bps=200_000)
 
-            tree.sync({3: ClassSpec(0, 0, Priority.CRITICAL)}, 0.0)  # the low one goes, the rest stay
-            assert set(_classes(pair.host_ns, pair.host_if)) == {"c7ad:fffe", "c7ad:3", "c7ad:fffc", "c7ad:ffff"}
+            tree.sync(
+                {3: ClassSpec(0, 0, Priority.CRITICAL)}, 0.0
+            )  # the low one goes, the rest stay
+            assert set(_classes(pair.host_ns, pair.host_if)) == {
+                "c7ad:fffe",
+                "c7ad:3",
+                "c7ad:fffc",
+                "c7ad:ffff",
+            }
             tree.relink(LinkShaping(2_000_000))
             tree.sync({3: ClassSpec(0, 0, Priority.CRITICAL)}, 0.0)
             assert _classes(pair.host_ns, pair.host_if)["c7ad:fffe"]["rate"] > 1.9 * link_rate

@@ -6,6 +6,7 @@ import os
 import subprocess
 
 from chadthrottle.helper.kernel.proc_events import ProcessLineage, open_proc_events
+
 from tests.support.requirements import require, require_root
 
 
@@ -33,5 +34,8 @@ def test_lineage_forgets_the_oldest_first() -> None:
     lineage.forked(1, 11)
     lineage.execd(11)
     lineage.forked(10, 12)
-    assert (lineage.same_program_parent(10), lineage.same_program_parent(11), lineage.same_program_parent(12)) == (
-        None, None, 10)
+    assert (
+        lineage.same_program_parent(10),
+        lineage.same_program_parent(11),
+        lineage.same_program_parent(12),
+    ) == (None, None, 10)

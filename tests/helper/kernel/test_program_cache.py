@@ -13,12 +13,16 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_flags
 from chadthrottle.helper.kernel.program_cache import (
-    CACHE_FILE, CacheRefused, cache_key, obtain_program_set, read_cached, write_cache,
+    CACHE_FILE,
+    CacheRefused,
+    cache_key,
+    obtain_program_set,
+    read_cached,
+    write_cache,
 )
 from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
 
@@ -69,7 +73,9 @@ def cache_dir(tmp_path: Path) -> Path:
 
 def _obtain(cache_dir: Path, sources: Path, extra_flags: tuple[str, ...] = (),
             kernel: tuple[str, str] | None = None) -> str:  # fmt: skip
-    program_set, origin = obtain_program_set(cache_dir, sources, compile_flags(sources) + list(extra_flags), kernel)
+    program_set, origin = obtain_program_set(
+        cache_dir, sources, compile_flags(sources) + list(extra_flags), kernel
+    )
     loaded = LoadedPrograms(program_set)  # whatever it came from, the kernel takes it
     try:
         assert set(loaded.program_fds) == set(PROGRAMS)
@@ -78,7 +84,9 @@ def _obtain(cache_dir: Path, sources: Path, extra_flags: tuple[str, ...] = (),
     return origin
 
 
-def test_a_stored_set_is_used_until_kernel_source_or_flags_change(cache_dir: Path, sources: Path) -> None:
+def test_a_stored_set_is_used_until_kernel_source_or_flags_change(
+    cache_dir: Path, sources: Path
+) -> None:
     assert _obtain(cache_dir, sources) == "built"
     stored = cache_dir / CACHE_FILE
     assert (stored.stat().st_uid, stored.stat().st_mode & 0o777) == (0, 0o600)
@@ -135,7 +143,11 @@ def _replace_with_a_symlink(path: Path) -> None:
     ids=["corrupt", "partial", "foreign-owned", "group-writable", "symlink"],
 )
 def test_an_untrustworthy_file_is_refused_rebuilt_and_replaced(
-    cache_dir: Path, headers: None, built_once: tuple[Path, bytes], damage: Callable[[Path], None], reason: str
+    cache_dir: Path,
+    headers: None,
+    built_once: tuple[Path, bytes],
+    damage: Callable[[Path], None],
+    reason: str,
 ) -> None:
     sources, good = built_once
     stored = cache_dir / CACHE_FILE
@@ -147,12 +159,17 @@ def test_an_untrustworthy_file_is_refused_rebuilt_and_replaced(
     with pytest.raises(CacheRefused, match=reason):
         read_cached(cache_dir, key)
     assert _obtain(cache_dir, sources) == "built"
-    assert not stored.is_symlink() and (stored.stat().st_uid, stored.stat().st_mode & 0o777) == (0, 0o600)
+    assert not stored.is_symlink() and (stored.stat().st_uid, stored.stat().st_mode & 0o777) == (
+        0,
+        0o600,
+    )
     read_cached(cache_dir, key)  # the replacement is trusted
     assert _obtain(cache_dir, sources) == "cache"
 
 
-def test_a_directory_others_may_write_is_neither_read_nor_written(cache_dir: Path, sources: Path) -> None:
+def test_a_directory_others_may_write_is_neither_read_nor_written(
+    cache_dir: Path, sources: Path
+) -> None:
     cache_dir.chmod(0o777)
     assert _obtain(cache_dir, sources) == "built"
     assert not (cache_dir / CACHE_FILE).exists()
@@ -178,7 +195,9 @@ def test_a_stored_set_the_kernel_refuses_is_compiled_again(cache_dir: Path, head
     flags = compile_flags(source_dir)
     good, _origin = obtain_program_set(cache_dir, source_dir, flags)
     key = cache_key(source_dir, flags)
-    write_cache(cache_dir, key, ProgramSet(good.btf, good.maps, {**good.programs, "chadt_sock": EXIT_ONLY}))
+    write_cache(
+        cache_dir, key, ProgramSet(good.btf, good.maps, {**good.programs, "chadt_sock": EXIT_ONLY})
+    )
     assert read_cached(cache_dir, key).programs["chadt_sock"] == EXIT_ONLY  # trusted, but wrong
     datapath = Datapath(cache_dir=cache_dir)
     datapath.open()

@@ -8,7 +8,6 @@ import struct
 from typing import Any
 
 import pytest
-
 from chadthrottle.helper.kernel.bpf_objects import MapSpec
 from chadthrottle.helper.kernel.program_set import PROGRAMS, InvalidProgramSet, ProgramSet, relocate
 
@@ -59,8 +58,19 @@ def test_a_json_round_trip_keeps_the_set() -> None:
         (lambda d: d.update(maps=[]), "between 1 and 64 maps"),
         (lambda d: d.update(programs=[]), "malformed"),
     ],
-    ids=["no-btf", "bad-base64", "missing-program", "extra-program", "number-too-big", "number-as-text",
-         "bad-map-name", "unknown-field", "duplicate-map", "no-maps", "programs-not-a-mapping"],  # fmt: skip
+    ids=[
+        "no-btf",
+        "bad-base64",
+        "missing-program",
+        "extra-program",
+        "number-too-big",
+        "number-as-text",
+        "bad-map-name",
+        "unknown-field",
+        "duplicate-map",
+        "no-maps",
+        "programs-not-a-mapping",
+    ],  # fmt: skip
 )
 def test_a_malformed_document_is_refused(change: Any, reason: str) -> None:
     document = _set().to_json()

@@ -7,7 +7,12 @@ import socket
 import struct
 import sys
 
-from chadthrottle.helper.kernel.socket_diag import INET_DIAG_INFO, parse_diag_message, tcp_bytes_of_netns
+from chadthrottle.helper.kernel.socket_diag import (
+    INET_DIAG_INFO,
+    parse_diag_message,
+    tcp_bytes_of_netns,
+)
+
 from tests.support.netns import NetnsPair, nsenter_argv, spawn
 from tests.support.requirements import require_root
 
@@ -33,7 +38,10 @@ def test_bytes_of_sockets_in_the_own_namespace() -> None:
         received, acked = counts[os.fstat(server.fileno()).st_ino]
         assert received == 300_000 and acked == 777
         received, acked = counts[os.fstat(client.fileno()).st_ino]
-        assert received == 777 and acked in (300_000, 300_001)  # the initiator's count includes its SYN
+        assert received == 777 and acked in (
+            300_000,
+            300_001,
+        )  # the initiator's count includes its SYN
         assert counts[os.fstat(listener.fileno()).st_ino] == (0, 0)
 
 
@@ -60,11 +68,15 @@ def test_a_message_without_tcp_info_has_no_counts() -> None:
     message = bytearray(72)
     struct.pack_into("=I", message, 68, 99)
     assert parse_diag_message(bytes(message)) == (99, None)
-    short_info = struct.pack("=HH", 4 + 100, INET_DIAG_INFO) + bytes(100)  # an old kernel's tcp_info
+    short_info = struct.pack("=HH", 4 + 100, INET_DIAG_INFO) + bytes(
+        100
+    )  # an old kernel's tcp_info
     assert parse_diag_message(bytes(message) + short_info) == (99, None)
     info = bytearray(136)
     struct.pack_into("=QQ", info, 120, 5, 6)
-    assert parse_diag_message(bytes(message) + struct.pack("=HH", 4 + 136, INET_DIAG_INFO) + bytes(info)) == (99, (6, 5))
+    assert parse_diag_message(
+        bytes(message) + struct.pack("=HH", 4 + 136, INET_DIAG_INFO) + bytes(info)
+    ) == (99, (6, 5))
 
 
 def test_rtt_of_established_sockets_and_of_an_application() -> None:
@@ -79,12 +91,16 @@ def test_rtt_of_established_sockets_and_of_an_application() -> None:
         client.sendall(b"x" * 1000)
         assert len(server.recv(1000)) == 1000
         rtts = tcp_rtt_here()
-        assert 0 < rtts[os.fstat(client.fileno()).st_ino] < 1_000_000  # loopback: well under a second
+        assert (
+            0 < rtts[os.fstat(client.fileno()).st_ino] < 1_000_000
+        )  # loopback: well under a second
         assert os.fstat(listener.fileno()).st_ino not in rtts
         watch = RttWatch(every_s=60.0)
         assert watch.due()
         watch.measure({"exe:/self": [os.getpid()]})
-        assert 0 < watch.rtt_us["exe:/self"] < 1_000_000 and watch.elsewhere == {} and not watch.due()
+        assert (
+            0 < watch.rtt_us["exe:/self"] < 1_000_000 and watch.elsewhere == {} and not watch.due()
+        )
 
 
 def test_rtt_of_an_application_in_another_namespace_and_where_it_is(pair: NetnsPair) -> None:
@@ -102,15 +118,29 @@ def test_rtt_of_an_application_in_another_namespace_and_where_it_is(pair: NetnsP
         watch.measure({"exe:/elsewhere": [process.pid], "exe:/gone": [2**22 + 1]})
         assert 0 < watch.rtt_us["exe:/elsewhere"] < 1_000_000 and "exe:/gone" not in watch.rtt_us
         assert watch.elsewhere == {"exe:/elsewhere": os.readlink(f"/proc/{process.pid}/ns/net")}
-        assert elsewhere_of([os.getpid(), process.pid]) == watch.elsewhere["exe:/elsewhere"]  # read on the spot
+        assert (
+            elsewhere_of([os.getpid(), process.pid]) == watch.elsewhere["exe:/elsewhere"]
+        )  # read on the spot
         assert elsewhere_of([os.getpid()]) == ""
-        mine = os.getpid()  # a process of another user (uid 4242 here) in the helper's namespace: not elsewhere
+        mine = (
+            os.getpid()
+        )  # a process of another user (uid 4242 here) in the helper's namespace: not elsewhere
         watch.measure({"exe:/elsewhere": [process.pid, mine]}, uids={process.pid: 0, mine: 4242})
         there = watch.elsewhere["exe:/elsewhere"]
-        assert watch.seen_by("exe:/elsewhere", 0)[1] == there and watch.seen_by("exe:/elsewhere", 0)[0] > 0
-        assert watch.seen_by("exe:/elsewhere", 4242)[1] == "" and watch.seen_by("exe:/elsewhere", None)[1] == there
-        watch.measure({"exe:/elsewhere": [process.pid]}, rtt=False)  # nobody looking: no dump, no stale rtt
-        assert watch.rtt_us == {} and watch.elsewhere == {"exe:/elsewhere": os.readlink(f"/proc/{process.pid}/ns/net")}
+        assert (
+            watch.seen_by("exe:/elsewhere", 0)[1] == there
+            and watch.seen_by("exe:/elsewhere", 0)[0] > 0
+        )
+        assert (
+            watch.seen_by("exe:/elsewhere", 4242)[1] == ""
+            and watch.seen_by("exe:/elsewhere", None)[1] == there
+        )
+        watch.measure(
+            {"exe:/elsewhere": [process.pid]}, rtt=False
+        )  # nobody looking: no dump, no stale rtt
+        assert watch.rtt_us == {} and watch.elsewhere == {
+            "exe:/elsewhere": os.readlink(f"/proc/{process.pid}/ns/net")
+        }
     finally:
         process.kill()
         process.wait(10)

@@ -9,13 +9,13 @@ import subprocess
 import time
 
 import pytest
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
-from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers, remove_unadopted
+from pyroute2 import IPRoute
+
 from tests.support.netns import NetnsPair, entered_netns, start_stream, tc_dump, tc_shaper_in
 from tests.support.tun_link import tun_link
 
@@ -53,7 +53,9 @@ def test_first_limit_creates_and_last_removes_everything(pair: NetnsPair, shaper
     root = _root_of(pair, pair.host_if)
     shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {2: LIMIT}})
     during = tc_dump(pair.host_ns)
-    assert _root_of(pair, pair.host_if) == root, "the uplink's root qdisc is not the shaper's to replace"
+    assert _root_of(pair, pair.host_if) == root, (
+        "the uplink's root qdisc is not the shaper's to replace"
+    )
     assert "qdisc clsact ffff:" in during and during.count(f"qdisc htb {HTB_MAJOR:x}: root") == 2
     assert "chadt_tc_in" in during and "chadt_tc_out" in during
     assert _ifb_aliases(pair) == ["chadthrottle download shaper", "chadthrottle upload shaper"]
@@ -73,12 +75,34 @@ def test_changing_a_rate_changes_the_class(pair: NetnsPair, shaper: TcShaper) ->
     assert _tc_rate(4_000_000) in classes and _tc_rate(1_000_000) not in classes
 
 
-def test_a_foreign_root_qdisc_is_left_intact_and_uploads_are_shaped_anyway(pair: NetnsPair, shaper: TcShaper) -> None:
+def test_a_foreign_root_qdisc_is_left_intact_and_uploads_are_shaped_anyway(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
     """Uploads are caught on the clsact egress hook, before the root qdisc:
     somebody's root (a tbf here) stays as it is, and packets the upload IFB
     shaped go through it afterwards."""
-    subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "add", "dev", pair.host_if, "root", "handle", "1:",
-                    "tbf", "rate", "1gbit", "burst", "1mb", "latency", "50ms"], check=True)
+    subprocess.run(
+        [
+            "tc",
+            "-n",
+            pair.host_ns,
+            "qdisc",
+            "add",
+            "dev",
+            pair.host_if,
+            "root",
+            "handle",
+            "1:",
+            "tbf",
+            "rate",
+            "1gbit",
+            "burst",
+            "1mb",
+            "latency",
+            "50ms",
+        ],
+        check=True,
+    )
     before = tc_dump(pair.host_ns)
     root = _root_of(pair, pair.host_if)
     shaper.reconcile({Direction.UP: {1: LIMIT}})
@@ -88,19 +112,27 @@ def test_a_foreign_root_qdisc_is_left_intact_and_uploads_are_shaped_anyway(pair:
     assert tc_dump(pair.host_ns) == before
 
 
-def test_a_root_qdisc_the_kernel_attached_is_left_as_it_is(pair: NetnsPair, shaper: TcShaper) -> None:
+def test_a_root_qdisc_the_kernel_attached_is_left_as_it_is(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
     """A multi-queue device gets the kernel's mq root, handle 0, as a device gets
     whatever net.core.default_qdisc names (fq, cake, ...): it stays while
     uploads are limited (before 2026-12-03 an HTB took its place)."""
-    subprocess.run(["ip", "-n", pair.host_ns, "tuntap", "add", "dev", "ctmq0", "mode", "tun", "multi_queue"],
-                   check=True)
+    subprocess.run(
+        ["ip", "-n", pair.host_ns, "tuntap", "add", "dev", "ctmq0", "mode", "tun", "multi_queue"],
+        check=True,
+    )
     try:
         subprocess.run(["ip", "-n", pair.host_ns, "link", "set", "ctmq0", "up"], check=True)
         before = tc_dump(pair.host_ns)
         assert "qdisc mq 0: root" in before
         shaper.reconcile({Direction.UP: {1: LIMIT}})
-        during = subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "show", "dev", "ctmq0"],
-                                capture_output=True, text=True, check=True).stdout
+        during = subprocess.run(
+            ["tc", "-n", pair.host_ns, "qdisc", "show", "dev", "ctmq0"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert "qdisc mq 0: root" in during and "qdisc clsact ffff:" in during
         shaper.reconcile({})
         assert tc_dump(pair.host_ns) == before
@@ -133,8 +165,12 @@ def test_what_a_killed_shaper_left_is_adopted_as_it_is(pair: NetnsPair, datapath
         try:
             adopting.reconcile(wanted)
             assert tc_dump(pair.host_ns) == limited, "the adopting shaper changed what matched"
-            adopting.reconcile(wanted)  # the takeover finishes: the filter's program is swapped in place
-            action_index = re.compile(r"\tindex \d+ ref")  # the swapped filter's mirred is a new action
+            adopting.reconcile(
+                wanted
+            )  # the takeover finishes: the filter's program is swapped in place
+            action_index = re.compile(
+                r"\tindex \d+ ref"
+            )  # the swapped filter's mirred is a new action
             assert action_index.sub("", tc_dump(pair.host_ns)) == action_index.sub("", limited)
             assert adopting.active_directions() == {Direction.UP, Direction.DOWN}
         finally:
@@ -157,9 +193,13 @@ def test_an_adopted_class_that_differs_is_changed_and_one_not_wanted_is_held_unt
             adopting.reconcile({Direction.DOWN: {1: ClassSpec(2_000_000, 131072)}})
             classes = tc_dump(pair.host_ns)
             assert _tc_rate(2_000_000) in classes  # slot 1, changed in place
-            assert f"class htb {HTB_MAJOR:x}:2 " in classes and _tc_rate(1_000_000) in classes  # held at its rate
+            assert (
+                f"class htb {HTB_MAJOR:x}:2 " in classes and _tc_rate(1_000_000) in classes
+            )  # held at its rate
             adopting.reconcile({Direction.DOWN: {1: ClassSpec(2_000_000, 131072)}})
-            assert "rate 100Gbit" in tc_dump(pair.host_ns).split(f"class htb {HTB_MAJOR:x}:2 ")[1]  # retiring
+            assert (
+                "rate 100Gbit" in tc_dump(pair.host_ns).split(f"class htb {HTB_MAJOR:x}:2 ")[1]
+            )  # retiring
         finally:
             adopting.close()
             _ipr.close()
@@ -167,7 +207,9 @@ def test_an_adopted_class_that_differs_is_changed_and_one_not_wanted_is_held_unt
         ipr.close()
 
 
-def test_what_a_killed_shaper_left_and_nobody_adopts_is_removed(pair: NetnsPair, datapath: Datapath) -> None:
+def test_what_a_killed_shaper_left_and_nobody_adopts_is_removed(
+    pair: NetnsPair, datapath: Datapath
+) -> None:
     before = tc_dump(pair.host_ns)
     ipr, killed = _shaper(pair.host_ns, datapath)
     try:
@@ -180,7 +222,9 @@ def test_what_a_killed_shaper_left_and_nobody_adopts_is_removed(pair: NetnsPair,
         ipr.close()
 
 
-def test_a_killed_shapers_objects_are_left_to_a_shaper_of_its_own_instance(pair: NetnsPair, datapath: Datapath) -> None:
+def test_a_killed_shapers_objects_are_left_to_a_shaper_of_its_own_instance(
+    pair: NetnsPair, datapath: Datapath
+) -> None:
     """Every helper on the machine shares the journals: another helper (another
     state directory: a test session beside this one) neither removes nor adopts
     what a killed one left; its successor adopts it all, as it is."""
@@ -189,19 +233,26 @@ def test_a_killed_shapers_objects_are_left_to_a_shaper_of_its_own_instance(pair:
     try:
         killed.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
         left = tc_dump(pair.host_ns)
-        ifbs = {direction: {hook.ifb_name for hook in killed._hooks[direction].values()} for direction in Direction}
+        ifbs = {
+            direction: {hook.ifb_name for hook in killed._hooks[direction].values()}
+            for direction in Direction
+        }
         _abandon(killed)
         assert remove_unadopted(ipr, "another-helper") == 0
         _ipr, another = _shaper(pair.host_ns, datapath, instance="another-helper")
         try:
-            assert not any(another._hooks.values()), "another helper adopted a killed helper's objects"
+            assert not any(another._hooks.values()), (
+                "another helper adopted a killed helper's objects"
+            )
         finally:
             another.close()
             _ipr.close()
         assert tc_dump(pair.host_ns) == left
         _ipr, successor = _shaper(pair.host_ns, datapath, instance="killed-helper")
         try:
-            assert {d: {hook.ifb_name for hook in successor._hooks[d].values()} for d in Direction} == ifbs
+            assert {
+                d: {hook.ifb_name for hook in successor._hooks[d].values()} for d in Direction
+            } == ifbs
         finally:
             successor.close()
             _ipr.close()
@@ -210,23 +261,45 @@ def test_a_killed_shapers_objects_are_left_to_a_shaper_of_its_own_instance(pair:
         ipr.close()
 
 
-def test_a_crash_between_the_record_and_the_object_leaves_nothing_adopted(pair: NetnsPair, datapath: Datapath) -> None:
+def test_a_crash_between_the_record_and_the_object_leaves_nothing_adopted(
+    pair: NetnsPair, datapath: Datapath
+) -> None:
     """Entries are written before their objects: an entry whose object never
     came (or was replaced by somebody else's) is dropped, the object left."""
     ipr, killed = _shaper(pair.host_ns, datapath)
     try:
         ifindex = ipr.link_lookup(ifname=pair.host_if)[0]
         killed._journal.root(ifindex, pair.host_if)  # an earlier version's root...
-        killed._journal.ifb(ifindex, pair.host_if, "ctifbdeadbeef", Direction.UP)  # ...and killed before creating them
+        killed._journal.ifb(
+            ifindex, pair.host_if, "ctifbdeadbeef", Direction.UP
+        )  # ...and killed before creating them
         _abandon(killed)
-        subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "add", "dev", pair.host_if, "root", "handle", "c7ad:",
-                        "htb", "default", "ffff"], check=True)  # somebody else's, in its place
+        subprocess.run(
+            [
+                "tc",
+                "-n",
+                pair.host_ns,
+                "qdisc",
+                "add",
+                "dev",
+                pair.host_if,
+                "root",
+                "handle",
+                "c7ad:",
+                "htb",
+                "default",
+                "ffff",
+            ],
+            check=True,
+        )  # somebody else's, in its place
         before = tc_dump(pair.host_ns)
         root = _root_of(pair, pair.host_if)
         _ipr, adopting = _shaper(pair.host_ns, datapath)
         try:
             adopting.reconcile({Direction.UP: {1: LIMIT}})
-            assert _root_of(pair, pair.host_if) == root and "ctifbdeadbeef" not in tc_dump(pair.host_ns)
+            assert _root_of(pair, pair.host_if) == root and "ctifbdeadbeef" not in tc_dump(
+                pair.host_ns
+            )
         finally:
             adopting.close()
             _ipr.close()
@@ -235,7 +308,9 @@ def test_a_crash_between_the_record_and_the_object_leaves_nothing_adopted(pair: 
         ipr.close()
 
 
-def test_objects_that_only_look_like_ours_are_reported_and_left_alone(pair: NetnsPair, datapath: Datapath) -> None:
+def test_objects_that_only_look_like_ours_are_reported_and_left_alone(
+    pair: NetnsPair, datapath: Datapath
+) -> None:
     """A user's htb and tbf roots with our handle, and a device named like our
     IFBs: a start, limits each way, clearing them and closing leave them as
     they were (uploads through those devices are shaped on their egress hook,
@@ -243,7 +318,9 @@ def test_objects_that_only_look_like_ours_are_reported_and_left_alone(pair: Netn
     tag = pair.host_ns[-6:]
     user_htb, user_tbf, user_ifb = f"cth{tag}u1", f"cth{tag}u2", "ctifb2"
     netns = ["ip", "-n", pair.host_ns]
-    subprocess.run([*netns, "link", "add", user_htb, "type", "veth", "peer", "name", user_tbf], check=True)
+    subprocess.run(
+        [*netns, "link", "add", user_htb, "type", "veth", "peer", "name", user_tbf], check=True
+    )
     subprocess.run([*netns, "link", "add", user_ifb, "type", "ifb"], check=True)
     for name in (user_htb, user_tbf, user_ifb):
         subprocess.run([*netns, "link", "set", name, "up"], check=True)
@@ -275,7 +352,9 @@ def _configuration(netns: str) -> str:
     return re.sub(r"direct_packets_stat \d+", "direct_packets_stat N", tc_dump(netns))
 
 
-def test_an_uplink_that_goes_down_and_up_keeps_its_objects(pair: NetnsPair, shaper: TcShaper) -> None:
+def test_an_uplink_that_goes_down_and_up_keeps_its_objects(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
     """Down, the kernel keeps the qdiscs and filters; so does the shaper, and
     traffic finds them when the link is back (before: the IFB was deleted
     under a filter that still redirected to it, and downloads were lost)."""
@@ -288,7 +367,11 @@ def test_an_uplink_that_goes_down_and_up_keeps_its_objects(pair: NetnsPair, shap
     subprocess.run(["ip", "-n", pair.host_ns, "link", "set", pair.host_if, "up"], check=True)
     shaper._links = (float("-inf"), [])
     shaper.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
-    assert _without_link_state(down) == _without_link_state(limited) == _without_link_state(tc_dump(pair.host_ns))
+    assert (
+        _without_link_state(down)
+        == _without_link_state(limited)
+        == _without_link_state(tc_dump(pair.host_ns))
+    )
 
 
 def _without_link_state(dump: str) -> str:
@@ -325,27 +408,38 @@ def test_a_lifted_limit_drains_before_its_class_goes(pair: NetnsPair, datapath: 
         shaper.reconcile({Direction.UP: {3: LIMIT}})
         shaper.reconcile({})
         classes = _classes(pair, shaper, Direction.UP)
-        assert f"class htb {HTB_MAJOR:x}:3 " in classes and "rate 100Gbit" in classes.split(f"{HTB_MAJOR:x}:3 ")[1]
+        assert (
+            f"class htb {HTB_MAJOR:x}:3 " in classes
+            and "rate 100Gbit" in classes.split(f"{HTB_MAJOR:x}:3 ")[1]
+        )
         assert shaper.active_directions() == set()
         time.sleep(0.35)
         shaper.reconcile({})
         assert tc_dump(pair.host_ns) == before
 
 
-def test_a_thousand_applications_get_a_thousand_independent_classes(pair: NetnsPair, shaper: TcShaper) -> None:
+def test_a_thousand_applications_get_a_thousand_independent_classes(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
     before = tc_dump(pair.host_ns)
-    wanted = {slot: ClassSpec(rate_bps=100_000 + slot * 1000, burst_bytes=131072) for slot in range(1, 1001)}
+    wanted = {
+        slot: ClassSpec(rate_bps=100_000 + slot * 1000, burst_bytes=131072)
+        for slot in range(1, 1001)
+    }
     shaper.reconcile({Direction.UP: wanted, Direction.DOWN: wanted})
     classes = _classes(pair, shaper, Direction.UP).splitlines()
     assert len(classes) == 1001  # and the default class
-    assert any(f"{HTB_MAJOR:x}:3e8 " in line and _tc_rate(1_100_000) in line for line in classes)  # slot 1000
+    assert any(
+        f"{HTB_MAJOR:x}:3e8 " in line and _tc_rate(1_100_000) in line for line in classes
+    )  # slot 1000
     shaper.reconcile({})
     assert tc_dump(pair.host_ns) == before
 
 
 @pytest.mark.parametrize("direction", [Direction.DOWN, Direction.UP], ids=["download", "upload"])
-def test_traffic_over_a_link_without_ethernet_headers_is_shaped(pair: NetnsPair, datapath: Datapath,
-                                                                shaper: TcShaper, direction: Direction) -> None:
+def test_traffic_over_a_link_without_ethernet_headers_is_shaped(
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper, direction: Direction
+) -> None:
     """VPNs (tun, WireGuard) and PPP hand tc packets that begin with the IP
     header: read as Ethernet frames, no download matched and none was limited.
     Uploads are classified before any header (skb->priority) and their IFB's
@@ -357,10 +451,16 @@ def test_traffic_over_a_link_without_ethernet_headers_is_shaped(pair: NetnsPair,
         try:
             datapath.set_process_slot(stream.app_pid, 3)
             shaper.reconcile({direction: {3: LIMIT}})
-            assert ("chadt_tc_in_l3" if direction is Direction.DOWN else "chadt_tc_out") in tc_dump(pair.host_ns)
-            time.sleep(1.0 + 2.0)  # slow start overfills the leaf queue at first (no window clamp here)
+            assert ("chadt_tc_in_l3" if direction is Direction.DOWN else "chadt_tc_out") in tc_dump(
+                pair.host_ns
+            )
+            time.sleep(
+                1.0 + 2.0
+            )  # slow start overfills the leaf queue at first (no window clamp here)
             read = stream.receiver.rate_bps(4.0) * 1500 / 1448  # L3, as the limit counts
-            assert 0.9 * LIMIT.rate_bps <= read <= 1.1 * LIMIT.rate_bps, f"read {read / LIMIT.rate_bps:.3f} of the limit"
+            assert 0.9 * LIMIT.rate_bps <= read <= 1.1 * LIMIT.rate_bps, (
+                f"read {read / LIMIT.rate_bps:.3f} of the limit"
+            )
         finally:
             stream.stop()
             shaper.reconcile({})
@@ -375,7 +475,9 @@ def test_uplinks_share_one_upload_ifb_that_a_killed_shaper_leaves_for_the_next_t
     killed too, removed by the cleanup, down to the last clsact."""
     extra = f"cth{pair.host_ns[-6:]}y"
     netns = ["ip", "-n", pair.host_ns]
-    subprocess.run([*netns, "link", "add", extra, "type", "veth", "peer", "name", extra + "p"], check=True)
+    subprocess.run(
+        [*netns, "link", "add", extra, "type", "veth", "peer", "name", extra + "p"], check=True
+    )
     try:
         for name in (extra, extra + "p"):
             subprocess.run([*netns, "link", "set", name, "up"], check=True)

@@ -12,8 +12,6 @@ import random
 import re
 import subprocess
 
-from pyroute2 import IPRoute
-
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ACK_MINOR, DEFAULT_MINOR, ClassSpec
@@ -22,6 +20,8 @@ from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_unadopted
 from chadthrottle.priority import Priority
+from pyroute2 import IPRoute
+
 from tests.support.netns import NetnsPair, entered_netns, start_stream, tc_dump
 
 LINK = LinkShaping(capacity_bps=1_250_000)  # 10 Mbit/s
@@ -43,7 +43,11 @@ def _kbit(rate_bps: float) -> str:
 
 
 def _class_line(classes: str, minor: int) -> str:
-    return next(line for line in classes.splitlines() if line.startswith(f"class htb {HTB_MAJOR:x}:{minor:x} "))
+    return next(
+        line
+        for line in classes.splitlines()
+        if line.startswith(f"class htb {HTB_MAJOR:x}:{minor:x} ")
+    )
 
 
 def _shaper(netns: str, datapath: Datapath) -> tuple[IPRoute, TcShaper]:
@@ -61,13 +65,20 @@ def test_a_link_carries_the_priority_tree_and_its_going_restores_the_namespace(
     shaper.set_link(Direction.UP, LINK)
     shaper.reconcile({})  # a link alone: the tree with its default class, for every upload
     tree = _classes(pair, shaper, Direction.UP)
-    assert f"class htb {HTB_MAJOR:x}:fffe root" in tree and f"parent {HTB_MAJOR:x}:fffe" in _class_line(tree, 0xFFFF)
+    assert (
+        f"class htb {HTB_MAJOR:x}:fffe root" in tree
+        and f"parent {HTB_MAJOR:x}:fffe" in _class_line(tree, 0xFFFF)
+    )
     assert "chadt_tc_out" in tc_dump(pair.host_ns) and shaper.linked_directions() == {Direction.UP}
     shaper.reconcile({Direction.UP: {3: CALL, 4: LIMITED}})
     tree = _classes(pair, shaper, Direction.UP)
     assert " prio 0 " in _class_line(tree, 3) and " prio 3 " in _class_line(tree, 4)
-    assert f"ceil {_kbit(LIMITED.rate_bps)}" in _class_line(tree, 4), _class_line(tree, 4)  # its limit, its ceiling
-    assert datapath._maps["upload_pacing"].get(3).rate_bps == round(LINK.capacity_bps * 0.95)  # classified
+    assert f"ceil {_kbit(LIMITED.rate_bps)}" in _class_line(tree, 4), _class_line(
+        tree, 4
+    )  # its limit, its ceiling
+    assert datapath._maps["upload_pacing"].get(3).rate_bps == round(
+        LINK.capacity_bps * 0.95
+    )  # classified
     shaper.set_link(Direction.UP, LinkShaping(2_500_000))  # a new capacity: in place
     shaper.reconcile({Direction.UP: {3: CALL, 4: LIMITED}})
     assert f"ceil {_kbit(2_500_000 * 0.95)}" in _class_line(_classes(pair, shaper, Direction.UP), 3)
@@ -87,7 +98,9 @@ def test_a_link_carries_the_priority_tree_and_its_going_restores_the_namespace(
     assert tc_dump(pair.host_ns) == before, "the last link's going left something behind"
 
 
-def test_a_killed_shapers_linked_tree_is_adopted_in_place(pair: NetnsPair, datapath: Datapath) -> None:
+def test_a_killed_shapers_linked_tree_is_adopted_in_place(
+    pair: NetnsPair, datapath: Datapath
+) -> None:
     before = tc_dump(pair.host_ns)
     wanted = {Direction.UP: {3: CALL, 4: LIMITED}, Direction.DOWN: {3: CALL}}
     ipr, killed = _shaper(pair.host_ns, datapath)
@@ -103,7 +116,9 @@ def test_a_killed_shapers_linked_tree_is_adopted_in_place(pair: NetnsPair, datap
             for direction in Direction:
                 adopting.set_link(direction, LINK)
             adopting.reconcile(wanted)
-            adopting.reconcile(wanted)  # the takeover finishes: the filters' programs swapped in place
+            adopting.reconcile(
+                wanted
+            )  # the takeover finishes: the filters' programs swapped in place
             assert ACTION_INDEX.sub("", tc_dump(pair.host_ns)) == ACTION_INDEX.sub("", linked)
             assert adopting.linked_directions() == {Direction.UP, Direction.DOWN}
         finally:
@@ -114,14 +129,18 @@ def test_a_killed_shapers_linked_tree_is_adopted_in_place(pair: NetnsPair, datap
         ipr.close()
 
 
-def _class_packets(pair: NetnsPair, shaper: TcShaper, direction: Direction, minor: int = DEFAULT_MINOR) -> int:
+def _class_packets(
+    pair: NetnsPair, shaper: TcShaper, direction: Direction, minor: int = DEFAULT_MINOR
+) -> int:
     (ifb,) = {hook.ifb_name for hook in shaper._hooks[direction].values()}
     shown = subprocess.run(["tc", "-n", pair.host_ns, "-s", "class", "show", "dev", ifb, "classid",
                             f"{HTB_MAJOR:x}:{minor:x}"], capture_output=True, text=True, check=True).stdout  # fmt: skip
     return int(re.search(r"Sent \d+ bytes (\d+) pkt", shown).group(1))  # type: ignore[union-attr]
 
 
-def test_under_a_link_every_packet_goes_through_the_tree_both_ways(pair: NetnsPair, shaper: TcShaper) -> None:
+def test_under_a_link_every_packet_goes_through_the_tree_both_ways(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
     """Traffic of applications without a class (an untagged TCP upload here)
     reaches the IFBs through the catch-all, its data is sent from the default
     class, its acknowledgements from their own class (not behind anybody's
@@ -138,19 +157,26 @@ def test_under_a_link_every_packet_goes_through_the_tree_both_ways(pair: NetnsPa
     finally:
         stream.stop()
     link_bytes = LINK.capacity_bps * 0.95 * seconds
-    assert 0.5 * link_bytes < sent < 1.15 * link_bytes, f"{sent} bytes in {seconds} s: not held under the link"
+    assert 0.5 * link_bytes < sent < 1.15 * link_bytes, (
+        f"{sent} bytes in {seconds} s: not held under the link"
+    )
     assert _class_packets(pair, shaper, Direction.UP) > 100
     # the uploader's handshake and close are small too, its data is not
     assert _class_packets(pair, shaper, Direction.DOWN, ACK_MINOR) > 20 > _class_packets(
         pair, shaper, Direction.UP, ACK_MINOR)  # fmt: skip
     shaper.set_link(Direction.DOWN, None)
     shaper.reconcile({})
-    assert tc_dump(pair.host_ns).count("match 00000000/00000000 at 0") == 1 and not shaper._hooks[Direction.DOWN]
+    assert (
+        tc_dump(pair.host_ns).count("match 00000000/00000000 at 0") == 1
+        and not shaper._hooks[Direction.DOWN]
+    )
     shaper.close()
     assert tc_dump(pair.host_ns) == before
 
 
-def test_a_killed_shapers_link_nobody_wants_any_more_goes_entirely(pair: NetnsPair, datapath: Datapath) -> None:
+def test_a_killed_shapers_link_nobody_wants_any_more_goes_entirely(
+    pair: NetnsPair, datapath: Datapath
+) -> None:
     """The capacity was switched off while no helper ran (the next shaper has
     no link), or the next helper runs without the tc backend
     (remove_unadopted): the tree, its catch-alls and the hooks all go."""
@@ -168,7 +194,9 @@ def test_a_killed_shapers_link_nobody_wants_any_more_goes_entirely(pair: NetnsPa
             else:
                 other_ipr, adopting = _shaper(pair.host_ns, datapath)
                 try:
-                    adopting.reconcile({Direction.UP: {3: CALL}})  # a priority alone, no link: nothing
+                    adopting.reconcile(
+                        {Direction.UP: {3: CALL}}
+                    )  # a priority alone, no link: nothing
                     assert tc_dump(pair.host_ns) == before, successor
                 finally:
                     adopting.close()
@@ -178,7 +206,9 @@ def test_a_killed_shapers_link_nobody_wants_any_more_goes_entirely(pair: NetnsPa
         assert tc_dump(pair.host_ns) == before, successor
 
 
-def test_the_engines_shaper_puts_the_link_on_its_own_namespace(pair: NetnsPair, shaper: TcShaper) -> None:
+def test_the_engines_shaper_puts_the_link_on_its_own_namespace(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
     """NamespaceShapers (what the engine drives) passes the link to the
     helper's own namespace's shaper; a priority alone elsewhere is nothing."""
     before = tc_dump(pair.host_ns)
@@ -217,7 +247,9 @@ def test_the_link_hears_only_its_own_namespaces_gaps(pair: NetnsPair, shaper: Tc
 
     program = "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print(1, flush=True); time.sleep(30)"
     process = spawn(nsenter_argv(pair.peer_ns, [sys.executable, "-c", program]), None)
-    shapers = NamespaceShapers(shaper, lambda ipr: TcShaper(ipr, lambda *_: (0, ""), shaper._pacer))  # no program: fails
+    shapers = NamespaceShapers(
+        shaper, lambda ipr: TcShaper(ipr, lambda *_: (0, ""), shaper._pacer)
+    )  # no program: fails
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "1"
         shapers.set_link(Direction.UP, LINK)
@@ -231,7 +263,9 @@ def test_the_link_hears_only_its_own_namespaces_gaps(pair: NetnsPair, shaper: Tc
     assert not shapers._elsewhere
 
 
-def test_a_lost_hooks_catch_all_goes_with_its_ifb(pair: NetnsPair, shaper: TcShaper, monkeypatch) -> None:
+def test_a_lost_hooks_catch_all_goes_with_its_ifb(
+    pair: NetnsPair, shaper: TcShaper, monkeypatch
+) -> None:
     """Someone removes our classifier only: the hook is forgotten and its IFB
     deleted. Its catch-all must go first: left behind it redirects to a
     device that is gone, which drops every packet of the uplink while the
@@ -251,4 +285,6 @@ def test_a_lost_hooks_catch_all_goes_with_its_ifb(pair: NetnsPair, shaper: TcSha
     monkeypatch.setattr(shaper, "_create_hook", no_hook)
     shaper.reconcile({})
     assert not shaper._hooks[Direction.UP]
-    assert "00000000/00000000" not in tc_dump(pair.host_ns), "a catch-all to a deleted IFB was left behind"
+    assert "00000000/00000000" not in tc_dump(pair.host_ns), (
+        "a catch-all to a deleted IFB was left behind"
+    )

@@ -4,7 +4,6 @@ named error before anything is read."""
 from __future__ import annotations
 
 import pytest
-
 from chadthrottle.helper.adapter.validation import (
     MAX_UNIX_TIME,
     validate_usage_app_id,
@@ -18,12 +17,16 @@ from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageResolution
 NOW = 1_795_000_000.5
 
 
-@pytest.mark.parametrize("app_id", ["", "exe:/usr/bin/curl", "app:org.mozilla.firefox", OTHER_APPLICATIONS_ID])
+@pytest.mark.parametrize(
+    "app_id", ["", "exe:/usr/bin/curl", "app:org.mozilla.firefox", OTHER_APPLICATIONS_ID]
+)
 def test_every_application_one_or_the_folded_rest(app_id: str) -> None:
     assert validate_usage_app_id(app_id) == app_id
 
 
-@pytest.mark.parametrize("app_id", ["pid:1", "exe:", "curl", "exe:/x\n", "(others)", 5, None, "x" * 600])
+@pytest.mark.parametrize(
+    "app_id", ["pid:1", "exe:", "curl", "exe:/x\n", "(others)", 5, None, "x" * 600]
+)
 def test_a_pid_or_no_id_is_refused(app_id: object) -> None:
     with pytest.raises(InvalidArgument):
         validate_usage_app_id(app_id)

@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from chadthrottle.usage_contract import MAX_USAGE_ROWS, OTHER_APPLICATIONS_ID, UsageResolution
 from chadthrottle.helper.engine.api import ADMIN_VIEWER, Viewer
 from chadthrottle.helper.engine.rates import RateMeter
 from chadthrottle.helper.errors import InvalidArgument
 from chadthrottle.helper.usage.buckets import local_midnight
 from chadthrottle.helper.usage.recorder import UsageRecorder, fold_batch
 from chadthrottle.helper.usage.store import UsageStore
+from chadthrottle.usage_contract import MAX_USAGE_ROWS, OTHER_APPLICATIONS_ID, UsageResolution
+
 from tests.support.counter_sample import Sample
 
 NOW = 1_795_000_000
@@ -39,7 +39,9 @@ def parts(tmp_path: Path):  # type: ignore[no-untyped-def]
     recorder.close()
 
 
-def _day(recorder: UsageRecorder, viewer: Viewer = ADMIN_VIEWER, app_id: str = "") -> dict[str, tuple[int, int]]:
+def _day(
+    recorder: UsageRecorder, viewer: Viewer = ADMIN_VIEWER, app_id: str = ""
+) -> dict[str, tuple[int, int]]:
     rows = recorder.query(app_id, 0, NOW + 86_400, UsageResolution.DAY, viewer)
     return {row.app_id: (row.down_bytes, row.up_bytes) for row in rows}
 
@@ -54,7 +56,9 @@ def test_reads_are_up_to_date_before_and_after_a_flush_never_double(parts) -> No
     assert _day(recorder) == {"exe:/a": (300, 1), "exe:/b": (5, 0)}  # stored + pending
     minutes = recorder.query("exe:/a", 0, NOW + 200, UsageResolution.MINUTE, ADMIN_VIEWER)
     assert [(row.start, row.end, row.down_bytes) for row in minutes] == [
-        (NOW - NOW % 60, NOW - NOW % 60 + 60, 100), (NOW - NOW % 60 + 60, NOW - NOW % 60 + 120, 200)]
+        (NOW - NOW % 60, NOW - NOW % 60 + 60, 100),
+        (NOW - NOW % 60 + 60, NOW - NOW % 60 + 120, 200),
+    ]
 
 
 def test_a_user_sees_only_their_own_processes_usage_and_root_all(parts) -> None:  # type: ignore[no-untyped-def]
@@ -78,7 +82,13 @@ def test_a_clean_stop_writes_the_pending_minute(tmp_path: Path) -> None:
     first.close()
     second = UsageRecorder(UsageStore(tmp_path), flush_interval_s=3600)
     second.start()
-    assert sum(row.down_bytes for row in second.query("", 0, 2**40, UsageResolution.MONTH, ADMIN_VIEWER)) == 12345
+    assert (
+        sum(
+            row.down_bytes
+            for row in second.query("", 0, 2**40, UsageResolution.MONTH, ADMIN_VIEWER)
+        )
+        == 12345
+    )
     second.close()
 
 
@@ -90,18 +100,29 @@ def test_months_are_summed_from_days(parts) -> None:  # type: ignore[no-untyped-
     recorder.flush()
     months = recorder.query("", 0, 2**40, UsageResolution.MONTH, ADMIN_VIEWER)
     assert len(months) == 2 and sum(row.down_bytes for row in months) == 40_000
-    assert all(row.start == local_midnight(row.start) and row.end > row.start + 27 * 86_400 for row in months)
+    assert all(
+        row.start == local_midnight(row.start) and row.end > row.start + 27 * 86_400
+        for row in months
+    )
 
 
 def test_a_batch_keeps_the_busiest_applications_per_user_and_folds_the_rest() -> None:
-    storm = {(minute, f"exe:/storm/{n}", 1001): [n + 1, 0, 0, 0] for n in range(30) for minute in (60, 120)}
+    storm = {
+        (minute, f"exe:/storm/{n}", 1001): [n + 1, 0, 0, 0]
+        for n in range(30)
+        for minute in (60, 120)
+    }
     desktop = {(60, f"exe:/app/{n}", 1000): [1, 0, 0, 0] for n in range(5)}
     folded = fold_batch({**storm, **desktop}, per_uid=10, most=100)
-    assert {key for key in folded if key[2] == 1000} == set(desktop)  # another user's storm pushes out nothing
+    assert {key for key in folded if key[2] == 1000} == set(
+        desktop
+    )  # another user's storm pushes out nothing
     storm_kept = {app_id for _minute, app_id, uid in folded if uid == 1001}
     assert storm_kept == {f"exe:/storm/{n}" for n in range(20, 30)} | {OTHER_APPLICATIONS_ID}
     assert folded[(60, OTHER_APPLICATIONS_ID, 1001)][0] == sum(range(1, 21))
-    assert sum(sum(c) for c in folded.values()) == sum(sum(c) for c in {**storm, **desktop}.values())
+    assert sum(sum(c) for c in folded.values()) == sum(
+        sum(c) for c in {**storm, **desktop}.values()
+    )
     assert len(fold_batch(storm, per_uid=100, most=7)) == 2 * 8  # the bound in all, too
     assert fold_batch(desktop) is desktop
 
@@ -110,7 +131,9 @@ def test_too_many_rows_is_a_named_error(parts) -> None:  # type: ignore[no-untyp
     recorder, meter, _clock = parts
     for tgid in range(MAX_USAGE_ROWS + 1):
         meter.remember(1000 + tgid, f"exe:/{tgid}", 0)
-    recorder.update([Sample(1000 + tgid, 1, 0) for tgid in range(MAX_USAGE_ROWS + 1)], meter.owner_of)
+    recorder.update(
+        [Sample(1000 + tgid, 1, 0) for tgid in range(MAX_USAGE_ROWS + 1)], meter.owner_of
+    )
     with pytest.raises(InvalidArgument, match="more than"):
         recorder.query("", 0, 2**40, UsageResolution.DAY, ADMIN_VIEWER)
     assert len(recorder.query("exe:/7", 0, 2**40, UsageResolution.DAY, ADMIN_VIEWER)) == 1

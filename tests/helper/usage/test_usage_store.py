@@ -9,8 +9,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from chadthrottle.helper.usage.buckets import DAY_S, RETENTION_S, Level, bucket_start, local_midnight
+from chadthrottle.helper.usage.buckets import (
+    DAY_S,
+    RETENTION_S,
+    Level,
+    bucket_start,
+    local_midnight,
+)
 from chadthrottle.helper.usage.store import (
     APPLICATION_ID,
     DATABASE_FILE,
@@ -45,7 +50,7 @@ def test_the_hours_and_the_day_sum_exactly_to_their_minutes(store: UsageStore) -
         for app, uid in (("exe:/a", 1000), ("exe:/b", 1000), ("exe:/a", 1001))
     ]
     for batch in range(0, len(entries), 100):  # several flushes
-        store.add(entries[batch:batch + 100])
+        store.add(entries[batch : batch + 100])
     minutes = _total(store, Level.MINUTE, day, day + DAY_S)
     assert minutes == [sum(e.counts[at] for e in entries) for at in range(4)]
     assert _total(store, Level.HOUR, day, day + DAY_S) == minutes
@@ -65,8 +70,15 @@ def test_the_same_minute_twice_adds_up(store: UsageStore) -> None:
 
 def test_a_uid_filter_shows_only_that_users_rows(store: UsageStore) -> None:
     minute = NOW - NOW % 60
-    store.add([UsageEntry(minute, "exe:/a", 1000, (5, 0, 0, 0)), UsageEntry(minute, "exe:/a", 1001, (7, 0, 0, 0))])
-    assert store.query(Level.HOUR, 0, NOW + 1, uid=1001) == [("exe:/a", bucket_start(Level.HOUR, minute), 7, 0, 0, 0)]
+    store.add(
+        [
+            UsageEntry(minute, "exe:/a", 1000, (5, 0, 0, 0)),
+            UsageEntry(minute, "exe:/a", 1001, (7, 0, 0, 0)),
+        ]
+    )
+    assert store.query(Level.HOUR, 0, NOW + 1, uid=1001) == [
+        ("exe:/a", bucket_start(Level.HOUR, minute), 7, 0, 0, 0)
+    ]
 
 
 def test_retention_keeps_each_level_for_its_time_only(store: UsageStore) -> None:
@@ -84,7 +96,12 @@ def test_the_file_stops_growing_at_its_bound_with_an_error_not_a_crash(tmp_path:
     assert store.open()
     with pytest.raises(sqlite3.OperationalError, match="full"):
         for minute in range(0, 600 * 60, 60):
-            store.add([UsageEntry(NOW - minute - NOW % 60, f"exe:/{app}", 0, (1, 1, 1, 1)) for app in range(20)])
+            store.add(
+                [
+                    UsageEntry(NOW - minute - NOW % 60, f"exe:/{app}", 0, (1, 1, 1, 1))
+                    for app in range(20)
+                ]
+            )
     assert (tmp_path / DATABASE_FILE).stat().st_size <= 64 * 1024
     store.close()
 
@@ -156,7 +173,10 @@ def _refused_then_fresh(tmp_path: Path, caplog: pytest.LogCaptureFixture, reason
     with caplog.at_level(logging.ERROR, logger="chadthrottle.usage.store"):
         store = UsageStore(state)
         assert store.open()
-    assert any(reason in record.getMessage() and "started a new one" in record.getMessage() for record in caplog.records), caplog.text
+    assert any(
+        reason in record.getMessage() and "started a new one" in record.getMessage()
+        for record in caplog.records
+    ), caplog.text
     aside = [path.name for path in state.iterdir() if ".refused-" in path.name]
     assert aside and all(name.startswith(DATABASE_FILE + ".refused-") for name in aside)
     store.add([UsageEntry(NOW - NOW % 60, "exe:/a", 0, (1, 0, 0, 0))])  # the new one works
@@ -172,7 +192,9 @@ def _write(state: Path, data: bytes, mode: int = 0o600) -> Path:
     return path
 
 
-def test_a_corrupt_file_is_set_aside_with_a_clear_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_corrupt_file_is_set_aside_with_a_clear_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     _write(tmp_path / "state", b"this is not a database at all" * 200)
     _refused_then_fresh(tmp_path, caplog, "not a database")
 
@@ -187,7 +209,9 @@ def test_a_newer_schema_file_is_set_aside(tmp_path: Path, caplog: pytest.LogCapt
     _refused_then_fresh(tmp_path, caplog, "newer than this helper's")
 
 
-def test_another_programs_database_is_set_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_another_programs_database_is_set_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "state").mkdir(mode=0o700)
     db = sqlite3.connect(tmp_path / "state" / DATABASE_FILE)
     db.execute("CREATE TABLE moz_places (url TEXT)")
@@ -196,13 +220,17 @@ def test_another_programs_database_is_set_aside(tmp_path: Path, caplog: pytest.L
     _refused_then_fresh(tmp_path, caplog, "not a ChadThrottle usage database")
 
 
-def test_a_world_writable_file_is_not_trusted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_world_writable_file_is_not_trusted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     _write(tmp_path / "state", b"", mode=0o666)
     os.chmod(tmp_path / "state" / DATABASE_FILE, 0o666)
     _refused_then_fresh(tmp_path, caplog, "writable by others: not trusted")
 
 
-def test_a_file_of_another_user_is_not_trusted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_file_of_another_user_is_not_trusted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to give a file away")
     path = _write(tmp_path / "state", b"")
@@ -219,7 +247,9 @@ def test_a_symlink_is_not_followed(tmp_path: Path, caplog: pytest.LogCaptureFixt
     assert target.read_bytes() == b""
 
 
-def test_a_state_directory_of_another_user_is_not_used(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_state_directory_of_another_user_is_not_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to give a directory away")
     state = tmp_path / "state"
