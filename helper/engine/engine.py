@@ -13,10 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, tzinfo
-from pathlib import Path
-from typing import Protocol
 
 from chadthrottle.contract import (
     ADMIN_OWNER,
@@ -59,8 +57,15 @@ from chadthrottle.helper.engine.link_plan import (
     priority_problem,
 )
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, DirectionHeld, build_listing
+from chadthrottle.helper.engine.ports import (
+    DatapathPort,
+    LineagePort,
+    NamespacePort,
+    ShaperPort,
+    UsagePort,
+)
 from chadthrottle.helper.engine.quotas import Quota, period_start
-from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, AppTraffic, CounterSample, RateMeter
+from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, AppTraffic, RateMeter
 from chadthrottle.helper.engine.rtt import RttWatch, elsewhere_of
 from chadthrottle.helper.engine.rule_edits import direction_edit, removes_only
 from chadthrottle.helper.engine.schedules import (
@@ -85,7 +90,7 @@ from chadthrottle.helper.identity.processes import (
 from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.kernel.htb import Classes, ClassSpec
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
-from chadthrottle.helper.kernel.namespaces import NamespaceDirectory, NetnsView
+from chadthrottle.helper.kernel.namespaces import NamespaceDirectory
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.socket_diag import UNKNOWN_BYTES, tcp_bytes_by_namespace
 from chadthrottle.priority import Priority
@@ -132,64 +137,6 @@ QUOTA_SAVE_S = 2.0
 PAUSED_PROBLEM = "limits are paused"
 # Round-trip times are measured only while ListApplications was called within this long.
 RTT_WATCHED_S = 10.0
-
-
-class DatapathPort(Protocol):
-    cgroup_root: Path
-
-    def set_process_slot(self, tgid: int, app_slot: int) -> int: ...
-    def forget_process(self, tgid: int) -> None: ...
-    def forget_owner(self, tgid: int) -> None: ...
-    def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None: ...
-    def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None: ...
-    def clamp_windows(self, tgid: int, wire_bps: int) -> float | None: ...
-    def read_traffic(self) -> list[CounterSample]: ...
-    def retire_owners(self, samples: list[CounterSample]) -> list[CounterSample]: ...
-
-
-class UsagePort(Protocol):
-    """The usage history (helper/usage/recorder.py): fed each tick under the
-    engine lock, read from any thread."""
-
-    def retire(
-        self,
-        final_samples: Iterable[CounterSample],
-        owner_of: Callable[[int], tuple[str, int | None] | None],
-    ) -> None: ...
-    def update(
-        self,
-        samples: Iterable[CounterSample],
-        owner_of: Callable[[int], tuple[str, int | None] | None],
-    ) -> None: ...
-    def query(
-        self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer
-    ) -> list[UsageRow]: ...
-
-
-class LineagePort(Protocol):
-    def same_program_parent(self, tgid: int) -> int | None: ...
-
-
-class NamespacePort(Protocol):
-    def views(self, cookies: Iterable[int]) -> dict[int, NetnsView]: ...
-
-
-class ShaperPort(Protocol):
-    def reconcile(self, wanted: dict[Direction, Classes]) -> None: ...
-    def active_directions(self) -> set[Direction]: ...
-    def sent_up_bytes(self) -> dict[int, int]: ...
-    def queues(self, direction: Direction) -> bool: ...
-    def enforcement_gaps(self) -> dict[Direction, list[str]]: ...
-    def shape_namespaces_of(self, pids: set[int]) -> None: ...  # the network namespaces to shape in
-    def set_link(
-        self, direction: Direction, link: LinkShaping | None
-    ) -> None: ...  # at the next reconcile
-    def linked_directions(self) -> set[Direction]: ...  # the link tree is on the kernel
-    def link_interfaces(self) -> list[str]: ...  # the uplinks it holds
-    def backend_of(self, direction: Direction) -> str: ...  # "tc" or "ebpf"
-    def link_gaps(
-        self,
-    ) -> dict[Direction, list[str]]: ...  # where traffic can pass the link tree, guarded or not
 
 
 class Engine:

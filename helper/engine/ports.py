@@ -1,0 +1,81 @@
+"""What the engine needs from the world around it: the kernel ports (datapath,
+shaper), the fork lineage, the network namespaces and the usage history.
+
+One neutral module so the engine's parts (plan.py, kernel_hold.py,
+tracking.py, engine.py) and its stand-ins in tests name the same interfaces
+without importing one another or the kernel code that implements them
+(helper/kernel/, helper/usage/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Protocol
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.api import Viewer
+from chadthrottle.helper.engine.rates import CounterSample
+from chadthrottle.helper.kernel.htb import Classes
+from chadthrottle.helper.kernel.layout import SocketCaps
+from chadthrottle.helper.kernel.namespaces import NetnsView
+from chadthrottle.helper.kernel.priority_classes import LinkShaping
+from chadthrottle.usage_contract import UsageResolution, UsageRow
+
+
+class DatapathPort(Protocol):
+    cgroup_root: Path
+
+    def set_process_slot(self, tgid: int, app_slot: int) -> int: ...
+    def forget_process(self, tgid: int) -> None: ...
+    def forget_owner(self, tgid: int) -> None: ...
+    def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None: ...
+    def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None: ...
+    def clamp_windows(self, tgid: int, wire_bps: int) -> float | None: ...
+    def read_traffic(self) -> list[CounterSample]: ...
+    def retire_owners(self, samples: list[CounterSample]) -> list[CounterSample]: ...
+
+
+class UsagePort(Protocol):
+    """The usage history (helper/usage/recorder.py): fed each tick under the
+    engine lock, read from any thread."""
+
+    def retire(
+        self,
+        final_samples: Iterable[CounterSample],
+        owner_of: Callable[[int], tuple[str, int | None] | None],
+    ) -> None: ...
+    def update(
+        self,
+        samples: Iterable[CounterSample],
+        owner_of: Callable[[int], tuple[str, int | None] | None],
+    ) -> None: ...
+    def query(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer
+    ) -> list[UsageRow]: ...
+
+
+class LineagePort(Protocol):
+    def same_program_parent(self, tgid: int) -> int | None: ...
+
+
+class NamespacePort(Protocol):
+    def views(self, cookies: Iterable[int]) -> dict[int, NetnsView]: ...
+
+
+class ShaperPort(Protocol):
+    def reconcile(self, wanted: dict[Direction, Classes]) -> None: ...
+    def active_directions(self) -> set[Direction]: ...
+    def sent_up_bytes(self) -> dict[int, int]: ...
+    def queues(self, direction: Direction) -> bool: ...
+    def enforcement_gaps(self) -> dict[Direction, list[str]]: ...
+    def shape_namespaces_of(self, pids: set[int]) -> None: ...  # the network namespaces to shape in
+    def set_link(
+        self, direction: Direction, link: LinkShaping | None
+    ) -> None: ...  # at the next reconcile
+    def linked_directions(self) -> set[Direction]: ...  # the link tree is on the kernel
+    def link_interfaces(self) -> list[str]: ...  # the uplinks it holds
+    def backend_of(self, direction: Direction) -> str: ...  # "tc" or "ebpf"
+    def link_gaps(
+        self,
+    ) -> dict[Direction, list[str]]: ...  # where traffic can pass the link tree, guarded or not
