@@ -57,6 +57,16 @@ from chadthrottle.helper.engine.link_plan import (
     priority_problem,
 )
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, DirectionHeld, build_listing
+from chadthrottle.helper.engine.plan import (
+    LiveRules,
+    download_window_bps,
+    live_rules,
+    reached_pids,
+    rule_of,
+    wanted_caps,
+    wanted_classes,
+    wanted_tags,
+)
 from chadthrottle.helper.engine.ports import (
     DatapathPort,
     LineagePort,
@@ -88,7 +98,6 @@ from chadthrottle.helper.identity.processes import (
     read_process,
 )
 from chadthrottle.helper.identity.program_files import program_is_gone
-from chadthrottle.helper.kernel.htb import Classes, ClassSpec
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
@@ -98,14 +107,6 @@ from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 log = logging.getLogger("chadthrottle.engine")
 
-# Each TCP socket of an application with an upload limit is paced to this
-# share of the limit on the wire (docs/backends.md, "Pacing uploads"): the
-# socket then holds the limit smoothly by itself, and the backend (HTB or the
-# policer) only guards what pacing does not cover: UDP, several sockets of one
-# application. Pacing above the limit made the backend the limiter: its queue
-# or bucket filled over seconds and then came out as congestion notices or
-# refusals, and the rate swung by 10% for seconds (bench/limits.py).
-UPLOAD_PACING_SHARE = 0.995
 # A download limit clamps the receive window of the application's TCP sockets
 # (socket_tagging.receive_window_bytes) only where the backend queues: the
 # clamp keeps the sender's excess in the queue short. The ebpf policer has no
@@ -774,47 +775,6 @@ class Engine:
             if path is None or cgroup_id(self._datapath.cgroup_root, path) != cgroup:
                 del self._cgroup_paths[cgroup]
 
-    def _rule_of(
-        self, identity: AppIdentity, uid: int | None, table: LimitTable | None = None
-    ) -> RuleKey | None:
-        """The rule in force for a process of this identity run by uid (None:
-        unknown, so only an administrator rule can apply): the administrator's
-        rule on its application; else the administrator's rule on the file it
-        runs ("exe:" or "script:" id), whatever names the process now (a
-        service, a desktop app, a scope it named itself: renaming a process
-        escapes an administrator's limit no more than copying its file does);
-        else uid's own rule on its application."""
-        table = table if table is not None else self._limits
-        if table.paused:
-            return None
-        if (identity.app_id, ADMIN_OWNER) in table:
-            return identity.app_id, ADMIN_OWNER
-        if (
-            identity.file_id
-            and identity.file_id != identity.app_id
-            and (identity.file_id, ADMIN_OWNER) in table
-        ):
-            return identity.file_id, ADMIN_OWNER
-        if uid is not None and (identity.app_id, uid) in table:
-            return identity.app_id, uid
-        return None
-
-    def _reached_pids(self, key: RuleKey, table: LimitTable | None = None) -> list[int]:
-        """The running processes whose rule in force (_rule_of) is this one:
-        the application's (every user's for an administrator's rule, else the
-        owner's), and for an administrator's rule on a file id, the processes
-        that run that file under another identity."""
-        app = self._index.application(key[0])
-        candidates = dict(app.processes) if app is not None else {}
-        if key[1] == ADMIN_OWNER:
-            candidates.update(self._index.renamed_runners().get(key[0], {}))
-        reached = []
-        for pid, process in candidates.items():
-            identity = self._index.identity_of(pid)
-            if identity is not None and self._rule_of(identity, process.uid, table) == key:
-                reached.append(pid)
-        return reached
-
     def _identity_of_cgroup(self, pid: int, cgroup_id: int) -> AppIdentity | None:
         """The app scope identity of a cgroup id, or None if it is no app scope."""
         if cgroup_id not in self._cgroup_paths:  # a walk of the hierarchy: once per cgroup
@@ -1004,61 +964,23 @@ class Engine:
             except HelperError as error:
                 log.error("could not store what the quotas used: %s", error)
 
-    def _live_rules(self) -> list[tuple[RuleKey, dict[Direction, Limit]]]:
-        """The enforced rules that reach a running process. Only these get
-        classes, caps and slots: a stored rule for a program that is not
-        running costs nothing (users may keep hundreds; dumping thousands of
-        idle classes each second cost the helper a quarter of a core, and
-        walking every stored rule each tick would still grow with them)."""
-        live: dict[RuleKey, dict[Direction, Limit]] = {}
-        for app_id in self._index.applications():
-            for key in self._limits.in_force_of(app_id):
-                if self._reached_pids(key):
-                    live[key] = self._limits.get(key)
-        for (
-            file_id
-        ) in self._index.renamed_runners():  # administrators' rules on files run under other names
-            key = (file_id, ADMIN_OWNER)
-            if (
-                key not in live
-                and key in self._limits.in_force_of(file_id)
-                and self._reached_pids(key)
-            ):
-                live[key] = self._limits.get(key)
-        for key in self._slots.rules():  # processes tagged since the last refresh (note_new_owner)
-            if (
-                key not in live
-                and key in self._limits.in_force_of(key[0])
-                and self._slot_is_tagged(key)
-            ):
-                live[key] = self._limits.get(key)
-        if (
-            not self._linked
-        ):  # a priority alone orders nothing without a link: no slot, no tag, no class
-            return [(key, limits) for key, limits in live.items()
-                    if not all(limit.priority_only for limit in limits.values())]  # fmt: skip
-        return list(live.items())
+    def _rule_of(self, identity: AppIdentity, uid: int | None) -> RuleKey | None:
+        return rule_of(self._limits, identity, uid)
 
-    def _slot_is_tagged(self, key: RuleKey) -> bool:
-        slot = self._slots.slot_of(key)
-        return slot is not None and slot in self._process_slots.values()
+    def _reached_pids(self, key: RuleKey, table: LimitTable | None = None) -> list[int]:
+        return reached_pids(self._index, table if table is not None else self._limits, key)
+
+    def _live_rules(self) -> LiveRules:
+        tagged = [key for key in self._slots.rules() if self._slot_is_tagged(key)]
+        return live_rules(self._index, self._limits, tagged, bool(self._linked))
 
     def _apply_classes(self) -> None:
-        wanted: dict[Direction, Classes] = {Direction.UP: {}, Direction.DOWN: {}}
+        live = self._live_rules()
+        wanted = wanted_classes(live, self._slots.acquire, self._gating, self._linked.keys())
         limited_pids: set[int] = set()
-        for key, limits in self._live_rules():
-            slot = self._slots.acquire(key)
-            priority = priority_of(limits)
-            rated = self._gating.rated(key, limits)
-            for direction, limit in rated.items():
-                wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes, priority)
-            if priority is not Priority.NORMAL:  # a class for the priority alone, under a link
-                for direction in self._linked.keys() - rated.keys():
-                    wanted[direction][slot] = ClassSpec(0, 0, priority)
-            limited_pids |= self._limited_pids(key, slot)
-        self._shaper.shape_namespaces_of(
-            limited_pids
-        )  # tc shapes in each of their network namespaces
+        for key, _limits in live:
+            limited_pids |= self._limited_pids(key, self._slots.acquire(key))
+        self._shaper.shape_namespaces_of(limited_pids)  # tc shapes in each of their namespaces
         self._shaper.reconcile(wanted)
         self._apply_error = ""
 
@@ -1069,16 +991,9 @@ class Engine:
         return pids | {pid for pid, tagged in self._process_slots.items() if tagged == slot}
 
     def _apply_socket_caps(self) -> None:
-        wanted: dict[int, SocketCaps] = {}
-        for key, limits in self._live_rules():
-            limits = self._gating.rated(key, limits)
-            up = limits.get(Direction.UP)
-            caps = SocketCaps(
-                pacing_bps=round(up.rate_bps * UPLOAD_PACING_SHARE) if up is not None else 0,
-                window_bps=self._download_window_bps(limits),
-            )
-            if caps != NO_CAPS:
-                wanted[self._slots.acquire(key)] = caps
+        wanted = wanted_caps(
+            self._live_rules(), self._slots.acquire, self._gating, self._downloads_queue()
+        )
         for slot in set(self._capped_slots) - set(wanted):
             self._datapath.set_slot_caps(slot, NO_CAPS)
             del self._capped_slots[slot]
@@ -1087,11 +1002,42 @@ class Engine:
                 self._datapath.set_slot_caps(slot, caps)
                 self._capped_slots[slot] = caps
 
-    def _download_window_bps(self, limits: dict[Direction, Limit]) -> int:
-        """The wire rate a slot's receive windows are clamped for: its download
-        limit, where the download backend queues (see WINDOW_DRAIN_MIN_S)."""
-        down = limits.get(Direction.DOWN)
-        return down.rate_bps if down is not None and self._shaper.queues(Direction.DOWN) else 0
+    def _downloads_queue(self) -> bool:
+        return self._shaper.queues(Direction.DOWN)
+
+    def _apply_tags(self) -> None:
+        wanted_pids, scopes = wanted_tags(
+            self._index, self._limits, self._live_rules(), self._slots.acquire
+        )
+        wanted_cgroups: dict[int, int] = {}
+        for scope, slot in scopes.items():
+            scope_id = cgroup_id(self._datapath.cgroup_root, scope)
+            if scope_id is not None:
+                wanted_cgroups[scope_id] = slot
+        alive = {pid for pids in self._index.pids_by_app().values() for pid in pids}
+        for pid in list(self._process_slots):
+            if pid not in wanted_pids:
+                if pid in alive:
+                    self._datapath.set_process_slot(pid, 0)  # untag its open sockets
+                else:
+                    self._datapath.forget_process(pid)
+                del self._process_slots[pid]
+        for pid, slot in wanted_pids.items():
+            if self._process_slots.get(pid) != slot:
+                tagged = self._datapath.set_process_slot(pid, slot)
+                log.debug("pid %d -> slot %d (%d open sockets)", pid, slot, tagged)
+                self._process_slots[pid] = slot
+        for scope_id in set(self._cgroup_slots) - set(wanted_cgroups):
+            self._datapath.set_cgroup_slot(scope_id, 0)
+            del self._cgroup_slots[scope_id]
+        for scope_id, slot in wanted_cgroups.items():
+            if self._cgroup_slots.get(scope_id) != slot:
+                self._datapath.set_cgroup_slot(scope_id, slot)
+                self._cgroup_slots[scope_id] = slot
+
+    def _slot_is_tagged(self, key: RuleKey) -> bool:
+        slot = self._slots.slot_of(key)
+        return slot is not None and slot in self._process_slots.values()
 
     def _shrink_windows_first(self, edit: Callable[[LimitTable], None]) -> dict[int, float]:
         """Clamp now the windows of running downloads that the table, once
@@ -1101,7 +1047,7 @@ class Engine:
         edit(planned)
         clamped: dict[int, float] = {}
         for key, limits in planned.enforced():
-            window_bps = self._download_window_bps(limits)
+            window_bps = download_window_bps(limits, self._downloads_queue())
             if not window_bps:
                 continue
             slot = self._slots.slot_of(key)
@@ -1123,21 +1069,6 @@ class Engine:
         limited = {key for key, _ in self._live_rules()}
         for key in self._slots.rules() - limited:
             self._slots.release(key)
-
-    def _scopes_of_rule(self, key: RuleKey, pids: list[int]) -> set[str]:
-        """The app scope cgroups whose new sockets a rule tags. A user's rule
-        tags only scopes inside that user's own systemd instance: a user can
-        name a cgroup in their subtree after anyone's app, and must gain no
-        power over other users' processes by it. A process a rule reaches by
-        the file it runs (_rule_of) brings no scope: its scope is another
-        application's."""
-        owner, scopes = key[1], set()
-        for pid in pids:
-            identity = self._index.identity_of(pid)
-            scope = identity.scope if identity and identity.app_id == key[0] else ""
-            if scope and (owner == ADMIN_OWNER or f"/user@{owner}.service/" in scope):
-                scopes.add(scope)
-        return scopes
 
     def _expire_user_rules(self, now: float) -> None:
         """Drop users' rules for programs whose file no longer exists (an
@@ -1164,41 +1095,6 @@ class Engine:
             return
         for app_id, owner in gone:
             log.info("dropped uid %d's rule for %s: the program no longer exists", owner, app_id)
-
-    def _apply_tags(self) -> None:
-        wanted_pids: dict[int, int] = {}
-        wanted_cgroups: dict[int, int] = {}
-        for key, _limits in self._live_rules():
-            pids = self._reached_pids(key)
-            if not pids:
-                continue  # not running: its rule waits for it
-            slot = self._slots.acquire(key)
-            for pid in pids:
-                wanted_pids[pid] = slot
-            for scope in self._scopes_of_rule(key, pids):
-                scope_id = cgroup_id(self._datapath.cgroup_root, scope)
-                if scope_id is not None:
-                    wanted_cgroups[scope_id] = slot
-        alive = {pid for pids in self._index.pids_by_app().values() for pid in pids}
-        for pid in list(self._process_slots):
-            if pid not in wanted_pids:
-                if pid in alive:
-                    self._datapath.set_process_slot(pid, 0)  # untag its open sockets
-                else:
-                    self._datapath.forget_process(pid)
-                del self._process_slots[pid]
-        for pid, slot in wanted_pids.items():
-            if self._process_slots.get(pid) != slot:
-                tagged = self._datapath.set_process_slot(pid, slot)
-                log.debug("pid %d -> slot %d (%d open sockets)", pid, slot, tagged)
-                self._process_slots[pid] = slot
-        for scope_id in set(self._cgroup_slots) - set(wanted_cgroups):
-            self._datapath.set_cgroup_slot(scope_id, 0)
-            del self._cgroup_slots[scope_id]
-        for scope_id, slot in wanted_cgroups.items():
-            if self._cgroup_slots.get(scope_id) != slot:
-                self._datapath.set_cgroup_slot(scope_id, slot)
-                self._cgroup_slots[scope_id] = slot
 
 
 def _rate_of(schedule: Schedule, direction: Direction) -> int:

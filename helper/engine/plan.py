@@ -1,0 +1,190 @@
+"""The plan step: which rules reach which running processes, and what the
+kernel should hold for them (classes per direction, socket caps per slot,
+tags per process and app scope).
+
+Pure: functions of the rule table, the processes the index saw and the slots
+given out, with no kernel, /proc or clock access. The engine calls them and
+hands the result to the apply step (kernel_hold.py); tests and the window
+clamp (engine.py) call them on a table not yet in force.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from chadthrottle.contract import ADMIN_OWNER, Direction
+from chadthrottle.helper.engine.gating import Gating
+from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey, priority_of
+from chadthrottle.helper.identity.applications import AppIdentity
+from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.kernel.htb import Classes, ClassSpec
+from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
+from chadthrottle.priority import Priority
+
+# Each TCP socket of an application with an upload limit is paced to this
+# share of the limit on the wire (docs/backends.md, "Pacing uploads"): the
+# socket then holds the limit smoothly by itself, and the backend (HTB or the
+# policer) only guards what pacing does not cover: UDP, several sockets of one
+# application. Pacing above the limit made the backend the limiter: its queue
+# or bucket filled over seconds and then came out as congestion notices or
+# refusals, and the rate swung by 10% for seconds (bench/limits.py).
+UPLOAD_PACING_SHARE = 0.995
+
+LiveRules = list[tuple[RuleKey, dict[Direction, Limit]]]
+
+
+def rule_of(table: LimitTable, identity: AppIdentity, uid: int | None) -> RuleKey | None:
+    """The rule in force for a process of this identity run by uid (None:
+    unknown, so only an administrator rule can apply): the administrator's
+    rule on its application; else the administrator's rule on the file it
+    runs ("exe:" or "script:" id), whatever names the process now (a
+    service, a desktop app, a scope it named itself: renaming a process
+    escapes an administrator's limit no more than copying its file does);
+    else uid's own rule on its application."""
+    if table.paused:
+        return None
+    if (identity.app_id, ADMIN_OWNER) in table:
+        return identity.app_id, ADMIN_OWNER
+    if (
+        identity.file_id
+        and identity.file_id != identity.app_id
+        and (identity.file_id, ADMIN_OWNER) in table
+    ):
+        return identity.file_id, ADMIN_OWNER
+    if uid is not None and (identity.app_id, uid) in table:
+        return identity.app_id, uid
+    return None
+
+
+def reached_pids(index: ApplicationIndex, table: LimitTable, key: RuleKey) -> list[int]:
+    """The running processes whose rule in force (rule_of) is this one: the
+    application's (every user's for an administrator's rule, else the
+    owner's), and for an administrator's rule on a file id, the processes
+    that run that file under another identity."""
+    app = index.application(key[0])
+    candidates = dict(app.processes) if app is not None else {}
+    if key[1] == ADMIN_OWNER:
+        candidates.update(index.renamed_runners().get(key[0], {}))
+    reached = []
+    for pid, process in candidates.items():
+        identity = index.identity_of(pid)
+        if identity is not None and rule_of(table, identity, process.uid) == key:
+            reached.append(pid)
+    return reached
+
+
+def live_rules(
+    index: ApplicationIndex, table: LimitTable, tagged: Iterable[RuleKey], linked: bool
+) -> LiveRules:
+    """The enforced rules that reach a running process. Only these get
+    classes, caps and slots: a stored rule for a program that is not
+    running costs nothing (users may keep hundreds; dumping thousands of
+    idle classes each second cost the helper a quarter of a core, and
+    walking every stored rule each tick would still grow with them).
+    tagged: the rules whose slot a process was tagged with since the last
+    refresh (note_new_owner); linked: whether a link capacity is in force."""
+    live: dict[RuleKey, dict[Direction, Limit]] = {}
+    for app_id in index.applications():
+        for key in table.in_force_of(app_id):
+            if reached_pids(index, table, key):
+                live[key] = table.get(key)
+    for file_id in index.renamed_runners():  # administrators' rules on files run as others
+        key = (file_id, ADMIN_OWNER)
+        if (
+            key not in live
+            and key in table.in_force_of(file_id)
+            and reached_pids(index, table, key)
+        ):
+            live[key] = table.get(key)
+    for key in tagged:
+        if key not in live and key in table.in_force_of(key[0]):
+            live[key] = table.get(key)
+    if not linked:  # a priority alone orders nothing without a link: no slot, no tag, no class
+        return [(key, limits) for key, limits in live.items()
+                if not all(limit.priority_only for limit in limits.values())]  # fmt: skip
+    return list(live.items())
+
+
+def wanted_classes(
+    live: LiveRules,
+    slot_of: Callable[[RuleKey], int],
+    gating: Gating,
+    linked: Iterable[Direction],
+) -> dict[Direction, Classes]:
+    """The HTB classes per direction: each live rule's rated limits in its
+    slot, and under a link a class for a priority alone."""
+    wanted: dict[Direction, Classes] = {Direction.UP: {}, Direction.DOWN: {}}
+    for key, limits in live:
+        slot = slot_of(key)
+        priority = priority_of(limits)
+        rated = gating.rated(key, limits)
+        for direction, limit in rated.items():
+            wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes, priority)
+        if priority is not Priority.NORMAL:  # a class for the priority alone, under a link
+            for direction in set(linked) - rated.keys():
+                wanted[direction][slot] = ClassSpec(0, 0, priority)
+    return wanted
+
+
+def download_window_bps(limits: Mapping[Direction, Limit], downloads_queue: bool) -> int:
+    """The wire rate a slot's receive windows are clamped for: its download
+    limit, where the download backend queues (engine.WINDOW_DRAIN_MIN_S)."""
+    down = limits.get(Direction.DOWN)
+    return down.rate_bps if down is not None and downloads_queue else 0
+
+
+def wanted_caps(
+    live: LiveRules, slot_of: Callable[[RuleKey], int], gating: Gating, downloads_queue: bool
+) -> dict[int, SocketCaps]:
+    """slot -> the caps its TCP sockets are held to: uploads paced a hair
+    under the limit, receive windows clamped where the backend queues."""
+    wanted: dict[int, SocketCaps] = {}
+    for key, limits in live:
+        rated = gating.rated(key, limits)
+        up = rated.get(Direction.UP)
+        caps = SocketCaps(
+            pacing_bps=round(up.rate_bps * UPLOAD_PACING_SHARE) if up is not None else 0,
+            window_bps=download_window_bps(rated, downloads_queue),
+        )
+        if caps != NO_CAPS:
+            wanted[slot_of(key)] = caps
+    return wanted
+
+
+def scopes_of_rule(index: ApplicationIndex, key: RuleKey, pids: list[int]) -> set[str]:
+    """The app scope cgroups whose new sockets a rule tags. A user's rule
+    tags only scopes inside that user's own systemd instance: a user can
+    name a cgroup in their subtree after anyone's app, and must gain no
+    power over other users' processes by it. A process a rule reaches by
+    the file it runs (rule_of) brings no scope: its scope is another
+    application's."""
+    owner, scopes = key[1], set()
+    for pid in pids:
+        identity = index.identity_of(pid)
+        scope = identity.scope if identity and identity.app_id == key[0] else ""
+        if scope and (owner == ADMIN_OWNER or f"/user@{owner}.service/" in scope):
+            scopes.add(scope)
+    return scopes
+
+
+def wanted_tags(
+    index: ApplicationIndex,
+    table: LimitTable,
+    live: LiveRules,
+    slot_of: Callable[[RuleKey], int],
+) -> tuple[dict[int, int], dict[str, int]]:
+    """pid -> slot for every running process a live rule reaches, and app
+    scope cgroup path -> slot for the scopes it tags (a rule not running
+    waits for its processes)."""
+    pids_wanted: dict[int, int] = {}
+    scopes_wanted: dict[str, int] = {}
+    for key, _limits in live:
+        pids = reached_pids(index, table, key)
+        if not pids:
+            continue
+        slot = slot_of(key)
+        for pid in pids:
+            pids_wanted[pid] = slot
+        for scope in scopes_of_rule(index, key, pids):
+            scopes_wanted[scope] = slot
+    return pids_wanted, scopes_wanted
