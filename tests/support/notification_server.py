@@ -53,11 +53,11 @@ class _Notifications(ServiceInterface):
         replaces_id: "u",
         app_icon: "s",
         summary: "s",
-        body: "s",  # type: ignore[name-defined] # noqa: F821
+        body: "s",  # type: ignore[name-defined]
         actions: "as",
         hints: "a{sv}",
         expire_timeout: "i",
-    ) -> "u":  # type: ignore[name-defined] # noqa: F821
+    ) -> "u":  # type: ignore[name-defined]
         if replaces_id:
             new_id = replaces_id
         else:
@@ -81,7 +81,7 @@ class _Notifications(ServiceInterface):
         return ["body"]
 
     @method()
-    def GetServerInformation(self) -> "ssss":  # type: ignore[name-defined] # noqa: F821
+    def GetServerInformation(self) -> "ssss":  # type: ignore[name-defined]
         return ["chadthrottle-test", "chadthrottle", "1", "1.2"]
 
 

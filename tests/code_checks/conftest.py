@@ -1,0 +1,27 @@
+"""Starts mypy in the background once the session's tests are collected, and
+runs the code checks last (tests/support/code_checks.py says why)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support import code_checks
+
+MODULE = Path(__file__).with_name("test_code_checks.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path == MODULE)  # stable: the others keep their order
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    if any(item.path == MODULE and "mypy" in item.name for item in session.items):
+        code_checks.start(lowly=any(item.path != MODULE for item in session.items))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    code_checks.close_all()
