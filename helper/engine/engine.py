@@ -42,6 +42,7 @@ from chadthrottle.helper.engine.api import (
     Viewer,
 )
 from chadthrottle.helper.engine.gating import Gating
+from chadthrottle.helper.engine.kernel_hold import KernelHold
 from chadthrottle.helper.engine.limits import (
     Limit,
     LimitTable,
@@ -98,9 +99,7 @@ from chadthrottle.helper.identity.processes import (
     read_process,
 )
 from chadthrottle.helper.identity.program_files import program_is_gone
-from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory
-from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.socket_diag import UNKNOWN_BYTES, tcp_bytes_by_namespace
 from chadthrottle.priority import Priority
 from chadthrottle.usage_contract import UsageResolution, UsageRow
@@ -177,9 +176,7 @@ class Engine:
         self._limits.activate(self._local_now())
         self._save_rules = save_rules
         self._slots = SlotAllocator()
-        self._process_slots: dict[int, int] = {}  # tgid -> slot written to the datapath
-        self._cgroup_slots: dict[int, int] = {}  # app scope cgroup id -> slot
-        self._capped_slots: dict[int, SocketCaps] = {}  # slot -> socket caps written
+        self._hold = KernelHold(datapath, shaper)  # what this engine wrote to the kernel
         self._meter = RateMeter()
         self._known: dict[str, AppIdentity] = {}  # last identity seen per application id
         self._namespaces = namespaces or NamespaceDirectory()
@@ -203,9 +200,6 @@ class Engine:
         self._estimated: dict[
             Direction, int
         ] = {}  # set_estimated_capacity's, while the link is estimated
-        self._linked: dict[
-            Direction, int
-        ] = {}  # the capacity each direction's shaper was given (set_link)
         self._rtt = RttWatch()
         self._listed_at = float(
             "-inf"
@@ -568,7 +562,7 @@ class Engine:
                 self._estimated[direction] = min(max(int(bps), MIN_RATE_BPS), MAX_RATE_BPS)
             else:
                 self._estimated.pop(direction, None)
-            if self._limits.link.estimate and self._capacities() != self._linked:
+            if self._limits.link.estimate and self._capacities() != self._hold.linked():
                 try:
                     self._apply()
                 except HelperError as error:
@@ -606,15 +600,7 @@ class Engine:
 
     def _apply_link(self) -> None:
         """Give each direction's shaper the capacity in force (applied at its next reconcile)."""
-        wanted = self._capacities()
-        for direction in Direction:
-            if wanted.get(direction) != self._linked.get(direction):
-                capacity = wanted.get(direction)
-                self._shaper.set_link(direction, LinkShaping(capacity) if capacity else None)
-                if capacity:
-                    self._linked[direction] = capacity
-                else:
-                    self._linked.pop(direction, None)
+        self._hold.link(self._capacities())
 
     def usage(
         self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer
@@ -744,19 +730,19 @@ class Engine:
             self._meter.remember(pid, identity.app_id, process.uid if process else None)
             self._known[identity.app_id] = identity
             key = self._rule_of(identity, process.uid if process else None)
-            if key is not None and pid not in self._process_slots:
+            if key is not None and self._hold.slot_of_process(pid) is None:
                 slot = self._slots.acquire(key)
-                self._process_slots[pid] = slot  # its rule is live now: classes for it first
+                self._hold.reserve_process(pid, slot)  # its rule is live now: classes first
                 try:
                     self._apply_classes()
                     self._apply_socket_caps()
                     self._apply_gates()
                 except HelperError as error:
-                    del self._process_slots[pid]  # fail open: untagged, unlimited
+                    self._hold.unreserve_process(pid)  # fail open: untagged, unlimited
                     self._apply_error = str(error)
                     log.error("could not limit process %d of %s: %s", pid, identity.app_id, error)
                     return
-                self._datapath.set_process_slot(pid, slot)
+                self._hold.tag_process(pid, slot)
 
     def _forget_exited(self, now: float) -> None:
         """Drop what is kept about applications whose processes all exited,
@@ -920,11 +906,7 @@ class Engine:
         except HelperError:
             self._limits = before
             self._apply_quietly()
-            for pid in clamped or {}:
-                slot = self._process_slots.get(pid)
-                self._datapath.clamp_windows(
-                    pid, self._capped_slots.get(slot, NO_CAPS).window_bps if slot else 0
-                )
+            self._hold.unclamp(clamped or {})
             raise
 
     def _apply_quietly(self) -> None:
@@ -972,35 +954,29 @@ class Engine:
 
     def _live_rules(self) -> LiveRules:
         tagged = [key for key in self._slots.rules() if self._slot_is_tagged(key)]
-        return live_rules(self._index, self._limits, tagged, bool(self._linked))
+        return live_rules(self._index, self._limits, tagged, bool(self._hold.linked()))
 
     def _apply_classes(self) -> None:
         live = self._live_rules()
-        wanted = wanted_classes(live, self._slots.acquire, self._gating, self._linked.keys())
+        linked = self._hold.linked().keys()
+        wanted = wanted_classes(live, self._slots.acquire, self._gating, linked)
         limited_pids: set[int] = set()
         for key, _limits in live:
             limited_pids |= self._limited_pids(key, self._slots.acquire(key))
-        self._shaper.shape_namespaces_of(limited_pids)  # tc shapes in each of their namespaces
-        self._shaper.reconcile(wanted)
+        self._hold.classes(wanted, limited_pids)
         self._apply_error = ""
 
     def _limited_pids(self, key: RuleKey, slot: int) -> set[int]:
         """The processes a live rule reaches: those running, and those tagged
         since the last refresh (note_new_owner)."""
         pids = set(self._reached_pids(key))
-        return pids | {pid for pid, tagged in self._process_slots.items() if tagged == slot}
+        return pids | self._hold.pids_tagged(slot)
 
     def _apply_socket_caps(self) -> None:
         wanted = wanted_caps(
             self._live_rules(), self._slots.acquire, self._gating, self._downloads_queue()
         )
-        for slot in set(self._capped_slots) - set(wanted):
-            self._datapath.set_slot_caps(slot, NO_CAPS)
-            del self._capped_slots[slot]
-        for slot, caps in wanted.items():
-            if self._capped_slots.get(slot) != caps:
-                self._datapath.set_slot_caps(slot, caps)
-                self._capped_slots[slot] = caps
+        self._hold.caps(wanted)
 
     def _downloads_queue(self) -> bool:
         return self._shaper.queues(Direction.DOWN)
@@ -1009,35 +985,12 @@ class Engine:
         wanted_pids, scopes = wanted_tags(
             self._index, self._limits, self._live_rules(), self._slots.acquire
         )
-        wanted_cgroups: dict[int, int] = {}
-        for scope, slot in scopes.items():
-            scope_id = cgroup_id(self._datapath.cgroup_root, scope)
-            if scope_id is not None:
-                wanted_cgroups[scope_id] = slot
         alive = {pid for pids in self._index.pids_by_app().values() for pid in pids}
-        for pid in list(self._process_slots):
-            if pid not in wanted_pids:
-                if pid in alive:
-                    self._datapath.set_process_slot(pid, 0)  # untag its open sockets
-                else:
-                    self._datapath.forget_process(pid)
-                del self._process_slots[pid]
-        for pid, slot in wanted_pids.items():
-            if self._process_slots.get(pid) != slot:
-                tagged = self._datapath.set_process_slot(pid, slot)
-                log.debug("pid %d -> slot %d (%d open sockets)", pid, slot, tagged)
-                self._process_slots[pid] = slot
-        for scope_id in set(self._cgroup_slots) - set(wanted_cgroups):
-            self._datapath.set_cgroup_slot(scope_id, 0)
-            del self._cgroup_slots[scope_id]
-        for scope_id, slot in wanted_cgroups.items():
-            if self._cgroup_slots.get(scope_id) != slot:
-                self._datapath.set_cgroup_slot(scope_id, slot)
-                self._cgroup_slots[scope_id] = slot
+        self._hold.tags(wanted_pids, scopes, alive)
 
     def _slot_is_tagged(self, key: RuleKey) -> bool:
         slot = self._slots.slot_of(key)
-        return slot is not None and slot in self._process_slots.values()
+        return slot is not None and slot in self._hold.tagged_slots()
 
     def _shrink_windows_first(self, edit: Callable[[LimitTable], None]) -> dict[int, float]:
         """Clamp now the windows of running downloads that the table, once
@@ -1051,11 +1004,11 @@ class Engine:
             if not window_bps:
                 continue
             slot = self._slots.slot_of(key)
-            held_to = self._capped_slots.get(slot, NO_CAPS).window_bps if slot else 0
+            held_to = self._hold.window_held_to(slot)
             for pid in self._reached_pids(key, planned):
-                if slot and self._process_slots.get(pid) == slot and 0 < held_to <= window_bps:
+                if slot and self._hold.slot_of_process(pid) == slot and 0 < held_to <= window_bps:
                     continue  # held to this limit or a lower one already: nothing to spend
-                drain_s = self._datapath.clamp_windows(pid, window_bps)
+                drain_s = self._hold.clamp_windows(pid, window_bps)
                 if drain_s is not None:
                     clamped[pid] = drain_s
         return clamped
