@@ -269,7 +269,7 @@ class BackendRouter:
         return set().union(*(e.active_directions() for e in self._enforcers().values()))
 
     def sent_up_bytes(self) -> dict[int, int]:
-        name, enforcer = self._by_direction.get(Direction.UP, ("", None))  # type: ignore[arg-type]
+        _name, enforcer = self._by_direction.get(Direction.UP, ("", None))  # type: ignore[arg-type]
         return enforcer.sent_up_bytes() if enforcer is not None else {}
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:

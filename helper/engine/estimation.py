@@ -95,10 +95,11 @@ class LinkEstimation:
         before = self._estimator.capacities()
         after = self._estimator.update(Sample(seconds, moved, delay, waits))
         for direction in Direction:
-            if after[direction] != before[direction]:
-                log.info("%s link capacity estimated at %s", direction.value,
-                         "none" if after[direction] is None else f"{after[direction] * 8 / 1e6:.2f} Mbit/s")  # fmt: skip
-                engine.set_estimated_capacity(direction, after[direction])
+            capacity = after[direction]
+            if capacity != before[direction]:
+                text = "none" if capacity is None else f"{capacity * 8 / 1e6:.2f} Mbit/s"
+                log.info("%s link capacity estimated at %s", direction.value, text)
+                engine.set_estimated_capacity(direction, capacity)
 
     def close(self) -> None:
         if self._ipr is not None:

@@ -72,7 +72,7 @@ class Gating:
                     wanted[(slot, direction)] = GateSetting(blocked=True)
         self._quotas.keep_only(followed)
         self._shaped_at_then &= {
-            k for k in followed if (state := self._quotas.state(*k)) and state.spent
+            k for k in followed if (held := self._quotas.state(*k)) and held.spent
         }
         for slot, direction in set(self._written) - set(wanted):
             gates.set(slot, direction, OPEN)

@@ -7,6 +7,7 @@ rotation so a freed slot is not reused while stale sockets might still carry it.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -307,7 +308,7 @@ class LimitTable:
     def is_stored(self, key: RuleKey) -> bool:
         return key in self._plain or key in self._schedules
 
-    def stored_keys(self) -> set[RuleKey]:
+    def stored_keys(self) -> builtins.set[RuleKey]:  # set is the method above, in here
         """Every rule with something stored: plain limits or schedules."""
         return set(self._plain) | set(self._schedules)
 

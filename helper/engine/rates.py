@@ -183,8 +183,8 @@ class RateMeter:
         totals: dict[str, AppTraffic] = defaultdict(AppTraffic)
         by_uid: dict[UidKey, AppTraffic] = defaultdict(AppTraffic)
         shared = self._shared_apps()
-        for app_id, retired in self._retired_apps.items():
-            totals[app_id] = _counts_of(retired)
+        for retired_app, retired in self._retired_apps.items():
+            totals[retired_app] = _counts_of(retired)
         for key, retired in self._retired_by_uid.items():
             if key[0] in shared:
                 by_uid[key] = _counts_of(retired)

@@ -13,6 +13,7 @@ only what its own processes' sockets say (the listing narrows rates likewise).
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import time
@@ -105,7 +106,7 @@ class RttWatch:
         for netns, by_key in inodes.items() if rtt else ():
             wanted = frozenset().union(*by_key.values())
             try:
-                dump = lambda: tcp_rtt_here(wanted)  # noqa: E731
+                dump = functools.partial(tcp_rtt_here, wanted)
                 rtts = (
                     dump()
                     if netns == own
@@ -123,7 +124,11 @@ class RttWatch:
         self.rtt_us = {
             app_id: int(statistics.median(values)) for app_id, values in by_app.items() if values
         }
-        users = {key for key in [*samples, *elsewhere] if key[1] is not None}
-        self._by_user = {(app_id, uid): (int(statistics.median(samples[(app_id, uid)])) if samples.get((app_id, uid))
-                                         else 0, elsewhere.get((app_id, uid), ""))
-                         for app_id, uid in users}  # fmt: skip
+        users = {(app_id, uid) for app_id, uid in [*samples, *elsewhere] if uid is not None}
+        self._by_user = {
+            key: (
+                int(statistics.median(samples[key])) if samples.get(key) else 0,
+                elsewhere.get(key, ""),
+            )
+            for key in users
+        }

@@ -42,10 +42,10 @@ def direction_edit(change: DirectionChange, key: RuleKey) -> Callable[[LimitTabl
         limit = Limit.with_default_burst(
             change.rate_bps, change.burst_bytes
         )  # InvalidArgument now, not later
-        new: Callable[[Limit | None], Limit | None] = lambda old: replace(
+        new: Callable[[Limit | None], Limit | None] = lambda old: replace(  # noqa: E731
             old or NOTHING, rate_bps=limit.rate_bps, burst_bytes=limit.burst_bytes
         )
-        directions = (change.direction,)
+        directions: tuple[Direction, ...] = (change.direction,)
     elif isinstance(change, ClearLimit):
         new = lambda old: replace(old, rate_bps=0, burst_bytes=0) if old else None  # noqa: E731
         directions = change.directions

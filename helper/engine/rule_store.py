@@ -150,7 +150,7 @@ def encode_rules(table: LimitTable) -> bytes:
                     "from": format_minute(s.start),
                     "to": format_minute(s.end),
                     **_encode_limits(s.limits),
-                }  # fmt: skip
+                }
                 for s in schedules
             ]
         rules.append(rule)
@@ -355,7 +355,7 @@ def _current_rules(document: dict[str, Any]) -> list[tuple[Any, Any, Any]]:
     rules = document["rules"]
     if not isinstance(rules, list):
         raise CorruptStateFile("'rules' is not a list")
-    found = []
+    found: list[tuple[Any, Any, Any]] = []
     for rule in rules:
         if not isinstance(rule, dict) or not set(rule) >= _RULE_KEYS:
             found.append((None, None, None))  # reported as a bad rule below
@@ -386,11 +386,11 @@ def decode_rules(data: bytes, skipped: list[str] | None = None) -> LimitTable:
     ):
         found = _current_rules(document)
         if version == NO_SCHEDULES_VERSION and any(
-            isinstance(l, dict) and _SCHEDULES_KEY in l for _, _, l in found
+            isinstance(limits, dict) and _SCHEDULES_KEY in limits for _, _, limits in found
         ):
             raise CorruptStateFile(f"a version-{NO_SCHEDULES_VERSION} file with schedules")
         if version < FORMAT_VERSION and (
-            _LINK_KEY in document or any(_has_priority(l) for _, _, l in found)
+            _LINK_KEY in document or any(_has_priority(limits) for _, _, limits in found)
         ):
             raise CorruptStateFile(f"a version-{version} file with priorities or a link")
     else:

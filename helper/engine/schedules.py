@@ -13,6 +13,7 @@ passes the same minutes twice, and the schedule follows it both times.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable
@@ -102,7 +103,7 @@ def format_days(days: Iterable[int]) -> str:
     if len(ordered) == 7:
         return "daily"
     parts, run = [], [ordered[0]] if ordered else []
-    for day in ordered[1:] + [None]:  # type: ignore[list-item]
+    for day in [*ordered[1:], None]:
         if day is not None and day == run[-1] + 1:
             run.append(day)
             continue
@@ -196,10 +197,8 @@ def local_zone() -> tzinfo:
     """The machine's time zone with its daylight saving rules: $TZ, else what
     /etc/localtime names, else UTC."""
     candidates = [os.environ.get("TZ", "").lstrip(":")]
-    try:
+    with contextlib.suppress(OSError):
         candidates.append(os.readlink("/etc/localtime").partition("zoneinfo/")[2])
-    except OSError:
-        pass
     for key in filter(None, candidates):
         try:
             return ZoneInfo(key)
