@@ -57,7 +57,7 @@ from chadthrottle.helper.engine.link_plan import (
     link_problem,
     priority_problem,
 )
-from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, DirectionHeld, build_listing
+from chadthrottle.helper.engine.listing import DirectionHeld, build_listing
 from chadthrottle.helper.engine.plan import (
     LiveRules,
     download_window_bps,
@@ -76,7 +76,7 @@ from chadthrottle.helper.engine.ports import (
     UsagePort,
 )
 from chadthrottle.helper.engine.quotas import Quota, period_start
-from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, AppTraffic, RateMeter
+from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX
 from chadthrottle.helper.engine.rtt import RttWatch, elsewhere_of
 from chadthrottle.helper.engine.rule_edits import direction_edit, removes_only
 from chadthrottle.helper.engine.schedules import (
@@ -87,16 +87,13 @@ from chadthrottle.helper.engine.schedules import (
     format_minute,
     local_zone,
 )
+from chadthrottle.helper.engine.tracking import Tracking
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
 from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.connections import connections_of
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import (
     ProcessInfo,
-    cgroup_id,
-    cgroup_path,
-    process_exists,
-    read_process,
 )
 from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory
@@ -177,17 +174,9 @@ class Engine:
         self._save_rules = save_rules
         self._slots = SlotAllocator()
         self._hold = KernelHold(datapath, shaper)  # what this engine wrote to the kernel
-        self._meter = RateMeter()
-        self._known: dict[str, AppIdentity] = {}  # last identity seen per application id
         self._namespaces = namespaces or NamespaceDirectory()
-        self._cgroup_paths: dict[int, str | None] = {}  # cgroup id -> path, for exited processes
-        self._lineage = lineage
         self._usage = usage
-        # socket owners the datapath told us about, with their identity once known
-        self._announced: dict[int, AppIdentity | None] = {}
-        # processes known to hold sockets (adopted at start, or announced since):
-        # their applications are listed while they run, though nothing moved yet
-        self._socket_holders: set[int] = set()
+        self._tracking = Tracking(index, datapath, lineage, usage)  # processes and counters
         self._expiry_checked_at = float("-inf")
         self._apply_error = (
             ""  # why the kernel refused the classes at the last try, "" when it did not
@@ -213,20 +202,7 @@ class Engine:
             rules: dict[str, dict[int, dict[Direction, Limit]]] = {}
             for (app_id, owner), limits in self._limits.items():
                 rules.setdefault(app_id, {})[owner] = limits
-            traffic = self._meter.apps
-            idle = {
-                app_id
-                for pid in self._socket_holders
-                if (app_id := getattr(self._index.identity_of(pid), "app_id", None))
-                and app_id not in traffic
-            }
-            if (
-                idle
-            ):  # a connection open and quiet since the helper started: listed, with nothing counted
-                traffic = {
-                    **{app_id: AppTraffic(last_active=self._clock()) for app_id in idle},
-                    **traffic,
-                }
+            traffic = self._tracking.listed_traffic(self._clock())
             facts, rtt = self._link_facts(), self._rtt
             uid = (
                 None if viewer.sees_all else viewer.uid
@@ -245,7 +221,7 @@ class Engine:
                 return priority_problem(facts, elsewhere), rtt_us
 
             return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
-                                 self._known, self._problems(), self._limits_not_met(), self._meter.by_uid,
+                                 self._tracking.known, self._problems(), self._limits_not_met(), self._tracking.meter.by_uid,
                                  self._held, PAUSED_PROBLEM if self._limits.paused else "", priority_view)  # fmt: skip
 
     def _held(
@@ -356,7 +332,7 @@ class Engine:
         for those over it OVERSHOOT_TICKS in a row."""
         found = {}
         for (app_id, direction), ticks in self._over_limit.items():
-            traffic = self._meter.apps.get(app_id)
+            traffic = self._tracking.meter.apps.get(app_id)
             if ticks >= OVERSHOOT_TICKS and traffic is not None:
                 rate = traffic.down_bps if direction is Direction.DOWN else traffic.up_bps
                 found[(app_id, direction)] = (
@@ -370,7 +346,7 @@ class Engine:
         the application's processes: the measured rate is the application's."""
         over: dict[tuple[str, Direction], int] = {}
         for key, limits in self._live_rules():
-            app, traffic = self._index.application(key[0]), self._meter.apps.get(key[0])
+            app, traffic = self._index.application(key[0]), self._tracking.meter.apps.get(key[0])
             if (
                 app is None
                 or traffic is None
@@ -422,7 +398,7 @@ class Engine:
 
     def list_interfaces(self) -> list[InterfaceInfo]:
         with self._lock:
-            interfaces = dict(self._meter.interfaces)
+            interfaces = dict(self._tracking.meter.interfaces)
         views = self._namespaces.views(
             {cookie for cookie, _ in interfaces}
         )  # enters namespaces: unlocked
@@ -620,32 +596,10 @@ class Engine:
                 self._datapath.read_traffic(),
                 self._clock(),
             )  # one read: retired and living
-            before = self._index.all_pids() | set(self._announced)
-            self._index.refresh()
-            gone = {pid for pid in before - self._index.all_pids() if not process_exists(pid)}
-            for pid in gone:
-                self._announced.pop(pid, None)
-            self._socket_holders &= (
-                self._index.all_pids() | self._announced.keys()
-            )  # only those still running
-        # The kernel's side of the exits without the lock: two map operations
-        # per exited process, 20-30 ms a tick while one user started 1,000
-        # programs a second, during which no call was answered (issue 20).
-        for pid in gone:
-            self._datapath.forget_owner(pid)  # a reused pid is announced again...
-        retired = self._datapath.retire_owners(
-            [s for s in samples if s.owner_tgid in gone]
-        )  # ...and counts from zero
+            gone = self._tracking.refresh()
+        retired = self._tracking.exits(gone, samples)  # without the lock (issue 20)
         with self._lock:
-            if self._usage is not None:
-                self._usage.retire(
-                    retired, self._meter.owner_of
-                )  # before the meter forgets whose they were
-            self._meter.retire(gone, retired)
-            for app_id, app in self._index.applications().items():
-                self._known[app_id] = app.identity
-                for pid, process in app.processes.items():
-                    self._meter.remember(pid, app_id, process.uid)
+            self._tracking.retire(gone, retired)
             if self._limits.activate(self._local_now()):
                 log.info(
                     "schedules changed the limits in force (%s)",
@@ -664,13 +618,11 @@ class Engine:
             self._release_unused_slots()
             self._expire_user_rules(now)
             living = [s for s in samples if s.owner_tgid not in gone]
-            self._meter.update(living, now)
-            if self._usage is not None:
-                self._usage.update(living, self._meter.owner_of)
+            self._tracking.count(living, now)
             by_slot = self._shaper.sent_up_bytes()
-            self._meter.use_shaped_uploads(self._wholly_shaped_uploads(by_slot), now)
+            self._tracking.meter.use_shaped_uploads(self._wholly_shaped_uploads(by_slot), now)
             self._watch_limits_met()
-            self._forget_exited(now)
+            self._tracking.forget_exited(now, {app_id for app_id, _ in self._limits.stored_keys()})
         self._measure_rtt()
 
     def _measure_rtt(self) -> None:
@@ -714,21 +666,11 @@ class Engine:
         app scope."""
         # Read before taking the lock (a storm of new processes must not hold
         # it); a tick cannot retire the pid's counters before it is announced.
-        process = read_process(pid)
+        process = self._tracking.read(pid)
         with self._lock:  # the rest: a tick must not retire the pid's counters before it is known
-            self._announced[pid] = None
-            self._socket_holders.add(pid)
-            identity = identify(process) if process else None
-            if identity is None and cgroup_id:
-                identity = self._identity_of_cgroup(pid, cgroup_id)
+            identity = self._tracking.new_owner(pid, cgroup_id, process)
             if identity is None:
-                identity = self._identity_of_parent(pid)
-            if identity is None:
-                log.debug("process %d exited before it could be identified", pid)
                 return
-            self._announced[pid] = identity
-            self._meter.remember(pid, identity.app_id, process.uid if process else None)
-            self._known[identity.app_id] = identity
             key = self._rule_of(identity, process.uid if process else None)
             if key is not None and self._hold.slot_of_process(pid) is None:
                 slot = self._slots.acquire(key)
@@ -744,56 +686,11 @@ class Engine:
                     return
                 self._hold.tag_process(pid, slot)
 
-    def _forget_exited(self, now: float) -> None:
-        """Drop what is kept about applications whose processes all exited,
-        once the listing no longer shows them (or their user has too many such,
-        rates.EXITED_KEPT_PER_UID), and the paths of cgroups that are gone: a
-        storm of short-lived programs must not cost memory, nor time in every
-        tick and listing, for ever. A stored rule keeps its application."""
-        running = self._index.applications().keys() | {
-            i.app_id for i in self._announced.values() if i is not None
-        }
-        keep = running | {app_id for app_id, _owner in self._limits.stored_keys()}
-        self._meter.forget_exited(now, keep, EXITED_VISIBLE_S)
-        for app_id in self._known.keys() - keep - self._meter.apps.keys():
-            del self._known[app_id]
-        for cgroup, path in list(self._cgroup_paths.items()):
-            if path is None or cgroup_id(self._datapath.cgroup_root, path) != cgroup:
-                del self._cgroup_paths[cgroup]
-
-    def _identity_of_cgroup(self, pid: int, cgroup_id: int) -> AppIdentity | None:
-        """The app scope identity of a cgroup id, or None if it is no app scope."""
-        if cgroup_id not in self._cgroup_paths:  # a walk of the hierarchy: once per cgroup
-            self._cgroup_paths[cgroup_id] = cgroup_path(self._datapath.cgroup_root, cgroup_id)
-        path = self._cgroup_paths[cgroup_id]
-        if path is None:
-            return None
-        identity = identify(
-            ProcessInfo(pid=pid, ppid=0, uid=0, exe="", argv=(), comm="", cgroup=path)
-        )
-        return identity if identity is not None and identity.scope else None
-
-    def _identity_of_parent(self, pid: int, generations: int = 8) -> AppIdentity | None:
-        """A forked child that did not exec runs its parent's program: the
-        identity of the nearest ancestor that can still be told."""
-        for _ in range(generations):
-            parent = self._lineage.same_program_parent(pid) if self._lineage else None
-            if parent is None:
-                return None
-            known = self._index.identity_of(parent) or self._announced.get(parent)
-            if known is not None:
-                return known
-            process = read_process(parent)
-            if process is not None:
-                return identify(process)
-            pid = parent
-        return None
-
     def note_socket_holders(self, pids: set[int]) -> None:
         """Processes that held sockets before the datapath was attached: listed
         while they run, though their sockets may stay quiet for minutes."""
         with self._lock:
-            self._socket_holders |= pids
+            self._tracking.socket_holders |= pids
 
     def has_limits(self) -> bool:
         with self._lock:
@@ -807,7 +704,7 @@ class Engine:
         pid_text = app_id[len(PID_APP_PREFIX) :]
         if not pid_text.isdigit():
             raise InvalidArgument(f"not a process id: {pid_text!r}")
-        process = read_process(int(pid_text))
+        process = Tracking.read(int(pid_text))
         if process is None:
             raise NoSuchApplication(f"no application has process {pid_text}")
         return process

@@ -81,9 +81,9 @@ class Machine:
 @pytest.fixture
 def machine(monkeypatch: pytest.MonkeyPatch) -> Machine:
     created = Machine()
-    monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", created.processes.get)
+    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", created.processes.get)
     monkeypatch.setattr(
-        "chadthrottle.helper.engine.engine.process_exists", created.processes.__contains__
+        "chadthrottle.helper.engine.tracking.process_exists", created.processes.__contains__
     )
     return created
 
@@ -146,10 +146,13 @@ def test_the_state_of_exited_applications_is_freed(machine: Machine) -> None:
     finally:
         tracemalloc.stop()
     assert machine.listed() == {"exe:/usr/bin/firefox": "firefox", "exe:/usr/bin/rsync": "rsync"}
-    engine, meter = machine.engine, machine.engine._meter
-    assert set(engine._known) == {"exe:/usr/bin/firefox", "exe:/usr/bin/rsync"}
-    assert not engine._announced and not engine._cgroup_paths
-    assert set(meter.apps) | set(meter._retired_apps) | set(meter._uid_of_app) <= set(engine._known)
+    tracking = machine.engine._tracking  # what the engine keeps about processes (tracking.py)
+    meter = tracking.meter
+    assert set(tracking.known) == {"exe:/usr/bin/firefox", "exe:/usr/bin/rsync"}
+    assert not tracking.announced and not tracking.cgroup_paths
+    assert set(meter.apps) | set(meter._retired_apps) | set(meter._uid_of_app) <= set(
+        tracking.known
+    )
     assert set(meter._app_of_tgid) == {running}
     assert grown < 100_000, (
         f"{grown} bytes kept after 2,000 programs exited (~1 KB each before issue 20)"

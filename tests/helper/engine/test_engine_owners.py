@@ -159,9 +159,9 @@ def test_a_limit_measured_above_for_seconds_is_reported_not_met(
     force: after OVERSHOOT_TICKS seconds above it, the listing says so."""
     now = [0.0]
     world = World(clock=lambda: now[0])  # noqa: F811
-    monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", world.processes.get)
+    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", world.processes.get)
     monkeypatch.setattr(
-        "chadthrottle.helper.engine.engine.process_exists", world.processes.__contains__
+        "chadthrottle.helper.engine.tracking.process_exists", world.processes.__contains__
     )
     _spawn(world, 10, 1000)
     world.engine.tick()

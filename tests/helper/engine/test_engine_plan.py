@@ -71,9 +71,9 @@ class World:
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     created = World()
     # "pid:N" resolves through /proc; point it at the fake process table
-    monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", created.processes.get)
+    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", created.processes.get)
     monkeypatch.setattr(
-        "chadthrottle.helper.engine.engine.process_exists", created.processes.__contains__
+        "chadthrottle.helper.engine.tracking.process_exists", created.processes.__contains__
     )
     return created
 
@@ -350,7 +350,7 @@ def test_applications_holding_quiet_sockets_are_listed_while_they_run(world: Wor
 def test_a_new_socket_owner_of_a_limited_app_is_tagged_at_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", world.processes.get)
+    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", world.processes.get)
     world.spawn(10)
     world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
     world.spawn(13)  # a child that opened its first socket before the next tick
@@ -406,7 +406,7 @@ def test_a_forked_child_gone_before_it_was_read_belongs_to_its_parents_applicati
 ) -> None:
     """No app scope: the fork events say whose program the child ran."""
     lineage = {81: 80, 82: 81}  # 82 forked from 81 forked from 80; neither child exec'd
-    world.engine._lineage = type(
+    world.engine._tracking.lineage = type(
         "Lineage", (), {"same_program_parent": staticmethod(lineage.get)}
     )()
     world.spawn(80, exe="/usr/bin/rsync")

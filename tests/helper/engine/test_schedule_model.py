@@ -207,8 +207,10 @@ def test_the_tick_switches_a_schedule_on_and_off_at_the_minute(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     processes = {10: ProcessInfo(10, 1, 1000, "/usr/bin/curl", ("curl",), "curl", "/")}
-    monkeypatch.setattr("chadthrottle.helper.engine.engine.read_process", processes.get)
-    monkeypatch.setattr("chadthrottle.helper.engine.engine.process_exists", processes.__contains__)
+    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", processes.get)
+    monkeypatch.setattr(
+        "chadthrottle.helper.engine.tracking.process_exists", processes.__contains__
+    )
     index = ApplicationIndex(
         list_pids=lambda: list(processes), read=processes.get, read_exe=lambda pid: "/usr/bin/curl"
     )

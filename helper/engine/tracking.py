@@ -1,0 +1,179 @@
+"""Tracking: which processes hold sockets, whose application each is, and what
+each application and interface moved.
+
+The part of the engine that reads /proc (through the application index and
+read_process) and the datapath's counters, so that the plan and apply steps
+work on what it found. A process that opened its first socket is identified
+at once, from /proc while it runs, else from its app scope cgroup or its
+parent (the fork lineage), so the bytes of a short-lived process are
+attributed. Not thread-safe by itself: the engine calls it under its lock,
+except exits() (the kernel's side of exits, kept outside the lock).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S
+from chadthrottle.helper.engine.ports import DatapathPort, LineagePort, UsagePort
+from chadthrottle.helper.engine.rates import AppTraffic, CounterSample, RateMeter
+from chadthrottle.helper.identity.applications import AppIdentity, identify
+from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.identity.processes import (
+    ProcessInfo,
+    cgroup_id,
+    cgroup_path,
+    process_exists,
+    read_process,
+)
+
+log = logging.getLogger("chadthrottle.engine")
+
+
+class Tracking:
+    def __init__(
+        self,
+        index: ApplicationIndex,
+        datapath: DatapathPort,
+        lineage: LineagePort | None = None,
+        usage: UsagePort | None = None,
+    ) -> None:
+        """lineage: the parents of forked processes (proc_events.py), for
+        those that exit before /proc is read; usage: the usage history, fed
+        with what the counters say."""
+        self.index = index
+        self.lineage = lineage
+        self._datapath = datapath
+        self._usage = usage
+        self.meter = RateMeter()
+        self.known: dict[str, AppIdentity] = {}  # last identity seen per application id
+        self.cgroup_paths: dict[int, str | None] = {}  # cgroup id -> path, for exited processes
+        # socket owners the datapath told us about, with their identity once known
+        self.announced: dict[int, AppIdentity | None] = {}
+        # processes known to hold sockets (adopted at start, or announced since):
+        # their applications are listed while they run, though nothing moved yet
+        self.socket_holders: set[int] = set()
+
+    @staticmethod
+    def read(pid: int) -> ProcessInfo | None:
+        """One process from /proc, None if it is gone (the engine's only
+        direct read: the index reads the rest)."""
+        return read_process(pid)
+
+    def refresh(self) -> set[int]:
+        """Read the processes again; the pids that exited since the last time."""
+        before = self.index.all_pids() | set(self.announced)
+        self.index.refresh()
+        gone = {pid for pid in before - self.index.all_pids() if not process_exists(pid)}
+        for pid in gone:
+            self.announced.pop(pid, None)
+        self.socket_holders &= self.index.all_pids() | self.announced.keys()  # still running
+        return gone
+
+    def exits(self, gone: set[int], samples: list[CounterSample]) -> list[CounterSample]:
+        """The kernel's side of the exits (call without the engine lock: two
+        map operations per exited process, 20-30 ms a tick while one user
+        started 1,000 programs a second, during which no call was answered,
+        issue 20); the exited processes' final counters."""
+        for pid in gone:
+            self._datapath.forget_owner(pid)  # a reused pid is announced again...
+        return self._datapath.retire_owners([s for s in samples if s.owner_tgid in gone])
+
+    def retire(self, gone: set[int], retired: list[CounterSample]) -> None:
+        """Count the exited processes' final bytes, and learn whose the
+        running ones are."""
+        if self._usage is not None:  # before the meter forgets whose they were
+            self._usage.retire(retired, self.meter.owner_of)
+        self.meter.retire(gone, retired)
+        for app_id, app in self.index.applications().items():
+            self.known[app_id] = app.identity
+            for pid, process in app.processes.items():
+                self.meter.remember(pid, app_id, process.uid)
+
+    def count(self, living: list[CounterSample], now: float) -> None:
+        """The running processes' counters into the rates and the usage history."""
+        self.meter.update(living, now)
+        if self._usage is not None:
+            self._usage.update(living, self.meter.owner_of)
+
+    def listed_traffic(self, now: float) -> dict[str, AppTraffic]:
+        """What each application moved, with the applications whose sockets
+        have been open and quiet since the helper started: listed, nothing counted."""
+        traffic = self.meter.apps
+        idle = {
+            app_id
+            for pid in self.socket_holders
+            if (app_id := getattr(self.index.identity_of(pid), "app_id", None))
+            and app_id not in traffic
+        }
+        if not idle:
+            return traffic
+        return {**{app_id: AppTraffic(last_active=now) for app_id in idle}, **traffic}
+
+    def new_owner(
+        self, pid: int, cgroup_id: int, process: ProcessInfo | None
+    ) -> AppIdentity | None:
+        """A process opened its first socket (process: as read from /proc,
+        None if it had exited): its identity, remembered, or None if it
+        cannot be told. If it has exited already, its cgroup (as the datapath
+        saw it) may still name its app scope, or its parent its program."""
+        self.announced[pid] = None
+        self.socket_holders.add(pid)
+        identity = identify(process) if process else None
+        if identity is None and cgroup_id:
+            identity = self._identity_of_cgroup(pid, cgroup_id)
+        if identity is None:
+            identity = self._identity_of_parent(pid)
+        if identity is None:
+            log.debug("process %d exited before it could be identified", pid)
+            return None
+        self.announced[pid] = identity
+        self.meter.remember(pid, identity.app_id, process.uid if process else None)
+        self.known[identity.app_id] = identity
+        return identity
+
+    def forget_exited(self, now: float, stored: set[str]) -> None:
+        """Drop what is kept about applications whose processes all exited,
+        once the listing no longer shows them (or their user has too many such,
+        rates.EXITED_KEPT_PER_UID), and the paths of cgroups that are gone: a
+        storm of short-lived programs must not cost memory, nor time in every
+        tick and listing, for ever. stored: the application ids of stored
+        rules, kept."""
+        running = self.index.applications().keys() | {
+            i.app_id for i in self.announced.values() if i is not None
+        }
+        keep = running | stored
+        self.meter.forget_exited(now, keep, EXITED_VISIBLE_S)
+        for app_id in self.known.keys() - keep - self.meter.apps.keys():
+            del self.known[app_id]
+        for cgroup, path in list(self.cgroup_paths.items()):
+            if path is None or cgroup_id(self._datapath.cgroup_root, path) != cgroup:
+                del self.cgroup_paths[cgroup]
+
+    def _identity_of_cgroup(self, pid: int, cgroup: int) -> AppIdentity | None:
+        """The app scope identity of a cgroup id, or None if it is no app scope."""
+        if cgroup not in self.cgroup_paths:  # a walk of the hierarchy: once per cgroup
+            self.cgroup_paths[cgroup] = cgroup_path(self._datapath.cgroup_root, cgroup)
+        path = self.cgroup_paths[cgroup]
+        if path is None:
+            return None
+        identity = identify(
+            ProcessInfo(pid=pid, ppid=0, uid=0, exe="", argv=(), comm="", cgroup=path)
+        )
+        return identity if identity is not None and identity.scope else None
+
+    def _identity_of_parent(self, pid: int, generations: int = 8) -> AppIdentity | None:
+        """A forked child that did not exec runs its parent's program: the
+        identity of the nearest ancestor that can still be told."""
+        for _ in range(generations):
+            parent = self.lineage.same_program_parent(pid) if self.lineage else None
+            if parent is None:
+                return None
+            known = self.index.identity_of(parent) or self.announced.get(parent)
+            if known is not None:
+                return known
+            process = read_process(parent)
+            if process is not None:
+                return identify(process)
+            pid = parent
+        return None
