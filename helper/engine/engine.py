@@ -41,14 +41,12 @@ from chadthrottle.helper.engine.api import (
     ResolvedApplication,
     Viewer,
 )
-from chadthrottle.helper.engine.gating import Gating
-from chadthrottle.helper.engine.kernel_hold import KernelHold
+from chadthrottle.helper.engine.apply import Apply
 from chadthrottle.helper.engine.limits import (
     Limit,
     LimitTable,
     LinkSetting,
     RuleKey,
-    SlotAllocator,
     priority_of,
 )
 from chadthrottle.helper.engine.link_plan import (
@@ -59,14 +57,7 @@ from chadthrottle.helper.engine.link_plan import (
 )
 from chadthrottle.helper.engine.listing import DirectionHeld, build_listing
 from chadthrottle.helper.engine.plan import (
-    LiveRules,
-    download_window_bps,
-    live_rules,
-    reached_pids,
     rule_of,
-    wanted_caps,
-    wanted_classes,
-    wanted_tags,
 )
 from chadthrottle.helper.engine.ports import (
     DatapathPort,
@@ -89,7 +80,7 @@ from chadthrottle.helper.engine.schedules import (
 )
 from chadthrottle.helper.engine.tracking import Tracking
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
-from chadthrottle.helper.identity.applications import AppIdentity, identify
+from chadthrottle.helper.identity.applications import identify
 from chadthrottle.helper.identity.connections import connections_of
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import (
@@ -172,8 +163,7 @@ class Engine:
         self._limits = rules.copy() if rules is not None else LimitTable()
         self._limits.activate(self._local_now())
         self._save_rules = save_rules
-        self._slots = SlotAllocator()
-        self._hold = KernelHold(datapath, shaper)  # what this engine wrote to the kernel
+        self._applier = Apply(datapath, shaper, index)  # plans made real in the kernel
         self._namespaces = namespaces or NamespaceDirectory()
         self._usage = usage
         self._tracking = Tracking(index, datapath, lineage, usage)  # processes and counters
@@ -184,7 +174,6 @@ class Engine:
         self._over_limit: dict[
             tuple[str, Direction], int
         ] = {}  # ticks in a row measured above the limit
-        self._gating = Gating()  # blocks and quotas
         self._quota_saved_at = float("-inf")
         self._estimated: dict[
             Direction, int
@@ -229,11 +218,11 @@ class Engine:
     ) -> dict[Direction, DirectionHeld]:
         """What each direction of a rule holds now, for the listing (a rule
         not in force says so in its problem); quotas as the kernel counts now."""
-        rated = self._gating.rated(key, dict(limits))
+        rated = self._applier.gating.rated(key, dict(limits))
         gates = getattr(self._datapath, "gates", None)
         held = {}
         for direction, limit in limits.items():
-            quota, state = limit.quota, self._gating.quota_state(key, direction, gates)
+            quota, state = limit.quota, self._applier.gating.quota_state(key, direction, gates)
             left = (
                 (state.left if state else self._stored_quota_left(key, direction, quota))
                 if quota
@@ -274,7 +263,9 @@ class Engine:
         quota = limit.quota
         if quota is None:
             return limit.blocked, 0, "", 0, 0, 0
-        state = self._gating.quota_state(key, direction, getattr(self._datapath, "gates", None))
+        state = self._applier.gating.quota_state(
+            key, direction, getattr(self._datapath, "gates", None)
+        )
         left = state.left if state is not None else self._stored_quota_left(key, direction, quota)
         return (
             limit.blocked,
@@ -345,7 +336,7 @@ class Engine:
         measured rate was above its limit. Only where one rule reaches all of
         the application's processes: the measured rate is the application's."""
         over: dict[tuple[str, Direction], int] = {}
-        for key, limits in self._live_rules():
+        for key, limits in self._applier.live(self._limits):
             app, traffic = self._index.application(key[0]), self._tracking.meter.apps.get(key[0])
             if (
                 app is None
@@ -353,7 +344,7 @@ class Engine:
                 or not (key[1] == ADMIN_OWNER or app.uids == frozenset({key[1]}))
             ):
                 continue
-            for direction, limit in self._gating.rated(key, limits).items():
+            for direction, limit in self._applier.gating.rated(key, limits).items():
                 rate = traffic.down_bps if direction is Direction.DOWN else traffic.up_bps
                 if rate > OVERSHOOT_SHARE * limit.rate_bps:
                     over[(key[0], direction)] = self._over_limit.get((key[0], direction), 0) + 1
@@ -538,7 +529,7 @@ class Engine:
                 self._estimated[direction] = min(max(int(bps), MIN_RATE_BPS), MAX_RATE_BPS)
             else:
                 self._estimated.pop(direction, None)
-            if self._limits.link.estimate and self._capacities() != self._hold.linked():
+            if self._limits.link.estimate and self._capacities() != self._applier.hold.linked():
                 try:
                     self._apply()
                 except HelperError as error:
@@ -576,7 +567,7 @@ class Engine:
 
     def _apply_link(self) -> None:
         """Give each direction's shaper the capacity in force (applied at its next reconcile)."""
-        self._hold.link(self._capacities())
+        self._applier.link(self._capacities())
 
     def usage(
         self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer
@@ -612,15 +603,17 @@ class Engine:
                 if self._apply_error != str(error):
                     log.error("could not keep the limits in place: %s", error)
                 self._apply_error = str(error)
-            self._apply_socket_caps()
+            self._applier.caps(self._limits)
             self._apply_gates()  # a new quota period, a quota spent; the leases renewed
-            self._apply_tags()  # new processes of limited applications, whatever the classes did
-            self._release_unused_slots()
+            self._applier.tags(self._limits)  # new processes of limited apps, whatever classes did
+            self._applier.release_unused(self._limits)
             self._expire_user_rules(now)
             living = [s for s in samples if s.owner_tgid not in gone]
             self._tracking.count(living, now)
             by_slot = self._shaper.sent_up_bytes()
-            self._tracking.meter.use_shaped_uploads(self._wholly_shaped_uploads(by_slot), now)
+            self._tracking.meter.use_shaped_uploads(
+                self._applier.wholly_shaped_uploads(self._limits, by_slot), now
+            )
             self._watch_limits_met()
             self._tracking.forget_exited(now, {app_id for app_id, _ in self._limits.stored_keys()})
         self._measure_rtt()
@@ -640,23 +633,10 @@ class Engine:
             for app_id, app in self._index.applications().items():
                 for key in self._limits.in_force_of(app_id):
                     if priority_of(self._limits.get(key)) is not Priority.NORMAL:
-                        apps.setdefault(app_id, []).extend(self._reached_pids(key))
+                        apps.setdefault(app_id, []).extend(self._applier.reached(self._limits, key))
                         uids.update((pid, process.uid) for pid, process in app.processes.items())
         if apps or self._rtt.rtt_us or self._rtt.elsewhere:
             self._rtt.measure(apps, rtt=self._clock() - self._listed_at <= RTT_WATCHED_S, uids=uids)
-
-    def _wholly_shaped_uploads(self, by_slot: dict[int, int]) -> dict[str, int]:
-        """app id -> bytes out of its upload class, for applications whose every
-        process is under that one rule (another user's unlimited processes of
-        the same program never pass through it)."""
-        shaped: dict[str, int] = {}
-        for key in self._slots.rules():
-            slot, app = self._slots.slot_of(key), self._index.application(key[0])
-            if slot not in by_slot or app is None or self._limits.outranked(key):
-                continue
-            if set(self._reached_pids(key)) == app.processes.keys():
-                shaped[key[0]] = by_slot[slot]
-        return shaped
 
     def note_new_owner(self, pid: int, cgroup_id: int = 0) -> None:
         """A process opened its first socket: learn whose it is now, while it
@@ -671,20 +651,20 @@ class Engine:
             identity = self._tracking.new_owner(pid, cgroup_id, process)
             if identity is None:
                 return
-            key = self._rule_of(identity, process.uid if process else None)
-            if key is not None and self._hold.slot_of_process(pid) is None:
-                slot = self._slots.acquire(key)
-                self._hold.reserve_process(pid, slot)  # its rule is live now: classes first
+            key = rule_of(self._limits, identity, process.uid if process else None)
+            if key is not None and self._applier.hold.slot_of_process(pid) is None:
+                slot = self._applier.slots.acquire(key)
+                self._applier.hold.reserve_process(pid, slot)  # its rule is live now: classes first
                 try:
                     self._apply_classes()
-                    self._apply_socket_caps()
+                    self._applier.caps(self._limits)
                     self._apply_gates()
                 except HelperError as error:
-                    self._hold.unreserve_process(pid)  # fail open: untagged, unlimited
+                    self._applier.hold.unreserve_process(pid)  # fail open: untagged, unlimited
                     self._apply_error = str(error)
                     log.error("could not limit process %d of %s: %s", pid, identity.app_id, error)
                     return
-                self._hold.tag_process(pid, slot)
+                self._applier.hold.tag_process(pid, slot)
 
     def note_socket_holders(self, pids: set[int]) -> None:
         """Processes that held sockets before the datapath was attached: listed
@@ -803,7 +783,7 @@ class Engine:
         except HelperError:
             self._limits = before
             self._apply_quietly()
-            self._hold.unclamp(clamped or {})
+            self._applier.hold.unclamp(clamped or {})
             raise
 
     def _apply_quietly(self) -> None:
@@ -817,108 +797,38 @@ class Engine:
         (and a newly tagged socket its caps)."""
         self._apply_link()
         self._apply_classes()
-        self._apply_socket_caps()
+        self._applier.caps(self._limits)
         self._apply_gates()
-        self._apply_tags()
-        self._release_unused_slots()
+        self._applier.tags(self._limits)
+        self._applier.release_unused(self._limits)
 
     def _apply_gates(self) -> None:
-        """Blocks and quotas into the kernel (before tags: a newly tagged
-        socket finds its gate shut), and their leases renewed (gates.py)."""
-        gates = getattr(self._datapath, "gates", None)
-        if gates is None:  # a datapath without gates: the engine's unit tests' stand-ins
-            return
-        live = [(key, self._slots.acquire(key), limits) for key, limits in self._live_rules()]
-        used_before = dict(self._limits.quota_use)
-        turned = self._gating.apply(live, self._local_now(), gates, self._limits.quota_use)
+        """Blocks and quotas (Apply.gates); what the quotas used is stored at
+        most every QUOTA_SAVE_S, at once when a period began or a quota was spent."""
+        changed, turned = self._applier.gates(self._limits, self._local_now())
         now = self._clock()
-        if self._limits.quota_use != used_before and (
-            turned or now - self._quota_saved_at >= QUOTA_SAVE_S
-        ):
+        if changed and (turned or now - self._quota_saved_at >= QUOTA_SAVE_S):
             self._quota_saved_at = now
-            try:
-                self._save_rules(
-                    self._limits
-                )  # a restart goes on counting the period, not from zero
+            try:  # a restart goes on counting the period, not from zero
+                self._save_rules(self._limits)
             except HelperError as error:
                 log.error("could not store what the quotas used: %s", error)
 
-    def _rule_of(self, identity: AppIdentity, uid: int | None) -> RuleKey | None:
-        return rule_of(self._limits, identity, uid)
-
-    def _reached_pids(self, key: RuleKey, table: LimitTable | None = None) -> list[int]:
-        return reached_pids(self._index, table if table is not None else self._limits, key)
-
-    def _live_rules(self) -> LiveRules:
-        tagged = [key for key in self._slots.rules() if self._slot_is_tagged(key)]
-        return live_rules(self._index, self._limits, tagged, bool(self._hold.linked()))
-
     def _apply_classes(self) -> None:
-        live = self._live_rules()
-        linked = self._hold.linked().keys()
-        wanted = wanted_classes(live, self._slots.acquire, self._gating, linked)
-        limited_pids: set[int] = set()
-        for key, _limits in live:
-            limited_pids |= self._limited_pids(key, self._slots.acquire(key))
-        self._hold.classes(wanted, limited_pids)
+        self._applier.classes(self._limits)
         self._apply_error = ""
-
-    def _limited_pids(self, key: RuleKey, slot: int) -> set[int]:
-        """The processes a live rule reaches: those running, and those tagged
-        since the last refresh (note_new_owner)."""
-        pids = set(self._reached_pids(key))
-        return pids | self._hold.pids_tagged(slot)
-
-    def _apply_socket_caps(self) -> None:
-        wanted = wanted_caps(
-            self._live_rules(), self._slots.acquire, self._gating, self._downloads_queue()
-        )
-        self._hold.caps(wanted)
-
-    def _downloads_queue(self) -> bool:
-        return self._shaper.queues(Direction.DOWN)
-
-    def _apply_tags(self) -> None:
-        wanted_pids, scopes = wanted_tags(
-            self._index, self._limits, self._live_rules(), self._slots.acquire
-        )
-        alive = {pid for pids in self._index.pids_by_app().values() for pid in pids}
-        self._hold.tags(wanted_pids, scopes, alive)
-
-    def _slot_is_tagged(self, key: RuleKey) -> bool:
-        slot = self._slots.slot_of(key)
-        return slot is not None and slot in self._hold.tagged_slots()
 
     def _shrink_windows_first(self, edit: Callable[[LimitTable], None]) -> dict[int, float]:
         """Clamp now the windows of running downloads that the table, once
-        edited, holds tighter than they are held; {pid: seconds its old windows
-        may still take} of those clamped (see WINDOW_DRAIN_MIN_S)."""
+        edited, holds tighter than they are held (see WINDOW_DRAIN_MIN_S)."""
         planned = self._limits.copy()
         edit(planned)
-        clamped: dict[int, float] = {}
-        for key, limits in planned.enforced():
-            window_bps = download_window_bps(limits, self._downloads_queue())
-            if not window_bps:
-                continue
-            slot = self._slots.slot_of(key)
-            held_to = self._hold.window_held_to(slot)
-            for pid in self._reached_pids(key, planned):
-                if slot and self._hold.slot_of_process(pid) == slot and 0 < held_to <= window_bps:
-                    continue  # held to this limit or a lower one already: nothing to spend
-                drain_s = self._hold.clamp_windows(pid, window_bps)
-                if drain_s is not None:
-                    clamped[pid] = drain_s
-        return clamped
+        return self._applier.shrink_windows_first(planned)
 
     def _wait_for_old_windows(self, clamped: dict[int, float]) -> None:
         """Without the engine lock: ticks, reads and new processes go on."""
         if clamped:
             self._sleep(min(max(WINDOW_DRAIN_MIN_S, max(clamped.values())), WINDOW_DRAIN_MAX_S))
-
-    def _release_unused_slots(self) -> None:
-        limited = {key for key, _ in self._live_rules()}
-        for key in self._slots.rules() - limited:
-            self._slots.release(key)
 
     def _expire_user_rules(self, now: float) -> None:
         """Drop users' rules for programs whose file no longer exists (an

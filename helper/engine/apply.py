@@ -1,0 +1,127 @@
+"""The apply step: a rule table made real in the kernel.
+
+For the table in force it takes the plan (plan.py: live rules, classes, caps,
+tags) and writes what differs from what the kernel holds (kernel_hold.py),
+in the order that keeps every packet accounted: classes and caps before
+gates, gates before tags (a newly tagged socket finds its class, its caps and
+its gate shut), slots of rules no longer live released last. It owns the
+slots and the gates' state (gating.py), so nothing else gives out a slot or
+writes a gate. Not thread-safe by itself: the engine calls it under its lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.gating import Gating
+from chadthrottle.helper.engine.kernel_hold import KernelHold
+from chadthrottle.helper.engine.limits import LimitTable, RuleKey, SlotAllocator
+from chadthrottle.helper.engine.plan import (
+    LiveRules,
+    download_window_bps,
+    live_rules,
+    reached_pids,
+    wanted_caps,
+    wanted_classes,
+    wanted_tags,
+)
+from chadthrottle.helper.engine.ports import DatapathPort, ShaperPort
+from chadthrottle.helper.identity.index import ApplicationIndex
+
+
+class Apply:
+    def __init__(self, datapath: DatapathPort, shaper: ShaperPort, index: ApplicationIndex) -> None:
+        self._datapath = datapath
+        self._shaper = shaper
+        self._index = index
+        self.hold = KernelHold(datapath, shaper)  # what this engine wrote to the kernel
+        self.slots = SlotAllocator()
+        self.gating = Gating()  # blocks and quotas
+
+    def reached(self, table: LimitTable, key: RuleKey) -> list[int]:
+        return reached_pids(self._index, table, key)
+
+    def live(self, table: LimitTable) -> LiveRules:
+        """The rules that get slots, classes and tags now (plan.live_rules)."""
+        tagged_slots = self.hold.tagged_slots()
+        tagged = [key for key in self.slots.rules() if self.slots.slot_of(key) in tagged_slots]
+        return live_rules(self._index, table, tagged, bool(self.hold.linked()))
+
+    def downloads_queue(self) -> bool:
+        """Whether the download backend queues (tc) rather than drops (the policer)."""
+        return self._shaper.queues(Direction.DOWN)
+
+    def link(self, capacities: dict[Direction, int]) -> None:
+        self.hold.link(capacities)
+
+    def classes(self, table: LimitTable) -> None:
+        live = self.live(table)
+        wanted = wanted_classes(live, self.slots.acquire, self.gating, self.hold.linked().keys())
+        limited_pids: set[int] = set()
+        for key, _limits in live:  # running, and tagged since the last refresh (note_new_owner)
+            limited_pids |= set(self.reached(table, key))
+            limited_pids |= self.hold.pids_tagged(self.slots.acquire(key))
+        self.hold.classes(wanted, limited_pids)
+
+    def caps(self, table: LimitTable) -> None:
+        live = self.live(table)
+        self.hold.caps(wanted_caps(live, self.slots.acquire, self.gating, self.downloads_queue()))
+
+    def gates(self, table: LimitTable, local_now: datetime) -> tuple[bool, bool]:
+        """Blocks and quotas into the kernel, and their leases renewed
+        (gates.py); (whether the quotas' use in the table changed, whether a
+        period began or a quota was spent). A datapath without gates (the
+        engine's unit tests' stand-ins) has none to write."""
+        gates = getattr(self._datapath, "gates", None)
+        if gates is None:
+            return False, False
+        live = [(key, self.slots.acquire(key), limits) for key, limits in self.live(table)]
+        used_before = dict(table.quota_use)
+        turned = self.gating.apply(live, local_now, gates, table.quota_use)
+        return table.quota_use != used_before, turned
+
+    def tags(self, table: LimitTable) -> None:
+        wanted_pids, scopes = wanted_tags(self._index, table, self.live(table), self.slots.acquire)
+        alive = {pid for pids in self._index.pids_by_app().values() for pid in pids}
+        self.hold.tags(wanted_pids, scopes, alive)
+
+    def release_unused(self, table: LimitTable) -> None:
+        limited = {key for key, _ in self.live(table)}
+        for key in self.slots.rules() - limited:
+            self.slots.release(key)
+
+    def shrink_windows_first(self, planned: LimitTable) -> dict[int, float]:
+        """Clamp now the windows of running downloads that the planned table
+        holds tighter than they are held; {pid: seconds its old windows may
+        still take} of those clamped (engine.WINDOW_DRAIN_MIN_S)."""
+        clamped: dict[int, float] = {}
+        for key, limits in planned.enforced():
+            window_bps = download_window_bps(limits, self.downloads_queue())
+            if not window_bps:
+                continue
+            slot = self.slots.slot_of(key)
+            held_to = self.hold.window_held_to(slot)
+            for pid in self.reached(planned, key):
+                if slot and self.hold.slot_of_process(pid) == slot and 0 < held_to <= window_bps:
+                    continue  # held to this limit or a lower one already: nothing to spend
+                drain_s = self.hold.clamp_windows(pid, window_bps)
+                if drain_s is not None:
+                    clamped[pid] = drain_s
+        return clamped
+
+    def wholly_shaped_uploads(
+        self, table: LimitTable, by_slot: Mapping[int, int]
+    ) -> dict[str, int]:
+        """app id -> bytes out of its upload class, for applications whose every
+        process is under that one rule (another user's unlimited processes of
+        the same program never pass through it)."""
+        shaped: dict[str, int] = {}
+        for key in self.slots.rules():
+            slot, app = self.slots.slot_of(key), self._index.application(key[0])
+            if slot is None or slot not in by_slot or app is None or table.outranked(key):
+                continue
+            if set(self.reached(table, key)) == app.processes.keys():
+                shaped[key[0]] = by_slot[slot]
+        return shaped
