@@ -19,7 +19,6 @@ from datetime import datetime, tzinfo
 from chadthrottle.contract import (
     ADMIN_OWNER,
     MAX_RATE_BPS,
-    MAX_RULES_PER_USER,
     MIN_RATE_BPS,
     PID_APP_PREFIX,
     ApplicationInfo,
@@ -31,13 +30,10 @@ from chadthrottle.contract import (
     RuleInfo,
     ScheduleInfo,
 )
-from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.engine.api import (
     ADMIN_VIEWER,
-    AddSchedule,
     ChangeOutcome,
     LimitChange,
-    RemoveSchedules,
     ResolvedApplication,
     Viewer,
 )
@@ -69,11 +65,9 @@ from chadthrottle.helper.engine.ports import (
 from chadthrottle.helper.engine.quotas import Quota, period_start
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX
 from chadthrottle.helper.engine.rtt import RttWatch, elsewhere_of
-from chadthrottle.helper.engine.rule_edits import direction_edit, removes_only
+from chadthrottle.helper.engine.rule_edits import ChangeBatch
 from chadthrottle.helper.engine.schedules import (
     Schedule,
-    check_exists_locally,
-    check_fits,
     format_days,
     format_minute,
     local_zone,
@@ -433,16 +427,11 @@ class Engine:
         with self._lock:
             outcomes: list[ChangeOutcome] = []
             edits: list[tuple[int, Callable[[LimitTable], None]]] = []
-            new_rules: set[RuleKey] = set()
-            planned: list[
-                LimitTable
-            ] = []  # the table as this batch's schedule changes leave it, made on need
+            checks = ChangeBatch(self._limits, self._zone, lambda: self._local_now().date())
             for change in changes:
                 try:
                     resolved = self._resolve_id(change.app_id)
-                    edits.append(
-                        (len(outcomes), self._edit_for(change, resolved, new_rules, planned))
-                    )
+                    edits.append((len(outcomes), checks.edit_for(change, resolved)))
                     outcomes.append(resolved)
                 except HelperError as error:
                     outcomes.append(error)
@@ -709,66 +698,6 @@ class Engine:
         return (
             self._index.application(app_id) is not None or app_id in self._index.renamed_runners()
         )
-
-    def _edit_for(
-        self, change: LimitChange, app_id: str, new_rules: set[RuleKey], planned: list[LimitTable]
-    ) -> Callable[[LimitTable], None]:
-        """The table edit one change makes; InvalidArgument before anything
-        changes. new_rules: the rules this batch creates so far (for the
-        per-user bound), added to; planned: [the table as this batch's schedule
-        changes so far leave it], made on the first one."""
-        key: RuleKey = (app_id, change.owner)
-        if not isinstance(change, (AddSchedule, RemoveSchedules)) and removes_only(change):
-            return direction_edit(change, key)
-        if isinstance(change, RemoveSchedules):
-            return self._schedule_edit(change, key, planned)
-        try:  # a stored id must load again at the next start
-            validate_app_id(app_id)
-        except InvalidArgument as error:
-            raise InvalidArgument(f"this application's id cannot be stored: {error}") from None
-        if isinstance(change, AddSchedule):
-            edit = self._schedule_edit(change, key, planned)
-        else:
-            edit = direction_edit(change, key)
-        if change.owner != ADMIN_OWNER and not self._limits.is_stored(key) and key not in new_rules:
-            held = self._limits.count_of_owner(change.owner) + sum(
-                1 for _, owner in new_rules if owner == change.owner
-            )
-            if held >= MAX_RULES_PER_USER:
-                raise InvalidArgument(
-                    f"you have rules for {held} applications, the most one user may keep; clear some first"
-                )
-            new_rules.add(key)
-        return edit
-
-    def _schedule_edit(
-        self, change: AddSchedule | RemoveSchedules, key: RuleKey, planned: list[LimitTable]
-    ) -> Callable[[LimitTable], None]:
-        """A schedule change, checked against the table as the batch leaves it
-        (two overlapping schedules in one batch are refused too)."""
-        if not planned:
-            planned.append(self._limits.copy())
-        if isinstance(change, RemoveSchedules):
-            names = [schedule.name for schedule in planned[0].schedules_of(key)]
-            if not names or (change.name and change.name not in names):
-                raise InvalidArgument(
-                    f"{key[0]} has no schedule {change.name!r} of this rule"
-                    if change.name
-                    else f"{key[0]} has no schedules of this rule"
-                )
-            edit: Callable[[LimitTable], None] = lambda table: table.remove_schedules(
-                key, change.name
-            )
-        else:
-            limits = {direction: Limit.with_default_burst(rate, 0)
-                      for direction, rate in ((Direction.DOWN, change.down_bps), (Direction.UP, change.up_bps)) if rate}  # fmt: skip
-            limits.update({direction: Limit(0, 0, blocked=True) for direction in change.blocked})
-            schedule = Schedule(change.days, change.start, change.end, limits)
-            check_fits(schedule, planned[0].schedules_of(key))
-            check_exists_locally(schedule, self._zone, self._local_now().date())
-            edit = lambda table: table.add_schedule(key, schedule)  # noqa: E731
-        edit(planned[0])
-        return edit
 
     def _change(
         self, edit: Callable[[LimitTable], None], clamped: dict[int, float] | None = None
