@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
 
 from chadthrottle.contract import (
@@ -42,7 +42,6 @@ from chadthrottle.helper.engine.limits import (
     Limit,
     LimitTable,
     LinkSetting,
-    RuleKey,
     priority_of,
 )
 from chadthrottle.helper.engine.link_plan import (
@@ -51,7 +50,7 @@ from chadthrottle.helper.engine.link_plan import (
     link_problem,
     priority_problem,
 )
-from chadthrottle.helper.engine.listing import DirectionHeld, build_listing
+from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.plan import (
     rule_of,
 )
@@ -62,14 +61,11 @@ from chadthrottle.helper.engine.ports import (
     ShaperPort,
     UsagePort,
 )
-from chadthrottle.helper.engine.quotas import Quota, period_start
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX
 from chadthrottle.helper.engine.rtt import RttWatch, elsewhere_of
 from chadthrottle.helper.engine.rule_edits import ChangeBatch
+from chadthrottle.helper.engine.rule_listing import RuleListing
 from chadthrottle.helper.engine.schedules import (
-    Schedule,
-    format_days,
-    format_minute,
     local_zone,
 )
 from chadthrottle.helper.engine.tracking import Tracking
@@ -205,98 +201,19 @@ class Engine:
 
             return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
                                  self._tracking.known, self._problems(), self._limits_not_met(), self._tracking.meter.by_uid,
-                                 self._held, PAUSED_PROBLEM if self._limits.paused else "", priority_view)  # fmt: skip
-
-    def _held(
-        self, key: RuleKey, limits: Mapping[Direction, Limit]
-    ) -> dict[Direction, DirectionHeld]:
-        """What each direction of a rule holds now, for the listing (a rule
-        not in force says so in its problem); quotas as the kernel counts now."""
-        rated = self._applier.gating.rated(key, dict(limits))
-        gates = getattr(self._datapath, "gates", None)
-        held = {}
-        for direction, limit in limits.items():
-            quota, state = limit.quota, self._applier.gating.quota_state(key, direction, gates)
-            left = (
-                (state.left if state else self._stored_quota_left(key, direction, quota))
-                if quota
-                else 0
-            )
-            blocked = limit.blocked or (quota is not None and not quota.then_rate_bps and left == 0)
-            held[direction] = DirectionHeld(
-                rate_bps=0 if blocked else (rated[direction].rate_bps if direction in rated else 0),
-                blocked=blocked,
-                quota_bytes=quota.budget_bytes if quota else 0,
-                quota_left_bytes=left,
-                quota_period=quota.period.value if quota else "",
-                schedule=self._limits.active_schedule(key, direction),
-            )
-        return held
+                                 self._rule_listing().held, PAUSED_PROBLEM if self._limits.paused else "", priority_view)  # fmt: skip
 
     def list_rules(self) -> list[RuleInfo]:
         with self._lock:
-            return [
-                RuleInfo(
-                    app_id,
-                    direction.value,
-                    limit.rate_bps,
-                    limit.burst_bytes,
-                    owner,
-                    not self._limits.paused and not self._limits.outranked((app_id, owner)),
-                    *self._gate_fields((app_id, owner), direction, limit),
-                    limit.priority.value,
-                )  # fmt: skip
-                for (app_id, owner), limits in sorted(self._limits.plain_items())
-                for direction, limit in sorted(limits.items(), key=lambda item: item[0].value)
-            ]
-
-    def _gate_fields(
-        self, key: RuleKey, direction: Direction, limit: Limit
-    ) -> tuple[bool, int, str, int, int, int]:
-        """ListRules' blocked and quota keys of one rule's direction."""
-        quota = limit.quota
-        if quota is None:
-            return limit.blocked, 0, "", 0, 0, 0
-        state = self._applier.gating.quota_state(
-            key, direction, getattr(self._datapath, "gates", None)
-        )
-        left = state.left if state is not None else self._stored_quota_left(key, direction, quota)
-        return (
-            limit.blocked,
-            quota.budget_bytes,
-            quota.period.value,
-            quota.reset_minute,
-            quota.then_rate_bps,
-            left,
-        )
-
-    def _stored_quota_left(self, key: RuleKey, direction: Direction, quota: Quota) -> int:
-        """What a quota not followed now (its application is not running) has
-        left in the current period, from what was stored."""
-        stored = self._limits.quota_use.get((key, direction))
-        if stored is None or stored[0] != period_start(quota, self._local_now()).timestamp():
-            return quota.budget_bytes
-        return max(0, quota.budget_bytes - stored[1])
+            return self._rule_listing().rules()
 
     def list_schedules(self) -> list[ScheduleInfo]:
         with self._lock:
-            return [
-                ScheduleInfo(
-                    app_id,
-                    owner,
-                    schedule.name,
-                    format_days(schedule.days),
-                    format_minute(schedule.start),
-                    format_minute(schedule.end),
-                    _rate_of(schedule, Direction.DOWN),
-                    _rate_of(schedule, Direction.UP),
-                    _blocks(schedule, Direction.DOWN),
-                    _blocks(schedule, Direction.UP),
-                    self._limits.schedule_is_active((app_id, owner), schedule),
-                )  # fmt: skip
-                for (app_id, owner), schedules in sorted(self._limits.schedule_items())
-                for schedule in schedules
-            ]
+            return self._rule_listing().schedules()
+
+    def _rule_listing(self) -> RuleListing:
+        gates = getattr(self._datapath, "gates", None)
+        return RuleListing(self._limits, self._applier.gating, gates, self._local_now())
 
     def next_tick_in(self, interval_s: float) -> float:
         """How long until the next tick: interval_s, or less to land just after
@@ -784,13 +701,3 @@ class Engine:
             return
         for app_id, owner in gone:
             log.info("dropped uid %d's rule for %s: the program no longer exists", owner, app_id)
-
-
-def _rate_of(schedule: Schedule, direction: Direction) -> int:
-    limit = schedule.limits.get(direction)
-    return limit.rate_bps if limit is not None else 0
-
-
-def _blocks(schedule: Schedule, direction: Direction) -> bool:
-    limit = schedule.limits.get(direction)
-    return limit is not None and limit.blocked

@@ -1,0 +1,126 @@
+"""The read side of the rule table: ListRules' and ListSchedules' rows, and
+what each direction of a rule holds for ListApplications.
+
+Pure: functions of the table, the gates' state (gating.py) and the local time
+of one listing; the kernel's quota counts are read through the gates given
+(a listing is then not a tick behind). The engine builds one per call, under
+its lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from chadthrottle.contract import Direction, RuleInfo, ScheduleInfo
+from chadthrottle.helper.engine.gating import GatePort, Gating
+from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey
+from chadthrottle.helper.engine.listing import DirectionHeld
+from chadthrottle.helper.engine.quotas import Quota, period_start
+from chadthrottle.helper.engine.schedules import Schedule, format_days, format_minute
+
+
+@dataclass(frozen=True)
+class RuleListing:
+    table: LimitTable
+    gating: Gating
+    gates: GatePort | None  # the kernel's gates, None where the datapath has none
+    local_now: datetime  # for the period a quota not followed now is in
+
+    def held(
+        self, key: RuleKey, limits: Mapping[Direction, Limit]
+    ) -> dict[Direction, DirectionHeld]:
+        """What each direction of a rule holds now, for the listing (a rule
+        not in force says so in its problem); quotas as the kernel counts now."""
+        rated = self.gating.rated(key, dict(limits))
+        held = {}
+        for direction, limit in limits.items():
+            quota = limit.quota
+            left = self._quota_left(key, direction, quota) if quota else 0
+            blocked = limit.blocked or (quota is not None and not quota.then_rate_bps and left == 0)
+            held[direction] = DirectionHeld(
+                rate_bps=0 if blocked else (rated[direction].rate_bps if direction in rated else 0),
+                blocked=blocked,
+                quota_bytes=quota.budget_bytes if quota else 0,
+                quota_left_bytes=left,
+                quota_period=quota.period.value if quota else "",
+                schedule=self.table.active_schedule(key, direction),
+            )
+        return held
+
+    def rules(self) -> list[RuleInfo]:
+        """ListRules: every plain rule's directions, by application and owner."""
+        table = self.table
+        return [
+            RuleInfo(
+                app_id,
+                direction.value,
+                limit.rate_bps,
+                limit.burst_bytes,
+                owner,
+                not table.paused and not table.outranked((app_id, owner)),
+                *self._gate_fields((app_id, owner), direction, limit),
+                limit.priority.value,
+            )
+            for (app_id, owner), limits in sorted(table.plain_items())
+            for direction, limit in sorted(limits.items(), key=lambda item: item[0].value)
+        ]
+
+    def schedules(self) -> list[ScheduleInfo]:
+        """ListSchedules: every rule's schedules, whether each is active now."""
+        return [
+            ScheduleInfo(
+                app_id,
+                owner,
+                schedule.name,
+                format_days(schedule.days),
+                format_minute(schedule.start),
+                format_minute(schedule.end),
+                _rate_of(schedule, Direction.DOWN),
+                _rate_of(schedule, Direction.UP),
+                _blocks(schedule, Direction.DOWN),
+                _blocks(schedule, Direction.UP),
+                self.table.schedule_is_active((app_id, owner), schedule),
+            )
+            for (app_id, owner), schedules in sorted(self.table.schedule_items())
+            for schedule in schedules
+        ]
+
+    def _gate_fields(
+        self, key: RuleKey, direction: Direction, limit: Limit
+    ) -> tuple[bool, int, str, int, int, int]:
+        """ListRules' blocked and quota keys of one rule's direction."""
+        quota = limit.quota
+        if quota is None:
+            return limit.blocked, 0, "", 0, 0, 0
+        left = self._quota_left(key, direction, quota)
+        return (
+            limit.blocked,
+            quota.budget_bytes,
+            quota.period.value,
+            quota.reset_minute,
+            quota.then_rate_bps,
+            left,
+        )
+
+    def _quota_left(self, key: RuleKey, direction: Direction, quota: Quota) -> int:
+        """As the kernel counts now; for a quota not followed now (its
+        application is not running), from what was stored for this period."""
+        state = self.gating.quota_state(key, direction, self.gates)
+        if state is not None:
+            return state.left
+        stored = self.table.quota_use.get((key, direction))
+        if stored is None or stored[0] != period_start(quota, self.local_now).timestamp():
+            return quota.budget_bytes
+        return max(0, quota.budget_bytes - stored[1])
+
+
+def _rate_of(schedule: Schedule, direction: Direction) -> int:
+    limit = schedule.limits.get(direction)
+    return limit.rate_bps if limit is not None else 0
+
+
+def _blocks(schedule: Schedule, direction: Direction) -> bool:
+    limit = schedule.limits.get(direction)
+    return limit is not None and limit.blocked
