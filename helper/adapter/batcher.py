@@ -37,6 +37,9 @@ class Batcher(Generic[Item, Result]):
         )  # the queue is filled on the loop and taken on the engine thread
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._scheduled = False
+        # The loop keeps only weak references to tasks: a batch must not be
+        # collected while its callers wait on its futures.
+        self._running: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: Item) -> Result:
         loop = asyncio.get_running_loop()
@@ -46,7 +49,9 @@ class Batcher(Generic[Item, Result]):
             start = not self._scheduled
             self._scheduled = True
         if start:
-            loop.create_task(self._run_batch())
+            task = loop.create_task(self._run_batch())
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
         return await future
 
     async def _run_batch(self) -> None:

@@ -87,7 +87,7 @@ def parse_table(
 
 
 def socket_inodes(pid: int) -> list[int]:
-    inodes = []
+    inodes: list[int] = []
     try:
         entries = os.listdir(f"/proc/{pid}/fd")
     except OSError:

@@ -113,10 +113,8 @@ def _named_by_cgroup(cgroup: str) -> bool:
     if "/app-" not in cgroup and "/snap." not in cgroup:
         return False  # most processes outside scopes: no split
     return any(
-        (part.endswith(".scope")
-        and part.startswith(("app-", "snap.")))
-        or (part.startswith("snap.")
-        and part.endswith(".service"))
+        (part.endswith(".scope") and part.startswith(("app-", "snap.")))
+        or (part.startswith("snap.") and part.endswith(".service"))
         for part in cgroup.split("/")
     )
 

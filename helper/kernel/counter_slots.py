@@ -20,6 +20,7 @@ write would go to the next claimer; the kernel frees nothing itself.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import mmap
 from dataclasses import dataclass
@@ -108,10 +109,10 @@ class CounterSlots:
             return
         self._slots = self._words = None
         self._retired.clear()
-        try:
+        with contextlib.suppress(
+            BufferError
+        ):  # a caller still holds a view (a test): unmapped when that goes
             self._mapping.close()
-        except BufferError:  # a caller still holds a view (a test): unmapped when that goes
-            pass
 
     def _held(self) -> list[tuple[int, TrafficKeyTuple, Counts]]:
         """(index, key, counts) of every held slot. One copy finds them (a

@@ -89,10 +89,10 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "socket_tags": (ctypes.c_int, SockTag),
 }
 _TRAFFIC_KEY_FORMAT = "=" + "".join(
-    "Q" if ctype is ctypes.c_uint64 else "I" for _name, ctype in TrafficKey._fields_
+    "Q" if field[1] is ctypes.c_uint64 else "I" for field in TrafficKey._fields_
 )
 assert struct.calcsize(_TRAFFIC_KEY_FORMAT) == ctypes.sizeof(TrafficKey)
-assert all(ctype is ctypes.c_uint64 for _name, ctype in TrafficCounters._fields_)
+assert all(field[1] is ctypes.c_uint64 for field in TrafficCounters._fields_)
 
 _NONE = (0, 0, 0, 0)
 
@@ -445,8 +445,8 @@ class Datapath:
             if not bpf_maps.lookup_and_delete(map_fd, TrafficKey(cookie, owner, ifindex), values):
                 continue  # not in the hash: counted in slots only, or evicted meanwhile
             counts = tuple(
-                sum(getattr(value, name) for value in values)
-                for name, _ in TrafficCounters._fields_
+                sum(getattr(value, field[0]) for value in values)
+                for field in TrafficCounters._fields_
             )
             final[(cookie, owner, ifindex)] = _plus(
                 final.get((cookie, owner, ifindex), (0, 0, 0, 0)), counts

@@ -148,7 +148,7 @@ def hook_gaps(
             f"{ifname}: {OUR_FILTER_GONE[direction]} (its qdisc was removed or replaced); {traffic} through "
             f"{ifname} are not limited"
         ]
-    reasons = {}
+    reasons: dict[tuple[int, int, int, str], str] = {}
     for entry in ordered[:ours]:
         if entry.protocol not in _CARRIES_IP or (entry.prio == our_prio and entry.handle == 0):
             continue  # never sees IP, or the head of our own classifier

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import KernelError
@@ -405,7 +405,7 @@ class HtbHierarchy:
                         current is _ADOPTED_PLAN
                     ):  # read back from the kernel: open it like the default class
                         current = replace(plans[DEFAULT_MINOR], minor=minor)
-                    opened = self.link.opened(current, plans[LINK_MINOR])
+                    opened = self.link.opened(cast("ClassPlan", current), plans[LINK_MINOR])
                     self._set_planned(opened, "change-class")
                     self._planned[minor] = opened
             if now - self._retiring[minor] >= retire_after_s:

@@ -26,6 +26,7 @@ says so, naming the namespace.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import time
@@ -227,7 +228,8 @@ class NamespaceShapers:
                     d: (classes if d is not refused else {}) for d, classes in wanted.items()
                 }
                 try:
-                    other.call(lambda shaper: shaper.reconcile(partial))
+                    # bound now: a call that timed out still runs later, and must not read the next partial
+                    other.call(functools.partial(TcShaper.reconcile, wanted=partial))
                 except Exception:
                     continue
                 gaps = (
@@ -336,9 +338,9 @@ def remove_unadopted_elsewhere(instance: str = "") -> int:
         if inode in inodes:
             paths.setdefault(inode, str(path))
     removed = 0
-    for inode, path in paths.items():
+    for inode, entry in paths.items():
         try:
-            thread = InNamespace(path, inode)
+            thread = InNamespace(entry, inode)
         except OSError as error:
             log.warning(
                 "could not enter namespace net:[%d] to remove what an earlier helper left: %s",

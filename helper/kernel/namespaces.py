@@ -109,12 +109,12 @@ def _namespace_paths() -> dict[tuple[int, int], tuple[str, str]]:
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
-        path = f"/proc/{pid}/ns/net"
+        proc_path = f"/proc/{pid}/ns/net"
         try:
-            stat = os.stat(path)
+            stat = os.stat(proc_path)
         except OSError:
             continue
-        found.setdefault((stat.st_dev, stat.st_ino), (path, f"net:[{stat.st_ino}]"))
+        found.setdefault((stat.st_dev, stat.st_ino), (proc_path, f"net:[{stat.st_ino}]"))
     return found
 
 

@@ -99,11 +99,11 @@ def parse_path(payload: bytes) -> tuple[int, TcpPath] | None:
     if info is None:
         return None
     acked, received = _BYTES.unpack_from(payload, info + _BYTES_OFFSET)
-    rtts = [
+    rtt, rcv_rtt, min_rtt = (
         _RTT.unpack_from(payload, info + at)[0]
         for at in (_RTT_OFFSET, _RCV_RTT_OFFSET, _MIN_RTT_OFFSET)
-    ]
-    return cookie, TcpPath(acked, received, *rtts, local=local)
+    )
+    return cookie, TcpPath(acked, received, rtt, rcv_rtt, min_rtt, local=local)
 
 
 def tcp_paths_here() -> dict[int, TcpPath]:

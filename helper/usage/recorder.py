@@ -279,6 +279,9 @@ class UsageRecorder:
             totals = self._store.totals(
                 level, max(since, month), min(until, following), app_id, uid, most
             )
-            rows.extend((row_app, month, *counts) for row_app, *counts in totals)
+            rows.extend(
+                (row_app, month, down, up, loop_down, loop_up)
+                for row_app, down, up, loop_down, loop_up in totals
+            )
             month = following
         return rows
