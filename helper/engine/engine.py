@@ -51,6 +51,7 @@ from chadthrottle.helper.engine.link_plan import (
     priority_problem,
 )
 from chadthrottle.helper.engine.listing import build_listing
+from chadthrottle.helper.engine.overshoot import OvershootWatch
 from chadthrottle.helper.engine.plan import (
     rule_of,
 )
@@ -98,11 +99,6 @@ WINDOW_DRAIN_MIN_S, WINDOW_DRAIN_MAX_S = 0.05, 0.5
 # A user's rule for a program whose file is gone is dropped (docs/helper.md,
 # "Rules and their owners"); checked this often.
 EXPIRY_CHECK_S = 60.0
-# A limit is reported as not met when the application was measured above
-# OVERSHOOT_SHARE of it for OVERSHOOT_TICKS ticks in a row (a limit landing on
-# a running transfer settles within about a second; a queue draining or a
-# burst refilled after a pause passes within a few).
-OVERSHOOT_SHARE, OVERSHOOT_TICKS = 1.15, 5
 # With schedules, a tick lands this long after each wall-clock minute (a
 # clock read a hair early would still see the minute before).
 MINUTE_TICK_LATE_S = 0.005
@@ -161,9 +157,7 @@ class Engine:
         self._apply_error = (
             ""  # why the kernel refused the classes at the last try, "" when it did not
         )
-        self._over_limit: dict[
-            tuple[str, Direction], int
-        ] = {}  # ticks in a row measured above the limit
+        self._overshoot = OvershootWatch()  # limits measured as not met
         self._quota_saved_at = float("-inf")
         self._estimated: dict[
             Direction, int
@@ -199,8 +193,12 @@ class Engine:
                                              if uid is None or process.uid == uid)  # fmt: skip
                 return priority_problem(facts, elsewhere), rtt_us
 
+            meter, not_met = (
+                self._tracking.meter,
+                self._overshoot.not_met(self._tracking.meter.apps),
+            )
             return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
-                                 self._tracking.known, self._problems(), self._limits_not_met(), self._tracking.meter.by_uid,
+                                 self._tracking.known, self._problems(), not_met, meter.by_uid,
                                  self._rule_listing().held, PAUSED_PROBLEM if self._limits.paused else "", priority_view)  # fmt: skip
 
     def list_rules(self) -> list[RuleInfo]:
@@ -228,38 +226,6 @@ class Engine:
     def _local_now(self) -> datetime:
         """The wall clock in the local zone, for schedules."""
         return datetime.fromtimestamp(self._wall_clock(), self._zone)
-
-    def _limits_not_met(self) -> dict[tuple[str, Direction], str]:
-        """(app id, direction) -> how far above its limit it has been measured,
-        for those over it OVERSHOOT_TICKS in a row."""
-        found = {}
-        for (app_id, direction), ticks in self._over_limit.items():
-            traffic = self._tracking.meter.apps.get(app_id)
-            if ticks >= OVERSHOOT_TICKS and traffic is not None:
-                rate = traffic.down_bps if direction is Direction.DOWN else traffic.up_bps
-                found[(app_id, direction)] = (
-                    f"measured {rate / 1e6:.2f} MB/s, above the limit for {ticks} s"
-                )
-        return found
-
-    def _watch_limits_met(self) -> None:
-        """Count, per limited application and direction, the ticks in a row its
-        measured rate was above its limit. Only where one rule reaches all of
-        the application's processes: the measured rate is the application's."""
-        over: dict[tuple[str, Direction], int] = {}
-        for key, limits in self._applier.live(self._limits):
-            app, traffic = self._index.application(key[0]), self._tracking.meter.apps.get(key[0])
-            if (
-                app is None
-                or traffic is None
-                or not (key[1] == ADMIN_OWNER or app.uids == frozenset({key[1]}))
-            ):
-                continue
-            for direction, limit in self._applier.gating.rated(key, limits).items():
-                rate = traffic.down_bps if direction is Direction.DOWN else traffic.up_bps
-                if rate > OVERSHOOT_SHARE * limit.rate_bps:
-                    over[(key[0], direction)] = self._over_limit.get((key[0], direction), 0) + 1
-        self._over_limit = over
 
     def _problems(self) -> dict[Direction, str]:
         """Per direction, why its limits are not (wholly) enforced now."""
@@ -520,7 +486,8 @@ class Engine:
             self._tracking.meter.use_shaped_uploads(
                 self._applier.wholly_shaped_uploads(self._limits, by_slot), now
             )
-            self._watch_limits_met()
+            self._overshoot.watch(self._applier.live(self._limits), self._index,
+                                  self._tracking.meter.apps, self._applier.gating)  # fmt: skip
             self._tracking.forget_exited(now, {app_id for app_id, _ in self._limits.stored_keys()})
         self._measure_rtt()
 

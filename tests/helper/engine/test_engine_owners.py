@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from chadthrottle.contract import ADMIN_OWNER, MAX_RULES_PER_USER, Direction
 from chadthrottle.helper.engine.api import ClearLimit, SetLimit, Viewer
-from chadthrottle.helper.engine.engine import OVERSHOOT_TICKS
+from chadthrottle.helper.engine.overshoot import OVERSHOOT_TICKS
 from chadthrottle.helper.errors import InvalidArgument
 from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.identity.processes import ProcessInfo
