@@ -13,6 +13,7 @@ except exits() (the kernel's side of exits, kept outside the lock).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S
 from chadthrottle.helper.engine.ports import DatapathPort, LineagePort, UsagePort
@@ -70,7 +71,7 @@ class Tracking:
         self.socket_holders &= self.index.all_pids() | self.announced.keys()  # still running
         return gone
 
-    def exits(self, gone: set[int], samples: list[CounterSample]) -> list[CounterSample]:
+    def exits(self, gone: set[int], samples: Sequence[CounterSample]) -> Sequence[CounterSample]:
         """The kernel's side of the exits (call without the engine lock: two
         map operations per exited process, 20-30 ms a tick while one user
         started 1,000 programs a second, during which no call was answered,
@@ -79,7 +80,7 @@ class Tracking:
             self._datapath.forget_owner(pid)  # a reused pid is announced again...
         return self._datapath.retire_owners([s for s in samples if s.owner_tgid in gone])
 
-    def retire(self, gone: set[int], retired: list[CounterSample]) -> None:
+    def retire(self, gone: set[int], retired: Sequence[CounterSample]) -> None:
         """Count the exited processes' final bytes, and learn whose the
         running ones are."""
         if self._usage is not None:  # before the meter forgets whose they were
