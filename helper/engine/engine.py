@@ -51,6 +51,7 @@ from chadthrottle.helper.engine.link_plan import (
     priority_problem,
 )
 from chadthrottle.helper.engine.listing import build_listing
+from chadthrottle.helper.engine.observed import connection_rows, interface_rows
 from chadthrottle.helper.engine.overshoot import OvershootWatch
 from chadthrottle.helper.engine.plan import (
     rule_of,
@@ -62,7 +63,6 @@ from chadthrottle.helper.engine.ports import (
     ShaperPort,
     UsagePort,
 )
-from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX
 from chadthrottle.helper.engine.rtt import RttWatch, elsewhere_of
 from chadthrottle.helper.engine.rule_edits import ChangeBatch
 from chadthrottle.helper.engine.rule_listing import RuleListing
@@ -72,14 +72,12 @@ from chadthrottle.helper.engine.schedules import (
 from chadthrottle.helper.engine.tracking import Tracking
 from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
 from chadthrottle.helper.identity.applications import identify
-from chadthrottle.helper.identity.connections import connections_of
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import (
     ProcessInfo,
 )
 from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory
-from chadthrottle.helper.kernel.socket_diag import UNKNOWN_BYTES, tcp_bytes_by_namespace
 from chadthrottle.priority import Priority
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
@@ -249,41 +247,12 @@ class Engine:
                 if app
                 else []
             )
-        connections = connections_of(pids)
-        counters = tcp_bytes_by_namespace({c.reader for c in connections if c.protocol == "tcp"})
-        unknown = (UNKNOWN_BYTES, UNKNOWN_BYTES)
-        return [
-            ConnectionInfo(
-                c.protocol,
-                c.local,
-                c.remote,
-                c.state,
-                c.pid,
-                *counters.get((c.reader, c.inode), unknown),
-            )  # fmt: skip
-            for c in connections
-        ]
+        return connection_rows(pids)  # reads /proc and the sockets: unlocked
 
     def list_interfaces(self) -> list[InterfaceInfo]:
         with self._lock:
             interfaces = dict(self._tracking.meter.interfaces)
-        views = self._namespaces.views(
-            {cookie for cookie, _ in interfaces}
-        )  # enters namespaces: unlocked
-        listed = [
-            InterfaceInfo(
-                name=views[cookie].interface_names.get(ifindex, ""),
-                ifindex=ifindex,
-                loopback=ifindex == LOOPBACK_IFINDEX,
-                rx_bytes=traffic.rx_bytes,
-                tx_bytes=traffic.tx_bytes,
-                down_bps=traffic.down_bps,
-                up_bps=traffic.up_bps,
-                netns=views[cookie].label,
-            )
-            for (cookie, ifindex), traffic in interfaces.items()
-        ]
-        return sorted(listed, key=lambda i: (i.netns != "", i.netns, i.ifindex))
+        return interface_rows(interfaces, self._namespaces)  # enters namespaces: unlocked
 
     def list_backends(self) -> list[BackendInfo]:
         with self._lock:
