@@ -39,7 +39,14 @@ from chadthrottle.cli.schedule import add_schedule_parser, run_schedule
 from chadthrottle.cli.schedule import check_arguments as check_schedule_arguments
 from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.cli.watch import MAX_INTERVAL_S, MIN_INTERVAL_S, HelperGone, watch
-from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, Direction, ErrorName, RuleScope
+from chadthrottle.contract import (
+    ADMIN_OWNER,
+    LIMIT_REACH,
+    MAX_BURST_BYTES,
+    Direction,
+    ErrorName,
+    RuleScope,
+)
 from chadthrottle.helper_errors import HelperClientError
 from chadthrottle.units import (
     RATE_HELP,
@@ -175,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="applications with their rates and limits")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     limit = commands.add_parser(
-        "limit", help="limit an application's download and/or upload rate", epilog=RATE_HELP
+        "limit",
+        help="limit an application's download and/or upload rate",
+        epilog=f"{RATE_HELP} {LIMIT_REACH}",
     )
     limit.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
     limit.add_argument(

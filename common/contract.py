@@ -82,6 +82,15 @@ MAX_BURST_BYTES = 1_000_000_000
 # floor: the backends size their own buckets and queues above it.
 GSO_PACKET_BYTES = 64 * 1024
 MIN_BURST_BYTES = 2 * GSO_PACKET_BYTES
+# What one limit holds, said by SetLimit and `chadthrottle-ctl limit`: the sum,
+# not a fair share per namespace (measured: docs/backends.md, "One limit over
+# several namespaces"; bench/namespace_share.py).
+LIMIT_REACH = (
+    "A limit holds the sum of the application's traffic, whichever uplinks and network namespaces "
+    "of this machine it uses. When its connections are in several network namespaces at once, "
+    "that sum is not divided evenly between them: the connections in one namespace may take all "
+    "of it while those in another get little or nothing."
+)
 # Bounds for a quota, L3 bytes per period (0 is no quota: refused, use ClearQuota).
 MIN_QUOTA_BYTES = 1_000
 MAX_QUOTA_BYTES = 2**50  # a petabyte: anything above is a typo
@@ -315,8 +324,8 @@ METHODS: dict[str, MethodSpec] = {
             f"rule applies only to the caller's own processes of the application; polkit action "
             f"{Action.LIMIT_OWN.value}; a pid:N must be the caller's process), all (an administrator rule "
             f"for every user's processes, which outranks users' rules; {Action.LIMIT_ANY.value}), or empty "
-            "(all for root, own for anyone else). polkit is asked before anything is looked up. Returns "
-            "the resolved application id.",
+            "(all for root, own for anyone else). polkit is asked before anything is looked up. "
+            f"{LIMIT_REACH} Returns the resolved application id.",
             in_args=(
                 _APP_ID,
                 Arg("direction", "s", ArgForm.DIRECTION),

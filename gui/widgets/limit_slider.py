@@ -15,8 +15,10 @@ the top of the scale (which is about 1 GB/s).
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Callable
 
+from chadthrottle.contract import LIMIT_REACH
 from chadthrottle.gui.theme import is_dark
 from chadthrottle.gui.widgets.rate_scale import (
     UNLIMITED_POSITION,
@@ -122,8 +124,12 @@ _QUOTA_STYLE = (
 
 
 def field_hint(units: UnitSystem) -> str:
-    """The value field's tooltip, with examples in the units shown."""
-    return f"Type 500K, 2M, 2 {unit_label(units, 2)} or unlimited; Enter applies, Esc cancels"
+    """The value field's tooltip, with examples in the units shown, and what
+    a limit holds (the sum, not a share per namespace)."""
+    return (
+        f"Type 500K, 2M, 2 {unit_label(units, 2)} or unlimited; Enter applies, Esc cancels\n"
+        f"{textwrap.fill(LIMIT_REACH, 72)}"  # a tooltip of plain text does not wrap
+    )
 
 
 _STEP_KEYS: dict[Qt.Key, tuple[int, bool]] = {  # key: (steps, coarse)
@@ -458,9 +464,12 @@ class LimitControl(QWidget):
                 return True
             if watched is self.slider and self._step_with_key(Qt.Key(key)):
                 return True
-        elif event.type() == QEvent.Type.FocusOut and watched is self.field:
-            if self.field.isModified():  # left without Enter: not applied
-                self.cancel()
+        elif (
+            event.type() == QEvent.Type.FocusOut
+            and watched is self.field
+            and self.field.isModified()  # left without Enter: not applied
+        ):
+            self.cancel()
         return super().eventFilter(watched, event)
 
     def _has_something_to_cancel(self) -> bool:
@@ -567,9 +576,8 @@ class LimitControl(QWidget):
             self.field.setStyleSheet(self.field.styleSheet())  # re-evaluate [limited]
 
     def _set_field_error(self, message: str) -> None:
-        if bool(message) == bool(self.field.property("error")):
-            if not message:
-                return
+        if not message and not self.field.property("error"):
+            return
         self.field.setProperty("error", bool(message))
         self.field.setStyleSheet(_field_style(error=bool(message)))
         self.field.setToolTip(message or field_hint(self._units))

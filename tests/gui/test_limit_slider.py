@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from chadthrottle.contract import LIMIT_REACH
 from chadthrottle.gui.widgets.limit_slider import LimitControl
 from chadthrottle.gui.widgets.rate_scale import (
     LOG_STEPS,
@@ -162,3 +163,14 @@ def test_a_slider_does_not_take_over_the_application_style(qtbot) -> None:
     assert style.parent() == parent_before
     assert style.proxy() == style
     assert widget.slider.style() != style  # the click-to-jump proxy is in place
+
+
+def test_the_value_field_says_a_limit_holds_the_sum_not_a_share_per_namespace(
+    control: LimitControl,
+) -> None:
+    """What the helper holds over several network namespaces is the sum, first
+    come, first served (bench/namespace_share.py): the window must not let a
+    user read more into a limit than that."""
+    hint = " ".join(control.field.toolTip().split())
+    assert hint.startswith("Type 500K") and LIMIT_REACH in hint
+    assert all(len(line) <= 90 for line in control.field.toolTip().splitlines())
