@@ -47,8 +47,9 @@ from chadthrottle.helper.engine.limits import (
 from chadthrottle.helper.engine.link_plan import (
     LinkFacts,
     capacities,
-    link_problem,
+    link_facts,
     priority_problem,
+    shaping_info,
 )
 from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.observed import connection_rows, interface_rows
@@ -378,33 +379,16 @@ class Engine:
 
     def link_shaping(self) -> LinkShapingInfo:
         with self._lock:
-            link, facts = self._limits.link, self._link_facts()
-            in_force = facts.capacities
-            used = any(
-                priority_of(limits) is not Priority.NORMAL for _, limits in self._limits.items()
-            )
-            return LinkShapingInfo(
-                down_capacity_bps=in_force.get(Direction.DOWN, 0), up_capacity_bps=in_force.get(Direction.UP, 0),
-                down_set_bps=link.down_bps, up_set_bps=link.up_bps, estimate=link.estimate,
-                down_shaping=Direction.DOWN in facts.shaping, up_shaping=Direction.UP in facts.shaping,
-                interfaces=tuple(self._shaper.link_interfaces()) if facts.shaping else (),
-                problem=link_problem(facts, used),
-            )  # fmt: skip
+            facts = self._link_facts()
+            interfaces = self._shaper.link_interfaces() if facts.shaping else []
+            return shaping_info(self._limits, facts, interfaces)
 
     def _capacities(self) -> dict[Direction, int]:
         return capacities(self._limits.link, self._estimated, self._limits.paused)
 
     def _link_facts(self) -> LinkFacts:
-        gaps = {
-            direction: "; ".join(reasons)
-            for direction, reasons in self._shaper.link_gaps().items()
-            if reasons
-        }
-        return LinkFacts(
-            self._limits.link, self._capacities(), frozenset(self._shaper.linked_directions()),
-            {direction: self._shaper.backend_of(direction) for direction in Direction},
-            PAUSED_PROBLEM if self._limits.paused else "", self._apply_error, gaps,
-        )  # fmt: skip
+        paused = PAUSED_PROBLEM if self._limits.paused else ""
+        return link_facts(self._limits, self._estimated, self._shaper, paused, self._apply_error)
 
     def _apply_link(self) -> None:
         """Give each direction's shaper the capacity in force (applied at its next reconcile)."""

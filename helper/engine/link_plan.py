@@ -9,11 +9,13 @@ TcShaper.set_link (docs/backends.md, "Priorities and link shaping").
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from chadthrottle.contract import Direction
-from chadthrottle.helper.engine.limits import LinkSetting
+from chadthrottle.contract import Direction, LinkShapingInfo
+from chadthrottle.helper.engine.limits import LimitTable, LinkSetting, priority_of
+from chadthrottle.helper.engine.ports import ShaperPort
+from chadthrottle.priority import Priority
 
 NO_CAPACITY = "no link capacity is set: priorities need it"
 ESTIMATING = "estimating the link capacity..."
@@ -51,6 +53,44 @@ class LinkFacts:
     # Per direction, why some uplink's traffic passes the tree (a foreign filter ahead
     # of ours, an uplink we may not hook: ShaperPort.enforcement_gaps); absent when none.
     gaps: Mapping[Direction, str] = field(default_factory=dict)
+
+
+def link_facts(
+    table: LimitTable,
+    estimated: Mapping[Direction, int],
+    shaper: ShaperPort,
+    paused_problem: str,
+    apply_error: str,
+) -> LinkFacts:
+    """The facts for a table, from what the shaper says it holds now (asked, never told)."""
+    gaps = {d: "; ".join(reasons) for d, reasons in shaper.link_gaps().items() if reasons}
+    return LinkFacts(
+        table.link,
+        capacities(table.link, estimated, table.paused),
+        frozenset(shaper.linked_directions()),
+        {direction: shaper.backend_of(direction) for direction in Direction},
+        paused_problem,
+        apply_error,
+        gaps,
+    )
+
+
+def shaping_info(table: LimitTable, facts: LinkFacts, interfaces: Sequence[str]) -> LinkShapingInfo:
+    """GetLinkShaping: the setting, the capacity in force, where the tree
+    stands (interfaces: the uplinks the shaper holds it on) and what is not done."""
+    link, in_force = table.link, facts.capacities
+    used = any(priority_of(limits) is not Priority.NORMAL for _, limits in table.items())
+    return LinkShapingInfo(
+        down_capacity_bps=in_force.get(Direction.DOWN, 0),
+        up_capacity_bps=in_force.get(Direction.UP, 0),
+        down_set_bps=link.down_bps,
+        up_set_bps=link.up_bps,
+        estimate=link.estimate,
+        down_shaping=Direction.DOWN in facts.shaping,
+        up_shaping=Direction.UP in facts.shaping,
+        interfaces=tuple(interfaces),
+        problem=link_problem(facts, used),
+    )
 
 
 def link_problem(facts: LinkFacts, priorities_used: bool) -> str:

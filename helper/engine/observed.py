@@ -28,7 +28,7 @@ def connection_rows(pids: Iterable[int]) -> list[ConnectionInfo]:
             c.state,
             c.pid,
             *counters.get((c.reader, c.inode), unknown),
-        )  # fmt: skip
+        )
         for c in connections
     ]
 
