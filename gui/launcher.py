@@ -17,6 +17,7 @@ uninstall never removes an entry a package or the user put there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import subprocess
@@ -67,10 +68,8 @@ def _refresh_caches(data_home: Path) -> None:
     """Tell menus and icon themes, where their tools exist; harmless without."""
     for argv in (["update-desktop-database", "-q", str(data_home / "applications")],
                  ["gtk-update-icon-cache", "-q", "-t", str(data_home / "icons" / "hicolor")]):  # fmt: skip
-        try:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             subprocess.run(argv, check=False, capture_output=True, timeout=20)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
 
 
 def install(data_home: Path, program: str) -> list[Path]:

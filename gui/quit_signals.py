@@ -52,7 +52,7 @@ class QuitOnSignals(QObject):
         except BlockingIOError:
             return
         for number in received:
-            if number in self._previous.keys():
+            if number in self._previous:
                 log.info("quitting on %s", signal.Signals(number).name)
                 self._action(number)
 

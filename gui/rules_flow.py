@@ -11,9 +11,10 @@ administrator's for root), as the limit fields and the tray do.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo, ScheduleInfo
+from chadthrottle.gui.ipc.client_protocol import HelperClientLike
 from chadthrottle.gui.ipc.connection import HelperConnection
 from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
@@ -31,7 +32,7 @@ def _direction(value: str) -> Direction | None:
 
 class RulesFlow(QObject):
     def __init__(self, connection: HelperConnection, model: ApplicationsModel, window: QObject,
-                 request_limit: Callable[[str, str, object], None]) -> None:  # fmt: skip
+                 request_limit: Callable[[str, str, int | None], None]) -> None:  # fmt: skip
         super().__init__(window)
         self._connection = connection
         self._model = model
@@ -89,7 +90,7 @@ class RulesFlow(QObject):
 
     def _request_block(self, app_id: str, direction: str, blocked: bool) -> None:
         self._blocks_asked[(app_id, Direction(direction))] = blocked
-        self._change(lambda c: c.set_blocked(app_id, Direction(direction), blocked))  # type: ignore[attr-defined]
+        self._change(lambda c: c.set_blocked(app_id, Direction(direction), blocked))
 
     def _blocked(self, app_id: str, direction: Direction, listed: bool) -> bool:
         """What a block box shows: the listing, unless a request is on its way."""
@@ -147,10 +148,10 @@ class RulesFlow(QObject):
             self.dialog.message.setStyleSheet(message[1])
 
     def _fetch_schedules(self) -> None:
-        self._connection.call(SCHEDULES_KEY, lambda client: client.list_schedules())  # type: ignore[attr-defined]
+        self._connection.call(SCHEDULES_KEY, lambda client: client.list_schedules())
 
-    def _change(self, call: Callable[[object], object]) -> None:
-        self._connection.call(CHANGE_KEY, call)  # type: ignore[arg-type]
+    def _change(self, call: Callable[[HelperClientLike], Awaitable[object]]) -> None:
+        self._connection.call(CHANGE_KEY, call)
 
     def _on_call_finished(self, key: str, result: object, error_name: str, words: str) -> None:
         if key == SCHEDULES_KEY and not error_name:

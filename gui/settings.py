@@ -32,9 +32,8 @@ class Settings:
     close_to_tray: bool = True  # closing the window keeps ChadThrottle in the tray
     notifications: bool = True  # desktop notifications (the tray's balloon messages)
     theme: Theme = Theme.SYSTEM
-    alerts: AlertSwitches = (
-        AlertSwitches()
-    )  # which desktop alerts (gui/alerts/); each its own switch
+    # which desktop alerts (gui/alerts/); each its own switch
+    alerts: AlertSwitches = AlertSwitches()
 
 
 _ALERT_SWITCHES = tuple(field.name for field in dataclasses.fields(AlertSwitches))

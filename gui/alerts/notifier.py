@@ -56,7 +56,12 @@ class DesktopNotifier:
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until every queued alert was tried (tests); False on timeout."""
         finished = threading.Event()
-        threading.Thread(target=lambda: (self._queue.join(), finished.set()), daemon=True).start()
+
+        def wait_for_the_queue() -> None:
+            self._queue.join()
+            finished.set()
+
+        threading.Thread(target=wait_for_the_queue, daemon=True).start()
         return finished.wait(timeout_s)
 
     def _run(self) -> None:

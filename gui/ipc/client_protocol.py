@@ -7,7 +7,7 @@ chosen by whoever builds the application (tests use a private bus).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from chadthrottle.contract import (
@@ -17,6 +17,7 @@ from chadthrottle.contract import (
     Direction,
     LinkShapingInfo,
     RuleInfo,
+    ScheduleInfo,
 )
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
@@ -54,7 +55,37 @@ class HelperClientLike(Protocol):
 
     async def get_link_shaping(self) -> LinkShapingInfo: ...
 
-    def close(self) -> None: ...
+    # The rules dialog's calls (gui/rules_flow.py, the tray's block: gui/controller.py)
+    async def list_schedules(self) -> list[ScheduleInfo]: ...
+
+    async def set_schedule(
+        self,
+        app_id: str,
+        days: str,
+        start: str,
+        end: str,
+        down_bps: int,
+        up_bps: int,
+        blocked: str = "",
+    ) -> str: ...
+
+    async def clear_schedules(self, app_id: str, name: str = "") -> str: ...
+
+    async def set_blocked(self, app_id: str, direction: Direction | None, blocked: bool) -> str: ...
+
+    async def set_quota(
+        self,
+        app_id: str,
+        direction: Direction | None,
+        quota_bytes: int,
+        period: str,
+        reset_minute: int = 0,
+        then_rate_bps: int = 0,
+    ) -> str: ...
+
+    async def clear_quota(self, app_id: str, direction: Direction | None = None) -> str: ...
+
+    def close(self) -> Awaitable[None] | None: ...  # the worker awaits what a stand-in returns
 
 
 ClientFactory = Callable[[], HelperClientLike]

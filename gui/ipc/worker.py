@@ -8,6 +8,7 @@ signal. It never touches GUI state; the GUI thread decides what results mean.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import threading
@@ -26,7 +27,7 @@ from chadthrottle.gui.ipc.error_text import (
 from chadthrottle.gui.ipc.process_names import ProcessNames
 from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.usage_contract import UsageResolution
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, SignalInstance
 
 log = logging.getLogger(__name__)
 
@@ -301,10 +302,8 @@ class HelperWorker:
     async def _sleep(self, delay_s: float) -> None:
         assert self._wake is not None
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay_s)
-        except TimeoutError:
-            pass
 
     async def _ensure_client(self) -> HelperClientLike:
         async with self._connecting:  # polls, limit requests and fetches share one connection
@@ -389,11 +388,11 @@ class HelperWorker:
             return
         self._emit(self._signals.usage, key, rows, "")
 
-    def _emit(self, signal: Signal, *args: object) -> None:
+    def _emit(self, signal: SignalInstance, *args: object) -> None:
         # After stop() the receivers may be going away; say nothing more.
         if self._stopping:
             return
         try:
-            signal.emit(*args)  # type: ignore[attr-defined]
+            signal.emit(*args)
         except RuntimeError:  # the receiving QObject is gone: the GUI is going away
             self._stopping = True

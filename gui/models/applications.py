@@ -493,7 +493,7 @@ class ApplicationsModel(QAbstractItemModel):
         if requested is None:
             return
         if succeeded:
-            app.info = dataclasses.replace(app.info, **{_LIMIT_FIELD[direction]: requested})
+            app.info = _with_limit(app.info, direction, requested)
             app.confirmed[direction] = (time.monotonic(), requested)
         self._emit_app_changed(app_id)
 
@@ -530,7 +530,8 @@ class ApplicationsModel(QAbstractItemModel):
             return False
         # A vertical sort: the header's sections do not move, so it need not
         # remap (and repaint) them every poll.
-        self.layoutAboutToBeChanged[_LAYOUT_ARGS].emit([], _VERTICAL_SORT)
+        # PySide6's stubs do not know an overloaded signal picked by its signature
+        self.layoutAboutToBeChanged[_LAYOUT_ARGS].emit([], _VERTICAL_SORT)  # type: ignore[index]
         before = self.persistentIndexList()
         new_row = {app.serial: row for row, app in enumerate(rows)}
         after = [  # children are addressed by their app's serial and stay valid
@@ -541,7 +542,7 @@ class ApplicationsModel(QAbstractItemModel):
         self._rows = rows
         self._reindex()
         self.changePersistentIndexList(before, after)
-        self.layoutChanged[_LAYOUT_ARGS].emit([], _VERTICAL_SORT)
+        self.layoutChanged[_LAYOUT_ARGS].emit([], _VERTICAL_SORT)  # type: ignore[index]
         return True
 
     # --- merging a poll -----------------------------------------------------------------
@@ -680,7 +681,10 @@ class ApplicationsModel(QAbstractItemModel):
             )
 
 
-_LIMIT_FIELD = {Direction.DOWN: "down_limit_bps", Direction.UP: "up_limit_bps"}
+def _with_limit(info: ApplicationInfo, direction: Direction, rate_bps: int) -> ApplicationInfo:
+    if direction is Direction.DOWN:
+        return dataclasses.replace(info, down_limit_bps=rate_bps)
+    return dataclasses.replace(info, up_limit_bps=rate_bps)
 
 
 def _priority_settled(app: AppRow, asked_at: float | None) -> bool:
@@ -698,5 +702,5 @@ def _keep_confirmed(app: AppRow, info: ApplicationInfo, asked_at: float | None) 
         if asked_at is None or asked_at > confirmed_at:
             del app.confirmed[direction]
         else:
-            info = dataclasses.replace(info, **{_LIMIT_FIELD[direction]: rate_bps})
+            info = _with_limit(info, direction, rate_bps)
     return info

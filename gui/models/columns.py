@@ -28,7 +28,8 @@ HEADERS: dict[Column, str] = {
     Column.USAGE: "Today",  # the model titles it after the period shown
 }
 
-LIMIT_COLUMNS: dict[Column, Direction] = {
+# Keyed by Column; looked up with an index's column(), a plain int.
+LIMIT_COLUMNS: dict[int, Direction] = {
     Column.DOWN_LIMIT: Direction.DOWN,
     Column.UP_LIMIT: Direction.UP,
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pwd
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypedDict
 
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, RuleInfo
 from chadthrottle.units import UnitSystem, format_rate, format_size
@@ -68,6 +69,14 @@ class LimitState:
         return f"{left} left {when}", f"{left} left"
 
 
+class _Quota(TypedDict, total=False):
+    """LimitState's quota fields, passed on together."""
+
+    quota_bytes: int
+    quota_left_bytes: int
+    quota_period: str
+
+
 def user_name(uid: int) -> str:
     """The login name of uid, or "uid N" when the system has none."""
     try:
@@ -109,7 +118,7 @@ def limit_state(
     helper's own reason for this limit wins over it."""
     helper_rate = info.limit_bps(direction)
     budget, left, period = info.quota(direction)
-    quota = (
+    quota: _Quota = (
         {"quota_bytes": budget, "quota_left_bytes": left, "quota_period": period} if budget else {}
     )
     schedule = info.down_schedule if direction is Direction.DOWN else info.up_schedule

@@ -72,7 +72,7 @@ def slot_starts(period: UsagePeriod, now: float) -> list[int]:
     since = period_since(period, now)
     if chart_resolution(period) is UsageResolution.HOUR:
         return list(range(since, int(now) + 1, HOUR_S))[:25] or [since]
-    starts = []
+    starts: list[int] = []
     year, month, day = time.localtime(since)[:3]
     while True:
         start = int(time.mktime((year, month, day + len(starts), 0, 0, 0, 0, 0, -1)))

@@ -51,6 +51,11 @@ POINTER_REST_MS = 3000
 _FIRST_LIMIT_COLUMN, _LAST_LIMIT_COLUMN = min(LIMIT_COLUMNS), max(LIMIT_COLUMNS)
 
 
+def _plain(persistent: QPersistentModelIndex) -> QModelIndex:
+    """The index a persistent one stands for now (Qt converts; PySide6's stubs lack it)."""
+    return QModelIndex(persistent)  # type: ignore[call-overload]
+
+
 def tabular_font(font: QFont) -> QFont:
     """The same font with tabular (fixed-width) digits, so numbers do not jitter."""
     tabular = QFont(font)
@@ -344,7 +349,7 @@ class AppTable(QTreeView):
         """Disable every limit control, saying why ("" enables them)."""
         self.limit_delegate.blocked_reason = reason
         for persistent in self._open:
-            widget = self.indexWidget(QModelIndex(persistent))
+            widget = self.indexWidget(_plain(persistent))
             if isinstance(widget, LimitControl):
                 widget.set_blocked(reason)
         self.viewport().update()
@@ -364,13 +369,16 @@ class AppTable(QTreeView):
     def refresh_editors(self) -> None:
         """Push model values into open editors (units changed, limits confirmed)."""
         for persistent in self._open:
-            index = QModelIndex(persistent)
+            index = _plain(persistent)
             widget = self.indexWidget(index)
             if widget is not None:
                 self.limit_delegate.setEditorData(widget, index)
 
     def dataChanged(
-        self, top_left: QModelIndex, bottom_right: QModelIndex, roles: Sequence[int] = ()
+        self,
+        top_left: QModelIndex | QPersistentModelIndex,
+        bottom_right: QModelIndex | QPersistentModelIndex,
+        roles: Sequence[int] = (),
     ) -> None:
         """QTreeView ignores dataChanged, editors included, while a layout is
         pending: in a poll that also added or removed a row, a limit changed
@@ -380,7 +388,7 @@ class AppTable(QTreeView):
             return  # the rates every poll: no limit in the range
         rows, parent = range(top_left.row(), bottom_right.row() + 1), top_left.parent()
         for persistent in self._open:
-            index = QModelIndex(persistent)
+            index = _plain(persistent)
             widget = self.indexWidget(index)
             if widget is not None and index.row() in rows and index.parent() == parent:
                 self.limit_delegate.setEditorData(widget, index)
@@ -402,7 +410,7 @@ class AppTable(QTreeView):
                     self._hold_order()
                 index = self.indexAt(event.position().toPoint())
                 row = index.siblingAtColumn(0) if index.isValid() else QModelIndex()
-                if QModelIndex(self._hover_row) != row:
+                if _plain(self._hover_row) != row:
                     self._hover_row = QPersistentModelIndex(row)
                     self._sync_editors()
         return super().eventFilter(watched, event)
@@ -437,11 +445,11 @@ class AppTable(QTreeView):
         return widget.is_editing() or (focus is not None and widget.isAncestorOf(focus))
 
     def _editing(self) -> bool:
-        return any(self._busy(self.indexWidget(QModelIndex(p))) for p in self._open)
+        return any(self._busy(self.indexWidget(_plain(p))) for p in self._open)
 
     def _wanted_rows(self) -> list[QModelIndex]:
         rows = []
-        for candidate in (QModelIndex(self._hover_row), self.currentIndex()):
+        for candidate in (_plain(self._hover_row), self.currentIndex()):
             if candidate.isValid() and not candidate.parent().isValid():
                 rows.append(candidate.siblingAtColumn(0))
         return rows
@@ -451,7 +459,7 @@ class AppTable(QTreeView):
         wanted = {row.row() for row in self._wanted_rows()}
         keep: list[QPersistentModelIndex] = []
         for persistent in self._open:
-            index = QModelIndex(persistent)
+            index = _plain(persistent)
             if not index.isValid():
                 continue
             if (

@@ -255,7 +255,7 @@ class LimitDelegate(QStyledItemDelegate):
     ) -> QWidget:
         direction = LIMIT_COLUMNS[Column(index.column())]
         app_id = str(index.data(Role.APP_ID))
-        name = str(index.siblingAtColumn(Column.NAME).data())
+        name = str(index.sibling(index.row(), Column.NAME).data())
         word = "Download" if direction is Direction.DOWN else "Upload"
         control = LimitControl(f"{word} limit for {name}", self.units, parent)
         control.setObjectName(f"limit:{app_id}:{direction.value}")

@@ -46,7 +46,7 @@ class HeaderBar(QWidget):
             button.setAccessibleName("Clear the filter")
         self.filter.setMaximumWidth(320)
         self.filter.textChanged.connect(self.filterChanged)
-        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.filter.setFocus)
+        QShortcut(QKeySequence.StandardKey.Find, self).activated.connect(self.filter.setFocus)
         self.totals = QLabel(self)
         self.totals.setFont(tabular_font(self.totals.font()))
         self.totals.setAccessibleName("Total traffic")
@@ -60,7 +60,7 @@ class HeaderBar(QWidget):
             "Data used by each application today, in 7 or 30 days, this month (Ctrl+U)"
         )
         self.usage_button.clicked.connect(self.usageRequested)
-        QShortcut(QKeySequence("Ctrl+U"), self, activated=self.usageRequested.emit)
+        QShortcut(QKeySequence("Ctrl+U"), self).activated.connect(self.usageRequested.emit)
         self.menu_button = QToolButton(self)
         self.menu_button.setText("☰")
         self.menu_button.setAccessibleName("Settings")
@@ -135,7 +135,7 @@ class HeaderBar(QWidget):
         for seconds, action in self._refresh_actions.items():
             action.setChecked(abs(seconds - settings.refresh_interval_s) < 1e-6)
         self.start_hidden.setChecked(settings.start_hidden)
-        for action, was in zip(actions, blocked):
+        for action, was in zip(actions, blocked, strict=True):
             action.blockSignals(was)
 
     def show_start_at_login(self, enabled: bool) -> None:

@@ -203,15 +203,15 @@ class RulesDialog(QDialog):
             edit.setObjectName(f"schedule:{name}")
         self.schedule_rates = {d: QLineEdit(tab) for d in Direction}
         self.schedule_blocks = {d: QCheckBox("block", tab) for d in Direction}
-        for direction, edit in self.schedule_rates.items():
-            edit.setObjectName(f"schedule:{direction.value}")
-            edit.setPlaceholderText("not limited")
+        for direction, rate_edit in self.schedule_rates.items():
+            rate_edit.setObjectName(f"schedule:{direction.value}")
+            rate_edit.setPlaceholderText("not limited")
             box = self.schedule_blocks[direction]
             box.setObjectName(f"schedule:block:{direction.value}")
             box.setToolTip(
                 f"Block {DIRECTION_LABELS[direction].lower()} while the schedule is active"
             )
-            box.toggled.connect(lambda on, e=edit: e.setEnabled(not on))
+            box.toggled.connect(lambda on, e=rate_edit: e.setEnabled(not on))
         grid.addWidget(QLabel("From", tab), 0, 0)
         grid.addWidget(self.schedule_from, 0, 1)
         grid.addWidget(QLabel("to", tab), 0, 2)

@@ -71,7 +71,7 @@ class UsageDialog(QDialog):
             button.setChecked(choice is period)
             button.setToolTip(f"{info.label} (Alt+{number})")
             button.setAccessibleName(f"Show {info.label.lower()}")
-            QShortcut(QKeySequence(f"Alt+{number}"), self, activated=button.click)
+            QShortcut(QKeySequence(f"Alt+{number}"), self).activated.connect(button.click)
             self.buttons.addButton(button, number - 1)
             periods.addWidget(button)
         periods.addStretch(1)
