@@ -38,12 +38,7 @@ from chadthrottle.helper.engine.api import (
     Viewer,
 )
 from chadthrottle.helper.engine.apply import Apply
-from chadthrottle.helper.engine.limits import (
-    Limit,
-    LimitTable,
-    LinkSetting,
-    priority_of,
-)
+from chadthrottle.helper.engine.limits import Limit, LimitTable, LinkSetting
 from chadthrottle.helper.engine.link_plan import (
     LinkFacts,
     capacities,
@@ -54,9 +49,7 @@ from chadthrottle.helper.engine.link_plan import (
 from chadthrottle.helper.engine.listing import build_listing
 from chadthrottle.helper.engine.observed import connection_rows, interface_rows
 from chadthrottle.helper.engine.overshoot import OvershootWatch
-from chadthrottle.helper.engine.plan import (
-    rule_of,
-)
+from chadthrottle.helper.engine.plan import prioritized, rule_of
 from chadthrottle.helper.engine.ports import (
     DatapathPort,
     LineagePort,
@@ -67,16 +60,10 @@ from chadthrottle.helper.engine.ports import (
 from chadthrottle.helper.engine.rtt import RttWatch, elsewhere_of
 from chadthrottle.helper.engine.rule_edits import ChangeBatch
 from chadthrottle.helper.engine.rule_listing import RuleListing
-from chadthrottle.helper.engine.schedules import (
-    local_zone,
-)
+from chadthrottle.helper.engine.schedules import local_zone
 from chadthrottle.helper.engine.tracking import Tracking
-from chadthrottle.helper.errors import HelperError, InvalidArgument, NoSuchApplication
-from chadthrottle.helper.identity.applications import identify
+from chadthrottle.helper.errors import HelperError
 from chadthrottle.helper.identity.index import ApplicationIndex
-from chadthrottle.helper.identity.processes import (
-    ProcessInfo,
-)
 from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory
 from chadthrottle.priority import Priority
@@ -153,18 +140,12 @@ class Engine:
         self._usage = usage
         self._tracking = Tracking(index, datapath, lineage, usage)  # processes and counters
         self._expiry_checked_at = float("-inf")
-        self._apply_error = (
-            ""  # why the kernel refused the classes at the last try, "" when it did not
-        )
+        self._apply_error = ""  # why the kernel refused the last plan, "" when it did not
         self._overshoot = OvershootWatch()  # limits measured as not met
         self._quota_saved_at = float("-inf")
-        self._estimated: dict[
-            Direction, int
-        ] = {}  # set_estimated_capacity's, while the link is estimated
+        self._estimated: dict[Direction, int] = {}  # set_estimated_capacity's, while estimated
         self._rtt = RttWatch()
-        self._listed_at = float(
-            "-inf"
-        )  # the last ListApplications: rtt is measured only while someone looks
+        self._listed_at = float("-inf")  # the last ListApplications: rtt only while looked at
 
     # --- the EngineApi ------------------------------------------------------------
 
@@ -263,7 +244,7 @@ class Engine:
         with self._lock:
             pid_uid = None
             if app_id.startswith(PID_APP_PREFIX):
-                pid_uid = self._process_of(app_id).uid
+                pid_uid = Tracking.process_of(app_id).uid
             resolved = self._resolve_id(app_id)
             app = self._index.application(resolved)
             return ResolvedApplication(
@@ -452,15 +433,7 @@ class Engine:
         if not self._rtt.due():
             return
         with self._lock:
-            apps: dict[str, list[int]] = {}
-            uids: dict[
-                int, int
-            ] = {}  # pid -> its user: a viewer is shown its own processes' values only
-            for app_id, app in self._index.applications().items():
-                for key in self._limits.in_force_of(app_id):
-                    if priority_of(self._limits.get(key)) is not Priority.NORMAL:
-                        apps.setdefault(app_id, []).extend(self._applier.reached(self._limits, key))
-                        uids.update((pid, process.uid) for pid, process in app.processes.items())
+            apps, uids = prioritized(self._index, self._limits)
         if apps or self._rtt.rtt_us or self._rtt.elsewhere:
             self._rtt.measure(apps, rtt=self._clock() - self._listed_at <= RTT_WATCHED_S, uids=uids)
 
@@ -504,37 +477,8 @@ class Engine:
 
     # --- plan and apply -----------------------------------------------------------
 
-    @staticmethod
-    def _process_of(app_id: str) -> ProcessInfo:
-        """The process a "pid:N" id names; NoSuchApplication if it is gone."""
-        pid_text = app_id[len(PID_APP_PREFIX) :]
-        if not pid_text.isdigit():
-            raise InvalidArgument(f"not a process id: {pid_text!r}")
-        process = Tracking.read(int(pid_text))
-        if process is None:
-            raise NoSuchApplication(f"no application has process {pid_text}")
-        return process
-
     def _resolve_id(self, app_id: str) -> str:
-        if app_id.startswith(PID_APP_PREFIX):
-            process = self._process_of(app_id)
-            identity = identify(process)
-            if identity is None:
-                raise NoSuchApplication(f"no application has process {process.pid}")
-            self._index.update_process(process)  # it may have moved to its scope since last seen
-            return identity.app_id
-        if not self._is_running(app_id) and not self._limits.has_app(app_id):
-            self._index.refresh_for_lookup()  # at most twice a second, however many ask
-            if not self._is_running(app_id):
-                raise NoSuchApplication(f"no running application is called {app_id!r}")
-        return app_id
-
-    def _is_running(self, app_id: str) -> bool:
-        """An application with processes, or a file ("exe:", "script:") that
-        processes named otherwise run (an administrator's rule reaches them)."""
-        return (
-            self._index.application(app_id) is not None or app_id in self._index.renamed_runners()
-        )
+        return self._tracking.resolve(app_id, self._limits.has_app(app_id))
 
     def _change(
         self, edit: Callable[[LimitTable], None], clamped: dict[int, float] | None = None

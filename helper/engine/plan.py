@@ -188,3 +188,19 @@ def wanted_tags(
         for scope in scopes_of_rule(index, key, pids):
             scopes_wanted[scope] = slot
     return pids_wanted, scopes_wanted
+
+
+def prioritized(
+    index: ApplicationIndex, table: LimitTable
+) -> tuple[dict[str, list[int]], dict[int, int]]:
+    """The running applications with a priority in force (not normal), with
+    the processes their rules reach, and pid -> uid of their processes (a
+    viewer is shown its own processes' round-trip times only)."""
+    apps: dict[str, list[int]] = {}
+    uids: dict[int, int] = {}
+    for app_id, app in index.applications().items():
+        for key in table.in_force_of(app_id):
+            if priority_of(table.get(key)) is not Priority.NORMAL:
+                apps.setdefault(app_id, []).extend(reached_pids(index, table, key))
+                uids.update((pid, process.uid) for pid, process in app.processes.items())
+    return apps, uids

@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from chadthrottle.contract import PID_APP_PREFIX
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S
 from chadthrottle.helper.engine.ports import DatapathPort, LineagePort, UsagePort
 from chadthrottle.helper.engine.rates import AppTraffic, CounterSample, RateMeter
+from chadthrottle.helper.errors import InvalidArgument, NoSuchApplication
 from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import (
@@ -60,6 +62,40 @@ class Tracking:
         """One process from /proc, None if it is gone (the engine's only
         direct read: the index reads the rest)."""
         return read_process(pid)
+
+    @classmethod
+    def process_of(cls, app_id: str) -> ProcessInfo:
+        """The process a "pid:N" id names; NoSuchApplication if it is gone."""
+        pid_text = app_id[len(PID_APP_PREFIX) :]
+        if not pid_text.isdigit():
+            raise InvalidArgument(f"not a process id: {pid_text!r}")
+        process = cls.read(int(pid_text))
+        if process is None:
+            raise NoSuchApplication(f"no application has process {pid_text}")
+        return process
+
+    def resolve(self, app_id: str, has_rule: bool) -> str:
+        """The application id a caller's id names: "pid:N" resolved through
+        /proc, any other id as it is while it runs (or has_rule: a stored rule
+        names it); NoSuchApplication otherwise. An unknown id reads the
+        processes again, at most twice a second however many ask."""
+        if app_id.startswith(PID_APP_PREFIX):
+            process = self.process_of(app_id)
+            identity = identify(process)
+            if identity is None:
+                raise NoSuchApplication(f"no application has process {process.pid}")
+            self.index.update_process(process)  # it may have moved to its scope since last seen
+            return identity.app_id
+        if not self._is_running(app_id) and not has_rule:
+            self.index.refresh_for_lookup()
+            if not self._is_running(app_id):
+                raise NoSuchApplication(f"no running application is called {app_id!r}")
+        return app_id
+
+    def _is_running(self, app_id: str) -> bool:
+        """An application with processes, or a file ("exe:", "script:") that
+        processes named otherwise run (an administrator's rule reaches them)."""
+        return self.index.application(app_id) is not None or app_id in self.index.renamed_runners()
 
     def refresh(self) -> set[int]:
         """Read the processes again; the pids that exited since the last time."""

@@ -120,7 +120,7 @@ def test_an_id_that_could_not_be_stored_is_refused_before_anything_changes(
     ever fail to, the id is refused here rather than stored to break the next start."""
     _spawn(world, 10, 1000)
     unstorable = AppIdentity("exe:/opt/\x07bell", "bell", "", "")
-    monkeypatch.setattr("chadthrottle.helper.engine.engine.identify", lambda process: unstorable)
+    monkeypatch.setattr("chadthrottle.helper.engine.tracking.identify", lambda process: unstorable)
     (outcome,) = world.engine.apply_changes(
         [SetLimit("pid:10", Direction.UP, 5_000, 0, owner=1000)]
     )
