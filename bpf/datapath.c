@@ -54,7 +54,7 @@ BPF_TABLE("lru_percpu_hash", struct traffic_key, struct traffic_counters,
 BPF_ARRAY(upload_pacing, struct slot_pacing, MAX_SLOTS);
 BPF_ARRAY(socket_caps, struct socket_caps, MAX_SLOTS);
 
-#define NSEC_PER_SEC 1000000000ULL
+#define PACING_NSEC_PER_SEC 1000000000ULL /* the kernel headers have NSEC_PER_SEC (long) */
 #define CGROUP_SKB_PASS 1
 #define CGROUP_SKB_PASS_CN 3 /* pass, and tell TCP it met congestion */
 #define CGROUP_SKB_DROP_CN 2 /* drop, and tell TCP it met congestion: it keeps the data */
@@ -169,7 +169,7 @@ static __always_inline int shape_upload(struct __sk_buff *skb, __u32 slot, __u64
     skb->priority = (HTB_MAJOR << 16) | slot;
     __u64 now = bpf_ktime_get_ns();
     __u64 rate = pacing->rate_bps;
-    __u64 cost_ns = bytes * NSEC_PER_SEC / rate;
+    __u64 cost_ns = bytes * PACING_NSEC_PER_SEC / rate;
     int verdict = CGROUP_SKB_PASS;
     bpf_spin_lock(&pacing->lock);
     __u64 start = pacing->virtual_time_ns > now ? pacing->virtual_time_ns : now;
@@ -258,9 +258,7 @@ static __always_inline void charge_quota(struct slot_gate *gate, __u64 bytes)
 /* Per-CPU counter slots (struct counter_slot in maps.h), mmapped by the helper. */
 BPF_F_TABLE("array", __u32, struct counter_slot, counter_slots, COUNTER_SLOT_CPUS * COUNTER_SLOTS_PER_CPU,
             BPF_F_MMAPABLE);
-#define SLOT_FREE 0
-#define SLOT_CLAIMING 1
-#define SLOT_HELD 2
+/* The slot states SLOT_FREE, SLOT_CLAIMING, SLOT_HELD: -D (layout.py). */
 #define SLOT_PROBES 2 /* the key's home slot and the next */
 
 static __always_inline __u32 slot_home(struct traffic_key *key)
@@ -403,14 +401,11 @@ int chadt_ingress(struct __sk_buff *skb)
 
 #define SOL_SOCKET 1
 #define SOL_TCP 6
-#define SO_MAX_PACING_RATE 47
 #define TCP_WINDOW_CLAMP 10
 #define AF_INET 2
-/* IP and TCP header (with the timestamp option) of a full segment */
-#define TCP_IPV4_HEADERS 52
-#define TCP_IPV6_HEADERS 72
-/* WINDOW_QUEUE_US, UNKNOWN_RTT_US, MAX_RTT_US, UNCLAMPED_WINDOW: passed by the
- * helper (socket_tagging.py) */
+/* SO_MAX_PACING_RATE, TCP_IPV4_HEADERS and TCP_IPV6_HEADERS (IP and TCP header,
+ * with the timestamp option, of a full segment), WINDOW_QUEUE_US,
+ * UNKNOWN_RTT_US, MAX_RTT_US, UNCLAMPED_WINDOW: -D from socket_tagging.py. */
 
 static __always_inline int carries_ipv4(struct bpf_sock_ops *skops)
 {

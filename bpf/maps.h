@@ -3,14 +3,19 @@
  * helper/kernel/layout.py mirrors these structs with ctypes;
  * tests/helper/kernel/test_layout_btf.py checks each map's key and value struct
  * as compiled (the programs' BTF: sizes, member names, offsets) against the
- * mirrors, and test_layout.py the constants here. Change them together.
+ * mirrors. Change them together.
+ *
+ * The constants the programs share with the helper (HTB_MAJOR, the tc handle
+ * major of the helper's HTB qdiscs; COUNTER_SLOT_BITS and COUNTER_SLOT_CPUS; the
+ * counter slots' states SLOT_*; GATE_BLOCK and GATE_QUOTA; POLICE_UP and
+ * POLICE_DOWN; chadt_sockops' numbers) have their one home in the helper
+ * (layout.py, socket_tagging.py) and come with -D (program_build.compile_flags).
  */
 #ifndef CHADTHROTTLE_MAPS_H
 #define CHADTHROTTLE_MAPS_H
 
-/* Set with -D by the loader: the tc handle major of the helper's HTB qdiscs. */
-#ifndef HTB_MAJOR
-#define HTB_MAJOR 0xC7AD
+#if !defined(HTB_MAJOR) || !defined(COUNTER_SLOT_BITS) || !defined(COUNTER_SLOT_CPUS) || !defined(GATE_BLOCK)
+#error "build with the helper's -D flags (helper/kernel/program_build.py compile_flags)"
 #endif
 
 #define MAX_SLOTS 65536 /* application slots; HTB minors 1..0xfffe */
@@ -57,13 +62,8 @@ struct traffic_counters {
  * per packet (it was about half of the programs' time, bench/overhead.py). A
  * key whose slots hold other keys is counted in the traffic hash; the helper
  * adds both up (helper/kernel/counter_slots.py). One cache line.
- * state: 0 free, 1 being claimed, 2 holds the key. */
-#define COUNTER_SLOT_BITS 10
-#define COUNTER_SLOTS_PER_CPU (1 << COUNTER_SLOT_BITS)
-/* Set with -D by the loader: the possible CPUs. */
-#ifndef COUNTER_SLOT_CPUS
-#define COUNTER_SLOT_CPUS 1
-#endif
+ * state: SLOT_FREE, SLOT_CLAIMING (being claimed) or SLOT_HELD (holds the key). */
+#define COUNTER_SLOTS_PER_CPU (1 << COUNTER_SLOT_BITS) /* COUNTER_SLOT_CPUS: the possible CPUs */
 struct counter_slot {
     __u64 state;
     __u64 netns_cookie;
@@ -110,8 +110,8 @@ struct socket_caps {
  * lock, cannot be mmapped, and its whole-entry writes would lose counts).
  * The gate holds only while now < lease_until_ns, which the helper renews
  * every tick: a helper that is gone fails open within the lease. */
-#define GATE_BLOCK 1 /* no packet passes */
-#define GATE_QUOTA 2 /* packets pass while quota_used_bytes < quota_allowance_bytes */
+/* flags: GATE_BLOCK, no packet passes; GATE_QUOTA, packets pass while
+ * quota_used_bytes < quota_allowance_bytes */
 struct slot_gate {
     __u64 lease_until_ns;        /* helper: bpf_ktime_get_ns() until which the gate holds */
     __u64 quota_allowance_bytes; /* helper: the count at which the budget is spent */

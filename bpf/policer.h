@@ -23,8 +23,7 @@
 #ifndef CHADTHROTTLE_POLICER_H
 #define CHADTHROTTLE_POLICER_H
 
-#define POLICE_UP 0
-#define POLICE_DOWN 1
+/* POLICE_UP and POLICE_DOWN (-D): the direction half of a policer key */
 #define POLICER_ENTRIES (2 * MAX_SLOTS)
 
 struct slot_policer {

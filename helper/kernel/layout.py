@@ -1,4 +1,7 @@
-"""ctypes mirrors of the structs in bpf/maps.h (a test checks they agree)."""
+"""ctypes mirrors of the structs in bpf/maps.h (tests/helper/kernel/test_layout_btf.py
+checks them against the compiled programs), and the constants the programs
+share with the helper, whose one home is here: the programs get them with -D
+(program_build.compile_flags)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import ctypes
 from dataclasses import dataclass
 
 PROGRAM_NAME_PREFIX = "chadt_"  # every program we load; used to find leftovers
-HTB_MAJOR = 0xC7AD  # tc handle major of our HTB qdiscs; passed to the C code with -D
+HTB_MAJOR = 0xC7AD  # tc handle major of our HTB qdiscs
 
 
 class SockTag(ctypes.Structure):
@@ -50,8 +53,9 @@ class CounterSlot(ctypes.Structure):
     ]
 
 
-COUNTER_SLOTS_PER_CPU = 1024  # 1 << COUNTER_SLOT_BITS in maps.h
-SLOT_FREE, SLOT_HELD = 0, 2  # struct counter_slot states (datapath.c)
+COUNTER_SLOT_BITS = 10  # a key's home slot is its hash's top bits (datapath.c)
+COUNTER_SLOTS_PER_CPU = 1 << COUNTER_SLOT_BITS
+SLOT_FREE, SLOT_CLAIMING, SLOT_HELD = 0, 1, 2  # struct counter_slot states
 
 
 class SlotPacing(ctypes.Structure):
@@ -97,7 +101,7 @@ class SlotGate(ctypes.Structure):
     ]
 
 
-GATE_BLOCK, GATE_QUOTA = 1, 2  # struct slot_gate flags (maps.h)
+GATE_BLOCK, GATE_QUOTA = 1, 2  # struct slot_gate flags
 
 
 POLICE_UP, POLICE_DOWN = 0, 1  # the direction half of a policer key
@@ -124,3 +128,19 @@ class SocketCaps:
 
 
 NO_CAPS = SocketCaps()
+
+
+def c_constants() -> dict[str, int]:
+    """Passed to the BPF programs with -D (program_build.compile_flags): bpf/
+    defines none of these itself."""
+    return {
+        "HTB_MAJOR": HTB_MAJOR,
+        "COUNTER_SLOT_BITS": COUNTER_SLOT_BITS,
+        "SLOT_FREE": SLOT_FREE,
+        "SLOT_CLAIMING": SLOT_CLAIMING,
+        "SLOT_HELD": SLOT_HELD,
+        "GATE_BLOCK": GATE_BLOCK,
+        "GATE_QUOTA": GATE_QUOTA,
+        "POLICE_UP": POLICE_UP,
+        "POLICE_DOWN": POLICE_DOWN,
+    }

@@ -17,14 +17,9 @@ import os
 import sys
 from pathlib import Path
 
+from chadthrottle.helper.kernel import socket_tagging
 from chadthrottle.helper.kernel.counter_slots import slot_cpus
-from chadthrottle.helper.kernel.layout import HTB_MAJOR
-from chadthrottle.helper.kernel.socket_tagging import (
-    MAX_RTT_US,
-    UNCLAMPED_WINDOW,
-    UNKNOWN_RTT_US,
-    WINDOW_QUEUE_US,
-)
+from chadthrottle.helper.kernel.layout import c_constants
 
 
 def bpf_source_dir() -> Path:
@@ -36,10 +31,16 @@ def bpf_source_dir() -> Path:
 
 
 def compile_flags(source_dir: Path) -> list[str]:
-    """bcc's cflags: part of what the program cache is keyed by."""
-    return [f"-I{source_dir}", f"-DHTB_MAJOR={HTB_MAJOR:#x}", f"-DWINDOW_QUEUE_US={WINDOW_QUEUE_US}",
-            f"-DUNKNOWN_RTT_US={UNKNOWN_RTT_US}", f"-DMAX_RTT_US={MAX_RTT_US}",
-            f"-DUNCLAMPED_WINDOW={UNCLAMPED_WINDOW:#x}", f"-DCOUNTER_SLOT_CPUS={slot_cpus()}"]  # fmt: skip
+    """bcc's cflags: part of what the program cache is keyed by. Every constant
+    the programs share with the helper comes from Python here, so each has one
+    home; a #define of one in bpf/ with another value fails the build
+    (macro-redefined)."""
+    constants = {**c_constants(), **socket_tagging.c_constants(), "COUNTER_SLOT_CPUS": slot_cpus()}
+    return [
+        f"-I{source_dir}",
+        "-Werror=macro-redefined",
+        *(f"-D{name}={value}" for name, value in constants.items()),
+    ]
 
 
 def build(source_dir: Path) -> dict[str, object]:

@@ -36,15 +36,13 @@ log = logging.getLogger("chadthrottle.kernel.tagging")
 _INET_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 SO_MAX_PACING_RATE = 47
 UNCAPPED_PACING = 0xFFFFFFFF  # what the kernel reads as "no cap" from a 32-bit value
-# IP and TCP header (with the timestamp option) of a full segment; the same
-# numbers are in chadt_sockops (bpf/datapath.c)
+# IP and TCP header (with the timestamp option) of a full segment
 TCP_IPV4_HEADERS, TCP_IPV6_HEADERS = 52, 72
 # A download limit clamps each TCP socket's receive window to what the limit
 # moves in one round trip plus WINDOW_QUEUE_US: the sender then keeps at most
 # that much queued in the shaper, half its leaf queue (htb.LEAF_QUEUE_SECONDS),
 # instead of overflowing it and waiting out its retransmission timer
-# (docs/backends.md, "Clamping the receive window"). Passed to chadt_sockops
-# with -D.
+# (docs/backends.md, "Clamping the receive window").
 WINDOW_QUEUE_US = 50_000
 UNKNOWN_RTT_US = 200_000  # the RTT assumed while a socket has no sample (0 or ~0)...
 MAX_RTT_US = 4_000_000  # ...or an implausible one
@@ -59,6 +57,20 @@ _TCP_INFO_BYTES, _TCPI_RCV_SSTHRESH, _TCPI_RTT, _TCPI_RCV_RTT, _TCPI_RCV_SPACE, 
     148,
 )
 _TCP_CLOSE, _TCP_LISTEN = 7, 10  # tcpi_state, the first byte
+
+
+def c_constants() -> dict[str, int]:
+    """Passed to chadt_sockops (bpf/datapath.c) with -D: the same formulas in C
+    and here read the same numbers."""
+    return {
+        "SO_MAX_PACING_RATE": SO_MAX_PACING_RATE,
+        "TCP_IPV4_HEADERS": TCP_IPV4_HEADERS,
+        "TCP_IPV6_HEADERS": TCP_IPV6_HEADERS,
+        "WINDOW_QUEUE_US": WINDOW_QUEUE_US,
+        "UNKNOWN_RTT_US": UNKNOWN_RTT_US,
+        "MAX_RTT_US": MAX_RTT_US,
+        "UNCLAMPED_WINDOW": UNCLAMPED_WINDOW,
+    }
 
 
 def payload_pacing_bps(wire_bps: int, mss: int, ipv4: bool) -> int:

@@ -1,8 +1,7 @@
 """The map structs as the compiler laid them out agree with helper/kernel/layout.py.
 
-test_layout.py compares layout.py with bpf/maps.h as text; this compares it with
-the BTF of the compiled programs, the types the kernel checks map values
-against: for each map, its key and value struct's size and every member's name,
+This compares layout.py with the BTF of the compiled programs, the types the
+kernel checks map values against: for each map, its key and value struct's size and every member's name,
 offset and size. Padding the compiler adds, a reordered field or a changed width
 fails here even where the header's text still looks like the mirror.
 """
