@@ -19,7 +19,9 @@ from chadthrottle.contract import (
     ConnectionInfo,
     Direction,
     InterfaceInfo,
+    LinkShapingInfo,
     RuleInfo,
+    ScheduleInfo,
 )
 from chadthrottle.units import format_limit, format_rate, format_size
 
@@ -31,7 +33,15 @@ if TYPE_CHECKING:
 
 PAUSED_NOTE = "limits are paused: none is enforced (resume with: chadthrottle-ctl resume)"
 
-Record = ApplicationInfo | BackendInfo | ConnectionInfo | InterfaceInfo | RuleInfo
+Record = (
+    ApplicationInfo
+    | BackendInfo
+    | ConnectionInfo
+    | InterfaceInfo
+    | RuleInfo
+    | ScheduleInfo
+    | LinkShapingInfo
+)
 
 
 def owner_label(owner: int, my_uid: int | None = None) -> str:
@@ -111,7 +121,8 @@ def _table(rows: list[list[str]]) -> str:
     rows = [[for_terminal(cell) for cell in row] for row in rows]  # names come from other users
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
     )
 
 

@@ -158,7 +158,7 @@ def _table(rows: list[list[str]], right_from: int) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.rjust(width) if column >= right_from else cell.ljust(width)
-                  for column, (cell, width) in enumerate(zip(row, widths))).rstrip()
+                  for column, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip()
         for row in rows
     )  # fmt: skip
 
@@ -207,7 +207,7 @@ def usage_json(rows: list[UsageRow], by: UsageResolution | None, since: int, unt
     totals = _totals(rows)
     report: dict[str, Any] = {
         "since": since, "until": until, "by": by.value if by else None,
-        "totals": [{"app_id": app_id, **dict(zip(_COUNT_KEYS, total))} for app_id, total in sorted(totals.items())],
+        "totals": [{"app_id": app_id, **dict(zip(_COUNT_KEYS, total, strict=True))} for app_id, total in sorted(totals.items())],
         "total": {key: sum(total[at] for total in totals.values()) for at, key in enumerate(_COUNT_KEYS)},
     }  # fmt: skip
     if by is not None:

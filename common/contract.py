@@ -10,7 +10,7 @@ and every method (METHODS: arguments, polkit action, documentation) live.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 # 2: rules belong to an owner (RuleScope); SetLimit/ClearLimit take a scope;
 # ListRules; ListApplications says whose limit it shows and what keeps it from
@@ -29,7 +29,7 @@ INTROSPECTION_XML = "io.github.chadthrottle.Helper1.xml"  # in chadthrottle.reso
 ERROR_PREFIX = "io.github.chadthrottle.Error."
 
 
-class ErrorName(str, Enum):
+class ErrorName(StrEnum):
     """Named D-Bus errors a caller can act on. No other error crosses the bus
     except FAILED, which carries a generic message and never a traceback."""
 
@@ -40,7 +40,7 @@ class ErrorName(str, Enum):
     FAILED = ERROR_PREFIX + "Failed"
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """polkit action ids, declared in resources/io.github.chadthrottle.policy."""
 
     MONITOR = "io.github.chadthrottle.monitor"
@@ -49,7 +49,7 @@ class Action(str, Enum):
     CONFIGURE = "io.github.chadthrottle.configure"
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     """Traffic direction as seen from the application."""
 
     DOWN = "down"
@@ -102,7 +102,7 @@ BLOCK_LEASE_S = 3.0
 QUOTA_PERIODS = ("day", "week", "month")
 
 
-class RuleScope(str, Enum):
+class RuleScope(StrEnum):
     """Whose processes a rule applies to.
 
     OWN: only the caller's own processes of the application (the rule belongs to
@@ -124,7 +124,7 @@ ADMIN_OWNER = -1
 MAX_RULES_PER_USER = 256
 
 
-class LimitAuthorization(str, Enum):
+class LimitAuthorization(StrEnum):
     """How a method that changes a limit is authorized: by its RuleScope
     argument (the last one), LIMIT_OWN for OWN and LIMIT_ANY for ALL, asked
     before the helper looks anything up."""

@@ -8,14 +8,14 @@ Shared by the helper, the CLI and the GUI (issue 16).
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
 class PriorityError(ValueError):
     """A priority could not be understood."""
 
 
-class Priority(str, Enum):
+class Priority(StrEnum):
     """Served in this order under load; NORMAL is every application's default."""
 
     CRITICAL = "critical"

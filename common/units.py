@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from chadthrottle.contract import MAX_RATE_BPS, MIN_RATE_BPS
 
@@ -75,7 +75,7 @@ def parse_rate(text: str, units: UnitSystem | None = None) -> int | None:
     return rate_bps
 
 
-class UnitSystem(str, Enum):
+class UnitSystem(StrEnum):
     """How rates are shown: bytes or bits, decimal (1000) or binary (1024)."""
 
     BYTES_DECIMAL = "bytes-decimal"

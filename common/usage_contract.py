@@ -10,10 +10,10 @@ GUI and the helper import this one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class UsageResolution(str, Enum):
+class UsageResolution(StrEnum):
     """The period one row of GetUsage covers. The helper keeps minutes for a
     day, hours for 90 days and days for two years; months are summed from days.
     Days and months begin at the helper's local midnight."""

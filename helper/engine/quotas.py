@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from chadthrottle.contract import MAX_QUOTA_BYTES, MAX_RATE_BPS, MIN_QUOTA_BYTES, MIN_RATE_BPS
 from chadthrottle.helper.errors import InvalidArgument
@@ -20,7 +20,7 @@ from chadthrottle.helper.errors import InvalidArgument
 MINUTES_PER_DAY = 24 * 60
 
 
-class Period(str, Enum):
+class Period(StrEnum):
     DAY = "day"
     WEEK = "week"  # from Monday
     MONTH = "month"  # from the 1st
