@@ -10,7 +10,8 @@ as the limits (HTB_MAJOR:, default class DEFAULT_MINOR):
       LINK_MINOR       rate = ceil = the capacity x SHAPE_SHARE
         <slot>         one application with a priority or a limit:
                        prio = its priority's rank, ceil = its limit or the link
-        ACK_MINOR      small TCP packets of every other application, high
+        ACK_MINOR      small TCP packets of every other application, high;
+                       on the upload side paced (ACK_PACE_SHARE)
         DEFAULT_MINOR  every other application, at normal priority
 
 Every class under the link is guaranteed a floor: its priority's share of
@@ -71,6 +72,21 @@ LEAF_QUEUE_S = 0.1  # a leaf holds this much of its ceiling, and at least
 # sender hands it at a short round trip, and the connection stalls (measured:
 # 24 KB at 200 KB/s passed 64 KB in 3 s)
 MIN_LEAF_BYTES = 2 * 65536 + 2 * 1514
+# The upload's acknowledgement class is paced at this share of the download's
+# shaped rate (both at L2), in bursts of ACK_PACE_BURST_BYTES. Why: the
+# download's queue forms at the modem, beyond us, when the remote senders
+# burst, and they burst when our acknowledgements leave in bunches (a
+# receiver whose CPU was taken processes, and acknowledges, a run of
+# segments at once: docs/benchmarks.md, "Why a queue stayed at the modem").
+# Paced, a bunch leaves at most this fast, and the senders' answer reaches
+# the modem not much faster than its rate. Steady acknowledgements need
+# less: a 66-byte ACK per two 1514-byte segments is 0.022 (IPv6 0.028), so
+# the download is not held back; an ACK per segment (quick-ack, after idle)
+# is 0.044, and for that short while the download grows a little slower.
+# With stretch ACKs (GRO) far fewer ACKs are sent and the pace is not reached.
+ACK_PACE_SHARE = 0.033
+ACK_PACE_BURST_BYTES = 600  # ~9 ACKs at once: enough for HTB's timer, short of a bunch
+ACK_PACE_MIN_BPS = 4000  # ~60 ACKs/s at least: handshakes pass even under a tiny download capacity
 
 
 @dataclass(frozen=True)
@@ -99,10 +115,15 @@ class ClassPlan:
 
 
 def plan_tree(
-    capacity_bps: int, apps: dict[int, AppClass], l3_to_l2: float = 1.0
+    capacity_bps: int,
+    apps: dict[int, AppClass],
+    l3_to_l2: float = 1.0,
+    acked_bps: int | None = None,
 ) -> list[ClassPlan]:
     """The classes for a link of `capacity_bps` (L3) and the applications' wishes
-    (app slot -> AppClass), parents first."""
+    (app slot -> AppClass), parents first. acked_bps: the capacity (L3) of the
+    other direction, whose acknowledgements this one's ACK class carries and
+    paces (ACK_PACE_SHARE); None: not paced."""
     if capacity_bps <= 0:
         raise ValueError(f"the link capacity must be positive, not {capacity_bps}")
     if not all(
@@ -127,8 +148,14 @@ def plan_tree(
         cburst = wish.burst_bytes if wish.limit_bps is not None and wish.burst_bytes else link_burst
         plans.append(ClassPlan(slot, link_handle, min(floor(wish.priority), ceil), ceil, FLOOR_BURST_BYTES, cburst,
                                wish.priority.rank, _leaf_bytes(ceil)))  # fmt: skip
-    plans.append(ClassPlan(ACK_MINOR, link_handle, floor(ACK_PRIORITY), link, FLOOR_BURST_BYTES, link_burst,
-                           ACK_PRIORITY.rank, _leaf_bytes(link)))  # fmt: skip
+    ack_ceil, ack_cburst = link, link_burst
+    if acked_bps is not None:
+        if acked_bps <= 0:
+            raise ValueError(f"the acknowledged capacity must be positive, not {acked_bps}")
+        paced = max(ACK_PACE_MIN_BPS, round(acked_bps * SHAPE_SHARE * ACK_PACE_SHARE * l3_to_l2))
+        ack_ceil, ack_cburst = min(link, paced), ACK_PACE_BURST_BYTES
+    plans.append(ClassPlan(ACK_MINOR, link_handle, min(floor(ACK_PRIORITY), ack_ceil), ack_ceil,
+                           FLOOR_BURST_BYTES, ack_cburst, ACK_PRIORITY.rank, _leaf_bytes(link)))  # fmt: skip
     plans.append(ClassPlan(DEFAULT_MINOR, link_handle, floor(DEFAULT_PRIORITY), link, FLOOR_BURST_BYTES, link_burst,
                            DEFAULT_PRIORITY.rank, _leaf_bytes(link)))  # fmt: skip
     return plans
@@ -140,16 +167,19 @@ def _leaf_bytes(ceil_bps: int) -> int:
 
 @dataclass(frozen=True)
 class LinkShaping:
-    """A link capacity (L3 bytes/s) for HtbHierarchy: its classes under it, by priority."""
+    """A link capacity (L3 bytes/s) for HtbHierarchy: its classes under it, by
+    priority. acked_bps: the other direction's capacity, whose acknowledgements
+    are paced here (TcShaper sets it for uploads; None: not paced)."""
 
     capacity_bps: int
+    acked_bps: int | None = None
 
     def plan(self, wanted: Classes, l3_to_l2: float) -> list[ClassPlan]:
         apps = {
             slot: AppClass(spec.priority, spec.rate_bps or None, spec.burst_bytes)
             for slot, spec in wanted.items()
         }
-        return plan_tree(self.capacity_bps, apps, l3_to_l2)
+        return plan_tree(self.capacity_bps, apps, l3_to_l2, self.acked_bps)
 
     @staticmethod
     def opened(plan: ClassPlan, link: ClassPlan) -> ClassPlan:

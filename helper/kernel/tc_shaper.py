@@ -38,6 +38,7 @@ import errno
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from chadthrottle.contract import Direction
@@ -143,6 +144,15 @@ class TcShaper:
         parent: queued packets of the old one are dropped), a new capacity
         changes it in place (docs/backends.md, "Priorities and link shaping")."""
         self._link_shaping[direction] = link
+
+    def _link_of(self, direction: Direction) -> LinkShaping | None:
+        """The link wanted for a direction: uploads pace the acknowledgements of
+        the download's capacity (priority_classes.ACK_PACE_SHARE), so a change of
+        the download's capacity changes the upload's tree too."""
+        link, down = self._link_shaping[direction], self._link_shaping[Direction.DOWN]
+        if direction is Direction.UP and link is not None and down is not None:
+            return replace(link, acked_bps=down.capacity_bps)
+        return link
 
     def linked_directions(self) -> set[Direction]:
         """The directions whose IFB shapes under a link capacity now."""
@@ -294,7 +304,7 @@ class TcShaper:
         # A device that went down keeps its qdiscs and filters (so do we): when
         # it comes back, traffic finds them as they were.
         for direction in (Direction.DOWN, Direction.UP):
-            link = self._link_shaping[direction]
+            link = self._link_of(direction)
             # A class for a priority alone (rate 0) exists only under a link.
             classes = {
                 slot: spec
@@ -342,7 +352,7 @@ class TcShaper:
         """Give the direction's IFB hierarchy the link wanted (set_link): in
         place for a new capacity; made again for a switch to or from a link;
         removed with its hooks when the link goes and no class is left."""
-        link = self._link_shaping[direction]
+        link = self._link_of(direction)
         for ifb in self._ifbs(direction):
             users = [index for index, hook in self._hooks[direction].items() if hook.ifb is ifb]
             if ifb.link is not None and link is not None:
@@ -411,7 +421,7 @@ class TcShaper:
                 self._journal.forget_hook(uplink_index, direction)
                 raise
             ifb = HtbHierarchy(self._ipr, ifb_index, direction, l3_to_l2=link.l3_to_l2, changer=self._changer,
-                               link=self._link_shaping[direction])  # fmt: skip
+                               link=self._link_of(direction))  # fmt: skip
         hook = Hook(direction, uplink_index, ifb, parent, created_qdisc, ifb_name=ifb_name)
         self._journal.hook(uplink_index, name, parent, created_qdisc, direction)
         try:

@@ -13,8 +13,9 @@ import re
 import subprocess
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.kernel.htb import LINK_MINOR, ClassSpec, HtbHierarchy
+from chadthrottle.helper.kernel.htb import ACK_MINOR, LINK_MINOR, ClassSpec, HtbHierarchy
 from chadthrottle.helper.kernel.priority_classes import (
+    ACK_PACE_SHARE,
     FLOOR_SHARES,
     AppClass,
     ClassPlan,
@@ -49,6 +50,31 @@ def test_the_plan_orders_priorities_and_keeps_limits_inside_the_link() -> None:
         plans[5].rate_bps == plans[0xFFFF].rate_bps
     )  # normal: the application and the default class share its floor
     assert all(isinstance(p, ClassPlan) for p in plans.values())
+
+
+def test_the_upload_paces_the_downloads_acknowledgements_only_when_told_its_capacity() -> None:
+    """A bunch of acknowledgements would make the remote senders burst into the
+    modem's queue (docs/benchmarks.md, "Acknowledgements paced"): the ACK class
+    is held to ACK_PACE_SHARE of the acknowledged download, in short bursts."""
+    down = 6_250_000  # 50 Mbit/s acknowledged over a 10 Mbit/s upload
+    paced = {p.minor: p for p in plan_tree(1_250_000, {}, 1.01, acked_bps=down)}[ACK_MINOR]
+    assert paced.ceil_bps == round(down * 0.95 * ACK_PACE_SHARE * 1.01)
+    assert paced.rate_bps <= paced.ceil_bps and paced.cburst_bytes <= 10 * 66
+    # enough for a 66-byte ACK per two full segments of the whole download, with room
+    assert paced.ceil_bps > 1.3 * (down * 0.95 * 1.01 / (2 * 1514)) * 66
+    unpaced = {p.minor: p for p in plan_tree(1_250_000, {})}
+    assert unpaced[ACK_MINOR].ceil_bps == unpaced[LINK_MINOR].ceil_bps
+    # never above the upload link, never (nearly) shut
+    assert {p.minor: p for p in plan_tree(10_000, {}, acked_bps=10**9)}[ACK_MINOR].ceil_bps == 9_500
+    assert {p.minor: p for p in plan_tree(10**6, {}, acked_bps=1_000)}[ACK_MINOR].ceil_bps > 2000
+    assert LinkShaping(1_000, acked_bps=down).plan({}, 1.0) == plan_tree(1_000, {}, acked_bps=down)
+    for bad in (0, -1):
+        try:
+            plan_tree(1_000_000, {}, acked_bps=bad)
+        except ValueError as error:
+            assert "acknowledged capacity" in str(error)
+        else:
+            raise AssertionError(f"planned acked_bps={bad}")
 
 
 def test_bad_priorities_and_plans_are_refused_by_name() -> None:

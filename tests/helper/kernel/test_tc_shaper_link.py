@@ -17,7 +17,7 @@ from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ACK_MINOR, DEFAULT_MINOR, ClassSpec
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers
-from chadthrottle.helper.kernel.priority_classes import LinkShaping
+from chadthrottle.helper.kernel.priority_classes import ACK_PACE_SHARE, LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_unadopted
 from chadthrottle.priority import Priority
 from pyroute2 import IPRoute
@@ -48,6 +48,20 @@ def _class_line(classes: str, minor: int) -> str:
         for line in classes.splitlines()
         if line.startswith(f"class htb {HTB_MAJOR:x}:{minor:x} ")
     )
+
+
+def _wire(rate_bps: float) -> int:
+    """The bit/s tc shows for an L3 rate the shaper set on the veth (it rounds to Kbit
+    where the rate is that high)."""
+    bits = round(rate_bps * VETH_L3_TO_L2) * 8
+    return bits if bits < 1_000_000 else bits // 1000 * 1000
+
+
+def _ack_ceil(pair: NetnsPair, shaper: TcShaper, direction: Direction) -> int:
+    """The ceiling of a direction's acknowledgement class, bit/s (to tc's rounding)."""
+    line = _class_line(_classes(pair, shaper, direction), ACK_MINOR)
+    number, unit = re.search(r" ceil (\d+)([A-Za-z]+) ", line).groups()  # type: ignore[union-attr]
+    return int(number) * {"bit": 1, "Kbit": 1000, "Mbit": 1000**2}[unit]
 
 
 def _shaper(netns: str, datapath: Datapath) -> tuple[IPRoute, TcShaper]:
@@ -150,6 +164,9 @@ def test_under_a_link_every_packet_goes_through_the_tree_both_ways(
         shaper.set_link(direction, LINK)
     shaper.reconcile({})
     assert tc_dump(pair.host_ns).count("match 00000000/00000000 at 0") == 4  # u32 lists both hooks
+    # the upload paces the download's acknowledgements (ACK_PACE_SHARE), the download does not
+    assert _ack_ceil(pair, shaper, Direction.UP) == _wire(LINK.capacity_bps * 0.95 * ACK_PACE_SHARE)
+    assert _ack_ceil(pair, shaper, Direction.DOWN) == _wire(LINK.capacity_bps * 0.95)
     seconds = 1.5
     stream = start_stream(pair, random.randrange(20000, 60000), "up", seconds=seconds)
     try:
@@ -164,8 +181,14 @@ def test_under_a_link_every_packet_goes_through_the_tree_both_ways(
     # the uploader's handshake and close are small too, its data is not
     assert _class_packets(pair, shaper, Direction.DOWN, ACK_MINOR) > 20 > _class_packets(
         pair, shaper, Direction.UP, ACK_MINOR)  # fmt: skip
+    shaper.set_link(Direction.DOWN, LinkShaping(2 * LINK.capacity_bps))  # the pace follows it
+    shaper.reconcile({})
+    assert _ack_ceil(pair, shaper, Direction.UP) == _wire(
+        2 * LINK.capacity_bps * 0.95 * ACK_PACE_SHARE
+    )
     shaper.set_link(Direction.DOWN, None)
     shaper.reconcile({})
+    assert _ack_ceil(pair, shaper, Direction.UP) == _wire(LINK.capacity_bps * 0.95)  # not paced
     assert (
         tc_dump(pair.host_ns).count("match 00000000/00000000 at 0") == 1
         and not shaper._hooks[Direction.DOWN]
