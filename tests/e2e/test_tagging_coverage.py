@@ -117,7 +117,16 @@ def test_two_applications_with_two_limits_at_once(stack: Stack) -> None:
                 stack.bus_address,
                 lambda c: c.set_limit(f"pid:{fast.app_pid}", Direction.UP, 5 * MiB),
             )
-            time.sleep(2.0)
+            # until a short window of each reads its limit, within the 2 s both once waited
+            started = time.monotonic()
+            for limited, limit in ((slow, MiB), (fast, 5 * MiB)):
+
+                def rate_over(seconds: float, limited: Stream = limited) -> float:
+                    return limited.receiver.rate_bps(seconds) / TCP_PAYLOAD_SHARE
+
+                wait_until_at_limit(
+                    rate_over, limit, timeout_s=max(0.0, 2.0 - (time.monotonic() - started))
+                )
             # both over the same window (one after the other took twice as long)
             slow_rate, fast_rate = (
                 r / TCP_PAYLOAD_SHARE for r in rates_together([slow.receiver, fast.receiver], 2.0)
