@@ -7,15 +7,24 @@ helpers, which the module helper of test_priorities.py would keep off the bus.""
 from __future__ import annotations
 
 import secrets
-import time
 from pathlib import Path
 
+from chadthrottle.helper.engine.rule_store import RULES_FILE
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
 from tests.e2e.test_priorities import _configuration, _listed, _set_priority, _waiting_app
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, start_stream
 from tests.support.waiting import eventually
+
+
+def _holds(path: Path, *texts: str) -> bool:
+    """The file (replaced whole by a rename, never half written) holds every text."""
+    try:
+        content = path.read_text()
+    except FileNotFoundError:
+        return False
+    return all(text in content for text in texts)
 
 
 def test_a_restarted_helper_adopts_the_link_tree_and_keeps_priorities(
@@ -35,9 +44,10 @@ def test_a_restarted_helper_adopts_the_link_tree_and_keeps_priorities(
             )
             shaped = _configuration(pair.host_ns)
             assert "c7ad:fffe" in shaped and shaped != untouched
-            time.sleep(
-                0.3
-            )  # the rules reach the disk within 0.1 s of a change (rule_store.BackgroundSaver)
+            stored = tmp_path / "state" / RULES_FILE  # written within 0.1 s (BackgroundSaver)
+            assert eventually(lambda: _holds(stored, app_id, '"high"', '"link"'), 5.0), (
+                "the priority and the capacity did not reach the disk"
+            )
             helpers[0].kill()
             helpers.append(HelperProcess(bus, netns=pair.host_ns, state_dir=tmp_path / "state"))
             helpers[1].start()
