@@ -11,7 +11,7 @@ Both backends share the datapath (socket tags in the cgroup_skb programs):
 falls back to ebpf per direction. Measured on the development machine
 (bench/policer_probe.py, docs/backends.md): both are within a few percent for
 TCP, but tc gets there with no drops and no retransmissions and holds the
-rate smoothly. With either, uploads are paced at the socket (engine.py,
+rate smoothly. With either, uploads are paced at the socket (plan.py,
 UPLOAD_PACING_SHARE) and come out smooth; ebpf downloads are policed: in
 bursts, through the sender's retransmissions.
 """

@@ -1,11 +1,13 @@
 """The engine: what the user asked for, reconciled with the kernel once a second
 and at once on every change.
 
-It keeps the limit table (per application identity, never per PID), turns it
-into a plan (the HTB classes wanted per direction, the slot wanted per process
-and app scope) and applies the plan through the kernel ports. A change that the
-kernel refuses is rolled back: the table and the kernel go back to how they
-were, and the caller gets the reason.
+It keeps the limit table (per application identity, never per PID) and the
+lock, and runs the steps its parts hold: tracking (tracking.py: processes,
+socket owners and counters, the only /proc reads), the pure plan (plan.py: the
+classes, caps and tags the table wants) and the apply step (apply.py, which
+owns what the kernel holds). A change that the kernel refuses is rolled back:
+the table and the kernel go back to how they were, and the caller gets the
+reason. Its ports are in ports.py; docs/architecture.md has the map.
 """
 
 from __future__ import annotations
@@ -276,7 +278,7 @@ class Engine:
                 for _, edit in edits:
                     edit(table)
 
-            self._index.take_new_processes()
+            self._tracking.take_new_processes()  # limited with the first, not a tick later
             clamped = self._shrink_windows_first(batch)
         self._wait_for_old_windows(clamped)
         with self._lock:
@@ -389,10 +391,7 @@ class Engine:
     def tick(self) -> None:
         """Once a second: follow processes, interfaces and counters."""
         with self._lock:
-            samples, now = (
-                self._datapath.read_traffic(),
-                self._clock(),
-            )  # one read: retired and living
+            samples, now = self._tracking.read_counters(), self._clock()
             gone = self._tracking.refresh()
         retired = self._tracking.exits(gone, samples)  # without the lock (issue 20)
         with self._lock:

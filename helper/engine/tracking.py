@@ -97,6 +97,17 @@ class Tracking:
         processes named otherwise run (an administrator's rule reaches them)."""
         return self.index.application(app_id) is not None or app_id in self.index.renamed_runners()
 
+    def take_new_processes(self) -> None:
+        """Read the processes started since the last refresh, and only those
+        (ApplicationIndex.take_new_processes): a second process of an
+        application being limited, started just before, is limited with the first."""
+        self.index.take_new_processes()
+
+    def read_counters(self) -> Sequence[CounterSample]:
+        """Every socket owner's counters, in one read: those that exited
+        (exits()) and the living (count())."""
+        return self._datapath.read_traffic()
+
     def refresh(self) -> set[int]:
         """Read the processes again; the pids that exited since the last time."""
         before = self.index.all_pids() | set(self.announced)
