@@ -5,6 +5,7 @@ refused with a WireError, never another exception."""
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from pathlib import Path
 
@@ -177,10 +178,8 @@ def test_any_corruption_is_a_wire_error_or_a_message(data: st.DataObject) -> Non
         position = data.draw(st.integers(0, len(message) - 1))
         message[position] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(message)))
-    try:
+    with contextlib.suppress(WireError):
         decode_message(bytes(message[:cut]))
-    except WireError:
-        pass
 
 
 @pytest.mark.parametrize(

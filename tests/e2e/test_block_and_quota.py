@@ -232,7 +232,10 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
             )
             for size, period in ((0, "day"), (QUOTA_BYTES, "fortnight")):
                 with pytest.raises(HelperClientError) as error:
-                    call_helper(bus, lambda c: c.set_quota(app_id, None, size, period))
+                    call_helper(
+                        bus,
+                        lambda c, size=size, period=period: c.set_quota(app_id, None, size, period),
+                    )
                 assert error.value.error == ErrorName.INVALID_ARGUMENT.value
             assert call_helper(bus, lambda c: c.list_rules()) == rules_before, (
                 "bad input changed the rules"

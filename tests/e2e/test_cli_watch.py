@@ -6,6 +6,7 @@ there: test_cli_watch_without_helper.py, which needs the bus to itself)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import selectors
@@ -103,7 +104,8 @@ def test_watch_json_prints_count_lines_of_the_listing_over_one_connection(stack:
         assert all(report["paused"] is False for report in reports)
         times = [report["time"] for report in reports]
         assert (
-            all(b > a for a, b in zip(times, times[1:])) and times[-1] - times[0] >= 7 * 0.3 * 0.8
+            all(b > a for a, b in itertools.pairwise(times))
+            and times[-1] - times[0] >= 7 * 0.3 * 0.8
         )
         watched = next(app for app in reports[-1]["applications"] if app["id"] == app_id)
         from_list = next(app for app in listed if app["id"] == app_id)

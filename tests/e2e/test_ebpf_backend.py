@@ -99,12 +99,12 @@ def test_two_applications_two_limits(stack: Stack) -> None:
                     stack.bus_address,
                     lambda c, s=s, r=r: c.set_limit(f"pid:{s.app_pid}", Direction.UP, r),
                 )
-                for s, r in zip(streams, limits)
+                for s, r in zip(streams, limits, strict=True)
             ]
             time.sleep(TAKES_HOLD_S)
             starts = [s.receiver._latest() for s in streams]
             time.sleep(WINDOW_S)
-            for stream, (t0, b0), limit in zip(streams, starts, limits):
+            for stream, (t0, b0), limit in zip(streams, starts, limits, strict=True):
                 t1, b1 = stream.receiver._latest()
                 read = (b1 - b0) / (t1 - t0) * L3_PER_PAYLOAD
                 assert _within(read, limit), (

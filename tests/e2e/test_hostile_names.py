@@ -148,7 +148,7 @@ def _unlimited_kinds(streams: dict[str, Stream], timeout_s: float) -> list[str]:
             time.monotonic() >= deadline
         )  # one window starting at the deadline, as eventually() has
         rates = rates_together([stream.receiver for stream in waiting.values()], 2.0)
-        for kind, rate in zip(list(waiting), rates):
+        for kind, rate in zip(list(waiting), rates, strict=True):
             if 0.85 * LIMIT_BPS <= rate / PAYLOAD_SHARE <= 1.15 * LIMIT_BPS:
                 del waiting[kind]
         if last_round:

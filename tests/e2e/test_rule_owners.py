@@ -56,7 +56,8 @@ def three_users(stack: Stack) -> Iterator[dict[str, Stream]]:
 
 def _rates(streams: dict[str, Stream], seconds: float = 2.0) -> dict[str, float]:
     names = list(streams)
-    return dict(zip(names, rates_together([streams[name].receiver for name in names], seconds)))
+    rates = rates_together([streams[name].receiver for name in names], seconds)
+    return dict(zip(names, rates, strict=True))
 
 
 def _pids_of(stack: Stack, app_id: str) -> set[int]:

@@ -122,7 +122,9 @@ def test_a_schedule_switches_a_limit_on_and_off_at_the_minute(clocked: tuple[Sta
                 with pytest.raises(HelperClientError) as refused:
                     call_helper(
                         stack.bus_address,
-                        lambda c: c.set_schedule(app_id, days, start, end, 0, 2_000_000),
+                        lambda c, days=days, start=start, end=end: c.set_schedule(
+                            app_id, days, start, end, 0, 2_000_000
+                        ),
                     )
                 assert (
                     refused.value.name == ErrorName.INVALID_ARGUMENT.value

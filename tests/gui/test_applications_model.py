@@ -30,7 +30,7 @@ def test_model_stays_valid_through_changes(qtmodeltester) -> None:
     qtmodeltester.check(model)
     apps = sample_applications()
     model.apply_snapshot(apps)
-    model.apply_snapshot(apps[2:] + [app("exe:/usr/bin/wget", "wget", 1 * MB, pids=(9, 10))])
+    model.apply_snapshot([*apps[2:], app("exe:/usr/bin/wget", "wget", 1 * MB, pids=(9, 10))])
     model.apply_snapshot([dataclasses.replace(apps[3], pids=(5120, 5121))])
     model.apply_snapshot([])
 
@@ -151,7 +151,7 @@ def test_vanished_app_is_removed_and_new_one_appended(qtbot) -> None:
     model.apply_snapshot(apps)
     curl = QPersistentModelIndex(model.index_of("exe:/usr/bin/curl"))
     with qtbot.waitSignal(model.rowsRemoved), qtbot.waitSignal(model.rowsInserted):
-        model.apply_snapshot(apps[1:] + [app("exe:/usr/bin/wget", "wget")])
+        model.apply_snapshot([*apps[1:], app("exe:/usr/bin/wget", "wget")])
     assert model.application("app:org.mozilla.firefox") is None
     assert model.app_ids()[-1] == "exe:/usr/bin/wget"
     assert curl.isValid() and curl.data() == "curl"
@@ -208,7 +208,7 @@ def test_proxy_sorts_by_total_rate_filters_and_freezes() -> None:
 
     assert names()[:3] == ["Firefox", "Steam", "syncthing"]
     proxy.set_frozen(True)
-    model.apply_snapshot([app("exe:/usr/bin/curl", "curl", 50 * MB)] + sample_applications()[:3])
+    model.apply_snapshot([app("exe:/usr/bin/curl", "curl", 50 * MB), *sample_applications()[:3]])
     assert names() == ["Firefox", "Steam", "Dropbox", "curl"]  # held still
     proxy.set_frozen(False)
     assert names()[0] == "curl"
@@ -241,7 +241,7 @@ def test_the_filter_keeps_unlisted_applications_up_to_date(qtmodeltester) -> Non
     assert len(model.applications()) == len(apps)
     faster = [dataclasses.replace(a, down_bps=a.down_bps + 1) for a in apps]
     model.apply_snapshot(
-        faster + [app("exe:/usr/bin/wget", "wget")], {4390: "steam", 4412: "steamwebhelper"}
+        [*faster, app("exe:/usr/bin/wget", "wget")], {4390: "steam", 4412: "steamwebhelper"}
     )
     assert model.app_ids() == [STEAM]  # the new one does not match either
     model.mark_pending("exe:/usr/bin/curl", Direction.UP, 5 * KB)  # a row the filter hides

@@ -140,7 +140,7 @@ def test_rows_hold_still_while_the_pointer_reaches_then_follow_the_traffic(
     )
     assert table.model().frozen
     window._model.apply_snapshot(
-        sample_applications() + [app("exe:/usr/bin/wget", "wget", 90 * MB)]
+        [*sample_applications(), app("exe:/usr/bin/wget", "wget", 90 * MB)]
     )
     assert (
         table.model().index(0, 0).data() == "Firefox"

@@ -74,7 +74,7 @@ def test_pause_item_toggles_through_pause_requested(qtbot) -> None:
 def test_menu_is_rebuilt_on_show_with_current_rates() -> None:
     model, tray = make_tray()
     model.apply_snapshot(sample_applications())
-    model.apply_snapshot([app("exe:/usr/bin/wget", "wget", 90 * MB)] + sample_applications()[1:])
+    model.apply_snapshot([app("exe:/usr/bin/wget", "wget", 90 * MB), *sample_applications()[1:]])
     tray.menu.aboutToShow.emit()
     first = tray.menu.actions()[0]
     assert first.text().startswith("wget") and "90.0 MB/s" in first.text()

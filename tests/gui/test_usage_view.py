@@ -273,7 +273,9 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
         apply_theme(QApplication.instance(), theme)
         dark = theme is Theme.DARK
         qtbot.waitUntil(
-            lambda: (chart.palette().color(QPalette.ColorRole.Window).lightness() < 128) == dark
+            lambda dark=dark: (
+                (chart.palette().color(QPalette.ColorRole.Window).lightness() < 128) == dark
+            )
         )
         image = chart.grab().toImage()
         colours = {

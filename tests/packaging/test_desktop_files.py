@@ -58,7 +58,7 @@ def test_desktop_file_and_metainfo_agree() -> None:
     assert metainfo.findtext("launchable[@type='desktop-id']") == DESKTOP_FILE.name
     assert metainfo.findtext("project_license") == "GPL-3.0-or-later"
     assert metainfo.find("content_rating") is not None
-    assert [r.get("version") for r in metainfo.iter("release")][0] == "0.1.0"
+    assert next(r.get("version") for r in metainfo.iter("release")) == "0.1.0"
     assert entry["Icon"] == APP_ID
     assert (RESOURCES / f"{entry['Icon']}.svg").is_file()
     provided_buses = [e.text for e in metainfo.iterfind("provides/dbus[@type='system']")]

@@ -198,7 +198,7 @@ def rates_together(receivers: Sequence[Receiver], seconds: float) -> list[float]
     starts = [receiver._latest() for receiver in receivers]
     time.sleep(seconds)
     rates = []
-    for receiver, (start_time, start_bytes) in zip(receivers, starts):
+    for receiver, (start_time, start_bytes) in zip(receivers, starts, strict=True):
         end_time, end_bytes = receiver._latest()
         rates.append(
             (end_bytes - start_bytes) / (end_time - start_time) if end_time > start_time else 0.0

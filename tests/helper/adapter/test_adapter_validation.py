@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -90,10 +91,8 @@ def test_every_positive_pid_is_accepted(pid: int) -> None:
 
 @given(st.text(max_size=40))
 def test_validate_app_id_raises_only_invalid_argument(text: str) -> None:
-    try:
+    with contextlib.suppress(InvalidArgument):
         validate_app_id(text)
-    except InvalidArgument:
-        pass
 
 
 def test_directions() -> None:

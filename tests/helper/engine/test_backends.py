@@ -38,7 +38,7 @@ def test_explicit_choice_is_honoured_or_refused_with_the_reason() -> None:
 
 
 def test_nothing_available_names_both_gaps() -> None:
-    with pytest.raises(BackendUnavailable, match="tc lacks.*ebpf lacks"):
+    with pytest.raises(BackendUnavailable, match=r"tc lacks.*ebpf lacks"):
         choose_backends("auto", {})
 
 

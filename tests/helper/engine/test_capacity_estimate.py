@@ -10,6 +10,8 @@ tests/helper/kernel/test_path_delay.py do it against the kernel.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from chadthrottle.contract import MAX_RATE_BPS, Direction
 from chadthrottle.helper.engine.capacity_estimate import (
@@ -184,7 +186,7 @@ def test_a_raised_download_whose_queue_here_ran_empty_is_taken_back_before_the_d
         )
     steps = [
         (b / a)
-        for a, b in zip(trace, trace[1:])
+        for a, b in itertools.pairwise(trace)
         if a and b and b != a and b >= 0.97 * raised and a < raised
     ]
     assert steps and all(step <= 1.021 for step in steps), trace

@@ -14,7 +14,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.api import SetLimit
 from chadthrottle.helper.identity.processes import ProcessInfo
 
-from tests.helper.engine.test_engine_plan import World, world  # noqa: F401  (the fixture)
+from tests.helper.engine.test_engine_plan import World
 
 CURL = "exe:/usr/bin/curl"
 USER_SCOPE = (
@@ -29,11 +29,11 @@ def _spawn(
     world.processes[pid] = ProcessInfo(pid, 1, uid, exe, (exe,), "curl", cgroup, **facts)
 
 
-def _limited_processes(world: World) -> dict[int, int]:  # noqa: F811
+def _limited_processes(world: World) -> dict[int, int]:
     return {pid: slot for pid, slot in world.datapath.process_slots.items() if slot}
 
 
-def test_an_administrators_rule_on_a_file_reaches_it_under_every_name(world: World) -> None:  # noqa: F811
+def test_an_administrators_rule_on_a_file_reaches_it_under_every_name(world: World) -> None:
     _spawn(world, 10, 1000)  # exe:/usr/bin/curl
     _spawn(world, 11, 1000, USER_SCOPE)  # app:org.fake.Browser: a scope its user named
     _spawn(world, 12, 0, SERVICE)  # unit:backup.service
@@ -50,14 +50,14 @@ def test_an_administrators_rule_on_a_file_reaches_it_under_every_name(world: Wor
     assert set(limited) == {10, 11, 12, 13} and len(set(limited.values())) == 1
 
 
-def test_it_is_set_while_only_renamed_processes_run_the_file(world: World) -> None:  # noqa: F811
+def test_it_is_set_while_only_renamed_processes_run_the_file(world: World) -> None:
     _spawn(world, 12, 0, SERVICE)
     world.engine.tick()
     assert world.engine.set_limit(CURL, Direction.UP, 1_000_000, 0) == CURL
     assert set(_limited_processes(world)) == {12}
 
 
-def test_a_users_own_rule_does_not_shield_a_process_from_it(world: World) -> None:  # noqa: F811
+def test_a_users_own_rule_does_not_shield_a_process_from_it(world: World) -> None:
     _spawn(world, 11, 1000, USER_SCOPE)
     world.engine.tick()
     (own,) = world.engine.apply_changes(
@@ -76,7 +76,7 @@ def test_a_users_own_rule_does_not_shield_a_process_from_it(world: World) -> Non
     assert world.shaper.wanted[Direction.DOWN][slot].rate_bps == 90_000_000
 
 
-def test_the_administrators_rule_on_the_application_comes_first(world: World) -> None:  # noqa: F811
+def test_the_administrators_rule_on_the_application_comes_first(world: World) -> None:
     _spawn(world, 12, 0, SERVICE)
     _spawn(world, 10, 0)
     world.engine.tick()
@@ -88,7 +88,7 @@ def test_the_administrators_rule_on_the_application_comes_first(world: World) ->
     assert (rates[slots[12]], rates[slots[10]]) == (2_000_000, 1_000_000)
 
 
-def test_a_process_reached_by_its_file_brings_no_cgroup(world: World, tmp_path: Path) -> None:  # noqa: F811
+def test_a_process_reached_by_its_file_brings_no_cgroup(world: World, tmp_path: Path) -> None:
     """Tagging the service's cgroup would limit everything else the service runs."""
     tagged: dict[int, int] = {}
     world.datapath.cgroup_root = tmp_path
@@ -106,7 +106,7 @@ def test_a_process_reached_by_its_file_brings_no_cgroup(world: World, tmp_path: 
     }
 
 
-def test_a_new_process_under_another_name_is_limited_at_once(world: World) -> None:  # noqa: F811
+def test_a_new_process_under_another_name_is_limited_at_once(world: World) -> None:
     _spawn(world, 10, 0)
     world.engine.tick()
     world.engine.set_limit(CURL, Direction.DOWN, 1_000_000, 0)

@@ -15,22 +15,22 @@ from chadthrottle.helper.errors import InvalidArgument
 from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.identity.processes import ProcessInfo
 
-from tests.helper.engine.test_engine_plan import Traffic, World, world  # noqa: F401  (the fixture)
+from tests.helper.engine.test_engine_plan import Traffic, World
 
 CURL = "exe:/usr/bin/curl"
 
 
-def _spawn(world: World, pid: int, uid: int, exe: str = "/usr/bin/curl") -> None:  # noqa: F811
+def _spawn(world: World, pid: int, uid: int, exe: str = "/usr/bin/curl") -> None:
     world.processes[pid] = ProcessInfo(pid, 1, uid, exe, (exe,), exe.rsplit("/", 1)[-1], "/")
 
 
-def _one(world: World, change: SetLimit | ClearLimit) -> str:  # noqa: F811
+def _one(world: World, change: SetLimit | ClearLimit) -> str:
     (outcome,) = world.engine.apply_changes([change])
     assert isinstance(outcome, str), outcome
     return outcome
 
 
-def test_a_users_rule_tags_only_that_users_processes(world: World) -> None:  # noqa: F811
+def test_a_users_rule_tags_only_that_users_processes(world: World) -> None:
     _spawn(world, 10, 1000)
     _spawn(world, 11, 1001)
     _spawn(world, 12, 0)
@@ -49,7 +49,7 @@ def test_a_users_rule_tags_only_that_users_processes(world: World) -> None:  # n
     assert world.datapath.process_slots[13] == slots[10] and 12 not in world.datapath.process_slots
 
 
-def test_an_administrator_rule_outranks_users_rules_while_it_exists(world: World) -> None:  # noqa: F811
+def test_an_administrator_rule_outranks_users_rules_while_it_exists(world: World) -> None:
     _spawn(world, 10, 1000)
     _spawn(world, 12, 0)
     _one(world, SetLimit(CURL, Direction.UP, 1_000_000, 0, owner=1000))
@@ -69,7 +69,7 @@ def test_an_administrator_rule_outranks_users_rules_while_it_exists(world: World
     )  # back to the user's
 
 
-def test_the_listing_shows_each_viewer_the_rule_in_force_for_them(world: World) -> None:  # noqa: F811
+def test_the_listing_shows_each_viewer_the_rule_in_force_for_them(world: World) -> None:
     _spawn(world, 10, 1000)
     _one(world, SetLimit(CURL, Direction.UP, 1_000_000, 0, owner=1000))
     _one(world, SetLimit(CURL, Direction.UP, 2_000_000, 0, owner=1001))
@@ -85,7 +85,7 @@ def test_the_listing_shows_each_viewer_the_rule_in_force_for_them(world: World) 
     assert shown(Viewer(1001, sees_all=False)) == (500_000, ADMIN_OWNER)
 
 
-def test_limits_that_are_not_enforced_say_why(world: World) -> None:  # noqa: F811
+def test_limits_that_are_not_enforced_say_why(world: World) -> None:
     _spawn(world, 10, 1000)
     _one(world, SetLimit(CURL, Direction.UP, 1_000_000, 0))
     world.shaper.gaps = {Direction.UP: ["eth0: a filter ChadThrottle did not create runs first"]}
@@ -97,7 +97,7 @@ def test_limits_that_are_not_enforced_say_why(world: World) -> None:  # noqa: F8
     assert app.up_limit_problem == "limits are paused"
 
 
-def test_a_user_keeps_a_bounded_number_of_rules(world: World) -> None:  # noqa: F811
+def test_a_user_keeps_a_bounded_number_of_rules(world: World) -> None:
     changes = [
         SetLimit(f"exe:/opt/app{n}", Direction.UP, 5_000, 0, owner=1000)
         for n in range(MAX_RULES_PER_USER + 2)
@@ -128,7 +128,7 @@ def test_an_id_that_could_not_be_stored_is_refused_before_anything_changes(
     assert world.engine.list_rules() == [] and world.datapath.process_slots == {}
 
 
-def test_users_rules_for_programs_that_are_gone_expire(world: World, tmp_path: Path) -> None:  # noqa: F811
+def test_users_rules_for_programs_that_are_gone_expire(world: World, tmp_path: Path) -> None:
     program = tmp_path / "tool"
     program.write_text("")
     _spawn(world, 10, 1000, exe=str(program))
@@ -158,7 +158,7 @@ def test_a_limit_measured_above_for_seconds_is_reported_not_met(
     """A limit the application keeps exceeding is never shown as simply in
     force: after OVERSHOOT_TICKS seconds above it, the listing says so."""
     now = [0.0]
-    world = World(clock=lambda: now[0])  # noqa: F811
+    world = World(clock=lambda: now[0])
     monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", world.processes.get)
     monkeypatch.setattr(
         "chadthrottle.helper.engine.tracking.process_exists", world.processes.__contains__

@@ -16,12 +16,12 @@ from chadthrottle.helper.identity.processes import ProcessInfo
 
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper
-from tests.helper.engine.test_engine_plan import World, world  # noqa: F401  (fixture)
+from tests.helper.engine.test_engine_plan import World
 
 NO_CLASSES = {Direction.UP: {}, Direction.DOWN: {}}
 
 
-def _limit_two_apps(world: World) -> tuple[str, str]:  # noqa: F811
+def _limit_two_apps(world: World) -> tuple[str, str]:
     world.spawn(10)
     world.spawn(11)
     world.spawn(20, exe="/usr/bin/wget")
@@ -31,7 +31,7 @@ def _limit_two_apps(world: World) -> tuple[str, str]:  # noqa: F811
     return curl, wget
 
 
-def test_pausing_removes_classes_and_tags_but_keeps_and_lists_the_limits(world: World) -> None:  # noqa: F811
+def test_pausing_removes_classes_and_tags_but_keeps_and_lists_the_limits(world: World) -> None:
     curl, wget = _limit_two_apps(world)
     world.engine.set_limits_paused(True)
     assert world.engine.limits_paused()
@@ -44,7 +44,7 @@ def test_pausing_removes_classes_and_tags_but_keeps_and_lists_the_limits(world: 
     assert world.engine.has_limits()  # stored limits still count (idle exit waits)
 
 
-def test_resuming_applies_the_same_limits_again(world: World) -> None:  # noqa: F811
+def test_resuming_applies_the_same_limits_again(world: World) -> None:
     _limit_two_apps(world)
     before = sorted(
         spec.rate_bps for classes in world.shaper.wanted.values() for spec in classes.values()
@@ -81,7 +81,7 @@ def test_while_paused_nothing_new_is_enforced(
     assert world.datapath.process_slots[12] == world.datapath.process_slots[10] != 0
 
 
-def test_pausing_twice_changes_nothing_and_stores_nothing(world: World) -> None:  # noqa: F811
+def test_pausing_twice_changes_nothing_and_stores_nothing(world: World) -> None:
     _limit_two_apps(world)
     saved: list[bool] = []
     world.engine._save_rules = lambda table: saved.append(table.paused)
@@ -92,7 +92,7 @@ def test_pausing_twice_changes_nothing_and_stores_nothing(world: World) -> None:
     assert saved == [True]
 
 
-def test_a_resume_the_kernel_refuses_stays_paused(world: World) -> None:  # noqa: F811
+def test_a_resume_the_kernel_refuses_stays_paused(world: World) -> None:
     _limit_two_apps(world)
     world.engine.set_limits_paused(True)
     world.shaper.refuse = True

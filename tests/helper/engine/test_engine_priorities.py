@@ -17,17 +17,17 @@ from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.priority import Priority
 
-from tests.helper.engine.test_engine_plan import World, world  # noqa: F401  (fixture)
+from tests.helper.engine.test_engine_plan import World
 
 CURL, WGET = "exe:/usr/bin/curl", "exe:/usr/bin/wget"
 
 
-def _prioritize(world: World, app_id: str, priority: Priority) -> None:  # noqa: F811
+def _prioritize(world: World, app_id: str, priority: Priority) -> None:
     (outcome,) = world.engine.apply_changes([SetPriority(app_id, priority, ADMIN_OWNER)])
     assert outcome == app_id
 
 
-def _running(world: World) -> None:  # noqa: F811
+def _running(world: World) -> None:
     world.spawn(10)
     world.spawn(20, exe="/usr/bin/wget")
     world.engine.tick()
@@ -87,7 +87,7 @@ def test_under_a_capacity_each_priority_gets_its_class_and_a_limit_stays_its_cei
     assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == ""
 
 
-def test_normal_and_link_off_restore_the_plan_exactly(world: World) -> None:  # noqa: F811
+def test_normal_and_link_off_restore_the_plan_exactly(world: World) -> None:
     _running(world)
     world.engine.set_limit(WGET, Direction.UP, 1_000_000, 0)
     before = (
@@ -109,7 +109,7 @@ def test_normal_and_link_off_restore_the_plan_exactly(world: World) -> None:  # 
     )  # wget's limit
 
 
-def test_an_estimated_capacity_is_honest_until_known_and_then_followed(world: World) -> None:  # noqa: F811
+def test_an_estimated_capacity_is_honest_until_known_and_then_followed(world: World) -> None:
     _running(world)
     _prioritize(world, CURL, Priority.CRITICAL)
     world.engine.set_link_capacity(0, 0, True)
@@ -136,7 +136,7 @@ def test_an_estimated_capacity_is_honest_until_known_and_then_followed(world: Wo
     assert world.shaper.links[Direction.DOWN] == LinkShaping(4_000_000)
 
 
-def test_the_ebpf_backend_cannot_order_and_says_so(world: World) -> None:  # noqa: F811
+def test_the_ebpf_backend_cannot_order_and_says_so(world: World) -> None:
     world.shaper.backend = "ebpf"
     _running(world)
     _prioritize(world, CURL, Priority.CRITICAL)
@@ -148,7 +148,7 @@ def test_the_ebpf_backend_cannot_order_and_says_so(world: World) -> None:  # noq
     assert world.engine.link_shaping().problem == "the ebpf backend cannot order down traffic"
 
 
-def test_priorities_and_the_capacity_are_stored_with_the_rules(world: World) -> None:  # noqa: F811
+def test_priorities_and_the_capacity_are_stored_with_the_rules(world: World) -> None:
     saved = []
     world.engine._save_rules = saved.append  # what the engine hands the store after each change
     _running(world)
@@ -166,7 +166,7 @@ def test_priorities_and_the_capacity_are_stored_with_the_rules(world: World) -> 
     }
 
 
-def test_pausing_takes_the_link_away_and_says_so(world: World) -> None:  # noqa: F811
+def test_pausing_takes_the_link_away_and_says_so(world: World) -> None:
     _running(world)
     _prioritize(world, CURL, Priority.CRITICAL)
     world.engine.set_link_capacity(6_000_000, 1_000_000, False)
@@ -211,7 +211,7 @@ def test_an_uplink_the_link_tree_does_not_hold_keeps_a_priority_from_being_in_fo
     assert {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL] == ""
 
 
-def test_traffic_in_another_namespace_is_said_before_anyone_has_listed(world: World) -> None:  # noqa: F811
+def test_traffic_in_another_namespace_is_said_before_anyone_has_listed(world: World) -> None:
     """Where a prioritized application's sockets are is noted on every due tick,
     so the first listing (a one-shot chadthrottle-ctl list) already says its
     traffic there is not ordered; the round-trip dump waits for a viewer."""

@@ -248,7 +248,9 @@ def test_a_slots_tcp_sockets_are_capped_open_new_and_accepted_and_uncapped_again
         assert all(
             _paced_at(s, 500_000) for s in capped
         )  # before any data: sending may lower the MSS
-        for one, other in zip(after, accepted):  # the clamp is set again before each packet sent
+        for one, other in zip(
+            after, accepted, strict=True
+        ):  # the clamp is set again before each packet sent
             _exchange_a_byte(one, other)
         assert all(_clamped_for(s, 2_000_000) for s in capped)
         datapath.set_slot_caps(
@@ -340,7 +342,9 @@ def test_run_time_statistics_count_the_programs_runs(pair: NetnsPair, kernel_rea
         egress_fd = bpf_syscalls.open_program(egress_id)
         before = bpf_syscalls.program_run_stats(egress_fd)
         start_stream(pair, 5303, "up", seconds=1).wait()
-        run_ns, runs = (a - b for a, b in zip(bpf_syscalls.program_run_stats(egress_fd), before))
+        run_ns, runs = (
+            a - b for a, b in zip(bpf_syscalls.program_run_stats(egress_fd), before, strict=True)
+        )
         assert runs > 100
         assert 0 < run_ns / runs < 100_000
     finally:

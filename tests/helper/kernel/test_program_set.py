@@ -70,7 +70,7 @@ def test_a_json_round_trip_keeps_the_set() -> None:
         "duplicate-map",
         "no-maps",
         "programs-not-a-mapping",
-    ],  # fmt: skip
+    ],
 )
 def test_a_malformed_document_is_refused(change: Any, reason: str) -> None:
     document = _set().to_json()

@@ -76,7 +76,7 @@ def test_the_sum_of_the_ticks_is_the_counters_total_exactly() -> None:
         for counts in feed.update(
             [Sample(10, counters[10], 1), Sample(11, counters[11], 2)], meter.owner_of
         ).values():
-            total = [a + b for a, b in zip(total, counts)]
+            total = [a + b for a, b in zip(total, counts, strict=True)]
     assert total == [counters[10] + counters[11], 3, 0, 0]
 
 
