@@ -21,6 +21,7 @@ LATE_GRACE_S after the last send count as lost).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import select
 import socket
@@ -71,10 +72,9 @@ def call(host: str, port: int, seconds: float, rate: float, payload: int) -> dic
                 break
             due = started + sent * interval_ns
             if now >= due and due < stop_sending:
-                try:
+                # the local queue full: this packet is lost, as a real call's would be
+                with contextlib.suppress(BlockingIOError):
                     sock.send(STAMP.pack(sent, now) + padding)
-                except BlockingIOError:
-                    pass  # the local queue is full: this packet is lost, as a real call's would be
                 sent += 1
                 continue
             wait_ns = (due if due < stop_sending else stop_waiting) - now

@@ -277,7 +277,7 @@ def follows_s(trace: list[Second], start: float, end: float) -> tuple[float | No
 
 def _call_stats(call: CallResult, first: int, last: int) -> str:
     part = call.sent_from(first)
-    kept = [(r, n) for r, n in zip(part.rtts_ms, part.sequences) if n < last]
+    kept = [(r, n) for r, n in zip(part.rtts_ms, part.sequences, strict=True) if n < last]
     sent = last - first
     rtts = sorted(r for r, _ in kept)
     if not rtts:
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             changes = [follower._began + (i + 1) * arguments.phase_s for i in range(2)]
 
             def switch() -> None:
-                for at, (down, up) in zip(changes, phases[1:]):
+                for at, (down, up) in zip(changes, phases[1:], strict=False):
                     time.sleep(max(0.0, at - time.monotonic()))
                     internet.set_rates(down, up)
                     follower.true = (int(down * L2_TO_L3), int(up * L2_TO_L3))
@@ -391,7 +391,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{'-' if settled is None else f'{settled:.0f} s'}, in band {share:.0%} of the rest; "
               f"call (2nd half) median / p99 {_call_stats(call, max(0, half[0]), half[1])}")  # fmt: skip
     spikes = sorted(
-        {round(call_began + n / 50) for r, n in zip(call.rtts_ms, call.sequences) if r > SPIKE_MS}
+        {
+            round(call_began + n / 50)
+            for r, n in zip(call.rtts_ms, call.sequences, strict=True)
+            if r > SPIKE_MS
+        }
     )
     print(f"\nseconds with a call round trip above {SPIKE_MS:.0f} ms: {spikes}")
     print(

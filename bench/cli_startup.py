@@ -101,9 +101,11 @@ def _startup(ctls: dict[str, str], env: dict[str, str], runs: int) -> dict[tuple
     cpu: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
     wall: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
     for ctl in ctls.values():
-        listed = lambda: (
-            APP_ID in {app["id"] for app in json.loads(_run_once([ctl, "list", "--json"], env)[2])}
-        )
+
+        def listed(ctl: str = ctl) -> bool:
+            answer = json.loads(_run_once([ctl, "list", "--json"], env)[2])
+            return APP_ID in {app["id"] for app in answer}
+
         if not eventually(listed, 15.0, 0.2):
             raise RuntimeError(f"{ctl} list --json does not show {APP_ID}")
     for argv in commands.values():  # once each first: caches warm, every command works
@@ -190,22 +192,28 @@ def main() -> int:
         PrivateSystemBus() as bus,
         netns_pair() as pair,
         tempfile.TemporaryDirectory() as state_dir,
+        HelperProcess(
+            bus.address,
+            netns=pair.host_ns,
+            state_dir=Path(state_dir),
+            log_level="warning",
+            start_timeout_s=150,
+        ) as helper,
+        idle_app(cgroup2_mount(), pair.host_ns, APP_DESKTOP_ID),
     ):
-        with HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state_dir), log_level="warning",
-                           start_timeout_s=150) as helper, idle_app(cgroup2_mount(), pair.host_ns, APP_DESKTOP_ID):  # fmt: skip
-            env = bus.environment()
-            medians = _startup(ctls, env, arguments.runs)
-            for label, ctl in ctls.items():
-                print(f"{label}: a script polling list --json once a second: "
-                      f"{100 * medians[(label, 'list --json')]:.1f}% of a core")  # fmt: skip
-                if arguments.watch_seconds > 0:
-                    helper_pid = helper._process.pid if helper._process else 0
-                    _polling(ctl, env, helper_pid, arguments.watch_seconds)
-                    _watching(ctl, env, helper_pid, arguments.watch_seconds)
-            print(f"load average after: {os.getloadavg()[0]:.2f}")
-            if helper.returncode is not None:
-                print(helper.log_text(), file=sys.stderr)
-                return 1
+        env = bus.environment()
+        medians = _startup(ctls, env, arguments.runs)
+        for label, ctl in ctls.items():
+            print(f"{label}: a script polling list --json once a second: "
+                  f"{100 * medians[(label, 'list --json')]:.1f}% of a core")  # fmt: skip
+            if arguments.watch_seconds > 0:
+                helper_pid = helper._process.pid if helper._process else 0
+                _polling(ctl, env, helper_pid, arguments.watch_seconds)
+                _watching(ctl, env, helper_pid, arguments.watch_seconds)
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        if helper.returncode is not None:
+            print(helper.log_text(), file=sys.stderr)
+            return 1
     return 0
 
 

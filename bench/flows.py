@@ -67,7 +67,7 @@ class Reports:
     def series(self, since: float) -> list[tuple[float, dict[str, Any]]]:
         with self._lock:
             start = bisect.bisect_left(self.times, since)
-            return list(zip(self.times[start:], self.values[start:]))
+            return list(zip(self.times[start:], self.values[start:], strict=True))
 
     def join(self, timeout_s: float) -> None:
         self._thread.join(timeout_s)

@@ -223,15 +223,19 @@ def dead_helper(rounds: int) -> None:
                     pair, 5960 + round_, "down", udp=True, app_cgroup=scope, seconds=60
                 )
                 try:
-                    eventually(lambda: stream.receiver.total_bytes() > 0, 5)
+                    eventually(lambda stream=stream: stream.receiver.total_bytes() > 0, 5)
                     call_helper(
                         bus.address, lambda c: c.set_blocked(BENCH_APP, Direction.DOWN, True)
                     )
-                    eventually(lambda: _quiet(stream.receiver.total_bytes, 0.3), 3)
+                    eventually(lambda stream=stream: _quiet(stream.receiver.total_bytes, 0.3), 3)
                     before = stream.receiver.total_bytes()
                     helper.kill()
                     killed = time.monotonic()
-                    eventually(lambda: stream.receiver.total_bytes() > before, 15, interval_s=0.01)
+                    eventually(
+                        lambda stream=stream, before=before: stream.receiver.total_bytes() > before,
+                        15,
+                        interval_s=0.01,
+                    )
                     opened.append(time.monotonic() - killed)
                 finally:
                     stream.stop()

@@ -186,7 +186,9 @@ def _bus_processes(bus: PrivateSystemBus) -> dict[str, int]:
         with contextlib.suppress(OSError):
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             name = Path(argv[0].decode(errors="replace")).name
-            if (name == "dbus-daemon" and str(bus.directory).encode() in b" ".join(argv)) or (name == "polkitd" and bus.address.encode() in (entry / "environ").read_bytes()):
+            if (name == "dbus-daemon" and str(bus.directory).encode() in b" ".join(argv)) or (
+                name == "polkitd" and bus.address.encode() in (entry / "environ").read_bytes()
+            ):
                 found[name] = int(entry.name)
     return found
 

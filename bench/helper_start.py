@@ -83,9 +83,13 @@ async def _one_round(
     owned = asyncio.get_running_loop().create_future()
 
     def on_message(message: Message) -> None:
-        if message.member == "NameOwnerChanged" and message.body[0] == BUS_NAME and message.body[2]:
-            if not owned.done():
-                owned.set_result(time.monotonic())
+        if (
+            message.member == "NameOwnerChanged"
+            and message.body[0] == BUS_NAME
+            and message.body[2]
+            and not owned.done()
+        ):
+            owned.set_result(time.monotonic())
 
     watcher.add_message_handler(on_message)
     await watcher.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",

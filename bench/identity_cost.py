@@ -103,16 +103,18 @@ def main() -> None:
                 ids = {identify(read_process(pid)).app_id for pid in pids}  # type: ignore[arg-type, union-attr]
                 read = [read_process(pid) for pid in pids]
                 per_us = (
-                    _median_ms(lambda: [identify(read_process(pid)) for pid in pids], args.rounds)
+                    _median_ms(
+                        lambda pids=pids: [identify(read_process(pid)) for pid in pids], args.rounds
+                    )
                     * 1000
                     / len(pids)
                 )  # type: ignore[arg-type]
                 alone_us = (
-                    _median_ms(lambda: [identify(info) for info in read], args.rounds)
+                    _median_ms(lambda read=read: [identify(info) for info in read], args.rounds)
                     * 1000
                     / len(pids)
                 )  # type: ignore[arg-type]
-                facts_us = _median_ms(lambda: [read_sandbox_facts(info.pid, info.exe, info.cgroup) for info in read],
+                facts_us = _median_ms(lambda read=read: [read_sandbox_facts(info.pid, info.exe, info.cgroup) for info in read],
                                       args.rounds) * 1000 / len(pids)  # type: ignore[union-attr]  # fmt: skip
                 print(f"{kind:8}: read_process + identify {per_us:6.1f} us a process, of which identify "
                       f"{alone_us:5.1f} us and the sandbox facts {facts_us:5.1f} us  (id: {sorted(ids)[0]})")  # fmt: skip

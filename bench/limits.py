@@ -236,7 +236,7 @@ class Bench:
         tc_after = tc_snapshot(self.pair)
         rows = []
         for flow, rate, ((t0, s0), (_, src0)), ((t1, s1), (_, src1)) in zip(
-            flows, rates, start, end
+            flows, rates, start, end, strict=True
         ):
             received = s1["bytes"] - s0["bytes"]
             sent = src1.get("bytes", 0) - src0.get("bytes", 0)
@@ -587,7 +587,7 @@ def run_backend(
     except StandaloneError as error:
         reason = str(error).strip().splitlines()
         results.unavailable[backend] = next(
-            (l for l in reversed(reason) if "Unavailable" in l or "unavailable" in l),
+            (line for line in reversed(reason) if "Unavailable" in line or "unavailable" in line),
             reason[0] if reason else "the helper did not start",
         )
         log(f"backend {backend} unavailable: {results.unavailable[backend]}")

@@ -43,13 +43,10 @@ from tests.support.netns import app_scope, netns_pair, nsenter_argv, spawn, wait
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PORT = 5990
 SERVER = (
-    "import socket, time; l = socket.create_server(('0.0.0.0', %d)); print('{\"listening\": 1}', flush=True); "
-    "c = l.accept()[0]; time.sleep(3600)" % PORT
+    f"import socket, time; l = socket.create_server(('0.0.0.0', {PORT})); "
+    "print('{\"listening\": 1}', flush=True); c = l.accept()[0]; time.sleep(3600)"
 )
-CLIENT = (
-    "import socket, sys, time; c = socket.create_connection((sys.argv[1], %d)); time.sleep(3600)"
-    % PORT
-)
+CLIENT = f"import socket, sys, time; c = socket.create_connection((sys.argv[1], {PORT})); time.sleep(3600)"
 
 
 def _cpu_seconds(pid: int) -> float:

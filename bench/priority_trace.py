@@ -15,6 +15,7 @@ counters read around the samples with the most queue at the modem.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import subprocess
@@ -124,7 +125,7 @@ def _fine(
 
 def _report_fine(fine: list[tuple[float, int, int, int]], down_bps: int) -> None:
     """Per 10 ms bins: the modem's queue, data our tree released, acknowledgements sent."""
-    gaps = [b[0] - a[0] for a, b in zip(fine, fine[1:])]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(fine)]
     print(
         f"fine: {len(fine)} samples, gap p50 {_percentile(gaps, 0.5) * 1000:.1f} ms p99 "
         f"{_percentile(gaps, 0.99) * 1000:.1f} ms max {max(gaps) * 1000:.1f} ms"
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         f"modem drops {samples[-1].modem_down_drops - samples[0].modem_down_drops}"
     )
     first, last = samples[0], samples[-1]
-    for handle, (backlog, drops, packets, sent) in last.leaves.items():
+    for handle, (_backlog, drops, packets, sent) in last.leaves.items():
         b0 = first.leaves.get(handle, (0, 0, 0, 0))
         n = packets - b0[2]
         print(

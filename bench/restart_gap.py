@@ -18,6 +18,7 @@ like a burst. docs/helper.md keeps a run.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -83,7 +84,7 @@ def window_ratios(
 
 def longest_stall_s(samples: list[tuple[float, int]]) -> float:
     longest, last_progress = 0.0, samples[0][0] if samples else 0.0
-    for (t0, b0), (t1, b1) in zip(samples, samples[1:]):
+    for (_t0, b0), (t1, b1) in itertools.pairwise(samples):
         if b1 > b0:
             longest = max(longest, t1 - last_progress)
             last_progress = t1
@@ -164,26 +165,26 @@ def run(limit_bps: int, rounds: int) -> list[EventReport]:
         PrivateSystemBus() as bus,
         netns_pair() as pair,
         tempfile.TemporaryDirectory(prefix="ct-gap-") as state,
+        limited_download(bus, pair, Path(state), limit_bps, 5700) as (stream, helpers),
     ):
-        with limited_download(bus, pair, Path(state), limit_bps, 5700) as (stream, helpers):
-            before = time.monotonic()
-            time.sleep(2.0)
+        before = time.monotonic()
+        time.sleep(2.0)
+        reports.append(
+            report("steady (reference)", stream.receiver, before, time.monotonic(), limit_bps)
+        )
+        for _ in range(rounds):
+            since = time.monotonic()
+            helpers.append(restart_after_sigkill(bus, pair, Path(state), helpers[-1]))
             reports.append(
-                report("steady (reference)", stream.receiver, before, time.monotonic(), limit_bps)
+                report("SIGKILL + restart", stream.receiver, since, time.monotonic(), limit_bps)
             )
-            for _ in range(rounds):
-                since = time.monotonic()
-                helpers.append(restart_after_sigkill(bus, pair, Path(state), helpers[-1]))
-                reports.append(
-                    report("SIGKILL + restart", stream.receiver, since, time.monotonic(), limit_bps)
-                )
-                since = time.monotonic()
-                bounce_uplink(pair)
-                reports.append(
-                    report("uplink down/up", stream.receiver, since, time.monotonic(), limit_bps)
-                )
-            if helpers[-1].returncode is not None:
-                raise RuntimeError(f"the helper died:\n{helpers[-1].log_text()}")
+            since = time.monotonic()
+            bounce_uplink(pair)
+            reports.append(
+                report("uplink down/up", stream.receiver, since, time.monotonic(), limit_bps)
+            )
+        if helpers[-1].returncode is not None:
+            raise RuntimeError(f"the helper died:\n{helpers[-1].log_text()}")
     return reports
 
 

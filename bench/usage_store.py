@@ -177,7 +177,10 @@ def main() -> int:
             answer: list[object] = []
 
             def query(
-                app_id: str = app_id, since: int = since, resolution: UsageResolution = resolution
+                app_id: str = app_id,
+                since: int = since,
+                resolution: UsageResolution = resolution,
+                answer: list[object] = answer,
             ) -> None:
                 answer[:] = recorder.query(
                     app_id, since, int(clock[0]) + 1, resolution, ADMIN_VIEWER
@@ -214,7 +217,10 @@ def _over_the_bus(
             answer: list[object] = []
 
             def call(
-                app_id: str = app_id, since: int = since, resolution: UsageResolution = resolution
+                app_id: str = app_id,
+                since: int = since,
+                resolution: UsageResolution = resolution,
+                answer: list[object] = answer,
             ) -> None:
                 answer[:] = client.get_usage(app_id, since, 0, resolution)
 
