@@ -4,7 +4,8 @@ selected application, with its remote host's name and its own rates and bytes.
 Rates come from successive ListConnections answers (the helper is stateless
 about them): the change of a socket's byte counters over the time between two
 answers. A socket seen for the first time, or one the kernel counts nothing for
-(UDP: rx_bytes -1), has no rate yet ("—"). Host names come from a
+(UDP: rx_bytes -1), has no rate ("—"); a counted one seen once reads
+"…" (measuring) until the next answer. Host names come from a
 ReverseDnsCache; until one arrives the address is shown.
 """
 
@@ -35,7 +36,9 @@ from PySide6.QtCore import (
 )
 
 NO_VALUE = "\u2014"
+MEASURING = "\u2026"  # counted, but seen once: a rate needs a second answer
 UNCOUNTED_TOOLTIP = NO_RATE_TOOLTIP
+MEASURING_TOOLTIP = "Measuring: a socket's rate is the change of its byte counters between two answers from the helper, a second apart."
 BYTES_TOOLTIP = "TCP payload since the connection opened, as the kernel counts it (no headers, no retransmissions)."
 
 
@@ -152,10 +155,10 @@ class ConnectionTableModel(QAbstractTableModel):
 
     # --- Qt interface -----------------------------------------------------------------
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._rows)
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(ConnColumn)
 
     def headerData(
@@ -198,10 +201,11 @@ class ConnectionTableModel(QAbstractTableModel):
             return self.dns.name_of(address) or address
         if column is ConnColumn.STATE:
             return info.state
-        if column is ConnColumn.DOWN:
-            return NO_VALUE if row.down_bps is None else format_rate(row.down_bps, self.units)
-        if column is ConnColumn.UP:
-            return NO_VALUE if row.up_bps is None else format_rate(row.up_bps, self.units)
+        if column in (ConnColumn.DOWN, ConnColumn.UP):
+            rate = row.down_bps if column is ConnColumn.DOWN else row.up_bps
+            if rate is None:
+                return NO_VALUE if info.rx_bytes < 0 else MEASURING
+            return format_rate(rate, self.units)
         if column is ConnColumn.RECEIVED:
             return NO_VALUE if info.rx_bytes < 0 else format_bytes(info.rx_bytes, self.units)
         if column is ConnColumn.SENT:
@@ -209,6 +213,11 @@ class ConnectionTableModel(QAbstractTableModel):
         return str(info.pid)
 
     def _tooltip(self, row: ConnectionRow, column: ConnColumn) -> str | None:
+        if row.info.rx_bytes >= 0 and (
+            (column is ConnColumn.DOWN and row.down_bps is None)
+            or (column is ConnColumn.UP and row.up_bps is None)
+        ):
+            return MEASURING_TOOLTIP
         if column in (ConnColumn.DOWN, ConnColumn.UP, ConnColumn.RECEIVED, ConnColumn.SENT):
             return UNCOUNTED_TOOLTIP if row.info.rx_bytes < 0 else BYTES_TOOLTIP
         if column is ConnColumn.HOST:

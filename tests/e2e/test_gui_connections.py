@@ -14,7 +14,7 @@ import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.models.columns import Column
-from chadthrottle.gui.models.connection_table import HEADERS, NO_VALUE, ConnColumn
+from chadthrottle.gui.models.connection_table import HEADERS, MEASURING, NO_VALUE, ConnColumn
 from PySide6.QtCore import Qt
 
 from tests.e2e.conftest import Stack
@@ -65,7 +65,7 @@ def test_the_detail_pane_shows_the_connection_with_its_own_rate_and_bytes(
         )
         assert cell(ConnColumn.HOST)  # the address until a name is found (the peer has none)
         # A second answer gives the connection's own rate: the upload it makes.
-        qtbot.waitUntil(lambda: cell(ConnColumn.UP) != NO_VALUE, timeout=5000)
+        qtbot.waitUntil(lambda: cell(ConnColumn.UP) not in (NO_VALUE, MEASURING), timeout=5000)
         qtbot.waitUntil(lambda: _rate_of(cell(ConnColumn.UP)) > FLOOR_BPS, timeout=5000)
         sent = gui.window.detail.connections_model.row(_row_to_peer(gui, remote)).info.tx_bytes
         qtbot.waitUntil(lambda: gui.window.detail.connections_model.row(_row_to_peer(gui, remote)).info.tx_bytes > sent + FLOOR_BPS,
