@@ -34,9 +34,8 @@ def test_priority_words_in_any_case_and_a_bad_one_named(capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as ended:
         ctl.main(["priority", "pid:7", "urgent"])
     assert ended.value.code == ctl.EXIT_USAGE
-    assert ", ".join(
-        p.value for p in Priority
-    ) == PRIORITY_WORDS  # the help's words, without importing Priority
+    # the help's words, without importing Priority
+    assert ", ".join(p.value for p in Priority) == PRIORITY_WORDS
     assert (
         "argument PRIORITY: not a priority: 'urgent' (one of critical, high, normal, low)"
         in capsys.readouterr().err

@@ -51,9 +51,7 @@ def test_periods_begin_at_the_reset_minute_of_the_local_day_monday_and_first(ber
     )
     # a reset minute the clocks skip (02:30) begins the period at the end of the gap
     skipped = period_start(Quota(10**6, Period.DAY, 2 * 60 + 30), _local(2027, 3, 28, 12, 0))
-    assert skipped.astimezone(UTC) == datetime(
-        2027, 3, 28, 1, 0, tzinfo=UTC
-    )  # 03:00 CEST
+    assert skipped.astimezone(UTC) == datetime(2027, 3, 28, 1, 0, tzinfo=UTC)  # 03:00 CEST
 
 
 def test_bad_quotas_are_refused_by_name() -> None:
