@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     import pyqtgraph as pg
 
 MEASURED_OVER_SAMPLES = 5
+WIDGET_SIZE_MAX = (1 << 24) - 1  # Qt's QWIDGETSIZE_MAX, which PySide6 does not export
 # A window shorter than this (logical pixels: 2x on a 1366x768 screen is 384)
 # starts with the connections table folded: open, it left the list of
 # applications one and a half rows.
@@ -147,6 +148,7 @@ class DetailPane(QWidget):
     """Graph and numbers for one application, refreshed after each poll."""
 
     applicationShown = Signal(str)  # another application is shown: its history is wanted
+    foldedChanged = Signal(bool)  # True: only the rates line (set_folded)
 
     def __init__(
         self,
@@ -183,7 +185,23 @@ class DetailPane(QWidget):
         QVBoxLayout(self.plot).setContentsMargins(0, 0, 0, 0)
         self.graphs: dict[Direction, _DirectionGraph] = {}
 
+        # The switch that folds the graph and the connections away, leaving this
+        # line: on a short screen (2x on a laptop) the list of applications
+        # comes first (the window starts folded there, see MainWindow).
+        self.fold_button = QToolButton(self)
+        self.fold_button.setObjectName("graph-fold")
+        self.fold_button.setAccessibleName("Graph and connections: show or hide")
+        self.fold_button.setToolTip("Show or hide the graph and the connections")
+        self.fold_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.fold_button.setAutoRaise(True)
+        self.fold_button.setCheckable(True)
+        self.fold_button.setChecked(True)
+        self.fold_button.setArrowType(Qt.ArrowType.DownArrow)
+        self.fold_button.setText("Graph")
+        self.fold_button.toggled.connect(lambda shown: self.set_folded(not shown))
+        QWidget.setTabOrder(self.fold_button, self.span)  # as they stand, left to right
         top = QHBoxLayout()
+        top.addWidget(self.fold_button)
         top.addWidget(self.summary, 1)
         top.addWidget(self.span)
         layout = QVBoxLayout(self)
@@ -230,6 +248,50 @@ class DetailPane(QWidget):
     @property
     def app_id(self) -> str:
         return self._app_id
+
+    @property
+    def folded(self) -> bool:
+        """Only the rates line is shown: no graph, no connections table."""
+        return self.split.isHidden()
+
+    def set_folded(self, folded: bool) -> None:
+        """Fold the graph and the connections away (or back); folded, the pane
+        is no taller than its lines, so the window's splitter gives the list
+        the rest, and nothing is plotted or fetched for it."""
+        if folded == self.folded:
+            return
+        self.split.setVisible(not folded)
+        self.span.setVisible(not folded)
+        self.fold_button.blockSignals(True)
+        self.fold_button.setChecked(not folded)
+        self.fold_button.blockSignals(False)
+        self.fold_button.setArrowType(Qt.ArrowType.RightArrow if folded else Qt.ArrowType.DownArrow)
+        self._fit_folded()
+        if not folded:
+            self.refresh()
+        self.foldedChanged.emit(folded)
+
+    def open_minimum_height(self) -> int:
+        """The pane's smallest height open, with an application shown: before
+        one is, its graph and the connections' line are not there yet."""
+        height = self.minimumSizeHint().height() if not self.folded else 0
+        if self.folded or self.plot.isHidden():
+            height = max(height, self.summary.sizeHint().height() + 12) + GRAPH_MIN_HEIGHT
+        if self.folded or self._connections_box.isHidden():
+            height += self.connections_caption.sizeHint().height() + 4 + self.split.handleWidth()
+        return height
+
+    def _fit_folded(self) -> None:
+        """Folded, the pane's height is what its lines need (the notes may wrap)."""
+        if self.folded:
+            layout = self.layout()
+            assert layout is not None
+            layout.invalidate()  # what was just hidden or shown counts now
+            height = (layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth()
+                      else layout.totalSizeHint().height())  # fmt: skip
+            self.setMaximumHeight(height)
+        else:
+            self.setMaximumHeight(WIDGET_SIZE_MAX)
 
     def show_application(self, app_id: str) -> None:
         changed = app_id != self._app_id
@@ -295,9 +357,11 @@ class DetailPane(QWidget):
         )
 
     def _show_notes(self, text: str) -> None:
-        if text != self.limit_notes.text():
-            self.limit_notes.setText(text)
+        if text == self.limit_notes.text() and self.limit_notes.isHidden() != bool(text):
+            return
+        self.limit_notes.setText(text)
         self.limit_notes.setVisible(bool(text))
+        self._fit_folded()
 
     def _build_graphs(self) -> None:
         """Download above, upload below, one time axis (see the module's docstring)."""
@@ -342,9 +406,6 @@ class DetailPane(QWidget):
             for graph in self.graphs.values():
                 graph.clear()
             return
-        if not self.graphs:
-            self._build_graphs()
-        self.plot.setVisible(True)
         units = self._model.units
         limits = (
             self._model.effective_limit(info.id, Direction.DOWN),
@@ -369,6 +430,11 @@ class DetailPane(QWidget):
                 filter(None, [describe_limit_notes(states, units), latency, self.history_note])
             )
         )
+        if self.folded:
+            return  # nothing drawn that is not seen (set_folded refreshes on unfolding)
+        if not self.graphs:
+            self._build_graphs()
+        self.plot.setVisible(True)
         _label, span_s, coarse = SPANS[self.span.currentIndex()]
         step_s = self.refresh_interval_s * (COARSE_EVERY if coarse else 1)
         times, rates = history.timed(int(span_s / step_s) + 1, coarse)

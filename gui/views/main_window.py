@@ -19,6 +19,7 @@ from chadthrottle.gui.models.columns import Role
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.app_table import AppTable
+from chadthrottle.gui.views.delegates import row_height
 from chadthrottle.gui.views.detail_pane import DetailPane
 from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.gui.views.header_bar import HeaderBar
@@ -30,7 +31,7 @@ from chadthrottle.gui.views.window_state import first_size
 from chadthrottle.gui.widgets.limit_slider import LimitControl
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QIcon, QPalette
+from PySide6.QtGui import QCloseEvent, QIcon, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QGraphicsView,
@@ -42,6 +43,11 @@ from PySide6.QtWidgets import (
 )
 
 log = logging.getLogger(__name__)
+
+# A list shorter than this many rows beside the graph at its smallest (2x on a
+# 1366x768 laptop: 1½ once the connections' line is there; 1.5x: 4½): the window
+# starts with the graph folded to its rates line.
+MIN_LIST_ROWS = 4
 
 
 EMPTY_TEXT: dict[HelperState, str] = {
@@ -116,6 +122,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
         self.resize(first_size(self.screen()))
+        # Whether the graph starts folded is decided when the window is first
+        # shown at its real size, unless the user's choice was restored.
+        self.fold_decided = False
+        self.detail.foldedChanged.connect(self._on_detail_folded)
 
         self.header.filterChanged.connect(proxy.set_name_filter)
         self.header.filterChanged.connect(self._on_filter_changed)
@@ -167,6 +177,7 @@ class MainWindow(QMainWindow):
         """Select the application and make sure the detail pane, which lists its
         connections, has room on screen."""
         self.select_application(app_id)
+        self.detail.set_folded(False)
         sizes = self.splitter.sizes()
         if len(sizes) == 2 and sizes[1] < self.detail.minimumSizeHint().height():
             total = sum(sizes)
@@ -242,7 +253,40 @@ class MainWindow(QMainWindow):
         if self.width() > available.width() or self.height() > available.height():
             self.resize(self.size().boundedTo(available))
 
+    def list_rows_beside_graph(self) -> float:
+        """How many rows of applications the list shows with the graph open at
+        its smallest (the detail pane's minimum height)."""
+        detail = self.detail.open_minimum_height()
+        frame = self.table.height() - self.table.viewport().height() - self.table.header().height()
+        room = (self.splitter.height() - self.splitter.handleWidth() - detail
+                - self.table.header().sizeHint().height() - max(frame, 0))  # fmt: skip
+        return room / row_height(self.table.fontMetrics())
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self.fold_decided:  # the first showing, at the size it was given
+            self.fold_decided = True
+            if self.list_rows_beside_graph() < MIN_LIST_ROWS:
+                self.detail.set_folded(True)
+
     # --- internals ---------------------------------------------------------------------
+
+    def _on_detail_folded(self, folded: bool) -> None:
+        """Unfolded, the graph takes a fair share, but no more than leaves the
+        list MIN_LIST_ROWS rows (if the window has that room at all)."""
+        self.fold_decided = True
+        if not folded:
+            sizes = self.splitter.sizes()
+            total = sum(sizes)
+            smallest = self.detail.minimumSizeHint().height()
+            keep_for_list = (
+                MIN_LIST_ROWS * row_height(self.table.fontMetrics())
+                + self.table.header().sizeHint().height()
+            )
+            share = max(smallest, min(total * 2 // 5, total - keep_for_list))
+            if len(sizes) == 2 and total > 0:
+                self.splitter.setSizes([total - share, share])
+        self._want_connections()
 
     def _on_filter_changed(self, text: str) -> None:
         self._filter_text = text.strip()
@@ -282,7 +326,8 @@ class MainWindow(QMainWindow):
         self._want_connections()
 
     def _want_connections(self) -> None:
-        wanted = list(dict.fromkeys([self.detail.app_id, *self.table.expanded_app_ids()]))
+        shown = "" if self.detail.folded else self.detail.app_id  # folded: its table is not seen
+        wanted = list(dict.fromkeys([shown, *self.table.expanded_app_ids()]))
         wanted = [app_id for app_id in wanted if app_id]
         if wanted != self._connections_wanted:
             self._connections_wanted = wanted

@@ -2,7 +2,8 @@
 
 Kept in the same QSettings as the user's settings: the window's geometry and
 maximized state (``saveGeometry``), the splitter between list and graph, each
-column's width, the sort column and order, and the graph's time span. Every
+column's width, the sort column and order, the graph's time span and whether
+the graph is folded. Every
 value read back is checked; anything missing or garbled falls back to the
 default rather than to a window that does not fit.
 """
@@ -32,6 +33,7 @@ WIDTHS_KEY = "table/column_widths"
 SORT_COLUMN_KEY = "table/sort_column"
 SORT_DESCENDING_KEY = "table/sort_descending"
 SPAN_KEY = "graph/span"
+FOLDED_KEY = "graph/folded"
 
 
 def first_size(screen: QScreen | None) -> QSize:
@@ -58,6 +60,7 @@ def save_window_state(window: MainWindow, store: QSettings) -> None:
     store.setValue(SORT_COLUMN_KEY, int(order[0]))
     store.setValue(SORT_DESCENDING_KEY, order[1] == Qt.SortOrder.DescendingOrder)
     store.setValue(SPAN_KEY, window.detail.span.currentIndex())
+    store.setValue(FOLDED_KEY, window.detail.folded)
     store.sync()
 
 
@@ -83,6 +86,10 @@ def restore_window_state(window: MainWindow, store: QSettings) -> None:
     span = _int(store.value(SPAN_KEY), -1)
     if 0 <= span < window.detail.span.count():
         window.detail.span.setCurrentIndex(span)
+    folded = str(store.value(FOLDED_KEY, "")).lower()
+    if folded in ("true", "false"):  # the user's choice; else decided on the first showing
+        window.detail.set_folded(folded == "true")
+        window.fold_decided = True
 
 
 def _int(value: object, default: int) -> int:

@@ -121,13 +121,14 @@ def main() -> int:
         },
         "name_minimum": table.name_minimum_width(),
         "row_height": table.visualRect(proxy.index(0, 0)).height(),
+        "list_rows": table.viewport().height() / table.visualRect(proxy.index(0, 0)).height(),
+        "graph_folded": window.detail.folded,
         "font_height": table.fontMetrics().height(),
         "parts": {
             "menu_button": _rect(window.header.menu_button, window),
             "totals": _rect(window.header.totals, window),
             "filter": _rect(window.header.filter, window),
-            "graph": _rect(window.detail.plot, window),
-            "span": _rect(window.detail.span, window),
+            "fold": _rect(window.detail.fold_button, window),
             "status_bar": _rect(status, window),
             **{
                 name: _rect(label, window)
@@ -149,8 +150,17 @@ def main() -> int:
             )
             if label.width() < label.sizeHint().width()
         ],
-        "graph_visible": window.detail.plot.isVisible(),
         "quota": quota_report(window, model),
+    }
+    # The graph, open (as it starts on a roomy screen, or once unfolded on a short one)
+    window.detail.set_folded(False)
+    for _ in range(5):
+        app.processEvents()
+    report["unfolded"] = {
+        "graph_visible": window.detail.plot.isVisible(),
+        "graph": _rect(window.detail.plot, window),
+        "span": _rect(window.detail.span, window),
+        "list_rows": table.viewport().height() / table.visualRect(proxy.index(0, 0)).height(),
     }
     print(json.dumps(report))
     window.deleteLater()

@@ -71,6 +71,7 @@ def test_filter_choose_an_application_and_limit_it_with_keys_only(
     assert requests[-1] == [DROPBOX, "up", None]
 
     assert press(qtbot, Qt.Key.Key_Tab).accessibleName() == "Upload limit for Dropbox value"
+    assert press(qtbot, Qt.Key.Key_Tab) is window.detail.fold_button  # the graph's switch
     assert press(qtbot, Qt.Key.Key_Tab) is window.detail.span
     assert press(qtbot, Qt.Key.Key_Tab) is window.header.filter  # round again, no hidden stops
 

@@ -99,9 +99,15 @@ def test_everything_fits_the_available_screen(
             report["parts"][name],
         )
     assert report["cut_labels"] == []
-    assert (
-        report["graph_visible"] and report["parts"]["graph"][3] - report["parts"]["graph"][1] >= 80
-    )
+    # A useful list first: at least five rows of applications (2x on 1366x768 showed 2½
+    # beside the graph, which starts folded there); the graph, open, whole and readable.
+    assert report["list_rows"] >= 5, report["list_rows"]
+    assert report["graph_folded"] is (height / scale < 400), report  # only on the short screen
+    unfolded = report["unfolded"]
+    assert unfolded["graph_visible"] and unfolded["graph"][3] - unfolded["graph"][1] >= 80
+    for part in (unfolded["graph"], unfolded["span"]):
+        assert part[0] >= 0 and part[1] >= 0 and part[2] < window_width and part[3] < window_height
+    assert unfolded["list_rows"] >= (5 if height / scale >= 500 else 2), unfolded
     assert report["row_height"] >= report["font_height"] + 10
     # a quota's line under the limit: whole in the open control and the painted row, the field whole above it,
     # and at least the useful part (what is left; that it is used up)
@@ -123,6 +129,7 @@ def test_state_is_restored_after_a_restart(qtbot, tmp_path: Path) -> None:  # ty
     first.table.header().resizeSection(Column.UP_LIMIT, 260)  # as a drag on the divider does
     first.table.sortByColumn(Column.UP, Qt.SortOrder.AscendingOrder)
     first.detail.span.setCurrentIndex(1)
+    first.detail.fold_button.click()  # the graph folded away by the user
     save_window_state(first, store)
     first.close()
 
@@ -138,6 +145,7 @@ def test_state_is_restored_after_a_restart(qtbot, tmp_path: Path) -> None:  # ty
     assert second.table.header().sortIndicatorOrder() == Qt.SortOrder.AscendingOrder
     assert second.table.model().index(0, 0).data() == "curl"  # 0 B/s up: first going up
     assert second.detail.span.currentIndex() == 1
+    assert second.detail.folded and not second.detail.plot.isVisible()  # as the user left it
 
     second.showMaximized()
     qtbot.waitUntil(second.isMaximized)
@@ -150,15 +158,41 @@ def test_state_is_restored_after_a_restart(qtbot, tmp_path: Path) -> None:  # ty
     qtbot.waitUntil(third.isMaximized)
 
 
+def test_a_folded_graph_gives_the_list_its_room_and_costs_nothing(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Folded: the pane is its rates line, the list takes the rest, no connections
+    are fetched for it; the row menu's "show connections" opens it again."""
+    window = make_window(qtbot)
+    window.resize(700, 600)
+    window.show()
+    qtbot.waitExposed(window)
+    assert not window.detail.folded  # room for the list beside the graph: it starts open
+    firefox = "app:org.mozilla.firefox"
+    window.select_application(firefox)
+    row = window.table.visualRect(window.table.proxy_index(firefox)).height()
+    open_rows = window.table.viewport().height() / row
+    with qtbot.waitSignal(window.connectionsWanted) as wanted:
+        window.detail.fold_button.click()
+    assert wanted.args == [[]] and window.detail.folded
+    qtbot.waitUntil(lambda: window.table.viewport().height() / row > open_rows + 3)
+    assert window.detail.height() <= window.detail.summary.height() + 30
+    assert window.detail.summary.text().startswith("Firefox: down")  # the rates still follow
+    with qtbot.waitSignal(window.connectionsWanted) as wanted:
+        window.show_connections_of(firefox)
+    assert wanted.args == [[firefox]] and not window.detail.folded
+    qtbot.waitUntil(window.detail.plot.isVisible)
+    assert window.detail.plot.height() >= 80
+
+
 def test_garbled_state_falls_back_to_defaults(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = QSettings(str(tmp_path / "bad.conf"), QSettings.Format.IniFormat)
     for key, value in (("window/geometry", "garbage"), ("table/column_widths", ["a", "b"]),
-                       ("table/sort_column", "99"), ("graph/span", "-4")):  # fmt: skip
+                       ("table/sort_column", "99"), ("graph/span", "-4"), ("graph/folded", "maybe")):  # fmt: skip
         store.setValue(key, value)
     window = make_window(qtbot)
     restore_window_state(window, store)
     assert window.table.header().sortIndicatorSection() == Column.ACTIVITY
     assert window.detail.span.currentIndex() == 0
+    assert not window.detail.folded and not window.fold_decided  # decided when first shown
 
 
 def test_graph_scale_ignores_a_distant_limit(qtbot) -> None:  # type: ignore[no-untyped-def]
