@@ -5,6 +5,7 @@ and a restart, and what another user may see."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -67,6 +68,16 @@ def stack(
 
 def _state_dir(stack: Stack) -> Path:
     return Path(stack.helper.command[stack.helper.command.index("--state-dir") + 1])
+
+
+def _stored(stack: Stack, app_id: str) -> tuple[int, int]:
+    """The application's (down, up) in the database on disk, read beside the helper."""
+    database = _state_dir(stack) / DATABASE_FILE
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        row = db.execute(
+            "SELECT sum(down), sum(up) FROM usage WHERE level = 86400 AND app_id = ?", (app_id,)
+        ).fetchone()
+    return (row[0] or 0, row[1] or 0)
 
 
 def _this_minute() -> int:
@@ -175,15 +186,10 @@ def test_traffic_is_recorded_per_application_and_direction_within_a_few_percent(
     # The database on disk has them within the flush interval.
     database = _state_dir(stack) / DATABASE_FILE
     assert (database.stat().st_mode & 0o777) == 0o600
-
-    def stored() -> tuple[int, int]:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-            row = db.execute(
-                "SELECT sum(down), sum(up) FROM usage WHERE level = 86400 AND app_id = ?", (app_id,)
-            ).fetchone()
-        return (row[0] or 0, row[1] or 0)
-
-    assert eventually(lambda: stored() == _sums(minutes), 10), (stored(), _sums(minutes))
+    assert eventually(lambda: _stored(stack, app_id) == _sums(minutes), 10), (
+        _stored(stack, app_id),
+        _sums(minutes),
+    )
 
 
 def test_bad_arguments_get_a_named_error(stack: Stack) -> None:
@@ -211,8 +217,14 @@ def test_history_survives_a_sigkill_and_a_restart_without_double_counting(stack:
     with app_scope(stack.cgroup_root, name) as scope:
         down = _transfer(stack.pair, scope, 5834, "down", 16 * MiB)
     assert eventually(lambda: _within(_sums(_usage(stack, app_id, since))[0], down), 10)
-    time.sleep(2.5)  # two flushes (--usage-flush-s 1): all of it is on disk
-    before = _sums(_usage(stack, app_id, since))
+    answered: list[tuple[int, int]] = []
+
+    def on_disk() -> bool:  # all of what the helper answers (flushed every second)
+        answered.append(_sums(_usage(stack, app_id, since)))
+        return _stored(stack, app_id) == answered[-1]
+
+    assert eventually(on_disk, 10), (_stored(stack, app_id), answered[-1])
+    before = answered[-1]
     stack.helper.kill()
     stack.helper.start()
     after_minutes = _sums(_usage(stack, app_id, since))
