@@ -16,8 +16,8 @@ from chadthrottle.gui.views.delegates import row_height
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
 from chadthrottle.units import UnitSystem, format_rate
 from PySide6.QtCore import QAbstractItemModel, QEvent, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QFont, QMouseEvent, QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import QHeaderView, QWidget
+from PySide6.QtGui import QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import QHeaderView, QStyle, QWidget
 
 OVERALL_NAME = "All applications"
 # The overall row gives way on a list too short to show this many rows under it
@@ -172,12 +172,22 @@ class OverallHeader(QHeaderView):
                 if column in (Column.DOWN, Column.UP, Column.USAGE)
                 else Qt.AlignmentFlag.AlignLeft
             )
-            indent = 28 if column is Column.NAME else 6  # in line with the names under it
-            text_rect = rect.adjusted(indent, 0, -6, 0)
-            text = painter.fontMetrics().elidedText(self.overall_text(column), Qt.TextElideMode.ElideRight,
-                                                    text_rect.width())  # fmt: skip
+            text_rect, text = self.overall_cell(rect, column, painter.fontMetrics())
             painter.drawText(text_rect, align, text)
         painter.restore()
+
+    def overall_cell(self, rect: QRect, column: Column, metrics: QFontMetrics) -> tuple[QRect, str]:
+        """Where a column's total goes in the overall row, and its text, cut only
+        where it does not fit: with the list's own cell margin (the style's item
+        text margin), so a number that fits in the rows under it fits here too
+        (a margin of 6 cut '74.5 Mbit/s' at 2x)."""
+        margin = self.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, self) + 1
+        indent = 28 if column is Column.NAME else margin  # in line with the names under it
+        text_rect = rect.adjusted(indent, 0, -margin, 0)
+        text = metrics.elidedText(
+            self.overall_text(column), Qt.TextElideMode.ElideRight, text_rect.width()
+        )
+        return text_rect, text
 
     def _on_overall(self, event: QMouseEvent) -> bool:
         return event.position().toPoint().y() >= self.title_height()

@@ -116,3 +116,22 @@ def test_a_title_wider_than_its_column_is_elided_not_cut(window: MainWindow) -> 
     option = QStyleOptionHeaderV2()
     overall.initStyleOptionForIndex(option, Column.ACTIVITY)
     assert option.textElideMode == Qt.TextElideMode.ElideRight
+
+
+def test_a_total_that_fits_in_the_rows_cells_fits_in_it_too(window: MainWindow) -> None:
+    """The list's cells leave the style's item text margin each side; the overall
+    row the same (with 6 px it cut '74.5 Mbit/s' and '30.1 GB' at 2x)."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtWidgets import QStyle
+
+    overall = window.table.overall
+    window.set_units(UnitSystem.BITS_DECIMAL)
+    metrics = overall.fontMetrics()
+    margin = window.table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1
+    for column in (Column.DOWN, Column.UP):
+        text = overall.overall_text(column)
+        width = metrics.horizontalAdvance(text) + 2 * margin  # what a row's cell needs for it
+        _rect, shown = overall.overall_cell(QRect(0, 0, width, 30), column, metrics)
+        assert shown == text, (column, text, shown)
+        narrower = overall.overall_cell(QRect(0, 0, width - margin - 2, 30), column, metrics)[1]
+        assert narrower != text and narrower.endswith("…")  # and cut where it does not fit
