@@ -23,5 +23,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         code_checks.start(lowly=any(item.path != MODULE for item in session.items))
 
 
+@pytest.hookimpl(tryfirst=True)  # before tests/conftest.py looks for what the session left
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     code_checks.close_all()
