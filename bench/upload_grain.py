@@ -1,0 +1,283 @@
+"""Why a small upload limit set on a full-speed TCP stream over a veth settles
+late, and whether a send-window clamp holds it at once (issue 13).
+
+    sudo .venv/bin/python -m bench.upload_grain [--cc bbr,cubic] [--rates 300KiB,10MiB]
+        [--variants pace,htb,htbseg,rttlog0,clamp2,clamp4] [--runs 1]
+
+No helper and no shaper: a sender in one namespace writes as fast as it can
+to a receiver in another over a veth (tens of us of round trip); 1.5 s in,
+the sender's socket gets SO_MAX_PACING_RATE at 0.995 of the limit in payload
+terms, as the helper sets it, and, per variant:
+
+- ``pace``: nothing else (what the helper does today);
+- ``rttlog0``: net.ipv4.tcp_tso_rtt_log=0 in the sender's namespace (TSO
+  packets sized by the pacing rate alone; a whole namespace's setting);
+- ``htb``: an HTB class at the limit on the sender's uplink from the change
+  on, with the helper's default burst (max(128 KiB, 50 ms)) and a pfifo leaf;
+- ``htbN``: the same with a burst of N frames (1514 bytes);
+- ``htbsegN``: a class with a burst of N frames (default: the helper's) and
+  a TBF leaf whose bucket is one frame, so that TBF cuts every GSO packet
+  into frames as it queues them (tbf_segment) and HTB passes frames, not
+  64 KB super-packets;
+- ``clampN``: a cgroup/setsockopt program on the sender's cgroup, run by that
+  same setsockopt, sets ``TCP_BPF_SNDCWND_CLAMP`` to N segments with
+  bpf_setsockopt (how the helper could reach a socket that is already open:
+  its own setsockopt on the pidfd_getfd duplicate runs the socket's cgroup's
+  programs).
+
+The receiver timestamps every read. Printed: 0.25 s windows ending every
+50 ms from 0.5 s to 4 s after the change, as a share of the limit (min, max,
+mean), and the first window from which every one is within +-5%
+("settled"). With no shaper, what the sender had queued before the change
+arrives in the first windows; the benchmarks with the helper
+(bench/limits.py) read those as the shaper passes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from chadthrottle.units import parse_rate
+
+MSS, HEADERS = 1448, 52
+PORT = 5997
+CHANGE_S, AFTER_S = 1.5, 4.0
+LATE = 30  # the first window ending 2 s after the change
+ADDR_A, ADDR_B = "10.213.7.1", "10.213.7.2"
+SOL_SOCKET, SO_MAX_PACING_RATE, SOL_TCP, TCP_BPF_SNDCWND_CLAMP = 1, 47, 6, 1002
+MIN_BURST = 2 * 64 * 1024  # contract.MIN_BURST_BYTES
+CGROUP_SOCKOPT_PROG, SETSOCKOPT_ATTACH = (
+    25,
+    22,
+)  # BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_CGROUP_SETSOCKOPT
+
+TRIGGER = r"""
+#include <uapi/linux/bpf.h>
+BPF_ARRAY(clamp, int, 1);
+int on_setsockopt(struct bpf_sockopt *ctx) {
+    if (ctx->level != SOL_SOCKET_ || ctx->optname != SO_MAX_PACING_RATE_ || !ctx->sk)
+        return 1;
+    int zero = 0;
+    int *segments = clamp.lookup(&zero);
+    if (segments && *segments) {
+        int value = *segments;
+        bpf_setsockopt(ctx->sk, SOL_TCP_, TCP_BPF_SNDCWND_CLAMP_, &value, sizeof(value));
+    }
+    return 1;
+}
+"""
+DEFINES = [
+    f"-D{name}_={value}"
+    for name, value in (("SOL_SOCKET", SOL_SOCKET), ("SO_MAX_PACING_RATE", SO_MAX_PACING_RATE),
+                        ("SOL_TCP", SOL_TCP), ("TCP_BPF_SNDCWND_CLAMP", TCP_BPF_SNDCWND_CLAMP))
+]  # fmt: skip
+
+
+def _run(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+def receiver(out: str, seconds: float) -> None:
+    """Accept one connection and record (monotonic time, bytes so far) per read."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((ADDR_B, PORT))
+    listener.listen(1)
+    print("ready", flush=True)
+    connection, _ = listener.accept()
+    samples: list[tuple[float, int]] = []
+    total, buffer, start = 0, bytearray(1 << 20), time.monotonic()
+    while (read := connection.recv_into(buffer)) and time.monotonic() - start < seconds:
+        total += read
+        samples.append((time.monotonic(), total))
+    Path(out).write_text(json.dumps(samples))
+
+
+def sender(start_wall: float, cc: str, pace_bps: int, seconds: float) -> None:
+    """Write at full speed; at start_wall + CHANGE_S cap the pacing rate."""
+    sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+    sock.connect((ADDR_B, PORT))
+    sock.settimeout(0.05)
+    data, paced = b"x" * 65536, False
+    while time.time() < start_wall + seconds:
+        if not paced and time.time() >= start_wall + CHANGE_S:
+            sock.setsockopt(SOL_SOCKET, SO_MAX_PACING_RATE, pace_bps)
+            paced = True
+        try:
+            sock.send(data)
+        except TimeoutError:
+            continue
+        except OSError:  # the receiver has what it needs and left
+            break
+    sock.close()
+
+
+def windows(samples: list[tuple[float, int]], change: float, payload_bps: float) -> list[float]:
+    """0.25 s windows ending every 50 ms from 0.5 s to AFTER_S after the change,
+    each as a share of the limit."""
+    times = [t for t, _ in samples]
+
+    def received_by(moment: float) -> int:
+        lo, hi = 0, len(times) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if times[mid] <= moment else (lo, mid - 1)
+        return samples[lo][1]
+
+    ends = [change + 0.5 + 0.05 * i for i in range(int((AFTER_S - 0.5) / 0.05) + 1)]
+    return [(received_by(e) - received_by(e - 0.25)) / (0.25 * payload_bps) for e in ends]
+
+
+def settled(shares: list[float]) -> str:
+    for i in range(len(shares)):
+        if all(0.95 <= s <= 1.05 for s in shares[i:]):
+            return f"{0.5 + 0.05 * i:.2f} s"
+    return "never"
+
+
+class Trigger:
+    """The cgroup/setsockopt program on a cgroup of this benchmark's own."""
+
+    def __init__(self, cgroup: Path, segments: int) -> None:
+        from chadthrottle.helper.kernel.bcc_env import prepare_bcc_environment
+
+        prepare_bcc_environment()
+        from bcc import BPF
+
+        self._bpf: Any = BPF(text=TRIGGER, cflags=DEFINES)
+        self._fn = self._bpf.load_func(
+            "on_setsockopt", CGROUP_SOCKOPT_PROG, attach_type=SETSOCKOPT_ATTACH
+        )
+        self._bpf["clamp"][ctypes.c_int(0)] = ctypes.c_int(segments)
+        self._cgroup = cgroup
+        self._attach(BPF.attach_func)
+
+    def _attach(self, how: Any) -> None:
+        fd = os.open(self._cgroup, os.O_RDONLY)
+        try:
+            how(self._fn, fd, SETSOCKOPT_ATTACH)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        from bcc import BPF
+
+        self._attach(BPF.detach_func)
+        self._bpf.cleanup()
+
+
+def shape(ns: str, dev: str, rate_bps: int, segment: bool, burst: int) -> None:
+    """An HTB class at rate_bps for every packet of dev, with burst bytes (0:
+    the helper's default); segment: a TBF leaf that cuts GSO packets into
+    frames."""
+    burst = burst or max(MIN_BURST, int(rate_bps * 0.05))
+    tc = ("tc", "-n", ns)
+    _run(*tc, "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "1")
+    _run(*tc, "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate",
+         f"{rate_bps * 8}bit", "burst", str(burst), "cburst", str(burst))  # fmt: skip
+    if segment:  # TBF's own rate far above the class's: it only cuts, HTB paces
+        _run(*tc, "qdisc", "add", "dev", dev, "parent", "1:1", "handle", "10:", "tbf", "rate",
+             f"{rate_bps * 8 * 20}bit", "burst", "1514", "latency", "1s")  # fmt: skip
+
+
+def one_run(variant: str, cc: str, rate_bps: int) -> list[float]:
+    from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+
+    suffix = f"{os.getpid() % 100000}"
+    ns_a, ns_b, cgroup = f"ctgrA{suffix}", f"ctgrB{suffix}", cgroup2_mount() / f"ctgrain{suffix}"
+    payload_bps = rate_bps * MSS / (MSS + HEADERS)
+    trigger: Trigger | None = None
+    out = Path(f"/tmp/upload_grain_{suffix}.json")
+    try:
+        _run("ip", "netns", "add", ns_a)
+        _run("ip", "netns", "add", ns_b)
+        _run("ip", "-n", ns_a, "link", "add", "gra", "type", "veth", "peer", "grb", "netns", ns_b)
+        for ns, dev, addr in ((ns_a, "gra", ADDR_A), (ns_b, "grb", ADDR_B)):
+            _run("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+            _run("ip", "-n", ns, "link", "set", dev, "up")
+        if variant == "rttlog0":
+            _run("ip", "netns", "exec", ns_a, "sysctl", "-qw", "net.ipv4.tcp_tso_rtt_log=0")
+        cgroup.mkdir()
+        if variant.startswith("clamp"):
+            trigger = Trigger(cgroup, int(variant.removeprefix("clamp")))
+        seconds = CHANGE_S + AFTER_S + 0.5
+        rx = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns_b}", sys.executable, "-m", "bench.upload_grain",
+                               "--receiver", str(out), str(seconds)], stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert rx.stdout is not None and rx.stdout.readline().strip() == "ready"
+        start_wall = time.time() + 0.3
+        pace = int(0.995 * payload_bps)
+        tx = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns_a}", sys.executable, "-m", "bench.upload_grain",
+                               "--sender", str(start_wall), cc, str(pace), str(seconds)])  # fmt: skip
+        (cgroup / "cgroup.procs").write_text(str(tx.pid))  # before it connects (0.3 s)
+        if variant.startswith("htb"):
+            time.sleep(max(0.0, start_wall + CHANGE_S - time.time()))
+            frames = variant.removeprefix("htbseg").removeprefix("htb")
+            shape(ns_a, "gra", rate_bps, variant.startswith("htbseg"), int(frames or 0) * 1514)
+        tx.wait(seconds + 10)
+        rx.wait(10)
+        samples = [(float(t), int(n)) for t, n in json.loads(out.read_text())]
+        change = start_wall + CHANGE_S - (time.time() - time.monotonic())
+        return windows(samples, change, payload_bps)
+    finally:
+        if trigger is not None:
+            trigger.close()
+        for ns in (ns_a, ns_b):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        out.unlink(missing_ok=True)
+        for _ in range(20):
+            try:
+                cgroup.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cc", default="bbr,cubic")
+    parser.add_argument("--rates", default="300KiB,10MiB")
+    parser.add_argument("--variants", default="pace,htb,htbseg,rttlog0,clamp2,clamp4")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--receiver", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--sender", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.receiver:
+        return receiver(args.receiver[0], float(args.receiver[1]))
+    if args.sender:
+        wall, cc, pace, seconds = args.sender
+        return sender(float(wall), cc, int(pace), float(seconds))
+    print(
+        f"upload grain, {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        "cc     rate          variant   settled  min   max   mean   min2  max2  (0.25 s windows "
+        "0.5-4 s after the change; min2, max2: from 2 s on)"
+    )
+    for cc in args.cc.split(","):
+        for rate in args.rates.split(","):
+            for variant in args.variants.split(","):
+                for _ in range(args.runs):
+                    shares = one_run(variant, cc, int(parse_rate(rate) or 0))
+                    print(f"{cc:6s} {rate:>8s}/s  {variant:8s} {settled(shares):>8s}  {min(shares):.2f}  "
+                          f"{max(shares):.2f}  {statistics.mean(shares):.3f}  "
+                        f"{min(shares[LATE:]):.2f}  {max(shares[LATE:]):.2f}  "
+                          f"(load {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
