@@ -185,7 +185,3 @@ class HelperConnection(QObject):
         if status != self._status:
             self._status = status
             self.statusChanged.emit(status)
-
-    # Test hook: feed observations as if the worker had reported them.
-    def inject_observations(self, **changes: object) -> None:
-        self._observe(**changes)

@@ -30,6 +30,7 @@ from PySide6.QtCore import QSettings, Qt
 from tests.gui.bare_window import bare_window
 from tests.gui.sample_data import MB, sample_applications
 from tests.gui.tray_actions import quick_limit_action
+from tests.gui.worker_reports import inject_observations
 
 USER = 1000
 OTHER = 65534  # "nobody" on Debian: a uid pwd knows
@@ -214,7 +215,7 @@ def test_the_controller_sends_nothing_for_an_administrator_limit(qtbot, tmp_path
     qtbot.addWidget(controller.window)
     controller.model.set_viewer_uid(USER)
     controller.model.apply_snapshot(applications())
-    controller.connection.inject_observations(has_polled_ok=True)
+    inject_observations(controller.connection, has_polled_ok=True)
     sent: list[object] = []
     controller.connection.limitFinished.connect(lambda *args: sent.append(args))
     controller.request_limit(FIREFOX, "down", 100_000)

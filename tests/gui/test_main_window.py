@@ -11,6 +11,7 @@ from chadthrottle.gui.views.main_window import MainWindow
 from PySide6.QtCore import QPoint, QSettings, Qt
 
 from tests.gui.sample_data import sample_applications
+from tests.gui.worker_reports import inject_observations
 
 FIREFOX = "app:org.mozilla.firefox"
 CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
@@ -108,7 +109,7 @@ def test_controller_shows_limit_at_once_and_falls_back_on_denial(qtbot, tmp_path
     )
     qtbot.addWidget(controller.window)
     controller.model.apply_snapshot(sample_applications())
-    controller.connection.inject_observations(has_polled_ok=True)
+    inject_observations(controller.connection, has_polled_ok=True)
     assert controller.connection.status.can_limit
     finished = []
     controller.connection.limitFinished.connect(lambda *args: finished.append(args))

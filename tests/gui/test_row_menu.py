@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QContextMenuEvent
 from PySide6.QtWidgets import QApplication, QMenu
 
 from tests.gui.sample_data import sample_applications
+from tests.gui.worker_reports import inject_observations
 
 FIREFOX = "app:org.mozilla.firefox"
 DROPBOX = "app:com.dropbox.Client"
@@ -124,7 +125,7 @@ def test_the_menu_reaches_the_controller_and_its_model(qtbot, tmp_path) -> None:
     )
     qtbot.addWidget(controller.window)
     controller.model.apply_snapshot(sample_applications())
-    controller.connection.inject_observations(has_polled_ok=True)
+    inject_observations(controller.connection, has_polled_ok=True)
     finished = []
     controller.connection.limitFinished.connect(lambda request, *_: finished.append(request))
     action(controller.window.row_menu(FIREFOX), "limit:up:100 KB/s").trigger()
