@@ -70,6 +70,11 @@ class ConnectionRow:
     up_bps: float | None = None
 
 
+def _shown_values(row: ConnectionRow) -> tuple[object, ...]:
+    """What the changing columns (State to Sent) show of a row; the rest is its key."""
+    return (row.info.state, row.down_bps, row.up_bps, row.info.rx_bytes, row.info.tx_bytes)
+
+
 def interesting_first_rows(rows: list[ConnectionRow]) -> list[ConnectionRow]:
     order = {id(info): i for i, info in enumerate(interesting_first(r.info for r in rows))}
     return sorted(rows, key=lambda r: order[id(r.info)])
@@ -108,10 +113,16 @@ class ConnectionTableModel(QAbstractTableModel):
         rates = self._rates.update(connections, self._clock())
         rows = self._sorted([ConnectionRow(c, *rates[connection_key(c)]) for c in connections])
         if [connection_key(r.info) for r in rows] == [connection_key(r.info) for r in self._rows]:
-            self._rows = rows  # the same sockets in the same order: only their values changed
-            if rows:
+            # The same sockets in the same order: only their state, rates and bytes may
+            # have changed. Only the rows that did are repainted, from State to Sent
+            # (an idle socket's row, and the addresses, stay as painted).
+            changed = [i for i, (new, old) in enumerate(zip(rows, self._rows, strict=True))
+                       if _shown_values(new) != _shown_values(old)]  # fmt: skip
+            self._rows = rows
+            if changed:
                 self.dataChanged.emit(
-                    self.index(0, 0), self.index(len(rows) - 1, len(ConnColumn) - 1)
+                    self.index(changed[0], ConnColumn.STATE),
+                    self.index(changed[-1], ConnColumn.SENT),
                 )
             return
         self.beginResetModel()

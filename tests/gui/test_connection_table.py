@@ -206,3 +206,27 @@ def test_the_system_resolver_names_loopback_in_the_background(qtbot) -> None:  #
         assert model.index(0, ConnColumn.HOST).data() != "127.0.0.1"
     finally:
         model.dns.close()
+
+
+def test_an_answer_repaints_only_what_changed() -> None:
+    """Every poll brings every socket again: an idle one's row, and the columns
+    that never change (addresses, host, PID), are not repainted."""
+    clock = Clock()
+    model = ConnectionTableModel(dns=InlineDns({}, clock), clock=clock)
+    changes: list[tuple[int, int, int, int]] = []
+    model.dataChanged.connect(
+        lambda a, b, _roles=(): changes.append((a.row(), a.column(), b.row(), b.column()))
+    )
+    idle, busy = tcp(1, 500, 500), tcp(2, 1_000, 0)
+    model.set_connections(APP, [idle, busy])
+    for step in range(1, 4):
+        clock.now += 1.0
+        model.set_connections(APP, [idle, tcp(2, 1_000 + step * 5_000, 0)])
+    # the second answer gives both their first rates; then only the busy one changes
+    assert changes[0] == (0, ConnColumn.STATE, 1, ConnColumn.SENT)
+    assert changes[1:] == [(1, ConnColumn.STATE, 1, ConnColumn.SENT)] * 2
+    for _ in range(2):  # the busy one stops: its rate drops to 0 once, then nothing moves
+        clock.now += 1.0
+        model.set_connections(APP, [idle, tcp(2, 16_000, 0)])
+    assert changes[3:] == [(1, ConnColumn.STATE, 1, ConnColumn.SENT)]
+    assert model.index(1, ConnColumn.DOWN).data() == "0 B/s"
