@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt
 from PySide6.QtGui import QScreen
 
@@ -56,7 +57,9 @@ def save_window_state(window: MainWindow, store: QSettings) -> None:
     store.setValue(GEOMETRY_KEY, window.saveGeometry())
     store.setValue(SPLITTER_KEY, window.splitter.saveState())
     store.setValue(WIDTHS_KEY, [str(width) for width in window.table.preferred_widths()])
-    order = window.table.model().sortColumn(), window.table.model().sortOrder()
+    proxy = window.table.model()
+    assert isinstance(proxy, ApplicationsProxy)  # AppTable's model
+    order = proxy.sortColumn(), proxy.sortOrder()
     store.setValue(SORT_COLUMN_KEY, int(order[0]))
     store.setValue(SORT_DESCENDING_KEY, order[1] == Qt.SortOrder.DescendingOrder)
     store.setValue(SPAN_KEY, window.detail.span.currentIndex())

@@ -49,7 +49,7 @@ def build(source_dir: Path) -> dict[str, object]:
     instructions, map fds turned into map indices."""
     from bcc import BPF
     from bcc.libbcc import lib
-    from chadthrottle.helper.kernel.bpf_objects import btf_blob, map_spec
+    from chadthrottle.helper.kernel.bpf_objects import MapSpec, btf_blob, map_spec
     from chadthrottle.helper.kernel.program_set import PROGRAMS, ProgramSet, relocate
 
     lib.bpf_num_tables.restype = ctypes.c_size_t
@@ -61,7 +61,9 @@ def build(source_dir: Path) -> dict[str, object]:
 
     bpf = BPF(src_file=str(source_dir / "datapath.c").encode(), cflags=compile_flags(source_dir))
     try:
-        maps, index_of_fd, btf_ids = [], {}, set()
+        maps: list[MapSpec] = []
+        index_of_fd: dict[int, int] = {}
+        btf_ids: set[int] = set()
         for table in range(lib.bpf_num_tables(bpf.module)):
             fd = lib.bpf_table_fd_id(bpf.module, table)
             spec, btf_id = map_spec(fd, lib.bpf_table_name(bpf.module, table).decode())

@@ -219,7 +219,7 @@ class TcShaper:
                 log.warning("%s", reason)
             self._check_catch_alls()
             self._gaps = (time.monotonic(), (hooks, dict(self._unhooked)), gaps)
-            for direction, by_uplink in zip((Direction.DOWN, Direction.UP), hooks):
+            for direction, by_uplink in zip((Direction.DOWN, Direction.UP), hooks, strict=True):
                 gone = f": {foreign_filters.OUR_FILTER_GONE[direction]}"
                 self._lost_hooks |= {
                     (direction, index)

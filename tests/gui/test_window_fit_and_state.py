@@ -292,7 +292,7 @@ def test_focus_is_visible_on_sliders_and_fields(qtbot) -> None:  # type: ignore[
     assert control is not None
     for part in (control.slider, control.field):
         window.header.filter.setFocus()
-        qtbot.waitUntil(lambda: not part.hasFocus())
+        qtbot.waitUntil(lambda part=part: not part.hasFocus())
         unfocused = part.grab().toImage()
         part.setFocus()
         qtbot.waitUntil(part.hasFocus)
@@ -349,7 +349,7 @@ def test_graph_axis_labels_never_crowd(height_px: int) -> None:
     axis = RateAxis()
     line = QFontMetricsF(QApplication.font()).height()
     for top in (200_000.0, 7.5 * MB, 75 * MB):
-        ((step, values),) = axis.tickValues(0.0, top, height_px)
+        ((_step, values),) = axis.tickValues(0.0, top, height_px)
         inside = [v for v in values if 0 < v < top]
         assert inside, (height_px, top, values)
         assert len(inside) * line * 1.5 <= max(height_px, line * 1.5), (
@@ -367,7 +367,7 @@ def test_graph_axis_steps_are_round_in_the_units_shown(
     units: UnitSystem, top: float, label: str
 ) -> None:
     axis = RateAxis(units)
-    ((step, values),) = axis.tickValues(0.0, top, 300)
+    ((step, _values),) = axis.tickValues(0.0, top, 300)
     number, unit = axis.tickStrings([step], 1.0, 0.0)[0].split(" ")
     mantissa = float(number) / 10 ** math.floor(math.log10(float(number)))
     assert unit == label and round(mantissa, 6) in (1, 2, 5), (
