@@ -25,7 +25,7 @@ from chadthrottle.gui.tray.quick_limits import (
 )
 from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate, unit_label
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QSystemTrayIcon, QWidget
 
 log = logging.getLogger(__name__)
@@ -166,10 +166,13 @@ class TrayController(QObject):
                 )
                 current = checked_label(self._model.effective_limit(info.id, direction), units)
                 state = self._model.limit_state(info.id, direction)
+                # One of them: drawn as radio items (as in the row menu); Block is a switch.
+                group = QActionGroup(submenu)
                 for quick in quick_limits(units):
                     action = self._quick_action(
                         submenu, info.id, info.name, direction, quick, units
                     )
+                    group.addAction(action)
                     action.setChecked(quick.label == current and not state.blocked)
                     action.setEnabled(can_limit and not state.read_only and not state.blocked)
                     if state.read_only or state.blocked:  # choosing would do nothing now

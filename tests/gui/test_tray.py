@@ -10,7 +10,7 @@ from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.tray.icons import TrayIconKind
 from chadthrottle.gui.tray.quick_limits import busiest_applications
-from chadthrottle.gui.tray.tray import BLOCK_LABEL, TrayController
+from chadthrottle.gui.tray.tray import BLOCK_LABEL, TrayController, action_name
 from PySide6.QtGui import QAction
 
 from tests.gui.sample_data import MB, app, sample_applications
@@ -142,3 +142,22 @@ def test_busiest_keeps_quiet_limited_apps() -> None:
     apps.append(dataclasses.replace(app("exe:/quiet", "quiet"), up_limit_bps=5 * MB))
     chosen = [a.name for a in busiest_applications(apps, count=8)]
     assert chosen[:8] == [f"a{i}" for i in range(8)] and "quiet" in chosen
+
+
+def test_a_directions_quick_limits_are_one_choice_drawn_as_radio_items() -> None:
+    """As in the row menu: one of Unlimited, the rates, Custom…; Block stays a switch."""
+    model, tray = make_tray()
+    model.apply_snapshot(sample_applications())
+    firefox = "app:org.mozilla.firefox"
+    tray.rebuild_menu()  # once: the actions of one menu
+    actions = {a.objectName(): a for a in tray.menu.findChildren(QAction)}
+    groups = []
+    for direction in Direction:
+        rates = [actions[action_name(firefox, direction, label)]
+                 for label in ("Unlimited", "100 KB/s", "1 MB/s", "5 MB/s", "Custom…")]  # fmt: skip
+        group = rates[0].actionGroup()
+        assert group is not None and group.isExclusive()
+        assert all(action.actionGroup() is group for action in rates)
+        assert actions[action_name(firefox, direction, BLOCK_LABEL)].actionGroup() is None
+        groups.append(group)
+    assert groups[0] is not groups[1]
