@@ -19,6 +19,10 @@ terms, as the helper sets it, and, per variant:
   a TBF leaf whose bucket is one frame, so that TBF cuts every GSO packet
   into frames as it queues them (tbf_segment) and HTB passes frames, not
   64 KB super-packets;
+- ``htbsegjN``: the same with a TBF bucket of a jumbo frame (9,230 bytes):
+  TBF drops a packet larger than its bucket that it cannot cut, so a leaf in
+  the helper must take every uplink's largest frame; GSO packets up to that
+  size then pass whole;
 - ``clampN``: a cgroup/setsockopt program on the sender's cgroup, run by that
   same setsockopt, sets ``TCP_BPF_SNDCWND_CLAMP`` to N segments with
   bpf_setsockopt (how the helper could reach a socket that is already open:
@@ -56,6 +60,7 @@ LATE = 30  # the first window ending 2 s after the change
 ADDR_A, ADDR_B = "10.213.7.1", "10.213.7.2"
 SOL_SOCKET, SO_MAX_PACING_RATE, SOL_TCP, TCP_BPF_SNDCWND_CLAMP = 1, 47, 6, 1002
 MIN_BURST = 2 * 64 * 1024  # contract.MIN_BURST_BYTES
+JUMBO_FRAME = 9216 + 14
 CGROUP_SOCKOPT_PROG, SETSOCKOPT_ATTACH = (
     25,
     22,
@@ -177,18 +182,19 @@ class Trigger:
         self._bpf.cleanup()
 
 
-def shape(ns: str, dev: str, rate_bps: int, segment: bool, burst: int) -> None:
+def shape(ns: str, dev: str, rate_bps: int, cut: int, burst: int) -> None:
     """An HTB class at rate_bps for every packet of dev, with burst bytes (0:
-    the helper's default); segment: a TBF leaf that cuts GSO packets into
-    frames."""
+    the helper's default); cut: a TBF leaf of that bucket, which cuts GSO
+    packets larger than it into frames (and drops any other packet larger
+    than it)."""
     burst = burst or max(MIN_BURST, int(rate_bps * 0.05))
     tc = ("tc", "-n", ns)
     _run(*tc, "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "1")
     _run(*tc, "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate",
          f"{rate_bps * 8}bit", "burst", str(burst), "cburst", str(burst))  # fmt: skip
-    if segment:  # TBF's own rate far above the class's: it only cuts, HTB paces
+    if cut:  # TBF's own rate far above the class's: it only cuts, HTB paces
         _run(*tc, "qdisc", "add", "dev", dev, "parent", "1:1", "handle", "10:", "tbf", "rate",
-             f"{rate_bps * 8 * 20}bit", "burst", "1514", "latency", "1s")  # fmt: skip
+             f"{rate_bps * 8 * 20}bit", "burst", str(cut), "latency", "1s")  # fmt: skip
 
 
 def one_run(variant: str, cc: str, rate_bps: int) -> list[float]:
@@ -222,8 +228,9 @@ def one_run(variant: str, cc: str, rate_bps: int) -> list[float]:
         (cgroup / "cgroup.procs").write_text(str(tx.pid))  # before it connects (0.3 s)
         if variant.startswith("htb"):
             time.sleep(max(0.0, start_wall + CHANGE_S - time.time()))
-            frames = variant.removeprefix("htbseg").removeprefix("htb")
-            shape(ns_a, "gra", rate_bps, variant.startswith("htbseg"), int(frames or 0) * 1514)
+            frames = variant.removeprefix("htbsegj").removeprefix("htbseg").removeprefix("htb")
+            cut = JUMBO_FRAME if variant.startswith("htbsegj") else 1514 if "seg" in variant else 0
+            shape(ns_a, "gra", rate_bps, cut, int(frames or 0) * 1514)
         tx.wait(seconds + 10)
         rx.wait(10)
         samples = [(float(t), int(n)) for t, n in json.loads(out.read_text())]
