@@ -95,7 +95,7 @@ class Apply:
     def shrink_windows_first(self, planned: LimitTable) -> dict[int, float]:
         """Clamp now the windows of running downloads that the planned table
         holds tighter than they are held; {pid: seconds its old windows may
-        still take} of those clamped (engine.WINDOW_DRAIN_MIN_S)."""
+        still take} of those clamped (core.WINDOW_DRAIN_MIN_S)."""
         clamped: dict[int, float] = {}
         for key, limits in planned.enforced():
             window_bps = download_window_bps(limits, self.downloads_queue())

@@ -3,9 +3,9 @@ kernel should hold for them (classes per direction, socket caps per slot,
 tags per process and app scope).
 
 Pure: functions of the rule table, the processes the index saw and the slots
-given out, with no kernel, /proc or clock access. The engine calls them and
-hands the result to the apply step (kernel_hold.py); tests and the window
-clamp (engine.py) call them on a table not yet in force.
+given out, with no kernel, /proc or clock access. The apply step (apply.py)
+calls them for the table in force and writes the difference (kernel_hold.py);
+the window clamp ahead of a change calls them on the table it will leave.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def wanted_classes(
 
 def download_window_bps(limits: Mapping[Direction, Limit], downloads_queue: bool) -> int:
     """The wire rate a slot's receive windows are clamped for: its download
-    limit, where the download backend queues (engine.WINDOW_DRAIN_MIN_S)."""
+    limit, where the download backend queues (core.WINDOW_DRAIN_MIN_S)."""
     down = limits.get(Direction.DOWN)
     return down.rate_bps if down is not None and downloads_queue else 0
 

@@ -2,7 +2,7 @@
 shaper), the fork lineage, the network namespaces and the usage history.
 
 One neutral module so the engine's parts (plan.py, kernel_hold.py,
-tracking.py, engine.py) and its stand-ins in tests name the same interfaces
+tracking.py, core.py) and its stand-ins in tests name the same interfaces
 without importing one another or the kernel code that implements them
 (helper/kernel/, helper/usage/).
 """

@@ -1,0 +1,339 @@
+"""The engine's core: the rule table, the lock, the change transaction and the
+tick, over its parts (tracking.py, plan.py, apply.py).
+
+A change is applied and stored, or rolled back with the caller told why: the
+table and the kernel go back to how they were. The tick, once a second (and
+just after the minute while schedules exist), follows processes and counters
+(tracking), puts schedules in and out of force, applies the table again (an
+interface that came back, a new quota period, new processes of limited
+applications) and drops users' rules for programs that are gone. engine.py
+answers the EngineApi over it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+
+from chadthrottle.contract import (
+    ADMIN_OWNER,
+    BackendInfo,
+    Direction,
+)
+from chadthrottle.helper.engine.apply import Apply
+from chadthrottle.helper.engine.limits import LimitTable
+from chadthrottle.helper.engine.link_plan import (
+    LinkFacts,
+    capacities,
+    link_facts,
+)
+from chadthrottle.helper.engine.overshoot import OvershootWatch
+from chadthrottle.helper.engine.plan import prioritized, rule_of
+from chadthrottle.helper.engine.ports import (
+    DatapathPort,
+    LineagePort,
+    NamespacePort,
+    ShaperPort,
+    UsagePort,
+)
+from chadthrottle.helper.engine.rtt import RttWatch
+from chadthrottle.helper.engine.schedules import local_zone
+from chadthrottle.helper.engine.tracking import Tracking
+from chadthrottle.helper.errors import HelperError
+from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.identity.program_files import program_is_gone
+from chadthrottle.helper.kernel.namespaces import NamespaceDirectory
+
+log = logging.getLogger("chadthrottle.engine")
+
+# A download limit clamps the receive window of the application's TCP sockets
+# (socket_tagging.receive_window_bytes) only where the backend queues: the
+# clamp keeps the sender's excess in the queue short. The ebpf policer has no
+# queue and drops, and there the clamp measured worse, not better.
+# A download limit landing on a running download clamps the windows first and
+# limits once the senders have spent the old windows (the kernel never takes
+# one back: megabytes at full speed, which the leaf queue would mostly drop,
+# and recovering took seconds). How long that takes is the kernel side's
+# estimate (socket_tagging.old_window_drain_s), within bounds. The numbers:
+# docs/backends.md, "Clamping the receive window".
+WINDOW_DRAIN_MIN_S, WINDOW_DRAIN_MAX_S = 0.05, 0.5
+# A user's rule for a program whose file is gone is dropped (docs/helper.md,
+# "Rules and their owners"); checked this often.
+EXPIRY_CHECK_S = 60.0
+# With schedules, a tick lands this long after each wall-clock minute (a
+# clock read a hair early would still see the minute before).
+MINUTE_TICK_LATE_S = 0.005
+# What quotas used is stored with the rules at most this often (and at once
+# when a period begins or a quota is spent), while it changes: a stop or a
+# SIGKILL forgets at most this long of counting (and up to a tick), which a
+# restart then gives back to the budget. A write folds into the saver's next
+# (rule_store.BackgroundSaver) and costs an fsync, ~2 ms, off the engine thread.
+QUOTA_SAVE_S = 2.0
+PAUSED_PROBLEM = "limits are paused"
+# Round-trip times are measured only while ListApplications was called within this long.
+RTT_WATCHED_S = 10.0
+
+
+class EngineCore:
+    def __init__(
+        self,
+        datapath: DatapathPort,
+        shaper: ShaperPort,
+        index: ApplicationIndex,
+        backends: Callable[[set[Direction]], list[BackendInfo]],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rules: LimitTable | None = None,
+        save_rules: Callable[[LimitTable], None] = lambda table: None,
+        namespaces: NamespacePort | None = None,
+        lineage: LineagePort | None = None,
+        usage: UsagePort | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        zone: tzinfo | None = None,
+    ) -> None:
+        """rules: the stored limits to start from (applied on the first tick);
+        save_rules: stores the table after each change, raising HelperError if
+        it cannot (the change is then undone); namespaces: names the network
+        namespaces of interface counters; lineage: the parents of forked
+        processes (proc_events.py), for those that exit before /proc is read;
+        usage: the usage history, fed each tick; wall_clock (unix seconds) and
+        zone (default: the machine's) say which schedules are active."""
+        self._datapath = datapath
+        self._shaper = shaper
+        self._index = index
+        self._backends = backends
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.RLock()
+        self._wall_clock = wall_clock
+        self._zone = zone or local_zone()
+        self._limits = rules.copy() if rules is not None else LimitTable()
+        self._limits.activate(self._local_now())
+        self._save_rules = save_rules
+        self._applier = Apply(datapath, shaper, index)  # plans made real in the kernel
+        self._namespaces = namespaces or NamespaceDirectory()
+        self._usage = usage
+        self._tracking = Tracking(index, datapath, lineage, usage)  # processes and counters
+        self._expiry_checked_at = float("-inf")
+        self._apply_error = ""  # why the kernel refused the last plan, "" when it did not
+        self._overshoot = OvershootWatch()  # limits measured as not met
+        self._quota_saved_at = float("-inf")
+        self._estimated: dict[Direction, int] = {}  # set_estimated_capacity's, while estimated
+        self._rtt = RttWatch()
+        self._listed_at = float("-inf")  # the last ListApplications: rtt only while looked at
+
+    def next_tick_in(self, interval_s: float) -> float:
+        """How long until the next tick: interval_s, or less to land just after
+        the wall clock's next minute when that comes sooner and schedules exist,
+        so a schedule switches on its minute rather than up to a tick later."""
+        with self._lock:
+            if not self._limits.schedule_items():
+                return interval_s
+        to_minute = 60.0 - self._local_now().timestamp() % 60.0  # zones are whole minutes off UTC
+        return min(interval_s, to_minute + MINUTE_TICK_LATE_S)
+
+    def _local_now(self) -> datetime:
+        """The wall clock in the local zone, for schedules."""
+        return datetime.fromtimestamp(self._wall_clock(), self._zone)
+
+    def tick(self) -> None:
+        """Once a second: follow processes, interfaces and counters."""
+        with self._lock:
+            samples, now = self._tracking.read_counters(), self._clock()
+            gone = self._tracking.refresh()
+        retired = self._tracking.exits(gone, samples)  # without the lock (issue 20)
+        with self._lock:
+            self._tracking.retire(gone, retired)
+            if self._limits.activate(self._local_now()):
+                log.info(
+                    "schedules changed the limits in force (%s)",
+                    self._local_now().strftime("%a %H:%M %Z"),
+                )
+            try:
+                self._apply_link()
+                self._apply_classes()
+            except HelperError as error:  # e.g. an interface came back with a foreign qdisc
+                if self._apply_error != str(error):
+                    log.error("could not keep the limits in place: %s", error)
+                self._apply_error = str(error)
+            self._applier.caps(self._limits)
+            self._apply_gates()  # a new quota period, a quota spent; the leases renewed
+            self._applier.tags(self._limits)  # new processes of limited apps, whatever classes did
+            self._applier.release_unused(self._limits)
+            self._expire_user_rules(now)
+            living = [s for s in samples if s.owner_tgid not in gone]
+            self._tracking.count(living, now)
+            by_slot = self._shaper.sent_up_bytes()
+            self._tracking.meter.use_shaped_uploads(
+                self._applier.wholly_shaped_uploads(self._limits, by_slot), now
+            )
+            self._overshoot.watch(self._applier.live(self._limits), self._index,
+                                  self._tracking.meter.apps, self._applier.gating)  # fmt: skip
+            self._tracking.forget_exited(now, {app_id for app_id, _ in self._limits.stored_keys()})
+        self._measure_rtt()
+
+    def _measure_rtt(self) -> None:
+        """The round-trip times of applications with a priority, every RttWatch.every_s, off the lock,
+        while a client lists applications (RTT_WATCHED_S): a dump costs ~3 ms (bench/rtt_cost.py).
+        Where their sockets are is noted whether or not anyone looks: the first
+        listing (a one-shot chadthrottle-ctl list) must already say what is not ordered."""
+        if not self._rtt.due():
+            return
+        with self._lock:
+            apps, uids = prioritized(self._index, self._limits)
+        if apps or self._rtt.rtt_us or self._rtt.elsewhere:
+            self._rtt.measure(apps, rtt=self._clock() - self._listed_at <= RTT_WATCHED_S, uids=uids)
+
+    def note_new_owner(self, pid: int, cgroup_id: int = 0) -> None:
+        """A process opened its first socket: learn whose it is now, while it
+        still runs, so the bytes of a short-lived process are attributed, and
+        a new process of a limited application is limited at once. If it has
+        exited already, its cgroup (as the datapath saw it) may still name its
+        app scope."""
+        # Read before taking the lock (a storm of new processes must not hold
+        # it); a tick cannot retire the pid's counters before it is announced.
+        process = self._tracking.read(pid)
+        with self._lock:  # the rest: a tick must not retire the pid's counters before it is known
+            identity = self._tracking.new_owner(pid, cgroup_id, process)
+            if identity is None:
+                return
+            key = rule_of(self._limits, identity, process.uid if process else None)
+            if key is not None and self._applier.hold.slot_of_process(pid) is None:
+                slot = self._applier.slots.acquire(key)
+                self._applier.hold.reserve_process(pid, slot)  # its rule is live now: classes first
+                try:
+                    self._apply_classes()
+                    self._applier.caps(self._limits)
+                    self._apply_gates()
+                except HelperError as error:
+                    self._applier.hold.unreserve_process(pid)  # fail open: untagged, unlimited
+                    self._apply_error = str(error)
+                    log.error("could not limit process %d of %s: %s", pid, identity.app_id, error)
+                    return
+                self._applier.hold.tag_process(pid, slot)
+
+    def note_socket_holders(self, pids: set[int]) -> None:
+        """Processes that held sockets before the datapath was attached: listed
+        while they run, though their sockets may stay quiet for minutes."""
+        with self._lock:
+            self._tracking.socket_holders |= pids
+
+    def has_limits(self) -> bool:
+        with self._lock:
+            return len(self._limits) > 0 or not self._limits.link.is_off
+
+    def _resolve_id(self, app_id: str) -> str:
+        return self._tracking.resolve(app_id, self._limits.has_app(app_id))
+
+    def _change(
+        self, edit: Callable[[LimitTable], None], clamped: dict[int, float] | None = None
+    ) -> None:
+        """clamped: the pids _shrink_windows_first clamped for this edit; if it
+        is refused, their windows go back to what the old table holds them to."""
+        before = self._limits.copy()
+        edit(self._limits)
+        try:
+            self._apply()
+            self._save_rules(self._limits)
+        except HelperError:
+            self._limits = before
+            self._apply_quietly()
+            self._applier.hold.unclamp(clamped or {})
+            raise
+
+    def _apply_quietly(self) -> None:
+        try:
+            self._apply()
+        except HelperError as error:
+            log.error("rollback incomplete: %s", error)
+
+    def _apply(self) -> None:
+        """Classes first, then tags: a tagged packet always finds its class
+        (and a newly tagged socket its caps)."""
+        self._apply_link()
+        self._apply_classes()
+        self._applier.caps(self._limits)
+        self._apply_gates()
+        self._applier.tags(self._limits)
+        self._applier.release_unused(self._limits)
+
+    def _apply_link(self) -> None:
+        """Give each direction's shaper the capacity in force (applied at its next reconcile)."""
+        self._applier.link(self._capacities())
+
+    def _apply_classes(self) -> None:
+        self._applier.classes(self._limits)
+        self._apply_error = ""
+
+    def _apply_gates(self) -> None:
+        """Blocks and quotas (Apply.gates); what the quotas used is stored at
+        most every QUOTA_SAVE_S, at once when a period began or a quota was spent."""
+        changed, turned = self._applier.gates(self._limits, self._local_now())
+        now = self._clock()
+        if changed and (turned or now - self._quota_saved_at >= QUOTA_SAVE_S):
+            self._quota_saved_at = now
+            try:  # a restart goes on counting the period, not from zero
+                self._save_rules(self._limits)
+            except HelperError as error:
+                log.error("could not store what the quotas used: %s", error)
+
+    def _shrink_windows_first(self, edit: Callable[[LimitTable], None]) -> dict[int, float]:
+        """Clamp now the windows of running downloads that the table, once
+        edited, holds tighter than they are held (see WINDOW_DRAIN_MIN_S)."""
+        planned = self._limits.copy()
+        edit(planned)
+        return self._applier.shrink_windows_first(planned)
+
+    def _wait_for_old_windows(self, clamped: dict[int, float]) -> None:
+        """Without the engine lock: ticks, reads and new processes go on."""
+        if clamped:
+            self._sleep(min(max(WINDOW_DRAIN_MIN_S, max(clamped.values())), WINDOW_DRAIN_MAX_S))
+
+    def _expire_user_rules(self, now: float) -> None:
+        """Drop users' rules for programs whose file no longer exists (an
+        administrator's rules stay until an administrator clears them)."""
+        if now - self._expiry_checked_at < EXPIRY_CHECK_S:
+            return
+        self._expiry_checked_at = now
+        gone = [
+            key
+            for key in self._limits.stored_keys()
+            if key[1] != ADMIN_OWNER and program_is_gone(key[0])
+        ]
+        if not gone:
+            return
+
+        def edit(table: LimitTable) -> None:
+            for key in gone:
+                table.drop(key)
+
+        try:
+            self._change(edit)
+        except HelperError as error:
+            log.error("could not drop the rules of programs that are gone: %s", error)
+            return
+        for app_id, owner in gone:
+            log.info("dropped uid %d's rule for %s: the program no longer exists", owner, app_id)
+
+    def _capacities(self) -> dict[Direction, int]:
+        return capacities(self._limits.link, self._estimated, self._limits.paused)
+
+    def _link_facts(self) -> LinkFacts:
+        paused = PAUSED_PROBLEM if self._limits.paused else ""
+        return link_facts(self._limits, self._estimated, self._shaper, paused, self._apply_error)
+
+    def _problems(self) -> dict[Direction, str]:
+        """Per direction, why its limits are not (wholly) enforced now."""
+        if self._limits.paused:
+            return {direction: PAUSED_PROBLEM for direction in Direction}
+        gaps = self._shaper.enforcement_gaps()
+        problems = {direction: "; ".join(reasons) for direction, reasons in gaps.items() if reasons}
+        if self._apply_error:
+            for direction in Direction:
+                problems[direction] = "; ".join(
+                    filter(None, [problems.get(direction), self._apply_error])
+                )
+        return problems
