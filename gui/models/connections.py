@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from chadthrottle.contract import ConnectionInfo
 
+MIN_INTERVAL_S = 0.3  # a rate needs two answers this far apart (polls are 0.5 s apart at the least)
 _STATE_ORDER = {"ESTABLISHED": 0, "SYN_SENT": 1, "LISTEN": 2, "UNCONN": 3}
 # The helper counts TCP sockets' own bytes (tcp_info); UDP sockets have none.
 NO_RATE_TOOLTIP = (
@@ -37,10 +38,16 @@ def interesting_first(connections: Iterable[ConnectionInfo]) -> list[ConnectionI
 
 class ConnectionRates:
     """Each socket's down/up rate from its byte counters' change between two
-    answers; forgets sockets that are gone, so it holds only the current ones."""
+    answers; forgets sockets that are gone, so it holds only the current ones.
+
+    Two answers closer than MIN_INTERVAL_S (a row just chosen is asked at once,
+    then again with the next poll) give no new rate: over a few milliseconds a
+    busy socket's counters may not move, and it read 0 B/s. The older answer
+    stays the base and the rate shown last stays until one a poll apart comes."""
 
     def __init__(self) -> None:
         self._last: dict[ConnectionKey, tuple[int, int, float]] = {}
+        self._shown: ConnectionSpeeds = {}
 
     def update(self, connections: Sequence[ConnectionInfo], now: float) -> ConnectionSpeeds:
         rates: ConnectionSpeeds = {}
@@ -49,18 +56,23 @@ class ConnectionRates:
             key = connection_key(connection)
             before = self._last.get(key)
             rates[key] = (None, None)
-            if before is not None and now > before[2]:
+            seen[key] = (connection.rx_bytes, connection.tx_bytes, now)
+            if before is not None and now - before[2] < MIN_INTERVAL_S:
+                rates[key] = self._shown.get(key, (None, None))
+                seen[key] = before  # too soon: measured from the older answer next time
+            elif before is not None:
                 seconds = now - before[2]
                 rates[key] = (
                     _rate(before[0], connection.rx_bytes, seconds),
                     _rate(before[1], connection.tx_bytes, seconds),
                 )
-            seen[key] = (connection.rx_bytes, connection.tx_bytes, now)
         self._last = seen
+        self._shown = rates
         return rates
 
     def clear(self) -> None:
         self._last = {}
+        self._shown = {}
 
 
 def _rate(before: int, after: int, seconds: float) -> float | None:

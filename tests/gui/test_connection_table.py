@@ -230,3 +230,16 @@ def test_an_answer_repaints_only_what_changed() -> None:
         model.set_connections(APP, [idle, tcp(2, 16_000, 0)])
     assert changes[3:] == [(1, ConnColumn.STATE, 1, ConnColumn.SENT)]
     assert model.index(1, ConnColumn.DOWN).data() == "0 B/s"
+
+
+def test_two_answers_a_moment_apart_give_no_rate() -> None:
+    """A row just chosen is asked at once and again with the next poll: over
+    milliseconds a busy socket's counters may not move (it read 0 B/s)."""
+    rates = ConnectionRates()
+    key = connection_key(tcp(1000, 0, 0))
+    rates.update([tcp(1000, rx=10_000, tx=0)], now=10.0)
+    assert rates.update([tcp(1000, rx=10_000, tx=0)], now=10.05) == {key: (None, None)}
+    assert rates.update([tcp(1000, rx=310_000, tx=0)], now=11.0) == {key: (300_000.0, 0.0)}
+    # soon after a rate: that rate stays; the next one is measured from the older answer
+    assert rates.update([tcp(1000, rx=310_000, tx=0)], now=11.1) == {key: (300_000.0, 0.0)}
+    assert rates.update([tcp(1000, rx=510_000, tx=0)], now=12.0) == {key: (200_000.0, 0.0)}
