@@ -43,6 +43,25 @@ def test_ruff_format_changes_nothing() -> None:
     )
 
 
+def test_typecheck_gives_mypy_each_file_under_its_installed_name() -> None:
+    """Under the directories' names mypy would check gui/app.py as gui.app, and
+    every chadthrottle.* import would be another, unchecked module (Any)."""
+    require(importlib.util.find_spec("mypy") is not None, "needs mypy (pip install -e '.[test]')")
+    spec = importlib.util.spec_from_file_location(
+        "typecheck", REPO_ROOT / "scripts" / "typecheck.py"
+    )
+    assert spec is not None and spec.loader is not None
+    typecheck = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(typecheck)
+    named = {source.path: source.module for source in typecheck.sources()}
+    assert named["common/contract.py"] == "chadthrottle.contract"
+    assert named["common/__init__.py"] == "chadthrottle"
+    assert named["gui/views/app_table.py"] == "chadthrottle.gui.views.app_table"
+    assert named["helper/engine/__init__.py"] == "chadthrottle.helper.engine"
+    assert named["cli/ctl.py"] == "chadthrottle.cli.ctl"
+    assert not [path for path in named if path.startswith(("tests/", "bench/", "scripts/"))]
+
+
 def test_mypy_strict_finds_nothing_in_the_product_code() -> None:
     require(importlib.util.find_spec("mypy") is not None, "needs mypy (pip install -e '.[test]')")
     finished = typecheck()
