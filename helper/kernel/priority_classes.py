@@ -79,12 +79,15 @@ MIN_LEAF_BYTES = 2 * 65536 + 2 * 1514
 # receiver whose CPU was taken processes, and acknowledges, a run of
 # segments at once: docs/benchmarks.md, "Why a queue stayed at the modem").
 # Paced, a bunch leaves at most this fast, and the senders' answer reaches
-# the modem not much faster than its rate. Steady acknowledgements need
-# less: a 66-byte ACK per two 1514-byte segments is 0.022 (IPv6 0.028), so
-# the download is not held back; an ACK per segment (quick-ack, after idle)
-# is 0.044, and for that short while the download grows a little slower.
-# With stretch ACKs (GRO) far fewer ACKs are sent and the pace is not reached.
-ACK_PACE_SHARE = 0.033
+# the modem not much faster than its rate. Steady acknowledgements need less:
+# a 66-byte ACK per two 1514-byte segments is 0.022 of the download (IPv6's
+# 86 bytes: 0.028; the bench's veth measured 0.019), so the download is not
+# held back; an ACK per segment (quick-ack, after idle) is 0.044 (IPv6
+# 0.057), and for that while a download grows a little slower. A pace that
+# binds is worse than none: at 0.020 (just over the bench's 0.019) the
+# modem's queue grew to 84-155 ms p99 in two runs of three. With stretch
+# ACKs (GRO) far fewer ACKs are sent and the pace is not reached.
+ACK_PACE_SHARE = 0.045
 ACK_PACE_BURST_BYTES = 600  # ~9 ACKs at once: enough for HTB's timer, short of a bunch
 ACK_PACE_MIN_BPS = 4000  # ~60 ACKs/s at least: handshakes pass even under a tiny download capacity
 
