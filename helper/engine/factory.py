@@ -22,12 +22,8 @@ from chadthrottle.helper.engine.backends import (
 from chadthrottle.helper.engine.engine import Engine
 from chadthrottle.helper.engine.estimation import LinkEstimation
 from chadthrottle.helper.engine.limits import LimitTable
-from chadthrottle.helper.engine.rule_store import (
-    BackgroundSaver,
-    RuleStore,
-    StateFileError,
-    rename_rules,
-)
+from chadthrottle.helper.engine.rule_codec import rename_rules
+from chadthrottle.helper.engine.rule_store import BackgroundSaver, RuleStore, StateFileError
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import all_pids
 from chadthrottle.helper.identity.renames import certain_rename

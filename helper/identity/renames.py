@@ -1,6 +1,6 @@
 """Ids that older identity rules gave and that name another id now, where the
 new one is certain: rules and usage history stored under the old id are
-moved to the new one when the helper starts (rule_store.rename_rules,
+moved to the new one when the helper starts (rule_codec.rename_rules,
 UsageStore.rename_app_ids), so they follow the application.
 
 Certain, and so renamed:

@@ -12,7 +12,7 @@ from chadthrottle.contract import ADMIN_OWNER, Direction
 from chadthrottle.helper.engine.api import SetPriority
 from chadthrottle.helper.engine.limits import default_burst_bytes
 from chadthrottle.helper.engine.link_plan import ESTIMATING
-from chadthrottle.helper.engine.rule_store import decode_rules, encode_rules
+from chadthrottle.helper.engine.rule_codec import decode_rules, encode_rules
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.priority import Priority

@@ -14,8 +14,8 @@ from chadthrottle.helper.engine.api import ClearLimit, ClearQuota, SetBlocked, S
 from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.quota_book import QuotaBook
 from chadthrottle.helper.engine.quotas import Period, Quota, period_start
+from chadthrottle.helper.engine.rule_codec import decode_rules, encode_rules
 from chadthrottle.helper.engine.rule_edits import direction_edit
-from chadthrottle.helper.engine.rule_store import decode_rules, encode_rules
 from chadthrottle.helper.errors import InvalidArgument
 
 KEY = ("app:org.example.Player", ADMIN_OWNER)
@@ -205,7 +205,7 @@ def test_a_cleared_quota_forgets_its_periods_use_and_one_set_again_counts_from_z
     after a restart (the file keeps no use without a quota); SetQuota again
     without clearing keeps the use (docs/helper.md, Block and quotas)."""
     from chadthrottle.helper.engine.gating import Gating
-    from chadthrottle.helper.engine.rule_store import rename_rules
+    from chadthrottle.helper.engine.rule_codec import rename_rules
 
     table, quota, now = LimitTable(), Quota(5_000_000, Period.DAY), _local(2027, 1, 4, 12, 0)
     gating, gates = Gating(), _Gates()

@@ -21,15 +21,17 @@ from chadthrottle.contract import (
     Direction,
 )
 from chadthrottle.helper.engine.limits import Limit, LimitTable
-from chadthrottle.helper.engine.rule_store import (
+from chadthrottle.helper.engine.rule_codec import (
     FORMAT_VERSION,
     LEGACY_VERSION,
+    decode_rules,
+    encode_rules,
+)
+from chadthrottle.helper.engine.rule_store import (
     RULES_FILE,
     BackgroundSaver,
     RuleStore,
     StateFileError,
-    decode_rules,
-    encode_rules,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -405,7 +407,7 @@ def test_a_failed_background_write_is_logged_and_the_next_one_retries(
 
 def test_priorities_and_the_link_load_and_an_older_file_with_them_is_refused() -> None:
     from chadthrottle.helper.engine.limits import LinkSetting
-    from chadthrottle.helper.engine.rule_store import CorruptStateFile
+    from chadthrottle.helper.engine.rule_codec import CorruptStateFile
     from chadthrottle.priority import Priority
 
     priority_only = {"rate_bps": 0, "burst_bytes": 0, "priority": "critical"}

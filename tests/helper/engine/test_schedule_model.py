@@ -14,7 +14,8 @@ from chadthrottle.contract import ADMIN_OWNER, MIN_BURST_BYTES, BackendInfo, Dir
 from chadthrottle.helper.engine.api import AddSchedule, RemoveSchedules, SetLimit
 from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.quotas import Quota
-from chadthrottle.helper.engine.rule_store import RuleStore, decode_rules, encode_rules
+from chadthrottle.helper.engine.rule_codec import decode_rules, encode_rules
+from chadthrottle.helper.engine.rule_store import RuleStore
 from chadthrottle.helper.engine.schedules import (
     NonexistentLocalTime,
     check_exists_locally,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from chadthrottle.contract import ADMIN_OWNER, Direction
 from chadthrottle.helper.engine.limits import Limit, LimitTable
-from chadthrottle.helper.engine.rule_store import RuleStore, rename_rules
+from chadthrottle.helper.engine.rule_codec import rename_rules
+from chadthrottle.helper.engine.rule_store import RuleStore
 from chadthrottle.helper.identity.desktop_catalog import DesktopCatalog
 from chadthrottle.helper.identity.renames import certain_rename
 from chadthrottle.helper.usage.buckets import Level, bucket_start
