@@ -22,6 +22,7 @@ TITLES: dict[HelperState, str] = {
 }
 
 EXPLANATIONS: dict[HelperState, str] = {
+    HelperState.CONNECTING: "",  # the title says it (the status's detail said it again)
     HelperState.NOT_RUNNING: "Numbers are greyed until it is back. Nothing needs doing; "
     "this banner goes away by itself.",
     HelperState.NOT_INSTALLED: "ChadThrottle measures and limits traffic through a small "
