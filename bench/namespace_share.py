@@ -7,18 +7,23 @@ each namespace's share of the limit and the sum (docs/backends.md, "One limit
 over several namespaces").
 
     sudo .venv/bin/python -m bench.namespace_share [--rates 300KB,2MiB] [--directions up,down] [--windows 3]
+        [--split]
 
 Three cases per rate and direction: a connection in namespace A limited, one in
 B started 3 s later (and the same with B first), and both started together
 before the limit. Each is read over --windows windows of 3 s, 4 s after the
-last start (TCP, L3 bytes from the payload read).
+last start (TCP, L3 bytes from the payload read). --split sets each
+namespace's class to half the limit by hand 2 s after the last start: what a
+fair split would hold, measured before building it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,9 +50,38 @@ from tests.support.netns import (
 CASES = ("A, then B", "B, then A", "together")
 
 
+_CLASS = re.compile(r"class htb (c7ad:([0-9a-f]+)) (?:root|parent \S+) (?:leaf \S+ )?prio \d+ (?:quantum \d+ )?"
+                    r"rate (\d+(?:\.\d+)?)([KMG]?)bit ceil \S+ burst (\S+) cburst (\S+)")  # fmt: skip
+_SI = {"": 1, "K": 1_000, "M": 1_000_000, "G": 1_000_000_000}
+
+
+def halve_classes(namespace: str) -> int:
+    """The fair split by hand (docs/backends.md, "One limit over several
+    namespaces"): every limited class on the namespace's IFBs at half its
+    rate, so two namespaces' classes add up to the limit. The helper keeps
+    what it set in its own record and does not undo this until the limit
+    changes. Returns how many classes were changed."""
+    devices = subprocess.run(["ip", "-n", namespace, "-o", "link", "show", "type", "ifb"],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    changed = 0
+    for device in (line.split(": ")[1].split("@")[0] for line in devices.splitlines()):
+        shown = subprocess.run(["tc", "-n", namespace, "class", "show", "dev", device],
+                               capture_output=True, text=True, check=True).stdout  # fmt: skip
+        for handle, minor, number, unit, burst, cburst in _CLASS.findall(shown):
+            bits = float(number) * _SI[unit]
+            if int(minor, 16) >= 0xFFF0 or bits >= 10e9:  # the tree's own classes
+                continue
+            subprocess.run(["tc", "-n", namespace, "class", "change", "dev", device, "parent", "c7ad:",
+                            "classid", handle, "htb", "rate", f"{int(bits / 2)}bit", "ceil",
+                            f"{int(bits / 2)}bit", "burst", burst, "cburst", cburst], check=True)  # fmt: skip
+            changed += 1
+    return changed
+
+
 def measure(bus: PrivateSystemBus, links: tuple[NetnsPair, NetnsPair], case: str, direction: str, rate: int,
-            windows: int, port: int) -> list[list[float]]:  # fmt: skip
-    """Each window's [A, B] shares of the limit."""
+            windows: int, port: int, split: bool = False) -> list[list[float]]:  # fmt: skip
+    """Each window's [A, B] shares of the limit; split: each namespace's class
+    at half the limit (halve_classes) from 2 s after the last start."""
     first, second = links if case != "B, then A" else links[::-1]
     tag = secrets.token_hex(3)
     with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchShare{tag}") as scope, \
@@ -75,7 +109,13 @@ def measure(bus: PrivateSystemBus, links: tuple[NetnsPair, NetnsPair], case: str
                         second, port + 1, direction, app_cgroup=scope, peer_cgroup=peer, seconds=60
                     )
                 )
-            time.sleep(4.0)
+            if split:  # once the helper's tick has made the second namespace's class
+                time.sleep(2.0)
+                for link in links:
+                    halve_classes(link.host_ns)
+                time.sleep(2.0)
+            else:
+                time.sleep(4.0)
             shares = []
             for _ in range(windows):
                 read = [r / WIRE / rate for r in rates_together([s.receiver for s in streams], 3.0)]
@@ -94,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default="300KB,2MiB")
     parser.add_argument("--directions", default="up,down")
     parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--split", action="store_true",
+                        help="each namespace's class at half the limit, by hand (the fair split's core)")  # fmt: skip
     arguments = parser.parse_args(argv)
     rates = [int(parse_rate(text) or 0) for text in arguments.rates.split(",")]
     directions = arguments.directions.split(",")
@@ -110,9 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         for direction in directions:
             for rate in rates:
                 for case in CASES:
-                    shares = measure(
-                        bus, (ns_a, ns_b), case, direction, rate, arguments.windows, next(ports)
-                    )
+                    shares = measure(bus, (ns_a, ns_b), case, direction, rate, arguments.windows,
+                                     next(ports), arguments.split)  # fmt: skip
                     text = ", ".join(f"{a:.2f} / {b:.2f}" for a, b in shares)
                     sums = [a + b for a, b in shares]
                     print(f"| {direction} | {fmt_rate(rate)} | {case} | {text} | {min(sums):.3f}-{max(sums):.3f} "
