@@ -40,6 +40,31 @@ class Apply:
         self.slots = SlotAllocator()
         self.gating = Gating()  # blocks and quotas
 
+    def linked(self) -> dict[Direction, int]:
+        """The link capacity each direction's shaper was given."""
+        return self.hold.linked()
+
+    def reserve(self, pid: int, key: RuleKey) -> int | None:
+        """A new socket owner under a rule: its slot, counted as tagged so its
+        rule is live for the classes made before its tag (tag()); None if it
+        is tagged already."""
+        if self.hold.slot_of_process(pid) is not None:
+            return None
+        slot = self.slots.acquire(key)
+        self.hold.reserve_process(pid, slot)
+        return slot
+
+    def unreserve(self, pid: int) -> None:
+        """Its classes could not be made: it stays untagged (fail open)."""
+        self.hold.unreserve_process(pid)
+
+    def tag(self, pid: int, slot: int) -> None:
+        self.hold.tag_process(pid, slot)
+
+    def unclamp(self, clamped: dict[int, float]) -> None:
+        """Windows clamped ahead of a refused change go back to what their slot holds."""
+        self.hold.unclamp(clamped)
+
     def reached(self, table: LimitTable, key: RuleKey) -> list[int]:
         return reached_pids(self._index, table, key)
 

@@ -18,18 +18,10 @@ import time
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
-from chadthrottle.contract import (
-    ADMIN_OWNER,
-    BackendInfo,
-    Direction,
-)
+from chadthrottle.contract import ADMIN_OWNER, BackendInfo, Direction
 from chadthrottle.helper.engine.apply import Apply
 from chadthrottle.helper.engine.limits import LimitTable
-from chadthrottle.helper.engine.link_plan import (
-    LinkFacts,
-    capacities,
-    link_facts,
-)
+from chadthrottle.helper.engine.link_plan import LinkFacts, capacities, link_facts
 from chadthrottle.helper.engine.overshoot import OvershootWatch
 from chadthrottle.helper.engine.plan import prioritized, rule_of
 from chadthrottle.helper.engine.ports import (
@@ -78,6 +70,9 @@ RTT_WATCHED_S = 10.0
 
 
 class EngineCore:
+    """The engine's state under one lock (docs/architecture.md, "Threads"):
+    the table, its parts, and the steps that change the kernel from it."""
+
     def __init__(
         self,
         datapath: DatapathPort,
@@ -201,19 +196,18 @@ class EngineCore:
             if identity is None:
                 return
             key = rule_of(self._limits, identity, process.uid if process else None)
-            if key is not None and self._applier.hold.slot_of_process(pid) is None:
-                slot = self._applier.slots.acquire(key)
-                self._applier.hold.reserve_process(pid, slot)  # its rule is live now: classes first
+            slot = self._applier.reserve(pid, key) if key is not None else None
+            if slot is not None:  # its rule is live now: its classes first, then its tag
                 try:
                     self._apply_classes()
                     self._applier.caps(self._limits)
                     self._apply_gates()
                 except HelperError as error:
-                    self._applier.hold.unreserve_process(pid)  # fail open: untagged, unlimited
+                    self._applier.unreserve(pid)  # fail open: untagged, unlimited
                     self._apply_error = str(error)
                     log.error("could not limit process %d of %s: %s", pid, identity.app_id, error)
                     return
-                self._applier.hold.tag_process(pid, slot)
+                self._applier.tag(pid, slot)
 
     def note_socket_holders(self, pids: set[int]) -> None:
         """Processes that held sockets before the datapath was attached: listed
@@ -241,7 +235,7 @@ class EngineCore:
         except HelperError:
             self._limits = before
             self._apply_quietly()
-            self._applier.hold.unclamp(clamped or {})
+            self._applier.unclamp(clamped or {})
             raise
 
     def _apply_quietly(self) -> None:

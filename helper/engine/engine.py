@@ -234,7 +234,7 @@ class Engine(EngineCore):
                 self._estimated[direction] = min(max(int(bps), MIN_RATE_BPS), MAX_RATE_BPS)
             else:
                 self._estimated.pop(direction, None)
-            if self._limits.link.estimate and self._capacities() != self._applier.hold.linked():
+            if self._limits.link.estimate and self._capacities() != self._applier.linked():
                 try:
                     self._apply()
                 except HelperError as error:
