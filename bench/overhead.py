@@ -8,10 +8,10 @@ machine switches between A (no ChadThrottle program anywhere) and B, one of:
   accounting  the datapath attached at the cgroup root, nothing limited (issue 4);
   limited     that, plus another application limited both ways by the tc
               backend: HTB root on the uplink, ingress cls_bpf + IFB (issue 3).
-The switch takes microseconds (the programs stay loaded: Datapath.suspend and
-resume), so A and B alternate on one running connection in 0.5 s windows, in
-ABBA blocks: each block's B/A ratio cancels a linear drift, and the report is
-the median over blocks with its spread. Separate runs per configuration do not
+The switch takes microseconds (the programs stay loaded: bench/suspendable.py's
+suspend and resume), so A and B alternate on one running connection in 0.5 s
+windows, in ABBA blocks: each block's B/A ratio cancels a linear drift, and the
+report is the median over blocks with its spread. Separate runs per configuration do not
 work here: on this shared 2-core VM two iperf3 runs of one setup differ by 30%
 and more, and a paired ratio of two such runs said anything from -55% to +131%.
 
@@ -50,7 +50,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.kernel.datapath import Datapath, remove_leftover_programs
+from chadthrottle.helper.kernel.datapath import remove_leftover_programs
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.ownership import RUN_DIR, holding_machine_lock
 
@@ -62,6 +62,7 @@ from bench.overhead_probes import (
     run_stats,
     task_ns,
 )
+from bench.suspendable import SuspendableDatapath
 from tests.support.netns import NetnsPair, netns_pair, nsenter_argv, tc_shaper_in
 
 # B configurations: the limits another application has (none: accounting only).
@@ -190,7 +191,7 @@ class Iperf:
 class Switch:
     """Puts the machine in A (no programs attached) or B (the configuration) quickly."""
 
-    def __init__(self, config: str, datapath: Datapath, shaper: Any) -> None:
+    def __init__(self, config: str, datapath: SuspendableDatapath, shaper: Any) -> None:
         self.config = config
         self.datapath = datapath
         self.shaper = shaper
@@ -217,7 +218,7 @@ class Switch:
 
 @contextlib.contextmanager
 def switchable(config: str, pair: NetnsPair, machine_lock_held: bool) -> Iterator[Switch]:
-    datapath = Datapath(cache_dir=CACHE_DIR)
+    datapath = SuspendableDatapath(cache_dir=CACHE_DIR)
     datapath.open(machine_lock_held=machine_lock_held)
     try:
         if LIMITED_DIRECTIONS[config]:

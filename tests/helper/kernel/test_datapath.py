@@ -24,6 +24,7 @@ from chadthrottle.helper.kernel.socket_tagging import (
     receive_window_bytes,
 )
 
+from bench.suspendable import SuspendableDatapath
 from tests.support.netns import NetnsPair, entered_netns, netns_device, nsenter_argv, start_stream
 
 
@@ -366,7 +367,7 @@ def test_suspend_takes_the_programs_off_and_resume_puts_the_same_back(kernel_rea
             if prog_id not in before
         }
 
-    datapath = Datapath(cache_dir=kernel_ready)
+    datapath = SuspendableDatapath(cache_dir=kernel_ready)  # bench/overhead.py's
     datapath.open()
     try:
         attached = ours()
