@@ -135,8 +135,9 @@ def _has_any_filter(ipr: IPRoute, uplink: int) -> bool:
 
 def remove_filter_and_qdisc(ipr: IPRoute, uplink: int, parent: int, created_qdisc: bool,
                             ifb_index: int | None) -> None:  # fmt: skip
-    """Our filter under parent (redirecting to ifb_index; None: to any IFB),
-    our catch-all after it, and the hook qdisc if we added it and no filter is left on it."""
+    """Our filter under parent (redirecting to ifb_index; None, the IFB is
+    gone: to any IFB), our catch-all after it (None: ours to a missing
+    device), and the hook qdisc if we added it and no filter is left on it."""
     catch_all.remove(ipr, uplink, parent, ifb_index)
     found = our_filter(ipr, uplink, parent, ifb_index)
     if found is not None:
@@ -153,8 +154,9 @@ def remove_hook_remains(ipr: IPRoute, entry: HookEntry, keep_ifb: bool = False) 
     """Remove what of a recorded IFB and hook is still there and ours (the IFB
     not when keep_ifb: another uplink's hook uses it)."""
     uplink = same_device(ipr, entry.uplink, entry.uplink_name)
-    if uplink is not None and entry.hook_parent is not None:
-        remove_filter_and_qdisc(ipr, entry.uplink, entry.hook_parent, entry.created_qdisc, None)
-    ifb = None if keep_ifb else our_ifb(ipr, entry.ifb_name, entry.direction)
-    if ifb is not None:
+    ifb = our_ifb(ipr, entry.ifb_name, entry.direction)
+    if uplink is not None and entry.hook_parent is not None:  # None: the IFB is gone
+        remove_filter_and_qdisc(ipr, entry.uplink, entry.hook_parent, entry.created_qdisc,
+                                ifb.index if ifb is not None else None)  # fmt: skip
+    if ifb is not None and not keep_ifb:
         interfaces.delete_link(ipr, ifb.index)
