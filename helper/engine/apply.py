@@ -97,9 +97,9 @@ class Apply:
     def gates(self, table: LimitTable, local_now: datetime) -> tuple[bool, bool]:
         """Blocks and quotas into the kernel, and their leases renewed
         (gates.py); (whether the quotas' use in the table changed, whether a
-        period began or a quota was spent). A datapath without gates (the
-        engine's unit tests' stand-ins) has none to write."""
-        gates = getattr(self._datapath, "gates", None)
+        period began or a quota was spent). A datapath without gates has
+        none to write."""
+        gates = self._datapath.gates
         if gates is None:
             return False, False
         live = [(key, self.slots.acquire(key), limits) for key, limits in self.live(table)]

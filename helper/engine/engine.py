@@ -99,7 +99,7 @@ class Engine(EngineCore):
             return self._rule_listing().schedules()
 
     def _rule_listing(self) -> RuleListing:
-        gates = getattr(self._datapath, "gates", None)
+        gates = self._datapath.gates
         return RuleListing(self._limits, self._applier.gating, gates, self._local_now())
 
     def list_connections(self, app_id: str, uid: int | None = None) -> list[ConnectionInfo]:

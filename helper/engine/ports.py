@@ -15,6 +15,7 @@ from typing import Protocol
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.api import Viewer
+from chadthrottle.helper.engine.gating import GatePort
 from chadthrottle.helper.engine.rates import CounterSample
 from chadthrottle.helper.kernel.htb import Classes
 from chadthrottle.helper.kernel.layout import SocketCaps
@@ -26,6 +27,8 @@ from chadthrottle.usage_contract import UsageResolution, UsageRow
 class DatapathPort(Protocol):
     @property
     def cgroup_root(self) -> Path: ...
+    @property
+    def gates(self) -> GatePort | None: ...  # blocks and quotas; None: a datapath without them
 
     def set_process_slot(self, tgid: int, app_slot: int) -> int: ...
     def forget_process(self, tgid: int) -> None: ...

@@ -16,6 +16,7 @@ from chadthrottle.helper.kernel.priority_classes import LinkShaping
 @dataclass
 class RecordingDatapath:
     cgroup_root: Path = Path("/nonexistent-cgroup-root")
+    gates: None = None  # no blocks or quotas here: test_quotas.py and the kernel tests hold those
     process_slots: dict[int, int] = field(default_factory=dict)
     forgotten: list[int] = field(default_factory=list)
     forgotten_owners: list[int] = field(default_factory=list)
