@@ -66,26 +66,21 @@ class Engine(EngineCore):
                 rules.setdefault(app_id, {})[owner] = limits
             traffic = self._tracking.listed_traffic(self._clock())
             facts, rtt = self._link_facts(), self._rtt
-            uid = (
-                None if viewer.sees_all else viewer.uid
-            )  # other users' sockets are not the viewer's to read
+            # other users' sockets are not the viewer's to read
+            uid = None if viewer.sees_all else viewer.uid
 
             def priority_view(app_id: str, priority: Priority) -> tuple[str, int]:
                 rtt_us, elsewhere = rtt.seen_by(app_id, uid)
                 if priority is Priority.NORMAL:
                     return "", rtt_us
-                app = self._index.application(
-                    app_id
-                )  # given a priority since the last measure: read now
+                app = self._index.application(app_id)  # a priority since the last measure
                 if app_id not in rtt.measured and app is not None:
                     elsewhere = elsewhere_of(pid for pid, process in app.processes.items()
                                              if uid is None or process.uid == uid)  # fmt: skip
                 return priority_problem(facts, elsewhere), rtt_us
 
-            meter, not_met = (
-                self._tracking.meter,
-                self._overshoot.not_met(self._tracking.meter.apps),
-            )
+            meter = self._tracking.meter
+            not_met = self._overshoot.not_met(meter.apps)
             return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
                                  self._tracking.known, self._problems(), not_met, meter.by_uid,
                                  self._rule_listing().held, PAUSED_PROBLEM if self._limits.paused else "", priority_view)  # fmt: skip
