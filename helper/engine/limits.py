@@ -333,12 +333,6 @@ class LimitTable:
         """Owners of every stored rule on app_id (plain limits or schedules, in force or not)."""
         return frozenset(owner for app, owner in self.stored_keys() if app == app_id)
 
-    def rules_of(self, app_id: str) -> dict[int, dict[Direction, Limit]]:
-        """owner -> limits of every rule on app_id."""
-        return {
-            owner: dict(self._limits[(app_id, owner)]) for owner in self._owners.get(app_id, ())
-        }
-
     def in_force_of(self, app_id: str) -> list[RuleKey]:
         """The rules on app_id the kernel should hold now (see enforced())."""
         if self.paused or app_id not in self._owners:
