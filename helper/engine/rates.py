@@ -16,7 +16,9 @@ import math
 from collections import defaultdict, deque
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TypeVar
+
+from chadthrottle.helper.kernel.layout import CounterSample
 
 LOOPBACK_IFINDEX = 1  # the kernel gives every namespace's lo index 1
 InterfaceKey = tuple[int, int]  # (netns cookie, ifindex): indices repeat across namespaces
@@ -38,21 +40,6 @@ class AppTraffic:
     loopback_down_bps: float = 0.0
     loopback_up_bps: float = 0.0
     last_active: float = 0.0  # when its counters last moved
-
-
-class CounterSample(Protocol):
-    """Monotonic byte counters of one socket owner (datapath.TrafficSample)."""
-
-    @property
-    def netns_cookie(self) -> int: ...
-    @property
-    def owner_tgid(self) -> int: ...
-    @property
-    def ifindex(self) -> int: ...
-    @property
-    def rx_bytes(self) -> int: ...
-    @property
-    def tx_bytes(self) -> int: ...
 
 
 # Rates are averaged over this many ticks: a TCP sender held back by a limit

@@ -25,7 +25,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
@@ -40,6 +40,7 @@ from chadthrottle.helper.kernel.gates import SlotGates
 from chadthrottle.helper.kernel.layout import (
     NO_CAPS,
     PROGRAM_NAME_PREFIX,
+    CounterSample,
     CounterSlot,
     OwnerEvent,
     SlotGate,
@@ -99,18 +100,6 @@ _NONE = (0, 0, 0, 0)
 
 def _plus(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, int, int, int]:
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
-
-
-class SampleKey(Protocol):
-    """What retire_owners reads of a sample: its counters' key (any sample
-    type with these fields, such as the engine's CounterSample, will do)."""
-
-    @property
-    def netns_cookie(self) -> int: ...
-    @property
-    def owner_tgid(self) -> int: ...
-    @property
-    def ifindex(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -438,7 +427,7 @@ class Datapath:
         except OSError as error:
             raise KernelError(f"could not write policer {key}: {error.strerror}") from error
 
-    def retire_owners(self, samples: Iterable[SampleKey]) -> list[TrafficSample]:
+    def retire_owners(self, samples: Iterable[CounterSample]) -> list[TrafficSample]:
         """Remove the counters of processes that exited (their samples from the
         last read_traffic), returning their final values
         (BPF_MAP_LOOKUP_AND_DELETE_ELEM: nothing counted between that read and

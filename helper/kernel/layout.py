@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
+from typing import Protocol
 
 PROGRAM_NAME_PREFIX = "chadt_"  # every program we load; used to find leftovers
 HTB_MAJOR = 0xC7AD  # tc handle major of our HTB qdiscs
@@ -22,6 +23,23 @@ class TrafficKey(ctypes.Structure):
         ("owner_tgid", ctypes.c_uint32),
         ("ifindex", ctypes.c_uint32),
     ]
+
+
+class CounterSample(Protocol):
+    """One socket owner's monotonic byte counters on one interface, as the
+    helper reads them from the traffic map (datapath.TrafficSample): the key
+    of a TrafficKey and its totals."""
+
+    @property
+    def netns_cookie(self) -> int: ...
+    @property
+    def owner_tgid(self) -> int: ...
+    @property
+    def ifindex(self) -> int: ...
+    @property
+    def rx_bytes(self) -> int: ...
+    @property
+    def tx_bytes(self) -> int: ...
 
 
 class OwnerEvent(ctypes.Structure):
