@@ -135,6 +135,7 @@ def plan_tree(
         raise ValueError(f"app slots must be within 1..{ACK_MINOR - 1}: {sorted(apps)}")
     link = max(1, round(capacity_bps * SHAPE_SHARE * l3_to_l2))
     link_burst = max(3 * 1514, int(link * LINK_BURST_S))
+    apps = {slot: wish for slot, wish in apps.items() if _needs_a_class(wish, link, l3_to_l2)}
     sharing = Counter(
         [wish.priority for wish in apps.values()] + [DEFAULT_PRIORITY, ACK_PRIORITY]
     )  # ours too
@@ -162,6 +163,18 @@ def plan_tree(
     plans.append(ClassPlan(DEFAULT_MINOR, link_handle, floor(DEFAULT_PRIORITY), link, FLOOR_BURST_BYTES, link_burst,
                            DEFAULT_PRIORITY.rank, _leaf_bytes(link)))  # fmt: skip
     return plans
+
+
+def _needs_a_class(wish: AppClass, link: int, l3_to_l2: float) -> bool:
+    """A class of its own orders or limits an application; one at normal
+    priority whose limit is at or above the link (L2) does neither, and
+    would only buy it a share of its own beside the default class, which
+    holds every other user's traffic (HTB lends per class: REVIEW16
+    finding 3). Its packets name a class the tree lacks and go to the
+    default class, as if it had no rule."""
+    if wish.priority is not Priority.NORMAL:
+        return True
+    return wish.limit_bps is not None and round(wish.limit_bps * l3_to_l2) < link
 
 
 def _leaf_bytes(ceil_bps: int) -> int:

@@ -32,7 +32,8 @@ from tests.support.waiting import eventually
 
 def test_the_plan_orders_priorities_and_keeps_limits_inside_the_link() -> None:
     plans = {p.minor: p for p in plan_tree(1_000_000, {
-        3: AppClass(Priority.CRITICAL), 4: AppClass(Priority.LOW, limit_bps=200_000, burst_bytes=65536), 5: AppClass(),
+        3: AppClass(Priority.CRITICAL), 4: AppClass(Priority.LOW, limit_bps=200_000, burst_bytes=65536),
+        5: AppClass(limit_bps=500_000),
     })}  # fmt: skip
     link = plans[LINK_MINOR]
     assert link.rate_bps == link.ceil_bps == 950_000
@@ -50,6 +51,26 @@ def test_the_plan_orders_priorities_and_keeps_limits_inside_the_link() -> None:
         plans[5].rate_bps == plans[0xFFFF].rate_bps
     )  # normal: the application and the default class share its floor
     assert all(isinstance(p, ClassPlan) for p in plans.values())
+
+
+def test_a_normal_application_whose_limit_reaches_the_link_stays_in_the_default_class() -> None:
+    """Such a limit limits nothing: a class of its own would only buy the
+    application (and a user, through limit-own) a share beside the default
+    class, which holds every other user's traffic (REVIEW16 finding 3)."""
+    l3_to_l2 = 1514 / 1500
+    plans = {p.minor: p for p in plan_tree(1_000_000, {
+        3: AppClass(limit_bps=50_000_000), 4: AppClass(limit_bps=950_000), 5: AppClass(),
+        6: AppClass(limit_bps=940_000), 7: AppClass(Priority.LOW, limit_bps=50_000_000),
+    }, l3_to_l2)}  # fmt: skip
+    assert 3 not in plans and 4 not in plans and 5 not in plans  # above, at the link, no limit
+    assert plans[6].ceil_bps == round(940_000 * l3_to_l2) < plans[LINK_MINOR].ceil_bps
+    assert plans[7].prio == Priority.LOW.rank  # a lower priority orders: its class stays
+    # the floor of normal is shared by the default class and the one normal class left
+    assert (
+        plans[6].rate_bps
+        == plans[0xFFFF].rate_bps
+        == int(plans[LINK_MINOR].rate_bps * FLOOR_SHARES[Priority.NORMAL] / 2)
+    )
 
 
 def test_the_upload_paces_the_downloads_acknowledgements_only_when_told_its_capacity() -> None:
