@@ -10,6 +10,8 @@ as the limits (HTB_MAJOR:, default class DEFAULT_MINOR):
       LINK_MINOR       rate = ceil = the capacity x SHAPE_SHARE
         <slot>         one application with a priority or a limit:
                        prio = its priority's rank, ceil = its limit or the link
+                       (none for a normal one whose limit reaches the link:
+                       _needs_a_class)
         ACK_MINOR      small TCP packets of every other application, high;
                        on the upload side paced (ACK_PACE_SHARE)
         DEFAULT_MINOR  every other application, at normal priority
