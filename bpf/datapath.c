@@ -359,14 +359,21 @@ int chadt_sock(struct bpf_sock *sk)
     return 1;
 }
 
+/* A limited application's pure ACKs pass its block, policer and upload class
+ * (its HTB class queue and pacing): they are its downloads' acknowledgements,
+ * and behind its limited upload they came seconds late, so its downloads fell
+ * to a hundredth of their rate. They are counted (and charged to a quota) as
+ * its upload bytes all the same; the limit holds everything else
+ * (docs/backends.md, "Acknowledgements"). */
 int chadt_egress(struct __sk_buff *skb)
 {
     struct sock_tag *tag = tag_of(skb);
     int verdict = CGROUP_SKB_PASS;
+    int ack = tag && tag->app_slot && pure_ack(skb);
     struct slot_gate *gate = tag && tag->app_slot ? closed_gate(tag->app_slot, POLICE_UP) : 0;
-    if (gate && gate_refuses(gate) && !pure_ack(skb))
+    if (gate && gate_refuses(gate) && !ack)
         return refuse_upload(skb);
-    struct slot_policer *policer = tag && tag->app_slot ? active_policer(tag->app_slot, POLICE_UP) : 0;
+    struct slot_policer *policer = tag && tag->app_slot && !ack ? active_policer(tag->app_slot, POLICE_UP) : 0;
     if (policer) { /* a refused packet is sent again later: count it then */
         verdict = police_egress(policer, skb, wire_bytes(skb, 0));
         if (!(verdict & CGROUP_SKB_PASS))
@@ -375,7 +382,7 @@ int chadt_egress(struct __sk_buff *skb)
     __u64 bytes = count(tag, skb, 1);
     if (gate)
         charge_quota(gate, bytes);
-    if (!tag || !tag->app_slot)
+    if (!tag || !tag->app_slot || ack)
         return verdict;
     return verdict | shape_upload(skb, tag->app_slot & 0xffff, bytes);
 }
