@@ -317,6 +317,7 @@ def start_stream(
     child_after_s: float = 0.0,
     peer_after_s: float = 0.0,
     peer_cgroup: Path | None = None,
+    rate_bps: float = 0.0,
 ) -> Stream:
     """Start a bulk stream; direction "up" = the app sends, "down" = it receives.
 
@@ -326,11 +327,15 @@ def start_stream(
     child process this many seconds later (Stream.app is the shell).
     peer_cgroup: an app scope for the peer, so no limit on the program (the
     same script as the application) reaches it.
+    rate_bps: the source paces its payload to this (0: as fast as it can), so a
+    stream's rate does not hang on how much CPU the machine has left.
     """
     python = sys.executable
     common = ["--port", str(port), "--family", str(family), "--seconds", str(seconds)] + (
         ["--udp"] if udp else []
     )
+    if rate_bps:
+        common += ["--rate", str(rate_bps)]
     peer_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
     script = [python, str(TRAFFIC_SCRIPT)]
     if app_serves:
