@@ -147,12 +147,12 @@ static __always_inline __u64 wire_bytes(struct __sk_buff *skb, __u32 l3_offset)
     return len + (__u64)(segs - 1) * (l3_len + l4_len);
 }
 
+/* The packet's socket's tag. bpf_sk_storage_get gives none for a socket that
+ * is not a full one (request, time-wait) itself: a bpf_sk_fullsock call first
+ * would be one helper call more per packet for the same answer. */
 static __always_inline struct sock_tag *tag_of(struct __sk_buff *skb)
 {
     struct bpf_sock *sk = skb->sk;
-    if (!sk)
-        return 0;
-    sk = bpf_sk_fullsock(sk);
     if (!sk)
         return 0;
     return socket_tags.sk_storage_get(sk, 0, 0);
