@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import statistics
 import sys
@@ -185,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if not set(args.kinds.split(",")) <= {"udp", "tcp"}:
         parser.error("kinds are udp, tcp")
     os.sched_setaffinity(0, {args.cpu})
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))  # clean up on kill
     cache_dir = CACHE_DIR
     if args.bpf:  # as bench/program_variants.py does
         os.environ.setdefault("BCC_KERNEL_SOURCE", str(kernel_source_dir(CACHE_DIR)))
