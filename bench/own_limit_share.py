@@ -52,6 +52,10 @@ CASES: dict[str, tuple[dict[str, int], list[str]]] = {
         {"nobody": ABOVE, "nobody 2nd": ABOVE},
         ["nobody", "nobody 2nd", "other", "root"],
     ),
+    "two own apps, limits 0.9": (  # still k shares: each app a class
+        {"nobody": int(CAPACITY * 0.9), "nobody 2nd": int(CAPACITY * 0.9)},
+        ["nobody", "nobody 2nd", "other", "root"],
+    ),
 }
 PLANS = ("before", "now")
 
