@@ -10,7 +10,10 @@ from collections.abc import Iterable, Sequence
 
 from chadthrottle.contract import ConnectionInfo
 
-MIN_INTERVAL_S = 0.3  # a rate needs two answers this far apart (polls are 0.5 s apart at the least)
+# A rate needs two answers this far apart. The settings offer polls 0.5 s apart at
+# the least; a config file may ask for 0.2 s (settings.py's floor), and then a
+# new rate comes every other answer.
+MIN_INTERVAL_S = 0.3
 _STATE_ORDER = {"ESTABLISHED": 0, "SYN_SENT": 1, "LISTEN": 2, "UNCONN": 3}
 # The helper counts TCP sockets' own bytes (tcp_info); UDP sockets have none.
 NO_RATE_TOOLTIP = (
