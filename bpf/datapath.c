@@ -364,7 +364,8 @@ int chadt_sock(struct bpf_sock *sk)
  * and behind its limited upload they came seconds late, so its downloads fell
  * to a hundredth of their rate. They are counted (and charged to a quota) as
  * its upload bytes all the same; the limit holds everything else
- * (docs/backends.md, "Acknowledgements"). */
+ * (docs/backends.md, "A limited upload leaves the application's downloads
+ * alone"). Downloads the same way: chadt_ingress, classify_ingress. */
 int chadt_egress(struct __sk_buff *skb)
 {
     struct sock_tag *tag = tag_of(skb);
@@ -390,10 +391,11 @@ int chadt_egress(struct __sk_buff *skb)
 int chadt_ingress(struct __sk_buff *skb)
 {
     struct sock_tag *tag = tag_of(skb);
+    int ack = tag && tag->app_slot && pure_ack(skb); /* as in chadt_egress */
     struct slot_gate *gate = tag && tag->app_slot ? closed_gate(tag->app_slot, POLICE_DOWN) : 0;
-    if (gate && gate_refuses(gate) && !pure_ack(skb))
+    if (gate && gate_refuses(gate) && !ack)
         return 0; /* dropped, not reset: the sender retransmits after the block */
-    struct slot_policer *policer = tag && tag->app_slot ? active_policer(tag->app_slot, POLICE_DOWN) : 0;
+    struct slot_policer *policer = tag && tag->app_slot && !ack ? active_policer(tag->app_slot, POLICE_DOWN) : 0;
     int verdict = 1;
     /* the ebpf backend: what it drops never reaches the application */
     if (policer)
@@ -504,6 +506,7 @@ static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
     __u32 tuple_len;
     __u8 proto = 0;
     __u32 l4;
+    __u32 ip_bytes; /* the IP packet's own length: a frame may be padded */
     if (skb->protocol == bpf_htons(ETH_P_IP)) {
         struct iphdr ip;
         if (bpf_skb_load_bytes(skb, l3, &ip, sizeof(ip)) < 0)
@@ -512,6 +515,7 @@ static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
             return 0;
         proto = ip.protocol;
         l4 = l3 + ip.ihl * 4;
+        ip_bytes = bpf_ntohs(ip.tot_len);
         tuple.ipv4.saddr = ip.saddr;
         tuple.ipv4.daddr = ip.daddr;
         if (bpf_skb_load_bytes(skb, l4, &tuple.ipv4.sport, 4) < 0)
@@ -523,6 +527,7 @@ static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
             return 0;
         proto = ip6.nexthdr; /* extension headers: not limited (fail open) */
         l4 = l3 + sizeof(ip6);
+        ip_bytes = sizeof(ip6) + bpf_ntohs(ip6.payload_len);
         __builtin_memcpy(tuple.ipv6.saddr, &ip6.saddr, 16);
         __builtin_memcpy(tuple.ipv6.daddr, &ip6.daddr, 16);
         if (bpf_skb_load_bytes(skb, l4, &tuple.ipv6.sport, 4) < 0)
@@ -550,6 +555,13 @@ static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
     bpf_sk_release(sk);
     if (!slot)
         return 0;
+    if (proto == IP_PROTO_TCP) { /* a pure ACK stays out of the download class, as in chadt_egress */
+        __u8 offset_and_flags[2];
+        if (bpf_skb_load_bytes(skb, l4 + 12, offset_and_flags, 2) == 0 &&
+            ip_bytes == l4 - l3 + (offset_and_flags[0] >> 4) * 4 &&
+            (offset_and_flags[1] & TCP_ACK_RST_SYN_FIN) == TCP_ACK)
+            return 0;
+    }
     __u32 classid = (HTB_MAJOR << 16) | slot;
     skb->priority = classid;
     return classid;

@@ -31,6 +31,11 @@ DOWNLOAD_BPS = 100e6
 # (tc: they waited ~1.8 s in the class queue) and 0.69-0.70 (ebpf: the policer
 # refused some; unpaced, 0.00-0.27).
 KEPT_SHARE = 0.8
+# The limited direction is still held (it ran at hundreds of MB/s before the
+# limit): within this of the limit over the window. Its exactness is the limit
+# tests' to judge; the ebpf policer's burst swings +-17% over 2.5-3 s windows
+# (docs/benchmarks.md, "An upload limit and the application's downloads").
+HELD_BOUND = 1.25
 
 
 def test_an_upload_limit_leaves_the_same_applications_download_alone(stack: Stack) -> None:
@@ -51,9 +56,46 @@ def test_an_upload_limit_leaves_the_same_applications_download_alone(stack: Stac
             limited, beside, uploaded = rates_together(
                 [download.receiver, bystander.receiver, upload.receiver], WINDOW_S
             )
-            assert uploaded < 1.1 * UPLOAD_LIMIT_BPS, f"the upload moved {uploaded / 1e3:.1f} kB/s"
+            assert uploaded < HELD_BOUND * UPLOAD_LIMIT_BPS, (
+                f"the upload moved {uploaded / 1e3:.1f} kB/s"
+            )
             assert limited >= KEPT_SHARE * beside, (
                 f"the upload-limited application downloaded {limited / 1e6:.3f} MB/s "
+                f"beside an unlimited one's {beside / 1e6:.3f} MB/s"
+            )
+        finally:
+            for stream in (upload, download, bystander):
+                stream.stop()
+            if app_id:
+                call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
+
+
+def test_a_download_limit_leaves_the_same_applications_upload_alone(stack: Stack) -> None:
+    """The mirror image: the upload's acknowledgements arrive as packets of
+    the application's download, which went into its limited download class
+    (tc) or its download policer (ebpf): under a 100 KB/s download limit its
+    upload, paced at 100 MB/s, kept 0.015-0.31 (tc) and 0.74-0.98 (ebpf) of
+    an unlimited one's beside it."""
+    backend = stack.helper.command[stack.helper.command.index("--backend") + 1]
+    port = 5720 if backend == "tc" else 5730
+    with app_scope(stack.cgroup_root, f"org.chadthrottle.Acks{port}") as scope:
+        download = start_stream(stack.pair, port, "down", app_cgroup=scope)
+        upload = start_stream(stack.pair, port + 1, "up", app_cgroup=scope, rate_bps=DOWNLOAD_BPS)
+        bystander = start_stream(stack.pair, port + 2, "up", rate_bps=DOWNLOAD_BPS)
+        app_id = ""
+        try:
+            time.sleep(0.3)
+            app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{download.app_pid}", Direction.DOWN,
+                                                                          UPLOAD_LIMIT_BPS))  # fmt: skip
+            time.sleep(SETTLE_S)
+            limited, beside, downloaded = rates_together(
+                [upload.receiver, bystander.receiver, download.receiver], WINDOW_S
+            )
+            assert downloaded < HELD_BOUND * UPLOAD_LIMIT_BPS, (
+                f"the download moved {downloaded / 1e3:.1f} kB/s"
+            )
+            assert limited >= KEPT_SHARE * beside, (
+                f"the download-limited application uploaded {limited / 1e6:.3f} MB/s "
                 f"beside an unlimited one's {beside / 1e6:.3f} MB/s"
             )
         finally:
