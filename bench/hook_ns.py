@@ -34,12 +34,12 @@ from pathlib import Path
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel import datapath as datapath_module
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
-from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 
 from bench.hook_split import ORDER, SPLITS, STATES, EmptyHooks, uptime
 from bench.overhead import CACHE_DIR, machine_lock_or_not
 from bench.overhead_probes import chadt_programs, run_stats
+from bench.suspendable import SuspendableDatapath
 
 UDP_PAYLOAD = 64
 TCP_CHUNK = 64 * 1024
@@ -87,7 +87,7 @@ class Loop:
 
 
 def measure(
-    kind: str, args: argparse.Namespace, datapath: Datapath, hooks: EmptyHooks
+    kind: str, args: argparse.Namespace, datapath: SuspendableDatapath, hooks: EmptyHooks
 ) -> dict[str, list[float]]:
     loop = Loop(kind)
     batch = args.batch if kind == "udp" else max(1, args.batch // 10)
@@ -118,7 +118,7 @@ def measure(
 
 
 def run_time_stats(
-    loop: Loop, count: int, datapath: Datapath, hooks: EmptyHooks, ours: dict[int, str]
+    loop: Loop, count: int, datapath: SuspendableDatapath, hooks: EmptyHooks, ours: dict[int, str]
 ) -> dict[str, float]:
     """ns per run of the empty programs (hook) and of ours (full) by the kernel's
     run-time statistics over count operations: the bodies alone, plus the
@@ -145,7 +145,7 @@ def run_time_stats(
 _attached = {"full": True}
 
 
-def set_state(state: str, datapath: Datapath, hooks: EmptyHooks) -> None:
+def set_state(state: str, datapath: SuspendableDatapath, hooks: EmptyHooks) -> None:
     if state != "full" and _attached["full"]:
         datapath.suspend()
         _attached["full"] = False
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         ):  # their programs run in every state: hook is then one more program's dispatch
             print(f"WITHOUT the machine lock: {foreign} other datapaths attached; 'hook' is then the cost of "
                   "one more program on hooks already on, not of the hook itself")  # fmt: skip
-        datapath = Datapath(cache_dir=cache_dir)
+        datapath = SuspendableDatapath(cache_dir=cache_dir)
         before_open = chadt_programs()
         datapath.open(machine_lock_held=locked)
         args.ours = {
