@@ -69,13 +69,9 @@ def app_rate_bps(qtbot: Any, receiver: Receiver, seconds: float) -> float:
     Receiver.rate_bps does (between two sink reports) but with the Qt loop
     running meanwhile."""
 
-    def latest() -> tuple[float, int]:
-        samples = receiver.samples
-        return samples[-1] if samples else (time.monotonic(), 0)
-
-    start_time, start_bytes = latest()
+    start_time, start_bytes = receiver._latest()
     qtbot.wait(int(seconds * 1000))
-    end_time, end_bytes = latest()
+    end_time, end_bytes = receiver._latest()
     if end_time <= start_time:
         return 0.0
     return (end_bytes - start_bytes) / (end_time - start_time) / PAYLOAD_SHARE

@@ -149,7 +149,9 @@ class Receiver:
     """Reads a sink's JSON reports in a thread: (seconds, cumulative bytes), timed
     when this thread read them (samples) and when the sink counted them
     (sink_samples: free of this process's own scheduling delays; at load 3-6
-    on 2 cores reports reached this thread up to 0.07-0.29 s late)."""
+    on 2 cores reports reached this thread up to 0.07-0.29 s late, at load
+    7-13 up to 0.63 s, which read a 2 s window's rate 0.74-1.03 times the
+    bytes' own). Rates (rate_bps, rates_together, _latest) use the sink's times."""
 
     process: subprocess.Popen[str]
     samples: list[tuple[float, int]] = field(default_factory=list)
@@ -178,12 +180,17 @@ class Receiver:
             return self.samples[-1][1] if self.samples else 0
 
     def _latest(self) -> tuple[float, int]:
+        """The last report, timed when the sink counted it (the machine's
+        monotonic clock, as time.monotonic() here); when it arrived for a sink
+        that does not say."""
         with self._lock:
+            if self.sink_samples:
+                return self.sink_samples[-1]
             return self.samples[-1] if self.samples else (time.monotonic(), 0)
 
     def rate_bps(self, seconds: float) -> float:
         """Payload rate over the next `seconds`, between two reports of the sink
-        (timed when they arrived), so the test's own timing adds no error."""
+        (timed when it counted them), so the test's own timing adds no error."""
         start_time, start_bytes = self._latest()
         time.sleep(seconds)
         end_time, end_bytes = self._latest()
