@@ -20,6 +20,11 @@ from pathlib import Path
 from chadthrottle.contract import Direction
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
+from tests.support.download_settled import (
+    LANDING_SLACK_BYTES,
+    Landing,
+    wait_until_download_settled,
+)
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, start_stream
 
@@ -119,10 +124,17 @@ def test_objects_that_look_like_the_helpers_survive_it_and_do_not_stop_it(
 
             app_id = call_helper(helper._bus_address,
                                  lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.DOWN, LIMIT_BPS))  # fmt: skip
-            time.sleep(2.0)
+            landing = Landing.now(stream.receiver, pair.host_ns, 5650)
+            wait_until_download_settled(
+                stream.receiver, pair.host_ns, 5650, LIMIT_BPS * 1448 / 1500
+            )
             rate = stream.receiver.rate_bps(2.0) * 1500 / 1448
             assert rate <= 1.15 * LIMIT_BPS, (
                 f"the download limit does not hold: {rate / LIMIT_BPS:.2f}x"
+            )
+            excess = landing.excess_bytes(LIMIT_BPS * 1448 / 1500)
+            assert excess <= LANDING_SLACK_BYTES, (
+                f"{excess / 1e6:.1f} MB above the limit since it was set"
             )
             roots = _roots(pair, devices)
             # uploads are caught on the devices' egress hooks, before their roots: those stay as they are
