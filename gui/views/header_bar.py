@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from chadthrottle.gui.settings import REFRESH_CHOICES_S, Settings
 from chadthrottle.gui.views.app_table import tabular_font
-from chadthrottle.units import UnitSystem, format_rate
-from PySide6.QtCore import Signal
+from chadthrottle.units import UnitSystem, format_rate, unit_label
+from PySide6.QtCore import QEvent, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QMenu, QToolButton, QWidget
+
+TOTALS_GAP = "   "  # between the download and the upload rate
+UNIT_POWERS = range(5)  # B/s to TB/s: format_rate's prefixes
+
+
+def widest_totals(units: UnitSystem) -> list[str]:
+    """The widest texts set_totals can show in these units: format_rate keeps
+    three significant digits ("888", "88.8"), four below a binary step ("1023")."""
+    numbers = ("888", "88.8", "8888") if units.base == 1024 else ("888", "88.8")
+    return [
+        f"▼ {number} {unit_label(units, power)}{TOTALS_GAP}▲ {number} {unit_label(units, power)}"
+        for number in numbers
+        for power in UNIT_POWERS
+    ]
+
 
 UNIT_LABELS: dict[UnitSystem, str] = {
     UnitSystem.BYTES_DECIMAL: "Bytes, decimal (MB/s)",
@@ -50,9 +65,8 @@ class HeaderBar(QWidget):
         self.totals = QLabel(self)
         self.totals.setFont(tabular_font(self.totals.font()))
         self.totals.setAccessibleName("Total traffic")
-        self.totals.setMinimumWidth(
-            self.totals.fontMetrics().horizontalAdvance("▼ 888.8 Mbit/s   ▲ 888.8 Mbit/s") + 8
-        )
+        self._totals_units: UnitSystem | None = None
+        self._fit_totals(settings.units)
         self.usage_button = QToolButton(self)
         self.usage_button.setText("Usage")
         self.usage_button.setAccessibleName("Data usage")
@@ -81,8 +95,30 @@ class HeaderBar(QWidget):
         layout.addWidget(self.menu_button)
 
     def set_totals(self, down_bps: float, up_bps: float, units: UnitSystem, live: bool) -> None:
-        text = f"▼ {format_rate(down_bps, units)}   ▲ {format_rate(up_bps, units)}"
+        if units is not self._totals_units:
+            self._fit_totals(units)
+        text = f"▼ {format_rate(down_bps, units)}{TOTALS_GAP}▲ {format_rate(up_bps, units)}"
         self.totals.setText(text if live else f"<span style='color: gray'>{text}</span>")
+
+    def _fit_totals(self, units: UnitSystem) -> None:
+        """A fixed size, from the widest value in these units: a label of fixed
+        size changing its text does not invalidate the window's layout
+        (QWidget::updateGeometry), so each poll repaints the label only."""
+        self._totals_units = units
+        metrics = self.totals.fontMetrics()
+        width = max(metrics.horizontalAdvance(text) for text in widest_totals(units))
+        margins = self.totals.contentsMargins()
+        self.totals.setFixedSize(
+            width + 8 + margins.left() + margins.right(),
+            metrics.height() + margins.top() + margins.bottom(),
+        )
+
+    def changeEvent(self, event: QEvent) -> None:
+        """A new font or style (the theme) measures the widest value again."""
+        super().changeEvent(event)
+        changed = event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange)
+        if changed and self._totals_units is not None:
+            self._fit_totals(self._totals_units)
 
     def _build_menu(self, settings: Settings) -> QMenu:
         menu = QMenu(self)
