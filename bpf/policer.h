@@ -42,6 +42,13 @@ struct slot_policer {
     __u64 notified_packets; /* passed or refused with a congestion notice */
 };
 
+static __always_inline __u32 policer_key(__u32 slot, __u32 direction)
+{
+    return (slot & 0xffff) * 2 + direction;
+}
+
+/* The rest is the datapath's; a layout probe (tests/support/layout_probe.py)
+ * takes the struct and policer_key above without it. */
 #ifndef POLICER_LAYOUT_ONLY
 
 BPF_ARRAY(policers, struct slot_policer, POLICER_ENTRIES);
@@ -50,10 +57,6 @@ BPF_ARRAY(policers, struct slot_policer, POLICER_ENTRIES);
 
 enum police_verdict { POLICE_PASS, POLICE_MARK, POLICE_DROP };
 
-static __always_inline __u32 policer_key(__u32 slot, __u32 direction)
-{
-    return (slot & 0xffff) * 2 + direction;
-}
 /* The lookup itself (policers.lookup) is written in datapath.c: bcc rewrites
  * map method calls only in the main source file. */
 

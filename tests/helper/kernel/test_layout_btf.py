@@ -1,17 +1,22 @@
-"""The map structs as the compiler laid them out agree with helper/kernel/layout.py.
+"""The structs as the compiler laid them out agree with helper/kernel/layout.py.
 
 This compares layout.py with the BTF of the compiled programs, the types the
 kernel checks map values against: for each map, its key and value struct's size and every member's name,
 offset and size. Padding the compiler adds, a reordered field or a changed width
-fails here even where the header's text still looks like the mirror.
+fails here even where the header's text still looks like the mirror. The ring
+buffer's record types no map: a probe built from the same headers and flags
+(tests/support/layout_probe.py) carries it, and runs policer_key() as compiled.
 """
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import json
+import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_fla
 from chadthrottle.helper.kernel.program_cache import obtain_program_set
 from chadthrottle.helper.kernel.program_set import ProgramSet
 
+from tests.support.layout_probe import POLICER_KEY_INPUTS
 from tests.support.requirements import require_program
 
 MIRRORS: dict[str, type[ctypes.Structure]] = {
@@ -36,8 +42,9 @@ MIRRORS: dict[str, type[ctypes.Structure]] = {
 }
 # A value the helper writes field by field, each a __u32 (a dataclass, not ctypes).
 U32_VALUES = {"socket_caps": layout.SocketCaps}
-# A ring buffer's records have no map type: test_layout.py checks them as text.
-NOT_MAP_TYPED = {"owner_event"}
+# A ring buffer's record has no map type: the layout probe's BTF carries it.
+PROBED: dict[str, type[ctypes.Structure]] = {"owner_event": layout.OwnerEvent}
+_REPO = Path(__file__).resolve().parents[3]  # where tests.support imports from
 _QUALIFIERS = {"TYPEDEF", "CONST", "VOLATILE", "RESTRICT", "TYPE_TAG"}
 
 
@@ -49,6 +56,22 @@ def compiled(kernel_ready: Path) -> ProgramSet:
         source = bpf_source_dir()
         program_set, _origin = obtain_program_set(kernel_ready, source, compile_flags(source))
     return program_set
+
+
+@pytest.fixture
+def probed(kernel_ready: Path) -> dict[str, Any]:
+    """The layout probe's output, built from the installed bpf/ as the datapath is."""
+    return _probe(kernel_ready, bpf_source_dir())
+
+
+@functools.cache  # one build for the tests that read the installed bpf/
+def _probe(kernel_ready: Path, source_dir: Path) -> dict[str, Any]:
+    env = {**os.environ, "BCC_KERNEL_SOURCE": str(kernel_source_dir(kernel_ready))}
+    done = subprocess.run([sys.executable, "-m", "tests.support.layout_probe", str(source_dir)],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=_REPO)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 def _btf_types(blob: bytes) -> dict[int, dict[str, Any]]:
@@ -131,9 +154,43 @@ def test_every_map_struct_is_laid_out_as_its_mirror(compiled: ProgramSet) -> Non
     )
 
 
-def test_the_structs_left_to_the_text_check_are_not_map_types(compiled: ProgramSet) -> None:
-    """If a map starts using one of them, it belongs in MIRRORS above."""
+def _probed_struct_is_its_mirror(probed: dict[str, Any]) -> None:
+    types = _btf_types(bytes.fromhex(probed["btf"]))
+    struct = _resolved(types, probed["owner_event_type_id"])
+    mirror = PROBED[struct["name"]]
+    assert struct["size"] == ctypes.sizeof(mirror), f"struct {struct['name']} size"
+    assert _compiled_members(types, struct) == _mirror_members(mirror), (
+        f"struct {struct['name']} as compiled"
+    )
+
+
+def test_the_ring_buffers_record_is_laid_out_as_its_mirror(probed: dict[str, Any]) -> None:
+    _probed_struct_is_its_mirror(probed)
+
+
+def test_policer_key_as_compiled_agrees(probed: dict[str, Any]) -> None:
+    assert probed["policer_keys"] == [layout.policer_key(*given) for given in POLICER_KEY_INPUTS]
+
+
+def test_the_probe_sees_a_moved_field(kernel_ready: Path, tmp_path: Path) -> None:
+    """The probe reads the headers it is given: owner_event's fields swapped in a
+    copy of bpf/ fail the comparison (so the check above can fail)."""
+    source = bpf_source_dir()
+    for header in ("maps.h", "policer.h"):
+        (tmp_path / header).write_text((source / header).read_text())
+    maps = tmp_path / "maps.h"
+    text = maps.read_text()
+    record = "    __u32 tgid;\n    __u32 pad;\n"
+    assert record in text, "struct owner_event changed: update this test's copy edit"
+    maps.write_text(text.replace(record, "    __u32 pad;\n    __u32 tgid;\n", 1))
+    with pytest.raises(AssertionError, match="owner_event as compiled"):
+        _probed_struct_is_its_mirror(_probe(kernel_ready, tmp_path))
+
+
+def test_program_names_carry_the_prefix(compiled: ProgramSet) -> None:
+    """Every function compiled as a program (a FUNC in the BTF; the static inline
+    helpers leave none) is one the helper loads and finds as a leftover by name."""
     types = _btf_types(compiled.btf)
-    value_structs = {_resolved(types, spec.btf_value_type_id).get("name")
-                     for spec in compiled.maps if spec.btf_value_type_id}  # fmt: skip
-    assert not value_structs & NOT_MAP_TYPED
+    functions = {entry["name"] for entry in types.values() if entry["kind"] == "FUNC"}
+    assert functions == set(compiled.programs)
+    assert all(f.startswith(layout.PROGRAM_NAME_PREFIX) and len(f) < 16 for f in functions)
