@@ -15,7 +15,7 @@ is shown here.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +27,7 @@ from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit, describe_quota
 from chadthrottle.gui.models.priority_view import describe_latency
 from chadthrottle.gui.views.graph_scale import graph_top
+from chadthrottle.gui.views.steady_text import fix_to_widest, widest_rate
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.units import UnitSystem, format_rate
 from chadthrottle.usage_contract import UsageRow
@@ -67,6 +68,9 @@ SPANS: tuple[tuple[str, int, bool], ...] = (
 )
 
 
+NO_SELECTION = "Select an application to see its traffic."
+
+
 def describe_rates(
     name: str,
     down: float,
@@ -74,16 +78,18 @@ def describe_rates(
     limits: tuple[int, int],
     measured: tuple[float, float],
     units: UnitSystem,
+    rate_text: Callable[[float, UnitSystem], str] = format_rate,
 ) -> str:
-    """ "Firefox: down 8.1 MB/s (limit 5 MB/s, measured 4.98 MB/s), up 210 KB/s"."""
+    """ "Firefox: down 8.1 MB/s (limit 5 MB/s, measured 4.98 MB/s), up 210 KB/s".
+    rate_text other than format_rate: the line's widest form (steady_text.py)."""
     parts = []
     for word, rate, limit, mean in (
         ("down", down, limits[0], measured[0]),
         ("up", up, limits[1], measured[1]),
     ):
-        text = f"{word} {format_rate(rate, units)}"
+        text = f"{word} {rate_text(rate, units)}"
         if limit:
-            text += f" (limit {format_rate(limit, units)}, measured {format_rate(mean, units)})"
+            text += f" (limit {rate_text(limit, units)}, measured {rate_text(mean, units)})"
         parts.append(text)
     return f"{name}: " + ", ".join(parts)
 
@@ -166,9 +172,10 @@ class DetailPane(QWidget):
         self.history_note = ""  # why the graph has no history from the helper ("" when it has)
         self.plotted: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros((0, 2)))  # x, rates
         self._hover_x: float | None = None  # the pointer's time on the graph, None when off it
-        self.summary = QLabel("Select an application to see its traffic.", self)
+        self.summary = QLabel(NO_SELECTION, self)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setAccessibleName("Rates of the selected application")
+        self._summary_widest = ""  # the widest form of the line shown, its fixed size's measure
         self.span = QComboBox(self)
         self.span.setAccessibleName("Graph time span")
         for label, _samples, _coarse in SPANS:
@@ -202,7 +209,8 @@ class DetailPane(QWidget):
         QWidget.setTabOrder(self.fold_button, self.span)  # as they stand, left to right
         top = QHBoxLayout()
         top.addWidget(self.fold_button)
-        top.addWidget(self.summary, 1)
+        top.addWidget(self.summary)
+        top.addStretch(1)  # the summary's fixed size (_fit_summary) leaves the rest here
         top.addWidget(self.span)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
@@ -400,7 +408,8 @@ class DetailPane(QWidget):
         info = self._model.application(self._app_id) if self._app_id else None
         history = self._model.history(self._app_id) if self._app_id else None
         if info is None or history is None:
-            self.summary.setText("Select an application to see its traffic.")
+            self._fit_summary(NO_SELECTION)
+            self.summary.setText(NO_SELECTION)
             self._show_notes("")
             self.plot.setVisible(False)
             for graph in self.graphs.values():
@@ -410,6 +419,10 @@ class DetailPane(QWidget):
         limits = (
             self._model.effective_limit(info.id, Direction.DOWN),
             self._model.effective_limit(info.id, Direction.UP),
+        )
+        widest = widest_rate(self.summary, units)
+        self._fit_summary(
+            describe_rates(info.name, 0, 0, limits, (0, 0), units, lambda _r, _u: widest)
         )
         self.summary.setText(
             describe_rates(
@@ -455,8 +468,19 @@ class DetailPane(QWidget):
         self._hover_x = float(view_box.mapSceneToView(position).x()) if inside else None
         self._show_hover()
 
+    def _fit_summary(self, widest: str) -> None:
+        """The rates line's size is fixed to its widest form (steady_text.py):
+        a poll's new rates repaint it without laying the window out again; the
+        size changes with the name, the limits or the units."""
+        if widest != self._summary_widest:
+            self._summary_widest = widest
+            fix_to_widest(self.summary, [widest])
+
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
+        measured = getattr(self, "_summary_widest", "")  # events come during __init__ too
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange) and measured:
+            fix_to_widest(self.summary, [measured])  # measured again in the new font
         if event.type() == QEvent.Type.PaletteChange:  # a theme was chosen
             for graph in self.graphs.values():
                 graph.set_backing(self.palette().color(QPalette.ColorRole.Base))

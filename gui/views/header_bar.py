@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from chadthrottle.gui.settings import REFRESH_CHOICES_S, Settings
 from chadthrottle.gui.views.app_table import tabular_font
-from chadthrottle.units import UnitSystem, format_rate, unit_label
+from chadthrottle.gui.views.steady_text import fix_to_widest, widest_rates
+from chadthrottle.units import UnitSystem, format_rate
 from PySide6.QtCore import QEvent, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QMenu, QToolButton, QWidget
 
 TOTALS_GAP = "   "  # between the download and the upload rate
-UNIT_POWERS = range(5)  # B/s to TB/s: format_rate's prefixes
 
 
 def widest_totals(units: UnitSystem) -> list[str]:
-    """The widest texts set_totals can show in these units: format_rate keeps
-    three significant digits ("888", "88.8"), four below a binary step ("1023")."""
-    numbers = ("888", "88.8", "8888") if units.base == 1024 else ("888", "88.8")
-    return [
-        f"▼ {number} {unit_label(units, power)}{TOTALS_GAP}▲ {number} {unit_label(units, power)}"
-        for number in numbers
-        for power in UNIT_POWERS
-    ]
+    """The widest texts set_totals can show in these units."""
+    return [f"▼ {rate}{TOTALS_GAP}▲ {rate}" for rate in widest_rates(units)]
 
 
 UNIT_LABELS: dict[UnitSystem, str] = {
@@ -101,17 +95,10 @@ class HeaderBar(QWidget):
         self.totals.setText(text if live else f"<span style='color: gray'>{text}</span>")
 
     def _fit_totals(self, units: UnitSystem) -> None:
-        """A fixed size, from the widest value in these units: a label of fixed
-        size changing its text does not invalidate the window's layout
-        (QWidget::updateGeometry), so each poll repaints the label only."""
+        """A fixed size from the widest value in these units (steady_text.py):
+        each poll's new text repaints the label only."""
         self._totals_units = units
-        metrics = self.totals.fontMetrics()
-        width = max(metrics.horizontalAdvance(text) for text in widest_totals(units))
-        margins = self.totals.contentsMargins()
-        self.totals.setFixedSize(
-            width + 8 + margins.left() + margins.right(),
-            metrics.height() + margins.top() + margins.bottom(),
-        )
+        fix_to_widest(self.totals, widest_totals(units), slack=4)
 
     def changeEvent(self, event: QEvent) -> None:
         """A new font or style (the theme) measures the widest value again."""

@@ -1,12 +1,19 @@
-"""A poll's new totals repaint the header's label only: its fixed size keeps
-setText from invalidating the window's layout (issue 17, GUI CPU per poll)."""
+"""A poll's new rates repaint the header's totals and the detail pane's rates
+line only: their fixed sizes keep setText from invalidating the window's
+layout (gui/views/steady_text.py; issue 17, GUI CPU per poll)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from chadthrottle.gui.views.header_bar import widest_totals
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QLabel
+
+from tests.gui.sample_data import sample_applications
+
+FIREFOX = "app:org.mozilla.firefox"  # with a download limit: the longest line
 
 
 class LayoutRequests(QObject):
@@ -52,3 +59,46 @@ def test_the_fixed_size_fits_the_widest_value_in_every_unit(window) -> None:  # 
                 hint = probe.sizeHint()
                 assert hint.width() <= size.width(), (units, shown)
                 assert hint.height() <= size.height(), (units, shown)
+
+
+def polled(down_bps: float, up_bps: float) -> list:  # type: ignore[type-arg]
+    """The sample applications with Firefox at these rates, as a poll brings them."""
+    return [
+        dataclasses.replace(app, down_bps=down_bps, up_bps=up_bps) if app.id == FIREFOX else app
+        for app in sample_applications()
+    ]
+
+
+def test_new_rates_in_the_detail_pane_do_not_lay_the_window_out_again(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    assert window.select_application(FIREFOX)
+    summary = window.detail.summary
+    window.header.set_totals(0, 0, UnitSystem.BYTES_DECIMAL, True)
+    qtbot.wait(50)  # the first layout settles
+    requests = LayoutRequests()
+    window.installEventFilter(requests)
+    window.detail.layout().installEventFilter(requests)
+    size = summary.size()
+    texts = []
+    for down, up in ((1, 2), (123_400_000, 987), (999_999, 12_300_000_000), (5, 5)):
+        window._model.apply_snapshot(polled(down, up))
+        qtbot.wait(1)
+        texts.append(summary.text())
+    window.removeEventFilter(requests)
+    assert requests.count == 0
+    assert summary.size() == size
+    assert len(set(texts)) == 4  # each poll did change the line
+    assert texts[1].startswith("Firefox: down 123 MB/s")
+
+
+def test_the_rates_line_fits_its_widest_values(window) -> None:  # type: ignore[no-untyped-def]
+    assert window.select_application(FIREFOX)
+    summary = window.detail.summary
+    probe = QLabel()
+    probe.setFont(summary.font())
+    for units in UnitSystem:
+        window._model.set_units(units)
+        for down in (999, 88_800, 1023 * 1024, 1023 * 1024**2 / 8, 987.6e6 / 8):
+            window._model.apply_snapshot(polled(down, down))
+            probe.setText(summary.text())
+            assert probe.sizeHint().width() <= summary.width(), (units, summary.text())
+            assert probe.sizeHint().height() <= summary.height(), (units, summary.text())

@@ -1,0 +1,44 @@
+"""Labels whose text changes each poll without laying the window out again.
+
+QLabel.setText calls updateGeometry, and that invalidates every layout up to
+the window unless the label's size is fixed (QWidget::updateGeometry skips a
+widget whose minimum and maximum sizes are equal). So a line of rates gets a
+fixed size measured on the widest values it can show (issue 17)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from chadthrottle.units import UnitSystem, unit_label
+from PySide6.QtWidgets import QLabel
+
+UNIT_POWERS = range(5)  # B/s to TB/s: format_rate's prefixes
+
+
+def widest_rates(units: UnitSystem) -> list[str]:
+    """The candidates for format_rate's widest text in these units: three
+    significant digits ("888", "88.8"), four below a binary step ("1023")."""
+    numbers = ("888", "88.8", "8888") if units.base == 1024 else ("888", "88.8")
+    return [f"{number} {unit_label(units, power)}" for number in numbers for power in UNIT_POWERS]
+
+
+def widest_rate(label: QLabel, units: UnitSystem) -> str:
+    """The widest of widest_rates in the label's font."""
+    metrics = label.fontMetrics()
+    return max(widest_rates(units), key=metrics.horizontalAdvance)
+
+
+ROUNDING_PX = 4  # another text of the same digits may round a pixel or two wider
+
+
+def fix_to_widest(label: QLabel, texts: Iterable[str], slack: int = 0) -> None:
+    """Fix the label's size to its widest text (plain, one line), plus slack."""
+    metrics = label.fontMetrics()
+    margins = label.contentsMargins()
+    widest = max(
+        max(metrics.horizontalAdvance(text), metrics.boundingRect(text).width()) for text in texts
+    )
+    label.setFixedSize(
+        widest + ROUNDING_PX + slack + margins.left() + margins.right(),
+        metrics.height() + margins.top() + margins.bottom(),
+    )
