@@ -85,9 +85,15 @@ class EbpfPolicer:
                     active[slot] = spec
 
     def sent_up_bytes(self) -> dict[int, int]:
-        """Nothing to correct: the egress counters already count only what the
-        policer let pass."""
-        return {}
+        """L3 bytes each policed slot's uploads were let through, as the tc
+        shaper's output: the egress counters also hold the slot's pure ACKs,
+        which pass the policer uncharged (docs/backends.md, "A limited upload
+        leaves the application's downloads alone"), and beside a fast download
+        they read as a limit not met."""
+        return {
+            slot: self._table.read_policer(policer_key(slot, POLICE_UP)).passed_bytes
+            for slot in self._active[Direction.UP]
+        }
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:
         """None known: the cgroup programs see every socket of the machine,
