@@ -42,5 +42,6 @@ class SuspendableDatapath(Datapath):
             self._attached.append(self._suspended.pop(0))
 
     def close(self) -> None:
-        self._suspended.clear()  # detached already; unloaded with the rest
+        """Remove everything; programs taken off are unloaded with the rest."""
+        self._suspended.clear()
         super().close()

@@ -180,7 +180,6 @@ class Datapath:
         self.program_origin = ""  # "cache" or "built": where open() found the programs
         self._cgroup_fd = -1
         self._attached: list[tuple[int, CgroupAttachType]] = []
-        self._suspended: list[tuple[int, CgroupAttachType]] = []  # loaded, taken off by suspend()
         self._lock_fd = -1
         self._record: OwnershipRecord | None = None
         self._new_owners: RingBuffer | None = None
@@ -258,22 +257,6 @@ class Datapath:
             bpf_syscalls.attach_to_cgroup(prog_fd, self._cgroup_fd, attach_type)
             self._attached.append((prog_fd, attach_type))
 
-    def suspend(self) -> None:
-        """Take the programs off the cgroup root, keeping them and their maps
-        loaded, so resume() puts the same ones back within microseconds: a
-        benchmark compares with and without them on one running connection."""
-        while self._attached:
-            prog_fd, attach_type = self._attached[-1]
-            bpf_syscalls.detach_from_cgroup(prog_fd, self._cgroup_fd, attach_type)
-            self._suspended.insert(0, self._attached.pop())
-
-    def resume(self) -> None:
-        """Attach what suspend() took off."""
-        while self._suspended:
-            prog_fd, attach_type = self._suspended[0]
-            bpf_syscalls.attach_to_cgroup(prog_fd, self._cgroup_fd, attach_type)
-            self._attached.append(self._suspended.pop(0))
-
     def close(self) -> None:
         """Lift the socket caps it set, detach everything; safe to call twice."""
         for slot in list(self._caps_of_slot) if self._maps else []:
@@ -281,7 +264,6 @@ class Datapath:
                 self.set_slot_caps(slot, NO_CAPS)
             except Exception:  # closing must go on
                 log.exception("could not uncap the sockets of slot %d", slot)
-        self._suspended.clear()
         for prog_fd, attach_type in reversed(self._attached):
             try:
                 bpf_syscalls.detach_from_cgroup(prog_fd, self._cgroup_fd, attach_type)
