@@ -136,10 +136,8 @@ class Apply:
                     clamped[pid] = drain_s
         return clamped
 
-    def wholly_shaped_uploads(
-        self, table: LimitTable, by_slot: Mapping[int, int]
-    ) -> dict[str, int]:
-        """app id -> bytes out of its upload class, for applications whose every
+    def wholly_shaped(self, table: LimitTable, by_slot: Mapping[int, int]) -> dict[str, int]:
+        """app id -> bytes its limit let through, for applications whose every
         process is under that one rule (another user's unlimited processes of
         the same program never pass through it)."""
         shaped: dict[str, int] = {}

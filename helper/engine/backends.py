@@ -144,7 +144,7 @@ class Enforcer(Protocol):
     def reconcile(self, wanted: dict[Direction, Classes]) -> None: ...
     def active_directions(self) -> set[Direction]: ...
     def close(self) -> None: ...
-    def sent_up_bytes(self) -> dict[int, int]: ...
+    def sent_bytes(self, direction: Direction) -> dict[int, int]: ...
     def enforcement_gaps(self) -> dict[Direction, list[str]]: ...
     @property
     def queues(self) -> bool: ...  # over the limit, packets wait in a queue (else they are dropped)
@@ -268,9 +268,15 @@ class BackendRouter:
     def active_directions(self) -> set[Direction]:
         return set().union(*(e.active_directions() for e in self._enforcers().values()))
 
-    def sent_up_bytes(self) -> dict[int, int]:
-        _name, enforcer = self._by_direction.get(Direction.UP, ("", None))  # type: ignore[arg-type]
-        return enforcer.sent_up_bytes() if enforcer is not None else {}
+    def sent_bytes(self, direction: Direction) -> dict[int, int]:
+        """L3 bytes per slot that limits let through. Downloads: the policer's
+        count where it guards tc, as it runs last (at the socket, after the
+        IFB) and sees every path; uploads: the shaper's output, as the guard
+        runs before it (docs/backends.md, "Every path")."""
+        if direction is Direction.DOWN and self._guard is not None:
+            return self._guard[1].sent_bytes(direction)
+        _name, enforcer = self._by_direction.get(direction, ("", None))  # type: ignore[arg-type]
+        return enforcer.sent_bytes(direction) if enforcer is not None else {}
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:
         """Per direction, where limits do not hold now, and why: where its

@@ -161,10 +161,11 @@ class EngineCore:
             self._expire_user_rules(now)
             living = [s for s in samples if s.owner_tgid not in gone]
             self._tracking.count(living, now)
-            by_slot = self._shaper.sent_up_bytes()
-            self._tracking.meter.use_shaped_uploads(
-                self._applier.wholly_shaped_uploads(self._limits, by_slot), now
-            )
+            for direction in Direction:
+                by_slot = self._shaper.sent_bytes(direction)
+                self._tracking.meter.use_shaped(
+                    direction, self._applier.wholly_shaped(self._limits, by_slot), now
+                )
             self._overshoot.watch(self._applier.live(self._limits), self._index,
                                   self._tracking.meter.apps, self._applier.gating)  # fmt: skip
             self._tracking.forget_exited(now, {app_id for app_id, _ in self._limits.stored_keys()})

@@ -18,6 +18,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.layout import CounterSample
 
 LOOPBACK_IFINDEX = 1  # the kernel gives every namespace's lo index 1
@@ -57,7 +58,9 @@ class RateMeter:
         self._uid_pops = 0
         self._history: deque[tuple[float, dict[str, AppTraffic]]] = deque(maxlen=window_ticks)
         self.apps: dict[str, AppTraffic] = {}
-        self._shaped_history: deque[tuple[float, dict[str, int]]] = deque(maxlen=window_ticks)
+        self._shaped_history: dict[Direction, deque[tuple[float, dict[str, int]]]] = {
+            direction: deque(maxlen=window_ticks) for direction in Direction
+        }
         self._interface_history: deque[tuple[float, dict[InterfaceKey, AppTraffic]]] = deque(
             maxlen=window_ticks
         )
@@ -209,21 +212,29 @@ class RateMeter:
         self._interface_history.append((now, dict(totals)))
         self.interfaces = dict(totals)
 
-    def use_shaped_uploads(self, sent_bytes: dict[str, int], now: float) -> None:
-        """Upload rates of shaped applications from what left their shaper.
+    def use_shaped(self, direction: Direction, sent_bytes: dict[str, int], now: float) -> None:
+        """Rates of limited applications in a direction from what their limit
+        let through (docs/backends.md, "A limited upload leaves the
+        application's downloads alone").
 
         The socket counters see uploads before the queue: right after a limit
         lands on a fast connection TCP fills the queue in a burst and then
-        waits, so they show bursts, while the shaper's output is steady."""
+        waits, so they show bursts, while the shaper's output is steady. And
+        both directions' counters hold the application's pure ACKs, which pass
+        its limit uncharged: beside its fast transfer the other way they read
+        as a limit not met."""
+        history = self._shaped_history[direction]
         for app_id, sent in sent_bytes.items():
-            past = next(
-                ((t, apps[app_id]) for t, apps in self._shaped_history if app_id in apps), None
-            )
+            past = next(((t, apps[app_id]) for t, apps in history if app_id in apps), None)
             traffic = self.apps.get(app_id)
             if traffic is None or past is None or now <= past[0] or sent < past[1]:
                 continue  # a new or re-created class: no rate yet
-            traffic.up_bps = (sent - past[1]) / (now - past[0])
-        self._shaped_history.append((now, dict(sent_bytes)))
+            rate = (sent - past[1]) / (now - past[0])
+            if direction is Direction.UP:
+                traffic.up_bps = rate
+            else:
+                traffic.down_bps = rate
+        history.append((now, dict(sent_bytes)))
 
 
 def _with_rates(totals: dict[K, AppTraffic], history: deque[tuple[float, dict[K, AppTraffic]]],

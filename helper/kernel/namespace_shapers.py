@@ -283,10 +283,10 @@ class NamespaceShapers:
             active |= other.call(lambda shaper: shaper.active_directions())
         return active
 
-    def sent_up_bytes(self) -> dict[int, int]:
-        sent = self._own.sent_up_bytes()
+    def sent_bytes(self, direction: Direction) -> dict[int, int]:
+        sent = self._own.sent_bytes(direction)
         for other in self._elsewhere.values():
-            for slot, sent_bytes in other.call(lambda shaper: shaper.sent_up_bytes()).items():
+            for slot, sent_bytes in other.call(lambda shaper: shaper.sent_bytes(direction)).items():
                 sent[slot] = sent.get(slot, 0) + sent_bytes
         return sent
 

@@ -84,15 +84,16 @@ class EbpfPolicer:
                     self._write(slot, direction, spec)
                     active[slot] = spec
 
-    def sent_up_bytes(self) -> dict[int, int]:
-        """L3 bytes each policed slot's uploads were let through, as the tc
-        shaper's output: the egress counters also hold the slot's pure ACKs,
-        which pass the policer uncharged (docs/backends.md, "A limited upload
-        leaves the application's downloads alone"), and beside a fast download
-        they read as a limit not met."""
+    def sent_bytes(self, direction: Direction) -> dict[int, int]:
+        """L3 bytes each policed slot's traffic of a direction was let through,
+        as the tc shaper's output: the cgroup counters also hold the slot's
+        pure ACKs, which pass the policer uncharged (docs/backends.md, "A
+        limited upload leaves the application's downloads alone"), and beside
+        a fast transfer the other way they read as a limit not met."""
+        police = _POLICE_DIRECTION[direction]
         return {
-            slot: self._table.read_policer(policer_key(slot, POLICE_UP)).passed_bytes
-            for slot in self._active[Direction.UP]
+            slot: self._table.read_policer(policer_key(slot, police)).passed_bytes
+            for slot in self._active[direction]
         }
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:

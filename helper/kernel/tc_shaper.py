@@ -181,11 +181,12 @@ class TcShaper:
         """The IFB hierarchies of a direction (one, shared by every uplink's hook)."""
         return list({id(hook.ifb): hook.ifb for hook in self._hooks[direction].values()}.values())
 
-    def sent_up_bytes(self) -> dict[int, int]:
-        """L3 bytes each limited application's uploads have sent through the
-        shaper, over all uplinks: what left, not what was handed to the queue."""
+    def sent_bytes(self, direction: Direction) -> dict[int, int]:
+        """L3 bytes each limited application's traffic of a direction has sent
+        through the shaper, over all uplinks: what left, not what was handed
+        to the queue (its pure ACKs are in no class)."""
         sent: dict[int, int] = {}
-        for hierarchy in self._ifbs(Direction.UP):
+        for hierarchy in self._ifbs(direction):
             for slot, sent_bytes in hierarchy.sent_l3_bytes().items():
                 sent[slot] = sent.get(slot, 0) + sent_bytes
         return sent

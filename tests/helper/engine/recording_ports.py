@@ -69,6 +69,7 @@ class RecordingShaper:
     refuse: bool = False
     refuse_rate_bps: int = 0  # the "kernel" refuses any class at this rate
     sent: dict[int, int] = field(default_factory=dict)
+    sent_down: dict[int, int] = field(default_factory=dict)
     reconciles: int = 0
     queue_downloads: bool = True  # like tc; the ebpf policer drops
     gaps: dict[Direction, list[str]] = field(default_factory=dict)
@@ -119,5 +120,5 @@ class RecordingShaper:
     def active_directions(self) -> set[Direction]:
         return {d for d, classes in self.wanted.items() if classes}
 
-    def sent_up_bytes(self) -> dict[int, int]:
-        return dict(self.sent)
+    def sent_bytes(self, direction: Direction) -> dict[int, int]:
+        return dict(self.sent) if direction is Direction.UP else dict(self.sent_down)

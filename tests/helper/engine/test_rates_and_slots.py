@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.api import ADMIN_VIEWER, Viewer
 from chadthrottle.helper.engine.limits import SlotAllocator
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, build_listing
@@ -122,11 +123,24 @@ def test_shaped_uploads_are_measured_at_the_shaper_output() -> None:
     meter = RateMeter(window_ticks=1)
     meter.remember(10, "app:a")
     meter.update([Sample(10, 0, 0)], now=0.0)
-    meter.use_shaped_uploads({"app:a": 0}, now=0.0)
+    meter.use_shaped(Direction.UP, {"app:a": 0}, now=0.0)
     meter.update([Sample(10, 0, 4_000_000)], now=1.0)  # TCP filled the queue in a burst
-    meter.use_shaped_uploads({"app:a": 1_000_000}, now=1.0)  # the shaper let 1 MB out
+    meter.use_shaped(Direction.UP, {"app:a": 1_000_000}, now=1.0)  # the shaper let 1 MB out
     assert meter.apps["app:a"].up_bps == 1_000_000.0
     assert meter.apps["app:a"].tx_bytes == 4_000_000  # totals stay what the socket sent
+
+
+def test_limited_downloads_are_measured_at_what_their_limit_let_through() -> None:
+    """The counters hold the application's uploads' pure ACKs, which pass a
+    download limit uncharged: the listed rate is what the limit let through."""
+    meter = RateMeter(window_ticks=1)
+    meter.remember(10, "app:a")
+    meter.update([Sample(10, 0, 0)], now=0.0)
+    meter.use_shaped(Direction.DOWN, {"app:a": 0}, now=0.0)
+    meter.update([Sample(10, 3_000_000, 0)], now=1.0)  # data + ACKs of a fast upload
+    meter.use_shaped(Direction.DOWN, {"app:a": 100_000}, now=1.0)
+    assert meter.apps["app:a"].down_bps == 100_000.0
+    assert meter.apps["app:a"].rx_bytes == 3_000_000
 
 
 def test_interfaces_count_every_socket_attributed_or_not() -> None:
