@@ -44,85 +44,53 @@ HELD_BOUND = 1.25
 LISTED_BOUND = 1.4
 
 
-def test_an_upload_limit_leaves_the_same_applications_download_alone(stack: Stack) -> None:
+@pytest.mark.parametrize("limited", [Direction.UP, Direction.DOWN], ids=["upload", "download"])
+def test_a_limit_leaves_the_same_applications_other_direction_alone(
+    stack: Stack, limited: Direction
+) -> None:
+    """Upload limited: its download's acknowledgements skip the upload class and
+    policer. Download limited, the mirror image: the upload's acknowledgements
+    arrive as packets of the application's download, which went into its limited
+    download class (tc) or its download policer (ebpf): under a 100 KB/s download
+    limit its upload, paced at 100 MB/s, kept 0.015-0.31 (tc) and 0.74-0.98 (ebpf)
+    of an unlimited one's beside it. Either way the listed rate of the limited
+    direction is what the limit let through, without the uncharged acknowledgements."""
     backend = stack.helper.command[stack.helper.command.index("--backend") + 1]
-    port = 5700 if backend == "tc" else 5710
+    port = {Direction.UP: 5700, Direction.DOWN: 5720}[limited] + (0 if backend == "tc" else 10)
+    held_way, free_way = ("up", "down") if limited is Direction.UP else ("down", "up")
     with app_scope(stack.cgroup_root, f"org.chadthrottle.Acks{port}") as scope:
-        upload = start_stream(stack.pair, port, "up", app_cgroup=scope)
-        download = start_stream(
-            stack.pair, port + 1, "down", app_cgroup=scope, rate_bps=DOWNLOAD_BPS
-        )
-        bystander = start_stream(stack.pair, port + 2, "down", rate_bps=DOWNLOAD_BPS)
+        held = start_stream(stack.pair, port, held_way, app_cgroup=scope)
+        free = start_stream(stack.pair, port + 1, free_way, app_cgroup=scope, rate_bps=DOWNLOAD_BPS)
+        bystander = start_stream(stack.pair, port + 2, free_way, rate_bps=DOWNLOAD_BPS)
         app_id = ""
         try:
             time.sleep(0.3)
-            app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{upload.app_pid}", Direction.UP,
+            app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{held.app_pid}", limited,
                                                                           UPLOAD_LIMIT_BPS))  # fmt: skip
             time.sleep(SETTLE_S)
-            limited, beside, uploaded = rates_together(
-                [download.receiver, bystander.receiver, upload.receiver], WINDOW_S
+            kept, beside, moved = rates_together(
+                [free.receiver, bystander.receiver, held.receiver], WINDOW_S
             )
-            assert uploaded < HELD_BOUND * UPLOAD_LIMIT_BPS, (
-                f"the upload moved {uploaded / 1e3:.1f} kB/s"
+            assert moved < HELD_BOUND * UPLOAD_LIMIT_BPS, (
+                f"the limited direction moved {moved / 1e3:.1f} kB/s"
             )
-            # its acknowledgements are counted, not listed as upload over the limit
-            apps = {
-                a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())
-            }
-            listed = apps[app_id].rate_bps(Direction.UP)
-            assert listed < LISTED_BOUND * UPLOAD_LIMIT_BPS, (
-                f"the helper listed {listed / 1e3:.1f} kB/s up"
-            )
-            assert limited >= KEPT_SHARE * beside, (
-                f"the upload-limited application downloaded {limited / 1e6:.3f} MB/s "
-                f"beside an unlimited one's {beside / 1e6:.3f} MB/s"
-            )
-        finally:
-            for stream in (upload, download, bystander):
-                stream.stop()
-            if app_id:
-                call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
-
-
-def test_a_download_limit_leaves_the_same_applications_upload_alone(stack: Stack) -> None:
-    """The mirror image: the upload's acknowledgements arrive as packets of
-    the application's download, which went into its limited download class
-    (tc) or its download policer (ebpf): under a 100 KB/s download limit its
-    upload, paced at 100 MB/s, kept 0.015-0.31 (tc) and 0.74-0.98 (ebpf) of
-    an unlimited one's beside it."""
-    backend = stack.helper.command[stack.helper.command.index("--backend") + 1]
-    port = 5720 if backend == "tc" else 5730
-    with app_scope(stack.cgroup_root, f"org.chadthrottle.Acks{port}") as scope:
-        download = start_stream(stack.pair, port, "down", app_cgroup=scope)
-        upload = start_stream(stack.pair, port + 1, "up", app_cgroup=scope, rate_bps=DOWNLOAD_BPS)
-        bystander = start_stream(stack.pair, port + 2, "up", rate_bps=DOWNLOAD_BPS)
-        app_id = ""
-        try:
-            time.sleep(0.3)
-            app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{download.app_pid}", Direction.DOWN,
-                                                                          UPLOAD_LIMIT_BPS))  # fmt: skip
-            time.sleep(SETTLE_S)
-            limited, beside, downloaded = rates_together(
-                [upload.receiver, bystander.receiver, download.receiver], WINDOW_S
-            )
-            assert downloaded < HELD_BOUND * UPLOAD_LIMIT_BPS, (
-                f"the download moved {downloaded / 1e3:.1f} kB/s"
-            )
-            # its upload's acknowledgements are counted, not listed as download over the limit
+            # the other direction's acknowledgements are counted, not listed over the limit
             app = {
                 a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())
             }[app_id]
-            listed = app.rate_bps(Direction.DOWN)
-            assert listed < HELD_BOUND * UPLOAD_LIMIT_BPS, (
-                f"the helper listed {listed / 1e3:.1f} kB/s down"
+            listed = app.rate_bps(limited)
+            bound = LISTED_BOUND if limited is Direction.UP else HELD_BOUND
+            assert listed < bound * UPLOAD_LIMIT_BPS, (
+                f"the helper listed {listed / 1e3:.1f} kB/s {limited.value}"
             )
-            assert "above the limit" not in app.down_limit_problem, app.down_limit_problem
-            assert limited >= KEPT_SHARE * beside, (
-                f"the download-limited application uploaded {limited / 1e6:.3f} MB/s "
-                f"beside an unlimited one's {beside / 1e6:.3f} MB/s"
+            if limited is Direction.DOWN:
+                assert "above the limit" not in app.down_limit_problem, app.down_limit_problem
+            assert kept >= KEPT_SHARE * beside, (
+                f"the {limited.value}-limited application moved {kept / 1e6:.3f} MB/s "
+                f"{free_way} beside an unlimited one's {beside / 1e6:.3f} MB/s"
             )
         finally:
-            for stream in (upload, download, bystander):
+            for stream in (held, free, bystander):
                 stream.stop()
             if app_id:
                 call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
