@@ -19,7 +19,7 @@ import argparse
 
 from chadthrottle.cli.output import owner_label
 from chadthrottle.cli.terminal import for_terminal
-from chadthrottle.contract import Direction
+from chadthrottle.contract import ESTIMATE_COST, Direction
 from chadthrottle.helper_errors import UNKNOWN_METHOD, HelperClientError
 from chadthrottle.units import UnitSystem, format_rate
 
@@ -83,7 +83,7 @@ def add_priority_parsers(
     )
     capacity.add_argument("--estimate", action=argparse.BooleanOptionalAction, default=None,
                           help="let the helper estimate the capacity and follow it (a RATE given is "
-                          "where it starts); --no-estimate: only the rates set")  # fmt: skip
+                          f"where it starts; {ESTIMATE_COST}); --no-estimate: only the rates set")  # fmt: skip
     capacity.add_argument(
         "--off", action="store_true", help="no link shaping: priorities are not applied"
     )

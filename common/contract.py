@@ -91,6 +91,13 @@ LIMIT_REACH = (
     "that sum is not divided evenly between them: the connections in one namespace may take all "
     "of it while those in another get little or nothing."
 )
+# What estimating the link capacity costs the calls it protects (measured:
+# docs/benchmarks.md, "Quiet reruns"; bench/capacity_follow.py): each try of a
+# faster rate that fails puts a moment of queue at the modem.
+ESTIMATE_COST = (
+    "While it estimates, each try of a faster rate can delay calls by 0.1 s or more; "
+    "a capacity you set keeps them smoothest."
+)
 # Bounds for a quota, L3 bytes per period (0 is no quota: refused, use ClearQuota).
 MIN_QUOTA_BYTES = 1_000
 MAX_QUOTA_BYTES = 2**50  # a petabyte: anything above is a typo
@@ -470,7 +477,7 @@ METHODS: dict[str, MethodSpec] = {
             "shapes the whole machine's traffic just under it, so the queue forms here, ordered by priority. "
             f"down_bps, up_bps: 0 (that direction not shaped) or {MIN_RATE_BPS}..{MAX_RATE_BPS}. estimate: "
             "the helper estimates the capacity and follows it (a non-zero value is where it starts). All "
-            "zero and false: link shaping off. Stored with the rules; survives a restart.",
+            f"zero and false: link shaping off. Stored with the rules; survives a restart. {ESTIMATE_COST}",
             in_args=(Arg("down_bps", "t", ArgForm.CAPACITY_BPS), Arg("up_bps", "t", ArgForm.CAPACITY_BPS),
                      Arg("estimate", "b", ArgForm.ESTIMATE)),
         ),

@@ -11,8 +11,15 @@ range, nothing asked) it says at once and sends nothing.
 from __future__ import annotations
 
 import re
+import textwrap
 
-from chadthrottle.contract import MAX_RATE_BPS, MIN_RATE_BPS, Direction, LinkShapingInfo
+from chadthrottle.contract import (
+    ESTIMATE_COST,
+    MAX_RATE_BPS,
+    MIN_RATE_BPS,
+    Direction,
+    LinkShapingInfo,
+)
 from chadthrottle.gui.models.priority_view import link_summary
 from chadthrottle.gui.widgets.limit_slider import error_colour
 from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate
@@ -69,6 +76,9 @@ class LinkDialog(QDialog):
             "Estimate it and follow changes (a value above is where it starts)", self
         )
         self.estimate.setObjectName("estimate")
+        # A tooltip, not a line: at 2x on 1366x768 the dialog is at Qt's 2/3-of-the-screen
+        # height already, and a wrapped line more was cut.
+        self.estimate.setToolTip(textwrap.fill(ESTIMATE_COST, 72))  # plain tooltips do not wrap
         form.addRow(self.estimate)
         self.message = QLabel(ADMIN_NOTE, self)
         self.message.setObjectName("linkMessage")

@@ -20,7 +20,13 @@ from chadthrottle.cli.priorities import (
     format_link_shaping,
     priority_reasons,
 )
-from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, LinkShapingInfo, RuleInfo
+from chadthrottle.contract import (
+    ADMIN_OWNER,
+    ESTIMATE_COST,
+    ApplicationInfo,
+    LinkShapingInfo,
+    RuleInfo,
+)
 from chadthrottle.helper_errors import UNKNOWN_METHOD, HelperClientError
 from chadthrottle.priority import Priority
 
@@ -187,3 +193,9 @@ def test_an_older_helper_is_named_as_such(
         ctl.main(args)
     assert ended.value.code == ctl.EXIT_FAILED
     assert capsys.readouterr().err == f"chadthrottle-ctl: {OLDER_HELPER}\n"
+
+
+def test_capacity_help_says_what_estimating_costs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        ctl.main(["capacity", "--help"])
+    assert " ".join(ESTIMATE_COST.split()) in " ".join(capsys.readouterr().out.split())

@@ -5,7 +5,7 @@ they are in it; its error line stays readable in the dark theme."""
 
 from __future__ import annotations
 
-from chadthrottle.contract import Direction, LinkShapingInfo
+from chadthrottle.contract import ESTIMATE_COST, Direction, LinkShapingInfo
 from chadthrottle.gui.theme import dark_palette
 from chadthrottle.gui.views.link_dialog import LinkDialog
 from chadthrottle.units import UnitSystem
@@ -57,3 +57,11 @@ def test_empty_fields_show_the_form_in_the_windows_units(qtbot) -> None:  # type
         dialog = LinkDialog(units)
         qtbot.addWidget(dialog)
         assert dialog.edits[Direction.DOWN].placeholderText() == f"not shaped (e.g. {example})"
+
+
+def test_the_estimate_choice_says_what_it_costs_the_calls(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Estimation probes past the link's rate now and then (call p99 ~0.1-0.2 s
+    while it does): the choice's tooltip says so, in the contract's words."""
+    dialog = LinkDialog(UnitSystem.BYTES_DECIMAL)
+    qtbot.addWidget(dialog)
+    assert " ".join(dialog.estimate.toolTip().split()) == ESTIMATE_COST
