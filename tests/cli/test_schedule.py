@@ -8,6 +8,18 @@ from chadthrottle.cli import ctl
 from chadthrottle.cli.schedule import format_schedules
 from chadthrottle.contract import ADMIN_OWNER, ScheduleInfo
 
+# A whole schedule's when, for the cases that differ in what it does.
+MONDAY_9_TO_5 = [
+    "schedule",
+    "exe:/usr/bin/curl",
+    "--days",
+    "mon",
+    "--from",
+    "09:00",
+    "--to",
+    "17:00",
+]
+
 
 @pytest.mark.parametrize(
     ("args", "message"),
@@ -17,19 +29,12 @@ from chadthrottle.contract import ADMIN_OWNER, ScheduleInfo
             "give --days",
         ),
         (
-            ["schedule", "exe:/usr/bin/curl", "--days", "mon", "--from", "09:00", "--to", "17:00"],
+            MONDAY_9_TO_5,
             "--block",
         ),
         (
             [
-                "schedule",
-                "exe:/usr/bin/curl",
-                "--days",
-                "mon",
-                "--from",
-                "09:00",
-                "--to",
-                "17:00",
+                *MONDAY_9_TO_5,
                 "--limit",
                 "unlimited",
             ],
@@ -41,14 +46,7 @@ from chadthrottle.contract import ADMIN_OWNER, ScheduleInfo
         (["schedule", "exe:/usr/bin/curl", "--block", "sideways"], "invalid choice"),
         (
             [
-                "schedule",
-                "exe:/usr/bin/curl",
-                "--days",
-                "mon",
-                "--from",
-                "09:00",
-                "--to",
-                "17:00",
+                *MONDAY_9_TO_5,
                 "--limit",
                 "1M",
                 "--down",
@@ -58,14 +56,7 @@ from chadthrottle.contract import ADMIN_OWNER, ScheduleInfo
         ),  # --down won silently
         (
             [
-                "schedule",
-                "exe:/usr/bin/curl",
-                "--days",
-                "mon",
-                "--from",
-                "09:00",
-                "--to",
-                "17:00",
+                *MONDAY_9_TO_5,
                 "--up",
                 "2M",
                 "--limit",
