@@ -124,6 +124,9 @@ class LinkSummary:
     short: str = ""  # the same with the unit once, for a narrow status line ("" : none shorter)
 
 
+NOT_SET = "No link capacity is set"
+
+
 def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
     """ "Link shaped: ▼ 50.0 Mbit/s ▲ 10.0 Mbit/s" (≈ when estimated); the problem, when
     there is one, in amber; never "on" for a direction the kernel does not shape."""
@@ -132,8 +135,10 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
                   for arrow, d in (("▼", Direction.DOWN), ("▲", Direction.UP))]  # fmt: skip
     asked = shaping.estimate or any(cap for _a, cap, _s in capacities)
     if not asked:  # amber when the helper says priorities wait for it
-        return LinkSummary("Link: not shaped", "No link capacity is set: priorities have nothing to order "
-                           f"within.{_problem(shaping)} Click to set it.", bool(shaping.problem))  # fmt: skip
+        # The helper's problem then is most often that same fact: say it once.
+        said = shaping.problem.casefold().startswith(NOT_SET.casefold())
+        return LinkSummary("Link: not shaped", f"{NOT_SET}: priorities have nothing to order within."
+                           f"{'' if said else _problem(shaping)} Click to set it.", bool(shaping.problem))  # fmt: skip
     if not any(cap for _a, cap, _s in capacities):  # estimating, nothing measured yet
         return LinkSummary(
             "Link: estimating the capacity…",

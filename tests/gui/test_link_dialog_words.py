@@ -65,3 +65,25 @@ def test_the_estimate_choice_says_what_it_costs_the_calls(qtbot) -> None:  # typ
     dialog = LinkDialog(UnitSystem.BYTES_DECIMAL)
     qtbot.addWidget(dialog)
     assert " ".join(dialog.estimate.toolTip().split()) == ESTIMATE_COST
+
+
+def test_no_capacity_is_said_once(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The helper's problem then says what the line says: the dialog and the
+    status line's tooltip say it once; another problem is still told."""
+    from chadthrottle.gui.models.priority_view import link_summary
+    from chadthrottle.gui.views.status_line import StatusLine
+
+    dialog = LinkDialog(UnitSystem.BYTES_DECIMAL)
+    qtbot.addWidget(dialog)
+    line = StatusLine()
+    qtbot.addWidget(line)
+    unset = LinkShapingInfo(problem="no link capacity is set: priorities need it")
+    dialog.show_shaping(unset)
+    line.set_link(link_summary(unset, UnitSystem.BYTES_DECIMAL))
+    for text in (dialog.state.text(), line.link.toolTip()):
+        assert text.casefold().count("no link capacity is set") == 1, text
+        assert "Problem" not in text, text
+    assert line.link.styleSheet()  # still amber: the helper says priorities wait for it
+    dialog.show_shaping(LinkShapingInfo(problem="upload: no IFB"))
+    assert "No link capacity is set" in dialog.state.text()
+    assert "Problem: upload: no IFB." in dialog.state.text()
