@@ -1,6 +1,7 @@
 """The amber of a priority that is not in force (its badge) and of the status
 line's warnings stays readable in the dark theme: #c64600 read 2.9:1 on the
-dark rows and status bar (WCAG asks 4.5:1 for text this small)."""
+dark rows and status bar (WCAG asks 4.5:1 for text this small); in the light
+theme it read 4.27:1 on the status bar (#efefef)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from chadthrottle.gui.theme import apply_theme, dark_palette
 from chadthrottle.gui.views.status_line import StatusLine
 from chadthrottle.gui.widgets.limit_slider import problem_colour
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QStyleFactory
 
 
 def contrast(one: QColor, other: QColor) -> float:
@@ -51,3 +52,19 @@ def test_status_line_warning_follows_the_theme(qtbot) -> None:  # type: ignore[n
     assert line.link.styleSheet() == light
     line.set_link(LinkSummary("Link shaped: ▼ 6.00 MB/s", "shaped", warning=False))
     assert line.link.styleSheet() == ""
+
+
+def test_problem_amber_reads_on_the_light_theme() -> None:
+    """Fusion's light palette, as Settings → Theme → Light sets it: the status
+    line's warning on the window colour, a limit's on the rows."""
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    light = QStyleFactory.create("Fusion").standardPalette()
+    assert light.color(QPalette.ColorRole.Window).name() == "#efefef"  # what was measured
+    amber = QColor(problem_colour(light))
+    for role in (
+        QPalette.ColorRole.Window,
+        QPalette.ColorRole.Base,
+        QPalette.ColorRole.AlternateBase,
+    ):
+        assert contrast(amber, light.color(role)) >= 4.5, role
