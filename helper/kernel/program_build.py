@@ -1,9 +1,12 @@
 """Build the datapath's programs with bcc, in a short-lived process.
 
-    python -m chadthrottle.helper.kernel.program_build SOURCE_DIR
+    python -m chadthrottle.helper.kernel.program_build SOURCE_DIR [CFLAG...]
 
-compiles SOURCE_DIR/datapath.c with bcc (BCC_KERNEL_SOURCE names the header
-tree) and writes the program set (program_set.py) as JSON to stdout. It runs
+compiles SOURCE_DIR/datapath.c with bcc and the CFLAGs it is given
+(BCC_KERNEL_SOURCE names the header tree) and writes the program set
+(program_set.py) as JSON to stdout. The flags are the ones the program cache
+keys the result by (program_cache.obtain_program_set), handed over rather than
+computed again here, so what is stored is built with what its key says. It runs
 as a child of the helper because bcc keeps LLVM and clang mapped for the life
 of the process that used it (about 130 MiB resident); the child's maps and
 compiler go when it exits, and the helper loads the result with bpf(2).
@@ -43,7 +46,7 @@ def compile_flags(source_dir: Path) -> list[str]:
     ]
 
 
-def build(source_dir: Path) -> dict[str, object]:
+def build(source_dir: Path, cflags: list[str]) -> dict[str, object]:
     """Compile with bcc and read back what the kernel accepted: the maps bcc
     created (their specs and the BTF they were made with) and each program's
     instructions, map fds turned into map indices."""
@@ -59,7 +62,7 @@ def build(source_dir: Path) -> dict[str, object]:
     lib.bpf_table_fd_id.restype = ctypes.c_int
     lib.bpf_table_fd_id.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 
-    bpf = BPF(src_file=str(source_dir / "datapath.c").encode(), cflags=compile_flags(source_dir))
+    bpf = BPF(src_file=str(source_dir / "datapath.c").encode(), cflags=cflags)
     try:
         maps: list[MapSpec] = []
         index_of_fd: dict[int, int] = {}
@@ -84,16 +87,17 @@ def build(source_dir: Path) -> dict[str, object]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or not Path(argv[0]).is_dir():
+    if not argv or not Path(argv[0]).is_dir():
         print(
-            "usage: python -m chadthrottle.helper.kernel.program_build SOURCE_DIR", file=sys.stderr
+            "usage: python -m chadthrottle.helper.kernel.program_build SOURCE_DIR [CFLAG...]",
+            file=sys.stderr,
         )
         return 2
     if "BCC_KERNEL_SOURCE" not in os.environ:
         print("program_build: BCC_KERNEL_SOURCE is not set", file=sys.stderr)
         return 2
     try:
-        result = build(Path(argv[0]))
+        result = build(Path(argv[0]), argv[1:])
     except Exception as error:  # bcc raises bare Exception on compile errors
         print(f"program_build: {error}", file=sys.stderr)
         return 1

@@ -138,8 +138,8 @@ def write_cache(cache_dir: Path, key: dict[str, Any], program_set: ProgramSet) -
         raise
 
 
-def build_in_child(source_dir: Path, cache_dir: Path) -> ProgramSet:
-    """Compile with bcc in a child process (program_build.py)."""
+def build_in_child(source_dir: Path, cache_dir: Path, cflags: list[str]) -> ProgramSet:
+    """Compile with bcc and cflags in a child process (program_build.py)."""
     if importlib.util.find_spec("bcc") is None:
         raise BackendUnavailable(
             "bcc is not installed: install python3-bpfcc (Debian) and use a Python that sees it"
@@ -151,7 +151,8 @@ def build_in_child(source_dir: Path, cache_dir: Path) -> ProgramSet:
         # -P and cwd "/": the module comes from where the helper's does, never
         # from whatever directory the helper was started in (it runs as root).
         result = subprocess.run(
-            [sys.executable, "-P", "-m", "chadthrottle.helper.kernel.program_build", str(source_dir)],
+            [sys.executable, "-P", "-m", "chadthrottle.helper.kernel.program_build", str(source_dir),
+             *cflags],
             stdin=subprocess.DEVNULL, capture_output=True, env=environment, timeout=BUILD_TIMEOUT_S, cwd="/",
         )  # fmt: skip
     except subprocess.TimeoutExpired:
@@ -185,7 +186,7 @@ def obtain_program_set(
             return read_cached(cache_dir, key), "cache"
     except CacheRefused as reason:
         log.info("compiling the BPF programs: the stored ones are not used (%s)", reason)
-    program_set = build_in_child(source_dir, cache_dir)
+    program_set = build_in_child(source_dir, cache_dir, key["cflags"])
     try:
         write_cache(cache_dir, key, program_set)
     except (OSError, CacheRefused) as error:

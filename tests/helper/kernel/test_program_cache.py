@@ -177,6 +177,22 @@ def test_a_directory_others_may_write_is_neither_read_nor_written(
         read_cached(cache_dir, cache_key(sources, compile_flags(sources)))
 
 
+def test_the_flags_the_set_is_stored_under_are_the_ones_it_was_compiled_with(
+    cache_dir: Path, sources: Path
+) -> None:
+    """The build child compiles with the cache key's flags, not flags of its
+    own: a flag only the caller passes reaches the compiler (it made the build
+    fail here, while the child computed its flags itself it was built without
+    it and stored under a key that named it)."""
+    from chadthrottle.helper.errors import BackendUnavailable
+
+    with open(sources / "datapath.c", "a") as source:
+        source.write("\n#ifdef CHADT_CALLERS_FLAG\n#error the caller's flag reached bcc\n#endif\n")
+    with pytest.raises(BackendUnavailable, match="the caller's flag reached bcc"):
+        _obtain(cache_dir, sources, extra_flags=("-DCHADT_CALLERS_FLAG=1",))
+    assert not (cache_dir / CACHE_FILE).exists()
+
+
 def test_a_source_that_does_not_compile_is_a_named_error(cache_dir: Path, sources: Path) -> None:
     from chadthrottle.helper.errors import BackendUnavailable
 
