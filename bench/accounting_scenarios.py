@@ -7,8 +7,8 @@ Two namespace pairs (tests/support/netns.py): the helper runs in the "host"
 namespace of the first; the applications run in that namespace, except one in
 the second pair's host namespace (another network namespace, as a container
 would be). Each scenario runs bench/scenario_traffic.py in its own app scope
-(app id app:org.chadthrottle.Acct<Key>) against a server in the peer namespace,
-and compares three counts of the same traffic:
+(app id app:org.chadthrottle.Acct<Key><this run's tag>, tests/support/own_names.py)
+against a server in the peer namespace, and compares three counts of the same traffic:
 
 - the helper: the application's rx/tx bytes from ListApplications over D-Bus
   (L3 wire bytes: IP header + payload, a GSO/GRO packet as its segments);
@@ -40,6 +40,7 @@ from pathlib import Path
 
 from chadthrottle.contract import ApplicationInfo, InterfaceInfo
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, app_scope, nsenter_argv, spawn, wait_for_line
 from tests.support.wire_truth import quiet, wire_counters
@@ -52,7 +53,7 @@ SETTLE_S = 1.2  # the helper reads its counters once a second
 
 @dataclass(frozen=True)
 class Scenario:
-    key: str  # the application is app:org.chadthrottle.Acct<key>
+    key: str  # the application is app:<desktop_id>
     title: str
     command: tuple[str, ...]  # the generator's subcommand and sizes
     family: int = 4
@@ -60,8 +61,14 @@ class Scenario:
     scope: bool = True  # False: no app scope; the application is the generator's script
 
     @property
+    def desktop_id(self) -> str:
+        """This run's own (tests/support/own_names.py): a run beside another
+        with the same id counted both runs' copies (2-3 times the wire)."""
+        return own_names.desktop_id(f"Acct{self.key}")
+
+    @property
     def app_id(self) -> str:
-        return f"app:org.chadthrottle.Acct{self.key}"
+        return f"app:{self.desktop_id}"
 
 
 def scenarios(scale: float = 1.0) -> list[Scenario]:
@@ -177,9 +184,7 @@ def measure(bus_address: str, cgroup_root: Path, site: Site, scenario: Scenario)
     with contextlib.ExitStack() as stack:
         if scenario.scope:
             generator, app_id = GENERATOR, scenario.app_id
-            scope: Path | None = stack.enter_context(
-                app_scope(cgroup_root, f"org.chadthrottle.Acct{scenario.key}")
-            )
+            scope: Path | None = stack.enter_context(app_scope(cgroup_root, scenario.desktop_id))
         else:  # a copy of its own: a script is an application (script:<path>)
             generator = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="chadthrottle-acct-"))

@@ -8,10 +8,14 @@ program's application id is its script's path."""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.support import own_names
 
 REPO = Path(__file__).parents[1]
 # One session: starts the traffic program, reads its id as the helper does, exits.
@@ -71,3 +75,59 @@ def test_a_killed_sessions_copy_goes_with_the_next_session() -> None:
     assert script.exists()
     _session()
     assert not script.parent.exists()
+
+
+# Where a test's application runs under a session's helper: its desktop id must
+# come from tests/support/own_names.py (the tag), not be spelt in the test.
+_SPELT_ID = re.compile(r"(?:^|[^\w.])(?:app:)?org\.chadthrottle\.[A-Za-z{]")
+_CHECKED = ("tests/e2e", "tests/helper/kernel", "tests/support", "bench/accounting_scenarios.py")
+
+
+def _spelt_desktop_ids(path: Path) -> list[str]:
+    """String constants (f-strings' parts too, not docstrings) that begin a
+    desktop id of ours: org.chadthrottle.<Name>."""
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    return [
+        f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        and _SPELT_ID.search(node.value)
+    ]
+
+
+def test_end_to_end_and_kernel_tests_take_their_desktop_ids_from_own_names() -> None:
+    """The same test in two sessions with a fixed desktop id was one
+    application: each helper counted or shaped the other's copy."""
+    files = [
+        path
+        for checked in _CHECKED
+        for path in (
+            (REPO / checked).rglob("*.py") if (REPO / checked).is_dir() else [REPO / checked]
+        )
+        if path.name != "own_names.py"
+    ]
+    assert len(files) > 40
+    spelt = [spelt for path in files for spelt in _spelt_desktop_ids(path)]
+    assert spelt == [], "use tests.support.own_names.desktop_id(NAME) / app_id(NAME) for these"
+
+
+def test_desktop_ids_are_one_per_name_in_a_session_and_another_in_the_next() -> None:
+    code = "from tests.support import own_names as o; print(o.desktop_id('X'), o.desktop_id('X'))"
+
+    def session() -> list[str]:
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                              text=True, timeout=30, check=True)  # fmt: skip
+        return done.stdout.split()
+
+    (first, again), (other, _) = session(), session()
+    assert first == again != other and first.startswith("org.chadthrottle.X")
+    assert own_names.desktop_id("X", fresh=True) != own_names.desktop_id("X", fresh=True)

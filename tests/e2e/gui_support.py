@@ -20,6 +20,7 @@ from PySide6.QtCore import QSettings, QTimer
 
 from tests.e2e.conftest import Stack
 from tests.e2e.test_limit_over_dbus import PAYLOAD_SHARE
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Receiver, Stream, app_scope, start_stream
 
@@ -51,10 +52,10 @@ def running_gui(stack: Stack, qtbot: Any, settings_path: Path) -> Iterator[AppCo
 def streaming_app(
     stack: Stack, name: str, port: int, direction: Direction
 ) -> Iterator[tuple[str, Stream]]:
-    """A running application "org.chadthrottle.<name>" with one bulk stream;
+    """A running application, this session's own desktop id for name, with one bulk stream;
     its limits are cleared and its processes stopped on exit, also on failure."""
-    app_id = f"app:org.chadthrottle.{name}"
-    with app_scope(stack.cgroup_root, f"org.chadthrottle.{name}") as scope:
+    app_id = own_names.app_id(name)
+    with app_scope(stack.cgroup_root, own_names.desktop_id(name)) as scope:
         stream = start_stream(stack.pair, port, direction.value, app_cgroup=scope)
         try:
             yield app_id, stream

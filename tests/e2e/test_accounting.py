@@ -14,6 +14,7 @@ from chadthrottle.contract import ApplicationInfo, InterfaceInfo
 
 from bench.accounting_scenarios import Site, measure, scenarios, server
 from tests.e2e.conftest import Stack
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     TRAFFIC_SCRIPT,
@@ -71,7 +72,9 @@ def test_short_lived_processes_stay_listed_after_they_exit(
     apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
     app = apps[scenario.app_id]
     assert not app.running and app.pids == ()  # every process exited; still listed with its totals
-    assert app.name == f"Acct{scenario.key}" and app.rx_bytes > 0  # and with the name it had
+    assert (
+        app.name == scenario.desktop_id.removeprefix("org.chadthrottle.") and app.rx_bytes > 0
+    )  # and with the name it had
 
 
 def test_interfaces_of_another_namespace_are_listed_apart(
@@ -105,7 +108,7 @@ def test_interfaces_of_another_namespace_are_listed_apart(
 
 def test_loopback_is_counted_apart(stack: Stack) -> None:
     """Loopback in the helper's namespace: neither rate includes it."""
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestLoop") as scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestLoop")) as scope:
         listener = spawn(
             nsenter_argv(
                 stack.pair.host_ns,
@@ -155,8 +158,8 @@ def test_loopback_is_counted_apart(stack: Stack) -> None:
                     a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())
                 }
                 seen[:] = (
-                    [apps["app:org.chadthrottle.TestLoop"]]
-                    if "app:org.chadthrottle.TestLoop" in apps
+                    [apps[own_names.app_id("TestLoop")]]
+                    if own_names.app_id("TestLoop") in apps
                     else []
                 )
                 return (

@@ -16,6 +16,7 @@ from chadthrottle.contract import Direction
 
 from tests.e2e.conftest import MiB, Stack
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, app_scope, start_stream
 from tests.support.other_users import DENIED, NO_SUCH, ClientAs, granted, stream_as
@@ -41,8 +42,8 @@ def grant(nobody: ClientAs) -> Iterator[Path]:
 @pytest.fixture
 def two_users_apps(stack: Stack) -> Iterator[tuple[Stream, Stream]]:
     """An upload by NOBODY's application and one by root's, both running."""
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestNobodyApp") as nobody_scope, \
-            app_scope(stack.cgroup_root, "org.chadthrottle.TestRootApp") as root_scope:  # fmt: skip
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestNobodyApp")) as nobody_scope, \
+            app_scope(stack.cgroup_root, own_names.desktop_id("TestRootApp")) as root_scope:  # fmt: skip
         streams: list[Stream] = []
         try:
             streams.append(stream_as(NOBODY, stack.pair, 5700, nobody_scope))
@@ -56,8 +57,8 @@ def two_users_apps(stack: Stack) -> Iterator[tuple[Stream, Stream]]:
                 stream.stop()
 
 
-NOBODY_APP = "app:org.chadthrottle.TestNobodyApp"
-ROOT_APP = "app:org.chadthrottle.TestRootApp"
+NOBODY_APP = own_names.app_id("TestNobodyApp")
+ROOT_APP = own_names.app_id("TestRootApp")
 
 
 def _listed_with_users(stack: Stack) -> set[str]:

@@ -35,6 +35,7 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.gates import LEASE_S
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     NetnsPair,
@@ -101,9 +102,9 @@ def test_block_stops_tcp_and_udp_at_once_unblock_resumes_and_a_killed_helper_fai
     private_bus: PrivateSystemBus, pair: NetnsPair, tmp_path: Path
 ) -> None:
     bus = private_bus.address
-    app_id = "app:org.chadthrottle.TestBlock"
-    with app_scope(cgroup2_mount(), "org.chadthrottle.TestBlock") as scope, \
-            app_scope(cgroup2_mount(), f"org.chadthrottle.TestBlockPeer{secrets.token_hex(3)}") as peers, \
+    app_id = own_names.app_id("TestBlock")
+    with app_scope(cgroup2_mount(), own_names.desktop_id("TestBlock")) as scope, \
+            app_scope(cgroup2_mount(), own_names.desktop_id("TestBlockPeer", fresh=True)) as peers, \
             extra_link(f"ctapp-{secrets.token_hex(3)}", pair.peer_ns) as elsewhere, \
             _helper(private_bus, pair, tmp_path / "state") as helper:  # fmt: skip
         # TCP gives up after 5 retries here, not 15: a blocked upload refused with a congestion notice
@@ -203,15 +204,13 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
     private_bus: PrivateSystemBus, pair: NetnsPair, tmp_path: Path, backend: str
 ) -> None:
     bus = private_bus.address
-    desktop_id = f"org.chadthrottle.TestQuota{backend.capitalize()}"
+    desktop_id = own_names.desktop_id(f"TestQuota{backend.capitalize()}")
     app_id = f"app:{desktop_id}"
     clock = tmp_path / "clock"
     clock.write_text(f"{time.time()}\n")
     with (
         app_scope(cgroup2_mount(), desktop_id) as scope,
-        app_scope(
-            cgroup2_mount(), f"org.chadthrottle.TestQuotaPeer{secrets.token_hex(3)}"
-        ) as peers,
+        app_scope(cgroup2_mount(), own_names.desktop_id("TestQuotaPeer", fresh=True)) as peers,
         _helper(
             private_bus, pair, tmp_path / "state", "--wall-clock-file", str(clock), backend=backend
         ) as helper,

@@ -14,6 +14,7 @@ from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, LinkS
 
 from tests.e2e.conftest import Stack
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.idle_app import idle_app
 from tests.support.netns import app_scope, start_stream
@@ -31,7 +32,7 @@ def _ctl(stack: Stack, *args: str, as_nobody: bool = False) -> subprocess.Comple
 
 
 def test_ctl_limit_by_pid_slows_the_upload_and_clear_restores_it(stack: Stack) -> None:
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestCtl") as scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestCtl")) as scope:
         stream = start_stream(stack.pair, 5500, "up", app_cgroup=scope)
         try:
             result = _ctl(stack, "limit", f"pid:{stream.app_pid}", "--up", "1M")
@@ -42,9 +43,7 @@ def test_ctl_limit_by_pid_slows_the_upload_and_clear_restores_it(stack: Stack) -
 
             listed = json.loads(_ctl(stack, "list", "--json").stdout)
             entry = next(app for app in listed if stream.app_pid in app["pids"])
-            assert (
-                entry["id"] == "app:org.chadthrottle.TestCtl" and entry["up_limit_bps"] == 1_000_000
-            )
+            assert entry["id"] == own_names.app_id("TestCtl") and entry["up_limit_bps"] == 1_000_000
 
             connections = json.loads(_ctl(stack, "connections", entry["id"], "--json").stdout)
             assert {
@@ -63,7 +62,7 @@ def test_ctl_limit_by_pid_slows_the_upload_and_clear_restores_it(stack: Stack) -
 
 def test_a_caller_polkit_denies_gets_a_named_error_and_nothing_changes(stack: Stack) -> None:
     require_program("setpriv")
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestDenied") as scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestDenied")) as scope:
         stream = start_stream(stack.pair, 5510, "up", app_cgroup=scope)
         try:
             before = stack.idle_tc_state()
@@ -96,7 +95,7 @@ def test_ctl_priority_and_capacity_through_the_helper(stack: Stack) -> None:
         return call_helper(stack.bus_address, both)
 
     with idle_app(
-        stack.cgroup_root, stack.pair.host_ns, "org.chadthrottle.TestCtlPriority"
+        stack.cgroup_root, stack.pair.host_ns, own_names.desktop_id("TestCtlPriority")
     ) as app_id:
         try:
             waiting = _ctl(stack, "priority", app_id, "critical")

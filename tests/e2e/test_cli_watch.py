@@ -18,6 +18,7 @@ from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
 from tests.e2e.conftest import Stack
+from tests.support import own_names
 from tests.support.idle_app import idle_app
 from tests.support.waiting import eventually
 
@@ -77,7 +78,9 @@ def _connections_of(address: str, pid: int) -> set[str]:
 
 
 def test_watch_json_prints_count_lines_of_the_listing_over_one_connection(stack: Stack) -> None:
-    with idle_app(stack.cgroup_root, stack.pair.host_ns, "org.chadthrottle.TestWatch") as app_id:
+    with idle_app(
+        stack.cgroup_root, stack.pair.host_ns, own_names.desktop_id("TestWatch")
+    ) as app_id:
         env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": stack.bus_address}
         listed: list[dict[str, object]] = []
 

@@ -13,6 +13,7 @@ import pytest
 from chadthrottle.contract import ConnectionInfo
 
 from tests.e2e.conftest import Stack
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, nsenter_argv, spawn, wait_for_line
 from tests.support.waiting import eventually
@@ -45,7 +46,7 @@ def client(stack: Stack, tmp_path: Path) -> Iterator[tuple[str, Path, object]]:
     server = spawn(
         nsenter_argv(pair.peer_ns, [sys.executable, "-c", SERVER, str(port), str(SERVED)]), None
     )
-    desktop_id = f"org.chadthrottle.ConnBytes{secrets.token_hex(3)}"
+    desktop_id = own_names.desktop_id("ConnBytes", fresh=True)
     try:
         wait_for_line(server, "listening")
         with app_scope(stack.cgroup_root, desktop_id) as scope:

@@ -11,6 +11,7 @@ from chadthrottle.client import HelperClientError
 from chadthrottle.contract import Direction
 
 from tests.e2e.conftest import MiB, Stack
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, start_stream
 
@@ -41,7 +42,9 @@ def _app(stack: Stack, app_id: str):  # type: ignore[no-untyped-def]
 def test_policer_holds_a_running_stream_without_qdiscs(stack: Stack, direction: Direction) -> None:
     before = stack.idle_tc_state()
     port = 5600 if direction is Direction.UP else 5610
-    with app_scope(stack.cgroup_root, f"org.chadthrottle.Ebpf{direction.value.title()}") as scope:
+    with app_scope(
+        stack.cgroup_root, own_names.desktop_id(f"Ebpf{direction.value.title()}")
+    ) as scope:
         limited = start_stream(stack.pair, port, direction.value, app_cgroup=scope)
         bystander = start_stream(stack.pair, port + 1, direction.value)
         try:
@@ -85,8 +88,8 @@ def test_policer_holds_a_running_stream_without_qdiscs(stack: Stack, direction: 
 
 def test_two_applications_two_limits(stack: Stack) -> None:
     with (
-        app_scope(stack.cgroup_root, "org.chadthrottle.EbpfOne") as one,
-        app_scope(stack.cgroup_root, "org.chadthrottle.EbpfTwo") as two,
+        app_scope(stack.cgroup_root, own_names.desktop_id("EbpfOne")) as one,
+        app_scope(stack.cgroup_root, own_names.desktop_id("EbpfTwo")) as two,
     ):
         streams = [
             start_stream(stack.pair, 5620, "up", app_cgroup=one),
@@ -129,7 +132,7 @@ def test_a_bad_limit_changes_nothing(stack: Stack) -> None:
     """Each bad limit in turn on one limited stream (the stream and the limit
     took longer to set up than a refusal takes to check): each is refused, and
     after each the limit in force is listed and holds, measured as before."""
-    with app_scope(stack.cgroup_root, "org.chadthrottle.EbpfBad") as scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("EbpfBad")) as scope:
         stream = start_stream(stack.pair, 5630, "up", app_cgroup=scope)
         try:
             app_id = call_helper(

@@ -16,13 +16,14 @@ from chadthrottle.client import HelperClient, HelperClientError
 from chadthrottle.contract import Action, Direction
 
 from tests.e2e.conftest import MiB, Stack
+from tests.support import own_names
 from tests.support.flood import flood, paced_calls, percentile_ms, polkit_grant
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, start_stream
 from tests.support.requirements import require_program
 from tests.support.waiting import eventually
 
-APP_ID = "app:org.chadthrottle.FloodTest"
+APP_ID = own_names.app_id("FloodTest")
 # A paced flood: the helper of before issue 20 answered at most ~200 such calls
 # a second (each a read of all /proc), so this one stalled it; a flood as fast
 # as the helper answers would mostly measure the CPU the flooders take.

@@ -16,6 +16,7 @@ import pytest
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     TRAFFIC_SCRIPT,
@@ -63,17 +64,17 @@ def test_quiet_connections_are_listed_from_the_helpers_start_and_as_they_open(
     private_bus: PrivateSystemBus, pair: NetnsPair, sink: int, tmp_path: Path
 ) -> None:
     tag = secrets.token_hex(3)
-    with app_scope(cgroup2_mount(), f"org.chadthrottle.QuietBefore{tag}") as before, \
-            app_scope(cgroup2_mount(), f"org.chadthrottle.QuietAfter{tag}") as after:  # fmt: skip
+    with app_scope(cgroup2_mount(), own_names.desktop_id(f"QuietBefore{tag}")) as before, \
+            app_scope(cgroup2_mount(), own_names.desktop_id(f"QuietAfter{tag}")) as after:  # fmt: skip
         _quiet_app(pair, sink, before)  # connected before the helper starts
         with HelperProcess(private_bus.address, netns=pair.host_ns, state_dir=tmp_path) as helper:
-            early = f"app:org.chadthrottle.QuietBefore{tag}"
+            early = own_names.app_id(f"QuietBefore{tag}")
             assert eventually(lambda: early in _listed(private_bus.address), 5.0), (
                 f"an application holding a quiet connection from before the start is not listed: "
                 f"{sorted(_listed(private_bus.address))}"
             )
             assert _listed(private_bus.address)[early] == (0, 0, True)
             _quiet_app(pair, sink, after)  # connects while the helper runs, then is quiet
-            late = f"app:org.chadthrottle.QuietAfter{tag}"
+            late = own_names.app_id(f"QuietAfter{tag}")
             assert eventually(lambda: late in _listed(private_bus.address), 5.0)
             assert helper.returncode is None

@@ -13,6 +13,7 @@ import pytest
 from chadthrottle.contract import Direction
 
 from tests.e2e.conftest import MiB, Stack
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, start_stream
 from tests.support.waiting import eventually
@@ -67,7 +68,9 @@ def test_limit_slows_a_running_stream_and_clearing_restores_it(
     stack: Stack, direction: Direction
 ) -> None:
     port = 5400 if direction is Direction.UP else 5410
-    with app_scope(stack.cgroup_root, f"org.chadthrottle.Test{direction.value.title()}") as scope:
+    with app_scope(
+        stack.cgroup_root, own_names.desktop_id(f"Test{direction.value.title()}")
+    ) as scope:
         limited = start_stream(stack.pair, port, direction.value, app_cgroup=scope)
         bystander = start_stream(stack.pair, port + 1, direction.value)
         try:
@@ -77,7 +80,7 @@ def test_limit_slows_a_running_stream_and_clearing_restores_it(
                 stack.bus_address,
                 lambda c: c.set_limit(f"pid:{limited.app_pid}", direction, LIMIT_BPS),
             )
-            assert app_id == f"app:org.chadthrottle.Test{direction.value.title()}"
+            assert app_id == own_names.app_id(f"Test{direction.value.title()}")
             if direction is Direction.UP:
                 wait_until_at_limit(
                     lambda s: limited.receiver.rate_bps(s) / PAYLOAD_SHARE, LIMIT_BPS
@@ -126,7 +129,7 @@ def test_a_download_limited_before_it_starts_fits_the_shaper_from_its_first_pack
     queue) from the connection's first packets, so the remote sender's slow
     start never overflows the shaper: nothing is dropped, nothing waits for a
     retransmission. Without the clamp the sender overfills the queue at once."""
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestFirstPacket") as scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestFirstPacket")) as scope:
         drops_before = _shaper_drops(stack.pair.host_ns)
         stream = start_stream(
             stack.pair, 5430, "down", app_cgroup=scope, app_serves=True, peer_after_s=1.0
@@ -149,7 +152,7 @@ def test_a_download_limited_before_it_starts_fits_the_shaper_from_its_first_pack
 
 def test_last_limit_cleared_leaves_interfaces_as_found(stack: Stack) -> None:
     before = stack.idle_tc_state()
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestCleanup") as scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestCleanup")) as scope:
         stream = start_stream(stack.pair, 5420, "up", app_cgroup=scope)
         try:
             app_id = call_helper(

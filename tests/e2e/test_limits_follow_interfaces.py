@@ -15,6 +15,7 @@ import pytest
 from chadthrottle.contract import Direction
 
 from tests.e2e.conftest import MiB, Stack
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, app_scope, extra_link, rates_together, start_stream
 
@@ -35,7 +36,7 @@ def _sum_within(streams: list[Stream], limit_bps: int, timeout_s: float = 15.0) 
 def scope(stack: Stack) -> Iterator[Path]:
     """The application's own app scope: its identity is not the peers' (they run
     the same traffic program)."""
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestInterfaces") as path:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestInterfaces")) as path:
         yield path
 
 

@@ -21,6 +21,7 @@ import pytest
 from chadthrottle.contract import Direction
 
 from tests.e2e.conftest import MiB, Stack
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     NetnsPair,
@@ -68,9 +69,7 @@ def _limited(stack: Stack, stream: Stream, direction: Direction, limit_bps: int)
 def scope(stack: Stack) -> Iterator[Path]:
     """The application's own app scope: its limit reaches its processes only,
     not the peers' (the same program) nor another test session's."""
-    with app_scope(
-        stack.cgroup_root, f"org.chadthrottle.EveryPath{secrets.token_hex(3)}"
-    ) as created:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("EveryPath", fresh=True)) as created:
         yield created
 
 
@@ -78,9 +77,7 @@ def scope(stack: Stack) -> Iterator[Path]:
 def peer_scope(stack: Stack) -> Iterator[Path]:
     """The peers' own app scope: no limit on their program (the same script,
     maybe limited by another test session's helper) slows them."""
-    with app_scope(
-        stack.cgroup_root, f"org.chadthrottle.EveryPeer{secrets.token_hex(3)}"
-    ) as created:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("EveryPeer", fresh=True)) as created:
         yield created
 
 

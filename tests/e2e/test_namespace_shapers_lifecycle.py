@@ -22,6 +22,7 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     NetnsPair,
@@ -81,9 +82,11 @@ def world(private_bus: PrivateSystemBus, tmp_path: Path) -> Iterator[World]:
     with contextlib.ExitStack() as stack:
         pair = stack.enter_context(netns_pair())
         app = stack.enter_context(extra_link(f"ctapp-{tag}", pair.peer_ns))
-        scope = stack.enter_context(app_scope(cgroup2_mount(), f"org.chadthrottle.NsLife{tag}"))
+        scope = stack.enter_context(
+            app_scope(cgroup2_mount(), own_names.desktop_id(f"NsLife{tag}"))
+        )
         peer_scope = stack.enter_context(
-            app_scope(cgroup2_mount(), f"org.chadthrottle.NsLifePeer{tag}")
+            app_scope(cgroup2_mount(), own_names.desktop_id(f"NsLifePeer{tag}"))
         )
         stream = start_stream(
             app, 5870, "down", app_cgroup=scope, peer_cgroup=peer_scope, seconds=300

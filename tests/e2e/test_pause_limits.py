@@ -13,6 +13,7 @@ from chadthrottle.helper.kernel.layout import HTB_MAJOR
 
 from tests.e2e.conftest import MiB, Stack
 from tests.e2e.test_limit_over_dbus import PAYLOAD_SHARE, WINDOW_S, wait_until_at_limit
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, start_stream
 from tests.support.requirements import require_program
@@ -55,7 +56,7 @@ def _assert_denied(stack: Stack, command: str) -> None:
 
 def test_pause_lets_a_limited_stream_run_free_and_resume_holds_it_again(stack: Stack) -> None:
     require_program("setpriv")
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestPause") as scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestPause")) as scope:
         stream = start_stream(stack.pair, 5700, "up", app_cgroup=scope)
         app_id = ""
         try:

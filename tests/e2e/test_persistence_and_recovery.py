@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from chadthrottle.helper.kernel.ownership import RUN_DIR
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, Receiver, app_scope, netns_pair, start_stream, tc_dump
 from tests.support.requirements import require_program, require_root
@@ -52,11 +52,7 @@ def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
-# This session's own applications: another session running these tests at the
-# same time limits its own (a helper's rule reaches an application everywhere).
-PERSIST_ID, KILL_ID = (
-    f"org.chadthrottle.Test{name}{secrets.token_hex(3)}" for name in ("Persist", "Kill")
-)
+PERSIST_ID, KILL_ID = own_names.desktop_id("TestPersist"), own_names.desktop_id("TestKill")
 # Long enough to wait out another test session's helper: one datapath per machine.
 START_TIMEOUT_S = 150.0
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from bench.bottleneck import modem
 from bench.priorities import Bench
 from tests.e2e.conftest import Stack
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, nsenter_argv, spawn, tc_dump, wait_for_line
 from tests.support.waiting import eventually
@@ -96,11 +96,11 @@ def test_a_critical_call_keeps_its_pace_and_latency_against_a_saturating_normal_
     stack: Stack,
 ) -> None:
     bus, untouched = stack.bus_address, stack.idle_tc_state()
-    desktop_id = f"org.chadthrottle.TestCall{secrets.token_hex(3)}"
+    desktop_id = own_names.desktop_id("TestCall", fresh=True)
     call_app = f"app:{desktop_id}"
     with modem(stack.pair, DOWN_L2, UP_L2, BUFFER_MS) as internet, \
             _waiting_app(desktop_id, stack.pair.host_ns) as call_scope, \
-            app_scope(cgroup2_mount(), f"org.chadthrottle.TestEcho{secrets.token_hex(3)}") as echo_scope:  # fmt: skip
+            app_scope(cgroup2_mount(), own_names.desktop_id("TestEcho", fresh=True)) as echo_scope:  # fmt: skip
         _set_priority(
             bus, call_app, "critical"
         )  # without a capacity: said, and nothing on any interface

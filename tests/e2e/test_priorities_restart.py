@@ -6,13 +6,13 @@ helpers, which the module helper of test_priorities.py would keep off the bus.""
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from chadthrottle.helper.engine.rule_store import RULES_FILE
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
 from tests.e2e.test_priorities import _configuration, _listed, _set_priority, _waiting_app
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, start_stream
 from tests.support.waiting import eventually
@@ -31,7 +31,7 @@ def test_a_restarted_helper_adopts_the_link_tree_and_keeps_priorities(
     private_bus: PrivateSystemBus, pair: NetnsPair, tmp_path: Path
 ) -> None:
     bus, untouched = private_bus.address, _configuration(pair.host_ns)
-    desktop_id = f"org.chadthrottle.TestKeep{secrets.token_hex(3)}"
+    desktop_id = own_names.desktop_id("TestKeep", fresh=True)
     app_id = f"app:{desktop_id}"
     helpers = [HelperProcess(bus, netns=pair.host_ns, state_dir=tmp_path / "state")]
     try:

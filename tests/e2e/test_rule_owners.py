@@ -19,6 +19,7 @@ import pytest
 from chadthrottle.contract import ADMIN_OWNER, Direction, RuleScope
 
 from tests.e2e.conftest import MiB, Stack
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, rates_together, start_stream
 from tests.support.other_users import DENIED, ClientAs, client_as, granted, stream_as
@@ -180,7 +181,11 @@ def fake_scope_of_nobody(stack: Stack) -> Iterator[Path]:
     root's application's scope: what a user with a delegated subtree can make."""
     base = stack.cgroup_root / f"chadthrottle-test-{secrets.token_hex(3)}.slice"
     delegated = base / f"user@{NOBODY}.service"
-    fake = delegated / "app.slice" / f"app-gnome-org.chadthrottle.RootOnly-{os.getpid()}.scope"
+    fake = (
+        delegated
+        / "app.slice"
+        / f"app-gnome-{own_names.desktop_id('RootOnly')}-{os.getpid()}.scope"
+    )
     fake.mkdir(parents=True)
     for directory in (delegated, delegated / "app.slice", fake):
         os.chown(directory, NOBODY, NOBODY)
@@ -205,11 +210,11 @@ def test_a_fake_app_scope_gives_no_power_over_roots_real_app(
     process then is that app, but their rule still reaches only them."""
     from tests.support.netns import app_scope
 
-    with app_scope(stack.cgroup_root, "org.chadthrottle.RootOnly") as root_scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("RootOnly")) as root_scope:
         streams = {"root": start_stream(stack.pair, 5813, "up", app_cgroup=root_scope)}
         try:
             streams["nobody"] = stream_as(NOBODY, stack.pair, 5814, fake_scope_of_nobody)
-            app = "app:org.chadthrottle.RootOnly"
+            app = own_names.app_id("RootOnly")
             assert eventually(
                 lambda: {s.app_pid for s in streams.values()} <= _pids_of(stack, app), 10.0
             ), "both are not known as the app"  # a tick after they started
@@ -255,7 +260,7 @@ def test_a_users_block_and_quota_reach_only_them_and_stay_listed_to_them(
         assert nobody.ask("block", app, "up", False) == {"ok": app}
     assert call_helper(stack.bus_address, lambda c: c.list_rules()) == []
 
-    desktop_id = f"org.chadthrottle.TestGatesNobody{secrets.token_hex(3)}"
+    desktop_id = own_names.desktop_id("TestGatesNobody", fresh=True)
     own_app = f"app:{desktop_id}"
     with app_scope(stack.cgroup_root, desktop_id) as scope:
         own = stream_as(NOBODY, stack.pair, 5816, scope)

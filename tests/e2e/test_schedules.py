@@ -26,6 +26,7 @@ from chadthrottle.usage_contract import UsageResolution
 
 from tests.e2e.conftest import Stack
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, netns_pair, start_stream
 from tests.support.requirements import require_program, require_root
@@ -73,13 +74,13 @@ def _up_limit(stack: Stack, app_id: str) -> int:
 
 def test_a_schedule_switches_a_limit_on_and_off_at_the_minute(clocked: tuple[Stack, Path]) -> None:
     stack, clock = clocked
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestSchedule") as scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestSchedule")) as scope:
         stream = start_stream(stack.pair, 5620, "up", app_cgroup=scope)
         try:
             added = _ctl(stack, "schedule", f"pid:{stream.app_pid}", "--up", "1M", "--days", "mon",
                          "--from", "09:00", "--to", "09:01")  # fmt: skip
             assert added.returncode == 0, added.stderr
-            app_id = "app:org.chadthrottle.TestSchedule"
+            app_id = own_names.app_id("TestSchedule")
             # Bad input: a named error, and nothing changed; through the CLI once (status 2), then the bus.
             result = _ctl(
                 stack,
@@ -197,9 +198,9 @@ def test_the_rules_dialog_changes_the_helpers_rules(
     from tests.e2e.gui_support import running_gui
 
     stack, _clock = clocked
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestRulesDialog") as scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestRulesDialog")) as scope:
         stream = start_stream(stack.pair, 5630, "up", app_cgroup=scope)
-        app_id = "app:org.chadthrottle.TestRulesDialog"
+        app_id = own_names.app_id("TestRulesDialog")
         try:
             with running_gui(stack, qtbot, tmp_path / "settings.ini") as controller:
                 qtbot.waitUntil(
@@ -263,13 +264,13 @@ def test_schedules_are_authorized_as_limits_are(clocked: tuple[Stack, Path]) -> 
 
     stack, _clock = clocked
     nobody = ClientAs(stack.bus_address, 65534)
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestScheduleNobody") as scope, \
-            app_scope(stack.cgroup_root, "org.chadthrottle.TestScheduleRoot") as root_scope:  # fmt: skip
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestScheduleNobody")) as scope, \
+            app_scope(stack.cgroup_root, own_names.desktop_id("TestScheduleRoot")) as root_scope:  # fmt: skip
         theirs = stream_as(65534, stack.pair, 5640, scope)
         root_stream = start_stream(stack.pair, 5641, "up", app_cgroup=root_scope)
         own_app, root_app = (
-            "app:org.chadthrottle.TestScheduleNobody",
-            "app:org.chadthrottle.TestScheduleRoot",
+            own_names.app_id("TestScheduleNobody"),
+            own_names.app_id("TestScheduleRoot"),
         )
         try:
             assert eventually(

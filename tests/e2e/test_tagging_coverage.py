@@ -10,6 +10,7 @@ from chadthrottle.contract import Direction
 
 from tests.e2e.conftest import MiB, Stack
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, app_scope, rates_together, start_stream
 
@@ -41,7 +42,7 @@ def _assert_near_limit(rate_bps: float) -> None:
 
 
 def test_accepted_connections_of_a_limited_server_are_limited(stack: Stack) -> None:
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestServer") as scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestServer")) as scope:
         # the limit lands on the listener; the peer connects a second later
         stream = start_stream(
             stack.pair, 5600, "up", app_cgroup=scope, app_serves=True, peer_after_s=1.0
@@ -54,7 +55,7 @@ def test_accepted_connections_of_a_limited_server_are_limited(stack: Stack) -> N
 
 
 def test_a_child_started_after_the_limit_is_limited(stack: Stack) -> None:
-    with app_scope(stack.cgroup_root, "org.chadthrottle.TestParent") as scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id("TestParent")) as scope:
         stream = start_stream(stack.pair, 5610, "up", app_cgroup=scope, child_after_s=1.0)
         try:
             _limit(stack, stream.app_pid, Direction.UP)  # the shell: its child does not exist yet
@@ -66,7 +67,7 @@ def test_a_child_started_after_the_limit_is_limited(stack: Stack) -> None:
 @pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN], ids=["upload", "download"])
 def test_udp_is_limited(stack: Stack, direction: Direction) -> None:
     with app_scope(
-        stack.cgroup_root, f"org.chadthrottle.TestUdp{direction.value.title()}"
+        stack.cgroup_root, own_names.desktop_id(f"TestUdp{direction.value.title()}")
     ) as scope:
         port = 5620 if direction is Direction.UP else 5625
         stream = start_stream(stack.pair, port, direction.value, udp=True, app_cgroup=scope)
@@ -81,7 +82,7 @@ def test_udp_is_limited(stack: Stack, direction: Direction) -> None:
 @pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN], ids=["upload", "download"])
 def test_ipv6_is_limited(stack: Stack, direction: Direction) -> None:
     with app_scope(
-        stack.cgroup_root, f"org.chadthrottle.TestSix{direction.value.title()}"
+        stack.cgroup_root, own_names.desktop_id(f"TestSix{direction.value.title()}")
     ) as scope:
         stream = start_stream(stack.pair, 5630, direction.value, family=6, app_cgroup=scope)
         try:
@@ -104,8 +105,8 @@ def test_ipv6_is_limited(stack: Stack, direction: Direction) -> None:
 
 def test_two_applications_with_two_limits_at_once(stack: Stack) -> None:
     with (
-        app_scope(stack.cgroup_root, "org.chadthrottle.TestOne") as one,
-        app_scope(stack.cgroup_root, "org.chadthrottle.TestFive") as five,
+        app_scope(stack.cgroup_root, own_names.desktop_id("TestOne")) as one,
+        app_scope(stack.cgroup_root, own_names.desktop_id("TestFive")) as five,
     ):
         slow = start_stream(stack.pair, 5640, "up", app_cgroup=one)
         fast = start_stream(stack.pair, 5641, "up", app_cgroup=five)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.conftest import Stack
+from tests.support import own_names
 from tests.support.download_settled import (
     LANDING_SLACK_BYTES,
     Landing,
@@ -78,11 +78,7 @@ def foreign_ingress_filter(stack: Stack) -> Iterator[str]:
                         "ingress"], capture_output=True)  # fmt: skip
 
 
-# This session's own application: another session running these tests at the
-# same time limited it too (a helper's rule reaches an application in every
-# namespace), and the two helpers' filters met on each other's uplinks: its
-# download stalled for 2 s (seen while probing this module in a loop).
-TRUTH_ID = f"org.chadthrottle.TestTruth{secrets.token_hex(3)}"
+TRUTH_ID = own_names.desktop_id("TestTruth")
 
 
 @pytest.fixture

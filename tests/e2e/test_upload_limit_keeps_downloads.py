@@ -14,6 +14,7 @@ import pytest
 from chadthrottle.contract import Direction
 
 from tests.e2e.conftest import Stack
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, rates_together, start_stream
 
@@ -58,7 +59,7 @@ def test_a_limit_leaves_the_same_applications_other_direction_alone(
     backend = stack.helper.command[stack.helper.command.index("--backend") + 1]
     port = {Direction.UP: 5700, Direction.DOWN: 5720}[limited] + (0 if backend == "tc" else 10)
     held_way, free_way = ("up", "down") if limited is Direction.UP else ("down", "up")
-    with app_scope(stack.cgroup_root, f"org.chadthrottle.Acks{port}") as scope:
+    with app_scope(stack.cgroup_root, own_names.desktop_id(f"Acks{port}")) as scope:
         held = start_stream(stack.pair, port, held_way, app_cgroup=scope)
         free = start_stream(stack.pair, port + 1, free_way, app_cgroup=scope, rate_bps=DOWNLOAD_BPS)
         bystander = start_stream(stack.pair, port + 2, free_way, rate_bps=DOWNLOAD_BPS)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from chadthrottle.helper.usage.store import DATABASE_FILE
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 from tests.e2e.conftest import MiB, Stack
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     TRAFFIC_SCRIPT,
@@ -150,7 +150,7 @@ def _within(measured: int, payload: int, acknowledged: int = 0) -> bool:
 def test_traffic_is_recorded_per_application_and_direction_within_a_few_percent(
     stack: Stack,
 ) -> None:
-    name = f"org.chadthrottle.Usage{secrets.token_hex(3)}"
+    name = own_names.desktop_id("Usage", fresh=True)
     since = _this_minute() - 60
     with app_scope(stack.cgroup_root, name) as scope:
         down = _transfer(stack.pair, scope, 5830, "down", 24 * MiB)
@@ -212,7 +212,7 @@ def test_bad_arguments_get_a_named_error(stack: Stack) -> None:
 
 
 def test_history_survives_a_sigkill_and_a_restart_without_double_counting(stack: Stack) -> None:
-    name = f"org.chadthrottle.UsageKill{secrets.token_hex(3)}"
+    name = own_names.desktop_id("UsageKill", fresh=True)
     app_id, since = f"app:{name}", _this_minute() - 60
     with app_scope(stack.cgroup_root, name) as scope:
         down = _transfer(stack.pair, scope, 5834, "down", 16 * MiB)
