@@ -29,15 +29,16 @@ BLOCK_HELD_NOTE = (
     f"held by the kernel while the helper runs; if the helper stops or is killed, traffic flows "
     f"again within {BLOCK_LEASE_S:g} s until it starts again"
 )
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$")
+# compiled on first use (re caches them), not by every call at import
+_SIZE_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$"
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
-_CLOCK_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+_CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):([0-5][0-9])$"
 
 
 def parse_size(text: str) -> int:
     """argparse type for a quota: 5MB, 500M, 2GiB, 1000000 (decimal units, or
     binary with i)."""
-    match = _SIZE_RE.match(text.lower())
+    match = re.match(_SIZE_PATTERN, text.lower())
     if not match:
         raise argparse.ArgumentTypeError(
             f"not an amount of data: {text!r} (try 5MB, 2GB or 500MiB)"
@@ -50,7 +51,7 @@ def parse_size(text: str) -> int:
 
 def parse_clock(text: str) -> int:
     """argparse type for --reset: HH:MM, as a minute of the day."""
-    match = _CLOCK_RE.match(text)
+    match = re.match(_CLOCK_PATTERN, text)
     if not match:
         raise argparse.ArgumentTypeError(f"not a time of day: {text!r} (HH:MM, 00:00 to 23:59)")
     return int(match.group(1)) * 60 + int(match.group(2))
