@@ -2,8 +2,9 @@
 polkitd, running inside the "host" namespace of a veth pair, so its uplink is
 the veth and the applications' traffic crosses real qdiscs.
 
-One helper per test module (about 0.4 s to start with the programs cached,
-about 1.3 s when it compiles them)."""
+One helper per test module (about 0.4 s to start with the programs cached;
+a compile, 1.3 s to more than 30 s under load, is done before the timed start:
+tests/support/helper_process.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import pytest
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import NetnsPair, netns_pair, tc_dump
 from tests.support.requirements import require_program, require_root
 

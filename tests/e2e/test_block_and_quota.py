@@ -33,10 +33,11 @@ from chadthrottle.client import HelperClientError
 from chadthrottle.contract import ApplicationInfo, Direction, ErrorName
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.gates import LEASE_S
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import (
     NetnsPair,
     Receiver,

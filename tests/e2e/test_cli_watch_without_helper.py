@@ -9,9 +9,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 
 from tests.e2e.test_cli_watch import finish, next_line, watch_process
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import NetnsPair
 
 EXIT_HELPER_NOT_RUNNING = 5

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 
 from tests.support.download_settled import (
     LANDING_SLACK_BYTES,
@@ -26,6 +26,7 @@ from tests.support.download_settled import (
     wait_until_download_settled,
 )
 from tests.support.helper_calls import call_helper
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import NetnsPair, start_stream
 
 LIMIT_BPS = 1024 * 1024

@@ -27,10 +27,11 @@ from chadthrottle.contract import MAX_APP_ID_LENGTH, Direction
 from chadthrottle.helper.adapter.validation import validate_app_id
 from chadthrottle.helper.engine.rule_store import RULES_FILE
 from chadthrottle.helper.kernel import namespaces
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 from chadthrottle.units import format_rate
 
 from tests.support.helper_calls import call_helper
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import (
     TRAFFIC_SCRIPT,
     NetnsPair,

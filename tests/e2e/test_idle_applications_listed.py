@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import (
     TRAFFIC_SCRIPT,
     NetnsPair,

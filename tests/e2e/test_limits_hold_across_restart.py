@@ -17,7 +17,7 @@ from pathlib import Path
 
 from chadthrottle.helper.engine.limits import default_burst_bytes
 from chadthrottle.helper.kernel.ownership import RUN_DIR
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 
 from bench.restart_gap import (
     TOLERANCE,
@@ -27,6 +27,7 @@ from bench.restart_gap import (
     report,
     restart_after_sigkill,
 )
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import NetnsPair, tc_dump
 from tests.support.waiting import eventually
 

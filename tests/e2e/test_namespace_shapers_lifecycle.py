@@ -20,10 +20,11 @@ import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.ownership import RUN_DIR
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import (
     NetnsPair,
     Stream,

@@ -19,11 +19,12 @@ from chadthrottle.helper.engine.rule_store import RULES_FILE
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import our_programs
 from chadthrottle.helper.kernel.ownership import RUN_DIR
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import NetnsPair, Receiver, app_scope, netns_pair, start_stream, tc_dump
 from tests.support.requirements import require_program, require_root
 from tests.support.waiting import eventually

@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from chadthrottle.helper.engine.rule_store import RULES_FILE
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 
 from tests.e2e.test_priorities import _configuration, _listed, _set_priority, _waiting_app
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import NetnsPair, start_stream
 from tests.support.waiting import eventually
 

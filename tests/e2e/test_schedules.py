@@ -21,13 +21,14 @@ import pytest
 from chadthrottle.client import HelperClientError
 from chadthrottle.contract import Direction, ErrorName
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 from chadthrottle.usage_contract import UsageResolution
 
 from tests.e2e.conftest import Stack
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import app_scope, netns_pair, start_stream
 from tests.support.requirements import require_program, require_root
 from tests.support.waiting import eventually

@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 from chadthrottle.contract import ErrorName
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 from chadthrottle.helper.usage.store import DATABASE_FILE
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 from tests.e2e.conftest import MiB, Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import (
     TRAFFIC_SCRIPT,
     NetnsPair,

@@ -10,11 +10,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 from chadthrottle.helper.usage.store import APPLICATION_ID, DATABASE_FILE, SCHEMA_VERSION
 from chadthrottle.usage_contract import UsageResolution
 
 from tests.support.helper_calls import call_helper
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import NetnsPair
 
 RULE = {"app_id": "exe:/opt/chadthrottle-test/usage-refused", "owner": "all",
