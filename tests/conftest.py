@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -44,8 +45,10 @@ _MACHINE_BEFORE: dict[str, object] = {}
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    from tests.support import leaks
+    from tests.support import leaks, own_names
 
+    # Every process this session starts carries it: leaks.py tells them apart.
+    os.environ[own_names.SESSION_ENV] = own_names.SESSION_TAG
     _MACHINE_BEFORE.update(leaks.snapshot())
 
 

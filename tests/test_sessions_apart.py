@@ -131,3 +131,46 @@ def test_desktop_ids_are_one_per_name_in_a_session_and_another_in_the_next() -> 
     (first, again), (other, _) = session(), session()
     assert first == again != other and first.startswith("org.chadthrottle.X")
     assert own_names.desktop_id("X", fresh=True) != own_names.desktop_id("X", fresh=True)
+
+
+def test_the_leak_check_sees_this_sessions_leftovers_and_not_another_sessions() -> None:
+    """Another session's namespaces, cgroups and daemons come and go while this
+    one runs: they failed a session that had left nothing (tests/support/leaks.py)."""
+    import os
+    import secrets
+
+    from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+
+    from tests.support import leaks, netns
+    from tests.support.requirements import require_root
+
+    require_root()
+    tag = secrets.token_hex(3)
+    before = leaks.snapshot()
+    ours_ns, theirs_ns = f"ctleak-ours-{tag}", f"ctleak-theirs-{tag}"
+    ours_cg = cgroup2_mount() / f"{own_names.TEST_NAME_PREFIX}leak{tag}.slice"
+    theirs_cg = cgroup2_mount() / f"chadthrottle-test-{tag}-leak.slice"
+    daemon = [sys.executable, "-c", "import time; time.sleep(60)", "chadthrottle.helper.main"]
+    env = {**os.environ, own_names.SESSION_ENV: own_names.SESSION_TAG}
+    theirs_env = {**env, own_names.SESSION_ENV: tag}
+    processes = [subprocess.Popen(daemon, env=env), subprocess.Popen(daemon, env=theirs_env)]
+    try:
+        netns._add_netns(ours_ns)
+        subprocess.run(["ip", "netns", "add", theirs_ns], check=True)
+        ours_cg.mkdir()
+        theirs_cg.mkdir()
+        found = "\n".join(leaks.differences(before, leaks.snapshot()))
+        assert ours_ns in found and ours_cg.name in found, found
+        assert theirs_ns not in found and theirs_cg.name not in found, found
+        daemons = next(line for line in found.splitlines() if line.startswith("daemons"))
+        before_count = str(before["daemons"]).count("python")
+        assert daemons.split("after")[1].count("python") == before_count + 1, daemons
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+        for name in (ours_ns, theirs_ns):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        for cgroup in (ours_cg, theirs_cg):
+            if cgroup.exists():
+                cgroup.rmdir()

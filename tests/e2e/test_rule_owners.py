@@ -179,7 +179,7 @@ def test_an_administrator_rule_reaches_everyone_outranks_and_stays(
 def fake_scope_of_nobody(stack: Stack) -> Iterator[Path]:
     """A cgroup NOBODY controls, under its own systemd instance, named after
     root's application's scope: what a user with a delegated subtree can make."""
-    base = stack.cgroup_root / f"chadthrottle-test-{secrets.token_hex(3)}.slice"
+    base = stack.cgroup_root / f"{own_names.TEST_NAME_PREFIX}{secrets.token_hex(3)}.slice"
     delegated = base / f"user@{NOBODY}.service"
     fake = (
         delegated

@@ -30,12 +30,14 @@ from pathlib import Path
 import pytest
 from chadthrottle.contract import ADMIN_OWNER, Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from chadthrottle.helper.standalone import PrivateSystemBus
 from chadthrottle.helper.usage.buckets import Level, bucket_start
 from chadthrottle.helper.usage.store import UsageEntry, UsageStore
 from chadthrottle.usage_contract import UsageResolution
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
+from tests.support.helper_process import HelperProcess
 from tests.support.netns import (
     TRAFFIC_SCRIPT,
     NetnsPair,
@@ -174,7 +176,7 @@ def _application_of(world: World, pid: int) -> tuple[str, str, str]:
 def test_a_snap_scope_is_one_application_across_two_launches(
     world: World, children: list[subprocess.Popen[str]]
 ) -> None:
-    parent = cgroup2_mount() / f"chadthrottle-test-{world.tag}.slice"
+    parent = cgroup2_mount() / f"{own_names.TEST_NAME_PREFIX}{world.tag}.slice"
     snap = f"ctsnap{world.tag}"
     with _cgroup(parent), _cgroup(parent / f"snap.{snap}.tool-{uuid.uuid4()}.scope") as first, \
             _cgroup(parent / f"snap.{snap}.tool-{uuid.uuid4()}.scope") as second:  # fmt: skip
@@ -275,7 +277,7 @@ def test_a_process_renamed_by_its_scope_is_still_held_by_the_administrators_rule
     shutil.copy(TRAFFIC_SCRIPT, script)
     port = 5900 + secrets.randbelow(90)
     common = ["--port", str(port), "--seconds", "60"]
-    parent = cgroup2_mount() / f"chadthrottle-test-{world.tag}-renamed.slice"
+    parent = cgroup2_mount() / f"{own_names.TEST_NAME_PREFIX}{world.tag}-renamed.slice"
     processes: list[subprocess.Popen[str]] = []
     try:
         with (

@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support import own_names
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HERE = REPO_ROOT / "tests" / "packaging" / "fresh_root"  # the scripts that run inside the root
 CACHE_DIR = REPO_ROOT / "artifacts" / "fresh-root"
@@ -170,7 +172,9 @@ def _cgroup2_root() -> Path:
 @contextmanager
 def _own_cgroup() -> Iterator[Path]:
     """A cgroup for the run; the BPF programs attached to it go when it is removed."""
-    cgroup = _cgroup2_root() / f"chadthrottle-test-pkg-{os.getpid()}-{secrets.token_hex(3)}"
+    cgroup = (
+        _cgroup2_root() / f"{own_names.TEST_NAME_PREFIX}pkg-{os.getpid()}-{secrets.token_hex(3)}"
+    )
     cgroup.mkdir()
     try:
         yield cgroup

@@ -3,12 +3,24 @@
 The suite fails when anything differs: a namespace, a device, a qdisc, a BPF
 program on the cgroup root, a test cgroup, an installed policy or polkit rule,
 or a daemon.
+
+Only this session's: other sessions on the machine (engineers, benchmarks) make
+and remove their own namespaces, cgroups, daemons and helpers meanwhile, and
+each of them failed a concurrent session that had left nothing. Ours are told
+apart by name (tests/support/own_names.py: the session's tag), by the
+namespaces tests/support/netns.py made, and by the session's environment
+variable in a process's environment (its daemons and helpers inherit it).
+Root-namespace devices and qdiscs and the polkit actions file are the
+machine's, compared whole.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
+
+from tests.support import own_names
 
 
 def _run(*argv: str) -> str:
@@ -18,14 +30,45 @@ def _run(*argv: str) -> str:
         return ""
 
 
+def _of_this_session(pid: int) -> bool:
+    """The process is this session (pytest) or started by it."""
+    if pid == os.getpid():
+        return True
+    marker = f"{own_names.SESSION_ENV}={own_names.SESSION_TAG}".encode()
+    try:
+        return marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def _other_sessions_programs() -> set[int]:
+    """Program ids of live datapaths (ownership.py's records) in processes
+    of another session."""
+    from chadthrottle.helper.kernel.ownership import RECORD_GLOB, RUN_DIR
+
+    theirs: set[int] = set()
+    for record in RUN_DIR.glob(RECORD_GLOB):
+        pid = record.name.split("-")[1]
+        try:
+            ids = record.read_text().split()
+        except OSError:
+            continue
+        if pid.isdigit() and Path(f"/proc/{pid}").exists() and not _of_this_session(int(pid)):
+            theirs.update(int(word) for word in ids if word.isdigit())
+    return theirs
+
+
 def _our_cgroup_programs() -> list[str]:
     try:
         from chadthrottle.helper.kernel.cgroups import cgroup2_mount
         from chadthrottle.helper.kernel.datapath import our_programs
     except ImportError:
         return []
+    theirs = _other_sessions_programs()
     return sorted(
-        f"{attach_type.name}:{name}" for attach_type, _id, name in our_programs(cgroup2_mount())
+        f"{attach_type.name}:{name}"
+        for attach_type, prog_id, name in our_programs(cgroup2_mount())
+        if prog_id not in theirs
     )
 
 
@@ -33,9 +76,28 @@ def _test_cgroups() -> list[str]:
     try:
         from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 
-        return sorted(p.name for p in cgroup2_mount().glob("chadthrottle-test-*"))
+        return sorted(p.name for p in cgroup2_mount().glob(f"{own_names.TEST_NAME_PREFIX}*"))
     except Exception:
         return []
+
+
+def _namespaces() -> list[str]:
+    """Namespaces this session made that still exist, and any not named as
+    tests name theirs (ct...)."""
+    from tests.support.netns import MADE_NAMESPACES
+
+    listed = [line.split()[0] for line in _run("ip", "netns", "list").splitlines() if line.strip()]
+    return sorted(name for name in listed if name in MADE_NAMESPACES or not name.startswith("ct"))
+
+
+def _polkit_rules() -> list[str]:
+    """Rules files of ours, less other test sessions' grants."""
+    others = "10-chadthrottle-test-"
+    return sorted(
+        p.name
+        for p in Path("/etc/polkit-1/rules.d").glob("*chadthrottle*")
+        if not p.name.startswith(others) or p.name.startswith(f"10-{own_names.TEST_NAME_PREFIX}")
+    )
 
 
 def _daemons() -> list[str]:
@@ -50,7 +112,8 @@ def _daemons() -> list[str]:
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if comm in ("dbus-daemon", "polkitd") or b"chadthrottle.helper.main" in cmdline:
+        is_daemon = comm in ("dbus-daemon", "polkitd") or b"chadthrottle.helper.main" in cmdline
+        if is_daemon and _of_this_session(int(proc.name)):
             names.append(comm)
     return sorted(names)
 
@@ -58,7 +121,7 @@ def _daemons() -> list[str]:
 def snapshot() -> dict[str, object]:
     links = _run("ip", "-o", "link", "show")
     return {
-        "network namespaces": sorted(_run("ip", "netns", "list").split()),
+        "network namespaces": _namespaces(),
         "devices": sorted(
             line.split(": ")[1].split("@")[0] for line in links.splitlines() if ": " in line
         ),
@@ -68,9 +131,7 @@ def snapshot() -> dict[str, object]:
         "polkit actions": sorted(
             p.name for p in Path("/usr/share/polkit-1/actions").glob("io.github.chadthrottle*")
         ),
-        "polkit rules": sorted(
-            p.name for p in Path("/etc/polkit-1/rules.d").glob("*chadthrottle*")
-        ),
+        "polkit rules": _polkit_rules(),
         "daemons": _daemons(),
     }
 

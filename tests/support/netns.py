@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support import own_names
+
 _COPY_PREFIX = "chadthrottle-traffic-"
 
 
@@ -50,6 +52,14 @@ def _session_copy(source: Path) -> Path:
 
 
 TRAFFIC_SCRIPT = _session_copy(Path(__file__).with_name("traffic.py"))
+# Every namespace this session made (tests make theirs here): the leak check
+# looks for these, not for other sessions' that come and go meanwhile.
+MADE_NAMESPACES: set[str] = set()
+
+
+def _add_netns(name: str) -> None:
+    _ip("netns", "add", name)
+    MADE_NAMESPACES.add(name)
 
 
 def _ip(*args: str) -> None:
@@ -135,7 +145,7 @@ def netns_pair(mtu: int = 1500) -> Iterator[NetnsPair]:
     created: list[str] = []
     try:
         for ns in (pair.peer_ns, pair.host_ns):
-            _ip("netns", "add", ns)
+            _add_netns(ns)
             created.append(ns)
         _join(pair, mtu)
         yield pair
@@ -301,7 +311,7 @@ def extra_link(near_ns: str, far_ns: str | None = None, mtu: int = 1500) -> Iter
     try:
         for ns in (near_ns, far):
             if ns not in existing:
-                _ip("netns", "add", ns)
+                _add_netns(ns)
                 made.append(ns)
         _join(pair, mtu)
         yield pair
@@ -382,7 +392,7 @@ def app_scope(cgroup_root: Path, desktop_id: str) -> Iterator[Path]:
     """A cgroup like the app scope a desktop launcher creates for an application:
     <test-parent>/app-<launcher>-<desktop id>-<n>.scope. Removed on exit, after
     killing whatever still runs in it."""
-    parent = cgroup_root / f"chadthrottle-test-{secrets.token_hex(3)}.slice"
+    parent = cgroup_root / f"{own_names.TEST_NAME_PREFIX}{secrets.token_hex(3)}.slice"
     scope = parent / f"app-cttest-{desktop_id}-{os.getpid()}.scope"
     scope.mkdir(parents=True)
     try:

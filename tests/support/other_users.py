@@ -20,6 +20,7 @@ from typing import Any
 
 from chadthrottle.contract import Action, ErrorName
 
+from tests.support import own_names
 from tests.support.netns import TRAFFIC_SCRIPT, NetnsPair, Receiver, Stream, nsenter_argv
 from tests.support.requirements import require_program
 
@@ -159,7 +160,7 @@ def granted(
     """A rule granting actions (monitor among them) to the client's process
     only; enters once polkitd has picked it up (it watches the directory) and
     waits after the block until it has dropped it."""
-    path = RULES_DIR / f"10-chadthrottle-test-{secrets.token_hex(4)}.rules"
+    path = RULES_DIR / f"10-{own_names.TEST_NAME_PREFIX}{secrets.token_hex(4)}.rules"
     path.write_text(grant_rule_text(client.pid, list(actions)))
     path.chmod(0o644)
     try:

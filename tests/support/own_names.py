@@ -20,6 +20,11 @@ import secrets
 from typing import Final
 
 SESSION_TAG: Final = secrets.token_hex(3)
+# Set in the session's environment (tests/conftest.py), so its daemons and
+# helpers carry it: the leak check (leaks.py) tells them from other sessions'.
+SESSION_ENV: Final = "CHADTHROTTLE_TEST_SESSION"
+# Test cgroups and polkit rules begin with it, for the same reason.
+TEST_NAME_PREFIX: Final = f"chadthrottle-test-{SESSION_TAG}-"
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
 
