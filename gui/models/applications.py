@@ -41,7 +41,14 @@ from chadthrottle.gui.models.priority_view import (
     priority_state,
 )
 from chadthrottle.gui.models.row_order import RowOrder, ordered, runs
-from chadthrottle.gui.models.rows import AppRow, ProcessRow, identity_or_limits, matches, sort_key
+from chadthrottle.gui.models.rows import (
+    AppRow,
+    ProcessRow,
+    identity_or_limits,
+    matches,
+    row_identity,
+    sort_key,
+)
 from chadthrottle.gui.models.usage_cells import UsageColumnState, usage_text, usage_tooltip
 from chadthrottle.units import UnitSystem, format_limit, format_rate, unit_label
 from PySide6.QtCore import (
@@ -572,8 +579,11 @@ class ApplicationsModel(QAbstractItemModel):
             if app.priority_asked is not None and _priority_settled(app, asked_at):
                 app.priority_asked = None
                 changed_rows.append(row)
-            elif identity_or_limits(info) != identity_or_limits(app.info):
-                changed_rows.append(row)
+            else:
+                identity = identity_or_limits(info)
+                if identity != row_identity(app):
+                    changed_rows.append(row)
+                app.identity, app.identity_of = identity, info
             app.info = info
             app.history.append(info.down_bps, info.up_bps, now)
             self._merge_processes(row, app, names)
@@ -644,7 +654,10 @@ class ApplicationsModel(QAbstractItemModel):
         self.endInsertRows()
 
     def _merge_processes(self, row: int, app: AppRow, names: dict[int, str]) -> None:
-        wanted = list(dict.fromkeys(app.info.pids))
+        pids = app.info.pids
+        if len(pids) == len(app.processes) and [p.pid for p in app.processes] == [*pids]:
+            return  # most polls: the same processes (a repeated pid never matches here)
+        wanted = list(dict.fromkeys(pids))
         wanted_set = set(wanted)
         if [p.pid for p in app.processes] == wanted:
             return

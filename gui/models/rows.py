@@ -41,6 +41,10 @@ class AppRow:
     # A priority the viewer asked for: (priority, when the helper confirmed it
     # (time.monotonic()) or None while on its way); kept until a poll sent after that.
     priority_asked: tuple[str, float | None] | None = None
+    # identity_or_limits of `identity_of` (the info it was worked out for): each
+    # poll compares the new info's with it instead of working the old one out again.
+    identity: tuple[object, ...] = ()
+    identity_of: ApplicationInfo | None = None
 
     def child_count(self) -> int:
         return len(self.processes) + len(self.connections)
@@ -85,6 +89,13 @@ def identity_or_limits(info: ApplicationInfo) -> tuple[object, ...]:
             info.priority_owner, info.priority_problem, info.down_blocked, info.up_blocked, info.down_schedule,
             info.up_schedule, _quota_shown(info.down_quota_bytes, info.down_quota_left_bytes, info.down_quota_period),
             _quota_shown(info.up_quota_bytes, info.up_quota_left_bytes, info.up_quota_period))  # fmt: skip
+
+
+def row_identity(app: AppRow) -> tuple[object, ...]:
+    """identity_or_limits of the row's info, kept while that info stays the same object."""
+    if app.identity_of is not app.info:
+        app.identity, app.identity_of = identity_or_limits(app.info), app.info
+    return app.identity
 
 
 def _quota_shown(budget: int, left: int, period: str) -> tuple[object, ...]:
