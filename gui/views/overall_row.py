@@ -23,6 +23,8 @@ OVERALL_NAME = "All applications"
 # The overall row gives way on a list too short to show this many rows under it
 # (at 2x on a 1366x768 screen): there the ▼/▲ totals at the top say the same.
 ROWS_WANTED_UNDER = 3
+# What a poll changes in the overall row (the totals column changes with GetUsage).
+POLL_COLUMNS = (Column.DOWN, Column.UP, Column.ACTIVITY)
 
 
 class OverallHeader(QHeaderView):
@@ -50,9 +52,22 @@ class OverallHeader(QHeaderView):
         self.history.append(down_bps, up_bps)
 
     def show_totals(self, down_bps: float, up_bps: float, units: UnitSystem, live: bool) -> None:
-        """Repaint the overall row only (the titles stay as they are)."""
+        """Repaint the overall row's rates and activity (a poll); all of it when
+        the units or liveness changed (the titles stay as they are)."""
+        everything = (units, live) != (self.units, self.live)
         self.totals, self.units, self.live = (down_bps, up_bps), units, live
-        self.viewport().update(self.overall_rect())
+        if everything:
+            self.viewport().update(self.overall_rect())
+            return
+        # Down, Up and Activity sit side by side: one rect, four fewer sections
+        # painted each poll (the name and the limit columns do not change).
+        row = self.overall_rect()
+        spans = [(self.sectionViewportPosition(column), self.sectionSize(column))
+                 for column in POLL_COLUMNS if not self.isSectionHidden(column)]  # fmt: skip
+        if spans:
+            left = min(x for x, _w in spans)
+            right = max(x + w for x, w in spans)
+            self.viewport().update(QRect(left, row.top(), right - left, row.height()))
 
     def show_usage_total(self, total_bytes: int | None, placeholder: str = "") -> None:
         """Every application's bytes in the totals column (None: not known)."""

@@ -109,6 +109,46 @@ def test_a_poll_that_reorders_the_rows_repaints_the_overall_row_but_no_title(
     assert all(rect.top() >= overall.title_height() for rect in painted), painted
 
 
+def test_a_poll_repaints_the_rates_and_activity_not_the_whole_row(
+    qtbot, window: MainWindow
+) -> None:  # type: ignore[no-untyped-def]
+    """A poll changes Down, Up and Activity only: the name and the limit columns
+    are not painted again (four of seven sections a poll; issue 17's GUI CPU).
+    A change of units repaints all of it."""
+    from PySide6.QtCore import QEvent, QObject, QRect
+
+    overall = window.table.overall
+    painted: list[QRect] = []
+
+    class Paints(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Paint:
+                painted.append(event.rect())
+            return False
+
+    def span(column: Column) -> tuple[int, int]:
+        left = overall.sectionViewportPosition(column)
+        return left, left + overall.sectionSize(column)
+
+    spy = Paints()
+    overall.viewport().installEventFilter(spy)
+    try:
+        window._model.apply_snapshot(sample_applications())
+        qtbot.waitUntil(lambda: bool(painted))
+        qtbot.wait(50)
+        left = min(rect.left() for rect in painted)
+        right = max(rect.right() + 1 for rect in painted)
+        assert (left, right) == (span(Column.DOWN)[0], span(Column.ACTIVITY)[1]), painted
+        assert left >= span(Column.NAME)[1] and right <= span(Column.DOWN_LIMIT)[0]
+        painted.clear()
+        overall.show_totals(*overall.totals, UnitSystem.BITS_DECIMAL, overall.live)
+        qtbot.waitUntil(lambda: bool(painted))
+        assert any(rect.left() <= 0 and rect.right() + 1 >= overall.viewport().width()
+                   for rect in painted), painted  # fmt: skip
+    finally:
+        overall.viewport().removeEventFilter(spy)
+
+
 def test_a_title_wider_than_its_column_is_elided_not_cut(window: MainWindow) -> None:
     from PySide6.QtWidgets import QStyleOptionHeaderV2
 
