@@ -78,7 +78,16 @@ LINE_WIDTH = 1.3
 _HAIRLINE = 1.0
 
 
-def _draw_line(painter: QPainter, polygon: QPolygonF, colour: QColor) -> None:
+# Made once, not per row and poll: the pens, the soft fills and the middle line.
+_LINE_PENS = (QPen(DOWN_COLOUR, _HAIRLINE), QPen(UP_COLOUR, _HAIRLINE))
+_FILLS = (QColor(DOWN_COLOUR), QColor(UP_COLOUR))
+for _fill in _FILLS:
+    _fill.setAlpha(70)
+_BASELINE = QColor(DOWN_COLOUR)
+_BASELINE.setAlpha(50)
+
+
+def _draw_line(painter: QPainter, polygon: QPolygonF, pen: QPen) -> None:
     """A LINE_WIDTH-thick antialiased line, drawn as two 1 px lines LINE_WIDTH - 1 apart.
 
     Qt's raster engine strokes an antialiased pen of a fractional width through
@@ -86,7 +95,7 @@ def _draw_line(painter: QPainter, polygon: QPolygonF, colour: QColor) -> None:
     sparklines a third of the table's paint time; a 1 px pen takes its cosmetic
     fast path (about 10 us). Two of them, offset vertically, look the same.
     """
-    painter.setPen(QPen(colour, _HAIRLINE))
+    painter.setPen(pen)
     painter.drawPolyline(polygon)
     polygon.translate(0, LINE_WIDTH - _HAIRLINE)
     painter.drawPolyline(polygon)
@@ -121,19 +130,15 @@ def paint_sparkline(
               QRectF(rect.left(), middle, rect.width(), rect.bottom() - middle))  # fmt: skip
     painter.save()
     painter.setOpacity(0.45 if dimmed else 1.0)
-    baseline = QColor(DOWN_COLOUR)
-    baseline.setAlpha(50)
     # A filled 1 px rectangle: a translucent 1 px line without antialiasing goes
     # through Qt's slow path (about 50 us against 1 us, once per row and poll).
-    painter.fillRect(QRectF(rect.left(), middle, rect.width(), 1), baseline)
+    painter.fillRect(QRectF(rect.left(), middle, rect.width(), 1), _BASELINE)
     highest = samples.max(axis=0) if len(samples) >= 2 else (0.0, 0.0)
     for column, colour, limit in ((0, DOWN_COLOUR, down_limit_bps), (1, UP_COLOUR, up_limit_bps)):
         half, downward, top = halves[column], column == 1, scale[column]
         if highest[column] > 0:
-            fill = QColor(colour)
-            fill.setAlpha(70)
             painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(fill)
+            painter.setBrush(_FILLS[column])
             # The soft fill's edge lies under the antialiased line: filling it without
             # antialiasing looks the same and costs a third less per row.
             painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
@@ -142,7 +147,11 @@ def paint_sparkline(
             )
             painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
             painter.setBrush(Qt.BrushStyle.NoBrush)
-            _draw_line(painter, _polygon(samples[:, column], half, top, downward=downward), colour)
+            _draw_line(
+                painter,
+                _polygon(samples[:, column], half, top, downward=downward),
+                _LINE_PENS[column],
+            )
         if limit > 0:
             _draw_limit(painter, half, limit, top, colour, downward)
     painter.restore()
