@@ -4,16 +4,17 @@ finding 3, issue 16.)
 Three users upload at once through a link capacity: "nobody" (an ordinary
 user), "other" and root. Only nobody sets limits, on their own applications,
 at normal priority (what limit-own allows); a limit at or above the link
-limits nothing. The tree is the helper's own plan (priority_classes.plan_tree
-through HtbHierarchy) on the host's veth; u32 filters on the destination port
-put each of nobody's limited uploads into its application's class, as the
-helper's programs would; everything else goes to the default class, as the
-catch-all sends it. Prints each user's share of the link (its rate over the
-link's shaped rate) per case, fair being the same as with no limit, for the
-plan as it is ("now") and as it was before the partial fix of 2026-12-03
-("before": every limited application had a class of its own; the bench
-swaps priority_classes._needs_a_class for that), interleaved, and the
-medians of nobody's share.
+limits nothing. The tree is the helper's own plan
+(priority_classes.plan_tree through HtbHierarchy) on the host's veth; u32
+filters on the destination port put each upload into its application's
+class, as the helper's programs would: since per-application shares (fair16,
+2026-12-04) every active application under a link has a class of its own,
+with a rule or without. Prints each user's share of the link (its rate over
+the link's shaped rate) per case, fair being the same as with no limit, and
+the medians of nobody's share. (Before, only limited applications had a
+class and everything else shared the default class: a limit bought its
+application a share of its own, nobody 0.41-0.43 at 0.9 of the link; the
+runs are in docs/benchmarks.md, "Own limits and a contended link".)
 
     sudo .venv/bin/python -m bench.own_limit_share --rounds 2
 """
@@ -27,10 +28,8 @@ import statistics
 import subprocess
 import time
 from collections.abc import Iterator
-from unittest import mock
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.kernel import priority_classes
 from chadthrottle.helper.kernel.htb import ROOT_HANDLE, ClassSpec, HtbHierarchy
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 from chadthrottle.priority import Priority
@@ -57,7 +56,6 @@ CASES: dict[str, tuple[dict[str, int], list[str]]] = {
         ["nobody", "nobody 2nd", "other", "root"],
     ),
 }
-PLANS = ("before", "now")
 
 
 def _tc(*argv: str) -> None:
@@ -67,10 +65,11 @@ def _tc(*argv: str) -> None:
 
 
 @contextlib.contextmanager
-def shaped(pair: NetnsPair, limits: dict[str, int]) -> Iterator[None]:
-    """The link tree on the host veth's root, nobody's limited uploads in their classes."""
-    slots = {name: slot for slot, name in enumerate(sorted(limits), start=1)}
-    wanted = {slots[name]: ClassSpec(rate, 65536, Priority.NORMAL) for name, rate in limits.items()}
+def shaped(pair: NetnsPair, limits: dict[str, int], running: list[str]) -> Iterator[None]:
+    """The link tree on the host veth's root, every upload in its application's class."""
+    slots = {name: slot for slot, name in enumerate(sorted(running), start=1)}
+    wanted = {slots[name]: ClassSpec(limits.get(name, 0), 65536 if name in limits else 0, Priority.NORMAL)
+              for name in running}  # fmt: skip
     with entered_netns(pair.host_ns):
         ipr = IPRoute()
     tree = HtbHierarchy(ipr, ipr.link_lookup(ifname=pair.host_if)[0], Direction.UP,
@@ -96,7 +95,7 @@ def shares(
         name: start_stream(pair, PORTS[name], "up", seconds=seconds + 30) for name in running
     }
     try:
-        with shaped(pair, limits):
+        with shaped(pair, limits, running):
             time.sleep(1.5)  # past slow start
             rates = rates_together([streams[name].receiver for name in running], seconds)
     finally:
@@ -116,21 +115,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
     print(f"load {os.getloadavg()[0]:.1f}; capacity {CAPACITY} B/s, shaped at {SHAPE_SHARE}")
-    nobody: dict[tuple[str, str], list[float]] = {}
+    nobody: dict[str, list[float]] = {}
     with netns_pair() as pair:
         for round_ in range(1, args.rounds + 1):
             for case, (limits, running) in CASES.items():
-                for plan in PLANS if limits else ("now",):
-                    with mock.patch.object(priority_classes, "_needs_a_class",
-                                           (lambda *_: True) if plan == "before" else priority_classes._needs_a_class):  # fmt: skip
-                        got = shares(pair, limits, running, args.seconds)
-                    nobody.setdefault((case, plan), []).append(got["nobody"])
-                    print(f"round {round_} {case:28s} {plan:6s} " + "  ".join(f"{u} {s:.2f}" for u, s in got.items())
-                          + f"  (load {os.getloadavg()[0]:.1f})")  # fmt: skip
+                got = shares(pair, limits, running, args.seconds)
+                nobody.setdefault(case, []).append(got["nobody"])
+                print(f"round {round_} {case:28s} " + "  ".join(f"{u} {s:.2f}" for u, s in got.items())
+                      + f"  (load {os.getloadavg()[0]:.1f})")  # fmt: skip
     print("median share of nobody:")
-    for (case, plan), values in nobody.items():
+    for case, values in nobody.items():
         print(
-            f"  {case:28s} {plan:6s} {statistics.median(values):.2f}  ({', '.join(f'{v:.2f}' for v in values)})"
+            f"  {case:28s} {statistics.median(values):.2f}  ({', '.join(f'{v:.2f}' for v in values)})"
         )
 
 

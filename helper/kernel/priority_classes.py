@@ -8,10 +8,9 @@ as the limits (HTB_MAJOR:, default class DEFAULT_MINOR):
 
     root HTB_MAJOR:
       LINK_MINOR       rate = ceil = the capacity x SHAPE_SHARE
-        <slot>         one application with a priority or a limit:
+        <slot>         one application: with a rule (a priority, a limit), or
+                       without one but active (the engine's fair shares):
                        prio = its priority's rank, ceil = its limit or the link
-                       (none for a normal one whose limit reaches the link:
-                       _needs_a_class)
         ACK_MINOR      small TCP packets of every other application, high;
                        on the upload side paced (ACK_PACE_SHARE)
         DEFAULT_MINOR  every other application, at normal priority
@@ -27,7 +26,9 @@ tiny floor measured 2.6-3.1 ms median instead of 0.2. Together they stay
 well under the link (a class within its floor is sent even if the link has
 no tokens: the link's average still holds, its parent is charged).
 Classes of one priority share what they are lent by HTB's deficit round
-robin with equal quanta, i.e. per application. Nothing is reserved: a class
+robin with equal quanta, i.e. per application, whatever the number of its
+connections (CLASS_QUANTUM_BYTES: at least a GSO super-packet, or the round
+robin goes by packets). Nothing is reserved: a class
 alone on an idle link may take all of it (its ceil). A limit holds inside,
 as the class's ceil.
 
@@ -37,8 +38,10 @@ application kept apart, its bulk queue kept short): not done yet.
 
 Pure planning: HtbHierarchy (htb.py) applies the plan, given a
 LinkShaping; TcShaper.set_link puts it on a namespace's IFBs and every
-packet into it (catch_all.py). The engine's side (priorities in the rules,
-the capacity in the helper's state, the contract) is not done yet.
+packet into it (catch_all.py). The engine gives a class to every
+application with a rule and, while a link is in force, to every active one
+without (helper/engine/plan.py, fair_shares): the default class then holds
+only what no application is known for yet.
 """
 
 from __future__ import annotations
@@ -67,7 +70,15 @@ FLOOR_SHARES = {
 LINK_BURST_S = (
     0.004  # the link class may send this much of its rate at once: the modem's queue stays short
 )
-CLASS_QUANTUM_BYTES = 2 * 1514  # equal for every class: equal shares within a priority
+# Equal for every class: equal shares within a priority. At least the largest
+# packet a class dequeues, a GSO/GRO super-packet as HTB counts it (64 KB of IP
+# packet, its headers counted once per segment, ~68.5 KB): HTB takes a packet
+# from a class before it looks at the deficit, so with a smaller quantum each
+# turn is one packet, whatever its size, and an application sending larger
+# super-packets took more (bench/app_fairness.py: 3028 bytes gave an
+# application 0.56-1.27 of its fair share, 70000 0.92-0.99). Only classes of
+# one priority take turns: a higher priority is served first, whatever this.
+CLASS_QUANTUM_BYTES = 70_000
 FLOOR_BURST_BYTES = 2 * 1514  # a class's own bucket: no more than this ahead of a higher priority
 LEAF_QUEUE_S = 0.1  # a leaf holds this much of its ceiling, and at least
 # two 64 KB GSO/GRO super-packets: a smaller leaf drops every one a local TCP
@@ -137,7 +148,6 @@ def plan_tree(
         raise ValueError(f"app slots must be within 1..{ACK_MINOR - 1}: {sorted(apps)}")
     link = max(1, round(capacity_bps * SHAPE_SHARE * l3_to_l2))
     link_burst = max(3 * 1514, int(link * LINK_BURST_S))
-    apps = {slot: wish for slot, wish in apps.items() if _needs_a_class(wish, link, l3_to_l2)}
     sharing = Counter(
         [wish.priority for wish in apps.values()] + [DEFAULT_PRIORITY, ACK_PRIORITY]
     )  # ours too
@@ -165,18 +175,6 @@ def plan_tree(
     plans.append(ClassPlan(DEFAULT_MINOR, link_handle, floor(DEFAULT_PRIORITY), link, FLOOR_BURST_BYTES, link_burst,
                            DEFAULT_PRIORITY.rank, _leaf_bytes(link)))  # fmt: skip
     return plans
-
-
-def _needs_a_class(wish: AppClass, link: int, l3_to_l2: float) -> bool:
-    """A class of its own orders or limits an application; one at normal
-    priority whose limit is at or above the link (L2) does neither, and
-    would only buy it a share of its own beside the default class, which
-    holds every other user's traffic (HTB lends per class: REVIEW16
-    finding 3). Its packets name a class the tree lacks and go to the
-    default class, as if it had no rule."""
-    if wish.priority is not Priority.NORMAL:
-        return True
-    return wish.limit_bps is not None and round(wish.limit_bps * l3_to_l2) < link
 
 
 def _leaf_bytes(ceil_bps: int) -> int:

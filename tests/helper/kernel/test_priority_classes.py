@@ -53,24 +53,29 @@ def test_the_plan_orders_priorities_and_keeps_limits_inside_the_link() -> None:
     assert all(isinstance(p, ClassPlan) for p in plans.values())
 
 
-def test_a_normal_application_whose_limit_reaches_the_link_stays_in_the_default_class() -> None:
-    """Such a limit limits nothing: a class of its own would only buy the
-    application (and a user, through limit-own) a share beside the default
-    class, which holds every other user's traffic (REVIEW16 finding 3)."""
+def test_every_application_gets_a_class_of_its_own_and_classes_take_turns_by_bytes() -> None:
+    """One class per application, with a limit or not (at or above the link:
+    its ceiling is the link), so applications of one priority share per
+    application, not per connection (the engine gives every active one a
+    class under a link: plan.fair_shares); the default class holds only what
+    no application is known for. Equal quanta of at least a GSO super-packet
+    as HTB counts it: its round robin then goes by bytes, not by packets
+    (bench/app_fairness.py)."""
     l3_to_l2 = 1514 / 1500
     plans = {p.minor: p for p in plan_tree(1_000_000, {
         3: AppClass(limit_bps=50_000_000), 4: AppClass(limit_bps=950_000), 5: AppClass(),
         6: AppClass(limit_bps=940_000), 7: AppClass(Priority.LOW, limit_bps=50_000_000),
     }, l3_to_l2)}  # fmt: skip
-    assert 3 not in plans and 4 not in plans and 5 not in plans  # above, at the link, no limit
-    assert plans[6].ceil_bps == round(940_000 * l3_to_l2) < plans[LINK_MINOR].ceil_bps
-    assert plans[7].prio == Priority.LOW.rank  # a lower priority orders: its class stays
-    # the floor of normal is shared by the default class and the one normal class left
-    assert (
-        plans[6].rate_bps
-        == plans[0xFFFF].rate_bps
-        == int(plans[LINK_MINOR].rate_bps * FLOOR_SHARES[Priority.NORMAL] / 2)
-    )
+    link = plans[LINK_MINOR]
+    assert plans[3].ceil_bps == plans[4].ceil_bps == plans[5].ceil_bps == link.ceil_bps
+    assert plans[6].ceil_bps == round(940_000 * l3_to_l2) < link.ceil_bps
+    assert plans[7].prio == Priority.LOW.rank and plans[7].ceil_bps == link.ceil_bps
+    # the floor of normal is shared by the default class and the four normal applications
+    assert {plans[minor].rate_bps for minor in (3, 4, 5, 6, 0xFFFF)} == {
+        int(link.rate_bps * FLOOR_SHARES[Priority.NORMAL] / 5)
+    }
+    (quantum,) = {p.quantum_bytes for p in plans.values() if p.leaf_bytes is not None}
+    assert quantum >= 65536 + 44 * 66 + 14  # 64 KB of segments, each with its headers
 
 
 def test_the_upload_paces_the_downloads_acknowledgements_only_when_told_its_capacity() -> None:
