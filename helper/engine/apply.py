@@ -19,8 +19,11 @@ from chadthrottle.helper.engine.gating import Gating
 from chadthrottle.helper.engine.kernel_hold import KernelHold
 from chadthrottle.helper.engine.limits import LimitTable, RuleKey, SlotAllocator
 from chadthrottle.helper.engine.plan import (
+    FAIR_IDLE_S,
+    FAIR_OWNER,
     LiveRules,
     download_window_bps,
+    fair_shares,
     live_rules,
     reached_pids,
     wanted_caps,
@@ -39,6 +42,8 @@ class Apply:
         self.hold = KernelHold(datapath, shaper)  # what this engine wrote to the kernel
         self.slots = SlotAllocator()
         self.gating = Gating()  # blocks and quotas
+        self._active_at: dict[str, float] = {}  # app id -> when it last moved data (note_active)
+        self._moved: dict[str, int] = {}  # app id -> its bytes moved, at the last note_active
 
     def linked(self) -> dict[Direction, int]:
         """The link capacity each direction's shaper was given."""
@@ -74,6 +79,22 @@ class Apply:
         tagged = [key for key in self.slots.rules() if self.slots.slot_of(key) in tagged_slots]
         return live_rules(self._index, table, tagged, bool(self.hold.linked()))
 
+    def note_active(self, moved: dict[str, int], now: float) -> None:
+        """Each application's bytes moved (not loopback) since the helper
+        started: those that grew are active now (for fair_shares)."""
+        self._active_at.update((app_id, now) for app_id, total in moved.items()
+                               if total > self._moved.get(app_id, 0))  # fmt: skip
+        self._moved = moved
+        # made anew, not deleted from: a dict keeps the size it once grew to
+        self._active_at = {a: at for a, at in self._active_at.items() if now - at <= FAIR_IDLE_S}
+
+    def fair(self, table: LimitTable, live: LiveRules) -> dict[RuleKey, list[int]]:
+        """Under a link, each active application's processes without a rule
+        (plan.fair_shares); none without a link: nothing changes then."""
+        if not self.hold.linked() or table.paused:
+            return {}
+        return fair_shares(self._index, table, live, self._active_at)
+
     def downloads_queue(self) -> bool:
         """Whether the download backend queues (tc) rather than drops (the policer)."""
         return self._shaper.queues(Direction.DOWN)
@@ -83,7 +104,11 @@ class Apply:
 
     def classes(self, table: LimitTable) -> None:
         live = self.live(table)
-        wanted = wanted_classes(live, self.slots.acquire, self.gating, self.hold.linked().keys())
+        # fair shares' processes are not limited ones: the link tree is in the helper's namespace only
+        fair = self.fair(table, live)
+        wanted = wanted_classes(
+            live, self.slots.acquire, self.gating, self.hold.linked().keys(), fair
+        )
         limited_pids: set[int] = set()
         for key, _limits in live:  # running, and tagged since the last refresh (note_new_owner)
             limited_pids |= set(self.reached(table, key))
@@ -108,12 +133,16 @@ class Apply:
         return table.quota_use != used_before, turned
 
     def tags(self, table: LimitTable) -> None:
-        wanted_pids, scopes = wanted_tags(self._index, table, self.live(table), self.slots.acquire)
+        live = self.live(table)
+        wanted_pids, scopes = wanted_tags(self._index, table, live, self.slots.acquire)
+        for key, pids in self.fair(table, live).items():  # no app scope: a rule's processes only
+            wanted_pids.update((pid, self.slots.acquire(key)) for pid in pids)
         alive = {pid for pids in self._index.pids_by_app().values() for pid in pids}
         self.hold.tags(wanted_pids, scopes, alive)
 
     def release_unused(self, table: LimitTable) -> None:
-        limited = {key for key, _ in self.live(table)}
+        live = self.live(table)
+        limited = {key for key, _ in live} | self.fair(table, live).keys()
         for key in self.slots.rules() - limited:
             self.slots.release(key)
 
@@ -143,7 +172,9 @@ class Apply:
         shaped: dict[str, int] = {}
         for key in self.slots.rules():
             slot, app = self.slots.slot_of(key), self._index.application(key[0])
-            if slot is None or slot not in by_slot or app is None or table.outranked(key):
+            if key[1] == FAIR_OWNER or slot is None or slot not in by_slot or app is None:
+                continue  # a fair share is no limit
+            if table.outranked(key):
                 continue
             if set(self.reached(table, key)) == app.processes.keys():
                 shaped[key[0]] = by_slot[slot]

@@ -23,7 +23,7 @@ from chadthrottle.helper.engine.apply import Apply
 from chadthrottle.helper.engine.limits import LimitTable
 from chadthrottle.helper.engine.link_plan import LinkFacts, capacities, link_facts
 from chadthrottle.helper.engine.overshoot import OvershootWatch
-from chadthrottle.helper.engine.plan import prioritized, rule_of
+from chadthrottle.helper.engine.plan import bytes_moved_here, prioritized, rule_of
 from chadthrottle.helper.engine.ports import (
     DatapathPort,
     LineagePort,
@@ -161,6 +161,10 @@ class EngineCore:
             self._expire_user_rules(now)
             living = [s for s in samples if s.owner_tgid not in gone]
             self._tracking.count(living, now)
+            moved = bytes_moved_here(
+                living, self._tracking.meter.owner_of, self._namespaces.own_cookie
+            )
+            self._applier.note_active(moved, now)
             for direction in Direction:
                 by_slot = self._shaper.sent_bytes(direction)
                 self._tracking.meter.use_shaped(

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable, Mapping
 from chadthrottle.contract import ADMIN_OWNER, Direction
 from chadthrottle.helper.engine.gating import Gating
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey, priority_of
+from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX
 from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.kernel.htb import Classes, ClassSpec
-from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
+from chadthrottle.helper.kernel.layout import NO_CAPS, CounterSample, SocketCaps
 from chadthrottle.priority import Priority
 
 # Each TCP socket of an application with an upload limit is paced to this
@@ -29,6 +30,17 @@ from chadthrottle.priority import Priority
 # or bucket filled over seconds and then came out as congestion notices or
 # refusals, and the rate swung by 10% for seconds (bench/limits.py).
 UPLOAD_PACING_SHARE = 0.995
+# While a link is in force, every application that moved data within this
+# long and has no rule gets a class of its own, keyed (app id, FAIR_OWNER):
+# in one default class for all, an application with four connections took
+# 1.4-1.8 times its fair share and one with a single connection 0.2-0.6
+# (docs/backends.md, "Per-application shares"). Held this long after its
+# last traffic, so an application that
+# pauses keeps its class and its sockets their tag (a class made or retired,
+# its processes tagged or untagged, costs netlink calls and a walk of their
+# sockets).
+FAIR_IDLE_S = 30.0
+FAIR_OWNER = -2  # no user's uid nor ADMIN_OWNER: a fair share is no rule
 
 LiveRules = list[tuple[RuleKey, dict[Direction, Limit]]]
 
@@ -105,14 +117,55 @@ def live_rules(
     return list(live.items())
 
 
+def bytes_moved_here(
+    samples: Iterable[CounterSample], owner_of: Callable[[int], tuple[str, int | None] | None],
+    netns_cookie: int,
+) -> dict[str, int]:  # fmt: skip
+    """app id -> the bytes its running processes moved in the namespace of
+    netns_cookie (the helper's, where the link tree is), loopback aside:
+    what tells an application active (Apply.note_active). Bytes in another
+    namespace (a container's) pass no link tree of this helper: a class for
+    them would stay idle."""
+    moved: dict[str, int] = {}
+    for sample in samples:
+        owner = owner_of(sample.owner_tgid)
+        if (
+            owner is not None
+            and sample.netns_cookie == netns_cookie
+            and sample.ifindex != LOOPBACK_IFINDEX
+        ):
+            moved[owner[0]] = moved.get(owner[0], 0) + sample.rx_bytes + sample.tx_bytes
+    return moved
+
+
+def fair_shares(
+    index: ApplicationIndex, table: LimitTable, live: LiveRules, active: Iterable[str]
+) -> dict[RuleKey, list[int]]:
+    """(app id, FAIR_OWNER) -> its running processes that no live rule
+    reaches, for each active application (one that moved data lately): each
+    gets a class of its own under a link, so applications of one priority
+    share it per application, not per connection."""
+    ruled = {pid for key, _limits in live for pid in reached_pids(index, table, key)}
+    shares: dict[RuleKey, list[int]] = {}
+    for app_id in sorted(set(active)):
+        app = index.application(app_id)
+        pids = sorted(pid for pid in app.processes if pid not in ruled) if app else []
+        if pids:
+            shares[(app_id, FAIR_OWNER)] = pids
+    return shares
+
+
 def wanted_classes(
     live: LiveRules,
     slot_of: Callable[[RuleKey], int],
     gating: Gating,
     linked: Iterable[Direction],
+    fair: Iterable[RuleKey] = (),
 ) -> dict[Direction, Classes]:
     """The HTB classes per direction: each live rule's rated limits in its
-    slot, and under a link a class for a priority alone."""
+    slot, and under a link a class for every other rule (its priority) and
+    every fair share (normal): one class per application."""
+    linked = tuple(linked)
     wanted: dict[Direction, Classes] = {Direction.UP: {}, Direction.DOWN: {}}
     for key, limits in live:
         slot = slot_of(key)
@@ -120,9 +173,11 @@ def wanted_classes(
         rated = gating.rated(key, limits)
         for direction, limit in rated.items():
             wanted[direction][slot] = ClassSpec(limit.rate_bps, limit.burst_bytes, priority)
-        if priority is not Priority.NORMAL:  # a class for the priority alone, under a link
-            for direction in set(linked) - rated.keys():
-                wanted[direction][slot] = ClassSpec(0, 0, priority)
+        for direction in set(linked) - rated.keys():  # a class for the priority alone, under a link
+            wanted[direction][slot] = ClassSpec(0, 0, priority)
+    for key in fair:
+        for direction in linked:
+            wanted[direction][slot_of(key)] = ClassSpec(0, 0, Priority.NORMAL)
     return wanted
 
 

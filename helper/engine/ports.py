@@ -64,6 +64,8 @@ class LineagePort(Protocol):
 
 
 class NamespacePort(Protocol):
+    own_cookie: int  # the helper's own network namespace's
+
     def views(self, cookies: Iterable[int]) -> dict[int, NetnsView]: ...
 
 
