@@ -109,11 +109,12 @@ class Apply:
         wanted = wanted_classes(
             live, self.slots.acquire, self.gating, self.hold.linked().keys(), fair
         )
-        limited_pids: set[int] = set()
+        limited: dict[int, int] = {}  # pid -> slot
         for key, _limits in live:  # running, and tagged since the last refresh (note_new_owner)
-            limited_pids |= set(self.reached(table, key))
-            limited_pids |= self.hold.pids_tagged(self.slots.acquire(key))
-        self.hold.classes(wanted, limited_pids)
+            slot = self.slots.acquire(key)
+            for pid in {*self.reached(table, key), *self.hold.pids_tagged(slot)}:
+                limited[pid] = slot
+        self.hold.classes(wanted, limited)
 
     def caps(self, table: LimitTable) -> None:
         live = self.live(table)

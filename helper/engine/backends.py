@@ -154,7 +154,7 @@ class Enforcer(Protocol):
 class NamespaceFollower(Protocol):
     """An enforcer that works in the network namespaces of the processes it is given."""
 
-    def shape_namespaces_of(self, pids: set[int]) -> None: ...
+    def shape_namespaces_of(self, slots: Mapping[int, int]) -> None: ...  # pid -> its slot
 
 
 @runtime_checkable
@@ -258,12 +258,12 @@ class BackendRouter:
                 gaps[direction] = list(reasons)
         return gaps
 
-    def shape_namespaces_of(self, pids: set[int]) -> None:
-        """The processes limits reach: an enforcer that shapes per network
-        namespace (NamespaceShapers) shapes where they are."""
+    def shape_namespaces_of(self, slots: Mapping[int, int]) -> None:
+        """The processes limits reach, and their slots: an enforcer that shapes
+        per network namespace (NamespaceShapers) shapes where they are."""
         for enforcer in self._enforcers().values():
             if isinstance(enforcer, NamespaceFollower):
-                enforcer.shape_namespaces_of(pids)
+                enforcer.shape_namespaces_of(slots)
 
     def active_directions(self) -> set[Direction]:
         return set().union(*(e.active_directions() for e in self._enforcers().values()))

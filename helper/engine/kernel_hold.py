@@ -11,6 +11,7 @@ Not thread-safe by itself: the engine calls it under its lock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.ports import DatapathPort, ShaperPort
@@ -64,9 +65,10 @@ class KernelHold:
                 else:
                     self._linked.pop(direction, None)
 
-    def classes(self, wanted: dict[Direction, Classes], limited_pids: set[int]) -> None:
-        """The shaper's classes; tc shapes in each network namespace of limited_pids."""
-        self._shaper.shape_namespaces_of(limited_pids)
+    def classes(self, wanted: dict[Direction, Classes], limited: Mapping[int, int]) -> None:
+        """The shaper's classes; tc shapes in each network namespace of the
+        limited processes (pid -> slot), and divides a limit between them."""
+        self._shaper.shape_namespaces_of(limited)
         self._shaper.reconcile(wanted)
 
     def caps(self, wanted: dict[int, SocketCaps]) -> None:

@@ -9,7 +9,7 @@ without importing one another or the kernel code that implements them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -75,7 +75,9 @@ class ShaperPort(Protocol):
     def sent_bytes(self, direction: Direction) -> dict[int, int]: ...  # what limits let through
     def queues(self, direction: Direction) -> bool: ...
     def enforcement_gaps(self) -> dict[Direction, list[str]]: ...
-    def shape_namespaces_of(self, pids: set[int]) -> None: ...  # the network namespaces to shape in
+    def shape_namespaces_of(
+        self, slots: Mapping[int, int]
+    ) -> None: ...  # pid -> slot: the network namespaces to shape in
     def set_link(
         self, direction: Direction, link: LinkShaping | None
     ) -> None: ...  # at the next reconcile

@@ -26,11 +26,12 @@ says so, naming the namespace.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -38,6 +39,7 @@ from typing import TypeVar
 from chadthrottle.contract import Direction
 from chadthrottle.helper.identity.escaping import escape_os_name
 from chadthrottle.helper.kernel.htb import Classes
+from chadthrottle.helper.kernel.namespace_shares import NamespaceShares
 from chadthrottle.helper.kernel.namespaces import CLONE_NEWNET, NAMED_NETNS_DIR
 from chadthrottle.helper.kernel.ownership import recorded_entries
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
@@ -160,39 +162,96 @@ class NamespaceShapers:
         self._clock = clock
         self._own_inode = os.stat("/proc/thread-self/ns/net").st_ino
         self._wanted: dict[int, int] = {}  # namespace inode -> a limited pid in it
+        self._namespaces_of: dict[int, set[int]] = {}  # slot -> inodes of its processes
+        self._shares: NamespaceShares[tuple[Direction, int], int] = NamespaceShares()
         self._elsewhere: dict[int, _Elsewhere] = {}
         self._unentered: dict[int, tuple[float, str, str]] = {}  # inode -> (tried at, label, why)
 
-    def shape_namespaces_of(self, pids: Iterable[int]) -> None:
-        """The processes limits reach now: their namespaces are shaped at the
-        next reconcile, and shapers of namespaces none of them is in go."""
+    def shape_namespaces_of(self, slots: Mapping[int, int]) -> None:
+        """The processes limits reach now (pid -> slot): their namespaces are
+        shaped at the next reconcile, shapers of namespaces none of them is in
+        go, and a limit whose processes are in several is divided."""
         wanted: dict[int, int] = {}
-        for pid in sorted(pids):
+        namespaces_of: dict[int, set[int]] = {}
+        for pid in sorted(slots):
             try:
                 inode = os.stat(f"/proc/{pid}/ns/net").st_ino
             except OSError:
                 continue  # exited
+            namespaces_of.setdefault(slots[pid], set()).add(inode)
             if inode != self._own_inode:
                 wanted.setdefault(inode, pid)
-        self._wanted = wanted
+        self._wanted, self._namespaces_of = wanted, namespaces_of
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
+        """Every namespace's classes; a limit over several of them divided
+        between them by what each uses (namespace_shares.py)."""
+        self._follow(wanted)
+        plans = self._divided(wanted)
         try:
-            self._own.reconcile(wanted)
+            self._own.reconcile(plans.get(self._own_inode, wanted))
         finally:
-            self._reconcile_elsewhere(wanted)
+            for inode, other in list(self._elsewhere.items()):
+                self._sync(other, plans.get(inode, wanted))
 
-    def _reconcile_elsewhere(self, wanted: dict[Direction, Classes]) -> None:
-        """Never raises: a namespace that cannot be shaped is policed (fail open)."""
+    def _follow(self, wanted: dict[Direction, Classes]) -> None:
+        """A shaper in each namespace of a limited process, and no other.
+        Never raises: a namespace that cannot be shaped is policed (fail open)."""
         targets = self._wanted if any(wanted.values()) else {}
         for inode in set(self._elsewhere) - set(targets):
             self._close(inode)
         for inode in set(self._unentered) - set(targets):
             del self._unentered[inode]
         for inode, pid in targets.items():
-            if inode not in self._elsewhere and not self._open(inode, pid):
-                continue
-            self._sync(self._elsewhere[inode], wanted)
+            if inode not in self._elsewhere:
+                self._open(inode, pid)
+
+    def _divided(self, wanted: dict[Direction, Classes]) -> dict[int, dict[Direction, Classes]]:
+        """Per namespace, the classes it holds where they differ from wanted:
+        each limit whose processes are in several shaped namespaces, at that
+        namespace's share. A namespace without the application's processes
+        keeps the whole limit (it has no sockets of it); the guard holds the sum."""
+        shaped = {self._own_inode, *self._elsewhere}
+        divided = {
+            (direction, slot): together
+            for direction, classes in wanted.items()
+            for slot, spec in classes.items()
+            if spec.rate_bps and len(together := shaped & self._namespaces_of.get(slot, set())) > 1
+        }
+        now = self._clock()
+        if self._shares.due(now, divided.keys()):
+            try:
+                self._shares.measure(now, self._passed(divided))
+            except Exception as error:  # the shares stay as they were
+                log.warning("could not read what each namespace's classes passed: %s", error)
+        plans: dict[int, dict[Direction, Classes]] = {}
+        for (direction, slot), together in divided.items():
+            spec = wanted[direction][slot]
+            shares = self._shares.shares((direction, slot), spec.rate_bps, together)
+            log.debug("slot %d %sloads: %s", slot, direction.value, shares)
+            for inode, rate_bps in shares.items():
+                plan = plans.setdefault(inode, {d: dict(classes) for d, classes in wanted.items()})
+                plan[direction][slot] = dataclasses.replace(spec, rate_bps=rate_bps)
+        return plans
+
+    def _passed(
+        self, divided: Mapping[tuple[Direction, int], set[int]]
+    ) -> dict[tuple[Direction, int], dict[int, int]]:
+        """The bytes each divided limit's class has passed so far, per namespace."""
+        read: dict[tuple[int, Direction], dict[int, int]] = {}
+        for direction, inode in {
+            (d, inode) for (d, _), together in divided.items() for inode in together
+        }:
+            shaper = self._elsewhere.get(inode)
+            read[inode, direction] = (
+                self._own.sent_bytes(direction)
+                if shaper is None
+                else shaper.call(functools.partial(TcShaper.sent_bytes, direction=direction))
+            )
+        return {
+            (direction, slot): {inode: read[inode, direction].get(slot, 0) for inode in together}
+            for (direction, slot), together in divided.items()
+        }
 
     def _open(self, inode: int, pid: int) -> bool:
         tried_at = self._unentered.get(inode, (float("-inf"), "", ""))[0]

@@ -3,6 +3,7 @@ tests only (the real kernel path is covered by tests/helper/kernel and tests/e2e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,7 @@ class RecordingShaper:
     limited_pids: set[int] = field(
         default_factory=set
     )  # the processes shape_namespaces_of was last given
+    limited_slots: dict[int, int] = field(default_factory=dict)  # ... and their slots
     links: dict[Direction, LinkShaping | None] = field(
         default_factory=dict
     )  # set_link's, last per direction
@@ -114,8 +116,9 @@ class RecordingShaper:
         return {direction: [*self.gaps.get(direction, []), *self.tc_gaps.get(direction, [])]
                 for direction in Direction if self.gaps.get(direction) or self.tc_gaps.get(direction)}  # fmt: skip
 
-    def shape_namespaces_of(self, pids: set[int]) -> None:
-        self.limited_pids = set(pids)
+    def shape_namespaces_of(self, slots: Mapping[int, int]) -> None:
+        self.limited_pids = set(slots)
+        self.limited_slots = dict(slots)
 
     def active_directions(self) -> set[Direction]:
         return {d for d, classes in self.wanted.items() if classes}

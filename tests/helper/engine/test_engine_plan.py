@@ -131,6 +131,9 @@ def test_two_apps_get_independent_slots(world: World) -> None:
     rates = sorted(spec.rate_bps for spec in world.shaper.wanted[Direction.UP].values())
     assert rates == [1_000_000, 5_000_000]
     assert world.datapath.process_slots[10] != world.datapath.process_slots[20]
+    # the shaper knows whose each process is: it divides a limit between its namespaces
+    assert world.shaper.limited_slots == {10: world.datapath.process_slots[10],
+                                          20: world.datapath.process_slots[20]}  # fmt: skip
 
 
 def test_a_refused_change_rolls_back_and_says_why(world: World) -> None:

@@ -276,7 +276,7 @@ def test_the_link_hears_only_its_own_namespaces_gaps(pair: NetnsPair, shaper: Tc
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "1"
         shapers.set_link(Direction.UP, LINK)
-        shapers.shape_namespaces_of({process.pid})
+        shapers.shape_namespaces_of({process.pid: 4})
         shapers.reconcile({Direction.UP: {4: LIMITED}})
         assert shapers.enforcement_gaps().get(Direction.UP) and shapers.link_gaps() == {}
     finally:
