@@ -82,14 +82,19 @@ MAX_BURST_BYTES = 1_000_000_000
 # floor: the backends size their own buckets and queues above it.
 GSO_PACKET_BYTES = 64 * 1024
 MIN_BURST_BYTES = 2 * GSO_PACKET_BYTES
-# What one limit holds, said by SetLimit and `chadthrottle-ctl limit`: the sum,
-# not a fair share per namespace (measured: docs/backends.md, "One limit over
-# several namespaces"; bench/namespace_share.py).
+# Of a limit divided between network namespaces, what each namespace where
+# the application has processes keeps even without traffic (so a connection
+# that starts there can show it wants more; helper/kernel/namespace_shares.py).
+NAMESPACE_FLOOR = 0.02
+# What one limit holds, said by SetLimit, `chadthrottle-ctl limit` and the limit
+# field's tooltip: the sum, divided between namespaces by use (measured:
+# docs/backends.md, "One limit over several namespaces"; bench/namespace_share.py).
 LIMIT_REACH = (
     "A limit holds the sum of the application's traffic, whichever uplinks and network namespaces "
     "of this machine it uses. When its connections are in several network namespaces at once, "
-    "that sum is not divided evenly between them: the connections in one namespace may take all "
-    "of it while those in another get little or nothing."
+    "the limit is divided between them by what each uses, measured every second: those that want "
+    "more share it equally, and what one leaves unused goes to the others (a namespace without "
+    f"traffic keeps {NAMESPACE_FLOOR:.0%} of it)."
 )
 # What estimating the link capacity costs the calls it protects (measured:
 # docs/benchmarks.md, "Quiet reruns"; bench/capacity_follow.py): each try of a
