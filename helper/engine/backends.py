@@ -272,11 +272,17 @@ class BackendRouter:
         """L3 bytes per slot that limits let through. Downloads: the policer's
         count where it guards tc, as it runs last (at the socket, after the
         IFB) and sees every path; uploads: the shaper's output, as the guard
-        runs before it (docs/backends.md, "Every path")."""
+        runs before it (docs/backends.md, "Every path"), and the guard's count
+        for a slot tc does not shape (its uplink policed, not shaped): without
+        it the listed rate fell back to the socket counters, whose pure ACKs
+        read as a limit not met beside a fast download."""
         if direction is Direction.DOWN and self._guard is not None:
             return self._guard[1].sent_bytes(direction)
         _name, enforcer = self._by_direction.get(direction, ("", None))  # type: ignore[arg-type]
-        return enforcer.sent_bytes(direction) if enforcer is not None else {}
+        shaped = enforcer.sent_bytes(direction) if enforcer is not None else {}
+        if self._guard is None or enforcer is self._guard[1]:
+            return shaped
+        return {**self._guard[1].sent_bytes(direction), **shaped}
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:
         """Per direction, where limits do not hold now, and why: where its

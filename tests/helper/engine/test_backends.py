@@ -57,6 +57,10 @@ class FakeEnforcer:
         self.wanted: dict[Direction, Classes] = {}
         self.closed = False
         self.queues = queues
+        self.sent: dict[Direction, dict[int, int]] = {}
+
+    def sent_bytes(self, direction: Direction) -> dict[int, int]:
+        return dict(self.sent.get(direction, {}))
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
         self.wanted = wanted
@@ -111,3 +115,20 @@ def test_a_direction_the_policer_enforces_itself_is_given_once() -> None:
     assert tc.wanted == {Direction.UP: {1: spec}}
     assert ebpf.wanted == {Direction.DOWN: {2: spec}, Direction.UP: {1: spec}}
     assert router.active_by_backend() == {"tc": {Direction.UP}, "ebpf": {Direction.DOWN}}
+
+
+def test_an_upload_tc_does_not_shape_is_counted_by_the_guard() -> None:
+    """A slot tc shapes counts the shaper's output; one it cannot shape (its
+    uplink policed instead) the policer's passed bytes, not nothing: with
+    nothing the rate meter fell back to the socket counters, whose pure ACKs
+    beside a fast download read as the upload limit not met."""
+    tc, ebpf = FakeEnforcer(), FakeEnforcer(queues=False)
+    router = BackendRouter(
+        {Direction.UP: ("tc", tc), Direction.DOWN: ("tc", tc)}, guard=("ebpf", ebpf)
+    )
+    tc.sent = {Direction.UP: {1: 5_000}, Direction.DOWN: {1: 7_000}}
+    ebpf.sent = {Direction.UP: {1: 9_000, 2: 3_000}, Direction.DOWN: {1: 8_000, 2: 4_000}}
+    assert router.sent_bytes(Direction.UP) == {1: 5_000, 2: 3_000}
+    assert router.sent_bytes(Direction.DOWN) == {1: 8_000, 2: 4_000}
+    alone = BackendRouter({Direction.UP: ("ebpf", ebpf), Direction.DOWN: ("ebpf", ebpf)})
+    assert alone.sent_bytes(Direction.UP) == {1: 9_000, 2: 3_000}
