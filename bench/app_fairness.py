@@ -27,9 +27,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from unittest import mock
@@ -40,11 +42,23 @@ from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 from chadthrottle.priority import Priority
 from pyroute2 import IPRoute
 
-from tests.support.netns import NetnsPair, entered_netns, netns_pair, rates_together, start_stream
+from tests.support.netns import (
+    NetnsPair,
+    entered_netns,
+    netns_pair,
+    nsenter_argv,
+    rates_together,
+    spawn,
+    start_stream,
+    wait_for_line,
+)
 
 ETHERNET_L3_TO_L2 = 1514 / 1500
 FLOWS = {"one": 1, "four": 4, "eight": 8}  # application -> its TCP connections
 BASE_PORT = 5900
+
+
+CALL_PORT = 5990  # --call: a normal application's small UDP packets (bench/call_probe.py)
 
 
 def ports_of(app: str) -> list[int]:
@@ -61,7 +75,7 @@ def _tc(*argv: str) -> None:
 @contextlib.contextmanager
 def shaped(pair: NetnsPair, capacity: int, per_app: bool, quantum: int | None) -> Iterator[None]:
     """The link tree on the host veth's root; with per_app, each application's ports in its class."""
-    slots = {app: slot for slot, app in enumerate(FLOWS, start=1)} if per_app else {}
+    slots = {app: slot for slot, app in enumerate([*FLOWS, "call"], start=1)} if per_app else {}
     wanted = {slot: ClassSpec(0, 0, Priority.NORMAL) for slot in slots.values()}
     link = LinkShaping(capacity)
     plan = link.plan
@@ -79,9 +93,10 @@ def shaped(pair: NetnsPair, capacity: int, per_app: bool, quantum: int | None) -
             tree.create()
             tree.sync(wanted)
         for app, slot in slots.items():
-            for port in ports_of(app):
+            for port in ports_of(app) if app != "call" else [CALL_PORT]:
+                protocol = "6" if app != "call" else "17"
                 _tc("-n", pair.host_ns, "filter", "add", "dev", pair.host_if, "parent", f"{ROOT_HANDLE >> 16:x}:",
-                    "protocol", "ip", "prio", "1", "u32", "match", "ip", "protocol", "6", "0xff", "match", "ip",
+                    "protocol", "ip", "prio", "1", "u32", "match", "ip", "protocol", protocol, "0xff", "match", "ip",
                     "dport", str(port), "0xffff", "flowid", f"{ROOT_HANDLE >> 16:x}:{slot:x}")  # fmt: skip
         yield
     finally:
@@ -90,24 +105,40 @@ def shaped(pair: NetnsPair, capacity: int, per_app: bool, quantum: int | None) -
 
 
 def shares(pair: NetnsPair, capacity: int, per_app: bool, quantum: int | None,
-           seconds: float) -> tuple[dict[str, float], float]:  # fmt: skip
-    """Each application's share over its fair share, and the link's use."""
+           seconds: float, call: bool) -> tuple[dict[str, float], float, list[float]]:  # fmt: skip
+    """Each application's share over its fair share, the link's use, and
+    (call) the call's upload halves of its round trips, ms."""
     streams = {(app, port): start_stream(pair, port, "up", seconds=seconds + 30)
                for app in FLOWS for port in ports_of(app)}  # fmt: skip
+    echo = spawn(nsenter_argv(pair.peer_ns, [sys.executable, "-m", "bench.call_probe", "echo",
+                                             "--port", str(CALL_PORT)]), None) if call else None  # fmt: skip
     try:
         with shaped(pair, capacity, per_app, quantum):
             time.sleep(2.0)  # past slow start
             keys = list(streams)
+            caller = None
+            if echo is not None:
+                wait_for_line(echo, "listening")
+                caller = spawn(nsenter_argv(pair.host_ns, [sys.executable, "-m", "bench.call_probe", "call",
+                                                           "--host", pair.peer_addr, "--port", str(CALL_PORT),
+                                                           "--seconds", str(seconds)]), None)  # fmt: skip
             rates = rates_together([streams[key].receiver for key in keys], seconds)
+            ups: list[float] = []
+            if caller is not None:
+                out, _ = caller.communicate(timeout=seconds + 30)
+                ups = sorted(json.loads(out.strip().splitlines()[-1])["up_ms"])
     finally:
         for stream in streams.values():
             stream.stop()
+        if echo is not None:
+            echo.kill()
+            echo.wait(10)
     link = capacity * SHAPE_SHARE
     per: dict[str, float] = {}
     for (app, _port), rate in zip(keys, rates, strict=True):
         per[app] = per.get(app, 0.0) + rate / link
     used = sum(per.values())
-    return {app: share * len(FLOWS) for app, share in per.items()}, used
+    return {app: share * len(FLOWS) for app, share in per.items()}, used, ups
 
 
 def main() -> None:
@@ -116,6 +147,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--capacity", type=int, default=2_000_000, help="L3 bytes/s")
     parser.add_argument("--quanta", default="3028,70000", help="per-app cases' quanta, bytes")
+    parser.add_argument("--call", action="store_true",
+                        help="a normal call (small UDP packets, 50/s) beside the uploads, in a class of its own")  # fmt: skip
     args = parser.parse_args()
     cases: list[tuple[str, bool, int | None]] = [("one default class", False, None)]
     cases += [(f"a class per app, quantum {q}", True, int(q)) for q in args.quanta.split(",")]
@@ -125,10 +158,14 @@ def main() -> None:
     with netns_pair() as pair:
         for round_ in range(1, args.rounds + 1):
             for name, per_app, quantum in cases:
-                fair, used = shares(pair, args.capacity, per_app, quantum, args.seconds)
+                fair, used, ups = shares(
+                    pair, args.capacity, per_app, quantum, args.seconds, args.call
+                )
                 got.setdefault(name, []).append(fair)
+                call = (f"  call up median {ups[len(ups) // 2]:.1f} ms p99 {ups[int(len(ups) * 0.99)]:.1f} ms"
+                        if ups else "")  # fmt: skip
                 print(f"round {round_} {name:30s} " + "  ".join(f"{a} {s:.2f}" for a, s in fair.items())
-                      + f"  link {used:.2f}  (load {os.getloadavg()[0]:.1f})")  # fmt: skip
+                      + f"  link {used:.2f}{call}  (load {os.getloadavg()[0]:.1f})")  # fmt: skip
     print("medians:")
     for name, runs in got.items():
         print(f"  {name:30s} " + "  ".join(
