@@ -17,11 +17,9 @@ limit instead, re-measured every tick from what the class let through:
 - none gets less than FLOOR of the limit: a namespace that starts must be
   able to show it wants more;
 - a namespace not measured yet wants more (its processes are new there);
-- a demand is the most of the last MEMORY_WINDOWS reads: a connection that
-  stalls for a moment (a retransmission timer) keeps its share. Cut at once
-  to what it used in that window, a stalled upload was left at the floor,
-  and beside the other namespace's full share the guard let it no more
-  (bench/namespace_share.py "together": 0.00 of the limit for 3 s and more).
+- a demand is the most of the last MEMORY_WINDOWS reads: one read of a
+  connection that paused for a moment, or of a tick that came late, does not
+  take its share away.
 
 The shares add up to the limit, never more: where they added up to more (a
 floor or the headroom on top), the guard (the policer, which holds the sum of
@@ -48,7 +46,7 @@ HEADROOM = 1.4  # one that wants no more is given this many times what it used
 FLOOR = NAMESPACE_FLOOR  # of the limit: no namespace's class gets less
 SETTLE = 0.03  # of the limit: shares that would move by less stay (no tc change each tick)
 MIN_WINDOW_S = 0.4  # bytes are re-read after at least this long (reconciles can come faster)
-MEMORY_WINDOWS = 3  # a demand is the most of this many reads (a tick each: 2-3 s)
+MEMORY_WINDOWS = 2  # a demand is the most of this many reads (a tick each)
 
 Demand = float | None  # what a namespace used, as a share of the limit; None: it wants more
 
