@@ -17,19 +17,17 @@ from chadthrottle.contract import Direction
 from tests.e2e.conftest import MiB, Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
-from tests.support.netns import Stream, app_scope, extra_link, rates_together, start_stream
+from tests.support.netns import Stream, app_scope, extra_link, start_stream
+from tests.support.settled_sum import settled_rates
 
 WIRE = 1448 / 1500
 LIMIT = 2 * MiB
 
 
-def _sum_within(streams: list[Stream], limit_bps: int, timeout_s: float = 15.0) -> float:
-    """Summed wire rate over 4 s windows, until within +-10% or timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        total = sum(rates_together([s.receiver for s in streams], 4.0)) / WIRE
-        if 0.9 * limit_bps <= total <= 1.1 * limit_bps or time.monotonic() > deadline:
-            return total
+def _sum_within(streams: list[Stream], limit_bps: int) -> float:
+    """Summed wire rate over the first 4 s window once the sum settled
+    (tests/support/settled_sum.py)."""
+    return sum(settled_rates([s.receiver for s in streams], limit_bps, WIRE))
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@ takes, not only through the helper's own uplink (issue: an application in
 another network namespace ran at 1,600-3,400 times its download limit, and
 one using two uplinks got the whole limit on each).
 
-Each test limits a real application, reads what its peers received over 4 s
-once it settled, and wants the sum within +-10% of the limit."""
+Each test limits a real application, reads what its peers received over the
+first 4 s once it settled (tests/support/settled_sum.py), and wants the sum
+within +-10% of the limit."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import itertools
 import re
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,10 +28,10 @@ from tests.support.netns import (
     Stream,
     app_scope,
     extra_link,
-    rates_together,
     start_stream,
     tc_dump,
 )
+from tests.support.settled_sum import SETTLE_TIMEOUT_S, settled_rates
 from tests.support.waiting import eventually
 
 WIRE = 1448 / 1500  # payload per wire byte of a full TCP segment
@@ -43,15 +43,11 @@ KINDS = {"tcp": (False, 1), "tcpx4": (False, 4), "udp": (True, 1)}
 _ports = itertools.count(5840)
 
 
-def _sum_within(streams: list[Stream], limit_bps: int, timeout_s: float = 15.0, window_s: float = 4.0,
+def _sum_within(streams: list[Stream], limit_bps: int, timeout_s: float = SETTLE_TIMEOUT_S,
                 wire: float = WIRE) -> float:  # fmt: skip
-    """The streams' summed wire rate over window_s, read until it is within
-    +-10% of the limit or timeout_s passed (the last reading is returned)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        total = sum(rates_together([s.receiver for s in streams], window_s)) / wire
-        if 0.9 * limit_bps <= total <= 1.1 * limit_bps or time.monotonic() > deadline:
-            return total
+    """The streams' summed wire rate over the first 4 s window once the sum
+    settled (tests/support/settled_sum.py; timeout_s: for the settling)."""
+    return sum(settled_rates([s.receiver for s in streams], limit_bps, wire, timeout_s))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,41 @@
+"""How the end-to-end tests read a limit held over several streams: the first
+4 s window once the sum has settled, judged as it comes.
+
+Until 2026-12-04 they read 4 s windows until one was within +-10% of the
+limit, for up to 15 s: that showed a window in the band occurs, not that the
+limit holds from when it settled (issue 13). Settled: two 0.5 s windows in a
+row within +-5% of the limit. One 0.5 s window within +-10% let a download's
+catch-up in (a first 4 s window of 1.081 at load 10); the measurements that
+chose it are in docs/development.md ("Suite time")."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from tests.support.netns import Receiver, rates_together
+
+BAND = 0.10  # +-10% of the limit
+SETTLE_WINDOW_S, SETTLE_WINDOWS, SETTLE_BAND = 0.5, 2, 0.05
+SETTLE_TIMEOUT_S = 10.0
+JUDGED_WINDOW_S = 4.0
+
+
+def in_band(rate_bps: float, limit_bps: float, band: float = BAND) -> bool:
+    return (1 - band) * limit_bps <= rate_bps <= (1 + band) * limit_bps
+
+
+def settled_rates(
+    receivers: Sequence[Receiver],
+    limit_bps: float,
+    wire: float,
+    settle_timeout_s: float = SETTLE_TIMEOUT_S,
+) -> list[float]:
+    """Each receiver's L3 rate (payload / wire) over the first 4 s window after
+    their sum settled. After settle_timeout_s without settling the 4 s window
+    is read all the same: the caller judges it, nothing is skipped."""
+    deadline, settled = time.monotonic() + settle_timeout_s, 0
+    while settled < SETTLE_WINDOWS and time.monotonic() < deadline:
+        total = sum(rates_together(receivers, SETTLE_WINDOW_S)) / wire
+        settled = settled + 1 if in_band(total, limit_bps, SETTLE_BAND) else 0
+    return [rate / wire for rate in rates_together(receivers, JUDGED_WINDOW_S)]
