@@ -145,6 +145,26 @@ def test_one_limit_over_two_namespaces_holds_their_sum(
                 stream.stop()
 
 
+def test_one_upload_limit_over_two_namespaces_holds_their_sum(
+    stack: Stack, app_namespace: NetnsPair, scope: Path, peer_scope: Path
+) -> None:
+    """The same for uploads: each namespace's upload IFB has a class at the
+    whole limit, and the guard, at the sockets before them, holds the sum
+    (bench/namespace_share.py read 0.965-1.053). Only the sum is tested here."""
+    with extra_link(f"ctapp-{secrets.token_hex(3)}", stack.pair.peer_ns) as second:
+        streams = [start_stream(app_namespace, next(_ports), "up", app_cgroup=scope,
+                                peer_cgroup=peer_scope)]  # fmt: skip
+        try:
+            with _limited(stack, streams[0], Direction.UP, LIMIT):
+                streams.append(start_stream(second, next(_ports), "up", app_cgroup=scope,
+                                            peer_cgroup=peer_scope))  # fmt: skip
+                total = _sum_within(streams, LIMIT)
+                assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
+        finally:
+            for stream in streams:
+                stream.stop()
+
+
 def _redirect_target(pair: NetnsPair, direction: Direction) -> str:
     """The IFB our filter on an uplink's hook of a direction redirects to."""
     hook, program = (
