@@ -28,7 +28,7 @@ def process_data(app: AppRow, process: ProcessRow, column: int, role: int, stale
         return app.info.id
     if role == Role.SORT:
         return process.pid if column != Column.NAME else (process.name.casefold(), process.pid)
-    if role == Role.IS_PROCESS:
+    if role in (Role.IS_PROCESS, Role.WHOLE_ROW):
         return True
     if role == Qt.ItemDataRole.ForegroundRole:
         return _child_text_brush(stale)

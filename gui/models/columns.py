@@ -51,3 +51,6 @@ class Role(IntEnum):
     PRIORITY = (
         Qt.ItemDataRole.UserRole + 11
     )  # priority_view.PriorityState on the name column, None for normal
+    WHOLE_ROW = (
+        Qt.ItemDataRole.UserRole + 12
+    )  # bool: a child row whose name is all it says (a process)

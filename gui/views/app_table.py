@@ -160,6 +160,13 @@ class AppTable(QTreeView):
         proxy.layoutChanged.connect(lambda *_: self._sync_editors())
         self._expanded_ids: list[str] = []  # kept on expand/collapse: asked after every poll
         self.expanded.connect(lambda _index: self._expansion_changed(""))
+        # A process row says only its name: it takes the whole row, which at 2x on
+        # a 1366x768 screen cut "python (pid 19956)" to "python (pid…".
+        self.expanded.connect(self._span_processes)
+        proxy.rowsInserted.connect(
+            lambda parent, _first, _last: self._span_processes(parent)
+            if parent.isValid() and self.isExpanded(parent) else None
+        )  # fmt: skip
         self.collapsed.connect(
             lambda index: self._expansion_changed(str(index.data(Role.APP_ID) or ""))
         )
@@ -512,6 +519,12 @@ class AppTable(QTreeView):
             if self.isExpanded(index)
         ]
         self.expansionChanged.emit(collapsed_app_id)
+
+    def _span_processes(self, parent: QModelIndex) -> None:
+        for row in range(self._proxy.rowCount(parent)):
+            whole = bool(self._proxy.index(row, 0, parent).data(Role.WHOLE_ROW))
+            if whole != self.isFirstColumnSpanned(row, parent):
+                self.setFirstColumnSpanned(row, parent, whole)
 
     def _forget_invalid(self) -> None:
         self._open = [p for p in self._open if p.isValid()]
