@@ -9,7 +9,7 @@ import dataclasses
 from chadthrottle.gui.views.header_bar import widest_totals
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QEvent, QObject
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QApplication, QLabel
 
 from tests.gui.sample_data import sample_applications
 
@@ -29,10 +29,17 @@ class LayoutRequests(QObject):
         return False
 
 
+def settle(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The first layouts done: every layout request posted so far handled (a
+    fixed 50 ms was not always enough on a loaded machine, load 8-10)."""
+    qtbot.wait(50)
+    QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+
+
 def test_new_totals_do_not_lay_the_window_out_again(window, qtbot) -> None:  # type: ignore[no-untyped-def]
     header = window.header
     header.set_totals(0, 0, UnitSystem.BYTES_DECIMAL, True)
-    qtbot.wait(50)  # the first layout settles
+    settle(qtbot)
     requests = LayoutRequests()
     window.installEventFilter(requests)
     header.layout().installEventFilter(requests)
@@ -73,7 +80,7 @@ def test_new_rates_in_the_detail_pane_do_not_lay_the_window_out_again(window, qt
     assert window.select_application(FIREFOX)
     summary = window.detail.summary
     window.header.set_totals(0, 0, UnitSystem.BYTES_DECIMAL, True)
-    qtbot.wait(50)  # the first layout settles
+    settle(qtbot)
     requests = LayoutRequests()
     window.installEventFilter(requests)
     window.detail.layout().installEventFilter(requests)
