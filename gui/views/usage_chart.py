@@ -75,8 +75,12 @@ class UsageChart(QWidget):
         """ "Tue 1: 1.23 GB — Firefox 800 MB, Steam 400 MB, Other 30 MB"."""
         if not 0 <= slot < len(self.bars.slot_starts):
             return ""
-        parts = [f"{self.series_name(key)} {format_bytes(value, self.units)}"
-                 for key, value in zip(self.bars.series, self.bars.values[slot], strict=True) if value]  # fmt: skip
+        # This bar's biggest first (the series are in the whole span's order), Other last.
+        held = sorted(((key, value) for key, value in zip(self.bars.series, self.bars.values[slot], strict=True)
+                       if value), key=lambda kv: (kv[0] == OTHER_KEY, -kv[1]))  # fmt: skip
+        parts = [
+            f"{self.series_name(key)} {format_bytes(value, self.units)}" for key, value in held
+        ]
         total = format_bytes(self.bars.slot_total(slot), self.units)
         return f"{self.labels[slot]}: {total}" + (" — " + ", ".join(parts) if parts else "")
 

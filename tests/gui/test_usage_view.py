@@ -354,3 +354,21 @@ def test_an_older_helper_says_history_is_unavailable(qtbot, controller) -> None:
     )
     assert detail.limit_notes.text() == GRAPH_OLD_HELPER
     assert app.connection.status.state is HelperState.CONNECTED  # the rest goes on
+
+
+def test_a_bars_line_lists_its_applications_biggest_first_other_last(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The series keep the span's order (its busiest first: the legend, the
+    colours); one bar's line lists that bar's bytes biggest first: at 2x the
+    day's line read "Relay Chat 111 MB, Media Server 156 MB", as if sorted."""
+    from chadthrottle.gui.models.usage_totals import StackedBars
+    from chadthrottle.gui.views.usage_chart import UsageChart
+
+    chart = UsageChart()
+    qtbot.addWidget(chart)
+    names = {"app:relay": "Relay Chat", "app:media": "Media Server"}
+    bars = StackedBars((0,), ("app:relay", "app:media", OTHER_KEY),
+                       ((111_000_000, 156_000_000, 200_000_000),))  # fmt: skip
+    chart.set_bars(bars, ["Fri 4"], UnitSystem.BYTES_DECIMAL, names.__getitem__)
+    assert chart.describe_bar(0) == (
+        "Fri 4: 467 MB — Media Server 156 MB, Relay Chat 111 MB, Other 200 MB"
+    )
