@@ -158,6 +158,15 @@ class NamespaceFollower(Protocol):
 
 
 @runtime_checkable
+class GuardPlanner(Protocol):
+    """An enforcer that holds some limits' sum itself and needs the guard's
+    rates for them raised (NamespaceShapers: an upload limit it divides
+    between namespaces; see guard_plan there)."""
+
+    def guard_plan(self, wanted: dict[Direction, Classes]) -> dict[Direction, Classes]: ...
+
+
+@runtime_checkable
 class LinkShaper(Protocol):
     """An enforcer that can shape a direction under a link capacity, by priority (tc)."""
 
@@ -219,7 +228,11 @@ class BackendRouter:
                     plan if isinstance(enforcers[name], LinkShaper) else _rated(plan)
                 )
         if self._guard is not None:
-            enforcers[self._guard[0]].reconcile(_rated(plans[self._guard[0]]))
+            guard_plan = _rated(plans[self._guard[0]])
+            for name, enforcer in enforcers.items():
+                if name != self._guard[0] and isinstance(enforcer, GuardPlanner):
+                    guard_plan = enforcer.guard_plan(guard_plan)
+            enforcers[self._guard[0]].reconcile(guard_plan)
 
     def set_link(self, direction: Direction, link: LinkShaping | None) -> None:
         """A direction's link capacity, to its enforcer if it can order traffic

@@ -105,6 +105,33 @@ def test_the_policer_guards_every_direction_tc_shapes() -> None:
     assert ebpf.wanted == {Direction.UP: {}, Direction.DOWN: {}}
 
 
+class DividingEnforcer(FakeEnforcer):
+    """A tc enforcer that divides slot 1's upload limit between namespaces and
+    holds its sum itself (NamespaceShapers.guard_plan)."""
+
+    def guard_plan(self, wanted: dict[Direction, Classes]) -> dict[Direction, Classes]:
+        raised = {s: ClassSpec(c.rate_bps * 2, c.burst_bytes) if s == 1 else c
+                  for s, c in wanted.get(Direction.UP, {}).items()}  # fmt: skip
+        return {**wanted, Direction.UP: raised}
+
+
+def test_the_guard_takes_its_rates_from_a_tc_enforcer_that_holds_a_sum_itself() -> None:
+    """The guard runs before HTB and sees what each namespace offers: for an
+    upload limit divided between namespaces, whose classes hold the sum,
+    the enforcer raises the guard's rate (docs/backends.md)."""
+    tc, ebpf = DividingEnforcer(), FakeEnforcer(queues=False)
+    router = BackendRouter(
+        {Direction.UP: ("tc", tc), Direction.DOWN: ("tc", tc)}, guard=("ebpf", ebpf)
+    )
+    spec = ClassSpec(1000, 131072)
+    router.reconcile({Direction.UP: {1: spec, 2: spec}, Direction.DOWN: {1: spec}})
+    assert tc.wanted == {Direction.UP: {1: spec, 2: spec}, Direction.DOWN: {1: spec}}
+    assert ebpf.wanted == {
+        Direction.UP: {1: ClassSpec(2000, 131072), 2: spec},
+        Direction.DOWN: {1: spec},
+    }
+
+
 def test_a_direction_the_policer_enforces_itself_is_given_once() -> None:
     tc, ebpf = FakeEnforcer(), FakeEnforcer(queues=False)
     router = BackendRouter(
