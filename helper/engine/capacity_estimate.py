@@ -14,36 +14,52 @@ cake-autorate does, from two things it sees each tick:
 
 Each tick:
 
-- the delay rose above RISE_S (plus NOISE_SHARE of our own queue's
-  wait): a queue fills beyond the shaper. If a
-  direction was raised within SUSPECT_S (a probe), the probe failed: that
-  raise is taken back, to BACK_SHARE of where it started (and no more
-  than CUT_SHARE of what passed, at the shaping share), and the direction
-  is not probed for PAUSE_S. Otherwise the link itself slowed: every
-  direction carrying bulk traffic (at least BULK_SHARE of the busier
-  direction's rate: the other direction's acknowledgements are a few
-  percent of it) is cut to CUT_SHARE of what passed (DEEP_CUT_SHARE for a
-  rise beyond DEEP_RISE_S), but at most to MAX_CUT_SHARE of its capacity
-  a time, so the modem's queue drains; no new cut for
-  REFRACTORY_S while the round trips catch up;
-- the delay stayed low: one loaded direction (LOADED_SHARE of its
-  shaping rate passed) is raised, the one raised longer ago, by a step
-  that grows with raises in a row (RAISE_STEPS), but by NEAR_STEP only
-  where it would reach the capacity a probe last failed at: the link's
-  rate is just under it, and a small overshoot fills the modem's queue
-  slowly enough to be seen before a call notices (measured: without it
-  each failed probe put 100 ms in the modem's queue, the call's p99);
+- a download raised a tick ago passed less than TOOK_SHARE of its new
+  shaping rate (while loaded): what passes the uplink is what the modem
+  let through, so its rate is under the raise; taken back at once, before
+  the round trips show the queue (a failed probe, below);
+- the delay rose above RISE_S (plus NOISE_SHARE of our own queue's wait):
+  a queue fills beyond the shaper. If a direction was raised within
+  SUSPECT_S (a probe; the upload first, a download's raises were judged
+  by what passed), the probe failed: it is taken back to BACK_SHARE of
+  where it started (and no more than CUT_SHARE of what passed, at the
+  shaping share); the next probes go in NEAR_STEP steps from there up to
+  where it failed (a near zone of NEAR_ZONE at most, remembered
+  FORGET_FAILED_S), after a hold (HOLD_S, longer for a failure again at
+  about the same rate, SAME_LINK): each try past the link costs the calls
+  a moment of queue, so once the link is found it is tried less. An upload
+  (judged late) does not step up to where it failed at all while that is
+  remembered: an overshoot of 1-2% is not seen for seconds. Otherwise the
+  link itself slowed: the directions carrying bulk traffic (at least
+  BULK_SHARE of the busier direction's rate: the other direction's
+  acknowledgements are a few percent of it) are cut to CUT_SHARE of what
+  passed (DEEP_CUT_SHARE beyond DEEP_RISE_S), but at most to
+  MAX_CUT_SHARE of the capacity a time, so the modem's queue drains; no
+  new cut for REFRACTORY_S while the round trips catch up. A loaded
+  download that passed under UNDER_SHARE of its shaping rate is cut even
+  while an upload probe is blamed, and alone at first (the upload too if
+  the queue stays DOWN_FIRST_S): what passes it is after the modem;
+- the delay stayed low: one loaded direction (LOADED_SHARE of its shaping
+  rate passed) is raised, by a step that grows with raises in a row
+  (RAISE_STEPS; the upload's smaller, JUDGE_S apart), straight up to the
+  last rate known to pass, in NEAR_STEP steps above it;
 - no busy TCP connection, or no traffic: hold. No load, no information.
 
-Why one direction at a time: the delay signal is one for the whole path
-(a round trip crosses both queues, and a download's acknowledgements go
-up), so a rise is blamed on the probe that came before it. Measured
-without this (both raised each second, both cut on a rise): every
-overshoot of the upload cut the download too, and its estimate sank to
-a third of the link. Neither the rate nor our own queue tells the
-culprit: a 2% overshoot fills a 400 ms queue in 20 s, invisible in a
-tick's rate, and a full upload queue starves the download's
-acknowledgements, so the innocent download's queue here empties too.
+Why one probe at a time, and the download first: the delay signal is one
+for the whole path (a round trip crosses both queues, and a download's
+acknowledgements go up), so a rise is blamed on the probe that came before
+it. A download's probe is judged in a tick by what passed (above), an
+upload's only by the round trips, 2-4 s late (BLAME_S). So no download is
+raised while an upload probe is judged, and the upload gets a turn while
+the download is held, or after UP_TURN_S when the download sits near its
+link. Measured before (raised in turn each second, both taken back on a
+rise): every failed probe of the upload took back the download's raise
+too, the download sat in band 7-92% of the time after the link came back,
+and the call's p99 was 99-227 ms while estimating (bench/capacity_follow.py,
+docs/benchmarks.md). Our own queues do not tell the culprit: a full
+upload queue at the modem starves the download's acknowledgements, so
+both directions' queues here emptied at once, at a failed upload probe
+and at the link's slowing alike.
 
 Bounds: never below floor_bps, never above the ceiling (the NIC's speed
 when it is known, else MAX_RATE_BPS). Without a starting value a
@@ -73,14 +89,28 @@ NOISE_SHARE = (
 )
 # trips at one instant, and errs in proportion (at the floor a leaf holds seconds: measured, an estimate that
 # fell there after a stall saw a "rise" every tick and never came back)
-RAISE_STEPS = (
-    1.05,
-    1.10,
-    1.20,
-)  # raises in a row grow the step (10 -> 20 Mbit/s in 5 ticks); 1.4 overshot by 40%
+RAISE_STEPS = {
+    # raises in a row grow the step (10 -> 15 Mbit/s in 5 ticks); 1.25 overshot by 25%: 0.1 s of queue
+    Direction.DOWN: (1.03, 1.06, 1.12),
+    Direction.UP: (1.03, 1.05, 1.08),  # judged only by the round trips, 2 s late: smaller
+}  # 1.4 overshot by 40%
+JUDGE_S = {  # a direction's raise is judged this long before its next one
+    Direction.DOWN: 0.9,  # a tick: what passed tells (TOOK_SHARE)
+    Direction.UP: 2.0,  # what we send passes our shaper whatever the modem does: the round trips tell
+}
+TOOK_SHARE = 0.96  # of a raised download's shaping rate: less passed, the modem's rate is under it
 FORGET_FAILED_S = (
-    10.0  # small steps near a failed probe for this long, then the link may have changed
+    20.0  # small steps near a failed probe for this long, then the link may have changed
 )
+UNDER_SHARE = 0.9  # of its shaping rate: a loaded download that passed less is held back past us
+DOWN_FIRST_S = 6.0  # a rise again this soon after cutting the download alone: cut the upload too
+UP_TURN_S = (
+    10.0  # an upload not raised this long gets a probe while the download sits near its link
+)
+SAME_LINK = (
+    0.1  # failures this close to the last one: the link has not changed, probe it less often
+)
+NEAR_ZONE = 1.06  # above the capacity known to pass: small steps up to this share of it
 NEAR_STEP = 1.02  # the step towards where a probe last failed: a 2% overshoot fills a queue slowly, seen early
 EMPTY_WAIT_S = (
     0.001  # our queue this short while the direction is loaded: the bottleneck is past us
@@ -93,8 +123,13 @@ LOADED_SHARE = 0.8  # of the shaping rate: the direction is loaded
 BULK_SHARE = (
     0.25  # of the busier direction's rate: this direction carries bulk, not acknowledgements
 )
-SUSPECT_S = 3.0  # a rise this soon after raises: they (probes) failed; the round trips show a queue 1-2 s late
-PAUSE_S = 3.0  # no probe of a direction this long after its probe failed
+SUSPECT_S = 4.5  # a rise this soon after raises: they (probes) failed; the round trips show a queue 1-3 s late
+# no probe of a direction this long after its probe failed (the second and later in a row: longer)
+HOLD_S = {
+    Direction.DOWN: (2.0, 3.0),  # judged in a tick: a failure costs a tick of a small overshoot
+    Direction.UP: (5.0, 15.0),  # judged 2-3 s late: each failure costs more
+}
+BLAME_S = 4.5  # a failed upload probe takes back every raise this recent: a 1-3% overshoot shows 3-4 s late
 REFRACTORY_S = 2.0  # after a cut (of either direction), the round trips need this long to show the queue drained
 FLOOR_BPS = 32_000  # 256 kbit/s: below it nothing interactive works anyway
 MIN_TRAFFIC_BPS = 8_000  # less than this through a direction tells nothing about its capacity
@@ -119,12 +154,16 @@ class _Direction:
     ceiling: int
     since_cut_s: float = float("inf")
     since_raise_s: float = float("inf")
+    hold_s: float = 0.0  # no probe of this direction until it has run down
     recent: list[tuple[float, int]] = field(
         default_factory=list
     )  # raises within SUSPECT_S: (age s, capacity before)
     streak: int = 0  # raises in a row without a rise
     failed_at: int | None = None  # the capacity a probe last failed at, until one passes above it
+    good_at: int = 0  # the capacity before that probe: known to pass
     since_failed_s: float = 0.0
+    failures: int = 0  # failed probes in a row at about the same rate (SAME_LINK), no cut between
+    last_failed: int | None = None  # the capacity the last probe failed at
 
 
 @dataclass
@@ -139,6 +178,7 @@ class CapacityEstimator:
         if self.floor_bps <= 0:
             raise ValueError(f"floor_bps must be positive, not {self.floor_bps}")
         self._state: dict[Direction, _Direction] = {}
+        self._since_down_cut_s = float("inf")  # since a cut of the download alone
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
             start = self.start.get(direction) or None
@@ -161,9 +201,11 @@ class CapacityEstimator:
             if sample.delay_s is not None and sample.delay_s == sample.delay_s
             else None
         )  # NaN
+        self._since_down_cut_s += sample.seconds
         for state in self._state.values():
             state.since_cut_s += sample.seconds
             state.since_raise_s += sample.seconds
+            state.hold_s = max(0.0, state.hold_s - sample.seconds)
             state.since_failed_s += sample.seconds
             if state.since_failed_s > FORGET_FAILED_S:
                 state.failed_at = None  # the link may be faster by now
@@ -180,7 +222,9 @@ class CapacityEstimator:
             for d, s in self._state.items()
             if achieved[d] >= max(MIN_TRAFFIC_BPS, BULK_SHARE * busiest)
         }
-        if delay > RISE_S + NOISE_SHARE * max(sample.local_wait_s.values(), default=0.0):
+        if self._not_taken(active, achieved):
+            pass
+        elif delay > RISE_S + NOISE_SHARE * max(sample.local_wait_s.values(), default=0.0):
             self._rise(active, achieved, delay)
         elif not self._past_us(active, achieved, sample.local_wait_s):
             self._probe(active, achieved)
@@ -193,18 +237,31 @@ class CapacityEstimator:
         self, active: dict[Direction, _Direction], achieved: dict[Direction, float], delay: float
     ) -> None:
         """A queue beyond the shaper: take back the last raise that can have
-        made it, else (once the last cut had time to drain) cut what carries bulk."""
-        probed = {d: s for d, s in self._state.items() if s.recent}
-        for (
-            direction,
-            state,
-        ) in probed.items():  # with two suspects, neither is known to be the culprit
+        made it (the upload's first: a download's raise that passed at its
+        rate, TOOK_SHARE, was judged already), else (once the last cut had
+        time to drain) cut what carries bulk. A loaded download that passed
+        under UNDER_SHARE of its shaping rate is cut either way (what passes
+        it is after the modem: it fell, so the modem's rate did, or the
+        upload's queue there holds its acknowledgements back), alone at first:
+        the upload too if the queue stays DOWN_FIRST_S."""
+        down = active.get(Direction.DOWN)
+        under = down is not None and not down.recent and down.capacity is not None \
+            and achieved[Direction.DOWN] < UNDER_SHARE * down.capacity * SHAPE_SHARE  # fmt: skip
+        drained = min(s.since_cut_s for s in self._state.values()) >= REFRACTORY_S
+        probed = [d for d in (Direction.UP, Direction.DOWN) if self._state[d].recent]
+        if probed:
+            direction = probed[0]
             self._take_back(
-                direction, state, achieved if direction in active else {}, known=len(probed) == 1
+                direction, self._state[direction], achieved if direction in active else {}
             )
-        if not probed and min(s.since_cut_s for s in self._state.values()) >= REFRACTORY_S:
+            if under and drained:
+                self._cut(Direction.DOWN, down, achieved[Direction.DOWN], delay)  # type: ignore[arg-type]
+        elif drained:
+            if under and self._since_down_cut_s > DOWN_FIRST_S:
+                active = {Direction.DOWN: down}  # type: ignore[dict-item]
+                self._since_down_cut_s = 0.0
             for direction, state in active.items():
-                self._cut(state, achieved[direction], delay)
+                self._cut(direction, state, achieved[direction], delay)
 
     def _past_us(self, active: dict[Direction, _Direction], achieved: dict[Direction, float],
                  waits: Mapping[Direction, float]) -> bool:  # fmt: skip
@@ -217,40 +274,116 @@ class CapacityEstimator:
             self._take_back(direction, state, achieved)
         return bool(past)
 
+    def _not_taken(
+        self, active: dict[Direction, _Direction], achieved: dict[Direction, float]
+    ) -> bool:
+        """A download raised a tick ago that did not pass at its new rate (while
+        loaded): the modem's rate is under it. What passes the uplink is what
+        the modem let through, so this is seen a tick after the raise, before
+        the round trips rise; taken back as a failed probe. True if it was.
+        Not while an upload probe is judged: its queue at the modem holds the
+        download's acknowledgements back, and the download passes less too."""
+        state = active.get(Direction.DOWN)
+        if (
+            self._state[Direction.UP].recent
+            or state is None
+            or not state.recent
+            or state.capacity is None
+            or state.recent[-1][0] > 1.5
+        ):
+            return False
+        shaping = state.capacity * SHAPE_SHARE
+        if not LOADED_SHARE * shaping <= achieved[Direction.DOWN] < TOOK_SHARE * shaping:
+            return False
+        self._take_back(Direction.DOWN, state, achieved)
+        return True
+
     def _probe(self, active: dict[Direction, _Direction], achieved: dict[Direction, float]) -> None:
-        """Raise one loaded direction (the one raised longer ago), PROBE_GAP_S after any raise."""
+        """Raise one loaded direction whose last raise was judged (JUDGE_S),
+        PROBE_GAP_S after any raise: the one raised longer ago."""
         if (
             min(s.since_raise_s for s in self._state.values()) < PROBE_GAP_S * 0.9
         ):  # a tick comes a little early
             return
-        loaded = [s for d, s in active.items() if s.capacity is not None and s.since_raise_s >= 0
-                  and achieved[d] >= LOADED_SHARE * s.capacity * SHAPE_SHARE]  # fmt: skip
-        if not loaded:
+        loaded = {d: s for d, s in active.items() if s.capacity is not None and not s.hold_s
+                  and achieved[d] >= LOADED_SHARE * s.capacity * SHAPE_SHARE
+                  and (not s.recent or s.recent[-1][0] >= JUDGE_S[d])}  # fmt: skip
+        up, down = self._state[Direction.UP], self._state[Direction.DOWN]
+        # the upload's turn: while the download is held, or after UP_TURN_S while
+        # the download sits near its link (it pauses, so one probe is judged at a time)
+        up_turn = Direction.UP in loaded and (Direction.DOWN not in loaded or (
+            up.since_raise_s >= UP_TURN_S and down.failed_at is not None))  # fmt: skip
+        if up.recent:  # an upload probe is judged by the round trips: no download probe meanwhile
+            if Direction.UP not in loaded or Direction.DOWN in loaded:
+                return
+            direction, state = Direction.UP, up
+        elif up_turn:
+            if down.recent:
+                return  # the download's last raises are still judged
+            direction, state = Direction.UP, up
+        elif Direction.DOWN in loaded:  # judged in a tick: first
+            direction, state = Direction.DOWN, down
+        else:
             return
-        state = max(loaded, key=lambda s: s.since_raise_s)
-        step = RAISE_STEPS[min(state.streak, len(RAISE_STEPS) - 1)]
         if state.failed_at is not None and state.capacity >= state.failed_at:  # type: ignore[operator]
-            state.failed_at = None  # passed above it: the link is faster now
-        if state.failed_at is not None and state.capacity * step >= state.failed_at:  # type: ignore[operator]
-            step = min(step, NEAR_STEP)
+            # passed above it: the link is faster now, found again from the smallest step
+            state.failed_at, state.streak = None, 0
+        steps = RAISE_STEPS[direction]
+        step = steps[min(state.streak, len(steps) - 1)]
+        if state.failed_at is not None and state.capacity * step > state.good_at:  # type: ignore[operator]
+            if direction is Direction.UP and state.since_raise_s < SUSPECT_S:
+                return  # the last step is still being judged: near the link, one at a time
+            # up to where it passed in one step, then small ones
+            step = max(NEAR_STEP, min(step, state.good_at / state.capacity))  # type: ignore[operator]
+            if (
+                direction is Direction.UP
+            ):  # an overshoot of 1-2% is not seen for seconds: stay under
+                step = min(step, state.failed_at / NEAR_STEP / state.capacity)  # type: ignore[operator]
+                if step <= 1.001:
+                    return
         state.recent.append((0.0, state.capacity))  # type: ignore[arg-type]
         state.capacity = self._bound(int(state.capacity * step), state.ceiling)  # type: ignore[operator]
         state.since_raise_s, state.streak = 0.0, state.streak + 1
 
-    def _take_back(self, direction: Direction, state: _Direction, achieved: Mapping[Direction, float],
-                   known: bool = True) -> None:  # fmt: skip
-        """A failed probe: back under where it started (and under what passed);
-        known: it surely failed, so the next probes near it go in small steps."""
-        back = int(state.recent[-1][1] * BACK_SHARE)
+    def _take_back(self, direction: Direction, state: _Direction, achieved: Mapping[Direction, float]) -> None:  # fmt: skip
+        """A failed probe: back under where it started (and under what passed),
+        and the next probes near it go in small steps. A download's raises
+        before its last were judged by what passed (TOOK_SHARE): it alone is
+        blamed; an upload's, every raise within BLAME_S."""
+        window = 0.0 if direction is Direction.DOWN else BLAME_S
+        blamed = [i for i, (age, _) in enumerate(state.recent) if age <= window] or [
+            len(state.recent) - 1
+        ]
+        first = blamed[0]  # the earliest raise that can have made the queue
+        good = state.recent[first][1]
+        back = int(good * BACK_SHARE)
         if direction in achieved:
             back = min(back, int(achieved[direction] * CUT_SHARE / SHAPE_SHARE))
-        if known:
-            state.failed_at, state.since_failed_s = state.capacity, 0.0
-        state.capacity, state.recent, state.streak = self._bound(back, state.ceiling), [], 1
-        state.since_cut_s, state.since_raise_s = 0.0, -PAUSE_S
+        failed = (
+            state.recent[first + 1][1]
+            if first + 1 < len(state.recent)
+            else (state.capacity or good)
+        )
+        if direction is Direction.DOWN and direction in achieved:
+            # what passed is what the modem let through: when even the rate before
+            # the raise did not pass, the link slowed meanwhile; probe near what did
+            passed = int(achieved[direction] / SHAPE_SHARE)
+            failed, good = min(failed, max(passed, back)), min(good, max(passed, back))
+        # the near zone spans NEAR_ZONE at most: past it the link is faster now
+        again = state.last_failed is not None and abs(failed / state.last_failed - 1) <= SAME_LINK
+        state.failed_at, state.good_at = min(failed, int(good * NEAR_ZONE)), good
+        state.since_failed_s, state.last_failed = 0.0, failed
+        state.failures = state.failures + 1 if again else 1
+        holds = HOLD_S[direction]
+        state.hold_s = holds[min(max(state.failures, 1), len(holds)) - 1]
+        state.capacity, state.recent, state.streak = self._bound(back, state.ceiling), [], 0
+        state.since_cut_s = 0.0
 
-    def _cut(self, state: _Direction, achieved: float, delay_s: float) -> None:
-        """Shape at a share of what passed, so the queue beyond drains."""
+    def _cut(
+        self, direction: Direction, state: _Direction, achieved: float, delay_s: float
+    ) -> None:
+        """Shape at a share of what passed, so the queue beyond drains; a
+        download probes again in small steps near what passed (the modem's rate)."""
         share = DEEP_CUT_SHARE if delay_s > DEEP_RISE_S else CUT_SHARE
         cut = int(achieved * share / SHAPE_SHARE)
         if (
@@ -258,7 +391,10 @@ class CapacityEstimator:
         ):  # a stall (little passed, round trips stale) must not drop it to the floor
             cut = min(max(cut, int(state.capacity * MAX_CUT_SHARE)), state.capacity)
         state.capacity = self._bound(cut, state.ceiling)
-        state.since_cut_s, state.streak, state.failed_at = 0.0, 0, None
+        state.since_cut_s, state.streak, state.failed_at, state.failures = 0.0, 0, None, 0
+        if direction is Direction.DOWN:
+            state.good_at, state.since_failed_s = state.capacity, 0.0
+            state.failed_at = self._bound(int(achieved / SHAPE_SHARE), state.ceiling)
 
     def _bound(self, bps: int, ceiling: int) -> int:
         return max(min(self.floor_bps, ceiling), min(bps, ceiling))
