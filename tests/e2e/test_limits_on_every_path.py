@@ -28,10 +28,11 @@ from tests.support.netns import (
     Stream,
     app_scope,
     extra_link,
+    rates_together,
     start_stream,
     tc_dump,
 )
-from tests.support.settled_sum import SETTLE_TIMEOUT_S, settled_rates
+from tests.support.settled_sum import SETTLE_TIMEOUT_S, settled_group_rates, settled_rates
 from tests.support.waiting import eventually
 
 WIRE = 1448 / 1500  # payload per wire byte of a full TCP segment
@@ -85,41 +86,43 @@ def app_namespace(stack: Stack) -> Iterator[NetnsPair]:
         yield link
 
 
+def _held_both_ways(stack: Stack, pair: NetnsPair, scope: Path, peer_scope: Path, kind: str = "tcp") -> None:  # fmt: skip
+    """One application uploading and downloading over pair, its connections
+    of a kind, limited both ways to LIMIT: each direction's sum within +-10%
+    over the same settled 4 s window (each direction's shaper and policer are
+    its own, and the application's pure ACKs pass the other direction's limit,
+    so the two limits do not meet; one window for both halves the time), and
+    the application's namespace as before once the limits are cleared."""
+    udp, count = KINDS[kind]
+    untouched = tc_dump(pair.host_ns)
+
+    def start(direction: Direction) -> Stream:
+        return start_stream(pair, next(_ports), direction.value, udp=udp, app_cgroup=scope,
+                            peer_cgroup=peer_scope)  # fmt: skip
+
+    streams = {direction: [start(direction)] for direction in Direction}
+    try:
+        before = rates_together([streams[d][0].receiver for d in Direction], 1.0)
+        assert min(before) > 3 * LIMIT, f"not fast before: {before}"
+        with _limited(stack, streams[Direction.UP][0], Direction.UP, LIMIT) as app:
+            call_helper(stack.bus_address, lambda c: c.set_limit(app, Direction.DOWN, LIMIT))
+            for direction in Direction:
+                streams[direction] += [start(direction) for _ in range(count - 1)]
+            _sums_within(streams, LIMIT, UDP_WIRE if udp else WIRE)
+            assert "htb c7ad:" in tc_dump(pair.host_ns), "no shaper in the application's namespace"
+    finally:
+        for stream in [s for group in streams.values() for s in group]:
+            stream.stop()
+    assert eventually(lambda: tc_dump(pair.host_ns) == untouched, 10.0), "objects left after clear"
+
+
 @pytest.mark.parametrize("kind", list(KINDS))
-@pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN])
-def test_an_application_in_another_namespace_is_held(
-    stack: Stack,
-    app_namespace: NetnsPair,
-    scope: Path,
-    peer_scope: Path,
-    direction: Direction,
-    kind: str,
+def test_an_application_in_another_namespace_is_held_both_ways(
+    stack: Stack, app_namespace: NetnsPair, scope: Path, peer_scope: Path, kind: str
 ) -> None:
     """Shaped where it flows: before, only the policer held a download in
     another namespace, and it read 0.3-0.5 of the limit."""
-    udp, count = KINDS[kind]
-    untouched = tc_dump(app_namespace.host_ns)
-
-    def start() -> Stream:
-        return start_stream(app_namespace, next(_ports), direction.value, udp=udp, app_cgroup=scope,
-                            peer_cgroup=peer_scope)  # fmt: skip
-
-    streams = [start()]
-    try:
-        assert streams[0].receiver.rate_bps(1.0) > 3 * LIMIT  # it is fast before
-        with _limited(stack, streams[0], direction, LIMIT):
-            streams += [start() for _ in range(count - 1)]
-            total = _sum_within(streams, LIMIT, wire=UDP_WIRE if udp else WIRE)
-            assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
-            assert "htb c7ad:" in tc_dump(app_namespace.host_ns), (
-                "no shaper in the application's namespace"
-            )
-    finally:
-        for stream in streams:
-            stream.stop()
-    assert eventually(lambda: tc_dump(app_namespace.host_ns) == untouched, 10.0), (
-        "objects left after clear"
-    )
+    _held_both_ways(stack, app_namespace, scope, peer_scope, kind)
 
 
 def test_one_limit_over_two_namespaces_holds_their_sum(
@@ -177,37 +180,48 @@ def _redirect_target(pair: NetnsPair, direction: Direction) -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN])
-def test_an_application_using_two_uplinks_is_held_in_sum_and_follows_a_change(
-    stack: Stack, scope: Path, peer_scope: Path, direction: Direction
+def _sums_within(groups: dict[Direction, list[Stream]], limit_bps: int, wire: float = WIRE) -> None:
+    """Each direction's streams hold limit_bps in sum over one settled window."""
+    rates = settled_group_rates([[s.receiver for s in g] for g in groups.values()], limit_bps, wire)
+    for direction, group in zip(groups, rates, strict=True):
+        total = sum(group)
+        assert 0.9 * limit_bps <= total <= 1.1 * limit_bps, (
+            f"{direction.value}: {total / limit_bps:.3f} of {limit_bps / MiB:.0f} MiB/s"
+        )
+
+
+def test_an_application_using_two_uplinks_is_held_in_sum_both_ways_and_follows_a_change(
+    stack: Stack, scope: Path, peer_scope: Path
 ) -> None:
     """Two uplinks in the helper's namespace (Ethernet and Wi-Fi at once): one
     application's connections over both hold one limit together, in one HTB
-    class on the namespace's IFB of that direction, and settle at a new limit
+    class on the namespace's IFB of each direction, and settle at a new limit
     after a change (uploads did not, with an HTB root per uplink and the
-    policer holding the sum: 'never' within 5% in 4 s, bench.paths)."""
+    policer holding the sum: 'never' within 5% in 4 s, bench.paths). Both
+    directions at once, each judged on its own."""
     with extra_link(stack.pair.host_ns, stack.pair.peer_ns) as second:
-        first_stream = start_stream(
-            stack.pair, 5831, direction.value, app_cgroup=scope, peer_cgroup=peer_scope
-        )
-        streams = [first_stream]
+        streams: dict[Direction, list[Stream]] = {d: [] for d in Direction}
         try:
-            with _limited(stack, first_stream, direction, LIMIT) as app:
-                # the same application: its second connection takes the second uplink
-                streams.append(start_stream(second, 5832, direction.value, app_cgroup=scope,
-                                            peer_cgroup=peer_scope))  # fmt: skip
-                total = _sum_within(streams, LIMIT)
-                assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
-                assert _redirect_target(stack.pair, direction) == _redirect_target(
-                    second, direction
-                )
-                call_helper(stack.bus_address, lambda c: c.set_limit(app, direction, RAISED))
-                total = _sum_within(streams, RAISED)
-                assert 0.9 * RAISED <= total <= 1.1 * RAISED, (
-                    f"{total / RAISED:.3f} of the raised limit"
-                )
+            for direction in Direction:
+                streams[direction].append(start_stream(stack.pair, next(_ports), direction.value,
+                                                       app_cgroup=scope, peer_cgroup=peer_scope))  # fmt: skip
+            with _limited(stack, streams[Direction.UP][0], Direction.UP, LIMIT) as app:
+                call_helper(stack.bus_address, lambda c: c.set_limit(app, Direction.DOWN, LIMIT))
+                for (
+                    direction
+                ) in Direction:  # the same application's second connection: the second uplink
+                    streams[direction].append(start_stream(second, next(_ports), direction.value,
+                                                           app_cgroup=scope, peer_cgroup=peer_scope))  # fmt: skip
+                _sums_within(streams, LIMIT)
+                for direction in Direction:
+                    assert _redirect_target(stack.pair, direction) == _redirect_target(
+                        second, direction
+                    )
+                for direction in Direction:
+                    call_helper(stack.bus_address, lambda c: c.set_limit(app, direction, RAISED))  # noqa: B023
+                _sums_within(streams, RAISED)
         finally:
-            for stream in streams:
+            for stream in [s for group in streams.values() for s in group]:
                 stream.stop()
 
 
@@ -239,20 +253,10 @@ def container(stack: Stack) -> Iterator[NetnsPair]:
                            capture_output=True)  # fmt: skip
 
 
-@pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN])
-def test_an_application_in_a_container_behind_the_helpers_namespace_is_held(
-    stack: Stack, container: NetnsPair, scope: Path, peer_scope: Path, direction: Direction
+def test_an_application_in_a_container_behind_the_helpers_namespace_is_held_both_ways(
+    stack: Stack, container: NetnsPair, scope: Path, peer_scope: Path
 ) -> None:
     """Its traffic crosses the helper's namespace forwarded (where the kernel
     resets the packets' priority and no socket of the helper's namespace is
     theirs): it is held in the container's own namespace."""
-    stream = start_stream(
-        container, next(_ports), direction.value, app_cgroup=scope, peer_cgroup=peer_scope
-    )
-    try:
-        assert stream.receiver.rate_bps(1.0) > 3 * LIMIT  # it is fast before
-        with _limited(stack, stream, direction, LIMIT):
-            total = _sum_within([stream], LIMIT)
-            assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
-    finally:
-        stream.stop()
+    _held_both_ways(stack, container, scope, peer_scope)

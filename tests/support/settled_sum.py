@@ -34,8 +34,22 @@ def settled_rates(
     """Each receiver's L3 rate (payload / wire) over the first 4 s window after
     their sum settled. After settle_timeout_s without settling the 4 s window
     is read all the same: the caller judges it, nothing is skipped."""
+    return settled_group_rates([receivers], limit_bps, wire, settle_timeout_s)[0]
+
+
+def settled_group_rates(
+    groups: Sequence[Sequence[Receiver]],
+    limit_bps: float,
+    wire: float,
+    settle_timeout_s: float = SETTLE_TIMEOUT_S,
+) -> list[list[float]]:
+    """The same for several limits of limit_bps at once (an application's
+    upload and download): every group's sum settled, then one window."""
     deadline, settled = time.monotonic() + settle_timeout_s, 0
+    everyone = [receiver for group in groups for receiver in group]
     while settled < SETTLE_WINDOWS and time.monotonic() < deadline:
-        total = sum(rates_together(receivers, SETTLE_WINDOW_S)) / wire
-        settled = settled + 1 if in_band(total, limit_bps, SETTLE_BAND) else 0
-    return [rate / wire for rate in rates_together(receivers, JUDGED_WINDOW_S)]
+        rates = iter(rates_together(everyone, SETTLE_WINDOW_S))
+        sums = [sum(next(rates) for _ in group) / wire for group in groups]
+        settled = settled + 1 if all(in_band(s, limit_bps, SETTLE_BAND) for s in sums) else 0
+    rates = iter(rates_together(everyone, JUDGED_WINDOW_S))
+    return [[next(rates) / wire for _ in group] for group in groups]
