@@ -148,11 +148,12 @@ class TrayController(QObject):
             empty = self.menu.addAction("No applications using the network")
             empty.setEnabled(False)
         for info in applications:
+            # Said in words: a bare " *" after the name told a new user nothing.
             marker = (
-                " *"
-                if (
-                    info.down_limit_bps or info.up_limit_bps or info.down_blocked or info.up_blocked
-                )
+                " (blocked)"
+                if info.down_blocked or info.up_blocked
+                else " (limited)"
+                if info.down_limit_bps or info.up_limit_bps
                 else ""
             )
             submenu = self.menu.addMenu(

@@ -35,10 +35,18 @@ def test_menu_lists_busiest_applications_then_fixed_entries() -> None:
     model, tray = make_tray()
     model.apply_snapshot(sample_applications())
     titles = menu_titles(tray)
-    assert titles[:3] == ["Firefox *", "Steam *", "syncthing"]
+    assert titles[:3] == ["Firefox (limited)", "Steam (limited)", "syncthing"]
     assert titles[-3:] == ["Pause all limits", "Open ChadThrottle", "Quit"]
     pause = next(a for a in tray.menu.actions() if a.objectName() == "pause-all")
     assert not pause.isEnabled() and pause.toolTip()  # not known yet whether the helper can pause
+
+
+def test_a_blocked_application_says_so_in_the_menu() -> None:
+    """It said ' *' for a limit or a block alike (seen in the tray screenshots)."""
+    model, tray = make_tray()
+    model.apply_snapshot([dataclasses.replace(a, up_blocked=True) if a.name == "Steam" else a
+                          for a in sample_applications()])  # fmt: skip
+    assert menu_titles(tray)[:2] == ["Firefox (limited)", "Steam (blocked)"]
 
 
 def test_pause_item_toggles_through_pause_requested(qtbot) -> None:
