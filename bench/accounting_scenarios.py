@@ -49,6 +49,7 @@ GENERATOR = Path(__file__).with_name("scenario_traffic.py")
 MiB = 1024 * 1024
 TARGET = 0.01
 SETTLE_S = 1.2  # the helper reads its counters once a second
+POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -164,19 +165,23 @@ def _helper_view(
 
 
 def _settled_view(bus_address: str, app_id: str, site: Site, timeout_s: float = 15.0):  # type: ignore[no-untyped-def]
-    """The helper's numbers once they stop moving (two reads a tick apart agree)."""
+    """The helper's numbers once they stop moving: the same in every read
+    (one each POLL_S) over SETTLE_S, more than a tick. Two reads SETTLE_S
+    apart took 2.4 s at least; numbers already final are taken after 1.4 s."""
     deadline = time.monotonic() + timeout_s
-    previous = None
+    previous, since = None, time.monotonic()
     while True:
-        time.sleep(SETTLE_S)
+        time.sleep(POLL_S)
         app, device = _helper_view(bus_address, app_id, site)
         current = (
             (app.rx_bytes, app.tx_bytes) if app else None,
             (device.rx_bytes, device.tx_bytes) if device else None,
         )
-        if current == previous or time.monotonic() > deadline:
+        now = time.monotonic()
+        if current != previous:
+            previous, since = current, now
+        if now - since >= SETTLE_S or now > deadline:
             return app, device
-        previous = current
 
 
 def measure(bus_address: str, cgroup_root: Path, site: Site, scenario: Scenario) -> Measurement:

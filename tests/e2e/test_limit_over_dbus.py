@@ -14,6 +14,11 @@ from chadthrottle.contract import Direction
 
 from tests.e2e.conftest import MiB, Stack
 from tests.support import own_names
+from tests.support.download_settled import (
+    LANDING_SLACK_BYTES,
+    Landing,
+    wait_until_download_settled,
+)
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, start_stream
 from tests.support.waiting import eventually
@@ -87,8 +92,18 @@ def test_limit_slows_a_running_stream_and_clearing_restores_it(
                 )
                 read = limited.receiver.rate_bps(WINDOW_S) / PAYLOAD_SHARE
             else:
-                time.sleep(TAKES_HOLD_S + WINDOW_S + READ_SETTLE_S[direction])
+                # from once the reads are at the limit with no hole left (a fixed
+                # 5 s was waited); Landing holds them to the limit from the reply on
+                landing = Landing.now(limited.receiver, stack.pair.host_ns, port)
+                wait_until_download_settled(
+                    limited.receiver,
+                    stack.pair.host_ns,
+                    port,
+                    PAYLOAD_SHARE * LIMIT_BPS,
+                    timeout_s=TAKES_HOLD_S + WINDOW_S + READ_SETTLE_S[direction],
+                )
                 read = limited.receiver.rate_bps(DOWNLOAD_WINDOW_S) / PAYLOAD_SHARE
+                assert landing.excess_bytes(PAYLOAD_SHARE * LIMIT_BPS) <= LANDING_SLACK_BYTES
             assert _within(read), f"the application moved {read / MiB:.3f} MiB/s at L3"
             # What the window shows: the helper's rate over its last two ticks,
             # once both are after the limit took hold (up to 3 s after it did).
@@ -108,8 +123,8 @@ def test_limit_slows_a_running_stream_and_clearing_restores_it(
             assert limited.app_pid in apps[app_id].pids
 
             call_helper(stack.bus_address, lambda c: c.clear_limit(app_id, direction))
-            time.sleep(0.5)
-            assert limited.receiver.rate_bps(1.0) > 20 * LIMIT_BPS
+            # freed; a download's sender may first wait out a backed-off retransmission timer
+            assert eventually(lambda: limited.receiver.rate_bps(0.5) > 20 * LIMIT_BPS, 6.0)
         finally:
             limited.stop()
             bystander.stop()

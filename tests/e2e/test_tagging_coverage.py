@@ -11,6 +11,11 @@ from chadthrottle.contract import Direction
 from tests.e2e.conftest import MiB, Stack
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support import own_names
+from tests.support.download_settled import (
+    LANDING_SLACK_BYTES,
+    Landing,
+    wait_until_download_settled,
+)
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, app_scope, rates_together, start_stream
 
@@ -85,20 +90,23 @@ def test_ipv6_is_limited(stack: Stack, direction: Direction) -> None:
         stack.cgroup_root, own_names.desktop_id(f"TestSix{direction.value.title()}")
     ) as scope:
         stream = start_stream(stack.pair, 5630, direction.value, family=6, app_cgroup=scope)
+        share = 1428 / 1500  # IPv6: 40 B IP header
         try:
             time.sleep(0.5)
             _limit(stack, stream.app_pid, direction)
-            settle = (
-                2.0 if direction is Direction.UP else 5.0
-            )  # see READ_SETTLE_S in test_limit_over_dbus
-            _assert_near_limit(
-                _rate_at_l3(
-                    stream,
-                    1428 / 1500,
-                    settle_s=settle,  # IPv6: 40 B IP header
-                    probe=direction is Direction.UP,
-                )
+            if direction is Direction.UP:
+                _assert_near_limit(_rate_at_l3(stream, share, settle_s=2.0, probe=True))
+                return
+            # a download's reads lag the shaper while the sender recovers from
+            # the drops (a fixed 5 s was waited): the window starts once they
+            # read the limit with no hole left, and Landing holds them to the
+            # limit from the reply on, so the wait hides no limit that lands late
+            landing = Landing.now(stream.receiver, stack.pair.host_ns, 5630)
+            wait_until_download_settled(
+                stream.receiver, stack.pair.host_ns, 5630, share * LIMIT_BPS, timeout_s=5.0
             )
+            _assert_near_limit(_rate_at_l3(stream, share, settle_s=0.0))
+            assert landing.excess_bytes(share * LIMIT_BPS) <= LANDING_SLACK_BYTES
         finally:
             stream.stop()
 
