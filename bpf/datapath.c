@@ -302,7 +302,8 @@ static __always_inline struct traffic_counters *slot_counters(struct traffic_key
 static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, int egress)
 {
     struct traffic_key key = {};
-    key.netns_cookie = bpf_get_netns_cookie(skb);
+    /* the socket's namespace is the packet's device's at both hooks */
+    key.netns_cookie = tag && tag->netns_cookie ? tag->netns_cookie : bpf_get_netns_cookie(skb);
     key.owner_tgid = tag ? tag->owner_tgid : 0;
     key.ifindex = skb->ifindex;
     __u64 bytes = wire_bytes(skb, 0);
@@ -351,6 +352,7 @@ int chadt_sock(struct bpf_sock *sk)
     if (!tag)
         return 1;
     tag->owner_tgid = tgid;
+    tag->netns_cookie = bpf_get_netns_cookie(sk);
     __u32 *slot = slot_by_tgid.lookup(&tgid);
     if (!slot)
         slot = slot_by_cgroup.lookup(&cgroup_id);

@@ -24,8 +24,10 @@
 
 /* Stored on every socket (sk_storage, cloned to accepted sockets). */
 struct sock_tag {
-    __u32 owner_tgid; /* process that created the socket; 0 when unknown */
-    __u32 app_slot;   /* the application's limit slot; 0 = not limited */
+    __u32 owner_tgid;   /* process that created the socket; 0 when unknown */
+    __u32 app_slot;     /* the application's limit slot; 0 = not limited */
+    __u64 netns_cookie; /* the socket's network namespace (it never changes), so a packet
+                           needs no bpf_get_netns_cookie call; 0 when not known */
 };
 
 /* Key of the traffic counters: who owns the socket, and on which device.

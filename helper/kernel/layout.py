@@ -14,7 +14,11 @@ HTB_MAJOR = 0xC7AD  # tc handle major of our HTB qdiscs
 
 
 class SockTag(ctypes.Structure):
-    _fields_ = [("owner_tgid", ctypes.c_uint32), ("app_slot", ctypes.c_uint32)]
+    _fields_ = [
+        ("owner_tgid", ctypes.c_uint32),
+        ("app_slot", ctypes.c_uint32),
+        ("netns_cookie", ctypes.c_uint64),
+    ]
 
 
 class TrafficKey(ctypes.Structure):

@@ -30,6 +30,7 @@ from pathlib import Path
 from chadthrottle.helper.kernel import bpf_maps
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps, SockTag
+from chadthrottle.helper.kernel.namespaces import netns_cookie_of
 
 log = logging.getLogger("chadthrottle.kernel.tagging")
 
@@ -349,6 +350,20 @@ def _carries_ipv4(sock: socket.socket) -> bool:
         return False
 
 
+def _netns_cookie(sock_fd: int) -> int:
+    """The socket's namespace's cookie (SO_NETNS_COOKIE), which chadt_sock stores in a new
+    socket's tag; 0 if it cannot be read: the programs then ask the kernel per packet."""
+    try:
+        raw = socket.socket(fileno=os.dup(sock_fd))
+    except OSError:
+        return 0
+    with raw:
+        try:
+            return netns_cookie_of(raw)
+        except OSError:
+            return 0
+
+
 def _write_tag(map_fd: int, sock_fd: int, pid: int, app_slot: int | None) -> bool:
     key = ctypes.c_int(sock_fd)
     tag = SockTag()
@@ -359,6 +374,7 @@ def _write_tag(map_fd: int, sock_fd: int, pid: int, app_slot: int | None) -> boo
     if not found:
         tag.owner_tgid = pid  # opened before the datapath was attached
         tag.app_slot = 0
+        tag.netns_cookie = _netns_cookie(sock_fd)
     elif app_slot is None:
         return False  # already tagged: leave it
     if app_slot is not None:
