@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt
 
 from tests.e2e.conftest import Stack
 from tests.e2e.gui_support import app_rate_bps, running_gui, streaming_app, within
-from tests.e2e.test_limit_over_dbus import TAKES_HOLD_S, WINDOW_S
+from tests.e2e.test_limit_over_dbus import WINDOW_S, wait_until_at_limit
 from tests.gui.tray_actions import pause_action
 from tests.support.helper_calls import call_helper
 
@@ -69,7 +69,8 @@ def test_the_tray_pauses_and_resumes_every_limit(qtbot, stack: Stack, gui: AppCo
     with streaming_app(stack, "TestGuiPause", 5730, Direction.UP) as (app_id, stream):
         try:
             call_helper(stack.bus_address, lambda c: c.set_limit(app_id, Direction.UP, LIMIT_BPS))
-            qtbot.wait(int(TAKES_HOLD_S * 1000))
+            # from once a short window reads the limit (an upload under tc), TAKES_HOLD_S at most
+            wait_until_at_limit(lambda s: app_rate_bps(qtbot, stream.receiver, s), LIMIT_BPS)
             rate = app_rate_bps(qtbot, stream.receiver, WINDOW_S)
             assert within(rate, LIMIT_BPS), f"limited: {rate / 1e6:.3f} MB/s at L3"
             qtbot.waitUntil(lambda: gui.connection.limits_paused is False, timeout=5000)
@@ -102,7 +103,7 @@ def test_the_tray_pauses_and_resumes_every_limit(qtbot, stack: Stack, gui: AppCo
                 resume.trigger()
             assert done.args == [False, "", ""], done.args
             qtbot.waitUntil(lambda: gui.window.paused_notice.isHidden(), timeout=2000)
-            qtbot.wait(int(TAKES_HOLD_S * 1000))
+            wait_until_at_limit(lambda s: app_rate_bps(qtbot, stream.receiver, s), LIMIT_BPS)
             rate = app_rate_bps(qtbot, stream.receiver, WINDOW_S)
             assert within(rate, LIMIT_BPS), f"after resuming: {rate / 1e6:.3f} MB/s at L3"
         finally:
