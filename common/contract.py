@@ -82,6 +82,9 @@ MAX_BURST_BYTES = 1_000_000_000
 # floor: the backends size their own buckets and queues above it.
 GSO_PACKET_BYTES = 64 * 1024
 MIN_BURST_BYTES = 2 * GSO_PACKET_BYTES
+# tc: an upload limit up to this sends at most two frames at once, whatever its
+# burst (its class cuts GSO packets: helper/kernel/tbf_leaf.py)
+UPLOAD_CUT_UP_TO_BPS = 2 << 20
 # Of a limit divided between network namespaces, what each namespace where
 # the application has processes keeps even without traffic (so a connection
 # that starts there can show it wants more; helper/kernel/namespace_shares.py).
@@ -332,7 +335,9 @@ METHODS: dict[str, MethodSpec] = {
             "Limit one direction of an application, on its open connections and new ones. app_id: an id "
             "from ListApplications or pid:N. direction: down or up. "
             f"rate_bps: {MIN_RATE_BPS}..{MAX_RATE_BPS}. "
-            f"burst_bytes: 0 for the default, else {MIN_BURST_BYTES}..{MAX_BURST_BYTES}. scope: own (the "
+            f"burst_bytes: 0 for the default, else {MIN_BURST_BYTES}..{MAX_BURST_BYTES} (the tc backend "
+            f"sends an upload limit of up to {UPLOAD_CUT_UP_TO_BPS >> 20} MiB/s at most two frames at once, whatever its "
+            "burst). scope: own (the "
             f"rule applies only to the caller's own processes of the application; polkit action "
             f"{Action.LIMIT_OWN.value}; a pid:N must be the caller's process), all (an administrator rule "
             f"for every user's processes, which outranks users' rules; {Action.LIMIT_ANY.value}), or empty "

@@ -1,5 +1,6 @@
 """One HTB hierarchy the helper owns on one device: the root, a default class
-for unlimited traffic, and a class with a sized bfifo leaf per limited slot.
+for unlimited traffic, and a class with a sized leaf per limited slot: a bfifo,
+or for uploads a TBF that cuts GSO packets under small limits (tbf_leaf.py).
 
 A class that is no longer wanted is first *retired*: opened up to the default
 rate so its backlog drains at once, and deleted a second later. Deleting it
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, cast
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import KernelError
+from chadthrottle.helper.kernel import tbf_leaf
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.layout import HTB_MAJOR, class_id
 from chadthrottle.priority import DEFAULT_PRIORITY, Priority
@@ -152,6 +154,22 @@ def cn_queue_ns(rate_bps: int) -> int:
     return max(MIN_CN_QUEUE_NS, CN_QUEUE_BYTES * 1_000_000_000 // rate_bps)
 
 
+# (TBF rate, bucket) pairs whose bucket the kernel was seen to keep: checked
+# once each (a dump of the IFB's qdiscs, a thousand of them with a thousand classes)
+_verified_buckets: set[tuple[int, int]] = set()
+
+
+def _leaf_handle(slot: int) -> int:
+    return (slot & 0xFFFF) << 16  # leaf <slot>: under class <major>:<slot>
+
+
+def _same_leaf(found: tbf_leaf.TbfLeaf | None, wanted: tbf_leaf.TbfLeaf) -> bool:
+    """As given, or read back from the kernel (a bucket up to a tick below)."""
+    return found is not None and (found == wanted or (
+        found.rate_bps == wanted.rate_bps and found.limit_bytes == wanted.limit_bytes
+        and abs(wanted.bucket_bytes - found.bucket_bytes) <= tbf_leaf.tick_bytes(wanted.rate_bps)))  # fmt: skip
+
+
 def tc_call(ipr: IPRoute, command: str, *args: object, **kwargs: object) -> None:
     """ipr.tc with the kernel's refusal turned into a KernelError that says where."""
     try:
@@ -173,12 +191,19 @@ class HtbHierarchy:
         l3_to_l2: float = 1.0,
         changer: ClassChanger | None = None,
         link: LinkShaping | None = None,
+        frame_bytes: int = tbf_leaf.largest_frame([]),
     ) -> None:
         """l3_to_l2: HTB counts from the link-layer header, a limit at L3; rates
         are scaled by this so full-size packets come out exact at L3. changer:
-        the fast path for rate changes, in ipr's namespace (None: pyroute2).
-        link: shape everything under a link capacity, by priority."""
+        the fast path for rate changes, in ipr's namespace (None: pyroute2, and
+        bfifo leaves only). link: shape everything under a link capacity, by
+        priority. frame_bytes: the largest frame of any link in the namespace
+        (set_frame_bytes), which an upload class's cutting TBF leaf must take."""
         self.ifindex = ifindex
+        self.frame_bytes = frame_bytes
+        # slot -> its TBF leaf as given (or read back): new upload classes
+        # without a link have one (tbf_leaf.py); bfifo leaves are in _leaf_limits
+        self._tbf: dict[int, tbf_leaf.TbfLeaf | None] = {}
         self.link = link
         self._planned: dict[
             int, ClassPlan | object
@@ -220,8 +245,14 @@ class HtbHierarchy:
             hierarchy._held.add(slot)
         for message in ipr.get_qdiscs(index=ifindex):
             slot = message["parent"] & 0xFFFF
-            if message.get_attr("TCA_KIND") == "bfifo" and slot in hierarchy._adopted:
+            if slot not in hierarchy._adopted or message["parent"] >> 16 != HTB_MAJOR:
+                continue
+            if message.get_attr("TCA_KIND") == "bfifo":
                 hierarchy._leaf_limits[slot] = int(message.get_attr("TCA_OPTIONS")["limit"])
+            elif message.get_attr("TCA_KIND") == "tbf" and message["handle"] == _leaf_handle(slot):
+                hierarchy._tbf[slot] = tbf_leaf.read_back(
+                    message
+                )  # None: changed at the first sync
         return hierarchy
 
     @classmethod
@@ -257,9 +288,7 @@ class HtbHierarchy:
         (opened up, deleted a retire period later)."""
         now = self._clock()
         for slot in self._held:
-            self._set_class(
-                slot, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, LIMITED_PRIORITY
-            )
+            self._open(slot)
             self._retiring[slot] = now
             del self._adopted[slot]
         self._held.clear()
@@ -277,7 +306,7 @@ class HtbHierarchy:
             matches = (
                 spec is not None
                 and rate == wanted_rate
-                and abs(buffer_ticks - calc_xmittime(wanted_rate, spec.burst_bytes))
+                and abs(buffer_ticks - calc_xmittime(wanted_rate, self._class_burst(slot, spec)))
                 <= BUFFER_TICKS_SLACK
             )
             self.classes[slot] = spec if spec is not None and matches else _DIFFERS
@@ -329,9 +358,7 @@ class HtbHierarchy:
             del self.classes[slot]
             self._retiring[slot] = now
             if retire_after_s > 0:
-                self._set_class(
-                    slot, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, LIMITED_PRIORITY
-                )
+                self._open(slot)
         for slot, since in list(self._retiring.items()):
             if slot in wanted:
                 del self._retiring[slot]
@@ -347,12 +374,16 @@ class HtbHierarchy:
                 )
                 del self._retiring[slot]
                 self._leaf_limits.pop(slot, None)
+                self._tbf.pop(slot, None)
         for slot, spec in wanted.items():
             if self.classes.get(slot) == spec:
+                if self._uses_tbf(slot):
+                    self._sync_leaf(slot, spec)  # an adopted leaf
                 continue
             rate_bps = round(spec.rate_bps * self._l3_to_l2)
+            burst = self._class_burst(slot, spec)
             if slot in self.classes:
-                self._set_class(slot, rate_bps, spec.burst_bytes, LIMITED_PRIORITY)
+                self._set_class(slot, rate_bps, burst, LIMITED_PRIORITY)
             elif self._direction is Direction.UP:
                 # A new class starts with a full bucket, which a paced upload that is
                 # only a little too fast spends over many seconds (at 128 KiB/s the
@@ -364,23 +395,89 @@ class HtbHierarchy:
                 self._set_class(
                     slot, rate_bps, EMPTY_START_BURST_BYTES, LIMITED_PRIORITY, "add-class"
                 )
-                self._set_class(slot, rate_bps, spec.burst_bytes, LIMITED_PRIORITY)
+                if burst != EMPTY_START_BURST_BYTES:
+                    self._set_class(slot, rate_bps, burst, LIMITED_PRIORITY)
             else:
-                self._set_class(slot, rate_bps, spec.burst_bytes, LIMITED_PRIORITY, "add-class")
-            limit = leaf_queue_bytes(spec.rate_bps, self._direction)
-            if self._leaf_limits.get(slot) != limit:  # often the same: a netlink call saved
-                leaf = (slot & 0xFFFF) << 16  # leaf <slot>: under class <major>:<slot>
-                tc_call(
-                    self._ipr,
-                    "replace",
-                    "bfifo",
-                    self.ifindex,
-                    leaf,
-                    parent=class_id(slot),
-                    limit=limit,
-                )
-                self._leaf_limits[slot] = limit
+                self._set_class(slot, rate_bps, burst, LIMITED_PRIORITY, "add-class")
+            self._sync_leaf(slot, spec)
             self.classes[slot] = spec
+
+    def set_frame_bytes(self, frame_bytes: int) -> None:
+        """A link's MTU changed (or a link came): the cutting leaves take the new
+        largest frame at once, before any new uplink's hook sends frames here
+        (a TBF drops a frame larger than its bucket)."""
+        if frame_bytes == self.frame_bytes:
+            return
+        self.frame_bytes = frame_bytes
+        for slot, spec in self.classes.items():
+            if spec is not _DIFFERS and slot not in self._retiring and self._uses_tbf(slot):
+                self._sync_leaf(slot, spec)
+
+    def _uses_tbf(self, slot: int) -> bool:
+        """A new upload class without a link gets a TBF leaf, fixed for its
+        life (replacing a leaf drops its queue); one adopted with a bfifo keeps it."""
+        return (
+            self._direction is Direction.UP
+            and self.link is None
+            and self._changer is not None
+            and slot not in self._leaf_limits
+        )
+
+    def _class_burst(self, slot: int, spec: ClassSpec) -> int:
+        """A class whose leaf cuts GSO packets passes two frames at once, whatever
+        the limit's burst: a larger one lets a paced sender's packets through in
+        bursts again (bench/upload_grain.py: htbseg8, htb)."""
+        if self._uses_tbf(slot) and tbf_leaf.cuts_at(spec.rate_bps):
+            return 2 * self.frame_bytes
+        return spec.burst_bytes
+
+    def _sync_leaf(self, slot: int, spec: ClassSpec) -> None:
+        limit = leaf_queue_bytes(spec.rate_bps, self._direction)
+        if self._uses_tbf(slot):
+            wanted = tbf_leaf.leaf_for(spec.rate_bps, self.frame_bytes, limit)
+            if not _same_leaf(self._tbf.get(slot), wanted):
+                self._set_tbf(slot, wanted)
+        elif self._leaf_limits.get(slot) != limit:  # often the same: a netlink call saved
+            tc_call(self._ipr, "replace", "bfifo", self.ifindex, _leaf_handle(slot),
+                    parent=class_id(slot), limit=limit)  # fmt: skip
+            self._leaf_limits[slot] = limit
+
+    def _set_tbf(self, slot: int, leaf: tbf_leaf.TbfLeaf) -> None:
+        """Create or change in place (the kernel keeps its queue); a cutting
+        leaf is read back, and one whose bucket would not take a frame is
+        opened instead (traffic fails open)."""
+        assert self._changer is not None
+        handle, where = _leaf_handle(slot), f"tc tbf leaf {slot:x} on interface {self.ifindex}"
+        self._changer.request(
+            lambda seq: tbf_leaf.tbf_message(seq, self.ifindex, handle, class_id(slot), leaf), where
+        )
+        self._tbf[slot] = leaf
+        if not leaf.cuts or (leaf.rate_bps, leaf.bucket_bytes) in _verified_buckets:
+            return
+        found = next((tbf_leaf.read_back(m) for m in self._ipr.get_qdiscs(index=self.ifindex)
+                      if m["handle"] == handle and m.get_attr("TCA_KIND") == "tbf"), None)  # fmt: skip
+        if not _same_leaf(found, leaf):
+            log.error(
+                "%s: the kernel's bucket is %s, not %d bytes: not cutting",
+                where,
+                found,
+                leaf.bucket_bytes,
+            )
+            self._set_tbf(slot, tbf_leaf.passing(0, leaf.limit_bytes))
+        else:
+            _verified_buckets.add((leaf.rate_bps, leaf.bucket_bytes))
+
+    def _open(self, slot: int) -> None:
+        """A retiring class's backlog drains at once: the class opened up, and its TBF too."""
+        self._set_class(slot, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, LIMITED_PRIORITY)
+        leaf = self._tbf.get(slot)
+        if slot in self._tbf and (leaf is None or leaf.cuts):
+            limit = (
+                leaf.limit_bytes
+                if leaf
+                else leaf_queue_bytes(tbf_leaf.CUT_UP_TO_BPS, self._direction)
+            )
+            self._set_tbf(slot, tbf_leaf.passing(DEFAULT_CLASS_RATE_BPS, limit))
 
     def relink(self, link: LinkShaping) -> None:
         """A new capacity, applied in place at the next sync (the kernel keeps
@@ -438,7 +535,11 @@ class HtbHierarchy:
         sent = {}
         for message in self._ipr.get_classes(index=self.ifindex):
             slot = message["handle"] & 0xFFFF
-            if message["handle"] >> 16 != HTB_MAJOR or slot not in self.classes:
+            if (
+                message["handle"] >> 16 != HTB_MAJOR
+                or slot not in self.classes
+                or message.get_attr("TCA_KIND") != "htb"
+            ):  # a TBF leaf's class: major = its slot
                 continue
             stats = message.get_attr("TCA_STATS2")
             basic = stats.get_attr("TCA_STATS_BASIC") if stats is not None else None

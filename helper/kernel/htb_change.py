@@ -19,6 +19,7 @@ import itertools
 import os
 import socket
 import struct
+from collections.abc import Callable
 
 from chadthrottle.helper.errors import KernelError
 from pyroute2.netlink.rtnl.tcmsg.common import calc_xmittime
@@ -40,7 +41,7 @@ _HTB_OPT_TAIL = struct.Struct("=IIIII")  # buffer, cbuffer, quantum, level, prio
 _ERROR = struct.Struct("=i")
 
 
-def _attribute(kind: int, payload: bytes) -> bytes:
+def attribute(kind: int, payload: bytes) -> bytes:
     length = 4 + len(payload)
     return struct.pack("=HH", length, kind) + payload + b"\0" * (-length % 4)
 
@@ -66,12 +67,12 @@ def htb_class_message(
         + _ratespec(rate_bps)
         + _HTB_OPT_TAIL.pack(buffer_ticks, buffer_ticks, quantum, 0, priority)
     )
-    options = _attribute(TCA_HTB_PARMS, parms)
+    options = attribute(TCA_HTB_PARMS, parms)
     if rate_bps > U32_MAX:
-        options += _attribute(TCA_HTB_RATE64, struct.pack("=Q", rate_bps))
-        options += _attribute(TCA_HTB_CEIL64, struct.pack("=Q", rate_bps))
+        options += attribute(TCA_HTB_RATE64, struct.pack("=Q", rate_bps))
+        options += attribute(TCA_HTB_CEIL64, struct.pack("=Q", rate_bps))
     body = _TCMSG.pack(socket.AF_UNSPEC, ifindex, classid, parent, 0)
-    body += _attribute(TCA_KIND, b"htb\0") + _attribute(TCA_OPTIONS, options)
+    body += attribute(TCA_KIND, b"htb\0") + attribute(TCA_OPTIONS, options)
     return (
         _HEADER.pack(_HEADER.size + len(body), RTM_NEWTCLASS, NLM_F_REQUEST | NLM_F_ACK, seq, 0)
         + body
@@ -111,21 +112,24 @@ class ClassChanger:
     def change(self, ifindex: int, classid: int, parent: int, rate_bps: int, burst_bytes: int,
                priority: int, quantum: int) -> None:  # fmt: skip
         """KernelError if the kernel refuses (e.g. the class or device is gone)."""
-        seq = next(self._seq) & U32_MAX
-        message = htb_class_message(
-            seq, ifindex, classid, parent, rate_bps, burst_bytes, priority, quantum
+        self.request(
+            lambda seq: htb_class_message(
+                seq, ifindex, classid, parent, rate_bps, burst_bytes, priority, quantum
+            ),
+            f"tc change-class on interface {ifindex}",
         )
+
+    def request(self, build: Callable[[int], bytes], what: str) -> None:
+        """Send the message build(seq) makes and wait for the kernel's answer;
+        KernelError naming what if it refuses."""
+        seq = next(self._seq) & U32_MAX
         try:
-            self._socket.send(message)
+            self._socket.send(build(seq))
             code = self._ack(seq)
         except OSError as error:
-            raise KernelError(
-                f"tc change-class on interface {ifindex} failed: {error}", error.errno or 0
-            ) from error
+            raise KernelError(f"{what} failed: {error}", error.errno or 0) from error
         if code:
-            raise KernelError(
-                f"tc change-class on interface {ifindex} failed: {os.strerror(code)} ({code})", code
-            )
+            raise KernelError(f"{what} failed: {os.strerror(code)} ({code})", code)
 
     def _ack(self, seq: int) -> int:
         """The errno the kernel answered this request with (0: done)."""

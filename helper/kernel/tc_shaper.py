@@ -47,6 +47,7 @@ from chadthrottle.helper.kernel import (
     catch_all,
     foreign_filters,
     interfaces,
+    tbf_leaf,
     tc_hooks,
     tc_ownership,
 )
@@ -124,6 +125,7 @@ class TcShaper:
         ] = {}  # (direction, uplink) -> why it cannot be redirected
         self._links: tuple[float, list[interfaces.Link]] = (float("-inf"), [])
         self._lost_hooks: set[tuple[Direction, int]] = set()  # filters someone removed
+        self._frame_bytes = tbf_leaf.largest_frame([])  # of every link here: _reconcile
         self._changer = ClassChanger.beside(ipr.fileno())
         if self._changer is None:
             log.warning("rate changes go through pyroute2 (slower): no netlink socket beside it")
@@ -288,6 +290,16 @@ class TcShaper:
     def _reconcile(self, wanted: dict[Direction, Classes], retire_after_s: float) -> None:
         present = {link.index: link for link in self._all_links()}
         self._forget_vanished(set(present))
+        # Every link's, up or not: a cutting TBF leaf drops a frame larger than
+        # its bucket, so the leaves take a new largest frame before any hook
+        # of a new uplink sends one (an MTU raised meanwhile: docs/backends.md).
+        self._frame_bytes = tbf_leaf.largest_frame(
+            [(link.mtu, link.ethernet) for link in present.values()
+             if not link.loopback and link.kind != "ifb"]
+        )  # fmt: skip
+        for direction in Direction:
+            for ifb in self._ifbs(direction):
+                ifb.set_frame_bytes(self._frame_bytes)
         # A hook whose filter someone removed (with their qdisc, say): forget
         # it (its IFB too, if no other hook uses it), so it is made again below.
         for direction, index in self._lost_hooks:
@@ -365,7 +377,7 @@ class TcShaper:
                         self._remove_hook(self._hooks[direction].pop(index))
                     continue
                 remade = HtbHierarchy(self._ipr, ifb.ifindex, direction, l3_to_l2=ifb.l3_to_l2,
-                                      changer=self._changer, link=link)  # fmt: skip
+                                      changer=self._changer, link=link, frame_bytes=self._frame_bytes)  # fmt: skip
                 ifb.delete()
                 remade.create()
                 for index in users:
@@ -422,7 +434,7 @@ class TcShaper:
                 self._journal.forget_hook(uplink_index, direction)
                 raise
             ifb = HtbHierarchy(self._ipr, ifb_index, direction, l3_to_l2=link.l3_to_l2, changer=self._changer,
-                               link=self._link_of(direction))  # fmt: skip
+                               link=self._link_of(direction), frame_bytes=self._frame_bytes)  # fmt: skip
         hook = Hook(direction, uplink_index, ifb, parent, created_qdisc, ifb_name=ifb_name)
         self._journal.hook(uplink_index, name, parent, created_qdisc, direction)
         try:

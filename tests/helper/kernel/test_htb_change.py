@@ -103,7 +103,7 @@ def test_a_new_upload_class_starts_with_an_empty_bucket_and_a_download_class_ful
     (a second of traffic at 128 KiB/s) inside the first seconds."""
     ipr, changer = netlink
     ifindex = ipr.link_lookup(ifname=pair.host_if)[0]
-    spec = ClassSpec(128 * 1024, 131072)
+    spec = ClassSpec(4 << 20, 131072)  # above tbf_leaf.CUT_UP_TO_BPS: the burst is the limit's
     root = HtbHierarchy(ipr, ifindex, Direction.UP, changer=changer)
     root.create()
     try:

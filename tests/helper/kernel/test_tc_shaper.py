@@ -31,8 +31,9 @@ def _tc_rate(rate_bps: int) -> str:
 def _classes(pair: NetnsPair, shaper: TcShaper, direction: Direction) -> str:
     """The HTB classes on the namespace's IFB of a direction."""
     (ifb,) = {hook.ifb_name for hook in shaper._hooks[direction].values()}
-    return subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", ifb],
-                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    shown = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", ifb],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return "".join(line for line in shown.splitlines(True) if line.startswith("class htb "))
 
 
 def _ifb_aliases(pair: NetnsPair) -> list[str]:

@@ -1,0 +1,249 @@
+"""A small upload class's TBF leaf on a real veth (issue 13, docs/backends.md
+"A TBF leaf for small uploads"): its bucket as the kernel keeps it, every
+full-size frame through it, a raised MTU followed, its queue kept when the
+class crosses the rate threshold, and adoption after a SIGKILL."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel import tbf_leaf
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.htb import ClassSpec, HtbHierarchy
+from chadthrottle.helper.kernel.htb_change import ClassChanger
+from chadthrottle.helper.kernel.layout import class_id
+from chadthrottle.helper.kernel.tc_shaper import LINKS_MAX_AGE_S, TcShaper
+from pyroute2 import IPRoute
+
+from tests.support.netns import NetnsPair, entered_netns, tc_dump
+
+SLOT = 7
+SMALL = ClassSpec(300 * 1024, 131072)  # up to tbf_leaf.CUT_UP_TO_BPS: a cutting leaf
+PORT = 5611
+IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2
+UDP_IP_HEADERS = 28
+
+
+@pytest.fixture
+def netlink(pair: NetnsPair) -> Iterator[tuple[IPRoute, ClassChanger]]:
+    with entered_netns(pair.host_ns):
+        ipr = IPRoute()
+        changer = ClassChanger.beside(ipr.fileno())
+    assert changer is not None
+    try:
+        yield ipr, changer
+    finally:
+        changer.close()
+        ipr.close()
+
+
+def _shown(pair: NetnsPair) -> str:
+    return subprocess.run(["tc", "-n", pair.host_ns, "-s", "qdisc", "show", "dev", pair.host_if],
+                          capture_output=True, text=True).stdout  # fmt: skip
+
+
+def _set_mtu(pair: NetnsPair, mtu: int) -> None:
+    for ns, dev in ((pair.host_ns, pair.host_if), (pair.peer_ns, pair.peer_if)):
+        subprocess.run(["ip", "-n", ns, "link", "set", dev, "mtu", str(mtu)], check=True)
+
+
+def _leaf(ipr: IPRoute, ifindex: int, slot: int) -> tuple[str, tbf_leaf.TbfLeaf | None, int]:
+    """The class's leaf: kind, as a TbfLeaf (tbf only), packets it dropped."""
+    (message,) = [m for m in ipr.get_qdiscs(index=ifindex) if m["handle"] == slot << 16]
+    kind = message.get_attr("TCA_KIND")
+    stats = message.get_attr("TCA_STATS2").get_attr("TCA_STATS_QUEUE")
+    return kind, tbf_leaf.read_back(message) if kind == "tbf" else None, int(stats["drops"])
+
+
+class Datagrams:
+    """UDP frames of a given size from the host namespace into the class (the
+    small_class fixture's filter), counted at the peer."""
+
+    def __init__(self, pair: NetnsPair) -> None:
+        with entered_netns(pair.peer_ns):
+            self.receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.receiver.bind((pair.peer_addr, PORT))
+        self.receiver.settimeout(0.05)
+        with entered_netns(pair.host_ns):
+            self.sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sender.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+        self.sender.connect((pair.peer_addr, PORT))
+        self.received = 0
+        self.sender.send(b"x")  # the neighbour resolved first
+        assert self.count(1) == 1
+        self.received = 0
+
+    def send(self, count: int, frame_bytes: int) -> None:
+        for _ in range(count):
+            self.sender.send(b"x" * (frame_bytes - 14 - UDP_IP_HEADERS))
+
+    def count(self, expected: int, within_s: float = 2.0) -> int:
+        """Datagrams received so far, waiting up to within_s for expected."""
+        deadline = time.monotonic() + within_s
+        while self.received < expected and time.monotonic() < deadline:
+            try:
+                self.receiver.recv(65536)
+                self.received += 1
+            except TimeoutError:
+                pass
+        return self.received
+
+    def close(self) -> None:
+        self.sender.close()
+        self.receiver.close()
+
+
+@pytest.fixture
+def small_class(
+    pair: NetnsPair, netlink: tuple[IPRoute, ClassChanger]
+) -> Iterator[tuple[HtbHierarchy, int]]:
+    ipr, changer = netlink
+    ifindex = ipr.link_lookup(ifname=pair.host_if)[0]
+    tree = HtbHierarchy(ipr, ifindex, Direction.UP, changer=changer,
+                        frame_bytes=tbf_leaf.largest_frame([(1500, True)]))  # fmt: skip
+    tree.create()
+    try:
+        tree.sync({SLOT: SMALL})
+        # Into the class by port: another session's helper may tag this process's
+        # sockets (its programs see every cgroup) and set skb->priority itself.
+        subprocess.run(["tc", "-n", pair.host_ns, "filter", "add", "dev", pair.host_if, "parent",
+                        f"{class_id(SLOT) >> 16:x}:", "protocol", "ip", "prio", "1", "u32", "match", "ip",
+                        "dport", str(PORT), "0xffff", "flowid", f"{class_id(SLOT) >> 16:x}:{SLOT:x}"],
+                       check=True)  # fmt: skip
+        yield tree, ifindex
+    finally:
+        tree.delete()
+
+
+def test_full_size_frames_and_a_tcp_stream_pass_the_cutting_leaf_whole(
+    pair: NetnsPair, netlink: tuple[IPRoute, ClassChanger], small_class: tuple[HtbHierarchy, int]
+) -> None:
+    """The bucket is what was sent in bytes (pyroute2's ticks gave one a few
+    bytes short of a frame, and every full-size frame was dropped), and TCP's
+    GSO packets, far larger than the bucket, are cut, not dropped."""
+    ipr, _changer = netlink
+    _tree, ifindex = small_class
+    kind, leaf, _ = _leaf(ipr, ifindex, SLOT)
+    assert kind == "tbf" and leaf is not None
+    assert abs(leaf.bucket_bytes - 1518) <= tbf_leaf.tick_bytes(leaf.rate_bps), leaf
+    frames = Datagrams(pair)
+    try:
+        frames.send(5, 1514)
+        assert frames.count(5) == 5
+    finally:
+        frames.close()
+    with entered_netns(pair.peer_ns):
+        listener = socket.create_server((pair.peer_addr, PORT))
+    with entered_netns(pair.host_ns):
+        client = socket.socket()
+    try:
+        client.connect((pair.peer_addr, PORT))
+        accepted, _ = listener.accept()
+        client.sendall(b"x" * 65536)
+        accepted.settimeout(3.0)
+        received = 0
+        while received < 65536:
+            received += len(accepted.recv(65536))
+        accepted.close()
+    finally:
+        client.close()
+        listener.close()
+    assert _leaf(ipr, ifindex, SLOT)[2] == 0  # nothing dropped: GSO packets were cut
+
+
+def test_a_raised_mtu_is_followed_in_place_and_until_then_larger_frames_drop(
+    pair: NetnsPair, netlink: tuple[IPRoute, ClassChanger], small_class: tuple[HtbHierarchy, int]
+) -> None:
+    """Why the bucket must follow every link's MTU (the shaper re-sizes at its
+    next reconcile: the next test)."""
+    ipr, _changer = netlink
+    tree, ifindex = small_class
+    _set_mtu(pair, 4000)
+    frames = Datagrams(pair)
+    try:
+        frames.send(1, 4014)
+        assert (frames.count(1, within_s=0.3), _leaf(ipr, ifindex, SLOT)[2]) == (0, 1), _shown(pair)
+        tree.set_frame_bytes(tbf_leaf.largest_frame([(4000, True)]))
+        kind, leaf, drops = _leaf(ipr, ifindex, SLOT)
+        assert kind == "tbf" and leaf is not None and drops == 1  # changed in place, not replaced
+        assert abs(leaf.bucket_bytes - 4018) <= tbf_leaf.tick_bytes(leaf.rate_bps)
+        frames.send(3, 4014)
+        assert frames.count(3) == 3
+    finally:
+        frames.close()
+
+
+def test_a_class_crossing_the_threshold_keeps_its_queue(
+    pair: NetnsPair, netlink: tuple[IPRoute, ClassChanger], small_class: tuple[HtbHierarchy, int]
+) -> None:
+    """Replacing the leaf would drop its backlog; the TBF is changed in place
+    to pass every packet whole, and back."""
+    ipr, _changer = netlink
+    tree, ifindex = small_class
+    tree.sync({SLOT: ClassSpec(20_000, 131072)})  # 13 frames a second
+    frames = Datagrams(pair)
+    try:
+        frames.send(30, 1514)
+        time.sleep(0.05)
+        tree.sync({SLOT: ClassSpec(4 << 20, 131072)})
+        kind, leaf, _ = _leaf(ipr, ifindex, SLOT)
+        assert kind == "tbf" and leaf is None  # the passing leaf's rate is above 32 bits
+        assert frames.count(30) == 30
+        tree.sync({SLOT: SMALL})
+        kind, leaf, drops = _leaf(ipr, ifindex, SLOT)
+        assert kind == "tbf" and leaf is not None and leaf.cuts and drops == 0
+    finally:
+        frames.close()
+
+
+def test_a_shaper_follows_a_raised_mtu_and_adopts_its_leaves_after_a_kill(
+    pair: NetnsPair, datapath: Datapath
+) -> None:
+    """The shaper sizes the leaves from every link of the namespace at each
+    reconcile; a shaper that replaces a killed one takes the TBF leaf as it is
+    (no tc change), or changes it in place if an MTU changed meanwhile."""
+    before = tc_dump(pair.host_ns)
+    wanted = {Direction.UP: {1: SMALL}}
+    with entered_netns(pair.host_ns):
+        ipr = IPRoute()
+        killed = TcShaper(ipr, datapath.tc_program, datapath)  # its changer beside ipr
+
+    def bucket(shaper: TcShaper) -> int:
+        (hook,) = shaper._hooks[Direction.UP].values()
+        _kind, leaf, _drops = _leaf(ipr, hook.ifb.ifindex, 1)
+        assert leaf is not None
+        return leaf.bucket_bytes
+
+    try:
+        killed.reconcile(wanted)
+        assert abs(bucket(killed) - 1518) <= 4
+        killed._journal.release()  # what SIGKILL leaves: objects and journal, unlocked
+        limited = tc_dump(pair.host_ns)
+        with entered_netns(pair.host_ns):
+            adopting = TcShaper(ipr, datapath.tc_program, datapath)
+        try:
+            adopting.reconcile(wanted)
+            assert tc_dump(pair.host_ns) == limited, "the adopting shaper changed a matching leaf"
+            adopting._journal.release()
+            _set_mtu(pair, 3000)  # while no helper runs
+            with entered_netns(pair.host_ns):
+                adopting = TcShaper(ipr, datapath.tc_program, datapath)
+            adopting.reconcile(wanted)
+            assert abs(bucket(adopting) - 3018) <= 4
+            _set_mtu(
+                pair, 2000
+            )  # while it runs: followed at a reconcile once the links are listed again
+            time.sleep(LINKS_MAX_AGE_S)
+            adopting.reconcile(wanted)
+            assert abs(bucket(adopting) - 2018) <= 4
+            _set_mtu(pair, 1500)
+        finally:
+            adopting.close()
+        assert tc_dump(pair.host_ns) == before
+    finally:
+        ipr.close()
