@@ -2,7 +2,7 @@
 late, and whether a send-window clamp holds it at once (issue 13).
 
     sudo .venv/bin/python -m bench.upload_grain [--cc bbr,cubic] [--rates 300KiB,10MiB]
-        [--variants pace,htb,htbseg,rttlog0,clamp2,clamp4] [--runs 1]
+        [--variants pace,htb,htbseg,rttlog0,clamp2,clamp4] [--runs 1] [--wire]
 
 No helper and no shaper: a sender in one namespace writes as fast as it can
 to a receiver in another over a veth (tens of us of round trip); 1.5 s in,
@@ -32,9 +32,12 @@ terms, as the helper sets it, and, per variant:
 The receiver timestamps every read. Printed: 0.25 s windows ending every
 50 ms from 0.5 s to 4 s after the change, as a share of the limit (min, max,
 mean), and the first window from which every one is within +-5%
-("settled"). With no shaper, what the sender had queued before the change
-arrives in the first windows; the benchmarks with the helper
-(bench/limits.py) read those as the shaper passes them.
+("settled"). With --wire, also the sizes of the packets leaving the
+sender's veth 1-3 s after the change (an AF_PACKET tap: a GSO packet is seen
+whole) and the socket's cwnd, pacing rate and minimum RTT (ss -tin) at 2.5 s.
+With no shaper, what the sender had queued before the change arrives in
+the first windows; the benchmarks with the helper (bench/limits.py) read
+those as the shaper passes them.
 """
 
 from __future__ import annotations
@@ -86,6 +89,43 @@ DEFINES = [
     for name, value in (("SOL_SOCKET", SOL_SOCKET), ("SO_MAX_PACING_RATE", SO_MAX_PACING_RATE),
                         ("SOL_TCP", SOL_TCP), ("TCP_BPF_SNDCWND_CLAMP", TCP_BPF_SNDCWND_CLAMP))
 ]  # fmt: skip
+
+
+# --wire: what leaves the sender's veth 1-3 s after the change (an AF_PACKET
+# tap sees a GSO packet whole, before the device cuts it), and its socket then
+WIRE_TAP = r"""
+import json, socket, statistics, sys, time
+tap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+tap.bind((sys.argv[1], 0))
+tap.settimeout(0.1)
+start, end, buffer, sizes = float(sys.argv[2]), float(sys.argv[3]), bytearray(128), []
+while time.time() < end:
+    try:
+        length, address = tap.recvfrom_into(buffer, 128, socket.MSG_TRUNC)
+    except TimeoutError:
+        continue
+    if address[2] == socket.PACKET_OUTGOING and length > 200 and time.time() >= start:
+        sizes.append(length)
+print(json.dumps(sizes))
+"""
+
+
+def wire_summary(sizes: list[int], seconds: float) -> str:
+    if not sizes:
+        return "no data packets"
+    cuts = statistics.quantiles(sizes, n=10) if len(sizes) > 1 else [sizes[0]] * 9
+    return (f"{len(sizes) / seconds:.0f} packets/s leave the veth, bytes median {statistics.median(sizes):.0f} "
+            f"p90 {cuts[8]:.0f} max {max(sizes)}")  # fmt: skip
+
+
+def socket_state(ns: str) -> str:
+    """ss -tin's cwnd, pacing rate and minimum RTT of the sender's connection."""
+    shown = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "ss", "-tin", "dst", ADDR_B],
+                           capture_output=True, text=True).stdout.split()  # fmt: skip
+    wanted = ("cwnd:", "minrtt:", "pacing_rate", "unacked:")
+    picked = [word if ":" in word else f"{word} {shown[i + 1]}"
+              for i, word in enumerate(shown) if word.startswith(wanted)]  # fmt: skip
+    return " ".join(picked)
 
 
 def _run(*argv: str) -> None:
@@ -197,7 +237,7 @@ def shape(ns: str, dev: str, rate_bps: int, cut: int, burst: int) -> None:
              f"{rate_bps * 8 * 20}bit", "burst", str(cut), "latency", "1s")  # fmt: skip
 
 
-def one_run(variant: str, cc: str, rate_bps: int) -> list[float]:
+def one_run(variant: str, cc: str, rate_bps: int, wire: bool = False) -> list[float]:
     from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 
     suffix = f"{os.getpid() % 100000}"
@@ -226,11 +266,24 @@ def one_run(variant: str, cc: str, rate_bps: int) -> list[float]:
         tx = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns_a}", sys.executable, "-m", "bench.upload_grain",
                                "--sender", str(start_wall), cc, str(pace), str(seconds)])  # fmt: skip
         (cgroup / "cgroup.procs").write_text(str(tx.pid))  # before it connects (0.3 s)
+        tap = None
+        if wire:
+            change_at = start_wall + CHANGE_S
+            tap = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns_a}", sys.executable, "-c", WIRE_TAP, "gra",
+                                    str(change_at + 1), str(change_at + 3)], stdout=subprocess.PIPE, text=True)  # fmt: skip
         if variant.startswith("htb"):
             time.sleep(max(0.0, start_wall + CHANGE_S - time.time()))
             frames = variant.removeprefix("htbsegj").removeprefix("htbseg").removeprefix("htb")
             cut = JUMBO_FRAME if variant.startswith("htbsegj") else 1514 if "seg" in variant else 0
             shape(ns_a, "gra", rate_bps, cut, int(frames or 0) * 1514)
+        if tap is not None:
+            time.sleep(max(0.0, start_wall + CHANGE_S + 2.5 - time.time()))
+            state = socket_state(ns_a)
+            sizes = json.loads(tap.communicate(timeout=10)[0])
+            print(
+                f"    wire 1-3 s after: {wire_summary(sizes, 2.0)}; socket at 2.5 s: {state}",
+                flush=True,
+            )
         tx.wait(seconds + 10)
         rx.wait(10)
         samples = [(float(t), int(n)) for t, n in json.loads(out.read_text())]
@@ -260,6 +313,11 @@ def main() -> None:
     parser.add_argument("--rates", default="300KiB,10MiB")
     parser.add_argument("--variants", default="pace,htb,htbseg,rttlog0,clamp2,clamp4")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--wire",
+        action="store_true",
+        help="also the packets leaving the sender's veth and its socket",
+    )
     parser.add_argument("--receiver", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--sender", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -279,7 +337,7 @@ def main() -> None:
         for rate in args.rates.split(","):
             for variant in args.variants.split(","):
                 for _ in range(args.runs):
-                    shares = one_run(variant, cc, int(parse_rate(rate) or 0))
+                    shares = one_run(variant, cc, int(parse_rate(rate) or 0), args.wire)
                     print(f"{cc:6s} {rate:>8s}/s  {variant:8s} {settled(shares):>8s}  {min(shares):.2f}  "
                           f"{max(shares):.2f}  {statistics.mean(shares):.3f}  "
                         f"{min(shares[LATE:]):.2f}  {max(shares[LATE:]):.2f}  "
