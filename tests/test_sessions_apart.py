@@ -174,3 +174,18 @@ def test_the_leak_check_sees_this_sessions_leftovers_and_not_another_sessions() 
         for cgroup in (ours_cg, theirs_cg):
             if cgroup.exists():
                 cgroup.rmdir()
+
+
+def test_end_to_end_tests_start_the_helper_through_tests_support() -> None:
+    """tests/support/helper_process.py compiles the programs and waits for the
+    machine lock before the helper's timed start; started directly, a start
+    that compiled under load took more than its 30 s."""
+    direct = [
+        f"{path.relative_to(REPO)}:{node.lineno}"
+        for path in sorted((REPO / "tests/e2e").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        and node.module == "chadthrottle.helper.standalone"
+        and any(alias.name == "HelperProcess" for alias in node.names)
+    ]
+    assert direct == [], "import HelperProcess from tests.support.helper_process"
