@@ -13,7 +13,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from tests.support.netns import Receiver, rates_together
+from chadthrottle.contract import Direction
+
+from tests.support.netns import Receiver, Stream, rates_together
 
 BAND = 0.10  # +-10% of the limit
 SETTLE_WINDOW_S, SETTLE_WINDOWS, SETTLE_BAND = 0.5, 2, 0.05
@@ -53,3 +55,17 @@ def settled_group_rates(
         settled = settled + 1 if all(in_band(s, limit_bps, SETTLE_BAND) for s in sums) else 0
     rates = iter(rates_together(everyone, JUDGED_WINDOW_S))
     return [[next(rates) / wire for _ in group] for group in groups]
+
+
+def assert_sums_within(
+    groups: dict[Direction, list[Stream]], limit_bps: float, wire: float, what: str = ""
+) -> None:
+    """Each direction's streams hold limit_bps in sum (+-10%) over one window
+    once all of them settled: one application limited both ways is judged in
+    the time of one."""
+    rates = settled_group_rates([[s.receiver for s in g] for g in groups.values()], limit_bps, wire)
+    for direction, group in zip(groups, rates, strict=True):
+        total = sum(group)
+        assert in_band(total, limit_bps), (
+            f"{what}{direction.value}: {total / limit_bps:.3f} of {limit_bps / 2**20:.0f} MiB/s"
+        )
