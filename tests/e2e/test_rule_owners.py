@@ -55,6 +55,9 @@ def three_users(stack: Stack) -> Iterator[dict[str, Stream]]:
             stream.stop()
 
 
+PROBE_S, PROBE_WITHIN_S = 0.5, 2.0
+
+
 def _rates(streams: dict[str, Stream], seconds: float = 2.0) -> dict[str, float]:
     names = list(streams)
     rates = rates_together([streams[name].receiver for name in names], seconds)
@@ -70,8 +73,11 @@ def _wait_for_rates(
     streams: dict[str, Stream], check: object, timeout_s: float = 12.0
 ) -> dict[str, float]:
     """Read 2 s windows until check(rates) holds (a limit settles within about
-    a second); the last reading, for the assertion message."""
+    a second); the last reading, for the assertion message. The first window
+    starts once a PROBE_S window passes the check (PROBE_WITHIN_S at most): it
+    began at once and, straddling the change, failed, and a second one followed."""
     deadline = time.monotonic() + timeout_s
+    eventually(lambda: check(_rates(streams, PROBE_S)), PROBE_WITHIN_S, interval_s=0.0)  # type: ignore[operator]
     while True:
         rates = _rates(streams)
         if check(rates) or time.monotonic() > deadline:  # type: ignore[operator]
