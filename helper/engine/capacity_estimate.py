@@ -38,7 +38,7 @@ Each tick:
   new cut for REFRACTORY_S while the round trips catch up. A loaded
   download that passed under UNDER_SHARE of its shaping rate is cut even
   while an upload probe is blamed, and alone at first (the upload too if
-  the queue stays DOWN_FIRST_S): what passes it is after the modem;
+  the queue stays after DOWN_ALONE_CUTS): what passes it is after the modem;
 - the delay stayed low: one loaded direction (LOADED_SHARE of its shaping
   rate passed) is raised, by a step that grows with raises in a row
   (RAISE_STEPS; the upload's smaller, JUDGE_S apart), straight up to the
@@ -92,18 +92,27 @@ NOISE_SHARE = (
 RAISE_STEPS = {
     # raises in a row grow the step (10 -> 15 Mbit/s in 5 ticks); 1.25 overshot by 25%: 0.1 s of queue
     Direction.DOWN: (1.03, 1.06, 1.12),
-    Direction.UP: (1.03, 1.05, 1.08),  # judged only by the round trips, 2 s late: smaller
+    Direction.UP: (1.02, 1.03, 1.05),  # judged only by the round trips, 2 s late: smaller
 }  # 1.4 overshot by 40%
 JUDGE_S = {  # a direction's raise is judged this long before its next one
     Direction.DOWN: 0.9,  # a tick: what passed tells (TOOK_SHARE)
     Direction.UP: 2.0,  # what we send passes our shaper whatever the modem does: the round trips tell
 }
-TOOK_SHARE = 0.96  # of a raised download's shaping rate: less passed, the modem's rate is under it
+# of a raised download's shaping rate: less passed, the modem's rate is under it. What passes
+# lags the rate by 1-3% while it climbs; 0.975 took rising links for failures and never followed
+TOOK_SHARE = 0.96
 FORGET_FAILED_S = (
     20.0  # small steps near a failed probe for this long, then the link may have changed
 )
+CUT_GOOD, CUT_FAILED = (
+    0.97,
+    1.03,
+)  # after a download's cut, what passed (the modem's rate) x these: its near zone
 UNDER_SHARE = 0.9  # of its shaping rate: a loaded download that passed less is held back past us
-DOWN_FIRST_S = 6.0  # a rise again this soon after cutting the download alone: cut the upload too
+DOWN_FIRST_S = 6.0  # cuts of the download alone this close together are in a row
+DOWN_ALONE_CUTS = (
+    2  # in a row at most (a halving takes two); then the upload's queue may be it: both
+)
 UP_TURN_S = (
     10.0  # an upload not raised this long gets a probe while the download sits near its link
 )
@@ -179,6 +188,7 @@ class CapacityEstimator:
             raise ValueError(f"floor_bps must be positive, not {self.floor_bps}")
         self._state: dict[Direction, _Direction] = {}
         self._since_down_cut_s = float("inf")  # since a cut of the download alone
+        self._down_cuts = 0  # of the download alone, DOWN_FIRST_S or less apart
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
             start = self.start.get(direction) or None
@@ -243,7 +253,7 @@ class CapacityEstimator:
         under UNDER_SHARE of its shaping rate is cut either way (what passes
         it is after the modem: it fell, so the modem's rate did, or the
         upload's queue there holds its acknowledgements back), alone at first:
-        the upload too if the queue stays DOWN_FIRST_S."""
+        the upload too if the queue stays after DOWN_ALONE_CUTS in a row."""
         down = active.get(Direction.DOWN)
         under = down is not None and not down.recent and down.capacity is not None \
             and achieved[Direction.DOWN] < UNDER_SHARE * down.capacity * SHAPE_SHARE  # fmt: skip
@@ -257,9 +267,11 @@ class CapacityEstimator:
             if under and drained:
                 self._cut(Direction.DOWN, down, achieved[Direction.DOWN], delay)  # type: ignore[arg-type]
         elif drained:
-            if under and self._since_down_cut_s > DOWN_FIRST_S:
+            if self._since_down_cut_s > DOWN_FIRST_S:
+                self._down_cuts = 0
+            if under and self._down_cuts < DOWN_ALONE_CUTS:
                 active = {Direction.DOWN: down}  # type: ignore[dict-item]
-                self._since_down_cut_s = 0.0
+                self._since_down_cut_s, self._down_cuts = 0.0, self._down_cuts + 1
             for direction, state in active.items():
                 self._cut(direction, state, achieved[direction], delay)
 
@@ -309,10 +321,13 @@ class CapacityEstimator:
                   and achieved[d] >= LOADED_SHARE * s.capacity * SHAPE_SHARE
                   and (not s.recent or s.recent[-1][0] >= JUDGE_S[d])}  # fmt: skip
         up, down = self._state[Direction.UP], self._state[Direction.DOWN]
-        # the upload's turn: while the download is held, or after UP_TURN_S while
-        # the download sits near its link (it pauses, so one probe is judged at a time)
-        up_turn = Direction.UP in loaded and (Direction.DOWN not in loaded or (
-            up.since_raise_s >= UP_TURN_S and down.failed_at is not None))  # fmt: skip
+        # the upload's turn: while the download is held, or after UP_TURN_S while the
+        # download sits at its link (it failed there lately; it pauses meanwhile, so
+        # one probe is judged at a time), not while it climbs
+        near = down.failures and down.since_failed_s < UP_TURN_S and down.capacity >= down.good_at  # type: ignore[operator]
+        up_turn = Direction.UP in loaded and (
+            Direction.DOWN not in loaded or (up.since_raise_s >= UP_TURN_S and near)
+        )
         if up.recent:  # an upload probe is judged by the round trips: no download probe meanwhile
             if Direction.UP not in loaded or Direction.DOWN in loaded:
                 return
@@ -392,9 +407,11 @@ class CapacityEstimator:
             cut = min(max(cut, int(state.capacity * MAX_CUT_SHARE)), state.capacity)
         state.capacity = self._bound(cut, state.ceiling)
         state.since_cut_s, state.streak, state.failed_at, state.failures = 0.0, 0, None, 0
-        if direction is Direction.DOWN:
-            state.good_at, state.since_failed_s = state.capacity, 0.0
-            state.failed_at = self._bound(int(achieved / SHAPE_SHARE), state.ceiling)
+        if direction is Direction.DOWN:  # what passed, passed the modem: back up to it at once
+            link = achieved / SHAPE_SHARE
+            state.good_at = max(state.capacity, self._bound(int(link * CUT_GOOD), state.ceiling))
+            state.failed_at = max(state.good_at, self._bound(int(link * CUT_FAILED), state.ceiling))
+            state.since_failed_s = 0.0
 
     def _bound(self, bps: int, ceiling: int) -> int:
         return max(min(self.floor_bps, ceiling), min(bps, ceiling))

@@ -100,8 +100,11 @@ def test_from_a_value_ten_times_too_high() -> None:
 def test_the_upload_direction_alone() -> None:
     modem = ToyModem(625_000)
     estimator = CapacityEstimator({DOWN: 2_500_000, UP: 1_250_000})
-    trace = run(estimator, modem, 20, UP)
+    # 30 s: after the cuts that drain the toy's full queue, an upload climbs back in
+    # small steps 2 s apart (its raises are judged only by the round trips)
+    trace = run(estimator, modem, 30, UP)
     assert (settled(trace, 625_000) or 99) <= 10, trace
+    assert all(0.75 * 625_000 <= (c or 0) <= 1.2 * 625_000 for c in trace[10:]), trace
     assert estimator.capacity(DOWN) == 2_500_000
 
 
