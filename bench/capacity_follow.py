@@ -19,8 +19,12 @@ the second phase and comes back for the third:
 Printed per phase: how long after the change the estimate is first
 within -25%..+20% of the new capacity ("follows"; target <= 10 s), the
 share of the phase's remaining seconds within it, and the call's
-median / p99 round trip and loss over the phase's second half. A trace of
-the estimate (Mbit/s, L3) and the delay signal per second follows.
+median / p99 round trip and loss over the phase's second half, and the
+link used then (what passed the host's veth, as shares of the modem's rate
+down / up). A trace per second follows: the estimate (Mbit/s, L3), the
+delay signal and our own queues' wait (kernel layer only), the call's
+worst way out and back, and the modem's queues (its tbf backlog at its
+rate): which direction's queue made a spike, and which probe filled it.
 
     sudo .venv/bin/python -m bench.capacity_follow [--down 2.5M] [--up 625K] [--buffer-ms 400]
         [--phase-s 20] [--slow-share 0.5] [--start right|wrong|none] [--flows 4] [--bulk both|down]
@@ -82,6 +86,15 @@ class Second:
     delay_ms: float | None
     passed: tuple[float, float]  # L3 bytes/s through the uplink this second (down, up)
     waits_ms: tuple[float, float]  # in our shaper's queue at the sample (down, up)
+    modem_ms: tuple[float, float] = (0.0, 0.0)  # in the modem's queues then (down, up): the truth
+
+
+def modem_ms(internet: Internet | None, true: tuple[int, int]) -> tuple[float, float]:
+    """The modem's queues now, in ms at its rates (down, up): what the estimator tries to keep empty."""
+    if internet is None:
+        return 0.0, 0.0
+    down, up = internet.backlog_bytes()
+    return down / (true[0] / L2_TO_L3) * 1000, up / (true[1] / L2_TO_L3) * 1000
 
 
 class Follower:
@@ -98,6 +111,7 @@ class Follower:
                                     netns=None)  # fmt: skip
         self._netns = pair.host_ns
         self.true = (0, 0)
+        self.internet: Internet | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._began = time.monotonic()
@@ -136,7 +150,8 @@ class Follower:
             self.trace.append(Second(now - self._began, *self.true, after[Direction.DOWN], after[Direction.UP],
                                      None if delay is None else delay * 1000,
                                      (moved[Direction.DOWN] / seconds, moved[Direction.UP] / seconds),
-                                     (waits[Direction.DOWN] * 1000, waits[Direction.UP] * 1000)))  # fmt: skip
+                                     (waits[Direction.DOWN] * 1000, waits[Direction.UP] * 1000),
+                                     modem_ms(self.internet, self.true)))  # fmt: skip
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -156,6 +171,7 @@ class HelperFollower:
 
     def __init__(self, pair: NetnsPair, bus: PrivateSystemBus) -> None:
         self.trace, self.true, self._bus, self._pair = list[Second](), (0, 0), bus, pair
+        self.internet: Internet | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._began = time.monotonic()
@@ -173,7 +189,7 @@ class HelperFollower:
                     self.trace.append(Second(now - self._began, *self.true, shaping.down_capacity_bps or None,
                                              shaping.up_capacity_bps or None, None,
                                              ((counted.down - before.down) / seconds, (counted.up - before.up) / seconds),
-                                             (0.0, 0.0)))  # fmt: skip
+                                             (0.0, 0.0), modem_ms(self.internet, self.true)))  # fmt: skip
                     before, last = counted, now
             finally:
                 ipr.close()
@@ -286,6 +302,27 @@ def _call_stats(call: CallResult, first: int, last: int) -> str:
     return f"{rtts[len(rtts) // 2]:.2f} / {rtts[min(len(rtts) - 1, int(0.99 * len(rtts)))]:.2f} ms, loss {loss:.2%}"
 
 
+def _link_used(trace: list[Second], start: float, end: float) -> tuple[float, float]:
+    """What passed the host's veth from start to end, as shares of the modem's rates (down, up)."""
+    part = [s for s in trace if start < s.at <= end]
+    if not part:
+        return 0.0, 0.0
+    down = sum(s.passed[0] / s.true_down for s in part) / len(part)
+    return down, sum(s.passed[1] / s.true_up for s in part) / len(part)
+
+
+def _worst_call_per_second(call: CallResult, began: float) -> dict[int, tuple[float, float]]:
+    """Per second of the run (the second ending there, as the trace's rows):
+    the call's worst way out and worst way back (ms), to tell which
+    direction's queue made a spike."""
+    worst: dict[int, tuple[float, float]] = {}
+    for n, up_ms, down_ms in zip(call.sequences, call.up_ms, call.down_ms, strict=False):
+        second = int(began + n / 50) + 1
+        old = worst.get(second, (0.0, 0.0))
+        worst[second] = (max(old[0], up_ms), max(old[1], down_ms))
+    return worst
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.capacity_follow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -350,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             def tag(scope: Path, slot: int) -> None:
                 datapath.set_cgroup_slot(os.stat(scope).st_ino, slot)
 
-        follower.true = (down_l3, up_l3)
+        follower.true, follower.internet = (down_l3, up_l3), internet
         bench = Bench(
             None,
             pair,
@@ -387,9 +424,11 @@ def main(argv: list[str] | None = None) -> int:
         begin, end = i * arguments.phase_s, (i + 1) * arguments.phase_s
         settled, share = follows_s(follower.trace, begin, end)
         half = int((begin + arguments.phase_s / 2 - call_began) * 50), int((end - call_began) * 50)
+        used = _link_used(follower.trace, begin + arguments.phase_s / 2, end)
         print(f"phase {i + 1}: modem {down * 8 / 1e6:.1f} Mbit/s down; estimate follows after "
               f"{'-' if settled is None else f'{settled:.0f} s'}, in band {share:.0%} of the rest; "
-              f"call (2nd half) median / p99 {_call_stats(call, max(0, half[0]), half[1])}")  # fmt: skip
+              f"call (2nd half) median / p99 {_call_stats(call, max(0, half[0]), half[1])}; "
+              f"link used (2nd half) {used[0]:.2f} / {used[1]:.2f}")  # fmt: skip
     spikes = sorted(
         {
             round(call_began + n / 50)
@@ -398,15 +437,19 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     print(f"\nseconds with a call round trip above {SPIKE_MS:.0f} ms: {spikes}")
+    worst = _worst_call_per_second(call, call_began)
     print(
-        "\nt(s)  true down  est down  passed  true up  est up  passed  delay(ms)  ours down/up(ms)  [Mbit/s, L3]"
+        "\nt(s)  true down  est down  passed  true up  est up  passed  delay(ms)  ours down/up(ms)"
+        "  call max up/down(ms)  modem down/up(ms)  [Mbit/s, L3]"
     )
     for s in follower.trace:
         mbit = lambda v: "-" if v is None else f"{v * 8 / 1e6:.2f}"  # noqa: E731
+        up_ms, down_ms = worst.get(round(s.at), (0.0, 0.0))
         print(
             f"{s.at:5.1f}  {mbit(s.true_down):>9}  {mbit(s.down):>8}  {mbit(s.passed[0]):>6}  {mbit(s.true_up):>7}  "
             f"{mbit(s.up):>6}  {mbit(s.passed[1]):>6}  "
-            f"{'-' if s.delay_ms is None else f'{s.delay_ms:.1f}':>9}  {s.waits_ms[0]:6.1f} / {s.waits_ms[1]:.1f}"
+            f"{'-' if s.delay_ms is None else f'{s.delay_ms:.1f}':>9}  {s.waits_ms[0]:6.1f} / {s.waits_ms[1]:<6.1f}"
+            f"  {up_ms:8.1f} / {down_ms:<6.1f}  {s.modem_ms[0]:6.1f} / {s.modem_ms[1]:.1f}"
         )
     return 0
 
