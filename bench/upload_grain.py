@@ -2,7 +2,7 @@
 late, and whether a send-window clamp holds it at once (issue 13).
 
     sudo .venv/bin/python -m bench.upload_grain [--cc bbr,cubic] [--rates 300KiB,10MiB]
-        [--variants pace,htb,htbseg,rttlog0,clamp2,clamp4] [--runs 1] [--wire]
+        [--variants pace,htb,htbseg,rttlog0,clamp2,clamp4] [--runs 1] [--wire] [--then 10MiB]
 
 No helper and no shaper: a sender in one namespace writes as fast as it can
 to a receiver in another over a veth (tens of us of round trip); 1.5 s in,
@@ -35,6 +35,10 @@ mean), and the first window from which every one is within +-5%
 ("settled"). With --wire, also the sizes of the packets leaving the
 sender's veth 1-3 s after the change (an AF_PACKET tap: a GSO packet is seen
 whole) and the socket's cwnd, pacing rate and minimum RTT (ss -tin) at 2.5 s.
+With --then RATE, the limit is raised 4.5 s after the first change (the
+pacing cap, and an htb variant's class and TBF leaf changed in place, the
+leaf to cut nothing, as the helper does above its threshold), and the
+windows after that are printed too.
 With no shaper, what the sender had queued before the change arrives in
 the first windows; the benchmarks with the helper (bench/limits.py) read
 those as the shaper passes them.
@@ -59,6 +63,7 @@ from chadthrottle.units import parse_rate
 MSS, HEADERS = 1448, 52
 PORT = 5997
 CHANGE_S, AFTER_S = 1.5, 4.0
+THEN_S = 4.5  # --then: the second change, this long after the first
 LATE = 30  # the first window ending 2 s after the change
 ADDR_A, ADDR_B = "10.213.7.1", "10.213.7.2"
 SOL_SOCKET, SO_MAX_PACING_RATE, SOL_TCP, TCP_BPF_SNDCWND_CLAMP = 1, 47, 6, 1002
@@ -148,8 +153,9 @@ def receiver(out: str, seconds: float) -> None:
     Path(out).write_text(json.dumps(samples))
 
 
-def sender(start_wall: float, cc: str, pace_bps: int, seconds: float) -> None:
-    """Write at full speed; at start_wall + CHANGE_S cap the pacing rate."""
+def sender(start_wall: float, cc: str, pace_bps: int, seconds: float, then_bps: int = 0) -> None:
+    """Write at full speed; at start_wall + CHANGE_S cap the pacing rate (and
+    THEN_S later raise it to then_bps, if given)."""
     sock = socket.socket()
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
     sock.connect((ADDR_B, PORT))
@@ -159,6 +165,9 @@ def sender(start_wall: float, cc: str, pace_bps: int, seconds: float) -> None:
         if not paced and time.time() >= start_wall + CHANGE_S:
             sock.setsockopt(SOL_SOCKET, SO_MAX_PACING_RATE, pace_bps)
             paced = True
+        if then_bps and time.time() >= start_wall + CHANGE_S + THEN_S:
+            sock.setsockopt(SOL_SOCKET, SO_MAX_PACING_RATE, then_bps)
+            then_bps = 0
         try:
             sock.send(data)
         except TimeoutError:
@@ -237,7 +246,20 @@ def shape(ns: str, dev: str, rate_bps: int, cut: int, burst: int) -> None:
              f"{rate_bps * 8 * 20}bit", "burst", str(cut), "latency", "1s")  # fmt: skip
 
 
-def one_run(variant: str, cc: str, rate_bps: int, wire: bool = False) -> list[float]:
+def raise_class(ns: str, dev: str, rate_bps: int, cut: bool) -> None:
+    """The class to rate_bps with the helper's burst, its TBF leaf to cut nothing."""
+    burst = str(max(MIN_BURST, int(rate_bps * 0.05)))
+    _run("tc", "-n", ns, "class", "change", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate",
+         f"{rate_bps * 8}bit", "burst", burst, "cburst", burst)  # fmt: skip
+    if cut:
+        _run("tc", "-n", ns, "qdisc", "change", "dev", dev, "parent", "1:1", "handle", "10:", "tbf", "rate",
+             "100gbit", "burst", str(1 << 20), "limit", str(4 << 20))  # fmt: skip
+
+
+def one_run(
+    variant: str, cc: str, rate_bps: int, wire: bool = False, then_bps: int = 0
+) -> tuple[list[float], list[float]]:
+    """The windows after the change, and after the second change (--then; else [])."""
     from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 
     suffix = f"{os.getpid() % 100000}"
@@ -257,14 +279,15 @@ def one_run(variant: str, cc: str, rate_bps: int, wire: bool = False) -> list[fl
         cgroup.mkdir()
         if variant.startswith("clamp"):
             trigger = Trigger(cgroup, int(variant.removeprefix("clamp")))
-        seconds = CHANGE_S + AFTER_S + 0.5
+        seconds = CHANGE_S + AFTER_S + 0.5 + (THEN_S if then_bps else 0)
+        then_pace = int(0.995 * then_bps * MSS / (MSS + HEADERS))
         rx = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns_b}", sys.executable, "-m", "bench.upload_grain",
                                "--receiver", str(out), str(seconds)], stdout=subprocess.PIPE, text=True)  # fmt: skip
         assert rx.stdout is not None and rx.stdout.readline().strip() == "ready"
         start_wall = time.time() + 0.3
         pace = int(0.995 * payload_bps)
         tx = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns_a}", sys.executable, "-m", "bench.upload_grain",
-                               "--sender", str(start_wall), cc, str(pace), str(seconds)])  # fmt: skip
+                               "--sender", str(start_wall), cc, str(pace), str(seconds), str(then_pace)])  # fmt: skip
         (cgroup / "cgroup.procs").write_text(str(tx.pid))  # before it connects (0.3 s)
         tap = None
         if wire:
@@ -284,11 +307,15 @@ def one_run(variant: str, cc: str, rate_bps: int, wire: bool = False) -> list[fl
                 f"    wire 1-3 s after: {wire_summary(sizes, 2.0)}; socket at 2.5 s: {state}",
                 flush=True,
             )
+        if then_bps and variant.startswith("htb"):  # as the helper changes a class: in place
+            time.sleep(max(0.0, start_wall + CHANGE_S + THEN_S - time.time()))
+            raise_class(ns_a, "gra", then_bps, "seg" in variant)
         tx.wait(seconds + 10)
         rx.wait(10)
         samples = [(float(t), int(n)) for t, n in json.loads(out.read_text())]
         change = start_wall + CHANGE_S - (time.time() - time.monotonic())
-        return windows(samples, change, payload_bps)
+        later = windows(samples, change + THEN_S, then_pace / 0.995) if then_bps else []
+        return windows(samples, change, payload_bps), later
     finally:
         if trigger is not None:
             trigger.close()
@@ -319,13 +346,18 @@ def main() -> None:
         help="also the packets leaving the sender's veth and its socket",
     )
     parser.add_argument("--receiver", nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--sender", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--then",
+        default="",
+        help="a second limit, 4.5 s after the first (htb variants: the class raised in place)",
+    )
+    parser.add_argument("--sender", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:
         return receiver(args.receiver[0], float(args.receiver[1]))
     if args.sender:
-        wall, cc, pace, seconds = args.sender
-        return sender(float(wall), cc, int(pace), float(seconds))
+        wall, cc, pace, seconds, then = args.sender
+        return sender(float(wall), cc, int(pace), float(seconds), int(then))
     print(
         f"upload grain, {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}"
     )
@@ -337,11 +369,17 @@ def main() -> None:
         for rate in args.rates.split(","):
             for variant in args.variants.split(","):
                 for _ in range(args.runs):
-                    shares = one_run(variant, cc, int(parse_rate(rate) or 0), args.wire)
+                    then_bps = int(parse_rate(args.then) or 0) if args.then else 0
+                    shares, later = one_run(
+                        variant, cc, int(parse_rate(rate) or 0), args.wire, then_bps
+                    )
                     print(f"{cc:6s} {rate:>8s}/s  {variant:8s} {settled(shares):>8s}  {min(shares):.2f}  "
                           f"{max(shares):.2f}  {statistics.mean(shares):.3f}  "
                         f"{min(shares[LATE:]):.2f}  {max(shares[LATE:]):.2f}  "
                           f"(load {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
+                    if later:
+                        print(f"    then {args.then}/s: settled {settled(later)}, {min(later):.2f}-{max(later):.2f}, "
+                              f"mean {statistics.mean(later):.3f}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
