@@ -7,6 +7,7 @@ namespace is as it was (issue 13)."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,8 @@ from chadthrottle.contract import Direction
 from tests.e2e.conftest import MiB, Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
-from tests.support.netns import app_scope, start_stream, tc_dump
-from tests.support.settled_sum import settled_rates
+from tests.support.netns import NetnsPair, Stream, app_scope, rates_together, start_stream, tc_dump
+from tests.support.settled_sum import settled_group_rates
 from tests.support.tun_link import tun_link
 from tests.support.waiting import eventually
 
@@ -27,6 +28,7 @@ LIMIT = 2 * MiB
 # What the helper hooks on an uplink, by direction: downloads on a device
 # without an Ethernet header by the L3 program, uploads by the egress one.
 HOOK = {Direction.DOWN: "chadt_tc_in_l3", Direction.UP: "chadt_tc_out"}
+_ports = itertools.count(5850)
 
 
 @pytest.fixture
@@ -46,36 +48,50 @@ def _hooks_on(stack: Stack, ifname: str, direction: Direction) -> str:
                           capture_output=True, text=True, check=True).stdout  # fmt: skip
 
 
-@pytest.mark.parametrize("direction", [Direction.DOWN, Direction.UP])
-def test_a_limit_holds_in_sum_over_a_tun_uplink_and_leaves_nothing(
-    stack: Stack, scopes: tuple[Path, Path], direction: Direction
+def test_a_limit_holds_in_sum_over_a_tun_uplink_both_ways_and_leaves_nothing(
+    stack: Stack, scopes: tuple[Path, Path]
 ) -> None:
+    """One application limited both ways, each direction judged on its own
+    over the same settled window (tests/support/settled_sum.py)."""
     app_cgroup, peer_cgroup = scopes
     before = stack.idle_tc_state()
+
+    def start(pair: NetnsPair, direction: Direction) -> Stream:
+        return start_stream(pair, next(_ports), direction.value, app_cgroup=app_cgroup,
+                            peer_cgroup=peer_cgroup)  # fmt: skip
+
     with tun_link(stack.pair) as tun:
         untouched = tc_dump(stack.pair.host_ns)  # the tun is there, no limit yet
-        streams = [start_stream(tun, 5850, direction.value, app_cgroup=app_cgroup,
-                                peer_cgroup=peer_cgroup)]  # fmt: skip
+        streams: dict[Direction, list[Stream]] = {d: [] for d in Direction}
         try:
-            assert streams[0].receiver.rate_bps(1.0) / WIRE > 3 * LIMIT  # fast before
-            app = call_helper(
-                stack.bus_address,
-                lambda c: c.set_limit(f"pid:{streams[0].app_pid}", direction, LIMIT),
-            )
+            for direction in Direction:
+                streams[direction].append(start(tun, direction))
+            fast = rates_together([streams[d][0].receiver for d in Direction], 1.0)
+            assert min(fast) / WIRE > 3 * LIMIT, f"not fast before: {fast}"
+            app = call_helper(stack.bus_address,
+                              lambda c: c.set_limit(f"pid:{streams[Direction.UP][0].app_pid}", Direction.UP, LIMIT))  # fmt: skip
             try:
-                # the same application over the veth too: one limit for both
-                streams.append(start_stream(stack.pair, 5851, direction.value, app_cgroup=app_cgroup,
-                                            peer_cgroup=peer_cgroup))  # fmt: skip
-                over_tun, over_veth = settled_rates([s.receiver for s in streams], LIMIT, WIRE)
-                total = over_tun + over_veth
-                assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
-                assert over_tun > 0.05 * LIMIT, "nothing crossed the tun"  # the sum is over it
-                hooks = _hooks_on(stack, tun.host_if, direction)
-                assert HOOK[direction] in hooks, f"no {HOOK[direction]} on {tun.host_if}:\n{hooks}"
+                call_helper(stack.bus_address, lambda c: c.set_limit(app, Direction.DOWN, LIMIT))
+                for (
+                    direction
+                ) in Direction:  # the same application over the veth too: one limit for both
+                    streams[direction].append(start(stack.pair, direction))
+                rates = settled_group_rates([[s.receiver for s in streams[d]] for d in Direction], LIMIT, WIRE)  # fmt: skip
+                for direction, (over_tun, over_veth) in zip(Direction, rates, strict=True):
+                    total = over_tun + over_veth
+                    assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, (
+                        f"{direction.value}: {total / LIMIT:.3f} of the limit"
+                    )
+                    # the sum is over the tun too
+                    assert over_tun > 0.05 * LIMIT, f"{direction.value}: nothing crossed the tun"
+                    hooks = _hooks_on(stack, tun.host_if, direction)
+                    assert HOOK[direction] in hooks, (
+                        f"no {HOOK[direction]} on {tun.host_if}:\n{hooks}"
+                    )
             finally:
                 call_helper(stack.bus_address, lambda c: c.clear_limit(app))
         finally:
-            for stream in streams:
+            for stream in [s for group in streams.values() for s in group]:
                 stream.stop()
         assert eventually(lambda: tc_dump(stack.pair.host_ns) == untouched, 10.0), (
             "objects left after clear"
