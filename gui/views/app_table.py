@@ -158,6 +158,10 @@ class AppTable(QTreeView):
         self.selectionModel().currentRowChanged.connect(lambda *_: self._sync_editors())
         proxy.rowsRemoved.connect(lambda *_: self._forget_invalid())
         proxy.layoutChanged.connect(lambda *_: self._sync_editors())
+        # A re-sort (each poll) is laid out at once, not on the view's delayed-layout
+        # timer: the list is then painted in the same pass as the rest of the poll's
+        # changes rather than in a pass of its own (one flush to the display fewer).
+        proxy.layoutChanged.connect(lambda *_: self.executeDelayedItemsLayout())
         self._expanded_ids: list[str] = []  # kept on expand/collapse: asked after every poll
         self.expanded.connect(lambda _index: self._expansion_changed(""))
         # A process row says only its name: it takes the whole row, which at 2x on
