@@ -94,6 +94,7 @@ RAISE_STEPS = {
     Direction.DOWN: (1.03, 1.06, 1.12),
     Direction.UP: (1.02, 1.03, 1.05),  # judged only by the round trips, 2 s late: smaller
 }  # 1.4 overshot by 40%
+STREAK_GAP_S = 6.0  # raises further apart are not in a row (an upload's 5% step after a pause: 0.12 s of queue)
 JUDGE_S = {  # a direction's raise is judged this long before its next one
     Direction.DOWN: 0.9,  # a tick: what passed tells (TOOK_SHARE)
     Direction.UP: 2.0,  # what we send passes our shaper whatever the modem does: the round trips tell
@@ -343,6 +344,8 @@ class CapacityEstimator:
         if state.failed_at is not None and state.capacity >= state.failed_at:  # type: ignore[operator]
             # passed above it: the link is faster now, found again from the smallest step
             state.failed_at, state.streak = None, 0
+        if state.since_raise_s > STREAK_GAP_S:
+            state.streak = 0  # not raises in a row: the next step is the smallest again
         steps = RAISE_STEPS[direction]
         step = steps[min(state.streak, len(steps) - 1)]
         if state.failed_at is not None and state.capacity * step > state.good_at:  # type: ignore[operator]
