@@ -4,6 +4,8 @@ with no traceback."""
 
 from __future__ import annotations
 
+import threading
+
 
 class HelperError(Exception):
     """Root of every error the helper raises on purpose."""
@@ -28,3 +30,14 @@ class KernelError(HelperError):
     def __init__(self, message: str, errno: int = 0) -> None:
         super().__init__(message)
         self.errno = errno
+
+
+class StartCancelled(HelperError):
+    """SIGTERM/SIGINT came while the helper was starting: the start was given
+    up (the build child killed and reaped) and what it had made was undone."""
+
+
+def raise_if_stopping(stopping: threading.Event | None, what: str) -> None:
+    """Give up a step of the start once the helper is told to stop."""
+    if stopping is not None and stopping.is_set():
+        raise StartCancelled(f"stopped while {what}")

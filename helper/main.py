@@ -5,9 +5,12 @@ Order matters: connect to the bus (cheap to fail), build the engine (which
 creates kernel objects), export the object, and only then take the bus name,
 so a client never reaches a helper that cannot answer. On SIGTERM/SIGINT, or if
 anything fails, the name is released and the engine closed, which removes
-every kernel object it created. With an idle timeout (D-Bus activation) the
-helper also stops once it has had no calls and no limits for that long: the
-bus starts it again on the next call.
+every kernel object it created. A stop while the engine is still being built
+(a cold start compiles for seconds) gives the build up at once: the build
+child is killed and reaped, what was made is undone, and the exit is clean
+(0). With an idle timeout (D-Bus activation) the helper also stops once it has
+had no calls and no limits for that long: the bus starts it again on the next
+call.
 
 A helper that replaces a killed one takes over without a gap: the engine
 adopts the tc objects the old one left and attaches its programs beside the
@@ -38,7 +41,7 @@ from chadthrottle.helper.adapter.engine_thread import EngineThread
 from chadthrottle.helper.adapter.polkit import Authority, CachingAuthority, PolkitAuthority
 from chadthrottle.helper.adapter.service import HelperService
 from chadthrottle.helper.engine.api import EngineApi
-from chadthrottle.helper.errors import HelperError
+from chadthrottle.helper.errors import HelperError, StartCancelled
 from chadthrottle.helper.install import add_install_commands, run_install_command
 from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
 from dbus_fast import NameFlag, RequestNameReply
@@ -129,8 +132,17 @@ async def run_helper(
     takeover = _Once(finish_takeover or (lambda: None))
     takeover_waits: asyncio.Future[None] | None = None
     try:
-        engine = await engine_thread.run(make_engine)
+        try:
+            engine = await engine_thread.run(make_engine)
+        except StartCancelled as cancelled:
+            if not stop.is_set():
+                raise
+            log.info("%s: the start was given up", cancelled)
+            return
         takeover_waits = asyncio.ensure_future(_after(TAKEOVER_GRACE_S, takeover))
+        if stop.is_set():  # it came after the slow steps: undone as at any stop
+            log.info("stopped while starting")
+            return
         service = HelperService(bus, engine, make_authority(bus), engine_thread)
         service.export()
         reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
@@ -200,13 +212,15 @@ def _make_engine(
     usage_flush_s: float = 60.0,
     wall_clock_file: Path | None = None,
     cache_dir: Path = DEFAULT_CACHE_DIR,
+    stopping: threading.Event | None = None,
 ) -> ClosableEngine:
     # Imported here: the factory pulls in pyroute2, which --help must not need.
     from chadthrottle.helper.engine.factory import EngineOptions, build_engine, wall_clock_from_file
 
     options = EngineOptions(
-        state_dir=state_dir, backend=backend, usage_flush_s=usage_flush_s, cache_dir=cache_dir
-    )
+        state_dir=state_dir, backend=backend, usage_flush_s=usage_flush_s, cache_dir=cache_dir,
+        stopping=stopping,
+    )  # fmt: skip
     if wall_clock_file is not None:
         options = dataclasses.replace(options, wall_clock=wall_clock_from_file(wall_clock_file))
     engine: ClosableEngine = build_engine(options)
@@ -215,13 +229,19 @@ def _make_engine(
 
 async def _serve(arguments: argparse.Namespace) -> None:
     stop = asyncio.Event()
+    stopping = threading.Event()  # the same, for the engine thread's build to see
+
+    def on_signal() -> None:
+        stopping.set()
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
     await run_helper(
         arguments.bus_address,
         lambda: _make_engine(arguments.state_dir, arguments.backend, arguments.usage_flush_s, arguments.wall_clock_file,
-                             arguments.cache_dir),
+                             arguments.cache_dir, stopping),
         stop,
         idle_exit_s=idle_exit_seconds(arguments.idle_exit_s, os.environ),
         finish_takeover=lambda: _finish_takeover(arguments.state_dir),

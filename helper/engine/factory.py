@@ -24,6 +24,7 @@ from chadthrottle.helper.engine.estimation import LinkEstimation
 from chadthrottle.helper.engine.limits import LimitTable
 from chadthrottle.helper.engine.rule_codec import rename_rules
 from chadthrottle.helper.engine.rule_store import BackgroundSaver, RuleStore, StateFileError
+from chadthrottle.helper.errors import raise_if_stopping
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import all_pids
 from chadthrottle.helper.identity.renames import certain_rename
@@ -54,6 +55,8 @@ class EngineOptions:
     wall_clock: Callable[[], float] = (
         time.time
     )  # the time schedules and the usage history see (tests move it)
+    # Set by SIGTERM/SIGINT: a build still starting gives up (StartCancelled).
+    stopping: threading.Event | None = None
 
 
 def wall_clock_from_file(path: Path) -> Callable[[], float]:
@@ -172,10 +175,11 @@ def build_engine(options: EngineOptions) -> RunningEngine:
     choice = choose_backends(options.backend, config)  # per direction; says what is missing
     log.info("backends: %s", ", ".join(f"{d.value}loads by {name}" for d, name in choice.items()))
     ipr = IPRoute()
-    datapath = Datapath(cache_dir=options.cache_dir)
+    datapath = Datapath(cache_dir=options.cache_dir, stopping=options.stopping)
     try:
         remove_leftovers(ipr)
         datapath.open()
+        raise_if_stopping(options.stopping, "attaching the datapath")
         adopted = datapath.adopt_open_sockets(all_pids())
         log.info("adopted %d sockets of %d processes opened before the helper started",
                  sum(adopted.values()), len(adopted))  # fmt: skip

@@ -15,9 +15,10 @@ import logging
 import os
 import platform
 import shutil
+import threading
 from pathlib import Path
 
-from chadthrottle.helper.errors import BackendUnavailable
+from chadthrottle.helper.errors import BackendUnavailable, StartCancelled, raise_if_stopping
 
 log = logging.getLogger("chadthrottle.kernel.bcc")
 
@@ -42,25 +43,37 @@ def _debian_halves() -> tuple[Path, Path] | None:
     return None
 
 
-def _merge_tree(common: Path, arch: Path, target: Path) -> None:
-    """Symlink both halves into target, the arch half winning (like cp -rs; cp -rsf)."""
+def _merge_tree(
+    common: Path, arch: Path, target: Path, stopping: threading.Event | None = None
+) -> None:
+    """Symlink both halves into target, the arch half winning (like cp -rs; cp -rsf).
+    Seconds of work under load: a stop given meanwhile ends it, the half-made
+    tree removed."""
     staging = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    for half in (common, arch):
-        for dirpath, _dirnames, filenames in os.walk(half):
-            rel = Path(dirpath).relative_to(half)
-            (staging / rel).mkdir(parents=True, exist_ok=True)
-            for name in filenames:
-                link = staging / rel / name
-                if link.is_symlink() or link.exists():
-                    link.unlink()
-                link.symlink_to(Path(dirpath) / name)
+    try:
+        for half in (common, arch):
+            for dirpath, _dirnames, filenames in os.walk(half):
+                raise_if_stopping(stopping, "merging the kernel headers")
+                rel = Path(dirpath).relative_to(half)
+                (staging / rel).mkdir(parents=True, exist_ok=True)
+                for name in filenames:
+                    link = staging / rel / name
+                    if link.is_symlink() or link.exists():
+                        link.unlink()
+                    link.symlink_to(Path(dirpath) / name)
+    except StartCancelled:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
 
 
-def kernel_source_dir(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
-    """A header tree bcc can compile against; raises BackendUnavailable with the fix."""
+def kernel_source_dir(
+    cache_dir: Path = DEFAULT_CACHE_DIR, stopping: threading.Event | None = None
+) -> Path:
+    """A header tree bcc can compile against; raises BackendUnavailable with the
+    fix (StartCancelled once stopping is set while it merges one)."""
     own = _own_headers()
     if own is not None:
         return own
@@ -75,7 +88,7 @@ def kernel_source_dir(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
     if not (target / "include" / "linux" / "bpf.h").exists():
         log.info("merging %s and %s into %s for bcc", common, arch, target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _merge_tree(common, arch, target)
+        _merge_tree(common, arch, target, stopping)
     return target
 
 

@@ -22,6 +22,7 @@ import ctypes
 import logging
 import os
 import struct
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,10 +171,16 @@ class Datapath:
     """Owns the BPF programs and maps for the lifetime of the helper."""
 
     def __init__(
-        self, cgroup_root: Path | None = None, cache_dir: Path = DEFAULT_CACHE_DIR
+        self,
+        cgroup_root: Path | None = None,
+        cache_dir: Path = DEFAULT_CACHE_DIR,
+        stopping: threading.Event | None = None,
     ) -> None:
         self._cgroup_root = cgroup_root or cgroup2_mount()
         self._cache_dir = cache_dir
+        # Set when the helper is told to stop: open() gives up its slow steps
+        # (the compile, the wait for the machine lock) with StartCancelled.
+        self._stopping = stopping
         self._loaded: LoadedPrograms | None = None
         self._maps: dict[str, TypedMap] = {}
         self._max_entries: dict[str, int] = {}
@@ -203,7 +210,7 @@ class Datapath:
         shared lock would wait for it forever, so it is not taken."""
         source_dir = bpf_source_dir()
         program_set, self.program_origin = obtain_program_set(
-            self._cache_dir, source_dir, compile_flags(source_dir)
+            self._cache_dir, source_dir, compile_flags(source_dir), stopping=self._stopping
         )
         try:
             try:
@@ -217,10 +224,11 @@ class Datapath:
                     "the stored BPF programs did not load (%s): compiling them again", error
                 )
                 program_set, self.program_origin = obtain_program_set(
-                    self._cache_dir, source_dir, compile_flags(source_dir), use_cache=False)  # fmt: skip
+                    self._cache_dir, source_dir, compile_flags(source_dir), use_cache=False,
+                    stopping=self._stopping)  # fmt: skip
                 self._loaded = _load(program_set)
             if not machine_lock_held:
-                self._lock_fd = acquire_shared()
+                self._lock_fd = acquire_shared(stopping=self._stopping)
             self._attach(program_set)
         except BaseException:
             self.close()

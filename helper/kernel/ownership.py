@@ -26,12 +26,13 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from chadthrottle.helper.errors import BackendUnavailable
+from chadthrottle.helper.errors import BackendUnavailable, StartCancelled
 
 RUN_DIR = Path("/run/chadthrottle")
 LOCK_FILE = RUN_DIR / "datapath.lock"
@@ -39,7 +40,7 @@ RECORD_GLOB = "datapath-*.ids"
 LOCK_TIMEOUT_S = 120.0
 
 
-def _lock(path: Path, mode: int, timeout_s: float) -> int:
+def _lock(path: Path, mode: int, timeout_s: float, stopping: threading.Event | None = None) -> int:
     RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     deadline = time.monotonic() + timeout_s
@@ -51,12 +52,19 @@ def _lock(path: Path, mode: int, timeout_s: float) -> int:
             if time.monotonic() >= deadline:
                 os.close(fd)
                 raise BackendUnavailable(f"{path} stayed locked for {timeout_s:.0f} s") from None
-            time.sleep(0.1)
+            if stopping is None:
+                time.sleep(0.1)
+            elif stopping.wait(0.1):
+                os.close(fd)
+                raise StartCancelled("stopped while waiting for the machine lock") from None
 
 
-def acquire_shared(timeout_s: float = LOCK_TIMEOUT_S) -> int:
-    """Say a datapath runs (many may); the caller closes the fd to stop saying it."""
-    return _lock(LOCK_FILE, fcntl.LOCK_SH, timeout_s)
+def acquire_shared(
+    timeout_s: float = LOCK_TIMEOUT_S, stopping: threading.Event | None = None
+) -> int:
+    """Say a datapath runs (many may); the caller closes the fd to stop saying it.
+    A start waiting here gives up once stopping is set (StartCancelled)."""
+    return _lock(LOCK_FILE, fcntl.LOCK_SH, timeout_s, stopping)
 
 
 @contextlib.contextmanager

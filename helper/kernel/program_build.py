@@ -9,7 +9,8 @@ keys the result by (program_cache.obtain_program_set), handed over rather than
 computed again here, so what is stored is built with what its key says. It runs
 as a child of the helper because bcc keeps LLVM and clang mapped for the life
 of the process that used it (about 130 MiB resident); the child's maps and
-compiler go when it exits, and the helper loads the result with bpf(2).
+compiler go when it exits, and the helper loads the result with bpf(2). It
+dies with the helper (PR_SET_PDEATHSIG), even one SIGKILLed mid-compile.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -86,7 +88,28 @@ def build(source_dir: Path, cflags: list[str]) -> dict[str, object]:
         bpf.cleanup()
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """SIGKILL this build when the helper that started it dies (a SIGKILLed
+    helper cannot kill it), and exit now if it already has: its pid is in
+    program_cache.BUILD_PARENT_VARIABLE, and a child whose parent died before
+    the prctl has been handed to another parent."""
+    from chadthrottle.helper.kernel.program_cache import BUILD_PARENT_VARIABLE
+
+    parent = os.environ.get(BUILD_PARENT_VARIABLE)
+    if parent is None:  # run by hand
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if str(os.getppid()) != parent:
+        sys.exit(3)
+
+
 def main(argv: list[str]) -> int:
+    die_with_parent()
     if not argv or not Path(argv[0]).is_dir():
         print(
             "usage: python -m chadthrottle.helper.kernel.program_build SOURCE_DIR [CFLAG...]",

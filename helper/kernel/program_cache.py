@@ -24,10 +24,12 @@ import secrets
 import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from chadthrottle.helper.errors import BackendUnavailable
+from chadthrottle.helper.errors import BackendUnavailable, StartCancelled, raise_if_stopping
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.program_set import InvalidProgramSet, ProgramSet
 
@@ -37,6 +39,10 @@ CACHE_FILE = "bpf-programs.json"
 CACHE_FORMAT = 1
 MAX_CACHE_BYTES = 8 << 20
 BUILD_TIMEOUT_S = 120.0
+STOP_POLL_S = 0.05  # how soon a stop kills the build child
+KILLED_CHILD_WAIT_S = 1.0  # a child killed by a signal: is it the helper's stop?
+# The helper's pid, for the child to check after setting PR_SET_PDEATHSIG.
+BUILD_PARENT_VARIABLE = "CHADTHROTTLE_BUILD_PARENT"
 
 
 class CacheRefused(Exception):
@@ -138,32 +144,63 @@ def write_cache(cache_dir: Path, key: dict[str, Any], program_set: ProgramSet) -
         raise
 
 
-def build_in_child(source_dir: Path, cache_dir: Path, cflags: list[str]) -> ProgramSet:
-    """Compile with bcc and cflags in a child process (program_build.py)."""
+def _run_build(
+    command: list[str], environment: dict[str, str], stopping: threading.Event | None
+) -> tuple[int, bytes, bytes]:
+    """Run the build child to its end (returncode, stdout, stderr). Once
+    stopping is set it is killed and reaped at once (StartCancelled): a stop
+    during a cold start must not wait out the compiler. The child also sets
+    PR_SET_PDEATHSIG (program_build.py), so a SIGKILLed helper takes it along."""
+    deadline = time.monotonic() + BUILD_TIMEOUT_S
+    # -P and cwd "/": the module comes from where the helper's does, never
+    # from whatever directory the helper was started in (it runs as root).
+    with subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=environment, cwd="/",
+    ) as child:  # fmt: skip
+        try:
+            while True:
+                try:
+                    out, err = child.communicate(timeout=STOP_POLL_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    raise_if_stopping(stopping, "compiling the BPF programs")
+                    if time.monotonic() >= deadline:
+                        raise BackendUnavailable(
+                            f"compiling the BPF programs took more than {BUILD_TIMEOUT_S:.0f} s"
+                        ) from None
+        except BaseException:
+            child.kill()
+            child.communicate()  # reaped: no zombie, no stray compiler
+            raise
+    # Under systemd a stop signals the whole cgroup: the child may die of it
+    # before the helper's own handler has said "stopping".
+    if child.returncode < 0 and stopping is not None and stopping.wait(KILLED_CHILD_WAIT_S):
+        raise StartCancelled("stopped while compiling the BPF programs")
+    return child.returncode, out, err
+
+
+def build_in_child(
+    source_dir: Path, cache_dir: Path, cflags: list[str], stopping: threading.Event | None = None
+) -> ProgramSet:
+    """Compile with bcc and cflags in a child process (program_build.py);
+    StartCancelled if stopping is set meanwhile."""
     if importlib.util.find_spec("bcc") is None:
         raise BackendUnavailable(
             "bcc is not installed: install python3-bpfcc (Debian) and use a Python that sees it"
         )
     environment = dict(os.environ)
     if "BCC_KERNEL_SOURCE" not in environment:  # set by hand: that tree
-        environment["BCC_KERNEL_SOURCE"] = str(kernel_source_dir(cache_dir))
-    try:
-        # -P and cwd "/": the module comes from where the helper's does, never
-        # from whatever directory the helper was started in (it runs as root).
-        result = subprocess.run(
-            [sys.executable, "-P", "-m", "chadthrottle.helper.kernel.program_build", str(source_dir),
-             *cflags],
-            stdin=subprocess.DEVNULL, capture_output=True, env=environment, timeout=BUILD_TIMEOUT_S, cwd="/",
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise BackendUnavailable(
-            f"compiling the BPF programs took more than {BUILD_TIMEOUT_S:.0f} s"
-        ) from None
-    if result.returncode != 0:
-        said = result.stderr.decode(errors="replace").strip()[-3000:]
+        environment["BCC_KERNEL_SOURCE"] = str(kernel_source_dir(cache_dir, stopping))
+    environment[BUILD_PARENT_VARIABLE] = str(os.getpid())
+    command = [sys.executable, "-P", "-m", "chadthrottle.helper.kernel.program_build",
+               str(source_dir), *cflags]  # fmt: skip
+    returncode, stdout, stderr = _run_build(command, environment, stopping)
+    if returncode != 0:
+        said = stderr.decode(errors="replace").strip()[-3000:]
         raise BackendUnavailable(f"the BPF programs did not compile: {said}")
     try:
-        return ProgramSet.from_json(json.loads(result.stdout))
+        return ProgramSet.from_json(json.loads(stdout))
     except (ValueError, InvalidProgramSet) as error:
         raise BackendUnavailable(
             f"the BPF program build gave an unusable result: {error}"
@@ -176,17 +213,19 @@ def obtain_program_set(
     cflags: list[str],
     kernel: tuple[str, str] | None = None,
     use_cache: bool = True,
+    stopping: threading.Event | None = None,
 ) -> tuple[ProgramSet, str]:
     """The program set for this kernel and source, and where it came from:
     "cache", or "built" (and stored when the cache directory allows).
-    use_cache False builds whatever is stored (the kernel refused it)."""
+    use_cache False builds whatever is stored (the kernel refused it).
+    stopping set gives up a build (StartCancelled), storing nothing."""
     key = cache_key(source_dir, cflags, kernel)
     try:
         if use_cache:
             return read_cached(cache_dir, key), "cache"
     except CacheRefused as reason:
         log.info("compiling the BPF programs: the stored ones are not used (%s)", reason)
-    program_set = build_in_child(source_dir, cache_dir, key["cflags"])
+    program_set = build_in_child(source_dir, cache_dir, key["cflags"], stopping)
     try:
         write_cache(cache_dir, key, program_set)
     except (OSError, CacheRefused) as error:
