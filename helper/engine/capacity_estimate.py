@@ -114,6 +114,7 @@ DOWN_FIRST_S = 6.0  # cuts of the download alone this close together are in a ro
 DOWN_ALONE_CUTS = (
     2  # in a row at most (a halving takes two); then the upload's queue may be it: both
 )
+UP_TURN_RAISES = 2  # an upload's turn beside a loaded download: this many raises in a row at most
 UP_TURN_S = (
     10.0  # an upload not raised this long gets a probe while the download sits near its link
 )
@@ -190,6 +191,7 @@ class CapacityEstimator:
         self._state: dict[Direction, _Direction] = {}
         self._since_down_cut_s = float("inf")  # since a cut of the download alone
         self._down_cuts = 0  # of the download alone, DOWN_FIRST_S or less apart
+        self._since_back_s = float("inf")  # since a failed probe was taken back
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
             start = self.start.get(direction) or None
@@ -213,6 +215,7 @@ class CapacityEstimator:
             else None
         )  # NaN
         self._since_down_cut_s += sample.seconds
+        self._since_back_s += sample.seconds
         for state in self._state.values():
             state.since_cut_s += sample.seconds
             state.since_raise_s += sample.seconds
@@ -238,7 +241,10 @@ class CapacityEstimator:
         elif delay > RISE_S + NOISE_SHARE * max(sample.local_wait_s.values(), default=0.0):
             self._rise(active, achieved, delay)
         elif not self._past_us(active, achieved, sample.local_wait_s):
-            self._probe(active, achieved)
+            # a direction that nearly fills its own shaping rate is probed even when small
+            # beside the other (an upload cut to 3.5 Mbit/s beside a 20 Mbit/s download
+            # read as acknowledgements and was never raised again); cuts stay for bulk
+            self._probe(self._state, achieved)
         return self.capacities()
 
     def capacities(self) -> dict[Direction, int | None]:
@@ -267,7 +273,9 @@ class CapacityEstimator:
             )
             if under and drained:
                 self._cut(Direction.DOWN, down, achieved[Direction.DOWN], delay)  # type: ignore[arg-type]
-        elif drained:
+        elif drained and (under or self._since_back_s >= BLAME_S):
+            # a rise within BLAME_S of a take-back is its queue, seen late: no cut for it
+            # unless the download passes less (then the link slowed meanwhile)
             if self._since_down_cut_s > DOWN_FIRST_S:
                 self._down_cuts = 0
             if under and self._down_cuts < DOWN_ALONE_CUTS:
@@ -323,15 +331,21 @@ class CapacityEstimator:
                   and (not s.recent or s.recent[-1][0] >= JUDGE_S[d])}  # fmt: skip
         up, down = self._state[Direction.UP], self._state[Direction.DOWN]
         # the upload's turn: while the download is held, or after UP_TURN_S while the
-        # download sits at its link (it failed there lately; it pauses meanwhile, so
-        # one probe is judged at a time), not while it climbs
-        near = down.failures and down.since_failed_s < UP_TURN_S and down.capacity >= down.good_at  # type: ignore[operator]
-        up_turn = Direction.UP in loaded and (
-            Direction.DOWN not in loaded or (up.since_raise_s >= UP_TURN_S and near)
+        # download sits at its link (in its near zone; it pauses meanwhile, so one probe
+        # is judged at a time), not while it climbs
+        near = (  # the download in its near zone: between what passed and where it failed
+            down.failed_at is not None and down.good_at <= (down.capacity or 0) <= down.failed_at
+        )
+        up_turn = (
+            Direction.UP in loaded
+            and down.since_cut_s >= BLAME_S  # the download's last failure seen in the round trips
+            and (Direction.DOWN not in loaded or (up.since_raise_s >= UP_TURN_S and near))
         )
         if up.recent:  # an upload probe is judged by the round trips: no download probe meanwhile
-            if Direction.UP not in loaded or Direction.DOWN in loaded:
-                return
+            if Direction.UP not in loaded or (
+                Direction.DOWN in loaded and up.streak >= UP_TURN_RAISES
+            ):
+                return  # the upload goes on while its turn lasts
             direction, state = Direction.UP, up
         elif up_turn:
             if down.recent:
@@ -395,7 +409,7 @@ class CapacityEstimator:
         holds = HOLD_S[direction]
         state.hold_s = holds[min(max(state.failures, 1), len(holds)) - 1]
         state.capacity, state.recent, state.streak = self._bound(back, state.ceiling), [], 0
-        state.since_cut_s = 0.0
+        state.since_cut_s, self._since_back_s = 0.0, 0.0
 
     def _cut(
         self, direction: Direction, state: _Direction, achieved: float, delay_s: float

@@ -263,19 +263,23 @@ def test_a_failed_upload_probe_leaves_the_download_alone() -> None:
     raised = estimator.update(Sample(1.0, loaded(estimator), 0.0))
     assert raised[DOWN] is not None and raised[DOWN] > 2_000_000  # judged in a tick: first
     assert raised[UP] == 500_000
-    # the download did not pass at its new rate: back, held; the upload's turn
+    # the download did not pass at its new rate: back; it finds its link again, and
+    # once it sits there (and its failure was seen in the round trips) the upload's turn
     after = estimator.update(Sample(1.0, loaded(estimator, 0.9), 0.0))
     assert after[DOWN] is not None and after[DOWN] < 2_000_000
-    up_raised = estimator.update(
-        Sample(1.0, {DOWN: int(after[DOWN] * SHAPE_SHARE), UP: 475_000}, 0.0)
-    )
-    assert up_raised[UP] is not None and up_raised[UP] > 500_000
-    assert up_raised[DOWN] == after[DOWN]  # no download probe while the upload's is judged
-    # the round trips rise two ticks later: the upload's probe failed, the download is not touched
-    estimator.update(Sample(1.0, loaded(estimator), 0.0))
+    for _ in range(20):
+        before = estimator.capacities()
+        now = estimator.update(Sample(1.0, loaded(estimator), 0.0))
+        if now[UP] != before[UP]:
+            break
+    assert now[UP] is not None and now[UP] > 500_000, now
+    down = now[DOWN]
+    # no download probe while the upload's is judged; the round trips rise two ticks
+    # later: the upload's probe failed, the download is not touched
+    assert estimator.update(Sample(1.0, loaded(estimator), 0.0))[DOWN] == down
     final = estimator.update(Sample(1.0, loaded(estimator), 0.08))
     assert final[UP] is not None and final[UP] < 500_000
-    assert final[DOWN] == after[DOWN]
+    assert final[DOWN] == down
 
 
 def test_a_raised_download_that_does_not_pass_is_taken_back_a_tick_later() -> None:
@@ -312,3 +316,15 @@ def test_an_upload_probe_that_failed_is_not_tried_again_at_once() -> None:
             failures, failed_at = failures + 1, before
     assert failures <= 3, failures
     assert failed_at is not None and 0.85 * 1_050_000 <= (estimator.capacity(UP) or 0) < failed_at
+
+
+def test_an_upload_small_beside_the_download_is_still_raised() -> None:
+    """An upload that fills its own shaping rate is raised even when it carries
+    less than a quarter of the download (measured at 82cf101: cut to 3.5 Mbit/s
+    beside a 20 Mbit/s download it read as acknowledgements and stayed there);
+    slowly: its probes cost the calls most, and the download pauses for them."""
+    estimator = CapacityEstimator({DOWN: 2_500_000, UP: 400_000})
+    link = BothWays(2_500_000, 625_000, lag=2)
+    for _ in range(80):  # two raises a turn, a turn while the download sits at its link
+        link.tick(estimator)
+    assert (estimator.capacity(UP) or 0) >= 0.75 * 625_000, estimator.capacities()
