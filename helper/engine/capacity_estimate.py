@@ -38,7 +38,9 @@ Each tick:
   new cut for REFRACTORY_S while the round trips catch up. A loaded
   download that passed under UNDER_SHARE of its shaping rate is cut even
   while an upload probe is blamed, and alone at first (the upload too if
-  the queue stays after DOWN_ALONE_CUTS): what passes it is after the modem;
+  the queue stays after DOWN_ALONE_CUTS): what passes it is after the modem.
+  A rise within BLAME_S of a take-back is that probe's queue seen late: no
+  cut for it unless the download passes less;
 - the delay stayed low: one loaded direction (LOADED_SHARE of its shaping
   rate passed) is raised, by a step that grows with raises in a row
   (RAISE_STEPS; the upload's smaller, JUDGE_S apart), straight up to the
@@ -50,9 +52,12 @@ for the whole path (a round trip crosses both queues, and a download's
 acknowledgements go up), so a rise is blamed on the probe that came before
 it. A download's probe is judged in a tick by what passed (above), an
 upload's only by the round trips, 2-4 s late (BLAME_S). So no download is
-raised while an upload probe is judged, and the upload gets a turn while
-the download is held, or after UP_TURN_S when the download sits near its
-link. Measured before (raised in turn each second, both taken back on a
+raised while an upload probe is judged, and the upload gets a turn (once
+the download's last failure has shown in the round trips, BLAME_S) while
+the download is held, or after UP_TURN_S when the download sits in its
+near zone, for UP_TURN_RAISES raises. A direction that nearly fills its
+own shaping rate is probed even when small beside the other (cuts stay for
+bulk: BULK_SHARE). Measured before (raised in turn each second, both taken back on a
 rise): every failed probe of the upload took back the download's raise
 too, the download sat in band 7-92% of the time after the link came back,
 and the call's p99 was 99-227 ms while estimating (bench/capacity_follow.py,
