@@ -14,16 +14,20 @@ stop point, tens of seconds on a fresh machine) is not waited out here.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from chadthrottle.helper.errors import StartCancelled
+from chadthrottle.helper.kernel import ownership
 from chadthrottle.helper.kernel.bcc_env import _own_headers, kernel_source_dir
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 from chadthrottle.helper.kernel.program_cache import CACHE_FILE
@@ -220,3 +224,22 @@ def test_sigkill_mid_compile_takes_the_build_child_along(
         assert _wait_until(lambda: not _alive_build(starting.child), CHILD_GONE_BOUND_S), (
             "the build child still compiles after its helper was SIGKILLed"
         )
+
+
+def test_a_start_waiting_for_a_held_lock_gives_up_when_told_to_stop(tmp_path: Path) -> None:
+    """The wait for the machine lock (up to 120 s while a benchmark holds it) is
+    a stop point too; a lock file of this test's own, held as a benchmark would."""
+    lock_path = tmp_path / "datapath.lock"
+    holder = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    stopping = threading.Event()
+    timer = threading.Timer(0.2, stopping.set)
+    timer.start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(StartCancelled, match="waiting for the machine lock"):
+            ownership._lock(lock_path, fcntl.LOCK_SH, 30.0, stopping)
+    finally:
+        timer.cancel()
+        os.close(holder)
+    assert time.monotonic() - began < 0.2 + STOP_BOUND_S
