@@ -107,9 +107,10 @@ JUDGE_S = {  # a direction's raise is judged this long before its next one
 # of a raised download's shaping rate: less passed, the modem's rate is under it. What passes
 # lags the rate by 1-3% while it climbs; 0.975 took rising links for failures and never followed
 TOOK_SHARE = 0.96
-FORGET_FAILED_S = (
-    20.0  # small steps near a failed probe for this long, then the link may have changed
-)
+FORGET_FAILED_S = {  # small steps near a failed probe for this long, then the link may have changed
+    Direction.DOWN: 20.0,
+    Direction.UP: 60.0,  # each try past the link costs the calls 80-110 ms: found again a minute later
+}
 CUT_GOOD, CUT_FAILED = (
     0.97,
     1.03,
@@ -221,12 +222,12 @@ class CapacityEstimator:
         )  # NaN
         self._since_down_cut_s += sample.seconds
         self._since_back_s += sample.seconds
-        for state in self._state.values():
+        for direction, state in self._state.items():
             state.since_cut_s += sample.seconds
             state.since_raise_s += sample.seconds
             state.hold_s = max(0.0, state.hold_s - sample.seconds)
             state.since_failed_s += sample.seconds
-            if state.since_failed_s > FORGET_FAILED_S:
+            if state.since_failed_s > FORGET_FAILED_S[direction]:
                 state.failed_at = None  # the link may be faster by now
             state.recent = [
                 (age + sample.seconds, before)
