@@ -338,50 +338,63 @@ class CapacityEstimator:
         up, down = self._state[Direction.UP], self._state[Direction.DOWN]
         # the upload's turn: while the download is held, or after UP_TURN_S while the
         # download sits at its link (in its near zone; it pauses meanwhile, so one probe
-        # is judged at a time), not while it climbs
+        # is judged at a time), not while it climbs; never while the upload cannot rise
         near = (  # the download in its near zone: between what passed and where it failed
             down.failed_at is not None and down.good_at <= (down.capacity or 0) <= down.failed_at
         )
+        if Direction.UP in loaded:
+            self._refresh(up)
+        up_step = self._step(Direction.UP, up) if Direction.UP in loaded else None
         up_turn = (
-            Direction.UP in loaded
+            up_step is not None
             and down.since_cut_s >= BLAME_S  # the download's last failure seen in the round trips
             and (Direction.DOWN not in loaded or (up.since_raise_s >= UP_TURN_S and near))
         )
         if up.recent:  # an upload probe is judged by the round trips: no download probe meanwhile
-            if Direction.UP not in loaded or (
-                Direction.DOWN in loaded and up.streak >= UP_TURN_RAISES
-            ):
+            if up_step is None or (Direction.DOWN in loaded and up.streak >= UP_TURN_RAISES):
                 return  # the upload goes on while its turn lasts
-            direction, state = Direction.UP, up
+            state, step = up, up_step
         elif up_turn:
-            if down.recent:
-                return  # the download's last raises are still judged
-            direction, state = Direction.UP, up
-        elif Direction.DOWN in loaded:  # judged in a tick: first
-            direction, state = Direction.DOWN, down
+            if down.recent and down.recent[-1][0] < JUDGE_S[Direction.UP]:
+                return  # the download's last raise is still being judged
+            state, step = up, up_step  # type: ignore[assignment]
+        elif Direction.DOWN in loaded:  # refreshed only now: its near zone holds the upload's turn
+            self._refresh(down)
+            if (down_step := self._step(Direction.DOWN, down)) is None:
+                return
+            state, step = down, down_step
         else:
             return
-        if state.failed_at is not None and state.capacity >= state.failed_at:  # type: ignore[operator]
-            # passed above it: the link is faster now, found again from the smallest step
-            state.failed_at, state.streak = None, 0
-        if state.since_raise_s > STREAK_GAP_S:
-            state.streak = 0  # not raises in a row: the next step is the smallest again
-        steps = RAISE_STEPS[direction]
-        step = steps[min(state.streak, len(steps) - 1)]
-        if state.failed_at is not None and state.capacity * step > state.good_at:  # type: ignore[operator]
-            if direction is Direction.UP and state.since_raise_s < SUSPECT_S:
-                return  # the last step is still being judged: near the link, one at a time
-            # up to where it passed in one step, then small ones
-            step = max(NEAR_STEP, min(step, state.good_at / state.capacity))  # type: ignore[operator]
-            if (
-                direction is Direction.UP
-            ):  # an overshoot of 1-2% is not seen for seconds: stay under
-                step = min(step, state.failed_at / NEAR_STEP / state.capacity)  # type: ignore[operator]
-                if step <= 1.001:
-                    return
         state.recent.append((0.0, state.capacity))  # type: ignore[arg-type]
         state.capacity = self._bound(int(state.capacity * step), state.ceiling)  # type: ignore[operator]
         state.since_raise_s, state.streak = 0.0, state.streak + 1
+
+    def _refresh(self, state: _Direction) -> None:
+        """Before a raise: a capacity past where a probe failed means the link is
+        faster now (found again from the smallest step); raises far apart are not in a row."""
+        if state.failed_at is not None and (state.capacity or 0) >= state.failed_at:
+            state.failed_at, state.streak = None, 0
+        if state.since_raise_s > STREAK_GAP_S:
+            state.streak = 0  # not raises in a row: the next step is the smallest again
+
+    def _step(self, direction: Direction, state: _Direction) -> float | None:
+        """The factor of this direction's next raise; None: none now."""
+        if state.capacity is None:
+            return None
+        steps = RAISE_STEPS[direction]
+        step = steps[min(state.streak, len(steps) - 1)]
+        if state.failed_at is not None and state.capacity * step > state.good_at:
+            if direction is Direction.UP and state.since_raise_s < SUSPECT_S:
+                return None  # the last step is still being judged: near the link, one at a time
+            # up to where it passed in one step, then small ones
+            step = max(NEAR_STEP, min(step, state.good_at / state.capacity))
+            if (
+                direction is Direction.UP
+            ):  # an overshoot of 1-2% is not seen for seconds: stay under
+                step = min(step, state.failed_at / NEAR_STEP / state.capacity)
+                if step <= 1.001:
+                    return None
+        return step
 
     def _take_back(self, direction: Direction, state: _Direction, achieved: Mapping[Direction, float]) -> None:  # fmt: skip
         """A failed probe: back under where it started (and under what passed),

@@ -328,3 +328,22 @@ def test_an_upload_small_beside_the_download_is_still_raised() -> None:
     for _ in range(80):  # two raises a turn, a turn while the download sits at its link
         link.tick(estimator)
     assert (estimator.capacity(UP) or 0) >= 0.75 * 625_000, estimator.capacities()
+
+
+def test_an_upload_held_under_its_failure_does_not_hold_the_download() -> None:
+    """The upload's turn comes only when it can rise: at 69d4ea3 an upload held
+    under the rate it had failed at still took the turn, and the download sat
+    unraised 10-12 s at a time (it missed the link coming back, 20 Mbit/s)."""
+    rates = {DOWN: 2_500_000, UP: 625_000}
+    link = BothWays(rates[DOWN], rates[UP], lag=2)
+    estimator = CapacityEstimator({DOWN: rates[DOWN], UP: int(rates[UP] / SHAPE_SHARE)})
+    unchanged, longest, last = 0, 0, None
+    for second in range(90):
+        if second == 45:  # the link gets faster: the download must find it
+            link.modems[DOWN].rate = rates[DOWN] = 5_000_000
+        link.tick(estimator)
+        now = estimator.capacity(DOWN)
+        unchanged = unchanged + 1 if now == last else 0
+        longest, last = max(longest, unchanged), now
+    assert longest <= 8, longest
+    assert (estimator.capacity(DOWN) or 0) >= 0.75 * 5_000_000, estimator.capacities()
