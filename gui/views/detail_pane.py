@@ -27,7 +27,7 @@ from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit, describe_quota
 from chadthrottle.gui.models.priority_view import describe_latency
 from chadthrottle.gui.views.graph_scale import graph_top
-from chadthrottle.gui.views.steady_text import fix_to_widest, widest_rate
+from chadthrottle.gui.views.steady_text import fix_to_widest, set_selectable_text, widest_rate
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.units import UnitSystem, format_rate
 from chadthrottle.usage_contract import UsageRow
@@ -424,7 +424,8 @@ class DetailPane(QWidget):
         self._fit_summary(
             describe_rates(info.name, 0, 0, limits, (0, 0), units, lambda _r, _u: widest)
         )
-        self.summary.setText(
+        set_selectable_text(
+            self.summary,
             describe_rates(
                 info.name,
                 info.down_bps,
@@ -432,7 +433,7 @@ class DetailPane(QWidget):
                 limits,
                 history.mean(MEASURED_OVER_SAMPLES),
                 units,
-            )
+            ),
         )
         states = {direction: self._model.limit_state(info.id, direction) for direction in Direction}
         latency = describe_latency(
@@ -457,6 +458,10 @@ class DetailPane(QWidget):
         for column, (direction, limit) in enumerate(zip(Direction, limits, strict=True)):
             self.graphs[direction].show(x / per, data[:, column], limit, -span_s / per, units)
         self.graphs[Direction.UP].set_time_unit("minutes ago" if coarse else "seconds ago")
+        for graph in self.graphs.values():  # a new range, or the other plot's (linked in x):
+            # pyqtgraph would set the plot's new transform in its paint, which moves
+            # its items and so paints the graph once more; set it before the paint.
+            graph.item.getViewBox().updateMatrix()
         self._show_hover()
 
     # --- values on hover ----------------------------------------------------------------

@@ -42,3 +42,12 @@ def fix_to_widest(label: QLabel, texts: Iterable[str], slack: int = 0) -> None:
         widest + ROUNDING_PX + slack + margins.left() + margins.right(),
         metrics.height() + margins.top() + margins.bottom(),
     )
+
+
+def set_selectable_text(label: QLabel, text: str) -> None:
+    """setText for a label whose text can be selected (a text control draws
+    it): the control lays the new text out in the label's next paint, and that
+    layout asks for one more paint of the label and its parents. Measuring the
+    label (minimumSizeHint) lays it out now, before the paint (issue 17)."""
+    label.setText(text)
+    label.minimumSizeHint()
