@@ -20,7 +20,30 @@ its next tick) are the old programs detached and any unadopted leftovers
 removed (finish_takeover).
 """
 
+# ruff: noqa: E402 (the stop signals are taken before the slow imports)
 from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+
+# A stop signalled before the event loop takes the signals over (during the
+# imports below, about 0.1 s) is noted here and ends the start cleanly, like one
+# that comes later: SIGINT would raise KeyboardInterrupt (a traceback), SIGTERM
+# would kill the process (status -15). Installed only in the helper's own
+# process (python -m, or the chadthrottle-helper script), not on an import.
+_SIGNALLED_EARLY = threading.Event()
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _note_stop(_signum: int, _frame: FrameType | None) -> None:
+    _SIGNALLED_EARLY.set()
+
+
+if __name__ == "__main__" or sys.argv[0].rsplit("/", 1)[-1] == "chadthrottle-helper":
+    for _signum in STOP_SIGNALS:
+        signal.signal(_signum, _note_stop)
 
 import argparse
 import asyncio
@@ -28,9 +51,6 @@ import dataclasses
 import gc
 import logging
 import os
-import signal
-import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -227,17 +247,20 @@ def _make_engine(
     return engine
 
 
-async def _serve(arguments: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    stopping = threading.Event()  # the same, for the engine thread's build to see
+async def _serve(arguments: argparse.Namespace, stopping: threading.Event) -> None:
+    """stopping: set by a stop signal, also one that came before the loop."""
+    stop = asyncio.Event()  # the same, for the loop to wait on
 
     def on_signal() -> None:
         stopping.set()
         stop.set()
 
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal)
+    if stopping.is_set():
+        log.info("stopped before starting")
+        return
     await run_helper(
         arguments.bus_address,
         lambda: _make_engine(arguments.state_dir, arguments.backend, arguments.usage_flush_s, arguments.wall_clock_file,
@@ -334,8 +357,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if arguments.command is not None:
         return run_install_command(arguments)
+    stopping = threading.Event()
+    # Until the loop takes them (and again once it has given them back, which
+    # restores the default), a stop signal only sets stopping; the handlers
+    # found are put back at the end, so a caller in-process keeps its own.
+    found = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda _signum, _frame: stopping.set())
+    if _SIGNALLED_EARLY.is_set():  # checked after: one in between is not lost
+        stopping.set()
     try:
-        asyncio.run(_serve(arguments))
+        asyncio.run(_serve(arguments, stopping))
     except (StartupError, HelperError) as error:
         print(f"chadthrottle-helper: {error}", file=sys.stderr)
         return 1
@@ -343,6 +375,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.exception("the helper failed")
         print(f"chadthrottle-helper: failed: {error}", file=sys.stderr)
         return 1
+    finally:
+        for signum, handler in found.items():
+            if handler is not None:  # None: not set from Python, cannot be put back
+                signal.signal(signum, handler)
     return 0
 
 
