@@ -122,7 +122,7 @@ DOWN_ALONE_CUTS = (
 )
 UP_TURN_RAISES = 2  # an upload's turn beside a loaded download: this many raises in a row at most
 UP_TURN_S = (
-    10.0  # an upload not raised this long gets a probe while the download sits near its link
+    20.0  # an upload not raised this long gets a probe while the download sits near its link
 )
 SAME_LINK = (
     0.1  # failures this close to the last one: the link has not changed, probe it less often

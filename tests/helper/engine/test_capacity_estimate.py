@@ -325,7 +325,7 @@ def test_an_upload_small_beside_the_download_is_still_raised() -> None:
     slowly: its probes cost the calls most, and the download pauses for them."""
     estimator = CapacityEstimator({DOWN: 2_500_000, UP: 400_000})
     link = BothWays(2_500_000, 625_000, lag=2)
-    for _ in range(80):  # two raises a turn, a turn while the download sits at its link
+    for _ in range(100):  # two raises a turn, a turn while the download sits at its link
         link.tick(estimator)
     assert (estimator.capacity(UP) or 0) >= 0.75 * 625_000, estimator.capacities()
 
