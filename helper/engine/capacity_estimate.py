@@ -339,8 +339,10 @@ class CapacityEstimator:
         # the upload's turn: while the download is held, or after UP_TURN_S while the
         # download sits at its link (in its near zone; it pauses meanwhile, so one probe
         # is judged at a time), not while it climbs; never while the upload cannot rise
-        near = (  # the download in its near zone: between what passed and where it failed
-            down.failed_at is not None and down.good_at <= (down.capacity or 0) <= down.failed_at
+        near = (  # the download stable in its near zone: failed again at about the same rate
+            down.failed_at is not None
+            and down.failures >= 2
+            and down.good_at <= (down.capacity or 0) <= down.failed_at
         )
         if Direction.UP in loaded:
             self._refresh(up)
