@@ -54,8 +54,10 @@ it. A download's probe is judged in a tick by what passed (above), an
 upload's only by the round trips, 2-4 s late (BLAME_S). So no download is
 raised while an upload probe is judged, and the upload gets a turn (once
 the download's last failure has shown in the round trips, BLAME_S) while
-the download is held, or after UP_TURN_S when the download sits in its
-near zone, for UP_TURN_RAISES raises. A direction that nearly fills its
+the download is held, or every UP_TURN_S when the download sits stable in
+its near zone (failed twice at about the same rate), for UP_TURN_RAISES
+raises; the download pauses meanwhile (about 8 s: a link that gets faster
+then is followed that much later). A direction that nearly fills its
 own shaping rate is probed even when small beside the other (cuts stay for
 bulk: BULK_SHARE). Measured before (raised in turn each second, both taken back on a
 rise): every failed probe of the upload took back the download's raise
