@@ -125,40 +125,25 @@ def test_an_application_in_another_namespace_is_held_both_ways(
     _held_both_ways(stack, app_namespace, scope, peer_scope, kind)
 
 
+@pytest.mark.parametrize("direction", [Direction.DOWN, Direction.UP], ids=["down", "up"])
 def test_one_limit_over_two_namespaces_holds_their_sum(
-    stack: Stack, app_namespace: NetnsPair, scope: Path, peer_scope: Path
+    stack: Stack, app_namespace: NetnsPair, scope: Path, peer_scope: Path, direction: Direction
 ) -> None:
     """What SetLimit says it holds (contract.LIMIT_REACH): one application's
-    downloads in two network namespaces at once, each with a link of its own,
-    are held to one limit in sum (each namespace's shaper has a class for it,
-    the guard, one policer per application, holds the sum). How the sum is
-    divided between them is tests/e2e/test_namespace_fair_share.py's."""
+    traffic in two network namespaces at once, each with a link of its own,
+    is held to one limit in sum. Downloads: each namespace's shaper has a
+    class for it, and the guard, one policer per application, holds the sum;
+    uploads: the guard, at the sockets before the namespaces' upload IFBs
+    (bench/namespace_share.py read 0.965-1.053 before the split was built).
+    Only the sum is judged here; how it is divided between them is
+    tests/e2e/test_namespace_fair_share.py's."""
+    way = "down" if direction is Direction.DOWN else "up"
     with extra_link(f"ctapp-{secrets.token_hex(3)}", stack.pair.peer_ns) as second:
-        streams = [start_stream(app_namespace, next(_ports), "down", app_cgroup=scope,
+        streams = [start_stream(app_namespace, next(_ports), way, app_cgroup=scope,
                                 peer_cgroup=peer_scope)]  # fmt: skip
         try:
-            with _limited(stack, streams[0], Direction.DOWN, LIMIT):
-                streams.append(start_stream(second, next(_ports), "down", app_cgroup=scope,
-                                            peer_cgroup=peer_scope))  # fmt: skip
-                total = _sum_within(streams, LIMIT)
-                assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
-        finally:
-            for stream in streams:
-                stream.stop()
-
-
-def test_one_upload_limit_over_two_namespaces_holds_their_sum(
-    stack: Stack, app_namespace: NetnsPair, scope: Path, peer_scope: Path
-) -> None:
-    """The same for uploads: the guard, at the sockets before the namespaces'
-    upload IFBs, holds the sum (bench/namespace_share.py read 0.965-1.053
-    before the split was built). Only the sum is judged here."""
-    with extra_link(f"ctapp-{secrets.token_hex(3)}", stack.pair.peer_ns) as second:
-        streams = [start_stream(app_namespace, next(_ports), "up", app_cgroup=scope,
-                                peer_cgroup=peer_scope)]  # fmt: skip
-        try:
-            with _limited(stack, streams[0], Direction.UP, LIMIT):
-                streams.append(start_stream(second, next(_ports), "up", app_cgroup=scope,
+            with _limited(stack, streams[0], direction, LIMIT):
+                streams.append(start_stream(second, next(_ports), way, app_cgroup=scope,
                                             peer_cgroup=peer_scope))  # fmt: skip
                 total = _sum_within(streams, LIMIT)
                 assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
