@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
+from pyroute2 import IPRoute
 
-from tests.support.netns import NetnsPair, netns_pair, tc_shaper_in
+from tests.support.netns import NetnsPair, entered_netns, netns_pair, tc_shaper_in
 from tests.support.requirements import require, require_program, require_root
 
 
@@ -53,3 +55,17 @@ def shaper(pair: NetnsPair, datapath: Datapath) -> Iterator[TcShaper]:
     """A TcShaper on the pair's host namespace, with the real datapath's programs."""
     with tc_shaper_in(pair.host_ns, datapath) as created:
         yield created
+
+
+@pytest.fixture
+def netlink(pair: NetnsPair) -> Iterator[tuple[IPRoute, ClassChanger]]:
+    """A netlink socket in the pair's host namespace and a class changer beside it."""
+    with entered_netns(pair.host_ns):
+        ipr = IPRoute()
+        changer = ClassChanger.beside(ipr.fileno())
+    assert changer is not None
+    try:
+        yield ipr, changer
+    finally:
+        changer.close()
+        ipr.close()

@@ -4,7 +4,6 @@ namespace only, and says so when the kernel refuses."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 from chadthrottle.contract import Direction
@@ -22,19 +21,6 @@ from pyroute2 import IPRoute
 from tests.support.netns import NetnsPair, entered_netns
 
 SLOT = 5
-
-
-@pytest.fixture
-def netlink(pair: NetnsPair) -> Iterator[tuple[IPRoute, ClassChanger]]:
-    with entered_netns(pair.host_ns):
-        ipr = IPRoute()
-        changer = ClassChanger.beside(ipr.fileno())
-    assert changer is not None
-    try:
-        yield ipr, changer
-    finally:
-        changer.close()
-        ipr.close()
 
 
 def _class_line(pair: NetnsPair, slot: int) -> str:

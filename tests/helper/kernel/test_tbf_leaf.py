@@ -29,19 +29,6 @@ IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2
 UDP_IP_HEADERS = 28
 
 
-@pytest.fixture
-def netlink(pair: NetnsPair) -> Iterator[tuple[IPRoute, ClassChanger]]:
-    with entered_netns(pair.host_ns):
-        ipr = IPRoute()
-        changer = ClassChanger.beside(ipr.fileno())
-    assert changer is not None
-    try:
-        yield ipr, changer
-    finally:
-        changer.close()
-        ipr.close()
-
-
 def _shown(pair: NetnsPair) -> str:
     return subprocess.run(["tc", "-n", pair.host_ns, "-s", "qdisc", "show", "dev", pair.host_if],
                           capture_output=True, text=True).stdout  # fmt: skip
