@@ -12,6 +12,7 @@ from chadthrottle.gui.views.overall_row import OVERALL_NAME
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QPoint, Qt
 
+from tests.gui.paint_log import painted_rects
 from tests.gui.sample_data import sample_applications
 
 
@@ -83,28 +84,16 @@ def test_a_poll_that_reorders_the_rows_repaints_the_overall_row_but_no_title(
 ) -> None:  # type: ignore[no-untyped-def]
     """Each re-sort made QTreeView lay out its header again, which repainted every
     title each poll (docs/benchmarks.md, "GUI CPU per poll")."""
-    from PySide6.QtCore import QEvent, QObject, QRect
-
     overall = window.table.overall
-    painted: list[QRect] = []
-
-    class Paints(QObject):
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-            if event.type() == QEvent.Type.Paint:
-                painted.append(event.rect())
-            return False
-
-    spy = Paints()
-    overall.viewport().installEventFilter(spy)
     order = window._model.app_ids()
     busiest = next(a for a in sample_applications() if a.id == order[0])
     quiet = dataclasses.replace(busiest, down_bps=0.0, up_bps=0.0)  # it goes quiet: the rows move
-    window._model.apply_snapshot(
-        [quiet if a.id == busiest.id else a for a in sample_applications()]
-    )
-    qtbot.waitUntil(lambda: bool(painted))
-    qtbot.wait(50)
-    overall.viewport().removeEventFilter(spy)
+    with painted_rects(overall.viewport()) as painted:
+        window._model.apply_snapshot(
+            [quiet if a.id == busiest.id else a for a in sample_applications()]
+        )
+        qtbot.waitUntil(lambda: bool(painted))
+        qtbot.wait(50)
     assert window._model.app_ids() != order  # the poll did move rows
     assert all(rect.top() >= overall.title_height() for rect in painted), painted
 
@@ -115,24 +104,13 @@ def test_a_poll_repaints_the_rates_and_activity_not_the_whole_row(
     """A poll changes Down, Up and Activity only: the name and the limit columns
     are not painted again (four of seven sections a poll; issue 17's GUI CPU).
     A change of units repaints all of it."""
-    from PySide6.QtCore import QEvent, QObject, QRect
-
     overall = window.table.overall
-    painted: list[QRect] = []
-
-    class Paints(QObject):
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-            if event.type() == QEvent.Type.Paint:
-                painted.append(event.rect())
-            return False
 
     def span(column: Column) -> tuple[int, int]:
         left = overall.sectionViewportPosition(column)
         return left, left + overall.sectionSize(column)
 
-    spy = Paints()
-    overall.viewport().installEventFilter(spy)
-    try:
+    with painted_rects(overall.viewport()) as painted:
         window._model.apply_snapshot(sample_applications())
         qtbot.waitUntil(lambda: bool(painted))
         qtbot.wait(50)
@@ -145,8 +123,6 @@ def test_a_poll_repaints_the_rates_and_activity_not_the_whole_row(
         qtbot.waitUntil(lambda: bool(painted))
         assert any(rect.left() <= 0 and rect.right() + 1 >= overall.viewport().width()
                    for rect in painted), painted  # fmt: skip
-    finally:
-        overall.viewport().removeEventFilter(spy)
 
 
 def test_a_title_wider_than_its_column_is_elided_not_cut(window: MainWindow) -> None:
