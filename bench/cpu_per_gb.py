@@ -127,6 +127,13 @@ def measure_stream(iperf: Iperf, direction: str, kind: str, args: argparse.Names
     log(f"{direction} {kind} done, {uptime()}")
 
 
+def _measure(windows: list[Window], kind: str) -> float:
+    """Over these windows: bytes per second (max) or CPU ns per byte (rate)."""
+    if kind == "max":
+        return sum(w.moved_bytes for w in windows) / sum(w.seconds for w in windows)
+    return sum(w.cpu_ns for w in windows) / max(1.0, sum(w.moved_bytes for w in windows))
+
+
 def block_changes(windows: list[Window], kind: str, max_others: float) -> list[float]:
     """Per block: B over A - 1 of CPU per byte (rate) or of bytes per second (max)."""
     changes = []
@@ -134,14 +141,8 @@ def block_changes(windows: list[Window], kind: str, max_others: float) -> list[f
         mine = [w for w in windows if w.block == block]
         if len(mine) != 4 or max(w.others_cpus for w in mine) > max_others:
             continue
-        b = [w for w in mine if w.attached]
-        a = [w for w in mine if not w.attached]
-        if kind == "max":
-            value_b = sum(w.moved_bytes for w in b) / sum(w.seconds for w in b)
-            value_a = sum(w.moved_bytes for w in a) / sum(w.seconds for w in a)
-        else:
-            value_b = sum(w.cpu_ns for w in b) / max(1.0, sum(w.moved_bytes for w in b))
-            value_a = sum(w.cpu_ns for w in a) / max(1.0, sum(w.moved_bytes for w in a))
+        value_b = _measure([w for w in mine if w.attached], kind)
+        value_a = _measure([w for w in mine if not w.attached], kind)
         if value_a > 0 and value_b > 0:  # else the stream stalled in a window: no ratio
             changes.append(value_b / value_a - 1)
     return changes
@@ -151,14 +152,8 @@ def totals_change(blocks: list[list[Window]], kind: str) -> float:
     """B over A - 1 of the totals over the given blocks: CPU per byte (rate) or bytes per
     second (max). Weighted by what moved, so a window in which the stream stalled (the
     machine busy) cannot swing it as it swings a mean of per-block ratios."""
-    a = [w for block in blocks for w in block if not w.attached]
-    b = [w for block in blocks for w in block if w.attached]
-    if kind == "max":
-        value_b = sum(w.moved_bytes for w in b) / sum(w.seconds for w in b)
-        value_a = sum(w.moved_bytes for w in a) / sum(w.seconds for w in a)
-    else:
-        value_b = sum(w.cpu_ns for w in b) / max(1.0, sum(w.moved_bytes for w in b))
-        value_a = sum(w.cpu_ns for w in a) / max(1.0, sum(w.moved_bytes for w in a))
+    value_b = _measure([w for block in blocks for w in block if w.attached], kind)
+    value_a = _measure([w for block in blocks for w in block if not w.attached], kind)
     return value_b / value_a - 1 if value_a > 0 else float("nan")
 
 
