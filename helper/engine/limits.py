@@ -17,12 +17,17 @@ from typing import TYPE_CHECKING, TypeAlias
 from chadthrottle.contract import ADMIN_OWNER, MAX_BURST_BYTES, MIN_BURST_BYTES, Direction
 from chadthrottle.helper.engine.quotas import Quota
 from chadthrottle.helper.errors import InvalidArgument
+from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.priority import Priority
 
 if TYPE_CHECKING:
     from chadthrottle.helper.engine.schedules import Schedule
 
 MAX_SLOTS = 0xFFFB  # HTB minors 1..0xfffb: 0xfffc-0xffff are the link tree's (helper/kernel/htb.py)
+# A slot is also the major of its class's leaf qdisc (<slot>:0): the slot equal to
+# our HTB root's major would give a leaf the root's own handle, which the kernel
+# refuses, and that class could never be made. Never handed out.
+RESERVED_SLOTS = frozenset({HTB_MAJOR})
 DEFAULT_BURST_SECONDS = 0.05
 
 
@@ -117,6 +122,7 @@ RuleKey: TypeAlias = tuple[str, int]
 class SlotAllocator:
     def __init__(self, max_slots: int = MAX_SLOTS) -> None:
         self._max = max_slots
+        self._usable = max_slots - sum(1 <= slot <= max_slots for slot in RESERVED_SLOTS)
         self._by_rule: dict[RuleKey, int] = {}
         self._next = 1
 
@@ -127,9 +133,9 @@ class SlotAllocator:
         if key in self._by_rule:
             return self._by_rule[key]
         used = set(self._by_rule.values())
-        if len(used) >= self._max:
+        if len(used) >= self._usable:
             raise InvalidArgument(f"at most {self._max} rules can be enforced at once")
-        while self._next in used:
+        while self._next in used or self._next in RESERVED_SLOTS:
             self._next = self._next % self._max + 1
         slot = self._next
         self._next = self._next % self._max + 1

@@ -12,6 +12,7 @@ from chadthrottle.helper.errors import InvalidArgument
 from chadthrottle.helper.identity.applications import AppIdentity
 from chadthrottle.helper.identity.index import Application
 from chadthrottle.helper.identity.processes import ProcessInfo
+from chadthrottle.helper.kernel.layout import HTB_MAJOR
 
 from tests.support.counter_sample import Sample
 
@@ -159,6 +160,18 @@ def test_interfaces_of_other_namespaces_stay_apart() -> None:
         [Sample(10, 100, 10, netns_cookie=1), Sample(11, 5000, 50, netns_cookie=7)], now=0.0
     )
     assert meter.interfaces[(1, 2)].rx_bytes == 100 and meter.interfaces[(7, 2)].rx_bytes == 5000
+
+
+def test_the_slot_whose_leaf_would_take_the_roots_handle_is_never_handed_out() -> None:
+    """A class's leaf is <slot>:0: slot HTB_MAJOR's would be the HTB root's own
+    handle, refused by the kernel, so its class could never be made. Slots
+    rotate (per-application fair shares take and free one per active
+    application), so a long-running helper comes round to it."""
+    slots = SlotAllocator()
+    while (slot := slots.acquire("passing")) < HTB_MAJOR - 1:
+        slots.release("passing")
+    taken = [slot] + [slots.acquire(f"app{n}") for n in range(2)]
+    assert taken == [HTB_MAJOR - 1, HTB_MAJOR + 1, HTB_MAJOR + 2]
 
 
 def test_slots_rotate_and_are_never_shared() -> None:
