@@ -204,6 +204,7 @@ class HtbHierarchy:
         # slot -> its TBF leaf as given (or read back): new upload classes
         # without a link have one (tbf_leaf.py); bfifo leaves are in _leaf_limits
         self._tbf: dict[int, tbf_leaf.TbfLeaf | None] = {}
+        self._tbf_refused = False  # the kernel would not make one (no sch_tbf): bfifo leaves
         self.link = link
         self._planned: dict[
             int, ClassPlan | object
@@ -395,12 +396,16 @@ class HtbHierarchy:
                 self._set_class(
                     slot, rate_bps, EMPTY_START_BURST_BYTES, LIMITED_PRIORITY, "add-class"
                 )
+                self.classes[slot] = _DIFFERS  # made: if what follows fails, a retry changes it
                 if burst != EMPTY_START_BURST_BYTES:
                     self._set_class(slot, rate_bps, burst, LIMITED_PRIORITY)
             else:
                 self._set_class(slot, rate_bps, burst, LIMITED_PRIORITY, "add-class")
+            self.classes[slot] = _DIFFERS  # (an "add-class" again would fail: it exists)
+            uses_tbf = self._uses_tbf(slot)
             self._sync_leaf(slot, spec)
-            self.classes[slot] = spec
+            # a refused TBF leaf left the class a cutting leaf's burst: changed next tick
+            self.classes[slot] = spec if uses_tbf == self._uses_tbf(slot) else _DIFFERS
 
     def set_frame_bytes(self, frame_bytes: int) -> None:
         """A link's MTU changed (or a link came): the cutting leaves take the new
@@ -420,6 +425,7 @@ class HtbHierarchy:
             self._direction is Direction.UP
             and self.link is None
             and self._changer is not None
+            and not self._tbf_refused
             and slot not in self._leaf_limits
         )
 
@@ -435,9 +441,19 @@ class HtbHierarchy:
         limit = leaf_queue_bytes(spec.rate_bps, self._direction)
         if self._uses_tbf(slot):
             wanted = tbf_leaf.leaf_for(spec.rate_bps, self.frame_bytes, limit)
-            if not _same_leaf(self._tbf.get(slot), wanted):
+            if _same_leaf(self._tbf.get(slot), wanted):
+                return
+            try:
                 self._set_tbf(slot, wanted)
-        elif self._leaf_limits.get(slot) != limit:  # often the same: a netlink call saved
+                return
+            except KernelError as error:
+                if slot in self._tbf:
+                    raise  # a leaf we made, not changed: said, and tried again next tick
+                # No TBF here (a kernel without sch_tbf, modules disabled): a bfifo
+                # leaf as before, rather than failing this and every later limit.
+                log.error("%s: bfifo leaves instead (a small upload limit settles slower)", error)
+                self._tbf_refused = True
+        if self._leaf_limits.get(slot) != limit:  # often the same: a netlink call saved
             tc_call(self._ipr, "replace", "bfifo", self.ifindex, _leaf_handle(slot),
                     parent=class_id(slot), limit=limit)  # fmt: skip
             self._leaf_limits[slot] = limit

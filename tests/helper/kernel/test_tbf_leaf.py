@@ -8,7 +8,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from chadthrottle.contract import Direction
@@ -234,3 +235,43 @@ def test_a_shaper_follows_a_raised_mtu_and_adopts_its_leaves_after_a_kill(
         assert tc_dump(pair.host_ns) == before
     finally:
         ipr.close()
+
+
+class _TbfRefused:
+    """The real changer, but a TBF leaf goes out under a kind no module here
+    provides, so this kernel refuses it as one built without sch_tbf would."""
+
+    def __init__(self, changer: ClassChanger) -> None:
+        self._changer = changer
+
+    def request(self, build: Callable[[int], bytes], what: str) -> None:
+        if "tbf leaf" in what:
+            self._changer.request(lambda seq: build(seq).replace(b"tbf\x00", b"tbx\x00"), what)
+        else:
+            self._changer.request(build, what)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._changer, name)
+
+
+def test_a_kernel_that_refuses_tbf_gets_bfifo_leaves_and_later_limits_still_land(
+    pair: NetnsPair, netlink: tuple[IPRoute, ClassChanger]
+) -> None:
+    """Before, the refusal came after the class was made: every later sync
+    tried "add-class" again (EEXIST), and no limit reached the kernel any more."""
+    ipr, changer = netlink
+    ifindex = ipr.link_lookup(ifname=pair.host_if)[0]
+    tree = HtbHierarchy(ipr, ifindex, Direction.UP, changer=_TbfRefused(changer),  # type: ignore[arg-type]
+                        frame_bytes=tbf_leaf.largest_frame([(1500, True)]))  # fmt: skip
+    tree.create()
+    try:
+        tree.sync({SLOT: SMALL})
+        assert _leaf(ipr, ifindex, SLOT)[0] == "bfifo"
+        tree.sync({SLOT: SMALL, SLOT + 1: SMALL})
+        assert _leaf(ipr, ifindex, SLOT + 1)[0] == "bfifo"
+        assert tree.classes == {SLOT: SMALL, SLOT + 1: SMALL}
+        shown = subprocess.run(["tc", "-n", pair.host_ns, "class", "show", "dev", pair.host_if],
+                               capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert shown.count(" burst 128Kb ") == 2, shown  # the limit's burst, not a cutting leaf's
+    finally:
+        tree.delete()
