@@ -16,8 +16,8 @@ from chadthrottle.gui import autostart
 from chadthrottle.gui.alerts.flow import AlertsFlow
 from chadthrottle.gui.ipc.client_protocol import ClientFactory
 from chadthrottle.gui.ipc.connection import HelperConnection, LimitRequest
-from chadthrottle.gui.ipc.state import HelperStatus
-from chadthrottle.gui.ipc.worker import Snapshot
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.ipc.worker import UNKNOWN_METHOD, Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.limit_truth import describe_limit
@@ -35,7 +35,10 @@ from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
-TRAY_BLOCK_KEY = "tray:block"  # HelperConnection.call's key of the tray's SetBlocked
+TRAY_BLOCK_KEY = "tray:block"  # HelperConnection.call's key of SetBlocked (tray and row menu)
+BLOCKS_OLD_HELPER = (
+    "Blocks need a newer helper: the one running here is older than this window (API 4)."
+)
 log = logging.getLogger(__name__)
 
 NO_TRAY_NOTICE = (
@@ -86,6 +89,8 @@ class AppController(QObject):
         self.connection.pauseFinished.connect(self._on_pause_finished)
         self.window.pauseRequested.connect(self.request_pause)
         self.window.limitRequested.connect(self.request_limit)
+        self.window.blockRequested.connect(self.request_block)
+        self.connection.callFinished.connect(self._on_call_finished)
         self.window.retryRequested.connect(self.connection.retry)
         self.window.closedToTray.connect(self._on_closed_to_tray)
         self.window.header.unitsChosen.connect(self._set_units)
@@ -124,7 +129,6 @@ class AppController(QObject):
         tray.limitRequested.connect(self.request_limit)
         tray.blockRequested.connect(self.request_block)
         tray.priorityRequested.connect(self.priorities.request_priority)
-        self.connection.callFinished.connect(self._on_call_finished)
         tray.pauseRequested.connect(self.request_pause)
         tray.openRequested.connect(self.show_window)
         tray.quitRequested.connect(self.quitRequested)
@@ -202,7 +206,10 @@ class AppController(QObject):
         )
 
     def _on_call_finished(self, key: str, _result: object, error_name: str, words: str) -> None:
-        if key == TRAY_BLOCK_KEY and error_name:
+        if key == TRAY_BLOCK_KEY and error_name == UNKNOWN_METHOD:  # no SetBlocked: offer none
+            self.model.blocks_unavailable = BLOCKS_OLD_HELPER
+            self.window.show_message(f"Could not change the block: {BLOCKS_OLD_HELPER}")
+        elif key == TRAY_BLOCK_KEY and error_name:
             self.window.show_message(f"Could not change the block: {words}")
 
     def request_pause(self, paused: bool) -> None:
@@ -231,6 +238,8 @@ class AppController(QObject):
 
     def _on_status(self, status: HelperStatus) -> None:
         self.window.set_status(status)
+        if status.state is not HelperState.CONNECTED:  # another helper may come back: ask it afresh
+            self.model.blocks_unavailable = ""
         if self.tray is not None:
             self.tray.set_status(status)
 

@@ -135,6 +135,9 @@ class ApplicationsModel(QAbstractItemModel):
         self._usage = UsageColumnState()  # the totals column: GetUsage's totals over a period
         # Why priorities cannot be set here ("" when they can): an older helper (gui/priority_flow.py).
         self.priority_unavailable = ""
+        # Why blocks cannot be set here ("" when they can): a helper without SetBlocked
+        # (API 3 and before; gui/controller.py learns it from the helper's answer).
+        self.blocks_unavailable = ""
 
     # --- Qt model interface -------------------------------------------------------------
 

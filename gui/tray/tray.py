@@ -17,7 +17,9 @@ from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.priority_view import ADMIN_ASKED, describe_priority
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
 from chadthrottle.gui.tray.quick_limits import (
+    BLOCK_TIP,
     CUSTOM,
+    UNBLOCK_TIP,
     QuickLimit,
     busiest_applications,
     checked_label,
@@ -178,8 +180,9 @@ class TrayController(QObject):
                     action.setEnabled(can_limit and not state.read_only and not state.blocked)
                     if state.read_only or state.blocked:  # choosing would do nothing now
                         action.setToolTip(describe_limit(state, direction, units))
-                block = self._block_action(submenu, info.id, direction, info.blocked(direction))
-                block.setEnabled(can_limit and not state.read_only)
+                if not self._model.blocks_unavailable:  # a helper without SetBlocked: no Block
+                    block = self._block_action(submenu, info.id, direction, info.blocked(direction))
+                    block.setEnabled(can_limit and not state.read_only)
             submenu.addSection("Priority")
             self._protect_action(submenu, info.id, can_limit)
         self.menu.addSeparator()
@@ -201,11 +204,7 @@ class TrayController(QObject):
         action.setObjectName(action_name(app_id, direction, BLOCK_LABEL))
         action.setCheckable(True)
         action.setChecked(blocked)
-        action.setToolTip(
-            "Unblock: traffic flows again, connections that survived go on."
-            if blocked
-            else "Let no data through, open connections included (a limit beneath stays for later)."
-        )
+        action.setToolTip(UNBLOCK_TIP if blocked else BLOCK_TIP)
         action.triggered.connect(
             lambda _c=False: self.blockRequested.emit(app_id, direction.value, not blocked)
         )

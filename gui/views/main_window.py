@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
     pauseRequested = Signal(bool)  # True: pause every limit, False: resume
     rulesRequested = Signal(str)  # app id: open its rules dialog (gui/rules_flow.py)
     priorityRequested = Signal(str, str)  # app id, priority (gui/priority_flow.py)
+    blockRequested = Signal(str, str, bool)  # app id, "down"/"up", blocked (gui/controller.py)
 
     def __init__(
         self,
@@ -166,7 +167,7 @@ class MainWindow(QMainWindow):
         self._row_menu = build_row_menu(
             self._model, app_id, self._status.can_limit,
             self.limitRequested.emit, copy_application_id, self.show_connections_of, self, self.rulesRequested.emit,
-            self.priorityRequested.emit,
+            self.priorityRequested.emit, self.blockRequested.emit,
         )  # fmt: skip
         return self._row_menu
 

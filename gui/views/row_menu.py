@@ -2,9 +2,10 @@
 
 Only what the helper can do is offered: the application's rules (the rules
 dialog: limits, schedules, block and quota), quick limits in the units shown,
-clearing the limits, its priority (Critical / High / Normal / Low; disabled,
-saying why, with a helper older than priorities), copying the id and showing
-the connections.
+clearing the limits, Block / Unblock per direction (SetBlocked, as the tray's
+Block; left out with a helper that has no blocks), its priority (Critical /
+High / Normal / Low; disabled, saying why, with a helper older than
+priorities), copying the id and showing the connections.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from chadthrottle.contract import MIN_RATE_BPS, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint, describe_priority
-from chadthrottle.gui.tray.quick_limits import CUSTOM, checked_label, quick_limits
+from chadthrottle.gui.tray.quick_limits import (
+    BLOCK_TIP,
+    CUSTOM,
+    UNBLOCK_TIP,
+    checked_label,
+    quick_limits,
+)
 from chadthrottle.units import UnitSystem
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QWidget
@@ -24,6 +31,8 @@ DIRECTION_TITLES = {Direction.DOWN: "Limit download", Direction.UP: "Limit uploa
 
 LimitSink = Callable[[str, str, object], None]  # app id, "down"/"up", bytes/s or None
 PrioritySink = Callable[[str, str], None]  # app id, "critical"/"high"/"normal"/"low"
+BlockSink = Callable[[str, str, bool], None]  # app id, "down"/"up", True: block, False: unblock
+BLOCK_TITLES = {Direction.DOWN: "download", Direction.UP: "upload"}
 
 
 def menu_limits(units: UnitSystem) -> list[tuple[str, int | None]]:
@@ -46,10 +55,11 @@ def build_row_menu(
     parent: QWidget | None = None,
     open_rules: Callable[[str], None] | None = None,
     set_priority: PrioritySink | None = None,
+    set_blocked: BlockSink | None = None,
 ) -> QMenu:
     """A menu for one application; each action's objectName says what it is
-    (``edit-rules``, ``limit:down:5 MB/s``, ``clear-limits``, ``priority:critical``,
-    ``copy-id``, ``show-connections``)."""
+    (``edit-rules``, ``limit:down:5 MB/s``, ``clear-limits``, ``block:down``,
+    ``priority:critical``, ``copy-id``, ``show-connections``)."""
     info = model.application(app_id)
     name = info.name if info is not None else app_id
     menu = QMenu(parent)
@@ -91,6 +101,8 @@ def build_row_menu(
                 set_limit(app_id, direction.value, None)
 
     clear.triggered.connect(clear_both)
+    if set_blocked is not None and not model.blocks_unavailable:
+        add_block_actions(menu, model, app_id, can_limit, set_blocked)
     if set_priority is not None:
         add_priority_menu(menu, model, app_id, can_limit, set_priority)
     menu.addSeparator()
@@ -121,3 +133,32 @@ def add_priority_menu(menu: QMenu, model: ApplicationsModel, app_id: str, can_li
         submenu.addAction(action)
     submenu.setEnabled(not model.priority_unavailable)
     return submenu
+
+
+def add_block_actions(menu: QMenu, model: ApplicationsModel, app_id: str, can_limit: bool,
+                      set_blocked: BlockSink) -> None:  # fmt: skip
+    """ "Block download" / "Block upload", checked and reading "Unblock …" while
+    blocked (choosing it unblocks); disabled where a limit would be (helper
+    away, an administrator's rule). No confirmation: the tray's Block asks
+    none, and unblocking undoes it. SetBlocked for one's own applications
+    asks for no password (polkit's limit-own), so no administrator note."""
+    info = model.application(app_id)
+    for direction in Direction:
+        blocked = info is not None and info.blocked(direction)
+        state = model.limit_state(app_id, direction)
+        title = BLOCK_TITLES[direction]
+        action = menu.addAction(f"Unblock {title}" if blocked else f"Block {title}")
+        action.setObjectName(f"block:{direction.value}")
+        action.setCheckable(True)
+        action.setChecked(blocked)
+        action.setEnabled(can_limit and not state.read_only)
+        action.setToolTip(
+            describe_limit(state, direction, model.units)
+            if state.read_only
+            else UNBLOCK_TIP
+            if blocked
+            else BLOCK_TIP
+        )
+        action.triggered.connect(
+            lambda _c=False, d=direction, b=blocked: set_blocked(app_id, d.value, not b)
+        )

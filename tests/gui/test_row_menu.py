@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from chadthrottle.contract import Direction
-from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.controller import BLOCKS_OLD_HELPER, TRAY_BLOCK_KEY, AppController
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.ipc.worker import UNKNOWN_METHOD
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QSettings, Qt
@@ -38,10 +41,34 @@ def test_the_menu_offers_only_what_the_helper_can_do(window: MainWindow) -> None
     menu = window.row_menu(FIREFOX)
     assert {"clear-limits", "copy-id", "show-connections", "limit:down:1 MB/s", "limit:up:5 MB/s",
             "limit:down:Unlimited"} <= names(menu)  # fmt: skip
-    texts = " ".join(a.text() for a in menu.findChildren(QAction)).lower()
-    assert "block" not in texts  # blocks are set in the tray and the rules dialog
+    assert action(menu, "block:down").text() == "Block download"  # the helper has SetBlocked
+    assert action(menu, "block:up").text() == "Block upload"
     assert action(menu, "priority:normal").isChecked()  # Firefox has no priority
     assert action(menu, "limit:down:5 MB/s").isChecked()  # Firefox is limited to 5 MB/s
+
+
+def test_no_block_with_a_helper_that_cannot_block(window: MainWindow) -> None:
+    window._model.blocks_unavailable = "Blocks need a newer helper"
+    texts = " ".join(a.text() for a in window.row_menu(FIREFOX).findChildren(QAction)).lower()
+    assert "block" not in texts
+
+
+def test_block_and_unblock_ask_for_exactly_that(window: MainWindow) -> None:
+    requests: list[list[object]] = []
+    window.blockRequested.connect(lambda *args: requests.append(list(args)))
+    block = action(window.row_menu(DROPBOX), "block:down")
+    assert block.isEnabled() and not block.isChecked() and "Let no data through" in block.toolTip()
+    block.trigger()
+    assert requests == [[DROPBOX, "down", True]]
+    window._model.apply_snapshot([dataclasses.replace(a, up_blocked=True, up_limit_bps=0)
+                                  if a.id == DROPBOX else a for a in sample_applications()])  # fmt: skip
+    unblock = action(window.row_menu(DROPBOX), "block:up")
+    assert unblock.text() == "Unblock upload" and unblock.isChecked()
+    requests.clear()
+    unblock.trigger()
+    assert requests == [[DROPBOX, "up", False]]
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING))
+    assert not action(window.row_menu(DROPBOX), "block:down").isEnabled()
 
 
 def test_quick_limits_follow_the_units_shown(window: MainWindow) -> None:
@@ -131,4 +158,27 @@ def test_the_menu_reaches_the_controller_and_its_model(qtbot, tmp_path) -> None:
     action(controller.window.row_menu(FIREFOX), "limit:up:100 KB/s").trigger()
     assert [(r.app_id, r.direction, r.rate_bps) for r in finished] == [(FIREFOX, "up", 100_000)]
     assert controller.model.effective_limit(FIREFOX, Direction.UP) == 0  # no worker: it fell back
+    controller.shutdown()
+
+
+def test_a_block_takes_the_trays_path_and_an_old_helper_hides_it(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The row menu's Block is the tray's SetBlocked call (its key, its refusal
+    message); a helper that answers UnknownMethod has no blocks: none offered."""
+    controller = AppController(
+        lambda: None,  # type: ignore[arg-type,return-value]
+        QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+        use_tray=False,
+        autostart_path=tmp_path / "autostart.desktop",
+    )
+    qtbot.addWidget(controller.window)
+    controller.model.apply_snapshot(sample_applications())
+    inject_observations(controller.connection, has_polled_ok=True)
+    window = controller.window
+    with qtbot.waitSignal(controller.connection.callFinished) as finished:
+        action(window.row_menu(FIREFOX), "block:up").trigger()
+    assert finished.args[0] == TRAY_BLOCK_KEY and finished.args[2]  # no worker: not connected
+    assert window.status_line.message.text().startswith("Could not change the block:")
+    controller.connection.callFinished.emit(TRAY_BLOCK_KEY, None, UNKNOWN_METHOD, "")
+    assert "block:up" not in names(window.row_menu(FIREFOX))
+    assert window.status_line.message.text() == f"Could not change the block: {BLOCKS_OLD_HELPER}"
     controller.shutdown()
