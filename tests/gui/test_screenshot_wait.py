@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chadthrottle.gui.app import graph_seconds, parse_arguments
+from chadthrottle.gui.app import (
+    SCREENSHOT_SETTLE_MS,
+    graph_seconds,
+    parse_arguments,
+    schedule_screenshot,
+)
 from chadthrottle.gui.controller import AppController
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
 
 from tests.gui.sample_data import sample_applications
 
@@ -36,3 +43,33 @@ def test_the_option_defaults_to_the_first_data() -> None:
         parse_arguments(["--screenshot", "x.png", "--screenshot-history", "20"]).screenshot_history
         == 20.0
     )
+
+
+def test_the_screenshot_waits_for_the_history(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Polls fed by hand (2 s apart): with 6 s asked, 2 polls (4 s) save
+    nothing, the third (6 s) saves the window as it is."""
+    store = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    store.setValue("monitor/refresh_interval_s", 2.0)
+    controller = AppController(
+        no_client, store, use_tray=False, autostart_path=tmp_path / "a.desktop"
+    )
+    qtbot.addWidget(controller.window)
+    shot = tmp_path / "shot.png"
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    schedule_screenshot(app, controller, shot, timeout_s=120.0, history_s=6.0)
+
+    def poll() -> None:  # what a ListApplications answer does (AppController._on_snapshot)
+        controller.model.apply_snapshot(sample_applications())
+        controller.snapshotShown.emit()
+
+    poll()
+    poll()
+    assert graph_seconds(controller) == 4.0
+    qtbot.wait(SCREENSHOT_SETTLE_MS + 300)  # a grab would have been saved by now
+    assert not shot.exists()
+    poll()
+    qtbot.waitUntil(shot.exists, timeout=5000)
+    image = QImage(str(shot))
+    assert image.size() == controller.window.grab().size()
+    controller.shutdown()
