@@ -140,12 +140,11 @@ def test_right_click_selects_the_row_and_opens_its_menu(qtbot, window: MainWindo
         popup.close()
 
 
-def test_the_menu_reaches_the_controller_and_its_model(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    def no_client() -> object:
-        raise AssertionError("widget test: no helper")
-
+def _polled_controller(qtbot, tmp_path) -> AppController:  # type: ignore[no-untyped-def]
+    """The real controller on the sample applications, as after a good poll, with
+    no helper: a call comes back "not connected"."""
     controller = AppController(
-        no_client,
+        lambda: None,  # type: ignore[arg-type,return-value]
         QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
         use_tray=False,
         autostart_path=tmp_path / "autostart.desktop",
@@ -153,6 +152,11 @@ def test_the_menu_reaches_the_controller_and_its_model(qtbot, tmp_path) -> None:
     qtbot.addWidget(controller.window)
     controller.model.apply_snapshot(sample_applications())
     inject_observations(controller.connection, has_polled_ok=True)
+    return controller
+
+
+def test_the_menu_reaches_the_controller_and_its_model(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    controller = _polled_controller(qtbot, tmp_path)
     finished = []
     controller.connection.limitFinished.connect(lambda request, *_: finished.append(request))
     action(controller.window.row_menu(FIREFOX), "limit:up:100 KB/s").trigger()
@@ -164,15 +168,7 @@ def test_the_menu_reaches_the_controller_and_its_model(qtbot, tmp_path) -> None:
 def test_a_block_takes_the_trays_path_and_an_old_helper_hides_it(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The row menu's Block is the tray's SetBlocked call (its key, its refusal
     message); a helper that answers UnknownMethod has no blocks: none offered."""
-    controller = AppController(
-        lambda: None,  # type: ignore[arg-type,return-value]
-        QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
-        use_tray=False,
-        autostart_path=tmp_path / "autostart.desktop",
-    )
-    qtbot.addWidget(controller.window)
-    controller.model.apply_snapshot(sample_applications())
-    inject_observations(controller.connection, has_polled_ok=True)
+    controller = _polled_controller(qtbot, tmp_path)
     window = controller.window
     with qtbot.waitSignal(controller.connection.callFinished) as finished:
         action(window.row_menu(FIREFOX), "block:up").trigger()
