@@ -354,8 +354,13 @@ def _netns_cookie(sock_fd: int) -> int:
     """The socket's namespace's cookie (SO_NETNS_COOKIE), which chadt_sock stores in a new
     socket's tag; 0 if it cannot be read: the programs then ask the kernel per packet."""
     try:
-        raw = socket.socket(fileno=os.dup(sock_fd))
+        duplicate = os.dup(sock_fd)
     except OSError:
+        return 0
+    try:
+        raw = socket.socket(fileno=duplicate)
+    except OSError:  # not a socket: the copy would leak (one fd per try, forever)
+        os.close(duplicate)
         return 0
     with raw:
         try:

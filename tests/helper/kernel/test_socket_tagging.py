@@ -64,3 +64,23 @@ def test_the_window_state_is_read_where_the_kernel_writes_it() -> None:
     finally:
         for sock in (sender, receiver, listener):
             sock.close()
+
+
+def test_reading_the_namespace_cookie_of_what_is_not_a_socket_leaks_no_descriptor() -> None:
+    """The cookie is read through a copy of the descriptor; a copy of a
+    non-socket (a pipe, a process that swapped the fd) was never closed."""
+    import os
+
+    from chadthrottle.helper.kernel.socket_tagging import _netns_cookie
+
+    read_end, write_end = os.pipe()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        assert [_netns_cookie(read_end) for _ in range(5)] == [0] * 5
+        assert len(os.listdir("/proc/self/fd")) == before
+        with socket.socket() as real:
+            assert _netns_cookie(real.fileno()) > 0
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        os.close(read_end)
+        os.close(write_end)
