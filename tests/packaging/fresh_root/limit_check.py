@@ -70,6 +70,21 @@ class Sink:
             start += span_s / 2
         return min(start, latest)
 
+    def settled_at(
+        self, since: float, limit_bps: float, latest: float, span_s: float = 0.5
+    ) -> float:
+        """Where the window under a new limit starts: the first span after since
+        that reads the limit (0.85-1.05 of it): before, what was in flight when
+        it landed can stall the reads and then catch up in one go (read 1.085
+        of the limit once after the fixed settle alone), at the latest `latest`."""
+        start = since
+        while (
+            start < latest
+            and not 0.85 * limit_bps <= self.rate(start, start + span_s) <= 1.05 * limit_bps
+        ):
+            start += span_s / 2
+        return min(start, latest)
+
     def rate(self, start: float, end: float) -> float:
         self.read_until(end)
         first = next(s for s in self.samples if s[0] >= start)
@@ -92,7 +107,10 @@ def main() -> None:
         run("chadthrottle-ctl", "limit", f"pid:{sink.process.pid}", "--down", str(LIMIT_BPS))
         limited_at = sink.samples[-1][0]
         rules = json.loads(run("chadthrottle-ctl", "rules", "--json"))
-        limited = sink.rate(limited_at + SETTLE_S, limited_at + SETTLE_S + MEASURE_S)
+        settled = sink.settled_at(
+            limited_at + SETTLE_S, LIMIT_BPS, latest=limited_at + SETTLE_S + 6.0
+        )
+        limited = sink.rate(settled, settled + MEASURE_S)
         run("chadthrottle-ctl", "clear", f"pid:{sink.process.pid}")
         cleared_at = sink.samples[-1][0]
         freed = sink.freed_at(cleared_at, 2 * LIMIT_BPS, latest=cleared_at + SETTLE_S)
