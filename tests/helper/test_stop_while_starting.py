@@ -145,23 +145,14 @@ def _assert_nothing_left(starting: Starting) -> None:
     assert not list(RUN_DIR.glob(f"*-{pid}-*")), "a datapath record or journal was left"
 
 
+@pytest.mark.parametrize("send", [os.kill, os.killpg], ids=["helper", "whole-group"])
 def test_sigterm_mid_compile_kills_the_build_and_exits_clean(
-    private_bus: PrivateSystemBus, tmp_path: Path
+    private_bus: PrivateSystemBus, tmp_path: Path, send: Callable[[int, int], None]
 ) -> None:
+    """To the helper alone, or to every process of the unit as systemd sends
+    it (the build child may then die first)."""
     with helper_compiling(private_bus, tmp_path) as starting:
-        starting.process.send_signal(signal.SIGTERM)
-        status, took = _timed_exit(starting)
-        assert status == 0, starting.log.read_text()
-        assert took < STOP_BOUND_S, f"{took:.2f} s from SIGTERM to exit"
-        _assert_nothing_left(starting)
-
-
-def test_sigterm_to_the_whole_group_as_systemd_sends_it(
-    private_bus: PrivateSystemBus, tmp_path: Path
-) -> None:
-    """systemd signals every process of the unit: the child may die first."""
-    with helper_compiling(private_bus, tmp_path) as starting:
-        os.killpg(starting.process.pid, signal.SIGTERM)
+        send(starting.process.pid, signal.SIGTERM)
         status, took = _timed_exit(starting)
         assert status == 0, starting.log.read_text()
         assert took < STOP_BOUND_S, f"{took:.2f} s from SIGTERM to exit"
