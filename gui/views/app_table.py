@@ -14,15 +14,18 @@ from chadthrottle.contract import Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.views.delegates import LimitDelegate, SparklineDelegate
-from chadthrottle.gui.views.overall_row import OverallHeader
+from chadthrottle.gui.views.overall_row import OVERALL_INDENT, OVERALL_NAME, OverallHeader
 from chadthrottle.gui.views.priority_badge import NameDelegate
 from chadthrottle.gui.widgets.limit_slider import LimitControl
+from chadthrottle.gui.widgets.rate_width import limit_field_width, widest_amount, widest_rate
+from chadthrottle.units import UnitSystem
 from PySide6.QtCore import (
     QEvent,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
     QPoint,
+    QRect,
     QSize,
     Qt,
     QTimer,
@@ -33,6 +36,7 @@ from PySide6.QtGui import (
     QContextMenuEvent,
     QCursor,
     QFont,
+    QFontMetrics,
     QKeyEvent,
     QMouseEvent,
     QPainter,
@@ -40,7 +44,15 @@ from PySide6.QtGui import (
     QPalette,
     QResizeEvent,
 )
-from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTreeView, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QHeaderView,
+    QStyle,
+    QStyleOptionHeader,
+    QTreeView,
+    QWidget,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +61,7 @@ log = logging.getLogger(__name__)
 # resting on the window does not stop the list from following the traffic.
 POINTER_REST_MS = 3000
 _FIRST_LIMIT_COLUMN, _LAST_LIMIT_COLUMN = min(LIMIT_COLUMNS), max(LIMIT_COLUMNS)
+LIMIT_SLIDER_LEAST = 44  # a limit column's slider part (and spacing) at its narrowest
 
 
 def _plain(persistent: QPersistentModelIndex) -> QModelIndex:
@@ -135,7 +148,9 @@ class AppTable(QTreeView):
         # name can be resized and is remembered (window_state). When the window is
         # narrower than they add up to, they give way down to a minimum, so every
         # column stays on screen rather than behind a horizontal scroll bar.
-        self._preferred, self._minimum = self._column_widths()
+        self._units = UnitSystem.BYTES_DECIMAL
+        self._preferred, self._minimum = self._column_widths(self._units)
+        self._dragged: set[Column] = set()  # widths the user chose: kept when units change
         self._fitting = False
         for column in self._preferred:
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
@@ -144,6 +159,7 @@ class AppTable(QTreeView):
             header.visualIndex(Column.USAGE), header.visualIndex(Column.UP) + 1
         )  # totals by the rates
         header.sectionResized.connect(self._on_section_resized)
+        proxy.headerDataChanged.connect(lambda *_: self._measure_columns())  # "This month"
         self._fit_columns()
         self.sortByColumn(Column.ACTIVITY, Qt.SortOrder.DescendingOrder)
         self._hover_row: QPersistentModelIndex = QPersistentModelIndex()
@@ -219,52 +235,116 @@ class AppTable(QTreeView):
 
     # --- column widths ----------------------------------------------------------------
 
-    def _column_widths(self) -> tuple[dict[Column, int], dict[Column, int]]:
-        """Preferred and smallest widths of every column but the name, from the font."""
+    def _column_widths(self, units: UnitSystem) -> tuple[dict[Column, int], dict[Column, int]]:
+        """Preferred and smallest widths of every column but the name: from the font
+        and the widest value the units can show ("88.8 MB/s", not "888 Mibit/s" in
+        every unit), and never narrower than the column's title with a sort arrow."""
         metrics = self.fontMetrics()
-        rate = metrics.horizontalAdvance("88.8 Mbit/s") + 24
-        field = metrics.horizontalAdvance("888.8 Mbit/s") + 14  # LimitControl's field
-        preferred = {Column.DOWN: rate, Column.UP: rate, Column.ACTIVITY: 140,
+        rate, amount = widest_rate(metrics, units), widest_amount(metrics, units)
+        field = limit_field_width(metrics, units)  # LimitControl's field
+        margins = 2 * self._cell_margin()
+        preferred = {Column.DOWN: rate + 24, Column.UP: rate + 24, Column.ACTIVITY: 140,
                      Column.DOWN_LIMIT: field + 140, Column.UP_LIMIT: field + 140,
-                     Column.USAGE: metrics.horizontalAdvance("888.8 Gbit") + 24}  # fmt: skip
-        minimum = {Column.DOWN: metrics.horizontalAdvance("8.88 Kibit/s") + 10,
-                   Column.UP: metrics.horizontalAdvance("8.88 Kibit/s") + 10, Column.ACTIVITY: 48,
-                   Column.DOWN_LIMIT: field + 44, Column.UP_LIMIT: field + 44,
-                   Column.USAGE: metrics.horizontalAdvance("88.8 GB") + 8}  # fmt: skip
+                     Column.USAGE: amount + 24}  # fmt: skip
+        minimum = {Column.DOWN: rate + margins, Column.UP: rate + margins, Column.ACTIVITY: 48,
+                   Column.DOWN_LIMIT: field + LIMIT_SLIDER_LEAST, Column.UP_LIMIT: field + LIMIT_SLIDER_LEAST,
+                   Column.USAGE: amount + margins}  # fmt: skip
+        for column in minimum:
+            title = self.title_width(column)
+            minimum[column] = max(minimum[column], title)
+            preferred[column] = max(preferred[column], title)
         return preferred, minimum
+
+    def _cell_margin(self) -> int:
+        """The style's margin either side of a cell's text (as the overall row uses)."""
+        return self.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, self) + 1
+
+    def title_width(self, column: int) -> int:
+        """What a column's title needs to be drawn whole, with room for the sort
+        arrow (any column can be sorted by): QHeaderView cuts the title to the
+        style's label rectangle, which leaves the arrow its room."""
+        header = self.overall
+        option = QStyleOptionHeader()
+        option.initFrom(header)
+        option.state |= QStyle.StateFlag.State_Horizontal
+        option.sortIndicator = QStyleOptionHeader.SortIndicator.SortDown
+        option.rect = QRect(0, 0, 1000, header.title_height())
+        label = header.style().subElementRect(QStyle.SubElement.SE_HeaderLabel, option, header)
+        title = str(self.model().headerData(column, Qt.Orientation.Horizontal) or "")
+        return (
+            header.fontMetrics().horizontalAdvance(title) + option.rect.width() - label.width() + 1
+        )
+
+    def set_units(self, units: UnitSystem) -> None:
+        """Size the rate, total and limit columns for the units now shown; a width the
+        user dragged stays."""
+        self._units = units
+        self._measure_columns()
+
+    def _measure_columns(self) -> None:
+        preferred, self._minimum = self._column_widths(self._units)
+        for column, width in preferred.items():
+            if column not in self._dragged:
+                self._preferred[column] = width
+            self._preferred[column] = max(self._preferred[column], self._minimum[column])
+        self.header().setMinimumSectionSize(min(self._minimum.values()))
+        self._fit_columns()
 
     def name_minimum_width(self) -> int:
         return self.fontMetrics().horizontalAdvance("Application") + self.indentation() + 40
 
+    def name_wanted_width(self) -> int:
+        """What the name column gets before any other column is given more than its
+        least: the overall row's name whole, and a usual application name (16
+        characters) beside its icon and priority badge."""
+        bold = QFont(self.font())
+        bold.setBold(True)
+        overall = OVERALL_INDENT + QFontMetrics(bold).horizontalAdvance(OVERALL_NAME)
+        metrics = self.fontMetrics()
+        usual = (self.indentation() + self.iconSize().width() + 2 * metrics.height()
+                 + 16 * metrics.averageCharWidth())  # fmt: skip
+        return max(self.name_minimum_width(), overall + 2 * self._cell_margin(), usual)
+
     def preferred_widths(self) -> list[int]:
-        """Each column's width as the user left it (the name column's as shown)."""
+        """Each column's width as the user left it (the name column's as shown); 0
+        for a column the user never resized, which follows the units."""
         return [
-            self._preferred.get(Column(c), self.header().sectionSize(c)) for c in range(len(Column))
+            (self._preferred[Column(c)] if Column(c) in self._dragged else 0)
+            if Column(c) in self._preferred
+            else self.header().sectionSize(c)
+            for c in range(len(Column))
         ]
 
     def set_preferred_widths(self, widths: list[int]) -> None:
-        """Widths remembered from last time; each at least its column's minimum."""
+        """Widths remembered from last time; each at least its column's minimum. A 0
+        is a width never dragged: it follows the units."""
         for column in self._preferred:
-            self._preferred[column] = max(self._minimum[column], widths[column])
+            if widths[column] > 0:
+                self._dragged.add(column)
+                self._preferred[column] = max(self._minimum[column], widths[column])
         self._fit_columns()
 
     def _on_section_resized(self, column: int, _old: int, new: int) -> None:
         if not self._fitting and column in self._preferred:  # the user dragged a divider
             self._preferred[Column(column)] = new
+            self._dragged.add(Column(column))
 
     def _fit_columns(self) -> None:
         """Preferred widths where they fit; otherwise every column shrinks in
         proportion towards its minimum, so the name and all the limits stay visible.
         Narrower than every column's minimum, the totals column gives way (its
-        numbers are in the usage view too)."""
-        available = self.viewport().width() - self.name_minimum_width()
-        hide_usage = available < sum(self._minimum.values())
+        numbers are in the usage view too). The name first gets its wanted width,
+        as far as the other columns can keep their least."""
+        viewport = self.viewport().width()
+        hide_usage = viewport - self.name_minimum_width() < sum(self._minimum.values())
         if self.header().isSectionHidden(Column.USAGE) != hide_usage:
             self.header().setSectionHidden(Column.USAGE, hide_usage)
         shown = {column: width for column, width in self._preferred.items()
                  if not (hide_usage and column is Column.USAGE)}  # fmt: skip
         wanted = sum(shown.values())
         least = sum(self._minimum[column] for column in shown)
+        name = max(self.name_minimum_width(), min(self.name_wanted_width(), viewport - least))
+        available = viewport - name
         share = (
             1.0 if wanted <= available else max(0.0, (available - least) / max(1, wanted - least))
         )

@@ -18,6 +18,7 @@ from chadthrottle.gui.widgets.limit_slider import (
     warning_pixmap,
 )
 from chadthrottle.gui.widgets.rate_scale import position_for_rate
+from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT, limit_field_width
 from chadthrottle.gui.widgets.slider_look import paint_rate_slider, slider_option
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
 from chadthrottle.units import UnitSystem, format_limit, format_rate
@@ -57,7 +58,6 @@ def row_height(metrics: QFontMetrics) -> int:
 
 
 LIKENESS_CACHE_SIZE = 256
-BLOCKED_TEXT = "Blocked"  # what a blocked direction shows instead of a rate
 
 
 def _draw_background(option: QStyleOptionViewItem, painter: QPainter) -> None:
@@ -113,7 +113,7 @@ class LimitDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.units = UnitSystem.BYTES_DECIMAL
         self.blocked_reason = ""
-        self._field_width = 0
+        self._field_width: tuple[UnitSystem, int] | None = None  # for these units
         self._likenesses: dict[tuple[object, ...], QPixmap] = {}
 
     # --- painting ---------------------------------------------------------------------
@@ -234,15 +234,14 @@ class LimitDelegate(QStyledItemDelegate):
 
     def _split(self, option: QStyleOptionViewItem) -> tuple[QRect, QRect]:
         """Slider and text areas, matching LimitControl's own layout."""
-        if not self._field_width:
-            self._field_width = option.fontMetrics.horizontalAdvance("888.8 Mbit/s") + 14
+        if self._field_width is None or self._field_width[0] != self.units:
+            self._field_width = (self.units, limit_field_width(option.fontMetrics, self.units))
+        field_width = self._field_width[1]
         rect = option.rect.adjusted(2, 0, -2, 0)
         text_rect = QRect(
-            rect.right() - self._field_width + 1, rect.top(), self._field_width - 6, rect.height()
+            rect.right() - field_width + 1, rect.top(), field_width - 6, rect.height()
         )
-        slider_rect = QRect(
-            rect.left(), rect.top(), rect.width() - self._field_width - 6, rect.height()
-        )
+        slider_rect = QRect(rect.left(), rect.top(), rect.width() - field_width - 6, rect.height())
         return slider_rect, text_rect
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:

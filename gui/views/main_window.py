@@ -237,6 +237,7 @@ class MainWindow(QMainWindow):
         self._model.activity_tooltip = self.table.sparkline_delegate.scale_text(units)
         self._model.set_units(units)
         self.table.limit_delegate.units = units
+        self.table.set_units(units)  # columns as wide as these units' values
         self.table.refresh_editors()
         self.detail.set_units(units)
         self._update_counts()

@@ -20,6 +20,7 @@ from PySide6.QtGui import QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEven
 from PySide6.QtWidgets import QHeaderView, QStyle, QWidget
 
 OVERALL_NAME = "All applications"
+OVERALL_INDENT = 28  # the name's indent: in line with the names under it
 # The overall row gives way on a list too short to show this many rows under it
 # (at 2x on a 1366x768 screen): there the ▼/▲ totals at the top say the same.
 ROWS_WANTED_UNDER = 3
@@ -197,7 +198,7 @@ class OverallHeader(QHeaderView):
         text margin), so a number that fits in the rows under it fits here too
         (a margin of 6 cut '74.5 Mbit/s' at 2x)."""
         margin = self.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, self) + 1
-        indent = 28 if column is Column.NAME else margin  # in line with the names under it
+        indent = OVERALL_INDENT if column is Column.NAME else margin
         text_rect = rect.adjusted(indent, 0, -margin, 0)
         text = metrics.elidedText(
             self.overall_text(column), Qt.TextElideMode.ElideRight, text_rect.width()

@@ -29,6 +29,7 @@ from chadthrottle.gui.widgets.rate_scale import (
     step_rate,
     suggest_rate,
 )
+from chadthrottle.gui.widgets.rate_width import limit_field_width
 from chadthrottle.gui.widgets.slider_look import paint_rate_slider
 from chadthrottle.units import (
     UnitError,
@@ -264,7 +265,7 @@ class LimitControl(QWidget):
         self.field.setPlaceholderText("none")
         self.field.setStyleSheet(_field_style(error=False))
         self.field.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.field.setFixedWidth(self.field.fontMetrics().horizontalAdvance("888.8 Mbit/s") + 14)
+        self.field.setFixedWidth(limit_field_width(self.field.fontMetrics(), units))
         # Whose limit it is, when not the viewer's ("set by administrator"), and
         # a warning icon when it is not enforced.
         self.note = QLabel(self)
@@ -342,6 +343,7 @@ class LimitControl(QWidget):
         self._units = units
         if changed:
             self._describe()
+            self.field.setFixedWidth(limit_field_width(self.field.fontMetrics(), units))
         if not self.is_editing():
             self._show(self._committed)
 

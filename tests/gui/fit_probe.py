@@ -20,12 +20,13 @@ from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.priority_view import link_summary
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings
+from chadthrottle.gui.views.app_table import AppTable
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.widgets.limit_slider import fitting_line
 from chadthrottle.units import UnitSystem
-from PySide6.QtCore import QRect
-from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import QApplication, QStyle, QStyleOptionHeader, QWidget
 
 from tests.gui.sample_data import sample_applications
 
@@ -73,6 +74,39 @@ def quota_report(window: MainWindow, model: ApplicationsModel) -> dict[str, dict
             "painted_fits": QFontMetrics(label.font()).horizontalAdvance(painted) <= width - 4,
         }
     return report
+
+
+def cut_titles(table: AppTable) -> dict[str, str]:
+    """Each column title as the style would draw it in its section now, with a sort
+    arrow (any column can be sorted by): the label's room from the style, the text
+    cut to it with the header's QFontMetrics. Only the ones that do not read whole."""
+    header = table.header()
+    cut = {}
+    for column in Column:
+        if header.isSectionHidden(column):
+            continue
+        option = QStyleOptionHeader()
+        option.initFrom(header)
+        option.state |= QStyle.StateFlag.State_Horizontal
+        option.rect = QRect(0, 0, header.sectionSize(column), table.overall.title_height())
+        option.text = str(table.model().headerData(column, Qt.Orientation.Horizontal))
+        option.sortIndicator = QStyleOptionHeader.SortIndicator.SortDown
+        option.section = column
+        label = header.style().subElementRect(QStyle.SubElement.SE_HeaderLabel, option, header)
+        shown = header.fontMetrics().elidedText(
+            option.text, Qt.TextElideMode.ElideRight, label.width()
+        )
+        if shown != option.text:
+            cut[column.name] = shown
+    return cut
+
+
+def overall_name_shown(table: AppTable) -> str:
+    """The overall row's name as painted: bold, in the name column's cell."""
+    bold = QFont(table.overall.font())
+    bold.setBold(True)
+    rect = QRect(0, 0, table.header().sectionSize(Column.NAME), 30)
+    return table.overall.overall_cell(rect, Column.NAME, QFontMetrics(bold))[1]
 
 
 def main() -> int:
@@ -151,6 +185,9 @@ def main() -> int:
             if label.width() < label.sizeHint().width()
         ],
         "quota": quota_report(window, model),
+        "cut_titles": cut_titles(table),
+        "overall_name": overall_name_shown(table),
+        "overall_shown": table.overall.overall_shown,
     }
     # The graph, open (as it starts on a roomy screen, or once unfolded on a short one)
     window.detail.set_folded(False)

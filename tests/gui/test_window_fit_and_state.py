@@ -99,6 +99,10 @@ def test_everything_fits_the_available_screen(
             report["parts"][name],
         )
     assert report["cut_labels"] == []
+    # Every column title and the overall row's name whole (at 2x they read "Acti…" and
+    # "All applicati…": the rate and limit columns were sized for "888.8 Mbit/s" in any unit)
+    assert report["cut_titles"] == {}, (report["cut_titles"], report["columns"])
+    assert not report["overall_shown"] or report["overall_name"] == "All applications", report
     # A useful list first: at least five rows of applications (2x on 1366x768 showed 2½
     # beside the graph, which starts folded there); the graph, open, whole and readable.
     assert report["list_rows"] >= 5, report["list_rows"]

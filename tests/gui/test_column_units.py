@@ -1,0 +1,69 @@
+"""The rate, total and limit columns are as wide as the units shown need: the widest
+value of those units reads whole, and what they do not need goes to the name."""
+
+from __future__ import annotations
+
+from chadthrottle.contract import Direction
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.widgets.rate_width import PENDING_MARK, rate_texts
+from chadthrottle.units import UnitSystem, format_limit, format_rate
+from PySide6.QtGui import QFontMetrics
+
+from tests.gui.bare_window import bare_window
+from tests.gui.sample_data import sample_applications
+
+FIREFOX = "app:org.mozilla.firefox"
+
+
+def test_columns_follow_the_units_and_give_the_rest_to_the_name(qtbot) -> None:  # type: ignore[no-untyped-def]
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    model.apply_snapshot(sample_applications())
+    window.resize(683, 500)  # 1366x768 at 2x
+    window.show()
+    qtbot.waitExposed(window)
+    table, header = window.table, window.table.header()
+    widths: dict[UnitSystem, list[int]] = {}
+    for units in (UnitSystem.BITS_BINARY, UnitSystem.BYTES_DECIMAL):
+        window.set_units(units)
+        assert table.limit_delegate.units is units
+        widths[units] = [header.sectionSize(c) for c in Column]
+        metrics = QFontMetrics(table.font())
+        margin = table.style().pixelMetric(table.style().PixelMetric.PM_FocusFrameHMargin) + 1
+        # the widest rate these units show fits the rate columns' cells; real values too
+        for text in [*rate_texts(units), format_rate(123_456_789, units)]:
+            for column in (Column.DOWN, Column.UP):
+                assert metrics.horizontalAdvance(text) + 2 * margin <= header.sectionSize(column)
+        control = window.limit_control(FIREFOX, Direction.DOWN)
+        assert control is not None
+        field = control.field
+        for rate in (1_000, 1_023_000, 99_900_000, 123_456_789_0):  # "1000 B/s" in binary bytes
+            text = format_limit(rate, units) + PENDING_MARK
+            assert field.fontMetrics().horizontalAdvance(text) <= field.width() - 10, (
+                text,
+                field.width(),
+            )
+    bits, bytes_ = widths[UnitSystem.BITS_BINARY], widths[UnitSystem.BYTES_DECIMAL]
+    # "88.8 MB/s" needs less than "1023 Mibit/s": what the columns give back goes to
+    # the name (its wanted width first) and here lets the Today column stay
+    narrow = (Column.DOWN, Column.UP, Column.DOWN_LIMIT, Column.UP_LIMIT)
+    for column in narrow:
+        assert bytes_[column] < bits[column], (column, bits, bytes_)
+    assert sum(bits[c] for c in narrow) - sum(bytes_[c] for c in narrow) >= 40, (bits, bytes_)
+    assert bytes_[Column.NAME] >= table.name_wanted_width(), bytes_
+    assert bits[Column.USAGE] == 0 and bytes_[Column.USAGE] > 0, (bits, bytes_)
+
+
+def test_a_dragged_width_stays_when_the_units_change(qtbot) -> None:  # type: ignore[no-untyped-def]
+    _model, window = bare_window()
+    qtbot.addWidget(window)
+    window.resize(1300, 500)
+    window.show()
+    qtbot.waitExposed(window)
+    window.table.header().resizeSection(Column.DOWN, 150)  # as a drag on the divider does
+    window.set_units(UnitSystem.BITS_DECIMAL)
+    preferred = window.table.preferred_widths()
+    assert preferred[Column.DOWN] == 150 and window.table.header().sectionSize(Column.DOWN) == 150
+    assert preferred[Column.UP] == 0  # never dragged: saved as "follow the units"
