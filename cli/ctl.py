@@ -28,6 +28,7 @@ from chadthrottle.cli.output import (  # re-exported: tests and scripts name the
     format_backends,
     format_connections,
     format_interfaces,
+    format_processes,
     format_rules,
     limit_problems,
     owner_label,
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PAUSED_NOTE", "applications_report", "build_parser", "format_applications", "format_backends",
-    "format_connections", "format_interfaces", "format_rules", "limit_problems", "main", "owner_label",
+    "format_connections", "format_interfaces", "format_processes", "format_rules", "limit_problems", "main", "owner_label",
 ]  # fmt: skip
 
 # usage --by: UsageResolution's values but minute (not imported here: only the
@@ -250,6 +251,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "app", metavar="APP", help="an application id as 'list' prints it, or pid:N"
     )
     connections.add_argument("--json", action="store_true", help="machine-readable output")
+    processes = commands.add_parser(
+        "processes", help="the running processes of an application, with their own rates"
+    )
+    processes.add_argument(
+        "app", metavar="APP", help="an application id as 'list' prints it, or pid:N"
+    )
+    processes.add_argument("--json", action="store_true", help="machine-readable output")
     interfaces = commands.add_parser(
         "interfaces", help="traffic per network interface, and the machine's total"
     )
@@ -379,6 +387,9 @@ def _run(arguments: argparse.Namespace) -> None:
         elif arguments.command == "connections":
             connections = client.list_connections(arguments.app)
             print(to_json(connections) if arguments.json else format_connections(connections))
+        elif arguments.command == "processes":
+            processes = client.list_processes(arguments.app)
+            print(to_json(processes) if arguments.json else format_processes(processes))
         elif arguments.command == "interfaces":
             interfaces = client.list_interfaces()
             print(to_json(interfaces) if arguments.json else format_interfaces(interfaces))

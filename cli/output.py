@@ -20,6 +20,7 @@ from chadthrottle.contract import (
     Direction,
     InterfaceInfo,
     LinkShapingInfo,
+    ProcessTraffic,
     RuleInfo,
     ScheduleInfo,
 )
@@ -38,6 +39,7 @@ Record = (
     | BackendInfo
     | ConnectionInfo
     | InterfaceInfo
+    | ProcessTraffic
     | RuleInfo
     | ScheduleInfo
     | LinkShapingInfo
@@ -184,6 +186,24 @@ def format_connections(connections: list[ConnectionInfo]) -> str:
                 connection.state,
                 str(connection.pid),
                 *counted,
+            ]
+        )
+    return _table(rows)
+
+
+def format_processes(processes: list[ProcessTraffic]) -> str:
+    """One line a process: its own rates and bytes, from the counters the
+    application's come from (its rates add up to the application's)."""
+    rows = [["PID", "NAME", "DOWN", "UP", "RECEIVED", "SENT"]]
+    for process in processes:
+        rows.append(
+            [
+                str(process.pid),
+                process.name,
+                format_rate(process.down_bps),
+                format_rate(process.up_bps),
+                f"{process.rx_bytes} B",
+                f"{process.tx_bytes} B",
             ]
         )
     return _table(rows)

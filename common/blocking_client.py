@@ -26,6 +26,7 @@ from chadthrottle.contract import (
     ErrorName,
     InterfaceInfo,
     LinkShapingInfo,
+    ProcessTraffic,
     RuleInfo,
     RuleScope,
     ScheduleInfo,
@@ -53,6 +54,7 @@ from chadthrottle.record_codec import (
     decode_connection,
     decode_interface,
     decode_link_shaping,
+    decode_process,
     decode_rule,
     decode_schedule,
     decode_usage,
@@ -131,6 +133,9 @@ class BlockingHelperClient:
 
     def list_connections(self, app_id: str) -> list[ConnectionInfo]:
         return self._records("ListConnections", decode_connection, app_id=app_id)
+
+    def list_processes(self, app_id: str) -> list[ProcessTraffic]:
+        return self._records("ListProcesses", decode_process, app_id=app_id)
 
     def list_interfaces(self) -> list[InterfaceInfo]:
         return self._records("ListInterfaces", decode_interface)

@@ -27,6 +27,7 @@ from chadthrottle.contract import (
     ErrorName,
     InterfaceInfo,
     LinkShapingInfo,
+    ProcessTraffic,
     RuleInfo,
     RuleScope,
     ScheduleInfo,
@@ -38,6 +39,7 @@ from chadthrottle.dbus_codec import (
     decode_connection,
     decode_interface,
     decode_link_shaping,
+    decode_process,
     decode_rule,
     decode_schedule,
     decode_usage,
@@ -130,6 +132,14 @@ class HelperClient:
         entries = (await self._call("ListConnections", app_id=app_id))[0]
         try:
             return [decode_connection(entry) for entry in entries]
+        except CodecError as error:
+            raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
+
+    async def list_processes(self, app_id: str) -> list[ProcessTraffic]:
+        """Each running process of the application with its own rates (API 6)."""
+        entries = (await self._call("ListProcesses", app_id=app_id))[0]
+        try:
+            return [decode_process(entry) for entry in entries]
         except CodecError as error:
             raise HelperClientError(ErrorName.FAILED.value, f"malformed reply: {error}") from None
 

@@ -19,7 +19,8 @@ from enum import StrEnum
 # ClearQuota; *_blocked, *_quota_* in ListApplications and ListRules).
 # 5: priorities and link shaping (SetPriority, SetLinkCapacity, GetLinkShaping;
 # priority*, rtt_us in ListApplications, priority in ListRules).
-API_VERSION = 5
+# 6: ListProcesses (each process's own rates and bytes, from the same counters).
+API_VERSION = 6
 
 BUS_NAME = "io.github.chadthrottle.Helper1"
 OBJECT_PATH = "/io/github/chadthrottle/Helper1"
@@ -280,7 +281,8 @@ METHODS: dict[str, MethodSpec] = {
             "The API version of this interface (2: rules have owners and SetLimit/ClearLimit a scope; "
             "ListRules; 3: GetUsage; 4: SetSchedule, ClearSchedules, ListSchedules, SetBlocked, SetQuota, "
             "ClearQuota and the blocked and quota keys of ListApplications and ListRules; 5: SetPriority, "
-            "SetLinkCapacity, GetLinkShaping and the priority keys of ListApplications and ListRules).",
+            "SetLinkCapacity, GetLinkShaping and the priority keys of ListApplications and ListRules; "
+            "6: ListProcesses).",
             out_args=(Arg("version", "u"),),
         ),
         _method(
@@ -319,6 +321,18 @@ METHODS: dict[str, MethodSpec] = {
             "one that does not exist.",
             in_args=(_APP_ID,),
             out_args=(Arg("connections", "aa{sv}"),),
+        ),
+        _method(
+            "ListProcesses", Action.MONITOR,
+            "The running processes of one application with their own traffic, from the counters its "
+            "rates come from (per socket owner: the process that created the socket). Keys: pid u, "
+            "name s (its comm, escaped), down_bps d, up_bps d, rx_bytes t, tx_bytes t (since the helper "
+            "started counting it), loopback_down_bps d, loopback_up_bps d (loopback apart, as in "
+            "ListApplications). Over the same window as ListApplications, so an unlimited application's "
+            "rates are its processes' summed, but for processes that exited in the last two seconds. "
+            "Clients must ignore unknown keys. Access as ListConnections.",
+            in_args=(_APP_ID,),
+            out_args=(Arg("processes", "aa{sv}"),),
         ),
         _method(
             "ListInterfaces", Action.MONITOR,
@@ -684,6 +698,33 @@ CONNECTION_FIELDS: dict[str, str] = {
     "tx_bytes": "x",
 }
 OPTIONAL_CONNECTION_FIELDS = frozenset({"rx_bytes", "tx_bytes"})  # an older helper omits them
+
+
+# Keys and D-Bus types of one entry of ListProcesses.
+PROCESS_FIELDS: dict[str, str] = {
+    "pid": "u",
+    "name": "s",  # /proc/<pid>/comm, escaped as names from the kernel are
+    "down_bps": "d",  # over the window ListApplications' rates use, loopback apart
+    "up_bps": "d",
+    "rx_bytes": "t",  # since the helper started counting this process
+    "tx_bytes": "t",
+    "loopback_down_bps": "d",
+    "loopback_up_bps": "d",
+}
+
+
+@dataclass(frozen=True)
+class ProcessTraffic:
+    """One running process of an application, as ListProcesses reports it."""
+
+    pid: int
+    name: str
+    down_bps: float
+    up_bps: float
+    rx_bytes: int
+    tx_bytes: int
+    loopback_down_bps: float = 0.0
+    loopback_up_bps: float = 0.0
 
 
 # Keys and D-Bus types of one entry of ListInterfaces.

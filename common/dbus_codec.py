@@ -17,6 +17,7 @@ from chadthrottle.contract import (
     CONNECTION_FIELDS,
     INTERFACE_FIELDS,
     LINK_SHAPING_FIELDS,
+    PROCESS_FIELDS,
     RULE_FIELDS,
     SCHEDULE_FIELDS,
     ApplicationInfo,
@@ -24,6 +25,7 @@ from chadthrottle.contract import (
     ConnectionInfo,
     InterfaceInfo,
     LinkShapingInfo,
+    ProcessTraffic,
     RuleInfo,
     ScheduleInfo,
 )
@@ -35,6 +37,7 @@ from chadthrottle.record_codec import (  # re-exported: the helper, the GUI and 
     decode_connection,
     decode_interface,
     decode_link_shaping,
+    decode_process,
     decode_record,
     decode_rule,
     decode_schedule,
@@ -45,8 +48,8 @@ from dbus_fast import Variant
 
 __all__ = [
     "CodecError", "decode_application", "decode_backend", "decode_connection", "decode_interface",
-    "decode_link_shaping", "decode_record", "decode_rule", "decode_schedule", "decode_usage", "encode_application", "encode_backend",
-    "encode_connection", "encode_interface", "encode_link_shaping", "encode_record", "encode_rule", "encode_schedule", "encode_usage",
+    "decode_link_shaping", "decode_process", "decode_record", "decode_rule", "decode_schedule", "decode_usage", "encode_application", "encode_backend",
+    "encode_connection", "encode_interface", "encode_link_shaping", "encode_process", "encode_record", "encode_rule", "encode_schedule", "encode_usage",
     "field_names",
 ]  # fmt: skip
 
@@ -61,6 +64,7 @@ def encode_record(
     | ConnectionInfo
     | InterfaceInfo
     | LinkShapingInfo
+    | ProcessTraffic
     | RuleInfo
     | ScheduleInfo
     | UsageRow,
@@ -92,6 +96,10 @@ def field_names(cls: type[ApplicationInfo] | type[BackendInfo]) -> set[str]:
 
 def encode_connection(connection: ConnectionInfo) -> dict[str, Variant]:
     return encode_record(connection, CONNECTION_FIELDS)
+
+
+def encode_process(process: ProcessTraffic) -> dict[str, Variant]:
+    return encode_record(process, PROCESS_FIELDS)
 
 
 def encode_interface(interface: InterfaceInfo) -> dict[str, Variant]:

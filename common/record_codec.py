@@ -24,6 +24,7 @@ from chadthrottle.contract import (
     OPTIONAL_APPLICATION_FIELDS,
     OPTIONAL_CONNECTION_FIELDS,
     OPTIONAL_RULE_FIELDS,
+    PROCESS_FIELDS,
     RULE_FIELDS,
     SCHEDULE_FIELDS,
     ApplicationInfo,
@@ -31,6 +32,7 @@ from chadthrottle.contract import (
     ConnectionInfo,
     InterfaceInfo,
     LinkShapingInfo,
+    ProcessTraffic,
     RuleInfo,
     ScheduleInfo,
 )
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
         ConnectionInfo,
         InterfaceInfo,
         LinkShapingInfo,
+        ProcessTraffic,
         RuleInfo,
         ScheduleInfo,
         UsageRow,
@@ -202,6 +205,10 @@ def decode_backend(data: Mapping[str, Any]) -> BackendInfo:
 
 def decode_connection(data: Mapping[str, Any]) -> ConnectionInfo:
     return decode_record(ConnectionInfo, data, CONNECTION_FIELDS, OPTIONAL_CONNECTION_FIELDS)
+
+
+def decode_process(data: Mapping[str, Any]) -> ProcessTraffic:
+    return decode_record(ProcessTraffic, data, PROCESS_FIELDS)
 
 
 def decode_interface(data: Mapping[str, Any]) -> InterfaceInfo:

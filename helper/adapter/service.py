@@ -47,6 +47,7 @@ from chadthrottle.dbus_codec import (
     encode_connection,
     encode_interface,
     encode_link_shaping,
+    encode_process,
     encode_rule,
     encode_schedule,
     encode_usage,
@@ -465,6 +466,20 @@ class HelperService:
 
     @_handles("ListConnections")
     async def _list_connections(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        app_id, only = await self._app_to_look_into(call)
+        connections = await self._engine_thread.run(self._engine.list_connections, app_id, only)
+        return [[encode_connection(connection) for connection in connections]]
+
+    @_handles("ListProcesses")
+    async def _list_processes(self, call: _Call, grant: _Grant | None) -> list[Any]:
+        app_id, only = await self._app_to_look_into(call)
+        processes = await self._engine_thread.run(self._engine.list_processes, app_id, only)
+        return [[encode_process(process) for process in processes]]
+
+    async def _app_to_look_into(self, call: _Call) -> tuple[str, int | None]:
+        """The resolved application whose processes a caller asks about, and
+        whose processes of it to show (None: everyone's); someone else's is
+        answered as one that does not exist."""
         viewer = await self._viewer(call)
         try:
             resolved = await self._resolves.submit(call.args[0])
@@ -474,10 +489,7 @@ class HelperService:
             # The same answer whether it does not exist or is someone else's.
             raise NoSuchApplication(f"no application of yours is called {call.args[0]!r}")
         only = None if viewer.sees_all else viewer.uid  # of a program others run too: one's own
-        connections = await self._engine_thread.run(
-            self._engine.list_connections, resolved.app_id, only
-        )
-        return [[encode_connection(connection) for connection in connections]]
+        return resolved.app_id, only
 
     @_handles("GetUsage")
     async def _get_usage(self, call: _Call, grant: _Grant | None) -> list[Any]:

@@ -20,6 +20,7 @@ from chadthrottle.contract import (
     Direction,
     InterfaceInfo,
     LinkShapingInfo,
+    ProcessTraffic,
     RuleInfo,
     ScheduleInfo,
 )  # fmt: skip
@@ -160,6 +161,10 @@ class EngineApi(Protocol):
     def list_connections(self, app_id: str, uid: int | None = None) -> list[ConnectionInfo]:
         """The open sockets of a resolved application's processes (with uid:
         of that user's processes only)."""
+
+    def list_processes(self, app_id: str, uid: int | None = None) -> list[ProcessTraffic]:
+        """The running processes of a resolved application (with uid: that
+        user's only), each with its own rates and totals."""
 
     def list_interfaces(self) -> list[InterfaceInfo]:
         """Traffic per interface index, from every socket's counters."""

@@ -25,6 +25,7 @@ from chadthrottle.contract import (
     Direction,
     InterfaceInfo,
     LinkShapingInfo,
+    ProcessTraffic,
     RuleInfo,
     ScheduleInfo,
 )
@@ -42,7 +43,7 @@ from chadthrottle.helper.engine.link_plan import (
     shaping_info,
 )
 from chadthrottle.helper.engine.listing import build_listing
-from chadthrottle.helper.engine.observed import connection_rows, interface_rows
+from chadthrottle.helper.engine.observed import connection_rows, interface_rows, process_rows
 from chadthrottle.helper.engine.rtt import elsewhere_of
 from chadthrottle.helper.engine.rule_edits import ChangeBatch
 from chadthrottle.helper.engine.rule_listing import RuleListing
@@ -107,6 +108,19 @@ class Engine(EngineCore):
                 else []
             )
         return connection_rows(pids)  # reads /proc and the sockets: unlocked
+
+    def list_processes(self, app_id: str, uid: int | None = None) -> list[ProcessTraffic]:
+        """The application's running processes with their own rates; with uid,
+        only that user's (worked out on demand: docs/accounting.md)."""
+        with self._lock:
+            app = self._index.application(app_id)
+            names = {
+                pid: process.comm
+                for pid, process in (app.processes.items() if app else ())
+                if uid is None or process.uid == uid
+            }
+            traffic = self._tracking.meter.process_traffic(names)
+        return process_rows(names, traffic)
 
     def list_interfaces(self) -> list[InterfaceInfo]:
         with self._lock:

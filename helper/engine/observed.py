@@ -1,4 +1,4 @@
-"""What ListConnections and ListInterfaces show: read from the kernel at the
+"""What ListConnections, ListProcesses and ListInterfaces show: read from the kernel at the
 call (sockets from /proc and socket diagnostics, interface names from each
 network namespace), outside the engine lock, on the pids and counters the
 engine hands over."""
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from chadthrottle.contract import ConnectionInfo, InterfaceInfo
+from chadthrottle.contract import ConnectionInfo, InterfaceInfo, ProcessTraffic
 from chadthrottle.helper.engine.ports import NamespacePort
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, AppTraffic, InterfaceKey
 from chadthrottle.helper.identity.connections import connections_of
+from chadthrottle.helper.identity.escaping import escape_os_name
 from chadthrottle.helper.kernel.socket_diag import UNKNOWN_BYTES, tcp_bytes_by_namespace
 
 
@@ -31,6 +32,29 @@ def connection_rows(pids: Iterable[int]) -> list[ConnectionInfo]:
         )
         for c in connections
     ]
+
+
+def process_rows(
+    names: Mapping[int, str], traffic: Mapping[int, AppTraffic]
+) -> list[ProcessTraffic]:
+    """names: pid -> comm (as read from /proc); traffic: pid -> its counts.
+    By pid; a process with no counters yet moved nothing."""
+    rows = []
+    for pid in sorted(names):
+        counted = traffic.get(pid) or AppTraffic()
+        rows.append(
+            ProcessTraffic(
+                pid,
+                escape_os_name(names[pid]),
+                counted.down_bps,
+                counted.up_bps,
+                counted.rx_bytes,
+                counted.tx_bytes,
+                counted.loopback_down_bps,
+                counted.loopback_up_bps,
+            )
+        )
+    return rows
 
 
 def interface_rows(

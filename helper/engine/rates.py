@@ -76,6 +76,10 @@ class RateMeter:
         )
         self._retired_interfaces: dict[InterfaceKey, AppTraffic] = defaultdict(AppTraffic)
         self._uid_of_app: dict[str, int | None] = {}  # whose processes it last had
+        # The living processes' samples of the window and the tick before it:
+        # per-process rates are worked out from them only when asked
+        # (ListProcesses, for the rows a client has open), not every tick.
+        self._samples: deque[tuple[float, list[CounterSample]]] = deque(maxlen=window_ticks + 1)
 
     def remember(self, tgid: int, app_id: str, uid: int | None = None) -> None:
         self._app_of_tgid[tgid] = app_id
@@ -167,8 +171,43 @@ class RateMeter:
         app_id = self._app_of_tgid.get(tgid)
         return None if app_id is None else (app_id, self._uid_of_tgid.get(tgid))
 
+    def process_traffic(self, tgids: Collection[int]) -> dict[int, AppTraffic]:
+        """Each of these processes' totals and rates over the window the
+        applications' rates use, from the same samples, so an application's
+        rate is its living processes' summed (plus what processes that exited
+        in the window moved). A process that had no counter at the window's
+        start counts from zero there: its counters are new."""
+        wanted = set(tgids)
+        result = {tgid: AppTraffic() for tgid in wanted}
+        if not self._samples:
+            return result
+        now, latest = self._samples[-1]
+        for sample in latest:
+            if sample.owner_tgid in wanted:
+                _add(result[sample.owner_tgid], sample)
+        then, oldest = self._samples[0]
+        if now <= then:
+            return result
+        before = {tgid: AppTraffic() for tgid in wanted}
+        for sample in oldest:
+            if sample.owner_tgid in wanted:
+                _add(before[sample.owner_tgid], sample)
+        elapsed = now - then
+        for tgid, traffic in result.items():
+            old = before[tgid]
+            traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / elapsed
+            traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / elapsed
+            traffic.loopback_down_bps = (
+                max(0, traffic.loopback_rx_bytes - old.loopback_rx_bytes) / elapsed
+            )
+            traffic.loopback_up_bps = (
+                max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
+            )
+        return result
+
     def update(self, samples: Iterable[CounterSample], now: float) -> None:
         samples = list(samples)
+        self._samples.append((now, samples))
         self._update_interfaces(samples, now)
         totals: dict[str, AppTraffic] = defaultdict(AppTraffic)
         by_uid: dict[UidKey, AppTraffic] = defaultdict(AppTraffic)

@@ -172,6 +172,18 @@ def test_connections_table_lists_each_socket() -> None:
     assert udp.split()[-2:] == ["-", "-"]  # no counters for UDP
 
 
+def test_processes_table_gives_each_process_its_rates_and_bytes() -> None:
+    from chadthrottle.cli.ctl import format_processes
+    from chadthrottle.contract import ProcessTraffic
+
+    text = format_processes([ProcessTraffic(42, "harbor", 2_000_000.0, 1500.0, 9000, 70),
+                             ProcessTraffic(43, "worker\x1b", 0.0, 0.0, 0, 0)])  # fmt: skip
+    header, first, second = text.splitlines()
+    assert header.split() == ["PID", "NAME", "DOWN", "UP", "RECEIVED", "SENT"]
+    assert first.split() == ["42", "harbor", "2.00", "MB/s", "1.50", "KB/s", "9000", "B", "70", "B"]
+    assert "\x1b" not in second and second.split()[0] == "43"  # names pass for_terminal
+
+
 def test_interfaces_table_ends_with_the_machine_total_without_loopback() -> None:
     from chadthrottle.cli.ctl import format_interfaces
     from chadthrottle.contract import InterfaceInfo

@@ -186,6 +186,7 @@ _REST_OF_ARGUMENTS: dict[str, st.SearchStrategy[list[Any]]] = {
     "ClearQuota": st.tuples(_directions, _scopes).map(list),
     "SetPriority": st.tuples(_priorities, _scopes).map(list),
     "ListConnections": st.just([]),
+    "ListProcesses": st.just([]),
     "GetUsage": _usage_arguments,
 }
 

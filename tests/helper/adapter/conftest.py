@@ -17,6 +17,7 @@ from chadthrottle.contract import (
     ConnectionInfo,
     Direction,
     InterfaceInfo,
+    ProcessTraffic,
     RuleInfo,
 )
 from chadthrottle.helper.busname import wait_for_bus_name
@@ -88,6 +89,12 @@ class FakeEngineForAdapterTests:
             ("list_connections", app_id) if uid is None else ("list_connections", app_id, uid)
         )
         return [ConnectionInfo("tcp", "10.0.0.5:51234", "192.0.2.7:443", "ESTABLISHED", CURL_PID)]
+
+    def list_processes(self, app_id: str, uid: int | None = None) -> list[ProcessTraffic]:
+        self.calls.append(
+            ("list_processes", app_id) if uid is None else ("list_processes", app_id, uid)
+        )
+        return [ProcessTraffic(CURL_PID, "curl", 1500.0, 20.0, 10, 20)]
 
     def list_interfaces(self) -> list[InterfaceInfo]:
         self.calls.append(("list_interfaces",))

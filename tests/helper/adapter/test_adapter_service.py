@@ -354,6 +354,22 @@ def test_connections_of_unknown_or_malformed_ids_are_named_errors(
     assert malformed.value.error is ErrorName.INVALID_ARGUMENT
 
 
+def test_processes_are_listed_for_an_application_as_connections_are(
+    engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+) -> None:
+    (process,) = client_call(adapter_helper.address, "list_processes", f"pid:{CURL_PID}")
+    assert (process.pid, process.name, process.down_bps, process.rx_bytes) == (
+        CURL_PID,
+        "curl",
+        1500.0,
+        10,
+    )
+    assert ("list_processes", CURL) in engine.calls
+    with pytest.raises(HelperClientError) as unknown:
+        client_call(adapter_helper.address, "list_processes", "exe:/no/such/app")
+    assert unknown.value.error is ErrorName.NO_SUCH_APPLICATION
+
+
 def test_interfaces_are_listed(
     engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
 ) -> None:
