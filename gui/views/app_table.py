@@ -8,6 +8,7 @@ pointer moves over the table the sort order is frozen so rows do not jump.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 from chadthrottle.contract import Direction
@@ -36,7 +37,7 @@ from PySide6.QtGui import (
     QContextMenuEvent,
     QCursor,
     QFont,
-    QFontMetrics,
+    QFontMetricsF,
     QKeyEvent,
     QMouseEvent,
     QPainter,
@@ -239,9 +240,9 @@ class AppTable(QTreeView):
         """Preferred and smallest widths of every column but the name: from the font
         and the widest value the units can show ("88.8 MB/s", not "888 Mibit/s" in
         every unit), and never narrower than the column's title with a sort arrow."""
-        metrics = self.fontMetrics()
-        rate, amount = widest_rate(metrics, units), widest_amount(metrics, units)
-        field = limit_field_width(metrics, units)  # LimitControl's field
+        font = self.font()
+        rate, amount = widest_rate(font, units), widest_amount(font, units)
+        field = limit_field_width(font, units)  # LimitControl's field
         margins = 2 * self._cell_margin()
         preferred = {Column.DOWN: rate + 24, Column.UP: rate + 24, Column.ACTIVITY: 140,
                      Column.DOWN_LIMIT: field + 140, Column.UP_LIMIT: field + 140,
@@ -272,7 +273,10 @@ class AppTable(QTreeView):
         label = header.style().subElementRect(QStyle.SubElement.SE_HeaderLabel, option, header)
         title = str(self.model().headerData(column, Qt.Orientation.Horizontal) or "")
         return (
-            header.fontMetrics().horizontalAdvance(title) + option.rect.width() - label.width() + 1
+            math.ceil(QFontMetricsF(header.font()).horizontalAdvance(title))
+            + option.rect.width()
+            - label.width()
+            + 1
         )
 
     def set_units(self, units: UnitSystem) -> None:
@@ -299,7 +303,9 @@ class AppTable(QTreeView):
         characters) beside its icon and priority badge."""
         bold = QFont(self.font())
         bold.setBold(True)
-        overall = OVERALL_INDENT + QFontMetrics(bold).horizontalAdvance(OVERALL_NAME)
+        overall = (
+            OVERALL_INDENT + math.ceil(QFontMetricsF(bold).horizontalAdvance(OVERALL_NAME)) + 1
+        )
         metrics = self.fontMetrics()
         usual = (self.indentation() + self.iconSize().width() + 2 * metrics.height()
                  + 16 * metrics.averageCharWidth())  # fmt: skip
@@ -332,11 +338,12 @@ class AppTable(QTreeView):
     def _fit_columns(self) -> None:
         """Preferred widths where they fit; otherwise every column shrinks in
         proportion towards its minimum, so the name and all the limits stay visible.
-        Narrower than every column's minimum, the totals column gives way (its
-        numbers are in the usage view too). The name first gets its wanted width,
-        as far as the other columns can keep their least."""
+        The name first gets its wanted width, as far as the other columns can
+        keep their least; where they cannot, the totals column gives way (its
+        numbers are in the usage view too): names cut to "Media Ser…" at 2x on
+        1366x768 said less than the totals did."""
         viewport = self.viewport().width()
-        hide_usage = viewport - self.name_minimum_width() < sum(self._minimum.values())
+        hide_usage = viewport - self.name_wanted_width() < sum(self._minimum.values())
         if self.header().isSectionHidden(Column.USAGE) != hide_usage:
             self.header().setSectionHidden(Column.USAGE, hide_usage)
         shown = {column: width for column, width in self._preferred.items()
@@ -344,6 +351,8 @@ class AppTable(QTreeView):
         wanted = sum(shown.values())
         least = sum(self._minimum[column] for column in shown)
         name = max(self.name_minimum_width(), min(self.name_wanted_width(), viewport - least))
+        if hide_usage:  # this narrow, what the others can spare goes to the name
+            name = max(name, viewport - least)
         available = viewport - name
         share = (
             1.0 if wanted <= available else max(0.0, (available - least) / max(1, wanted - least))

@@ -235,7 +235,7 @@ class LimitDelegate(QStyledItemDelegate):
     def _split(self, option: QStyleOptionViewItem) -> tuple[QRect, QRect]:
         """Slider and text areas, matching LimitControl's own layout."""
         if self._field_width is None or self._field_width[0] != self.units:
-            self._field_width = (self.units, limit_field_width(option.fontMetrics, self.units))
+            self._field_width = (self.units, limit_field_width(option.font, self.units))
         field_width = self._field_width[1]
         rect = option.rect.adjusted(2, 0, -2, 0)
         text_rect = QRect(

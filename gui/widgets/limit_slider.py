@@ -265,7 +265,7 @@ class LimitControl(QWidget):
         self.field.setPlaceholderText("none")
         self.field.setStyleSheet(_field_style(error=False))
         self.field.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.field.setFixedWidth(limit_field_width(self.field.fontMetrics(), units))
+        self.field.setFixedWidth(limit_field_width(self.field.font(), units))
         # Whose limit it is, when not the viewer's ("set by administrator"), and
         # a warning icon when it is not enforced.
         self.note = QLabel(self)
@@ -343,7 +343,7 @@ class LimitControl(QWidget):
         self._units = units
         if changed:
             self._describe()
-            self.field.setFixedWidth(limit_field_width(self.field.fontMetrics(), units))
+            self.field.setFixedWidth(limit_field_width(self.field.font(), units))
         if not self.is_editing():
             self._show(self._committed)
 

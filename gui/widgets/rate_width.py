@@ -4,12 +4,17 @@ the widest unit of all (at 2x that width was taken from the name column)."""
 
 from __future__ import annotations
 
+import math
+
 from chadthrottle.units import UnitSystem, unit_label
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFont, QFontMetricsF
 
 BLOCKED_TEXT = "Blocked"  # what a blocked direction shows instead of a rate
 PENDING_MARK = "…"  # after a limit asked for and not confirmed yet
-FIELD_PADDING = 14  # a QLineEdit's frame and text margins around its text
+FIELD_PADDING = 12  # a QLineEdit's frame (2) and text margins (2) each side, and 4 spare
+# Widths are the fractional advance rounded up plus this: a column 65 px wide cut
+# "4.98 MB/s" (59.34 px, QFontMetrics says 59) to "4.98 M…" at 2x.
+SLACK = 2
 _HIGHEST_POWER = 3  # G: limits stop at 100 GB/s (contract.MAX_RATE_BPS), rates in practice too
 
 
@@ -24,25 +29,28 @@ def rate_texts(units: UnitSystem, highest_power: int = _HIGHEST_POWER) -> list[s
     ]
 
 
-def widest_rate(metrics: QFontMetrics, units: UnitSystem) -> int:
+def _width(font: QFont, texts: list[str]) -> int:
+    metrics = QFontMetricsF(font)
+    return math.ceil(max(metrics.horizontalAdvance(text) for text in texts)) + SLACK
+
+
+def widest_rate(font: QFont, units: UnitSystem) -> int:
     """The widest rate format_rate can show in ``units``, in pixels."""
-    return max(metrics.horizontalAdvance(text) for text in rate_texts(units))
+    return _width(font, rate_texts(units))
 
 
-def widest_amount(metrics: QFontMetrics, units: UnitSystem) -> int:
+def widest_amount(font: QFont, units: UnitSystem) -> int:
     """The widest byte count connection_table.format_bytes shows ("888 TB" a month at most)."""
-    return max(metrics.horizontalAdvance(text.removesuffix("/s")) for text in rate_texts(units, 4))
+    return _width(font, [text.removesuffix("/s") for text in rate_texts(units, 4)])
 
 
-def widest_limit(metrics: QFontMetrics, units: UnitSystem) -> int:
+def widest_limit(font: QFont, units: UnitSystem) -> int:
     """The widest a limit cell reads: a rate still being confirmed, "none" or "Blocked"."""
-    return max(
-        widest_rate(metrics, units) + metrics.horizontalAdvance(PENDING_MARK),
-        metrics.horizontalAdvance("none"),
-        metrics.horizontalAdvance(BLOCKED_TEXT),
+    return _width(
+        font, [*(text + PENDING_MARK for text in rate_texts(units)), "none", BLOCKED_TEXT]
     )
 
 
-def limit_field_width(metrics: QFontMetrics, units: UnitSystem) -> int:
+def limit_field_width(font: QFont, units: UnitSystem) -> int:
     """The limit field's width (LimitControl and the painted rows alike)."""
-    return widest_limit(metrics, units) + FIELD_PADDING
+    return widest_limit(font, units) + FIELD_PADDING

@@ -8,7 +8,7 @@ from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.widgets.rate_width import PENDING_MARK, rate_texts
 from chadthrottle.units import UnitSystem, format_limit, format_rate
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFontMetricsF
 
 from tests.gui.bare_window import bare_window
 from tests.gui.sample_data import sample_applications
@@ -30,7 +30,7 @@ def test_columns_follow_the_units_and_give_the_rest_to_the_name(qtbot) -> None: 
         window.set_units(units)
         assert table.limit_delegate.units is units
         widths[units] = [header.sectionSize(c) for c in Column]
-        metrics = QFontMetrics(table.font())
+        metrics = QFontMetricsF(table.font())
         margin = table.style().pixelMetric(table.style().PixelMetric.PM_FocusFrameHMargin) + 1
         # the widest rate these units show fits the rate columns' cells; real values too
         for text in [*rate_texts(units), format_rate(123_456_789, units)]:
