@@ -38,11 +38,13 @@ from chadthrottle.contract import (
     BackendInfo,
     ConnectionInfo,
     Direction,
+    ProcessTraffic,
 )
 from chadthrottle.dbus_codec import (
     encode_application,
     encode_backend,
     encode_connection,
+    encode_process,
     encode_usage,
 )
 from chadthrottle.usage_contract import UsageRow
@@ -151,6 +153,14 @@ class FeedService:
             body = [[encode_connection(ConnectionInfo("tcp", f"10.0.0.5:{40000 + port}", f"192.0.2.{port}:443",
                                                       "ESTABLISHED", 1, moved * port, moved // 10))
                      for port in range(CONNECTIONS_SHOWN)]]  # fmt: skip
+        elif spec.name == "ListProcesses":  # an expanded row's processes, each its share
+            (app_id,) = message.body
+            app = next((a for a in self._apps.snapshot(time.monotonic()) if a.id == app_id), None)
+            pids = app.pids if app is not None else ()
+            body = [[encode_process(ProcessTraffic(pid, f"proc{pid}", app.down_bps / len(pids),
+                                                   app.up_bps / len(pids), app.rx_bytes // len(pids),
+                                                   app.tx_bytes // len(pids)))
+                     for pid in pids if app is not None]]  # fmt: skip
         elif (
             spec.name == "GetUsage"
         ):  # the totals column asks every 15 s, the selected row's graph its last hour

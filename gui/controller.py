@@ -81,7 +81,9 @@ class AppController(QObject):
 
         self.connection.applicationsUpdated.connect(self._on_snapshot)
         self.connection.connectionsUpdated.connect(self.window.show_connections)
+        self.connection.processesUpdated.connect(self.window.show_processes)
         self.window.connectionsWanted.connect(self.connection.watch_connections)
+        self.window.processesWanted.connect(self.connection.watch_processes)
         self.connection.backendsUpdated.connect(self.window.set_backends)
         self.connection.statusChanged.connect(self._on_status)
         self.connection.limitFinished.connect(self._on_limit_finished)

@@ -16,6 +16,7 @@ from chadthrottle.contract import (
     ConnectionInfo,
     Direction,
     LinkShapingInfo,
+    ProcessTraffic,
     RuleInfo,
     ScheduleInfo,
 )
@@ -32,6 +33,8 @@ class HelperClientLike(Protocol):
     async def list_backends(self) -> list[BackendInfo]: ...
 
     async def list_connections(self, app_id: str) -> list[ConnectionInfo]: ...
+
+    async def list_processes(self, app_id: str) -> list[ProcessTraffic]: ...
 
     async def set_limit(
         self, app_id: str, direction: Direction, rate_bps: int, burst_bytes: int = 0

@@ -43,6 +43,7 @@ class HelperConnection(QObject):
     # request, error name ("" on success), words for the user ("" on success)
     limitFinished = Signal(object, str, str)
     connectionsUpdated = Signal(str, object)  # app id, list[ConnectionInfo]
+    processesUpdated = Signal(str, object)  # app id, list[ProcessTraffic] (from API 6 helpers)
     pausedChanged = Signal(object)  # bool, or None when the helper cannot pause limits
     # paused as asked, error name ("" on success), words for the user ("" on success)
     pauseFinished = Signal(bool, str, str)
@@ -70,6 +71,7 @@ class HelperConnection(QObject):
         self._signals.limitDone.connect(self._on_limit_done)
         self._signals.limitFailed.connect(self._on_limit_failed)
         self._signals.connections.connect(self.connectionsUpdated)
+        self._signals.processes.connect(self.processesUpdated)
         self._signals.paused.connect(self._on_paused)
         self._signals.pauseDone.connect(self._on_pause_done)
         self._signals.usage.connect(self.usageFetched)
@@ -104,6 +106,11 @@ class HelperConnection(QObject):
     def watch_connections(self, app_ids: Sequence[str]) -> None:
         """Poll the open connections of these applications too (empty to stop)."""
         self._worker.watch_connections(app_ids)
+
+    def watch_processes(self, app_ids: Sequence[str]) -> None:
+        """Poll these applications' processes' rates too, with their connections
+        (the expanded rows; empty to stop)."""
+        self._worker.watch_processes(app_ids)
 
     def retry(self) -> None:
         """The user asked to try again: forget a limit denial and poll now."""

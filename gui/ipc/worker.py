@@ -75,6 +75,8 @@ class WorkerSignals(QObject):
     limitDone = Signal(int, str)  # request id, resolved app id
     limitFailed = Signal(int, str, str)  # request id, error name, message
     connections = Signal(str, object)  # app id, list[ConnectionInfo]
+    # app id, list[ProcessTraffic] (API 6; never from older helpers)
+    processes = Signal(str, object)
     paused = Signal(object)  # bool, or None: the helper cannot pause limits
     pauseDone = Signal(bool, str, str)  # paused as asked, error name ("" on success), message
     # GetUsage: the asker's key, the rows (None: the helper has no GetUsage), error name ("" on success)
@@ -107,6 +109,10 @@ class HelperWorker:
         # The applications whose connections are polled too: the selected one and
         # the expanded rows, never every application.
         self._connections_of: tuple[str, ...] = ()
+        # Whose processes' rates are polled with their connections: the expanded rows.
+        self._processes_of: tuple[str, ...] = ()
+        # False once the helper answered ListProcesses with UnknownMethod (API < 6).
+        self._processes_listed = True
         # When SetLimitsPaused last succeeded: a poll sent before it may answer the old state.
         self._paused_set_at = float("-inf")
 
@@ -141,6 +147,15 @@ class HelperWorker:
         self._connections_of = wanted
         if new and self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self._fetch_new_connections(new), self._loop)
+
+    def watch_processes(self, app_ids: Sequence[str]) -> None:
+        """Also poll these applications' processes' rates (they must be watched
+        for connections too); fetch those new to the list now."""
+        wanted = tuple(dict.fromkeys(app_id for app_id in app_ids if app_id))
+        new = [app_id for app_id in wanted if app_id not in self._processes_of]
+        self._processes_of = wanted
+        if new and self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._fetch_new_processes(new), self._loop)
 
     def request_limit(
         self, request_id: int, app_id: str, direction: str, rate_bps: int | None
@@ -288,7 +303,28 @@ class HelperWorker:
             return
         await asyncio.gather(*(self._fetch_connections(client, app_id) for app_id in app_ids))
 
+    async def _fetch_new_processes(self, app_ids: list[str]) -> None:
+        """A row was just expanded: its processes' rates now, not at the next poll."""
+        try:
+            client = await self._ensure_client()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the poll loop reports an absent helper
+            log.debug("processes: %s", exc)
+            return
+        if self._processes_listed:
+            await asyncio.gather(*(self._fetch_processes(client, app_id) for app_id in app_ids))
+
     async def _fetch_connections(self, client: HelperClientLike, app_id: str) -> None:
+        """The application's connections and, for an expanded row, its processes' rates."""
+        if self._processes_listed and app_id in self._processes_of:
+            await asyncio.gather(
+                self._fetch_sockets(client, app_id), self._fetch_processes(client, app_id)
+            )
+        else:
+            await self._fetch_sockets(client, app_id)
+
+    async def _fetch_sockets(self, client: HelperClientLike, app_id: str) -> None:
         try:
             connections = await asyncio.wait_for(client.list_connections(app_id), CALL_TIMEOUT_S)
         except asyncio.CancelledError:
@@ -298,6 +334,19 @@ class HelperWorker:
             connections = []
         if app_id in self._connections_of:  # still wanted
             self._emit(self._signals.connections, app_id, list(connections))
+
+    async def _fetch_processes(self, client: HelperClientLike, app_id: str) -> None:
+        try:
+            processes = await asyncio.wait_for(client.list_processes(app_id), CALL_TIMEOUT_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # exited, not ours to see, or a helper older than API 6
+            if error_name_of(exc) == UNKNOWN_METHOD:
+                self._processes_listed = False
+            log.debug("processes of %s: %s", app_id, exc)
+            processes = []
+        if app_id in self._processes_of:  # still wanted
+            self._emit(self._signals.processes, app_id, list(processes))
 
     async def _sleep(self, delay_s: float) -> None:
         assert self._wake is not None
@@ -316,6 +365,7 @@ class HelperWorker:
 
     async def _close_client(self) -> None:
         client, self._client = self._client, None
+        self._processes_listed = True  # the next helper may be newer
         if client is None:
             return
         try:

@@ -21,7 +21,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction, RuleInfo
+from chadthrottle.contract import (
+    ApplicationInfo,
+    ConnectionInfo,
+    Direction,
+    ProcessTraffic,
+    RuleInfo,
+)
 from chadthrottle.gui.models.child_rows import connection_data, process_data
 from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.connections import connection_key, interesting_first
@@ -215,7 +221,8 @@ class ApplicationsModel(QAbstractItemModel):
         app = self._rows[row]
         child = index.row()
         if child < len(app.processes):
-            return process_data(app, app.processes[child], index.column(), role, self._stale)
+            return process_data(app, app.processes[child], index.column(), role, self._stale,
+                                self._units)  # fmt: skip
         return connection_data(app, app.connections[child - len(app.processes)], index.column(), role, self._stale,
                                self._units)  # fmt: skip
 
@@ -487,8 +494,28 @@ class ApplicationsModel(QAbstractItemModel):
             self.endInsertRows()
 
     def clear_connections(self, app_id: str) -> None:
-        """Drop an application's connections (its row was collapsed)."""
+        """Drop an application's connections and its processes' rates (its row
+        was collapsed)."""
         self.set_connections(app_id, ())
+        self.set_process_traffic(app_id, ())
+
+    def set_process_traffic(self, app_id: str, processes: Sequence[ProcessTraffic]) -> None:
+        """Each process's own rates from the helper, shown in its row's rate
+        columns; the process rows themselves come with the polls."""
+        row = self._row_of_id.get(app_id)
+        if row is None:
+            return
+        app = self._rows[row]
+        traffic = {process.pid: process for process in processes}
+        if traffic == app.process_traffic:
+            return
+        app.process_traffic = traffic
+        if app.processes:
+            parent = self.index(row, 0)
+            self.dataChanged.emit(
+                self.index(0, 0, parent),
+                self.index(len(app.processes) - 1, _COLUMN_COUNT - 1, parent),
+            )
 
     # --- limits the user asked for ------------------------------------------------------
 
@@ -631,6 +658,7 @@ class ApplicationsModel(QAbstractItemModel):
         for row in leaving:
             app = self._rows[row]
             app.connections = []  # fetched afresh if it is listed and opened again
+            app.process_traffic = {}
             self._hidden[app.info.id] = app
         self._remove_rows(leaving)
         joining = [app for app in self._hidden.values() if matches(app, self._needle)]

@@ -181,8 +181,9 @@ class AppTable(QTreeView):
         proxy.layoutChanged.connect(lambda *_: self.executeDelayedItemsLayout())
         self._expanded_ids: list[str] = []  # kept on expand/collapse: asked after every poll
         self.expanded.connect(lambda _index: self._expansion_changed(""))
-        # A process row says only its name: it takes the whole row, which at 2x on
-        # a 1366x768 screen cut "python (pid 19956)" to "python (pid…".
+        # A process row that says only its name (no rates from the helper yet)
+        # takes the whole row, which at 2x on a 1366x768 screen cut
+        # "python (pid 19956)" to "python (pid…".
         self.expanded.connect(self._span_processes)
         proxy.rowsInserted.connect(
             lambda parent, _first, _last: self._span_processes(parent)
@@ -482,8 +483,12 @@ class AppTable(QTreeView):
     ) -> None:
         """QTreeView ignores dataChanged, editors included, while a layout is
         pending: in a poll that also added or removed a row, a limit changed
-        elsewhere reached the cell but not the open LimitControl in it."""
+        elsewhere reached the cell but not the open LimitControl in it. A process
+        row spans the row until its own rates come (ListProcesses)."""
         super().dataChanged(top_left, bottom_right, list(roles))
+        parent = top_left.parent()
+        if parent.isValid() and self.isExpanded(parent):
+            self._span_processes(QModelIndex(parent))
         if bottom_right.column() < _FIRST_LIMIT_COLUMN or top_left.column() > _LAST_LIMIT_COLUMN:
             return  # the rates every poll: no limit in the range
         rows, parent = range(top_left.row(), bottom_right.row() + 1), top_left.parent()

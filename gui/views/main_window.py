@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from chadthrottle.contract import BackendInfo, ConnectionInfo, Direction
+from chadthrottle.contract import BackendInfo, ConnectionInfo, Direction, ProcessTraffic
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel
@@ -73,6 +73,8 @@ class MainWindow(QMainWindow):
     closedForGood = Signal()  # closed, not hidden in the tray
     # Whose connections are wanted: the selected application and the expanded rows.
     connectionsWanted = Signal(object)  # list[str]
+    # Whose processes' rates are wanted: the expanded rows only (API 6).
+    processesWanted = Signal(object)  # list[str]
     pauseRequested = Signal(bool)  # True: pause every limit, False: resume
     rulesRequested = Signal(str)  # app id: open its rules dialog (gui/rules_flow.py)
     priorityRequested = Signal(str, str)  # app id, priority (gui/priority_flow.py)
@@ -138,6 +140,7 @@ class MainWindow(QMainWindow):
         self.table.rowMenuRequested.connect(self.open_row_menu)
         self._row_menu: QMenu | None = None
         self._connections_wanted: list[str] = []
+        self._processes_wanted: list[str] = []
         model.snapshotApplied.connect(self._on_snapshot)
         model.dataChanged.connect(self._on_data_changed)
         self.set_units(settings.units)
@@ -218,6 +221,11 @@ class MainWindow(QMainWindow):
         self.detail.show_connections(app_id, connections)
         if self.table.is_expanded(app_id):
             self._model.set_connections(app_id, connections)
+
+    def show_processes(self, app_id: str, processes: list[ProcessTraffic]) -> None:
+        """An application's processes' own rates, under its row if that is expanded."""
+        if self.table.is_expanded(app_id):
+            self._model.set_process_traffic(app_id, processes)
 
     @property
     def limits_paused(self) -> bool:
@@ -331,6 +339,10 @@ class MainWindow(QMainWindow):
         shown = "" if self.detail.folded else self.detail.app_id  # folded: its table is not seen
         wanted = list(dict.fromkeys([shown, *self.table.expanded_app_ids()]))
         wanted = [app_id for app_id in wanted if app_id]
+        expanded = self.table.expanded_app_ids()
+        if expanded != self._processes_wanted:  # first: a row just opened gets both at once
+            self._processes_wanted = list(expanded)
+            self.processesWanted.emit(list(expanded))
         if wanted != self._connections_wanted:
             self._connections_wanted = wanted
             self.connectionsWanted.emit(wanted)

@@ -11,7 +11,14 @@ import threading
 import time
 
 from chadthrottle.client import HelperClientError
-from chadthrottle.contract import ApplicationInfo, BackendInfo, ConnectionInfo, Direction, RuleInfo
+from chadthrottle.contract import (
+    ApplicationInfo,
+    BackendInfo,
+    ConnectionInfo,
+    Direction,
+    ProcessTraffic,
+    RuleInfo,
+)
 from chadthrottle.gui.ipc.connection import HelperConnection
 from chadthrottle.gui.ipc.state import HelperState
 
@@ -131,6 +138,62 @@ def test_connections_are_polled_only_for_watched_applications(qtbot) -> None:
         qtbot.wait(300)
         assert len(client.connection_requests) == stopped_at
         assert set(client.connection_requests) == {"exe:/usr/bin/curl", "app:org.mozilla.firefox"}
+    finally:
+        connection.stop()
+
+
+class ProcessListingClient(ScriptedClient):
+    """A helper of API 6 (ListProcesses), or an older one that answers UnknownMethod."""
+
+    def __init__(self, unknown: bool = False) -> None:
+        super().__init__()
+        self.unknown = unknown
+        self.process_requests: list[str] = []
+
+    async def list_processes(self, app_id: str) -> list[ProcessTraffic]:
+        self.process_requests.append(app_id)
+        if self.unknown:
+            raise HelperClientError("org.freedesktop.DBus.Error.UnknownMethod", "no such method")
+        return [ProcessTraffic(100, "curl", 2000.0, 30.0, 9000, 70)]
+
+
+def test_processes_are_fetched_with_the_watched_connections(qtbot) -> None:
+    client = ProcessListingClient()
+    connection = HelperConnection(lambda: client, refresh_interval_s=0.1)
+    seen: list[tuple[str, object]] = []
+    connection.processesUpdated.connect(lambda app_id, processes: seen.append((app_id, processes)))
+    connection.start()
+    try:
+        qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
+        # Selected (connections for the detail pane), not expanded: no processes asked.
+        connection.watch_connections(["app:org.mozilla.firefox"])
+        qtbot.waitUntil(lambda: len(client.connection_requests) >= 3, timeout=5000)
+        assert client.process_requests == []
+        connection.watch_processes(["exe:/usr/bin/curl"])  # expanded: as the window does
+        connection.watch_connections(["app:org.mozilla.firefox", "exe:/usr/bin/curl"])
+        qtbot.waitUntil(lambda: len(seen) >= 3, timeout=5000)  # at once, then with the polls
+        assert {app_id for app_id, _ in seen} == {"exe:/usr/bin/curl"}
+        assert set(client.process_requests) == {"exe:/usr/bin/curl"}
+        assert seen[0][1] == [ProcessTraffic(100, "curl", 2000.0, 30.0, 9000, 70)]
+    finally:
+        connection.stop()
+
+
+def test_a_helper_without_list_processes_is_asked_once(qtbot) -> None:
+    client = ProcessListingClient(unknown=True)
+    connection = HelperConnection(lambda: client, refresh_interval_s=0.1)
+    connection.start()
+    try:
+        qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
+        connection.watch_processes(["exe:/usr/bin/curl"])
+        connection.watch_connections(["exe:/usr/bin/curl"])
+        polled = len(client.connection_requests)
+        qtbot.waitUntil(lambda: len(client.connection_requests) >= polled + 2, timeout=5000)
+        asked = len(client.process_requests)  # the calls sent before the first answer
+        assert 1 <= asked <= 2
+        polled = len(client.connection_requests)
+        qtbot.waitUntil(lambda: len(client.connection_requests) >= polled + 3, timeout=5000)
+        assert len(client.process_requests) == asked  # connections go on alone
     finally:
         connection.stop()
 
