@@ -449,6 +449,10 @@ def _check_enforced(client: BlockingHelperClient, limited: list[tuple[str, Direc
         app = apps.get(app_id)
         if app is None:
             continue  # not listed to this caller (another user runs it too): nothing to check
+        if app.limit_reach(direction):  # how it holds, where not on one shaped path
+            print(
+                f"{for_terminal(app_id)}: {direction.value} limit: {for_terminal(app.limit_reach(direction))}"
+            )
         if app.limit_problem(direction):
             reasons.append(
                 f"{for_terminal(app_id)}: {direction.value} limit: {for_terminal(app.limit_problem(direction))}"

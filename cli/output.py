@@ -97,6 +97,14 @@ def limit_problems(apps: list[ApplicationInfo]) -> list[str]:
     return lines
 
 
+def limit_reaches(apps: list[ApplicationInfo]) -> list[str]:
+    """One line per limit over several namespaces or a namespace tc cannot
+    shape: how it holds there (divided by demand, or the sum held by the policer)."""
+    return [f"{app.id}: {direction.value} limit: {app.limit_reach(direction)}"
+            for app in apps for direction in Direction
+            if app.limit_bps(direction) and app.limit_reach(direction)]  # fmt: skip
+
+
 def _priority_cell(app: ApplicationInfo) -> str:
     """Blank for normal (every application's default); else the priority,
     whose it is and the round-trip time its TCP sockets see now."""
@@ -141,8 +149,13 @@ def format_applications(apps: list[ApplicationInfo]) -> str:
 
 def applications_report(apps: list[ApplicationInfo], paused: bool) -> str:
     """The table `list` prints, then the pause note or the limits not
-    enforced, then the priorities not in force."""
-    notes = [PAUSED_NOTE] if paused else [for_terminal(line) for line in limit_problems(apps)]
+    enforced and how limits over several namespaces hold, then the
+    priorities not in force."""
+    notes = (
+        [PAUSED_NOTE]
+        if paused
+        else [for_terminal(line) for line in [*limit_problems(apps), *limit_reaches(apps)]]
+    )
     notes += [for_terminal(line) for line in priority_problems(apps)]
     return "\n".join([format_applications(apps), *notes])
 

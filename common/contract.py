@@ -19,7 +19,9 @@ from enum import StrEnum
 # ClearQuota; *_blocked, *_quota_* in ListApplications and ListRules).
 # 5: priorities and link shaping (SetPriority, SetLinkCapacity, GetLinkShaping;
 # priority*, rtt_us in ListApplications, priority in ListRules).
-# 6: ListProcesses (each process's own rates and bytes, from the same counters).
+# 6: ListProcesses (each process's own rates and bytes, from the same counters);
+# down_limit_reach, up_limit_reach in ListApplications (how a limit holds in
+# each network namespace of the application).
 API_VERSION = 6
 
 BUS_NAME = "io.github.chadthrottle.Helper1"
@@ -90,15 +92,24 @@ UPLOAD_CUT_UP_TO_BPS = 2 << 20
 # the application has processes keeps even without traffic (so a connection
 # that starts there can show it wants more; helper/kernel/namespace_shares.py).
 NAMESPACE_FLOOR = 0.02
+# What a burst sizes where the policer holds a limit (the ebpf backend, or a
+# path tc cannot shape): its bucket is the largest of the burst, these bytes and
+# this much of the rate (docs/backends.md, "Why the burst floor is 0.3 s of the rate").
+POLICER_MIN_BUCKET_BYTES = 4 * GSO_PACKET_BYTES
+POLICER_MIN_BUCKET_S = 0.3
 # What one limit holds, said by SetLimit, `chadthrottle-ctl limit` and the limit
-# field's tooltip: the sum, divided between namespaces by use (measured:
-# docs/backends.md, "One limit over several namespaces"; bench/namespace_share.py).
+# field's tooltip; ListApplications' *_limit_reach says which case applies to each
+# limit now (measured: docs/backends.md, "One limit over several namespaces";
+# bench/namespace_share.py).
 LIMIT_REACH = (
     "A limit holds the sum of the application's traffic, whichever uplinks and network namespaces "
-    "of this machine it uses. When its connections are in several network namespaces at once, "
-    "the limit is divided between them by what each uses, measured every second: those that want "
-    "more share it equally, and what one leaves unused goes to the others (a namespace without "
-    f"traffic keeps {NAMESPACE_FLOOR:.0%} of it)."
+    "of this machine it uses. When its connections are in several network namespaces at once, how "
+    "the sum is shared depends on what holds it there: where the tc backend shapes each of those "
+    "namespaces, the limit is divided between them by what each uses, measured every second (those "
+    "that want more share it equally, what one leaves unused goes to the others, a namespace "
+    f"without traffic keeps {NAMESPACE_FLOOR:.0%} of it); with the ebpf backend, or where a namespace "
+    "cannot be shaped, the policer holds the sum, first come first served, not divided by use. "
+    "ListApplications (`chadthrottle-ctl list`, the window's detail pane) says which holds each limit."
 )
 # What estimating the link capacity costs the calls it protects (measured:
 # docs/benchmarks.md, "Quiet reruns"; bench/capacity_follow.py): each try of a
@@ -282,7 +293,7 @@ METHODS: dict[str, MethodSpec] = {
             "ListRules; 3: GetUsage; 4: SetSchedule, ClearSchedules, ListSchedules, SetBlocked, SetQuota, "
             "ClearQuota and the blocked and quota keys of ListApplications and ListRules; 5: SetPriority, "
             "SetLinkCapacity, GetLinkShaping and the priority keys of ListApplications and ListRules; "
-            "6: ListProcesses).",
+            "6: ListProcesses, and the limit_reach keys of ListApplications).",
             out_args=(Arg("version", "u"),),
         ),
         _method(
@@ -297,7 +308,11 @@ METHODS: dict[str, MethodSpec] = {
             "up_schedule s (the schedule that sets that limit now, empty when none does), priority s "
             "(critical, high, normal or low: the rule's in force for the caller), priority_owner x, "
             "priority_problem s (why that priority is not in force now, empty when it is), rtt_us u (median "
-            "smoothed round-trip time of its established TCP sockets, microseconds; 0 unknown). Callers who may not "
+            "smoothed round-trip time of its established TCP sockets, microseconds; 0 unknown), "
+            "down_limit_reach s, up_limit_reach s (API 6: how that limit holds in each network namespace "
+            "of the application's processes where it is not simply the backend's one path: divided by "
+            "demand where tc shapes each namespace, or the sum held by the policer, and why; empty for "
+            "one namespace the backend holds as usual). Callers who may not "
             "limit any application see only their own applications and their own rules. Clients must "
             "ignore unknown keys.",
             out_args=(Arg("applications", "aa{sv}"),),
@@ -349,9 +364,13 @@ METHODS: dict[str, MethodSpec] = {
             "Limit one direction of an application, on its open connections and new ones. app_id: an id "
             "from ListApplications or pid:N. direction: down or up. "
             f"rate_bps: {MIN_RATE_BPS}..{MAX_RATE_BPS}. "
-            f"burst_bytes: 0 for the default, else {MIN_BURST_BYTES}..{MAX_BURST_BYTES} (the tc backend "
-            f"sends an upload limit of up to {UPLOAD_CUT_UP_TO_BPS >> 20} MiB/s at most two frames at once, whatever its "
-            "burst). scope: own (the "
+            f"burst_bytes: 0 for the default, else {MIN_BURST_BYTES}..{MAX_BURST_BYTES}. What it sizes "
+            "depends on what holds the limit on each path: where tc shapes, the class's burst, except that "
+            f"an upload limit of up to {UPLOAD_CUT_UP_TO_BPS >> 20} MiB/s with no link capacity sends at "
+            "most two frames at once whatever its burst (a leaf that cuts GSO packets; a kernel without "
+            "TBF gets the burst as given); where the policer holds it (the ebpf backend, a path tc cannot "
+            "shape), its bucket: the largest of the burst, "
+            f"{POLICER_MIN_BUCKET_BYTES >> 10} KiB and {POLICER_MIN_BUCKET_S} s of the rate. scope: own (the "
             f"rule applies only to the caller's own processes of the application; polkit action "
             f"{Action.LIMIT_OWN.value}; a pid:N must be the caller's process), all (an administrator rule "
             f"for every user's processes, which outranks users' rules; {Action.LIMIT_ANY.value}), or empty "
@@ -593,9 +612,16 @@ APPLICATION_FIELDS: dict[str, str] = {
     "priority_owner": "x",
     "priority_problem": "s",
     "rtt_us": "u",
+    # API 6: how the limit holds in each network namespace of the application's
+    # processes, where that is not simply the backend's one path (several
+    # namespaces: divided by demand, or the sum held by the policer; a namespace
+    # tc cannot shape: policed, and why); "" otherwise, and without a limit.
+    "down_limit_reach": "s",
+    "up_limit_reach": "s",
 }
 # Keys an older helper does not send (API 3 and before: read as not blocked,
-# no quota; API 4 and before: normal priority, rtt unknown).
+# no quota; API 4 and before: normal priority, rtt unknown; API 5 and before:
+# no reach said).
 OPTIONAL_APPLICATION_FIELDS = frozenset(
     {
         "down_blocked",
@@ -612,6 +638,8 @@ OPTIONAL_APPLICATION_FIELDS = frozenset(
         "priority_owner",
         "priority_problem",
         "rtt_us",
+        "down_limit_reach",
+        "up_limit_reach",
     }
 )
 
@@ -803,12 +831,17 @@ class ApplicationInfo:
     priority_owner: int = ADMIN_OWNER
     priority_problem: str = ""
     rtt_us: int = 0  # 0 = unknown
+    down_limit_reach: str = ""
+    up_limit_reach: str = ""
 
     def limit_owner(self, direction: Direction) -> int:
         return self.down_limit_owner if direction is Direction.DOWN else self.up_limit_owner
 
     def limit_problem(self, direction: Direction) -> str:
         return self.down_limit_problem if direction is Direction.DOWN else self.up_limit_problem
+
+    def limit_reach(self, direction: Direction) -> str:
+        return self.down_limit_reach if direction is Direction.DOWN else self.up_limit_reach
 
     def blocked(self, direction: Direction) -> bool:
         return self.down_blocked if direction is Direction.DOWN else self.up_blocked

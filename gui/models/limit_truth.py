@@ -41,6 +41,7 @@ class LimitState:
     quota_left_bytes: int = 0
     quota_period: str = ""  # day, week, month
     schedule: str = ""  # the schedule that sets it now ("mon-fri 09:00-17:00"), "" none
+    reach: str = ""  # how it holds in each namespace of the app's processes, "" on one shaped path
 
     @property
     def enforced(self) -> bool:
@@ -140,7 +141,7 @@ def limit_state(
     own = own_rule_rate(rules, info.id, direction, viewer_uid) if read_only else 0
     problem = info.limit_problem(direction) or enforcement_problem
     return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own, schedule=schedule,
-                      **quota)  # fmt: skip
+                      reach=info.limit_reach(direction), **quota)  # fmt: skip
 
 
 def describe_quota(state: LimitState, units: UnitSystem) -> str:
@@ -191,6 +192,8 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
         text = f"{word}: limited to {rate}."
     if state.problem:
         text += f" Not enforced: {state.problem}."
+    elif state.reach:  # over several namespaces, or one tc cannot shape
+        text += f" How it holds: {state.reach}."
     return text + quota
 
 

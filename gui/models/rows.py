@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction, ProcessTraffic
+from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column
 from chadthrottle.gui.models.connections import ConnectionRates, ConnectionSpeeds
 from chadthrottle.gui.models.history import RateHistory
@@ -36,8 +36,6 @@ class AppRow:
     # Their rates, from the byte counters of successive answers (connections.py).
     connection_rates: ConnectionRates = field(default_factory=ConnectionRates)
     connection_speeds: ConnectionSpeeds = field(default_factory=dict)
-    # Each process's own rates (ListProcesses, API 6), by pid, while expanded.
-    process_traffic: dict[int, ProcessTraffic] = field(default_factory=dict)
     # Bytes (down, up) over the period the totals column shows; None: not known.
     usage: tuple[int, int] | None = None
     # A priority the viewer asked for: (priority, when the helper confirmed it
@@ -90,7 +88,8 @@ def identity_or_limits(info: ApplicationInfo) -> tuple[object, ...]:
             info.up_limit_owner, info.down_limit_problem, info.up_limit_problem, info.priority,
             info.priority_owner, info.priority_problem, info.down_blocked, info.up_blocked, info.down_schedule,
             info.up_schedule, _quota_shown(info.down_quota_bytes, info.down_quota_left_bytes, info.down_quota_period),
-            _quota_shown(info.up_quota_bytes, info.up_quota_left_bytes, info.up_quota_period))  # fmt: skip
+            _quota_shown(info.up_quota_bytes, info.up_quota_left_bytes, info.up_quota_period),
+            info.down_limit_reach, info.up_limit_reach)  # fmt: skip
 
 
 def row_identity(app: AppRow) -> tuple[object, ...]:

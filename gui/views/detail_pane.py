@@ -96,10 +96,11 @@ def describe_rates(
 
 def describe_limit_notes(states: dict[Direction, LimitState], units: UnitSystem) -> str:
     """Only what the numbers above do not say: whose limit it is when not the
-    viewer's, why a limit or a block is not enforced, and a quota's use."""
+    viewer's, why a limit or a block is not enforced, how a limit holds over
+    several namespaces, and a quota's use."""
     notes = []
     for direction, state in states.items():
-        if state.held and (state.owner_note or state.problem):
+        if state.held and (state.owner_note or state.problem or state.reach):
             notes.append(describe_limit(state, direction, units))  # with the quota, if any
         elif state.quota_bytes:
             word = "Download" if direction is Direction.DOWN else "Upload"

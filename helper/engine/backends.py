@@ -19,6 +19,7 @@ bursts, through the sender's retransmissions.
 from __future__ import annotations
 
 import gzip
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -26,6 +27,13 @@ from typing import Protocol, runtime_checkable
 from chadthrottle.contract import BackendInfo, Direction
 from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.kernel.htb import Classes
+from chadthrottle.helper.kernel.limit_reach import (
+    OWN_NAMESPACE,
+    namespaces_of,
+    ordered,
+    policed_reach,
+)
+from chadthrottle.helper.kernel.namespace_shapers import namespace_label
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 
 TC, EBPF = "tc", "ebpf"
@@ -167,6 +175,14 @@ class GuardPlanner(Protocol):
 
 
 @runtime_checkable
+class ReachReporter(Protocol):
+    """An enforcer that knows how each limit holds in each namespace of its
+    processes (NamespaceShapers.limit_reach)."""
+
+    def limit_reach(self, direction: Direction, guarded: bool) -> dict[int, str]: ...
+
+
+@runtime_checkable
 class LinkShaper(Protocol):
     """An enforcer that can shape a direction under a link capacity, by priority (tc)."""
 
@@ -174,6 +190,10 @@ class LinkShaper(Protocol):
     def linked_directions(self) -> set[Direction]: ...
     def linked_interfaces(self) -> list[str]: ...
     def link_gaps(self) -> dict[Direction, list[str]]: ...
+
+
+def _label(inode: int, own_inode: int) -> str:
+    return OWN_NAMESPACE if inode == own_inode else f"namespace {namespace_label(inode)}"
 
 
 def _rated(wanted: Mapping[Direction, Classes]) -> dict[Direction, Classes]:
@@ -202,6 +222,7 @@ class BackendRouter:
     ) -> None:
         self._by_direction = dict(by_direction)
         self._guard = guard
+        self._limited: dict[int, int] = {}  # pid -> slot, the processes limits reach now
 
     def _enforcers(self) -> dict[str, Enforcer]:
         enforcers = {name: enforcer for name, enforcer in self._by_direction.values()}
@@ -274,9 +295,25 @@ class BackendRouter:
     def shape_namespaces_of(self, slots: Mapping[int, int]) -> None:
         """The processes limits reach, and their slots: an enforcer that shapes
         per network namespace (NamespaceShapers) shapes where they are."""
+        self._limited = dict(slots)
         for enforcer in self._enforcers().values():
             if isinstance(enforcer, NamespaceFollower):
                 enforcer.shape_namespaces_of(slots)
+
+    def limit_reach(self, direction: Direction) -> dict[int, str]:
+        """slot -> how its limit of this direction holds in each network
+        namespace of its processes, where that is more than one shaped path
+        (limit_reach.py): tc says per namespace; the policer, as the backend,
+        holds the sum over all of them."""
+        _, enforcer = self._by_direction[direction]
+        if isinstance(enforcer, ReachReporter):
+            return enforcer.limit_reach(direction, self.guarded(direction))
+        own = os.stat("/proc/thread-self/ns/net").st_ino
+        return {
+            slot: text
+            for slot, inodes in namespaces_of(self._limited).items()
+            if (text := policed_reach([_label(inode, own) for inode in ordered(inodes, own)]))
+        }
 
     def active_directions(self) -> set[Direction]:
         return set().union(*(e.active_directions() for e in self._enforcers().values()))

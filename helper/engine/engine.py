@@ -80,11 +80,17 @@ class Engine(EngineCore):
                                              if uid is None or process.uid == uid)  # fmt: skip
                 return priority_problem(facts, elsewhere), rtt_us
 
+            reaches = {direction: self._shaper.limit_reach(direction) for direction in Direction}
+
+            def reach(key: tuple[str, int], direction: Direction) -> str:
+                slot = self._applier.slots.slot_of(key)
+                return reaches[direction].get(slot, "") if slot is not None else ""
+
             meter = self._tracking.meter
             not_met = self._overshoot.not_met(meter.apps)
             return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
                                  self._tracking.known, self._problems(), not_met, meter.by_uid,
-                                 self._rule_listing().held, PAUSED_PROBLEM if self._limits.paused else "", priority_view)  # fmt: skip
+                                 self._rule_listing().held, PAUSED_PROBLEM if self._limits.paused else "", priority_view, reach)  # fmt: skip
 
     def list_rules(self) -> list[RuleInfo]:
         with self._lock:

@@ -34,6 +34,8 @@ class DirectionHeld:
 NOT_HELD = DirectionHeld()
 # (rule, its limits) -> what each of its directions holds now
 GateView = Callable[[tuple[str, int], Mapping[Direction, Limit]], Mapping[Direction, DirectionHeld]]
+# (rule, direction) -> how its limit holds in each namespace of its processes ("" simply)
+ReachView = Callable[[tuple[str, int], Direction], str]
 # (app id, its shown rule's priority) -> (why that priority is not in force, "" when it is; rtt in us, 0 unknown)
 PriorityView = Callable[[str, Priority], tuple[str, int]]
 
@@ -60,6 +62,7 @@ def build_listing(
     gates: GateView | None = None,
     paused_problem: str = "",
     priorities: PriorityView | None = None,
+    reach: ReachView | None = None,
 ) -> list[ApplicationInfo]:
     """rules: app id -> owner -> limits; known: the last identity seen of
     applications that may have exited, so they keep their name and icon;
@@ -72,7 +75,8 @@ def build_listing(
     rule's directions hold now (blocked, quota, the rate in force); a blocked
     direction is listed with no rate, and what keeps a block or a quota alone
     from being enforced is only paused_problem (limits paused): the backends'
-    gaps are about rates. priorities: the priority's problem and the rtt."""
+    gaps are about rates. priorities: the priority's problem and the rtt.
+    reach: how a rated limit holds in each namespace (not while paused)."""
     known = known or {}
     shares = shares or {}
     problems = problems or {}
@@ -90,6 +94,11 @@ def build_listing(
         return "; ".join(
             filter(None, [problems.get(direction, ""), app_problems.get((app_id, direction), "")])
         )
+
+    def reach_of(key: tuple[str, int], limits: Mapping[Direction, Limit], held: DirectionHeld,
+                 direction: Direction) -> str:  # fmt: skip
+        rated = held.rate_bps if gates is not None else _rate(limits, direction)
+        return reach(key, direction) if reach is not None and rated and not paused_problem else ""
 
     listing = []
     for app_id in sorted(set(traffic) | set(rules)):
@@ -150,6 +159,8 @@ def build_listing(
                 priority_owner=owner,
                 priority_problem=priority_problem,
                 rtt_us=rtt_us,
+                down_limit_reach=reach_of((app_id, owner), limits, down, Direction.DOWN),
+                up_limit_reach=reach_of((app_id, owner), limits, up, Direction.UP),
             )
         )
     return listing

@@ -75,6 +75,9 @@ class ShaperPort(Protocol):
     def sent_bytes(self, direction: Direction) -> dict[int, int]: ...  # what limits let through
     def queues(self, direction: Direction) -> bool: ...
     def enforcement_gaps(self) -> dict[Direction, list[str]]: ...
+    def limit_reach(
+        self, direction: Direction
+    ) -> dict[int, str]: ...  # slot -> how its limit holds per namespace (limit_reach.py)
     def shape_namespaces_of(
         self, slots: Mapping[int, int]
     ) -> None: ...  # pid -> slot: the network namespaces to shape in

@@ -39,6 +39,12 @@ from typing import TypeVar
 from chadthrottle.contract import Direction
 from chadthrottle.helper.identity.escaping import escape_os_name
 from chadthrottle.helper.kernel.htb import Classes
+from chadthrottle.helper.kernel.limit_reach import (
+    OWN_NAMESPACE,
+    NamespaceHold,
+    ordered,
+    shaped_reach,
+)
 from chadthrottle.helper.kernel.namespace_shares import NamespaceShares
 from chadthrottle.helper.kernel.namespaces import CLONE_NEWNET, NAMED_NETNS_DIR
 from chadthrottle.helper.kernel.ownership import recorded_entries
@@ -116,6 +122,7 @@ class _Elsewhere:
         self.label = namespace_label(inode)
         self.thread = InNamespace(path, inode)
         self.gaps: dict[Direction, list[str]] = {}  # directions it cannot shape, and why
+        self.refused: dict[Direction, str] = {}  # the same, the kernel's words alone (limit_reach)
 
         def open_shaper() -> tuple[IPRoute, TcShaper]:
             ipr = IPRoute()
@@ -307,10 +314,12 @@ class NamespaceShapers:
     def _sync(self, other: _Elsewhere, wanted: dict[Direction, Classes]) -> None:
         """Reconcile one namespace; a direction it refuses is left out (the
         policer holds it) and reported."""
+        why = ""
         try:
             other.call(lambda shaper: shaper.reconcile(wanted))
             gaps: dict[Direction, list[str]] = {}
         except Exception as error:
+            why = str(error) or type(error).__name__
             gaps = {d: [_policed(d, other.label, error)] for d in Direction if wanted.get(d)}
             for refused in (Direction.UP, Direction.DOWN):
                 partial = {
@@ -335,7 +344,7 @@ class NamespaceShapers:
             if gaps != other.gaps:
                 for reasons in gaps.values():
                     log.warning("%s", reasons[0])
-        other.gaps = gaps
+        other.gaps, other.refused = gaps, {direction: why for direction in gaps}
 
     def _close(self, inode: int) -> None:
         other = self._elsewhere.pop(inode)
@@ -393,6 +402,38 @@ class NamespaceShapers:
                 for direction in Direction:
                     gaps.setdefault(direction, []).append(_policed(direction, label, why))
         return {direction: reasons for direction, reasons in gaps.items() if reasons}
+
+    def limit_reach(self, direction: Direction, guarded: bool) -> dict[int, str]:
+        """slot -> how its limit of this direction holds in each namespace of
+        its processes (limit_reach.py), for those where that is more than one
+        shaped path. guarded: the policer holds the sum of every path."""
+        own = "; ".join(self._own.enforcement_gaps().get(direction, []))
+        whys = {self._own_inode: own}
+        for inode, other in self._elsewhere.items():
+            device_gaps = other.call(lambda shaper: shaper.enforcement_gaps()).get(direction, [])
+            whys[inode] = "; ".join(filter(None, [other.refused.get(direction), *device_gaps]))
+        for inode, (_, _, why) in self._unentered.items():
+            whys[inode] = f"could not enter it: {why}"
+        reach = {}
+        for slot, inodes in self._namespaces_of.items():
+            holds = [
+                NamespaceHold(
+                    OWN_NAMESPACE
+                    if inode == self._own_inode
+                    else f"namespace {self._label(inode)}",
+                    whys.get(inode, "not entered yet"),
+                )
+                for inode in ordered(inodes, self._own_inode)
+            ]
+            if text := shaped_reach(holds, guarded):
+                reach[slot] = text
+        return reach
+
+    def _label(self, inode: int) -> str:
+        other = self._elsewhere.get(inode)
+        if other is not None:
+            return other.label
+        return self._unentered[inode][1] if inode in self._unentered else namespace_label(inode)
 
     def close(self) -> None:
         """Remove every object of every shaper, the other namespaces' first."""

@@ -21,15 +21,15 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from chadthrottle.contract import GSO_PACKET_BYTES, Direction
+from chadthrottle.contract import POLICER_MIN_BUCKET_BYTES, POLICER_MIN_BUCKET_S, Direction
 from chadthrottle.helper.kernel.htb import Classes, ClassSpec
 from chadthrottle.helper.kernel.layout import POLICE_DOWN, POLICE_UP, SlotPolicer, policer_key
 
 log = logging.getLogger("chadthrottle.kernel.policer")
 
 NSEC_PER_SEC = 1_000_000_000
-MIN_BUCKET_BYTES = 4 * GSO_PACKET_BYTES  # above the contract's MIN_BURST_BYTES: see the docstring
-MIN_BUCKET_S = 0.3
+# above the contract's MIN_BURST_BYTES: see the docstring (SetLimit's description says them)
+MIN_BUCKET_BYTES, MIN_BUCKET_S = POLICER_MIN_BUCKET_BYTES, POLICER_MIN_BUCKET_S
 MARK_SHARE = 0.5
 _POLICE_DIRECTION = {Direction.UP: POLICE_UP, Direction.DOWN: POLICE_DOWN}
 

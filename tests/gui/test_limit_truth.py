@@ -152,6 +152,25 @@ def test_a_limit_that_is_not_enforced_says_so_and_is_not_counted(window: MainWin
     )
 
 
+def test_how_a_limit_over_several_namespaces_holds_is_said_and_it_still_counts(
+    window: MainWindow,
+) -> None:
+    """The helper's up_limit_reach (ListApplications, API 6) in the detail pane
+    and the limit's tooltip; a limit the policer holds is enforced, not a problem."""
+    reach = "over the helper's own namespace and namespace ctapp-1: the policer holds the sum"
+    apps = {app.id: app for app in applications()}
+    apps[DROPBOX] = dataclasses.replace(apps[DROPBOX], up_limit_reach=reach)
+    window._model.apply_snapshot(list(apps.values()))
+    window.select_application(DROPBOX)
+    assert window.detail.limit_notes.isVisible()
+    assert (
+        window.detail.limit_notes.text() == f"Upload: limited to 1.00 MB/s. How it holds: {reach}."
+    )
+    control = window.limit_control(DROPBOX, Direction.UP)
+    assert control is not None and f"How it holds: {reach}." in control.toolTip()
+    assert control.warning.isHidden() and window._model.active_limit_count() == 2
+
+
 def test_a_stopped_helper_means_no_limit_is_enforced(window: MainWindow) -> None:
     window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))
     assert window.status_line.limits.text() == "No limits are enforced: the helper is not running"

@@ -84,6 +84,10 @@ class RecordingShaper:
         default_factory=dict
     )  # set_link's, last per direction
     backend: str = "tc"
+    reach: dict[Direction, dict[int, str]] = field(default_factory=dict)  # limit_reach's, by slot
+
+    def limit_reach(self, direction: Direction) -> dict[int, str]:
+        return dict(self.reach.get(direction, {}))
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:
         return {direction: list(reasons) for direction, reasons in self.gaps.items()}

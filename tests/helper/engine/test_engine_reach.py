@@ -1,0 +1,30 @@
+"""ListApplications says how each limit holds in the namespaces of its
+application (the shaper's limit_reach, by the rule's slot): only for a rated
+limit that is in force, never for a paused one or a direction without one.
+Kernel ports are recording stand-ins (engine unit tests); the real shapers'
+texts: tests/e2e/test_limits_on_every_path.py, test_ebpf_backend.py."""
+
+from __future__ import annotations
+
+from chadthrottle.contract import Direction
+
+from tests.helper.engine.test_engine_plan import World
+
+DIVIDED = "divided by demand between the helper's own namespace and namespace ctapp-1"
+
+
+def test_the_listing_carries_the_shapers_reach_of_the_rules_slot(world: World) -> None:
+    world.spawn(10)
+    world.spawn(20, exe="/usr/bin/wget")
+    world.engine.tick()
+    curl = world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
+    wget = world.engine.set_limit("pid:20", Direction.UP, 2_000_000, 0)
+    slot = world.datapath.process_slots[10]
+    assert slot and world.datapath.process_slots[20] not in (0, slot)
+    world.shaper.reach = {Direction.UP: {slot: DIVIDED}, Direction.DOWN: {slot: "not limited"}}
+    listed = {app.id: app for app in world.engine.list_applications()}
+    assert (listed[curl].up_limit_reach, listed[curl].down_limit_reach) == (DIVIDED, "")
+    assert listed[curl].limit_reach(Direction.UP) == DIVIDED
+    assert listed[wget].up_limit_reach == ""  # another slot: nothing to say
+    world.engine.set_limits_paused(True)
+    assert {a.id: a.up_limit_reach for a in world.engine.list_applications()}[curl] == ""
