@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction
+from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction, ProcessTraffic
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column
 from chadthrottle.gui.models.connections import ConnectionRates, ConnectionSpeeds
 from chadthrottle.gui.models.history import RateHistory
@@ -36,6 +36,8 @@ class AppRow:
     # Their rates, from the byte counters of successive answers (connections.py).
     connection_rates: ConnectionRates = field(default_factory=ConnectionRates)
     connection_speeds: ConnectionSpeeds = field(default_factory=dict)
+    # Each process's own rates (ListProcesses, API 6), by pid, while expanded.
+    process_traffic: dict[int, ProcessTraffic] = field(default_factory=dict)
     # Bytes (down, up) over the period the totals column shows; None: not known.
     usage: tuple[int, int] | None = None
     # A priority the viewer asked for: (priority, when the helper confirmed it
