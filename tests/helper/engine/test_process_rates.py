@@ -89,3 +89,37 @@ def test_process_rows_are_by_pid_with_names_escaped_for_the_bus() -> None:
         (7, "bad\\x0aname", 100.0, 50.0, 100),
         (9, "idle", 0.0, 0.0, 0),
     ]
+
+
+def test_the_engine_lists_a_users_own_processes_with_rates_adding_to_the_applications(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Engine.list_processes on the engine's own ticks: two users' processes of
+    one program; each user sees only their own, and all of them add up to the
+    application's rate an administrator sees."""
+    from chadthrottle.helper.identity.processes import ProcessInfo
+
+    from tests.helper.engine.test_engine_plan import Traffic, World
+
+    now = [0.0]
+    world = World(clock=lambda: now[0])
+    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", world.processes.get)
+    monkeypatch.setattr(
+        "chadthrottle.helper.engine.tracking.process_exists", world.processes.__contains__
+    )
+    for pid, uid in ((10, 1000), (11, 1001)):
+        world.processes[pid] = ProcessInfo(pid, 1, uid, "/usr/bin/curl", ("curl",), "curl", "/")
+    for second in range(4):
+        now[0] = float(second)
+        world.datapath.traffic = [Traffic(10, 1000 * second, 10 * second),
+                                  Traffic(11, 3000 * second, 0)]  # fmt: skip
+        world.engine.tick()
+    everyone = world.engine.list_processes("exe:/usr/bin/curl")
+    assert [(p.pid, p.name, p.down_bps, p.up_bps) for p in everyone] == [
+        (10, "curl", 1000.0, 10.0),
+        (11, "curl", 3000.0, 0.0),
+    ]
+    (app,) = world.engine.list_applications()
+    assert sum(p.down_bps for p in everyone) == pytest.approx(app.down_bps)
+    assert [p.pid for p in world.engine.list_processes("exe:/usr/bin/curl", 1001)] == [11]
+    assert world.engine.list_processes("exe:/no/such") == []
