@@ -53,6 +53,11 @@ BPF_TABLE("lru_percpu_hash", struct traffic_key, struct traffic_counters,
           traffic, MAX_TRAFFIC_KEYS);
 BPF_ARRAY(upload_pacing, struct slot_pacing, MAX_SLOTS);
 BPF_ARRAY(socket_caps, struct socket_caps, MAX_SLOTS);
+/* A divided limit's pacing per namespace (struct namespace_slot in maps.h):
+ * the virtual queue of the namespace's share, and the pacing_bps of its TCP
+ * sockets (socket_caps' for the rest). */
+BPF_HASH(namespace_pacing, struct namespace_slot, struct slot_pacing, MAX_NAMESPACE_PACING);
+BPF_HASH(namespace_socket_pacing, struct namespace_slot, __u32, MAX_NAMESPACE_PACING);
 
 #define PACING_NSEC_PER_SEC 1000000000ULL /* the kernel headers have NSEC_PER_SEC (long) */
 #define CGROUP_SKB_PASS 1
@@ -160,13 +165,24 @@ static __always_inline struct sock_tag *tag_of(struct __sk_buff *skb)
 
 /* The tc backend's upload path, for a slot it shapes (it sets the slot's
  * pacing with the class): the packet goes to the slot's HTB class, and the
- * slot's virtual queue advances by it; CN once that is too long. */
-static __always_inline int shape_upload(struct __sk_buff *skb, __u32 slot, __u64 bytes)
+ * slot's virtual queue advances by it; CN once that is too long. A divided
+ * slot's packet advances its namespace's virtual queue, at that namespace's
+ * share: its class holds the share, and the slot's queue at the whole limit
+ * let a namespace offer up to all of it. */
+static __always_inline int shape_upload(struct __sk_buff *skb, __u32 slot, __u64 netns_cookie, __u64 bytes)
 {
     struct slot_pacing *pacing = upload_pacing.lookup(&slot);
     if (!pacing || !pacing->rate_bps)
         return CGROUP_SKB_PASS;
     skb->priority = (HTB_MAJOR << 16) | slot;
+    if (pacing->divided) {
+        struct namespace_slot key = {};
+        key.netns_cookie = netns_cookie;
+        key.app_slot = slot;
+        struct slot_pacing *share = namespace_pacing.lookup(&key);
+        if (share && share->rate_bps)
+            pacing = share;
+    }
     __u64 now = bpf_ktime_get_ns();
     __u64 rate = pacing->rate_bps;
     __u64 cost_ns = bytes * PACING_NSEC_PER_SEC / rate;
@@ -387,7 +403,7 @@ int chadt_egress(struct __sk_buff *skb)
         charge_quota(gate, bytes);
     if (!tag || !tag->app_slot || ack)
         return verdict;
-    return verdict | shape_upload(skb, tag->app_slot & 0xffff, bytes);
+    return verdict | shape_upload(skb, tag->app_slot & 0xffff, tag->netns_cookie, bytes);
 }
 
 int chadt_ingress(struct __sk_buff *skb)
@@ -489,8 +505,13 @@ int chadt_sockops(struct bpf_sock_ops *skops)
     }
     if (!caps)
         return 1;
-    if (caps->pacing_bps)
-        cap_pacing(skops, caps->pacing_bps);
+    if (caps->pacing_bps) { /* a divided limit: at its share in the socket's namespace */
+        struct namespace_slot key = {};
+        key.netns_cookie = tag->netns_cookie;
+        key.app_slot = slot;
+        __u32 *share = namespace_socket_pacing.lookup(&key);
+        cap_pacing(skops, share && *share ? *share : caps->pacing_bps);
+    }
     if (window_bps && op != BPF_SOCK_OPS_TCP_CONNECT_CB) {
         clamp_window(skops, window_bps);
         bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);

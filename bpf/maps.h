@@ -21,6 +21,7 @@
 #define MAX_SLOTS 65536 /* application slots; HTB minors 1..0xfffe */
 #define MAX_TRACKED_PROCESSES 65536
 #define MAX_TRAFFIC_KEYS 65536
+#define MAX_NAMESPACE_PACING 4096 /* (namespace, slot) pairs of limits divided between namespaces */
 
 /* Stored on every socket (sk_storage, cloned to accepted sockets). */
 struct sock_tag {
@@ -86,11 +87,24 @@ struct counter_slot {
  * queue never overflows and nothing is dropped or sent twice. */
 struct slot_pacing {
     struct bpf_spin_lock lock;
-    __u32 pad;
+    __u32 divided;         /* the slot's limit is divided between network namespaces: a
+                              socket's namespace's entry in namespace_pacing, if it has
+                              one, paces it instead (see struct namespace_slot) */
     __u64 rate_bps;        /* 0: the slot has no upload limit */
     __u64 cn_queue_ns;
     __u64 virtual_time_ns;
     __u64 cn_marks;        /* packets sent with a congestion notice */
+};
+
+/* Key of a slot's pacing in one network namespace (namespace_pacing,
+ * namespace_socket_pacing). A limit divided between namespaces gives each
+ * namespace's HTB class a share of it (helper/kernel/namespace_shares.py); the
+ * sockets there are paced at that share, not at the whole limit, so a
+ * namespace offers its class what the class passes. */
+struct namespace_slot {
+    __u64 netns_cookie; /* struct sock_tag's */
+    __u32 app_slot;
+    __u32 pad;
 };
 
 /* What each of a slot's TCP sockets is held to (an array entry per slot; 0:

@@ -192,7 +192,8 @@ def build_engine(options: EngineOptions) -> RunningEngine:
             )  # a killed helper's objects are its successor's alone
             own = TcShaper(ipr, datapath.tc_program, datapath, instance=instance)
             enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_program, NoPacing(),
-                                                                         instance=instance))  # fmt: skip
+                                                                         instance=instance),
+                                             pacer=datapath)  # fmt: skip
         router = BackendRouter(
             {d: (name, enforcers[name]) for d, name in choice.items()},
             guard=(EBPF, enforcers[EBPF]),

@@ -23,7 +23,7 @@ import logging
 import os
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from chadthrottle.helper.kernel.layout import (
     PROGRAM_NAME_PREFIX,
     CounterSample,
     CounterSlot,
+    NamespaceSlot,
     OwnerEvent,
     SlotGate,
     SlotPacing,
@@ -64,6 +65,7 @@ from chadthrottle.helper.kernel.ringbuf import RingBuffer
 from chadthrottle.helper.kernel.socket_tagging import (
     cap_open_sockets,
     clamp_open_windows,
+    pace_open_sockets,
     tag_open_sockets,
 )
 
@@ -83,6 +85,8 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "slot_by_cgroup": (ctypes.c_uint64, ctypes.c_uint32),
     "socket_caps": (ctypes.c_uint32, _CapsValue),
     "upload_pacing": (ctypes.c_uint32, SlotPacing),
+    "namespace_pacing": (NamespaceSlot, SlotPacing),
+    "namespace_socket_pacing": (NamespaceSlot, ctypes.c_uint32),
     "announced_owners": (ctypes.c_uint32, ctypes.c_uint8),
     "policers": (ctypes.c_uint32, SlotPolicer),
     "slot_gates": (ctypes.c_uint32, SlotGate),
@@ -194,6 +198,10 @@ class Datapath:
         self._traffic_buffers: Any = None
         self._slot_of_tgid: dict[int, int] = {}  # what set_process_slot wrote
         self._caps_of_slot: dict[int, SocketCaps] = {}  # what each slot's TCP sockets are held to
+        # a divided upload limit per slot: (limit, {netns cookie: (share's rate, CN queue)})
+        self._namespace_shares: dict[int, tuple[int, dict[int, tuple[int, int]]]] = {}
+        self._namespace_sockets: dict[int, dict[int, int]] = {}  # slot -> {cookie: pacing written}
+        self._slot_pacing: dict[int, tuple[int, int]] = {}  # slot -> (rate, CN queue) written
         self._gates: SlotGates | None = None
         self._counter_slots: CounterSlots | None = None
 
@@ -331,7 +339,8 @@ class Datapath:
             self._slot_of_tgid.pop(tgid, None)
         caps = self._caps_of_slot.get(app_slot, NO_CAPS)
         return tag_open_sockets(self._maps["socket_tags"].fd, tgid, app_slot,
-                                caps if caps != NO_CAPS or was != NO_CAPS else None, was)  # fmt: skip
+                                caps if caps != NO_CAPS or was != NO_CAPS else None, was,
+                                self._namespace_sockets.get(app_slot))  # fmt: skip
 
     def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None:
         """Hold the slot's TCP sockets to caps (NO_CAPS: lift them): the open
@@ -345,8 +354,9 @@ class Datapath:
             self._caps_of_slot[app_slot] = caps
         else:
             self._caps_of_slot.pop(app_slot, None)
+        self._write_namespace_sockets(app_slot)
         for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
-            cap_open_sockets(tgid, caps, was)
+            cap_open_sockets(tgid, caps, was, self._namespace_sockets.get(app_slot))
 
     def clamp_windows(self, tgid: int, wire_bps: int) -> float | None:
         """Clamp the receive windows of tgid's open TCP sockets for a download
@@ -398,9 +408,86 @@ class Datapath:
 
     def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None:
         """Start (rate_bps > 0) or stop (0) congestion notices for a slot's uploads."""
+        self._slot_pacing[app_slot] = (rate_bps, cn_queue_ns)
+        if not rate_bps:
+            del self._slot_pacing[app_slot]
+        self._write_slot_pacing(app_slot)
+
+    def _write_slot_pacing(self, app_slot: int) -> None:
+        rate_bps, cn_queue_ns = self._slot_pacing.get(app_slot, (0, 0))
+        divided = int(app_slot in self._namespace_shares)
         self._maps["upload_pacing"].set(
-            app_slot, SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns)
+            app_slot, SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns, divided=divided)
         )
+
+    def pace_namespaces(
+        self, app_slot: int, limit_bps: int, shares: Mapping[int, tuple[int, int]]
+    ) -> None:
+        """Pace an upload limit of limit_bps divided between network namespaces
+        at each namespace's share (netns cookie -> (its class's rate, its CN
+        queue in ns); {}: not divided, the slot's pacing holds them all): the
+        namespace's own virtual queue, and its TCP sockets capped at the slot's
+        pacing cap times share / limit, open ones now, new ones as they connect.
+        Each socket was paced at the whole limit while its class held a share:
+        a namespace offered twice what it could pass (docs/backends.md)."""
+        was = self._namespace_shares.get(app_slot, (0, {}))
+        wanted = (limit_bps, dict(shares)) if shares and limit_bps > 0 else (0, {})
+        if wanted == was:
+            return
+        table = self._maps["namespace_pacing"]
+        for cookie in set(was[1]) - set(wanted[1]):
+            table.pop(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot))
+        for cookie, (rate_bps, cn_queue_ns) in wanted[1].items():
+            if was[1].get(cookie) != (rate_bps, cn_queue_ns):
+                table.set(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot),
+                          SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns))  # fmt: skip
+        if wanted[1]:
+            self._namespace_shares[app_slot] = wanted
+        else:
+            self._namespace_shares.pop(app_slot, None)
+        if bool(was[1]) != bool(wanted[1]) and app_slot in self._slot_pacing:
+            self._write_slot_pacing(app_slot)  # the divided flag
+        before = self._namespace_sockets.get(app_slot)
+        self._write_namespace_sockets(app_slot)
+        pacing_bps = self._caps_of_slot.get(app_slot, NO_CAPS).pacing_bps
+        if pacing_bps and self._namespace_sockets.get(app_slot) != before:
+            for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
+                pace_open_sockets(tgid, pacing_bps, self._namespace_sockets.get(app_slot, {}))
+
+    def namespace_pacing(self, app_slot: int) -> dict[int, tuple[int, int]]:
+        """What the programs read for a slot's divided uploads, per netns
+        cookie: (the virtual queue's rate, its sockets' pacing cap; 0: the
+        slot's)."""
+        read = {}
+        for cookie in self._namespace_shares.get(app_slot, (0, {}))[1]:
+            key = NamespaceSlot(netns_cookie=cookie, app_slot=app_slot)
+            entry = self._maps["namespace_pacing"].get(key)
+            cap = self._maps["namespace_socket_pacing"].get(key)
+            read[cookie] = (entry.rate_bps if entry else 0, cap.value if cap else 0)
+        return read
+
+    def _write_namespace_sockets(self, app_slot: int) -> None:
+        """The pacing cap of a divided slot's sockets in each namespace, as
+        pace_namespaces and set_slot_caps leave it."""
+        limit_bps, shares = self._namespace_shares.get(app_slot, (0, {}))
+        pacing_bps = self._caps_of_slot.get(app_slot, NO_CAPS).pacing_bps
+        wanted = {
+            cookie: max(1, min(round(pacing_bps * rate_bps / limit_bps), 0xFFFFFFFF))
+            for cookie, (rate_bps, _cn) in shares.items()
+        } if pacing_bps else {}  # fmt: skip
+        was = self._namespace_sockets.get(app_slot, {})
+        table = self._maps["namespace_socket_pacing"]
+        for cookie in set(was) - set(wanted):
+            table.pop(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot))
+        for cookie, cap in wanted.items():
+            if was.get(cookie) != cap:
+                table.set(
+                    NamespaceSlot(netns_cookie=cookie, app_slot=app_slot), ctypes.c_uint32(cap)
+                )
+        if wanted:
+            self._namespace_sockets[app_slot] = wanted
+        else:
+            self._namespace_sockets.pop(app_slot, None)
 
     def read_policer(self, key: int) -> SlotPolicer:
         """One entry of the ebpf backend's policers array (policer.h)."""

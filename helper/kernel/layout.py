@@ -81,13 +81,26 @@ SLOT_FREE, SLOT_CLAIMING, SLOT_HELD = 0, 1, 2  # struct counter_slot states
 
 
 class SlotPacing(ctypes.Structure):
+    """struct slot_pacing in bpf/maps.h: a slot's upload virtual queue, or
+    (namespace_pacing) one namespace's of a divided limit."""
+
     _fields_ = [
         ("lock", ctypes.c_uint32),  # struct bpf_spin_lock
-        ("pad", ctypes.c_uint32),
+        ("divided", ctypes.c_uint32),  # 1: namespace_pacing's entries pace the namespaces'
         ("rate_bps", ctypes.c_uint64),
         ("cn_queue_ns", ctypes.c_uint64),
         ("virtual_time_ns", ctypes.c_uint64),
         ("cn_marks", ctypes.c_uint64),
+    ]
+
+
+class NamespaceSlot(ctypes.Structure):
+    """struct namespace_slot in bpf/maps.h: a slot in one network namespace."""
+
+    _fields_ = [
+        ("netns_cookie", ctypes.c_uint64),
+        ("app_slot", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
     ]
 
 

@@ -24,7 +24,8 @@ import queue
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from chadthrottle.helper.kernel import bpf_maps
@@ -214,25 +215,37 @@ def tag_open_sockets(
     app_slot: int | None,
     caps: SocketCaps | None = None,
     was: SocketCaps = NO_CAPS,
+    by_namespace: Mapping[int, int] | None = None,
 ) -> int:
     """Set app_slot on every inet socket process pid has open, keeping the owner
     recorded at creation. With app_slot None, only adopt sockets that carry no
     tag yet (opened before the datapath was attached), as unlimited. With caps,
-    also hold its TCP sockets to them (see cap_socket; was: the caps they had).
+    also hold its TCP sockets to them (see cap_socket; was: the caps they had;
+    by_namespace: a divided limit's pacing per netns cookie).
     Returns how many sockets were written."""
     tagged = 0
     for sock_fd, kind in _open_inet_sockets(pid):
         if _write_tag(map_fd, sock_fd, pid, app_slot):
             tagged += 1
         if caps is not None and kind == socket.SOCK_STREAM:
-            cap_socket(sock_fd, caps, was)
+            cap_socket(sock_fd, caps, was, by_namespace)
     return tagged
 
 
-def cap_open_sockets(pid: int, caps: SocketCaps, was: SocketCaps) -> int:
+def cap_open_sockets(
+    pid: int, caps: SocketCaps, was: SocketCaps, by_namespace: Mapping[int, int] | None = None
+) -> int:
     """Hold every TCP socket pid has open to caps; how many were set."""
-    return sum(cap_socket(sock_fd, caps, was) for sock_fd, kind in _open_inet_sockets(pid)
+    return sum(cap_socket(sock_fd, caps, was, by_namespace) for sock_fd, kind in _open_inet_sockets(pid)
                if kind == socket.SOCK_STREAM)  # fmt: skip
+
+
+def pace_open_sockets(pid: int, pacing_bps: int, by_namespace: Mapping[int, int]) -> int:
+    """Cap the pacing of every TCP socket pid has open at by_namespace[its
+    namespace's cookie], or at pacing_bps in a namespace not there (a divided
+    upload limit's shares moved); the window clamps stay. How many were set."""
+    caps = SocketCaps(pacing_bps=pacing_bps)
+    return cap_open_sockets(pid, caps, caps, by_namespace)
 
 
 def old_window_drain_s(
@@ -282,10 +295,20 @@ def clamp_open_windows(pid: int, wire_bps: int) -> list[float]:
     return drains
 
 
-def cap_socket(sock_fd: int, caps: SocketCaps, was: SocketCaps = NO_CAPS) -> bool:
+def cap_socket(
+    sock_fd: int,
+    caps: SocketCaps,
+    was: SocketCaps = NO_CAPS,
+    by_namespace: Mapping[int, int] | None = None,
+) -> bool:
     """Set the pacing cap and the window clamp of a TCP socket as its owner
     would, each one the socket is or was held to (was: the caps it had, so a
-    cap that goes away is lifted)."""
+    cap that goes away is lifted). by_namespace: the pacing of a limit
+    divided between network namespaces, by netns cookie; the socket's
+    namespace's replaces caps' (chadt_sockops does the same)."""
+    if by_namespace and caps.pacing_bps:
+        share = by_namespace.get(_netns_cookie(sock_fd))
+        caps = replace(caps, pacing_bps=share) if share else caps
     try:
         with _borrowed(sock_fd) as sock:
             if caps.pacing_bps or was.pacing_bps:

@@ -37,6 +37,7 @@ MIRRORS: dict[str, type[ctypes.Structure]] = {
     "traffic_counters": layout.TrafficCounters,
     "counter_slot": layout.CounterSlot,
     "slot_pacing": layout.SlotPacing,
+    "namespace_slot": layout.NamespaceSlot,
     "slot_policer": layout.SlotPolicer,
     "slot_gate": layout.SlotGate,
 }

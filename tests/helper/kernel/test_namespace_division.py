@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
-from chadthrottle.helper.kernel.layout import HTB_MAJOR
+from chadthrottle.helper.kernel.layout import HTB_MAJOR, NamespaceSlot, SocketCaps
 from chadthrottle.helper.kernel.namespace_shapers import (
     DIVIDED_UPLOAD_GUARD,
     NamespaceShapers,
     NoPacing,
+    thread_netns_cookie,
 )
+from chadthrottle.helper.kernel.socket_tagging import payload_pacing_bps
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
 
 from tests.support.netns import NetnsPair, nsenter_argv, spawn
@@ -74,3 +78,92 @@ def test_a_limit_over_two_namespaces_is_divided_and_one_over_one_is_not(
         process.wait(10)
         shapers.reconcile({})
     assert not shapers._elsewhere
+
+
+_PACED_CHILD = """
+import socket, struct, sys, threading
+server = socket.create_server(("127.0.0.1", 0))
+client = socket.create_connection(server.getsockname())
+accepted = server.accept()[0]
+threading.Thread(target=lambda: [accepted.recv(65536) for _ in iter(int, 1)], daemon=True).start()
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() == "send":
+        client.sendall(b"x" * 30_000)
+    mss = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+    print(mss, struct.unpack("=I", client.getsockopt(socket.SOL_SOCKET, 47, 4))[0], flush=True)
+"""
+
+
+def _child_pacing(child: subprocess.Popen[str], command: str = "read") -> tuple[int, int]:
+    """(MSS, SO_MAX_PACING_RATE) of the child's connection, opened before the limit."""
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(command + "\n")
+    child.stdin.flush()
+    mss, pacing = child.stdout.readline().split()
+    return int(mss), int(pacing)
+
+
+def test_a_divided_upload_paces_each_namespaces_sockets_at_its_share(
+    pair: NetnsPair, shaper: TcShaper, datapath: Datapath
+) -> None:
+    """Each namespace's sockets are paced at its share of a divided upload
+    limit, not at the whole limit: its own virtual queue (namespace_pacing),
+    its open TCP sockets (from user space) and new ones (chadt_sockops); a
+    limit no longer divided paces them at the whole limit again."""
+    subprocess.run(["ip", "-n", pair.peer_ns, "link", "set", "lo", "up"], check=True)
+    child = subprocess.Popen(nsenter_argv(pair.peer_ns, [sys.executable, "-c", _PACED_CHILD]),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    shapers = NamespaceShapers(shaper, lambda ipr: TcShaper(ipr, datapath.tc_program, NoPacing()),
+                               pacer=datapath)  # fmt: skip
+    cap = SocketCaps(pacing_bps=995_000)
+    wanted = {Direction.UP: {SLOT: LIMIT}}
+    sockets: list[socket.socket] = []
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        datapath.set_slot_caps(SLOT, cap)
+        datapath.set_process_slot(child.pid, SLOT)
+        mss, pacing = _child_pacing(child)
+        assert pacing == payload_pacing_bps(cap.pacing_bps, mss, True)  # the whole limit
+        datapath.set_process_slot(os.getpid(), SLOT)  # stands for the helper's namespace
+        shapers.shape_namespaces_of({os.getpid(): SLOT, child.pid: SLOT})
+        shapers.reconcile(wanted)
+        (other,) = shapers._elsewhere.values()
+        half = LIMIT.rate_bps // 2  # not measured yet: equal shares
+        share = (half, cap.pacing_bps // 2)
+        assert datapath.namespace_pacing(SLOT) == {
+            thread_netns_cookie(): share,
+            other.cookie: share,
+        }
+        mss, pacing = _child_pacing(child)
+        assert pacing == payload_pacing_bps(share[1], mss, True)
+        _child_pacing(child, "send")  # its packets go to its namespace's queue
+        queues = datapath._maps["namespace_pacing"]
+        peer_queue = queues.get(NamespaceSlot(netns_cookie=other.cookie, app_slot=SLOT))
+        own_queue = queues.get(NamespaceSlot(netns_cookie=thread_netns_cookie(), app_slot=SLOT))
+        slot_queue = datapath._maps["upload_pacing"].get(SLOT)
+        assert peer_queue.virtual_time_ns > 0 and own_queue.virtual_time_ns == 0
+        assert slot_queue.divided == 1 and slot_queue.virtual_time_ns == 0
+        listener = socket.create_server(("127.0.0.1", 0))
+        sockets += [listener, socket.create_connection(listener.getsockname())]  # chadt_sockops
+        own_mss = sockets[1].getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+        assert _pacing_of(sockets[1]) == payload_pacing_bps(share[1], own_mss, True)
+
+        shapers.shape_namespaces_of({child.pid: SLOT})  # no longer divided
+        shapers.reconcile(wanted)
+        assert datapath.namespace_pacing(SLOT) == {}
+        assert datapath._maps["upload_pacing"].get(SLOT).divided == 0
+        mss, pacing = _child_pacing(child)
+        assert pacing == payload_pacing_bps(cap.pacing_bps, mss, True)
+    finally:
+        child.kill()
+        child.communicate(timeout=10)
+        for sock in sockets:
+            sock.close()
+        datapath.set_process_slot(os.getpid(), 0)
+        shapers.reconcile({})
+    assert not shapers._elsewhere
+
+
+def _pacing_of(sock: socket.socket) -> int:
+    return int(struct.unpack("=I", sock.getsockopt(socket.SOL_SOCKET, 47, 4))[0])
