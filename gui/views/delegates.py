@@ -13,6 +13,7 @@ from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.limit_truth import LimitState
 from chadthrottle.gui.widgets.limit_slider import (
     PROBLEM_COLOUR,
+    SLIDER_LEAST,
     LimitControl,
     fitting_line,
     warning_pixmap,
@@ -193,14 +194,16 @@ class LimitDelegate(QStyledItemDelegate):
             painter.setFont(small)
             painter.setPen(option.palette.color(group, QPalette.ColorRole.PlaceholderText))
             note_rect = QRect(slider_rect)
+            room = slider_rect.width() - (0 if state.read_only else SLIDER_LEAST + 8)
+            note = QFontMetrics(small).elidedText(
+                state.owner_note, Qt.TextElideMode.ElideRight, max(0, room)
+            )  # as LimitControl cuts it: the field keeps its room
             if not state.read_only:
-                width = QFontMetrics(small).horizontalAdvance(state.owner_note) + 6
+                width = QFontMetrics(small).horizontalAdvance(note) + 6
                 note_rect.setLeft(slider_rect.right() - width)
                 slider_rect.setRight(note_rect.left() - 2)
             painter.drawText(
-                note_rect,
-                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                state.owner_note,
+                note_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, note
             )
         if not state.read_only and not state.blocked:  # a block is no rate: no slider
             slider = slider_option(slider_rect, position_for_rate(state.rate_bps), widget)

@@ -242,6 +242,9 @@ class RateSlider(QSlider):
         super().mouseMoveEvent(event)
 
 
+SLIDER_LEAST = 24  # px of slider a note leaves (the knob and a little travel)
+
+
 class LimitControl(QWidget):
     """Slider + field for one direction of one application's limit."""
 
@@ -275,6 +278,10 @@ class LimitControl(QWidget):
         small.setPointSizeF(max(6.0, small.pointSizeF() * 0.85))  # as the painted rows draw it
         self.note.setFont(small)
         self.note.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        # The note gives way to the field in a narrow column (2x): cut with "…" (the
+        # tooltip has it whole) rather than pushing the field out of the cell.
+        self.note.setMinimumWidth(1)
+        self._note_text = ""
         self.note.hide()
         self.warning = QLabel(self)
         self.warning.setObjectName("limit-warning")
@@ -396,11 +403,12 @@ class LimitControl(QWidget):
         self._read_only = read_only
         self.slider.setVisible(not read_only)
         self.field.setReadOnly(read_only)
-        self.note.setText(note)
+        self._note_text = note
         self.note.setVisible(bool(note))
         self._row.setStretchFactor(self.note, 1 if read_only else 0)
         self.warning.setVisible(bool(problem))
         self.warning.setToolTip(f"Not enforced: {problem}" if problem else "")
+        self._fit_note()
         if self.field.property("problem") != bool(problem):
             self.field.setProperty("problem", bool(problem))
             self.field.setStyleSheet(self.field.styleSheet())  # re-evaluate [problem]
@@ -424,9 +432,24 @@ class LimitControl(QWidget):
                 fitting_line(self._quota_lines, self.quota.fontMetrics(), self.width() - 4)
             )
 
+    def _fit_note(self) -> None:
+        """The note, cut to what the field, the warning and a usable slider leave."""
+        spacing = self._row.spacing()
+        room = self.width() - 4 - self.field.width() - spacing
+        if self.warning.isVisibleTo(self):
+            room -= self.warning.sizeHint().width() + spacing
+        if not self._read_only:
+            room -= SLIDER_LEAST + spacing
+        self.note.setText(
+            self.note.fontMetrics().elidedText(
+                self._note_text, Qt.TextElideMode.ElideRight, max(0, room)
+            )
+        )
+
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._fit_quota()
+        self._fit_note()
 
     @property
     def read_only(self) -> bool:

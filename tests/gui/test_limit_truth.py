@@ -70,6 +70,7 @@ def window(qtbot) -> MainWindow:  # type: ignore[no-untyped-def]
     win.set_status(CONNECTED)
     model.set_rules(OWN_RULES)
     model.apply_snapshot(applications())
+    win.resize(1100, 600)  # a desktop's width: the owner notes whole (a narrow one cuts them)
     win.show()
     qtbot.waitExposed(win)
     return win
