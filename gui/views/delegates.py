@@ -16,6 +16,7 @@ from chadthrottle.gui.widgets.limit_slider import (
     SLIDER_LEAST,
     LimitControl,
     fitting_line,
+    fitting_note,
     warning_pixmap,
 )
 from chadthrottle.gui.widgets.rate_scale import position_for_rate
@@ -195,9 +196,9 @@ class LimitDelegate(QStyledItemDelegate):
             painter.setPen(option.palette.color(group, QPalette.ColorRole.PlaceholderText))
             note_rect = QRect(slider_rect)
             room = slider_rect.width() - (0 if state.read_only else SLIDER_LEAST + 8)
-            note = QFontMetrics(small).elidedText(
-                state.owner_note, Qt.TextElideMode.ElideRight, max(0, room)
-            )  # as LimitControl cuts it: the field keeps its room
+            note = fitting_note(
+                state.owner_note, QFontMetrics(small), room
+            )  # the field keeps its room
             if not state.read_only:
                 width = QFontMetrics(small).horizontalAdvance(note) + 6
                 note_rect.setLeft(slider_rect.right() - width)

@@ -242,6 +242,15 @@ class RateSlider(QSlider):
         super().mouseMoveEvent(event)
 
 
+def fitting_note(note: str, metrics: QFontMetrics, width: int) -> str:
+    """An owner note in ``width``: whole, else the owner alone ("administrator"),
+    else that cut with "…" (a narrow limit column at 2x)."""
+    if metrics.horizontalAdvance(note) <= width:
+        return note
+    owner = note.removeprefix("set by ")
+    return metrics.elidedText(owner, Qt.TextElideMode.ElideRight, max(0, width))
+
+
 SLIDER_LEAST = 24  # px of slider a note leaves (the knob and a little travel)
 
 
@@ -440,11 +449,7 @@ class LimitControl(QWidget):
             room -= self.warning.sizeHint().width() + spacing
         if not self._read_only:
             room -= SLIDER_LEAST + spacing
-        self.note.setText(
-            self.note.fontMetrics().elidedText(
-                self._note_text, Qt.TextElideMode.ElideRight, max(0, room)
-            )
-        )
+        self.note.setText(fitting_note(self._note_text, self.note.fontMetrics(), room))
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
