@@ -583,6 +583,17 @@ class _DirectionGraph:
         item.addItem(self.hover_label, ignoreBounds=True)
         self.top = 0.0
         self.start_s = 0.0
+        # Linked on x, the two plots' ranges are matched by their size on screen: a
+        # range set before the pane was laid out (unfolded at 2x, shown first) was
+        # left at about 56 s of the 60 with the legend half off the left edge until
+        # the scale next moved. Set again whenever the plot's size changes.
+        item.getViewBox().sigResized.connect(self._set_range)
+
+    def _set_range(self, *_: object) -> None:
+        if self.top > 0:
+            self.item.setRange(xRange=(self.start_s, 0), yRange=(0, self.top), padding=0)
+            self.label.setPos(self.start_s, self.top)
+            self.limit_marker.setPos(0, self.top)
 
     def set_backing(self, base: QColor) -> None:
         """The legend's and hover text's backing: the plot's background, a little
@@ -635,9 +646,7 @@ class _DirectionGraph:
         top = graph_top(peak, limit)
         if (top, start_s) != (self.top, self.start_s):  # each poll mostly neither moves
             self.top, self.start_s = top, start_s
-            self.item.setRange(xRange=(start_s, 0), yRange=(0, top), padding=0)
-            self.label.setPos(start_s, top)
-            self.limit_marker.setPos(0, top)
+            self._set_range()
         on_scale = 0 < limit <= top
         legend = f"{self.words}   ┄ limit" if on_scale else self.words
         if self.label.textItem.toPlainText() != legend:

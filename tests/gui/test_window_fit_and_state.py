@@ -425,3 +425,31 @@ def test_from_none_the_rows_slider_starts_near_what_the_application_uses(qtbot) 
     with qtbot.waitSignal(window.limitRequested) as blocker:
         qtbot.keyClick(control.slider, Qt.Key.Key_Return)
     assert blocker.args == ["exe:/usr/bin/syncthing", "up", 1_200_000]
+
+
+@pytest.mark.parametrize("size", [(1100, 700), (683, 384)])  # roomy; 1366x768 at 2x (folded first)
+def test_the_graph_shows_its_whole_span_with_the_legend_inside(
+    qtbot, size: tuple[int, int]
+) -> None:  # type: ignore[no-untyped-def]
+    """The plots' x range was set before the pane was laid out and, linked by
+    screen size, stayed at ~56 s of 60 with the legend half off the left edge
+    ("wnload ┄ limit") until the scale next moved: it is set again on resize."""
+    window = make_window(qtbot)
+    window.resize(*size)
+    window.show()
+    qtbot.waitExposed(window)
+    window.select_application("app:org.mozilla.firefox")
+    if window.detail.folded:
+        window.detail.set_folded(False)
+    for direction in Direction:
+        graph = window.detail.graphs[direction]
+        box = graph.item.getViewBox()
+        qtbot.waitUntil(lambda box=box: box.sceneBoundingRect().width() > 0)
+        qtbot.waitUntil(lambda box=box: abs(box.viewRange()[0][0] + 60) < 0.01, timeout=2000)
+        assert box.viewRange()[0][1] == 0
+        qtbot.waitUntil(  # the legend follows its view's transform
+            lambda graph=graph, box=box: (
+                graph.label.sceneBoundingRect().left() >= box.sceneBoundingRect().left() - 0.5
+            ),
+            timeout=2000,
+        )
