@@ -87,6 +87,7 @@ class Second:
     passed: tuple[float, float]  # L3 bytes/s through the uplink this second (down, up)
     waits_ms: tuple[float, float]  # in our shaper's queue at the sample (down, up)
     modem_ms: tuple[float, float] = (0.0, 0.0)  # in the modem's queues then (down, up): the truth
+    decisions: str = ""  # the estimator's this tick (kernel layer): raises, take-backs, cuts
 
 
 def modem_ms(internet: Internet | None, true: tuple[int, int]) -> tuple[float, float]:
@@ -151,7 +152,7 @@ class Follower:
                                      None if delay is None else delay * 1000,
                                      (moved[Direction.DOWN] / seconds, moved[Direction.UP] / seconds),
                                      (waits[Direction.DOWN] * 1000, waits[Direction.UP] * 1000),
-                                     modem_ms(self.internet, self.true)))  # fmt: skip
+                                     modem_ms(self.internet, self.true), "; ".join(self.estimator.decisions)))  # fmt: skip
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -276,15 +277,15 @@ def bulk(bench: Bench, up_flows: int, down_flows: int) -> Iterator[None]:
                 stream.stop()
 
 
-def follows_s(trace: list[Second], start: float, end: float) -> tuple[float | None, float]:
-    """(seconds after `start` until the download estimate is first in band,
+def follows_s(
+    trace: list[Second], start: float, end: float, up: bool = False
+) -> tuple[float | None, float]:
+    """(seconds after `start` until the download's (up: the upload's) estimate is first in band,
     share of the phase's seconds in band from then on: probes above it and
     failed probes' cuts below it count against)."""
     phase = [s for s in trace if start < s.at <= end]
-    inside = [
-        s.down is not None and IN_BAND[0] * s.true_down <= s.down <= IN_BAND[1] * s.true_down
-        for s in phase
-    ]
+    pairs = [(s.up, s.true_up) if up else (s.down, s.true_down) for s in phase]
+    inside = [e is not None and IN_BAND[0] * t <= e <= IN_BAND[1] * t for e, t in pairs]
     first = next((i for i, ok in enumerate(inside) if ok), None)
     if first is None:
         return None, 0.0
@@ -299,7 +300,8 @@ def _call_stats(call: CallResult, first: int, last: int) -> str:
     if not rtts:
         return "no echoes"
     loss = 1 - len(rtts) / sent if sent else 0.0
-    return f"{rtts[len(rtts) // 2]:.2f} / {rtts[min(len(rtts) - 1, int(0.99 * len(rtts)))]:.2f} ms, loss {loss:.2%}"
+    at = lambda q: rtts[min(len(rtts) - 1, int(q * len(rtts)))]  # noqa: E731
+    return f"{at(0.5):.2f} / {at(0.95):.2f} / {at(0.99):.2f} ms, loss {loss:.2%}"
 
 
 def _link_used(trace: list[Second], start: float, end: float) -> tuple[float, float]:
@@ -338,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--buffer-ms", type=float, default=400.0)
     parser.add_argument("--phase-s", type=float, default=20.0)
     parser.add_argument("--slow-share", type=float, default=0.5)
+    parser.add_argument("--vary", choices=("down", "up"), default="down",
+                        help="the direction whose rate changes (up: the upload's follow is printed)")  # fmt: skip
     parser.add_argument("--start", choices=("right", "wrong", "none"), default="right")
     parser.add_argument("--flows", type=int, default=4)
     parser.add_argument("--congestion", default="cubic")
@@ -361,8 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     down_l3, up_l3 = int(arguments.down * L2_TO_L3), int(arguments.up * L2_TO_L3)
     start = {"right": {Direction.DOWN: down_l3, Direction.UP: up_l3},
              "wrong": {Direction.DOWN: 3 * down_l3, Direction.UP: 3 * up_l3}, "none": {}}[arguments.start]  # fmt: skip
-    phases = [(arguments.down, arguments.up), (int(arguments.down * arguments.slow_share), arguments.up),
-              (arguments.down, arguments.up)]  # fmt: skip
+    slow = (int(arguments.down * arguments.slow_share), arguments.up) if arguments.vary == "down" \
+        else (arguments.down, int(arguments.up * arguments.slow_share))  # fmt: skip
+    phases = [(arguments.down, arguments.up), slow, (arguments.down, arguments.up)]
     print(f"uptime: {os.popen('uptime').read().strip()}", flush=True)
     with contextlib.ExitStack() as stack:
         pair = stack.enter_context(netns_pair())
@@ -420,14 +425,15 @@ def main(argv: list[str] | None = None) -> int:
             switcher.join()
     print(f"uptime: {os.popen('uptime').read().strip()}")
     call = calls[0]
-    for i, (down, _up) in enumerate(phases):
+    print(f"call over the whole run (median / p95 / p99): {_call_stats(call, 0, call.sent)}")
+    for i, (down, up) in enumerate(phases):
         begin, end = i * arguments.phase_s, (i + 1) * arguments.phase_s
-        settled, share = follows_s(follower.trace, begin, end)
+        settled, share = follows_s(follower.trace, begin, end, arguments.vary == "up")
         half = int((begin + arguments.phase_s / 2 - call_began) * 50), int((end - call_began) * 50)
         used = _link_used(follower.trace, begin + arguments.phase_s / 2, end)
-        print(f"phase {i + 1}: modem {down * 8 / 1e6:.1f} Mbit/s down; estimate follows after "
+        print(f"phase {i + 1}: modem {down * 8 / 1e6:.1f} Mbit/s down, {up * 8 / 1e6:.1f} up; {arguments.vary} estimate follows after "
               f"{'-' if settled is None else f'{settled:.0f} s'}, in band {share:.0%} of the rest; "
-              f"call (2nd half) median / p99 {_call_stats(call, max(0, half[0]), half[1])}; "
+              f"call (2nd half) median / p95 / p99 {_call_stats(call, max(0, half[0]), half[1])}; "
               f"link used (2nd half) {used[0]:.2f} / {used[1]:.2f}")  # fmt: skip
     spikes = sorted(
         {
@@ -440,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     worst = _worst_call_per_second(call, call_began)
     print(
         "\nt(s)  true down  est down  passed  true up  est up  passed  delay(ms)  ours down/up(ms)"
-        "  call max up/down(ms)  modem down/up(ms)  [Mbit/s, L3]"
+        "  call max up/down(ms)  modem down/up(ms)  decisions  [Mbit/s, L3]"
     )
     for s in follower.trace:
         mbit = lambda v: "-" if v is None else f"{v * 8 / 1e6:.2f}"  # noqa: E731
@@ -449,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{s.at:5.1f}  {mbit(s.true_down):>9}  {mbit(s.down):>8}  {mbit(s.passed[0]):>6}  {mbit(s.true_up):>7}  "
             f"{mbit(s.up):>6}  {mbit(s.passed[1]):>6}  "
             f"{'-' if s.delay_ms is None else f'{s.delay_ms:.1f}':>9}  {s.waits_ms[0]:6.1f} / {s.waits_ms[1]:<6.1f}"
-            f"  {up_ms:8.1f} / {down_ms:<6.1f}  {s.modem_ms[0]:6.1f} / {s.modem_ms[1]:.1f}"
+            f"  {up_ms:8.1f} / {down_ms:<6.1f}  {s.modem_ms[0]:6.1f} / {s.modem_ms[1]:<6.1f}  {s.decisions}"
         )
     return 0
 

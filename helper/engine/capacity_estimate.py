@@ -57,7 +57,19 @@ the download's last failure has shown in the round trips, BLAME_S) while
 the download is held, or every UP_TURN_S when the download sits stable in
 its near zone (failed twice at about the same rate), for UP_TURN_RAISES
 raises; the download pauses meanwhile (about 8 s: a link that gets faster
-then is followed that much later). A direction that nearly fills its
+then is followed that much later). Such a turn is for a probe, a raise
+above what the upload held lately (loaded, no rise, nothing being judged;
+HELD_S): an upload cut under that (a cut of both when the download's link
+slowed, say) goes back up to it beside the download's probes, in the
+download's steps, and is blamed after a download probe (a failed one
+forgets what it held). At 5e87987 it came back only by turns, two 2-3%
+raises every 20 s: it sat at 0.54-0.67 of its link after the download's
+link halved, and a download link that got faster during a turn was
+followed in 15-18 s (bench/capacity_follow.py logs each decision). A
+download raise that passed at its rate is not blamed for a rise within
+BLAME_S of a take-back, nor once more passed than where it last failed
+(the link is faster: the queue is an older probe's, seen late); a cut of
+the upload keeps where its probe failed. A direction that nearly fills its
 own shaping rate is probed even when small beside the other (cuts stay for
 bulk: BULK_SHARE). Measured before (raised in turn each second, both taken back on a
 rise): every failed probe of the upload took back the download's raise
@@ -150,6 +162,7 @@ HOLD_S = {
 }
 BLAME_S = 4.5  # a failed upload probe takes back every raise this recent: a 1-3% overshoot shows 3-4 s late
 REFRACTORY_S = 2.0  # after a cut (of either direction), the round trips need this long to show the queue drained
+HELD_S = 60.0  # an upload cut under what it held this recently goes back up to it (not a probe)
 FLOOR_BPS = 32_000  # 256 kbit/s: below it nothing interactive works anyway
 MIN_TRAFFIC_BPS = 8_000  # less than this through a direction tells nothing about its capacity
 
@@ -183,6 +196,9 @@ class _Direction:
     since_failed_s: float = 0.0
     failures: int = 0  # failed probes in a row at about the same rate (SAME_LINK), no cut between
     last_failed: int | None = None  # the capacity the last probe failed at
+    held: int | None = None  # the highest capacity it held loaded with no rise, lately (HELD_S)
+    since_held_s: float = 0.0
+    since_probe_s: float = float("inf")  # since a raise above what it held (a probe)
 
 
 @dataclass
@@ -200,6 +216,7 @@ class CapacityEstimator:
         self._since_down_cut_s = float("inf")  # since a cut of the download alone
         self._down_cuts = 0  # of the download alone, DOWN_FIRST_S or less apart
         self._since_back_s = float("inf")  # since a failed probe was taken back
+        self.decisions: list[str] = []  # this tick's, for bench/capacity_follow.py's trace
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
             start = self.start.get(direction) or None
@@ -214,6 +231,7 @@ class CapacityEstimator:
         """The capacities after this tick; a bad sample changes nothing."""
         if not sample.seconds > 0 or any(value < 0 for value in sample.bytes.values()):
             return self.capacities()
+        self.decisions = []
         achieved = {
             direction: sample.bytes.get(direction, 0) / sample.seconds for direction in Direction
         }
@@ -231,6 +249,10 @@ class CapacityEstimator:
             state.since_failed_s += sample.seconds
             if state.since_failed_s > FORGET_FAILED_S[direction]:
                 state.failed_at = None  # the link may be faster by now
+            state.since_held_s += sample.seconds
+            state.since_probe_s += sample.seconds
+            if state.since_held_s > HELD_S:
+                state.held = None  # the link may be slower by now
             state.recent = [
                 (age + sample.seconds, before)
                 for age, before in state.recent
@@ -252,6 +274,7 @@ class CapacityEstimator:
             # a direction that nearly fills its own shaping rate is probed even when small
             # beside the other (an upload cut to 3.5 Mbit/s beside a 20 Mbit/s download
             # read as acknowledgements and was never raised again); cuts stay for bulk
+            self._note_held(achieved)
             self._probe(self._state, achieved)
         return self.capacities()
 
@@ -273,7 +296,13 @@ class CapacityEstimator:
         under = down is not None and not down.recent and down.capacity is not None \
             and achieved[Direction.DOWN] < UNDER_SHARE * down.capacity * SHAPE_SHARE  # fmt: skip
         drained = min(s.since_cut_s for s in self._state.values()) >= REFRACTORY_S
-        probed = [d for d in (Direction.UP, Direction.DOWN) if self._state[d].recent]
+        # an upload raise back to what it held is no probe: a download's probe first
+        order = (
+            (Direction.UP, Direction.DOWN)
+            if self._probing(Direction.UP)
+            else (Direction.DOWN, Direction.UP)
+        )
+        probed = [d for d in order if self._state[d].recent and not self._seen_late(d, achieved)]
         if probed:
             direction = probed[0]
             self._take_back(
@@ -291,6 +320,21 @@ class CapacityEstimator:
                 self._since_down_cut_s, self._down_cuts = 0.0, self._down_cuts + 1
             for direction, state in active.items():
                 self._cut(direction, state, achieved[direction], delay)
+
+    def _seen_late(self, direction: Direction, achieved: Mapping[Direction, float]) -> bool:
+        """A download raise that passed at its rate (TOOK_SHARE) is not what a rise
+        within BLAME_S of a take-back shows (that probe's queue, seen late), nor one
+        once more passed than where its last probe failed (the link is faster now):
+        blamed on the next raise, a link that had just got faster was taken for a
+        failure at 0.9 of the old one and climbed again in 2% steps."""
+        state = self._state[direction]
+        if direction is not Direction.DOWN or state.capacity is None:
+            return False
+        passed = achieved[direction] >= TOOK_SHARE * state.capacity * SHAPE_SHARE
+        faster = (
+            state.last_failed is not None and achieved[direction] >= state.last_failed * SHAPE_SHARE
+        )
+        return passed and (self._since_back_s < BLAME_S or faster)
 
     def _past_us(self, active: dict[Direction, _Direction], achieved: dict[Direction, float],
                  waits: Mapping[Direction, float]) -> bool:  # fmt: skip
@@ -314,7 +358,7 @@ class CapacityEstimator:
         download's acknowledgements back, and the download passes less too."""
         state = active.get(Direction.DOWN)
         if (
-            self._state[Direction.UP].recent
+            self._probing(Direction.UP)
             or state is None
             or not state.recent
             or state.capacity is None
@@ -329,9 +373,11 @@ class CapacityEstimator:
 
     def _probe(self, active: dict[Direction, _Direction], achieved: dict[Direction, float]) -> None:
         """Raise one loaded direction whose last raise was judged (JUDGE_S),
-        PROBE_GAP_S after any raise: the one raised longer ago."""
+        PROBE_GAP_S after any probe: the one raised longer ago. Beside it, an
+        upload back up towards what it held (no probe: the download goes on)."""
+        self._back_to_held(achieved)
         if (
-            min(s.since_raise_s for s in self._state.values()) < PROBE_GAP_S * 0.9
+            min(s.since_probe_s for s in self._state.values()) < PROBE_GAP_S * 0.9
         ):  # a tick comes a little early
             return
         loaded = {d: s for d, s in active.items() if s.capacity is not None and not s.hold_s
@@ -354,11 +400,11 @@ class CapacityEstimator:
             and down.since_cut_s >= BLAME_S  # the download's last failure seen in the round trips
             and (Direction.DOWN not in loaded or (up.since_raise_s >= UP_TURN_S and near))
         )
-        if up.recent:  # an upload probe is judged by the round trips: no download probe meanwhile
+        if self._probing(Direction.UP):  # judged by the round trips: no download probe meanwhile
             if up_step is None or (Direction.DOWN in loaded and up.streak >= UP_TURN_RAISES):
                 return  # the upload goes on while its turn lasts
             state, step = up, up_step
-        elif up_turn:
+        elif up_turn and not up.recent:
             if down.recent and down.recent[-1][0] < JUDGE_S[Direction.UP]:
                 return  # the download's last raise is still being judged
             state, step = up, up_step  # type: ignore[assignment]
@@ -369,9 +415,42 @@ class CapacityEstimator:
             state, step = down, down_step
         else:
             return
+        self._raise(state, step)
+        state.since_probe_s = 0.0
+
+    def _raise(self, state: _Direction, step: float) -> None:
         state.recent.append((0.0, state.capacity))  # type: ignore[arg-type]
         state.capacity = self._bound(int(state.capacity * step), state.ceiling)  # type: ignore[operator]
+        self.decisions.append(f"raise {_name(state, self._state)} x{step:.3f}")
         state.since_raise_s, state.streak = 0.0, state.streak + 1
+
+    def _probing(self, direction: Direction) -> bool:
+        """A raise of this direction above what it held is being judged."""
+        state = self._state[direction]
+        return bool(state.recent) and state.since_probe_s <= SUSPECT_S
+
+    def _note_held(self, achieved: Mapping[Direction, float]) -> None:
+        """No rise this tick: a loaded direction with no raise being judged holds its capacity."""
+        for direction, state in self._state.items():
+            if (state.capacity is not None and not state.recent and state.capacity >= (state.held or 0)
+                    and achieved[direction] >= LOADED_SHARE * state.capacity * SHAPE_SHARE):  # fmt: skip
+                state.held, state.since_held_s = state.capacity, 0.0
+
+    def _back_to_held(self, achieved: Mapping[Direction, float]) -> None:
+        """An upload cut under what it held lately (a cut of both when the download's
+        link slowed, say) goes back up to it in the download's steps, JUDGE_S[DOWN] apart:
+        no probe, so the download is not paused for it (its probes are). At 5e87987 it
+        came back only in probes, two every 20 s, each pausing the download ~8 s: a link
+        that got faster meanwhile was followed in 15-18 s, and the upload sat at 0.54-0.67."""
+        up = self._state[Direction.UP]
+        if (up.capacity is None or up.held is None or up.hold_s
+                or up.since_raise_s < JUDGE_S[Direction.DOWN]
+                or achieved[Direction.UP] < LOADED_SHARE * up.capacity * SHAPE_SHARE
+                or up.capacity * 1.001 >= up.held):  # fmt: skip
+            return
+        self._refresh(up)
+        steps = RAISE_STEPS[Direction.DOWN]
+        self._raise(up, min(steps[min(up.streak, len(steps) - 1)], up.held / up.capacity))
 
     def _refresh(self, state: _Direction) -> None:
         """Before a raise: a capacity past where a probe failed means the link is
@@ -431,7 +510,10 @@ class CapacityEstimator:
         state.failures = state.failures + 1 if again else 1
         holds = HOLD_S[direction]
         state.hold_s = holds[min(max(state.failures, 1), len(holds)) - 1]
+        if direction is Direction.UP and not self._probing(direction):
+            state.held = None  # a raise back to what it held failed: the link is slower now
         state.capacity, state.recent, state.streak = self._bound(back, state.ceiling), [], 0
+        self.decisions.append(f"take back {direction.value} (failed at {failed * 8e-6:.2f})")
         state.since_cut_s, self._since_back_s = 0.0, 0.0
 
     def _cut(
@@ -446,7 +528,11 @@ class CapacityEstimator:
         ):  # a stall (little passed, round trips stale) must not drop it to the floor
             cut = min(max(cut, int(state.capacity * MAX_CUT_SHARE)), state.capacity)
         state.capacity = self._bound(cut, state.ceiling)
-        state.since_cut_s, state.streak, state.failed_at, state.failures = 0.0, 0, None, 0
+        self.decisions.append(f"cut {direction.value}")
+        state.since_cut_s, state.streak, state.failures = 0.0, 0, 0
+        # an upload cut beside a download whose link slowed keeps where its probe failed
+        if direction is Direction.DOWN:
+            state.failed_at = None
         if direction is Direction.DOWN:  # what passed, passed the modem: back up to it at once
             link = achieved / SHAPE_SHARE
             state.good_at = max(state.capacity, self._bound(int(link * CUT_GOOD), state.ceiling))
@@ -455,3 +541,7 @@ class CapacityEstimator:
 
     def _bound(self, bps: int, ceiling: int) -> int:
         return max(min(self.floor_bps, ceiling), min(bps, ceiling))
+
+
+def _name(state: _Direction, states: Mapping[Direction, _Direction]) -> str:
+    return next(str(d) for d, s in states.items() if s is state)

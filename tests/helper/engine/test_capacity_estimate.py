@@ -349,3 +349,32 @@ def test_an_upload_held_under_its_failure_does_not_hold_the_download() -> None:
         longest, last = max(longest, unchanged), now
     assert longest <= 8, longest
     assert (estimator.capacity(DOWN) or 0) >= 0.75 * 5_000_000, estimator.capacities()
+
+
+@pytest.mark.parametrize("slow_s", [20, 24, 28, 32, 36])
+def test_an_upload_cut_beside_a_slower_download_comes_back_without_pausing_the_download(
+    slow_s: int,
+) -> None:
+    """The download's link halves, then comes back (bench/capacity_follow.py in
+    miniature): the cut there takes the upload down too. At 5e87987 it came back
+    only by probes, two every 20 s, each pausing the download ~8 s (a link that
+    got faster then was followed in 15-18 s), and sat at 0.44-0.46 of its link here,
+    the download unraised up to 8 s at a time. Back up to what it held is no probe:
+    the download goes on beside it."""
+    rates = {DOWN: 2_500_000, UP: 625_000}
+    link = BothWays(rates[DOWN], rates[UP], lag=2)
+    estimator = CapacityEstimator(dict(rates))
+    longest, unchanged, last = 0, 0, None
+    for second in range(20 + slow_s + 30):
+        if second == 20:
+            link.modems[DOWN].rate = rates[DOWN] / 2
+        if second == 20 + slow_s:
+            link.modems[DOWN].rate = rates[DOWN]
+        link.tick(estimator)
+        now = estimator.capacity(DOWN)
+        if second >= 30:  # after the cuts of the slowing
+            unchanged = unchanged + 1 if now == last else 0
+            longest = max(longest, unchanged)
+        last = now
+    assert (estimator.capacity(UP) or 0) >= 0.9 * rates[UP], estimator.capacities()
+    assert longest <= 3, longest
