@@ -42,6 +42,17 @@ def _write_atomically(path: Path, content: bytes) -> None:
     os.replace(temporary, path)
 
 
+def _holder_pid(holder: Path) -> int | None:
+    """The pid of a live holder's process (holder-PID-N), None if it is gone."""
+    pid_text = holder.name.removeprefix("holder-").split("-")[0]
+    return int(pid_text) if pid_text.isdigit() and _pid_alive(int(pid_text)) else None
+
+
+def holder_pids(state: Path) -> list[int]:
+    """The live processes holding the file whose state directory this is."""
+    return [pid for h in state.glob("holder-*") if (pid := _holder_pid(h)) is not None]
+
+
 class SharedFileInstall:
     """Keeps content at target while any holder (in any process) needs it."""
 
@@ -63,8 +74,7 @@ class SharedFileInstall:
     def _live_holders(self) -> list[Path]:
         holders = []
         for holder in self._state.glob("holder-*"):
-            pid_text = holder.name.removeprefix("holder-").split("-")[0]
-            if pid_text.isdigit() and _pid_alive(int(pid_text)):
+            if _holder_pid(holder) is not None:
                 holders.append(holder)
             else:
                 holder.unlink(missing_ok=True)  # left by a process that died

@@ -189,3 +189,52 @@ def test_end_to_end_tests_start_the_helper_through_tests_support() -> None:
         and any(alias.name == "HelperProcess" for alias in node.names)
     ]
     assert direct == [], "import HelperProcess from tests.support.helper_process"
+
+
+HOLD_THE_POLICY = """
+import sys
+from chadthrottle.helper.standalone import POLICY_FILE, POLKIT_ACTIONS_DIR, _resource_bytes
+from chadthrottle.helper.standalone_policy import SharedFileInstall
+held = SharedFileInstall(POLKIT_ACTIONS_DIR / POLICY_FILE, _resource_bytes(POLICY_FILE))
+held.acquire()
+print("held", flush=True)
+sys.stdin.read()
+held.release()
+"""
+
+
+def test_the_leak_check_counts_the_policy_file_only_while_this_session_holds_it() -> None:
+    """A private bus installs our polkit actions file for as long as any bus
+    on the machine needs it, so a session ending beside another's bus found
+    the file "left behind" (and one starting beside it, "removed")."""
+    import os
+
+    from chadthrottle.helper.standalone import POLICY_FILE, POLKIT_ACTIONS_DIR
+    from chadthrottle.helper.standalone_policy import DEFAULT_STATE_DIR, holder_pids
+
+    from tests.support import leaks
+    from tests.support.requirements import require_root
+
+    require_root()
+    env = {**os.environ, own_names.SESSION_ENV: own_names.SESSION_TAG}
+
+    def holding(session_env: dict[str, str]) -> tuple[list[str], bool]:
+        """What the check counts while a process of that session holds the
+        file, and whether a bus of yet another session holds it too."""
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_POLICY], cwd=REPO, env=session_env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            assert (POLKIT_ACTIONS_DIR / POLICY_FILE).exists()
+            others = [
+                pid
+                for pid in holder_pids(DEFAULT_STATE_DIR / POLICY_FILE)
+                if pid != holder.pid and not leaks._of_this_session(pid)
+            ]
+            return leaks._polkit_actions(), bool(others)
+        finally:
+            holder.communicate("", timeout=30)
+
+    assert holding({**env, own_names.SESSION_ENV: "another-session"})[0] == []
+    counted, others_hold = holding(env)
+    assert counted == ([] if others_hold else [POLICY_FILE])

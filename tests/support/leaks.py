@@ -10,8 +10,8 @@ each of them failed a concurrent session that had left nothing. Ours are told
 apart by name (tests/support/own_names.py: the session's tag), by the
 namespaces tests/support/netns.py made, and by the session's environment
 variable in a process's environment (its daemons and helpers inherit it).
-Root-namespace devices and qdiscs and the polkit actions file are the
-machine's, compared whole.
+Root-namespace devices and qdiscs are the machine's, compared whole; the
+polkit actions file too, unless another session's private bus holds it.
 """
 
 from __future__ import annotations
@@ -100,6 +100,20 @@ def _polkit_rules() -> list[str]:
     )
 
 
+def _polkit_actions() -> list[str]:
+    """Our actions files, less those a private bus of another session holds
+    (helper/standalone_policy.py: it installs the file for as long as any
+    bus on the machine needs it, so the last one out, maybe this session,
+    removes it)."""
+    from chadthrottle.helper.standalone_policy import DEFAULT_STATE_DIR, holder_pids
+
+    return sorted(
+        p.name
+        for p in Path("/usr/share/polkit-1/actions").glob("io.github.chadthrottle*")
+        if not any(not _of_this_session(pid) for pid in holder_pids(DEFAULT_STATE_DIR / p.name))
+    )
+
+
 def _daemons() -> list[str]:
     names = []
     for proc in Path("/proc").iterdir():
@@ -128,9 +142,7 @@ def snapshot() -> dict[str, object]:
         "qdiscs": sorted(_run("tc", "qdisc", "show").splitlines()),
         "BPF programs on the cgroup root": _our_cgroup_programs(),
         "test cgroups": _test_cgroups(),
-        "polkit actions": sorted(
-            p.name for p in Path("/usr/share/polkit-1/actions").glob("io.github.chadthrottle*")
-        ),
+        "polkit actions": _polkit_actions(),
         "polkit rules": _polkit_rules(),
         "daemons": _daemons(),
     }
