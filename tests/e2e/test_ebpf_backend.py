@@ -4,16 +4,18 @@ is active, and a refused limit leaves the one in force untouched."""
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import pytest
 from chadthrottle.client import HelperClientError
 from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.limit_reach import FIRST_COME, OWN_NAMESPACE
 
 from tests.e2e.conftest import MiB, Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
-from tests.support.netns import app_scope, start_stream
+from tests.support.netns import app_scope, extra_link, start_stream
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.parametrize("stack", ["ebpf"], indirect=True)
@@ -123,6 +125,34 @@ def test_two_applications_two_limits(stack: Stack) -> None:
                 )
             for app_id in ids:
                 call_helper(stack.bus_address, lambda c, a=app_id: c.clear_limit(a))
+        finally:
+            for stream in streams:
+                stream.stop()
+
+
+def test_a_limit_over_two_namespaces_is_said_to_be_held_by_the_policer(stack: Stack) -> None:
+    """With the ebpf backend nothing divides a limit between namespaces by
+    use (that is tc's, per namespace): ListApplications and `list` say the
+    policer holds the sum, naming both namespaces (issue 13: LIMIT_REACH said
+    "divided by what each uses" whatever the backend)."""
+    with (
+        app_scope(stack.cgroup_root, own_names.desktop_id("EbpfReach", fresh=True)) as scope,
+        extra_link(f"ctapp-{secrets.token_hex(3)}", stack.pair.peer_ns) as elsewhere,
+    ):
+        streams = [start_stream(pair, port, "up", app_cgroup=scope, rate_bps=100_000)
+                   for pair, port in ((stack.pair, 5622), (elsewhere, 5623))]  # fmt: skip
+        try:
+            app_id = call_helper(
+                stack.bus_address,
+                lambda c: c.set_limit(f"pid:{streams[0].app_pid}", Direction.UP, MiB),
+            )
+            said = (f"over {OWN_NAMESPACE} and namespace {elsewhere.host_ns}: {FIRST_COME} "
+                    "(the ebpf backend)")  # fmt: skip
+            assert eventually(lambda: _app(stack, app_id).up_limit_reach == said, timeout_s=5.0), (
+                _app(stack, app_id).up_limit_reach
+            )
+            assert _app(stack, app_id).down_limit_reach == ""  # no download limit: nothing said
+            call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
         finally:
             for stream in streams:
                 stream.stop()

@@ -147,6 +147,13 @@ def test_one_limit_over_two_namespaces_holds_their_sum(
                                             peer_cgroup=peer_scope))  # fmt: skip
                 total = _sum_within(streams, LIMIT)
                 assert 0.9 * LIMIT <= total <= 1.1 * LIMIT, f"{total / LIMIT:.3f} of the limit"
+                (app,) = [a for a in call_helper(stack.bus_address, lambda c: c.list_applications())
+                          if streams[0].app_pid in a.pids]  # fmt: skip
+                reach = app.limit_reach(direction)  # how it holds: tc shapes both, divided by use
+                assert reach.startswith("divided by demand between namespace "), reach
+                assert all(
+                    f"namespace {n}" in reach for n in (app_namespace.host_ns, second.host_ns)
+                )
         finally:
             for stream in streams:
                 stream.stop()

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from chadthrottle.helper.kernel.limit_reach import FIRST_COME
 
 from tests.e2e.conftest import Stack
 from tests.support import own_names
@@ -116,6 +117,12 @@ def test_a_download_a_foreign_filter_takes_from_tc_is_policed_and_said_so(
             in tc.notes
         )
         assert "policed, not shaped" in _ctl(stack, "backends").stdout
+        # how it holds, per namespace: the listing, `list` and `limit` (issue 13)
+        reach = (f"policed, not shaped in the helper's own namespace: {stack.pair.host_if}: a u32 filter "
+                 "ChadThrottle did not create (prio 10)")  # fmt: skip
+        assert reach in app.down_limit_reach and app.down_limit_reach.endswith(FIRST_COME)
+        assert f"{app_id}: down limit: {reach}" in _ctl(stack, "list").stdout
+        assert f"{app_id}: down limit: {reach}" in result.stdout
         assert _ctl(stack, "clear", app_id).returncode == 0
     finally:
         stream.stop()
