@@ -166,6 +166,15 @@ class NamespaceFollower(Protocol):
 
 
 @runtime_checkable
+class SocketFollower(Protocol):
+    """An enforcer that needs the namespaces each slot's sockets send from
+    (NamespaceShapers: a divided upload is held by its classes only when they
+    are all namespaces of its processes)."""
+
+    def note_socket_namespaces(self, cookies: Mapping[int, set[int]]) -> None: ...
+
+
+@runtime_checkable
 class GuardPlanner(Protocol):
     """An enforcer that holds some limits' sum itself and needs the guard's
     rates for them raised (NamespaceShapers: an upload limit it divides
@@ -314,6 +323,13 @@ class BackendRouter:
             for slot, inodes in namespaces_of(self._limited).items()
             if (text := policed_reach([_label(inode, own) for inode in ordered(inodes, own)]))
         }
+
+    def note_socket_namespaces(self, cookies: Mapping[int, set[int]]) -> None:
+        """slot -> the netns cookies its sockets moved bytes in, to an enforcer that
+        divides limits between namespaces (NamespaceShapers)."""
+        for enforcer in self._enforcers().values():
+            if isinstance(enforcer, SocketFollower):
+                enforcer.note_socket_namespaces(cookies)
 
     def active_directions(self) -> set[Direction]:
         return set().union(*(e.active_directions() for e in self._enforcers().values()))

@@ -23,7 +23,12 @@ from chadthrottle.helper.engine.apply import Apply
 from chadthrottle.helper.engine.limits import LimitTable
 from chadthrottle.helper.engine.link_plan import LinkFacts, capacities, link_facts
 from chadthrottle.helper.engine.overshoot import OvershootWatch
-from chadthrottle.helper.engine.plan import bytes_moved_here, prioritized, rule_of
+from chadthrottle.helper.engine.plan import (
+    bytes_moved_here,
+    prioritized,
+    rule_of,
+    socket_namespaces,
+)
 from chadthrottle.helper.engine.ports import (
     DatapathPort,
     LineagePort,
@@ -142,6 +147,9 @@ class EngineCore:
         retired = self._tracking.exits(gone, samples)  # without the lock (issue 20)
         with self._lock:
             self._tracking.retire(gone, retired)
+            self._shaper.note_socket_namespaces(
+                socket_namespaces(samples, self._applier.hold.slot_of_process)
+            )
             if self._limits.activate(self._local_now()):
                 log.info(
                     "schedules changed the limits in force (%s)",

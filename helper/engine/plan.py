@@ -138,6 +138,23 @@ def bytes_moved_here(
     return moved
 
 
+def socket_namespaces(
+    samples: Iterable[CounterSample], slot_of: Callable[[int], int | None]
+) -> dict[int, set[int]]:
+    """slot -> the network namespaces (cookies) its sockets have moved bytes
+    in, loopback aside. A socket can be in a namespace where none of its
+    application's processes is (made there after setns, or passed over a unix
+    socket): no class of a limit divided between the processes' namespaces
+    holds it (NamespaceShapers.note_socket_namespaces)."""
+    found: dict[int, set[int]] = {}
+    for sample in samples:
+        if (sample.tx_bytes or sample.rx_bytes) and sample.ifindex != LOOPBACK_IFINDEX:
+            slot = slot_of(sample.owner_tgid)
+            if slot:
+                found.setdefault(slot, set()).add(sample.netns_cookie)
+    return found
+
+
 def fair_shares(
     index: ApplicationIndex, table: LimitTable, live: LiveRules, active: Iterable[str]
 ) -> dict[RuleKey, list[int]]:

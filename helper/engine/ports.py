@@ -78,6 +78,9 @@ class ShaperPort(Protocol):
     def limit_reach(
         self, direction: Direction
     ) -> dict[int, str]: ...  # slot -> how its limit holds per namespace (limit_reach.py)
+    def note_socket_namespaces(
+        self, cookies: Mapping[int, set[int]]
+    ) -> None: ...  # slot -> netns cookies its sockets moved bytes in (plan.socket_namespaces)
     def shape_namespaces_of(
         self, slots: Mapping[int, int]
     ) -> None: ...  # pid -> slot: the network namespaces to shape in

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 OWN_NAMESPACE = "the helper's own namespace"
+SOCKETS_ONLY = "a namespace where it has sockets but no process"
 FIRST_COME = "the policer holds the sum, first come first served, not divided by use"
 
 

@@ -44,6 +44,7 @@ from chadthrottle.helper.identity.escaping import escape_os_name
 from chadthrottle.helper.kernel.htb import Classes, cn_queue_ns
 from chadthrottle.helper.kernel.limit_reach import (
     OWN_NAMESPACE,
+    SOCKETS_ONLY,
     NamespaceHold,
     ordered,
     shaped_reach,
@@ -197,6 +198,8 @@ class NamespaceShapers:
         self._namespaces_of: dict[int, set[int]] = {}  # slot -> inodes of its processes
         self._shares: NamespaceShares[tuple[Direction, int], int] = NamespaceShares()
         self._held_uploads: set[int] = set()  # slots whose upload sum the divided classes hold
+        # slot -> the netns cookies its sockets moved bytes in (note_socket_namespaces)
+        self._socket_cookies: dict[int, set[int]] = {}
         self._elsewhere: dict[int, _Elsewhere] = {}
         self._unentered: dict[int, tuple[float, str, str]] = {}  # inode -> (tried at, label, why)
 
@@ -260,7 +263,9 @@ class NamespaceShapers:
         self._held_uploads = {
             slot
             for (direction, slot), together in divided.items()
-            if direction is Direction.UP and together == self._namespaces_of[slot]
+            if direction is Direction.UP
+            and together == self._namespaces_of[slot]
+            and not self._sockets_elsewhere(slot, together)
         }
         plans: dict[int, dict[Direction, Classes]] = {}
         paced: dict[int, tuple[int, dict[int, int]]] = {}
@@ -304,6 +309,24 @@ class NamespaceShapers:
                 self._paced[slot] = (limit_bps, shares)
             else:
                 self._paced.pop(slot, None)
+
+    def note_socket_namespaces(self, cookies: Mapping[int, set[int]]) -> None:
+        """slot -> the network namespaces (cookies) its sockets moved bytes in
+        (plan.socket_namespaces), read at the next reconcile."""
+        self._socket_cookies = {slot: set(found) for slot, found in cookies.items()}
+
+    def _sockets_elsewhere(self, slot: int, inodes: set[int]) -> bool:
+        """Whether the slot's sockets moved bytes in a namespace other than these
+        shaped ones: one where none of its processes is (a socket made there
+        after setns, or passed to it). No class holds that traffic, only the
+        guard: at DIVIDED_UPLOAD_GUARD times the limit it let two such
+        connections through at 1.092 of the limit
+        (tests/e2e/test_borrowed_socket_limit.py)."""
+        cookies = {self._own_inode: self._own_cookie}
+        cookies.update((inode, other.cookie) for inode, other in self._elsewhere.items())
+        return not self._socket_cookies.get(slot, set()) <= {
+            cookies[i] for i in inodes if i in cookies
+        }
 
     def guard_plan(self, wanted: dict[Direction, Classes]) -> dict[Direction, Classes]:
         """The guard's classes (BackendRouter): an upload limit divided between
@@ -480,6 +503,8 @@ class NamespaceShapers:
                 )
                 for inode in ordered(inodes, self._own_inode)
             ]
+            if self._sockets_elsewhere(slot, inodes):
+                holds.append(NamespaceHold(SOCKETS_ONLY, "no shaper follows sockets alone"))
             if text := shaped_reach(holds, guarded):
                 reach[slot] = text
         return reach

@@ -11,12 +11,15 @@ test can compute the rate over any window. Every run is bounded in time (--secon
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
 import socket
 import sys
 import time
 
 REPORT_INTERVAL_S = 0.05
+CLONE_NEWNET = 0x40000000
 CHUNK_BYTES = 64 * 1024
 UDP_PAYLOAD_BYTES = 1200
 # UDP has no congestion control: an unpaced sender would only burn the CPU the
@@ -151,10 +154,33 @@ def _say_hello(sock: socket.socket, peer: tuple[str, int], deadline: float) -> N
             continue
 
 
+def _socket_in(netns_path: str, family: int, kind: int) -> socket.socket:
+    """A socket made in another network namespace, the process back in its own
+    (a borrowed socket: a namespace where the process is not)."""
+    setns = ctypes.CDLL(None, use_errno=True).setns
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    other = os.open(netns_path, os.O_RDONLY)
+    try:
+        if setns(other, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {netns_path}")
+        try:
+            return socket.socket(family, kind)
+        finally:
+            if setns(own, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back")
+    finally:
+        os.close(own)
+        os.close(other)
+
+
 def connect(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.seconds
     kind = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
-    sock = socket.socket(_family(args), kind)
+    sock = (
+        _socket_in(args.socket_netns, _family(args), kind)
+        if args.socket_netns
+        else socket.socket(_family(args), kind)
+    )
     _congestion(sock, args)
     peer = (args.host, args.port)
     if args.udp:
@@ -190,6 +216,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--rate", type=float, default=0.0, help="paced send rate, bytes/s (UDP default 30 MiB/s)"
+    )
+    parser.add_argument(
+        "--socket-netns", default="", help="make the socket in this namespace (a path), then return"
     )
     parser.add_argument(
         "--congestion", default="", help="TCP congestion control (default: the namespace's)"

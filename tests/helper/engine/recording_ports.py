@@ -86,6 +86,11 @@ class RecordingShaper:
     backend: str = "tc"
     reach: dict[Direction, dict[int, str]] = field(default_factory=dict)  # limit_reach's, by slot
 
+    socket_cookies: dict[int, set[int]] = field(default_factory=dict)  # note_socket_namespaces'
+
+    def note_socket_namespaces(self, cookies: Mapping[int, set[int]]) -> None:
+        self.socket_cookies = {slot: set(found) for slot, found in cookies.items()}
+
     def limit_reach(self, direction: Direction) -> dict[int, str]:
         return dict(self.reach.get(direction, {}))
 
