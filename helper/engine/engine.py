@@ -125,7 +125,7 @@ class Engine(EngineCore):
                 for pid, process in (app.processes.items() if app else ())
                 if uid is None or process.uid == uid
             }
-            traffic = self._tracking.meter.process_traffic(names)
+            traffic = self._tracking.meter.process_traffic(app_id, names)
         return process_rows(names, traffic)
 
     def list_interfaces(self) -> list[InterfaceInfo]:

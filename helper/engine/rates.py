@@ -79,7 +79,11 @@ class RateMeter:
         # The living processes' samples of the window and the tick before it:
         # per-process rates are worked out from them only when asked
         # (ListProcesses, for the rows a client has open), not every tick.
-        self._samples: deque[tuple[float, list[CounterSample]]] = deque(maxlen=window_ticks + 1)
+        # With each, the applications then known (their rate's window starts at
+        # the oldest tick that knew them, and so does their processes').
+        self._samples: deque[tuple[float, list[CounterSample], dict[str, AppTraffic]]] = deque(
+            maxlen=window_ticks + 1
+        )
 
     def remember(self, tgid: int, app_id: str, uid: int | None = None) -> None:
         self._app_of_tgid[tgid] = app_id
@@ -171,23 +175,25 @@ class RateMeter:
         app_id = self._app_of_tgid.get(tgid)
         return None if app_id is None else (app_id, self._uid_of_tgid.get(tgid))
 
-    def process_traffic(self, tgids: Collection[int]) -> dict[int, AppTraffic]:
-        """Each of these processes' totals and rates over the window the
-        applications' rates use, from the same samples, so an application's
+    def process_traffic(self, app_id: str, tgids: Collection[int]) -> dict[int, AppTraffic]:
+        """Each of these processes' totals and rates over the window its
+        application's rates use, from the same samples, so the application's
         rate is its living processes' summed (plus what processes that exited
-        in the window moved). A process that had no counter at the window's
-        start counts from zero there: its counters are new."""
+        in the window moved). The window starts at the oldest tick that knew
+        the application (no rate at its first, as for the application); a
+        process with no counter there counts from zero: its counters are new."""
         wanted = set(tgids)
         result = {tgid: AppTraffic() for tgid in wanted}
         if not self._samples:
             return result
-        now, latest = self._samples[-1]
+        now, latest, _ = self._samples[-1]
         for sample in latest:
             if sample.owner_tgid in wanted:
                 _add(result[sample.owner_tgid], sample)
-        then, oldest = self._samples[0]
-        if now <= then:
+        start = next(((t, oldest) for t, oldest, apps in self._samples if app_id in apps), None)
+        if start is None or now <= start[0]:
             return result
+        then, oldest = start
         before = {tgid: AppTraffic() for tgid in wanted}
         for sample in oldest:
             if sample.owner_tgid in wanted:
@@ -207,7 +213,6 @@ class RateMeter:
 
     def update(self, samples: Iterable[CounterSample], now: float) -> None:
         samples = list(samples)
-        self._samples.append((now, samples))
         self._update_interfaces(samples, now)
         totals: dict[str, AppTraffic] = defaultdict(AppTraffic)
         by_uid: dict[UidKey, AppTraffic] = defaultdict(AppTraffic)
@@ -225,6 +230,7 @@ class RateMeter:
             if app_id in shared:
                 _add(by_uid[(app_id, self._uid_of_tgid.get(sample.owner_tgid))], sample)
         self.apps = _with_rates(totals, self._history, now)
+        self._samples.append((now, samples, self.apps))
         self.by_uid = _with_rates(by_uid, self._uid_history, now)
 
     def _shared_apps(self) -> set[str]:

@@ -21,7 +21,7 @@ _ticks = st.lists(st.lists(_moves, min_size=3, max_size=3), min_size=2, max_size
 @settings(max_examples=60, deadline=None)
 @given(
     ticks=_ticks,
-    births=st.lists(st.integers(0, 5), min_size=2, max_size=2),
+    births=st.lists(st.integers(0, 5), min_size=3, max_size=3),
     window=st.integers(1, 3),
 )
 def test_an_applications_rate_is_its_processes_rates_summed(
@@ -31,7 +31,7 @@ def test_an_applications_rate_is_its_processes_rates_summed(
     tgids = (10, 11, 12)
     for tgid in tgids:
         meter.remember(tgid, "app:a")
-    born = {10: 0, 11: births[0], 12: births[1]}  # the first process is there from the start
+    born = dict(zip(tgids, births, strict=True))  # the application is born with its first
     counts: dict[tuple[int, int], list[int]] = {}
     for tick, moves in enumerate(ticks):
         samples = []
@@ -44,8 +44,11 @@ def test_an_applications_rate_is_its_processes_rates_summed(
                 count[1] += moved[2 * (ifindex - 1) + 1]
                 samples.append(Sample(tgid, count[0], count[1], ifindex=ifindex))
         meter.update(samples, now=float(tick))
+    if "app:a" not in meter.apps:
+        assert all(t.rx_bytes == 0 for t in meter.process_traffic("app:a", tgids).values())
+        return  # every process is born after the last tick
     app = meter.apps["app:a"]
-    processes = meter.process_traffic(tgids).values()
+    processes = meter.process_traffic("app:a", tgids).values()
     assert sum(p.down_bps for p in processes) == pytest.approx(app.down_bps)
     assert sum(p.up_bps for p in processes) == pytest.approx(app.up_bps)
     assert sum(p.loopback_down_bps for p in processes) == pytest.approx(app.loopback_down_bps)
@@ -62,7 +65,7 @@ def test_each_process_has_its_own_rate_and_an_exited_ones_bytes_stay_with_the_ap
     meter.update([Sample(10, 1000, 10), Sample(11, 4000, 0), Sample(12, 600, 0)], now=1.0)
     meter.retire({12}, [Sample(12, 600, 0)])  # 12 exited after moving 600 bytes
     meter.update([Sample(10, 2000, 20), Sample(11, 8000, 0)], now=2.0)
-    traffic = meter.process_traffic([10, 11, 99])  # 99: a process with no counters yet
+    traffic = meter.process_traffic("app:a", [10, 11, 99])  # 99: a process with no counters yet
     assert (traffic[10].down_bps, traffic[10].up_bps, traffic[10].rx_bytes) == (1000.0, 10.0, 2000)
     assert (traffic[11].down_bps, traffic[11].rx_bytes) == (4000.0, 8000)
     assert (traffic[99].down_bps, traffic[99].rx_bytes) == (0.0, 0)
@@ -72,10 +75,10 @@ def test_each_process_has_its_own_rate_and_an_exited_ones_bytes_stay_with_the_ap
 
 def test_one_tick_gives_totals_and_no_rates_yet() -> None:
     meter = RateMeter()
-    assert meter.process_traffic([10])[10].rx_bytes == 0  # nothing read yet
+    assert meter.process_traffic("app:a", [10])[10].rx_bytes == 0  # nothing read yet
     meter.remember(10, "app:a")
     meter.update([Sample(10, 500, 7)], now=0.0)
-    traffic = meter.process_traffic([10])[10]
+    traffic = meter.process_traffic("app:a", [10])[10]
     assert (traffic.rx_bytes, traffic.tx_bytes, traffic.down_bps) == (500, 7, 0.0)
 
 
@@ -84,7 +87,7 @@ def test_process_rows_are_by_pid_with_names_escaped_for_the_bus() -> None:
     meter.remember(7, "app:a")
     meter.update([Sample(7, 0, 0)], now=0.0)
     meter.update([Sample(7, 100, 50)], now=1.0)
-    rows = process_rows({9: "idle", 7: "bad\nname"}, meter.process_traffic([7, 9]))
+    rows = process_rows({9: "idle", 7: "bad\nname"}, meter.process_traffic("app:a", [7, 9]))
     assert [(r.pid, r.name, r.down_bps, r.up_bps, r.rx_bytes) for r in rows] == [
         (7, "bad\\x0aname", 100.0, 50.0, 100),
         (9, "idle", 0.0, 0.0, 0),
