@@ -1,15 +1,22 @@
 """ListConnections reports each TCP connection's own bytes, from the kernel
 (issue 17): a real helper, real traffic over the netns pair, counts that grow
-with what moved. UDP sockets say -1 (the kernel counts nothing per UDP socket)."""
+with what moved. UDP sockets say -1 (the kernel counts nothing per UDP socket).
+ListProcesses gives each process its own rates, which add up to its
+application's."""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from chadthrottle.client import HelperClientError
 from chadthrottle.contract import ConnectionInfo
 
 from tests.e2e.conftest import Stack
@@ -112,3 +119,103 @@ def test_a_tcp_connections_bytes_grow_with_its_traffic(
     assert second is not None and second.rx_bytes == first.rx_bytes  # nothing more came
     udp = [c for c in _connections(stack, app_id) if c.protocol == "udp"]
     assert udp and all((c.rx_bytes, c.tx_bytes) == (-1, -1) for c in udp), udp
+
+
+# Sends `rate` datagrams of 1,000 bytes a second to an echo and reads the echoes:
+# 1,028 bytes a datagram at L3 each way (IP and UDP headers).
+SENDER = """
+import json, socket, sys, time
+host, port, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect((host, port)); s.setblocking(False)
+print(json.dumps({"sending": 1}), flush=True)
+start, sent, data = time.monotonic(), 0, b"x" * 1000
+while True:
+    due = int((time.monotonic() - start) * rate)
+    while sent < due:
+        try: s.send(data)
+        except OSError: pass
+        sent += 1
+    try:
+        while True: s.recv(2048)
+    except OSError: pass
+    time.sleep(0.005)
+"""
+ECHO = ("import json, socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        "s.bind(('0.0.0.0', int(sys.argv[1]))); print(json.dumps({'listening': 1}), flush=True)\n"
+        "while True:\n    d, a = s.recvfrom(2048); s.sendto(d, a)")  # fmt: skip
+DATAGRAM_L3 = 1028
+RATES = (100, 250)  # datagrams a second, one rate per process
+
+
+def test_an_applications_processes_rates_add_up_to_its_own(stack: Stack) -> None:
+    """Two processes of one application, each sending and receiving UDP at its
+    own known rate: ListProcesses gives each its rate, and in one tick their
+    rates and bytes add up to the application's (ListApplications);
+    `chadthrottle-ctl processes --json` lists both."""
+    pair, port = stack.pair, 7600 + secrets.randbelow(300)
+    echo = spawn(nsenter_argv(pair.peer_ns, [sys.executable, "-c", ECHO, str(port)]), None)
+    desktop_id = own_names.desktop_id("ProcRates", fresh=True)
+    app_id, senders = f"app:{desktop_id}", []
+    try:
+        wait_for_line(echo, "listening")
+        with app_scope(stack.cgroup_root, desktop_id) as scope:
+            for rate in RATES:
+                argv = [sys.executable, "-c", SENDER, pair.peer_addr, str(port), str(rate)]
+                senders.append(spawn(nsenter_argv(pair.host_ns, argv), scope))
+                wait_for_line(senders[-1], "sending")
+            expected = {p.pid: rate * DATAGRAM_L3 for p, rate in zip(senders, RATES, strict=True)}
+            seen: list[object] = []
+
+            async def one_tick(client: Any) -> tuple[Any, Any] | None:
+                """Processes and application read in one tick (the processes
+                the same before and after), or None."""
+                try:
+                    before = await client.list_processes(app_id)
+                except HelperClientError:  # not known to the helper yet
+                    return None
+                apps = [a for a in await client.list_applications() if a.id == app_id]
+                after = await client.list_processes(app_id)
+                seen[:] = [before, apps]
+                return (after, apps[0]) if apps and before == after else None
+
+            def settled() -> bool:
+                found = call_helper(stack.bus_address, one_tick)
+                if found is None:
+                    return False
+                processes, app = found
+                rates = {p.pid: (p.down_bps, p.up_bps) for p in processes}
+                return (
+                    app.down_bps > 0
+                    and rates.keys() == expected.keys()
+                    and all(
+                        0.75 * expected[pid] <= rate <= 1.25 * expected[pid]
+                        for pid, both in rates.items()
+                        for rate in both
+                    )
+                )
+
+            assert eventually(settled, 20.0, 0.3), f"expected {expected} B/s each way: {seen}"
+            found = None
+            while found is None:
+                found = call_helper(stack.bus_address, one_tick)
+            processes, app = found
+            assert sum(p.down_bps for p in processes) == pytest.approx(app.down_bps, rel=1e-9)
+            assert sum(p.up_bps for p in processes) == pytest.approx(app.up_bps, rel=1e-9)
+            assert sum(p.rx_bytes for p in processes) == app.rx_bytes
+            assert sum(p.tx_bytes for p in processes) == app.tx_bytes
+            listed = subprocess.run(
+                [sys.executable, "-m", "chadthrottle.cli.ctl", "processes", app_id, "--json"],
+                env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": stack.bus_address},
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert listed.returncode == 0, listed.stderr
+            assert {entry["pid"] for entry in json.loads(listed.stdout)} == expected.keys()
+            for sender in senders:
+                sender.kill()
+                sender.wait(10)
+    finally:
+        for process in [*senders, echo]:
+            process.kill()
+            process.wait(10)
+            if process.stdout is not None:
+                process.stdout.close()

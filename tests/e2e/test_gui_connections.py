@@ -1,7 +1,7 @@
 """The window against the real helper: the detail pane's connections table
 (issue 17) shows the selected application's real connection with its columns,
 its own rate and bytes growing with the traffic; the expanded row shows the
-same connection's rate."""
+same connection's rate, and its process row the process's own rate."""
 
 from __future__ import annotations
 
@@ -89,5 +89,18 @@ def test_the_detail_pane_shows_the_connection_with_its_own_rate_and_bytes(
 
         qtbot.waitUntil(
             lambda: expanded_rate() is not None and _rate_of(str(expanded_rate())) > FLOOR_BPS,
+            timeout=8000,
+        )
+
+        # Its process row shows the process's own rate (ListProcesses): the upload.
+        def process_rate() -> str | None:
+            parent = table.proxy_index(app_id)
+            for child in range(proxy.rowCount(parent)):
+                if f"(pid {stream.app_pid})" in str(proxy.index(child, Column.NAME, parent).data()):
+                    return proxy.index(child, Column.UP, parent).data()
+            return None
+
+        qtbot.waitUntil(
+            lambda: process_rate() is not None and _rate_of(str(process_rate())) > FLOOR_BPS,
             timeout=8000,
         )
