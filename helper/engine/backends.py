@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from chadthrottle.contract import BackendInfo, Direction
+from chadthrottle.helper.engine.sent_counts import ContinuousCounts
 from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.kernel.htb import Classes
 from chadthrottle.helper.kernel.limit_reach import (
@@ -232,6 +233,7 @@ class BackendRouter:
         self._by_direction = dict(by_direction)
         self._guard = guard
         self._limited: dict[int, int] = {}  # pid -> slot, the processes limits reach now
+        self._counts = {direction: ContinuousCounts() for direction in Direction}  # sent_bytes'
 
     def _enforcers(self) -> dict[str, Enforcer]:
         enforcers = {name: enforcer for name, enforcer in self._by_direction.values()}
@@ -341,14 +343,23 @@ class BackendRouter:
         runs before it (docs/backends.md, "Every path"), and the guard's count
         for a slot tc does not shape (its uplink policed, not shaped): without
         it the listed rate fell back to the socket counters, whose pure ACKs
-        read as a limit not met beside a fast download."""
-        if direction is Direction.DOWN and self._guard is not None:
-            return self._guard[1].sent_bytes(direction)
+        read as a limit not met beside a fast download. Each slot's count goes
+        on smoothly when the counter it is read from changes (sent_counts.py):
+        a switch from the class's count to the policer's read as a spike."""
+        guard = self._guard[1] if self._guard is not None else None
         _name, enforcer = self._by_direction.get(direction, ("", None))  # type: ignore[arg-type]
-        shaped = enforcer.sent_bytes(direction) if enforcer is not None else {}
-        if self._guard is None or enforcer is self._guard[1]:
-            return shaped
-        return {**self._guard[1].sent_bytes(direction), **shaped}
+        readings: dict[int, dict[str, int]] = {}
+        for source, counted in (("guard", guard), ("shaper", enforcer)):
+            if counted is not None and (source == "guard" or counted is not guard):
+                for slot, sent in counted.sent_bytes(direction).items():
+                    readings.setdefault(slot, {})[source] = sent
+        if direction is Direction.DOWN and guard is not None:
+            chosen = {slot: "guard" for slot, read in readings.items() if "guard" in read}
+        else:
+            chosen = {
+                slot: "shaper" if "shaper" in read else "guard" for slot, read in readings.items()
+            }
+        return self._counts[direction].read(readings, chosen)
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:
         """Per direction, where limits do not hold now, and why: where its

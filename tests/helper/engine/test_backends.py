@@ -159,3 +159,20 @@ def test_an_upload_tc_does_not_shape_is_counted_by_the_guard() -> None:
     assert router.sent_bytes(Direction.DOWN) == {1: 8_000, 2: 4_000}
     alone = BackendRouter({Direction.UP: ("ebpf", ebpf), Direction.DOWN: ("ebpf", ebpf)})
     assert alone.sent_bytes(Direction.UP) == {1: 9_000, 2: 3_000}
+
+
+def test_an_upload_whose_uplink_becomes_policed_is_read_without_a_spike() -> None:
+    """The slot's count moves from the class's to the guard's when tc stops
+    shaping it (a foreign filter took its uplink's hook): the guard's total
+    is far above the class's, and read as one count the rate spiked by the
+    difference for a tick (review L4). Now it moves by the tick's bytes."""
+    tc, ebpf = FakeEnforcer(), FakeEnforcer(queues=False)
+    router = BackendRouter(
+        {Direction.UP: ("tc", tc), Direction.DOWN: ("tc", tc)}, guard=("ebpf", ebpf)
+    )
+    tc.sent = {Direction.UP: {1: 1_000}}
+    ebpf.sent = {Direction.UP: {1: 90_000}}
+    first = router.sent_bytes(Direction.UP)[1]
+    tc.sent = {Direction.UP: {}}  # no class holds slot 1 now
+    ebpf.sent = {Direction.UP: {1: 91_000}}
+    assert router.sent_bytes(Direction.UP)[1] - first == 1_000
