@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.activity import ActivityWatch
 from chadthrottle.helper.engine.gating import Gating
 from chadthrottle.helper.engine.kernel_hold import KernelHold
 from chadthrottle.helper.engine.limits import LimitTable, RuleKey, SlotAllocator
@@ -42,8 +43,7 @@ class Apply:
         self.hold = KernelHold(datapath, shaper)  # what this engine wrote to the kernel
         self.slots = SlotAllocator()
         self.gating = Gating()  # blocks and quotas
-        self._active_at: dict[str, float] = {}  # app id -> when it last moved data (note_active)
-        self._moved: dict[str, int] = {}  # app id -> its bytes moved, at the last note_active
+        self._activity = ActivityWatch(FAIR_IDLE_S)  # which applications use the link (note_active)
 
     def linked(self) -> dict[Direction, int]:
         """The link capacity each direction's shaper was given."""
@@ -81,19 +81,16 @@ class Apply:
 
     def note_active(self, moved: dict[str, int], now: float) -> None:
         """Each application's bytes moved (not loopback) since the helper
-        started: those that grew are active now (for fair_shares)."""
-        self._active_at.update((app_id, now) for app_id, total in moved.items()
-                               if total > self._moved.get(app_id, 0))  # fmt: skip
-        self._moved = moved
-        # made anew, not deleted from: a dict keeps the size it once grew to
-        self._active_at = {a: at for a, at in self._active_at.items() if now - at <= FAIR_IDLE_S}
+        started: those moving at least activity.ACTIVE_BPS are active now
+        (for fair_shares), not those that sent a byte."""
+        self._activity.note(moved, now)
 
     def fair(self, table: LimitTable, live: LiveRules) -> dict[RuleKey, list[int]]:
         """Under a link, each active application's processes without a rule
         (plan.fair_shares); none without a link: nothing changes then."""
         if not self.hold.linked() or table.paused:
             return {}
-        return fair_shares(self._index, table, live, self._active_at)
+        return fair_shares(self._index, table, live, self._activity.active_at)
 
     def downloads_queue(self) -> bool:
         """Whether the download backend queues (tc) rather than drops (the policer)."""

@@ -30,12 +30,13 @@ from chadthrottle.priority import Priority
 # or bucket filled over seconds and then came out as congestion notices or
 # refusals, and the rate swung by 10% for seconds (bench/limits.py).
 UPLOAD_PACING_SHARE = 0.995
-# While a link is in force, every application that moved data within this
-# long and has no rule gets a class of its own, keyed (app id, FAIR_OWNER):
+# While a link is in force, every application that was active (moving at least
+# activity.ACTIVE_BPS: a keepalive is not) within this long and has no rule
+# gets a class of its own, keyed (app id, FAIR_OWNER):
 # in one default class for all, an application with four connections took
 # 1.4-1.8 times its fair share and one with a single connection 0.2-0.6
-# (docs/backends.md, "Per-application shares"). Held this long after its
-# last traffic, so an application that
+# (docs/backends.md, "Per-application shares"). Held this long after it was
+# last active, so an application that
 # pauses keeps its class and its sockets their tag (a class made or retired,
 # its processes tagged or untagged, costs netlink calls and a walk of their
 # sockets).
@@ -159,7 +160,7 @@ def fair_shares(
     index: ApplicationIndex, table: LimitTable, live: LiveRules, active: Iterable[str]
 ) -> dict[RuleKey, list[int]]:
     """(app id, FAIR_OWNER) -> its running processes that no live rule
-    reaches, for each active application (one that moved data lately): each
+    reaches, for each active application (activity.py: one that moved at least ACTIVE_BPS lately): each
     gets a class of its own under a link, so applications of one priority
     share it per application, not per connection."""
     ruled = {pid for key, _limits in live for pid in reached_pids(index, table, key)}

@@ -81,6 +81,22 @@ def test_under_a_capacity_each_busy_application_gets_a_normal_class_of_its_own()
         (WGET, "down"), (WGET, "up"), (CURL, "down")}  # fmt: skip
 
 
+def test_an_application_that_only_keeps_its_connections_alive_gets_no_class() -> None:
+    """A keepalive (200 B/s here) is not use of the link: no slot, no tag, no
+    class for it (review L6: any byte made it active); a transfer is."""
+    world = Clocked()
+    world.engine.set_link_capacity(6_000_000, 1_000_000, False)
+    here = world.engine._namespaces.own_cookie
+    for second in range(1, 11):
+        world.now += 1.0
+        world.datapath.traffic = [Traffic(20, 200 * second, netns_cookie=here)]  # wget: keepalives
+        world.engine.tick()
+    assert not any(world.datapath.process_slots.values())
+    assert world.shaper.wanted == {Direction.UP: {}, Direction.DOWN: {}}
+    world.seconds_of_traffic(2, pids=(20,))  # now it transfers: its class at the next tick
+    assert world.datapath.process_slots.get(20, 0) != 0
+
+
 def test_an_idle_application_gives_its_class_back_and_link_off_restores_everything() -> None:
     world = Clocked()
     world.engine.set_link_capacity(6_000_000, 1_000_000, False)
