@@ -41,6 +41,7 @@ class AppTraffic:
     loopback_down_bps: float = 0.0
     loopback_up_bps: float = 0.0
     last_active: float = 0.0  # when its counters last moved
+    rates_since: float | None = None  # the tick its rates are measured from; None: no rate yet
 
 
 # Rates are averaged over this many ticks: a TCP sender held back by a limit
@@ -79,11 +80,7 @@ class RateMeter:
         # The living processes' samples of the window and the tick before it:
         # per-process rates are worked out from them only when asked
         # (ListProcesses, for the rows a client has open), not every tick.
-        # With each, the applications then known (their rate's window starts at
-        # the oldest tick that knew them, and so does their processes').
-        self._samples: deque[tuple[float, list[CounterSample], dict[str, AppTraffic]]] = deque(
-            maxlen=window_ticks + 1
-        )
+        self._samples: deque[tuple[float, list[CounterSample]]] = deque(maxlen=window_ticks + 1)
 
     def remember(self, tgid: int, app_id: str, uid: int | None = None) -> None:
         self._app_of_tgid[tgid] = app_id
@@ -179,18 +176,21 @@ class RateMeter:
         """Each of these processes' totals and rates over the window its
         application's rates use, from the same samples, so the application's
         rate is its living processes' summed (plus what processes that exited
-        in the window moved). The window starts at the oldest tick that knew
-        the application (no rate at its first, as for the application); a
-        process with no counter there counts from zero: its counters are new."""
+        in the window moved). The window starts at the tick the application's
+        rates are measured from (none at its first tick, as for the
+        application); a process with no counter there counts from zero: its
+        counters are new."""
         wanted = set(tgids)
         result = {tgid: AppTraffic() for tgid in wanted}
         if not self._samples:
             return result
-        now, latest, _ = self._samples[-1]
+        now, latest = self._samples[-1]
         for sample in latest:
             if sample.owner_tgid in wanted:
                 _add(result[sample.owner_tgid], sample)
-        start = next(((t, oldest) for t, oldest, apps in self._samples if app_id in apps), None)
+        app = self.apps.get(app_id)
+        since = app.rates_since if app is not None else None
+        start = next(((t, oldest) for t, oldest in self._samples if t == since), None)
         if start is None or now <= start[0]:
             return result
         then, oldest = start
@@ -230,7 +230,7 @@ class RateMeter:
             if app_id in shared:
                 _add(by_uid[(app_id, self._uid_of_tgid.get(sample.owner_tgid))], sample)
         self.apps = _with_rates(totals, self._history, now)
-        self._samples.append((now, samples, self.apps))
+        self._samples.append((now, samples))
         self.by_uid = _with_rates(by_uid, self._uid_history, now)
 
     def _shared_apps(self) -> set[str]:
@@ -296,6 +296,7 @@ def _with_rates(totals: dict[K, AppTraffic], history: deque[tuple[float, dict[K,
         if past is None or now <= past[0]:
             continue
         elapsed, old = now - past[0], past[1]
+        traffic.rates_since = past[0]
         # counters may shrink when the LRU map evicts a key: never negative
         traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / elapsed
         traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / elapsed
