@@ -228,13 +228,18 @@ class HtbHierarchy:
         direction: Direction,
         l3_to_l2: float = 1.0,
         changer: ClassChanger | None = None,
+        frame_bytes: int = tbf_leaf.largest_frame([]),
     ) -> HtbHierarchy:
         """The hierarchy a killed helper left on ifindex, as the kernel has it
-        (a linked one: adopt_linked)."""
+        (a linked one: adopt_linked). frame_bytes: the namespace's largest
+        frame now; a cutting TBF leaf sized for a smaller one (an MTU raised
+        while no helper ran) is re-sized before anything else, as it would
+        drop the larger frames (review L2)."""
         messages = list(ipr.get_classes(index=ifindex))
         if any(message["handle"] == ROOT_HANDLE | LINK_MINOR for message in messages):
             return cls.adopt_linked(ipr, ifindex, direction, l3_to_l2, changer, messages)
-        hierarchy = cls(ipr, ifindex, direction, l3_to_l2=l3_to_l2, changer=changer)
+        hierarchy = cls(ipr, ifindex, direction, l3_to_l2=l3_to_l2, changer=changer,
+                        frame_bytes=frame_bytes)  # fmt: skip
         for message in messages:
             slot = message["handle"] & 0xFFFF
             options = message.get_attr("TCA_OPTIONS")
@@ -254,7 +259,36 @@ class HtbHierarchy:
                 hierarchy._tbf[slot] = tbf_leaf.read_back(
                     message
                 )  # None: changed at the first sync
+        hierarchy._resize_adopted_leaves()
         return hierarchy
+
+    def _resize_adopted_leaves(self) -> None:
+        """Adopted cutting leaves, wanted yet or not, take the largest frame
+        now (in place: the kernel keeps their queue); without a changer to
+        send a TBF message they become bfifo leaves, which cut nothing and
+        drop nothing a bfifo would not (review L1)."""
+        for slot in self._adopted:
+            leaf = self._tbf.get(slot)
+            if leaf is None or not leaf.cuts:
+                continue
+            if self._changer is None:
+                self._bfifo_leaf(slot, leaf.limit_bytes)
+                continue
+            wanted = tbf_leaf.TbfLeaf(leaf.rate_bps, self.frame_bytes, leaf.limit_bytes)
+            if not _same_leaf(leaf, wanted):
+                self._set_tbf(slot, wanted)
+
+    def _bfifo_leaf(self, slot: int, limit: int) -> None:
+        """A bfifo leaf in place of what the class has. The kernel changes a
+        qdisc in place only into its own kind (EINVAL), so a TBF goes first
+        (its queue with it; the class holds its rate meanwhile)."""
+        if slot in self._tbf:
+            del self._tbf[slot]
+            tc_call(self._ipr, "del", index=self.ifindex, handle=_leaf_handle(slot),
+                    parent=class_id(slot))  # fmt: skip
+        tc_call(self._ipr, "replace", "bfifo", self.ifindex, _leaf_handle(slot),
+                parent=class_id(slot), limit=limit)  # fmt: skip
+        self._leaf_limits[slot] = limit
 
     @classmethod
     def adopt_linked(
@@ -417,6 +451,7 @@ class HtbHierarchy:
         for slot, spec in self.classes.items():
             if spec is not _DIFFERS and slot not in self._retiring and self._uses_tbf(slot):
                 self._sync_leaf(slot, spec)
+        self._resize_adopted_leaves()  # held ones too: the old programs still classify into them
 
     def _uses_tbf(self, slot: int) -> bool:
         """A new upload class without a link gets a TBF leaf, fixed for its
@@ -454,9 +489,7 @@ class HtbHierarchy:
                 log.error("%s: bfifo leaves instead (a small upload limit settles slower)", error)
                 self._tbf_refused = True
         if self._leaf_limits.get(slot) != limit:  # often the same: a netlink call saved
-            tc_call(self._ipr, "replace", "bfifo", self.ifindex, _leaf_handle(slot),
-                    parent=class_id(slot), limit=limit)  # fmt: skip
-            self._leaf_limits[slot] = limit
+            self._bfifo_leaf(slot, limit)
 
     def _set_tbf(self, slot: int, leaf: tbf_leaf.TbfLeaf) -> None:
         """Create or change in place (the kernel keeps its queue); a cutting
@@ -487,12 +520,14 @@ class HtbHierarchy:
         """A retiring class's backlog drains at once: the class opened up, and its TBF too."""
         self._set_class(slot, DEFAULT_CLASS_RATE_BPS, DEFAULT_CLASS_BURST_BYTES, LIMITED_PRIORITY)
         leaf = self._tbf.get(slot)
-        if slot in self._tbf and (leaf is None or leaf.cuts):
-            limit = (
-                leaf.limit_bytes
-                if leaf
-                else leaf_queue_bytes(tbf_leaf.CUT_UP_TO_BPS, self._direction)
-            )
+        if slot not in self._tbf or (leaf is not None and not leaf.cuts):
+            return
+        limit = (
+            leaf.limit_bytes if leaf else leaf_queue_bytes(tbf_leaf.CUT_UP_TO_BPS, self._direction)
+        )
+        if self._changer is None:  # adopted, with no way to send a TBF message (review L1)
+            self._bfifo_leaf(slot, limit)
+        else:
             self._set_tbf(slot, tbf_leaf.passing(DEFAULT_CLASS_RATE_BPS, limit))
 
     def relink(self, link: LinkShaping) -> None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Protocol
 
@@ -125,7 +125,6 @@ class TcShaper:
         ] = {}  # (direction, uplink) -> why it cannot be redirected
         self._links: tuple[float, list[interfaces.Link]] = (float("-inf"), [])
         self._lost_hooks: set[tuple[Direction, int]] = set()  # filters someone removed
-        self._frame_bytes = tbf_leaf.largest_frame([])  # of every link here: _reconcile
         self._changer = ClassChanger.beside(ipr.fileno())
         if self._changer is None:
             log.warning("rate changes go through pyroute2 (slower): no netlink socket beside it")
@@ -136,6 +135,10 @@ class TcShaper:
         self._link_shaping: dict[Direction, LinkShaping | None] = {
             direction: None for direction in Direction
         }
+        # Before anything is adopted: a leaf sized for an MTU raised while no
+        # helper ran drops the larger frames until it is re-sized (review L2).
+        # Not cached: the first reconcile lists the links afresh.
+        self._frame_bytes = _largest_frame(interfaces.all_links(ipr))
         self._takeover_pending = self._adopt()
 
     def set_link(self, direction: Direction, link: LinkShaping | None) -> None:
@@ -279,6 +282,11 @@ class TcShaper:
             self._links = (time.monotonic(), links)
         return links
 
+    def links_moved(self) -> None:
+        """A link came, went or changed (link_events.py): list them afresh at
+        the next reconcile, which the engine runs at once."""
+        self._links = (float("-inf"), [])
+
     def _uplinks(self) -> list[interfaces.Link]:
         """Devices traffic leaves by now: up, not loopback, not an IFB."""
         return [
@@ -293,10 +301,7 @@ class TcShaper:
         # Every link's, up or not: a cutting TBF leaf drops a frame larger than
         # its bucket, so the leaves take a new largest frame before any hook
         # of a new uplink sends one (an MTU raised meanwhile: docs/backends.md).
-        self._frame_bytes = tbf_leaf.largest_frame(
-            [(link.mtu, link.ethernet) for link in present.values()
-             if not link.loopback and link.kind != "ifb"]
-        )  # fmt: skip
+        self._frame_bytes = _largest_frame(present.values())
         for direction in Direction:
             for ifb in self._ifbs(direction):
                 ifb.set_frame_bytes(self._frame_bytes)
@@ -521,7 +526,7 @@ class TcShaper:
         hooks = self._hooks[entry.direction]
         shared = next((h.ifb for h in hooks.values() if h.ifb.ifindex == ifb.index), None)
         hierarchy = shared or HtbHierarchy.adopt(self._ipr, ifb.index, entry.direction, l3_to_l2=uplink.l3_to_l2,
-                                                 changer=self._changer)  # fmt: skip
+                                                 changer=self._changer, frame_bytes=self._frame_bytes)  # fmt: skip
         hooks[entry.uplink] = Hook(
             entry.direction,
             entry.uplink,
@@ -556,6 +561,14 @@ class TcShaper:
         self._takeover_pending = any(
             hook.old_program for hooks in self._hooks.values() for hook in hooks.values()
         )
+
+
+def _largest_frame(links: Iterable[interfaces.Link]) -> int:
+    """The frame a cutting TBF leaf must take: of every link, up or not
+    (a link brought up sends at once), not loopback or IFBs."""
+    return tbf_leaf.largest_frame(
+        [(link.mtu, link.ethernet) for link in links if not link.loopback and link.kind != "ifb"]
+    )
 
 
 def remove_leftovers(ipr: IPRoute) -> int:

@@ -275,3 +275,88 @@ def test_a_kernel_that_refuses_tbf_gets_bfifo_leaves_and_later_limits_still_land
         assert shown.count(" burst 128Kb ") == 2, shown  # the limit's burst, not a cutting leaf's
     finally:
         tree.delete()
+
+
+def test_an_adopted_leaf_is_resized_at_adoption_and_managed_like_its_own(
+    pair: NetnsPair, datapath: Datapath
+) -> None:
+    """Review L2: an MTU raised while no helper ran is taken by the adopted
+    leaf as it is adopted, before any reconcile (before, at the first one,
+    and never for a class nobody wanted yet). Review L1: the adopted leaf
+    then follows MTU changes while held and limit changes once wanted, in
+    place, as a leaf the shaper made would."""
+    before = tc_dump(pair.host_ns)
+    with entered_netns(pair.host_ns):
+        ipr = IPRoute()
+        killed = TcShaper(ipr, datapath.tc_program, datapath)
+
+    def leaf(shaper: TcShaper) -> tbf_leaf.TbfLeaf | None:
+        """The class's TBF leaf; None for a passing one (a rate above 32 bits)."""
+        (hook,) = shaper._hooks[Direction.UP].values()
+        kind, found, _drops = _leaf(ipr, hook.ifb.ifindex, 1)
+        assert kind == "tbf"
+        return found
+
+    def bucket(shaper: TcShaper) -> int:
+        found = leaf(shaper)
+        assert found is not None and found.cuts
+        return found.bucket_bytes
+
+    try:
+        killed.reconcile({Direction.UP: {1: SMALL}})
+        killed._journal.release()  # what SIGKILL leaves
+        _set_mtu(pair, 3000)  # while no helper runs
+        with entered_netns(pair.host_ns):
+            adopting = TcShaper(ipr, datapath.tc_program, datapath)
+        try:
+            assert abs(bucket(adopting) - 3018) <= 4, "not re-sized at adoption"
+            _set_mtu(pair, 2000)
+            adopting.links_moved()
+            adopting.reconcile({})  # nobody wants it yet: held at its rate
+            assert abs(bucket(adopting) - 2018) <= 4, "a held leaf missed the MTU"
+            for spec, cuts in ((ClassSpec(1 << 20, 131072), True), (ClassSpec(10 << 20, 131072), False),
+                               (SMALL, True)):  # fmt: skip
+                adopting.reconcile({Direction.UP: {1: spec}})
+                assert abs(bucket(adopting) - 2018) <= 4 if cuts else leaf(adopting) is None, spec
+            _set_mtu(pair, 1500)
+            adopting.links_moved()
+            adopting.reconcile({Direction.UP: {1: SMALL}})
+            assert abs(bucket(adopting) - 1518) <= 4
+        finally:
+            adopting.close()
+        assert tc_dump(pair.host_ns) == before
+    finally:
+        _set_mtu(pair, 1500)
+        ipr.close()
+
+
+def test_a_leaf_adopted_without_a_changer_becomes_a_bfifo_and_is_released_cleanly(
+    pair: NetnsPair, datapath: Datapath
+) -> None:
+    """A shaper whose changer could not be opened beside its socket cannot
+    send a TBF message: an adopted cutting leaf becomes a bfifo (it drops
+    nothing a bfifo would not), and releasing the class nobody wants no
+    longer fails on the missing changer (before: an AssertionError at every
+    reconcile after the takeover)."""
+    before = tc_dump(pair.host_ns)
+    with entered_netns(pair.host_ns):
+        ipr = IPRoute()
+        killed = TcShaper(ipr, datapath.tc_program, datapath)
+    try:
+        killed.reconcile({Direction.UP: {1: SMALL, 2: ClassSpec(10 << 20, 131072)}})  # cuts, passes
+        killed._journal.release()
+        adopting = TcShaper(ipr, datapath.tc_program, datapath)  # out here: no changer beside ipr
+        try:
+            assert adopting._changer is None
+            (hook,) = adopting._hooks[Direction.UP].values()
+            assert [_leaf(ipr, hook.ifb.ifindex, slot)[0] for slot in (1, 2)] == ["bfifo", "tbf"]
+            adopting.reconcile({})
+            adopting.reconcile({})  # the takeover: the held classes are released (opened)
+            assert [_leaf(ipr, hook.ifb.ifindex, slot)[0] for slot in (1, 2)] == ["bfifo", "bfifo"]
+            adopting.reconcile({Direction.UP: {3: SMALL}})
+            assert _leaf(ipr, hook.ifb.ifindex, 3)[0] == "bfifo"
+        finally:
+            adopting.close()
+        assert tc_dump(pair.host_ns) == before
+    finally:
+        ipr.close()
