@@ -233,13 +233,14 @@ def _make_engine(
     wall_clock_file: Path | None = None,
     cache_dir: Path = DEFAULT_CACHE_DIR,
     stopping: threading.Event | None = None,
+    link_events: bool = True,
 ) -> ClosableEngine:
     # Imported here: the factory pulls in pyroute2, which --help must not need.
     from chadthrottle.helper.engine.factory import EngineOptions, build_engine, wall_clock_from_file
 
     options = EngineOptions(
         state_dir=state_dir, backend=backend, usage_flush_s=usage_flush_s, cache_dir=cache_dir,
-        stopping=stopping,
+        stopping=stopping, link_events=link_events,
     )  # fmt: skip
     if wall_clock_file is not None:
         options = dataclasses.replace(options, wall_clock=wall_clock_from_file(wall_clock_file))
@@ -264,7 +265,7 @@ async def _serve(arguments: argparse.Namespace, stopping: threading.Event) -> No
     await run_helper(
         arguments.bus_address,
         lambda: _make_engine(arguments.state_dir, arguments.backend, arguments.usage_flush_s, arguments.wall_clock_file,
-                             arguments.cache_dir, stopping),
+                             arguments.cache_dir, stopping, not arguments.no_link_events),
         stop,
         idle_exit_s=idle_exit_seconds(arguments.idle_exit_s, os.environ),
         finish_takeover=lambda: _finish_takeover(arguments.state_dir),
@@ -342,6 +343,12 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="for tests: read the time schedules and the usage history see (unix seconds) "
         "from FILE instead of the system clock",
+    )
+    parser.add_argument(
+        "--no-link-events",
+        action="store_true",
+        help="for benches: follow interfaces by the once-a-second tick alone, without "
+        "listening for the kernel's link events (docs/backends.md, 'Following interfaces')",
     )
     commands = parser.add_subparsers(dest="command", metavar="{install,uninstall}")
     add_install_commands(commands)

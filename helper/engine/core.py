@@ -183,6 +183,18 @@ class EngineCore:
             self._tracking.forget_exited(now, {app_id for app_id, _ in self._limits.stored_keys()})
         self._measure_rtt()
 
+    def follow_links(self) -> None:
+        """Interfaces came, went or changed (link events): the shapers follow
+        now rather than at the next tick (docs/backends.md, "Following
+        interfaces"). Only the classes: processes and counters keep the tick."""
+        with self._lock:
+            try:
+                self._apply_classes()
+            except HelperError as error:
+                if self._apply_error != str(error):
+                    log.error("could not keep the limits in place: %s", error)
+                self._apply_error = str(error)
+
     def _measure_rtt(self) -> None:
         """The round-trip times of applications with a priority, every RttWatch.every_s, off the lock,
         while a client lists applications (RTT_WATCHED_S): a dump costs ~3 ms (bench/rtt_cost.py).

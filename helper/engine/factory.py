@@ -29,6 +29,7 @@ from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import all_pids
 from chadthrottle.helper.identity.renames import certain_rename
 from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.link_events import LinkWatcher
 from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers, NoPacing
 from chadthrottle.helper.kernel.ownership import journal_instance
 from chadthrottle.helper.kernel.policer import EbpfPolicer
@@ -41,6 +42,9 @@ from pyroute2 import IPRoute
 log = logging.getLogger("chadthrottle.engine")
 
 TICK_INTERVAL_S = 1.0
+# After a link event, what else comes within this is followed in one go (a
+# device is made, renamed, given an MTU and brought up in a few calls).
+LINK_EVENTS_GATHER_S = 0.01
 OWNER_POLL_MS = (
     500  # how long the owner thread may wait before checking for stop (events wake it at once)
 )
@@ -57,6 +61,7 @@ class EngineOptions:
     )  # the time schedules and the usage history see (tests move it)
     # Set by SIGTERM/SIGINT: a build still starting gives up (StartCancelled).
     stopping: threading.Event | None = None
+    link_events: bool = True  # False: interfaces followed by the tick alone (for benches)
 
 
 def wall_clock_from_file(path: Path) -> Callable[[], float]:
@@ -87,9 +92,13 @@ class RunningEngine(Engine):
         usage: UsageRecorder,
         socket_holders: set[int],
         wall_clock: Callable[[], float] = time.time,
+        links_moved: threading.Event | None = None,
     ) -> None:
         """socket_holders: the processes that had sockets open before the
-        datapath was attached (listed while they run, idle or not)."""
+        datapath was attached (listed while they run, idle or not).
+        links_moved: set by the link events (link_events.py): the shapers
+        follow at once, between ticks."""
+        self._links_moved = links_moved or threading.Event()
         self._saver = BackgroundSaver(store)  # fsync off the engine thread
         self._usage_recorder = usage
         self._proc_events = open_proc_events()
@@ -127,7 +136,20 @@ class RunningEngine(Engine):
                 self._stop.wait(1.0)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.next_tick_in(TICK_INTERVAL_S)):
+        due = time.monotonic() + self.next_tick_in(TICK_INTERVAL_S)
+        while not self._stop.is_set():
+            if self._links_moved.wait(max(0.0, due - time.monotonic())):
+                if self._stop.wait(LINK_EVENTS_GATHER_S):
+                    return
+                self._links_moved.clear()
+                try:
+                    self.follow_links()
+                except Exception:  # fails open: the tick follows them all the same
+                    log.exception("following a link event failed")
+                if time.monotonic() < due:
+                    continue
+            if self._stop.is_set():
+                return
             try:
                 self.tick()
             except Exception:  # the tick must survive anything the kernel throws
@@ -136,10 +158,12 @@ class RunningEngine(Engine):
                 self._estimation.tick(self)
             except Exception:  # so must the estimate: the capacity in force stays as it was
                 log.exception("estimating the link capacity failed")
+            due = time.monotonic() + self.next_tick_in(TICK_INTERVAL_S)
 
     def close(self) -> None:
         """Stop ticking and remove every kernel object; safe to call twice."""
         self._stop.set()
+        self._links_moved.set()  # wakes the tick thread
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=10)
@@ -176,6 +200,8 @@ def build_engine(options: EngineOptions) -> RunningEngine:
     log.info("backends: %s", ", ".join(f"{d.value}loads by {name}" for d, name in choice.items()))
     ipr = IPRoute()
     datapath = Datapath(cache_dir=options.cache_dir, stopping=options.stopping)
+    links_moved = threading.Event()
+    links: LinkWatcher | None = None
     try:
         remove_leftovers(ipr)
         datapath.open()
@@ -191,8 +217,9 @@ def build_engine(options: EngineOptions) -> RunningEngine:
                 options.state_dir
             )  # a killed helper's objects are its successor's alone
             own = TcShaper(ipr, datapath.tc_program, datapath, instance=instance)
+            links = _link_watcher(links_moved) if options.link_events else None
             enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_program, NoPacing(),
-                                                                         instance=instance),
+                                                                         instance=instance), links=links,
                                              pacer=datapath)  # fmt: skip
         router = BackendRouter(
             {d: (name, enforcers[name]) for d, name in choice.items()},
@@ -205,8 +232,19 @@ def build_engine(options: EngineOptions) -> RunningEngine:
             rename=certain_rename,
         )  # one clock: the history's days are the schedules' days
         return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir), usage, set(adopted),
-                             options.wall_clock)  # fmt: skip
+                             options.wall_clock, links_moved)  # fmt: skip
     except BaseException:
+        if links is not None:
+            links.close()
         datapath.close()
         ipr.close()
         raise
+
+
+def _link_watcher(moved: threading.Event) -> LinkWatcher | None:
+    """The link events' reader, or None (fails open: the tick follows interfaces)."""
+    try:
+        return LinkWatcher(moved.set)
+    except OSError as error:
+        log.warning("no link events (%s): interfaces are followed every second", error)
+        return None

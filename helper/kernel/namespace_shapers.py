@@ -27,6 +27,7 @@ says so, naming the namespace.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import functools
@@ -49,6 +50,7 @@ from chadthrottle.helper.kernel.limit_reach import (
     ordered,
     shaped_reach,
 )
+from chadthrottle.helper.kernel.link_events import LinkWatcher, open_link_socket
 from chadthrottle.helper.kernel.namespace_shares import NamespaceShares
 from chadthrottle.helper.kernel.namespaces import CLONE_NEWNET, NAMED_NETNS_DIR, netns_cookie_of
 from chadthrottle.helper.kernel.ownership import recorded_entries
@@ -185,9 +187,13 @@ class NamespaceShapers:
         own: TcShaper,
         make: Callable[[IPRoute], TcShaper],
         clock: Callable[[], float] = time.monotonic,
+        links: LinkWatcher | None = None,
         pacer: NamespacePacer | None = None,
     ) -> None:
+        """links: reads each shaped namespace's link events (link_events.py),
+        this one's from now on; None: interfaces are followed by the tick alone."""
         self._own = own
+        self._links = links
         self._make = make
         self._clock = clock
         self._pacer = pacer
@@ -202,6 +208,18 @@ class NamespaceShapers:
         self._socket_cookies: dict[int, set[int]] = {}
         self._elsewhere: dict[int, _Elsewhere] = {}
         self._unentered: dict[int, tuple[float, str, str]] = {}  # inode -> (tried at, label, why)
+        self._watch(self._own_inode, open_link_socket)
+
+    def _watch(self, inode: int, open_socket: Callable[[], socket.socket]) -> None:
+        """Link events of a namespace, its socket opened in it; fails open (the tick follows)."""
+        if self._links is None:
+            return
+        try:
+            self._links.watch(inode, open_socket())
+        except Exception as error:
+            log.warning(
+                "interfaces in namespace net:[%d] are followed every second: %s", inode, error
+            )
 
     def shape_namespaces_of(self, slots: Mapping[int, int]) -> None:
         """The processes limits reach now (pid -> slot): their namespaces are
@@ -224,10 +242,16 @@ class NamespaceShapers:
         between them by what each uses (namespace_shares.py)."""
         self._follow(wanted)
         plans = self._divided(wanted)
+        moved = self._links.take_moved() if self._links is not None else set()
         try:
+            if self._own_inode in moved:
+                self._own.links_moved()
             self._own.reconcile(plans.get(self._own_inode, wanted))
         finally:
             for inode, other in list(self._elsewhere.items()):
+                if inode in moved:
+                    with contextlib.suppress(Exception):  # a stuck namespace: _sync says so
+                        other.call(TcShaper.links_moved)
                 self._sync(other, plans.get(inode, wanted))
 
     def _follow(self, wanted: dict[Direction, Classes]) -> None:
@@ -387,6 +411,7 @@ class NamespaceShapers:
             "shaping in namespace %s, where a limited application has sockets",
             self._elsewhere[inode].label,
         )
+        self._watch(inode, lambda: self._elsewhere[inode].thread.call(open_link_socket))
         return True
 
     def _sync(self, other: _Elsewhere, wanted: dict[Direction, Classes]) -> None:
@@ -426,6 +451,8 @@ class NamespaceShapers:
 
     def _close(self, inode: int) -> None:
         other = self._elsewhere.pop(inode)
+        if self._links is not None:
+            self._links.unwatch(inode)
         try:
             other.close()
             log.info(
@@ -517,6 +544,8 @@ class NamespaceShapers:
 
     def close(self) -> None:
         """Remove every object of every shaper, the other namespaces' first."""
+        if self._links is not None:
+            self._links.close()
         try:
             for inode in list(self._elsewhere):
                 self._close(inode)
