@@ -274,8 +274,9 @@ class TcShaper:
 
     def _all_links(self) -> list[interfaces.Link]:
         """Every link, listed at most every LINKS_MAX_AGE_S: listing every link
-        over netlink is half the cost of a limit change, and the engine's tick
-        reconciles often enough to follow interfaces that come and go."""
+        over netlink is half the cost of a limit change. A link event lists
+        them afresh at once (links_moved); without one the engine's tick
+        follows interfaces that come and go."""
         listed_at, links = self._links
         if time.monotonic() - listed_at > LINKS_MAX_AGE_S:
             links = interfaces.all_links(self._ipr)
