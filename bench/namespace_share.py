@@ -15,7 +15,8 @@ before the limit. Each is read over --windows windows of 3 s, 4 s after the
 last start (TCP, L3 bytes from the payload read). Before that, the 4 s after
 the last start (together: after the limit) are read in 0.5 s windows:
 "settled" is when the first of the windows began from which on every one
-has both shares within 0.5 +-15% (none: not by 4 s). --split sets each namespace's class to half the limit by
+has both shares within 0.5 +-15% (none: not by 4 s), "+-5%" the same within
+0.5 +-5%, and "lowest" the smallest share of any of those windows (a stall). --split sets each namespace's class to half the limit by
 hand 2 s after the last start: what a fair split would hold, measured before
 the helper divided the limit itself (helper/kernel/namespace_shares.py).
 """
@@ -54,14 +55,15 @@ CASES = ("A, then B", "B, then A", "together")
 FOLLOW_WINDOW_S = 0.5
 FOLLOW_S = 4.0
 FAIR = (0.425, 0.575)  # half the limit +-15%
+CLOSE = (0.475, 0.525)  # half the limit +-5%
 
 
-def settled_at(windows: list[list[float]]) -> float | None:
+def settled_at(windows: list[list[float]], band: tuple[float, float] = FAIR) -> float | None:
     """When the first window began from which on every window has each share
-    within FAIR (seconds after the start of the first), or None."""
+    within band (seconds after the start of the first), or None."""
     at = None
     for number, shares in enumerate(windows):
-        if all(FAIR[0] <= share <= FAIR[1] for share in shares):
+        if all(band[0] <= share <= band[1] for share in shares):
             at = number * FOLLOW_WINDOW_S if at is None else at
         else:
             at = None
@@ -97,10 +99,10 @@ def halve_classes(namespace: str) -> int:
 
 
 def measure(bus: PrivateSystemBus, links: tuple[NetnsPair, NetnsPair], case: str, direction: str, rate: int,
-            windows: int, port: int, split: bool = False) -> tuple[list[list[float]], float | None]:  # fmt: skip
-    """Each window's [A, B] shares of the limit, and when they settled
-    (settled_at); split: each namespace's class at half the limit
-    (halve_classes) from 2 s after the last start."""
+            windows: int, port: int, split: bool = False) -> tuple[list[list[float]], list[list[float]]]:  # fmt: skip
+    """Each 3 s window's [A, B] shares of the limit, and each 0.5 s window's
+    from the last start (settled_at; none with split: each namespace's class
+    at half the limit (halve_classes) from 2 s after the last start)."""
     first, second = links if case != "B, then A" else links[::-1]
     tag = secrets.token_hex(3)
     with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchShare{tag}") as scope, \
@@ -133,23 +135,29 @@ def measure(bus: PrivateSystemBus, links: tuple[NetnsPair, NetnsPair], case: str
                 for link in links:
                     halve_classes(link.host_ns)
                 time.sleep(2.0)
-                settled = None
+                follow = []
             else:
                 follow = [
                     [r / WIRE / rate for r in rates_together([s.receiver for s in streams], FOLLOW_WINDOW_S)]
                     for _ in range(int(FOLLOW_S / FOLLOW_WINDOW_S))
                 ]  # fmt: skip
-                settled = settled_at(follow)
             shares = []
             for _ in range(windows):
                 read = [r / WIRE / rate for r in rates_together([s.receiver for s in streams], 3.0)]
                 shares.append(read if case != "B, then A" else read[::-1])
-            return shares, settled
+            return shares, follow if case != "B, then A" else [w[::-1] for w in follow]
         finally:
             if app_id:
                 call_helper(bus.address, lambda c: c.clear_limit(app_id))
             for stream in streams:
                 stream.stop()
+
+
+def _when(follow: list[list[float]], band: tuple[float, float]) -> str:
+    if not follow:
+        return "-"
+    settled = settled_at(follow, band)
+    return "none" if settled is None else f"{settled:.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default="300KB,2MiB")
     parser.add_argument("--directions", default="up,down")
     parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--trace", action="store_true", help="also print each case's 0.5 s windows")
     parser.add_argument("--split", action="store_true",
                         help="each namespace's class at half the limit, by hand (the fair split's core)")  # fmt: skip
     arguments = parser.parse_args(argv)
@@ -171,22 +180,26 @@ def main(argv: list[str] | None = None) -> int:
             extra_link(f"ctsha-{tag}", pair.peer_ns) as ns_a, extra_link(f"ctshb-{tag}", pair.peer_ns) as ns_b, \
             HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state), backend="tc",
                           start_timeout_s=START_TIMEOUT_S) as helper:  # fmt: skip
-        print(
-            "| dir | limit | case | settled (s) | A / B (share of the limit, each 3 s window) | sum | load |"
-        )
-        print("|---|---|---|---|---|---|---|")
+        print("| dir | limit | case | settled (s) | +-5% (s) | lowest | A / B (share of the limit, "
+              "each 3 s window) | sum | load |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|")
         for direction in directions:
             for rate in rates:
                 for case in CASES:
-                    shares, settled = measure(bus, (ns_a, ns_b), case, direction, rate, arguments.windows,
-                                              next(ports), arguments.split)  # fmt: skip
+                    shares, follow = measure(bus, (ns_a, ns_b), case, direction, rate, arguments.windows,
+                                             next(ports), arguments.split)  # fmt: skip
                     text = ", ".join(f"{a:.2f} / {b:.2f}" for a, b in shares)
                     sums = [a + b for a, b in shares]
-                    when = (
-                        "-" if arguments.split else "none" if settled is None else f"{settled:.1f}"
-                    )
-                    print(f"| {direction} | {fmt_rate(rate)} | {case} | {when} | {text} "
+                    when = [_when(follow, band) for band in (FAIR, CLOSE)]
+                    lowest = f"{min(min(w) for w in follow):.2f}" if follow else "-"
+                    print(f"| {direction} | {fmt_rate(rate)} | {case} | {when[0]} | {when[1]} | {lowest} | {text} "
                           f"| {min(sums):.3f}-{max(sums):.3f} | {os.getloadavg()[0]:.1f} |", flush=True)  # fmt: skip
+                    if arguments.trace:
+                        print(
+                            "  0.5 s windows:",
+                            " ".join(f"{a:.2f}/{b:.2f}" for a, b in follow),
+                            flush=True,
+                        )
         if helper.returncode is not None:
             raise RuntimeError(f"the helper died:\n{helper.log_text()}")
     return 0
