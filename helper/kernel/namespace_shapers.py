@@ -357,12 +357,13 @@ class NamespaceShapers:
         namespaces, every namespace of its processes shaped and none with an
         upload gap, at DIVIDED_UPLOAD_GUARD times the limit. The guard runs at
         the socket, before HTB, so it sees what each namespace offers, not what
-        its class lets through: beside a busy namespace, which offers about
-        the whole limit (its sockets are paced at the limit) while its class
-        holds its share, a namespace at its floor got none of the guard's rate,
-        never looked hungry and stayed at 0.00 for 9 s and more
-        (bench/namespace_share.py, together, 2 MiB/s up). The divided classes
-        add up to the limit and hold the sum there."""
+        its class lets through: beside a busy namespace, which offered about
+        the whole limit while its sockets were paced at the limit (they are
+        paced at its share since _pace; the guard was not measured at the
+        limit again) and its class held its share, a namespace at its floor
+        got none of the guard's rate, never looked hungry and stayed at 0.00
+        for 9 s and more (bench/namespace_share.py, together, 2 MiB/s up).
+        The divided classes add up to the limit and hold the sum there."""
         if not self._held_uploads or self.enforcement_gaps().get(Direction.UP):
             return wanted
         uploads = dict(wanted.get(Direction.UP, {}))
