@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gui_feed import running_feed
+from gui_feed import BUS_NAME, running_feed
 
 FIRST_PAINT_TARGET_S = 0.7
 CPU_TARGET_PERCENT = 2.0
@@ -148,6 +148,17 @@ def _memory_kib(pid: int) -> dict[str, int]:
     return values
 
 
+def feed_on_bus(address: str) -> bool:
+    """Whether the feed still owns the helper's name (else the window measured
+    a GUI with nothing to show)."""
+    answer = subprocess.run(
+        ["dbus-send", f"--bus={address}", "--print-reply", "--dest=org.freedesktop.DBus",
+         "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner", f"string:{BUS_NAME}"],
+        capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    return answer.returncode == 0 and "boolean true" in answer.stdout
+
+
 def steady_cost(
     env: dict[str, str], address: str, settings: Path, warmup_s: float, seconds: float
 ) -> dict[str, float]:
@@ -166,6 +177,8 @@ def steady_cost(
         main_s = (_thread_ticks(gui.pid, gui.pid) - main_ticks) / CLOCK_TICKS
         wall_s = time.monotonic() - started
         memory = _memory_kib(gui.pid)
+        if not feed_on_bus(address):
+            raise RuntimeError("the feed left the bus during the window: the GUI was idle")
         return {
             "cpu_percent": 100 * used_s / wall_s,
             "gui_thread_percent": 100 * main_s / wall_s,
