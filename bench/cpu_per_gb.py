@@ -35,25 +35,44 @@ sessions' tests, which wait up to 120 s for it, still get it. With
 --beside-others a chunk whose lock did not come runs beside the other
 datapaths: then B adds one more program on hooks already on, without the
 hook's own entry (bench/hook_ns.py measures that part), and the report says
-so. docs/benchmarks.md keeps the runs and the command for a quiet rerun.
+so. --compare A:B measures other pairs on the same stream: none:empty (the
+cgroup hook's own cost, an empty program on both skb hooks), empty:ours (our
+programs' part), DIR:ours (a copy of bpf/ from before a change against bpf/).
+docs/benchmarks.md keeps the runs and the command for a quiet rerun.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from chadthrottle.helper.kernel import datapath as datapath_module
+from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 
-from bench.overhead import Iperf, machine_lock_or_not, measure_window, switchable, window_of
+from bench.hook_split import EmptyHooks
+from bench.overhead import (
+    CACHE_DIR,
+    Iperf,
+    machine_lock_or_not,
+    measure_window,
+    switchable,
+    window_of,
+)
+from bench.suspendable import SuspendableDatapath
 from tests.support.netns import netns_pair
 
 ORDERS = ((False, True, True, False), (True, False, False, True))  # ABBA, BAAB
@@ -91,6 +110,81 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+class Compared:
+    """A and B of --compare on the cgroup root: set(True) puts B there, set(False) A.
+    Each side is None (no program), "empty" (r0 = 1 on both skb hooks, bench/hook_split.py)
+    or a SuspendableDatapath; one side is taken off before the other goes on."""
+
+    def __init__(self, a: Any, b: Any) -> None:
+        self.sides = {False: a, True: b}
+        self.attached: bool | None = None
+
+    def adopt(self, pids: list[int]) -> None:
+        for side in self.sides.values():
+            if isinstance(side, SuspendableDatapath):
+                side.adopt_open_sockets(pids)
+
+    def set(self, attached: bool) -> None:
+        if attached == self.attached:
+            return
+        _put(self.sides[not attached], False)
+        _put(self.sides[attached], True)
+        self.attached = attached
+
+
+def _put(side: Any, on: bool) -> None:
+    if isinstance(side, EmptyHooks):
+        side.set(on)
+    elif isinstance(side, SuspendableDatapath) and on:
+        side.resume()
+    elif isinstance(side, SuspendableDatapath):
+        side.suspend()
+
+
+@contextlib.contextmanager
+def compared(compare: str, pair: Any, locked: bool) -> Iterator[Compared]:
+    """--compare A:B, each of none, empty, ours or a directory holding a copy of bpf/
+    (built with a cache of its own, as bench/hook_ns.py --bpf)."""
+    if compare == "none:ours":  # the issue's measurement, through bench/overhead.py's switch
+        with switchable("accounting", pair, locked) as switch:
+            yield Compared(None, switch.datapath)
+        return
+    with contextlib.ExitStack() as stack:
+        sides = [stack.enter_context(_side(name, locked)) for name in compare.split(":")]
+        yield Compared(sides[0], sides[1])  # each side's own exit takes it off
+
+
+@contextlib.contextmanager
+def _side(name: str, locked: bool) -> Iterator[Any]:
+    if name == "none":
+        yield None
+    elif name == "empty":
+        hooks = EmptyHooks()
+        try:
+            yield hooks
+        finally:
+            hooks.close()
+    else:
+        cache_dir, restore = CACHE_DIR, datapath_module.bpf_source_dir
+        if name != "ours":
+            os.environ.setdefault("BCC_KERNEL_SOURCE", str(kernel_source_dir(CACHE_DIR)))
+            cache_dir = Path(tempfile.mkdtemp(prefix="chadthrottle-cpu-per-gb-"))
+            cache_dir.chmod(0o755)
+            source = Path(name).resolve()
+            datapath_module.bpf_source_dir = lambda: source
+        datapath = SuspendableDatapath(cache_dir=cache_dir)
+        try:
+            datapath.open(machine_lock_held=locked)
+        finally:
+            datapath_module.bpf_source_dir = restore
+        try:
+            yield datapath
+        finally:
+            datapath.close()
+            if cache_dir != CACHE_DIR:
+                shutil.rmtree(cache_dir, ignore_errors=True)
+
+
 def measure_stream(iperf: Iperf, direction: str, kind: str, args: argparse.Namespace,
                    results: Results) -> None:  # fmt: skip
     """The stream's blocks in chunks of --chunk blocks, each on its own connection under
@@ -107,10 +201,10 @@ def measure_stream(iperf: Iperf, direction: str, kind: str, args: argparse.Names
                 results.beside.append(f"{direction} {kind} blocks {blocks.start}-{blocks.stop - 1}: "
                                       f"{len(list(RUN_DIR.glob('datapath-*.ids')))} datapaths")  # fmt: skip
             with (
-                switchable("accounting", iperf.pair, locked) as switch,
+                compared(args.compare, iperf.pair, locked) as switch,
                 iperf.stream(direction, seconds, kind, args.rate_gbit * 1e9 / 8),
             ):
-                switch.datapath.adopt_open_sockets(iperf.pids())
+                switch.adopt(iperf.pids())
                 for block in blocks:
                     for attached in ORDERS[block % 2]:
                         switch.set(attached)
@@ -207,7 +301,8 @@ def format_report(results: Results) -> str:
     lines = [
         f"Accounting's cost: bench/cpu_per_gb.py, {results.started}",
         f"{s['blocks']} blocks per stream of 4 windows of {s['window']} s (after {s['settle']} s each), "
-        f"ABBA and BAAB by turns; A = no programs, B = accounting; fixed rate {s['rate_gbit']:g} Gbit/s",
+        f"ABBA and BAAB by turns; A:B = {s.get('compare', 'none:ours')} (none: no program; empty: r0 = 1 "
+        f"on both skb hooks; ours: bpf/, nothing limited); fixed rate {s['rate_gbit']:g} Gbit/s",
         "change = B/A - 1 (rate: CPU per GB; max: throughput): the median of the blocks' changes, and "
         "the change of the totals over all blocks; [95% bootstrap CI, blocks resampled]; target: CPU "
         "per GB under +2%, throughput above -3% (met: the whole CI inside; missed: outside)",
@@ -269,6 +364,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="if the lock does not come in --lock-wait s, measure beside other datapaths",
     )
+    parser.add_argument(
+        "--compare",
+        default="none:ours",
+        help="A:B, each of none (no program), empty (r0 = 1 on both skb hooks: the hook's own "
+        "cost), ours (the datapath from bpf/) or a directory with a copy of bpf/ (before a change)",
+    )
     parser.add_argument("--json", help="also write every window here")
     parser.add_argument("--report", metavar="JSON", help="only print the report of a saved run")
     args = parser.parse_args(argv)
@@ -277,6 +378,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces, BPF)")
+    sides = args.compare.split(":")
+    if (
+        len(sides) != 2
+        or sides[0] == sides[1]
+        or not all(
+            side in ("none", "empty", "ours") or (Path(side) / "datapath.c").is_file()
+            for side in sides
+        )
+    ):
+        parser.error("--compare is A:B, two of none, empty, ours or a directory with datapath.c")
     if not set(args.kinds.split(",")) <= set(TARGETS) or not set(args.directions.split(",")) <= {
         "up",
         "down",
