@@ -10,6 +10,11 @@ change (a device's presence, name, type, up flag, MTU); the helper's own IFBs,
 loopback and carrier flaps are not. The thread only notes which namespaces
 moved and wakes the engine; the engine's own thread does the work.
 
+The sockets are raw netlink, as in htb_change.py, not pyroute2's IPRoute
+bind()/get(): get() blocks one thread per socket, and its asyncio core
+refuses a thread with a running loop; one selector over plain sockets needs
+one thread for every namespace, and the few fields used are parsed here.
+
 It fails open: if reading stops (an error this code did not foresee), the
 thread logs it and ends, and the engine's once-a-second tick still follows
 interfaces as it did before this existed.
