@@ -19,8 +19,11 @@ _DARK = {
     QPalette.ColorRole.Mid: "#555555", QPalette.ColorRole.Dark: "#1a1a1a",
     QPalette.ColorRole.Light: "#505050", QPalette.ColorRole.Link: "#62a0ea",
 }  # fmt: skip
+# Disabled Highlight grey too (Fusion's light palette does so): it is the accent of a
+# limit that cannot be changed now (helper down, not authorized), and the painted
+# rows showed such limits in the live blue beside the open control's grey.
 _DARK_DISABLED = {QPalette.ColorRole.Text: "#7a7a7a", QPalette.ColorRole.WindowText: "#7a7a7a",
-                  QPalette.ColorRole.ButtonText: "#7a7a7a"}  # fmt: skip
+                  QPalette.ColorRole.ButtonText: "#7a7a7a", QPalette.ColorRole.Highlight: "#7a7a7a"}  # fmt: skip
 
 
 def dark_palette() -> QPalette:
