@@ -118,20 +118,26 @@ def _hooked(netns: str, ifname: str) -> bool:
 def test_an_uplink_coming_up_is_hooked_within_a_fraction_of_a_second(
     stack: Stack, scope: Path
 ) -> None:
-    """Link events (docs/backends.md, "Following interfaces"): four times a
-    veth made in the helper's namespace and brought up carries the helper's
-    hooks within 0.4 s. With the tick alone it took 0.05-1.02 s (median 0.56,
-    bench/link_follow.py): all four under 0.4 s was about one run in 50."""
+    """Link events (docs/backends.md, "Following interfaces"): a veth made in
+    the helper's namespace and brought up carries the helper's hooks within
+    0.4 s, in at least seven of eight attempts (one may meet a CPU the suite
+    keeps busy), and within 3 s in all. With the tick alone it took
+    0.05-1.02 s (median 0.56, bench/link_follow.py): seven of eight under
+    0.4 s would be about one run in 300."""
     pair = stack.pair
+    took: list[float] = []
     with _both_ways(stack, scope):
-        for attempt in range(4):
+        for _ in range(8):
             tag = secrets.token_hex(4)  # unique: another session may run this test
             name, peer = f"ctf{tag}", f"ctg{tag}"
             subprocess.run(["ip", "-n", pair.peer_ns, "link", "add", peer, "type", "veth", "peer",
                             "name", name, "netns", pair.host_ns], check=True)  # fmt: skip
             try:
                 subprocess.run(["ip", "-n", pair.host_ns, "link", "set", name, "up"], check=True)
+                started = time.monotonic()
                 hooked = functools.partial(_hooked, pair.host_ns, name)
-                assert eventually(hooked, 0.4, 0.01), attempt
+                assert eventually(hooked, 3.0, 0.01), f"not hooked within 3 s after {took}"
+                took.append(time.monotonic() - started)
             finally:
                 subprocess.run(["ip", "-n", pair.host_ns, "link", "del", name], check=True)
+    assert sum(t <= 0.4 for t in took) >= 7, [f"{t:.3f}" for t in took]
