@@ -310,9 +310,11 @@ class CapacityEstimator:
             )
             if under and drained:
                 self._cut(Direction.DOWN, down, achieved[Direction.DOWN], delay)  # type: ignore[arg-type]
-        elif drained and (under or self._since_back_s >= BLAME_S):
+        elif drained and (under or self._since_back_s >= BLAME_S or delay > DEEP_RISE_S):
             # a rise within BLAME_S of a take-back is its queue, seen late: no cut for it
-            # unless the download passes less (then the link slowed meanwhile)
+            # unless the download passes less or it is deeper than a failed probe makes
+            # (then the link slowed meanwhile: a download link halving while an upload
+            # probe was judged kept 200-370 ms at the modem 5-7 s, until BLAME_S ran out)
             if self._since_down_cut_s > DOWN_FIRST_S:
                 self._down_cuts = 0
             if under and self._down_cuts < DOWN_ALONE_CUTS:
@@ -322,13 +324,17 @@ class CapacityEstimator:
                 self._cut(direction, state, achieved[direction], delay)
 
     def _seen_late(self, direction: Direction, achieved: Mapping[Direction, float]) -> bool:
-        """A download raise that passed at its rate (TOOK_SHARE) is not what a rise
-        within BLAME_S of a take-back shows (that probe's queue, seen late), nor one
+        """A download raise that passed at its rate (TOOK_SHARE), or an upload's back up
+        to what it held, is not what a rise within BLAME_S of a take-back shows (that
+        probe's queue, seen late: a download's blamed on the upload's next raise back
+        made it forget what it held, and take turns that paused the download), nor one
         once more passed than where its last probe failed (the link is faster now):
         blamed on the next raise, a link that had just got faster was taken for a
         failure at 0.9 of the old one and climbed again in 2% steps."""
         state = self._state[direction]
-        if direction is not Direction.DOWN or state.capacity is None:
+        if direction is Direction.UP:  # back up to what it held: no probe, a take-back's queue
+            return not self._probing(direction) and self._since_back_s < BLAME_S
+        if state.capacity is None:
             return False
         passed = achieved[direction] >= TOOK_SHARE * state.capacity * SHAPE_SHARE
         faster = (
