@@ -80,7 +80,7 @@ def test_connections_follow_the_processes_and_merge_in_place(qtbot) -> None:
     labels = [model.index(row, 0, steam).data() for row in range(4)]
     assert labels == [
         "steam (pid 4390)", "steamwebhelper (pid 4412)",
-        "tcp 10.0.0.5:5001 \u2192 151.101.1.69:443 ESTABLISHED", "tcp listening on 10.0.0.5:5002",
+        "\u2192 151.101.1.69:443 ESTABLISHED (tcp from 10.0.0.5:5001)", "tcp listening on 10.0.0.5:5002",
     ]  # fmt: skip
     connection = model.index(2, 0, steam)
     assert connection.data(Role.APP_ID) == STEAM and connection.data(Role.IS_PROCESS)
@@ -92,7 +92,7 @@ def test_connections_follow_the_processes_and_merge_in_place(qtbot) -> None:
     kept = QPersistentModelIndex(connection)
     with qtbot.assertNotEmitted(model.rowsRemoved):
         model.set_connections(STEAM, [_tcp(5001, "CLOSE_WAIT"), _tcp(5002, "LISTEN")])
-    assert kept.isValid() and kept.data().endswith("CLOSE_WAIT")
+    assert kept.isValid() and " CLOSE_WAIT " in kept.data()
     model.clear_connections(STEAM)
     assert model.rowCount(steam) == 2 and not kept.isValid()
 

@@ -98,3 +98,35 @@ def test_an_administrators_limit_reads_whole_in_the_narrowest_column(qtbot) -> N
     assert note.fontMetrics().horizontalAdvance(note.text()) <= note.width()
     shown = note.text()  # "administrator" or as much of it as fits
     assert shown.startswith("adm") and "administrator".startswith(shown.rstrip("…")), shown
+
+
+def test_a_connection_row_names_its_far_end_in_a_narrow_window(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """At 2x on 1366x768 an expanded application's connection row read
+    "tcp 10.223.230.2:5636…": the far end, what a user looks for, was cut."""
+    from chadthrottle.contract import ConnectionInfo
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QFontMetrics
+
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    model.apply_snapshot(sample_applications())
+    window.resize(683, 384)
+    window.show()
+    qtbot.waitExposed(window)
+    steam = "app:com.valvesoftware.Steam"
+    table = window.table
+    table.expand(table.proxy_index(steam))
+    far = "10.223.230.1:6100"  # as the demo at 2x showed it
+    window.show_connections(
+        steam, [ConnectionInfo("tcp", "10.223.230.2:56366", far, "ESTABLISHED", 4390)]
+    )
+    parent = table.proxy_index(steam)
+    qtbot.waitUntil(lambda: table.model().rowCount(parent) == 3)
+    row = table.model().index(2, 0, parent)
+    margin = table.style().pixelMetric(table.style().PixelMetric.PM_FocusFrameHMargin) + 1
+    room = table.visualRect(row).width() - 2 * margin
+    shown = QFontMetrics(table.font()).elidedText(
+        str(row.data()), Qt.TextElideMode.ElideRight, room
+    )
+    assert shown.startswith(f"\u2192 {far} "), (shown, room)

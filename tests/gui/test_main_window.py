@@ -218,7 +218,7 @@ def test_expanding_a_row_asks_for_its_connections_and_shows_them_as_children(
     assert window.table.model().rowCount(row) == 3
     assert (
         window.table.model().index(2, 0, row).data()
-        == "tcp 10.0.0.5:51234 \u2192 192.0.2.7:443 ESTABLISHED"
+        == "\u2192 192.0.2.7:443 ESTABLISHED (tcp from 10.0.0.5:51234)"
     )
     with qtbot.waitSignal(window.connectionsWanted) as wanted:
         window.table.collapse(row)
