@@ -19,6 +19,7 @@ Sizing (measured, see bench/policer_probe.py and docs/backends.md):
 from __future__ import annotations
 
 import logging
+import time
 from typing import Protocol
 
 from chadthrottle.contract import POLICER_MIN_BUCKET_BYTES, POLICER_MIN_BUCKET_S, Direction
@@ -47,13 +48,24 @@ def burst_ns(spec: ClassSpec) -> int:
     return int(burst_bytes * NSEC_PER_SEC // spec.rate_bps)
 
 
-def configured(state: SlotPolicer, spec: ClassSpec | None) -> SlotPolicer:
-    """state with a new limit (None: inactive); clock and counters carry over."""
+def configured(
+    state: SlotPolicer, spec: ClassSpec | None, now_ns: int | None = None
+) -> SlotPolicer:
+    """state with a new limit (None: inactive); clock and counters carry over.
+    A raised limit keeps its virtual queue in bytes, not in time: kept in
+    time, the queue of a 300 KiB/s guard (0.42-0.46 s) was more than the whole
+    burst of 10 MiB/s (0.3 s), so the programs dropped what came next and the
+    sender stalled for 0.35 s (docs/benchmarks.md, "Raising a limit").
+    now_ns: CLOCK_MONOTONIC, as the programs' bpf_ktime_get_ns."""
     new = SlotPolicer.from_buffer_copy(bytes(state))
     new.lock = 0
     if spec is None:
         new.active, new.rate_bps, new.burst_ns, new.mark_ns = 0, 0, 0, 0
         return new
+    now = time.monotonic_ns() if now_ns is None else now_ns
+    if state.active and 0 < state.rate_bps < spec.rate_bps and state.virtual_time_ns > now:
+        queued_ns = (state.virtual_time_ns - now) * state.rate_bps // spec.rate_bps
+        new.virtual_time_ns, new.virtual_rem = now + queued_ns, 0
     new.active = 1
     new.rate_bps = spec.rate_bps
     new.burst_ns = burst_ns(spec)
