@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -29,6 +29,7 @@ from chadthrottle.helper.engine.sent_counts import ContinuousCounts
 from chadthrottle.helper.errors import BackendUnavailable
 from chadthrottle.helper.kernel.htb import Classes
 from chadthrottle.helper.kernel.limit_reach import (
+    OTHER_USERS,
     OWN_NAMESPACE,
     namespaces_of,
     ordered,
@@ -189,7 +190,9 @@ class ReachReporter(Protocol):
     """An enforcer that knows how each limit holds in each namespace of its
     processes (NamespaceShapers.limit_reach)."""
 
-    def limit_reach(self, direction: Direction, guarded: bool) -> dict[int, str]: ...
+    def limit_reach(
+        self, direction: Direction, guarded: bool, viewer_pids: Collection[int] | None = None
+    ) -> dict[int, str]: ...
 
 
 @runtime_checkable
@@ -311,19 +314,30 @@ class BackendRouter:
             if isinstance(enforcer, NamespaceFollower):
                 enforcer.shape_namespaces_of(slots)
 
-    def limit_reach(self, direction: Direction) -> dict[int, str]:
+    def limit_reach(
+        self, direction: Direction, viewer_pids: Collection[int] | None = None
+    ) -> dict[int, str]:
         """slot -> how its limit of this direction holds in each network
         namespace of its processes, where that is more than one shaped path
         (limit_reach.py): tc says per namespace; the policer, as the backend,
-        holds the sum over all of them."""
+        holds the sum over all of them. viewer_pids: a user's processes (None:
+        an administrator's view); a namespace none of them is in is not named."""
         _, enforcer = self._by_direction[direction]
         if isinstance(enforcer, ReachReporter):
-            return enforcer.limit_reach(direction, self.guarded(direction))
+            return enforcer.limit_reach(direction, self.guarded(direction), viewer_pids)
         own = os.stat("/proc/thread-self/ns/net").st_ino
+        shown = None
+        if viewer_pids is not None:
+            mine = {pid: slot for pid, slot in self._limited.items() if pid in viewer_pids}
+            shown = set().union({own}, *namespaces_of(mine).values())
+
+        def label(inode: int) -> str:
+            return _label(inode, own) if shown is None or inode in shown else OTHER_USERS
+
         return {
             slot: text
             for slot, inodes in namespaces_of(self._limited).items()
-            if (text := policed_reach([_label(inode, own) for inode in ordered(inodes, own)]))
+            if (text := policed_reach([label(inode) for inode in ordered(inodes, own)]))
         }
 
     def note_socket_namespaces(self, cookies: Mapping[int, set[int]]) -> None:

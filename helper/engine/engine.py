@@ -80,7 +80,14 @@ class Engine(EngineCore):
                                              if uid is None or process.uid == uid)  # fmt: skip
                 return priority_problem(facts, elsewhere), rtt_us
 
-            reaches = {direction: self._shaper.limit_reach(direction) for direction in Direction}
+            # An administrator's limit spans every user's processes: a user is
+            # told of the namespaces of theirs alone (limit_reach.seen_by).
+            viewer_pids = None if uid is None else {
+                pid for app in self._index.applications().values()
+                for pid, process in app.processes.items() if process.uid == uid
+            }  # fmt: skip
+            reaches = {direction: self._shaper.limit_reach(direction, viewer_pids)
+                       for direction in Direction}  # fmt: skip
 
             def reach(key: tuple[str, int], direction: Direction) -> str:
                 slot = self._applier.slots.slot_of(key)

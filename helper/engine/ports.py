@@ -9,7 +9,7 @@ without importing one another or the kernel code that implements them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -76,8 +76,9 @@ class ShaperPort(Protocol):
     def queues(self, direction: Direction) -> bool: ...
     def enforcement_gaps(self) -> dict[Direction, list[str]]: ...
     def limit_reach(
-        self, direction: Direction
-    ) -> dict[int, str]: ...  # slot -> how its limit holds per namespace (limit_reach.py)
+        self, direction: Direction, viewer_pids: Collection[int] | None = None
+    ) -> dict[int, str]: ...  # slot -> how its limit holds per namespace (limit_reach.py);
+    # viewer_pids: a user's processes, whose namespaces alone are named (None: all)
     def note_socket_namespaces(
         self, cookies: Mapping[int, set[int]]
     ) -> None: ...  # slot -> netns cookies its sockets moved bytes in (plan.socket_namespaces)

@@ -13,12 +13,17 @@ says both; this says which one applies to each limit now, and why.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 OWN_NAMESPACE = "the helper's own namespace"
 SOCKETS_ONLY = "a namespace where it has sockets but no process"
 FIRST_COME = "the policer holds the sum, first come first served, not divided by use"
+# A namespace where none of the viewer's processes is, as a user sees it: an
+# administrator's limit spans every user's processes, and which namespaces
+# another user's programs run in (and what is wrong there) is not theirs to read.
+OTHER_USERS = "another user's namespace"
+THEIR_REASON = "the reason is that user's to see"
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,27 @@ def namespaces_of(slots: Mapping[int, int]) -> dict[int, set[int]]:
     return found
 
 
+def seen_by(
+    holds: Iterable[tuple[int | None, NamespaceHold]], shown: Collection[int] | None
+) -> list[NamespaceHold]:
+    """The holds (each with its namespace's inode; None: names no namespace) as
+    a viewer may read them: shown, the inodes of the viewer's own processes
+    (None: an administrator, who sees all); any other is OTHER_USERS, and why
+    tc does not shape there is not said, only that it does not."""
+    return [
+        hold
+        if shown is None or inode is None or inode in shown
+        else NamespaceHold(OTHER_USERS, THEIR_REASON if hold.policed_why else "")
+        for inode, hold in holds
+    ]
+
+
 def _names(labels: Sequence[str]) -> str:
+    hidden = labels.count(OTHER_USERS)
+    if hidden > 1:  # one entry for them all, where the first was
+        first = labels.index(OTHER_USERS)
+        labels = [label for label in labels if label != OTHER_USERS]
+        labels.insert(first, f"{hidden} namespaces of other users")
     return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
@@ -69,8 +94,10 @@ def shaped_reach(holds: Sequence[NamespaceHold], guarded: bool) -> str:
         )
     elif shaped:
         parts.append(f"shaped by tc in {shaped[0]}")
-    if policed:
-        parts += [f"policed, not shaped in {hold.label}: {hold.policed_why}" for hold in policed]
+    if policed:  # once each: several other users' namespaces read alike
+        parts += dict.fromkeys(
+            f"policed, not shaped in {hold.label}: {hold.policed_why}" for hold in policed
+        )
         parts.append(FIRST_COME if guarded else "the traffic there is not held")
     return "; ".join(parts)
 

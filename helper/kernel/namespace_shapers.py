@@ -35,7 +35,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -48,6 +48,7 @@ from chadthrottle.helper.kernel.limit_reach import (
     SOCKETS_ONLY,
     NamespaceHold,
     ordered,
+    seen_by,
     shaped_reach,
 )
 from chadthrottle.helper.kernel.link_events import LinkWatcher, open_link_socket
@@ -202,6 +203,7 @@ class NamespaceShapers:
         self._paced: dict[int, tuple[int, dict[int, int]]] = {}  # slot -> what _pace gave the pacer
         self._wanted: dict[int, int] = {}  # namespace inode -> a limited pid in it
         self._namespaces_of: dict[int, set[int]] = {}  # slot -> inodes of its processes
+        self._inode_of: dict[int, int] = {}  # pid -> namespace inode, of those processes
         self._shares: NamespaceShares[tuple[Direction, int], int] = NamespaceShares()
         self._held_uploads: set[int] = set()  # slots whose upload sum the divided classes hold
         # slot -> the netns cookies its sockets moved bytes in (note_socket_namespaces)
@@ -227,15 +229,17 @@ class NamespaceShapers:
         go, and a limit whose processes are in several is divided."""
         wanted: dict[int, int] = {}
         namespaces_of: dict[int, set[int]] = {}
+        inode_of: dict[int, int] = {}
         for pid in sorted(slots):
             try:
                 inode = os.stat(f"/proc/{pid}/ns/net").st_ino
             except OSError:
                 continue  # exited
+            inode_of[pid] = inode
             namespaces_of.setdefault(slots[pid], set()).add(inode)
             if inode != self._own_inode:
                 wanted.setdefault(inode, pid)
-        self._wanted, self._namespaces_of = wanted, namespaces_of
+        self._wanted, self._namespaces_of, self._inode_of = wanted, namespaces_of, inode_of
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:
         """Every namespace's classes; a limit over several of them divided
@@ -509,10 +513,18 @@ class NamespaceShapers:
                     gaps.setdefault(direction, []).append(_policed(direction, label, why))
         return {direction: reasons for direction, reasons in gaps.items() if reasons}
 
-    def limit_reach(self, direction: Direction, guarded: bool) -> dict[int, str]:
+    def limit_reach(
+        self, direction: Direction, guarded: bool, viewer_pids: Collection[int] | None = None
+    ) -> dict[int, str]:
         """slot -> how its limit of this direction holds in each namespace of
         its processes (limit_reach.py), for those where that is more than one
-        shaped path. guarded: the policer holds the sum of every path."""
+        shaped path. guarded: the policer holds the sum of every path.
+        viewer_pids: a user's processes (None: an administrator's view); a
+        namespace none of them is in is not named (limit_reach.seen_by)."""
+        shown = None
+        if viewer_pids is not None:
+            shown = {self._own_inode}
+            shown.update(self._inode_of[pid] for pid in viewer_pids if pid in self._inode_of)
         own = "; ".join(self._own.enforcement_gaps().get(direction, []))
         whys = {self._own_inode: own}
         for inode, other in self._elsewhere.items():
@@ -522,17 +534,21 @@ class NamespaceShapers:
             whys[inode] = f"could not enter it: {why}"
         reach = {}
         for slot, inodes in self._namespaces_of.items():
-            holds = [
-                NamespaceHold(
-                    OWN_NAMESPACE
-                    if inode == self._own_inode
-                    else f"namespace {self._label(inode)}",
-                    whys.get(inode, "not entered yet"),
+            found: list[tuple[int | None, NamespaceHold]] = [
+                (
+                    inode,
+                    NamespaceHold(
+                        OWN_NAMESPACE
+                        if inode == self._own_inode
+                        else f"namespace {self._label(inode)}",
+                        whys.get(inode, "not entered yet"),
+                    ),
                 )
                 for inode in ordered(inodes, self._own_inode)
             ]
-            if self._sockets_elsewhere(slot, inodes):
-                holds.append(NamespaceHold(SOCKETS_ONLY, "no shaper follows sockets alone"))
+            if self._sockets_elsewhere(slot, inodes):  # names no namespace
+                found.append((None, NamespaceHold(SOCKETS_ONLY, "no shaper follows sockets alone")))
+            holds = seen_by(found, shown)
             if text := shaped_reach(holds, guarded):
                 reach[slot] = text
         return reach

@@ -3,7 +3,7 @@ tests only (the real kernel path is covered by tests/helper/kernel and tests/e2e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,13 +85,17 @@ class RecordingShaper:
     )  # set_link's, last per direction
     backend: str = "tc"
     reach: dict[Direction, dict[int, str]] = field(default_factory=dict)  # limit_reach's, by slot
+    reach_viewers: list[set[int] | None] = field(default_factory=list)  # limit_reach's viewer_pids
 
     socket_cookies: dict[int, set[int]] = field(default_factory=dict)  # note_socket_namespaces'
 
     def note_socket_namespaces(self, cookies: Mapping[int, set[int]]) -> None:
         self.socket_cookies = {slot: set(found) for slot, found in cookies.items()}
 
-    def limit_reach(self, direction: Direction) -> dict[int, str]:
+    def limit_reach(
+        self, direction: Direction, viewer_pids: Collection[int] | None = None
+    ) -> dict[int, str]:
+        self.reach_viewers.append(None if viewer_pids is None else set(viewer_pids))
         return dict(self.reach.get(direction, {}))
 
     def enforcement_gaps(self) -> dict[Direction, list[str]]:

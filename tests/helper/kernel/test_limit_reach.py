@@ -8,11 +8,15 @@ import subprocess
 
 from chadthrottle.helper.kernel.limit_reach import (
     FIRST_COME,
+    OTHER_USERS,
     OWN_NAMESPACE,
+    SOCKETS_ONLY,
+    THEIR_REASON,
     NamespaceHold,
     namespaces_of,
     ordered,
     policed_reach,
+    seen_by,
     shaped_reach,
 )
 
@@ -65,3 +69,34 @@ def test_namespaces_of_real_processes() -> None:
         child.wait()
     assert found == {7: {own}}  # the pid that does not exist is left out
     assert ordered([own + 5, own, own - 5], own) == [own, own - 5, own + 5]
+
+
+def test_a_user_reads_other_users_namespaces_unnamed_and_without_their_reasons() -> None:
+    """An administrator's limit spans every user's processes: a user viewer
+    (shown: the inodes of theirs) is not told where others' programs run, nor
+    what is wrong there, only how the limit holds."""
+    holds: list[tuple[int | None, NamespaceHold]] = [
+        (1, NamespaceHold(OWN_NAMESPACE)),
+        (2, NamespaceHold("namespace mine")),
+        (3, NamespaceHold("namespace alices-vpn")),
+        (4, NamespaceHold("namespace bobs", "could not enter it: EPERM")),
+        (5, NamespaceHold("namespace carols", "eth9: a u32 filter")),
+        (None, NamespaceHold(SOCKETS_ONLY, "no shaper follows sockets alone")),
+    ]
+    assert seen_by(holds, None) == [hold for _, hold in holds]  # an administrator
+    text = shaped_reach(seen_by(holds, {1, 2}), guarded=True)
+    for secret in ("alices-vpn", "bobs", "carols", "EPERM", "eth9"):
+        assert secret not in text
+    assert text.startswith(
+        f"divided by demand between {OWN_NAMESPACE}, namespace mine and {OTHER_USERS}"
+    )
+    assert text.count(f"policed, not shaped in {OTHER_USERS}: {THEIR_REASON}") == 1
+    assert f"policed, not shaped in {SOCKETS_ONLY}" in text and text.endswith(FIRST_COME)
+    # two other users' namespaces only: still divided, said as such
+    two = shaped_reach(seen_by(holds[2:4], set()), guarded=True)
+    assert two.startswith(f"shaped by tc in {OTHER_USERS}; policed, not shaped in {OTHER_USERS}")
+    both = shaped_reach(seen_by([holds[0], holds[2], (6, NamespaceHold("namespace x"))], {1}), True)
+    assert both.startswith(f"divided by demand between {OWN_NAMESPACE} and 2 namespaces of other")
+    assert policed_reach([OWN_NAMESPACE, OTHER_USERS, OTHER_USERS]) == (
+        f"over {OWN_NAMESPACE} and 2 namespaces of other users: {FIRST_COME} (the ebpf backend)"
+    )

@@ -17,6 +17,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.layout import HTB_MAJOR, NamespaceSlot, SocketCaps
+from chadthrottle.helper.kernel.limit_reach import OTHER_USERS, OWN_NAMESPACE
 from chadthrottle.helper.kernel.namespace_shapers import (
     DIVIDED_UPLOAD_GUARD,
     NamespaceShapers,
@@ -65,6 +66,12 @@ def test_a_limit_over_two_namespaces_is_divided_and_one_over_one_is_not(
                 assert rates and all(abs(r - half) <= 0.01 * half for r in rates), (netns, rates)
         guard = shapers.guard_plan(wanted)
         assert guard[Direction.UP][SLOT].rate_bps == round(LIMIT.rate_bps * DIVIDED_UPLOAD_GUARD)
+        # how it holds, as each viewer may read it: the peer namespace named to
+        # an administrator and to the user whose process is there, not to another
+        assert pair.peer_ns in shapers.limit_reach(Direction.UP, True)[SLOT]
+        assert pair.peer_ns in shapers.limit_reach(Direction.UP, True, {process.pid})[SLOT]
+        theirs = shapers.limit_reach(Direction.UP, True, {os.getpid()})[SLOT]
+        assert pair.peer_ns not in theirs and f"{OWN_NAMESPACE} and {OTHER_USERS}" in theirs
         assert guard[Direction.DOWN][SLOT] == LIMIT  # downloads: the guard is after the IFB
 
         shapers.shape_namespaces_of({process.pid: SLOT})  # its processes in one namespace only
