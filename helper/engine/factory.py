@@ -45,6 +45,10 @@ TICK_INTERVAL_S = 1.0
 # After a link event, what else comes within this is followed in one go (a
 # device is made, renamed, given an MTU and brought up in a few calls).
 LINK_EVENTS_GATHER_S = 0.01
+# Follows come at most this often: anyone may flap links in a namespace of
+# their own where a limited program of theirs runs (a veth added and deleted
+# woke the engine ~230 times a second), and each follow holds the engine lock.
+LINK_EVENTS_MIN_GAP_S = 0.1
 OWNER_POLL_MS = (
     500  # how long the owner thread may wait before checking for stop (events wake it at once)
 )
@@ -137,16 +141,21 @@ class RunningEngine(Engine):
 
     def _run(self) -> None:
         due = time.monotonic() + self.next_tick_in(TICK_INTERVAL_S)
+        followed_at = float("-inf")
         while not self._stop.is_set():
             if self._links_moved.wait(max(0.0, due - time.monotonic())):
-                if self._stop.wait(LINK_EVENTS_GATHER_S):
+                settle = max(
+                    LINK_EVENTS_GATHER_S, followed_at + LINK_EVENTS_MIN_GAP_S - time.monotonic()
+                )
+                if self._stop.wait(min(settle, max(0.0, due - time.monotonic()))):
                     return
-                self._links_moved.clear()
-                try:
-                    self.follow_links()
-                except Exception:  # fails open: the tick follows them all the same
-                    log.exception("following a link event failed")
+                self._links_moved.clear()  # the tick, if due, follows them too
                 if time.monotonic() < due:
+                    try:
+                        self.follow_links()
+                    except Exception:  # fails open: the tick follows them all the same
+                        log.exception("following a link event failed")
+                    followed_at = time.monotonic()
                     continue
             if self._stop.is_set():
                 return
