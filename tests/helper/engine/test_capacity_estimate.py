@@ -378,3 +378,22 @@ def test_an_upload_cut_beside_a_slower_download_comes_back_without_pausing_the_d
         last = now
     assert (estimator.capacity(UP) or 0) >= 0.9 * rates[UP], estimator.capacities()
     assert longest <= 3, longest
+
+
+def test_a_raised_download_with_our_own_queue_full_is_not_taken_back() -> None:
+    """What passed falls short of a low rate by our shaper's own lumpiness (64 KB
+    super-packets): with our download queue still full the modem passed all we were
+    sent. Before, each raise was taken back under what passed, and a download
+    fell from 20 to 1-3 Mbit/s for good (bench/capacity_follow.py --vary up)."""
+    estimator = CapacityEstimator({DOWN: 300_000, UP: 300_000})
+    raised = estimator.update(Sample(1.0, {DOWN: 285_000, UP: 10_000}, 0.0, {DOWN: 0.3}))[DOWN]
+    assert raised is not None and raised > 300_000
+    short = int(raised * SHAPE_SHARE * 0.9)
+    kept = estimator.update(Sample(1.0, {DOWN: short, UP: 10_000}, 0.0, {DOWN: 0.3}))[DOWN]
+    assert kept is not None and kept >= raised
+    # with our queue run empty the same shortfall is the modem's: taken back
+    estimator = CapacityEstimator({DOWN: 300_000, UP: 300_000})
+    raised = estimator.update(Sample(1.0, {DOWN: 285_000, UP: 10_000}, 0.0, {DOWN: 0.3}))[DOWN]
+    assert raised is not None
+    back = estimator.update(Sample(1.0, {DOWN: short, UP: 10_000}, 0.0, {DOWN: 0.0}))[DOWN]
+    assert back is not None and back < 300_000
