@@ -456,7 +456,8 @@ class HelperService:
 
     @_handles("ListBackends")
     async def _list_backends(self, call: _Call, grant: _Grant | None) -> list[Any]:
-        backends = await self._engine_thread.run(self._engine.list_backends)
+        viewer = await self._viewer(call)  # other users' namespaces are not named to a user
+        backends = await self._engine_thread.run(self._engine.list_backends, viewer)
         return [[encode_backend(backend) for backend in backends]]
 
     @_handles("ListInterfaces")

@@ -169,7 +169,7 @@ class EngineApi(Protocol):
     def list_interfaces(self) -> list[InterfaceInfo]:
         """Traffic per interface index, from every socket's counters."""
 
-    def list_backends(self) -> list[BackendInfo]:
+    def list_backends(self, viewer: Viewer = ADMIN_VIEWER) -> list[BackendInfo]:
         """Every enforcement backend, available or not, with the reason."""
 
     def resolve_application(self, app_id: str) -> ResolvedApplication:

@@ -194,6 +194,18 @@ class ReachReporter(Protocol):
         self, direction: Direction, guarded: bool, viewer_pids: Collection[int] | None = None
     ) -> dict[int, str]: ...
 
+    def enforcement_gaps(
+        self, viewer_pids: Collection[int] | None = None
+    ) -> dict[Direction, list[str]]: ...
+
+
+def _gaps(enforcer: Enforcer, viewer_pids: Collection[int] | None) -> dict[Direction, list[str]]:
+    """An enforcer's gaps as a viewer may read them (viewer_pids: a user's
+    processes; None: all): per namespace where it knows namespaces."""
+    if viewer_pids is not None and isinstance(enforcer, ReachReporter):
+        return enforcer.enforcement_gaps(viewer_pids)
+    return enforcer.enforcement_gaps()
+
 
 @runtime_checkable
 class LinkShaper(Protocol):
@@ -375,20 +387,24 @@ class BackendRouter:
             }
         return self._counts[direction].read(readings, chosen)
 
-    def enforcement_gaps(self) -> dict[Direction, list[str]]:
+    def enforcement_gaps(
+        self, viewer_pids: Collection[int] | None = None
+    ) -> dict[Direction, list[str]]:
         """Per direction, where limits do not hold now, and why: where its
         enforcer has a gap and the policer does not guard it. (Where it does,
-        the limit holds, policed instead of shaped: shaping_notes().)"""
+        the limit holds, policed instead of shaped: shaping_notes().)
+        viewer_pids: a user's processes; other users' namespaces unnamed."""
         gaps: dict[Direction, list[str]] = {}
         for direction, (_, enforcer) in self._by_direction.items():
-            reasons = enforcer.enforcement_gaps().get(direction, [])
+            reasons = _gaps(enforcer, viewer_pids).get(direction, [])
             if reasons and not (self._guard is not None and enforcer is not self._guard[1]):
                 gaps[direction] = list(reasons)
         return gaps
 
-    def shaping_notes(self) -> list[str]:
+    def shaping_notes(self, viewer_pids: Collection[int] | None = None) -> list[str]:
         """Where tc cannot shape a direction it is chosen for, and the policer
-        holds the limits there instead (smoothness lost, the limit kept)."""
+        holds the limits there instead (smoothness lost, the limit kept).
+        viewer_pids: a user's processes; other users' namespaces unnamed."""
         if self._guard is None:
             return []
         notes = []
@@ -396,7 +412,7 @@ class BackendRouter:
             if enforcer is not self._guard[1]:
                 notes += [
                     f"policed, not shaped: {reason}"
-                    for reason in enforcer.enforcement_gaps().get(direction, [])
+                    for reason in _gaps(enforcer, viewer_pids).get(direction, [])
                 ]
         return notes
 

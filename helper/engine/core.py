@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, tzinfo
 
 from chadthrottle.contract import ADMIN_OWNER, BackendInfo, Direction
@@ -83,7 +83,7 @@ class EngineCore:
         datapath: DatapathPort,
         shaper: ShaperPort,
         index: ApplicationIndex,
-        backends: Callable[[set[Direction]], list[BackendInfo]],
+        backends: Callable[..., list[BackendInfo]],
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rules: LimitTable | None = None,
@@ -100,7 +100,9 @@ class EngineCore:
         namespaces of interface counters; lineage: the parents of forked
         processes (proc_events.py), for those that exit before /proc is read;
         usage: the usage history, fed each tick; wall_clock (unix seconds) and
-        zone (default: the machine's) say which schedules are active."""
+        zone (default: the machine's) say which schedules are active;
+        backends(active directions[, viewer_pids]): ListBackends' entries, with
+        viewer_pids (a user's processes) naming only their namespaces."""
         self._datapath = datapath
         self._shaper = shaper
         self._index = index
@@ -344,11 +346,12 @@ class EngineCore:
         paused = PAUSED_PROBLEM if self._limits.paused else ""
         return link_facts(self._limits, self._estimated, self._shaper, paused, self._apply_error)
 
-    def _problems(self) -> dict[Direction, str]:
-        """Per direction, why its limits are not (wholly) enforced now."""
+    def _problems(self, viewer_pids: Collection[int] | None = None) -> dict[Direction, str]:
+        """Per direction, why its limits are not (wholly) enforced now
+        (viewer_pids: a user's processes, whose namespaces alone are named)."""
         if self._limits.paused:
             return {direction: PAUSED_PROBLEM for direction in Direction}
-        gaps = self._shaper.enforcement_gaps()
+        gaps = self._shaper.enforcement_gaps(viewer_pids)
         problems = {direction: "; ".join(reasons) for direction, reasons in gaps.items() if reasons}
         if self._apply_error:
             for direction in Direction:

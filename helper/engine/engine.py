@@ -80,12 +80,7 @@ class Engine(EngineCore):
                                              if uid is None or process.uid == uid)  # fmt: skip
                 return priority_problem(facts, elsewhere), rtt_us
 
-            # An administrator's limit spans every user's processes: a user is
-            # told of the namespaces of theirs alone (limit_reach.seen_by).
-            viewer_pids = None if uid is None else {
-                pid for app in self._index.applications().values()
-                for pid, process in app.processes.items() if process.uid == uid
-            }  # fmt: skip
+            viewer_pids = None if uid is None else self._pids_of(uid)
             reaches = {direction: self._shaper.limit_reach(direction, viewer_pids)
                        for direction in Direction}  # fmt: skip
 
@@ -96,7 +91,7 @@ class Engine(EngineCore):
             meter = self._tracking.meter
             not_met = self._overshoot.not_met(meter.apps)
             return build_listing(self._index.applications(), traffic, rules, self._clock(), viewer,
-                                 self._tracking.known, self._problems(), not_met, meter.by_uid,
+                                 self._tracking.known, self._problems(viewer_pids), not_met, meter.by_uid,
                                  self._rule_listing().held, PAUSED_PROBLEM if self._limits.paused else "", priority_view, reach)  # fmt: skip
 
     def list_rules(self) -> list[RuleInfo]:
@@ -140,9 +135,18 @@ class Engine(EngineCore):
             interfaces = dict(self._tracking.meter.interfaces)
         return interface_rows(interfaces, self._namespaces)  # enters namespaces: unlocked
 
-    def list_backends(self) -> list[BackendInfo]:
+    def list_backends(self, viewer: Viewer = ADMIN_VIEWER) -> list[BackendInfo]:
         with self._lock:
-            return self._backends(self._shaper.active_directions())
+            active = self._shaper.active_directions()
+            if viewer.sees_all:
+                return self._backends(active)
+            return self._backends(active, self._pids_of(viewer.uid))
+
+    def _pids_of(self, uid: int) -> set[int]:
+        """A user's processes: the namespaces a user is told of are theirs
+        (limit_reach.seen_by); an administrator's limit spans everyone's."""
+        return {pid for app in self._index.applications().values()
+                for pid, process in app.processes.items() if process.uid == uid}  # fmt: skip
 
     def resolve_application(self, app_id: str) -> ResolvedApplication:
         with self._lock:

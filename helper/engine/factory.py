@@ -108,7 +108,8 @@ class RunningEngine(Engine):
         self._proc_events = open_proc_events()
         super().__init__(
             datapath, shaper, ApplicationIndex(),
-            lambda _active: describe_backends(choice, shaper.active_by_backend(), config, shaper.shaping_notes()),
+            lambda _active, viewer_pids=None: describe_backends(choice, shaper.active_by_backend(), config,
+                                                                shaper.shaping_notes(viewer_pids)),
             rules=_load_rules(store), save_rules=self._saver.save, lineage=self._proc_events, usage=usage,
             wall_clock=wall_clock,
         )  # fmt: skip

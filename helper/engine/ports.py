@@ -74,7 +74,9 @@ class ShaperPort(Protocol):
     def active_directions(self) -> set[Direction]: ...
     def sent_bytes(self, direction: Direction) -> dict[int, int]: ...  # what limits let through
     def queues(self, direction: Direction) -> bool: ...
-    def enforcement_gaps(self) -> dict[Direction, list[str]]: ...
+    def enforcement_gaps(
+        self, viewer_pids: Collection[int] | None = None
+    ) -> dict[Direction, list[str]]: ...  # viewer_pids: a user's; others' namespaces unnamed
     def limit_reach(
         self, direction: Direction, viewer_pids: Collection[int] | None = None
     ) -> dict[int, str]: ...  # slot -> how its limit holds per namespace (limit_reach.py);

@@ -44,8 +44,10 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.identity.escaping import escape_os_name
 from chadthrottle.helper.kernel.htb import Classes, cn_queue_ns
 from chadthrottle.helper.kernel.limit_reach import (
+    OTHER_USERS,
     OWN_NAMESPACE,
     SOCKETS_ONLY,
+    THEIR_REASON,
     NamespaceHold,
     ordered,
     seen_by,
@@ -175,6 +177,11 @@ class _Elsewhere:
 
 def _policed(direction: Direction, label: str, why: object) -> str:
     return f"{direction.value}loads in namespace {label} are policed, not shaped: {why}"
+
+
+def _policed_elsewhere(direction: Direction) -> str:
+    """_policed as a user reads it of another user's namespace."""
+    return f"{direction.value}loads in {OTHER_USERS} are policed, not shaped: {THEIR_REASON}"
 
 
 class NamespaceShapers:
@@ -498,20 +505,42 @@ class NamespaceShapers:
                 sent[slot] = sent.get(slot, 0) + sent_bytes
         return sent
 
-    def enforcement_gaps(self) -> dict[Direction, list[str]]:
+    def enforcement_gaps(
+        self, viewer_pids: Collection[int] | None = None
+    ) -> dict[Direction, list[str]]:
+        """Per direction, where limits are not shaped and why. viewer_pids: a
+        user's processes (None: an administrator's view); a namespace none of
+        them is in is said as another user's, without its reason (as in
+        limit_reach: limit_reach.seen_by)."""
+        shown = self._shown(viewer_pids)
         gaps = self._own.enforcement_gaps()
-        for other in self._elsewhere.values():
+        for inode, other in self._elsewhere.items():
+            hidden = shown is not None and inode not in shown
             for direction, reasons in other.call(lambda shaper: shaper.enforcement_gaps()).items():
                 gaps.setdefault(direction, []).extend(
-                    f"in namespace {other.label}: {r}" for r in reasons
-                )
+                    f"in {OTHER_USERS}: {THEIR_REASON}" if hidden else f"in namespace {other.label}: {r}"
+                    for r in reasons
+                )  # fmt: skip
             for direction, reasons in other.gaps.items():
-                gaps.setdefault(direction, []).extend(reasons)
-        if self._unentered:
-            for _, label, why in self._unentered.values():
-                for direction in Direction:
-                    gaps.setdefault(direction, []).append(_policed(direction, label, why))
-        return {direction: reasons for direction, reasons in gaps.items() if reasons}
+                gaps.setdefault(direction, []).extend(
+                    [_policed_elsewhere(direction)] if hidden else reasons
+                )
+        for inode, (_, label, why) in self._unentered.items():
+            hidden = shown is not None and inode not in shown
+            for direction in Direction:
+                gaps.setdefault(direction, []).append(
+                    _policed_elsewhere(direction) if hidden else _policed(direction, label, why)
+                )
+        return {d: list(dict.fromkeys(reasons)) for d, reasons in gaps.items() if reasons}
+
+    def _shown(self, viewer_pids: Collection[int] | None) -> set[int] | None:
+        """The namespaces a viewer may read of (None: all): the helper's own
+        and those of the viewer's processes that limits reach."""
+        if viewer_pids is None:
+            return None
+        shown = {self._own_inode}
+        shown.update(self._inode_of[pid] for pid in viewer_pids if pid in self._inode_of)
+        return shown
 
     def limit_reach(
         self, direction: Direction, guarded: bool, viewer_pids: Collection[int] | None = None
@@ -521,10 +550,7 @@ class NamespaceShapers:
         shaped path. guarded: the policer holds the sum of every path.
         viewer_pids: a user's processes (None: an administrator's view); a
         namespace none of them is in is not named (limit_reach.seen_by)."""
-        shown = None
-        if viewer_pids is not None:
-            shown = {self._own_inode}
-            shown.update(self._inode_of[pid] for pid in viewer_pids if pid in self._inode_of)
+        shown = self._shown(viewer_pids)
         own = "; ".join(self._own.enforcement_gaps().get(direction, []))
         whys = {self._own_inode: own}
         for inode, other in self._elsewhere.items():

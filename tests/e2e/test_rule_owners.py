@@ -156,6 +156,9 @@ def test_an_administrator_rule_reaches_everyone_outranks_and_stays(
                                               [app, "up", 512 * 1024, NOBODY, False]]}  # fmt: skip
         listed = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
         assert (listed[app].up_limit_bps, listed[app].up_limit_owner) == (3 * MiB, ADMIN_OWNER)
+        # a user's ListBackends: the notes as they may read them (their processes' namespaces)
+        backends = nobody.ask("backends")["ok"]
+        assert [name for name, _, _ in backends] == ["tc", "ebpf"], backends
 
         # The user can neither remove it nor get around it by clearing their own.
         assert nobody.ask("clear", app, "all") == DENIED

@@ -71,6 +71,8 @@ async def main():
                 elif name == "priority":  # app id, priority[, scope]
                     scope = RuleScope(args[2]) if len(args) > 2 else RuleScope.DEFAULT
                     result = await client.set_priority(args[0], args[1], scope=scope)
+                elif name == "backends":  # each backend's name, availability and notes
+                    result = [[b.name, b.available, b.notes] for b in await client.list_backends()]
                 elif name == "capacity":  # down bytes/s, up bytes/s, estimate
                     result = await client.set_link_capacity(args[0], args[1], args[2])
                 elif name == "set":

@@ -100,7 +100,7 @@ class FakeEngineForAdapterTests:
         self.calls.append(("list_interfaces",))
         return [InterfaceInfo("eth0", 2, False, 1000, 2000, 10.0, 20.0)]
 
-    def list_backends(self) -> list[BackendInfo]:
+    def list_backends(self, viewer: Viewer = ADMIN_VIEWER) -> list[BackendInfo]:
         self.calls.append(("list_backends",))
         return [
             BackendInfo(name="tc", available=True, reason="", active_directions=("down",)),

@@ -86,6 +86,9 @@ class RecordingShaper:
     backend: str = "tc"
     reach: dict[Direction, dict[int, str]] = field(default_factory=dict)  # limit_reach's, by slot
     reach_viewers: list[set[int] | None] = field(default_factory=list)  # limit_reach's viewer_pids
+    gaps_viewers: list[set[int] | None] = field(
+        default_factory=list
+    )  # enforcement_gaps' viewer_pids
 
     socket_cookies: dict[int, set[int]] = field(default_factory=dict)  # note_socket_namespaces'
 
@@ -98,7 +101,10 @@ class RecordingShaper:
         self.reach_viewers.append(None if viewer_pids is None else set(viewer_pids))
         return dict(self.reach.get(direction, {}))
 
-    def enforcement_gaps(self) -> dict[Direction, list[str]]:
+    def enforcement_gaps(
+        self, viewer_pids: Collection[int] | None = None
+    ) -> dict[Direction, list[str]]:
+        self.gaps_viewers.append(None if viewer_pids is None else set(viewer_pids))
         return {direction: list(reasons) for direction, reasons in self.gaps.items()}
 
     def reconcile(self, wanted: dict[Direction, Classes]) -> None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,15 +49,23 @@ class World:
             read_exe=lambda pid: self.processes[pid].exe if pid in self.processes else None,
         )
         self.slept: list[float] = []
+        self.backends_viewers: list[set[int] | None] = []
         self.while_asleep: Callable[[], None] = lambda: None
         self.engine = AdminEngine(
             self.datapath,
             self.shaper,
             index,
-            lambda active: [BackendInfo("tc", True, "", ())],
+            self._backends,
             sleep=self._sleep,
             **({"clock": clock} if clock else {}),
         )
+
+    def _backends(
+        self, active: set[Direction], viewer_pids: Collection[int] | None = None
+    ) -> list[BackendInfo]:
+        """ListBackends' entries; viewer_pids noted (a user's processes: their namespaces alone)."""
+        self.backends_viewers.append(None if viewer_pids is None else set(viewer_pids))
+        return [BackendInfo("tc", True, "", ())]
 
     def _sleep(self, seconds: float) -> None:
         self.slept.append(seconds)

@@ -49,3 +49,10 @@ def test_a_user_is_told_of_the_namespaces_of_their_own_processes_alone(world: Wo
     assert world.shaper.reach_viewers == [{30}, {30}]  # one per direction
     world.engine.list_applications(Viewer(1000, sees_all=False))
     assert world.shaper.reach_viewers[-1] == {10, 20}
+    # why limits are not shaped somewhere (*_limit_problem, ListBackends' notes): the same rule
+    assert world.shaper.gaps_viewers[-1] == {10, 20}
+    world.engine.list_applications()
+    assert world.shaper.gaps_viewers[-1] is None
+    world.engine.list_backends(Viewer(1001, sees_all=False))
+    world.engine.list_backends()
+    assert world.backends_viewers == [{30}, None]

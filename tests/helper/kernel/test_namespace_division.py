@@ -13,11 +13,12 @@ import struct
 import subprocess
 import sys
 
+import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.layout import HTB_MAJOR, NamespaceSlot, SocketCaps
-from chadthrottle.helper.kernel.limit_reach import OTHER_USERS, OWN_NAMESPACE
+from chadthrottle.helper.kernel.limit_reach import OTHER_USERS, OWN_NAMESPACE, THEIR_REASON
 from chadthrottle.helper.kernel.namespace_shapers import (
     DIVIDED_UPLOAD_GUARD,
     NamespaceShapers,
@@ -47,7 +48,7 @@ def _class_bits(netns: str, shaper: TcShaper, direction: Direction) -> list[int]
 
 
 def test_a_limit_over_two_namespaces_is_divided_and_one_over_one_is_not(
-    pair: NetnsPair, shaper: TcShaper, datapath: Datapath
+    pair: NetnsPair, shaper: TcShaper, datapath: Datapath, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     program = "import time; print(1, flush=True); time.sleep(30)"
     process = spawn(nsenter_argv(pair.peer_ns, [sys.executable, "-c", program]), None)
@@ -72,6 +73,17 @@ def test_a_limit_over_two_namespaces_is_divided_and_one_over_one_is_not(
         assert pair.peer_ns in shapers.limit_reach(Direction.UP, True, {process.pid})[SLOT]
         theirs = shapers.limit_reach(Direction.UP, True, {os.getpid()})[SLOT]
         assert pair.peer_ns not in theirs and f"{OWN_NAMESPACE} and {OTHER_USERS}" in theirs
+        # someone's u32 filter on the peer's uplink: a gap there, named as above
+        subprocess.run(["tc", "-n", pair.peer_ns, "filter", "add", "dev", pair.peer_if, "ingress",
+                        "prio", "10", "protocol", "ip", "u32", "match", "u32", "0", "0", "classid", "1:1"],
+                       check=True)  # fmt: skip
+        monkeypatch.setattr(TcShaper, "GAPS_MAX_AGE_S", 0.0)  # read at once, not a second later
+        named = f"in namespace {pair.peer_ns}: {pair.peer_if}: a u32 filter"
+        assert named in "; ".join(shapers.enforcement_gaps()[Direction.DOWN])
+        assert named in "; ".join(shapers.enforcement_gaps({process.pid})[Direction.DOWN])
+        hidden = "; ".join(shapers.enforcement_gaps({os.getpid()})[Direction.DOWN])
+        assert pair.peer_ns not in hidden and pair.peer_if not in hidden
+        assert f"in {OTHER_USERS}: {THEIR_REASON}" in hidden
         assert guard[Direction.DOWN][SLOT] == LIMIT  # downloads: the guard is after the IFB
 
         shapers.shape_namespaces_of({process.pid: SLOT})  # its processes in one namespace only
