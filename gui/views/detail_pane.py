@@ -28,6 +28,8 @@ from chadthrottle.gui.models.limit_truth import LimitState, describe_limit, desc
 from chadthrottle.gui.models.priority_view import describe_latency
 from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.gui.views.steady_text import fix_to_widest, set_selectable_text, widest_rate
+from chadthrottle.gui.widgets.rate_width import widest_amount
+from chadthrottle.gui.widgets.rate_width import widest_rate as widest_rate_px
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.units import UnitSystem, format_rate
 from chadthrottle.usage_contract import UsageRow
@@ -115,6 +117,23 @@ def describe_connection_count(connections: list[ConnectionInfo]) -> str:
     return f"{len(connections)} open connection{'s' if len(connections) != 1 else ''}"
 
 
+CELL_PADDING = 18  # a cell's margins and a header's sort arrow
+
+
+def size_number_columns(view: QTableView, units: UnitSystem) -> None:
+    """The rate and byte columns as wide as their widest text in the units shown:
+    sized for "888 KB/s" in any unit, bits cut "2.33 Mbit/s" to "2.33 Mbi…"."""
+    metrics = view.fontMetrics()
+    header = view.horizontalHeader()
+    for columns, widest in (((ConnColumn.DOWN, ConnColumn.UP), widest_rate_px(view.font(), units)),
+                            ((ConnColumn.RECEIVED, ConnColumn.SENT), widest_amount(view.font(), units))):  # fmt: skip
+        for column in columns:
+            title = str(view.model().headerData(column, Qt.Orientation.Horizontal))
+            header.resizeSection(
+                column, max(widest, metrics.horizontalAdvance(title)) + CELL_PADDING
+            )
+
+
 def connections_view(model: ConnectionTableModel, parent: QWidget) -> QTableView:
     """A compact, sortable table; sorted by the helper's interesting-first order
     until a header is clicked."""
@@ -140,11 +159,11 @@ def connections_view(model: ConnectionTableModel, parent: QWidget) -> QTableView
     # answer: resizing to contents each second would make the columns jump.
     samples = {ConnColumn.PROTOCOL: "Protocol", ConnColumn.LOCAL: "192.168.100.100:51234",
                ConnColumn.REMOTE: "192.168.100.100:51234", ConnColumn.STATE: "ESTABLISHED",
-               ConnColumn.DOWN: "888 KB/s", ConnColumn.UP: "888 KB/s", ConnColumn.RECEIVED: "888.8 MB",
-               ConnColumn.SENT: "888.8 MB", ConnColumn.PID: "4194304"}  # fmt: skip
+               ConnColumn.PID: "4194304"}  # fmt: skip
     metrics = view.fontMetrics()
     for column, sample in samples.items():
-        header.resizeSection(column, metrics.horizontalAdvance(sample) + 18)
+        header.resizeSection(column, metrics.horizontalAdvance(sample) + CELL_PADDING)
+    size_number_columns(view, model.units)
     view.setMinimumHeight(
         view.verticalHeader().defaultSectionSize() * 2 + header.sizeHint().height()
     )
@@ -333,7 +352,7 @@ class DetailPane(QWidget):
         if app_id != self._app_id:
             return  # an answer for a row no longer selected
         if self.connections_model.units != self._model.units:
-            self.connections_model.set_units(self._model.units)
+            self._set_connection_units(self._model.units)
         self.connections_model.set_connections(app_id, connections)
         caption = describe_connection_count(connections)
         if caption != self.connections_caption.text():  # the same answer every poll, mostly
@@ -399,8 +418,12 @@ class DetailPane(QWidget):
         assert layout is not None
         layout.addWidget(view)
 
-    def set_units(self, units: UnitSystem) -> None:
+    def _set_connection_units(self, units: UnitSystem) -> None:
         self.connections_model.set_units(units)
+        size_number_columns(self.connections, units)
+
+    def set_units(self, units: UnitSystem) -> None:
+        self._set_connection_units(units)
         for graph in self.graphs.values():
             graph.set_units(units)
         self.refresh()
