@@ -22,6 +22,7 @@ import struct
 from collections.abc import Callable
 
 from chadthrottle.helper.errors import KernelError
+from chadthrottle.helper.kernel.namespaces import netns_cookie_of_fd
 from pyroute2.netlink.rtnl.tcmsg.common import calc_xmittime
 
 NETLINK_ROUTE = 0
@@ -31,7 +32,6 @@ NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
 TCA_KIND, TCA_OPTIONS = 1, 2
 TCA_HTB_PARMS, TCA_HTB_RATE64, TCA_HTB_CEIL64 = 1, 6, 7
 TC_LINKLAYER_ETHERNET = 1  # the ratespec says how to count; no rate table needed
-SO_NETNS_COOKIE = 71
 U32_MAX = (1 << 32) - 1
 
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, seq, pid
@@ -79,14 +79,6 @@ def htb_class_message(
     )
 
 
-def _netns_cookie(descriptor: int) -> bytes:
-    probe = socket.socket(fileno=os.dup(descriptor))
-    try:
-        return probe.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8)
-    finally:
-        probe.close()
-
-
 class ClassChanger:
     """One netlink socket for class changes; used from one thread at a time."""
 
@@ -102,7 +94,9 @@ class ClassChanger:
         """A changer in the same namespace as that netlink socket, else None."""
         try:
             changer = cls()
-            if _netns_cookie(changer._socket.fileno()) == _netns_cookie(netlink_descriptor):
+            if netns_cookie_of_fd(changer._socket.fileno()) == netns_cookie_of_fd(
+                netlink_descriptor
+            ):
                 return changer
             changer.close()
         except OSError:

@@ -55,7 +55,11 @@ from chadthrottle.helper.kernel.limit_reach import (
 )
 from chadthrottle.helper.kernel.link_events import LinkWatcher, open_link_socket
 from chadthrottle.helper.kernel.namespace_shares import NamespaceShares
-from chadthrottle.helper.kernel.namespaces import CLONE_NEWNET, NAMED_NETNS_DIR, netns_cookie_of
+from chadthrottle.helper.kernel.namespaces import (
+    CLONE_NEWNET,
+    NAMED_NETNS_DIR,
+    thread_netns_cookie,
+)
 from chadthrottle.helper.kernel.ownership import recorded_entries
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_ownership import JOURNAL_KIND
@@ -86,12 +90,6 @@ class NamespacePacer(Protocol):
     def pace_namespaces(
         self, app_slot: int, limit_bps: int, shares: Mapping[int, tuple[int, int]]
     ) -> None: ...
-
-
-def thread_netns_cookie() -> int:
-    """The cookie of the calling thread's network namespace (the socket tags carry it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        return netns_cookie_of(probe)
 
 
 def _enter(fd: int) -> None:

@@ -33,6 +33,7 @@ log = logging.getLogger("chadthrottle.kernel.namespaces")
 T = TypeVar("T")
 
 SO_NETNS_COOKIE = 71  # asm-generic/socket.h, Linux 5.14
+NETLINK_ROUTE = 0
 CLONE_NEWNET = 0x40000000
 NAMED_NETNS_DIR = Path("/run/netns")
 INITIAL_NETNS = "/proc/1/ns/net"
@@ -51,6 +52,21 @@ class NetnsView:
 
 def netns_cookie_of(sock: socket.socket) -> int:
     return int(struct.unpack("Q", sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0])
+
+
+def netns_cookie_of_fd(descriptor: int) -> int:
+    """The cookie of the namespace a socket descriptor (a netlink socket) lives in."""
+    with socket.socket(fileno=os.dup(descriptor)) as probe:
+        return netns_cookie_of(probe)
+
+
+def thread_netns_cookie() -> int:
+    """The cookie of the calling thread's network namespace (the socket tags
+    carry it). Probed with a netlink socket: the installed unit allows the
+    helper only AF_UNIX and AF_NETLINK (RestrictAddressFamilies), and an
+    AF_INET probe stopped it at start."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as probe:
+        return netns_cookie_of(probe)
 
 
 def _interface_names() -> dict[int, str]:

@@ -37,7 +37,6 @@ import fcntl
 import logging
 import os
 import secrets
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,13 +44,13 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel import interfaces
 from chadthrottle.helper.kernel.htb import DEFAULT_MINOR, ROOT_HANDLE, ROOT_MARKER_R2Q
 from chadthrottle.helper.kernel.layout import PROGRAM_NAME_PREFIX
+from chadthrottle.helper.kernel.namespaces import netns_cookie_of_fd
 from chadthrottle.helper.kernel.ownership import ObjectJournal, take_over_dead
 from pyroute2 import IPRoute
 
 log = logging.getLogger("chadthrottle.kernel.tc")
 
 JOURNAL_KIND = "tc"
-SO_NETNS_COOKIE = 71
 SIOCGSKNS = 0x894C  # a socket's network namespace, as a new descriptor
 IFB_ALIAS = "chadthrottle download shaper"
 UPLOAD_IFB_ALIAS = "chadthrottle upload shaper"
@@ -67,11 +66,7 @@ TC_PROGRAM_PREFIX = f"{PROGRAM_NAME_PREFIX}tc_"  # chadt_tc_in, chadt_tc_in_l3, 
 
 def netns_cookie(ipr: IPRoute) -> int:
     """The cookie of the network namespace ipr works in."""
-    probe = socket.socket(fileno=os.dup(ipr.fileno()))
-    try:
-        return int.from_bytes(probe.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8), "little")
-    finally:
-        probe.close()
+    return netns_cookie_of_fd(ipr.fileno())
 
 
 def netns_inode(ipr: IPRoute) -> int:
