@@ -103,6 +103,7 @@ class RulesDialog(QDialog):
         self.units = units
         self.rules = rules
         self.tabs = QTabWidget(self)
+        self.tabs.setAccessibleName(f"Rules of {rules.name}")  # it takes the focus: announce it
         self.tabs.addTab(self._limits_tab(), "&Limits")
         self.tabs.addTab(self._schedules_tab(), "&Schedules")
         self.tabs.addTab(self._gates_tab(), "&Block and quota")
