@@ -23,9 +23,12 @@ from chadthrottle.helper.identity.applications import AppIdentity, identify
 from chadthrottle.helper.identity.processes import ProcessInfo, all_pids, read_exe, read_process
 
 FULL_REFRESH_TICKS = 10
-# A full read of /proc for a lookup is skipped if one ran this recently: an
-# application started since is seen by the next tick (at most a second).
+# A full read of /proc for a lookup is skipped if one ran this recently (a
+# process that moved to its app scope since is seen by the next tick).
 LOOKUP_REFRESH_INTERVAL_S = 0.5
+# Within it, a lookup still reads the processes started since the last listing,
+# at most this often (a listing of /proc costs well under a millisecond).
+NEW_PROCESSES_LOOKUP_INTERVAL_S = 0.05
 
 
 @dataclass
@@ -51,6 +54,7 @@ class ApplicationIndex:
         self._read_exe = read_exe
         self._clock = clock
         self._full_refresh_at = -math.inf
+        self._listed_at = -math.inf  # the last listing of /proc, full or new processes only
         self._by_pid: dict[int, AppIdentity] = {}
         self._apps: dict[str, Application] = {}
         self._seen: dict[int, tuple[ProcessInfo, AppIdentity | None]] = {}
@@ -71,18 +75,27 @@ class ApplicationIndex:
         """Read every process again for a lookup of an unknown id, unless that
         was done less than LOOKUP_REFRESH_INTERVAL_S ago (by a lookup or a
         tick): a burst of lookups costs one read of /proc, a steady stream at
-        most two a second. True if it read."""
-        if self._clock() - self._full_refresh_at < LOOKUP_REFRESH_INTERVAL_S:
+        most two a second. Within the interval only processes started since
+        are read (take_new_processes: a lookup of an application started just
+        after a tick's full refresh found nothing). True if it read them all."""
+        now = self._clock()
+        if now - self._full_refresh_at < LOOKUP_REFRESH_INTERVAL_S:
+            if now - self._listed_at >= NEW_PROCESSES_LOOKUP_INTERVAL_S:
+                self.take_new_processes()
             return False
         self._scan(True, set())
         return True
+
+    def _listing(self) -> list[int]:
+        self._listed_at = self._clock()
+        return list(self._list_pids())
 
     def take_new_processes(self) -> int:
         """Read the processes started since the last refresh, and only those: a
         limit set now must reach a process the next tick would first see (it
         ran unlimited for up to a second). Returns how many were taken."""
         taken = 0
-        for pid in self._list_pids():
+        for pid in self._listing():
             if pid in self._seen:
                 continue
             process = self._read(pid)
@@ -124,7 +137,7 @@ class ApplicationIndex:
         apps: dict[str, Application] = {}
         renamed: dict[str, dict[int, ProcessInfo]] = {}
         seen: dict[int, tuple[ProcessInfo, AppIdentity | None]] = {}
-        for pid in self._list_pids():
+        for pid in self._listing():
             known = None if full or pid in fresh else self._seen.get(pid)
             # A kernel thread has no executable to read (None here, "" once read):
             # the same, or every kernel thread would be read in full each second.

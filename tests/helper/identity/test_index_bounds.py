@@ -48,9 +48,9 @@ def test_a_burst_of_lookups_lists_proc_once_per_interval() -> None:
     assert proc.listings == 2 and read.count(True) == 1
     proc.now += LOOKUP_REFRESH_INTERVAL_S * 0.9
     assert not any(index.refresh_for_lookup() for _ in range(1000))
-    assert proc.listings == 2
+    assert proc.listings == 3  # one listing for processes started since
     proc.now += LOOKUP_REFRESH_INTERVAL_S * 0.2
-    assert index.refresh_for_lookup() and proc.listings == 3
+    assert index.refresh_for_lookup() and proc.listings == 4
 
 
 def test_a_lookup_refresh_reads_every_process_again() -> None:
@@ -73,7 +73,8 @@ def test_a_full_refresh_by_a_tick_counts_for_lookups() -> None:
     index = proc.index()
     index.refresh(full=True)
     proc.now += LOOKUP_REFRESH_INTERVAL_S / 2
-    assert not index.refresh_for_lookup() and proc.listings == 1
+    proc.reads.clear()
+    assert not index.refresh_for_lookup() and proc.reads == []  # 10 is not read again
 
 
 def test_a_lookup_refresh_is_not_counted_as_a_tick() -> None:
@@ -126,3 +127,19 @@ def test_taking_new_processes_reads_only_those_not_seen_yet() -> None:
     assert proc.reads == [12]
     assert set(index.application("app:org.x.Editor").processes) == {11, 12}
     assert index.take_new_processes() == 0 and proc.reads == [12]
+
+
+def test_a_lookup_within_the_interval_still_finds_a_process_started_since() -> None:
+    """An application started just after a tick's full refresh, named at once
+    (`chadthrottle-ctl limit` right after starting it): the lookup reads the
+    new process, and only it."""
+    proc = Proc()
+    proc.spawn(10)
+    index = proc.index()
+    index.refresh(full=True)
+    proc.spawn(11, cgroup=SCOPE)
+    proc.now += 0.1
+    proc.reads.clear()
+    assert not index.refresh_for_lookup()
+    assert index.application("app:org.x.Editor") is not None
+    assert proc.reads == [11]
