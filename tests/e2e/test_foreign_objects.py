@@ -127,7 +127,11 @@ def test_objects_that_look_like_the_helpers_survive_it_and_do_not_stop_it(
                                  lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.DOWN, LIMIT_BPS))  # fmt: skip
             landing = Landing.now(stream.receiver, pair.host_ns, 5650)
             wait_until_download_settled(
-                stream.receiver, pair.host_ns, 5650, LIMIT_BPS * 1448 / 1500
+                stream.receiver,
+                pair.host_ns,
+                5650,
+                LIMIT_BPS * 1448 / 1500,
+                sender_netns=pair.peer_ns,
             )
             rate = stream.receiver.rate_bps(2.0) * 1500 / 1448
             assert rate <= 1.15 * LIMIT_BPS, (

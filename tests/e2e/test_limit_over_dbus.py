@@ -100,6 +100,7 @@ def test_limit_slows_a_running_stream_and_clearing_restores_it(
                     stack.pair.host_ns,
                     port,
                     PAYLOAD_SHARE * LIMIT_BPS,
+                    sender_netns=stack.pair.peer_ns,
                     timeout_s=TAKES_HOLD_S + WINDOW_S + READ_SETTLE_S[direction],
                 )
                 read = limited.receiver.rate_bps(DOWNLOAD_WINDOW_S) / PAYLOAD_SHARE

@@ -99,11 +99,17 @@ def test_ipv6_is_limited(stack: Stack, direction: Direction) -> None:
                 return
             # a download's reads lag the shaper while the sender recovers from
             # the drops (a fixed 5 s was waited): the window starts once they
-            # read the limit with no hole left, and Landing holds them to the
-            # limit from the reply on, so the wait hides no limit that lands late
+            # read the limit with no hole left and the sender's recovery is
+            # over (CI once waited 5 s and read 0.457 of the limit while it
+            # still ran), and Landing holds them to the limit from the reply
+            # on, so the wait hides no limit that lands late
             landing = Landing.now(stream.receiver, stack.pair.host_ns, 5630)
             wait_until_download_settled(
-                stream.receiver, stack.pair.host_ns, 5630, share * LIMIT_BPS, timeout_s=5.0
+                stream.receiver,
+                stack.pair.host_ns,
+                5630,
+                share * LIMIT_BPS,
+                sender_netns=stack.pair.peer_ns,
             )
             _assert_near_limit(_rate_at_l3(stream, share, settle_s=0.0))
             assert landing.excess_bytes(share * LIMIT_BPS) <= LANDING_SLACK_BYTES

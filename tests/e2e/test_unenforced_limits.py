@@ -172,7 +172,9 @@ def test_without_anything_in_the_way_the_same_limit_is_enforced_and_exits_zero(
         landing = Landing.now(stream.receiver, stack.pair.host_ns, 5822)
         # The reads lag the shaper while the sender recovers from the drops of
         # its old window: a fixed 2 s caught their catch-up once (1.34 times).
-        wait_until_download_settled(stream.receiver, stack.pair.host_ns, 5822, WIRE * LIMIT)
+        wait_until_download_settled(
+            stream.receiver, stack.pair.host_ns, 5822, WIRE * LIMIT, sender_netns=stack.pair.peer_ns
+        )
         assert stream.receiver.rate_bps(2.0) / WIRE < 1.1 * LIMIT
         assert landing.excess_bytes(WIRE * LIMIT) <= LANDING_SLACK_BYTES  # held from the reply on
         assert "NOT ENFORCED" not in _ctl(stack, "list").stdout
