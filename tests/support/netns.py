@@ -231,6 +231,8 @@ class Stream:
     app: subprocess.Popen[str]
     server: subprocess.Popen[str]
     receiver: Receiver
+    sender_netns: str = ""  # where the sending side's socket is, and its port:
+    port: int = 0  # for a look at its TCP state (download_settled.sender_recovering)
 
     @property
     def app_pid(self) -> int:
@@ -384,7 +386,8 @@ def start_stream(
             wait_for_line(app, "connected")
     app_receives = direction == "down"
     receiver = Receiver(app if app_receives else peer)
-    return Stream(app=app, server=peer, receiver=receiver)
+    sender_netns = pair.peer_ns if app_receives else pair.host_ns
+    return Stream(app=app, server=peer, receiver=receiver, sender_netns=sender_netns, port=port)
 
 
 @contextlib.contextmanager
