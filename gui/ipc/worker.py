@@ -94,7 +94,11 @@ class HelperWorker:
         self._client_factory = client_factory
         self._signals = signals
         self._interval_s = interval_s
-        self._loop = asyncio.new_event_loop()
+        # Made by start(): a worker that never starts (a window built and
+        # dropped) holds no loop. An unclosed one warned from its finalizer at
+        # whatever ran then: inside ast.parse, under pytest's warnings-as-errors,
+        # the nested traceback broke the parse (SystemError, tests/gui).
+        self._loop: asyncio.AbstractEventLoop
         # A daemon: quitting must never wait on the helper. stop() still ends it
         # cleanly; a thread stuck past that is left to die with the process.
         self._thread = threading.Thread(
@@ -119,6 +123,7 @@ class HelperWorker:
     # --- called from the GUI thread -------------------------------------------------
 
     def start(self) -> None:
+        self._loop = asyncio.new_event_loop()
         self._thread.start()
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:

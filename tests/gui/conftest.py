@@ -6,16 +6,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import hypothesis  # noqa: F401  (imported before any test: see below)
 import pytest
-
-# Seen with PySide6 on Python 3.11.2: after two AppControllers in one session
-# (tests/gui/test_screenshot_wait.py), the next compile of Python source fails
-# with "SystemError: AST constructor recursion depth mismatch", though every
-# test passed. hypothesis' pytest plugin imports hypothesis (compiling it, as
-# pytest rewrites its asserts) at the session's end when no test did, so a run
-# of tests/gui alone failed there; the whole suite imports it while collecting.
-# Imported here first, a GUI-only run ends as the whole suite does.
 
 
 @pytest.fixture(autouse=True)
