@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -39,3 +42,36 @@ def active_window(qtbot, window):  # type: ignore[no-untyped-def]
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
     return window
+
+
+def _no_client() -> object:
+    raise AssertionError("widget test: no helper")
+
+
+@pytest.fixture
+def make_controller(qtbot, tmp_path: Path) -> Iterator[Callable[..., Any]]:  # type: ignore[no-untyped-def]
+    """make_controller(store=None, autostart_path=None): the real AppController
+    with no helper (not started: a call comes back "not connected"; asking
+    for a client fails the test), no tray, on the test's own settings and
+    autostart entry unless given. Every one made is shut down at the end
+    (again is harmless), so none is left running or holding its window."""
+    from chadthrottle.gui.controller import AppController
+    from PySide6.QtCore import QSettings
+
+    made: list[AppController] = []
+
+    def make(store: QSettings | None = None, autostart_path: Path | None = None) -> AppController:
+        settings = store or QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+        controller = AppController(
+            _no_client,  # type: ignore[arg-type]
+            settings,
+            use_tray=False,
+            autostart_path=autostart_path or tmp_path / "autostart.desktop",
+        )
+        qtbot.addWidget(controller.window)
+        made.append(controller)
+        return controller
+
+    yield make
+    for controller in made:
+        controller.shutdown()

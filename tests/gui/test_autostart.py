@@ -6,23 +6,11 @@ import configparser
 from pathlib import Path
 
 from chadthrottle.gui import autostart
-from chadthrottle.gui.controller import AppController
-from PySide6.QtCore import QSettings
 
 
-def _controller(qtbot, tmp_path: Path, entry: Path) -> AppController:  # type: ignore[no-untyped-def]
-    def no_client() -> object:
-        raise AssertionError("no helper in this test")
-
-    store = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
-    controller = AppController(no_client, store, use_tray=False, autostart_path=entry)  # type: ignore[arg-type]
-    qtbot.addWidget(controller.window)
-    return controller
-
-
-def test_the_menu_writes_and_removes_the_entry(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_menu_writes_and_removes_the_entry(make_controller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     entry = tmp_path / "config" / "autostart" / autostart.ENTRY_NAME
-    controller = _controller(qtbot, tmp_path, entry)
+    controller = make_controller(autostart_path=entry)
     action = controller.window.header.start_at_login
     assert not action.isChecked()
     action.trigger()
@@ -36,18 +24,20 @@ def test_the_menu_writes_and_removes_the_entry(qtbot, tmp_path: Path) -> None:  
     controller.shutdown()
 
 
-def test_an_existing_entry_shows_checked_and_a_hidden_one_does_not(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_existing_entry_shows_checked_and_a_hidden_one_does_not(
+    make_controller, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     entry = tmp_path / autostart.ENTRY_NAME
     autostart.set_enabled(entry, True, command="chadthrottle --hidden")
-    assert _controller(qtbot, tmp_path, entry).window.header.start_at_login.isChecked()
+    assert make_controller(autostart_path=entry).window.header.start_at_login.isChecked()
     entry.write_text(entry.read_text() + "Hidden=true\n")  # switched off in the desktop's settings
-    assert not _controller(qtbot, tmp_path, entry).window.header.start_at_login.isChecked()
+    assert not make_controller(autostart_path=entry).window.header.start_at_login.isChecked()
 
 
-def test_a_failure_is_said_and_the_box_stays_honest(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_failure_is_said_and_the_box_stays_honest(make_controller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    controller = _controller(qtbot, tmp_path, blocker / autostart.ENTRY_NAME)
+    controller = make_controller(autostart_path=blocker / autostart.ENTRY_NAME)
     controller.window.header.start_at_login.trigger()
     assert not controller.window.header.start_at_login.isChecked()
     assert "start at login" in controller.window.status_line.message.text()

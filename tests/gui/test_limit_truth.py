@@ -9,7 +9,6 @@ import time
 
 import pytest
 from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo
-from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column
@@ -25,7 +24,7 @@ from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.widgets.rate_scale import UNLIMITED_POSITION
 from chadthrottle.units import UnitSystem
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from tests.gui.bare_window import bare_window
 from tests.gui.sample_data import MB, sample_applications
@@ -226,13 +225,8 @@ def test_the_tray_counts_only_enforced_limits_and_offers_no_change_to_an_adminis
     assert tray.kind is not TrayIconKind.LIMITS_ACTIVE
 
 
-def test_the_controller_sends_nothing_for_an_administrator_limit(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    def no_client() -> object:
-        raise AssertionError("widget test: no helper")
-
-    controller = AppController(no_client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
-                               use_tray=False)  # fmt: skip
-    qtbot.addWidget(controller.window)
+def test_the_controller_sends_nothing_for_an_administrator_limit(make_controller) -> None:  # type: ignore[no-untyped-def]
+    controller = make_controller()
     controller.model.set_viewer_uid(USER)
     controller.model.apply_snapshot(applications())
     inject_observations(controller.connection, has_polled_ok=True)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 from chadthrottle.contract import BackendInfo, Direction, ErrorName
-from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.error_text import INSTALL_COMMAND
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.views.main_window import MainWindow
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, Qt
 
 from tests.gui.sample_data import sample_applications
 from tests.gui.worker_reports import inject_observations
@@ -100,14 +99,8 @@ def test_filter_hides_rows(qtbot, window: MainWindow) -> None:
     assert window.limit_control(FIREFOX, Direction.DOWN) is None
 
 
-def test_controller_shows_limit_at_once_and_falls_back_on_denial(qtbot, tmp_path) -> None:
-    def no_client() -> object:
-        raise AssertionError("widget test: no helper")
-
-    controller = AppController(
-        no_client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), use_tray=False
-    )
-    qtbot.addWidget(controller.window)
+def test_controller_shows_limit_at_once_and_falls_back_on_denial(make_controller) -> None:  # type: ignore[no-untyped-def]
+    controller = make_controller()
     controller.model.apply_snapshot(sample_applications())
     inject_observations(controller.connection, has_polled_ok=True)
     assert controller.connection.status.can_limit

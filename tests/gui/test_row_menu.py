@@ -11,7 +11,7 @@ from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.worker import UNKNOWN_METHOD
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.units import UnitSystem
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QContextMenuEvent
 from PySide6.QtWidgets import QApplication, QMenu
 
@@ -140,23 +140,17 @@ def test_right_click_selects_the_row_and_opens_its_menu(qtbot, window: MainWindo
         popup.close()
 
 
-def _polled_controller(qtbot, tmp_path) -> AppController:  # type: ignore[no-untyped-def]
+def _polled_controller(make_controller) -> AppController:  # type: ignore[no-untyped-def]
     """The real controller on the sample applications, as after a good poll, with
     no helper: a call comes back "not connected"."""
-    controller = AppController(
-        lambda: None,  # type: ignore[arg-type,return-value]
-        QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
-        use_tray=False,
-        autostart_path=tmp_path / "autostart.desktop",
-    )
-    qtbot.addWidget(controller.window)
+    controller: AppController = make_controller()
     controller.model.apply_snapshot(sample_applications())
     inject_observations(controller.connection, has_polled_ok=True)
     return controller
 
 
-def test_the_menu_reaches_the_controller_and_its_model(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    controller = _polled_controller(qtbot, tmp_path)
+def test_the_menu_reaches_the_controller_and_its_model(make_controller) -> None:  # type: ignore[no-untyped-def]
+    controller = _polled_controller(make_controller)
     finished = []
     controller.connection.limitFinished.connect(lambda request, *_: finished.append(request))
     action(controller.window.row_menu(FIREFOX), "limit:up:100 KB/s").trigger()
@@ -165,10 +159,10 @@ def test_the_menu_reaches_the_controller_and_its_model(qtbot, tmp_path) -> None:
     controller.shutdown()
 
 
-def test_a_block_takes_the_trays_path_and_an_old_helper_hides_it(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_block_takes_the_trays_path_and_an_old_helper_hides_it(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
     """The row menu's Block is the tray's SetBlocked call (its key, its refusal
     message); a helper that answers UnknownMethod has no blocks: none offered."""
-    controller = _polled_controller(qtbot, tmp_path)
+    controller = _polled_controller(make_controller)
     window = controller.window
     with qtbot.waitSignal(controller.connection.callFinished) as finished:
         action(window.row_menu(FIREFOX), "block:up").trigger()

@@ -10,7 +10,6 @@ from chadthrottle.gui.app import (
     parse_arguments,
     schedule_screenshot,
 )
-from chadthrottle.gui.controller import AppController
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
@@ -18,17 +17,10 @@ from PySide6.QtWidgets import QApplication
 from tests.gui.sample_data import sample_applications
 
 
-def no_client() -> object:
-    raise AssertionError("widget test: no helper")
-
-
-def test_the_graph_holds_one_refresh_interval_per_poll(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_graph_holds_one_refresh_interval_per_poll(make_controller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     store.setValue("monitor/refresh_interval_s", 2.0)
-    controller = AppController(
-        no_client, store, use_tray=False, autostart_path=tmp_path / "a.desktop"
-    )
-    qtbot.addWidget(controller.window)
+    controller = make_controller(store)
     assert graph_seconds(controller) == 0.0  # nothing selected, nothing drawn
     for _ in range(10):
         controller.model.apply_snapshot(sample_applications())
@@ -66,15 +58,12 @@ class _NotQuitting:
         self.ended.append(status)
 
 
-def test_the_screenshot_waits_for_the_history(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_screenshot_waits_for_the_history(qtbot, make_controller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Polls fed by hand (2 s apart): with 6 s asked, 2 polls (4 s) save
     nothing, the third (6 s) saves the window as it is."""
     store = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     store.setValue("monitor/refresh_interval_s", 2.0)
-    controller = AppController(
-        no_client, store, use_tray=False, autostart_path=tmp_path / "a.desktop"
-    )
-    qtbot.addWidget(controller.window)
+    controller = make_controller(store)
     shot = tmp_path / "shot.png"
     app = _NotQuitting()
     schedule_screenshot(app, controller, shot, timeout_s=120.0, history_s=6.0)  # type: ignore[arg-type]
