@@ -297,27 +297,26 @@ class HelperWorker:
             *(self._fetch_connections(client, app_id) for app_id in self._connections_of)
         )
 
-    async def _fetch_new_connections(self, app_ids: list[str]) -> None:
-        """A row was just expanded or selected: its connections now, not at the next poll."""
+    async def _client_for_fetch(self, what: str) -> HelperClientLike | None:
+        """The client for fetching a row's details now; None (logged) while
+        the helper is absent, which the poll loop reports."""
         try:
-            client = await self._ensure_client()
+            return await self._ensure_client()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the poll loop reports an absent helper
-            log.debug("connections: %s", exc)
-            return
-        await asyncio.gather(*(self._fetch_connections(client, app_id) for app_id in app_ids))
+        except Exception as exc:
+            log.debug("%s: %s", what, exc)
+            return None
+
+    async def _fetch_new_connections(self, app_ids: list[str]) -> None:
+        """A row was just expanded or selected: its connections now, not at the next poll."""
+        if (client := await self._client_for_fetch("connections")) is not None:
+            await asyncio.gather(*(self._fetch_connections(client, app_id) for app_id in app_ids))
 
     async def _fetch_new_processes(self, app_ids: list[str]) -> None:
         """A row was just expanded: its processes' rates now, not at the next poll."""
-        try:
-            client = await self._ensure_client()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the poll loop reports an absent helper
-            log.debug("processes: %s", exc)
-            return
-        if self._processes_listed:
+        client = await self._client_for_fetch("processes")
+        if client is not None and self._processes_listed:
             await asyncio.gather(*(self._fetch_processes(client, app_id) for app_id in app_ids))
 
     async def _fetch_connections(self, client: HelperClientLike, app_id: str) -> None:

@@ -198,17 +198,8 @@ class RateMeter:
         for sample in oldest:
             if sample.owner_tgid in wanted:
                 _add(before[sample.owner_tgid], sample)
-        elapsed = now - then
         for tgid, traffic in result.items():
-            old = before[tgid]
-            traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / elapsed
-            traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / elapsed
-            traffic.loopback_down_bps = (
-                max(0, traffic.loopback_rx_bytes - old.loopback_rx_bytes) / elapsed
-            )
-            traffic.loopback_up_bps = (
-                max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
-            )
+            _set_rates(traffic, before[tgid], now - then)
         return result
 
     def update(self, samples: Iterable[CounterSample], now: float) -> None:
@@ -282,6 +273,15 @@ class RateMeter:
         history.append((now, dict(sent_bytes)))
 
 
+def _set_rates(traffic: AppTraffic, old: AppTraffic, elapsed: float) -> None:
+    """Rates over elapsed seconds from old's counters to traffic's; counters
+    may shrink when the LRU map evicts a key: never negative."""
+    traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / elapsed
+    traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / elapsed
+    traffic.loopback_down_bps = max(0, traffic.loopback_rx_bytes - old.loopback_rx_bytes) / elapsed
+    traffic.loopback_up_bps = max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
+
+
 def _with_rates(totals: dict[K, AppTraffic], history: deque[tuple[float, dict[K, AppTraffic]]],
                 now: float) -> dict[K, AppTraffic]:  # fmt: skip
     """Give each total its rates over the window history holds, then add the
@@ -295,17 +295,8 @@ def _with_rates(totals: dict[K, AppTraffic], history: deque[tuple[float, dict[K,
         past = next(((t, entries[key]) for t, entries in history if key in entries), None)
         if past is None or now <= past[0]:
             continue
-        elapsed, old = now - past[0], past[1]
         traffic.rates_since = past[0]
-        # counters may shrink when the LRU map evicts a key: never negative
-        traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / elapsed
-        traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / elapsed
-        traffic.loopback_down_bps = (
-            max(0, traffic.loopback_rx_bytes - old.loopback_rx_bytes) / elapsed
-        )
-        traffic.loopback_up_bps = (
-            max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
-        )
+        _set_rates(traffic, past[1], now - past[0])
     history.append((now, dict(totals)))
     return dict(totals)
 
