@@ -205,6 +205,8 @@ class HtbHierarchy:
         # without a link have one (tbf_leaf.py); bfifo leaves are in _leaf_limits
         self._tbf: dict[int, tbf_leaf.TbfLeaf | None] = {}
         self._tbf_refused = False  # the kernel would not make one (no sch_tbf): bfifo leaves
+        # slots whose TBF leaf passed whole packets: they never cut again (_cuts)
+        self._passed: set[int] = set()
         self.link = link
         self._planned: dict[
             int, ClassPlan | object
@@ -259,6 +261,8 @@ class HtbHierarchy:
                 hierarchy._tbf[slot] = tbf_leaf.read_back(
                     message
                 )  # None: changed at the first sync
+                if hierarchy._tbf[slot] is None:
+                    hierarchy._passed.add(slot)  # it may hold whole GSO packets
         hierarchy._resize_adopted_leaves()
         return hierarchy
 
@@ -410,6 +414,7 @@ class HtbHierarchy:
                 del self._retiring[slot]
                 self._leaf_limits.pop(slot, None)
                 self._tbf.pop(slot, None)
+                self._passed.discard(slot)
         for slot, spec in wanted.items():
             if self.classes.get(slot) == spec:
                 if self._uses_tbf(slot):
@@ -464,17 +469,13 @@ class HtbHierarchy:
         )
 
     def _cuts(self, slot: int, rate_bps: int) -> bool:
-        """Whether the class's TBF leaf cuts at this rate. A download leaf that
-        passed whole packets never cuts again: its queue (the remote sender
-        keeps ~50 ms there) holds GSO packets larger than a cutting bucket,
-        which TBF can never send (measured: 10 MiB/s -> 300 KiB/s, nothing
-        passed for 4 s). Uploads are paced below the limit: their queue is empty."""
-        if not tbf_leaf.cuts_at(rate_bps):
-            return False
-        if self._direction is Direction.UP or slot not in self._tbf:
-            return True
-        leaf = self._tbf[slot]
-        return leaf is not None and leaf.cuts
+        """Whether the class's TBF leaf cuts at this rate. A leaf that passed
+        whole packets never cuts again: its queue may hold GSO packets larger
+        than a cutting bucket, which TBF can never send, and the class would
+        send nothing more (a download, where the remote sender keeps ~50 ms
+        queued, lowered 10 MiB/s -> 300 KiB/s: nothing for 4 s; UDP GSO
+        uploads in tests/helper/kernel/test_tbf_leaf.py)."""
+        return tbf_leaf.cuts_at(rate_bps) and slot not in self._passed
 
     def _class_burst(self, slot: int, spec: ClassSpec) -> int:
         """A class whose leaf cuts GSO packets passes two frames at once, whatever
@@ -492,6 +493,8 @@ class HtbHierarchy:
                 if self._cuts(slot, spec.rate_bps)
                 else tbf_leaf.passing(spec.rate_bps, limit)
             )
+            if not wanted.cuts:
+                self._passed.add(slot)
             if _same_leaf(self._tbf.get(slot), wanted):
                 return
             try:
