@@ -84,7 +84,7 @@ class NetnsPair:
     host_addr6: str
 
 
-def _wait_for_carrier(netns: str, ifname: str, timeout_s: float = 5.0) -> None:
+def wait_for_carrier(netns: str, ifname: str, timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         state = subprocess.run(
@@ -124,8 +124,8 @@ def _join(pair: NetnsPair, mtu: int) -> None:
         _ip("-n", ns, "addr", "add", f"{addr6}/64", "dev", ifname, "nodad")
         _ip("-n", ns, "link", "set", ifname, "up")
         _ip("-n", ns, "link", "set", "lo", "up")
-    _wait_for_carrier(pair.host_ns, pair.host_if)
-    _wait_for_carrier(pair.peer_ns, pair.peer_if)
+    wait_for_carrier(pair.host_ns, pair.host_if)
+    wait_for_carrier(pair.peer_ns, pair.peer_if)
 
 
 @contextlib.contextmanager

@@ -16,7 +16,14 @@ from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers, remove_unadopted
 from pyroute2 import IPRoute
 
-from tests.support.netns import NetnsPair, entered_netns, start_stream, tc_dump, tc_shaper_in
+from tests.support.netns import (
+    NetnsPair,
+    entered_netns,
+    start_stream,
+    tc_dump,
+    tc_shaper_in,
+    wait_for_carrier,
+)
 from tests.support.tun_link import tun_link
 
 LIMIT = ClassSpec(rate_bps=1_000_000, burst_bytes=131072)
@@ -325,6 +332,10 @@ def test_objects_that_only_look_like_ours_are_reported_and_left_alone(
     subprocess.run([*netns, "link", "add", user_ifb, "type", "ifb"], check=True)
     for name in (user_htb, user_tbf, user_ifb):
         subprocess.run([*netns, "link", "set", name, "up"], check=True)
+    # the veth's operational state turns UP when the kernel's link watch runs
+    # (a work item, later under load): in "before" as the user's devices run
+    for name in (user_htb, user_tbf):
+        wait_for_carrier(pair.host_ns, name)
     tc = ["tc", "-n", pair.host_ns, "qdisc", "add", "dev"]
     subprocess.run([*tc, user_htb, "root", "handle", "c7ad:", "htb", "default", "ffff"], check=True)
     subprocess.run(["tc", "-n", pair.host_ns, "class", "add", "dev", user_htb, "parent", "c7ad:", "classid", "c7ad:1",
