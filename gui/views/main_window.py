@@ -96,6 +96,11 @@ class MainWindow(QMainWindow):
         self._status = HelperStatus(HelperState.CONNECTING)
         self._paused = False
         self._filter_text = ""
+        self._proxy = proxy
+        # The row the user chose: a filter that hides it moves the selection,
+        # and clearing the filter comes back to it (not to where it moved).
+        self._chosen_app_id = ""
+        self._filtering = False
 
         self.header = HeaderBar(settings, self)
         self.banner = StateBanner(self)
@@ -130,7 +135,6 @@ class MainWindow(QMainWindow):
         self.fold_decided = False
         self.detail.foldedChanged.connect(self._on_detail_folded)
 
-        self.header.filterChanged.connect(proxy.set_name_filter)
         self.header.filterChanged.connect(self._on_filter_changed)
         self.banner.retryRequested.connect(self.retryRequested)
         self.paused_notice.resumeRequested.connect(lambda: self.pauseRequested.emit(False))
@@ -299,6 +303,16 @@ class MainWindow(QMainWindow):
         self._want_connections()
 
     def _on_filter_changed(self, text: str) -> None:
+        self._filtering = True
+        try:
+            self._proxy.set_name_filter(text)
+        finally:
+            self._filtering = False
+        current = self.table.currentIndex()
+        if self._chosen_app_id and (
+            not current.isValid() or current.data(Role.APP_ID) != self._chosen_app_id
+        ):
+            self.select_application(self._chosen_app_id)
         self._filter_text = text.strip()
         self._update_empty_text()
         self.table.viewport().update()
@@ -327,6 +341,8 @@ class MainWindow(QMainWindow):
 
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         app_id = str(current.data(Role.APP_ID) or "") if current.isValid() else ""
+        if app_id and not self._filtering:
+            self._chosen_app_id = app_id
         self.detail.show_application(app_id)
         self._want_connections()
 

@@ -6,6 +6,7 @@ import pytest
 from chadthrottle.contract import BackendInfo, Direction, ErrorName
 from chadthrottle.gui.ipc.error_text import INSTALL_COMMAND
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.columns import Role
 from chadthrottle.gui.views.main_window import MainWindow
 from PySide6.QtCore import QPoint, Qt
 
@@ -97,6 +98,19 @@ def test_filter_hides_rows(qtbot, window: MainWindow) -> None:
     qtbot.keyClicks(window.header.filter, "drop")
     assert window.table.model().rowCount() == 1
     assert window.limit_control(FIREFOX, Direction.DOWN) is None
+
+
+def test_clearing_the_filter_selects_the_row_chosen_before_it(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """Typing a filter that hides the selected row moves the selection to a
+    row that is left; clearing it comes back to the row the user chose, not
+    to whichever row the filter left selected."""
+    assert window.select_application(FIREFOX)
+    qtbot.keyClicks(window.header.filter, "drop")
+    assert window.detail.app_id != FIREFOX
+    window.header.filter.clear()
+    assert window.detail.app_id == FIREFOX
+    current = window.table.currentIndex()
+    assert current.isValid() and current.data(Role.APP_ID) == FIREFOX
 
 
 def test_controller_shows_limit_at_once_and_falls_back_on_denial(make_controller) -> None:  # type: ignore[no-untyped-def]
