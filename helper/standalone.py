@@ -56,6 +56,14 @@ def _resource_bytes(name: str) -> bytes:
     return resources.files("chadthrottle.resources").joinpath(name).read_bytes()
 
 
+def _dies_with_us(argv: list[str]) -> list[str]:
+    """argv run so that it gets SIGTERM when this process dies, even by
+    SIGKILL (setpriv sets PR_SET_PDEATHSIG, then execs it: same pid). A test
+    session or run-app killed outright left its dbus-daemon running."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
+
+
 def _stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> int:
     """SIGTERM, then SIGKILL if it has not exited after timeout_s."""
     if process.poll() is None:
@@ -155,7 +163,9 @@ class PrivateSystemBus:
         )
         with open(directory / "dbus-daemon.log", "wb") as log_file:
             daemon = subprocess.Popen(
-                ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
+                _dies_with_us(
+                    ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"]
+                ),
                 stdout=subprocess.PIPE,
                 stderr=log_file,
                 start_new_session=True,
@@ -175,7 +185,7 @@ class PrivateSystemBus:
     def _start_polkitd(self, stack: contextlib.ExitStack, directory: Path) -> None:
         with open(directory / "polkitd.log", "wb") as log_file:
             polkitd = subprocess.Popen(
-                [str(POLKITD)],
+                _dies_with_us([str(POLKITD)]),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from dbus_fast import NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
 
 from tests.support.requirements import require
+from tests.support.waiting import eventually
 
 
 def _daemons_using(directory: Path) -> str:
@@ -100,6 +102,29 @@ def test_a_failed_start_leaves_nothing_behind(
     assert broken.directory is not None and not broken.directory.exists()
     assert _daemons_using(broken.directory) == ""
     assert (policy.read_bytes() if policy.exists() else None) == policy_before
+
+
+def test_its_daemons_end_with_a_process_killed_outright(private_bus: PrivateSystemBus) -> None:
+    """A test session or run-app killed by SIGKILL runs no teardown: its bus
+    daemons must not outlive it. (The session's own bus holds the polkit
+    actions file meanwhile, so the killed holder is pruned when it ends.)"""
+    starter = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from chadthrottle.helper.standalone import PrivateSystemBus\n"
+         "bus = PrivateSystemBus().__enter__()\n"
+         "print(bus.directory, flush=True)\n"
+         "time.sleep(120)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert starter.stdout is not None
+        directory = starter.stdout.readline().strip()
+        assert directory and _daemons_using(Path(directory)), directory
+    finally:
+        starter.kill()
+        starter.wait()
+    assert eventually(lambda: _daemons_using(Path(directory)) == "", 10.0)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
