@@ -24,6 +24,7 @@ again. A linked hierarchy a killed helper left is adopted as linked
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -287,9 +288,13 @@ class HtbHierarchy:
         qdisc in place only into its own kind (EINVAL), so a TBF goes first
         (its queue with it; the class holds its rate meanwhile)."""
         if slot in self._tbf:
+            try:
+                tc_call(self._ipr, "del", index=self.ifindex, handle=_leaf_handle(slot),
+                        parent=class_id(slot))  # fmt: skip
+            except KernelError as error:
+                if error.errno != errno.ENOENT:  # still there: the next sync tries again
+                    raise
             del self._tbf[slot]
-            tc_call(self._ipr, "del", index=self.ifindex, handle=_leaf_handle(slot),
-                    parent=class_id(slot))  # fmt: skip
         tc_call(self._ipr, "replace", "bfifo", self.ifindex, _leaf_handle(slot),
                 parent=class_id(slot), limit=limit)  # fmt: skip
         self._leaf_limits[slot] = limit

@@ -47,6 +47,10 @@ MAX_MTU = 1 << 20  # far above any device's (64 KiB on loopback); more is not a 
 IFNAMSIZ = 16
 RECEIVE_BUFFER_BYTES = 1 << 20  # a burst of thousands of events before an overrun
 READ_BYTES = 1 << 16
+# Datagrams read from one socket per wake of the selector: a namespace whose
+# owner floods link events must not keep the thread from (un)watching others
+# and from close(); the selector reports the socket again.
+READS_PER_WAKE = 64
 
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, seq, pid
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
@@ -251,6 +255,7 @@ class LinkWatcher:
                 self._selector.unregister(old)
                 old.close()
             self._seen.pop(key, None)
+            self._bad_said.discard(key)
             if sock is not None:
                 self._sockets[key] = sock
                 self._selector.register(sock, selectors.EVENT_READ, key)
@@ -261,7 +266,7 @@ class LinkWatcher:
         sock = self._sockets.get(key)
         if sock is None:
             return
-        while True:
+        for _ in range(READS_PER_WAKE):
             try:
                 datagram, (sender, _groups) = sock.recvfrom(READ_BYTES)
             except BlockingIOError:

@@ -145,6 +145,35 @@ def test_a_reader_that_fails_stops_alone_and_said_so(
         watcher.close()
 
 
+class _Flood:
+    """A link socket whose kernel always has one more message (a namespace's
+    owner flapping links), up to a point."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def recvfrom(self, _size: int) -> tuple[bytes, tuple[int, int]]:
+        self.reads += 1
+        if self.reads > 1000:
+            raise BlockingIOError
+        return b"", (0, 1)
+
+
+def test_a_flooded_socket_is_read_a_bounded_number_of_times_per_wake() -> None:
+    """Between two looks at the selector the thread reads at most
+    READS_PER_WAKE datagrams, so a flood in one namespace cannot hold off
+    (un)watching others and close() (review L1)."""
+    watcher = LinkWatcher(lambda: None)
+    try:
+        flood = _Flood()
+        watcher._sockets[7] = flood  # type: ignore[assignment]
+        watcher._read(7)
+        assert flood.reads == link_events.READS_PER_WAKE
+        del watcher._sockets[7]
+    finally:
+        watcher.close()
+
+
 def _bucket(ipr: IPRoute, shaper: TcShaper) -> int:
     """The upload class's TBF bucket as the kernel keeps it."""
     hook = next(iter(shaper._hooks[Direction.UP].values()))
