@@ -435,12 +435,21 @@ class Datapath:
         if wanted == was:
             return
         table = self._maps["namespace_pacing"]
-        for cookie in set(was[1]) - set(wanted[1]):
-            table.pop(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot))
-        for cookie, (rate_bps, cn_queue_ns) in wanted[1].items():
-            if was[1].get(cookie) != (rate_bps, cn_queue_ns):
-                table.set(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot),
-                          SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns))  # fmt: skip
+        held = dict(was[1])  # what the map holds, as it is written
+        try:
+            for cookie in set(was[1]) - set(wanted[1]):
+                table.pop(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot))
+                del held[cookie]
+            for cookie, (rate_bps, cn_queue_ns) in wanted[1].items():
+                if was[1].get(cookie) != (rate_bps, cn_queue_ns):
+                    table.set(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot),
+                              SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns))  # fmt: skip
+                    held[cookie] = (rate_bps, cn_queue_ns)
+        except Exception:
+            # failed part-way (the map full): remember what it holds, so a
+            # later change removes it and the next call tries the rest again
+            self._namespace_shares[app_slot] = (limit_bps, held)
+            raise
         if wanted[1]:
             self._namespace_shares[app_slot] = wanted
         else:
