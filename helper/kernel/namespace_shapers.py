@@ -325,11 +325,10 @@ class NamespaceShapers:
             return
         for slot in set(self._paced) - set(paced):
             paced[slot] = (0, {})
+        cookies = self._cookies()
         for slot, (limit_bps, shares) in paced.items():
             if self._paced.get(slot) == (limit_bps, shares):
                 continue
-            cookies = {self._own_inode: self._own_cookie}
-            cookies.update((inode, other.cookie) for inode, other in self._elsewhere.items())
             try:
                 self._pacer.pace_namespaces(slot, limit_bps, {
                     cookies[inode]: (rate_bps, cn_queue_ns(rate_bps))
@@ -348,6 +347,12 @@ class NamespaceShapers:
         (plan.socket_namespaces), read at the next reconcile."""
         self._socket_cookies = {slot: set(found) for slot, found in cookies.items()}
 
+    def _cookies(self) -> dict[int, int]:
+        """Namespace inode -> netns cookie, of every namespace shaped now."""
+        cookies = {self._own_inode: self._own_cookie}
+        cookies.update((inode, other.cookie) for inode, other in self._elsewhere.items())
+        return cookies
+
     def _sockets_elsewhere(self, slot: int, inodes: set[int]) -> bool:
         """Whether the slot's sockets moved bytes in a namespace other than these
         shaped ones: one where none of its processes is (a socket made there
@@ -355,8 +360,7 @@ class NamespaceShapers:
         guard: at DIVIDED_UPLOAD_GUARD times the limit it let two such
         connections through at 1.092 of the limit
         (tests/e2e/test_borrowed_socket_limit.py)."""
-        cookies = {self._own_inode: self._own_cookie}
-        cookies.update((inode, other.cookie) for inode, other in self._elsewhere.items())
+        cookies = self._cookies()
         return not self._socket_cookies.get(slot, set()) <= {
             cookies[i] for i in inodes if i in cookies
         }
