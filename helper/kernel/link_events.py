@@ -51,6 +51,9 @@ READ_BYTES = 1 << 16
 # owner floods link events must not keep the thread from (un)watching others
 # and from close(); the selector reports the socket again.
 READS_PER_WAKE = 64
+# How long close() waits for the reader; one still busy then (a wake held up)
+# closes its sockets itself when it ends, never under itself.
+CLOSE_WAIT_S = 5.0
 
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, seq, pid
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
@@ -178,6 +181,7 @@ class LinkWatcher:
         self._poke_read, self._poke_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector.register(self._poke_read, selectors.EVENT_READ)
         self._stopping = False
+        self._closed = False  # the reader ended and closed its files (under _lock)
         self.alive = True
         self._thread = threading.Thread(target=self._run, name="link-events", daemon=True)
         self._thread.start()
@@ -196,18 +200,17 @@ class LinkWatcher:
         return moved
 
     def close(self) -> None:
-        """Stop reading and close every socket; safe to call twice."""
+        """Stop reading; the reader closes every socket as it ends (review
+        L5: closed under a reader still running, its selector failed and a
+        number it read could be another file's by then). Safe to call twice."""
         with self._lock:
             if self._stopping:
                 return
             self._stopping = True
         self._poke()
-        self._thread.join(timeout=5)
-        for watched in [*self._sockets.values(), *(sock for _, sock in self._pending if sock)]:
-            watched.close()
-        self._selector.close()
-        os.close(self._poke_read)
-        os.close(self._poke_write)
+        self._thread.join(timeout=CLOSE_WAIT_S)
+        if self._thread.is_alive():
+            log.warning("link events: the reader did not stop within %.1f s", CLOSE_WAIT_S)
 
     def _change(self, key: int, sock: socket.socket | None) -> None:
         with self._lock:
@@ -219,8 +222,9 @@ class LinkWatcher:
         self._poke()
 
     def _poke(self) -> None:
-        with contextlib.suppress(BlockingIOError):  # the pipe is full: a poke is pending anyway
-            os.write(self._poke_write, b"\0")
+        with self._lock, contextlib.suppress(BlockingIOError):  # full: a poke is pending anyway
+            if not self._closed:
+                os.write(self._poke_write, b"\0")
 
     def _run(self) -> None:
         try:
@@ -234,8 +238,22 @@ class LinkWatcher:
                         self._read(selected.data)
         except Exception:
             log.exception("link events stopped: interfaces are followed every second instead")
-            with self._lock:
-                self.alive = False
+        finally:
+            self._close_files()
+
+    def _close_files(self) -> None:
+        """On the reader's own thread as it ends; later watch() calls close
+        their sockets themselves (alive is False)."""
+        with self._lock:
+            self.alive = False
+            self._closed = True
+            pending, self._pending = self._pending, []
+            os.close(self._poke_read)
+            os.close(self._poke_write)
+        for watched in [*self._sockets.values(), *(sock for _, sock in pending if sock)]:
+            watched.close()
+        self._sockets.clear()
+        self._selector.close()
 
     def _drain_pokes(self) -> None:
         try:

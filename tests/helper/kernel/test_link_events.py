@@ -253,3 +253,32 @@ def _hooked(shaper: TcShaper, namespace: str, name: str) -> bool:
     with entered_netns(namespace):
         index = socket.if_nametoindex(name)
     return index in shaper._hooks[Direction.UP]
+
+
+def test_close_leaves_the_sockets_to_a_reader_still_running_which_closes_them_when_it_ends(
+    namespace: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reader still busy when close() stops waiting for it (here: a wake
+    held up) must not find its sockets and selector closed under it, nor
+    their numbers handed to other files (review L5): it closes them itself
+    when it ends, without an error."""
+    monkeypatch.setattr(link_events, "CLOSE_WAIT_S", 0.1)
+    entered, release = threading.Event(), threading.Event()
+
+    def held_wake() -> None:
+        entered.set()
+        release.wait(10)
+
+    watcher = LinkWatcher(held_wake)
+    with entered_netns(namespace):
+        sock = open_link_socket()
+    watcher.watch(1, sock)  # noted when first watched: the wake is held
+    try:
+        assert entered.wait(2)
+        watcher.close()
+        assert watcher._thread.is_alive() and sock.fileno() != -1  # not closed under it
+    finally:
+        release.set()
+    watcher._thread.join(5)
+    assert not watcher._thread.is_alive() and sock.fileno() == -1
+    assert "link events stopped" not in caplog.text
