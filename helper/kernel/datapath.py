@@ -486,13 +486,23 @@ class Datapath:
         } if pacing_bps else {}  # fmt: skip
         was = self._namespace_sockets.get(app_slot, {})
         table = self._maps["namespace_socket_pacing"]
-        for cookie in set(was) - set(wanted):
-            table.pop(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot))
-        for cookie, cap in wanted.items():
-            if was.get(cookie) != cap:
-                table.set(
-                    NamespaceSlot(netns_cookie=cookie, app_slot=app_slot), ctypes.c_uint32(cap)
-                )
+        held = dict(was)  # what the map holds, as it is written
+        try:
+            for cookie in set(was) - set(wanted):
+                table.pop(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot))
+                del held[cookie]
+            for cookie, cap in wanted.items():
+                if was.get(cookie) != cap:
+                    table.set(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot),
+                              ctypes.c_uint32(cap))  # fmt: skip
+                    held[cookie] = cap
+        except Exception:
+            # failed part-way (the map full): as pace_namespaces, remember it
+            if held:
+                self._namespace_sockets[app_slot] = held
+            else:
+                self._namespace_sockets.pop(app_slot, None)
+            raise
         if wanted:
             self._namespace_sockets[app_slot] = wanted
         else:

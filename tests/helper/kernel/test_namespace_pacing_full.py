@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.layout import SocketCaps
 
 
 class _BoundedMap:
@@ -50,3 +51,18 @@ def test_entries_written_before_a_full_map_are_removed_when_no_longer_divided() 
     assert len(table.entries) == 1
     datapath.pace_namespaces(5, 1_000_000, {})
     assert len(table.entries) == 0 and 5 not in datapath._namespace_shares
+
+
+def test_socket_caps_written_before_a_full_map_are_removed_when_no_longer_divided() -> None:
+    """The same for namespace_socket_pacing (the sockets' caps per namespace,
+    _write_namespace_sockets): a cap written before the refusal is removed."""
+    datapath = _datapath(room=9)
+    datapath._maps["namespace_socket_pacing"] = _BoundedMap(1)  # type: ignore[index]
+    datapath._maps["socket_caps"] = _BoundedMap(9)  # type: ignore[index]
+    datapath.set_slot_caps(5, SocketCaps(pacing_bps=1_000_000, window_bps=0))
+    table = datapath._maps["namespace_socket_pacing"]
+    with pytest.raises(OSError):
+        datapath.pace_namespaces(5, 1_000_000, {11: (500_000, 0), 22: (500_000, 0)})
+    assert len(table.entries) == 1
+    datapath.pace_namespaces(5, 1_000_000, {})
+    assert len(table.entries) == 0 and 5 not in datapath._namespace_sockets
