@@ -88,7 +88,7 @@ MIN_BURST_BYTES = 2 * GSO_PACKET_BYTES
 # tc: a limit up to this sends at most two frames at once, whatever its burst
 # (its class cuts GSO packets: helper/kernel/tbf_leaf.py); a download only if
 # its class never passed whole packets above it (helper/kernel/htb.py, _cuts)
-UPLOAD_CUT_UP_TO_BPS = 2 << 20
+CUT_UP_TO_BPS = 2 << 20
 # Of a limit divided between network namespaces, what each namespace where
 # the application has processes keeps even without traffic (so a connection
 # that starts there can show it wants more; helper/kernel/namespace_shares.py).
@@ -367,7 +367,7 @@ METHODS: dict[str, MethodSpec] = {
             f"rate_bps: {MIN_RATE_BPS}..{MAX_RATE_BPS}. "
             f"burst_bytes: 0 for the default, else {MIN_BURST_BYTES}..{MAX_BURST_BYTES}. What it sizes "
             "depends on what holds the limit on each path: where tc shapes, the class's burst, except that "
-            f"a limit of up to {UPLOAD_CUT_UP_TO_BPS >> 20} MiB/s with no link capacity sends at most two "
+            f"a limit of up to {CUT_UP_TO_BPS >> 20} MiB/s with no link capacity sends at most two "
             "frames at once whatever its burst (a leaf that cuts GSO packets; a download only if it was not "
             "above that since its class was made; a kernel without TBF gets the burst as given); where the policer holds it (the ebpf backend, a path tc cannot "
             "shape), its bucket: the largest of the burst, "

@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from chadthrottle.contract import UPLOAD_CUT_UP_TO_BPS
+from chadthrottle.contract import CUT_UP_TO_BPS as CUT_UP_TO_BPS  # re-exported: htb.py
 from chadthrottle.helper.kernel.htb_change import (
     NLM_F_ACK,
     NLM_F_REQUEST,
@@ -37,11 +37,11 @@ NLM_F_REPLACE, NLM_F_CREATE = 0x100, 0x400
 TCA_TBF_PARMS, TCA_TBF_RATE64, TCA_TBF_BURST = 1, 4, 6
 PSCHED_TICK_NS = 64  # the kernel's psched tick (PSCHED_SHIFT 6): dumps give the bucket in these
 
-# Upload classes up to this rate get a cutting leaf: there one 64 KB packet is
+# Classes up to CUT_UP_TO_BPS get a cutting leaf (a download's only while it
+# never passed above it: htb.py): there one 64 KB packet is
 # more than 30 ms of the rate, an eighth of a 0.25 s window (bench/upload_grain.py:
 # at 1 and 2 MiB/s the class alone settled within 0.5 s in 0 of 8 runs,
 # cutting in 5 of 8, at 0.4% less rate at 2 MiB/s).
-CUT_UP_TO_BPS = UPLOAD_CUT_UP_TO_BPS
 # The cutting TBF's own rate: 32 times the fastest class it cuts for, so it
 # never holds HTB back, and slow enough that a dump's tick is 4 bytes of
 # bucket (the read-back check below resolves a frame).
