@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from chadthrottle.contract import Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
+from chadthrottle.gui.theme import contrast, mix
 from chadthrottle.gui.views.delegates import LimitDelegate, SparklineDelegate
 from chadthrottle.gui.views.overall_row import OVERALL_INDENT, OVERALL_NAME, OverallHeader
 from chadthrottle.gui.views.priority_badge import NameDelegate
@@ -33,7 +34,6 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import (
-    QColor,
     QContextMenuEvent,
     QCursor,
     QFont,
@@ -82,24 +82,6 @@ def tabular_font(font: QFont) -> QFont:
 # soft tint on a light palette, where text contrast matters most.
 DARK_CONTRAST = 1.5
 LIGHT_CONTRAST = 1.15
-
-
-def _mix(base: QColor, accent: QColor, share: float) -> QColor:
-    return QColor(round(base.red() * (1 - share) + accent.red() * share),
-                  round(base.green() * (1 - share) + accent.green() * share),
-                  round(base.blue() * (1 - share) + accent.blue() * share))  # fmt: skip
-
-
-def contrast(a: QColor, b: QColor) -> float:
-    """WCAG contrast ratio of two colours (1 to 21)."""
-
-    def luminance(colour: QColor) -> float:
-        linear = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
-                  for x in (colour.redF(), colour.greenF(), colour.blueF())]  # fmt: skip
-        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-    high, low = sorted((luminance(a), luminance(b)), reverse=True)
-    return (high + 0.05) / (low + 0.05)
 
 
 class AppTable(QTreeView):
@@ -404,11 +386,11 @@ class AppTable(QTreeView):
             base = source.color(group, QPalette.ColorRole.Base)
             rows = (base, source.color(group, QPalette.ColorRole.AlternateBase))
             share = 0.2
-            tint = _mix(base, accent, share)
+            tint = mix(base, accent, share)
             wanted = DARK_CONTRAST if base.lightness() < 128 else LIGHT_CONTRAST
             while share < 0.6 and min(contrast(tint, row) for row in rows) < wanted:
                 share += 0.05
-                tint = _mix(base, accent, share)
+                tint = mix(base, accent, share)
             palette.setColor(group, QPalette.ColorRole.Highlight, tint)
             palette.setColor(
                 group,

@@ -11,8 +11,7 @@ import pytest
 from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Column
-from chadthrottle.gui.theme import Theme, apply_theme
-from chadthrottle.gui.views.app_table import contrast
+from chadthrottle.gui.theme import Theme, apply_theme, contrast
 from chadthrottle.gui.views.main_window import MainWindow
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette

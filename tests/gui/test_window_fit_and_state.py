@@ -17,7 +17,7 @@ import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Column
-from chadthrottle.gui.views.app_table import contrast
+from chadthrottle.gui.theme import contrast
 from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.rate_axis import RateAxis
