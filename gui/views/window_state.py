@@ -31,6 +31,12 @@ MAX_COLUMN_WIDTH = 2000
 GEOMETRY_KEY = "window/geometry"
 SPLITTER_KEY = "window/splitter"
 WIDTHS_KEY = "table/column_widths"
+WIDTHS_LAYOUT_KEY = "table/column_widths_layout"
+# The layout the saved widths are of. 2: a 0 is a column never dragged, which
+# follows the units. Older widths (no layout saved) are every column's width
+# of then, the wide defaults among them, and cannot be told from dragged ones:
+# they are dropped.
+WIDTHS_LAYOUT = 2
 SORT_COLUMN_KEY = "table/sort_column"
 SORT_DESCENDING_KEY = "table/sort_descending"
 SPAN_KEY = "graph/span"
@@ -57,6 +63,7 @@ def save_window_state(window: MainWindow, store: QSettings) -> None:
     store.setValue(GEOMETRY_KEY, window.saveGeometry())
     store.setValue(SPLITTER_KEY, window.splitter.saveState())
     store.setValue(WIDTHS_KEY, [str(width) for width in window.table.preferred_widths()])
+    store.setValue(WIDTHS_LAYOUT_KEY, WIDTHS_LAYOUT)
     proxy = window.table.model()
     assert isinstance(proxy, ApplicationsProxy)  # AppTable's model
     order = proxy.sortColumn(), proxy.sortOrder()
@@ -78,6 +85,9 @@ def restore_window_state(window: MainWindow, store: QSettings) -> None:
     if isinstance(splitter, QByteArray) and not splitter.isEmpty():
         window.splitter.restoreState(splitter)
     widths = _int_list(store.value(WIDTHS_KEY))
+    if widths and _int(store.value(WIDTHS_LAYOUT_KEY), 1) != WIDTHS_LAYOUT:
+        log.info("dropping column widths saved by an older version: they follow the units")
+        widths = []
     if len(widths) == len(Column):
         window.table.set_preferred_widths([min(max(w, 0), MAX_COLUMN_WIDTH) for w in widths])
     column = _int(store.value(SORT_COLUMN_KEY), -2)

@@ -187,6 +187,21 @@ def test_a_folded_graph_gives_the_list_its_room_and_costs_nothing(qtbot) -> None
     assert window.detail.plot.height() >= 80
 
 
+def test_column_widths_saved_by_an_older_layout_are_dropped(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Before 1328f2e every column's width was saved, the wide defaults of then
+    among them (a rate column sized for '888.8 Mbit/s' in every unit), with no
+    layout version: read back, they were all taken as dragged by the user and
+    kept. Dropped now: every column follows the units, as in a new window."""
+    fresh = make_window(qtbot)
+    old = [fresh.table.header().sectionSize(c) + 120 for c in range(len(Column))]
+    store = QSettings(str(tmp_path / "older.conf"), QSettings.Format.IniFormat)
+    store.setValue("table/column_widths", [str(width) for width in old])
+    window = make_window(qtbot)
+    restore_window_state(window, store)
+    assert window.table.preferred_widths()[1:] == [0] * (len(Column) - 1)  # none dragged
+    assert window.table._preferred == fresh.table._preferred
+
+
 def test_garbled_state_falls_back_to_defaults(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = QSettings(str(tmp_path / "bad.conf"), QSettings.Format.IniFormat)
     for key, value in (("window/geometry", "garbage"), ("table/column_widths", ["a", "b"]),
