@@ -125,6 +125,8 @@ class TcShaper:
         ] = {}  # (direction, uplink) -> why it cannot be redirected
         self._links: tuple[float, list[interfaces.Link]] = (float("-inf"), [])
         self._lost_hooks: set[tuple[Direction, int]] = set()  # filters someone removed
+        # (direction, IFB index) whose HTB someone replaced: made again next
+        self._lost_roots: set[tuple[Direction, int]] = set()
         self._changer = ClassChanger.beside(ipr.fileno())
         if self._changer is None:
             log.warning("rate changes go through pyroute2 (slower): no netlink socket beside it")
@@ -224,6 +226,7 @@ class TcShaper:
             }:
                 log.warning("%s", reason)
             self._check_catch_alls()
+            self._check_ifb_roots(gaps)
             self._gaps = (time.monotonic(), (hooks, dict(self._unhooked)), gaps)
             for direction, by_uplink in zip((Direction.DOWN, Direction.UP), hooks, strict=True):
                 gone = f": {foreign_filters.OUR_FILTER_GONE[direction]}"
@@ -236,6 +239,36 @@ class TcShaper:
                     )
                 }  # put back next
         return {direction: list(reasons) for direction, reasons in gaps.items()}
+
+    def _check_ifb_roots(self, gaps: dict[Direction, list[str]]) -> None:
+        """An IFB whose root is no longer our HTB (someone's `tc qdisc replace
+        dev ctifb... root pfifo`): its classes went with it, so the limits
+        there are only policed (a 1 MB/s download read 0.84-1.18 of it) while
+        the listing said shaped, and a change of class failed (ENOENT), so
+        clearing the limit did too. Said as a gap; the next reconcile
+        removes its hooks and the IFB (ours, their qdisc with it) and makes
+        them again (_drop_lost_roots). Read from the IFB's link message (a
+        qdisc dump of a thousand leaves took 60 ms of Python each second)."""
+        for direction in (Direction.DOWN, Direction.UP):
+            for hook in {id(h.ifb): h for h in self._hooks[direction].values()}.values():
+                kind = interfaces.root_qdisc_kind(self._ipr, hook.ifb.ifindex)
+                if kind in ("htb", None):  # None: the IFB is gone (_forget_vanished)
+                    continue  # someone's htb in place of ours: found when a class change fails
+                why = (f"{hook.ifb_name}: its HTB was replaced by a {kind or 'missing'} root ChadThrottle "
+                       f"did not create; {_WORDS[direction]}s are not shaped")  # fmt: skip
+                if (direction, hook.ifb.ifindex) not in self._lost_roots:
+                    log.warning("%s: making it again", why)
+                gaps.setdefault(direction, []).append(why)
+                self._lost_roots.add((direction, hook.ifb.ifindex))
+
+    def _drop_lost_roots(self) -> None:
+        """Remove the hooks that redirect to an IFB whose HTB someone replaced,
+        and the IFB with the last of them: the reconcile makes them again."""
+        for direction, ifb_index in self._lost_roots:
+            hooks = self._hooks[direction]
+            for index in [i for i, hook in hooks.items() if hook.ifb.ifindex == ifb_index]:
+                self._remove_hook(hooks.pop(index))
+        self._lost_roots.clear()
 
     def _check_catch_alls(self) -> None:
         """A linked hook's catch-all that someone removed: without it the tree
@@ -312,6 +345,7 @@ class TcShaper:
             if index in self._hooks[direction]:
                 self._forget_hook(direction, index)
         self._lost_hooks.clear()
+        self._drop_lost_roots()
         if self._takeover_pending and self._reconciled and retire_after_s > 0:
             self._finish_takeover()
         self._reconciled += 1
@@ -361,7 +395,16 @@ class TcShaper:
                 self._unhooked[(direction, index)] = str(why)
         if index in hooks:
             hook = hooks[index]
-            hook.ifb.sync(classes, retire_after_s)
+            try:
+                hook.ifb.sync(classes, retire_after_s)
+            except (KernelError, NetlinkError):
+                if _our_ifb_root(interfaces.root_qdisc(self._ipr, hook.ifb.ifindex)):
+                    raise
+                # its HTB replaced since the last check (_check_ifb_roots): made again
+                self._lost_roots.add((direction, hook.ifb.ifindex))
+                self._drop_lost_roots()
+                self._reconcile_hook(direction, link, uplink, classes, retire_after_s)
+                return
             if hook.ifb.idle:
                 self._remove_hook(hooks.pop(index))
         elif not classes:
@@ -562,6 +605,11 @@ class TcShaper:
         self._takeover_pending = any(
             hook.old_program for hooks in self._hooks.values() for hook in hooks.values()
         )
+
+
+def _our_ifb_root(root: interfaces.Qdisc | None) -> bool:
+    """An IFB's root is the HTB its hierarchy made (or adopted, _adopt_hook)."""
+    return root is not None and root.kind == "htb" and root.handle == ROOT_HANDLE
 
 
 def _largest_frame(links: Iterable[interfaces.Link]) -> int:

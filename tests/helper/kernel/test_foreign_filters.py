@@ -20,7 +20,7 @@ from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.tc_shaper import FILTER_PRIORITY, TcShaper
 
-from tests.support.netns import NetnsPair, entered_netns
+from tests.support.netns import NetnsPair, entered_netns, tc_dump
 from tests.support.waiting import eventually
 
 LIMIT = ClassSpec(rate_bps=3_000_000, burst_bytes=131072)
@@ -170,6 +170,51 @@ def test_our_filters_gone_with_their_qdisc_are_reported_and_put_back(
     shaper.reconcile(wanted)
     eventually(lambda: shaper.enforcement_gaps() == {}, 3.0, 0.05)
     assert "chadt_tc_out" in _filters(pair, "egress") and "chadt_tc_in" in _filters(pair, "ingress")
+
+
+def _ifb_of(shaper: TcShaper, direction: Direction) -> str:
+    (name,) = {hook.ifb_name for hook in shaper._hooks[direction].values()}
+    return name
+
+
+def test_a_root_someone_put_in_place_of_our_ifbs_htb_is_reported_and_made_again(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
+    """`tc qdisc replace dev ctifb... root pfifo` under a 1 MB/s download (e2e,
+    docs/backends.md): the guard held it at 0.84-1.18 while the listing said
+    shaped, and clearing the limit failed. Before: no gap, the pfifo stayed."""
+    wanted = {Direction.DOWN: {1: LIMIT}}
+    shaper.reconcile(wanted)
+    replaced = _ifb_of(shaper, Direction.DOWN)
+    _tc(pair, "qdisc", "replace", "dev", replaced, "root", "pfifo", "limit", "100")
+    assert _gaps_soon(shaper, Direction.DOWN) == [
+        f"{replaced}: its HTB was replaced by a pfifo root ChadThrottle did not create; "
+        "downloads are not shaped"
+    ]
+    shaper.reconcile(wanted)
+    eventually(lambda: shaper.enforcement_gaps() == {}, 3.0, 0.05)
+    made = _ifb_of(shaper, Direction.DOWN)
+    after = tc_dump(pair.host_ns)
+    assert made != replaced and replaced not in after  # the old IFB went, their pfifo with it
+    assert f"qdisc show dev {made}: qdisc htb c7ad: root" in after, after
+    assert "class htb c7ad:1 " in after and made in _filters(pair, "ingress")
+    shaper.reconcile({})
+    assert "ctifb" not in tc_dump(pair.host_ns) and "chadt_tc_in" not in _filters(pair, "ingress")
+
+
+def test_a_limit_cleared_after_someone_replaced_our_ifbs_htb_is_cleared(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
+    """Before the replaced root is read (at most once a second): the class
+    change failed ("tc change-class ... No such file or directory") and with
+    it ClearLimit."""
+    before = tc_dump(pair.host_ns)
+    shaper.reconcile({Direction.DOWN: {1: LIMIT}})
+    _tc(pair, "qdisc", "replace", "dev", _ifb_of(shaper, Direction.DOWN), "root", "pfifo")
+    shaper.reconcile({Direction.DOWN: {1: ClassSpec(1_000_000, 131072)}})  # changed: made again
+    assert "class htb c7ad:1 " in tc_dump(pair.host_ns)
+    shaper.reconcile({})
+    assert tc_dump(pair.host_ns) == before
 
 
 def _load_tc_program(name: bytes) -> int:
