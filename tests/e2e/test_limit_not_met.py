@@ -3,8 +3,8 @@ and the window, on real traffic (issue 13, "Truth about each limit").
 
 The real case: a download limit of 4 MB/s set with a burst of 300 MiB on a TCP
 download the remote sends at 24 MB/s. The kernel passes the burst: the tc
-class (and the policer that guards it) lets the download run at the sender's
-rate until the burst is spent, about 15 s. Measured (docs/backends.md, "Every
+class (and the policer that guards it), or the ebpf backend's policer, lets
+the download run at the sender's rate until the burst is spent, about 15 s. Measured (docs/backends.md, "Every
 path: the policer guards what tc shapes"): 10 times the limit for 5-6 s with a 200 MB burst at 40 MB/s. The
 helper says "measured ... above the limit" once that lasted 5 ticks; the
 listing, `list --json`, `list`, `limit`'s exit status 6, the row, the detail
@@ -37,6 +37,8 @@ from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, start_stream
 
+pytestmark = pytest.mark.parametrize("stack", ["tc", "ebpf"], indirect=True)
+
 CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
 EXIT_NOT_ENFORCED = 6
 LIMIT_BPS = 4_000_000
@@ -44,7 +46,7 @@ BURST = "300M"  # parse_burst_argument: 300 MiB, about 15 s at OFFERED_BPS - LIM
 OFFERED_BPS = 24e6  # paced by the sender: the rate does not hang on the machine's load
 ABOVE = "above the limit"
 SAID_WITHIN_MS = 15_000  # 5 ticks of 1 s, late ticks on a loaded machine, a GUI poll
-MET_AGAIN_WITHIN_MS = 40_000  # the rest of the burst, then 2 s windows below the share
+MET_AGAIN_WITHIN_MS = 60_000  # the rest of the burst (longer if the sender ran slow), 2 s windows
 
 
 def _ctl(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
