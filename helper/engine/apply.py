@@ -11,7 +11,8 @@ writes a gate. Not thread-safe by itself: the engine calls it under its lock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from chadthrottle.contract import Direction
@@ -33,6 +34,16 @@ from chadthrottle.helper.engine.plan import (
 )
 from chadthrottle.helper.engine.ports import DatapathPort, ShaperPort
 from chadthrottle.helper.identity.index import ApplicationIndex
+
+
+@dataclass(frozen=True)
+class ClampedWindows:
+    """A process's receive windows clamped ahead of a download limit: for
+    window_bps on the wire; its senders' old windows estimated to take drain_s
+    (socket_tagging.old_window_drain_s)."""
+
+    drain_s: float
+    window_bps: int
 
 
 class Apply:
@@ -66,9 +77,13 @@ class Apply:
     def tag(self, pid: int, slot: int) -> None:
         self.hold.tag_process(pid, slot)
 
-    def unclamp(self, clamped: dict[int, float]) -> None:
+    def unclamp(self, clamped: Collection[int]) -> None:
         """Windows clamped ahead of a refused change go back to what their slot holds."""
         self.hold.unclamp(clamped)
+
+    def old_windows_left(self, pid: int, clamped: ClampedWindows, idle_ms: int) -> bool | None:
+        """Whether a sender of pid's downloads may still send its old window."""
+        return self.hold.old_windows_left(pid, clamped.window_bps, idle_ms)
 
     def reached(self, table: LimitTable, key: RuleKey) -> list[int]:
         return reached_pids(self._index, table, key)
@@ -144,11 +159,11 @@ class Apply:
         for key in self.slots.rules() - limited:
             self.slots.release(key)
 
-    def shrink_windows_first(self, planned: LimitTable) -> dict[int, float]:
+    def shrink_windows_first(self, planned: LimitTable) -> dict[int, ClampedWindows]:
         """Clamp now the windows of running downloads that the planned table
-        holds tighter than they are held; {pid: seconds its old windows may
-        still take} of those clamped (core.WINDOW_DRAIN_MIN_S)."""
-        clamped: dict[int, float] = {}
+        holds tighter than they are held; what was clamped, by pid
+        (core.WINDOW_DRAIN_MIN_S)."""
+        clamped: dict[int, ClampedWindows] = {}
         for key, limits in planned.enforced():
             window_bps = download_window_bps(limits, self.downloads_queue())
             if not window_bps:
@@ -160,7 +175,7 @@ class Apply:
                     continue  # held to this limit or a lower one already: nothing to spend
                 drain_s = self.hold.clamp_windows(pid, window_bps)
                 if drain_s is not None:
-                    clamped[pid] = drain_s
+                    clamped[pid] = ClampedWindows(drain_s, window_bps)
         return clamped
 
     def wholly_shaped(self, table: LimitTable, by_slot: Mapping[int, int]) -> dict[str, int]:

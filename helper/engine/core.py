@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, tzinfo
 
 from chadthrottle.contract import ADMIN_OWNER, BackendInfo, Direction
-from chadthrottle.helper.engine.apply import Apply
+from chadthrottle.helper.engine.apply import Apply, ClampedWindows
 from chadthrottle.helper.engine.limits import LimitTable
 from chadthrottle.helper.engine.link_plan import LinkFacts, capacities, link_facts
 from chadthrottle.helper.engine.overshoot import OvershootWatch
@@ -53,10 +53,14 @@ log = logging.getLogger("chadthrottle.engine")
 # A download limit landing on a running download clamps the windows first and
 # limits once the senders have spent the old windows (the kernel never takes
 # one back: megabytes at full speed, which the leaf queue would mostly drop,
-# and recovering took seconds). How long that takes is the kernel side's
-# estimate (socket_tagging.old_window_drain_s), within bounds. The numbers:
-# docs/backends.md, "Clamping the receive window".
+# and recovering took seconds). It asks the sockets every WINDOW_POLL_S
+# whether their advertised windows came down to the clamp
+# (socket_tagging.old_windows_left), for at most WINDOW_DRAIN_MAX_S; sockets
+# that received nothing for that long are not waited for. Where the kernel
+# does not say, it waits the estimate (socket_tagging.old_window_drain_s),
+# within bounds. The numbers: docs/backends.md, "Clamping the receive window".
 WINDOW_DRAIN_MIN_S, WINDOW_DRAIN_MAX_S = 0.05, 0.5
+WINDOW_POLL_S = 0.01
 # A user's rule for a program whose file is gone is dropped (docs/helper.md,
 # "Rules and their owners"); checked this often.
 EXPIRY_CHECK_S = 60.0
@@ -249,9 +253,7 @@ class EngineCore:
     def _resolve_id(self, app_id: str) -> str:
         return self._tracking.resolve(app_id, self._limits.has_app(app_id))
 
-    def _change(
-        self, edit: Callable[[LimitTable], None], clamped: dict[int, float] | None = None
-    ) -> None:
+    def _change(self, edit: Callable[[LimitTable], None], clamped: Collection[int] = ()) -> None:
         """clamped: the pids _shrink_windows_first clamped for this edit; if it
         is refused, their windows go back to what the old table holds them to."""
         before = self._limits.copy()
@@ -262,7 +264,7 @@ class EngineCore:
         except HelperError:
             self._limits = before
             self._apply_quietly()
-            self._applier.unclamp(clamped or {})
+            self._applier.unclamp(clamped)
             raise
 
     def _apply_quietly(self) -> None:
@@ -301,17 +303,33 @@ class EngineCore:
             except HelperError as error:
                 log.error("could not store what the quotas used: %s", error)
 
-    def _shrink_windows_first(self, edit: Callable[[LimitTable], None]) -> dict[int, float]:
+    def _shrink_windows_first(
+        self, edit: Callable[[LimitTable], None]
+    ) -> dict[int, ClampedWindows]:
         """Clamp now the windows of running downloads that the table, once
         edited, holds tighter than they are held (see WINDOW_DRAIN_MIN_S)."""
         planned = self._limits.copy()
         edit(planned)
         return self._applier.shrink_windows_first(planned)
 
-    def _wait_for_old_windows(self, clamped: dict[int, float]) -> None:
-        """Without the engine lock: ticks, reads and new processes go on."""
-        if clamped:
-            self._sleep(min(max(WINDOW_DRAIN_MIN_S, max(clamped.values())), WINDOW_DRAIN_MAX_S))
+    def _wait_for_old_windows(self, clamped: Mapping[int, ClampedWindows]) -> None:
+        """Until no clamped sender may still send its old window, for at most
+        WINDOW_DRAIN_MAX_S (or the estimate, where the kernel does not say).
+        Without the engine lock: ticks, reads and new processes go on."""
+        if not clamped:
+            return
+        idle_ms = round(WINDOW_DRAIN_MAX_S * 1000)
+        pending = dict(clamped)
+        for _ in range(round(WINDOW_DRAIN_MAX_S / WINDOW_POLL_S)):
+            left = {pid: self._applier.old_windows_left(pid, c, idle_ms) for pid, c in pending.items()}  # fmt: skip
+            if None in left.values():
+                estimate = max(c.drain_s for c in clamped.values())
+                self._sleep(min(max(WINDOW_DRAIN_MIN_S, estimate), WINDOW_DRAIN_MAX_S))
+                return
+            pending = {pid: c for pid, c in pending.items() if left[pid]}
+            if not pending:
+                return
+            self._sleep(WINDOW_POLL_S)
 
     def _expire_user_rules(self, now: float) -> None:
         """Drop users' rules for programs whose file no longer exists (an

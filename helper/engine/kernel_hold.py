@@ -11,7 +11,7 @@ Not thread-safe by itself: the engine calls it under its lock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.ports import DatapathPort, ShaperPort
@@ -128,7 +128,13 @@ class KernelHold:
         still take (None: nothing to wait for)."""
         return self._datapath.clamp_windows(pid, wire_bps)
 
-    def unclamp(self, pids: set[int] | dict[int, float]) -> None:
+    def old_windows_left(self, pid: int, wire_bps: int, idle_ms: int) -> bool | None:
+        """Whether a sender of pid's clamped downloads may still send its old
+        window (None: the kernel does not say). Reads only the sockets: the
+        engine calls it without its lock, while it waits."""
+        return self._datapath.old_windows_left(pid, wire_bps, idle_ms)
+
+    def unclamp(self, pids: Collection[int]) -> None:
         """Put the windows of processes clamped ahead of a refused change back
         to what their slot holds them to."""
         for pid in pids:

@@ -65,6 +65,7 @@ from chadthrottle.helper.kernel.ringbuf import RingBuffer
 from chadthrottle.helper.kernel.socket_tagging import (
     cap_open_sockets,
     clamp_open_windows,
+    old_windows_left,
     pace_open_sockets,
     tag_open_sockets,
 )
@@ -364,6 +365,11 @@ class Datapath:
         senders may still send at the old windows' pace (seconds), None if it
         has none."""
         return max(clamp_open_windows(tgid, wire_bps), default=None)
+
+    def old_windows_left(self, tgid: int, wire_bps: int, idle_ms: int) -> bool | None:
+        """Whether a sender of tgid's clamped downloads may still send more than
+        the clamp allows (socket_tagging.old_windows_left; None: unknown)."""
+        return old_windows_left(tgid, wire_bps, idle_ms)
 
     def watch_new_owners(self, on_new_owner: Callable[[int, int], None]) -> None:
         """Call on_new_owner(tgid, cgroup_id) from poll_new_owners() for each

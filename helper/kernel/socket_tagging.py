@@ -59,6 +59,10 @@ _TCP_INFO_BYTES, _TCPI_RCV_SSTHRESH, _TCPI_RTT, _TCPI_RCV_RTT, _TCPI_RCV_SPACE, 
     148,
 )
 _TCP_CLOSE, _TCP_LISTEN = 7, 10  # tcpi_state, the first byte
+# Later fields: tcpi_rcv_wscale (the high nibble of byte 6), tcpi_last_data_recv
+# (ms), and tcpi_rcv_wnd, the window the socket last advertised, which only
+# a longer tcp_info carries (this machine's 6.18 returns 280 bytes).
+_TCPI_WSCALE, _TCPI_LAST_DATA_RECV, _TCPI_RCV_WND, _TCP_INFO_LONG_BYTES = 6, 52, 232, 236
 
 
 def c_constants() -> dict[str, int]:
@@ -293,6 +297,40 @@ def clamp_open_windows(pid: int, wire_bps: int) -> list[float]:
         if drain_s is not None:
             drains.append(drain_s)
     return drains
+
+
+def old_windows_left(pid: int, wire_bps: int, idle_ms: int) -> bool | None:
+    """Whether a TCP socket of pid, clamped for a download limit of wire_bps,
+    still advertises more than its clamp: its sender may still send that
+    much of the old window at once. The receiver cannot shrink a window it
+    offered (the right edge stays), so the advertised window only comes down
+    to the clamp once the sender has sent up to the old edge; what it sent
+    and is still on its way lies inside that window too. Exact where an
+    estimate (old_window_drain_s) is not: a sender that got no CPU while the
+    helper waited kept its old window and sent it into the shaper after the
+    limit landed (docs/backends.md, "Clamping the receive window").
+    Sockets that received nothing for idle_ms are not waited for (a kept-alive
+    connection's window stays open until its sender sends again, which no
+    wait can cover). None: the kernel's tcp_info does not carry the window."""
+    for sock_fd, kind in _open_inet_sockets(pid):
+        if kind != socket.SOCK_STREAM:
+            continue
+        try:
+            with _borrowed(sock_fd) as sock:
+                info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LONG_BYTES)
+        except OSError:
+            continue
+        if not info or info[0] in (_TCP_CLOSE, _TCP_LISTEN):
+            continue
+        if len(info) < _TCP_INFO_LONG_BYTES:
+            return None
+        if struct.unpack_from("I", info, _TCPI_LAST_DATA_RECV)[0] > idle_ms:
+            continue
+        clamp = receive_window_bytes(wire_bps, struct.unpack_from("I", info, _TCPI_MIN_RTT)[0])
+        grain = 1 << (info[_TCPI_WSCALE] >> 4)  # the window is advertised in these steps
+        if struct.unpack_from("I", info, _TCPI_RCV_WND)[0] > clamp + grain:
+            return True
+    return False
 
 
 def cap_socket(

@@ -25,6 +25,7 @@ class RecordingDatapath:
     old_window_drains: dict[int, float] = field(
         default_factory=dict
     )  # pid -> s its open downloads' old windows take
+    old_window_left_answers: dict[int, list[bool | None]] = field(default_factory=dict)
     events: list[tuple[str, int, int]] = field(
         default_factory=list
     )  # ("clamp" | "tag", pid, rate | slot)
@@ -51,6 +52,12 @@ class RecordingDatapath:
     def clamp_windows(self, tgid: int, wire_bps: int) -> float | None:
         self.events.append(("clamp", tgid, wire_bps))
         return self.old_window_drains.get(tgid)
+
+    def old_windows_left(self, tgid: int, wire_bps: int, idle_ms: int) -> bool | None:
+        """What old_window_left_answers says next for tgid (None: the kernel
+        does not say, as before it carried the window)."""
+        answers = self.old_window_left_answers.get(tgid)
+        return answers.pop(0) if answers else None
 
     def forget_owner(self, tgid: int) -> None:
         self.forgotten_owners.append(tgid)

@@ -12,6 +12,7 @@ import pytest
 from chadthrottle.contract import MIN_BURST_BYTES, BackendInfo, Direction
 from chadthrottle.helper.adapter.validation import validate_burst_bytes
 from chadthrottle.helper.engine.api import ClearLimit, SetLimit
+from chadthrottle.helper.engine.core import WINDOW_DRAIN_MAX_S, WINDOW_POLL_S
 from chadthrottle.helper.engine.limits import default_burst_bytes
 from chadthrottle.helper.errors import (
     BackendUnavailable,
@@ -219,6 +220,24 @@ def test_a_running_download_gets_its_window_clamped_before_it_is_limited(world: 
     world.datapath.old_window_drains[10] = 3.0  # never longer than WINDOW_DRAIN_MAX_S
     world.engine.set_limit(app_id, Direction.DOWN, 250_000, 0)
     assert world.slept[-1] == 0.5
+
+
+def test_a_limit_lands_once_the_sockets_say_their_old_windows_are_spent(world: World) -> None:
+    """Where the kernel says (tcpi_rcv_wnd), the engine asks every
+    WINDOW_POLL_S instead of trusting the estimate, which a sender that got
+    no CPU meanwhile outlasted; at most WINDOW_DRAIN_MAX_S."""
+    world.spawn(10)
+    world.datapath.old_window_drains[10] = 0.06
+    world.datapath.old_window_left_answers[10] = [True, True, False]
+    app_id = world.engine.set_limit("pid:10", Direction.DOWN, 2_000_000, 0)
+    assert world.slept == [WINDOW_POLL_S, WINDOW_POLL_S]
+    assert world.datapath.events[:2] == [("clamp", 10, 2_000_000), ("tag", 10, world.datapath.process_slots[10])]  # fmt: skip
+    world.datapath.old_window_left_answers[10] = [False]  # spent at once: no wait at all
+    world.engine.set_limit(app_id, Direction.DOWN, 1_000_000, 0)
+    assert world.slept == [WINDOW_POLL_S, WINDOW_POLL_S]
+    world.datapath.old_window_left_answers[10] = [True] * 1000  # a sender that never sends it
+    world.engine.set_limit(app_id, Direction.DOWN, 500_000, 0)
+    assert sum(world.slept) == pytest.approx(2 * WINDOW_POLL_S + WINDOW_DRAIN_MAX_S)
 
 
 def test_the_engine_answers_while_it_waits_for_old_windows(world: World) -> None:

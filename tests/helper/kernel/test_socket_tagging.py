@@ -1,16 +1,26 @@
-"""How long a sender may still use a receive window offered before a clamp."""
+"""How long a sender may still use a receive window offered before a clamp,
+and whether it still may (old_windows_left)."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import struct
 import subprocess
 import threading
+import time
 
 import pytest
-from chadthrottle.helper.kernel.socket_tagging import old_window_drain_s, tcp_window_state
+from chadthrottle.helper.kernel.socket_tagging import (
+    clamp_open_windows,
+    old_window_drain_s,
+    old_windows_left,
+    tcp_window_state,
+)
 
 from tests.support.requirements import require_program
+from tests.support.waiting import eventually
 
 
 def test_an_old_window_takes_two_round_trips_or_the_time_to_send_it() -> None:
@@ -84,3 +94,66 @@ def test_reading_the_namespace_cookie_of_what_is_not_a_socket_leaks_no_descripto
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def _advertised(sock: socket.socket) -> int:
+    """tcpi_rcv_wnd: the window the socket last advertised."""
+    return int(
+        struct.unpack_from("I", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 236), 232)[0]
+    )
+
+
+def test_a_clamped_window_is_left_until_the_sender_spends_it() -> None:
+    """The receiver cannot take back the right edge it offered: a sender that
+    holds back after the clamp (as one the CPU load holds back) may still
+    send the old window at once, and old_windows_left says so until it has;
+    a sender quiet for longer than idle_ms is not waited for."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    receiver = socket.create_connection(listener.getsockname())
+    sender, _ = listener.accept()
+    sender.settimeout(0.05)
+    sending, stop = threading.Event(), threading.Event()
+    sending.set()
+
+    def send() -> None:
+        while not stop.is_set():
+            if sending.wait(0.05):
+                try:
+                    sender.send(b"x" * 65536)
+                except (TimeoutError, OSError):
+                    continue
+
+    def read() -> None:
+        while not stop.is_set() and receiver.recv(1 << 20):
+            pass
+
+    threads = [
+        threading.Thread(target=send, daemon=True),
+        threading.Thread(target=read, daemon=True),
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        assert eventually(lambda: _advertised(receiver) > 4 << 20, 10.0), _advertised(receiver)
+        sending.clear()
+        time.sleep(0.1)  # what the sender had written has arrived
+        assert clamp_open_windows(os.getpid(), 1_000_000)
+        assert old_windows_left(os.getpid(), 1_000_000, idle_ms=5_000) is True
+        time.sleep(0.6)
+        assert (
+            old_windows_left(os.getpid(), 1_000_000, idle_ms=500) is False
+        )  # quiet: not waited for
+        assert old_windows_left(os.getpid(), 1_000_000, idle_ms=5_000) is True
+        sending.set()
+        assert eventually(
+            lambda: old_windows_left(os.getpid(), 1_000_000, idle_ms=5_000) is False, 5.0
+        ), _advertised(receiver)
+        assert _advertised(receiver) <= 1 << 20
+    finally:
+        stop.set()
+        for sock in (sender, receiver, listener):
+            sock.shutdown(socket.SHUT_RDWR) if sock is not listener else None
+        for thread in threads:
+            thread.join(5)
+        for sock in (sender, receiver, listener):
+            sock.close()
