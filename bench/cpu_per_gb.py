@@ -37,7 +37,9 @@ datapaths: then B adds one more program on hooks already on, without the
 hook's own entry (bench/hook_ns.py measures that part), and the report says
 so. --compare A:B measures other pairs on the same stream: none:empty (the
 cgroup hook's own cost, an empty program on both skb hooks), empty:ours (our
-programs' part), DIR:ours (a copy of bpf/ from before a change against bpf/).
+programs' part), DIR:ours (a copy of bpf/ from before a change against bpf/),
+ours:limited (the stream's application unlimited, then limited by the tc
+backend at --limit-gbit, above what the stream reaches: bench/limited_self.py).
 docs/benchmarks.md keeps the runs and the command for a quiet rerun.
 """
 
@@ -64,6 +66,7 @@ from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 
 from bench.hook_split import EmptyHooks
+from bench.limited_self import limited_self
 from bench.overhead import (
     CACHE_DIR,
     Iperf,
@@ -142,9 +145,13 @@ def _put(side: Any, on: bool) -> None:
 
 
 @contextlib.contextmanager
-def compared(compare: str, pair: Any, locked: bool) -> Iterator[Compared]:
+def compared(compare: str, pair: Any, locked: bool, limit_bps: int, pacing: bool) -> Iterator[Any]:
     """--compare A:B, each of none, empty, ours or a directory holding a copy of bpf/
-    (built with a cache of its own, as bench/hook_ns.py --bpf)."""
+    (built with a cache of its own, as bench/hook_ns.py --bpf); or ours:limited."""
+    if compare == "ours:limited":
+        with limited_self(pair, locked, limit_bps, pacing) as limited:
+            yield limited
+        return
     if compare == "none:ours":  # the issue's measurement, through bench/overhead.py's switch
         with switchable("accounting", pair, locked) as switch:
             yield Compared(None, switch.datapath)
@@ -201,7 +208,13 @@ def measure_stream(iperf: Iperf, direction: str, kind: str, args: argparse.Names
                 results.beside.append(f"{direction} {kind} blocks {blocks.start}-{blocks.stop - 1}: "
                                       f"{len(list(RUN_DIR.glob('datapath-*.ids')))} datapaths")  # fmt: skip
             with (
-                compared(args.compare, iperf.pair, locked) as switch,
+                compared(
+                    args.compare,
+                    iperf.pair,
+                    locked,
+                    int(args.limit_gbit * 1e9 / 8),
+                    not args.limit_no_pacing,
+                ) as switch,  # fmt: skip
                 iperf.stream(direction, seconds, kind, args.rate_gbit * 1e9 / 8),
             ):
                 switch.adopt(iperf.pids())
@@ -302,7 +315,9 @@ def format_report(results: Results) -> str:
         f"Accounting's cost: bench/cpu_per_gb.py, {results.started}",
         f"{s['blocks']} blocks per stream of 4 windows of {s['window']} s (after {s['settle']} s each), "
         f"ABBA and BAAB by turns; A:B = {s.get('compare', 'none:ours')} (none: no program; empty: r0 = 1 "
-        f"on both skb hooks; ours: bpf/, nothing limited); fixed rate {s['rate_gbit']:g} Gbit/s",
+        f"on both skb hooks; ours: bpf/, nothing limited; limited: ours, the stream's application limited "
+        f"at {s.get('limit_gbit', 0):g} Gbit/s each way by tc{', no pacing cap' if s.get('limit_no_pacing') else ''}); "
+        f"fixed rate {s['rate_gbit']:g} Gbit/s",
         "change = B/A - 1 (rate: CPU per GB; max: throughput): the median of the blocks' changes, and "
         "the change of the totals over all blocks; [95% bootstrap CI, blocks resampled]; target: CPU "
         "per GB under +2%, throughput above -3% (met: the whole CI inside; missed: outside)",
@@ -368,8 +383,13 @@ def main(argv: list[str] | None = None) -> int:
         "--compare",
         default="none:ours",
         help="A:B, each of none (no program), empty (r0 = 1 on both skb hooks: the hook's own "
-        "cost), ours (the datapath from bpf/) or a directory with a copy of bpf/ (before a change)",
+        "cost), ours (the datapath from bpf/) or a directory with a copy of bpf/ (before a change); "
+        "or ours:limited (the stream's application limited both ways by the tc backend, bench/limited_self.py)",
     )
+    parser.add_argument("--limit-gbit", type=float, default=30.0,
+                        help="ours:limited: the limit, each way (above what the stream reaches)")  # fmt: skip
+    parser.add_argument("--limit-no-pacing", action="store_true",
+                        help="ours:limited without the upload pacing cap, which stays on the socket once set")  # fmt: skip
     parser.add_argument("--json", help="also write every window here")
     parser.add_argument("--report", metavar="JSON", help="only print the report of a saved run")
     args = parser.parse_args(argv)
@@ -379,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces, BPF)")
     sides = args.compare.split(":")
-    if (
+    if args.compare != "ours:limited" and (
         len(sides) != 2
         or sides[0] == sides[1]
         or not all(
