@@ -27,7 +27,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, cast
 
@@ -240,7 +240,9 @@ class HtbHierarchy:
         drop the larger frames (review L2)."""
         messages = list(ipr.get_classes(index=ifindex))
         if any(message["handle"] == ROOT_HANDLE | LINK_MINOR for message in messages):
-            return cls.adopt_linked(ipr, ifindex, direction, l3_to_l2, changer, messages)
+            return cls.adopt_linked(
+                ipr, ifindex, direction, l3_to_l2, changer, messages, frame_bytes
+            )
         hierarchy = cls(ipr, ifindex, direction, l3_to_l2=l3_to_l2, changer=changer,
                         frame_bytes=frame_bytes)  # fmt: skip
         for message in messages:
@@ -252,27 +254,30 @@ class HtbHierarchy:
             rate = options.get_attr("TCA_HTB_RATE64") or parms["rate"]
             hierarchy._adopted[slot] = (int(rate), int(parms["buffer"]))
             hierarchy._held.add(slot)
-        for message in ipr.get_qdiscs(index=ifindex):
-            slot = message["parent"] & 0xFFFF
-            if slot not in hierarchy._adopted or message["parent"] >> 16 != HTB_MAJOR:
-                continue
-            if message.get_attr("TCA_KIND") == "bfifo":
-                hierarchy._leaf_limits[slot] = int(message.get_attr("TCA_OPTIONS")["limit"])
-            elif message.get_attr("TCA_KIND") == "tbf" and message["handle"] == _leaf_handle(slot):
-                hierarchy._tbf[slot] = tbf_leaf.read_back(
-                    message
-                )  # None: changed at the first sync
-                if hierarchy._tbf[slot] is None:
-                    hierarchy._passed.add(slot)  # it may hold whole GSO packets
+        hierarchy._read_leaves(set(hierarchy._adopted))
         hierarchy._resize_adopted_leaves()
         return hierarchy
 
-    def _resize_adopted_leaves(self) -> None:
+    def _read_leaves(self, slots: set[int]) -> None:
+        """The leaves of these adopted classes, as the kernel has them."""
+        for message in self._ipr.get_qdiscs(index=self.ifindex):
+            slot = message["parent"] & 0xFFFF
+            if slot not in slots or message["parent"] >> 16 != HTB_MAJOR:
+                continue
+            if message.get_attr("TCA_KIND") == "bfifo":
+                self._leaf_limits[slot] = int(message.get_attr("TCA_OPTIONS")["limit"])
+            elif message.get_attr("TCA_KIND") == "tbf" and message["handle"] == _leaf_handle(slot):
+                self._tbf[slot] = tbf_leaf.read_back(message)  # None: changed at the first sync
+                if self._tbf[slot] is None:
+                    self._passed.add(slot)  # it may hold whole GSO packets
+
+    def _resize_adopted_leaves(self, slots: Iterable[int] | None = None) -> None:
         """Adopted cutting leaves, wanted yet or not, take the largest frame
         now (in place: the kernel keeps their queue); without a changer to
         send a TBF message they become bfifo leaves, which cut nothing and
-        drop nothing a bfifo would not (review L1)."""
-        for slot in self._adopted:
+        drop nothing a bfifo would not (review L1). slots: these (a linked
+        tree's), not the adopted ones."""
+        for slot in list(self._adopted if slots is None else slots):
             leaf = self._tbf.get(slot)
             if leaf is None or not leaf.cuts:
                 continue
@@ -308,23 +313,27 @@ class HtbHierarchy:
         l3_to_l2: float,
         changer: ClassChanger | None,
         messages: list,
+        frame_bytes: int = tbf_leaf.largest_frame([]),
     ) -> HtbHierarchy:
         """A linked tree a killed helper left: its link is read back from the
         link class's rate, and every class is taken as planned differently, so
         the first sync changes in place what it wants (the kernel keeps the
-        queues and tokens) and retires the rest."""
+        queues and tokens) and retires the rest. Its leaves are read back as
+        adopt() reads them (a TBF leaf changed in place, never replaced by a
+        bfifo: EINVAL), and cutting ones re-sized for frame_bytes at once."""
         from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 
         link_rate = next(int(m.get_attr("TCA_OPTIONS").get_attr("TCA_HTB_RATE64") or
                               m.get_attr("TCA_OPTIONS").get_attr("TCA_HTB_PARMS")["rate"])
                          for m in messages if m["handle"] == ROOT_HANDLE | LINK_MINOR)  # fmt: skip
         capacity = max(1, round(link_rate / SHAPE_SHARE / l3_to_l2))
-        hierarchy = cls(
-            ipr, ifindex, direction, l3_to_l2=l3_to_l2, changer=changer, link=LinkShaping(capacity)
-        )
+        hierarchy = cls(ipr, ifindex, direction, l3_to_l2=l3_to_l2, changer=changer,
+                        link=LinkShaping(capacity), frame_bytes=frame_bytes)  # fmt: skip
         for message in messages:
             if message["handle"] >> 16 == HTB_MAJOR:
                 hierarchy._planned[message["handle"] & 0xFFFF] = _ADOPTED_PLAN
+        hierarchy._read_leaves(set(hierarchy._planned) - {LINK_MINOR})
+        hierarchy._resize_adopted_leaves(list(hierarchy._tbf))
         return hierarchy
 
     def release_held(self) -> None:
@@ -458,20 +467,20 @@ class HtbHierarchy:
         if frame_bytes == self.frame_bytes:
             return
         self.frame_bytes = frame_bytes
+        if self.link is not None:  # every TBF leaf in place; the class bursts at the next sync
+            self._resize_adopted_leaves(list(self._tbf))
+            return
         for slot, spec in self.classes.items():
             if spec is not _DIFFERS and slot not in self._retiring and self._uses_tbf(slot):
                 self._sync_leaf(slot, spec)
         self._resize_adopted_leaves()  # held ones too: the old programs still classify into them
 
     def _uses_tbf(self, slot: int) -> bool:
-        """A new class without a link gets a TBF leaf (both directions), fixed for its
-        life (replacing a leaf drops its queue); one adopted with a bfifo keeps it."""
-        return (
-            self.link is None
-            and self._changer is not None
-            and not self._tbf_refused
-            and slot not in self._leaf_limits
-        )
+        """A new class gets a TBF leaf (both directions), fixed for its life
+        (replacing a leaf drops its queue); one adopted with a bfifo keeps it.
+        Under a link, a class made without a limit gets a bfifo
+        (_sync_linked_leaf)."""
+        return self._changer is not None and not self._tbf_refused and slot not in self._leaf_limits
 
     def _cuts(self, slot: int, rate_bps: int) -> bool:
         """Whether the class's TBF leaf cuts at this rate. A leaf that passed
@@ -490,8 +499,9 @@ class HtbHierarchy:
             return 2 * self.frame_bytes
         return spec.burst_bytes
 
-    def _sync_leaf(self, slot: int, spec: ClassSpec) -> None:
-        limit = leaf_queue_bytes(spec.rate_bps, self._direction)
+    def _sync_leaf(self, slot: int, spec: ClassSpec, limit: int | None = None) -> None:
+        """limit: the leaf's queue in bytes (None: leaf_queue_bytes, without a link)."""
+        limit = leaf_queue_bytes(spec.rate_bps, self._direction) if limit is None else limit
         if self._uses_tbf(slot):
             wanted = (
                 tbf_leaf.leaf_for(spec.rate_bps, self.frame_bytes, limit)
@@ -585,20 +595,73 @@ class HtbHierarchy:
                         parent=ROOT_HANDLE | LINK_MINOR)  # fmt: skip
                 del self._retiring[minor], self._planned[minor]
                 self._leaf_limits.pop(minor, None)
+                self._tbf.pop(minor, None)
+                self._passed.discard(minor)
         for minor, plan in plans.items():  # parents first
             self._retiring.pop(minor, None)
+            spec = wanted.get(minor)
+            if spec is not None and minor in self._planned:
+                self._swap_to_cutting(minor, spec)
+            if spec is not None and spec.rate_bps and self._uses_tbf(minor):
+                plan = replace(
+                    plan, cburst_bytes=self._class_burst(minor, spec)
+                )  # two frames if it cuts
             if self._planned.get(minor) != plan:
-                self._set_planned(plan, "change-class" if minor in self._planned else "add-class")
+                self._set_planned(
+                    plan, "change-class" if minor in self._planned else "add-class", spec
+                )
                 self._planned[minor] = plan
+            elif spec is not None and minor in self._tbf:
+                self._sync_linked_leaf(minor, spec, plan)  # adopted, or a new frame size
         self.classes = {slot: spec for slot, spec in wanted.items()}
 
-    def _set_planned(self, plan: ClassPlan, command: str) -> None:
+    def _swap_to_cutting(self, slot: int, spec: ClassSpec) -> None:
+        """A linked class made without a limit has a bfifo leaf (an active
+        application's fair share, or its priority's class); given a limit up
+        to CUT_UP_TO_BPS it gets a cutting TBF, which must replace the bfifo
+        (the kernel changes a qdisc in place only into its own kind). That
+        drops the bfifo's queue, so it is done only at a sync that finds the
+        queue empty: what arrives between the dump and the swap (well under a
+        millisecond) is lost; until then the limit holds with the old grain."""
+        if (slot not in self._leaf_limits or not spec.rate_bps or not tbf_leaf.cuts_at(spec.rate_bps)
+                or self._changer is None or self._tbf_refused or not self._leaf_empty(slot)):  # fmt: skip
+            return
+        tc_call(
+            self._ipr, "del", index=self.ifindex, handle=_leaf_handle(slot), parent=class_id(slot)
+        )
+        del self._leaf_limits[slot]  # HTB's default leaf until the TBF: _set_planned
+        self._planned[slot] = _ADOPTED_PLAN  # changed (burst, leaf) now
+
+    def _leaf_empty(self, slot: int) -> bool:
+        for message in self._ipr.get_qdiscs(index=self.ifindex):
+            if message["handle"] == _leaf_handle(slot) and message["parent"] == class_id(slot):
+                stats = message.get_attr("TCA_STATS2")
+                queue = stats.get_attr("TCA_STATS_QUEUE") if stats is not None else None
+                return queue is not None and int(queue["qlen"]) == 0
+        return False
+
+    def _sync_linked_leaf(self, slot: int, spec: ClassSpec, plan: ClassPlan) -> None:
+        """An application's leaf in a linked tree: a TBF for a class made with a
+        limit (cutting up to CUT_UP_TO_BPS, the rules of a tree without a link),
+        kept for the class's life and passing while it has no limit; a bfifo
+        for one made without (_swap_to_cutting)."""
+        assert plan.leaf_bytes is not None
+        if slot in self._tbf or (spec.rate_bps and self._uses_tbf(slot)):
+            self._sync_leaf(slot, replace(spec, rate_bps=spec.rate_bps or DEFAULT_CLASS_RATE_BPS),
+                            plan.leaf_bytes)  # fmt: skip
+        elif self._leaf_limits.get(slot) != plan.leaf_bytes:
+            self._bfifo_leaf(slot, plan.leaf_bytes)
+
+    def _set_planned(self, plan: ClassPlan, command: str, spec: ClassSpec | None = None) -> None:
         """One class of a linked hierarchy (its ceil differs from its rate:
-        pyroute2, not the rate-only fast path), and its leaf."""
+        pyroute2, not the rate-only fast path), and its leaf. spec: the
+        application's (None: ours, or retiring)."""
         tc_call(self._ipr, command, "htb", self.ifindex, class_id(plan.minor), parent=plan.parent,
                 rate=f"{plan.rate_bps * 8}bit", ceil=f"{plan.ceil_bps * 8}bit", burst=plan.burst_bytes,
                 cburst=plan.cburst_bytes, prio=plan.prio, quantum=plan.quantum_bytes)  # fmt: skip
-        if plan.leaf_bytes is not None and self._leaf_limits.get(plan.minor) != plan.leaf_bytes:
+        if plan.leaf_bytes is not None and (spec is not None or plan.minor in self._tbf):
+            self._sync_linked_leaf(plan.minor, spec or ClassSpec(0, 0), plan)  # retiring: opened
+        elif plan.leaf_bytes is not None and self._leaf_limits.get(plan.minor) != plan.leaf_bytes:
             major = DEFAULT_LEAF_MAJOR if plan.minor == DEFAULT_MINOR else plan.minor
             tc_call(self._ipr, "replace", "bfifo", self.ifindex, major << 16, parent=class_id(plan.minor),
                     limit=plan.leaf_bytes)  # fmt: skip

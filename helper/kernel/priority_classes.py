@@ -33,7 +33,8 @@ alone on an idle link may take all of it (its ceil). A limit holds inside,
 as the class's ceil.
 
 This kernel has no fq_codel nor cake (/proc/config.gz); the leaves are byte
-FIFOs. Where fq_codel is present it should be the leaves' qdisc (flows of one
+FIFOs (a class made with a limit: a TBF, cutting GSO packets under small
+limits, htb.py). Where fq_codel is present it should be the leaves' qdisc (flows of one
 application kept apart, its bulk queue kept short): not done yet.
 
 Pure planning: HtbHierarchy (htb.py) applies the plan, given a
@@ -126,7 +127,7 @@ class ClassPlan:
     burst_bytes: int
     cburst_bytes: int
     prio: int
-    leaf_bytes: int | None  # the leaf bfifo; None: an inner class
+    leaf_bytes: int | None  # the leaf's queue (bfifo or TBF: htb.py); None: an inner class
     quantum_bytes: int = CLASS_QUANTUM_BYTES
 
 
