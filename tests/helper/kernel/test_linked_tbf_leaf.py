@@ -136,8 +136,9 @@ def test_a_small_limit_under_a_link_cuts_and_its_upload_arrives_smoothly(
             abs(_cburst(pair, SMALL) - 2 * FRAME) <= 4
         )  # two frames at once, not the limit's burst
         shares = _paced_upload_windows(pair)
-        assert all(abs(share - 1) <= 0.1 for share in shares), shares
-        assert max(shares) - min(shares) <= 0.1, shares
+        # with the bfifo leaf: 0.82-1.47, a spread of 0.36-0.62 (3 runs); with the cutting one 0.996-1.006
+        assert all(abs(share - 1) <= 0.15 for share in shares), shares
+        assert max(shares) - min(shares) <= 0.2, shares
     finally:
         tree.delete()
     assert tc_dump(pair.host_ns) == before
