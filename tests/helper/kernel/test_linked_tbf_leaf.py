@@ -187,3 +187,40 @@ def test_a_killed_helpers_linked_leaves_are_adopted_and_one_that_passed_never_cu
         assert _leaves(ipr, adopted.ifindex) == {}
     finally:
         first.delete()
+
+
+def _bucket(ipr: IPRoute, ifindex: int, slot: int) -> int:
+    (message,) = [m for m in ipr.get_qdiscs(index=ifindex) if m["parent"] == class_id(slot)]
+    leaf = tbf_leaf.read_back(message)
+    assert leaf is not None and leaf.cuts, message.get_attr("TCA_KIND")
+    return leaf.bucket_bytes
+
+
+def test_linked_cutting_leaves_follow_the_largest_frame_while_running_and_at_adoption(
+    pair: NetnsPair, netlink: tuple[IPRoute, ClassChanger]
+) -> None:
+    """A cutting bucket smaller than a frame drops that frame: the leaves take
+    a raised MTU in place (the shaper's set_frame_bytes), and one raised while
+    no helper ran at adoption."""
+    ipr, changer = netlink
+    tree = _tree(ipr, pair, changer)
+    tree.create()
+    try:
+        tree.sync({SMALL: WANTED[SMALL]}, 0.0)
+        larger, largest = (
+            tbf_leaf.largest_frame([(4000, True)]),
+            tbf_leaf.largest_frame([(9000, True)]),
+        )
+        tree.set_frame_bytes(larger)
+        assert abs(_bucket(ipr, tree.ifindex, SMALL) - larger) <= tbf_leaf.tick_bytes(
+            tbf_leaf.CUT_RATE_BPS
+        )
+        adopted = HtbHierarchy.adopt(ipr, tree.ifindex, Direction.UP, l3_to_l2=L3_TO_L2,
+                                     changer=changer, frame_bytes=largest)  # fmt: skip
+        assert abs(_bucket(ipr, tree.ifindex, SMALL) - largest) <= tbf_leaf.tick_bytes(
+            tbf_leaf.CUT_RATE_BPS
+        )
+        adopted.sync({SMALL: WANTED[SMALL]}, 0.0)
+        assert abs(_cburst(pair, SMALL) - 2 * largest) <= 4
+    finally:
+        tree.delete()
