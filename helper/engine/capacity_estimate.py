@@ -40,7 +40,14 @@ Each tick:
   while an upload probe is blamed, and alone at first (the upload too if
   the queue stays after DOWN_ALONE_CUTS): what passes it is after the modem.
   A rise within BLAME_S of a take-back is that probe's queue seen late: no
-  cut for it unless the download passes less;
+  cut for it unless the download passes less. A rise while an upload loaded
+  lately passes under UNDER_SHARE of its shaping rate with our upload queue
+  empty is the upload's own link slowing (its senders, losing at the modem's
+  full buffer, send only what it passes): for BLAME_S after it (and after
+  each cut it brings) the upload alone is cut at each rise, what it goes
+  back up to is the most it passed in those rises, and nothing else is
+  judged or raised (the download, its acknowledgements waiting at the
+  modem, passes less too);
 - the delay stayed low: one loaded direction (LOADED_SHARE of its shaping
   rate passed) is raised, by a step that grows with raises in a row
   (RAISE_STEPS; the upload's smaller, JUDGE_S apart), straight up to the
@@ -201,6 +208,7 @@ class _Direction:
     held: int | None = None  # the highest capacity it held loaded with no rise, lately (HELD_S)
     since_held_s: float = 0.0
     since_probe_s: float = float("inf")  # since a raise above what it held (a probe)
+    since_loaded_s: float = float("inf")  # since it passed LOADED_SHARE of its shaping rate
 
 
 @dataclass
@@ -218,6 +226,9 @@ class CapacityEstimator:
         self._since_down_cut_s = float("inf")  # since a cut of the download alone
         self._down_cuts = 0  # of the download alone, DOWN_FIRST_S or less apart
         self._since_back_s = float("inf")  # since a failed probe was taken back
+        self._since_up_slow_s = float("inf")  # since a rise showed the upload's own link slower
+        self._up_before: int | None = None  # what the upload held before its link slowed
+        self._up_link = 0.0  # the most it passed in a rise since (bytes/s): the modem's new rate
         self.decisions: list[str] = []  # this tick's, for bench/capacity_follow.py's trace
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
@@ -244,8 +255,14 @@ class CapacityEstimator:
         )  # NaN
         self._since_down_cut_s += sample.seconds
         self._since_back_s += sample.seconds
+        self._since_up_slow_s += sample.seconds
         for direction, state in self._state.items():
             state.since_cut_s += sample.seconds
+            state.since_loaded_s += sample.seconds
+            if state.capacity is not None and achieved[direction] >= (
+                LOADED_SHARE * state.capacity * SHAPE_SHARE
+            ):
+                state.since_loaded_s = 0.0
             state.since_raise_s += sample.seconds
             state.hold_s = max(0.0, state.hold_s - sample.seconds)
             state.since_failed_s += sample.seconds
@@ -268,9 +285,18 @@ class CapacityEstimator:
             for d, s in self._state.items()
             if achieved[d] >= max(MIN_TRAFFIC_BPS, BULK_SHARE * busiest)
         }
-        if self._not_taken(active, achieved, sample.local_wait_s):
+        rise = delay > RISE_S + NOISE_SHARE * max(sample.local_wait_s.values(), default=0.0)
+        first = False  # the first tick of the upload's own link slowing: what passed straddles it
+        if rise and self._up_link_slowed(achieved, sample.local_wait_s):
+            if first := self._since_up_slow_s >= BLAME_S:
+                self._up_before, self._up_link = self._state[Direction.UP].held, 0.0
+            self._since_up_slow_s = 0.0
+        if self._since_up_slow_s < BLAME_S:  # nothing judged or raised until it drained
+            if rise:  # the upload's own queue at the modem: the download is its victim
+                self._up_slowed(achieved[Direction.UP], delay, first)
+        elif self._not_taken(active, achieved, sample.local_wait_s):
             pass
-        elif delay > RISE_S + NOISE_SHARE * max(sample.local_wait_s.values(), default=0.0):
+        elif rise:
             self._rise(active, achieved, delay)
         elif not self._past_us(active, achieved, sample.local_wait_s):
             # a direction that nearly fills its own shaping rate is probed even when small
@@ -324,6 +350,42 @@ class CapacityEstimator:
                 self._since_down_cut_s, self._down_cuts = 0.0, self._down_cuts + 1
             for direction, state in active.items():
                 self._cut(direction, state, achieved[direction], delay)
+
+    def _up_link_slowed(self, achieved: Mapping[Direction, float],
+                        waits: Mapping[Direction, float]) -> bool:  # fmt: skip
+        """A rise while an upload loaded lately (LOADED_SHARE within BLAME_S) passes
+        under UNDER_SHARE of its shaping rate with our upload queue empty: its
+        senders send only what the modem passes (they lose at its full buffer), so
+        the queue is the upload's, past us: its own link slowed. Measured
+        (bench/capacity_follow.py --vary up, 5 -> 2.5 Mbit/s): the upload passed
+        0.50-0.78 of its shaping with 0 ms queued here, where the download's link
+        halving left it at 0.97-0.98 with 34-121 ms queued here."""
+        up = self._state[Direction.UP]
+        return (up.capacity is not None and Direction.UP in waits
+                and waits[Direction.UP] < EMPTY_WAIT_S and up.since_loaded_s <= BLAME_S
+                and MIN_TRAFFIC_BPS <= achieved[Direction.UP] < UNDER_SHARE * up.capacity * SHAPE_SHARE)  # fmt: skip
+
+    def _up_slowed(self, passed: float, delay_s: float, first: bool) -> None:
+        """The upload's own link slowed: cut it (again each REFRACTORY_S while the rise
+        stays), and what it goes back up to is the most it passed in a rise since (the
+        modem's new rate, or less), not what it held before. The download is left
+        alone: its acknowledgements wait in the upload's queue at the modem, so it
+        passes less and our download queue runs empty too. At 28a45f1 the download was
+        blamed and cut to 0.1-0.3 of its link, and the upload, cut too, went back up
+        towards what it held before in 3, 6, 12% steps past the slower link: 200-390 ms
+        at the modem for about 5 s. The first tick's bytes straddle the change (3.55
+        Mbit/s passed where the link had fallen to 2.48): the next ticks' tell better."""
+        up = self._state[Direction.UP]
+        if up.capacity is None:
+            return
+        self._up_link = 0.0 if first else max(self._up_link, passed)
+        if self._up_before is not None:
+            link = self._bound(int((self._up_link or passed) / SHAPE_SHARE * CUT_GOOD), up.ceiling)
+            up.held = min(self._up_before, link)
+        if up.since_cut_s >= REFRACTORY_S:
+            up.recent = []
+            self._cut(Direction.UP, up, passed, delay_s)
+            self._since_up_slow_s = 0.0  # the rises its queue makes are seen 1-3 s late
 
     def _seen_late(self, direction: Direction, achieved: Mapping[Direction, float]) -> bool:
         """A download raise that passed at its rate (TOOK_SHARE), or an upload's back up

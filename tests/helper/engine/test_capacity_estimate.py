@@ -397,3 +397,59 @@ def test_a_raised_download_with_our_own_queue_full_is_not_taken_back() -> None:
     assert raised is not None
     back = estimator.update(Sample(1.0, {DOWN: short, UP: 10_000}, 0.0, {DOWN: 0.0}))[DOWN]
     assert back is not None and back < 300_000
+
+
+class AckClocked(BothWays):
+    """BothWays, with what a full upload queue at the modem does to TCP
+    (bench/capacity_follow.py --vary up): the upload's senders, losing at its
+    full buffer, send only what the link passes, so our upload queue runs empty
+    and the upload passes under its shaping rate; the download's
+    acknowledgements wait there, so it passes less too and our download queue
+    runs empty. Otherwise both of our queues hold something."""
+
+    def tick(self, estimator: CapacityEstimator) -> float:
+        passed, waits = {}, {}
+        up_full = False
+        for direction, modem in self.modems.items():
+            capacity = estimator.capacity(direction)
+            assert capacity is not None
+            through, _ = modem.tick(capacity * SHAPE_SHARE)
+            passed[direction] = int(through if direction is DOWN else capacity * SHAPE_SHARE)
+        up = self.modems[UP]
+        up_full = up.queue >= 0.5 * BUFFER_S * up.rate
+        if up_full:
+            passed[UP] = int(up.rate)
+            passed[DOWN] = int(passed[DOWN] * 0.4)
+            waits = {DOWN: 0.0, UP: 0.0}
+        else:
+            waits = {DOWN: 0.1, UP: 0.2}
+        delay = sum(modem.queue / modem.rate for modem in self.modems.values())
+        self.seen.append(delay)
+        estimator.update(Sample(1.0, passed, self.seen.pop(0), waits))
+        return delay
+
+
+@pytest.mark.parametrize("lag", [1, 2, 3])
+def test_an_upload_whose_own_link_halved_does_not_climb_back_past_it(lag: int) -> None:
+    """The upload's link halves (bench/capacity_follow.py --vary up in miniature):
+    at 28a45f1 the download was blamed and cut (its acknowledgements waited at the
+    modem), then the upload, cut too, went back up towards what it held before
+    in 3, 6, 12% steps past the slower link, and the round trips showed it late:
+    200-390 ms at the modem for about 5 s, the call's p99 137-393 ms. The upload
+    passing under its shaping rate with our upload queue empty is its own link."""
+    rates = {DOWN: 2_500_000, UP: 625_000}
+    link = AckClocked(rates[DOWN], rates[UP], lag)
+    estimator = CapacityEstimator(dict(rates))
+    for _ in range(20):
+        link.tick(estimator)
+    link.modems[UP].rate = rates[UP] / 2
+    queued, lowest_down = 0, rates[DOWN]
+    for second in range(20):
+        link.tick(estimator)
+        up = link.modems[UP]
+        queued += second >= 6 and up.queue / up.rate > 0.05  # after the change's queue drained
+        lowest_down = min(lowest_down, estimator.capacity(DOWN) or 0)
+    upload = estimator.capacity(UP) or 0
+    assert 0.75 * rates[UP] / 2 <= upload <= 1.05 * rates[UP] / 2, estimator.capacities()
+    assert queued == 0, queued
+    assert lowest_down >= 0.75 * rates[DOWN], lowest_down
