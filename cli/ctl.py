@@ -44,9 +44,11 @@ from chadthrottle.contract import (
     ADMIN_OWNER,
     LIMIT_REACH,
     MAX_BURST_BYTES,
+    NOT_ENFORCED,
     Direction,
     ErrorName,
     RuleScope,
+    limit_problem_words,
 )
 from chadthrottle.helper_errors import HelperClientError
 from chadthrottle.units import (
@@ -83,17 +85,23 @@ EXIT_NO_SUCH_APPLICATION = 4
 EXIT_HELPER_NOT_RUNNING = 5
 EXIT_NOT_ENFORCED = (
     6  # the limit (priority, capacity) is stored, but the helper says it is not in force (and why)
+    # or a limit is enforced but not met
 )
 
 EXIT_CODES_HELP = (
     "exit status: 0 ok, 1 other failure, 2 usage or invalid argument, 3 not authorized, "
     "4 no such application, 5 helper not running (or no system bus), "
-    "6 the limit (or priority, or capacity) was stored but is not enforced now (the reason is printed)"
+    "6 the limit (or priority, or capacity) was stored but is not enforced now, or a limit is enforced "
+    "but not met (the reason is printed)"
 )
 
 
 class NotEnforced(Exception):
     """A limit, priority or capacity was stored, and the helper reports it is not in force."""
+
+
+class NotMet(NotEnforced):
+    """The limits just set are enforced, but measured above (not in force either)."""
 
 
 _EXIT_BY_ERROR: dict[ErrorName, int] = {
@@ -439,12 +447,14 @@ def _limit(client: BlockingHelperClient, arguments: argparse.Namespace) -> None:
 
 
 def _check_enforced(client: BlockingHelperClient, limited: list[tuple[str, Direction]]) -> None:
-    """Raise NotEnforced when the helper says a limit just set does not hold:
-    a script must not believe a limit that the kernel does not apply."""
+    """Raise NotEnforced when the helper says a limit just set does not hold,
+    NotMet when each is enforced but measured above it: a script must not
+    believe a limit that the kernel does not apply, nor one not met."""
     if not limited:
         return
     apps = {app.id: app for app in client.list_applications()}
-    reasons = []
+    reasons: list[str] = []
+    not_met: list[str] = []  # enforced, measured above: said apart from not enforced
     for app_id, direction in limited:
         app = apps.get(app_id)
         if app is None:
@@ -454,14 +464,16 @@ def _check_enforced(client: BlockingHelperClient, limited: list[tuple[str, Direc
                 f"{for_terminal(app_id)}: {direction.value} limit: {for_terminal(app.limit_reach(direction))}"
             )
         if app.limit_problem(direction):
-            reasons.append(
-                f"{for_terminal(app_id)}: {direction.value} limit: {for_terminal(app.limit_problem(direction))}"
-            )
+            words, reason = limit_problem_words(app.limit_problem(direction))
+            said = f"{for_terminal(app_id)}: {direction.value} limit: {for_terminal(reason)}"
+            (reasons if words == NOT_ENFORCED else not_met).append(said)
         elif app.limit_owner(direction) == ADMIN_OWNER and os.getuid() != 0:
             reasons.append(f"{for_terminal(app_id)}: an administrator's {direction.value} limit of "
                            f"{format_limit(app.limit_bps(direction))} applies instead of yours while it exists")  # fmt: skip
-    if reasons:
-        raise NotEnforced("; ".join(reasons))
+    if reasons:  # "not enforced" heads the message; those not met say so
+        raise NotEnforced("; ".join([*reasons, *(f"not met: {said}" for said in not_met)]))
+    if not_met:
+        raise NotMet("; ".join(not_met))
 
 
 def _exit_code(error: HelperClientError) -> int:
@@ -521,6 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         described = in_cli_words(arguments.command, _describe(error))
         _fail(_exit_code(error), described.splitlines()[0] if described else error.name)
+    except NotMet as error:  # the same status: a script must not believe it is held
+        _fail(EXIT_NOT_ENFORCED, f"stored and enforced, but not met now: {error}")
     except NotEnforced as error:
         _fail(EXIT_NOT_ENFORCED, f"stored, but not enforced now: {error}")
     except HelperGone as error:

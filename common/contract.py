@@ -112,6 +112,29 @@ LIMIT_REACH = (
     "cannot be shaped, the policer holds the sum, first come first served, not divided by use. "
     "ListApplications (`chadthrottle-ctl list`, the window's detail pane) says which holds each limit."
 )
+# A limit's problem (ListApplications' *_limit_problem) that begins with
+# NOT_MET_PREFIX says the limit is enforced but the application was measured
+# above it for seconds ("not met: measured 9.10 MB/s, above the limit for 5 s");
+# any other non-empty problem says it is not enforced (paused, a filter someone
+# put first, the kernel refused). Neither is a limit in force. An older client
+# shows the whole text as a problem, as it did before the prefix.
+NOT_MET_PREFIX = "not met: "
+NOT_MET, NOT_ENFORCED = "not met", "not enforced"
+
+
+def is_not_met(problem: str) -> bool:
+    """The limit is enforced but measured above it, not left unenforced."""
+    return problem.startswith(NOT_MET_PREFIX)
+
+
+def limit_problem_words(problem: str) -> tuple[str, str]:
+    """(NOT_MET or NOT_ENFORCED, the reason without the prefix) for a non-empty
+    limit problem, so the CLI and the window word it alike."""
+    if is_not_met(problem):
+        return NOT_MET, problem.removeprefix(NOT_MET_PREFIX)
+    return NOT_ENFORCED, problem
+
+
 # What estimating the link capacity costs the calls it protects (measured:
 # docs/benchmarks.md, "Quiet reruns"; bench/capacity_follow.py): each try of a
 # faster rate that fails puts a moment of queue at the modem.
@@ -305,7 +328,9 @@ METHODS: dict[str, MethodSpec] = {
             "the caller's own; a caller who may limit any application also sees the rule of the "
             "application's one user), loopback_down_bps d, loopback_up_bps d, running b, down_limit_owner x, "
             "up_limit_owner x (whose rule: -1 the administrator's, else a uid), down_limit_problem s, "
-            "up_limit_problem s (why that limit is not enforced now, empty when it is), down_schedule s, "
+            "up_limit_problem s (why that limit is not enforced now, or, beginning 'not met: ', that it is "
+            "enforced but the application was measured above it for seconds; empty when it is in force "
+            "and met), down_schedule s, "
             "up_schedule s (the schedule that sets that limit now, empty when none does), priority s "
             "(critical, high, normal or low: the rule's in force for the caller), priority_owner x, "
             "priority_problem s (why that priority is not in force now, empty when it is), rtt_us u (median "
@@ -585,8 +610,9 @@ APPLICATION_FIELDS: dict[str, str] = {
     # application (LIMIT_ANY) sees the rule of the application's one user.
     "down_limit_owner": "x",
     "up_limit_owner": "x",
-    # Why that limit is not (wholly) enforced right now; "" when it is, or when
-    # there is no limit. A limit with a problem is never shown as in force.
+    # Why that limit is not (wholly) enforced right now, or (NOT_MET_PREFIX) that
+    # it is enforced but measured above it; "" when it is in force and met, or
+    # when there is no limit. A limit with a problem is never shown as in force.
     "down_limit_problem": "s",
     "up_limit_problem": "s",
     # Blocked by the rule, or by a quota spent that then blocks (API 4): no

@@ -14,7 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypedDict
 
-from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, RuleInfo
+from chadthrottle.contract import (
+    ADMIN_OWNER,
+    NOT_ENFORCED,
+    NOT_MET,
+    ApplicationInfo,
+    Direction,
+    RuleInfo,
+    is_not_met,
+    limit_problem_words,
+)
 from chadthrottle.units import UnitSystem, format_rate, format_size
 
 ROOT_UID = 0
@@ -31,7 +40,7 @@ class LimitState:
     rate_bps: int  # shown: a pending request, else the helper's; 0 = none
     owner_note: str = ""  # "" for the viewer's own rule (or none), else whose it is
     read_only: bool = False  # an administrator's rule over a viewer who is not root
-    problem: str = ""  # why it is not enforced now; "" when it is, or there is none
+    problem: str = ""  # why it is not enforced now, or that it is not met; "" when held and met
     own_rate_bps: int = 0  # the viewer's own rule that the administrator's outranks
     pending: bool = False  # asked for, not confirmed yet
     blocked: bool = (
@@ -46,6 +55,11 @@ class LimitState:
     @property
     def enforced(self) -> bool:
         return (self.rate_bps > 0 or self.blocked) and not self.problem
+
+    @property
+    def not_met(self) -> bool:
+        """Enforced, but the application was measured above it for seconds."""
+        return is_not_met(self.problem)
 
     @property
     def held(self) -> bool:
@@ -163,6 +177,13 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
     return f"all {format_size(state.quota_bytes)} used {now}: {held} until {PERIOD_NEXT.get(period, 'the next ' + period)}"
 
 
+def describe_problem(problem: str) -> str:
+    """ "Not met: measured 9.10 MB/s, ..." for a limit enforced but measured
+    above it, else "Not enforced: <why>"."""
+    words, reason = limit_problem_words(problem)
+    return f"{words.capitalize()}: {reason}"
+
+
 def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -> str:
     """The sentences a tooltip or the detail pane gives about one limit."""
     word = "Download" if direction is Direction.DOWN else "Upload"
@@ -175,7 +196,8 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
         if (
             state.problem
         ):  # a block the kernel does not hold now; a dead helper's lapses within seconds
-            text += f" Not enforced: {state.problem}: traffic flows."
+            flows = "" if state.not_met else ": traffic flows"
+            text += f" {describe_problem(state.problem)}{flows}."
         return text
     if state.rate_bps <= 0:
         return f"{word}: no limit.{quota}"
@@ -191,7 +213,7 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
     else:
         text = f"{word}: limited to {rate}."
     if state.problem:
-        text += f" Not enforced: {state.problem}."
+        text += f" {describe_problem(state.problem)}."
     elif state.reach:  # over several namespaces, or one tc cannot shape
         text += f" How it holds: {state.reach}."
     return text + quota
@@ -199,26 +221,35 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
 
 @dataclass(frozen=True)
 class LimitTally:
-    """How many limits are enforced, and which are not and why."""
+    """How many limits are enforced and met, and which are not and why."""
 
     enforced: int = 0
     not_enforced: tuple[str, ...] = ()  # "Firefox download: limits are paused"
+    not_met: tuple[str, ...] = ()  # "Firefox download: measured 9.10 MB/s, ..."
 
     @property
     def total(self) -> int:
-        return self.enforced + len(self.not_enforced)
+        return self.enforced + len(self.not_enforced) + len(self.not_met)
+
+    @property
+    def problems(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(NOT_MET or NOT_ENFORCED, the limits of that kind), the kinds there are."""
+        kinds = ((NOT_MET, self.not_met), (NOT_ENFORCED, self.not_enforced))
+        return tuple((words, names) for words, names in kinds if names)
 
 
 def tally(states: Iterable[tuple[str, Direction, LimitState]]) -> LimitTally:
     """Count (application name, direction, state) triples."""
     enforced = 0
-    not_enforced = []
+    not_enforced: list[str] = []
+    not_met: list[str] = []
     for name, direction, state in states:
         if not state.held:
             continue
-        if state.problem:
+        if state.problem:  # neither kind is counted as active
             word = "download" if direction is Direction.DOWN else "upload"
-            not_enforced.append(f"{name} {word}: {state.problem}")
+            reason = limit_problem_words(state.problem)[1]
+            (not_met if state.not_met else not_enforced).append(f"{name} {word}: {reason}")
         else:
             enforced += 1
-    return LimitTally(enforced, tuple(not_enforced))
+    return LimitTally(enforced, tuple(not_enforced), tuple(not_met))

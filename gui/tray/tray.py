@@ -129,8 +129,7 @@ class TrayController(QObject):
             tooltip += f"no limit is enforced: {nothing_enforced}"
         else:
             tooltip += f"{enforced} limit{'s' * (enforced != 1)}"
-            if tally.not_enforced:
-                tooltip += f", {len(tally.not_enforced)} not enforced"
+            tooltip += "".join(f", {len(names)} {words}" for words, names in tally.problems)
         if self._status.is_problem:
             tooltip = (
                 f"ChadThrottle: helper {self._status.state.value.replace('-', ' ')}\n{tooltip}"

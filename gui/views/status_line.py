@@ -101,10 +101,12 @@ class StatusLine(QStatusBar):
             kept = tally.total
             tip = (f"{kept} limit{'s are' if kept != 1 else ' is'} kept and shown, and will be enforced again "
                    "once that changes." if kept else "")  # fmt: skip
-        elif tally.not_enforced:
-            count = len(tally.not_enforced)
-            text, warning = f"{_limits(tally.enforced)} active, {count} not enforced", True
-            tip = "Not enforced:\n" + "\n".join(tally.not_enforced)
+        elif tally.problems:  # "1 limit active, 1 not met, 2 not enforced"
+            counts = [f"{len(names)} {words}" for words, names in tally.problems]
+            text, warning = ", ".join([f"{_limits(tally.enforced)} active", *counts]), True
+            tip = "\n".join(
+                f"{words.capitalize()}:\n" + "\n".join(names) for words, names in tally.problems
+            )
         else:
             text = f"{_limits(tally.enforced)} active" if tally.enforced else "No limits"
             tip = ""

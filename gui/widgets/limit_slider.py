@@ -19,6 +19,7 @@ import textwrap
 from collections.abc import Callable
 
 from chadthrottle.contract import LIMIT_REACH
+from chadthrottle.gui.models.limit_truth import describe_problem
 from chadthrottle.gui.theme import is_dark
 from chadthrottle.gui.widgets.rate_scale import (
     UNLIMITED_POSITION,
@@ -403,7 +404,7 @@ class LimitControl(QWidget):
 
     def set_state(self, note: str, read_only: bool, problem: str, tooltip: str) -> None:
         """Whose limit this is (note, "" for the viewer's own), whether the viewer
-        may change it, and why it is not enforced ("" when it is). A read-only
+        may change it, and why it is not enforced or not met ("" when it is). A read-only
         limit has no slider: a drag would only change a rule that is outranked."""
         if read_only != self._read_only:
             if read_only:
@@ -416,7 +417,7 @@ class LimitControl(QWidget):
         self.note.setVisible(bool(note))
         self._row.setStretchFactor(self.note, 1 if read_only else 0)
         self.warning.setVisible(bool(problem))
-        self.warning.setToolTip(f"Not enforced: {problem}" if problem else "")
+        self.warning.setToolTip(describe_problem(problem) if problem else "")
         self._fit_note()
         if self.field.property("problem") != bool(problem):
             self.field.setProperty("problem", bool(problem))

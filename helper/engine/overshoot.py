@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from chadthrottle.contract import ADMIN_OWNER, Direction
+from chadthrottle.contract import ADMIN_OWNER, NOT_MET_PREFIX, Direction
 from chadthrottle.helper.engine.gating import Gating
 from chadthrottle.helper.engine.plan import LiveRules
 from chadthrottle.helper.engine.rates import AppTraffic
@@ -51,14 +51,15 @@ class OvershootWatch:
         self._over = over
 
     def not_met(self, traffic: Mapping[str, AppTraffic]) -> dict[tuple[str, Direction], str]:
-        """(app id, direction) -> how far above its limit it has been measured,
-        for those over it OVERSHOOT_TICKS in a row."""
+        """(app id, direction) -> how far above its limit it has been measured
+        (a not-met problem, NOT_MET_PREFIX), for those over it OVERSHOOT_TICKS
+        in a row."""
         found = {}
         for (app_id, direction), ticks in self._over.items():
             moved = traffic.get(app_id)
             if ticks >= OVERSHOOT_TICKS and moved is not None:
                 rate = moved.down_bps if direction is Direction.DOWN else moved.up_bps
-                found[(app_id, direction)] = (
-                    f"measured {rate / 1e6:.2f} MB/s, above the limit for {ticks} s"
+                found[(app_id, direction)] = (  # enforced, not met: never "not enforced"
+                    f"{NOT_MET_PREFIX}measured {rate / 1e6:.2f} MB/s, above the limit for {ticks} s"
                 )
         return found

@@ -222,6 +222,20 @@ def test_a_limit_says_whose_it_is_and_when_it_is_not_enforced() -> None:
     assert ctl.owner_label(4_000_000_000, my_uid=1000) == "uid 4000000000"
 
 
+def test_a_limit_measured_above_it_is_listed_as_not_met_not_as_not_enforced() -> None:
+    """Issue 13: the helper's not-met problem (enforced, measured above) is
+    worded apart from a limit that is not enforced; the JSON keeps the text."""
+    over = dataclasses.replace(APP, down_limit_bps=9_000, down_limit_owner=os.getuid(),
+                               down_limit_problem="not met: measured 0.05 MB/s, above the limit for 5 s")  # fmt: skip
+    row = ctl.format_applications([over]).splitlines()[1]
+    assert "(you) NOT MET" in row and "NOT ENFORCED" not in row
+    assert ctl.limit_problems([over]) == [
+        "exe:/usr/bin/curl: down limit not met: measured 0.05 MB/s, above the limit for 5 s"
+    ]
+    (listed,) = json.loads(ctl.to_json([over]))
+    assert listed["down_limit_problem"] == over.down_limit_problem
+
+
 def test_scope_options() -> None:
     parser = ctl.build_parser()
     assert parser.parse_args(["limit", "x", "--up", "1M"]).scope is RuleScope.DEFAULT
@@ -236,8 +250,8 @@ def test_the_command_flushes_its_output_and_keeps_the_exit_status() -> None:
     run(), which leaves with os._exit: nothing printed may be lost."""
     command = [sys.executable, "-m", "chadthrottle.cli.ctl"]
     helped = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
-    assert helped.returncode == 0 and helped.stdout.rstrip().endswith(
-        "is not enforced now (the reason is printed)."
+    assert helped.returncode == 0 and " ".join(helped.stdout.split()).endswith(
+        "is enforced but not met (the reason is printed)."  # as argparse wraps it
     )
     usage = subprocess.run([*command, "limit", "pid:1"], capture_output=True, text=True, timeout=60)
     assert usage.returncode == ctl.EXIT_USAGE and usage.stderr.endswith(

@@ -6,11 +6,12 @@ download the remote sends at 24 MB/s. The kernel passes the burst: the tc
 class (and the policer that guards it), or the ebpf backend's policer, lets
 the download run at the sender's rate until the burst is spent, about 15 s. Measured (docs/backends.md, "Every
 path: the policer guards what tc shapes"): 10 times the limit for 5-6 s with a 200 MB burst at 40 MB/s. The
-helper says "measured ... above the limit" once that lasted 5 ticks; the
+helper says "not met: measured ... above the limit" once that lasted 5 ticks; the
 listing, `list --json`, `list`, `limit`'s exit status 6, the row, the detail
-pane and the status line carry it, and the window does not count it as an
-active limit. Once the burst is spent the same limit is met again: the
-warning goes and it counts. Every other case measured on this machine (UDP
+pane and the status line carry it as not met (the limit is enforced: never
+worded "not enforced"), and the window does not count it as an active limit.
+Once the burst is spent the same limit is met again: the warning goes and it
+counts. Every other case measured on this machine (UDP
 datagrams as IP fragments, a limit of 2 kB/s, someone's qdisc in place of the
 IFB's HTB) was met within a few ticks, so no other reaches the window."""
 
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
-from chadthrottle.contract import ApplicationInfo, Direction
+from chadthrottle.contract import ApplicationInfo, Direction, is_not_met
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.helper.engine.overshoot import OVERSHOOT_SHARE
@@ -99,20 +100,27 @@ def test_a_limit_measured_above_for_seconds_is_said_not_met_everywhere_and_not_c
 
             entry = next(e for e in json.loads(_ctl(stack, "list", "--json").stdout)
                          if e["id"] == app_id)  # fmt: skip
-            assert ABOVE in entry["down_limit_problem"], entry
-            listing = _ctl(stack, "list").stdout
-            assert f"{app_id}: down limit not enforced: measured" in listing, listing
+            assert ABOVE in entry["down_limit_problem"] and is_not_met(
+                entry["down_limit_problem"]
+            ), entry
+            listing = _ctl(stack, "list").stdout  # enforced, not met: never "not enforced"
+            assert f"{app_id}: down limit not met: measured" in listing, listing
+            (row,) = [line for line in listing.splitlines() if line.startswith(f"{app_id} ")]
+            assert "(admin) NOT MET" in row and "NOT ENFORCED" not in row, listing
             again = _ctl(stack, "limit", app_id, "--down", "4M", "--burst", BURST)
             assert again.returncode == EXIT_NOT_ENFORCED, (again.stdout, again.stderr)
             assert ABOVE in again.stderr, again.stderr
+            assert "stored and enforced, but not met now" in again.stderr, again.stderr
 
             # the window: row, detail pane, status line; not counted as active
             qtbot.waitUntil(lambda: _row(gui, app_id)[0], timeout=SAID_WITHIN_MS)
-            assert "Not enforced: measured" in _row(gui, app_id)[1]
+            assert "Not met: measured" in _row(gui, app_id)[1]
+            assert "Not enforced" not in _row(gui, app_id)[1]
             assert gui.model.active_limit_count() == 0
-            assert gui.window.status_line.limits.text() == "0 limits active, 1 not enforced"
+            assert gui.window.status_line.limits.text() == "0 limits active, 1 not met"
             assert gui.window.select_application(app_id)
             qtbot.waitUntil(lambda: ABOVE in gui.window.detail.limit_notes.text(), timeout=2000)
+            assert "Not met: measured" in gui.window.detail.limit_notes.text()
 
             # the control: the burst spent, the same limit is met and counted again
             qtbot.waitUntil(
@@ -122,7 +130,7 @@ def test_a_limit_measured_above_for_seconds_is_said_not_met_everywhere_and_not_c
             received = app_rate_bps(qtbot, stream.receiver, 2.0)
             assert received < OVERSHOOT_SHARE * LIMIT_BPS, f"received {received / 1e6:.2f} MB/s"
             qtbot.waitUntil(lambda: not _row(gui, app_id)[0], timeout=SAID_WITHIN_MS)
-            assert "Not enforced" not in _row(gui, app_id)[1]
+            assert "Not met" not in _row(gui, app_id)[1]
             qtbot.waitUntil(lambda: gui.model.active_limit_count() == 1, timeout=SAID_WITHIN_MS)
             assert gui.window.status_line.limits.text().startswith("1 limit active")
         finally:

@@ -152,6 +152,42 @@ def test_a_limit_that_is_not_enforced_says_so_and_is_not_counted(window: MainWin
     )
 
 
+# The helper's problem for a limit enforced but measured above it (overshoot.py).
+NOT_MET = "not met: measured 9.10 MB/s, above the limit for 6 s"
+MEASURED = "measured 9.10 MB/s, above the limit for 6 s"
+
+
+def _dropbox_not_met():  # type: ignore[no-untyped-def]
+    apps = {app.id: app for app in applications()}
+    apps[DROPBOX] = dataclasses.replace(apps[DROPBOX], up_limit_problem=NOT_MET)
+    return list(apps.values())
+
+
+def test_a_limit_measured_above_it_says_not_met_apart_from_not_enforced_and_is_not_counted(
+    window: MainWindow,
+) -> None:
+    """Issue 13: enforced but not met is never worded "Not enforced", and
+    neither counts as active."""
+    window._model.apply_snapshot(_dropbox_not_met())
+    assert window.status_line.limits.text() == "1 limit active, 1 not met, 1 not enforced"
+    assert window.status_line.limits.toolTip() == (
+        f"Not met:\nDropbox upload: {MEASURED}\nNot enforced:\nSteam download: {FOREIGN_FILTER}"
+    )
+    assert window._model.active_limit_count() == 1
+    control = window.limit_control(DROPBOX, Direction.UP)
+    assert control is not None and control.warning.isVisible() and control.field.property("problem")
+    assert control.warning.toolTip() == f"Not met: {MEASURED}"
+    tooltip = window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert f"Not met: {MEASURED}." in tooltip and "Not enforced" not in tooltip
+    window.select_application(DROPBOX)
+    assert window.detail.limit_notes.text() == f"Upload: limited to 1.00 MB/s. Not met: {MEASURED}."
+
+    apps = {app.id: app for app in _dropbox_not_met()}  # only the not-met one left
+    apps[STEAM] = dataclasses.replace(apps[STEAM], down_limit_problem="")
+    window._model.apply_snapshot(list(apps.values()))
+    assert window.status_line.limits.text() == "2 limits active, 1 not met"
+
+
 def test_how_a_limit_over_several_namespaces_holds_is_said_and_it_still_counts(
     window: MainWindow,
 ) -> None:
@@ -223,6 +259,16 @@ def test_the_tray_counts_only_enforced_limits_and_offers_no_change_to_an_adminis
     tray.set_limits_paused(True)
     assert tray.icon.toolTip().endswith("no limit is enforced: limits are paused")
     assert tray.kind is not TrayIconKind.LIMITS_ACTIVE
+
+
+def test_the_tray_counts_a_limit_not_met_apart_and_not_as_active() -> None:
+    model = ApplicationsModel(IconProvider())
+    model.set_viewer_uid(USER)
+    tray = TrayController(model)
+    tray.set_status(CONNECTED)
+    tray.set_limits_paused(False)
+    model.apply_snapshot(_dropbox_not_met())
+    assert tray.icon.toolTip().endswith(", 1 limit, 1 not met, 1 not enforced")
 
 
 def test_the_controller_sends_nothing_for_an_administrator_limit(make_controller) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chadthrottle.contract import ADMIN_OWNER, MAX_RULES_PER_USER, Direction
+from chadthrottle.contract import ADMIN_OWNER, MAX_RULES_PER_USER, Direction, is_not_met
 from chadthrottle.helper.engine.api import ClearLimit, SetLimit, Viewer
 from chadthrottle.helper.engine.overshoot import OVERSHOOT_TICKS
 from chadthrottle.helper.errors import InvalidArgument
@@ -180,6 +180,7 @@ def test_a_limit_measured_above_for_seconds_is_reported_not_met(
     assert all(second(100_000) == "" for _ in range(8))  # at the limit
     problems = [second(500_000) for _ in range(OVERSHOOT_TICKS + 3)]
     assert problems[0] == "" and "above the limit for" in problems[-1] and "MB/s" in problems[-1]
+    assert is_not_met(problems[-1])  # enforced, not met: not worded as not enforced
     assert [second(100_000) for _ in range(5)][
         -1
     ] == ""  # back under it (the rate is a short average)
