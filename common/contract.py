@@ -119,6 +119,9 @@ LIMIT_REACH = (
 # put first, the kernel refused). Neither is a limit in force. An older client
 # shows the whole text as a problem, as it did before the prefix.
 NOT_MET_PREFIX = "not met: "
+# The problem of every limit while the user has paused them all: the helper says it,
+# the window says it of its own while paused, and alerts are not raised for it.
+PAUSED_PROBLEM = "limits are paused"
 NOT_MET, NOT_ENFORCED = "not met", "not enforced"
 
 

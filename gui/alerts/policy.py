@@ -16,8 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from chadthrottle.contract import ApplicationInfo, Direction
-from chadthrottle.gui.ipc.status_logic import PAUSED_PROBLEM
+from chadthrottle.contract import PAUSED_PROBLEM, ApplicationInfo, Direction
 
 # At most one alert of a kind this often (seconds).
 HOLD_S = 60.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chadthrottle.contract import BackendInfo, ErrorName
+from chadthrottle.contract import PAUSED_PROBLEM, BackendInfo, ErrorName
 from chadthrottle.gui.ipc.error_text import describe_error
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 
@@ -74,7 +74,6 @@ def derive_status(seen: Observations) -> HelperStatus:
     return HelperStatus(HelperState.CONNECTED, "", can_monitor=True, can_limit=True)
 
 
-PAUSED_PROBLEM = "limits are paused"
 _NOTHING_ENFORCED: dict[HelperState, str] = {
     HelperState.NOT_RUNNING: "the helper is not running",
     HelperState.NOT_INSTALLED: "the helper is not installed",

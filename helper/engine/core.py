@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, tzinfo
 
-from chadthrottle.contract import ADMIN_OWNER, BackendInfo, Direction
+from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, BackendInfo, Direction
 from chadthrottle.helper.engine.apply import Apply, ClampedWindows
 from chadthrottle.helper.engine.limits import LimitTable
 from chadthrottle.helper.engine.link_plan import LinkFacts, capacities, link_facts
@@ -73,7 +73,6 @@ MINUTE_TICK_LATE_S = 0.005
 # restart then gives back to the budget. A write folds into the saver's next
 # (rule_store.BackgroundSaver) and costs an fsync, ~2 ms, off the engine thread.
 QUOTA_SAVE_S = 2.0
-PAUSED_PROBLEM = "limits are paused"
 # Round-trip times are measured only while ListApplications was called within this long.
 RTT_WATCHED_S = 10.0
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from chadthrottle.contract import (
     MAX_RATE_BPS,
     MIN_RATE_BPS,
+    PAUSED_PROBLEM,
     PID_APP_PREFIX,
     ApplicationInfo,
     BackendInfo,
@@ -36,7 +37,7 @@ from chadthrottle.helper.engine.api import (
     ResolvedApplication,
     Viewer,
 )
-from chadthrottle.helper.engine.core import PAUSED_PROBLEM, EngineCore
+from chadthrottle.helper.engine.core import EngineCore
 from chadthrottle.helper.engine.limits import Limit, LimitTable, LinkSetting
 from chadthrottle.helper.engine.link_plan import (
     priority_problem,
