@@ -367,7 +367,7 @@ class CapacityEstimator:
 
     def _up_slowed(self, passed: float, delay_s: float, first: bool) -> None:
         """The upload's own link slowed: cut it (again each REFRACTORY_S while the rise
-        stays), and what it goes back up to is the most it passed in a rise since (the
+        stays and it is not yet shaped well under the link), and what it goes back up to is the most it passed in a rise since (the
         modem's new rate, or less), not what it held before. The download is left
         alone: its acknowledgements wait in the upload's queue at the modem, so it
         passes less and our download queue runs empty too. At 28a45f1 the download was
@@ -379,10 +379,16 @@ class CapacityEstimator:
         if up.capacity is None:
             return
         self._up_link = 0.0 if first else max(self._up_link, passed)
+        link = self._up_link or passed
         if self._up_before is not None:
-            link = self._bound(int((self._up_link or passed) / SHAPE_SHARE * CUT_GOOD), up.ceiling)
-            up.held = min(self._up_before, link)
-        if up.since_cut_s >= REFRACTORY_S:
+            up.held = min(
+                self._up_before, self._bound(int(link / SHAPE_SHARE * CUT_GOOD), up.ceiling)
+            )
+        # once shaped under CUT_SHARE of what the modem passed its queue there drains: a rise
+        # then is that queue seen late, or the download's (the acknowledgements let go at
+        # once, its senders burst: 190-230 ms at the modem for 3 s, bench 16:26 UTC, while
+        # the upload was cut twice more, to 0.47 of its link)
+        if up.since_cut_s >= REFRACTORY_S and up.capacity * SHAPE_SHARE > CUT_SHARE * link:
             up.recent = []
             self._cut(Direction.UP, up, passed, delay_s)
             self._since_up_slow_s = 0.0  # the rises its queue makes are seen 1-3 s late
