@@ -88,6 +88,10 @@ class Second:
     waits_ms: tuple[float, float]  # in our shaper's queue at the sample (down, up)
     modem_ms: tuple[float, float] = (0.0, 0.0)  # in the modem's queues then (down, up): the truth
     decisions: str = ""  # the estimator's this tick (kernel layer): raises, take-backs, cuts
+    # TCP payload the far ends acknowledged this second, all connections through the modem
+    # (kernel layer): what its upload let through, a round trip late (issue 16: could it judge
+    # an upload's raise as what passed the uplink judges a download's?)
+    acked_up: float | None = None
 
 
 def modem_ms(internet: Internet | None, true: tuple[int, int]) -> tuple[float, float]:
@@ -141,7 +145,10 @@ class Follower:
         self._sampler.sample()
         while not self._stop.wait(self.tick_s - (time.monotonic() - last) % self.tick_s):
             now = time.monotonic()
+            paths_before = self._sampler._paths
             moved, delay, waits = self._sampler.sample()
+            acked = sum(path.acked - old.acked for cookie, path in self._sampler._paths.items()
+                        if not path.local and (old := paths_before.get(cookie)) is not None)  # fmt: skip
             seconds = now - last
             before = self.estimator.capacities()
             after = self.estimator.update(Sample(seconds, moved, delay, waits))
@@ -152,7 +159,8 @@ class Follower:
                                      None if delay is None else delay * 1000,
                                      (moved[Direction.DOWN] / seconds, moved[Direction.UP] / seconds),
                                      (waits[Direction.DOWN] * 1000, waits[Direction.UP] * 1000),
-                                     modem_ms(self.internet, self.true), "; ".join(self.estimator.decisions)))  # fmt: skip
+                                     modem_ms(self.internet, self.true), "; ".join(self.estimator.decisions),
+                                     acked / seconds))  # fmt: skip
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -446,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     worst = _worst_call_per_second(call, call_began)
     print(
         "\nt(s)  true down  est down  passed  true up  est up  passed  delay(ms)  ours down/up(ms)"
-        "  call max up/down(ms)  modem down/up(ms)  decisions  [Mbit/s, L3]"
+        "  call max up/down(ms)  modem down/up(ms)  acked up  decisions  [Mbit/s, L3; acked: TCP payload]"
     )
     for s in follower.trace:
         mbit = lambda v: "-" if v is None else f"{v * 8 / 1e6:.2f}"  # noqa: E731
@@ -455,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{s.at:5.1f}  {mbit(s.true_down):>9}  {mbit(s.down):>8}  {mbit(s.passed[0]):>6}  {mbit(s.true_up):>7}  "
             f"{mbit(s.up):>6}  {mbit(s.passed[1]):>6}  "
             f"{'-' if s.delay_ms is None else f'{s.delay_ms:.1f}':>9}  {s.waits_ms[0]:6.1f} / {s.waits_ms[1]:<6.1f}"
-            f"  {up_ms:8.1f} / {down_ms:<6.1f}  {s.modem_ms[0]:6.1f} / {s.modem_ms[1]:<6.1f}  {s.decisions}"
+            f"  {up_ms:8.1f} / {down_ms:<6.1f}  {s.modem_ms[0]:6.1f} / {s.modem_ms[1]:<6.1f}  {mbit(s.acked_up):>8}  {s.decisions}"
         )
     return 0
 
