@@ -7,21 +7,11 @@ from __future__ import annotations
 
 from chadthrottle.gui.models.priority_view import LinkSummary
 from chadthrottle.gui.settings import Theme
-from chadthrottle.gui.theme import apply_theme, dark_palette
+from chadthrottle.gui.theme import apply_theme, contrast, dark_palette
 from chadthrottle.gui.views.status_line import StatusLine
 from chadthrottle.gui.widgets.limit_slider import problem_colour
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
-
-
-def contrast(one: QColor, other: QColor) -> float:
-    def luminance(colour: QColor) -> float:
-        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-               for c in (colour.redF(), colour.greenF(), colour.blueF())]  # fmt: skip
-        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
-
-    high, low = sorted((luminance(one), luminance(other)), reverse=True)
-    return (high + 0.05) / (low + 0.05)
 
 
 def _amber_reads_on(palette: QPalette) -> None:
