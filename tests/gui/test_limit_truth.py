@@ -8,7 +8,7 @@ import dataclasses
 import time
 
 import pytest
-from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, RuleInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column
@@ -236,15 +236,21 @@ def test_paused_limits_are_not_enforced(window: MainWindow) -> None:
     assert window.status_line.limits.text() == "2 limits active, 1 not enforced"
 
 
-def test_the_tray_counts_only_enforced_limits_and_offers_no_change_to_an_administrator_limit() -> (
-    None
-):
+def _connected_tray(snapshot: list[ApplicationInfo]) -> TrayController:
+    """A tray over a model showing snapshot, to the viewer USER, helper connected, limits not paused."""
     model = ApplicationsModel(IconProvider())
     model.set_viewer_uid(USER)
     tray = TrayController(model)
     tray.set_status(CONNECTED)
     tray.set_limits_paused(False)
-    model.apply_snapshot(applications())
+    model.apply_snapshot(snapshot)
+    return tray
+
+
+def test_the_tray_counts_only_enforced_limits_and_offers_no_change_to_an_administrator_limit() -> (
+    None
+):
+    tray = _connected_tray(applications())
     assert tray.icon.toolTip().endswith(", 2 limits, 1 not enforced")
     assert tray.kind is TrayIconKind.LIMITS_ACTIVE
     locked = quick_limit_action(tray, FIREFOX, Direction.DOWN, "1 MB/s")
@@ -262,12 +268,7 @@ def test_the_tray_counts_only_enforced_limits_and_offers_no_change_to_an_adminis
 
 
 def test_the_tray_counts_a_limit_not_met_apart_and_not_as_active() -> None:
-    model = ApplicationsModel(IconProvider())
-    model.set_viewer_uid(USER)
-    tray = TrayController(model)
-    tray.set_status(CONNECTED)
-    tray.set_limits_paused(False)
-    model.apply_snapshot(_dropbox_not_met())
+    tray = _connected_tray(_dropbox_not_met())
     assert tray.icon.toolTip().endswith(", 1 limit, 1 not met, 1 not enforced")
 
 
