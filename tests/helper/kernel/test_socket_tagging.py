@@ -96,6 +96,10 @@ def test_reading_the_namespace_cookie_of_what_is_not_a_socket_leaks_no_descripto
         os.close(write_end)
 
 
+SO_RCVBUFFORCE = 33  # SO_RCVBUF past net.core.rmem_max (root)
+RECEIVE_BUFFER_BYTES = 16 << 20  # the kernel doubles it: room for a window over 4 MiB
+
+
 def _advertised(sock: socket.socket) -> int:
     """tcpi_rcv_wnd: the window the socket last advertised."""
     return int(
@@ -109,7 +113,12 @@ def test_a_clamped_window_is_left_until_the_sender_spends_it() -> None:
     send the old window at once, and old_windows_left says so until it has;
     a sender quiet for longer than idle_ms is not waited for."""
     listener = socket.create_server(("127.0.0.1", 0))
-    receiver = socket.create_connection(listener.getsockname())
+    receiver = socket.socket()
+    # A buffer of a set size: autotuning that grows the buffer moves window_clamp
+    # up with it (the kernel's, since 6.7), which would lift a clamp set once from
+    # user space; the helper's programs set it again before every packet sent.
+    receiver.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER_BYTES)
+    receiver.connect(listener.getsockname())
     sender, _ = listener.accept()
     sender.settimeout(0.05)
     sending, stop = threading.Event(), threading.Event()
