@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
@@ -170,6 +170,36 @@ def _load(program_set: ProgramSet) -> LoadedPrograms:
         raise BackendUnavailable(
             f"the BPF maps or programs could not be created: {error}"
         ) from error
+
+
+_Value = TypeVar("_Value")
+
+
+def _write_per_namespace(
+    table: TypedMap,
+    app_slot: int,
+    was: Mapping[int, _Value],
+    wanted: Mapping[int, _Value],
+    entry: Callable[[_Value], Any],
+    remember: Callable[[dict[int, _Value]], None],
+) -> None:
+    """Make a slot's entries of a map keyed by (netns cookie, slot) go from was
+    to wanted, writing only what changed. A map that refuses part-way (full:
+    E2BIG) leaves some written: remember(what it holds now) is called before
+    the error goes on, so a later change removes them and the next call
+    tries the rest again (review L4)."""
+    held = dict(was)
+    try:
+        for cookie in set(was) - set(wanted):
+            table.pop(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot))
+            del held[cookie]
+        for cookie, value in wanted.items():
+            if was.get(cookie) != value:
+                table.set(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot), entry(value))
+                held[cookie] = value
+    except Exception:
+        remember(held)
+        raise
 
 
 class Datapath:
@@ -440,22 +470,13 @@ class Datapath:
         wanted = (limit_bps, dict(shares)) if shares and limit_bps > 0 else (0, {})
         if wanted == was:
             return
-        table = self._maps["namespace_pacing"]
-        held = dict(was[1])  # what the map holds, as it is written
-        try:
-            for cookie in set(was[1]) - set(wanted[1]):
-                table.pop(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot))
-                del held[cookie]
-            for cookie, (rate_bps, cn_queue_ns) in wanted[1].items():
-                if was[1].get(cookie) != (rate_bps, cn_queue_ns):
-                    table.set(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot),
-                              SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns))  # fmt: skip
-                    held[cookie] = (rate_bps, cn_queue_ns)
-        except Exception:
-            # failed part-way (the map full): remember what it holds, so a
-            # later change removes it and the next call tries the rest again
+
+        def remember(held: dict[int, tuple[int, int]]) -> None:
             self._namespace_shares[app_slot] = (limit_bps, held)
-            raise
+
+        _write_per_namespace(self._maps["namespace_pacing"], app_slot, was[1], wanted[1],
+                             lambda share: SlotPacing(rate_bps=share[0], cn_queue_ns=share[1]),
+                             remember)  # fmt: skip
         if wanted[1]:
             self._namespace_shares[app_slot] = wanted
         else:
@@ -491,24 +512,15 @@ class Datapath:
             for cookie, (rate_bps, _cn) in shares.items()
         } if pacing_bps else {}  # fmt: skip
         was = self._namespace_sockets.get(app_slot, {})
-        table = self._maps["namespace_socket_pacing"]
-        held = dict(was)  # what the map holds, as it is written
-        try:
-            for cookie in set(was) - set(wanted):
-                table.pop(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot))
-                del held[cookie]
-            for cookie, cap in wanted.items():
-                if was.get(cookie) != cap:
-                    table.set(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot),
-                              ctypes.c_uint32(cap))  # fmt: skip
-                    held[cookie] = cap
-        except Exception:
-            # failed part-way (the map full): as pace_namespaces, remember it
+
+        def remember(held: dict[int, int]) -> None:
             if held:
                 self._namespace_sockets[app_slot] = held
             else:
                 self._namespace_sockets.pop(app_slot, None)
-            raise
+
+        _write_per_namespace(self._maps["namespace_socket_pacing"], app_slot, was, wanted,
+                             ctypes.c_uint32, remember)  # fmt: skip
         if wanted:
             self._namespace_sockets[app_slot] = wanted
         else:
