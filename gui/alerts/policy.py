@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from chadthrottle.contract import PAUSED_PROBLEM, ApplicationInfo, Direction
+from chadthrottle.contract import PAUSED_PROBLEM, ApplicationInfo, Direction, is_not_met
 
 # At most one alert of a kind this often (seconds).
 HOLD_S = 60.0
@@ -29,7 +29,8 @@ MAX_KNOWN = 5000
 class AlertKind(Enum):
     FIRST_USE = "first-use"
     QUOTA_REACHED = "quota-reached"
-    LIMIT_NOT_MET = "limit-not-met"
+    LIMIT_NOT_MET = "limit-not-met"  # enforced, but measured above it
+    LIMIT_NOT_ENFORCED = "limit-not-enforced"  # a path the helper cannot hold
     HELPER_STOPPED = "helper-stopped"
 
 
@@ -42,6 +43,10 @@ TITLES: dict[AlertKind, tuple[str, str]] = {  # (one, several)
     AlertKind.LIMIT_NOT_MET: (
         "The limit of {} is not being met",
         "The limits of {} are not being met",
+    ),
+    AlertKind.LIMIT_NOT_ENFORCED: (
+        "The limit of {} is not enforced",
+        "The limits of {} are not enforced",
     ),
     AlertKind.HELPER_STOPPED: (
         "The ChadThrottle helper stopped",
@@ -59,7 +64,8 @@ class Alert:
 
 @dataclass(frozen=True)
 class AlertSwitches:
-    """Which kinds the user wants (settings dialog); first use is off by default."""
+    """Which kinds the user wants (settings dialog); first use is off by default.
+    One switch, limit_not_met, covers a limit not met and one not enforced."""
 
     first_use: bool = False
     quota_reached: bool = True
@@ -68,7 +74,8 @@ class AlertSwitches:
 
     def wants(self, kind: AlertKind) -> bool:
         return {AlertKind.FIRST_USE: self.first_use, AlertKind.QUOTA_REACHED: self.quota_reached,
-                AlertKind.LIMIT_NOT_MET: self.limit_not_met, AlertKind.HELPER_STOPPED: self.helper_stopped}[kind]  # fmt: skip
+                AlertKind.LIMIT_NOT_MET: self.limit_not_met,
+                AlertKind.LIMIT_NOT_ENFORCED: self.limit_not_met, AlertKind.HELPER_STOPPED: self.helper_stopped}[kind]  # fmt: skip
 
 
 def group_names(names: list[str]) -> str:
@@ -80,12 +87,15 @@ def group_names(names: list[str]) -> str:
     return f"{', '.join(names[:NAMES_SHOWN])} and {len(names) - NAMES_SHOWN} more"
 
 
-def _not_met(app: ApplicationInfo, direction: Direction) -> bool:
-    """A limit the listing says is not held: measured above 1.15x of it for
-    5 s, or not enforced (a foreign filter, the kernel refused); pausing
-    them all is the user's own doing, not news."""
+def _limit_alert(app: ApplicationInfo, direction: Direction) -> AlertKind | None:
+    """What the listing says of a limit that is not held: measured above 1.15x
+    of it for 5 s (not met), or not enforced (a foreign filter, the kernel
+    refused); None when it is held. Pausing them all is the user's own doing,
+    not news."""
     problem = app.limit_problem(direction)
-    return bool(problem) and problem != PAUSED_PROBLEM and app.limit_bps(direction) > 0
+    if not problem or problem == PAUSED_PROBLEM or app.limit_bps(direction) <= 0:
+        return None
+    return AlertKind.LIMIT_NOT_MET if is_not_met(problem) else AlertKind.LIMIT_NOT_ENFORCED
 
 
 def _quota_used_up(app: ApplicationInfo, direction: Direction) -> bool:
@@ -120,7 +130,9 @@ class AlertPolicy:
             kind: {} for kind in AlertKind
         }  # id -> name
         self._last_sent: dict[AlertKind, float] = {}
-        self._not_met: set[tuple[str, Direction]] = set()
+        self._unheld: set[tuple[str, Direction, AlertKind]] = (
+            set()
+        )  # limits not met or not enforced
         self._used_up: set[tuple[str, Direction]] = set()
         self._helper_up = False
         self.known_changed = False
@@ -130,7 +142,7 @@ class AlertPolicy:
         return list(self._known)
 
     def observe_applications(self, apps: Iterable[ApplicationInfo]) -> None:
-        not_met, used_up = set(), set()
+        unheld, used_up = set(), set()
         for app in apps:
             if app.id not in self._known and (app.rx_bytes or app.tx_bytes):
                 self._known[app.id] = None
@@ -140,15 +152,16 @@ class AlertPolicy:
             if not _has_rules(app):
                 continue
             for direction in _DIRECTIONS:
-                if _not_met(app, direction):
-                    not_met.add((app.id, direction))
-                    if (app.id, direction) not in self._not_met:
-                        self._pending[AlertKind.LIMIT_NOT_MET][app.id] = app.name or app.id
+                kind = _limit_alert(app, direction)
+                if kind is not None:
+                    unheld.add((app.id, direction, kind))
+                    if (app.id, direction, kind) not in self._unheld:
+                        self._pending[kind][app.id] = app.name or app.id
                 if _quota_used_up(app, direction):
                     used_up.add((app.id, direction))
                     if (app.id, direction) not in self._used_up:
                         self._pending[AlertKind.QUOTA_REACHED][app.id] = app.name or app.id
-        self._not_met, self._used_up = not_met, used_up
+        self._unheld, self._used_up = unheld, used_up
         self._learning = False
         self._helper_up = True
         while len(self._known) > MAX_KNOWN:
@@ -188,7 +201,9 @@ class AlertPolicy:
         body = {
             AlertKind.FIRST_USE: "ChadThrottle had not seen it before. You can limit it from its row.",
             AlertKind.QUOTA_REACHED: "What the rule says happens at the quota is in force until the period ends.",
-            AlertKind.LIMIT_NOT_MET: "Measured above 1.15 times the limit for seconds, or not enforced "
-            "at all; the row says why.",
+            AlertKind.LIMIT_NOT_MET: "The limit is enforced, but traffic was measured above 1.15 times "
+            "it for 5 s; the row says how much.",
+            AlertKind.LIMIT_NOT_ENFORCED: "ChadThrottle cannot hold it on all of the traffic right now, "
+            "so some may pass above it; the row says why.",
         }[kind]
         return Alert(kind, summary, body)

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 ALERT_LABELS: dict[str, str] = {
     "first_use": "An application uses the network for the first time",
     "quota_reached": "An application used up its data quota",
-    "limit_not_met": "A limit is not being met",
+    "limit_not_met": "A limit is not met or not enforced",
     "helper_stopped": "The helper stops",
 }
 

@@ -53,20 +53,20 @@ def test_alerts_are_grouped_and_at_most_one_per_kind_a_minute() -> None:
     policy.observe_applications(
         [
             _app("exe:/usr/bin/e"),
-            _app("exe:/usr/bin/f", problem="measured 1.30 MB/s, above the limit for 5 s"),
+            _app("exe:/usr/bin/f", problem="not met: measured 1.30 MB/s, above the limit for 5 s"),
         ]
     )
     (not_met,) = policy.due(ALL_ON)  # the new-application alert waits out its minute
     assert not_met.summary == "The limit of f is not being met"
     policy.observe_applications(
         [
-            _app("exe:/usr/bin/f", problem="measured 1.30 MB/s, above the limit for 6 s"),
+            _app("exe:/usr/bin/f", problem="not met: measured 1.30 MB/s, above the limit for 6 s"),
             _app("exe:/usr/bin/h", problem="limits are paused"),
         ]
     )
     assert policy.due(ALL_ON) == []  # pausing is the user's own doing
     policy.observe_applications(
-        [_app("exe:/usr/bin/f", problem="measured 1.40 MB/s, above the limit for 6 s")]
+        [_app("exe:/usr/bin/f", problem="not met: measured 1.40 MB/s, above the limit for 6 s")]
     )
     clock.now += 60
     (later,) = policy.due(ALL_ON)  # still over: no second alert for f; the new ones come now
@@ -144,6 +144,44 @@ def test_alerts_reach_a_real_notification_server(qtbot, tmp_path: Path) -> None:
                                               "exe:/usr/bin/ssh"]  # fmt: skip
         finally:
             flow.close()
+
+
+def test_a_limit_not_met_and_one_not_enforced_are_told_apart(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13: the desktop alert says which it is, as the row does: enforced
+    but measured above (not met), or a path the helper cannot hold (not
+    enforced). Each is its own notification, and one setting switches both."""
+    require_program("dbus-daemon")
+    store = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    store.setValue(KNOWN_KEY, ["exe:/usr/bin/curl", "exe:/usr/bin/wget"])
+    switches, feed = AlertSwitches(), _Feed()
+    over = _app("exe:/usr/bin/curl", problem="not met: measured 1.30 MB/s, above the limit for 5 s")
+    unshaped = _app(
+        "exe:/usr/bin/wget", problem="traffic in namespace ct-x is not shaped: no IFB there"
+    )
+    with notification_server(tmp_path) as server:
+        flow = AlertsFlow(feed, store, lambda: switches, DesktopNotifier(server.address), _Clock())
+        try:
+            feed.applicationsUpdated.emit(Snapshot((over, unshaped)))
+            assert eventually(lambda: len(server.received) == 2, 5.0)
+            by_summary = {n.summary: n.body for n in server.received}
+            assert set(by_summary) == {
+                "The limit of curl is not being met",
+                "The limit of wget is not enforced",
+            }
+            assert (
+                "enforced, but traffic was measured above"
+                in by_summary["The limit of curl is not being met"]
+            )
+            assert "cannot hold it" in by_summary["The limit of wget is not enforced"]
+            assert (
+                server.received[0].replaces_id == server.received[1].replaces_id == 0
+            )  # neither replaces the other
+        finally:
+            flow.close()
+    switches = AlertSwitches(limit_not_met=False)
+    assert not switches.wants(AlertKind.LIMIT_NOT_MET) and not switches.wants(
+        AlertKind.LIMIT_NOT_ENFORCED
+    )
 
 
 def test_the_settings_dialog_switches_each_alert(qtbot) -> None:  # type: ignore[no-untyped-def]
