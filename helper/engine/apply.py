@@ -54,6 +54,7 @@ class Apply:
         self.hold = KernelHold(datapath, shaper)  # what this engine wrote to the kernel
         self.slots = SlotAllocator()
         self.gating = Gating()  # blocks and quotas
+        self._clamped_for: dict[int, int] = {}  # pid -> uid, of the last shrink_windows_first
         self._activity = ActivityWatch(FAIR_IDLE_S)  # which applications use the link (note_active)
 
     def linked(self) -> dict[Direction, int]:
@@ -75,11 +76,21 @@ class Apply:
         self.hold.unreserve_process(pid)
 
     def tag(self, pid: int, slot: int) -> None:
+        self._declare_owners()
         self.hold.tag_process(pid, slot)
+
+    def _declare_owners(self) -> None:
+        """The slots of users' rules, with their owners: such a slot takes
+        over only the open sockets its owner's processes made (a socket is
+        shared by every process holding it: a user's rule on their process
+        held root's upload on a socket root passed it)."""
+        self._datapath.set_slot_owners({slot: uid for key in self.slots.rules()
+                                        if (uid := _user_of(key)) is not None
+                                        and (slot := self.slots.slot_of(key)) is not None})  # fmt: skip
 
     def unclamp(self, clamped: Collection[int]) -> None:
         """Windows clamped ahead of a refused change go back to what their slot holds."""
-        self.hold.unclamp(clamped)
+        self.hold.unclamp(clamped, self._clamped_for)
 
     def old_windows_left(self, pid: int, clamped: ClampedWindows, idle_ms: int) -> bool | None:
         """Whether a sender of pid's downloads may still send its old window."""
@@ -130,6 +141,7 @@ class Apply:
 
     def caps(self, table: LimitTable) -> None:
         live = self.live(table)
+        self._declare_owners()
         self.hold.caps(wanted_caps(live, self.slots.acquire, self.gating, self.downloads_queue()))
 
     def gates(self, table: LimitTable, local_now: datetime) -> tuple[bool, bool]:
@@ -151,6 +163,7 @@ class Apply:
         for key, pids in self.fair(table, live).items():  # no app scope: a rule's processes only
             wanted_pids.update((pid, self.slots.acquire(key)) for pid in pids)
         alive = {pid for pids in self._index.pids_by_app().values() for pid in pids}
+        self._declare_owners()
         self.hold.tags(wanted_pids, scopes, alive)
 
     def release_unused(self, table: LimitTable) -> None:
@@ -164,6 +177,7 @@ class Apply:
         holds tighter than they are held; what was clamped, by pid
         (core.WINDOW_DRAIN_MIN_S)."""
         clamped: dict[int, ClampedWindows] = {}
+        self._clamped_for = {}
         for key, limits in planned.enforced():
             window_bps = download_window_bps(limits, self.downloads_queue())
             if not window_bps:
@@ -173,7 +187,9 @@ class Apply:
             for pid in self.reached(planned, key):
                 if slot and self.hold.slot_of_process(pid) == slot and 0 < held_to <= window_bps:
                     continue  # held to this limit or a lower one already: nothing to spend
-                drain_s = self.hold.clamp_windows(pid, window_bps)
+                drain_s = self.hold.clamp_windows(pid, window_bps, _user_of(key))
+                if (uid := _user_of(key)) is not None:
+                    self._clamped_for[pid] = uid
                 if drain_s is not None:
                     clamped[pid] = ClampedWindows(drain_s, window_bps)
         return clamped
@@ -192,3 +208,8 @@ class Apply:
             if set(self.reached(table, key)) == app.processes.keys():
                 shaped[key[0]] = by_slot[slot]
         return shaped
+
+
+def _user_of(key: RuleKey) -> int | None:
+    """The uid of a user's rule; None for an administrator's and a fair share."""
+    return key[1] if key[1] >= 0 else None

@@ -123,10 +123,11 @@ class KernelHold:
     def tag_process(self, pid: int, slot: int) -> None:
         self._datapath.set_process_slot(pid, slot)
 
-    def clamp_windows(self, pid: int, wire_bps: int) -> float | None:
-        """Clamp a process's receive windows now; how long its old ones may
-        still take (None: nothing to wait for)."""
-        return self._datapath.clamp_windows(pid, wire_bps)
+    def clamp_windows(self, pid: int, wire_bps: int, made_by: int | None = None) -> float | None:
+        """Clamp a process's receive windows now (made_by: of the sockets
+        that uid made); how long its old ones may still take (None: nothing
+        to wait for)."""
+        return self._datapath.clamp_windows(pid, wire_bps, made_by)
 
     def old_windows_left(self, pid: int, wire_bps: int, idle_ms: int) -> bool | None:
         """Whether a sender of pid's clamped downloads may still send its old
@@ -134,8 +135,10 @@ class KernelHold:
         engine calls it without its lock, while it waits."""
         return self._datapath.old_windows_left(pid, wire_bps, idle_ms)
 
-    def unclamp(self, pids: Collection[int]) -> None:
+    def unclamp(self, pids: Collection[int], made_by: Mapping[int, int] | None = None) -> None:
         """Put the windows of processes clamped ahead of a refused change back
-        to what their slot holds them to."""
+        to what their slot holds them to (made_by: pid -> the uid whose
+        sockets were clamped)."""
         for pid in pids:
-            self._datapath.clamp_windows(pid, self.window_held_to(self._process_slots.get(pid)))
+            self._datapath.clamp_windows(pid, self.window_held_to(self._process_slots.get(pid)),
+                                         (made_by or {}).get(pid))  # fmt: skip

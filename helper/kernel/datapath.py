@@ -228,6 +228,11 @@ class Datapath:
         self._new_owners_bytes = 0
         self._traffic_buffers: Any = None
         self._slot_of_tgid: dict[int, int] = {}  # what set_process_slot wrote
+        # A user's rule takes over only the sockets its owner's processes made
+        # (socket_tagging._made_by): slot -> that uid (set_slot_owners), and
+        # tgid -> the uid its open sockets were tagged for.
+        self._slot_owners: dict[int, int] = {}
+        self._made_by_of_tgid: dict[int, int] = {}
         self._caps_of_slot: dict[int, SocketCaps] = {}  # what each slot's TCP sockets are held to
         # a divided upload limit per slot: (limit, {netns cookie: (share's rate, CN queue)})
         self._namespace_shares: dict[int, tuple[int, dict[int, tuple[int, int]]]] = {}
@@ -362,16 +367,27 @@ class Datapath:
         Returns how many open sockets were tagged."""
         table = self._maps["slot_by_tgid"]
         was = self._caps_of_slot.get(self._slot_of_tgid.get(tgid, 0), NO_CAPS)
+        made_by = self._made_by_of_tgid.pop(tgid, None)  # untagged: what it tagged
         if app_slot:
             table.set(tgid, ctypes.c_uint32(app_slot))
             self._slot_of_tgid[tgid] = app_slot
+            made_by = self._slot_owners.get(app_slot)
+            if made_by is not None:
+                self._made_by_of_tgid[tgid] = made_by
         else:
             table.pop(tgid)
             self._slot_of_tgid.pop(tgid, None)
         caps = self._caps_of_slot.get(app_slot, NO_CAPS)
         return tag_open_sockets(self._maps["socket_tags"].fd, tgid, app_slot,
                                 caps if caps != NO_CAPS or was != NO_CAPS else None, was,
-                                self._namespace_sockets.get(app_slot))  # fmt: skip
+                                self._namespace_sockets.get(app_slot), made_by)  # fmt: skip
+
+    def set_slot_owners(self, owners: Mapping[int, int]) -> None:
+        """slot -> uid, of the slots of users' rules: a process tagged with
+        one from now on has only the open sockets that uid's processes made
+        tagged and capped, not one root or another user made and passed to
+        it (socket_tagging._made_by). Other slots take every socket."""
+        self._slot_owners = dict(owners)
 
     def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None:
         """Hold the slot's TCP sockets to caps (NO_CAPS: lift them): the open
@@ -387,14 +403,15 @@ class Datapath:
             self._caps_of_slot.pop(app_slot, None)
         self._write_namespace_sockets(app_slot)
         for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
-            cap_open_sockets(tgid, caps, was, self._namespace_sockets.get(app_slot))
+            cap_open_sockets(tgid, caps, was, self._namespace_sockets.get(app_slot),
+                             self._made_by_of_tgid.get(tgid))  # fmt: skip
 
-    def clamp_windows(self, tgid: int, wire_bps: int) -> float | None:
-        """Clamp the receive windows of tgid's open TCP sockets for a download
-        limit of wire_bps ahead of tagging them; the longest any of their
-        senders may still send at the old windows' pace (seconds), None if it
-        has none."""
-        return max(clamp_open_windows(tgid, wire_bps), default=None)
+    def clamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None) -> float | None:
+        """Clamp the receive windows of tgid's open TCP sockets (made_by: those
+        that uid made) for a download limit of wire_bps ahead of tagging them;
+        the longest any of their senders may still send at the old windows'
+        pace (seconds), None if it has none."""
+        return max(clamp_open_windows(tgid, wire_bps, made_by), default=None)
 
     def old_windows_left(self, tgid: int, wire_bps: int, idle_ms: int) -> bool | None:
         """Whether a sender of tgid's clamped downloads may still send more than
@@ -433,6 +450,7 @@ class Datapath:
     def forget_process(self, tgid: int) -> None:
         self._maps["slot_by_tgid"].pop(tgid)
         self._slot_of_tgid.pop(tgid, None)
+        self._made_by_of_tgid.pop(tgid, None)
 
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
         """New sockets created inside a cgroup (an app scope) get app_slot."""
@@ -488,7 +506,8 @@ class Datapath:
         pacing_bps = self._caps_of_slot.get(app_slot, NO_CAPS).pacing_bps
         if pacing_bps and self._namespace_sockets.get(app_slot) != before:
             for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
-                pace_open_sockets(tgid, pacing_bps, self._namespace_sockets.get(app_slot, {}))
+                pace_open_sockets(tgid, pacing_bps, self._namespace_sockets.get(app_slot, {}),
+                                  self._made_by_of_tgid.get(tgid))  # fmt: skip
 
     def namespace_pacing(self, app_slot: int) -> dict[int, tuple[int, int]]:
         """What the programs read for a slot's divided uploads, per netns

@@ -182,9 +182,25 @@ def _inet_type(fd: int) -> int | None:
         probe.detach()
 
 
-def _open_inet_sockets(pid: int) -> Iterator[tuple[int, int]]:
+def _made_by(sock_fd: int, uid: int | None) -> bool:
+    """Whether a process of uid (None: anyone) made the socket: the kernel
+    gives a socket's inode the fsuid of the process that made it (socket(),
+    accept()), and only root can give it to another uid (fchown). A socket
+    is shared by every process holding it: one root made and passed to a
+    user's process (a descriptor inherited across a drop of privileges, or
+    sent over a unix socket) is root's traffic too."""
+    if uid is None:
+        return True
+    try:
+        return os.fstat(sock_fd).st_uid == uid
+    except OSError:
+        return False
+
+
+def _open_inet_sockets(pid: int, made_by: int | None = None) -> Iterator[tuple[int, int]]:
     """(a duplicate of the socket in this process, its type) for each inet
-    socket pid has open; each duplicate goes to BORROWED_CLOSER when the caller
+    socket pid has open (made_by: only those a process of that uid made,
+    _made_by); each duplicate goes to BORROWED_CLOSER when the caller
     moves on. Stops early while the closer is full."""
     try:
         pidfd = os.pidfd_open(pid)
@@ -205,7 +221,7 @@ def _open_inet_sockets(pid: int) -> Iterator[tuple[int, int]]:
                 continue
             try:
                 kind = _inet_type(local_fd)
-                if kind is not None:
+                if kind is not None and _made_by(local_fd, made_by):
                     yield local_fd, kind
             finally:
                 BORROWED_CLOSER.close(local_fd)
@@ -220,15 +236,16 @@ def tag_open_sockets(
     caps: SocketCaps | None = None,
     was: SocketCaps = NO_CAPS,
     by_namespace: Mapping[int, int] | None = None,
+    made_by: int | None = None,
 ) -> int:
-    """Set app_slot on every inet socket process pid has open, keeping the owner
-    recorded at creation. With app_slot None, only adopt sockets that carry no
+    """Set app_slot on every inet socket process pid has open (made_by: of
+    those a process of that uid made), keeping the owner recorded at creation. With app_slot None, only adopt sockets that carry no
     tag yet (opened before the datapath was attached), as unlimited. With caps,
     also hold its TCP sockets to them (see cap_socket; was: the caps they had;
     by_namespace: a divided limit's pacing per netns cookie).
     Returns how many sockets were written."""
     tagged = 0
-    for sock_fd, kind in _open_inet_sockets(pid):
+    for sock_fd, kind in _open_inet_sockets(pid, made_by):
         if _write_tag(map_fd, sock_fd, pid, app_slot):
             tagged += 1
         if caps is not None and kind == socket.SOCK_STREAM:
@@ -237,19 +254,23 @@ def tag_open_sockets(
 
 
 def cap_open_sockets(
-    pid: int, caps: SocketCaps, was: SocketCaps, by_namespace: Mapping[int, int] | None = None
-) -> int:
-    """Hold every TCP socket pid has open to caps; how many were set."""
-    return sum(cap_socket(sock_fd, caps, was, by_namespace) for sock_fd, kind in _open_inet_sockets(pid)
+    pid: int, caps: SocketCaps, was: SocketCaps, by_namespace: Mapping[int, int] | None = None,
+    made_by: int | None = None,
+) -> int:  # fmt: skip
+    """Hold every TCP socket pid has open (made_by: that uid made) to caps; how many were set."""
+    return sum(cap_socket(sock_fd, caps, was, by_namespace)
+               for sock_fd, kind in _open_inet_sockets(pid, made_by)
                if kind == socket.SOCK_STREAM)  # fmt: skip
 
 
-def pace_open_sockets(pid: int, pacing_bps: int, by_namespace: Mapping[int, int]) -> int:
+def pace_open_sockets(
+    pid: int, pacing_bps: int, by_namespace: Mapping[int, int], made_by: int | None = None
+) -> int:
     """Cap the pacing of every TCP socket pid has open at by_namespace[its
     namespace's cookie], or at pacing_bps in a namespace not there (a divided
     upload limit's shares moved); the window clamps stay. How many were set."""
     caps = SocketCaps(pacing_bps=pacing_bps)
-    return cap_open_sockets(pid, caps, caps, by_namespace)
+    return cap_open_sockets(pid, caps, caps, by_namespace, made_by)
 
 
 def old_window_drain_s(
@@ -280,12 +301,13 @@ def tcp_window_state(info: bytes) -> tuple[int, int, int, int]:
     )
 
 
-def clamp_open_windows(pid: int, wire_bps: int) -> list[float]:
-    """Clamp the receive window of every TCP socket pid has open for a download
-    limit of wire_bps, without tagging them; for each, the seconds its sender
-    may still send at the old window's pace (old_window_drain_s)."""
+def clamp_open_windows(pid: int, wire_bps: int, made_by: int | None = None) -> list[float]:
+    """Clamp the receive window of every TCP socket pid has open (made_by:
+    that uid made) for a download limit of wire_bps, without tagging them;
+    for each, the seconds its sender may still send at the old window's pace
+    (old_window_drain_s)."""
     drains = []
-    for sock_fd, kind in _open_inet_sockets(pid):
+    for sock_fd, kind in _open_inet_sockets(pid, made_by):
         if kind != socket.SOCK_STREAM:
             continue
         try:

@@ -22,6 +22,7 @@ class RecordingDatapath:
     forgotten: list[int] = field(default_factory=list)
     forgotten_owners: list[int] = field(default_factory=list)
     caps: dict[int, SocketCaps] = field(default_factory=dict)
+    slot_owners: dict[int, int] = field(default_factory=dict)  # slot -> uid of a user's rule
     old_window_drains: dict[int, float] = field(
         default_factory=dict
     )  # pid -> s its open downloads' old windows take
@@ -49,7 +50,10 @@ class RecordingDatapath:
         else:
             self.caps.pop(app_slot, None)
 
-    def clamp_windows(self, tgid: int, wire_bps: int) -> float | None:
+    def set_slot_owners(self, owners: Mapping[int, int]) -> None:
+        self.slot_owners = dict(owners)
+
+    def clamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None) -> float | None:
         self.events.append(("clamp", tgid, wire_bps))
         return self.old_window_drains.get(tgid)
 
