@@ -120,6 +120,12 @@ def own_rule_rate(
     return 0
 
 
+def _problem(own: str, enforcement_problem: str) -> str:
+    """The helper's reason for one limit, or what keeps every limit from being
+    enforced when there is no such reason or it was only "not met"."""
+    return enforcement_problem if enforcement_problem and (not own or is_not_met(own)) else own
+
+
 def limit_state(
     info: ApplicationInfo,
     direction: Direction,
@@ -130,7 +136,8 @@ def limit_state(
 ) -> LimitState:
     """The truth about one limit. enforcement_problem is what keeps every limit
     from being enforced (the helper is not running, limits are paused); the
-    helper's own reason for this limit wins over it."""
+    helper's own reason for this limit wins over it, unless that reason is that
+    it was not met: that says it was enforced, no longer so."""
     helper_rate = info.limit_bps(direction)
     budget, left, period = info.quota(direction)
     quota: _Quota = (
@@ -140,7 +147,7 @@ def limit_state(
     if info.blocked(direction) and pending is None:
         owner = info.limit_owner(direction)
         read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
-        problem = info.limit_problem(direction) or enforcement_problem
+        problem = _problem(info.limit_problem(direction), enforcement_problem)
         return LimitState(0, owner_note(owner, viewer_uid), read_only, problem, blocked=True, schedule=schedule,
                           **quota)  # fmt: skip
     if pending is not None:
@@ -153,7 +160,7 @@ def limit_state(
     owner = info.limit_owner(direction)
     read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
     own = own_rule_rate(rules, info.id, direction, viewer_uid) if read_only else 0
-    problem = info.limit_problem(direction) or enforcement_problem
+    problem = _problem(info.limit_problem(direction), enforcement_problem)
     return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own, schedule=schedule,
                       reach=info.limit_reach(direction), **quota)  # fmt: skip
 

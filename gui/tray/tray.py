@@ -13,7 +13,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.limit_truth import describe_limit
+from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
 from chadthrottle.gui.models.priority_view import ADMIN_ASKED, describe_priority
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
 from chadthrottle.gui.tray.quick_limits import (
@@ -42,6 +42,20 @@ PAUSE_TOOLTIP = (
 BLOCK_LABEL = "block"  # the block action's name part (its text says Block or Blocked)
 PROTECT_LABEL = "protect"  # "Protect this app": critical priority; checked, choosing it un-protects
 PROTECTED = "critical"
+
+
+def limit_marker(states: tuple[LimitState, ...]) -> str:
+    """What the menu says after an application's name of its limits, as the row
+    does: never "(limited)" for a limit that is not met or not enforced (the
+    helper gone, paused, a path it cannot hold)."""
+    held = [state for state in states if state.held]
+    if not held:
+        return ""
+    if any(state.not_met for state in held):
+        return " (limit not met)"
+    if any(state.problem for state in held):
+        return " (not enforced)"
+    return " (blocked)" if any(state.blocked for state in held) else " (limited)"
 
 
 def action_name(app_id: str, direction: Direction, label: str) -> str:
@@ -145,21 +159,22 @@ class TrayController(QObject):
         units = self._model.units
         can_limit = self._status.can_limit
         applications = busiest_applications(self._model.applications())
+        nothing_enforced = nothing_enforced_reason(self._status, bool(self._paused))
+        if nothing_enforced:  # said first: every limit below is only remembered
+            note = self.menu.addAction(f"No limit is enforced: {nothing_enforced}")
+            note.setObjectName("nothing-enforced")
+            note.setEnabled(False)
         if not applications:
             empty = self.menu.addAction("No applications using the network")
             empty.setEnabled(False)
         for info in applications:
             # Said in words: a bare " *" after the name told a new user nothing.
-            marker = (
-                " (blocked)"
-                if info.down_blocked or info.up_blocked
-                else " (limited)"
-                if info.down_limit_bps or info.up_limit_bps
-                else ""
+            marker = limit_marker(tuple(self._model.limit_state(info.id, d) for d in Direction))
+            # The last rates the helper sent stop being news when it is gone: none shown.
+            rate = (
+                format_rate(info.down_bps + info.up_bps, units) if self._status.can_monitor else ""
             )
-            submenu = self.menu.addMenu(
-                f"{info.name}{marker}\t{format_rate(info.down_bps + info.up_bps, units)}"
-            )
+            submenu = self.menu.addMenu(f"{info.name}{marker}\t{rate}".rstrip("\t"))
             submenu.setObjectName(f"quick:{info.id}")
             submenu.setToolTipsVisible(True)
             for direction in Direction:

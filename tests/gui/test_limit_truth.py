@@ -272,6 +272,41 @@ def test_the_tray_counts_a_limit_not_met_apart_and_not_as_active() -> None:
     assert tray.icon.toolTip().endswith(", 1 limit, 1 not met, 1 not enforced")
 
 
+def test_the_tray_menu_never_says_limited_for_a_limit_not_met_or_not_enforced(
+    make_controller,
+) -> None:  # type: ignore[no-untyped-def]
+    """Seen on screen (Xvfb, openbox, trayer): with the helper stopped the tray
+    menu still said "Nimbus Sync (limited)  1.01 MB/s", the last rates frozen,
+    while the window said no limit is enforced; a limit not met said
+    "(limited)" too. The real controller, window and tray, fed as the helper does."""
+    controller = make_controller()
+    tray = TrayController(controller.model, controller.window)
+    controller.attach_tray(tray)
+    controller.model.set_viewer_uid(USER)
+    inject_observations(controller.connection, has_polled_ok=True)
+    controller.model.apply_snapshot(_dropbox_not_met())
+    tray.rebuild_menu()
+    texts = {a.text().split("\t")[0]: a.text() for a in tray.menu.actions() if not a.isSeparator()}
+    assert {"Firefox (limited)", "Dropbox (limit not met)", "Steam (not enforced)"} <= set(texts)
+    assert texts["Dropbox (limit not met)"].endswith("\t1.01 MB/s")  # down + up, live
+    inject_observations(controller.connection, poll_error_name="org.freedesktop.DBus.Error.NoReply")
+    assert controller.window.nothing_enforced == "the helper is not running"
+    # the last listing's "not met" claimed the limit was enforced: no longer so
+    assert (
+        controller.model.limit_state(DROPBOX, Direction.UP).problem == "the helper is not running"
+    )
+    tray.rebuild_menu()
+    actions = [a for a in tray.menu.actions() if not a.isSeparator()]
+    assert actions[0].text() == "No limit is enforced: the helper is not running"
+    assert not actions[0].isEnabled()
+    titles = [a.text() for a in actions]
+    assert {"Firefox (not enforced)", "Dropbox (not enforced)", "Steam (not enforced)"} <= set(
+        titles
+    )
+    assert not any("\t" in title or "limited" in title for title in titles)  # no frozen rates
+    tray.shutdown()
+
+
 def test_the_controller_sends_nothing_for_an_administrator_limit(make_controller) -> None:  # type: ignore[no-untyped-def]
     controller = make_controller()
     controller.model.set_viewer_uid(USER)
