@@ -125,8 +125,24 @@ class ClassChanger:
         if code:
             raise KernelError(f"{what} failed: {os.strerror(code)} ({code})", code)
 
-    def _ack(self, seq: int) -> int:
-        """The errno the kernel answered this request with (0: done)."""
+    def query(self, build: Callable[[int], bytes], what: str) -> list[tuple[int, bytes]]:
+        """Send a get request build(seq) makes (with NLM_F_ACK) and give the
+        kernel's answers before its ack, each as (message type, body);
+        KernelError naming what if it refuses."""
+        seq = next(self._seq) & U32_MAX
+        replies: list[tuple[int, bytes]] = []
+        try:
+            self._socket.send(build(seq))
+            code = self._ack(seq, replies)
+        except OSError as error:
+            raise KernelError(f"{what} failed: {error}", error.errno or 0) from error
+        if code:
+            raise KernelError(f"{what} failed: {os.strerror(code)} ({code})", code)
+        return replies
+
+    def _ack(self, seq: int, replies: list[tuple[int, bytes]] | None = None) -> int:
+        """The errno the kernel answered this request with (0: done); the
+        request's other answers go to replies."""
         while True:
             data = self._socket.recv(65536)
             offset = 0
@@ -137,6 +153,8 @@ class ClassChanger:
                 if kind == NLMSG_ERROR and reply_seq == seq:
                     (code,) = _ERROR.unpack_from(data, offset + _HEADER.size)
                     return -code
+                if replies is not None and reply_seq == seq:
+                    replies.append((kind, data[offset + _HEADER.size : offset + length]))
                 offset += (length + 3) & ~3
 
     def close(self) -> None:

@@ -32,8 +32,12 @@ from chadthrottle.helper.kernel.htb_change import (
     attribute,
 )
 
-RTM_NEWQDISC = 36
+RTM_NEWQDISC, RTM_GETQDISC = 36, 38
+TCA_STATS2, TCA_STATS_QUEUE = 7, 3  # gnet_stats_queue: qlen, backlog, drops, ...
 NLM_F_REPLACE, NLM_F_CREATE = 0x100, 0x400
+# A get's answer is sent as a notification: without ECHO (and with no
+# listener) the kernel answers only the ack (6.18; pyroute2's get too).
+NLM_F_ECHO = 0x8
 TCA_TBF_PARMS, TCA_TBF_RATE64, TCA_TBF_BURST = 1, 4, 6
 PSCHED_TICK_NS = 64  # the kernel's psched tick (PSCHED_SHIFT 6): dumps give the bucket in these
 
@@ -110,6 +114,42 @@ def tbf_message(seq: int, ifindex: int, handle: int, parent: int, leaf: TbfLeaf)
     body += attribute(TCA_KIND, b"tbf\0") + attribute(TCA_OPTIONS, options)
     flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
     return _HEADER.pack(_HEADER.size + len(body), RTM_NEWQDISC, flags, seq, 0) + body
+
+
+def qdisc_get_message(seq: int, ifindex: int, handle: int, parent: int) -> bytes:
+    """RTM_GETQDISC for one qdisc (not a dump): the kernel looks it up by its
+    parent (a hash lookup) and answers with it alone, whatever else the
+    device holds."""
+    body = _TCMSG.pack(socket.AF_UNSPEC, ifindex, handle, parent, 0)
+    return (
+        _HEADER.pack(
+            _HEADER.size + len(body), RTM_GETQDISC, NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO, seq, 0
+        )
+        + body
+    )
+
+
+def _attributes(data: bytes, offset: int = 0) -> dict[int, bytes]:
+    found = {}
+    while offset + 4 <= len(data):
+        length, kind = struct.unpack_from("=HH", data, offset)
+        if length < 4:
+            break
+        found[kind & 0x3FFF] = data[offset + 4 : offset + length]
+        offset += (length + 3) & ~3
+    return found
+
+
+def queue_of(body: bytes) -> tuple[str, int, int] | None:
+    """An RTM_NEWQDISC answer's kind, packets and bytes queued (TCA_STATS2's
+    TCA_STATS_QUEUE); None if it carries no queue."""
+    top = _attributes(body, _TCMSG.size)
+    stats = _attributes(top.get(TCA_STATS2, b""))
+    queue = stats.get(TCA_STATS_QUEUE)
+    if queue is None or len(queue) < 8:
+        return None
+    qlen, backlog = struct.unpack_from("=II", queue)
+    return top.get(TCA_KIND, b"").rstrip(b"\0").decode(), qlen, backlog
 
 
 def read_back(message: Any) -> TbfLeaf | None:

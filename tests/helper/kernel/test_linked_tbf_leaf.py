@@ -13,7 +13,7 @@ import threading
 import time
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.kernel import tbf_leaf
+from chadthrottle.helper.kernel import htb, tbf_leaf
 from chadthrottle.helper.kernel.htb import ClassSpec, HtbHierarchy
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.layout import class_id
@@ -223,4 +223,65 @@ def test_linked_cutting_leaves_follow_the_largest_frame_while_running_and_at_ado
         adopted.sync({SMALL: WANTED[SMALL]}, 0.0)
         assert abs(_cburst(pair, SMALL) - 2 * largest) <= 4
     finally:
+        tree.delete()
+
+
+def _udp_flood(pair: NetnsPair, stop: threading.Event) -> threading.Thread:
+    """Datagrams from the host namespace to the peer at full speed, into
+    SMALL's class by port: its leaf is never empty."""
+    subprocess.run(["tc", "-n", pair.host_ns, "filter", "add", "dev", pair.host_if, "parent",
+                    f"{class_id(SMALL) >> 16:x}:", "protocol", "ip", "prio", "1", "u32", "match", "ip",
+                    "dport", str(PORT), "0xffff", "flowid", f"{class_id(SMALL) >> 16:x}:{SMALL:x}"],
+                   check=True)  # fmt: skip
+    with entered_netns(pair.host_ns):
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def send() -> None:
+        chunk = b"x" * 1400
+        with client:
+            while not stop.is_set():
+                try:
+                    client.sendto(chunk, (pair.peer_addr, PORT))
+                except OSError:
+                    time.sleep(0.0005)  # ENOBUFS: the queue is full
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    return sender
+
+
+def test_a_never_idle_bare_class_given_a_small_limit_swaps_within_a_bounded_time(
+    pair: NetnsPair, netlink: tuple[IPRoute, ClassChanger]
+) -> None:
+    """The leaf's queue is read with one qdisc get, and a bfifo that never
+    empties (a flood above the limit) is swapped SWAP_WAIT_S after the limit
+    came, dropping what it holds. Before: the swap waited for an empty bfifo,
+    and a sync every 0.1 s for 3 s never found one."""
+    ipr, changer = netlink
+    tree = _tree(ipr, pair, changer)
+    tree.create()
+    stop = threading.Event()
+    try:
+        tree.sync({SMALL: ClassSpec(0, 0)}, 0.0)
+        sender = _udp_flood(pair, stop)
+        deadline = time.monotonic() + 5.0
+        while (queue := tree._leaf_queue(SMALL)) is None or queue[2] <= htb.SWAP_LOSS_BYTES:
+            assert time.monotonic() < deadline, queue
+            time.sleep(0.01)
+        assert queue[0] == "bfifo" and queue[1] > 0, queue
+        limited = {SMALL: WANTED[SMALL]}
+        began = time.monotonic()
+        tree.sync(limited, 0.0)
+        assert _leaves(ipr, tree.ifindex) == {SMALL: "bfifo"}  # full: not yet
+        while _leaves(ipr, tree.ifindex) != {SMALL: "cut"} and time.monotonic() - began < 3.0:
+            time.sleep(0.1)
+            tree.sync(limited, 0.0)
+        took = time.monotonic() - began
+        assert _leaves(ipr, tree.ifindex) == {SMALL: "cut"}, f"not swapped in {took:.2f} s"
+        assert htb.SWAP_WAIT_S <= took <= htb.SWAP_WAIT_S + 0.5, took
+        assert abs(_cburst(pair, SMALL) - 2 * FRAME) <= 4
+        stop.set()
+        sender.join(2.0)
+    finally:
+        stop.set()
         tree.delete()
