@@ -45,10 +45,11 @@
 
 BPF_F_TABLE("sk_storage", int, struct sock_tag, socket_tags, 0,
             BPF_F_NO_PREALLOC | BPF_F_CLONE);
-/* Which limit slot a process's new sockets get (kept by the helper). */
-BPF_HASH(slot_by_tgid, __u32, __u32, MAX_TRACKED_PROCESSES);
+/* Which limit slot a process's new sockets get (kept by the helper), and
+ * whose: struct owned_slot. */
+BPF_HASH(slot_by_tgid, __u32, struct owned_slot, MAX_TRACKED_PROCESSES);
 /* Which limit slot sockets created inside a cgroup get (app scopes). */
-BPF_HASH(slot_by_cgroup, __u64, __u32, MAX_TRACKED_PROCESSES);
+BPF_HASH(slot_by_cgroup, __u64, struct owned_slot, MAX_TRACKED_PROCESSES);
 BPF_TABLE("lru_percpu_hash", struct traffic_key, struct traffic_counters,
           traffic, MAX_TRAFFIC_KEYS);
 BPF_ARRAY(upload_pacing, struct slot_pacing, MAX_SLOTS);
@@ -369,10 +370,11 @@ int chadt_sock(struct bpf_sock *sk)
         return 1;
     tag->owner_tgid = tgid;
     tag->netns_cookie = bpf_get_netns_cookie(sk);
-    __u32 *slot = slot_by_tgid.lookup(&tgid);
+    struct owned_slot *slot = slot_by_tgid.lookup(&tgid);
     if (!slot)
         slot = slot_by_cgroup.lookup(&cgroup_id);
-    tag->app_slot = slot ? *slot : 0;
+    tag->app_slot = slot && (slot->uid == ANY_UID || slot->uid == (__u32)bpf_get_current_uid_gid())
+                        ? slot->app_slot : 0;
     announce(tgid, cgroup_id);
     return 1;
 }

@@ -96,6 +96,15 @@ struct slot_pacing {
     __u64 cn_marks;        /* packets sent with a congestion notice */
 };
 
+/* A limit slot as slot_by_tgid and slot_by_cgroup give it to a new socket:
+ * only to one a process of uid creates (its real uid; ANY_UID: anyone's). A
+ * user's rule tags its own scopes, and root's processes run there too (sudo
+ * or pkexec from a terminal): their sockets are not the user's to limit. */
+struct owned_slot {
+    __u32 app_slot;
+    __u32 uid;
+};
+
 /* Key of a slot's pacing in one network namespace (namespace_pacing,
  * namespace_socket_pacing). A limit divided between namespaces gives each
  * namespace's HTB class a share of it (helper/kernel/namespace_shares.py); the

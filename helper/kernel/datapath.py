@@ -39,11 +39,13 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.counter_slots import CounterSlots
 from chadthrottle.helper.kernel.gates import SlotGates
 from chadthrottle.helper.kernel.layout import (
+    ANY_UID,
     NO_CAPS,
     PROGRAM_NAME_PREFIX,
     CounterSample,
     CounterSlot,
     NamespaceSlot,
+    OwnedSlot,
     OwnerEvent,
     SlotGate,
     SlotPacing,
@@ -82,8 +84,8 @@ TC_EGRESS_PROGRAM = "chadt_tc_out"  # reads skb->priority only: any link type
 _CapsValue = ctypes.c_uint32 * 2  # struct socket_caps: pacing_bps, window_bps
 # (key type, value type) of each map the helper touches; checked against the loaded maps' sizes.
 _MAP_TYPES: dict[str, tuple[Any, Any]] = {
-    "slot_by_tgid": (ctypes.c_uint32, ctypes.c_uint32),
-    "slot_by_cgroup": (ctypes.c_uint64, ctypes.c_uint32),
+    "slot_by_tgid": (ctypes.c_uint32, OwnedSlot),
+    "slot_by_cgroup": (ctypes.c_uint64, OwnedSlot),
     "socket_caps": (ctypes.c_uint32, _CapsValue),
     "upload_pacing": (ctypes.c_uint32, SlotPacing),
     "namespace_pacing": (NamespaceSlot, SlotPacing),
@@ -233,6 +235,7 @@ class Datapath:
         # tgid -> the uid its open sockets were tagged for.
         self._slot_owners: dict[int, int] = {}
         self._made_by_of_tgid: dict[int, int] = {}
+        self._slot_of_cgroup: dict[int, int] = {}  # what set_cgroup_slot wrote
         self._caps_of_slot: dict[int, SocketCaps] = {}  # what each slot's TCP sockets are held to
         # a divided upload limit per slot: (limit, {netns cookie: (share's rate, CN queue)})
         self._namespace_shares: dict[int, tuple[int, dict[int, tuple[int, int]]]] = {}
@@ -369,9 +372,9 @@ class Datapath:
         was = self._caps_of_slot.get(self._slot_of_tgid.get(tgid, 0), NO_CAPS)
         made_by = self._made_by_of_tgid.pop(tgid, None)  # untagged: what it tagged
         if app_slot:
-            table.set(tgid, ctypes.c_uint32(app_slot))
-            self._slot_of_tgid[tgid] = app_slot
             made_by = self._slot_owners.get(app_slot)
+            table.set(tgid, OwnedSlot(app_slot, ANY_UID if made_by is None else made_by))
+            self._slot_of_tgid[tgid] = app_slot
             if made_by is not None:
                 self._made_by_of_tgid[tgid] = made_by
         else:
@@ -386,8 +389,15 @@ class Datapath:
         """slot -> uid, of the slots of users' rules: a process tagged with
         one from now on has only the open sockets that uid's processes made
         tagged and capped, not one root or another user made and passed to
-        it (socket_tagging._made_by). Other slots take every socket."""
+        it (socket_tagging._made_by), and a new socket only when a process
+        of that uid makes it (struct owned_slot: not root's, run by sudo in
+        the user's app scope). Other slots take every socket."""
+        changed = {slot for slot in owners.keys() | self._slot_owners.keys()
+                   if owners.get(slot) != self._slot_owners.get(slot)}  # fmt: skip
         self._slot_owners = dict(owners)
+        for cgroup_id, slot in list(self._slot_of_cgroup.items()):
+            if slot in changed:  # the same slot, now another rule's
+                self.set_cgroup_slot(cgroup_id, slot)
 
     def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None:
         """Hold the slot's TCP sockets to caps (NO_CAPS: lift them): the open
@@ -453,12 +463,16 @@ class Datapath:
         self._made_by_of_tgid.pop(tgid, None)
 
     def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
-        """New sockets created inside a cgroup (an app scope) get app_slot."""
+        """New sockets created inside a cgroup (an app scope) get app_slot:
+        those of its owner's processes only, for a user's rule (set_slot_owners)."""
         table = self._maps["slot_by_cgroup"]
         if app_slot:
-            table.set(cgroup_id, ctypes.c_uint32(app_slot))
+            uid = self._slot_owners.get(app_slot)
+            table.set(cgroup_id, OwnedSlot(app_slot, ANY_UID if uid is None else uid))
+            self._slot_of_cgroup[cgroup_id] = app_slot
         else:
             table.pop(cgroup_id)
+            self._slot_of_cgroup.pop(cgroup_id, None)
 
     def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None:
         """Start (rate_bps > 0) or stop (0) congestion notices for a slot's uploads."""

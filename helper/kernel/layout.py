@@ -21,6 +21,16 @@ class SockTag(ctypes.Structure):
     ]
 
 
+class OwnedSlot(ctypes.Structure):
+    """struct owned_slot in bpf/maps.h: a slot for new sockets a process of
+    uid creates (ANY_UID: anyone's)."""
+
+    _fields_ = [("app_slot", ctypes.c_uint32), ("uid", ctypes.c_uint32)]
+
+
+ANY_UID = 0xFFFFFFFF  # an administrator's rule or a fair share: every process's sockets
+
+
 class TrafficKey(ctypes.Structure):
     _fields_ = [
         ("netns_cookie", ctypes.c_uint64),
@@ -170,6 +180,7 @@ def c_constants() -> dict[str, int]:
     defines none of these itself."""
     return {
         "HTB_MAJOR": HTB_MAJOR,
+        "ANY_UID": ANY_UID,
         "COUNTER_SLOT_BITS": COUNTER_SLOT_BITS,
         "SLOT_FREE": SLOT_FREE,
         "SLOT_CLAIMING": SLOT_CLAIMING,

@@ -33,6 +33,7 @@ from tests.support.requirements import require_program
 
 MIRRORS: dict[str, type[ctypes.Structure]] = {
     "sock_tag": layout.SockTag,
+    "owned_slot": layout.OwnedSlot,
     "traffic_key": layout.TrafficKey,
     "traffic_counters": layout.TrafficCounters,
     "counter_slot": layout.CounterSlot,
