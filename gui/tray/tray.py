@@ -138,7 +138,9 @@ class TrayController(QObject):
             self._kind = kind
             self.icon.setIcon(self._icons[kind])
         units = self._model.units
-        tooltip = f"down {format_rate(down, units)}, up {format_rate(up, units)}, "
+        # With the helper away the totals are its last, frozen: not said as now.
+        live = self._status.can_monitor or not self._status.is_problem
+        tooltip = f"down {format_rate(down, units)}, up {format_rate(up, units)}, " if live else ""
         if nothing_enforced:
             tooltip += f"no limit is enforced: {nothing_enforced}"
         else:

@@ -33,7 +33,7 @@ from chadthrottle.gui.widgets.rate_width import widest_rate as widest_rate_px
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.units import UnitSystem, format_rate
 from chadthrottle.usage_contract import UsageRow
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -71,6 +71,8 @@ SPANS: tuple[tuple[str, int, bool], ...] = (
 
 
 NO_SELECTION = "Select an application to see its traffic."
+# The connections caption while the helper is away: an empty table would say "none".
+CONNECTIONS_UNKNOWN = "Connections not known while the helper is away"
 
 
 def describe_rates(
@@ -272,6 +274,31 @@ class DetailPane(QWidget):
         below.hide()  # until there is something to show: a short screen needs the room
         layout.addWidget(self.split, 1)
         self.plot.setVisible(False)
+        # While the helper is away no poll refreshes the pane: this clock moves the
+        # graph's time axis on, so its last samples slide into the past rather than
+        # reading as now.
+        self._live = True
+        self._away_clock = QTimer(self)
+        self._away_clock.timeout.connect(self.refresh)
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    def set_live(self, live: bool) -> None:
+        """The helper answers (True) or is away: its numbers are then only the
+        last it sent, greyed; connections are not known, not "none"."""
+        if live == self._live:
+            return
+        self._live = live
+        self.summary.setEnabled(live)
+        if live:
+            self._away_clock.stop()
+            return
+        self.connections_model.clear()
+        self.connections_caption.setText(CONNECTIONS_UNKNOWN)
+        self._away_clock.start(max(250, int(self.refresh_interval_s * 1000)))
+        self.refresh()
 
     @property
     def app_id(self) -> str:
@@ -349,8 +376,8 @@ class DetailPane(QWidget):
 
     def show_connections(self, app_id: str, connections: list[ConnectionInfo]) -> None:
         """The selected application's open sockets, most interesting first."""
-        if app_id != self._app_id:
-            return  # an answer for a row no longer selected
+        if app_id != self._app_id or not self._live:
+            return  # an answer for a row no longer selected, or a failed call's none
         if self.connections_model.units != self._model.units:
             self._set_connection_units(self._model.units)
         self.connections_model.set_connections(app_id, connections)

@@ -205,6 +205,7 @@ class MainWindow(QMainWindow):
         self._model.set_stale(stale)
         self.table.sparkline_delegate.dimmed = stale
         self.table.set_stale(stale)
+        self.detail.set_live(not stale)
         if status.can_limit:
             reason = ""
         elif status.state is HelperState.NOT_AUTHORIZED:

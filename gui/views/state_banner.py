@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from chadthrottle.gui.ipc.error_text import INSTALL_COMMAND
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -21,10 +21,17 @@ TITLES: dict[HelperState, str] = {
     HelperState.KERNEL_FEATURE_MISSING: "Limits are unavailable on this kernel",
 }
 
+# Away this long, "usually back within seconds" no longer holds: say where to look.
+AWAY_LONG_S = 30
+AWAY_LONG = (
+    "It has been away for over {:g} s; its log says why "
+    "(with systemd: journalctl -u chadthrottle-helper)."
+)
+
 EXPLANATIONS: dict[HelperState, str] = {
     HelperState.CONNECTING: "",  # the title says it (the status's detail said it again)
-    HelperState.NOT_RUNNING: "Numbers are greyed until it is back. Nothing needs doing; "
-    "this banner goes away by itself.",
+    HelperState.NOT_RUNNING: "No limit is enforced until it is back, and the numbers are "
+    "greyed. It is usually back within seconds; this banner then goes away by itself.",
     HelperState.NOT_INSTALLED: "ChadThrottle measures and limits traffic through a small "
     "system helper that runs as root and asks polkit before every change. Install it once:",
 }
@@ -75,14 +82,30 @@ class StateBanner(QFrame):
         layout.addLayout(texts, 1)
         layout.addWidget(self.retry_button, 0, Qt.AlignmentFlag.AlignTop)
         self._state: HelperState | None = None
+        self.away_long_s: float = AWAY_LONG_S
+        self._long_away = False  # away longer than away_long_s: the banner says where to look
+        self._status = HelperStatus(HelperState.CONNECTING)
+        self._away = QTimer(self)
+        self._away.setSingleShot(True)
+        self._away.timeout.connect(self._say_long_away)
         self.show_status(HelperStatus(HelperState.CONNECTING))
+
+    def _say_long_away(self) -> None:
+        self._long_away = True
+        self.show_status(self._status)
 
     @property
     def state(self) -> HelperState | None:
         return self._state
 
     def show_status(self, status: HelperStatus) -> None:
+        if status.state is not HelperState.NOT_RUNNING:
+            self._away.stop()
+            self._long_away = False
+        elif self._state is not HelperState.NOT_RUNNING:  # it just went: from now
+            self._away.start(int(self.away_long_s * 1000))
         self._state = status.state
+        self._status = status
         if status.state is HelperState.CONNECTED:
             self.hide()
             return
@@ -90,6 +113,8 @@ class StateBanner(QFrame):
         explanation = EXPLANATIONS.get(status.state, status.detail)
         if status.state is HelperState.NOT_RUNNING and status.detail:
             explanation = f"{status.detail} {explanation}"
+        if status.state is HelperState.NOT_RUNNING and self._long_away:
+            explanation = f"{explanation} {AWAY_LONG.format(self.away_long_s)}"
         self.text.setText(explanation)
         self.text.setVisible(bool(explanation))
         installing = status.state is HelperState.NOT_INSTALLED

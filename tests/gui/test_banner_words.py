@@ -16,3 +16,26 @@ def test_connecting_is_said_once(qtbot) -> None:  # type: ignore[no-untyped-def]
     banner.show_status(status)
     assert banner.title.text() == "Connecting to the ChadThrottle helper…"
     assert banner.text.isHidden()  # was "Connecting to the helper…" under it
+
+
+def test_a_helper_away_for_long_is_not_said_to_be_back_soon(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Seen on screen: a helper stopped for good kept the banner saying "Nothing
+    needs doing; this banner goes away by itself", with no limit enforced. It
+    says so, and after away_long_s where to look; polls failing again keep it."""
+    banner = StateBanner()
+    qtbot.addWidget(banner)
+    banner.show()
+    banner.away_long_s = 0.3
+    gone = derive_status(Observations(poll_error_name="org.freedesktop.DBus.Error.NameHasNoOwner",
+                                      has_polled_ok=True))  # fmt: skip
+    assert gone.state is HelperState.NOT_RUNNING
+    banner.show_status(gone)
+    assert "No limit is enforced until it is back" in banner.text.text()
+    assert "Nothing needs doing" not in banner.text.text()
+    qtbot.waitUntil(lambda: "journalctl -u chadthrottle-helper" in banner.text.text(), timeout=3000)
+    banner.show_status(gone)  # the next failed poll
+    assert "journalctl" in banner.text.text()
+    banner.show_status(derive_status(Observations(has_polled_ok=True)))  # back
+    assert banner.isHidden()
+    banner.show_status(gone)  # away again: from now
+    assert "journalctl" not in banner.text.text()

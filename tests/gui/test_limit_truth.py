@@ -304,6 +304,9 @@ def test_the_tray_menu_never_says_limited_for_a_limit_not_met_or_not_enforced(
         titles
     )
     assert not any("\t" in title or "limited" in title for title in titles)  # no frozen rates
+    assert tray.icon.toolTip() == (  # nor in the tooltip
+        "ChadThrottle: helper not running\nno limit is enforced: the helper is not running"
+    )
     tray.shutdown()
 
 
