@@ -49,7 +49,9 @@ class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, start_at_login: bool, has_tray: bool,
                  parent: QWidget | None = None) -> None:  # fmt: skip
         super().__init__(parent)
-        self.setWindowTitle("ChadThrottle settings")
+        # Qt adds the application's display name: "Settings — ChadThrottle", not
+        # "ChadThrottle settings — ChadThrottle".
+        self.setWindowTitle("Settings")
         self.setObjectName("settingsDialog")
         self._settings = settings
         self._choices: dict[QComboBox, list[object]] = {}  # Qt would turn str enums into str
@@ -66,7 +68,11 @@ class SettingsDialog(QDialog):
         self.close_to_tray = self._check(
             "Closing the window keeps ChadThrottle in the tray", settings.close_to_tray
         )
-        self.notifications = self._check("Show notifications", settings.notifications)
+        # Not "Show notifications": next to "Alerts (desktop notifications)" that read
+        # as the switch for every alert, which it is not.
+        self.notifications = self._check(
+            "Say so when closing the window leaves it in the tray", settings.notifications
+        )
         self.notifications.setToolTip(
             "The tray's message when the window is first closed and ChadThrottle keeps running"
         )

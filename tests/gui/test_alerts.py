@@ -202,3 +202,20 @@ def test_the_settings_dialog_switches_each_alert(qtbot) -> None:  # type: ignore
     with qtbot.waitSignal(dialog.settingsChanged) as changed:
         dialog.alerts["helper_stopped"].click()
     assert changed.args[0].alerts == AlertSwitches(first_use=True, helper_stopped=False)
+
+
+def test_the_settings_dialog_names_itself_once_and_its_tray_message_apart_from_alerts(
+    qtbot,
+) -> None:  # type: ignore[no-untyped-def]
+    """Seen on screen under openbox: the title bar read "ChadThrottle settings —
+    ChadThrottle", and "Show notifications" sat above "Alerts (desktop
+    notifications)" though it only switches the tray's message on closing."""
+    from chadthrottle.gui.views.settings_dialog import SettingsDialog
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.setApplicationDisplayName("ChadThrottle")  # as gui/app.py does
+    dialog = SettingsDialog(Settings(), start_at_login=False, has_tray=True)
+    qtbot.addWidget(dialog)
+    assert "ChadThrottle" not in dialog.windowTitle()  # Qt adds " — ChadThrottle"
+    assert "notification" not in dialog.notifications.text().lower()
+    assert "tray" in dialog.notifications.text()
