@@ -183,7 +183,8 @@ class TrayController(QObject):
                 submenu.addSection(
                     "Download limit" if direction is Direction.DOWN else "Upload limit"
                 )
-                current = checked_label(self._model.effective_limit(info.id, direction), units)
+                limit_bps = self._model.effective_limit(info.id, direction)
+                current = checked_label(limit_bps, units)
                 state = self._model.limit_state(info.id, direction)
                 # One of them: drawn as radio items (as in the row menu); Block is a switch.
                 group = QActionGroup(submenu)
@@ -193,6 +194,9 @@ class TrayController(QObject):
                     )
                     group.addAction(action)
                     action.setChecked(quick.label == current and not state.blocked)
+                    if quick.rate_bps == CUSTOM and quick.label == current:
+                        # checked, "Custom…" alone did not say which limit is in force
+                        action.setText(f"Custom: {format_rate(limit_bps, units)}…")
                     action.setEnabled(can_limit and not state.read_only and not state.blocked)
                     if state.read_only or state.blocked:  # choosing would do nothing now
                         action.setToolTip(describe_limit(state, direction, units))

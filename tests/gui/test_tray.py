@@ -169,3 +169,14 @@ def test_a_directions_quick_limits_are_one_choice_drawn_as_radio_items() -> None
         assert actions[action_name(firefox, direction, BLOCK_LABEL)].actionGroup() is None
         groups.append(group)
     assert groups[0] is not groups[1]
+
+
+def test_a_limit_that_is_no_quick_limit_is_said_at_custom() -> None:
+    """Seen on screen: a 2 MB/s limit checked "Custom…" and did not say its value."""
+    model, tray = make_tray()
+    model.apply_snapshot([app("app:stream", "Stream Box", down_bps=2e6, down_limit_bps=2_000_000)])
+    tray.rebuild_menu()
+    custom = quick_limit_action(tray, "app:stream", Direction.DOWN, "Custom…")
+    assert custom is not None and custom.isChecked() and custom.text() == "Custom: 2.00 MB/s…"
+    other = quick_limit_action(tray, "app:stream", Direction.UP, "Custom…")
+    assert other is not None and not other.isChecked() and other.text() == "Custom…"
