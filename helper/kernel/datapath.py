@@ -69,6 +69,7 @@ from chadthrottle.helper.kernel.socket_tagging import (
     clamp_open_windows,
     old_windows_left,
     pace_open_sockets,
+    sends_unacked,
     tag_open_sockets,
 )
 
@@ -372,7 +373,12 @@ class Datapath:
         was = self._caps_of_slot.get(self._slot_of_tgid.get(tgid, 0), NO_CAPS)
         made_by = self._made_by_of_tgid.pop(tgid, None)  # untagged: what it tagged
         if app_slot:
-            made_by = self._slot_owners.get(app_slot)
+            took, made_by = made_by, self._slot_owners.get(app_slot)
+            if tgid in self._slot_of_tgid and made_by is not None and took != made_by:
+                # the old slot (an administrator's) took sockets the user's may not: given back
+                tag_open_sockets(self._maps["socket_tags"].fd, tgid, 0,
+                                 NO_CAPS if was != NO_CAPS else None, was, None, took)  # fmt: skip
+                was = NO_CAPS
             table.set(tgid, OwnedSlot(app_slot, ANY_UID if made_by is None else made_by))
             self._slot_of_tgid[tgid] = app_slot
             if made_by is not None:
@@ -427,6 +433,13 @@ class Datapath:
         """Whether a sender of tgid's clamped downloads may still send more than
         the clamp allows (socket_tagging.old_windows_left; None: unknown)."""
         return old_windows_left(tgid, wire_bps, idle_ms)
+
+    def sends_unacked(
+        self, tgid: int, marks: Mapping[int, int] | None = None
+    ) -> dict[int, int] | None:
+        """tgid's TCP sockets whose data sent (up to the marks) is not yet all
+        acknowledged (socket_tagging.sends_unacked; None: unknown)."""
+        return sends_unacked(tgid, marks)
 
     def watch_new_owners(self, on_new_owner: Callable[[int, int], None]) -> None:
         """Call on_new_owner(tgid, cgroup_id) from poll_new_owners() for each
