@@ -69,7 +69,6 @@ from chadthrottle.helper.kernel.socket_tagging import (
     clamp_open_windows,
     old_windows_left,
     pace_open_sockets,
-    sends_unacked,
     tag_open_sockets,
 )
 
@@ -433,13 +432,6 @@ class Datapath:
         """Whether a sender of tgid's clamped downloads may still send more than
         the clamp allows (socket_tagging.old_windows_left; None: unknown)."""
         return old_windows_left(tgid, wire_bps, idle_ms)
-
-    def sends_unacked(
-        self, tgid: int, marks: Mapping[int, int] | None = None
-    ) -> dict[int, int] | None:
-        """tgid's TCP sockets whose data sent (up to the marks) is not yet all
-        acknowledged (socket_tagging.sends_unacked; None: unknown)."""
-        return sends_unacked(tgid, marks)
 
     def watch_new_owners(self, on_new_owner: Callable[[int, int], None]) -> None:
         """Call on_new_owner(tgid, cgroup_id) from poll_new_owners() for each
