@@ -21,6 +21,7 @@ TITLES: dict[HelperState, str] = {
     HelperState.KERNEL_FEATURE_MISSING: "Limits are unavailable on this kernel",
 }
 
+NOTHING_ENFORCED = "No limit is enforced until it is back, and the numbers are greyed."
 # Away this long, "usually back within seconds" no longer holds: say where to look.
 AWAY_LONG_S = 30
 AWAY_LONG = (
@@ -30,8 +31,8 @@ AWAY_LONG = (
 
 EXPLANATIONS: dict[HelperState, str] = {
     HelperState.CONNECTING: "",  # the title says it (the status's detail said it again)
-    HelperState.NOT_RUNNING: "No limit is enforced until it is back, and the numbers are "
-    "greyed. It is usually back within seconds; this banner then goes away by itself.",
+    HelperState.NOT_RUNNING: f"{NOTHING_ENFORCED} It is usually back within seconds; "
+    "this banner then goes away by itself.",
     HelperState.NOT_INSTALLED: "ChadThrottle measures and limits traffic through a small "
     "system helper that runs as root and asks polkit before every change. Install it once:",
 }
@@ -111,10 +112,11 @@ class StateBanner(QFrame):
             return
         self.title.setText(TITLES[status.state])
         explanation = EXPLANATIONS.get(status.state, status.detail)
-        if status.state is HelperState.NOT_RUNNING and status.detail:
-            explanation = f"{status.detail} {explanation}"
         if status.state is HelperState.NOT_RUNNING and self._long_away:
-            explanation = f"{explanation} {AWAY_LONG.format(self.away_long_s)}"
+            # no longer "restarting" nor "back within seconds"
+            explanation = f"{NOTHING_ENFORCED} {AWAY_LONG.format(self.away_long_s)}"
+        elif status.state is HelperState.NOT_RUNNING and status.detail:
+            explanation = f"{status.detail} {explanation}"
         self.text.setText(explanation)
         self.text.setVisible(bool(explanation))
         installing = status.state is HelperState.NOT_INSTALLED
