@@ -208,6 +208,14 @@ def _gaps(enforcer: Enforcer, viewer_pids: Collection[int] | None) -> dict[Direc
 
 
 @runtime_checkable
+class GraftCounter(Protocol):
+    """An enforcer that adds qdiscs on uplinks (tc's clsact), whose graft
+    drops what the uplink sends for a moment (KernelHold.tags waits it out)."""
+
+    def lossy_grafts(self) -> int: ...  # grafts that dropped packets, since last asked
+
+
+@runtime_checkable
 class LinkShaper(Protocol):
     """An enforcer that can shape a direction under a link capacity, by priority (tc)."""
 
@@ -280,6 +288,11 @@ class BackendRouter:
                 if name != self._guard[0] and isinstance(enforcer, GuardPlanner):
                     guard_plan = enforcer.guard_plan(guard_plan)
             enforcers[self._guard[0]].reconcile(guard_plan)
+
+    def lossy_grafts(self) -> int:
+        """Clsacts the enforcers added since last asked whose graft dropped packets."""
+        return sum(enforcer.lossy_grafts() for enforcer in self._enforcers().values()
+                   if isinstance(enforcer, GraftCounter))  # fmt: skip
 
     def set_link(self, direction: Direction, link: LinkShaping | None) -> None:
         """A direction's link capacity, to its enforcer if it can order traffic

@@ -11,7 +11,8 @@ Not thread-safe by itself: the engine calls it under its lock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.ports import DatapathPort, ShaperPort
@@ -22,11 +23,30 @@ from chadthrottle.helper.kernel.priority_classes import LinkShaping
 
 log = logging.getLogger("chadthrottle.engine")
 
+# The first hook on an uplink adds a clsact, whose graft drops what the uplink
+# sends for a moment (docs/backends.md, "Adding a clsact drops the uplink's
+# packets for a moment"). A limited application's TCP then resent what it lost
+# through its new limit, and its peer's reads came 1-5 s late. So after a
+# reconcile whose clsact dropped packets (the uplink's tx_dropped rose), tags
+# wait until every byte the newly tagged processes' TCP sockets had sent is
+# acknowledged (what was lost resent at full speed: about two round trips),
+# polled every GRAFT_POLL_S for at most GRAFT_WAIT_MAX_S, under the engine's
+# lock: the limit still lands within its 0.5 s.
+GRAFT_WAIT_MAX_S, GRAFT_POLL_S = 0.2, 0.005
+
 
 class KernelHold:
-    def __init__(self, datapath: DatapathPort, shaper: ShaperPort) -> None:
+    def __init__(
+        self,
+        datapath: DatapathPort,
+        shaper: ShaperPort,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._datapath = datapath
         self._shaper = shaper
+        self._clock, self._sleep = clock, sleep
+        self._grafted = False  # the last reconcile's clsact dropped packets (GRAFT_WAIT_MAX_S)
         self._process_slots: dict[int, int] = {}  # tgid -> slot written to the datapath
         self._cgroup_slots: dict[int, int] = {}  # app scope cgroup id -> slot
         self._capped_slots: dict[int, SocketCaps] = {}  # slot -> socket caps written
@@ -69,7 +89,10 @@ class KernelHold:
         """The shaper's classes; tc shapes in each network namespace of the
         limited processes (pid -> slot), and divides a limit between them."""
         self._shaper.shape_namespaces_of(limited)
-        self._shaper.reconcile(wanted)
+        try:
+            self._shaper.reconcile(wanted)
+        finally:
+            self._grafted = self._shaper.lossy_grafts() > 0
 
     def caps(self, wanted: dict[int, SocketCaps]) -> None:
         """Each slot's socket caps as wanted; a slot no longer wanted is uncapped."""
@@ -98,6 +121,10 @@ class KernelHold:
                 else:
                     self._datapath.forget_process(pid)
                 del self._process_slots[pid]
+        newly = [pid for pid, slot in wanted_pids.items() if self._process_slots.get(pid) != slot]
+        if self._grafted and newly:
+            self._wait_for_graft_losses(newly)
+        self._grafted = False
         for pid, slot in wanted_pids.items():
             if self._process_slots.get(pid) != slot:
                 tagged = self._datapath.set_process_slot(pid, slot)
@@ -110,6 +137,19 @@ class KernelHold:
             if self._cgroup_slots.get(scope_id) != slot:
                 self._datapath.set_cgroup_slot(scope_id, slot)
                 self._cgroup_slots[scope_id] = slot
+
+    def _wait_for_graft_losses(self, pids: Collection[int]) -> None:
+        """Until the data pids' TCP sockets have sent so far is acknowledged,
+        for at most GRAFT_WAIT_MAX_S: what a graft dropped is then resent
+        before the limit, at full speed (see GRAFT_WAIT_MAX_S)."""
+        began = self._clock()
+        marks = {pid: left for pid in pids if (left := self._datapath.sends_unacked(pid))}
+        while marks and self._clock() - began < GRAFT_WAIT_MAX_S:
+            self._sleep(GRAFT_POLL_S)
+            marks = {pid: left for pid, sent in marks.items()
+                     if (left := self._datapath.sends_unacked(pid, sent))}  # fmt: skip
+        log.debug("a clsact's graft dropped packets: tags waited %.0f ms for sent data to be acknowledged (%d processes still not)",
+                  (self._clock() - began) * 1000, len(marks))  # fmt: skip
 
     def reserve_process(self, pid: int, slot: int) -> None:
         """Count a new process as tagged before its classes exist (its rule is

@@ -494,6 +494,14 @@ class NamespaceShapers:
         only, where the tree is (other namespaces' gaps are their limits')."""
         return self._own.link_gaps()
 
+    def lossy_grafts(self) -> int:
+        """Clsacts added since last asked whose graft dropped packets, in every
+        namespace shaped (TcShaper.lossy_grafts; an int read beside the
+        namespace's thread)."""
+        return self._own.lossy_grafts() + sum(
+            other.shaper.lossy_grafts() for other in self._elsewhere.values()
+        )
+
     def active_directions(self) -> set[Direction]:
         active = self._own.active_directions()
         for other in self._elsewhere.values():

@@ -63,6 +63,8 @@ _TCP_CLOSE, _TCP_LISTEN = 7, 10  # tcpi_state, the first byte
 # (ms), and tcpi_rcv_wnd, the window the socket last advertised, which only
 # a longer tcp_info carries (this machine's 6.18 returns 280 bytes).
 _TCPI_WSCALE, _TCPI_LAST_DATA_RECV, _TCPI_RCV_WND, _TCP_INFO_LONG_BYTES = 6, 52, 232, 236
+# 64-bit byte counts (since 4.19): new data acknowledged (with the SYN), all data sent, data resent
+_TCPI_BYTES_ACKED, _TCPI_BYTES_SENT, _TCPI_BYTES_RETRANS = 120, 200, 208
 
 
 def c_constants() -> dict[str, int]:
@@ -353,6 +355,42 @@ def old_windows_left(pid: int, wire_bps: int, idle_ms: int) -> bool | None:
         if struct.unpack_from("I", info, _TCPI_RCV_WND)[0] > clamp + grain:
             return True
     return False
+
+
+def sends_unacked(pid: int, marks: Mapping[int, int] | None = None) -> dict[int, int] | None:
+    """The TCP sockets of pid with data sent and not yet acknowledged:
+    socket inode -> its mark, how many bytes of new data it had sent
+    (tcpi_bytes_sent - tcpi_bytes_retrans) when first asked. With marks
+    (an earlier answer), those of them whose peer has not yet acknowledged
+    up to the mark (tcpi_bytes_acked). Once a mark is acknowledged, every
+    segment sent before it arrived, whatever was lost and resent meanwhile:
+    what a clsact's graft dropped (docs/backends.md, "Adding a clsact drops
+    the uplink's packets for a moment"). None: the kernel's tcp_info does
+    not carry the byte counts (before 4.19)."""
+    left: dict[int, int] = {}
+    for sock_fd, kind in _open_inet_sockets(pid):
+        if kind != socket.SOCK_STREAM:
+            continue
+        try:
+            inode = os.fstat(sock_fd).st_ino
+            if marks is not None and inode not in marks:
+                continue
+            with _borrowed(sock_fd) as sock:
+                info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LONG_BYTES)
+        except OSError:
+            continue
+        if not info or info[0] in (_TCP_CLOSE, _TCP_LISTEN):
+            continue
+        if len(info) < _TCPI_BYTES_RETRANS + 8:
+            return None
+        acked = struct.unpack_from("Q", info, _TCPI_BYTES_ACKED)[0]
+        sent, resent = (
+            struct.unpack_from("Q", info, at)[0] for at in (_TCPI_BYTES_SENT, _TCPI_BYTES_RETRANS)
+        )
+        mark = marks[inode] if marks is not None else sent - resent
+        if acked < mark:  # acked counts the SYN too: a mark one byte short of the last is met
+            left[inode] = mark
+    return left
 
 
 def cap_socket(

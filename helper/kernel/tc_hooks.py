@@ -102,8 +102,23 @@ def add_filter(ipr: IPRoute, hook: Hook, program: tuple[int, str]) -> None:
         raise
 
 
-def add_hook_qdisc(ipr: IPRoute, uplink: int) -> None:
+def add_hook_qdisc(ipr: IPRoute, uplink: int) -> bool:
+    """Add a clsact; whether its graft dropped what the uplink sent meanwhile
+    (the uplink's tx_dropped rose, or cannot be read): the kernel grafts it
+    like a root qdisc, deactivating the device, and for an RCU grace period
+    every packet sent meets the noop qdisc (docs/backends.md, "Adding a
+    clsact drops the uplink's packets for a moment")."""
+    before = _tx_dropped(ipr, uplink)
     tc_call(ipr, "add", "clsact", uplink)
+    return before is None or _tx_dropped(ipr, uplink) != before
+
+
+def _tx_dropped(ipr: IPRoute, uplink: int) -> int | None:
+    try:
+        stats = ipr.get_links(uplink)[0].get_attr("IFLA_STATS64")
+    except (NetlinkError, IndexError):
+        return None
+    return int(stats["tx_dropped"]) if stats else None
 
 
 def set_filter(ipr: IPRoute, hook: Hook, program: tuple[int, str], command: str) -> None:

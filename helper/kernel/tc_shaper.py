@@ -134,6 +134,7 @@ class TcShaper:
             ipr, instance
         )  # instance: the helper's (ownership.journal_instance)
         self._reconciled = 0
+        self._lossy_grafts = 0  # since lossy_grafts() was last asked
         self._link_shaping: dict[Direction, LinkShaping | None] = {
             direction: None for direction in Direction
         }
@@ -176,6 +177,12 @@ class TcShaper:
         names = {link.index: link.name for link in self._all_links()}
         return sorted({names.get(index, str(index)) for hooks in self._hooks.values()
                        for index, hook in hooks.items() if hook.ifb.link})  # fmt: skip
+
+    def lossy_grafts(self) -> int:
+        """How many clsacts this shaper added on uplinks since last asked whose
+        graft dropped packets the uplink sent (tc_hooks.add_hook_qdisc)."""
+        grafts, self._lossy_grafts = self._lossy_grafts, 0
+        return grafts
 
     def active_directions(self) -> set[Direction]:
         return {
@@ -489,8 +496,8 @@ class TcShaper:
         try:
             if shared is None:
                 ifb.create()
-            if add_qdisc:
-                tc_hooks.add_hook_qdisc(self._ipr, uplink_index)
+            if add_qdisc and tc_hooks.add_hook_qdisc(self._ipr, uplink_index):
+                self._lossy_grafts += 1
             tc_hooks.add_filter(self._ipr, hook, self._tc_program(direction, link.ethernet))
             self._match_catch_all(hook, self._link_shaping[direction] is not None)
         except (

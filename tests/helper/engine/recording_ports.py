@@ -63,6 +63,12 @@ class RecordingDatapath:
         answers = self.old_window_left_answers.get(tgid)
         return answers.pop(0) if answers else None
 
+    def sends_unacked(
+        self, tgid: int, marks: Mapping[int, int] | None = None
+    ) -> dict[int, int] | None:
+        """None: the kernel does not say (nothing to wait for)."""
+        return None
+
     def forget_owner(self, tgid: int) -> None:
         self.forgotten_owners.append(tgid)
 
@@ -126,6 +132,9 @@ class RecordingShaper:
                                         for spec in classes.values()):  # fmt: skip
             raise KernelError(f"tc refused {self.refuse_rate_bps} B/s")
         self.wanted = {d: dict(c) for d, c in wanted.items()}
+
+    def lossy_grafts(self) -> int:
+        return 0  # no uplink here
 
     def queues(self, direction: Direction) -> bool:
         return self.queue_downloads or direction is Direction.UP
