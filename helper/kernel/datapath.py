@@ -1,0 +1,652 @@
+"""The BPF datapath: programs in bpf/datapath.c, built with bcc, attached
+once at the cgroup v2 root, detached on close.
+
+bcc compiles them in a short-lived child process and the result is kept per
+kernel and source (program_cache.py); the helper loads it with bpf(2) and
+reads and writes the maps the same way (bpf_maps.py, ringbuf.py), so it never
+maps LLVM: about 50 MiB resident instead of 180 (docs/helper.md).
+
+They are attached with the legacy call (BPF_PROG_ATTACH, no link), so they
+stay attached if the helper is killed: traffic keeps flowing and limits keep
+working while it is down. The next start attaches its own beside them (the cgroup runs both: the old ones
+keep classifying with their socket tags until the new helper has tagged the
+sockets) and then detaches them with remove_leftover_programs(), which finds
+them by name (PROGRAM_NAME_PREFIX) and spares those of a datapath still alive
+(ownership.py). Detaching them first left about 1.5 s unlimited at every
+restart (bench/restart_gap.py).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import struct
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.errors import BackendUnavailable, KernelError
+from chadthrottle.helper.kernel import bpf_maps, bpf_syscalls
+from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
+from chadthrottle.helper.kernel.bpf_maps import BPF_F_LOCK, TypedMap, possible_cpus
+from chadthrottle.helper.kernel.bpf_objects import ProgramRejected
+from chadthrottle.helper.kernel.bpf_syscalls import CgroupAttachType
+from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+from chadthrottle.helper.kernel.counter_slots import CounterSlots
+from chadthrottle.helper.kernel.gates import SlotGates
+from chadthrottle.helper.kernel.layout import (
+    ANY_UID,
+    NO_CAPS,
+    PROGRAM_NAME_PREFIX,
+    CounterSample,
+    CounterSlot,
+    NamespaceSlot,
+    OwnedSlot,
+    OwnerEvent,
+    SlotGate,
+    SlotPacing,
+    SlotPolicer,
+    SocketCaps,
+    SockTag,
+    TrafficCounters,
+    TrafficKey,
+)
+from chadthrottle.helper.kernel.ownership import (
+    OwnershipRecord,
+    acquire_shared,
+    live_program_ids,
+)
+from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_flags
+from chadthrottle.helper.kernel.program_cache import obtain_program_set
+from chadthrottle.helper.kernel.program_set import PROGRAMS, LoadedPrograms, ProgramSet
+from chadthrottle.helper.kernel.ringbuf import RingBuffer
+from chadthrottle.helper.kernel.socket_tagging import (
+    cap_open_sockets,
+    clamp_open_windows,
+    old_windows_left,
+    pace_open_sockets,
+    sends_unacked,
+    tag_open_sockets,
+)
+
+log = logging.getLogger("chadthrottle.kernel.datapath")
+
+_CGROUP_PROGRAMS = [(name, CgroupAttachType(attach)) for name, (_type, attach) in PROGRAMS.items()
+                    if not name.startswith("chadt_tc")]  # fmt: skip
+TC_INGRESS_PROGRAMS = {
+    True: "chadt_tc_in",
+    False: "chadt_tc_in_l3",
+}  # by: packets carry an Ethernet header
+TC_EGRESS_PROGRAM = "chadt_tc_out"  # reads skb->priority only: any link type
+_CapsValue = ctypes.c_uint32 * 2  # struct socket_caps: pacing_bps, window_bps
+# (key type, value type) of each map the helper touches; checked against the loaded maps' sizes.
+_MAP_TYPES: dict[str, tuple[Any, Any]] = {
+    "slot_by_tgid": (ctypes.c_uint32, OwnedSlot),
+    "slot_by_cgroup": (ctypes.c_uint64, OwnedSlot),
+    "socket_caps": (ctypes.c_uint32, _CapsValue),
+    "upload_pacing": (ctypes.c_uint32, SlotPacing),
+    "namespace_pacing": (NamespaceSlot, SlotPacing),
+    "namespace_socket_pacing": (NamespaceSlot, ctypes.c_uint32),
+    "announced_owners": (ctypes.c_uint32, ctypes.c_uint8),
+    "policers": (ctypes.c_uint32, SlotPolicer),
+    "slot_gates": (ctypes.c_uint32, SlotGate),
+    "counter_slots": (ctypes.c_uint32, CounterSlot),
+    "traffic": (TrafficKey, TrafficCounters),
+    "socket_tags": (ctypes.c_int, SockTag),
+}
+_TRAFFIC_KEY_FORMAT = "=" + "".join(
+    "Q" if field[1] is ctypes.c_uint64 else "I" for field in TrafficKey._fields_
+)
+assert struct.calcsize(_TRAFFIC_KEY_FORMAT) == ctypes.sizeof(TrafficKey)
+assert all(field[1] is ctypes.c_uint64 for field in TrafficCounters._fields_)
+
+_NONE = (0, 0, 0, 0)
+
+
+def _plus(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, int, int, int]:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
+
+
+@dataclass(frozen=True)
+class TrafficSample:
+    """Monotonic counters of one (socket owner, interface), summed over CPUs.
+    The interface is (netns_cookie, ifindex): indices repeat across namespaces."""
+
+    netns_cookie: int
+    owner_tgid: int
+    ifindex: int
+    rx_bytes: int
+    rx_packets: int
+    tx_bytes: int
+    tx_packets: int
+
+
+def our_programs(cgroup_root: Path) -> list[tuple[CgroupAttachType, int, str]]:
+    """Our programs attached to the cgroup root, whoever loaded them."""
+    cgroup_fd = os.open(cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return [
+            found
+            for found in bpf_syscalls.attached_programs(cgroup_fd)
+            if found[2].startswith(PROGRAM_NAME_PREFIX)
+        ]
+    finally:
+        os.close(cgroup_fd)
+
+
+def remove_leftover_programs(cgroup_root: Path) -> int:
+    """Detach programs a previous (killed) helper left on the cgroup root;
+    programs of datapaths that are alive stay."""
+    live = live_program_ids()
+    removed = 0
+    cgroup_fd = os.open(cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for attach_type, prog_id, _name in our_programs(cgroup_root):
+            if prog_id in live:
+                continue
+            try:
+                prog_fd = bpf_syscalls.open_program(prog_id)
+            except OSError:
+                continue
+            try:
+                bpf_syscalls.detach_from_cgroup(prog_fd, cgroup_fd, attach_type)
+                removed += 1
+            finally:
+                os.close(prog_fd)
+    finally:
+        os.close(cgroup_fd)
+    if removed:
+        log.warning("detached %d programs left behind by an earlier helper", removed)
+    return removed
+
+
+def _load(program_set: ProgramSet) -> LoadedPrograms:
+    try:
+        return LoadedPrograms(program_set)
+    except ProgramRejected as error:
+        raise BackendUnavailable(f"the kernel refused the BPF programs: {error}") from error
+    except OSError as error:
+        raise BackendUnavailable(
+            f"the BPF maps or programs could not be created: {error}"
+        ) from error
+
+
+_Value = TypeVar("_Value")
+
+
+def _write_per_namespace(
+    table: TypedMap,
+    app_slot: int,
+    was: Mapping[int, _Value],
+    wanted: Mapping[int, _Value],
+    entry: Callable[[_Value], Any],
+    remember: Callable[[dict[int, _Value]], None],
+) -> None:
+    """Make a slot's entries of a map keyed by (netns cookie, slot) go from was
+    to wanted, writing only what changed. A map that refuses part-way (full:
+    E2BIG) leaves some written: remember(what it holds now) is called before
+    the error goes on, so a later change removes them and the next call
+    tries the rest again (review L4)."""
+    held = dict(was)
+    try:
+        for cookie in set(was) - set(wanted):
+            table.pop(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot))
+            del held[cookie]
+        for cookie, value in wanted.items():
+            if was.get(cookie) != value:
+                table.set(NamespaceSlot(netns_cookie=cookie, app_slot=app_slot), entry(value))
+                held[cookie] = value
+    except Exception:
+        remember(held)
+        raise
+
+
+class Datapath:
+    """Owns the BPF programs and maps for the lifetime of the helper."""
+
+    def __init__(
+        self,
+        cgroup_root: Path | None = None,
+        cache_dir: Path = DEFAULT_CACHE_DIR,
+        stopping: threading.Event | None = None,
+    ) -> None:
+        self._cgroup_root = cgroup_root or cgroup2_mount()
+        self._cache_dir = cache_dir
+        # Set when the helper is told to stop: open() gives up its slow steps
+        # (the compile, the wait for the machine lock) with StartCancelled.
+        self._stopping = stopping
+        self._loaded: LoadedPrograms | None = None
+        self._maps: dict[str, TypedMap] = {}
+        self._max_entries: dict[str, int] = {}
+        self.program_origin = ""  # "cache" or "built": where open() found the programs
+        self._cgroup_fd = -1
+        self._attached: list[tuple[int, CgroupAttachType]] = []
+        self._lock_fd = -1
+        self._record: OwnershipRecord | None = None
+        self._new_owners: RingBuffer | None = None
+        self._new_owners_bytes = 0
+        self._traffic_buffers: Any = None
+        self._slot_of_tgid: dict[int, int] = {}  # what set_process_slot wrote
+        # A user's rule takes over only the sockets its owner's processes made
+        # (socket_tagging._made_by): slot -> that uid (set_slot_owners), and
+        # tgid -> the uid its open sockets were tagged for.
+        self._slot_owners: dict[int, int] = {}
+        self._made_by_of_tgid: dict[int, int] = {}
+        self._slot_of_cgroup: dict[int, int] = {}  # what set_cgroup_slot wrote
+        self._caps_of_slot: dict[int, SocketCaps] = {}  # what each slot's TCP sockets are held to
+        # a divided upload limit per slot: (limit, {netns cookie: (share's rate, CN queue)})
+        self._namespace_shares: dict[int, tuple[int, dict[int, tuple[int, int]]]] = {}
+        self._namespace_sockets: dict[int, dict[int, int]] = {}  # slot -> {cookie: pacing written}
+        self._slot_pacing: dict[int, tuple[int, int]] = {}  # slot -> (rate, CN queue) written
+        self._gates: SlotGates | None = None
+        self._counter_slots: CounterSlots | None = None
+
+    @property
+    def cgroup_root(self) -> Path:
+        return self._cgroup_root
+
+    def open(self, *, machine_lock_held: bool = False) -> None:
+        """Build (or take from the cache), load and attach; on any failure
+        nothing stays attached.
+
+        machine_lock_held: the caller holds holding_machine_lock() (a benchmark
+        that attaches and detaches while no other datapath may run); the
+        shared lock would wait for it forever, so it is not taken."""
+        source_dir = bpf_source_dir()
+        program_set, self.program_origin = obtain_program_set(
+            self._cache_dir, source_dir, compile_flags(source_dir), stopping=self._stopping
+        )
+        try:
+            try:
+                self._loaded = _load(program_set)
+            except BackendUnavailable as error:
+                if self.program_origin != "cache":
+                    raise
+                # Keyed by the kernel's release and build, a stored set should
+                # load; if it does not, the compiler decides, not the cache.
+                log.warning(
+                    "the stored BPF programs did not load (%s): compiling them again", error
+                )
+                program_set, self.program_origin = obtain_program_set(
+                    self._cache_dir, source_dir, compile_flags(source_dir), use_cache=False,
+                    stopping=self._stopping)  # fmt: skip
+                self._loaded = _load(program_set)
+            if not machine_lock_held:
+                self._lock_fd = acquire_shared(stopping=self._stopping)
+            self._attach(program_set)
+        except BaseException:
+            self.close()
+            raise
+        log.info("datapath attached at %s (programs from the %s)", self._cgroup_root,
+                 "cache" if self.program_origin == "cache" else "compiler")  # fmt: skip
+
+    def _attach(self, program_set: ProgramSet) -> None:
+        assert self._loaded is not None
+        for name, (key_type, value_type) in _MAP_TYPES.items():
+            spec = program_set.maps[program_set.map_index(name)]
+            if (spec.key_size, spec.value_size) != (
+                ctypes.sizeof(key_type),
+                ctypes.sizeof(value_type),
+            ):
+                raise BackendUnavailable(
+                    f"map {name} does not have the layout of helper/kernel/layout.py"
+                )
+            self._maps[name] = TypedMap(self._loaded.map_fds[name], key_type, value_type)
+            self._max_entries[name] = spec.max_entries
+        self._gates = SlotGates(self._loaded.map_fds["slot_gates"], self._max_entries["slot_gates"])
+        self._counter_slots = CounterSlots(
+            self._loaded.map_fds["counter_slots"], self._max_entries["counter_slots"]
+        )
+        new_owners = program_set.maps[program_set.map_index("new_owners")]
+        self._new_owners_bytes = new_owners.max_entries
+        self._cgroup_fd = os.open(self._cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
+        loaded = [
+            (self._loaded.program_fds[name], attach_type) for name, attach_type in _CGROUP_PROGRAMS
+        ]
+        # Recorded before attaching: no other start may take them for leftovers.
+        self._record = OwnershipRecord([bpf_syscalls.program_id(fd) for fd, _ in loaded])
+        for prog_fd, attach_type in loaded:
+            bpf_syscalls.attach_to_cgroup(prog_fd, self._cgroup_fd, attach_type)
+            self._attached.append((prog_fd, attach_type))
+
+    def close(self) -> None:
+        """Lift the socket caps it set, detach everything; safe to call twice."""
+        for slot in list(self._caps_of_slot) if self._maps else []:
+            try:
+                self.set_slot_caps(slot, NO_CAPS)
+            except Exception:  # closing must go on
+                log.exception("could not uncap the sockets of slot %d", slot)
+        for prog_fd, attach_type in reversed(self._attached):
+            try:
+                bpf_syscalls.detach_from_cgroup(prog_fd, self._cgroup_fd, attach_type)
+            except OSError as error:
+                log.error("could not detach a program from %s: %s", self._cgroup_root, error)
+        self._attached.clear()
+        if self._cgroup_fd >= 0:
+            os.close(self._cgroup_fd)
+            self._cgroup_fd = -1
+        if self._new_owners is not None:
+            self._new_owners.close()
+            self._new_owners = None
+        self._maps.clear()
+        if self._gates is not None:
+            self._gates.close()
+            self._gates = None
+        if self._counter_slots is not None:
+            self._counter_slots.close()
+            self._counter_slots = None
+        if self._loaded is not None:
+            self._loaded.close()  # programs on no hook and maps no program uses are freed
+            self._loaded = None
+        if self._record is not None:
+            self._record.close()
+            self._record = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    @property
+    def gates(self) -> SlotGates:
+        """Block and quota of each slot and direction (gates.py)."""
+        if self._gates is None:
+            raise KernelError("the datapath is not open")
+        return self._gates
+
+    def tc_program(self, direction: Direction, ethernet: bool) -> tuple[int, str]:
+        """fd and name of the cls_bpf program for an interface's ingress
+        (downloads; one whose packets carry no Ethernet header, ethernet
+        False, begins with IP) or egress (uploads)."""
+        if self._loaded is None:
+            raise KernelError("the datapath is not open")
+        name = TC_INGRESS_PROGRAMS[ethernet] if direction is Direction.DOWN else TC_EGRESS_PROGRAM
+        return self._loaded.program_fds[name], name
+
+    def set_process_slot(self, tgid: int, app_slot: int) -> int:
+        """New sockets of tgid get app_slot (0: none); its open sockets are
+        re-tagged now, and held to the slot's caps (set_slot_caps).
+        Returns how many open sockets were tagged."""
+        table = self._maps["slot_by_tgid"]
+        was = self._caps_of_slot.get(self._slot_of_tgid.get(tgid, 0), NO_CAPS)
+        made_by = self._made_by_of_tgid.pop(tgid, None)  # untagged: what it tagged
+        if app_slot:
+            took, made_by = made_by, self._slot_owners.get(app_slot)
+            if tgid in self._slot_of_tgid and made_by is not None and took != made_by:
+                # the old slot (an administrator's) took sockets the user's may not: given back
+                tag_open_sockets(self._maps["socket_tags"].fd, tgid, 0,
+                                 NO_CAPS if was != NO_CAPS else None, was, None, took)  # fmt: skip
+                was = NO_CAPS
+            table.set(tgid, OwnedSlot(app_slot, ANY_UID if made_by is None else made_by))
+            self._slot_of_tgid[tgid] = app_slot
+            if made_by is not None:
+                self._made_by_of_tgid[tgid] = made_by
+        else:
+            table.pop(tgid)
+            self._slot_of_tgid.pop(tgid, None)
+        caps = self._caps_of_slot.get(app_slot, NO_CAPS)
+        return tag_open_sockets(self._maps["socket_tags"].fd, tgid, app_slot,
+                                caps if caps != NO_CAPS or was != NO_CAPS else None, was,
+                                self._namespace_sockets.get(app_slot), made_by)  # fmt: skip
+
+    def set_slot_owners(self, owners: Mapping[int, int]) -> None:
+        """slot -> uid, of the slots of users' rules: a process tagged with
+        one from now on has only the open sockets that uid's processes made
+        tagged and capped, not one root or another user made and passed to
+        it (socket_tagging._made_by), and a new socket only when a process
+        of that uid makes it (struct owned_slot: not root's, run by sudo in
+        the user's app scope). Other slots take every socket."""
+        changed = {slot for slot in owners.keys() | self._slot_owners.keys()
+                   if owners.get(slot) != self._slot_owners.get(slot)}  # fmt: skip
+        self._slot_owners = dict(owners)
+        for cgroup_id, slot in list(self._slot_of_cgroup.items()):
+            if slot in changed:  # the same slot, now another rule's
+                self.set_cgroup_slot(cgroup_id, slot)
+
+    def set_slot_caps(self, app_slot: int, caps: SocketCaps) -> None:
+        """Hold the slot's TCP sockets to caps (NO_CAPS: lift them): the open
+        ones of every process tagged with it now, new ones as they connect."""
+        was = self._caps_of_slot.get(app_slot, NO_CAPS)
+        if was == caps:
+            return
+        self._maps["socket_caps"].set(app_slot, _CapsValue(min(caps.pacing_bps, 0xFFFFFFFF),
+                                                           min(caps.window_bps, 0xFFFFFFFF)))  # fmt: skip
+        if caps != NO_CAPS:
+            self._caps_of_slot[app_slot] = caps
+        else:
+            self._caps_of_slot.pop(app_slot, None)
+        self._write_namespace_sockets(app_slot)
+        for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
+            cap_open_sockets(tgid, caps, was, self._namespace_sockets.get(app_slot),
+                             self._made_by_of_tgid.get(tgid))  # fmt: skip
+
+    def clamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None) -> float | None:
+        """Clamp the receive windows of tgid's open TCP sockets (made_by: those
+        that uid made) for a download limit of wire_bps ahead of tagging them;
+        the longest any of their senders may still send at the old windows'
+        pace (seconds), None if it has none."""
+        return max(clamp_open_windows(tgid, wire_bps, made_by), default=None)
+
+    def old_windows_left(self, tgid: int, wire_bps: int, idle_ms: int) -> bool | None:
+        """Whether a sender of tgid's clamped downloads may still send more than
+        the clamp allows (socket_tagging.old_windows_left; None: unknown)."""
+        return old_windows_left(tgid, wire_bps, idle_ms)
+
+    def sends_unacked(
+        self, tgid: int, marks: Mapping[int, int] | None = None
+    ) -> dict[int, int] | None:
+        """tgid's TCP sockets whose data sent (up to the marks) is not yet all
+        acknowledged (socket_tagging.sends_unacked; None: unknown)."""
+        return sends_unacked(tgid, marks)
+
+    def watch_new_owners(self, on_new_owner: Callable[[int, int], None]) -> None:
+        """Call on_new_owner(tgid, cgroup_id) from poll_new_owners() for each
+        process's first socket (see announce() in datapath.c)."""
+
+        def deliver(record: bytes) -> None:
+            event = OwnerEvent.from_buffer_copy(record[: ctypes.sizeof(OwnerEvent)])
+            on_new_owner(event.tgid, event.cgroup_id)
+
+        if self._loaded is None:
+            raise KernelError("the datapath is not open")
+        self._new_owners = RingBuffer(
+            self._loaded.map_fds["new_owners"], self._new_owners_bytes, deliver
+        )
+
+    def poll_new_owners(self, timeout_ms: int) -> None:
+        if self._new_owners is not None:
+            self._new_owners.poll(timeout_ms)
+
+    def forget_owner(self, tgid: int) -> None:
+        """Let a reused pid be announced again."""
+        self._maps["announced_owners"].pop(tgid)
+
+    def adopt_open_sockets(self, pids: list[int]) -> dict[int, int]:
+        """Record an owner on sockets opened before the datapath was attached,
+        so their traffic is attributed. Returns {pid: sockets adopted} of the
+        processes that had any."""
+        adopted = {pid: tag_open_sockets(self._maps["socket_tags"].fd, pid, None) for pid in pids}
+        return {pid: count for pid, count in adopted.items() if count}
+
+    def forget_process(self, tgid: int) -> None:
+        self._maps["slot_by_tgid"].pop(tgid)
+        self._slot_of_tgid.pop(tgid, None)
+        self._made_by_of_tgid.pop(tgid, None)
+
+    def set_cgroup_slot(self, cgroup_id: int, app_slot: int) -> None:
+        """New sockets created inside a cgroup (an app scope) get app_slot:
+        those of its owner's processes only, for a user's rule (set_slot_owners)."""
+        table = self._maps["slot_by_cgroup"]
+        if app_slot:
+            uid = self._slot_owners.get(app_slot)
+            table.set(cgroup_id, OwnedSlot(app_slot, ANY_UID if uid is None else uid))
+            self._slot_of_cgroup[cgroup_id] = app_slot
+        else:
+            table.pop(cgroup_id)
+            self._slot_of_cgroup.pop(cgroup_id, None)
+
+    def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None:
+        """Start (rate_bps > 0) or stop (0) congestion notices for a slot's uploads."""
+        self._slot_pacing[app_slot] = (rate_bps, cn_queue_ns)
+        if not rate_bps:
+            del self._slot_pacing[app_slot]
+        self._write_slot_pacing(app_slot)
+
+    def _write_slot_pacing(self, app_slot: int) -> None:
+        rate_bps, cn_queue_ns = self._slot_pacing.get(app_slot, (0, 0))
+        divided = int(app_slot in self._namespace_shares)
+        self._maps["upload_pacing"].set(
+            app_slot, SlotPacing(rate_bps=rate_bps, cn_queue_ns=cn_queue_ns, divided=divided)
+        )
+
+    def pace_namespaces(
+        self, app_slot: int, limit_bps: int, shares: Mapping[int, tuple[int, int]]
+    ) -> None:
+        """Pace an upload limit of limit_bps divided between network namespaces
+        at each namespace's share (netns cookie -> (its class's rate, its CN
+        queue in ns); {}: not divided, the slot's pacing holds them all): the
+        namespace's own virtual queue, and its TCP sockets capped at the slot's
+        pacing cap times share / limit, open ones now, new ones as they connect.
+        Each socket was paced at the whole limit while its class held a share:
+        a namespace offered twice what it could pass (docs/backends.md)."""
+        was = self._namespace_shares.get(app_slot, (0, {}))
+        wanted = (limit_bps, dict(shares)) if shares and limit_bps > 0 else (0, {})
+        if wanted == was:
+            return
+
+        def remember(held: dict[int, tuple[int, int]]) -> None:
+            self._namespace_shares[app_slot] = (limit_bps, held)
+
+        _write_per_namespace(self._maps["namespace_pacing"], app_slot, was[1], wanted[1],
+                             lambda share: SlotPacing(rate_bps=share[0], cn_queue_ns=share[1]),
+                             remember)  # fmt: skip
+        if wanted[1]:
+            self._namespace_shares[app_slot] = wanted
+        else:
+            self._namespace_shares.pop(app_slot, None)
+        if bool(was[1]) != bool(wanted[1]) and app_slot in self._slot_pacing:
+            self._write_slot_pacing(app_slot)  # the divided flag
+        before = self._namespace_sockets.get(app_slot)
+        self._write_namespace_sockets(app_slot)
+        pacing_bps = self._caps_of_slot.get(app_slot, NO_CAPS).pacing_bps
+        if pacing_bps and self._namespace_sockets.get(app_slot) != before:
+            for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
+                pace_open_sockets(tgid, pacing_bps, self._namespace_sockets.get(app_slot, {}),
+                                  self._made_by_of_tgid.get(tgid))  # fmt: skip
+
+    def namespace_pacing(self, app_slot: int) -> dict[int, tuple[int, int]]:
+        """What the programs read for a slot's divided uploads, per netns
+        cookie: (the virtual queue's rate, its sockets' pacing cap; 0: the
+        slot's)."""
+        read = {}
+        for cookie in self._namespace_shares.get(app_slot, (0, {}))[1]:
+            key = NamespaceSlot(netns_cookie=cookie, app_slot=app_slot)
+            entry = self._maps["namespace_pacing"].get(key)
+            cap = self._maps["namespace_socket_pacing"].get(key)
+            read[cookie] = (entry.rate_bps if entry else 0, cap.value if cap else 0)
+        return read
+
+    def _write_namespace_sockets(self, app_slot: int) -> None:
+        """The pacing cap of a divided slot's sockets in each namespace, as
+        pace_namespaces and set_slot_caps leave it."""
+        limit_bps, shares = self._namespace_shares.get(app_slot, (0, {}))
+        pacing_bps = self._caps_of_slot.get(app_slot, NO_CAPS).pacing_bps
+        wanted = {
+            cookie: max(1, min(round(pacing_bps * rate_bps / limit_bps), 0xFFFFFFFF))
+            for cookie, (rate_bps, _cn) in shares.items()
+        } if pacing_bps else {}  # fmt: skip
+        was = self._namespace_sockets.get(app_slot, {})
+
+        def remember(held: dict[int, int]) -> None:
+            if held:
+                self._namespace_sockets[app_slot] = held
+            else:
+                self._namespace_sockets.pop(app_slot, None)
+
+        _write_per_namespace(self._maps["namespace_socket_pacing"], app_slot, was, wanted,
+                             ctypes.c_uint32, remember)  # fmt: skip
+        if wanted:
+            self._namespace_sockets[app_slot] = wanted
+        else:
+            self._namespace_sockets.pop(app_slot, None)
+
+    def read_policer(self, key: int) -> SlotPolicer:
+        """One entry of the ebpf backend's policers array (policer.h)."""
+        state = self._maps["policers"].get(key)
+        if state is None:
+            raise KernelError(f"could not read policer {key}")
+        return state  # type: ignore[no-any-return]
+
+    def write_policer(self, key: int, state: SlotPolicer) -> None:
+        """Replace an entry under its spin lock (BPF_F_LOCK), so the programs
+        never see half of a new configuration."""
+        try:
+            self._maps["policers"].set(key, state, BPF_F_LOCK)
+        except OSError as error:
+            raise KernelError(f"could not write policer {key}: {error.strerror}") from error
+
+    def retire_owners(self, samples: Iterable[CounterSample]) -> list[TrafficSample]:
+        """Remove the counters of processes that exited (their samples from the
+        last read_traffic), returning their final values
+        (BPF_MAP_LOOKUP_AND_DELETE_ELEM: nothing counted between that read and
+        the delete is lost): a pid the kernel hands out again then starts from
+        zero instead of inheriting the old process's bytes, and the map keeps
+        room for the living. Their counter slots are handed back too, and
+        count from zero from now on (counter_slots.py)."""
+        keys = {(s.netns_cookie, s.owner_tgid, s.ifindex) for s in samples}
+        if not keys:
+            return []
+        assert self._counter_slots is not None
+        map_fd = self._maps["traffic"].fd
+        final = self._counter_slots.retire(keys)
+        for cookie, owner, ifindex in keys:
+            values = (TrafficCounters * possible_cpus())()
+            if not bpf_maps.lookup_and_delete(map_fd, TrafficKey(cookie, owner, ifindex), values):
+                continue  # not in the hash: counted in slots only, or evicted meanwhile
+            counts = tuple(
+                sum(getattr(value, field[0]) for value in values)
+                for field in TrafficCounters._fields_
+            )
+            final[(cookie, owner, ifindex)] = _plus(
+                final.get((cookie, owner, ifindex), (0, 0, 0, 0)), counts
+            )
+        return [TrafficSample(*key, *counts) for key, counts in final.items()]
+
+    def read_traffic(self) -> list[TrafficSample]:
+        """One pass over the per-CPU counters: BPF_MAP_LOOKUP_BATCH into one
+        buffer (a few syscalls, not two per key), summed over CPUs, plus
+        what the counter slots hold (a key may be in both)."""
+        assert self._counter_slots is not None
+        in_slots = self._counter_slots.totals()
+        cpus, capacity = possible_cpus(), self._max_entries["traffic"]
+        if self._traffic_buffers is None:
+            self._traffic_buffers = (
+                (TrafficKey * capacity)(),
+                (TrafficCounters * (capacity * cpus))(),
+            )
+        keys, values = self._traffic_buffers
+        try:
+            count = bpf_maps.lookup_batch(self._maps["traffic"].fd, keys, values, ctypes.sizeof(TrafficKey),
+                                          ctypes.sizeof(TrafficCounters) * cpus)  # fmt: skip
+        except OSError as error:
+            raise KernelError(f"reading the traffic counters failed: {error.strerror}") from error
+        # Each key's values are cpus runs of the counters' u64 fields; a strided
+        # slice sums one field over the CPUs in C (numpy took 70 ms to import).
+        words = memoryview(values).cast("B").cast("Q")
+        fields = len(TrafficCounters._fields_)
+        stride = cpus * fields
+        samples = []
+        key_bytes = memoryview(keys).cast("B")[: count * ctypes.sizeof(TrafficKey)]
+        for index, (cookie, owner, ifindex) in enumerate(
+            struct.iter_unpack(_TRAFFIC_KEY_FORMAT, key_bytes)
+        ):
+            base = index * stride
+            counts = tuple(
+                sum(words[base + field : base + stride : fields]) for field in range(fields)
+            )
+            samples.append(TrafficSample(cookie, owner, ifindex, *_plus(in_slots.pop((cookie, owner, ifindex), _NONE),
+                                                                        counts)))  # fmt: skip
+        samples.extend(TrafficSample(*key, *counts) for key, counts in in_slots.items())
+        return samples
