@@ -337,10 +337,13 @@ class ApplicationsModel(QAbstractItemModel):
     def limit_tally(self) -> LimitTally:
         """Every application's limits (whatever the filter shows): enforced, and not."""
         return tally(
-            (app.info.name, direction, self._state(app, direction))
-            for app in self._all_rows()
-            if _may_hold(app)  # most hold nothing: skip building their states every second
-            for direction in Direction
+            (
+                (app.info.name, direction, self._state(app, direction))
+                for app in self._all_rows()
+                if _may_hold(app)  # most hold nothing: skip building their states every second
+                for direction in Direction
+            ),
+            self._units,
         )
 
     def active_limit_count(self) -> int:

@@ -10,6 +10,7 @@ functions, so the wording is tested without widgets.
 from __future__ import annotations
 
 import pwd
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypedDict
@@ -184,11 +185,24 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
     return f"all {format_size(state.quota_bytes)} used {now}: {held} until {PERIOD_NEXT.get(period, 'the next ' + period)}"
 
 
-def describe_problem(problem: str) -> str:
+# How the helper words a rate it measured (helper/engine/overshoot.py: decimal
+# MB/s, two decimals), said again in the units the window shows.
+_HELPER_MEASURED = re.compile(r"measured (\d+(?:\.\d+)?) MB/s")
+
+
+def in_units(reason: str, units: UnitSystem) -> str:
+    """The helper's reason with its measured rate in ``units``: "measured 9.10
+    MB/s" read "measured 72.8 Mbit/s" in bits beside rows that say Mbit/s."""
+    return _HELPER_MEASURED.sub(
+        lambda m: f"measured {format_rate(float(m.group(1)) * 1e6, units)}", reason
+    )
+
+
+def describe_problem(problem: str, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> str:
     """ "Not met: measured 9.10 MB/s, ..." for a limit enforced but measured
     above it, else "Not enforced: <why>"."""
     words, reason = limit_problem_words(problem)
-    return f"{words.capitalize()}: {reason}"
+    return f"{words.capitalize()}: {in_units(reason, units)}"
 
 
 def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -> str:
@@ -204,7 +218,7 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
             state.problem
         ):  # a block the kernel does not hold now; a dead helper's lapses within seconds
             flows = "" if state.not_met else ": traffic flows"
-            text += f" {describe_problem(state.problem)}{flows}."
+            text += f" {describe_problem(state.problem, units)}{flows}."
         return text
     if state.rate_bps <= 0:
         return f"{word}: no limit.{quota}"
@@ -220,7 +234,7 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
     else:
         text = f"{word}: limited to {rate}."
     if state.problem:
-        text += f" {describe_problem(state.problem)}."
+        text += f" {describe_problem(state.problem, units)}."
     elif state.reach:  # over several namespaces, or one tc cannot shape
         text += f" How it holds: {state.reach}."
     return text + quota
@@ -245,7 +259,10 @@ class LimitTally:
         return tuple((words, names) for words, names in kinds if names)
 
 
-def tally(states: Iterable[tuple[str, Direction, LimitState]]) -> LimitTally:
+def tally(
+    states: Iterable[tuple[str, Direction, LimitState]],
+    units: UnitSystem = UnitSystem.BYTES_DECIMAL,
+) -> LimitTally:
     """Count (application name, direction, state) triples."""
     enforced = 0
     not_enforced: list[str] = []
@@ -255,7 +272,7 @@ def tally(states: Iterable[tuple[str, Direction, LimitState]]) -> LimitTally:
             continue
         if state.problem:  # neither kind is counted as active
             word = "download" if direction is Direction.DOWN else "upload"
-            reason = limit_problem_words(state.problem)[1]
+            reason = in_units(limit_problem_words(state.problem)[1], units)
             (not_met if state.not_met else not_enforced).append(f"{name} {word}: {reason}")
         else:
             enforced += 1

@@ -417,7 +417,7 @@ class LimitControl(QWidget):
         self.note.setVisible(bool(note))
         self._row.setStretchFactor(self.note, 1 if read_only else 0)
         self.warning.setVisible(bool(problem))
-        self.warning.setToolTip(describe_problem(problem) if problem else "")
+        self.warning.setToolTip(describe_problem(problem, self._units) if problem else "")
         self._fit_note()
         if self.field.property("problem") != bool(problem):
             self.field.setProperty("problem", bool(problem))

@@ -272,6 +272,24 @@ def test_the_tray_counts_a_limit_not_met_apart_and_not_as_active() -> None:
     assert tray.icon.toolTip().endswith(", 1 limit, 1 not met, 1 not enforced")
 
 
+def test_a_limit_not_met_is_said_in_the_units_the_window_shows(window: MainWindow) -> None:
+    """Seen on screen: the helper words the rate it measured in decimal MB/s
+    ("measured 11.42 MB/s"); beside rows in Mbit/s the tooltip, the detail
+    pane and the status line said MB/s all the same."""
+    window._model.apply_snapshot(_dropbox_not_met())
+    window._model.set_units(UnitSystem.BITS_DECIMAL)
+    said = "measured 72.8 Mbit/s, above the limit for 6 s"  # 9.10 MB/s
+    cell = window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert said in cell and "9.10 MB/s" not in cell
+    window.select_application(DROPBOX)
+    assert said in window.detail.limit_notes.text()
+    window._update_counts()
+    assert f"Dropbox upload: {said}" in window.status_line.limits.toolTip()
+    window._model.set_units(UnitSystem.BYTES_DECIMAL)
+    window._update_counts()
+    assert "Dropbox upload: measured 9.10 MB/s" in window.status_line.limits.toolTip()
+
+
 def test_the_tray_menu_never_says_limited_for_a_limit_not_met_or_not_enforced(
     make_controller,
 ) -> None:  # type: ignore[no-untyped-def]
