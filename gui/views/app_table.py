@@ -367,6 +367,7 @@ class AppTable(QTreeView):
         """Take the application's palette again (a theme was chosen) and tint the
         selection for it."""
         self.setPalette(QPalette())  # drop our own roles: the rest follows the application
+        self.overall.follow_style()  # the header has a style of its own (titles clear of the arrow)
         self._soften_selection(QApplication.palette())
         self.limit_delegate.forget_likenesses()  # cached in the old colours
         self.refresh_editors()

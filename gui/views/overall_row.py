@@ -17,7 +17,16 @@ from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparklin
 from chadthrottle.units import UnitSystem, format_rate
 from PySide6.QtCore import QAbstractItemModel, QEvent, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import QHeaderView, QStyle, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QHeaderView,
+    QProxyStyle,
+    QStyle,
+    QStyleFactory,
+    QStyleOption,
+    QStyleOptionHeader,
+    QWidget,
+)
 
 OVERALL_NAME = "All applications"
 OVERALL_INDENT = 28  # the name's indent: in line with the names under it
@@ -26,6 +35,31 @@ OVERALL_INDENT = 28  # the name's indent: in line with the names under it
 ROWS_WANTED_UNDER = 3
 # What a poll changes in the overall row (the totals column changes with GetUsage).
 POLL_COLUMNS = (Column.DOWN, Column.UP, Column.ACTIVITY)
+
+
+# Room between a title and its column's sort arrow.
+ARROW_GAP = 3
+
+
+class TitlesClearOfArrow(QProxyStyle):
+    """The header's style, with each title's room ending before the sort arrow:
+    Fusion's label rectangle runs 3 px under its arrow, so a right-aligned
+    title ("Down", "Up") touched the arrow when sorted by, and a centred one at
+    its least width ("Activity" at 2x on 1366x768) too."""
+
+    def subElementRect(
+        self, element: QStyle.SubElement, option: QStyleOption, widget: QWidget | None = None
+    ) -> QRect:
+        rect = super().subElementRect(element, option, widget)  # type: ignore[arg-type]
+        if (
+            element == QStyle.SubElement.SE_HeaderLabel
+            and isinstance(option, QStyleOptionHeader)
+            and option.sortIndicator != QStyleOptionHeader.SortIndicator.None_
+        ):
+            arrow = super().subElementRect(QStyle.SubElement.SE_HeaderArrow, option, widget)  # type: ignore[arg-type]
+            if arrow.isValid() and arrow.center().x() > rect.center().x():  # arrow on the right
+                rect.setRight(min(rect.right(), arrow.left() - ARROW_GAP))
+        return rect
 
 
 class OverallHeader(QHeaderView):
@@ -47,6 +81,23 @@ class OverallHeader(QHeaderView):
         # A title wider than its column ("Activity" and the sort arrow at 2x on a
         # 1366x768 screen) ends in "…" rather than being cut at both edges.
         self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self._titles_style: TitlesClearOfArrow | None = None
+        self.follow_style()
+
+    def follow_style(self) -> None:
+        """The application's style (again, after a theme was chosen), its titles
+        clear of the sort arrow. Over a new instance of that style: given the
+        application's own, QProxyStyle would take ownership of it."""
+        style = QApplication.style()
+        while not style.name() and isinstance(style, QProxyStyle):  # ours: OutlinedFusion
+            style = style.baseStyle()
+        base = QStyleFactory.create(style.name())
+        old, self._titles_style = self._titles_style, TitlesClearOfArrow(base)
+        self._titles_style.setParent(self)
+        self.setStyle(self._titles_style)
+        self._forget_title_height()
+        if old is not None:
+            old.deleteLater()
 
     def add_sample(self, down_bps: float, up_bps: float) -> None:
         """One poll's totals (the activity column's last minute)."""

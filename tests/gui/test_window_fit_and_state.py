@@ -102,6 +102,8 @@ def test_everything_fits_the_available_screen(
     # Every column title and the overall row's name whole (at 2x they read "Acti…" and
     # "All applicati…": the rate and limit columns were sized for "888.8 Mbit/s" in any unit)
     assert report["cut_titles"] == {}, (report["cut_titles"], report["columns"])
+    # and clear of the sort arrow (seen on screen at 2x on 1366x768: "Activity▲" touching)
+    assert report["titles_on_arrow"] == {}, (report["titles_on_arrow"], report["columns"])
     assert not report["overall_shown"] or report["overall_name"] == "All applications", report
     # A useful list first: at least five rows of applications (2x on 1366x768 showed 2½
     # beside the graph, which starts folded there); the graph, open, whole and readable.
