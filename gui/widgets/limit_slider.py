@@ -100,14 +100,16 @@ def error_colour(palette: QPalette) -> str:
 
 def _field_style(error: bool) -> str:
     """The value field reads like the painted rows (no box, accent when limited,
-    amber when not enforced) until the pointer or the focus is on it; a refused
-    value gets a red frame."""
+    amber when not enforced, in the amber of the palette now: the light one read
+    1.7:1 on the dark theme's selection) until the pointer or the focus is on
+    it; a refused value gets a red frame."""
     border = "#e01b24" if error else "transparent"
+    amber = problem_colour(QApplication.palette())
     return (
         f"QLineEdit {{ border: 1px solid {border}; border-radius: 3px; background: transparent;"
         " color: palette(placeholder-text); padding: 0 2px; }"
         ' QLineEdit[limited="true"] { color: palette(highlight); font-weight: bold; }'
-        f' QLineEdit[limited="true"][problem="true"] {{ color: {PROBLEM_COLOUR}; }}'
+        f' QLineEdit[limited="true"][problem="true"] {{ color: {amber}; }}'
         " QLineEdit:hover, QLineEdit:focus { background: palette(base); color: palette(text);"
         f" border-color: {'#e01b24' if error else 'palette(mid)'}; font-weight: normal; }}"
         # The focus is seen at a glance: an accent frame, not the hover's grey one.
@@ -424,6 +426,15 @@ class LimitControl(QWidget):
             self.field.setStyleSheet(self.field.styleSheet())  # re-evaluate [problem]
         self._state_tooltip = tooltip
         self._show_tooltip()
+
+    def changeEvent(self, event: QEvent) -> None:
+        """A theme chosen: the field's amber is the new palette's (its style sheet
+        has the colour written in)."""
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            style = _field_style(error=bool(self.field.property("error")))
+            if style != self.field.styleSheet():
+                self.field.setStyleSheet(style)
+        super().changeEvent(event)
 
     def set_quota_lines(self, lines: tuple[str, ...], spent: bool = False) -> None:
         """The quota's use under the control (LimitState.quota_lines: the first

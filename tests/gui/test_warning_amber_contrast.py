@@ -56,3 +56,45 @@ def test_problem_amber_reads_on_the_light_theme() -> None:
     light = QStyleFactory.create("Fusion").standardPalette()
     assert light.color(QPalette.ColorRole.Window).name() == "#efefef"  # what was measured
     _amber_reads_on(light)
+
+
+def test_an_open_limit_control_takes_the_dark_amber(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Seen on screen (Settings → Theme → Dark, a real limit not met): the
+    selected row's open control kept the light amber #b34000, 1.7:1 on the dark
+    selection, while the painted rows took the dark one. The real window."""
+    import dataclasses
+
+    from chadthrottle.contract import Direction
+
+    from tests.gui.bare_window import bare_window
+    from tests.gui.sample_data import sample_applications
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    dropbox = "app:com.dropbox.Client"
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    model.apply_snapshot([dataclasses.replace(a, up_limit_problem="not met: measured 9.10 MB/s, above the "
+                                              "limit for 6 s") if a.id == dropbox else a
+                          for a in sample_applications()])  # fmt: skip
+    window.show()
+    qtbot.waitExposed(window)
+    window.select_application(dropbox)
+    control = window.limit_control(dropbox, Direction.UP)
+    assert control is not None and control.field.property("problem")
+    assert problem_colour(app.palette()) in control.field.styleSheet()
+    try:
+        apply_theme(app, Theme.DARK)
+        window.follow_palette()  # as the controller does after Settings → Theme
+        control = window.limit_control(dropbox, Direction.UP)
+        assert control is not None
+        dark_amber = problem_colour(dark_palette())
+        assert dark_amber in control.field.styleSheet(), control.field.styleSheet()
+        selection = window.table.palette().color(QPalette.ColorRole.Highlight)
+        assert contrast(QColor(dark_amber), selection) >= 3.5, selection.name()
+    finally:
+        apply_theme(app, Theme.SYSTEM)  # as found
+        window.follow_palette()
