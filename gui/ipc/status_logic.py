@@ -32,7 +32,12 @@ def backend_problem(backends: tuple[BackendInfo, ...]) -> str:
 
 
 def backend_summary(backends: tuple[BackendInfo, ...]) -> str:
-    """ "ebpf (down), tc (up)" for the status bar."""
+    """ "ebpf (down), tc (up)" for the status bar; "ebpf" when one backend holds
+    both directions (the tooltip says so): "ebpf (down, up)" left the link field
+    too little room at 2x on 1366x768 ("Link not shaped: ▼ 40.0…")."""
+    active = [b for b in backends if b.available and b.active_directions]
+    if len(active) == 1 and set(active[0].active_directions) >= {"down", "up"}:
+        return active[0].name
     parts = []
     for backend in backends:
         if backend.available and backend.active_directions:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+WORDS = {"down": "download", "up": "upload"}  # a backend's active directions, said
 HELPER_WORDS: dict[HelperState, str] = {
     HelperState.CONNECTING: "connecting…",
     HelperState.CONNECTED: "connected",
@@ -79,8 +80,10 @@ class StatusLine(QStatusBar):
 
     def set_backends(self, backends: tuple[BackendInfo, ...]) -> None:
         self.backend.setText(f"Backend: {backend_summary(backends)}")
+        holding = [f"{b.name} holds the {' and '.join(WORDS.get(d, d) for d in b.active_directions)} limits"
+                   for b in backends if b.available and b.active_directions]  # fmt: skip
         unavailable = [f"{b.name}: {b.reason}" for b in backends if not b.available]
-        self.backend.setToolTip("\n".join(unavailable) or "All backends available")
+        self.backend.setToolTip("\n".join([*holding, *unavailable]) or "All backends available")
 
     def set_status(self, status: HelperStatus) -> None:
         self.helper.setText(f"Helper: {HELPER_WORDS[status.state]}")

@@ -9,6 +9,7 @@ from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Role
 from chadthrottle.gui.views.main_window import MainWindow
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication
 
 from tests.gui.sample_data import sample_applications
 from tests.gui.worker_reports import inject_observations
@@ -27,6 +28,37 @@ def test_connected_shows_data_totals_and_counts(window: MainWindow) -> None:
     )
     assert window.status_line.backend.text() == "Backend: ebpf (down), tc (up)"
     assert window.detail.app_id == FIREFOX  # the busiest row is selected at first
+
+
+def test_one_backend_for_both_directions_leaves_the_link_field_its_room(window: MainWindow) -> None:
+    """Seen on screen at 2x on 1366x768 (683 px wide) with a limit not met:
+    "Backend: ebpf (down, up)" left the link field "Link not shaped: ▼ 40.0…"."""
+    import dataclasses
+
+    from chadthrottle.contract import LinkShapingInfo
+    from chadthrottle.gui.models.priority_view import link_summary
+    from chadthrottle.units import UnitSystem
+
+    window.set_backends(
+        (BackendInfo("ebpf", True, "", ("down", "up")), BackendInfo("tc", False, "no IFB", ()))
+    )
+    assert window.status_line.backend.text() == "Backend: ebpf"
+    assert (
+        window.status_line.backend.toolTip()
+        == "ebpf holds the download and upload limits\ntc: no IFB"
+    )
+    not_met = "not met: measured 9.10 MB/s, above the limit for 6 s"
+    window._model.apply_snapshot([dataclasses.replace(a, up_limit_problem=not_met) if a.name == "Dropbox" else a
+                                  for a in sample_applications()])  # fmt: skip
+    window.status_line.set_link(
+        link_summary(LinkShapingInfo(40_000_000, 5_000_000), UnitSystem.BYTES_DECIMAL)
+    )
+    window.resize(683, 384)
+    for _ in range(5):
+        QApplication.processEvents()
+    link = window.status_line.link
+    assert window.status_line.limits.text() == "2 limits active, 1 not met"
+    assert link.shown_text() == link.short_text == "Link not shaped: ▼ 40.0 ▲ 5.00 MB/s"
 
 
 def test_typing_a_limit_requests_it(qtbot, window: MainWindow) -> None:
