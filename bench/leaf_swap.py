@@ -14,15 +14,17 @@ and 90th percentile.
 loss: one class made without a limit, a TCP stream (or a UDP flood above the
 limit) through it at full speed, then a 300 KiB/s limit: the tree is synced
 every 0.25 s (as the engine's tick does) until the leaf is a TBF. Reported:
-how many syncs and seconds that took, the packets and bytes in the bfifo at
-the sync that swapped (read just before), and the sender's TCP
-retransmissions over the 2 s after the limit.
+how many syncs and seconds that took, the packets and bytes in the bfifo
+read just before that sync and as the swap read them (what it dropped: its
+debug record), and the sender's TCP retransmissions over the 2 s after the
+limit.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import socket
 import statistics
 import subprocess
@@ -141,8 +143,25 @@ def _flood(pair: NetnsPair, udp: bool, stop: threading.Event) -> threading.Threa
     return sender
 
 
+class _Swaps(logging.Handler):
+    """The swap's own record of what it dropped (htb.py logs it at debug)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.said: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "swapped" in record.getMessage():
+            self.said.append(record.getMessage().split(": ", 1)[1])
+
+
 def loss(runs: int, udp: bool) -> None:
+    swaps = _Swaps()
+    htb_log = logging.getLogger("chadthrottle.kernel.htb")
+    htb_log.setLevel(logging.DEBUG)
+    htb_log.addHandler(swaps)
     for run in range(runs):
+        swaps.said.clear()
         with netns_pair() as pair:
             with entered_netns(pair.host_ns):
                 ipr = IPRoute()
@@ -175,7 +194,7 @@ def loss(runs: int, udp: bool) -> None:
             sender.join(2.0)
             swapped = slot not in tree._leaf_limits
             print(f"run {run}: {'swapped' if swapped else 'NOT swapped'} at sync {syncs} "
-                  f"({took:.2f} s); bfifo before that sync {seen}; resent in 2 s: {resent}")  # fmt: skip
+                  f"({took:.2f} s); bfifo before that sync {seen}; {swaps.said}; resent in 2 s: {resent}")  # fmt: skip
             tree.delete()
             changer.close()
             ipr.close()

@@ -85,9 +85,10 @@ ROOT_MARKER_R2Q = HTB_MAJOR
 BUFFER_TICKS_SLACK = 2  # the kernel's ns -> ticks round trip of a class's buffer
 # A linked class's bfifo given a small limit is replaced by a cutting TBF,
 # which drops what the bfifo holds (_swap_to_cutting): at once if that is at
-# most one GSO packet (a TCP sender recovers it by SACK within a round trip),
-# else at a sync that finds that little, or this long after the limit came.
-SWAP_LOSS_BYTES = 64 * 1024
+# most one 64 KB GSO packet as a qdisc counts it (45 frames of 1,514 bytes; a
+# TCP sender resends it after SACK within a round trip), else at a sync that
+# finds that little, or this long after the limit came.
+SWAP_LOSS_BYTES = 45 * 1514
 SWAP_WAIT_S = 0.5
 
 LEAF_QUEUE_SECONDS = 0.1  # a leaf bfifo holds this much of the class rate
@@ -644,6 +645,8 @@ class HtbHierarchy:
         queue = self._leaf_queue(slot)
         if queue is None or (queue[2] > SWAP_LOSS_BYTES and now - since < SWAP_WAIT_S):
             return
+        log.debug("leaf %x on %d: bfifo swapped %.2f s after its limit, dropping %d packets (%d bytes)",
+                  slot, self.ifindex, now - since, queue[1], queue[2])  # fmt: skip
         tc_call(
             self._ipr, "del", index=self.ifindex, handle=_leaf_handle(slot), parent=class_id(slot)
         )
