@@ -194,16 +194,23 @@ class Apply:
                     clamped[pid] = ClampedWindows(drain_s, window_bps)
         return clamped
 
-    def wholly_shaped(self, table: LimitTable, by_slot: Mapping[int, int]) -> dict[str, int]:
-        """app id -> bytes its limit let through, for applications whose every
-        process is under that one rule (another user's unlimited processes of
-        the same program never pass through it)."""
+    def wholly_shaped(
+        self, table: LimitTable, direction: Direction, by_slot: Mapping[int, int]
+    ) -> dict[str, int]:
+        """app id -> bytes its limit of direction let through, for applications
+        whose every process is under that one rule (another user's unlimited
+        processes of the same program never pass through it) and whose rule
+        holds direction at a rate. Under a link a rule has a class in each
+        direction also for a priority alone or for the other direction's limit:
+        that class passes none of the application's pure ACKs nor its traffic
+        in other namespaces, and its count as the rate read a limited
+        downloader's upload and a critical far end's at 0 while they sent."""
         shaped: dict[str, int] = {}
         for key in self.slots.rules():
             slot, app = self.slots.slot_of(key), self._index.application(key[0])
             if key[1] == FAIR_OWNER or slot is None or slot not in by_slot or app is None:
                 continue  # a fair share is no limit
-            if table.outranked(key):
+            if table.outranked(key) or direction not in self.gating.rated(key, table.get(key)):
                 continue
             if set(self.reached(table, key)) == app.processes.keys():
                 shaped[key[0]] = by_slot[slot]

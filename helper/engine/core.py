@@ -181,7 +181,7 @@ class EngineCore:
             for direction in Direction:
                 by_slot = self._shaper.sent_bytes(direction)
                 self._tracking.meter.use_shaped(
-                    direction, self._applier.wholly_shaped(self._limits, by_slot), now
+                    direction, self._applier.wholly_shaped(self._limits, direction, by_slot), now
                 )
             self._overshoot.watch(self._applier.live(self._limits), self._index,
                                   self._tracking.meter.apps, self._applier.gating)  # fmt: skip

@@ -17,7 +17,7 @@ from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.priority import Priority
 
-from tests.helper.engine.test_engine_plan import World
+from tests.helper.engine.test_engine_plan import Traffic, World
 
 CURL, WGET = "exe:/usr/bin/curl", "exe:/usr/bin/wget"
 
@@ -314,3 +314,33 @@ def test_a_user_is_shown_the_round_trip_and_namespace_of_their_own_processes_onl
         222,
         "its traffic in namespace net:[4026532999] is not ordered",
     )
+
+
+def test_a_class_without_a_rate_in_its_direction_does_not_replace_the_counted_rate() -> None:
+    """Under a link a priority alone and a download limit have an upload class
+    too; what such a class passes (nothing of the application's pure ACKs or of
+    its traffic in another namespace) is not its rate: the counters are (seen on
+    screen, 0 B/s listed up for a 2 MB/s sender). A rated direction keeps what
+    its limit let through."""
+    clock = [100.0]
+    world = World(clock=lambda: clock[0])
+    _running(world)
+    world.engine.set_link_capacity(6_000_000, 1_000_000, False)
+    world.engine.set_limit(CURL, Direction.DOWN, 2_000_000, 0)
+    _prioritize(world, WGET, Priority.CRITICAL)
+    here = world.engine._namespaces.own_cookie
+    for second in range(1, 5):
+        clock[0] += 1.0
+        world.datapath.traffic = [
+            Traffic(10, rx_bytes=2_100_000 * second, tx_bytes=36_000 * second, netns_cookie=here),
+            Traffic(
+                20, rx_bytes=40_000 * second, tx_bytes=2_400_000 * second, netns_cookie=here + 1
+            ),
+        ]
+        slots = world.datapath.process_slots
+        world.shaper.sent = {slots[10]: 0, slots[20]: 0}  # their upload classes pass nothing
+        world.shaper.sent_down = {slots[10]: 2_000_000 * second, slots[20]: 0}
+        world.engine.tick()
+    apps = {app.id: app for app in world.engine.list_applications()}
+    assert (apps[CURL].down_bps, apps[CURL].up_bps) == (2_000_000, 36_000)
+    assert (apps[WGET].down_bps, apps[WGET].up_bps) == (40_000, 2_400_000)
