@@ -53,7 +53,9 @@ class StatusLine(QStatusBar):
         self.helper = QLabel("Helper: connecting…", self)
         self.limits = QLabel("No limits", self)
         for label in (self.backend, self.helper, self.limits):
-            label.setContentsMargins(8, 0, 8, 0)
+            # 4 px each side, with the bar's own spacing between fields: 8 left the
+            # link field's short text cut at 2x on 1366x768 (on screen, with a limit not met).
+            label.setContentsMargins(4, 0, 4, 0)
         self.addWidget(self.message, 1)
         self.addPermanentWidget(self.backend)
         self.addPermanentWidget(self.helper)
