@@ -45,6 +45,10 @@ _MSG_SIZE = 72
 _RTATTR = struct.Struct("=HH")
 _TCP_INFO_BYTES = struct.Struct("=QQ")  # bytes_acked, bytes_received
 _TCP_INFO_BYTES_OFFSET = 120  # in struct tcp_info (Linux 4.1 and later)
+_TCP_INFO_SENT = struct.Struct("=QQ")  # bytes_sent (data, resent included), bytes_retrans
+_TCP_INFO_SENT_OFFSET = 200  # Linux 4.19 and later
+_MSG_STATE_OFFSET = 1  # inet_diag_msg: idiag_family, then idiag_state
+_PEER_FIN_STATES = frozenset({8, 9, 11})  # TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_CLOSING
 
 ESTABLISHED_ONLY = 1 << 1  # TCP_ESTABLISHED's bit in inet_diag_req_v2.idiag_states
 _INODE = struct.Struct("=I")
@@ -65,12 +69,24 @@ def _request(family: int, seq: int, states: int = ALL_TCP_STATES) -> bytes:
 
 
 def parse_diag_message(payload: bytes) -> tuple[int, tuple[int, int] | None]:
-    """One inet_diag_msg with its attributes -> (inode, (received, acked) or None)."""
+    """One inet_diag_msg with its attributes -> (inode, (received, acked) or None).
+
+    The kernel's counts are of sequence space, so they carry the control
+    flags' bytes: bytes_acked the connecting side's SYN and any FIN of ours
+    acknowledged, bytes_received the peer's FIN. A download-only connection
+    would show "1 B" sent. Sent is therefore capped by the new data sent
+    (bytes_sent - bytes_retrans, since 4.19), and received loses the FIN once
+    the peer closed (the socket's state says so)."""
     (inode,) = struct.unpack_from("=I", payload, _MSG_INODE_OFFSET)
     info = tcp_info_offset(payload, _TCP_INFO_BYTES_OFFSET + _TCP_INFO_BYTES.size)
     if info is None:
         return inode, None
     acked, received = _TCP_INFO_BYTES.unpack_from(payload, info + _TCP_INFO_BYTES_OFFSET)
+    if tcp_info_offset(payload, _TCP_INFO_SENT_OFFSET + _TCP_INFO_SENT.size) is not None:
+        sent, resent = _TCP_INFO_SENT.unpack_from(payload, info + _TCP_INFO_SENT_OFFSET)
+        acked = min(acked, sent - resent)
+    if payload[_MSG_STATE_OFFSET] in _PEER_FIN_STATES:
+        received = max(0, received - 1)
     return inode, (received, acked)
 
 

@@ -6,6 +6,7 @@ import os
 import socket
 import struct
 import sys
+import time
 
 from chadthrottle.helper.kernel.socket_diag import (
     INET_DIAG_INFO,
@@ -38,11 +39,37 @@ def test_bytes_of_sockets_in_the_own_namespace() -> None:
         received, acked = counts[os.fstat(server.fileno()).st_ino]
         assert received == 300_000 and acked == 777
         received, acked = counts[os.fstat(client.fileno()).st_ino]
-        assert received == 777 and acked in (
-            300_000,
-            300_001,
-        )  # the initiator's count includes its SYN
+        assert (received, acked) == (777, 300_000)  # the kernel's acked has the SYN too
         assert counts[os.fstat(listener.fileno()).st_ino] == (0, 0)
+
+
+def test_a_download_only_connection_sent_nothing_after_either_side_closed() -> None:
+    """The connecting side sends no data: its SYN (and later its FIN) are
+    acknowledged, but no byte was sent. The peer's FIN is no byte received."""
+    require_root()
+    listener, client, server = _connected_pair()
+    with listener, client, server:
+        server.sendall(b"d" * 5000)
+        got = 0
+        while got < 5000:
+            got += len(client.recv(1 << 16))
+        client.shutdown(socket.SHUT_WR)
+        assert server.recv(10) == b""  # the client's FIN arrived
+        states = {os.fstat(sock.fileno()).st_ino: sock for sock in (client, server)}
+
+        def counts_once_acked() -> dict[int, tuple[int, int]]:
+            for _ in range(200):  # the FIN's acknowledgement is on its way (loopback: microseconds)
+                counts = tcp_bytes_of_netns(os.getpid())
+                if all(inode in counts for inode in states):
+                    client_info = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+                    if client_info[0] == 5:  # TCP_FIN_WAIT2: our FIN acknowledged
+                        return counts
+                time.sleep(0.005)
+            raise AssertionError("the client's FIN was never acknowledged")
+
+        counts = counts_once_acked()
+        assert counts[os.fstat(client.fileno()).st_ino] == (5000, 0)  # not (5000, 2): SYN + FIN
+        assert counts[os.fstat(server.fileno()).st_ino] == (0, 5000)  # not (1, 5000): the FIN
 
 
 def test_bytes_of_sockets_in_another_namespace(pair: NetnsPair) -> None:
