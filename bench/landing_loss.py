@@ -13,8 +13,10 @@ time of 0.25 s windows as bench.limits counts it, the sender's
 retransmissions (its namespace's TcpRetransSegs), the drops of each qdisc
 on the IFB (HTB root, leaf), and the sender's
 largest unacked and lost counts (ss -ti, sampled every 20 ms) in the first
-1.5 s. --stop-sender S stops the sender (SIGSTOP) just before the call and
-lets it go on S seconds later: a sender the CPU load holds back while the
+1.5 s (LOSS13_TIMELINE=1: the sender's unacked, snd_wnd, cwnd and lost and
+the receiver's rcv_wnd and rcv_ssthresh over that time, on stderr).
+--stop-sender S stops the sender (SIGSTOP) just before the call and lets
+it go on S seconds later: a sender the CPU load holds back while the
 helper waits for its old window, made deterministic. --busy N: N busy loops
 beside. docs/benchmarks.md, "A limit landing on a held-back sender".
 """
@@ -87,8 +89,11 @@ def _busy_loops(count: int) -> Iterator[None]:
 class SenderSampler:
     """The sender's ss -ti, every SAMPLE_S: the largest unacked and lost."""
 
-    def __init__(self, netns: str, port: int) -> None:
-        self.argv = nsenter_argv(netns, ["ss", "-tinH", f"sport = :{port}"])
+    def __init__(self, netns: str, port: int, side: str = "sport",
+                 keys: tuple[str, ...] = ("unacked", "snd_wnd", "cwnd", "lost")) -> None:  # fmt: skip
+        """side, keys: "dport" and e.g. ("rcv_wnd", "rcv_ssthresh") sample the receiver."""
+        self.argv = nsenter_argv(netns, ["ss", "-tinH", f"{side} = :{port}"])
+        self.keys = keys
         self.unacked = self.lost = self.cwnd = 0
         self.timeline: list[tuple[float, str]] = []  # (time, "unacked snd_wnd cwnd lost")
         self._stop = threading.Event()
@@ -98,9 +103,7 @@ class SenderSampler:
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_S):
             text = subprocess.run(self.argv, capture_output=True, text=True).stdout
-            shown = [
-                re.search(rf"\b{key}:(\d+)", text) for key in ("unacked", "snd_wnd", "cwnd", "lost")
-            ]
+            shown = [re.search(rf"\b{key}:(\d+)", text) for key in self.keys]
             self.timeline.append(
                 (time.monotonic(), " ".join(m.group(1) if m else "-" for m in shown))
             )
@@ -161,6 +164,7 @@ def landing(bus: str, pair: NetnsPair, port: int, rate: int, cc: str,
             time.sleep(1.5)  # at full speed
             retrans, drops = _retrans_segs(pair.peer_ns), _qdisc_drops(pair.host_ns)
             sampler = SenderSampler(pair.peer_ns, port)
+            receiver = SenderSampler(pair.host_ns, port, "dport", ("rcv_wnd", "rcv_ssthresh"))
             began = time.monotonic()
             paused = _pause(flow.peer.pid, stop_s)
             app = call_helper(
@@ -172,10 +176,10 @@ def landing(bus: str, pair: NetnsPair, port: int, rate: int, cc: str,
                 paused.join()
             time.sleep(max(0.0, SAMPLED_S - call_s))
             sampler.stop()
-            if TIMELINE:
-                print(
-                    " ".join(f"{t - began:.2f}:[{v}]" for t, v in sampler.timeline), file=sys.stderr
-                )
+            receiver.stop()
+            if TIMELINE:  # the sender's, then the receiver's
+                for timeline in (sampler.timeline, receiver.timeline):
+                    print(" ".join(f"{t - began:.2f}:[{v}]" for t, v in timeline), file=sys.stderr)
             time.sleep(max(0.0, began + OBSERVE_S - time.monotonic()))
             after = _qdisc_drops(pair.host_ns)
             header = flow.header_bytes()
