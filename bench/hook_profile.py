@@ -146,21 +146,34 @@ def run_stats(datapath: Any, iperf: Iperf, seconds: float) -> list[str]:
     try:
         programs = [(bpf_syscalls.program_name(fd), fd) for fd, _ in datapath._attached]
         before = {name: bpf_syscalls.program_run_stats(fd) for name, fd in programs}
-        first = iperf.sample()
+        first, skbs_before = iperf.sample(), veth_skbs(iperf)
         time.sleep(seconds)
-        last = iperf.sample()
+        last, skbs_after = iperf.sample(), veth_skbs(iperf)
         after = {name: bpf_syscalls.program_run_stats(fd) for name, fd in programs}
     finally:
         os.close(stats_fd)
     gb = (last.moved_bytes - first.moved_bytes) / 1e9
     if gb <= 0:
         return ["  the stream had ended: no statistics"]
-    lines = []
+    rx, tx = (after - before for before, after in zip(skbs_before, skbs_after, strict=True))
+    lines = [f"  the server's veth: {rx / gb:10.0f} skbs received and {tx / gb:10.0f} sent per GB"]
     for name, _ in programs:
         run_ns, runs = (b - a for a, b in zip(before[name], after[name], strict=True))
         lines.append(f"  {name:16} {runs / gb:10.0f} runs per GB, {run_ns / max(1, runs):6.1f} ns a run "
                      f"(statistics included), {run_ns / gb / 1e6:6.2f} ms per GB")  # fmt: skip
     return lines
+
+
+def veth_skbs(iperf: Iperf) -> tuple[int, int]:
+    """(received, sent) packets of the server's veth: a veth counts each skb once, a GSO
+    or GRO super-packet as one, so these are what the hooks run on."""
+    with open(f"/proc/{iperf.server.pid}/net/dev") as dev:
+        for line in dev:
+            name, _, counters = line.partition(":")
+            if name.strip() == iperf.pair.peer_if:
+                values = counters.split()
+                return int(values[1]), int(values[9])
+    return 0, 0
 
 
 def dump_programs(into: Path) -> None:
