@@ -109,13 +109,18 @@ class Tracking:
         return self._datapath.read_traffic()
 
     def refresh(self) -> set[int]:
-        """Read the processes again; the pids that exited since the last time."""
+        """Read the processes again; the pids that exited since the last time,
+        with those another process got since (the index's take_replaced): the
+        old one's counters are retired and the new one is announced afresh."""
         before = self.index.all_pids() | set(self.announced)
         self.index.refresh()
+        replaced = self.index.take_replaced()
         gone = {pid for pid in before - self.index.all_pids() if not process_exists(pid)}
+        gone |= replaced
         for pid in gone:
             self.announced.pop(pid, None)
         self.socket_holders &= self.index.all_pids() | self.announced.keys()  # still running
+        self.socket_holders -= replaced  # the old process's sockets went with it
         return gone
 
     def exits(self, gone: set[int], samples: Sequence[CounterSample]) -> Sequence[CounterSample]:

@@ -4,7 +4,12 @@ second by the engine.
 Reading every process's status, command line and cgroup each second costs
 about 1% of a core on a desktop; most processes have not changed since the
 last second. A known process is re-read only when its executable changed
-(exec) or every FULL_REFRESH_TICKS (a cgroup move by systemd, a uid change).
+(exec), when it may be another process under the same pid (the inode of
+/proc/PID changed: the kernel hands pids out again, and a user's process
+replaced by root's running the same program kept the user's uid until the
+next full read), or every FULL_REFRESH_TICKS (a cgroup move by systemd, a uid
+change). A pid whose process is another now is reported by take_replaced: the
+old process exited.
 
 A lookup of an id the index does not know reads everything again
 (refresh_for_lookup), but at most once per LOOKUP_REFRESH_INTERVAL_S however
@@ -20,7 +25,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from chadthrottle.helper.identity.applications import AppIdentity, identify
-from chadthrottle.helper.identity.processes import ProcessInfo, all_pids, read_exe, read_process
+from chadthrottle.helper.identity.processes import (
+    ProcessInfo,
+    all_pids,
+    proc_stamp,
+    read_exe,
+    read_process,
+    read_start,
+)
 
 FULL_REFRESH_TICKS = 10
 # A full read of /proc for a lookup is skipped if one ran this recently (a
@@ -41,6 +53,17 @@ class Application:
         return frozenset(p.uid for p in self.processes.values())
 
 
+# A process as last read: with its identity, the stamp of /proc/PID
+# (proc_stamp) and its start time (read_start), both taken before it was read
+# (None: not known).
+Seen = tuple[ProcessInfo, AppIdentity | None, int | None, int | None]
+
+
+def _replaced(old_start: int | None, start: int | None) -> bool:
+    """Whether a pid's process is another than before (both start times known)."""
+    return old_start is not None and start is not None and old_start != start
+
+
 class ApplicationIndex:
     def __init__(
         self,
@@ -48,16 +71,21 @@ class ApplicationIndex:
         read: Callable[[int], ProcessInfo | None] = read_process,
         read_exe: Callable[[int], str | None] = read_exe,
         clock: Callable[[], float] = time.monotonic,
+        stamp: Callable[[int], int | None] = proc_stamp,
+        read_start: Callable[[int], int | None] = read_start,
     ) -> None:
         self._list_pids = list_pids
         self._read = read
         self._read_exe = read_exe
+        self._stamp = stamp
+        self._read_start = read_start
         self._clock = clock
         self._full_refresh_at = -math.inf
         self._listed_at = -math.inf  # the last listing of /proc, full or new processes only
         self._by_pid: dict[int, AppIdentity] = {}
         self._apps: dict[str, Application] = {}
-        self._seen: dict[int, tuple[ProcessInfo, AppIdentity | None]] = {}
+        self._seen: dict[int, Seen] = {}
+        self._replaced: set[int] = set()  # pids whose process is another now (take_replaced)
         # file id -> processes running that file that another identity names
         # (an administrator's rule on the file id reaches them too)
         self._renamed: dict[str, dict[int, ProcessInfo]] = {}
@@ -98,17 +126,36 @@ class ApplicationIndex:
         for pid in self._listing():
             if pid in self._seen:
                 continue
+            stamp, start = self._stamp(pid), self._read_start(pid)
             process = self._read(pid)
             if process is not None:
-                self.update_process(process)
+                self.update_process(process, (stamp, start))
                 taken += 1
         return taken
 
-    def update_process(self, process: ProcessInfo) -> None:
+    def take_replaced(self) -> set[int]:
+        """The pids whose process was found to be another since the last call
+        (the old one exited, a new one got its pid): the caller sees them exit."""
+        replaced, self._replaced = self._replaced, set()
+        return replaced
+
+    def update_process(
+        self, process: ProcessInfo, marks: tuple[int | None, int | None] | None = None
+    ) -> None:
         """Take one process just read as it is now (a "pid:N" lookup: it may
         have moved to its app scope since the index read it), without reading
-        any other."""
+        any other. marks: its stamp and start time taken before it was read
+        (None: taken now, after it: a pid handed to another process between
+        the read and now is then seen at the next full refresh only)."""
         pid, identity = process.pid, identify(process)
+        seen = self._seen.get(pid)
+        if marks is None:
+            stamp = self._stamp(pid)
+            same = seen is not None and stamp is not None and stamp == seen[2]
+            marks = (stamp, seen[3] if same and seen is not None else self._read_start(pid))
+        stamp, start = marks
+        if seen is not None and _replaced(seen[3], start):
+            self._replaced.add(pid)
         old = self._by_pid.pop(pid, None)
         if old is not None and (app := self._apps.get(old.app_id)) is not None:
             app.processes.pop(pid, None)
@@ -118,7 +165,7 @@ class ApplicationIndex:
             renamed.pop(pid, None)
             if not renamed:
                 del self._renamed[old.file_id]
-        self._seen[pid] = (process, identity)
+        self._seen[pid] = (process, identity, stamp, start)
         if identity is not None:
             self._add(pid, process, identity, self._by_pid, self._apps, self._renamed)
 
@@ -136,18 +183,26 @@ class ApplicationIndex:
         by_pid: dict[int, AppIdentity] = {}
         apps: dict[str, Application] = {}
         renamed: dict[str, dict[int, ProcessInfo]] = {}
-        seen: dict[int, tuple[ProcessInfo, AppIdentity | None]] = {}
+        seen: dict[int, Seen] = {}
         for pid in self._listing():
-            known = None if full or pid in fresh else self._seen.get(pid)
+            old = self._seen.get(pid)
+            known = None if full or pid in fresh else old
+            # before reading: a process replaced while being read shows next time
+            stamp = self._stamp(pid)
             # A kernel thread has no executable to read (None here, "" once read):
             # the same, or every kernel thread would be read in full each second.
-            if known is None or (self._read_exe(pid) or "") != known[0].exe:
+            if known is None or stamp != known[2] or (self._read_exe(pid) or "") != known[0].exe:
+                # the same stamp, the same process: its start time is known (an exec keeps it)
+                same = old is not None and stamp is not None and stamp == old[2]
+                start = old[3] if same and old is not None else self._read_start(pid)
                 process = self._read(pid)
-                known = (process, identify(process)) if process is not None else None
+                known = (process, identify(process), stamp, start) if process is not None else None
+                if known is not None and old is not None and _replaced(old[3], start):
+                    self._replaced.add(pid)
             if known is None:
                 continue
             seen[pid] = known
-            process, identity = known
+            process, identity, _, _ = known
             if identity is None:
                 continue
             self._add(pid, process, identity, by_pid, apps, renamed)

@@ -83,6 +83,41 @@ def read_process(pid: int) -> ProcessInfo | None:
         return None
 
 
+def read_start(pid: int) -> int | None:
+    """When the process started, in clock ticks after boot (None: gone):
+    tells apart two processes under one pid (the kernel hands pids out
+    again), unless the pid came round within one tick (10 ms), which only
+    root can make happen (the kernel's next pid set, or clone3's set_tid).
+    The name before it may hold spaces and ')': the fields follow the last ')'."""
+    try:
+        descriptor = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        stat = os.read(descriptor, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    try:
+        return int(stat[stat.rindex(b")") + 2 :].split(b" ", 20)[19])  # field 22 of the line
+    except (ValueError, IndexError):
+        return None
+
+
+def proc_stamp(pid: int) -> int | None:
+    """The inode number of /proc/PID (one stat, cheaper than reading a file;
+    None: gone). The kernel makes that inode for one process (it holds the
+    process's pid struct) and a new process under the same pid gets another,
+    so an unchanged stamp means the same process; a changed one may also be
+    the same process whose inode the kernel dropped from its cache: only a
+    hint to read it again (its start time then decides)."""
+    try:
+        return os.stat(f"/proc/{pid}").st_ino
+    except OSError:
+        return None
+
+
 def read_sandbox_facts(pid: int, exe: str, cgroup: str) -> tuple[str, str, str]:
     """($APPIMAGE, $APPDIR, /.flatpak-info text) of a process, each "" unless
     it can matter: the environment only for an executable in an AppImage
