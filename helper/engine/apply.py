@@ -44,6 +44,7 @@ class ClampedWindows:
 
     drain_s: float
     window_bps: int
+    made_by: int | None = None  # a user's rule: only that user's sockets were clamped
 
 
 class Apply:
@@ -94,7 +95,7 @@ class Apply:
 
     def old_windows_left(self, pid: int, clamped: ClampedWindows, idle_ms: int) -> bool | None:
         """Whether a sender of pid's downloads may still send its old window."""
-        return self.hold.old_windows_left(pid, clamped.window_bps, idle_ms)
+        return self.hold.old_windows_left(pid, clamped.window_bps, idle_ms, clamped.made_by)
 
     def reached(self, table: LimitTable, key: RuleKey) -> list[int]:
         return reached_pids(self._index, table, key)
@@ -191,7 +192,7 @@ class Apply:
                 if (uid := _user_of(key)) is not None:
                     self._clamped_for[pid] = uid
                 if drain_s is not None:
-                    clamped[pid] = ClampedWindows(drain_s, window_bps)
+                    clamped[pid] = ClampedWindows(drain_s, window_bps, _user_of(key))
         return clamped
 
     def wholly_shaped(

@@ -429,10 +429,12 @@ class Datapath:
         pace (seconds), None if it has none."""
         return max(clamp_open_windows(tgid, wire_bps, made_by), default=None)
 
-    def old_windows_left(self, tgid: int, wire_bps: int, idle_ms: int) -> bool | None:
+    def old_windows_left(
+        self, tgid: int, wire_bps: int, idle_ms: int, made_by: int | None = None
+    ) -> bool | None:
         """Whether a sender of tgid's clamped downloads may still send more than
         the clamp allows (socket_tagging.old_windows_left; None: unknown)."""
-        return old_windows_left(tgid, wire_bps, idle_ms)
+        return old_windows_left(tgid, wire_bps, idle_ms, made_by)
 
     def sends_unacked(
         self, tgid: int, marks: Mapping[int, int] | None = None

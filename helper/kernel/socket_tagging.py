@@ -323,7 +323,9 @@ def clamp_open_windows(pid: int, wire_bps: int, made_by: int | None = None) -> l
     return drains
 
 
-def old_windows_left(pid: int, wire_bps: int, idle_ms: int) -> bool | None:
+def old_windows_left(
+    pid: int, wire_bps: int, idle_ms: int, made_by: int | None = None
+) -> bool | None:
     """Whether a TCP socket of pid, clamped for a download limit of wire_bps,
     still advertises more than its clamp: its sender may still send that
     much of the old window at once. The receiver cannot shrink a window it
@@ -335,8 +337,11 @@ def old_windows_left(pid: int, wire_bps: int, idle_ms: int) -> bool | None:
     limit landed (docs/backends.md, "Clamping the receive window").
     Sockets that received nothing for idle_ms are not waited for (a kept-alive
     connection's window stays open until its sender sends again, which no
-    wait can cover). None: the kernel's tcp_info does not carry the window."""
-    for sock_fd, kind in _open_inet_sockets(pid):
+    wait can cover). made_by: only the sockets that uid's processes made, as
+    a user's clamp clamped (a socket root made and passed to the user's
+    process was never clamped: waiting for it kept the limit its full
+    WINDOW_DRAIN_MAX_S). None: the kernel's tcp_info does not carry the window."""
+    for sock_fd, kind in _open_inet_sockets(pid, made_by):
         if kind != socket.SOCK_STREAM:
             continue
         try:

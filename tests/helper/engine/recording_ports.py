@@ -27,6 +27,7 @@ class RecordingDatapath:
         default_factory=dict
     )  # pid -> s its open downloads' old windows take
     old_window_left_answers: dict[int, list[bool | None]] = field(default_factory=dict)
+    old_windows_asked: list[tuple[int, int | None]] = field(default_factory=list)  # (pid, made_by)
     events: list[tuple[str, int, int]] = field(
         default_factory=list
     )  # ("clamp" | "tag", pid, rate | slot)
@@ -57,9 +58,12 @@ class RecordingDatapath:
         self.events.append(("clamp", tgid, wire_bps))
         return self.old_window_drains.get(tgid)
 
-    def old_windows_left(self, tgid: int, wire_bps: int, idle_ms: int) -> bool | None:
+    def old_windows_left(
+        self, tgid: int, wire_bps: int, idle_ms: int, made_by: int | None = None
+    ) -> bool | None:
         """What old_window_left_answers says next for tgid (None: the kernel
         does not say, as before it carried the window)."""
+        self.old_windows_asked.append((tgid, made_by))
         answers = self.old_window_left_answers.get(tgid)
         return answers.pop(0) if answers else None
 

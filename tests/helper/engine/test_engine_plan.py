@@ -240,6 +240,24 @@ def test_a_limit_lands_once_the_sockets_say_their_old_windows_are_spent(world: W
     assert sum(world.slept) == pytest.approx(2 * WINDOW_POLL_S + WINDOW_DRAIN_MAX_S)
 
 
+def test_a_users_limit_waits_only_for_the_windows_it_clamped(world: World) -> None:
+    """A user's clamp clamps only the sockets that user's processes made
+    (not one root passed them): the wait asks about those alone, or root's
+    unclamped socket kept the limit waiting its full WINDOW_DRAIN_MAX_S."""
+    world.spawn(10)  # uid 1000's
+    world.datapath.old_window_drains[10] = 0.06
+    world.datapath.old_window_left_answers[10] = [False]
+    (outcome,) = world.engine.apply_changes(
+        [SetLimit("pid:10", Direction.DOWN, 2_000_000, 0, 1000)]
+    )
+    assert not isinstance(outcome, Exception), outcome
+    assert world.datapath.old_windows_asked == [(10, 1000)]
+    world.engine.set_limit(
+        "exe:/usr/bin/curl", Direction.DOWN, 1_000_000, 0
+    )  # an administrator's: every socket
+    assert world.datapath.old_windows_asked[-1] == (10, None)
+
+
 def test_the_engine_answers_while_it_waits_for_old_windows(world: World) -> None:
     world.spawn(10)
     world.datapath.old_window_drains[10] = 0.04

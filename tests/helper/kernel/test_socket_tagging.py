@@ -148,6 +148,8 @@ def test_a_clamped_window_is_left_until_the_sender_spends_it() -> None:
         time.sleep(0.1)  # what the sender had written has arrived
         assert clamp_open_windows(os.getpid(), 1_000_000)
         assert old_windows_left(os.getpid(), 1_000_000, idle_ms=5_000) is True
+        # a user's clamp did not clamp this socket (root made it): not waited for
+        assert old_windows_left(os.getpid(), 1_000_000, idle_ms=5_000, made_by=65534) is False
         time.sleep(0.6)
         assert (
             old_windows_left(os.getpid(), 1_000_000, idle_ms=500) is False
