@@ -43,6 +43,8 @@ async def main():
                     result = [[a.id, list(a.uids)] for a in await client.list_applications()]
                 elif name == "rows":
                     result = [[a.id, list(a.uids), list(a.pids), a.up_bps] for a in await client.list_applications()]
+                elif name == "processes":  # app id: the pids ListProcesses gives this user
+                    result = sorted(p.pid for p in await client.list_processes(args[0]))
                 elif name == "connections":
                     result = sorted({c.pid for c in await client.list_connections(args[0])})
                 elif name == "limits":

@@ -8,12 +8,9 @@ real (the kernel's ns_last_pid); recording stand-ins for the kernel ports."""
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +23,9 @@ from chadthrottle.helper.identity.index import ApplicationIndex
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper
 from tests.support.requirements import require_program, require_root
+from tests.support.reused_pids import start_at, wait_for_exec
 
 NOBODY = 65534
-NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
-TRIES = 200  # another process on the machine may take the pid first
 
 
 @dataclass(frozen=True)
@@ -53,32 +49,6 @@ def program() -> Iterator[Path]:
         shutil.rmtree(directory)
 
 
-def _wait_for_exec(pid: int, program: Path) -> None:
-    """Until setpriv has become the program (a condition, not a sleep)."""
-    deadline = time.monotonic() + 10
-    while os.readlink(f"/proc/{pid}/exe") != str(program):
-        assert time.monotonic() < deadline, "setpriv did not exec the program"
-        time.sleep(0.005)
-
-
-def _start_at(pid: int, argv: list[str]) -> subprocess.Popen[bytes]:
-    """argv started under this very pid (the kernel's next pid is set, as
-    checkpoint/restore tools do, under their flock)."""
-    fd = os.open(NS_LAST_PID, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        for _ in range(TRIES):
-            os.pwrite(fd, str(pid - 1).encode(), 0)
-            process = subprocess.Popen(argv)
-            if process.pid == pid:
-                return process
-            process.kill()
-            process.wait()
-    finally:
-        os.close(fd)
-    pytest.fail(f"pid {pid} was taken first {TRIES} times")
-
-
 def test_a_users_process_replaced_by_roots_under_its_pid_is_roots(program: Path) -> None:
     require_root()
     setpriv = [
@@ -95,7 +65,7 @@ def test_a_users_process_replaced_by_roots_under_its_pid_is_roots(program: Path)
     roots: subprocess.Popen[bytes] | None = None
     try:
         pid = users.pid
-        _wait_for_exec(pid, program)
+        wait_for_exec(pid, program)
         engine.tick()
         assert [row.pid for row in engine.list_processes(app_id, NOBODY)] == [pid]
         (outcome,) = engine.apply_changes([SetLimit(app_id, Direction.DOWN, 100_000, 0, NOBODY)])
@@ -106,8 +76,8 @@ def test_a_users_process_replaced_by_roots_under_its_pid_is_roots(program: Path)
 
         users.kill()
         users.wait()
-        roots = _start_at(pid, [str(program), "600"])  # the same program, root's
-        _wait_for_exec(pid, program)
+        roots = start_at(pid, [str(program), "600"])  # the same program, root's
+        wait_for_exec(pid, program)
         engine.tick()
 
         assert [row.pid for row in engine.list_processes(app_id, NOBODY)] == [], (

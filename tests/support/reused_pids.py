@@ -1,0 +1,41 @@
+"""A pid handed out again, for real: a process started under the pid of
+one that exited (the kernel's next pid set through ns_last_pid, root only)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
+TRIES = 200  # another process on the machine may take the pid first
+
+
+def wait_for_exec(pid: int, program: Path) -> None:
+    """Until the process runs the program (setpriv, or the fork, has exec'd it)."""
+    deadline = time.monotonic() + 10
+    while os.readlink(f"/proc/{pid}/exe") != str(program):
+        assert time.monotonic() < deadline, f"pid {pid} did not exec {program}"
+        time.sleep(0.005)
+
+
+def start_at(pid: int, argv: list[str]) -> subprocess.Popen[bytes]:
+    """argv started under this very pid (the kernel's next pid is set, as
+    checkpoint/restore tools do, under their flock)."""
+    fd = os.open(NS_LAST_PID, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for _ in range(TRIES):
+            os.pwrite(fd, str(pid - 1).encode(), 0)
+            process = subprocess.Popen(argv)
+            if process.pid == pid:
+                return process
+            process.kill()
+            process.wait()
+    finally:
+        os.close(fd)
+    pytest.fail(f"pid {pid} was taken first {TRIES} times")
