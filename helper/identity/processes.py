@@ -65,6 +65,8 @@ def read_process(pid: int) -> ProcessInfo | None:
         return None  # it exited while being read: what was read may be half of it
     cgroup = next((line[3:] for line in cgroups.splitlines() if line.startswith("0::")), "/")
     exe = exe.removesuffix(" (deleted)")
+    if APPIMAGE_MOUNT_MARK in exe and environment_pending(pid):
+        return None  # mid-exec: read next tick, not named by its bare executable
     appimage, appdir, flatpak_info = read_sandbox_facts(pid, exe, cgroup)
     try:
         return ProcessInfo(
@@ -103,6 +105,24 @@ def read_start(pid: int) -> int | None:
         return int(stat[stat.rindex(b")") + 2 :].split(b" ", 20)[19])  # field 22 of the line
     except (ValueError, IndexError):
         return None
+
+
+def environment_pending(pid: int) -> bool:
+    """Whether the process is inside execve: the kernel switches its
+    executable (/proc/PID/exe) before it lays out the new environment, so
+    for that moment /proc/PID/environ reads empty and an AppImage's program
+    would be named by its bare executable. The new memory's environment
+    bounds (/proc/PID/stat fields 50-51, env_start and env_end) are 0 until
+    the environment is in place."""
+    stat = _read(f"/proc/{pid}/stat")
+    return stat is not None and env_bounds_unset(stat)
+
+
+def env_bounds_unset(stat: str) -> bool:
+    """A /proc/PID/stat line's env_start and env_end (fields 50 and 51; the
+    name before them may hold spaces and ')') are both 0."""
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return len(fields) > 48 and fields[47] == fields[48] == "0"
 
 
 def proc_stamp(pid: int) -> int | None:

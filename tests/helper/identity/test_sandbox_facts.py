@@ -17,7 +17,11 @@ from pathlib import Path
 import pytest
 from chadthrottle.helper.identity.applications import identify
 from chadthrottle.helper.identity.desktop_catalog import DesktopCatalog
-from chadthrottle.helper.identity.processes import read_process
+from chadthrottle.helper.identity.processes import (
+    env_bounds_unset,
+    environment_pending,
+    read_process,
+)
 
 from tests.support.requirements import require_root
 from tests.support.waiting import eventually
@@ -75,13 +79,31 @@ def test_two_launches_of_an_appimage_are_one_application(
     image = tmp_path / "Fake-1.0.AppImage"
     first = _launch_from_mount(tmp_path, children, image, ".mount_FakeAb12")
     second = _launch_from_mount(tmp_path, children, image, ".mount_FakeZz99")
-    assert eventually(
-        lambda: all(
-            os.readlink(f"/proc/{pid}/exe").startswith(str(tmp_path)) for pid in (first, second)
-        ),
-        5,
-    )
+    assert eventually(lambda: all(_read_in_mount(pid, tmp_path) for pid in (first, second)), 5)
     assert _app_id(first) == _app_id(second) == f"appimage:{image}"
+
+
+def _read_in_mount(pid: int, tmp_path: Path) -> bool:
+    """The process as the helper reads it, once its exec into the mount is
+    done (read_process gives None while the kernel has switched the
+    executable but not yet laid out the environment)."""
+    process = read_process(pid)
+    return process is not None and process.exe.startswith(str(tmp_path))
+
+
+def test_a_process_inside_execve_has_its_environment_pending() -> None:
+    """The stat line's env_start and env_end (fields 50-51), after a name with
+    spaces and ')': both 0 between the exe switch and the new stack."""
+    head = "4242 (evil) name) R 1 4242 4242 0 -1 4194304"
+    tail = " ".join(["0"] * 36)  # fields 10-45
+    mid_exec = f"{head} {tail} 0 0 0 0 0 0 0\n"  # 46-52: ... arg, env bounds, exit code
+    settled = f"{head} {tail} 0 0 140 150 150 190 0\n"
+    assert env_bounds_unset(mid_exec)
+    assert not env_bounds_unset(settled)
+    assert not env_bounds_unset(
+        "4242 (short) R 1\n"
+    )  # an old kernel's line: not known, not pending
+    assert not environment_pending(os.getpid())
 
 
 def test_a_program_outside_any_mount_claiming_an_appimage_stays_itself(
