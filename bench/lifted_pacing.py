@@ -34,6 +34,7 @@ from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
 from chadthrottle.helper.kernel.socket_tagging import cap_open_sockets
 
 from bench.cpu_per_gb import ORDERS, Window, summary, uptime
+from bench.delay_line import delayed
 from bench.overhead import Iperf, measure_window, window_of
 from tests.support.netns import netns_pair
 
@@ -90,13 +91,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=1.5)
     parser.add_argument("--max-others", type=float, default=0.25)
     parser.add_argument(
+        "--delay-ms", type=float, default=0.0, help="a round trip this long (bench/delay_line.py)"
+    )
+    parser.add_argument(
         "--kicks", action="store_true", help="also count TCP's pacing timer (perf, tracefs)"
     )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))  # clean up on kill
     cap = SocketCaps(pacing_bps=int(args.cap_mbit * 1e6 / 8))
     print(f"start {uptime()}", file=sys.stderr)
-    with tracefs_mounted() if args.kicks else contextlib.nullcontext(), netns_pair() as pair:
+    with (
+        tracefs_mounted() if args.kicks else contextlib.nullcontext(),
+        netns_pair() as pair,
+        delayed(pair, args.delay_ms),
+    ):
         iperf = Iperf(pair, args.congestion)
         try:
             for kind in args.kinds.split(","):
