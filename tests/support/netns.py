@@ -337,6 +337,7 @@ def start_stream(
     peer_after_s: float = 0.0,
     peer_cgroup: Path | None = None,
     rate_bps: float = 0.0,
+    congestion: str = "",
 ) -> Stream:
     """Start a bulk stream; direction "up" = the app sends, "down" = it receives.
 
@@ -348,6 +349,10 @@ def start_stream(
     same script as the application) reaches it.
     rate_bps: the source paces its payload to this (0: as fast as it can), so a
     stream's rate does not hang on how much CPU the machine has left.
+    congestion: both ends' TCP congestion control ("": the namespace's). A test
+    that bounds counted bytes by payload plus headers wants "cubic": BBR's
+    start-up on an unlimited veth loses and resends segments by the hundred
+    thousand, and the datapath rightly counts resent bytes as wire bytes.
     """
     python = sys.executable
     common = ["--port", str(port), "--family", str(family), "--seconds", str(seconds)] + (
@@ -355,6 +360,8 @@ def start_stream(
     )
     if rate_bps:
         common += ["--rate", str(rate_bps)]
+    if congestion:
+        common += ["--congestion", congestion]
     peer_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
     script = [python, str(TRAFFIC_SCRIPT)]
     if app_serves:

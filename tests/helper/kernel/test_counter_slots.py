@@ -33,7 +33,7 @@ def test_streams_are_counted_in_slots_and_in_the_hash_when_slots_are_taken(
         slots = datapath._counter_slots._slots
         cookie, ifindex = netns_device(pair.host_ns, pair.host_if)
 
-        first = start_stream(pair, 5331, "up", seconds=1)
+        first = start_stream(pair, 5331, "up", seconds=1, congestion="cubic")
         received = first.wait()
         counted = _sent(datapath, first.app_pid)
         assert received > 1_000_000
@@ -55,7 +55,7 @@ def test_streams_are_counted_in_slots_and_in_the_hash_when_slots_are_taken(
         for index, slot in enumerate(slots):  # every slot held by a key no packet has
             slot.netns_cookie, slot.owner_tgid, slot.ifindex = 1, 0xFFFFFFFF, index
             slot.state = SLOT_HELD
-        second = start_stream(pair, 5332, "up", seconds=1)
+        second = start_stream(pair, 5332, "up", seconds=1, congestion="cubic")
         received = second.wait()
         counted = _sent(datapath, second.app_pid)
         assert 1.0 <= counted / received < 1.06

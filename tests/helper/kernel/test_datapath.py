@@ -58,7 +58,7 @@ def test_open_attaches_four_programs_and_close_detaches_them(kernel_ready: Path)
 def test_counts_a_stream_at_its_socket(pair: NetnsPair, kernel_ready: Path) -> None:
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
-    stream = start_stream(pair, 5301, "up", seconds=2)
+    stream = start_stream(pair, 5301, "up", seconds=2, congestion="cubic")
     try:
         received = stream.wait()
         samples = [s for s in datapath.read_traffic() if s.owner_tgid == stream.app_pid]
