@@ -17,17 +17,17 @@ resent through the limit in each of the two landings judged."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 
 from chadthrottle.contract import Direction
 
+from bench.clsact_graft import has_clsact, tx_dropped
 from bench.delay_line import delayed
 from tests.e2e.conftest import Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
-from tests.support.netns import NetnsPair, app_scope, start_stream
+from tests.support.netns import app_scope, start_stream
 from tests.support.sender_info import Sample, SenderSampler
 from tests.support.waiting import eventually
 
@@ -37,18 +37,6 @@ RESENT_OVER_S = 1.0
 LANDINGS_WITH_DROPS = 1  # judged (each resent 19-194 segments before the fix); the graft dropped in 10 of 58 landings at this round trip
 MAX_LANDINGS = 30  # about 4-7 s each
 TUN_QUEUE_PACKETS = 10_000  # the sender's 4 MiB buffer is about 2,900 segments
-
-
-def _tx_dropped(pair: NetnsPair) -> int:
-    shown = subprocess.run(["ip", "-n", pair.host_ns, "-s", "-j", "link", "show", "dev", pair.host_if],
-                           capture_output=True, text=True, check=True).stdout  # fmt: skip
-    return int(json.loads(shown)[0]["stats64"]["tx"]["dropped"])
-
-
-def _has_clsact(pair: NetnsPair) -> bool:
-    shown = subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "show", "dev", pair.host_if],
-                           capture_output=True, text=True, check=True).stdout  # fmt: skip
-    return "clsact" in shown
 
 
 def _land(stack: Stack, port: int) -> tuple[int, bool, Sample | None, Sample | None]:
@@ -64,12 +52,12 @@ def _land(stack: Stack, port: int) -> tuple[int, bool, Sample | None, Sample | N
             sampler = SenderSampler(stream.app_pid)
             sampler.start()
             try:
-                dropped, began = _tx_dropped(stack.pair), time.monotonic()
+                dropped, began = tx_dropped(stack.pair), time.monotonic()
                 app_id = call_helper(
                     stack.bus_address,
                     lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS),
                 )
-                dropped = _tx_dropped(stack.pair) - dropped
+                dropped = tx_dropped(stack.pair) - dropped
                 eventually(lambda: sampler.first_capped() is not None, 5.0, 0.01)
                 time.sleep(RESENT_OVER_S + 0.1)
             finally:
@@ -83,12 +71,12 @@ def _land(stack: Stack, port: int) -> tuple[int, bool, Sample | None, Sample | N
             stream.stop()
             if app_id:
                 call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
-            hooks_gone = eventually(lambda: not _has_clsact(stack.pair), 15.0)
+            hooks_gone = eventually(lambda: not has_clsact(stack.pair), 15.0)
             assert hooks_gone, "the hooks stayed: the next limit would not graft"
 
 
 def test_what_the_graft_drops_is_resent_before_the_limit(stack: Stack) -> None:
-    assert not _has_clsact(stack.pair), "the uplink has a clsact already: no graft to judge"
+    assert not has_clsact(stack.pair), "the uplink has a clsact already: no graft to judge"
     judged: list[tuple[int, Sample, Sample | None]] = []
     seen: list[tuple[int, bool]] = []  # (dropped, lossy path) of every landing
     with delayed(stack.pair, DATA_DELAY_MS):

@@ -85,13 +85,7 @@ def cut_titles(table: AppTable) -> dict[str, str]:
     for column in Column:
         if header.isSectionHidden(column):
             continue
-        option = QStyleOptionHeader()
-        option.initFrom(header)
-        option.state |= QStyle.StateFlag.State_Horizontal
-        option.rect = QRect(0, 0, header.sectionSize(column), table.overall.title_height())
-        option.text = str(table.model().headerData(column, Qt.Orientation.Horizontal))
-        option.sortIndicator = QStyleOptionHeader.SortIndicator.SortDown
-        option.section = column
+        option = _sorted_title_option(table, column)
         label = header.style().subElementRect(QStyle.SubElement.SE_HeaderLabel, option, header)
         shown = header.fontMetrics().elidedText(
             option.text, Qt.TextElideMode.ElideRight, label.width()
@@ -99,6 +93,19 @@ def cut_titles(table: AppTable) -> dict[str, str]:
         if shown != option.text:
             cut[column.name] = shown
     return cut
+
+
+def _sorted_title_option(table: AppTable, column: Column) -> QStyleOptionHeader:
+    """The style option a column's title is drawn with, sorted by it (the arrow shown)."""
+    header = table.header()
+    option = QStyleOptionHeader()
+    option.initFrom(header)
+    option.state |= QStyle.StateFlag.State_Horizontal
+    option.rect = QRect(0, 0, header.sectionSize(column), table.overall.title_height())
+    option.text = str(table.model().headerData(column, Qt.Orientation.Horizontal))
+    option.sortIndicator = QStyleOptionHeader.SortIndicator.SortDown
+    option.section = column
+    return option
 
 
 def titles_on_arrow(table: AppTable) -> dict[str, tuple[int, int]]:
@@ -110,12 +117,7 @@ def titles_on_arrow(table: AppTable) -> dict[str, tuple[int, int]]:
     for column in Column:
         if header.isSectionHidden(column):
             continue
-        option = QStyleOptionHeader()
-        option.initFrom(header)
-        option.state |= QStyle.StateFlag.State_Horizontal
-        option.rect = QRect(0, 0, header.sectionSize(column), table.overall.title_height())
-        option.sortIndicator = QStyleOptionHeader.SortIndicator.SortDown
-        option.section = column
+        option = _sorted_title_option(table, column)
         style = header.style()
         label = style.subElementRect(QStyle.SubElement.SE_HeaderLabel, option, header)
         arrow = style.subElementRect(QStyle.SubElement.SE_HeaderArrow, option, header)

@@ -168,3 +168,14 @@ class RecordingShaper:
 
     def sent_bytes(self, direction: Direction) -> dict[int, int]:
         return dict(self.sent) if direction is Direction.UP else dict(self.sent_down)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """One owner's counter sample, as Datapath.read_traffic gives it."""
+
+    owner_tgid: int
+    rx_bytes: int
+    tx_bytes: int = 64
+    ifindex: int = 2
+    netns_cookie: int = 1

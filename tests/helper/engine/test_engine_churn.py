@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
-from dataclasses import dataclass
 
 import pytest
 from chadthrottle.contract import BackendInfo, Direction
@@ -19,18 +18,9 @@ from chadthrottle.helper.identity.index import LOOKUP_REFRESH_INTERVAL_S, Applic
 from chadthrottle.helper.identity.processes import ProcessInfo
 
 from tests.helper.engine.admin_engine import AdminEngine
-from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper
+from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper, Traffic
 
 CHURNER, USER = 65534, 1000
-
-
-@dataclass(frozen=True)
-class Traffic:
-    owner_tgid: int
-    rx_bytes: int
-    tx_bytes: int = 64
-    ifindex: int = 2
-    netns_cookie: int = 1
 
 
 class Machine:

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,11 @@ from chadthrottle.helper.engine.api import SetLimit
 from chadthrottle.helper.identity.index import ApplicationIndex
 
 from tests.helper.engine.admin_engine import AdminEngine
-from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper
+from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper, Traffic
 from tests.support.requirements import require_program, require_root
 from tests.support.reused_pids import start_at, wait_for_exec
 
 NOBODY = 65534
-
-
-@dataclass(frozen=True)
-class Traffic:
-    owner_tgid: int
-    rx_bytes: int
-    tx_bytes: int = 64
-    ifindex: int = 2
-    netns_cookie: int = 1
 
 
 @pytest.fixture
