@@ -208,6 +208,14 @@ def _gaps(enforcer: Enforcer, viewer_pids: Collection[int] | None) -> dict[Direc
 
 
 @runtime_checkable
+class PartlyShaped(Protocol):
+    """An enforcer that knows which slots' traffic of a direction it shapes
+    only in part (NamespaceShapers: a namespace it cannot shape in)."""
+
+    def policed_slots(self, direction: Direction) -> set[int]: ...
+
+
+@runtime_checkable
 class GraftCounter(Protocol):
     """An enforcer that adds qdiscs on uplinks (tc's clsact), whose graft
     drops what the uplink sends for a moment (KernelHold.tags waits it out)."""
@@ -382,9 +390,12 @@ class BackendRouter:
         runs before it (docs/backends.md, "Every path"), and the guard's count
         for a slot tc does not shape (its uplink policed, not shaped): without
         it the listed rate fell back to the socket counters, whose pure ACKs
-        read as a limit not met beside a fast download. Each slot's count goes
-        on smoothly when the counter it is read from changes (sent_counts.py):
-        a switch from the class's count to the policer's read as a spike."""
+        read as a limit not met beside a fast download; and the guard's count
+        for a slot tc shapes only in part (PartlyShaped: some of its uploads
+        leave from a namespace tc cannot shape in), whose class missed that
+        part. Each slot's count goes on smoothly when the counter it is read
+        from changes (sent_counts.py): a switch from the class's count to the
+        policer's read as a spike."""
         guard = self._guard[1] if self._guard is not None else None
         _name, enforcer = self._by_direction.get(direction, ("", None))  # type: ignore[arg-type]
         readings: dict[int, dict[str, int]] = {}
@@ -395,9 +406,16 @@ class BackendRouter:
         if direction is Direction.DOWN and guard is not None:
             chosen = {slot: "guard" for slot, read in readings.items() if "guard" in read}
         else:
+            partly: set[int] = (
+                enforcer.policed_slots(direction)
+                if guard is not None and isinstance(enforcer, PartlyShaped)
+                else set()
+            )
             chosen = {
-                slot: "shaper" if "shaper" in read else "guard" for slot, read in readings.items()
-            }
+                slot: "shaper" if "shaper" in read and not ("guard" in read and slot in partly)
+                else "guard"
+                for slot, read in readings.items()
+            }  # fmt: skip
         return self._counts[direction].read(readings, chosen)
 
     def enforcement_gaps(

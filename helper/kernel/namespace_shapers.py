@@ -215,6 +215,8 @@ class NamespaceShapers:
         self._socket_cookies: dict[int, set[int]] = {}
         self._elsewhere: dict[int, _Elsewhere] = {}
         self._unentered: dict[int, tuple[float, str, str]] = {}  # inode -> (tried at, label, why)
+        # per direction, the namespaces tc does not shape it in (read at each reconcile)
+        self._unshaped: dict[Direction, set[int]] = {d: set() for d in Direction}
         self._watch(self._own_inode, open_link_socket)
 
     def _watch(self, inode: int, open_socket: Callable[[], socket.socket]) -> None:
@@ -250,6 +252,7 @@ class NamespaceShapers:
         """Every namespace's classes; a limit over several of them divided
         between them by what each uses (namespace_shares.py)."""
         self._follow(wanted)
+        self._unshaped = self._read_unshaped()
         plans = self._divided(wanted)
         moved = self._links.take_moved() if self._links is not None else set()
         try:
@@ -275,17 +278,60 @@ class NamespaceShapers:
             if inode not in self._elsewhere:
                 self._open(inode, pid)
 
+    def _read_unshaped(self) -> dict[Direction, set[int]]:
+        """Per direction, the namespaces whose traffic of it tc does not (wholly)
+        shape: a direction the namespace's shaper refused, an uplink there
+        without a hook (someone's ingress qdisc, a foreign filter), one not
+        entered. Fails open: a namespace that does not answer counts as unshaped."""
+        unshaped: dict[Direction, set[int]] = {d: set(self._unentered) for d in Direction}
+        found = {self._own_inode: self._own.enforcement_gaps()}
+        for inode, other in self._elsewhere.items():
+            try:
+                found[inode] = other.call(lambda shaper: shaper.enforcement_gaps())
+            except Exception:
+                found[inode] = {d: ["no answer"] for d in Direction}
+            for direction in other.refused:
+                unshaped[direction].add(inode)
+        for inode, gaps in found.items():
+            for direction, reasons in gaps.items():
+                if reasons:
+                    unshaped[direction].add(inode)
+        return unshaped
+
+    def policed_slots(self, direction: Direction) -> set[int]:
+        """Slots part of whose traffic of this direction no class holds, only
+        the guard: a namespace of its processes tc does not shape it in (or
+        has not entered yet), or its sockets in a namespace without its
+        processes. Their classes' count misses that part, so the listed rate
+        is the guard's count (BackendRouter.sent_bytes)."""
+        shaped = {self._own_inode, *self._elsewhere} - self._unshaped[direction]
+        return {
+            slot
+            for slot, inodes in self._namespaces_of.items()
+            if not inodes <= shaped or self._sockets_elsewhere(slot, inodes)
+        }
+
     def _divided(self, wanted: dict[Direction, Classes]) -> dict[int, dict[Direction, Classes]]:
         """Per namespace, the classes it holds where they differ from wanted:
         each limit whose processes are in several shaped namespaces, at that
         namespace's share. A namespace without the application's processes
-        keeps the whole limit (it has no sockets of it); the guard holds the sum."""
+        keeps the whole limit (it has no sockets of it); the guard holds the sum.
+        A namespace that does not shape a direction has no share of it: its
+        class passes none of that traffic, so it read as unused, its share went
+        to the floor and its sockets were paced there (a 2 MiB/s upload from a
+        namespace with someone's ingress qdisc beside a 200 kB/s one through
+        the helper's uplink: 0.55 of the limit in sum); the guard holds it."""
         shaped = {self._own_inode, *self._elsewhere}
         divided = {
             (direction, slot): together
             for direction, classes in wanted.items()
             for slot, spec in classes.items()
-            if spec.rate_bps and len(together := shaped & self._namespaces_of.get(slot, set())) > 1
+            if spec.rate_bps
+            and len(
+                together := (shaped - self._unshaped[direction])
+                & self._namespaces_of.get(slot, set())
+            )
+            > 1
         }
         now = self._clock()
         if self._shares.due(now, divided.keys()):
