@@ -165,11 +165,10 @@ class LimitDelegate(QStyledItemDelegate):
         quota_rect = QRect()
         if state.quota_lines:  # a line under slider and value, as LimitControl lays it out
             line_height = QFontMetrics(small).height()
-            quota_rect = QRect(
-                2, local.rect.height() - line_height, local.rect.width() - 4, line_height
-            )
-            local.rect.setBottom(quota_rect.top() - 1)
+            local.rect.setBottom(local.rect.height() - line_height - 1)
         slider_rect, text_rect = self._split(local)
+        if state.quota_lines:  # ending where the value above it ends, not at the cell's edge
+            quota_rect = QRect(2, local.rect.bottom() + 1, text_rect.right() - 1, line_height)
         widget = option.widget
         style = widget.style() if widget else QApplication.style()
         painter = QPainter(pixmap)

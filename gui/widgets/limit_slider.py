@@ -121,6 +121,10 @@ def _field_style(error: bool) -> str:
     )
 
 
+# From the field's right edge to its text's: border 1 px, padding 2 px,
+# QLineEdit's own 2 px margin and its cursor's 1 px (_field_style).
+FIELD_TEXT_INSET = 6
+
 # The quota line: grey as the owner note; spent, in the text colour (it stands
 # out, and reads on the row and on the selection in light and dark themes).
 _QUOTA_STYLE = (
@@ -315,6 +319,9 @@ class LimitControl(QWidget):
         self.quota.setProperty("spent", False)
         self.quota.setStyleSheet(_QUOTA_STYLE)
         self.quota.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        # It ends where the field's text ends (its border, padding and margin in):
+        # flush with the control's edge it read as part of the next column.
+        self.quota.setContentsMargins(0, 0, FIELD_TEXT_INSET, 0)
         self.quota.hide()
         self._quota_lines: tuple[str, ...] = ()
 
@@ -450,7 +457,9 @@ class LimitControl(QWidget):
     def _fit_quota(self) -> None:
         if self._quota_lines:
             self.quota.setText(
-                fitting_line(self._quota_lines, self.quota.fontMetrics(), self.width() - 4)
+                fitting_line(
+                    self._quota_lines, self.quota.fontMetrics(), self.width() - 4 - FIELD_TEXT_INSET
+                )
             )
 
     def _fit_note(self) -> None:

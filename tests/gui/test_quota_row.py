@@ -151,3 +151,46 @@ def _text_colour(label) -> QColor:  # type: ignore[no-untyped-def]
     """The colour the label's text is drawn in (its style sheet included)."""
     label.ensurePolished()
     return label.palette().color(label.foregroundRole())
+
+
+def _ink_right(image, top: int, bottom: int) -> int:  # type: ignore[no-untyped-def]
+    """The right-most x, in rows top..bottom-1, whose pixel differs from its
+    row's background (the cell's last pixel column): where the text there ends."""
+    right = -1
+    for y in range(top, bottom):
+        background = image.pixelColor(image.width() - 1, y)
+        for x in range(image.width() - 2, right, -1):
+            pixel = image.pixelColor(x, y)
+            if (
+                abs(pixel.red() - background.red())
+                + abs(pixel.green() - background.green())
+                + abs(pixel.blue() - background.blue())
+                > 120
+            ):
+                right = x
+                break
+    return right
+
+
+def test_the_quota_line_ends_where_the_limit_above_it_ends(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """The line under "100 KB/s" is right-aligned with it, not 6 px further right
+    (2 px from the column's edge, against the next column): in the painted row
+    and in the open control of the selected row."""
+    line_height = window.table.fontMetrics().height()  # at least the small line's
+    rect = window.table.visualRect(window.table.proxy_index(DROPBOX, Column.UP_LIMIT))
+    image = window.table.viewport().grab(rect).toImage()
+    small = round(line_height * 0.85)
+    value_right = _ink_right(image, 0, image.height() - small - 1)
+    quota_right = _ink_right(image, image.height() - small, image.height())
+    assert value_right > 0 and quota_right > 0
+    assert abs(quota_right - value_right) <= 1, (value_right, quota_right, image.width())
+    window.select_application(DROPBOX)
+    control = window.limit_control(DROPBOX, Direction.UP)
+    assert control is not None
+    qtbot.waitUntil(lambda: control.quota.isVisible())
+    control.field.clearFocus()
+    grabbed = control.grab().toImage()
+    label = control.quota.geometry()
+    value_right = _ink_right(grabbed, 0, label.top())
+    quota_right = _ink_right(grabbed, label.top(), grabbed.height())
+    assert abs(quota_right - value_right) <= 1, (value_right, quota_right, grabbed.width())
