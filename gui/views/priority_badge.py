@@ -66,9 +66,10 @@ class NameDelegate(QStyledItemDelegate):
         name = QStyleOptionViewItem(option)
         name.rect = rect.adjusted(0, 0, -int(width) - MARGIN, 0)
         super().paint(painter, name, index)
-        pill = QRectF(
-            rect.right() - width - MARGIN / 2, rect.center().y() - height / 2 + 0.5, width, height
-        )
+        # Just after the name; at the cell's end only when the name needs the room
+        # (maximized, a badge at the far end read as the Down column's).
+        left = min(self._name_end(name, index) + MARGIN, rect.right() - width - MARGIN / 2)
+        pill = QRectF(left, rect.center().y() - height / 2 + 0.5, width, height)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setFont(font)
@@ -88,3 +89,12 @@ class NameDelegate(QStyledItemDelegate):
             painter.setPen(colour)
         painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
+
+    def _name_end(self, option: QStyleOptionViewItem, index: AnyIndex) -> float:
+        """Where the painted name's text ends (icon and margins in), in the view."""
+        laid = QStyleOptionViewItem(option)
+        self.initStyleOption(laid, index)
+        style = laid.widget.style() if laid.widget else QApplication.style()
+        text = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, laid, laid.widget)
+        margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, laid.widget) + 1
+        return text.left() + margin + QFontMetricsF(laid.font).horizontalAdvance(laid.text)

@@ -283,3 +283,36 @@ def test_an_older_helper_disables_priorities_and_nothing_breaks(qtbot, controlle
     )  # e.g. the tray's, built before the answer
     assert OLD_HELPER in app.window.status_line.message.text()
     assert app.connection.status.state is HelperState.CONNECTED
+
+
+def test_the_badge_follows_the_name_in_a_wide_column(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """Maximized, the name column is wide: the badge sits a small gap after
+    the name ("Firefox [Critical]"), not at the column's far end where it
+    read as belonging to the Down column."""
+    model = window.table.model().sourceModel()
+    model.set_viewer_uid(1000)
+    model.apply_snapshot(priority_applications())
+    window.resize(1900, 720)  # as maximized on a wide screen
+    qtbot.waitUntil(lambda: window.table.columnWidth(Column.NAME) > 500)
+    rect = window.table.visualRect(window.table.proxy_index(FIREFOX))
+    image = window.table.viewport().grab(rect).toImage()
+    wanted = QColor(COLOURS["critical"])
+    y = image.height() // 2 - 3  # above the badge text
+    badge = [x for x in range(image.width()) if QColor(image.pixel(x, y)) == wanted]
+    assert badge, "no badge painted"
+    name = window.table.fontMetrics().horizontalAdvance("Firefox")
+    icon = window.table.iconSize().width() + 8
+    assert name < badge[0] < icon + name + 30, (badge[0], icon, name, image.width())
+    # a narrow column: the badge still after the name, inside the cell
+    window.resize(900, 720)
+    qtbot.waitUntil(lambda: window.table.columnWidth(Column.NAME) < 250)
+    image = (
+        window.table.viewport()
+        .grab(window.table.visualRect(window.table.proxy_index(FIREFOX)))
+        .toImage()
+    )
+    badge = [x for x in range(image.width()) if QColor(image.pixel(x, y)) == wanted]
+    assert badge and icon + name < badge[0] and badge[-1] < image.width() - 2, (
+        badge,
+        image.width(),
+    )
