@@ -60,6 +60,7 @@ from chadthrottle.helper.kernel.htb import (
 )
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.ownership import recorded_entries
+from chadthrottle.helper.kernel.path_delay import internet_links
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 from chadthrottle.helper.kernel.tc_hooks import Hook, NoHookPoint, remove_hook_remains
 from chadthrottle.helper.kernel.tc_ownership import (
@@ -124,6 +125,7 @@ class TcShaper:
             tuple[Direction, int], str
         ] = {}  # (direction, uplink) -> why it cannot be redirected
         self._links: tuple[float, list[interfaces.Link]] = (float("-inf"), [])
+        self._on_link: set[int] = set()  # the uplinks the link is on (_link_uplinks)
         self._lost_hooks: set[tuple[Direction, int]] = set()  # filters someone removed
         # (direction, IFB index) whose HTB someone replaced: made again next
         self._lost_roots: set[tuple[Direction, int]] = set()
@@ -176,7 +178,8 @@ class TcShaper:
         """The uplinks whose hooks feed a linked IFB now, by name (GetLinkShaping)."""
         names = {link.index: link.name for link in self._all_links()}
         return sorted({names.get(index, str(index)) for hooks in self._hooks.values()
-                       for index, hook in hooks.items() if hook.ifb.link})  # fmt: skip
+                       for index, hook in hooks.items()
+                       if hook.ifb.link and index in self._on_link})  # fmt: skip
 
     def lossy_grafts(self) -> int:
         """How many clsacts this shaper added on uplinks since last asked whose
@@ -323,6 +326,21 @@ class TcShaper:
             self._links = (time.monotonic(), links)
         return links
 
+    def _link_uplinks(self, uplinks: Iterable[int]) -> set[int]:
+        """The uplinks the link capacity is on: those default routes leave by
+        (path_delay.internet_links: one route dump a reconcile while a link is
+        set), every uplink when none has one. Only these carry the link tree's catch-all: a
+        container's veth (or a bridge) in this namespace is an uplink for
+        limits, but what it forwards leaves by the real uplink and is shaped
+        there; with the tree on both, a container's download crossed the
+        upload's tree as well and was held to the upload's capacity
+        (tests/e2e/test_priority_in_a_container.py measured 0.36 of the link)."""
+        uplinks = set(uplinks)
+        if not any(self._link_shaping.values()):
+            return uplinks
+        on_routes = internet_links(self._ipr) & uplinks
+        return on_routes or uplinks
+
     def links_moved(self) -> None:
         """A link came, went or changed (link_events.py): list them afresh at
         the next reconcile, which the engine runs at once."""
@@ -357,6 +375,7 @@ class TcShaper:
             self._finish_takeover()
         self._reconciled += 1
         uplinks = {link.index: link for link in self._uplinks()}
+        self._on_link = self._link_uplinks(uplinks)
         self._sync_pacing(
             wanted.get(Direction.UP, {})
         )  # before the classes: notices stop with the limit
@@ -390,7 +409,8 @@ class TcShaper:
         """One uplink's share of _reconcile, for one direction."""
         hooks = self._hooks[direction]
         index = link.index
-        if (classes or self._link_shaping[direction]) and index not in hooks and uplink:
+        linked_here = self._link_shaping[direction] is not None and index in self._on_link
+        if (classes or linked_here) and index not in hooks and uplink:
             try:
                 hooks[index] = self._create_hook(direction, link)
                 self._unhooked.pop((direction, index), None)
@@ -441,8 +461,10 @@ class TcShaper:
             for index in users:
                 self._match_catch_all(self._hooks[direction][index], link is not None)
 
-    def _match_catch_all(self, hook: Hook, wanted: bool) -> None:
-        """The hook's catch-all there while its direction has a link, gone without."""
+    def _match_catch_all(self, hook: Hook, linked: bool) -> None:
+        """The hook's catch-all there while its direction has a link and the
+        link is on its uplink (_link_uplinks), gone without."""
+        wanted = linked and hook.uplink_index in self._on_link
         if wanted and not hook.catch_all:
             catch_all.add(self._ipr, hook.uplink_index, hook.parent, hook.ifb.ifindex)
         elif hook.catch_all and not wanted:

@@ -311,3 +311,44 @@ def test_a_lost_hooks_catch_all_goes_with_its_ifb(
     assert "00000000/00000000" not in tc_dump(pair.host_ns), (
         "a catch-all to a deleted IFB was left behind"
     )
+
+
+def test_the_link_is_only_on_the_uplinks_default_routes_leave_by(
+    pair: NetnsPair, shaper: TcShaper
+) -> None:
+    """A container's veth in the helper's namespace is an uplink for limits,
+    but what it forwards leaves by the real uplink: the link tree's catch-all
+    (and a hook for the link alone) goes only where default routes leave, so
+    a container's traffic crosses each direction's tree once (on both, its
+    downloads crossed the upload's tree too: held to the upload capacity).
+    With no default route every uplink has it, as before."""
+    from tests.support.netns import extra_link
+
+    def filters(device: str, hook: str) -> str:
+        return subprocess.run(["tc", "-n", pair.host_ns, "filter", "show", "dev", device, hook],
+                              capture_output=True, text=True).stdout  # fmt: skip
+
+    before = tc_dump(pair.host_ns)
+    with extra_link(pair.host_ns) as container:
+        subprocess.run(["ip", "-n", pair.host_ns, "route", "add", "default", "via", pair.peer_addr],
+                       check=True)  # fmt: skip
+        veth = container.host_if
+        for direction in Direction:
+            shaper.set_link(direction, LINK)
+        shaper.reconcile({})
+        assert shaper.linked_interfaces() == [pair.host_if]
+        assert "u32" in filters(pair.host_if, "egress") and filters(veth, "egress") == ""
+        shaper.reconcile({Direction.UP: {3: CALL}, Direction.DOWN: {3: CALL}})  # hooks everywhere
+        assert "bpf" in filters(veth, "egress") and "u32" not in filters(veth, "egress")
+        assert "bpf" in filters(veth, "ingress") and "u32" not in filters(veth, "ingress")
+        assert "u32" in filters(pair.host_if, "ingress") and shaper.linked_interfaces() == [
+            pair.host_if
+        ]
+        subprocess.run(["ip", "-n", pair.host_ns, "route", "del", "default"], check=True)
+        shaper.links_moved()
+        shaper.reconcile({})  # no default route: the link is on every uplink
+        assert "u32" in filters(veth, "egress") and "u32" in filters(veth, "ingress")
+        for direction in Direction:
+            shaper.set_link(direction, None)
+        shaper.reconcile({})
+    assert tc_dump(pair.host_ns) == before

@@ -1,0 +1,85 @@
+"""A container in miniature behind the helper's namespace: a network namespace
+of its own, joined to the helper's by a veth, whose traffic the helper's
+namespace routes out through its uplink (the way a container, `ip netns exec`
+or a sandbox with a veth reaches the internet). No NAT (this machine has no
+iptables nor nft): the modem and the internet get a route back to it.
+
+  container --veth-- helper's namespace --veth-- modem --veth-- internet
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from bench.bottleneck import Internet
+from tests.support.netns import NetnsPair, extra_link, nsenter_argv
+
+
+@dataclass(frozen=True)
+class Container:
+    netns: str
+    addr: str
+    host_if: str  # its veth's end in the helper's namespace
+
+    @property
+    def netns_link(self) -> str:
+        """As /proc/PID/ns/net reads for a process in it: net:[inode]."""
+        return f"net:[{os.stat(f'/run/netns/{self.netns}').st_ino}]"
+
+    def path_to(self, internet: Internet) -> NetnsPair:
+        """The container and the internet as a NetnsPair, for start_stream
+        (its application in the container, its server in the internet)."""
+        return NetnsPair(peer_ns=internet.netns, host_ns=self.netns, peer_if="", host_if="",
+                         peer_addr=internet.addr, host_addr=self.addr, peer_addr6="", host_addr6="")  # fmt: skip
+
+
+def _run(*argv: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
+
+
+def _gateway(netns: str, to: str) -> str:
+    routes = subprocess.run(["ip", "-n", netns, "-j", "route", "get", to],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return str(json.loads(routes)[0]["gateway"])
+
+
+@contextlib.contextmanager
+def routed_container(pair: NetnsPair, internet: Internet, owner: str) -> Iterator[Container]:
+    """A new namespace (named after owner, an engineer's or test's tag) behind
+    pair.host_ns, routed to the internet behind the modem; the helper's
+    namespace forwards and gets a default route through the modem (a real
+    host has one). What this made or changed is undone on exit."""
+    name = f"ctc{owner}-{secrets.token_hex(3)}"
+    helper_ns = pair.host_ns
+    forwarding = subprocess.run(nsenter_argv(helper_ns, ["sysctl", "-n", "net.ipv4.ip_forward"]),
+                                capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    with extra_link(name, helper_ns) as link:
+        # link.host_* is the container's side, link.peer_* the helper namespace's
+        added: list[list[str]] = []
+        try:
+            _run(*nsenter_argv(helper_ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
+            _run("ip", "-n", name, "route", "add", "default", "via", link.peer_addr)
+            for netns, via in ((helper_ns, pair.peer_addr),):
+                _run("ip", "-n", netns, "route", "add", "default", "via", via)
+                added.append(["ip", "-n", netns, "route", "del", "default", "via", via])
+            back = (
+                (internet.modem_ns, pair.host_addr),
+                (internet.netns, _gateway(internet.netns, pair.host_addr)),
+            )
+            for netns, via in back:
+                _run("ip", "-n", netns, "route", "add", f"{link.host_addr}/32", "via", via)
+                added.append(["ip", "-n", netns, "route", "del", f"{link.host_addr}/32"])
+            yield Container(name, link.host_addr, link.peer_if)
+        finally:
+            for argv in reversed(added):
+                subprocess.run(argv, capture_output=True)
+            subprocess.run(nsenter_argv(helper_ns, ["sysctl", "-qw", f"net.ipv4.ip_forward={forwarding}"]),
+                           capture_output=True)  # fmt: skip
