@@ -84,7 +84,11 @@ def describe_rates(
     units: UnitSystem,
     rate_text: Callable[[float, UnitSystem], str] = format_rate,
 ) -> str:
-    """ "Firefox: down 8.1 MB/s (limit 5 MB/s, measured 4.98 MB/s), up 210 KB/s".
+    """ "Firefox: down 8.1 MB/s (limit 5 MB/s, avg 4.98 MB/s), up 210 KB/s":
+    beside a limit, the mean of the last MEASURED_OVER_SAMPLES polls it is
+    judged by (both figures are measured: "measured" told them apart not; the
+    line's tooltip, average_tooltip, says over how long). Short: at 2x on a
+    1366x768 screen the line fills the window's width.
     rate_text other than format_rate: the line's widest form (steady_text.py)."""
     parts = []
     for word, rate, limit, mean in (
@@ -93,9 +97,17 @@ def describe_rates(
     ):
         text = f"{word} {rate_text(rate, units)}"
         if limit:
-            text += f" (limit {rate_text(limit, units)}, measured {rate_text(mean, units)})"
+            text += f" (limit {rate_text(limit, units)}, avg {rate_text(mean, units)})"
         parts.append(text)
     return f"{name}: " + ", ".join(parts)
+
+
+def average_tooltip(average_s: float) -> str:
+    """What "avg" beside a limit is."""
+    return (
+        f"The first rate is the last poll's; avg is the mean of the last {average_s:g} s,"
+        " which a limit is judged by."
+    )
 
 
 def describe_limit_notes(states: dict[Direction, LimitState], units: UnitSystem) -> str:
@@ -472,6 +484,7 @@ class DetailPane(QWidget):
             self._model.effective_limit(info.id, Direction.UP),
         )
         widest = widest_rate(self.summary, units)
+        average_s = MEASURED_OVER_SAMPLES * self.refresh_interval_s
         self._fit_summary(
             describe_rates(info.name, 0, 0, limits, (0, 0), units, lambda _r, _u: widest)
         )
@@ -486,6 +499,9 @@ class DetailPane(QWidget):
                 units,
             ),
         )
+        tooltip = average_tooltip(average_s) if any(limits) else ""
+        if tooltip != self.summary.toolTip():
+            self.summary.setToolTip(tooltip)
         states = {direction: self._model.limit_state(info.id, direction) for direction in Direction}
         latency = describe_latency(
             info, self._model.priority_state(info.id)

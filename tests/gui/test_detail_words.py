@@ -1,0 +1,39 @@
+"""The detail pane's rates line names each figure for what it is: the rate
+now, and beside a limit the mean it is judged by ("avg", its tooltip saying
+over how long), not a second "measured" rate that reads like the first.
+Real widgets, offscreen."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from chadthrottle.gui.views.detail_pane import MEASURED_OVER_SAMPLES
+
+from tests.gui.sample_data import sample_applications
+
+FIREFOX = "app:org.mozilla.firefox"  # with a download limit in the sample data
+
+
+def polled(down_bps: float) -> list:  # type: ignore[type-arg]
+    return [
+        dataclasses.replace(app, down_bps=down_bps) if app.id == FIREFOX else app
+        for app in sample_applications()
+    ]
+
+
+def test_the_limited_rates_line_says_which_figure_is_the_average(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    assert window.select_application(FIREFOX)
+    for down in (4_000_000, 5_000_000, 6_000_000, 5_000_000, 4_500_000, 9_000_000):
+        window._model.apply_snapshot(polled(down))
+    text = window.detail.summary.text()
+    seconds = MEASURED_OVER_SAMPLES * window.detail.refresh_interval_s
+    assert text.startswith("Firefox: down 9.00 MB/s (limit "), text
+    assert "measured" not in text, text  # both figures are measured: the word told them apart not
+    assert re.search(r"\(limit 5.00 MB/s, avg 5.90 MB/s\)", text), text  # the last 5 polls' mean
+    assert f"mean of the last {seconds:g} s" in window.detail.summary.toolTip()
+    window.detail.refresh_interval_s = 0.5  # Settings: refresh every 0.5 s
+    window._model.apply_snapshot(polled(5_000_000))
+    assert f"mean of the last {MEASURED_OVER_SAMPLES * 0.5:g} s" in window.detail.summary.toolTip()
+    window.select_application("exe:/usr/bin/curl")  # no limit: no average, no tooltip
+    assert "avg" not in window.detail.summary.text() and not window.detail.summary.toolTip()
