@@ -31,7 +31,7 @@ from chadthrottle.gui.views.window_state import first_size
 from chadthrottle.gui.widgets.limit_slider import LimitControl
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QIcon, QPalette, QShowEvent
+from PySide6.QtGui import QCloseEvent, QIcon, QPalette, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QGraphicsView,
@@ -133,6 +133,11 @@ class MainWindow(QMainWindow):
         # Whether the graph starts folded is decided when the window is first
         # shown at its real size, unless the user's choice was restored.
         self.fold_decided = False
+        # Folded because the window was made short (opened again when it is made
+        # tall); whether the list had its MIN_LIST_ROWS at the last size.
+        self._folded_for_room = False
+        self._folding_for_room = False
+        self._list_roomy = True
         self.detail.foldedChanged.connect(self._on_detail_folded)
 
         self.header.filterChanged.connect(self._on_filter_changed)
@@ -281,8 +286,32 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self.fold_decided:  # the first showing, at the size it was given
             self.fold_decided = True
-            if self.list_rows_beside_graph() < MIN_LIST_ROWS:
-                self.detail.set_folded(True)
+            self._list_roomy = True
+            self._fold_for_room()  # folded if short; opened when made tall
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fold_for_room()
+
+    def _fold_for_room(self) -> None:
+        """Made so short that the list would show fewer than MIN_LIST_ROWS rows
+        beside the graph, the graph folds (as at a short first showing: at the
+        window's minimum size it left 1½ rows); made tall enough again, a graph
+        folded so opens. A fold the user chose is theirs: left as it is."""
+        if not self.fold_decided or not self.isVisible():
+            return
+        roomy = self.list_rows_beside_graph() >= MIN_LIST_ROWS
+        if roomy == self._list_roomy:
+            return
+        self._list_roomy = roomy
+        fold = not roomy and not self.detail.folded
+        if fold or (roomy and self._folded_for_room and self.detail.folded):
+            self._folding_for_room = True
+            try:
+                self.detail.set_folded(fold)
+            finally:
+                self._folding_for_room = False
+            self._folded_for_room = fold
 
     # --- internals ---------------------------------------------------------------------
 
@@ -290,6 +319,9 @@ class MainWindow(QMainWindow):
         """Unfolded, the graph takes a fair share, but no more than leaves the
         list MIN_LIST_ROWS rows (if the window has that room at all)."""
         self.fold_decided = True
+        if not self._folding_for_room:  # the user's own choice
+            self._folded_for_room = False
+            self._list_roomy = self.list_rows_beside_graph() >= MIN_LIST_ROWS
         if not folded:
             sizes = self.splitter.sizes()
             total = sum(sizes)

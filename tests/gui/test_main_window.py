@@ -227,6 +227,8 @@ def test_on_a_short_window_the_connections_table_starts_folded(
     window.resize(1100, height)
     qtbot.waitUntil(lambda: abs(window.height() - height) < 40, timeout=2000)
     window.select_application(FIREFOX)
+    if window.detail.folded:  # made short, the window folded the graph: the user opens it
+        window.detail.fold_button.click()
     window.detail.show_connections(
         FIREFOX, [ConnectionInfo("tcp", "10.0.0.5:1", "192.0.2.7:443", "ESTABLISHED", 1)]
     )
