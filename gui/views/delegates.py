@@ -14,6 +14,7 @@ from chadthrottle.gui.models.limit_truth import LimitState
 from chadthrottle.gui.widgets.limit_slider import (
     PROBLEM_COLOUR,
     SLIDER_LEAST,
+    WARNING_DISABLED_OPACITY,
     LimitControl,
     fitting_line,
     fitting_note,
@@ -186,7 +187,7 @@ class LimitDelegate(QStyledItemDelegate):
         limited = state.held
         if state.problem and limited:  # the warning sits just left of the value
             icon = QRect(slider_rect.right() - 14, slider_rect.center().y() - 6, 14, 14)
-            painter.setOpacity(1.0 if enabled else 0.45)  # as a disabled QLabel greys it
+            painter.setOpacity(1.0 if enabled else WARNING_DISABLED_OPACITY)  # as LimitControl
             painter.drawPixmap(icon, warning_pixmap(style))
             painter.setOpacity(1.0)
             slider_rect.setRight(icon.left() - 4)

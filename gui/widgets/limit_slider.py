@@ -165,6 +165,31 @@ def warning_pixmap(style: QStyle, size: int = 14) -> QPixmap:
     return style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(size, size)
 
 
+# A disabled control's warning (the helper away): its own colour, faded, in the
+# painted rows (gui/views/delegates.py) and in the open control alike.
+WARNING_DISABLED_OPACITY = 0.45
+
+
+class _WarningIcon(QLabel):
+    """The warning sign. Disabled, it is faded, not greyed by the style: greyed,
+    it all but vanished beside the bold limit of the selected row, while the
+    painted rows around it kept theirs."""
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        pixmap = self.pixmap()
+        if self.isEnabled() or pixmap.isNull():
+            super().paintEvent(event)
+            return
+        size = pixmap.deviceIndependentSize().toSize()
+        rect = QStyle.alignedRect(
+            self.layoutDirection(), self.alignment(), size, self.contentsRect()
+        )
+        painter = QPainter(self)
+        painter.setOpacity(WARNING_DISABLED_OPACITY)
+        painter.drawPixmap(rect, pixmap)
+        painter.end()
+
+
 class _ClickJumpsStyle(QProxyStyle):
     """A left click on the track moves the knob there (and starts a drag)."""
 
@@ -299,7 +324,7 @@ class LimitControl(QWidget):
         self.note.setMinimumWidth(1)
         self._note_text = ""
         self.note.hide()
-        self.warning = QLabel(self)
+        self.warning = _WarningIcon(self)
         self.warning.setObjectName("limit-warning")
         self.warning.setPixmap(warning_pixmap(self.style()))
         self.warning.hide()
