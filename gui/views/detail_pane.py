@@ -34,7 +34,7 @@ from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.units import UnitSystem, format_rate
 from chadthrottle.usage_contract import UsageRow
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette, QResizeEvent, QTextLayout
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -108,6 +108,41 @@ def average_tooltip(average_s: float) -> str:
         f"The first rate is the last poll's; avg is the mean of the last {average_s:g} s,"
         " which a limit is judged by."
     )
+
+
+# The notes under the rates line at most this many lines, the last cut with
+# "…" and the whole text in the tooltip: a helper's long reason (a filter on
+# each of several links) ran to eight lines, and in a short window the pane
+# cut them through the middle of a line.
+NOTES_MAX_LINES = 3
+
+
+def cut_to_lines(text: str, font: QFont, width: int, max_lines: int = NOTES_MAX_LINES) -> str:
+    """text as word-wrapped at width (its paragraphs each on new lines), cut
+    after max_lines lines, the last line ending in "…"; text itself when it fits."""
+    metrics = QFontMetrics(font)
+    kept: list[str] = []
+    used = 0
+    for paragraph in text.split("\n"):
+        layout = QTextLayout(paragraph, font)
+        layout.beginLayout()
+        starts = []
+        while (line := layout.createLine()).isValid():
+            line.setLineWidth(width)
+            starts.append(line.textStart())
+        layout.endLayout()
+        if used + len(starts) <= max_lines:
+            kept.append(paragraph)
+            used += len(starts)
+            continue
+        last = starts[max_lines - used - 1] if max_lines > used else 0
+        if max_lines > used:
+            rest = metrics.elidedText(paragraph[last:], Qt.TextElideMode.ElideRight, width)
+            kept.append(paragraph[:last] + rest)
+        elif kept:
+            kept[-1] = metrics.elidedText(kept[-1] + "…", Qt.TextElideMode.ElideRight, width)
+        return "\n".join(kept)
+    return text
 
 
 def describe_limit_notes(states: dict[Direction, LimitState], units: UnitSystem) -> str:
@@ -256,6 +291,7 @@ class DetailPane(QWidget):
         self.limit_notes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.limit_notes.setWordWrap(True)
         self.limit_notes.hide()
+        self._notes_shown: tuple[str, int] = ("", 0)  # the whole text, and the width it was cut at
         layout.addWidget(self.limit_notes)
         # Graph above, connections below; the user moves the line between them.
         self.split = QSplitter(Qt.Orientation.Vertical, self)
@@ -424,11 +460,26 @@ class DetailPane(QWidget):
         )
 
     def _show_notes(self, text: str) -> None:
-        if text == self.limit_notes.text() and self.limit_notes.isHidden() != bool(text):
+        """The notes, cut to NOTES_MAX_LINES at the pane's width (cut_to_lines);
+        whole in the tooltip when cut."""
+        layout = self.layout()
+        margins = layout.contentsMargins() if layout is not None else None
+        sides = margins.left() + margins.right() if margins is not None else 0
+        width = self.width() - sides - 4  # the label spans the pane; a little under its wrapping
+        key = (text, width)
+        if key == self._notes_shown and self.limit_notes.isHidden() != bool(text):
             return
-        self.limit_notes.setText(text)
+        self._notes_shown = key
+        shown = cut_to_lines(text, self.limit_notes.font(), max(width, 40))
+        self.limit_notes.setText(shown)
+        self.limit_notes.setToolTip(text if shown != text else "")
         self.limit_notes.setVisible(bool(text))
         self._fit_folded()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width() and self._notes_shown[0]:
+            self._show_notes(self._notes_shown[0])  # cut again at the new width
 
     def _build_graphs(self) -> None:
         """Download above, upload below, one time axis (see the module's docstring)."""

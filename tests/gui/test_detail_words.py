@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from chadthrottle.gui.views.detail_pane import MEASURED_OVER_SAMPLES
+from chadthrottle.gui.views.detail_pane import MEASURED_OVER_SAMPLES, NOTES_MAX_LINES
 
 from tests.gui.sample_data import sample_applications
 
@@ -37,3 +37,33 @@ def test_the_limited_rates_line_says_which_figure_is_the_average(window, qtbot) 
     assert f"mean of the last {MEASURED_OVER_SAMPLES * 0.5:g} s" in window.detail.summary.toolTip()
     window.select_application("exe:/usr/bin/curl")  # no limit: no average, no tooltip
     assert "avg" not in window.detail.summary.text() and not window.detail.summary.toolTip()
+
+
+# What the helper said for one limit on screen (Xvfb, 2x on 1366x768), the
+# shaper's note repeated per link: eight lines, cut through a line by the pane.
+LONG_REACH = "; ".join(
+    f"policed, not shaped in namespace cthost-{n}: cth{n}: a filter this helper did not create"
+    " holds ChadThrottle's place on it (prio 0xc7ad; another ChadThrottle helper's?); it is"
+    f" left untouched; downloads through cth{n} are not shaped"
+    for n in ("fd6798", "78d39e", "5b8160")
+)
+
+
+def test_long_notes_are_cut_to_a_few_lines_and_whole_in_the_tooltip(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    apps = [
+        dataclasses.replace(app, down_limit_reach=LONG_REACH) if app.id == FIREFOX else app
+        for app in sample_applications()
+    ]
+    window.resize(1100, 720)
+    window._model.apply_snapshot(apps)
+    assert window.select_application(FIREFOX)
+    notes = window.detail.limit_notes
+    qtbot.waitUntil(notes.isVisible)
+    line = notes.fontMetrics().lineSpacing()
+    assert notes.heightForWidth(notes.width()) <= NOTES_MAX_LINES * line + 4, notes.text()
+    assert notes.text().endswith("…") and LONG_REACH in notes.toolTip()
+    window.resize(700, 720)  # narrower: cut again, still whole lines
+    qtbot.waitUntil(lambda: notes.width() < 700)
+    assert notes.heightForWidth(notes.width()) <= NOTES_MAX_LINES * line + 4, notes.text()
+    window._model.apply_snapshot(sample_applications())  # a short note: whole, no tooltip
+    assert not notes.text().endswith("…") and notes.toolTip() == ""
