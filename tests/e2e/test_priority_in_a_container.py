@@ -123,6 +123,8 @@ def test_a_critical_call_in_a_container_is_said_not_ordered(stack: Stack) -> Non
             told
             and problems[-1] == f"its traffic in namespace {container.netns_link} is not ordered"
         ), problems
+        shaping = call_helper(bus, lambda c: c.get_link_shaping())
+        assert shaping.interfaces == (stack.pair.host_if,), shaping  # not the container's veth
         _set_priority(bus, call_app, "normal")
         call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
     assert call_helper(bus, lambda c: c.list_rules()) == []
