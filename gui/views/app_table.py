@@ -336,6 +336,7 @@ class AppTable(QTreeView):
         name = max(self.name_minimum_width(), min(self.name_wanted_width(), viewport - least))
         if hide_usage:  # this narrow, what the others can spare goes to the name
             name = max(name, viewport - least)
+        self._keep_name(name if viewport - least < self.name_minimum_width() else 0)
         available = viewport - name
         share = (
             1.0 if wanted <= available else max(0.0, (available - least) / max(1, wanted - least))
@@ -349,6 +350,18 @@ class AppTable(QTreeView):
                 )
         finally:
             self._fitting = False
+
+    def _keep_name(self, width: int) -> None:
+        """Narrower than every column's least (the window's own minimum is, at 2x
+        on 1366x768: 511 px), the name column keeps its least and the view scrolls
+        sideways; stretched, it was squeezed to its icon and "Applic…" while the
+        others kept theirs. 0: stretch again."""
+        header = self.header()
+        mode = QHeaderView.ResizeMode.Interactive if width else QHeaderView.ResizeMode.Stretch
+        if header.sectionResizeMode(Column.NAME) != mode:
+            header.setSectionResizeMode(Column.NAME, mode)
+        if width and header.sectionSize(Column.NAME) != width:
+            header.resizeSection(Column.NAME, width)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

@@ -46,3 +46,25 @@ def test_a_graph_the_user_folded_or_opened_stays_so(window, qtbot) -> None:  # t
     window.resize(900, 310)  # a little shorter still: their choice holds
     qtbot.wait(50)
     assert not window.detail.folded
+
+
+def test_a_narrow_window_keeps_the_names_and_scrolls_sideways(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Narrower than the columns' least (the real window went down to 511 px at
+    2x on 1366x768: its minimum comes from the header and status line, not the
+    table), the name column kept 58 px, its icon and "Applic…", while every other
+    column kept its least: the names give way to a sideways scroll now."""
+    from chadthrottle.gui.models.columns import Column
+
+    table = window.table
+    window.setMinimumSize(1, 1)  # as narrow as the real window's own minimum lets it
+    window.resize(476, 400)
+    qtbot.waitUntil(lambda: window.width() < 500)
+    qtbot.waitUntil(lambda: table.horizontalScrollBar().isVisible(), timeout=2000)
+    assert table.header().sectionSize(Column.NAME) >= table.name_minimum_width()
+    window.resize(1100, 720)  # wide again: the name stretches as before
+    qtbot.waitUntil(lambda: not table.horizontalScrollBar().isVisible(), timeout=2000)
+    header = table.header()
+    total = sum(
+        header.sectionSize(c) for c in range(header.count()) if not header.isSectionHidden(c)
+    )
+    assert abs(total - table.viewport().width()) <= 1
