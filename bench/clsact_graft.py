@@ -18,19 +18,24 @@ its way to the peer (bench/delay_line.py): a round trip like a real uplink's, so
 graft's losses a round trip later. The sender's socket is sampled every
 millisecond (tests/support/sender_info.py): when the limit's pacing cap
 reached it, whether it was still repairing losses then, and what it resent
-since.
+since. Another client lists the applications back to back meanwhile
+(ListingProbe): list_ms is the longest such call in flight from the limit
+call to the cap, list_idle_ms the median before the limit.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from chadthrottle.client import HelperClient
 from chadthrottle.contract import Direction
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.units import parse_rate
@@ -42,6 +47,7 @@ from tests.support.netns import NetnsPair, app_scope, netns_pair
 from tests.support.sender_info import SenderSampler
 
 OBSERVE_S = 4.0
+TUN_QUEUE_PACKETS = 10_000  # the delay line's (tests/e2e/test_first_upload_limit_graft.py)
 RESENT_OVER_S = 3.0
 
 
@@ -55,6 +61,45 @@ def has_clsact(pair: NetnsPair) -> bool:
     out = subprocess.run(["tc", "-n", pair.host_ns, "qdisc", "show", "dev", pair.host_if],
                          capture_output=True, text=True).stdout  # fmt: skip
     return "clsact" in out
+
+
+class ListingProbe:
+    """ListApplications called back to back from a thread of its own (one bus
+    connection) while a limit lands: how long another client waits on the
+    helper meanwhile (the graft wait held the engine's lock and its D-Bus
+    thread until 2026-12-04)."""
+
+    def __init__(self, bus_address: str) -> None:
+        self._bus_address = bus_address
+        self.calls: list[tuple[float, float]] = []  # (sent, answered), monotonic
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        async with HelperClient(self._bus_address) as client:
+            while not self._stop.is_set():
+                sent = time.monotonic()
+                await client.list_applications()
+                self.calls.append((sent, time.monotonic()))
+
+    def start(self) -> None:
+        self._thread.start()
+        while not self.calls and self._thread.is_alive():
+            time.sleep(0.005)  # connected and answered once
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def worst_ms(self, since: float, until: float) -> float | None:
+        """The longest call in flight at some moment of [since, until]."""
+        spans = [end - sent for sent, end in self.calls if end >= since and sent <= until]
+        return round(max(spans) * 1000, 1) if spans else None
+
+    def typical_ms(self, before: float) -> float | None:
+        """The median call before `before` (no limit landing)."""
+        spans = sorted(end - sent for sent, end in self.calls if end < before)
+        return round(spans[len(spans) // 2] * 1000, 1) if spans else None
 
 
 def retrans_at(flow: Any, at: float) -> int | None:
@@ -74,6 +119,9 @@ def run_once(bench: Bench, rate: int, direction: str = "up") -> dict[str, Any]:
             time.sleep(1.5)
             sampler = SenderSampler(flow.app_pid if direction == "up" else flow.peer.pid)
             sampler.start()
+            probe = ListingProbe(bench.bus_address)
+            probe.start()
+            time.sleep(0.2)  # a few listings before the limit
             clsact_before = has_clsact(bench.pair)
             dropped = tx_dropped(bench.pair)
             began = time.monotonic()
@@ -85,8 +133,10 @@ def run_once(bench: Bench, rate: int, direction: str = "up") -> dict[str, Any]:
             time.sleep(OBSERVE_S)
             ended = time.monotonic()
             sampler.stop()
+            probe.stop()
             cap = sampler.first_capped()
             at_cap = cap[1] if cap else None
+            tagged = max(landed, at_cap.at) if at_cap else landed
             later = sampler.at(at_cap.at + RESENT_OVER_S) if at_cap else None
             series = flow.sink.series(began - 1.0)
             header = flow.header_bytes()
@@ -97,6 +147,7 @@ def run_once(bench: Bench, rate: int, direction: str = "up") -> dict[str, Any]:
                 "tx_dropped": dropped,
                 "resent_after": None if at_landing is None or after is None else after - at_landing,
                 "cap_ms": round((at_cap.at - began) * 1000) if at_cap else None,
+                "list_ms": probe.worst_ms(began, tagged), "list_idle_ms": probe.typical_ms(began),
                 "sample_gap_ms": round((cap[1].at - cap[0].at) * 1000, 1) if cap else None,
                 "recovering_at_cap": at_cap.recovering if at_cap else None,
                 "at_cap": f"ca {at_cap.ca_state} lost {at_cap.lost} retrans_out {at_cap.retrans_out}" if at_cap else "",
@@ -151,13 +202,17 @@ def main() -> None:
         ),
     ):  # fmt: skip
         bench = Bench(bus.address, pair, "tc", Settings())
+        if arguments.delay_ms > 0:  # queue the whole send buffer rather than drop (as the e2e test)
+            subprocess.run(["ip", "-n", pair.peer_ns, "link", "set", "dev", f"ctd{pair.peer_if[3:]}",
+                            "txqueuelen", str(TUN_QUEUE_PACKETS)], check=True)  # fmt: skip
         for congestion in plan:
             bench.settings.congestion = None if congestion == "default" else congestion
             row = run_once(bench, rate, arguments.direction)
             results.append(row)
             print(f"{row['time']} {row['congestion']:7} clsact before {row['clsact_before']!s:5} "
                   f"call {row['call_ms']:4d} ms tx_dropped {row['tx_dropped']:3d} resent after {row['resent_after']} "
-                  f"read {fmt(row['read_s']):>7} wire {fmt(row['wire_s']):>7} load {row['load']} | cap at {row['cap_ms']} ms "
+                  f"read {fmt(row['read_s']):>7} wire {fmt(row['wire_s']):>7} load {row['load']} | "
+                  f"list {row['list_ms']} ms (idle {row['list_idle_ms']}) | cap at {row['cap_ms']} ms "
                   f"(gap {row['sample_gap_ms']}): {row['at_cap']}; resent before cap {row['resent_call']}, "
                   f"since cap {row['resent_since_cap']}", flush=True)  # fmt: skip
             if arguments.json:

@@ -11,7 +11,7 @@ writes a gate. Not thread-safe by itself: the engine calls it under its lock.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,6 +53,9 @@ class Apply:
         self._shaper = shaper
         self._index = index
         self.hold = KernelHold(datapath, shaper)  # what this engine wrote to the kernel
+        # called (under the engine lock) when tags() left processes held back
+        # for a clsact graft's losses (kernel_hold.GRAFT_WAIT_RTTS)
+        self.on_graft_wait: Callable[[], None] = lambda: None
         self.slots = SlotAllocator()
         self.gating = Gating()  # blocks and quotas
         self._clamped_for: dict[int, int] = {}  # pid -> uid, of the last shrink_windows_first
@@ -166,6 +169,8 @@ class Apply:
         alive = {pid for pids in self._index.pids_by_app().values() for pid in pids}
         self._declare_owners()
         self.hold.tags(wanted_pids, scopes, alive)
+        if self.hold.graft_waits():
+            self.on_graft_wait()
 
     def release_unused(self, table: LimitTable) -> None:
         live = self.live(table)

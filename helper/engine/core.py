@@ -20,6 +20,7 @@ from datetime import datetime, tzinfo
 
 from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, BackendInfo, Direction
 from chadthrottle.helper.engine.apply import Apply, ClampedWindows
+from chadthrottle.helper.engine.kernel_hold import GRAFT_POLL_S
 from chadthrottle.helper.engine.limits import LimitTable
 from chadthrottle.helper.engine.link_plan import LinkFacts, capacities, link_facts
 from chadthrottle.helper.engine.overshoot import OvershootWatch
@@ -129,6 +130,9 @@ class EngineCore:
         self._estimated: dict[Direction, int] = {}  # set_estimated_capacity's, while estimated
         self._rtt = RttWatch()
         self._listed_at = float("-inf")  # the last ListApplications: rtt only while looked at
+        self._graft_waiter: threading.Thread | None = None  # _wait_out_grafts, while it runs
+        self._graft_waits_stopped = False
+        self._applier.on_graft_wait = self._start_graft_waiter
 
     def next_tick_in(self, interval_s: float) -> float:
         """How long until the next tick: interval_s, or less to land just after
@@ -329,6 +333,51 @@ class EngineCore:
             if not pending:
                 return
             self._sleep(WINDOW_POLL_S)
+
+    def _start_graft_waiter(self) -> None:
+        """Under the lock: processes are held back from their tags for a clsact
+        graft's losses (kernel_hold.GRAFT_WAIT_RTTS); a thread waits them out."""
+        if self._graft_waiter is None and not self._graft_waits_stopped:
+            self._graft_waiter = threading.Thread(
+                target=self._wait_out_grafts, name="graft-wait", daemon=True
+            )
+            self._graft_waiter.start()
+
+    def _wait_out_grafts(self) -> None:
+        """Tag each held-back process once its sockets' sent data is
+        acknowledged or its wait ran out. The sockets are polled off the lock
+        and off the thread that serves D-Bus calls, so listings, other limits
+        and ticks go on meanwhile (until 2026-12-04 the wait held both, up to
+        0.2 s). Any failure tags them all the same (fails open)."""
+        hold = self._applier.hold
+        try:
+            while True:
+                with self._lock:
+                    waits = hold.graft_waits()
+                    if not waits or self._graft_waits_stopped:
+                        self._graft_waiter = None
+                        return
+                    left_s = hold.graft_wait_left_s()
+                acked = {pid for pid, wait in waits.items()
+                         if not self._datapath.sends_unacked(pid, wait.marks)}  # fmt: skip
+                if acked or left_s <= 0:
+                    with self._lock:
+                        hold.graft_done(acked)
+                        self._applier.tags(self._limits)
+                else:
+                    self._sleep(min(GRAFT_POLL_S, left_s))
+        except Exception:
+            log.exception("waiting for a clsact graft's losses failed: tagging now")
+            with self._lock:
+                hold.graft_done(hold.graft_waits())
+                self._graft_waiter = None
+                self._applier.tags(self._limits)
+
+    def stop_graft_waits(self) -> None:
+        """On close: processes still held back stay untagged (everything goes)."""
+        with self._lock:
+            self._graft_waits_stopped = True
+            self._applier.hold.graft_done(self._applier.hold.graft_waits())
 
     def _expire_user_rules(self, now: float) -> None:
         """Drop users' rules for programs whose file no longer exists (an

@@ -173,6 +173,7 @@ class RunningEngine(Engine):
     def close(self) -> None:
         """Stop ticking and remove every kernel object; safe to call twice."""
         self._stop.set()
+        self.stop_graft_waits()
         self._links_moved.set()  # wakes the tick thread
         for thread in self._threads:
             if thread.is_alive():

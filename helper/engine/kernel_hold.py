@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.ports import DatapathPort, ShaperPort
@@ -27,12 +28,34 @@ log = logging.getLogger("chadthrottle.engine")
 # sends for a moment (docs/backends.md, "Adding a clsact drops the uplink's
 # packets for a moment"). A limited application's TCP then resent what it lost
 # through its new limit, and its peer's reads came 1-5 s late. So after a
-# reconcile whose clsact dropped packets (the uplink's tx_dropped rose), tags
-# wait until every byte the newly tagged processes' TCP sockets had sent is
-# acknowledged (what was lost resent at full speed: about two round trips),
-# polled every GRAFT_POLL_S for at most GRAFT_WAIT_MAX_S, under the engine's
-# lock: the limit still lands within its 0.5 s.
-GRAFT_WAIT_MAX_S, GRAFT_POLL_S = 0.2, 0.005
+# reconcile whose clsact dropped packets (the uplink's tx_dropped rose), the
+# newly tagged processes with TCP data sent and not yet acknowledged are held
+# back (graft_waits) until it is acknowledged (what was lost resent at full
+# speed: about two round trips), or for GRAFT_WAIT_RTTS of their sockets' largest
+# smoothed round trip plus GRAFT_WAIT_SLACK_S, at most GRAFT_WAIT_MAX_S: then
+# they are tagged all the same (fails open). The engine polls the sockets off its
+# lock and its callers' thread (EngineCore._wait_out_grafts); until 2026-12-04
+# the wait was at most 0.2 s, under the lock, on the thread that serves every
+# D-Bus call, and it ended before the resends were acknowledged on paths of
+# 100 ms or more.
+GRAFT_WAIT_RTTS, GRAFT_WAIT_SLACK_S, GRAFT_WAIT_MAX_S = 3, 0.02, 0.6
+GRAFT_POLL_S = 0.005
+
+
+def graft_wait_s(rtt_us: int) -> float:
+    """How long a process waits for a graft's losses to be resent, from its
+    sockets' largest smoothed round trip (us; 0: none read)."""
+    return min(GRAFT_WAIT_MAX_S, GRAFT_WAIT_RTTS * rtt_us / 1e6 + GRAFT_WAIT_SLACK_S)
+
+
+@dataclass(frozen=True)
+class GraftWait:
+    """A process held back from its tag: the slot it waits for, its sockets'
+    marks (socket_tagging.sends_unacked) and when it is tagged regardless."""
+
+    slot: int
+    marks: dict[int, int]
+    until: float
 
 
 class KernelHold:
@@ -41,12 +64,12 @@ class KernelHold:
         datapath: DatapathPort,
         shaper: ShaperPort,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._datapath = datapath
         self._shaper = shaper
-        self._clock, self._sleep = clock, sleep
+        self._clock = clock
         self._grafted = False  # the last reconcile's clsact dropped packets (GRAFT_WAIT_MAX_S)
+        self._graft_waits: dict[int, GraftWait] = {}  # tgid -> held back from its tag
         self._process_slots: dict[int, int] = {}  # tgid -> slot written to the datapath
         self._cgroup_slots: dict[int, int] = {}  # app scope cgroup id -> slot
         self._capped_slots: dict[int, SocketCaps] = {}  # slot -> socket caps written
@@ -121,12 +144,17 @@ class KernelHold:
                 else:
                     self._datapath.forget_process(pid)
                 del self._process_slots[pid]
-        newly = [pid for pid, slot in wanted_pids.items() if self._process_slots.get(pid) != slot]
+        now = self._clock()
+        for pid, wait in list(self._graft_waits.items()):
+            if wanted_pids.get(pid) != wait.slot or now >= wait.until:
+                del self._graft_waits[pid]  # wanted otherwise now, or waited long enough: fail open
+        newly = [pid for pid, slot in wanted_pids.items()
+                 if self._process_slots.get(pid) != slot and pid not in self._graft_waits]  # fmt: skip
         if self._grafted and newly:
-            self._wait_for_graft_losses(newly)
+            self._hold_back(newly, wanted_pids, now)
         self._grafted = False
         for pid, slot in wanted_pids.items():
-            if self._process_slots.get(pid) != slot:
+            if self._process_slots.get(pid) != slot and pid not in self._graft_waits:
                 tagged = self._datapath.set_process_slot(pid, slot)
                 log.debug("pid %d -> slot %d (%d open sockets)", pid, slot, tagged)
                 self._process_slots[pid] = slot
@@ -138,18 +166,30 @@ class KernelHold:
                 self._datapath.set_cgroup_slot(scope_id, slot)
                 self._cgroup_slots[scope_id] = slot
 
-    def _wait_for_graft_losses(self, pids: Collection[int]) -> None:
-        """Until the data pids' TCP sockets have sent so far is acknowledged,
-        for at most GRAFT_WAIT_MAX_S: what a graft dropped is then resent
-        before the limit, at full speed (see GRAFT_WAIT_MAX_S)."""
-        began = self._clock()
-        marks = {pid: left for pid in pids if (left := self._datapath.sends_unacked(pid))}
-        while marks and self._clock() - began < GRAFT_WAIT_MAX_S:
-            self._sleep(GRAFT_POLL_S)
-            marks = {pid: left for pid, sent in marks.items()
-                     if (left := self._datapath.sends_unacked(pid, sent))}  # fmt: skip
-        log.debug("a clsact's graft dropped packets: tags waited %.0f ms for sent data to be acknowledged (%d processes still not)",
-                  (self._clock() - began) * 1000, len(marks))  # fmt: skip
+    def _hold_back(self, pids: Collection[int], wanted: Mapping[int, int], now: float) -> None:
+        """Hold back from their tags the processes whose TCP sockets have data
+        sent and not yet acknowledged (see GRAFT_WAIT_RTTS)."""
+        for pid in pids:
+            marks = self._datapath.sends_unacked(pid)
+            if marks:
+                wait_s = graft_wait_s(self._datapath.sends_rtt_us(pid, marks))
+                self._graft_waits[pid] = GraftWait(wanted[pid], marks, now + wait_s)
+                log.debug("a clsact's graft dropped packets: pid %d tagged once its %d sockets' sent data is acknowledged (at most %.0f ms)",
+                          pid, len(marks), wait_s * 1000)  # fmt: skip
+
+    def graft_waits(self) -> dict[int, GraftWait]:
+        """The processes held back from their tags now (a copy: read off the lock)."""
+        return dict(self._graft_waits)
+
+    def graft_wait_left_s(self) -> float:
+        """Until the first held-back process is tagged regardless (0: due now)."""
+        return max(0.0, min(w.until for w in self._graft_waits.values()) - self._clock())
+
+    def graft_done(self, pids: Collection[int]) -> None:
+        """These processes' sent data was acknowledged (or their wait ran out):
+        the next tags() tags them."""
+        for pid in pids:
+            self._graft_waits.pop(pid, None)
 
     def reserve_process(self, pid: int, slot: int) -> None:
         """Count a new process as tagged before its classes exist (its rule is

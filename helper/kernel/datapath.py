@@ -69,6 +69,7 @@ from chadthrottle.helper.kernel.socket_tagging import (
     clamp_open_windows,
     old_windows_left,
     pace_open_sockets,
+    sends_rtt_us,
     sends_unacked,
     tag_open_sockets,
 )
@@ -442,6 +443,11 @@ class Datapath:
         """tgid's TCP sockets whose data sent (up to the marks) is not yet all
         acknowledged (socket_tagging.sends_unacked; None: unknown)."""
         return sends_unacked(tgid, marks)
+
+    def sends_rtt_us(self, tgid: int, marks: Mapping[int, int]) -> int:
+        """The largest smoothed round trip (us) of these sockets of tgid
+        (socket_tagging.sends_rtt_us; 0: none read)."""
+        return sends_rtt_us(tgid, marks)
 
     def watch_new_owners(self, on_new_owner: Callable[[int, int], None]) -> None:
         """Call on_new_owner(tgid, cgroup_id) from poll_new_owners() for each

@@ -516,3 +516,24 @@ def _write_tag(map_fd: int, sock_fd: int, pid: int, app_slot: int | None) -> boo
         log.debug("could not tag fd %d of pid %d: %s", sock_fd, pid, error.strerror)
         return False
     return True
+
+
+def sends_rtt_us(pid: int, marks: Mapping[int, int]) -> int:
+    """The largest smoothed round-trip time (tcpi_rtt, us) of these TCP
+    sockets of pid (marks: sends_unacked's answer, by inode): how long the wait for a
+    clsact graft's losses to be resent may take (kernel_hold.graft_wait_s);
+    0 when none is read."""
+    rtt_us = 0
+    for sock_fd, kind in _open_inet_sockets(pid):
+        if kind != socket.SOCK_STREAM:
+            continue
+        try:
+            if os.fstat(sock_fd).st_ino not in marks:
+                continue
+            with _borrowed(sock_fd) as sock:
+                info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
+        except OSError:
+            continue
+        if len(info) >= _TCPI_RTT + 4:
+            rtt_us = max(rtt_us, struct.unpack_from("I", info, _TCPI_RTT)[0])
+    return rtt_us

@@ -73,6 +73,9 @@ class RecordingDatapath:
         """None: the kernel does not say (nothing to wait for)."""
         return None
 
+    def sends_rtt_us(self, tgid: int, marks: Mapping[int, int]) -> int:
+        return 0
+
     def forget_owner(self, tgid: int) -> None:
         self.forgotten_owners.append(tgid)
 
