@@ -80,6 +80,13 @@ from pyroute2.netlink.exceptions import NetlinkError
 log = logging.getLogger("chadthrottle.kernel.tc")
 
 LINKS_MAX_AGE_S = 0.5
+# A hook whose IFB has no class left stays this long before it goes with its
+# filter, its IFB and (with the uplink's last hook) the clsact: adding the
+# clsact again drops what the uplink sends for a moment, every application's
+# (docs/backends.md, "Adding a clsact drops the uplink's packets for a
+# moment"), and a limit toggled every 1-2 s grafted it at each toggle. close()
+# (stop, and the last limit of another namespace) removes it at once.
+HOOK_LINGER_S = 2.0
 _WORDS = {Direction.DOWN: "download", Direction.UP: "upload"}
 TcProgram = Callable[
     [Direction, bool], tuple[int, str]
@@ -112,11 +119,16 @@ class TcShaper:
         pacer: UploadPacer,
         retire_after_s: float = RETIRE_AFTER_S,
         instance: str = "",
+        hook_linger_s: float = HOOK_LINGER_S,
     ) -> None:
+        """hook_linger_s: how long a hook stays once its IFB has no class left
+        (see HOOK_LINGER_S; close() removes it at once)."""
         self._ipr = ipr
         self._tc_program = tc_program
         self._pacer = pacer
         self._retire_after_s = retire_after_s
+        self._hook_linger_s = hook_linger_s
+        self._idle_since: dict[tuple[Direction, int], float] = {}  # hooks whose IFB has no class
         self._paced: Classes = {}  # upload slots with congestion notices on
         self._hooks: dict[Direction, dict[int, Hook]] = {
             direction: {} for direction in Direction
@@ -432,10 +444,25 @@ class TcShaper:
                 self._drop_lost_roots()
                 self._reconcile_hook(direction, link, uplink, classes, retire_after_s)
                 return
-            if hook.ifb.idle:
+            if not hook.ifb.idle:
+                self._idle_since.pop((direction, index), None)
+            elif self._lingered(direction, index, retire_after_s):
                 self._remove_hook(hooks.pop(index))
         elif not classes:
             self._unhooked.pop((direction, index), None)
+
+    def _lingered(self, direction: Direction, index: int, retire_after_s: float) -> bool:
+        """Whether a hook whose IFB has no class left may go now: once it has
+        been so for the hook's linger (HOOK_LINGER_S), at once on close."""
+        key = (direction, index)
+        if retire_after_s <= 0 or self._hook_linger_s <= 0:
+            self._idle_since.pop(key, None)
+            return True
+        now = time.monotonic()
+        if now - self._idle_since.setdefault(key, now) < self._hook_linger_s:
+            return False
+        del self._idle_since[key]
+        return True
 
     def _match_link(self, direction: Direction, classes: Classes) -> None:
         """Give the direction's IFB hierarchy the link wanted (set_link): in
@@ -534,6 +561,7 @@ class TcShaper:
         return hook
 
     def _remove_hook(self, hook: Hook) -> None:
+        self._idle_since.pop((hook.direction, hook.uplink_index), None)
         tc_hooks.remove_filter_and_qdisc(self._ipr, hook.uplink_index, hook.parent, hook.created_qdisc,
                                          hook.ifb.ifindex)  # fmt: skip
         self._delete_ifb_unless_shared(hook)
@@ -547,6 +575,7 @@ class TcShaper:
 
     def _forget_hook(self, direction: Direction, index: int) -> None:
         hook = self._hooks[direction].pop(index)
+        self._idle_since.pop((direction, index), None)
         if hook.catch_all:  # before its IFB goes: a redirect to a missing device drops every packet
             catch_all.remove(
                 self._ipr, index, hook.parent, hook.ifb.ifindex

@@ -490,15 +490,19 @@ def tc_dump(netns: str, attempts: int = 20) -> str:
 
 
 @contextlib.contextmanager
-def tc_shaper_in(netns: str, datapath: Any, retire_after_s: float = 0.0) -> Iterator[Any]:
+def tc_shaper_in(netns: str, datapath: Any, retire_after_s: float = 0.0,
+                 hook_linger_s: float = 0.0) -> Iterator[Any]:  # fmt: skip
     """The helper's tc shaper working on a namespace's devices (its netlink
-    socket opened inside it); everything it made is removed on exit."""
+    socket opened inside it); everything it made is removed on exit.
+    hook_linger_s: 0 here (a hook goes with its last class, as the kernel
+    tests expect); the helper's is tc_shaper.HOOK_LINGER_S."""
     from chadthrottle.helper.kernel.tc_shaper import TcShaper
     from pyroute2 import IPRoute
 
     with entered_netns(netns):
         ipr = IPRoute()
-        shaper = TcShaper(ipr, datapath.tc_program, datapath, retire_after_s=retire_after_s)
+        shaper = TcShaper(ipr, datapath.tc_program, datapath, retire_after_s=retire_after_s,
+                          hook_linger_s=hook_linger_s)  # fmt: skip
     try:
         yield shaper
     finally:
