@@ -119,6 +119,9 @@ class ApplicationsModel(QAbstractItemModel):
     """Tree model: one top-level row per application; children: its processes, then its connections."""
 
     snapshotApplied = Signal()  # after each merged poll: totals may have changed
+    # A limit was asked for or its request finished (mark_pending, resolve_pending):
+    # what is shown of that application's limits changed between polls.
+    limitsShown = Signal(str)  # app id
 
     def __init__(self, icons: IconProvider, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -529,6 +532,7 @@ class ApplicationsModel(QAbstractItemModel):
             return
         app.pending[direction] = rate_bps or 0
         self._emit_app_changed(app_id)
+        self.limitsShown.emit(app_id)
 
     def resolve_pending(self, app_id: str, direction: Direction, succeeded: bool) -> None:
         """A request finished: keep its value on success, fall back on failure."""
@@ -542,6 +546,7 @@ class ApplicationsModel(QAbstractItemModel):
             app.info = _with_limit(app.info, direction, requested)
             app.confirmed[direction] = (time.monotonic(), requested)
         self._emit_app_changed(app_id)
+        self.limitsShown.emit(app_id)
 
     # --- order ----------------------------------------------------------------------------
 

@@ -151,6 +151,7 @@ class MainWindow(QMainWindow):
         self._connections_wanted: list[str] = []
         self._processes_wanted: list[str] = []
         model.snapshotApplied.connect(self._on_snapshot)
+        model.limitsShown.connect(self._on_limits_shown)
         model.dataChanged.connect(self._on_data_changed)
         self.set_units(settings.units)
         self.set_status(self._status)
@@ -371,6 +372,12 @@ class MainWindow(QMainWindow):
             self.select_application(str(first.data(Role.APP_ID)))
         self.detail.refresh()
         self._update_counts(new_sample=True)
+
+    def _on_limits_shown(self, app_id: str) -> None:
+        """A limit asked for, or its request done: the rates line and the graph's
+        limit line follow the row at once, not a poll later."""
+        if app_id == self.detail.app_id:
+            self.detail.refresh()
 
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         app_id = str(current.data(Role.APP_ID) or "") if current.isValid() else ""

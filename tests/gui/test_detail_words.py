@@ -67,3 +67,20 @@ def test_long_notes_are_cut_to_a_few_lines_and_whole_in_the_tooltip(window, qtbo
     assert notes.heightForWidth(notes.width()) <= NOTES_MAX_LINES * line + 4, notes.text()
     window._model.apply_snapshot(sample_applications())  # a short note: whole, no tooltip
     assert not notes.text().endswith("…") and notes.toolTip() == ""
+
+
+def test_a_limit_asked_for_is_in_the_rates_line_at_once(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The row shows a limit the moment it is asked for; the rates line said
+    nothing of it until the next poll (on Xvfb at 2x, half a second after the
+    slider was let go: "Game Launcher: down 10.6 KB/s, up 183 B/s" beside a row
+    reading 20.0 KB/s), and after a failed request it kept the limit that was
+    refused until then."""
+    from chadthrottle.contract import Direction
+
+    model = window._model
+    assert window.select_application(FIREFOX)
+    assert "up 210 KB/s" in window.detail.summary.text()
+    model.mark_pending(FIREFOX, Direction.UP, 300_000)  # what the controller does on a request
+    assert "up 210 KB/s (limit 300 KB/s, avg " in window.detail.summary.text()
+    model.resolve_pending(FIREFOX, Direction.UP, succeeded=False)  # the helper refused it
+    assert window.detail.summary.text().endswith("up 210 KB/s")
