@@ -80,6 +80,11 @@ from pyroute2.netlink.exceptions import NetlinkError
 log = logging.getLogger("chadthrottle.kernel.tc")
 
 LINKS_MAX_AGE_S = 0.5
+# The default routes (_link_uplinks) are dumped at most this often while a link
+# is set (1.1 ms of pyroute2 a dump with two routes; the engine reconciles
+# every tick), and afresh after a link event: a default route that moves
+# without one is followed within this.
+ROUTES_MAX_AGE_S = 2.0
 # A hook whose IFB has no class left stays this long before it goes with its
 # filter, its IFB and (with the uplink's last hook) the clsact: adding the
 # clsact again drops what the uplink sends for a moment, every application's
@@ -138,6 +143,7 @@ class TcShaper:
         ] = {}  # (direction, uplink) -> why it cannot be redirected
         self._links: tuple[float, list[interfaces.Link]] = (float("-inf"), [])
         self._on_link: set[int] = set()  # the uplinks the link is on (_link_uplinks)
+        self._routes: tuple[float, set[int]] = (float("-inf"), set())  # read at, internet_links
         self._lost_hooks: set[tuple[Direction, int]] = set()  # filters someone removed
         # (direction, IFB index) whose HTB someone replaced: made again next
         self._lost_roots: set[tuple[Direction, int]] = set()
@@ -340,8 +346,8 @@ class TcShaper:
 
     def _link_uplinks(self, uplinks: Iterable[int]) -> set[int]:
         """The uplinks the link capacity is on: those default routes leave by
-        (path_delay.internet_links: one route dump a reconcile while a link is
-        set), every uplink when none has one. Only these carry the link tree's catch-all: a
+        (path_delay.internet_links, dumped every ROUTES_MAX_AGE_S while a link
+        is set), every uplink when none has one. Only these carry the link tree's catch-all: a
         container's veth (or a bridge) in this namespace is an uplink for
         limits, but what it forwards leaves by the real uplink and is shaped
         there; with the tree on both, a container's download crossed the
@@ -350,13 +356,17 @@ class TcShaper:
         uplinks = set(uplinks)
         if not any(self._link_shaping.values()):
             return uplinks
-        on_routes = internet_links(self._ipr) & uplinks
-        return on_routes or uplinks
+        read_at, routes = self._routes
+        if time.monotonic() - read_at > ROUTES_MAX_AGE_S:
+            routes = internet_links(self._ipr)
+            self._routes = (time.monotonic(), routes)
+        return (routes & uplinks) or uplinks
 
     def links_moved(self) -> None:
         """A link came, went or changed (link_events.py): list them afresh at
         the next reconcile, which the engine runs at once."""
         self._links = (float("-inf"), [])
+        self._routes = (float("-inf"), set())
 
     def _uplinks(self) -> list[interfaces.Link]:
         """Devices traffic leaves by now: up, not loopback, not an IFB."""
