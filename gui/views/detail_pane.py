@@ -120,9 +120,7 @@ NOTES_MAX_LINES = 3
 def cut_to_lines(text: str, font: QFont, width: int, max_lines: int = NOTES_MAX_LINES) -> str:
     """text as word-wrapped at width (its paragraphs each on new lines), cut
     after max_lines lines, the last line ending in "…"; text itself when it fits."""
-    metrics = QFontMetrics(font)
-    kept: list[str] = []
-    used = 0
+    laid: list[tuple[str, list[int]]] = []  # each paragraph and where its lines start
     for paragraph in text.split("\n"):
         layout = QTextLayout(paragraph, font)
         layout.beginLayout()
@@ -131,18 +129,21 @@ def cut_to_lines(text: str, font: QFont, width: int, max_lines: int = NOTES_MAX_
             line.setLineWidth(width)
             starts.append(line.textStart())
         layout.endLayout()
-        if used + len(starts) <= max_lines:
+        laid.append((paragraph, starts or [0]))
+    if sum(len(starts) for _, starts in laid) <= max_lines:
+        return text
+    metrics = QFontMetrics(font)
+    kept: list[str] = []
+    for paragraph, starts in laid:
+        room = max_lines - sum(len(s) for _, s in laid[: len(kept)])
+        if len(starts) < room:
             kept.append(paragraph)
-            used += len(starts)
             continue
-        last = starts[max_lines - used - 1] if max_lines > used else 0
-        if max_lines > used:
-            rest = metrics.elidedText(paragraph[last:], Qt.TextElideMode.ElideRight, width)
-            kept.append(paragraph[:last] + rest)
-        elif kept:
-            kept[-1] = metrics.elidedText(kept[-1] + "…", Qt.TextElideMode.ElideRight, width)
-        return "\n".join(kept)
-    return text
+        last = starts[room - 1]  # the last line shown starts here: cut it with "…"
+        tail = metrics.elidedText(paragraph[last:] + "…", Qt.TextElideMode.ElideRight, width)
+        kept.append(paragraph[:last] + tail)
+        break
+    return "\n".join(kept)
 
 
 def describe_limit_notes(states: dict[Direction, LimitState], units: UnitSystem) -> str:

@@ -84,3 +84,21 @@ def test_a_limit_asked_for_is_in_the_rates_line_at_once(window, qtbot) -> None: 
     assert "up 210 KB/s (limit 300 KB/s, avg " in window.detail.summary.text()
     model.resolve_pending(FIREFOX, Direction.UP, succeeded=False)  # the helper refused it
     assert window.detail.summary.text().endswith("up 210 KB/s")
+
+
+def test_notes_cut_at_a_paragraphs_end_stay_whole_lines(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Three notes whose third line ends the second, a two-line one: the last
+    note goes and the second keeps both its lines, the last ending in "…"
+    (it was cut to one elided line)."""
+    from chadthrottle.gui.views.detail_pane import cut_to_lines
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    font = QFont()
+    metrics = QFontMetrics(font)
+    width = metrics.horizontalAdvance("x" * 40)
+    second = " ".join(["word"] * 14)  # two lines at 40 x-widths
+    cut = cut_to_lines("\n".join(["Short note.", second, "Last note."]), font, width, max_lines=3)
+    lines = cut.split("\n")
+    assert len(lines) == 2 and lines[0] == "Short note." and lines[1].endswith("…"), cut
+    assert metrics.horizontalAdvance(lines[1]) > width, cut  # still two lines of it
+    assert cut_to_lines("One.\nTwo.", font, width, max_lines=3) == "One.\nTwo."
