@@ -394,7 +394,11 @@ class DetailPane(QWidget):
             height = (layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth()
                       else layout.totalSizeHint().height())  # fmt: skip
             self.setMaximumHeight(height)
+            # and no less: in a window as short as it goes the splitter squeezed
+            # the notes through the middle of a line (the window stops short of it)
+            self.setMinimumHeight(height)
         else:
+            self.setMinimumHeight(0)
             self.setMaximumHeight(WIDGET_SIZE_MAX)
 
     def show_application(self, app_id: str) -> None:
