@@ -180,9 +180,12 @@ class UsageDialog(QDialog):
         self.table_model.colour_of = lambda app_id: (
             swatches.get(app_id) if app_id in bars.series else swatches.get(OTHER_KEY))  # fmt: skip
         self.table_model.set_totals(totals, name_of, units)
+        # Lines break between applications, never inside a name ("Torrent Client
+        # With A Long" on one line, "Name" on the next).
         self.legend.setText("   ".join(
             f"<span style='color:{series_colour(bars.series, key).name()}'>■</span>&nbsp;"
-            f"{html.escape(self.chart.series_name(key))}" for key in bars.series))  # fmt: skip
+            f"{html.escape(self.chart.series_name(key)).replace(' ', '&nbsp;')}"
+            for key in bars.series))  # fmt: skip
         down, up = grand_total(totals)
         self.total.setText(f"All applications, {PERIODS[period].label.lower()}: <b>{format_bytes(down + up, units)}"
                            f"</b> ({format_bytes(down, units)} down, {format_bytes(up, units)} up; on the wire, "
