@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chadthrottle.helper.engine.api import ADMIN_VIEWER
 from chadthrottle.helper.errors import InvalidArgument
+from chadthrottle.helper.kernel.layout import CounterSample
 from chadthrottle.helper.usage.buckets import DAY_S, RETENTION_S, Level, bucket_start
 from chadthrottle.helper.usage.recorder import UsageRecorder
 from chadthrottle.helper.usage.store import DATABASE_FILE, UsageStore
@@ -43,7 +44,7 @@ from chadthrottle.usage_contract import UsageResolution
 class Sample:
     """One socket owner's counters, as the datapath reports them."""
 
-    __slots__ = ("ifindex", "netns_cookie", "owner_tgid", "rx_bytes", "tx_bytes")
+    __slots__ = ("ifindex", "netns_cookie", "owner_start", "owner_tgid", "rx_bytes", "tx_bytes")
 
     def __init__(self, tgid: int, ifindex: int, rx: int, tx: int) -> None:
         self.owner_tgid, self.netns_cookie, self.ifindex, self.rx_bytes, self.tx_bytes = (
@@ -53,6 +54,7 @@ class Sample:
             rx,
             tx,
         )
+        self.owner_start = 0
 
 
 def _steady_rows(apps: int, now: int) -> Iterator[tuple[int, int, str, int, int, int, int, int]]:
@@ -126,8 +128,8 @@ def main() -> int:
 
         counters = {tgid: 0 for tgid in range(apps)}
 
-        def owner_of(tgid: int) -> tuple[str, int | None]:
-            return f"exe:/opt/bench/app{tgid}", 1000
+        def owner_of(sample: CounterSample) -> tuple[str, int | None]:
+            return f"exe:/opt/bench/app{sample.owner_tgid}", 1000
 
         def one_minute() -> None:
             clock[0] += 60

@@ -280,7 +280,8 @@ BPF_F_TABLE("array", __u32, struct counter_slot, counter_slots, COUNTER_SLOT_CPU
 
 static __always_inline __u32 slot_home(struct traffic_key *key)
 {
-    __u32 mixed = key->owner_tgid ^ (key->ifindex << 16) ^ (__u32)key->netns_cookie ^ (__u32)(key->netns_cookie >> 32);
+    __u32 mixed = key->owner_tgid ^ (key->ifindex << 16) ^ (__u32)key->netns_cookie ^ (__u32)(key->netns_cookie >> 32) ^
+                  ((__u32)key->owner_start << 8);
     return (mixed * 2654435761u) >> (32 - COUNTER_SLOT_BITS);
 }
 
@@ -299,12 +300,13 @@ static __always_inline struct traffic_counters *slot_counters(struct traffic_key
             return 0;
         __u64 state = *(volatile __u64 *)&slot->state;
         if (state == SLOT_HELD && slot->netns_cookie == key->netns_cookie && slot->owner_tgid == key->owner_tgid &&
-            slot->ifindex == key->ifindex)
+            slot->ifindex == key->ifindex && slot->owner_start == key->owner_start)
             return (struct traffic_counters *)&slot->rx_bytes;
         if (state == SLOT_FREE && __sync_val_compare_and_swap(&slot->state, SLOT_FREE, SLOT_CLAIMING) == SLOT_FREE) {
             slot->netns_cookie = key->netns_cookie;
             slot->owner_tgid = key->owner_tgid;
             slot->ifindex = key->ifindex;
+            slot->owner_start = key->owner_start;
             slot->rx_bytes = 0;
             slot->rx_packets = 0;
             slot->tx_bytes = 0;
@@ -322,6 +324,7 @@ static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, 
     /* the socket's namespace is the packet's device's at both hooks */
     key.netns_cookie = tag && tag->netns_cookie ? tag->netns_cookie : bpf_get_netns_cookie(skb);
     key.owner_tgid = tag ? tag->owner_tgid : 0;
+    key.owner_start = tag ? tag->owner_start : 0;
     key.ifindex = skb->ifindex;
     __u64 bytes = wire_bytes(skb, 0);
     struct traffic_counters *counters = slot_counters(&key);
@@ -343,21 +346,46 @@ static __always_inline __u64 count(struct sock_tag *tag, struct __sk_buff *skb, 
 }
 
 /* Processes the helper was told about: each process's first socket sends
- * its tgid and cgroup once, so the helper can tell whose it is while it
- * still runs, however short-lived, or from its app scope after it exited. */
-BPF_TABLE("lru_hash", __u32, __u8, announced_owners, MAX_TRACKED_PROCESSES);
+ * its tgid, start and cgroup once, so the helper can tell whose it is while
+ * it still runs, however short-lived, or from its app scope after it exited.
+ * By tgid, holding the start: a new process under a pid handed out again is
+ * announced, whether or not the helper saw the old one exit. */
+BPF_TABLE("lru_hash", __u32, __u64, announced_owners, MAX_TRACKED_PROCESSES);
 BPF_RINGBUF_OUTPUT(new_owners, 16);
 
-static __always_inline void announce(__u32 tgid, __u64 cgroup_id)
+static __always_inline void announce(__u32 tgid, __u64 start, __u64 cgroup_id)
 {
-    if (announced_owners.lookup(&tgid))
+    __u64 *announced = announced_owners.lookup(&tgid);
+    if (announced && *announced == start)
         return;
-    __u8 yes = 1;
-    announced_owners.update(&tgid, &yes);
+    announced_owners.update(&tgid, &start);
     struct owner_event event = {};
     event.cgroup_id = cgroup_id;
     event.tgid = tgid;
+    event.start = start;
     new_owners.ringbuf_output(&event, sizeof(event), 0);
+}
+
+/* When the current process started, in clock ticks after boot: /proc/PID/stat's
+ * starttime (the thread group leader's start_boottime; an exec by another
+ * thread takes the leader's over). The two offsets in struct task_struct
+ * come from the running kernel's BTF (helper/kernel/task_offsets.py: the
+ * headers bcc compiles with lay it out otherwise); 0 when they are not known
+ * or the read fails. Once per socket, not per packet. */
+static __always_inline __u64 process_start(void)
+{
+#if TASK_GROUP_LEADER_OFFSET && TASK_START_BOOTTIME_OFFSET
+    char *task = (char *)bpf_get_current_task();
+    char *leader = 0;
+    __u64 start_ns = 0;
+    if (bpf_probe_read_kernel(&leader, sizeof(leader), task + TASK_GROUP_LEADER_OFFSET) || !leader)
+        return 0;
+    if (bpf_probe_read_kernel(&start_ns, sizeof(start_ns), leader + TASK_START_BOOTTIME_OFFSET))
+        return 0;
+    return start_ns / PROCESS_START_TICK_NS;
+#else
+    return 0;
+#endif
 }
 
 int chadt_sock(struct bpf_sock *sk)
@@ -369,13 +397,14 @@ int chadt_sock(struct bpf_sock *sk)
     if (!tag)
         return 1;
     tag->owner_tgid = tgid;
+    tag->owner_start = process_start();
     tag->netns_cookie = bpf_get_netns_cookie(sk);
     struct owned_slot *slot = slot_by_tgid.lookup(&tgid);
     if (!slot)
         slot = slot_by_cgroup.lookup(&cgroup_id);
     tag->app_slot = slot && (slot->uid == ANY_UID || slot->uid == (__u32)bpf_get_current_uid_gid())
                         ? slot->app_slot : 0;
-    announce(tgid, cgroup_id);
+    announce(tgid, tag->owner_start, cgroup_id);
     return 1;
 }
 

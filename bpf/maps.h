@@ -29,15 +29,20 @@ struct sock_tag {
     __u32 app_slot;     /* the application's limit slot; 0 = not limited */
     __u64 netns_cookie; /* the socket's network namespace (it never changes), so a packet
                            needs no bpf_get_netns_cookie call; 0 when not known */
+    __u64 owner_start;  /* when that process started: clock ticks after boot, as
+                           /proc/PID/stat's starttime (the kernel hands a pid out
+                           again: tgid and start name one process); 0 when unknown */
 };
 
-/* Key of the traffic counters: who owns the socket, and on which device.
- * An ifindex means something only inside its network namespace (every
- * namespace has its own 1, 2, ...), so the namespace's cookie goes with it. */
+/* Key of the traffic counters: who owns the socket (the process: its tgid
+ * and start, struct sock_tag's), and on which device. An ifindex means
+ * something only inside its network namespace (every namespace has its own
+ * 1, 2, ...), so the namespace's cookie goes with it. */
 struct traffic_key {
     __u64 netns_cookie;
     __u32 owner_tgid;
     __u32 ifindex;
+    __u64 owner_start;
 };
 
 /* What chadt_sock tells the helper about a process's first socket: the
@@ -47,6 +52,7 @@ struct owner_event {
     __u64 cgroup_id;
     __u32 tgid;
     __u32 pad;
+    __u64 start; /* the process's start (struct sock_tag's owner_start) */
 };
 
 /* Monotonic counters; user space computes rates from deltas. Bytes are on
@@ -72,11 +78,11 @@ struct counter_slot {
     __u64 netns_cookie;
     __u32 owner_tgid;
     __u32 ifindex;
+    __u64 owner_start;
     __u64 rx_bytes;   /* rx_bytes..tx_packets: as in struct traffic_counters */
     __u64 rx_packets;
     __u64 tx_bytes;
     __u64 tx_packets;
-    __u64 pad;
 };
 
 /* Upload pacing state of one application slot (an array entry per slot).

@@ -153,7 +153,8 @@ class EngineCore:
         with self._lock:
             samples, now = self._tracking.read_counters(), self._clock()
             gone = self._tracking.refresh()
-        retired = self._tracking.exits(gone, samples)  # without the lock (issue 20)
+            ending, living = self._tracking.split(samples, gone)
+        retired = self._tracking.exits(gone, ending)  # without the lock (issue 20)
         with self._lock:
             self._tracking.retire(gone, retired)
             self._shaper.note_socket_namespaces(
@@ -176,7 +177,6 @@ class EngineCore:
             self._applier.tags(self._limits)  # new processes of limited apps, whatever classes did
             self._applier.release_unused(self._limits)
             self._expire_user_rules(now)
-            living = [s for s in samples if s.owner_tgid not in gone]
             self._tracking.count(living, now)
             moved = bytes_moved_here(
                 living, self._tracking.meter.owner_of, self._namespaces.own_cookie
@@ -216,17 +216,18 @@ class EngineCore:
         if apps or self._rtt.rtt_us or self._rtt.elsewhere:
             self._rtt.measure(apps, rtt=self._clock() - self._listed_at <= RTT_WATCHED_S, uids=uids)
 
-    def note_new_owner(self, pid: int, cgroup_id: int = 0) -> None:
+    def note_new_owner(self, pid: int, cgroup_id: int = 0, start: int = 0) -> None:
         """A process opened its first socket: learn whose it is now, while it
         still runs, so the bytes of a short-lived process are attributed, and
         a new process of a limited application is limited at once. If it has
         exited already, its cgroup (as the datapath saw it) may still name its
-        app scope."""
+        app scope. start: the process's start as the datapath read it (0: not
+        known); another process under its pid by now is not it."""
         # Read before taking the lock (a storm of new processes must not hold
         # it); a tick cannot retire the pid's counters before it is announced.
-        process = self._tracking.read(pid)
+        process = self._tracking.read(pid, start)
         with self._lock:  # the rest: a tick must not retire the pid's counters before it is known
-            identity = self._tracking.new_owner(pid, cgroup_id, process)
+            identity = self._tracking.new_owner(pid, cgroup_id, process, start)
             if identity is None:
                 return
             key = rule_of(self._limits, identity, process.uid if process else None)
@@ -247,7 +248,7 @@ class EngineCore:
         """Processes that held sockets before the datapath was attached: listed
         while they run, though their sockets may stay quiet for minutes."""
         with self._lock:
-            self._tracking.socket_holders |= pids
+            self._tracking.add_socket_holders(pids)
 
     def has_limits(self) -> bool:
         with self._lock:

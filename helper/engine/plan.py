@@ -119,7 +119,7 @@ def live_rules(
 
 
 def bytes_moved_here(
-    samples: Iterable[CounterSample], owner_of: Callable[[int], tuple[str, int | None] | None],
+    samples: Iterable[CounterSample], owner_of: Callable[[CounterSample], tuple[str, int | None] | None],
     netns_cookie: int,
 ) -> dict[str, int]:  # fmt: skip
     """app id -> the bytes its running processes moved in the namespace of
@@ -129,7 +129,7 @@ def bytes_moved_here(
     them would stay idle."""
     moved: dict[str, int] = {}
     for sample in samples:
-        owner = owner_of(sample.owner_tgid)
+        owner = owner_of(sample)
         if (
             owner is not None
             and sample.netns_cookie == netns_cookie

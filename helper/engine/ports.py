@@ -57,12 +57,12 @@ class UsagePort(Protocol):
     def retire(
         self,
         final_samples: Iterable[CounterSample],
-        owner_of: Callable[[int], tuple[str, int | None] | None],
+        owner_of: Callable[[CounterSample], tuple[str, int | None] | None],
     ) -> None: ...
     def update(
         self,
         samples: Iterable[CounterSample],
-        owner_of: Callable[[int], tuple[str, int | None] | None],
+        owner_of: Callable[[CounterSample], tuple[str, int | None] | None],
     ) -> None: ...
     def query(
         self, app_id: str, since: int, until: int, resolution: UsageResolution, viewer: Viewer

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict, deque
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.kernel.layout import CounterSample
+from chadthrottle.helper.kernel.layout import CounterSample, owner_key, pid_of
 
 LOOPBACK_IFINDEX = 1  # the kernel gives every namespace's lo index 1
 InterfaceKey = tuple[int, int]  # (netns cookie, ifindex): indices repeat across namespaces
@@ -52,10 +52,24 @@ RATE_WINDOW_TICKS = 2
 EXITED_KEPT_PER_UID = 32
 
 
+def sample_owner(sample: CounterSample) -> int:
+    """The process a sample counts (layout.owner_key)."""
+    return owner_key(sample.owner_tgid, sample.owner_start)
+
+
 class RateMeter:
-    def __init__(self, window_ticks: int = RATE_WINDOW_TICKS) -> None:
-        self._app_of_tgid: dict[int, str] = {}
-        self._uid_of_tgid: dict[int, int | None] = {}  # None: its user could not be read
+    """Keyed by socket owner (layout.owner_key: a process, its pid and start,
+    so a pid handed out again is another owner); owner: a sample's, as the
+    caller tells processes apart (Tracking: an unknown start is the pid's
+    running process)."""
+
+    def __init__(
+        self, window_ticks: int = RATE_WINDOW_TICKS,
+        owner: Callable[[CounterSample], int] = sample_owner,
+    ) -> None:  # fmt: skip
+        self._owner = owner
+        self._app_of_owner: dict[int, str] = {}
+        self._uid_of_owner: dict[int, int | None] = {}  # None: its user could not be read
         self._uid_pops = 0
         self._history: deque[tuple[float, dict[str, AppTraffic]]] = deque(maxlen=window_ticks)
         self.apps: dict[str, AppTraffic] = {}
@@ -82,10 +96,11 @@ class RateMeter:
         # (ListProcesses, for the rows a client has open), not every tick.
         self._samples: deque[tuple[float, list[CounterSample]]] = deque(maxlen=window_ticks + 1)
 
-    def remember(self, tgid: int, app_id: str, uid: int | None = None) -> None:
-        self._app_of_tgid[tgid] = app_id
-        if uid is not None or tgid not in self._uid_of_tgid:
-            self._uid_of_tgid[tgid] = uid
+    def remember(self, owner: int, app_id: str, uid: int | None = None) -> None:
+        """Whose a socket owner (owner_key) is."""
+        self._app_of_owner[owner] = app_id
+        if uid is not None or owner not in self._uid_of_owner:
+            self._uid_of_owner[owner] = uid
         if uid is not None or app_id not in self._uid_of_app:
             self._uid_of_app[app_id] = uid
 
@@ -95,7 +110,7 @@ class RateMeter:
         remembered (all exited) and not in keep (e.g. those with a stored
         rule): those idle for longer than idle_s, and beyond per_uid per user,
         the least recently active first. Returns the ids forgotten."""
-        living = set(self._app_of_tgid.values())
+        living = set(self._app_of_owner.values())
         exited = (
             (self.apps.keys() | self._retired_apps.keys() | self._uid_of_app.keys())
             - living
@@ -140,37 +155,41 @@ class RateMeter:
         return forgotten
 
     def retire(self, exited: set[int], final_samples: Iterable[CounterSample]) -> None:
-        """Keep the last counts of exited processes whose counters were removed
-        (so a reused pid starts from zero), in their application's and their
-        interface's totals; then forget whose the exited pids were, so the map
-        holds only living processes."""
+        """Keep the last counts of exited processes (exited: their owner_keys)
+        whose counters were removed, in their application's and their
+        interface's totals; then forget whose they were, so the map holds only
+        living processes."""
         for sample in final_samples:
             _add(
                 self._retired_interfaces[(sample.netns_cookie, sample.ifindex)],
                 sample,
                 split_loopback=False,
             )
-            app_id = self._app_of_tgid.get(sample.owner_tgid)
+            owner = self._owner(sample)
+            app_id = self._app_of_owner.get(owner)
             if app_id is not None:
                 _add(self._retired_apps[app_id], sample)
-                _add(
-                    self._retired_by_uid[(app_id, self._uid_of_tgid.get(sample.owner_tgid))], sample
-                )
-        for tgid in exited:
-            self._app_of_tgid.pop(tgid, None)
-            if tgid in self._uid_of_tgid:
-                del self._uid_of_tgid[tgid]
+                _add(self._retired_by_uid[(app_id, self._uid_of_owner.get(owner))], sample)
+        for owner in exited:
+            self._app_of_owner.pop(owner, None)
+            if owner in self._uid_of_owner:
+                del self._uid_of_owner[owner]
                 self._uid_pops += 1
         if self._uid_pops > len(
-            self._uid_of_tgid
+            self._uid_of_owner
         ):  # a dict never shrinks its table: copy it (amortized)
-            self._uid_of_tgid, self._uid_pops = dict(self._uid_of_tgid), 0
+            self._uid_of_owner, self._uid_pops = dict(self._uid_of_owner), 0
 
-    def owner_of(self, tgid: int) -> tuple[str, int | None] | None:
-        """(application id, uid) a socket owner's bytes count for, as the
-        totals count them (the usage history's attribution); None if unknown."""
-        app_id = self._app_of_tgid.get(tgid)
-        return None if app_id is None else (app_id, self._uid_of_tgid.get(tgid))
+    def owners(self) -> set[int]:
+        """The socket owners (owner_key) whose application is remembered."""
+        return set(self._app_of_owner)
+
+    def owner_of(self, sample: CounterSample) -> tuple[str, int | None] | None:
+        """(application id, uid) a sample's bytes count for, as the totals
+        count them (the usage history's attribution); None if unknown."""
+        owner = self._owner(sample)
+        app_id = self._app_of_owner.get(owner)
+        return None if app_id is None else (app_id, self._uid_of_owner.get(owner))
 
     def process_traffic(self, app_id: str, tgids: Collection[int]) -> dict[int, AppTraffic]:
         """Each of these processes' totals and rates over the window its
@@ -179,15 +198,16 @@ class RateMeter:
         in the window moved). The window starts at the tick the application's
         rates are measured from (none at its first tick, as for the
         application); a process with no counter there counts from zero: its
-        counters are new."""
+        counters are new. tgids: pids; an owner that exited under one is
+        retired from the samples the tick it is seen gone."""
         wanted = set(tgids)
         result = {tgid: AppTraffic() for tgid in wanted}
         if not self._samples:
             return result
         now, latest = self._samples[-1]
         for sample in latest:
-            if sample.owner_tgid in wanted:
-                _add(result[sample.owner_tgid], sample)
+            if (pid := pid_of(self._owner(sample))) in wanted:
+                _add(result[pid], sample)
         app = self.apps.get(app_id)
         since = app.rates_since if app is not None else None
         start = next(((t, oldest) for t, oldest in self._samples if t == since), None)
@@ -196,8 +216,8 @@ class RateMeter:
         then, oldest = start
         before = {tgid: AppTraffic() for tgid in wanted}
         for sample in oldest:
-            if sample.owner_tgid in wanted:
-                _add(before[sample.owner_tgid], sample)
+            if (pid := pid_of(self._owner(sample))) in wanted:
+                _add(before[pid], sample)
         for tgid, traffic in result.items():
             _set_rates(traffic, before[tgid], now - then)
         return result
@@ -214,12 +234,13 @@ class RateMeter:
             if key[0] in shared:
                 by_uid[key] = _counts_of(retired)
         for sample in samples:
-            app_id = self._app_of_tgid.get(sample.owner_tgid)
+            owner = self._owner(sample)
+            app_id = self._app_of_owner.get(owner)
             if app_id is None:
                 continue  # owner unknown (0) or never seen alive
             _add(totals[app_id], sample)
             if app_id in shared:
-                _add(by_uid[(app_id, self._uid_of_tgid.get(sample.owner_tgid))], sample)
+                _add(by_uid[(app_id, self._uid_of_owner.get(owner))], sample)
         self.apps = _with_rates(totals, self._history, now)
         self._samples.append((now, samples))
         self.by_uid = _with_rates(by_uid, self._uid_history, now)
@@ -227,8 +248,8 @@ class RateMeter:
     def _shared_apps(self) -> set[str]:
         """Applications whose living processes belong to more than one user."""
         uids: dict[str, set[int | None]] = defaultdict(set)
-        for tgid, app_id in self._app_of_tgid.items():
-            uids[app_id].add(self._uid_of_tgid.get(tgid))
+        for owner, app_id in self._app_of_owner.items():
+            uids[app_id].add(self._uid_of_owner.get(owner))
         return {app_id for app_id, users in uids.items() if len(users) > 1}
 
     def _update_interfaces(self, samples: list[CounterSample], now: float) -> None:

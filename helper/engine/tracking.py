@@ -6,8 +6,11 @@ read_process) and the datapath's counters, so that the plan and apply steps
 work on what it found. A process that opened its first socket is identified
 at once, from /proc while it runs, else from its app scope cgroup or its
 parent (the fork lineage), so the bytes of a short-lived process are
-attributed. Not thread-safe by itself: the engine calls it under its lock,
-except exits() (the kernel's side of exits, kept outside the lock).
+attributed. Counters and attribution are per process (layout.owner_key: the
+pid and its start): the kernel hands pids out again, and a new process under
+an old pid counts apart from the old one, its bytes its own from the first.
+Not thread-safe by itself: the engine calls it under its lock, except exits()
+(the kernel's side of exits, kept outside the lock).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from chadthrottle.helper.identity.processes import (
     cgroup_path,
     process_exists,
     read_process,
+    read_start,
 )
+from chadthrottle.helper.kernel.layout import owner_key, pid_of
 
 log = logging.getLogger("chadthrottle.engine")
 
@@ -48,19 +53,24 @@ class Tracking:
         self.lineage = lineage
         self._datapath = datapath
         self._usage = usage
-        self.meter = RateMeter()
+        self.meter = RateMeter(owner=self.owner)
         self.known: dict[str, AppIdentity] = {}  # last identity seen per application id
         self.cgroup_paths: dict[int, str | None] = {}  # cgroup id -> path, for exited processes
-        # socket owners the datapath told us about, with their identity once known
+        # socket owners (owner_key) the datapath told us about, with their identity once known
         self.announced: dict[int, AppIdentity | None] = {}
-        # processes known to hold sockets (adopted at start, or announced since):
-        # their applications are listed while they run, though nothing moved yet
+        # processes (owner_key) known to hold sockets (adopted at start, or
+        # announced since): their applications are listed while they run,
+        # though nothing moved yet
         self.socket_holders: set[int] = set()
 
     @staticmethod
-    def read(pid: int) -> ProcessInfo | None:
+    def read(pid: int, start: int = 0) -> ProcessInfo | None:
         """One process from /proc, None if it is gone (the engine's only
-        direct read: the index reads the rest)."""
+        direct read: the index reads the rest); with start (not 0), None if
+        the process under pid now started at another time (the one meant
+        exited, and the kernel gave its pid to another)."""
+        if start and read_start(pid) != start:
+            return None
         return read_process(pid)
 
     @classmethod
@@ -108,29 +118,65 @@ class Tracking:
         (exits()) and the living (count())."""
         return self._datapath.read_traffic()
 
+    def owner(self, sample: CounterSample) -> int:
+        """The process (owner_key) a sample counts: the one its sockets'
+        tags name; with no start known there (a socket adopted from a process
+        whose start could not be read), the pid's process as last read."""
+        start = sample.owner_start or self.index.start_of(sample.owner_tgid) or 0
+        return owner_key(sample.owner_tgid, start)
+
+    def owner_of_pid(self, pid: int) -> int:
+        """The owner_key of the process running under pid (as last read, else now)."""
+        return owner_key(pid, self.index.start_of(pid) or read_start(pid) or 0)
+
     def refresh(self) -> set[int]:
-        """Read the processes again; the pids that exited since the last time,
-        with those another process got since (the index's take_replaced): the
-        old one's counters are retired and the new one is announced afresh."""
-        before = self.index.all_pids() | set(self.announced)
+        """Read the processes again; the socket owners (owner_key) that
+        exited since the last time: their pid is gone, or another process's
+        now (the kernel hands pids out again). Only owners already known
+        (attributed, announced, holding sockets): a tick must not retire the
+        counters of a process before it is announced."""
         self.index.refresh()
-        replaced = self.index.take_replaced()
-        gone = {pid for pid in before - self.index.all_pids() if not process_exists(pid)}
-        gone |= replaced
-        for pid in gone:
-            self.announced.pop(pid, None)
-        self.socket_holders &= self.index.all_pids() | self.announced.keys()  # still running
-        self.socket_holders -= replaced  # the old process's sockets went with it
+        self.index.take_replaced()  # told apart here by their start times
+        known = self.meter.owners() | self.announced.keys() | self.socket_holders
+        gone = {owner for owner in known if not self._running(owner)}
+        for owner in gone:
+            self.announced.pop(owner, None)
+        self.socket_holders -= gone
         return gone
 
-    def exits(self, gone: set[int], samples: Sequence[CounterSample]) -> Sequence[CounterSample]:
+    def _running(self, owner: int) -> bool:
+        """Whether a socket owner still runs: a process under its pid, with
+        its start time (either unknown: any process under its pid)."""
+        pid, start = pid_of(owner), owner >> 32
+        if not pid:
+            return True  # the owner of sockets no process is known to have made: never retired
+        seen = self.index.has_seen(pid)  # if not: started since the index listed /proc, or gone
+        if not seen and not process_exists(pid):
+            return False
+        now = self.index.start_of(pid) if seen else read_start(pid)
+        return not start or now is None or now == start
+
+    def split(
+        self, samples: Sequence[CounterSample], gone: set[int]
+    ) -> tuple[list[CounterSample], list[CounterSample]]:
+        """The samples of owners that exited (their counters to retire), and the living's."""
+        ending: list[CounterSample] = []
+        living: list[CounterSample] = []
+        for sample in samples:
+            (ending if self.owner(sample) in gone else living).append(sample)
+        return ending, living
+
+    def exits(self, gone: set[int], ending: Sequence[CounterSample]) -> Sequence[CounterSample]:
         """The kernel's side of the exits (call without the engine lock: two
         map operations per exited process, 20-30 ms a tick while one user
         started 1,000 programs a second, during which no call was answered,
-        issue 20); the exited processes' final counters."""
-        for pid in gone:
-            self._datapath.forget_owner(pid)  # a reused pid is announced again...
-        return self._datapath.retire_owners([s for s in samples if s.owner_tgid in gone])
+        issue 20): ending's final counters (split()). The datapath forgets
+        that it announced a pid no process has now; a new process under a pid
+        is announced whether it forgot or not (its start differs)."""
+        for pid in {pid_of(owner) for owner in gone}:
+            if not process_exists(pid):
+                self._datapath.forget_owner(pid)
+        return self._datapath.retire_owners(list(ending))
 
     def retire(self, gone: set[int], retired: Sequence[CounterSample]) -> None:
         """Count the exited processes' final bytes, and learn whose the
@@ -141,7 +187,13 @@ class Tracking:
         for app_id, app in self.index.applications().items():
             self.known[app_id] = app.identity
             for pid, process in app.processes.items():
-                self.meter.remember(pid, app_id, process.uid)
+                self.meter.remember(
+                    owner_key(pid, self.index.start_of(pid) or 0), app_id, process.uid
+                )
+
+    def add_socket_holders(self, pids: set[int]) -> None:
+        """Processes that held sockets before the datapath was attached."""
+        self.socket_holders |= {self.owner_of_pid(pid) for pid in pids}
 
     def count(self, living: list[CounterSample], now: float) -> None:
         """The running processes' counters into the rates and the usage history."""
@@ -155,8 +207,8 @@ class Tracking:
         traffic = self.meter.apps
         idle = {
             app_id
-            for pid in self.socket_holders
-            if (app_id := getattr(self.index.identity_of(pid), "app_id", None))
+            for owner in self.socket_holders
+            if (app_id := getattr(self.index.identity_of(pid_of(owner)), "app_id", None))
             and app_id not in traffic
         }
         if not idle:
@@ -164,14 +216,16 @@ class Tracking:
         return {**{app_id: AppTraffic(last_active=now) for app_id in idle}, **traffic}
 
     def new_owner(
-        self, pid: int, cgroup_id: int, process: ProcessInfo | None
+        self, pid: int, cgroup_id: int, process: ProcessInfo | None, start: int = 0
     ) -> AppIdentity | None:
         """A process opened its first socket (process: as read from /proc,
-        None if it had exited): its identity, remembered, or None if it
-        cannot be told. If it has exited already, its cgroup (as the datapath
-        saw it) may still name its app scope, or its parent its program."""
-        self.announced[pid] = None
-        self.socket_holders.add(pid)
+        None if it had exited; start: its start, as the datapath read it, 0
+        if not known): its identity, remembered, or None if it cannot be
+        told. If it has exited already, its cgroup (as the datapath saw it)
+        may still name its app scope, or its parent its program."""
+        owner = owner_key(pid, start or self.index.start_of(pid) or 0)
+        self.announced[owner] = None
+        self.socket_holders.add(owner)
         identity = identify(process) if process else None
         if identity is None and cgroup_id:
             identity = self._identity_of_cgroup(pid, cgroup_id)
@@ -180,8 +234,8 @@ class Tracking:
         if identity is None:
             log.debug("process %d exited before it could be identified", pid)
             return None
-        self.announced[pid] = identity
-        self.meter.remember(pid, identity.app_id, process.uid if process else None)
+        self.announced[owner] = identity
+        self.meter.remember(owner, identity.app_id, process.uid if process else None)
         self.known[identity.app_id] = identity
         return identity
 
@@ -222,7 +276,7 @@ class Tracking:
             parent = self.lineage.same_program_parent(pid) if self.lineage else None
             if parent is None:
                 return None
-            known = self.index.identity_of(parent) or self.announced.get(parent)
+            known = self.index.identity_of(parent) or self.announced.get(self.owner_of_pid(parent))
             if known is not None:
                 return known
             process = read_process(parent)

@@ -211,6 +211,16 @@ class ApplicationIndex:
     def all_pids(self) -> set[int]:
         return set(self._by_pid)
 
+    def has_seen(self, pid: int) -> bool:
+        """Whether a process ran under pid when last read (identified or not)."""
+        return pid in self._seen
+
+    def start_of(self, pid: int) -> int | None:
+        """The start time (read_start) of the process last read under pid;
+        None if there was none, or it could not be read."""
+        seen = self._seen.get(pid)
+        return None if seen is None else seen[3]
+
     def identity_of(self, pid: int) -> AppIdentity | None:
         return self._by_pid.get(pid)
 

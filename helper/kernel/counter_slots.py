@@ -1,7 +1,7 @@
 """The per-CPU counter slots in front of the traffic hash (struct
 counter_slot in bpf/maps.h), mmapped.
 
-The programs count a (socket owner, namespace, interface) key in a slot of
+The programs count a (socket owner: pid and start, namespace, interface) key in a slot of
 the CPU they run on, found from a hash of the key, instead of looking the key
 up in the per-CPU traffic hash for every packet (that lookup was about half
 of the programs' time). A key whose two candidate slots hold other keys is
@@ -10,8 +10,8 @@ its slots on every CPU.
 
 Only the programs claim a slot and only the helper frees one. When an owner
 is retired (its process exited), its slots' counts are handed back and kept
-as a base that later reads subtract, so a pid the kernel hands out again
-counts from zero (as a retired hash entry does). A retired slot whose count
+as a base that later reads subtract (a process's key is never counted
+again, but a socket it passed on may still move bytes under it). A retired slot whose count
 has not moved for RECYCLE_AFTER_READS reads is freed for other keys. A
 packet of such a socket (a process that exited has no sockets, unless it
 passed one on) counted in the nanoseconds between the helper's check and its
@@ -31,7 +31,7 @@ RECYCLE_AFTER_READS = 3
 _WORDS_PER_SLOT = ctypes.sizeof(CounterSlot) // 8
 _COUNTER_FIELDS = ("rx_bytes", "rx_packets", "tx_bytes", "tx_packets")
 
-TrafficKeyTuple = tuple[int, int, int]  # (netns_cookie, owner_tgid, ifindex)
+TrafficKeyTuple = tuple[int, int, int, int]  # (netns_cookie, owner_tgid, ifindex, owner_start)
 Counts = tuple[int, int, int, int]  # rx_bytes, rx_packets, tx_bytes, tx_packets
 
 
@@ -126,7 +126,7 @@ class CounterSlots:
             slot = self._slots[index]
             if slot.state != SLOT_HELD:
                 continue
-            key = (slot.netns_cookie, slot.owner_tgid, slot.ifindex)
+            key = (slot.netns_cookie, slot.owner_tgid, slot.ifindex, slot.owner_start)
             held.append((index, key, tuple(getattr(slot, name) for name in _COUNTER_FIELDS)))
         return held  # type: ignore[return-value]
 

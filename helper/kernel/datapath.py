@@ -92,7 +92,7 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "upload_pacing": (ctypes.c_uint32, SlotPacing),
     "namespace_pacing": (NamespaceSlot, SlotPacing),
     "namespace_socket_pacing": (NamespaceSlot, ctypes.c_uint32),
-    "announced_owners": (ctypes.c_uint32, ctypes.c_uint8),
+    "announced_owners": (ctypes.c_uint32, ctypes.c_uint64),
     "policers": (ctypes.c_uint32, SlotPolicer),
     "slot_gates": (ctypes.c_uint32, SlotGate),
     "counter_slots": (ctypes.c_uint32, CounterSlot),
@@ -120,6 +120,7 @@ class TrafficSample:
     netns_cookie: int
     owner_tgid: int
     ifindex: int
+    owner_start: int  # the owner's start (clock ticks after boot; 0: not known): tgid and start name one process
     rx_bytes: int
     rx_packets: int
     tx_bytes: int
@@ -449,13 +450,14 @@ class Datapath:
         (socket_tagging.sends_rtt_us; 0: none read)."""
         return sends_rtt_us(tgid, marks)
 
-    def watch_new_owners(self, on_new_owner: Callable[[int, int], None]) -> None:
-        """Call on_new_owner(tgid, cgroup_id) from poll_new_owners() for each
-        process's first socket (see announce() in datapath.c)."""
+    def watch_new_owners(self, on_new_owner: Callable[[int, int, int], None]) -> None:
+        """Call on_new_owner(tgid, cgroup_id, start) from poll_new_owners() for
+        each process's first socket (see announce() in datapath.c): a new
+        process under a pid handed out again is another owner."""
 
         def deliver(record: bytes) -> None:
             event = OwnerEvent.from_buffer_copy(record[: ctypes.sizeof(OwnerEvent)])
-            on_new_owner(event.tgid, event.cgroup_id)
+            on_new_owner(event.tgid, event.cgroup_id, event.start)
 
         if self._loaded is None:
             raise KernelError("the datapath is not open")
@@ -468,7 +470,8 @@ class Datapath:
             self._new_owners.poll(timeout_ms)
 
     def forget_owner(self, tgid: int) -> None:
-        """Let a reused pid be announced again."""
+        """Make room: an exited process need not be remembered as announced
+        (a new one under its pid is announced anyway: its start differs)."""
         self._maps["announced_owners"].pop(tgid)
 
     def adopt_open_sockets(self, pids: list[int]) -> dict[int, int]:
@@ -599,27 +602,25 @@ class Datapath:
         """Remove the counters of processes that exited (their samples from the
         last read_traffic), returning their final values
         (BPF_MAP_LOOKUP_AND_DELETE_ELEM: nothing counted between that read and
-        the delete is lost): a pid the kernel hands out again then starts from
-        zero instead of inheriting the old process's bytes, and the map keeps
-        room for the living. Their counter slots are handed back too, and
+        the delete is lost): the map keeps room for the living. Keys name
+        processes (tgid and start), so a new process under a pid handed out
+        again counts apart from the old one, before and after this. Their counter slots are handed back too, and
         count from zero from now on (counter_slots.py)."""
-        keys = {(s.netns_cookie, s.owner_tgid, s.ifindex) for s in samples}
+        keys = {(s.netns_cookie, s.owner_tgid, s.ifindex, s.owner_start) for s in samples}
         if not keys:
             return []
         assert self._counter_slots is not None
         map_fd = self._maps["traffic"].fd
         final = self._counter_slots.retire(keys)
-        for cookie, owner, ifindex in keys:
+        for key in keys:
             values = (TrafficCounters * possible_cpus())()
-            if not bpf_maps.lookup_and_delete(map_fd, TrafficKey(cookie, owner, ifindex), values):
+            if not bpf_maps.lookup_and_delete(map_fd, TrafficKey(*key), values):
                 continue  # not in the hash: counted in slots only, or evicted meanwhile
             counts = tuple(
                 sum(getattr(value, field[0]) for value in values)
                 for field in TrafficCounters._fields_
             )
-            final[(cookie, owner, ifindex)] = _plus(
-                final.get((cookie, owner, ifindex), (0, 0, 0, 0)), counts
-            )
+            final[key] = _plus(final.get(key, (0, 0, 0, 0)), counts)
         return [TrafficSample(*key, *counts) for key, counts in final.items()]
 
     def read_traffic(self) -> list[TrafficSample]:
@@ -647,14 +648,15 @@ class Datapath:
         stride = cpus * fields
         samples = []
         key_bytes = memoryview(keys).cast("B")[: count * ctypes.sizeof(TrafficKey)]
-        for index, (cookie, owner, ifindex) in enumerate(
-            struct.iter_unpack(_TRAFFIC_KEY_FORMAT, key_bytes)
-        ):
+        for index, key in enumerate(struct.iter_unpack(_TRAFFIC_KEY_FORMAT, key_bytes)):
             base = index * stride
             counts = tuple(
                 sum(words[base + field : base + stride : fields]) for field in range(fields)
             )
-            samples.append(TrafficSample(cookie, owner, ifindex, *_plus(in_slots.pop((cookie, owner, ifindex), _NONE),
-                                                                        counts)))  # fmt: skip
+            cookie, owner, ifindex, start = key
+            rx, rx_packets, tx, tx_packets = _plus(in_slots.pop(key, _NONE), counts)
+            samples.append(
+                TrafficSample(cookie, owner, ifindex, start, rx, rx_packets, tx, tx_packets)
+            )
         samples.extend(TrafficSample(*key, *counts) for key, counts in in_slots.items())
         return samples

@@ -6,6 +6,7 @@ share with the helper, whose one home is here: the programs get them with -D
 from __future__ import annotations
 
 import ctypes
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +19,7 @@ class SockTag(ctypes.Structure):
         ("owner_tgid", ctypes.c_uint32),
         ("app_slot", ctypes.c_uint32),
         ("netns_cookie", ctypes.c_uint64),
+        ("owner_start", ctypes.c_uint64),  # the owner's start, PROCESS_START_TICK_NS ticks
     ]
 
 
@@ -36,6 +38,7 @@ class TrafficKey(ctypes.Structure):
         ("netns_cookie", ctypes.c_uint64),
         ("owner_tgid", ctypes.c_uint32),
         ("ifindex", ctypes.c_uint32),
+        ("owner_start", ctypes.c_uint64),
     ]
 
 
@@ -49,6 +52,8 @@ class CounterSample(Protocol):
     @property
     def owner_tgid(self) -> int: ...
     @property
+    def owner_start(self) -> int: ...
+    @property
     def ifindex(self) -> int: ...
     @property
     def rx_bytes(self) -> int: ...
@@ -56,8 +61,26 @@ class CounterSample(Protocol):
     def tx_bytes(self) -> int: ...
 
 
+def owner_key(tgid: int, start: int) -> int:
+    """A socket owner, one process, as one int (the engine's key of its
+    counters and attribution): the pid in the low 32 bits, its start
+    (owner_start) above. A pid the kernel hands out again names another
+    process then. With start 0 (not known) it is the pid itself."""
+    return start << 32 | tgid
+
+
+def pid_of(owner: int) -> int:
+    """The pid of an owner_key."""
+    return owner & 0xFFFFFFFF
+
+
 class OwnerEvent(ctypes.Structure):
-    _fields_ = [("cgroup_id", ctypes.c_uint64), ("tgid", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+    _fields_ = [
+        ("cgroup_id", ctypes.c_uint64),
+        ("tgid", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+        ("start", ctypes.c_uint64),
+    ]
 
 
 class TrafficCounters(ctypes.Structure):
@@ -77,17 +100,21 @@ class CounterSlot(ctypes.Structure):
         ("netns_cookie", ctypes.c_uint64),
         ("owner_tgid", ctypes.c_uint32),
         ("ifindex", ctypes.c_uint32),
+        ("owner_start", ctypes.c_uint64),
         ("rx_bytes", ctypes.c_uint64),
         ("rx_packets", ctypes.c_uint64),
         ("tx_bytes", ctypes.c_uint64),
         ("tx_packets", ctypes.c_uint64),
-        ("pad", ctypes.c_uint64),
     ]
 
 
 COUNTER_SLOT_BITS = 10  # a key's home slot is its hash's top bits (datapath.c)
 COUNTER_SLOTS_PER_CPU = 1 << COUNTER_SLOT_BITS
 SLOT_FREE, SLOT_CLAIMING, SLOT_HELD = 0, 1, 2  # struct counter_slot states
+# A process's start (struct sock_tag's owner_start) is counted in the clock
+# ticks of /proc/PID/stat's starttime: the programs divide the kernel's
+# nanoseconds by this, so the helper compares what it reads there as it is.
+PROCESS_START_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
 class SlotPacing(ctypes.Structure):
@@ -189,4 +216,5 @@ def c_constants() -> dict[str, int]:
         "GATE_QUOTA": GATE_QUOTA,
         "POLICE_UP": POLICE_UP,
         "POLICE_DOWN": POLICE_DOWN,
+        "PROCESS_START_TICK_NS": PROCESS_START_TICK_NS,
     }

@@ -25,6 +25,7 @@ from pathlib import Path
 from chadthrottle.helper.kernel import socket_tagging
 from chadthrottle.helper.kernel.counter_slots import slot_cpus
 from chadthrottle.helper.kernel.layout import c_constants
+from chadthrottle.helper.kernel.task_offsets import task_offset_flags
 
 
 def bpf_source_dir() -> Path:
@@ -45,6 +46,7 @@ def compile_flags(source_dir: Path) -> list[str]:
         f"-I{source_dir}",
         "-Werror=macro-redefined",
         *(f"-D{name}={value}" for name, value in constants.items()),
+        *task_offset_flags(),  # the running kernel's, from its BTF (~2 ms)
     ]
 
 

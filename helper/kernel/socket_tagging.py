@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel import bpf_maps
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps, SockTag
@@ -504,6 +505,7 @@ def _write_tag(map_fd: int, sock_fd: int, pid: int, app_slot: int | None) -> boo
         found = False
     if not found:
         tag.owner_tgid = pid  # opened before the datapath was attached
+        tag.owner_start = read_start(pid) or 0
         tag.app_slot = 0
         tag.netns_cookie = _netns_cookie(sock_fd)
     elif app_slot is None:

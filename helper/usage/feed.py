@@ -6,7 +6,7 @@ monotonic per (owner, namespace, interface) and start from zero in every
 helper (its maps are its own), so the difference since the last tick is what
 moved; a helper restart neither counts a byte twice nor carries one over.
 
-Attribution is the rate meter's (owner_of: tgid -> application and uid), so
+Attribution is the rate meter's (owner_of: a sample -> application and uid), so
 usage and ListApplications agree. A counter that is not attributed yet is not
 remembered: once its owner is known its whole count is taken, as the meter
 takes it. A counter that went down (the map evicted and re-created the key)
@@ -23,11 +23,11 @@ from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, CounterSample
 UNKNOWN_UID = -1
 
 Owner = tuple[str, int | None]  # (application id, uid or None)
-OwnerOf = Callable[[int], Owner | None]
+OwnerOf = Callable[[CounterSample], Owner | None]  # whose a sample's bytes are (RateMeter.owner_of)
 UsageKey = tuple[str, int]  # (application id, uid or UNKNOWN_UID)
 # down, up, loopback down, loopback up: bytes
 Counts = list[int]
-_CounterKey = tuple[int, int, int]  # (owner tgid, netns cookie, ifindex)
+_CounterKey = tuple[int, int, int, int]  # (owner tgid, owner start, netns cookie, ifindex)
 
 
 class UsageFeed:
@@ -43,7 +43,7 @@ class UsageFeed:
         datapath then removes). Call before the meter forgets whose they were."""
         moved: dict[UsageKey, Counts] = {}
         for sample in final_samples:
-            key = (sample.owner_tgid, sample.netns_cookie, sample.ifindex)
+            key = (sample.owner_tgid, sample.owner_start, sample.netns_cookie, sample.ifindex)
             self._take(moved, sample, owner_of, self._last.pop(key, (0, 0)))
         return moved
 
@@ -53,7 +53,7 @@ class UsageFeed:
         moved: dict[UsageKey, Counts] = {}
         last, self._last = self._last, {}
         for sample in samples:
-            key = (sample.owner_tgid, sample.netns_cookie, sample.ifindex)
+            key = (sample.owner_tgid, sample.owner_start, sample.netns_cookie, sample.ifindex)
             if self._take(moved, sample, owner_of, last.get(key, (0, 0))):
                 self._last[key] = (sample.rx_bytes, sample.tx_bytes)
         return moved
@@ -62,7 +62,7 @@ class UsageFeed:
     def _take(moved: dict[UsageKey, Counts], sample: CounterSample, owner_of: OwnerOf,
               before: tuple[int, int]) -> bool:  # fmt: skip
         """Add the sample's bytes since before to its owner; False if it has none yet."""
-        owner = owner_of(sample.owner_tgid)
+        owner = owner_of(sample)
         if owner is None:
             return False
         rx = sample.rx_bytes - before[0] if sample.rx_bytes >= before[0] else sample.rx_bytes

@@ -13,3 +13,4 @@ class Sample:
     tx_bytes: int
     ifindex: int = 2
     netns_cookie: int = 1
+    owner_start: int = 0  # the process's start (0: not known)

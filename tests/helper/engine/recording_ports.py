@@ -182,3 +182,4 @@ class Traffic:
     tx_bytes: int = 64
     ifindex: int = 2
     netns_cookie: int = 1
+    owner_start: int = 0  # the process's start (0: not known: whichever runs under the pid)

@@ -143,7 +143,7 @@ def test_the_state_of_exited_applications_is_freed(machine: Machine) -> None:
     assert set(meter.apps) | set(meter._retired_apps) | set(meter._uid_of_app) <= set(
         tracking.known
     )
-    assert set(meter._app_of_tgid) == {running}
+    assert set(meter._app_of_owner) == {running}
     assert grown < 100_000, (
         f"{grown} bytes kept after 2,000 programs exited (~1 KB each before issue 20)"
     )

@@ -37,6 +37,7 @@ class Traffic:
     tx_bytes: int = 0
     ifindex: int = 2
     netns_cookie: int = 1
+    owner_start: int = 0
 
 
 class World:

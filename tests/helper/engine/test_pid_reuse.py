@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from chadthrottle.contract import BackendInfo, Direction
 from chadthrottle.helper.engine.api import SetLimit
 from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.identity.processes import read_start
 
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper, Traffic
@@ -25,6 +27,12 @@ from tests.support.requirements import require_program, require_root
 from tests.support.reused_pids import start_at, wait_for_exec
 
 NOBODY = 65534
+
+
+def _start(pid: int) -> int:
+    start = read_start(pid)
+    assert start is not None, f"pid {pid} is gone"
+    return start
 
 
 @pytest.fixture
@@ -61,7 +69,8 @@ def test_a_users_process_replaced_by_roots_under_its_pid_is_roots(program: Path)
         (outcome,) = engine.apply_changes([SetLimit(app_id, Direction.DOWN, 100_000, 0, NOBODY)])
         assert not isinstance(outcome, Exception), outcome
         assert datapath.process_slots.get(pid), "the user's own rule tags their process"
-        datapath.traffic.append(Traffic(pid, 1_000_000))  # what the user's process moved
+        # what the user's process moved (its sockets' tags name it: pid and start)
+        datapath.traffic.append(Traffic(pid, 1_000_000, owner_start=_start(pid)))
         engine.tick()
 
         users.kill()
@@ -74,11 +83,65 @@ def test_a_users_process_replaced_by_roots_under_its_pid_is_roots(program: Path)
             "root's process is listed as the user's"
         )
         assert [row.pid for row in engine.list_processes(app_id, 0)] == [pid]
-        assert pid in datapath.forgotten_owners, "the old process's exit was not seen"
         assert datapath.traffic == [], "the old process's counters were not retired"
         assert not datapath.process_slots.get(pid), "the user's rule still tags root's process"
     finally:
         for process in (users, roots):
+            if process is not None:
+                process.kill()
+                process.wait()
+
+
+def test_a_new_process_under_a_reused_pid_has_its_own_bytes(program: Path) -> None:
+    """Another program's process gets an exited process's pid and moves
+    bytes before the next tick, and its first socket is announced before
+    that tick too. The counters are the process's (the datapath keys them
+    by pid and start): the old process's bytes stay its application's, the
+    new one's are the new application's, none of either goes to the other.
+    Before, both were one pid's counters: retired together, to whichever
+    application the pid was last announced for (the old one lost its bytes,
+    or the new one's went to it)."""
+    require_root()
+    other = program.with_name("nap")
+    shutil.copy(program, other)
+    datapath = RecordingDatapath()
+    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    first = subprocess.Popen([str(program), "600"])
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        pid = first.pid
+        wait_for_exec(pid, program)
+        old_start = _start(pid)
+        engine.tick()
+        datapath.traffic.append(Traffic(pid, 1_000_000, owner_start=old_start))
+        engine.tick()
+
+        first.kill()
+        first.wait()
+        time.sleep(0.02)  # another clock tick of /proc's start times: the kernel's count is finer
+        second = start_at(pid, [str(other), "600"])
+        wait_for_exec(pid, other)
+        new_start = _start(pid)
+        assert new_start != old_start
+        # within the tick: the old process's last bytes, the new one's first socket and bytes
+        datapath.traffic = [
+            Traffic(pid, 1_000_300, owner_start=old_start),
+            Traffic(pid, 5_000, owner_start=new_start),
+        ]
+        engine.note_new_owner(pid, 0, new_start)
+        engine.tick()
+        engine.tick()
+
+        totals = {app.id: app.rx_bytes for app in engine.list_applications()}
+        assert totals.get(f"exe:{program}") == 1_000_300
+        assert totals.get(f"exe:{other}") == 5_000
+        assert datapath.traffic == [Traffic(pid, 5_000, owner_start=new_start)], (
+            "only the old process's counters are retired"
+        )
+        assert [row.pid for row in engine.list_processes(f"exe:{other}")] == [pid]
+    finally:
+        for process in (first, second):
             if process is not None:
                 process.kill()
                 process.wait()

@@ -442,7 +442,7 @@ def test_a_process_first_socket_is_announced_with_its_cgroup_and_again_once_forg
     maker = subprocess.Popen([sys.executable, "-c", SOCKET_MAKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              text=True)  # fmt: skip
     try:
-        datapath.watch_new_owners(lambda tgid, cgroup: announced.append((tgid, cgroup)))
+        datapath.watch_new_owners(lambda tgid, cgroup, start: announced.append((tgid, cgroup)))
         cgroup = Path(f"/proc/{maker.pid}/cgroup").read_text().strip().split("::", 1)[1]
         expected = (maker.pid, os.stat(cgroup2_mount() / cgroup.lstrip("/")).st_ino)
 

@@ -1,0 +1,71 @@
+"""Where struct task_struct keeps a process's group leader and start time,
+read from the running kernel's BTF (/sys/kernel/btf/vmlinux): chadt_sock
+reads a socket owner's start from them (bpf/datapath.c, process_start).
+
+The kernel headers bcc compiles against lay the struct out otherwise (its
+BPF target aligns cache-line-aligned members differently: group_leader at
+byte 2480 there, 1328 in the 6.18 kernel), so the offsets come from the
+kernel itself, as -D flags at build time (program_build.build; the program
+cache is keyed by the kernel's release and build, which fix them). Without
+BTF both are 0 and the programs record no start (each pid is then one owner,
+as before starts were kept)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
+BTF_MAGIC = 0xEB9F
+KIND_STRUCT = 4
+# Bytes after each kind's 12-byte btf_type: (fixed, per vlen item).
+_TRAILING = {1: (4, 0), 3: (12, 0), 4: (0, 12), 5: (0, 12), 6: (0, 8), 13: (0, 8),
+             14: (4, 0), 15: (0, 12), 17: (4, 0), 19: (0, 12)}  # fmt: skip
+FIELDS = {
+    "TASK_GROUP_LEADER_OFFSET": "group_leader",
+    "TASK_START_BOOTTIME_OFFSET": "start_boottime",
+}
+
+
+def member_offsets(blob: bytes, struct_name: str, members: set[str]) -> dict[str, int]:
+    """Byte offsets of the named direct members of a struct in a BTF blob
+    (those found; {} if the struct is not there)."""
+    magic, _version, _flags, hdr_len, type_off, type_len, str_off, _str_len = struct.unpack_from(
+        "<HBBIIIII", blob
+    )
+    if magic != BTF_MAGIC:
+        return {}
+    strings = hdr_len + str_off
+    name = blob.find(b"\0" + struct_name.encode() + b"\0", strings) + 1 - strings
+    if name <= 0:
+        return {}
+    at, end = hdr_len + type_off, hdr_len + type_off + type_len
+    while at < end:
+        name_off, info, _size = struct.unpack_from("<III", blob, at)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        at += 12
+        if kind == KIND_STRUCT and name_off == name:
+            found = {}
+            for item in range(vlen):
+                member_name, _type, offset = struct.unpack_from("<III", blob, at + 12 * item)
+                text = blob[strings + member_name : blob.index(b"\0", strings + member_name)]
+                if text.decode() in members:
+                    bits = (
+                        offset & 0xFFFFFF if info >> 31 else offset
+                    )  # kind_flag: bitfield size above
+                    found[text.decode()] = bits // 8
+            return found
+        fixed, per_item = _TRAILING.get(kind, (0, 0))
+        at += fixed + per_item * vlen
+    return {}
+
+
+def task_offset_flags(path: Path = VMLINUX_BTF) -> list[str]:
+    """-D flags of FIELDS' offsets in struct task_struct (0: not known)."""
+    try:
+        found = member_offsets(path.read_bytes(), "task_struct", set(FIELDS.values()))
+    except (OSError, struct.error):
+        found = {}
+    if set(found) != set(FIELDS.values()):
+        found = {}
+    return [f"-D{flag}={found.get(member, 0)}" for flag, member in FIELDS.items()]
