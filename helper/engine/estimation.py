@@ -5,13 +5,14 @@ the estimate (capacity_estimate.py) and hand a changed one to the engine
 (SetLinkCapacity(..., estimate=true)).
 
 The link tree lives in the helper's own network namespace (NamespaceShapers
-.set_link), so that is where it reads: the bytes through the links its
-default routes leave by (every uplink when none has one), and its TCP
-connections. A new setting (other starting
+.set_link), so that is where it reads: the bytes through the links the
+internet goes by, the link tree's (internet_route.py: a VPN's device, not
+also the uplink that carries its encrypted copy; every uplink when nothing
+routes there), and its TCP connections. A new setting (other starting
 values, estimation switched on again) starts the estimate afresh from the
 values set; estimation off forgets it. Runs on the engine's tick thread,
-off the engine's lock: a sock_diag dump and two link dumps, about a
-millisecond for a desktop's sockets.
+off the engine's lock: a sock_diag dump, a link dump and three route
+lookups, a millisecond or two for a desktop's sockets.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from typing import Any, Protocol
 
 from chadthrottle.contract import Direction, LinkShapingInfo
 from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
+from chadthrottle.helper.kernel.internet_route import internet_links
 from chadthrottle.helper.kernel.path_delay import (
     LinkCounters,
     PathSampler,
-    internet_links,
     link_counters,
     shaper_wait_s,
 )
@@ -120,7 +121,11 @@ class LinkEstimation:
         self._last = self._monotonic()
 
     def _read_links(self) -> dict[int, LinkCounters]:
-        """The links with a default route (the way to the modem); every uplink when none has one."""
+        """The links the internet goes by (internet_route.py), as the link
+        tree's (tc_shaper._link_uplinks); every uplink when nothing routes
+        there. Through a VPN its device's bytes, not also the physical
+        uplink's (the same bytes encrypted: counted twice, the estimate would
+        double): the capacity is then in the VPN's inner bytes, those it shapes."""
         counters = link_counters(self._ipr)
         wanted = internet_links(self._ipr) & set(counters)
         return (

@@ -166,22 +166,6 @@ def link_counters(ipr: Any, indexes: Iterable[int] | None = None) -> dict[int, L
     return found
 
 
-def internet_links(ipr: Any) -> set[int]:
-    """The links default routes leave by (main table, IPv4 and IPv6, multipath
-    included): the way to the modem. A bridge for containers or virtual
-    machines is left out (its traffic is counted again where it leaves)."""
-    found: set[int] = set()
-    for family in (socket.AF_INET, socket.AF_INET6):
-        for route in ipr.get_routes(family=family, table=254):
-            if route["dst_len"] != 0:
-                continue
-            if (oif := route.get_attr("RTA_OIF")) is not None:
-                found.add(oif)
-            for hop in route.get_attr("RTA_MULTIPATH") or ():
-                found.add(hop["oif"])
-    return found
-
-
 def shaper_wait_s(
     ipr: Any, shaping_bps: Mapping[Direction, float | None]
 ) -> dict[Direction, float]:

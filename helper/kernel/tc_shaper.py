@@ -59,8 +59,8 @@ from chadthrottle.helper.kernel.htb import (
     cn_queue_ns,
 )
 from chadthrottle.helper.kernel.htb_change import ClassChanger
+from chadthrottle.helper.kernel.internet_route import internet_links
 from chadthrottle.helper.kernel.ownership import recorded_entries
-from chadthrottle.helper.kernel.path_delay import internet_links
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 from chadthrottle.helper.kernel.tc_hooks import Hook, NoHookPoint, remove_hook_remains
 from chadthrottle.helper.kernel.tc_ownership import (
@@ -80,10 +80,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 log = logging.getLogger("chadthrottle.kernel.tc")
 
 LINKS_MAX_AGE_S = 0.5
-# The default routes (_link_uplinks) are dumped at most this often while a link
-# is set (1.1 ms of pyroute2 a dump with two routes; the engine reconciles
-# every tick), and afresh after a link event: a default route that moves
-# without one is followed within this.
+# Where the internet goes (_link_uplinks) is looked up at most this often while
+# a link is set (three route lookups, about 1 ms of pyroute2; the engine
+# reconciles every tick), and afresh after a link event: a route or rule that
+# changes without one is followed within this.
 ROUTES_MAX_AGE_S = 2.0
 # A hook whose IFB has no class left stays this long before it goes with its
 # filter, its IFB and (with the uplink's last hook) the clsact: adding the
@@ -345,14 +345,18 @@ class TcShaper:
         return links
 
     def _link_uplinks(self, uplinks: Iterable[int]) -> set[int]:
-        """The uplinks the link capacity is on: those default routes leave by
-        (path_delay.internet_links, dumped every ROUTES_MAX_AGE_S while a link
-        is set), every uplink when none has one. Only these carry the link tree's catch-all: a
-        container's veth (or a bridge) in this namespace is an uplink for
-        limits, but what it forwards leaves by the real uplink and is shaped
-        there; with the tree on both, a container's download crossed the
-        upload's tree as well and was held to the upload's capacity
-        (tests/e2e/test_priority_in_a_container.py measured 0.36 of the link)."""
+        """The uplinks the link capacity is on: those an application's packet
+        to the internet leaves by, as the kernel routes it (internet_route.py:
+        a VPN's device under wg-quick's rules or OpenVPN's half routes, a
+        bridge's port to the gateway; looked up every ROUTES_MAX_AGE_S while a
+        link is set), every uplink when nothing routes there. Only these carry
+        the link tree's catch-all: a container's veth in this namespace is an
+        uplink for limits, but what it forwards leaves by the real uplink and
+        is shaped there; with the tree on both, a container's download crossed
+        the upload's tree as well and was held to the upload's capacity
+        (tests/e2e/test_priority_in_a_container.py measured 0.36 of the link);
+        a VPN's uplink carries its encrypted copy of what the VPN device has
+        shaped already, in the VPN's class (not the application's)."""
         uplinks = set(uplinks)
         if not any(self._link_shaping.values()):
             return uplinks

@@ -9,6 +9,7 @@ from typing import Any
 
 from chadthrottle.contract import Direction, LinkShapingInfo
 from chadthrottle.helper.engine.estimation import LinkEstimation, nic_ceiling
+from pyroute2.netlink.exceptions import NetlinkError
 
 
 class Engine:
@@ -30,8 +31,8 @@ class NoLinks:
     def get_links(self, *_: Any) -> list[Any]:
         return []
 
-    def get_routes(self, **_: Any) -> list[Any]:
-        return []
+    def route(self, *_: Any, **__: Any) -> list[Any]:
+        raise NetlinkError(101, "Network is unreachable")  # as the kernel answers without a route
 
     def close(self) -> None:
         self.closed = True

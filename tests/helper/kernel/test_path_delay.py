@@ -8,10 +8,10 @@ import socket
 import struct
 
 from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.internet_route import internet_links
 from chadthrottle.helper.kernel.path_delay import (
     BUSY_BYTES,
     TcpPath,
-    internet_links,
     l3_bytes,
     parse_path,
     queueing_delay_s,
