@@ -336,7 +336,9 @@ class AppTable(QTreeView):
         name = max(self.name_minimum_width(), min(self.name_wanted_width(), viewport - least))
         if hide_usage:  # this narrow, what the others can spare goes to the name
             name = max(name, viewport - least)
-        self._keep_name(name if viewport - least < self.name_minimum_width() else 0)
+        self._keep_name(
+            self.name_wanted_width() if viewport - least < self.name_minimum_width() else 0
+        )
         available = viewport - name
         share = (
             1.0 if wanted <= available else max(0.0, (available - least) / max(1, wanted - least))
@@ -353,15 +355,25 @@ class AppTable(QTreeView):
 
     def _keep_name(self, width: int) -> None:
         """Narrower than every column's least (the window's own minimum is, at 2x
-        on 1366x768: 511 px), the name column keeps its least and the view scrolls
-        sideways; stretched, it was squeezed to its icon and "Applic…" while the
-        others kept theirs. 0: stretch again."""
+        on 1366x768: 511 px), the name column keeps the width it wants (a usual
+        name whole; the view scrolls sideways anyway); stretched, it was squeezed
+        to its icon and "Applic…" while the others kept theirs. 0: stretch again."""
         header = self.header()
         mode = QHeaderView.ResizeMode.Interactive if width else QHeaderView.ResizeMode.Stretch
-        if header.sectionResizeMode(Column.NAME) != mode:
-            header.setSectionResizeMode(Column.NAME, mode)
-        if width and header.sectionSize(Column.NAME) != width:
-            header.resizeSection(Column.NAME, width)
+        self._fitting = True  # none of this is the user's dragging
+        try:
+            if header.sectionResizeMode(Column.NAME) != mode:
+                header.setSectionResizeMode(Column.NAME, mode)
+                # The switch lays the sections out again with a hidden one's old
+                # width still counted (a gap where Today was): hide it afresh.
+                for column in range(header.count()):
+                    if header.isSectionHidden(column):
+                        header.showSection(column)
+                        header.hideSection(column)
+            if width and header.sectionSize(Column.NAME) != width:
+                header.resizeSection(Column.NAME, width)
+        finally:
+            self._fitting = False
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

@@ -7,6 +7,8 @@ full graph. Real widgets, offscreen."""
 
 from __future__ import annotations
 
+import itertools
+
 from chadthrottle.gui.views.delegates import row_height
 from chadthrottle.gui.views.main_window import MIN_LIST_ROWS
 
@@ -60,10 +62,18 @@ def test_a_narrow_window_keeps_the_names_and_scrolls_sideways(window, qtbot) -> 
     window.resize(476, 400)
     qtbot.waitUntil(lambda: window.width() < 500)
     qtbot.waitUntil(lambda: table.horizontalScrollBar().isVisible(), timeout=2000)
-    assert table.header().sectionSize(Column.NAME) >= table.name_minimum_width()
+    header = table.header()
+    assert header.sectionSize(Column.NAME) >= table.name_wanted_width()  # a usual name whole
+    # and no gap where a hidden column was (Today, at this width): each column
+    # starts where the one before it ends
+    shown = [c for c in range(header.count()) if not header.isSectionHidden(header.logicalIndex(c))]
+    for before, after in itertools.pairwise(shown):
+        left, right = header.logicalIndex(before), header.logicalIndex(after)
+        assert header.sectionPosition(right) == header.sectionPosition(left) + header.sectionSize(
+            left
+        ), (Column(left).name, Column(right).name)
     window.resize(1100, 720)  # wide again: the name stretches as before
     qtbot.waitUntil(lambda: not table.horizontalScrollBar().isVisible(), timeout=2000)
-    header = table.header()
     total = sum(
         header.sectionSize(c) for c in range(header.count()) if not header.isSectionHidden(c)
     )
