@@ -400,6 +400,8 @@ int chadt_sock(struct bpf_sock *sk)
     tag->owner_start = process_start();
     tag->netns_cookie = bpf_get_netns_cookie(sk);
     struct owned_slot *slot = slot_by_tgid.lookup(&tgid);
+    if (slot && slot->start && slot->start != tag->owner_start)
+        slot = 0; /* an exited process's, whose pid the kernel handed out again */
     if (!slot)
         slot = slot_by_cgroup.lookup(&cgroup_id);
     tag->app_slot = slot && (slot->uid == ANY_UID || slot->uid == (__u32)bpf_get_current_uid_gid())

@@ -105,10 +105,14 @@ struct slot_pacing {
 /* A limit slot as slot_by_tgid and slot_by_cgroup give it to a new socket:
  * only to one a process of uid creates (its real uid; ANY_UID: anyone's). A
  * user's rule tags its own scopes, and root's processes run there too (sudo
- * or pkexec from a terminal): their sockets are not the user's to limit. */
+ * or pkexec from a terminal): their sockets are not the user's to limit.
+ * start (slot_by_tgid): the process's (struct sock_tag's owner_start), so a
+ * new process under its pid, once it exited, does not get its slot before
+ * the helper sees it; 0: any process's. */
 struct owned_slot {
     __u32 app_slot;
     __u32 uid;
+    __u64 start;
 };
 
 /* Key of a slot's pacing in one network namespace (namespace_pacing,

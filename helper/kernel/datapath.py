@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
+from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel import bpf_maps, bpf_syscalls
 from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
 from chadthrottle.helper.kernel.bpf_maps import BPF_F_LOCK, TypedMap, possible_cpus
@@ -381,7 +382,9 @@ class Datapath:
                 tag_open_sockets(self._maps["socket_tags"].fd, tgid, 0,
                                  NO_CAPS if was != NO_CAPS else None, was, None, took)  # fmt: skip
                 was = NO_CAPS
-            table.set(tgid, OwnedSlot(app_slot, ANY_UID if made_by is None else made_by))
+            # the process running now: a new one under its pid (it exited) gets nothing
+            table.set(tgid, OwnedSlot(app_slot, ANY_UID if made_by is None else made_by,
+                                      read_start(tgid) or 0))  # fmt: skip
             self._slot_of_tgid[tgid] = app_slot
             if made_by is not None:
                 self._made_by_of_tgid[tgid] = made_by

@@ -25,9 +25,10 @@ class SockTag(ctypes.Structure):
 
 class OwnedSlot(ctypes.Structure):
     """struct owned_slot in bpf/maps.h: a slot for new sockets a process of
-    uid creates (ANY_UID: anyone's)."""
+    uid creates (ANY_UID: anyone's); in slot_by_tgid, only the process of
+    that start (owner_start; 0: whichever runs under the pid)."""
 
-    _fields_ = [("app_slot", ctypes.c_uint32), ("uid", ctypes.c_uint32)]
+    _fields_ = [("app_slot", ctypes.c_uint32), ("uid", ctypes.c_uint32), ("start", ctypes.c_uint64)]
 
 
 ANY_UID = 0xFFFFFFFF  # an administrator's rule or a fair share: every process's sockets

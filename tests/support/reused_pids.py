@@ -8,6 +8,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,15 +24,15 @@ def wait_for_exec(pid: int, program: Path) -> None:
         time.sleep(0.005)
 
 
-def start_at(pid: int, argv: list[str]) -> subprocess.Popen[bytes]:
+def start_at(pid: int, argv: list[str], **popen: Any) -> subprocess.Popen[bytes]:
     """argv started under this very pid (the kernel's next pid is set, as
-    checkpoint/restore tools do, under their flock)."""
+    checkpoint/restore tools do, under their flock); popen: Popen's other arguments."""
     fd = os.open(NS_LAST_PID, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         for _ in range(TRIES):
             os.pwrite(fd, str(pid - 1).encode(), 0)
-            process = subprocess.Popen(argv)
+            process = subprocess.Popen(argv, **popen)
             if process.pid == pid:
                 return process
             process.kill()

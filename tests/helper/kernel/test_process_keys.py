@@ -1,11 +1,14 @@
 """A pid the kernel hands out again, on the real datapath: the counters and
 the announcements are the process's (its pid and its start time), so a new
 process under an exited one's pid counts apart from the first byte, and is
-announced though the helper never told the datapath the old one exited.
+announced though the helper never told the datapath the old one exited; nor
+does it get the old process's limit slot (slot_by_tgid) for its sockets.
 The pid is reused for real (ns_last_pid)."""
 
 from __future__ import annotations
 
+import ctypes
+import os
 import socket
 import subprocess
 import sys
@@ -14,7 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chadthrottle.helper.identity.processes import read_start
+from chadthrottle.helper.kernel import bpf_maps
+from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.datapath import Datapath, TrafficSample
+from chadthrottle.helper.kernel.layout import SockTag
 
 from tests.support.reused_pids import start_at
 
@@ -93,4 +99,64 @@ def test_a_new_process_under_a_reused_pid_counts_apart_and_is_announced(
                 process.kill()
                 process.wait()
         receiver.close()
+        datapath.close()
+
+
+# Makes a UDP socket for each line read (or one at once with "now"), printing its fd.
+SOCKET_MAKER = (
+    "import socket, sys, time\n"
+    "made = []\n"
+    "for line in ([''] if sys.argv[1:] == ['now'] else sys.stdin):\n"
+    "    made.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))\n"
+    "    print(made[-1].fileno(), flush=True)\n"
+    "time.sleep(600)\n"
+)
+SLOT = 7
+
+
+def _slot_of(datapath: Datapath, pid: int, fd: int) -> int:
+    """The limit slot chadt_sock gave a process's socket."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        with socket.socket(fileno=pidfd_getfd(pidfd, fd)) as sock:
+            tag = SockTag()
+            assert bpf_maps.lookup(
+                datapath._maps["socket_tags"].fd, ctypes.c_int(sock.fileno()), tag
+            )
+            return int(tag.app_slot)
+    finally:
+        os.close(pidfd)
+
+
+def test_a_new_process_under_a_reused_pid_does_not_get_the_old_ones_slot(
+    kernel_ready: Path,
+) -> None:
+    """The old process was limited (its pid's slot in slot_by_tgid); the new one
+    makes a socket before the helper's next tick could untag the pid. Before,
+    its socket got the old process's slot: its traffic limited, or blocked, as
+    another application's until then."""
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    first = subprocess.Popen([sys.executable, "-c", SOCKET_MAKER], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        assert first.stdin is not None and first.stdout is not None
+        datapath.set_process_slot(first.pid, SLOT)
+        first.stdin.write("\n")
+        first.stdin.flush()
+        assert _slot_of(datapath, first.pid, int(first.stdout.readline())) == SLOT
+        first.kill()
+        first.wait()
+
+        second = start_at(
+            first.pid, [sys.executable, "-c", SOCKET_MAKER, "now"], stdout=subprocess.PIPE
+        )
+        assert second.stdout is not None
+        assert _slot_of(datapath, second.pid, int(second.stdout.readline())) == 0
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.kill()
+                process.wait()
         datapath.close()
