@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from chadthrottle.gui.models.desktop_names import desktop_name
 from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageRow
 
 # Applications with a colour of their own in the chart; the rest are "Other".
@@ -81,7 +82,8 @@ def stacked_bars(
 
 def fallback_name(app_id: str) -> str:
     """A name for an application that no longer runs (the helper keeps no
-    names): its id without the kind, the file name of a path."""
+    names): its .desktop file's name, else its id without the kind, the file
+    name of a path."""
     if app_id == OTHER_APPLICATIONS_ID:
         return "Other applications"
     kind, _, rest = app_id.partition(":")
@@ -93,6 +95,9 @@ def fallback_name(app_id: str) -> str:
     if kind == "unit":
         return rest.removesuffix(".service")
     if kind == "app":
+        named = desktop_name(rest.removesuffix(".desktop"))
+        if named:
+            return named
         return rest.removesuffix(".desktop").rsplit(".", 1)[-1] if "." in rest else rest
     return rest
 

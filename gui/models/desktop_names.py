@@ -1,0 +1,40 @@
+"""The name a .desktop file gives an application, for one that no longer runs:
+the helper keeps no names, and the usage view listed such an application by
+the end of its id ("X3" for Game Launcher, "firefox" for Firefox)."""
+
+from __future__ import annotations
+
+import configparser
+import os
+from functools import lru_cache
+from pathlib import Path
+
+
+def _application_dirs() -> list[Path]:
+    """Where .desktop files live for this user: XDG_DATA_HOME first, then
+    XDG_DATA_DIRS, and Flatpak's exports (the user's and the system's)."""
+    home = Path.home()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(home / ".local" / "share")
+    data_dirs = (os.environ.get("XDG_DATA_DIRS") or "/usr/local/share:/usr/share").split(":")
+    flatpak = [str(home / ".local/share/flatpak/exports/share"), "/var/lib/flatpak/exports/share"]
+    return [Path(d) / "applications" for d in [data_home, *data_dirs, *flatpak] if d]
+
+
+@lru_cache(maxsize=256)
+def desktop_name(desktop_id: str) -> str | None:
+    """Name= of <desktop_id>.desktop, or None (no such file, no name)."""
+    if not desktop_id or "/" in desktop_id or "\0" in desktop_id or desktop_id.startswith("."):
+        return None  # an id names a file in those dirs, never a path
+    for directory in _application_dirs():
+        path = directory / f"{desktop_id}.desktop"
+        if not path.is_file():
+            continue
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            parser.read(path, encoding="utf-8")
+            name = parser["Desktop Entry"].get("Name", "").strip()
+        except (configparser.Error, KeyError, UnicodeDecodeError, OSError):
+            continue
+        if name:
+            return name
+    return None
