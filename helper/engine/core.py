@@ -154,6 +154,8 @@ class EngineCore:
             samples, now = self._tracking.read_counters(), self._clock()
             gone = self._tracking.refresh()
             ending, living = self._tracking.split(samples, gone)
+            for pid in self._tracking.replaced(gone):  # tagged afresh below if wanted
+                self._applier.hold.process_replaced(pid)
         retired = self._tracking.exits(gone, ending)  # without the lock (issue 20)
         with self._lock:
             self._tracking.retire(gone, retired)
@@ -230,6 +232,9 @@ class EngineCore:
             identity = self._tracking.new_owner(pid, cgroup_id, process, start)
             if identity is None:
                 return
+            # under a pid handed out again, what the old process was tagged with is not its
+            if self._tracking.pid_reused(pid, start):
+                self._applier.hold.process_replaced(pid)
             key = rule_of(self._limits, identity, process.uid if process else None)
             slot = self._applier.reserve(pid, key) if key is not None else None
             if slot is not None:  # its rule is live now: its classes first, then its tag

@@ -191,6 +191,14 @@ class KernelHold:
         for pid in pids:
             self._graft_waits.pop(pid, None)
 
+    def process_replaced(self, pid: int) -> None:
+        """Another process runs under pid now (the old one exited): the
+        datapath gives the old one's slot to no new socket of it
+        (struct owned_slot's start), so the pid is untagged here and tagged
+        afresh (tags(), tag_process) if the new process is wanted too."""
+        if self._process_slots.pop(pid, None) is not None:
+            self._datapath.forget_process(pid)
+
     def reserve_process(self, pid: int, slot: int) -> None:
         """Count a new process as tagged before its classes exist (its rule is
         then live); tag_process writes the tag once they do."""

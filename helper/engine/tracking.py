@@ -156,6 +156,16 @@ class Tracking:
         now = self.index.start_of(pid) if seen else read_start(pid)
         return not start or now is None or now == start
 
+    def replaced(self, gone: set[int]) -> set[int]:
+        """The pids of gone (refresh()) that another process runs now."""
+        return {pid for owner in gone if owner >> 32 and self.index.has_seen(pid := pid_of(owner))}
+
+    def pid_reused(self, pid: int, start: int) -> bool:
+        """Whether the process of start under pid is another than the one
+        last read there (the kernel handed the pid out again since)."""
+        seen = self.index.start_of(pid)
+        return bool(start) and seen is not None and seen != start
+
     def split(
         self, samples: Sequence[CounterSample], gone: set[int]
     ) -> tuple[list[CounterSample], list[CounterSample]]:

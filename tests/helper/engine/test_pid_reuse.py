@@ -145,3 +145,46 @@ def test_a_new_process_under_a_reused_pid_has_its_own_bytes(program: Path) -> No
             if process is not None:
                 process.kill()
                 process.wait()
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_a_limited_programs_new_process_under_its_old_pid_is_tagged_afresh(
+    program: Path, announced: bool
+) -> None:
+    """The datapath gives a pid's slot only to the process it was written for
+    (struct owned_slot's start), so a new process of the same limited program
+    under the old one's pid must be tagged again: at once when its first
+    socket announces it, else at the next tick. Before, the engine took the
+    pid as tagged already and never wrote its slot again: the new process ran
+    unlimited."""
+    require_root()
+    datapath = RecordingDatapath()
+    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    app_id = f"exe:{program}"
+    first = subprocess.Popen([str(program), "600"])
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        pid = first.pid
+        wait_for_exec(pid, program)
+        engine.tick()
+        (outcome,) = engine.apply_changes([SetLimit(app_id, Direction.DOWN, 100_000, 0)])
+        assert not isinstance(outcome, Exception), outcome
+        slot = datapath.process_slots[pid]
+        first.kill()
+        first.wait()
+        time.sleep(0.02)  # another clock tick of /proc's start times
+        second = start_at(pid, [str(program), "600"])
+        wait_for_exec(pid, program)
+        datapath.events.clear()
+        if announced:
+            engine.note_new_owner(pid, 0, _start(pid))
+        else:
+            engine.tick()
+        assert ("tag", pid, slot) in datapath.events, datapath.events
+        assert datapath.process_slots.get(pid) == slot
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.kill()
+                process.wait()
