@@ -20,6 +20,7 @@ from datetime import datetime, tzinfo
 
 from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, BackendInfo, Direction
 from chadthrottle.helper.engine.apply import Apply, ClampedWindows
+from chadthrottle.helper.engine.crossed import DevicesCrossed
 from chadthrottle.helper.engine.kernel_hold import GRAFT_POLL_S
 from chadthrottle.helper.engine.limits import LimitTable
 from chadthrottle.helper.engine.link_plan import LinkFacts, capacities, link_facts
@@ -129,6 +130,7 @@ class EngineCore:
         self._quota_saved_at = float("-inf")
         self._estimated: dict[Direction, int] = {}  # set_estimated_capacity's, while estimated
         self._rtt = RttWatch()
+        self._crossed = DevicesCrossed()  # the devices each application's bytes crossed lately
         self._listed_at = float("-inf")  # the last ListApplications: rtt only while looked at
         self._graft_waiter: threading.Thread | None = None  # _wait_out_grafts, while it runs
         self._graft_waits_stopped = False
@@ -184,6 +186,9 @@ class EngineCore:
                 living, self._tracking.meter.owner_of, self._namespaces.own_cookie
             )
             self._applier.note_active(moved, now)
+            self._crossed.note(
+                living, self._tracking.meter.owner_of, self._namespaces.own_cookie, now
+            )
             for direction in Direction:
                 by_slot = self._shaper.sent_bytes(direction)
                 self._tracking.meter.use_shaped(

@@ -50,6 +50,7 @@ from chadthrottle.helper.engine.rule_edits import ChangeBatch
 from chadthrottle.helper.engine.rule_listing import RuleListing
 from chadthrottle.helper.engine.tracking import Tracking
 from chadthrottle.helper.errors import HelperError
+from chadthrottle.helper.kernel.internet_route import off_link
 from chadthrottle.priority import Priority
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
@@ -68,6 +69,7 @@ class Engine(EngineCore):
                 rules.setdefault(app_id, {})[owner] = limits
             traffic = self._tracking.listed_traffic(self._clock())
             facts, rtt = self._link_facts(), self._rtt
+            linked = self._shaper.link_interfaces() if facts.shaping else []
             # other users' sockets are not the viewer's to read
             uid = None if viewer.sees_all else viewer.uid
 
@@ -79,7 +81,8 @@ class Engine(EngineCore):
                 if app_id not in rtt.measured and app is not None:
                     elsewhere = elsewhere_of(pid for pid, process in app.processes.items()
                                              if uid is None or process.uid == uid)  # fmt: skip
-                return priority_problem(facts, elsewhere), rtt_us
+                astray = off_link(self._crossed.of(app_id), linked) if facts.shaping else []
+                return priority_problem(facts, elsewhere, astray, linked), rtt_us
 
             viewer_pids = None if uid is None else self._pids_of(uid)
             reaches = {direction: self._shaper.limit_reach(direction, viewer_pids)

@@ -123,9 +123,13 @@ def link_problem(facts: LinkFacts, priorities_used: bool) -> str:
     return "; ".join(reasons + _refused(facts, reasons))
 
 
-def priority_problem(facts: LinkFacts, elsewhere: str = "") -> str:
+def priority_problem(
+    facts: LinkFacts, elsewhere: str = "", astray: Sequence[str] = (), linked: Sequence[str] = ()
+) -> str:
     """Why one application's priority (not normal) is not (wholly) in force;
-    elsewhere: the network namespace its traffic uses besides the helper's, if any."""
+    elsewhere: the network namespace its traffic uses besides the helper's, if
+    any; astray: the devices of the helper's namespace its traffic crossed
+    lately that the link tree is not on (nor behind), linked: those it is on."""
     if facts.paused_problem:
         return facts.paused_problem
     if not facts.capacities:
@@ -149,6 +153,11 @@ def priority_problem(facts: LinkFacts, elsewhere: str = "") -> str:
             )
     if elsewhere:
         reasons.append(f"its traffic in namespace {elsewhere} is not ordered")
+    if astray and facts.shaping:
+        reasons.append(
+            f"its traffic through {', '.join(astray)} is not ordered: the link is on "
+            + (", ".join(linked) or "no device")
+        )
     return "; ".join(reasons + _refused(facts, reasons))
 
 

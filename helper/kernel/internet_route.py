@@ -29,8 +29,10 @@ gateway seen): the bridge itself, until the next lookup.
 from __future__ import annotations
 
 import socket
+from collections.abc import Collection, Iterable
 from typing import Any
 
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 RTM_F_FIB_MATCH = 0x2000
@@ -103,3 +105,27 @@ def _kind(ipr: Any, index: int) -> str:
         return ""
     info = link.get_attr("IFLA_LINKINFO")
     return str(info.get_attr("IFLA_INFO_KIND") or "") if info is not None else ""
+
+
+def off_link(crossed: Iterable[int], linked: Collection[str]) -> list[str]:
+    """The names of the devices (ifindexes of the calling thread's namespace)
+    among crossed whose traffic passes none of the linked devices: neither one
+    of them nor a bridge one of them is a port of (an application's packet is
+    counted on br0, the tree is on br0's port). One link dump, and only when a
+    device is not linked itself."""
+    names: list[str] = []
+    for index in crossed:
+        try:
+            names.append(socket.if_indextoname(index))
+        except OSError:
+            continue  # gone since
+    astray = sorted(name for name in names if name not in linked)
+    if not astray:
+        return []
+    with IPRoute() as ipr:
+        links = ipr.get_links()
+    masters = {
+        link.get_attr("IFLA_MASTER") for link in links if link.get_attr("IFLA_IFNAME") in linked
+    }
+    bridges = {link.get_attr("IFLA_IFNAME") for link in links if link["index"] in masters}
+    return [name for name in astray if name not in bridges]

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import pytest
 from chadthrottle.contract import Direction
-from chadthrottle.helper.kernel.internet_route import internet_links
+from chadthrottle.helper.kernel.internet_route import internet_links, off_link
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from pyroute2 import IPRoute
@@ -186,3 +186,11 @@ def test_a_bridges_port_to_the_gateway_carries_the_link(pair: NetnsPair, shaper:
 
     assert eventually(learnt, 5.0), _links_here(ns)
     _tree_on(shaper, ns, pair.host_if, [bridge, tap])
+    # The host's packets are counted on br0 (the device routing sends them
+    # to), the tree is on its port: not astray. The tap is.
+    on_bridge, on_tap = _index(ns, bridge), _index(ns, tap)
+    with entered_netns(ns):
+        assert off_link({on_bridge}, [pair.host_if]) == []
+        assert off_link({on_bridge, on_tap}, [pair.host_if]) == [tap]
+        assert off_link({on_bridge}, [tap]) == []  # a port of it is linked
+        assert off_link({on_tap}, [bridge]) == [tap]

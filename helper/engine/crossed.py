@@ -1,0 +1,56 @@
+"""The devices of the helper's namespace each application's sockets moved
+bytes through lately, from the datapath's counters (kept per socket owner and
+interface): where a priority must be in force. An application's packet
+counted on a device the link tree is not on (a VPN's device when the
+internet goes elsewhere, the physical uplink when the internet goes by a
+VPN's: the local network, a route that bypasses the VPN) is in no class of
+that tree, so its priority is not in force there (link_plan.priority_problem
+says so)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX
+from chadthrottle.helper.kernel.layout import CounterSample
+
+SEEN_S = 5.0  # a device crossed this long ago no longer counts
+
+
+class DevicesCrossed:
+    """app id -> ifindex -> when its bytes last grew there (engine ticks)."""
+
+    def __init__(self, seen_s: float = SEEN_S) -> None:
+        self._seen_s = seen_s
+        self._totals: dict[tuple[int, int, int], int] = {}  # (tgid, start, ifindex) -> bytes
+        self._seen: dict[str, dict[int, float]] = {}
+
+    def note(
+        self,
+        samples: Iterable[CounterSample],
+        owner_of: Callable[[CounterSample], tuple[str, int | None] | None],
+        netns_cookie: int,
+        now: float,
+    ) -> None:
+        """One tick's counters; only those of netns_cookie (the helper's,
+        where the link tree is), loopback aside."""
+        totals: dict[tuple[int, int, int], int] = {}
+        for sample in samples:
+            if sample.netns_cookie != netns_cookie or sample.ifindex == LOOPBACK_IFINDEX:
+                continue
+            key = (sample.owner_tgid, sample.owner_start, sample.ifindex)
+            totals[key] = sample.rx_bytes + sample.tx_bytes
+            owner = owner_of(sample)
+            if owner is not None and totals[key] > self._totals.get(key, 0):
+                self._seen.setdefault(owner[0], {})[sample.ifindex] = now
+        self._totals = totals
+        for app_id in list(self._seen):
+            devices = self._seen[app_id]
+            for index in [i for i, at in devices.items() if now - at > self._seen_s]:
+                del devices[index]
+            if not devices:
+                del self._seen[app_id]
+
+    def of(self, app_id: str) -> set[int]:
+        """The ifindexes its bytes crossed within SEEN_S of the last tick."""
+        return set(self._seen.get(app_id, ()))

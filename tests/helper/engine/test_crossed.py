@@ -1,0 +1,44 @@
+"""The devices each application's bytes crossed lately (helper/engine/crossed.py):
+where its priority must be in force. Its kernel side is
+tests/e2e/test_priority_through_a_vpn.py."""
+
+from __future__ import annotations
+
+from chadthrottle.helper.engine.crossed import DevicesCrossed
+
+from tests.support.counter_sample import Sample
+
+OWN, OTHER = 1, 7
+VPN, UPLINK, LOOPBACK = 5, 2, 1
+
+
+def _owner(sample: Sample) -> tuple[str, int | None] | None:
+    return {10: ("app:call", 1000), 20: ("app:bulk", 1000)}.get(sample.owner_tgid)
+
+
+def test_a_device_counts_while_its_bytes_grow_and_is_forgotten_after() -> None:
+    crossed = DevicesCrossed(seen_s=5.0)
+    crossed.note([Sample(10, 100, 100, VPN), Sample(10, 0, 50, UPLINK)], _owner, OWN, 0.0)
+    assert crossed.of("app:call") == {VPN, UPLINK}
+    crossed.note([Sample(10, 900, 900, VPN), Sample(10, 0, 50, UPLINK)], _owner, OWN, 4.0)
+    assert crossed.of("app:call") == {VPN, UPLINK}  # the uplink's last bytes 4 s ago
+    crossed.note([Sample(10, 990, 990, VPN), Sample(10, 0, 50, UPLINK)], _owner, OWN, 6.0)
+    assert crossed.of("app:call") == {VPN}  # nothing more on the uplink for 6 s
+    crossed.note([], _owner, OWN, 12.0)
+    assert crossed.of("app:call") == set()
+
+
+def test_loopback_other_namespaces_and_unknown_owners_are_left_out() -> None:
+    crossed = DevicesCrossed()
+    crossed.note(
+        [
+            Sample(10, 5, 5, LOOPBACK),
+            Sample(10, 5, 5, UPLINK, netns_cookie=OTHER),  # a container's: said per namespace
+            Sample(30, 5, 5, UPLINK),  # whose, not known
+            Sample(20, 5, 5, VPN),
+        ],
+        _owner,
+        OWN,
+        0.0,
+    )
+    assert crossed.of("app:call") == set() and crossed.of("app:bulk") == {VPN}
