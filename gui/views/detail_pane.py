@@ -242,7 +242,7 @@ class DetailPane(QWidget):
         self.history_note = ""  # why the graph has no history from the helper ("" when it has)
         self.plotted: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros((0, 2)))  # x, rates
         self._hover_x: float | None = None  # the pointer's time on the graph, None when off it
-        self.summary = QLabel(NO_SELECTION, self)
+        self.summary = QLabel("", self)  # nothing to ask for until something is listed
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setAccessibleName("Rates of the selected application")
         self._summary_widest = ""  # the widest form of the line shown, its fixed size's measure
@@ -527,8 +527,11 @@ class DetailPane(QWidget):
         info = self._model.application(self._app_id) if self._app_id else None
         history = self._model.history(self._app_id) if self._app_id else None
         if info is None or history is None:
+            # Nothing listed (first start, no helper): the list says why; asking
+            # to select an application there was asking for what is not there.
+            asked = NO_SELECTION if self._model.rowCount() > 0 else ""
             self._fit_summary(NO_SELECTION)
-            self.summary.setText(NO_SELECTION)
+            self.summary.setText(asked)
             self._show_notes("")
             self.plot.setVisible(False)
             for graph in self.graphs.values():

@@ -102,3 +102,20 @@ def test_notes_cut_at_a_paragraphs_end_stay_whole_lines(qtbot) -> None:  # type:
     assert len(lines) == 2 and lines[0] == "Short note." and lines[1].endswith("…"), cut
     assert metrics.horizontalAdvance(lines[1]) > width, cut  # still two lines of it
     assert cut_to_lines("One.\nTwo.", font, width, max_lines=3) == "One.\nTwo."
+
+
+def test_with_no_application_listed_the_pane_asks_for_no_selection(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """First start, the helper not installed: the list says to install it, and
+    the pane under it said "Select an application to see its traffic." with
+    nothing to select. It says nothing until there is something to select."""
+    from chadthrottle.gui.views.detail_pane import NO_SELECTION
+
+    from tests.gui.bare_window import shown_connected_window
+
+    model, window = shown_connected_window()
+    qtbot.addWidget(window)
+    window.detail.refresh()
+    assert window.detail.summary.text() == ""
+    model.apply_snapshot(sample_applications())
+    window.detail.show_application("")  # listed, none chosen
+    assert window.detail.summary.text() == NO_SELECTION
