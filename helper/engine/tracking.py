@@ -122,8 +122,10 @@ class Tracking:
         """The process (owner_key) a sample counts: the one its sockets'
         tags name; with no start known there (a socket adopted from a process
         whose start could not be read), the pid's process as last read."""
-        start = sample.owner_start or self.index.start_of(sample.owner_tgid) or 0
-        return owner_key(sample.owner_tgid, start)
+        start = sample.owner_start
+        if not start:
+            start = self.index.start_of(sample.owner_tgid) or 0
+        return start << 32 | sample.owner_tgid  # owner_key, inline: several calls per sample a tick
 
     def owner_of_pid(self, pid: int) -> int:
         """The owner_key of the process running under pid (as last read, else now)."""
@@ -170,6 +172,8 @@ class Tracking:
         self, samples: Sequence[CounterSample], gone: set[int]
     ) -> tuple[list[CounterSample], list[CounterSample]]:
         """The samples of owners that exited (their counters to retire), and the living's."""
+        if not gone:
+            return [], list(samples)
         ending: list[CounterSample] = []
         living: list[CounterSample] = []
         for sample in samples:
