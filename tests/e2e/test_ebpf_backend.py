@@ -15,7 +15,7 @@ from chadthrottle.helper.kernel.limit_reach import FIRST_COME, OWN_NAMESPACE
 from tests.e2e.conftest import MiB, Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
-from tests.support.netns import app_scope, extra_link, start_stream
+from tests.support.netns import app_scope, extra_link, rates_together, start_stream
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.parametrize("stack", ["ebpf"], indirect=True)
@@ -34,6 +34,7 @@ HELPER_READINGS = 3
 DOWNLOAD_SETTLES_S = 5.0
 READ_EVERY_S = 0.5
 L3_PER_PAYLOAD = 1500 / 1448
+BYSTANDER_BPS = 30 * MiB
 
 
 def _within(rate_bps: float, limit_bps: float, tolerance: float = 0.10) -> bool:
@@ -46,87 +47,92 @@ def _app(stack: Stack, app_id: str):  # type: ignore[no-untyped-def]
     ]
 
 
-@pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN], ids=["upload", "download"])
-def test_policer_holds_a_running_stream_without_qdiscs(stack: Stack, direction: Direction) -> None:
+def _helper_reads_the_limit(stack: Stack, app_id: str, direction: Direction) -> list[float]:
+    """The helper's rate of the application (over its last 2 s) until it is the
+    limit: a download still comes in bursts paced by the sender's
+    retransmission timer, so a few readings may be needed."""
+    readings = [_app(stack, app_id).rate_bps(direction)]
+    more, every = (
+        (HELPER_READINGS - 1, 1.0)
+        if direction is Direction.UP
+        else (int(DOWNLOAD_SETTLES_S / READ_EVERY_S), READ_EVERY_S)
+    )
+    while not _within(readings[-1], MiB, HELPER_TOLERANCE) and len(readings) <= more:
+        time.sleep(every)
+        readings.append(_app(stack, app_id).rate_bps(direction))
+    return readings
+
+
+def test_policer_holds_running_streams_of_three_applications_without_qdiscs(
+    stack: Stack,
+) -> None:
+    """An upload and a download at 1 MiB/s and a second upload at 3 MiB/s, each
+    its own application, limited at once and read over the same windows, each
+    judged on its own (the upload, the download and the two applications' two
+    limits were three tests: 15 s more); an unlimited bystander each way, paced
+    (30 MiB/s, far above the limits) so the streams leave the helper its share
+    of the machine."""
     before = stack.idle_tc_state()
-    port = 5600 if direction is Direction.UP else 5610
-    with app_scope(
-        stack.cgroup_root, own_names.desktop_id(f"Ebpf{direction.value.title()}")
-    ) as scope:
-        limited = start_stream(stack.pair, port, direction.value, app_cgroup=scope)
-        bystander = start_stream(stack.pair, port + 1, direction.value)
+    ports = {Direction.UP: 5600, Direction.DOWN: 5610}
+    with (
+        app_scope(stack.cgroup_root, own_names.desktop_id("EbpfUp")) as up,
+        app_scope(stack.cgroup_root, own_names.desktop_id("EbpfDown")) as down,
+        app_scope(stack.cgroup_root, own_names.desktop_id("EbpfTwo")) as two,
+    ):
+        scopes = {Direction.UP: up, Direction.DOWN: down}
+        limited = {d: start_stream(stack.pair, ports[d], d.value, app_cgroup=scopes[d])
+                   for d in Direction}  # fmt: skip
+        second = start_stream(stack.pair, 5621, "up", app_cgroup=two)
+        bystanders = {d: start_stream(stack.pair, ports[d] + 1, d.value, rate_bps=BYSTANDER_BPS)
+                      for d in Direction}  # fmt: skip
         try:
             time.sleep(0.5)
-            app_id = call_helper(
-                stack.bus_address, lambda c: c.set_limit(f"pid:{limited.app_pid}", direction, MiB)
+            app_ids = {
+                d: call_helper(
+                    stack.bus_address,
+                    lambda c, d=d: c.set_limit(f"pid:{limited[d].app_pid}", d, MiB),
+                )
+                for d in Direction
+            }
+            second_id = call_helper(
+                stack.bus_address,
+                lambda c: c.set_limit(f"pid:{second.app_pid}", Direction.UP, 3 * MiB),
             )
             time.sleep(TAKES_HOLD_S)
-            if direction is Direction.UP:
-                read = limited.receiver.rate_bps(WINDOW_S) * L3_PER_PAYLOAD
-                assert _within(read, MiB), f"the peer received {read / MiB:.3f} MiB/s at L3"
-            # at the socket, over the helper's last 2 s; a download still comes in bursts
-            # paced by the sender's retransmission timer, so a few readings may be needed
-            readings = [_app(stack, app_id).rate_bps(direction)]
-            more, every = (
-                (HELPER_READINGS - 1, 1.0)
-                if direction is Direction.UP
-                else (int(DOWNLOAD_SETTLES_S / READ_EVERY_S), READ_EVERY_S)
-            )
-            while not _within(readings[-1], MiB, HELPER_TOLERANCE) and len(readings) <= more:
-                time.sleep(every)
-                readings.append(_app(stack, app_id).rate_bps(direction))
-            assert _within(readings[-1], MiB, HELPER_TOLERANCE), (
-                f"the helper measured {[round(r / MiB, 3) for r in readings]} MiB/s"
-            )
-            assert bystander.receiver.rate_bps(1.0) > 20 * MiB
+            uploads = [(limited[Direction.UP], MiB), (second, 3 * MiB)]
+            reads = rates_together([stream.receiver for stream, _ in uploads], WINDOW_S)
+            for (_, limit), read in zip(uploads, reads, strict=True):
+                read *= L3_PER_PAYLOAD
+                assert _within(read, limit), (
+                    f"limit {limit / MiB:.0f} MiB/s: the peer received {read / MiB:.3f} MiB/s at L3"
+                )
+            # at the socket, over the helper's last 2 s
+            for d in Direction:
+                readings = _helper_reads_the_limit(stack, app_ids[d], d)
+                assert _within(readings[-1], MiB, HELPER_TOLERANCE), (
+                    f"{d.value}: the helper measured {[round(r / MiB, 3) for r in readings]} MiB/s"
+                )
+            passed = rates_together([bystanders[d].receiver for d in Direction], 1.0)
+            assert min(passed) > 20 * MiB, f"the bystanders moved {passed}"
             assert stack.tc_state() == before  # policing: no qdisc, no IFB
             backends = {
                 b.name: b for b in call_helper(stack.bus_address, lambda c: c.list_backends())
             }
-            assert (
-                backends["ebpf"].available and direction.value in backends["ebpf"].active_directions
-            )
+            assert backends["ebpf"].available and set(backends["ebpf"].active_directions) == {
+                d.value for d in Direction
+            }, backends["ebpf"]
             assert backends["tc"].active_directions == ()
-            call_helper(stack.bus_address, lambda c: c.clear_limit(app_id, direction))
+            call_helper(stack.bus_address, lambda c: c.clear_limit(second_id))
+            for d in Direction:
+                call_helper(stack.bus_address, lambda c, d=d: c.clear_limit(app_ids[d], d))
             # freed; a download's sender may first wait out its retransmission
             # timer, backed off while the limit dropped its packets
-            assert eventually(lambda: limited.receiver.rate_bps(0.5) > 20 * MiB, timeout_s=6.0)
+            for d in Direction:
+                assert eventually(
+                    lambda d=d: limited[d].receiver.rate_bps(0.5) > 20 * MiB, timeout_s=6.0
+                ), f"{d.value} not freed"
         finally:
-            limited.stop()
-            bystander.stop()
-
-
-def test_two_applications_two_limits(stack: Stack) -> None:
-    with (
-        app_scope(stack.cgroup_root, own_names.desktop_id("EbpfOne")) as one,
-        app_scope(stack.cgroup_root, own_names.desktop_id("EbpfTwo")) as two,
-    ):
-        streams = [
-            start_stream(stack.pair, 5620, "up", app_cgroup=one),
-            start_stream(stack.pair, 5621, "up", app_cgroup=two),
-        ]
-        limits = [MiB, 3 * MiB]
-        try:
-            ids = [
-                call_helper(
-                    stack.bus_address,
-                    lambda c, s=s, r=r: c.set_limit(f"pid:{s.app_pid}", Direction.UP, r),
-                )
-                for s, r in zip(streams, limits, strict=True)
-            ]
-            time.sleep(TAKES_HOLD_S)
-            starts = [s.receiver._latest() for s in streams]
-            time.sleep(WINDOW_S)
-            for stream, (t0, b0), limit in zip(streams, starts, limits, strict=True):
-                t1, b1 = stream.receiver._latest()
-                read = (b1 - b0) / (t1 - t0) * L3_PER_PAYLOAD
-                assert _within(read, limit), (
-                    f"limit {limit / MiB:.0f} MiB/s: received {read / MiB:.3f} MiB/s"
-                )
-            for app_id in ids:
-                call_helper(stack.bus_address, lambda c, a=app_id: c.clear_limit(a))
-        finally:
-            for stream in streams:
+            for stream in [*limited.values(), second, *bystanders.values()]:
                 stream.stop()
 
 

@@ -8,7 +8,6 @@ import re
 import subprocess
 import time
 
-import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
@@ -19,6 +18,7 @@ from pyroute2 import IPRoute
 from tests.support.netns import (
     NetnsPair,
     entered_netns,
+    rates_together,
     start_stream,
     tc_dump,
     tc_shaper_in,
@@ -448,33 +448,40 @@ def test_a_thousand_applications_get_a_thousand_independent_classes(
     assert tc_dump(pair.host_ns) == before
 
 
-@pytest.mark.parametrize("direction", [Direction.DOWN, Direction.UP], ids=["download", "upload"])
-def test_traffic_over_a_link_without_ethernet_headers_is_shaped(
-    pair: NetnsPair, datapath: Datapath, shaper: TcShaper, direction: Direction
+def test_traffic_over_a_link_without_ethernet_headers_is_shaped_both_ways(
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper
 ) -> None:
     """VPNs (tun, WireGuard) and PPP hand tc packets that begin with the IP
     header: read as Ethernet frames, no download matched and none was limited.
     Uploads are classified before any header (skb->priority) and their IFB's
-    HTB counts from the IP header there, as the limit does."""
+    HTB counts from the IP header there, as the limit does. A download and an
+    upload at once, each its own application (slot) and IFB, over the same
+    window, each judged on its own (one after the other took 7 s more)."""
+    slots = {Direction.DOWN: 3, Direction.UP: 4}
     with tun_link(pair) as tunneled:
-        # the application listens; the peer connects a second later, once it is limited
-        stream = start_stream(tunneled, 5590 if direction is Direction.DOWN else 5591, direction.value, seconds=30,
-                              app_serves=True, peer_after_s=1.0)  # fmt: skip
+        # the applications listen; the peers connect a second later, once they are limited
+        streams = {direction: start_stream(tunneled, 5590 if direction is Direction.DOWN else 5591,
+                                           direction.value, seconds=30, app_serves=True,
+                                           peer_after_s=1.0)
+                   for direction in Direction}  # fmt: skip
         try:
-            datapath.set_process_slot(stream.app_pid, 3)
-            shaper.reconcile({direction: {3: LIMIT}})
-            assert ("chadt_tc_in_l3" if direction is Direction.DOWN else "chadt_tc_out") in tc_dump(
-                pair.host_ns
-            )
+            for direction, stream in streams.items():
+                datapath.set_process_slot(stream.app_pid, slots[direction])
+            shaper.reconcile({direction: {slots[direction]: LIMIT} for direction in Direction})
+            shown = tc_dump(pair.host_ns)
+            assert "chadt_tc_in_l3" in shown and "chadt_tc_out" in shown, shown
             time.sleep(
                 1.0 + 2.0
             )  # slow start overfills the leaf queue at first (no window clamp here)
-            read = stream.receiver.rate_bps(4.0) * 1500 / 1448  # L3, as the limit counts
-            assert 0.9 * LIMIT.rate_bps <= read <= 1.1 * LIMIT.rate_bps, (
-                f"read {read / LIMIT.rate_bps:.3f} of the limit"
-            )
+            rates = rates_together([streams[d].receiver for d in Direction], 4.0)
+            for direction, rate in zip(Direction, rates, strict=True):
+                read = rate * 1500 / 1448  # L3, as the limit counts
+                assert 0.9 * LIMIT.rate_bps <= read <= 1.1 * LIMIT.rate_bps, (
+                    f"{direction.value}: read {read / LIMIT.rate_bps:.3f} of the limit"
+                )
         finally:
-            stream.stop()
+            for stream in streams.values():
+                stream.stop()
             shaper.reconcile({})
 
 
