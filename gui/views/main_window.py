@@ -442,6 +442,13 @@ class MainWindow(QMainWindow):
         """The theme changed: parts that took colours once take them again."""
         self.table.follow_palette()
         self.status_line.follow_palette()
+        # The banners carry a style sheet, which kept the old palette for them and
+        # their children: shown when Dark was chosen, a title stayed black on the
+        # dark banner, its buttons light. Their sheets set again take the new one.
+        for banner in (self.banner, self.paused_notice):
+            sheet = banner.styleSheet()
+            banner.setStyleSheet("")
+            banner.setStyleSheet(sheet)
         base = QApplication.palette().color(QPalette.ColorRole.Base)  # ours may lag behind
         for view in self.detail.findChildren(QGraphicsView):
             if hasattr(view, "setBackground"):  # the detail graph (pyqtgraph)
