@@ -8,7 +8,9 @@ slows both alike."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from dataclasses import dataclass
 
 import pytest
 from chadthrottle.contract import Direction
@@ -16,7 +18,7 @@ from chadthrottle.contract import Direction
 from tests.e2e.conftest import Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
-from tests.support.netns import app_scope, rates_together, start_stream
+from tests.support.netns import Stream, app_scope, rates_together, start_stream
 
 pytestmark = pytest.mark.parametrize("stack", ["tc", "ebpf"], indirect=True)
 
@@ -45,53 +47,72 @@ HELD_BOUND = 1.25
 LISTED_BOUND = 1.4
 
 
-@pytest.mark.parametrize("limited", [Direction.UP, Direction.DOWN], ids=["upload", "download"])
-def test_a_limit_leaves_the_same_applications_other_direction_alone(
-    stack: Stack, limited: Direction
-) -> None:
+@dataclass
+class Case:
+    """One application limited one way (held), moving the other way (free),
+    and an unlimited bystander moving the same way as free."""
+
+    limited: Direction
+    held: Stream
+    free: Stream
+    bystander: Stream
+    app_id: str = ""
+
+
+def test_a_limit_leaves_the_same_applications_other_direction_alone(stack: Stack) -> None:
     """Upload limited: its download's acknowledgements skip the upload class and
     policer. Download limited, the mirror image: the upload's acknowledgements
     arrive as packets of the application's download, which went into its limited
     download class (tc) or its download policer (ebpf): under a 100 KB/s download
     limit its upload, paced at 100 MB/s, kept 0.015-0.31 (tc) and 0.74-0.98 (ebpf)
     of an unlimited one's beside it. Either way the listed rate of the limited
-    direction is what the limit let through, without the uncharged acknowledgements."""
+    direction is what the limit let through, without the uncharged acknowledgements.
+    Both cases at once, two applications read over the same window, each judged
+    on its own against its own bystander (one after the other took 5.5 s more)."""
     backend = stack.helper.command[stack.helper.command.index("--backend") + 1]
-    port = {Direction.UP: 5700, Direction.DOWN: 5720}[limited] + (0 if backend == "tc" else 10)
-    held_way, free_way = ("up", "down") if limited is Direction.UP else ("down", "up")
-    with app_scope(stack.cgroup_root, own_names.desktop_id(f"Acks{port}")) as scope:
-        held = start_stream(stack.pair, port, held_way, app_cgroup=scope)
-        free = start_stream(stack.pair, port + 1, free_way, app_cgroup=scope, rate_bps=DOWNLOAD_BPS)
-        bystander = start_stream(stack.pair, port + 2, free_way, rate_bps=DOWNLOAD_BPS)
-        app_id = ""
-        try:
-            time.sleep(0.3)
-            app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{held.app_pid}", limited,
-                                                                          UPLOAD_LIMIT_BPS))  # fmt: skip
-            time.sleep(SETTLE_S)
-            kept, beside, moved = rates_together(
-                [free.receiver, bystander.receiver, held.receiver], WINDOW_S
+    with contextlib.ExitStack() as cleanup:
+        cases: list[Case] = []
+        for limited in Direction:
+            port = {Direction.UP: 5700, Direction.DOWN: 5720}[limited] + (
+                0 if backend == "tc" else 10
             )
+            held_way, free_way = ("up", "down") if limited is Direction.UP else ("down", "up")
+            scope = cleanup.enter_context(
+                app_scope(stack.cgroup_root, own_names.desktop_id(f"Acks{port}"))
+            )
+            streams = [start_stream(stack.pair, port, held_way, app_cgroup=scope),
+                       start_stream(stack.pair, port + 1, free_way, app_cgroup=scope, rate_bps=DOWNLOAD_BPS),
+                       start_stream(stack.pair, port + 2, free_way, rate_bps=DOWNLOAD_BPS)]  # fmt: skip
+            for stream in streams:
+                cleanup.callback(stream.stop)
+            cases.append(Case(limited, *streams))
+        time.sleep(0.3)
+        for case in cases:
+            case.app_id = call_helper(stack.bus_address, lambda c, case=case: c.set_limit(
+                f"pid:{case.held.app_pid}", case.limited, UPLOAD_LIMIT_BPS))  # fmt: skip
+            cleanup.callback(
+                call_helper, stack.bus_address, lambda c, a=case.app_id: c.clear_limit(a)
+            )
+        time.sleep(SETTLE_S)
+        rates = iter(rates_together(
+            [s.receiver for case in cases for s in (case.free, case.bystander, case.held)], WINDOW_S))  # fmt: skip
+        apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
+        for case in cases:
+            kept, beside, moved = next(rates), next(rates), next(rates)
+            way, free_way = case.limited.value, "down" if case.limited is Direction.UP else "up"
             assert moved < HELD_BOUND * UPLOAD_LIMIT_BPS, (
-                f"the limited direction moved {moved / 1e3:.1f} kB/s"
+                f"{way}: the limited direction moved {moved / 1e3:.1f} kB/s"
             )
             # the other direction's acknowledgements are counted, not listed over the limit
-            app = {
-                a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())
-            }[app_id]
-            listed = app.rate_bps(limited)
-            bound = LISTED_BOUND if limited is Direction.UP else HELD_BOUND
+            listed = apps[case.app_id].rate_bps(case.limited)
+            bound = LISTED_BOUND if case.limited is Direction.UP else HELD_BOUND
             assert listed < bound * UPLOAD_LIMIT_BPS, (
-                f"the helper listed {listed / 1e3:.1f} kB/s {limited.value}"
+                f"the helper listed {listed / 1e3:.1f} kB/s {way}"
             )
-            if limited is Direction.DOWN:
-                assert "above the limit" not in app.down_limit_problem, app.down_limit_problem
+            if case.limited is Direction.DOWN:
+                problem = apps[case.app_id].down_limit_problem
+                assert "above the limit" not in problem, problem
             assert kept >= KEPT_SHARE * beside, (
-                f"the {limited.value}-limited application moved {kept / 1e6:.3f} MB/s "
+                f"the {way}-limited application moved {kept / 1e6:.3f} MB/s "
                 f"{free_way} beside an unlimited one's {beside / 1e6:.3f} MB/s"
             )
-        finally:
-            for stream in (held, free, bystander):
-                stream.stop()
-            if app_id:
-                call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
