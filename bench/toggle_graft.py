@@ -3,8 +3,10 @@ what that costs another application's traffic on the same uplink.
 
     sudo .venv/bin/python -m bench.toggle_graft [--seconds 30] [--on-s 1] [--off-s 1] [--json FILE]
 
-One helper (tc backend) on the bare veth. A neighbour uploads at full speed
-(cubic, unlimited, an app scope of its own) throughout. First a quiet period
+One helper (tc backend) on the bare veth. A neighbour uploads at --neighbour
+(paced, cubic, unlimited, an app scope of its own) throughout, and the toggled
+application at 10 MB/s (two streams at full speed saturated this 2-core
+machine, and the bus calls timed out). First a quiet period
 of --seconds with nothing limited, then the same with another application's
 upload limit set for --on-s and cleared for --off-s in turn. Per period: how
 many times the clsact appeared on the uplink (polled every 10 ms), the
@@ -29,9 +31,9 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
 from bench.clsact_graft import has_clsact, tx_dropped
-from bench.flows import Flow, start_flow
 from bench.limits import Bench, Settings
-from tests.support.netns import NetnsPair, app_scope, netns_pair
+from tests.support.netns import NetnsPair, Stream, app_scope, netns_pair, start_stream
+from tests.support.sender_info import SenderSampler
 
 LIMIT_BPS = 1024 * 1024
 
@@ -61,17 +63,16 @@ class ClsactWatch:
         self._thread.join(timeout=5)
 
 
-def _sent(flow: Flow) -> tuple[int, int]:
-    """(segments received by the neighbour's sink, its sender's retransmissions)."""
-    sink, source = flow.sink.latest()[1], flow.source.latest()[1]
-    return int(sink.get("segs", 0)), int(source.get("retrans", 0))
+def _sent(flow: Stream, sampler: SenderSampler) -> tuple[int, int]:
+    """(payload bytes the neighbour's sink received, its sender's retransmissions)."""
+    return flow.receiver._latest()[1], sampler.samples[-1].total_retrans if sampler.samples else 0
 
 
-def period(
-    bench: Bench, neighbour: Flow, toggled: Flow | None, args: argparse.Namespace
-) -> dict[str, Any]:
+def period(bench: Bench, neighbour: Stream, sampler: SenderSampler, toggled: Stream | None,
+           args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     load = Path("/proc/loadavg").read_text().split()[0]
-    dropped, (segs, retrans), began = tx_dropped(bench.pair), _sent(neighbour), time.monotonic()
+    dropped, (received, retrans) = tx_dropped(bench.pair), _sent(neighbour, sampler)
+    began = time.monotonic()
     toggles = 0
     with ClsactWatch(bench.pair) as watch:
         while time.monotonic() - began < args.seconds:
@@ -86,11 +87,11 @@ def period(
             bench.call(lambda c, app_id=app_id: c.clear_limit(app_id))
             time.sleep(args.off_s)
     elapsed = time.monotonic() - began
-    segs_after, retrans_after = _sent(neighbour)
+    received_after, retrans_after = _sent(neighbour, sampler)
     return {
         "time": time.strftime("%H:%M:%S"), "toggled": toggled is not None, "toggles": toggles,
         "grafts": watch.grafts, "tx_dropped": tx_dropped(bench.pair) - dropped,
-        "neighbour_retrans": retrans_after - retrans, "neighbour_mbit_s": round((segs_after - segs) * 1500 * 8 / elapsed / 1e6, 1),
+        "neighbour_retrans": retrans_after - retrans, "neighbour_mb_s": round((received_after - received) / elapsed / 1e6, 1),
         "load": f"{load}-{Path('/proc/loadavg').read_text().split()[0]}",
     }  # fmt: skip
 
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--on-s", type=float, default=1.0)
     parser.add_argument("--off-s", type=float, default=1.0)
+    parser.add_argument("--neighbour", type=float, default=200e6, help="its payload rate, B/s")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with (
@@ -114,18 +116,21 @@ def main() -> None:
     ):  # fmt: skip
         bench = Bench(bus.address, pair, "tc", Settings())
         port = bench.next_port()
-        neighbour = start_flow(pair, port, "up", app_cgroup=neighbour_scope, congestion="cubic",
+        neighbour = start_stream(pair, port, "up", app_cgroup=neighbour_scope, congestion="cubic",
+                                 rate_bps=args.neighbour, seconds=4 * args.seconds + 30)  # fmt: skip
+        toggled = start_stream(pair, port + 1, "up", app_cgroup=toggled_scope, rate_bps=10e6,
                                seconds=4 * args.seconds + 30)  # fmt: skip
-        toggled = start_flow(pair, port + 1, "up", app_cgroup=toggled_scope, congestion="cubic",
-                             seconds=4 * args.seconds + 30)  # fmt: skip
         rows = []
+        sampler = SenderSampler(neighbour.app_pid, 0.05)
+        sampler.start()
         try:
             time.sleep(2.0)
             for flow in (None, toggled):
-                row = period(bench, neighbour, flow, args)
+                row = period(bench, neighbour, sampler, flow, args)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         finally:
+            sampler.stop()
             neighbour.stop()
             toggled.stop()
         if args.json:
