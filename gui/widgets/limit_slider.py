@@ -274,13 +274,19 @@ class RateSlider(QSlider):
         super().mouseMoveEvent(event)
 
 
+SHORT_OWNERS = {"administrator": "admin"}  # a word still read whole in a narrow column
+
+
 def fitting_note(note: str, metrics: QFontMetrics, width: int) -> str:
     """An owner note in ``width``: whole, else the owner alone ("administrator"),
-    else that cut with "…" (a narrow limit column at 2x)."""
-    if metrics.horizontalAdvance(note) <= width:
-        return note
+    else its short word ("admin"), else that cut with "…" (a narrow limit column
+    at 2x read "adm…", which says nothing)."""
     owner = note.removeprefix("set by ")
-    return metrics.elidedText(owner, Qt.TextElideMode.ElideRight, max(0, width))
+    candidates = (note, owner, SHORT_OWNERS.get(owner, owner))
+    for candidate in candidates:
+        if metrics.horizontalAdvance(candidate) <= width:
+            return candidate
+    return metrics.elidedText(candidates[-1], Qt.TextElideMode.ElideRight, max(0, width))
 
 
 SLIDER_LEAST = 24  # px of slider a note leaves (the knob and a little travel)

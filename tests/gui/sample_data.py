@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import random
+import time
+from collections.abc import Iterator
+from typing import Protocol
+from unittest import mock
 
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo
 
@@ -57,3 +63,41 @@ def priority_applications(uid: int = 1000) -> list[ApplicationInfo]:
                "app:com.valvesoftware.Steam": dict(priority="low", priority_owner=uid, priority_problem=NO_CAPACITY),
                "app:com.dropbox.Client": dict(priority="high", priority_owner=ADMIN_OWNER)}  # fmt: skip
     return [dataclasses.replace(a, **changes.get(a.id, {})) for a in sample_applications()]  # type: ignore[arg-type]
+
+
+def sample_history(apps: list[ApplicationInfo], polls: int = 90) -> Iterator[list[ApplicationInfo]]:
+    """``polls`` snapshots of ``apps`` whose rates wander under their limits, so a
+    screenshot's graph and activity column show a minute and a half of traffic
+    (a window shown at once draws empty graphs). Seeded: the same each time."""
+    wander = random.Random(1)
+    for t in range(polls):
+        yield [
+            dataclasses.replace(
+                a,
+                down_bps=min(
+                    a.down_limit_bps or 1e12,
+                    a.down_bps * (0.75 + 0.25 * math.sin(t / 7 + i) + wander.random() * 0.1),
+                ),
+                up_bps=min(a.up_limit_bps or 1e12, a.up_bps * (0.7 + 0.3 * math.cos(t / 5 + i))),
+            )
+            for i, a in enumerate(apps)
+        ]
+
+
+class _Model(Protocol):
+    def apply_snapshot(
+        self, applications: list[ApplicationInfo], process_names: dict[int, str] | None = None
+    ) -> None: ...
+
+
+def apply_history(
+    model: _Model, apps: list[ApplicationInfo], names: dict[int, str] | None = None
+) -> None:
+    """Feed ``sample_history`` as if polled once a second until now: the detail
+    graph places samples by their wall-clock time, so fed at once they drew one
+    spike at its right edge."""
+    start = time.time()
+    snapshots = list(sample_history(apps))
+    for i, snapshot in enumerate(snapshots):
+        with mock.patch.object(time, "time", return_value=start - len(snapshots) + 1 + i):
+            model.apply_snapshot(snapshot, names)

@@ -10,8 +10,6 @@ selected row. Not a test: a way to see the window without a helper, at 1366x768.
 from __future__ import annotations
 
 import dataclasses
-import math
-import random
 import sys
 
 from chadthrottle.contract import ADMIN_OWNER, BackendInfo, RuleInfo
@@ -23,7 +21,7 @@ from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.main_window import MainWindow
 from PySide6.QtWidgets import QApplication
 
-from tests.gui.sample_data import sample_applications
+from tests.gui.sample_data import apply_history, sample_applications
 
 STATUSES = {
     "connected": HelperStatus(HelperState.CONNECTED, "", True, True),
@@ -62,7 +60,6 @@ def main() -> int:
     proxy.setSourceModel(model)
     proxy.sort_by_activity()
     window = MainWindow(model, proxy, Settings())
-    random.seed(1)
     apps = sample_applications()
     if state == "owners":
         model.set_viewer_uid(1000)
@@ -72,23 +69,7 @@ def main() -> int:
             apps[1], down_limit_owner=1000, down_limit_problem=FOREIGN_FILTER
         )
         apps[2] = dataclasses.replace(apps[2], up_limit_owner=1000)
-    for t in range(90):
-        model.apply_snapshot(
-            [
-                dataclasses.replace(
-                    a,
-                    down_bps=min(
-                        a.down_limit_bps or 1e12,
-                        a.down_bps * (0.75 + 0.25 * math.sin(t / 7 + i) + random.random() * 0.1),
-                    ),
-                    up_bps=min(
-                        a.up_limit_bps or 1e12, a.up_bps * (0.7 + 0.3 * math.cos(t / 5 + i))
-                    ),
-                )
-                for i, a in enumerate(apps)
-            ],
-            PROCESS_NAMES,
-        )
+    apply_history(model, apps, PROCESS_NAMES)
     window.set_backends(
         (BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",)))
     )
