@@ -85,6 +85,15 @@ def test_a_limit_over_two_namespaces_is_divided_and_one_over_one_is_not(
         assert pair.peer_ns not in hidden and pair.peer_if not in hidden
         assert f"in {OTHER_USERS}: {THEIR_REASON}" in hidden
         assert guard[Direction.DOWN][SLOT] == LIMIT  # downloads: the guard is after the IFB
+        # a namespace that does not shape a direction has no share of it (its class would
+        # pass none of that traffic), and the slot's listed rate there is the guard's
+        assert shapers.policed_slots(Direction.DOWN) == set()
+        shapers.reconcile(wanted)
+        full = round(LIMIT.rate_bps * VETH_L3_TO_L2) * 8
+        own_down = _class_bits(pair.host_ns, shaper, Direction.DOWN)
+        assert own_down and all(abs(r - full) <= 0.01 * full for r in own_down), own_down
+        assert shapers.policed_slots(Direction.DOWN) == {SLOT}
+        assert shapers.policed_slots(Direction.UP) == set()
 
         shapers.shape_namespaces_of({process.pid: SLOT})  # its processes in one namespace only
         shapers.reconcile(wanted)
