@@ -9,7 +9,6 @@ import subprocess
 import time
 from collections.abc import Callable
 
-import pytest
 from chadthrottle.contract import Direction
 
 from tests.e2e.conftest import MiB, Stack
@@ -20,7 +19,7 @@ from tests.support.download_settled import (
     wait_until_download_settled,
 )
 from tests.support.helper_calls import call_helper
-from tests.support.netns import app_scope, start_stream
+from tests.support.netns import app_scope, rates_together, start_stream
 from tests.support.waiting import eventually
 
 LIMIT_BPS = MiB
@@ -39,6 +38,9 @@ READ_SETTLE_S = {Direction.DOWN: 1.0}
 DOWNLOAD_WINDOW_S = 4.0
 # Receivers count payload; the limit counts IP packets (~4% headers at MTU 1500).
 PAYLOAD_SHARE = 1448 / 1500
+# An unlimited bystander's paced rate: far above the limit, and a share of the
+# machine that leaves the helper and the limited streams theirs.
+BYSTANDER_BPS = 30 * MiB
 
 
 def wait_until_at_limit(
@@ -68,67 +70,88 @@ def _measured_by_helper(stack: Stack, app_id: str, direction: Direction) -> floa
     return apps[app_id].rate_bps(direction)
 
 
-@pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN], ids=["upload", "download"])
-def test_limit_slows_a_running_stream_and_clearing_restores_it(
-    stack: Stack, direction: Direction
-) -> None:
-    port = 5400 if direction is Direction.UP else 5410
-    with app_scope(
-        stack.cgroup_root, own_names.desktop_id(f"Test{direction.value.title()}")
-    ) as scope:
-        limited = start_stream(stack.pair, port, direction.value, app_cgroup=scope)
-        bystander = start_stream(stack.pair, port + 1, direction.value)
+def test_limits_slow_running_streams_both_ways_and_clearing_restores_them(stack: Stack) -> None:
+    """An upload and a download, each its own application, limited at once and
+    each judged on its own: the upload over the first WINDOW_S of the window
+    once it reads its limit, the download over the whole DOWNLOAD_WINDOW_S once
+    it settled, both windows from the same start (one after the other took
+    about 4.5 s more). The bystanders are paced (BYSTANDER_BPS, far above the
+    limit), so the four streams leave the helper its share of the machine."""
+    ports = {Direction.UP: 5400, Direction.DOWN: 5410}
+    names = {d: f"Test{d.value.title()}" for d in Direction}
+    with (
+        app_scope(stack.cgroup_root, own_names.desktop_id(names[Direction.UP])) as up,
+        app_scope(stack.cgroup_root, own_names.desktop_id(names[Direction.DOWN])) as down,
+    ):
+        scopes = {Direction.UP: up, Direction.DOWN: down}
+        limited = {d: start_stream(stack.pair, ports[d], d.value, app_cgroup=scopes[d])
+                   for d in Direction}  # fmt: skip
+        bystanders = {d: start_stream(stack.pair, ports[d] + 1, d.value, rate_bps=BYSTANDER_BPS)
+                      for d in Direction}  # fmt: skip
         try:
             time.sleep(0.5)
-            assert limited.receiver.rate_bps(0.5) > 20 * LIMIT_BPS  # unlimited to begin with
-            app_id = call_helper(
-                stack.bus_address,
-                lambda c: c.set_limit(f"pid:{limited.app_pid}", direction, LIMIT_BPS),
+            before = rates_together([limited[d].receiver for d in Direction], 0.5)
+            assert min(before) > 20 * LIMIT_BPS, f"not unlimited to begin with: {before}"
+            app_ids: dict[Direction, str] = {}
+            for d in (Direction.DOWN, Direction.UP):  # the download's Landing from its reply on
+                app_ids[d] = call_helper(
+                    stack.bus_address,
+                    lambda c, d=d: c.set_limit(f"pid:{limited[d].app_pid}", d, LIMIT_BPS),
+                )
+                assert app_ids[d] == own_names.app_id(names[d])
+                if d is Direction.DOWN:
+                    landing = Landing.now(limited[d].receiver, stack.pair.host_ns, ports[d])
+            wait_until_at_limit(
+                lambda s: limited[Direction.UP].receiver.rate_bps(s) / PAYLOAD_SHARE, LIMIT_BPS
             )
-            assert app_id == own_names.app_id(f"Test{direction.value.title()}")
-            if direction is Direction.UP:
-                wait_until_at_limit(
-                    lambda s: limited.receiver.rate_bps(s) / PAYLOAD_SHARE, LIMIT_BPS
-                )
-                read = limited.receiver.rate_bps(WINDOW_S) / PAYLOAD_SHARE
-            else:
-                # from once the reads are at the limit with no hole left (a fixed
-                # 5 s was waited); Landing holds them to the limit from the reply on
-                landing = Landing.now(limited.receiver, stack.pair.host_ns, port)
-                wait_until_download_settled(
-                    limited.receiver,
-                    stack.pair.host_ns,
-                    port,
-                    PAYLOAD_SHARE * LIMIT_BPS,
-                    sender_netns=stack.pair.peer_ns,
-                    timeout_s=TAKES_HOLD_S + WINDOW_S + READ_SETTLE_S[direction],
-                )
-                read = limited.receiver.rate_bps(DOWNLOAD_WINDOW_S) / PAYLOAD_SHARE
-                assert landing.excess_bytes(PAYLOAD_SHARE * LIMIT_BPS) <= LANDING_SLACK_BYTES
-            assert _within(read), f"the application moved {read / MiB:.3f} MiB/s at L3"
+            # from once the reads are at the limit with no hole left (a fixed
+            # 5 s was waited); Landing holds them to the limit from the reply on
+            wait_until_download_settled(
+                limited[Direction.DOWN].receiver,
+                stack.pair.host_ns,
+                ports[Direction.DOWN],
+                PAYLOAD_SHARE * LIMIT_BPS,
+                sender_netns=stack.pair.peer_ns,
+                timeout_s=TAKES_HOLD_S + WINDOW_S + READ_SETTLE_S[Direction.DOWN],
+            )
+            starts = {d: limited[d].receiver._latest() for d in Direction}
+            reads: dict[Direction, float] = {}
+            for d, window_s in ((Direction.UP, WINDOW_S), (Direction.DOWN, DOWNLOAD_WINDOW_S)):
+                time.sleep(max(0.0, starts[d][0] + window_s - time.monotonic()))
+                (t0, b0), (t1, b1) = starts[d], limited[d].receiver._latest()
+                reads[d] = (b1 - b0) / (t1 - t0) / PAYLOAD_SHARE if t1 > t0 else 0.0
+            assert landing.excess_bytes(PAYLOAD_SHARE * LIMIT_BPS) <= LANDING_SLACK_BYTES
+            for d in Direction:
+                assert _within(reads[d]), f"{d.value}: moved {reads[d] / MiB:.3f} MiB/s at L3"
             # What the window shows: the helper's rate over its last two ticks,
             # once both are after the limit took hold (up to 3 s after it did).
-            assert eventually(
-                lambda: _within(_measured_by_helper(stack, app_id, direction)), 3.0, interval_s=0.25
-            ), (
-                f"the helper measured {_measured_by_helper(stack, app_id, direction) / MiB:.3f} MiB/s at L3"
-            )
-            assert (
-                bystander.receiver.rate_bps(1.0) > 20 * LIMIT_BPS
-            )  # another application: not slowed
+            for d in Direction:
+                assert eventually(
+                    lambda d=d: _within(_measured_by_helper(stack, app_ids[d], d)),
+                    3.0,
+                    interval_s=0.25,
+                ), (
+                    f"{d.value}: the helper measured "
+                    f"{_measured_by_helper(stack, app_ids[d], d) / MiB:.3f} MiB/s at L3"
+                )
+            passed = rates_together([bystanders[d].receiver for d in Direction], 1.0)
+            assert min(passed) > 20 * LIMIT_BPS, f"other applications slowed: {passed}"
 
             apps = {
                 a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())
             }
-            assert apps[app_id].limit_bps(direction) == LIMIT_BPS
-            assert limited.app_pid in apps[app_id].pids
-
-            call_helper(stack.bus_address, lambda c: c.clear_limit(app_id, direction))
+            for d in Direction:
+                assert apps[app_ids[d]].limit_bps(d) == LIMIT_BPS
+                assert limited[d].app_pid in apps[app_ids[d]].pids
+                call_helper(stack.bus_address, lambda c, d=d: c.clear_limit(app_ids[d], d))
             # freed; a download's sender may first wait out a backed-off retransmission timer
-            assert eventually(lambda: limited.receiver.rate_bps(0.5) > 20 * LIMIT_BPS, 6.0)
+            for d in Direction:
+                assert eventually(
+                    lambda d=d: limited[d].receiver.rate_bps(0.5) > 20 * LIMIT_BPS, 6.0
+                ), f"{d.value} not freed"
         finally:
-            limited.stop()
-            bystander.stop()
+            for stream in [*limited.values(), *bystanders.values()]:
+                stream.stop()
 
 
 def _shaper_drops(netns: str) -> int:
