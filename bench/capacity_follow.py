@@ -28,12 +28,18 @@ rate): which direction's queue made a spike, and which probe filled it.
 
     sudo .venv/bin/python -m bench.capacity_follow [--down 2.5M] [--up 625K] [--buffer-ms 400]
         [--phase-s 20] [--slow-share 0.5] [--start right|wrong|none] [--flows 4] [--bulk both|down]
+        [--vary down|up] [--record FILE]
+
+--record writes the estimator's inputs tick by tick (what passed, the delay signal, our
+queues' waits) beside the modem's truth, so a run replays through the pure estimator
+(tests/helper/engine/test_capacity_estimate.py replays two).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import subprocess
@@ -109,6 +115,7 @@ class Follower:
         self, pair: NetnsPair, shaper: TcShaper, ipr: IPRoute, estimator: CapacityEstimator
     ) -> None:
         self.shaper, self.estimator, self.trace = shaper, estimator, list[Second]()
+        self.samples: list[Sample] = []  # the estimator's inputs, for --record
         self.tick_s = 1.0
         index = ipr.link_lookup(ifname=pair.host_if)[0]
         self._classes = {CALL_SLOT: ClassSpec(0, 0, Priority.CRITICAL)}
@@ -151,7 +158,8 @@ class Follower:
                         if not path.local and (old := paths_before.get(cookie)) is not None)  # fmt: skip
             seconds = now - last
             before = self.estimator.capacities()
-            after = self.estimator.update(Sample(seconds, moved, delay, waits))
+            self.samples.append(Sample(seconds, moved, delay, waits))
+            after = self.estimator.update(self.samples[-1])
             if after != before:
                 self.apply()
             last = now
@@ -333,6 +341,19 @@ def _worst_call_per_second(call: CallResult, began: float) -> dict[int, tuple[fl
     return worst
 
 
+def record(path: Path, start: dict[Direction, int], follower: Follower) -> None:
+    """The estimator's inputs tick by tick (L3 bytes, s), so a run can be replayed
+    through the pure estimator; the modem's rates and queues beside them (the truth)."""
+    ticks = [
+        {"seconds": sample.seconds, "bytes": {d.value: sample.bytes[d] for d in Direction},
+         "delay_s": sample.delay_s, "waits_s": {d.value: w for d, w in sample.local_wait_s.items()},
+         "true": [second.true_down, second.true_up], "modem_ms": list(second.modem_ms),
+         "estimate": [second.down, second.up], "decisions": second.decisions}
+        for sample, second in zip(follower.samples, follower.trace, strict=True)
+    ]  # fmt: skip
+    path.write_text(json.dumps({"start": {d.value: v for d, v in start.items()}, "ticks": ticks}))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.capacity_follow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -362,6 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--tick-s", type=float, default=1.0, help="kernel: the estimator's tick (the helper's: 1 s)"
+    )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        help="kernel: write the estimator's start and inputs, tick by tick, with the modem's "
+        "rates and queues, to this JSON file (replayed in tests/helper/engine)",
     )
     parser.add_argument(
         "--bulk",
@@ -432,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
             calls.append(bench.call(total_s - call_began))
             switcher.join()
     print(f"uptime: {os.popen('uptime').read().strip()}")
+    if arguments.record is not None and isinstance(follower, Follower):
+        record(arguments.record, start, follower)
     call = calls[0]
     print(f"call over the whole run (median / p95 / p99): {_call_stats(call, 0, call.sent)}")
     for i, (down, up) in enumerate(phases):

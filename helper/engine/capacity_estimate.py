@@ -47,7 +47,11 @@ Each tick:
   each cut it brings) the upload alone is cut at each rise, what it goes
   back up to is the most it passed in those rises, and nothing else is
   judged or raised (the download, its acknowledgements waiting at the
-  modem, passes less too);
+  modem, passes less too). Then the rate it held before is tried back to
+  (TRY_GAP_S after the slowing or the last try, for TRY_FORGET_S), in
+  TRY_STEPS a tick, the download not raised meanwhile; a step failed when
+  our upload queue holds under TRY_QUEUE_SHARE of what it held or the round
+  trips rise (_try_up, _judge_try say why);
 - the delay stayed low: one loaded direction (LOADED_SHARE of its shaping
   rate passed) is raised, by a step that grows with raises in a row
   (RAISE_STEPS; the upload's smaller, JUDGE_S apart), straight up to the
@@ -172,6 +176,16 @@ HOLD_S = {
 BLAME_S = 4.5  # a failed upload probe takes back every raise this recent: a 1-3% overshoot shows 3-4 s late
 REFRACTORY_S = 2.0  # after a cut (of either direction), the round trips need this long to show the queue drained
 HELD_S = 60.0  # an upload cut under what it held this recently goes back up to it (not a probe)
+# after the upload's own link slowed, tries back towards what it held before (the link may
+# come back): these apart (the next after each failed try), in these steps, one a tick
+TRY_GAP_S = (6.0,) * 6 + (12.0, 24.0, 48.0)
+TRY_STEPS = (1.06, 1.06, 1.12)
+TRY_FORGET_S = 300.0  # the rate before the slowing is tried for this long after it
+# a try failed once our upload queue holds less than this share of what it held before it
+# (or the round trips rose): past the link, the bytes queued here move to the modem's queue,
+# what the calls wait for there (not always at once: once its senders stop losing here,
+# their windows grow and fill both queues for a tick or two, bench 22:01 UTC)
+TRY_QUEUE_SHARE = 0.85  # held at a rate, one tick's queue read 0.83-1.1 of their median
 FLOOR_BPS = 32_000  # 256 kbit/s: below it nothing interactive works anyway
 MIN_TRAFFIC_BPS = 8_000  # less than this through a direction tells nothing about its capacity
 
@@ -229,6 +243,12 @@ class CapacityEstimator:
         self._since_up_slow_s = float("inf")  # since a rise showed the upload's own link slower
         self._up_before: int | None = None  # what the upload held before its link slowed
         self._up_link = 0.0  # the most it passed in a rise since (bytes/s): the modem's new rate
+        self._up_faster: int | None = None  # what it held before its own link slowed: tried back to
+        self._since_faster_s = float("inf")  # since that slowing was first seen
+        self._trying: list[int] = []  # a try's capacities so far, from where it began; []: none
+        self._tries_failed = 0  # since the slowing: each waits longer (TRY_GAP_S)
+        self._since_try_s = float("inf")  # since the last try ended
+        self._up_queued: list[float] = []  # our upload queue (bytes) at the last held ticks
         self.decisions: list[str] = []  # this tick's, for bench/capacity_follow.py's trace
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
@@ -256,6 +276,16 @@ class CapacityEstimator:
         self._since_down_cut_s += sample.seconds
         self._since_back_s += sample.seconds
         self._since_up_slow_s += sample.seconds
+        self._since_faster_s += sample.seconds
+        self._since_try_s += sample.seconds
+        up_shaping = (
+            self._state[Direction.UP].capacity or 0
+        ) * SHAPE_SHARE  # as the waits were read
+        queued = (
+            sample.local_wait_s[Direction.UP] * up_shaping
+            if Direction.UP in sample.local_wait_s
+            else None
+        )
         for direction, state in self._state.items():
             state.since_cut_s += sample.seconds
             state.since_loaded_s += sample.seconds
@@ -286,10 +316,14 @@ class CapacityEstimator:
             if achieved[d] >= max(MIN_TRAFFIC_BPS, BULK_SHARE * busiest)
         }
         rise = delay > RISE_S + NOISE_SHARE * max(sample.local_wait_s.values(), default=0.0)
+        if self._trying:
+            self._judge_try(rise, queued)
+            return self.capacities()
         first = False  # the first tick of the upload's own link slowing: what passed straddles it
         if rise and self._up_link_slowed(achieved, sample.local_wait_s):
             if first := self._since_up_slow_s >= BLAME_S:
                 self._up_before, self._up_link = self._state[Direction.UP].held, 0.0
+                self._slowed(self._up_before)
             self._since_up_slow_s = 0.0
         if self._since_up_slow_s < BLAME_S:  # nothing judged or raised until it drained
             if rise:  # the upload's own queue at the modem: the download is its victim
@@ -303,8 +337,114 @@ class CapacityEstimator:
             # beside the other (an upload cut to 3.5 Mbit/s beside a 20 Mbit/s download
             # read as acknowledgements and was never raised again); cuts stay for bulk
             self._note_held(achieved)
-            self._probe(self._state, achieved)
+            if self._try_up(achieved, queued):
+                self._back_to_held(
+                    achieved
+                )  # no probe: a try is on or due (a try's raise is not undone)
+            else:
+                self._probe(self._state, achieved)
         return self.capacities()
+
+    def _slowed(self, held: int | None) -> None:
+        """The upload's own link slowed: what it held before is tried back to later (the
+        highest such rate while remembered: a try past the slower link looks like a slowing)."""
+        if self._up_faster is None or self._since_faster_s > TRY_FORGET_S:
+            self._up_faster, self._tries_failed = held, 0
+        elif held is not None:
+            self._up_faster = max(self._up_faster, held)
+        self._since_faster_s, self._up_queued = 0.0, []
+
+    def _try_up(self, achieved: Mapping[Direction, float], queued: float | None) -> bool:
+        """After the upload's own link slowed, a try back towards what it held before: the
+        link may be back, and an upload's probes are judged by the round trips, 2-4 s late,
+        in 2-3% steps every 20 s (at 563c706 it sat at 0.47 of its link come back). Started
+        TRY_GAP_S after the slowing or the last try (longer after each failure), while the
+        upload is loaded at what it holds and nothing else is judged: no download raise, no
+        cut or take-back draining (the download is not raised while one is due). True if
+        one started or is due (no other raise this tick)."""
+        up, down = self._state[Direction.UP], self._state[Direction.DOWN]
+        if queued is not None and up.capacity is not None and \
+                achieved[Direction.UP] >= LOADED_SHARE * up.capacity * SHAPE_SHARE:  # fmt: skip
+            self._up_queued = [*self._up_queued[-7:], queued]  # under the link: the reference
+        if self._up_faster is not None and (
+            self._since_faster_s > TRY_FORGET_S or (up.capacity or 0) * NEAR_STEP >= self._up_faster
+        ):
+            self._up_faster = None  # forgotten, or back there by other raises
+        gap = TRY_GAP_S[min(self._tries_failed, len(TRY_GAP_S) - 1)]
+        waited = min(self._since_up_slow_s, self._since_try_s)
+        if (self._up_faster is None or up.capacity is None or queued is None or len(self._up_queued) < 3
+                or waited < gap - BLAME_S or achieved[Direction.UP] < LOADED_SHARE * up.capacity * SHAPE_SHARE):  # fmt: skip
+            return False
+        # due soon: no new download raise meanwhile, and the last ones taken back (held a
+        # little past its link, unjudged, the download's queue grew 5 s, to 154 ms at the
+        # modem, bench 22:01 UTC); then BLAME_S for any queue they made to show (the round
+        # trips show it late, and the upload's acknowledgements waiting in it leave our
+        # upload queue too: a try would fail for it), as after a take-back or cut
+        if down.recent and down.capacity is not None:
+            down.capacity, down.recent, down.since_cut_s = down.recent[0][1], [], 0.0
+            self.decisions.append("down back for a try up")
+        # where its probes failed is kept meanwhile (not probed, it learns nothing new): forgotten
+        # during the waits, its next climb went in 12% steps, 200 ms at the modem in a toy
+        down.since_failed_s = 0.0
+        if (
+            waited >= gap + 2 * BLAME_S
+        ):  # not started in this long: the download goes on, a gap more
+            self._since_try_s = 0.0
+            self.decisions.append("try up put off")
+            return False
+        if (waited < gap or up.capacity * 1.001 < (up.held or 0) or up.hold_s
+                or (up.recent and up.recent[-1][0] < JUDGE_S[Direction.UP])
+                or min(self._since_back_s, *(s.since_cut_s for s in self._state.values())) < BLAME_S):  # fmt: skip
+            return True
+        self._trying = [up.capacity]
+        self._try_step(up)
+        return True
+
+    def _try_step(self, up: _Direction) -> None:
+        assert up.capacity is not None and self._up_faster is not None
+        step = TRY_STEPS[min(len(self._trying) - 1, len(TRY_STEPS) - 1)]
+        before = up.capacity
+        up.capacity = self._bound(min(int(before * step), self._up_faster), up.ceiling)
+        self._trying.append(up.capacity)
+        up.since_raise_s = up.since_probe_s = 0.0
+        self.decisions.append(f"try up x{up.capacity / before:.3f}")
+
+    def _judge_try(self, rise: bool, queued: float | None) -> None:
+        """A try's last step, a tick on: past the link if our upload queue holds less than
+        TRY_QUEUE_SHARE of what it held before the try (its bytes moved to the modem's
+        queue) or the round trips rose. Then back under the step before the one last
+        judged (a step a little past the link moves too little in a tick to be seen: the
+        next one shows it), and held there; else the next step, up to the rate tried. No
+        download raise is made or being judged meanwhile (_try_up): a rise is the try's,
+        though our queue may not show it yet (the senders' windows grow once they stop
+        losing here: 129 KB still queued here with 0-22 ms at the modem, bench 22:01 UTC)."""
+        up = self._state[Direction.UP]
+        assert up.capacity is not None
+        reference = sorted(self._up_queued)[len(self._up_queued) // 2] if self._up_queued else 0.0
+        moved = queued is None or queued < TRY_QUEUE_SHARE * reference
+        if moved or rise:
+            good = self._trying[max(0, len(self._trying) - 3)]
+            if good > self._trying[0]:  # the steps up to it passed: the link is that fast at least
+                up.held, up.since_held_s = good, 0.0
+            self.decisions.append(f"take back up (try failed at {up.capacity * 8e-6:.2f})")
+            # under it by CUT_SHARE, so the modem's queue drains in a second, then back up to
+            # what it held (_back_to_held) after REFRACTORY_S (at BACK_SHARE and a 5 s hold,
+            # a toy's tries came every 12 s, the modem's queue draining 4 s each)
+            up.capacity = self._bound(int(good * CUT_SHARE), up.ceiling)
+            up.hold_s, up.recent, up.streak = REFRACTORY_S, [], 0
+            up.since_probe_s = float("inf")  # its raises back to what it held are no probe
+            up.since_cut_s, self._since_back_s = (
+                0.0,
+                0.0,
+            )  # its queue at the modem, seen late: no cut
+            self._trying, self._since_try_s, self._tries_failed = [], 0.0, self._tries_failed + 1
+        elif self._up_faster is None or up.capacity >= self._up_faster:  # the link is back
+            self._trying, self._since_try_s, self._tries_failed = [], 0.0, 0
+            self._up_faster = None
+            up.held, up.since_held_s = up.capacity, 0.0
+            self.decisions.append("try up reached")
+        else:
+            self._try_step(up)
 
     def capacities(self) -> dict[Direction, int | None]:
         return {direction: state.capacity for direction, state in self._state.items()}
