@@ -131,7 +131,9 @@ class Engine(EngineCore):
                 for pid, process in (app.processes.items() if app else ())
                 if uid is None or process.uid == uid
             }
-            traffic = self._tracking.meter.process_traffic(app_id, names)
+            owners = {self._tracking.owner_of_pid(pid): pid for pid in names}
+            by_owner = self._tracking.meter.process_traffic(app_id, owners)
+        traffic = {owners[owner]: counted for owner, counted in by_owner.items()}
         return process_rows(names, traffic)
 
     def list_interfaces(self) -> list[InterfaceInfo]:

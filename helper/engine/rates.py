@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from chadthrottle.contract import Direction
-from chadthrottle.helper.kernel.layout import CounterSample, owner_key, pid_of
+from chadthrottle.helper.kernel.layout import CounterSample, owner_key
 
 LOOPBACK_IFINDEX = 1  # the kernel gives every namespace's lo index 1
 InterfaceKey = tuple[int, int]  # (netns cookie, ifindex): indices repeat across namespaces
@@ -191,35 +191,35 @@ class RateMeter:
         app_id = self._app_of_owner.get(owner)
         return None if app_id is None else (app_id, self._uid_of_owner.get(owner))
 
-    def process_traffic(self, app_id: str, tgids: Collection[int]) -> dict[int, AppTraffic]:
+    def process_traffic(self, app_id: str, owners: Collection[int]) -> dict[int, AppTraffic]:
         """Each of these processes' totals and rates over the window its
         application's rates use, from the same samples, so the application's
         rate is its living processes' summed (plus what processes that exited
         in the window moved). The window starts at the tick the application's
         rates are measured from (none at its first tick, as for the
         application); a process with no counter there counts from zero: its
-        counters are new. tgids: pids; an owner that exited under one is
-        retired from the samples the tick it is seen gone."""
-        wanted = set(tgids)
-        result = {tgid: AppTraffic() for tgid in wanted}
+        counters are new. owners: the processes' owner_keys (a new process
+        under an old pid has its own counters, and its own rate from zero)."""
+        wanted = set(owners)
+        result = {owner: AppTraffic() for owner in wanted}
         if not self._samples:
             return result
         now, latest = self._samples[-1]
         for sample in latest:
-            if (pid := pid_of(self._owner(sample))) in wanted:
-                _add(result[pid], sample)
+            if (owner := self._owner(sample)) in wanted:
+                _add(result[owner], sample)
         app = self.apps.get(app_id)
         since = app.rates_since if app is not None else None
         start = next(((t, oldest) for t, oldest in self._samples if t == since), None)
         if start is None or now <= start[0]:
             return result
         then, oldest = start
-        before = {tgid: AppTraffic() for tgid in wanted}
+        before = {owner: AppTraffic() for owner in wanted}
         for sample in oldest:
-            if (pid := pid_of(self._owner(sample))) in wanted:
-                _add(before[pid], sample)
-        for tgid, traffic in result.items():
-            _set_rates(traffic, before[tgid], now - then)
+            if (owner := self._owner(sample)) in wanted:
+                _add(before[owner], sample)
+        for owner, traffic in result.items():
+            _set_rates(traffic, before[owner], now - then)
         return result
 
     def update(self, samples: Iterable[CounterSample], now: float) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from chadthrottle.helper.engine.observed import process_rows
 from chadthrottle.helper.engine.rates import RateMeter
+from chadthrottle.helper.kernel.layout import owner_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -126,3 +127,23 @@ def test_the_engine_lists_a_users_own_processes_with_rates_adding_to_the_applica
     assert sum(p.down_bps for p in everyone) == pytest.approx(app.down_bps)
     assert [p.pid for p in world.engine.list_processes("exe:/usr/bin/curl", 1001)] == [11]
     assert world.engine.list_processes("exe:/no/such") == []
+
+
+def test_a_new_process_under_an_old_pid_has_its_own_rate() -> None:
+    """Owners are processes (owner_key: pid and start): the old process's
+    counters in the window are not the new one's starting point."""
+    meter = RateMeter(window_ticks=2)
+    old, new = owner_key(10, 500), owner_key(10, 900)
+    meter.remember(old, "app:a")
+    meter.update([Sample(10, 6000, 0, owner_start=500)], now=0.0)
+    meter.remember(new, "app:a")
+    meter.update(
+        [Sample(10, 6000, 0, owner_start=500), Sample(10, 1000, 0, owner_start=900)], now=1.0
+    )
+    meter.retire({old}, [Sample(10, 6000, 0, owner_start=500)])
+    meter.update([Sample(10, 3000, 0, owner_start=900)], now=2.0)
+    traffic = meter.process_traffic("app:a", [new])[new]
+    assert (traffic.rx_bytes, traffic.down_bps) == (
+        3000,
+        1500.0,
+    )  # from zero at 0.0: it had no counter
