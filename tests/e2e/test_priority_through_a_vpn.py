@@ -18,9 +18,11 @@ the uplink.
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,13 +31,22 @@ from chadthrottle.client import HelperClientError
 from chadthrottle.contract import ApplicationInfo, RuleScope
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 
+from bench.bottleneck import modem
 from tests.e2e.conftest import Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
-from tests.support.netns import NetnsPair, app_scope, nsenter_argv, spawn, wait_for_line
+from tests.support.netns import (
+    NetnsPair,
+    app_scope,
+    nsenter_argv,
+    spawn,
+    start_stream,
+    wait_for_line,
+)
 from tests.support.waiting import eventually
 
 CAPACITY_BPS = 1_000_000
+MTU = "1450"  # the uplink's less vxlan's 50 bytes (wg-quick: 1420 for WireGuard's 60-80)
 CALL_PORT, CALL_S = 5048, 4.0
 
 
@@ -43,6 +54,7 @@ CALL_PORT, CALL_S = 5048, 4.0
 class Vpn:
     device: str  # in the helper's namespace
     server: str  # the far end's address inside the tunnel
+    client: str  # this end's
 
 
 def _ip(*argv: str) -> None:
@@ -50,22 +62,24 @@ def _ip(*argv: str) -> None:
 
 
 @contextmanager
-def wg_quick_like(pair: NetnsPair) -> Iterator[Vpn]:
-    """A vxlan from the helper's namespace to the peer's, routed as wg-quick
-    routes AllowedIPs = 0.0.0.0/0; all of it undone on exit."""
+def wg_quick_like(pair: NetnsPair, far: tuple[str, str] | None = None) -> Iterator[Vpn]:
+    """A vxlan from the helper's namespace to the peer's (or to far: a
+    namespace and its address, the internet behind a modem), routed as
+    wg-quick routes AllowedIPs = 0.0.0.0/0; all of it undone on exit."""
+    far_ns, far_addr = far or (pair.peer_ns, pair.peer_addr)
     tag = secrets.token_hex(3)
-    near, far, vni, table = f"ctvx{tag}", f"ctvy{tag}", int(tag, 16) % 16_000_000 + 1, "51820"
+    near, far_dev, vni, table = f"ctvx{tag}", f"ctvy{tag}", int(tag, 16) % 16_000_000 + 1, "51820"
     subnet = f"10.{100 + int(tag[:2], 16) % 40}.{int(tag[2:4], 16)}"
     port = str(40_000 + int(tag[4:], 16) % 2000)
-    host, peer = pair.host_ns, pair.peer_ns
+    host = pair.host_ns
     undo: list[list[str]] = []
     try:
-        for ns, name, local, remote, dev, addr in (
-            (host, near, pair.host_addr, pair.peer_addr, pair.host_if, f"{subnet}.2"),
-            (peer, far, pair.peer_addr, pair.host_addr, pair.peer_if, f"{subnet}.1"),
+        for ns, name, local, remote, addr in (
+            (host, near, pair.host_addr, far_addr, f"{subnet}.2"),
+            (far_ns, far_dev, far_addr, pair.host_addr, f"{subnet}.1"),
         ):
-            _ip("-n", ns, "link", "add", name, "type", "vxlan", "id", str(vni), "local", local,
-                "remote", remote, "dstport", port, "dev", dev)  # fmt: skip
+            _ip("-n", ns, "link", "add", name, "mtu", MTU, "type", "vxlan", "id", str(vni),
+                "local", local, "remote", remote, "dstport", port)  # fmt: skip
             undo.append(["-n", ns, "link", "del", name])
             _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", name)
             _ip("-n", ns, "link", "set", name, "up")
@@ -77,7 +91,7 @@ def wg_quick_like(pair: NetnsPair) -> Iterator[Vpn]:
                      ["table", "main", "suppress_prefixlength", "0"]):  # fmt: skip
             _ip("-n", host, "rule", "add", *rule)
             undo.append(["-n", host, "rule", "del", *rule])
-        yield Vpn(near, f"{subnet}.1")
+        yield Vpn(near, f"{subnet}.1", f"{subnet}.2")
     finally:
         for argv in reversed(undo):
             subprocess.run(["ip", *argv], capture_output=True)
@@ -152,5 +166,88 @@ def test_the_link_is_on_the_vpn_and_a_priority_off_it_is_said_not_ordered(stack:
             echo.wait(10)
             _set_priority(bus, call_app, "normal")
             call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
+    assert call_helper(bus, lambda c: c.list_rules()) == []
+    assert stack.idle_tc_state() == untouched
+
+
+DOWN_L2, UP_L2 = 1_250_000, 500_000  # the modem's rates (bytes/s, from the Ethernet header)
+BUFFER_MS = 300
+TO_L3 = 1500 / 1514
+CALL_RUN_S, WARMUP_S = 6.0, 1.5
+# The capacity is set this far under the modem's: the tree counts the
+# tunnel's inner packets, and vxlan's 50 bytes a 1450-byte packet (3.4%)
+# come on top at the modem. At the modem's own rate they ate most of the
+# shaper's 5% margin: the modem kept a standing download queue (28-126 KB)
+# and the call waited in it (median 56-83 ms) though in its class here.
+SHARE = 0.96
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def test_a_critical_call_through_the_vpn_is_ordered_under_load(stack: Stack) -> None:
+    """The VPN's far end beyond a modem in miniature (its encapsulated packets
+    cross the modem's queues); a normal application's bulk upload and
+    download and a critical call all through the VPN, the capacity set to the
+    modem's (less the tunnel's overhead, SHARE): the call keeps a short round
+    trip, the bulk download most of the link."""
+    bus, pair, untouched = stack.bus_address, stack.pair, stack.idle_tc_state()
+    desktop_id = own_names.desktop_id("VpnOrdered", fresh=True)
+    call_app = f"app:{desktop_id}"
+    with (
+        modem(pair, DOWN_L2, UP_L2, BUFFER_MS) as internet,
+        wg_quick_like(pair, (internet.netns, internet.addr)) as vpn,
+        app_scope(cgroup2_mount(), desktop_id) as call_scope,
+        app_scope(cgroup2_mount(), own_names.desktop_id("VpnBulk", fresh=True)) as bulk_scope,
+        app_scope(cgroup2_mount(), own_names.desktop_id("VpnServer", fresh=True)) as server_scope,
+    ):
+        through = NetnsPair(peer_ns=internet.netns, host_ns=pair.host_ns, peer_if="", host_if="",
+                            peer_addr=vpn.server, host_addr=vpn.client, peer_addr6="", host_addr6="")  # fmt: skip
+        spawn(["sleep", "60"], call_scope)
+        echo = spawn(nsenter_argv(internet.netns, [sys.executable, "-m", "bench.call_probe", "echo",
+                                                   "--port", str(CALL_PORT)]), server_scope)  # fmt: skip
+        streams = []
+        try:
+            wait_for_line(echo, "listening")
+            _set_priority(bus, call_app, "critical")
+            call_helper(bus, lambda c: c.set_link_capacity(round(DOWN_L2 * TO_L3 * SHARE), round(UP_L2 * TO_L3 * SHARE), False))  # fmt: skip
+            assert eventually(
+                lambda: (
+                    call_helper(bus, lambda c: c.get_link_shaping()).interfaces == (vpn.device,)
+                ),
+                5.0,
+            )
+            for port, direction in ((5049, "up"), (5050, "down")):
+                streams.append(start_stream(through, port, direction, app_cgroup=bulk_scope,
+                                            peer_cgroup=server_scope, seconds=30, congestion="cubic"))  # fmt: skip
+            time.sleep(WARMUP_S)
+            caller = spawn(nsenter_argv(pair.host_ns, [
+                sys.executable, "-m", "bench.call_probe", "call", "--host", vpn.server,
+                "--port", str(CALL_PORT), "--seconds", str(CALL_RUN_S)]), call_scope)  # fmt: skip
+            out, _ = caller.communicate(timeout=CALL_RUN_S + 30)
+            up_bps, down_bps = (s.receiver.rate_bps(3.0) for s in streams)
+            listed = _listed(bus, call_app)
+        finally:
+            for stream in streams:
+                stream.stop()
+            echo.kill()
+            echo.wait(10)
+            _set_priority(bus, call_app, "normal")
+            call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
+        report = json.loads(out.strip().splitlines()[-1])
+        rtts = [float(r) for r in report["rtts_ms"]]
+        loss = 1 - len(rtts) / report["sent"]
+        median, p99 = _percentile(rtts, 0.5), _percentile(rtts, 0.99)
+        print(f"call through the VPN: median {median:.2f} ms, p99 {p99:.2f}, loss {loss:.2%}; "
+              f"halves up {_percentile(report['up_ms'], 0.5):.2f} down {_percentile(report['down_ms'], 0.5):.2f} ms; "
+              f"bulk up {up_bps / UP_L2:.2f}, down {down_bps / DOWN_L2:.2f} of the modem; "
+              f"said {listed.priority_problem if listed else None!r}")  # fmt: skip
+        assert listed is not None and listed.priority_problem == ""
+        assert median < 10 and p99 < 60 and loss < 0.02, (median, p99, loss)
+        # measured: down 0.87-0.91, up 0.42-0.44 (through vxlan the upload
+        # stays there with or without the call; why is not known yet)
+        assert up_bps >= 0.3 * UP_L2 and down_bps >= 0.6 * DOWN_L2, (up_bps, down_bps)
     assert call_helper(bus, lambda c: c.list_rules()) == []
     assert stack.idle_tc_state() == untouched
