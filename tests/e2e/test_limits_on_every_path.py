@@ -15,6 +15,7 @@ import re
 import secrets
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -86,43 +87,86 @@ def app_namespace(stack: Stack) -> Iterator[NetnsPair]:
         yield link
 
 
-def _held_both_ways(stack: Stack, pair: NetnsPair, scope: Path, peer_scope: Path, kind: str = "tcp") -> None:  # fmt: skip
-    """One application uploading and downloading over pair, its connections
-    of a kind, limited both ways to LIMIT: each direction's sum within +-10%
-    over the same settled 4 s window (each direction's shaper and policer are
-    its own, and the application's pure ACKs pass the other direction's limit,
-    so the two limits do not meet; one window for both halves the time), and
-    the application's namespace as before once the limits are cleared."""
-    udp, count = KINDS[kind]
-    untouched = tc_dump(pair.host_ns)
+@dataclass(frozen=True)
+class Route:
+    """One application's way out: the namespace pair it runs in, its app scope,
+    its peers' scope, and the kind of its connections (KINDS)."""
 
-    def start(direction: Direction) -> Stream:
-        return start_stream(pair, next(_ports), direction.value, udp=udp, app_cgroup=scope,
-                            peer_cgroup=peer_scope)  # fmt: skip
+    pair: NetnsPair
+    scope: Path
+    peer_scope: Path
+    kind: str = "tcp"
 
-    streams = {direction: [start(direction)] for direction in Direction}
+
+def _held_both_ways(stack: Stack, *paths: Route) -> None:
+    """For each path one application uploading and downloading over its pair,
+    its connections of its kind, limited both ways to LIMIT: each direction's
+    sum within +-10% over the same settled 4 s window (each direction's shaper
+    and policer are its own, and the application's pure ACKs pass the other
+    direction's limit, so the two limits do not meet; one window for both
+    halves the time; several applications, each in its own namespace, are
+    judged on their own over that window too), and each application's
+    namespace as before once the limits are cleared. The paths' kinds share
+    one wire share (TCP's or UDP's)."""
+    (wire,) = {UDP_WIRE if KINDS[p.kind][0] else WIRE for p in paths}
+    untouched = [tc_dump(p.pair.host_ns) for p in paths]
+
+    def start(path: Route, direction: Direction) -> Stream:
+        return start_stream(path.pair, next(_ports), direction.value, udp=KINDS[path.kind][0],
+                            app_cgroup=path.scope, peer_cgroup=path.peer_scope)  # fmt: skip
+
+    streams = {(p, d): [start(p, d)] for p in paths for d in Direction}
     try:
-        before = rates_together([streams[d][0].receiver for d in Direction], 1.0)
+        before = rates_together([group[0].receiver for group in streams.values()], 1.0)
         assert min(before) > 3 * LIMIT, f"not fast before: {before}"
-        with _limited(stack, streams[Direction.UP][0], Direction.UP, LIMIT) as app:
-            call_helper(stack.bus_address, lambda c: c.set_limit(app, Direction.DOWN, LIMIT))
-            for direction in Direction:
-                streams[direction] += [start(direction) for _ in range(count - 1)]
-            assert_sums_within(streams, LIMIT, UDP_WIRE if udp else WIRE)
-            assert "htb c7ad:" in tc_dump(pair.host_ns), "no shaper in the application's namespace"
+        with contextlib.ExitStack() as limits:
+            for path in paths:
+                app = limits.enter_context(
+                    _limited(stack, streams[path, Direction.UP][0], Direction.UP, LIMIT)
+                )
+                call_helper(
+                    stack.bus_address, lambda c, a=app: c.set_limit(a, Direction.DOWN, LIMIT)
+                )
+            for (path, direction), group in streams.items():
+                group += [start(path, direction) for _ in range(KINDS[path.kind][1] - 1)]
+            assert_sums_within(
+                {f"{p.kind} {d.value}": g for (p, d), g in streams.items()}, LIMIT, wire
+            )
+            for path in paths:
+                assert "htb c7ad:" in tc_dump(path.pair.host_ns), (
+                    f"{path.kind}: no shaper in the application's namespace"
+                )
     finally:
         for stream in [s for group in streams.values() for s in group]:
             stream.stop()
-    assert eventually(lambda: tc_dump(pair.host_ns) == untouched, 10.0), "objects left after clear"
+    for path, state in zip(paths, untouched, strict=True):
+        assert eventually(lambda p=path, u=state: tc_dump(p.pair.host_ns) == u, 10.0), (
+            f"{path.kind}: objects left after clear"
+        )
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_an_application_in_another_namespace_is_held_both_ways(
-    stack: Stack, app_namespace: NetnsPair, scope: Path, peer_scope: Path, kind: str
+@pytest.mark.parametrize("kinds", [("tcp", "tcpx4"), ("udp",)], ids=["tcp+tcpx4", "udp"])
+def test_applications_in_other_namespaces_are_held_both_ways(
+    stack: Stack, app_namespace: NetnsPair, scope: Path, peer_scope: Path, kinds: tuple[str, ...]
 ) -> None:
     """Shaped where it flows: before, only the policer held a download in
-    another namespace, and it read 0.3-0.5 of the limit."""
-    _held_both_ways(stack, app_namespace, scope, peer_scope, kind)
+    another namespace, and it read 0.3-0.5 of the limit. One connection each
+    way and four each way: two applications, each in its own namespace, at
+    once (one after the other took 7-9 s more)."""
+    with contextlib.ExitStack() as more:
+        paths = [Route(app_namespace, scope, peer_scope, kinds[0])]
+        for kind in kinds[1:]:
+            pair = more.enter_context(
+                extra_link(f"ctapp-{secrets.token_hex(3)}", stack.pair.peer_ns)
+            )
+            own = more.enter_context(
+                app_scope(stack.cgroup_root, own_names.desktop_id("EveryPath", fresh=True))
+            )
+            peers = more.enter_context(
+                app_scope(stack.cgroup_root, own_names.desktop_id("EveryPeer", fresh=True))
+            )
+            paths.append(Route(pair, own, peers, kind))
+        _held_both_ways(stack, *paths)
 
 
 def test_one_limit_over_two_namespaces_holds_their_sum_both_ways(
@@ -247,4 +291,4 @@ def test_an_application_in_a_container_behind_the_helpers_namespace_is_held_both
     """Its traffic crosses the helper's namespace forwarded (where the kernel
     resets the packets' priority and no socket of the helper's namespace is
     theirs): it is held in the container's own namespace."""
-    _held_both_ways(stack, container, scope, peer_scope)
+    _held_both_ways(stack, Route(container, scope, peer_scope))

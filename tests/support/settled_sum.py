@@ -16,7 +16,8 @@ load 8-9); see download_settled for the recovery after a limit lands."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from chadthrottle.contract import Direction
 
@@ -66,12 +67,16 @@ def settled_group_rates(
     return [[next(rates) / wire for _ in group] for group in groups]
 
 
+Key = TypeVar("Key", Direction, str)
+
+
 def assert_sums_within(
-    groups: dict[Direction, list[Stream]], limit_bps: float, wire: float, what: str = ""
+    groups: Mapping[Key, list[Stream]], limit_bps: float, wire: float, what: str = ""
 ) -> None:
     """Each direction's streams hold limit_bps in sum (+-10%) over one window
     once all of them settled: one application limited both ways is judged in
-    the time of one."""
+    the time of one. Groups may also be keyed by a label of their own (several
+    applications each limited both ways, each direction judged on its own)."""
     streams = [stream for group in groups.values() for stream in group]
 
     def recovering() -> bool:
@@ -86,5 +91,6 @@ def assert_sums_within(
     for direction, group in zip(groups, rates, strict=True):
         total = sum(group)
         assert in_band(total, limit_bps), (
-            f"{what}{direction.value}: {total / limit_bps:.3f} of {limit_bps / 2**20:.0f} MiB/s"
+            f"{what}{direction.value if isinstance(direction, Direction) else direction}: "
+            f"{total / limit_bps:.3f} of {limit_bps / 2**20:.0f} MiB/s"
         )
