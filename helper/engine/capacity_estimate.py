@@ -373,28 +373,29 @@ class CapacityEstimator:
         gap = TRY_GAP_S[min(self._tries_failed, len(TRY_GAP_S) - 1)]
         waited = min(self._since_up_slow_s, self._since_try_s)
         if (self._up_faster is None or up.capacity is None or queued is None or len(self._up_queued) < 3
-                or waited < gap - BLAME_S or achieved[Direction.UP] < LOADED_SHARE * up.capacity * SHAPE_SHARE):  # fmt: skip
+                or waited < gap or achieved[Direction.UP] < LOADED_SHARE * up.capacity * SHAPE_SHARE):  # fmt: skip
             return False
-        # due soon: no new download raise meanwhile, and the last ones taken back (held a
-        # little past its link, unjudged, the download's queue grew 5 s, to 154 ms at the
-        # modem, bench 22:01 UTC); then BLAME_S for any queue they made to show (the round
-        # trips show it late, and the upload's acknowledgements waiting in it leave our
-        # upload queue too: a try would fail for it), as after a take-back or cut
-        if down.recent and down.capacity is not None:
-            down.capacity, down.recent, down.since_cut_s = down.recent[0][1], [], 0.0
-            self.decisions.append("down back for a try up")
-        # where its probes failed is kept meanwhile (not probed, it learns nothing new): forgotten
-        # during the waits, its next climb went in 12% steps, 200 ms at the modem in a toy
-        down.since_failed_s = 0.0
         if (
             waited >= gap + 2 * BLAME_S
         ):  # not started in this long: the download goes on, a gap more
             self._since_try_s = 0.0
             self.decisions.append("try up put off")
             return False
-        if (waited < gap or up.capacity * 1.001 < (up.held or 0) or up.hold_s
+        # due: no new download raise, and its last one taken back (held a little past its link,
+        # unjudged, its queue grew 5 s, to 154 ms at the modem, bench 22:01 UTC), REFRACTORY_S
+        # for that to drain; BLAME_S after its take-back (the round trips show that queue
+        # late, and the upload's acknowledgements waiting in it leave our upload queue too: a
+        # try would fail for it). At first from BLAME_S before the gap ended, with all its
+        # recent raises taken back: the download sat at 0.71-0.83 of its link (bench 22:30 UTC)
+        if down.recent and down.capacity is not None:
+            down.capacity, down.recent, down.since_cut_s = down.recent[-1][1], [], 0.0
+            self.decisions.append("down back for a try up")
+        # where its probes failed is kept meanwhile (not probed, it learns nothing new): forgotten
+        # during the waits, its next climb went in 12% steps, 200 ms at the modem in a toy
+        down.since_failed_s = 0.0
+        if (up.capacity * 1.001 < (up.held or 0) or up.hold_s or self._since_back_s < BLAME_S
                 or (up.recent and up.recent[-1][0] < JUDGE_S[Direction.UP])
-                or min(self._since_back_s, *(s.since_cut_s for s in self._state.values())) < BLAME_S):  # fmt: skip
+                or min(s.since_cut_s for s in self._state.values()) < REFRACTORY_S):  # fmt: skip
             return True
         self._trying = [up.capacity]
         self._try_step(up)

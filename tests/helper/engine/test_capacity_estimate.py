@@ -500,24 +500,25 @@ class OurUploadQueue(AckClocked):
         return delay
 
 
-@pytest.mark.parametrize(("lag", "slow_s"), list(itertools.product([1, 2, 3], range(14, 46, 6))))
+@pytest.mark.parametrize(("lag", "slow_s"), list(itertools.product([1, 2, 3], range(14, 46, 2))))
 def test_an_upload_whose_own_link_came_back_follows_it(lag: int, slow_s: int) -> None:
     """The upload's link halves, then comes back (bench/capacity_follow.py --vary up).
     At 563c706 the upload, after its own link slowed, was raised only by probes (two
     2-3% raises every 20 s, once the download sat at its link) and stayed at 0.47 of
     the link come back (never followed here). Now it tries back towards what it held
-    before, about every 8 s: followed 3-12 s after the link comes back, depending on
+    before, about every 10 s: followed 3-15 s after the link comes back, depending on
     where the tries stand; a try past the slower link costs the calls a moment at the
-    modem (one second over 50 ms here), no more."""
+    modem (one second over 50 ms here), no more, and the download keeps its rate."""
     rates = {DOWN: 2_500_000, UP: 625_000}
     link = OurUploadQueue(rates[DOWN], rates[UP], lag)
     estimator = CapacityEstimator(dict(rates))
     for _ in range(20):
         link.tick(estimator)
     link.modems[UP].rate = rates[UP] / 2
-    queued, failed = 0, 0
+    queued, failed, down = 0, 0, []
     for second in range(slow_s):
         link.tick(estimator)
+        down.append(min(1.0, (estimator.capacity(DOWN) or 0) * SHAPE_SHARE / rates[DOWN]))
         up = link.modems[UP]
         queued += second >= 6 and up.queue / up.rate > 0.05
         failed += any("try failed" in decision for decision in estimator.decisions)
@@ -527,9 +528,11 @@ def test_an_upload_whose_own_link_came_back_follows_it(lag: int, slow_s: int) ->
         link.tick(estimator)
         if followed is None and (estimator.capacity(UP) or 0) >= 0.75 * rates[UP]:
             followed = second + 1
-    assert followed is not None and followed <= 12, (followed, estimator.capacities())
+    assert followed is not None and followed <= 15, (followed, estimator.capacities())
     assert (estimator.capacity(UP) or 0) >= 0.9 * rates[UP], estimator.capacities()
     assert queued <= failed <= slow_s // 6, (queued, failed)
+    # the download waits only for the tries (a first version held it at 0.71-0.83 in the bench)
+    assert sum(down) / len(down) >= 0.88, sum(down) / len(down)
 
 
 @pytest.mark.parametrize(
