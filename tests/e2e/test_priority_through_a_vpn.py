@@ -177,8 +177,8 @@ CALL_RUN_S, WARMUP_S = 6.0, 1.5
 # The capacity is set this far under the modem's: the tree counts the
 # tunnel's inner packets, and vxlan's 50 bytes a 1450-byte packet (3.4%)
 # come on top at the modem. At the modem's own rate they ate most of the
-# shaper's 5% margin: the modem kept a standing download queue (28-126 KB)
-# and the call waited in it (median 56-83 ms) though in its class here.
+# shaper's 5% margin: the modem kept a standing download queue (46-126 KB)
+# and the call waited in it (median 78 ms) though in its class here.
 SHARE = 0.96
 
 
