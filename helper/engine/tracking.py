@@ -138,9 +138,10 @@ class Tracking:
         (attributed, announced, holding sockets): a tick must not retire the
         counters of a process before it is announced."""
         self.index.refresh()
-        self.index.take_replaced()  # told apart here by their start times
+        replaced = self.index.take_replaced()  # for owners of no known start; the rest by start
         known = self.meter.owners() | self.announced.keys() | self.socket_holders
-        gone = {owner for owner in known if not self._running(owner)}
+        gone = {owner for owner in known
+                if not self._running(owner) or (owner < 1 << 32 and owner in replaced)}  # fmt: skip
         for owner in gone:
             self.announced.pop(owner, None)
         self.socket_holders -= gone
