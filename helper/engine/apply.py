@@ -52,7 +52,8 @@ class Apply:
         self._datapath = datapath
         self._shaper = shaper
         self._index = index
-        self.hold = KernelHold(datapath, shaper)  # what this engine wrote to the kernel
+        # what this engine wrote to the kernel
+        self.hold = KernelHold(datapath, shaper, start_of=index.start_of)
         # called (under the engine lock) when tags() left processes held back
         # for a clsact graft's losses (kernel_hold.GRAFT_WAIT_RTTS)
         self.on_graft_wait: Callable[[], None] = lambda: None
@@ -79,9 +80,9 @@ class Apply:
         """Its classes could not be made: it stays untagged (fail open)."""
         self.hold.unreserve_process(pid)
 
-    def tag(self, pid: int, slot: int) -> None:
+    def tag(self, pid: int, slot: int, start: int = 0) -> None:
         self._declare_owners()
-        self.hold.tag_process(pid, slot)
+        self.hold.tag_process(pid, slot, start)
 
     def _declare_owners(self) -> None:
         """The slots of users' rules, with their owners: such a slot takes

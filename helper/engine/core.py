@@ -252,7 +252,7 @@ class EngineCore:
                     self._apply_error = str(error)
                     log.error("could not limit process %d of %s: %s", pid, identity.app_id, error)
                     return
-                self._applier.tag(pid, slot)
+                self._applier.tag(pid, slot, start)
 
     def note_socket_holders(self, pids: set[int]) -> None:
         """Processes that held sockets before the datapath was attached: listed

@@ -64,10 +64,14 @@ class KernelHold:
         datapath: DatapathPort,
         shaper: ShaperPort,
         clock: Callable[[], float] = time.monotonic,
+        start_of: Callable[[int], int | None] = lambda pid: None,
     ) -> None:
+        """start_of: the start of the process identified under a pid (the
+        index's, as of the last tick; None: not known), the one a tag is for."""
         self._datapath = datapath
         self._shaper = shaper
         self._clock = clock
+        self._start_of = start_of
         self._grafted = False  # the last reconcile's clsact dropped packets (GRAFT_WAIT_MAX_S)
         self._graft_waits: dict[int, GraftWait] = {}  # tgid -> held back from its tag
         self._process_slots: dict[int, int] = {}  # tgid -> slot written to the datapath
@@ -155,7 +159,7 @@ class KernelHold:
         self._grafted = False
         for pid, slot in wanted_pids.items():
             if self._process_slots.get(pid) != slot and pid not in self._graft_waits:
-                tagged = self._datapath.set_process_slot(pid, slot)
+                tagged = self._datapath.set_process_slot(pid, slot, self._start_of(pid) or 0)
                 log.debug("pid %d -> slot %d (%d open sockets)", pid, slot, tagged)
                 self._process_slots[pid] = slot
         for scope_id in set(self._cgroup_slots) - set(wanted_cgroups):
@@ -208,8 +212,9 @@ class KernelHold:
         """Its classes could not be made: it stays untagged (fail open)."""
         del self._process_slots[pid]
 
-    def tag_process(self, pid: int, slot: int) -> None:
-        self._datapath.set_process_slot(pid, slot)
+    def tag_process(self, pid: int, slot: int, start: int = 0) -> None:
+        """start: the process's, as its first socket announced it (0: not known)."""
+        self._datapath.set_process_slot(pid, slot, start)
 
     def clamp_windows(self, pid: int, wire_bps: int, made_by: int | None = None) -> float | None:
         """Clamp a process's receive windows now (made_by: of the sockets

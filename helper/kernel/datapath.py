@@ -368,29 +368,41 @@ class Datapath:
         name = TC_INGRESS_PROGRAMS[ethernet] if direction is Direction.DOWN else TC_EGRESS_PROGRAM
         return self._loaded.program_fds[name], name
 
-    def set_process_slot(self, tgid: int, app_slot: int) -> int:
+    def set_process_slot(self, tgid: int, app_slot: int, start: int = 0) -> int:
         """New sockets of tgid get app_slot (0: none); its open sockets are
         re-tagged now, and held to the slot's caps (set_slot_caps).
-        Returns how many open sockets were tagged."""
+        start: the process meant (read_start; 0: whichever runs under tgid
+        now): the engine knows a pid's process as of its last tick, and if
+        another runs under the pid by now, it gets neither the slot nor a
+        tag on its open sockets. Returns how many open sockets were tagged."""
+        running = read_start(tgid) or 0
+        replaced = bool(app_slot and start and running != start)  # the one meant exited
+        start = start or running
         table = self._maps["slot_by_tgid"]
         was = self._caps_of_slot.get(self._slot_of_tgid.get(tgid, 0), NO_CAPS)
         made_by = self._made_by_of_tgid.pop(tgid, None)  # untagged: what it tagged
         if app_slot:
             took, made_by = made_by, self._slot_owners.get(app_slot)
-            if tgid in self._slot_of_tgid and made_by is not None and took != made_by:
+            if (
+                tgid in self._slot_of_tgid
+                and made_by is not None
+                and took != made_by
+                and not replaced
+            ):
                 # the old slot (an administrator's) took sockets the user's may not: given back
                 tag_open_sockets(self._maps["socket_tags"].fd, tgid, 0,
                                  NO_CAPS if was != NO_CAPS else None, was, None, took)  # fmt: skip
                 was = NO_CAPS
-            # the process running now: a new one under its pid (it exited) gets nothing
-            table.set(tgid, OwnedSlot(app_slot, ANY_UID if made_by is None else made_by,
-                                      read_start(tgid) or 0))  # fmt: skip
+            # that process's: a new one under its pid (it exited) gets nothing
+            table.set(tgid, OwnedSlot(app_slot, ANY_UID if made_by is None else made_by, start))
             self._slot_of_tgid[tgid] = app_slot
             if made_by is not None:
                 self._made_by_of_tgid[tgid] = made_by
         else:
             table.pop(tgid)
             self._slot_of_tgid.pop(tgid, None)
+        if replaced:
+            return 0  # the sockets open under tgid are another process's
         caps = self._caps_of_slot.get(app_slot, NO_CAPS)
         return tag_open_sockets(self._maps["socket_tags"].fd, tgid, app_slot,
                                 caps if caps != NO_CAPS or was != NO_CAPS else None, was,

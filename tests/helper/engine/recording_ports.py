@@ -33,7 +33,7 @@ class RecordingDatapath:
     )  # ("clamp" | "tag", pid, rate | slot)
     traffic: list[object] = field(default_factory=list)
 
-    def set_process_slot(self, tgid: int, app_slot: int) -> int:
+    def set_process_slot(self, tgid: int, app_slot: int, start: int = 0) -> int:
         self.events.append(("tag", tgid, app_slot))
         self.process_slots[tgid] = app_slot
         return 1
