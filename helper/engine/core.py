@@ -373,6 +373,9 @@ class EngineCore:
                          if not self._datapath.sends_unacked(pid, wait.marks)}  # fmt: skip
                 if acked or left_s <= 0:
                     with self._lock:
+                        if self._graft_waits_stopped:  # closing: tag nothing (stop_graft_waits)
+                            self._graft_waiter = None
+                            return
                         hold.graft_done(acked)
                         self._applier.tags(self._limits)
                 else:
@@ -382,10 +385,13 @@ class EngineCore:
             with self._lock:
                 hold.graft_done(hold.graft_waits())
                 self._graft_waiter = None
-                self._applier.tags(self._limits)
+                if not self._graft_waits_stopped:
+                    self._applier.tags(self._limits)
 
     def stop_graft_waits(self) -> None:
-        """On close: processes still held back stay untagged (everything goes)."""
+        """On close, before the kernel objects go: processes still held back
+        stay untagged, and a waiter polling off the lock tags nothing after
+        this (it would cap sockets after close lifted the caps)."""
         with self._lock:
             self._graft_waits_stopped = True
             self._applier.hold.graft_done(self._applier.hold.graft_waits())

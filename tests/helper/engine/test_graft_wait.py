@@ -157,3 +157,34 @@ def test_the_engine_tags_a_held_back_process_off_its_lock_once_acknowledged(
     assert 10 not in world.datapath.process_slots
     acknowledged.set()
     assert eventually(lambda: 10 in world.datapath.process_slots, 5.0), "never tagged"
+
+
+def test_a_waiter_off_the_lock_tags_nothing_once_the_engine_stops(world: World) -> None:
+    """close() stops the waits (stop_graft_waits), then lifts the socket caps
+    and detaches: a waiter that was polling the sockets off the lock must not
+    tag the held-back process after that (its caps would be set on the
+    application's sockets after close lifted them, and stay after the helper
+    stopped). Before, it tagged once its poll returned."""
+    polling, answer = threading.Event(), threading.Event()
+
+    def sends_unacked(tgid: int, marks: Mapping[int, int] | None = None) -> dict[int, int]:
+        if marks is None:
+            return {1: 1000}  # held back
+        polling.set()
+        answer.wait(5.0)
+        return {}  # acknowledged
+
+    setattr(world.datapath, "sends_unacked", sends_unacked)  # noqa: B010
+    setattr(world.datapath, "sends_rtt_us", lambda tgid, marks: 40_000)  # noqa: B010
+    setattr(world.shaper, "lossy_grafts", lambda: 1)  # noqa: B010
+    world.while_asleep = lambda: time.sleep(0.001)
+    world.spawn(10)
+    world.engine.tick()
+    world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
+    assert polling.wait(5.0), "the waiter never polled"
+    world.engine.stop_graft_waits()
+    answer.set()
+    waiter = world.engine._graft_waiter
+    if waiter is not None:
+        waiter.join(5.0)
+    assert 10 not in world.datapath.process_slots, "tagged after the engine stopped its waits"
