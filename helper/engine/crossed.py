@@ -18,12 +18,13 @@ SEEN_S = 5.0  # a device crossed this long ago no longer counts
 
 
 class DevicesCrossed:
-    """app id -> ifindex -> when its bytes last grew there (engine ticks)."""
+    """(app id, uid) -> ifindex -> when its bytes last grew there (engine
+    ticks): per user, since other users' sockets are not a viewer's to read."""
 
     def __init__(self, seen_s: float = SEEN_S) -> None:
         self._seen_s = seen_s
         self._totals: dict[tuple[int, int, int], int] = {}  # (tgid, start, ifindex) -> bytes
-        self._seen: dict[str, dict[int, float]] = {}
+        self._seen: dict[tuple[str, int | None], dict[int, float]] = {}
 
     def note(
         self,
@@ -42,15 +43,17 @@ class DevicesCrossed:
             totals[key] = sample.rx_bytes + sample.tx_bytes
             owner = owner_of(sample)
             if owner is not None and totals[key] > self._totals.get(key, 0):
-                self._seen.setdefault(owner[0], {})[sample.ifindex] = now
+                self._seen.setdefault(owner, {})[sample.ifindex] = now
         self._totals = totals
-        for app_id in list(self._seen):
-            devices = self._seen[app_id]
+        for app_user in list(self._seen):
+            devices = self._seen[app_user]
             for index in [i for i, at in devices.items() if now - at > self._seen_s]:
                 del devices[index]
             if not devices:
-                del self._seen[app_id]
+                del self._seen[app_user]
 
-    def of(self, app_id: str) -> set[int]:
-        """The ifindexes its bytes crossed within SEEN_S of the last tick."""
-        return set(self._seen.get(app_id, ()))
+    def of(self, app_id: str, uid: int | None = None) -> set[int]:
+        """The ifindexes its bytes crossed within SEEN_S of the last tick
+        (uid: those of that user's processes only; None: everyone's)."""
+        return {index for (app, owner), devices in self._seen.items()
+                if app == app_id and (uid is None or owner == uid) for index in devices}  # fmt: skip

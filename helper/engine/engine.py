@@ -81,7 +81,7 @@ class Engine(EngineCore):
                 if app_id not in rtt.measured and app is not None:
                     elsewhere = elsewhere_of(pid for pid, process in app.processes.items()
                                              if uid is None or process.uid == uid)  # fmt: skip
-                astray = off_link(self._crossed.of(app_id), linked) if facts.shaping else []
+                astray = off_link(self._crossed.of(app_id, uid), linked) if facts.shaping else []
                 return priority_problem(facts, elsewhere, astray, linked), rtt_us
 
             viewer_pids = None if uid is None else self._pids_of(uid)

@@ -42,3 +42,21 @@ def test_loopback_other_namespaces_and_unknown_owners_are_left_out() -> None:
         0.0,
     )
     assert crossed.of("app:call") == set() and crossed.of("app:bulk") == {VPN}
+
+
+def test_a_viewer_is_told_of_the_devices_its_own_processes_crossed() -> None:
+    """The listing's priority problem is per viewer (as its round trips and
+    namespaces): another user's process of the same application, through a
+    VPN, must not make a user's own traffic read as not ordered there, nor
+    tell them another user's devices. Before, every user's were one set."""
+    crossed = DevicesCrossed()
+    owners = {10: ("app:call", 1000), 11: ("app:call", 1001)}
+    crossed.note(
+        [Sample(10, 5, 5, UPLINK), Sample(11, 5, 5, VPN)],
+        lambda s: owners.get(s.owner_tgid),
+        OWN,
+        0.0,
+    )
+    assert crossed.of("app:call", 1000) == {UPLINK}
+    assert crossed.of("app:call", 1001) == {VPN}
+    assert crossed.of("app:call") == {UPLINK, VPN}  # an administrator sees everyone's
