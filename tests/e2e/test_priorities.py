@@ -21,15 +21,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chadthrottle.client import HelperClientError
-from chadthrottle.contract import ApplicationInfo, RuleScope
+from chadthrottle.contract import ApplicationInfo
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 
 from bench.bottleneck import modem
 from bench.priorities import Bench
 from tests.e2e.conftest import Stack
 from tests.support import own_names
-from tests.support.helper_calls import call_helper
+from tests.support.helper_calls import call_helper, set_priority_when_listed
 from tests.support.netns import app_scope, nsenter_argv, spawn, tc_dump, wait_for_line
 from tests.support.waiting import eventually
 
@@ -63,19 +62,6 @@ def _listed(bus: str, app_id: str) -> ApplicationInfo:
     )
 
 
-def _set_priority(bus: str, app_id: str, priority: str) -> None:
-    def attempt() -> bool:
-        try:
-            return (
-                call_helper(bus, lambda c: c.set_priority(app_id, priority, scope=RuleScope.ALL))
-                == app_id
-            )
-        except HelperClientError:
-            return False  # not seen yet: the helper's next tick lists it
-
-    assert eventually(attempt, 5.0), f"SetPriority({app_id}, {priority}) was refused"
-
-
 def _call(
     internet_ns: str, internet_addr: str, netns: str, scope: Path, echo_scope: Path
 ) -> dict[str, list[float]]:
@@ -101,7 +87,7 @@ def test_a_critical_call_keeps_its_pace_and_latency_against_a_saturating_normal_
     with modem(stack.pair, DOWN_L2, UP_L2, BUFFER_MS) as internet, \
             _waiting_app(desktop_id, stack.pair.host_ns) as call_scope, \
             app_scope(cgroup2_mount(), own_names.desktop_id("TestEcho", fresh=True)) as echo_scope:  # fmt: skip
-        _set_priority(
+        set_priority_when_listed(
             bus, call_app, "critical"
         )  # without a capacity: said, and nothing on any interface
         assert eventually(
@@ -146,7 +132,7 @@ def test_a_critical_call_keeps_its_pace_and_latency_against_a_saturating_normal_
             (stack.pair.host_if,),
             "",
         )
-        _set_priority(bus, call_app, "normal")
+        set_priority_when_listed(bus, call_app, "normal")
         call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
     assert call_helper(bus, lambda c: c.list_rules()) == []
     assert stack.idle_tc_state() == untouched

@@ -11,9 +11,9 @@ from pathlib import Path
 from chadthrottle.helper.engine.rule_store import RULES_FILE
 from chadthrottle.helper.standalone import PrivateSystemBus
 
-from tests.e2e.test_priorities import _configuration, _listed, _set_priority, _waiting_app
+from tests.e2e.test_priorities import _configuration, _listed, _waiting_app
 from tests.support import own_names
-from tests.support.helper_calls import call_helper
+from tests.support.helper_calls import call_helper, set_priority_when_listed
 from tests.support.helper_process import HelperProcess
 from tests.support.netns import NetnsPair, start_stream
 from tests.support.waiting import eventually
@@ -39,7 +39,7 @@ def test_a_restarted_helper_adopts_the_link_tree_and_keeps_priorities(
         with _waiting_app(desktop_id, pair.host_ns) as scope:
             helpers[0].start()
             call_helper(bus, lambda c: c.set_link_capacity(2_000_000, 1_000_000, False))
-            _set_priority(bus, app_id, "high")
+            set_priority_when_listed(bus, app_id, "high")
             assert eventually(
                 lambda: call_helper(bus, lambda c: c.get_link_shaping()).up_shaping, 5.0
             )
@@ -78,7 +78,7 @@ def test_a_restarted_helper_adopts_the_link_tree_and_keeps_priorities(
                 )
             finally:
                 stream.stop()
-            _set_priority(bus, app_id, "normal")
+            set_priority_when_listed(bus, app_id, "normal")
             call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
             assert eventually(lambda: _configuration(pair.host_ns) == untouched, 10.0), (
                 _configuration(pair.host_ns)

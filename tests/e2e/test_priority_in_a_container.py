@@ -27,8 +27,7 @@ import json
 import sys
 import time
 
-from chadthrottle.client import HelperClientError
-from chadthrottle.contract import ApplicationInfo, RuleScope
+from chadthrottle.contract import ApplicationInfo
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 
 from bench.bottleneck import modem
@@ -36,7 +35,7 @@ from bench.priorities import Bench
 from tests.e2e.conftest import Stack
 from tests.support import own_names
 from tests.support.container_ns import routed_container
-from tests.support.helper_calls import call_helper
+from tests.support.helper_calls import call_helper, set_priority_when_listed
 from tests.support.netns import app_scope, nsenter_argv, spawn, start_stream, wait_for_line
 from tests.support.waiting import eventually
 
@@ -50,17 +49,6 @@ def _listed(bus: str, app_id: str) -> ApplicationInfo:
     return next(
         app for app in call_helper(bus, lambda c: c.list_applications()) if app.id == app_id
     )
-
-
-def _set_priority(bus: str, app_id: str, priority: str) -> None:
-    def attempt() -> bool:
-        try:
-            done = call_helper(bus, lambda c: c.set_priority(app_id, priority, scope=RuleScope.ALL))
-            return bool(done == app_id)
-        except HelperClientError:
-            return False  # not seen yet: the helper's next tick lists it
-
-    assert eventually(attempt, 5.0), f"SetPriority({app_id}, {priority}) was refused"
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -79,7 +67,7 @@ def test_a_critical_call_in_a_container_is_said_not_ordered(stack: Stack) -> Non
         app_scope(cgroup2_mount(), own_names.desktop_id("ContainerEcho", fresh=True)) as echo_scope,
     ):
         spawn(nsenter_argv(container.netns, ["sleep", "120"]), call_scope)
-        _set_priority(bus, call_app, "critical")
+        set_priority_when_listed(bus, call_app, "critical")
         call_helper(
             bus, lambda c: c.set_link_capacity(round(DOWN_L2 * TO_L3), round(UP_L2 * TO_L3), False)
         )
@@ -125,7 +113,7 @@ def test_a_critical_call_in_a_container_is_said_not_ordered(stack: Stack) -> Non
         ), problems
         shaping = call_helper(bus, lambda c: c.get_link_shaping())
         assert shaping.interfaces == (stack.pair.host_if,), shaping  # not the container's veth
-        _set_priority(bus, call_app, "normal")
+        set_priority_when_listed(bus, call_app, "normal")
         call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
     assert call_helper(bus, lambda c: c.list_rules()) == []
     assert stack.idle_tc_state() == untouched

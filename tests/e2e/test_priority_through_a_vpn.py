@@ -27,14 +27,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from chadthrottle.client import HelperClientError
-from chadthrottle.contract import ApplicationInfo, RuleScope
+from chadthrottle.contract import ApplicationInfo
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 
 from bench.bottleneck import modem
 from tests.e2e.conftest import Stack
 from tests.support import own_names
-from tests.support.helper_calls import call_helper
+from tests.support.helper_calls import call_helper, set_priority_when_listed
 from tests.support.netns import (
     NetnsPair,
     app_scope,
@@ -102,17 +101,6 @@ def _listed(bus: str, app_id: str) -> ApplicationInfo | None:
     return next((app for app in apps if app.id == app_id), None)
 
 
-def _set_priority(bus: str, app_id: str, priority: str) -> None:
-    def attempt() -> bool:
-        try:
-            done = call_helper(bus, lambda c: c.set_priority(app_id, priority, scope=RuleScope.ALL))
-            return bool(done == app_id)
-        except HelperClientError:
-            return False  # not seen yet: the helper's next tick lists it
-
-    assert eventually(attempt, 5.0), f"SetPriority({app_id}, {priority}) was refused"
-
-
 def test_the_link_is_on_the_vpn_and_a_priority_off_it_is_said_not_ordered(stack: Stack) -> None:
     bus, pair, untouched = stack.bus_address, stack.pair, stack.idle_tc_state()
     desktop_id = own_names.desktop_id("VpnCall", fresh=True)
@@ -127,7 +115,7 @@ def test_the_link_is_on_the_vpn_and_a_priority_off_it_is_said_not_ordered(stack:
                                                  "--port", str(CALL_PORT)]), echo_scope)  # fmt: skip
         try:
             wait_for_line(echo, "listening")
-            _set_priority(bus, call_app, "critical")
+            set_priority_when_listed(bus, call_app, "critical")
             call_helper(bus, lambda c: c.set_link_capacity(CAPACITY_BPS, CAPACITY_BPS, False))
             shaping = call_helper(bus, lambda c: c.get_link_shaping())
             assert eventually(
@@ -164,7 +152,7 @@ def test_the_link_is_on_the_vpn_and_a_priority_off_it_is_said_not_ordered(stack:
         finally:
             echo.kill()
             echo.wait(10)
-            _set_priority(bus, call_app, "normal")
+            set_priority_when_listed(bus, call_app, "normal")
             call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
     assert call_helper(bus, lambda c: c.list_rules()) == []
     assert stack.idle_tc_state() == untouched
@@ -211,7 +199,7 @@ def test_a_critical_call_through_the_vpn_is_ordered_under_load(stack: Stack) -> 
         streams = []
         try:
             wait_for_line(echo, "listening")
-            _set_priority(bus, call_app, "critical")
+            set_priority_when_listed(bus, call_app, "critical")
             call_helper(bus, lambda c: c.set_link_capacity(round(DOWN_L2 * TO_L3 * SHARE), round(UP_L2 * TO_L3 * SHARE), False))  # fmt: skip
             assert eventually(
                 lambda: (
@@ -228,13 +216,16 @@ def test_a_critical_call_through_the_vpn_is_ordered_under_load(stack: Stack) -> 
                 "--port", str(CALL_PORT), "--seconds", str(CALL_RUN_S)]), call_scope)  # fmt: skip
             out, _ = caller.communicate(timeout=CALL_RUN_S + 30)
             up_bps, down_bps = (s.receiver.rate_bps(3.0) for s in streams)
+            for dev in (pair.host_if, vpn.device):
+                print("==", dev, subprocess.run(["tc", "-n", pair.host_ns, "-s", "filter", "show", "dev", dev, "egress"], capture_output=True, text=True).stdout)
+            print(subprocess.run(["sh", "-c", f"for d in $(ip -n {pair.host_ns} -br link | awk '{{print $1}}' | grep ctifb); do tc -n {pair.host_ns} -s class show dev $d | grep -A1 'class htb c7ad:3 '; done"], capture_output=True, text=True).stdout)
             listed = _listed(bus, call_app)
         finally:
             for stream in streams:
                 stream.stop()
             echo.kill()
             echo.wait(10)
-            _set_priority(bus, call_app, "normal")
+            set_priority_when_listed(bus, call_app, "normal")
             call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
         report = json.loads(out.strip().splitlines()[-1])
         rtts = [float(r) for r in report["rtts_ms"]]
