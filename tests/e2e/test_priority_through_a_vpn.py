@@ -216,9 +216,6 @@ def test_a_critical_call_through_the_vpn_is_ordered_under_load(stack: Stack) -> 
                 "--port", str(CALL_PORT), "--seconds", str(CALL_RUN_S)]), call_scope)  # fmt: skip
             out, _ = caller.communicate(timeout=CALL_RUN_S + 30)
             up_bps, down_bps = (s.receiver.rate_bps(3.0) for s in streams)
-            for dev in (pair.host_if, vpn.device):
-                print("==", dev, subprocess.run(["tc", "-n", pair.host_ns, "-s", "filter", "show", "dev", dev, "egress"], capture_output=True, text=True).stdout)
-            print(subprocess.run(["sh", "-c", f"for d in $(ip -n {pair.host_ns} -br link | awk '{{print $1}}' | grep ctifb); do tc -n {pair.host_ns} -s class show dev $d | grep -A1 'class htb c7ad:3 '; done"], capture_output=True, text=True).stdout)
             listed = _listed(bus, call_app)
         finally:
             for stream in streams:
