@@ -186,11 +186,12 @@ class Tracking:
         map operations per exited process, 20-30 ms a tick while one user
         started 1,000 programs a second, during which no call was answered,
         issue 20): ending's final counters (split()). The datapath forgets
-        that it announced a pid no process has now; a new process under a pid
-        is announced whether it forgot or not (its start differs)."""
+        that it announced the pids: a new process under one is announced by
+        its start differing, but only where the programs read starts (without
+        BTF every start is 0: it is announced only once the pid is forgotten;
+        a new process announced already is announced again, which is harmless)."""
         for pid in {pid_of(owner) for owner in gone}:
-            if not process_exists(pid):
-                self._datapath.forget_owner(pid)
+            self._datapath.forget_owner(pid)
         return self._datapath.retire_owners(list(ending))
 
     def retire(self, gone: set[int], retired: Sequence[CounterSample]) -> None:
