@@ -436,10 +436,12 @@ class CapacityEstimator:
             up.capacity = self._bound(int(good * CUT_SHARE), up.ceiling)
             up.hold_s, up.recent, up.streak = REFRACTORY_S, [], 0
             up.since_probe_s = float("inf")  # its raises back to what it held are no probe
-            up.since_cut_s, self._since_back_s = (
-                0.0,
-                0.0,
-            )  # its queue at the modem, seen late: no cut
+            up.since_cut_s = self._since_back_s = 0.0  # its queue at the modem, seen late: no cut
+            # as when its link slowed, nothing is raised or judged while that queue drains: the
+            # download's acknowledgements held there go at once and its senders burst (raised
+            # 2 and 3 s after a failed try, unjudged, the download's queue reached 393 ms at the
+            # modem before a cut, bench 22:43 UTC)
+            self._since_up_slow_s = 0.0
             self._trying, self._since_try_s, self._tries_failed = [], 0.0, self._tries_failed + 1
         elif self._up_faster is None or up.capacity >= self._up_faster:  # the link is back
             self._trying, self._since_try_s, self._tries_failed = [], 0.0, 0
