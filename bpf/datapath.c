@@ -639,12 +639,18 @@ int chadt_tc_in_l3(struct __sk_buff *skb)
  * action redirects it to the namespace's upload IFB, whose HTB holds the
  * slot's uploads over all uplinks together; the IFB then sends it on from
  * the uplink (which skips tc actions for it, so it is not redirected again).
- * Everything else: 0, no match, the packet goes on untouched. */
+ * A packet without its socket does not match: mirred redirects a clone,
+ * which has none, so a packet the IFB sent on was shaped already. A vxlan
+ * keeps skb->priority on the packet it builds around that one, and the
+ * uplink's hook classed it again after the vxlan's (the one upload IFB counted
+ * each byte twice, the limit held at half). chadt_egress classes a packet
+ * only by its socket's tag. Everything else: 0, no
+ * match, the packet goes on untouched. */
 int chadt_tc_out(struct __sk_buff *skb)
 {
     __u32 classid = skb->priority;
     __u32 slot = classid & 0xffff;
-    if ((classid >> 16) != HTB_MAJOR || !slot || slot == 0xffff)
+    if ((classid >> 16) != HTB_MAJOR || !slot || slot == 0xffff || !skb->sk)
         return 0;
     return classid;
 }
