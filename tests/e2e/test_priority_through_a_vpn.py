@@ -234,10 +234,10 @@ def test_a_critical_call_through_the_vpn_is_ordered_under_load(stack: Stack) -> 
               f"said {listed.priority_problem if listed else None!r}")  # fmt: skip
         assert listed is not None and listed.priority_problem == ""
         assert median < 10 and p99 < 60 and loss < 0.02, (median, p99, loss)
-        # measured: down 0.87-0.91, up 0.42-0.47: vxlan keeps skb->priority,
-        # and the uplink's own hook counts the encapsulated copy again in the
-        # same class (docs/backends.md, "Which uplinks the link is on": not
-        # fixed); the upload is held to its floor here, not to the link
-        assert up_bps >= 0.3 * UP_L2 and down_bps >= 0.6 * DOWN_L2, (up_bps, down_bps)
+        # measured: down 0.87-0.91; up 0.85 (2 runs) since chadt_tc_out leaves
+        # the vxlan's packet around the shaped one alone, 0.42-0.47 before (the
+        # uplink's hook classed it again: docs/backends.md, "Which uplinks the
+        # link is on")
+        assert up_bps >= 0.7 * UP_L2 and down_bps >= 0.6 * DOWN_L2, (up_bps, down_bps)
     assert call_helper(bus, lambda c: c.list_rules()) == []
     assert stack.idle_tc_state() == untouched
