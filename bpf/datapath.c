@@ -372,15 +372,22 @@ static __always_inline void announce(__u32 tgid, __u64 start, __u64 cgroup_id)
  * come from the running kernel's BTF (helper/kernel/task_offsets.py: the
  * headers bcc compiles with lay it out otherwise); 0 when they are not known
  * or the read fails. Once per socket, not per packet. */
+/* bpf_probe_read_kernel by its own name: where bcc does not find the helper in
+ * the kernel (under the packaged unit's hardening, /proc/kallsyms hidden) it
+ * adds "#define bpf_probe_read_kernel bpf_probe_read", which the kernel refuses
+ * in a cgroup program, and the helper would not start. */
+static long (*read_kernel)(void *dst, __u32 size, const void *src) =
+    (void *)BPF_FUNC_probe_read_kernel;
+
 static __always_inline __u64 process_start(void)
 {
 #if TASK_GROUP_LEADER_OFFSET && TASK_START_BOOTTIME_OFFSET
     char *task = (char *)bpf_get_current_task();
     char *leader = 0;
     __u64 start_ns = 0;
-    if (bpf_probe_read_kernel(&leader, sizeof(leader), task + TASK_GROUP_LEADER_OFFSET) || !leader)
+    if (read_kernel(&leader, sizeof(leader), task + TASK_GROUP_LEADER_OFFSET) || !leader)
         return 0;
-    if (bpf_probe_read_kernel(&start_ns, sizeof(start_ns), leader + TASK_START_BOOTTIME_OFFSET))
+    if (read_kernel(&start_ns, sizeof(start_ns), leader + TASK_START_BOOTTIME_OFFSET))
         return 0;
     return start_ns / PROCESS_START_TICK_NS;
 #else
