@@ -64,7 +64,7 @@ def task_offset_flags(path: Path = VMLINUX_BTF) -> list[str]:
     """-D flags of FIELDS' offsets in struct task_struct (0: not known)."""
     try:
         found = member_offsets(path.read_bytes(), "task_struct", set(FIELDS.values()))
-    except (OSError, struct.error):
+    except (OSError, struct.error, ValueError):  # unreadable or malformed: start times unknown
         found = {}
     if set(found) != set(FIELDS.values()):
         found = {}
