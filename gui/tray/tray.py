@@ -14,7 +14,7 @@ from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
-from chadthrottle.gui.models.priority_view import ADMIN_ASKED, describe_priority
+from chadthrottle.gui.models.priority_view import ADMIN_ASKED, PriorityState, describe_priority
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
 from chadthrottle.gui.tray.quick_limits import (
     BLOCK_TIP,
@@ -44,18 +44,33 @@ PROTECT_LABEL = "protect"  # "Protect this app": critical priority; checked, cho
 PROTECTED = "critical"
 
 
-def limit_marker(states: tuple[LimitState, ...]) -> str:
+def limit_word(states: tuple[LimitState, ...]) -> str:
     """What the menu says after an application's name of its limits, as the row
-    does: never "(limited)" for a limit that is not met or not enforced (the
+    does: never "limited" for a limit that is not met or not enforced (the
     helper gone, paused, a path it cannot hold)."""
     held = [state for state in states if state.held]
     if not held:
         return ""
     if any(state.not_met for state in held):
-        return " (limit not met)"
+        return "limit not met"
     if any(state.problem for state in held):
-        return " (not enforced)"
-    return " (blocked)" if any(state.blocked for state in held) else " (limited)"
+        return "not enforced"
+    return "blocked" if any(state.blocked for state in held) else "limited"
+
+
+def protection_word(state: PriorityState) -> str:
+    """A protected (critical) application said so in the menu, as the row's badge
+    does; "protection not in force" while it is not (no link capacity, another
+    namespace, the helper gone), never "protected"."""
+    if state.priority != PROTECTED:
+        return ""
+    return "protected" if state.in_force else "protection not in force"
+
+
+def marker(*words: str) -> str:
+    """ " (limited, protected)" after the name; "" when there is nothing to say."""
+    said = [word for word in words if word]
+    return f" ({', '.join(said)})" if said else ""
 
 
 def action_name(app_id: str, direction: Direction, label: str) -> str:
@@ -171,12 +186,15 @@ class TrayController(QObject):
             empty.setEnabled(False)
         for info in applications:
             # Said in words: a bare " *" after the name told a new user nothing.
-            marker = limit_marker(tuple(self._model.limit_state(info.id, d) for d in Direction))
+            said = marker(
+                limit_word(tuple(self._model.limit_state(info.id, d) for d in Direction)),
+                protection_word(self._model.priority_state(info.id)),
+            )
             # The last rates the helper sent stop being news when it is gone: none shown.
             rate = (
                 format_rate(info.down_bps + info.up_bps, units) if self._status.can_monitor else ""
             )
-            submenu = self.menu.addMenu(f"{info.name}{marker}\t{rate}".rstrip("\t"))
+            submenu = self.menu.addMenu(f"{info.name}{said}\t{rate}".rstrip("\t"))
             submenu.setObjectName(f"quick:{info.id}")
             submenu.setToolTipsVisible(True)
             for direction in Direction:

@@ -128,6 +128,25 @@ def test_row_menu_priority_submenu(qtbot, window: MainWindow) -> None:  # type: 
     assert not old.isEnabled() and old.toolTip() == OLD_HELPER
 
 
+def test_the_tray_menu_says_which_applications_are_protected() -> None:
+    """Only the Protect item inside an application's submenu said it; the list a
+    user scans named nothing. Never "protected" for a priority not in force."""
+    from tests.gui.test_tray import make_tray, menu_titles
+
+    model, tray = make_tray()
+    model.set_viewer_uid(1000)
+    apps = priority_applications()
+    model.apply_snapshot(apps)
+    titles = menu_titles(tray)
+    assert "Firefox (limited, protected)" in titles, titles
+    unprotected = [dataclasses.replace(a, priority_problem=NO_CAPACITY) for a in apps]
+    model.apply_snapshot(unprotected)
+    titles = menu_titles(tray)
+    assert "Firefox (limited, protection not in force)" in titles, titles
+    assert not any("protected" in title for title in titles), titles
+    assert "Dropbox (limited)" in titles  # high, not critical: not "protected"
+
+
 def test_tray_protects_and_unprotects(qtbot) -> None:  # type: ignore[no-untyped-def]
     from tests.gui.test_tray import make_tray
 
