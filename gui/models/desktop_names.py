@@ -4,10 +4,11 @@ the end of its id ("X3" for Game Launcher, "firefox" for Firefox)."""
 
 from __future__ import annotations
 
-import configparser
 import os
 from functools import lru_cache
 from pathlib import Path
+
+from chadthrottle.desktop_entry import read_desktop_entry
 
 
 def _application_dirs() -> list[Path]:
@@ -23,18 +24,5 @@ def _application_dirs() -> list[Path]:
 @lru_cache(maxsize=256)
 def desktop_name(desktop_id: str) -> str | None:
     """Name= of <desktop_id>.desktop, or None (no such file, no name)."""
-    if not desktop_id or "/" in desktop_id or "\0" in desktop_id or desktop_id.startswith("."):
-        return None  # an id names a file in those dirs, never a path
-    for directory in _application_dirs():
-        path = directory / f"{desktop_id}.desktop"
-        if not path.is_file():
-            continue
-        parser = configparser.ConfigParser(interpolation=None, strict=False)
-        try:
-            parser.read(path, encoding="utf-8")
-            name = parser["Desktop Entry"].get("Name", "").strip()
-        except (configparser.Error, KeyError, UnicodeDecodeError, OSError):
-            continue
-        if name:
-            return name
-    return None
+    entry = read_desktop_entry(desktop_id, _application_dirs())
+    return entry.name if entry else None
