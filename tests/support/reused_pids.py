@@ -40,3 +40,11 @@ def start_at(pid: int, argv: list[str], **popen: Any) -> subprocess.Popen[bytes]
     finally:
         os.close(fd)
     pytest.fail(f"pid {pid} was taken first {TRIES} times")
+
+
+def stop(*processes: subprocess.Popen[Any] | None) -> None:
+    """Kill and reap each process a test started (None: not started)."""
+    for process in processes:
+        if process is not None:
+            process.kill()
+            process.wait()

@@ -440,12 +440,7 @@ def test_an_upload_whose_own_link_halved_does_not_climb_back_past_it(lag: int) -
     200-390 ms at the modem for about 5 s, the call's p99 137-393 ms. The upload
     passing under its shaping rate with our upload queue empty is its own link. Its
     tries back towards the faster link (est16) each cost a moment at the modem, no more."""
-    rates = {DOWN: 2_500_000, UP: 625_000}
-    link = OurUploadQueue(rates[DOWN], rates[UP], lag)
-    estimator = CapacityEstimator(dict(rates))
-    for _ in range(20):
-        link.tick(estimator)
-    link.modems[UP].rate = rates[UP] / 2
+    rates, link, estimator = _upload_link_halved(lag)
     queued, failed, lowest_down, lowest_up, held = 0, 0, rates[DOWN], rates[UP], []
     for second in range(20):
         link.tick(estimator)
@@ -500,6 +495,17 @@ class OurUploadQueue(AckClocked):
         return delay
 
 
+def _upload_link_halved(lag: int) -> tuple[dict[Direction, int], OurUploadQueue, CapacityEstimator]:
+    """20 s settled at 2.5 MB/s down, 625 kB/s up; then the modem's upload rate halves."""
+    rates = {DOWN: 2_500_000, UP: 625_000}
+    link = OurUploadQueue(rates[DOWN], rates[UP], lag)
+    estimator = CapacityEstimator(dict(rates))
+    for _ in range(20):
+        link.tick(estimator)
+    link.modems[UP].rate = rates[UP] / 2
+    return rates, link, estimator
+
+
 @pytest.mark.parametrize(("lag", "slow_s"), list(itertools.product([1, 2, 3], range(14, 46, 2))))
 def test_an_upload_whose_own_link_came_back_follows_it(lag: int, slow_s: int) -> None:
     """The upload's link halves, then comes back (bench/capacity_follow.py --vary up).
@@ -509,12 +515,7 @@ def test_an_upload_whose_own_link_came_back_follows_it(lag: int, slow_s: int) ->
     before, about every 10 s: followed 3-15 s after the link comes back, depending on
     where the tries stand; a try past the slower link costs the calls a moment at the
     modem (one second over 50 ms here), no more, and the download keeps its rate."""
-    rates = {DOWN: 2_500_000, UP: 625_000}
-    link = OurUploadQueue(rates[DOWN], rates[UP], lag)
-    estimator = CapacityEstimator(dict(rates))
-    for _ in range(20):
-        link.tick(estimator)
-    link.modems[UP].rate = rates[UP] / 2
+    rates, link, estimator = _upload_link_halved(lag)
     queued, failed, down = 0, 0, []
     for second in range(slow_s):
         link.tick(estimator)

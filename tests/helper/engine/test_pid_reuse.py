@@ -24,7 +24,7 @@ from chadthrottle.helper.identity.processes import read_start
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper, Traffic
 from tests.support.requirements import require_program, require_root
-from tests.support.reused_pids import start_at, wait_for_exec
+from tests.support.reused_pids import start_at, stop, wait_for_exec
 
 NOBODY = 65534
 
@@ -141,10 +141,7 @@ def test_a_new_process_under_a_reused_pid_has_its_own_bytes(program: Path) -> No
         )
         assert [row.pid for row in engine.list_processes(f"exe:{other}")] == [pid]
     finally:
-        for process in (first, second):
-            if process is not None:
-                process.kill()
-                process.wait()
+        stop(first, second)
 
 
 @pytest.mark.parametrize("announced", [True, False])
@@ -184,7 +181,4 @@ def test_a_limited_programs_new_process_under_its_old_pid_is_tagged_afresh(
         assert ("tag", pid, slot) in datapath.events, datapath.events
         assert datapath.process_slots.get(pid) == slot
     finally:
-        for process in (first, second):
-            if process is not None:
-                process.kill()
-                process.wait()
+        stop(first, second)

@@ -22,7 +22,7 @@ from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.datapath import Datapath, TrafficSample
 from chadthrottle.helper.kernel.layout import SockTag
 
-from tests.support.reused_pids import start_at
+from tests.support.reused_pids import start_at, stop
 
 # Sends `count` datagrams of 512 bytes to the port given, says so, then waits to be killed.
 SENDER = (
@@ -94,10 +94,7 @@ def test_a_new_process_under_a_reused_pid_counts_apart_and_is_announced(
             "the new process's counters stay"
         )
     finally:
-        for process in (first, second):
-            if process is not None:
-                process.kill()
-                process.wait()
+        stop(first, second)
         receiver.close()
         datapath.close()
 
@@ -155,8 +152,5 @@ def test_a_new_process_under_a_reused_pid_does_not_get_the_old_ones_slot(
         assert second.stdout is not None
         assert _slot_of(datapath, second.pid, int(second.stdout.readline())) == 0
     finally:
-        for process in (first, second):
-            if process is not None:
-                process.kill()
-                process.wait()
+        stop(first, second)
         datapath.close()

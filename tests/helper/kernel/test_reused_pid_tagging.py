@@ -24,7 +24,7 @@ from chadthrottle.helper.kernel.datapath import Datapath
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingShaper
 from tests.helper.kernel.test_process_keys import SOCKET_MAKER, _slot_of
-from tests.support.reused_pids import start_at, wait_for_exec
+from tests.support.reused_pids import start_at, stop, wait_for_exec
 
 
 @pytest.fixture
@@ -84,8 +84,5 @@ def test_a_limit_set_after_the_pid_went_to_another_process_is_not_its(
             "another program's new socket got the limit's slot"
         )
     finally:
-        for process in (first, second):
-            if process is not None:
-                process.kill()
-                process.wait()
+        stop(first, second)
         datapath.close()

@@ -23,7 +23,7 @@ from chadthrottle.helper.kernel.task_offsets import FIELDS
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingShaper
 from tests.helper.kernel.test_process_keys import SOCKET_MAKER
-from tests.support.reused_pids import start_at
+from tests.support.reused_pids import start_at, stop
 
 
 def _announced_twice(datapath: Datapath, announced: list[int], pid: int) -> bool:
@@ -83,8 +83,5 @@ def test_without_btf_a_new_process_under_a_reused_pid_is_announced(
             "the new process under the pid was never announced"
         )
     finally:
-        for process in (first, second):
-            if process is not None:
-                process.kill()
-                process.wait()
+        stop(first, second)
         datapath.close()
