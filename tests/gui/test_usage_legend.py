@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from chadthrottle.gui.models.usage_periods import UsagePeriod
+from chadthrottle.gui.models.usage_periods import UsagePeriod, local_midnight
 from chadthrottle.gui.views.usage_dialog import UsageDialog
 from chadthrottle.units import UnitSystem
 from PySide6.QtGui import QTextDocument
@@ -29,7 +29,7 @@ def test_the_legend_breaks_lines_between_applications(qtbot) -> None:  # type: i
     dialog = UsageDialog(UsagePeriod.TODAY)
     qtbot.addWidget(dialog)
     now = time.time()
-    start = int(now) // 3600 * 3600 - 3600
+    start = local_midnight(now)  # today's first hour: an hour ago was yesterday just after midnight
     rows = [row(app_id, start, 600, (len(NAMES) - n) * 10**9) for n, app_id in enumerate(NAMES)]
     dialog.show_rows(UsagePeriod.TODAY, rows, now, NAMES.__getitem__, UnitSystem.BYTES_DECIMAL)
     legend = dialog.legend.text()
