@@ -71,6 +71,16 @@ SPANS: tuple[tuple[str, int, bool], ...] = (
 
 
 NO_SELECTION = "Select an application to see its traffic."
+# In the graph's place while no application is shown, so the pane under the
+# list reads as waiting for one, not as a blank half of the window.
+EMPTY_GRAPH_SELECT = (
+    "Select an application in the list to see its download and upload over time, "
+    "its limits and its open connections here."
+)
+EMPTY_GRAPH_NOTHING_LISTED = (
+    "Once applications are listed, the one you select shows here: its download and "
+    "upload over time, its limits and its open connections."
+)
 # The connections caption while the helper is away: an empty table would say "none".
 CONNECTIONS_UNKNOWN = "Connections not known while the helper is away"
 
@@ -261,6 +271,17 @@ class DetailPane(QWidget):
         self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         QVBoxLayout(self.plot).setContentsMargins(0, 0, 0, 0)
         self.graphs: dict[Direction, _DirectionGraph] = {}
+        self.empty_note = QLabel(EMPTY_GRAPH_NOTHING_LISTED, self)
+        self.empty_note.setObjectName("graph-empty")
+        self.empty_note.setWordWrap(True)
+        self.empty_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_note.setStyleSheet("QLabel { color: palette(placeholder-text); }")
+        self.empty_note.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        graph_place = QWidget(self)  # the graph, or the note in its place
+        place_layout = QVBoxLayout(graph_place)
+        place_layout.setContentsMargins(0, 0, 0, 0)
+        place_layout.addWidget(self.plot)
+        place_layout.addWidget(self.empty_note)
 
         # The switch that folds the graph and the connections away, leaving this
         # line: on a short screen (2x on a laptop) the list of applications
@@ -297,7 +318,7 @@ class DetailPane(QWidget):
         # Graph above, connections below; the user moves the line between them.
         self.split = QSplitter(Qt.Orientation.Vertical, self)
         self.split.setChildrenCollapsible(False)
-        self.split.addWidget(self.plot)
+        self.split.addWidget(graph_place)
         below = QWidget(self.split)
         below_layout = QVBoxLayout(below)
         below_layout.setContentsMargins(0, 4, 0, 0)
@@ -534,6 +555,8 @@ class DetailPane(QWidget):
             self.summary.setText(asked)
             self._show_notes("")
             self.plot.setVisible(False)
+            self.empty_note.setText(EMPTY_GRAPH_SELECT if asked else EMPTY_GRAPH_NOTHING_LISTED)
+            self.empty_note.setVisible(True)
             for graph in self.graphs.values():
                 graph.clear()
             return
@@ -575,6 +598,7 @@ class DetailPane(QWidget):
         if not self.graphs:
             self._build_graphs()
         self.plot.setVisible(True)
+        self.empty_note.setVisible(False)
         _label, span_s, coarse = SPANS[self.span.currentIndex()]
         step_s = self.refresh_interval_s * (COARSE_EVERY if coarse else 1)
         times, rates = history.timed(int(span_s / step_s) + 1, coarse)
