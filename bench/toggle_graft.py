@@ -1,9 +1,13 @@
 """A limit toggled on and off: how often the uplink's clsact is grafted, and
 what that costs another application's traffic on the same uplink.
 
-    sudo .venv/bin/python -m bench.toggle_graft [--seconds 30] [--on-s 1] [--off-s 1] [--json FILE]
+    sudo .venv/bin/python -m bench.toggle_graft [--seconds 30] [--on-s 1] [--off-s 1] [--netns]
+        [--hook-linger-s S] [--json FILE]
 
-One helper (tc backend) on the bare veth. A neighbour uploads at --neighbour
+One helper (tc backend) on the bare veth. With --netns both applications run
+in a namespace of their own (a container, `ip netns exec`) with a veth of its
+own to the peer: the helper shapes there through that namespace's shaper
+(namespace_shapers.py), and the clsact counted is that veth's. A neighbour uploads at --neighbour
 (paced, cubic, unlimited, an app scope of its own) throughout, and the toggled
 application at 10 MB/s (two streams at full speed saturated this 2-core
 machine, and the bus calls timed out). First a quiet period
@@ -19,7 +23,9 @@ a moment"), whoever sent it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import secrets
 import tempfile
 import threading
 import time
@@ -32,7 +38,14 @@ from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
 from bench.clsact_graft import has_clsact, tx_dropped
 from bench.limits import Bench, Settings
-from tests.support.netns import NetnsPair, Stream, app_scope, netns_pair, start_stream
+from tests.support.netns import (
+    NetnsPair,
+    Stream,
+    app_scope,
+    extra_link,
+    netns_pair,
+    start_stream,
+)
 from tests.support.sender_info import SenderSampler
 
 LIMIT_BPS = 1024 * 1024
@@ -68,13 +81,14 @@ def _sent(flow: Stream, sampler: SenderSampler) -> tuple[int, int]:
     return flow.receiver._latest()[1], sampler.samples[-1].total_retrans if sampler.samples else 0
 
 
-def period(bench: Bench, neighbour: Stream, sampler: SenderSampler, toggled: Stream | None,
-           args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+def period(bench: Bench, uplink: NetnsPair, neighbour: Stream, sampler: SenderSampler,
+           toggled: Stream | None, args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    """uplink: the pair whose host side both applications send on."""
     load = Path("/proc/loadavg").read_text().split()[0]
-    dropped, (received, retrans) = tx_dropped(bench.pair), _sent(neighbour, sampler)
+    dropped, (received, retrans) = tx_dropped(uplink), _sent(neighbour, sampler)
     began = time.monotonic()
     toggles = 0
-    with ClsactWatch(bench.pair) as watch:
+    with ClsactWatch(uplink) as watch:
         while time.monotonic() - began < args.seconds:
             if toggled is None:
                 time.sleep(0.1)
@@ -90,7 +104,7 @@ def period(bench: Bench, neighbour: Stream, sampler: SenderSampler, toggled: Str
     received_after, retrans_after = _sent(neighbour, sampler)
     return {
         "time": time.strftime("%H:%M:%S"), "toggled": toggled is not None, "toggles": toggles,
-        "grafts": watch.grafts, "tx_dropped": tx_dropped(bench.pair) - dropped,
+        "netns": uplink is not bench.pair, "linger_s": args.hook_linger_s, "grafts": watch.grafts, "tx_dropped": tx_dropped(uplink) - dropped,
         "neighbour_retrans": retrans_after - retrans, "neighbour_mb_s": round((received_after - received) / elapsed / 1e6, 1),
         "load": f"{load}-{Path('/proc/loadavg').read_text().split()[0]}",
     }  # fmt: skip
@@ -103,22 +117,32 @@ def main() -> None:
     parser.add_argument("--on-s", type=float, default=1.0)
     parser.add_argument("--off-s", type=float, default=1.0)
     parser.add_argument("--neighbour", type=float, default=200e6, help="its payload rate, B/s")
+    parser.add_argument("--netns", action="store_true",
+                        help="the applications in a namespace of their own")  # fmt: skip
+    parser.add_argument("--hook-linger-s", type=float,
+                        help="the helper's --hook-linger-s (0: as before the linger)")  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with (
         PrivateSystemBus() as bus,
         netns_pair() as pair,
         tempfile.TemporaryDirectory(prefix="chadthrottle-bench-") as state,
-        HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state), backend="tc",
-                      log_level="warning", start_timeout_s=150.0),
         app_scope(cgroup2_mount(), "org.chadthrottle.ToggleNeighbour") as neighbour_scope,
         app_scope(cgroup2_mount(), "org.chadthrottle.Toggled") as toggled_scope,
+        contextlib.ExitStack() as stack,
     ):  # fmt: skip
+        helper = HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state), backend="tc",
+                               log_level="warning", start_timeout_s=150.0)  # fmt: skip
+        if args.hook_linger_s is not None:
+            helper.command += ["--hook-linger-s", str(args.hook_linger_s)]
+        stack.enter_context(helper)
         bench = Bench(bus.address, pair, "tc", Settings())
+        uplink = (stack.enter_context(extra_link(f"ctapp-linger-{secrets.token_hex(3)}", pair.peer_ns))
+                  if args.netns else pair)  # fmt: skip
         port = bench.next_port()
-        neighbour = start_stream(pair, port, "up", app_cgroup=neighbour_scope, congestion="cubic",
+        neighbour = start_stream(uplink, port, "up", app_cgroup=neighbour_scope, congestion="cubic",
                                  rate_bps=args.neighbour, seconds=4 * args.seconds + 30)  # fmt: skip
-        toggled = start_stream(pair, port + 1, "up", app_cgroup=toggled_scope, rate_bps=10e6,
+        toggled = start_stream(uplink, port + 1, "up", app_cgroup=toggled_scope, rate_bps=10e6,
                                seconds=4 * args.seconds + 30)  # fmt: skip
         rows = []
         sampler = SenderSampler(neighbour.app_pid, 0.05)
@@ -126,7 +150,7 @@ def main() -> None:
         try:
             time.sleep(2.0)
             for flow in (None, toggled):
-                row = period(bench, neighbour, sampler, flow, args)
+                row = period(bench, uplink, neighbour, sampler, flow, args)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         finally:

@@ -234,6 +234,7 @@ def _make_engine(
     cache_dir: Path = DEFAULT_CACHE_DIR,
     stopping: threading.Event | None = None,
     link_events: bool = True,
+    hook_linger_s: float | None = None,
 ) -> ClosableEngine:
     # Imported here: the factory pulls in pyroute2, which --help must not need.
     from chadthrottle.helper.engine.factory import EngineOptions, build_engine, wall_clock_from_file
@@ -244,6 +245,8 @@ def _make_engine(
     )  # fmt: skip
     if wall_clock_file is not None:
         options = dataclasses.replace(options, wall_clock=wall_clock_from_file(wall_clock_file))
+    if hook_linger_s is not None:
+        options = dataclasses.replace(options, hook_linger_s=max(0.0, hook_linger_s))
     engine: ClosableEngine = build_engine(options)
     return engine
 
@@ -265,7 +268,7 @@ async def _serve(arguments: argparse.Namespace, stopping: threading.Event) -> No
     await run_helper(
         arguments.bus_address,
         lambda: _make_engine(arguments.state_dir, arguments.backend, arguments.usage_flush_s, arguments.wall_clock_file,
-                             arguments.cache_dir, stopping, not arguments.no_link_events),
+                             arguments.cache_dir, stopping, not arguments.no_link_events, arguments.hook_linger_s),
         stop,
         idle_exit_s=idle_exit_seconds(arguments.idle_exit_s, os.environ),
         finish_takeover=lambda: _finish_takeover(arguments.state_dir),
@@ -349,6 +352,15 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="for benches: follow interfaces by the once-a-second tick alone, without "
         "listening for the kernel's link events (docs/backends.md, 'Following interfaces')",
+    )
+    parser.add_argument(
+        "--hook-linger-s",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="for benches and tests: how long a tc hook, and another namespace's shaper, stays "
+        "after its last limit (default 2; 0: it goes with the last limit; docs/backends.md, "
+        "'A hook lingers 2 s after its last class')",
     )
     commands = parser.add_subparsers(dest="command", metavar="{install,uninstall}")
     add_install_commands(commands)

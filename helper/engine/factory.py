@@ -34,7 +34,7 @@ from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers, NoPac
 from chadthrottle.helper.kernel.ownership import journal_instance
 from chadthrottle.helper.kernel.policer import EbpfPolicer
 from chadthrottle.helper.kernel.proc_events import open_proc_events
-from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_leftovers
+from chadthrottle.helper.kernel.tc_shaper import HOOK_LINGER_S, TcShaper, remove_leftovers
 from chadthrottle.helper.usage.recorder import FLUSH_INTERVAL_S, UsageRecorder
 from chadthrottle.helper.usage.store import UsageStore
 from pyroute2 import IPRoute
@@ -66,6 +66,9 @@ class EngineOptions:
     # Set by SIGTERM/SIGINT: a build still starting gives up (StartCancelled).
     stopping: threading.Event | None = None
     link_events: bool = True  # False: interfaces followed by the tick alone (for benches)
+    # How long tc hooks, and other namespaces' shapers, stay after their last
+    # limit (tc_shaper.HOOK_LINGER_S; 0: they go with it, for benches and tests).
+    hook_linger_s: float = HOOK_LINGER_S
 
 
 def wall_clock_from_file(path: Path) -> Callable[[], float]:
@@ -227,11 +230,14 @@ def build_engine(options: EngineOptions) -> RunningEngine:
             instance = journal_instance(
                 options.state_dir
             )  # a killed helper's objects are its successor's alone
-            own = TcShaper(ipr, datapath.tc_program, datapath, instance=instance)
+            linger_s = options.hook_linger_s
+            own = TcShaper(
+                ipr, datapath.tc_program, datapath, instance=instance, hook_linger_s=linger_s
+            )
             links = _link_watcher(links_moved) if options.link_events else None
             enforcers[TC] = NamespaceShapers(own, lambda other: TcShaper(other, datapath.tc_program, NoPacing(),
-                                                                         instance=instance), links=links,
-                                             pacer=datapath)  # fmt: skip
+                                                                         instance=instance, hook_linger_s=linger_s),
+                                             links=links, pacer=datapath, linger_s=linger_s)  # fmt: skip
         router = BackendRouter(
             {d: (name, enforcers[name]) for d, name in choice.items()},
             guard=(EBPF, enforcers[EBPF]),

@@ -10,8 +10,12 @@ trip (docs/backends.md). So each such namespace gets a TcShaper of its own,
 made and driven from a thread that lives in it: pyroute2 opens its netlink
 socket per thread, in the calling thread's namespace, so every call to that
 shaper runs on its thread. The thread also keeps the namespace alive while
-its shaper exists; the shaper goes (and its objects with it) as soon as no
-limited process is left in the namespace.
+its shaper exists. Once no limit wants the namespace the shaper lingers, as
+the helper's own hooks do (tc_shaper.HOOK_LINGER_S): reconciled with no
+class until its last hook's linger is over, then closed, so a limit toggled
+there grafts the clsact once, not at each toggle. It closes at once (its
+objects with it) when the namespace's last limited process seen there has
+left it (a container that stops) and on stop.
 
 The pieces that are global stay with the helper's own shaper: the upload
 pacing map (skb->priority and congestion notices per slot; the other shapers
@@ -63,7 +67,7 @@ from chadthrottle.helper.kernel.namespaces import (
 from chadthrottle.helper.kernel.ownership import recorded_entries
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_ownership import JOURNAL_KIND
-from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_unadopted
+from chadthrottle.helper.kernel.tc_shaper import HOOK_LINGER_S, TcShaper, remove_unadopted
 from pyroute2 import IPRoute
 
 log = logging.getLogger("chadthrottle.kernel.tc")
@@ -82,6 +86,9 @@ class NoPacing:
 
     def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None:
         return None
+
+    def set_forwarded_classes(self, app_slot: int, directions: frozenset[Direction]) -> None:
+        return None  # forwarded flows are classed in the helper's own namespace only
 
 
 class NamespacePacer(Protocol):
@@ -141,6 +148,7 @@ class _Elsewhere:
 
     def __init__(self, path: str, inode: int, make: Callable[[IPRoute], TcShaper]) -> None:
         self.label = namespace_label(inode)
+        self.pid = 0  # the limited process it was last wanted for (NamespaceShapers)
         self.thread = InNamespace(path, inode)
         self.gaps: dict[Direction, list[str]] = {}  # directions it cannot shape, and why
         self.refused: dict[Direction, str] = {}  # the same, the kernel's words alone (limit_reach)
@@ -182,6 +190,15 @@ def _policed_elsewhere(direction: Direction) -> str:
     return f"{direction.value}loads in {OTHER_USERS} are policed, not shaped: {THEIR_REASON}"
 
 
+def _still_in(pid: int, inode: int) -> bool:
+    """Whether the process is (still) in the namespace: a pid that exited,
+    or was reused elsewhere, is not."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == inode
+    except OSError:
+        return False
+
+
 class NamespaceShapers:
     """The helper's own TcShaper and one per other namespace in which a limited
     application has processes; to the BackendRouter, one tc enforcer."""
@@ -195,10 +212,14 @@ class NamespaceShapers:
         clock: Callable[[], float] = time.monotonic,
         links: LinkWatcher | None = None,
         pacer: NamespacePacer | None = None,
+        linger_s: float = HOOK_LINGER_S,
     ) -> None:
         """links: reads each shaped namespace's link events (link_events.py),
-        this one's from now on; None: interfaces are followed by the tick alone."""
+        this one's from now on; None: interfaces are followed by the tick alone.
+        linger_s: the shapers' hook linger (TcShaper's hook_linger_s); 0: a
+        namespace's shaper closes with its last limit, as until 2026-12-05."""
         self._own = own
+        self._linger_s = linger_s
         self._links = links
         self._make = make
         self._clock = clock
@@ -214,6 +235,8 @@ class NamespaceShapers:
         # slot -> the netns cookies its sockets moved bytes in (note_socket_namespaces)
         self._socket_cookies: dict[int, set[int]] = {}
         self._elsewhere: dict[int, _Elsewhere] = {}
+        # shapers of namespaces no limit wants now, until they hold nothing (_wind_down)
+        self._lingering: dict[int, _Elsewhere] = {}
         self._unentered: dict[int, tuple[float, str, str]] = {}  # inode -> (tried at, label, why)
         # per direction, the namespaces tc does not shape it in (read at each reconcile)
         self._unshaped: dict[Direction, set[int]] = {d: set() for d in Direction}
@@ -265,18 +288,49 @@ class NamespaceShapers:
                     with contextlib.suppress(Exception):  # a stuck namespace: _sync says so
                         other.call(TcShaper.links_moved)
                 self._sync(other, plans.get(inode, wanted))
+            for inode in list(self._lingering):
+                self._wind_down(inode, inode in moved)
 
     def _follow(self, wanted: dict[Direction, Classes]) -> None:
-        """A shaper in each namespace of a limited process, and no other.
-        Never raises: a namespace that cannot be shaped is policed (fail open)."""
+        """A shaper in each namespace of a limited process; the others' linger
+        (_wind_down). Never raises: a namespace that cannot be shaped is
+        policed (fail open)."""
         targets = self._wanted if any(wanted.values()) else {}
         for inode in set(self._elsewhere) - set(targets):
-            self._close(inode)
+            other = self._elsewhere[inode]
+            if self._linger_s > 0 and _still_in(other.pid, inode):
+                self._lingering[inode] = self._elsewhere.pop(inode)
+            else:
+                self._close(inode)
         for inode in set(self._unentered) - set(targets):
             del self._unentered[inode]
         for inode, pid in targets.items():
-            if inode not in self._elsewhere:
+            if inode in self._lingering:  # wanted again: its hooks are still there
+                self._elsewhere[inode] = self._lingering.pop(inode)
+            if inode in self._elsewhere:
+                self._elsewhere[inode].pid = pid
+            else:
                 self._open(inode, pid)
+
+    def _wind_down(self, inode: int, moved: bool) -> None:
+        """A lingering namespace's shaper, reconciled with no class: closed once
+        its hooks' linger is over (TcShaper.holds_nothing), at once when the
+        process it was wanted for has left the namespace (a container that
+        stopped: its objects go before the thread lets the namespace go), or
+        when it fails."""
+        other = self._lingering[inode]
+        done = not _still_in(other.pid, inode)
+        if not done:
+            try:
+                if moved:
+                    other.call(TcShaper.links_moved)
+                other.call(lambda shaper: shaper.reconcile({}))
+                done = other.call(TcShaper.holds_nothing)
+            except Exception as error:
+                log.warning("namespace %s: its lingering shaper closes now: %s", other.label, error)
+                done = True
+        if done:
+            self._close(inode)
 
     def _read_unshaped(self) -> dict[Direction, set[int]]:
         """Per direction, the namespaces whose traffic of it tc does not (wholly)
@@ -458,6 +512,7 @@ class NamespaceShapers:
             return False
         try:
             self._elsewhere[inode] = _Elsewhere(f"/proc/{pid}/ns/net", inode, self._make)
+            self._elsewhere[inode].pid = pid
         except Exception as error:  # fail open: the guard holds the limit
             label = namespace_label(inode)
             if inode not in self._unentered:
@@ -510,7 +565,8 @@ class NamespaceShapers:
         other.gaps, other.refused = gaps, {direction: why for direction in gaps}
 
     def _close(self, inode: int) -> None:
-        other = self._elsewhere.pop(inode)
+        """Close a namespace's shaper, wanted or lingering: its objects go now."""
+        other = self._elsewhere.pop(inode, None) or self._lingering.pop(inode)
         if self._links is not None:
             self._links.unwatch(inode)
         try:
@@ -642,11 +698,12 @@ class NamespaceShapers:
         return self._unentered[inode][1] if inode in self._unentered else namespace_label(inode)
 
     def close(self) -> None:
-        """Remove every object of every shaper, the other namespaces' first."""
+        """Remove every object of every shaper, the other namespaces' first
+        (lingering ones too), at once."""
         if self._links is not None:
             self._links.close()
         try:
-            for inode in list(self._elsewhere):
+            for inode in [*self._elsewhere, *self._lingering]:
                 self._close(inode)
         finally:
             self._own.close()

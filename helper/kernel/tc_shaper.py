@@ -90,7 +90,8 @@ ROUTES_MAX_AGE_S = 2.0
 # clsact again drops what the uplink sends for a moment, every application's
 # (docs/backends.md, "Adding a clsact drops the uplink's packets for a
 # moment"), and a limit toggled every 1-2 s grafted it at each toggle. close()
-# (stop, and the last limit of another namespace) removes it at once.
+# (stop) removes it at once; another namespace's shaper lingers the same way
+# after its last limit (namespace_shapers.py) and closes once it holds nothing.
 HOOK_LINGER_S = 2.0
 _WORDS = {Direction.DOWN: "download", Direction.UP: "upload"}
 TcProgram = Callable[
@@ -477,6 +478,12 @@ class TcShaper:
             return False
         del self._idle_since[key]
         return True
+
+    def holds_nothing(self) -> bool:
+        """Whether no hook is left (none wanted, and the last one's linger is
+        over): what NamespaceShapers waits for before it closes another
+        namespace's shaper."""
+        return not any(self._hooks.values())
 
     def _match_link(self, direction: Direction, classes: Classes) -> None:
         """Give the direction's IFB hierarchy the link wanted (set_link): in

@@ -22,6 +22,8 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 from chadthrottle.helper.standalone import PrivateSystemBus
 
+from bench.clsact_graft import has_clsact
+from bench.toggle_graft import ClsactWatch
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.helper_process import HelperProcess
@@ -172,3 +174,88 @@ def test_a_namespace_that_disappears_while_limited_just_loses_its_shaper(world: 
     )
     assert helper.returncode is None
     assert not re.search(r"ERROR|Traceback", helper.log_text()), helper.log_text()
+
+
+# --- a shaper lingers after its namespace's last limit (as tc_shaper.HOOK_LINGER_S) ---
+TOGGLES, ON_S, OFF_S = 2, 0.5, 1.0  # before: the shaper closed at each clear (2 grafts)
+
+
+def _clear(world: World, app: str) -> None:
+    call_helper(world.bus.address, lambda c: c.clear_limit(app))
+
+
+def _limit_id(world: World) -> str:
+    app: str = call_helper(
+        world.bus.address,
+        lambda c: c.set_limit(f"pid:{world.stream.app_pid}", Direction.DOWN, LIMIT_BPS),
+    )
+    return app
+
+
+def _lingering(world: World) -> str:
+    """Cleared, and past the class's 1 s retirement: what stays is the linger."""
+    app = _limit_id(world)
+    assert eventually(lambda: "htb c7ad:" in world.configuration(), 5.0), (
+        "nothing shapes in the app's namespace"
+    )
+    _clear(world, app)
+    time.sleep(1.5)
+    return world.configuration()
+
+
+def test_a_limit_toggled_in_another_namespace_grafts_its_clsact_once_and_goes_after_the_linger(
+    world: World,
+) -> None:
+    untouched = world.configuration()
+    assert "clsact" not in untouched, "the app's uplink has a clsact already: no graft to count"
+    helper = world.start_helper()
+    with ClsactWatch(world.app) as watch:
+        for _ in range(TOGGLES):
+            app = _limit_id(world)
+            assert eventually(lambda: has_clsact(world.app), 3.0, 0.02), "no hook in the namespace"
+            time.sleep(ON_S)  # the user's toggling: its period is what is tested
+            _clear(world, app)
+            time.sleep(OFF_S)
+    assert watch.grafts == 1, f"the clsact was grafted {watch.grafts} times in {TOGGLES} toggles"
+    assert eventually(lambda: world.configuration() == untouched, 10.0), (
+        "objects left in the app's namespace after the last clear"
+    )
+    assert "stopped shaping in namespace" in helper.log_text()
+
+
+def test_a_shaper_lingering_in_another_namespace_when_the_helper_is_killed_is_removed_by_its_successor(
+    world: World,
+) -> None:
+    untouched = world.configuration()
+    first = world.start_helper()
+    assert "clsact" in _lingering(world), "the namespace's hook went at the clear"
+    first.kill()
+    second = world.start_helper()
+    assert eventually(lambda: world.configuration() == untouched, 10.0), (
+        f"the killed helper's lingering objects stayed:\n{second.log_text()[-3000:]}"
+    )
+    second.stop()
+    assert _journals_of(world.helpers) == []
+
+
+def _far_end_there(world: World) -> bool:
+    """The app's veth's end in the peer's namespace: it goes when the app's
+    namespace is freed, which nothing holding it (a thread, a socket) allows."""
+    shown = subprocess.run(["ip", "-n", world.app.peer_ns, "-o", "link", "show"],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return f" {world.app.peer_if}@" in shown
+
+
+def test_a_namespace_that_disappears_while_its_shaper_lingers_is_let_go(world: World) -> None:
+    helper = world.start_helper()
+    assert "clsact" in _lingering(world), "the namespace's hook went at the clear"
+    world.stream.stop()  # the container stops: its processes end and its name goes
+    subprocess.run(["ip", "netns", "del", world.app.host_ns], check=True)
+    assert eventually(lambda: not _far_end_there(world), 5.0), (
+        "the deleted namespace is still alive: the helper holds it, with its IFBs"
+    )
+    assert "stopped shaping in namespace" in helper.log_text()
+    assert helper.returncode is None
+    assert not re.search(r"ERROR|WARNING.*lingering|Traceback", helper.log_text()), (
+        helper.log_text()
+    )
