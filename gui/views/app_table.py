@@ -15,7 +15,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.theme import contrast, mix
-from chadthrottle.gui.views.delegates import LimitDelegate, SparklineDelegate
+from chadthrottle.gui.views.delegates import LimitDelegate, SparklineDelegate, row_height
 from chadthrottle.gui.views.overall_row import OVERALL_INDENT, OVERALL_NAME, OverallHeader
 from chadthrottle.gui.views.priority_badge import NameDelegate
 from chadthrottle.gui.widgets.limit_slider import LimitControl
@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 POINTER_REST_MS = 3000
 _FIRST_LIMIT_COLUMN, _LAST_LIMIT_COLUMN = min(LIMIT_COLUMNS), max(LIMIT_COLUMNS)
 LIMIT_SLIDER_LEAST = 44  # a limit column's slider part (and spacing) at its narrowest
+# The list keeps room for this many rows of applications while the graph is folded.
+LEAST_ROWS = 3
 
 
 def _plain(persistent: QPersistentModelIndex) -> QModelIndex:
@@ -113,6 +115,7 @@ class AppTable(QTreeView):
             "Tab moves on to its download and upload limits."
         )
         self.empty_text = "Waiting for the helper…"
+        self._least_rows = 0  # set_least_rows
         self._soften_selection()
         self.sparkline_delegate = SparklineDelegate(self)
         self.limit_delegate = LimitDelegate(self)
@@ -375,10 +378,39 @@ class AppTable(QTreeView):
         finally:
             self._fitting = False
 
+    def set_least_rows(self, rows: int) -> None:
+        """The rows the list keeps room for (0: the view's own least), asked
+        for while the graph under it is folded (MainWindow)."""
+        if rows != self._least_rows:
+            self._least_rows = rows
+            self.updateGeometry()
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for the column titles and the least rows (and a sideways scroll
+        bar): the window goes no shorter. At 2x on 1366x768 its least height
+        left one row of applications, the rest of the list behind a scroll bar."""
+        hint = super().minimumSizeHint()
+        if not self._least_rows:
+            return hint
+        least = (
+            self.overall.title_height()
+            + self._least_rows * row_height(self.fontMetrics())
+            + 2 * self.frameWidth()
+            + self.horizontalScrollBar().sizeHint().height()
+        )
+        return QSize(hint.width(), max(hint.height(), least))
+
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._fit_columns()
-        self.overall.fit_to_view_height(self.height())
+        # the rows' room: not the frame's, nor a sideways scroll bar's (counted in,
+        # a list at its least height showed the overall row and two rows under it)
+        scroll_bar = self.horizontalScrollBar()
+        self.overall.fit_to_view_height(
+            self.height()
+            - 2 * self.frameWidth()
+            - (scroll_bar.height() if scroll_bar.isVisible() else 0)
+        )
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)

@@ -18,7 +18,7 @@ from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Role
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings
-from chadthrottle.gui.views.app_table import AppTable
+from chadthrottle.gui.views.app_table import LEAST_ROWS, AppTable
 from chadthrottle.gui.views.delegates import row_height
 from chadthrottle.gui.views.detail_pane import DetailPane
 from chadthrottle.gui.views.graph_scale import graph_top
@@ -320,6 +320,8 @@ class MainWindow(QMainWindow):
         """Unfolded, the graph takes a fair share, but no more than leaves the
         list MIN_LIST_ROWS rows (if the window has that room at all)."""
         self.fold_decided = True
+        # folded, the window may go as short as its lines: the list keeps its rows
+        self.table.set_least_rows(LEAST_ROWS if folded else 0)
         if not self._folding_for_room:  # the user's own choice
             self._folded_for_room = False
             self._list_roomy = self.list_rows_beside_graph() >= MIN_LIST_ROWS

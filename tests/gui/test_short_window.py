@@ -108,3 +108,35 @@ def test_a_short_window_never_cuts_the_folded_panes_lines(window, qtbot) -> None
         notes.height(),
         notes.heightForWidth(notes.width()),
     )
+
+
+def test_at_its_smallest_the_list_shows_three_whole_rows(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A window first shown short (as at 2x on 1366x768: the graph starts
+    folded) and then made as short as it goes showed one row of applications,
+    the others behind the scroll bar."""
+    from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+    from chadthrottle.gui.views.app_table import LEAST_ROWS
+
+    from tests.gui.bare_window import bare_window
+    from tests.gui.sample_data import sample_applications
+
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    model.apply_snapshot(sample_applications())
+    window.resize(600, 360)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.detail.folded  # short: the list came first
+    # as short as it goes (asked again: the overall row giving way lowers the least once)
+    qtbot.waitUntil(
+        lambda: window.resize(600, 1) or window.height() == window.minimumHeight(), timeout=2000
+    )
+    table = window.table
+    whole = [
+        row
+        for row in range(table.model().rowCount())
+        if table.visualRect(table.model().index(row, 0)).top() >= 0
+        and table.visualRect(table.model().index(row, 0)).bottom() < table.viewport().height()
+    ]
+    assert len(whole) >= LEAST_ROWS == 3, (len(whole), window.height())
