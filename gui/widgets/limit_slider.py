@@ -335,6 +335,7 @@ class LimitControl(QWidget):
         self.warning.setPixmap(warning_pixmap(self.style()))
         self.warning.hide()
         self._read_only = False
+        self._problem = ""  # why the limit shown is not enforced or not met (set_state)
         self._blocked_reason = ""
         self._state_tooltip = ""
         self._settle_timer = QTimer(self)
@@ -431,8 +432,17 @@ class LimitControl(QWidget):
         self.field.setAccessibleDescription(
             f"Type a rate such as 500K, 2M, 2 {unit_label(self._units, 2)} or unlimited, then press Enter."
         )
-        if not self._read_only and not self.field.property("error"):
-            self.field.setToolTip(field_hint(self._units))
+        if not self.field.property("error"):
+            self._show_field_tooltip()
+
+    def _show_field_tooltip(self) -> None:
+        """How to type a limit, after why the one shown is not enforced or not
+        met: the amber value is where the pointer goes, and its tooltip gave
+        only the hint (the warning's own tooltip is a sign's width away).
+        Read-only, none: the control's tooltip says whose limit it is."""
+        problem = describe_problem(self._problem, self._units) if self._problem else ""
+        hint = "" if self._read_only else field_hint(self._units)
+        self.field.setToolTip("\n\n".join(part for part in (problem, hint) if part))
 
     def set_blocked(self, reason: str) -> None:
         """Disable the control and say why ("" enables it again)."""
@@ -446,11 +456,10 @@ class LimitControl(QWidget):
         """Whose limit this is (note, "" for the viewer's own), whether the viewer
         may change it, and why it is not enforced or not met ("" when it is). A read-only
         limit has no slider: a drag would only change a rule that is outranked."""
-        if read_only != self._read_only:
-            if read_only:
-                self.cancel()
-            self.field.setToolTip("" if read_only else field_hint(self._units))
+        if read_only != self._read_only and read_only:
+            self.cancel()
         self._read_only = read_only
+        self._problem = problem
         self.slider.setVisible(not read_only)
         self.field.setReadOnly(read_only)
         self._note_text = note
@@ -458,6 +467,7 @@ class LimitControl(QWidget):
         self._row.setStretchFactor(self.note, 1 if read_only else 0)
         self.warning.setVisible(bool(problem))
         self.warning.setToolTip(describe_problem(problem, self._units) if problem else "")
+        self._show_field_tooltip()
         self._fit_note()
         if self.field.property("problem") != bool(problem):
             self.field.setProperty("problem", bool(problem))
@@ -664,7 +674,10 @@ class LimitControl(QWidget):
             return
         self.field.setProperty("error", bool(message))
         self.field.setStyleSheet(_field_style(error=bool(message)))
-        self.field.setToolTip(message or field_hint(self._units))
+        if message:
+            self.field.setToolTip(message)
+        else:
+            self._show_field_tooltip()
         if message and self.field.isVisible():
             QToolTip.showText(
                 self.field.mapToGlobal(self.field.rect().bottomLeft()), message, self.field

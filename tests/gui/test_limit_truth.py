@@ -188,6 +188,21 @@ def test_a_limit_measured_above_it_says_not_met_apart_from_not_enforced_and_is_n
     assert window.status_line.limits.text() == "2 limits active, 1 not met"
 
 
+def test_the_amber_value_s_own_tooltip_says_why_first(window: MainWindow) -> None:
+    """The pointer goes to the amber value: its tooltip gave only how to type
+    a limit (seen under Xvfb on a real not-met limit), the reason was on the
+    warning sign beside it."""
+    window._model.apply_snapshot(_dropbox_not_met())
+    dropbox = window.limit_control(DROPBOX, Direction.UP)
+    steam = window.limit_control(STEAM, Direction.DOWN)
+    assert dropbox is not None and steam is not None
+    assert dropbox.field.toolTip().startswith(f"Not met: {MEASURED}\n\nType 500K")
+    assert steam.field.toolTip().startswith(f"Not enforced: {FOREIGN_FILTER}\n\nType 500K")
+    apps = {app.id: app for app in applications()}  # met again: the hint alone
+    window._model.apply_snapshot(list(apps.values()))
+    assert dropbox.field.toolTip().startswith("Type 500K")
+
+
 def test_how_a_limit_over_several_namespaces_holds_is_said_and_it_still_counts(
     window: MainWindow,
 ) -> None:
