@@ -26,8 +26,8 @@ from chadthrottle.gui.tray.quick_limits import (
     quick_limits,
 )
 from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate, unit_label
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QFontMetrics
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QSystemTrayIcon, QWidget
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,20 @@ def marker(*words: str) -> str:
     """ " (limited, protected)" after the name; "" when there is nothing to say."""
     said = [word for word in words if word]
     return f" ({', '.join(said)})" if said else ""
+
+
+# A name longer than this many average characters is cut with "…": one long
+# name made the whole menu as wide as the screen (seen under Xvfb at 1366x768).
+MENU_NAME_CHARS = 36
+
+
+def menu_name(name: str, metrics: QFontMetrics) -> str:
+    """The name as a menu entry shows it: cut to MENU_NAME_CHARS, and a "&"
+    doubled (a single one is a mnemonic: "AT&T" read "ATT", T underlined)."""
+    shown = metrics.elidedText(
+        name, Qt.TextElideMode.ElideRight, metrics.averageCharWidth() * MENU_NAME_CHARS
+    )
+    return shown.replace("&", "&&")
 
 
 def action_name(app_id: str, direction: Direction, label: str) -> str:
@@ -194,8 +208,11 @@ class TrayController(QObject):
             rate = (
                 format_rate(info.down_bps + info.up_bps, units) if self._status.can_monitor else ""
             )
-            submenu = self.menu.addMenu(f"{info.name}{said}\t{rate}".rstrip("\t"))
+            name = menu_name(info.name, self.menu.fontMetrics())
+            submenu = self.menu.addMenu(f"{name}{said}\t{rate}".rstrip("\t"))
             submenu.setObjectName(f"quick:{info.id}")
+            if name.replace("&&", "&") != info.name:  # cut: the whole name on pointing
+                submenu.menuAction().setToolTip(info.name)
             submenu.setToolTipsVisible(True)
             for direction in Direction:
                 submenu.addSection(

@@ -180,3 +180,25 @@ def test_a_limit_that_is_no_quick_limit_is_said_at_custom() -> None:
     assert custom is not None and custom.isChecked() and custom.text() == "Custom: 2.00 MB/s…"
     other = quick_limit_action(tray, "app:stream", Direction.UP, "Custom…")
     assert other is not None and not other.isChecked() and other.text() == "Custom…"
+
+
+def test_a_long_name_is_cut_and_an_ampersand_is_shown() -> None:
+    """Under Xvfb one long application name made the tray menu as wide as the
+    screen; "AT&T" would have read "ATT", its T a mnemonic."""
+    from chadthrottle.gui.tray.tray import MENU_NAME_CHARS
+
+    model, tray = make_tray()
+    long_name = "Extraordinarily Long Application Name For Testing Purposes Deluxe Edition"
+    model.apply_snapshot(
+        [
+            app("app:long", long_name, down_bps=9 * MB),
+            app("app:att", "AT&T Connect", down_bps=8 * MB),
+        ]
+    )
+    titles = menu_titles(tray)
+    assert titles[0].endswith("…") and long_name.startswith(titles[0][:-1])
+    metrics = tray.menu.fontMetrics()
+    assert metrics.horizontalAdvance(titles[0]) <= metrics.averageCharWidth() * MENU_NAME_CHARS
+    assert titles[1] == "AT&&T Connect"  # shown as "AT&T Connect"
+    entry = tray.menu.actions()[0]
+    assert entry.toolTip() == long_name  # the whole name on pointing
