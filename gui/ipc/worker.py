@@ -238,11 +238,13 @@ class HelperWorker:
                     backends = await asyncio.wait_for(client.list_backends(), CALL_TIMEOUT_S)
                     self._emit(self._signals.backends, list(backends))
                 asked_at = time.monotonic()
-                applications, paused, rules = await asyncio.wait_for(
-                    asyncio.gather(
-                        client.list_applications(), self._limits_paused(client), self._rules(client)
-                    ),
-                    CALL_TIMEOUT_S,
+                # Each call timed, the gather awaited as it is: a wait_for around
+                # the gather left its CancelledError unread at a quit mid-poll
+                # ("_GatheringFuture exception was never retrieved", a traceback).
+                applications, paused, rules = await asyncio.gather(
+                    asyncio.wait_for(client.list_applications(), CALL_TIMEOUT_S),
+                    asyncio.wait_for(self._limits_paused(client), CALL_TIMEOUT_S),
+                    asyncio.wait_for(self._rules(client), CALL_TIMEOUT_S),
                 )
                 names = self._process_names.resolve(pid for app in applications for pid in app.pids)
                 self._emit(

@@ -8,7 +8,10 @@ end, after AppControllers built for widget tests and dropped)."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import gc
+import logging
+import threading
 
 from chadthrottle.gui.ipc.worker import HelperWorker, WorkerSignals
 
@@ -30,3 +33,46 @@ def test_a_worker_never_started_is_collected_quietly_even_inside_a_parse() -> No
         ast.parse("x = [(1, 2), {3: 4}, 'a' + 'b']\n" * 2000)
     finally:
         gc.set_threshold(*thresholds)
+
+
+class _Unanswered:
+    """A helper connection whose ListApplications has not answered yet (as a
+    busy helper's, at the moment the user quits): the rest answers at once."""
+
+    def __init__(self) -> None:
+        self.asked = threading.Event()
+
+    async def connect(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def list_backends(self) -> list[object]:
+        return []
+
+    async def list_applications(self) -> list[object]:
+        self.asked.set()
+        await asyncio.Event().wait()  # no answer before the quit
+        return []
+
+    async def get_limits_paused(self) -> bool:
+        return False
+
+    async def list_rules(self) -> list[object]:
+        return []
+
+
+def test_quitting_during_a_poll_logs_no_traceback(caplog) -> None:  # type: ignore[no-untyped-def]
+    """Quit (tray, SIGTERM) while a poll waited for the helper logged
+    "ERROR asyncio: _GatheringFuture exception was never retrieved" and a
+    CancelledError traceback (seen under Xvfb on SIGTERM): wait_for around
+    gather leaves the gather's CancelledError unread."""
+    client = _Unanswered()
+    worker = HelperWorker(lambda: client, WorkerSignals(), 0.05)  # type: ignore[arg-type,return-value]
+    worker.start()
+    assert client.asked.wait(5)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        worker.stop()
+        gc.collect()  # an unread exception is said when its future is collected
+    assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
