@@ -559,6 +559,161 @@ int chadt_sockops(struct bpf_sock_ops *skops)
     return 1;
 }
 
+/* Forwarded flows (issue 16): an application whose sockets live in another
+ * network namespace (a container behind a veth, NATed out of the uplink).
+ * Its packet reaches the uplink without its socket (ip_rcv orphans it) and
+ * with skb->priority reset by forwarding, so its class is carried from where
+ * the socket is still attached: the ingress hook of the veth by which it
+ * enters this namespace (classify_ingress) writes the socket's slot into
+ * skb->tc_index, which neither forwarding nor NAT touch and no qdisc or
+ * filter of this kernel reads (dsmark and tcindex are gone). The uplink's
+ * egress hook (chadt_tc_out) sees it after SNAT: it classes the packet and
+ * notes the reply's tuple, as the uplink's ingress will see it before
+ * conntrack undoes the NAT, so the download is classed there by that tuple.
+ * Only for a slot the helper's own link tree holds a class of
+ * (forwarded_classes, written by helper/kernel/tc_shaper.py); per slot, the
+ * packets so classed, each direction (forwarded_matches), which the listing
+ * reads to say a container's priority is in force. */
+#define FORWARDED_UP 1
+#define FORWARDED_DOWN 2
+struct forwarded_flow {
+    __u32 remote[4]; /* as the uplink sees it: after SNAT, before de-NAT */
+    __u32 local[4];
+    __u16 remote_port;
+    __u16 local_port;
+    __u8 proto;
+    __u8 family;
+    __u16 pad;
+};
+struct forwarded_count {
+    __u64 up_packets;
+    __u64 down_packets;
+};
+BPF_TABLE("lru_hash", struct forwarded_flow, __u32, forwarded_flows, 65536);
+BPF_ARRAY(forwarded_classes, __u32, MAX_SLOTS);
+BPF_ARRAY(forwarded_matches, struct forwarded_count, MAX_SLOTS);
+
+static __always_inline __u32 forwarded_class(__u32 slot, __u32 direction)
+{
+    __u32 *classes = forwarded_classes.lookup(&slot);
+    return classes && (*classes & direction);
+}
+
+static __always_inline void forwarded_matched(__u32 slot, __u32 direction)
+{
+    struct forwarded_count *count = forwarded_matches.lookup(&slot);
+    if (!count)
+        return;
+    if (direction == FORWARDED_UP)
+        __sync_fetch_and_add(&count->up_packets, 1);
+    else
+        __sync_fetch_and_add(&count->down_packets, 1);
+}
+
+/* A TCP segment that only acknowledges, its TCP header at l4 of an IP packet
+ * of ip_bytes from l3 (offsets from the network header when relative). */
+static __always_inline int tcp_pure_ack(struct __sk_buff *skb, __u32 l3, __u32 l4, __u32 ip_bytes, int relative)
+{
+    __u8 offset_and_flags[2];
+    int read = relative ? bpf_skb_load_bytes_relative(skb, l4 + 12, offset_and_flags, 2, BPF_HDR_START_NET)
+                        : bpf_skb_load_bytes(skb, l4 + 12, offset_and_flags, 2);
+    return read == 0 && ip_bytes == l4 - l3 + (offset_and_flags[0] >> 4) * 4 &&
+           (offset_and_flags[1] & TCP_ACK_RST_SYN_FIN) == TCP_ACK;
+}
+
+/* The uplink's egress, a forwarded packet whose slot the veth's hook wrote:
+ * note its flow for the download, and its class (0: none). */
+static __always_inline __u32 classify_forwarded_upload(struct __sk_buff *skb, __u32 slot)
+{
+    struct forwarded_flow flow = {};
+    __u32 l4, ip_bytes;
+    if (skb->protocol == bpf_htons(ETH_P_IP)) {
+        struct iphdr ip;
+        if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET) < 0 ||
+            (ip.frag_off & bpf_htons(0x1fff)))
+            return 0;
+        flow.proto = ip.protocol;
+        flow.family = 4;
+        flow.remote[0] = ip.daddr;
+        flow.local[0] = ip.saddr;
+        l4 = ip.ihl * 4;
+        ip_bytes = bpf_ntohs(ip.tot_len);
+    } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr ip6;
+        if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET) < 0)
+            return 0;
+        flow.proto = ip6.nexthdr;
+        flow.family = 6;
+        __builtin_memcpy(flow.remote, &ip6.daddr, 16);
+        __builtin_memcpy(flow.local, &ip6.saddr, 16);
+        l4 = sizeof(ip6);
+        ip_bytes = sizeof(ip6) + bpf_ntohs(ip6.payload_len);
+    } else {
+        return 0;
+    }
+    if (flow.proto != IP_PROTO_TCP && flow.proto != IP_PROTO_UDP)
+        return 0;
+    __u16 ports[2];
+    if (bpf_skb_load_bytes_relative(skb, l4, ports, 4, BPF_HDR_START_NET) < 0)
+        return 0;
+    flow.local_port = ports[0];
+    flow.remote_port = ports[1];
+    __u32 *noted = forwarded_flows.lookup(&flow);
+    if (!noted || *noted != slot)
+        forwarded_flows.update(&flow, &slot);
+    if (!forwarded_class(slot, FORWARDED_UP))
+        return 0;
+    forwarded_matched(slot, FORWARDED_UP);
+    if (flow.proto == IP_PROTO_TCP && tcp_pure_ack(skb, 0, l4, ip_bytes, 1))
+        return 0; /* as a local socket's, in no class */
+    struct slot_pacing *pacing = upload_pacing.lookup(&slot);
+    if (!pacing || !pacing->rate_bps)
+        return 0;
+    __u32 classid = (HTB_MAJOR << 16) | slot;
+    skb->priority = classid;
+    return classid;
+}
+
+/* The uplink's ingress, a packet for no socket of this namespace: the slot
+ * of the forwarded flow it answers, when the helper's tree classes its
+ * downloads; 0 otherwise. The tuple as classify_ingress read it. */
+static __always_inline __u32 forwarded_download_slot(struct bpf_sock_tuple *tuple, __u8 proto, int ipv6)
+{
+    struct forwarded_flow flow = {};
+    flow.proto = proto;
+    if (ipv6) {
+        flow.family = 6;
+        __builtin_memcpy(flow.remote, tuple->ipv6.saddr, 16);
+        __builtin_memcpy(flow.local, tuple->ipv6.daddr, 16);
+        flow.remote_port = tuple->ipv6.sport;
+        flow.local_port = tuple->ipv6.dport;
+    } else {
+        flow.family = 4;
+        flow.remote[0] = tuple->ipv4.saddr;
+        flow.local[0] = tuple->ipv4.daddr;
+        flow.remote_port = tuple->ipv4.sport;
+        flow.local_port = tuple->ipv4.dport;
+    }
+    __u32 *slot = forwarded_flows.lookup(&flow);
+    if (!slot || !*slot || !forwarded_class(*slot, FORWARDED_DOWN))
+        return 0;
+    forwarded_matched(*slot, FORWARDED_DOWN);
+    return *slot;
+}
+
+/* The ingress of a device by which another namespace's socket sends into this
+ * one (skb->sk is still that socket here, ip_rcv orphans it): its slot goes
+ * with the packet in skb->tc_index. Nothing is classed here. */
+static __always_inline void carry_slot(struct __sk_buff *skb)
+{
+    struct bpf_sock *sk = skb->sk;
+    struct bpf_sock *full = sk ? bpf_sk_fullsock(sk) : 0;
+    struct sock_tag *tag = full ? socket_tags.sk_storage_get(full, 0, 0) : 0;
+    __u32 slot = tag ? tag->app_slot & 0xffff : 0;
+    if (slot && slot != 0xffff)
+        skb->tc_index = slot;
+}
+
 /* tc ingress, classic cls_bpf mode: 0 = no match (packet goes on untouched),
  * otherwise the class id, and the filter's mirred action redirects the packet
  * to the IFB whose HTB reads skb->priority. l3: where the IP header begins
@@ -599,6 +754,8 @@ static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
     } else {
         return 0;
     }
+    if (skb->sk) /* another namespace's socket's packet entering this one: */
+        carry_slot(skb); /* the lookup below still finds a socket here it is for */
     struct bpf_sock *sk;
     if (proto == IP_PROTO_TCP)
         sk = bpf_skc_lookup_tcp(skb, &tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
@@ -606,9 +763,13 @@ static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
         sk = bpf_sk_lookup_udp(skb, &tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
     else
         return 0;
-    if (!sk)
-        return 0;
     __u32 slot = 0;
+    if (!sk) {
+        slot = forwarded_download_slot(&tuple, proto, skb->protocol == bpf_htons(ETH_P_IPV6));
+        if (!slot)
+            return 0;
+        goto classed;
+    }
     struct bpf_sock *full = bpf_sk_fullsock(sk);
     if (full) {
         struct sock_tag *tag = socket_tags.sk_storage_get(full, 0, 0);
@@ -618,13 +779,10 @@ static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
     bpf_sk_release(sk);
     if (!slot)
         return 0;
-    if (proto == IP_PROTO_TCP) { /* a pure ACK stays out of the download class, as in chadt_egress */
-        __u8 offset_and_flags[2];
-        if (bpf_skb_load_bytes(skb, l4 + 12, offset_and_flags, 2) == 0 &&
-            ip_bytes == l4 - l3 + (offset_and_flags[0] >> 4) * 4 &&
-            (offset_and_flags[1] & TCP_ACK_RST_SYN_FIN) == TCP_ACK)
-            return 0;
-    }
+classed:
+    /* a pure ACK stays out of the download class, as in chadt_egress */
+    if (proto == IP_PROTO_TCP && tcp_pure_ack(skb, l3, l4, ip_bytes, 0))
+        return 0;
     __u32 classid = (HTB_MAJOR << 16) | slot;
     skb->priority = classid;
     return classid;
@@ -657,6 +815,8 @@ int chadt_tc_out(struct __sk_buff *skb)
 {
     __u32 classid = skb->priority;
     __u32 slot = classid & 0xffff;
+    if (!skb->sk && skb->tc_index) /* forwarded from another namespace's socket: carry_slot */
+        return classify_forwarded_upload(skb, skb->tc_index);
     if ((classid >> 16) != HTB_MAJOR || !slot || slot == 0xffff || !skb->sk)
         return 0;
     return classid;

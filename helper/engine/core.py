@@ -20,9 +20,9 @@ from datetime import datetime, tzinfo
 
 from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, BackendInfo, Direction
 from chadthrottle.helper.engine.apply import Apply, ClampedWindows
-from chadthrottle.helper.engine.crossed import DevicesCrossed
+from chadthrottle.helper.engine.crossed import DevicesCrossed, ForwardedClassed
 from chadthrottle.helper.engine.kernel_hold import GRAFT_POLL_S
-from chadthrottle.helper.engine.limits import LimitTable
+from chadthrottle.helper.engine.limits import LimitTable, priority_of
 from chadthrottle.helper.engine.link_plan import LinkFacts, capacities, link_facts
 from chadthrottle.helper.engine.overshoot import OvershootWatch
 from chadthrottle.helper.engine.plan import (
@@ -45,6 +45,7 @@ from chadthrottle.helper.errors import HelperError
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory
+from chadthrottle.priority import Priority
 
 log = logging.getLogger("chadthrottle.engine")
 
@@ -131,6 +132,7 @@ class EngineCore:
         self._estimated: dict[Direction, int] = {}  # set_estimated_capacity's, while estimated
         self._rtt = RttWatch()
         self._crossed = DevicesCrossed()  # the devices each application's bytes crossed lately
+        self._forwarded = ForwardedClassed()  # where a container's priority is classed (crossed.py)
         self._listed_at = float("-inf")  # the last ListApplications: rtt only while looked at
         self._graft_waiter: threading.Thread | None = None  # _wait_out_grafts, while it runs
         self._graft_waits_stopped = False
@@ -149,6 +151,15 @@ class EngineCore:
     def _local_now(self) -> datetime:
         """The wall clock in the local zone, for schedules."""
         return datetime.fromtimestamp(self._wall_clock(), self._zone)
+
+    def prioritized_slots(self) -> dict[int, str]:
+        """slot -> app id of every rule with a priority (not normal)."""
+        slots = {}
+        for key, limits in self._limits.items():
+            slot = self._applier.slots.slot_of(key)
+            if slot is not None and priority_of(limits) is not Priority.NORMAL:
+                slots[slot] = key[0]
+        return slots
 
     def tick(self) -> None:
         """Once a second: follow processes, interfaces and counters."""
@@ -189,6 +200,7 @@ class EngineCore:
             self._crossed.note(
                 living, self._tracking.meter.owner_of, self._namespaces.own_cookie, now
             )
+            self._forwarded.note(self._datapath.forwarded_matches(self.prioritized_slots()), now)
             for direction in Direction:
                 by_slot = self._shaper.sent_bytes(direction)
                 self._tracking.meter.use_shaped(

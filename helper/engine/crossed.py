@@ -9,8 +9,9 @@ says so)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
+from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX
 from chadthrottle.helper.kernel.layout import CounterSample
 
@@ -57,3 +58,33 @@ class DevicesCrossed:
         (uid: those of that user's processes only; None: everyone's)."""
         return {index for (app, owner), devices in self._seen.items()
                 if app == app_id and (uid is None or owner == uid) for index in devices}  # fmt: skip
+
+
+class ForwardedClassed:
+    """Per slot, the directions in which the uplinks' hooks classed its
+    forwarded packets (sockets of another namespace, a container's, routed
+    out of the helper's: bpf/datapath.c) within SEEN_S, from the kernel's
+    counts: an application's priority in another namespace is said in force
+    there only in a direction the kernel classes its packets."""
+
+    def __init__(self, seen_s: float = SEEN_S) -> None:
+        self._seen_s = seen_s
+        self._counts: dict[int, tuple[int, int]] = {}
+        self._grew: dict[tuple[int, Direction], float] = {}
+
+    def note(self, counts: Mapping[int, tuple[int, int]], now: float) -> None:
+        """One tick's counts (monotonic: (upload, download) packets per slot)."""
+        for slot, (up, down) in counts.items():
+            was_up, was_down = self._counts.get(slot, (0, 0))
+            if up > was_up:
+                self._grew[(slot, Direction.UP)] = now
+            if down > was_down:
+                self._grew[(slot, Direction.DOWN)] = now
+        self._counts = dict(counts)
+        for key in [k for k, at in self._grew.items() if now - at > self._seen_s]:
+            del self._grew[key]
+
+    def of(self, slots: Iterable[int]) -> frozenset[Direction]:
+        """The directions classed lately for any of slots."""
+        wanted = set(slots)
+        return frozenset(direction for slot, direction in self._grew if slot in wanted)

@@ -73,6 +73,8 @@ class Engine(EngineCore):
             # other users' sockets are not the viewer's to read
             uid = None if viewer.sees_all else viewer.uid
 
+            prioritized = self.prioritized_slots()
+
             def priority_view(app_id: str, priority: Priority) -> tuple[str, int]:
                 rtt_us, elsewhere = rtt.seen_by(app_id, uid)
                 if priority is Priority.NORMAL:
@@ -82,7 +84,10 @@ class Engine(EngineCore):
                     elsewhere = elsewhere_of(pid for pid, process in app.processes.items()
                                              if uid is None or process.uid == uid)  # fmt: skip
                 astray = off_link(self._crossed.of(app_id, uid), linked) if facts.shaping else []
-                return priority_problem(facts, elsewhere, astray, linked), rtt_us
+                forwarded = self._forwarded.of(
+                    slot for slot, app in prioritized.items() if app == app_id
+                )
+                return priority_problem(facts, elsewhere, astray, linked, forwarded), rtt_us
 
             viewer_pids = None if uid is None else self._pids_of(uid)
             reaches = {direction: self._shaper.limit_reach(direction, viewer_pids)

@@ -9,7 +9,7 @@ TcShaper.set_link (docs/backends.md, "Priorities and link shaping").
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from chadthrottle.contract import Direction, LinkShapingInfo
@@ -19,6 +19,7 @@ from chadthrottle.priority import Priority
 
 NO_CAPACITY = "no link capacity is set: priorities need it"
 ESTIMATING = "estimating the link capacity..."
+_WORDS = {Direction.DOWN: "download", Direction.UP: "upload"}
 
 
 def capacities(
@@ -124,12 +125,19 @@ def link_problem(facts: LinkFacts, priorities_used: bool) -> str:
 
 
 def priority_problem(
-    facts: LinkFacts, elsewhere: str = "", astray: Sequence[str] = (), linked: Sequence[str] = ()
+    facts: LinkFacts,
+    elsewhere: str = "",
+    astray: Sequence[str] = (),
+    linked: Sequence[str] = (),
+    forwarded: Collection[Direction] = (),
 ) -> str:
     """Why one application's priority (not normal) is not (wholly) in force;
     elsewhere: the network namespace its traffic uses besides the helper's, if
     any; astray: the devices of the helper's namespace its traffic crossed
-    lately that the link tree is not on (nor behind), linked: those it is on."""
+    lately that the link tree is not on (nor behind), linked: those it is on;
+    forwarded: the directions in which the uplinks' hooks classed its packets
+    from another namespace lately (the kernel's counts, crossed.ForwardedClassed):
+    its traffic there is said ordered in those only."""
     if facts.paused_problem:
         return facts.paused_problem
     if not facts.capacities:
@@ -151,8 +159,11 @@ def priority_problem(
             reasons.append(
                 f"{direction.value} is not ordered on every uplink: {facts.gaps[direction]}"
             )
-    if elsewhere:
+    if elsewhere and not forwarded:
         reasons.append(f"its traffic in namespace {elsewhere} is not ordered")
+    elif elsewhere and len(forwarded) < len(Direction):
+        (missing,) = set(Direction) - set(forwarded)
+        reasons.append(f"its {_WORDS[missing]} in namespace {elsewhere} is not ordered")
     if astray and facts.shaping:
         reasons.append(
             f"its traffic through {', '.join(astray)} is not ordered: the link is on "

@@ -41,10 +41,13 @@ from chadthrottle.helper.kernel.counter_slots import CounterSlots
 from chadthrottle.helper.kernel.gates import SlotGates
 from chadthrottle.helper.kernel.layout import (
     ANY_UID,
+    FORWARDED_DOWN,
+    FORWARDED_UP,
     NO_CAPS,
     PROGRAM_NAME_PREFIX,
     CounterSample,
     CounterSlot,
+    ForwardedCount,
     NamespaceSlot,
     OwnedSlot,
     OwnerEvent,
@@ -99,6 +102,8 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "counter_slots": (ctypes.c_uint32, CounterSlot),
     "traffic": (TrafficKey, TrafficCounters),
     "socket_tags": (ctypes.c_int, SockTag),
+    "forwarded_classes": (ctypes.c_uint32, ctypes.c_uint32),
+    "forwarded_matches": (ctypes.c_uint32, ForwardedCount),
 }
 _TRAFFIC_KEY_FORMAT = "=" + "".join(
     "Q" if field[1] is ctypes.c_uint64 else "I" for field in TrafficKey._fields_
@@ -519,6 +524,26 @@ class Datapath:
         if not rate_bps:
             del self._slot_pacing[app_slot]
         self._write_slot_pacing(app_slot)
+
+    def set_forwarded_classes(self, app_slot: int, directions: frozenset[Direction]) -> None:
+        """Which directions of a slot's forwarded flows (sockets of another
+        namespace, routed out of this one) the uplinks' hooks class in the
+        helper's link tree: those where it holds the slot's class under a link
+        (frozenset(): none; the flows are still noted, not classed)."""
+        bits = (FORWARDED_UP if Direction.UP in directions else 0) | (
+            FORWARDED_DOWN if Direction.DOWN in directions else 0
+        )
+        self._maps["forwarded_classes"].set(app_slot, ctypes.c_uint32(bits))
+
+    def forwarded_matches(self, slots: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """Per slot, the (upload, download) packets of its forwarded flows the
+        uplinks' hooks matched to its class so far (monotonic)."""
+        found = {}
+        for slot in slots:
+            count = self._maps["forwarded_matches"].get(slot) if self._maps else None
+            if count is not None:
+                found[slot] = (int(count.up_packets), int(count.down_packets))
+        return found
 
     def _write_slot_pacing(self, app_slot: int) -> None:
         rate_bps, cn_queue_ns = self._slot_pacing.get(app_slot, (0, 0))

@@ -118,6 +118,32 @@ SLOT_FREE, SLOT_CLAIMING, SLOT_HELD = 0, 1, 2  # struct counter_slot states
 PROCESS_START_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
+FORWARDED_UP, FORWARDED_DOWN = 1, 2  # forwarded_classes' bits (bpf/datapath.c)
+
+
+class ForwardedCount(ctypes.Structure):
+    """struct forwarded_count in bpf/datapath.c: a slot's forwarded packets
+    the uplinks' hooks matched to its class, per direction."""
+
+    _fields_ = [("up_packets", ctypes.c_uint64), ("down_packets", ctypes.c_uint64)]
+
+
+class ForwardedFlow(ctypes.Structure):
+    """struct forwarded_flow in bpf/datapath.c: a forwarded flow as the uplink
+    sees it (after SNAT, before de-NAT; addresses and ports in network order).
+    Only the programs read it; mirrored so its layout is checked."""
+
+    _fields_ = [
+        ("remote", ctypes.c_uint32 * 4),
+        ("local", ctypes.c_uint32 * 4),
+        ("remote_port", ctypes.c_uint16),
+        ("local_port", ctypes.c_uint16),
+        ("proto", ctypes.c_uint8),
+        ("family", ctypes.c_uint8),
+        ("pad", ctypes.c_uint16),
+    ]
+
+
 class SlotPacing(ctypes.Structure):
     """struct slot_pacing in bpf/maps.h: a slot's upload virtual queue, or
     (namespace_pacing) one namespace's of a divided limit."""

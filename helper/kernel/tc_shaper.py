@@ -101,6 +101,7 @@ TcProgram = Callable[
 
 class UploadPacer(Protocol):
     def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None: ...
+    def set_forwarded_classes(self, app_slot: int, directions: frozenset[Direction]) -> None: ...
 
 
 def _device_vanished(error: KernelError | NetlinkError) -> bool:
@@ -136,6 +137,8 @@ class TcShaper:
         self._hook_linger_s = hook_linger_s
         self._idle_since: dict[tuple[Direction, int], float] = {}  # hooks whose IFB has no class
         self._paced: Classes = {}  # upload slots with congestion notices on
+        # slot -> the directions whose link tree classes its forwarded flows (_sync_forwarded)
+        self._forwarded: dict[int, frozenset[Direction]] = {}
         self._hooks: dict[Direction, dict[int, Hook]] = {
             direction: {} for direction in Direction
         }  # by uplink
@@ -409,6 +412,7 @@ class TcShaper:
         self._unhooked = {key: why for key, why in self._unhooked.items() if key[1] in uplinks}
         # A device that went down keeps its qdiscs and filters (so do we): when
         # it comes back, traffic finds them as they were.
+        linked_classes: dict[Direction, set[int]] = {}
         for direction in (Direction.DOWN, Direction.UP):
             link = self._link_of(direction)
             # A class for a priority alone (rate 0) exists only under a link.
@@ -417,6 +421,8 @@ class TcShaper:
                 for slot, spec in wanted.get(direction, {}).items()
                 if spec.rate_bps or link
             }
+            if link is not None:
+                linked_classes[direction] = set(classes)
             self._match_link(direction, classes)
             for index in sorted(set(uplinks) | set(self._hooks[direction])):
                 try:
@@ -430,6 +436,25 @@ class TcShaper:
                     # if it had not been listed; the next listing will not have it.
                     self._links = (float("-inf"), [])
                     self._forget_vanished(set(present) - {index})
+        self._sync_forwarded(linked_classes)
+
+    def _sync_forwarded(self, linked_classes: dict[Direction, set[int]]) -> None:
+        """Forwarded flows (a container's, NATed out of an uplink: bpf/datapath.c)
+        are classed by slot only under a link, in the classes the link tree
+        holds: a limit of an application in another namespace is held there
+        by that namespace's own shaper (namespace_shapers.py), not twice."""
+        wanted: dict[int, frozenset[Direction]] = {}
+        for direction, slots in linked_classes.items():
+            for slot in slots:
+                wanted[slot] = wanted.get(slot, frozenset()) | {direction}
+        for slot in set(self._forwarded) | set(wanted):
+            directions = wanted.get(slot, frozenset())
+            if self._forwarded.get(slot, frozenset()) != directions:
+                self._pacer.set_forwarded_classes(slot, directions)
+            if directions:
+                self._forwarded[slot] = directions
+            else:
+                self._forwarded.pop(slot, None)
 
     def _reconcile_hook(self, direction: Direction, link: interfaces.Link, uplink: bool, classes: Classes,
                         retire_after_s: float) -> None:  # fmt: skip

@@ -1,8 +1,9 @@
 """A container in miniature behind the helper's namespace: a network namespace
 of its own, joined to the helper's by a veth, whose traffic the helper's
 namespace routes out through its uplink (the way a container, `ip netns exec`
-or a sandbox with a veth reaches the internet). No NAT (this machine has no
-iptables nor nft): the modem and the internet get a route back to it.
+or a sandbox with a veth reaches the internet). Masqueraded out of the
+helper's uplink as docker does (nft, scripts/install-deps), or, with
+masquerade=False, routed: the modem and the internet get a route back to it.
 
   container --veth-- helper's namespace --veth-- modem --veth-- internet
 """
@@ -39,8 +40,13 @@ class Container:
                          peer_addr=internet.addr, host_addr=self.addr, peer_addr6="", host_addr6="")  # fmt: skip
 
 
-def _run(*argv: str) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True)
+def _masquerade(table: str, out_if: str, source: str) -> str:
+    return (f"table ip {table} {{\n chain post {{\n  type nat hook postrouting priority srcnat;\n"
+            f'  oifname "{out_if}" ip saddr {source} masquerade\n }}\n}}\n')  # fmt: skip
+
+
+def _run(*argv: str, stdin: str | None = None) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, input=stdin)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
 
@@ -52,11 +58,16 @@ def _gateway(netns: str, to: str) -> str:
 
 
 @contextlib.contextmanager
-def routed_container(pair: NetnsPair, internet: Internet, owner: str) -> Iterator[Container]:
+def routed_container(
+    pair: NetnsPair, internet: Internet, owner: str, masquerade: bool = False
+) -> Iterator[Container]:
     """A new namespace (named after owner, an engineer's or test's tag) behind
     pair.host_ns, routed to the internet behind the modem; the helper's
     namespace forwards and gets a default route through the modem (a real
-    host has one). What this made or changed is undone on exit."""
+    host has one). masquerade: its packets leave pair.host_if with the
+    uplink's address and a port of conntrack's choosing (an nft table of
+    its own), and nothing routes back to the container's address. What this
+    made or changed is undone on exit."""
     name = f"ctc{owner}-{secrets.token_hex(3)}"
     helper_ns = pair.host_ns
     forwarding = subprocess.run(nsenter_argv(helper_ns, ["sysctl", "-n", "net.ipv4.ip_forward"]),
@@ -74,6 +85,14 @@ def routed_container(pair: NetnsPair, internet: Internet, owner: str) -> Iterato
                 (internet.modem_ns, pair.host_addr),
                 (internet.netns, _gateway(internet.netns, pair.host_addr)),
             )
+            if masquerade:
+                table = f"ctc{owner}{secrets.token_hex(3)}"
+                _run(
+                    *nsenter_argv(helper_ns, ["nft", "-f", "-"]),
+                    stdin=_masquerade(table, pair.host_if, link.host_addr),
+                )
+                added.append(nsenter_argv(helper_ns, ["nft", "delete", "table", "ip", table]))
+                back = ()
             for netns, via in back:
                 _run("ip", "-n", netns, "route", "add", f"{link.host_addr}/32", "via", via)
                 added.append(["ip", "-n", netns, "route", "del", f"{link.host_addr}/32"])

@@ -82,6 +82,9 @@ class RecordingDatapath:
     def read_traffic(self) -> list[object]:
         return list(self.traffic)
 
+    def forwarded_matches(self, slots: object) -> dict[int, tuple[int, int]]:
+        return {}
+
     def retire_owners(self, samples: list[object]) -> list[object]:
         retired = [t for t in self.traffic if t in samples]
         self.traffic = [t for t in self.traffic if t not in retired]

@@ -4,7 +4,10 @@ tests/e2e/test_priority_through_a_vpn.py."""
 
 from __future__ import annotations
 
-from chadthrottle.helper.engine.crossed import DevicesCrossed
+from chadthrottle.contract import Direction
+from chadthrottle.helper.engine.crossed import DevicesCrossed, ForwardedClassed
+from chadthrottle.helper.engine.limits import LinkSetting
+from chadthrottle.helper.engine.link_plan import LinkFacts, priority_problem
 
 from tests.support.counter_sample import Sample
 
@@ -60,3 +63,31 @@ def test_a_viewer_is_told_of_the_devices_its_own_processes_crossed() -> None:
     assert crossed.of("app:call", 1000) == {UPLINK}
     assert crossed.of("app:call", 1001) == {VPN}
     assert crossed.of("app:call") == {UPLINK, VPN}  # an administrator sees everyone's
+
+
+def test_a_containers_priority_is_said_in_force_only_where_the_kernel_classes_it() -> None:
+    """ForwardedClassed and priority_problem: the kernel's per-slot counts of
+    classed forwarded packets (bpf/datapath.c) say in which directions an
+    application's traffic in another namespace is ordered; a direction whose
+    count did not grow within SEEN_S is said not ordered."""
+    forwarded = ForwardedClassed(seen_s=5.0)
+    facts = LinkFacts(LinkSetting(down_bps=1000, up_bps=1000), {d: 1000 for d in Direction},
+                      frozenset(Direction), {d: "tc" for d in Direction})  # fmt: skip
+    netns = "net:[4026532970]"
+    forwarded.note({3: (0, 0)}, 0.0)
+    assert forwarded.of([3]) == frozenset()
+    assert priority_problem(facts, netns, forwarded=forwarded.of([3])) == (
+        f"its traffic in namespace {netns} is not ordered"
+    )
+    forwarded.note({3: (40, 0), 4: (0, 9)}, 1.0)  # slot 4: another application's
+    assert forwarded.of([3]) == {Direction.UP}
+    assert priority_problem(facts, netns, forwarded=forwarded.of([3])) == (
+        f"its download in namespace {netns} is not ordered"
+    )
+    forwarded.note({3: (90, 50)}, 2.0)
+    assert forwarded.of(iter([3])) == set(Direction)  # any iterable, once
+    assert priority_problem(facts, netns, forwarded=forwarded.of([3])) == ""
+    forwarded.note({3: (90, 80)}, 6.5)  # no upload classed for 4.5 s: still in force
+    assert forwarded.of([3]) == set(Direction)
+    forwarded.note({3: (90, 80)}, 12.0)
+    assert forwarded.of([3]) == frozenset()

@@ -41,6 +41,8 @@ MIRRORS: dict[str, type[ctypes.Structure]] = {
     "namespace_slot": layout.NamespaceSlot,
     "slot_policer": layout.SlotPolicer,
     "slot_gate": layout.SlotGate,
+    "forwarded_flow": layout.ForwardedFlow,
+    "forwarded_count": layout.ForwardedCount,
 }
 # A value the helper writes field by field, each a __u32 (a dataclass, not ctypes).
 U32_VALUES = {"socket_caps": layout.SocketCaps}

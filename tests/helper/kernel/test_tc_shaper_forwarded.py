@@ -1,0 +1,106 @@
+"""A prioritized application in a container (issue 16): its sockets live in a
+namespace of their own behind a veth into the shaper's, masqueraded out of
+the shaper's uplink as docker does. Its packets reach the uplink without
+their socket and after SNAT, and its downloads before conntrack undoes the
+NAT, so the uplink's hooks class them by what the veth's ingress hook carried
+(skb->tc_index) and the flow the uplink's egress noted (bpf/datapath.c):
+the slot's class in the link tree must carry its bytes both ways, IPv4 and
+IPv6, and the kernel's per-slot counts must say so (the listing reads them).
+Before, both classes stayed empty (the default class had it all)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.priority_classes import LinkShaping
+from chadthrottle.helper.kernel.tc_shaper import TcShaper
+from chadthrottle.priority import Priority
+
+from tests.support.netns import NetnsPair, extra_link, nsenter_argv, start_stream
+from tests.support.waiting import eventually
+
+LINK = LinkShaping(capacity_bps=12_500_000)  # 100 Mbit/s: the streams fill their classes' share
+CALL = ClassSpec(rate_bps=0, burst_bytes=0, priority=Priority.CRITICAL)  # a priority alone
+SLOT = 7
+SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")
+
+
+def _run(argv: list[str], stdin: str | None = None) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, input=stdin)
+    assert done.returncode == 0, f"{' '.join(argv)}: {done.stderr.strip()}"
+
+
+@contextlib.contextmanager
+def masqueraded_container(pair: NetnsPair) -> Iterator[NetnsPair]:
+    """A namespace behind pair.host_ns (IPv4 and IPv6), its packets masqueraded
+    out of pair.host_if (an nft inet table of its own): as a NetnsPair from the
+    container (host side) to pair's peer. Undone on exit."""
+    name = f"ctcflow16-{secrets.token_hex(3)}"
+    helper = pair.host_ns
+    was = {key: subprocess.run(nsenter_argv(helper, ["sysctl", "-n", key]), capture_output=True,
+                               text=True, check=True).stdout.strip() for key in SYSCTLS}  # fmt: skip
+    table = f"ctcflow16{secrets.token_hex(3)}"
+    with extra_link(name, helper) as link:  # host_*: the container's side
+        try:
+            for key in SYSCTLS:
+                _run(nsenter_argv(helper, ["sysctl", "-qw", f"{key}=1"]))
+            _run(["ip", "-n", name, "route", "add", "default", "via", link.peer_addr])
+            _run(["ip", "-n", name, "-6", "route", "add", "default", "via", link.peer_addr6])
+            _run(nsenter_argv(helper, ["nft", "-f", "-"]),
+                 f"table inet {table} {{\n chain post {{\n  type nat hook postrouting priority srcnat;\n"
+                 f'  oifname "{pair.host_if}" masquerade\n }}\n}}\n')  # fmt: skip
+            yield NetnsPair(peer_ns=pair.peer_ns, host_ns=name, peer_if="", host_if=link.host_if,
+                            peer_addr=pair.peer_addr, host_addr=link.host_addr,
+                            peer_addr6=pair.peer_addr6, host_addr6=link.host_addr6)  # fmt: skip
+        finally:
+            subprocess.run(
+                nsenter_argv(helper, ["nft", "delete", "table", "inet", table]), capture_output=True
+            )
+            for key, value in was.items():
+                subprocess.run(
+                    nsenter_argv(helper, ["sysctl", "-qw", f"{key}={value}"]), capture_output=True
+                )
+
+
+@pytest.mark.parametrize("family", [6])  # IPv4: tests/e2e/test_priority_in_a_container.py
+def test_a_containers_prioritized_flows_are_classed_both_ways_through_nat(
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper, family: int
+) -> None:
+    with masqueraded_container(pair) as container:
+        for direction in Direction:
+            shaper.set_link(direction, LINK)
+        shaper.reconcile({direction: {SLOT: CALL} for direction in Direction})
+        streams = [start_stream(container, 5593 + i, way, family=family, seconds=20, congestion="cubic")
+                   for i, way in enumerate(("up", "down"))]  # fmt: skip
+        try:
+            for stream in streams:
+                datapath.set_process_slot(stream.app_pid, SLOT)
+            before = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
+            sent = {direction: shaper.sent_bytes(direction).get(SLOT, 0) for direction in Direction}
+
+            def classed_both_ways() -> bool:
+                return all(
+                    shaper.sent_bytes(d).get(SLOT, 0) - sent[d] > 2_000_000 for d in Direction
+                )
+
+            classed = eventually(classed_both_ways, 8.0)
+            after = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
+            now = {d: shaper.sent_bytes(d).get(SLOT, 0) - sent[d] for d in Direction}
+            print(
+                f"IPv{family} through NAT: the slot's class sent {now}; kernel counts {before} -> {after}"
+            )
+            assert classed, now
+            assert after[0] - before[0] > 50 and after[1] - before[1] > 50, (before, after)
+        finally:
+            for stream in streams:
+                stream.stop()
+            for direction in Direction:
+                shaper.set_link(direction, None)
+            shaper.reconcile({})
