@@ -10,7 +10,7 @@ from chadthrottle.gui.models.limit_truth import LimitTally
 from chadthrottle.gui.models.priority_view import LinkSummary
 from chadthrottle.gui.widgets.limit_slider import problem_colour
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QPaintEvent
+from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
@@ -41,14 +41,14 @@ class StatusLine(QStatusBar):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.message = QLabel(self)
+        self.message = ElidingLabel(self)
         self.message.setContentsMargins(8, 0, 8, 0)
-        # A long message is cut (its tooltip has it whole) rather than widening
-        # the window past a small screen.
+        # A long message is cut with "…" (its tooltip has it whole) rather than
+        # widening the window past a small screen.
         self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._message_timer = QTimer(self)
         self._message_timer.setSingleShot(True)
-        self._message_timer.timeout.connect(self.message.clear)
+        self._message_timer.timeout.connect(self._end_message)
         self.backend = QLabel("Backend: —", self)
         self.helper = QLabel("Helper: connecting…", self)
         self.limits = QLabel("No limits", self)
@@ -73,12 +73,45 @@ class StatusLine(QStatusBar):
         self.link.hide()
         self.addPermanentWidget(self.link)
         self._warning: dict[QWidget, bool] = {self.limits: False, self.link: False}
+        # What makes way for a long message (show_text): the least read fields.
+        self._giving_way = (self.backend, self.helper)
 
     def show_text(self, text: str, timeout_ms: int = 8000) -> None:
-        """A transient message that never hides the permanent fields."""
+        """A transient message. Where it does not fit (2x on 1366x768: "Backup
+        Server: Low priority set, " and nothing of why it is not in force), the
+        backend and helper fields make way while it shows; what still does not
+        fit is cut with "…"."""
         self.message.setText(text)
         self.message.setToolTip(text)
+        self._make_way()
         self._message_timer.start(timeout_ms)
+
+    def _make_way(self) -> None:
+        """The giving-way fields hidden while the message would not fit beside them."""
+        if not self.isVisible():
+            return  # not laid out yet: decided when it is (showEvent)
+        layout = self.layout()
+        spacing = layout.spacing() if layout is not None else 0
+        made_way = sum(f.sizeHint().width() + spacing for f in self._giving_way if f.isHidden())
+        room = self.message.contentsRect().width() - made_way  # with every field shown
+        text = self.message.text()
+        crowded = bool(text) and self.message.fontMetrics().horizontalAdvance(text) > room
+        for field in self._giving_way:
+            field.setVisible(not crowded)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._make_way()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self._make_way)  # once laid out: a message shown before (at start)
+
+    def _end_message(self) -> None:
+        self.message.clear()
+        self.message.setToolTip("")
+        for field in self._giving_way:
+            field.show()
 
     def set_backends(self, backends: tuple[BackendInfo, ...]) -> None:
         self.backend.setText(f"Backend: {backend_summary(backends)}")
@@ -141,6 +174,21 @@ class StatusLine(QStatusBar):
         """The theme changed (MainWindow.follow_palette): its amber too."""
         for field, warning in self._warning.items():
             self._warn(field, warning)
+
+
+class ElidingLabel(QLabel):
+    """A one-line label cut at the end with "…" where it has too little room
+    (a QLabel clips mid-word, and the cut did not show)."""
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(self.contentsRect(), int(self.alignment()), self.shown_text())
+
+    def shown_text(self) -> str:
+        return self.fontMetrics().elidedText(
+            self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width()
+        )
 
 
 class ElidingButton(QToolButton):

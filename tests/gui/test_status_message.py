@@ -1,0 +1,44 @@
+"""A transient message in the status line is read whole where it can be.
+
+At 2x on 1366x768 (under Xvfb) setting a priority said "Backup Server: Low
+priority set, " and stopped: the reason it is not in force was clipped
+mid-line, with nothing to show it was cut. The backend and helper fields now
+make way while such a message shows, and what still does not fit ends in "…"."""
+
+from __future__ import annotations
+
+from chadthrottle.gui.views.status_line import StatusLine
+
+MESSAGE = "Backup Server: Low priority set, not in force: no link capacity is set."
+
+
+def _shown(qtbot, width: int) -> StatusLine:  # type: ignore[no-untyped-def]
+    line = StatusLine()
+    qtbot.addWidget(line)
+    line.backend.setText("Backend: tc, ebpf")
+    line.helper.setText("Helper: connected")
+    line.resize(width, 30)
+    line.show()
+    qtbot.waitExposed(line)
+    return line
+
+
+def test_a_long_message_gets_the_backend_and_helper_fields_room(qtbot) -> None:  # type: ignore[no-untyped-def]
+    line = _shown(qtbot, 600)
+    assert line.message.fontMetrics().horizontalAdvance(MESSAGE) > line.message.width()
+    line.show_text(MESSAGE, timeout_ms=300)
+    qtbot.waitUntil(lambda: line.message.shown_text() == MESSAGE, timeout=1000)
+    assert line.backend.isHidden() and line.helper.isHidden() and line.limits.isVisible()
+    qtbot.waitUntil(lambda: line.message.text() == "", timeout=2000)  # the message gone:
+    assert line.backend.isVisible() and line.helper.isVisible()  # the fields back
+
+
+def test_a_short_message_leaves_them_and_one_too_long_for_any_room_is_cut_visibly(qtbot) -> None:  # type: ignore[no-untyped-def]
+    line = _shown(qtbot, 760)
+    line.show_text("Limit set.")
+    assert line.backend.isVisible() and line.helper.isVisible()
+    narrow = _shown(qtbot, 420)
+    narrow.show_text(MESSAGE)
+    qtbot.waitUntil(lambda: narrow.message.shown_text().endswith("…"), timeout=1000)
+    metrics = narrow.message.fontMetrics()
+    assert metrics.horizontalAdvance(narrow.message.shown_text()) <= narrow.message.width()
