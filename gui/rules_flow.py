@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable
 
 from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo, ScheduleInfo
 from chadthrottle.gui.ipc.client_protocol import HelperClientLike
-from chadthrottle.gui.ipc.connection import HelperConnection
+from chadthrottle.gui.ipc.connection import HelperConnection, LimitRequest
 from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.priority_view import describe_priority
+from chadthrottle.gui.priority_flow import PRIORITY_KEY
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from PySide6.QtCore import QObject
 
@@ -48,6 +49,10 @@ class RulesFlow(QObject):
         window.rulesRequested.connect(self.open)  # type: ignore[attr-defined]
         connection.callFinished.connect(self._on_call_finished)
         connection.applicationsUpdated.connect(self._on_snapshot)
+        connection.limitFinished.connect(self._on_limit_finished)
+        # The dialog's limit requests not answered yet, and the first refusal's words.
+        self._limits_asked: set[tuple[str, str]] = set()
+        self._limit_refusal = ""
 
     def open(self, app_id: str) -> RulesDialog:
         """The dialog of one application (one at a time)."""
@@ -55,7 +60,7 @@ class RulesFlow(QObject):
             self.dialog.close()
             self.dialog.deleteLater()
         self.dialog = dialog = RulesDialog(self._rules_of(app_id), self._model.units, self._window)  # type: ignore[arg-type]
-        dialog.limitRequested.connect(self._request_limit)
+        dialog.limitRequested.connect(self._ask_limit)
         dialog.scheduleAdded.connect(
             lambda app, days, start, end, down, up, blocked: self._change(
                 lambda c: c.set_schedule(app, days, start, end, down, up, blocked)
@@ -79,6 +84,23 @@ class RulesFlow(QObject):
         self._fetch_schedules()
         return dialog
 
+    def _ask_limit(self, app_id: str, direction: str, rate_bps: int | None) -> None:
+        """The slider's path (shown at once, confirmed by the helper), the
+        outcome said in the dialog: it said "Asking the helper…" for good."""
+        self._limits_asked.add((app_id, direction))
+        self._request_limit(app_id, direction, rate_bps)
+
+    def _on_limit_finished(self, request: LimitRequest, error_name: str, words: str) -> None:
+        asked = (request.app_id, request.direction)
+        if asked not in self._limits_asked:
+            return  # a slider's or the tray's
+        self._limits_asked.discard(asked)
+        if error_name and not self._limit_refusal:
+            self._limit_refusal = f"Not changed: {words}"
+        if not self._limits_asked and self.dialog is not None:
+            refusal, self._limit_refusal = self._limit_refusal, ""
+            self.dialog.show_outcome(refusal or "Done.", error=bool(refusal))
+
     def _on_snapshot(self, snapshot: Snapshot) -> None:
         self._plain_rules = tuple(snapshot.rules or ())
         self._show()
@@ -101,6 +123,8 @@ class RulesFlow(QObject):
         return asked
 
     def _forget(self) -> None:
+        self._limits_asked.clear()  # answers to come are for no dialog
+        self._limit_refusal = ""
         if self.dialog is not None:
             self.dialog.deleteLater()
             self.dialog = None
@@ -157,6 +181,13 @@ class RulesFlow(QObject):
         if key == SCHEDULES_KEY and not error_name:
             self._schedules = tuple(result)  # type: ignore[arg-type]
             self._show()
+        elif key.startswith(PRIORITY_KEY) and self.dialog is not None:
+            if (
+                key == PRIORITY_KEY + self.dialog.rules.app_id
+            ):  # the row menu's too: the same answer
+                self.dialog.show_outcome(
+                    f"Not changed: {words}" if error_name else "Done.", error=bool(error_name)
+                )
         elif key == CHANGE_KEY and self.dialog is not None:
             if error_name:
                 self._blocks_asked.clear()  # refused or lost: the listing is the truth again

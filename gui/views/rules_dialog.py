@@ -378,17 +378,22 @@ class RulesDialog(QDialog):
         }
         if any(rate is False for rate in wanted.values()):
             return
-        for direction, rate in wanted.items():
+        changed = [
+            (d, rate) for d, rate in wanted.items() if (rate or 0) != self.rules.limits.get(d, 0)
+        ]
+        for direction in wanted:
             self.limit_edits[direction].setModified(False)  # follows the helper again
-            if (rate or 0) != self.rules.limits.get(direction, 0):
-                self.limitRequested.emit(self.rules.app_id, direction.value, rate)
-        self.show_outcome("Asking the helper…")
+        # Said before asking: an answer may come at once (no helper), and was
+        # then covered by "Asking…", which stayed (RulesFlow says the outcome).
+        self.show_outcome("Asking the helper…" if changed else "No change to apply.")
+        for direction, rate in changed:
+            self.limitRequested.emit(self.rules.app_id, direction.value, rate)
 
     def _on_priority(self, row: int) -> None:
         value = str(self.priority.itemData(row))
         if value != self.rules.priority:
-            self.priorityRequested.emit(self.rules.app_id, value)
             self.show_outcome("Asking the helper…")
+            self.priorityRequested.emit(self.rules.app_id, value)
 
     def chosen_days(self) -> str:
         return ",".join(

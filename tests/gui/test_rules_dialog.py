@@ -200,3 +200,29 @@ def test_a_poll_leaves_what_the_user_is_typing_and_selecting(qtbot) -> None:  # 
     assert (
         edit.text() == "3.00 MB/s" and dialog.schedule_list.count() == 0
     )  # applied: it follows the helper again
+
+
+def test_applied_limits_and_a_priority_get_an_outcome_not_asking_for_good(
+    qtbot, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, Apply limits said "Asking the helper…" and kept saying it
+    after the limit was in force (the row and the status line had it): the
+    limits go by the sliders' path, whose answer never reached the dialog."""
+    from chadthrottle.gui.priority_flow import PRIORITY_KEY
+
+    from tests.gui.worker_reports import inject_observations
+
+    controller = start(qtbot, tmp_path, with_tray=False)
+    inject_observations(controller.connection, has_polled_ok=True)  # connected: may limit
+    dialog = controller.rules.open(FIREFOX)
+    qtbot.addWidget(dialog)
+    assert dialog.apply_limits.isEnabled()
+    dialog.apply_limits.click()  # nothing changed: nothing asked, and said so
+    assert dialog.message.text() == "No change to apply."
+    dialog.limit_edits[Direction.UP].setText("2M")
+    dialog.apply_limits.click()  # the worker is not running here: refused at once
+    qtbot.waitUntil(lambda: dialog.message.text().startswith("Not changed:"), timeout=1000)
+    # a priority's answer (the dialog's own or the row menu's for this application)
+    controller.connection.callFinished.emit(PRIORITY_KEY + FIREFOX, "app", "", "")
+    assert dialog.message.text() == "Done."
+    controller.shutdown()
