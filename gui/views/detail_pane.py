@@ -27,7 +27,13 @@ from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit, describe_quota
 from chadthrottle.gui.models.priority_view import describe_latency
 from chadthrottle.gui.views.graph_scale import graph_top
-from chadthrottle.gui.views.steady_text import fix_to_widest, set_selectable_text, widest_rate
+from chadthrottle.gui.views.steady_text import (
+    ClipBox,
+    elided_to_room,
+    fix_to_widest,
+    set_selectable_text,
+    widest_rate,
+)
 from chadthrottle.gui.widgets.rate_width import widest_amount
 from chadthrottle.gui.widgets.rate_width import widest_rate as widest_rate_px
 from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
@@ -255,6 +261,9 @@ class DetailPane(QWidget):
         self.summary = QLabel("", self)  # nothing to ask for until something is listed
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setAccessibleName("Rates of the selected application")
+        self._summary_box = ClipBox(self.summary, self)  # a long line gives way (elided_to_room)
+        self._summary_text = ""  # the whole line, cut to the box's room when shown
+        self._summary_box.resized.connect(self._cut_summary)
         self._summary_widest = ""  # the widest form of the line shown, its fixed size's measure
         self.span = QComboBox(self)
         self.span.setAccessibleName("Graph time span")
@@ -300,7 +309,7 @@ class DetailPane(QWidget):
         QWidget.setTabOrder(self.fold_button, self.span)  # as they stand, left to right
         top = QHBoxLayout()
         top.addWidget(self.fold_button)
-        top.addWidget(self.summary)
+        top.addWidget(self._summary_box)
         top.addStretch(1)  # the summary's fixed size (_fit_summary) leaves the rest here
         top.addWidget(self.span)
         layout = QVBoxLayout(self)
@@ -552,6 +561,7 @@ class DetailPane(QWidget):
             # to select an application there was asking for what is not there.
             asked = NO_SELECTION if self._model.rowCount() > 0 else ""
             self._fit_summary(NO_SELECTION)
+            self._summary_text = ""
             self.summary.setText(asked)
             self._show_notes("")
             self.plot.setVisible(False)
@@ -570,18 +580,19 @@ class DetailPane(QWidget):
         self._fit_summary(
             describe_rates(info.name, 0, 0, limits, (0, 0), units, lambda _r, _u: widest)
         )
-        set_selectable_text(
-            self.summary,
-            describe_rates(
-                info.name,
-                info.down_bps,
-                info.up_bps,
-                limits,
-                history.mean(MEASURED_OVER_SAMPLES),
-                units,
-            ),
+        self._summary_text = describe_rates(
+            info.name,
+            info.down_bps,
+            info.up_bps,
+            limits,
+            history.mean(MEASURED_OVER_SAMPLES),
+            units,
         )
+        shown = elided_to_room(self._summary_box, self._summary_text)
+        set_selectable_text(self.summary, shown)
         tooltip = average_tooltip(average_s) if any(limits) else ""
+        if shown != self._summary_text:  # cut: the whole line first
+            tooltip = f"{self._summary_text}\n{tooltip}".rstrip("\n")
         if tooltip != self.summary.toolTip():
             self.summary.setToolTip(tooltip)
         states = {direction: self._model.limit_state(info.id, direction) for direction in Direction}
@@ -623,6 +634,11 @@ class DetailPane(QWidget):
         self._hover_x = float(view_box.mapSceneToView(position).x()) if inside else None
         self._show_hover()
 
+    def _cut_summary(self) -> None:
+        """The line cut again to the box's new room (or whole, given room)."""
+        if self._summary_text:
+            set_selectable_text(self.summary, elided_to_room(self._summary_box, self._summary_text))
+
     def _fit_summary(self, widest: str) -> None:
         """The rates line's size is fixed to its widest form (steady_text.py):
         a poll's new rates repaint it without laying the window out again; the
@@ -630,12 +646,17 @@ class DetailPane(QWidget):
         if widest != self._summary_widest:
             self._summary_widest = widest
             fix_to_widest(self.summary, [widest])
+            self._summary_box.updateGeometry()
+            layout = self.layout()
+            if layout is not None and self.isVisible():
+                layout.activate()  # the box's room now, for the line about to be cut to it
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         measured = getattr(self, "_summary_widest", "")  # events come during __init__ too
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange) and measured:
             fix_to_widest(self.summary, [measured])  # measured again in the new font
+            self._summary_box.updateGeometry()
         if event.type() == QEvent.Type.PaletteChange:  # a theme was chosen
             for graph in self.graphs.values():
                 graph.set_backing(self.palette().color(QPalette.ColorRole.Base))

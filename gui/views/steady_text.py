@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from chadthrottle.units import UnitSystem, unit_label
-from PySide6.QtWidgets import QLabel
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 UNIT_POWERS = range(5)  # B/s to TB/s: format_rate's prefixes
 
@@ -51,3 +53,44 @@ def set_selectable_text(label: QLabel, text: str) -> None:
     label (minimumSizeHint) lays it out now, before the paint (issue 17)."""
     label.setText(text)
     label.minimumSizeHint()
+
+
+class ClipBox(QWidget):
+    """Holds a label of fixed size (fix_to_widest) and gives way: its least
+    width is none, so a long line never makes the window wider than the
+    screen (at 2x on 1366x768 a rates line with two limits, 624 px, made it
+    719 px wide: off the screen); the owner shortens what it shows to
+    room() (elided_to_room), again when it is resized."""
+
+    resized = Signal()
+
+    def __init__(self, label: QLabel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.label = label
+        label.setParent(self)
+        label.move(0, 0)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:
+        return self.label.size()
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, self.label.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.resized.emit()
+
+    def room(self) -> int:
+        """The width the label's text has here (its own margins taken off)."""
+        margins = self.label.contentsMargins()
+        return max(self.width(), 0) - margins.left() - margins.right() - ROUNDING_PX
+
+
+def elided_to_room(box: ClipBox, text: str) -> str:
+    """The text, cut with "…" where the box gives it less room than it needs."""
+    metrics = box.label.fontMetrics()
+    if metrics.horizontalAdvance(text) <= box.room():
+        return text
+    return metrics.elidedText(text, Qt.TextElideMode.ElideRight, max(box.room(), 0))

@@ -78,6 +78,8 @@ def test_a_limit_asked_for_is_in_the_rates_line_at_once(window, qtbot) -> None: 
     from chadthrottle.contract import Direction
 
     model = window._model
+    window.resize(1100, 720)  # the line whole (narrower, it is cut: test_rates_line_gives_way)
+    qtbot.waitUntil(lambda: window.width() == 1100)
     assert window.select_application(FIREFOX)
     assert "up 210 KB/s" in window.detail.summary.text()
     model.mark_pending(FIREFOX, Direction.UP, 300_000)  # what the controller does on a request
@@ -119,3 +121,22 @@ def test_with_no_application_listed_the_pane_asks_for_no_selection(qtbot) -> Non
     model.apply_snapshot(sample_applications())
     window.detail.show_application("")  # listed, none chosen
     assert window.detail.summary.text() == NO_SELECTION
+
+
+def test_rates_line_gives_way_rather_than_widen_the_window(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """At 2x on 1366x768 (683 px) the rates line of an application with both
+    limits (624 px) made the window 719 px wide, its right end off the
+    screen. It is cut with "…" instead, the whole line in its tooltip."""
+    from chadthrottle.contract import Direction
+
+    window._model.mark_pending(FIREFOX, Direction.UP, 300_000)  # a second limit: the longest line
+    assert window.select_application(FIREFOX)
+    window.resize(683, 384)
+    qtbot.waitUntil(lambda: window.width() == 683, timeout=1000)  # it was held at 719
+    assert window.minimumSizeHint().width() <= 683
+    summary = window.detail.summary
+    assert summary.text().endswith("…") and summary.text().startswith("Firefox: down ")
+    assert "up 210 KB/s (limit 300 KB/s, avg " in summary.toolTip()
+    assert summary.fontMetrics().horizontalAdvance(summary.text()) <= summary.parentWidget().width()
+    window.resize(1100, 720)  # room again: whole
+    qtbot.waitUntil(lambda: not summary.text().endswith("…"), timeout=1000)
