@@ -84,6 +84,20 @@ class LimitState:
         left = format_size(self.quota_left_bytes)
         return f"{left} left {when}", f"{left} left"
 
+    @property
+    def problem_lines(self) -> tuple[str, ...]:
+        """What the row says under a limit that is not enforced or not met,
+        longest first: the amber value and its sign said it only to whoever
+        pointed at them (seen under Xvfb on a real not-met limit)."""
+        if not self.problem or not self.held:
+            return ()
+        return ("limit not met", "not met") if self.not_met else ("not enforced",)
+
+    @property
+    def note_lines(self) -> tuple[str, ...]:
+        """The line under the limit: the quota's, else why it is not held."""
+        return self.quota_lines or self.problem_lines
+
 
 class _Quota(TypedDict, total=False):
     """LimitState's quota fields, passed on together."""

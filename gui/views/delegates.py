@@ -18,6 +18,7 @@ from chadthrottle.gui.widgets.limit_slider import (
     LimitControl,
     fitting_line,
     fitting_note,
+    problem_colour,
     warning_pixmap,
 )
 from chadthrottle.gui.widgets.rate_scale import position_for_rate
@@ -136,7 +137,7 @@ class LimitDelegate(QStyledItemDelegate):
         enabled = not self.blocked_reason and bool(option.state & QStyle.StateFlag.State_Enabled)
         ratio = painter.device().devicePixelRatioF()
         key = (option.rect.width(), option.rect.height(), ratio, state.rate_bps, state.pending, state.owner_note,
-               state.read_only, bool(state.problem), enabled, self.units, state.blocked, state.quota_lines)  # fmt: skip
+               state.read_only, bool(state.problem), enabled, self.units, state.blocked, state.note_lines)  # fmt: skip
         likeness = self._likenesses.get(key)
         if likeness is None:
             if len(self._likenesses) > LIKENESS_CACHE_SIZE:
@@ -164,23 +165,27 @@ class LimitDelegate(QStyledItemDelegate):
         small = QFont(option.font)
         small.setPointSizeF(max(6.0, small.pointSizeF() * NOTE_SCALE))
         quota_rect = QRect()
-        if state.quota_lines:  # a line under slider and value, as LimitControl lays it out
+        lines = state.note_lines  # the quota's, else why the limit is not held
+        if lines:  # a line under slider and value, as LimitControl lays it out
             line_height = QFontMetrics(small).height()
             local.rect.setBottom(local.rect.height() - line_height - 1)
         slider_rect, text_rect = self._split(local)
-        if state.quota_lines:  # ending where the value above it ends, not at the cell's edge
+        if lines:  # ending where the value above it ends, not at the cell's edge
             quota_rect = QRect(2, local.rect.bottom() + 1, text_rect.right() - 1, line_height)
         widget = option.widget
         style = widget.style() if widget else QApplication.style()
         painter = QPainter(pixmap)
         group = QPalette.ColorGroup.Active if enabled else QPalette.ColorGroup.Disabled
-        if state.quota_lines:
+        if lines:
             painter.setFont(small)
             role = (
                 QPalette.ColorRole.Text if state.quota_spent else QPalette.ColorRole.PlaceholderText
             )
-            painter.setPen(option.palette.color(group, role))
-            line = fitting_line(state.quota_lines, QFontMetrics(small), quota_rect.width())
+            colour = option.palette.color(group, role)
+            if not state.quota_lines and enabled:  # why it is not held: amber, as the value
+                colour = QColor(problem_colour(option.palette))
+            painter.setPen(colour)
+            line = fitting_line(lines, QFontMetrics(small), quota_rect.width())
             painter.drawText(
                 quota_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, line
             )
@@ -286,7 +291,11 @@ class LimitDelegate(QStyledItemDelegate):
                     state.problem if state.rate_bps else "",
                     tooltip,
                 )
-                editor.set_quota_lines(state.quota_lines, state.quota_spent)
+                editor.set_quota_lines(
+                    state.note_lines,
+                    state.quota_spent,
+                    problem=not state.quota_lines and bool(state.problem_lines),
+                )
 
     def setModelData(self, editor: QWidget, model: object, index: AnyIndex) -> None:
         """Limits travel through ``limitRequested`` to the helper, not into the model."""

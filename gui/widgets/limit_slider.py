@@ -125,12 +125,18 @@ def _field_style(error: bool) -> str:
 # QLineEdit's own 2 px margin and its cursor's 1 px (_field_style).
 FIELD_TEXT_INSET = 6
 
+
 # The quota line: grey as the owner note; spent, in the text colour (it stands
 # out, and reads on the row and on the selection in light and dark themes).
-_QUOTA_STYLE = (
-    'QLabel { color: palette(placeholder-text); } QLabel[spent="true"] { color: palette(text); }'
-    " QLabel:disabled { color: palette(placeholder-text); }"
-)
+def _quota_style() -> str:
+    """The line under the control: grey; a spent quota in the text colour; a
+    limit not enforced or not met in the palette's amber, as its value."""
+    amber = problem_colour(QApplication.palette())
+    return (
+        'QLabel { color: palette(placeholder-text); } QLabel[spent="true"] { color: palette(text); }'
+        f' QLabel[problem="true"] {{ color: {amber}; }}'
+        " QLabel:disabled { color: palette(placeholder-text); }"
+    )
 
 
 def field_hint(units: UnitSystem) -> str:
@@ -349,7 +355,7 @@ class LimitControl(QWidget):
         self.quota.setObjectName("limit-quota")
         self.quota.setFont(small)
         self.quota.setProperty("spent", False)
-        self.quota.setStyleSheet(_QUOTA_STYLE)
+        self.quota.setStyleSheet(_quota_style())
         self.quota.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         # It ends where the field's text ends (its border, padding and margin in):
         # flush with the control's edge it read as part of the next column.
@@ -482,16 +488,26 @@ class LimitControl(QWidget):
             style = _field_style(error=bool(self.field.property("error")))
             if style != self.field.styleSheet():
                 self.field.setStyleSheet(style)
+            if _quota_style() != self.quota.styleSheet():
+                self.quota.setStyleSheet(_quota_style())
         super().changeEvent(event)
 
-    def set_quota_lines(self, lines: tuple[str, ...], spent: bool = False) -> None:
-        """The quota's use under the control (LimitState.quota_lines: the first
-        that fits is shown; none: no line); a spent one in the text colour."""
-        if lines == self._quota_lines and spent == self.quota.property("spent"):
+    def set_quota_lines(
+        self, lines: tuple[str, ...], spent: bool = False, problem: bool = False
+    ) -> None:
+        """The line under the control (LimitState.note_lines: the first that
+        fits is shown; none: no line): a quota's use, a spent one in the text
+        colour; or why the limit is not held (problem), in amber."""
+        if (lines, spent, problem) == (
+            self._quota_lines,
+            self.quota.property("spent"),
+            self.quota.property("problem"),
+        ):
             return
         self._quota_lines = lines
         self.quota.setProperty("spent", spent)
-        self.quota.setStyleSheet(_QUOTA_STYLE)  # re-evaluate [spent]
+        self.quota.setProperty("problem", problem)
+        self.quota.setStyleSheet(_quota_style())  # re-evaluate [spent], [problem]
         self.quota.setVisible(bool(lines))
         self._fit_quota()
 

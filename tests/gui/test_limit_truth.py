@@ -203,6 +203,28 @@ def test_the_amber_value_s_own_tooltip_says_why_first(window: MainWindow) -> Non
     assert dropbox.field.toolTip().startswith("Type 500K")
 
 
+def test_the_row_says_not_met_and_not_enforced_in_words_under_the_value(
+    window: MainWindow,
+) -> None:
+    """Under Xvfb a real not-met limit showed in its row only as an amber
+    value and a small sign; what they meant was in tooltips. The line under
+    the value (a quota's place) says it, in amber, open control and painted
+    row alike; a quota's line keeps its place."""
+    window._model.apply_snapshot(_dropbox_not_met())
+    dropbox = window.limit_control(DROPBOX, Direction.UP)
+    steam = window.limit_control(STEAM, Direction.DOWN)
+    assert dropbox is not None and steam is not None
+    assert dropbox.quota.isVisible() and dropbox.quota.text() in ("limit not met", "not met")
+    assert dropbox.quota.property("problem") is True
+    assert steam.quota.isVisible() and steam.quota.text() == "not enforced"
+    painted = window._model.limit_state(DROPBOX, Direction.UP)  # what the delegate paints
+    assert painted.note_lines == ("limit not met", "not met")
+    firefox = window.limit_control("app:org.mozilla.firefox", Direction.DOWN)
+    assert firefox is not None and firefox.quota.isHidden()  # held and met: no line
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))
+    assert dropbox.quota.text() == "not enforced"  # no limit is: not "not met"
+
+
 def test_how_a_limit_over_several_namespaces_holds_is_said_and_it_still_counts(
     window: MainWindow,
 ) -> None:
