@@ -545,6 +545,8 @@ class AppTable(QTreeView):
             kind = event.type()
             if kind == QEvent.Type.Enter:
                 self._hold_order()
+            elif kind == QEvent.Type.Leave and QApplication.activePopupWidget() is not None:
+                pass  # to a menu opened over the rows: they hold until it is gone (_on_pointer_rest)
             elif kind == QEvent.Type.Leave:
                 self._rest_timer.stop()
                 self._proxy.set_frozen(self._editing())
@@ -576,6 +578,7 @@ class AppTable(QTreeView):
             position != self._pointer_at
             or self._editing()
             or QApplication.mouseButtons() != Qt.MouseButton.NoButton
+            or QApplication.activePopupWidget() is not None  # a row menu open: its row stays put
         ):
             self._pointer_at = position
             self._rest_timer.start(self.pointer_rest_ms)

@@ -282,3 +282,33 @@ def test_paused_limits_are_said_plainly_with_a_way_back(qtbot, window: MainWindo
     assert asked.args == [False]
     window.set_limits_paused(False)
     assert window.paused_notice.isHidden() and window.status_line.limits.text() == "3 limits active"
+
+
+def test_rows_hold_still_while_a_row_menu_is_open(qtbot, window: MainWindow) -> None:
+    """Under Xvfb the list re-sorted under an open row menu (the pointer had
+    left the rows for the menu): the row it was opened on moved away from it.
+    The rows hold until the menu is gone, then follow the traffic again."""
+    from PySide6.QtCore import QEvent, QPoint
+    from PySide6.QtGui import QEnterEvent
+    from PySide6.QtWidgets import QApplication
+
+    from tests.gui.sample_data import MB, app
+
+    table = window.table
+    table.pointer_rest_ms = 100
+    centre = table.viewport().rect().center()
+    QApplication.sendEvent(
+        table.viewport(), QEnterEvent(centre, centre, table.viewport().mapToGlobal(centre))
+    )
+    menu = window.row_menu(FIREFOX)
+    menu.popup(QPoint(40, 40))
+    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is menu, timeout=1000)
+    QApplication.sendEvent(table.viewport(), QEvent(QEvent.Type.Leave))  # to the menu
+    window._model.apply_snapshot(
+        [*sample_applications(), app("exe:/usr/bin/wget", "wget", 90 * MB)]
+    )
+    qtbot.wait(300)  # three rests' time: the menu still open
+    assert table.model().frozen and table.model().index(0, 0).data() == "Firefox"
+    menu.close()
+    qtbot.waitUntil(lambda: not table.model().frozen, timeout=2000)
+    assert table.model().index(0, 0).data() == "wget"
