@@ -46,6 +46,17 @@ NO_TRAY_NOTICE = (
 )
 
 
+def closed_to_tray_words(nothing_enforced: str, enforced: int) -> str:
+    """What the tray says when the window closes into it: "Limits stay in
+    force" only while some are (it said so with the helper not installed)."""
+    reopen = "Open the window again from the tray icon."
+    if nothing_enforced:
+        return f"No limit is enforced now: {nothing_enforced}. {reopen}"
+    if enforced:
+        return f"Limits stay in force. {reopen}"
+    return reopen
+
+
 class AppController(QObject):
     """Owns the connection, the model, the window and the tray."""
 
@@ -251,7 +262,7 @@ class AppController(QObject):
             self._told_closed_to_tray = True
             self.tray.icon.showMessage(
                 "ChadThrottle keeps running",
-                "Limits stay in force. Open the window again from the tray icon.",
+                closed_to_tray_words(self.window.nothing_enforced, self.model.active_limit_count()),
                 QSystemTrayIcon.MessageIcon.Information,
                 5000,
             )

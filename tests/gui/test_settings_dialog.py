@@ -169,3 +169,25 @@ def test_every_control_of_the_dialog_has_an_accessible_name(qtbot, tmp_path: Pat
     assert [type(w).__name__ for w in controls if not w.accessibleName()] == []
     dialog.close()
     controller.shutdown()
+
+
+def test_closing_to_the_tray_says_limits_stay_only_while_some_are_enforced(
+    qtbot, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, with the helper not installed (no limit enforced, the
+    status line said so), closing the window said "Limits stay in force."."""
+    from tests.gui.worker_reports import inject_observations
+
+    controller = start(qtbot, tmp_path)
+    said: list[str] = []
+    monkeypatch.setattr(
+        controller.tray.icon, "showMessage", lambda _t, text, *_a: said.append(text)
+    )
+    not_installed = "org.freedesktop.DBus.Error.ServiceUnknown"
+    inject_observations(controller.connection, poll_error_name=not_installed)
+    assert controller.window.nothing_enforced  # what the status line says too
+    controller.show_window()
+    controller.window.close()
+    assert said and "Limits stay in force" not in said[0], said
+    assert said[0].startswith("No limit is enforced now: the helper is not installed."), said
+    controller.shutdown()
