@@ -73,6 +73,8 @@ class StatusLine(QStatusBar):
         self.link.hide()
         self.addPermanentWidget(self.link)
         self._warning: dict[QWidget, bool] = {self.limits: False, self.link: False}
+        self._backends: tuple[BackendInfo, ...] = ()
+        self._helper_gone = False  # not running or not installed: no backend holds anything
         # What makes way for a long message (show_text): the least read fields.
         self._giving_way = (self.backend, self.helper)
 
@@ -114,6 +116,9 @@ class StatusLine(QStatusBar):
             field.show()
 
     def set_backends(self, backends: tuple[BackendInfo, ...]) -> None:
+        self._backends = backends
+        if self._helper_gone:
+            return  # said when it is back (set_status)
         self.backend.setText(f"Backend: {backend_summary(backends)}")
         holding = [f"{b.name} holds the {' and '.join(WORDS.get(d, d) for d in b.active_directions)} limits"
                    for b in backends if b.available and b.active_directions]  # fmt: skip
@@ -123,6 +128,18 @@ class StatusLine(QStatusBar):
     def set_status(self, status: HelperStatus) -> None:
         self.helper.setText(f"Helper: {HELPER_WORDS[status.state]}")
         self.helper.setToolTip(status.detail)
+        # With the helper gone no backend holds anything: "Backend: tc" beside
+        # "No limits are enforced" read as if tc still did (seen under Xvfb).
+        gone = status.state in (HelperState.NOT_RUNNING, HelperState.NOT_INSTALLED)
+        if gone != self._helper_gone:
+            self._helper_gone = gone
+            if gone:
+                self.backend.setText("Backend: —")
+                self.backend.setToolTip(
+                    "No backend enforces anything while the helper is not running."
+                )
+            else:
+                self.set_backends(self._backends)
 
     def set_limits(self, tally: LimitTally, nothing_enforced: str, status: HelperStatus) -> None:
         """Count only limits that are enforced; say plainly when none is, and why."""

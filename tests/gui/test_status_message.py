@@ -42,3 +42,21 @@ def test_a_short_message_leaves_them_and_one_too_long_for_any_room_is_cut_visibl
     qtbot.waitUntil(lambda: narrow.message.shown_text().endswith("…"), timeout=1000)
     metrics = narrow.message.fontMetrics()
     assert metrics.horizontalAdvance(narrow.message.shown_text()) <= narrow.message.width()
+
+
+def test_with_the_helper_gone_no_backend_is_named(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, the helper stopped: "Backend: tc" beside "No limits are
+    enforced: the helper is not running", as if tc still held them."""
+    from chadthrottle.contract import BackendInfo
+    from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+
+    line = _shown(qtbot, 900)
+    line.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    line.set_backends((BackendInfo("tc", True, "", ("down", "up")),))
+    assert line.backend.text() == "Backend: tc"
+    line.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))
+    assert line.backend.text() == "Backend: —" and "not running" in line.backend.toolTip()
+    line.set_backends((BackendInfo("tc", True, "", ("down", "up")),))  # a late answer: kept
+    assert line.backend.text() == "Backend: —"
+    line.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))  # back
+    assert line.backend.text() == "Backend: tc"
