@@ -25,7 +25,8 @@ Each tick:
   where it started (and no more than CUT_SHARE of what passed, at the
   shaping share); the next probes go in NEAR_STEP steps from there up to
   where it failed (a near zone of NEAR_ZONE at most, remembered
-  FORGET_FAILED_S), after a hold (HOLD_S, longer for a failure again at
+  FORGET_FAILED_S; a download that reaches it steps past by PAST_STEP,
+  which what passed judges in its tick), after a hold (HOLD_S, longer for a failure again at
   about the same rate, SAME_LINK): each try past the link costs the calls
   a moment of queue, so once the link is found it is tried less. An upload
   (judged late) does not step up to where it failed at all while that is
@@ -154,6 +155,11 @@ SAME_LINK = (
 )
 NEAR_ZONE = 1.06  # above the capacity known to pass: small steps up to this share of it
 NEAR_STEP = 1.02  # the step towards where a probe last failed: a 2% overshoot fills a queue slowly, seen early
+# a download's first step past where its probe failed (reached without a failure): the smallest
+# that what passed judges in its tick (1 / TOOK_SHARE = 1.042), so a link still there is seen at
+# once. RAISE_STEPS' 3% was not (0.98-0.99 of the link passed), the 6% after it was: 1.02 then
+# 1.08 of the link, 55-121 ms at the modem at each take-back (bench/capacity_follow.py, est16b)
+PAST_STEP = 1.045
 # our download queue this long: the modem passed all (at a failed probe 0-100 ms; 20 Mbit/s: ~100 ms)
 FULL_WAIT_S = 0.2
 EMPTY_WAIT_S = (
@@ -179,7 +185,10 @@ HELD_S = 60.0  # an upload cut under what it held this recently goes back up to 
 # after the upload's own link slowed, tries back towards what it held before (the link may
 # come back): these apart (the next after each failed try), in these steps, one a tick
 TRY_GAP_S = (6.0,) * 6 + (12.0, 24.0, 48.0)
-TRY_STEPS = (1.06, 1.06, 1.12)
+# (1.0: the second step held a tick, judged, before the steps grow: at (1.06, 1.06, 1.12) a try
+# past a link still slow was seen only at its third step, 1.19-1.21 of the link, 190-270 ms at the
+# modem; the second, 1.06-1.08, had put 20-70 ms there, est16b)
+TRY_STEPS = (1.06, 1.06, 1.0, 1.12)
 TRY_FORGET_S = 300.0  # the rate before the slowing is tried for this long after it
 # a try failed once our upload queue holds less than this share of what it held before it
 # (or the round trips rose): past the link, the bytes queued here move to the modem's queue,
@@ -225,6 +234,8 @@ class _Direction:
     since_held_s: float = 0.0
     since_probe_s: float = float("inf")  # since a raise above what it held (a probe)
     since_loaded_s: float = float("inf")  # since it passed LOADED_SHARE of its shaping rate
+    # a download just reached where its probe failed without failing: its next step PAST_STEP
+    past_failed: bool = False
 
 
 @dataclass
@@ -652,7 +663,7 @@ class CapacityEstimator:
         state.recent.append((0.0, state.capacity))  # type: ignore[arg-type]
         state.capacity = self._bound(int(state.capacity * step), state.ceiling)  # type: ignore[operator]
         self.decisions.append(f"raise {_name(state, self._state)} x{step:.3f}")
-        state.since_raise_s, state.streak = 0.0, state.streak + 1
+        state.since_raise_s, state.streak, state.past_failed = 0.0, state.streak + 1, False
 
     def _probing(self, direction: Direction) -> bool:
         """A raise of this direction above what it held is being judged."""
@@ -687,6 +698,7 @@ class CapacityEstimator:
         faster now (found again from the smallest step); raises far apart are not in a row."""
         if state.failed_at is not None and (state.capacity or 0) >= state.failed_at:
             state.failed_at, state.streak = None, 0
+            state.past_failed = state is self._state[Direction.DOWN]
         if state.since_raise_s > STREAK_GAP_S:
             state.streak = 0  # not raises in a row: the next step is the smallest again
 
@@ -695,7 +707,7 @@ class CapacityEstimator:
         if state.capacity is None:
             return None
         steps = RAISE_STEPS[direction]
-        step = steps[min(state.streak, len(steps) - 1)]
+        step = PAST_STEP if state.past_failed else steps[min(state.streak, len(steps) - 1)]
         if state.failed_at is not None and state.capacity * step > state.good_at:
             if direction is Direction.UP and state.since_raise_s < SUSPECT_S:
                 return None  # the last step is still being judged: near the link, one at a time

@@ -17,8 +17,11 @@ Per busy connection (TCP payload moved this tick, BUSY_BYTES at least):
 a sender's smoothed round trip (tcpi_rtt: data up, acknowledgement down),
 a receiver's (tcpi_rcv_rtt, from timestamps: acknowledgement up, data down),
 minus tcpi_min_rtt, minus the wait in our own shaper (the IFB's backlog at
-the shaping rate: a receiver's data waits there after the modem). The
-tick's delay is the lowest of these: the modem's queue is in front of
+the shaping rate: a receiver's data waits there after the modem), a
+receiver's read above its own floor (PathSampler: its minimum, from its
+handshake, may hold a queue that was there then, and it would read under
+the others by that for as long as the kernel keeps it). The tick's delay is
+the lowest of these: the modem's queue is in front of
 every connection through it, while a local class's queue (an application
 limited far below the link) is in front of its own only.
 
@@ -27,14 +30,16 @@ computer) do not cross the modem either, read as no queue, and hide the
 modem's while they are busy (and their bytes count as the link's); a
 link carrying only UDP (no TCP round trips: the
 estimate holds); a queue on the far side (a busy server) looks like the
-modem's; a connection opened while the queue was already full has that
-queue in its minimum and under-reads it.
+modem's; a sending connection opened while the queue was already full has
+that queue in its minimum and under-reads it (a receiver is read above its
+own floor).
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +56,11 @@ from chadthrottle.helper.kernel.socket_diag import _MSG_SIZE, dump_tcp_sockets, 
 from chadthrottle.helper.kernel.tc_ownership import IFB_ALIASES
 
 BUSY_BYTES = 16 * 1024  # payload a connection must move in a tick to be read
+# a receiver's own lowest rise over this many ticks is its zero: its tcpi_min_rtt, from its
+# handshake, holds the wait in our download queue then, so it reads under the others by that
+# (bench/capacity_follow.py, est16b: four downloads read -66, -44, -22 and 0 ms with the
+# modem empty, and the lowest, taken as the delay, showed the modem's queue only past 66 ms)
+RECEIVER_FLOOR_TICKS = 30
 _COOKIE = struct.Struct("=Q")
 _COOKIE_OFFSET = 44  # inet_diag_msg: family, state, timer, retrans, then sockid: ports (4), addresses (32), ifindex
 _SRC_OFFSET, _DST_OFFSET = (
@@ -111,24 +121,38 @@ def tcp_paths_here() -> dict[int, TcpPath]:
     return dump_tcp_sockets(lambda payload: parse_path(payload) or (None, None))
 
 
-def queueing_delay_s(before: Mapping[int, TcpPath], now: Mapping[int, TcpPath],
-                     local_wait_s: Mapping[Direction, float]) -> float | None:  # fmt: skip
-    """The lowest rise over its minimum of the connections busy between two
-    dumps (module docstring); None when none was busy."""
-    rises: list[float] = []
+def path_rises(before: Mapping[int, TcpPath], now: Mapping[int, TcpPath],
+               local_wait_s: Mapping[Direction, float]) -> list[tuple[int, Direction, float]]:  # fmt: skip
+    """Per connection busy between two dumps, as a sender (UP) and as a receiver
+    (DOWN): (cookie, direction, its round trip's rise over its minimum less the
+    wait in our own queue that way, s)."""
+    rises: list[tuple[int, Direction, float]] = []
     for cookie, path in now.items():
         old = before.get(cookie)
         if old is None or path.min_rtt_us == 0 or path.local:
             continue
         if path.acked - old.acked >= BUSY_BYTES and path.rtt_us:
-            rises.append(
-                (path.rtt_us - path.min_rtt_us) / 1e6 - local_wait_s.get(Direction.UP, 0.0)
-            )
+            rise = (path.rtt_us - path.min_rtt_us) / 1e6 - local_wait_s.get(Direction.UP, 0.0)
+            rises.append((cookie, Direction.UP, rise))
         if path.received - old.received >= BUSY_BYTES and path.rcv_rtt_us:
-            rises.append(
-                (path.rcv_rtt_us - path.min_rtt_us) / 1e6 - local_wait_s.get(Direction.DOWN, 0.0)
-            )
-    return max(0.0, min(rises)) if rises else None
+            rise = (path.rcv_rtt_us - path.min_rtt_us) / 1e6 - local_wait_s.get(Direction.DOWN, 0.0)
+            rises.append((cookie, Direction.DOWN, rise))
+    return rises
+
+
+def queueing_delay_s(before: Mapping[int, TcpPath], now: Mapping[int, TcpPath],
+                     local_wait_s: Mapping[Direction, float],
+                     floors: Mapping[int, float] | None = None) -> float | None:  # fmt: skip
+    """The lowest rise over its minimum of the connections busy between two
+    dumps (module docstring), a receiver's less its floor (PathSampler); None
+    when none was busy."""
+    return _lowest(path_rises(before, now, local_wait_s), floors or {})
+
+
+def _lowest(rises: list[tuple[int, Direction, float]], floors: Mapping[int, float]) -> float | None:
+    values = [rise - floors.get(cookie, 0.0) if direction is Direction.DOWN else rise
+              for cookie, direction, rise in rises]  # fmt: skip
+    return max(0.0, min(values)) if values else None
 
 
 @dataclass(frozen=True)
@@ -202,6 +226,8 @@ class PathSampler:
         self._read_links, self._read_wait, self._netns = read_links, read_wait, netns
         self._links: Mapping[int, LinkCounters] = {}
         self._paths: dict[int, TcpPath] = {}
+        # a receiver's last rises (RECEIVER_FLOOR_TICKS), by cookie
+        self._received: dict[int, deque[float]] = {}
 
     def _dump(self) -> dict[int, TcpPath]:
         try:
@@ -213,7 +239,10 @@ class PathSampler:
 
     def sample(self) -> tuple[dict[Direction, int], float | None, dict[Direction, float]]:
         """(L3 bytes per direction since the last call, delay_s or None, the
-        wait in our shaper per direction); the first call: zero bytes."""
+        wait in our shaper per direction); the first call: zero bytes. A
+        receiver's rise is read above its own floor, the lowest of its last
+        RECEIVER_FLOOR_TICKS rises (never above zero: only one that reads
+        under the others is corrected)."""
         links, paths = self._read_links(), self._dump()
         before, self._links = self._links, links
         moved = {Direction.DOWN: 0, Direction.UP: 0}
@@ -225,6 +254,14 @@ class PathSampler:
                 moved[Direction.DOWN] += max(0, now.down - old.down)
                 moved[Direction.UP] += max(0, now.up - old.up)
         waits = dict(self._read_wait())
-        delay = queueing_delay_s(self._paths, paths, waits)
+        floors = {cookie: min(0.0, *past) for cookie, past in self._received.items() if past}
+        rises = path_rises(self._paths, paths, waits)
+        delay = _lowest(rises, floors)
+        for cookie, direction, rise in rises:
+            if direction is Direction.DOWN:
+                self._received.setdefault(cookie, deque(maxlen=RECEIVER_FLOOR_TICKS)).append(rise)
+        self._received = {
+            cookie: past for cookie, past in self._received.items() if cookie in paths
+        }
         self._paths = paths
         return moved, delay, waits

@@ -11,6 +11,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.internet_route import internet_links
 from chadthrottle.helper.kernel.path_delay import (
     BUSY_BYTES,
+    PathSampler,
     TcpPath,
     l3_bytes,
     parse_path,
@@ -84,6 +85,43 @@ def test_the_delay_is_the_lowest_rise_of_the_busy_connections_less_our_own_queue
         queueing_delay_s(before, {1: TcpPath(10, 0, 90_000, 0, 10_000)}, {}) is None
     )  # nothing busy
     assert queueing_delay_s(before, now, {UP: 1.0, DOWN: 1.0}) == 0.0  # never below nothing
+
+
+def test_a_receiver_is_read_above_its_own_floor() -> None:
+    """Four downloads whose minimum round trips hold our download queue's wait at their
+    handshakes read -66, -44, -22 and 0 ms with the modem empty (bench/capacity_follow.py,
+    est16b): the lowest, taken as the delay, showed the modem's queue only past 66 ms. Each
+    receiver is now read above its own floor (the lowest of its last rises, never above
+    zero): 30 ms at the modem reads 30 ms. A sender is read as before."""
+    waits = {DOWN: 0.1, UP: 0.4}
+    offsets_us = [-66_000, -44_000, -22_000, 0]
+
+    def receivers(tick: int, queued_us: int) -> dict[int, TcpPath]:
+        return {
+            n: TcpPath(0, tick * BUSY_BYTES, 0, 10_000 + 100_000 + offset + queued_us, 10_000)
+            for n, offset in enumerate(offsets_us)
+        }
+
+    dumps = iter([*(receivers(t, 0) for t in range(4)), receivers(4, 30_000)])
+    sampler = PathSampler(lambda: {}, lambda: waits)
+    sampler._dump = lambda: next(dumps)  # type: ignore[method-assign]
+    sampler.sample()
+    assert sampler.sample()[1] == 0.0  # no floor known yet: the lowest reads under
+    for _ in range(2):
+        sampler.sample()
+    delay = sampler.sample()[1]
+    assert delay is not None and abs(delay - 0.030) < 1e-6, delay
+    # without floors, the lowest reading hides the modem's 30 ms
+    assert queueing_delay_s(receivers(3, 0), receivers(4, 30_000), waits) == 0.0
+    # a sender (its rise less our upload queue's wait) has no floor: read as it is
+    senders = iter(
+        [{1: TcpPath(0, 0, 0, 0, 10_000)}, {1: TcpPath(BUSY_BYTES, 0, 450_000, 0, 10_000)}]
+    )
+    sampler = PathSampler(lambda: {}, lambda: waits)
+    sampler._dump = lambda: next(senders)  # type: ignore[method-assign]
+    sampler.sample()
+    delay = sampler.sample()[1]
+    assert delay is not None and abs(delay - 0.040) < 1e-6, delay
 
 
 def test_link_counters_are_l3() -> None:
