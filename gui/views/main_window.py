@@ -30,8 +30,8 @@ from chadthrottle.gui.views.status_line import StatusLine
 from chadthrottle.gui.views.window_state import first_size
 from chadthrottle.gui.widgets.limit_slider import LimitControl
 from chadthrottle.units import UnitSystem
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QIcon, QPalette, QResizeEvent, QShowEvent
+from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, QPoint, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QIcon, QKeyEvent, QPalette, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QGraphicsView,
@@ -141,6 +141,7 @@ class MainWindow(QMainWindow):
         self.detail.foldedChanged.connect(self._on_detail_folded)
 
         self.header.filterChanged.connect(self._on_filter_changed)
+        self.header.filter.installEventFilter(self)  # Down goes on to the list (eventFilter)
         self.banner.retryRequested.connect(self.retryRequested)
         self.paused_notice.resumeRequested.connect(lambda: self.pauseRequested.emit(False))
         self.table.limit_delegate.limitRequested.connect(self.limitRequested)
@@ -430,6 +431,24 @@ class MainWindow(QMainWindow):
         self._model.set_enforcement_problem(self.nothing_enforced)
         self.table.refresh_editors()
         self.detail.refresh()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Down in the filter box goes on to the list, on the row chosen (the
+        first left by the filter, if none is): type a name, press Down, and
+        the application is chosen; Tab went past the Usage and ☰ buttons first."""
+        if (
+            watched is self.header.filter
+            and isinstance(event, QKeyEvent)
+            and event.type() == QEvent.Type.KeyPress
+            and event.key() == Qt.Key.Key_Down
+            and event.modifiers() == Qt.KeyboardModifier.NoModifier
+            and self._proxy.rowCount() > 0
+        ):
+            if not self.table.currentIndex().isValid():
+                self.table.setCurrentIndex(self._proxy.index(0, 0))
+            self.table.setFocus(Qt.FocusReason.OtherFocusReason)
+            return True
+        return super().eventFilter(watched, event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.keep_running_in_tray:

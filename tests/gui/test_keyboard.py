@@ -87,3 +87,16 @@ def test_every_interactive_control_has_an_accessible_name(qtbot, window: MainWin
     unnamed = [f"{type(w).__name__} {w.objectName()!r} in {type(w.parent()).__name__}"
                for w in controls if not w.accessibleName()]  # fmt: skip
     assert unnamed == []
+
+
+def test_down_in_the_filter_goes_on_to_the_matching_row(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """Type a name, press Down: the list, on the application left (Down did
+    nothing in the filter box: Tab went past Usage and ☰ first)."""
+    assert press(qtbot, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier) is window.header.filter
+    qtbot.keyClicks(focused(), "drop")
+    assert press(qtbot, Qt.Key.Key_Down) is window.table
+    assert window.detail.app_id == DROPBOX
+    press(qtbot, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(focused(), Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(focused(), "nothing matches this")
+    assert press(qtbot, Qt.Key.Key_Down) is window.header.filter  # no row: it stays
