@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 from chadthrottle.helper.kernel import socket_tagging
 from chadthrottle.helper.kernel.counter_slots import slot_cpus
 from chadthrottle.helper.kernel.layout import c_constants
-from chadthrottle.helper.kernel.task_offsets import task_offset_flags
+from chadthrottle.helper.kernel.task_offsets import VMLINUX_BTF, task_offset_flags
 
 
 def bpf_source_dir() -> Path:
@@ -47,7 +48,19 @@ def compile_flags(source_dir: Path) -> list[str]:
         "-Werror=macro-redefined",
         *(f"-D{name}={value}" for name, value in constants.items()),
         *task_offset_flags(),  # the running kernel's, from its BTF (~2 ms)
+        *mptcp_flags(),
     ]
+
+
+def mptcp_flags() -> list[str]:
+    """-DMPTCP_PARENT_TAGS where an MPTCP subflow's packets can be given their
+    connection's tag (bpf/datapath.c tag_of_socket): the kernel has MPTCP,
+    bpf_skc_to_mptcp_sock (5.19) and the BTF that helper's pointer needs;
+    elsewhere the programs would not load, and MPTCP sockets stay untagged."""
+    release = tuple(int(part) for part in re.findall(r"\d+", os.uname().release)[:2])
+    if release >= (5, 19) and Path("/proc/sys/net/mptcp").is_dir() and VMLINUX_BTF.is_file():
+        return ["-DMPTCP_PARENT_TAGS=1"]
+    return []
 
 
 def build(source_dir: Path, cflags: list[str]) -> dict[str, object]:

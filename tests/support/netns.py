@@ -338,6 +338,7 @@ def start_stream(
     peer_cgroup: Path | None = None,
     rate_bps: float = 0.0,
     congestion: str = "",
+    mptcp: bool = False,
 ) -> Stream:
     """Start a bulk stream; direction "up" = the app sends, "down" = it receives.
 
@@ -349,6 +350,7 @@ def start_stream(
     same script as the application) reaches it.
     rate_bps: the source paces its payload to this (0: as fast as it can), so a
     stream's rate does not hang on how much CPU the machine has left.
+    mptcp: both ends use MPTCP sockets (IPPROTO_MPTCP).
     congestion: both ends' TCP congestion control ("": the namespace's). A test
     that bounds counted bytes by payload plus headers wants "cubic": BBR's
     start-up on an unlimited veth loses and resends segments by the hundred
@@ -362,6 +364,8 @@ def start_stream(
         common += ["--rate", str(rate_bps)]
     if congestion:
         common += ["--congestion", congestion]
+    if mptcp:
+        common.append("--mptcp")
     peer_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
     script = [python, str(TRAFFIC_SCRIPT)]
     if app_serves:

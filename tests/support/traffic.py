@@ -110,6 +110,11 @@ def _family(args: argparse.Namespace) -> socket.AddressFamily:
     return socket.AF_INET6 if args.family == 6 else socket.AF_INET
 
 
+def _protocol(args: argparse.Namespace) -> int:
+    """IPPROTO_MPTCP (262) with --mptcp: the kernel sends on subflows it makes itself."""
+    return 262 if args.mptcp else 0
+
+
 def _congestion(sock: socket.socket, args: argparse.Namespace) -> None:
     """--congestion: this TCP socket's algorithm (accepted ones inherit a listener's)."""
     if args.congestion and not args.udp:
@@ -119,7 +124,7 @@ def _congestion(sock: socket.socket, args: argparse.Namespace) -> None:
 def serve(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.seconds
     kind = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
-    listener = socket.socket(_family(args), kind)
+    listener = socket.socket(_family(args), kind, _protocol(args))
     _congestion(listener, args)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("::" if args.family == 6 else "0.0.0.0", args.port))
@@ -179,7 +184,7 @@ def connect(args: argparse.Namespace) -> None:
     sock = (
         _socket_in(args.socket_netns, _family(args), kind)
         if args.socket_netns
-        else socket.socket(_family(args), kind)
+        else socket.socket(_family(args), kind, _protocol(args))
     )
     _congestion(sock, args)
     peer = (args.host, args.port)
@@ -223,6 +228,7 @@ def main() -> None:
     parser.add_argument(
         "--congestion", default="", help="TCP congestion control (default: the namespace's)"
     )
+    parser.add_argument("--mptcp", action="store_true", help="MPTCP sockets, not TCP")
     args = parser.parse_args()
     serve(args) if args.command == "serve" else connect(args)
 
