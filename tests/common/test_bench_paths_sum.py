@@ -6,8 +6,16 @@ of that stream: two uplinks at a steady limit read 0.90-1.10 of it, and
 
 from __future__ import annotations
 
+import itertools
+import json
+import socket
+import subprocess
+import sys
+from statistics import median
+
 from bench.limits import CONVERGE_BAND, settle_time, windows
-from bench.paths import summed
+from bench.paths import SINK_REPORT_S, summed
+from tests.support.netns import TRAFFIC_SCRIPT
 
 RATE = 5_000_000.0  # bytes/s of each stream
 REPORT_S = 0.05
@@ -42,3 +50,81 @@ def test_the_sum_follows_a_change_of_rate_in_the_second_stream() -> None:
     after = [rate for t, rate in windows(series, 2.3, 4.0)]
     assert all(abs(rate / (2 * RATE) - 1) < CONVERGE_BAND for rate in before)
     assert all(abs(rate / (3 * RATE) - 1) < 0.01 for rate in after)
+
+
+def _taking_turns(step_s: float, turn_phase_s: float, report_phase_s: float, drift: float,
+                  until_s: float = 6.0) -> list[tuple[float, int]]:  # fmt: skip
+    """A sink's reports every step_s of a stream that sends at twice its share
+    for TURN_S and nothing for TURN_S: two sockets of one application in one
+    class, each one's clamped window queued behind the other's (two uplinks'
+    downloads at 300 KiB/s, 2026-12-05)."""
+
+    def sent(t: float) -> float:
+        turns, into = divmod(t + turn_phase_s, 2 * TURN_S)
+        return 2 * RATE * (turns * TURN_S + min(into, TURN_S))
+
+    samples, t = [], report_phase_s
+    while t < until_s:
+        samples.append((t, int(sent(t) - sent(0.0))))
+        t += step_s * (1 + drift)
+    return samples
+
+
+TURN_S = 0.05
+
+
+def test_streams_taking_turns_add_up_to_a_steady_sum_only_with_reports_finer_than_their_turns() -> (
+    None
+):
+    """Their sum is steady (2 x RATE at every instant's average over a turn),
+    but interpolating one between 50 ms reports put 0.25 s windows of the sum
+    out of the band; the bench's sinks report every SINK_REPORT_S."""
+
+    def sum_rates(step_s: float) -> list[float]:
+        first = _taking_turns(step_s, 0.0, 0.0, 0.0)
+        second = _taking_turns(step_s, TURN_S, 0.031 * step_s / REPORT_S, 0.013)
+        return [rate / (2 * RATE) for _, rate in windows(summed([first, second], 0.5), 0.5, 6.0)]
+
+    coarse = sum_rates(REPORT_S)
+    assert any(abs(rate - 1) > CONVERGE_BAND for rate in coarse), (min(coarse), max(coarse))
+    fine = sum_rates(SINK_REPORT_S)
+    assert len(fine) > 400
+    assert all(abs(rate - 1) < CONVERGE_BAND / 2 for rate in fine), (min(fine), max(fine))
+
+
+def test_a_sink_reports_as_often_as_it_is_asked() -> None:
+    """tests/support/traffic.py --report-interval, as bench/paths.py asks for
+    SINK_REPORT_S: a paced stream over loopback, the sink's report times."""
+    from bench.paths import SINK_REPORT_S
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    common = ["--port", str(port), "--seconds", "3"]
+    sink = subprocess.Popen(
+        [sys.executable, str(TRAFFIC_SCRIPT), "serve", "--role", "sink", *common,
+         "--report-interval", str(SINK_REPORT_S)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    source = None
+    try:
+        assert sink.stdout is not None
+        first = sink.stdout.readline()
+        assert "listening" in first, (first, sink.stderr.read() if sink.stderr else "")
+        source = subprocess.Popen(
+            [sys.executable, str(TRAFFIC_SCRIPT), "connect", "--host", "127.0.0.1", "--role", "source",
+             *common, "--rate", "2000000"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        times = []
+        for line in sink.stdout:
+            times.append(json.loads(line)["m"])
+            if len(times) >= 60:
+                break
+        gaps = [b - a for a, b in itertools.pairwise(times[10:])]
+        assert len(gaps) > 40 and median(gaps) < 2 * SINK_REPORT_S, median(gaps or [0.0])
+    finally:
+        for process in (source, sink):
+            if process is not None:
+                process.kill()
+                process.wait()

@@ -339,6 +339,7 @@ def start_stream(
     rate_bps: float = 0.0,
     congestion: str = "",
     mptcp: bool = False,
+    report_interval_s: float = 0.0,
 ) -> Stream:
     """Start a bulk stream; direction "up" = the app sends, "down" = it receives.
 
@@ -351,6 +352,8 @@ def start_stream(
     rate_bps: the source paces its payload to this (0: as fast as it can), so a
     stream's rate does not hang on how much CPU the machine has left.
     mptcp: both ends use MPTCP sockets (IPPROTO_MPTCP).
+    report_interval_s: the sink reports at most this often (0: traffic.py's
+    REPORT_INTERVAL_S, 50 ms).
     congestion: both ends' TCP congestion control ("": the namespace's). A test
     that bounds counted bytes by payload plus headers wants "cubic": BBR's
     start-up on an unlimited veth loses and resends segments by the hundred
@@ -366,6 +369,8 @@ def start_stream(
         common += ["--congestion", congestion]
     if mptcp:
         common.append("--mptcp")
+    if report_interval_s:
+        common += ["--report-interval", str(report_interval_s)]
     peer_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
     script = [python, str(TRAFFIC_SCRIPT)]
     if app_serves:

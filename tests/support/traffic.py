@@ -4,8 +4,8 @@ Run as a script inside a network namespace:
   traffic.py serve --port P --role sink|source [--udp] [--family 4|6]
   traffic.py connect --host H --port P --role sink|source [--udp] [--seconds S]
 The receiving side (the sink) prints one JSON line {"t": seconds, "m": monotonic
-seconds, "bytes": n} every REPORT_INTERVAL_S with cumulative payload bytes, so a
-test can compute the rate over any window. Every run is bounded in time (--seconds, default 120).
+seconds, "bytes": n} every REPORT_INTERVAL_S (--report-interval) with cumulative
+payload bytes, so a test can compute the rate over any window. Every run is bounded in time (--seconds, default 120).
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ def _report(received: int, started: float) -> None:
     sys.stdout.flush()
 
 
-def _sink(sock: socket.socket, deadline: float, udp: bool) -> None:
+def _sink(
+    sock: socket.socket, deadline: float, udp: bool, interval_s: float = REPORT_INTERVAL_S
+) -> None:
     received, started, next_report = 0, time.monotonic(), 0.0
-    sock.settimeout(REPORT_INTERVAL_S)
+    sock.settimeout(interval_s)
     while time.monotonic() < deadline:
         try:
             data = sock.recvfrom(CHUNK_BYTES)[0] if udp else sock.recv(CHUNK_BYTES)
@@ -49,7 +51,7 @@ def _sink(sock: socket.socket, deadline: float, udp: bool) -> None:
         now = time.monotonic() - started
         if now >= next_report:
             _report(received, started)
-            next_report = now + REPORT_INTERVAL_S
+            next_report = now + interval_s
     _report(received, started)
 
 
@@ -131,7 +133,7 @@ def serve(args: argparse.Namespace) -> None:
     print(json.dumps({"listening": args.port}), flush=True)
     if args.udp:
         if args.role == "sink":
-            _sink(listener, deadline, udp=True)
+            _sink(listener, deadline, udp=True, interval_s=args.report_interval)
         else:  # wait for the client's hello, then send to it
             _, peer = listener.recvfrom(16)
             _source(listener, deadline, True, peer, args.rate or DEFAULT_UDP_RATE_BPS)
@@ -142,7 +144,7 @@ def serve(args: argparse.Namespace) -> None:
         return
     conn, _ = listener.accept()
     if args.role == "sink":
-        _sink(conn, deadline, udp=False)
+        _sink(conn, deadline, udp=False, interval_s=args.report_interval)
     else:
         _source(conn, deadline, udp=False, peer=None, rate_bps=args.rate)
 
@@ -191,14 +193,14 @@ def connect(args: argparse.Namespace) -> None:
     if args.udp:
         if args.role == "sink":
             _say_hello(sock, peer, deadline)
-            _sink(sock, deadline, udp=True)
+            _sink(sock, deadline, udp=True, interval_s=args.report_interval)
         else:
             _source(sock, deadline, True, peer, args.rate or DEFAULT_UDP_RATE_BPS)
         return
     sock.connect(peer)
     print(json.dumps({"connected": args.port}), flush=True)
     if args.role == "sink":
-        _sink(sock, deadline, udp=False)
+        _sink(sock, deadline, udp=False, interval_s=args.report_interval)
     else:
         _source(sock, deadline, udp=False, peer=None, rate_bps=args.rate, total_bytes=args.bytes)
         sock.close()
@@ -229,6 +231,13 @@ def main() -> None:
         "--congestion", default="", help="TCP congestion control (default: the namespace's)"
     )
     parser.add_argument("--mptcp", action="store_true", help="MPTCP sockets, not TCP")
+    parser.add_argument(
+        "--report-interval",
+        type=float,
+        default=REPORT_INTERVAL_S,
+        help="a sink reports at most this often, seconds (one stream's reports "
+        "interpolated at another's times need them finer than its bursts)",
+    )
     args = parser.parse_args()
     serve(args) if args.command == "serve" else connect(args)
 
