@@ -17,7 +17,7 @@ import pytest
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import PrivateSystemBus
 
-from tests.support.helper_process import HelperProcess
+from tests.support.helper_process import TESTS_HOOK_LINGER_S, HelperProcess
 from tests.support.netns import NetnsPair, netns_pair, tc_dump
 from tests.support.requirements import require_program, require_root
 
@@ -65,15 +65,22 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """The helper with --backend auto, or another backend through indirect
-    parametrization: pytestmark = pytest.mark.parametrize("stack", ["ebpf"], indirect=True)."""
+    parametrization: pytestmark = pytest.mark.parametrize("stack", ["ebpf"], indirect=True).
+    Its hooks go with their last class unless the module sets
+    HELPER_HOOK_LINGER_S (None: the product's linger; tests/support/helper_process.py)."""
     require_root()
     require_program("nsenter")
     backend = getattr(request, "param", "auto")
+    linger_s = getattr(request.module, "HELPER_HOOK_LINGER_S", TESTS_HOOK_LINGER_S)
     state_dir = tmp_path_factory.mktemp("helper-state")
     with (
         netns_pair() as pair,
         HelperProcess(
-            private_bus.address, netns=pair.host_ns, state_dir=state_dir, backend=backend
+            private_bus.address,
+            netns=pair.host_ns,
+            state_dir=state_dir,
+            backend=backend,
+            hook_linger_s=linger_s,
         ) as helper,
     ):
         yield Stack(private_bus.address, pair, helper, cgroup2_mount())

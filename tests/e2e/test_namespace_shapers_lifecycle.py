@@ -26,7 +26,7 @@ from bench.clsact_graft import has_clsact
 from bench.toggle_graft import ClsactWatch
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
-from tests.support.helper_process import HelperProcess
+from tests.support.helper_process import PRODUCT_HOOK_LINGER, TESTS_HOOK_LINGER_S, HelperProcess
 from tests.support.netns import (
     NetnsPair,
     Stream,
@@ -54,9 +54,9 @@ class World:
     state_dir: Path
     helpers: list[HelperProcess]
 
-    def start_helper(self) -> HelperProcess:
+    def start_helper(self, hook_linger_s: float | None = TESTS_HOOK_LINGER_S) -> HelperProcess:
         helper = HelperProcess(self.bus.address, netns=self.pair.host_ns, state_dir=self.state_dir,
-                               start_timeout_s=START_TIMEOUT_S)  # fmt: skip
+                               start_timeout_s=START_TIMEOUT_S, hook_linger_s=hook_linger_s)  # fmt: skip
         self.helpers.append(helper)
         helper.start()
         return helper
@@ -208,7 +208,7 @@ def test_a_limit_toggled_in_another_namespace_grafts_its_clsact_once_and_goes_af
 ) -> None:
     untouched = world.configuration()
     assert "clsact" not in untouched, "the app's uplink has a clsact already: no graft to count"
-    helper = world.start_helper()
+    helper = world.start_helper(PRODUCT_HOOK_LINGER)
     with ClsactWatch(world.app) as watch:
         for _ in range(TOGGLES):
             app = _limit_id(world)
@@ -227,10 +227,10 @@ def test_a_shaper_lingering_in_another_namespace_when_the_helper_is_killed_is_re
     world: World,
 ) -> None:
     untouched = world.configuration()
-    first = world.start_helper()
+    first = world.start_helper(PRODUCT_HOOK_LINGER)
     assert "clsact" in _lingering(world), "the namespace's hook went at the clear"
     first.kill()
-    second = world.start_helper()
+    second = world.start_helper(PRODUCT_HOOK_LINGER)
     assert eventually(lambda: world.configuration() == untouched, 10.0), (
         f"the killed helper's lingering objects stayed:\n{second.log_text()[-3000:]}"
     )
@@ -247,7 +247,7 @@ def _far_end_there(world: World) -> bool:
 
 
 def test_a_namespace_that_disappears_while_its_shaper_lingers_is_let_go(world: World) -> None:
-    helper = world.start_helper()
+    helper = world.start_helper(PRODUCT_HOOK_LINGER)
     assert "clsact" in _lingering(world), "the namespace's hook went at the clear"
     world.stream.stop()  # the container stops: its processes end and its name goes
     subprocess.run(["ip", "netns", "del", world.app.host_ns], check=True)

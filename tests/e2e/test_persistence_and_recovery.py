@@ -24,7 +24,7 @@ from chadthrottle.helper.standalone import PrivateSystemBus
 from tests.e2e.test_limit_over_dbus import wait_until_at_limit
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
-from tests.support.helper_process import HelperProcess
+from tests.support.helper_process import TESTS_HOOK_LINGER_S, HelperProcess
 from tests.support.netns import NetnsPair, Receiver, app_scope, netns_pair, start_stream, tc_dump
 from tests.support.requirements import require_program, require_root
 from tests.support.waiting import eventually
@@ -58,12 +58,14 @@ PERSIST_ID, KILL_ID = own_names.desktop_id("TestPersist"), own_names.desktop_id(
 START_TIMEOUT_S = 150.0
 
 
-def _helper(private_bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path) -> HelperProcess:
+def _helper(private_bus: PrivateSystemBus, pair: NetnsPair, state_dir: Path,
+            hook_linger_s: float | None = TESTS_HOOK_LINGER_S) -> HelperProcess:  # fmt: skip
     return HelperProcess(
         private_bus.address,
         netns=pair.host_ns,
         state_dir=state_dir,
         start_timeout_s=START_TIMEOUT_S,
+        hook_linger_s=hook_linger_s,
     )
 
 

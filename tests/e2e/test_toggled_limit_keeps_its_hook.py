@@ -14,9 +14,11 @@ from bench.toggle_graft import ClsactWatch
 from tests.e2e.conftest import Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
+from tests.support.helper_process import PRODUCT_HOOK_LINGER
 from tests.support.netns import app_scope, start_stream, tc_dump
 from tests.support.waiting import eventually
 
+HELPER_HOOK_LINGER_S = PRODUCT_HOOK_LINGER  # the helper's own (2 s): what this module tests
 LIMIT_BPS = 1024 * 1024
 TOGGLES, ON_S, OFF_S = 4, 1.0, 2.0  # before: the hook went 1-2 s after each clear
 

@@ -11,6 +11,13 @@ timeout (program_cache.BUILD_TIMEOUT_S), the lock is waited for here and held
 (shared, as a datapath holds it) until the helper owns its bus name, and only
 that is timed. A start that compiled on 2 cores at load 3: 1.3-2.1 s, with the
 programs cached 0.4 s (docs/development.md, *Suite time*).
+
+A test's helper lets its tc hooks go with their last class (--hook-linger-s 0,
+TESTS_HOOK_LINGER_S): the product's 2 s linger (tc_shaper.HOOK_LINGER_S)
+added that much to every wait for a clean state after a clear, in most
+end-to-end modules. A test of the linger asks for the product's
+(hook_linger_s=PRODUCT_HOOK_LINGER, or HELPER_HOOK_LINGER_S in a module using
+the `stack` fixture); test_toggled_limit_keeps_its_hook.py checks it is 2 s.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from typing import Any
 
 from chadthrottle.helper import standalone
 from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
+
+TESTS_HOOK_LINGER_S = 0.0
+PRODUCT_HOOK_LINGER = None  # no --hook-linger-s: the helper's own default
 
 
 def ready_programs(cache_dir: Path) -> str:
@@ -36,8 +46,12 @@ def ready_programs(cache_dir: Path) -> str:
 
 
 class HelperProcess(standalone.HelperProcess):
-    def __init__(self, bus_address: str, **options: Any) -> None:
+    def __init__(
+        self, bus_address: str, hook_linger_s: float | None = TESTS_HOOK_LINGER_S, **options: Any
+    ) -> None:
         super().__init__(bus_address, **options)
+        if hook_linger_s is not None:
+            self.command += ["--hook-linger-s", str(hook_linger_s)]
         # A test that names a cache directory manages it (an empty one makes the
         # helper compile, as on a first start): not built for it here.
         self._shared_cache = options.get("cache_dir") is None
