@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 POINTER_REST_MS = 3000
 _FIRST_LIMIT_COLUMN, _LAST_LIMIT_COLUMN = min(LIMIT_COLUMNS), max(LIMIT_COLUMNS)
 LIMIT_SLIDER_LEAST = 44  # a limit column's slider part (and spacing) at its narrowest
+# ... and what it gets before the name grows past its wanted width: a knob (15 px)
+# with twice its width of travel (delegates and LimitControl: 10 px of spacing).
+LIMIT_SLIDER_USABLE = 58
 # The list keeps room for this many rows of applications while the graph is folded.
 LEAST_ROWS = 3
 
@@ -322,9 +325,9 @@ class AppTable(QTreeView):
             self._dragged.add(Column(column))
 
     def _fit_columns(self) -> None:
-        """Preferred widths where they fit; otherwise every column shrinks in
-        proportion towards its minimum, so the name and all the limits stay visible.
-        The name first gets its wanted width, as far as the other columns can
+        """Preferred widths where they fit; otherwise the columns shrink towards
+        their minimum, the limit columns last (_share_out), so the name and all
+        the limits stay visible. The name first gets its wanted width, as far as the other columns can
         keep their least; where they cannot, the totals column gives way (its
         numbers are in the usage view too): names cut to "Media Ser…" at 2x on
         1366x768 said less than the totals did."""
@@ -334,27 +337,39 @@ class AppTable(QTreeView):
             self.header().setSectionHidden(Column.USAGE, hide_usage)
         shown = {column: width for column, width in self._preferred.items()
                  if not (hide_usage and column is Column.USAGE)}  # fmt: skip
-        wanted = sum(shown.values())
         least = sum(self._minimum[column] for column in shown)
         name = max(self.name_minimum_width(), min(self.name_wanted_width(), viewport - least))
-        if hide_usage:  # this narrow, what the others can spare goes to the name
-            name = max(name, viewport - least)
         self._keep_name(
             self.name_wanted_width() if viewport - least < self.name_minimum_width() else 0
         )
-        available = viewport - name
-        share = (
-            1.0 if wanted <= available else max(0.0, (available - least) / max(1, wanted - least))
-        )
+        widths = self._share_out(shown, viewport - name - least, hide_usage)
         self._fitting = True
         try:
-            for column, width in shown.items():
-                low = self._minimum[column]
-                self.header().resizeSection(
-                    column, round(low + (max(width, low) - low) * min(1.0, share))
-                )
+            for column, width in widths.items():
+                self.header().resizeSection(column, width)
         finally:
             self._fitting = False
+
+    def _share_out(self, shown: dict[Column, int], spare: int, narrow: bool) -> dict[Column, int]:
+        """Each column's least, and what the name's wanted width leaves beyond
+        (spare) given first to the limit columns, until their sliders have
+        LIMIT_SLIDER_USABLE px: the slider is the main control, and at 2x on
+        1366x768 it had 34 px (19 of travel) while the name took 208. Then, this
+        narrow (the totals hidden), the rest goes to the name (long names, a
+        connection's far end); wider, every column shares it in proportion."""
+        widths = {column: self._minimum[column] for column in shown}
+        spare = max(0, spare)
+        limits = [column for column in shown if column in LIMIT_COLUMNS]
+        usable = LIMIT_SLIDER_USABLE - LIMIT_SLIDER_LEAST
+        for column in limits:
+            given = min(usable, max(0, shown[column] - widths[column]), spare // len(limits))
+            widths[column] += given
+        spare -= sum(widths[column] - self._minimum[column] for column in limits)
+        if narrow:
+            return widths
+        growth = {column: max(0, width - widths[column]) for column, width in shown.items()}
+        share = min(1.0, spare / max(1, sum(growth.values())))
+        return {column: width + round(growth[column] * share) for column, width in widths.items()}
 
     def _keep_name(self, width: int) -> None:
         """Narrower than every column's least (the window's own minimum is, at 2x
