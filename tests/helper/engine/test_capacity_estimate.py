@@ -632,3 +632,17 @@ def test_a_try_holds_its_second_step_a_tick_before_the_steps_grow() -> None:
         link.tick(estimator)
         steps += [d.split()[-1] for d in estimator.decisions if d.startswith("try up x")]
     assert steps[:4] == ["x1.060", "x1.060", "x1.000", "x1.120"], steps
+
+
+def test_the_recorded_download_probe_is_not_taken_for_a_faster_link() -> None:
+    """bench/capacity_follow.py --slow-share 1.0 --record at 6fdb88f (est16b, 01:41 UTC),
+    replayed tick for tick. At tick 52 the download steps past where it failed (20.39,
+    from what passed: 0.98 of its link) to 1.02 of its link; at 53 it passes 0.99, read
+    as more than where it failed (a faster link: the rise not its), so the rise was blamed
+    on the upload and the download's queue at the modem grew to 147 ms in 5 s. Passing
+    where it failed by NEAR_STEP more is a faster link; 1% is what passes moving."""
+    ticks = _replay("capacity_follow_seen_late.json")
+    for index, (recorded, now, estimate, estimated) in enumerate(ticks[:53]):
+        assert (now, estimated) == (recorded, estimate), index
+    assert ticks[53][0].startswith("take back up"), ticks[53][0]
+    assert ticks[53][1].startswith("take back down"), ticks[53][1]
