@@ -65,6 +65,11 @@ WIDGET_SIZE_MAX = (1 << 24) - 1  # Qt's QWIDGETSIZE_MAX, which PySide6 does not 
 # starts with the connections table folded: open, it left the list of
 # applications one and a half rows.
 SHORT_WINDOW_HEIGHT = 560
+# Taller, the connections table opens with room for this many rows: taken from
+# the list as far as it keeps its rows (MainWindow), then from the graph down to
+# its least. At 1x in a 1100x720 window it opened with two fifths of the
+# pane, two rows, until the user dragged the line above it.
+CONNECTION_ROWS_WANTED = 5
 RECENT_MINUTES_KEPT = 8  # applications whose last hour from the helper is kept (about 60 rows each)
 # (label, seconds shown, ten-poll means). The time axis is real time: with a
 # refresh of 0.5 s, five minutes hold more polls than the history keeps, and
@@ -240,6 +245,7 @@ class DetailPane(QWidget):
     """Graph and numbers for one application, refreshed after each poll."""
 
     applicationShown = Signal(str)  # another application is shown: its history is wanted
+    roomWanted = Signal(int)  # px more the pane would like (the connections' rows), at once
     foldedChanged = Signal(bool)  # True: only the rates line (set_folded)
 
     def __init__(
@@ -478,8 +484,7 @@ class DetailPane(QWidget):
                         False
                     )  # the list of applications needs the room more
                 else:
-                    total = sum(self.split.sizes())
-                    self.split.setSizes([total - total * 2 // 5, total * 2 // 5])
+                    self._place_split()
 
     def _show_table(self, shown: bool) -> None:
         """Show or fold the connections table; folded, the count stays as a
@@ -488,11 +493,43 @@ class DetailPane(QWidget):
             Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
         )
         self.connections.setVisible(shown)
+        if shown:
+            self._place_split()
+            return
         total = sum(self.split.sizes())
         line = self.connections_caption.sizeHint().height() + 6
-        self.split.setSizes(
-            [total - total * 2 // 5, total * 2 // 5] if shown else [total - line, line]
+        self.split.setSizes([total - line, line])
+
+    def connections_wanted_height(self) -> int:
+        """The connections' part with CONNECTION_ROWS_WANTED rows: the count's
+        line, the titles, the rows and the table's frame."""
+        table = self.connections
+        box = self._connections_box.layout()
+        margins = box.contentsMargins().top() + box.spacing() if box is not None else 6
+        return (
+            self.connections_caption.sizeHint().height()
+            + margins
+            + table.horizontalHeader().sizeHint().height()
+            + CONNECTION_ROWS_WANTED * table.verticalHeader().defaultSectionSize()
+            + 2 * table.frameWidth()
         )
+
+    def _place_split(self) -> None:
+        """Two fifths for the connections, or room for CONNECTION_ROWS_WANTED
+        rows if that is more: asked of the window first (roomWanted), which
+        takes it from the list as far as the list keeps its rows; what that
+        does not give, the graph gives, down to its least (there, with two
+        plots, it read squashed beside a list with rows to spare)."""
+        wanted = self.connections_wanted_height()
+        least = GRAPH_MIN_HEIGHT
+        # its height, not its sizes: a part just shown is not in them yet
+        height = self.split.height() - self.split.handleWidth()
+        short = max(least, height - height * 2 // 5) + wanted - height
+        if short > 0:
+            self.roomWanted.emit(short)  # the window resizes the pane now, or not
+        total = self.split.height() - self.split.handleWidth()
+        table = max(total * 2 // 5, min(wanted, total - least))
+        self.split.setSizes([total - table, table])
 
     def _show_notes(self, text: str) -> None:
         """The notes, cut to NOTES_MAX_LINES at the pane's width (cut_to_lines);

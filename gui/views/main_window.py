@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 # 1366x768 laptop: 1½ once the connections' line is there; 1.5x: 4½): the window
 # starts with the graph folded to its rates line.
 MIN_LIST_ROWS = 4
+# The list keeps this many rows when the detail pane asks for room for the
+# connections (DetailPane.roomWanted): a list of five whole rows comes first.
+LIST_ROWS_KEPT_FOR_CONNECTIONS = 6
 
 
 EMPTY_TEXT: dict[HelperState, str] = {
@@ -139,6 +142,7 @@ class MainWindow(QMainWindow):
         self._folding_for_room = False
         self._list_roomy = True
         self.detail.foldedChanged.connect(self._on_detail_folded)
+        self.detail.roomWanted.connect(self._give_detail_room)
 
         self.header.filterChanged.connect(self._on_filter_changed)
         self.header.filter.installEventFilter(self)  # Down goes on to the list (eventFilter)
@@ -338,6 +342,20 @@ class MainWindow(QMainWindow):
             if len(sizes) == 2 and total > 0:
                 self.splitter.setSizes([total - share, share])
         self._want_connections()
+
+    def _give_detail_room(self, extra: int) -> None:
+        """The detail pane wants ``extra`` px more (room for the connections'
+        rows): the list gives what it can spare above LIST_ROWS_KEPT_FOR_CONNECTIONS
+        rows, its titles and its frame."""
+        sizes = self.splitter.sizes()
+        if len(sizes) != 2 or extra <= 0:
+            return
+        frame = self.table.height() - self.table.viewport().height() - self.table.header().height()
+        keep = (LIST_ROWS_KEPT_FOR_CONNECTIONS * row_height(self.table.fontMetrics())
+                + self.table.header().sizeHint().height() + max(frame, 0))  # fmt: skip
+        given = min(extra, sizes[0] - keep)
+        if given > 0:
+            self.splitter.setSizes([sizes[0] - given, sizes[1] + given])
 
     def _on_filter_changed(self, text: str) -> None:
         self._filtering = True
