@@ -14,7 +14,7 @@ import sys
 from statistics import median
 
 from bench.limits import CONVERGE_BAND, settle_time, windows
-from bench.paths import SINK_REPORT_S, summed
+from bench.paths import SINK_REPORT_S, WINDOW_STEP_S, every_s, summed
 from tests.support.netns import TRAFFIC_SCRIPT
 
 RATE = 5_000_000.0  # bytes/s of each stream
@@ -90,6 +90,19 @@ def test_streams_taking_turns_add_up_to_a_steady_sum_only_with_reports_finer_tha
     fine = sum_rates(SINK_REPORT_S)
     assert len(fine) > 400
     assert all(abs(rate - 1) < CONVERGE_BAND / 2 for rate in fine), (min(fine), max(fine))
+
+
+def test_the_fine_sum_is_read_at_the_steps_of_the_windows_defined_on_50_ms_reports() -> None:
+    """The sum of fine reports, kept at WINDOW_STEP_S steps: windows of 0.25-0.30 s
+    as bench.limits' (a step a window ends at), and still steady for turn-taking streams."""
+    first = _taking_turns(SINK_REPORT_S, 0.0, 0.0, 0.0)
+    second = _taking_turns(SINK_REPORT_S, TURN_S, 0.0031, 0.013)
+    series = every_s(summed([first, second], 0.5), WINDOW_STEP_S)
+    steps = [b - a for (a, _), (b, _) in itertools.pairwise(series)]
+    assert min(steps) >= WINDOW_STEP_S and max(steps) < WINDOW_STEP_S + 2 * SINK_REPORT_S
+    rates = [rate / (2 * RATE) for _, rate in windows(series, 0.5, 6.0)]
+    assert len(rates) > 80
+    assert all(abs(rate - 1) < CONVERGE_BAND / 2 for rate in rates), (min(rates), max(rates))
 
 
 def test_a_sink_reports_as_often_as_it_is_asked() -> None:
