@@ -723,15 +723,17 @@ static __always_inline __u32 forwarded_download_slot(struct bpf_sock_tuple *tupl
 
 /* The ingress of a device by which another namespace's socket sends into this
  * one (skb->sk is still that socket here, ip_rcv orphans it): its slot goes
- * with the packet in skb->tc_index. Nothing is classed here. */
+ * with the packet in skb->tc_index. Nothing is classed here. Any tc filter's
+ * match writes tc_index too (TC_H_MIN of its classid), one in the other
+ * namespace as well, whose root may be a user's (an unprivileged container):
+ * a socket without a slot of ours sends 0 on, never what came with it. */
 static __always_inline void carry_slot(struct __sk_buff *skb)
 {
     struct bpf_sock *sk = skb->sk;
     struct bpf_sock *full = sk ? bpf_sk_fullsock(sk) : 0;
     struct sock_tag *tag = full ? socket_tags.sk_storage_get(full, 0, 0) : 0;
     __u32 slot = tag ? tag->app_slot & 0xffff : 0;
-    if (slot && slot != 0xffff)
-        skb->tc_index = slot;
+    skb->tc_index = slot != 0xffff ? slot : 0;
 }
 
 /* tc ingress, classic cls_bpf mode: 0 = no match (packet goes on untouched),

@@ -11,6 +11,7 @@ Before, both classes stayed empty (the default class had it all)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -69,6 +70,14 @@ def masqueraded_container(pair: NetnsPair) -> Iterator[NetnsPair]:
                 )
 
 
+def _uplink_bytes(pair: NetnsPair) -> tuple[int, int]:
+    """(sent, received) bytes of the helper's uplink so far."""
+    shown = subprocess.run(["ip", "-n", pair.host_ns, "-j", "-s", "link", "show", "dev", pair.host_if],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    stats = json.loads(shown)[0]["stats64"]
+    return int(stats["tx"]["bytes"]), int(stats["rx"]["bytes"])
+
+
 @pytest.mark.parametrize("family", [6])  # IPv4: tests/e2e/test_priority_in_a_container.py
 def test_a_containers_prioritized_flows_are_classed_both_ways_through_nat(
     pair: NetnsPair, datapath: Datapath, shaper: TcShaper, family: int
@@ -98,6 +107,48 @@ def test_a_containers_prioritized_flows_are_classed_both_ways_through_nat(
             )
             assert classed, now
             assert after[0] - before[0] > 50 and after[1] - before[1] > 50, (before, after)
+        finally:
+            for stream in streams:
+                stream.stop()
+            for direction in Direction:
+                shaper.set_link(direction, None)
+            shaper.reconcile({})
+
+
+def test_a_slot_written_by_someone_else_into_tc_index_is_not_taken_for_ours(
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper
+) -> None:
+    """skb->tc_index is written by any tc filter's match (TC_H_MIN of its
+    classid): a container's own root (an unprivileged LXC's has CAP_NET_ADMIN
+    there) can set it on every packet it sends. An application with no slot
+    in such a container must not be classed, counted or noted as ours: the
+    veth's hook carries only what it read from the socket, nothing else."""
+    with masqueraded_container(pair) as container:
+        for argv in (["tc", "qdisc", "add", "dev", container.host_if, "clsact"],
+                     ["tc", "filter", "add", "dev", container.host_if, "egress", "protocol", "all",
+                      "u32", "match", "u32", "0", "0", "classid", f"1:{SLOT:x}"]):  # fmt: skip
+            _run(nsenter_argv(container.host_ns, argv))
+        for direction in Direction:
+            shaper.set_link(direction, LINK)
+        shaper.reconcile({direction: {SLOT: CALL} for direction in Direction})
+        streams = [start_stream(container, 5603 + i, way, family=6, seconds=20, congestion="cubic")
+                   for i, way in enumerate(("up", "down"))]  # fmt: skip
+        try:
+            before = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
+            sent = {direction: shaper.sent_bytes(direction).get(SLOT, 0) for direction in Direction}
+            carried = _uplink_bytes(pair)
+
+            def streams_ran() -> bool:  # both ways, through the uplink
+                now = _uplink_bytes(pair)
+                return all(now[i] - carried[i] > 1_000_000 for i in range(2))
+
+            assert eventually(streams_ran, 8.0), "the streams never ran"
+            after = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
+            now = {d: shaper.sent_bytes(d).get(SLOT, 0) - sent[d] for d in Direction}
+            print(
+                f"foreign tc_index: the slot's class sent {now}; kernel counts {before} -> {after}"
+            )
+            assert after == before and all(n < 100_000 for n in now.values()), (now, before, after)
         finally:
             for stream in streams:
                 stream.stop()
