@@ -641,8 +641,21 @@ static __always_inline int tcp_pure_ack(struct __sk_buff *skb, __u32 l3, __u32 l
            (offset_and_flags[1] & TCP_ACK_RST_SYN_FIN) == TCP_ACK;
 }
 
+/* Whether any slot's forwarded flows are classed (forwarded_classes[0], no
+ * slot's: Datapath.set_forwarded_classes), so a forwarded packet without a
+ * slot costs one lookup more only while a container's priority is set. */
+static __always_inline int forwarded_in_use(void)
+{
+    __u32 none = 0;
+    __u32 *any = forwarded_classes.lookup(&none);
+    return any && *any;
+}
+
 /* The uplink's egress, a forwarded packet whose slot the veth's hook wrote:
- * note its flow for the download, and its class (0: none). */
+ * note its flow for the download, and its class (0: none). Slot 0 (a flow of
+ * no slot of ours): forget the tuple if noted, so the downloads of a flow
+ * that took over a noted tuple (the same remote, the same port after NAT: a
+ * port NAT kept, another container's flow) are not classed as the slot's. */
 static __always_inline __u32 classify_forwarded_upload(struct __sk_buff *skb, __u32 slot)
 {
     struct forwarded_flow flow = {};
@@ -679,6 +692,11 @@ static __always_inline __u32 classify_forwarded_upload(struct __sk_buff *skb, __
     flow.local_port = ports[0];
     flow.remote_port = ports[1];
     __u32 *noted = forwarded_flows.lookup(&flow);
+    if (!slot) {
+        if (noted)
+            forwarded_flows.delete(&flow);
+        return 0;
+    }
     if (!noted || *noted != slot)
         forwarded_flows.update(&flow, &slot);
     if (!forwarded_class(slot, FORWARDED_UP))
@@ -837,7 +855,7 @@ int chadt_tc_out(struct __sk_buff *skb)
 {
     __u32 classid = skb->priority;
     __u32 slot = classid & 0xffff;
-    if (!skb->sk && skb->tc_index) /* forwarded from another namespace's socket: carry_slot */
+    if (!skb->sk && (skb->tc_index || forwarded_in_use())) /* forwarded: carry_slot */
         return classify_forwarded_upload(skb, skb->tc_index);
     if ((classid >> 16) != HTB_MAJOR || !slot || slot == 0xffff || !skb->sk)
         return 0;

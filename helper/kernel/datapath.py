@@ -229,6 +229,7 @@ class Datapath:
         self._stopping = stopping
         self._loaded: LoadedPrograms | None = None
         self._maps: dict[str, TypedMap] = {}
+        self._forwarded_slots: set[int] = set()  # slots whose forwarded flows are classed
         self._max_entries: dict[str, int] = {}
         self.program_origin = ""  # "cache" or "built": where open() found the programs
         self._cgroup_fd = -1
@@ -294,6 +295,7 @@ class Datapath:
 
     def _attach(self, program_set: ProgramSet) -> None:
         assert self._loaded is not None
+        self._forwarded_slots.clear()  # new maps
         for name, (key_type, value_type) in _MAP_TYPES.items():
             spec = program_set.maps[program_set.map_index(name)]
             if (spec.key_size, spec.value_size) != (
@@ -534,6 +536,13 @@ class Datapath:
             FORWARDED_DOWN if Direction.DOWN in directions else 0
         )
         self._maps["forwarded_classes"].set(app_slot, ctypes.c_uint32(bits))
+        # Entry 0 (no slot's): whether any slot is classed, so the uplinks' egress
+        # forgets a noted flow a packet of no slot took over (bpf/datapath.c).
+        if bits:
+            self._forwarded_slots.add(app_slot)
+        else:
+            self._forwarded_slots.discard(app_slot)
+        self._maps["forwarded_classes"].set(0, ctypes.c_uint32(int(bool(self._forwarded_slots))))
 
     def forwarded_matches(self, slots: Iterable[int]) -> dict[int, tuple[int, int]]:
         """Per slot, the (upload, download) packets of its forwarded flows the

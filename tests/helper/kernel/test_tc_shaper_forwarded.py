@@ -14,6 +14,7 @@ import contextlib
 import json
 import secrets
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -152,6 +153,88 @@ def test_a_slot_written_by_someone_else_into_tc_index_is_not_taken_for_ours(
         finally:
             for stream in streams:
                 stream.stop()
+            for direction in Direction:
+                shaper.set_link(direction, None)
+            shaper.reconcile({})
+
+
+ECHO = """
+import socket, sys
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind((sys.argv[1], int(sys.argv[2])))
+reply = bytes(1200)
+while True:
+    _, sender = server.recvfrom(64)
+    for _ in range(8):
+        server.sendto(reply, sender)
+"""
+ASKER = """
+import socket, sys, time
+sys.stdin.readline()  # the test has given this process its slot, or none
+asker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+asker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+asker.bind((sys.argv[1], int(sys.argv[2])))
+asker.setblocking(False)
+end = time.monotonic() + float(sys.argv[5])
+while time.monotonic() < end:
+    asker.sendto(b"more", (sys.argv[3], int(sys.argv[4])))
+    time.sleep(0.002)
+    try:
+        while asker.recv(2048):
+            pass
+    except BlockingIOError:
+        pass
+"""
+
+
+def test_a_flow_that_takes_over_a_noted_tuple_is_not_classed_as_the_slots(
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper
+) -> None:
+    """The uplink's egress notes a forwarded flow's tuple after NAT with its
+    slot, for its downloads. A later flow of no slot on the same tuple (the
+    same remote, a source port NAT kept: another process of the container,
+    or of another container) must not have its downloads classed and counted
+    as that slot's: its first packet out forgets the tuple."""
+    with masqueraded_container(pair) as container:
+        for direction in Direction:
+            shaper.set_link(direction, LINK)
+        shaper.reconcile({direction: {SLOT: CALL} for direction in Direction})
+        port, local_port = 5613, 40613
+        echo = subprocess.Popen(
+            nsenter_argv(pair.peer_ns, [sys.executable, "-c", ECHO, pair.peer_addr, str(port)])
+        )
+        try:
+
+            def ask(slot: int, seconds: float) -> None:
+                argv = [sys.executable, "-c", ASKER, container.host_addr, str(local_port),
+                        pair.peer_addr, str(port), str(seconds)]  # fmt: skip
+                asker = subprocess.Popen(
+                    nsenter_argv(container.host_ns, argv), stdin=subprocess.PIPE, text=True
+                )
+                try:
+                    if slot:
+                        datapath.set_process_slot(asker.pid, slot)
+                    assert asker.stdin is not None
+                    asker.stdin.write("go\n")
+                    asker.stdin.close()
+                    asker.wait(timeout=seconds + 10)
+                finally:
+                    asker.kill()
+                    datapath.set_process_slot(asker.pid, 0)
+
+            ask(SLOT, 1.0)
+            noted = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
+            assert noted[1] > 100, f"the slot's own flow was not classed: {noted}"
+            downloaded = _uplink_bytes(pair)[1]
+            ask(0, 1.0)
+            after = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
+            print(f"a flow of no slot on the slot's tuple: counts {noted} -> {after}, "
+                  f"{_uplink_bytes(pair)[1] - downloaded} B received")  # fmt: skip
+            assert _uplink_bytes(pair)[1] - downloaded > 1_000_000, "the second flow never ran"
+            assert after[1] == noted[1], (noted, after)
+        finally:
+            echo.kill()
+            echo.wait()
             for direction in Direction:
                 shaper.set_link(direction, None)
             shaper.reconcile({})
