@@ -73,9 +73,13 @@ class ForwardedClassed:
         self._grew: dict[tuple[int, Direction], float] = {}
 
     def note(self, counts: Mapping[int, tuple[int, int]], now: float) -> None:
-        """One tick's counts (monotonic: (upload, download) packets per slot)."""
+        """One tick's counts (monotonic: (upload, download) packets per slot).
+        A slot's first counts (it had none the tick before: a priority set
+        again, a slot another application had) are where it starts from."""
         for slot, (up, down) in counts.items():
-            was_up, was_down = self._counts.get(slot, (0, 0))
+            if slot not in self._counts:
+                continue
+            was_up, was_down = self._counts[slot]
             if up > was_up:
                 self._grew[(slot, Direction.UP)] = now
             if down > was_down:

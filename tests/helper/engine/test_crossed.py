@@ -91,3 +91,20 @@ def test_a_containers_priority_is_said_in_force_only_where_the_kernel_classes_it
     assert forwarded.of([3]) == set(Direction)
     forwarded.note({3: (90, 80)}, 12.0)
     assert forwarded.of([3]) == frozenset()
+
+
+def test_counts_a_slot_had_before_its_priority_are_not_taken_for_classing_now() -> None:
+    """The kernel's per-slot counts last as long as its maps: a slot whose
+    container priority was set before (or whose slot another application
+    had) comes back with counts. Its first counts are where it starts from,
+    not packets classed now: nothing is said in force until they grow."""
+    forwarded = ForwardedClassed(seen_s=5.0)
+    forwarded.note({3: (500, 700)}, 0.0)
+    assert forwarded.of([3]) == frozenset()
+    forwarded.note({3: (500, 700)}, 1.0)
+    assert forwarded.of([3]) == frozenset()
+    forwarded.note({3: (510, 700)}, 2.0)
+    assert forwarded.of([3]) == {Direction.UP}
+    forwarded.note({}, 3.0)  # no priority for a while: its counts are forgotten
+    forwarded.note({3: (600, 900)}, 4.0)
+    assert forwarded.of([3]) == {Direction.UP}  # the upload's growth at 2.0, not the download
