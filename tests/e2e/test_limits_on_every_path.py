@@ -171,12 +171,14 @@ def test_applications_in_other_namespaces_are_held_both_ways(
 
 
 def test_an_mptcp_application_is_held_both_ways(
-    stack: Stack, scope: Path, peer_scope: Path
+    stack: Stack, app_namespace: NetnsPair, scope: Path, peer_scope: Path
 ) -> None:
     """An MPTCP connection's packets go on subflows, TCP sockets the kernel
     makes itself, which no program tagged: before, an upload limited to 1 MiB/s
-    ran at 1,410 times the limit and was listed at 0 B/s (2026-12-05)."""
-    _held_both_ways(stack, Route(stack.pair, scope, peer_scope, "mptcp"))
+    ran at 1,410 times the limit and was listed at 0 B/s (2026-12-05). In an
+    application namespace of its own, whose tc state is this test's alone (the
+    helper's own namespace may still hold an earlier test's retiring classes)."""
+    _held_both_ways(stack, Route(app_namespace, scope, peer_scope, "mptcp"))
 
 
 def test_one_limit_over_two_namespaces_holds_their_sum_both_ways(
