@@ -744,7 +744,8 @@ static __always_inline __u32 forwarded_download_slot(struct bpf_sock_tuple *tupl
  * with the packet in skb->tc_index. Nothing is classed here. Any tc filter's
  * match writes tc_index too (TC_H_MIN of its classid), one in the other
  * namespace as well, whose root may be a user's (an unprivileged container):
- * a socket without a slot of ours sends 0 on, never what came with it. */
+ * a packet without a slot of ours (or without a socket) goes on with 0,
+ * never what came with it. */
 static __always_inline void carry_slot(struct __sk_buff *skb)
 {
     struct bpf_sock *sk = skb->sk;
@@ -760,6 +761,11 @@ static __always_inline void carry_slot(struct __sk_buff *skb)
  * (cls_bpf sees the packet from its link-layer header on). */
 static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
 {
+    /* Every packet entering by our hook leaves it with the slot we read from
+     * its socket, or 0: one another namespace forwarded (no socket here) came
+     * with whatever that namespace's filters wrote. The lookup below still
+     * finds a socket of this namespace it is for. */
+    carry_slot(skb);
     struct bpf_sock_tuple tuple = {};
     __u32 tuple_len;
     __u8 proto = 0;
@@ -794,8 +800,6 @@ static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
     } else {
         return 0;
     }
-    if (skb->sk) /* another namespace's socket's packet entering this one: */
-        carry_slot(skb); /* the lookup below still finds a socket here it is for */
     struct bpf_sock *sk;
     if (proto == IP_PROTO_TCP)
         sk = bpf_skc_lookup_tcp(skb, &tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);

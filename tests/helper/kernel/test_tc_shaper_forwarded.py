@@ -116,15 +116,20 @@ def test_a_containers_prioritized_flows_are_classed_both_ways_through_nat(
             shaper.reconcile({})
 
 
+@pytest.mark.parametrize("nested", [False, True], ids=["its-socket", "forwarded-by-it"])
 def test_a_slot_written_by_someone_else_into_tc_index_is_not_taken_for_ours(
-    pair: NetnsPair, datapath: Datapath, shaper: TcShaper
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper, nested: bool
 ) -> None:
     """skb->tc_index is written by any tc filter's match (TC_H_MIN of its
     classid): a container's own root (an unprivileged LXC's has CAP_NET_ADMIN
-    there) can set it on every packet it sends. An application with no slot
-    in such a container must not be classed, counted or noted as ours: the
-    veth's hook carries only what it read from the socket, nothing else."""
-    with masqueraded_container(pair) as container:
+    there) can set it on every packet it sends, its own sockets' and those it
+    forwards from a namespace of its own (which reach the veth without their
+    socket). An application with no slot there must not be classed, counted
+    or noted as ours: the veth's hook carries only what it read from the
+    socket, nothing else."""
+    with contextlib.ExitStack() as made:
+        container = made.enter_context(masqueraded_container(pair))
+        sender = made.enter_context(masqueraded_container(container)) if nested else container
         for argv in (["tc", "qdisc", "add", "dev", container.host_if, "clsact"],
                      ["tc", "filter", "add", "dev", container.host_if, "egress", "protocol", "all",
                       "u32", "match", "u32", "0", "0", "classid", f"1:{SLOT:x}"]):  # fmt: skip
@@ -132,7 +137,7 @@ def test_a_slot_written_by_someone_else_into_tc_index_is_not_taken_for_ours(
         for direction in Direction:
             shaper.set_link(direction, LINK)
         shaper.reconcile({direction: {SLOT: CALL} for direction in Direction})
-        streams = [start_stream(container, 5603 + i, way, family=6, seconds=20, congestion="cubic")
+        streams = [start_stream(sender, 5603 + i, way, family=6, seconds=20, congestion="cubic")
                    for i, way in enumerate(("up", "down"))]  # fmt: skip
         try:
             before = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
