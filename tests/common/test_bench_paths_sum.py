@@ -14,7 +14,7 @@ import sys
 from statistics import median
 
 from bench.limits import CONVERGE_BAND, settle_time, windows
-from bench.paths import SINK_REPORT_S, WINDOW_STEP_S, every_s, summed
+from bench.paths import SINK_REPORT_S, WINDOW_STEP_S, every_s, sink_report_s, summed
 from tests.support.netns import TRAFFIC_SCRIPT
 
 RATE = 5_000_000.0  # bytes/s of each stream
@@ -141,3 +141,10 @@ def test_a_sink_reports_as_often_as_it_is_asked() -> None:
             if process is not None:
                 process.kill()
                 process.wait()
+
+
+def test_only_summed_streams_report_finely() -> None:
+    """A single stream keeps the 50 ms reports (traffic.py's default): its upload
+    sink at 5 ms read the first 300 KiB/s limit late in 3 of 5 runs, 0 of 5 at 50 ms."""
+    assert sink_report_s(1) == 0.0
+    assert sink_report_s(2) == SINK_REPORT_S
