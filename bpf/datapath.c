@@ -750,7 +750,7 @@ static __always_inline void carry_slot(struct __sk_buff *skb)
 {
     struct bpf_sock *sk = skb->sk;
     struct bpf_sock *full = sk ? bpf_sk_fullsock(sk) : 0;
-    struct sock_tag *tag = full ? socket_tags.sk_storage_get(full, 0, 0) : 0;
+    struct sock_tag *tag = full ? tag_of_socket(full) : 0; /* an MPTCP subflow: its connection's */
     __u32 slot = tag ? tag->app_slot & 0xffff : 0;
     skb->tc_index = slot != 0xffff ? slot : 0;
 }
