@@ -120,24 +120,29 @@ def test_a_program_several_users_run_shows_each_user_only_their_own(
     app = nobody.ask("set", f"pid:{mine}", "up", MiB)[
         "ok"
     ]  # a steady rate of one's own to recognise
-    _wait_for_rates(three_users, lambda r: _within(r["nobody"], MiB))
-    deadline = time.monotonic() + 10
-    while True:
-        rows = {row[0]: row for row in nobody.ask("rows")["ok"]}
-        if (app in rows and _within(rows[app][3], MiB, 0.25)) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert app in rows, f"the user's own application is not listed to them: {sorted(rows)}"
-    _, uids, pids, up_bps = rows[app]
-    assert (uids, pids) == ([NOBODY], [mine])
-    assert _within(up_bps, MiB, 0.25), f"{up_bps / MiB:.2f} MiB/s shown: not the user's own rate"
-    everyone = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}[
-        app
-    ]
-    assert (
-        set(everyone.uids) == {0, NOBODY, OTHER} and everyone.up_bps > 2 * FAST_BPS
-    )  # root sees all of it
-    assert nobody.ask("connections", app) == {"ok": [mine]}
+    try:
+        _wait_for_rates(three_users, lambda r: _within(r["nobody"], MiB))
+        deadline = time.monotonic() + 10
+        while True:
+            rows = {row[0]: row for row in nobody.ask("rows")["ok"]}
+            if (app in rows and _within(rows[app][3], MiB, 0.25)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert app in rows, f"the user's own application is not listed to them: {sorted(rows)}"
+        _, uids, pids, up_bps = rows[app]
+        assert (uids, pids) == ([NOBODY], [mine])
+        assert _within(up_bps, MiB, 0.25), (
+            f"{up_bps / MiB:.2f} MiB/s shown: not the user's own rate"
+        )
+        everyone = {
+            a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())
+        }[app]
+        assert (
+            set(everyone.uids) == {0, NOBODY, OTHER} and everyone.up_bps > 2 * FAST_BPS
+        )  # root sees all of it
+        assert nobody.ask("connections", app) == {"ok": [mine]}
+    finally:  # the next test starts with no rule of this user's
+        nobody.ask("clear", app)
 
 
 def test_an_administrator_rule_reaches_everyone_outranks_and_stays(
