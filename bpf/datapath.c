@@ -651,6 +651,63 @@ static __always_inline int forwarded_in_use(void)
     return any && *any;
 }
 
+/* The devices by which a forwarded packet's tc_index is ours: those whose
+ * ingress runs our hook (carry_slot) in the helper's own namespace, written by
+ * helper/kernel/tc_shaper.py as it makes and removes its hooks (the shapers
+ * of other namespaces write none: forwarded flows are classed in the
+ * helper's link tree only). Any tc filter's match writes tc_index too
+ * (TC_H_MIN of its classid; Cilium keeps flags there), so a packet that came
+ * in by a device we do not hook (a LAN device with someone's u32 'classid
+ * 1:7') had its tc_index taken for a slot of ours: another party's flow
+ * classed and counted as a user's application. The upload IFB is noted as
+ * well: what it sends on (all of it under a link: the catch-all) comes to the
+ * uplink's egress a second time, by the IFB, judged already the first time.
+ * Keyed by the namespace's cookie with the ifindex, as ifindexes are per
+ * namespace (another namespace's shaper runs these programs too). A
+ * forwarded packet has no socket, so bpf_get_netns_cookie(skb) would give
+ * init_net's: the cookie is read from the device (skb->dev->nd_net), with
+ * offsets from the kernel's BTF (helper/kernel/task_offsets.py); without
+ * them, 0, and no tc_index is trusted (no forwarded flow classed). Values:
+ * CARRIED_BY_HOOK, CARRIED_BY_IFB (helper/kernel/layout.py). */
+struct carrying_device {
+    __u64 netns_cookie;
+    __u32 ifindex;
+    __u32 pad;
+};
+BPF_HASH(carrying_devices, struct carrying_device, __u8, 4096);
+#define SKB_DEV_OFFSET 16 /* struct sk_buff: next, prev, then dev, since Linux 4.x */
+
+static __always_inline __u64 device_netns_cookie(struct __sk_buff *skb)
+{
+#if NET_DEVICE_ND_NET_OFFSET && NET_COOKIE_OFFSET
+    char *dev = 0, *net = 0;
+    __u64 cookie = 0;
+    if (read_kernel(&dev, sizeof(dev), (char *)skb + SKB_DEV_OFFSET) || !dev)
+        return 0;
+    if (read_kernel(&net, sizeof(net), dev + NET_DEVICE_ND_NET_OFFSET) || !net)
+        return 0;
+    if (read_kernel(&cookie, sizeof(cookie), net + NET_COOKIE_OFFSET))
+        return 0;
+    return cookie;
+#else
+    return 0;
+#endif
+}
+
+/* How a socketless packet's nonzero tc_index came (CARRIED_BY_*), 0: not by
+ * us. Only a packet with a nonzero tc_index pays this: three reads, one
+ * lookup. */
+static __always_inline __u32 carried_by(struct __sk_buff *skb)
+{
+    if (!skb->tc_index)
+        return 0;
+    struct carrying_device key = {};
+    key.netns_cookie = device_netns_cookie(skb);
+    key.ifindex = skb->ingress_ifindex;
+    __u8 *by = key.netns_cookie ? carrying_devices.lookup(&key) : 0;
+    return by ? *by : 0;
+}
+
 /* The uplink's egress, a forwarded packet whose slot the veth's hook wrote:
  * note its flow for the download, and its class (0: none). Slot 0 (a flow of
  * no slot of ours): forget the tuple if noted, so the downloads of a flow
@@ -859,8 +916,12 @@ int chadt_tc_out(struct __sk_buff *skb)
 {
     __u32 classid = skb->priority;
     __u32 slot = classid & 0xffff;
-    if (!skb->sk && (skb->tc_index || forwarded_in_use())) /* forwarded: carry_slot */
-        return classify_forwarded_upload(skb, skb->tc_index);
+    if (!skb->sk && (skb->tc_index || forwarded_in_use())) { /* forwarded: carry_slot */
+        __u32 by = carried_by(skb);
+        if (by == CARRIED_BY_IFB)
+            return 0; /* sent on by our IFB: classed (or not) when it first came */
+        return classify_forwarded_upload(skb, by == CARRIED_BY_HOOK ? skb->tc_index : 0);
+    }
     if ((classid >> 16) != HTB_MAJOR || !slot || slot == 0xffff || !skb->sk)
         return 0;
     return classid;

@@ -45,6 +45,7 @@ from chadthrottle.helper.kernel.layout import (
     FORWARDED_UP,
     NO_CAPS,
     PROGRAM_NAME_PREFIX,
+    CarryingDevice,
     CounterSample,
     CounterSlot,
     ForwardedCount,
@@ -104,6 +105,7 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "socket_tags": (ctypes.c_int, SockTag),
     "forwarded_classes": (ctypes.c_uint32, ctypes.c_uint32),
     "forwarded_matches": (ctypes.c_uint32, ForwardedCount),
+    "carrying_devices": (CarryingDevice, ctypes.c_uint8),
 }
 _TRAFFIC_KEY_FORMAT = "=" + "".join(
     "Q" if field[1] is ctypes.c_uint64 else "I" for field in TrafficKey._fields_
@@ -543,6 +545,16 @@ class Datapath:
         else:
             self._forwarded_slots.discard(app_slot)
         self._maps["forwarded_classes"].set(0, ctypes.c_uint32(int(bool(self._forwarded_slots))))
+
+    def set_carrying_device(self, netns_cookie: int, ifindex: int, carried_by: int) -> None:
+        """How a forwarded packet that came in by a device of a namespace has
+        its tc_index (bpf/datapath.c, CARRIED_BY_*: our ingress hook, our
+        upload IFB), or 0: not by us, not taken for a slot."""
+        key = CarryingDevice(netns_cookie=netns_cookie, ifindex=ifindex)
+        if carried_by:
+            self._maps["carrying_devices"].set(key, ctypes.c_uint8(carried_by))
+        else:
+            self._maps["carrying_devices"].pop(key)
 
     def forwarded_matches(self, slots: Iterable[int]) -> dict[int, tuple[int, int]]:
         """Per slot, the (upload, download) packets of its forwarded flows the

@@ -119,6 +119,8 @@ PROCESS_START_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
 FORWARDED_UP, FORWARDED_DOWN = 1, 2  # forwarded_classes' bits (bpf/datapath.c)
+# carrying_devices' values (bpf/datapath.c): a device whose ingress runs our hook, our upload IFB
+CARRIED_BY_HOOK, CARRIED_BY_IFB = 1, 2
 
 
 class ForwardedCount(ctypes.Structure):
@@ -164,6 +166,17 @@ class NamespaceSlot(ctypes.Structure):
     _fields_ = [
         ("netns_cookie", ctypes.c_uint64),
         ("app_slot", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+    ]
+
+
+class CarryingDevice(ctypes.Structure):
+    """struct carrying_device in bpf/datapath.c: a device of one namespace whose
+    ingress runs our hook, so a forwarded packet's tc_index from it is ours."""
+
+    _fields_ = [
+        ("netns_cookie", ctypes.c_uint64),
+        ("ifindex", ctypes.c_uint32),
         ("pad", ctypes.c_uint32),
     ]
 
@@ -244,4 +257,6 @@ def c_constants() -> dict[str, int]:
         "POLICE_UP": POLICE_UP,
         "POLICE_DOWN": POLICE_DOWN,
         "PROCESS_START_TICK_NS": PROCESS_START_TICK_NS,
+        "CARRIED_BY_HOOK": CARRIED_BY_HOOK,
+        "CARRIED_BY_IFB": CARRIED_BY_IFB,
     }

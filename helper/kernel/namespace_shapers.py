@@ -90,6 +90,9 @@ class NoPacing:
     def set_forwarded_classes(self, app_slot: int, directions: frozenset[Direction]) -> None:
         return None  # forwarded flows are classed in the helper's own namespace only
 
+    def set_carrying_device(self, netns_cookie: int, ifindex: int, carried_by: int) -> None:
+        return None  # so a tc_index is trusted from the helper's namespace's devices only
+
 
 class NamespacePacer(Protocol):
     """Paces a divided upload limit per namespace (Datapath.pace_namespaces)."""

@@ -60,6 +60,30 @@ def member_offsets(blob: bytes, struct_name: str, members: set[str]) -> dict[str
     return {}
 
 
+NETNS_FIELDS = {  # struct, member: a device's namespace cookie (bpf/datapath.c, device_netns_cookie)
+    "NET_DEVICE_ND_NET_OFFSET": ("net_device", "nd_net"),
+    "NET_COOKIE_OFFSET": ("net", "net_cookie"),
+}
+
+
+def netns_offset_flags(path: Path = VMLINUX_BTF) -> list[str]:
+    """-D flags of NETNS_FIELDS' offsets (all 0 unless every one is known):
+    chadt_tc_out reads a forwarded packet's namespace from its device, as it
+    has no socket to ask."""
+    found: dict[str, int] = {}
+    try:
+        blob = path.read_bytes()
+        for flag, (struct_name, member) in NETNS_FIELDS.items():
+            offset = member_offsets(blob, struct_name, {member}).get(member)
+            if offset is not None:
+                found[flag] = offset
+    except (OSError, struct.error, ValueError):
+        found = {}  # unreadable or malformed: no forwarded flow is classed
+    if set(found) != set(NETNS_FIELDS):
+        found = {}
+    return [f"-D{flag}={found.get(flag, 0)}" for flag in NETNS_FIELDS]
+
+
 def task_offset_flags(path: Path = VMLINUX_BTF) -> list[str]:
     """-D flags of FIELDS' offsets in struct task_struct (0: not known)."""
     try:

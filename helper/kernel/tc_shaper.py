@@ -60,6 +60,7 @@ from chadthrottle.helper.kernel.htb import (
 )
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.internet_route import internet_links
+from chadthrottle.helper.kernel.layout import CARRIED_BY_HOOK, CARRIED_BY_IFB
 from chadthrottle.helper.kernel.ownership import recorded_entries
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 from chadthrottle.helper.kernel.tc_hooks import Hook, NoHookPoint, remove_hook_remains
@@ -102,6 +103,7 @@ TcProgram = Callable[
 class UploadPacer(Protocol):
     def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None: ...
     def set_forwarded_classes(self, app_slot: int, directions: frozenset[Direction]) -> None: ...
+    def set_carrying_device(self, netns_cookie: int, ifindex: int, carried_by: int) -> None: ...
 
 
 def _device_vanished(error: KernelError | NetlinkError) -> bool:
@@ -139,6 +141,9 @@ class TcShaper:
         self._paced: Classes = {}  # upload slots with congestion notices on
         # slot -> the directions whose link tree classes its forwarded flows (_sync_forwarded)
         self._forwarded: dict[int, frozenset[Direction]] = {}
+        # the devices whose ingress runs our hook, as the pacer has them (_sync_carrying)
+        self._carrying: dict[int, int] = {}  # ifindex -> CARRIED_BY_*
+        self._netns_cookie = tc_ownership.netns_cookie(ipr)
         self._hooks: dict[Direction, dict[int, Hook]] = {
             direction: {} for direction in Direction
         }  # by uplink
@@ -437,6 +442,7 @@ class TcShaper:
                     self._links = (float("-inf"), [])
                     self._forget_vanished(set(present) - {index})
         self._sync_forwarded(linked_classes)
+        self._sync_carrying()
 
     def _sync_forwarded(self, linked_classes: dict[Direction, set[int]]) -> None:
         """Forwarded flows (a container's, NATed out of an uplink: bpf/datapath.c)
@@ -455,6 +461,25 @@ class TcShaper:
                 self._forwarded[slot] = directions
             else:
                 self._forwarded.pop(slot, None)
+
+    def _sync_carrying(self) -> None:
+        """A forwarded packet's skb->tc_index is taken for a slot only when it
+        came in by a device whose ingress runs our hook (carry_slot writes it
+        there); any other tc filter's match writes it too (bpf/datapath.c,
+        carried_by). Our ingress hooks are the download direction's. The
+        upload IFB is noted too: what it sends on from the uplink (under a
+        link every packet: the catch-all) comes to the uplink's egress hook a
+        second time, by the IFB, and is let be there; as a slot of no device
+        of ours, it made the flow's noted tuple forgotten, and its downloads
+        went unclassed."""
+        wanted = {index: CARRIED_BY_HOOK for index in self._hooks[Direction.DOWN]}
+        wanted.update(
+            {hook.ifb.ifindex: CARRIED_BY_IFB for hook in self._hooks[Direction.UP].values()}
+        )
+        for index in set(self._carrying) | set(wanted):
+            if self._carrying.get(index) != wanted.get(index):
+                self._pacer.set_carrying_device(self._netns_cookie, index, wanted.get(index, 0))
+        self._carrying = wanted
 
     def _reconcile_hook(self, direction: Direction, link: interfaces.Link, uplink: bool, classes: Classes,
                         retire_after_s: float) -> None:  # fmt: skip

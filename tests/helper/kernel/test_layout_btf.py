@@ -39,6 +39,7 @@ MIRRORS: dict[str, type[ctypes.Structure]] = {
     "counter_slot": layout.CounterSlot,
     "slot_pacing": layout.SlotPacing,
     "namespace_slot": layout.NamespaceSlot,
+    "carrying_device": layout.CarryingDevice,
     "slot_policer": layout.SlotPolicer,
     "slot_gate": layout.SlotGate,
     "forwarded_flow": layout.ForwardedFlow,

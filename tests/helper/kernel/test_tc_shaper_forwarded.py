@@ -168,6 +168,52 @@ def test_a_slot_written_by_someone_else_into_tc_index_is_not_taken_for_ours(
             shaper.reconcile({})
 
 
+def test_a_slot_a_foreign_filter_wrote_on_a_device_we_do_not_hook_is_not_taken_for_ours(
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper
+) -> None:
+    """A packet that enters the helper's namespace by a device whose ingress
+    our hook does not run on (here: only uploads shaped, so no ingress hook at
+    all; or a LAN device) comes with whatever tc_index that device's own
+    filters wrote: a u32 'classid 1:7' there, on the container's veth, made an
+    application of no slot's upload classed and counted as slot 7's on the
+    uplink. Only a device our hook carries is trusted (carrying_devices)."""
+    with masqueraded_container(pair) as container:
+        shown = subprocess.run(["ip", "-n", pair.host_ns, "-j", "route", "get", container.host_addr],
+                               capture_output=True, text=True, check=True).stdout  # fmt: skip
+        veth = json.loads(shown)[0]["dev"]  # the container's veth, the helper's side
+        shaper.set_link(Direction.UP, LINK)
+        shaper.reconcile({Direction.UP: {SLOT: CALL}})
+        made_qdisc = not subprocess.run(nsenter_argv(pair.host_ns, ["tc", "qdisc", "add", "dev", veth, "clsact"]),
+                                        capture_output=True).returncode  # else the shaper's (uploads)  # fmt: skip
+        _run(nsenter_argv(pair.host_ns, ["tc", "filter", "add", "dev", veth, "ingress", "prio", "1", "protocol",
+                                         "all", "u32", "match", "u32", "0", "0", "classid", f"1:{SLOT:x}"]))  # fmt: skip
+        stream = start_stream(container, 5623, "up", family=4, seconds=20, congestion="cubic")
+        try:
+            before = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
+            sent = shaper.sent_bytes(Direction.UP).get(SLOT, 0)
+            carried = _uplink_bytes(pair)[0]
+            assert eventually(lambda: _uplink_bytes(pair)[0] - carried > 3_000_000, 8.0), (
+                "no upload"
+            )
+            after = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
+            now = shaper.sent_bytes(Direction.UP).get(SLOT, 0) - sent
+            print(
+                f"by a device we do not hook: the slot's class sent {now}; counts {before} -> {after}"
+            )
+            assert after == before and now < 100_000, (now, before, after)
+        finally:
+            stream.stop()
+            _run(
+                nsenter_argv(
+                    pair.host_ns, ["tc", "filter", "del", "dev", veth, "ingress", "prio", "1"]
+                )
+            )
+            shaper.set_link(Direction.UP, None)
+            shaper.reconcile({})
+            if made_qdisc:
+                _run(nsenter_argv(pair.host_ns, ["tc", "qdisc", "del", "dev", veth, "clsact"]))
+
+
 ECHO = """
 import socket, sys
 server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
