@@ -9,6 +9,7 @@ test_limit_over_dbus does it: at the receiver, in payload bytes, scaled to L3.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.connection import LimitRequest
 from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.tray.tray import TrayController
+from chadthrottle.gui.widgets.limit_slider import DRAG_TRAVEL_LEAST, RateSlider
 from chadthrottle.gui.widgets.rate_scale import UNLIMITED_POSITION, position_for_rate
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QSlider, QStyle, QStyleOptionSlider
@@ -98,9 +100,17 @@ def _knob_x(slider: QSlider, position: int) -> int:
 
 
 def _drag(qtbot, slider: QSlider, to_position: int) -> None:  # type: ignore[no-untyped-def]
-    """Press on the knob, move the mouse in steps, release: a real drag."""
+    """Press on the knob, move the mouse in steps, release: a real drag. On a
+    slider with less travel than DRAG_TRAVEL_LEAST the knob moves slower than
+    the pointer (the drag is geared), so the pointer goes that much further."""
     y = slider.height() // 2
     start, end = _knob_x(slider, slider.value()), _knob_x(slider, to_position)
+    if isinstance(slider, RateSlider) and slider.travel() < DRAG_TRAVEL_LEAST:
+        span = slider.maximum() - slider.minimum()
+        pointer = (to_position - slider.value()) * DRAG_TRAVEL_LEAST / span
+        end = start + (math.ceil(pointer) if pointer > 0 else math.floor(pointer))  # not short
+        if to_position in (slider.minimum(), slider.maximum()):
+            end += 8 if pointer > 0 else -8  # past the end, as a hand does
     qtbot.mousePress(slider, Qt.MouseButton.LeftButton, pos=QPoint(start, y))
     step = 4 if end > start else -4
     for x in range(start, end, step):
