@@ -71,6 +71,13 @@ def masqueraded_container(pair: NetnsPair) -> Iterator[NetnsPair]:
                 )
 
 
+def _unlinked(shaper: TcShaper) -> None:
+    """The shaper back to no link and no class, as each test found it."""
+    for direction in Direction:
+        shaper.set_link(direction, None)
+    shaper.reconcile({})
+
+
 def _uplink_bytes(pair: NetnsPair) -> tuple[int, int]:
     """(sent, received) bytes of the helper's uplink so far."""
     shown = subprocess.run(["ip", "-n", pair.host_ns, "-j", "-s", "link", "show", "dev", pair.host_if],
@@ -116,9 +123,7 @@ def test_a_containers_prioritized_flows_are_classed_both_ways_through_nat(
         finally:
             for stream in streams:
                 stream.stop()
-            for direction in Direction:
-                shaper.set_link(direction, None)
-            shaper.reconcile({})
+            _unlinked(shaper)
 
 
 @pytest.mark.parametrize("nested", [False, True], ids=["its-socket", "forwarded-by-it"])
@@ -163,9 +168,7 @@ def test_a_slot_written_by_someone_else_into_tc_index_is_not_taken_for_ours(
         finally:
             for stream in streams:
                 stream.stop()
-            for direction in Direction:
-                shaper.set_link(direction, None)
-            shaper.reconcile({})
+            _unlinked(shaper)
 
 
 def test_a_slot_a_foreign_filter_wrote_on_a_device_we_do_not_hook_is_not_taken_for_ours(
@@ -291,6 +294,4 @@ def test_a_flow_that_takes_over_a_noted_tuple_is_not_classed_as_the_slots(
         finally:
             echo.kill()
             echo.wait()
-            for direction in Direction:
-                shaper.set_link(direction, None)
-            shaper.reconcile({})
+            _unlinked(shaper)
