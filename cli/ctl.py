@@ -19,6 +19,7 @@ from chadthrottle.cli.deferred_imports import defer
 defer("inspect")  # before the contract imports dataclasses: see deferred_imports
 # ruff: noqa: E402 (the imports below come after defer on purpose)
 
+from chadthrottle.arguments import seconds_type
 from chadthrottle.cli.gates import GATE_VERBS, add_gate_parsers, run_gate
 from chadthrottle.cli.gates import check_arguments as check_gate_arguments
 from chadthrottle.cli.output import (  # re-exported: tests and scripts name them from here
@@ -324,22 +325,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def parse_interval_argument(text: str) -> float:
-    """argparse type for watch --interval: seconds, within the watch bounds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not MIN_INTERVAL_S <= value <= MAX_INTERVAL_S:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(
-            f"interval {text!r} is not between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g} s"
-        )
-    return value
+# argparse type for watch --interval: seconds, within the watch bounds (nan and inf refused)
+parse_interval_argument = seconds_type(MIN_INTERVAL_S, MAX_INTERVAL_S)
 
 
 def parse_count_argument(text: str) -> int:
     """argparse type for watch --count: a whole number of lines, at least 1."""
-    if not text.strip().isdigit() or int(text) < 1:
+    if not re.fullmatch(r"\s*[0-9]+\s*", text) or int(text) < 1:  # isdigit() takes "²"
         raise argparse.ArgumentTypeError(f"not a count of lines (1 or more): {text!r}")
     return int(text)
 

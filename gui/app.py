@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from chadthrottle.arguments import seconds_type
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.gc_settle import settle_after_first
 from chadthrottle.gui.ipc.client_protocol import default_client_factory
@@ -27,6 +28,8 @@ from PySide6.QtWidgets import QApplication
 log = logging.getLogger(__name__)
 
 SCREENSHOT_SETTLE_MS = 400
+# The longest a QTimer waits: its interval is a signed 32-bit count of milliseconds.
+MAX_TIMER_S = (2**31 - 1) // 1000
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -41,19 +44,20 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--screenshot-timeout",
-        type=float,
+        type=seconds_type(0.0, MAX_TIMER_S),
         default=10.0,
         metavar="SECONDS",
         help="take the screenshot after this long even without data (default 10)",
     )
     parser.add_argument(
         "--screenshot-history",
-        type=float,
+        type=seconds_type(),
         default=0.0,
         metavar="SECONDS",
         help="wait until the graph holds this much data (default 0: the first data)",
     )
-    parser.add_argument("--quit-after", type=float, metavar="SECONDS", help="quit after this long")
+    parser.add_argument("--quit-after", type=seconds_type(0.0, MAX_TIMER_S), metavar="SECONDS",
+                        help="quit after this long")  # fmt: skip
     parser.add_argument(
         "--bus-address",
         metavar="ADDRESS",

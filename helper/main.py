@@ -55,6 +55,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from chadthrottle.arguments import seconds_type
 from chadthrottle.bus_connection import connect_system_bus
 from chadthrottle.contract import BUS_NAME
 from chadthrottle.helper.adapter.engine_thread import EngineThread
@@ -246,7 +247,7 @@ def _make_engine(
     if wall_clock_file is not None:
         options = dataclasses.replace(options, wall_clock=wall_clock_from_file(wall_clock_file))
     if hook_linger_s is not None:
-        options = dataclasses.replace(options, hook_linger_s=max(0.0, hook_linger_s))
+        options = dataclasses.replace(options, hook_linger_s=hook_linger_s)
     engine: ClosableEngine = build_engine(options)
     return engine
 
@@ -276,21 +277,12 @@ async def _serve(arguments: argparse.Namespace, stopping: threading.Event) -> No
 
 
 def idle_exit_seconds(option: float | None, environment: Mapping[str, str]) -> float:
-    """--idle-exit-s if given, else DEFAULT_ACTIVATED_IDLE_EXIT_S when the bus
-    started us, else 0 (never: someone started the helper by hand)."""
+    """--idle-exit-s if given (seconds_type refused a negative one), else
+    DEFAULT_ACTIVATED_IDLE_EXIT_S when the bus started us, else 0 (never:
+    someone started the helper by hand)."""
     if option is not None:
-        return max(0.0, option)
+        return option
     return DEFAULT_ACTIVATED_IDLE_EXIT_S if ACTIVATION_ENVIRONMENT in environment else 0.0
-
-
-def _flush_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 1.0 <= value <= 3600.0:  # refuses nan too
-        raise argparse.ArgumentTypeError(f"{text!r} is not between 1 and 3600 seconds")
-    return value
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -319,14 +311,14 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="(default: info)",
     )
     parser.add_argument(
-        "--idle-exit-s", metavar="SECONDS", type=float, default=None,
+        "--idle-exit-s", metavar="SECONDS", type=seconds_type(), default=None,
         help="exit after this long with no calls and no limits; 0 = never (default: "
         f"{DEFAULT_ACTIVATED_IDLE_EXIT_S:.0f} when started by D-Bus activation, else never)",
     )  # fmt: skip
     parser.add_argument(
         "--usage-flush-s",
         metavar="SECONDS",
-        type=_flush_seconds,
+        type=seconds_type(1.0, 3600.0),
         default=60.0,
         help="how often the usage history is written to disk; a crash loses at most this "
         "much of it (default: 60; 1 to 3600)",
@@ -356,7 +348,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--hook-linger-s",
         metavar="SECONDS",
-        type=float,
+        type=seconds_type(),
         default=None,
         help="for benches and tests: how long a tc hook, and another namespace's shaper, stays "
         "after its last limit (default 2; 0: it goes with the last limit; docs/backends.md, "
