@@ -17,7 +17,8 @@ import re
 
 from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.contract import BLOCK_LEASE_S, QUOTA_PERIODS, Direction
-from chadthrottle.units import format_rate, format_size
+from chadthrottle.units import UnitError, format_rate, format_size
+from chadthrottle.units import parse_size as units_parse_size
 
 TYPE_CHECKING = False  # not typing's (see cli/ctl.py)
 if TYPE_CHECKING:
@@ -30,23 +31,16 @@ BLOCK_HELD_NOTE = (
     f"again within {BLOCK_LEASE_S:g} s until it starts again"
 )
 # compiled on first use (re caches them), not by every call at import
-_SIZE_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$"
-_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 _CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):([0-5][0-9])$"
 
 
 def parse_size(text: str) -> int:
     """argparse type for a quota: 5MB, 500M, 2GiB, 1000000 (decimal units, or
-    binary with i)."""
-    match = re.match(_SIZE_PATTERN, text.lower())
-    if not match:
-        raise argparse.ArgumentTypeError(
-            f"not an amount of data: {text!r} (try 5MB, 2GB or 500MiB)"
-        )
-    number, prefix, binary, _ = match.groups()
-    if binary and not prefix:
-        raise argparse.ArgumentTypeError(f"not an amount of data: {text!r}")
-    return round(float(number) * (1024 if binary else 1000) ** _POWERS[prefix])
+    binary with i); the helper checks the bounds."""
+    try:
+        return units_parse_size(text)
+    except UnitError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_clock(text: str) -> int:

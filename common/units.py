@@ -215,7 +215,10 @@ def parse_size(text: str) -> int:
     if not match or (match.group(3) and not match.group(2)):
         raise UnitError(f"not an amount of data: {text!r} (try 5MB, 2GB or 500MiB)")
     number, prefix, binary, _ = match.groups()
-    return round(float(number) * (1024 if binary else 1000) ** _SIZE_POWERS[prefix])
+    value = float(number) * (1024 if binary else 1000) ** _SIZE_POWERS[prefix]
+    if not math.isfinite(value):  # hundreds of digits read as inf: round() would raise
+        raise UnitError(f"not an amount of data: {text!r} (too large)")
+    return round(value)
 
 
 def format_size(size_bytes: int) -> str:

@@ -135,3 +135,15 @@ def test_unblock_names_a_schedule_that_still_blocks() -> None:
     )
     assert unblock(Direction.DOWN, [night]) == "app:x: down unblocked"  # it blocks uploads only
     assert unblock(None, [idle, other]) == "app:x: down and up unblocked"
+
+
+def test_a_size_too_large_for_a_float_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Four hundred nines read as inf: round() raised OverflowError, which argparse
+    does not catch (a traceback); now one line naming the argument, exit 2."""
+    with pytest.raises(argparse.ArgumentTypeError, match="not an amount of data"):
+        parse_size("9" * 400 + "T")
+    with pytest.raises(SystemExit) as exited:
+        ctl.main(["quota", "app:x", "9" * 400, "--per", "day"])
+    assert exited.value.code == ctl.EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "argument SIZE: not an amount of data" in error and "Traceback" not in error

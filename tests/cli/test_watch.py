@@ -128,6 +128,8 @@ def test_without_json_a_table_and_a_blank_line_each_time() -> None:
         (["--count", "0"], "not a count"),
         (["--count", "-1"], "not a count"),
         (["--count", "x"], "not a count"),
+        # "²".isdigit() yet int("²") fails: it was "invalid parse_count_argument value"
+        (["--count", "\u00b2"], "not a count"),
         (["--interval", "0.01"], "not between"),
         (["--interval", "nan"], "not between"),
         (["--interval", "inf"], "not between"),

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 from chadthrottle.contract import MAX_RATE_BPS, MIN_RATE_BPS
-from chadthrottle.units import UnitError, UnitSystem, format_limit, format_rate, parse_rate
+from chadthrottle.units import (
+    UnitError,
+    UnitSystem,
+    format_limit,
+    format_rate,
+    parse_rate,
+    parse_size,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -112,3 +119,10 @@ def test_sizes_up_to_the_largest_quota_read_without_an_exponent() -> None:
         "1 PB",
         "1.13 PB",
     ]
+
+
+def test_a_size_too_large_for_a_float_is_refused_by_name() -> None:
+    """The GUI's quota field catches UnitError only: 400 nines read as inf and
+    round(inf) raised OverflowError."""
+    with pytest.raises(UnitError, match="not an amount of data"):
+        parse_size("9" * 400 + "TB")
