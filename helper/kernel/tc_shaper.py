@@ -138,7 +138,7 @@ class TcShaper:
         self._retire_after_s = retire_after_s
         self._hook_linger_s = hook_linger_s
         self._idle_since: dict[tuple[Direction, int], float] = {}  # hooks whose IFB has no class
-        self._paced: Classes = {}  # upload slots with congestion notices on
+        self._paced: dict[int, int] = {}  # upload slot -> the rate its notices are paced at
         # slot -> the directions whose link tree classes its forwarded flows (_sync_forwarded)
         self._forwarded: dict[int, frozenset[Direction]] = {}
         # the devices whose ingress runs our hook, as the pacer has them (_sync_carrying)
@@ -574,15 +574,18 @@ class TcShaper:
         program writes for a slot with a pacing rate: a class for a priority
         alone is paced at its link (its ceiling there)."""
         link = self._link_shaping[Direction.UP]
-        up = {slot: spec for slot, spec in up.items() if spec.rate_bps or link}
-        for slot in set(self._paced) - set(up):
+        share_bps = round(link.capacity_bps * SHAPE_SHARE) if link else 0
+        # Compared by the rate paced, not the spec: a priority alone keeps its
+        # spec when the link's capacity changes, and its pace must follow.
+        wanted = {slot: spec.rate_bps or share_bps for slot, spec in up.items()}
+        wanted = {slot: rate_bps for slot, rate_bps in wanted.items() if rate_bps}
+        for slot in set(self._paced) - set(wanted):
             self._pacer.set_upload_pacing(slot, 0, 0)
             del self._paced[slot]
-        for slot, spec in up.items():
-            rate_bps = spec.rate_bps or (round(link.capacity_bps * SHAPE_SHARE) if link else 0)
-            if rate_bps and self._paced.get(slot) != spec:
+        for slot, rate_bps in wanted.items():
+            if self._paced.get(slot) != rate_bps:
                 self._pacer.set_upload_pacing(slot, rate_bps, cn_queue_ns(rate_bps))
-                self._paced[slot] = spec
+                self._paced[slot] = rate_bps
 
     def _create_hook(self, direction: Direction, link: interfaces.Link) -> Hook:
         uplink_index, name = link.index, link.name

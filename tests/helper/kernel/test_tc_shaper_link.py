@@ -14,10 +14,10 @@ import subprocess
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
-from chadthrottle.helper.kernel.htb import ACK_MINOR, DEFAULT_MINOR, ClassSpec
+from chadthrottle.helper.kernel.htb import ACK_MINOR, DEFAULT_MINOR, ClassSpec, cn_queue_ns
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers
-from chadthrottle.helper.kernel.priority_classes import ACK_PACE_SHARE, LinkShaping
+from chadthrottle.helper.kernel.priority_classes import ACK_PACE_SHARE, SHAPE_SHARE, LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_unadopted
 from chadthrottle.priority import Priority
 from pyroute2 import IPRoute
@@ -110,6 +110,27 @@ def test_a_link_carries_the_priority_tree_and_its_going_restores_the_namespace(
     shaper.set_link(Direction.DOWN, None)
     shaper.reconcile({Direction.DOWN: {5: CALL}})
     assert tc_dump(pair.host_ns) == before, "the last link's going left something behind"
+
+
+def test_a_priority_alone_is_paced_again_when_the_link_capacity_changes(
+    shaper: TcShaper, datapath: Datapath
+) -> None:
+    """A priority-only slot's upload pacing is its link's share (the egress
+    program writes skb->priority for a paced slot): a new capacity with the
+    same spec repaces it in the kernel's map, as its class's ceiling follows."""
+    pacing = datapath._maps["upload_pacing"]
+    shaper.set_link(Direction.UP, LINK)
+    shaper.reconcile({Direction.UP: {3: CALL}})
+    assert pacing.get(3).rate_bps == round(LINK.capacity_bps * SHAPE_SHARE)
+    for capacity_bps in (2_500_000, 600_000):  # faster, then slower than the first
+        shaper.set_link(Direction.UP, LinkShaping(capacity_bps))
+        shaper.reconcile({Direction.UP: {3: CALL}})
+        rate_bps = round(capacity_bps * SHAPE_SHARE)
+        assert (pacing.get(3).rate_bps, pacing.get(3).cn_queue_ns) == (
+            rate_bps, cn_queue_ns(rate_bps),
+        ), f"still paced for the old capacity after {capacity_bps} B/s"  # fmt: skip
+    shaper.set_link(Direction.UP, None)
+    shaper.reconcile({})
 
 
 def test_a_killed_shapers_linked_tree_is_adopted_in_place(
