@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from enum import Enum
 
@@ -14,6 +15,8 @@ from PySide6.QtCore import QSettings
 log = logging.getLogger(__name__)
 
 REFRESH_CHOICES_S = (0.5, 1.0, 2.0, 5.0)
+# A stored interval outside these (a hand edit) is garbled: the default, not a clamp.
+REFRESH_BOUNDS_S = (0.2, 60.0)
 
 
 class Theme(Enum):
@@ -45,6 +48,22 @@ def _flag(store: QSettings, key: str, default: bool) -> bool:
     return True if text in ("true", "1") else False if text in ("false", "0") else default
 
 
+def _refresh_interval(store: QSettings, default: float) -> float:
+    """The stored refresh interval, or the default (logged) for one that is
+    not a number within REFRESH_BOUNDS_S: nan passed a min/max clamp as nan."""
+    stored = store.value("monitor/refresh_interval_s", default)
+    try:
+        interval = float(stored)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        interval = math.nan
+    least, most = REFRESH_BOUNDS_S
+    if least <= interval <= most:  # also refuses nan and inf
+        return interval
+    log.warning("monitor/refresh_interval_s %r is not %g..%g seconds: using %g", stored, least, most,
+                default)  # fmt: skip
+    return default
+
+
 def load_settings(store: QSettings) -> Settings:
     """Read settings, falling back to defaults for anything missing or garbled."""
     defaults = Settings()
@@ -52,11 +71,7 @@ def load_settings(store: QSettings) -> Settings:
         units = UnitSystem(str(store.value("display/units", defaults.units.value)))
     except ValueError:
         units = defaults.units
-    try:
-        interval = float(store.value("monitor/refresh_interval_s", defaults.refresh_interval_s))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        interval = defaults.refresh_interval_s
-    interval = min(max(interval, 0.2), 60.0)
+    interval = _refresh_interval(store, defaults.refresh_interval_s)
     try:
         theme = Theme(str(store.value("display/theme", defaults.theme.value)))
     except ValueError:

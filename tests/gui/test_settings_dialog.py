@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from chadthrottle.gui.controller import AppController
-from chadthrottle.gui.settings import Theme
+from chadthrottle.gui.settings import Settings, Theme, load_settings
 from chadthrottle.gui.theme import apply_theme, is_dark
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.settings_dialog import SettingsDialog
@@ -191,3 +191,18 @@ def test_closing_to_the_tray_says_limits_stay_only_while_some_are_enforced(
     assert said and "Limits stay in force" not in said[0], said
     assert said[0].startswith("No limit is enforced now: the helper is not installed."), said
     controller.shutdown()
+
+
+@pytest.mark.parametrize("garbled", ["nan", "inf", "-5", "0.01", "1e9"])
+def test_a_refresh_interval_that_is_no_interval_is_the_default(
+    tmp_path: Path, garbled: str
+) -> None:
+    """A hand-edited interval outside 0.2..60 s is garbled like any other value:
+    the default, not a clamp (nan went through min/max as nan: the worker
+    polled every 50 ms and the detail pane's clock took int(nan))."""
+    store = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    store.setValue("monitor/refresh_interval_s", garbled)
+    store.sync()
+    assert load_settings(store).refresh_interval_s == Settings().refresh_interval_s
+    store.setValue("monitor/refresh_interval_s", "2.5")  # one within the bounds is taken as it is
+    assert load_settings(store).refresh_interval_s == 2.5
