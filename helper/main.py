@@ -79,6 +79,10 @@ DEFAULT_ACTIVATED_IDLE_EXIT_S = 60.0
 # swaps adopted filters to the new program at the next one (a tick a second):
 # the old programs are detached once both have happened.
 TAKEOVER_GRACE_S = 1.5
+# The idle watch polls every idle_exit_s / 4, but not more often than this: a
+# tiny --idle-exit-s (1e-9 is a valid number of seconds) asked the engine
+# thread thousands of times a second while a limit kept the helper up.
+IDLE_POLL_LEAST_S = 0.05
 
 
 class StartupError(Exception):
@@ -97,7 +101,7 @@ async def _wait_until_idle(
     service: HelperService, engine_thread: EngineThread, engine: ClosableEngine, idle_exit_s: float
 ) -> None:
     """Return once there were no calls for idle_exit_s and no limit is set."""
-    poll_s = min(1.0, idle_exit_s / 4)
+    poll_s = min(1.0, max(IDLE_POLL_LEAST_S, idle_exit_s / 4))
     while True:
         await asyncio.sleep(poll_s)
         if service.idle_s() >= idle_exit_s and not await engine_thread.run(engine.has_limits):

@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from chadthrottle.client import HelperClient
-from chadthrottle.helper.main import run_helper
+from chadthrottle.helper.main import IDLE_POLL_LEAST_S, run_helper
 from chadthrottle.helper.standalone import PrivateSystemBus
 
 from tests.helper.adapter.conftest import FakeEngineForAdapterTests
@@ -63,3 +63,38 @@ def test_calls_and_limits_keep_it_running(private_bus: PrivateSystemBus) -> None
 
     asyncio.run(run())
     assert engine.closed
+
+
+class CountingEngine(EngineWithLimits):
+    def __init__(self) -> None:
+        super().__init__(limited=True)
+        self.asked = 0
+
+    def has_limits(self) -> bool:
+        self.asked += 1
+        return super().has_limits()
+
+
+def test_a_tiny_idle_timeout_does_not_spin(private_bus: PrivateSystemBus) -> None:
+    """--idle-exit-s 1e-9 is a valid number of seconds: the idle watch polled
+    every idle_exit_s / 4, asking the engine thread thousands of times a
+    second while a limit kept the helper up."""
+    engine = CountingEngine()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        helper = asyncio.ensure_future(
+            run_helper(private_bus.address, lambda: engine, stop, idle_exit_s=1e-9)
+        )
+        while engine.asked == 0:  # serving, and watching
+            await asyncio.sleep(0.01)
+        asked, started = engine.asked, time.monotonic()
+        await asyncio.sleep(1.0)
+        per_s = (engine.asked - asked) / (time.monotonic() - started)
+        stop.set()
+        await asyncio.wait_for(helper, 5)
+        assert per_s <= 1 / IDLE_POLL_LEAST_S + 2, (
+            f"the idle watch asked {per_s:.0f} times a second"
+        )
+
+    asyncio.run(run())
