@@ -1,13 +1,23 @@
 """Does a limit hold on every path an application's traffic takes? The real
 helper (tc backend, in the "host" namespace of a veth pair, on a private
-system bus) and one application, limited over D-Bus, on three paths:
+system bus) and one application, limited over D-Bus, on these paths:
 
   uplink      the helper's own uplink
   namespace   the application's own network namespace with its own link (a
               container, a VPN split tunnel): tc shapes there too (issue 13)
   two         two uplinks of the helper's namespace at once, one connection each
+  tun         a VPN-like tun device of the helper's namespace (no link-layer
+              header; tests/support/tun_link.py, its relay a thread of this process)
+  container   a container behind a bridge of the helper's namespace (as docker0),
+              its traffic forwarded and masqueraded out of the uplink
+              (tests/support/container_ns.py)
+  later       the uplink and a second uplink that appears after the limit was
+              set, one connection each, held in sum
+  readded     the uplink and a second uplink added after the limit, deleted
+              and added again with the same name and addresses (a VPN
+              reconnecting), one connection each, held in sum
 
-    sudo .venv/bin/python -m bench.paths [--rates 128K,1M,10M,50M] [--window-s 6] [--paths uplink,namespace,two]
+    sudo .venv/bin/python -m bench.paths [--rates 128K,1M,10M,50M] [--window-s 6] [--paths uplink,namespace,two,...]
 
 Prints achieved/configured per path, direction and rate (TCP, bytes at L3 from
 the payload the receiver read, full segments: payload x 1500/1448), the
@@ -20,6 +30,7 @@ each run. docs/benchmarks.md keeps a run.
 
     sudo .venv/bin/python -m bench.paths --converge-only [--converge-runs 5] [--converge-rates 1MiB,10MiB]
     sudo .venv/bin/python -m bench.paths --converge-only --converge-rates unlimited,300KiB
+    sudo .venv/bin/python -m bench.paths --capacity   # what each path carries unlimited, only
 """
 
 from __future__ import annotations
@@ -44,12 +55,17 @@ from chadthrottle.units import parse_rate
 
 from bench.limits import CONVERGE_BAND, fmt_rate, settle_time, slope, windows
 from bench.shaper_bytes import ShaperBytes
+from tests.support.container_ns import routed_container
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, Stream, app_scope, extra_link, netns_pair, start_stream
+from tests.support.tun_link import tun_link
 
 KiB, MiB = 1024, 1024 * 1024
 WIRE = 1448 / 1500
-PATHS = ("uplink", "namespace", "two")
+PATHS = ("uplink", "namespace", "two", "tun", "container", "later", "readded")
+# Paths whose second link is made after the first limit: no 'unlimited' first.
+LATE_PATHS = ("later", "readded")
+LINK_HOOKED_S = 1.0  # a new link's traffic before it is deleted (readded)
 START_TIMEOUT_S = 150.0
 # How often each sink reports. Two streams sharing one class take turns (each
 # socket's clamped window queued behind the other's: 50 ms bursts at twice its
@@ -73,34 +89,69 @@ UNLIMITED_OBSERVE_S = 6.0
 
 
 class Bench:
-    def __init__(
-        self, bus: PrivateSystemBus, pair: NetnsPair, other_ns: NetnsPair, second: NetnsPair
-    ) -> None:
-        self.bus, self.pair, self.other_ns, self.second = bus, pair, other_ns, second
+    def __init__(self, bus: PrivateSystemBus, pair: NetnsPair, links: dict[str, NetnsPair]) -> None:
+        """links: the paths' standing links by path (namespace, two, tun,
+        container), made for the paths asked for only."""
+        self.bus, self.pair, self.links = bus, pair, links
         self._ports = iter(range(6100, 7000))
 
+    def shaper_ns(self, path: str) -> str:
+        """Where a path's application is shaped: in its sockets' namespace."""
+        return self.links[path].host_ns if path in ("namespace", "container") else self.pair.host_ns
+
     @contextlib.contextmanager
-    def streams(self, path: str, direction: str) -> Iterator[list[Stream]]:
+    def streams(self, path: str, direction: str, first: int) -> Iterator[Run]:
         """The application's streams on a path, in an app scope of their own
-        (and the peers in another, so no limit but ours reaches them)."""
+        (and the peers in another, so no limit but ours reaches them), limited
+        to first (0: not yet). A late path's second link is made after that
+        limit (and, readded, deleted and made again) and its stream started
+        then. Its limit is cleared on exit."""
         tag = secrets.token_hex(3)
-        with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchPath{tag}") as scope, \
-                app_scope(cgroup2_mount(), f"org.chadthrottle.BenchPeer{tag}") as peer_scope:  # fmt: skip
-            pairs = {
-                "uplink": [self.pair],
-                "namespace": [self.other_ns],
-                "two": [self.pair, self.second],
-            }[path]
-            streams: list[Stream] = []
+        with contextlib.ExitStack() as made:
+            scope = made.enter_context(
+                app_scope(cgroup2_mount(), f"org.chadthrottle.BenchPath{tag}")
+            )
+            peer_scope = made.enter_context(
+                app_scope(cgroup2_mount(), f"org.chadthrottle.BenchPeer{tag}")
+            )
+            summed_streams = 2 if path in ("two", *LATE_PATHS) else 1
+            run = Run([])
+            streams = run.streams
+
+            def start(pair: NetnsPair) -> Stream:
+                stream = start_stream(pair, next(self._ports), direction, app_cgroup=scope, peer_cgroup=peer_scope,
+                                      seconds=120, report_interval_s=sink_report_s(summed_streams))  # fmt: skip
+                streams.append(stream)
+                return stream
+
             try:
-                for pair in pairs:
-                    streams.append(start_stream(pair, next(self._ports), direction, app_cgroup=scope,
-                                                peer_cgroup=peer_scope, seconds=120,
-                                                report_interval_s=sink_report_s(len(pairs))))  # fmt: skip
-                yield streams
+                start(self.pair if path in ("uplink", "two", *LATE_PATHS) else self.links[path])
+                if path == "two":
+                    start(self.links["two"])
+                if first:
+                    self.limit(run, direction, first)
+                if path in LATE_PATHS:
+                    if not first:
+                        raise ValueError(f"{path}: its link comes after a first limit")
+                    link_tag = secrets.token_hex(3)
+                    if path == "readded":  # the same device, with traffic, deleted and made again
+                        with extra_link(self.pair.host_ns, self.pair.peer_ns, tag=link_tag) as once:
+                            gone = start(once)
+                            time.sleep(LINK_HOOKED_S)
+                        gone.stop()
+                        streams.remove(gone)
+                        time.sleep(LINK_HOOKED_S)
+                    start(
+                        made.enter_context(
+                            extra_link(self.pair.host_ns, self.pair.peer_ns, tag=link_tag)
+                        )
+                    )
+                yield run
             finally:
                 for stream in streams:
                     stream.stop()
+                if run.app_id:
+                    self.clear(run.app_id)
 
     def wire_series(self, streams: list[Stream], since: float) -> list[tuple[float, float]]:
         """Summed L3 bytes of the streams, timed when the sinks counted them, at
@@ -108,8 +159,10 @@ class Bench:
         series = [stream.receiver.sink_samples or stream.receiver.samples for stream in streams]
         return every_s([(t, total / WIRE) for t, total in summed(series, since)], WINDOW_STEP_S)
 
-    def limit(self, target: str, direction: str, rate: int) -> str:
-        return call_helper(
+    def limit(self, run: Run, direction: str, rate: int) -> None:
+        """Limit the run's application (by its first stream's pid the first time)."""
+        target = run.app_id or f"pid:{run.streams[0].app_pid}"
+        run.app_id = call_helper(
             self.bus.address, lambda c: c.set_limit(target, Direction(direction), rate)
         )
 
@@ -117,15 +170,12 @@ class Bench:
         call_helper(self.bus.address, lambda c: c.clear_limit(app_id))
 
     def rate(self, path: str, direction: str, rate: int, warmup_s: float, window_s: float) -> float:
-        with self.streams(path, direction) as streams:
-            app_id = self.limit(f"pid:{streams[0].app_pid}", direction, rate)
-            try:
-                time.sleep(warmup_s)
-                began = time.monotonic()
-                time.sleep(window_s)
-                return slope(self.wire_series(streams, began)) / rate
-            finally:
-                self.clear(app_id)
+        """Achieved/configured; rate 0: no limit, the path's own L3 bytes/s."""
+        with self.streams(path, direction, rate) as run:
+            time.sleep(warmup_s)
+            began = time.monotonic()
+            time.sleep(window_s)
+            return slope(self.wire_series(run.streams, began)) / (rate or 1)
 
     def converge(
         self, path: str, direction: str, first: int = MiB, second: int = 10 * MiB
@@ -136,32 +186,33 @@ class Bench:
         FULL_SPEED_S (issue 13's 300 KiB/s upload case, as bench/limits.py
         sets it), observed UNLIMITED_OBSERVE_S; the shaper is then read from
         the call's return on (its IFB may not be there before)."""
-        shaper_ns = (self.other_ns if path == "namespace" else self.pair).host_ns
-        with self.streams(path, direction) as streams:
-            app_id = ""
-            try:
+        shaper_ns = self.shaper_ns(path)
+        with self.streams(path, direction, first) as run:
+            time.sleep(3.0 if first else FULL_SPEED_S)
+            with contextlib.ExitStack() as shaping:
                 if first:
-                    app_id = self.limit(f"pid:{streams[0].app_pid}", direction, first)
-                time.sleep(3.0 if first else FULL_SPEED_S)
-                with contextlib.ExitStack() as shaping:
-                    if first:
-                        shaper = shaping.enter_context(ShaperBytes(shaper_ns, Direction(direction)))
-                        time.sleep(0.3)
-                    began = time.monotonic()
-                    app_id = self.limit(app_id or f"pid:{streams[0].app_pid}", direction, second)
-                    if not first:
-                        shaper = shaping.enter_context(ShaperBytes(shaper_ns, Direction(direction)))
-                    time.sleep(4.0 if first else UNLIMITED_OBSERVE_S)
-                    ended = time.monotonic()
-                app_series = self.wire_series(streams, began - 1.0)
-                return Settled(
-                    settle_time(app_series, second, began, ended), settle_time(shaper.samples, second, began, ended),
-                    os.getloadavg()[0], last_off(app_series, second, began, ended),
-                    last_off(shaper.samples, second, began, ended), shaper.dropped,
-                )  # fmt: skip
-            finally:
-                if app_id:
-                    self.clear(app_id)
+                    shaper = shaping.enter_context(ShaperBytes(shaper_ns, Direction(direction)))
+                    time.sleep(0.3)
+                began = time.monotonic()
+                self.limit(run, direction, second)
+                if not first:
+                    shaper = shaping.enter_context(ShaperBytes(shaper_ns, Direction(direction)))
+                time.sleep(4.0 if first else UNLIMITED_OBSERVE_S)
+                ended = time.monotonic()
+            app_series = self.wire_series(run.streams, began - 1.0)
+            return Settled(
+                settle_time(app_series, second, began, ended), settle_time(shaper.samples, second, began, ended),
+                os.getloadavg()[0], last_off(app_series, second, began, ended),
+                last_off(shaper.samples, second, began, ended), shaper.dropped,
+            )  # fmt: skip
+
+
+@dataclass
+class Run:
+    """One application's streams on a path, and its app id once limited."""
+
+    streams: list[Stream]
+    app_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,6 +225,28 @@ class Settled:
     )  # the last window out of the band: (seconds after the call, ratio)
     shaper_off: tuple[float, float] | None
     shaper_dropped: int  # readings of the shaper too slow to time (ShaperBytes.dropped)
+
+
+@contextlib.contextmanager
+def standing_links(pair: NetnsPair, paths: Sequence[str]) -> Iterator[dict[str, NetnsPair]]:
+    """The links the asked-for paths run on for the whole bench, by path,
+    made before the helper starts; removed on exit."""
+    with contextlib.ExitStack() as made:
+        links: dict[str, NetnsPair] = {}
+        if "namespace" in paths:
+            links["namespace"] = made.enter_context(
+                extra_link(f"ctbapp-{secrets.token_hex(3)}", pair.peer_ns)
+            )
+        if "two" in paths:
+            links["two"] = made.enter_context(extra_link(pair.host_ns, pair.peer_ns))
+        if "tun" in paths:
+            links["tun"] = made.enter_context(tun_link(pair))
+        if "container" in paths:
+            container = made.enter_context(
+                routed_container(pair, None, "bench", masquerade=True, bridge=True)
+            )
+            links["container"] = container.path_to_peer(pair)
+        yield links
 
 
 def last_off(
@@ -266,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--converge-only", action="store_true", help="skip the achieved/configured table"
     )
+    parser.add_argument(
+        "--capacity",
+        action="store_true",
+        help="only what each path carries with no limit (not the late paths: the uplink and a veth, as 'two')",
+    )
     arguments = parser.parse_args(argv)
     paths = arguments.paths.split(",")
     if not set(paths) <= set(PATHS):
@@ -276,12 +354,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             "--converge-rates takes two rates (the first may be 'unlimited'), --converge-runs at least 1"
         )
-    tag = secrets.token_hex(3)
     with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory(prefix="ct-paths-") as state, \
-            extra_link(f"ctbapp-{tag}", pair.peer_ns) as other_ns, extra_link(pair.host_ns, pair.peer_ns) as second, \
+            standing_links(pair, paths) as links, \
             HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state), backend="tc",
                           start_timeout_s=START_TIMEOUT_S) as helper:  # fmt: skip
-        bench = Bench(bus, pair, other_ns, second)
+        bench = Bench(bus, pair, links)
+        if arguments.capacity:
+            print("| path | dir | unlimited, L3 |")
+            print("|---|---|---|")
+            for path in [path for path in paths if path not in LATE_PATHS]:
+                for direction in ("down", "up"):
+                    carried = bench.rate(path, direction, 0, arguments.warmup_s, arguments.window_s)
+                    print(f"| {path} | {direction} | {fmt_rate(carried)} |", flush=True)
+            return 0
         if not arguments.converge_only:
             print("| path | dir | configured | achieved/configured |")
             print("|---|---|---|---|")
@@ -295,7 +380,14 @@ def main(argv: list[str] | None = None) -> int:
                             f"| {path} | {direction} | {fmt_rate(rate)} | {ratio:.3f} |", flush=True
                         )
             print()
-        cases = [(path, direction) for path in paths for direction in ("down", "up")]
+        late = [path for path in paths if path in LATE_PATHS and not converge_rates[0]]
+        if late:
+            print(
+                f"(not converged from 'unlimited': {', '.join(late)}: their link comes after a first limit)"
+            )
+        cases = [
+            (path, direction) for path in paths if path not in late for direction in ("down", "up")
+        ]
         runs: dict[tuple[str, str], list[Settled]] = {case: [] for case in cases}
         for _ in range(
             arguments.converge_runs

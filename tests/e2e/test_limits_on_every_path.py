@@ -23,6 +23,7 @@ from chadthrottle.contract import Direction
 
 from tests.e2e.conftest import MiB, Stack
 from tests.support import own_names
+from tests.support.container_ns import routed_container
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     NetnsPair,
@@ -269,32 +270,14 @@ def test_an_application_using_two_uplinks_is_held_in_sum_both_ways_and_follows_a
                 stream.stop()
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
-
-
 @pytest.fixture
 def container(stack: Stack) -> Iterator[NetnsPair]:
     """A container's namespace behind the helper's, as with docker0: its only
     link goes to the helper's namespace, which routes its traffic on to the
-    internet. Yields the pair start_stream needs: the application in the
-    container, its peer in the internet namespace."""
-    with extra_link(f"ctctr-{secrets.token_hex(3)}", stack.pair.host_ns) as link:
-        subnet = link.peer_addr.rsplit(".", 1)[0] + ".0/24"
-        _ip("-n", link.host_ns, "route", "add", "default", "via", link.peer_addr)
-        subprocess.run(["ip", "netns", "exec", stack.pair.host_ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
-                       check=True, capture_output=True)  # fmt: skip
-        _ip("-n", stack.pair.peer_ns, "route", "add", subnet, "via", stack.pair.host_addr)
-        try:
-            yield NetnsPair(peer_ns=stack.pair.peer_ns, host_ns=link.host_ns, peer_if=stack.pair.peer_if,
-                            host_if=link.host_if, peer_addr=stack.pair.peer_addr, host_addr=link.host_addr,
-                            peer_addr6=stack.pair.peer_addr6, host_addr6=link.host_addr6)  # fmt: skip
-        finally:
-            subprocess.run(
-                ["ip", "-n", stack.pair.peer_ns, "route", "del", subnet], capture_output=True
-            )
-            subprocess.run(["ip", "netns", "exec", stack.pair.host_ns, "sysctl", "-qw", "net.ipv4.ip_forward=0"],
-                           capture_output=True)  # fmt: skip
+    internet (tests/support/container_ns.py). Yields the pair start_stream
+    needs: the application in the container, its peer in the internet namespace."""
+    with routed_container(stack.pair, None, "every") as made:
+        yield made.path_to_peer(stack.pair)
 
 
 def test_an_application_in_a_container_behind_the_helpers_namespace_is_held_both_ways(

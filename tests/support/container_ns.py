@@ -1,11 +1,13 @@
 """A container in miniature behind the helper's namespace: a network namespace
-of its own, joined to the helper's by a veth, whose traffic the helper's
-namespace routes out through its uplink (the way a container, `ip netns exec`
-or a sandbox with a veth reaches the internet). Masqueraded out of the
-helper's uplink as docker does (nft, scripts/install-deps), or, with
-masquerade=False, routed: the modem and the internet get a route back to it.
+of its own, joined to the helper's by a veth (on a bridge there, as docker0,
+with bridge=True), whose traffic the helper's namespace routes out through its
+uplink (the way a container, `ip netns exec` or a sandbox with a veth reaches
+the internet). Masqueraded out of the helper's uplink as docker does (nft,
+scripts/install-deps), or, with masquerade=False, routed: the modem and the
+internet get a route back to it.
 
   container --veth-- helper's namespace --veth-- modem --veth-- internet
+  container --veth-- helper's namespace --veth-- internet  (no modem: internet None)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Container:
     netns: str
     addr: str
     host_if: str  # its veth's end in the helper's namespace
+    bridge: str = ""  # the bridge that end is on (bridge=True), the container's gateway
 
     @property
     def netns_link(self) -> str:
@@ -38,6 +41,12 @@ class Container:
         (its application in the container, its server in the internet)."""
         return NetnsPair(peer_ns=internet.netns, host_ns=self.netns, peer_if="", host_if="",
                          peer_addr=internet.addr, host_addr=self.addr, peer_addr6="", host_addr6="")  # fmt: skip
+
+    def path_to_peer(self, pair: NetnsPair) -> NetnsPair:
+        """The container and the pair's peer namespace (the internet when
+        there is no modem), for start_stream."""
+        return NetnsPair(peer_ns=pair.peer_ns, host_ns=self.netns, peer_if="", host_if="",
+                         peer_addr=pair.peer_addr, host_addr=self.addr, peer_addr6="", host_addr6="")  # fmt: skip
 
 
 def _masquerade(table: str, out_if: str, source: str) -> str:
@@ -57,17 +66,41 @@ def _gateway(netns: str, to: str) -> str:
     return str(json.loads(routes)[0]["gateway"])
 
 
+def _bridged(netns: str, port: str, gateway: str) -> str:
+    """A bridge in netns with port on it and the port's address (the
+    container's gateway, /24) moved to it, as docker0 holds its containers'
+    veths; the bridge's name."""
+    bridge = f"ctbr{secrets.token_hex(4)}"
+    _run("ip", "-n", netns, "link", "add", bridge, "type", "bridge")
+    try:
+        _run("ip", "-n", netns, "addr", "del", f"{gateway}/24", "dev", port)
+        _run("ip", "-n", netns, "link", "set", port, "master", bridge)
+        _run("ip", "-n", netns, "addr", "add", f"{gateway}/24", "dev", bridge)
+        _run("ip", "-n", netns, "link", "set", bridge, "up")
+    except BaseException:
+        subprocess.run(["ip", "-n", netns, "link", "del", bridge], capture_output=True)
+        raise
+    return bridge
+
+
 @contextlib.contextmanager
 def routed_container(
-    pair: NetnsPair, internet: Internet, owner: str, masquerade: bool = False
+    pair: NetnsPair,
+    internet: Internet | None,
+    owner: str,
+    masquerade: bool = False,
+    bridge: bool = False,
 ) -> Iterator[Container]:
     """A new namespace (named after owner, an engineer's or test's tag) behind
     pair.host_ns, routed to the internet behind the modem; the helper's
     namespace forwards and gets a default route through the modem (a real
-    host has one). masquerade: its packets leave pair.host_if with the
-    uplink's address and a port of conntrack's choosing (an nft table of
-    its own), and nothing routes back to the container's address. What this
-    made or changed is undone on exit."""
+    host has one). internet None: the pair's peer namespace is the internet,
+    on the uplink's subnet (no default route added). masquerade: its packets
+    leave pair.host_if with the uplink's address and a port of conntrack's
+    choosing (an nft table of its own), and nothing routes back to the
+    container's address. bridge: the veth's end in the helper's namespace is
+    on a bridge of its own that holds the container's gateway address, as
+    docker0. What this made or changed is undone on exit."""
     name = f"ctc{owner}-{secrets.token_hex(3)}"
     helper_ns = pair.host_ns
     forwarding = subprocess.run(nsenter_argv(helper_ns, ["sysctl", "-n", "net.ipv4.ip_forward"]),
@@ -77,13 +110,20 @@ def routed_container(
         added: list[list[str]] = []
         try:
             _run(*nsenter_argv(helper_ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
+            bridged = _bridged(helper_ns, link.peer_if, link.peer_addr) if bridge else ""
+            if bridged:
+                added.append(["ip", "-n", helper_ns, "link", "del", bridged])
             _run("ip", "-n", name, "route", "add", "default", "via", link.peer_addr)
-            for netns, via in ((helper_ns, pair.peer_addr),):
+            for netns, via in ((helper_ns, pair.peer_addr),) if internet else ():
                 _run("ip", "-n", netns, "route", "add", "default", "via", via)
                 added.append(["ip", "-n", netns, "route", "del", "default", "via", via])
-            back = (
-                (internet.modem_ns, pair.host_addr),
-                (internet.netns, _gateway(internet.netns, pair.host_addr)),
+            back: tuple[tuple[str, str], ...] = (
+                (
+                    (internet.modem_ns, pair.host_addr),
+                    (internet.netns, _gateway(internet.netns, pair.host_addr)),
+                )
+                if internet
+                else ((pair.peer_ns, pair.host_addr),)
             )
             if masquerade:
                 table = f"ctc{owner}{secrets.token_hex(3)}"
@@ -96,7 +136,7 @@ def routed_container(
             for netns, via in back:
                 _run("ip", "-n", netns, "route", "add", f"{link.host_addr}/32", "via", via)
                 added.append(["ip", "-n", netns, "route", "del", f"{link.host_addr}/32"])
-            yield Container(name, link.host_addr, link.peer_if)
+            yield Container(name, link.host_addr, link.peer_if, bridged)
         finally:
             for argv in reversed(added):
                 subprocess.run(argv, capture_output=True)

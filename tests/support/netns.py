@@ -285,14 +285,18 @@ def wait_for_line(process: subprocess.Popen[str], key: str, timeout_s: float = 1
 
 
 @contextlib.contextmanager
-def extra_link(near_ns: str, far_ns: str | None = None, mtu: int = 1500) -> Iterator[NetnsPair]:
+def extra_link(
+    near_ns: str, far_ns: str | None = None, mtu: int = 1500, tag: str = ""
+) -> Iterator[NetnsPair]:
     """Another veth between two namespaces, on a subnet of its own, as a
     NetnsPair whose host side is near_ns and peer side far_ns (start_stream
     runs the application on the host side). far_ns None makes a new namespace
     for the far side; a new near_ns is made when it does not exist yet (an
-    application's own namespace: a container, `ip netns exec`). What this made
-    is removed on exit."""
-    tag = secrets.token_hex(3)
+    application's own namespace: a container, `ip netns exec`). tag (6 hex
+    digits; default a fresh one) names the devices and subnet: the same tag
+    again makes the same link again (a device deleted and added back, as a
+    VPN reconnecting). What this made is removed on exit."""
+    tag = tag or secrets.token_hex(3)
     octet = int(tag[:2], 16)
     subnet = f"10.{150 + octet % 40}.{int(tag[2:4], 16)}"
     made: list[str] = []
