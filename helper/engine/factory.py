@@ -71,6 +71,11 @@ class EngineOptions:
     hook_linger_s: float = HOOK_LINGER_S
 
 
+# Unix seconds a --wall-clock-file may say (about the year 36812; the rules
+# file's quota periods are bounded alike).
+WALL_CLOCK_FILE_MAX_S = 2**40
+
+
 def wall_clock_from_file(path: Path) -> Callable[[], float]:
     """A wall clock read from a file of unix seconds, for tests that move time
     across a schedule's minute (--wall-clock-file); the system's clock while
@@ -78,9 +83,11 @@ def wall_clock_from_file(path: Path) -> Callable[[], float]:
 
     def now() -> float:
         try:
-            return float(path.read_text().strip())
+            seconds = float(path.read_text().strip())
         except (OSError, ValueError):
             return time.time()
+        # nan, inf and the far future read as floats, and time.localtime raised on them
+        return seconds if 0 <= seconds < WALL_CLOCK_FILE_MAX_S else time.time()
 
     return now
 
