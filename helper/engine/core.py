@@ -281,13 +281,15 @@ class EngineCore:
 
     def _change(self, edit: Callable[[LimitTable], None], clamped: Collection[int] = ()) -> None:
         """clamped: the pids _shrink_windows_first clamped for this edit; if it
-        is refused, their windows go back to what the old table holds them to."""
+        is refused, their windows go back to what the old table holds them to.
+        Any failure undoes the edit, not only a HelperError: an unexpected one
+        (the caller is told the call failed) must not leave the change in force."""
         before = self._limits.copy()
         edit(self._limits)
         try:
             self._apply()
             self._save_rules(self._limits)
-        except HelperError:
+        except Exception:
             self._limits = before
             self._apply_quietly()
             self._applier.unclamp(clamped)
@@ -298,6 +300,8 @@ class EngineCore:
             self._apply()
         except HelperError as error:
             log.error("rollback incomplete: %s", error)
+        except Exception:  # the first failure is the caller's to hear; this one is logged
+            log.exception("rollback incomplete")
 
     def _apply(self) -> None:
         """Classes first, then tags: a tagged packet always finds its class

@@ -252,7 +252,7 @@ class Engine(EngineCore):
             estimated, self._estimated = self._estimated, {}
             try:
                 self._change(edit)
-            except HelperError:
+            except Exception:  # undone as _change undoes the table
                 self._estimated = estimated
                 raise
             log.info(

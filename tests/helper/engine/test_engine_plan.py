@@ -466,3 +466,26 @@ def test_a_forked_child_gone_before_it_was_read_belongs_to_its_parents_applicati
     assert [(a.id, a.rx_bytes) for a in world.engine.list_applications()] == [
         ("exe:/usr/bin/rsync", 700)
     ]
+
+
+def test_a_change_an_unexpected_error_stops_is_undone(world: World) -> None:
+    """Only a HelperError rolled the table back: anything else (a pyroute2
+    error a kernel step did not wrap, say) left the new limit in the table,
+    listed and stored with the next change, while the caller was told the
+    call failed (the adapter's generic Failed)."""
+    world.spawn(10)
+    world.engine.set_limit("pid:10", Direction.UP, 1_000_000, 0)
+    reconcile, failures = world.shaper.reconcile, [RuntimeError("a netlink error nobody wrapped")]
+
+    def fails_once(wanted: dict[Direction, object]) -> None:
+        if failures:
+            raise failures.pop()
+        reconcile(wanted)  # type: ignore[arg-type]
+
+    world.shaper.reconcile = fails_once  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.engine.set_limit("pid:10", Direction.UP, 2_000_000, 0)
+    assert {app.id: app.up_limit_bps for app in world.engine.list_applications()} == {
+        "exe:/usr/bin/curl": 1_000_000
+    }
+    assert [spec.rate_bps for spec in world.shaper.wanted[Direction.UP].values()] == [1_000_000]
