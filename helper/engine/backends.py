@@ -231,6 +231,7 @@ class LinkShaper(Protocol):
     def linked_directions(self) -> set[Direction]: ...
     def linked_interfaces(self) -> list[str]: ...
     def link_gaps(self) -> dict[Direction, list[str]]: ...
+    def carrying_gaps(self) -> list[str]: ...
 
 
 def _label(inode: int, own_inode: int) -> str:
@@ -338,6 +339,12 @@ class BackendRouter:
             ):
                 gaps[direction] = list(reasons)
         return gaps
+
+    def carrying_gaps(self) -> list[str]:
+        """Why a container's priority is not ordered through some device (its
+        upload's tc enforcer cannot trust what its hook there carries)."""
+        _, enforcer = self._by_direction[Direction.UP]
+        return enforcer.carrying_gaps() if isinstance(enforcer, LinkShaper) else []
 
     def shape_namespaces_of(self, slots: Mapping[int, int]) -> None:
         """The processes limits reach, and their slots: an enforcer that shapes

@@ -54,6 +54,9 @@ class LinkFacts:
     # Per direction, why some uplink's traffic passes the tree (a foreign filter ahead
     # of ours, an uplink we may not hook: ShaperPort.enforcement_gaps); absent when none.
     gaps: Mapping[Direction, str] = field(default_factory=dict)
+    # Why a container's forwarded traffic is not ordered through some device (a
+    # filter of someone else's can set what our hook carries: ShaperPort.carrying_gaps)
+    uncarried: str = ""
 
 
 def link_facts(
@@ -73,6 +76,7 @@ def link_facts(
         paused_problem,
         apply_error,
         gaps,
+        "; ".join(shaper.carrying_gaps()),
     )
 
 
@@ -159,11 +163,15 @@ def priority_problem(
             reasons.append(
                 f"{direction.value} is not ordered on every uplink: {facts.gaps[direction]}"
             )
+    # A forwarded flow's download is classed by the tuple its upload noted: with
+    # no upload carried, neither is.
+    why = f" ({facts.uncarried})" if facts.uncarried else ""
     if elsewhere and not forwarded:
-        reasons.append(f"its traffic in namespace {elsewhere} is not ordered")
+        reasons.append(f"its traffic in namespace {elsewhere} is not ordered{why}")
     elif elsewhere and len(forwarded) < len(Direction):
         (missing,) = set(Direction) - set(forwarded)
-        reasons.append(f"its {_WORDS[missing]} in namespace {elsewhere} is not ordered")
+        reasons.append(f"its {_WORDS[missing]} in namespace {elsewhere} is not ordered"
+                       + (why if missing is Direction.UP else ""))  # fmt: skip
     if astray and facts.shaping:
         reasons.append(
             f"its traffic through {', '.join(astray)} is not ordered: the link is on "

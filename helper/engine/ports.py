@@ -111,3 +111,6 @@ class ShaperPort(Protocol):
     def link_gaps(
         self,
     ) -> dict[Direction, list[str]]: ...  # where traffic can pass the link tree, guarded or not
+    def carrying_gaps(
+        self,
+    ) -> list[str]: ...  # why a container's priority is not carried by some device

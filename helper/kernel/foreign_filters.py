@@ -26,7 +26,7 @@ import fcntl
 import logging
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +158,53 @@ def hook_gaps(
     return list(reasons.values())
 
 
+def carrying_doubts(
+    ifname: str, filters: Iterable[Filter], our_prio: int, our_ifbs: Collection[int], our_ifb: int,
+    tcx: Iterable[str],
+) -> list[str]:  # fmt: skip
+    """Why the slot our ingress hook on ifname writes into skb->tc_index (a
+    container's socket's: bpf/datapath.c carry_slot) may not be what leaves
+    that hook. The kernel writes TC_H_MIN(classid) into tc_index after any
+    filter there that returns TC_ACT_OK: one before ours (ours never runs), or
+    one after ours that our catch-all does not end the search before (ours
+    matches nothing for an upload; the search goes on); a tcx program can
+    write it, or skip the filters. our_ifbs: every IFB of ours (u32 shows the
+    other hook's tables at the same priority), our_ifb: this hook's."""
+    ordered = sorted(
+        (f for f in filters if f.chain == 0), key=lambda f: f.prio
+    )  # stable: the kernel's order
+    ours = next((i for i, f in enumerate(ordered) if _is_ours(f, our_prio, our_ifb)), None)
+    if ours is None:
+        return [f"{ifname}: {OUR_FILTER_GONE[Direction.DOWN]}"]
+    catch_all = (
+        our_prio + 1
+    )  # catch_all.CATCH_ALL_PRIORITY: a u32 of ours that matches every packet
+    ends = any(f.kind == "u32" and f.prio == catch_all and f.protocol == ETH_P_ALL
+               and any(action.redirect_ifindex == our_ifb for action in f.actions) for f in ordered)  # fmt: skip
+    reasons: dict[tuple[int, int, int, str], str] = {}
+    for at, entry in enumerate(ordered):
+        if (
+            entry.protocol not in _CARRIES_IP
+            or entry.handle == 0
+            or (ends and entry.prio > catch_all)
+        ):
+            continue  # never sees IP, a classifier's head, or never reached
+        if _is_ours(entry, our_prio, our_ifb) or (
+            entry.kind == "u32" and entry.prio == catch_all
+            and (not entry.handle & 0xFFF  # a u32 table's head
+                 or (entry.actions and all(a.redirect_ifindex in our_ifbs for a in entry.actions)))
+        ):  # fmt: skip
+            continue
+        where = "before" if at < ours else "after"
+        reasons.setdefault(entry.classifier, (
+            f"{ifname}: a {entry.kind} filter ChadThrottle did not create (prio {entry.prio}) runs {where} its own "
+            f"on ingress and can set skb->tc_index, by which ChadThrottle carries a container's priority; uploads "
+            f"forwarded from {ifname} are not ordered"))  # fmt: skip
+    return list(reasons.values()) + [
+        f"{ifname}: a tcx BPF program ChadThrottle did not attach ({name or 'unnamed'}) runs first on ingress "
+        f"and can set skb->tc_index; uploads forwarded from {ifname} are not ordered" for name in tcx]  # fmt: skip
+
+
 def ingress_gaps(ifname: str, filters: Iterable[Filter], our_prio: int, our_ifb: int) -> list[str]:
     return hook_gaps(ifname, filters, our_prio, our_ifb, Direction.DOWN)
 
@@ -246,7 +293,22 @@ def enforcement_gaps(
     """Per direction, the reasons limits do not hold on some uplink. ingress,
     egress: uplink ifindex -> (hook parent, our IFB's ifindex) where downloads,
     uploads are redirected to an IFB; names: uplink names."""
+    return read_gaps(ipr, names, ingress, egress, our_prio)[0]
+
+
+def read_gaps(
+    ipr: IPRoute,
+    names: Mapping[int, str],
+    ingress: Mapping[int, tuple[int, int]],
+    egress: Mapping[int, tuple[int, int]],
+    our_prio: int,
+) -> tuple[dict[Direction, list[str]], dict[int, list[str]]]:
+    """enforcement_gaps, and from the same dumps, per ingress hook (ifindex),
+    why it cannot be trusted to carry a slot in skb->tc_index
+    (carrying_doubts; absent when it can)."""
     gaps: dict[Direction, list[str]] = {Direction.DOWN: [], Direction.UP: []}
+    doubts: dict[int, list[str]] = {}
+    our_ifbs = {ifb for _parent, ifb in [*ingress.values(), *egress.values()]}
     hooks = {
         Direction.DOWN: (ingress, bpf_syscalls.TCX_INGRESS),
         Direction.UP: (egress, bpf_syscalls.TCX_EGRESS),
@@ -256,8 +318,13 @@ def enforcement_gaps(
             for index, (parent, ifb) in sorted(redirects.items()):
                 if index in names:
                     filters = read_hook(ipr, index, parent)
+                    tcx = tcx_programs(index, tcx_hook)
                     gaps[direction] += hook_gaps(names[index], filters, our_prio, ifb, direction)
-                    gaps[direction] += tcx_gaps(
-                        names[index], tcx_programs(index, tcx_hook), direction
-                    )
-    return {direction: reasons for direction, reasons in gaps.items() if reasons}
+                    gaps[direction] += tcx_gaps(names[index], tcx, direction)
+                    if direction is Direction.DOWN and (
+                        doubt := carrying_doubts(
+                            names[index], filters, our_prio, our_ifbs, ifb, tcx
+                        )
+                    ):
+                        doubts[index] = doubt
+    return {direction: reasons for direction, reasons in gaps.items() if reasons}, doubts

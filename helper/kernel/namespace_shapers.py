@@ -599,6 +599,11 @@ class NamespaceShapers:
         only, where the tree is (other namespaces' gaps are their limits')."""
         return self._own.link_gaps()
 
+    def carrying_gaps(self) -> list[str]:
+        """Why a container's priority is not ordered through some device: the
+        helper's own namespace only, where forwarded flows are classed."""
+        return self._own.carrying_gaps()
+
     def lossy_grafts(self) -> int:
         """Clsacts added since last asked whose graft dropped packets, in every
         namespace shaped (TcShaper.lossy_grafts; an int read beside the

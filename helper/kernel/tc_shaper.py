@@ -143,6 +143,10 @@ class TcShaper:
         self._forwarded: dict[int, frozenset[Direction]] = {}
         # the devices whose ingress runs our hook, as the pacer has them (_sync_carrying)
         self._carrying: dict[int, int] = {}  # ifindex -> CARRIED_BY_*
+        # Ingress hooks (ifindex) the last read of the hooks found no reason to
+        # doubt (foreign_filters.carrying_doubts), and why the others are doubted
+        self._carriers: set[int] = set()
+        self._doubted: dict[int, list[str]] = {}
         self._netns_cookie = tc_ownership.netns_cookie(ipr)
         self._hooks: dict[Direction, dict[int, Hook]] = {
             direction: {} for direction in Direction
@@ -201,6 +205,15 @@ class TcShaper:
         """Where traffic can pass this namespace's link tree: its gaps."""
         return self.enforcement_gaps()
 
+    def carrying_gaps(self) -> list[str]:
+        """Why a container's traffic that comes in by some hooked device is
+        not ordered by its priority: our hook there cannot be trusted to carry
+        its slot (skb->tc_index) to the uplink, as of the last read of the
+        hooks (at most GAPS_MAX_AGE_S old: enforcement_gaps)."""
+        self.enforcement_gaps()
+        return [why for index in sorted(self._doubted) if index in self._hooks[Direction.DOWN]
+                for why in self._doubted[index]]  # fmt: skip
+
     def linked_interfaces(self) -> list[str]:
         """The uplinks whose hooks feed a linked IFB now, by name (GetLinkShaping)."""
         names = {link.index: link.name for link in self._all_links()}
@@ -250,9 +263,15 @@ class TcShaper:
             dict(self._unhooked),
         ) != read_hooks or time.monotonic() - read_at >= self.GAPS_MAX_AGE_S:
             names = {link.index: link.name for link in self._uplinks()}
-            gaps = foreign_filters.enforcement_gaps(
+            was = self._doubted
+            gaps, self._doubted = foreign_filters.read_gaps(
                 self._ipr, names, hooks[0], hooks[1], FILTER_PRIORITY
             )
+            self._carriers = {index for index in hooks[0] if index in names} - set(self._doubted)
+            for why in {w for ws in self._doubted.values() for w in ws} - {
+                w for ws in was.values() for w in ws
+            }:
+                log.warning("%s", why)
             for (direction, index), why in sorted(self._unhooked.items(), key=lambda item: (item[0][0].value,
                                                                                              item[0][1])):  # fmt: skip
                 if index in names:
@@ -265,6 +284,7 @@ class TcShaper:
             self._check_catch_alls()
             self._check_ifb_roots(gaps)
             self._gaps = (time.monotonic(), (hooks, dict(self._unhooked)), gaps)
+            self._write_carrying()  # what the read found, at once
             for direction, by_uplink in zip((Direction.DOWN, Direction.UP), hooks, strict=True):
                 gone = f": {foreign_filters.OUR_FILTER_GONE[direction]}"
                 self._lost_hooks |= {
@@ -471,8 +491,24 @@ class TcShaper:
         link every packet: the catch-all) comes to the uplink's egress hook a
         second time, by the IFB, and is let be there; as a slot of no device
         of ours, it made the flow's noted tuple forgotten, and its downloads
-        went unclassed."""
-        wanted = {index: CARRIED_BY_HOOK for index in self._hooks[Direction.DOWN]}
+        went unclassed.
+
+        A hook is trusted only as the last read of it found it (carrying_doubts:
+        no filter or tcx program of someone else's on that ingress can write
+        tc_index after ours, or keep ours from running); the engine asks the
+        gaps every second, so one added later is found within GAPS_MAX_AGE_S
+        and a tick. A new hook is read before it is trusted."""
+        if self._hooks[Direction.DOWN]:
+            self.enforcement_gaps()  # reads the hooks again only when they changed or aged
+        self._write_carrying()
+
+    def _write_carrying(self) -> None:
+        """The carrying devices as the hooks and their last read have them, to the pacer."""
+        wanted = {
+            index: CARRIED_BY_HOOK
+            for index in self._hooks[Direction.DOWN]
+            if index in self._carriers
+        }
         wanted.update(
             {hook.ifb.ifindex: CARRIED_BY_IFB for hook in self._hooks[Direction.UP].values()}
         )

@@ -103,6 +103,7 @@ class RecordingShaper:
     gaps: dict[Direction, list[str]] = field(default_factory=dict)
     # tc's own gaps where the policer guards them (hidden from enforcement_gaps: the limit holds)
     tc_gaps: dict[Direction, list[str]] = field(default_factory=dict)
+    uncarried: list[str] = field(default_factory=list)  # carrying_gaps'
     limited_pids: set[int] = field(
         default_factory=set
     )  # the processes shape_namespaces_of was last given
@@ -160,6 +161,9 @@ class RecordingShaper:
 
     def backend_of(self, direction: Direction) -> str:
         return self.backend
+
+    def carrying_gaps(self) -> list[str]:
+        return list(self.uncarried)
 
     def link_gaps(self) -> dict[Direction, list[str]]:
         return {direction: [*self.gaps.get(direction, []), *self.tc_gaps.get(direction, [])]

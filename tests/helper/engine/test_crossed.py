@@ -93,6 +93,26 @@ def test_a_containers_priority_is_said_in_force_only_where_the_kernel_classes_it
     assert forwarded.of([3]) == frozenset()
 
 
+def test_why_a_containers_upload_is_not_carried_is_said_with_the_upload_only() -> None:
+    """A forwarded download is classed by the tuple its upload noted, so a
+    device that cannot carry the upload's slot (TcShaper.carrying_gaps) is
+    why both are not ordered; a download missing alone has other reasons."""
+    why = "veth1: a u32 filter ChadThrottle did not create (prio 1) runs before its own on ingress"
+    facts = LinkFacts(LinkSetting(down_bps=1000, up_bps=1000), {d: 1000 for d in Direction},
+                      frozenset(Direction), {d: "tc" for d in Direction}, uncarried=why)  # fmt: skip
+    netns = "net:[4026532970]"
+    assert (
+        priority_problem(facts, netns) == f"its traffic in namespace {netns} is not ordered ({why})"
+    )
+    assert priority_problem(facts, netns, forwarded={Direction.DOWN}) == (
+        f"its upload in namespace {netns} is not ordered ({why})"
+    )
+    assert priority_problem(facts, netns, forwarded={Direction.UP}) == (
+        f"its download in namespace {netns} is not ordered"
+    )
+    assert priority_problem(facts) == ""  # an application of the helper's namespace only
+
+
 def test_counts_a_slot_had_before_its_priority_are_not_taken_for_classing_now() -> None:
     """The kernel's per-slot counts last as long as its maps: a slot whose
     container priority was set before (or whose slot another application

@@ -272,6 +272,25 @@ def test_an_application_just_given_a_priority_is_said_elsewhere_at_once(
     assert problem == "its traffic in namespace net:[4026532999] is not ordered"
 
 
+def test_a_containers_priority_not_carried_by_its_device_is_said_with_why(
+    world: World, monkeypatch
+) -> None:
+    """A device whose ingress hook cannot be trusted to carry a container's
+    slot (a filter of someone else's there can set skb->tc_index:
+    TcShaper.carrying_gaps) leaves the container's priority unordered: the
+    listing says so, and why, and the local applications' problems do not."""
+    monkeypatch.setattr("chadthrottle.helper.engine.engine.elsewhere_of",
+                        lambda pids: "net:[4026532999]" if 10 in pids else "", raising=False)  # fmt: skip
+    why = "veth1: a u32 filter ChadThrottle did not create (prio 1) runs before its own on ingress"
+    world.shaper.uncarried = [why]
+    _running(world)
+    world.engine.set_link_capacity(6_000_000, 1_000_000, False)
+    _prioritize(world, CURL, Priority.CRITICAL)
+    problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
+    assert problem == f"its traffic in namespace net:[4026532999] is not ordered ({why})"
+    assert world.engine.link_shaping().problem == ""
+
+
 def test_a_user_is_shown_the_round_trip_and_namespace_of_their_own_processes_only(
     world: World,
 ) -> None:

@@ -13,8 +13,10 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.foreign_filters import (
     ETH_P_ALL,
     ETH_P_IP,
+    OUR_FILTER_GONE,
     Action,
     Filter,
+    carrying_doubts,
     egress_gaps,
     ingress_gaps,
     parse_filter,
@@ -147,3 +149,39 @@ def test_tcx_programs_are_gaps_in_their_direction() -> None:
         "DEV: a tcx BPF program ChadThrottle did not attach (unnamed) runs first on ingress; downloads "
         "through DEV may not be limited"]  # fmt: skip
     assert "on egress; uploads through DEV" in tcx_gaps("DEV", ["x"], Direction.UP)[0]
+
+
+def test_only_a_filter_that_can_write_tc_index_after_or_instead_of_ours_is_a_carrying_doubt() -> (
+    None
+):
+    """skb->tc_index is written after any filter that returns TC_ACT_OK: one
+    before ours, or after ours unless our catch-all (a u32 at the next
+    priority that matches all and redirects to this hook's IFB) ends the
+    search first. u32 lists the other hook's tables at the same priority
+    (our egress catch-all, to the upload IFB: 8)."""
+    head, ours = _ours()
+    catch_all = [Filter("u32", OUR_PRIO + 1, ETH_P_ALL, handle=0),
+                 Filter("u32", OUR_PRIO + 1, ETH_P_ALL, handle=0x80000000),
+                 Filter("u32", OUR_PRIO + 1, ETH_P_ALL, handle=0x80000800, actions=(Action("mirred", 9),)),
+                 Filter("u32", OUR_PRIO + 1, ETH_P_ALL, handle=0x80100800, actions=(Action("mirred", 8),))]  # fmt: skip
+    later = Filter("u32", 60000, ETH_P_ALL, handle=0x80200800)
+    arp = Filter("u32", 1, 0x0806, handle=0x80300800)
+    assert (
+        carrying_doubts("DEV", [arp, head, ours, *catch_all, later], OUR_PRIO, {8, 9}, 9, []) == []
+    )
+    (after,) = carrying_doubts("DEV", [head, ours, later], OUR_PRIO, {8, 9}, 9, [])
+    assert after.startswith(
+        "DEV: a u32 filter ChadThrottle did not create (prio 60000) runs after its own"
+    )
+    theirs = Filter("bpf", OUR_PRIO, ETH_P_ALL, handle=2, bpf_name="other")
+    (first,) = carrying_doubts("DEV", [head, theirs, ours, *catch_all], OUR_PRIO, {8, 9}, 9, [])
+    assert first.startswith(
+        f"DEV: a bpf filter ChadThrottle did not create (prio {OUR_PRIO}) runs before its own"
+    )
+    (tcx,) = carrying_doubts(
+        "DEV", [head, ours, *catch_all], OUR_PRIO, {8, 9}, 9, ["cil_from_netdev"]
+    )
+    assert "tcx BPF program ChadThrottle did not attach (cil_from_netdev)" in tcx
+    assert carrying_doubts("DEV", [later], OUR_PRIO, {8, 9}, 9, []) == [
+        f"DEV: {OUR_FILTER_GONE[Direction.DOWN]}"
+    ]

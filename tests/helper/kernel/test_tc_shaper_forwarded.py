@@ -22,6 +22,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
+from chadthrottle.helper.kernel.tc_ownership import FILTER_PRIORITY
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from chadthrottle.priority import Priority
 
@@ -215,6 +216,86 @@ def test_a_slot_a_foreign_filter_wrote_on_a_device_we_do_not_hook_is_not_taken_f
             shaper.reconcile({})
             if made_qdisc:
                 _run(nsenter_argv(pair.host_ns, ["tc", "qdisc", "del", "dev", veth, "clsact"]))
+
+
+def _helper_side(pair: NetnsPair, container: NetnsPair) -> str:
+    """The container's veth, the helper's side."""
+    shown = subprocess.run(["ip", "-n", pair.host_ns, "-j", "route", "get", container.host_addr],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return str(json.loads(shown)[0]["dev"])
+
+
+@pytest.mark.parametrize("prio", [1, 60000], ids=["before-ours", "after-ours"])
+def test_a_hooked_device_where_a_foreign_filter_can_write_tc_index_carries_nothing(
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper, prio: int
+) -> None:
+    """Our hook on the container's veth writes the slot into skb->tc_index,
+    but the kernel writes TC_H_MIN(classid) into it after any filter on that
+    ingress that returns TC_ACT_OK: one before ours (then ours never runs)
+    or one after ours (ours matches nothing for an upload and the search goes
+    on). With a u32 'classid 1:7' there, an application of no slot's upload
+    was classed and counted as slot 7's on the uplink, so the listing said a
+    container's priority in force while that filter chose the class. Such a
+    device is not trusted as carrying (the filter is left alone), and the
+    link's gaps say why its containers' uploads are not ordered. After ours:
+    only where our catch-all does not end the search, i.e. downloads shaped
+    by a limit (here another slot's) and not under a link."""
+    wanted = {direction: {SLOT: CALL} for direction in Direction}
+    if prio > FILTER_PRIORITY:
+        wanted[Direction.DOWN] = {SLOT + 1: ClassSpec(rate_bps=1_000_000, burst_bytes=0)}
+    with masqueraded_container(pair) as container:
+        veth = _helper_side(pair, container)
+        for direction in Direction if prio < FILTER_PRIORITY else [Direction.UP]:
+            shaper.set_link(direction, LINK)
+        shaper.reconcile(wanted)  # hooks the veth (an uplink to the shaper): its clsact
+        _run(nsenter_argv(pair.host_ns, ["tc", "filter", "add", "dev", veth, "ingress", "prio", str(prio),
+                                         "protocol", "all", "u32", "match", "u32", "0", "0", "classid",
+                                         f"1:{SLOT:x}"]))  # fmt: skip
+        stream = start_stream(container, 5633, "up", family=4, seconds=20, congestion="cubic")
+        try:
+
+            def doubted() -> bool:  # the engine's tick: a reconcile, then the gaps
+                shaper.reconcile(wanted)
+                return any(veth in why for why in shaper.carrying_gaps())
+
+            said = eventually(doubted, 3.0, 0.25)
+            drained = [shaper.sent_bytes(Direction.UP).get(SLOT, 0)]
+
+            def drained_now() -> bool:  # what the class queued before is sent: no growth in 0.6 s
+                drained.append(shaper.sent_bytes(Direction.UP).get(SLOT, 0))
+                return len(drained) > 3 and drained[-1] == drained[-4]
+
+            eventually(drained_now, 3.0, 0.2)
+            before = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
+            sent = shaper.sent_bytes(Direction.UP).get(SLOT, 0)
+            carried = _uplink_bytes(pair)[0]
+            assert eventually(lambda: _uplink_bytes(pair)[0] - carried > 3_000_000, 8.0), (
+                "no upload"
+            )
+            after = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
+            now = shaper.sent_bytes(Direction.UP).get(SLOT, 0) - sent
+            gaps = shaper.carrying_gaps()
+            print(f"a foreign filter at prio {prio} on the hooked veth: the slot's class sent {now}; "
+                  f"counts {before} -> {after}; carrying gaps {gaps}")  # fmt: skip
+            assert after == before and now < 100_000, (now, before, after)
+            assert said, gaps
+            assert _has_filter_at(pair, veth, prio), "the foreign filter was touched"
+        finally:
+            stream.stop()
+            subprocess.run(
+                nsenter_argv(
+                    pair.host_ns, ["tc", "filter", "del", "dev", veth, "ingress", "prio", str(prio)]
+                ),
+                capture_output=True,
+            )
+            _unlinked(shaper)
+
+
+def _has_filter_at(pair: NetnsPair, device: str, prio: int) -> bool:
+    """Whether the device's ingress still has a filter at prio."""
+    shown = subprocess.run(nsenter_argv(pair.host_ns, ["tc", "-j", "filter", "show", "dev", device, "ingress"]),
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return any(entry.get("pref") == prio for entry in json.loads(shown or "[]"))
 
 
 ECHO = """
