@@ -336,31 +336,51 @@ def old_windows_left(
     estimate (old_window_drain_s) is not: a sender that got no CPU while the
     helper waited kept its old window and sent it into the shaper after the
     limit landed (docs/backends.md, "Clamping the receive window").
+    Each ask first puts back a clamp that receive autotuning raised: the
+    sockets are not tagged yet, so chadt_sockops does not hold it, and the
+    kernel sets window_clamp from the buffer it grows as the application
+    reads (tcp_rcv_space_adjust); the window then grew past the clamp and
+    the wait ran out (a held sender resumed: 30 MB). A socket whose clamp
+    was raised is not done at that ask (it may have offered more meanwhile).
     Sockets that received nothing for idle_ms are not waited for (a kept-alive
     connection's window stays open until its sender sends again, which no
     wait can cover). made_by: only the sockets that uid's processes made, as
     a user's clamp clamped (a socket root made and passed to the user's
     process was never clamped: waiting for it kept the limit its full
     WINDOW_DRAIN_MAX_S). None: the kernel's tcp_info does not carry the window."""
+    left = False
     for sock_fd, kind in _open_inet_sockets(pid, made_by):
         if kind != socket.SOCK_STREAM:
             continue
         try:
             with _borrowed(sock_fd) as sock:
                 info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LONG_BYTES)
+                if not info or info[0] in (_TCP_CLOSE, _TCP_LISTEN):
+                    continue
+                if len(info) < _TCP_INFO_LONG_BYTES:
+                    return None
+                clamp = receive_window_bytes(
+                    wire_bps, struct.unpack_from("I", info, _TCPI_MIN_RTT)[0]
+                )
+                raised = _put_back_clamp(sock, clamp)
         except OSError:
             continue
-        if not info or info[0] in (_TCP_CLOSE, _TCP_LISTEN):
-            continue
-        if len(info) < _TCP_INFO_LONG_BYTES:
-            return None
         if struct.unpack_from("I", info, _TCPI_LAST_DATA_RECV)[0] > idle_ms:
             continue
-        clamp = receive_window_bytes(wire_bps, struct.unpack_from("I", info, _TCPI_MIN_RTT)[0])
         grain = 1 << (info[_TCPI_WSCALE] >> 4)  # the window is advertised in these steps
-        if struct.unpack_from("I", info, _TCPI_RCV_WND)[0] > clamp + grain:
-            return True
-    return False
+        left = left or raised or struct.unpack_from("I", info, _TCPI_RCV_WND)[0] > clamp + grain
+    return left
+
+
+def _put_back_clamp(sock: socket.socket, clamp: int) -> bool:
+    """Set the clamp again if the kernel raised it since; whether it had. Read
+    back, as the kernel keeps a clamp of at least half its smallest buffer
+    (tcp_set_window_clamp): a tiny limit's clamp reads higher, not raised."""
+    held = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP)
+    if held <= clamp:
+        return False
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, clamp)
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP) < held)
 
 
 def sends_unacked(pid: int, marks: Mapping[int, int] | None = None) -> dict[int, int] | None:

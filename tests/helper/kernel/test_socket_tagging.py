@@ -168,3 +168,66 @@ def test_a_clamped_window_is_left_until_the_sender_spends_it() -> None:
             thread.join(5)
         for sock in (sender, receiver, listener):
             sock.close()
+
+
+def test_a_clamp_receive_autotuning_raises_while_the_window_is_waited_for_is_put_back() -> None:
+    """While the engine waits out an old window the sockets are not tagged yet,
+    so chadt_sockops does not hold their clamp (nor for a socket opened before
+    the limit: the per-packet hook is turned on when a connection opens). The
+    kernel's receive autotuning, growing the buffer as the application reads,
+    sets window_clamp from it (tcp_rcv_space_adjust), and the window grows
+    past the clamp again: a held sender then kept a 30 MB window, the wait ran
+    out and the leaf dropped 2,076-2,378 packets (issue 13, e2e
+    test_limit_lands_on_a_held_sender). Each ask puts such a clamp back.
+    Segments of 1448 B and a 32 KB clamp: loopback's 64 KB segments would not
+    fit the clamp, and the first growth of the buffer from its initial size
+    (131,072 B) raises window_clamp past 32 KB (20 of 20 probes, within 0.3 ms)."""
+    listener = socket.socket()
+    receiver = socket.socket()
+    for sock in (listener, receiver):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1448)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    receiver.connect(listener.getsockname())
+    sender, _ = listener.accept()
+    sender.settimeout(0.05)
+    wire_bps = 640_000  # x (RTT + 50 ms): about 32 KB
+    assert clamp_open_windows(os.getpid(), wire_bps)
+    clamp = receiver.getsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP)
+    stop = threading.Event()
+
+    def send() -> None:
+        while not stop.is_set():
+            try:
+                sender.send(b"x" * 65536)
+            except (TimeoutError, OSError):
+                continue
+
+    def read() -> None:
+        while not stop.is_set() and receiver.recv(1 << 20):
+            pass
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (send, read)]
+    raised: list[tuple[int, int, bool | None]] = []  # raised to, held after the ask, its answer
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline and len(raised) < 3:  # as the engine asks
+            before = receiver.getsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP)
+            left = old_windows_left(os.getpid(), wire_bps, idle_ms=5_000)
+            if before > clamp:
+                held = receiver.getsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP)
+                raised.append((before, held, left))
+            time.sleep(0.01)
+        assert raised, "autotuning raised no clamp in 0.5 s: nothing judged"
+        # put back, and not done: the window may have grown meanwhile
+        assert all(held == clamp and left is True for _, held, left in raised), (clamp, raised)
+    finally:
+        stop.set()
+        for sock in (sender, receiver):
+            sock.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(5)
+        for sock in (sender, receiver, listener):
+            sock.close()
