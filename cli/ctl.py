@@ -131,7 +131,9 @@ def parse_burst_argument(text: str) -> int:
     match = _BYTES_RE.match(text.lower())
     if not match:
         raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (try 64K or 65536)")
-    value = int(match.group(1)) * _BYTES_MULTIPLIERS[match.group(2)]
+    digits, unit = match.groups()
+    # past 18 digits it is above anyway, and int() refuses more than 4,300
+    value = int(digits) * _BYTES_MULTIPLIERS[unit] if len(digits) <= 18 else MAX_BURST_BYTES + 1
     if value > MAX_BURST_BYTES:
         raise argparse.ArgumentTypeError(f"burst {text!r} is above {MAX_BURST_BYTES} bytes")
     return value
@@ -331,7 +333,8 @@ parse_interval_argument = seconds_type(MIN_INTERVAL_S, MAX_INTERVAL_S)
 
 def parse_count_argument(text: str) -> int:
     """argparse type for watch --count: a whole number of lines, at least 1."""
-    if not re.fullmatch(r"\s*[0-9]+\s*", text) or int(text) < 1:  # isdigit() takes "²"
+    # ASCII digits (isdigit() takes "²"), and few enough for int() (4,300 at most)
+    if not re.fullmatch(r"\s*[0-9]{1,18}\s*", text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not a count of lines (1 or more): {text!r}")
     return int(text)
 

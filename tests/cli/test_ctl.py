@@ -41,6 +41,8 @@ def test_limit_needs_a_direction(capsys: pytest.CaptureFixture[str]) -> None:
         (["limit", "pid:1", "--up", "10"], "below the minimum"),
         (["limit", "pid:1", "--down", "1M", "--burst", "lots"], "not a size"),
         (["limit", "pid:1", "--down", "1M", "--burst", "2000M"], "above"),
+        # past int()'s 4,300 digits: was "invalid parse_burst_argument value"
+        (["limit", "pid:1", "--down", "1M", "--burst", "9" * 5000], "above"),
         ([], "COMMAND"),
         (["throttle"], "invalid choice"),
     ],

@@ -130,6 +130,7 @@ def test_without_json_a_table_and_a_blank_line_each_time() -> None:
         (["--count", "x"], "not a count"),
         # "²".isdigit() yet int("²") fails: it was "invalid parse_count_argument value"
         (["--count", "\u00b2"], "not a count"),
+        (["--count", "9" * 5000], "not a count"),  # past int()'s 4,300 digits
         (["--interval", "0.01"], "not between"),
         (["--interval", "nan"], "not between"),
         (["--interval", "inf"], "not between"),
