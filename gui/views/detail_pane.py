@@ -235,8 +235,11 @@ def connections_view(model: ConnectionTableModel, parent: QWidget) -> QTableView
     for column, sample in samples.items():
         header.resizeSection(column, metrics.horizontalAdvance(sample) + CELL_PADDING)
     size_number_columns(view, model.units)
+    # one row and the titles: the pane gives the table no more than its rows need
     view.setMinimumHeight(
-        view.verticalHeader().defaultSectionSize() * 2 + header.sizeHint().height()
+        view.verticalHeader().defaultSectionSize()
+        + header.sizeHint().height()
+        + 2 * view.frameWidth()
     )
     return view
 
@@ -331,8 +334,10 @@ class DetailPane(QWidget):
         self._notes_shown: tuple[str, int] = ("", 0)  # the whole text, and the width it was cut at
         layout.addWidget(self.limit_notes)
         # Graph above, connections below; the user moves the line between them.
-        self.split = QSplitter(Qt.Orientation.Vertical, self)
+        self.split = _Split(Qt.Orientation.Vertical, self)
         self.split.setChildrenCollapsible(False)
+        self.split.resized.connect(self._on_split_resized)
+        self.split.splitterMoved.connect(self._on_split_dragged)  # only a drag moves it so
         self.split.addWidget(graph_place)
         below = QWidget(self.split)
         below_layout = QVBoxLayout(below)
@@ -356,6 +361,8 @@ class DetailPane(QWidget):
         self.split.setStretchFactor(1, 1)
         self._connections_box = below
         self._split_placed = False
+        self._split_dragged = False  # the user moved the line: theirs, kept in proportion
+        self._table_folded_for_room = False  # by a short window, not by the user
         below.hide()  # until there is something to show: a short screen needs the room
         layout.addWidget(self.split, 1)
         self.plot.setVisible(False)
@@ -382,6 +389,7 @@ class DetailPane(QWidget):
             return
         self.connections_model.clear()
         self.connections_caption.setText(CONNECTIONS_UNKNOWN)
+        self._fit_split()  # no rows: the graph takes the room
         self._away_clock.start(max(250, int(self.refresh_interval_s * 1000)))
         self.refresh()
 
@@ -475,16 +483,16 @@ class DetailPane(QWidget):
             self.connections_caption.setText(caption)
         if self._connections_box.isHidden():
             self._connections_box.show()
-            if (
-                not self._split_placed
-            ):  # the first time: two fifths for the table (then as the user drags it)
+            if not self._split_placed:  # the first time: room asked of the window
                 self._split_placed = True
                 if self.window().height() < SHORT_WINDOW_HEIGHT:
-                    self.connections_caption.setChecked(
-                        False
-                    )  # the list of applications needs the room more
+                    # the list of applications needs the room more; opened when made tall
+                    self.connections_caption.setChecked(False)
+                    self._table_folded_for_room = True
                 else:
                     self._place_split()
+                return
+        self._fit_split()  # as many rows as it has now
 
     def _show_table(self, shown: bool) -> None:
         """Show or fold the connections table; folded, the count stays as a
@@ -493,43 +501,75 @@ class DetailPane(QWidget):
             Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
         )
         self.connections.setVisible(shown)
+        self._table_folded_for_room = False  # the user's own fold or opening, or a tall window's
         if shown:
+            self._split_dragged = False  # opened afresh: placed for its rows again
             self._place_split()
             return
         total = sum(self.split.sizes())
         line = self.connections_caption.sizeHint().height() + 6
         self.split.setSizes([total - line, line])
 
-    def connections_wanted_height(self) -> int:
-        """The connections' part with CONNECTION_ROWS_WANTED rows: the count's
-        line, the titles, the rows and the table's frame."""
+    def connections_wanted_height(self, rows: int = CONNECTION_ROWS_WANTED) -> int:
+        """The connections' part with this many rows: the count's line, the
+        titles, the rows, a sideways scroll bar if there is one and the frame."""
         table = self.connections
         box = self._connections_box.layout()
         margins = box.contentsMargins().top() + box.spacing() if box is not None else 6
+        scroll = table.horizontalScrollBar()
         return (
             self.connections_caption.sizeHint().height()
             + margins
             + table.horizontalHeader().sizeHint().height()
-            + CONNECTION_ROWS_WANTED * table.verticalHeader().defaultSectionSize()
+            + rows * table.verticalHeader().defaultSectionSize()
+            + (scroll.sizeHint().height() if scroll.isVisibleTo(table) else 0)
             + 2 * table.frameWidth()
         )
 
+    def _fit_split(self) -> None:
+        """The table no taller than its rows need (one at least; up to
+        CONNECTION_ROWS_WANTED, or two fifths of the split if that is more),
+        the graph the rest: under Xvfb at 1366x768 an application with one
+        connection, or none known while the helper was away, left the graph
+        95 px beside four empty rows. Again on every resize, so the table
+        keeps its rows and the graph follows the window. A line the user
+        dragged is theirs (QSplitter keeps it in proportion)."""
+        if (self._split_dragged or self.split.isHidden() or self._connections_box.isHidden()
+                or self.connections.isHidden()):  # fmt: skip
+            return
+        total = self.split.height() - self.split.handleWidth()
+        if total <= 0:
+            return
+        need = self.connections_wanted_height(max(1, self.connections_model.rowCount()))
+        most = max(total * 2 // 5, self.connections_wanted_height())
+        table = max(0, min(need, most, total - GRAPH_MIN_HEIGHT))
+        if self.split.sizes() != [total - table, table]:
+            self.split.setSizes([total - table, table])
+
+    def _on_split_resized(self) -> None:
+        if self._table_folded_for_room and self.window().height() >= SHORT_WINDOW_HEIGHT:
+            self.connections_caption.setChecked(True)  # made tall: opened (and placed)
+            return
+        self._fit_split()
+
+    def _on_split_dragged(self, _position: int, _index: int) -> None:
+        self._split_dragged = True
+
     def _place_split(self) -> None:
-        """Two fifths for the connections, or room for CONNECTION_ROWS_WANTED
-        rows if that is more: asked of the window first (roomWanted), which
-        takes it from the list as far as the list keeps its rows; what that
-        does not give, the graph gives, down to its least (there, with two
-        plots, it read squashed beside a list with rows to spare)."""
-        wanted = self.connections_wanted_height()
+        """Room for the table's rows (at most CONNECTION_ROWS_WANTED) beside
+        the graph: asked of the window first (roomWanted), which takes it from
+        the list as far as the list keeps its rows; what that does not give,
+        the graph gives, down to its least (there, with two plots, it read
+        squashed beside a list with rows to spare). Then _fit_split."""
+        rows = min(CONNECTION_ROWS_WANTED, max(1, self.connections_model.rowCount()))
+        wanted = self.connections_wanted_height(rows)
         least = GRAPH_MIN_HEIGHT
         # its height, not its sizes: a part just shown is not in them yet
         height = self.split.height() - self.split.handleWidth()
         short = max(least, height - height * 2 // 5) + wanted - height
         if short > 0:
             self.roomWanted.emit(short)  # the window resizes the pane now, or not
-        total = self.split.height() - self.split.handleWidth()
-        table = max(total * 2 // 5, min(wanted, total - least))
-        self.split.setSizes([total - table, table])
+        self._fit_split()
 
     def _show_notes(self, text: str) -> None:
         """The notes, cut to NOTES_MAX_LINES at the pane's width (cut_to_lines);
@@ -726,6 +766,17 @@ class DetailPane(QWidget):
 
 
 GRAPH_MIN_HEIGHT = 110
+
+
+class _Split(QSplitter):
+    """The graph and the connections: says when it was resized, after it laid
+    its parts out (DetailPane fits the table to its rows again)."""
+
+    resized = Signal()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.resized.emit()
 
 
 class _DirectionGraph:
