@@ -89,6 +89,8 @@ def connection_data(
 ) -> Any:
     if role == Qt.ItemDataRole.DisplayRole and column == Column.NAME:
         return connection_label(connection)
+    if role == Role.CONNECTION and column == Column.NAME:  # cut to fit by NameDelegate
+        return connection
     if role == Qt.ItemDataRole.DisplayRole and column in (Column.DOWN, Column.UP):
         down, up = app.connection_speeds.get(connection_key(connection), (None, None))
         rate = down if column == Column.DOWN else up

@@ -54,3 +54,4 @@ class Role(IntEnum):
     WHOLE_ROW = (
         Qt.ItemDataRole.UserRole + 12
     )  # bool: a child row whose name is all it says (a process)
+    CONNECTION = Qt.ItemDataRole.UserRole + 13  # ConnectionInfo, on a connection row's name

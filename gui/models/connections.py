@@ -6,7 +6,7 @@ and the order (established first), so the expanded row and the detail pane agree
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from chadthrottle.contract import ConnectionInfo
 
@@ -95,6 +95,35 @@ def connection_label(connection: ConnectionInfo) -> str:
         f"\u2192 {connection.remote} {connection.state}"
         f" ({connection.protocol} from {connection.local})"
     )
+
+
+def fitted_connection_label(
+    connection: ConnectionInfo, room: float, width: Callable[[str], float]
+) -> str:
+    """The label as it fits ``room`` (``width`` measures a text), its end (the
+    far end of a connection, the own end of a listening socket) kept whole
+    first: the label whole; else cut after that end ("→ 10.223.230.1:6100 EST…");
+    else that end alone ("10.223.230.1:6100"); else its host cut in the middle,
+    the port whole ("10.22…30.1:6100"). At 2x on 1366x768 an expanded row read
+    "→ 10.242.131.1:6…", the port cut: the label cut at its end as Qt does."""
+    label = connection_label(connection)
+    if width(label) <= room:
+        return label
+    end = connection.local if connection.state == "LISTEN" else connection.remote
+    lead = label[: label.index(end) + len(end)]
+    for cut in range(len(label) - 1, len(lead) - 1, -1):  # the longest that fits
+        shown = label[:cut].rstrip() + "…"
+        if width(shown) <= room:
+            return shown
+    if width(end) <= room:
+        return end
+    host, colon, port = end.rpartition(":")
+    tail = colon + port
+    for keep in range(len(host) - 1, 1, -1):  # as much of the host as fits, from both ends
+        shown = f"{host[: (keep + 1) // 2]}…{host[len(host) - keep // 2 :]}{tail}"
+        if width(shown) <= room:
+            return shown
+    return f"…{tail}"
 
 
 def connection_tooltip(connection: ConnectionInfo) -> str:

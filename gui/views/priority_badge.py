@@ -9,7 +9,9 @@ force), and in italics with "…" while asked for and not yet confirmed.
 
 from __future__ import annotations
 
+from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.models.columns import Role
+from chadthrottle.gui.models.connections import fitted_connection_label
 from chadthrottle.gui.models.priority_view import PriorityState
 from chadthrottle.gui.widgets.limit_slider import problem_colour
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, Qt
@@ -35,7 +37,24 @@ def badge_text(state: PriorityState, short: bool = False) -> str:
 
 
 class NameDelegate(QStyledItemDelegate):
-    """Icon and name as Qt paints them, then the badge where there is one."""
+    """Icon and name as Qt paints them, then the badge where there is one; a
+    connection row's label cut so that its far end stays whole."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: AnyIndex) -> None:
+        super().initStyleOption(option, index)
+        connection = index.data(Role.CONNECTION)
+        if isinstance(connection, ConnectionInfo):
+            option.text = fitted_connection_label(
+                connection, self.text_room(option), QFontMetricsF(option.font).horizontalAdvance
+            )
+
+    @staticmethod
+    def text_room(option: QStyleOptionViewItem) -> float:
+        """The width Qt draws a cell's text in (its rect less the text margins)."""
+        style = option.widget.style() if option.widget else QApplication.style()
+        margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, option.widget) + 1
+        text = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, option, option.widget)
+        return float(text.width() - 2 * margin)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
         state = index.data(Role.PRIORITY)

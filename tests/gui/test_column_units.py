@@ -112,6 +112,7 @@ def test_a_connection_row_names_its_far_end_in_a_narrow_window(qtbot) -> None:  
     from chadthrottle.contract import ConnectionInfo
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QStyleOptionViewItem
 
     model, window = bare_window()
     qtbot.addWidget(window)
@@ -130,11 +131,37 @@ def test_a_connection_row_names_its_far_end_in_a_narrow_window(qtbot) -> None:  
     parent = table.proxy_index(steam)
     qtbot.waitUntil(lambda: table.model().rowCount(parent) == 3)
     row = table.model().index(2, 0, parent)
-    margin = table.style().pixelMetric(table.style().PixelMetric.PM_FocusFrameHMargin) + 1
-    room = table.visualRect(row).width() - 2 * margin
-    shown = QFontMetrics(table.font()).elidedText(
-        str(row.data()), Qt.TextElideMode.ElideRight, room
+    # What the name delegate hands Qt to draw, cut as Qt cuts it in the room it has.
+    option = QStyleOptionViewItem()
+    option.initFrom(table)
+    option.rect = table.visualRect(row)
+    option.widget = table
+    table.name_delegate.initStyleOption(option, row)
+    style = table.style()
+    text_rect = style.subElementRect(style.SubElement.SE_ItemViewItemText, option, table)
+    room = text_rect.width() - 2 * (style.pixelMetric(style.PixelMetric.PM_FocusFrameHMargin) + 1)
+    shown = QFontMetrics(option.font).elidedText(
+        option.text, Qt.TextElideMode.ElideRight, int(room)
     )
-    # The far host whole; its port may be cut at the end since the sliders got
-    # their usable room (the Remote column of the detail pane has it whole).
-    assert shown.startswith(f"\u2192 {far.split(':')[0]}:"), (shown, room)
+    # The far end whole, host and port: at 2x under Xvfb it read "→ 10.242.131.1:6…"
+    # once the sliders had their usable room (the port, which says the service, cut).
+    assert far in shown, (shown, room)
+
+
+def test_a_connection_label_keeps_its_port_whole_in_any_room(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """However narrow the name column, a connection's far end keeps its port
+    (the host cut in the middle first), an IPv6 one too; what is shown fits."""
+    from chadthrottle.contract import ConnectionInfo
+    from chadthrottle.gui.models.connections import fitted_connection_label
+    from PySide6.QtGui import QFont
+
+    width = QFontMetricsF(QFont()).horizontalAdvance
+    for remote, port in (("192.168.100.200:51234", ":51234"), ("[2001:db8::1]:443", ":443")):
+        connection = ConnectionInfo("tcp", "10.0.0.5:40000", remote, "ESTABLISHED", 7)
+        for room in range(int(width("…:51234")) + 1, 400, 9):
+            shown = fitted_connection_label(connection, room, width)
+            assert width(shown) <= room, (shown, room)
+            assert port in shown, (shown, room)
+            assert remote in shown or "…" in shown, (shown, room)
+    listening = ConnectionInfo("tcp", "0.0.0.0:6101", "0.0.0.0:0", "LISTEN", 7)
+    assert fitted_connection_label(listening, width("0.0.0.0:6101") + 1, width) == "0.0.0.0:6101"
