@@ -51,9 +51,12 @@ class RateAxis(pg.AxisItem):  # type: ignore[misc]
             1.0,
         )
         share = span / unit
-        step = unit * (
-            _round_step(share / room, up=True) if room >= 2 else _round_step(share * 0.95, up=False)
-        )
+        inside = unit * _round_step(share * 0.95, up=False)  # the largest step with a label inside
+        if room < 2:  # one label, inside: two steps of it overlapped on a 20 px plot
+            return [(inside, [minVal, minVal + inside])]
+        step = unit * _round_step(share / room, up=True)
+        if minVal + step >= maxVal * (1 - 1e-9):  # none but the bottom edge's: no scale at all
+            step = inside  # (a 70 px plot topped at 4.5 MB/s read so); at most 2 labels, room has 2
         first = math.ceil(minVal / step - 1e-9) * step
         count = int((maxVal - first) / step + 1e-9) + 1
         return [(step, [first + i * step for i in range(count)])]

@@ -380,6 +380,22 @@ def test_graph_axis_labels_never_crowd(height_px: int) -> None:
         )  # edge labels are dropped
 
 
+def test_graph_axis_keeps_a_label_at_every_height_and_top() -> None:
+    """Under Xvfb with the helper away, a 70 px download plot topped at about
+    4.5 MB/s had no label and no grid line at all (a 5 MB/s step, only 0
+    under it), and a 20 px one had two labels touching: every top a graph
+    takes (graph_top) at every plot height has one to as many as fit."""
+    axis = RateAxis()
+    line = QFontMetricsF(QApplication.font()).height()
+    for peak in np.geomspace(1_000.0, 900 * MB, 160):
+        top = graph_top(float(peak), 0)
+        for height_px in range(20, 200, 5):
+            ((_step, values),) = axis.tickValues(0.0, top, height_px)
+            inside = [v for v in values if 0 < v < top]
+            assert inside, (height_px, top, values)
+            assert len(inside) * line * 1.5 <= max(height_px, line * 1.5), (height_px, top, values)
+
+
 @pytest.mark.parametrize(
     ("units", "top", "label"),
     [(UnitSystem.BITS_DECIMAL, 60 * MB, "Mbit/s"), (UnitSystem.BYTES_BINARY, 60 * MB, "MiB/s")],
