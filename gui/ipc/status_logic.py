@@ -31,17 +31,22 @@ def backend_problem(backends: tuple[BackendInfo, ...]) -> str:
     return f"No backend can enforce limits on this kernel ({reasons}). Monitoring still works."
 
 
+ARROWS = {"down": "▼", "up": "▲"}  # as the window's totals and the link field say them
+
+
 def backend_summary(backends: tuple[BackendInfo, ...]) -> str:
-    """ "ebpf (down), tc (up)" for the status bar; "ebpf" when one backend holds
+    """ "ebpf ▼, tc ▲" for the status bar; "ebpf" when one backend holds
     both directions (the tooltip says so): "ebpf (down, up)" left the link field
-    too little room at 2x on 1366x768 ("Link not shaped: ▼ 40.0…")."""
+    too little room at 2x on 1366x768 ("Link not shaped: ▼ 40.0…"). Arrows, not
+    words: "Backend: tc (down)" beside "Helper: connected" read as tc being down."""
     active = [b for b in backends if b.available and b.active_directions]
     if len(active) == 1 and set(active[0].active_directions) >= {"down", "up"}:
         return active[0].name
     parts = []
     for backend in backends:
         if backend.available and backend.active_directions:
-            parts.append(f"{backend.name} ({', '.join(backend.active_directions)})")
+            arrows = "".join(ARROWS.get(d, d) for d in backend.active_directions)
+            parts.append(f"{backend.name} {arrows}")
     if parts:
         return ", ".join(parts)
     available = [backend.name for backend in backends if backend.available]

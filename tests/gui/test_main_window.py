@@ -26,7 +26,10 @@ def test_connected_shows_data_totals_and_counts(window: MainWindow) -> None:
     window.set_backends(
         (BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",)))
     )
-    assert window.status_line.backend.text() == "Backend: ebpf (down), tc (up)"
+    # the window's own arrows: "tc (down)" beside "Helper: connected" read as tc being down
+    assert window.status_line.backend.text() == "Backend: ebpf ▼, tc ▲"
+    window.set_backends((BackendInfo("tc", True, "", ()), BackendInfo("ebpf", True, "", ("down",))))
+    assert window.status_line.backend.text() == "Backend: ebpf ▼"
     assert window.detail.app_id == FIREFOX  # the busiest row is selected at first
 
 
