@@ -343,7 +343,7 @@ def test_the_tray_menu_never_says_limited_for_a_limit_not_met_or_not_enforced(
     tray.rebuild_menu()
     texts = {a.text().split("\t")[0]: a.text() for a in tray.menu.actions() if not a.isSeparator()}
     assert {"Firefox (limited)", "Dropbox (limit not met)", "Steam (not enforced)"} <= set(texts)
-    assert texts["Dropbox (limit not met)"].endswith("\t1.01 MB/s")  # down + up, live
+    assert texts["Dropbox (limit not met)"].endswith("\t▼ 120 KB/s  ▲ 890 KB/s")  # live
     inject_observations(controller.connection, poll_error_name="org.freedesktop.DBus.Error.NoReply")
     assert controller.window.nothing_enforced == "the helper is not running"
     # the last listing's "not met" claimed the limit was enforced: no longer so

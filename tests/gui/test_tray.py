@@ -88,6 +88,17 @@ def test_menu_is_rebuilt_on_show_with_current_rates() -> None:
     assert first.text().startswith("wget") and "90.0 MB/s" in first.text()
 
 
+def test_an_entry_says_each_direction_s_rate_not_their_sum() -> None:
+    """Under Xvfb the tray read "Media Server 8.41 MB/s" for a server sending
+    8.37 MB/s and receiving 38 KB/s: one figure, the sum, with no direction,
+    where the window says down and up. Now as the window's totals say them."""
+    model, tray = make_tray()
+    model.apply_snapshot([app("app:media", "Media Server", 38_000.0, 8_370_000.0)])
+    tray.menu.aboutToShow.emit()
+    text = tray.menu.actions()[0].text()
+    assert text.endswith("\t▼ 38.0 KB/s  ▲ 8.37 MB/s"), text
+
+
 def test_quick_limits_and_block(qtbot) -> None:
     model, tray = make_tray()
     model.apply_snapshot(sample_applications())
