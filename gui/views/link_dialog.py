@@ -115,6 +115,10 @@ class LinkDialog(QDialog):
                 edit.setText(format_rate(wanted, self.units) if wanted else "")
         if not self._estimate_touched:
             self.estimate.setChecked(shaping.estimate)
+        # Nothing to turn off: it read as a switch beside "No link capacity is set".
+        shaped = bool(shaping.down_set_bps or shaping.up_set_bps or shaping.estimate)
+        self.off.setEnabled(shaped)
+        self.off.setToolTip("" if shaped else "Nothing is shaped now: give a capacity and Apply.")
 
     def show_outcome(self, text: str, error: bool = False) -> None:
         self.message.setText(text)

@@ -87,3 +87,17 @@ def test_no_capacity_is_said_once(qtbot) -> None:  # type: ignore[no-untyped-def
     dialog.show_shaping(LinkShapingInfo(problem="upload: no IFB"))
     assert "No link capacity is set" in dialog.state.text()
     assert "Problem: upload: no IFB." in dialog.state.text()
+
+
+def test_turn_shaping_off_only_while_something_is_shaped(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb the dialog said 'No link capacity is set' above an enabled
+    'Turn shaping off', which asked the helper to stop what was not running."""
+    dialog = LinkDialog(UnitSystem.BYTES_DECIMAL)
+    qtbot.addWidget(dialog)
+    dialog.show_shaping(LinkShapingInfo(problem="no link capacity is set: priorities need it"))
+    assert not dialog.off.isEnabled()
+    assert "nothing is shaped" in dialog.off.toolTip().casefold()
+    dialog.show_shaping(LinkShapingInfo(20_000_000, 0, 20_000_000, 0, False, True, False))
+    assert dialog.off.isEnabled()
+    dialog.show_shaping(LinkShapingInfo(estimate=True))  # estimating, nothing measured yet
+    assert dialog.off.isEnabled()
