@@ -666,8 +666,9 @@ static __always_inline int forwarded_in_use(void)
  * namespace (another namespace's shaper runs these programs too). A
  * forwarded packet has no socket, so bpf_get_netns_cookie(skb) would give
  * init_net's: the cookie is read from the device (skb->dev->nd_net), with
- * offsets from the kernel's BTF (helper/kernel/task_offsets.py); without
- * them, 0, and no tc_index is trusted (no forwarded flow classed). Values:
+ * the three offsets (sk_buff's dev too) from the kernel's BTF
+ * (helper/kernel/task_offsets.py); without them, 0, and no tc_index is
+ * trusted (no forwarded flow classed). Values:
  * CARRIED_BY_HOOK, CARRIED_BY_IFB (helper/kernel/layout.py). */
 struct carrying_device {
     __u64 netns_cookie;
@@ -675,11 +676,10 @@ struct carrying_device {
     __u32 pad;
 };
 BPF_HASH(carrying_devices, struct carrying_device, __u8, 4096);
-#define SKB_DEV_OFFSET 16 /* struct sk_buff: next, prev, then dev, since Linux 4.x */
 
 static __always_inline __u64 device_netns_cookie(struct __sk_buff *skb)
 {
-#if NET_DEVICE_ND_NET_OFFSET && NET_COOKIE_OFFSET
+#if SKB_DEV_OFFSET && NET_DEVICE_ND_NET_OFFSET && NET_COOKIE_OFFSET
     char *dev = 0, *net = 0;
     __u64 cookie = 0;
     if (read_kernel(&dev, sizeof(dev), (char *)skb + SKB_DEV_OFFSET) || !dev)

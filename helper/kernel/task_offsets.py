@@ -18,6 +18,7 @@ from pathlib import Path
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 BTF_MAGIC = 0xEB9F
 KIND_STRUCT = 4
+KIND_UNION = 5
 # Bytes after each kind's 12-byte btf_type: (fixed, per vlen item).
 _TRAILING = {1: (4, 0), 3: (12, 0), 4: (0, 12), 5: (0, 12), 6: (0, 8), 13: (0, 8),
              14: (4, 0), 15: (0, 12), 17: (4, 0), 19: (0, 12)}  # fmt: skip
@@ -28,8 +29,10 @@ FIELDS = {
 
 
 def member_offsets(blob: bytes, struct_name: str, members: set[str]) -> dict[str, int]:
-    """Byte offsets of the named direct members of a struct in a BTF blob
-    (those found; {} if the struct is not there)."""
+    """Byte offsets of the named members of a struct in a BTF blob, as C names
+    them: direct ones, and those of its anonymous struct and union members
+    (sk_buff's dev is in a union in a struct in a union); those found, {} if
+    the struct is not there."""
     magic, _version, _flags, hdr_len, type_off, type_len, str_off, _str_len = struct.unpack_from(
         "<HBBIIIII", blob
     )
@@ -39,28 +42,42 @@ def member_offsets(blob: bytes, struct_name: str, members: set[str]) -> dict[str
     name = blob.find(b"\0" + struct_name.encode() + b"\0", strings) + 1 - strings
     if name <= 0:
         return {}
+    types: list[tuple[int, int, int]] = []  # by type id - 1: (kind, info, where its members start)
+    wanted = None
     at, end = hdr_len + type_off, hdr_len + type_off + type_len
     while at < end:
         name_off, info, _size = struct.unpack_from("<III", blob, at)
         kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
         at += 12
-        if kind == KIND_STRUCT and name_off == name:
-            found = {}
-            for item in range(vlen):
-                member_name, _type, offset = struct.unpack_from("<III", blob, at + 12 * item)
-                text = blob[strings + member_name : blob.index(b"\0", strings + member_name)]
-                if text.decode() in members:
-                    bits = (
-                        offset & 0xFFFFFF if info >> 31 else offset
-                    )  # kind_flag: bitfield size above
-                    found[text.decode()] = bits // 8
-            return found
+        types.append((kind, info, at))
+        if kind == KIND_STRUCT and name_off == name and wanted is None:
+            wanted = len(types) - 1
         fixed, per_item = _TRAILING.get(kind, (0, 0))
         at += fixed + per_item * vlen
-    return {}
+    if wanted is None:
+        return {}
+    found: dict[str, int] = {}
+
+    def walk(index: int, base: int, depth: int) -> None:
+        _kind, info, first = types[index]
+        for item in range(info & 0xFFFF):
+            member_name, member_type, offset = struct.unpack_from("<III", blob, first + 12 * item)
+            bits = offset & 0xFFFFFF if info >> 31 else offset  # kind_flag: bitfield size above
+            if member_name == 0:  # anonymous: its members are the struct's own
+                if depth < 8 and 0 < member_type <= len(types) and types[member_type - 1][0] in (
+                    KIND_STRUCT, KIND_UNION):  # fmt: skip
+                    walk(member_type - 1, base + bits // 8, depth + 1)
+                continue
+            text = blob[strings + member_name : blob.index(b"\0", strings + member_name)].decode()
+            if text in members and text not in found:
+                found[text] = base + bits // 8
+
+    walk(wanted, 0, 0)
+    return found
 
 
-NETNS_FIELDS = {  # struct, member: a device's namespace cookie (bpf/datapath.c, device_netns_cookie)
+NETNS_FIELDS = {  # struct, member: a packet's device's namespace cookie (bpf/datapath.c, device_netns_cookie)
+    "SKB_DEV_OFFSET": ("sk_buff", "dev"),
     "NET_DEVICE_ND_NET_OFFSET": ("net_device", "nd_net"),
     "NET_COOKIE_OFFSET": ("net", "net_cookie"),
 }
@@ -69,7 +86,10 @@ NETNS_FIELDS = {  # struct, member: a device's namespace cookie (bpf/datapath.c,
 def netns_offset_flags(path: Path = VMLINUX_BTF) -> list[str]:
     """-D flags of NETNS_FIELDS' offsets (all 0 unless every one is known):
     chadt_tc_out reads a forwarded packet's namespace from its device, as it
-    has no socket to ask."""
+    has no socket to ask. sk_buff's dev was a constant (16, behind next and
+    prev) until 2026-12-05: a kernel that moved it would have had its
+    programs read another field as a device pointer (the read fails safe,
+    but the cookie would be wrong: no flow, or a flow of no device we hook)."""
     found: dict[str, int] = {}
     try:
         blob = path.read_bytes()
