@@ -178,6 +178,7 @@ class RulesDialog(QDialog):
         self.remove_schedule = QPushButton("Remove", tab)
         self.remove_schedule.setObjectName("removeSchedule")
         self.remove_schedule.clicked.connect(self._on_remove_schedule)
+        self.remove_schedule.setEnabled(False)  # until a schedule is chosen in the list
         self.schedule_list.currentRowChanged.connect(
             lambda row: self.remove_schedule.setEnabled(row >= 0)
         )
@@ -271,6 +272,7 @@ class RulesDialog(QDialog):
             lambda _i: self.quota_then_rate.setEnabled(self._then_limits())
         )
         self.quota_then_rate.setEnabled(False)
+        self.quota_direction.currentIndexChanged.connect(lambda _i: self._fit_clear_quota())
         amount = QHBoxLayout()
         amount.addWidget(self.quota_size)
         amount.addWidget(self.quota_period)
@@ -330,13 +332,25 @@ class RulesDialog(QDialog):
         quotas = [f"{DIRECTION_LABELS[d]}: " + (f"{format_size(left)} of {format_size(size)} left {when(period)}" if left
                                                 else f"all {format_size(size)} used {when(period)}")
                   for d, (size, left, period) in rules.quotas.items() if size]  # fmt: skip
-        self.quota_state.setText("; ".join(quotas) or "No quota.")
+        # Said before one is set: a 2 GB daily quota on an application that read 58 GB
+        # today said "1.99 GB of 2 GB left today", and nothing said why.
+        self.quota_state.setText(
+            "; ".join(quotas) or "No quota. A new quota counts from when it is set."
+        )
         for widget in (self.apply_limits, self.add_schedule, self.set_quota, self.clear_quota,
                        *self.block_boxes.values()):  # fmt: skip
             widget.setEnabled(not rules.read_only)
             widget.setToolTip(rules.read_only or widget.toolTip())
+        self._fit_clear_quota()
         if rules.read_only:
             self.show_outcome(rules.read_only, error=True)
+
+    def _fit_clear_quota(self) -> None:
+        """Remove quota only where the direction chosen has one to remove."""
+        chosen = self.quota_direction.currentData()
+        directions = tuple(Direction) if chosen == "both" else (Direction(chosen),)
+        has = any(self.rules.quotas.get(d, (0, 0, ""))[0] for d in directions)
+        self.clear_quota.setEnabled(has and not self.rules.read_only)
 
     def _show_schedules(self, schedules: tuple[ScheduleInfo, ...]) -> None:
         self.schedule_list.clear()

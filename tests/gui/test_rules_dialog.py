@@ -118,6 +118,12 @@ def test_schedules_blocks_and_quotas_are_asked_for_and_bad_input_is_not(qtbot) -
     dialog.quota_direction.setCurrentIndex(2)  # each direction
     dialog.set_quota.click()
     assert asked.pop() == (FIREFOX, "both", 5_000_000_000, "month", 100_000)
+    both = (5_000_000_000, 5_000_000_000, "month")
+    dialog.show_rules(
+        AppRules(
+            FIREFOX, "Firefox", schedules=(WORK,), quotas={Direction.DOWN: both, Direction.UP: both}
+        )
+    )  # the helper's answer
     dialog.clear_quota.click()
     assert asked.pop() == (FIREFOX, "both")
 
@@ -226,3 +232,21 @@ def test_applied_limits_and_a_priority_get_an_outcome_not_asking_for_good(
     controller.connection.callFinished.emit(PRIORITY_KEY + FIREFOX, "app", "", "")
     assert dialog.message.text() == "Done."
     controller.shutdown()
+
+
+def test_nothing_to_remove_is_greyed_and_a_new_quota_says_where_it_counts_from(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb the dialog offered 'Remove' beside an empty schedule list and
+    'Remove quota' under 'No quota.'; and a 2 GB daily quota set on an
+    application whose row read 58 GB today said '1.99 GB of 2 GB left today',
+    with nothing saying a new quota counts from when it is set."""
+    dialog = _dialog(qtbot)
+    assert not dialog.remove_schedule.isEnabled()
+    assert not dialog.clear_quota.isEnabled()
+    assert "counts from when it is set" in dialog.quota_state.text()
+    dialog.show_rules(
+        AppRules(FIREFOX, "Firefox", quotas={Direction.UP: (2 * 10**9, 10**9, "day")})
+    )
+    dialog.quota_direction.setCurrentIndex(dialog.quota_direction.findData("up"))
+    assert dialog.clear_quota.isEnabled()
+    dialog.quota_direction.setCurrentIndex(dialog.quota_direction.findData("down"))
+    assert not dialog.clear_quota.isEnabled()
