@@ -254,6 +254,40 @@ def _unheld(share: float) -> bool:
     return share > 2.5
 
 
+_CLASS_SENT = re.compile(r"class htb c7ad:([0-9a-f]+) .*?\n Sent (\d+) bytes", re.DOTALL)
+
+
+def _class_bytes(netns: str) -> dict[tuple[str, str], int]:
+    """Bytes each HTB class of our IFBs in the namespace sent, by (IFB, minor)."""
+    sent = {}
+    for ifb in re.findall(r"^\d+: (ctifb[0-9a-f]{8}):", _ip_links(netns), re.MULTILINE):
+        shown = subprocess.run(["tc", "-n", netns, "-s", "class", "show", "dev", ifb],
+                               capture_output=True, text=True, check=True).stdout  # fmt: skip
+        sent.update({(ifb, minor): int(count) for minor, count in _CLASS_SENT.findall(shown)})
+    return sent
+
+
+def _ip_links(netns: str) -> str:
+    return subprocess.run(["ip", "-n", netns, "-o", "link", "show"], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+
+
+def _in_its_class(world: World) -> str:
+    """Whether the link tree's default class (ffff) carried more than 5% of
+    what each IFB's link class (fffe) did over 0.5 s: the application's
+    forwarded packets left unclassed, its priority not in force."""
+    before = _class_bytes(world.pair.host_ns)
+    time.sleep(0.5)
+    grew = {
+        key: count - before.get(key, 0) for key, count in _class_bytes(world.pair.host_ns).items()
+    }
+    links = {ifb for ifb, minor in grew if minor == "fffe"}
+    unclassed = {ifb: (grew.get((ifb, "ffff"), 0), grew[ifb, "fffe"]) for ifb in links}
+    if not links or any(default > 0.05 * link for default, link in unclassed.values()):
+        return f"not in its class: (default, link) bytes per IFB {unclassed}"
+    return ""
+
+
 def _longest_stall_s(receiver: Receiver, since: float) -> float:
     """The longest time after `since` the receiver saw no new bytes."""
     with receiver._lock:
@@ -306,16 +340,18 @@ def _apps(routes: dict[str, list[NetnsPair]]) -> Iterator[list[App]]:
 
 def _killed_adopted_cleared_stopped(
     world: World, apps: Sequence[App], apply: Apply, lift: Apply, shaping: Sequence[str],
-    state_dir: Path,
+    state_dir: Path, in_force: Callable[[World], str] = lambda world: "",
 ) -> None:  # fmt: skip
     """The sequence in the module's docstring; shaping: the namespaces whose
-    HTB shows the applications held."""
+    HTB shows the applications held; in_force: what is wrong with how they
+    are held besides the rate ("" when nothing), once held."""
     bus = world.bus.address
     untouched = world.state()  # as the last test left it, or as made
     first = world.start_helper(state_dir)
     apply(bus, apps)
     shares = _until(apps, _held, 8.0)
     assert all(_held(s) for s in shares.values()), f"not held: {shares}"
+    assert not (problem := in_force(world)), problem
     shaped = world.steady_state()
     assert all("htb c7ad:" in shaped[netns] for netns in shaping), "nothing shapes where it flows"
     programs = _programs_of(first)
@@ -334,6 +370,7 @@ def _killed_adopted_cleared_stopped(
     )
     shares = _until(apps, _held, 8.0)
     assert all(_held(s) for s in shares.values()), f"not held after the SIGKILL: {shares}"
+    assert not (problem := in_force(world)), f"after the SIGKILL: {problem}"
     assert world.state() == shaped, _differences(shaped, world.state())
     kept = {rule.app_id for rule in call_helper(bus, lambda c: c.list_rules())}
     assert {app.app_id for app in apps} <= kept, f"the rules did not survive: {kept}"
@@ -377,7 +414,9 @@ def test_a_priority_in_a_container_under_a_link_capacity_leaves_nothing_and_is_a
     world: World, tmp_path: Path
 ) -> None:
     """The container's application at priority high under a capacity of
-    RATE each way: held by the link tree on the uplink's IFBs."""
+    RATE each way: held by the link tree on the uplink's IFBs, its forwarded
+    packets in its own class there (carried from the veth's hook), before
+    the SIGKILL and after the successor adopted."""
     with _apps({"prioritized in the container": [world.container]}) as apps:
         _killed_adopted_cleared_stopped(world, apps, _prioritize, _deprioritize,
-                                        [world.pair.host_ns], tmp_path / "state")  # fmt: skip
+                                        [world.pair.host_ns], tmp_path / "state", _in_its_class)  # fmt: skip
