@@ -30,7 +30,16 @@ from chadthrottle.gui.views.status_line import StatusLine
 from chadthrottle.gui.views.window_state import first_size
 from chadthrottle.gui.widgets.limit_slider import LimitControl
 from chadthrottle.units import UnitSystem
-from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, QPoint, Qt, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QPoint,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QCloseEvent, QIcon, QKeyEvent, QPalette, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -298,6 +307,40 @@ class MainWindow(QMainWindow):
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._fold_for_room()
+        if event.size().height() > event.oldSize().height() > 0:
+            QTimer.singleShot(0, self, self._keep_on_screen)  # once laid out; not after it is gone
+
+    def _keep_on_screen(self) -> None:
+        """Grown past the screen's bottom by its own content, the graph folds for
+        room and the window comes back onto the screen. At 2x on 1366x768 under
+        Xvfb, with the graph open, the helper-away banner's three lines raised
+        the window's least height past its size: it grew 25 px and its status
+        bar went under the screen's edge (the list kept its rows beside the
+        graph, so nothing folded)."""
+        screen = self.screen()
+        if screen is None or self.isMaximized() or self.isFullScreen() or not self.isVisible():
+            return
+        available = screen.availableGeometry()
+        over = self.frameGeometry().bottom() - available.bottom()
+        if over <= 0:
+            return
+        if not self.detail.folded:
+            self._folding_for_room = True
+            try:
+                self.detail.set_folded(True)
+            finally:
+                self._folding_for_room = False
+            self._folded_for_room = True
+            self._list_roomy = False  # opened again once the window has room
+            layout = self.layout()
+            if layout is not None:
+                layout.activate()  # its least height without the graph, now
+        height = max(self.minimumSizeHint().height(), self.height() - over)
+        if height < self.height():
+            self.resize(self.width(), height)
+        over = self.frameGeometry().bottom() - available.bottom()
+        if over > 0:  # even its least does not fit below where it stands: up
+            self.move(self.x(), max(available.top(), self.y() - over))
 
     def _fold_for_room(self) -> None:
         """Made so short that the list would show fewer than MIN_LIST_ROWS rows

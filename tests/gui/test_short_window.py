@@ -140,3 +140,36 @@ def test_at_its_smallest_the_list_shows_three_whole_rows(qtbot) -> None:  # type
         and table.visualRect(table.model().index(row, 0)).bottom() < table.viewport().height()
     ]
     assert len(whole) >= LEAST_ROWS == 3, (len(whole), window.height())
+
+
+def test_a_banner_under_an_open_graph_does_not_push_the_window_off_the_screen(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """At 2x on 1366x768 under Xvfb (683x384 px), the graph opened and the
+    helper stopped: the banner's three lines raised the window's least height
+    past its size, the window grew 25 px and its status bar went under the
+    screen's bottom edge. The graph folds for room and the window stays on
+    the screen (it opens again once there is room, as when made short)."""
+    from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+
+    from tests.gui.bare_window import bare_window
+    from tests.gui.sample_data import sample_applications
+
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    model.apply_snapshot(sample_applications())
+    window.resize(669, 346)  # as the window first is at 2x on 1366x768
+    window.show()
+    qtbot.waitExposed(window)
+    available = window.screen().availableGeometry()
+    window.move(window.x(), available.bottom() - window.frameGeometry().height() - 8)
+    assert window.select_application(FIREFOX)
+    window.detail.set_folded(False)
+    qtbot.waitUntil(lambda: window.detail.plot.isVisible())
+    gone = HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting.")
+    window.banner.away_long_s = 0.0  # its longest words at once
+    window.set_status(gone)
+    qtbot.wait(20)
+    window.set_status(gone)
+    qtbot.wait(200)
+    qtbot.waitUntil(lambda: window.frameGeometry().bottom() <= available.bottom(), timeout=2000)
+    assert window.detail.folded and list_rows(window) >= 2.5
