@@ -49,9 +49,7 @@ LINK_EVENTS_GATHER_S = 0.01
 # their own where a limited program of theirs runs (a veth added and deleted
 # woke the engine ~230 times a second), and each follow holds the engine lock.
 LINK_EVENTS_MIN_GAP_S = 0.1
-OWNER_POLL_MS = (
-    500  # how long the owner thread may wait before checking for stop (events wake it at once)
-)
+OWNER_POLL_MS = 500  # how long the owner thread waits at most (events and close() wake it)
 
 
 @dataclass(frozen=True)
@@ -185,6 +183,7 @@ class RunningEngine(Engine):
         self._stop.set()
         self.stop_graft_waits()
         self._links_moved.set()  # wakes the tick thread
+        self._kernel_parts[0].wake_new_owners()  # and the owner thread, not OWNER_POLL_MS later
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=10)

@@ -493,6 +493,11 @@ class Datapath:
         if self._new_owners is not None:
             self._new_owners.poll(timeout_ms)
 
+    def wake_new_owners(self) -> None:
+        """End a poll_new_owners waiting in another thread now (a stop)."""
+        if self._new_owners is not None:
+            self._new_owners.wake()
+
     def forget_owner(self, tgid: int) -> None:
         """Make room: an exited process need not be remembered as announced
         (a new one under its pid is announced anyway: its start differs)."""

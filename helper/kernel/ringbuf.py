@@ -10,7 +10,9 @@ the plain loads and stores below are ordered as the protocol needs.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
+import os
 import select
 import struct
 from collections.abc import Callable
@@ -37,14 +39,25 @@ class RingBuffer:
                                    offset=mmap.PAGESIZE)  # fmt: skip
         self._poller = select.poll()
         self._poller.register(map_fd, select.POLLIN)
+        # wake() ends a poll at once: a stopping helper joined its reader
+        # thread only once the poll's timeout ran out (up to 0.5 s a stop)
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._poller.register(self._wake_fd, select.POLLIN)
 
     def poll(self, timeout_ms: int) -> int:
-        """Wait up to timeout_ms for records, deliver them; returns how many."""
+        """Wait up to timeout_ms for records, or until wake(); deliver them;
+        returns how many."""
         delivered = self.consume()
         if delivered:
             return delivered
-        self._poller.poll(timeout_ms)
+        if any(fd == self._wake_fd for fd, _ in self._poller.poll(timeout_ms)):
+            with contextlib.suppress(BlockingIOError):  # another poll took it
+                os.eventfd_read(self._wake_fd)
         return self.consume()
+
+    def wake(self) -> None:
+        """End the poll waiting now (or the next one) without a record."""
+        os.eventfd_write(self._wake_fd, 1)
 
     def consume(self) -> int:
         """Deliver every complete record; returns how many."""
@@ -70,3 +83,4 @@ class RingBuffer:
     def close(self) -> None:
         self._consumer.close()
         self._producer.close()
+        os.close(self._wake_fd)
