@@ -185,12 +185,21 @@ class LimitDelegate(QStyledItemDelegate):
             if not state.quota_lines and enabled:  # why it is not held: amber, as the value
                 colour = QColor(problem_colour(option.palette))
             painter.setPen(colour)
-            line = fitting_line(lines, QFontMetrics(small), quota_rect.width())
+            in_line = bool(state.problem_lines) and not state.quota_lines  # as LimitControl
+            sign = max(10, line_height - 2)
+            room = quota_rect.width() - (sign + 3 if in_line else 0)
+            line = fitting_line(lines, QFontMetrics(small), room)
             painter.drawText(
                 quota_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, line
             )
+            if in_line:  # the warning before the words that say why, not in the slider's room
+                left = quota_rect.right() - QFontMetrics(small).horizontalAdvance(line) - 3 - sign
+                icon = QRect(left, quota_rect.center().y() - sign // 2, sign, sign)
+                painter.setOpacity(1.0 if enabled else WARNING_DISABLED_OPACITY)  # as LimitControl
+                painter.drawPixmap(icon, warning_pixmap(style, sign))
+                painter.setOpacity(1.0)
         limited = state.held
-        if state.problem and limited:  # the warning sits just left of the value
+        if state.problem and limited and not (lines and not state.quota_lines):  # beside the value
             icon = QRect(slider_rect.right() - 14, slider_rect.center().y() - 6, 14, 14)
             painter.setOpacity(1.0 if enabled else WARNING_DISABLED_OPACITY)  # as LimitControl
             painter.drawPixmap(icon, warning_pixmap(style))
