@@ -12,6 +12,7 @@ as before starts were kept)."""
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from pathlib import Path
 
@@ -28,32 +29,56 @@ FIELDS = {
 }
 
 
+# The last blob's type table (its digest: the table): the helper reads four
+# structs' members at each start and a test session starts helpers by the
+# hundred; one pass over vmlinux's ~130,000 types takes ~60 ms of CPU.
+_Table = tuple[int, list[tuple[int, int, int]], dict[int, int]]
+_TABLES: dict[bytes, _Table | None] = {}
+
+
+def _type_table(blob: bytes) -> _Table | None:
+    """Where the strings start; each type by id - 1: (kind, info, where its
+    members start); the first struct of each name (its name's offset) by
+    index; None if blob is not BTF."""
+    key = hashlib.blake2b(blob, digest_size=16).digest()
+    if key in _TABLES:
+        return _TABLES[key]
+    magic, _version, _flags, hdr_len, type_off, type_len, str_off, _str_len = struct.unpack_from(
+        "<HBBIIIII", blob
+    )
+    table = None
+    if magic == BTF_MAGIC:
+        types: list[tuple[int, int, int]] = []
+        structs: dict[int, int] = {}
+        at, end = hdr_len + type_off, hdr_len + type_off + type_len
+        while at < end:
+            name_off, info, _size = struct.unpack_from("<III", blob, at)
+            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+            at += 12
+            types.append((kind, info, at))
+            if kind == KIND_STRUCT:
+                structs.setdefault(name_off, len(types) - 1)
+            fixed, per_item = _TRAILING.get(kind, (0, 0))
+            at += fixed + per_item * vlen
+        table = (hdr_len + str_off, types, structs)
+    _TABLES.clear()
+    _TABLES[key] = table
+    return table
+
+
 def member_offsets(blob: bytes, struct_name: str, members: set[str]) -> dict[str, int]:
     """Byte offsets of the named members of a struct in a BTF blob, as C names
     them: direct ones, and those of its anonymous struct and union members
     (sk_buff's dev is in a union in a struct in a union); those found, {} if
     the struct is not there."""
-    magic, _version, _flags, hdr_len, type_off, type_len, str_off, _str_len = struct.unpack_from(
-        "<HBBIIIII", blob
-    )
-    if magic != BTF_MAGIC:
+    table = _type_table(blob)
+    if table is None:
         return {}
-    strings = hdr_len + str_off
+    strings, types, structs = table
     name = blob.find(b"\0" + struct_name.encode() + b"\0", strings) + 1 - strings
     if name <= 0:
         return {}
-    types: list[tuple[int, int, int]] = []  # by type id - 1: (kind, info, where its members start)
-    wanted = None
-    at, end = hdr_len + type_off, hdr_len + type_off + type_len
-    while at < end:
-        name_off, info, _size = struct.unpack_from("<III", blob, at)
-        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-        at += 12
-        types.append((kind, info, at))
-        if kind == KIND_STRUCT and name_off == name and wanted is None:
-            wanted = len(types) - 1
-        fixed, per_item = _TRAILING.get(kind, (0, 0))
-        at += fixed + per_item * vlen
+    wanted = structs.get(name)
     if wanted is None:
         return {}
     found: dict[str, int] = {}
