@@ -10,6 +10,7 @@ and set_status.
 from __future__ import annotations
 
 import logging
+import time
 
 from chadthrottle.contract import BackendInfo, ConnectionInfo, Direction, ProcessTraffic
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 # 1366x768 laptop: 1½ once the connections' line is there; 1.5x: 4½): the window
 # starts with the graph folded to its rates line.
 MIN_LIST_ROWS = 4
+# The helper connected but silent this long (or three polls, if longer): said so.
+ANSWER_LATE_S = 5.0
 # The list keeps this many rows when the detail pane asks for room for the
 # connections (DetailPane.roomWanted): a list of five whole rows comes first.
 LIST_ROWS_KEPT_FOR_CONNECTIONS = 6
@@ -164,6 +167,15 @@ class MainWindow(QMainWindow):
         self._row_menu: QMenu | None = None
         self._connections_wanted: list[str] = []
         self._processes_wanted: list[str] = []
+        # How long since the helper's last answer: late by a few polls, the status
+        # bar says so (a busy machine's helper answered nothing for 16 s while
+        # the rows stood still under "Helper: connected").
+        self.answer_late_s = ANSWER_LATE_S
+        self._answered_at = time.monotonic()
+        self.answer_clock = QTimer(self)
+        self.answer_clock.setInterval(1000)
+        self.answer_clock.timeout.connect(self._show_answer_age)
+        self.answer_clock.start()
         model.snapshotApplied.connect(self._on_snapshot)
         model.limitsShown.connect(self._on_limits_shown)
         model.dataChanged.connect(self._on_data_changed)
@@ -218,6 +230,8 @@ class MainWindow(QMainWindow):
 
     def set_status(self, status: HelperStatus) -> None:
         """Render a helper state: banner, greyed numbers, disabled limit controls."""
+        if status.state is not self._status.state:
+            self._answered_at = time.monotonic()  # late counts from the state's start
         self._status = status
         self.banner.show_status(status)
         self.status_line.set_status(status)
@@ -423,7 +437,16 @@ class MainWindow(QMainWindow):
         else:
             self.table.empty_text = EMPTY_TEXT.get(state, "")
 
+    def _show_answer_age(self) -> None:
+        """The helper connected but late: for how long, in the status bar."""
+        late = max(self.answer_late_s, 3 * self.detail.refresh_interval_s)
+        age = time.monotonic() - self._answered_at
+        connected = self._status.state is HelperState.CONNECTED
+        self.status_line.set_late(age if connected and age >= late else 0.0)
+
     def _on_snapshot(self) -> None:
+        self._answered_at = time.monotonic()
+        self.status_line.set_late(0.0)
         down, up = self._model.peaks.peaks()
         scale = (graph_top(down), graph_top(up))
         if scale != self.table.sparkline_delegate.scale:

@@ -74,6 +74,7 @@ class StatusLine(QStatusBar):
         self.addPermanentWidget(self.link)
         self._warning: dict[QWidget, bool] = {self.limits: False, self.link: False}
         self._backends: tuple[BackendInfo, ...] = ()
+        self._state, self._detail, self._late = HelperState.CONNECTING, "", False
         self._helper_gone = False  # not running or not installed: no backend holds anything
         # What makes way for a long message (show_text): the least read fields.
         self._giving_way = (self.backend, self.helper)
@@ -125,7 +126,27 @@ class StatusLine(QStatusBar):
         unavailable = [f"{b.name}: {b.reason}" for b in backends if not b.available]
         self.backend.setToolTip("\n".join([*holding, *unavailable]) or "All backends available")
 
+    def set_late(self, seconds: float) -> None:
+        """The helper connected but silent for this long (0: it answers): the
+        numbers shown are its last, not live."""
+        if seconds > 0:
+            text, tip = (
+                f"Helper: no answer for {int(seconds)} s",
+                (
+                    f"The helper has not answered for {int(seconds)} s (a busy machine?): "
+                    "the numbers shown are the last it sent."
+                ),
+            )
+        elif self._late:
+            text, tip = f"Helper: {HELPER_WORDS[self._state]}", self._detail
+        else:
+            return
+        self._late = seconds > 0
+        self.helper.setText(text)
+        self.helper.setToolTip(tip)
+
     def set_status(self, status: HelperStatus) -> None:
+        self._state, self._detail, self._late = status.state, status.detail, False
         self.helper.setText(f"Helper: {HELPER_WORDS[status.state]}")
         self.helper.setToolTip(status.detail)
         # With the helper gone no backend holds anything: "Backend: tc" beside

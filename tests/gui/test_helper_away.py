@@ -40,3 +40,25 @@ def test_with_the_helper_away_the_graph_moves_on_and_connections_are_not_known(
     assert detail.summary.isEnabled()
     detail.show_connections(FIREFOX, [])
     assert detail.connections_caption.text() == "No open connections."
+
+
+def test_a_helper_that_stops_answering_is_said_so_not_shown_as_live(
+    qtbot, window: MainWindow
+) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb on a loaded machine (load 11) the helper answered no poll for
+    16 s: the rows stood still with the last numbers while the status bar said
+    'Helper: connected', and only the graph's gap showed it afterwards. Late
+    by a few polls, the helper field says for how long, and goes back with the
+    next answer."""
+    from tests.gui.sample_data import sample_applications
+
+    window.answer_late_s = 0.5  # a few polls (three at least); here short
+    window.detail.refresh_interval_s = 0.2
+    window.answer_clock.setInterval(100)
+    qtbot.waitUntil(lambda: "no answer for" in window.status_line.helper.text(), timeout=3000)
+    assert "last" in window.status_line.helper.toolTip()
+    window._model.apply_snapshot(sample_applications())
+    assert window.status_line.helper.text() == "Helper: connected"
+    window.set_status(GONE)  # away is said by the banner: not "no answer" as well
+    qtbot.wait(800)
+    assert window.status_line.helper.text() == "Helper: reconnecting…"
