@@ -104,13 +104,33 @@ def add_filter(ipr: IPRoute, hook: Hook, program: tuple[int, str]) -> None:
 
 def add_hook_qdisc(ipr: IPRoute, uplink: int) -> bool:
     """Add a clsact; whether its graft dropped what the uplink sent meanwhile
-    (the uplink's tx_dropped rose, or cannot be read): the kernel grafts it
-    like a root qdisc, deactivating the device, and for an RCU grace period
-    every packet sent meets the noop qdisc (docs/backends.md, "Adding a
-    clsact drops the uplink's packets for a moment")."""
+    (the uplink's tx_dropped rose, or cannot be read) or what its root qdisc
+    held (packets queued there before the add, or unknown): the kernel grafts
+    it like a root qdisc, deactivating the device, so for an RCU grace period
+    every packet sent meets the noop qdisc, and resets the device's own
+    qdiscs, which drops what they held queued and counts it nowhere
+    (dev_deactivate_many; docs/backends.md, "Adding a clsact drops the
+    uplink's packets for a moment"). A slow uplink with a sender over its
+    rate always holds some (TCP small queues keep about a millisecond)."""
     before = _tx_dropped(ipr, uplink)
+    queued = _root_queued(ipr, uplink)
     tc_call(ipr, "add", "clsact", uplink)
-    return before is None or _tx_dropped(ipr, uplink) != before
+    return before is None or queued != 0 or _tx_dropped(ipr, uplink) != before
+
+
+def _root_queued(ipr: IPRoute, uplink: int) -> int | None:
+    """Packets the uplink's root qdisc holds (None: unknown)."""
+    try:
+        qdiscs = list(ipr.get_qdiscs(index=uplink))
+    except NetlinkError:
+        return None
+    queued = 0
+    for qdisc in qdiscs:
+        stats = qdisc.get_attr("TCA_STATS2")
+        queue = stats.get_attr("TCA_STATS_QUEUE") if stats is not None else None
+        if qdisc["parent"] == interfaces.TC_H_ROOT and queue is not None:
+            queued += int(queue["qlen"])
+    return queued
 
 
 def _tx_dropped(ipr: IPRoute, uplink: int) -> int | None:

@@ -1,127 +1,137 @@
 """An upload's first limit on an uplink adds the clsact that carries its hook,
-and the kernel's graft drops what the uplink sends for a moment (noop qdisc,
-the uplink's tx_dropped; docs/backends.md, "Adding a clsact drops the uplink's
-packets for a moment"). A full-speed sender that finds those losses only
-after its limit landed resends them at the limit, and its peer's reads
-waited seconds for them (issue 13). The helper now tags the sockets only
-once what they sent before is acknowledged.
+and the kernel's graft drops what the uplink sends for a moment: it
+deactivates the device, so what is sent meanwhile meets the noop qdisc (the
+uplink's tx_dropped), and it resets the device's own qdiscs, so what they
+held queued is dropped and counted nowhere (docs/backends.md, "Adding a
+clsact drops the uplink's packets for a moment"). A full-speed sender that
+finds those losses only after its limit landed resends them at the limit,
+and its peer's reads waited seconds for them (issue 13). The helper tags the
+sockets only once what they sent before is acknowledged.
 
-Here the data takes a long round trip to the peer (150 ms, bench/delay_line.py),
-so TCP finds the graft's losses after the helper tagged the socket unless it
-waits. Each landing that dropped packets at the uplink on a path that lost
-nothing before (the delay line's queue can overflow under load) is judged
-from the sender's socket, sampled every millisecond
-(tests/support/sender_info.py): from the moment the limit's pacing cap
-reached it, nothing resent for a second; and while the process was held back
-from its tag, another client's ListApplications was answered (the wait is
-neither under the engine's lock nor on the thread that serves D-Bus calls).
-Before the first fix (40 ms): 45 segments resent through the limit in each of
-the two landings judged; with the wait of at most 0.2 s under the lock, at
-150 ms: see the commit that moved it off the lock."""
+The drop is made certain here: the uplink has a root TBF slower than the
+sender (a slow uplink's queue, as a user's fq_codel holds one), so the CUBIC
+sender keeps segments queued there (TCP small queues: about a millisecond of
+its rate) and the graft's reset drops them. Until 2026-12-05 the test waited
+for the noop qdisc to meet a packet by chance (30-125 us a graft; up to 40
+landings, about 50 s, and under load none in 40). The data takes a long
+round trip to the peer (150 ms, bench/delay_line.py), so TCP finds the
+losses a round trip later, after the helper tagged the socket unless it
+waits. Judged from the sender's socket, sampled every millisecond
+(tests/support/sender_info.py): it resent what the graft dropped before the
+limit's pacing cap reached it, and nothing for a second from then on; and
+while the process was held back from its tag, another client's
+ListApplications was answered (the wait is neither under the engine's lock
+nor on the thread that serves D-Bus calls). Before the first fix (40 ms): 45
+segments resent through the limit in each of the two landings judged."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
-from dataclasses import dataclass
 
 from chadthrottle.contract import Direction
 
-from bench.clsact_graft import ListingProbe, has_clsact, tx_dropped
+from bench.clsact_graft import ListingProbe, has_clsact
 from bench.delay_line import delayed
 from tests.e2e.conftest import Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
-from tests.support.netns import app_scope, start_stream
-from tests.support.sender_info import Sample, SenderSampler
+from tests.support.netns import NetnsPair, app_scope, start_stream
+from tests.support.sender_info import SenderSampler
 from tests.support.waiting import eventually
 
 LIMIT_BPS = 300 * 1024
 DATA_DELAY_MS = 150  # the round trip (bench/delay_line.py): a long path
+UPLINK_BPS = 2_000_000  # the root TBF: under the sender's pace, over the limit
+UPLINK_QUEUE_BYTES = 4 << 20  # never full: TCP small queues hold far less there
 RESENT_OVER_S = 1.0
-LANDINGS_WITH_DROPS = 1  # judged (each resent 19-194 segments before the fix); the graft dropped in 10 of 58 landings at this round trip
-MAX_LANDINGS = 40  # about 3 s each (no linger: tests/support/helper_process.py), the judged 4-5 s
+QUEUE_STANDING_S = 0.3  # two round trips
 TUN_QUEUE_PACKETS = 10_000  # the sender's 4 MiB buffer is about 2,900 segments
 
 
-@dataclass(frozen=True)
-class Landing:
-    """One first upload limit on a full-speed stream."""
-
-    dropped: int  # packets the uplink dropped during the call
-    lossy_path: bool  # the sender had resent before it (the delay line's queue overflowed)
-    at_cap: Sample | None  # the sender's first sample with the cap
-    later: Sample | None  # its sample RESENT_OVER_S later
-    answered: int  # ListApplications sent once the limit call returned, answered before the cap
+def _uplink_queued(pair: NetnsPair) -> int:
+    """Packets the uplink's root qdisc holds."""
+    out = subprocess.run(["tc", "-n", pair.host_ns, "-s", "-j", "qdisc", "show", "dev", pair.host_if, "root"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return sum(int(q.get("qlen", 0)) for q in json.loads(out or "[]"))
 
 
-def _land(stack: Stack, port: int) -> Landing:
-    with app_scope(stack.cgroup_root, own_names.desktop_id(f"TestGraft{port}")) as scope:
-        stream = start_stream(stack.pair, port, "up", app_cgroup=scope)
-        app_id = ""
-        try:
-            stream.receiver.rate_bps(1.0)  # at full speed first
-            sampler = SenderSampler(stream.app_pid)
-            sampler.start()
-            probe = ListingProbe(stack.bus_address)
-            probe.start()
-            try:
-                dropped, began = tx_dropped(stack.pair), time.monotonic()
-                app_id = call_helper(
-                    stack.bus_address,
-                    lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS),
-                )
-                returned = time.monotonic()
-                dropped = tx_dropped(stack.pair) - dropped
-                if dropped:  # judged: watched until RESENT_OVER_S after the cap
-                    eventually(lambda: sampler.first_capped() is not None, 5.0, 0.01)
-                    time.sleep(RESENT_OVER_S + 0.1)
-            finally:
-                sampler.stop()
-                probe.stop()
-            capped = sampler.first_capped()
-            lossy_path = (sampler.at(began) or sampler.samples[-1]).total_retrans > 0
-            if capped is None or not dropped:  # not judged: the next landing at once
-                return Landing(dropped, lossy_path, None, None, 0)
-            answered = sum(returned <= sent and end < capped[1].at for sent, end in probe.calls)
-            later = sampler.at(capped[1].at + RESENT_OVER_S)
-            return Landing(dropped, lossy_path, capped[1], later, answered)
-        finally:
-            stream.stop()
-            if app_id:
-                call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
-            hooks_gone = eventually(lambda: not has_clsact(stack.pair), 15.0)
-            assert hooks_gone, "the hooks stayed: the next limit would not graft"
+def _queue_standing(pair: NetnsPair, seconds: float, timeout_s: float) -> bool:
+    """Whether the uplink's root qdisc held packets at every read for `seconds`
+    (the sender past slow start, its window over the path: TCP small queues
+    keep about a millisecond of its rate there), within timeout_s."""
+    deadline, since = time.monotonic() + timeout_s, time.monotonic()
+    while time.monotonic() < deadline:
+        if _uplink_queued(pair) == 0:
+            since = time.monotonic()
+        elif time.monotonic() - since >= seconds:
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def test_what_the_graft_drops_is_resent_before_the_limit(stack: Stack) -> None:
-    assert not has_clsact(stack.pair), "the uplink has a clsact already: no graft to judge"
-    judged: list[Landing] = []
-    seen: list[tuple[int, bool]] = []  # (dropped, lossy path) of every landing
-    with delayed(stack.pair, DATA_DELAY_MS):
-        # the delay line's tun queues the whole send buffer rather than drop (under load its
-        # relay falls behind): the path loses nothing, so the graft's are the only losses
-        subprocess.run(["ip", "-n", stack.pair.peer_ns, "link", "set", "dev", f"ctd{stack.pair.peer_if[3:]}",
+    pair = stack.pair
+    assert not has_clsact(pair), "the uplink has a clsact already: no graft to judge"
+    tc = ["tc", "-n", pair.host_ns, "qdisc"]
+    with delayed(pair, DATA_DELAY_MS, realtime=True):
+        # the delay line's tun queues the whole send buffer rather than drop, and its relay runs
+        # at SCHED_FIFO: under load it neither fell behind (the sender then had its window in
+        # the tun, none at the TBF) nor jumped (spurious timeouts resent a window), so the path
+        # loses nothing and the graft's are the only losses
+        subprocess.run(["ip", "-n", pair.peer_ns, "link", "set", "dev", f"ctd{pair.peer_if[3:]}",
                         "txqueuelen", str(TUN_QUEUE_PACKETS)], check=True)  # fmt: skip
-        for landing in range(MAX_LANDINGS):
-            landed = _land(stack, 5750 + landing)
-            seen.append((landed.dropped, landed.lossy_path))
-            if landed.dropped and landed.at_cap is not None and not landed.lossy_path:
-                judged.append(landed)
-            if len(judged) == LANDINGS_WITH_DROPS:
-                break
-    assert judged, (
-        f"no landing of {MAX_LANDINGS} where the graft dropped on a path that lost nothing else "
-        f"(dropped, path lossy before: {seen})"
+        subprocess.run([*tc, "add", "dev", pair.host_if, "root", "tbf", "rate", f"{UPLINK_BPS * 8}bit",
+                        "burst", "20k", "limit", str(UPLINK_QUEUE_BYTES)], check=True)  # fmt: skip
+        try:
+            with app_scope(stack.cgroup_root, own_names.desktop_id("TestGraft")) as scope:
+                stream = start_stream(pair, 5750, "up", app_cgroup=scope, congestion="cubic")
+                app_id = ""
+                try:
+                    assert _queue_standing(pair, QUEUE_STANDING_S, 10.0), (
+                        "no standing queue at the uplink's TBF: the graft would drop by chance"
+                    )
+                    sampler = SenderSampler(stream.app_pid)
+                    sampler.start()
+                    probe = ListingProbe(stack.bus_address)
+                    probe.start()
+                    try:
+                        queued, began = _uplink_queued(pair), time.monotonic()
+                        app_id = call_helper(
+                            stack.bus_address,
+                            lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.UP, LIMIT_BPS),
+                        )
+                        returned = time.monotonic()
+                        assert eventually(lambda: sampler.first_capped() is not None, 5.0, 0.01)
+                        time.sleep(RESENT_OVER_S + 0.1)
+                    finally:
+                        sampler.stop()
+                        probe.stop()
+                finally:
+                    stream.stop()
+                    if app_id:
+                        call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
+        finally:
+            subprocess.run([*tc, "del", "dev", pair.host_if, "root"], check=False)
+        assert eventually(lambda: not has_clsact(pair), 15.0), "the hooks stayed"
+    capped = sampler.first_capped()
+    at_call = sampler.at(began)
+    assert capped is not None and at_call is not None, "the sampler missed the call or the cap"
+    later = sampler.at(capped[1].at + RESENT_OVER_S)
+    assert later is not None, "the sampler stopped early"
+    assert at_call.total_retrans == 0, f"the path lost before the limit: {at_call}"
+    # by the first sample with the cap (under load the sampler's gaps grow: the cap and the
+    # last resends can fall into one)
+    before_cap = capped[1].total_retrans - at_call.total_retrans
+    after_cap = later.total_retrans - capped[1].total_retrans
+    assert before_cap > 0 and after_cap == 0, (
+        f"{queued} packets queued at the uplink when the limit was set; resent before the "
+        f"cap: {before_cap}, from the cap on: {after_cap} (cap {capped[1].at - began:.3f} s "
+        f"after the call; at the call {at_call}, at the cap {capped[1]}, then {later})"
     )
-    for landed in judged:
-        assert landed.later is not None and landed.at_cap is not None, "the sampler stopped early"
-        resent = landed.later.total_retrans - landed.at_cap.total_retrans
-        assert resent == 0, (
-            f"the graft dropped {landed.dropped} packets and {resent} segments were resent "
-            f"through the limit (every landing judged: {judged})"
-        )
-        assert landed.answered > 0, (
-            f"no ListApplications answered while the process was held back from its tag: "
-            f"the wait blocked the helper ({landed})"
-        )
+    answered = sum(returned <= sent and end < capped[1].at for sent, end in probe.calls)
+    assert answered > 0, (
+        "no ListApplications answered while the process was held back from its tag: "
+        f"the wait blocked the helper (cap {capped[1].at - returned:.3f} s after the call returned)"
+    )
