@@ -62,9 +62,22 @@ from tests.support.tun_link import tun_link
 
 KiB, MiB = 1024, 1024 * 1024
 WIRE = 1448 / 1500
-PATHS = ("uplink", "namespace", "two", "tun", "container", "later", "readded")
+# The links each path's application runs a stream on, in order: "uplink" the
+# helper's own, "late" one made after the first limit, any other the path's
+# standing link (standing_links). Streams on several links are held in sum.
+LINKS: dict[str, tuple[str, ...]] = {
+    "uplink": ("uplink",),
+    "namespace": ("namespace",),
+    "two": ("uplink", "two"),
+    "tun": ("tun",),
+    "container": ("container",),
+    "later": ("uplink", "late"),
+    "readded": ("uplink", "late"),
+}
+PATHS = tuple(LINKS)
 # Paths whose second link is made after the first limit: no 'unlimited' first.
-LATE_PATHS = ("later", "readded")
+LATE_PATHS = tuple(path for path, links in LINKS.items() if "late" in links)
+OWN_NAMESPACE = ("namespace", "container")  # shaped in the application's namespace
 LINK_HOOKED_S = 1.0  # a new link's traffic before it is deleted (readded)
 START_TIMEOUT_S = 150.0
 # How often each sink reports. Two streams sharing one class take turns (each
@@ -97,7 +110,7 @@ class Bench:
 
     def shaper_ns(self, path: str) -> str:
         """Where a path's application is shaped: in its sockets' namespace."""
-        return self.links[path].host_ns if path in ("namespace", "container") else self.pair.host_ns
+        return self.links[path].host_ns if path in OWN_NAMESPACE else self.pair.host_ns
 
     @contextlib.contextmanager
     def streams(self, path: str, direction: str, first: int) -> Iterator[Run]:
@@ -114,7 +127,7 @@ class Bench:
             peer_scope = made.enter_context(
                 app_scope(cgroup2_mount(), f"org.chadthrottle.BenchPeer{tag}")
             )
-            summed_streams = 2 if path in ("two", *LATE_PATHS) else 1
+            summed_streams = len(LINKS[path])
             run = Run([])
             streams = run.streams
 
@@ -125,9 +138,9 @@ class Bench:
                 return stream
 
             try:
-                start(self.pair if path in ("uplink", "two", *LATE_PATHS) else self.links[path])
-                if path == "two":
-                    start(self.links["two"])
+                for link in LINKS[path]:
+                    if link != "late":
+                        start(self.pair if link == "uplink" else self.links[link])
                 if first:
                     self.limit(run, direction, first)
                 if path in LATE_PATHS:
@@ -231,22 +244,28 @@ class Settled:
 def standing_links(pair: NetnsPair, paths: Sequence[str]) -> Iterator[dict[str, NetnsPair]]:
     """The links the asked-for paths run on for the whole bench, by path,
     made before the helper starts; removed on exit."""
+    wanted = standing(paths)
     with contextlib.ExitStack() as made:
         links: dict[str, NetnsPair] = {}
-        if "namespace" in paths:
+        if "namespace" in wanted:
             links["namespace"] = made.enter_context(
                 extra_link(f"ctbapp-{secrets.token_hex(3)}", pair.peer_ns)
             )
-        if "two" in paths:
+        if "two" in wanted:
             links["two"] = made.enter_context(extra_link(pair.host_ns, pair.peer_ns))
-        if "tun" in paths:
+        if "tun" in wanted:
             links["tun"] = made.enter_context(tun_link(pair))
-        if "container" in paths:
+        if "container" in wanted:
             container = made.enter_context(
                 routed_container(pair, None, "bench", masquerade=True, bridge=True)
             )
             links["container"] = container.path_to_peer(pair)
         yield links
+
+
+def standing(paths: Sequence[str]) -> set[str]:
+    """The standing links the paths run on (LINKS, not the uplink nor a late one)."""
+    return {link for path in paths for link in LINKS[path]} - {"uplink", "late"}
 
 
 def last_off(

@@ -14,7 +14,17 @@ import sys
 from statistics import median
 
 from bench.limits import CONVERGE_BAND, settle_time, windows
-from bench.paths import SINK_REPORT_S, WINDOW_STEP_S, every_s, sink_report_s, summed
+from bench.paths import (
+    LATE_PATHS,
+    LINKS,
+    PATHS,
+    SINK_REPORT_S,
+    WINDOW_STEP_S,
+    every_s,
+    sink_report_s,
+    standing,
+    summed,
+)
 from tests.support.netns import TRAFFIC_SCRIPT
 
 RATE = 5_000_000.0  # bytes/s of each stream
@@ -148,3 +158,16 @@ def test_only_summed_streams_report_finely() -> None:
     sink at 5 ms read the first 300 KiB/s limit late in 3 of 5 runs, 0 of 5 at 50 ms."""
     assert sink_report_s(1) == 0.0
     assert sink_report_s(2) == SINK_REPORT_S
+
+
+def test_each_path_makes_only_its_own_links_and_sums_several() -> None:
+    """bench.paths makes a path's standing links only when it is asked for (a
+    tun or a container's bridge in the helper's namespace is one more device
+    its helper hooks); the late paths' second link comes after the limit, and
+    a path with streams on two links reads their sum finely."""
+    assert standing(["uplink", "later", "readded"]) == set()
+    assert standing(["two", "tun"]) == {"two", "tun"}
+    assert standing(PATHS) == {"namespace", "two", "tun", "container"}
+    assert LATE_PATHS == ("later", "readded")
+    summed_paths = {path for path in PATHS if sink_report_s(len(LINKS[path])) == SINK_REPORT_S}
+    assert summed_paths == {"two", "later", "readded"}
