@@ -116,6 +116,8 @@ class MainWindow(QMainWindow):
         # and clearing the filter comes back to it (not to where it moved).
         self._chosen_app_id = ""
         self._filtering = False
+        self._picking = False  # the window selects the busiest row itself (_on_snapshot)
+        self._auto_pick = False  # ... and did so on no traffic: it does so again
 
         self.header = HeaderBar(settings, self)
         self.banner = StateBanner(self)
@@ -162,6 +164,7 @@ class MainWindow(QMainWindow):
         self.paused_notice.resumeRequested.connect(lambda: self.pauseRequested.emit(False))
         self.table.limit_delegate.limitRequested.connect(self.limitRequested)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
+        self.table.pressed.connect(self._on_row_pressed)  # the window's pick, clicked: the user's
         self.table.expansionChanged.connect(self._on_expansion_changed)
         self.table.rowMenuRequested.connect(self.open_row_menu)
         self._row_menu: QMenu | None = None
@@ -454,9 +457,20 @@ class MainWindow(QMainWindow):
             self._model.activity_tooltip = self.table.sparkline_delegate.scale_text(
                 self._model.units
             )
-        if not self.table.currentIndex().isValid() and self._model.rowCount() > 0:
-            first = self.table.model().index(0, 0)
-            self.select_application(str(first.data(Role.APP_ID)))
+        first = self.table.model().index(0, 0)
+        busy = first.isValid() and bool(first.data(Role.RATE_DOWN) or first.data(Role.RATE_UP))
+        if first.isValid() and (
+            not self.table.currentIndex().isValid() or (self._auto_pick and busy)
+        ):
+            # The window's own choice: the busiest. Made on no traffic (a helper
+            # started with the window lists all at 0 B/s: the first by name was
+            # kept while a 17 MB/s download topped the list), it is made again.
+            self._picking = True
+            try:
+                self.select_application(str(first.data(Role.APP_ID)))
+            finally:
+                self._picking = False
+            self._auto_pick = not busy
         self.detail.refresh()
         self._update_counts(new_sample=True)
 
@@ -466,8 +480,13 @@ class MainWindow(QMainWindow):
         if app_id == self.detail.app_id:
             self.detail.refresh()
 
+    def _on_row_pressed(self, _index: QModelIndex) -> None:
+        self._auto_pick = False
+
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         app_id = str(current.data(Role.APP_ID) or "") if current.isValid() else ""
+        if not self._picking:
+            self._auto_pick = False  # chosen (by the user, or asked for): kept
         if app_id and not self._filtering:
             self._chosen_app_id = app_id
         self.detail.show_application(app_id)

@@ -315,3 +315,45 @@ def test_rows_hold_still_while_a_row_menu_is_open(qtbot, window: MainWindow) -> 
     menu.close()
     qtbot.waitUntil(lambda: not table.model().frozen, timeout=2000)
     assert table.model().index(0, 0).data() == "wget"
+
+
+def test_the_first_selection_follows_the_busiest_once_rates_are_known(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A helper started with the window (on demand, by the bus) first lists
+    every application at 0 B/s: under Xvfb the window chose the first by name
+    (Backup Server) and kept it while Media Server and a 17 MB/s download
+    topped the list. A choice the window made on no traffic is made again
+    once there is some; one the user made is theirs."""
+    import dataclasses
+
+    from tests.gui.bare_window import bare_window
+    from tests.gui.sample_data import sample_applications
+
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    window.set_status(CONNECTED)
+    idle = [dataclasses.replace(a, down_bps=0.0, up_bps=0.0) for a in sample_applications()]
+    model.apply_snapshot(idle)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.detail.app_id and window.detail.app_id != FIREFOX  # the first by name
+    for _ in range(2):  # rates need two answers in some helpers: the first may be idle too
+        model.apply_snapshot(sample_applications())
+    assert window.detail.app_id == FIREFOX  # the busiest now
+    model.apply_snapshot(idle)
+    model.apply_snapshot(sample_applications())
+    assert window.detail.app_id == FIREFOX
+    # the user's own choice stays, made on an idle list too
+    model2, other = bare_window()
+    qtbot.addWidget(other)
+    other.set_status(CONNECTED)
+    model2.apply_snapshot(idle)
+    other.show()
+    chosen = other.detail.app_id  # the window's pick; the user clicks it: now theirs
+    qtbot.mouseClick(other.table.viewport(), Qt.MouseButton.LeftButton,
+                     pos=other.table.visualRect(other.table.proxy_index(chosen)).center())  # fmt: skip
+    model2.apply_snapshot(sample_applications())
+    assert other.detail.app_id == chosen
+    assert other.select_application("app:org.gnome.Fractal")  # asked for: kept too
+    model2.apply_snapshot(idle)
+    model2.apply_snapshot(sample_applications())
+    assert other.detail.app_id == "app:org.gnome.Fractal"
