@@ -28,7 +28,12 @@ rate): which direction's queue made a spike, and which probe filled it.
 
     sudo .venv/bin/python -m bench.capacity_follow [--down 2.5M] [--up 625K] [--buffer-ms 400]
         [--phase-s 20] [--slow-share 0.5] [--start right|wrong|none] [--flows 4] [--bulk both|down]
-        [--vary down|up] [--record FILE]
+        [--vary down|up] [--record FILE] [--tick-s 1.0] [--glance-s 0.25]
+
+--glance-s samples the round trips that often between ticks (kernel layer:
+CapacityEstimator.glance takes back a raise whose failure shows there; the
+helper does not glance). Printed too: the estimator thread's CPU per tick and
+per glance, and with --through helper the helper's CPU over the call.
 
 --record writes the estimator's inputs tick by tick (what passed, the delay signal, our
 queues' waits) beside the modem's truth, so a run replays through the pure estimator
@@ -56,7 +61,12 @@ from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Samp
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
-from chadthrottle.helper.kernel.path_delay import PathSampler, link_counters, shaper_wait_s
+from chadthrottle.helper.kernel.path_delay import (
+    RECEIVER_FLOOR_TICKS,
+    PathSampler,
+    link_counters,
+    shaper_wait_s,
+)
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
@@ -98,6 +108,13 @@ class Second:
     # (kernel layer): what its upload let through, a round trip late (issue 16: could it judge
     # an upload's raise as what passed the uplink judges a download's?)
     acked_up: float | None = None
+    tick: bool = True  # a tick's row (False: a glance's, which reads no bytes)
+
+
+def process_cpu_s(pid: int) -> float:
+    """A process's user and system CPU so far (s), its threads' included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def modem_ms(internet: Internet | None, true: tuple[int, int]) -> tuple[float, float]:
@@ -112,15 +129,23 @@ class Follower:
     """The estimator driving a TcShaper's link, once a second, in a thread."""
 
     def __init__(
-        self, pair: NetnsPair, shaper: TcShaper, ipr: IPRoute, estimator: CapacityEstimator
+        self,
+        pair: NetnsPair,
+        shaper: TcShaper,
+        ipr: IPRoute,
+        estimator: CapacityEstimator,
+        glance_per_s: float = 1.0,
     ) -> None:
         self.shaper, self.estimator, self.trace = shaper, estimator, list[Second]()
         self.samples: list[Sample] = []  # the estimator's inputs, for --record
         self.tick_s = 1.0
+        self.glance_s = 0.0  # 0: no glances between ticks
+        self.kinds: list[str] = []  # per sample: "tick" (update) or "glance"
+        self.cpu_s: dict[str, tuple[int, float]] = {}  # per kind: samples, this thread's CPU s
         index = ipr.link_lookup(ifname=pair.host_if)[0]
         self._classes = {CALL_SLOT: ClassSpec(0, 0, Priority.CRITICAL)}
         self._sampler = PathSampler(lambda: link_counters(ipr, [index]), lambda: shaper_wait_s(ipr, self._shaping()),
-                                    netns=None)  # fmt: skip
+                                    netns=None, floor_samples=round(RECEIVER_FLOOR_TICKS / glance_per_s))  # fmt: skip
         self._netns = pair.host_ns
         self.true = (0, 0)
         self.internet: Internet | None = None
@@ -148,27 +173,43 @@ class Follower:
             self._follow()
 
     def _follow(self) -> None:
-        last = time.monotonic()
+        """A sample each glance_s (a tick's when tick_s has passed since the last tick:
+        update() with the bytes since then; a glance's otherwise: glance())."""
+        glance_s = self.glance_s or self.tick_s
+        last = tick_at = time.monotonic()
         self._sampler.sample()
-        while not self._stop.wait(self.tick_s - (time.monotonic() - last) % self.tick_s):
-            now = time.monotonic()
+        while not self._stop.wait(glance_s - (time.monotonic() - last) % glance_s):
+            now, cpu = time.monotonic(), time.thread_time()
             paths_before = self._sampler._paths
-            moved, delay, waits = self._sampler.sample()
+            before = self.estimator.capacities()
+            if now - tick_at >= self.tick_s - glance_s / 2:  # a tick: the bytes since the last
+                moved, delay, waits = self._sampler.sample()
+                self.samples.append(Sample(now - tick_at, moved, delay, waits))
+                after = self.estimator.update(self.samples[-1])
+                seconds, tick_at, kind = now - tick_at, now, "tick"
+            else:  # a glance: the round trips only (PathSampler.glance)
+                moved, waits = dict.fromkeys(Direction, 0), {}
+                delay = self._sampler.glance()
+                self.samples.append(Sample(now - last, {}, delay))
+                after = self.estimator.glance(now - last, delay)
+                seconds, kind = now - last, "glance"
             acked = sum(path.acked - old.acked for cookie, path in self._sampler._paths.items()
                         if not path.local and (old := paths_before.get(cookie)) is not None)  # fmt: skip
-            seconds = now - last
-            before = self.estimator.capacities()
-            self.samples.append(Sample(seconds, moved, delay, waits))
-            after = self.estimator.update(self.samples[-1])
+            self.kinds.append(kind)
+            count, spent = self.cpu_s.get(kind, (0, 0.0))
+            self.cpu_s[kind] = (
+                count + 1,
+                spent + time.thread_time() - cpu,
+            )  # the read and the judging
             if after != before:
                 self.apply()
             last = now
             self.trace.append(Second(now - self._began, *self.true, after[Direction.DOWN], after[Direction.UP],
                                      None if delay is None else delay * 1000,
                                      (moved[Direction.DOWN] / seconds, moved[Direction.UP] / seconds),
-                                     (waits[Direction.DOWN] * 1000, waits[Direction.UP] * 1000),
+                                     (waits.get(Direction.DOWN, 0.0) * 1000, waits.get(Direction.UP, 0.0) * 1000),
                                      modem_ms(self.internet, self.true), "; ".join(self.estimator.decisions),
-                                     acked / seconds))  # fmt: skip
+                                     acked / seconds, kind == "tick"))  # fmt: skip
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -186,8 +227,9 @@ class HelperFollower:
     a second this reads what it holds (GetLinkShaping) and the host veth's
     bytes, in a thread (in the host namespace, for the counters)."""
 
-    def __init__(self, pair: NetnsPair, bus: PrivateSystemBus) -> None:
+    def __init__(self, pair: NetnsPair, bus: PrivateSystemBus, pid: int | None = None) -> None:
         self.trace, self.true, self._bus, self._pair = list[Second](), (0, 0), bus, pair
+        self.pid = pid  # the helper's: its CPU over the run is printed
         self.internet: Internet | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -225,7 +267,7 @@ class HelperFollower:
 @contextlib.contextmanager
 def through_helper(
     pair: NetnsPair, start: dict[Direction, int]
-) -> Iterator[tuple[PrivateSystemBus, Callable[[Path, int], None]]]:
+) -> Iterator[tuple[PrivateSystemBus, Callable[[Path, int], None], int]]:
     """The helper in the host namespace, asked to estimate from `start`;
     yields its bus and tag(scope, slot): that scope's application critical."""
     with contextlib.ExitStack() as stack:
@@ -248,7 +290,7 @@ def through_helper(
             )
 
         try:
-            yield bus, tag
+            yield bus, tag, helper.pid
         finally:
             for holder in holders:
                 holder.kill()
@@ -322,7 +364,7 @@ def _call_stats(call: CallResult, first: int, last: int) -> str:
 
 def _link_used(trace: list[Second], start: float, end: float) -> tuple[float, float]:
     """What passed the host's veth from start to end, as shares of the modem's rates (down, up)."""
-    part = [s for s in trace if start < s.at <= end]
+    part = [s for s in trace if start < s.at <= end and s.tick]
     if not part:
         return 0.0, 0.0
     down = sum(s.passed[0] / s.true_down for s in part) / len(part)
@@ -345,11 +387,11 @@ def record(path: Path, start: dict[Direction, int], follower: Follower) -> None:
     """The estimator's inputs tick by tick (L3 bytes, s), so a run can be replayed
     through the pure estimator; the modem's rates and queues beside them (the truth)."""
     ticks = [
-        {"seconds": sample.seconds, "bytes": {d.value: sample.bytes[d] for d in Direction},
+        {"kind": kind, "seconds": sample.seconds, "bytes": {d.value: sample.bytes.get(d, 0) for d in Direction},
          "delay_s": sample.delay_s, "waits_s": {d.value: w for d, w in sample.local_wait_s.items()},
          "true": [second.true_down, second.true_up], "modem_ms": list(second.modem_ms),
          "estimate": [second.down, second.up], "decisions": second.decisions}
-        for sample, second in zip(follower.samples, follower.trace, strict=True)
+        for sample, second, kind in zip(follower.samples, follower.trace, follower.kinds, strict=True)
     ]  # fmt: skip
     path.write_text(json.dumps({"start": {d.value: v for d, v in start.items()}, "ticks": ticks}))
 
@@ -385,6 +427,13 @@ def main(argv: list[str] | None = None) -> int:
         "--tick-s", type=float, default=1.0, help="kernel: the estimator's tick (the helper's: 1 s)"
     )
     parser.add_argument(
+        "--glance-s",
+        type=float,
+        default=0.0,
+        help="kernel: between ticks, a sample this often judges the raise being judged "
+        "(CapacityEstimator.glance); 0: none",
+    )
+    parser.add_argument(
         "--record",
         type=Path,
         help="kernel: write the estimator's start and inputs, tick by tick, with the modem's "
@@ -416,12 +465,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         follower: Follower | HelperFollower
         if arguments.through == "helper":
-            bus, tag = stack.enter_context(through_helper(pair, start))
-            follower = HelperFollower(pair, bus)
+            bus, tag, pid = stack.enter_context(through_helper(pair, start))
+            follower = HelperFollower(pair, bus, pid)
         else:
             shaper, ipr, datapath = stack.enter_context(kernel_shaper(pair))
-            follower = Follower(pair, shaper, ipr, CapacityEstimator(start))
-            follower.tick_s = arguments.tick_s
+            per_s = 1 / (arguments.glance_s or arguments.tick_s)
+            follower = Follower(pair, shaper, ipr, CapacityEstimator(start), per_s)
+            follower.tick_s, follower.glance_s = arguments.tick_s, arguments.glance_s
             follower.apply()
 
             def tag(scope: Path, slot: int) -> None:
@@ -456,11 +506,21 @@ def main(argv: list[str] | None = None) -> int:
             switcher = threading.Thread(target=switch, daemon=True)
             switcher.start()
             call_began = time.monotonic() - follower._began
+            pid = getattr(follower, "pid", None)
+            cpu_before, wall_before = (process_cpu_s(pid) if pid else 0.0), time.monotonic()
             calls.append(bench.call(total_s - call_began))
             switcher.join()
+            if pid:
+                spent = process_cpu_s(pid) - cpu_before
+                print(f"the helper's CPU over the call: {spent:.2f} s in {time.monotonic() - wall_before:.1f} s "
+                      f"({spent / (time.monotonic() - wall_before):.1%} of a core)")  # fmt: skip
     print(f"uptime: {os.popen('uptime').read().strip()}")
     if arguments.record is not None and isinstance(follower, Follower):
         record(arguments.record, start, follower)
+    if isinstance(follower, Follower):
+        for kind, (count, spent) in follower.cpu_s.items():
+            print(f"estimation CPU per {kind} (the read and the judging, its thread): "
+                  f"{spent / count * 1000:.2f} ms over {count}")  # fmt: skip
     call = calls[0]
     print(f"call over the whole run (median / p95 / p99): {_call_stats(call, 0, call.sent)}")
     for i, (down, up) in enumerate(phases):

@@ -259,6 +259,11 @@ class HelperProcess:
     def returncode(self) -> int | None:
         return None if self._process is None else self._process.poll()
 
+    @property
+    def pid(self) -> int | None:
+        """The helper process's (nsenter execs it: the same), for a bench's CPU reads."""
+        return None if self._process is None else self._process.pid
+
     def start(self) -> None:
         """Start the helper and wait until it owns contract.BUS_NAME."""
         with open(self.log_path, "wb") as log_file:

@@ -100,8 +100,10 @@ Pure logic, tested with synthetic samples; rates are L3 bytes/s.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from statistics import median
 
 from chadthrottle.contract import MAX_RATE_BPS, Direction
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
@@ -197,6 +199,16 @@ TRY_FORGET_S = 300.0  # the rate before the slowing is tried for this long after
 TRY_QUEUE_SHARE = (
     0.75  # held, one tick's read 0.78-1.05 of their median (0.85: tries failed for it)
 )
+# between ticks (glance): a raise being judged whose round trips rose this much above what they
+# read before it (the median of the last GLANCE_DELAYS readings) at two glances in a row failed:
+# its queue at the modem, seen sooner than at a tick. Read every 0.25 s with the modem empty, the
+# delay signal is 0-39 ms (p90 15, p99 31), the lower of two in a row 0-18 ms (p99 17; bench/
+# capacity_follow.py --glance-s 0.25, est16c): one glance's reading took probes for failures
+GLANCE_RISE_S = 0.012
+# (what passed is left to the tick: read every 0.25 s it is 0.70-1.13 of a raised download's
+# rate 0.25-0.5 s after the raise with the link not reached, and glances judging by it took
+# 20 of 21 probes that passed for failures, est16c)
+GLANCE_DELAYS = 4
 FLOOR_BPS = 32_000  # 256 kbit/s: below it nothing interactive works anyway
 MIN_TRAFFIC_BPS = 8_000  # less than this through a direction tells nothing about its capacity
 
@@ -263,6 +275,10 @@ class CapacityEstimator:
         self._since_try_s = float("inf")  # since the last try ended
         self._up_queued: list[float] = []  # our upload queue (bytes) at the last held ticks
         self.decisions: list[str] = []  # this tick's, for bench/capacity_follow.py's trace
+        # the delay's last readings (ticks' and glances'), and what they read before a raise
+        self._delays: deque[float] = deque(maxlen=GLANCE_DELAYS)
+        self._raise_delay: dict[Direction, float | None] = {d: None for d in Direction}
+        self._risen_before = False  # the last glance read a rise (GLANCE_RISE_S)
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
             start = self.start.get(direction) or None
@@ -322,6 +338,7 @@ class CapacityEstimator:
             ]
         if delay is None:
             return self.capacities()  # nothing to judge the queue by: hold
+        self._delays.append(delay)
         busiest = max(achieved.values())
         active = {
             d: s
@@ -357,6 +374,44 @@ class CapacityEstimator:
             else:
                 self._probe(self._state, achieved)
         return self.capacities()
+
+    def glance(self, seconds: float, delay_s: float | None) -> dict[Direction, int | None]:
+        """Between two ticks (`seconds` since the last tick or glance; delay_s as a
+        Sample's): a raise being judged whose failure shows in the round trips already
+        is taken back now, not at the next tick. A probe past the link fills the modem's
+        queue by its overshoot each second until it is taken back (4.5% for a second: 45
+        ms): at a tick of a second a failed probe put 33-105 ms there (bench/
+        capacity_follow.py, est16b). Failed: the delay GLANCE_RISE_S above what it read
+        before the raise at two glances in a row. Nothing else is decided here, and
+        what passed is left to the tick (GLANCE_RISE_S says why). Driven by bench/
+        capacity_follow.py --glance-s only: the helper does not glance, as measured it
+        took failed probes back at 16-62 ms of queue where ticks did at 31-125, not
+        the calls' 15 ms, for about a sample's CPU a glance (docs/benchmarks.md, est16c)."""
+        if not seconds > 0:
+            return self.capacities()
+        self.decisions = []
+        delay = delay_s
+        if delay is None or delay != delay:
+            return self.capacities()
+        judged = Direction.UP if self._trying or self._probing(Direction.UP) else Direction.DOWN
+        before = self._raise_delay[judged]
+        risen = before is not None and delay > before + GLANCE_RISE_S
+        twice, self._risen_before = risen and self._risen_before, risen
+        if self._trying:  # a try's step: judged by the round trips here
+            if twice:
+                self._judge_try(True, None)
+        elif self._probing(Direction.UP) and self._state[Direction.UP].recent:
+            if twice:
+                self._take_back(Direction.UP, self._state[Direction.UP], {})
+        elif (down := self._state[Direction.DOWN]).recent and twice:
+            self._take_back(Direction.DOWN, down, {})  # back to BACK_SHARE of where it began
+        self._delays.append(delay)
+        return self.capacities()
+
+    def _note_raise(self, direction: Direction) -> None:
+        """What the round trips read before a raise: its glances judge it against that."""
+        self._raise_delay[direction] = median(self._delays) if self._delays else None
+        self._risen_before = False
 
     def _slowed(self, held: int | None) -> None:
         """The upload's own link slowed: what it held before is tried back to later (the
@@ -420,6 +475,7 @@ class CapacityEstimator:
         before = up.capacity
         up.capacity = self._bound(min(int(before * step), self._up_faster), up.ceiling)
         self._trying.append(up.capacity)
+        self._note_raise(Direction.UP)
         up.since_raise_s = up.since_probe_s = 0.0
         self.decisions.append(f"try up x{up.capacity / before:.3f}")
 
@@ -667,6 +723,7 @@ class CapacityEstimator:
         state.recent.append((0.0, state.capacity))  # type: ignore[arg-type]
         state.capacity = self._bound(int(state.capacity * step), state.ceiling)  # type: ignore[operator]
         self.decisions.append(f"raise {_name(state, self._state)} x{step:.3f}")
+        self._note_raise(Direction.UP if state is self._state[Direction.UP] else Direction.DOWN)
         state.since_raise_s, state.streak, state.past_failed = 0.0, state.streak + 1, False
 
     def _probing(self, direction: Direction) -> bool:

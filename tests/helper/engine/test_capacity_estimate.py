@@ -18,6 +18,7 @@ import pytest
 from chadthrottle.contract import MAX_RATE_BPS, Direction
 from chadthrottle.helper.engine.capacity_estimate import (
     FLOOR_BPS,
+    GLANCE_RISE_S,
     PAST_STEP,
     RISE_S,
     CapacityEstimator,
@@ -646,3 +647,44 @@ def test_the_recorded_download_probe_is_not_taken_for_a_faster_link() -> None:
         assert (now, estimated) == (recorded, estimate), index
     assert ticks[53][0].startswith("take back up"), ticks[53][0]
     assert ticks[53][1].startswith("take back down"), ticks[53][1]
+
+
+def _raised(direction: Direction) -> CapacityEstimator:
+    """An estimator whose last tick raised `direction` (loaded, no rise)."""
+    estimator = CapacityEstimator({DOWN: 2_500_000, UP: 625_000})
+    for _ in range(30):
+        before = estimator.capacities()
+        # the direction raised loaded, the other carrying its acknowledgements (3%)
+        loaded = int((before[direction] or 0) * SHAPE_SHARE)
+        shaped = {direction: loaded, (UP if direction is DOWN else DOWN): loaded * 3 // 100}
+        estimator.update(Sample(1.0, shaped, 0.001))
+        if (estimator.capacity(direction) or 0) > (before[direction] or 0):
+            return estimator
+    raise AssertionError(f"{direction} was not raised")
+
+
+@pytest.mark.parametrize("direction", [DOWN, UP])
+def test_a_glance_takes_a_raise_back_once_the_round_trips_rose_twice_in_a_row(
+    direction: Direction,
+) -> None:
+    """Read every quarter second, the delay signal jumps 15-39 ms for one reading with the
+    modem empty (bench/capacity_follow.py --glance-s 0.25, est16c): one high reading is
+    not a failed probe; two in a row GLANCE_RISE_S above what it read before the raise are."""
+    estimator = _raised(direction)
+    raised = estimator.capacity(direction)
+    assert raised is not None
+    for delay in (0.001, 0.030, 0.001):  # one jump: noise
+        estimator.glance(0.25, delay)
+    assert estimator.capacity(direction) == raised
+    estimator.glance(0.25, 0.001 + GLANCE_RISE_S * 1.5)
+    assert estimator.capacity(direction) == raised
+    estimator.glance(0.25, 0.001 + GLANCE_RISE_S * 1.5)
+    assert (estimator.capacity(direction) or 0) < raised, "not taken back"
+    assert any("take back" in decision for decision in estimator.decisions)
+
+
+def test_a_glance_without_a_raise_being_judged_changes_nothing() -> None:
+    estimator = CapacityEstimator({DOWN: 2_500_000, UP: 625_000})
+    for delay in (0.0, 0.3, 0.3, 0.5):  # a queue with no raise to blame: a tick's to judge
+        estimator.glance(0.25, delay)
+    assert estimator.capacities() == {DOWN: 2_500_000, UP: 625_000}
