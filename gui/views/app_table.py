@@ -130,6 +130,10 @@ class AppTable(QTreeView):
         header = self.header()
         header.setAccessibleName("Sort by column")
         self.verticalScrollBar().setAccessibleName("Scroll the applications")
+        # By pixels: scrolled by whole rows, a last row brought into view (a right
+        # click on the partly shown one) left an empty band of most of a row under
+        # it while the busiest application vanished above (seen under Xvfb).
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.horizontalScrollBar().setAccessibleName("Scroll the columns")
         header.setStretchLastSection(False)
         header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
