@@ -125,9 +125,11 @@ def format_rate(rate_bps: float, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -
     while value >= scale.base * 0.9995 and index < len(scale.labels) - 1:
         value /= scale.base
         index += 1
-    if index == 0 or value >= 100:
+    # The digits after rounding: 99.96 written "100.0" (and 9.996 "10.00") had four,
+    # wider than a column measured for three (cut in the Up column at 2x).
+    if index == 0 or value >= 99.95:
         number = f"{value:.0f}"
-    elif value >= 10:
+    elif value >= 9.995:
         number = f"{value:.1f}"
     else:
         number = f"{value:.2f}"
@@ -225,6 +227,7 @@ def format_size(size_bytes: int) -> str:
     """Bytes for people, decimal: "5 MB", "1.5 GB" (up to a quota's largest,
     1.13 PB; without PB, 1000 TB came out as "1e+03 TB")."""
     for power, label in ((5, "PB"), (4, "TB"), (3, "GB"), (2, "MB"), (1, "kB")):
-        if size_bytes >= 1000**power:
+        # up a unit where three digits round to 1000: 999.96 MB read "1e+03 MB"
+        if size_bytes >= 1000**power * 0.9995:
             return f"{size_bytes / 1000**power:.3g} {label}"
     return f"{size_bytes} B"

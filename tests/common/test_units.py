@@ -126,3 +126,26 @@ def test_a_size_too_large_for_a_float_is_refused_by_name() -> None:
     round(inf) raised OverflowError."""
     with pytest.raises(UnitError, match="not an amount of data"):
         parse_size("9" * 400 + "TB")
+
+
+@pytest.mark.parametrize(
+    ("rate_bps", "expected"),
+    [(99_960, "100 KB/s"), (99_949, "99.9 KB/s"), (9_996, "10.0 KB/s"), (9_994, "9.99 KB/s"),
+     (9_999_600, "10.0 MB/s"), (99_990_000, "100 MB/s"), (999_400, "999 KB/s")],
+)  # fmt: skip
+def test_format_rate_keeps_three_digits_where_rounding_carries(
+    rate_bps: float, expected: str
+) -> None:
+    """Under Xvfb at 2x a row's Up read '…00 K…': 99.96 KB/s was written
+    '100.0 KB/s', four digits, wider than the column was measured for
+    ('10.00 KB/s' and '10.00 MB/s' the same): the digits were chosen before
+    the rounding carried."""
+    assert format_rate(rate_bps) == expected
+
+
+def test_a_size_that_rounds_up_to_the_next_unit_is_written_in_it() -> None:
+    """A quota's 999.96 MB left read '1e+03 MB left today'."""
+    from chadthrottle.units import format_size
+
+    assert [format_size(n) for n in (999_960_000, 999_400_000, 999_600, 1_000_000)] == [
+        "1 GB", "999 MB", "1 MB", "1 MB"]  # fmt: skip
