@@ -490,7 +490,7 @@ int chadt_ingress(struct __sk_buff *skb)
 #define SOL_TCP 6
 #define TCP_WINDOW_CLAMP 10
 #define AF_INET 2
-/* SO_MAX_PACING_RATE, TCP_IPV4_HEADERS and TCP_IPV6_HEADERS (IP and TCP header,
+/* SO_MAX_PACING_RATE, UNCAPPED_PACING, TCP_IPV4_HEADERS and TCP_IPV6_HEADERS (IP and TCP header,
  * with the timestamp option, of a full segment), WINDOW_QUEUE_US,
  * UNKNOWN_RTT_US, MAX_RTT_US, UNCLAMPED_WINDOW: -D from socket_tagging.py. */
 
@@ -530,6 +530,89 @@ static __always_inline void clamp_window(struct bpf_sock_ops *skops, __u32 wire_
     set_window_clamp(skops, window < UNCLAMPED_WINDOW ? window : UNCLAMPED_WINDOW);
 }
 
+/* The pacing cap of a socket of the slot: a divided limit's share in the
+ * socket's namespace, else the slot's (0: none). */
+static __always_inline __u32 pacing_of(struct socket_caps *caps, struct sock_tag *tag, __u32 slot)
+{
+    if (!caps->pacing_bps)
+        return 0;
+    struct namespace_slot key = {};
+    key.netns_cookie = tag->netns_cookie;
+    key.app_slot = slot;
+    __u32 *share = namespace_socket_pacing.lookup(&key);
+    return share && *share ? *share : caps->pacing_bps;
+}
+
+/* A download limit's window clamp for the MPTCP subflows of a process's
+ * connections (by the owner_tgid of their tags) until until_ns
+ * (bpf_ktime_get_ns), written by the helper (datapath.clamp_windows) before
+ * it tags them: as for TCP, the windows come down first and the limit's
+ * class follows once the old ones are spent, else the old window overflows
+ * the leaf. After until_ns the slot's caps hold them (hold_subflow). */
+struct window_first {
+    __u64 window_bps;
+    __u64 until_ns;
+};
+BPF_TABLE("lru_hash", __u32, struct window_first, windows_first, 1024);
+
+#ifdef MPTCP_PARENT_TAGS
+/* What chadt_sockops last held an MPTCP subflow to (wire bytes/s; 0: not
+ * held), so that it lifts only what it set. */
+struct subflow_held {
+    __u32 pacing_bps;
+    __u32 window_bps;
+};
+BPF_F_TABLE("sk_storage", int, struct subflow_held, subflow_holds, 0, BPF_F_NO_PREALLOC);
+
+/* An MPTCP subflow, held to its connection's caps (tag: the connection's).
+ * The helper cannot reach a subflow from user space: the application's
+ * socket is the connection, which refuses SO_MAX_PACING_RATE (EOPNOTSUPP)
+ * and TCP_WINDOW_CLAMP (ENOPROTOOPT), and a limit usually lands on a
+ * connection already open. So every subflow of a tagged connection runs
+ * this before each packet it sends, from when it is established on, limited
+ * or not: a limit set later holds it at its next packet, and a limit that
+ * goes is lifted at its next packet (its flag stays on). The cost falls on
+ * MPTCP traffic only. */
+static __always_inline int hold_subflow(struct bpf_sock_ops *skops, struct bpf_sock *sk,
+                                        struct sock_tag *tag)
+{
+    __u32 op = skops->op;
+    if (!tag || op == BPF_SOCK_OPS_TCP_CONNECT_CB)
+        return 1;
+    if (op != BPF_SOCK_OPS_HDR_OPT_LEN_CB)
+        bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+    __u32 slot = tag->app_slot & 0xffff;
+    struct socket_caps *caps = slot ? socket_caps.lookup(&slot) : 0;
+    __u32 pacing_bps = caps ? pacing_of(caps, tag, slot) : 0;
+    __u32 window_bps = caps ? caps->window_bps : 0;
+    if (!window_bps) {
+        __u32 owner = tag->owner_tgid;
+        struct window_first *first = windows_first.lookup(&owner);
+        if (first && bpf_ktime_get_ns() < first->until_ns)
+            window_bps = first->window_bps;
+    }
+    struct subflow_held *held =
+        subflow_holds.sk_storage_get(sk, 0, pacing_bps || window_bps ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+    if (!held)
+        return 1; /* never held, nothing to hold */
+    if (held->pacing_bps != pacing_bps) {
+        if (pacing_bps) {
+            cap_pacing(skops, pacing_bps);
+        } else {
+            __u32 uncapped = UNCAPPED_PACING;
+            bpf_setsockopt(skops, SOL_SOCKET, SO_MAX_PACING_RATE, &uncapped, sizeof(uncapped));
+        }
+        held->pacing_bps = pacing_bps;
+    }
+    if (window_bps)
+        clamp_window(skops, window_bps);
+    else if (held->window_bps)
+        set_window_clamp(skops, UNCLAMPED_WINDOW);
+    held->window_bps = window_bps;
+    return 1;
+}
+#endif
+
 /* Pacing: when a limited application's TCP connection opens (sockets opened
  * before a limit are capped by the helper from user space). The window clamp:
  * also before every packet the connection sends (its ACKs carry the window)
@@ -540,7 +623,8 @@ static __always_inline void clamp_window(struct bpf_sock_ops *skops, __u32 wire_
  * runs for every packet sent; it reserves no option space. A socket with no
  * slot here is not ours (never limited by this helper, or another helper's:
  * every helper's program runs on every socket), so it is left alone: lifting
- * the clamp and the flag there undid the other helper's clamp. */
+ * the clamp and the flag there undid the other helper's clamp. An MPTCP
+ * subflow (no tag of its own) is held by its connection's (hold_subflow). */
 int chadt_sockops(struct bpf_sock_ops *skops)
 {
     __u32 op = skops->op;
@@ -551,6 +635,13 @@ int chadt_sockops(struct bpf_sock_ops *skops)
     if (!sk)
         return 1;
     struct sock_tag *tag = socket_tags.sk_storage_get(sk, 0, 0);
+#ifdef MPTCP_PARENT_TAGS
+    if (!tag) {
+        struct mptcp_sock *connection = bpf_skc_to_mptcp_sock(sk);
+        if (connection)
+            return hold_subflow(skops, sk, socket_tags.sk_storage_get(connection, 0, 0));
+    }
+#endif
     __u32 slot = tag ? tag->app_slot & 0xffff : 0;
     struct socket_caps *caps = slot ? socket_caps.lookup(&slot) : 0;
     __u32 window_bps = caps ? caps->window_bps : 0;
@@ -565,13 +656,9 @@ int chadt_sockops(struct bpf_sock_ops *skops)
     }
     if (!caps)
         return 1;
-    if (caps->pacing_bps) { /* a divided limit: at its share in the socket's namespace */
-        struct namespace_slot key = {};
-        key.netns_cookie = tag->netns_cookie;
-        key.app_slot = slot;
-        __u32 *share = namespace_socket_pacing.lookup(&key);
-        cap_pacing(skops, share && *share ? *share : caps->pacing_bps);
-    }
+    __u32 pacing_bps = pacing_of(caps, tag, slot);
+    if (pacing_bps)
+        cap_pacing(skops, pacing_bps);
     if (window_bps && op != BPF_SOCK_OPS_TCP_CONNECT_CB) {
         clamp_window(skops, window_bps);
         bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);

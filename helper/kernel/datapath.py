@@ -23,6 +23,7 @@ import logging
 import os
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,11 +90,17 @@ TC_INGRESS_PROGRAMS = {
 }  # by: packets carry an Ethernet header
 TC_EGRESS_PROGRAM = "chadt_tc_out"  # reads skb->priority only: any link type
 _CapsValue = ctypes.c_uint32 * 2  # struct socket_caps: pacing_bps, window_bps
+_WindowFirst = ctypes.c_uint64 * 2  # struct window_first: window_bps, until_ns
+# How long a process's MPTCP subflows are held to a window clamped ahead of
+# its tags (windows_first in bpf/datapath.c): past the engine's longest wait
+# for the old windows (core.WINDOW_DRAIN_MAX_S), after which the tags' caps hold them.
+WINDOW_FIRST_S = 2.0
 # (key type, value type) of each map the helper touches; checked against the loaded maps' sizes.
 _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "slot_by_tgid": (ctypes.c_uint32, OwnedSlot),
     "slot_by_cgroup": (ctypes.c_uint64, OwnedSlot),
     "socket_caps": (ctypes.c_uint32, _CapsValue),
+    "windows_first": (ctypes.c_uint32, _WindowFirst),
     "upload_pacing": (ctypes.c_uint32, SlotPacing),
     "namespace_pacing": (NamespaceSlot, SlotPacing),
     "namespace_socket_pacing": (NamespaceSlot, ctypes.c_uint32),
@@ -452,7 +459,11 @@ class Datapath:
         """Clamp the receive windows of tgid's open TCP sockets (made_by: those
         that uid made) for a download limit of wire_bps ahead of tagging them;
         the longest any of their senders may still send at the old windows'
-        pace (seconds), None if it has none."""
+        pace (seconds), None if it has none. Its MPTCP connections' subflows,
+        which user space cannot reach, chadt_sockops clamps at their next
+        packet, for WINDOW_FIRST_S (0: lifted)."""
+        until_ns = time.monotonic_ns() + int(WINDOW_FIRST_S * 1e9) if wire_bps else 0
+        self._maps["windows_first"].set(tgid, _WindowFirst(wire_bps, until_ns))
         return max(clamp_open_windows(tgid, wire_bps, made_by), default=None)
 
     def old_windows_left(

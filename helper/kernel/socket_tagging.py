@@ -66,6 +66,10 @@ _TCP_CLOSE, _TCP_LISTEN = 7, 10  # tcpi_state, the first byte
 _TCPI_WSCALE, _TCPI_LAST_DATA_RECV, _TCPI_RCV_WND, _TCP_INFO_LONG_BYTES = 6, 52, 232, 236
 # 64-bit byte counts (since 4.19): new data acknowledged (with the SYN), all data sent, data resent
 _TCPI_BYTES_ACKED, _TCPI_BYTES_SENT, _TCPI_BYTES_RETRANS = 120, 200, 208
+# An MPTCP socket is the connection: it refuses SO_MAX_PACING_RATE and
+# TCP_WINDOW_CLAMP, and its TCP_INFO is its first subflow's. chadt_sockops
+# holds its subflows (bpf/datapath.c hold_subflow).
+IPPROTO_MPTCP = 262
 
 
 def c_constants() -> dict[str, int]:
@@ -73,6 +77,7 @@ def c_constants() -> dict[str, int]:
     and here read the same numbers."""
     return {
         "SO_MAX_PACING_RATE": SO_MAX_PACING_RATE,
+        "UNCAPPED_PACING": UNCAPPED_PACING,
         "TCP_IPV4_HEADERS": TCP_IPV4_HEADERS,
         "TCP_IPV6_HEADERS": TCP_IPV6_HEADERS,
         "WINDOW_QUEUE_US": WINDOW_QUEUE_US,
@@ -362,7 +367,7 @@ def old_windows_left(
                 clamp = receive_window_bytes(
                     wire_bps, struct.unpack_from("I", info, _TCPI_MIN_RTT)[0]
                 )
-                raised = _put_back_clamp(sock, clamp)
+                raised = sock.proto != IPPROTO_MPTCP and _put_back_clamp(sock, clamp)
         except OSError:
             continue
         if struct.unpack_from("I", info, _TCPI_LAST_DATA_RECV)[0] > idle_ms:
@@ -481,7 +486,8 @@ def _clamp_window(sock: socket.socket, wire_bps: int) -> float | None:
         value = receive_window_bytes(
             wire_bps, struct.unpack_from("I", info, _TCPI_MIN_RTT)[0] if complete else 0
         )
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, value)
+    if sock.proto != IPPROTO_MPTCP:  # its subflows: chadt_sockops, from windows_first
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, value)
     if not complete:
         return 0.0
     return old_window_drain_s(*tcp_window_state(info))
