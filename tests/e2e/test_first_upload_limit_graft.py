@@ -57,6 +57,17 @@ def _uplink_queued(pair: NetnsPair) -> int:
     return sum(int(q.get("qlen", 0)) for q in json.loads(out or "[]"))
 
 
+TCP_COUNTERS = ("TcpExtTCPLossProbes", "TcpExtTCPTimeouts", "TcpExtTCPSpuriousRTOs",
+                "TcpExtTCPFastRetrans", "TcpExtTCPLostRetransmit", "TcpExtTCPSlowStartRetrans")  # fmt: skip
+
+
+def _tcp_counters(pair: NetnsPair) -> dict[str, int]:
+    """The host namespace's TCP counters that tell one resend from another."""
+    out = subprocess.run(["ip", "netns", "exec", pair.host_ns, "nstat", "-asz", *TCP_COUNTERS],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return {line.split()[0]: int(line.split()[1]) for line in out.splitlines()[1:] if line.strip()}
+
+
 def _queue_standing(pair: NetnsPair, seconds: float, timeout_s: float) -> bool:
     """Whether the uplink's root qdisc held packets at every read for `seconds`
     (the sender past slow start, its window over the path: TCP small queues
@@ -97,6 +108,7 @@ def test_what_the_graft_drops_is_resent_before_the_limit(stack: Stack) -> None:
                     probe = ListingProbe(stack.bus_address)
                     probe.start()
                     try:
+                        counted = _tcp_counters(pair)
                         queued, began = _uplink_queued(pair), time.monotonic()
                         app_id = call_helper(
                             stack.bus_address,
@@ -105,6 +117,7 @@ def test_what_the_graft_drops_is_resent_before_the_limit(stack: Stack) -> None:
                         returned = time.monotonic()
                         assert eventually(lambda: sampler.first_capped() is not None, 5.0, 0.01)
                         time.sleep(RESENT_OVER_S + 0.1)
+                        counted = {k: v - counted.get(k, 0) for k, v in _tcp_counters(pair).items()}
                     finally:
                         sampler.stop()
                         probe.stop()
@@ -128,7 +141,8 @@ def test_what_the_graft_drops_is_resent_before_the_limit(stack: Stack) -> None:
     assert before_cap > 0 and after_cap == 0, (
         f"{queued} packets queued at the uplink when the limit was set; resent before the "
         f"cap: {before_cap}, from the cap on: {after_cap} (cap {capped[1].at - began:.3f} s "
-        f"after the call; at the call {at_call}, at the cap {capped[1]}, then {later})"
+        f"after the call; at the call {at_call}, at the cap {capped[1]}, then {later}; "
+        f"the host's counters from the call to the end: {counted})"
     )
     answered = sum(returned <= sent and end < capped[1].at for sent, end in probe.calls)
     assert answered > 0, (
