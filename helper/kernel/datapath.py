@@ -549,7 +549,7 @@ class Datapath:
         """Which directions of a slot's forwarded flows (sockets of another
         namespace, routed out of this one) the uplinks' hooks class in the
         helper's link tree: those where it holds the slot's class under a link
-        (frozenset(): none; the flows are still noted, not classed)."""
+        (frozenset(): none; its flows are then not noted either)."""
         bits = (FORWARDED_UP if Direction.UP in directions else 0) | (
             FORWARDED_DOWN if Direction.DOWN in directions else 0
         )

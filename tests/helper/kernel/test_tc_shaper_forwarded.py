@@ -11,6 +11,7 @@ Before, both classes stayed empty (the default class had it all)."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import secrets
 import subprocess
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel.bpf_maps import lookup_batch
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
@@ -372,6 +374,76 @@ def test_a_flow_that_takes_over_a_noted_tuple_is_not_classed_as_the_slots(
                   f"{_uplink_bytes(pair)[1] - downloaded} B received")  # fmt: skip
             assert _uplink_bytes(pair)[1] - downloaded > 1_000_000, "the second flow never ran"
             assert after[1] == noted[1], (noted, after)
+        finally:
+            echo.kill()
+            echo.wait()
+            _unlinked(shaper)
+
+
+def _noted(datapath: Datapath, slot: int) -> int:
+    """How many forwarded flows the uplinks' egress noted under slot."""
+    keys = (ctypes.c_uint8 * (40 * 65536))()  # struct forwarded_flow: 40 bytes
+    values = (ctypes.c_uint32 * 65536)()
+    read = lookup_batch(datapath._loaded.map_fds["forwarded_flows"], keys, values, 40, 4)
+    return sum(1 for value in values[:read] if value == slot)
+
+
+@pytest.mark.parametrize("linked", [False, True], ids=["no-link", "other-slot-linked"])
+def test_a_containers_flows_are_noted_only_where_its_slot_is_classed(
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper, linked: bool
+) -> None:
+    """A container's application with a slot (a limit, held by its own
+    namespace's shaper) whose slot the helper's link tree does not class:
+    its forwarded packets were noted all the same (carried_by's reads, a flow
+    lookup, an update per new flow: 264 ns a packet more, bench/forwarded_ns.py)
+    for nothing, since only a classed slot's downloads are looked up. Not
+    with no link (nothing forwarded in use), nor with a link under which only
+    another slot is classed; the slot classed, they are."""
+    other = {direction: {SLOT + 1: ClassSpec(rate_bps=100_000_000, burst_bytes=1_000_000,
+                                              priority=Priority.HIGH)} for direction in Direction}  # fmt: skip
+    with masqueraded_container(pair) as container:
+        if linked:
+            for direction in Direction:
+                shaper.set_link(direction, LINK)
+        shaper.reconcile(other)  # every device hooked both ways: the veth carries the slot
+        port = 5643
+        echo = subprocess.Popen(
+            nsenter_argv(pair.peer_ns, [sys.executable, "-c", ECHO, pair.peer_addr, str(port)])
+        )
+        try:
+
+            def ask(local_port: int) -> None:
+                argv = [sys.executable, "-c", ASKER, container.host_addr, str(local_port),
+                        pair.peer_addr, str(port), "0.5"]  # fmt: skip
+                asker = subprocess.Popen(
+                    nsenter_argv(container.host_ns, argv), stdin=subprocess.PIPE, text=True
+                )
+                try:
+                    datapath.set_process_slot(asker.pid, SLOT)
+                    assert asker.stdin is not None
+                    asker.stdin.write("go\n")
+                    asker.stdin.close()
+                    asker.wait(timeout=10)
+                finally:
+                    asker.kill()
+                    datapath.set_process_slot(asker.pid, 0)
+
+            received = _uplink_bytes(pair)[1]
+            ask(40643)
+            assert _uplink_bytes(pair)[1] - received > 100_000, "the flow never ran"
+            unclassed = _noted(datapath, SLOT)
+            shaper.reconcile(
+                {d: {**other[d], SLOT: CALL} for d in Direction}
+            )  # the slot classed too
+            ask(40644)
+            classed = _noted(datapath, SLOT)
+            print(
+                f"noted under slot {SLOT}: {unclassed} unclassed, {classed} once classed (link: {linked})"
+            )
+            assert unclassed == 0
+            assert classed == (
+                1 if linked else 0
+            )  # a class only for a priority alone: under a link
         finally:
             echo.kill()
             echo.wait()

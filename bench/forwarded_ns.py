@@ -1,0 +1,165 @@
+"""Nanoseconds per run of the uplink's egress program (chadt_tc_out) for a
+container's forwarded packets (issue 16, bpf/datapath.c), by the kernel's
+per-program run-time statistics (BPF_ENABLE_STATS, on while this runs).
+
+    sudo .venv/bin/python -m bench.forwarded_ns [--blocks 6] [--seconds 2] [--link]
+
+A namespace behind the helper's, masqueraded out of its uplink (a container);
+the helper's shaper holds an upload and a download limit of another slot, so
+every device has its hooks both ways (the container's veth's ingress writes a
+socket's slot into skb->tc_index). One process in the container sends 64-byte
+UDP datagrams to the far side as fast as it can for --seconds, with no slot
+(tc_index 0) or with a slot that has no class in the helper's namespace (a
+container's limit, held by its own namespace's shaper), alternating per block.
+--link: a link capacity is set both ways and the other slot is prioritized,
+so forwarded flows are in use (forwarded_classes[0]). The report: ns per run
+of chadt_tc_out per state, median [min-max] over blocks, and the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator
+
+from chadthrottle.contract import Direction
+from chadthrottle.helper.kernel import bpf_syscalls
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.priority_classes import LinkShaping
+from chadthrottle.priority import Priority
+
+from bench.hook_split import uptime
+from bench.overhead import CACHE_DIR
+from tests.support.netns import NetnsPair, extra_link, netns_pair, nsenter_argv, tc_shaper_in
+
+OTHER, SLOT = 9, 7
+SENDER = """
+import socket, sys, time
+sys.stdin.readline()  # the bench has given this process its slot, or none
+out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # not connected: no ICMP errors
+to, payload, end = (sys.argv[1], 9), bytes(64), time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    for _ in range(200):
+        out.sendto(payload, to)
+"""
+
+
+@contextlib.contextmanager
+def masqueraded(pair: NetnsPair) -> Iterator[NetnsPair]:
+    """A namespace behind pair.host_ns, masqueraded out of pair.host_if."""
+    table = f"ctfwdns{secrets.token_hex(3)}"
+    with extra_link(f"ctfwdns-{secrets.token_hex(3)}", pair.host_ns) as link:
+        subprocess.run(
+            nsenter_argv(pair.host_ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]), check=True
+        )
+        subprocess.run(
+            ["ip", "-n", link.host_ns, "route", "add", "default", "via", link.peer_addr], check=True
+        )
+        rules = (f"table ip {table} {{\n chain post {{\n  type nat hook postrouting priority srcnat;\n"
+                 f'  oifname "{pair.host_if}" masquerade\n }}\n}}\n')  # fmt: skip
+        subprocess.run(
+            nsenter_argv(pair.host_ns, ["nft", "-f", "-"]), input=rules, text=True, check=True
+        )
+        try:
+            yield link
+        finally:
+            subprocess.run(nsenter_argv(pair.host_ns, ["nft", "delete", "table", "ip", table]),
+                           capture_output=True)  # fmt: skip
+
+
+def egress_program(pair: NetnsPair) -> int:
+    """The id of the program our filter runs on the uplink's egress."""
+    shown = subprocess.run(nsenter_argv(pair.host_ns, ["tc", "filter", "show", "dev", pair.host_if, "egress"]),
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    found = re.search(r"chadt_tc_out.* id (\d+)", shown)
+    if not found:
+        raise RuntimeError(f"no chadt_tc_out on {pair.host_if}: {shown}")
+    return int(found.group(1))
+
+
+def run_ns(prog_id: int) -> tuple[int, int]:
+    fd = bpf_syscalls.open_program(prog_id)
+    try:
+        return bpf_syscalls.program_run_stats(fd)
+    finally:
+        os.close(fd)
+
+
+def one_run(container: NetnsPair, to: str, datapath: Datapath, slot: int, seconds: float,
+            prog_id: int) -> tuple[float, int]:  # fmt: skip
+    """(ns per run, runs) of the egress program while the sender sends."""
+    sender = subprocess.Popen(nsenter_argv(container.host_ns, [sys.executable, "-c", SENDER, to, str(seconds)]),
+                              stdin=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        if slot:
+            datapath.set_process_slot(sender.pid, slot)
+        time_before, runs_before = run_ns(prog_id)
+        assert sender.stdin is not None
+        sender.stdin.write("go\n")
+        sender.stdin.close()
+        sender.wait(timeout=seconds + 10)
+        time_after, runs_after = run_ns(prog_id)
+    finally:
+        sender.kill()
+        sender.wait()
+        datapath.set_process_slot(sender.pid, 0)
+    runs = runs_after - runs_before
+    return (time_after - time_before) / max(runs, 1), runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.forwarded_ns", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--blocks", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--link", action="store_true", help="forwarded flows in use (a link, a priority)"
+    )
+    args = parser.parse_args(argv)
+    print(f"load before: {uptime()}")
+    results: dict[str, list[float]] = {"no slot": [], "slot": []}
+    runs: dict[str, list[int]] = {"no slot": [], "slot": []}
+    stats_fd = bpf_syscalls.enable_run_time_stats()
+    datapath = Datapath(cache_dir=CACHE_DIR)
+    datapath.open()
+    try:
+        with (
+            netns_pair() as pair,
+            masqueraded(pair) as container,
+            tc_shaper_in(pair.host_ns, datapath) as shaper,
+        ):
+            limit = ClassSpec(rate_bps=100_000_000, burst_bytes=1_000_000, priority=Priority.HIGH)
+            if args.link:
+                for direction in Direction:
+                    shaper.set_link(direction, LinkShaping(capacity_bps=125_000_000))
+            shaper.reconcile({direction: {OTHER: limit} for direction in Direction})
+            prog_id = egress_program(pair)
+            for block in range(args.blocks):
+                for state in ("no slot", "slot") if block % 2 == 0 else ("slot", "no slot"):
+                    ns, count = one_run(container, pair.peer_addr, datapath, SLOT if state == "slot" else 0,
+                                        args.seconds, prog_id)  # fmt: skip
+                    results[state].append(ns)
+                    runs[state].append(count)
+            shaper.reconcile({})
+    finally:
+        datapath.close()
+        os.close(stats_fd)
+    for state, values in results.items():
+        print(f"{state}: {statistics.median(values):.1f} ns a run [{min(values):.1f}-{max(values):.1f}], "
+              f"{statistics.median(runs[state]) / args.seconds / 1000:.0f} k runs/s")  # fmt: skip
+    print(
+        f"slot - no slot: {statistics.median(results['slot']) - statistics.median(results['no slot']):.1f} ns"
+    )
+    print(f"load after: {uptime()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
