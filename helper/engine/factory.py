@@ -69,9 +69,10 @@ class EngineOptions:
     hook_linger_s: float = HOOK_LINGER_S
 
 
-# Unix seconds a --wall-clock-file may say (about the year 36812; the rules
-# file's quota periods are bounded alike).
-WALL_CLOCK_FILE_MAX_S = 2**40
+# Unix seconds a --wall-clock-file may say: up to 9999-12-30 UTC, a date in any
+# zone (the engine reads its clock as a datetime every tick, EngineCore._local_now;
+# 2**40, the year 36812, made every tick raise ValueError: "year is out of range").
+WALL_CLOCK_FILE_MAX_S = 253_402_128_000
 
 
 def wall_clock_from_file(path: Path) -> Callable[[], float]:
