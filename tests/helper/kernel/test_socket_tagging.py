@@ -3,6 +3,7 @@ and whether it still may (old_windows_left)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -13,6 +14,7 @@ import time
 
 import pytest
 from chadthrottle.helper.kernel.socket_tagging import (
+    IPPROTO_MPTCP,
     clamp_open_windows,
     old_window_drain_s,
     old_windows_left,
@@ -229,5 +231,35 @@ def test_a_clamp_receive_autotuning_raises_while_the_window_is_waited_for_is_put
             sock.shutdown(socket.SHUT_RDWR)
         for thread in threads:
             thread.join(5)
+        for sock in (sender, receiver, listener):
+            sock.close()
+
+
+def test_an_mptcp_connections_open_window_is_waited_for() -> None:
+    """An MPTCP socket refuses TCP_WINDOW_CLAMP (EOPNOTSUPP) but its TCP_INFO is
+    its first subflow's: the wait reads its window as a TCP socket's. Since
+    baf03eb asked every socket for its clamp first, the refusal skipped the
+    socket and a download limit landed on an MPTCP receiver without waiting
+    for the window it had offered (fixed in 1b73fc1)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+    receiver.connect(listener.getsockname())
+    sender, _ = listener.accept()
+    sender.settimeout(0.05)
+    wire_bps = 10_000  # a clamp of the kernel's least: any open window is past it
+    try:
+        with pytest.raises(OSError):  # what made the wait skip it
+            receiver.getsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP)
+        deadline = time.monotonic() + 5.0
+        while _advertised(receiver) <= 1 << 20 and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError, OSError):
+                sender.send(b"x" * 65536)
+            with contextlib.suppress(BlockingIOError):  # autotuning grows the window as it reads
+                receiver.recv(1 << 20, socket.MSG_DONTWAIT)
+        assert _advertised(receiver) > 1 << 20, _advertised(receiver)
+        assert old_windows_left(os.getpid(), wire_bps, idle_ms=5_000) is True
+    finally:
         for sock in (sender, receiver, listener):
             sock.close()
