@@ -490,7 +490,7 @@ int chadt_ingress(struct __sk_buff *skb)
 #define SOL_TCP 6
 #define TCP_WINDOW_CLAMP 10
 #define AF_INET 2
-/* SO_MAX_PACING_RATE, UNCAPPED_PACING, TCP_IPV4_HEADERS and TCP_IPV6_HEADERS (IP and TCP header,
+/* SO_MAX_PACING_RATE, TCP_IPV4_HEADERS and TCP_IPV6_HEADERS (IP and TCP header,
  * with the timestamp option, of a full segment), WINDOW_QUEUE_US,
  * UNKNOWN_RTT_US, MAX_RTT_US, UNCLAMPED_WINDOW: -D from socket_tagging.py. */
 
@@ -530,19 +530,6 @@ static __always_inline void clamp_window(struct bpf_sock_ops *skops, __u32 wire_
     set_window_clamp(skops, window < UNCLAMPED_WINDOW ? window : UNCLAMPED_WINDOW);
 }
 
-/* The pacing cap of a socket of the slot: a divided limit's share in the
- * socket's namespace, else the slot's (0: none). */
-static __always_inline __u32 pacing_of(struct socket_caps *caps, struct sock_tag *tag, __u32 slot)
-{
-    if (!caps->pacing_bps)
-        return 0;
-    struct namespace_slot key = {};
-    key.netns_cookie = tag->netns_cookie;
-    key.app_slot = slot;
-    __u32 *share = namespace_socket_pacing.lookup(&key);
-    return share && *share ? *share : caps->pacing_bps;
-}
-
 /* A download limit's window clamp for the MPTCP subflows of a process's
  * connections (by the owner_tgid of their tags) until until_ns
  * (bpf_ktime_get_ns), written by the helper (datapath.clamp_windows) before
@@ -556,23 +543,22 @@ struct window_first {
 BPF_TABLE("lru_hash", __u32, struct window_first, windows_first, 1024);
 
 #ifdef MPTCP_PARENT_TAGS
-/* What chadt_sockops last held an MPTCP subflow to (wire bytes/s; 0: not
- * held), so that it lifts only what it set. */
-struct subflow_held {
-    __u32 pacing_bps;
-    __u32 window_bps;
-};
-BPF_F_TABLE("sk_storage", int, struct subflow_held, subflow_holds, 0, BPF_F_NO_PREALLOC);
+/* The download limit chadt_sockops last clamped an MPTCP subflow's window
+ * for (wire bytes/s; 0: not clamped), so that it lifts only its own clamp. */
+BPF_F_TABLE("sk_storage", int, __u32, subflow_clamps, 0, BPF_F_NO_PREALLOC);
 
-/* An MPTCP subflow, held to its connection's caps (tag: the connection's).
- * The helper cannot reach a subflow from user space: the application's
- * socket is the connection, which refuses SO_MAX_PACING_RATE (EOPNOTSUPP)
- * and TCP_WINDOW_CLAMP (ENOPROTOOPT), and a limit usually lands on a
- * connection already open. So every subflow of a tagged connection runs
- * this before each packet it sends, from when it is established on, limited
- * or not: a limit set later holds it at its next packet, and a limit that
- * goes is lifted at its next packet (its flag stays on). The cost falls on
- * MPTCP traffic only. */
+/* An MPTCP subflow's window, clamped for its connection's download limit
+ * (tag: the connection's). The helper cannot reach a subflow from user
+ * space: the application's socket is the connection, which refuses
+ * TCP_WINDOW_CLAMP (ENOPROTOOPT), and a limit usually lands on a connection
+ * already open. So every subflow of a tagged connection runs this before
+ * each packet it sends, from when it is established on, limited or not: a
+ * limit set later clamps it at its next packet, one that goes is lifted at
+ * its next packet (its flag stays on). The cost falls on MPTCP traffic only.
+ * Its pacing is not capped: capped as a TCP socket's, an MPTCP upload's
+ * limit settled at the shaper after 1.9-3.7 s in 6 of 12 runs at load 7-9,
+ * uncapped in 0.24-1.26 s in all 6 (HTB's queue rides out the sender's stalls), and
+ * held no packet fewer (0 leaf drops either way; docs/benchmarks.md). */
 static __always_inline int hold_subflow(struct bpf_sock_ops *skops, struct bpf_sock *sk,
                                         struct sock_tag *tag)
 {
@@ -583,7 +569,6 @@ static __always_inline int hold_subflow(struct bpf_sock_ops *skops, struct bpf_s
         bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
     __u32 slot = tag->app_slot & 0xffff;
     struct socket_caps *caps = slot ? socket_caps.lookup(&slot) : 0;
-    __u32 pacing_bps = caps ? pacing_of(caps, tag, slot) : 0;
     __u32 window_bps = caps ? caps->window_bps : 0;
     if (!window_bps) {
         __u32 owner = tag->owner_tgid;
@@ -591,24 +576,14 @@ static __always_inline int hold_subflow(struct bpf_sock_ops *skops, struct bpf_s
         if (first && bpf_ktime_get_ns() < first->until_ns)
             window_bps = first->window_bps;
     }
-    struct subflow_held *held =
-        subflow_holds.sk_storage_get(sk, 0, pacing_bps || window_bps ? BPF_SK_STORAGE_GET_F_CREATE : 0);
-    if (!held)
-        return 1; /* never held, nothing to hold */
-    if (held->pacing_bps != pacing_bps) {
-        if (pacing_bps) {
-            cap_pacing(skops, pacing_bps);
-        } else {
-            __u32 uncapped = UNCAPPED_PACING;
-            bpf_setsockopt(skops, SOL_SOCKET, SO_MAX_PACING_RATE, &uncapped, sizeof(uncapped));
-        }
-        held->pacing_bps = pacing_bps;
-    }
+    __u32 *clamped = subflow_clamps.sk_storage_get(sk, 0, window_bps ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+    if (!clamped)
+        return 1; /* never clamped, nothing to clamp */
     if (window_bps)
         clamp_window(skops, window_bps);
-    else if (held->window_bps)
+    else if (*clamped)
         set_window_clamp(skops, UNCLAMPED_WINDOW);
-    held->window_bps = window_bps;
+    *clamped = window_bps;
     return 1;
 }
 #endif
@@ -624,7 +599,7 @@ static __always_inline int hold_subflow(struct bpf_sock_ops *skops, struct bpf_s
  * slot here is not ours (never limited by this helper, or another helper's:
  * every helper's program runs on every socket), so it is left alone: lifting
  * the clamp and the flag there undid the other helper's clamp. An MPTCP
- * subflow (no tag of its own) is held by its connection's (hold_subflow). */
+ * subflow (no tag of its own) is clamped by its connection's (hold_subflow). */
 int chadt_sockops(struct bpf_sock_ops *skops)
 {
     __u32 op = skops->op;
@@ -656,9 +631,13 @@ int chadt_sockops(struct bpf_sock_ops *skops)
     }
     if (!caps)
         return 1;
-    __u32 pacing_bps = pacing_of(caps, tag, slot);
-    if (pacing_bps)
-        cap_pacing(skops, pacing_bps);
+    if (caps->pacing_bps) { /* a divided limit: at its share in the socket's namespace */
+        struct namespace_slot key = {};
+        key.netns_cookie = tag->netns_cookie;
+        key.app_slot = slot;
+        __u32 *share = namespace_socket_pacing.lookup(&key);
+        cap_pacing(skops, share && *share ? *share : caps->pacing_bps);
+    }
     if (window_bps && op != BPF_SOCK_OPS_TCP_CONNECT_CB) {
         clamp_window(skops, window_bps);
         bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);

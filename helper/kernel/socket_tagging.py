@@ -68,7 +68,8 @@ _TCPI_WSCALE, _TCPI_LAST_DATA_RECV, _TCPI_RCV_WND, _TCP_INFO_LONG_BYTES = 6, 52,
 _TCPI_BYTES_ACKED, _TCPI_BYTES_SENT, _TCPI_BYTES_RETRANS = 120, 200, 208
 # An MPTCP socket is the connection: it refuses SO_MAX_PACING_RATE and
 # TCP_WINDOW_CLAMP, and its TCP_INFO is its first subflow's. chadt_sockops
-# holds its subflows (bpf/datapath.c hold_subflow).
+# clamps its subflows' windows (bpf/datapath.c hold_subflow); their pacing is
+# not capped (measured worse).
 IPPROTO_MPTCP = 262
 
 
@@ -77,7 +78,6 @@ def c_constants() -> dict[str, int]:
     and here read the same numbers."""
     return {
         "SO_MAX_PACING_RATE": SO_MAX_PACING_RATE,
-        "UNCAPPED_PACING": UNCAPPED_PACING,
         "TCP_IPV4_HEADERS": TCP_IPV4_HEADERS,
         "TCP_IPV6_HEADERS": TCP_IPV6_HEADERS,
         "WINDOW_QUEUE_US": WINDOW_QUEUE_US,
