@@ -675,7 +675,17 @@ struct forwarded_count {
     __u64 up_packets;
     __u64 down_packets;
 };
-BPF_TABLE("lru_hash", struct forwarded_flow, __u32, forwarded_flows, 65536);
+/* A noted flow: its slot, and the namespace that noted it (the helper's):
+ * every namespace's ingress hook looks tuples up, and a routed container's
+ * own ingress saw the helper's noted tuple for a packet of no socket there
+ * (its socket closed) and sent it to its own download IFB with a class that
+ * IFB did not hold, counted a second time (hole 4 of the review). */
+struct forwarded_note {
+    __u32 slot;
+    __u32 pad;
+    __u64 netns_cookie;
+};
+BPF_TABLE("lru_hash", struct forwarded_flow, struct forwarded_note, forwarded_flows, 65536);
 BPF_ARRAY(forwarded_classes, __u32, MAX_SLOTS);
 BPF_ARRAY(forwarded_matches, struct forwarded_count, MAX_SLOTS);
 
@@ -826,14 +836,18 @@ static __always_inline __u32 classify_forwarded_upload(struct __sk_buff *skb, __
         return 0;
     flow.local_port = ports[0];
     flow.remote_port = ports[1];
-    __u32 *noted = forwarded_flows.lookup(&flow);
+    struct forwarded_note *noted = forwarded_flows.lookup(&flow);
     if (!slot || !classes) { /* no slot, or one classed in no direction here: nothing to note */
-        if (noted)
+        if (noted && noted->netns_cookie == device_netns_cookie(skb))
             forwarded_flows.delete(&flow);
         return 0;
     }
-    if (!noted || *noted != slot)
-        forwarded_flows.update(&flow, &slot);
+    if (!noted || noted->slot != slot) {
+        struct forwarded_note note = {};
+        note.slot = slot;
+        note.netns_cookie = device_netns_cookie(skb);
+        forwarded_flows.update(&flow, &note);
+    }
     if (!(classes & FORWARDED_UP))
         return 0;
     forwarded_matched(slot, FORWARDED_UP);
@@ -850,7 +864,8 @@ static __always_inline __u32 classify_forwarded_upload(struct __sk_buff *skb, __
 /* The uplink's ingress, a packet for no socket of this namespace: the slot
  * of the forwarded flow it answers, when the helper's tree classes its
  * downloads; 0 otherwise. The tuple as classify_ingress read it. */
-static __always_inline __u32 forwarded_download_slot(struct bpf_sock_tuple *tuple, __u8 proto, int ipv6)
+static __always_inline __u32 forwarded_download_slot(struct __sk_buff *skb, struct bpf_sock_tuple *tuple, __u8 proto,
+                                                     int ipv6)
 {
     struct forwarded_flow flow = {};
     flow.proto = proto;
@@ -867,11 +882,12 @@ static __always_inline __u32 forwarded_download_slot(struct bpf_sock_tuple *tupl
         flow.remote_port = tuple->ipv4.sport;
         flow.local_port = tuple->ipv4.dport;
     }
-    __u32 *slot = forwarded_flows.lookup(&flow);
-    if (!slot || !*slot || !forwarded_class(*slot, FORWARDED_DOWN))
+    struct forwarded_note *noted = forwarded_flows.lookup(&flow);
+    if (!noted || !noted->slot || !forwarded_class(noted->slot, FORWARDED_DOWN) ||
+        noted->netns_cookie != device_netns_cookie(skb))
         return 0;
-    forwarded_matched(*slot, FORWARDED_DOWN);
-    return *slot;
+    forwarded_matched(noted->slot, FORWARDED_DOWN);
+    return noted->slot;
 }
 
 /* The ingress of a device by which another namespace's socket sends into this
@@ -944,7 +960,7 @@ static __always_inline int classify_ingress(struct __sk_buff *skb, __u32 l3)
         return 0;
     __u32 slot = 0;
     if (!sk) {
-        slot = forwarded_download_slot(&tuple, proto, skb->protocol == bpf_htons(ETH_P_IPV6));
+        slot = forwarded_download_slot(skb, &tuple, proto, skb->protocol == bpf_htons(ETH_P_IPV6));
         if (!slot)
             return 0;
         goto classed;

@@ -23,12 +23,14 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.bpf_maps import lookup_batch
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.namespace_shapers import NoPacing
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_ownership import FILTER_PRIORITY
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from chadthrottle.priority import Priority
+from pyroute2 import IPRoute
 
-from tests.support.netns import NetnsPair, extra_link, nsenter_argv, start_stream
+from tests.support.netns import NetnsPair, entered_netns, extra_link, nsenter_argv, start_stream
 from tests.support.waiting import eventually
 
 LINK = LinkShaping(capacity_bps=12_500_000)  # 100 Mbit/s: the streams fill their classes' share
@@ -383,9 +385,9 @@ def test_a_flow_that_takes_over_a_noted_tuple_is_not_classed_as_the_slots(
 def _noted(datapath: Datapath, slot: int) -> int:
     """How many forwarded flows the uplinks' egress noted under slot."""
     keys = (ctypes.c_uint8 * (40 * 65536))()  # struct forwarded_flow: 40 bytes
-    values = (ctypes.c_uint32 * 65536)()
-    read = lookup_batch(datapath._loaded.map_fds["forwarded_flows"], keys, values, 40, 4)
-    return sum(1 for value in values[:read] if value == slot)
+    values = (ctypes.c_uint32 * (4 * 65536))()  # struct forwarded_note: slot, pad, cookie
+    read = lookup_batch(datapath._loaded.map_fds["forwarded_flows"], keys, values, 40, 16)
+    return sum(1 for at in range(read) if values[4 * at] == slot)
 
 
 @pytest.mark.parametrize("linked", [False, True], ids=["no-link", "other-slot-linked"])
@@ -447,4 +449,118 @@ def test_a_containers_flows_are_noted_only_where_its_slot_is_classed(
         finally:
             echo.kill()
             echo.wait()
+            _unlinked(shaper)
+
+
+BLAST = """
+import socket, sys, time
+blast = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+blast.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+blast.bind((sys.argv[1], int(sys.argv[2])))
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    blast.sendto(bytes(1000), (sys.argv[3], int(sys.argv[4])))
+    time.sleep(0.001)
+"""
+
+
+def _packets(netns: str, kind: str, way: str) -> int:
+    """Packets the namespace's devices of a kind (ifb, veth) counted one way (rx, tx)."""
+    shown = subprocess.run(["ip", "-n", netns, "-j", "-s", "link", "show", "type", kind],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return sum(int(device["stats64"][way]["packets"]) for device in json.loads(shown))
+
+
+def test_a_flow_noted_here_is_not_classed_in_another_namespace(
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper
+) -> None:
+    """forwarded_flows is one map for the machine and every namespace's
+    ingress hook looks tuples up. A routed container (no NAT) with a shaper
+    of its own: its application's flow, noted in the helper's namespace,
+    goes on sending to it after the socket closed; the container's ingress
+    found no socket there, took the helper's noted tuple, and sent each
+    packet to its own download IFB with a class it does not hold (counted
+    twice as well). Only the namespace that noted a flow classes by it."""
+    with extra_link(f"ctnest16-{secrets.token_hex(3)}", pair.host_ns) as routed:
+        _run(nsenter_argv(pair.host_ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
+        _run(["ip", "-n", routed.host_ns, "route", "add", "default", "via", routed.peer_addr])
+        _run(["ip", "-n", pair.peer_ns, "route", "add", routed.host_addr, "via", pair.host_addr])
+        for direction in Direction:
+            shaper.set_link(direction, LINK)
+        shaper.reconcile({direction: {SLOT: CALL} for direction in Direction})
+        with entered_netns(routed.host_ns):
+            ipr = IPRoute()
+            its_own = TcShaper(
+                ipr, datapath.tc_program, NoPacing(), retire_after_s=0.0, hook_linger_s=0.0
+            )
+        echo = None
+        try:  # another application's download limit there: its ingress hooked
+            its_own.reconcile(
+                {Direction.DOWN: {SLOT + 2: ClassSpec(rate_bps=1_000_000, burst_bytes=100_000)}}
+            )
+            port, local_port = 5673, 40673
+            echo = subprocess.Popen(
+                nsenter_argv(pair.peer_ns, [sys.executable, "-c", ECHO, pair.peer_addr, str(port)])
+            )
+            argv = [
+                sys.executable,
+                "-c",
+                ASKER,
+                routed.host_addr,
+                str(local_port),
+                pair.peer_addr,
+                str(port),
+                "1.0",
+            ]
+            asker = subprocess.Popen(
+                nsenter_argv(routed.host_ns, argv), stdin=subprocess.PIPE, text=True
+            )
+            try:
+                datapath.set_process_slot(asker.pid, SLOT)
+                assert asker.stdin is not None
+                asker.stdin.write("go\n")
+                asker.stdin.close()
+                asker.wait(timeout=10)
+            finally:
+                asker.kill()
+                datapath.set_process_slot(asker.pid, 0)
+            echo.kill()
+            echo.wait()
+            noted = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
+            assert noted[1] > 100, f"the flow was not classed in the helper's namespace: {noted}"
+            received, redirected = (
+                _packets(routed.host_ns, "veth", "rx"),
+                _packets(routed.host_ns, "ifb", "tx"),
+            )
+            argv = [
+                sys.executable,
+                "-c",
+                BLAST,
+                pair.peer_addr,
+                str(port),
+                routed.host_addr,
+                str(local_port),
+            ]
+            _run(nsenter_argv(pair.peer_ns, argv))  # to the tuple, no socket left there
+            arrived = _packets(routed.host_ns, "veth", "rx") - received
+            there = _packets(routed.host_ns, "ifb", "tx") - redirected
+            after = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
+            print(f"a noted tuple in another namespace: {arrived} packets arrived there, {there} through its IFB; "
+                  f"download counts {noted[1]} -> {after[1]}")  # fmt: skip
+            assert arrived > 300, "the packets never arrived"
+            assert there < arrived / 20, (arrived, there)
+            assert after[1] - noted[1] <= arrived + 10, (
+                noted,
+                after,
+                arrived,
+            )  # once, in the helper's
+        finally:
+            if echo is not None:
+                echo.kill()
+                echo.wait()
+            its_own.close()
+            ipr.close()
+            subprocess.run(
+                ["ip", "-n", pair.peer_ns, "route", "del", routed.host_addr], capture_output=True
+            )
             _unlinked(shaper)
