@@ -385,8 +385,9 @@ class CapacityEstimator:
         before the raise at two glances in a row. Nothing else is decided here, and
         what passed is left to the tick (GLANCE_RISE_S says why). Driven by bench/
         capacity_follow.py --glance-s only: the helper does not glance, as measured it
-        took failed probes back at 16-62 ms of queue where ticks did at 31-125, not
-        the calls' 15 ms, for about a sample's CPU a glance (docs/benchmarks.md, est16c)."""
+        took failed probes back with 23-62 ms at the modem (median 36) where ticks did
+        with 28-125 (median 42), not the calls' 15 ms, for about a sample's CPU a glance
+        (docs/benchmarks.md, est16c)."""
         if not seconds > 0:
             return self.capacities()
         self.decisions = []
