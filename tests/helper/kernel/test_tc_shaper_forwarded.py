@@ -331,6 +331,25 @@ while time.monotonic() < end:
 """
 
 
+def _ask(datapath: Datapath, netns: str, source: tuple[str, int], far: tuple[str, int],
+         slot: int, seconds: float) -> None:  # fmt: skip
+    """Run ASKER in ``netns`` from ``source`` to ``far`` for ``seconds``, in
+    ``slot`` (0: none) from its first packet on: it waits on stdin for that."""
+    argv = [sys.executable, "-c", ASKER, source[0], str(source[1]), far[0], str(far[1]),
+            str(seconds)]  # fmt: skip
+    asker = subprocess.Popen(nsenter_argv(netns, argv), stdin=subprocess.PIPE, text=True)
+    try:
+        if slot:
+            datapath.set_process_slot(asker.pid, slot)
+        assert asker.stdin is not None
+        asker.stdin.write("go\n")
+        asker.stdin.close()
+        asker.wait(timeout=seconds + 10)
+    finally:
+        asker.kill()
+        datapath.set_process_slot(asker.pid, 0)
+
+
 def test_a_flow_that_takes_over_a_noted_tuple_is_not_classed_as_the_slots(
     pair: NetnsPair, datapath: Datapath, shaper: TcShaper
 ) -> None:
@@ -350,21 +369,8 @@ def test_a_flow_that_takes_over_a_noted_tuple_is_not_classed_as_the_slots(
         try:
 
             def ask(slot: int, seconds: float) -> None:
-                argv = [sys.executable, "-c", ASKER, container.host_addr, str(local_port),
-                        pair.peer_addr, str(port), str(seconds)]  # fmt: skip
-                asker = subprocess.Popen(
-                    nsenter_argv(container.host_ns, argv), stdin=subprocess.PIPE, text=True
-                )
-                try:
-                    if slot:
-                        datapath.set_process_slot(asker.pid, slot)
-                    assert asker.stdin is not None
-                    asker.stdin.write("go\n")
-                    asker.stdin.close()
-                    asker.wait(timeout=seconds + 10)
-                finally:
-                    asker.kill()
-                    datapath.set_process_slot(asker.pid, 0)
+                _ask(datapath, container.host_ns, (container.host_addr, local_port),
+                     (pair.peer_addr, port), slot, seconds)  # fmt: skip
 
             ask(SLOT, 1.0)
             noted = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
@@ -415,20 +421,8 @@ def test_a_containers_flows_are_noted_only_where_its_slot_is_classed(
         try:
 
             def ask(local_port: int) -> None:
-                argv = [sys.executable, "-c", ASKER, container.host_addr, str(local_port),
-                        pair.peer_addr, str(port), "0.5"]  # fmt: skip
-                asker = subprocess.Popen(
-                    nsenter_argv(container.host_ns, argv), stdin=subprocess.PIPE, text=True
-                )
-                try:
-                    datapath.set_process_slot(asker.pid, SLOT)
-                    assert asker.stdin is not None
-                    asker.stdin.write("go\n")
-                    asker.stdin.close()
-                    asker.wait(timeout=10)
-                finally:
-                    asker.kill()
-                    datapath.set_process_slot(asker.pid, 0)
+                _ask(datapath, container.host_ns, (container.host_addr, local_port),
+                     (pair.peer_addr, port), SLOT, 0.5)  # fmt: skip
 
             received = _uplink_bytes(pair)[1]
             ask(40643)
@@ -502,28 +496,8 @@ def test_a_flow_noted_here_is_not_classed_in_another_namespace(
             echo = subprocess.Popen(
                 nsenter_argv(pair.peer_ns, [sys.executable, "-c", ECHO, pair.peer_addr, str(port)])
             )
-            argv = [
-                sys.executable,
-                "-c",
-                ASKER,
-                routed.host_addr,
-                str(local_port),
-                pair.peer_addr,
-                str(port),
-                "1.0",
-            ]
-            asker = subprocess.Popen(
-                nsenter_argv(routed.host_ns, argv), stdin=subprocess.PIPE, text=True
-            )
-            try:
-                datapath.set_process_slot(asker.pid, SLOT)
-                assert asker.stdin is not None
-                asker.stdin.write("go\n")
-                asker.stdin.close()
-                asker.wait(timeout=10)
-            finally:
-                asker.kill()
-                datapath.set_process_slot(asker.pid, 0)
+            _ask(datapath, routed.host_ns, (routed.host_addr, local_port), (pair.peer_addr, port),
+                 SLOT, 1.0)  # fmt: skip
             echo.kill()
             echo.wait()
             noted = datapath.forwarded_matches([SLOT]).get(SLOT, (0, 0))
