@@ -641,8 +641,10 @@ class TcShaper:
             ifb = shared.ifb
         else:
             # mirred hands the IFB the frame with the uplink's link-layer header:
-            # its rates are scaled for the first uplink's (an Ethernet and a
-            # tun uplink together: the tun's share is 1% short)
+            # its rates are scaled for the first uplink's, in ifindex order (an
+            # Ethernet uplink and a VPN's tun that came up later: the tun's
+            # traffic, counted from its IP header, passes 0.9% over the limit;
+            # docs/backends.md)
             try:
                 ifb_index = interfaces.create_ifb(self._ipr, ifb_name, IFB_ALIASES[direction])
             except KernelError:
