@@ -102,6 +102,9 @@ class ConnectionTableModel(QAbstractTableModel):
         self.dns = dns if dns is not None else ReverseDnsCache()
         self.dns.on_resolved = self.hostResolved.emit
         self.hostResolved.connect(self._on_host_resolved)
+        # Gone with the model (its window closed): no lookup thread is left, and
+        # none emits on this model once its C++ side is deleted.
+        self.destroyed.connect(self.dns.close)
 
     # --- updates ----------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ small thread pool; ``on_resolved`` is called (from a pool thread) when a name
 arrives. Names are kept CACHE_TTL_S, failures FAILURE_TTL_S; at most
 MAX_PENDING lookups wait at once, and one still unanswered after
 LOOKUP_TIMEOUT_S counts as a failure (its thread cannot be stopped, but its
-address is no longer waited on and the pool takes the next).
+address is no longer waited on and the pool takes the next). ``close`` ends
+the workers and the callback: the cache's owner (the connections model) calls
+it when it goes, so no thread outlives it or calls into it once deleted.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ class ReverseDnsCache:
         self._clock = clock
         self._size = size
         self._lock = threading.Lock()
+        # Held while on_resolved runs, so close() returns only once no callback is
+        # running or can start (reentrant: an inline lookup's callback may ask again).
+        self._callback_lock = threading.RLock()
+        self._closed = False
         self._names: OrderedDict[str, tuple[str | None, float]] = (
             OrderedDict()
         )  # address -> (name, expiry)
@@ -79,7 +85,7 @@ class ReverseDnsCache:
                 self._names.move_to_end(address)
                 return cached[0]
             self._expire_pending(now)
-            if address in self._pending or len(self._pending) >= MAX_PENDING:
+            if self._closed or address in self._pending or len(self._pending) >= MAX_PENDING:
                 return cached[0] if cached else None
             self._pending[address] = now
         self._submit(lambda: self._lookup(address))
@@ -106,24 +112,35 @@ class ReverseDnsCache:
             if self._pending.pop(address, None) is None:
                 return  # timed out meanwhile: already stored as a failure
             self._store(address, name, self._clock())
-        if name and self.on_resolved is not None:
-            self.on_resolved(address, name)
+        if not name:
+            return
+        with self._callback_lock:
+            if self.on_resolved is not None:
+                self.on_resolved(address, name)
 
     def _submit_to_pool(self, work: Callable[[], None]) -> None:
         """Daemon threads, not concurrent.futures': a resolver hanging at quit
         must not hold the process (Python joins a ThreadPoolExecutor at exit)."""
-        if len(self._workers) < WORKERS:
-            worker = threading.Thread(target=self._work, name="chadthrottle-rdns", daemon=True)
-            self._workers.append(worker)
-            worker.start()
-        self._queue.put(work)
+        with self._lock:
+            if self._closed:
+                return
+            if len(self._workers) < WORKERS:
+                worker = threading.Thread(target=self._work, name="chadthrottle-rdns", daemon=True)
+                self._workers.append(worker)
+                worker.start()
+            self._queue.put(work)
 
     def _work(self) -> None:
         while (work := self._queue.get()) is not None:
             work()
 
     def close(self) -> None:
-        """Stop the workers once their current lookup ends (unwaited)."""
-        for _ in self._workers:
+        """No callback after this returns, no new lookup; the workers end once
+        their current lookup does (unwaited: a resolver may hang)."""
+        with self._callback_lock:
+            self.on_resolved = None
+        with self._lock:
+            self._closed = True
+            workers, self._workers = self._workers, []
+        for _ in workers:
             self._queue.put(None)
-        self._workers = []

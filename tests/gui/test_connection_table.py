@@ -243,3 +243,44 @@ def test_two_answers_a_moment_apart_give_no_rate() -> None:
     # soon after a rate: that rate stays; the next one is measured from the older answer
     assert rates.update([tcp(1000, rx=310_000, tx=0)], now=11.1) == {key: (300_000.0, 0.0)}
     assert rates.update([tcp(1000, rx=510_000, tx=0)], now=12.0) == {key: (200_000.0, 0.0)}
+
+
+def test_a_closed_window_leaves_no_lookup_thread_and_no_callback(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The window's connections model closes its cache when it goes: its
+    lookup threads end (a window closed kept two each, for the process's life)
+    and a name arriving later is not emitted on the deleted model."""
+    from tests.gui.bare_window import bare_window
+
+    _apps, win = bare_window()
+    table = win.findChild(ConnectionTableModel)
+    assert table is not None
+    dns = table.dns
+    release = threading.Event()
+    dns._resolver = lambda _address: "far.example" if release.wait(5) else None
+    table.set_connections(APP, [tcp(1000, 0, 0), tcp(1001, 0, 0, remote="192.0.2.8:443")])
+    assert {table.index(row, ConnColumn.HOST).data() for row in (0, 1)} == {
+        "192.0.2.7",
+        "192.0.2.8",
+    }
+    workers = list(dns._workers)
+    assert workers and all(worker.is_alive() for worker in workers)
+    win.close()
+    win.deleteLater()
+    qtbot.waitUntil(lambda: dns.on_resolved is None, timeout=2000)
+    release.set()
+    for worker in workers:
+        worker.join(5)
+    assert not any(worker.is_alive() for worker in workers)
+    assert dns.name_of("192.0.2.9") is None and not dns._workers  # closed: no new lookup
+
+
+def test_a_closed_cache_starts_no_thread_and_calls_back_no_more() -> None:
+    called: list[str] = []
+    dns = ReverseDnsCache(
+        lambda _address: "far.example", on_resolved=lambda a, _n: called.append(a)
+    )
+    dns.close()
+    assert dns.name_of("192.0.2.5") is None
+    assert not dns._workers and dns.on_resolved is None
+    dns._lookup("192.0.2.5")  # a lookup already running when closed ends quietly
+    assert called == []
