@@ -60,6 +60,7 @@ from chadthrottle.helper.kernel.layout import (
     SockTag,
     TrafficCounters,
     TrafficKey,
+    WindowFirst,
 )
 from chadthrottle.helper.kernel.ownership import (
     OwnershipRecord,
@@ -90,7 +91,6 @@ TC_INGRESS_PROGRAMS = {
 }  # by: packets carry an Ethernet header
 TC_EGRESS_PROGRAM = "chadt_tc_out"  # reads skb->priority only: any link type
 _CapsValue = ctypes.c_uint32 * 2  # struct socket_caps: pacing_bps, window_bps
-_WindowFirst = ctypes.c_uint64 * 2  # struct window_first: window_bps, until_ns
 # How long a process's MPTCP subflows are held to a window clamped ahead of
 # its tags (windows_first in bpf/datapath.c): past the engine's longest wait
 # for the old windows (core.WINDOW_DRAIN_MAX_S), after which the tags' caps hold them.
@@ -100,7 +100,7 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "slot_by_tgid": (ctypes.c_uint32, OwnedSlot),
     "slot_by_cgroup": (ctypes.c_uint64, OwnedSlot),
     "socket_caps": (ctypes.c_uint32, _CapsValue),
-    "windows_first": (ctypes.c_uint32, _WindowFirst),
+    "windows_first": (ctypes.c_uint32, WindowFirst),
     "upload_pacing": (ctypes.c_uint32, SlotPacing),
     "namespace_pacing": (NamespaceSlot, SlotPacing),
     "namespace_socket_pacing": (NamespaceSlot, ctypes.c_uint32),
@@ -463,7 +463,7 @@ class Datapath:
         which user space cannot reach, chadt_sockops clamps at their next
         packet, for WINDOW_FIRST_S (0: lifted)."""
         until_ns = time.monotonic_ns() + int(WINDOW_FIRST_S * 1e9) if wire_bps else 0
-        self._maps["windows_first"].set(tgid, _WindowFirst(wire_bps, until_ns))
+        self._maps["windows_first"].set(tgid, WindowFirst(wire_bps, until_ns))
         return max(clamp_open_windows(tgid, wire_bps, made_by), default=None)
 
     def old_windows_left(

@@ -146,6 +146,25 @@ class ForwardedFlow(ctypes.Structure):
     ]
 
 
+class ForwardedNote(ctypes.Structure):
+    """struct forwarded_note in bpf/datapath.c: a noted flow's slot and the
+    namespace that noted it (only that one classes its downloads by it).
+    Only the programs read it; mirrored so its layout is checked."""
+
+    _fields_ = [
+        ("slot", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+        ("netns_cookie", ctypes.c_uint64),
+    ]
+
+
+class WindowFirst(ctypes.Structure):
+    """struct window_first in bpf/datapath.c: the window a process's MPTCP
+    subflows are clamped to ahead of its tags (wire bytes/s), and until when."""
+
+    _fields_ = [("window_bps", ctypes.c_uint64), ("until_ns", ctypes.c_uint64)]
+
+
 class SlotPacing(ctypes.Structure):
     """struct slot_pacing in bpf/maps.h: a slot's upload virtual queue, or
     (namespace_pacing) one namespace's of a divided limit."""

@@ -43,7 +43,9 @@ MIRRORS: dict[str, type[ctypes.Structure]] = {
     "slot_policer": layout.SlotPolicer,
     "slot_gate": layout.SlotGate,
     "forwarded_flow": layout.ForwardedFlow,
+    "forwarded_note": layout.ForwardedNote,
     "forwarded_count": layout.ForwardedCount,
+    "window_first": layout.WindowFirst,
 }
 # A value the helper writes field by field, each a __u32 (a dataclass, not ctypes).
 U32_VALUES = {"socket_caps": layout.SocketCaps}
