@@ -66,8 +66,13 @@ def _graft(pair: NetnsPair, netlink: tuple[IPRoute, object], datagrams: int) -> 
     with sender:
         for _ in range(datagrams):
             sender.sendto(b"x" * 1000, (pair.peer_addr, 9))
+    # at least the datagrams the TBF's burst did not pass; the link's own
+    # packets (ARP, IPv6 neighbour discovery) may queue beside them. With
+    # none sent, the queue is waited empty: the case is an empty root qdisc.
     if datagrams:
         assert eventually(lambda: _root(pair)[0] >= datagrams - 1, 5.0), _root(pair)
+    else:
+        assert eventually(lambda: _root(pair)[0] == 0, 5.0), _root(pair)
     held, drops = _root(pair)
     tx_dropped = _tx_dropped(pair)
     lossy = add_hook_qdisc(ipr, ipr.link_lookup(ifname=pair.host_if)[0])
@@ -80,7 +85,8 @@ def test_a_graft_over_packets_queued_at_the_root_qdisc_is_lossy(
 ) -> None:
     graft = _graft(slow_root, netlink, DATAGRAMS)
     # the kernel dropped the queue and counted it nowhere; add_hook_qdisc said so all the same
-    assert (graft.held, graft.left, graft.counted, graft.lossy) == (DATAGRAMS - 1, 0, 0, True)
+    assert graft.held >= DATAGRAMS - 1, graft  # CI run t: 8, a packet of the link's own beside
+    assert (graft.left, graft.counted, graft.lossy) == (0, 0, True), graft
 
 
 def test_a_graft_over_an_empty_root_qdisc_is_not_lossy(
