@@ -61,6 +61,7 @@ from bench.shaper_bytes import ShaperBytes
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     NetnsPair,
+    Stream,
     app_scope,
     extra_link,
     netns_pair,
@@ -142,16 +143,27 @@ def two_uplinks(pair: NetnsPair) -> Iterator[NetnsPair]:
         yield second
 
 
-def landing(bus: str, pair: NetnsPair, second: NetnsPair, port: int, kind: str, direction: str,
-            rate: int) -> Landed:  # fmt: skip
+@contextlib.contextmanager
+def _stream(pair: NetnsPair, port: int, kind: str, direction: str) -> Iterator[Stream]:
+    """A 30 s stream of ``kind`` in app scopes of its own at both ends, the
+    host accepting a second subflow only for mptcp2; stopped on leaving."""
     extra = "1" if kind == "mptcp2" else "0"
     _ip(pair.host_ns, "mptcp", "limits", "set", "subflow", extra, "add_addr_accepted", extra)
     tag = secrets.token_hex(3)
-    load = f"{os.getloadavg()[0]:.2f}"
     with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchMptcp{tag}") as scope, \
             app_scope(cgroup2_mount(), f"org.chadthrottle.BenchMptcpPeer{tag}") as peer_scope:  # fmt: skip
         stream = start_stream(pair, port, direction, app_cgroup=scope, peer_cgroup=peer_scope,
                               seconds=30, mptcp=kind != "tcp")  # fmt: skip
+        try:
+            yield stream
+        finally:
+            stream.stop()
+
+
+def landing(bus: str, pair: NetnsPair, second: NetnsPair, port: int, kind: str, direction: str,
+            rate: int) -> Landed:  # fmt: skip
+    load = f"{os.getloadavg()[0]:.2f}"
+    with _stream(pair, port, kind, direction) as stream:
         app = ""
         try:
             deadline = time.monotonic() + SUBFLOW_WAIT_S
@@ -191,19 +203,12 @@ def landing(bus: str, pair: NetnsPair, second: NetnsPair, port: int, kind: str, 
         finally:
             if app:
                 call_helper(bus, lambda c: c.clear_limit(app))
-            stream.stop()
 
 
 def program_cost(bus: str, pair: NetnsPair, port: int, kind: str, direction: str, rate: int,
                  programs: dict[int, str]) -> dict[str, tuple[float, float]]:  # fmt: skip
     """name -> (ns per run, runs per MiB of payload) over COST_S of a stream, limited to rate (0: not)."""
-    extra = "1" if kind == "mptcp2" else "0"
-    _ip(pair.host_ns, "mptcp", "limits", "set", "subflow", extra, "add_addr_accepted", extra)
-    tag = secrets.token_hex(3)
-    with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchMptcp{tag}") as scope, \
-            app_scope(cgroup2_mount(), f"org.chadthrottle.BenchMptcpPeer{tag}") as peer_scope:  # fmt: skip
-        stream = start_stream(pair, port, direction, app_cgroup=scope, peer_cgroup=peer_scope,
-                              seconds=30, mptcp=kind != "tcp")  # fmt: skip
+    with _stream(pair, port, kind, direction) as stream:
         app = ""
         try:
             if rate:
@@ -221,7 +226,6 @@ def program_cost(bus: str, pair: NetnsPair, port: int, kind: str, direction: str
         finally:
             if app:
                 call_helper(bus, lambda c: c.clear_limit(app))
-            stream.stop()
     cost = {}
     for prog_id, name in programs.items():
         runs = after[prog_id][1] - before[prog_id][1]
