@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,37 @@ import pytest
 def _qt_application(qapp):  # type: ignore[no-untyped-def]
     """Every GUI test gets the QApplication: models paint icons, views need it."""
     return qapp
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collected_between_modules(qapp):  # type: ignore[no-untyped-def]
+    """Before and after each module the windows' deferred deletes run and
+    the collector runs, with no event loop running and no worker thread in a
+    call; during a test it does not run on its own (_no_collection_inside).
+    Twice a full suite crashed (SIGSEGV, CI runs s and u of 2026-12-05) in a
+    collection that began inside a GUI test's event loop while its worker
+    thread ran, among the cyclic garbage of the windows and tests before it.
+    The cause is not found (docs/development.md)."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    yield
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _no_collection_inside(_collected_between_modules):  # type: ignore[no-untyped-def]
+    """No automatic collection inside a GUI test (see _collected_between_modules);
+    a test's own gc.collect() still runs."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @pytest.fixture
