@@ -57,16 +57,26 @@ def test_the_detail_pane_shows_the_connection_with_its_own_rate_and_bytes(
             model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())
         ] == list(HEADERS.values())
         row = _row_to_peer(gui, remote)
-        cell = lambda column: model.index(_row_to_peer(gui, remote), column).data()  # noqa: E731
+
+        def cell(column: ConnColumn) -> str | None:
+            """The connection's cell; None while its row is not in the table (CI
+            run v: gone for a moment while its rate was waited for)."""
+            at = _row_to_peer(gui, remote)
+            return None if at is None else model.index(at, column).data()
+
         assert (cell(ConnColumn.PROTOCOL), cell(ConnColumn.STATE), cell(ConnColumn.PID)) == (
             "tcp",
             "ESTABLISHED",
             str(stream.app_pid),
         )
         assert cell(ConnColumn.HOST)  # the address until a name is found (the peer has none)
+
         # A second answer gives the connection's own rate: the upload it makes.
-        qtbot.waitUntil(lambda: cell(ConnColumn.UP) not in (NO_VALUE, MEASURING), timeout=5000)
-        qtbot.waitUntil(lambda: _rate_of(cell(ConnColumn.UP)) > FLOOR_BPS, timeout=5000)
+        def up_rate() -> float:
+            up = cell(ConnColumn.UP)
+            return 0.0 if up in (None, NO_VALUE, MEASURING) else _rate_of(str(up))
+
+        qtbot.waitUntil(lambda: up_rate() > FLOOR_BPS, timeout=10_000)
         sent = gui.window.detail.connections_model.row(_row_to_peer(gui, remote)).info.tx_bytes
         qtbot.waitUntil(lambda: gui.window.detail.connections_model.row(_row_to_peer(gui, remote)).info.tx_bytes > sent + FLOOR_BPS,
                         timeout=5000)  # fmt: skip
