@@ -115,6 +115,9 @@ class HelperWorker:
         self._connections_of: tuple[str, ...] = ()
         # Whose processes' rates are polled with their connections: the expanded rows.
         self._processes_of: tuple[str, ...] = ()
+        # Whose last ListConnections answered (worker thread only): one failed call
+        # then keeps that answer shown rather than sending on "none".
+        self._connections_answered: set[str] = set()
         # False once the helper answered ListProcesses with UnknownMethod (API < 6).
         self._processes_listed = True
         # When SetLimitsPaused last succeeded: a poll sent before it may answer the old state.
@@ -337,7 +340,15 @@ class HelperWorker:
             raise
         except Exception as exc:  # an application that just exited, or not ours to see
             log.debug("connections of %s: %s", app_id, exc)
+            if app_id in self._connections_answered:
+                # One failure (a call that timed out, a busy helper) is not an answer
+                # that every socket closed: the last answer stays a poll longer, so
+                # a live connection's row does not vanish for one poll. Again, "none".
+                self._connections_answered.discard(app_id)
+                return
             connections = []
+        else:
+            self._connections_answered.add(app_id)
         if app_id in self._connections_of:  # still wanted
             self._emit(self._signals.connections, app_id, list(connections))
 

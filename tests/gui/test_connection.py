@@ -157,6 +157,42 @@ class ProcessListingClient(ScriptedClient):
         return [ProcessTraffic(100, "curl", 2000.0, 30.0, 9000, 70)]
 
 
+class FlakyConnectionsClient(ScriptedClient):
+    """ListConnections fails on the calls listed in ``failing`` (counted from 1):
+    a busy or restarting helper, a call that timed out."""
+
+    def __init__(self, failing: set[int]) -> None:
+        super().__init__()
+        self.failing = failing
+
+    async def list_connections(self, app_id: str) -> list[ConnectionInfo]:
+        answer = await super().list_connections(app_id)
+        if len(self.connection_requests) in self.failing:
+            raise HelperClientError("org.freedesktop.DBus.Error.NoReply", "scripted")
+        return answer
+
+
+def test_one_failed_connections_call_keeps_the_last_answer(qtbot) -> None:
+    """A live connection's row does not vanish for a poll: a failed ListConnections
+    is not an answer that it closed (before, it was sent on as "no connections").
+    Failing again, the last answer is no longer shown as current."""
+    client = FlakyConnectionsClient(failing={3, 6, 7})
+    connection = HelperConnection(lambda: client, refresh_interval_s=0.1)
+    answers: list[int] = []
+    connection.connectionsUpdated.connect(lambda _app_id, found: answers.append(len(found)))
+    connection.start()
+    try:
+        qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
+        connection.watch_connections(["exe:/usr/bin/curl"])
+        qtbot.waitUntil(lambda: len(answers) >= 6, timeout=5000)
+        connection.watch_connections([])
+        # calls 1, 2 answered; 3 failed (nothing sent on); 4, 5 answered; 6 failed
+        # (nothing), 7 failed again (none known); 8 answered
+        assert answers[:6] == [1, 1, 1, 1, 0, 1], answers
+    finally:
+        connection.stop()
+
+
 def test_processes_are_fetched_with_the_watched_connections(qtbot) -> None:
     client = ProcessListingClient()
     connection = HelperConnection(lambda: client, refresh_interval_s=0.1)
