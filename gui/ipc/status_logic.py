@@ -31,6 +31,9 @@ def backend_problem(backends: tuple[BackendInfo, ...]) -> str:
     return f"No backend can enforce limits on this kernel ({reasons}). Monitoring still works."
 
 
+# A helper that answered earlier in this session and is gone from the bus now.
+STOPPED = "The helper stopped."
+
 ARROWS = {"down": "▼", "up": "▲"}  # as the window's totals and the link field say them
 
 
@@ -63,8 +66,10 @@ def derive_status(seen: Observations) -> HelperStatus:
             and seen.has_polled_ok
             and (seen.poll_error_name.endswith("ServiceUnknown"))
         ):
-            # It answered earlier in this session, so it is installed: restarting.
-            return HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting.")
+            # It answered earlier in this session, so it is installed: it stopped.
+            # Whether it is restarting or was stopped for good the bus does not say
+            # ("restarting" was shown for one simply stopped).
+            return HelperStatus(HelperState.NOT_RUNNING, STOPPED)
         if state is HelperState.KERNEL_FEATURE_MISSING:
             return HelperStatus(state, text.words, can_monitor=True, can_limit=False)
         return HelperStatus(state, text.words)

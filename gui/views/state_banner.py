@@ -1,7 +1,7 @@
 """A calm banner above the table that explains a helper problem once.
 
-One banner, updated in place, never a stack of dialogs: the helper restarting
-shows "reconnecting…"; not installed shows the one install command; not
+One banner, updated in place, never a stack of dialogs: the helper stopped
+(restarting or not) shows "reconnecting…"; not installed shows the one install command; not
 authorized explains the disabled limit controls and offers to ask again.
 """
 
@@ -31,8 +31,10 @@ AWAY_LONG = (
 
 EXPLANATIONS: dict[HelperState, str] = {
     HelperState.CONNECTING: "",  # the title says it (the status's detail said it again)
-    HelperState.NOT_RUNNING: f"{NOTHING_ENFORCED} It is usually back within seconds; "
-    "this banner then goes away by itself.",
+    # Not "usually back within seconds": said of a helper simply stopped, that
+    # was untrue. The window does keep trying, so a restart clears it by itself.
+    HelperState.NOT_RUNNING: f"{NOTHING_ENFORCED} The window reconnects as soon as it runs "
+    "again (a restart takes seconds); this banner then goes away by itself.",
     HelperState.NOT_INSTALLED: "ChadThrottle measures and limits traffic through a small "
     "system helper that runs as root and asks polkit before every change. Install it once:",
 }

@@ -25,7 +25,7 @@ from tests.gui.sample_data import apply_history, sample_applications
 
 STATUSES = {
     "connected": HelperStatus(HelperState.CONNECTED, "", True, True),
-    "not-running": HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."),
+    "not-running": HelperStatus(HelperState.NOT_RUNNING, "The helper stopped."),
     "not-authorized": HelperStatus(
         HelperState.NOT_AUTHORIZED, "Setting limits was refused.", True, False
     ),

@@ -28,7 +28,7 @@ def test_a_helper_away_for_long_is_not_said_to_be_back_soon(qtbot) -> None:  # t
     banner.away_long_s = 0.3
     gone = derive_status(Observations(poll_error_name="org.freedesktop.DBus.Error.ServiceUnknown",
                                       has_polled_ok=True))  # fmt: skip
-    assert gone.detail == "The helper is restarting."  # a guess, right for a while
+    assert gone.detail == "The helper stopped."  # not a guess that it is restarting
     assert gone.state is HelperState.NOT_RUNNING
     banner.show_status(gone)
     assert "No limit is enforced until it is back" in banner.text.text()
@@ -41,3 +41,20 @@ def test_a_helper_away_for_long_is_not_said_to_be_back_soon(qtbot) -> None:  # t
     assert banner.isHidden()
     banner.show_status(gone)  # away again: from now
     assert "journalctl" not in banner.text.text()
+
+
+def test_a_stopped_helper_is_not_said_to_be_restarting(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Seen on screen: a helper simply stopped (systemctl stop) read "The helper
+    is restarting. … It is usually back within seconds". The bus says only
+    that it is gone: the banner says that, and that the window keeps trying."""
+    banner = StateBanner()
+    qtbot.addWidget(banner)
+    banner.show()
+    gone = derive_status(Observations(poll_error_name="org.freedesktop.DBus.Error.ServiceUnknown",
+                                      has_polled_ok=True))  # fmt: skip
+    banner.show_status(gone)
+    said = f"{banner.title.text()} {banner.text.text()}"
+    assert "restarting" not in said and "usually back" not in said, said
+    assert said.startswith("The helper is not running — reconnecting…")
+    assert "The helper stopped." in said and "No limit is enforced" in said
+    assert "reconnects as soon as it runs again" in said

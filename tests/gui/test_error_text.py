@@ -56,7 +56,7 @@ def test_error_name_of_reads_the_client_error_and_os_errors() -> None:
     assert error_name_of(RuntimeError("boom")) == UNEXPECTED
 
 
-def test_service_unknown_after_success_means_restarting() -> None:
+def test_service_unknown_after_success_means_stopped() -> None:
     status = derive_status(
         Observations("org.freedesktop.DBus.Error.ServiceUnknown", has_polled_ok=True)
     )
