@@ -100,6 +100,19 @@ def _limit_hint(units: UnitSystem) -> str:
 
 # Rate columns sort busiest first on their first click (the header asks this role).
 _BUSIEST_FIRST = frozenset({Column.DOWN, Column.UP, Column.ACTIVITY, Column.USAGE})
+
+
+def sort_words(column: Column, descending: bool) -> str:
+    """ "busiest first", "A to Z", "lowest limit first": what an order puts on top."""
+    if column is Column.NAME:
+        return "Z to A" if descending else "A to Z"
+    if column in LIMIT_COLUMNS:
+        return "no limit first, then the highest" if descending else "lowest limit first"
+    if column is Column.USAGE:
+        return "most data first" if descending else "least data first"
+    return "busiest first" if descending else "quietest first"
+
+
 _RIGHT_COLUMNS = frozenset({Column.DOWN, Column.UP, Column.USAGE})
 
 
@@ -211,7 +224,20 @@ class ApplicationsModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.InitialSortOrderRole:
             busiest = column in _BUSIEST_FIRST
             return Qt.SortOrder.DescendingOrder if busiest else Qt.SortOrder.AscendingOrder
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.sort_tooltip(column)
         return None
+
+    def sort_tooltip(self, column: Column) -> str:
+        """How the rows are in order, in words: the arrow alone ("Activity ▲"
+        over the busiest-first list) was read as quietest first."""
+        sorted_by = self._order.column == column
+        descending = self._order.descending if sorted_by else column in _BUSIEST_FIRST
+        words = sort_words(column, descending)
+        if not sorted_by:
+            return f"Click to sort by this column, {words}."
+        other = sort_words(column, not descending)
+        return f"Sorted by this column, {words} ({'▼' if descending else '▲'}). Click for {other}."
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if role not in _ANSWERED_ROLES or not index.isValid():

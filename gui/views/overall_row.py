@@ -16,7 +16,15 @@ from chadthrottle.gui.views.delegates import row_height
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
 from chadthrottle.units import UnitSystem, format_rate
 from PySide6.QtCore import QAbstractItemModel, QEvent, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPalette
+from PySide6.QtGui import (
+    QFont,
+    QFontMetrics,
+    QHelpEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QHeaderView,
@@ -25,6 +33,7 @@ from PySide6.QtWidgets import (
     QStyleFactory,
     QStyleOption,
     QStyleOptionHeader,
+    QToolTip,
     QWidget,
 )
 
@@ -37,6 +46,18 @@ ROWS_WANTED_UNDER = 3
 POLL_COLUMNS = (Column.DOWN, Column.UP, Column.ACTIVITY)
 
 
+def arrow_for(
+    indicator: QStyleOptionHeader.SortIndicator,
+) -> QStyleOptionHeader.SortIndicator:
+    """The arrow a sort is drawn with: QHeaderView's SortUp (a descending sort)
+    as SortDown, an arrow pointing down, and the other way round."""
+    swap = {
+        QStyleOptionHeader.SortIndicator.SortUp: QStyleOptionHeader.SortIndicator.SortDown,
+        QStyleOptionHeader.SortIndicator.SortDown: QStyleOptionHeader.SortIndicator.SortUp,
+    }
+    return swap.get(indicator, indicator)
+
+
 # Room between a title and its column's sort arrow.
 ARROW_GAP = 3
 
@@ -45,7 +66,26 @@ class TitlesClearOfArrow(QProxyStyle):
     """The header's style, with each title's room ending before the sort arrow:
     Fusion's label rectangle runs 3 px under its arrow, so a right-aligned
     title ("Down", "Up") touched the arrow when sorted by, and a centred one at
-    its least width ("Activity" at 2x on 1366x768) too."""
+    its least width ("Activity" at 2x on 1366x768) too.
+
+    And the arrow points the way the rows go: QHeaderView hands a descending
+    sort to the style as SortUp, drawn ▲, so the busiest-first list read
+    "Activity ▲", as if sorted quietest first. Here ▼ is largest first (the
+    busiest on top, Z to A), ▲ smallest first, as the header's tooltip says."""
+
+    def drawPrimitive(
+        self,
+        element: QStyle.PrimitiveElement,
+        option: QStyleOption,
+        painter: QPainter,
+        widget: QWidget | None = None,
+    ) -> None:
+        if element == QStyle.PrimitiveElement.PE_IndicatorHeaderArrow and isinstance(
+            option, QStyleOptionHeader
+        ):
+            option = QStyleOptionHeader(option)
+            option.sortIndicator = arrow_for(option.sortIndicator)
+        super().drawPrimitive(element, option, painter, widget)
 
     def subElementRect(
         self, element: QStyle.SubElement, option: QStyleOption, widget: QWidget | None = None
@@ -270,6 +310,19 @@ class OverallHeader(QHeaderView):
             event.accept()
             return
         super().mouseReleaseEvent(event)
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        """The titles' tooltip (how the rows are sorted, and that a click sorts)
+        on the titles only: a click on the overall row sorts nothing."""
+        if (
+            event.type() == QEvent.Type.ToolTip
+            and isinstance(event, QHelpEvent)
+            and event.pos().y() >= self.title_height()
+        ):
+            QToolTip.hideText()
+            event.ignore()
+            return True
+        return super().viewportEvent(event)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         if self._on_overall(event):
