@@ -32,6 +32,15 @@ ADMINISTRATOR_NOTE = "set by administrator"
 # How the row says the current period of a quota.
 PERIOD_NOW = {"day": "today", "week": "this week", "month": "this month"}
 PERIOD_NEXT = {"day": "the next day", "week": "next week", "month": "next month"}
+PERIOD_BEGAN = {"day": "the day began", "week": "the week began", "month": "the month began"}
+
+
+def quota_counted_since(period: str) -> str:
+    """From when a quota's use counts: a quota set now starts at zero, whatever
+    the application used before in the period. Said wherever the use is shown:
+    a 5 GB daily quota read "4.99 GB of 5 GB left today" on a row whose Today
+    column said 1.13 GB, and only the rules dialog (with no quota) said why."""
+    return f"counted since it was set or {PERIOD_BEGAN.get(period, f'the {period} began')}"
 
 
 @dataclass(frozen=True)
@@ -190,6 +199,7 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
     if not state.quota_spent:
         return (
             f"{format_size(state.quota_left_bytes)} of {format_size(state.quota_bytes)} left {now}"
+            f", {quota_counted_since(period)}"
         )
     held = (
         "blocked"

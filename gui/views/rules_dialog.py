@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chadthrottle.contract import QUOTA_PERIODS, Direction, ScheduleInfo
-from chadthrottle.gui.models.limit_truth import PERIOD_NOW
+from chadthrottle.gui.models.limit_truth import PERIOD_NOW, quota_counted_since
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint
 from chadthrottle.gui.widgets.limit_slider import error_colour
 from chadthrottle.units import (
@@ -285,6 +285,7 @@ class RulesDialog(QDialog):
         layout.addLayout(form)
         self.quota_state = QLabel(tab)
         self.quota_state.setObjectName("quotaState")
+        self.quota_state.setWordWrap(True)  # two quotas, each saying from when it counts
         layout.addWidget(self.quota_state)
         buttons = QHBoxLayout()
         self.set_quota, self.clear_quota = (
@@ -329,7 +330,7 @@ class RulesDialog(QDialog):
             self._show_schedules(rules.schedules)
         for direction, box in self.block_boxes.items():
             box.setChecked(rules.blocked.get(direction, False))
-        quotas = [f"{DIRECTION_LABELS[d]}: " + (f"{format_size(left)} of {format_size(size)} left {when(period)}" if left
+        quotas = [f"{DIRECTION_LABELS[d]}: " + (f"{format_size(left)} of {format_size(size)} left {when(period)}, {quota_counted_since(period)}" if left
                                                 else f"all {format_size(size)} used {when(period)}")
                   for d, (size, left, period) in rules.quotas.items() if size]  # fmt: skip
         # Said before one is set: a 2 GB daily quota on an application that read 58 GB

@@ -53,7 +53,10 @@ def test_it_shows_the_rule_and_asks_only_for_what_changed(qtbot) -> None:  # typ
         dialog.block_boxes[Direction.UP].isChecked()
         and not dialog.block_boxes[Direction.DOWN].isChecked()
     )
-    assert dialog.quota_state.text() == "Download: 1.2 GB of 5 GB left today"
+    assert (
+        dialog.quota_state.text()
+        == "Download: 1.2 GB of 5 GB left today, counted since it was set or the day began"
+    )
     assert (
         "counts from zero" in dialog.clear_quota.toolTip() and "keeps" in dialog.set_quota.toolTip()
     )
