@@ -16,6 +16,12 @@ from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
 from chadthrottle.gui.models.priority_view import ADMIN_ASKED, PriorityState, describe_priority
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
+from chadthrottle.gui.tray.menu_width import (
+    MENU_NAME_LEAST_CHARS,
+    RatesCountedOnce,
+    menu_style,
+    name_room,
+)
 from chadthrottle.gui.tray.quick_limits import (
     BLOCK_TIP,
     CUSTOM,
@@ -78,11 +84,13 @@ def marker(*words: str) -> str:
 MENU_NAME_CHARS = 36
 
 
-def menu_name(name: str, metrics: QFontMetrics) -> str:
-    """The name as a menu entry shows it: cut to MENU_NAME_CHARS, and a "&"
-    doubled (a single one is a mnemonic: "AT&T" read "ATT", T underlined)."""
+def menu_name(name: str, metrics: QFontMetrics, room: int | None = None) -> str:
+    """The name as a menu entry shows it: cut to MENU_NAME_CHARS (and to ``room``
+    pixels: menu_width.name_room), and a "&" doubled (a single one is a
+    mnemonic: "AT&T" read "ATT", T underlined)."""
+    most = metrics.averageCharWidth() * MENU_NAME_CHARS
     shown = metrics.elidedText(
-        name, Qt.TextElideMode.ElideRight, metrics.averageCharWidth() * MENU_NAME_CHARS
+        name, Qt.TextElideMode.ElideRight, most if room is None else min(most, room)
     )
     return shown.replace("&", "&&")
 
@@ -118,6 +126,7 @@ class TrayController(QObject):
         self._kind: TrayIconKind | None = None
         self._paused: bool | None = None  # None: unknown, or the helper cannot pause
         self.menu = QMenu()
+        self._menu_style: RatesCountedOnce | None = None  # menu_width: as wide as its entries
         self.menu.setToolTipsVisible(True)
         self.menu.aboutToShow.connect(self.rebuild_menu)
         self.icon = QSystemTrayIcon(self)
@@ -187,9 +196,32 @@ class TrayController(QObject):
         for submenu in self.menu.findChildren(QMenu):  # clear() leaves the old submenus
             submenu.setParent(None)  # type: ignore[call-overload]
             submenu.deleteLater()
+        style = menu_style(self._menu_style)
+        if style is not self._menu_style:
+            old_style, self._menu_style = self._menu_style, style
+            style.setParent(self.menu)
+            self.menu.setStyle(style)
+            if old_style is not None:
+                old_style.deleteLater()
         units = self._model.units
         can_limit = self._status.can_limit
         applications = busiest_applications(self._model.applications())
+        metrics = self.menu.fontMetrics()
+        rates = {
+            # The last rates the helper sent stop being news when it is gone: none shown.
+            # Each direction, as the window's totals: the sum alone ("Media Server
+            # 8.41 MB/s") did not say whether it downloads or uploads.
+            info.id: f"▼ {format_rate(info.down_bps, units)}  ▲ {format_rate(info.up_bps, units)}"
+            if self._status.can_monitor
+            else ""
+            for info in applications
+        }
+        label_room = name_room(
+            metrics,
+            self.menu.screen().availableGeometry().width(),
+            max((metrics.horizontalAdvance(rate) for rate in rates.values()), default=0),
+            MENU_NAME_CHARS,
+        )
         nothing_enforced = nothing_enforced_reason(self._status, bool(self._paused))
         if nothing_enforced:  # said first: every limit below is only remembered
             note = self.menu.addAction(f"No limit is enforced: {nothing_enforced}")
@@ -204,16 +236,11 @@ class TrayController(QObject):
                 limit_word(tuple(self._model.limit_state(info.id, d) for d in Direction)),
                 protection_word(self._model.priority_state(info.id)),
             )
-            # The last rates the helper sent stop being news when it is gone: none shown.
-            # Each direction, as the window's totals: the sum alone ("Media Server
-            # 8.41 MB/s") did not say whether it downloads or uploads.
-            rate = (
-                f"▼ {format_rate(info.down_bps, units)}  ▲ {format_rate(info.up_bps, units)}"
-                if self._status.can_monitor
-                else ""
+            least = metrics.averageCharWidth() * MENU_NAME_LEAST_CHARS
+            name = menu_name(
+                info.name, metrics, max(least, label_room - metrics.horizontalAdvance(said))
             )
-            name = menu_name(info.name, self.menu.fontMetrics())
-            submenu = self.menu.addMenu(f"{name}{said}\t{rate}".rstrip("\t"))
+            submenu = self.menu.addMenu(f"{name}{said}\t{rates[info.id]}".rstrip("\t"))
             submenu.setObjectName(f"quick:{info.id}")
             if name.replace("&&", "&") != info.name:  # cut: the whole name on pointing
                 submenu.menuAction().setToolTip(info.name)

@@ -213,3 +213,33 @@ def test_a_long_name_is_cut_and_an_ampersand_is_shown() -> None:
     assert titles[1] == "AT&&T Connect"  # shown as "AT&T Connect"
     entry = tray.menu.actions()[0]
     assert entry.toolTip() == long_name  # the whole name on pointing
+
+
+def test_the_menu_is_as_wide_as_its_entries_and_long_names_fit_the_screen() -> None:
+    """Under Xvfb at 2x on 1366x768 the menu was 82% of the screen wide: a gap as
+    wide as the rates stood between the names and the rates (QMenu counts the
+    text after the tab and Fusion counted it again), and a 36-character name
+    took a third of the screen. Now as wide as its widest name and rates, and
+    with long names at most 60% of the screen (the names cut to fit)."""
+    model, tray = make_tray()
+    model.apply_snapshot(sample_applications())
+    tray.rebuild_menu()
+    metrics = tray.menu.fontMetrics()
+    entries = [a.text().split("\t") for a in tray.menu.actions() if "\t" in a.text()]
+    widest_name = max(metrics.horizontalAdvance(name) for name, _ in entries)
+    widest_rates = max(metrics.horizontalAdvance(rates) for _, rates in entries)
+    # the check column, margins, the room between the columns and the submenu arrow
+    assert tray.menu.sizeHint().width() <= widest_name + widest_rates + 5 * metrics.height(), (
+        tray.menu.sizeHint().width(), widest_name, widest_rates)  # fmt: skip
+
+    long_names = [app(f"app:long{i}", f"Extraordinarily Long Application Name Number {i} Deluxe",
+                      down_bps=(9 - i) * MB, down_limit_bps=MB) for i in range(5)]  # fmt: skip
+    model.apply_snapshot(long_names)
+    tray.rebuild_menu()
+    screen = tray.menu.screen().availableGeometry().width()
+    assert tray.menu.sizeHint().width() <= 0.6 * screen, (tray.menu.sizeHint().width(), screen)
+    first = tray.menu.actions()[0]
+    assert (
+        first.text().split("\t")[0].endswith("… (limited)")
+        and first.toolTip() == long_names[0].name
+    )
