@@ -27,6 +27,7 @@ from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit, describe_quota
 from chadthrottle.gui.models.priority_view import describe_latency
 from chadthrottle.gui.views.graph_scale import graph_top
+from chadthrottle.gui.views.sort_arrow import use_honest_arrows
 from chadthrottle.gui.views.steady_text import (
     ClipBox,
     elided_to_room,
@@ -218,7 +219,7 @@ def connections_view(model: ConnectionTableModel, parent: QWidget) -> QTableView
     view.setAlternatingRowColors(True)
     view.verticalHeader().setVisible(False)
     view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 6)
-    header = view.horizontalHeader()
+    header = use_honest_arrows(view)  # "Sent ▼" over the most sent first
     header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
     view.setSortingEnabled(True)
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)

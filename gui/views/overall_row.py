@@ -13,6 +13,7 @@ from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.history import RateHistory
 from chadthrottle.gui.views.delegates import row_height
+from chadthrottle.gui.views.sort_arrow import arrow_for
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
 from chadthrottle.units import UnitSystem, format_rate
 from PySide6.QtCore import QAbstractItemModel, QEvent, QRect, QRectF, QSize, Qt
@@ -46,18 +47,6 @@ ROWS_WANTED_UNDER = 3
 POLL_COLUMNS = (Column.DOWN, Column.UP, Column.ACTIVITY)
 
 
-def arrow_for(
-    indicator: QStyleOptionHeader.SortIndicator,
-) -> QStyleOptionHeader.SortIndicator:
-    """The arrow a sort is drawn with: QHeaderView's SortUp (a descending sort)
-    as SortDown, an arrow pointing down, and the other way round."""
-    swap = {
-        QStyleOptionHeader.SortIndicator.SortUp: QStyleOptionHeader.SortIndicator.SortDown,
-        QStyleOptionHeader.SortIndicator.SortDown: QStyleOptionHeader.SortIndicator.SortUp,
-    }
-    return swap.get(indicator, indicator)
-
-
 # Room between a title and its column's sort arrow.
 ARROW_GAP = 3
 
@@ -66,26 +55,7 @@ class TitlesClearOfArrow(QProxyStyle):
     """The header's style, with each title's room ending before the sort arrow:
     Fusion's label rectangle runs 3 px under its arrow, so a right-aligned
     title ("Down", "Up") touched the arrow when sorted by, and a centred one at
-    its least width ("Activity" at 2x on 1366x768) too.
-
-    And the arrow points the way the rows go: QHeaderView hands a descending
-    sort to the style as SortUp, drawn ▲, so the busiest-first list read
-    "Activity ▲", as if sorted quietest first. Here ▼ is largest first (the
-    busiest on top, Z to A), ▲ smallest first, as the header's tooltip says."""
-
-    def drawPrimitive(
-        self,
-        element: QStyle.PrimitiveElement,
-        option: QStyleOption,
-        painter: QPainter,
-        widget: QWidget | None = None,
-    ) -> None:
-        if element == QStyle.PrimitiveElement.PE_IndicatorHeaderArrow and isinstance(
-            option, QStyleOptionHeader
-        ):
-            option = QStyleOptionHeader(option)
-            option.sortIndicator = arrow_for(option.sortIndicator)
-        super().drawPrimitive(element, option, painter, widget)
+    its least width ("Activity" at 2x on 1366x768) too."""
 
     def subElementRect(
         self, element: QStyle.SubElement, option: QStyleOption, widget: QWidget | None = None
@@ -244,6 +214,11 @@ class OverallHeader(QHeaderView):
     def paintEvent(self, event: QPaintEvent) -> None:
         self._dirty = event.rect()
         super().paintEvent(event)
+
+    def initStyleOptionForIndex(self, option: QStyleOptionHeader, logicalIndex: int) -> None:
+        """The sort arrow the way the rows go (sort_arrow): busiest first is ▼."""
+        super().initStyleOptionForIndex(option, logicalIndex)
+        option.sortIndicator = arrow_for(option.sortIndicator)
 
     def paintSection(self, painter: QPainter, rect: QRect, logical_index: int) -> None:
         title = QRect(rect.left(), rect.top(), rect.width(), self.title_height())

@@ -23,6 +23,7 @@ from chadthrottle.gui.models.usage_totals import (
     stacked_bars,
     totals_by_application,
 )
+from chadthrottle.gui.views.sort_arrow import use_honest_arrows
 from chadthrottle.gui.views.usage_chart import UsageChart, series_colour
 from chadthrottle.units import UnitSystem
 from chadthrottle.usage_contract import UsageRow
@@ -94,6 +95,7 @@ class UsageDialog(QDialog):
         self.table.setObjectName("usageTable")
         self.table.setAccessibleName("Data used by each application")
         self.table.setModel(self.table_model)
+        use_honest_arrows(self.table)  # "Total ▼" over the largest first
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(UsageColumn.TOTAL, Qt.SortOrder.DescendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

@@ -6,26 +6,38 @@ tooltip says the order in words. Real widgets, offscreen."""
 
 from __future__ import annotations
 
+from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.connection_table import ConnColumn
+from chadthrottle.gui.models.usage_periods import UsagePeriod
+from chadthrottle.gui.models.usage_table import UsageColumn
 from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.gui.views.usage_dialog import UsageDialog
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QHeaderView
 
 
-def _arrow_rows(window: MainWindow, column: Column) -> list[int]:
+def _arrow_rows(header: QHeaderView, column: int, height: int) -> list[int]:
     """How many dark pixels each line of the sorted title's arrow has, top down:
     the arrow stands at the title's right end, clear of the centred title."""
-    header = window.table.overall
     left = header.sectionViewportPosition(column)
     right = left + header.sectionSize(column) - 1
     image = header.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
-    background = QColor(image.pixel(right - 2, header.title_height() - 3)).lightness()
+    background = QColor(image.pixel(right - 2, height - 3)).lightness()
     rows = []
-    for y in range(1, header.title_height() - 1):
+    for y in range(1, height - 1):
         dark = sum(abs(QColor(image.pixel(x, y)).lightness() - background) > 60
                    for x in range(right - 18, right - 1))  # fmt: skip
         rows.append(dark)
     return [count for count in rows if count]
+
+
+def _points_down(header: QHeaderView, column: int, height: int) -> bool:
+    rows = _arrow_rows(header, column, height)
+    assert len(rows) >= 2, rows  # an arrow is drawn
+    assert rows[0] != rows[-1], rows
+    return rows[0] > rows[-1]
 
 
 def test_the_busiest_first_arrow_points_down_and_the_tooltip_says_the_order(
@@ -34,9 +46,8 @@ def test_the_busiest_first_arrow_points_down_and_the_tooltip_says_the_order(
     table = window.table
     assert table.model().sortOrder() == Qt.SortOrder.DescendingOrder  # busiest first
     assert table.model().sortColumn() == Column.ACTIVITY
-    rows = _arrow_rows(window, Column.ACTIVITY)
-    assert len(rows) >= 2, rows
-    assert rows[0] > rows[-1], f"the arrow points up over a busiest-first list: {rows}"
+    header = window.table.overall
+    assert _points_down(header, Column.ACTIVITY, header.title_height())  # was up
     tip = table.model().headerData(
         Column.ACTIVITY, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole
     )
@@ -48,8 +59,7 @@ def test_the_busiest_first_arrow_points_down_and_the_tooltip_says_the_order(
 
     table.sortByColumn(Column.ACTIVITY, Qt.SortOrder.AscendingOrder)  # the title clicked again
     qtbot.waitUntil(lambda: table.model().sortOrder() == Qt.SortOrder.AscendingOrder, timeout=1000)
-    rows = _arrow_rows(window, Column.ACTIVITY)
-    assert rows[0] < rows[-1], f"quietest first drawn pointing down: {rows}"
+    assert not _points_down(header, Column.ACTIVITY, header.title_height())
     tip = table.model().headerData(
         Column.ACTIVITY, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole
     )
@@ -59,3 +69,29 @@ def test_the_busiest_first_arrow_points_down_and_the_tooltip_says_the_order(
         Column.NAME, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole
     )
     assert tip == "Sorted by this column, A to Z (▲). Click for Z to A."
+
+
+def test_the_usage_and_connections_tables_point_the_same_way(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """The usage view's "Total ▲" stood over the largest total first (seen
+    under Xvfb); the connections table sorted by Sent likewise."""
+    usage = UsageDialog(UsagePeriod.WEEK)
+    qtbot.addWidget(usage)
+    usage.show()
+    qtbot.waitExposed(usage)
+    header = usage.table.horizontalHeader()
+    assert header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder  # the largest first
+    assert _points_down(header, UsageColumn.TOTAL, header.height())
+    usage.table.sortByColumn(UsageColumn.TOTAL, Qt.SortOrder.AscendingOrder)
+    assert not _points_down(header, UsageColumn.TOTAL, header.height())
+
+    shown = window.detail.app_id
+    window.detail.show_connections(shown, [
+        ConnectionInfo("tcp", "10.0.0.5:40000", "192.0.2.7:443", "ESTABLISHED", 100, 5000, 90000),
+        ConnectionInfo("tcp", "10.0.0.5:40001", "192.0.2.8:443", "ESTABLISHED", 100, 7000, 10),
+    ])  # fmt: skip
+    view = window.detail.connections
+    qtbot.waitUntil(lambda: view.isVisible() and view.horizontalHeader().width() > 0, timeout=2000)
+    view.sortByColumn(ConnColumn.SENT, Qt.SortOrder.DescendingOrder)
+    header = view.horizontalHeader()
+    view.scrollTo(view.model().index(0, ConnColumn.SENT))  # a narrow window scrolls sideways
+    assert _points_down(header, ConnColumn.SENT, header.height())
