@@ -93,9 +93,15 @@ class RateHistory:
         ring = self._coarse if coarse else self._fine
         return ring.last_times(samples), ring.last(samples)
 
-    def mean(self, samples: int) -> tuple[float, float]:
-        """Mean down/up over the last polls: the "measured" rate next to a limit."""
+    def mean(self, samples: int, within_s: float | None = None) -> tuple[float, float]:
+        """Mean down/up over the last polls: the "measured" rate next to a limit;
+        with within_s, only those this close to the last (a gap, the helper away,
+        is not averaged across: back after it, a row held at 1 MB/s read "avg
+        167 MB/s", the mean of polls from before the gap)."""
         recent = self._fine.last(samples)
+        if within_s is not None and len(recent):
+            times = self._fine.last_times(samples)
+            recent = recent[times >= times[-1] - within_s]
         if len(recent) == 0:
             return (0.0, 0.0)
         mean = recent.mean(axis=0)

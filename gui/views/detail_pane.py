@@ -663,7 +663,8 @@ class DetailPane(QWidget):
             info.down_bps,
             info.up_bps,
             limits,
-            history.mean(MEASURED_OVER_SAMPLES),
+            # the polls of the last average_s (the tooltip's words), none from before a gap
+            history.mean(MEASURED_OVER_SAMPLES, within_s=average_s + self.refresh_interval_s / 2),
             units,
         )
         shown = elided_to_room(self._summary_box, self._summary_text)

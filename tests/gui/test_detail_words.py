@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 
 from chadthrottle.gui.views.detail_pane import MEASURED_OVER_SAMPLES, NOTES_MAX_LINES
 
@@ -37,6 +38,22 @@ def test_the_limited_rates_line_says_which_figure_is_the_average(window, qtbot) 
     assert f"mean of the last {MEASURED_OVER_SAMPLES * 0.5:g} s" in window.detail.summary.toolTip()
     window.select_application("exe:/usr/bin/curl")  # no limit: no average, no tooltip
     assert "avg" not in window.detail.summary.text() and not window.detail.summary.toolTip()
+
+
+def test_the_average_is_not_taken_across_a_gap(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, the helper stopped and started again: a row held at its
+    1 MB/s limit read "avg 167 MB/s", the mean of its last five polls, most of
+    them from before the helper went away; the tooltip says "the mean of the
+    last 5 s". Only the polls of those seconds count."""
+    assert window.select_application(FIREFOX)
+    history = window._model.history(FIREFOX)
+    away = time.time() - 30  # polls from before the gap, unlimited
+    for second in range(4):
+        history.append(800_000_000, 0.0, at=away + second)
+    for _ in range(2):  # back: two polls at the limit
+        window._model.apply_snapshot(polled(1_000_000))
+    text = window.detail.summary.text()
+    assert re.search(r"\(limit 5.00 MB/s, avg 1.00 MB/s\)", text), text
 
 
 # What the helper said for one limit on screen (Xvfb, 2x on 1366x768), the
