@@ -255,6 +255,10 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
                 "user's processes and outranks theirs.")  # fmt: skip
     elif state.pending:
         text = f"{word}: {rate} asked for, not confirmed yet."
+    elif state.problem and not state.not_met:
+        # Not "limited to 1.00 MB/s. Not enforced: limits are paused." beside a
+        # row moving 146 MB/s (seen under Xvfb): set, and not holding.
+        text = f"{word}: limit {rate} set."
     else:
         text = f"{word}: limited to {rate}."
     if state.problem:

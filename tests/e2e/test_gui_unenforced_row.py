@@ -80,7 +80,7 @@ def test_a_limit_the_helper_says_is_not_enforced_is_shown_so_in_the_row_and_deta
             assert gui.window.select_application(app_id)
             qtbot.waitUntil(lambda: gui.window.detail.limit_notes.isVisible(), timeout=2000)
             assert gui.window.detail.limit_notes.text() == (
-                f"Download: limited to 3.00 MB/s. Not enforced: {PAUSED}."
+                f"Download: limit 3.00 MB/s set. Not enforced: {PAUSED}."
             )
 
             # the control: resumed elsewhere, the same row says it is enforced

@@ -140,9 +140,10 @@ def test_a_limit_that_is_not_enforced_says_so_and_is_not_counted(window: MainWin
     assert f"Not enforced: {FOREIGN_FILTER}." in control.toolTip()
     window.select_application(STEAM)
     assert window.detail.limit_notes.isVisible()
+    # not "limited to 4.00 MB/s. Not enforced": a limit that does not hold limits nothing
     assert (
         window.detail.limit_notes.text()
-        == f"Download: limited to 4.00 MB/s. Not enforced: {FOREIGN_FILTER}."
+        == f"Download: limit 4.00 MB/s set. Not enforced: {FOREIGN_FILTER}."
     )
     enforced = window.limit_control(DROPBOX, Direction.UP)
     assert (
