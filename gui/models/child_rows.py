@@ -9,6 +9,7 @@ from typing import Any
 
 from chadthrottle.contract import ConnectionInfo, Direction, ProcessTraffic
 from chadthrottle.gui.models.columns import Column, Role
+from chadthrottle.gui.models.connection_table import MEASURING
 from chadthrottle.gui.models.connections import connection_key, connection_label, connection_tooltip
 from chadthrottle.gui.models.rows import AppRow, ProcessRow
 from chadthrottle.units import UnitSystem, format_rate
@@ -94,7 +95,11 @@ def connection_data(
     if role == Qt.ItemDataRole.DisplayRole and column in (Column.DOWN, Column.UP):
         down, up = app.connection_speeds.get(connection_key(connection), (None, None))
         rate = down if column == Column.DOWN else up
-        return None if rate is None else format_rate(rate, units)  # None: UDP, or the first answer
+        if rate is None:  # UDP (no counters: empty), or a counted socket's first answer
+            # "…" as the connections table says it: at 2x, where the detail pane is
+            # folded, the expanded row's TCP connections stood with empty rates
+            return MEASURING if connection.rx_bytes >= 0 else None
+        return format_rate(rate, units)
     if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.DOWN, Column.UP):
         return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     if role == Qt.ItemDataRole.ToolTipRole and column in (Column.NAME, Column.DOWN, Column.UP):

@@ -7,6 +7,7 @@ import dataclasses
 from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column, Role
+from chadthrottle.gui.models.connection_table import MEASURING
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.units import UnitSystem
@@ -106,8 +107,13 @@ def test_an_expanded_rows_connections_show_rates_from_their_byte_counters(
     model.apply_snapshot(sample_applications(), {4390: "steam", 4412: "steamwebhelper"})
     steam = model.index_of(STEAM)
     counted = dataclasses.replace(_tcp(5001), rx_bytes=1_000, tx_bytes=0)
+    uncounted = dataclasses.replace(_tcp(5002), protocol="udp", rx_bytes=-1, tx_bytes=-1)
+    model.set_connections(STEAM, [counted, uncounted])
+    # one answer: measuring, as the connections table says it (at 2x, with the
+    # detail pane folded, these stood empty); a UDP socket has no counters: empty
+    assert model.index(2, Column.DOWN, steam).data() == MEASURING
+    assert model.index(3, Column.DOWN, steam).data() is None
     model.set_connections(STEAM, [counted])
-    assert model.index(2, Column.DOWN, steam).data() is None  # one answer: no rate yet
     now[0] += 2.0
     with qtbot.waitSignal(model.dataChanged):
         model.set_connections(
@@ -120,7 +126,7 @@ def test_an_expanded_rows_connections_show_rates_from_their_byte_counters(
     assert "2,001,000 bytes received" in model.index(2, 0, steam).data(Qt.ItemDataRole.ToolTipRole)
     model.clear_connections(STEAM)
     model.set_connections(STEAM, [counted])
-    assert model.index(2, Column.DOWN, steam).data() is None  # opened again: rates start afresh
+    assert model.index(2, Column.DOWN, steam).data() == MEASURING  # opened again: afresh
 
 
 def test_proxy_passes_qtmodeltester(qtmodeltester) -> None:
