@@ -40,6 +40,17 @@ cgroup hook's own cost, an empty program on both skb hooks), empty:ours (our
 programs' part), DIR:ours (a copy of bpf/ from before a change against bpf/),
 ours:limited (the stream's application unlimited, then limited by the tc
 backend at --limit-gbit, above what the stream reaches: bench/limited_self.py).
+
+Both ends of the veth are this machine's sockets, so with the programs on the
+cgroup root (--hooked-end both, as the helper attaches them) every packet
+enters the hooks twice: at the sender and at the receiver. A transfer with
+another machine enters them once, at its local end. --hooked-end local puts
+A's and B's programs on a child cgroup holding only the iperf3 client (it
+sends on an upload, receives on a download) and runs the server in a sibling
+cgroup, whose sockets enter no hook (bench/hooked_end.py). After each chunk's
+blocks, one window with B on reads B's programs effective on each end's
+cgroup and its skb programs' runs (the kernel's statistics) per GB and per
+packet on the veth: 2 when both ends' sockets enter the hooks, 1 when one's do.
 docs/benchmarks.md keeps the runs and the command for a quiet rerun.
 """
 
@@ -66,6 +77,15 @@ from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 
 from bench.hook_split import EmptyHooks
+from bench.hooked_end import (
+    HOOKED_ENDS,
+    HookRuns,
+    attached_ids,
+    check,
+    effective_summary,
+    hooked_end,
+    per_gb,
+)
 from bench.limited_self import limited_self
 from bench.overhead import (
     CACHE_DIR,
@@ -81,6 +101,7 @@ from tests.support.netns import netns_pair
 ORDERS = ((False, True, True, False), (True, False, False, True))  # ABBA, BAAB
 TARGETS = {"rate": 0.02, "max": 0.03}  # CPU per GB at the fixed rate; throughput lost at max
 BOOTSTRAP = 4000
+CHECK_S = 1.0  # the window with the kernel's run-time statistics on, after each chunk
 
 
 @dataclass
@@ -102,6 +123,7 @@ class Results:
     windows: list[Window] = field(default_factory=list)
     load: list[str] = field(default_factory=list)
     beside: list[str] = field(default_factory=list)  # chunks run beside other datapaths
+    hooks: list[HookRuns] = field(default_factory=list)  # B's programs, read after each chunk
 
 
 def uptime() -> str:
@@ -145,28 +167,30 @@ def _put(side: Any, on: bool) -> None:
 
 
 @contextlib.contextmanager
-def compared(compare: str, pair: Any, locked: bool, limit_bps: int, pacing: bool) -> Iterator[Any]:
+def compared(compare: str, pair: Any, locked: bool, limit_bps: int, pacing: bool,
+             cgroup: Path | None) -> Iterator[Any]:  # fmt: skip
     """--compare A:B, each of none, empty, ours or a directory holding a copy of bpf/
-    (built with a cache of its own, as bench/hook_ns.py --bpf); or ours:limited."""
+    (built with a cache of its own, as bench/hook_ns.py --bpf); or ours:limited. The
+    programs go on cgroup (None: the cgroup v2 root)."""
     if compare == "ours:limited":
-        with limited_self(pair, locked, limit_bps, pacing) as limited:
+        with limited_self(pair, locked, limit_bps, pacing, cgroup) as limited:
             yield limited
         return
     if compare == "none:ours":  # the issue's measurement, through bench/overhead.py's switch
-        with switchable("accounting", pair, locked) as switch:
+        with switchable("accounting", pair, locked, cgroup) as switch:
             yield Compared(None, switch.datapath)
         return
     with contextlib.ExitStack() as stack:
-        sides = [stack.enter_context(_side(name, locked)) for name in compare.split(":")]
+        sides = [stack.enter_context(_side(name, locked, cgroup)) for name in compare.split(":")]
         yield Compared(sides[0], sides[1])  # each side's own exit takes it off
 
 
 @contextlib.contextmanager
-def _side(name: str, locked: bool) -> Iterator[Any]:
+def _side(name: str, locked: bool, cgroup: Path | None) -> Iterator[Any]:
     if name == "none":
         yield None
     elif name == "empty":
-        hooks = EmptyHooks()
+        hooks = EmptyHooks(cgroup)
         try:
             yield hooks
         finally:
@@ -179,7 +203,7 @@ def _side(name: str, locked: bool) -> Iterator[Any]:
             cache_dir.chmod(0o755)
             source = Path(name).resolve()
             datapath_module.bpf_source_dir = lambda: source
-        datapath = SuspendableDatapath(cache_dir=cache_dir)
+        datapath = SuspendableDatapath(cgroup, cache_dir=cache_dir)
         try:
             datapath.open(machine_lock_held=locked)
         finally:
@@ -214,6 +238,7 @@ def measure_stream(iperf: Iperf, direction: str, kind: str, args: argparse.Names
                     locked,
                     int(args.limit_gbit * 1e9 / 8),
                     not args.limit_no_pacing,
+                    iperf.ends.attach_at,
                 ) as switch,  # fmt: skip
                 iperf.stream(direction, seconds, kind, args.rate_gbit * 1e9 / 8),
             ):
@@ -229,9 +254,22 @@ def measure_stream(iperf: Iperf, direction: str, kind: str, args: argparse.Names
                             last.moved_bytes - first.moved_bytes,
                             last.transfer_ns - first.transfer_ns, others))  # fmt: skip
                 switch.set(False)
+                a_side = attached_ids(iperf.ends.attach_at)
+                switch.set(True)
+                time.sleep(args.settle)
+                results.hooks.append(check(iperf.ends.attach_at, a_side, iperf.ends_pids(),
+                                           lambda: _moved(iperf, CHECK_S), direction, kind))  # fmt: skip
+                switch.set(False)
         time.sleep(1.0)  # the machine lock is free: a waiting datapath gets its turn
     results.load.append(f"{direction} {kind} end {uptime()}")
     log(f"{direction} {kind} done, {uptime()}")
+
+
+def _moved(iperf: Iperf, seconds: float) -> tuple[int, int]:
+    """Bytes of the stream, and packets both ways on the veth, over a window."""
+    packets = iperf.veth_packets()
+    first, last = measure_window(iperf, seconds)
+    return last.moved_bytes - first.moved_bytes, iperf.veth_packets() - packets
 
 
 def _measure(windows: list[Window], kind: str) -> float:
@@ -354,6 +392,19 @@ def format_report(results: Results) -> str:
                                            if (w.direction, w.kind) == (direction, kind))  # fmt: skip
                 lines.append(f"A, {direction} {kind}: {gbit:.2f} Gbit/s, {cpu:.3f} s of CPU per GB, "
                              f"others median {others:.2f} CPUs")  # fmt: skip
+    lines += ["", f"hooked end: {s.get('hooked_end', 'both')}; B's skb programs by the kernel's statistics "
+              f"({CHECK_S:g} s with B on after each chunk's blocks):"]  # fmt: skip
+    for direction in s["directions"].split(","):
+        for kind in s["kinds"].split(","):
+            checks = [c for c in results.hooks if (c.direction, c.kind) == (direction, kind)]
+            if checks:
+                runs, run_ns, per_packet = per_gb(checks)
+                lines.append(f"{direction} {kind}: runs per GB " + ", ".join(
+                    f"{name} {count:,.0f} ({run_ns.get(name, 0):.0f} ns a run)"
+                    for name, count in runs.items()) + f", all {sum(runs.values()):,.0f} ({per_packet:.3f} a packet on "
+                    "the veth, either way); B's programs effective: " +
+                    "; ".join(f"{end} end's cgroup: {names}"
+                              for end, names in effective_summary(checks).items()))  # fmt: skip
     if results.beside:
         lines += ["", "WITHOUT the machine lock (other datapaths' programs ran in A and B: the change is "
                   "one more program on hooks already on, not the hook's own entry): "
@@ -390,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="ours:limited: the limit, each way (above what the stream reaches)")  # fmt: skip
     parser.add_argument("--limit-no-pacing", action="store_true",
                         help="ours:limited without the upload pacing cap, which stays on the socket once set")  # fmt: skip
+    parser.add_argument("--hooked-end", choices=HOOKED_ENDS, default="both",
+                        help="both: the programs on the cgroup root (both ends' sockets, as the helper); "
+                        "local: on a child cgroup holding only the client, the server in another")  # fmt: skip
     parser.add_argument("--json", help="also write every window here")
     parser.add_argument("--report", metavar="JSON", help="only print the report of a saved run")
     args = parser.parse_args(argv)
@@ -417,8 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     results = Results(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), settings)
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))  # clean up on kill
     try:
-        with netns_pair() as pair:
-            iperf = Iperf(pair, None)
+        with hooked_end(args.hooked_end) as ends, netns_pair() as pair:
+            iperf = Iperf(pair, None, ends)
             try:
                 for direction in args.directions.split(","):
                     for kind in args.kinds.split(","):
@@ -438,7 +492,8 @@ def report_again(path: str) -> str:
     with open(path) as saved:
         data = json.load(saved)
     windows = [Window(**w) for w in data.pop("windows")]
-    return format_report(Results(**data, windows=windows))
+    hooks = [HookRuns(**h) for h in data.pop("hooks", [])]
+    return format_report(Results(**data, windows=windows, hooks=hooks))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from chadthrottle.helper.kernel import bpf_syscalls
@@ -73,14 +74,15 @@ EMPTY_NAMES = {
 
 
 class EmptyHooks:
-    """The empty program loaded once per skb hook, attached and detached at will."""
+    """The empty program loaded once per skb hook, attached and detached at will,
+    on cgroup (None: the cgroup v2 root)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cgroup: Path | None = None) -> None:
         self.fds = {
             hook: load_program(name, BPF_PROG_TYPE_CGROUP_SKB, hook, EMPTY_PROGRAM)
             for hook, name in EMPTY_NAMES.items()
         }
-        self.cgroup_fd = os.open(cgroup2_mount(), os.O_RDONLY | os.O_DIRECTORY)
+        self.cgroup_fd = os.open(cgroup or cgroup2_mount(), os.O_RDONLY | os.O_DIRECTORY)
         self.attached = False
 
     def set(self, attached: bool) -> None:

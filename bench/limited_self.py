@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.limits import default_burst_bytes
@@ -68,9 +69,10 @@ class LimitedSelf:
 
 @contextlib.contextmanager
 def limited_self(
-    pair: NetnsPair, locked: bool, rate_bps: int, pacing: bool = True
+    pair: NetnsPair, locked: bool, rate_bps: int, pacing: bool = True, cgroup: Path | None = None
 ) -> Iterator[LimitedSelf]:
-    datapath = SuspendableDatapath(cache_dir=CACHE_DIR)
+    """cgroup: where the datapath's programs go (None: the cgroup v2 root)."""
+    datapath = SuspendableDatapath(cgroup, cache_dir=CACHE_DIR)
     datapath.open(machine_lock_held=locked)
     try:
         with tc_shaper_in(pair.host_ns, datapath, retire_after_s=0.0) as shaper:

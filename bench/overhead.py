@@ -54,6 +54,7 @@ from chadthrottle.helper.kernel.datapath import remove_leftover_programs
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.ownership import RUN_DIR, holding_machine_lock
 
+from bench.hooked_end import Ends, in_cgroup
 from bench.overhead_probes import (
     chadt_programs,
     cpu_ticks_of_all,
@@ -105,13 +106,15 @@ class Sample:
 
 class Iperf:
     """A long-lived iperf3 server in the peer namespace on SERVER_CPU; streams
-    from clients in the host namespace on CLIENT_CPU."""
+    from clients in the host namespace on CLIENT_CPU. ends: the cgroups they run in
+    (bench/hooked_end.py; by default the bench's own)."""
 
-    def __init__(self, pair: NetnsPair, congestion: str | None) -> None:
+    def __init__(self, pair: NetnsPair, congestion: str | None, ends: Ends | None = None) -> None:
         self.pair = pair
         self.congestion = congestion
+        self.ends = ends or Ends(None, None, None)
         self.server = subprocess.Popen(
-            nsenter_argv(pair.peer_ns, ["taskset", "-c", str(SERVER_CPU), "iperf3", "-s", "-p", str(IPERF_PORT)]),
+            in_cgroup(nsenter_argv(pair.peer_ns, ["taskset", "-c", str(SERVER_CPU), "iperf3", "-s", "-p", str(IPERF_PORT)]), self.ends.far),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.ksoftirqd = ksoftirqd_pids()
@@ -145,7 +148,7 @@ class Iperf:
         self._direction = direction
         self._count_packets = kind == "udp64"
         self.client = subprocess.Popen(
-            nsenter_argv(self.pair.host_ns, argv),
+            in_cgroup(nsenter_argv(self.pair.host_ns, argv), self.ends.local),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -162,6 +165,22 @@ class Iperf:
 
     def pids(self) -> list[int]:
         return [self.server.pid] + ([self.client.pid] if self.client else [])
+
+    def veth_packets(self) -> int:
+        """Packets the peer's veth received and sent (data and ACKs: every packet of the pair)."""
+        with open(f"/proc/{self.server.pid}/net/dev") as dev:
+            for line in dev:
+                name, _, counters = line.partition(":")
+                if name.strip() == self.pair.peer_if:
+                    values = counters.split()
+                    return int(values[1]) + int(values[9])
+        raise RuntimeError(f"no {self.pair.peer_if} in the server's namespace")
+
+    def ends_pids(self) -> dict[str, int]:
+        """The stream's client as its local end and the server as its far end (hooked_end)."""
+        if self.client is None:
+            raise RuntimeError("no stream")
+        return {"local": self.client.pid, "far": self.server.pid}
 
     def sample(self) -> Sample:
         """Bytes the peer's veth received (upload) or sent (download), read through the
@@ -217,8 +236,11 @@ class Switch:
 
 
 @contextlib.contextmanager
-def switchable(config: str, pair: NetnsPair, machine_lock_held: bool) -> Iterator[Switch]:
-    datapath = SuspendableDatapath(cache_dir=CACHE_DIR)
+def switchable(
+    config: str, pair: NetnsPair, machine_lock_held: bool, cgroup: Path | None = None
+) -> Iterator[Switch]:
+    """cgroup: where the programs go (None: the cgroup v2 root, as the helper's)."""
+    datapath = SuspendableDatapath(cgroup, cache_dir=CACHE_DIR)
     datapath.open(machine_lock_held=machine_lock_held)
     try:
         if LIMITED_DIRECTIONS[config]:
