@@ -169,34 +169,36 @@ class UsageRecorder:
         with self._lock:
             batch, self._pending = self._pending, {}
             self._flushing = batch
+        with self._store.lock:
+            try:
+                self._write(batch)
+            finally:  # still under the store lock: a read sees the batch stored or waiting, never both
+                with self._lock:
+                    self._flushing = {}
+
+    def _write(self, batch: Pending) -> None:
+        """The batch into the store (the caller holds the store lock)."""
+        if not self._store.available:
+            return
+        entries = [UsageEntry(minute, app_id, uid, (counts[0], counts[1], counts[2], counts[3]))
+                   for (minute, app_id, uid), counts in fold_batch(batch).items()]  # fmt: skip
         try:
-            with self._store.lock:
-                if not self._store.available:
-                    return
-                entries = [UsageEntry(minute, app_id, uid, (counts[0], counts[1], counts[2], counts[3]))
-                           for (minute, app_id, uid), counts in fold_batch(batch).items()]  # fmt: skip
-                try:
-                    if entries:
-                        self._store.add(entries)
-                    now = self._wall_clock()
-                    if now - self._pruned_at >= PRUNE_INTERVAL_S:
-                        self._store.prune(int(now))
-                        self._pruned_at = now
-                except sqlite3.Error as error:
-                    if not self._failing:
-                        log.error(
-                            "could not write the usage history (%d entries lost): %s",
-                            len(entries),
-                            error,
-                        )
-                    self._failing = True
-                    return
-                if self._failing:
-                    log.info("the usage history is written again")
-                self._failing = False
-        finally:
-            with self._lock:
-                self._flushing = {}
+            if entries:
+                self._store.add(entries)
+            now = self._wall_clock()
+            if now - self._pruned_at >= PRUNE_INTERVAL_S:
+                self._store.prune(int(now))
+                self._pruned_at = now
+        except sqlite3.Error as error:
+            if not self._failing:
+                log.error(
+                    "could not write the usage history (%d entries lost): %s", len(entries), error
+                )
+            self._failing = True
+            return
+        if self._failing:
+            log.info("the usage history is written again")
+        self._failing = False
 
     # -- reading ---------------------------------------------------------------
 

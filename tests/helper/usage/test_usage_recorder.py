@@ -3,6 +3,8 @@ merge both, what a viewer may see, and the bound on one batch."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,61 @@ def test_reads_are_up_to_date_before_and_after_a_flush_never_double(parts) -> No
         (NOW - NOW % 60, NOW - NOW % 60 + 60, 100),
         (NOW - NOW % 60 + 60, NOW - NOW % 60 + 120, 200),
     ]
+
+
+class ReadAfterRelease:
+    """The store's lock, which once armed runs read() right after the next
+    release: a GetUsage that comes in the moment a flush has committed."""
+
+    def __init__(self, lock: threading.Lock, read: Callable[[], object]) -> None:
+        self._lock, self._read = lock, read
+        self.armed = False
+        self.seen: list[object] = []
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
+        if self.armed:
+            self.armed = False
+            self.seen.append(self._read())
+
+
+def test_a_read_as_a_flush_commits_counts_the_batch_once(parts) -> None:  # type: ignore[no-untyped-def]
+    recorder, meter, _clock = parts
+    recorder.update([Sample(10, 100, 1)], meter.owner_of)
+    store = recorder._store
+    store.lock = hook = ReadAfterRelease(store.lock, lambda: _day(recorder))
+    hook.armed = True
+    recorder.flush()
+    assert hook.seen == [{"exe:/a": (100, 1)}]  # was (200, 2): stored and still "flushing"
+    assert _day(recorder) == {"exe:/a": (100, 1)}
+
+
+def test_midnight_splits_the_days_whether_written_or_waiting(parts) -> None:  # type: ignore[no-untyped-def]
+    recorder, meter, clock = parts
+    midnight = local_midnight(NOW) + 86_400
+    clock.now = midnight - 1  # the last second of the day
+    recorder.update([Sample(10, 100, 0)], meter.owner_of)
+    clock.now = midnight
+    recorder.update([Sample(10, 130, 0)], meter.owner_of)
+    seen = []
+    for flushed_at in ("never", "between", "after"):
+        if flushed_at != "never":
+            recorder.flush()
+        clock.now = midnight + 1
+        recorder.update([Sample(10, 130 + len(seen) + 1, 0)], meter.owner_of)  # one more byte
+        days = recorder.query("", midnight - 86_400, midnight + 86_400, UsageResolution.DAY,
+                              ADMIN_VIEWER)  # fmt: skip
+        seen.append([(row.start, row.down_bytes) for row in days])
+    assert seen == [
+        [(midnight - 86_400, 100), (midnight, 31)],
+        [(midnight - 86_400, 100), (midnight, 32)],
+        [(midnight - 86_400, 100), (midnight, 33)],
+    ]
+    today = recorder.query("", midnight, midnight + 86_400, UsageResolution.DAY, ADMIN_VIEWER)
+    assert [(row.start, row.down_bytes) for row in today] == [(midnight, 33)]
 
 
 def test_a_user_sees_only_their_own_processes_usage_and_root_all(parts) -> None:  # type: ignore[no-untyped-def]
