@@ -26,7 +26,8 @@ Each tick:
   shaping share); the next probes go in NEAR_STEP steps from there up to
   where it failed (a near zone of NEAR_ZONE at most, remembered
   FORGET_FAILED_S; a download that reaches it steps past by PAST_STEP,
-  which what passed judges in its tick), after a hold (HOLD_S, longer for a failure again at
+  which what passed judges in its tick, and climbs on in its largest step
+  if that passed), after a hold (HOLD_S, longer for a failure again at
   about the same rate, SAME_LINK): each try past the link costs the calls
   a moment of queue, so once the link is found it is tried less. An upload
   (judged late) does not step up to where it failed at all while that is
@@ -185,12 +186,16 @@ BLAME_S = 4.5  # a failed upload probe takes back every raise this recent: a 1-3
 REFRACTORY_S = 2.0  # after a cut (of either direction), the round trips need this long to show the queue drained
 HELD_S = 60.0  # an upload cut under what it held this recently goes back up to it (not a probe)
 # after the upload's own link slowed, tries back towards what it held before (the link may
-# come back): these apart (the next after each failed try), in these steps, one a tick
-TRY_GAP_S = (6.0,) * 6 + (12.0, 24.0, 48.0)
+# come back): these apart (the next after each failed try), in these steps, one a tick. 5 s: the
+# tick after a failed try's queue was seen drained (BLAME_S), back at what it held in one step
+# (6 s, and three steps back, put the next try 9-10 s after a failure: a link back a second after
+# one was followed in 11-12 s, bench/capacity_follow.py --vary up, est16b; est16d)
+TRY_GAP_S = (5.0,) * 6 + (12.0, 24.0, 48.0)
 # (1.0: the second step held a tick, judged, before the steps grow: at (1.06, 1.06, 1.12) a try
 # past a link still slow was seen only at its third step, 1.19-1.21 of the link, 190-270 ms at the
-# modem; the second, 1.06-1.08, had put 20-70 ms there, est16b)
-TRY_STEPS = (1.06, 1.06, 1.0, 1.12)
+# modem; the second, 1.06-1.08, had put 20-70 ms there, est16b). Past the hold and a 12% step the
+# link is 1.2 of the slower one at least, most likely back: 25% (12% took a tick more to follow)
+TRY_STEPS = (1.06, 1.06, 1.0, 1.12, 1.25)
 TRY_FORGET_S = 300.0  # the rate before the slowing is tried for this long after it
 # a try failed once our upload queue holds less than this share of what it held before it
 # (or the round trips rose): past the link, the bytes queued here move to the modem's queue,
@@ -273,6 +278,7 @@ class CapacityEstimator:
         self._trying: list[int] = []  # a try's capacities so far, from where it began; []: none
         self._tries_failed = 0  # since the slowing: each waits longer (TRY_GAP_S)
         self._since_try_s = float("inf")  # since the last try ended
+        self._back_from_try: int | None = None  # a failed try began here: back up to it in one step
         self._up_queued: list[float] = []  # our upload queue (bytes) at the last held ticks
         self.decisions: list[str] = []  # this tick's, for bench/capacity_follow.py's trace
         # the delay's last readings (ticks' and glances'), and what they read before a raise
@@ -511,6 +517,7 @@ class CapacityEstimator:
             # modem before a cut, bench 22:43 UTC)
             self._since_up_slow_s = 0.0
             self._trying, self._since_try_s, self._tries_failed = [], 0.0, self._tries_failed + 1
+            self._back_from_try = up.held
         elif self._up_faster is None or up.capacity >= self._up_faster:  # the link is back
             self._trying, self._since_try_s, self._tries_failed = [], 0.0, 0
             self._up_faster = None
@@ -725,7 +732,10 @@ class CapacityEstimator:
         state.capacity = self._bound(int(state.capacity * step), state.ceiling)  # type: ignore[operator]
         self.decisions.append(f"raise {_name(state, self._state)} x{step:.3f}")
         self._note_raise(Direction.UP if state is self._state[Direction.UP] else Direction.DOWN)
-        state.since_raise_s, state.streak, state.past_failed = 0.0, state.streak + 1, False
+        # a step past where it failed that passes: the link is faster, so the climb goes on in
+        # the largest step (RAISE_STEPS' 6% next took a tick more to follow a link that doubled)
+        streak = len(RAISE_STEPS[Direction.DOWN]) - 1 if state.past_failed else state.streak + 1
+        state.since_raise_s, state.streak, state.past_failed = 0.0, streak, False
 
     def _probing(self, direction: Direction) -> bool:
         """A raise of this direction above what it held is being judged."""
@@ -746,6 +756,8 @@ class CapacityEstimator:
         came back only in probes, two every 20 s, each pausing the download ~8 s: a link
         that got faster meanwhile was followed in 15-18 s, and the upload sat at 0.54-0.67."""
         up = self._state[Direction.UP]
+        # after a failed try, back to the rate it began from (it passed) in one step, and no raise
+        # to judge: the next try may start at the next tick (TRY_GAP_S)
         if (up.capacity is None or up.held is None or up.hold_s
                 or up.since_raise_s < JUDGE_S[Direction.DOWN]
                 or achieved[Direction.UP] < LOADED_SHARE * up.capacity * SHAPE_SHARE
@@ -753,6 +765,11 @@ class CapacityEstimator:
             return
         self._refresh(up)
         steps = RAISE_STEPS[Direction.DOWN]
+        if self._back_from_try == up.held:
+            self._back_from_try = None
+            self._raise(up, up.held / up.capacity)
+            up.recent.pop()
+            return
         self._raise(up, min(steps[min(up.streak, len(steps) - 1)], up.held / up.capacity))
 
     def _refresh(self, state: _Direction) -> None:
