@@ -35,8 +35,10 @@ from PySide6.QtCore import QObject, QSettings, QTimer
 log = logging.getLogger(__name__)
 
 PERIOD_KEY = "usage/period"
-# The totals column is asked for again this often (GetUsage is up to the
-# helper's last tick); the open usage view every minute.
+# The totals column is asked for again after each poll in which bytes moved
+# (one question at a time: GetUsage adds what the helper has not written yet,
+# so the column is a poll and a tick behind, not the helper's minute), and
+# this often anyway (a new day); the open usage view every minute.
 TOTALS_EVERY_MS = 15_000
 VIEW_EVERY_MS = 60_000
 SEED_AFTER_MS = 250
@@ -97,6 +99,8 @@ class UsageFlow(QObject):
         self._seed_timer.timeout.connect(lambda: self._seed_graph(self._window.detail.app_id))
         window.detail.applicationShown.connect(lambda _app_id: self._seed_timer.start())
         model.dataChanged.connect(self._follow_units)  # a units change repaints every row
+        model.snapshotApplied.connect(self._after_poll)
+        self._moved_asked: int | None = None  # model.bytes_moved() when the totals were last asked
         self._totals_timer = QTimer(self)
         self._totals_timer.timeout.connect(self.refresh_totals)
         self._totals_timer.start(TOTALS_EVERY_MS)
@@ -119,6 +123,18 @@ class UsageFlow(QObject):
             period_since(period, self._clock()),
             totals_resolution(period),
         )
+
+    def _after_poll(self) -> None:
+        """Ask for the totals again if bytes moved since they were last asked,
+        unless the last question is still unanswered (for less than 15 s)."""
+        moved = self._model.bytes_moved()
+        if moved == self._moved_asked:
+            return
+        asked = self._asked.get(TOTALS_KEY + self.period.value)
+        if asked is not None and 0 <= self._clock() - asked < TOTALS_EVERY_MS / 1000:
+            return
+        self._moved_asked = moved
+        self.refresh_totals()
 
     def refresh_view(self) -> None:
         if self.dialog is None or not self.dialog.isVisible():

@@ -7,12 +7,13 @@ the real worker thread."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 import pytest
 from chadthrottle.client import HelperClientError
-from chadthrottle.contract import Direction
+from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.gui.models.columns import Column
@@ -36,6 +37,7 @@ from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+from tests.gui.sample_data import sample_applications
 from tests.gui.test_connection import ScriptedClient
 from tests.gui.usage_rows import over_the_wire, row
 
@@ -335,6 +337,47 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
         dialog.table_model.index(r, UsageColumn.TOTAL).data()
         for r in range(dialog.table_model.rowCount())
     ] == before
+
+
+class MovingClient(ScriptedClient):
+    """Steam, whose bytes move while `moving`: the listing's counters and its
+    usage today grow by 1 MB a poll; GetUsage counted per call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.moving = False
+        self.moved = 0
+        self.totals_calls = 0
+
+    async def list_applications(self) -> list[ApplicationInfo]:
+        if self.moving:
+            self.moved += MB
+        return [dataclasses.replace(info, rx_bytes=self.moved) if info.id == STEAM else info
+                for info in sample_applications()]  # fmt: skip
+
+    async def get_usage(
+        self, app_id: str, since: int, until: int, resolution: UsageResolution
+    ) -> list[UsageRow]:
+        self.totals_calls += resolution is UsageResolution.DAY
+        return over_the_wire([row(STEAM, local_midnight(time.time()), 86_400, self.moved)])
+
+
+@pytest.mark.parametrize("controller", [MovingClient], indirect=True)
+def test_the_totals_follow_each_poll_that_moved_bytes(qtbot, controller) -> None:  # type: ignore[no-untyped-def]
+    """Not every 15 s: a new application moving 350 MB/s read 'Today 0 B'."""
+    app, client = controller  # polled every 0.2 s
+    qtbot.waitUntil(lambda: app.model.usage.totals is not None, timeout=5000)
+    qtbot.wait(1000)  # five polls, nothing moved: not asked again
+    idle_calls = client.totals_calls
+    assert idle_calls <= 2, idle_calls  # at the connection, and perhaps the first poll
+    client.moving = True
+    qtbot.waitUntil(lambda: client.totals_calls >= idle_calls + 4, timeout=2000)
+    client.moving = False
+    shown = client.moved
+    qtbot.waitUntil(lambda: app.model.usage.of(STEAM) == (shown, 0), timeout=2000)
+    asked = client.totals_calls
+    qtbot.wait(1000)
+    assert client.totals_calls <= asked + 1  # still: asked no more
 
 
 @pytest.mark.parametrize("controller", [OldHelperClient], indirect=True)
