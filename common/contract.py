@@ -1,16 +1,18 @@
 """The D-Bus contract between the root helper and its clients (GUI, CLI).
 
-Stdlib only: both sides import this module, so it is the one place where the
-bus name, object path, interface, API version, polkit action ids, error names
-and every method (METHODS: arguments, polkit action, documentation) live.
+Stdlib only (with frozen_record, which is too): both sides import this
+module, so it is the one place where the bus name, object path, interface,
+API version, polkit action ids, error names and every method (METHODS:
+arguments, polkit action, documentation) live.
 ``resources/io.github.chadthrottle.Helper1.xml`` is generated from it
 (helper/adapter/introspection.py); a test keeps the shipped file equal to it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+
+from chadthrottle.frozen_record import frozen_record
 
 # 2: rules belong to an owner (RuleScope); SetLimit/ClearLimit take a scope;
 # ListRules; ListApplications says whose limit it shows and what keeps it from
@@ -771,7 +773,7 @@ PROCESS_FIELDS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ProcessTraffic:
     """One running process of an application, as ListProcesses reports it."""
 
@@ -798,7 +800,7 @@ INTERFACE_FIELDS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen_record
 class InterfaceInfo:
     """Traffic through one network interface, as ListInterfaces reports it."""
 
@@ -812,7 +814,7 @@ class InterfaceInfo:
     netns: str = ""
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ConnectionInfo:
     """One open socket of an application, as ListConnections reports it."""
 
@@ -825,7 +827,7 @@ class ConnectionInfo:
     tx_bytes: int = -1
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ApplicationInfo:
     """One application as ListApplications reports it."""
 
@@ -889,7 +891,7 @@ class ApplicationInfo:
         return self.down_bps if direction is Direction.DOWN else self.up_bps
 
 
-@dataclass(frozen=True)
+@frozen_record
 class RuleInfo:
     """One stored rule, as ListRules reports it."""
 
@@ -908,7 +910,7 @@ class RuleInfo:
     priority: str = "normal"
 
 
-@dataclass(frozen=True)
+@frozen_record
 class ScheduleInfo:
     """One stored schedule, as ListSchedules reports it."""
 
@@ -925,7 +927,7 @@ class ScheduleInfo:
     active: bool
 
 
-@dataclass(frozen=True)
+@frozen_record
 class LinkShapingInfo:
     """The link shaping in force, as GetLinkShaping reports it (LINK_SHAPING_FIELDS)."""
 
@@ -946,7 +948,7 @@ class LinkShapingInfo:
         return self.down_shaping if direction is Direction.DOWN else self.up_shaping
 
 
-@dataclass(frozen=True)
+@frozen_record
 class BackendInfo:
     """One enforcement backend as ListBackends reports it."""
 
