@@ -261,7 +261,8 @@ def plain(record: Record) -> dict[str, Any]:
 
 
 def to_json(records: Sequence[Record]) -> str:
-    import json  # only JSON needs it
+    """json.dumps(..., indent=2, ensure_ascii=True) of the records: control
+    characters and all non-ASCII as \\uNNNN (cli/json_text.py, without json)."""
+    from chadthrottle.cli.json_text import dumps_rows  # only JSON needs it
 
-    # ensure_ascii (the default): control characters and all non-ASCII as \uNNNN
-    return json.dumps([plain(record) for record in records], indent=2, ensure_ascii=True)
+    return dumps_rows([plain(record) for record in records])
