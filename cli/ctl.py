@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from chadthrottle.cli.deferred_imports import defer
 
-defer("inspect")  # before the contract imports dataclasses: see deferred_imports
+defer("inspect", "copy")  # before the contract imports dataclasses: see deferred_imports
 # ruff: noqa: E402 (the imports below come after defer on purpose)
 
 from chadthrottle.arguments import seconds_type
@@ -111,7 +111,7 @@ _EXIT_BY_ERROR: dict[ErrorName, int] = {
     ErrorName.NO_SUCH_APPLICATION: EXIT_NO_SUCH_APPLICATION,
 }
 
-_BYTES_RE = re.compile(r"^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib)\s*$")
+_BYTES_PATTERN = r"^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib)\s*$"  # compiled on first use (re's cache)
 _BYTES_MULTIPLIERS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2,
                       "mb": 1000**2, "mib": 1024**2}  # fmt: skip
 
@@ -128,7 +128,7 @@ def parse_rate_argument(text: str) -> int | None:
 
 def parse_burst_argument(text: str) -> int:
     """argparse type for --burst: bytes, with an optional K/M/KiB/MiB suffix."""
-    match = _BYTES_RE.match(text.lower())
+    match = re.match(_BYTES_PATTERN, text.lower())
     if not match:
         raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (try 64K or 65536)")
     digits, unit = match.groups()

@@ -13,8 +13,9 @@ import pytest
 # Each is 2-40 ms of CPU at import on the development machine (docs/benchmarks.md, "CLI start-up").
 # ast, dis and tokenize come with inspect, which dataclasses imports and
 # cli/deferred_imports.py leaves unloaded unless something uses it.
+# weakref comes with copy, which dataclasses imports for asdict and deepcopy (deferred too).
 NOT_FOR_THE_CLI = ("asyncio", "dbus_fast", "typing", "shutil", "socket", "selectors", "ast", "dis", "tokenize",
-                   "PySide6", "psutil", "pyroute2", "bcc")  # fmt: skip
+                   "weakref", "PySide6", "psutil", "pyroute2", "bcc")  # fmt: skip
 PROBE = """
 import sys
 before = set(sys.modules)
