@@ -19,6 +19,7 @@ from tests.support.helper_calls import call_helper
 from tests.support.idle_app import idle_app
 from tests.support.netns import app_scope, start_stream
 from tests.support.requirements import require_program
+from tests.support.waiting import eventually
 
 CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
 PAYLOAD_SHARE = 1448 / 1500
@@ -147,4 +148,51 @@ def test_ctl_priority_and_capacity_through_the_helper(stack: Stack) -> None:
             assert helper_view(app_id)[0].priority == "normal"
         finally:
             call_helper(stack.bus_address, lambda c: c.set_link_capacity(0, 0, False))
+            call_helper(stack.bus_address, lambda c: c.set_priority(app_id, "normal"))
+
+
+# Each call runs in a fresh interpreter that reports, after main(), what it loaded
+# of these and which of the contract's records had their dataclass methods made.
+_IMPORT_PROBE = """
+import sys
+from chadthrottle.cli import ctl
+try:
+    ctl.main(sys.argv[1:])
+except SystemExit as leaving:
+    print("status", leaving.code, file=sys.stderr)
+from chadthrottle import contract
+print("loaded:" + ",".join(sorted({"json", "typing", "ast"} & set(sys.modules))), file=sys.stderr)
+print("finished:" + ",".join(name for name in ("ApplicationInfo", "BackendInfo", "ConnectionInfo", "InterfaceInfo",
+      "LinkShapingInfo", "ProcessTraffic", "RuleInfo", "ScheduleInfo") if getattr(contract, name).__dataclass_params__.frozen),
+      file=sys.stderr)
+"""
+
+
+def test_ctl_calls_against_the_helper_load_no_json_and_make_no_record_methods(stack: Stack) -> None:
+    """Issue 19: what chadthrottle-ctl list --json, limit and priority cost (benchmarks.md,
+    'CLI start-up under 20 ms'): json's import (cli/json_text.py writes it) and the
+    records' generated methods (common/frozen_record.py) are left out of a real call."""
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": stack.bus_address}
+    with idle_app(
+        stack.cgroup_root, stack.pair.host_ns, own_names.desktop_id("TestCtlLean")
+    ) as app_id:
+
+        def listed() -> bool:
+            apps = call_helper(stack.bus_address, lambda c: c.list_applications())
+            return app_id in {app.id for app in apps}
+
+        assert eventually(listed, 15.0, 0.1)
+        try:
+            for args in (["list", "--json"], ["list"], ["limit", app_id, "--up", "1M"],
+                         ["priority", app_id, "low"], ["--help"]):  # fmt: skip
+                result = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, *args], capture_output=True,
+                                        text=True, env=env, timeout=60)  # fmt: skip
+                said = result.stderr.splitlines()
+                assert said[-2:] == ["loaded:", "finished:"], f"{args}: {result.stderr}"
+                if args == ["list", "--json"]:
+                    assert app_id in {app["id"] for app in json.loads(result.stdout)}
+                if args[0] == "limit":
+                    assert result.stdout == f"{app_id}: up limited to 1.00 MB/s\n", result.stderr
+        finally:
+            call_helper(stack.bus_address, lambda c: c.clear_limit(app_id))
             call_helper(stack.bus_address, lambda c: c.set_priority(app_id, "normal"))
