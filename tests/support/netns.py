@@ -245,6 +245,15 @@ class Stream:
         self.receiver.join(timeout_s)
         return self.receiver.total_bytes()
 
+    def end(self, timeout_s: float = 30.0) -> int:
+        """End the stream now as its --seconds would: the sending side stops
+        and closes its connection (SIGTERM, tests/support/traffic.py), the
+        receiving side reads up to the close; then as wait()."""
+        sender = self.server if self.receiver.process is self.app else self.app
+        if sender.poll() is None:
+            sender.terminate()
+        return self.wait(timeout_s)
+
     def stop(self) -> None:
         for process in (self.app, self.server):
             if process.poll() is None:

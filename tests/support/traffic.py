@@ -6,6 +6,8 @@ Run as a script inside a network namespace:
 The receiving side (the sink) prints one JSON line {"t": seconds, "m": monotonic
 seconds, "bytes": n} every REPORT_INTERVAL_S (--report-interval) with cumulative
 payload bytes, so a test can compute the rate over any window. Every run is bounded in time (--seconds, default 120).
+SIGTERM ends a run as its deadline would (netns.Stream.end): a source stops
+sending and closes its connection, a sink reads what came before the close.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import ctypes
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -25,6 +28,15 @@ UDP_PAYLOAD_BYTES = 1200
 # UDP has no congestion control: an unpaced sender would only burn the CPU the
 # receiver needs. Offered load is paced to this by default (--rate to change).
 DEFAULT_UDP_RATE_BPS = 30 * 1024 * 1024
+_ENDED = [False]  # SIGTERM: every loop ends as at its deadline
+
+
+def _running(deadline: float) -> bool:
+    return not _ENDED[0] and time.monotonic() < deadline
+
+
+def _end(_signal: int, _frame: object) -> None:
+    _ENDED[0] = True
 
 
 def _report(received: int, started: float) -> None:
@@ -40,7 +52,7 @@ def _sink(
 ) -> None:
     received, started, next_report = 0, time.monotonic(), 0.0
     sock.settimeout(interval_s)
-    while time.monotonic() < deadline:
+    while _running(deadline):
         try:
             data = sock.recvfrom(CHUNK_BYTES)[0] if udp else sock.recv(CHUNK_BYTES)
             if not data:
@@ -60,7 +72,7 @@ def _sink_many(listener: socket.socket, deadline: float, connections: int) -> No
     received, started = 0, time.monotonic()
     listener.settimeout(REPORT_INTERVAL_S)
     for _ in range(connections):
-        while time.monotonic() < deadline:
+        while _running(deadline):
             try:
                 conn, _ = listener.accept()
                 break
@@ -85,7 +97,7 @@ def _source(
     payload = b"x" * (UDP_PAYLOAD_BYTES if udp else CHUNK_BYTES)
     sock.settimeout(1.0)
     started, sent = time.monotonic(), 0
-    while time.monotonic() < deadline:
+    while _running(deadline):
         if total_bytes:
             if sent >= total_bytes:
                 return
@@ -152,7 +164,7 @@ def serve(args: argparse.Namespace) -> None:
 def _say_hello(sock: socket.socket, peer: tuple[str, int], deadline: float) -> None:
     """Tell a UDP source where to send, again until data comes (a datagram can be lost)."""
     sock.settimeout(0.2)
-    while time.monotonic() < deadline:
+    while _running(deadline):
         sock.sendto(b"hello", peer)
         try:
             sock.recvfrom(CHUNK_BYTES, socket.MSG_PEEK)
@@ -239,6 +251,7 @@ def main() -> None:
         "interpolated at another's times need them finer than its bursts)",
     )
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _end)
     serve(args) if args.command == "serve" else connect(args)
 
 
