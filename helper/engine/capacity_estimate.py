@@ -26,8 +26,7 @@ Each tick:
   shaping share); the next probes go in NEAR_STEP steps from there up to
   where it failed (a near zone of NEAR_ZONE at most, remembered
   FORGET_FAILED_S; a download that reaches it steps past by PAST_STEP,
-  which what passed judges in its tick, and climbs on in its largest step
-  if that passed), after a hold (HOLD_S, longer for a failure again at
+  which what passed judges in its tick), after a hold (HOLD_S, longer for a failure again at
   about the same rate, SAME_LINK): each try past the link costs the calls
   a moment of queue, so once the link is found it is tried less. An upload
   (judged late) does not step up to where it failed at all while that is
@@ -732,10 +731,7 @@ class CapacityEstimator:
         state.capacity = self._bound(int(state.capacity * step), state.ceiling)  # type: ignore[operator]
         self.decisions.append(f"raise {_name(state, self._state)} x{step:.3f}")
         self._note_raise(Direction.UP if state is self._state[Direction.UP] else Direction.DOWN)
-        # a step past where it failed that passes: the link is faster, so the climb goes on in
-        # the largest step (RAISE_STEPS' 6% next took a tick more to follow a link that doubled)
-        streak = len(RAISE_STEPS[Direction.DOWN]) - 1 if state.past_failed else state.streak + 1
-        state.since_raise_s, state.streak, state.past_failed = 0.0, streak, False
+        state.since_raise_s, state.streak, state.past_failed = 0.0, state.streak + 1, False
 
     def _probing(self, direction: Direction) -> bool:
         """A raise of this direction above what it held is being judged."""

@@ -688,19 +688,6 @@ def test_the_recorded_upload_back_after_a_failed_try_is_tried_sooner() -> None:
     assert in_band - came_back <= 7, in_band - came_back
 
 
-def test_the_recorded_download_climbs_on_in_the_largest_step_once_past_where_it_failed() -> None:
-    """bench/capacity_follow.py --vary down --record at 6c1cdf2 (est16b, 02:00 UTC), replayed.
-    The download's link doubled at tick 39; the upload's turn held it to 46; at 48 it
-    stepped past where it failed (PAST_STEP) and passed: the link is faster. Recorded: 6%
-    next (49), then 12% steps, in band at 52 (13 s). Now 12% at once: a tick sooner."""
-    ticks = _replay("capacity_follow_down_turn.json")
-    for index, (recorded, now, estimate, estimated) in enumerate(ticks[:49]):
-        assert (now, estimated) == (recorded, estimate), index
-    assert ticks[48][0] == f"raise down x{PAST_STEP:.3f}", ticks[48][0]
-    assert ticks[49][0] == "raise down x1.060", ticks[49][0]
-    assert ticks[49][1] == "raise down x1.120", ticks[49][1]
-
-
 def _raised(direction: Direction) -> CapacityEstimator:
     """An estimator whose last tick raised `direction` (loaded, no rise)."""
     estimator = CapacityEstimator({DOWN: 2_500_000, UP: 625_000})
