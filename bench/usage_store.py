@@ -11,8 +11,9 @@ SQLite file in a temporary state directory:
   straight into the table, as the store's rollups leave them: minutes for
   25 h, hours for 90 days, days for 731), and after a prune;
 - **GetUsage**: the recorder's query (what the helper runs for the call,
-  without the bus) for 30 days by day for every application, for one, and a
-  day by hour.
+  without the bus) for 30 days by day for every application, for one, a
+  day by hour, and today by day with two minutes not written yet (the
+  window's totals column, asked after each poll that moved bytes).
 
     sudo .venv/bin/python bench/usage_store.py              # 500 applications
     .venv/bin/python bench/usage_store.py --apps 1000 --flushes 60
@@ -195,6 +196,15 @@ def main() -> int:
                 continue
             print(f"GetUsage {label}: {len(answer):,} rows, wall {cost[1]:.1f} ms median ({cost[2]:.1f} max), "
                   f"CPU {cost[0]:.1f} ms")  # fmt: skip
+        # The window's totals column, asked after each poll that moved bytes: today
+        # by day, with what the helper has not written yet (two minutes waiting).
+        one_minute()
+        one_minute()
+        today = bucket_start(Level.DAY, int(clock[0]))
+        waiting = _timed(lambda: recorder.query("", today, int(clock[0]) + 1, UsageResolution.DAY,
+                                                ADMIN_VIEWER), arguments.queries)  # fmt: skip
+        print(f"GetUsage today by day, every application, {len(recorder._pending):,} entries waiting: "
+              f"wall {waiting[1]:.1f} ms median ({waiting[2]:.1f} max), CPU {waiting[0]:.1f} ms")  # fmt: skip
         recorder.close()
         print(f"size after the run: {(state / DATABASE_FILE).stat().st_size / 1e6:.1f} MB")
         if arguments.over_bus:

@@ -242,14 +242,17 @@ class UsageRecorder:
             raise InvalidArgument(_TOO_MANY)
         for row_app, start, *counts in stored:
             add(row_app, start, counts)
+        starts: dict[int, int] = {}  # minute -> its period: localtime() once a minute waiting
         for (minute, row_app, row_uid), counts in waiting:
-            start = bucket_start(level, minute)
+            begins = starts.get(minute)
+            if begins is None:
+                begins = starts[minute] = bucket_start(level, minute)
             if (
                 (not app_id or row_app == app_id)
                 and (uid is None or row_uid == uid)
-                and since <= start < until
+                and since <= begins < until
             ):
-                add(row_app, start, counts)
+                add(row_app, begins, counts)
         if len(sums) > MAX_USAGE_ROWS:
             raise InvalidArgument(_TOO_MANY)
         ends = {
