@@ -22,7 +22,7 @@ _VALUES = _SCALARS | st.lists(_SCALARS, max_size=4) | st.tuples(st.integers(), s
 _ROWS = st.lists(st.dictionaries(st.text(), _VALUES, max_size=6), max_size=4)
 
 
-@settings(max_examples=400)
+@settings(max_examples=200)
 @given(_ROWS)
 def test_flat_rows_are_written_as_json_writes_them(rows: list[dict[str, object]]) -> None:
     assert dumps_rows(rows) == json.dumps(rows, indent=2, ensure_ascii=True)
