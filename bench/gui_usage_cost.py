@@ -7,7 +7,8 @@ applications directly (no bus): after a warm-up that fills five minutes of
 history, it times each poll's merge (``apply_snapshot``, which also refreshes
 the detail graph of the selected application) and the paint that follows,
 for each graph span, and, where the window has it, one totals-column update
-(``set_usage``, every 15 s in the window) for every application. Run it with
+(``set_usage``, after each poll that moved bytes in the window) for every
+application, every figure changed and none. Run it with
 PYTHONPATH pointing at an older tree to compare (both use only what every
 version has). Prints milliseconds: median and 90th percentile per poll.
 """
@@ -62,16 +63,18 @@ def main() -> int:
     if hasattr(model, "set_usage"):
         from chadthrottle.gui.models.usage_cells import UsageColumnState
 
-        totals = {app_id: (10**9, 10**8) for app_id in model.app_ids()}
-        times = []
-        for _ in range(20):
-            began = time.perf_counter()
-            model.set_usage(UsageColumnState(dict(totals), "Today"))
-            app.processEvents()
-            times.append((time.perf_counter() - began) * 1000)
-        print(
-            f"totals column update (set_usage, {len(totals)} applications): median {statistics.median(times):.2f} ms"
-        )
+        # Asked after each poll that moved bytes: every figure changed (all moving), or none.
+        for moving in (True, False):
+            times = []
+            for round_ in range(20):
+                grown = 10**6 * round_ if moving else 0
+                totals = {app_id: (10**9 + grown, 10**8) for app_id in model.app_ids()}
+                began = time.perf_counter()
+                model.set_usage(UsageColumnState(totals, "Today"))
+                app.processEvents()
+                times.append((time.perf_counter() - began) * 1000)
+            print(f"totals column update (set_usage, {len(totals)} applications, "
+                  f"{'every' if moving else 'no'} figure changed): median {statistics.median(times[1:]):.2f} ms")  # fmt: skip
     window.close()
     return 0
 
