@@ -84,7 +84,15 @@ def test_udp_is_limited_both_ways(stack: Stack) -> None:
             time.sleep(0.5)
             for direction, stream in streams.items():
                 _limit(stack, stream.app_pid, direction)
-            time.sleep(2.0)
+            # until a short window of each reads its limit, within the 2 s both once waited:
+            # datagrams have no resends, so no catch-up to wait out (see _rate_at_l3)
+            started = time.monotonic()
+            for stream in streams.values():
+                wait_until_at_limit(
+                    lambda s, stream=stream: stream.receiver.rate_bps(s) / UDP_PAYLOAD_SHARE,
+                    LIMIT_BPS,
+                    timeout_s=max(0.0, 2.0 - (time.monotonic() - started)),
+                )
             rates = rates_together([s.receiver for s in streams.values()], 2.0)
             for direction, rate in zip(streams, rates, strict=True):
                 rate /= UDP_PAYLOAD_SHARE
