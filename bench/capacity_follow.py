@@ -16,6 +16,10 @@ the second phase and comes back for the third:
     phase 2  --down x --slow-share
     phase 3  --down again
 
+(--vary up: the upload's rate instead.) A --slow-share above 1 makes phase 2 a faster link:
+--vary up --slow-share 2.0 doubles the upload's from where its estimate sat, which no try
+back to an earlier rate finds (docs/benchmarks.md, "following a changed link within 10 s").
+
 Printed per phase: how long after the change the estimate is first
 within -25%..+20% of the new capacity ("follows"; target <= 10 s), the
 share of the phase's remaining seconds within it, and the call's
