@@ -147,11 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     controller.start(show_window=False if options.hidden else None)
     code = app.exec()
     quit_on_signals.uninstall()
-    controller.shutdown()
     # Destroy widgets while the QApplication still exists; Python's own teardown
     # order would otherwise crash in the Qt destructors.
-    controller.window.deleteLater()
-    controller.deleteLater()
+    controller.dispose()
     del controller
     gc.unfreeze()  # gc_settle froze the window: it must go now, not at interpreter exit
     gc.collect()

@@ -72,6 +72,9 @@ class AppController(QObject):
         autostart_path: Path | None = None,
     ) -> None:
         super().__init__(parent)
+        # Kept, and deleted with the controller: held by it and its flows, the
+        # store would otherwise be left to the collector (see dispose).
+        settings_store.setParent(self)
         self._store = settings_store
         self._autostart_path = autostart_path or autostart.default_path()
         self.settings = load_settings(settings_store)
@@ -174,6 +177,15 @@ class AppController(QObject):
             self.tray.shutdown()
         self.window.keep_running_in_tray = False
         self.window.close()
+
+    def dispose(self) -> None:
+        """Shut down, then delete the window and the controller, with all they
+        own, at the next deferred delete (how the app quits). Their Python
+        wrappers are held in reference cycles: left to the collector, their Qt
+        objects would be destroyed at whatever moment, in whichever thread, it ran."""
+        self.shutdown()
+        self.window.deleteLater()
+        self.deleteLater()
 
     def show_window(self) -> None:
         self.window.show()

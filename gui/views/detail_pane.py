@@ -290,6 +290,7 @@ class DetailPane(QWidget):
         self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         QVBoxLayout(self.plot).setContentsMargins(0, 0, 0, 0)
         self.graphs: dict[Direction, _DirectionGraph] = {}
+        self._graph_view: pg.GraphicsLayoutWidget | None = None  # built on first need
         self.empty_note = QLabel(EMPTY_GRAPH_NOTHING_LISTED, self)
         self.empty_note.setObjectName("graph-empty")
         self.empty_note.setWordWrap(True)
@@ -620,6 +621,22 @@ class DetailPane(QWidget):
         layout = self.plot.layout()
         assert layout is not None
         layout.addWidget(view)
+        self._graph_view = view
+
+    def release_graphs(self) -> None:
+        """Let go of the graphs and delete their view (the window closes for good;
+        shown again, they are built again). Held from this pane, pyqtgraph's plot
+        items and their top-level menus, widget groups and pixmaps were left in
+        reference cycles when the window went: destroyed only by the collector, at
+        whatever moment and in whichever thread it ran."""
+        view = self._graph_view
+        if view is None:
+            return
+        self._graph_view = None
+        view.scene().sigMouseMoved.disconnect(self._on_mouse_moved)
+        view.removeEventFilter(self)
+        self.graphs = {}
+        view.deleteLater()
 
     def _set_connection_units(self, units: UnitSystem) -> None:
         self.connections_model.set_units(units)

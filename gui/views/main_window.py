@@ -560,6 +560,10 @@ class MainWindow(QMainWindow):
             self.closedToTray.emit()
             return
         super().closeEvent(event)
+        # Closed for good (quit): what holds Python-owned Qt objects in reference
+        # cycles lets go of them now, not to a collection at some later moment.
+        self.detail.release_graphs()
+        self.table.limit_delegate.forget_likenesses()
         self.closedForGood.emit()
 
     def follow_palette(self) -> None:

@@ -108,7 +108,9 @@ class StatusLine(QStatusBar):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        QTimer.singleShot(0, self._make_way)  # once laid out: a message shown before (at start)
+        # Once laid out: a message shown before (at start). With self as context: not
+        # called if the bar is deleted first (a window shown and deleted at once).
+        QTimer.singleShot(0, self, self._make_way)
 
     def _end_message(self) -> None:
         self.message.clear()
