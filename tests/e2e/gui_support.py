@@ -16,7 +16,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.client_protocol import default_client_factory
 from chadthrottle.gui.ipc.state import HelperState
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, QTimer
 
 from tests.e2e.conftest import Stack
 from tests.e2e.test_limit_over_dbus import PAYLOAD_SHARE
@@ -31,10 +31,11 @@ HELPER_CONTROL_THREAD = "test-helper-control"
 @contextlib.contextmanager
 def running_gui(stack: Stack, qtbot: Any, settings_path: Path) -> Iterator[AppController]:
     """The real controller and window on the stack's bus, shown and connected.
-    On exit the worker thread must be gone."""
+    On exit, also on failure, both are disposed of as the app quits (so the
+    window is not given to qtbot, which would close it again once deleted)
+    and the worker thread must be gone."""
     settings = QSettings(str(settings_path), QSettings.Format.IniFormat)
     controller = AppController(default_client_factory(stack.bus_address), settings, use_tray=False)
-    qtbot.addWidget(controller.window)
     controller.start(show_window=True)
     try:
         qtbot.waitExposed(controller.window)
@@ -43,8 +44,8 @@ def running_gui(stack: Stack, qtbot: Any, settings_path: Path) -> Iterator[AppCo
         )
         yield controller
     finally:
-        controller.shutdown()
-        controller.deleteLater()
+        controller.dispose()  # as the app quits: shut down, then deleted with its window
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     assert not any(t.name == IPC_THREAD_NAME for t in threading.enumerate())
 
 

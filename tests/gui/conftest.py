@@ -85,10 +85,11 @@ def make_controller(qtbot, tmp_path: Path) -> Iterator[Callable[..., Any]]:  # t
     """make_controller(store=None, autostart_path=None): the real AppController
     with no helper (not started: a call comes back "not connected"; asking
     for a client fails the test), no tray, on the test's own settings and
-    autostart entry unless given. Every one made is shut down at the end
-    (again is harmless), so none is left running or holding its window."""
+    autostart entry unless given. Every one made is disposed of at the end as
+    the app quits (shut down again is harmless, then deleted with its window),
+    so none is left running, holding its window or to the collector."""
     from chadthrottle.gui.controller import AppController
-    from PySide6.QtCore import QSettings
+    from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 
     made: list[AppController] = []
 
@@ -106,4 +107,5 @@ def make_controller(qtbot, tmp_path: Path) -> Iterator[Callable[..., Any]]:  # t
 
     yield make
     for controller in made:
-        controller.shutdown()
+        controller.dispose()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

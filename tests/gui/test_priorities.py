@@ -25,7 +25,7 @@ from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.priority_badge import COLOURS
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from chadthrottle.units import UnitSystem
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
 from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import QMenu
 
@@ -232,7 +232,8 @@ def controller(qtbot, tmp_path, request):  # type: ignore[no-untyped-def]
     app.start(show_window=True)
     qtbot.waitUntil(lambda: app.connection.status.state is HelperState.CONNECTED, timeout=5000)
     yield app, client
-    app.shutdown()
+    app.dispose()  # as the app quits: shut down, then deleted with its window
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.mark.parametrize("controller", [PriorityClient], indirect=True)

@@ -33,7 +33,7 @@ from chadthrottle.gui.usage_flow import GRAPH_OLD_HELPER, OLD_HELPER, load_perio
 from chadthrottle.gui.views.usage_chart import OTHER_COLOUR, SERIES_COLOURS
 from chadthrottle.units import UnitSystem
 from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageResolution, UsageRow
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -189,7 +189,8 @@ def controller(qtbot, tmp_path, request):  # type: ignore[no-untyped-def]
     app.start(show_window=True)
     qtbot.waitUntil(lambda: app.connection.status.state is HelperState.CONNECTED, timeout=5000)
     yield app, client
-    app.shutdown()
+    app.dispose()  # as the app quits: shut down, then deleted with its window
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.mark.parametrize(
