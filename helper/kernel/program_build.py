@@ -26,11 +26,7 @@ from pathlib import Path
 from chadthrottle.helper.kernel import socket_tagging
 from chadthrottle.helper.kernel.counter_slots import slot_cpus
 from chadthrottle.helper.kernel.layout import c_constants
-from chadthrottle.helper.kernel.task_offsets import (
-    VMLINUX_BTF,
-    netns_offset_flags,
-    task_offset_flags,
-)
+from chadthrottle.helper.kernel.task_offsets import VMLINUX_BTF, offset_flags
 
 
 def bpf_source_dir() -> Path:
@@ -51,8 +47,7 @@ def compile_flags(source_dir: Path) -> list[str]:
         f"-I{source_dir}",
         "-Werror=macro-redefined",
         *(f"-D{name}={value}" for name, value in constants.items()),
-        *task_offset_flags(),  # the running kernel's, from its BTF (~2 ms)
-        *netns_offset_flags(),
+        *offset_flags(),  # the running kernel's, from its BTF
         *mptcp_flags(),
     ]
 

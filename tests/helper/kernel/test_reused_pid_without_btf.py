@@ -18,7 +18,7 @@ from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.kernel import program_build
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.datapath import Datapath
-from chadthrottle.helper.kernel.task_offsets import FIELDS
+from chadthrottle.helper.kernel.task_offsets import FIELDS, netns_offset_flags
 
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingShaper
@@ -45,8 +45,8 @@ def test_without_btf_a_new_process_under_a_reused_pid_is_announced(
     be announced."""
     # the shared cache's header tree (merged there if need be); the programs are built apart
     monkeypatch.setenv("BCC_KERNEL_SOURCE", str(kernel_source_dir(kernel_ready)))
-    monkeypatch.setattr(program_build, "task_offset_flags",
-                        lambda: [f"-D{flag}=0" for flag in FIELDS])  # fmt: skip
+    monkeypatch.setattr(program_build, "offset_flags",
+                        lambda: [f"-D{flag}=0" for flag in FIELDS] + netns_offset_flags())  # fmt: skip
     datapath = Datapath(cache_dir=tmp_path)  # its own build: the shared cache keeps the real one
     datapath.open()
     engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
