@@ -419,11 +419,38 @@ def start_stream(
     return Stream(app=app, server=peer, receiver=receiver, sender_netns=sender_netns, port=port)
 
 
+def sweep_killed_sessions_scopes(cgroup_root: Path) -> list[Path]:
+    """Remove the test slices of sessions killed before their exit (SIGKILL
+    skips app_scope's clean-up): a slice whose every scope names a test
+    process (its pid, last in the name) that no longer runs and holds no
+    process. A live session's slices, and any cgroup of another shape, stay.
+    Returns the slices removed."""
+    removed = []
+    for slice_ in cgroup_root.glob("chadthrottle-test-*.slice"):
+        scopes = [child for child in slice_.iterdir() if child.is_dir()]
+        pids = [scope.name.removesuffix(".scope").rsplit("-", 1)[-1] for scope in scopes]
+        if not scopes or not all(
+            pid.isdigit() and not Path(f"/proc/{pid}").exists() for pid in pids
+        ):
+            continue
+        try:
+            if any((scope / "cgroup.procs").read_text().strip() for scope in scopes):
+                continue
+            for scope in scopes:
+                scope.rmdir()
+            slice_.rmdir()
+        except OSError:  # a process moved in meanwhile, or another sweep got there first
+            continue
+        removed.append(slice_)
+    return removed
+
+
 @contextlib.contextmanager
 def app_scope(cgroup_root: Path, desktop_id: str) -> Iterator[Path]:
     """A cgroup like the app scope a desktop launcher creates for an application:
     <test-parent>/app-<launcher>-<desktop id>-<n>.scope. Removed on exit, after
-    killing whatever still runs in it."""
+    killing whatever still runs in it (and a killed session's, before)."""
+    sweep_killed_sessions_scopes(cgroup_root)
     parent = cgroup_root / f"{own_names.TEST_NAME_PREFIX}{secrets.token_hex(3)}.slice"
     scope = parent / f"app-cttest-{desktop_id}-{os.getpid()}.scope"
     scope.mkdir(parents=True)
