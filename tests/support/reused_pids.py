@@ -26,7 +26,12 @@ def wait_for_exec(pid: int, program: Path) -> None:
 
 def start_at(pid: int, argv: list[str], **popen: Any) -> subprocess.Popen[bytes]:
     """argv started under this very pid (the kernel's next pid is set, as
-    checkpoint/restore tools do, under their flock); popen: Popen's other arguments."""
+    checkpoint/restore tools do, under their flock); popen: Popen's other arguments.
+    Started one clock tick after the call at least: /proc counts starts in
+    ticks (10 ms), so a process started under the pid in the tick its last
+    one started in would have its start too, and tell apart from it by
+    nothing (a real pid comes round after a full wrap, never within a tick)."""
+    _wait_for_the_next_tick()
     fd = os.open(NS_LAST_PID, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -40,6 +45,14 @@ def start_at(pid: int, argv: list[str], **popen: Any) -> subprocess.Popen[bytes]
     finally:
         os.close(fd)
     pytest.fail(f"pid {pid} was taken first {TRIES} times")
+
+
+def _wait_for_the_next_tick() -> None:
+    """Until boot time, in /proc's clock ticks, is past what it is now."""
+    hertz = os.sysconf("SC_CLK_TCK")
+    now = int(time.clock_gettime(time.CLOCK_BOOTTIME) * hertz)
+    while int(time.clock_gettime(time.CLOCK_BOOTTIME) * hertz) <= now:
+        time.sleep(0.001)
 
 
 def stop(*processes: subprocess.Popen[Any] | None) -> None:
