@@ -15,7 +15,11 @@ stream's own batching, the others' load), so the answer is neither one
 block's nor the IQR of blocks: it is the median of the blocks' changes, and
 the change of the totals over all blocks (weighted by what moved, so a window
 in which a busy machine stalled the stream does not swing it), each with a
-95% bootstrap confidence interval (blocks resampled with replacement). A
+95% bootstrap confidence interval. The interval resamples whole connections,
+not blocks (bench/connection_ci.py): blocks on one connection share whatever
+that connection settled into, so blocks resampled as if independent leave the
+spread between connections, and so between runs, out; --per-connection starts a
+new connection every few blocks so that a run has a dozen or more. A
 target is met when the interval lies under it (for throughput, the loss),
 missed when it lies above, and open otherwise.
 
@@ -60,7 +64,6 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
 import statistics
@@ -76,6 +79,7 @@ from chadthrottle.helper.kernel import datapath as datapath_module
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 
+from bench.connection_ci import block_bootstrap_ci, chi2_95, cluster_bootstrap_ci, heterogeneity
 from bench.hook_split import EmptyHooks
 from bench.hooked_end import (
     HOOKED_ENDS,
@@ -101,6 +105,7 @@ from tests.support.netns import netns_pair
 ORDERS = ((False, True, True, False), (True, False, False, True))  # ABBA, BAAB
 TARGETS = {"rate": 0.02, "max": 0.03}  # CPU per GB at the fixed rate; throughput lost at max
 BOOTSTRAP = 4000
+MIN_CONNECTIONS = 10  # fewer: no interval by connections (a percentile over few is too narrow)
 CHECK_S = 1.0  # the window with the kernel's run-time statistics on, after each chunk
 
 
@@ -114,6 +119,7 @@ class Window:
     moved_bytes: float
     cpu_ns: float
     others_cpus: float
+    connection: int = -1  # the stream's connection (runs before it: one a chunk, block // chunk)
 
 
 @dataclass
@@ -218,51 +224,72 @@ def _side(name: str, locked: bool, cgroup: Path | None) -> Iterator[Any]:
 
 def measure_stream(iperf: Iperf, direction: str, kind: str, args: argparse.Namespace,
                    results: Results) -> None:  # fmt: skip
-    """The stream's blocks in chunks of --chunk blocks, each on its own connection under
-    the machine lock, which is let go between chunks: other sessions' tests wait at most
-    120 s for it, and a chunk is about a minute."""
+    """The stream's blocks in chunks of --chunk blocks under the machine lock, which is
+    let go between chunks: other sessions' tests wait at most 120 s for it, and a chunk
+    is about a minute. Each chunk starts a new connection every --per-connection blocks:
+    the connection is the unit the intervals resample (bench/connection_ci.py)."""
     results.load.append(f"{direction} {kind} start {uptime()}")
+    per_connection = args.per_connection or args.chunk
+    connection = 1 + max((w.connection for w in results.windows), default=-1)
     for first_block in range(0, args.blocks, args.chunk):
         blocks = range(first_block, min(args.blocks, first_block + args.chunk))
-        seconds = len(blocks) * 4 * (args.settle + args.window) + 5
         with machine_lock_or_not(args.lock_wait) as locked:
             if not locked and not args.beside_others:
                 raise SystemExit("another datapath holds the machine: it would see every packet")
             if not locked:
                 results.beside.append(f"{direction} {kind} blocks {blocks.start}-{blocks.stop - 1}: "
                                       f"{len(list(RUN_DIR.glob('datapath-*.ids')))} datapaths")  # fmt: skip
-            with (
-                compared(
-                    args.compare,
-                    iperf.pair,
-                    locked,
-                    int(args.limit_gbit * 1e9 / 8),
-                    not args.limit_no_pacing,
-                    iperf.ends.attach_at,
-                ) as switch,  # fmt: skip
-                iperf.stream(direction, seconds, kind, args.rate_gbit * 1e9 / 8),
-            ):
-                switch.adopt(iperf.pids())
-                for block in blocks:
-                    for attached in ORDERS[block % 2]:
-                        switch.set(attached)
-                        time.sleep(args.settle)
-                        first, last = measure_window(iperf, args.window)
-                        others = window_of(first, last)[2]
-                        results.windows.append(Window(
-                            direction, kind, block, attached, (last.at_ns - first.at_ns) / 1e9,
-                            last.moved_bytes - first.moved_bytes,
-                            last.transfer_ns - first.transfer_ns, others))  # fmt: skip
-                switch.set(False)
-                a_side = attached_ids(iperf.ends.attach_at)
-                switch.set(True)
-                time.sleep(args.settle)
-                results.hooks.append(check(iperf.ends.attach_at, a_side, iperf.ends_pids(),
-                                           lambda: _moved(iperf, CHECK_S), direction, kind))  # fmt: skip
+            with compared(
+                args.compare,
+                iperf.pair,
+                locked,
+                int(args.limit_gbit * 1e9 / 8),
+                not args.limit_no_pacing,
+                iperf.ends.attach_at,
+            ) as switch:  # fmt: skip
+                starts = range(blocks.start, blocks.stop, per_connection)
+                for start in starts:
+                    mine = range(start, min(blocks.stop, start + per_connection))
+                    last = start == starts[-1]
+                    seconds = len(mine) * 4 * (args.settle + args.window) + (5 if last else 1)
+                    switch.set(True)  # each connection is made with B on, as the first was
+                    with iperf.stream(direction, seconds, kind, args.rate_gbit * 1e9 / 8):
+                        switch.adopt(iperf.pids())
+                        _blocks(iperf, switch, mine, connection, direction, kind, args, results)
+                        if last:
+                            _check(iperf, switch, direction, kind, args, results)
+                    connection += 1
                 switch.set(False)
         time.sleep(1.0)  # the machine lock is free: a waiting datapath gets its turn
     results.load.append(f"{direction} {kind} end {uptime()}")
     log(f"{direction} {kind} done, {uptime()}")
+
+
+def _blocks(iperf: Iperf, switch: Any, blocks: range, connection: int, direction: str,
+            kind: str, args: argparse.Namespace, results: Results) -> None:  # fmt: skip
+    """ABBA and BAAB by turns on the running connection."""
+    for block in blocks:
+        for attached in ORDERS[block % 2]:
+            switch.set(attached)
+            time.sleep(args.settle)
+            first, last = measure_window(iperf, args.window)
+            others = window_of(first, last)[2]
+            results.windows.append(Window(
+                direction, kind, block, attached, (last.at_ns - first.at_ns) / 1e9,
+                last.moved_bytes - first.moved_bytes,
+                last.transfer_ns - first.transfer_ns, others, connection))  # fmt: skip
+
+
+def _check(iperf: Iperf, switch: Any, direction: str, kind: str, args: argparse.Namespace,
+           results: Results) -> None:  # fmt: skip
+    """One window with B on: B's programs effective on each end and their runs."""
+    switch.set(False)
+    a_side = attached_ids(iperf.ends.attach_at)
+    switch.set(True)
+    time.sleep(args.settle)
+    results.hooks.append(check(iperf.ends.attach_at, a_side, iperf.ends_pids(),
+                               lambda: _moved(iperf, CHECK_S), direction, kind))  # fmt: skip
+    switch.set(False)
 
 
 def _moved(iperf: Iperf, seconds: float) -> tuple[int, int]:
@@ -313,12 +340,19 @@ def whole_blocks(windows: list[Window], max_others: float) -> list[list[Window]]
     ]
 
 
+def by_connection(windows: list[Window], chunk: int) -> dict[int, list[Window]]:
+    """The windows of each connection; a run from before connections were recorded had
+    one connection a chunk."""
+    connections: dict[int, list[Window]] = {}
+    for w in windows:
+        key = w.connection if w.connection >= 0 else w.block // chunk
+        connections.setdefault(key, []).append(w)
+    return connections
+
+
 def bootstrap_ci(items: list[Any], statistic: Any, seed: int = 19) -> tuple[float, float]:
     """95% percentile interval of statistic over resamples (with replacement) of items."""
-    rng = random.Random(seed)
-    n = len(items)
-    estimates = sorted(statistic(rng.choices(items, k=n)) for _ in range(BOOTSTRAP))
-    return estimates[int(0.025 * BOOTSTRAP)], estimates[int(0.975 * BOOTSTRAP) - 1]
+    return block_bootstrap_ci(items, statistic, BOOTSTRAP, seed)
 
 
 def verdict(kind: str, low: float, high: float) -> str:
@@ -332,18 +366,40 @@ def verdict(kind: str, low: float, high: float) -> str:
     return "open"
 
 
-def summary(windows: list[Window], kind: str, max_others: float) -> str:
-    blocks = whole_blocks(windows, max_others)
-    changes = block_changes(windows, kind, max_others)
-    if len(changes) < 8:
-        return f"{len(changes)} blocks: too few"
-    median_lo, median_hi = bootstrap_ci(changes, statistics.median)
-    total = totals_change(blocks, kind)
-    total_lo, total_hi = bootstrap_ci(blocks, lambda sample: totals_change(sample, kind))
+def summary(windows: list[Window], kind: str, max_others: float, chunk: int = 1) -> str:
+    """The median of the blocks' changes and the change of the totals, each with its 95%
+    interval by whole connections resampled (bench/connection_ci.py); then the median's
+    interval by blocks resampled (the old method) and whether the connections differ
+    beyond their blocks' spread (Q against its 95% point). chunk: blocks a connection in
+    windows that do not name theirs (1: each block its own, as bench/lifted_pacing.py's)."""
+    connections = list(by_connection(windows, chunk).values())
+    changes = [block_changes(c, kind, max_others) for c in connections]
+    blocks = [whole_blocks(c, max_others) for c in connections]
+    pooled = [change for mine in changes for change in mine]
+    if len(pooled) < 8:
+        return f"{len(pooled)} blocks: too few"
+    old_lo, old_hi = bootstrap_ci(pooled, statistics.median)
+    q, df = heterogeneity(changes)
+    old = (
+        f"(blocks resampled: median [{old_lo:+.2%}, {old_hi:+.2%}]; connections' Q {q:.1f}, "
+        f"95% point {chi2_95(df) if df else float('nan'):.1f})"
+    )
+    count = sum(1 for mine in changes if mine)
+    if count < MIN_CONNECTIONS:
+        return (
+            f"{count:>3} conn  median {statistics.median(pooled):+6.2%}: too few connections "
+            f"for an interval by connections {old}"
+        )
+    median_lo, median_hi = cluster_bootstrap_ci(changes, statistics.median, BOOTSTRAP)
+    total = totals_change([b for mine in blocks for b in mine], kind)
+    total_lo, total_hi = cluster_bootstrap_ci(
+        blocks, lambda sample: totals_change(sample, kind), BOOTSTRAP
+    )
     return (
-        f"median {statistics.median(changes):+6.2%} [{median_lo:+.2%}, {median_hi:+.2%}] "
-        f"{verdict(kind, median_lo, median_hi):<6}  totals {total:+6.2%} "
-        f"[{total_lo:+.2%}, {total_hi:+.2%}] {verdict(kind, total_lo, total_hi):<6}"
+        f"{count:>3} conn  median {statistics.median(pooled):+6.2%} "
+        f"[{median_lo:+.2%}, {median_hi:+.2%}] {verdict(kind, median_lo, median_hi):<6}  "
+        f"totals {total:+6.2%} [{total_lo:+.2%}, {total_hi:+.2%}] "
+        f"{verdict(kind, total_lo, total_hi):<6}  {old}"
     )
 
 
@@ -357,7 +413,8 @@ def format_report(results: Results) -> str:
         f"at {s.get('limit_gbit', 0):g} Gbit/s each way by tc{', no pacing cap' if s.get('limit_no_pacing') else ''}); "
         f"fixed rate {s['rate_gbit']:g} Gbit/s",
         "change = B/A - 1 (rate: CPU per GB; max: throughput): the median of the blocks' changes, and "
-        "the change of the totals over all blocks; [95% bootstrap CI, blocks resampled]; target: CPU "
+        "the change of the totals over all blocks; [95% bootstrap CI, whole connections resampled: "
+        f"a new connection every {s.get('per_connection') or s['chunk']} blocks]; target: CPU "
         "per GB under +2%, throughput above -3% (met: the whole CI inside; missed: outside)",
     ]
     for quiet in (False, True):
@@ -376,7 +433,7 @@ def format_report(results: Results) -> str:
                 stream = "max" if kind == "max" else f"{s['rate_gbit']:g}Gbit/s"
                 count = f"{len(changes)}/{len({w.block for w in mine})}"
                 lines.append(
-                    f"{direction:<5}{stream:<9}{what:<11}{count:>8}  {summary(mine, kind, limit)}"
+                    f"{direction:<5}{stream:<9}{what:<11}{count:>8}  {summary(mine, kind, limit, s['chunk'])}"
                 )
     for direction in s["directions"].split(","):
         for kind in s["kinds"].split(","):
@@ -420,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=0.3, help="seconds per window")
     parser.add_argument("--settle", type=float, default=0.05, help="seconds after each switch")
     parser.add_argument("--chunk", type=int, default=40, help="blocks per hold of the lock")
+    parser.add_argument("--per-connection", type=int, default=0,
+                        help="blocks per connection, the intervals' unit (0: one connection a chunk)")  # fmt: skip
     parser.add_argument("--rate-gbit", type=float, default=4.0)
     parser.add_argument("--directions", default="up,down")
     parser.add_argument("--kinds", default="rate,max", help="rate (CPU per GB), max (throughput)")
