@@ -344,6 +344,11 @@ class ApplicationsModel(QAbstractItemModel):
         app = self._find(app_id)
         return None if app is None else app.history
 
+    def limit_since(self, app_id: str, direction: Direction) -> float:
+        """When the limit shown took its value (unix seconds; 0: before the row was listed)."""
+        app = self._find(app_id)
+        return 0.0 if app is None else app.limit_since.get(direction, (0, 0.0))[1]
+
     def effective_limit(self, app_id: str, direction: Direction) -> int:
         """The limit shown for this app: a pending request wins over the helper's."""
         app = self._find(app_id)
@@ -571,6 +576,7 @@ class ApplicationsModel(QAbstractItemModel):
         if app is None:
             return
         app.pending[direction] = rate_bps or 0
+        app.note_limits(time.time())
         self._emit_app_changed(app_id)
         self.limitsShown.emit(app_id)
 
@@ -585,6 +591,7 @@ class ApplicationsModel(QAbstractItemModel):
         if succeeded:
             app.info = _with_limit(app.info, direction, requested)
             app.confirmed[direction] = (time.monotonic(), requested)
+        app.note_limits(time.time())
         self._emit_app_changed(app_id)
         self.limitsShown.emit(app_id)
 
@@ -669,10 +676,12 @@ class ApplicationsModel(QAbstractItemModel):
                     changed_rows.append(row)
                 app.identity, app.identity_of = identity, info
             app.info = info
+            app.note_limits(now)
             app.history.append(info.down_bps, info.up_bps, now)
             self._merge_processes(row, app, names)
         for app in self._hidden.values():  # not listed: no signals
             app.info = incoming.pop(app.info.id)
+            app.note_limits(now)
             app.history.append(app.info.down_bps, app.info.up_bps, now)
             app.processes = [
                 ProcessRow(pid, names.get(pid, "")) for pid in dict.fromkeys(app.info.pids)
@@ -725,6 +734,7 @@ class ApplicationsModel(QAbstractItemModel):
     def _new_row(self, info: ApplicationInfo, names: dict[int, str]) -> AppRow:
         app = AppRow(self._next_serial, info, [ProcessRow(p, names.get(p, "")) for p in info.pids])
         app.usage = self._usage.of(info.id)
+        app.note_limits(time.time())
         app.history.append(info.down_bps, info.up_bps)
         self._next_serial += 1
         return app

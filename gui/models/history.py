@@ -18,6 +18,9 @@ FINE_SAMPLES = 300
 COARSE_SAMPLES = 360
 COARSE_EVERY = 10
 SHARED_SCALE_SAMPLES = 60  # the sparklines' minute
+# The helper's rates are over its last two one-second ticks: a poll this long
+# after a limit was set is the first whose rate was measured wholly under it.
+HELPER_RATE_WINDOW_S = 2.0
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -98,14 +101,23 @@ class RateHistory:
         with within_s, only those this close to the last (a gap, the helper away,
         is not averaged across: back after it, a row held at 1 MB/s read "avg
         167 MB/s", the mean of polls from before the gap)."""
+        down, up = (self.mean_since(samples, column, 0.0, within_s) for column in (0, 1))
+        return (down or 0.0, up or 0.0)
+
+    def mean_since(
+        self, samples: int, column: int, since: float, within_s: float | None = None
+    ) -> float | None:
+        """One direction's (0 down, 1 up) mean over the last polls measured at or
+        after since (unix seconds), as mean() takes them; None: no such poll yet
+        (just after a limit was set the last five polls were of the seconds
+        before it: a 1 MB/s limit read "avg 4.56 MB/s")."""
         recent = self._fine.last(samples)
+        times = self._fine.last_times(samples)
         if within_s is not None and len(recent):
-            times = self._fine.last_times(samples)
-            recent = recent[times >= times[-1] - within_s]
-        if len(recent) == 0:
-            return (0.0, 0.0)
-        mean = recent.mean(axis=0)
-        return (float(mean[0]), float(mean[1]))
+            kept = times >= times[-1] - within_s
+            recent, times = recent[kept], times[kept]
+        recent = recent[times >= since]
+        return float(recent[:, column].mean()) if len(recent) else None
 
     def __len__(self) -> int:
         return len(self._fine)

@@ -47,6 +47,9 @@ class AppRow:
     # poll compares the new info's with it instead of working the old one out again.
     identity: tuple[object, ...] = ()
     identity_of: ApplicationInfo | None = None
+    # Each direction's limit as last shown and since when (unix seconds; 0: before
+    # the row was first listed): "avg" beside a limit counts only polls under it.
+    limit_since: dict[Direction, tuple[int, float]] = field(default_factory=dict)
 
     def child_count(self) -> int:
         return len(self.processes) + len(self.connections)
@@ -54,6 +57,15 @@ class AppRow:
     def limit_bps(self, direction: Direction) -> int:
         """The limit to show: a request not yet confirmed wins over the helper's."""
         return self.pending.get(direction, self.info.limit_bps(direction))
+
+    def note_limits(self, now: float) -> None:
+        """Remember when each limit shown took its value (now: a change seen)."""
+        for direction in Direction:
+            shown = self.limit_bps(direction)
+            if direction not in self.limit_since:  # listed with it: from before the window
+                self.limit_since[direction] = (shown, 0.0)
+            elif self.limit_since[direction][0] != shown:
+                self.limit_since[direction] = (shown, now)
 
 
 def sort_key(app: AppRow, column: int) -> Any:

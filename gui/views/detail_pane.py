@@ -23,7 +23,7 @@ from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.connection_table import ConnColumn, ConnectionTableModel
 from chadthrottle.gui.models.graph_series import graph_series
-from chadthrottle.gui.models.history import COARSE_EVERY
+from chadthrottle.gui.models.history import COARSE_EVERY, HELPER_RATE_WINDOW_S
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit, describe_quota
 from chadthrottle.gui.models.priority_view import describe_latency
 from chadthrottle.gui.views.graph_scale import graph_top
@@ -102,7 +102,7 @@ def describe_rates(
     down: float,
     up: float,
     limits: tuple[int, int],
-    measured: tuple[float, float],
+    measured: tuple[float | None, float | None],
     units: UnitSystem,
     rate_text: Callable[[float, UnitSystem], str] = format_rate,
 ) -> str:
@@ -119,7 +119,8 @@ def describe_rates(
     ):
         text = f"{word} {rate_text(rate, units)}"
         if limit:
-            text += f" (limit {rate_text(limit, units)}, avg {rate_text(mean, units)})"
+            average = "…" if mean is None else rate_text(mean, units)  # no poll under it yet
+            text += f" (limit {rate_text(limit, units)}, avg {average})"
         parts.append(text)
     return f"{name}: " + ", ".join(parts)
 
@@ -128,7 +129,8 @@ def average_tooltip(average_s: float) -> str:
     """What "avg" beside a limit is."""
     return (
         f"The first rate is the last poll's; avg is the mean of the last {average_s:g} s,"
-        " which a limit is judged by."
+        " which a limit is judged by, counting only seconds measured under the limit shown"
+        " (… until the first)."
     )
 
 
@@ -675,13 +677,22 @@ class DetailPane(QWidget):
         self._fit_summary(
             describe_rates(info.name, 0, 0, limits, (0, 0), units, lambda _r, _u: widest)
         )
+        means = [  # the polls of the last average_s (the tooltip's words), none from
+            # before a gap, nor from before the limit shown or of its first seconds
+            history.mean_since(
+                MEASURED_OVER_SAMPLES,
+                column,
+                self._model.limit_since(info.id, direction) + HELPER_RATE_WINDOW_S,
+                within_s=average_s + self.refresh_interval_s / 2,
+            )
+            for column, direction in enumerate(Direction)
+        ]
         self._summary_text = describe_rates(
             info.name,
             info.down_bps,
             info.up_bps,
             limits,
-            # the polls of the last average_s (the tooltip's words), none from before a gap
-            history.mean(MEASURED_OVER_SAMPLES, within_s=average_s + self.refresh_interval_s / 2),
+            (means[0], means[1]),
             units,
         )
         shown = elided_to_room(self._summary_box, self._summary_text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from unittest import mock
 
 from chadthrottle.gui.views.detail_pane import MEASURED_OVER_SAMPLES, NOTES_MAX_LINES
 
@@ -54,6 +55,43 @@ def test_the_average_is_not_taken_across_a_gap(window, qtbot) -> None:  # type: 
         window._model.apply_snapshot(polled(1_000_000))
     text = window.detail.summary.text()
     assert re.search(r"\(limit 5.00 MB/s, avg 1.00 MB/s\)", text), text
+
+
+def test_the_average_counts_only_polls_under_the_limit(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, a 1 MB/s download limit set on a 4.9 MB/s row read "avg
+    4.56 MB/s", then 3.62, 2.85, 2.08: the mean of polls from before the limit.
+    Right after it is set there is no poll under it ("avg …"); then only polls
+    measured wholly after it count (the helper's rates span two seconds)."""
+    from chadthrottle.contract import Direction
+
+    model = window._model
+    window.resize(1100, 720)  # the line whole
+    qtbot.waitUntil(lambda: window.width() == 1100)
+    assert window.select_application(FIREFOX)
+    start = time.time()
+
+    def poll(at: float, up_bps: float, up_limit_bps: int) -> None:
+        apps = [
+            dataclasses.replace(app, up_bps=up_bps, up_limit_bps=up_limit_bps)
+            if app.id == FIREFOX
+            else app
+            for app in sample_applications()
+        ]
+        with mock.patch.object(time, "time", return_value=at):
+            model.apply_snapshot(apps)
+
+    for second in range(5):  # unlimited, 5 MB/s up
+        poll(start - 10 + second, 5_000_000, 0)
+    with mock.patch.object(time, "time", return_value=start - 5):
+        model.mark_pending(FIREFOX, Direction.UP, 1_000_000)  # what the controller does
+        model.resolve_pending(FIREFOX, Direction.UP, succeeded=True)
+    assert "up 5.00 MB/s (limit 1.00 MB/s, avg …)" in window.detail.summary.text()
+    poll(start - 4, 4_000_000, 1_000_000)  # the helper's window still holds unlimited bytes
+    assert "(limit 1.00 MB/s, avg …)" in window.detail.summary.text()
+    for second in (3, 2, 1, 0):
+        poll(start - second, 1_000_000, 1_000_000)
+    assert "up 1.00 MB/s (limit 1.00 MB/s, avg 1.00 MB/s)" in window.detail.summary.text()
+    assert "under the limit shown" in window.detail.summary.toolTip()
 
 
 # What the helper said for one limit on screen (Xvfb, 2x on 1366x768), the
@@ -146,7 +184,10 @@ def test_rates_line_gives_way_rather_than_widen_the_window(window, qtbot) -> Non
     screen. It is cut with "…" instead, the whole line in its tooltip."""
     from chadthrottle.contract import Direction
 
-    window._model.mark_pending(FIREFOX, Direction.UP, 300_000)  # a second limit: the longest line
+    with mock.patch.object(time, "time", return_value=time.time() - 10):  # with polls under it:
+        window._model.mark_pending(
+            FIREFOX, Direction.UP, 300_000
+        )  # a second limit, the longest line
     assert window.select_application(FIREFOX)
     window.resize(683, 384)
     qtbot.waitUntil(lambda: window.width() == 683, timeout=1000)  # it was held at 719
