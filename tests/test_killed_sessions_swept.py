@@ -16,7 +16,7 @@ from pathlib import Path
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 
 from tests.support import own_names
-from tests.support.netns import sweep_killed_sessions_scopes
+from tests.support.netns import sweep_killed_sessions_namespaces, sweep_killed_sessions_scopes
 from tests.support.requirements import require
 
 
@@ -60,3 +60,55 @@ def test_a_killed_sessions_empty_slice_goes_and_live_or_busy_ones_stay() -> None
         assert made["Dead"] in removed and not made["Dead"].exists()
         assert made["Alive"].exists(), "a live session's slice was removed"
         assert made["Busy"].exists(), "a slice with a process in it was removed"
+
+
+# A session making one namespace through tests/support/netns.py, then killed
+# (SIGKILL: no finally, no atexit) or, with "live", waiting for stdin.
+SESSION = """
+import os, signal, sys
+from tests.support import netns
+netns._add_netns(sys.argv[1])
+print("made", flush=True)
+if sys.argv[2] == "live":
+    sys.stdin.readline()
+else:
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _namespaces() -> set[str]:
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    return {line.split()[0] for line in listed.stdout.splitlines() if line.strip()}
+
+
+def test_a_killed_sessions_namespaces_go_and_a_live_sessions_or_unrecorded_ones_stay() -> None:
+    require(os.geteuid() == 0, "needs root to make network namespaces")
+    tag = secrets.token_hex(3)
+    killed, live, unrecorded = f"ctswk-{tag}", f"ctswl-{tag}", f"ctswu-{tag}"
+    root = Path(__file__).resolve().parent.parent
+    session = [sys.executable, "-c", SESSION]
+    try:
+        # the live one first: each session's first namespace sweeps the killed ones'
+        alive = subprocess.Popen([*session, live, "live"], cwd=root, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            assert alive.stdout is not None and alive.stdout.readline() == "made\n"
+            dead = subprocess.run(
+                [*session, killed, "killed"], cwd=root, capture_output=True, text=True
+            )
+            assert dead.returncode == -9 and dead.stdout == "made\n", dead
+            subprocess.run(["ip", "netns", "add", unrecorded], check=True)
+            assert {live, unrecorded} <= _namespaces()
+            sweep_killed_sessions_namespaces()  # (another session starting may sweep too)
+            left = _namespaces()
+        finally:
+            alive.communicate("\n", timeout=30)
+        assert killed not in left, "the killed session's namespace stayed"
+        assert live in left, "a live session's namespace was removed"
+        assert unrecorded in left, "a namespace no session recorded was removed"
+        # the live session ended without deleting its namespace: a later sweep takes it
+        sweep_killed_sessions_namespaces()
+        assert live not in _namespaces()
+    finally:
+        for name in (killed, live, unrecorded):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)

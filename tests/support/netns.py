@@ -57,9 +57,74 @@ TRAFFIC_SCRIPT = _session_copy(Path(__file__).with_name("traffic.py"))
 MADE_NAMESPACES: set[str] = set()
 
 
+# What each session made, kept past a SIGKILL (which skips every finally) so
+# that a later session removes a killed one's namespaces, and only those: a
+# file per session, named by its pid and start time, a line per namespace
+# with its inode (a name made again by another session is another namespace).
+# /run goes at a reboot, as the namespaces do.
+NAMESPACE_RECORDS = Path("/run/chadthrottle-test-netns")
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot), None if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _namespace_inode(name: str) -> int | None:
+    try:
+        return os.stat(f"/run/netns/{name}").st_ino
+    except OSError:
+        return None
+
+
+def _own_record() -> Path:
+    return NAMESPACE_RECORDS / f"{os.getpid()}-{_started(os.getpid())}"
+
+
+def sweep_killed_sessions_namespaces() -> list[str]:
+    """Delete the namespaces recorded by sessions that no longer run (their
+    pid gone, or another process's under it), where the namespace of that
+    name is still the one recorded; then their records. Returns the names."""
+    removed = []
+    for record in NAMESPACE_RECORDS.glob("*-*"):
+        pid, _, started = record.name.partition("-")
+        if not pid.isdigit() or _started(int(pid)) == started:
+            continue
+        with contextlib.suppress(OSError):
+            for line in record.read_text().splitlines():
+                name, _, inode = line.rpartition(" ")
+                if inode.isdigit() and _namespace_inode(name) == int(inode):
+                    done = subprocess.run(["ip", "netns", "del", name], capture_output=True)
+                    if done.returncode == 0:  # else another session's sweep got there first
+                        removed.append(name)
+        record.unlink(missing_ok=True)
+    return removed
+
+
+def _forget_own_record() -> None:
+    """At a session's exit: its record, once none of its namespaces is left
+    (one that is, a leak the session reported, goes at a later sweep)."""
+    record = _own_record()
+    with contextlib.suppress(OSError):
+        if all(
+            _namespace_inode(line.rpartition(" ")[0]) is None
+            for line in record.read_text().splitlines()
+        ):
+            record.unlink()
+
+
 def _add_netns(name: str) -> None:
+    if not MADE_NAMESPACES:  # this session's first
+        NAMESPACE_RECORDS.mkdir(mode=0o700, exist_ok=True)
+        sweep_killed_sessions_namespaces()
+        atexit.register(_forget_own_record)
     _ip("netns", "add", name)
     MADE_NAMESPACES.add(name)
+    with _own_record().open("a") as record:
+        record.write(f"{name} {_namespace_inode(name)}\n")
 
 
 def _ip(*args: str) -> None:
