@@ -297,8 +297,9 @@ class LimitDelegate(QStyledItemDelegate):
                 editor.set_state(
                     state.owner_note,
                     state.read_only,
-                    state.problem if state.rate_bps else "",
+                    state.problem if state.rate_bps or state.blocked else "",
                     tooltip,
+                    blocked=state.blocked,
                 )
                 editor.set_quota_lines(
                     state.note_lines,

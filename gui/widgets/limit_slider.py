@@ -30,7 +30,7 @@ from chadthrottle.gui.widgets.rate_scale import (
     step_rate,
     suggest_rate,
 )
-from chadthrottle.gui.widgets.rate_width import limit_field_width
+from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT, limit_field_width
 from chadthrottle.gui.widgets.slider_look import paint_rate_slider
 from chadthrottle.units import (
     UnitError,
@@ -369,6 +369,7 @@ class LimitControl(QWidget):
         self.warning.setPixmap(warning_pixmap(self.style()))
         self.warning.hide()
         self._read_only = False
+        self._direction_blocked = False  # no data passes: "Blocked", no slider (set_state)
         self._problem = ""  # why the limit shown is not enforced or not met (set_state)
         self._blocked_reason = ""
         self._state_tooltip = ""
@@ -483,7 +484,7 @@ class LimitControl(QWidget):
         only the hint (the warning's own tooltip is a sign's width away).
         Read-only, none: the control's tooltip says whose limit it is."""
         problem = describe_problem(self._problem, self._units) if self._problem else ""
-        hint = "" if self._read_only else field_hint(self._units)
+        hint = "" if self._fixed else field_hint(self._units)
         self.field.setToolTip("\n\n".join(part for part in (problem, hint) if part))
 
     def set_blocked(self, reason: str) -> None:
@@ -494,16 +495,25 @@ class LimitControl(QWidget):
         if reason:
             self.cancel()
 
-    def set_state(self, note: str, read_only: bool, problem: str, tooltip: str) -> None:
+    def set_state(
+        self, note: str, read_only: bool, problem: str, tooltip: str, blocked: bool = False
+    ) -> None:
         """Whose limit this is (note, "" for the viewer's own), whether the viewer
         may change it, and why it is not enforced or not met ("" when it is). A read-only
-        limit has no slider: a drag would only change a rule that is outranked."""
-        if read_only != self._read_only and read_only:
+        limit has no slider: a drag would only change a rule that is outranked.
+        blocked: the direction is blocked, and says so where the rate would be, with
+        no slider, as the painted rows (it read "none" beside a slider on the
+        selected row while the others read "Blocked"; unblocking is the menus')."""
+        if (read_only or blocked) and not (self._read_only or self._direction_blocked):
             self.cancel()
         self._read_only = read_only
+        changed = blocked != self._direction_blocked
+        self._direction_blocked = blocked
         self._problem = problem
-        self.slider.setVisible(not read_only)
-        self.field.setReadOnly(read_only)
+        self.slider.setVisible(not self._fixed)
+        self.field.setReadOnly(self._fixed)
+        if changed and not self.is_editing():
+            self._show(self._committed)
         self._note_text = note
         self.note.setVisible(bool(note))
         self._row.setStretchFactor(self.note, 1 if read_only else 0)
@@ -596,6 +606,11 @@ class LimitControl(QWidget):
     def read_only(self) -> bool:
         return self._read_only
 
+    @property
+    def _fixed(self) -> bool:
+        """Nothing to choose here: another's limit that outranks, or a block."""
+        return self._read_only or self._direction_blocked
+
     def _show_tooltip(self) -> None:
         parts = [
             part for part in (self._blocked_reason, self._state_tooltip) if part
@@ -647,7 +662,7 @@ class LimitControl(QWidget):
         """Arrows, Page Up/Down, Home and End move through round values in the
         units shown; from "none" the first step down suggests a limit near the
         current rate. True if the key was one of them."""
-        if self._read_only or not self.isEnabled():
+        if self._fixed or not self.isEnabled():
             return False
         start = self._preview if self._settle_timer.isActive() else self._committed
         if key == Qt.Key.Key_Home:
@@ -722,7 +737,7 @@ class LimitControl(QWidget):
         self._commit(rate_bps)
 
     def _commit(self, rate_bps: int | None) -> None:
-        if self._read_only:  # not the viewer's to change: nothing is sent
+        if self._fixed:  # not the viewer's to change, or blocked: nothing is sent
             self._show(self._committed)
             return
         self._settle_timer.stop()
@@ -738,9 +753,12 @@ class LimitControl(QWidget):
     def _show(self, rate_bps: int | None) -> None:
         """Show a rate as the one in force: the field no longer counts as edited."""
         self._preview_rate(rate_bps)
+        if self._direction_blocked:
+            self.field.setText(BLOCKED_TEXT)
         self.field.setModified(False)
-        if self.field.property("limited") != bool(rate_bps):
-            self.field.setProperty("limited", bool(rate_bps))
+        limited = bool(rate_bps) or self._direction_blocked
+        if self.field.property("limited") != limited:
+            self.field.setProperty("limited", limited)
             self.field.setStyleSheet(self.field.styleSheet())  # re-evaluate [limited]
 
     def _set_field_error(self, message: str) -> None:

@@ -203,3 +203,29 @@ def test_the_quota_line_ends_where_the_limit_above_it_ends(qtbot, window: MainWi
     value_right = _ink_right(grabbed, 0, label.top())
     quota_right = _ink_right(grabbed, label.top(), grabbed.height())
     assert abs(quota_right - value_right) <= 1, (value_right, quota_right, grabbed.width())
+
+
+def test_a_blocked_direction_reads_blocked_in_the_open_control_too(
+    qtbot, window: MainWindow
+) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb a quota used up that blocks the download: the other rows
+    read "Blocked", the selected (or pointed at) row's open control "none"
+    beside a slider at its right end, as if nothing held it."""
+    from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT
+
+    assert window.select_application(STEAM)
+    control = window.limit_control(STEAM, Direction.DOWN)
+    assert control is not None
+    qtbot.waitUntil(control.isVisible)
+    assert control.field.text() == BLOCKED_TEXT
+    assert not control.slider.isVisible() and control.field.isReadOnly()
+    assert control.field.property("limited")  # bold in the accent, as the painted rows
+    up = window.limit_control(STEAM, Direction.UP)  # the other direction is not blocked
+    assert up is not None and up.slider.isVisible() and up.field.text() != BLOCKED_TEXT
+    unblocked = [
+        dataclasses.replace(a, down_blocked=False, down_quota_bytes=0) if a.id == STEAM else a
+        for a in quota_applications()
+    ]
+    window._model.apply_snapshot(unblocked)  # unblocked (from the menu): a limit can be set again
+    assert control.field.text() != BLOCKED_TEXT
+    assert control.slider.isVisible() and not control.field.isReadOnly()
