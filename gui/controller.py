@@ -44,6 +44,12 @@ log = logging.getLogger(__name__)
 NO_TRAY_NOTICE = (
     "No system tray on this desktop: this window is the way in, and closing it quits ChadThrottle."
 )
+# Started with --no-tray, where the desktop may well have one.
+TRAY_LEFT_OUT_NOTICE = (
+    "Started without a tray icon: this window is the way in, and closing it quits ChadThrottle."
+)
+# Where the whole notice does not fit (2x on 1366x768 cut it at "and cl…"): what matters.
+NO_TRAY_SHORT = "No tray icon: closing this window quits ChadThrottle."
 
 
 def closed_to_tray_words(nothing_enforced: str, enforced: int) -> str:
@@ -130,6 +136,7 @@ class AppController(QObject):
         self.alerts = AlertsFlow(
             self.connection, settings_store, lambda: self.settings.alerts, parent=self
         )
+        self._tray_left_out = not use_tray
         if use_tray and TrayController.is_available():
             self.attach_tray(TrayController(self.model, self.window, self))
         self._on_status(self.connection.status)
@@ -159,11 +166,16 @@ class AppController(QObject):
         if self.tray is not None:
             self.tray.show()
         else:
-            log.info(NO_TRAY_NOTICE)
-            self.window.show_message(NO_TRAY_NOTICE, 20000)
+            self.show_no_tray_notice()
         hidden = self.settings.start_hidden if show_window is None else not show_window
         if not hidden or self.tray is None:
             self.show_window()
+
+    def show_no_tray_notice(self) -> None:
+        """Say once, at start, that the window is the way in (no tray icon)."""
+        notice = TRAY_LEFT_OUT_NOTICE if self._tray_left_out else NO_TRAY_NOTICE
+        log.info(notice)
+        self.window.show_message(notice, 20000, short=NO_TRAY_SHORT)
 
     def shutdown(self) -> None:
         """Stop the worker thread and remove the tray icon; safe to call twice."""

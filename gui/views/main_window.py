@@ -292,8 +292,8 @@ class MainWindow(QMainWindow):
         self.detail.set_units(units)
         self._update_counts()
 
-    def show_message(self, text: str, timeout_ms: int = 8000) -> None:
-        self.status_line.show_text(text, timeout_ms)
+    def show_message(self, text: str, timeout_ms: int = 8000, short: str = "") -> None:
+        self.status_line.show_text(text, timeout_ms, short)
 
     def fit_to_screen(self) -> None:
         """Keep a restored size within the screen it is shown on (Qt's

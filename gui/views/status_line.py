@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's own bound on a widget's size (not exported by PySide6)
 WORDS = {"down": "download", "up": "upload"}  # a backend's active directions, said
 HELPER_WORDS: dict[HelperState, str] = {
     HelperState.CONNECTING: "connecting…",
@@ -79,28 +80,39 @@ class StatusLine(QStatusBar):
         # What makes way for a long message (show_text): the least read fields.
         self._giving_way = (self.backend, self.helper)
 
-    def show_text(self, text: str, timeout_ms: int = 8000) -> None:
+    def show_text(self, text: str, timeout_ms: int = 8000, short: str = "") -> None:
         """A transient message. Where it does not fit (2x on 1366x768: "Backup
         Server: Low priority set, " and nothing of why it is not in force), the
         backend and helper fields make way while it shows; what still does not
-        fit is cut with "…"."""
+        fit is said short where there is a short form, else cut with "…"."""
+        self.message.short_text = short
         self.message.setText(text)
         self.message.setToolTip(text)
         self._make_way()
         self._message_timer.start(timeout_ms)
 
     def _make_way(self) -> None:
-        """The giving-way fields hidden while the message would not fit beside them."""
+        """The giving-way fields hidden while the message would not fit beside them;
+        the link field at its short form too while not even the message's short
+        form would (2x on 1366x768 beside "Link partly shaped (estimated)…")."""
         if not self.isVisible():
             return  # not laid out yet: decided when it is (showEvent)
         layout = self.layout()
         spacing = layout.spacing() if layout is not None else 0
+        giving = sum(f.sizeHint().width() + spacing for f in self._giving_way)
         made_way = sum(f.sizeHint().width() + spacing for f in self._giving_way if f.isHidden())
-        room = self.message.contentsRect().width() - made_way  # with every field shown
-        text = self.message.text()
-        crowded = bool(text) and self.message.fontMetrics().horizontalAdvance(text) > room
+        if self.link.isVisible():
+            made_way += self.link.sizeHint().width() - self.link.width()  # squeezed before
+        room = self.message.contentsRect().width() - made_way  # with every field at ease
+        text, metrics = self.message.text(), self.message.fontMetrics()
+        crowded = bool(text) and metrics.horizontalAdvance(text) > room
         for field in self._giving_way:
             field.setVisible(not crowded)
+        least = metrics.horizontalAdvance(self.message.short_text or text)
+        squeeze = crowded and least > room + giving
+        self.link.setMaximumWidth(
+            self.link.minimumSizeHint().width() if squeeze else QWIDGETSIZE_MAX
+        )
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -113,10 +125,12 @@ class StatusLine(QStatusBar):
         QTimer.singleShot(0, self, self._make_way)
 
     def _end_message(self) -> None:
+        self.message.short_text = ""
         self.message.clear()
         self.message.setToolTip("")
         for field in self._giving_way:
             field.show()
+        self.link.setMaximumWidth(QWIDGETSIZE_MAX)
 
     def set_backends(self, backends: tuple[BackendInfo, ...]) -> None:
         self._backends = backends
@@ -218,7 +232,10 @@ class StatusLine(QStatusBar):
 
 class ElidingLabel(QLabel):
     """A one-line label cut at the end with "…" where it has too little room
-    (a QLabel clips mid-word, and the cut did not show)."""
+    (a QLabel clips mid-word, and the cut did not show); first its short text,
+    if it has one."""
+
+    short_text = ""
 
     def paintEvent(self, _event: QPaintEvent) -> None:
         painter = QPainter(self)
@@ -226,9 +243,11 @@ class ElidingLabel(QLabel):
         painter.drawText(self.contentsRect(), int(self.alignment()), self.shown_text())
 
     def shown_text(self) -> str:
-        return self.fontMetrics().elidedText(
-            self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width()
-        )
+        room, metrics = self.contentsRect().width(), self.fontMetrics()
+        text = self.text()
+        if self.short_text and metrics.horizontalAdvance(text) > room:
+            text = self.short_text
+        return metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
 
 
 class ElidingButton(QToolButton):

@@ -12,7 +12,7 @@ import json
 import sys
 
 from chadthrottle.contract import ApplicationInfo, BackendInfo, Direction, LinkShapingInfo
-from chadthrottle.gui.controller import NO_TRAY_NOTICE
+from chadthrottle.gui.controller import NO_TRAY_NOTICE, NO_TRAY_SHORT
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Column
@@ -158,7 +158,8 @@ def main() -> int:
     )
     for _ in range(3):
         model.apply_snapshot(quota_applications())
-    window.show_message(NO_TRAY_NOTICE)  # the longest message the application shows at start
+    # the longest message the application shows at start, as the controller shows it
+    window.show_message(NO_TRAY_NOTICE, 20000, short=NO_TRAY_SHORT)
     # The link field at its longest usual width (issue 16): estimated, in bits, partly shaped.
     window.status_line.set_link(link_summary(LinkShapingInfo(60_000_000, 12_500_000, 0, 0, True, True, False),
                                              UnitSystem.BITS_DECIMAL))  # fmt: skip
@@ -220,6 +221,7 @@ def main() -> int:
             )
             if label.width() < label.sizeHint().width()
         ],
+        "message_shown": status.message.shown_text(),
         "quota": quota_report(window, model),
         "cut_titles": cut_titles(table),
         "titles_on_arrow": titles_on_arrow(table),

@@ -60,3 +60,24 @@ def test_with_the_helper_gone_no_backend_is_named(qtbot) -> None:  # type: ignor
     assert line.backend.text() == "Backend: —"
     line.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))  # back
     assert line.backend.text() == "Backend: tc"
+
+
+def test_the_no_tray_notice_is_read_whole_or_short_at_2x(make_controller, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """At 2x on 1366x768 without a tray (Xvfb) the window's one notice read "No
+    system tray on this desktop: this window is the way in, and cl…": what
+    closing it does was cut. Where the whole does not fit, its short form does."""
+    from chadthrottle.gui.controller import NO_TRAY_SHORT, TRAY_LEFT_OUT_NOTICE
+
+    controller = make_controller()  # use_tray=False, as --no-tray
+    window = controller.window
+    window.resize(683, 384)  # 1366x768 at 2x, in logical pixels
+    window.show()
+    qtbot.waitExposed(window)
+    controller.show_no_tray_notice()
+    message = window.status_line.message
+    assert message.text() == TRAY_LEFT_OUT_NOTICE  # not "No system tray on this desktop"
+    assert message.toolTip() == TRAY_LEFT_OUT_NOTICE
+    qtbot.waitUntil(lambda: message.shown_text() == NO_TRAY_SHORT, timeout=1000)
+    assert message.fontMetrics().horizontalAdvance(NO_TRAY_SHORT) <= message.contentsRect().width()
+    window.resize(1100, 720)  # room: the whole notice
+    qtbot.waitUntil(lambda: message.shown_text() == TRAY_LEFT_OUT_NOTICE, timeout=1000)

@@ -99,6 +99,8 @@ def test_everything_fits_the_available_screen(
             report["parts"][name],
         )
     assert report["cut_labels"] == []
+    # the notice without a tray, whole or short, never cut ("…, and cl…" at 2x under Xvfb)
+    assert "…" not in report["message_shown"], report["message_shown"]
     # Every column title and the overall row's name whole (at 2x they read "Acti…" and
     # "All applicati…": the rate and limit columns were sized for "888.8 Mbit/s" in any unit)
     assert report["cut_titles"] == {}, (report["cut_titles"], report["columns"])
