@@ -6,11 +6,15 @@ empty, and adoption after a SIGKILL with the "passed never cuts" rule."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel import htb, tbf_leaf
@@ -21,7 +25,7 @@ from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.priority import Priority
 from pyroute2 import IPRoute
 
-from tests.support.netns import NetnsPair, entered_netns, tc_dump
+from tests.support.netns import NetnsPair, entered_netns, nsenter_argv, tc_dump
 
 SMALL, BIG, BARE = 7, 8, 9  # slots: a 300 KiB/s limit, a 10 MiB/s one, a priority alone
 LIMIT = 300 * 1024
@@ -226,28 +230,41 @@ def test_linked_cutting_leaves_follow_the_largest_frame_while_running_and_at_ado
         tree.delete()
 
 
-def _udp_flood(pair: NetnsPair, stop: threading.Event) -> threading.Thread:
+# Datagrams at full speed until killed, from a process of their own, with a
+# send buffer that can fill the bfifo: with the default (208 KiB) the socket
+# kept 92 datagrams (130 KB) queued at most, which a 20 MiB/s class drains to
+# SWAP_LOSS_BYTES in 3 ms, and a sender thread of the test's own shared the
+# GIL with its netlink calls; under load the class went idle and the swap
+# came at once, or before SWAP_WAIT_S (2 runs of 9 at load 7-10).
+FLOOD_PROGRAM = """
+import socket, sys, time
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.setsockopt(socket.SOL_SOCKET, 32, 16 << 20)  # SO_SNDBUFFORCE (root)
+chunk = b"x" * 1400
+while True:
+    try:
+        client.sendto(chunk, (sys.argv[1], int(sys.argv[2])))
+    except OSError:
+        time.sleep(0.0005)  # ENOBUFS: the queue is full
+"""
+
+
+@contextlib.contextmanager
+def _udp_flood(pair: NetnsPair) -> Iterator[None]:
     """Datagrams from the host namespace to the peer at full speed, into
-    SMALL's class by port: its leaf is never empty."""
+    SMALL's class by port: its leaf is never empty while they run."""
     subprocess.run(["tc", "-n", pair.host_ns, "filter", "add", "dev", pair.host_if, "parent",
                     f"{class_id(SMALL) >> 16:x}:", "protocol", "ip", "prio", "1", "u32", "match", "ip",
                     "dport", str(PORT), "0xffff", "flowid", f"{class_id(SMALL) >> 16:x}:{SMALL:x}"],
                    check=True)  # fmt: skip
-    with entered_netns(pair.host_ns):
-        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-
-    def send() -> None:
-        chunk = b"x" * 1400
-        with client:
-            while not stop.is_set():
-                try:
-                    client.sendto(chunk, (pair.peer_addr, PORT))
-                except OSError:
-                    time.sleep(0.0005)  # ENOBUFS: the queue is full
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    return sender
+    sender = subprocess.Popen(
+        nsenter_argv(pair.host_ns, [sys.executable, "-c", FLOOD_PROGRAM, pair.peer_addr, str(PORT)])
+    )
+    try:
+        yield
+    finally:
+        sender.kill()
+        sender.wait()
 
 
 def test_a_never_idle_bare_class_given_a_small_limit_swaps_within_a_bounded_time(
@@ -260,28 +277,40 @@ def test_a_never_idle_bare_class_given_a_small_limit_swaps_within_a_bounded_time
     ipr, changer = netlink
     tree = _tree(ipr, pair, changer)
     tree.create()
-    stop = threading.Event()
+    read: list[tuple[str, int, int] | None] = []  # the queue as the tree read it
+
+    def leaf_queue(slot: int, read_queue: Any = tree._leaf_queue) -> tuple[str, int, int] | None:
+        read.append(read_queue(slot))
+        return read[-1]
+
     try:
         tree.sync({SMALL: ClassSpec(0, 0)}, 0.0)
-        sender = _udp_flood(pair, stop)
-        deadline = time.monotonic() + 5.0
-        while (queue := tree._leaf_queue(SMALL)) is None or queue[2] <= htb.SWAP_LOSS_BYTES:
-            assert time.monotonic() < deadline, queue
-            time.sleep(0.01)
-        assert queue[0] == "bfifo" and queue[1] > 0, queue
-        limited = {SMALL: WANTED[SMALL]}
-        began = time.monotonic()
-        tree.sync(limited, 0.0)
-        assert _leaves(ipr, tree.ifindex) == {SMALL: "bfifo"}  # full: not yet
-        while _leaves(ipr, tree.ifindex) != {SMALL: "cut"} and time.monotonic() - began < 3.0:
-            time.sleep(0.1)
+        with _udp_flood(pair):
+            # Half the bfifo: drained at the link's rate until the limit comes, it
+            # holds more than SWAP_LOSS_BYTES after 40 ms with no datagram added;
+            # drained at the limit's once it came, for a second after.
+            full = tree._leaf_limits[SMALL] // 2
+            assert full - 0.04 * LINK.capacity_bps > htb.SWAP_LOSS_BYTES < full - LIMIT * L3_TO_L2
+            deadline = time.monotonic() + 5.0
+            while (queue := tree._leaf_queue(SMALL)) is None or queue[2] <= full:
+                assert time.monotonic() < deadline, queue
+                time.sleep(0.01)
+            assert queue[0] == "bfifo" and queue[1] > 0, queue
+            limited = {SMALL: WANTED[SMALL]}
+            tree._leaf_queue = leaf_queue  # type: ignore[method-assign]
+            began = time.monotonic()
             tree.sync(limited, 0.0)
-        took = time.monotonic() - began
-        assert _leaves(ipr, tree.ifindex) == {SMALL: "cut"}, f"not swapped in {took:.2f} s"
-        assert htb.SWAP_WAIT_S <= took <= htb.SWAP_WAIT_S + 0.5, took
-        assert abs(_cburst(pair, SMALL) - 2 * FRAME) <= 4
-        stop.set()
-        sender.join(2.0)
+            assert read and read[0] is not None, read
+            # Before the limit the class drains at the link's rate: a sender
+            # starved for ~0.1 s empties it, and then the swap is right at once.
+            assert read[0][2] > htb.SWAP_LOSS_BYTES, f"the limit came to a queue of {read[0]}"
+            assert _leaves(ipr, tree.ifindex) == {SMALL: "bfifo"}  # full: not yet
+            while _leaves(ipr, tree.ifindex) != {SMALL: "cut"} and time.monotonic() - began < 3.0:
+                time.sleep(0.1)
+                tree.sync(limited, 0.0)
+            took = time.monotonic() - began
+            assert _leaves(ipr, tree.ifindex) == {SMALL: "cut"}, f"not swapped in {took:.2f} s"
+            assert htb.SWAP_WAIT_S <= took <= htb.SWAP_WAIT_S + 0.5, (took, read)
+            assert abs(_cburst(pair, SMALL) - 2 * FRAME) <= 4
     finally:
-        stop.set()
         tree.delete()
