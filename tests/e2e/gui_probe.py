@@ -22,7 +22,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.client_protocol import default_client_factory
 from chadthrottle.gui.ipc.state import HelperState
-from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
 SETTLE_TIMEOUT_S = 20.0
@@ -95,7 +95,8 @@ def probe(bus_address: str, settings_path: str, pid: int) -> dict[str, Any]:
         report["longest_gap_s"] = gaps["longest"]
     finally:
         timer.stop()
-        controller.shutdown()
+        controller.dispose()  # as the app quits: shut down, then deleted with its window
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     return report
 
 

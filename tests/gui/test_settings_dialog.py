@@ -11,7 +11,7 @@ from chadthrottle.gui.theme import apply_theme, is_dark
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.settings_dialog import SettingsDialog
 from chadthrottle.units import UnitSystem
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 from PySide6.QtGui import QAction, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -23,20 +23,40 @@ def no_client() -> object:
     raise AssertionError("widget test: no helper")
 
 
+# Controllers started and not yet quit: quit at the test's end, also on failure.
+_STARTED: list[AppController] = []
+
+
 def start(qtbot, folder: Path, with_tray: bool = True) -> AppController:  # type: ignore[no-untyped-def]
     """A controller as at start-up, on settings kept in ``folder`` (the same
-    folder again is a restart)."""
+    folder again is a restart). Its window is not given to qtbot: quit()
+    deletes it, and qtbot would close it again."""
     controller = AppController(
         no_client,
         QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat),
         use_tray=False,
         autostart_path=folder / "autostart" / "chadthrottle.desktop",
     )
-    qtbot.addWidget(controller.window)
+    _STARTED.append(controller)
     if with_tray:  # offscreen has no tray: wire the real one in, as the e2e tray tests do
         controller.attach_tray(TrayController(controller.model, controller.window, controller))
     controller.model.apply_snapshot(sample_applications())
     return controller
+
+
+def quit_app(controller: AppController) -> None:
+    """As the application quits: shut down, then deleted with its window and
+    all they own (dispose), not thrown away to the collector."""
+    _STARTED.remove(controller)
+    controller.dispose()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+@pytest.fixture(autouse=True)
+def _quit_at_the_end():  # type: ignore[no-untyped-def]
+    yield
+    while _STARTED:
+        quit_app(_STARTED[-1])
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +76,7 @@ def test_the_menu_opens_the_dialog(qtbot, tmp_path: Path) -> None:  # type: igno
         and controller.settings_dialog.isVisible()
     )
     controller.settings_dialog.close()
-    controller.shutdown()
+    quit_app(controller)
 
 
 def test_each_setting_applies_at_once_and_is_back_after_a_restart(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -90,7 +110,7 @@ def test_each_setting_applies_at_once_and_is_back_after_a_restart(qtbot, tmp_pat
     hidden_in_menu = controller.window.header.start_hidden
     assert hidden_in_menu.isChecked()  # the ☰ menu's own entries follow the dialog
     dialog.close()
-    controller.shutdown()
+    quit_app(controller)
     apply_theme(QApplication.instance(), Theme.SYSTEM)  # type: ignore[arg-type]
 
     again = start(qtbot, tmp_path)
@@ -110,7 +130,7 @@ def test_each_setting_applies_at_once_and_is_back_after_a_restart(qtbot, tmp_pat
     assert reopened.start_at_login.isChecked()
     assert not reopened.close_to_tray.isChecked() and not reopened.notifications.isChecked()
     reopened.close()
-    again.shutdown()
+    quit_app(again)
 
 
 def test_close_to_tray_off_quits_on_close_and_on_hides(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -124,7 +144,7 @@ def test_close_to_tray_off_quits_on_close_and_on_hides(qtbot, tmp_path: Path) ->
     controller.open_settings().close_to_tray.setChecked(False)
     controller.window.close()
     assert quits == [True]
-    controller.shutdown()
+    quit_app(controller)
 
 
 def test_notifications_off_keeps_the_tray_quiet(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -133,7 +153,7 @@ def test_notifications_off_keeps_the_tray_quiet(qtbot, tmp_path: Path) -> None: 
     controller.show_window()
     controller.window.close()
     assert not controller.window.isVisible() and not controller._told_closed_to_tray
-    controller.shutdown()
+    quit_app(controller)
 
 
 def test_without_a_tray_the_tray_settings_say_why_they_are_off(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -143,7 +163,7 @@ def test_without_a_tray_the_tray_settings_say_why_they_are_off(qtbot, tmp_path: 
         not dialog.close_to_tray.isEnabled() and "no system tray" in dialog.close_to_tray.toolTip()
     )
     dialog.close()
-    controller.shutdown()
+    quit_app(controller)
 
 
 def test_garbled_settings_fall_back_to_defaults(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -154,7 +174,7 @@ def test_garbled_settings_fall_back_to_defaults(qtbot, tmp_path: Path) -> None: 
     controller = start(qtbot, tmp_path)
     assert controller.settings.theme is Theme.SYSTEM
     assert controller.settings.close_to_tray is True  # not true/false: the default
-    controller.shutdown()
+    quit_app(controller)
 
 
 def test_every_control_of_the_dialog_has_an_accessible_name(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -168,7 +188,7 @@ def test_every_control_of_the_dialog_has_an_accessible_name(qtbot, tmp_path: Pat
     assert len(controls) >= 8
     assert [type(w).__name__ for w in controls if not w.accessibleName()] == []
     dialog.close()
-    controller.shutdown()
+    quit_app(controller)
 
 
 def test_closing_to_the_tray_says_limits_stay_only_while_some_are_enforced(
@@ -190,7 +210,7 @@ def test_closing_to_the_tray_says_limits_stay_only_while_some_are_enforced(
     controller.window.close()
     assert said and "Limits stay in force" not in said[0], said
     assert said[0].startswith("No limit is enforced now: the helper is not installed."), said
-    controller.shutdown()
+    quit_app(controller)
 
 
 @pytest.mark.parametrize("garbled", ["nan", "inf", "-5", "0.01", "1e9"])

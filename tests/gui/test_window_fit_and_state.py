@@ -23,7 +23,7 @@ from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.rate_axis import RateAxis
 from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
 from chadthrottle.units import UnitSystem
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -424,6 +424,11 @@ def test_the_application_saves_its_window_state_on_quit_and_restores_it(
 
     path = str(tmp_path / "app.conf")
 
+    def quit_app(controller: AppController) -> None:
+        """As the application quits: shut down, then deleted with its window (dispose)."""
+        controller.dispose()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
     def start() -> AppController:
         controller = AppController(default_client_factory("unix:path=/nonexistent/bus"),
                                    QSettings(path, QSettings.Format.IniFormat), use_tray=False,
@@ -437,14 +442,14 @@ def test_the_application_saves_its_window_state_on_quit_and_restores_it(
     first.window.detail.span.setCurrentIndex(2)
     first.window.table.sortByColumn(Column.NAME, Qt.SortOrder.AscendingOrder)
     qtbot.waitUntil(lambda: first.window.width() == 640)
-    first.shutdown()
+    quit_app(first)
     second = start()
     try:
         assert (second.window.width(), second.window.height()) == (640, 420)
         assert second.window.detail.span.currentIndex() == 2
         assert second.window.table.header().sortIndicatorSection() == Column.NAME
     finally:
-        second.shutdown()
+        quit_app(second)
 
 
 def test_from_none_the_rows_slider_starts_near_what_the_application_uses(qtbot) -> None:  # type: ignore[no-untyped-def]
