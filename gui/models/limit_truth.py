@@ -179,8 +179,8 @@ def limit_state(
         return LimitState(
             pending, pending=True, problem=enforcement_problem if pending else "", **quota
         )
-    if helper_rate <= 0:
-        return LimitState(0, **quota)
+    if helper_rate <= 0:  # a quota alone is not enforced either while nothing is
+        return LimitState(0, problem=enforcement_problem if budget else "", **quota)
     owner = info.limit_owner(direction)
     read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
     own = own_rule_rate(rules, info.id, direction, viewer_uid) if read_only else 0
@@ -244,8 +244,9 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
             flows = "" if state.not_met else ": traffic flows"
             text += f" {describe_problem(state.problem, units)}{flows}."
         return text
-    if state.rate_bps <= 0:
-        return f"{word}: no limit.{quota}"
+    if state.rate_bps <= 0:  # a quota's own problem: nothing is enforced now
+        problem = f" {describe_problem(state.problem, units)}." if state.problem else ""
+        return f"{word}: no limit.{quota}{problem}"
     rate = format_rate(state.rate_bps, units)
     if state.read_only:
         own = f" of {format_rate(state.own_rate_bps, units)}" if state.own_rate_bps else ""

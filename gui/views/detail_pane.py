@@ -24,7 +24,12 @@ from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.connection_table import ConnColumn, ConnectionTableModel
 from chadthrottle.gui.models.graph_series import graph_series
 from chadthrottle.gui.models.history import COARSE_EVERY, HELPER_RATE_WINDOW_S
-from chadthrottle.gui.models.limit_truth import LimitState, describe_limit, describe_quota
+from chadthrottle.gui.models.limit_truth import (
+    LimitState,
+    describe_limit,
+    describe_problem,
+    describe_quota,
+)
 from chadthrottle.gui.models.priority_view import describe_latency
 from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.gui.views.sort_arrow import use_honest_arrows
@@ -180,7 +185,8 @@ def describe_limit_notes(states: dict[Direction, LimitState], units: UnitSystem)
             notes.append(describe_limit(state, direction, units))  # with the quota, if any
         elif state.quota_bytes:
             word = "Download" if direction is Direction.DOWN else "Upload"
-            notes.append(f"{word} quota: {describe_quota(state, units)}.")
+            problem = f" {describe_problem(state.problem, units)}." if state.problem else ""
+            notes.append(f"{word} quota: {describe_quota(state, units)}.{problem}")
     return "\n".join(notes)
 
 

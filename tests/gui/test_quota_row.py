@@ -229,3 +229,21 @@ def test_a_blocked_direction_reads_blocked_in_the_open_control_too(
     window._model.apply_snapshot(unblocked)  # unblocked (from the menu): a limit can be set again
     assert control.field.text() != BLOCKED_TEXT
     assert control.slider.isVisible() and not control.field.isReadOnly()
+
+
+def test_a_quota_alone_says_it_is_not_enforced_while_the_helper_is_away(
+    window: MainWindow,
+) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, the helper stopped: a download quota with no limit beside it
+    still read "14.2 MB of 20 MB left today" in the detail pane, as if counted
+    and enforced, while the limited rows said "not enforced"."""
+    assert window.select_application(DROPBOX)  # a download quota, no download limit
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))
+    notes = window.detail.limit_notes.toolTip() or window.detail.limit_notes.text()
+    down = next(line for line in notes.split("\n") if line.startswith("Download quota:"))
+    assert "left today" in down and "Not enforced: the helper is not running" in down, down
+    tooltip = window.table.proxy_index(DROPBOX, Column.DOWN_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert "Not enforced: the helper is not running" in tooltip, tooltip
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))  # back: no such words
+    notes = window.detail.limit_notes.toolTip() or window.detail.limit_notes.text()
+    assert "Not enforced" not in notes, notes
