@@ -11,6 +11,7 @@ import time
 from unittest import mock
 
 from chadthrottle.gui.views.detail_pane import MEASURED_OVER_SAMPLES, NOTES_MAX_LINES
+from PySide6.QtCore import Qt
 
 from tests.gui.sample_data import sample_applications
 
@@ -92,6 +93,34 @@ def test_the_average_counts_only_polls_under_the_limit(window, qtbot) -> None:  
         poll(start - second, 1_000_000, 1_000_000)
     assert "up 1.00 MB/s (limit 1.00 MB/s, avg 1.00 MB/s)" in window.detail.summary.text()
     assert "under the limit shown" in window.detail.summary.toolTip()
+
+
+def test_a_limit_far_above_the_graph_is_written_on_a_backing(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb an 8 MB/s limit on a 35 KB/s download: "limit 8.00 MB/s ↑"
+    at the plot's top edge, the curve running through its words. It stands on
+    the plot's background, as the legend does."""
+    from chadthrottle.contract import Direction
+    from PySide6.QtGui import QPalette
+
+    model = window._model
+    model.mark_pending(FIREFOX, Direction.DOWN, 1_000_000_000)
+    for _ in range(3):
+        model.apply_snapshot(
+            [
+                dataclasses.replace(a, down_bps=35_000, down_limit_bps=1_000_000_000)
+                if a.id == FIREFOX
+                else a
+                for a in sample_applications()
+            ]
+        )
+    assert window.select_application(FIREFOX)
+    graph = window.detail.graphs[Direction.DOWN]
+    qtbot.waitUntil(graph.limit_marker.isVisible)
+    assert graph.limit_marker.textItem.toPlainText().startswith("limit 1.00 GB/s")
+    base = window.detail.palette().color(QPalette.ColorRole.Base)
+    assert graph.limit_marker.fill.style() != Qt.BrushStyle.NoBrush
+    assert graph.limit_marker.fill.color().rgb() == base.rgb()  # the legend's backing
+    assert graph.limit_marker.fill == graph.label.fill
 
 
 # What the helper said for one limit on screen (Xvfb, 2x on 1366x768), the
