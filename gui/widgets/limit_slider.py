@@ -398,6 +398,8 @@ class LimitControl(QWidget):
         layout = self._row = QHBoxLayout()
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
+        # Takes the room of a hidden slider (a block), so the value stays at the right edge.
+        layout.addStretch(0)
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.note)
         layout.addWidget(self.warning)

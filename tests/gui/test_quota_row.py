@@ -220,6 +220,8 @@ def test_a_blocked_direction_reads_blocked_in_the_open_control_too(
     assert control.field.text() == BLOCKED_TEXT
     assert not control.slider.isVisible() and control.field.isReadOnly()
     assert control.field.property("limited")  # bold in the accent, as the painted rows
+    # where the painted rows have it: at the right edge, not in the middle of the cell
+    assert control.field.geometry().right() >= control.width() - 8, control.field.geometry()
     up = window.limit_control(STEAM, Direction.UP)  # the other direction is not blocked
     assert up is not None and up.slider.isVisible() and up.field.text() != BLOCKED_TEXT
     unblocked = [
