@@ -1,6 +1,7 @@
 """A link without a link-layer header between the two test namespaces, as a
 VPN (tun, WireGuard) or PPP gives a desktop: a tun device in each namespace,
-and a thread of this process moving packets between the two."""
+and a relay process (tests/support/tun_relay.py) moving packets between the
+two, as a VPN daemon would."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ import dataclasses
 import fcntl
 import os
 import secrets
-import select
 import struct
 import subprocess
-import threading
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from tests.support.netns import NetnsPair, entered_netns
 
 TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
+RELAY_PROGRAM = Path(__file__).with_name("tun_relay.py")
+RELAY_STOP_S = 5.0
 
 
 def open_tun(name: str) -> int:
@@ -47,21 +50,11 @@ def _open_tun(netns: str, name: str, address: str, peer: str) -> int:
     return fd
 
 
-def _relay(ends: dict[int, int], stop: threading.Event, failures: list[OSError]) -> None:
-    """Write what one end reads to the other, until stop is set."""
-    try:
-        while not stop.is_set():
-            readable, _, _ = select.select(list(ends), [], [], 0.05)
-            for fd in readable:
-                with contextlib.suppress(BlockingIOError):
-                    while True:
-                        packet = os.read(fd, 65536)
-                        with contextlib.suppress(
-                            BlockingIOError
-                        ):  # the other end's queue is full: dropped
-                            os.write(ends[fd], packet)
-    except OSError as error:
-        failures.append(error)
+def _start_relay(first: int, second: int) -> subprocess.Popen[bytes]:
+    """The relay between two tun files, a process of its own (tun_relay.py
+    says why). It is killed when the thread that started it ends."""
+    return subprocess.Popen([sys.executable, "-I", str(RELAY_PROGRAM), str(os.getpid()), str(first), str(second)],
+                            pass_fds=(first, second), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -74,21 +67,23 @@ def tun_link(pair: NetnsPair) -> Iterator[NetnsPair]:
     tunneled = dataclasses.replace(pair, peer_addr=f"{subnet}.1", host_addr=f"{subnet}.2", host_if=name,
                                    peer_if=name)  # fmt: skip
     fds: list[int] = []
-    stop = threading.Event()
-    failures: list[OSError] = []
-    relay = threading.Thread(target=lambda: None)
+    relay: subprocess.Popen[bytes] | None = None
+    died: int | None = None
     try:
         fds.append(_open_tun(pair.host_ns, name, tunneled.host_addr, tunneled.peer_addr))
         fds.append(_open_tun(pair.peer_ns, name, tunneled.peer_addr, tunneled.host_addr))
-        relay = threading.Thread(target=_relay, args=({fds[0]: fds[1], fds[1]: fds[0]}, stop, failures),
-                                 daemon=True)  # fmt: skip
-        relay.start()
+        relay = _start_relay(fds[0], fds[1])
         yield tunneled
     finally:
-        stop.set()
-        if relay.is_alive():
-            relay.join(timeout=5)
-        for fd in fds:  # a tun device goes when its last file is closed
+        if relay is not None:
+            died = relay.poll()
+            if died is None:
+                relay.terminate()
+            relay.wait(timeout=RELAY_STOP_S)
+        for fd in fds:  # a tun device goes when its last file is closed (the relay's are)
             os.close(fd)
-    if failures:
-        raise RuntimeError(f"the tun link stopped relaying: {failures[0]}")
+    if relay is not None and relay.stderr is not None:
+        with relay.stderr:
+            error = relay.stderr.read().decode(errors="replace") if died is not None else ""
+        if died is not None:
+            raise RuntimeError(f"the tun link stopped relaying (exit {died}): {error.strip()}")
