@@ -7,7 +7,7 @@ system bus) and one application, limited over D-Bus, on these paths:
               container, a VPN split tunnel): tc shapes there too (issue 13)
   two         two uplinks of the helper's namespace at once, one connection each
   tun         a VPN-like tun device of the helper's namespace (no link-layer
-              header; tests/support/tun_link.py, its relay a thread of this process)
+              header; tests/support/tun_link.py, its relay a process of its own)
   container   a container behind a bridge of the helper's namespace (as docker0),
               its traffic forwarded and masqueraded out of the uplink
               (tests/support/container_ns.py)
