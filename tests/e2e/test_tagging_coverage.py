@@ -3,8 +3,10 @@ sockets of child processes started after the limit, UDP and IPv6."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
+import pytest
 from chadthrottle.contract import Direction
 
 from tests.e2e.conftest import MiB, Stack
@@ -23,20 +25,6 @@ TCP_PAYLOAD_SHARE = 1448 / 1500
 UDP_PAYLOAD_SHARE = 1200 / 1228  # traffic.py's datagrams: 1200 B payload + 28 B headers
 
 
-def _rate_at_l3(stream: Stream, payload_share: float, settle_s: float = 2.0, window_s: float = 2.0,
-                probe: bool = False) -> float:  # fmt: skip
-    """The rate over window_s after settle_s; with probe (an upload under tc,
-    which lands at once), from as soon as a short window reads the limit,
-    settle_s at most."""
-    if probe:
-        wait_until_at_limit(
-            lambda s: stream.receiver.rate_bps(s) / payload_share, LIMIT_BPS, timeout_s=settle_s
-        )
-    else:
-        time.sleep(settle_s)
-    return stream.receiver.rate_bps(window_s) / payload_share
-
-
 def _limit(stack: Stack, pid: int, direction: Direction) -> str:
     return call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{pid}", direction, LIMIT_BPS))
 
@@ -45,27 +33,56 @@ def _assert_near_limit(rate_bps: float) -> None:
     assert 0.9 * LIMIT_BPS <= rate_bps <= 1.1 * LIMIT_BPS, f"{rate_bps / MiB:.3f} MiB/s at L3"
 
 
-def test_accepted_connections_of_a_limited_server_are_limited(stack: Stack) -> None:
-    with app_scope(stack.cgroup_root, own_names.desktop_id("TestServer")) as scope:
-        # the limit lands on the listener; the peer connects a second later
-        stream = start_stream(
-            stack.pair, 5600, "up", app_cgroup=scope, app_serves=True, peer_after_s=1.0
-        )
-        try:
-            _limit(stack, stream.app_pid, Direction.UP)
-            _assert_near_limit(_rate_at_l3(stream, TCP_PAYLOAD_SHARE, settle_s=2.0, probe=True))
-        finally:
-            stream.stop()
+@pytest.fixture(scope="module")
+def uploads(stack: Stack) -> dict[str, float]:
+    """Four uploads, each its own application, limited at once and read over
+    the same 2 s window, each judged by its own test (one after the other took
+    about 8 s more): a server's accepted connection (the limit lands on the
+    listener; the peer connects a second later), a child started a second after
+    the limit of its shell (which has no socket of its own), and two
+    applications limited to 1 and 5 MiB/s. Their rates at L3, by name."""
+    limits = {"accepted": MiB, "child": MiB, "one": MiB, "five": 5 * MiB}
+    with contextlib.ExitStack() as running:
+        scopes = {
+            name: running.enter_context(
+                app_scope(stack.cgroup_root, own_names.desktop_id(f"TestTagging{name.title()}"))
+            )
+            for name in limits
+        }
+        streams = {
+            "accepted": start_stream(stack.pair, 5600, "up", app_cgroup=scopes["accepted"],
+                                     app_serves=True, peer_after_s=1.0),
+            "child": start_stream(stack.pair, 5610, "up", app_cgroup=scopes["child"],
+                                  child_after_s=1.0),
+            "one": start_stream(stack.pair, 5640, "up", app_cgroup=scopes["one"]),
+            "five": start_stream(stack.pair, 5641, "up", app_cgroup=scopes["five"]),
+        }  # fmt: skip
+        for stream in streams.values():
+            running.callback(stream.stop)
+        for name, stream in streams.items():
+            call_helper(stack.bus_address,
+                        lambda c, s=stream, n=name: c.set_limit(f"pid:{s.app_pid}", Direction.UP, limits[n]))  # fmt: skip
+        # until a short window of each reads its limit (an upload under tc lands
+        # at once), within the 2 s each once waited after its limit
+        started = time.monotonic()
+        for name, stream in streams.items():
+
+            def rate_over(seconds: float, stream: Stream = stream) -> float:
+                return stream.receiver.rate_bps(seconds) / TCP_PAYLOAD_SHARE
+
+            wait_until_at_limit(
+                rate_over, limits[name], timeout_s=max(0.0, started + 2.0 - time.monotonic())
+            )
+        rates = rates_together(list(s.receiver for s in streams.values()), 2.0)
+        return {name: rate / TCP_PAYLOAD_SHARE for name, rate in zip(streams, rates, strict=True)}
 
 
-def test_a_child_started_after_the_limit_is_limited(stack: Stack) -> None:
-    with app_scope(stack.cgroup_root, own_names.desktop_id("TestParent")) as scope:
-        stream = start_stream(stack.pair, 5610, "up", app_cgroup=scope, child_after_s=1.0)
-        try:
-            _limit(stack, stream.app_pid, Direction.UP)  # the shell: its child does not exist yet
-            _assert_near_limit(_rate_at_l3(stream, TCP_PAYLOAD_SHARE, settle_s=2.0, probe=True))
-        finally:
-            stream.stop()
+def test_accepted_connections_of_a_limited_server_are_limited(uploads: dict[str, float]) -> None:
+    _assert_near_limit(uploads["accepted"])
+
+
+def test_a_child_started_after_the_limit_is_limited(uploads: dict[str, float]) -> None:
+    _assert_near_limit(uploads["child"])
 
 
 def test_udp_is_limited_both_ways(stack: Stack) -> None:
@@ -85,7 +102,7 @@ def test_udp_is_limited_both_ways(stack: Stack) -> None:
             for direction, stream in streams.items():
                 _limit(stack, stream.app_pid, direction)
             # until a short window of each reads its limit, within the 2 s both once waited:
-            # datagrams have no resends, so no catch-up to wait out (see _rate_at_l3)
+            # datagrams have no resends, so no catch-up to wait out
             started = time.monotonic()
             for stream in streams.values():
                 wait_until_at_limit(
@@ -154,37 +171,7 @@ def test_ipv6_is_limited_both_ways(stack: Stack) -> None:
                 stream.stop()
 
 
-def test_two_applications_with_two_limits_at_once(stack: Stack) -> None:
-    with (
-        app_scope(stack.cgroup_root, own_names.desktop_id("TestOne")) as one,
-        app_scope(stack.cgroup_root, own_names.desktop_id("TestFive")) as five,
-    ):
-        slow = start_stream(stack.pair, 5640, "up", app_cgroup=one)
-        fast = start_stream(stack.pair, 5641, "up", app_cgroup=five)
-        try:
-            call_helper(
-                stack.bus_address, lambda c: c.set_limit(f"pid:{slow.app_pid}", Direction.UP, MiB)
-            )
-            call_helper(
-                stack.bus_address,
-                lambda c: c.set_limit(f"pid:{fast.app_pid}", Direction.UP, 5 * MiB),
-            )
-            # until a short window of each reads its limit, within the 2 s both once waited
-            started = time.monotonic()
-            for limited, limit in ((slow, MiB), (fast, 5 * MiB)):
-
-                def rate_over(seconds: float, limited: Stream = limited) -> float:
-                    return limited.receiver.rate_bps(seconds) / TCP_PAYLOAD_SHARE
-
-                wait_until_at_limit(
-                    rate_over, limit, timeout_s=max(0.0, 2.0 - (time.monotonic() - started))
-                )
-            # both over the same window (one after the other took twice as long)
-            slow_rate, fast_rate = (
-                r / TCP_PAYLOAD_SHARE for r in rates_together([slow.receiver, fast.receiver], 2.0)
-            )
-            assert 0.9 * MiB <= slow_rate <= 1.1 * MiB, f"{slow_rate / MiB:.3f} MiB/s"
-            assert 4.5 * MiB <= fast_rate <= 5.5 * MiB, f"{fast_rate / MiB:.3f} MiB/s"
-        finally:
-            slow.stop()
-            fast.stop()
+def test_two_applications_with_two_limits_at_once(uploads: dict[str, float]) -> None:
+    slow_rate, fast_rate = uploads["one"], uploads["five"]
+    assert 0.9 * MiB <= slow_rate <= 1.1 * MiB, f"{slow_rate / MiB:.3f} MiB/s"
+    assert 4.5 * MiB <= fast_rate <= 5.5 * MiB, f"{fast_rate / MiB:.3f} MiB/s"
