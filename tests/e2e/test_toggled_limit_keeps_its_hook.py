@@ -20,7 +20,9 @@ from tests.support.waiting import eventually
 
 HELPER_HOOK_LINGER_S = PRODUCT_HOOK_LINGER  # the helper's own (2 s): what this module tests
 LIMIT_BPS = 1024 * 1024
-TOGGLES, ON_S, OFF_S = 4, 1.0, 2.0  # before: the hook went 1-2 s after each clear
+# before: the hook went 1-2 s after each clear, so OFF_S is 2 s; three toggles,
+# so a linger whose start a limit between does not reset grafts at the third
+TOGGLES, ON_S, OFF_S = 3, 0.5, 2.0
 
 
 def test_a_toggled_limit_grafts_the_clsact_once_and_leaves_nothing(stack: Stack) -> None:
