@@ -21,6 +21,7 @@ import re
 import time
 
 from chadthrottle.cli.terminal import for_terminal
+from chadthrottle.units import format_size as format_bytes
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 TYPE_CHECKING = (
@@ -119,18 +120,6 @@ def totals_resolution(since: int, now: float) -> UsageResolution:
     if now - since <= HOURS_KEPT_S:
         return UsageResolution.HOUR
     return UsageResolution.DAY
-
-
-def format_bytes(count: int) -> str:
-    """Decimal units, as the rates are shown: 999 B, 1.2 kB, 34.5 MB, 1.23 GB."""
-    if count < 1000:
-        return f"{count} B"
-    for unit in ("kB", "MB", "GB", "TB", "PB"):
-        count_in = count / 1000
-        if count_in < 1000 or unit == "PB":
-            return f"{count_in:.3g} {unit}" if count_in < 100 else f"{count_in:.0f} {unit}"
-        count = int(count_in)
-    return f"{count} PB"  # not reached
 
 
 _COUNT_KEYS = ("down_bytes", "up_bytes", "loopback_down_bytes", "loopback_up_bytes")

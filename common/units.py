@@ -225,8 +225,9 @@ def parse_size(text: str) -> int:
 
 def format_size(size_bytes: int) -> str:
     """Bytes for people, decimal: "5 MB", "1.5 GB" (up to a quota's largest,
-    1.13 PB; without PB, 1000 TB came out as "1e+03 TB")."""
-    for power, label in ((5, "PB"), (4, "TB"), (3, "GB"), (2, "MB"), (1, "kB")):
+    1.13 PB; without PB, 1000 TB came out as "1e+03 TB"). "KB" as the rates
+    beside them say it ("KB/s"), not "kB": one window, one spelling."""
+    for power, label in ((5, "PB"), (4, "TB"), (3, "GB"), (2, "MB"), (1, "KB")):
         # up a unit where three digits round to 1000: 999.96 MB read "1e+03 MB"
         if size_bytes >= 1000**power * 0.9995:
             return f"{size_bytes / 1000**power:.3g} {label}"

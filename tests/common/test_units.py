@@ -149,3 +149,14 @@ def test_a_size_that_rounds_up_to_the_next_unit_is_written_in_it() -> None:
 
     assert [format_size(n) for n in (999_960_000, 999_400_000, 999_600, 1_000_000)] == [
         "1 GB", "999 MB", "1 MB", "1 MB"]  # fmt: skip
+
+
+def test_sizes_are_spelled_as_the_rates_beside_them() -> None:
+    """Under Xvfb a quota line read '712 kB left today' beside rates in
+    'KB/s' and the usage view's '442 KB': one window, one spelling."""
+    from chadthrottle.cli.usage import format_bytes
+    from chadthrottle.units import format_size
+
+    for size in (1_000, 45_600, 12_345_678, 10**9):
+        assert format_size(size).split()[1] + "/s" == format_rate(size).split()[1]
+        assert format_bytes(size) == format_size(size)
