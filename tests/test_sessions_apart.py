@@ -238,3 +238,20 @@ def test_the_leak_check_counts_the_policy_file_only_while_this_session_holds_it(
     assert holding({**env, own_names.SESSION_ENV: "another-session"})[0] == []
     counted, others_hold = holding(env)
     assert counted == ([] if others_hold else [POLICY_FILE])
+
+
+def test_a_flood_tests_polkit_grant_is_only_its_own_sessions_leftover(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """tests/support/flood.py's rule, written while a flood test runs, failed
+    another session's leak check that ran beside it (2026-12-05: a GUI
+    session's 'polkit rules: before [], after [10-chadthrottle-flood-...]')."""
+    import os
+
+    from tests.support import leaks
+    from tests.support.flood import polkit_grant
+    from tests.support.requirements import require_root
+
+    require_root()
+    with polkit_grant([os.getpid()], ["io.github.chadthrottle.flake7-none"]) as path:
+        assert path.name in leaks.snapshot()["polkit rules"]  # this session's
+        monkeypatch.setattr(own_names, "TEST_NAME_PREFIX", "chadthrottle-test-000000-")
+        assert path.name not in leaks.snapshot()["polkit rules"]  # another session's view

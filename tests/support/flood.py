@@ -22,6 +22,8 @@ from pathlib import Path
 
 from chadthrottle.client import HelperClient, HelperClientError
 
+from tests.support import own_names
+
 NOBODY = 65534
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -167,8 +169,10 @@ def flood(bus_address: str, clients: int, seconds: float, in_flight: int, rate_p
 @contextlib.contextmanager
 def polkit_grant(pids: list[int], actions: list[str]) -> Iterator[Path]:
     """A polkit rule allowing these actions to these processes only (other
-    test sessions share the rules directory), removed on leaving."""
-    path = RULES_DIR / f"10-chadthrottle-flood-{secrets.token_hex(4)}.rules"
+    test sessions share the rules directory), removed on leaving. Named with
+    the session's prefix: another session's leak check took a flood test's
+    rule for its own leftover (run beside it, 2026-12-05)."""
+    path = RULES_DIR / f"10-{own_names.TEST_NAME_PREFIX}flood-{secrets.token_hex(4)}.rules"
     path.write_text(
         "// Written by ChadThrottle's flood test or bench; removed when it ends.\n"
         "polkit.addRule(function(action, subject) {\n"
