@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 from chadthrottle.contract import ApplicationInfo, InterfaceInfo
 
-from bench.accounting_scenarios import Site, measure, scenarios, server
+from bench.accounting_scenarios import Measurement, Site, measure, scenarios, server
 from tests.e2e.conftest import Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
@@ -49,14 +50,49 @@ def sites(stack: Stack) -> Iterator[dict[bool, Site]]:
         }
 
 
+Devices = dict[tuple[str, str], InterfaceInfo]
+
+
+def _devices(stack: Stack) -> Devices:
+    return {
+        (i.netns, i.name): i for i in call_helper(stack.bus_address, lambda c: c.list_interfaces())
+    }
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One scenario's run, and the helper's devices just before and after it."""
+
+    m: Measurement
+    before: Devices
+    after: Devices
+
+
+@pytest.fixture(scope="module")
+def measured(stack: Stack, sites: dict[bool, Site]) -> Callable[[str], Measured]:
+    """Each scenario run once in the module: the tests of its exited
+    processes (Burst) and of the other namespace's device (OtherNetns) judge
+    the run the scenario's own test judged (each ran it again: about 5 s)."""
+    done: dict[str, Measured] = {}
+
+    def run(key: str) -> Measured:
+        if key not in done:
+            scenario = SCENARIOS[key]
+            before = _devices(stack)
+            m = measure(stack.bus_address, stack.cgroup_root, sites[scenario.other_netns], scenario)
+            done[key] = Measured(m, before, _devices(stack))
+        return done[key]
+
+    return run
+
+
 @pytest.mark.parametrize("key", list(SCENARIOS))
 def test_each_scenario_is_attributed_to_its_application_within_one_percent_of_the_wire(
-    stack: Stack, sites: dict[bool, Site], key: str
+    measured: Callable[[str], Measured], key: str
 ) -> None:
     """bench/accounting_scenarios.py at a smaller scale: the application's bytes
     (ListApplications) against the veth's own counters, both directions."""
-    scenario = SCENARIOS[key]
-    m = measure(stack.bus_address, stack.cgroup_root, sites[scenario.other_netns], scenario)
+    m = measured(key).m
     assert m.found, f"{m.app_id} is not listed"
     assert m.wire_dropped == 0, "the veth dropped packets: resent uploads count twice at the socket"
     assert m.wire_rx + m.wire_tx > 0 and m.within(0.01), m  # each direction within 1% of the wire
@@ -65,10 +101,10 @@ def test_each_scenario_is_attributed_to_its_application_within_one_percent_of_th
 
 
 def test_short_lived_processes_stay_listed_after_they_exit(
-    stack: Stack, sites: dict[bool, Site]
+    stack: Stack, measured: Callable[[str], Measured]
 ) -> None:
     scenario = SCENARIOS["Burst"]
-    measure(stack.bus_address, stack.cgroup_root, sites[False], scenario)
+    measured("Burst")
     apps = {a.id: a for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
     app = apps[scenario.app_id]
     assert not app.running and app.pids == ()  # every process exited; still listed with its totals
@@ -78,7 +114,7 @@ def test_short_lived_processes_stay_listed_after_they_exit(
 
 
 def test_interfaces_of_another_namespace_are_listed_apart(
-    stack: Stack, sites: dict[bool, Site]
+    stack: Stack, sites: dict[bool, Site], measured: Callable[[str], Measured]
 ) -> None:
     """Both veths have the same ifindex in their own namespaces; traffic in the
     other namespace must not be added to the helper's device."""
@@ -86,16 +122,9 @@ def test_interfaces_of_another_namespace_are_listed_apart(
     assert (
         netns_device(here.host_ns, here.host_if)[1] == netns_device(there.host_ns, there.host_if)[1]
     )
-
-    def devices() -> dict[tuple[str, str], InterfaceInfo]:
-        return {
-            (i.netns, i.name): i
-            for i in call_helper(stack.bus_address, lambda c: c.list_interfaces())
-        }
-
-    before = devices()
-    m = measure(stack.bus_address, stack.cgroup_root, sites[True], SCENARIOS["OtherNetns"])
-    after = devices()
+    run = measured("OtherNetns")
+    assert SCENARIOS["OtherNetns"].other_netns
+    before, after, m = run.before, run.after, run.m
     mine = ("", here.host_if)
     assert (after[mine].rx_bytes, after[mine].tx_bytes) == (
         before[mine].rx_bytes,
