@@ -28,7 +28,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QSlider, QStyle, QStyleOptionSlider
 
 from tests.e2e.conftest import Stack
-from tests.e2e.gui_support import app_rate_bps, running_gui, streaming_app, within
+from tests.e2e.gui_support import PAYLOAD_SHARE, app_rate_bps, running_gui, streaming_app, within
 from tests.e2e.test_limit_over_dbus import (
     READ_SETTLE_S,
     TAKES_HOLD_S,
@@ -36,6 +36,7 @@ from tests.e2e.test_limit_over_dbus import (
     wait_until_at_limit,
 )
 from tests.gui.tray_actions import quick_limit_action
+from tests.support.download_settled import wait_until_download_settled
 from tests.support.helper_calls import call_helper
 
 LIMIT_BPS = 1_000_000  # "1M" as typed, and the tray's "1 MB/s": decimal
@@ -240,8 +241,12 @@ def test_dragging_the_download_slider_slows_the_download(
             lambda: within(gui.model.application(app_id).down_bps, requested), timeout=5000
         )  # type: ignore[union-attr]
         # ...and so does what the application reads, once the holes from before the
-        # limit are refilled through the shaper (READ_SETTLE_S; a few windows at most).
-        qtbot.wait(int((TAKES_HOLD_S + READ_SETTLE_S[Direction.DOWN]) * 1000))
+        # limit are refilled through the shaper and the sender's recovery is over
+        # (a fixed TAKES_HOLD_S + READ_SETTLE_S, 3 s, was waited; at most that now),
+        # a few windows at most.
+        wait_until_download_settled(stream.receiver, stack.pair.host_ns, 5610,
+                                    requested * PAYLOAD_SHARE, sender_netns=stack.pair.peer_ns,
+                                    timeout_s=TAKES_HOLD_S + READ_SETTLE_S[Direction.DOWN])  # fmt: skip
         rates = [app_rate_bps(qtbot, stream.receiver, WINDOW_S)]
         while not within(rates[-1], requested) and len(rates) < READ_WINDOWS:
             rates.append(app_rate_bps(qtbot, stream.receiver, WINDOW_S))
