@@ -276,7 +276,10 @@ class Datapath:
         shared lock would wait for it forever, so it is not taken."""
         source_dir = bpf_source_dir()
         program_set, self.program_origin = obtain_program_set(
-            self._cache_dir, source_dir, compile_flags(source_dir), stopping=self._stopping
+            self._cache_dir,
+            source_dir,
+            compile_flags(source_dir, self._cache_dir),
+            stopping=self._stopping,
         )
         try:
             try:
@@ -285,7 +288,8 @@ class Datapath:
                 if self.program_origin != "cache":
                     raise
                 # Keyed by the kernel's release and build, a stored set should
-                # load; if it does not, the compiler decides, not the cache.
+                # load; if it does not, the compiler decides, not the cache
+                # (the struct offsets too are walked again, not remembered).
                 log.warning(
                     "the stored BPF programs did not load (%s): compiling them again", error
                 )

@@ -26,7 +26,8 @@ from pathlib import Path
 from chadthrottle.helper.kernel import socket_tagging
 from chadthrottle.helper.kernel.counter_slots import slot_cpus
 from chadthrottle.helper.kernel.layout import c_constants
-from chadthrottle.helper.kernel.task_offsets import VMLINUX_BTF, offset_flags
+from chadthrottle.helper.kernel.program_cache import remembered_offset_flags
+from chadthrottle.helper.kernel.task_offsets import VMLINUX_BTF, offset_flags, offset_flags_of
 
 
 def bpf_source_dir() -> Path:
@@ -37,17 +38,23 @@ def bpf_source_dir() -> Path:
     return Path(chadthrottle.bpf.__file__).parent
 
 
-def compile_flags(source_dir: Path) -> list[str]:
+def compile_flags(source_dir: Path, cache_dir: Path | None = None) -> list[str]:
     """bcc's cflags: part of what the program cache is keyed by. Every constant
     the programs share with the helper comes from Python here, so each has one
     home; a #define of one in bpf/ with another value fails the build
-    (macro-redefined)."""
+    (macro-redefined). cache_dir: the program cache's, where the struct
+    offsets found in the kernel's BTF are remembered (None: walked again)."""
     constants = {**c_constants(), **socket_tagging.c_constants(), "COUNTER_SLOT_CPUS": slot_cpus()}
     return [
         f"-I{source_dir}",
         "-Werror=macro-redefined",
         *(f"-D{name}={value}" for name, value in constants.items()),
-        *offset_flags(),  # the running kernel's, from its BTF
+        # the running kernel's, from its BTF
+        *(
+            offset_flags()
+            if cache_dir is None
+            else remembered_offset_flags(cache_dir, offset_flags_of)
+        ),
         *mptcp_flags(),
     ]
 

@@ -26,16 +26,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from chadthrottle.helper.errors import BackendUnavailable, StartCancelled, raise_if_stopping
+from chadthrottle.helper.kernel import task_offsets
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.program_set import InvalidProgramSet, ProgramSet
+from chadthrottle.helper.kernel.task_offsets import VMLINUX_BTF, read_btf
 
 log = logging.getLogger("chadthrottle.kernel.program_cache")
 
 CACHE_FILE = "bpf-programs.json"
+OFFSETS_FILE = "btf-offsets.json"  # remembered_offset_flags
 CACHE_FORMAT = 1
 MAX_CACHE_BYTES = 8 << 20
 BUILD_TIMEOUT_S = 120.0
@@ -91,11 +95,11 @@ def _checked_directory(cache_dir: Path) -> None:
     _check_trusted(info, str(cache_dir))
 
 
-def read_cached(cache_dir: Path, key: dict[str, Any]) -> ProgramSet:
-    """The stored set if it is trustworthy and was built from key; raises
-    CacheRefused saying why not."""
+def _read_trusted(cache_dir: Path, name: str) -> bytes:
+    """The body of cache_dir/name if the file and its directory are root's
+    alone and it matches its checksum; raises CacheRefused saying why not."""
     _checked_directory(cache_dir)
-    path = cache_dir / CACHE_FILE
+    path = cache_dir / name
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -113,6 +117,14 @@ def read_cached(cache_dir: Path, key: dict[str, Any]) -> ProgramSet:
     checksum, _, body = text.partition(b"\n")
     if checksum.decode(errors="replace") != hashlib.sha256(body).hexdigest():
         raise CacheRefused(f"{path} does not match its checksum (corrupt or cut short)")
+    return body
+
+
+def read_cached(cache_dir: Path, key: dict[str, Any]) -> ProgramSet:
+    """The stored set if it is trustworthy and was built from key; raises
+    CacheRefused saying why not."""
+    path = cache_dir / CACHE_FILE
+    body = _read_trusted(cache_dir, CACHE_FILE)
     try:
         document = json.loads(body)
     except ValueError as error:
@@ -125,23 +137,67 @@ def read_cached(cache_dir: Path, key: dict[str, Any]) -> ProgramSet:
         raise CacheRefused(f"{path}: {error}") from None
 
 
-def write_cache(cache_dir: Path, key: dict[str, Any], program_set: ProgramSet) -> None:
-    """Store the set (root-only, written aside and renamed: readers see the
-    old file or the whole new one)."""
+def _write_trusted(cache_dir: Path, name: str, body: bytes) -> None:
+    """Store body with its checksum as cache_dir/name (root-only, written
+    aside and renamed: readers see the old file or the whole new one)."""
     cache_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     _checked_directory(cache_dir)
-    body = json.dumps({"key": key, "programs": program_set.to_json()}, sort_keys=True).encode()
-    aside = cache_dir / f".{CACHE_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    aside = cache_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
     fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as stored:
             stored.write(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
             stored.flush()
             os.fsync(stored.fileno())
-        os.replace(aside, cache_dir / CACHE_FILE)
+        os.replace(aside, cache_dir / name)
     except BaseException:
         aside.unlink(missing_ok=True)
         raise
+
+
+def write_cache(cache_dir: Path, key: dict[str, Any], program_set: ProgramSet) -> None:
+    """Store the set, as _write_trusted does."""
+    body = json.dumps({"key": key, "programs": program_set.to_json()}, sort_keys=True).encode()
+    _write_trusted(cache_dir, CACHE_FILE, body)
+
+
+def remembered_offset_flags(
+    cache_dir: Path, walk: Callable[[bytes | None], list[str]], btf: Path = VMLINUX_BTF
+) -> list[str]:
+    """walk(the kernel's BTF blob): task_offsets' -D flags of the struct
+    offsets the programs need, part of the key a stored set is checked
+    against. Walking the BTF's ~126,000 types takes 0.065 s of CPU, a sixth of
+    a warm start; what it found is kept in OFFSETS_FILE beside the programs,
+    under the blob's digest and that of the code that walked it
+    (task_offsets.py), and taken from there while both are the same (reading
+    and hashing the blob: 0.01 s). The file is trusted as the program set's is;
+    one that is not, or that cannot be written, only costs the walk."""
+    blob = read_btf(btf)
+    if blob is None:
+        return walk(None)
+    key = {"btf": hashlib.sha256(blob).hexdigest(), "code": _walker_digest()}
+    try:
+        document = json.loads(_read_trusted(cache_dir, OFFSETS_FILE))
+        flags = document["flags"] if document["key"] == key else None
+        if isinstance(flags, list) and all(isinstance(flag, str) for flag in flags):
+            return flags
+    except (CacheRefused, ValueError, KeyError, TypeError):
+        pass
+    flags = walk(blob)
+    body = json.dumps({"key": key, "flags": flags}, sort_keys=True).encode()
+    try:
+        _write_trusted(cache_dir, OFFSETS_FILE, body)
+    except (OSError, CacheRefused) as error:
+        log.warning("could not store the kernel's struct offsets in %s: %s", cache_dir, error)
+    return flags
+
+
+def _walker_digest() -> str:
+    """task_offsets.py's digest: a change to what it looks for, or how, walks again."""
+    try:
+        return hashlib.sha256(Path(task_offsets.__file__).read_bytes()).hexdigest()
+    except (OSError, TypeError):  # no source beside the bytecode: never the same
+        return secrets.token_hex(16)
 
 
 def _run_build(

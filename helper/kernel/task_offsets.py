@@ -6,7 +6,8 @@ The kernel headers bcc compiles against lay the struct out otherwise (its
 BPF target aligns cache-line-aligned members differently: group_leader at
 byte 2480 there, 1328 in the 6.18 kernel), so the offsets come from the
 kernel itself, as -D flags at build time (program_build.build; the program
-cache is keyed by the kernel's release and build, which fix them). Without
+cache is keyed by these flags; a warm start takes them from the cache's
+directory, under the BTF's digest: program_cache.remembered_offset_flags). Without
 BTF both are 0 and the programs record no start (each pid is then one owner,
 as before starts were kept)."""
 
@@ -126,7 +127,8 @@ NETNS_FIELDS = {  # struct, member: a packet's device's namespace cookie (bpf/da
 }
 
 
-def _read(path: Path) -> bytes | None:
+def read_btf(path: Path = VMLINUX_BTF) -> bytes | None:
+    """The BTF blob at path, None if it cannot be read."""
     try:
         return path.read_bytes()
     except OSError:
@@ -166,12 +168,12 @@ def netns_offset_flags(path: Path = VMLINUX_BTF) -> list[str]:
     prev) until 2026-12-05: a kernel that moved it would have had its
     programs read another field as a device pointer (the read fails safe,
     but the cookie would be wrong: no flow, or a flow of no device we hook)."""
-    return _netns_flags(_read(path))
+    return _netns_flags(read_btf(path))
 
 
 def task_offset_flags(path: Path = VMLINUX_BTF) -> list[str]:
     """-D flags of FIELDS' offsets in struct task_struct (0: not known)."""
-    return _task_flags(_read(path))
+    return _task_flags(read_btf(path))
 
 
 def offset_flags(path: Path = VMLINUX_BTF) -> list[str]:
@@ -179,5 +181,9 @@ def offset_flags(path: Path = VMLINUX_BTF) -> list[str]:
     a second read of its ~6 MB came from the heap (glibc raises its mmap
     threshold to a freed mapping's size) and stayed in the helper's resident
     memory after it was freed (+10 MiB, bench/helper_start.py)."""
-    blob = _read(path)
+    return offset_flags_of(read_btf(path))
+
+
+def offset_flags_of(blob: bytes | None) -> list[str]:
+    """offset_flags() of a blob already read (None: no BTF, every offset 0)."""
     return _task_flags(blob) + _netns_flags(blob)

@@ -45,8 +45,8 @@ def test_without_btf_a_new_process_under_a_reused_pid_is_announced(
     be announced."""
     # the shared cache's header tree (merged there if need be); the programs are built apart
     monkeypatch.setenv("BCC_KERNEL_SOURCE", str(kernel_source_dir(kernel_ready)))
-    monkeypatch.setattr(program_build, "offset_flags",
-                        lambda: [f"-D{flag}=0" for flag in FIELDS] + netns_offset_flags())  # fmt: skip
+    monkeypatch.setattr(program_build, "offset_flags_of",
+                        lambda _blob: [f"-D{flag}=0" for flag in FIELDS] + netns_offset_flags())  # fmt: skip
     datapath = Datapath(cache_dir=tmp_path)  # its own build: the shared cache keeps the real one
     datapath.open()
     engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
