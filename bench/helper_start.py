@@ -16,7 +16,17 @@ so the helper compiles with bcc; the header tree stays.
 
 --before DIR runs, before each round, the same round with the helper of
 another version: DIR holds that version's `chadthrottle` package (the helper
-is started with PYTHONPATH=DIR), so both see the same machine load.
+is started with PYTHONPATH=DIR), so both see the same machine load. Its
+programs are kept in a cache directory of its own (--cache-dir: their key
+differs, by their -I path at least), so its warm rounds are warm too (they
+were cold, each version replacing the other's programs).
+
+The helper runs from bytecode, as installed (pip and Debian's packaging
+compile it): the bench's helpers write and read theirs in a directory of the
+bench's own (PYTHONPYCACHEPREFIX), filled by an unmeasured first round. Under
+PYTHONDONTWRITEBYTECODE, as development sessions run, every start compiled
+each of its ~110 chadthrottle modules from source (about 0.1 s of CPU);
+--source measures that.
 
 Targets (issue 19): under 80 MiB resident with the datapath up, start under
 0.5 s with a warm cache.
@@ -77,7 +87,11 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def _one_round(
-    bus_address: str, netns: str, state_dir: Path, python_path: str | None = None
+    bus_address: str,
+    netns: str,
+    state_dir: Path,
+    python_path: str | None = None,
+    cache_dir: Path | None = None,
 ) -> Round:
     watcher = await MessageBus(bus_address=bus_address).connect()
     owned = asyncio.get_running_loop().create_future()
@@ -96,8 +110,9 @@ async def _one_round(
                                interface="org.freedesktop.DBus", member="AddMatch", signature="s",
                                body=[f"type='signal',member='NameOwnerChanged',arg0='{BUS_NAME}'"]))  # fmt: skip
     helper = HelperProcess(
-        bus_address, netns=netns, state_dir=state_dir, log_level="warning", start_timeout_s=150
-    )
+        bus_address, netns=netns, state_dir=state_dir, log_level="warning", start_timeout_s=150,
+        cache_dir=cache_dir,
+    )  # fmt: skip
     spawned: list[float] = []
 
     def start() -> None:
@@ -138,6 +153,16 @@ def _restore_python_path(saved: str | None) -> None:
         os.environ["PYTHONPATH"] = saved
 
 
+def _bytecode(directory: str, written: bool) -> None:
+    """The helpers this bench starts (they inherit its environment) read their
+    bytecode from directory alone, and write it there unless not written."""
+    os.environ["PYTHONPYCACHEPREFIX"] = directory
+    if written:
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    else:
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+
+
 def _spread(values: list[float], unit: str, scale: float = 1.0) -> str:
     scaled = [value * scale for value in values]
     return f"median {statistics.median(scaled):7.1f} {unit}  min {min(scaled):7.1f}  max {max(scaled):7.1f}"
@@ -164,6 +189,11 @@ def main() -> int:
     parser.add_argument(
         "--before", metavar="DIR", help="also run another version's helper (its package in DIR)"
     )
+    parser.add_argument(
+        "--source",
+        action="store_true",
+        help="no bytecode: each start compiles its modules (PYTHONDONTWRITEBYTECODE)",
+    )
     arguments = parser.parse_args()
     if os.geteuid() != 0:
         print("helper_start: run as root (namespaces, BPF, tc)", file=sys.stderr)
@@ -177,20 +207,26 @@ def main() -> int:
         PrivateSystemBus() as bus,
         netns_pair() as pair,
         tempfile.TemporaryDirectory() as state_dir,
+        tempfile.TemporaryDirectory(prefix="chadthrottle-bench-pyc-") as bytecode_dir,
+        tempfile.TemporaryDirectory(prefix="chadthrottle-bench-before-") as before_dir,
     ):
+        before_cache = Path(before_dir)  # its programs' key differs (their -I path at least)
+        _bytecode(bytecode_dir, written=not arguments.source)
+        # One unmeasured start (of each version) stores the programs if nothing has yet,
+        # and the bytecode.
+        asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir)))
+        if arguments.before:
+            asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir), arguments.before,
+                                   before_cache))  # fmt: skip
         for kind in kinds:
-            if kind == "warm":  # one unmeasured start stores the programs if nothing has yet
-                asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir)))
             rounds, before = [], []
             for _ in range(arguments.rounds):
-                if arguments.before:
-                    before.append(
-                        asyncio.run(
-                            _one_round(bus.address, pair.host_ns, Path(state_dir), arguments.before)
-                        )
-                    )
                 if kind == "cold":
                     CACHE_FILE.unlink(missing_ok=True)
+                    (before_cache / CACHE_FILE.name).unlink(missing_ok=True)
+                if arguments.before:
+                    before.append(asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir),
+                                                         arguments.before, before_cache)))  # fmt: skip
                 rounds.append(asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir))))
             if before:
                 _report(f"before ({arguments.before}), beside {kind}", before)
