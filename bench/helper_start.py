@@ -153,14 +153,16 @@ def _restore_python_path(saved: str | None) -> None:
         os.environ["PYTHONPATH"] = saved
 
 
-def _bytecode(directory: str, written: bool) -> None:
-    """The helpers this bench starts (they inherit its environment) read their
-    bytecode from directory alone, and write it there unless not written."""
-    os.environ["PYTHONPYCACHEPREFIX"] = directory
-    if written:
-        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    else:
+def _bytecode(directory: str, source: bool) -> None:
+    """The helpers this bench starts (they inherit its environment) write and
+    read all their bytecode in directory; with source, none is written (as in
+    a development session: the modules of a tree without __pycache__ are
+    compiled at each start, the standard library's and site-packages' are not)."""
+    if source:
         os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:
+        os.environ["PYTHONPYCACHEPREFIX"] = directory
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def _spread(values: list[float], unit: str, scale: float = 1.0) -> str:
@@ -211,7 +213,7 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="chadthrottle-bench-before-") as before_dir,
     ):
         before_cache = Path(before_dir)  # its programs' key differs (their -I path at least)
-        _bytecode(bytecode_dir, written=not arguments.source)
+        _bytecode(bytecode_dir, arguments.source)
         # One unmeasured start (of each version) stores the programs if nothing has yet,
         # and the bytecode.
         asyncio.run(_one_round(bus.address, pair.host_ns, Path(state_dir)))
