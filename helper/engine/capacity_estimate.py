@@ -818,8 +818,13 @@ class CapacityEstimator:
         if state.failed_at is not None and state.capacity * step > state.good_at:
             if direction is Direction.UP and state.since_raise_s < SUSPECT_S:
                 return None  # the last step is still being judged: near the link, one at a time
-            # up to where it passed in one step, then small ones
-            step = max(NEAR_STEP, min(step, state.good_at / state.capacity))
+            # up to where it passed in one step, then small ones (a download up to where it
+            # failed, est16e, when that is within a small one: a tick more for each probe else)
+            top = state.good_at
+            if PAST_FROM_FAILED and direction is Direction.DOWN and \
+                    state.failed_at <= state.good_at * NEAR_STEP:  # fmt: skip
+                top = state.failed_at
+            step = max(NEAR_STEP, min(step, top / state.capacity))
             if (
                 direction is Direction.UP
             ):  # an overshoot of 1-2% is not seen for seconds: stay under

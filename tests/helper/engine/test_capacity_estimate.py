@@ -643,9 +643,10 @@ def test_the_recorded_download_steps_past_where_it_failed_by_past_step(
 @pytest.mark.parametrize(
     ("recording", "tick", "recorded_past"),
     [
-        # a near step across where it failed (tick 7: 0.998 of the link), then PAST_STEP from
-        # above it (8: 1.043), taken back at 9 with 59 ms at the modem
-        ("capacity_follow_near_across.json", 7, [0.998, 1.043]),
+        # up to where it passed (tick 6: 0.978 of the link), a near step across where it
+        # failed (7: 0.998), then PAST_STEP from above it (8: 1.043), taken back at 9 with
+        # 59 ms at the modem
+        ("capacity_follow_near_across.json", 6, [0.978, 0.998, 1.043]),
         # after a cut, near steps to the zone's top at 1.03 of what passed: 1.011 of the link
         # a tick unjudged (6), then 1.031 (7), taken back at 8 with 61 ms at the modem
         ("capacity_follow_cut_zone.json", 5, [0.991, 1.011, 1.031]),
