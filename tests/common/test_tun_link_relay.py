@@ -3,7 +3,7 @@ caller's interpreter. As a thread of the caller (until 2026-12-05) it needed
 the interpreter lock between its reads and writes: with a thread of the
 caller running Python the link carried 19-23 MiB/s where it carried 61-96
 with the relay a process of its own (load 7), and a bench's 50 MiB/s
-download over it read short (docs/benchmarks.md, "The tun cell's relay").
+download over it read short (docs/benchmarks.md, "The two 50 MiB/s cells").
 Here the caller holds the lock outright, in one long C call, and the link
 must carry on meanwhile."""
 
