@@ -9,8 +9,7 @@ Why processes, one per direction: as a thread of the caller the relay
 needed the caller's interpreter lock between its reads and writes (with a
 thread of the caller running Python the link carried 11-26 MiB/s where a
 process carried 27-96); and one relay for both directions took a whole core
-at a 50 MiB/s download (93-98%: the write into the helper's side runs its
-receive path, the shaper's ingress and IFB included) and dropped 20-38
+at a 50 MiB/s download (93-98%) and dropped 20-38
 thousand acknowledgements at one tun's 500-packet queue and 3-7 thousand
 data packets at the other's in 10 s, 6-13 MB resent. One per direction: none
 dropped, none resent, the data's relay 94-97% of a core, the
