@@ -23,6 +23,7 @@ from tests.support.netns import Stream, app_scope, rates_together, start_stream
 LIMIT_BPS = MiB
 TCP_PAYLOAD_SHARE = 1448 / 1500
 UDP_PAYLOAD_SHARE = 1200 / 1228  # traffic.py's datagrams: 1200 B payload + 28 B headers
+AFTER_S = 1.0  # an accepted connection's peer, or a child, comes this long after its stream started
 
 
 def _limit(stack: Stack, pid: int, direction: Direction) -> str:
@@ -49,19 +50,30 @@ def uploads(stack: Stack) -> dict[str, float]:
             )
             for name in limits
         }
-        streams = {
-            "accepted": start_stream(stack.pair, 5600, "up", app_cgroup=scopes["accepted"],
-                                     app_serves=True, peer_after_s=1.0),
-            "child": start_stream(stack.pair, 5610, "up", app_cgroup=scopes["child"],
-                                  child_after_s=1.0),
-            "one": start_stream(stack.pair, 5640, "up", app_cgroup=scopes["one"]),
-            "five": start_stream(stack.pair, 5641, "up", app_cgroup=scopes["five"]),
+        starts = {  # each limited right after it starts: the accepted connection and the
+            # child must come after their limit (1 s after their stream started)
+            "accepted": lambda: start_stream(stack.pair, 5600, "up", app_cgroup=scopes["accepted"],
+                                             app_serves=True, peer_after_s=AFTER_S),
+            "child": lambda: start_stream(stack.pair, 5610, "up", app_cgroup=scopes["child"],
+                                          child_after_s=AFTER_S),
+            "one": lambda: start_stream(stack.pair, 5640, "up", app_cgroup=scopes["one"]),
+            "five": lambda: start_stream(stack.pair, 5641, "up", app_cgroup=scopes["five"]),
         }  # fmt: skip
-        for stream in streams.values():
+        streams: dict[str, Stream] = {}
+        for name, start in starts.items():
+            began = time.monotonic()
+            streams[name] = stream = start()
             running.callback(stream.stop)
-        for name, stream in streams.items():
             call_helper(stack.bus_address,
                         lambda c, s=stream, n=name: c.set_limit(f"pid:{s.app_pid}", Direction.UP, limits[n]))  # fmt: skip
+            # set only after all four started, the limits came 0.26-0.35 s in at load 3,
+            # and under load could come after the peer or the child: those tests would
+            # then pass by the path of sockets already there, not of ones made after it
+            took = time.monotonic() - began
+            if name in ("accepted", "child"):
+                assert took < AFTER_S, (
+                    f"{name}: the limit came {took:.2f} s after its stream started"
+                )
         # until a short window of each reads its limit (an upload under tc lands
         # at once), within the 2 s each once waited after its limit
         started = time.monotonic()
