@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import platform
+import re
 import secrets
 import stat
 import subprocess
@@ -179,8 +180,10 @@ def remembered_offset_flags(
     try:
         document = json.loads(_read_trusted(cache_dir, OFFSETS_FILE))
         flags = document["flags"] if document["key"] == key else None
-        if isinstance(flags, list) and all(isinstance(flag, str) for flag in flags):
-            return flags
+        if isinstance(flags, list) and all(
+            isinstance(f, str) and _OFFSET_FLAG.fullmatch(f) for f in flags
+        ):
+            return flags  # each a -DNAME=offset, as the walk writes them: nothing else reaches the compiler
     except (CacheRefused, ValueError, KeyError, TypeError):
         pass
     flags = walk(blob)
@@ -190,6 +193,9 @@ def remembered_offset_flags(
     except (OSError, CacheRefused) as error:
         log.warning("could not store the kernel's struct offsets in %s: %s", cache_dir, error)
     return flags
+
+
+_OFFSET_FLAG = re.compile(r"-D[A-Z_]+=\d+")
 
 
 def _walker_digest() -> str:

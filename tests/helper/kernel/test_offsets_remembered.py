@@ -103,3 +103,20 @@ def test_a_remembered_file_is_believed_only_when_trusted(
     flags = remembered_offset_flags(cache, offset_flags_of, btf)
     assert ("-DSKB_DEV_OFFSET=8" in flags) is believed
     assert ("-DSKB_DEV_OFFSET=24" in flags) is not believed
+
+
+def test_a_remembered_flag_that_is_not_an_offset_is_not_given_to_the_compiler(
+    tmp_path: Path,
+) -> None:
+    """The file's flags go to the compiler's command line: a root-owned file
+    with a good checksum but a flag of another shape (an include path, a
+    define with text) is walked again, not believed."""
+    cache, btf = tmp_path / "cache", tmp_path / "vmlinux"
+    btf.write_bytes(_nested_blob(dev_at=24))
+    remembered_offset_flags(cache, offset_flags_of, btf)
+    path = cache / OFFSETS_FILE
+    document = json.loads(path.read_bytes().partition(b"\n")[2])
+    document["flags"] = [*document["flags"], "-I/tmp/elsewhere"]
+    body = json.dumps(document, sort_keys=True).encode()
+    path.write_bytes(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    assert "-I/tmp/elsewhere" not in remembered_offset_flags(cache, offset_flags_of, btf)
