@@ -154,6 +154,12 @@ MAX_QUOTA_BYTES = 2**50  # a petabyte: anything above is a typo
 # renews it, every tick: a helper that is killed or hangs lets traffic through
 # again within this many seconds (fail open; helper/kernel/gates.py).
 BLOCK_LEASE_S = 3.0
+# The helper's tick: counters read, rates listed, limits judged, once a second.
+TICK_INTERVAL_S = 1.0
+# Listed rates are the mean over this many ticks: a TCP sender held back by a
+# limit sends in bursts, and a one-second window shows those bursts, not its
+# rate (helper/engine/rates.py; the GUI's "avg" waits this long after a limit).
+RATE_WINDOW_TICKS = 2
 # What a quota's period may be (helper/engine/quotas.py Period).
 QUOTA_PERIODS = ("day", "week", "month")
 

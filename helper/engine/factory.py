@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chadthrottle.contract import Direction
+from chadthrottle.contract import TICK_INTERVAL_S, Direction
 from chadthrottle.helper.engine.backends import (
     EBPF,
     TC,
@@ -41,7 +41,6 @@ from pyroute2 import IPRoute
 
 log = logging.getLogger("chadthrottle.engine")
 
-TICK_INTERVAL_S = 1.0
 # After a link event, what else comes within this is followed in one go (a
 # device is made, renamed, given an MTU and brought up in a few calls).
 LINK_EVENTS_GATHER_S = 0.01

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from chadthrottle.contract import Direction
+from chadthrottle.contract import RATE_WINDOW_TICKS, Direction
 from chadthrottle.helper.kernel.layout import CounterSample, owner_key
 
 LOOPBACK_IFINDEX = 1  # the kernel gives every namespace's lo index 1
@@ -44,9 +44,6 @@ class AppTraffic:
     rates_since: float | None = None  # the tick its rates are measured from; None: no rate yet
 
 
-# Rates are averaged over this many ticks: a TCP sender held back by a limit
-# sends in bursts, and a one-second window shows those bursts, not its rate.
-RATE_WINDOW_TICKS = 2
 # Applications whose processes all exited, kept per user (the most recently
 # active); None stands for processes whose user could not be read.
 EXITED_KEPT_PER_UID = 32
