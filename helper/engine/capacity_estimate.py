@@ -29,7 +29,7 @@ Each tick:
   steps past it by PAST_STEP from there, not while a take-back's queue
   still shows in the round trips, judged before the next raise (by the
   round trips, unless NEAR_STEP more passed than where it failed: 2-3%
-  past the link passes TOOK_SHARE's test; PAST_FROM_FAILED),
+  past the link passes TOOK_SHARE's test),
   after a hold (HOLD_S, longer for a failure again at
   about the same rate, SAME_LINK): each try past the link costs the calls
   a moment of queue, so once the link is found it is tried less. An upload
@@ -173,8 +173,6 @@ PAST_STEP = 1.045
 # 59-74 in the 7 at 1.041-1.048) where PAST_STEP from it shaped 1.027-1.037 (33-54 ms; bench/
 # capacity_follow.py, est16d's recordings, est16e). One step from under it to PAST_STEP past it
 # (6%) was taken back on a link that had doubled: what passed lags a raise that size (est16e).
-# False: the rules before est16e (for replays of older recordings)
-PAST_FROM_FAILED = True
 # our download queue this long: the modem passed all (at a failed probe 0-100 ms; 20 Mbit/s: ~100 ms)
 FULL_WAIT_S = 0.2
 EMPTY_WAIT_S = (
@@ -747,7 +745,7 @@ class CapacityEstimator:
         yet: 2-3% past the link passes that test, and the round trips show it a tick or two
         later. Not raised on meanwhile: RAISE_STEPS' 6% on such a step went 1.07-1.09 past the
         link, 55-121 ms at the modem (bench/capacity_follow.py, est16b, est16d)."""
-        return (PAST_FROM_FAILED and bool(down.recent) and down.last_failed is not None
+        return (bool(down.recent) and down.last_failed is not None
                 and (down.capacity or 0) > down.last_failed
                 and achieved[Direction.DOWN] < down.last_failed * SHAPE_SHARE * NEAR_STEP)  # fmt: skip
 
@@ -799,11 +797,7 @@ class CapacityEstimator:
         if state.failed_at is not None and (state.capacity or 0) >= state.failed_at:
             down = state is self._state[Direction.DOWN]
             # a download's step past it (_step) was judged and passed: climb on as after PAST_STEP
-            stepped = (
-                PAST_FROM_FAILED
-                and down
-                and (state.capacity or 0) >= state.failed_at * PAST_STEP * 0.999
-            )
+            stepped = down and (state.capacity or 0) >= state.failed_at * PAST_STEP * 0.999
             state.failed_at, state.streak = None, 1 if stepped else 0
             state.past_failed = down and not stepped
         if state.since_raise_s > STREAK_GAP_S:
@@ -821,8 +815,7 @@ class CapacityEstimator:
             # up to where it passed in one step, then small ones (a download up to where it
             # failed, est16e, when that is within a small one: a tick more for each probe else)
             top = state.good_at
-            if PAST_FROM_FAILED and direction is Direction.DOWN and \
-                    state.failed_at <= state.good_at * NEAR_STEP:  # fmt: skip
+            if direction is Direction.DOWN and state.failed_at <= state.good_at * NEAR_STEP:
                 top = state.failed_at
             step = max(NEAR_STEP, min(step, top / state.capacity))
             if (
@@ -831,7 +824,7 @@ class CapacityEstimator:
                 step = min(step, state.failed_at / NEAR_STEP / state.capacity)
                 if step <= 1.001:
                     return None
-        if PAST_FROM_FAILED and direction is Direction.DOWN:
+        if direction is Direction.DOWN:
             across = state.failed_at is not None and \
                 state.good_at <= state.capacity < state.failed_at <= state.capacity * step  # fmt: skip
             if (across or state.past_failed) and self._since_back_s < BLAME_S and \
