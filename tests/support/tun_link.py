@@ -68,7 +68,8 @@ def tun_link(pair: NetnsPair) -> Iterator[NetnsPair]:
                                    peer_if=name)  # fmt: skip
     fds: list[int] = []
     relays: list[subprocess.Popen[bytes]] = []  # one per direction: a 50 MiB/s download
-    died: dict[int, int] = {}  # took a whole core with one relay for both (2026-12-05)
+    died: dict[int, str] = {}  # took a whole core with one relay for both (2026-12-05)
+    stuck: list[int] = []
     try:
         fds.append(_open_tun(pair.host_ns, name, tunneled.host_addr, tunneled.peer_addr))
         fds.append(_open_tun(pair.peer_ns, name, tunneled.peer_addr, tunneled.host_addr))
@@ -76,22 +77,36 @@ def tun_link(pair: NetnsPair) -> Iterator[NetnsPair]:
         relays.append(_start_relay(fds[1], fds[0]))
         yield tunneled
     finally:
-        for relay in relays:
-            if (code := relay.poll()) is not None:
-                died[relay.pid] = code
-            else:
-                relay.terminate()
-        for relay in relays:
-            relay.wait(timeout=RELAY_STOP_S)
-        for fd in fds:  # a tun device goes when its last file is closed (the relays' are)
-            os.close(fd)
-    errors = []
-    for relay in relays:
-        if relay.stderr is not None:
-            with relay.stderr:
-                if relay.pid in died:
-                    errors.append(
-                        f"exit {died[relay.pid]}: {relay.stderr.read().decode(errors='replace').strip()}"
-                    )
+        try:
+            for relay in relays:
+                if (code := relay.poll()) is not None:
+                    died[relay.pid] = f"exit {code}"
+                else:
+                    relay.terminate()
+            stuck = [relay.pid for relay in relays if not _stopped(relay)]
+        finally:
+            for fd in fds:  # a tun device goes when its last file is closed (the relays' are)
+                os.close(fd)
+            for relay in relays:
+                if relay.stderr is not None:
+                    with relay.stderr:
+                        if relay.pid in died:
+                            said = relay.stderr.read().decode(errors="replace").strip()
+                            died[relay.pid] += f": {said}"
+    errors = [f"stopped relaying, {why}" for why in died.values()]
+    errors += [f"relay {pid} did not stop in {RELAY_STOP_S} s of SIGTERM (killed)" for pid in stuck]
     if errors:
-        raise RuntimeError(f"the tun link stopped relaying: {'; '.join(errors)}")
+        raise RuntimeError(f"the tun link's relays: {'; '.join(errors)}")
+
+
+def _stopped(relay: subprocess.Popen[bytes]) -> bool:
+    """Whether the relay ended within RELAY_STOP_S of its SIGTERM. One that
+    did not is killed and waited for: it holds both tun files, and with them
+    the devices, and its caller's own files are closed all the same."""
+    try:
+        relay.wait(timeout=RELAY_STOP_S)
+        return True
+    except subprocess.TimeoutExpired:
+        relay.kill()
+        relay.wait()
+        return False
