@@ -61,23 +61,26 @@ def task_ns(pid: int) -> int:
     return total
 
 
-def ksoftirqd_pids() -> list[int]:
+def ksoftirqd_pids(proc: Path = Path("/proc")) -> list[int]:
+    """As bytes: a process's name is any bytes (a test's may not be UTF-8), and one
+    such name beside a bench stopped it before its first window."""
     pids = []
-    for entry in Path("/proc").iterdir():
+    for entry in proc.iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().startswith("ksoftirqd/"):
+                if (entry / "comm").read_bytes().startswith(b"ksoftirqd/"):
                     pids.append(int(entry.name))
     return pids
 
 
-def cpu_ticks_of_all(exclude: set[int]) -> int:
-    """utime + stime (+ reaped children's) of every process but `exclude`, in USER_HZ ticks."""
+def cpu_ticks_of_all(exclude: set[int], proc: Path = Path("/proc")) -> int:
+    """utime + stime (+ reaped children's) of every process but `exclude`, in USER_HZ ticks.
+    As bytes: a name that is not UTF-8 must not drop its process's CPU from the sum."""
     total = 0
-    for entry in Path("/proc").iterdir():
+    for entry in proc.iterdir():
         if entry.name.isdigit() and int(entry.name) not in exclude:
             with contextlib.suppress(OSError, ValueError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
                 total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
     return total
 
