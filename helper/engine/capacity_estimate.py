@@ -224,6 +224,16 @@ GLANCE_RISE_S = 0.012
 # rate 0.25-0.5 s after the raise with the link not reached, and glances judging by it took
 # 20 of 21 probes that passed for failures, est16c)
 GLANCE_DELAYS = 4
+# an upload's turn (its raises judged by the round trips alone) against what the delay read
+# before its first raise (the median of the last GLANCE_DELAYS readings), not only RISE_S and
+# NOISE_SHARE of our own queue's wait (20-60 ms more with our upload queue 0.2-0.6 s): a turn's
+# 2% past the link read +10 ms there 2 s on, with 18 ms in the modem's upload queue, its 3%
+# raise was made on it and the failure was seen a tick later with 66 ms there (bench/
+# capacity_follow.py --slow-share 1.0, est16f 22:07 UTC; 61-112 ms in est16e's). Read each
+# tick with the modem empty, the delay is more than 5 ms above that median in 5% of ticks,
+# 10 ms in 0.8%, never two ticks in a row (est16b-est16d's 7 recordings, 247 ticks):
+TURN_HOLD_S = 0.005  # this far above it, the turn's next raise waits (judged on)
+TURN_RISE_S = 0.010  # this far above it at two readings in a row, the turn failed
 FLOOR_BPS = 32_000  # 256 kbit/s: below it nothing interactive works anyway
 MIN_TRAFFIC_BPS = 8_000  # less than this through a direction tells nothing about its capacity
 
@@ -362,6 +372,9 @@ class CapacityEstimator:
             if achieved[d] >= max(MIN_TRAFFIC_BPS, BULK_SHARE * busiest)
         }
         rise = delay > RISE_S + NOISE_SHARE * max(sample.local_wait_s.values(), default=0.0)
+        if not rise and not self._trying and self._turn_above(TURN_RISE_S, readings=2):
+            rise = True
+            self.decisions.append("turn's rise")
         if self._trying:
             self._judge_try(rise, queued)
             return self.capacities()
@@ -722,6 +735,8 @@ class CapacityEstimator:
         if self._probing(Direction.UP):  # judged by the round trips: no download probe meanwhile
             if up_step is None or (Direction.DOWN in loaded and up.streak >= UP_TURN_RAISES):
                 return  # the upload goes on while its turn lasts
+            if self._turn_above(TURN_HOLD_S, readings=1):
+                return  # the last raise may be past the link: judged on, not raised on
             state, step = up, up_step
         elif up_turn and not up.recent:
             if down.recent and down.recent[-1][0] < JUDGE_S[Direction.UP]:
@@ -738,6 +753,14 @@ class CapacityEstimator:
             return
         self._raise(state, step)
         state.since_probe_s = 0.0
+
+    def _turn_above(self, margin_s: float, readings: int) -> bool:
+        """An upload raise (a probe, judged by the round trips) whose last `readings` delays
+        are all margin_s above what the delay read before it (TURN_HOLD_S says why)."""
+        before = self._raise_delay[Direction.UP]
+        recent = list(self._delays)[-readings:]
+        return (self._probing(Direction.UP) and before is not None and len(recent) == readings
+                and min(recent) > before + margin_s)  # fmt: skip
 
     def _past_unjudged(self, down: _Direction, achieved: Mapping[Direction, float]) -> bool:
         """A download raised past where its probe last failed (within SUSPECT_S) that passed

@@ -22,6 +22,7 @@ from chadthrottle.helper.engine.capacity_estimate import (
     NEAR_STEP,
     PAST_STEP,
     RISE_S,
+    TURN_RISE_S,
     CapacityEstimator,
     Sample,
 )
@@ -769,6 +770,48 @@ def test_a_try_holds_its_second_step_a_tick_before_the_steps_grow() -> None:
         link.tick(estimator)
         steps += [d.split()[-1] for d in estimator.decisions if d.startswith("try up x")]
     assert steps[:4] == ["x1.060", "x1.060", "x1.000", "x1.120"], steps
+
+
+def test_the_recorded_upload_turn_is_not_raised_on_while_the_round_trips_rise() -> None:
+    """bench/capacity_follow.py --slow-share 1.0 --record at 7d2d316 (est16f, 22:07 UTC),
+    replayed: tick for tick the same until the upload's second turn. Its first raise (77,
+    2%: 1.02 of the link) read +10 ms over the delay before it at 79, 18 ms in the modem's
+    upload queue, under RISE_S and NOISE_SHARE of our upload queue's 0.2 s (30 ms): recorded,
+    the turn's 3% raise was made on it (1.05 of the link) and taken back at 80 with 66 ms
+    there (the call's round trip 60 ms, then the download's acknowledgements released). Now
+    the turn is not raised on while the delay reads TURN_HOLD_S over what it read before."""
+    name = "capacity_follow_turn_failed.json"
+    ticks = _replay(name)
+    recorded = json.loads((Path(__file__).parent / name).read_text())["ticks"]
+    for index, (decided, now, estimate, estimated) in enumerate(ticks[:79]):
+        assert (now, estimated) == (decided, estimate), index
+    assert ticks[77][0] == "raise up x1.020", ticks[77][0]
+    tick = recorded[79]
+    assert tick["delay_s"] < RISE_S + 0.1 * max(
+        tick["waits_s"].values()
+    )  # no rise, as HEAD read it
+    assert (ticks[79][0], tick["modem_ms"][1], recorded[80]["modem_ms"][1]) == (
+        "raise up x1.030",
+        pytest.approx(17.9, abs=0.1),
+        pytest.approx(65.8, abs=0.1),
+    )
+    assert ticks[79][1] == "" and ticks[79][3] == ticks[78][3], ticks[79]  # held, judged on
+
+
+def test_an_upload_turn_whose_round_trips_rose_over_what_they_read_before_failed() -> None:
+    """With our upload queue 0.3 s, a rise is RISE_S + NOISE_SHARE of it: 40 ms. A turn's
+    raise past the link fills the modem's upload queue by its 2-3% a second, seen there 2-4 s
+    late (61-112 ms at the modem at the take-back: bench/capacity_follow.py, est16e). Two
+    readings in a row TURN_RISE_S over what the delay read before the raise: failed then."""
+    estimator = _raised(UP)
+    raised = estimator.capacity(UP) or 0
+    waits = {DOWN: 0.05, UP: 0.3}
+    shaped = {UP: int(raised * SHAPE_SHARE), DOWN: int(raised * SHAPE_SHARE) * 3 // 100}
+    estimator.update(Sample(1.0, shaped, 0.001 + TURN_RISE_S * 1.2, waits))
+    assert estimator.capacity(UP) == raised, estimator.decisions  # one reading: noise, no raise
+    estimator.update(Sample(1.0, shaped, 0.001 + TURN_RISE_S * 1.2, waits))
+    assert (estimator.capacity(UP) or 0) < raised, estimator.decisions
+    assert any(d.startswith("take back up") for d in estimator.decisions), estimator.decisions
 
 
 def _raised(direction: Direction) -> CapacityEstimator:
