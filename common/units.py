@@ -223,12 +223,27 @@ def parse_size(text: str) -> int:
     return round(value)
 
 
-def format_size(size_bytes: int) -> str:
-    """Bytes for people, decimal: "5 MB", "1.5 GB" (up to a quota's largest,
-    1.13 PB; without PB, 1000 TB came out as "1e+03 TB"). "KB" as the rates
-    beside them say it ("KB/s"), not "kB": one window, one spelling."""
-    for power, label in ((5, "PB"), (4, "TB"), (3, "GB"), (2, "MB"), (1, "KB")):
+def format_size(size_bytes: int, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> str:
+    """An amount of data for people in the chosen units: "5 MB", "1.5 GB"; "4.66 GiB"
+    in binary bytes, "40 Gbit" in bits (up to a quota's largest, 1.13 PB; without
+    PB, 1000 TB came out as "1e+03 TB"). The names are the rates' (format_rate's
+    scales) without "/s": one window, one spelling. Under Xvfb with binary units
+    a quota read "712 KB left today" beside rates in "KiB/s"."""
+    scale = _SCALES[units]
+    value = max(0, size_bytes) * scale.factor
+    for power in range(len(scale.labels), 0, -1):
         # up a unit where three digits round to 1000: 999.96 MB read "1e+03 MB"
-        if size_bytes >= 1000**power * 0.9995:
-            return f"{size_bytes / 1000**power:.3g} {label}"
-    return f"{size_bytes} B"
+        if value >= scale.base**power * 0.9995:
+            number = value / scale.base**power
+            # binary units' 1000 to 1023 read "1e+03" in three significant digits
+            shown = f"{number:.0f}" if number >= 99.95 else f"{number:.3g}"
+            return f"{shown} {_size_label(scale, power)}"
+    return f"{value} {_size_label(scale, 0)}"
+
+
+def _size_label(scale: _Scale, power: int) -> str:
+    """The rate's unit name without "/s", one past TB for the largest quotas (PB)."""
+    if power < len(scale.labels):
+        return scale.labels[power].removesuffix("/s")
+    top = scale.labels[-1].removesuffix("/s")  # "TB", "TiB", "Tbit", "Tibit"
+    return "P" + top[1:]

@@ -18,7 +18,7 @@ from chadthrottle.gui.ipc.client_protocol import HelperClientLike
 from chadthrottle.gui.ipc.connection import HelperConnection, LimitRequest
 from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.limit_truth import describe_limit
+from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
 from chadthrottle.gui.models.priority_view import describe_priority
 from chadthrottle.gui.priority_flow import PRIORITY_KEY
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
@@ -110,6 +110,14 @@ class RulesFlow(QObject):
         return next((r.rate_bps for r in self._plain_rules
                      if r.app_id == app_id and r.direction == direction.value and r.owner == self._owner), 0)  # fmt: skip
 
+    def _held_by_quota(
+        self, app_id: str, states: dict[Direction, LimitState]
+    ) -> dict[Direction, int]:
+        """The directions a used-up quota holds now, at the rate it holds them to:
+        not where a schedule sets the rate, nor where the plain limit is the lower."""
+        return {d: s.rate_bps for d, s in states.items()
+                if s.quota_spent and not s.schedule and not 0 < self._plain_rate(app_id, d) <= s.rate_bps}  # fmt: skip
+
     def _request_block(self, app_id: str, direction: str, blocked: bool) -> None:
         self._blocks_asked[(app_id, Direction(direction))] = blocked
         self._change(lambda c: c.set_blocked(app_id, Direction(direction), blocked))
@@ -144,11 +152,14 @@ class RulesFlow(QObject):
         return AppRules(
             app_id,
             info.name if info else app_id,
+            # The plain limit (ListRules) where a schedule or a used-up quota sets the
+            # rate now: a quota's 100 KB/s read as an upload limit of the user's own.
             limits={
-                d: self._plain_rate(app_id, d) if s.schedule else s.rate_bps
+                d: self._plain_rate(app_id, d) if s.schedule or s.quota_spent else s.rate_bps
                 for d, s in states.items()
             },
             scheduled={d: s.schedule for d, s in states.items()},
+            held_by_quota=self._held_by_quota(app_id, states),
             blocked={
                 d: self._blocked(app_id, d, info.blocked(d) if info else False) for d in Direction
             },

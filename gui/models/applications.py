@@ -433,7 +433,7 @@ class ApplicationsModel(QAbstractItemModel):
 
     def _state(self, app: AppRow, direction: Direction) -> LimitState:
         return limit_state(app.info, direction, self._viewer_uid, app.pending.get(direction),
-                           self._rules, self._enforcement_problem)  # fmt: skip
+                           self._rules, self._enforcement_problem, self._units)  # fmt: skip
 
     def set_name_filter(self, text: str) -> None:
         """List only applications whose name, id or process names contain text

@@ -61,6 +61,8 @@ class LimitState:
     quota_period: str = ""  # day, week, month
     schedule: str = ""  # the schedule that sets it now ("mon-fri 09:00-17:00"), "" none
     reach: str = ""  # how it holds in each namespace of the app's processes, "" on one shaped path
+    # the window's: the quota line says its sizes as the rates beside it
+    units: UnitSystem = UnitSystem.BYTES_DECIMAL
 
     @property
     def enforced(self) -> bool:
@@ -90,7 +92,7 @@ class LimitState:
         when = PERIOD_NOW.get(self.quota_period, f"this {self.quota_period}")
         if self.quota_spent:
             return f"quota used up {when}", "quota used up", "quota used"
-        left = format_size(self.quota_left_bytes)
+        left = format_size(self.quota_left_bytes, self.units)
         return f"{left} left {when}", f"{left} left"
 
     @property
@@ -114,6 +116,7 @@ class _Quota(TypedDict, total=False):
     quota_bytes: int
     quota_left_bytes: int
     quota_period: str
+    units: UnitSystem
 
 
 def user_name(uid: int) -> str:
@@ -157,6 +160,7 @@ def limit_state(
     pending: int | None = None,
     rules: Iterable[RuleInfo] = (),
     enforcement_problem: str = "",
+    units: UnitSystem = UnitSystem.BYTES_DECIMAL,
 ) -> LimitState:
     """The truth about one limit. enforcement_problem is what keeps every limit
     from being enforced (the helper is not running, limits are paused); the
@@ -165,7 +169,9 @@ def limit_state(
     helper_rate = info.limit_bps(direction)
     budget, left, period = info.quota(direction)
     quota: _Quota = (
-        {"quota_bytes": budget, "quota_left_bytes": left, "quota_period": period} if budget else {}
+        {"quota_bytes": budget, "quota_left_bytes": left, "quota_period": period, "units": units}
+        if budget
+        else {}
     )
     schedule = info.down_schedule if direction is Direction.DOWN else info.up_schedule
     if info.blocked(direction) and pending is None:
@@ -198,7 +204,7 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
     now = PERIOD_NOW.get(period, f"this {period}")  # "today", as the row's line says
     if not state.quota_spent:
         return (
-            f"{format_size(state.quota_left_bytes)} of {format_size(state.quota_bytes)} left {now}"
+            f"{format_size(state.quota_left_bytes, units)} of {format_size(state.quota_bytes, units)} left {now}"
             f", {quota_counted_since(period)}"
         )
     held = (
@@ -206,7 +212,7 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
         if state.blocked or not state.rate_bps
         else f"limited to {format_rate(state.rate_bps, units)}"
     )
-    return f"all {format_size(state.quota_bytes)} used {now}: {held} until {PERIOD_NEXT.get(period, 'the next ' + period)}"
+    return f"all {format_size(state.quota_bytes, units)} used {now}: {held} until {PERIOD_NEXT.get(period, 'the next ' + period)}"
 
 
 # How the helper words a rate it measured (helper/engine/overshoot.py: decimal

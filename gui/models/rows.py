@@ -13,7 +13,7 @@ from chadthrottle.contract import ApplicationInfo, ConnectionInfo, Direction, Pr
 from chadthrottle.gui.models.columns import LIMIT_COLUMNS, Column
 from chadthrottle.gui.models.connections import ConnectionRates, ConnectionSpeeds
 from chadthrottle.gui.models.history import RateHistory
-from chadthrottle.units import format_size
+from chadthrottle.units import UnitSystem, format_size
 
 
 @dataclass
@@ -114,4 +114,6 @@ def row_identity(app: AppRow) -> tuple[object, ...]:
 
 
 def _quota_shown(budget: int, left: int, period: str) -> tuple[object, ...]:
-    return (budget, period, format_size(left)) if budget else ()
+    """A quota as its line reads it, in whichever units the window shows: a change
+    of the binary text alone must repaint the row too."""
+    return (budget, period, *(format_size(left, units) for units in UnitSystem)) if budget else ()

@@ -12,10 +12,11 @@ skip).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from chadthrottle.contract import QUOTA_PERIODS, Direction, ScheduleInfo
-from chadthrottle.gui.models.limit_truth import PERIOD_NOW, quota_counted_since
+from chadthrottle.gui.models.limit_truth import PERIOD_NEXT, PERIOD_NOW, quota_counted_since
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint
 from chadthrottle.gui.widgets.limit_slider import error_colour
 from chadthrottle.units import (
@@ -75,6 +76,8 @@ class AppRules:
     quotas: dict[Direction, tuple[int, int, str]] = field(
         default_factory=dict
     )  # bytes, left, period
+    # a direction whose quota is used up: the rate it holds it to now (bytes/s, 0 blocked)
+    held_by_quota: dict[Direction, int] = field(default_factory=dict)
     schedules: tuple[ScheduleInfo, ...] = ()
     read_only: str = ""  # why the viewer cannot change them ("" when they can)
     priority: str = "normal"  # shown: the viewer's request on its way, else the helper's
@@ -319,9 +322,10 @@ class RulesDialog(QDialog):
             rate = rules.limits.get(direction, 0)
             if not edit.isModified():
                 edit.setText(format_rate(rate, self.units) if rate else "")
-        self.scheduled_note.setText(" ".join(
-            f"The schedule {name} sets the {DIRECTION_LABELS[d].lower()} limit now; the one here applies outside it."
-            for d, name in rules.scheduled.items() if name))  # fmt: skip
+        self.scheduled_note.setText(" ".join([
+            *(f"The schedule {name} sets the {DIRECTION_LABELS[d].lower()} limit now; the one here applies outside it."
+              for d, name in rules.scheduled.items() if name),
+            *(self._held_by_quota(d, rate) for d, rate in rules.held_by_quota.items())]))  # fmt: skip
         self.priority.setCurrentIndex(max(0, self.priority.findData(rules.priority)))
         self.priority.setEnabled(not (rules.priority_disabled or rules.read_only))
         self.priority.setToolTip(rules.priority_disabled or rules.read_only or rules.priority_note)
@@ -330,8 +334,9 @@ class RulesDialog(QDialog):
             self._show_schedules(rules.schedules)
         for direction, box in self.block_boxes.items():
             box.setChecked(rules.blocked.get(direction, False))
-        quotas = [f"{DIRECTION_LABELS[d]}: " + (f"{format_size(left)} of {format_size(size)} left {when(period)}, {quota_counted_since(period)}" if left
-                                                else f"all {format_size(size)} used {when(period)}")
+        size_text = functools.partial(format_size, units=self.units)
+        quotas = [f"{DIRECTION_LABELS[d]}: " + (f"{size_text(left)} of {size_text(size)} left {when(period)}, {quota_counted_since(period)}" if left
+                                                else f"all {size_text(size)} used {when(period)}")
                   for d, (size, left, period) in rules.quotas.items() if size]  # fmt: skip
         # Said before one is set: a 2 GB daily quota on an application that read 58 GB
         # today said "1.99 GB of 2 GB left today", and nothing said why.
@@ -366,6 +371,17 @@ class RulesDialog(QDialog):
             item.setData(0x0100, schedule.name)  # Qt.UserRole
             self.schedule_list.addItem(item)
         self.remove_schedule.setEnabled(False)
+
+    def _held_by_quota(self, direction: Direction, rate_bps: int) -> str:
+        """What a used-up quota does to the direction now, and what a limit here adds."""
+        word = DIRECTION_LABELS[direction].lower()
+        period = self.rules.quotas.get(direction, (0, 0, ""))[2]
+        until = PERIOD_NEXT.get(period, f"the next {period}")
+        if not rate_bps:
+            return f"The {word} quota is used up: the {word} is blocked until {until}."
+        rate = format_rate(rate_bps, self.units)
+        return (f"The {word} quota is used up: the {word} is held to {rate} until {until}; "
+                "a limit here holds too where it is lower.")  # fmt: skip
 
     def show_outcome(self, text: str, error: bool = False) -> None:
         """One line under the tabs: what the helper said, or what is wrong here."""

@@ -160,3 +160,19 @@ def test_sizes_are_spelled_as_the_rates_beside_them() -> None:
     for size in (1_000, 45_600, 12_345_678, 10**9):
         assert format_size(size).split()[1] + "/s" == format_rate(size).split()[1]
         assert format_bytes(size) == format_size(size)
+
+
+def test_sizes_follow_the_unit_system_the_rates_are_shown_in() -> None:
+    """With binary units a quota read "712 KB left" beside rates in "KiB/s": a size
+    takes the rate's base and name without "/s", bits included; binary's 1000 to
+    1023 of a unit read whole, not "1e+03"."""
+    from chadthrottle.contract import MAX_QUOTA_BYTES
+    from chadthrottle.units import format_size
+
+    for units in UnitSystem:
+        for size in (1_000, 45_600, 12_345_678, 10**9, 3 * 10**12):
+            assert format_size(size, units).split()[1] + "/s" == format_rate(size, units).split()[1]
+    binary = UnitSystem.BYTES_BINARY
+    assert [format_size(n, binary) for n in (1_024_000, 5 * 10**9, MAX_QUOTA_BYTES)] == [
+        "1000 KiB", "4.66 GiB", "1 PiB"]  # fmt: skip
+    assert format_size(5 * 10**9, UnitSystem.BITS_DECIMAL) == "40 Gbit"

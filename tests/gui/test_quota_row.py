@@ -249,3 +249,34 @@ def test_a_quota_alone_says_it_is_not_enforced_while_the_helper_is_away(
     window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))  # back: no such words
     notes = window.detail.limit_notes.toolTip() or window.detail.limit_notes.text()
     assert "Not enforced" not in notes, notes
+
+
+def test_sizes_follow_the_units_the_rates_are_shown_in(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """With binary units chosen, a quota read "1.24 GB left today" beside rates in
+    "KiB/s" (format_size was decimal whatever the setting): the row's line, the
+    open control, the detail pane, the tooltip and the rules dialog say the
+    quota in the units the window shows, bits included."""
+    from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
+    from chadthrottle.units import UnitSystem
+
+    model = window._model
+    window.set_units(UnitSystem.BYTES_BINARY)
+    assert model.limit_state(DROPBOX, Direction.DOWN).quota_lines == (
+        "1.15 GiB left today",
+        "1.15 GiB left",
+    )
+    assert window.select_application(DROPBOX)
+    control = window.limit_control(DROPBOX, Direction.DOWN)
+    assert control is not None
+    qtbot.waitUntil(lambda: control.quota.text() == "1.15 GiB left today")
+    notes = window.detail.limit_notes.text()
+    assert "Download quota: 1.15 GiB of 4.66 GiB left today" in notes, notes
+    assert "Upload quota: all 1.86 GiB used this week: limited to 97.7 KiB/s" in notes, notes
+    tooltip = window.table.proxy_index(DROPBOX, Column.DOWN_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert "1.15 GiB of 4.66 GiB left today" in tooltip
+    window.set_units(UnitSystem.BITS_DECIMAL)
+    qtbot.waitUntil(lambda: control.quota.text() == "9.92 Gbit left today")
+    rules = AppRules(DROPBOX, "Dropbox", quotas={Direction.DOWN: (5 * 10**9, 1_240_000_000, "day")})
+    dialog = RulesDialog(rules, UnitSystem.BYTES_BINARY, window)
+    qtbot.addWidget(dialog)
+    assert dialog.quota_state.text().startswith("Download: 1.15 GiB of 4.66 GiB left today")

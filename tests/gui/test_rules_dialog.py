@@ -253,3 +253,35 @@ def test_nothing_to_remove_is_greyed_and_a_new_quota_says_where_it_counts_from(q
     assert dialog.clear_quota.isEnabled()
     dialog.quota_direction.setCurrentIndex(dialog.quota_direction.findData("down"))
     assert not dialog.clear_quota.isEnabled()
+
+
+def test_a_used_up_quota_is_not_shown_as_a_limit_of_ones_own(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, Harbor Browser's upload quota (1 MB a day, then 100 KB/s) was
+    used up and its rules dialog read "Upload limit: 100 KB/s", a limit the user
+    never set (emptying it changed nothing). The field shows the plain limit (none
+    here) and a line says what the quota holds the direction to, and until when."""
+    import dataclasses
+
+    from tests.gui.sample_data import sample_applications
+
+    controller = start(qtbot, tmp_path, with_tray=False)
+    apps = [
+        dataclasses.replace(app, up_limit_bps=100_000, up_quota_bytes=10**6, up_quota_left_bytes=0,
+                            up_quota_period="day", down_quota_bytes=5 * 10**9, down_quota_left_bytes=0,
+                            down_quota_period="week", down_limit_bps=0, down_blocked=True)
+        if app.id == FIREFOX else app
+        for app in sample_applications()
+    ]  # fmt: skip
+    controller.model.apply_snapshot(apps)
+    controller.window.rulesRequested.emit(FIREFOX)
+    dialog = controller.rules.dialog
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    assert dialog.limit_edits[Direction.UP].text() == ""
+    assert dialog.limit_edits[Direction.DOWN].text() == ""
+    assert dialog.scheduled_note.text() == (
+        "The download quota is used up: the download is blocked until next week. "
+        "The upload quota is used up: the upload is held to 100 KB/s until the next day; "
+        "a limit here holds too where it is lower."
+    )
+    controller.shutdown()
