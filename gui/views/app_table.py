@@ -286,6 +286,7 @@ class AppTable(QTreeView):
             self._preferred[column] = max(self._preferred[column], self._minimum[column])
         self.header().setMinimumSectionSize(min(self._minimum.values()))
         self._fit_columns()
+        self.updateGeometry()  # the least width follows the columns' least (minimumSizeHint)
 
     def name_minimum_width(self) -> int:
         return self.fontMetrics().horizontalAdvance("Application") + self.indentation() + 40
@@ -337,10 +338,17 @@ class AppTable(QTreeView):
         1366x768 said less than the totals did."""
         viewport = self.viewport().width()
         hide_usage = viewport - self.name_wanted_width() < sum(self._minimum.values())
-        if self.header().isSectionHidden(Column.USAGE) != hide_usage:
-            self.header().setSectionHidden(Column.USAGE, hide_usage)
+        # Narrower still, the sparklines give way too (the graph below has them): at
+        # the window's least width every other column stays whole (least_width).
+        hide_activity = viewport - self.name_minimum_width() < sum(
+            width for column, width in self._minimum.items() if column is not Column.USAGE
+        )
+        hidden = {Column.USAGE: hide_usage, Column.ACTIVITY: hide_activity}
+        for column, hide in hidden.items():
+            if self.header().isSectionHidden(column) != hide:
+                self.header().setSectionHidden(column, hide)
         shown = {column: width for column, width in self._preferred.items()
-                 if not (hide_usage and column is Column.USAGE)}  # fmt: skip
+                 if not hidden.get(column, False)}  # fmt: skip
         least = sum(self._minimum[column] for column in shown)
         name = max(self.name_minimum_width(), min(self.name_wanted_width(), viewport - least))
         self._keep_name(
@@ -404,11 +412,24 @@ class AppTable(QTreeView):
             self._least_rows = rows
             self.updateGeometry()
 
+    def least_width(self) -> int:
+        """Every column whole at its least but Today and Activity (they give way
+        first: _fit_columns), and the name at its least: the window goes no narrower.
+        Its minimum came from the header and status line (465 px under Xvfb), and
+        there the limit columns were behind a sideways scroll bar, "Down limit" cut;
+        with Activity kept it would be 678 px in binary bits, the whole of a
+        1366x768 screen at 2x."""
+        columns = sum(width for column, width in self._minimum.items()
+                      if column not in (Column.USAGE, Column.ACTIVITY))  # fmt: skip
+        return (self.name_minimum_width() + columns + 2 * self.frameWidth()
+                + self.verticalScrollBar().sizeHint().width())  # fmt: skip
+
     def minimumSizeHint(self) -> QSize:
         """Room for the column titles and the least rows (and a sideways scroll
         bar): the window goes no shorter. At 2x on 1366x768 its least height
         left one row of applications, the rest of the list behind a scroll bar."""
         hint = super().minimumSizeHint()
+        hint.setWidth(max(hint.width(), self.least_width()))
         if not self._least_rows:
             return hint
         least = (

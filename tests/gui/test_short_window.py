@@ -110,6 +110,38 @@ def test_a_short_window_never_cuts_the_folded_panes_lines(window, qtbot) -> None
     )
 
 
+def test_at_its_smallest_every_column_is_whole_without_a_sideways_scroll(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb the window went down to 465x382 (its minimum came from the header
+    and status line, not the table): the limit columns were behind a sideways
+    scroll bar and the "Down limit" title was cut. Its least width now holds every
+    column at its least (Today and Activity give way), in every unit system."""
+    from chadthrottle.gui.models.columns import Column
+    from chadthrottle.units import UnitSystem
+
+    table, header = window.table, window.table.header()
+    for units in UnitSystem:
+        window.set_units(units)
+        qtbot.waitUntil(  # as narrow and short as it goes, once its least follows the units
+            lambda: (
+                window.resize(1, 1)
+                or (window.size() == window.minimumSize() and window.width() >= table.least_width())
+            ),
+            timeout=2000,
+        )
+        qtbot.wait(20)
+        assert not table.horizontalScrollBar().isVisible(), (units, window.size())
+        assert table.horizontalScrollBar().maximum() == 0, (units, window.size())
+        shown = [c for c in Column if not header.isSectionHidden(c)]
+        assert set(shown) >= set(Column) - {Column.USAGE, Column.ACTIVITY}, shown
+        for column in shown:
+            right = header.sectionViewportPosition(column) + header.sectionSize(column)
+            assert right <= table.viewport().width(), (units, column.name, right)
+            assert header.sectionSize(column) >= table.title_width(column) or column is Column.NAME
+        window.resize(1100, 720)
+        qtbot.waitUntil(lambda: not header.isSectionHidden(Column.ACTIVITY), timeout=2000)
+        assert not header.isSectionHidden(Column.USAGE)
+
+
 def test_at_its_smallest_the_list_shows_three_whole_rows(qtbot) -> None:  # type: ignore[no-untyped-def]
     """A window first shown short (as at 2x on 1366x768: the graph starts
     folded) and then made as short as it goes showed one row of applications,
