@@ -10,7 +10,7 @@ moved in it (a tooltip, and the line under the chart for keyboard users).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.usage_totals import OTHER_KEY, OTHER_LABEL, StackedBars
@@ -62,9 +62,21 @@ class UsageChart(QWidget):
 
     def set_bars(self, bars: StackedBars, labels: list[str], units: UnitSystem,
                  name_of: Callable[[str], str]) -> None:  # fmt: skip
+        # The chosen bar is a time, not a place: a week's "Sat 5" (the 7th bar) read
+        # "06:00: 0 B" once Today's hours were shown. Kept where that time is a bar
+        # again (the same period redrawn), else the latest while the keyboard is here.
+        before = (
+            self.bars.slot_starts[self.chosen]
+            if 0 <= self.chosen < len(self.bars.slot_starts)
+            else None
+        )
+        same_slots = _slot_length(self.bars.slot_starts) == _slot_length(bars.slot_starts)
         self.bars, self.labels, self.units, self.name_of = bars, labels, units, name_of
-        if self.chosen >= len(bars.slot_starts):
-            self.chosen = -1
+        starts = list(bars.slot_starts)
+        if before is not None and same_slots and before in starts:
+            self.chosen = starts.index(before)
+        elif before is not None:
+            self.chosen = len(starts) - 1 if self.hasFocus() and starts else -1
         self._announce()
         self.update()
 
@@ -78,11 +90,14 @@ class UsageChart(QWidget):
         # This bar's biggest first (the series are in the whole span's order), Other last.
         held = sorted(((key, value) for key, value in zip(self.bars.series, self.bars.values[slot], strict=True)
                        if value), key=lambda kv: (kv[0] == OTHER_KEY, -kv[1]))  # fmt: skip
-        parts = [
-            f"{self.series_name(key)} {format_bytes(value, self.units)}" for key, value in held
-        ]
-        total = format_bytes(self.bars.slot_total(slot), self.units)
+        parts = [f"{self.series_name(key)} {self._amount(value)}" for key, value in held]
+        total = self._amount(self.bars.slot_total(slot))
         return f"{self.labels[slot]}: {total}" + (" — " + ", ".join(parts) if parts else "")
+
+    def _amount(self, value: int) -> str:
+        """An amount whose number and unit stay on one line: the chosen bar's line,
+        wrapped at 2x, read "Fetcher 1.16" and then "GB" on the next."""
+        return format_bytes(value, self.units).replace(" ", "\u00a0")
 
     # --- geometry ------------------------------------------------------------------------
 
@@ -210,3 +225,9 @@ class UsageChart(QWidget):
         words = self.describe_bar(self.chosen)
         self.setAccessibleDescription(words)
         self.barChosen.emit(words)
+
+
+def _slot_length(starts: Sequence[float]) -> float:
+    """A period's bar length (a day, an hour), 0 for a single bar: a day's bar and
+    the first hour of that day start at the same time."""
+    return starts[1] - starts[0] if len(starts) > 1 else 0

@@ -262,8 +262,8 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     qtbot.keyClick(chart, Qt.Key.Key_Left)
     qtbot.keyClick(chart, Qt.Key.Key_Left)
     assert (
-        "Steam 3.00 GB" in dialog.chosen_bar.text()
-        and "Firefox 1.00 GB" in dialog.chosen_bar.text()
+        "Steam 3.00\u00a0GB" in dialog.chosen_bar.text()
+        and "Firefox 1.00\u00a0GB" in dialog.chosen_bar.text()
     )
     for theme in (
         Theme.DARK,
@@ -413,6 +413,68 @@ def test_a_bars_line_lists_its_applications_biggest_first_other_last(qtbot) -> N
     bars = StackedBars((0,), ("app:relay", "app:media", OTHER_KEY),
                        ((111_000_000, 156_000_000, 200_000_000),))  # fmt: skip
     chart.set_bars(bars, ["Fri 4"], UnitSystem.BYTES_DECIMAL, names.__getitem__)
-    assert chart.describe_bar(0) == (
+    assert chart.describe_bar(0).replace("\u00a0", " ") == (
         "Fri 4: 467 MB — Media Server 156 MB, Relay Chat 111 MB, Other 200 MB"
     )
+
+
+def test_a_bars_line_never_parts_an_amount_from_its_unit(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """At 2x on 1366x768 the chosen bar's line wrapped as "..., Fetcher 1.16" and
+    "GB, Media Server ...": at no width does a line of it begin with a unit."""
+    from chadthrottle.gui.models.usage_totals import StackedBars
+    from chadthrottle.gui.views.usage_chart import UsageChart
+    from PySide6.QtGui import QTextLayout, QTextOption
+
+    chart = UsageChart()
+    qtbot.addWidget(chart)
+    names = {"app:h": "Harbor Browser", "app:p": "Parcel Updates", "app:f": "Fetcher"}
+    bars = StackedBars((0,), ("app:h", "app:p", "app:f", OTHER_KEY),
+                       ((22_700_000_000, 5_230_000_000, 1_160_000_000, 64_300_000),))  # fmt: skip
+    chart.set_bars(bars, ["Sat 5"], UnitSystem.BYTES_DECIMAL, names.__getitem__)
+    text = chart.describe_bar(0)
+    units = ("B", "KB", "MB", "GB", "TB", "B,", "KB,", "MB,", "GB,", "TB,")
+    for width in range(120, 720, 3):
+        layout = QTextLayout(text, chart.font())
+        option = QTextOption()
+        option.setWrapMode(QTextOption.WrapMode.WordWrap)
+        layout.setTextOption(option)
+        layout.beginLayout()
+        starts = []
+        while (line := layout.createLine()).isValid():
+            line.setLineWidth(width)
+            starts.append(
+                text[line.textStart() : line.textStart() + line.textLength()].split(" ")[0]
+            )
+        layout.endLayout()
+        assert not any(start.split("\u00a0")[0] in units for start in starts[1:]), (width, starts)
+
+
+def test_the_chosen_bar_stays_a_time_when_the_period_changes(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, the week's last bar (Sat 5) chosen, then Today: the chart chose
+    its 7th hour and the line under it read "06:00: 0 B". A bar is kept where its
+    time is a bar again (the same period redrawn), else none is chosen."""
+    from chadthrottle.gui.models.usage_totals import StackedBars
+    from chadthrottle.gui.views.usage_chart import UsageChart
+
+    chart = UsageChart()
+    qtbot.addWidget(chart)
+    said: list[str] = []
+    chart.barChosen.connect(said.append)
+    day = 86_400
+    week = StackedBars(tuple(range(0, 7 * day, day)), ("app:f",), tuple((GB,) for _ in range(7)))
+    labels = ["Sun 29", "Mon 30", "Tue 1", "Wed 2", "Thu 3", "Fri 4", "Sat 5"]
+    chart.set_bars(week, labels, UnitSystem.BYTES_DECIMAL, {"app:f": "Fetcher"}.__getitem__)
+    chart.chosen = 6
+    chart.set_bars(week, labels, UnitSystem.BYTES_DECIMAL, {"app:f": "Fetcher"}.__getitem__)
+    assert chart.chosen == 6 and said[-1].startswith("Sat 5: 1.00")  # redrawn: kept
+    hours = StackedBars(tuple(6 * day + 3600 * h for h in range(24)), ("app:f",),
+                        tuple((MB * (h == 21),) for h in range(24)))  # fmt: skip
+    chart.set_bars(hours, [f"{h:02d}:00" for h in range(24)], UnitSystem.BYTES_DECIMAL,
+                   {"app:f": "Fetcher"}.__getitem__)  # fmt: skip
+    assert chart.chosen == -1 and said[-1] == "", said[-1]
+    chart.set_bars(week, labels, UnitSystem.BYTES_DECIMAL, {"app:f": "Fetcher"}.__getitem__)
+    chart.chosen = 6  # a week after which the days moved on by one: Sat 5 is the 6th bar
+    later = StackedBars(tuple(range(day, 8 * day, day)), ("app:f",), tuple((GB,) for _ in range(7)))
+    chart.set_bars(later, [*labels[1:], "Sun 6"], UnitSystem.BYTES_DECIMAL,
+                   {"app:f": "Fetcher"}.__getitem__)  # fmt: skip
+    assert chart.chosen == 5 and said[-1].startswith("Sat 5: 1.00")
