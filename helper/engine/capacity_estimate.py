@@ -178,6 +178,13 @@ FULL_WAIT_S = 0.2
 EMPTY_WAIT_S = (
     0.001  # our queue this short while the direction is loaded: the bottleneck is past us
 )
+# a download's climb in RAISE_STEPS (past where a probe failed lower, or where it failed
+# forgotten, FORGET_FAILED_S) stops at its highest failure this recent, with no cut since, and
+# steps past it by PAST_STEP: recorded, a probe failed at 0.91 of the link (17.98 Mbit/s, its
+# queue the upload's failed turn's, at load 7), stepping past that passed, and 6% then 12% went
+# to 1.07 of the link, 75 ms at the modem, where it had failed at 20.3-20.5 for a minute
+# (bench/capacity_follow.py --slow-share 1.0, est16f 22:07 UTC)
+TOP_FAILED_S = 60.0
 PROBE_GAP_S = 1.0  # between two raises (of either direction): one a tick
 BACK_SHARE = (
     0.95  # a failed probe goes back to this share of where it started, so the queue it made drains
@@ -273,6 +280,9 @@ class _Direction:
     since_loaded_s: float = float("inf")  # since it passed LOADED_SHARE of its shaping rate
     # a download just reached where its probe failed without failing: its next step PAST_STEP
     past_failed: bool = False
+    # a download's highest failure since its last cut (TOP_FAILED_S): its climbs stop there
+    top_failed: int | None = None
+    since_top_s: float = 0.0
 
 
 @dataclass
@@ -354,6 +364,9 @@ class CapacityEstimator:
             if state.since_failed_s > FORGET_FAILED_S[direction]:
                 state.failed_at = None  # the link may be faster by now
             state.since_held_s += sample.seconds
+            state.since_top_s += sample.seconds
+            if state.since_top_s > TOP_FAILED_S:
+                state.top_failed = None
             state.since_probe_s += sample.seconds
             if state.since_held_s > HELD_S:
                 state.held = None  # the link may be slower by now
@@ -832,6 +845,13 @@ class CapacityEstimator:
             return None
         steps = RAISE_STEPS[direction]
         step = PAST_STEP if state.past_failed else steps[min(state.streak, len(steps) - 1)]
+        top = state.top_failed
+        if direction is Direction.DOWN and state.failed_at is None and top is not None \
+                and state.capacity * NEAR_STEP < top < state.capacity * step:  # fmt: skip
+            # a climb (past a lower failure, or where it failed forgotten) across the highest
+            # failure since the last cut, more than a near step on: up to it, then PAST_STEP
+            # from there (TOP_FAILED_S)
+            state.failed_at, state.good_at, state.last_failed = top, int(top / NEAR_STEP) + 1, top
         if state.failed_at is not None and state.capacity * step > state.good_at:
             if direction is Direction.UP and state.since_raise_s < SUSPECT_S:
                 return None  # the last step is still being judged: near the link, one at a time
@@ -891,6 +911,8 @@ class CapacityEstimator:
         again = state.last_failed is not None and abs(failed / state.last_failed - 1) <= SAME_LINK
         state.failed_at, state.good_at = min(failed, int(good * NEAR_ZONE)), good
         state.since_failed_s, state.last_failed = 0.0, failed
+        if direction is Direction.DOWN and failed >= (state.top_failed or 0):
+            state.top_failed, state.since_top_s = failed, 0.0
         state.failures = state.failures + 1 if again else 1
         holds = HOLD_S[direction]
         state.hold_s = holds[min(max(state.failures, 1), len(holds)) - 1]
@@ -918,6 +940,7 @@ class CapacityEstimator:
         if direction is Direction.DOWN:
             state.failed_at = None
         if direction is Direction.DOWN:  # what passed, passed the modem: back up to it at once
+            state.top_failed = None  # the link slowed: higher failures tell nothing now
             link = achieved / SHAPE_SHARE
             state.good_at = max(state.capacity, self._bound(int(link * CUT_GOOD), state.ceiling))
             state.failed_at = max(state.good_at, self._bound(int(link * CUT_FAILED), state.ceiling))

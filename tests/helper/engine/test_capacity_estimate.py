@@ -773,29 +773,56 @@ def test_a_try_holds_its_second_step_a_tick_before_the_steps_grow() -> None:
 
 
 def test_the_recorded_upload_turn_is_not_raised_on_while_the_round_trips_rise() -> None:
-    """bench/capacity_follow.py --slow-share 1.0 --record at 7d2d316 (est16f, 22:07 UTC),
-    replayed: tick for tick the same until the upload's second turn. Its first raise (77,
-    2%: 1.02 of the link) read +10 ms over the delay before it at 79, 18 ms in the modem's
-    upload queue, under RISE_S and NOISE_SHARE of our upload queue's 0.2 s (30 ms): recorded,
-    the turn's 3% raise was made on it (1.05 of the link) and taken back at 80 with 66 ms
-    there (the call's round trip 60 ms, then the download's acknowledgements released). Now
-    the turn is not raised on while the delay reads TURN_HOLD_S over what it read before."""
-    name = "capacity_follow_turn_failed.json"
+    """bench/capacity_follow.py --slow-share 1.0 --record, replayed. At 7d2d316 (22:07 UTC,
+    capacity_follow_climb_across_failed.json) the upload's second turn raised 2% at 77 (1.02
+    of the link), read +10 ms over the delay before it at 79 with 18 ms in the modem's upload
+    queue, under RISE_S and NOISE_SHARE of our upload queue's 0.2 s (30 ms): its 3% raise was
+    made on it (1.05 of the link) and taken back at 80 with 66 ms there. With the turn held
+    while the delay reads TURN_HOLD_S over what it read before (311bfdd, 22:13 UTC,
+    capacity_follow_turn_held.json, replayed tick for tick): raised 2% at 45, +8 ms at 47
+    with 16 ms there, not raised on; taken back at 48 with 32 ms there."""
+    before = json.loads(
+        (Path(__file__).parent / "capacity_follow_climb_across_failed.json").read_text()
+    )
+    assert [t["decisions"] for t in before["ticks"][77:81]] == [
+        "raise up x1.020", "", "raise up x1.030", "take back up (failed at 5.31)"]  # fmt: skip
+    assert [round(t["modem_ms"][1]) for t in before["ticks"][79:81]] == [18, 66]
+    name = "capacity_follow_turn_held.json"
     ticks = _replay(name)
     recorded = json.loads((Path(__file__).parent / name).read_text())["ticks"]
-    for index, (decided, now, estimate, estimated) in enumerate(ticks[:79]):
+    for index, (decided, now, estimate, estimated) in enumerate(ticks):
         assert (now, estimated) == (decided, estimate), index
-    assert ticks[77][0] == "raise up x1.020", ticks[77][0]
-    tick = recorded[79]
-    assert tick["delay_s"] < RISE_S + 0.1 * max(
-        tick["waits_s"].values()
-    )  # no rise, as HEAD read it
-    assert (ticks[79][0], tick["modem_ms"][1], recorded[80]["modem_ms"][1]) == (
-        "raise up x1.030",
-        pytest.approx(17.9, abs=0.1),
-        pytest.approx(65.8, abs=0.1),
-    )
-    assert ticks[79][1] == "" and ticks[79][3] == ticks[78][3], ticks[79]  # held, judged on
+    assert [t[1] for t in ticks[45:49]] == [
+        "raise up x1.020",
+        "",
+        "",
+        "take back up (failed at 5.31)",
+    ]
+    tick = recorded[47]
+    assert tick["delay_s"] < RISE_S + 0.1 * max(tick["waits_s"].values())  # no rise by those
+    assert [round(t["modem_ms"][1]) for t in recorded[47:49]] == [16, 32]
+
+
+def test_the_recorded_download_climb_stops_at_its_highest_failure() -> None:
+    """bench/capacity_follow.py --slow-share 1.0 --record at 7d2d316 (est16f, 22:07 UTC),
+    replayed: the same decisions until tick 55. The download failed at 20.3-20.5 Mbit/s
+    (0.98 of its link) from ticks 1 to 44, then at 17.64 at 48 (what passed then, at load);
+    stepping past that passed, and where it failed was forgotten, so it climbed in RAISE_STEPS:
+    12% at 56 to 1.05 of the link, taken back at 57 with 56 ms at the modem (and again at 83:
+    1.07, 75 ms). Now the climb stops at its highest failure since the last cut (20.50 at 9,
+    0.98 of the link) and steps past it by PAST_STEP from there."""
+    name = "capacity_follow_climb_across_failed.json"
+    ticks = _replay(name)
+    recorded = json.loads((Path(__file__).parent / name).read_text())["ticks"]
+    links = [t["true"][0] for t in recorded]
+    for index, (decided, now, estimate, estimated) in enumerate(ticks[:56]):
+        assert (now, estimated) == (decided, estimate), index
+    assert ticks[56][0] == "raise down x1.120", ticks[56][0]
+    assert round(recorded[57]["modem_ms"][0]) == 56
+    assert ticks[56][2][0] * SHAPE_SHARE / links[56] > 1.04
+    now = (ticks[56][3][0] or 0) * SHAPE_SHARE / links[56]
+    assert now <= 1.0, now
+    assert ticks[56][3][0] == pytest.approx(20_498_000 / 8, rel=0.001), ticks[56]
 
 
 def test_an_upload_turn_whose_round_trips_rose_over_what_they_read_before_failed() -> None:
