@@ -152,6 +152,11 @@ class UsageDialog(QDialog):
 
     def _on_period_clicked(self, number: int) -> None:
         self._mark_chosen()
+        # Alt+N clicks without the focus: its frame stayed on "Today" beside the
+        # bold "Last 7 days" (under Xvfb at 2x), as if both were chosen.
+        chosen = self.buttons.button(number)
+        if self.focusWidget() in self.buttons.buttons() and not chosen.hasFocus():
+            chosen.setFocus(Qt.FocusReason.ShortcutFocusReason)
         period = list(PERIODS)[number]
         if period is not self.period:
             self.period = period

@@ -478,3 +478,22 @@ def test_the_chosen_bar_stays_a_time_when_the_period_changes(qtbot) -> None:  # 
     chart.set_bars(later, [*labels[1:], "Sun 6"], UnitSystem.BYTES_DECIMAL,
                    {"app:f": "Fetcher"}.__getitem__)  # fmt: skip
     assert chart.chosen == 5 and said[-1].startswith("Sat 5: 1.00")
+
+
+def test_the_focus_frame_follows_the_period_chosen_with_alt_n(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb at 2x the usage view opened on Today, Alt+2 chose "Last 7 days"
+    (bold) and the focus frame stayed on "Today": two buttons looked chosen."""
+    from chadthrottle.gui.views.usage_dialog import UsageDialog
+
+    dialog = UsageDialog(UsagePeriod.TODAY)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    today, week = dialog.buttons.button(0), dialog.buttons.button(1)
+    today.setFocus()
+    qtbot.waitUntil(today.hasFocus)
+    qtbot.keyClick(dialog, Qt.Key.Key_2, Qt.KeyboardModifier.AltModifier)
+    assert dialog.period is UsagePeriod.WEEK and week.isChecked()
+    qtbot.waitUntil(week.hasFocus, timeout=1000)
