@@ -195,6 +195,11 @@ class MainWindow(QMainWindow):
         index = self.table.proxy_index(app_id)
         if not index.isValid():
             return False
+        if not self._picking:
+            # Asked for: kept (_on_current_changed), also when it is the row the
+            # window had picked itself on no traffic, which no change of the
+            # current row would say: the busiest then took its place.
+            self._auto_pick = False
         self.table.selectionModel().setCurrentIndex(
             index,
             QItemSelectionModel.SelectionFlag.ClearAndSelect

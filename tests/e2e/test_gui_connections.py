@@ -59,8 +59,12 @@ def test_the_detail_pane_shows_the_connection_with_its_own_rate_and_bytes(
         row = _row_to_peer(gui, remote)
 
         def cell(column: ConnColumn) -> str | None:
-            """The connection's cell; None while its row is not in the table (CI
-            run v: gone for a moment while its rate was waited for)."""
+            """The connection's cell; None while its row is not in the table.
+            Its row went (CI run v, and a wait for its rate that timed out) when
+            the window's own pick of the busiest took the selection to the sink's
+            application, whose download is as busy: the window had picked this
+            row itself on no traffic, and select_application did not keep it."""
+            assert gui.window.detail.app_id == app_id, "the window chose another application"
             at = _row_to_peer(gui, remote)
             return None if at is None else model.index(at, column).data()
 

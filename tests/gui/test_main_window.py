@@ -357,3 +357,29 @@ def test_the_first_selection_follows_the_busiest_once_rates_are_known(qtbot) -> 
     model2.apply_snapshot(idle)
     model2.apply_snapshot(sample_applications())
     assert other.detail.app_id == "app:org.gnome.Fractal"
+
+
+def test_the_row_the_window_picked_is_kept_once_asked_for(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """An application asked for (select_application: a test, the row menu's
+    "Connections", the filter's way back) stays chosen when it is the row the
+    window had picked itself on an idle list: the busiest took its place at
+    the next answer with traffic. So tests/e2e/test_gui_connections.py, on a
+    machine where its upload was the only application listed, once lost its
+    connection's row to another application's while waiting for its rate."""
+    import dataclasses
+
+    from tests.gui.bare_window import bare_window
+    from tests.gui.sample_data import sample_applications
+
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    window.set_status(CONNECTED)
+    idle = [dataclasses.replace(a, down_bps=0.0, up_bps=0.0) for a in sample_applications()]
+    model.apply_snapshot(idle)
+    window.show()
+    qtbot.waitExposed(window)
+    picked = window.detail.app_id
+    assert picked and picked != FIREFOX  # the window's own pick, the first by name
+    assert window.select_application(picked)  # asked for: now chosen
+    model.apply_snapshot(sample_applications())  # Firefox the busiest
+    assert window.detail.app_id == picked
