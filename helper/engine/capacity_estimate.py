@@ -18,8 +18,11 @@ Each tick:
   shaping rate (while loaded): what passes the uplink is what the modem
   let through, so its rate is under the raise; taken back at once, before
   the round trips show the queue (a failed probe, below);
-- the delay rose above RISE_S (plus NOISE_SHARE of our own queue's wait):
-  a queue fills beyond the shaper. If a direction was raised within
+- the delay rose above RISE_S (plus NOISE_SHARE of our own queue's wait),
+  or, while an upload's probe is judged, TURN_RISE_S above what it read
+  before the probe at two readings in a row (while TURN_HOLD_S above it,
+  the probe is not raised on): a queue fills beyond the shaper. If a
+  direction was raised within
   SUSPECT_S (a probe; the upload first, a download's raises were judged
   by what passed), the probe failed: it is taken back to BACK_SHARE of
   where it started (and no more than CUT_SHARE of what passed, at the
@@ -29,7 +32,8 @@ Each tick:
   steps past it by PAST_STEP from there, not while a take-back's queue
   still shows in the round trips, judged before the next raise (by the
   round trips, unless NEAR_STEP more passed than where it failed: 2-3%
-  past the link passes TOOK_SHARE's test),
+  past the link passes TOOK_SHARE's test; a download's climb stops at its
+  highest failure since its last cut likewise, TOP_FAILED_S),
   after a hold (HOLD_S, longer for a failure again at
   about the same rate, SAME_LINK): each try past the link costs the calls
   a moment of queue, so once the link is found it is tried less. An upload
