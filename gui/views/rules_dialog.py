@@ -125,6 +125,11 @@ class RulesDialog(QDialog):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.message)
         layout.addWidget(buttons)
+        # The one direction with a quota, chosen: on "Download" beside an upload quota
+        # (under Xvfb) its Remove quota was grey, as if there were none to remove.
+        with_quota = [d for d, (size, _left, _period) in rules.quotas.items() if size]
+        if len(with_quota) == 1:
+            self.quota_direction.setCurrentIndex(self.quota_direction.findData(with_quota[0].value))
         self.show_rules(rules)
 
     # --- tabs ---------------------------------------------------------------------------
@@ -379,7 +384,9 @@ class RulesDialog(QDialog):
         until = PERIOD_NEXT.get(period, f"the next {period}")
         if not rate_bps:
             return f"The {word} quota is used up: the {word} is blocked until {until}."
-        rate = format_rate(rate_bps, self.units)
+        rate = format_rate(rate_bps, self.units).replace(
+            " ", "\u00a0"
+        )  # "97.7" and "KiB/s" parted at 1x
         return (f"The {word} quota is used up: the {word} is held to {rate} until {until}; "
                 "a limit here holds too where it is lower.")  # fmt: skip
 

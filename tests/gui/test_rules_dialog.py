@@ -279,9 +279,14 @@ def test_a_used_up_quota_is_not_shown_as_a_limit_of_ones_own(qtbot, tmp_path: Pa
     qtbot.addWidget(dialog)
     assert dialog.limit_edits[Direction.UP].text() == ""
     assert dialog.limit_edits[Direction.DOWN].text() == ""
+    # the rate in one piece: under Xvfb in binary units the line broke "97.7" / "KiB/s"
+    # Both directions have a quota here: the choice stays the first. With one, it is chosen.
+    assert dialog.quota_direction.currentData() == "down"
+    only_up = _dialog(qtbot, quotas={Direction.UP: (10**6, 0, "day")})
+    assert only_up.quota_direction.currentData() == "up" and only_up.clear_quota.isEnabled()
     assert dialog.scheduled_note.text() == (
         "The download quota is used up: the download is blocked until next week. "
-        "The upload quota is used up: the upload is held to 100 KB/s until the next day; "
+        "The upload quota is used up: the upload is held to 100\u00a0KB/s until the next day; "
         "a limit here holds too where it is lower."
     )
     controller.shutdown()
