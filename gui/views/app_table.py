@@ -289,21 +289,27 @@ class AppTable(QTreeView):
         self.updateGeometry()  # the least width follows the columns' least (minimumSizeHint)
 
     def name_minimum_width(self) -> int:
-        return self.fontMetrics().horizontalAdvance("Application") + self.indentation() + 40
+        """The column's title, and the overall row's name whole: at the window's least
+        width under Xvfb it read "All applicati…"."""
+        title = self.fontMetrics().horizontalAdvance("Application") + self.indentation() + 40
+        return max(title, self._overall_name_width())
 
-    def name_wanted_width(self) -> int:
-        """What the name column gets before any other column is given more than its
-        least: the overall row's name whole, and a usual application name (16
-        characters) beside its icon and priority badge."""
+    def _overall_name_width(self) -> int:
         bold = QFont(self.font())
         bold.setBold(True)
         overall = (
             OVERALL_INDENT + math.ceil(QFontMetricsF(bold).horizontalAdvance(OVERALL_NAME)) + 1
         )
+        return overall + 2 * self._cell_margin()
+
+    def name_wanted_width(self) -> int:
+        """What the name column gets before any other column is given more than its
+        least: the overall row's name whole, and a usual application name (16
+        characters) beside its icon and priority badge."""
         metrics = self.fontMetrics()
         usual = (self.indentation() + self.iconSize().width() + 2 * metrics.height()
                  + 16 * metrics.averageCharWidth())  # fmt: skip
-        return max(self.name_minimum_width(), overall + 2 * self._cell_margin(), usual)
+        return max(self.name_minimum_width(), usual)
 
     def preferred_widths(self) -> list[int]:
         """Each column's width as the user left it (the name column's as shown); 0

@@ -116,7 +116,9 @@ def test_at_its_smallest_every_column_is_whole_without_a_sideways_scroll(window,
     scroll bar and the "Down limit" title was cut. Its least width now holds every
     column at its least (Today and Activity give way), in every unit system."""
     from chadthrottle.gui.models.columns import Column
+    from chadthrottle.gui.views.overall_row import OVERALL_INDENT, OVERALL_NAME
     from chadthrottle.units import UnitSystem
+    from PySide6.QtGui import QFont, QFontMetricsF
 
     table, header = window.table, window.table.header()
     for units in UnitSystem:
@@ -137,6 +139,15 @@ def test_at_its_smallest_every_column_is_whole_without_a_sideways_scroll(window,
             right = header.sectionViewportPosition(column) + header.sectionSize(column)
             assert right <= table.viewport().width(), (units, column.name, right)
             assert header.sectionSize(column) >= table.title_width(column) or column is Column.NAME
+        # the overall row's name whole: at the least width under Xvfb, "All applicati…"
+        bold = QFont(table.font())
+        bold.setBold(True)
+        needed = OVERALL_INDENT + QFontMetricsF(bold).horizontalAdvance(OVERALL_NAME)
+        assert header.sectionSize(Column.NAME) >= needed, (
+            units,
+            header.sectionSize(Column.NAME),
+            needed,
+        )
         window.resize(1100, 720)
         qtbot.waitUntil(lambda: not header.isSectionHidden(Column.ACTIVITY), timeout=2000)
         assert not header.isSectionHidden(Column.USAGE)
