@@ -43,6 +43,9 @@ class Authority(Protocol):
 
     async def check(self, sender: str, action: Action, *, interactive: bool) -> bool: ...
 
+    def forget(self, sender: str) -> None:
+        """sender left the bus: drop whatever is remembered of it."""
+
 
 class PolkitAuthority:
     """CheckAuthorization against org.freedesktop.PolicyKit1 on the helper's bus."""
@@ -123,6 +126,9 @@ class PolkitAuthority:
         except Exception as error:
             log.debug("could not cancel polkit check %s: %s", cancellation_id, error)
 
+    def forget(self, sender: str) -> None:
+        """Nothing is remembered here."""
+
 
 class CachingAuthority:
     """Remembers a "yes" for one caller and action for a moment, and asks polkit
@@ -193,6 +199,15 @@ class CachingAuthority:
         self._denied_until.pop(key, None)
         self._remember(self._allowed_until, key, now + self._ttl_s, now)
         return True
+
+    def forget(self, sender: str) -> None:
+        """sender left the bus: its answers go (its name is never used again;
+        this only frees the memory, and can only make polkit be asked again)."""
+        for action in Action:
+            self._allowed_until.pop((sender, action), None)
+            self._denied_until.pop((sender, action), None)
+        self._denials.pop(sender, None)
+        self._authority.forget(sender)
 
     def _denied_too_often(self, sender: str) -> bool:
         recent = [at for at in self._denials.get(sender, ()) if at > self._clock() - 1.0]

@@ -18,10 +18,11 @@ traceback ever leaves the process.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,7 @@ from chadthrottle.helper.adapter.introspection import (
     introspection_xml,
 )
 from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
+from chadthrottle.helper.adapter.refusals import FailureBudget, RefusalLog
 from chadthrottle.helper.engine.api import (
     AddSchedule,
     ClearLimit,
@@ -90,12 +92,24 @@ log = logging.getLogger("chadthrottle.helper.adapter.service")
 
 GENERIC_FAILURE_TEXT = "the helper hit an internal error; details are in its log"
 # A caller whose calls failed this often within a second (refused, unknown
-# ids, bad arguments) gets its next failures answered this much later. A
+# ids, bad arguments) is paced: its next calls start one per FAILURE_DELAY_S,
+# before any work is done for them (the answers are the same, only later). A
 # client that calls as fast as it is answered then slows itself down: eight
 # such clients without any right took the two cores of this machine with
-# dbus-daemon, and root's calls waited (bench/helper_flood.py). No program
-# that means well fails five calls a second.
+# dbus-daemon, and root's calls waited (bench/helper_flood.py); four at 500
+# refused calls a second, each still looked up or checked, cost root's calls
+# 198-864 ms (p99) on a loaded machine. No program that means well fails five
+# calls a second.
 FAILURES_BEFORE_DELAY, FAILURE_DELAY_S = 5, 0.1
+# A paced sender's calls waiting at most. The system bus lets a connection
+# have 128 calls awaiting a reply; calls that want none it does not bound,
+# and they must not grow the helper: past this many, a call is refused unread.
+MAX_WAITING = 256
+TOO_MANY_WAITING_TEXT = "not tried: too many of your calls are waiting (they keep failing)"
+
+BUS_DAEMON, BUS_DAEMON_PATH = "org.freedesktop.DBus", "/org/freedesktop/DBus"
+LEFT_THE_BUS_MATCH = (f"type='signal',sender='{BUS_DAEMON}',path='{BUS_DAEMON_PATH}',"
+                      f"interface='{BUS_DAEMON}',member='NameOwnerChanged',arg2=''")  # fmt: skip
 
 # The one place where helper errors become D-Bus error names; first match wins,
 # so subclasses come before HelperError. Anything not a HelperError is FAILED
@@ -176,14 +190,22 @@ class HelperService:
         self._exported = False
         self._last_activity_s = time.monotonic()
         self._uids: dict[str, int] = {}  # unique bus name -> uid
-        self._failures: dict[
-            str, list[float]
-        ] = {}  # unique bus name -> when its calls failed, last second
+        self._failures = FailureBudget(FAILURES_BEFORE_DELAY)
+        # Senders being paced -> their calls not started yet, in order.
+        self._paced: dict[str, collections.deque[Message]] = {}
+        self._refusals = RefusalLog(log)
         self._usage_queries = asyncio.Semaphore(1)  # GetUsage reads, one at a time
 
     def export(self) -> None:
         self._bus.add_message_handler(self._on_message)
         self._exported = True
+        # Told when a connection leaves the bus, to forget what is kept of it
+        # (uid, failures, polkit's remembered answers). Best effort: without
+        # it the tables stay bounded (4096 senders each).
+        with contextlib.suppress(Exception):
+            self._bus.send(Message(destination=BUS_DAEMON, path=BUS_DAEMON_PATH,
+                                   interface=BUS_DAEMON, member="AddMatch", signature="s",
+                                   body=[LEFT_THE_BUS_MATCH], flags=MessageFlag.NO_REPLY_EXPECTED))  # fmt: skip
 
     def unexport(self) -> None:
         if self._exported:
@@ -197,29 +219,88 @@ class HelperService:
     async def close(self, timeout_s: float = 10.0) -> None:
         """Stop taking calls; let running ones finish, or cancel them after timeout_s."""
         self.unexport()
-        if self._tasks:
-            _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
-            for task in pending:
-                task.cancel()
+        deadline = time.monotonic() + timeout_s
+        while self._tasks:  # a paced sender's calls start as tasks of their own
+            _done, pending = await asyncio.wait(
+                set(self._tasks), timeout=max(0.0, deadline - time.monotonic())
+            )
             if pending:
+                for task in pending:
+                    task.cancel()
                 await asyncio.wait(pending)
+        self._refusals.flush()
 
     # -- message plumbing ---------------------------------------------------
 
     def _on_message(self, message: Message) -> bool | None:
+        if message.message_type is MessageType.SIGNAL:
+            self._on_signal(message)
+            return None
         if message.message_type is not MessageType.METHOD_CALL or message.path != OBJECT_PATH:
             return None
-        task = asyncio.get_running_loop().create_task(self._handle(message))
+        sender = message.sender or ""
+        waiting = self._paced.get(sender)
+        if waiting is not None and len(waiting) >= MAX_WAITING:
+            self._refusals.refused(sender, f"{message.member} (over {MAX_WAITING} waiting)")
+            self._send(message, Message.new_error(message, ErrorName.NOT_AUTHORIZED.value,
+                                                  TOO_MANY_WAITING_TEXT))  # fmt: skip
+        elif waiting is not None:
+            waiting.append(message)  # after the sender's calls already waiting
+        elif self._failures.spent(sender):
+            self._paced[sender] = collections.deque([message])
+            self._start(self._pace(sender))
+        else:
+            self._start(self._handle(message))
+        return True
+
+    def _on_signal(self, message: Message) -> None:
+        """A unique name that left the bus (from the bus itself: no client can
+        send as org.freedesktop.DBus). Forgetting only makes a later answer be
+        asked for again; the name is never used again."""
+        if (message.sender == BUS_DAEMON and message.member == "NameOwnerChanged"
+                and message.signature == "sss" and message.body[0].startswith(":")
+                and message.body[2] == ""):  # fmt: skip
+            sender = message.body[0]
+            waiting = self._paced.get(sender)
+            if waiting:
+                waiting.clear()  # no answer can reach it any more: no work for them
+            self._uids.pop(sender, None)
+            self._failures.forget(sender)
+            self._refusals.ended(sender)
+            self._authority.forget(sender)
+
+    def _start(self, call: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(call)
         self._tasks.add(task)
         task.add_done_callback(self._call_done)
-        return True
+
+    async def _pace(self, sender: str) -> None:
+        """Start sender's waiting calls, one per FAILURE_DELAY_S while it keeps
+        failing: its calls cost nothing until then, and at most a call's work
+        per FAILURE_DELAY_S, however many it sends (the bus bounds how many
+        wait). One slow call (a password prompt) does not hold up the next."""
+        waiting = self._paced[sender]
+        try:
+            while waiting:
+                if self._failures.spent(sender):
+                    await asyncio.sleep(FAILURE_DELAY_S)
+                self._start(self._handle(waiting.popleft(), paced=True))
+        except asyncio.CancelledError:
+            for message in waiting:  # every call gets exactly one reply
+                self._send(message, Message.new_error(message, ErrorName.FAILED.value,
+                                                      "the helper is stopping"))  # fmt: skip
+            raise
+        finally:
+            del self._paced[sender]
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._last_activity_s = time.monotonic()
 
-    async def _handle(self, message: Message) -> None:
-        """Reply exactly once, whatever happens below."""
+    async def _handle(self, message: Message, paced: bool = False) -> None:
+        """Reply exactly once, whatever happens below. A failure past
+        FAILURES_BEFORE_DELAY a second is answered FAILURE_DELAY_S later,
+        unless the call already waited that long to start (paced)."""
         try:
             reply = await self._dispatch(message)
         except asyncio.CancelledError:
@@ -230,26 +311,12 @@ class HelperService:
             raise
         except HelperError as error:
             reply = Message.new_error(message, error_name_for(error).value, str(error))
-            if self._failing_often(message.sender or ""):
+            if self._failures.failed(message.sender or "") and not paced:
                 await asyncio.sleep(FAILURE_DELAY_S)
         except Exception:
             log.exception("unexpected error in %s.%s", message.interface, message.member)
             reply = Message.new_error(message, ErrorName.FAILED.value, GENERIC_FAILURE_TEXT)
         self._send(message, reply)
-
-    def _failing_often(self, sender: str) -> bool:
-        """Count one more failed call of sender; whether it failed
-        FAILURES_BEFORE_DELAY times within the last second."""
-        now = time.monotonic()
-        if len(self._failures) >= 4096 and sender not in self._failures:
-            self._failures = {
-                s: times for s, times in self._failures.items() if times[-1] > now - 1.0
-            }
-            if len(self._failures) >= 4096:
-                self._failures.clear()
-        recent = [at for at in self._failures.get(sender, ()) if at > now - 1.0] + [now]
-        self._failures[sender] = recent[-FAILURES_BEFORE_DELAY:]
-        return len(recent) > FAILURES_BEFORE_DELAY
 
     def _send(self, request: Message, reply: Message) -> None:
         if request.flags & MessageFlag.NO_REPLY_EXPECTED:
@@ -338,11 +405,8 @@ class HelperService:
             if not await self._authority.check(
                 call.sender, Action.LIMIT_ANY, interactive=call.interactive
             ):
-                log.info(
-                    "denied %s above normal (%s) to %s",
-                    call.spec.name,
-                    Action.LIMIT_ANY.value,
-                    call.sender,
+                self._refusals.refused(
+                    call.sender, f"{call.spec.name} above normal ({Action.LIMIT_ANY.value})"
                 )
                 raise NotAuthorized(f"a priority above normal takes the link from other users: "
                                     f"it needs {Action.LIMIT_ANY.value}")  # fmt: skip
@@ -365,7 +429,7 @@ class HelperService:
 
     async def _require(self, call: _Call, action: Action) -> None:
         if not await self._authority.check(call.sender, action, interactive=call.interactive):
-            log.info("denied %s (%s) to %s", call.spec.name, action.value, call.sender)
+            self._refusals.refused(call.sender, f"{call.spec.name} ({action.value})")
             raise NotAuthorized(f"not authorized for {action.value}")
 
     async def _caller_uid(self, sender: str) -> int:
@@ -378,9 +442,9 @@ class HelperService:
         try:
             reply = await self._bus.call(
                 Message(
-                    destination="org.freedesktop.DBus",
-                    path="/org/freedesktop/DBus",
-                    interface="org.freedesktop.DBus",
+                    destination=BUS_DAEMON,
+                    path=BUS_DAEMON_PATH,
+                    interface=BUS_DAEMON,
                     member="GetConnectionUnixUser",
                     signature="s",
                     body=[sender],

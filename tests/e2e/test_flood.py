@@ -2,8 +2,12 @@
 has cannot stall root's calls (issue 20): with no permission at all (denied
 before anything is looked up), and with limit-own granted by the real
 polkitd, so that every call is looked up (at most two reads of /proc a
-second, however many calls). The tight target, 20 ms at a larger flood,
-is measured by bench/helper_flood.py; here the bound is generous, for CI."""
+second, however many calls). Each flooding client's calls fail, so the
+helper paces it (helper/adapter/refusals.py): past FAILURES_BEFORE_DELAY
+failures a second its calls start one per FAILURE_DELAY_S, before anything
+is checked or looked up, and the flood is answered far more slowly than it
+is sent. The tight target, 20 ms at a larger flood, is measured by
+bench/helper_flood.py; here the bound is generous, for CI."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import time
 import pytest
 from chadthrottle.client import HelperClient, HelperClientError
 from chadthrottle.contract import Action, Direction
+from chadthrottle.helper.adapter.service import FAILURE_DELAY_S
 
 from tests.e2e.conftest import MiB, Stack
 from tests.support import own_names
@@ -32,6 +37,8 @@ ROOT_CALLS_PER_S, ROOT_SECONDS = 40.0, 6.0
 # Before issue 20 root's p99 here was 2.2 s with no permission (each call was
 # looked up before polkit was asked) and 2.1 s with limit-own (each lookup read
 # all of /proc); since, 15-18 ms (the development machine, other tests running).
+# With every flooding call still started on arrival (each looked up or checked,
+# its answer delayed), 198-864 ms at load 6-13; paced, see docs/benchmarks.md.
 P99_BOUND_MS = 100.0
 
 
@@ -85,10 +92,10 @@ def test_a_flood_of_unknown_ids_leaves_roots_calls_answered_in_time(
         assert p99 < P99_BOUND_MS, (
             f"root's {kind} p99 {p99:.1f} ms during a flood of {answered} calls ({outcomes})"
         )
-    expected = (
-        "NoSuchApplication" if granted else "NotAuthorized"
-    )  # the flood reached what it was meant to
-    assert outcomes.get(expected, 0) > 0.9 * answered and answered > 0.8 * CALLS_PER_S * flood_s, (
-        answered,
-        outcomes,
-    )
+    expected = "NoSuchApplication" if granted else "NotAuthorized"  # what it was meant to reach
+    assert outcomes == {expected: answered}, outcomes
+    # Paced: each client's calls in flight at first, then about one per
+    # FAILURE_DELAY_S (a few more as each second's failures age out), not
+    # the CALLS_PER_S / CLIENTS it sends.
+    paced_bound = CLIENTS * (IN_FLIGHT + 2 * flood_s / FAILURE_DELAY_S)
+    assert 0 < answered <= paced_bound < CALLS_PER_S * flood_s, (answered, paced_bound)

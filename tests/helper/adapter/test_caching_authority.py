@@ -15,10 +15,14 @@ class ScriptedAuthority:
     def __init__(self) -> None:
         self.allowed: set[tuple[str, Action]] = set()
         self.asked = 0
+        self.forgotten: list[str] = []
 
     async def check(self, sender: str, action: Action, *, interactive: bool) -> bool:
         self.asked += 1
         return (sender, action) in self.allowed
+
+    def forget(self, sender: str) -> None:
+        self.forgotten.append(sender)
 
 
 def test_a_yes_is_remembered_for_its_caller_and_action_until_it_expires() -> None:
@@ -143,5 +147,29 @@ def test_a_caller_told_no_several_times_a_second_is_told_no_without_asking() -> 
         assert await cache.check(
             ":1.11", Action.LIMIT_OWN, interactive=True
         )  # a second later: asked again
+
+    asyncio.run(run())
+
+
+def test_a_caller_that_left_the_bus_is_forgotten_and_a_no_never_becomes_a_yes() -> None:
+    """Its remembered answers go (the name is never reused: only memory), and
+    another caller's stay; forgetting a "no" only means polkit is asked again."""
+    polkit, now = ScriptedAuthority(), [10.0]
+    cache = CachingAuthority(polkit, clock=lambda: now[0])
+    polkit.allowed.add((":1.21", Action.MONITOR))
+
+    async def run() -> None:
+        for _ in range(CachingAuthority.DENIALS_PER_S):
+            assert not await cache.check(":1.20", Action.LIMIT_OWN, interactive=False)
+        assert await cache.check(":1.21", Action.MONITOR, interactive=False)
+        cache.forget(":1.20")
+        assert polkit.forgotten == [":1.20"]
+        assert ":1.20" not in cache._denials
+        assert not any(key[0] == ":1.20" for key in cache._denied_until)
+        asked = polkit.asked
+        assert not await cache.check(":1.20", Action.LIMIT_OWN, interactive=False)
+        assert polkit.asked == asked + 1  # asked again, and polkit still says no
+        assert await cache.check(":1.21", Action.MONITOR, interactive=False)
+        assert polkit.asked == asked + 1  # the other caller's yes is still remembered
 
     asyncio.run(run())

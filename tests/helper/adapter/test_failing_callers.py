@@ -1,0 +1,176 @@
+"""A caller whose calls keep failing costs the helper little (refusals.py):
+its calls are paced before any work is done for them, and its refusals are
+counted in the log, not written one line each. A real flooding client as uid
+65534 on the real bus with the real polkitd; only the engine is fake."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+
+import pytest
+from chadthrottle.contract import Action, ErrorName
+from chadthrottle.helper.adapter.refusals import RefusalLog
+from chadthrottle.helper.adapter.service import (
+    FAILURE_DELAY_S,
+    FAILURES_BEFORE_DELAY,
+    MAX_WAITING,
+    TOO_MANY_WAITING_TEXT,
+)
+
+from tests.helper.adapter.conftest import FakeEngineForAdapterTests, InProcessHelper
+from tests.support.flood import NOBODY, as_uid_env, flood, polkit_grant, setpriv_argv
+from tests.support.requirements import require_program
+from tests.support.waiting import eventually
+
+SECONDS, IN_FLIGHT = 2.0, 16
+# The client stops sending after SECONDS; its last calls in flight are answered
+# paced, one per FAILURE_DELAY_S.
+LAST_ANSWER_S = SECONDS + IN_FLIGHT * FAILURE_DELAY_S
+SERVICE_LOG = "chadthrottle.helper.adapter.service"
+
+
+def test_a_caller_that_keeps_failing_is_paced_before_its_calls_are_looked_up(
+    engine: FakeEngineForAdapterTests, adapter_helper: InProcessHelper
+) -> None:
+    """limit-own granted, unknown ids, as fast as answered: each call that is
+    started is looked up (and fails), so the lookups count the calls started.
+    Paced, a sender starts the calls it had in flight, FAILURES_BEFORE_DELAY
+    more, then one per FAILURE_DELAY_S; before, each call was looked up on
+    arrival and only its answer waited (16 in flight: ~160 lookups a second).
+    The answers are the same."""
+    require_program("setpriv")
+    with (
+        flood(adapter_helper.address, 1, SECONDS, IN_FLIGHT) as flooders,
+        polkit_grant(flooders.pids, [Action.LIMIT_OWN.value]),
+    ):
+        flooders.go(granted=True)
+        answered, outcomes = flooders.results(timeout_s=SECONDS + 60)
+    lookups = [c for c in engine.calls if c[0] == "resolve_application" and "/flood-" in c[1]]
+    assert outcomes == {"NoSuchApplication": answered}, outcomes
+    bound = IN_FLIGHT + FAILURES_BEFORE_DELAY + (LAST_ANSWER_S + 1) / FAILURE_DELAY_S
+    assert answered == len(lookups) <= bound, (answered, len(lookups), bound)
+    assert engine.changes() == []
+
+
+def test_refusals_are_counted_in_the_log_one_line_per_sender_and_interval(
+    engine: FakeEngineForAdapterTests,
+    adapter_helper: InProcessHelper,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No permission at all: every call refused by polkit. The first refusal of
+    each interval is its own line, the others a count; every refusal is in the
+    log, and the log holds a few lines, not one per call."""
+    require_program("setpriv")
+    interval_s = 1.0
+    monkeypatch.setattr(RefusalLog, "INTERVAL_S", interval_s)
+    caplog.set_level(logging.INFO, logger=SERVICE_LOG)
+    with flood(adapter_helper.address, 1, SECONDS, IN_FLIGHT) as flooders:
+        flooders.go()
+        answered, outcomes = flooders.results(timeout_s=SECONDS + 60)
+    assert outcomes == {"NotAuthorized": answered}, outcomes
+
+    def logged() -> tuple[int, int]:
+        """(refusals logged, lines) so far."""
+        refusals = lines = 0
+        for record in caplog.records:
+            text = record.getMessage()
+            if record.name != SERVICE_LOG or not text.startswith("denied "):
+                continue
+            lines += 1
+            more = re.match(r"denied (\d+) more calls to ", text)
+            refusals += int(more.group(1)) if more else 1
+        return refusals, lines
+
+    assert eventually(lambda: logged()[0] >= answered, 10), (logged(), answered)
+    refusals, lines = logged()
+    assert refusals == answered
+    windows = LAST_ANSWER_S / interval_s + 2  # the flood's, and the ends of the first and last
+    assert lines <= 2 * windows < answered, (lines, answered)
+
+
+def test_a_refusing_callers_count_is_written_when_it_leaves_the_bus(
+    engine: FakeEngineForAdapterTests,
+    adapter_helper: InProcessHelper,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The helper hears of a connection leaving the bus (NameOwnerChanged) and
+    forgets it: its refusals still counted are written then, not at the end
+    of an interval far away."""
+    require_program("setpriv")
+    monkeypatch.setattr(RefusalLog, "INTERVAL_S", 600.0)
+    caplog.set_level(logging.INFO, logger=SERVICE_LOG)
+    with flood(adapter_helper.address, 1, 1.0, IN_FLIGHT) as flooders:
+        flooders.go()
+        answered, outcomes = flooders.results(timeout_s=60)
+    assert outcomes == {"NotAuthorized": answered} and answered > 1, outcomes
+
+    def counted() -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if r.name == SERVICE_LOG and " more calls to " in r.getMessage()]  # fmt: skip
+
+    assert eventually(lambda: counted() != [], 10), "no count written when the caller left"
+    (line,) = counted()
+    assert line.startswith(f"denied {answered - 1} more calls to :"), line
+
+
+# As uid 65534: argv address, count. Fails FAILURES_BEFORE_DELAY + 1 calls
+# (no permission), sends count calls that want no reply (the bus does not
+# bound those), then one that wants a reply; prints its error and text.
+NO_REPLY_FLOOD = r"""
+import asyncio, json, sys
+from chadthrottle.bus_connection import connect_system_bus
+from chadthrottle.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+from dbus_fast import Message, MessageFlag
+
+async def main(address, count):
+    bus = await connect_system_bus(address)  # mends dbus-fast's writer (EAGAIN)
+    def call(i, flags=MessageFlag.NONE):
+        return Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE, member="ClearLimit",
+                       signature="sass", body=[f"exe:/nonexistent/{i}", [], ""], flags=flags)
+    for i in range(6):
+        await bus.call(call(i))
+    for i in range(count):
+        bus.send(call(i, MessageFlag.NO_REPLY_EXPECTED))
+    reply = await asyncio.wait_for(bus.call(call(-1)), 20)
+    print(json.dumps([reply.error_name, reply.body[0] if reply.body else ""]), flush=True)
+    bus.disconnect()
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def test_a_paced_callers_calls_that_want_no_reply_do_not_pile_up(
+    engine: FakeEngineForAdapterTests,
+    adapter_helper: InProcessHelper,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The bus bounds a connection's calls awaiting a reply, not those that
+    want none: past MAX_WAITING of them waiting, a paced caller's calls are
+    refused unread (and counted in the log), so its next call is answered at
+    once instead of after count * FAILURE_DELAY_S."""
+    require_program("setpriv")
+    caplog.set_level(logging.INFO, logger=SERVICE_LOG)
+    count = 4 * MAX_WAITING
+    result = subprocess.run(
+        [*setpriv_argv(NOBODY), sys.executable, "-c", NO_REPLY_FLOOD, adapter_helper.address, str(count)],
+        capture_output=True, text=True, env=as_uid_env(adapter_helper.address), timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == [ErrorName.NOT_AUTHORIZED.value, TOO_MANY_WAITING_TEXT]
+
+    def over_the_bound() -> int:
+        total = 0
+        for record in caplog.records:
+            text = record.getMessage()
+            if record.name == SERVICE_LOG and "waiting)" in text:
+                total += sum(int(n) for n in re.findall(r"waiting\) x(\d+)", text))
+                total += text.startswith("denied ClearLimit (over")
+        return total
+
+    assert eventually(lambda: over_the_bound() >= count - MAX_WAITING, 10), over_the_bound()
