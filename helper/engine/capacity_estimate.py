@@ -648,7 +648,13 @@ class CapacityEstimator:
         # then is that queue seen late, or the download's (the acknowledgements let go at
         # once, its senders burst: 190-230 ms at the modem for 3 s, bench 16:26 UTC, while
         # the upload was cut twice more, to 0.47 of its link)
-        if up.since_cut_s >= REFRACTORY_S and up.capacity * SHAPE_SHARE > CUT_SHARE * link:
+        # at once on its first tick, though a take-back came just before it (a turn's failure
+        # read on the slowing's first rise: cut a tick later, the download's acknowledgements
+        # released then grew its queue at the modem to 397 ms, bench/capacity_follow.py --vary
+        # up, est16f 22:21 UTC; 165 ms beside it without that take-back)
+        if (
+            first or up.since_cut_s >= REFRACTORY_S
+        ) and up.capacity * SHAPE_SHARE > CUT_SHARE * link:
             up.recent = []
             self._cut(Direction.UP, up, passed, delay_s)
             self._since_up_slow_s = 0.0  # the rises its queue makes are seen 1-3 s late

@@ -803,6 +803,25 @@ def test_the_recorded_upload_turn_is_not_raised_on_while_the_round_trips_rise() 
     assert [round(t["modem_ms"][1]) for t in recorded[47:49]] == [16, 32]
 
 
+def test_the_recorded_upload_link_slowing_is_cut_at_once_after_a_turns_take_back() -> None:
+    """bench/capacity_follow.py --vary up --record at 25cf62a (est16f, 22:21 UTC), replayed:
+    the upload's link halved at tick 19 during its turn, and the slowing's first rise (+25 ms
+    over the delay before the turn, under RISE_S and NOISE_SHARE of our upload queue) was read
+    as the turn's failure: taken back at 19, not cut. At 20 the slowing was seen (our upload
+    queue empty, the upload passing under UNDER_SHARE of its rate), but its cut waited
+    REFRACTORY_S after that take-back: cut at 21, a tick later than without the turn's rule
+    (7d2d316, 22:23 UTC: cut at the slowing's first tick), and the download's acknowledgements,
+    held at the modem a tick longer, went at once: 199-397 ms in the modem's download queue at
+    24-27 (165 ms at most beside it). Now it is cut at once, at 20."""
+    name = "capacity_follow_turn_at_slowing.json"
+    ticks = _replay(name)
+    for index, (decided, now, estimate, estimated) in enumerate(ticks[:20]):
+        assert (now, estimated) == (decided, estimate), index
+    assert ticks[19][1] == "turn's rise; take back up (failed at 5.05)", ticks[19][1]
+    assert (ticks[20][0], ticks[21][0]) == ("", "cut up"), (ticks[20][0], ticks[21][0])
+    assert ticks[20][1] == "cut up", ticks[20][1]
+
+
 def test_the_recorded_download_climb_stops_at_its_highest_failure() -> None:
     """bench/capacity_follow.py --slow-share 1.0 --record at 7d2d316 (est16f, 22:07 UTC),
     replayed: the same decisions until tick 55. The download failed at 20.3-20.5 Mbit/s
