@@ -56,7 +56,9 @@ Each tick:
   each cut it brings) the upload alone is cut at each rise, what it goes
   back up to is the most it passed in those rises, and nothing else is
   judged or raised (the download, its acknowledgements waiting at the
-  modem, passes less too). Then the rate it held before is tried back to
+  modem, passes less too), but once the upload is shaped under the slower
+  link a rise growing with the download passing its whole rate again is the
+  download's (those acknowledgements let go at once): it is cut. Then the rate it held before is tried back to
   (TRY_GAP_S after the slowing or the last try, for TRY_FORGET_S), in
   TRY_STEPS a tick, the download not raised meanwhile; a step failed when
   our upload queue holds under TRY_QUEUE_SHARE of what it held or the round
@@ -403,7 +405,7 @@ class CapacityEstimator:
             self._since_up_slow_s = 0.0
         if self._since_up_slow_s < BLAME_S:  # nothing judged or raised until it drained
             if rise:  # the upload's own queue at the modem: the download is its victim
-                self._up_slowed(achieved[Direction.UP], delay, first)
+                self._up_slowed(achieved, delay, first)
         elif self._not_taken(active, achieved, sample.local_wait_s):
             pass
         elif rise:
@@ -625,7 +627,7 @@ class CapacityEstimator:
                 and waits[Direction.UP] < EMPTY_WAIT_S and up.since_loaded_s <= BLAME_S
                 and MIN_TRAFFIC_BPS <= achieved[Direction.UP] < UNDER_SHARE * up.capacity * SHAPE_SHARE)  # fmt: skip
 
-    def _up_slowed(self, passed: float, delay_s: float, first: bool) -> None:
+    def _up_slowed(self, achieved: Mapping[Direction, float], delay_s: float, first: bool) -> None:
         """The upload's own link slowed: cut it (again each REFRACTORY_S while the rise
         stays and it is not yet shaped well under the link), and what it goes back up to is the most it passed in a rise since (the
         modem's new rate, or less), not what it held before. The download is left
@@ -635,9 +637,10 @@ class CapacityEstimator:
         towards what it held before in 3, 6, 12% steps past the slower link: 200-390 ms
         at the modem for about 5 s. The first tick's bytes straddle the change (3.55
         Mbit/s passed where the link had fallen to 2.48): the next ticks' tell better."""
-        up = self._state[Direction.UP]
+        up, down = self._state[Direction.UP], self._state[Direction.DOWN]
         if up.capacity is None:
             return
+        passed = achieved[Direction.UP]
         self._up_link = 0.0 if first else max(self._up_link, passed)
         link = self._up_link or passed
         if self._up_before is not None:
@@ -658,6 +661,17 @@ class CapacityEstimator:
             up.recent = []
             self._cut(Direction.UP, up, passed, delay_s)
             self._since_up_slow_s = 0.0  # the rises its queue makes are seen 1-3 s late
+        elif (not first and down.capacity is not None and down.since_cut_s >= REFRACTORY_S
+              and self._since_try_s >= BLAME_S  # a failed try's queue, seen late: not the download's
+              and up.since_cut_s >= REFRACTORY_S * 0.9 and up.capacity * SHAPE_SHARE <= CUT_SHARE * link
+              and achieved[Direction.DOWN] >= TOOK_SHARE * down.capacity * SHAPE_SHARE
+              and len(self._delays) >= 2 and delay_s > self._delays[-2] + RISE_S):  # fmt: skip
+            # shaped under the slower link, the download passes its whole rate again (its
+            # acknowledgements no longer wait at the modem) and the delay grows (the upload's
+            # queue there, seen late, shrinks): the download's own queue, their release's
+            # burst. Left alone, it grew to 140-200 ms for 4 s (bench/capacity_follow.py
+            # --vary up, est16f 22:25 UTC; 80-165 at 7d2d316)
+            self._cut(Direction.DOWN, down, achieved[Direction.DOWN], delay_s)
 
     def _seen_late(self, direction: Direction, achieved: Mapping[Direction, float]) -> bool:
         """A download raise that passed at its rate (TOOK_SHARE), or an upload's back up

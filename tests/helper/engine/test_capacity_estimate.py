@@ -822,6 +822,35 @@ def test_the_recorded_upload_link_slowing_is_cut_at_once_after_a_turns_take_back
     assert ticks[20][1] == "cut up", ticks[20][1]
 
 
+@pytest.mark.parametrize(
+    ("recording", "cut_at", "recorded_cut", "queued_ms"),
+    [
+        ("capacity_follow_up_slowed_burst.json", 24, 27, [139, 168, 200, 192]),
+        ("capacity_follow_up_slowed_burst_7d2d316.json", 25, 27, [93, 90, 119, 165]),
+    ],
+)
+def test_the_recorded_download_burst_after_the_upload_link_slowed_is_cut(
+    recording: str, cut_at: int, recorded_cut: int, queued_ms: list[int]
+) -> None:
+    """bench/capacity_follow.py --vary up --record (est16f, 22:25 UTC at 38747b8 and 22:23 at
+    7d2d316), replayed. The upload's link halved at 19, was seen slowing at 20, cut at 20 and
+    22: shaped under the slower link by 23. The download's acknowledgements, held in the
+    modem's upload queue meanwhile (the download passing 0.24-0.42 of its link), went at once:
+    the download passed its whole rate again from 24 and its queue at the modem grew for 3-4 s,
+    not cut until the slowing's BLAME_S ran out (recorded at 27). Now a rise then, growing, with
+    the download passing its rate, is the download's: cut at once."""
+    ticks = _replay(recording)
+    recorded = json.loads((Path(__file__).parent / recording).read_text())["ticks"]
+    for index, (decided, now, estimate, estimated) in enumerate(ticks[:cut_at]):
+        assert (now, estimated) == (decided, estimate), index
+    assert [t[0] for t in ticks[cut_at : recorded_cut + 1]] == [""] * (recorded_cut - cut_at) + [
+        "cut down"
+    ]
+    queue = [round(t["modem_ms"][0]) for t in recorded[24 : recorded_cut + 1]]
+    assert queue == queued_ms, queue  # the modem's download queue from 24 to the recorded cut
+    assert ticks[cut_at][1] == "cut down", ticks[cut_at][1]
+
+
 def test_the_recorded_download_climb_stops_at_its_highest_failure() -> None:
     """bench/capacity_follow.py --slow-share 1.0 --record at 7d2d316 (est16f, 22:07 UTC),
     replayed: the same decisions until tick 55. The download failed at 20.3-20.5 Mbit/s
