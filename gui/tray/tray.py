@@ -246,12 +246,15 @@ class TrayController(QObject):
                 submenu.menuAction().setToolTip(info.name)
             submenu.setToolTipsVisible(True)
             for direction in Direction:
+                state = self._model.limit_state(info.id, direction)
+                # A used-up quota holds the rate checked below: said, as the row's
+                # line says it ("Unlimited" then changed nothing, unexplained).
+                spent = " (quota used up)" if state.quota_spent else ""
                 submenu.addSection(
-                    "Download limit" if direction is Direction.DOWN else "Upload limit"
+                    ("Download limit" if direction is Direction.DOWN else "Upload limit") + spent
                 )
                 limit_bps = self._model.effective_limit(info.id, direction)
                 current = checked_label(limit_bps, units)
-                state = self._model.limit_state(info.id, direction)
                 # One of them: drawn as radio items (as in the row menu); Block is a switch.
                 group = QActionGroup(submenu)
                 for quick in quick_limits(units):
@@ -264,7 +267,8 @@ class TrayController(QObject):
                         # checked, "Custom…" alone did not say which limit is in force
                         action.setText(f"Custom: {format_rate(limit_bps, units)}…")
                     action.setEnabled(can_limit and not state.read_only and not state.blocked)
-                    if state.read_only or state.blocked:  # choosing would do nothing now
+                    # choosing would do nothing now (or less than it says): why
+                    if state.read_only or state.blocked or spent:
                         action.setToolTip(describe_limit(state, direction, units))
                 if not self._model.blocks_unavailable:  # a helper without SetBlocked: no Block
                     block = self._block_action(submenu, info.id, direction, info.blocked(direction))

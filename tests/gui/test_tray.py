@@ -243,3 +243,25 @@ def test_the_menu_is_as_wide_as_its_entries_and_long_names_fit_the_screen() -> N
         first.text().split("\t")[0].endswith("… (limited)")
         and first.toolTip() == long_names[0].name
     )
+
+
+def test_a_rate_a_used_up_quota_holds_is_said_in_the_quick_limits() -> None:
+    """Under Xvfb, Harbor Browser's upload quota was used up and held at 100 KB/s: its
+    quick limits checked "100 KB/s" under "Upload limit" as if the user had chosen it,
+    and "Unlimited" then changed nothing, with nothing saying why."""
+    model, tray = make_tray()
+    firefox = "app:org.mozilla.firefox"
+    model.apply_snapshot([dataclasses.replace(a, up_limit_bps=100_000, up_quota_bytes=10**6, up_quota_left_bytes=0,
+                                              up_quota_period="day") if a.id == firefox else a
+                          for a in sample_applications()])  # fmt: skip
+    tray.rebuild_menu()
+    submenu = next(
+        m for m in tray.menu.findChildren(type(tray.menu)) if m.objectName() == f"quick:{firefox}"
+    )
+    sections = [a.text() for a in submenu.actions() if a.isSeparator() and a.text()]
+    assert sections[:2] == ["Download limit", "Upload limit (quota used up)"], sections
+    held = quick_limit_action(tray, firefox, Direction.UP, "100 KB/s")
+    assert held is not None and held.isChecked()
+    unlimited = quick_limit_action(tray, firefox, Direction.UP, "Unlimited")
+    assert unlimited is not None
+    assert "all 1 MB used today: limited to 100 KB/s until the next day" in unlimited.toolTip()
