@@ -64,6 +64,7 @@ from chadthrottle.helper.adapter.service import HelperService
 from chadthrottle.helper.engine.api import EngineApi
 from chadthrottle.helper.errors import HelperError, StartCancelled
 from chadthrottle.helper.install import add_install_commands, run_install_command
+from chadthrottle.helper.kernel import lean_pyroute2
 from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
 from dbus_fast import NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
@@ -222,7 +223,7 @@ def _finish_takeover(state_dir: Path) -> None:
     from chadthrottle.helper.kernel.namespace_shapers import remove_unadopted_elsewhere
     from chadthrottle.helper.kernel.ownership import journal_instance
     from chadthrottle.helper.kernel.tc_shaper import remove_unadopted
-    from pyroute2 import IPRoute
+    from pyroute2.iproute import IPRoute
 
     remove_leftover_programs(cgroup2_mount())
     instance = journal_instance(state_dir)
@@ -364,6 +365,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    lean_pyroute2.register()  # before the engine's imports: about 0.1 s less of every start
     arguments = parse_arguments(argv)
     logging.basicConfig(
         stream=sys.stderr,

@@ -33,7 +33,7 @@ from chadthrottle.helper.kernel.path_delay import (
     shaper_wait_s,
 )
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
-from pyroute2 import IPRoute
+from pyroute2.iproute import IPRoute
 
 log = logging.getLogger(__name__)
 SYS_NET = Path("/sys/class/net")

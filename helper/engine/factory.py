@@ -37,7 +37,7 @@ from chadthrottle.helper.kernel.proc_events import open_proc_events
 from chadthrottle.helper.kernel.tc_shaper import HOOK_LINGER_S, TcShaper, remove_leftovers
 from chadthrottle.helper.usage.recorder import FLUSH_INTERVAL_S, UsageRecorder
 from chadthrottle.helper.usage.store import UsageStore
-from pyroute2 import IPRoute
+from pyroute2.iproute import IPRoute
 
 log = logging.getLogger("chadthrottle.engine")
 

@@ -26,7 +26,7 @@ from typing import Any
 from chadthrottle.helper.kernel import interfaces
 from chadthrottle.helper.kernel.htb import DEFAULT_MINOR, ROOT_HANDLE, tc_call
 from chadthrottle.helper.kernel.tc_ownership import FILTER_PRIORITY, IFB_ALIASES
-from pyroute2 import IPRoute
+from pyroute2.iproute import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 log = logging.getLogger("chadthrottle.kernel.tc")

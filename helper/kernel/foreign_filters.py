@@ -33,7 +33,7 @@ from typing import Any
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.layout import PROGRAM_NAME_PREFIX
-from pyroute2 import IPRoute
+from pyroute2.iproute import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 log = logging.getLogger("chadthrottle.kernel.foreign")

@@ -37,7 +37,7 @@ from chadthrottle.helper.kernel import tbf_leaf
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.layout import HTB_MAJOR, class_id
 from chadthrottle.priority import DEFAULT_PRIORITY, Priority
-from pyroute2 import IPRoute
+from pyroute2.iproute import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.tcmsg import plugins, sched_pfifo
 from pyroute2.netlink.rtnl.tcmsg.common import calc_xmittime

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chadthrottle.helper.errors import KernelError
-from pyroute2 import IPRoute
+from pyroute2.iproute import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 log = logging.getLogger("chadthrottle.kernel.interfaces")

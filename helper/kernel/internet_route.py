@@ -32,7 +32,7 @@ import socket
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from pyroute2 import IPRoute
+from pyroute2.iproute import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 RTM_F_FIB_MATCH = 0x2000

@@ -68,7 +68,7 @@ from chadthrottle.helper.kernel.ownership import recorded_entries
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_ownership import JOURNAL_KIND
 from chadthrottle.helper.kernel.tc_shaper import HOOK_LINGER_S, TcShaper, remove_unadopted
-from pyroute2 import IPRoute
+from pyroute2.iproute import IPRoute
 
 log = logging.getLogger("chadthrottle.kernel.tc")
 T = TypeVar("T")

@@ -31,7 +31,7 @@ from chadthrottle.helper.kernel.tc_ownership import (
     our_ifb,
     same_device,
 )
-from pyroute2 import IPRoute
+from pyroute2.iproute import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 log = logging.getLogger("chadthrottle.kernel.tc")

@@ -46,7 +46,7 @@ from chadthrottle.helper.kernel.htb import DEFAULT_MINOR, ROOT_HANDLE, ROOT_MARK
 from chadthrottle.helper.kernel.layout import PROGRAM_NAME_PREFIX
 from chadthrottle.helper.kernel.namespaces import netns_cookie_of_fd
 from chadthrottle.helper.kernel.ownership import ObjectJournal, take_over_dead
-from pyroute2 import IPRoute
+from pyroute2.iproute import IPRoute
 
 log = logging.getLogger("chadthrottle.kernel.tc")
 
