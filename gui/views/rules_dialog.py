@@ -28,6 +28,7 @@ from chadthrottle.units import (
     parse_size,
 )
 from PySide6.QtCore import Qt, QTime, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -353,6 +354,8 @@ class RulesDialog(QDialog):
             widget.setEnabled(not rules.read_only)
             widget.setToolTip(rules.read_only or widget.toolTip())
         self._fit_clear_quota()
+        if self.isVisible():  # a note that came with this poll may need more room
+            self._fit_height()
         if rules.read_only:
             self.show_outcome(rules.read_only, error=True)
 
@@ -376,6 +379,21 @@ class RulesDialog(QDialog):
             item.setData(0x0100, schedule.name)  # Qt.UserRole
             self.schedule_list.addItem(item)
         self.remove_schedule.setEnabled(False)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """As tall as its lines need, within the screen: Qt gives a new window at most
+        two thirds of the screen's height, and at 2x on 1366x768 (256 of 384 px) that
+        left the dialog its least, where the wrapped notes were squeezed into each
+        other ("Empty: no limit" cut, the quota's line without its end)."""
+        screen = self.screen().availableGeometry()
+        frame = max(0, self.frameGeometry().height() - self.height())
+        wanted = min(self.sizeHint().height(), screen.height() - frame)
+        if self.height() < wanted:
+            self.resize(self.width(), wanted)
 
     def _held_by_quota(self, direction: Direction, rate_bps: int) -> str:
         """What a used-up quota does to the direction now, and what a limit here adds."""

@@ -290,3 +290,28 @@ def test_a_used_up_quota_is_not_shown_as_a_limit_of_ones_own(qtbot, tmp_path: Pa
         "a limit here holds too where it is lower."
     )
     controller.shutdown()
+
+
+def test_its_notes_are_not_squeezed_on_a_small_screen_at_2x() -> None:
+    """Under Xvfb at 2x on 1366x768 the Limits tab's wrapped lines were drawn into each
+    other: Qt gives a new window at most two thirds of the screen's height, so the
+    dialog got its least (318 of 346 px) and "Empty: no limit..." and the used-up
+    quota's line were cut. Each wrapped line now has the height its text needs."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    for scale in ("1", "2"):
+        environment = {
+            **os.environ,
+            "QT_QPA_PLATFORM": "offscreen:size=1366x768",
+            "QT_SCALE_FACTOR": scale,
+        }
+        done = subprocess.run([sys.executable, "-m", "tests.gui.dialog_fit_probe"], cwd=root, env=environment,
+                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        shown = json.loads(done.stdout.strip().splitlines()[-1])
+        assert len(shown["labels"]) == 2, shown
+        for label in shown["labels"]:
+            assert label["height"] >= label["needs"], (scale, shown)
