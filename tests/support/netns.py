@@ -263,6 +263,41 @@ class Receiver:
                 return self.sink_samples[-1]
             return self.samples[-1] if self.samples else (time.monotonic(), 0)
 
+    def counted_at(self, when: float) -> int:
+        """Bytes the sink had counted at `when` (its last report at or before
+        it, by the sink's clock; 0 before its first)."""
+        with self._lock:
+            timed = self.sink_samples or self.samples  # a sink that does not say when
+            return next((count for at, count in reversed(timed) if at <= when), 0)
+
+    def counted_more_at(self, since: float) -> float | None:
+        """When the sink first counted bytes after `since` (by its clock), or
+        None if it has not (as far as its reports have come)."""
+        held = self.counted_at(since)
+        with self._lock:
+            timed = self.sink_samples or self.samples
+            return next((at for at, count in timed if at > since and count > held), None)
+
+    def quiet_for(self, seconds: float, report_within_s: float = 5.0) -> bool:
+        """Nothing counted over the next `seconds`, by when the sink counted
+        (its reports' times), not by when this process's reader thread got the
+        reports: those come late on a busy machine (the class docstring), and
+        a late batch of bytes counted before the window read as traffic in it,
+        or one counted in it read as none. Waits for the sink's first report
+        past the window (it reports every interval, with bytes or not); a
+        sink gone before then counted what its last report says."""
+        since = time.monotonic()
+        time.sleep(seconds)
+        until = since + seconds
+        deadline = until + report_within_s
+        while self._latest()[0] < until and self._thread.is_alive():
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the sink reported nothing past the window in {report_within_s} s"
+                )
+            time.sleep(0.01)
+        return self.counted_at(until) == self.counted_at(since)
+
     def rate_bps(self, seconds: float) -> float:
         """Payload rate over the next `seconds`, between two reports of the sink
         (timed when it counted them), so the test's own timing adds no error."""
