@@ -694,7 +694,15 @@ class CapacityEstimator:
         faster = state.last_failed is not None and (
             achieved[direction] >= state.last_failed * SHAPE_SHARE * NEAR_STEP
         )
-        return passed and (self._since_back_s < BLAME_S or faster)
+        # but not a step past where it failed that passed no more than there (_past_unjudged):
+        # only the round trips judge it. Excused a tick after an upload's turn failed early (10 ms
+        # at the modem, TURN_RISE_S), it grew 32, 59, 87, 120 ms at the modem unjudged (bench/
+        # capacity_follow.py --slow-share 1.0, est16f 22:34 UTC)
+        return (
+            passed
+            and (self._since_back_s < BLAME_S or faster)
+            and not self._past_unjudged(state, achieved)
+        )
 
     def _past_us(self, active: dict[Direction, _Direction], achieved: dict[Direction, float],
                  waits: Mapping[Direction, float]) -> bool:  # fmt: skip

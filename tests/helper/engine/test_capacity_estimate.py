@@ -851,6 +851,25 @@ def test_the_recorded_download_burst_after_the_upload_link_slowed_is_cut(
     assert ticks[cut_at][1] == "cut down", ticks[cut_at][1]
 
 
+def test_the_recorded_download_step_past_where_it_failed_is_not_excused_by_a_take_back() -> None:
+    """bench/capacity_follow.py --slow-share 1.0 --record at 0a51840 (est16f, 22:34 UTC),
+    replayed. The upload's turn failed at 41, seen early (TURN_RISE_S, 10 ms at the modem),
+    the round trips low again at 42 (3.5 ms), so the download stepped past where it failed
+    (PAST_STEP, 1.02 of its link: it passes TOOK_SHARE's test). Its rise at 43 was excused as
+    that take-back's queue seen late (within BLAME_S): 32, 59, 87, 120 ms at the modem, taken
+    back at 46. Such a step is judged by the round trips alone: now taken back at 43."""
+    name = "capacity_follow_past_excused.json"
+    ticks = _replay(name)
+    recorded = json.loads((Path(__file__).parent / name).read_text())["ticks"]
+    for index, (decided, now, estimate, estimated) in enumerate(ticks[:43]):
+        assert (now, estimated) == (decided, estimate), index
+    assert ticks[41][1].startswith("turn's rise; take back up"), ticks[41][1]
+    assert ticks[42][1] == f"raise down x{PAST_STEP:.3f}", ticks[42][1]
+    assert [t[0] for t in ticks[43:47]] == ["", "", "", "take back down (failed at 20.50)"]
+    assert [round(t["modem_ms"][0]) for t in recorded[43:47]] == [32, 59, 87, 120]
+    assert ticks[43][1].startswith("take back down"), ticks[43][1]
+
+
 def test_the_recorded_download_climb_stops_at_its_highest_failure() -> None:
     """bench/capacity_follow.py --slow-share 1.0 --record at 7d2d316 (est16f, 22:07 UTC),
     replayed: the same decisions until tick 55. The download failed at 20.3-20.5 Mbit/s
