@@ -210,9 +210,13 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
             private_bus, pair, tmp_path / "state", "--wall-clock-file", str(clock), backend=backend
         ) as helper,
     ):
-        # the application's shell runs now, its download starts a second later: under the quota from byte one
+        # The application's shell runs now, its download once the quota is set: under
+        # the quota from byte one. Until 2026-12-05 it started 1 s after the shell,
+        # against two CLI calls (an interpreter start each) and three bus calls before
+        # the quota: at load 9 the tc run stopped at 16.9 MB of L3 for a 5 MB quota.
+        go = tmp_path / "quota-set"
         stream = start_stream(pair, 5740 if backend == "tc" else 5741, "down", app_cgroup=scope, seconds=120,
-                              child_after_s=1.0, peer_cgroup=peers)  # fmt: skip
+                              child_when=go, peer_cgroup=peers)  # fmt: skip
         try:
             rules_before = call_helper(bus, lambda c: c.list_rules())
             refused = _ctl(
@@ -237,6 +241,7 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
 
             set_quota = _ctl(bus, "quota", app_id, "5MB", "--per", "day", "--down")
             assert set_quota.returncode == 0, set_quota.stderr
+            go.touch()
             assert eventually(lambda: stream.receiver.total_bytes() > 1_000_000, 5), (
                 "the download did not start"
             )

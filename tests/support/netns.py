@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -226,11 +227,14 @@ class Receiver:
     (sink_samples: free of this process's own scheduling delays; at load 3-6
     on 2 cores reports reached this thread up to 0.07-0.29 s late, at load
     7-13 up to 0.63 s, which read a 2 s window's rate 0.74-1.03 times the
-    bytes' own). Rates (rate_bps, rates_together, _latest) use the sink's times."""
+    bytes' own). Rates (rate_bps, rates_together, _latest) use the sink's times.
+    arrived_samples: a TCP sink's bytes read plus those its socket held unread
+    (its "q"), at the same times: what had arrived, however late the sink read."""
 
     process: subprocess.Popen[str]
     samples: list[tuple[float, int]] = field(default_factory=list)
     sink_samples: list[tuple[float, int]] = field(default_factory=list)
+    arrived_samples: list[tuple[float, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -246,6 +250,9 @@ class Receiver:
                     self.samples.append((time.monotonic(), int(report["bytes"])))
                     if "m" in report:
                         self.sink_samples.append((float(report["m"]), int(report["bytes"])))
+                    if "m" in report and "q" in report:
+                        arrived = int(report["bytes"]) + int(report["q"])
+                        self.arrived_samples.append((float(report["m"]), arrived))
 
     def join(self, timeout_s: float) -> None:
         self._thread.join(timeout_s)
@@ -447,6 +454,7 @@ def start_stream(
     seconds: float = 60.0,
     app_serves: bool = False,
     child_after_s: float = 0.0,
+    child_when: Path | None = None,
     peer_after_s: float = 0.0,
     peer_cgroup: Path | None = None,
     rate_bps: float = 0.0,
@@ -460,6 +468,8 @@ def start_stream(
     connects, peer_after_s later, so the app's traffic flows on an accepted socket.
     child_after_s: the application is a shell that starts the traffic as a
     child process this many seconds later (Stream.app is the shell).
+    child_when: as child_after_s, the child started once this file exists
+    (looked for every 50 ms): after a step of the test's, however long that took.
     peer_cgroup: an app scope for the peer, so no limit on the program (the
     same script as the application) reaches it.
     rate_bps: the source paces its payload to this (0: as fast as it can), so a
@@ -508,10 +518,12 @@ def start_stream(
         argv = nsenter_argv(
             pair.host_ns, [*script, "connect", "--host", host, "--role", app_role, *common]
         )
-        if child_after_s:
-            argv = ["sh", "-c", f'sleep {child_after_s}; "$@" & wait', "sh", *argv]
+        if child_after_s or child_when is not None:
+            first = (f"until [ -e {shlex.quote(str(child_when))} ]; do sleep 0.05; done"
+                     if child_when is not None else f"sleep {child_after_s}")  # fmt: skip
+            argv = ["sh", "-c", f'{first}; "$@" & wait', "sh", *argv]
         app = spawn(argv, app_cgroup)
-        if not udp and not child_after_s:
+        if not udp and not child_after_s and child_when is None:
             wait_for_line(app, "connected")
     app_receives = direction == "down"
     receiver = Receiver(app if app_receives else peer)
