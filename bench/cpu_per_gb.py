@@ -504,10 +504,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="both: the programs on the cgroup root (both ends' sockets, as the helper); "
                         "local: on a child cgroup holding only the client, the server in another")  # fmt: skip
     parser.add_argument("--json", help="also write every window here")
-    parser.add_argument("--report", metavar="JSON", help="only print the report of a saved run")
+    parser.add_argument("--report", metavar="JSON", nargs="+",
+                        help="only print the report of saved runs (several: pooled, each run's connections apart)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.report:
-        print(report_again(args.report))
+        print(report_again(*args.report))
         return 0
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces, BPF)")
@@ -546,13 +547,36 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report_again(path: str) -> str:
-    """The report of a run's --json file (another --max-others: edit settings)."""
-    with open(path) as saved:
-        data = json.load(saved)
-    windows = [Window(**w) for w in data.pop("windows")]
-    hooks = [HookRuns(**h) for h in data.pop("hooks", [])]
-    return format_report(Results(**data, windows=windows, hooks=hooks))
+def report_again(*paths: str) -> str:
+    """The report of runs' --json files (another --max-others: edit settings). Several
+    runs of one --compare are pooled: each run's blocks and connections are numbered
+    apart, so the intervals resample every run's connections as one set; the settings
+    are the first run's, with the blocks summed."""
+    pooled: Results | None = None
+    for path in paths:
+        with open(path) as saved:
+            data = json.load(saved)
+        windows = [Window(**w) for w in data.pop("windows")]
+        hooks = [HookRuns(**h) for h in data.pop("hooks", [])]
+        run = Results(**data, windows=windows, hooks=hooks)
+        if pooled is None:
+            pooled = run
+            continue
+        first_block = 1 + max((w.block for w in pooled.windows), default=-1)
+        first_connection = 1 + max(
+            (c for c in by_connection(pooled.windows, pooled.settings["chunk"])), default=-1
+        )
+        for key, mine in by_connection(run.windows, run.settings["chunk"]).items():
+            for w in mine:
+                w.block += first_block
+                w.connection = key + first_connection
+        pooled.windows += run.windows
+        pooled.hooks += run.hooks
+        pooled.load += [f"{path}: {line}" for line in run.load]
+        pooled.settings["blocks"] += run.settings["blocks"]
+        pooled.started += f"; {run.started}"
+    assert pooled is not None
+    return format_report(pooled)
 
 
 if __name__ == "__main__":
