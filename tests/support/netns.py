@@ -15,6 +15,7 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -362,14 +363,39 @@ class Stream:
         return self.wait(timeout_s)
 
     def stop(self) -> None:
+        """Kill both sides, and the traffic a shell started as its child
+        (child_after_s, child_when): killed with the shell alone it ran on
+        to its --seconds, and held the reader's pipe open; once a blocked
+        download's close could not reach it, past the test's end."""
         for process in (self.app, self.server):
             if process.poll() is None:
+                children = _descendants(process.pid)
                 process.kill()
+                for child in children:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child, signal.SIGKILL)
             process.wait(timeout=10)
         self.receiver.join(5.0)
         for process in (self.app, self.server):
             if process.stdout is not None:
                 process.stdout.close()
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below pid, children before theirs (none if it is gone)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found += [child, *_descendants(child)]
+    return found
 
 
 def spawn(argv: list[str], cgroup: Path | None) -> subprocess.Popen[str]:
