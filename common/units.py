@@ -13,6 +13,10 @@ from enum import StrEnum
 
 from chadthrottle.contract import MAX_RATE_BPS, MIN_RATE_BPS
 
+TYPE_CHECKING = False  # not typing's: importing typing costs a CLI call ~2 ms
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 
 class UnitError(ValueError):
     """A rate could not be understood."""
@@ -120,10 +124,16 @@ def format_rate(rate_bps: float, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -
     Three significant digits at most, so columns do not jitter.
     """
     scale = _SCALES[units]
-    value = max(0.0, float(rate_bps)) * scale.factor
+    return _scaled(max(0.0, float(rate_bps)) * scale.factor, scale.base, scale.labels)
+
+
+def _scaled(value: float, base: int, labels: Sequence[str]) -> str:
+    """value in the largest of labels (each base times the last) that keeps it
+    at 1 or more, in three significant digits at most: format_rate's and
+    format_size's one rule, so a rate and an amount read alike."""
     index = 0
-    while value >= scale.base * 0.9995 and index < len(scale.labels) - 1:
-        value /= scale.base
+    while value >= base * 0.9995 and index < len(labels) - 1:
+        value /= base
         index += 1
     # The digits after rounding: 99.96 written "100.0" (and 9.996 "10.00") had four,
     # wider than a column measured for three (cut in the Up column at 2x).
@@ -133,7 +143,7 @@ def format_rate(rate_bps: float, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -
         number = f"{value:.1f}"
     else:
         number = f"{value:.2f}"
-    return f"{number} {scale.labels[index]}"
+    return f"{number} {labels[index]}"
 
 
 def format_limit(limit_bps: int, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> str:
@@ -224,21 +234,15 @@ def parse_size(text: str) -> int:
 
 
 def format_size(size_bytes: int, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> str:
-    """An amount of data for people in the chosen units: "5 MB", "1.5 GB"; "4.66 GiB"
-    in binary bytes, "40 Gbit" in bits (up to a quota's largest, 1.13 PB; without
-    PB, 1000 TB came out as "1e+03 TB"). The names are the rates' (format_rate's
-    scales) without "/s": one window, one spelling. Under Xvfb with binary units
-    a quota read "712 KB left today" beside rates in "KiB/s"."""
+    """An amount of data for people in the chosen units: "5.00 MB", "1.50 GB"; "4.66 GiB"
+    in binary bytes, "40.0 Gbit" in bits (up to a quota's largest, 1.13 PB). The
+    names are the rates' (format_rate's scales) without "/s", and the digits are
+    format_rate's: one window, one spelling. Under Xvfb with binary units a quota
+    read "712 KB left today" beside rates in "KiB/s"; and a quota line said
+    "1.2 GB" where the usage view said "1.20 GB" of the same amount (review7)."""
     scale = _SCALES[units]
-    value = max(0, size_bytes) * scale.factor
-    for power in range(len(scale.labels), 0, -1):
-        # up a unit where three digits round to 1000: 999.96 MB read "1e+03 MB"
-        if value >= scale.base**power * 0.9995:
-            number = value / scale.base**power
-            # binary units' 1000 to 1023 read "1e+03" in three significant digits
-            shown = f"{number:.0f}" if number >= 99.95 else f"{number:.3g}"
-            return f"{shown} {_size_label(scale, power)}"
-    return f"{value} {_size_label(scale, 0)}"
+    labels = [_size_label(scale, power) for power in range(len(scale.labels) + 1)]
+    return _scaled(max(0, size_bytes) * scale.factor, scale.base, labels)
 
 
 def _size_label(scale: _Scale, power: int) -> str:

@@ -113,10 +113,14 @@ class RulesFlow(QObject):
     def _held_by_quota(
         self, app_id: str, states: dict[Direction, LimitState]
     ) -> dict[Direction, int]:
-        """The directions a used-up quota holds now, at the rate it holds them to:
-        not where a schedule sets the rate, nor where the plain limit is the lower."""
-        return {d: s.rate_bps for d, s in states.items()
-                if s.quota_spent and not s.schedule and not 0 < self._plain_rate(app_id, d) <= s.rate_bps}  # fmt: skip
+        """The directions a used-up quota holds now, at the rate it holds them to
+        (0: blocked): not where a schedule sets the rate, nor where the plain limit
+        is the lower, nor while nothing is enforced (limits paused, helper away;
+        a limit in force but not met is still held): the dialog says "held to" or
+        "blocked until" only of what the helper holds."""
+        return {d: 0 if s.blocked else s.rate_bps for d, s in states.items()
+                if s.quota_spent and s.held and (s.not_met or not s.problem) and not s.schedule
+                and not 0 < self._plain_rate(app_id, d) <= s.rate_bps}  # fmt: skip
 
     def _request_block(self, app_id: str, direction: str, blocked: bool) -> None:
         self._blocks_asked[(app_id, Direction(direction))] = blocked

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.usage_totals import UsageTotals
-from chadthrottle.units import UnitSystem
+from chadthrottle.units import UnitSystem, format_size
 
 NOT_KNOWN = "—"
 
@@ -29,12 +28,12 @@ class UsageColumnState:
 
 def usage_text(usage: tuple[int, int] | None, units: UnitSystem) -> str:
     """ "1.24 GB": down and up together, in the units shown ("9.92 Gbit" in bits)."""
-    return NOT_KNOWN if usage is None else format_bytes(usage[0] + usage[1], units)
+    return NOT_KNOWN if usage is None else format_size(usage[0] + usage[1], units)
 
 
 def usage_tooltip(usage: tuple[int, int] | None, state: UsageColumnState, units: UnitSystem) -> str:
     """ "Today: 1.20 GB down, 40.0 MB up (on the wire, loopback not counted)"."""
     if usage is None:
         return state.note or "Usage history not loaded yet."
-    return (f"{state.title}: {format_bytes(usage[0], units)} down, {format_bytes(usage[1], units)} up "
+    return (f"{state.title}: {format_size(usage[0], units)} down, {format_size(usage[1], units)} up "
             "(on the wire, loopback not counted)")  # fmt: skip

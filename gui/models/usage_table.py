@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.usage_totals import UsageTotals
-from chadthrottle.units import UnitSystem
+from chadthrottle.units import UnitSystem, format_size
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QPixmap
 
@@ -104,9 +103,7 @@ class UsageTableModel(QAbstractTableModel):
         row, column = self._rows[index.row()], UsageColumn(index.column())
         if role == Qt.ItemDataRole.DisplayRole:
             return (
-                row.name
-                if column is UsageColumn.NAME
-                else format_bytes(row.key(column), self.units)
+                row.name if column is UsageColumn.NAME else format_size(row.key(column), self.units)
             )
         if role == Qt.ItemDataRole.TextAlignmentRole and column is not UsageColumn.NAME:
             return _RIGHT

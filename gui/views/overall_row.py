@@ -10,12 +10,11 @@ Clicks on it do nothing (they would sort); clicks on the titles sort as before.
 from __future__ import annotations
 
 from chadthrottle.gui.models.columns import Column
-from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.history import RateHistory
 from chadthrottle.gui.views.delegates import row_height
 from chadthrottle.gui.views.sort_arrow import arrow_for
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
-from chadthrottle.units import UnitSystem, format_rate
+from chadthrottle.units import UnitSystem, format_rate, format_size
 from PySide6.QtCore import QAbstractItemModel, QEvent, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import (
     QFont,
@@ -148,7 +147,7 @@ class OverallHeader(QHeaderView):
             return (
                 self.usage_placeholder
                 if self.usage_bytes is None
-                else format_bytes(self.usage_bytes, self.units)
+                else format_size(self.usage_bytes, self.units)
             )
         return ""
 

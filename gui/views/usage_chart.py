@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.usage_totals import OTHER_KEY, OTHER_LABEL, StackedBars
 from chadthrottle.gui.views.graph_scale import nice_ceiling
-from chadthrottle.units import UnitSystem
+from chadthrottle.units import UnitSystem, format_size
 from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -97,7 +96,7 @@ class UsageChart(QWidget):
     def _amount(self, value: int) -> str:
         """An amount whose number and unit stay on one line: the chosen bar's line,
         wrapped at 2x, read "Fetcher 1.16" and then "GB" on the next."""
-        return format_bytes(value, self.units).replace(" ", "\u00a0")
+        return format_size(value, self.units).replace(" ", "\u00a0")
 
     # --- geometry ------------------------------------------------------------------------
 
@@ -142,7 +141,7 @@ class UsageChart(QWidget):
             painter.setPen(text)
             label_rect = QRect(0, y - metrics.height() // 2, plot.left() - 6, metrics.height())
             painter.drawText(label_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                             format_bytes(int(top * share), self.units))  # fmt: skip
+                             format_size(int(top * share), self.units))  # fmt: skip
         if 0 <= self.chosen < len(self.bars.slot_starts):
             highlight = QColor(palette.color(QPalette.ColorRole.Highlight))
             highlight.setAlpha(50)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Sequence
 
-from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.usage_periods import PERIODS, UsagePeriod, slot_label, slot_starts
 from chadthrottle.gui.models.usage_table import UsageColumn, UsageTableModel
 from chadthrottle.gui.models.usage_totals import (
@@ -25,7 +24,7 @@ from chadthrottle.gui.models.usage_totals import (
 )
 from chadthrottle.gui.views.sort_arrow import use_honest_arrows
 from chadthrottle.gui.views.usage_chart import UsageChart, series_colour
-from chadthrottle.units import UnitSystem
+from chadthrottle.units import UnitSystem, format_size
 from chadthrottle.usage_contract import UsageRow
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QKeySequence, QPixmap, QShortcut
@@ -194,8 +193,8 @@ class UsageDialog(QDialog):
             f"{html.escape(self.chart.series_name(key)).replace(' ', '&nbsp;')}"
             for key in bars.series))  # fmt: skip
         down, up = grand_total(totals)
-        self.total.setText(f"All applications, {PERIODS[period].label.lower()}: <b>{format_bytes(down + up, units)}"
-                           f"</b> ({format_bytes(down, units)} down, {format_bytes(up, units)} up; on the wire, "
+        self.total.setText(f"All applications, {PERIODS[period].label.lower()}: <b>{format_size(down + up, units)}"
+                           f"</b> ({format_size(down, units)} down, {format_size(up, units)} up; on the wire, "
                            "loopback not counted)")  # fmt: skip
         self.note.hide()
 

@@ -40,7 +40,7 @@ def widest_rate(font: QFont, units: UnitSystem) -> int:
 
 
 def widest_amount(font: QFont, units: UnitSystem) -> int:
-    """The widest byte count connection_table.format_bytes shows ("888 TB" a month at most)."""
+    """The widest amount units.format_size shows in a column ("888 TB" a month at most)."""
     return _width(font, [text.removesuffix("/s") for text in rate_texts(units, 4)])
 
 

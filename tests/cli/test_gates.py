@@ -54,8 +54,8 @@ def test_list_shows_a_block_as_blocked_and_what_a_quota_has_left() -> None:
                                   down_quota_period="day", up_limit_bps=1_000_000, up_quota_bytes=2 * 10**9,
                                   up_quota_left_bytes=1_500_000_000, up_quota_period="month")  # fmt: skip
     row = ctl.format_applications([blocked]).splitlines()[1]
-    assert "blocked (admin, quota of 5 MB used up this day)" in row
-    assert "1.00 MB/s (admin, quota 1.5 GB of 2 GB left this month)" in row
+    assert "blocked (admin, quota of 5.00 MB used up this day)" in row
+    assert "1.00 MB/s (admin, quota 1.50 GB of 2.00 GB left this month)" in row
     assert blocked.blocked(Direction.DOWN) and not blocked.blocked(Direction.UP)
 
 

@@ -77,12 +77,12 @@ def test_bytes_are_shown_in_decimal_units() -> None:
     assert [format_bytes(n) for n in (0, 999, 1000, 1234, 45_600, 999_499, 12_345_678, 10**12)] == [
         "0 B",
         "999 B",
-        "1 KB",
+        "1.00 KB",
         "1.23 KB",
         "45.6 KB",
         "999 KB",
         "12.3 MB",
-        "1 TB",
+        "1.00 TB",
     ]
 
 
@@ -97,9 +97,9 @@ def test_the_table_has_the_busiest_first_and_a_total() -> None:
     lines = format_usage(ROWS, None, TODAY).splitlines()
     assert lines[0].startswith("since 2026-12-03 00:00")
     assert lines[1].split() == ["APPLICATION", "DOWNLOAD", "UPLOAD", "TOTAL"]
-    assert lines[2].split() == ["exe:/usr/bin/curl", "6", "MB", "20", "KB", "6.02", "MB"]
+    assert lines[2].split() == ["exe:/usr/bin/curl", "6.00", "MB", "20.0", "KB", "6.02", "MB"]
     assert "\x1b" not in lines[3] and "\\x1b" in lines[3]
-    assert lines[4].split() == ["total", "6", "MB", "21", "KB", "6.02", "MB"]
+    assert lines[4].split() == ["total", "6.00", "MB", "21.0", "KB", "6.02", "MB"]
     by_day = format_usage(ROWS, UsageResolution.DAY, TODAY).splitlines()
     assert [line.split()[0] for line in by_day[2:]] == [
         "2026-12-03",

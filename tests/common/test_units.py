@@ -114,9 +114,9 @@ def test_sizes_up_to_the_largest_quota_read_without_an_exponent() -> None:
 
     assert [format_size(n) for n in (999, 5_000_000, 999 * 10**12, 10**15, MAX_QUOTA_BYTES)] == [
         "999 B",
-        "5 MB",
+        "5.00 MB",
         "999 TB",
-        "1 PB",
+        "1.00 PB",
         "1.13 PB",
     ]
 
@@ -148,7 +148,7 @@ def test_a_size_that_rounds_up_to_the_next_unit_is_written_in_it() -> None:
     from chadthrottle.units import format_size
 
     assert [format_size(n) for n in (999_960_000, 999_400_000, 999_600, 1_000_000)] == [
-        "1 GB", "999 MB", "1 MB", "1 MB"]  # fmt: skip
+        "1.00 GB", "999 MB", "1.00 MB", "1.00 MB"]  # fmt: skip
 
 
 def test_sizes_are_spelled_as_the_rates_beside_them() -> None:
@@ -174,5 +174,5 @@ def test_sizes_follow_the_unit_system_the_rates_are_shown_in() -> None:
             assert format_size(size, units).split()[1] + "/s" == format_rate(size, units).split()[1]
     binary = UnitSystem.BYTES_BINARY
     assert [format_size(n, binary) for n in (1_024_000, 5 * 10**9, MAX_QUOTA_BYTES)] == [
-        "1000 KiB", "4.66 GiB", "1 PiB"]  # fmt: skip
-    assert format_size(5 * 10**9, UnitSystem.BITS_DECIMAL) == "40 Gbit"
+        "1000 KiB", "4.66 GiB", "1.00 PiB"]  # fmt: skip
+    assert format_size(5 * 10**9, UnitSystem.BITS_DECIMAL) == "40.0 Gbit"

@@ -4,9 +4,9 @@ shown: sized for "888 KB/s" in every unit, bits read "2.33 Mbi…" at 1x."""
 from __future__ import annotations
 
 import pytest
-from chadthrottle.gui.models.connection_table import ConnColumn, format_bytes
+from chadthrottle.gui.models.connection_table import ConnColumn
 from chadthrottle.gui.views.detail_pane import DetailPane
-from chadthrottle.units import UnitSystem, format_rate
+from chadthrottle.units import UnitSystem, format_rate, format_size
 from PySide6.QtWidgets import QApplication, QStyle
 
 from tests.gui.bare_window import bare_window
@@ -31,7 +31,7 @@ def test_rates_and_bytes_fit_their_columns_in_every_unit(qtbot, units: UnitSyste
     metrics = view.fontMetrics()
     for columns, text in (
         ((ConnColumn.DOWN, ConnColumn.UP), lambda v: format_rate(v, units)),
-        ((ConnColumn.RECEIVED, ConnColumn.SENT), lambda v: format_bytes(int(v), units)),
+        ((ConnColumn.RECEIVED, ConnColumn.SENT), lambda v: format_size(int(v), units)),
     ):
         widest = max((text(v) for v in SAMPLES), key=metrics.horizontalAdvance)
         for column in columns:

@@ -396,7 +396,9 @@ def test_a_blocked_direction_shows_as_blocked_never_as_a_rate_and_a_dead_helper_
         and "B/s" not in tooltip.splitlines()[0]
     )
     down = window.table.proxy_index(DROPBOX, Column.DOWN_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
-    assert "Quota: 1.2 MB of 5 MB left today, counted since it was set or the day began." in down
+    assert (
+        "Quota: 1.20 MB of 5.00 MB left today, counted since it was set or the day began." in down
+    )
     window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))
     stopped = window._model.limit_state(DROPBOX, Direction.UP)
     assert stopped.blocked and not stopped.enforced

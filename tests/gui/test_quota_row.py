@@ -104,16 +104,16 @@ def test_the_row_shows_what_a_quota_has_left_and_that_it_is_used_up(
     # from when it counts, where the use is shown (not only in the rules dialog): the
     # row's Today column counts the whole day, a quota set since counts from zero
     assert (
-        "Download quota: 900 MB of 5 GB left today, counted since it was set or the day began."
+        "Download quota: 900 MB of 5.00 GB left today, counted since it was set or the day began."
         in notes
     )
     down_tip = window.table.proxy_index(DROPBOX, Column.DOWN_LIMIT).data(
         Qt.ItemDataRole.ToolTipRole
     )
-    assert "900 MB of 5 GB left today, counted since it was set or the day began." in down_tip
-    assert "Upload quota: all 2 GB used this week: limited to 100 KB/s until next week." in notes
+    assert "900 MB of 5.00 GB left today, counted since it was set or the day began." in down_tip
+    assert "Upload quota: all 2.00 GB used this week: limited to 100 KB/s until next week." in notes
     tooltip = window.table.proxy_index(STEAM, Column.DOWN_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
-    assert "Quota: all 50 GB used this month: blocked until next month." in tooltip
+    assert "Quota: all 50.0 GB used this month: blocked until next month." in tooltip
     model.apply_snapshot(sample_applications())  # the quotas removed: the line goes
     assert not label.isVisible() and model.limit_state(DROPBOX, Direction.DOWN).quota_lines == ()
 

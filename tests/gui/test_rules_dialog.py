@@ -55,13 +55,13 @@ def test_it_shows_the_rule_and_asks_only_for_what_changed(qtbot) -> None:  # typ
     )
     assert (
         dialog.quota_state.text()
-        == "Download: 1.2 GB of 5 GB left today, counted since it was set or the day began"
+        == "Download: 1.20 GB of 5.00 GB left today, counted since it was set or the day began"
     )
     assert (
         "counts from zero" in dialog.clear_quota.toolTip() and "keeps" in dialog.set_quota.toolTip()
     )
     dialog.show_rules(AppRules(FIREFOX, "Firefox", quotas={Direction.UP: (2 * 10**9, 0, "week")}))
-    assert dialog.quota_state.text() == "Upload: all 2 GB used this week"
+    assert dialog.quota_state.text() == "Upload: all 2.00 GB used this week"
     assert dialog.scheduled_note.text() == ""
     dialog.show_rules(AppRules(FIREFOX, "Firefox", limits={Direction.DOWN: 5 * MB}, schedules=(WORK,),
                                scheduled={Direction.DOWN: WORK.name}))  # fmt: skip
@@ -289,6 +289,33 @@ def test_a_used_up_quota_is_not_shown_as_a_limit_of_ones_own(qtbot, tmp_path: Pa
         "The upload quota is used up: the upload is held to 100\u00a0KB/s until the next day; "
         "a limit here holds too where it is lower."
     )
+    controller.shutdown()
+
+
+def test_an_unenforced_used_up_quota_is_not_said_to_hold(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """With limits paused (or the helper away) a used-up quota holds nothing, and the
+    row says "not enforced"; the rules dialog still read "the upload is held to
+    100 KB/s" and "the download is blocked until next week" (review7)."""
+    import dataclasses
+
+    from tests.gui.sample_data import sample_applications
+
+    controller = start(qtbot, tmp_path, with_tray=False)
+    apps = [
+        dataclasses.replace(app, up_limit_bps=100_000, up_quota_bytes=10**6, up_quota_left_bytes=0,
+                            up_quota_period="day", down_quota_bytes=5 * 10**9, down_quota_left_bytes=0,
+                            down_quota_period="week", down_limit_bps=0, down_blocked=True)
+        if app.id == FIREFOX else app
+        for app in sample_applications()
+    ]  # fmt: skip
+    controller.model.apply_snapshot(apps)
+    controller.model.set_enforcement_problem("limits are paused")
+    controller.window.rulesRequested.emit(FIREFOX)
+    dialog = controller.rules.dialog
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    note = dialog.scheduled_note.text()
+    assert "held to" not in note and "blocked until" not in note, note
     controller.shutdown()
 
 
