@@ -7,12 +7,12 @@ the real helper in the "host" namespace on a private system bus:
 1. SIGKILL the helper and start a new one (same state directory);
 2. `ip link set <uplink> down`, a second later `up`.
 
-Prints, per event, the largest 0.25 s window of the download as the
-application read it, as a share of the limit (L3, as the limit counts), how
-long it ran above 1.1x the limit, and its longest stall (no bytes at all).
-The reader runs at a raised priority: a helper compiling its programs on a
-busy machine would otherwise delay its reads, and the catch-up would look
-like a burst. docs/helper.md keeps a run.
+Prints, per event, the largest 0.25 s window of the download as it reached
+the application's socket (what it read plus what it held unread, so a reader
+held off the CPU does not read as a stall and a burst), as a share of the
+limit (L3, as the limit counts), how long it ran above 1.1x the limit, and
+its longest stall (no bytes at all). The reader runs at a raised priority
+all the same. docs/helper.md keeps a run.
 """
 
 from __future__ import annotations
@@ -60,13 +60,21 @@ class EventReport:
 
 
 def samples_between(receiver: Receiver, since: float, until: float) -> list[tuple[float, int]]:
-    """The sink's reports, timed when the sink (the reader at a raised
-    priority) counted them, not when this process's reader thread got them:
-    those reached it up to 0.6 s late on a busy machine (netns.Receiver), and
-    a late batch reads as a stall or a burst (across a bounce at load 5, a
-    window 1.44x the limit by the thread's times, 1.18x by the sink's)."""
+    """The bytes that had reached the download's socket (read by the sink or
+    held unread: Receiver.arrived_samples), timed when the sink counted them,
+    not when this process's reader thread got its reports: those reached it
+    up to 0.6 s late on a busy machine (netns.Receiver), and a late batch
+    reads as a stall or a burst (across a bounce at load 5, a window 1.44x
+    the limit by the thread's times, 1.18x by the sink's). Not only what the
+    sink read either: at load 7-19 the sink, at nice -10, was held off the
+    CPU for 0.1-0.3 s (a nice -10 sleeper woke up to 0.17 s late, in an
+    autogroup of its own at nice -10 too) and then read at once what had
+    arrived meanwhile: a 0.25 s window 1.1-1.95x the limit after the stall,
+    with no retransmission, no qdisc drop and no out-of-order segment in
+    either namespace, the bytes merely queued unread (TCPRcvCoalesce)."""
     with receiver._lock:
-        timed = receiver.sink_samples or receiver.samples  # a sink that does not say when
+        # a sink that does not say what it held, or when
+        timed = receiver.arrived_samples or receiver.sink_samples or receiver.samples
         return [(t, b) for t, b in timed if since <= t <= until]
 
 

@@ -5,7 +5,9 @@ Run as a script inside a network namespace:
   traffic.py connect --host H --port P --role sink|source [--udp] [--seconds S]
 The receiving side (the sink) prints one JSON line {"t": seconds, "m": monotonic
 seconds, "bytes": n} every REPORT_INTERVAL_S (--report-interval) with cumulative
-payload bytes, so a test can compute the rate over any window. Every run is bounded in time (--seconds, default 120).
+payload bytes, so a test can compute the rate over any window. A TCP sink adds
+"q": the bytes its socket held in order and unread then, so bytes + q is what
+had arrived, whenever the sink got to read it. Every run is bounded in time (--seconds, default 120).
 SIGTERM ends a run as its deadline would (netns.Stream.end): a source stops
 sending and closes its connection, a sink reads what came before the close.
 """
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import fcntl
 import json
 import os
 import signal
 import socket
 import sys
+import termios
 import time
 
 REPORT_INTERVAL_S = 0.05
@@ -39,12 +43,26 @@ def _end(_signal: int, _frame: object) -> None:
     _ENDED[0] = True
 
 
-def _report(received: int, started: float) -> None:
+def _report(received: int, started: float, sock: socket.socket | None = None) -> None:
     # "m": the machine's monotonic clock (one for every process and namespace),
     # so a reader can time the bytes when they were counted, not when it read them
+    report: dict[str, float | int] = {"bytes": received}
+    if sock is not None:
+        report["q"] = _queued(sock)
     now = time.monotonic()
-    sys.stdout.write(json.dumps({"t": now - started, "m": now, "bytes": received}) + "\n")
+    report.update(t=now - started, m=now)
+    sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()
+
+
+def _queued(sock: socket.socket) -> int:
+    """Bytes a TCP socket has received in order and the sink not yet read
+    (SIOCINQ): a sink held off the CPU reads them later all at once, which by
+    its reads alone looks like a burst after a stall (bench/restart_gap.py)."""
+    try:
+        return int.from_bytes(fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4)), sys.byteorder)
+    except OSError:  # closed meanwhile
+        return 0
 
 
 def _sink(
@@ -62,9 +80,9 @@ def _sink(
             pass  # nothing arrived: report all the same
         now = time.monotonic() - started
         if now >= next_report:
-            _report(received, started)
+            _report(received, started, None if udp else sock)
             next_report = now + interval_s
-    _report(received, started)
+    _report(received, started, None if udp else sock)
 
 
 def _sink_many(listener: socket.socket, deadline: float, connections: int) -> None:
