@@ -43,10 +43,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chadthrottle.client import HelperClient
-from chadthrottle.contract import BUS_NAME, Action, Direction
+from chadthrottle.contract import BUS_NAME, OBJECT_PATH, Action, Direction
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
+from dbus_fast import Message
 
 from tests.support.flood import (
     NOBODY,
@@ -121,8 +122,12 @@ print(json.dumps({"seconds": time.monotonic() - start, "failed": failed}), flush
 """
 
 
-def _legit(address: str, rate_per_s: float, seconds: float, start_at: float, results: Any) -> None:
-    """Root's calls: ListApplications and SetLimit on the real application, in turn."""
+def _legit(address: str, rate_per_s: float, seconds: float, start_at: float, results: Any,
+           bus_probes: bool = False) -> None:  # fmt: skip
+    """Root's calls: ListApplications and SetLimit on the real application, in
+    turn; bus_probes: also Peer.Ping to the helper (answered on its event loop:
+    no authorization, no engine) and GetId to dbus-daemon, to tell where a
+    slow call waited."""
     changes = iter(range(10**9))
 
     def set_limit(client: HelperClient) -> Any:
@@ -130,31 +135,50 @@ def _legit(address: str, rate_per_s: float, seconds: float, start_at: float, res
             APP_ID, Direction.UP, APP_RATE_BPS + 1000 * (next(changes) % 50), interactive=False
         )
 
+    def probe(destination: str, path: str, interface: str, member: str) -> Any:
+        def call(client: HelperClient) -> Any:
+            assert client._bus is not None  # connected by paced_calls before the first
+            return client._bus.call(Message(destination=destination, path=path,
+                                            interface=interface, member=member))  # fmt: skip
+
+        return call
+
     calls = [
         ("ListApplications", lambda client: client.list_applications()),
         ("SetLimit", set_limit),
     ]
+    if bus_probes:
+        calls += [
+            ("Ping", probe(BUS_NAME, OBJECT_PATH, "org.freedesktop.DBus.Peer", "Ping")),
+            ("GetId", probe("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                            "GetId")),
+        ]  # fmt: skip
     results.put(asyncio.run(paced_calls(address, calls, rate_per_s, seconds, start_at)))
 
 
 def _start_legit(
-    address: str, rate_per_s: float, seconds: float, start_at: float
+    address: str, rate_per_s: float, seconds: float, start_at: float, bus_probes: bool = False
 ) -> tuple[Any, Any]:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    process = context.Process(target=_legit, args=(address, rate_per_s, seconds, start_at, results))
+    process = context.Process(
+        target=_legit, args=(address, rate_per_s, seconds, start_at, results, bus_probes)
+    )
     process.start()
     return process, results
 
 
 def _report_legit(timed: list[Timed]) -> float:
-    """Print each kind's latency; returns the worst p99 (ms)."""
+    """Print each kind's latency; returns the worst p99 (ms) of root's calls
+    (not the bus probes')."""
     worst = 0.0
-    for kind in ("ListApplications", "SetLimit"):
+    for kind in ("ListApplications", "SetLimit", "Ping", "GetId"):
         latencies = [latency for k, latency, _ in timed if k == kind]
+        if not latencies and kind in ("Ping", "GetId"):
+            continue
         errors = [error for k, _, error in timed if k == kind and error]
         p99 = percentile_ms(latencies, 0.99)
-        worst = max(worst, p99)
+        worst = max(worst, p99) if kind in ("ListApplications", "SetLimit") else worst
         print(f"  root {kind:16} {len(latencies):4} calls, {len(errors)} failed   "
               f"p50 {percentile_ms(latencies, 0.50):7.2f} ms   p99 {p99:7.2f} ms   "
               f"max {percentile_ms(latencies, 1.0):7.2f} ms")  # fmt: skip
@@ -203,7 +227,8 @@ def _cpu_of(pids: dict[str, int], before: dict[str, float], seconds: float) -> s
 def _quiet_phase(arguments: argparse.Namespace, address: str, pid: int) -> None:
     """Root's calls with nothing else going on, to compare with."""
     start_at = time.monotonic() + 2.0
-    legit, results = _start_legit(address, arguments.legit_rate, arguments.quiet_seconds, start_at)
+    legit, results = _start_legit(address, arguments.legit_rate, arguments.quiet_seconds, start_at,
+                                  arguments.bus_probes)  # fmt: skip
     time.sleep(max(0.0, start_at - time.monotonic()))
     cpu_before, machine_before = cpu_seconds(pid), _machine_jiffies()
     timed = results.get(timeout=arguments.quiet_seconds + 120)
@@ -264,7 +289,8 @@ def _flood_phase(
             stack.enter_context(polkit_grant(flooders.pids, [Action.LIMIT_OWN.value]))
         flooders.go(granted)
         start_at = time.monotonic() + 2.0  # polkitd has read the rule, the flood runs
-        legit, results = _start_legit(address, arguments.legit_rate, arguments.seconds, start_at)
+        legit, results = _start_legit(address, arguments.legit_rate, arguments.seconds, start_at,
+                                      arguments.bus_probes)  # fmt: skip
         time.sleep(max(0.0, start_at - time.monotonic()))
         cpu_before, machine_before = cpu_seconds(pid), _machine_jiffies()
         others_before = {name: cpu_seconds(other) for name, other in others.items()}
@@ -319,7 +345,8 @@ def _churn_phase(
         tail_s = 5.0  # the ticks that notice the exits, and a launcher that falls behind
         start_at = time.monotonic() + 3.0
         window_s = arguments.churn_seconds + tail_s
-        legit, results = _start_legit(address, arguments.legit_rate, window_s, start_at)
+        legit, results = _start_legit(address, arguments.legit_rate, window_s, start_at,
+                                      arguments.bus_probes)  # fmt: skip
         argv = nsenter_argv(pair.host_ns, [*setpriv_argv(NOBODY), sys.executable, "-c", LAUNCHER, str(programs),
                                            str(arguments.programs), str(start_at), str(rate), pair.peer_addr,
                                            "1" if arguments.same_program else "0",
@@ -398,10 +425,18 @@ def main() -> int:
         "--rounds", type=int, default=2, help="churn rounds (memory must not grow per round)"
     )
     parser.add_argument(
-        "--legit-rate", type=float, default=20.0, help="root's calls per second (both kinds)"
+        "--legit-rate",
+        type=float,
+        default=20.0,
+        help="root's calls per second (the kinds in turn; with --bus-probes a quarter each)",
     )
     parser.add_argument(
         "--quiet-seconds", type=float, default=5.0, help="root's calls alone first (0: skip)"
+    )
+    parser.add_argument(
+        "--bus-probes",
+        action="store_true",
+        help="root also pings the helper (its event loop) and dbus-daemon, in turn with its calls",
     )
     parser.add_argument(
         "--py-spy", metavar="PREFIX", help="profile the helper: PREFIX-flood.txt, PREFIX-churn.txt"
