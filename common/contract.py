@@ -158,8 +158,15 @@ BLOCK_LEASE_S = 3.0
 TICK_INTERVAL_S = 1.0
 # Listed rates are the mean over this many ticks: a TCP sender held back by a
 # limit sends in bursts, and a one-second window shows those bursts, not its
-# rate (helper/engine/rates.py; the GUI's "avg" waits this long after a limit).
+# rate (helper/engine/rates.py).
 RATE_WINDOW_TICKS = 2
+# An application whose rules change (a limit, block, quota or priority set or
+# cleared, limits paused, a schedule switched) has its window restarted at the
+# change: the first tick after it, at most this long later, lists only what
+# passed under the new rules (helper/engine/rates.py RateMeter.restart; the
+# GUI's "avg" beside a limit counts the polls from this long after the helper
+# confirmed it).
+RATES_UNDER_NEW_RULES_AFTER_S = TICK_INTERVAL_S
 # What a quota's period may be (helper/engine/quotas.py Period).
 QUOTA_PERIODS = ("day", "week", "month")
 

@@ -42,7 +42,7 @@ class HelperConnection(QObject):
     backendsUpdated = Signal(object)  # tuple[BackendInfo, ...]
     # request, error name ("" on success), words for the user ("" on success)
     limitFinished = Signal(object, str, str)
-    connectionsUpdated = Signal(str, object)  # app id, list[ConnectionInfo]
+    connectionsUpdated = Signal(str, object, float)  # app id, list[ConnectionInfo], came at
     processesUpdated = Signal(str, object)  # app id, list[ProcessTraffic] (from API 6 helpers)
     pausedChanged = Signal(object)  # bool, or None when the helper cannot pause limits
     # paused as asked, error name ("" on success), words for the user ("" on success)

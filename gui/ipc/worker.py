@@ -74,7 +74,10 @@ class WorkerSignals(QObject):
     pollFailed = Signal(str, str)  # error name, message
     limitDone = Signal(int, str)  # request id, resolved app id
     limitFailed = Signal(int, str, str)  # request id, error name, message
-    connections = Signal(str, object)  # app id, list[ConnectionInfo]
+    # app id, list[ConnectionInfo], when the answer came (time.monotonic(), this
+    # thread): a rate is over the time between the helper's answers, not between
+    # the GUI thread's turns to them (ConnectionRates)
+    connections = Signal(str, object, float)
     # app id, list[ProcessTraffic] (API 6; never from older helpers)
     processes = Signal(str, object)
     paused = Signal(object)  # bool, or None: the helper cannot pause limits
@@ -339,6 +342,7 @@ class HelperWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an application that just exited, or not ours to see
+            received_at = time.monotonic()
             log.debug("connections of %s: %s", app_id, exc)
             if app_id in self._connections_answered:
                 # One failure (a call that timed out, a busy helper) is not an answer
@@ -348,9 +352,10 @@ class HelperWorker:
                 return
             connections = []
         else:
+            received_at = time.monotonic()
             self._connections_answered.add(app_id)
         if app_id in self._connections_of:  # still wanted
-            self._emit(self._signals.connections, app_id, list(connections))
+            self._emit(self._signals.connections, app_id, list(connections), received_at)
 
     async def _fetch_processes(self, client: HelperClientLike, app_id: str) -> None:
         try:

@@ -504,8 +504,10 @@ class ApplicationsModel(QAbstractItemModel):
 
     # --- connections of expanded rows ---------------------------------------------------
 
-    def set_connections(self, app_id: str, connections: Sequence[ConnectionInfo]) -> None:
-        """Merge an application's open connections into its children.
+    def set_connections(self, app_id: str, connections: Sequence[ConnectionInfo],
+                        received_at: float | None = None) -> None:  # fmt: skip
+        """Merge an application's open connections into its children;
+        received_at: when the answer came (time.monotonic(); None: now).
 
         Merged by socket (protocol, addresses, pid) so rows that stay keep their
         place and only their state and rates change; closed ones go, new ones
@@ -515,7 +517,8 @@ class ApplicationsModel(QAbstractItemModel):
         if row is None:
             return
         app = self._rows[row]
-        speeds = app.connection_rates.update(connections, time.monotonic()) if connections else {}
+        at = time.monotonic() if received_at is None else received_at
+        speeds = app.connection_rates.update(connections, at) if connections else {}
         if not connections:
             app.connection_rates.clear()
         moved = speeds != app.connection_speeds
@@ -591,6 +594,7 @@ class ApplicationsModel(QAbstractItemModel):
         if succeeded:
             app.info = _with_limit(app.info, direction, requested)
             app.confirmed[direction] = (time.monotonic(), requested)
+            app.note_confirmed(direction, time.time())
         app.note_limits(time.time())
         self._emit_app_changed(app_id)
         self.limitsShown.emit(app_id)

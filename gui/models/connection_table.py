@@ -25,7 +25,7 @@ from chadthrottle.gui.models.connections import (
     interesting_first,
 )
 from chadthrottle.gui.models.reverse_dns import ReverseDnsCache, host_of, worth_resolving
-from chadthrottle.units import UnitSystem, format_rate, format_size
+from chadthrottle.units import UnitSystem, format_rate
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -80,6 +80,11 @@ def interesting_first_rows(rows: list[ConnectionRow]) -> list[ConnectionRow]:
     return sorted(rows, key=lambda r: order[id(r.info)])
 
 
+def format_bytes(count: int, units: UnitSystem) -> str:
+    """A byte count in the chosen units: "1.20 MB" ("9.60 Mbit" in bits)."""
+    return format_rate(count, units).removesuffix("/s")
+
+
 class ConnectionTableModel(QAbstractTableModel):
     """The selected application's connections, re-sorted after each answer."""
 
@@ -103,12 +108,16 @@ class ConnectionTableModel(QAbstractTableModel):
 
     # --- updates ----------------------------------------------------------------------
 
-    def set_connections(self, app_id: str, connections: Sequence[ConnectionInfo]) -> None:
-        """A new answer for app_id; another application's starts its rates afresh."""
+    def set_connections(self, app_id: str, connections: Sequence[ConnectionInfo],
+                        received_at: float | None = None) -> None:  # fmt: skip
+        """A new answer for app_id, come at received_at (on the clock; None:
+        now); another application's starts its rates afresh."""
         if app_id != self._app_id:
             self._rates.clear()
             self._app_id = app_id
-        rates = self._rates.update(connections, self._clock())
+        rates = self._rates.update(
+            connections, self._clock() if received_at is None else received_at
+        )
         rows = self._sorted([ConnectionRow(c, *rates[connection_key(c)]) for c in connections])
         if [connection_key(r.info) for r in rows] == [connection_key(r.info) for r in self._rows]:
             # The same sockets in the same order: only their state, rates and bytes may
@@ -216,9 +225,9 @@ class ConnectionTableModel(QAbstractTableModel):
                 return NO_VALUE if info.rx_bytes < 0 else MEASURING
             return format_rate(rate, self.units)
         if column is ConnColumn.RECEIVED:
-            return NO_VALUE if info.rx_bytes < 0 else format_size(info.rx_bytes, self.units)
+            return NO_VALUE if info.rx_bytes < 0 else format_bytes(info.rx_bytes, self.units)
         if column is ConnColumn.SENT:
-            return NO_VALUE if info.tx_bytes < 0 else format_size(info.tx_bytes, self.units)
+            return NO_VALUE if info.tx_bytes < 0 else format_bytes(info.tx_bytes, self.units)
         return str(info.pid)
 
     def _tooltip(self, row: ConnectionRow, column: ConnColumn) -> str | None:

@@ -46,7 +46,12 @@ class ConnectionRates:
     Two answers closer than MIN_INTERVAL_S (a row just chosen is asked at once,
     then again with the next poll) give no new rate: over a few milliseconds a
     busy socket's counters may not move, and it read 0 B/s. The older answer
-    stays the base and the rate shown last stays until one a poll apart comes."""
+    stays the base and the rate shown last stays until one a poll apart comes.
+
+    now is when the answer came from the helper (the IPC thread's clock), not
+    when the GUI thread got to it: an answer that waited 0.25 s behind a
+    repaint (a row just selected builds the detail pane) made the next
+    interval 0.25 s short, and a connection under a 1 MB/s limit read 1.33 MB/s."""
 
     def __init__(self) -> None:
         self._last: dict[ConnectionKey, tuple[int, int, float]] = {}

@@ -13,15 +13,11 @@ import time
 
 import numpy as np
 import numpy.typing as npt
-from chadthrottle.contract import RATE_WINDOW_TICKS, TICK_INTERVAL_S
 
 FINE_SAMPLES = 300
 COARSE_SAMPLES = 360
 COARSE_EVERY = 10
 SHARED_SCALE_SAMPLES = 60  # the sparklines' minute
-# The helper's rates are over its last ticks: a poll this long after a limit
-# was set is the first whose rate was measured wholly under it.
-HELPER_RATE_WINDOW_S = RATE_WINDOW_TICKS * TICK_INTERVAL_S
 
 FloatArray = npt.NDArray[np.float64]
 

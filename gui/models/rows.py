@@ -48,7 +48,8 @@ class AppRow:
     identity: tuple[object, ...] = ()
     identity_of: ApplicationInfo | None = None
     # Each direction's limit as last shown and since when (unix seconds; 0: before
-    # the row was first listed): "avg" beside a limit counts only polls under it.
+    # the row was first listed; a limit asked for here: when the helper confirmed
+    # it, as it was in force by then): "avg" beside a limit counts only polls under it.
     limit_since: dict[Direction, tuple[int, float]] = field(default_factory=dict)
 
     def child_count(self) -> int:
@@ -57,6 +58,11 @@ class AppRow:
     def limit_bps(self, direction: Direction) -> int:
         """The limit to show: a request not yet confirmed wins over the helper's."""
         return self.pending.get(direction, self.info.limit_bps(direction))
+
+    def note_confirmed(self, direction: Direction, now: float) -> None:
+        """The helper confirmed the limit shown in direction: in force by now
+        (asked for earlier, it may have waited for old windows to drain)."""
+        self.limit_since[direction] = (self.limit_bps(direction), now)
 
     def note_limits(self, now: float) -> None:
         """Remember when each limit shown took its value (now: a change seen)."""

@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from chadthrottle.contract import ConnectionInfo, Direction
+from chadthrottle.contract import RATES_UNDER_NEW_RULES_AFTER_S, ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.connection_table import ConnColumn, ConnectionTableModel
 from chadthrottle.gui.models.graph_series import graph_series
-from chadthrottle.gui.models.history import COARSE_EVERY, HELPER_RATE_WINDOW_S
+from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import (
     LimitState,
     describe_limit,
@@ -481,13 +481,16 @@ class DetailPane(QWidget):
         self.history_note = note
         self.refresh()
 
-    def show_connections(self, app_id: str, connections: list[ConnectionInfo]) -> None:
-        """The selected application's open sockets, most interesting first."""
+    def show_connections(
+        self, app_id: str, connections: list[ConnectionInfo], received_at: float | None = None
+    ) -> None:
+        """The selected application's open sockets, most interesting first;
+        received_at: when the answer came (time.monotonic(); None: now)."""
         if app_id != self._app_id or not self._live:
             return  # an answer for a row no longer selected, or a failed call's none
         if self.connections_model.units != self._model.units:
             self._set_connection_units(self._model.units)
-        self.connections_model.set_connections(app_id, connections)
+        self.connections_model.set_connections(app_id, connections, received_at)
         caption = describe_connection_count(connections)
         if caption != self.connections_caption.text():  # the same answer every poll, mostly
             self.connections_caption.setText(caption)
@@ -688,7 +691,7 @@ class DetailPane(QWidget):
             history.mean_since(
                 MEASURED_OVER_SAMPLES,
                 column,
-                self._model.limit_since(info.id, direction) + HELPER_RATE_WINDOW_S,
+                self._model.limit_since(info.id, direction) + RATES_UNDER_NEW_RULES_AFTER_S,
                 within_s=average_s + self.refresh_interval_s / 2,
             )
             for column, direction in enumerate(Direction)

@@ -262,12 +262,15 @@ class MainWindow(QMainWindow):
         self.table.viewport().update()
         self._update_counts()
 
-    def show_connections(self, app_id: str, connections: list[ConnectionInfo]) -> None:
+    def show_connections(
+        self, app_id: str, connections: list[ConnectionInfo], received_at: float | None = None
+    ) -> None:
         """An application's open connections: in the detail pane if it is selected,
-        under its row if that is expanded."""
-        self.detail.show_connections(app_id, connections)
+        under its row if that is expanded. received_at: when the answer came
+        (time.monotonic(); None: now), what their rates are timed by."""
+        self.detail.show_connections(app_id, connections, received_at)
         if self.table.is_expanded(app_id):
-            self._model.set_connections(app_id, connections)
+            self._model.set_connections(app_id, connections, received_at)
 
     def show_processes(self, app_id: str, processes: list[ProcessTraffic]) -> None:
         """An application's processes' own rates, under its row if that is expanded."""

@@ -22,7 +22,7 @@ from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, BackendInfo, Dire
 from chadthrottle.helper.engine.apply import Apply, ClampedWindows
 from chadthrottle.helper.engine.crossed import DevicesCrossed, ForwardedClassed
 from chadthrottle.helper.engine.kernel_hold import GRAFT_POLL_S
-from chadthrottle.helper.engine.limits import LimitTable, priority_of
+from chadthrottle.helper.engine.limits import LimitTable, priority_of, rules_changed
 from chadthrottle.helper.engine.link_plan import LinkFacts, capacities, link_facts
 from chadthrottle.helper.engine.overshoot import OvershootWatch
 from chadthrottle.helper.engine.plan import (
@@ -175,7 +175,10 @@ class EngineCore:
             self._shaper.note_socket_namespaces(
                 socket_namespaces(samples, self._applier.hold.slot_of_process)
             )
-            if self._limits.activate(self._local_now()):
+            # a schedule switching restarts the rate windows it changes (below)
+            in_force = self._limits.enforced() if self._limits.schedule_items() else []
+            switched = self._limits.activate(self._local_now())
+            if switched:
                 log.info(
                     "schedules changed the limits in force (%s)",
                     self._local_now().strftime("%a %H:%M %Z"),
@@ -193,6 +196,9 @@ class EngineCore:
             self._applier.release_unused(self._limits)
             self._expire_user_rules(now)
             self._tracking.count(living, now)
+            if switched:  # from this tick's counts: the switch came after them
+                changed = rules_changed(in_force, self._limits.enforced())
+                self._tracking.meter.restart(changed, living, now)
             moved = bytes_moved_here(
                 living, self._tracking.meter.owner_of, self._namespaces.own_cookie
             )
@@ -294,6 +300,20 @@ class EngineCore:
             self._apply_quietly()
             self._applier.unclamp(clamped)
             raise
+        self._restart_rates(rules_changed(before.enforced(), self._limits.enforced()))
+
+    def _restart_rates(self, app_ids: set[str]) -> None:
+        """Applications whose rules in force just changed: their rates are
+        measured from now on (RateMeter.restart), read from the counters now.
+        A failed read costs only that: the rules are in force already."""
+        if not app_ids:
+            return
+        try:
+            samples = self._tracking.read_counters()
+        except (HelperError, OSError) as error:
+            log.warning("rates of changed rules not restarted: %s", error)
+            return
+        self._tracking.meter.restart(app_ids, samples, self._clock())
 
     def _apply_quietly(self) -> None:
         try:

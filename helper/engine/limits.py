@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -375,3 +376,18 @@ class LimitTable:
         return [
             (key, dict(limits)) for key, limits in self._limits.items() if not self.outranked(key)
         ]
+
+
+def rules_changed(
+    before: list[tuple[RuleKey, dict[Direction, Limit]]],
+    after: list[tuple[RuleKey, dict[Direction, Limit]]],
+) -> set[str]:
+    """The applications whose rules in force differ between two reads of
+    LimitTable.enforced(): a limit, block, quota or priority set, changed or
+    cleared, paused or resumed, a schedule switched."""
+    old: dict[str, dict[RuleKey, dict[Direction, Limit]]] = defaultdict(dict)
+    new: dict[str, dict[RuleKey, dict[Direction, Limit]]] = defaultdict(dict)
+    for items, by_app in ((before, old), (after, new)):
+        for key, limits in items:
+            by_app[key[0]][key] = limits
+    return {app_id for app_id in old.keys() | new.keys() if old.get(app_id) != new.get(app_id)}

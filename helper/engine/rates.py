@@ -92,6 +92,12 @@ class RateMeter:
         # per-process rates are worked out from them only when asked
         # (ListProcesses, for the rows a client has open), not every tick.
         self._samples: deque[tuple[float, list[CounterSample]]] = deque(maxlen=window_ticks + 1)
+        # Where the windows of applications whose rules changed start (restart):
+        # their counts then, and every process's samples then, until the
+        # ticks' windows start after it.
+        self._starts: dict[str, tuple[float, AppTraffic]] = {}
+        self._uid_starts: dict[UidKey, tuple[float, AppTraffic]] = {}
+        self._start_samples: dict[float, list[CounterSample]] = {}
 
     def remember(self, owner: int, app_id: str, uid: int | None = None) -> None:
         """Whose a socket owner (owner_key) is."""
@@ -141,6 +147,7 @@ class RateMeter:
                 },
             )
         for app_id in forgotten:
+            self._starts.pop(app_id, None)
             self._retired_apps.pop(app_id, None)
             self.apps.pop(app_id, None)
             self._uid_of_app.pop(app_id, None)
@@ -208,6 +215,8 @@ class RateMeter:
         app = self.apps.get(app_id)
         since = app.rates_since if app is not None else None
         start = next(((t, oldest) for t, oldest in self._samples if t == since), None)
+        if start is None and since in self._start_samples:
+            start = (since, self._start_samples[since])
         if start is None or now <= start[0]:
             return result
         then, oldest = start
@@ -219,9 +228,36 @@ class RateMeter:
             _set_rates(traffic, before[owner], now - then)
         return result
 
-    def update(self, samples: Iterable[CounterSample], now: float) -> None:
+    def restart(self, app_ids: Collection[str], samples: Iterable[CounterSample],
+                now: float) -> None:  # fmt: skip
+        """The rules of these applications changed at now (samples: every
+        socket owner's counters read then): their rates are measured from now
+        on, so the first tick after a block reads what passed since, not a
+        window that still holds the seconds before it (the product says a
+        limit takes hold at once). Until that tick their listed rates stay
+        those measured last. Their rates from what their limit let through
+        (use_shaped) start afresh too."""
+        wanted = set(app_ids)
+        if not wanted:
+            return
         samples = list(samples)
-        self._update_interfaces(samples, now)
+        totals, by_uid = self._tally(samples)
+        for app_id in wanted & totals.keys():  # one never counted has no window to restart
+            self._starts[app_id] = (now, totals[app_id])
+        for key, traffic in by_uid.items():
+            if key[0] in wanted:
+                self._uid_starts[key] = (now, traffic)
+        self._start_samples[now] = samples
+        for history in self._shaped_history.values():
+            for _, sent in history:
+                for app_id in wanted & sent.keys():
+                    del sent[app_id]
+
+    def _tally(
+        self, samples: list[CounterSample]
+    ) -> tuple[dict[str, AppTraffic], dict[UidKey, AppTraffic]]:
+        """Each application's counts (and each user's share of those run by
+        several users): its exited processes' last ones plus these samples'."""
         totals: dict[str, AppTraffic] = defaultdict(AppTraffic)
         by_uid: dict[UidKey, AppTraffic] = defaultdict(AppTraffic)
         shared = self._shared_apps()
@@ -238,9 +274,22 @@ class RateMeter:
             _add(totals[app_id], sample)
             if app_id in shared:
                 _add(by_uid[(app_id, self._uid_of_owner.get(owner))], sample)
-        self.apps = _with_rates(totals, self._history, now)
+        return totals, by_uid
+
+    def update(self, samples: Iterable[CounterSample], now: float) -> None:
+        samples = list(samples)
+        self._update_interfaces(samples, now)
+        totals, by_uid = self._tally(samples)
+        self.apps = _with_rates(totals, self._history, now, self._starts)
         self._samples.append((now, samples))
-        self.by_uid = _with_rates(by_uid, self._uid_history, now)
+        self.by_uid = _with_rates(by_uid, self._uid_history, now, self._uid_starts)
+        # A restart older than every tick the windows start from is over.
+        oldest = self._history[0][0]
+        self._starts = {key: start for key, start in self._starts.items() if start[0] > oldest}
+        self._uid_starts = {
+            key: start for key, start in self._uid_starts.items() if start[0] > oldest
+        }
+        self._start_samples = {t: s for t, s in self._start_samples.items() if t > oldest}
 
     def _shared_apps(self) -> set[str]:
         """Applications whose living processes belong to more than one user."""
@@ -301,9 +350,10 @@ def _set_rates(traffic: AppTraffic, old: AppTraffic, elapsed: float) -> None:
 
 
 def _with_rates(totals: dict[K, AppTraffic], history: deque[tuple[float, dict[K, AppTraffic]]],
-                now: float) -> dict[K, AppTraffic]:  # fmt: skip
-    """Give each total its rates over the window history holds, then add the
-    totals to the history."""
+                now: float, starts: dict[K, tuple[float, AppTraffic]]) -> dict[K, AppTraffic]:  # fmt: skip
+    """Give each total its rates over the window history holds, or from its
+    start when that is later (its rules changed: RateMeter.restart), then
+    add the totals to the history."""
     previous = history[-1][1] if history else {}
     for key, traffic in totals.items():
         before = previous.get(key)
@@ -311,6 +361,9 @@ def _with_rates(totals: dict[K, AppTraffic], history: deque[tuple[float, dict[K,
         traffic.last_active = now if moved else before.last_active  # type: ignore[union-attr]
         # the oldest sample in the window that knew it
         past = next(((t, entries[key]) for t, entries in history if key in entries), None)
+        start = starts.get(key)
+        if start is not None and start[0] < now and (past is None or start[0] > past[0]):
+            past = start
         if past is None or now <= past[0]:
             continue
         traffic.rates_since = past[0]

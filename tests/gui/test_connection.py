@@ -21,6 +21,7 @@ from chadthrottle.contract import (
 )
 from chadthrottle.gui.ipc.connection import HelperConnection
 from chadthrottle.gui.ipc.state import HelperState
+from chadthrottle.gui.models.connection_table import ConnectionTableModel
 
 from tests.gui.sample_data import sample_applications
 
@@ -119,7 +120,7 @@ def test_connections_are_polled_only_for_watched_applications(qtbot) -> None:
     client = ScriptedClient()
     connection = HelperConnection(lambda: client, refresh_interval_s=0.1)
     seen: list[str] = []
-    connection.connectionsUpdated.connect(lambda app_id, _connections: seen.append(app_id))
+    connection.connectionsUpdated.connect(lambda app_id, _connections, _at: seen.append(app_id))
     connection.start()
     try:
         qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
@@ -179,7 +180,7 @@ def test_one_failed_connections_call_keeps_the_last_answer(qtbot) -> None:
     client = FlakyConnectionsClient(failing={3, 6, 7})
     connection = HelperConnection(lambda: client, refresh_interval_s=0.1)
     answers: list[int] = []
-    connection.connectionsUpdated.connect(lambda _app_id, found: answers.append(len(found)))
+    connection.connectionsUpdated.connect(lambda _app_id, found, _at: answers.append(len(found)))
     connection.start()
     try:
         qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
@@ -279,4 +280,53 @@ def test_a_poll_sent_before_pausing_does_not_show_limits_resumed(qtbot) -> None:
         qtbot.wait(800)  # the poll in flight answers, then polls sent after the pause
         assert shown == [True], shown
     finally:
+        connection.stop()
+
+
+class SteadySenderClient(ScriptedClient):
+    """One connection sending SENDS_BPS bytes a second of real time, its
+    counter read as the call is answered (as the helper reads tcp_info)."""
+
+    SENDS_BPS = 1_000_000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = time.monotonic()
+
+    async def list_connections(self, app_id: str) -> list[ConnectionInfo]:
+        self.connection_requests.append(app_id)
+        sent = int(self.SENDS_BPS * (time.monotonic() - self.started))
+        return [
+            ConnectionInfo("tcp", "10.0.0.5:40000", "192.0.2.7:443", "ESTABLISHED", 100, 0, sent)
+        ]
+
+
+def test_a_connections_rate_is_timed_by_when_its_answers_came(qtbot) -> None:
+    """gui6's walk: a connection read 1.32 MB/s under its application's 1 MB/s
+    limit, just after its row was selected. Selecting a row builds the detail
+    pane while the connections asked for at once come back: that answer waited
+    behind the GUI thread's work, and timed by when the GUI thread got to it,
+    the next interval was that much short. Here the GUI thread is busy for
+    BUSY_S as the first answer comes; the rate must be the sender's."""
+    busy_s = 0.4
+    client = SteadySenderClient()
+    connection = HelperConnection(lambda: client, refresh_interval_s=1.0)
+    model = ConnectionTableModel()
+    connection.connectionsUpdated.connect(model.set_connections)
+    connection.start()
+    try:
+        qtbot.waitUntil(lambda: connection.status.state is HelperState.CONNECTED, timeout=5000)
+        asked = len(client.connection_requests)
+        connection.watch_connections(["exe:/usr/bin/curl"])  # fetched at once
+        time.sleep(busy_s)  # the window's own work: no event handled meanwhile
+        assert len(client.connection_requests) > asked  # answered while the thread was busy
+        qtbot.waitUntil(lambda: model.rowCount() == 1 and model.row(0).up_bps is not None,
+                        timeout=5000)  # fmt: skip
+        up_bps = model.row(0).up_bps
+        assert up_bps is not None
+        assert abs(up_bps - client.SENDS_BPS) <= 0.05 * client.SENDS_BPS, (
+            f"read {up_bps / 1e6:.2f} MB/s of a {client.SENDS_BPS / 1e6:.2f} MB/s sender"
+        )
+    finally:
+        connection.watch_connections([])
         connection.stop()

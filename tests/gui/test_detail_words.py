@@ -62,7 +62,8 @@ def test_the_average_counts_only_polls_under_the_limit(window, qtbot) -> None:  
     """Under Xvfb, a 1 MB/s download limit set on a 4.9 MB/s row read "avg
     4.56 MB/s", then 3.62, 2.85, 2.08: the mean of polls from before the limit.
     Right after it is set there is no poll under it ("avg …"); then only polls
-    measured wholly after it count (the helper's rates span two seconds)."""
+    from a tick after the helper confirmed it count (the helper restarts an
+    application's rate window at a change of its rules)."""
     from chadthrottle.contract import Direction
 
     model = window._model
@@ -87,12 +88,47 @@ def test_the_average_counts_only_polls_under_the_limit(window, qtbot) -> None:  
         model.mark_pending(FIREFOX, Direction.UP, 1_000_000)  # what the controller does
         model.resolve_pending(FIREFOX, Direction.UP, succeeded=True)
     assert "up 5.00 MB/s (limit 1.00 MB/s, avg …)" in window.detail.summary.text()
-    poll(start - 4, 4_000_000, 1_000_000)  # the helper's window still holds unlimited bytes
+    poll(start - 4.5, 4_000_000, 1_000_000)  # of the helper's last tick before the limit
     assert "(limit 1.00 MB/s, avg …)" in window.detail.summary.text()
-    for second in (3, 2, 1, 0):
+    for second in (4, 3, 2, 1, 0):
         poll(start - second, 1_000_000, 1_000_000)
     assert "up 1.00 MB/s (limit 1.00 MB/s, avg 1.00 MB/s)" in window.detail.summary.text()
     assert "under the limit shown" in window.detail.summary.toolTip()
+
+
+def test_the_average_under_a_limit_counts_from_its_confirmation(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A limit the helper confirms late (it waits for the sockets' old windows
+    to drain first) is in force from the confirmation, not from the click: a
+    poll 2.5 s after the click but 0.5 s after the confirmation may hold rates
+    of a tick before the limit, and counted it read "avg 4.00 MB/s"."""
+    from chadthrottle.contract import Direction
+
+    model = window._model
+    window.resize(1100, 720)
+    qtbot.waitUntil(lambda: window.width() == 1100)
+    assert window.select_application(FIREFOX)
+    start = time.time()
+
+    def poll(at: float, up_bps: float, up_limit_bps: int) -> None:
+        apps = [
+            dataclasses.replace(app, up_bps=up_bps, up_limit_bps=up_limit_bps)
+            if app.id == FIREFOX
+            else app
+            for app in sample_applications()
+        ]
+        with mock.patch.object(time, "time", return_value=at):
+            model.apply_snapshot(apps)
+
+    for second in range(5):
+        poll(start - 10 + second, 5_000_000, 0)
+    with mock.patch.object(time, "time", return_value=start - 5):
+        model.mark_pending(FIREFOX, Direction.UP, 1_000_000)  # clicked
+    with mock.patch.object(time, "time", return_value=start - 3):
+        model.resolve_pending(FIREFOX, Direction.UP, succeeded=True)  # confirmed
+    poll(start - 2.5, 4_000_000, 1_000_000)
+    assert "(limit 1.00 MB/s, avg …)" in window.detail.summary.text()
+    poll(start - 2, 1_000_000, 1_000_000)
+    assert "up 1.00 MB/s (limit 1.00 MB/s, avg 1.00 MB/s)" in window.detail.summary.text()
 
 
 def test_a_limit_far_above_the_graph_is_written_on_a_backing(window, qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -489,3 +489,41 @@ def test_a_change_an_unexpected_error_stops_is_undone(world: World) -> None:
         "exe:/usr/bin/curl": 1_000_000
     }
     assert [spec.rate_bps for spec in world.shaper.wanted[Direction.UP].values()] == [1_000_000]
+
+
+def test_a_changed_rule_restarts_its_applications_rate_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The listed rate is a mean over RATE_WINDOW_TICKS ticks; the first tick
+    after a limit reads only what passed since it (gui7: a row read "Blocked"
+    beside its rate from before the block for 2-3 s). Before the restart this
+    read (2.55 MB - 1 MB) / 2 s = 775 KB/s under a 100 KB/s limit."""
+    now = [0.0]
+    world = World(clock=lambda: now[0])
+    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", world.processes.get)
+    monkeypatch.setattr(
+        "chadthrottle.helper.engine.tracking.process_exists", world.processes.__contains__
+    )
+    world.spawn(10)
+    world.spawn(20, exe="/usr/bin/wget")  # no rule: its window is not restarted
+
+    def tick(at: float, curl_rx: int, wget_rx: int) -> dict[str, float]:
+        now[0] = at
+        world.datapath.traffic = [Traffic(10, curl_rx), Traffic(20, wget_rx)]
+        if at.is_integer():
+            world.engine.tick()
+        return {app.id: app.down_bps for app in world.engine.list_applications()}
+
+    for second in range(3):
+        rates = tick(float(second), second * 1_000_000, second * 1_000_000)
+    assert rates == {"exe:/usr/bin/curl": 1_000_000, "exe:/usr/bin/wget": 1_000_000}
+    tick(2.5, 2_500_000, 2_500_000)
+    world.engine.set_limit("pid:10", Direction.DOWN, 100_000, 0)
+    assert tick(2.5, 2_500_000, 2_500_000)["exe:/usr/bin/curl"] == 1_000_000  # until a tick
+    rates = tick(3.0, 2_550_000, 3_000_000)
+    assert rates["exe:/usr/bin/curl"] == pytest.approx(100_000)  # 50 KB in the 0.5 s since
+    assert rates["exe:/usr/bin/wget"] == pytest.approx(1_000_000)
+    rates = tick(4.0, 2_650_000, 4_000_000)  # the window from the limit on, then ticks
+    assert rates["exe:/usr/bin/curl"] == pytest.approx(100_000)  # 150 KB over 1.5 s
+    rates = tick(5.0, 2_750_000, 5_000_000)
+    assert rates["exe:/usr/bin/curl"] == pytest.approx(100_000)  # (2.75 - 2.55) MB / 2 s
