@@ -25,7 +25,7 @@ from chadthrottle.gui.models.connections import (
     interesting_first,
 )
 from chadthrottle.gui.models.reverse_dns import ReverseDnsCache, host_of, worth_resolving
-from chadthrottle.units import UnitSystem, format_rate
+from chadthrottle.units import UnitSystem, format_rate, format_size
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -78,11 +78,6 @@ def _shown_values(row: ConnectionRow) -> tuple[object, ...]:
 def interesting_first_rows(rows: list[ConnectionRow]) -> list[ConnectionRow]:
     order = {id(info): i for i, info in enumerate(interesting_first(r.info for r in rows))}
     return sorted(rows, key=lambda r: order[id(r.info)])
-
-
-def format_bytes(count: int, units: UnitSystem) -> str:
-    """A byte count in the chosen units: "1.20 MB" ("9.60 Mbit" in bits)."""
-    return format_rate(count, units).removesuffix("/s")
 
 
 class ConnectionTableModel(QAbstractTableModel):
@@ -225,9 +220,9 @@ class ConnectionTableModel(QAbstractTableModel):
                 return NO_VALUE if info.rx_bytes < 0 else MEASURING
             return format_rate(rate, self.units)
         if column is ConnColumn.RECEIVED:
-            return NO_VALUE if info.rx_bytes < 0 else format_bytes(info.rx_bytes, self.units)
+            return NO_VALUE if info.rx_bytes < 0 else format_size(info.rx_bytes, self.units)
         if column is ConnColumn.SENT:
-            return NO_VALUE if info.tx_bytes < 0 else format_bytes(info.tx_bytes, self.units)
+            return NO_VALUE if info.tx_bytes < 0 else format_size(info.tx_bytes, self.units)
         return str(info.pid)
 
     def _tooltip(self, row: ConnectionRow, column: ConnColumn) -> str | None:
