@@ -9,6 +9,8 @@ helper's time from other callers nor fill its log. Two parts:
   FAILURE_DELAY_S, before any work, instead of each doing its work and waiting
   after). The answers are the same, only later; a sender that stops failing
   is served at once again a second later.
+- WaitingCalls holds a paced sender's calls until they start, bounded in
+  number and in bytes (a call may carry 32 MiB on the system bus).
 - RefusalLog writes the first refusal of a sender at once and counts the rest:
   one line per sender per INTERVAL_S with how many of which were refused. One
   INFO line per refused call took 3.6% of the helper's samples under a flood
@@ -20,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from dbus_fast import Message, Variant
 
 MAX_SENDERS = 4096  # beyond this many senders at once the oldest are forgotten
 
@@ -59,6 +63,53 @@ class FailureBudget:
 
     def forget(self, sender: str) -> None:
         self._failed.pop(sender, None)
+
+
+def arguments_size(value: object) -> int:
+    """About how many bytes a call's arguments hold: text and byte strings by
+    their length, anything else 8 a value. A paced call waits whole, and the
+    system bus lets one carry 32 MiB (max_message_size)."""
+    if isinstance(value, (str, bytes, bytearray)):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        return 8 + sum(arguments_size(item) for item in value)
+    if isinstance(value, dict):
+        return 8 + sum(arguments_size(k) + arguments_size(v) for k, v in value.items())
+    if isinstance(value, Variant):
+        return 8 + arguments_size(value.value)
+    return 8
+
+
+class WaitingCalls:
+    """A paced sender's calls not started yet, in order, bounded by how many
+    and by how much they hold (arguments_size): past either, add refuses."""
+
+    def __init__(self, max_calls: int, max_bytes: int) -> None:
+        self._calls: deque[tuple[Message, int]] = deque()
+        self._max_calls, self._max_bytes = max_calls, max_bytes
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def add(self, message: Message) -> bool:
+        """Keep message to start later; False (nothing kept) past the bounds."""
+        size = arguments_size(message.body)
+        if len(self._calls) >= self._max_calls or self.bytes + size > self._max_bytes:
+            return False
+        self._calls.append((message, size))
+        self.bytes += size
+        return True
+
+    def pop(self) -> Message:
+        message, size = self._calls.popleft()
+        self.bytes -= size
+        return message
+
+    def clear(self) -> list[Message]:
+        """Forget every call waiting; returns them."""
+        calls, self._calls, self.bytes = [m for m, _ in self._calls], deque(), 0
+        return calls
 
 
 @dataclass

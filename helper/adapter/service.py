@@ -18,7 +18,6 @@ traceback ever leaves the process.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
@@ -62,7 +61,7 @@ from chadthrottle.helper.adapter.introspection import (
     introspection_xml,
 )
 from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
-from chadthrottle.helper.adapter.refusals import FailureBudget, RefusalLog
+from chadthrottle.helper.adapter.refusals import FailureBudget, RefusalLog, WaitingCalls
 from chadthrottle.helper.engine.api import (
     AddSchedule,
     ClearLimit,
@@ -105,6 +104,10 @@ FAILURES_BEFORE_DELAY, FAILURE_DELAY_S = 5, 0.1
 # have 128 calls awaiting a reply; calls that want none it does not bound,
 # and they must not grow the helper: past this many, a call is refused unread.
 MAX_WAITING = 256
+# ... and the bytes of their arguments at the most (refusals.arguments_size):
+# a call may carry 32 MiB on the system bus, and 200 no-reply calls of 4 MiB
+# waiting took the helper from 70 to 696 MiB. A valid call is under 5 KB.
+MAX_WAITING_BYTES = 1 << 20
 TOO_MANY_WAITING_TEXT = "not tried: too many of your calls are waiting (they keep failing)"
 
 BUS_DAEMON, BUS_DAEMON_PATH = "org.freedesktop.DBus", "/org/freedesktop/DBus"
@@ -192,7 +195,7 @@ class HelperService:
         self._uids: dict[str, int] = {}  # unique bus name -> uid
         self._failures = FailureBudget(FAILURES_BEFORE_DELAY)
         # Senders being paced -> their calls not started yet, in order.
-        self._paced: dict[str, collections.deque[Message]] = {}
+        self._paced: dict[str, WaitingCalls] = {}
         self._refusals = RefusalLog(log)
         self._usage_queries = asyncio.Semaphore(1)  # GetUsage reads, one at a time
 
@@ -240,17 +243,16 @@ class HelperService:
             return None
         sender = message.sender or ""
         waiting = self._paced.get(sender)
-        if waiting is not None and len(waiting) >= MAX_WAITING:
-            self._refusals.refused(sender, f"{message.member} (over {MAX_WAITING} waiting)")
+        if waiting is None and self._failures.spent(sender):
+            waiting = self._paced[sender] = WaitingCalls(MAX_WAITING, MAX_WAITING_BYTES)
+            self._start(self._pace(sender))
+        if waiting is None:
+            self._start(self._handle(message))
+        elif not waiting.add(message):  # kept: after the sender's calls already waiting
+            self._refusals.refused(sender, f"{message.member} (over {MAX_WAITING} calls or "
+                                           f"{MAX_WAITING_BYTES} bytes waiting)")  # fmt: skip
             self._send(message, Message.new_error(message, ErrorName.NOT_AUTHORIZED.value,
                                                   TOO_MANY_WAITING_TEXT))  # fmt: skip
-        elif waiting is not None:
-            waiting.append(message)  # after the sender's calls already waiting
-        elif self._failures.spent(sender):
-            self._paced[sender] = collections.deque([message])
-            self._start(self._pace(sender))
-        else:
-            self._start(self._handle(message))
         return True
 
     def _on_signal(self, message: Message) -> None:
@@ -275,18 +277,25 @@ class HelperService:
         task.add_done_callback(self._call_done)
 
     async def _pace(self, sender: str) -> None:
-        """Start sender's waiting calls, one per FAILURE_DELAY_S while it keeps
-        failing: its calls cost nothing until then, and at most a call's work
-        per FAILURE_DELAY_S, however many it sends (the bus bounds how many
-        wait). One slow call (a password prompt) does not hold up the next."""
+        """Start sender's waiting calls, one per FAILURE_DELAY_S until none is
+        left: its calls cost nothing until then, and at most a call's work
+        per FAILURE_DELAY_S, however many it sends (MAX_WAITING and
+        MAX_WAITING_BYTES bound what waits). Its next call once none waits
+        goes straight on unless it is still failing. One slow call (a
+        password prompt) does not hold up the next."""
         waiting = self._paced[sender]
         try:
             while waiting:
-                if self._failures.spent(sender):
-                    await asyncio.sleep(FAILURE_DELAY_S)
-                self._start(self._handle(waiting.popleft(), paced=True))
+                # Before every start, not only while spent(): the calls it started
+                # count as failures only when they end, and with polkit or the
+                # engine slow none ended within a second, so the whole queue
+                # started at once (flood8's granted floods at load 8-10).
+                await asyncio.sleep(FAILURE_DELAY_S)
+                if not waiting:
+                    break  # it left the bus meanwhile (_on_signal): nothing to start
+                self._start(self._handle(waiting.pop(), paced=True))
         except asyncio.CancelledError:
-            for message in waiting:  # every call gets exactly one reply
+            for message in waiting.clear():  # every call gets exactly one reply
                 self._send(message, Message.new_error(message, ErrorName.FAILED.value,
                                                       "the helper is stopping"))  # fmt: skip
             raise
@@ -303,6 +312,9 @@ class HelperService:
         unless the call already waited that long to start (paced)."""
         try:
             reply = await self._dispatch(message)
+            # an error answered, not raised: no such interface or method, the
+            # caller's failure too (such calls were never paced)
+            failed = reply.message_type is MessageType.ERROR
         except asyncio.CancelledError:
             self._send(
                 message,
@@ -311,11 +323,13 @@ class HelperService:
             raise
         except HelperError as error:
             reply = Message.new_error(message, error_name_for(error).value, str(error))
-            if self._failures.failed(message.sender or "") and not paced:
-                await asyncio.sleep(FAILURE_DELAY_S)
+            failed = True
         except Exception:
             log.exception("unexpected error in %s.%s", message.interface, message.member)
             reply = Message.new_error(message, ErrorName.FAILED.value, GENERIC_FAILURE_TEXT)
+            failed = False
+        if failed and self._failures.failed(message.sender or "") and not paced:
+            await asyncio.sleep(FAILURE_DELAY_S)
         self._send(message, reply)
 
     def _send(self, request: Message, reply: Message) -> None:

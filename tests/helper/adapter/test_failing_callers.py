@@ -18,6 +18,7 @@ from chadthrottle.helper.adapter.service import (
     FAILURE_DELAY_S,
     FAILURES_BEFORE_DELAY,
     MAX_WAITING,
+    MAX_WAITING_BYTES,
     TOO_MANY_WAITING_TEXT,
 )
 
@@ -119,29 +120,31 @@ def test_a_refusing_callers_count_is_written_when_it_leaves_the_bus(
     assert line.startswith(f"denied {answered - 1} more calls to :"), line
 
 
-# As uid 65534: argv address, count. Fails FAILURES_BEFORE_DELAY + 1 calls
-# (no permission), sends count calls that want no reply (the bus does not
-# bound those), then one that wants a reply; prints its error and text.
+# As uid 65534: argv address, count[, size]. Fails FAILURES_BEFORE_DELAY + 1
+# calls (bad arguments), sends count calls that want no reply (the bus does
+# not bound those; each with size bytes of text), then one that wants a reply;
+# prints its error and text.
 NO_REPLY_FLOOD = r"""
 import asyncio, json, sys
 from chadthrottle.bus_connection import connect_system_bus
 from chadthrottle.contract import BUS_NAME, INTERFACE, OBJECT_PATH
 from dbus_fast import Message, MessageFlag
 
-async def main(address, count):
+async def main(address, count, size):
     bus = await connect_system_bus(address)  # mends dbus-fast's writer (EAGAIN)
-    def call(i, flags=MessageFlag.NONE):
+    def call(i, flags=MessageFlag.NONE, text=""):
         return Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE, member="ClearLimit",
-                       signature="sass", body=[f"exe:/nonexistent/{i}", [], ""], flags=flags)
+                       signature="sass", body=[f"exe:/nonexistent/{i}", [], text], flags=flags)
     for i in range(6):
         await bus.call(call(i))
+    text = "x" * size
     for i in range(count):
-        bus.send(call(i, MessageFlag.NO_REPLY_EXPECTED))
+        bus.send(call(i, MessageFlag.NO_REPLY_EXPECTED, text))
     reply = await asyncio.wait_for(bus.call(call(-1)), 20)
     print(json.dumps([reply.error_name, reply.body[0] if reply.body else ""]), flush=True)
     bus.disconnect()
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0))
 """
 
 
@@ -164,13 +167,39 @@ def test_a_paced_callers_calls_that_want_no_reply_do_not_pile_up(
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout) == [ErrorName.NOT_AUTHORIZED.value, TOO_MANY_WAITING_TEXT]
 
-    def over_the_bound() -> int:
-        total = 0
-        for record in caplog.records:
-            text = record.getMessage()
-            if record.name == SERVICE_LOG and "waiting)" in text:
-                total += sum(int(n) for n in re.findall(r"waiting\) x(\d+)", text))
-                total += text.startswith("denied ClearLimit (over")
-        return total
+    bound = count - MAX_WAITING
+    assert eventually(lambda: _over_the_bound(caplog) >= bound, 10), _over_the_bound(caplog)
 
-    assert eventually(lambda: over_the_bound() >= count - MAX_WAITING, 10), over_the_bound()
+
+def test_a_paced_callers_calls_that_wait_are_bounded_in_bytes_too(
+    engine: FakeEngineForAdapterTests,
+    adapter_helper: InProcessHelper,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """MAX_WAITING bounds how many of a paced caller's calls wait, not how
+    big: a call may carry 32 MiB on the system bus, and 200 no-reply calls of
+    4 MiB took the helper from 70 to 696 MiB (review7, 22:43 UTC). Past
+    MAX_WAITING_BYTES of arguments its calls are refused unread too: 40 calls
+    of a quarter of it, far under MAX_WAITING: 3 wait, and each started
+    meanwhile (one per FAILURE_DELAY_S) makes room for one more; before,
+    none was refused."""
+    require_program("setpriv")
+    caplog.set_level(logging.INFO, logger=SERVICE_LOG)
+    count, size = 40, MAX_WAITING_BYTES // 4
+    result = subprocess.run(
+        [*setpriv_argv(NOBODY), sys.executable, "-c", NO_REPLY_FLOOD, adapter_helper.address, str(count), str(size)],
+        capture_output=True, text=True, env=as_uid_env(adapter_helper.address), timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert eventually(lambda: _over_the_bound(caplog) >= count // 2, 10), _over_the_bound(caplog)
+
+
+def _over_the_bound(caplog: pytest.LogCaptureFixture) -> int:
+    """Calls refused unread past what may wait, by the log (lines and counts)."""
+    total = 0
+    for record in caplog.records:
+        text = record.getMessage()
+        if record.name == SERVICE_LOG and "waiting)" in text:
+            total += sum(int(n) for n in re.findall(r"waiting\) x(\d+)", text))
+            total += text.startswith("denied ClearLimit (over")
+    return total
