@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -53,34 +54,29 @@ def test_the_sink_counts_the_bytes_its_socket_holds_unread(
     assert traffic._queued(receiving) == 4000
 
 
-def test_arrived_bytes_are_the_read_and_the_held_ones_and_judge_the_download() -> None:
-    sink = subprocess.Popen([sys.executable, "-c", REPORTS], stdout=subprocess.PIPE, text=True)
+@contextmanager
+def _read(script: str) -> Iterator[Receiver]:
+    """A Receiver of a sink that runs script, once its four reports are in."""
+    sink = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     receiver = Receiver(sink)
     try:
         assert eventually(lambda: len(receiver.sink_samples) == 4, 10.0)
-        assert receiver.arrived_samples == [(10.1, 1000), (10.2, 65000), (10.3, 65000)]
-        assert samples_between(receiver, 10.15, 11.0) == [(10.2, 65000), (10.3, 65000)]
+        yield receiver
     finally:
         sink.wait(10)
         receiver.join(5)
         assert sink.stdout is not None
         sink.stdout.close()
+
+
+def test_arrived_bytes_are_the_read_and_the_held_ones_and_judge_the_download() -> None:
+    with _read(REPORTS) as receiver:
+        assert receiver.arrived_samples == [(10.1, 1000), (10.2, 65000), (10.3, 65000)]
+        assert samples_between(receiver, 10.15, 11.0) == [(10.2, 65000), (10.3, 65000)]
 
 
 def test_without_held_bytes_the_download_is_judged_by_the_sink_reads() -> None:
     """A sink that does not say "q" (a UDP one, an older one): its reads, timed by it."""
-    sink = subprocess.Popen(
-        [sys.executable, "-c", REPORTS.replace(', "q": 0', "").replace(', "q": 64000', "")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    receiver = Receiver(sink)
-    try:
-        assert eventually(lambda: len(receiver.sink_samples) == 4, 10.0)
+    with _read(REPORTS.replace(', "q": 0', "").replace(', "q": 64000', "")) as receiver:
         assert receiver.arrived_samples == []
         assert samples_between(receiver, 10.15, 11.0) == [(10.2, 1000), (10.3, 65000)]
-    finally:
-        sink.wait(10)
-        receiver.join(5)
-        assert sink.stdout is not None
-        sink.stdout.close()

@@ -58,19 +58,14 @@ def test_the_average_is_not_taken_across_a_gap(window, qtbot) -> None:  # type: 
     assert re.search(r"\(limit 5.00 MB/s, avg 1.00 MB/s\)", text), text
 
 
-def test_the_average_counts_only_polls_under_the_limit(window, qtbot) -> None:  # type: ignore[no-untyped-def]
-    """Under Xvfb, a 1 MB/s download limit set on a 4.9 MB/s row read "avg
-    4.56 MB/s", then 3.62, 2.85, 2.08: the mean of polls from before the limit.
-    Right after it is set there is no poll under it ("avg …"); then only polls
-    from a tick after the helper confirmed it count (the helper restarts an
-    application's rate window at a change of its rules)."""
-    from chadthrottle.contract import Direction
-
+def _firefox_up_polls(window, qtbot):  # type: ignore[no-untyped-def]
+    """Firefox chosen in a window wide enough for the summary line whole; returns
+    the time now and poll(at, up_bps, up_limit_bps), which applies a listing of
+    the samples with Firefox's upload so, as if polled at time `at`."""
     model = window._model
     window.resize(1100, 720)  # the line whole
     qtbot.waitUntil(lambda: window.width() == 1100)
     assert window.select_application(FIREFOX)
-    start = time.time()
 
     def poll(at: float, up_bps: float, up_limit_bps: int) -> None:
         apps = [
@@ -81,6 +76,20 @@ def test_the_average_counts_only_polls_under_the_limit(window, qtbot) -> None:  
         ]
         with mock.patch.object(time, "time", return_value=at):
             model.apply_snapshot(apps)
+
+    return time.time(), poll
+
+
+def test_the_average_counts_only_polls_under_the_limit(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, a 1 MB/s download limit set on a 4.9 MB/s row read "avg
+    4.56 MB/s", then 3.62, 2.85, 2.08: the mean of polls from before the limit.
+    Right after it is set there is no poll under it ("avg …"); then only polls
+    from a tick after the helper confirmed it count (the helper restarts an
+    application's rate window at a change of its rules)."""
+    from chadthrottle.contract import Direction
+
+    model = window._model
+    start, poll = _firefox_up_polls(window, qtbot)
 
     for second in range(5):  # unlimited, 5 MB/s up
         poll(start - 10 + second, 5_000_000, 0)
@@ -104,20 +113,7 @@ def test_the_average_under_a_limit_counts_from_its_confirmation(window, qtbot) -
     from chadthrottle.contract import Direction
 
     model = window._model
-    window.resize(1100, 720)
-    qtbot.waitUntil(lambda: window.width() == 1100)
-    assert window.select_application(FIREFOX)
-    start = time.time()
-
-    def poll(at: float, up_bps: float, up_limit_bps: int) -> None:
-        apps = [
-            dataclasses.replace(app, up_bps=up_bps, up_limit_bps=up_limit_bps)
-            if app.id == FIREFOX
-            else app
-            for app in sample_applications()
-        ]
-        with mock.patch.object(time, "time", return_value=at):
-            model.apply_snapshot(apps)
+    start, poll = _firefox_up_polls(window, qtbot)
 
     for second in range(5):
         poll(start - 10 + second, 5_000_000, 0)

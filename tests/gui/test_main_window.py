@@ -317,12 +317,9 @@ def test_rows_hold_still_while_a_row_menu_is_open(qtbot, window: MainWindow) -> 
     assert table.model().index(0, 0).data() == "wget"
 
 
-def test_the_first_selection_follows_the_busiest_once_rates_are_known(qtbot) -> None:  # type: ignore[no-untyped-def]
-    """A helper started with the window (on demand, by the bus) first lists
-    every application at 0 B/s: under Xvfb the window chose the first by name
-    (Backup Server) and kept it while Media Server and a 17 MB/s download
-    topped the list. A choice the window made on no traffic is made again
-    once there is some; one the user made is theirs."""
+def _shown_on_an_idle_list(qtbot):  # type: ignore[no-untyped-def]
+    """A connected window shown on a first listing where nothing moves (a helper
+    started with the window): its model, the window and that idle listing."""
     import dataclasses
 
     from tests.gui.bare_window import bare_window
@@ -335,6 +332,19 @@ def test_the_first_selection_follows_the_busiest_once_rates_are_known(qtbot) -> 
     model.apply_snapshot(idle)
     window.show()
     qtbot.waitExposed(window)
+    return model, window, idle
+
+
+def test_the_first_selection_follows_the_busiest_once_rates_are_known(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A helper started with the window (on demand, by the bus) first lists
+    every application at 0 B/s: under Xvfb the window chose the first by name
+    (Backup Server) and kept it while Media Server and a 17 MB/s download
+    topped the list. A choice the window made on no traffic is made again
+    once there is some; one the user made is theirs."""
+    from tests.gui.bare_window import bare_window
+    from tests.gui.sample_data import sample_applications
+
+    model, window, idle = _shown_on_an_idle_list(qtbot)
     assert window.detail.app_id and window.detail.app_id != FIREFOX  # the first by name
     for _ in range(2):  # rates need two answers in some helpers: the first may be idle too
         model.apply_snapshot(sample_applications())
@@ -366,18 +376,9 @@ def test_the_row_the_window_picked_is_kept_once_asked_for(qtbot) -> None:  # typ
     the next answer with traffic. So tests/e2e/test_gui_connections.py, on a
     machine where its upload was the only application listed, once lost its
     connection's row to another application's while waiting for its rate."""
-    import dataclasses
-
-    from tests.gui.bare_window import bare_window
     from tests.gui.sample_data import sample_applications
 
-    model, window = bare_window()
-    qtbot.addWidget(window)
-    window.set_status(CONNECTED)
-    idle = [dataclasses.replace(a, down_bps=0.0, up_bps=0.0) for a in sample_applications()]
-    model.apply_snapshot(idle)
-    window.show()
-    qtbot.waitExposed(window)
+    model, window, _idle = _shown_on_an_idle_list(qtbot)
     picked = window.detail.app_id
     assert picked and picked != FIREFOX  # the window's own pick, the first by name
     assert window.select_application(picked)  # asked for: now chosen

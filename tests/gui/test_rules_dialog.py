@@ -255,11 +255,10 @@ def test_nothing_to_remove_is_greyed_and_a_new_quota_says_where_it_counts_from(q
     assert not dialog.clear_quota.isEnabled()
 
 
-def test_a_used_up_quota_is_not_shown_as_a_limit_of_ones_own(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Under Xvfb, Harbor Browser's upload quota (1 MB a day, then 100 KB/s) was
-    used up and its rules dialog read "Upload limit: 100 KB/s", a limit the user
-    never set (emptying it changed nothing). The field shows the plain limit (none
-    here) and a line says what the quota holds the direction to, and until when."""
+def _quotas_used_up(qtbot, tmp_path: Path, problem: str = ""):  # type: ignore[no-untyped-def]
+    """Firefox's rules dialog where both its quotas are used up: the upload's
+    holds it to 100 KB/s a day, the download's blocks it for the week; problem:
+    why nothing is enforced ("" when all is)."""
     import dataclasses
 
     from tests.gui.sample_data import sample_applications
@@ -273,10 +272,21 @@ def test_a_used_up_quota_is_not_shown_as_a_limit_of_ones_own(qtbot, tmp_path: Pa
         for app in sample_applications()
     ]  # fmt: skip
     controller.model.apply_snapshot(apps)
+    if problem:
+        controller.model.set_enforcement_problem(problem)
     controller.window.rulesRequested.emit(FIREFOX)
     dialog = controller.rules.dialog
     assert dialog is not None
     qtbot.addWidget(dialog)
+    return controller, dialog
+
+
+def test_a_used_up_quota_is_not_shown_as_a_limit_of_ones_own(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, Harbor Browser's upload quota (1 MB a day, then 100 KB/s) was
+    used up and its rules dialog read "Upload limit: 100 KB/s", a limit the user
+    never set (emptying it changed nothing). The field shows the plain limit (none
+    here) and a line says what the quota holds the direction to, and until when."""
+    controller, dialog = _quotas_used_up(qtbot, tmp_path)
     assert dialog.limit_edits[Direction.UP].text() == ""
     assert dialog.limit_edits[Direction.DOWN].text() == ""
     # the rate in one piece: under Xvfb in binary units the line broke "97.7" / "KiB/s"
@@ -296,24 +306,7 @@ def test_an_unenforced_used_up_quota_is_not_said_to_hold(qtbot, tmp_path: Path) 
     """With limits paused (or the helper away) a used-up quota holds nothing, and the
     row says "not enforced"; the rules dialog still read "the upload is held to
     100 KB/s" and "the download is blocked until next week" (review7)."""
-    import dataclasses
-
-    from tests.gui.sample_data import sample_applications
-
-    controller = start(qtbot, tmp_path, with_tray=False)
-    apps = [
-        dataclasses.replace(app, up_limit_bps=100_000, up_quota_bytes=10**6, up_quota_left_bytes=0,
-                            up_quota_period="day", down_quota_bytes=5 * 10**9, down_quota_left_bytes=0,
-                            down_quota_period="week", down_limit_bps=0, down_blocked=True)
-        if app.id == FIREFOX else app
-        for app in sample_applications()
-    ]  # fmt: skip
-    controller.model.apply_snapshot(apps)
-    controller.model.set_enforcement_problem("limits are paused")
-    controller.window.rulesRequested.emit(FIREFOX)
-    dialog = controller.rules.dialog
-    assert dialog is not None
-    qtbot.addWidget(dialog)
+    controller, dialog = _quotas_used_up(qtbot, tmp_path, problem="limits are paused")
     note = dialog.scheduled_note.text()
     assert "held to" not in note and "blocked until" not in note, note
     controller.shutdown()

@@ -669,6 +669,27 @@ def test_the_recorded_download_goes_past_where_it_failed_from_there(
     assert ticks[tick + 3][0].startswith("take back down"), ticks[tick + 3][0]  # recorded: later
 
 
+def _stepped_past_where_it_failed(
+    link: int,
+) -> tuple[CapacityEstimator, dict[Direction, float], int, int]:
+    """A download raised 3% that was not taken (where it failed: last_failed), then
+    climbed back up to there, under the link, and one step past it; returns the
+    estimator, the round trips' waits, where it failed and the step past it."""
+    estimator = CapacityEstimator({DOWN: 1_000_000, UP: 200_000})
+    waits = {DOWN: 0.1, UP: 0.1}
+    estimator.update(Sample(1.0, {DOWN: 950_000, UP: 20_000}, 0.0, waits))  # raised 3%
+    estimator.update(Sample(1.0, {DOWN: 930_000, UP: 20_000}, 0.0, waits))  # not taken
+    failed = estimator._state[DOWN].last_failed
+    assert failed is not None and (estimator.capacity(DOWN) or 0) < failed
+    for _ in range(12):  # back up to where it failed, under the link, then past it
+        capacity = estimator.capacity(DOWN) or 0
+        passed = min(int(capacity * SHAPE_SHARE), link)
+        estimator.update(Sample(1.0, {DOWN: passed, UP: 20_000}, 0.0, waits))
+        if (estimator.capacity(DOWN) or 0) > failed:
+            break
+    return estimator, waits, failed, estimator.capacity(DOWN) or 0
+
+
 def test_a_download_step_past_where_it_failed_is_judged_before_the_next() -> None:
     """A download stepped past where its probe failed that passes at its rate (TOOK_SHARE)
     but no more than it passed there is not raised again until the round trips judge it:
@@ -677,19 +698,7 @@ def test_a_download_step_past_where_it_failed_is_judged_before_the_next() -> Non
     modem (bench/capacity_follow.py, est16b, est16d). Passing NEAR_STEP more than where it
     failed, the link is faster: climbed on."""
     for link, raised_on in ((940_000, False), (1_200_000, True)):
-        estimator = CapacityEstimator({DOWN: 1_000_000, UP: 200_000})
-        waits = {DOWN: 0.1, UP: 0.1}
-        estimator.update(Sample(1.0, {DOWN: 950_000, UP: 20_000}, 0.0, waits))  # raised 3%
-        estimator.update(Sample(1.0, {DOWN: 930_000, UP: 20_000}, 0.0, waits))  # not taken
-        failed = estimator._state[DOWN].last_failed
-        assert failed is not None and (estimator.capacity(DOWN) or 0) < failed
-        for _ in range(12):  # back up to where it failed, under the link, then past it
-            capacity = estimator.capacity(DOWN) or 0
-            passed = min(int(capacity * SHAPE_SHARE), link)
-            estimator.update(Sample(1.0, {DOWN: passed, UP: 20_000}, 0.0, waits))
-            if (estimator.capacity(DOWN) or 0) > failed:
-                break
-        past = estimator.capacity(DOWN) or 0
+        estimator, waits, failed, past = _stepped_past_where_it_failed(link)
         assert failed < past <= failed * PAST_STEP + 1, (failed, past)
         assert min(past * SHAPE_SHARE, link) >= 0.96 * past * SHAPE_SHARE  # passes TOOK_SHARE
         estimator.update(
@@ -708,19 +717,7 @@ def test_a_download_step_past_where_it_failed_passing_a_little_more_is_blamed_fo
     read as a faster link: the rise was blamed on the upload and the download's queue at the
     modem grew to 147 ms in 5 s. The download is taken back; a faster link's is not."""
     for link, blamed in ((940_000, True), (1_200_000, False)):
-        estimator = CapacityEstimator({DOWN: 1_000_000, UP: 200_000})
-        waits = {DOWN: 0.1, UP: 0.1}
-        estimator.update(Sample(1.0, {DOWN: 950_000, UP: 20_000}, 0.0, waits))  # raised 3%
-        estimator.update(Sample(1.0, {DOWN: 930_000, UP: 20_000}, 0.0, waits))  # not taken
-        failed = estimator._state[DOWN].last_failed
-        assert failed is not None
-        for _ in range(12):  # back up to where it failed, then past it
-            capacity = estimator.capacity(DOWN) or 0
-            passed = min(int(capacity * SHAPE_SHARE), link)
-            estimator.update(Sample(1.0, {DOWN: passed, UP: 20_000}, 0.0, waits))
-            if (estimator.capacity(DOWN) or 0) > failed:
-                break
-        past = estimator.capacity(DOWN) or 0
+        estimator, waits, failed, past = _stepped_past_where_it_failed(link)
         assert past > failed, (past, failed)
         passed = min(int(past * SHAPE_SHARE), link)
         assert passed >= 0.96 * past * SHAPE_SHARE  # passed at its rate (TOOK_SHARE)
