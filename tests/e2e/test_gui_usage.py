@@ -18,10 +18,9 @@ import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.models.columns import Column
-from chadthrottle.gui.models.connection_table import format_bytes
 from chadthrottle.gui.models.usage_periods import UsagePeriod, local_midnight
 from chadthrottle.gui.models.usage_table import APP_ID_ROLE, UsageColumn
-from chadthrottle.units import UnitSystem
+from chadthrottle.units import UnitSystem, format_size
 from chadthrottle.usage_contract import UsageResolution
 from PySide6.QtCore import Qt
 
@@ -76,7 +75,7 @@ def test_totals_and_the_usage_view_show_the_helpers_numbers(
     qtbot.wait(1500)  # the helper's last tick of the stream (once a second)
     expected = helper_today(stack, app_id)
     assert expected >= MOVED_AT_LEAST
-    text = format_bytes(expected, UnitSystem.BYTES_DECIMAL)
+    text = format_size(expected, UnitSystem.BYTES_DECIMAL)
 
     flow.refresh_totals()
     qtbot.waitUntil(lambda: model.index_of(app_id, Column.USAGE).data() == text, timeout=5000)
