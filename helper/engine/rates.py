@@ -97,7 +97,10 @@ class RateMeter:
         # ticks' windows start after it.
         self._starts: dict[str, tuple[float, AppTraffic]] = {}
         self._uid_starts: dict[UidKey, tuple[float, AppTraffic]] = {}
-        self._start_samples: dict[float, list[CounterSample]] = {}
+        # each restarted application's own samples then (its processes' rates
+        # start there): one entry an application, the last restart's, so rules
+        # changed as fast as the bus allows keep no more than one tick's samples
+        self._start_samples: dict[str, tuple[float, list[CounterSample]]] = {}
 
     def remember(self, owner: int, app_id: str, uid: int | None = None) -> None:
         """Whose a socket owner (owner_key) is."""
@@ -148,6 +151,7 @@ class RateMeter:
             )
         for app_id in forgotten:
             self._starts.pop(app_id, None)
+            self._start_samples.pop(app_id, None)
             self._retired_apps.pop(app_id, None)
             self.apps.pop(app_id, None)
             self._uid_of_app.pop(app_id, None)
@@ -215,8 +219,9 @@ class RateMeter:
         app = self.apps.get(app_id)
         since = app.rates_since if app is not None else None
         start = next(((t, oldest) for t, oldest in self._samples if t == since), None)
-        if start is None and since in self._start_samples:
-            start = (since, self._start_samples[since])
+        restarted = self._start_samples.get(app_id)
+        if start is None and restarted is not None and restarted[0] == since:
+            start = restarted
         if start is None or now <= start[0]:
             return result
         then, oldest = start
@@ -242,12 +247,18 @@ class RateMeter:
             return
         samples = list(samples)
         totals, by_uid = self._tally(samples)
+        own: dict[str, list[CounterSample]] = {}
         for app_id in wanted & totals.keys():  # one never counted has no window to restart
             self._starts[app_id] = (now, totals[app_id])
+            own[app_id] = []
+            self._start_samples[app_id] = (now, own[app_id])
         for key, traffic in by_uid.items():
             if key[0] in wanted:
                 self._uid_starts[key] = (now, traffic)
-        self._start_samples[now] = samples
+        for sample in samples:
+            owned = own.get(self._app_of_owner.get(self._owner(sample), ""))
+            if owned is not None:
+                owned.append(sample)
         for history in self._shaped_history.values():
             for _, sent in history:
                 for app_id in wanted & sent.keys():
@@ -289,7 +300,9 @@ class RateMeter:
         self._uid_starts = {
             key: start for key, start in self._uid_starts.items() if start[0] > oldest
         }
-        self._start_samples = {t: s for t, s in self._start_samples.items() if t > oldest}
+        self._start_samples = {
+            key: start for key, start in self._start_samples.items() if start[0] > oldest
+        }
 
     def _shared_apps(self) -> set[str]:
         """Applications whose living processes belong to more than one user."""

@@ -527,3 +527,37 @@ def test_a_changed_rule_restarts_its_applications_rate_window(
     assert rates["exe:/usr/bin/curl"] == pytest.approx(100_000)  # 150 KB over 1.5 s
     rates = tick(5.0, 2_750_000, 5_000_000)
     assert rates["exe:/usr/bin/curl"] == pytest.approx(100_000)  # (2.75 - 2.55) MB / 2 s
+
+
+def test_rules_changed_again_and_again_keep_one_start_an_application(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A restart kept every socket owner's counters, one list a change (review7 on
+    4add308): rules changed as fast as the bus allows grew the helper's memory for
+    the ticks' window. Each application keeps its last restart's own samples, and
+    its processes' rates are measured from there as its own rate is."""
+    now = [0.0]
+    world = World(clock=lambda: now[0])
+    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", world.processes.get)
+    monkeypatch.setattr(
+        "chadthrottle.helper.engine.tracking.process_exists", world.processes.__contains__
+    )
+    world.spawn(10)
+    world.spawn(20, exe="/usr/bin/wget")
+    for second in range(3):
+        now[0] = float(second)
+        world.datapath.traffic = [Traffic(10, second * 1_000_000), Traffic(20, second * 1_000_000)]
+        world.engine.tick()
+    world.datapath.traffic = [Traffic(10, 2_500_000), Traffic(20, 2_500_000)]
+    for change, rate in enumerate(range(100_000, 150_000, 1_000)):  # 50 changes, 2 ms apart
+        now[0] = 2.4 + change * 0.002
+        world.engine.set_limit("pid:10", Direction.DOWN, rate, 0)
+    meter = world.engine._tracking.meter
+    assert len(meter._start_samples) == 1  # was 50, each with every owner's counters
+    assert list(meter._start_samples) == ["exe:/usr/bin/curl"]
+    assert len(meter._start_samples["exe:/usr/bin/curl"][1]) == 1  # curl's one owner only
+    now[0] = 3.0
+    world.datapath.traffic = [Traffic(10, 2_550_000), Traffic(20, 3_000_000)]
+    world.engine.tick()
+    (curl,) = world.engine.list_processes("exe:/usr/bin/curl")
+    assert curl.pid == 10 and curl.down_bps == pytest.approx(50_000 / (3.0 - 2.498))
