@@ -264,4 +264,4 @@ def test_a_rate_a_used_up_quota_holds_is_said_in_the_quick_limits() -> None:
     assert held is not None and held.isChecked()
     unlimited = quick_limit_action(tray, firefox, Direction.UP, "Unlimited")
     assert unlimited is not None
-    assert "all 1 MB used today: limited to 100 KB/s until the next day" in unlimited.toolTip()
+    assert "all 1.00 MB used today: limited to 100 KB/s until the next day" in unlimited.toolTip()
