@@ -264,7 +264,7 @@ def machine_lock_or_not(wait_s: float) -> Iterator[bool]:
             locked = True
             remove_leftover_programs(
                 cgroup2_mount()
-            )  # no datapath is alive: ours-prefixed programs are leftovers
+            )  # no datapath is alive: what dead ones recorded is left over
         yield locked
 
 

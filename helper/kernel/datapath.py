@@ -10,9 +10,10 @@ They are attached with the legacy call (BPF_PROG_ATTACH, no link), so they
 stay attached if the helper is killed: traffic keeps flowing and limits keep
 working while it is down. The next start attaches its own beside them (the cgroup runs both: the old ones
 keep classifying with their socket tags until the new helper has tagged the
-sockets) and then detaches them with remove_leftover_programs(), which finds
-them by name (PROGRAM_NAME_PREFIX) and spares those of a datapath still alive
-(ownership.py). Detaching them first left about 1.5 s unlimited at every
+sockets) and then detaches them with remove_leftover_programs(), which takes
+their ids from the killed helper's ownership record (ownership.py): a datapath
+still alive keeps its record locked, and a program with our name that no
+record lists is not detached. Detaching them first left about 1.5 s unlimited at every
 restart (bench/restart_gap.py).
 """
 
@@ -65,7 +66,7 @@ from chadthrottle.helper.kernel.layout import (
 from chadthrottle.helper.kernel.ownership import (
     OwnershipRecord,
     acquire_shared,
-    live_program_ids,
+    dead_records,
 )
 from chadthrottle.helper.kernel.program_build import bpf_source_dir, compile_flags
 from chadthrottle.helper.kernel.program_cache import obtain_program_set
@@ -156,28 +157,35 @@ def our_programs(cgroup_root: Path) -> list[tuple[CgroupAttachType, int, str]]:
 
 
 def remove_leftover_programs(cgroup_root: Path) -> int:
-    """Detach programs a previous (killed) helper left on the cgroup root;
-    programs of datapaths that are alive stay."""
-    live = live_program_ids()
+    """Detach programs a previous (killed) helper left on the cgroup root: those
+    its record lists. Programs of datapaths that are alive stay, and so does a
+    program with our name that no helper recorded (it cannot be shown ours)."""
     removed = 0
     cgroup_fd = os.open(cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for attach_type, prog_id, _name in our_programs(cgroup_root):
-            if prog_id in live:
-                continue
-            try:
-                prog_fd = bpf_syscalls.open_program(prog_id)
-            except OSError:
-                continue
-            try:
-                bpf_syscalls.detach_from_cgroup(prog_fd, cgroup_fd, attach_type)
-                removed += 1
-            finally:
-                os.close(prog_fd)
+        with dead_records() as dead:
+            removed = _detach(cgroup_root, cgroup_fd, dead)
     finally:
         os.close(cgroup_fd)
     if removed:
         log.warning("detached %d programs left behind by an earlier helper", removed)
+    return removed
+
+
+def _detach(cgroup_root: Path, cgroup_fd: int, dead: set[int]) -> int:
+    removed = 0
+    for attach_type, prog_id, _name in our_programs(cgroup_root):
+        if prog_id not in dead:
+            continue
+        try:
+            prog_fd = bpf_syscalls.open_program(prog_id)
+        except OSError:
+            continue
+        try:
+            bpf_syscalls.detach_from_cgroup(prog_fd, cgroup_fd, attach_type)
+            removed += 1
+        finally:
+            os.close(prog_fd)
     return removed
 
 

@@ -4,8 +4,10 @@ Programs are attached with the legacy call, so a killed helper's programs stay a
 and the next start must find and detach them, without touching the programs of
 another live datapath (a test suite running beside the user's helper). Each
 datapath holds LOCK_FILE shared for its lifetime and its own record file
-exclusively; the record lists its program ids. A program with our name prefix
-that no live record lists is a leftover. holding_machine_lock() takes LOCK_FILE
+exclusively; the record lists its program ids, written before they are attached.
+A record nobody holds is a dead datapath's, and the programs it lists are
+leftovers; a program with our name prefix that no record lists was not attached
+by a helper and is left alone. holding_machine_lock() takes LOCK_FILE
 exclusively: while it is held no datapath runs (for cleanups and baselines).
 
 ObjectJournal does the same for kernel objects that are not programs (the tc
@@ -94,24 +96,39 @@ class OwnershipRecord:
             self._fd = -1
 
 
-def live_program_ids() -> set[int]:
-    """Program ids of datapaths that are alive; records of dead ones are removed."""
-    live: set[int] = set()
-    for path in RUN_DIR.glob(RECORD_GLOB):
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
+@contextlib.contextmanager
+def dead_records() -> Iterator[set[int]]:
+    """The program ids that datapaths which died (killed: their record stayed,
+    unlocked) had attached, held while the caller detaches them; their records
+    are removed after. Only what a record lists is ours to detach: a program
+    with our name that no record lists was not made by a helper (a benchmark's,
+    a build of another loader) and stays. Records of live datapaths are locked
+    by their owners and skipped; a record another sweeper holds is skipped too."""
+    held: list[tuple[Path, int]] = []
+    ids: set[int] = set()
+    try:
+        for path in RUN_DIR.glob(RECORD_GLOB):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # its owner holds it: alive
-                live.update(int(word) for word in os.read(fd, 4096).split())
+            except BlockingIOError:  # its owner (or another sweeper) holds it
+                os.close(fd)
                 continue
-            path.unlink(missing_ok=True)  # nobody holds it: its owner died
-        finally:
+            held.append((path, fd))
+            ids.update(_program_ids(os.read(fd, 4096)))
+        yield ids
+    finally:
+        for path, fd in held:
+            path.unlink(missing_ok=True)
             os.close(fd)
-    return live
+
+
+def _program_ids(text: bytes) -> set[int]:
+    """A record's ids; anything else in it (a record cut short) is not an id."""
+    return {int(word) for word in text.split() if word.isdigit()}
 
 
 JOURNAL_SUFFIX = ".journal"

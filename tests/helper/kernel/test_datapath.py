@@ -149,6 +149,26 @@ def test_a_new_datapath_attaches_beside_a_killed_helpers_programs_until_they_are
     assert _our_programs() == []
 
 
+def test_a_program_of_ours_that_no_record_lists_is_left_alone(kernel_ready: Path) -> None:
+    """Only what a dead helper's record lists is detached: a program named like
+    ours that no record lists was not shown to be a helper's (a benchmark loads
+    the same programs without one). Before, every unrecorded program was taken
+    for a killed helper's, and helpers started beside benchmarks detached theirs
+    ("detached 8 programs left behind by an earlier helper", 2026-12-05)."""
+    unrecorded = Datapath(cache_dir=kernel_ready)
+    unrecorded.open()
+    try:
+        assert unrecorded._record is not None
+        unrecorded._record.close()  # attached, and no record says whose
+        ids = _ids_of(unrecorded)
+        assert len(ids) == 4 and ids <= _attached_ids()
+        remove_leftover_programs(cgroup2_mount())
+        assert ids <= _attached_ids(), "programs no record lists were detached"
+    finally:
+        unrecorded.close()
+    assert not ids & _attached_ids()
+
+
 def _attached_ids() -> set[int]:
     return {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())}
 
