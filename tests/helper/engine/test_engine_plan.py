@@ -491,13 +491,8 @@ def test_a_change_an_unexpected_error_stops_is_undone(world: World) -> None:
     assert [spec.rate_bps for spec in world.shaper.wanted[Direction.UP].values()] == [1_000_000]
 
 
-def test_a_changed_rule_restarts_its_applications_rate_window(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The listed rate is a mean over RATE_WINDOW_TICKS ticks; the first tick
-    after a limit reads only what passed since it (gui7: a row read "Blocked"
-    beside its rate from before the block for 2-3 s). Before the restart this
-    read (2.55 MB - 1 MB) / 2 s = 775 KB/s under a 100 KB/s limit."""
+def _curl_and_wget(monkeypatch: pytest.MonkeyPatch) -> tuple[World, list[float]]:
+    """A world of curl (pid 10) and wget (pid 20) on a clock the test sets (now[0])."""
     now = [0.0]
     world = World(clock=lambda: now[0])
     monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", world.processes.get)
@@ -505,7 +500,18 @@ def test_a_changed_rule_restarts_its_applications_rate_window(
         "chadthrottle.helper.engine.tracking.process_exists", world.processes.__contains__
     )
     world.spawn(10)
-    world.spawn(20, exe="/usr/bin/wget")  # no rule: its window is not restarted
+    world.spawn(20, exe="/usr/bin/wget")
+    return world, now
+
+
+def test_a_changed_rule_restarts_its_applications_rate_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The listed rate is a mean over RATE_WINDOW_TICKS ticks; the first tick
+    after a limit reads only what passed since it (gui7: a row read "Blocked"
+    beside its rate from before the block for 2-3 s). Before the restart this
+    read (2.55 MB - 1 MB) / 2 s = 775 KB/s under a 100 KB/s limit."""
+    world, now = _curl_and_wget(monkeypatch)  # wget has no rule: its window is not restarted
 
     def tick(at: float, curl_rx: int, wget_rx: int) -> dict[str, float]:
         now[0] = at
@@ -536,14 +542,7 @@ def test_rules_changed_again_and_again_keep_one_start_an_application(
     4add308): rules changed as fast as the bus allows grew the helper's memory for
     the ticks' window. Each application keeps its last restart's own samples, and
     its processes' rates are measured from there as its own rate is."""
-    now = [0.0]
-    world = World(clock=lambda: now[0])
-    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", world.processes.get)
-    monkeypatch.setattr(
-        "chadthrottle.helper.engine.tracking.process_exists", world.processes.__contains__
-    )
-    world.spawn(10)
-    world.spawn(20, exe="/usr/bin/wget")
+    world, now = _curl_and_wget(monkeypatch)
     for second in range(3):
         now[0] = float(second)
         world.datapath.traffic = [Traffic(10, second * 1_000_000), Traffic(20, second * 1_000_000)]
