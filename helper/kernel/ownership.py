@@ -84,10 +84,23 @@ class OwnershipRecord:
 
     def __init__(self, program_ids: list[int]) -> None:
         RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.path = RUN_DIR / f"datapath-{os.getpid()}-{secrets.token_hex(4)}.ids"
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        os.write(self._fd, " ".join(map(str, program_ids)).encode())
+        name = f"datapath-{os.getpid()}-{secrets.token_hex(4)}"
+        self.path = RUN_DIR / f"{name}.ids"
+        # Made under a name RECORD_GLOB does not match, locked and written, then
+        # renamed: a sweep (dead_records) never sees it unlocked or empty. Made
+        # and then locked in place, a sweep between the two took it for a dead
+        # datapath's and removed it (review8: 131 of 20,000 live records).
+        making = RUN_DIR / f"{name}.new"
+        self._fd = os.open(making, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            os.write(self._fd, " ".join(map(str, program_ids)).encode())
+            os.rename(making, self.path)
+        except BaseException:
+            making.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = -1
+            raise
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -103,7 +116,8 @@ def dead_records() -> Iterator[set[int]]:
     are removed after. Only what a record lists is ours to detach: a program
     with our name that no record lists was not made by a helper (a benchmark's,
     a build of another loader) and stays. Records of live datapaths are locked
-    by their owners and skipped; a record another sweeper holds is skipped too."""
+    by their owners and skipped; a record another sweeper holds is skipped too.
+    If the caller raises, the records stay (unlocked) for the next sweep."""
     held: list[tuple[Path, int]] = []
     ids: set[int] = set()
     try:
@@ -117,12 +131,16 @@ def dead_records() -> Iterator[set[int]]:
             except BlockingIOError:  # its owner (or another sweeper) holds it
                 os.close(fd)
                 continue
+            if os.fstat(fd).st_nlink == 0:  # its owner closed it (removed, then unlocked)
+                os.close(fd)
+                continue
             held.append((path, fd))
             ids.update(_program_ids(os.read(fd, 4096)))
         yield ids
-    finally:
-        for path, fd in held:
+        for path, _fd in held:  # only once the caller is done: else the next sweep retries
             path.unlink(missing_ok=True)
+    finally:
+        for _path, fd in held:
             os.close(fd)
 
 
