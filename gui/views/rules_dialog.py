@@ -402,9 +402,7 @@ class RulesDialog(QDialog):
         until = PERIOD_NEXT.get(period, f"the next {period}")
         if not rate_bps:
             return f"The {word} quota is used up: the {word} is blocked until {until}."
-        rate = format_rate(rate_bps, self.units).replace(
-            " ", "\u00a0"
-        )  # "97.7" and "KiB/s" parted at 1x
+        rate = format_rate(rate_bps, self.units, unbroken=True)  # "97.7" and "KiB/s" parted at 1x
         return (f"The {word} quota is used up: the {word} is held to {rate} until {until}; "
                 "a limit here holds too where it is lower.")  # fmt: skip
 

@@ -96,7 +96,7 @@ class UsageChart(QWidget):
     def _amount(self, value: int) -> str:
         """An amount whose number and unit stay on one line: the chosen bar's line,
         wrapped at 2x, read "Fetcher 1.16" and then "GB" on the next."""
-        return format_size(value, self.units).replace(" ", "\u00a0")
+        return format_size(value, self.units, unbroken=True)
 
     # --- geometry ------------------------------------------------------------------------
 

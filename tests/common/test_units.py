@@ -176,3 +176,27 @@ def test_sizes_follow_the_unit_system_the_rates_are_shown_in() -> None:
     assert [format_size(n, binary) for n in (1_024_000, 5 * 10**9, MAX_QUOTA_BYTES)] == [
         "1000 KiB", "4.66 GiB", "1.00 PiB"]  # fmt: skip
     assert format_size(5 * 10**9, UnitSystem.BITS_DECIMAL) == "40.0 Gbit"
+
+
+def test_a_number_and_its_unit_stay_together_by_the_formatters_alone() -> None:
+    """Text that wraps (the rules dialog's quota sentence, the usage view's bar
+    line) parted "97.7" from "KiB/s" and "1.16" from "GB". The no-break space
+    that joins them is the formatters' (unbroken=True), one place: until
+    2026-12-06 each view replaced the space by hand."""
+    from pathlib import Path
+
+    from chadthrottle.units import NO_BREAK_SPACE, format_size
+
+    binary = UnitSystem.BYTES_BINARY
+    assert format_rate(100_000, binary, unbroken=True) == "97.7\u00a0KiB/s"
+    assert format_size(1_160_000_000, unbroken=True) == "1.16\u00a0GB"
+    assert format_rate(100_000, binary) == "97.7 KiB/s" and NO_BREAK_SPACE == "\u00a0"
+    repo = Path(__file__).resolve().parents[2]
+    by_hand = [
+        str(path.relative_to(repo))
+        for area in ("gui", "common", "cli")
+        for path in sorted((repo / area).rglob("*.py"))
+        if path != repo / "common" / "units.py"
+        and any(mark in path.read_text() for mark in ("\\u00a0", "\\xa0", "\u00a0"))
+    ]
+    assert by_hand == [], f"a no-break space made outside common/units.py: {by_hand}"
