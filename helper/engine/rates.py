@@ -300,8 +300,13 @@ class RateMeter:
         self._uid_starts = {
             key: start for key, start in self._uid_starts.items() if start[0] > oldest
         }
+        # A restart's samples stay while the rates listed now are measured from
+        # it: the second tick after it still is (review8: its processes read
+        # 0 B/s beside their application's rate for that tick).
         self._start_samples = {
-            key: start for key, start in self._start_samples.items() if start[0] > oldest
+            key: start
+            for key, start in self._start_samples.items()
+            if start[0] > oldest or (key in self.apps and self.apps[key].rates_since == start[0])
         }
 
     def _shared_apps(self) -> set[str]:

@@ -560,3 +560,29 @@ def test_rules_changed_again_and_again_keep_one_start_an_application(
     world.engine.tick()
     (curl,) = world.engine.list_processes("exe:/usr/bin/curl")
     assert curl.pid == 10 and curl.down_bps == pytest.approx(50_000 / (3.0 - 2.498))
+
+
+def test_a_restarts_processes_follow_their_application_until_its_window_moves_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second tick after a rule change still measures the application from
+    the change, and its processes must be measured from there too: the
+    restart's samples were dropped at that tick, and ListProcesses read curl at
+    0 B/s beside its application's 100 KB/s (review8 on a8d8c2c)."""
+    world, now = _curl_and_wget(monkeypatch)
+    for second in range(3):
+        now[0] = float(second)
+        world.datapath.traffic = [Traffic(10, second * 1_000_000), Traffic(20, second * 1_000_000)]
+        world.engine.tick()
+    now[0] = 2.5
+    world.datapath.traffic = [Traffic(10, 2_500_000), Traffic(20, 2_500_000)]
+    world.engine.set_limit("pid:10", Direction.DOWN, 100_000, 0)
+    for at, curl_rx, since in ((3.0, 2_550_000, 2.5), (4.0, 2_650_000, 2.5), (5.0, 2_750_000, 3.0)):
+        now[0] = at
+        world.datapath.traffic = [Traffic(10, curl_rx), Traffic(20, 3_000_000)]
+        world.engine.tick()
+        app = world.engine._tracking.meter.apps["exe:/usr/bin/curl"]
+        (curl,) = world.engine.list_processes("exe:/usr/bin/curl")
+        assert (app.rates_since, app.down_bps) == (since, pytest.approx(100_000))
+        assert curl.down_bps == pytest.approx(100_000), f"curl's process at {at} s"
+    assert world.engine._tracking.meter._start_samples == {}  # its window moved on
