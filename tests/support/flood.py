@@ -28,7 +28,9 @@ NOBODY = 65534
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Runs as the flooding uid: argv address, client number, seconds, calls in
-# flight, calls per second (0: as fast as the helper answers). Connects, prints
+# flight, calls per second (0: as fast as the helper answers), leave (1: at the
+# deadline report what was answered and leave the bus, the calls still waiting
+# unanswered; 0: wait for their answers first). Connects, prints
 # {"ready": true}, waits for a line on stdin; if that line is "granted", first
 # waits (up to 15 s) until polkit says yes; then calls for seconds (at most
 # that many in flight) and prints {"calls": n, "outcomes": {name: count}}.
@@ -37,7 +39,7 @@ import asyncio, collections, json, sys, time
 from chadthrottle.client import HelperClient, HelperClientError
 from chadthrottle.contract import Direction
 
-async def main(address, client, seconds, in_flight, rate):
+async def main(address, client, seconds, in_flight, rate, leave):
     outcomes = collections.Counter()
     async with HelperClient(address, timeout_s=60) as helper:
         await helper.connect()
@@ -78,10 +80,19 @@ async def main(address, client, seconds, in_flight, rate):
             pending.add(task)
             task.add_done_callback(pending.discard)
             i += 1
-        await asyncio.gather(*pending)
-    print(json.dumps({"calls": sum(outcomes.values()), "outcomes": outcomes}), flush=True)
+        if leave:
+            report = {"calls": sum(outcomes.values()), "outcomes": dict(outcomes)}
+            for task in list(pending):
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        else:
+            await asyncio.gather(*pending)
+    if not leave:
+        report = {"calls": sum(outcomes.values()), "outcomes": outcomes}
+    print(json.dumps(report), flush=True)
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])))
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]),
+                 sys.argv[6:] == ["1"]))
 """
 RULES_DIR = Path("/etc/polkit-1/rules.d")
 
@@ -138,15 +149,18 @@ class Flood:
 
 @contextlib.contextmanager
 def flood(bus_address: str, clients: int, seconds: float, in_flight: int, rate_per_s: float = 0.0,
-          uid: int = NOBODY) -> Iterator[Flood]:  # fmt: skip
+          uid: int = NOBODY, leave_at_deadline: bool = False) -> Iterator[Flood]:  # fmt: skip
     """Start the flooding clients (each rate_per_s calls a second, 0: as fast
     as answered) and wait until each is connected; every one is killed on
-    leaving, whatever happened."""
+    leaving, whatever happened. leave_at_deadline: each counts only what was
+    answered within its seconds and then leaves the bus, its paced calls
+    still waiting (the helper drops them); otherwise it waits for them, one
+    per FAILURE_DELAY_S (in_flight of them: 6.4 s for 64)."""
     started = Flood()
     try:
         for n in range(clients):
             argv = [*setpriv_argv(uid), sys.executable, "-c", FLOOD_CLIENT, bus_address, str(n), str(seconds),
-                    str(in_flight), str(rate_per_s)]  # fmt: skip
+                    str(in_flight), str(rate_per_s), "1" if leave_at_deadline else "0"]  # fmt: skip
             started.processes.append(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                                       stderr=subprocess.STDOUT, text=True,
                                                       env=as_uid_env(bus_address)))  # fmt: skip
