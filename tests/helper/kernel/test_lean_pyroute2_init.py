@@ -1,0 +1,146 @@
+"""The installed pyroute2's package __init__ must do nothing but import.
+
+helper/kernel/lean_pyroute2.py registers the package without running its
+__init__ (the helper's start saves its 163 imports). That is safe only while
+the __init__ does nothing the helper's submodules rely on: a later pyroute2
+(pyproject allows any >= 0.9) whose __init__ set configuration, logging
+handlers or patches would leave the helper silently running without them.
+This reads the __init__'s syntax tree and fails on any statement but imports,
+try/except around imports, the Windows-only `if`, and the `modules`/`__all__`/
+`__version__` bookkeeping 0.9 has; the second test shows each kind of state
+being set is caught.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import pytest
+from chadthrottle.helper.kernel.lean_pyroute2 import PACKAGE
+
+BOOKKEEPING = {"modules", "__all__", "__version__"}  # names an __init__ may set for itself
+LIST_METHODS = {"append", "extend"}  # on BOOKKEEPING lists
+
+
+def _is_bookkeeping_value(node: ast.expr) -> bool:
+    """A constant, a name, or a list/tuple of them: nothing is called or changed."""
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return all(_is_bookkeeping_value(element) for element in node.elts)
+    return isinstance(node, (ast.Constant, ast.Name))
+
+
+def _is_windows_test(node: ast.expr) -> bool:
+    """`sys.platform.startswith('win')`, the guard of 0.9's win_inet_pton import."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "startswith"
+        and ast.unparse(node.func.value) == "sys.platform"
+        and [ast.unparse(a) for a in node.args] == ["'win'"]
+    )
+
+
+def _only_imports(body: list[ast.stmt]) -> bool:
+    return all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in body)
+
+
+def not_only_imports(tree: ast.Module) -> list[str]:
+    """The __init__'s statements that do more than import: empty when it is safe to skip."""
+    offending = []
+    for statement in tree.body:
+        if _allowed(statement, docstring=statement is tree.body[0]):
+            continue
+        offending.append(f"line {statement.lineno}: {ast.unparse(statement).splitlines()[0]}")
+    return offending
+
+
+def _allowed(statement: ast.stmt, docstring: bool) -> bool:
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return True
+    if isinstance(statement, ast.Try):  # try: import X except ImportError: X = constant
+        return (
+            _only_imports(statement.body)
+            and not statement.orelse
+            and not statement.finalbody
+            and all(
+                all(_allowed(s, docstring=False) for s in handler.body)
+                for handler in statement.handlers
+            )
+        )
+    if isinstance(statement, ast.If):
+        return _is_windows_test(statement.test) and _only_imports(statement.body)
+    if isinstance(statement, (ast.Assign, ast.AnnAssign)):
+        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+        return (
+            all(isinstance(t, ast.Name) and t.id in BOOKKEEPING for t in targets)
+            and statement.value is not None
+            and _is_bookkeeping_value(statement.value)
+        )
+    if isinstance(statement, ast.Expr):
+        value = statement.value
+        if docstring and isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return True
+        return (  # __all__.extend(modules)
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute)
+            and value.func.attr in LIST_METHODS
+            and isinstance(value.func.value, ast.Name)
+            and value.func.value.id in BOOKKEEPING
+            and all(_is_bookkeeping_value(a) for a in value.args)
+            and not value.keywords
+        )
+    return False
+
+
+def test_the_installed_pyroute2_init_only_imports() -> None:
+    spec = importlib.util.find_spec(PACKAGE)
+    assert spec is not None and spec.origin is not None, "pyroute2 is a dependency"
+    tree = ast.parse(Path(spec.origin).read_text(), spec.origin)
+    assert not_only_imports(tree) == [], (
+        f"{spec.origin} does more than import: helper/kernel/lean_pyroute2.py skips it at "
+        "the helper's start, so the helper would run without what these set"
+    )
+
+
+ZERO_NINE = """\
+'''doc'''
+try:
+    from pyroute2.config.version import __version__
+except ImportError:
+    __version__ = 'unknown'
+import sys
+from pyroute2.iproute import IPRoute
+if sys.platform.startswith('win'):  # noqa: E402
+    import win_inet_pton  # noqa: F401
+modules = [IPRoute]
+__all__ = []
+__all__.extend(modules)
+"""
+
+
+def test_the_0_9_shape_passes() -> None:
+    assert not_only_imports(ast.parse(ZERO_NINE)) == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "config.async_qsize = 4",  # configuration set at import
+        "log.setLevel(10)",  # a logging handler or level
+        "import socket\nsocket.socket = object",  # a patch
+        "modules = make_modules()",  # bookkeeping computed by a call
+        "__all__.extend(register())",
+        "if sys.platform.startswith('linux'):\n    import x",  # another platform's branch
+        "if sys.platform.startswith('win'):\n    patch()",
+        "try:\n    import x\nexcept ImportError:\n    fallback()",
+        "try:\n    import x\nfinally:\n    done = True",
+        "def f():\n    pass",
+        "sys.modules['pyroute2.x'] = None",
+        "'''a string that is not the docstring'''",
+    ],
+)
+def test_an_init_that_sets_state_is_caught(extra: str) -> None:
+    offending = not_only_imports(ast.parse(ZERO_NINE + extra + "\n"))
+    assert len(offending) == 1, offending
