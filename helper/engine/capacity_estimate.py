@@ -244,7 +244,10 @@ GLANCE_DELAYS = 4
 # raise was made on it and the failure was seen a tick later with 66 ms there (bench/
 # capacity_follow.py --slow-share 1.0, est16f 22:07 UTC; 61-112 ms in est16e's). Read each
 # tick with the modem empty, the delay is more than 5 ms above that median in 5% of ticks,
-# 10 ms in 0.8%, never two ticks in a row (est16b-est16d's 7 recordings, 247 ticks):
+# 10 ms in 0.8%, never two ticks in a row (est16b-est16d's 7 recordings, 247 ticks). Kept for
+# the whole turn (_note_raise), not read again at each raise: a queue growing under TURN_HOLD_S
+# a tick moved a reference read at each raise up with it, unbounded for an upload alone (no
+# UP_TURN_RAISES), and 11 ms over the turn's start twice was no failure (review7; est16g):
 TURN_HOLD_S = 0.005  # this far above it, the turn's next raise waits (judged on)
 TURN_RISE_S = 0.010  # this far above it at two readings in a row, the turn failed
 FLOOR_BPS = 32_000  # 256 kbit/s: below it nothing interactive works anyway
@@ -458,7 +461,10 @@ class CapacityEstimator:
         return self.capacities()
 
     def _note_raise(self, direction: Direction) -> None:
-        """What the round trips read before a raise: its glances judge it against that."""
+        """What the round trips read before a raise: its glances judge it against that. An
+        upload's turn keeps what they read before its first raise (TURN_HOLD_S says why)."""
+        if direction is Direction.UP and self._probing(Direction.UP) and not self._trying:
+            return  # a raise within its turn: the turn's reference stays (a try's step: its own)
         self._raise_delay[direction] = median(self._delays) if self._delays else None
         self._risen_before = False
 
@@ -663,7 +669,7 @@ class CapacityEstimator:
             self._since_up_slow_s = 0.0  # the rises its queue makes are seen 1-3 s late
         elif (not first and down.capacity is not None and down.since_cut_s >= REFRACTORY_S
               and self._since_try_s >= BLAME_S  # a failed try's queue, seen late: not the download's
-              and up.since_cut_s >= REFRACTORY_S * 0.9 and up.capacity * SHAPE_SHARE <= CUT_SHARE * link
+              and up.since_cut_s >= REFRACTORY_S and up.capacity * SHAPE_SHARE <= CUT_SHARE * link
               and achieved[Direction.DOWN] >= TOOK_SHARE * down.capacity * SHAPE_SHARE
               and len(self._delays) >= 2 and delay_s > self._delays[-2] + RISE_S):  # fmt: skip
             # shaped under the slower link, the download passes its whole rate again (its
@@ -800,8 +806,9 @@ class CapacityEstimator:
         state.since_probe_s = 0.0
 
     def _turn_above(self, margin_s: float, readings: int) -> bool:
-        """An upload raise (a probe, judged by the round trips) whose last `readings` delays
-        are all margin_s above what the delay read before it (TURN_HOLD_S says why)."""
+        """An upload turn (its probes, judged by the round trips) whose last `readings` delays
+        are all margin_s above what the delay read before its first raise (TURN_HOLD_S says
+        why); that reference is read only while the turn lasts (_probing)."""
         before = self._raise_delay[Direction.UP]
         recent = list(self._delays)[-readings:]
         return (self._probing(Direction.UP) and before is not None and len(recent) == readings
@@ -818,10 +825,10 @@ class CapacityEstimator:
                 and achieved[Direction.DOWN] < down.last_failed * SHAPE_SHARE * NEAR_STEP)  # fmt: skip
 
     def _raise(self, state: _Direction, step: float) -> None:
+        self._note_raise(Direction.UP if state is self._state[Direction.UP] else Direction.DOWN)
         state.recent.append((0.0, state.capacity))  # type: ignore[arg-type]
         state.capacity = self._bound(int(state.capacity * step), state.ceiling)  # type: ignore[operator]
         self.decisions.append(f"raise {_name(state, self._state)} x{step:.3f}")
-        self._note_raise(Direction.UP if state is self._state[Direction.UP] else Direction.DOWN)
         state.since_raise_s, state.streak, state.past_failed = 0.0, state.streak + 1, False
 
     def _probing(self, direction: Direction) -> bool:

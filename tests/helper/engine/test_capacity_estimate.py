@@ -944,3 +944,35 @@ def test_a_glance_without_a_raise_being_judged_changes_nothing() -> None:
     for delay in (0.0, 0.3, 0.3, 0.5):  # a queue with no raise to blame: a tick's to judge
         estimator.glance(0.25, delay)
     assert estimator.capacities() == {DOWN: 2_500_000, UP: 625_000}
+
+
+def test_an_upload_turn_is_judged_against_what_the_delay_read_before_its_first_raise() -> None:
+    """An upload alone (the download carries its acknowledgements only) raises every JUDGE_S
+    while its turn lasts, with no UP_TURN_RAISES bound. Judged against the delay read before
+    each raise (the median of the last GLANCE_DELAYS readings), a queue growing under
+    TURN_HOLD_S a raise moved the reference up with it (review7): 4.5 and 5.5 ms after the
+    first raise put it at 2.75 ms, and two readings of 12 ms (11 over what it read before the
+    turn) were not a failure. Against the turn's own reference, they are."""
+    estimator = CapacityEstimator({DOWN: 2_500_000, UP: 625_000})
+    waits = {DOWN: 0.0, UP: 0.3}  # a rise by RISE_S and NOISE_SHARE of it: 40 ms
+
+    def tick(delay: float) -> None:
+        up = int((estimator.capacity(UP) or 0) * SHAPE_SHARE)
+        estimator.update(Sample(1.0, {UP: up, DOWN: up * 3 // 100}, delay, waits))
+
+    for _ in range(30):  # until the turn's first raise
+        tick(0.001)
+        if any(d.startswith("raise up") for d in estimator.decisions):
+            break
+    else:
+        raise AssertionError("the upload was not raised")
+    first = estimator.capacity(UP) or 0
+    tick(0.0045)
+    tick(0.0055)  # under TURN_HOLD_S over 1 ms: the turn's next raise
+    assert (estimator.capacity(UP) or 0) > first, estimator.decisions
+    raised = estimator.capacity(UP) or 0
+    tick(0.001 + TURN_RISE_S + 0.001)
+    assert estimator.capacity(UP) == raised, estimator.decisions  # one reading: noise
+    tick(0.001 + TURN_RISE_S + 0.001)
+    assert (estimator.capacity(UP) or 0) < first, estimator.decisions
+    assert "turn's rise" in estimator.decisions, estimator.decisions
