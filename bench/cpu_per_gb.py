@@ -31,7 +31,12 @@ up to a tick, 4 ms at HZ=250, 5-10% of a 0.3 s window's CPU). It includes the
 softirq work done in their context: on a veth pair all of the receive path,
 as this kernel has no IRQ time accounting. /proc/stat's softirq column is
 tick-sampled and too coarse for short windows, and a cgroup's cpu.stat
-usage_usec lags like schedstat. "others" is every other process's CPU;
+usage_usec lags like schedstat. The clocks miss softirq work that runs while a
+CPU is idle (BBR's pacing timer sends from an hrtimer softirq, and on a veth the
+receive follows in the same softirq), so each window also reads the machine's
+busy time (bench/busy_cpu.py: cpuidle's residency per CPU, less the bench's own
+and others' CPU), reported as "busy/GB" beside the clocks' "CPU per GB" with the
+same blocks, pairing and intervals. "others" is every other process's CPU;
 blocks are kept whatever it was (pairing keeps them unbiased), and the report
 also gives the quiet blocks alone. The machine lock (no other datapath) is
 held for each --chunk blocks and let go between chunks, so that other
@@ -71,7 +76,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +84,7 @@ from chadthrottle.helper.kernel import datapath as datapath_module
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.ownership import RUN_DIR
 
+from bench.busy_cpu import BusyClock, busy_ns
 from bench.connection_ci import block_bootstrap_ci, chi2_95, cluster_bootstrap_ci, heterogeneity
 from bench.hook_split import EmptyHooks
 from bench.hooked_end import (
@@ -120,6 +126,7 @@ class Window:
     cpu_ns: float
     others_cpus: float
     connection: int = -1  # the stream's connection (runs before it: one a chunk, block // chunk)
+    busy_ns: float = -1.0  # the machine's busy time less the bench's and others' (-1: not read)
 
 
 @dataclass
@@ -267,17 +274,25 @@ def measure_stream(iperf: Iperf, direction: str, kind: str, args: argparse.Names
 
 def _blocks(iperf: Iperf, switch: Any, blocks: range, connection: int, direction: str,
             kind: str, args: argparse.Namespace, results: Results) -> None:  # fmt: skip
-    """ABBA and BAAB by turns on the running connection."""
+    """ABBA and BAAB by turns on the running connection. Each window reads the tasks'
+    CPU clocks (cpu_ns) and the machine's busy time (busy_ns, bench/busy_cpu.py): the
+    clocks miss the softirq work that runs while a CPU was idle (BBR's pacing timer)."""
+    clock = BusyClock()
     for block in blocks:
         for attached in ORDERS[block % 2]:
             switch.set(attached)
             time.sleep(args.settle)
-            first, last = measure_window(iperf, args.window)
+            busy_first = clock.read()
+            first = iperf.sample()
+            time.sleep(args.window)
+            busy_last = clock.read()
+            last = iperf.sample()
             others = window_of(first, last)[2]
             results.windows.append(Window(
                 direction, kind, block, attached, (last.at_ns - first.at_ns) / 1e9,
                 last.moved_bytes - first.moved_bytes,
-                last.transfer_ns - first.transfer_ns, others, connection))  # fmt: skip
+                last.transfer_ns - first.transfer_ns, others, connection,
+                busy_ns(busy_first, busy_last, last.others_ticks - first.others_ticks)))  # fmt: skip
 
 
 def _check(iperf: Iperf, switch: Any, direction: str, kind: str, args: argparse.Namespace,
@@ -403,6 +418,14 @@ def summary(windows: list[Window], kind: str, max_others: float, chunk: int = 1)
     )
 
 
+def busy_windows(windows: list[Window]) -> list[Window]:
+    """The windows with the machine's busy time as their CPU (bench/busy_cpu.py); none
+    when a window did not read it (runs saved before it, or no cpuidle)."""
+    if not windows or any(w.busy_ns < 0 for w in windows):
+        return []
+    return [replace(w, cpu_ns=w.busy_ns) for w in windows]
+
+
 def format_report(results: Results) -> str:
     s = results.settings
     lines = [
@@ -435,6 +458,11 @@ def format_report(results: Results) -> str:
                 lines.append(
                     f"{direction:<5}{stream:<9}{what:<11}{count:>8}  {summary(mine, kind, limit, s['chunk'])}"
                 )
+                busy = busy_windows(mine) if kind == "rate" else []
+                if busy:
+                    lines.append(
+                        f"{direction:<5}{stream:<9}{'busy/GB':<11}{count:>8}  {summary(busy, kind, limit, s['chunk'])}"
+                    )
     for direction in s["directions"].split(","):
         for kind in s["kinds"].split(","):
             a = [
@@ -447,7 +475,10 @@ def format_report(results: Results) -> str:
                 cpu = sum(w.cpu_ns for w in a) / sum(w.moved_bytes for w in a)
                 others = statistics.median(w.others_cpus for w in results.windows
                                            if (w.direction, w.kind) == (direction, kind))  # fmt: skip
-                lines.append(f"A, {direction} {kind}: {gbit:.2f} Gbit/s, {cpu:.3f} s of CPU per GB, "
+                busy = busy_windows(a)
+                busy_text = (f", the machine's busy {sum(w.cpu_ns for w in busy) / sum(w.moved_bytes for w in busy):.3f}"
+                             if busy else "")  # fmt: skip
+                lines.append(f"A, {direction} {kind}: {gbit:.2f} Gbit/s, {cpu:.3f} s of CPU per GB{busy_text}, "
                              f"others median {others:.2f} CPUs")  # fmt: skip
     lines += ["", f"hooked end: {s.get('hooked_end', 'both')}; B's skb programs by the kernel's statistics "
               f"({CHECK_S:g} s with B on after each chunk's blocks):"]  # fmt: skip
