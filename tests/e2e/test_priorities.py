@@ -28,7 +28,7 @@ from bench.bottleneck import modem
 from bench.priorities import Bench
 from tests.e2e.conftest import Stack
 from tests.support import own_names
-from tests.support.helper_calls import call_helper, set_priority_when_listed
+from tests.support.helper_calls import call_helper, priorities_undone, set_priority_when_listed
 from tests.support.netns import app_scope, nsenter_argv, spawn, tc_dump, wait_for_line
 from tests.support.waiting import eventually
 
@@ -86,7 +86,8 @@ def test_a_critical_call_keeps_its_pace_and_latency_against_a_saturating_normal_
     call_app = f"app:{desktop_id}"
     with modem(stack.pair, DOWN_L2, UP_L2, BUFFER_MS) as internet, \
             _waiting_app(desktop_id, stack.pair.host_ns) as call_scope, \
-            app_scope(cgroup2_mount(), own_names.desktop_id("TestEcho", fresh=True)) as echo_scope:  # fmt: skip
+            app_scope(cgroup2_mount(), own_names.desktop_id("TestEcho", fresh=True)) as echo_scope, \
+            priorities_undone(bus, call_app):  # also when an assertion fails  # fmt: skip
         set_priority_when_listed(
             bus, call_app, "critical"
         )  # without a capacity: said, and nothing on any interface

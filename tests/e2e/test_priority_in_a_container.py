@@ -41,7 +41,7 @@ from bench.priorities import Bench
 from tests.e2e.conftest import Stack
 from tests.support import own_names
 from tests.support.container_ns import routed_container
-from tests.support.helper_calls import call_helper, set_priority_when_listed
+from tests.support.helper_calls import call_helper, priorities_undone, set_priority_when_listed
 from tests.support.netns import app_scope, nsenter_argv, spawn, start_stream, wait_for_line
 from tests.support.waiting import eventually
 
@@ -87,6 +87,7 @@ def test_a_critical_call_in_a_container_is_ordered_through_nat(stack: Stack) -> 
         routed_container(stack.pair, internet, "ns16", masquerade=True) as container,
         app_scope(cgroup2_mount(), desktop_id) as call_scope,
         app_scope(cgroup2_mount(), own_names.desktop_id("ContainerEcho", fresh=True)) as echo_scope,
+        priorities_undone(bus, call_app),  # also when an assertion fails
     ):
         spawn(nsenter_argv(container.netns, ["sleep", "120"]), call_scope)
         _place_taken(stack.pair.host_ns, container.host_if, add=True)

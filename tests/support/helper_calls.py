@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 from chadthrottle.client import HelperClient, HelperClientError
@@ -36,3 +37,24 @@ def set_priority_when_listed(bus_address: str, app_id: str, priority: str) -> No
             return False  # not seen yet
 
     assert eventually(attempt, 5.0), f"SetPriority({app_id}, {priority}) was refused"
+
+
+@contextlib.contextmanager
+def priorities_undone(bus_address: str, *app_ids: str) -> Iterator[None]:
+    """On leaving the block, also when it failed: priority normal for each
+    application and the link capacity off. A module's tests share its helper
+    (tests/e2e/conftest.py's stack): a failed assertion before a test's own
+    undoing left its priorities and the link tree (an HTB on two IFBs, a
+    clsact on the uplink) to the next test, whose "untouched" tc state then
+    held them. Put it inside the applications' scopes (a helper refuses a
+    priority for an application it no longer lists). Its own errors are
+    swallowed so a failing test's error is the one reported; a passing test's
+    own checks (ListRules empty, tc as found) still see any left."""
+    try:
+        yield
+    finally:
+        for app_id in app_ids:
+            with contextlib.suppress(HelperClientError):
+                call_helper(bus_address, lambda c, a=app_id: c.set_priority(a, "normal", scope=RuleScope.ALL))  # fmt: skip
+        with contextlib.suppress(HelperClientError):
+            call_helper(bus_address, lambda c: c.set_link_capacity(0, 0, False))

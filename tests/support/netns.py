@@ -408,9 +408,25 @@ def spawn(argv: list[str], cgroup: Path | None) -> subprocess.Popen[str]:
     deadline = time.monotonic() + 5
     while str(process.pid) not in (cgroup / "cgroup.procs").read_text().split():
         if time.monotonic() > deadline or process.poll() is not None:
+            _end_started([process])  # outside the scope: nothing else would end it
             raise RuntimeError(f"process {process.pid} did not enter {cgroup}")
         time.sleep(0.005)
     return process
+
+
+def _end_started(processes: Sequence[subprocess.Popen[str]]) -> None:
+    """Kill processes started for something that then failed, with what a
+    shell of theirs started (as Stream.stop), and close their pipes."""
+    for process in processes:
+        if process.poll() is None:
+            children = _descendants(process.pid)
+            process.kill()
+            for child in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def wait_for_line(process: subprocess.Popen[str], key: str, timeout_s: float = 10.0) -> None:
@@ -522,35 +538,45 @@ def start_stream(
         common += ["--report-interval", str(report_interval_s)]
     peer_role, app_role = ("sink", "source") if direction == "up" else ("source", "sink")
     script = [python, str(TRAFFIC_SCRIPT)]
-    if app_serves:
-        host = pair.host_addr6 if family == 6 else pair.host_addr
-        app = spawn(
-            nsenter_argv(pair.host_ns, [*script, "serve", "--role", app_role, *common]), app_cgroup
-        )
-        wait_for_line(app, "listening")
-        argv = nsenter_argv(
-            pair.peer_ns, [*script, "connect", "--host", host, "--role", peer_role, *common]
-        )
-        if peer_after_s:
-            argv = ["sh", "-c", f'sleep {peer_after_s}; exec "$@"', "sh", *argv]
-        peer = spawn(argv, peer_cgroup)
-    else:
-        peer = spawn(
-            nsenter_argv(pair.peer_ns, [*script, "serve", "--role", peer_role, *common]),
-            peer_cgroup,
-        )
-        wait_for_line(peer, "listening")
-        host = pair.peer_addr6 if family == 6 else pair.peer_addr
-        argv = nsenter_argv(
-            pair.host_ns, [*script, "connect", "--host", host, "--role", app_role, *common]
-        )
-        if child_after_s or child_when is not None:
-            first = (f"until [ -e {shlex.quote(str(child_when))} ]; do sleep 0.05; done"
-                     if child_when is not None else f"sleep {child_after_s}")  # fmt: skip
-            argv = ["sh", "-c", f'{first}; "$@" & wait', "sh", *argv]
-        app = spawn(argv, app_cgroup)
-        if not udp and not child_after_s and child_when is None:
-            wait_for_line(app, "connected")
+    started: list[subprocess.Popen[str]] = []
+    try:  # a side that did not start (a timeout under load) ends the other too
+        if app_serves:
+            host = pair.host_addr6 if family == 6 else pair.host_addr
+            app = spawn(
+                nsenter_argv(pair.host_ns, [*script, "serve", "--role", app_role, *common]),
+                app_cgroup,
+            )
+            started.append(app)
+            wait_for_line(app, "listening")
+            argv = nsenter_argv(
+                pair.peer_ns, [*script, "connect", "--host", host, "--role", peer_role, *common]
+            )
+            if peer_after_s:
+                argv = ["sh", "-c", f'sleep {peer_after_s}; exec "$@"', "sh", *argv]
+            peer = spawn(argv, peer_cgroup)
+            started.append(peer)
+        else:
+            peer = spawn(
+                nsenter_argv(pair.peer_ns, [*script, "serve", "--role", peer_role, *common]),
+                peer_cgroup,
+            )
+            started.append(peer)
+            wait_for_line(peer, "listening")
+            host = pair.peer_addr6 if family == 6 else pair.peer_addr
+            argv = nsenter_argv(
+                pair.host_ns, [*script, "connect", "--host", host, "--role", app_role, *common]
+            )
+            if child_after_s or child_when is not None:
+                first = (f"until [ -e {shlex.quote(str(child_when))} ]; do sleep 0.05; done"
+                         if child_when is not None else f"sleep {child_after_s}")  # fmt: skip
+                argv = ["sh", "-c", f'{first}; "$@" & wait', "sh", *argv]
+            app = spawn(argv, app_cgroup)
+            started.append(app)
+            if not udp and not child_after_s and child_when is None:
+                wait_for_line(app, "connected")
+    except BaseException:
+        _end_started(started)
+        raise
     app_receives = direction == "down"
     receiver = Receiver(app if app_receives else peer)
     sender_netns = pair.peer_ns if app_receives else pair.host_ns
