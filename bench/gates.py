@@ -21,6 +21,10 @@ took, and from the call to the last byte.
 
 dead-helper: a UDP download blocked, then the helper SIGKILLed: how long
 until the application receives again (the block's lease running out).
+
+Quiet windows and "receives again" are judged by the sink's own clock (its
+reports' CLOCK_MONOTONIC times, tests/support/netns.py Receiver), not by when
+this process read its reports: those come late on a busy machine (_quiet).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     TRAFFIC_SCRIPT,
     NetnsPair,
+    Receiver,
     app_scope,
     netns_pair,
     nsenter_argv,
@@ -91,10 +96,16 @@ print(repr(last), flush=True)
 """
 
 
-def _quiet(read: object, seconds: float) -> bool:
-    before = read()  # type: ignore[operator]
-    time.sleep(seconds)
-    return read() == before  # type: ignore[operator]
+def _quiet(receiver: Receiver, seconds: float) -> bool:
+    """Nothing arrived at the stream's sink over the next `seconds`, judged by
+    the sink's own clock (Receiver.quiet_for: its reports' CLOCK_MONOTONIC
+    times) and, for TCP, by what had arrived (read plus held unread in its
+    socket, "q"), as the tests judge since 2026-12-05. Until 2026-12-06 it was
+    timed by when this process's reader thread got the bytes: late on a busy
+    machine, so bytes counted before the window read as traffic in it, and
+    bytes that arrived in it but were not yet read (by a sink itself held off
+    the CPU) as none: a quota or block judged to hold too early."""
+    return receiver.quiet_for(seconds, arrived=True)
 
 
 def overshoot_case(pair: NetnsPair, datapath: Datapath, backend: str, direction: Direction, rate_bps: int,
@@ -109,12 +120,13 @@ def overshoot_case(pair: NetnsPair, datapath: Datapath, backend: str, direction:
             )
             time.sleep(1.5)
             budget = int(rate_bps * QUOTA_SECONDS)
-            start = stream.receiver.total_bytes()
+            set_at = time.monotonic()  # the sink's read bytes then and once quiet, by its clock
             datapath.gates.set(SLOT, direction, GateSetting(budget_bytes=budget))
-            eventually(lambda: _quiet(stream.receiver.total_bytes, 0.5), QUOTA_SECONDS * 4 + 5)
+            eventually(lambda: _quiet(stream.receiver, 0.5), QUOTA_SECONDS * 4 + 5)
             counted = datapath.gates.used_since_set(SLOT, direction)
             assert counted is not None
-            received = (stream.receiver.total_bytes() - start) * L3_PER_PAYLOAD
+            read = stream.receiver.counted_at(time.monotonic()) - stream.receiver.counted_at(set_at)
+            received = read * L3_PER_PAYLOAD
             datapath.gates.set(SLOT, direction, OPEN)
             datapath.set_process_slot(stream.app_pid, 0)
             return counted[0] - budget, received - budget
@@ -227,16 +239,19 @@ def dead_helper(rounds: int) -> None:
                     call_helper(
                         bus.address, lambda c: c.set_blocked(BENCH_APP, Direction.DOWN, True)
                     )
-                    eventually(lambda stream=stream: _quiet(stream.receiver.total_bytes, 0.3), 3)
-                    before = stream.receiver.total_bytes()
+                    eventually(lambda stream=stream: _quiet(stream.receiver, 0.3), 3)
                     helper.kill()
                     killed = time.monotonic()
-                    eventually(
-                        lambda stream=stream, before=before: stream.receiver.total_bytes() > before,
+                    # when the sink counted bytes again, by its clock, not when we read them
+                    receiver = stream.receiver
+                    assert eventually(
+                        lambda r=receiver, k=killed: r.counted_more_at(k) is not None,
                         15,
                         interval_s=0.01,
-                    )
-                    opened.append(time.monotonic() - killed)
+                    ), "no traffic 15 s after the SIGKILL"
+                    again = receiver.counted_more_at(killed)
+                    assert again is not None
+                    opened.append(again - killed)
                 finally:
                     stream.stop()
     print(

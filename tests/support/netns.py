@@ -271,11 +271,18 @@ class Receiver:
                 return self.sink_samples[-1]
             return self.samples[-1] if self.samples else (time.monotonic(), 0)
 
-    def counted_at(self, when: float) -> int:
+    def _timed(self, arrived: bool) -> list[tuple[float, int]]:
+        """The reports to judge by: arrived bytes if asked and the sink says
+        them (a TCP sink), else read ones by the sink's clock, else by this
+        thread's (a sink that does not say when). Call with the lock held."""
+        return (self.arrived_samples if arrived else []) or self.sink_samples or self.samples
+
+    def counted_at(self, when: float, arrived: bool = False) -> int:
         """Bytes the sink had counted at `when` (its last report at or before
-        it, by the sink's clock; 0 before its first)."""
+        it, by the sink's clock; 0 before its first); arrived: read plus held
+        unread (arrived_samples), where the sink says so."""
         with self._lock:
-            timed = self.sink_samples or self.samples  # a sink that does not say when
+            timed = self._timed(arrived)
             return next((count for at, count in reversed(timed) if at <= when), 0)
 
     def counted_more_at(self, since: float) -> float | None:
@@ -286,14 +293,24 @@ class Receiver:
             timed = self.sink_samples or self.samples
             return next((at for at, count in timed if at > since and count > held), None)
 
-    def quiet_for(self, seconds: float, report_within_s: float = 5.0) -> bool:
-        """Nothing counted over the next `seconds`, by when the sink counted
-        (its reports' times), not by when this process's reader thread got the
-        reports: those come late on a busy machine (the class docstring), and
-        a late batch of bytes counted before the window read as traffic in it,
-        or one counted in it read as none. Waits for the sink's first report
-        past the window (it reports every interval, with bytes or not); a
-        sink gone before then counted what its last report says."""
+    def quiet_for(
+        self, seconds: float, report_within_s: float = 5.0, arrived: bool = False
+    ) -> bool:
+        """Nothing counted over the next `seconds`, judged by the sink's clock:
+        the "m" of its reports, CLOCK_MONOTONIC read by the sink when it
+        counted, the same clock as time.monotonic() here (one for every
+        process and namespace), so the window's ends and the sink's counts
+        compare. Not by when this process's reader thread got the reports:
+        on a busy machine those come late (up to 0.63 s at load 7-13: the
+        class docstring), and a late batch of bytes counted before the window
+        read as traffic in it, or one counted in it read as none
+        (tests/common/test_receiver_quiet.py). arrived: judge the bytes that
+        had arrived (read plus held unread, a TCP sink's "q"), not those read,
+        so a sink itself held off the CPU, reading in the window what came
+        before it, does not read as traffic (bench/gates.py). Waits for the
+        sink's first report past the window (it reports every interval, with
+        bytes or not); a sink gone before then counted what its last report
+        says."""
         since = time.monotonic()
         time.sleep(seconds)
         until = since + seconds
@@ -304,7 +321,7 @@ class Receiver:
                     f"the sink reported nothing past the window in {report_within_s} s"
                 )
             time.sleep(0.01)
-        return self.counted_at(until) == self.counted_at(since)
+        return self.counted_at(until, arrived) == self.counted_at(since, arrived)
 
     def rate_bps(self, seconds: float) -> float:
         """Payload rate over the next `seconds`, between two reports of the sink
