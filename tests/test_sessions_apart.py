@@ -151,9 +151,13 @@ def test_the_leak_check_sees_this_sessions_leftovers_and_not_another_sessions() 
     ours_cg = cgroup2_mount() / f"{own_names.TEST_NAME_PREFIX}leak{tag}.slice"
     theirs_cg = cgroup2_mount() / f"chadthrottle-test-{tag}-leak.slice"
     daemon = [sys.executable, "-c", "import time; time.sleep(60)", "chadthrottle.helper.main"]
+    # a traffic program left running (by its arguments: this session's copy)
+    sink = [sys.executable, "-c", "import time; time.sleep(60)", str(netns.TRAFFIC_SCRIPT), tag]
     env = {**os.environ, own_names.SESSION_ENV: own_names.SESSION_TAG}
     theirs_env = {**env, own_names.SESSION_ENV: tag}
-    processes = [subprocess.Popen(daemon, env=env), subprocess.Popen(daemon, env=theirs_env)]
+    processes = [
+        subprocess.Popen(argv, env=e) for argv in (daemon, sink) for e in (env, theirs_env)
+    ]
     try:
         netns._add_netns(ours_ns)
         subprocess.run(["ip", "netns", "add", theirs_ns], check=True)
@@ -165,6 +169,8 @@ def test_the_leak_check_sees_this_sessions_leftovers_and_not_another_sessions() 
         daemons = next(line for line in found.splitlines() if line.startswith("daemons"))
         before_count = str(before["daemons"]).count("python")
         assert daemons.split("after")[1].count("python") == before_count + 1, daemons
+        traffic = next(line for line in found.splitlines() if line.startswith("traffic"))
+        assert traffic.split("after")[1].count(f"traffic.py {tag}") == 1, traffic
     finally:
         for process in processes:
             process.kill()

@@ -37,6 +37,7 @@ from tests.support.netns import (
     NetnsPair,
     Receiver,
     Stream,
+    end_started,
     netns_pair,
     nsenter_argv,
     rates_together,
@@ -130,11 +131,17 @@ def _upload(pair: NetnsPair, port: int, program: bytes) -> Stream:
         ),
         None,
     )
-    wait_for_line(server, "listening")
-    app = spawn(nsenter_argv(pair.host_ns, [os.fsdecode(program), str(TRAFFIC_SCRIPT), "connect", "--host",
-                                            pair.peer_addr, "--role", "source", "--rate", str(PACED_BPS), *common]),
-                None)  # fmt: skip
-    wait_for_line(app, "connected")
+    started = [server]
+    try:  # in no app scope: a failed start would leave them to their --seconds
+        wait_for_line(server, "listening")
+        app = spawn(nsenter_argv(pair.host_ns, [os.fsdecode(program), str(TRAFFIC_SCRIPT), "connect", "--host",
+                                                pair.peer_addr, "--role", "source", "--rate", str(PACED_BPS), *common]),
+                    None)  # fmt: skip
+        started.append(app)
+        wait_for_line(app, "connected")
+    except BaseException:
+        end_started(started)
+        raise
     return Stream(app=app, server=server, receiver=Receiver(server))
 
 

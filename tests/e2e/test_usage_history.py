@@ -31,6 +31,7 @@ from tests.support.netns import (
     NetnsPair,
     Receiver,
     app_scope,
+    end_started,
     netns_pair,
     nsenter_argv,
     spawn,
@@ -121,28 +122,38 @@ def _transfer(pair: NetnsPair, scope: Path, port: int, direction: str, payload: 
     # here, cubic 3-81), which the datapath rightly counts as the wire's bytes:
     # a 16 MiB download read 1.060-1.076 of its payload in 2 of 8 runs.
     common = ["--port", str(port), "--seconds", "30", "--congestion", "cubic"]
-    if direction == "up":
-        peer = spawn(
-            nsenter_argv(pair.peer_ns, [python, script, "serve", "--role", "sink", *common]), None
-        )
-        wait_for_line(peer, "listening")
-        receiver = Receiver(peer)
-        app = spawn(nsenter_argv(pair.host_ns, [python, script, "connect", "--host", pair.peer_addr, "--role", "source",
-                                                "--bytes", str(payload), *common]), scope)  # fmt: skip
-    else:
-        app = spawn(
-            nsenter_argv(pair.host_ns, [python, script, "serve", "--role", "sink", *common]), scope
-        )
-        wait_for_line(app, "listening")
-        receiver = Receiver(app)
-        peer = spawn(nsenter_argv(pair.peer_ns, [python, script, "connect", "--host", pair.host_addr, "--role", "source",
-                                                 "--bytes", str(payload), *common]), None)  # fmt: skip
-    for process in (app, peer):
-        process.wait(timeout=30)
-    receiver.join(10)
-    for process in (app, peer):
-        if process.stdout is not None:
-            process.stdout.close()
+    started: list[subprocess.Popen[str]] = []  # the peer's in no app scope: ended here
+    receivers: list[Receiver] = []
+    try:
+        if direction == "up":
+            peer = spawn(
+                nsenter_argv(pair.peer_ns, [python, script, "serve", "--role", "sink", *common]),
+                None,
+            )
+            started.append(peer)
+            wait_for_line(peer, "listening")
+            receiver = Receiver(peer)
+            receivers.append(receiver)
+            app = spawn(nsenter_argv(pair.host_ns, [python, script, "connect", "--host", pair.peer_addr, "--role", "source",
+                                                    "--bytes", str(payload), *common]), scope)  # fmt: skip
+            started.append(app)
+        else:
+            app = spawn(
+                nsenter_argv(pair.host_ns, [python, script, "serve", "--role", "sink", *common]),
+                scope,
+            )
+            started.append(app)
+            wait_for_line(app, "listening")
+            receiver = Receiver(app)
+            receivers.append(receiver)
+            peer = spawn(nsenter_argv(pair.peer_ns, [python, script, "connect", "--host", pair.host_addr, "--role", "source",
+                                                     "--bytes", str(payload), *common]), None)  # fmt: skip
+            started.append(peer)
+        for process in started:
+            process.wait(timeout=30)
+        receiver.join(10)
+    finally:
+        end_started(started, receivers)  # exited already, unless a step above failed
     assert receiver.total_bytes() == payload, "the transfer did not complete"
     return payload
 

@@ -2,7 +2,7 @@
 
 The suite fails when anything differs: a namespace, a device, a qdisc, a BPF
 program on the cgroup root, a test cgroup, an installed policy or polkit rule,
-or a daemon.
+a daemon, or a traffic program still running.
 
 Only this session's: other sessions on the machine (engineers, benchmarks) make
 and remove their own namespaces, cgroups, daemons and helpers meanwhile, and
@@ -132,6 +132,28 @@ def _daemons() -> list[str]:
     return sorted(names)
 
 
+def _traffic_processes() -> list[str]:
+    """This session's traffic programs (its copy of tests/support/traffic.py,
+    bench/call_probe.py) still running. A sink left in a namespace keeps that
+    namespace alive past `ip netns del`, where the namespace check no longer
+    sees it: a failed start_stream left one so (2026-12-06)."""
+    import sys
+
+    netns = sys.modules.get("tests.support.netns")  # not imported: none started
+    marks = [b"bench.call_probe"] + ([str(netns.TRAFFIC_SCRIPT).encode()] if netns else [])
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if any(mark in cmdline for mark in marks) and _of_this_session(int(proc.name)):
+            found.append(cmdline.replace(b"\0", b" ").decode("utf-8", "replace").strip()[-160:])
+    return sorted(found)
+
+
 def snapshot() -> dict[str, object]:
     links = _run("ip", "-o", "link", "show")
     return {
@@ -145,6 +167,7 @@ def snapshot() -> dict[str, object]:
         "polkit actions": _polkit_actions(),
         "polkit rules": _polkit_rules(),
         "daemons": _daemons(),
+        "traffic processes": _traffic_processes(),
     }
 
 

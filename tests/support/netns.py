@@ -425,15 +425,18 @@ def spawn(argv: list[str], cgroup: Path | None) -> subprocess.Popen[str]:
     deadline = time.monotonic() + 5
     while str(process.pid) not in (cgroup / "cgroup.procs").read_text().split():
         if time.monotonic() > deadline or process.poll() is not None:
-            _end_started([process])  # outside the scope: nothing else would end it
+            end_started([process])  # outside the scope: nothing else would end it
             raise RuntimeError(f"process {process.pid} did not enter {cgroup}")
         time.sleep(0.005)
     return process
 
 
-def _end_started(processes: Sequence[subprocess.Popen[str]]) -> None:
+def end_started(
+    processes: Sequence[subprocess.Popen[str]], receivers: Sequence[Receiver] = ()
+) -> None:
     """Kill processes started for something that then failed, with what a
-    shell of theirs started (as Stream.stop), and close their pipes."""
+    shell of theirs started (as Stream.stop), and close their pipes once the
+    receivers reading them have read to the end."""
     for process in processes:
         if process.poll() is None:
             children = _descendants(process.pid)
@@ -442,6 +445,9 @@ def _end_started(processes: Sequence[subprocess.Popen[str]]) -> None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child, signal.SIGKILL)
         process.wait(timeout=10)
+    for receiver in receivers:
+        receiver.join(5.0)
+    for process in processes:
         if process.stdout is not None:
             process.stdout.close()
 
@@ -592,7 +598,7 @@ def start_stream(
             if not udp and not child_after_s and child_when is None:
                 wait_for_line(app, "connected")
     except BaseException:
-        _end_started(started)
+        end_started(started)
         raise
     app_receives = direction == "down"
     receiver = Receiver(app if app_receives else peer)
