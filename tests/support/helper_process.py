@@ -33,6 +33,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -107,6 +108,19 @@ class HelperProcess(standalone.HelperProcess):
         # A test that names a cache directory manages it (an empty one makes the
         # helper compile, as on a first start): not built for it here.
         self._shared_cache = options.get("cache_dir") is None
+
+    def close(self) -> None:
+        """As the product's; and a helper that ended by SIGKILL (a test's kill(),
+        or stop()'s after its timeout) has the programs its record lists
+        detached from the cgroup root, as its successor's start would. A test
+        that failed between the kill and that start left them attached past
+        the session (the product removes them only at a helper's start)."""
+        super().close()
+        if self.returncode == -signal.SIGKILL:
+            from chadthrottle.helper.kernel.cgroups import cgroup2_mount
+            from chadthrottle.helper.kernel.datapath import remove_leftover_programs
+
+            remove_leftover_programs(cgroup2_mount())
 
     def start(self) -> None:
         """Programs built and machine lock free first, untimed; then the
