@@ -15,7 +15,7 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 
 from tests.e2e.conftest import Stack
 from tests.support import own_names
-from tests.support.helper_calls import call_helper
+from tests.support.helper_calls import call_helper, priorities_undone
 from tests.support.netns import Stream, app_scope, rates_together, start_stream
 from tests.support.waiting import eventually
 
@@ -34,7 +34,8 @@ def test_two_normal_applications_with_one_and_four_connections_share_the_link_ab
     bus, untouched = stack.bus_address, stack.idle_tc_state()
     call_helper(bus, lambda c: c.set_link_capacity(DOWN, UP, False))
     streams: dict[tuple[str, str], list[Stream]] = {}
-    with app_scope(cgroup2_mount(), own_names.desktop_id("FairOne", fresh=True)) as one, \
+    with priorities_undone(bus), \
+            app_scope(cgroup2_mount(), own_names.desktop_id("FairOne", fresh=True)) as one, \
             app_scope(cgroup2_mount(), own_names.desktop_id("FairFour", fresh=True)) as four:  # fmt: skip
         try:
             port = PORT

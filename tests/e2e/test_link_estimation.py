@@ -12,7 +12,7 @@ from chadthrottle.contract import LinkShapingInfo
 
 from bench.bottleneck import modem
 from tests.e2e.conftest import Stack
-from tests.support.helper_calls import call_helper
+from tests.support.helper_calls import call_helper, priorities_undone
 from tests.support.netns import NetnsPair, start_stream
 from tests.support.waiting import eventually
 
@@ -32,7 +32,7 @@ def test_from_nothing_the_helper_finds_the_modems_upload_rate_and_shapes_under_i
     stack: Stack,
 ) -> None:
     bus, untouched = stack.bus_address, stack.idle_tc_state()
-    with modem(stack.pair, 4 * UP_L2, UP_L2, BUFFER_MS) as internet:
+    with modem(stack.pair, 4 * UP_L2, UP_L2, BUFFER_MS) as internet, priorities_undone(bus):
         call_helper(bus, lambda c: c.set_link_capacity(0, 0, True))
         unknown = _shaping(bus)
         assert (unknown.estimate, unknown.up_capacity_bps, unknown.up_shaping) == (
