@@ -261,3 +261,17 @@ def test_a_flood_tests_polkit_grant_is_only_its_own_sessions_leftover(monkeypatc
         assert path.name in leaks.snapshot()["polkit rules"]  # this session's
         monkeypatch.setattr(own_names, "TEST_NAME_PREFIX", "chadthrottle-test-000000-")
         assert path.name not in leaks.snapshot()["polkit rules"]  # another session's view
+
+
+def test_the_leak_check_counts_programs_that_came_not_ones_that_went() -> None:
+    """A killed helper's programs (another session's, its record gone) read as
+    this session's at its start, and this session's first helper detaches
+    them: that failed the session ("before [4 programs], after []")."""
+    from tests.support import leaks
+
+    key = "BPF programs on the cgroup root"
+    theirs = ["INET_EGRESS:chadt_egress:11", "SOCK_OPS:chadt_sockops:12"]
+    ours = ["INET_EGRESS:chadt_egress:21"]
+    assert leaks.differences({key: theirs}, {key: []}) == []
+    assert leaks.differences({key: theirs}, {key: theirs[:1] + ours}) == [f"{key}: left {ours!r}"]
+    assert leaks.differences({"daemons": []}, {"daemons": ["polkitd"]}) != []
