@@ -19,6 +19,7 @@ from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
 
 from tests.support.netns import NetnsPair, rates_together, start_stream
+from tests.support.waiting import eventually
 
 LIMIT = ClassSpec(rate_bps=1_000_000, burst_bytes=131072)
 MTU = 1450  # the veth's 1500 less vxlan's 50
@@ -62,6 +63,11 @@ def _redirected_bytes(pair: NetnsPair, ifname: str) -> int:
     return sum(sent)
 
 
+def _l3(payload_bps: float) -> float:
+    """L3, as the limit counts (TCP with timestamps)."""
+    return payload_bps * MTU / (MTU - 52)
+
+
 def _ifindex(netns: str, ifname: str) -> int:
     shown = subprocess.run(["ip", "-n", netns, "-o", "link", "show", "dev", ifname],
                            capture_output=True, text=True, check=True).stdout  # fmt: skip
@@ -81,9 +87,20 @@ def test_an_upload_limit_through_a_vxlan_holds_at_the_limit_not_half(
                 shown = subprocess.run(["tc", "-n", pair.host_ns, "filter", "show", "dev", ifname, "egress"],
                                        capture_output=True, text=True, check=True).stdout  # fmt: skip
                 assert "chadt_tc_out" in shown, (ifname, shown)
-            time.sleep(1.0 + 2.0)  # the peer connects; slow start overfills the leaf queue at first
+            # The peer connects (after 1 s), and slow start overfills the leaf queue
+            # at first: the window starts once a 0.5 s probe reads the limit within
+            # 10%, at most the fixed 3 s this waited before (docs/development.md).
+            settled_by = time.monotonic() + 1.0 + 2.0
+            eventually(lambda: stream.receiver.total_bytes() > 0, settled_by - time.monotonic())
+            eventually(
+                lambda: (
+                    abs(_l3(stream.receiver.rate_bps(0.5)) - LIMIT.rate_bps) <= 0.1 * LIMIT.rate_bps
+                ),
+                settled_by - time.monotonic(),
+                interval_s=0.0,
+            )
             (rate,) = rates_together([stream.receiver], 5.0)
-            read = rate * MTU / (MTU - 52)  # L3, as the limit counts (TCP with timestamps)
+            read = _l3(rate)
             outer, inner = (
                 _redirected_bytes(pair, pair.host_if),
                 _redirected_bytes(pair, tunneled.host_if),
