@@ -47,6 +47,15 @@ class AppTraffic:
 # Applications whose processes all exited, kept per user (the most recently
 # active); None stands for processes whose user could not be read.
 EXITED_KEPT_PER_UID = 32
+# A socket outlives its process: data still queued when it exited goes out
+# after, and so does the FIN exchange (a FIN_WAIT2 socket waits up to
+# tcp_fin_timeout, 60 s, for the peer's). The datapath keeps counting such
+# bytes under the exited process, after its counters were retired: whose it
+# was is kept this many ticks after its last bytes, at most this many processes
+# (the least recently counted go first), so they are retired into its
+# application too, not onto the device alone.
+EXITED_OWNERS_KEPT_TICKS = 120
+EXITED_OWNERS_KEPT = 4096
 
 
 def sample_owner(sample: CounterSample) -> int:
@@ -87,6 +96,10 @@ class RateMeter:
             maxlen=window_ticks
         )
         self._retired_interfaces: dict[InterfaceKey, AppTraffic] = defaultdict(AppTraffic)
+        # exited socket owners (owner_key) -> (application, uid, the retire()
+        # that last counted them), least recently counted first
+        self._exited: dict[int, tuple[str, int | None, int]] = {}
+        self._retires = 0  # retire() is called once a tick
         self._uid_of_app: dict[str, int | None] = {}  # whose processes it last had
         # The living processes' samples of the window and the tick before it:
         # per-process rates are worked out from them only when asked
@@ -105,6 +118,7 @@ class RateMeter:
     def remember(self, owner: int, app_id: str, uid: int | None = None) -> None:
         """Whose a socket owner (owner_key) is."""
         self._app_of_owner[owner] = app_id
+        self._exited.pop(owner, None)  # running again: a pid read with no start, handed out anew
         if uid is not None or owner not in self._uid_of_owner:
             self._uid_of_owner[owner] = uid
         if uid is not None or app_id not in self._uid_of_app:
@@ -149,6 +163,8 @@ class RateMeter:
                     if key[0] not in forgotten
                 },
             )
+        if forgotten and self._exited:
+            self._exited = {o: e for o, e in self._exited.items() if e[0] not in forgotten}
         for app_id in forgotten:
             self._starts.pop(app_id, None)
             self._start_samples.pop(app_id, None)
@@ -166,7 +182,10 @@ class RateMeter:
         """Keep the last counts of exited processes (exited: their owner_keys)
         whose counters were removed, in their application's and their
         interface's totals; then forget whose they were, so the map holds only
-        living processes."""
+        living processes. final_samples may also hold counters of processes
+        that exited at an earlier tick (exited_owners()): what their sockets
+        moved since, counted the same way."""
+        self._retires += 1
         for sample in final_samples:
             _add(
                 self._retired_interfaces[(sample.netns_cookie, sample.ifindex)],
@@ -174,19 +193,43 @@ class RateMeter:
                 split_loopback=False,
             )
             owner = self._owner(sample)
-            app_id = self._app_of_owner.get(owner)
-            if app_id is not None:
-                _add(self._retired_apps[app_id], sample)
-                _add(self._retired_by_uid[(app_id, self._uid_of_owner.get(owner))], sample)
+            whose = self.owner_of(sample)
+            if whose is not None:
+                _add(self._retired_apps[whose[0]], sample)
+                _add(self._retired_by_uid[whose], sample)
+                if owner not in exited and owner in self._exited:  # counted after its exit
+                    del self._exited[owner]  # kept a while longer
+                    self._exited[owner] = (*whose, self._retires)
         for owner in exited:
-            self._app_of_owner.pop(owner, None)
+            app_id = self._app_of_owner.pop(owner, None)
+            uid = self._uid_of_owner.get(owner)
+            if app_id is not None:
+                self._exited.pop(owner, None)
+                self._exited[owner] = (app_id, uid, self._retires)
             if owner in self._uid_of_owner:
                 del self._uid_of_owner[owner]
                 self._uid_pops += 1
+        self._drop_old_exited()
         if self._uid_pops > len(
             self._uid_of_owner
         ):  # a dict never shrinks its table: copy it (amortized)
             self._uid_of_owner, self._uid_pops = dict(self._uid_of_owner), 0
+
+    def _drop_old_exited(self) -> None:
+        """Forget the exited owners not counted for EXITED_OWNERS_KEPT_TICKS,
+        and the least recently counted beyond EXITED_OWNERS_KEPT."""
+        while self._exited:
+            owner, (_, _, counted) = next(iter(self._exited.items()))
+            if (len(self._exited) <= EXITED_OWNERS_KEPT
+                    and self._retires - counted < EXITED_OWNERS_KEPT_TICKS):  # fmt: skip
+                return
+            del self._exited[owner]
+
+    def exited_owners(self) -> Collection[int]:
+        """The socket owners (owner_key) that exited and are still known:
+        counters under them now are bytes their sockets moved after the
+        exit, to be retired (retire()) into their application."""
+        return self._exited.keys()
 
     def owners(self) -> set[int]:
         """The socket owners (owner_key) whose application is remembered."""
@@ -197,7 +240,12 @@ class RateMeter:
         count them (the usage history's attribution); None if unknown."""
         owner = self._owner(sample)
         app_id = self._app_of_owner.get(owner)
-        return None if app_id is None else (app_id, self._uid_of_owner.get(owner))
+        if app_id is not None:
+            return app_id, self._uid_of_owner.get(owner)
+        exited = (
+            self._exited.get(owner) if sample.owner_start else None
+        )  # else: the pid's running one
+        return None if exited is None else (exited[0], exited[1])
 
     def process_traffic(self, app_id: str, owners: Collection[int]) -> dict[int, AppTraffic]:
         """Each of these processes' totals and rates over the window its

@@ -172,13 +172,20 @@ class Tracking:
     def split(
         self, samples: Sequence[CounterSample], gone: set[int]
     ) -> tuple[list[CounterSample], list[CounterSample]]:
-        """The samples of owners that exited (their counters to retire), and the living's."""
-        if not gone:
+        """The samples of owners that exited (their counters to retire), and
+        the living's. Owners that exited at an earlier tick are ending again:
+        their sockets moved bytes since (queued data, the FIN exchange); only
+        where the kernel tagged the start (a sample without one is the pid's
+        running process: owner())."""
+        earlier = self.meter.exited_owners()
+        if not gone and not earlier:
             return [], list(samples)
         ending: list[CounterSample] = []
         living: list[CounterSample] = []
         for sample in samples:
-            (ending if self.owner(sample) in gone else living).append(sample)
+            owner = self.owner(sample)
+            late = sample.owner_start and owner in earlier
+            (ending if owner in gone or late else living).append(sample)
         return ending, living
 
     def exits(self, gone: set[int], ending: Sequence[CounterSample]) -> Sequence[CounterSample]:

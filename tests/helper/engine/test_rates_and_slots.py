@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from chadthrottle.contract import Direction
+from chadthrottle.helper.engine import rates
 from chadthrottle.helper.engine.api import ADMIN_VIEWER, Viewer
 from chadthrottle.helper.engine.limits import SlotAllocator
 from chadthrottle.helper.engine.listing import EXITED_VISIBLE_S, build_listing
@@ -184,3 +185,36 @@ def test_slots_rotate_and_are_never_shared() -> None:
     assert slots.acquire("d") == a  # ...only after the rotation came round
     with pytest.raises(InvalidArgument):
         slots.acquire("e")
+
+
+def test_bytes_a_socket_moves_after_its_process_exit_was_noticed_count_for_its_application() -> (
+    None
+):
+    """The kernel counts a socket's last packets (queued data, the FIN
+    exchange) under its process after the tick that retired it: they are
+    retired into its application too (the accounting Burst flake, 52 bytes
+    each way on the interface only)."""
+    meter = RateMeter(window_ticks=1, owner=lambda sample: sample.owner_tgid)
+    meter.remember(11, "app:a", 1000)
+    meter.update([Sample(11, 100, 200, owner_start=7)], now=0.0)
+    meter.retire({11}, [Sample(11, 100, 200, owner_start=7)])
+    assert 11 in meter.exited_owners() and meter.owner_of(Sample(11, 0, 0, owner_start=7)) == ("app:a", 1000)
+    meter.retire(set(), [Sample(11, 52, 52, owner_start=7)])  # counted again under 11, retired again
+    meter.update([], now=1.0)
+    assert (meter.apps["app:a"].rx_bytes, meter.apps["app:a"].tx_bytes) == (152, 252)
+    assert meter.interfaces[(1, 2)].rx_bytes == 152
+    meter.remember(11, "app:b")  # a pid read with no start, running again: not the exited one
+    assert 11 not in meter.exited_owners()
+
+
+def test_exited_owners_are_kept_a_while_and_a_bounded_number() -> None:
+    meter = RateMeter(window_ticks=1, owner=lambda sample: sample.owner_tgid)
+    for owner in range(1, rates.EXITED_OWNERS_KEPT + 11):
+        meter.remember(owner, "app:a")
+    meter.retire(set(range(1, rates.EXITED_OWNERS_KEPT + 11)), [])
+    assert set(meter.exited_owners()) == set(range(11, rates.EXITED_OWNERS_KEPT + 11))
+    for _ in range(rates.EXITED_OWNERS_KEPT_TICKS - 2):
+        meter.retire(set(), [])
+    meter.retire(set(), [Sample(20, 1, 1, owner_start=7)])  # counted late: kept from this tick on
+    meter.retire(set(), [])
+    assert set(meter.exited_owners()) == {20}

@@ -1,0 +1,64 @@
+"""A socket outlives its process: data still queued when it exited goes out
+after, and so does the FIN exchange. The kernel counts those bytes under the
+exited process (its sockets' tags: pid and start) after the tick that retired
+its counters; they must go to its application, not to the interface alone
+(the accounting Burst flake of 2026-12-06: 52 bytes each way short). A real
+process and /proc; a recording stand-in for the datapath."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from chadthrottle.contract import BackendInfo
+from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.identity.processes import read_start
+
+from tests.helper.engine.admin_engine import AdminEngine
+from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper, Traffic
+from tests.support.reused_pids import wait_for_exec
+
+
+@pytest.fixture
+def program() -> Iterator[Path]:
+    """A copy of sleep under a name no other test runs (its own application)."""
+    directory = Path(tempfile.mkdtemp(prefix="ct-late-"))
+    try:
+        shutil.copy("/bin/sleep", directory / "sleep")
+        yield directory / "sleep"
+    finally:
+        shutil.rmtree(directory)
+
+
+def test_bytes_counted_under_an_exited_process_after_its_retirement_go_to_its_app(
+    program: Path,
+) -> None:
+    datapath = RecordingDatapath()
+    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    process = subprocess.Popen([str(program), "600"])
+    try:
+        wait_for_exec(process.pid, program)
+        start = read_start(process.pid)
+        assert start is not None
+        engine.note_new_owner(process.pid, start=start)
+        datapath.traffic.append(Traffic(process.pid, 4000, 3000, owner_start=start))
+        engine.tick()
+    finally:
+        process.kill()
+        process.wait()
+    engine.tick()  # gone: its counters retired into its application
+    assert datapath.traffic == []
+    # the peer's FIN and the last ACK, counted by the kernel under the exited process
+    datapath.traffic.append(Traffic(process.pid, 52, 52, owner_start=start))
+    engine.tick()
+    engine.tick()
+    (app,) = [a for a in engine.list_applications() if a.id == f"exe:{program}"]
+    assert (app.rx_bytes, app.tx_bytes) == (4052, 3052)
+    assert datapath.traffic == [], "retired again: the kernel map keeps room for the living"
+    (device,) = engine.list_interfaces()
+    assert (device.rx_bytes, device.tx_bytes) == (4052, 3052)
