@@ -218,7 +218,32 @@ def netns_pair(mtu: int = 1500) -> Iterator[NetnsPair]:
         yield pair
     finally:
         for ns in reversed(created):  # deleting a namespace deletes its devices
+            _end_processes_in(ns)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def _end_processes_in(netns: str, grace_s: float = 5.0) -> None:
+    """End what still runs in a namespace about to be deleted: a process left
+    there (a sink whose test failed before its stop) would keep the namespace,
+    unnamed, alive past `ip netns del` and run on to its --seconds. SIGTERM
+    first (a helper cleans up on it), SIGKILL after grace_s."""
+
+    def pids() -> list[int]:
+        listed = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
+        return [
+            int(pid) for pid in listed.stdout.split() if pid.isdigit() and int(pid) != os.getpid()
+        ]
+
+    left = pids()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while (left := pids()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not left:
+            return
 
 
 @dataclass
@@ -505,6 +530,7 @@ def extra_link(
     finally:
         subprocess.run(["ip", "-n", pair.host_ns, "link", "del", pair.host_if], capture_output=True)
         for ns in reversed(made):
+            _end_processes_in(ns)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
