@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,57 @@ def test_the_0_9_shape_passes() -> None:
 def test_an_init_that_sets_state_is_caught(extra: str) -> None:
     offending = not_only_imports(ast.parse(ZERO_NINE + extra + "\n"))
     assert len(offending) == 1, offending
+
+
+# What the helper's start leaves out by skipping 0.9.7's __init__, each read: pyroute2's
+# user-facing classes (nothing set at import) and two that do set something:
+# pyroute2.config.log gives the "pyroute2" logger a NullHandler (without it a pyroute2
+# warning with no handler anywhere would reach logging's last resort, stderr: the
+# journal), and config.version only reads the version. win_inet_pton: Windows only.
+REVIEWED_SKIPPED = frozenset({
+    "pyroute2.config.log", "pyroute2.config.version", "pyroute2.conntrack", "pyroute2.devlink",
+    "pyroute2.ethtool.ethtool", "pyroute2.ipdb", "pyroute2.ipset", "pyroute2.ipvs",
+    "pyroute2.iwutil", "pyroute2.ndb.main", "pyroute2.netlink.connector.cn_proc",
+    "pyroute2.netlink.devlink", "pyroute2.netlink.diag", "pyroute2.netlink.diag.ss2",
+    "pyroute2.netlink.event", "pyroute2.netlink.event.acpi_event",
+    "pyroute2.netlink.event.dquot", "pyroute2.netlink.event.thermal", "pyroute2.netlink.generic",
+    "pyroute2.netlink.generic.ethtool", "pyroute2.netlink.generic.ipvs",
+    "pyroute2.netlink.generic.l2tp", "pyroute2.netlink.generic.mptcp",
+    "pyroute2.netlink.generic.wireguard", "pyroute2.netlink.ipq",
+    "pyroute2.netlink.nfnetlink.nfctsocket", "pyroute2.netlink.nfnetlink.nftsocket",
+    "pyroute2.netlink.nl80211", "pyroute2.netlink.taskstats", "pyroute2.netlink.uevent",
+    "pyroute2.nslink.nspopen", "pyroute2.plan9.client", "pyroute2.plan9.server",
+    "pyroute2.wiset", "win_inet_pton",
+})  # fmt: skip
+
+SKIPPED_BY_THE_START = """
+import ast, contextlib, importlib.util, io, sys
+from chadthrottle.helper.main import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    main(['--help'])
+import chadthrottle.helper.engine.factory, chadthrottle.helper.kernel.tc_shaper
+import chadthrottle.helper.kernel.namespace_shapers, pyroute2.iproute
+loaded = set(sys.modules)
+names = set()
+for node in ast.walk(ast.parse(open(importlib.util.find_spec('pyroute2').origin).read())):
+    if isinstance(node, ast.Import):
+        names |= {alias.name for alias in node.names}
+    elif isinstance(node, ast.ImportFrom) and node.module:
+        names.add(node.module)
+        for alias in node.names:
+            with contextlib.suppress(ImportError, ValueError):
+                if importlib.util.find_spec(f'{node.module}.{alias.name}') is not None:
+                    names.add(f'{node.module}.{alias.name}')
+print(sorted(names - loaded))
+"""
+
+
+def test_every_module_the_start_leaves_out_was_reviewed() -> None:
+    """The imports the __init__ makes are skipped too (review8 on bae5501): a later
+    pyroute2 whose __init__ imports a module the helper's own imports do not, one that
+    might configure or patch, fails here until it is read and added above."""
+    done = subprocess.run(
+        [sys.executable, "-c", SKIPPED_BY_THE_START], capture_output=True, text=True, check=True
+    )
+    skipped = set(ast.literal_eval(done.stdout.strip().splitlines()[-1]))
+    assert skipped - REVIEWED_SKIPPED == set(), "read these, then add them to REVIEWED_SKIPPED"
