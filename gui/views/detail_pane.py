@@ -146,10 +146,9 @@ def average_tooltip(average_s: float) -> str:
 NOTES_MAX_LINES = 3
 
 
-def cut_to_lines(text: str, font: QFont, width: int, max_lines: int = NOTES_MAX_LINES) -> str:
-    """text as word-wrapped at width (its paragraphs each on new lines), cut
-    after max_lines lines, the last line ending in "…"; text itself when it fits."""
-    laid: list[tuple[str, list[int]]] = []  # each paragraph and where its lines start
+def _lay_out(text: str, font: QFont, width: int) -> list[tuple[str, list[int]]]:
+    """Each paragraph of text word-wrapped at width, and where its lines start."""
+    laid: list[tuple[str, list[int]]] = []
     for paragraph in text.split("\n"):
         layout = QTextLayout(paragraph, font)
         layout.beginLayout()
@@ -159,6 +158,18 @@ def cut_to_lines(text: str, font: QFont, width: int, max_lines: int = NOTES_MAX_
             starts.append(line.textStart())
         layout.endLayout()
         laid.append((paragraph, starts or [0]))
+    return laid
+
+
+def wrapped_lines(text: str, font: QFont, width: int) -> int:
+    """How many lines text takes word-wrapped at width (its paragraphs each on new lines)."""
+    return sum(len(starts) for _, starts in _lay_out(text, font, width))
+
+
+def cut_to_lines(text: str, font: QFont, width: int, max_lines: int = NOTES_MAX_LINES) -> str:
+    """text as word-wrapped at width (its paragraphs each on new lines), cut
+    after max_lines lines, the last line ending in "…"; text itself when it fits."""
+    laid = _lay_out(text, font, width)
     if sum(len(starts) for _, starts in laid) <= max_lines:
         return text
     metrics = QFontMetrics(font)
@@ -305,7 +316,7 @@ class DetailPane(QWidget):
         self.empty_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_note.setStyleSheet("QLabel { color: palette(placeholder-text); }")
         self.empty_note.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        graph_place = QWidget(self)  # the graph, or the note in its place
+        self._graph_place = graph_place = QWidget(self)  # the graph, or the note in its place
         place_layout = QVBoxLayout(graph_place)
         place_layout.setContentsMargins(0, 0, 0, 0)
         place_layout.addWidget(self.plot)
@@ -332,7 +343,8 @@ class DetailPane(QWidget):
         top.addStretch(1)  # the summary's fixed size (_fit_summary) leaves the rest here
         top.addWidget(self.span)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 6, 8, 6)
+        layout.setContentsMargins(8, PANE_MARGIN, 8, PANE_MARGIN)
+        layout.setSpacing(PANE_SPACING)
         layout.addLayout(top)
         # Whose limits these are and what keeps one from being enforced.
         self.limit_notes = QLabel("", self)
@@ -342,6 +354,7 @@ class DetailPane(QWidget):
         self.limit_notes.setWordWrap(True)
         self.limit_notes.hide()
         self._notes_shown: tuple[str, int] = ("", 0)  # the whole text, and the width it was cut at
+        self._notes_lines = 0  # the lines the notes take whole (not compact): up to NOTES_MAX_LINES
         layout.addWidget(self.limit_notes)
         # Graph above, connections below; the user moves the line between them.
         self.split = _Split(Qt.Orientation.Vertical, self)
@@ -376,6 +389,9 @@ class DetailPane(QWidget):
         below.hide()  # until there is something to show: a short screen needs the room
         layout.addWidget(self.split, 1)
         self.plot.setVisible(False)
+        self.compact = (
+            False  # the graph a strip, the notes a line, the connections left to the list
+        )
         # While the helper is away no poll refreshes the pane: this clock moves the
         # graph's time axis on, so its last samples slide into the past rather than
         # reading as now.
@@ -429,15 +445,69 @@ class DetailPane(QWidget):
             self.refresh()
         self.foldedChanged.emit(folded)
 
-    def open_minimum_height(self) -> int:
-        """The pane's smallest height open, with an application shown: before
-        one is, its graph and the connections' line are not there yet."""
+    def set_compact(self, compact: bool) -> None:
+        """Compact, the graph is a strip of its two lanes (GRAPH_COMPACT_HEIGHT,
+        no time axis: the span beside it says how long) and the connections are
+        left to the list (a row opens into them): the window asks for it where
+        the whole graph would leave the list fewer than its rows. At 2x on
+        1366x768 under Xvfb, the graph opened, the list showed 2.5 rows of
+        applications beside a graph whose time axis took half its height."""
+        if compact == self.compact:
+            return
+        self.compact = compact
+        layout = self.layout()
+        assert layout is not None
+        margin, spacing = (
+            (COMPACT_MARGIN, COMPACT_SPACING) if compact else (PANE_MARGIN, PANE_SPACING)
+        )
+        layout.setContentsMargins(8, margin, 8, margin)
+        layout.setSpacing(spacing)
+        self.plot.setMinimumHeight(GRAPH_COMPACT_HEIGHT if compact else GRAPH_MIN_HEIGHT)
+        for graph in self.graphs.values():
+            graph.set_compact(compact)
+        if self._graph_view is not None:
+            self._fit_graph_view(self._graph_view)
+        if self._notes_shown[0]:  # a line compact, NOTES_MAX_LINES whole
+            self._show_notes(self._notes_shown[0], again=True)
+        if compact:
+            self._connections_box.hide()
+        elif self.connections_caption.text():  # answered while compact, or before
+            self._connections_box.show()
+            self._fit_split()
+        # its least height the new one now, not at the next layout pass: the
+        # window's splitter reads it at once (MainWindow._fit_graph)
+        place = self._graph_place.layout()
+        assert place is not None
+        place.invalidate()
+        self.split.updateGeometry()
+        layout.invalidate()
+        layout.activate()
+
+    def open_minimum_height(self, compact: bool = False) -> int:
+        """The pane's smallest height open, whole or compact (set_compact),
+        with an application shown: before one is, its graph and the
+        connections' line are not there yet."""
         height = self.minimumSizeHint().height() if not self.folded else 0
         if self.folded or self.plot.isHidden():
             height = max(height, self.summary.sizeHint().height() + 12) + GRAPH_MIN_HEIGHT
+        elif self.compact:  # its least now is the compact one: the whole one's is more
+            height += self._compact_saving(with_connections=False)
         if self.folded or self._connections_box.isHidden():
             height += self.connections_caption.sizeHint().height() + 4 + self.split.handleWidth()
-        return height
+        return height - self._compact_saving() if compact else height
+
+    def _compact_saving(self, with_connections: bool = True) -> int:
+        """How much less the pane needs compact than whole: the graph's time
+        axis and some of its height, the margins, the notes' lines but one,
+        and the connections' line."""
+        gaps = 1 if self.limit_notes.isHidden() else 2
+        saving = (GRAPH_MIN_HEIGHT - GRAPH_COMPACT_HEIGHT + 2 * (PANE_MARGIN - COMPACT_MARGIN)
+                  + gaps * (PANE_SPACING - COMPACT_SPACING))  # fmt: skip
+        if not self.limit_notes.isHidden():
+            saving += (self._notes_lines - 1) * self.limit_notes.fontMetrics().lineSpacing()
+        if with_connections:
+            saving += self.connections_caption.sizeHint().height() + 4 + self.split.handleWidth()
+        return saving
 
     def _fit_folded(self) -> None:
         """Folded, the pane's height is what its lines need (the notes may wrap)."""
@@ -494,6 +564,8 @@ class DetailPane(QWidget):
         caption = describe_connection_count(connections)
         if caption != self.connections_caption.text():  # the same answer every poll, mostly
             self.connections_caption.setText(caption)
+        if self.compact:
+            return  # shown when the graph is whole again (set_compact)
         if self._connections_box.isHidden():
             self._connections_box.show()
             if not self._split_placed:  # the first time: room asked of the window
@@ -584,18 +656,20 @@ class DetailPane(QWidget):
             self.roomWanted.emit(short)  # the window resizes the pane now, or not
         self._fit_split()
 
-    def _show_notes(self, text: str) -> None:
-        """The notes, cut to NOTES_MAX_LINES at the pane's width (cut_to_lines);
-        whole in the tooltip when cut."""
+    def _show_notes(self, text: str, again: bool = False) -> None:
+        """The notes, cut to NOTES_MAX_LINES at the pane's width (cut_to_lines),
+        to one line compact; whole in the tooltip when cut."""
         layout = self.layout()
         margins = layout.contentsMargins() if layout is not None else None
         sides = margins.left() + margins.right() if margins is not None else 0
         width = self.width() - sides - 4  # the label spans the pane; a little under its wrapping
         key = (text, width)
-        if key == self._notes_shown and self.limit_notes.isHidden() != bool(text):
+        if key == self._notes_shown and self.limit_notes.isHidden() != bool(text) and not again:
             return
         self._notes_shown = key
-        shown = cut_to_lines(text, self.limit_notes.font(), max(width, 40))
+        font, room = self.limit_notes.font(), max(width, 40)
+        self._notes_lines = min(NOTES_MAX_LINES, wrapped_lines(text, font, room)) if text else 0
+        shown = cut_to_lines(text, font, room, 1 if self.compact else NOTES_MAX_LINES)
         self.limit_notes.setText(shown)
         self.limit_notes.setToolTip(text if shown != text else "")
         self.limit_notes.setVisible(bool(text))
@@ -624,15 +698,24 @@ class DetailPane(QWidget):
         self.graphs[Direction.DOWN].item.getAxis("bottom").setStyle(showValues=False)
         view.scene().sigMouseMoved.connect(self._on_mouse_moved)
         view.installEventFilter(self)  # the pointer leaving it hides the hover line
-        view.ci.layout.setRowStretchFactor(0, 3)
-        view.ci.layout.setRowStretchFactor(1, 2)
+        self._fit_graph_view(view)
         for graph in self.graphs.values():
+            graph.set_compact(self.compact)
             graph.set_units(self._model.units)
             graph.set_backing(self.palette().color(QPalette.ColorRole.Base))
         layout = self.plot.layout()
         assert layout is not None
         layout.addWidget(view)
         self._graph_view = view
+
+    def _fit_graph_view(self, view: pg.GraphicsLayoutWidget) -> None:
+        """Whole, the download's lane the taller; compact, both alike, and
+        the view's margins above and below (9 px each) given to the lanes."""
+        grid = view.ci.layout
+        grid.setRowStretchFactor(0, 1 if self.compact else 3)
+        grid.setRowStretchFactor(1, 1 if self.compact else 2)
+        margin = 1 if self.compact else 9
+        grid.setContentsMargins(9, margin, 9, margin)
 
     def release_graphs(self) -> None:
         """Let go of the graphs and delete their view (the window closes for good;
@@ -805,6 +888,11 @@ class DetailPane(QWidget):
 
 
 GRAPH_MIN_HEIGHT = 110
+# Compact (DetailPane.set_compact): two lanes of about 28 px, as tall as the whole
+# graph's lanes at its least (its time axis took the rest), and no time axis.
+GRAPH_COMPACT_HEIGHT = 56
+PANE_MARGIN, PANE_SPACING = 6, 6  # the pane's top and bottom margins, and between its lines
+COMPACT_MARGIN, COMPACT_SPACING = 2, 2  # ... compact
 
 
 class _Split(QSplitter):
@@ -903,6 +991,10 @@ class _DirectionGraph:
         for text in (self.label, self.limit_marker, self.hover_label):
             text.fill = pg.mkBrush(backing)
             text.update()
+
+    def set_compact(self, compact: bool) -> None:
+        """Compact, no time axis under the plot (the lanes keep the height)."""
+        self.item.showAxis("bottom", not compact)
 
     def set_time_unit(self, words: str) -> None:
         if words != self.time_unit:

@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 # 1366x768 laptop: 1½ once the connections' line is there; 1.5x: 4½): the window
 # starts with the graph folded to its rates line.
 MIN_LIST_ROWS = 4
+# A list shorter than this many rows beside the whole graph at its least: the
+# graph goes compact (DetailPane.set_compact) and the list is given these rows.
+# At 2x on 1366x768 with the graph opened the list showed 2.5 rows.
+LIST_ROWS_BESIDE_GRAPH = 5
 # The helper connected but silent this long (or three polls, if longer): said so.
 ANSWER_LATE_S = 5.0
 # The list keeps this many rows when the detail pane asks for room for the
@@ -153,10 +157,13 @@ class MainWindow(QMainWindow):
         # Folded because the window was made short (opened again when it is made
         # tall); whether the list had its MIN_LIST_ROWS at the last size.
         self._folded_for_room = False
+        self._folded_compact = False  # ... and it was compact then: opens again so
         self._folding_for_room = False
         self._list_roomy = True
         self.detail.foldedChanged.connect(self._on_detail_folded)
         self.detail.roomWanted.connect(self._give_detail_room)
+        # a banner or the detail's notes come or go: the list's rows are counted again
+        splitter.installEventFilter(self)
 
         self.header.filterChanged.connect(self._on_filter_changed)
         self.header.filter.installEventFilter(self)  # Down goes on to the list (eventFilter)
@@ -313,10 +320,10 @@ class MainWindow(QMainWindow):
         if self.width() > available.width() or self.height() > available.height():
             self.resize(self.size().boundedTo(available))
 
-    def list_rows_beside_graph(self) -> float:
+    def list_rows_beside_graph(self, compact: bool = False) -> float:
         """How many rows of applications the list shows with the graph open at
-        its smallest (the detail pane's minimum height)."""
-        detail = self.detail.open_minimum_height()
+        its smallest (the detail pane's minimum height), whole or compact."""
+        detail = self.detail.open_minimum_height(compact)
         frame = self.table.height() - self.table.viewport().height() - self.table.header().height()
         room = (self.splitter.height() - self.splitter.handleWidth() - detail
                 - self.table.header().sizeHint().height() - max(frame, 0))  # fmt: skip
@@ -328,10 +335,11 @@ class MainWindow(QMainWindow):
             self.fold_decided = True
             self._list_roomy = True
             self._fold_for_room()  # folded if short; opened when made tall
+            self._fit_graph()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
-        self._fold_for_room()
+        self._fit_to_room()
         if event.size().height() > event.oldSize().height() > 0:
             QTimer.singleShot(0, self, self._keep_on_screen)  # once laid out; not after it is gone
 
@@ -350,12 +358,14 @@ class MainWindow(QMainWindow):
         if over <= 0:
             return
         if not self.detail.folded:
+            compact = self.detail.compact
             self._folding_for_room = True
             try:
                 self.detail.set_folded(True)
             finally:
                 self._folding_for_room = False
             self._folded_for_room = True
+            self._folded_compact = compact
             self._list_roomy = False  # opened again once the window has room
             layout = self.layout()
             if layout is not None:
@@ -367,25 +377,70 @@ class MainWindow(QMainWindow):
         if over > 0:  # even its least does not fit below where it stands: up
             self.move(self.x(), max(available.top(), self.y() - over))
 
+    def _fit_to_room(self) -> None:
+        """The graph compact or whole for the room there is, then folded or
+        opened for it (on a resize, a banner come or gone, the notes' lines)."""
+        if self._fitting or not self.fold_decided:
+            return  # before the first showing: decided there (showEvent)
+        self._fitting = True
+        try:
+            self._fit_graph()
+            self._fold_for_room()
+            self._fit_graph()  # opened again: compact or whole
+        finally:
+            self._fitting = False
+
+    _fitting = False
+
+    def _fit_graph(self) -> None:
+        """Open beside fewer than LIST_ROWS_BESIDE_GRAPH rows of the list at its
+        whole least, the graph goes compact and the list is given those rows
+        (as far as the compact graph's least leaves room); with room again, it
+        is whole."""
+        compact = (not self.detail.folded
+                   and self.list_rows_beside_graph() < LIST_ROWS_BESIDE_GRAPH)  # fmt: skip
+        self.detail.set_compact(compact)
+        if not compact:
+            return
+        sizes = self.splitter.sizes()
+        total = sum(sizes)
+        if len(sizes) != 2 or total <= 0:
+            return
+        frame = self.table.height() - self.table.viewport().height() - self.table.header().height()
+        keep = (LIST_ROWS_BESIDE_GRAPH * row_height(self.table.fontMetrics())
+                + self.table.header().sizeHint().height() + max(frame, 0))  # fmt: skip
+        listed = min(max(sizes[0], keep), total - self.detail.open_minimum_height(compact=True))
+        if listed > sizes[0]:
+            self.splitter.setSizes([listed, total - listed])
+
+    def _rows_for_room(self) -> float:
+        """The list's rows beside the graph at its least as it is (compact or
+        whole), or, folded, as it was when folded for room."""
+        compact = self._folded_compact if self.detail.folded else self.detail.compact
+        return self.list_rows_beside_graph(compact)
+
     def _fold_for_room(self) -> None:
         """Made so short that the list would show fewer than MIN_LIST_ROWS rows
-        beside the graph, the graph folds (as at a short first showing: at the
-        window's minimum size it left 1½ rows); made tall enough again, a graph
-        folded so opens. A fold the user chose is theirs: left as it is."""
+        beside the graph (compact, if it is), the graph folds (as at a short
+        first showing: at the window's minimum size it left 1½ rows); made tall
+        enough again, a graph folded so opens. A fold the user chose is
+        theirs: left as it is."""
         if not self.fold_decided or not self.isVisible():
             return
-        roomy = self.list_rows_beside_graph() >= MIN_LIST_ROWS
+        roomy = self._rows_for_room() >= MIN_LIST_ROWS
         if roomy == self._list_roomy:
             return
         self._list_roomy = roomy
         fold = not roomy and not self.detail.folded
         if fold or (roomy and self._folded_for_room and self.detail.folded):
+            compact = self.detail.compact
             self._folding_for_room = True
             try:
                 self.detail.set_folded(fold)
             finally:
                 self._folding_for_room = False
             self._folded_for_room = fold
+            self._folded_compact = fold and compact
 
     # --- internals ---------------------------------------------------------------------
 
@@ -397,7 +452,10 @@ class MainWindow(QMainWindow):
         self.table.set_least_rows(LEAST_ROWS if folded else 0)
         if not self._folding_for_room:  # the user's own choice
             self._folded_for_room = False
-            self._list_roomy = self.list_rows_beside_graph() >= MIN_LIST_ROWS
+            self._folded_compact = False
+            if not folded:
+                self._fit_graph()  # compact if the list would keep too few rows
+            self._list_roomy = self._rows_for_room() >= MIN_LIST_ROWS
         if not folded:
             sizes = self.splitter.sizes()
             total = sum(sizes)
@@ -409,6 +467,7 @@ class MainWindow(QMainWindow):
             share = max(smallest, min(total * 2 // 5, total - keep_for_list))
             if len(sizes) == 2 and total > 0:
                 self.splitter.setSizes([total - share, share])
+            self._fit_graph()  # compact: the list its LIST_ROWS_BESIDE_GRAPH rows
         self._want_connections()
 
     def _give_detail_room(self, extra: int) -> None:
@@ -544,7 +603,8 @@ class MainWindow(QMainWindow):
         self.detail.refresh()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Down in the filter box goes on to the list, on the row chosen (the
+        """The splitter resized (a banner came or went): the graph fitted to
+        the room (once laid out). Down in the filter box goes on to the list, on the row chosen (the
         first left by the filter, if none is): type a name, press Down, and
         the application is chosen; Tab went past the Usage and ☰ buttons first."""
         if (
@@ -559,6 +619,8 @@ class MainWindow(QMainWindow):
                 self.table.setCurrentIndex(self._proxy.index(0, 0))
             self.table.setFocus(Qt.FocusReason.OtherFocusReason)
             return True
+        if watched is self.splitter and event.type() == QEvent.Type.Resize:
+            QTimer.singleShot(0, self, self._fit_to_room)
         return super().eventFilter(watched, event)
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -11,7 +11,13 @@ import dataclasses
 import json
 import sys
 
-from chadthrottle.contract import ApplicationInfo, BackendInfo, Direction, LinkShapingInfo
+from chadthrottle.contract import (
+    ApplicationInfo,
+    BackendInfo,
+    ConnectionInfo,
+    Direction,
+    LinkShapingInfo,
+)
 from chadthrottle.gui.controller import NO_TRAY_NOTICE, NO_TRAY_SHORT
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.applications import ApplicationsModel
@@ -228,15 +234,24 @@ def main() -> int:
         "overall_name": overall_name_shown(table),
         "overall_shown": table.overall.overall_shown,
     }
-    # The graph, open (as it starts on a roomy screen, or once unfolded on a short one)
-    window.detail.set_folded(False)
+    # The graph, open (as it starts on a roomy screen, or once unfolded on a short
+    # one), the application's connection known (its line under the graph, whole)
+    window.show_connections(QUOTA_APP, [ConnectionInfo("tcp", "10.0.0.5:40000", "192.0.2.7:443",
+                                                       "ESTABLISHED", 7, 1000, 1000)])  # fmt: skip
+    if window.detail.folded:
+        window.detail.fold_button.click()  # as the user opens it
     for _ in range(5):
         app.processEvents()
+    graphs = window.detail.graphs.values()
     report["unfolded"] = {
         "graph_visible": window.detail.plot.isVisible(),
         "graph": _rect(window.detail.plot, window),
         "span": _rect(window.detail.span, window),
-        "list_rows": table.viewport().height() / table.visualRect(proxy.index(0, 0)).height(),
+        "list_rows": table.viewport().height() / table.visualRect(proxy.index(0, 0)).height()
+        + (1 if table.overall.overall_shown else 0),  # the "All applications" row is one
+        "compact": window.detail.compact,
+        "lanes": [round(graph.item.getViewBox().height()) for graph in graphs],
+        "time_axis": any(graph.item.getAxis("bottom").isVisible() for graph in graphs),
     }
     print(json.dumps(report))
     window.deleteLater()
