@@ -1,16 +1,20 @@
 """What a caller's failed and refused calls cost the helper: little.
 
-A local user may call the helper as often as the bus lets it; every call is
-still authorized, but a caller whose calls keep failing must neither take the
-helper's time from other callers nor fill its log. Two parts:
+A local user may call the helper as often as the bus lets it, over as many
+connections as it lets it (256 a user on the system bus); every call is still
+authorized, but a caller whose calls keep failing must neither take the
+helper's time from other callers nor fill its memory or its log. A caller is
+a uid, not a connection: what is counted and held is counted and held per
+user (CallerUids says whose each connection is). Parts:
 
-- FailureBudget counts each sender's failed calls over the last second; the
-  service paces a sender that spent it (its calls start one per
+- FailureBudget counts each user's failed calls over the last second; the
+  service paces a user that spent it (its calls start one per
   FAILURE_DELAY_S, before any work, instead of each doing its work and waiting
-  after). The answers are the same, only later; a sender that stops failing
+  after). The answers are the same, only later; a user that stops failing
   is served at once again a second later.
-- WaitingCalls holds a paced sender's calls until they start, bounded in
-  number and in bytes (a call may carry 32 MiB on the system bus).
+- WaitingCalls holds a paced user's calls until they start, bounded in
+  number and in bytes (a call may carry 32 MiB on the system bus), and with
+  every other user's in a WaitingTotal.
 - RefusalLog writes the first refusal of a sender at once and counts the rest:
   one line per sender per INTERVAL_S with how many of which were refused. One
   INFO line per refused call took 3.6% of the helper's samples under a flood
@@ -28,41 +32,77 @@ from dataclasses import dataclass, field
 
 from dbus_fast import Message, Variant
 
-MAX_SENDERS = 4096  # beyond this many senders at once the oldest are forgotten
+MAX_SENDERS = 4096  # users (FailureBudget) or senders (RefusalLog) at once at the most
+# Connections whose uid is remembered: a user's past this many forget their
+# oldest (the bus allows 256 a user), and all users' past MAX_CONNECTIONS.
+MAX_CONNECTIONS_PER_UID, MAX_CONNECTIONS = 512, 16384
+
+
+class CallerUids:
+    """Whose each connection (unique bus name) is, as the bus said; bounded
+    per uid, so that one user's connections never push out another's. A
+    forgotten connection is only asked about again."""
+
+    def __init__(self) -> None:
+        self._uids: dict[str, int] = {}
+        self._senders: dict[int, dict[str, None]] = {}  # uid -> its connections, oldest first
+
+    def __len__(self) -> int:
+        return len(self._uids)
+
+    def get(self, sender: str) -> int | None:
+        return self._uids.get(sender)
+
+    def remember(self, sender: str, uid: int) -> None:
+        if sender in self._uids:
+            return
+        senders = self._senders.setdefault(uid, {})
+        if len(senders) >= MAX_CONNECTIONS_PER_UID:
+            self.forget(next(iter(senders)))
+        if len(self._uids) >= MAX_CONNECTIONS:
+            self.forget(next(iter(self._uids)))
+        self._uids[sender] = uid
+        self._senders.setdefault(uid, {})[sender] = None
+
+    def forget(self, sender: str) -> None:
+        uid = self._uids.pop(sender, None)
+        if uid is None:
+            return
+        senders = self._senders[uid]
+        del senders[sender]
+        if not senders:
+            del self._senders[uid]
 
 
 class FailureBudget:
-    """Failed calls per sender (unique bus name) within the last second."""
+    """Failed calls per user (uid) within the last second."""
 
     def __init__(self, per_s: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._per_s = per_s
         self._clock = clock
-        self._failed: dict[str, list[float]] = {}  # sender -> its last per_s failures
+        self._failed: dict[int, list[float]] = {}  # uid -> its last per_s failures
 
-    def failed(self, sender: str) -> bool:
-        """Count one more failed call of sender; whether it failed more than
+    def failed(self, uid: int) -> bool:
+        """Count one more failed call of uid; whether it failed more than
         per_s times within the last second (with this one)."""
         now = self._clock()
-        if len(self._failed) >= MAX_SENDERS and sender not in self._failed:
-            self._failed = {s: at for s, at in self._failed.items() if at[-1] > now - 1.0}
-            if len(self._failed) >= MAX_SENDERS:
-                self._failed.clear()
-        recent = [at for at in self._failed.get(sender, ()) if at > now - 1.0] + [now]
-        self._failed[sender] = recent[-self._per_s :]
+        if len(self._failed) >= MAX_SENDERS and uid not in self._failed:
+            self._failed = {u: at for u, at in self._failed.items() if at[-1] > now - 1.0}
+            if len(self._failed) >= MAX_SENDERS:  # only users the bus lets exist: the oldest goes
+                del self._failed[min(self._failed, key=lambda u: self._failed[u][-1])]
+        recent = [at for at in self._failed.get(uid, ()) if at > now - 1.0] + [now]
+        self._failed[uid] = recent[-self._per_s :]
         return len(recent) > self._per_s
 
-    def spent(self, sender: str) -> bool:
-        """Whether sender failed per_s times within the last second."""
-        recent = self._failed.get(sender)
+    def spent(self, uid: int) -> bool:
+        """Whether uid failed per_s times within the last second."""
+        recent = self._failed.get(uid)
         if not recent:
             return False
         if recent[-1] <= self._clock() - 1.0:
-            del self._failed[sender]
+            del self._failed[uid]
             return False
         return len(recent) >= self._per_s and recent[0] > self._clock() - 1.0
-
-    def forget(self, sender: str) -> None:
-        self._failed.pop(sender, None)
 
 
 def arguments_size(value: object) -> int:
@@ -80,36 +120,57 @@ def arguments_size(value: object) -> int:
     return 8
 
 
-class WaitingCalls:
-    """A paced sender's calls not started yet, in order, bounded by how many
-    and by how much they hold (arguments_size): past either, add refuses."""
+class WaitingTotal:
+    """How many calls, and how many bytes of them, wait in all (every user's)."""
 
-    def __init__(self, max_calls: int, max_bytes: int) -> None:
+    def __init__(self) -> None:
+        self.calls = self.bytes = 0
+
+
+class WaitingCalls:
+    """One user's calls not started yet (or one connection's, until the bus
+    said whose it is), in order, bounded by how many and by how much they
+    hold (arguments_size); counted in total too."""
+
+    def __init__(self, max_calls: int, max_bytes: int, total: WaitingTotal) -> None:
         self._calls: deque[tuple[Message, int]] = deque()
-        self._max_calls, self._max_bytes = max_calls, max_bytes
+        self.max_calls, self.max_bytes = max_calls, max_bytes
+        self._total = total
         self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._calls)
 
-    def add(self, message: Message) -> bool:
-        """Keep message to start later; False (nothing kept) past the bounds."""
-        size = arguments_size(message.body)
-        if len(self._calls) >= self._max_calls or self.bytes + size > self._max_bytes:
-            return False
+    def fits(self, size: int) -> bool:
+        """Whether a call of size bytes fits within this queue's own bounds."""
+        return len(self._calls) < self.max_calls and self.bytes + size <= self.max_bytes
+
+    def add(self, message: Message, size: int) -> None:
+        """Keep message to start later (the caller checked fits() and the total)."""
         self._calls.append((message, size))
-        self.bytes += size
-        return True
+        self._count(1, size)
 
     def pop(self) -> Message:
         message, size = self._calls.popleft()
-        self.bytes -= size
+        self._count(-1, -size)
         return message
 
     def clear(self) -> list[Message]:
         """Forget every call waiting; returns them."""
-        calls, self._calls, self.bytes = [m for m, _ in self._calls], deque(), 0
+        self._count(-len(self._calls), -self.bytes)
+        calls, self._calls = [m for m, _ in self._calls], deque()
         return calls
+
+    def drop(self, sender: str) -> None:
+        """Forget the calls of one connection (it left the bus: no answer can reach it)."""
+        kept = deque(call for call in self._calls if call[0].sender != sender)
+        self._count(len(kept) - len(self._calls), sum(size for _, size in kept) - self.bytes)
+        self._calls = kept
+
+    def _count(self, calls: int, size: int) -> None:
+        self.bytes += size
+        self._total.calls += calls
+        self._total.bytes += size
 
 
 @dataclass

@@ -61,7 +61,14 @@ from chadthrottle.helper.adapter.introspection import (
     introspection_xml,
 )
 from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
-from chadthrottle.helper.adapter.refusals import FailureBudget, RefusalLog, WaitingCalls
+from chadthrottle.helper.adapter.refusals import (
+    CallerUids,
+    FailureBudget,
+    RefusalLog,
+    WaitingCalls,
+    WaitingTotal,
+    arguments_size,
+)
 from chadthrottle.helper.engine.api import (
     AddSchedule,
     ClearLimit,
@@ -90,8 +97,9 @@ from dbus_fast.aio import MessageBus
 log = logging.getLogger("chadthrottle.helper.adapter.service")
 
 GENERIC_FAILURE_TEXT = "the helper hit an internal error; details are in its log"
-# A caller whose calls failed this often within a second (refused, unknown
-# ids, bad arguments) is paced: its next calls start one per FAILURE_DELAY_S,
+# A caller (a uid, over all its connections) whose calls failed this often
+# within a second (refused, unknown ids, bad arguments) is paced: its next
+# calls start one per FAILURE_DELAY_S,
 # before any work is done for them (the answers are the same, only later). A
 # client that calls as fast as it is answered then slows itself down: eight
 # such clients without any right took the two cores of this machine with
@@ -100,15 +108,25 @@ GENERIC_FAILURE_TEXT = "the helper hit an internal error; details are in its log
 # 198-864 ms (p99) on a loaded machine. No program that means well fails five
 # calls a second.
 FAILURES_BEFORE_DELAY, FAILURE_DELAY_S = 5, 0.1
-# A paced sender's calls waiting at most. The system bus lets a connection
-# have 128 calls awaiting a reply; calls that want none it does not bound,
-# and they must not grow the helper: past this many, a call is refused unread.
+# A paced user's calls waiting at most, over all its connections. The system
+# bus lets a connection have 128 calls awaiting a reply, and a user 256
+# connections; calls that want none it does not bound, and they must not grow
+# the helper: past this many, a call is refused unread.
 MAX_WAITING = 256
 # ... and the bytes of their arguments at the most (refusals.arguments_size):
 # a call may carry 32 MiB on the system bus, and 200 no-reply calls of 4 MiB
 # waiting took the helper from 70 to 696 MiB. A valid call is under 5 KB.
 MAX_WAITING_BYTES = 1 << 20
 TOO_MANY_WAITING_TEXT = "not tried: too many of your calls are waiting (they keep failing)"
+# A connection's first calls wait until the bus has said whose it is (about
+# a millisecond; then they go as that user's), at most this many (the bus's
+# bound on a connection's calls awaiting a reply) and bytes.
+MAX_IDENTIFYING, MAX_IDENTIFYING_BYTES = 128, 256 * 1024
+# Every user's waiting calls together at the most (the users the bus lets
+# exist are many): past either, a call that would wait is refused unread with
+# LimitsExceeded, whoever sent it.
+MAX_WAITING_TOTAL, MAX_WAITING_BYTES_TOTAL = 4096, 16 << 20
+ALL_WAITING_TEXT = "not tried: the helper holds too many waiting calls of callers whose calls keep failing; try again later"
 
 BUS_DAEMON, BUS_DAEMON_PATH = "org.freedesktop.DBus", "/org/freedesktop/DBus"
 LEFT_THE_BUS_MATCH = (f"type='signal',sender='{BUS_DAEMON}',path='{BUS_DAEMON_PATH}',"
@@ -192,10 +210,13 @@ class HelperService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._exported = False
         self._last_activity_s = time.monotonic()
-        self._uids: dict[str, int] = {}  # unique bus name -> uid
-        self._failures = FailureBudget(FAILURES_BEFORE_DELAY)
-        # Senders being paced -> their calls not started yet, in order.
-        self._paced: dict[str, WaitingCalls] = {}
+        self._uids = CallerUids()  # unique bus name -> uid
+        self._failures = FailureBudget(FAILURES_BEFORE_DELAY)  # per uid
+        # Users being paced -> their calls not started yet, in order.
+        self._paced: dict[int, WaitingCalls] = {}
+        # Connections the bus is being asked about -> their calls meanwhile.
+        self._identifying: dict[str, WaitingCalls] = {}
+        self._waiting = WaitingTotal()
         self._refusals = RefusalLog(log)
         self._usage_queries = asyncio.Semaphore(1)  # GetUsage reads, one at a time
 
@@ -203,8 +224,9 @@ class HelperService:
         self._bus.add_message_handler(self._on_message)
         self._exported = True
         # Told when a connection leaves the bus, to forget what is kept of it
-        # (uid, failures, polkit's remembered answers). Best effort: without
-        # it the tables stay bounded (4096 senders each).
+        # (uid, waiting calls, polkit's remembered answers). Best effort:
+        # without it the tables stay bounded (refusals.CallerUids, 4096 senders
+        # in the others).
         with contextlib.suppress(Exception):
             self._bus.send(Message(destination=BUS_DAEMON, path=BUS_DAEMON_PATH,
                                    interface=BUS_DAEMON, member="AddMatch", signature="s",
@@ -242,32 +264,91 @@ class HelperService:
         if message.message_type is not MessageType.METHOD_CALL or message.path != OBJECT_PATH:
             return None
         sender = message.sender or ""
-        waiting = self._paced.get(sender)
-        if waiting is None and self._failures.spent(sender):
-            waiting = self._paced[sender] = WaitingCalls(MAX_WAITING, MAX_WAITING_BYTES)
-            self._start(self._pace(sender))
+        uid = self._uids.get(sender)
+        if uid is not None:
+            self._route(message, uid)
+            return True
+        # Whose it is, first: a user's connections are one caller.
+        waiting = self._identifying.get(sender)
         if waiting is None:
-            self._start(self._handle(message))
-        elif not waiting.add(message):  # kept: after the sender's calls already waiting
-            self._refusals.refused(sender, f"{message.member} (over {MAX_WAITING} calls or "
-                                           f"{MAX_WAITING_BYTES} bytes waiting)")  # fmt: skip
+            waiting = self._identifying[sender] = WaitingCalls(
+                MAX_IDENTIFYING, MAX_IDENTIFYING_BYTES, self._waiting
+            )
+            self._start(self._identify(sender))
+        self._keep(waiting, message)
+        return True
+
+    def _route(self, message: Message, uid: int) -> None:
+        """Start a call of a known user's, or keep it behind that user's waiting calls."""
+        waiting = self._paced.get(uid)
+        if waiting is None and self._failures.spent(uid):
+            waiting = self._paced[uid] = WaitingCalls(MAX_WAITING, MAX_WAITING_BYTES, self._waiting)
+            self._start(self._pace(uid))
+        if waiting is None:
+            self._start(self._handle(message, uid))
+        else:
+            self._keep(waiting, message)
+
+    def _keep(self, waiting: WaitingCalls, message: Message) -> None:
+        """Keep a call to start later, or refuse it unread: past what its
+        user's calls (or its connection's, not identified yet) may hold, or
+        past what all users' together may."""
+        size = arguments_size(message.body)
+        sender = message.sender or ""
+        if not waiting.fits(size):
+            self._refusals.refused(sender, f"{message.member} (over {waiting.max_calls} calls or "
+                                           f"{waiting.max_bytes} bytes of the user waiting)")  # fmt: skip
             self._send(message, Message.new_error(message, ErrorName.NOT_AUTHORIZED.value,
                                                   TOO_MANY_WAITING_TEXT))  # fmt: skip
-        return True
+        elif (self._waiting.calls >= MAX_WAITING_TOTAL
+              or self._waiting.bytes + size > MAX_WAITING_BYTES_TOTAL):  # fmt: skip
+            self._refusals.refused(sender, f"{message.member} (over {MAX_WAITING_TOTAL} calls or "
+                                           f"{MAX_WAITING_BYTES_TOTAL} bytes of all users waiting)")  # fmt: skip
+            self._send(message, Message.new_error(message, ErrorType.LIMITS_EXCEEDED.value,
+                                                  ALL_WAITING_TEXT))  # fmt: skip
+        else:
+            waiting.add(message, size)
+
+    async def _identify(self, sender: str) -> None:
+        """Ask the bus whose sender is, then route the calls it sent meanwhile
+        as that user's; if the bus cannot say, each is not authorized."""
+        waiting = self._identifying[sender]
+        uid: int | None = None
+        try:
+            uid = await self._caller_uid(sender)
+        except NotAuthorized:
+            pass
+        except asyncio.CancelledError:
+            for message in waiting.clear():  # every call gets exactly one reply
+                self._send(message, Message.new_error(message, ErrorName.FAILED.value,
+                                                      "the helper is stopping"))  # fmt: skip
+            raise
+        finally:
+            del self._identifying[sender]
+        for message in waiting.clear():  # empty if it left the bus meanwhile
+            if uid is None:
+                self._send(message, Message.new_error(message, ErrorName.NOT_AUTHORIZED.value,
+                                                      "cannot identify the caller"))  # fmt: skip
+            else:
+                self._route(message, uid)
 
     def _on_signal(self, message: Message) -> None:
         """A unique name that left the bus (from the bus itself: no client can
         send as org.freedesktop.DBus). Forgetting only makes a later answer be
-        asked for again; the name is never used again."""
+        asked for again; the name is never used again. Its user's failures
+        are kept: a user's new connection is the same caller."""
         if (message.sender == BUS_DAEMON and message.member == "NameOwnerChanged"
                 and message.signature == "sss" and message.body[0].startswith(":")
                 and message.body[2] == ""):  # fmt: skip
             sender = message.body[0]
-            waiting = self._paced.get(sender)
+            identifying = self._identifying.get(sender)
+            if identifying:
+                identifying.clear()  # no answer can reach it any more: no work for them
+            uid = self._uids.get(sender)
+            waiting = None if uid is None else self._paced.get(uid)
             if waiting:
-                waiting.clear()  # no answer can reach it any more: no work for them
-            self._uids.pop(sender, None)
-            self._failures.forget(sender)
+                waiting.drop(sender)
+            self._uids.forget(sender)
             self._refusals.ended(sender)
             self._authority.forget(sender)
 
@@ -276,14 +357,14 @@ class HelperService:
         self._tasks.add(task)
         task.add_done_callback(self._call_done)
 
-    async def _pace(self, sender: str) -> None:
-        """Start sender's waiting calls, one per FAILURE_DELAY_S until none is
-        left: its calls cost nothing until then, and at most a call's work
-        per FAILURE_DELAY_S, however many it sends (MAX_WAITING and
-        MAX_WAITING_BYTES bound what waits). Its next call once none waits
-        goes straight on unless it is still failing. One slow call (a
-        password prompt) does not hold up the next."""
-        waiting = self._paced[sender]
+    async def _pace(self, uid: int) -> None:
+        """Start a user's waiting calls, one per FAILURE_DELAY_S until none is
+        left, whichever of its connections sent them: its calls cost nothing
+        until then, and at most a call's work per FAILURE_DELAY_S, however
+        many it sends (MAX_WAITING and MAX_WAITING_BYTES bound what waits).
+        Its next call once none waits goes straight on unless it is still
+        failing. One slow call (a password prompt) does not hold up the next."""
+        waiting = self._paced[uid]
         try:
             while waiting:
                 # Before every start, not only while spent(): the calls it started
@@ -293,20 +374,20 @@ class HelperService:
                 await asyncio.sleep(FAILURE_DELAY_S)
                 if not waiting:
                     break  # it left the bus meanwhile (_on_signal): nothing to start
-                self._start(self._handle(waiting.pop(), paced=True))
+                self._start(self._handle(waiting.pop(), uid, paced=True))
         except asyncio.CancelledError:
             for message in waiting.clear():  # every call gets exactly one reply
                 self._send(message, Message.new_error(message, ErrorName.FAILED.value,
                                                       "the helper is stopping"))  # fmt: skip
             raise
         finally:
-            del self._paced[sender]
+            del self._paced[uid]
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._last_activity_s = time.monotonic()
 
-    async def _handle(self, message: Message, paced: bool = False) -> None:
+    async def _handle(self, message: Message, uid: int, paced: bool = False) -> None:
         """Reply exactly once, whatever happens below. A failure past
         FAILURES_BEFORE_DELAY a second is answered FAILURE_DELAY_S later,
         unless the call already waited that long to start (paced)."""
@@ -328,7 +409,7 @@ class HelperService:
             log.exception("unexpected error in %s.%s", message.interface, message.member)
             reply = Message.new_error(message, ErrorName.FAILED.value, GENERIC_FAILURE_TEXT)
             failed = False
-        if failed and self._failures.failed(message.sender or "") and not paced:
+        if failed and self._failures.failed(uid) and not paced:
             await asyncio.sleep(FAILURE_DELAY_S)
         self._send(message, reply)
 
@@ -469,9 +550,7 @@ class HelperService:
         if reply.message_type is not MessageType.METHOD_RETURN or reply.signature != "u":
             raise NotAuthorized("cannot identify the caller")
         uid: int = reply.body[0]
-        if len(self._uids) >= 4096:
-            self._uids.clear()
-        self._uids[sender] = uid
+        self._uids.remember(sender, uid)
         return uid
 
     async def _viewer(self, call: _Call) -> Viewer:

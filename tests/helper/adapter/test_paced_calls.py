@@ -12,7 +12,12 @@ from typing import Any
 
 from chadthrottle.contract import BUS_NAME, INTERFACE, OBJECT_PATH, Action
 from chadthrottle.helper.adapter.engine_thread import EngineThread
-from chadthrottle.helper.adapter.refusals import FailureBudget, WaitingCalls, arguments_size
+from chadthrottle.helper.adapter.refusals import (
+    FailureBudget,
+    WaitingCalls,
+    WaitingTotal,
+    arguments_size,
+)
 from chadthrottle.helper.adapter.service import (
     BUS_DAEMON,
     BUS_DAEMON_PATH,
@@ -43,6 +48,12 @@ class _RecordingBus:
 
     def send(self, message: Message) -> None:
         self.sent.append(message)
+
+    async def call(self, message: Message) -> Message:
+        """The bus's answer to GetConnectionUnixUser: every caller is uid 1000."""
+        assert message.member == "GetConnectionUnixUser", message.member
+        return Message(message_type=MessageType.METHOD_RETURN, reply_serial=1, signature="u",
+                       body=[1000])  # fmt: skip
 
     def deliver(self, message: Message) -> None:
         for handler in self.handlers:
@@ -209,10 +220,27 @@ def test_arguments_size_counts_text_bytes_and_containers() -> None:
     assert arguments_size([{"k": Variant("s", "vv")}]) == 8 + 8 + 1 + 8 + 2
 
 
-def test_waiting_calls_refuse_past_either_bound_and_give_back_in_order() -> None:
-    waiting = WaitingCalls(max_calls=2, max_bytes=150)  # each call here: 64 bytes
+def test_waiting_calls_fit_within_either_bound_give_back_in_order_and_count_in_total() -> None:
+    total = WaitingTotal()
+    waiting = WaitingCalls(max_calls=2, max_bytes=150, total=total)  # each call here: 64 bytes
     first, second, third = (_failing_call(n, "y" * 30) for n in (1, 2, 3))
-    assert waiting.add(first) and waiting.add(second) and not waiting.add(third)  # calls
+    for call in (first, second):
+        assert waiting.fits(arguments_size(call.body))
+        waiting.add(call, arguments_size(call.body))
+    assert not waiting.fits(arguments_size(third.body))  # calls
+    assert (total.calls, total.bytes) == (2, 128)
     assert waiting.pop() is first and len(waiting) == 1
-    assert not waiting.add(_failing_call(4, "z" * 100))  # bytes
+    assert not waiting.fits(arguments_size(_failing_call(4, "z" * 100).body))  # bytes
     assert waiting.clear() == [second] and len(waiting) == 0 and waiting.bytes == 0
+    assert (total.calls, total.bytes) == (0, 0)
+
+
+def test_waiting_calls_drop_one_connections_calls() -> None:
+    total = WaitingTotal()
+    waiting = WaitingCalls(max_calls=8, max_bytes=1000, total=total)
+    other = Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE, member="ClearLimit",
+                    signature="s", body=["x"], sender=":1.8", serial=9)  # fmt: skip
+    for call in (_failing_call(1), other, _failing_call(2)):
+        waiting.add(call, arguments_size(call.body))
+    waiting.drop(CALLER)
+    assert waiting.pop() is other and (total.calls, total.bytes, waiting.bytes) == (0, 0, 0)
