@@ -11,10 +11,14 @@ next full read), or every FULL_REFRESH_TICKS (a cgroup move by systemd, a uid
 change). A pid whose process is another now is reported by take_replaced: the
 old process exited.
 
-A lookup of an id the index does not know reads everything again
-(refresh_for_lookup), but at most once per LOOKUP_REFRESH_INTERVAL_S however
-many callers ask: any local user may name ids that no application has, and
-each such call used to cost a full read of /proc (issue 20)."""
+A lookup of an id the index does not know (refresh_for_lookup) reads the
+processes started since /proc was last listed, and checks again those first
+read within YOUNG_S (a program just started may exec or be moved into the app
+scope its launcher made for it after the index read it), at most once per
+LOOKUP_REFRESH_INTERVAL_S however many callers ask; never all of /proc: any
+local user may name ids that no application has, as often as answered, and
+each such call once cost a full read of /proc (issue 20), then two a second
+under a flood (10 ms each with 140 processes, on the engine thread)."""
 
 from __future__ import annotations
 
@@ -29,18 +33,23 @@ from chadthrottle.helper.identity.processes import (
     ProcessInfo,
     all_pids,
     proc_stamp,
+    read_cgroup,
     read_exe,
     read_process,
     read_start,
 )
 
 FULL_REFRESH_TICKS = 10
-# A full read of /proc for a lookup is skipped if one ran this recently (a
-# process that moved to its app scope since is seen by the next tick).
-LOOKUP_REFRESH_INTERVAL_S = 0.5
-# Within it, a lookup still reads the processes started since the last listing,
-# at most this often (a listing of /proc costs well under a millisecond).
-NEW_PROCESSES_LOOKUP_INTERVAL_S = 0.05
+# A lookup looks again at most this often (a listing of /proc and the young
+# processes' executable and cgroup: about 0.1-0.3 ms here).
+LOOKUP_REFRESH_INTERVAL_S = 0.05
+# A process first read this recently is checked again by every tick and
+# lookup (its executable and cgroup, read again if either changed): a
+# launcher moves its child into the app scope after starting it, and the
+# index may have read it in between. At most the MAX_YOUNG newest (about
+# 10 us each); an older process that moves is seen by a tick's full read
+# (FULL_REFRESH_TICKS).
+YOUNG_S, MAX_YOUNG = 3.0, 64
 
 
 @dataclass
@@ -73,15 +82,17 @@ class ApplicationIndex:
         clock: Callable[[], float] = time.monotonic,
         stamp: Callable[[int], int | None] = proc_stamp,
         read_start: Callable[[int], int | None] = read_start,
+        read_cgroup: Callable[[int], str | None] = read_cgroup,
     ) -> None:
         self._list_pids = list_pids
         self._read = read
         self._read_exe = read_exe
         self._stamp = stamp
         self._read_start = read_start
+        self._read_cgroup = read_cgroup
         self._clock = clock
-        self._full_refresh_at = -math.inf
-        self._listed_at = -math.inf  # the last listing of /proc, full or new processes only
+        self._looked_at = -math.inf  # the last refresh_for_lookup that looked
+        self._born: dict[int, float] = {}  # pid -> when first read, oldest first (YOUNG_S)
         self._by_pid: dict[int, AppIdentity] = {}
         self._apps: dict[str, Application] = {}
         self._seen: dict[int, Seen] = {}
@@ -98,24 +109,48 @@ class ApplicationIndex:
         another cgroup keeps its old identity until then."""
         self._ticks += 1
         self._scan(full or self._ticks % FULL_REFRESH_TICKS == 0, set(reread))
+        self._recheck_young(self._clock())  # moved into its app scope since it was first read
 
     def refresh_for_lookup(self) -> bool:
-        """Read every process again for a lookup of an unknown id, unless that
-        was done less than LOOKUP_REFRESH_INTERVAL_S ago (by a lookup or a
-        tick): a burst of lookups costs one read of /proc, a steady stream at
-        most two a second. Within the interval only processes started since
-        are read (take_new_processes: a lookup of an application started just
-        after a tick's full refresh found nothing). True if it read them all."""
+        """For a lookup of an id the index does not know: read the processes
+        started since /proc was last listed (take_new_processes) and check the
+        young ones again (YOUNG_S), unless that was done less than
+        LOOKUP_REFRESH_INTERVAL_S ago; never every process. True if it looked."""
         now = self._clock()
-        if now - self._full_refresh_at < LOOKUP_REFRESH_INTERVAL_S:
-            if now - self._listed_at >= NEW_PROCESSES_LOOKUP_INTERVAL_S:
-                self.take_new_processes()
+        if now < self._looked_at + LOOKUP_REFRESH_INTERVAL_S:
             return False
-        self._scan(True, set())
+        self._looked_at = now
+        self.take_new_processes()
+        self._recheck_young(now)
         return True
 
+    def _recheck_young(self, now: float) -> None:
+        """Read again the processes first read within YOUNG_S (the newest
+        MAX_YOUNG) whose executable or cgroup changed since."""
+        while self._born and next(iter(self._born.values())) <= now - YOUNG_S:
+            del self._born[next(iter(self._born))]
+        for pid in list(reversed(self._born))[:MAX_YOUNG]:
+            seen = self._seen.get(pid)
+            if seen is None:
+                continue
+            process = seen[0]
+            exe, cgroup = self._read_exe(pid) or "", self._read_cgroup(pid)
+            if exe == process.exe and cgroup == process.cgroup:
+                continue
+            stamp, start = self._stamp(pid), self._read_start(pid)
+            if start is None or (seen[3] is not None and start != seen[3]):
+                continue  # gone, or another process now: the next listing or tick takes it
+            fresh = self._read(pid)
+            if fresh is not None:
+                self.update_process(fresh, (stamp, start))
+
+    def _first_read(self, pid: int) -> None:
+        self._born.pop(pid, None)
+        self._born[pid] = self._clock()
+        if len(self._born) > 4 * MAX_YOUNG:  # a burst of starts: only the newest are checked
+            del self._born[next(iter(self._born))]
+
     def _listing(self) -> list[int]:
-        self._listed_at = self._clock()
         return list(self._list_pids())
 
     def take_new_processes(self) -> int:
@@ -165,6 +200,8 @@ class ApplicationIndex:
             renamed.pop(pid, None)
             if not renamed:
                 del self._renamed[old.file_id]
+        if seen is None or _replaced(seen[3], start):
+            self._first_read(pid)
         self._seen[pid] = (process, identity, stamp, start)
         if identity is not None:
             self._add(pid, process, identity, self._by_pid, self._apps, self._renamed)
@@ -178,8 +215,6 @@ class ApplicationIndex:
             renamed.setdefault(identity.file_id, {})[pid] = process
 
     def _scan(self, full: bool, fresh: set[int]) -> None:
-        if full:
-            self._full_refresh_at = self._clock()
         by_pid: dict[int, AppIdentity] = {}
         apps: dict[str, Application] = {}
         renamed: dict[str, dict[int, ProcessInfo]] = {}
@@ -199,6 +234,9 @@ class ApplicationIndex:
                 known = (process, identify(process), stamp, start) if process is not None else None
                 if known is not None and old is not None and _replaced(old[3], start):
                     self._replaced.add(pid)
+                    self._first_read(pid)
+                elif known is not None and old is None and self._seen:  # not the first scan's
+                    self._first_read(pid)
             if known is None:
                 continue
             seen[pid] = known

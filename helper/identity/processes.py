@@ -85,6 +85,22 @@ def read_process(pid: int) -> ProcessInfo | None:
         return None
 
 
+def read_cgroup(pid: int) -> str | None:
+    """The process's cgroup v2 path, as read_process reads it (None: gone):
+    one small file, to tell whether it moved (into its app scope, say)."""
+    try:
+        descriptor = os.open(f"/proc/{pid}/cgroup", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        cgroups = os.fsdecode(os.read(descriptor, 65536))  # one read: the kernel gives it whole
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    return next((line[3:] for line in cgroups.splitlines() if line.startswith("0::")), "/")
+
+
 def read_start(pid: int) -> int | None:
     """When the process started, in clock ticks after boot (None: gone):
     tells apart two processes under one pid (the kernel hands pids out

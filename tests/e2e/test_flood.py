@@ -1,8 +1,8 @@
 """A local user flooding the real helper with calls for ids no application
 has cannot stall root's calls (issue 20): with no permission at all (denied
 before anything is looked up), and with limit-own granted by the real
-polkitd, so that every call is looked up (at most two reads of /proc a
-second, however many calls). Each flooding client's calls fail, so the
+polkitd, so that every call is looked up (no full read of /proc for it:
+tests/e2e/test_flood_lookups.py). Each flooding client's calls fail, so the
 helper paces it (helper/adapter/refusals.py): past FAILURES_BEFORE_DELAY
 failures a second its calls start one per FAILURE_DELAY_S, before anything
 is checked or looked up, and the flood is answered far more slowly than it
