@@ -127,6 +127,7 @@ class Window:
     others_cpus: float
     connection: int = -1  # the stream's connection (runs before it: one a chunk, block // chunk)
     busy_ns: float = -1.0  # the machine's busy time less the bench's and others' (-1: not read)
+    packets: int = -1  # packets both ways on the veth (-1: not read)
 
 
 @dataclass
@@ -258,7 +259,13 @@ def measure_stream(iperf: Iperf, direction: str, kind: str, args: argparse.Names
                 for start in starts:
                     mine = range(start, min(blocks.stop, start + per_connection))
                     last = start == starts[-1]
-                    seconds = len(mine) * 4 * (args.settle + args.window) + (5 if last else 1)
+                    # the stream's -t: 1.5 s to pass slow start, then each window with its
+                    # reads and switch (0.05 s spare: 0.15 s windows ran out before the last block)
+                    seconds = (
+                        1.5
+                        + len(mine) * 4 * (args.settle + args.window + 0.05)
+                        + (5 if last else 1)
+                    )
                     switch.set(True)  # each connection is made with B on, as the first was
                     with iperf.stream(direction, seconds, kind, args.rate_gbit * 1e9 / 8):
                         switch.adopt(iperf.pids())
@@ -283,16 +290,16 @@ def _blocks(iperf: Iperf, switch: Any, blocks: range, connection: int, direction
             switch.set(attached)
             time.sleep(args.settle)
             busy_first = clock.read()
-            first = iperf.sample()
+            first, packets = iperf.sample(), iperf.veth_packets()
             time.sleep(args.window)
             busy_last = clock.read()
-            last = iperf.sample()
+            last, packets = iperf.sample(), iperf.veth_packets() - packets
             others = window_of(first, last)[2]
             results.windows.append(Window(
                 direction, kind, block, attached, (last.at_ns - first.at_ns) / 1e9,
                 last.moved_bytes - first.moved_bytes,
                 last.transfer_ns - first.transfer_ns, others, connection,
-                busy_ns(busy_first, busy_last, last.others_ticks - first.others_ticks)))  # fmt: skip
+                busy_ns(busy_first, busy_last, last.others_ticks - first.others_ticks), packets))  # fmt: skip
 
 
 def _check(iperf: Iperf, switch: Any, direction: str, kind: str, args: argparse.Namespace,
@@ -321,10 +328,22 @@ def _measure(windows: list[Window], kind: str) -> float:
     return sum(w.cpu_ns for w in windows) / max(1.0, sum(w.moved_bytes for w in windows))
 
 
+def at_rate(windows: list[Window], kind: str) -> set[int]:
+    """The blocks whose every window moved at least half the stream's median bytes per
+    second (rate only: the stream ended or stalled in a window, whether A or B, and
+    its CPU per byte means nothing; at max a stall is what is measured)."""
+    blocks = {w.block for w in windows}
+    if kind != "rate" or not windows:
+        return blocks
+    floor = statistics.median(w.moved_bytes / w.seconds for w in windows) / 2
+    return blocks - {w.block for w in windows if w.moved_bytes / w.seconds < floor}
+
+
 def block_changes(windows: list[Window], kind: str, max_others: float) -> list[float]:
     """Per block: B over A - 1 of CPU per byte (rate) or of bytes per second (max)."""
     changes = []
-    for block in sorted({w.block for w in windows}):
+    kept = at_rate(windows, kind)
+    for block in sorted(kept):
         mine = [w for w in windows if w.block == block]
         if len(mine) != 4 or max(w.others_cpus for w in mine) > max_others:
             continue
@@ -344,10 +363,12 @@ def totals_change(blocks: list[list[Window]], kind: str) -> float:
     return value_b / value_a - 1 if value_a > 0 else float("nan")
 
 
-def whole_blocks(windows: list[Window], max_others: float) -> list[list[Window]]:
+def whole_blocks(windows: list[Window], max_others: float, kind: str = "max") -> list[list[Window]]:
     by_block: dict[int, list[Window]] = {}
+    kept = at_rate(windows, kind)
     for w in windows:
-        by_block.setdefault(w.block, []).append(w)
+        if w.block in kept:
+            by_block.setdefault(w.block, []).append(w)
     return [
         mine
         for mine in by_block.values()
@@ -389,7 +410,7 @@ def summary(windows: list[Window], kind: str, max_others: float, chunk: int = 1)
     windows that do not name theirs (1: each block its own, as bench/lifted_pacing.py's)."""
     connections = list(by_connection(windows, chunk).values())
     changes = [block_changes(c, kind, max_others) for c in connections]
-    blocks = [whole_blocks(c, max_others) for c in connections]
+    blocks = [whole_blocks(c, max_others, kind) for c in connections]
     pooled = [change for mine in changes for change in mine]
     if len(pooled) < 8:
         return f"{len(pooled)} blocks: too few"
@@ -419,11 +440,11 @@ def summary(windows: list[Window], kind: str, max_others: float, chunk: int = 1)
 
 
 def busy_windows(windows: list[Window]) -> list[Window]:
-    """The windows with the machine's busy time as their CPU (bench/busy_cpu.py); none
-    when a window did not read it (runs saved before it, or no cpuidle)."""
-    if not windows or any(w.busy_ns < 0 for w in windows):
-        return []
-    return [replace(w, cpu_ns=w.busy_ns) for w in windows]
+    """The windows with the machine's busy time as their CPU (bench/busy_cpu.py). A
+    window that did not read it (others' CPU unknown) is left out, and with it its
+    block (a block needs its 4 windows); none when no window read it (runs saved
+    before it, or no cpuidle)."""
+    return [replace(w, cpu_ns=w.busy_ns) for w in windows if w.busy_ns >= 0]
 
 
 def format_report(results: Results) -> str:
@@ -460,6 +481,9 @@ def format_report(results: Results) -> str:
                 )
                 busy = busy_windows(mine) if kind == "rate" else []
                 if busy:
+                    count = (
+                        f"{len(block_changes(busy, kind, limit))}/{len({w.block for w in mine})}"
+                    )
                     lines.append(
                         f"{direction:<5}{stream:<9}{'busy/GB':<11}{count:>8}  {summary(busy, kind, limit, s['chunk'])}"
                     )

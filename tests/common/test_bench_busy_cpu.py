@@ -69,4 +69,30 @@ def test_runs_saved_before_report_without_it_and_pool_with_new_ones(tmp_path: Pa
     _saved(tmp_path / "new.json", busy=True)
     assert "busy" not in report_again(str(tmp_path / "old.json"))
     pooled = report_again(str(tmp_path / "old.json"), str(tmp_path / "new.json"))
-    assert "24 conn  median +1.00%" in pooled and "busy/GB" not in pooled  # not all windows read it
+    assert "CPU per GB    48/48   24 conn  median +1.00%" in pooled
+    assert "busy/GB       24/48   12 conn  median +3.00%" in pooled  # the new run's blocks only
+
+
+def test_others_ticks_that_fell_leave_the_window_and_its_block_out(tmp_path: Path) -> None:
+    first = BusyReading(at_ns=0, idle_us=(0, 0), own_ns=0)
+    last = BusyReading(at_ns=300_000_000, idle_us=(100_000, 100_000), own_ns=0)
+    assert busy_ns(first, last, -3000) == -1.0  # a process exited: its lifetime left the sum
+    _saved(tmp_path / "new.json", busy=True)
+    saved = json.loads((tmp_path / "new.json").read_text())
+    saved["windows"][5]["busy_ns"] = -1.0  # block 1
+    (tmp_path / "new.json").write_text(json.dumps(saved))
+    assert "busy/GB       23/24   12 conn" in report_again(str(tmp_path / "new.json"))
+
+
+def test_a_block_whose_stream_ended_in_a_window_is_left_out(tmp_path: Path) -> None:
+    """0.15 s windows outran the stream's -t: the last block of each connection moved
+    nothing in its last windows, and cpu / max(1, bytes) made them outliers, not gaps."""
+    _saved(tmp_path / "run.json", busy=True)
+    saved = json.loads((tmp_path / "run.json").read_text())
+    for window in saved["windows"][22:24]:  # block 5's last two windows: the stream ended
+        window["moved_bytes"] = 0
+        window["cpu_ns"] = 1e6
+    (tmp_path / "run.json").write_text(json.dumps(saved))
+    report = report_again(str(tmp_path / "run.json"))
+    assert "CPU per GB    23/24   12 conn  median +1.00%" in report
+    assert "totals +1.00%" in report
