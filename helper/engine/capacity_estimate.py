@@ -29,8 +29,9 @@ Each tick:
   shaping share); the next probes go in NEAR_STEP steps from there up to
   where it failed (a near zone of NEAR_ZONE at most, remembered
   FORGET_FAILED_S; a download's near step stops at it, not across it, and
-  steps past it by PAST_STEP from there, not while a take-back's queue
-  still shows in the round trips, judged before the next raise (by the
+  steps past it by PAST_STEP from there, not while the round trips read a
+  queue (RISE_S: a take-back's, or the modem's at where it failed), judged
+  before the next raise (by the
   round trips, unless NEAR_STEP more passed than where it failed: 2-3%
   past the link passes TOOK_SHARE's test; a download's climb stops at its
   highest failure since its last cut likewise, TOP_FAILED_S),
@@ -909,8 +910,8 @@ class CapacityEstimator:
         if direction is Direction.DOWN:
             across = state.failed_at is not None and \
                 state.good_at <= state.capacity < state.failed_at <= state.capacity * step  # fmt: skip
-            if (across or state.past_failed) and self._since_back_s < BLAME_S and \
-                    self._delays and self._delays[-1] > RISE_S:  # fmt: skip
+            shows = bool(self._delays) and self._delays[-1] > RISE_S
+            if (across or state.past_failed) and self._since_back_s < BLAME_S and shows:
                 # a rise now is blamed on that take-back's queue (_seen_late) until it drained: a
                 # step past where it failed a tick after an upload's went unjudged 3 s, 83 ms at
                 # the modem (bench/capacity_follow.py, est16e)
@@ -919,6 +920,16 @@ class CapacityEstimator:
                 assert state.failed_at is not None
                 if state.failed_at > state.capacity * 1.005:
                     return state.failed_at / state.capacity
+            if (across or state.past_failed) and shows:
+                # at where it failed (what passed the modem there: its whole rate) the round trips
+                # read a queue, the modem's, its senders' windows growing: PAST_STEP on it added a
+                # tick of 4-5% past the modem's rate to it, 35-72 ms at the take-back (median 56;
+                # 12 of 37 in the recordings), 13-59 (median 36) from round trips under RISE_S
+                # (est16g). Judged on instead: a rise takes the step up to it back (_rise)
+                self.decisions.append("down held: a queue at where it failed")
+                return None
+            if across:
+                assert state.failed_at is not None
                 return state.failed_at * PAST_STEP / state.capacity
         return step
 
