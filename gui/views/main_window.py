@@ -230,9 +230,12 @@ class MainWindow(QMainWindow):
 
     def show_connections_of(self, app_id: str) -> None:
         """Select the application and make sure the detail pane, which lists its
-        connections, has room on screen."""
+        connections, has room on screen; where the graph is compact (no room
+        for them beside it), the row opens into them in the list instead."""
         self.select_application(app_id)
         self.detail.set_folded(False)
+        if self.detail.compact:
+            self.table.expand(self.table.proxy_index(app_id))
         sizes = self.splitter.sizes()
         if len(sizes) == 2 and sizes[1] < self.detail.minimumSizeHint().height():
             total = sum(sizes)
@@ -468,7 +471,15 @@ class MainWindow(QMainWindow):
             if len(sizes) == 2 and total > 0:
                 self.splitter.setSizes([total - share, share])
             self._fit_graph()  # compact: the list its LIST_ROWS_BESIDE_GRAPH rows
+            # the row shown stays in sight above it (once laid out): at 2x the
+            # graph opened over Nimbus Sync's row left the list's top three
+            QTimer.singleShot(0, self, self._show_current_row)
         self._want_connections()
+
+    def _show_current_row(self) -> None:
+        index = self.table.currentIndex()
+        if index.isValid():
+            self.table.scrollTo(index)
 
     def _give_detail_room(self, extra: int) -> None:
         """The detail pane wants ``extra`` px more (room for the connections'

@@ -75,3 +75,29 @@ def test_compact_notes_take_one_line_and_the_list_keeps_its_rows(qtbot) -> None:
     window.resize(1100, 720)
     qtbot.waitUntil(lambda: not window.detail.compact, timeout=2000)
     assert rows_shown(window) >= 5
+
+
+def test_the_row_shown_stays_in_sight_when_the_graph_opens(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb at 2x the graph opened over Nimbus Sync, the list's fourth
+    row: the list kept its top rows, the row whose graph it was out of sight."""
+    window = opened_at_2x(qtbot, "exe:/usr/bin/curl")  # the quietest: the list's last row
+    table = window.table
+
+    def in_sight() -> bool:  # whole, but for a pixel the list's scroll by rows may leave
+        rect = table.visualRect(table.currentIndex())
+        return rect.isValid() and rect.top() >= 0 and rect.bottom() <= table.viewport().height()
+
+    qtbot.waitUntil(lambda: rows_shown(window) >= 5 and in_sight(), timeout=2000)
+    assert window.detail.app_id == "exe:/usr/bin/curl"
+
+
+def test_show_connections_opens_the_row_where_the_graph_is_compact(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The row menu's Show connections opened the pane, compact, where the
+    connections are not: the row opens into them in the list instead."""
+    window = opened_at_2x(qtbot, FIREFOX)
+    qtbot.waitUntil(lambda: window.detail.compact, timeout=2000)
+    steam = "app:com.valvesoftware.Steam"
+    with qtbot.waitSignal(window.connectionsWanted) as wanted:
+        window.show_connections_of(steam)
+    assert steam in wanted.args[0] and window.detail.app_id == steam
+    assert window.table.isExpanded(window.table.proxy_index(steam))
