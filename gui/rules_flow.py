@@ -22,7 +22,7 @@ from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
 from chadthrottle.gui.models.priority_view import describe_priority
 from chadthrottle.gui.priority_flow import PRIORITY_KEY
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 
 SCHEDULES_KEY, CHANGE_KEY = "rules:schedules", "rules:change"
 
@@ -50,6 +50,11 @@ class RulesFlow(QObject):
         connection.callFinished.connect(self._on_call_finished)
         connection.applicationsUpdated.connect(self._on_snapshot)
         connection.limitFinished.connect(self._on_limit_finished)
+        # Paused or resumed, the helper gone or back: said in the dialog at once (the
+        # window's own handlers first: it sets why nothing is enforced), not at the
+        # next poll, which does not come while the helper is away.
+        connection.statusChanged.connect(self._show_soon)
+        connection.pausedChanged.connect(self._show_soon)
         # The dialog's limit requests not answered yet, and the first refusal's words.
         self._limits_asked: set[tuple[str, str]] = set()
         self._limit_refusal = ""
@@ -172,6 +177,7 @@ class RulesFlow(QObject):
                 s for s in self._schedules if s.app_id == app_id and s.owner == self._owner
             ),
             read_only=read_only,
+            not_enforced=self._model.enforcement_problem,
             priority=priority.priority,
             priority_note=describe_priority(priority)
             if priority.priority != "normal" or priority.pending
@@ -181,10 +187,11 @@ class RulesFlow(QObject):
 
     def _show(self) -> None:
         if self.dialog is not None:
-            message = (self.dialog.message.text(), self.dialog.message.styleSheet())
             self.dialog.show_rules(self._rules_of(self.dialog.rules.app_id))
-            self.dialog.message.setText(message[0])
-            self.dialog.message.setStyleSheet(message[1])
+
+    def _show_soon(self, _state: object) -> None:
+        if self.dialog is not None:
+            QTimer.singleShot(0, self, self._show)
 
     def _fetch_schedules(self) -> None:
         self._connection.call(SCHEDULES_KEY, lambda client: client.list_schedules())

@@ -399,6 +399,11 @@ class ApplicationsModel(QAbstractItemModel):
         name the viewer's own limit under an administrator's."""
         self._rules = tuple(rules or ())
 
+    @property
+    def enforcement_problem(self) -> str:
+        """Why no limit is enforced now ("" when they may be): set_enforcement_problem."""
+        return self._enforcement_problem
+
     def set_enforcement_problem(self, problem: str) -> None:
         """Why no limit is enforced now ("" when they may be): every limit shown
         then says so, and none is counted as active."""

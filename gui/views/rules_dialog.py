@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from chadthrottle.contract import QUOTA_PERIODS, Direction, ScheduleInfo
+from chadthrottle.contract import PAUSED_PROBLEM, QUOTA_PERIODS, Direction, ScheduleInfo
 from chadthrottle.gui.models.limit_truth import PERIOD_NEXT, PERIOD_NOW, quota_counted_since
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint
 from chadthrottle.gui.widgets.limit_slider import error_colour
@@ -27,8 +27,8 @@ from chadthrottle.units import (
     parse_rate,
     parse_size,
 )
-from PySide6.QtCore import Qt, QTime, Signal
-from PySide6.QtGui import QShowEvent
+from PySide6.QtCore import QEvent, QObject, Qt, QTime, Signal
+from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -81,6 +81,8 @@ class AppRules:
     held_by_quota: dict[Direction, int] = field(default_factory=dict)
     schedules: tuple[ScheduleInfo, ...] = ()
     read_only: str = ""  # why the viewer cannot change them ("" when they can)
+    # why nothing set here is enforced now (limits paused, the helper away), "" when it may be
+    not_enforced: str = ""
     priority: str = "normal"  # shown: the viewer's request on its way, else the helper's
     priority_note: str = ""  # describe_priority's sentence (whose, not in force and why)
     priority_disabled: str = ""  # why the priority cannot be changed here ("" when it can)
@@ -106,6 +108,7 @@ class RulesDialog(QDialog):
         self.setWindowTitle(f"Rules of {rules.name}")
         self.units = units
         self.rules = rules
+        self._read_only_said = ""  # the reason shown under the tabs that nothing can be changed
         self.tabs = QTabWidget(self)
         self.tabs.setAccessibleName(f"Rules of {rules.name}")  # it takes the focus: announce it
         self.tabs.addTab(self._limits_tab(), "&Limits")
@@ -123,9 +126,25 @@ class RulesDialog(QDialog):
         )
         title.setWordWrap(True)
         layout.addWidget(title)
+        # Above the tabs, so every tab is read under it: paused, under Xvfb, the
+        # dialog showed "Upload limit: 1.00 MB/s" as if it held, and said nothing.
+        self.enforcement_note = QLabel(self)
+        self.enforcement_note.setObjectName("enforcementNote")
+        self.enforcement_note.setWordWrap(True)
+        self.enforcement_note.hide()
+        layout.addWidget(self.enforcement_note)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.message)
         layout.addWidget(buttons)
+        # Enter presses the button of the tab shown. Qt made the first button in
+        # the focus chain (Apply limits) the dialog's default for every tab:
+        # hidden on the others, Enter after typing a quota's amount or a
+        # schedule's rate did nothing.
+        self._tab_buttons = (self.apply_limits, self.add_schedule, self.set_quota)
+        self.tabs.currentChanged.connect(self._default_for_tab)
+        self._default_for_tab(self.tabs.currentIndex())
+        # In the schedules' list Enter is not "add another": the list passes it on.
+        self.schedule_list.installEventFilter(self)
         # The one direction with a quota, chosen: on "Download" beside an upload quota
         # (under Xvfb) its Remove quota was grey, as if there were none to remove.
         with_quota = [d for d, (size, _left, _period) in rules.quotas.items() if size]
@@ -354,10 +373,19 @@ class RulesDialog(QDialog):
             widget.setEnabled(not rules.read_only)
             widget.setToolTip(rules.read_only or widget.toolTip())
         self._fit_clear_quota()
+        note = not_enforced_words(rules.not_enforced)
+        self.enforcement_note.setText(note)
+        self.enforcement_note.setStyleSheet(f"color: {error_colour(self.palette())}")
+        self.enforcement_note.setVisible(bool(note))
         if self.isVisible():  # a note that came with this poll may need more room
             self._fit_height()
-        if rules.read_only:
+        # Said when it begins (not again each poll, over an answer shown since),
+        # and taken back when changes can be made again (the helper back).
+        if rules.read_only and rules.read_only != self._read_only_said:
             self.show_outcome(rules.read_only, error=True)
+        elif not rules.read_only and self._read_only_said == self.message.text():
+            self.show_outcome("")
+        self._read_only_said = rules.read_only
 
     def _fit_clear_quota(self) -> None:
         """Remove quota only where the direction chosen has one to remove."""
@@ -383,6 +411,20 @@ class RulesDialog(QDialog):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self._fit_height()
+
+    def _default_for_tab(self, index: int) -> None:
+        for tab, button in enumerate(self._tab_buttons):
+            button.setDefault(tab == index)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            watched is self.schedule_list
+            and isinstance(event, QKeyEvent)
+            and event.type() == QEvent.Type.KeyPress
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        ):
+            return True  # taken here: nothing to do on a schedule (Remove is its button)
+        return super().eventFilter(watched, event)
 
     def _fit_height(self) -> None:
         """As tall as its lines need, within the screen: Qt gives a new window at most
@@ -503,6 +545,16 @@ class RulesDialog(QDialog):
         self.quotaRequested.emit(self.rules.app_id, self.quota_direction.currentData(), size,
                                  self.quota_period.currentData(), then or 0)  # fmt: skip
         self.show_outcome("Asking the helper…")
+
+
+def not_enforced_words(reason: str) -> str:
+    """The line above the tabs while nothing set here is enforced ("" otherwise)."""
+    if not reason:
+        return ""
+    if reason == PAUSED_PROBLEM:
+        return ("Limits are paused: nothing set here is enforced until they are resumed "
+                "(Resume limits, in the window or the tray's menu).")  # fmt: skip
+    return f"Nothing set here is enforced now: {reason}."
 
 
 def _escape(text: str) -> str:

@@ -335,3 +335,71 @@ def test_its_notes_are_not_squeezed_on_a_small_screen_at_2x() -> None:
         assert len(shown["labels"]) == 2, shown
         for label in shown["labels"]:
             assert label["height"] >= label["needs"], (scale, shown)
+
+
+def test_the_dialog_says_when_nothing_set_here_is_enforced(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb at 2x, with limits paused, the dialog read "Upload limit: 1.00
+    MB/s" as if it held and said nothing of the pause. Now a line above the tabs
+    says so, as soon as it is paused, and goes when resumed. The helper gone
+    while it is open: said at once too (no poll comes to refresh it), nothing can
+    be asked, and once it is back the reason goes and the buttons work again."""
+    from tests.gui.worker_reports import inject_observations, inject_paused
+
+    controller = start(qtbot, tmp_path, with_tray=False)
+    inject_observations(controller.connection, has_polled_ok=True)  # connected: may limit
+    inject_paused(controller.connection, False)
+    controller.window.rulesRequested.emit(FIREFOX)
+    dialog = controller.rules.dialog
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    note = dialog.enforcement_note
+    assert not note.isVisible() and dialog.apply_limits.isEnabled()
+    inject_paused(controller.connection, True)
+    qtbot.waitUntil(lambda: note.isVisible(), timeout=1000)
+    assert note.text().startswith("Limits are paused: nothing set here is enforced")
+    assert dialog.apply_limits.isEnabled()  # kept: the rules may still be changed
+    inject_paused(controller.connection, False)
+    qtbot.waitUntil(lambda: not note.isVisible(), timeout=1000)
+    inject_observations(controller.connection, poll_error_name="org.freedesktop.DBus.Error.NoReply")
+    qtbot.waitUntil(lambda: not dialog.apply_limits.isEnabled(), timeout=1000)
+    assert note.isVisible() and note.text().endswith("the helper is not running."), note.text()
+    said = dialog.message.text()
+    assert said, "why nothing can be changed"
+    inject_observations(controller.connection, poll_error_name=None)  # answered again
+    qtbot.waitUntil(lambda: dialog.apply_limits.isEnabled(), timeout=1000)
+    assert not note.isVisible() and dialog.message.text() == ""
+    controller.shutdown()
+
+
+def test_enter_presses_the_button_of_the_tab_shown_and_escape_closes(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """From the keyboard: Enter after typing presses the tab's own button (Apply
+    limits, Add schedule, Set quota). Qt made Apply limits the dialog's default
+    for every tab: hidden on the other two, Enter there did nothing. Enter in the
+    schedules' list adds nothing; Escape closes the dialog."""
+    from PySide6.QtCore import Qt
+
+    dialog = _dialog(qtbot, schedules=(WORK,))
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    asked: list[tuple[object, ...]] = []
+    for signal in (dialog.limitRequested, dialog.scheduleAdded, dialog.quotaRequested):
+        signal.connect(lambda *args: asked.append(args))
+    dialog.tabs.setCurrentIndex(2)
+    qtbot.keyClicks(dialog.quota_size, "5GB")
+    qtbot.keyClick(dialog.quota_size, Qt.Key.Key_Return)
+    assert asked == [(FIREFOX, "down", 5 * 10**9, "day", 0)], asked
+    dialog.tabs.setCurrentIndex(1)
+    dialog.schedule_list.setCurrentRow(0)
+    qtbot.keyClick(dialog.schedule_list, Qt.Key.Key_Return)
+    assert len(asked) == 1  # nothing added, nothing removed
+    rate = dialog.schedule_rates[Direction.DOWN]
+    qtbot.keyClicks(rate, "1M")
+    qtbot.keyClick(rate, Qt.Key.Key_Return)
+    assert len(asked) == 2 and asked[1][:4] == (FIREFOX, "mon,tue,wed,thu,fri", "09:00", "17:00")
+    dialog.tabs.setCurrentIndex(0)
+    edit = dialog.limit_edits[Direction.DOWN]
+    qtbot.keyClicks(edit, "2M")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert asked[2] == (FIREFOX, "down", 2 * MB), asked
+    qtbot.keyClick(edit, Qt.Key.Key_Escape)
+    assert not dialog.isVisible()

@@ -10,3 +10,9 @@ def inject_observations(connection: HelperConnection, **changes: object) -> None
     """Feed observations as if the worker had reported them (the status
     follows, statusChanged is emitted as for a real report)."""
     connection._observe(**changes)
+
+
+def inject_paused(connection: HelperConnection, paused: bool | None) -> None:
+    """Report that the helper has every limit paused (True) or not, as the
+    worker does after each poll (pausedChanged follows a change)."""
+    connection._signals.paused.emit(paused)
