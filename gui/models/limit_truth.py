@@ -59,6 +59,9 @@ class LimitState:
     quota_bytes: int = 0  # the quota's budget per period, 0 without a quota
     quota_left_bytes: int = 0
     quota_period: str = ""  # day, week, month
+    # what the quota holds the direction to once used up (bytes/s, 0 blocks), as
+    # ListRules says; None when no listed rule says (an older helper, not listed yet)
+    quota_then_bps: int | None = None
     schedule: str = ""  # the schedule that sets it now ("mon-fri 09:00-17:00"), "" none
     reach: str = ""  # how it holds in each namespace of the app's processes, "" on one shaped path
     # the window's: the quota line says its sizes as the rates beside it
@@ -116,6 +119,7 @@ class _Quota(TypedDict, total=False):
     quota_bytes: int
     quota_left_bytes: int
     quota_period: str
+    quota_then_bps: int | None
     units: UnitSystem
 
 
@@ -166,13 +170,15 @@ def limit_state(
     from being enforced (the helper is not running, limits are paused); the
     helper's own reason for this limit wins over it, unless that reason is that
     it was not met: that says it was enforced, no longer so."""
+    rules = tuple(rules)  # read twice below
     helper_rate = info.limit_bps(direction)
     budget, left, period = info.quota(direction)
     quota: _Quota = (
-        {"quota_bytes": budget, "quota_left_bytes": left, "quota_period": period, "units": units}
+        {"quota_bytes": budget, "quota_left_bytes": left, "quota_period": period, "units": units,
+         "quota_then_bps": quota_then(rules, info.id, direction, budget, period)}
         if budget
         else {}
-    )
+    )  # fmt: skip
     schedule = info.down_schedule if direction is Direction.DOWN else info.up_schedule
     if info.blocked(direction) and pending is None:
         owner = info.limit_owner(direction)
@@ -195,9 +201,25 @@ def limit_state(
                       reach=info.limit_reach(direction), **quota)  # fmt: skip
 
 
+def quota_then(
+    rules: Iterable[RuleInfo], app_id: str, direction: Direction, budget: int, period: str
+) -> int | None:
+    """What the quota shown holds the direction to once used up (bytes/s, 0
+    blocks), from the listed rule with that quota; None when none is listed."""
+    for rule in rules:
+        if (rule.app_id, rule.direction, rule.quota_bytes, rule.quota_period) == (
+            app_id, direction.value, budget, period
+        ):  # fmt: skip
+            return rule.quota_then_bps
+    return None
+
+
 def describe_quota(state: LimitState, units: UnitSystem) -> str:
     """The quota in a sentence: "1.2 GB of 5 GB left today", or once spent
-    what holds the direction until the next period ("" without a quota)."""
+    what holds the direction until the next period ("" without a quota).
+    While nothing holds it (limits paused, the helper away) the helper lists
+    no rate: what the quota holds it to is the rule's (ListRules). Paused,
+    under Xvfb, a quota that then limits to 100 KB/s read "blocked"."""
     if not state.quota_bytes:
         return ""
     period = state.quota_period
@@ -207,12 +229,12 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
             f"{format_size(state.quota_left_bytes, units)} of {format_size(state.quota_bytes, units)} left {now}"
             f", {quota_counted_since(period)}"
         )
-    held = (
-        "blocked"
-        if state.blocked or not state.rate_bps
-        else f"limited to {format_rate(state.rate_bps, units)}"
-    )
-    return f"all {format_size(state.quota_bytes, units)} used {now}: {held} until {PERIOD_NEXT.get(period, 'the next ' + period)}"
+    used = f"all {format_size(state.quota_bytes, units)} used {now}"
+    then = state.rate_bps if state.blocked or state.rate_bps else state.quota_then_bps
+    if then is None:
+        return used  # what holds it is not known
+    held = "blocked" if state.blocked or not then else f"limited to {format_rate(then, units)}"
+    return f"{used}: {held} until {PERIOD_NEXT.get(period, 'the next ' + period)}"
 
 
 # How the helper words a rate it measured (helper/engine/overshoot.py: decimal

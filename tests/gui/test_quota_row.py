@@ -280,3 +280,28 @@ def test_sizes_follow_the_units_the_rates_are_shown_in(qtbot, window: MainWindow
     dialog = RulesDialog(rules, UnitSystem.BYTES_BINARY, window)
     qtbot.addWidget(dialog)
     assert dialog.quota_state.text().startswith("Download: 1.15 GiB of 4.66 GiB left today")
+
+
+def test_a_paused_quotas_line_says_what_it_holds_to_from_the_rules(window: MainWindow) -> None:
+    """Under Xvfb, limits paused, Harbor Browser's used-up upload quota (then 100
+    KB/s) read "all 1.00 MB used today: blocked until the next day": paused,
+    the helper lists no rate, and no rate was read as a block. What the quota
+    holds the direction to is its rule's (ListRules); without it, not said."""
+    from chadthrottle.contract import RuleInfo
+
+    model = window._model
+    apps = [dataclasses.replace(a, up_limit_bps=0, up_limit_owner=0) if a.id == DROPBOX else a
+            for a in quota_applications()]  # fmt: skip
+    model.apply_snapshot(apps)  # as the helper lists it paused: nothing held
+    window.set_limits_paused(True)
+    assert window.select_application(DROPBOX)
+    notes = window.detail.limit_notes
+    text = notes.toolTip() or notes.text()  # whole in the tooltip when cut to its lines
+    assert "Upload quota: all 2.00 GB used this week. Not enforced" in text, text
+    assert "blocked" not in text
+    model.set_rules([RuleInfo(DROPBOX, "up", 0, 0, USER, False, quota_bytes=2 * 10**9,
+                              quota_period="week", quota_then_bps=100_000, quota_left_bytes=0)])  # fmt: skip
+    window.detail.refresh()
+    text = notes.toolTip() or notes.text()
+    assert "all 2.00 GB used this week: limited to 100 KB/s until next week" in text, text
+    assert "Not enforced: limits are paused" in text and "blocked" not in text
