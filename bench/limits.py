@@ -681,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
                 with holding_machine_lock(
                     LOCK_WAIT_S
                 ):  # no datapath attached anywhere during the baseline
-                    remove_leftover_programs(cgroup2_mount())
+                    remove_leftover_programs(cgroup2_mount(), instance="")
                     results.throughput += throughput(
                         "-", "none (helper not running)", pair, settings
                     )

@@ -263,8 +263,8 @@ def machine_lock_or_not(wait_s: float) -> Iterator[bool]:
         else:
             locked = True
             remove_leftover_programs(
-                cgroup2_mount()
-            )  # no datapath is alive: what dead ones recorded is left over
+                cgroup2_mount(), instance=""
+            )  # no datapath is alive: what dead datapaths of no helper recorded is left over
         yield locked
 
 

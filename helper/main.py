@@ -213,10 +213,11 @@ async def run_helper(
 
 
 def _finish_takeover(state_dir: Path) -> None:
-    """Detach the programs a killed helper left (those of live datapaths stay)
-    and remove the tc objects it recorded (in any namespace) that no shaper
-    adopted: a helper of this state directory's (another helper's are its
-    successor's to adopt). Imported here, like the engine: --help must not
+    """Detach the programs a killed helper of this state directory (or a
+    datapath of no helper) left; those of live datapaths stay. Also remove
+    the tc objects it recorded (in any namespace) that no shaper adopted: a
+    helper of this state directory's (another helper's are its successor's to
+    adopt). Imported here, like the engine: --help must not
     need pyroute2."""
     from chadthrottle.helper.kernel.cgroups import cgroup2_mount
     from chadthrottle.helper.kernel.datapath import remove_leftover_programs
@@ -225,8 +226,8 @@ def _finish_takeover(state_dir: Path) -> None:
     from chadthrottle.helper.kernel.tc_shaper import remove_unadopted
     from pyroute2.iproute import IPRoute
 
-    remove_leftover_programs(cgroup2_mount())
     instance = journal_instance(state_dir)
+    remove_leftover_programs(cgroup2_mount(), instance)
     with IPRoute() as ipr:
         remove_unadopted(ipr, instance)
     remove_unadopted_elsewhere(instance)  # other namespaces, where limited applications had sockets

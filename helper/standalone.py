@@ -221,6 +221,7 @@ class HelperProcess:
             sys.executable, "-m", "chadthrottle.helper.main",
             "--bus-address", bus_address, "--backend", backend, "--log-level", log_level,
         ]  # fmt: skip
+        self.state_dir = state_dir  # None: the helper's default
         if state_dir is not None:
             self.command += ["--state-dir", str(state_dir)]
         if idle_exit_s is not None:

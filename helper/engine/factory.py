@@ -219,7 +219,11 @@ def build_engine(options: EngineOptions) -> RunningEngine:
     choice = choose_backends(options.backend, config)  # per direction; says what is missing
     log.info("backends: %s", ", ".join(f"{d.value}loads by {name}" for d, name in choice.items()))
     ipr = IPRoute()
-    datapath = Datapath(cache_dir=options.cache_dir, stopping=options.stopping)
+    datapath = Datapath(
+        cache_dir=options.cache_dir,
+        stopping=options.stopping,
+        instance=journal_instance(options.state_dir),  # a killed helper's are its successor's
+    )
     links_moved = threading.Event()
     links: LinkWatcher | None = None
     try:

@@ -156,14 +156,16 @@ def our_programs(cgroup_root: Path) -> list[tuple[CgroupAttachType, int, str]]:
         os.close(cgroup_fd)
 
 
-def remove_leftover_programs(cgroup_root: Path) -> int:
-    """Detach programs a previous (killed) helper left on the cgroup root: those
-    its record lists. Programs of datapaths that are alive stay, and so does a
-    program with our name that no helper recorded (it cannot be shown ours)."""
+def remove_leftover_programs(cgroup_root: Path, instance: str) -> int:
+    """Detach programs a previous (killed) helper of this instance (or a
+    datapath of no helper) left on the cgroup root: those its record lists.
+    Programs of datapaths that are alive stay, so do another instance's (its
+    own successor takes them over), and so does a program with our name that
+    no helper recorded (it cannot be shown ours)."""
     removed = 0
     cgroup_fd = os.open(cgroup_root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        with dead_records() as dead:
+        with dead_records(instance) as dead:
             removed = _detach(cgroup_root, cgroup_fd, dead)
     finally:
         os.close(cgroup_fd)
@@ -238,9 +240,11 @@ class Datapath:
         cgroup_root: Path | None = None,
         cache_dir: Path = DEFAULT_CACHE_DIR,
         stopping: threading.Event | None = None,
+        instance: str = "",
     ) -> None:
         self._cgroup_root = cgroup_root or cgroup2_mount()
         self._cache_dir = cache_dir
+        self._instance = instance  # the helper's (ownership.journal_instance); "": none
         # Set when the helper is told to stop: open() gives up its slow steps
         # (the compile, the wait for the machine lock) with StartCancelled.
         self._stopping = stopping
@@ -339,7 +343,9 @@ class Datapath:
             (self._loaded.program_fds[name], attach_type) for name, attach_type in _CGROUP_PROGRAMS
         ]
         # Recorded before attaching: no other start may take them for leftovers.
-        self._record = OwnershipRecord([bpf_syscalls.program_id(fd) for fd, _ in loaded])
+        self._record = OwnershipRecord(
+            [bpf_syscalls.program_id(fd) for fd, _ in loaded], self._instance
+        )
         for prog_fd, attach_type in loaded:
             bpf_syscalls.attach_to_cgroup(prog_fd, self._cgroup_fd, attach_type)
             self._attached.append((prog_fd, attach_type))

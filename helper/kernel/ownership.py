@@ -7,7 +7,11 @@ datapath holds LOCK_FILE shared for its lifetime and its own record file
 exclusively; the record lists its program ids, written before they are attached.
 A record nobody holds is a dead datapath's, and the programs it lists are
 leftovers; a program with our name prefix that no record lists was not attached
-by a helper and is left alone. holding_machine_lock() takes LOCK_FILE
+by a helper and is left alone. A helper's record names its instance (its state
+directory, journal_instance), and a sweep takes only its own instance's dead
+records and those of datapaths of no helper (tools, older helpers): a test
+session's helper beside the user's must not detach a killed user helper's
+programs before that helper's successor has taken its sockets over. holding_machine_lock() takes LOCK_FILE
 exclusively: while it is held no datapath runs (for cleanups and baselines).
 
 ObjectJournal does the same for kernel objects that are not programs (the tc
@@ -27,6 +31,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -39,6 +44,7 @@ from chadthrottle.helper.errors import BackendUnavailable, StartCancelled
 RUN_DIR = Path("/run/chadthrottle")
 LOCK_FILE = RUN_DIR / "datapath.lock"
 RECORD_GLOB = "datapath-*.ids"
+MAKING_GLOB = "datapath-*.new"
 LOCK_TIMEOUT_S = 120.0
 
 
@@ -80,11 +86,16 @@ def holding_machine_lock(timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
 
 
 class OwnershipRecord:
-    """The program ids of one live datapath, in a file locked while it lives."""
+    """The program ids of one live datapath, in a file locked while it lives,
+    named datapath-PID-TOKEN[-INSTANCE].ids (no instance: no helper's)."""
 
-    def __init__(self, program_ids: list[int]) -> None:
+    def __init__(self, program_ids: list[int], instance: str = "") -> None:
+        if not _INSTANCE.fullmatch(instance):
+            raise ValueError(f"not a helper instance: {instance!r}")
         RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = f"datapath-{os.getpid()}-{secrets.token_hex(4)}"
+        if instance:
+            name += f"-{instance}"
         self.path = RUN_DIR / f"{name}.ids"
         # Made under a name RECORD_GLOB does not match, locked and written, then
         # renamed: a sweep (dead_records) never sees it unlocked or empty. Made
@@ -109,19 +120,33 @@ class OwnershipRecord:
             self._fd = -1
 
 
+_INSTANCE = re.compile(r"[0-9a-f]{0,64}")
+
+
+def _record_instance(path: Path) -> str:
+    """The instance a record's name gives ("" for a datapath of no helper)."""
+    parts = path.name.removesuffix(".ids").split("-")
+    return parts[3] if len(parts) == 4 else ""
+
+
 @contextlib.contextmanager
-def dead_records() -> Iterator[set[int]]:
+def dead_records(instance: str) -> Iterator[set[int]]:
     """The program ids that datapaths which died (killed: their record stayed,
     unlocked) had attached, held while the caller detaches them; their records
-    are removed after. Only what a record lists is ours to detach: a program
-    with our name that no record lists was not made by a helper (a benchmark's,
-    a build of another loader) and stays. Records of live datapaths are locked
+    are removed after. Only records of this helper instance and of no helper are
+    taken: another instance's dead datapath is its own successor's to take over.
+    Only what a record lists is ours to detach: a program with our name that no
+    record lists was not made by a helper (a benchmark's, a build of another
+    loader) and stays. Records of live datapaths are locked
     by their owners and skipped; a record another sweeper holds is skipped too.
     If the caller raises, the records stay (unlocked) for the next sweep."""
     held: list[tuple[Path, int]] = []
     ids: set[int] = set()
+    _remove_dead_makings()
     try:
         for path in RUN_DIR.glob(RECORD_GLOB):
+            if _record_instance(path) not in ("", instance):
+                continue
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
@@ -142,6 +167,21 @@ def dead_records() -> Iterator[set[int]]:
     finally:
         for _path, fd in held:
             os.close(fd)
+
+
+def _remove_dead_makings() -> None:
+    """A record still being made (.new) whose maker process is gone was left by
+    a helper killed before it attached anything: nothing to detach, only the
+    file to remove. Judged by the maker's pid in the name, not by its lock: a
+    maker locks its file only after creating it, and a sweep in between must
+    not take a live maker's file away."""
+    for path in RUN_DIR.glob(MAKING_GLOB):
+        try:
+            os.kill(int(path.name.split("-")[1]), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except (ValueError, IndexError, OSError):
+            continue  # not a name we make, or a process we may not signal: alive
 
 
 def _program_ids(text: bytes) -> set[int]:

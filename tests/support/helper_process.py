@@ -119,8 +119,11 @@ class HelperProcess(standalone.HelperProcess):
         if self.returncode == -signal.SIGKILL:
             from chadthrottle.helper.kernel.cgroups import cgroup2_mount
             from chadthrottle.helper.kernel.datapath import remove_leftover_programs
+            from chadthrottle.helper.kernel.ownership import journal_instance
+            from chadthrottle.helper.main import DEFAULT_STATE_DIR
 
-            remove_leftover_programs(cgroup2_mount())
+            instance = journal_instance(self.state_dir or DEFAULT_STATE_DIR)
+            remove_leftover_programs(cgroup2_mount(), instance)  # its own, not another's
 
     def start(self) -> None:
         """Programs built and machine lock free first, untimed; then the

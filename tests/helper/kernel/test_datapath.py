@@ -99,18 +99,19 @@ KILLED_HELPER = textwrap.dedent(
     import os, signal
     from pathlib import Path
     from chadthrottle.helper.kernel.datapath import Datapath
-    Datapath(cache_dir=Path({cache!r})).open(machine_lock_held=True)  # the test holds it
+    Datapath(cache_dir=Path({cache!r}), instance={instance!r}).open(machine_lock_held=True)  # the test holds it
     print("attached", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
     """
 )
 
 
-def _killed_helper(kernel_ready: Path) -> None:
-    """A process that attaches a datapath and dies by SIGKILL; call it holding
-    the machine lock, so no other datapath sweeps its programs meanwhile."""
+def _killed_helper(kernel_ready: Path, instance: str = "") -> None:
+    """A process that attaches a datapath (of a helper instance, or of none)
+    and dies by SIGKILL; call it holding the machine lock, so no other
+    datapath sweeps its programs meanwhile."""
     result = subprocess.run(
-        [sys.executable, "-c", KILLED_HELPER.format(cache=str(kernel_ready))],
+        [sys.executable, "-c", KILLED_HELPER.format(cache=str(kernel_ready), instance=instance)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -124,7 +125,24 @@ def test_programs_of_a_killed_helper_are_found_and_detached(kernel_ready: Path) 
         try:
             assert len(_our_programs()) == 4  # legacy attach: they outlive the process
         finally:
-            removed = remove_leftover_programs(cgroup2_mount())
+            removed = remove_leftover_programs(cgroup2_mount(), "")
+    assert removed == 4
+    assert _our_programs() == []
+
+
+def test_a_killed_helpers_programs_are_its_own_instances_to_detach(kernel_ready: Path) -> None:
+    """Another helper (a test session's beside the user's) must not detach a
+    killed helper's programs: its successor (same state directory) needs them
+    classifying until it has taken the sockets over. Before, any start swept
+    every dead record (review8, 2026-12-06)."""
+    killed, other = "a1" * 8, "b2" * 8
+    with holding_machine_lock():
+        _killed_helper(kernel_ready, instance=killed)
+        try:
+            assert remove_leftover_programs(cgroup2_mount(), other) == 0
+            assert len(_our_programs()) == 4, "another instance detached them"
+        finally:
+            removed = remove_leftover_programs(cgroup2_mount(), killed)
     assert removed == 4
     assert _our_programs() == []
 
@@ -141,11 +159,11 @@ def test_a_new_datapath_attaches_beside_a_killed_helpers_programs_until_they_are
         try:
             new.open(machine_lock_held=True)
             assert len(_our_programs()) == 8, "opening detached the killed helper's programs"
-            assert remove_leftover_programs(cgroup2_mount()) == 4
+            assert remove_leftover_programs(cgroup2_mount(), "") == 4
             assert len(_our_programs()) == 4
         finally:
             new.close()
-            remove_leftover_programs(cgroup2_mount())
+            remove_leftover_programs(cgroup2_mount(), "")
     assert _our_programs() == []
 
 
@@ -162,7 +180,7 @@ def test_a_program_of_ours_that_no_record_lists_is_left_alone(kernel_ready: Path
         unrecorded._record.close()  # attached, and no record says whose
         ids = _ids_of(unrecorded)
         assert len(ids) == 4 and ids <= _attached_ids()
-        remove_leftover_programs(cgroup2_mount())
+        remove_leftover_programs(cgroup2_mount(), "")
         assert ids <= _attached_ids(), "programs no record lists were detached"
     finally:
         unrecorded.close()
@@ -187,7 +205,7 @@ def test_a_second_live_datapath_keeps_its_programs(kernel_ready: Path) -> None:
         try:
             assert len(_ids_of(first)) == len(_ids_of(second)) == 4
             assert _ids_of(first) | _ids_of(second) <= _attached_ids()
-            remove_leftover_programs(cgroup2_mount())  # what any start does: live ones stay
+            remove_leftover_programs(cgroup2_mount(), "")  # what any start does: live ones stay
             assert _ids_of(first) | _ids_of(second) <= _attached_ids()
         finally:
             second_ids = _ids_of(second)
