@@ -118,15 +118,23 @@ MAX_WAITING = 256
 # waiting took the helper from 70 to 696 MiB. A valid call is under 5 KB.
 MAX_WAITING_BYTES = 1 << 20
 TOO_MANY_WAITING_TEXT = "not tried: too many of your calls are waiting (they keep failing)"
-# A connection's first calls wait until the bus has said whose it is (about
-# a millisecond; then they go as that user's), at most this many (the bus's
-# bound on a connection's calls awaiting a reply) and bytes.
-MAX_IDENTIFYING, MAX_IDENTIFYING_BYTES = 128, 256 * 1024
-# Every user's waiting calls together at the most (the users the bus lets
-# exist are many): past either, a call that would wait is refused unread with
-# LimitsExceeded, whoever sent it.
+# Every paced user's waiting calls together at the most (the users the bus
+# lets exist are many: 16 at their bounds fill it): past either, a call that
+# would wait is refused unread with LimitsExceeded, whoever sent it.
 MAX_WAITING_TOTAL, MAX_WAITING_BYTES_TOTAL = 4096, 16 << 20
 ALL_WAITING_TEXT = "not tried: the helper holds too many waiting calls of callers whose calls keep failing; try again later"
+# A connection's first calls wait until the bus has said whose it is (about a
+# millisecond; then they go as that user's): at most this many and bytes a
+# connection (a GUI's first poll is 3 calls, a valid call under 5 KB), and all
+# connections' together at most the totals, of their own: a user's 256
+# connections (the system bus's max_connections_per_user) fill a quarter of
+# them, and a flood of calls not identified yet never takes the room of a
+# paced user's, nor the other way round (review8 on fc77f0a).
+MAX_IDENTIFYING, MAX_IDENTIFYING_BYTES = 32, 16 * 1024
+MAX_IDENTIFYING_TOTAL, MAX_IDENTIFYING_BYTES_TOTAL = 32768, 16 << 20
+ALL_IDENTIFYING_TEXT = "not tried: the helper holds too many calls of connections it has not identified yet; try again later"
+IDENTIFYING_TEXT = (f"not tried: more than {MAX_IDENTIFYING} calls or {MAX_IDENTIFYING_BYTES} bytes sent "
+                    "before the bus said whose connection this is; send fewer at once")  # fmt: skip
 
 BUS_DAEMON, BUS_DAEMON_PATH = "org.freedesktop.DBus", "/org/freedesktop/DBus"
 LEFT_THE_BUS_MATCH = (f"type='signal',sender='{BUS_DAEMON}',path='{BUS_DAEMON_PATH}',"
@@ -216,7 +224,8 @@ class HelperService:
         self._paced: dict[int, WaitingCalls] = {}
         # Connections the bus is being asked about -> their calls meanwhile.
         self._identifying: dict[str, WaitingCalls] = {}
-        self._waiting = WaitingTotal()
+        self._waiting = WaitingTotal()  # in self._paced
+        self._identifying_total = WaitingTotal()  # in self._identifying
         self._refusals = RefusalLog(log)
         self._usage_queries = asyncio.Semaphore(1)  # GetUsage reads, one at a time
 
@@ -272,11 +281,26 @@ class HelperService:
         waiting = self._identifying.get(sender)
         if waiting is None:
             waiting = self._identifying[sender] = WaitingCalls(
-                MAX_IDENTIFYING, MAX_IDENTIFYING_BYTES, self._waiting
+                MAX_IDENTIFYING, MAX_IDENTIFYING_BYTES, self._identifying_total
             )
             self._start(self._identify(sender))
-        self._keep(waiting, message)
+        size, total = arguments_size(message.body), self._identifying_total
+        if not waiting.fits(size):
+            self._refuse_unread(message, "the connection's calls not identified",
+                                ErrorType.LIMITS_EXCEEDED.value, IDENTIFYING_TEXT)  # fmt: skip
+        elif (total.calls >= MAX_IDENTIFYING_TOTAL
+              or total.bytes + size > MAX_IDENTIFYING_BYTES_TOTAL):  # fmt: skip
+            self._refuse_unread(message, "all connections' calls not identified",
+                                ErrorType.LIMITS_EXCEEDED.value, ALL_IDENTIFYING_TEXT)  # fmt: skip
+        else:
+            waiting.add(message, size)
         return True
+
+    def _refuse_unread(self, message: Message, whose: str, error: str, text: str) -> None:
+        """Answer a call without reading it (no work for it), counted in the
+        log ("ClearLimit (over the user's calls waiting)", say)."""
+        self._refusals.refused(message.sender or "", f"{message.member} (over {whose} waiting)")
+        self._send(message, Message.new_error(message, error, text))
 
     def _route(self, message: Message, uid: int) -> None:
         """Start a call of a known user's, or keep it behind that user's waiting calls."""
@@ -290,22 +314,17 @@ class HelperService:
             self._keep(waiting, message)
 
     def _keep(self, waiting: WaitingCalls, message: Message) -> None:
-        """Keep a call to start later, or refuse it unread: past what its
-        user's calls (or its connection's, not identified yet) may hold, or
-        past what all users' together may."""
+        """Keep a paced user's call to start later, or refuse it unread: past
+        what that user's calls may hold (MAX_WAITING, MAX_WAITING_BYTES), or
+        past what all users' together may (MAX_WAITING_TOTAL, ..._BYTES_TOTAL)."""
         size = arguments_size(message.body)
-        sender = message.sender or ""
         if not waiting.fits(size):
-            self._refusals.refused(sender, f"{message.member} (over {waiting.max_calls} calls or "
-                                           f"{waiting.max_bytes} bytes of the user waiting)")  # fmt: skip
-            self._send(message, Message.new_error(message, ErrorName.NOT_AUTHORIZED.value,
-                                                  TOO_MANY_WAITING_TEXT))  # fmt: skip
+            self._refuse_unread(message, "the user's calls", ErrorName.NOT_AUTHORIZED.value,
+                                TOO_MANY_WAITING_TEXT)  # fmt: skip
         elif (self._waiting.calls >= MAX_WAITING_TOTAL
               or self._waiting.bytes + size > MAX_WAITING_BYTES_TOTAL):  # fmt: skip
-            self._refusals.refused(sender, f"{message.member} (over {MAX_WAITING_TOTAL} calls or "
-                                           f"{MAX_WAITING_BYTES_TOTAL} bytes of all users waiting)")  # fmt: skip
-            self._send(message, Message.new_error(message, ErrorType.LIMITS_EXCEEDED.value,
-                                                  ALL_WAITING_TEXT))  # fmt: skip
+            self._refuse_unread(message, "all users' calls", ErrorType.LIMITS_EXCEEDED.value,
+                                ALL_WAITING_TEXT)  # fmt: skip
         else:
             waiting.add(message, size)
 

@@ -138,9 +138,9 @@ class ApplicationIndex:
             if exe == process.exe and cgroup == process.cgroup:
                 continue
             stamp, start = self._stamp(pid), self._read_start(pid)
-            if start is None or (seen[3] is not None and start != seen[3]):
-                continue  # gone, or another process now: the next listing or tick takes it
-            fresh = self._read(pid)
+            if _replaced(seen[3], start):
+                continue  # another process now: the next listing or tick takes it
+            fresh = self._read(pid)  # None: gone
             if fresh is not None:
                 self.update_process(fresh, (stamp, start))
 

@@ -23,7 +23,14 @@ from chadthrottle.helper.adapter import refusals, service
 from chadthrottle.helper.adapter.service import (
     FAILURE_DELAY_S,
     FAILURES_BEFORE_DELAY,
+    MAX_IDENTIFYING,
+    MAX_IDENTIFYING_BYTES,
+    MAX_IDENTIFYING_BYTES_TOTAL,
+    MAX_IDENTIFYING_TOTAL,
+    MAX_WAITING,
     MAX_WAITING_BYTES,
+    MAX_WAITING_BYTES_TOTAL,
+    MAX_WAITING_TOTAL,
 )
 from dbus_fast import ErrorType
 
@@ -40,7 +47,7 @@ from tests.support.waiting import eventually
 SPREAD_UID, HOLDER_UID, FULL_UID, OTHER_UID, CHURN_UID, KEEPER_UID = 5, 6, 7, 8, 9, 10
 
 # As one uid, commands on stdin, one JSON line each, an answer line each:
-# ["connect", n]                 n more connections
+# ["connect", n]                 n more connections, each known to the helper (one call answered)
 # ["fail", k, i]                 k failing calls in turn on connection i (bad arguments)
 # ["fail_each"]                  one failing call on every connection, together
 # ["send", count, size, i]       count calls that want no reply, of size bytes, on
@@ -64,8 +71,11 @@ async def main(address):
         line = await loop.run_in_executor(None, sys.stdin.readline)
         command = json.loads(line) if line.strip() else ["exit"]
         kind, answer = command[0], None
-        if kind == "connect":
-            buses += [await connect_system_bus(address) for _ in range(command[1])]
+        if kind == "connect":  # each identified by the helper (a Ping answered) before the next
+            for _ in range(command[1]):
+                buses.append(await connect_system_bus(address))
+                await buses[-1].call(Message(destination=BUS_NAME, path=OBJECT_PATH, member="Ping",
+                                             interface="org.freedesktop.DBus.Peer"))
         elif kind == "fail":
             for n in range(command[1]):
                 await buses[command[2]].call(call(n))
@@ -232,3 +242,17 @@ def test_one_users_churn_does_not_reset_another_users_pacing(
         # its failures count for a second: the call must be sent within it
         assert time.monotonic() - seconds - failed_at < 0.8, "the churn took too long to tell"
     assert seconds >= 2.0 * 0.9, f"answered {seconds:.3f} s after it was sent: not paced"
+
+
+def test_one_user_fills_at_most_a_quarter_of_what_all_may_hold() -> None:
+    """The bounds' arithmetic (review8 on fc77f0a): the calls of connections
+    not identified yet counted in the paced users' total, 128 calls and
+    256 KiB a connection, so one user's 256 connections could fill it (64 MiB
+    against 16) and get every other user's waiting call refused. One user's
+    connections, at the system bus's max_connections_per_user, or its paced
+    calls, are at most a quarter of either total."""
+    connections_per_user = 256
+    assert connections_per_user * MAX_IDENTIFYING <= MAX_IDENTIFYING_TOTAL // 4
+    assert connections_per_user * MAX_IDENTIFYING_BYTES <= MAX_IDENTIFYING_BYTES_TOTAL // 4
+    assert MAX_WAITING <= MAX_WAITING_TOTAL // 4
+    assert MAX_WAITING_BYTES <= MAX_WAITING_BYTES_TOTAL // 4

@@ -49,6 +49,8 @@ class World:
             list_pids=lambda: list(self.processes),
             read=self.processes.get,
             read_exe=lambda pid: self.processes[pid].exe if pid in self.processes else None,
+            # the fake processes' own, not the real /proc's under the same pids
+            read_cgroup=lambda pid: self.processes[pid].cgroup if pid in self.processes else None,
         )
         self.slept: list[float] = []
         self.backends_viewers: list[set[int] | None] = []
