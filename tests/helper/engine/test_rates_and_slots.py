@@ -198,8 +198,13 @@ def test_bytes_a_socket_moves_after_its_process_exit_was_noticed_count_for_its_a
     meter.remember(11, "app:a", 1000)
     meter.update([Sample(11, 100, 200, owner_start=7)], now=0.0)
     meter.retire({11}, [Sample(11, 100, 200, owner_start=7)])
-    assert 11 in meter.exited_owners() and meter.owner_of(Sample(11, 0, 0, owner_start=7)) == ("app:a", 1000)
-    meter.retire(set(), [Sample(11, 52, 52, owner_start=7)])  # counted again under 11, retired again
+    assert 11 in meter.exited_owners() and meter.owner_of(Sample(11, 0, 0, owner_start=7)) == (
+        "app:a",
+        1000,
+    )
+    meter.retire(
+        set(), [Sample(11, 52, 52, owner_start=7)]
+    )  # counted again under 11, retired again
     meter.update([], now=1.0)
     assert (meter.apps["app:a"].rx_bytes, meter.apps["app:a"].tx_bytes) == (152, 252)
     assert meter.interfaces[(1, 2)].rx_bytes == 152
