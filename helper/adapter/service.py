@@ -97,6 +97,7 @@ from dbus_fast.aio import MessageBus
 log = logging.getLogger("chadthrottle.helper.adapter.service")
 
 GENERIC_FAILURE_TEXT = "the helper hit an internal error; details are in its log"
+STOPPING_TEXT = "the helper is stopping"
 # A caller (a uid, over all its connections) whose calls failed this often
 # within a second (refused, unknown ids, bad arguments) is paced: its next
 # calls start one per FAILURE_DELAY_S,
@@ -339,8 +340,7 @@ class HelperService:
             pass
         except asyncio.CancelledError:
             for message in waiting.clear():  # every call gets exactly one reply
-                self._send(message, Message.new_error(message, ErrorName.FAILED.value,
-                                                      "the helper is stopping"))  # fmt: skip
+                self._answer_stopping(message)
             raise
         finally:
             del self._identifying[sender]
@@ -396,8 +396,7 @@ class HelperService:
                 self._start(self._handle(waiting.pop(), uid, paced=True))
         except asyncio.CancelledError:
             for message in waiting.clear():  # every call gets exactly one reply
-                self._send(message, Message.new_error(message, ErrorName.FAILED.value,
-                                                      "the helper is stopping"))  # fmt: skip
+                self._answer_stopping(message)
             raise
         finally:
             del self._paced[uid]
@@ -416,10 +415,7 @@ class HelperService:
             # caller's failure too (such calls were never paced)
             failed = reply.message_type is MessageType.ERROR
         except asyncio.CancelledError:
-            self._send(
-                message,
-                Message.new_error(message, ErrorName.FAILED.value, "the helper is stopping"),
-            )
+            self._answer_stopping(message)
             raise
         except HelperError as error:
             reply = Message.new_error(message, error_name_for(error).value, str(error))
@@ -431,6 +427,10 @@ class HelperService:
         if failed and self._failures.failed(uid) and not paced:
             await asyncio.sleep(FAILURE_DELAY_S)
         self._send(message, reply)
+
+    def _answer_stopping(self, message: Message) -> None:
+        """A call cut short by the helper's stop still gets its one reply."""
+        self._send(message, Message.new_error(message, ErrorName.FAILED.value, STOPPING_TEXT))
 
     def _send(self, request: Message, reply: Message) -> None:
         if request.flags & MessageFlag.NO_REPLY_EXPECTED:

@@ -125,30 +125,21 @@ def _transfer(pair: NetnsPair, scope: Path, port: int, direction: str, payload: 
     started: list[subprocess.Popen[str]] = []  # the peer's in no app scope: ended here
     receivers: list[Receiver] = []
     try:
-        if direction == "up":
-            peer = spawn(
-                nsenter_argv(pair.peer_ns, [python, script, "serve", "--role", "sink", *common]),
-                None,
-            )
-            started.append(peer)
-            wait_for_line(peer, "listening")
-            receiver = Receiver(peer)
-            receivers.append(receiver)
-            app = spawn(nsenter_argv(pair.host_ns, [python, script, "connect", "--host", pair.peer_addr, "--role", "source",
-                                                    "--bytes", str(payload), *common]), scope)  # fmt: skip
-            started.append(app)
-        else:
-            app = spawn(
-                nsenter_argv(pair.host_ns, [python, script, "serve", "--role", "sink", *common]),
-                scope,
-            )
-            started.append(app)
-            wait_for_line(app, "listening")
-            receiver = Receiver(app)
-            receivers.append(receiver)
-            peer = spawn(nsenter_argv(pair.peer_ns, [python, script, "connect", "--host", pair.host_addr, "--role", "source",
-                                                     "--bytes", str(payload), *common]), None)  # fmt: skip
-            started.append(peer)
+        # The sink is the peer on an upload, the application on a download.
+        app_sends = direction == "up"
+        sink_ns, source_ns = (
+            (pair.peer_ns, pair.host_ns) if app_sends else (pair.host_ns, pair.peer_ns)
+        )
+        sink_addr = pair.peer_addr if app_sends else pair.host_addr
+        sink = spawn(nsenter_argv(sink_ns, [python, script, "serve", "--role", "sink", *common]),
+                     None if app_sends else scope)  # fmt: skip
+        started.append(sink)
+        wait_for_line(sink, "listening")
+        receiver = Receiver(sink)
+        receivers.append(receiver)
+        source = spawn(nsenter_argv(source_ns, [python, script, "connect", "--host", sink_addr, "--role", "source",
+                                                "--bytes", str(payload), *common]), scope if app_sends else None)  # fmt: skip
+        started.append(source)
         for process in started:
             process.wait(timeout=30)
         receiver.join(10)

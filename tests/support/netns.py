@@ -409,18 +409,7 @@ class Stream:
         (child_after_s, child_when): killed with the shell alone it ran on
         to its --seconds, and held the reader's pipe open; once a blocked
         download's close could not reach it, past the test's end."""
-        for process in (self.app, self.server):
-            if process.poll() is None:
-                children = _descendants(process.pid)
-                process.kill()
-                for child in children:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(child, signal.SIGKILL)
-            process.wait(timeout=10)
-        self.receiver.join(5.0)
-        for process in (self.app, self.server):
-            if process.stdout is not None:
-                process.stdout.close()
+        end_started((self.app, self.server), (self.receiver,))
 
 
 def _descendants(pid: int) -> list[int]:
