@@ -198,14 +198,12 @@ class RateMeter:
                 _add(self._retired_apps[whose[0]], sample)
                 _add(self._retired_by_uid[whose], sample)
                 if owner not in exited and owner in self._exited:  # counted after its exit
-                    del self._exited[owner]  # kept a while longer
-                    self._exited[owner] = (*whose, self._retires)
+                    self._note_exited(owner, *whose)  # kept a while longer
         for owner in exited:
             app_id = self._app_of_owner.pop(owner, None)
             uid = self._uid_of_owner.get(owner)
             if app_id is not None:
-                self._exited.pop(owner, None)
-                self._exited[owner] = (app_id, uid, self._retires)
+                self._note_exited(owner, app_id, uid)
             if owner in self._uid_of_owner:
                 del self._uid_of_owner[owner]
                 self._uid_pops += 1
@@ -214,6 +212,11 @@ class RateMeter:
             self._uid_of_owner
         ):  # a dict never shrinks its table: copy it (amortized)
             self._uid_of_owner, self._uid_pops = dict(self._uid_of_owner), 0
+
+    def _note_exited(self, owner: int, app_id: str, uid: int | None) -> None:
+        """An exited owner counted at this retire(): now the most recently counted."""
+        self._exited.pop(owner, None)
+        self._exited[owner] = (app_id, uid, self._retires)
 
     def _drop_old_exited(self) -> None:
         """Forget the exited owners not counted for EXITED_OWNERS_KEPT_TICKS,

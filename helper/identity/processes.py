@@ -63,7 +63,7 @@ def read_process(pid: int) -> ProcessInfo | None:
     cgroups = _read(f"{base}/cgroup")
     if cgroups is None or (exe and not cmdline and read_exe(pid) is None):
         return None  # it exited while being read: what was read may be half of it
-    cgroup = next((line[3:] for line in cgroups.splitlines() if line.startswith("0::")), "/")
+    cgroup = _cgroup_path(cgroups)
     exe = exe.removesuffix(" (deleted)")
     if APPIMAGE_MOUNT_MARK in exe and environment_pending(pid):
         return None  # mid-exec: read next tick, not named by its bare executable
@@ -88,16 +88,12 @@ def read_process(pid: int) -> ProcessInfo | None:
 def read_cgroup(pid: int) -> str | None:
     """The process's cgroup v2 path, as read_process reads it (None: gone):
     one small file, to tell whether it moved (into its app scope, say)."""
-    try:
-        descriptor = os.open(f"/proc/{pid}/cgroup", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        cgroups = os.fsdecode(os.read(descriptor, 65536))  # one read: the kernel gives it whole
-    except OSError:
-        return None
-    finally:
-        os.close(descriptor)
+    cgroups = _read(f"/proc/{pid}/cgroup")
+    return None if cgroups is None else _cgroup_path(cgroups)
+
+
+def _cgroup_path(cgroups: str) -> str:
+    """The cgroup v2 line's path of a /proc/PID/cgroup text ("/" if none)."""
     return next((line[3:] for line in cgroups.splitlines() if line.startswith("0::")), "/")
 
 
