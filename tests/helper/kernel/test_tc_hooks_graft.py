@@ -19,6 +19,7 @@ from tests.support.netns import NetnsPair, entered_netns
 from tests.support.waiting import eventually
 
 DATAGRAMS = 8  # 1 KB each through a TBF of 1 KB/s: the first passes, the rest wait seconds
+GRAFT_TRIES = 5  # a graft lasts about a grace period; the link's own packets come seconds apart
 
 
 @dataclass(frozen=True)
@@ -92,4 +93,16 @@ def test_a_graft_over_packets_queued_at_the_root_qdisc_is_lossy(
 def test_a_graft_over_an_empty_root_qdisc_is_not_lossy(
     slow_root: NetnsPair, netlink: tuple[IPRoute, object]
 ) -> None:
-    assert _graft(slow_root, netlink, 0) == Graft(False, 0, 0, 0)
+    """A new link sends packets of its own for seconds (IPv6 duplicate address
+    detection, MLD reports, router solicitations); one sent during the graft
+    meets the noop qdisc and is counted in tx_dropped, and add_hook_qdisc
+    rightly calls that graft lossy (CI, 2026-12-06: counted 1, lossy). Such a
+    try is judged for what it is and the graft tried again, on a quiet link."""
+    tries: list[Graft] = []
+    for _ in range(GRAFT_TRIES):
+        tries.append(_graft(slow_root, netlink, 0))
+        if tries[-1].counted == 0:
+            break
+        assert tries[-1].lossy, tries  # a drop seen and not reported is the fault itself
+        _tc(slow_root, "qdisc", "del", "dev", slow_root.host_if, "clsact")
+    assert tries[-1] == Graft(False, 0, 0, 0), tries
