@@ -6,28 +6,22 @@ hundred calls; a tc dump of the helper's namespace after each one."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from chadthrottle.contract import (
-    BUS_NAME,
-    INTERFACE,
     MAX_APP_ID_LENGTH,
     METHODS,
-    OBJECT_PATH,
     ErrorName,
 )
-from chadthrottle.helper.adapter.service import FAILURES_BEFORE_DELAY
-from dbus_fast import Message, MessageType, Variant
-from dbus_fast.aio import MessageBus
+from dbus_fast import Variant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.e2e.conftest import Stack
 from tests.support.helper_calls import call_helper
+from tests.support.raw_callers import RawCallers, raw_callers
 
 NAMED_ERRORS = frozenset(name.value for name in ErrorName)
 PID_MAX_LIMIT = 2**22  # no Linux pid is above this
@@ -201,58 +195,13 @@ def malformed_value_calls(draw: st.DrawFn) -> tuple[str, str, list[Any]]:
     return method, METHODS[method].in_signature, [app_id, *draw(_REST_OF_ARGUMENTS[method])]
 
 
-class RawCaller:
-    """Bus connections on a private event loop, for many calls.
-
-    The helper answers a sender's failed calls FAILURE_DELAY_S later once it
-    failed FAILURES_BEFORE_DELAY times within a second (a defence tested on its
-    own in tests/helper/adapter/test_adapter_service.py). Every call here fails,
-    so on one connection most examples waited out that delay (18 of the 31 s
-    these tests took); each call goes out on a connection that has not failed
-    that often, opening another when none is left. The replies are the same."""
-
-    def __init__(self, address: str) -> None:
-        self._address = address
-        self._loop = asyncio.new_event_loop()
-        self._buses: list[
-            tuple[MessageBus, list[float]]
-        ] = []  # each with when its calls were answered
-
-    def _unpaced_bus(self) -> tuple[MessageBus, list[float]]:
-        """A connection with fewer than FAILURES_BEFORE_DELAY answers in the last
-        second (answers are timed after the helper counted them: on the safe side)."""
-        now = time.monotonic()
-        for bus, answered in self._buses:
-            answered[:] = [at for at in answered if at > now - 1.0]
-            if len(answered) < FAILURES_BEFORE_DELAY:
-                return bus, answered
-
-        async def connect() -> MessageBus:
-            return await MessageBus(bus_address=self._address).connect()
-
-        self._buses.append((self._loop.run_until_complete(connect()), []))
-        return self._buses[-1]
-
-    def call(self, member: str, signature: str, body: list[Any]) -> Message:
-        message = Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE,
-                          member=member, signature=signature, body=body)  # fmt: skip
-        bus, answered = self._unpaced_bus()
-        reply = self._loop.run_until_complete(asyncio.wait_for(bus.call(message), 20))
-        answered.append(time.monotonic())
-        return reply
-
-    def close(self) -> None:
-        for bus, _ in self._buses:
-            bus.disconnect()
-        self._loop.run_until_complete(asyncio.sleep(0))
-        self._loop.close()
-
-
 @pytest.fixture(scope="module")
-def caller(stack: Stack) -> Iterator[RawCaller]:
-    raw = RawCaller(stack.bus_address)
-    yield raw
-    raw.close()
+def caller(stack: Stack) -> Iterator[RawCallers]:
+    """Every call fails, and the helper paces a user whose calls keep failing:
+    the calls go out as root or, when root would be paced, as other users
+    granted every action (tests/support/raw_callers.py)."""
+    with raw_callers(stack.bus_address) as callers:
+        yield callers
 
 
 @pytest.fixture(scope="module")
@@ -260,16 +209,19 @@ def untouched(stack: Stack) -> str:
     return stack.idle_tc_state()
 
 
-def _assert_named_error_and_no_change(stack: Stack, caller: RawCaller, untouched: str,
+def _assert_named_error_and_no_change(stack: Stack, caller: RawCallers, untouched: str,
                                       call: tuple[str, str, list[Any]]) -> None:  # fmt: skip
     member, signature, body = call
     stored = _stored(stack) if member in STORING else None
     reply = caller.call(member, signature, body)
-    assert reply.message_type is MessageType.ERROR, (
-        f"{member}({signature}) {body!r} succeeded: {reply.body!r}"
-    )
+    assert reply.error_name is not None, f"{member}({signature}) {body!r} succeeded: {reply.body}"
     assert reply.error_name in NAMED_ERRORS, f"{member}({signature}) {body!r} -> {reply.error_name}"
-    assert "Traceback" not in str(reply.body)
+    # A user granted every action is refused nothing root would not be
+    # (nothing here names an existing process of another user's).
+    assert reply.uid == 0 or reply.error_name != ErrorName.NOT_AUTHORIZED.value, (
+        f"uid {reply.uid}: {member}({signature}) {body!r} -> {reply.error_name} {reply.body}"
+    )
+    assert "Traceback" not in reply.body
     assert stack.tc_state() == untouched, f"{member}({signature}) {body!r} changed the kernel"
     if (
         stored is not None
@@ -292,7 +244,7 @@ def _stored(stack: Stack) -> tuple[object, object]:
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(call=wrong_signature_calls())
-def test_a_wrong_signature_is_a_named_error(stack: Stack, caller: RawCaller, untouched: str,
+def test_a_wrong_signature_is_a_named_error(stack: Stack, caller: RawCallers, untouched: str,
                                             call: tuple[str, str, list[Any]]) -> None:  # fmt: skip
     _assert_named_error_and_no_change(stack, caller, untouched, call)
 
@@ -301,7 +253,7 @@ def test_a_wrong_signature_is_a_named_error(stack: Stack, caller: RawCaller, unt
     max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(call=malformed_value_calls())
-def test_malformed_values_are_a_named_error(stack: Stack, caller: RawCaller, untouched: str,
+def test_malformed_values_are_a_named_error(stack: Stack, caller: RawCallers, untouched: str,
                                             call: tuple[str, str, list[Any]]) -> None:  # fmt: skip
     _assert_named_error_and_no_change(stack, caller, untouched, call)
 
