@@ -162,7 +162,9 @@ TICK_INTERVAL_S = 1.0
 RATE_WINDOW_TICKS = 2
 # An application whose rules change (a limit, block, quota or priority set or
 # cleared, limits paused, a schedule switched) has its window restarted at the
-# change: the first tick after it, at most this long later, lists only what
+# change, and one whose quota ran out, or is whole again in a new period, at
+# the tick that saw it (the kernel's gate turned within the tick before): the
+# first tick after it, at most this long later, lists only what
 # passed under the new rules (helper/engine/rates.py RateMeter.restart; the
 # GUI's "avg" beside a limit counts the polls from this long after the helper
 # confirmed it).

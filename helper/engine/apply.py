@@ -149,18 +149,19 @@ class Apply:
         self._declare_owners()
         self.hold.caps(wanted_caps(live, self.slots.acquire, self.gating, self.downloads_queue()))
 
-    def gates(self, table: LimitTable, local_now: datetime) -> tuple[bool, bool]:
+    def gates(self, table: LimitTable, local_now: datetime) -> tuple[bool, bool, set[str]]:
         """Blocks and quotas into the kernel, and their leases renewed
         (gates.py); (whether the quotas' use in the table changed, whether a
-        period began or a quota was spent). A datapath without gates has
-        none to write."""
+        period began or a quota was spent, the applications a quota holds
+        otherwise now: Gating.apply). A datapath without gates has none to
+        write."""
         gates = self._datapath.gates
         if gates is None:
-            return False, False
+            return False, False, set()
         live = [(key, self.slots.acquire(key), limits) for key, limits in self.live(table)]
         used_before = dict(table.quota_use)
-        turned = self.gating.apply(live, local_now, gates, table.quota_use)
-        return table.quota_use != used_before, turned
+        turned, turned_apps = self.gating.apply(live, local_now, gates, table.quota_use)
+        return table.quota_use != used_before, turned, turned_apps
 
     def tags(self, table: LimitTable) -> None:
         live = self.live(table)

@@ -129,6 +129,7 @@ class EngineCore:
         self._apply_error = ""  # why the kernel refused the last plan, "" when it did not
         self._overshoot = OvershootWatch()  # limits measured as not met
         self._quota_saved_at = float("-inf")
+        self._gates_turned: set[str] = set()  # _take_gates_turned
         self._estimated: dict[Direction, int] = {}  # set_estimated_capacity's, while estimated
         self._rtt = RttWatch()
         self._crossed = DevicesCrossed()  # the devices each application's bytes crossed lately
@@ -196,9 +197,10 @@ class EngineCore:
             self._applier.release_unused(self._limits)
             self._expire_user_rules(now)
             self._tracking.count(living, now)
-            if switched:  # from this tick's counts: the switch came after them
-                changed = rules_changed(in_force, self._limits.enforced())
-                self._tracking.meter.restart(changed, living, now)
+            # from this tick's counts: the switch came after them, and the
+            # gates saw a quota spent (or whole again) after them
+            changed = rules_changed(in_force, self._limits.enforced()) if switched else set()
+            self._tracking.meter.restart(changed | self._take_gates_turned(), living, now)
             moved = bytes_moved_here(
                 living, self._tracking.meter.owner_of, self._namespaces.own_cookie
             )
@@ -300,7 +302,8 @@ class EngineCore:
             self._apply_quietly()
             self._applier.unclamp(clamped)
             raise
-        self._restart_rates(rules_changed(before.enforced(), self._limits.enforced()))
+        changed = rules_changed(before.enforced(), self._limits.enforced())
+        self._restart_rates(changed | self._take_gates_turned())
 
     def _restart_rates(self, app_ids: set[str]) -> None:
         """Applications whose rules in force just changed: their rates are
@@ -344,7 +347,8 @@ class EngineCore:
     def _apply_gates(self) -> None:
         """Blocks and quotas (Apply.gates); what the quotas used is stored at
         most every QUOTA_SAVE_S, at once when a period began or a quota was spent."""
-        changed, turned = self._applier.gates(self._limits, self._local_now())
+        changed, turned, turned_apps = self._applier.gates(self._limits, self._local_now())
+        self._gates_turned |= turned_apps
         now = self._clock()
         if changed and (turned or now - self._quota_saved_at >= QUOTA_SAVE_S):
             self._quota_saved_at = now
@@ -352,6 +356,14 @@ class EngineCore:
                 self._save_rules(self._limits)
             except HelperError as error:
                 log.error("could not store what the quotas used: %s", error)
+
+    def _take_gates_turned(self) -> set[str]:
+        """The applications a quota holds otherwise since the last call (spent,
+        whole again, at its then-rate: _apply_gates), whose rates restart: a
+        quota spent was listed at the mean of the seconds before for two ticks
+        (the window's), where a block set by hand read nothing the tick after."""
+        turned, self._gates_turned = self._gates_turned, set()
+        return turned
 
     def _shrink_windows_first(
         self, edit: Callable[[LimitTable], None]

@@ -37,23 +37,35 @@ class Gating:
         # quotas spent whose then-rate rated() has given the shaper: only these
         # open their gate (before, the kernel keeps them blocked)
         self._shaped_at_then: set[tuple[RuleKey, Direction]] = set()
+        # quotas spent whose gate the last apply left open for the shaper's then-rate
+        self._opened_at_then: set[tuple[RuleKey, Direction]] = set()
 
     def apply(self, live: Iterable[tuple[RuleKey, int, dict[Direction, Limit]]], now: datetime,
-              gates: GatePort, use: dict[tuple[RuleKey, Direction], tuple[float, int]]) -> bool:  # fmt: skip
+              gates: GatePort, use: dict[tuple[RuleKey, Direction], tuple[float, int]]
+              ) -> tuple[bool, set[str]]:  # fmt: skip
         """Make the gates hold the live rules' blocks and quotas (live: rule,
         slot, limits), open every other, and renew the leases. use: what each
-        quota's period used, as stored, brought up to date here; whether a
-        period began or a quota was spent (worth storing at once)."""
+        quota's period used, as stored, brought up to date here. Returns
+        whether a period began or a quota was spent (worth storing at once),
+        and the applications a quota now holds otherwise than at the last
+        apply: spent (the kernel refuses since), whole again in a new period,
+        or at its then-rate; their rates are measured afresh from here, as
+        after a change of rules (RateMeter.restart)."""
         turned = False
+        turned_apps: set[str] = set()
+        opened: set[tuple[RuleKey, Direction]] = set()
         wanted: dict[tuple[int, Direction], GateSetting] = {}
         followed = set()
         for key, slot, limits in live:
             for direction, limit in limits.items():
                 if limit.quota is not None:
                     stored = use.get((key, direction))
+                    was = self._quotas.state(key, direction)
                     state = self._quotas.follow(
                         key, direction, limit.quota, slot, now, gates.used_since_set, stored
                     )
+                    if was is not None and was.spent != state.spent:
+                        turned_apps.add(key[0])
                     followed.add((key, direction))
                     use[(key, direction)] = (state.period_start, state.used)
                     turned |= (
@@ -65,12 +77,16 @@ class Gating:
                         limit.quota.then_rate_bps and (key, direction) in self._shaped_at_then
                     )
                     if state.spent and not limit.blocked and throttles:
+                        opened.add((key, direction))
+                        if (key, direction) not in self._opened_at_then:
+                            turned_apps.add(key[0])
                         continue  # the shaper holds it at its then-rate now: rated()
                     if not limit.blocked:
                         wanted[(slot, direction)] = GateSetting(budget_bytes=state.budget_at_set)
                 if limit.blocked:
                     wanted[(slot, direction)] = GateSetting(blocked=True)
         self._quotas.keep_only(followed)
+        self._opened_at_then = opened
         self._shaped_at_then &= {
             k for k in followed if (held := self._quotas.state(*k)) and held.spent
         }
@@ -89,7 +105,7 @@ class Gating:
                     "blocked" if setting.blocked else f"{setting.budget_bytes} bytes of quota left",
                 )
         gates.renew()
-        return turned
+        return turned, turned_apps
 
     def quota_state(
         self, key: RuleKey, direction: Direction, gates: GatePort | None = None

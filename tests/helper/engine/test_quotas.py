@@ -177,22 +177,26 @@ def test_a_spent_quota_that_throttles_opens_its_gate_only_once_the_shaper_has_it
     quota = Quota(5_000_000, Period.DAY, 0, 100_000)
     limits = {DOWN: Limit(0, 0, quota=quota), UP: Limit(0, 0, blocked=True)}
     now = _local(2027, 1, 4, 12, 0)
-    gating.apply([(KEY, 3, limits)], now, gates, use)
+    assert gating.apply([(KEY, 3, limits)], now, gates, use) == (True, set())  # a new quota
     assert gates.settings == {
         (3, DOWN): GateSetting(budget_bytes=5_000_000),
         (3, UP): GateSetting(blocked=True),
     }
     assert gating.rated(KEY, limits) == {} and gates.renewed == 1
+    assert gating.apply([(KEY, 3, limits)], now, gates, use) == (False, set())  # nothing turned
     gates.counted[(3, DOWN)] = 5_000_100  # the kernel passed the budget (and one packet)
-    assert gating.apply([(KEY, 3, limits)], now, gates, use)  # spent: worth storing at once
+    # spent: worth storing at once, and the application's rate held otherwise (its rates restart)
+    assert gating.apply([(KEY, 3, limits)], now, gates, use) == (True, {KEY[0]})
     assert (3, DOWN) in gates.settings, "opened before the shaper had the then-rate"
     assert gating.rated(KEY, limits) == {
         DOWN: Limit.with_default_burst(100_000, 0)
     }  # the classes, this tick
-    gating.apply([(KEY, 3, limits)], now, gates, use)
+    assert gating.apply([(KEY, 3, limits)], now, gates, use)[1] == {KEY[0]}  # at the then-rate
     assert (3, DOWN) not in gates.settings and use[(KEY, DOWN)][1] == 5_000_100
+    assert gating.apply([(KEY, 3, limits)], now, gates, use)[1] == set()  # still at it
     tomorrow = _local(2027, 1, 5, 0, 0)
-    gating.apply([(KEY, 3, limits)], tomorrow, gates, use)  # a new period: the whole budget again
+    # a new period: the whole budget again, the application's rate held otherwise again
+    assert gating.apply([(KEY, 3, limits)], tomorrow, gates, use) == (True, {KEY[0]})
     assert gates.settings[(3, DOWN)] == GateSetting(budget_bytes=5_000_000)
     gating.apply([], tomorrow, gates, use)  # the rule is gone: every gate open
     assert gates.settings == {}
