@@ -74,8 +74,7 @@ def test_a_flood_of_unknown_ids_reads_proc_no_more_than_no_flood(stack: Stack) -
     with flood(stack.bus_address, 1, WINDOW_S + 20, 4) as flooders, \
             polkit_grant(flooders.pids, [Action.LIMIT_OWN.value]):  # fmt: skip
         flooders.go(granted=True)
-        # looked up and failing: the flood is on once its calls are refused for that
-        time.sleep(3.0)  # polkitd reads the rule; the client probes until it is allowed
+        flooders.flooding()  # polkitd read the rule: its calls are looked up, and fail
         flooded = _reads_over(pid, WINDOW_S)
         for process in flooders.processes:
             process.terminate()
@@ -154,7 +153,7 @@ def test_a_process_moved_into_its_app_scope_during_a_flood_is_found_at_once(
     with flood(stack.bus_address, 1, 60, 4) as flooders, \
             polkit_grant(flooders.pids, [Action.LIMIT_OWN.value]):  # fmt: skip
         flooders.go(granted=True)
-        time.sleep(3.0)  # the flood is on (polkitd has read the rule)
+        flooders.flooding()  # polkitd has read the rule
         outcomes = [_moved_then_limited(stack, own_names.app_id(f"Moved{n}")) for n in range(4)]
         for process in flooders.processes:
             process.terminate()
@@ -170,7 +169,7 @@ def test_an_application_just_started_is_found_at_once_during_a_flood(stack: Stac
     with flood(stack.bus_address, 1, 60, 4) as flooders, \
             polkit_grant(flooders.pids, [Action.LIMIT_OWN.value]):  # fmt: skip
         flooders.go(granted=True)
-        time.sleep(3.0)
+        flooders.flooding()  # polkitd has read the rule
         trials = [_started_then_limited(stack, own_names.app_id(f"Started{n}")) for n in range(4)]
         for process in flooders.processes:
             process.terminate()

@@ -32,8 +32,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # deadline report what was answered and leave the bus, the calls still waiting
 # unanswered; 0: wait for their answers first). Connects, prints
 # {"ready": true}, waits for a line on stdin; if that line is "granted", first
-# waits (up to 15 s) until polkit says yes; then calls for seconds (at most
-# that many in flight) and prints {"calls": n, "outcomes": {name: count}}.
+# waits (up to 15 s) until polkit says yes; prints {"flooding": true,
+# "allowed": whether polkit said yes (or nothing was to be granted)}; then calls
+# for seconds (at most that many in flight) and prints {"calls": n,
+# "outcomes": {name: count}}.
 FLOOD_CLIENT = r"""
 import asyncio, collections, json, sys, time
 from chadthrottle.client import HelperClient, HelperClientError
@@ -46,13 +48,16 @@ async def main(address, client, seconds, in_flight, rate, leave):
         print(json.dumps({"ready": True}), flush=True)
         granted = (await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)).strip() == "granted"
         probe_until = time.monotonic() + 15
+        allowed = not granted
         while granted and time.monotonic() < probe_until:
             try:
                 await helper.clear_limit(f"exe:/nonexistent/probe-{client}")
             except HelperClientError as error:
                 if not error.name.endswith("NotAuthorized"):
+                    allowed = True
                     break
             await asyncio.sleep(0.1)
+        print(json.dumps({"flooding": True, "allowed": allowed}), flush=True)
         start = time.monotonic()
         deadline = start + seconds
         slots = asyncio.Semaphore(in_flight)
@@ -129,6 +134,19 @@ class Flood:
             assert process.stdin is not None
             process.stdin.write("granted\n" if granted else "go\n")
             process.stdin.flush()
+
+    def flooding(self) -> None:
+        """Wait until every client calls, each past its wait for polkit after
+        go(granted=True); raise if polkit did not say yes to one within 15 s."""
+        for process in self.processes:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            if '"flooding"' not in line:
+                raise RuntimeError(f"a flooding client did not start: {line}{process.stdout.read()[-2000:]}")  # fmt: skip
+            if not json.loads(line)["allowed"]:
+                raise RuntimeError(
+                    f"polkit did not grant flooding client {process.pid} its actions"
+                )
 
     def results(self, timeout_s: float) -> tuple[int, dict[str, int]]:
         """(calls answered, answers by kind) over all clients."""
