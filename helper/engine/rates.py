@@ -143,6 +143,12 @@ class RateMeter:
             traffic = self.apps.get(app_id)
             return traffic.last_active if traffic is not None else -math.inf  # never listed
 
+        # An application never counted yet whose exited processes are kept
+        # (exited_owners()) waits for their bytes: a short-lived process's
+        # whole connection may be counted after the tick that saw it gone.
+        unlisted = exited - self.apps.keys()
+        if unlisted:
+            exited -= self.awaited_apps() & unlisted
         by_uid: dict[int | None, list[str]] = defaultdict(list)
         forgotten = set()
         for app_id in exited:
@@ -233,6 +239,11 @@ class RateMeter:
         counters under them now are bytes their sockets moved after the
         exit, to be retired (retire()) into their application."""
         return self._exited.keys()
+
+    def awaited_apps(self) -> set[str]:
+        """The applications of the exited owners still kept (exited_owners()):
+        bytes counted under those may still come."""
+        return {app_id for app_id, _, _ in self._exited.values()}
 
     def owners(self) -> set[int]:
         """The socket owners (owner_key) whose application is remembered."""

@@ -274,7 +274,9 @@ class Tracking:
         }
         keep = running | stored
         self.meter.forget_exited(now, keep, EXITED_VISIBLE_S)
-        for app_id in self.known.keys() - keep - self.meter.apps.keys():
+        forgettable = self.known.keys() - keep - self.meter.apps.keys()
+        # an application whose exited processes' bytes may still come keeps its name
+        for app_id in forgettable - self.meter.awaited_apps() if forgettable else ():
             del self.known[app_id]
         for cgroup, path in list(self.cgroup_paths.items()):
             if path is None or cgroup_id(self._datapath.cgroup_root, path) != cgroup:

@@ -62,3 +62,57 @@ def test_bytes_counted_under_an_exited_process_after_its_retirement_go_to_its_ap
     assert datapath.traffic == [], "retired again: the kernel map keeps room for the living"
     (device,) = engine.list_interfaces()
     assert (device.rx_bytes, device.tx_bytes) == (4052, 3052)
+
+
+def _gone_before_its_bytes(
+    program: Path, sibling: bool
+) -> tuple[Path, RecordingDatapath, AdminEngine]:
+    """A tick reads the counters, then /proc: a short-lived process announced
+    before the read (its socket made) whose data all moved, and which exited,
+    between the two is gone at that tick with no counter of it read; its whole
+    connection is counted after. sibling: another process of its program
+    runs throughout (a forked child's parent)."""
+    datapath = RecordingDatapath()
+    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    parent = subprocess.Popen([str(program), "600"]) if sibling else None
+    try:
+        if parent is not None:
+            wait_for_exec(parent.pid, program)
+            engine.tick()  # the parent listed
+        process = subprocess.Popen([str(program), "600"])
+        try:
+            wait_for_exec(process.pid, program)
+            start = read_start(process.pid)
+            assert start is not None
+            engine.note_new_owner(process.pid, start=start)
+        finally:
+            process.kill()
+            process.wait()
+        engine.tick()  # gone, with nothing of it read
+        datapath.traffic.append(Traffic(process.pid, 34_336, 34_456, owner_start=start))
+        engine.tick()
+        engine.tick()
+    finally:
+        if parent is not None:
+            parent.kill()
+            parent.wait()
+    return program, datapath, engine
+
+
+@pytest.mark.parametrize("sibling", [True, False], ids=["beside-its-parent", "alone"])
+def test_a_connection_counted_wholly_after_its_processs_exit_was_noticed_counts_for_its_app(
+    program: Path, sibling: bool
+) -> None:
+    """beside-its-parent: the BurstBare scenario (2026-12-06, load 3.5: one
+    child's 34,336/34,456 B on the interface and not in the application;
+    counted since 1eb36ac). alone: a short-lived program's only process (a
+    curl): its application had never been listed, and was forgotten, with the
+    exited process it was waiting for, at the tick that saw it gone."""
+    _, datapath, engine = _gone_before_its_bytes(program, sibling)
+    (app,) = [a for a in engine.list_applications() if a.id == f"exe:{program}"]
+    assert (app.rx_bytes, app.tx_bytes) == (34_336, 34_456)
+    assert f"exe:{program}" in engine._tracking.known  # its name: kept with it
+    assert datapath.traffic == [], "retired: the kernel map keeps room for the living"
+    (device,) = engine.list_interfaces()
+    assert (device.rx_bytes, device.tx_bytes) == (34_336, 34_456)
