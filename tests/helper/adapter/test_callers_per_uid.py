@@ -170,13 +170,17 @@ def test_a_users_waiting_calls_are_bounded_over_all_its_connections(
     engine: FakeEngineForAdapterTests,
     adapter_helper: InProcessHelper,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One uid, eight connections: it fails calls on one (and is paced), then
     sends 2 MiB of calls that want no reply on each. At most
     MAX_WAITING_BYTES of them wait, whichever connection sent them; the rest
     are refused unread. Per connection (before), up to 1 MiB waited on each,
-    and the seven connections that had not failed were not paced at all."""
+    and the seven connections that had not failed were not paced at all.
+    The log counts a sender's refusals over RefusalLog.INTERVAL_S (10 s), and
+    the count is what is read here: a shorter interval, for the same count sooner."""
     caplog.set_level("INFO", logger=service.log.name)
+    monkeypatch.setattr(refusals.RefusalLog, "INTERVAL_S", 0.2)
     connections, count, size = 8, 16, 128 * 1024
     with caller(adapter_helper.address, HOLDER_UID) as user:
         user.do("connect", connections)
