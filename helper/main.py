@@ -143,11 +143,16 @@ async def run_helper(
     ),
     idle_exit_s: float = 0.0,
     finish_takeover: Callable[[], None] | None = None,
+    make_service: Callable[
+        [MessageBus, ClosableEngine, Authority, EngineThread], HelperService
+    ] = HelperService,
 ) -> None:
     """Serve until stop is set, the bus goes away, or (idle_exit_s > 0) the
     helper was idle that long with no limits. bus_address None is the system
     bus (dbus-fast honours DBUS_SYSTEM_BUS_ADDRESS). finish_takeover runs
-    TAKEOVER_GRACE_S after the engine is built, or at the stop if sooner."""
+    TAKEOVER_GRACE_S after the engine is built, or at the stop if sooner.
+    make_service: the service on the bus (a test's keeps it, to hold its
+    waiting calls to bounds of the test's)."""
     try:
         bus = await connect_system_bus(bus_address)
     except Exception as error:
@@ -169,7 +174,7 @@ async def run_helper(
         if stop.is_set():  # it came after the slow steps: undone as at any stop
             log.info("stopped while starting")
             return
-        service = HelperService(bus, engine, make_authority(bus), engine_thread)
+        service = make_service(bus, engine, make_authority(bus), engine_thread)
         service.export()
         reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
         if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):

@@ -12,9 +12,11 @@ user (CallerUids says whose each connection is). Parts:
   FAILURE_DELAY_S, before any work, instead of each doing its work and waiting
   after). The answers are the same, only later; a user that stops failing
   is served at once again a second later.
-- WaitingCalls holds a paced user's calls until they start, bounded in
-  number and in bytes (a call may carry 32 MiB on the system bus), and with
-  every other user's in a WaitingTotal.
+- WaitingCalls holds a paced user's calls until they start (or a
+  connection's until the bus said whose it is), bounded in number and in
+  bytes (a call may carry 32 MiB on the system bus), and with every other
+  queue of its kind in a WaitingTotal, which holds the bounds of that kind
+  (WaitingBounds): one admission for both kinds (WaitingCalls.keep).
 - RefusalLog writes the first refusal of a sender at once and counts the rest:
   one line per sender per INTERVAL_S with how many of which were refused. One
   INFO line per refused call took 3.6% of the helper's samples under a flood
@@ -120,11 +122,41 @@ def arguments_size(value: object) -> int:
     return 8
 
 
-class WaitingTotal:
-    """How many calls, and how many bytes of them, wait in all (every user's)."""
+@dataclass(frozen=True)
+class Refusal:
+    """How a call past a bound of what waits is answered, unread: its D-Bus
+    error and text, and whose waiting calls it was over (for the log)."""
 
-    def __init__(self) -> None:
+    whose: str
+    error: str
+    text: str
+
+
+@dataclass(frozen=True)
+class WaitingBounds:
+    """What the waiting calls of one kind may hold: each queue (a user's, a
+    connection's) and all of them together, in calls and in bytes
+    (arguments_size); and how a call past either is refused."""
+
+    calls: int
+    bytes: int
+    total_calls: int
+    total_bytes: int
+    over_one: Refusal
+    over_all: Refusal
+
+
+class WaitingTotal:
+    """How many calls, and how many bytes of them, wait in all queues of one
+    kind (every user's, or every connection's), and the bounds they are held to."""
+
+    def __init__(self, bounds: WaitingBounds) -> None:
+        self.bounds = bounds
         self.calls = self.bytes = 0
+
+    def queue(self) -> WaitingCalls:
+        """An empty queue of this kind, within its bounds and counted here."""
+        return WaitingCalls(self.bounds.calls, self.bounds.bytes, self)
 
 
 class WaitingCalls:
@@ -145,8 +177,20 @@ class WaitingCalls:
         """Whether a call of size bytes fits within this queue's own bounds."""
         return len(self._calls) < self.max_calls and self.bytes + size <= self.max_bytes
 
+    def keep(self, message: Message) -> Refusal | None:
+        """Keep message to start later, if it fits within this queue's bounds
+        and within what all queues of its kind may hold; else how it is
+        refused (it is not kept)."""
+        size, total = arguments_size(message.body), self._total
+        if not self.fits(size):
+            return total.bounds.over_one
+        if total.calls >= total.bounds.total_calls or total.bytes + size > total.bounds.total_bytes:
+            return total.bounds.over_all
+        self.add(message, size)
+        return None
+
     def add(self, message: Message, size: int) -> None:
-        """Keep message to start later (the caller checked fits() and the total)."""
+        """Keep message to start later (keep(): the bounds checked)."""
         self._calls.append((message, size))
         self._count(1, size)
 

@@ -64,10 +64,11 @@ from chadthrottle.helper.adapter.polkit import Authority, NotAuthorized
 from chadthrottle.helper.adapter.refusals import (
     CallerUids,
     FailureBudget,
+    Refusal,
     RefusalLog,
+    WaitingBounds,
     WaitingCalls,
     WaitingTotal,
-    arguments_size,
 )
 from chadthrottle.helper.engine.api import (
     AddSchedule,
@@ -136,6 +137,19 @@ MAX_IDENTIFYING_TOTAL, MAX_IDENTIFYING_BYTES_TOTAL = 32768, 16 << 20
 ALL_IDENTIFYING_TEXT = "not tried: the helper holds too many calls of connections it has not identified yet; try again later"
 IDENTIFYING_TEXT = (f"not tried: more than {MAX_IDENTIFYING} calls or {MAX_IDENTIFYING_BYTES} bytes sent "
                     "before the bus said whose connection this is; send fewer at once")  # fmt: skip
+# The bounds above, of each kind of waiting call, as the service holds them.
+PACED_BOUNDS = WaitingBounds(
+    MAX_WAITING, MAX_WAITING_BYTES, MAX_WAITING_TOTAL, MAX_WAITING_BYTES_TOTAL,
+    Refusal("the user's calls", ErrorName.NOT_AUTHORIZED.value, TOO_MANY_WAITING_TEXT),
+    Refusal("all users' calls", ErrorType.LIMITS_EXCEEDED.value, ALL_WAITING_TEXT),
+)  # fmt: skip
+IDENTIFYING_BOUNDS = WaitingBounds(
+    MAX_IDENTIFYING, MAX_IDENTIFYING_BYTES, MAX_IDENTIFYING_TOTAL, MAX_IDENTIFYING_BYTES_TOTAL,
+    Refusal("the connection's calls not identified", ErrorType.LIMITS_EXCEEDED.value,
+            IDENTIFYING_TEXT),
+    Refusal("all connections' calls not identified", ErrorType.LIMITS_EXCEEDED.value,
+            ALL_IDENTIFYING_TEXT),
+)  # fmt: skip
 
 BUS_DAEMON, BUS_DAEMON_PATH = "org.freedesktop.DBus", "/org/freedesktop/DBus"
 LEFT_THE_BUS_MATCH = (f"type='signal',sender='{BUS_DAEMON}',path='{BUS_DAEMON_PATH}',"
@@ -203,9 +217,11 @@ class HelperService:
     """Serves contract.INTERFACE at contract.OBJECT_PATH on one bus connection."""
 
     def __init__(
-        self, bus: MessageBus, engine: EngineApi, authority: Authority, engine_thread: EngineThread
-    ) -> None:
-        """engine_thread is the thread the engine was built on; the caller owns both."""
+        self, bus: MessageBus, engine: EngineApi, authority: Authority, engine_thread: EngineThread,
+        paced: WaitingBounds = PACED_BOUNDS, identifying: WaitingBounds = IDENTIFYING_BOUNDS,
+    ) -> None:  # fmt: skip
+        """engine_thread is the thread the engine was built on; the caller owns
+        both. paced, identifying: what the calls waiting of each kind may hold."""
         self._bus = bus
         self._engine = engine
         self._authority = authority
@@ -225,8 +241,8 @@ class HelperService:
         self._paced: dict[int, WaitingCalls] = {}
         # Connections the bus is being asked about -> their calls meanwhile.
         self._identifying: dict[str, WaitingCalls] = {}
-        self._waiting = WaitingTotal()  # in self._paced
-        self._identifying_total = WaitingTotal()  # in self._identifying
+        self.paced = WaitingTotal(paced)  # in self._paced
+        self.identifying = WaitingTotal(identifying)  # in self._identifying
         self._refusals = RefusalLog(log)
         self._usage_queries = asyncio.Semaphore(1)  # GetUsage reads, one at a time
 
@@ -281,53 +297,33 @@ class HelperService:
         # Whose it is, first: a user's connections are one caller.
         waiting = self._identifying.get(sender)
         if waiting is None:
-            waiting = self._identifying[sender] = WaitingCalls(
-                MAX_IDENTIFYING, MAX_IDENTIFYING_BYTES, self._identifying_total
-            )
+            waiting = self._identifying[sender] = self.identifying.queue()
             self._start(self._identify(sender))
-        size, total = arguments_size(message.body), self._identifying_total
-        if not waiting.fits(size):
-            self._refuse_unread(message, "the connection's calls not identified",
-                                ErrorType.LIMITS_EXCEEDED.value, IDENTIFYING_TEXT)  # fmt: skip
-        elif (total.calls >= MAX_IDENTIFYING_TOTAL
-              or total.bytes + size > MAX_IDENTIFYING_BYTES_TOTAL):  # fmt: skip
-            self._refuse_unread(message, "all connections' calls not identified",
-                                ErrorType.LIMITS_EXCEEDED.value, ALL_IDENTIFYING_TEXT)  # fmt: skip
-        else:
-            waiting.add(message, size)
+        self._keep(waiting, message)
         return True
 
-    def _refuse_unread(self, message: Message, whose: str, error: str, text: str) -> None:
-        """Answer a call without reading it (no work for it), counted in the
-        log ("ClearLimit (over the user's calls waiting)", say)."""
-        self._refusals.refused(message.sender or "", f"{message.member} (over {whose} waiting)")
-        self._send(message, Message.new_error(message, error, text))
+    def _keep(self, waiting: WaitingCalls, message: Message) -> None:
+        """Keep a call to start later (a paced user's, or a connection's not
+        identified yet), or refuse it unread, past what its queue or all
+        queues of its kind may hold (WaitingBounds): no work for it, counted
+        in the log ("ClearLimit (over the user's calls waiting)", say)."""
+        refusal: Refusal | None = waiting.keep(message)
+        if refusal is not None:
+            self._refusals.refused(
+                message.sender or "", f"{message.member} (over {refusal.whose} waiting)"
+            )
+            self._send(message, Message.new_error(message, refusal.error, refusal.text))
 
     def _route(self, message: Message, uid: int) -> None:
         """Start a call of a known user's, or keep it behind that user's waiting calls."""
         waiting = self._paced.get(uid)
         if waiting is None and self._failures.spent(uid):
-            waiting = self._paced[uid] = WaitingCalls(MAX_WAITING, MAX_WAITING_BYTES, self._waiting)
+            waiting = self._paced[uid] = self.paced.queue()
             self._start(self._pace(uid))
         if waiting is None:
             self._start(self._handle(message, uid))
         else:
             self._keep(waiting, message)
-
-    def _keep(self, waiting: WaitingCalls, message: Message) -> None:
-        """Keep a paced user's call to start later, or refuse it unread: past
-        what that user's calls may hold (MAX_WAITING, MAX_WAITING_BYTES), or
-        past what all users' together may (MAX_WAITING_TOTAL, ..._BYTES_TOTAL)."""
-        size = arguments_size(message.body)
-        if not waiting.fits(size):
-            self._refuse_unread(message, "the user's calls", ErrorName.NOT_AUTHORIZED.value,
-                                TOO_MANY_WAITING_TEXT)  # fmt: skip
-        elif (self._waiting.calls >= MAX_WAITING_TOTAL
-              or self._waiting.bytes + size > MAX_WAITING_BYTES_TOTAL):  # fmt: skip
-            self._refuse_unread(message, "all users' calls", ErrorType.LIMITS_EXCEEDED.value,
-                                ALL_WAITING_TEXT)  # fmt: skip
-        else:
-            waiting.add(message, size)
 
     async def _identify(self, sender: str) -> None:
         """Ask the bus whose sender is, then route the calls it sent meanwhile

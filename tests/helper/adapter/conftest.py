@@ -20,6 +20,7 @@ from chadthrottle.contract import (
     ProcessTraffic,
     RuleInfo,
 )
+from chadthrottle.helper.adapter.service import HelperService
 from chadthrottle.helper.busname import wait_for_bus_name
 from chadthrottle.helper.engine.api import (
     ADMIN_VIEWER,
@@ -169,6 +170,7 @@ class InProcessHelper:
         self.address = address
         self.engine = engine
         self.error: BaseException | None = None
+        self.service: HelperService | None = None  # once run_helper built it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, name="in-process-helper", daemon=True)
@@ -182,7 +184,12 @@ class InProcessHelper:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        await run_helper(self.address, lambda: self.engine, self._stop)
+        await run_helper(self.address, lambda: self.engine, self._stop,
+                         make_service=self._make_service)  # fmt: skip
+
+    def _make_service(self, *parts: Any) -> HelperService:
+        self.service = HelperService(*parts)
+        return self.service
 
     def start(self) -> None:
         self._thread.start()

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -202,8 +203,13 @@ def test_all_users_waiting_calls_are_bounded_together(
     unread with LimitsExceeded, even of a user with room of its own. One user
     holds its MAX_WAITING_BYTES (its calls start every 2 s here, so they stay
     there); another, paced, sends a call of half that: over the cap."""
-    monkeypatch.setattr(service, "MAX_WAITING_BYTES_TOTAL", MAX_WAITING_BYTES + MAX_WAITING_BYTES // 8,
-                        raising=False)  # fmt: skip
+    assert adapter_helper.service is not None
+    paced = adapter_helper.service.paced  # the running service's bounds, only here
+    monkeypatch.setattr(
+        paced,
+        "bounds",
+        replace(paced.bounds, total_bytes=MAX_WAITING_BYTES + MAX_WAITING_BYTES // 8),
+    )
     monkeypatch.setattr(service, "FAILURE_DELAY_S", 2.0)
     size = MAX_WAITING_BYTES // 4
     with (

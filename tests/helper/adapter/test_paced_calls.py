@@ -23,6 +23,7 @@ from chadthrottle.helper.adapter.service import (
     BUS_DAEMON_PATH,
     FAILURES_BEFORE_DELAY,
     MAX_WAITING_BYTES,
+    PACED_BOUNDS,
     TOO_MANY_WAITING_TEXT,
     HelperService,
 )
@@ -221,7 +222,7 @@ def test_arguments_size_counts_text_bytes_and_containers() -> None:
 
 
 def test_waiting_calls_fit_within_either_bound_give_back_in_order_and_count_in_total() -> None:
-    total = WaitingTotal()
+    total = WaitingTotal(PACED_BOUNDS)
     waiting = WaitingCalls(max_calls=2, max_bytes=150, total=total)  # each call here: 64 bytes
     first, second, third = (_failing_call(n, "y" * 30) for n in (1, 2, 3))
     for call in (first, second):
@@ -236,7 +237,7 @@ def test_waiting_calls_fit_within_either_bound_give_back_in_order_and_count_in_t
 
 
 def test_waiting_calls_drop_one_connections_calls() -> None:
-    total = WaitingTotal()
+    total = WaitingTotal(PACED_BOUNDS)
     waiting = WaitingCalls(max_calls=8, max_bytes=1000, total=total)
     other = Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE, member="ClearLimit",
                     signature="s", body=["x"], sender=":1.8", serial=9)  # fmt: skip
