@@ -55,6 +55,9 @@ class PriorityFlow(QObject):
         connection.callFinished.connect(self._on_call_finished)
         connection.applicationsUpdated.connect(self._on_snapshot)
         connection.statusChanged.connect(self._on_status)
+        # Paused, the helper shapes nothing: the link field follows at once (read
+        # every few polls, it said "Link: not shaped" for seconds after Resume).
+        connection.pausedChanged.connect(self._on_paused_changed)
 
     # --- priorities ------------------------------------------------------------------
 
@@ -117,6 +120,10 @@ class PriorityFlow(QObject):
         if self._polls % SHAPING_EVERY_N_POLLS == 0 and not self._model.priority_unavailable:
             self._fetch_shaping()
         self._polls += 1
+
+    def _on_paused_changed(self, _paused: object) -> None:
+        if not self._model.priority_unavailable:
+            self._fetch_shaping()
 
     def _on_status(self, status: HelperStatus) -> None:
         if status.state is not HelperState.CONNECTED:  # another helper may come back: ask it afresh

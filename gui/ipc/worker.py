@@ -125,6 +125,10 @@ class HelperWorker:
         self._processes_listed = True
         # When SetLimitsPaused last succeeded: a poll sent before it may answer the old state.
         self._paused_set_at = float("-inf")
+        # Which backends hold the limits changes with a pause: read them again at the
+        # next poll (read every few polls, "Backend: tc, ebpf" stayed ~10 s after Resume).
+        self._backends_due = False
+        self._paused_seen: bool | None = None
 
     # --- called from the GUI thread -------------------------------------------------
 
@@ -240,7 +244,8 @@ class HelperWorker:
             started = time.monotonic()
             try:
                 client = await self._ensure_client()
-                if polls % BACKENDS_EVERY_N_POLLS == 0:
+                if polls % BACKENDS_EVERY_N_POLLS == 0 or self._backends_due:
+                    self._backends_due = False
                     backends = await asyncio.wait_for(client.list_backends(), CALL_TIMEOUT_S)
                     self._emit(self._signals.backends, list(backends))
                 asked_at = time.monotonic()
@@ -261,6 +266,9 @@ class HelperWorker:
                     asked_at > self._paused_set_at
                 ):  # else: perhaps answered before the pause changed
                     self._emit(self._signals.paused, paused)
+                    if paused != self._paused_seen:  # paused elsewhere too (a CLI, another window)
+                        self._backends_due = self._paused_seen is not None or self._backends_due
+                        self._paused_seen = paused
                 await self._poll_connections(client)
                 polls += 1
                 delay_s = self._interval_s - (time.monotonic() - started)
@@ -433,6 +441,7 @@ class HelperWorker:
             client = await self._ensure_client()
             await client.set_limits_paused(paused)
             self._paused_set_at = time.monotonic()
+            self._backends_due = True
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -98,6 +98,9 @@ def _limit_hint(units: UnitSystem) -> str:
     )
 
 
+RATE_COLUMNS: dict[int, Direction] = {Column.DOWN: Direction.DOWN, Column.UP: Direction.UP}
+MEASURING = "…"  # a rate not known yet (as the connections' rates say it)
+
 # Rate columns sort busiest first on their first click (the header asks this role).
 _BUSIEST_FIRST = frozenset({Column.DOWN, Column.UP, Column.ACTIVITY, Column.USAGE})
 
@@ -262,10 +265,11 @@ class ApplicationsModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if column == Column.NAME:
                 return info.name
-            if column == Column.DOWN:
-                return format_rate(info.down_bps, self._units)
-            if column == Column.UP:
-                return format_rate(info.up_bps, self._units)
+            if column in RATE_COLUMNS:
+                direction = RATE_COLUMNS[column]
+                if direction in app.rate_before_block:
+                    return MEASURING
+                return format_rate(info.rate_bps(direction), self._units)
             if column in LIMIT_COLUMNS:
                 return format_limit(app.limit_bps(LIMIT_COLUMNS[column]), self._units)
             if column == Column.USAGE:
@@ -308,6 +312,12 @@ class ApplicationsModel(QAbstractItemModel):
         return None
 
     def _app_tooltip(self, app: AppRow, column: int) -> str | None:
+        if column in RATE_COLUMNS and RATE_COLUMNS[column] in app.rate_before_block:
+            direction = RATE_COLUMNS[column]
+            before = format_rate(app.rate_before_block[direction], self._units)
+            word = "Download" if direction is Direction.DOWN else "Upload"
+            return (f"{word}: blocked; measuring what passes since (the helper's last reading, "
+                    f"{before}, was from before the block).")  # fmt: skip
         if column in LIMIT_COLUMNS:
             direction = LIMIT_COLUMNS[column]
             state = self._state(app, direction)
@@ -331,6 +341,12 @@ class ApplicationsModel(QAbstractItemModel):
     def app_ids(self) -> list[str]:
         """The listed applications, in order (the filter's matches)."""
         return [app.info.id for app in self._rows]
+
+    def rate_held(self, app_id: str, direction: Direction) -> bool:
+        """Whether the rate listed in direction may be from before a block
+        (AppRow.rate_before_block): shown as being measured."""
+        app = self._find(app_id)
+        return app is not None and direction in app.rate_before_block
 
     def application(self, app_id: str) -> ApplicationInfo | None:
         """Any application the helper reported, listed or filtered out."""
@@ -684,6 +700,7 @@ class ApplicationsModel(QAbstractItemModel):
                 if identity != row_identity(app):
                     changed_rows.append(row)
                 app.identity, app.identity_of = identity, info
+            app.note_blocks(info)
             app.info = info
             app.note_limits(now)
             app.history.append(info.down_bps, info.up_bps, now)

@@ -104,8 +104,8 @@ CONNECTIONS_UNKNOWN = "Connections not known while the helper is away"
 
 def describe_rates(
     name: str,
-    down: float,
-    up: float,
+    down: float | None,
+    up: float | None,
     limits: tuple[int, int],
     measured: tuple[float | None, float | None],
     units: UnitSystem,
@@ -116,13 +116,14 @@ def describe_rates(
     judged by (both figures are measured: "measured" told them apart not; the
     line's tooltip, average_tooltip, says over how long). Short: at 2x on a
     1366x768 screen the line fills the window's width.
-    rate_text other than format_rate: the line's widest form (steady_text.py)."""
+    rate_text other than format_rate: the line's widest form (steady_text.py).
+    A rate None is being measured ("…": blocked since the last poll, the row says so too)."""
     parts = []
     for word, rate, limit, mean in (
         ("down", down, limits[0], measured[0]),
         ("up", up, limits[1], measured[1]),
     ):
-        text = f"{word} {rate_text(rate, units)}"
+        text = f"{word} {'…' if rate is None else rate_text(rate, units)}"
         if limit:
             average = "…" if mean is None else rate_text(mean, units)  # no poll under it yet
             text += f" (limit {rate_text(limit, units)}, avg {average})"
@@ -181,9 +182,17 @@ def cut_to_lines(text: str, font: QFont, width: int, max_lines: int = NOTES_MAX_
             continue
         last = starts[room - 1]  # the last line shown starts here: cut it with "…"
         tail = metrics.elidedText(paragraph[last:] + "…", Qt.TextElideMode.ElideRight, width)
-        kept.append(paragraph[:last] + tail)
+        kept.append(_ellipsis_after_a_word(paragraph[:last] + tail))
         break
     return "\n".join(kept)
+
+
+def _ellipsis_after_a_word(text: str) -> str:
+    """The "…" straight after a word: a note cut at a sentence's end read
+    "...the day began.…" (2x on 1366x768, the graph compact)."""
+    if not text.endswith("…"):
+        return text
+    return text[:-1].rstrip(" .,;:") + "…"
 
 
 def describe_limit_notes(states: dict[Direction, LimitState], units: UnitSystem) -> str:
@@ -779,10 +788,14 @@ class DetailPane(QWidget):
             )
             for column, direction in enumerate(Direction)
         ]
+        down, up = (
+            None if self._model.rate_held(info.id, direction) else info.rate_bps(direction)
+            for direction in Direction
+        )
         self._summary_text = describe_rates(
             info.name,
-            info.down_bps,
-            info.up_bps,
+            down,
+            up,
             limits,
             (means[0], means[1]),
             units,

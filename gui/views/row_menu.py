@@ -80,11 +80,15 @@ def build_row_menu(
         state = model.limit_state(app_id, direction)
         any_limit = any_limit or (state.rate_bps > 0 and not state.read_only)
         current = checked_label(model.effective_limit(app_id, direction), units)
+        # One of them, drawn as radio items as in the tray (they were check boxes);
+        # none while blocked, when they are greyed as the tray's and the row's field are.
+        group = QActionGroup(submenu)
         for label, rate in menu_limits(units):
-            action = QAction(label, submenu, checkable=True, checked=label == current)
+            action = QAction(label, group, checkable=True,
+                             checked=label == current and not state.blocked)  # fmt: skip
             action.setObjectName(f"limit:{direction.value}:{label}")
-            action.setEnabled(can_limit and not state.read_only)
-            if state.read_only:  # an administrator's limit: choosing would do nothing
+            action.setEnabled(can_limit and not state.read_only and not state.blocked)
+            if state.read_only or state.blocked:  # choosing would do nothing now: why
                 action.setToolTip(describe_limit(state, direction, units))
             action.triggered.connect(
                 lambda _c=False, d=direction, r=rate: set_limit(app_id, d.value, r)

@@ -27,7 +27,7 @@ from chadthrottle.units import (
     parse_rate,
     parse_size,
 )
-from PySide6.QtCore import QEvent, QObject, Qt, QTime, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTime, Signal
 from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -88,6 +88,19 @@ class AppRules:
     priority_disabled: str = ""  # why the priority cannot be changed here ("" when it can)
 
 
+SCHEDULE_ROWS_WANTED = 4  # the schedules' list asks room for this many lines
+
+
+class ScheduleList(QListWidget):
+    """The schedules, asking room for a few: Qt's default (256 px) made the
+    Schedules tab the dialog's tallest by far; it takes what the dialog has."""
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        wanted = self.fontMetrics().lineSpacing() * SCHEDULE_ROWS_WANTED + 2 * self.frameWidth()
+        return QSize(hint.width(), min(hint.height(), wanted))
+
+
 class RulesDialog(QDialog):
     limitRequested = Signal(
         str, str, object
@@ -111,9 +124,13 @@ class RulesDialog(QDialog):
         self._read_only_said = ""  # the reason shown under the tabs that nothing can be changed
         self.tabs = QTabWidget(self)
         self.tabs.setAccessibleName(f"Rules of {rules.name}")  # it takes the focus: announce it
-        self.tabs.addTab(self._limits_tab(), "&Limits")
-        self.tabs.addTab(self._schedules_tab(), "&Schedules")
-        self.tabs.addTab(self._gates_tab(), "&Block and quota")
+        pages = (self._limits_tab(), self._schedules_tab(), self._gates_tab())
+        for page, name in zip(pages, ("&Limits", "&Schedules", "&Block and quota"), strict=True):
+            self.tabs.addTab(page, name)
+            # every tab counts in the dialog's size, shown or not (_fit_height)
+            policy = page.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            page.setSizePolicy(policy)
         self.message = QLabel(self)
         self.message.setObjectName("rulesMessage")
         self.message.setWordWrap(True)
@@ -198,7 +215,7 @@ class RulesDialog(QDialog):
     def _schedules_tab(self) -> QWidget:
         tab = QWidget(self)
         layout = QVBoxLayout(tab)
-        self.schedule_list = QListWidget(tab)
+        self.schedule_list = ScheduleList(tab)
         self.schedule_list.setObjectName("schedules")
         self.schedule_list.setAccessibleName("Schedules")
         self.schedule_list.setWordWrap(True)  # at 2x a schedule's line is wider than the list
@@ -430,7 +447,9 @@ class RulesDialog(QDialog):
         """As tall as its lines need, within the screen: Qt gives a new window at most
         two thirds of the screen's height, and at 2x on 1366x768 (256 of 384 px) that
         left the dialog its least, where the wrapped notes were squeezed into each
-        other ("Empty: no limit" cut, the quota's line without its end)."""
+        other ("Empty: no limit" cut, the quota's line without its end). Every tab
+        counts, shown or not: sized for the one shown, it grew at the next poll
+        after another was opened (320 to 371 px at 2x, 334 to 442 at 1x)."""
         screen = self.screen().availableGeometry()
         frame = max(0, self.frameGeometry().height() - self.height())
         wanted = min(self.sizeHint().height(), screen.height() - frame)
