@@ -20,7 +20,10 @@ user (CallerUids says whose each connection is). Parts:
 - RefusalLog writes the first refusal of a sender at once and counts the rest:
   one line per sender per INTERVAL_S with how many of which were refused. One
   INFO line per refused call took 3.6% of the helper's samples under a flood
-  of 500 refused calls a second (py-spy), and filled the journal.
+  of 500 refused calls a second (py-spy), and filled the journal. A sender is
+  a connection, and a user may open 256 (each with its own unique name): past
+  FIRSTS_PER_INTERVAL senders written at once within INTERVAL_S, the new
+  ones' refusals are counted together, one line when that interval ends.
 """
 
 from __future__ import annotations
@@ -226,13 +229,21 @@ class _Window:
 class RefusalLog:
     """Refused calls in the log, one line per sender per INTERVAL_S: the first
     at once (who, what), the rest as a count per kind when the interval ends.
-    Every refusal is in the log, as a line or in a count."""
+    At most FIRSTS_PER_INTERVAL senders within INTERVAL_S are written at once:
+    the refusals of senders new past them are counted together (how many
+    calls of which, of how many senders), one line when the interval of the
+    first of them ends. Every refusal is in the log, as a line or in a count."""
 
     INTERVAL_S = 10.0
+    # a flood of new connections, one refused call each, wrote a line each
+    FIRSTS_PER_INTERVAL = 10
 
     def __init__(self, log: logging.Logger) -> None:
         self._log = log
         self._windows: dict[str, _Window] = {}
+        self._firsts: deque[float] = deque()  # when the latest senders were written at once
+        self._folded = _Window()  # the refusals of senders past those, counted together
+        self._folded_senders: set[str] = set()
 
     def refused(self, sender: str, what: str) -> None:
         """One refused call of sender; what says which (method and action)."""
@@ -240,13 +251,46 @@ class RefusalLog:
         if window is not None:
             window.counts[what] += 1
             return
+        loop = asyncio.get_running_loop()
+        if sender in self._folded_senders or not self._may_write_first(loop.time()):
+            self._fold(sender, what, loop)
+            return
         if len(self._windows) >= MAX_SENDERS:
             self.flush()
+        self._firsts.append(loop.time())
         self._log.info("denied %s to %s", what, sender)
         window = self._windows[sender] = _Window()
-        window.timer = asyncio.get_running_loop().call_later(
+        window.timer = loop.call_later(
             self.INTERVAL_S, self._end, sender, f"in the last {self.INTERVAL_S:g} s"
         )
+
+    def _may_write_first(self, now: float) -> bool:
+        """Whether fewer than FIRSTS_PER_INTERVAL senders were written at once within INTERVAL_S."""
+        while self._firsts and self._firsts[0] <= now - self.INTERVAL_S:
+            self._firsts.popleft()
+        return len(self._firsts) < self.FIRSTS_PER_INTERVAL
+
+    def _fold(self, sender: str, what: str, loop: asyncio.AbstractEventLoop) -> None:
+        """Count a refusal of a sender past FIRSTS_PER_INTERVAL with the others'."""
+        if sender not in self._folded_senders and len(self._folded_senders) >= MAX_SENDERS:
+            self._end_folded("so far")
+        self._folded_senders.add(sender)
+        self._folded.counts[what] += 1
+        if self._folded.timer is None:
+            self._folded.timer = loop.call_later(
+                self.INTERVAL_S, self._end_folded, f"in the last {self.INTERVAL_S:g} s"
+            )
+
+    def _end_folded(self, within: str) -> None:
+        folded, senders = self._folded, len(self._folded_senders)
+        self._folded, self._folded_senders = _Window(), set()
+        if folded.timer is not None:
+            folded.timer.cancel()
+        if folded.counts:
+            kinds = ", ".join(f"{what} x{count}" for what, count in folded.counts.most_common())
+            self._log.info("denied %d more calls to %d more senders %s (past %d senders a %g s"
+                           " written one by one): %s", folded.counts.total(), senders, within,
+                           self.FIRSTS_PER_INTERVAL, self.INTERVAL_S, kinds)  # fmt: skip
 
     def ended(self, sender: str) -> None:
         """sender left the bus: write its count now."""
@@ -256,6 +300,7 @@ class RefusalLog:
         """Write every count now (the helper stops, or too many senders)."""
         for sender in list(self._windows):
             self._end(sender, "so far")
+        self._end_folded("so far")
 
     def _end(self, sender: str, within: str) -> None:
         window = self._windows.pop(sender, None)

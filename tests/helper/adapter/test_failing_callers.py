@@ -10,6 +10,7 @@ import logging
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 from chadthrottle.contract import Action, ErrorName
@@ -203,3 +204,71 @@ def _over_the_bound(caplog: pytest.LogCaptureFixture) -> int:
             total += sum(int(n) for n in re.findall(r"waiting\) x(\d+)", text))
             total += text.startswith("denied ClearLimit (over")
     return total
+
+
+# As uid 65534: argv address, connections. Opens that many connections, each
+# calls ClearLimit once (polkit refuses: no session) and stays; prints how many
+# answers of which error came, then leaves.
+NEW_CONNECTIONS = r"""
+import asyncio, collections, json, sys
+from chadthrottle.bus_connection import connect_system_bus
+from chadthrottle.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+from dbus_fast import Message
+
+async def main(address, count):
+    buses = [await connect_system_bus(address) for _ in range(count)]
+    def call(i):
+        return Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE, member="ClearLimit",
+                       signature="sss", body=[f"exe:/nonexistent/new-{i}", "both", ""])
+    replies = await asyncio.wait_for(asyncio.gather(*(bus.call(call(i)) for i, bus in enumerate(buses))), 60)
+    print(json.dumps(collections.Counter(r.error_name for r in replies)), flush=True)
+    for bus in buses:
+        bus.disconnect()
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def test_refusals_of_many_new_connections_are_folded_into_one_count(
+    engine: FakeEngineForAdapterTests,
+    adapter_helper: InProcessHelper,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sender is a connection, and a user may open 256 (the system bus's
+    max_connections_per_user): one refused call on each of many new
+    connections wrote a line each, whatever the counting per sender did.
+    Past FIRSTS_PER_INTERVAL senders an interval, their refusals are counted
+    together; every refusal is still in the log."""
+    require_program("setpriv")
+    interval_s, firsts, connections = 1.0, 2, 60
+    monkeypatch.setattr(RefusalLog, "INTERVAL_S", interval_s)
+    monkeypatch.setattr(RefusalLog, "FIRSTS_PER_INTERVAL", firsts)
+    caplog.set_level(logging.INFO, logger=SERVICE_LOG)
+    started = time.monotonic()
+    result = subprocess.run(
+        [*setpriv_argv(NOBODY), sys.executable, "-c", NEW_CONNECTIONS, adapter_helper.address, str(connections)],
+        capture_output=True, text=True, env=as_uid_env(adapter_helper.address), timeout=120,
+    )  # fmt: skip
+    answered_s = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == {ErrorName.NOT_AUTHORIZED.value: connections}
+
+    def logged() -> tuple[int, int]:
+        """(refusals logged, lines) so far."""
+        refusals = lines = 0
+        for record in caplog.records:
+            text = record.getMessage()
+            if record.name == SERVICE_LOG and text.startswith("denied "):
+                lines += 1
+                more = re.match(r"denied (\d+) more calls to ", text)
+                refusals += int(more.group(1)) if more else 1
+        return refusals, lines
+
+    assert eventually(lambda: logged()[0] >= connections, 10), (logged(), connections)
+    refusals, lines = logged()
+    assert refusals == connections
+    # the senders written at once, and a count, each interval the refusals came in (and one more)
+    bound = (answered_s / interval_s + 2) * (firsts + 1)
+    print(f"{refusals} refusals of {connections} connections in {lines} lines ({answered_s:.1f} s)")
+    assert lines <= bound < connections, (lines, bound, connections)
