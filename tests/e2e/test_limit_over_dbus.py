@@ -8,6 +8,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from chadthrottle.contract import Direction
 
@@ -166,7 +167,7 @@ def _shaper_drops(netns: str) -> int:
 
 
 def test_a_download_limited_before_it_starts_fits_the_shaper_from_its_first_packet(
-    stack: Stack,
+    stack: Stack, tmp_path: Path
 ) -> None:
     """The application's receive window is clamped to the limit (plus a short
     queue) from the connection's first packets, so the remote sender's slow
@@ -174,13 +175,15 @@ def test_a_download_limited_before_it_starts_fits_the_shaper_from_its_first_pack
     retransmission. Without the clamp the sender overfills the queue at once."""
     with app_scope(stack.cgroup_root, own_names.desktop_id("TestFirstPacket")) as scope:
         drops_before = _shaper_drops(stack.pair.host_ns)
+        limited = tmp_path / "limited"  # the peer connects once the limit is set
         stream = start_stream(
-            stack.pair, 5430, "down", app_cgroup=scope, app_serves=True, peer_after_s=1.0
+            stack.pair, 5430, "down", app_cgroup=scope, app_serves=True, peer_when=limited
         )
         app_id = ""
         try:
             app_id = call_helper(stack.bus_address, lambda c: c.set_limit(f"pid:{stream.app_pid}", Direction.DOWN,
                                                                            LIMIT_BPS))  # fmt: skip
+            limited.touch()
             assert eventually(
                 lambda: stream.receiver.rate_bps(0.2) > 0, timeout_s=5.0
             )  # the peer connected

@@ -536,6 +536,7 @@ def start_stream(
     child_after_s: float = 0.0,
     child_when: Path | None = None,
     peer_after_s: float = 0.0,
+    peer_when: Path | None = None,
     peer_cgroup: Path | None = None,
     rate_bps: float = 0.0,
     congestion: str = "",
@@ -546,6 +547,9 @@ def start_stream(
 
     app_serves: the application listens (in the host namespace) and the peer
     connects, peer_after_s later, so the app's traffic flows on an accepted socket.
+    peer_when: as peer_after_s, the peer connects once this file exists
+    (looked for every 50 ms): after a step of the test's (a limit set), however
+    long that took on a loaded machine.
     child_after_s: the application is a shell that starts the traffic as a
     child process this many seconds later (Stream.app is the shell).
     child_when: as child_after_s, the child started once this file exists
@@ -589,8 +593,10 @@ def start_stream(
             argv = nsenter_argv(
                 pair.peer_ns, [*script, "connect", "--host", host, "--role", peer_role, *common]
             )
-            if peer_after_s:
-                argv = ["sh", "-c", f'sleep {peer_after_s}; exec "$@"', "sh", *argv]
+            if peer_after_s or peer_when is not None:
+                first = (f"until [ -e {shlex.quote(str(peer_when))} ]; do sleep 0.05; done"
+                         if peer_when is not None else f"sleep {peer_after_s}")  # fmt: skip
+                argv = ["sh", "-c", f'{first}; exec "$@"', "sh", *argv]
             peer = spawn(argv, peer_cgroup)
             started.append(peer)
         else:
@@ -709,7 +715,9 @@ _DIRECT_PACKETS = re.compile(r"direct_packets_stat \d+")
 def tc_dump(netns: str, attempts: int = 20) -> str:
     """Every link, qdisc, class and filter of a namespace, for before/after checks
     (configuration, not counters). A device that vanishes while it is read (an
-    IFB being removed) means: read again."""
+    IFB being removed) means: read again. The tc queries run at once, each its
+    own process as before (one after another, a dump of two links took 43 ms
+    here, 25-30 ms at once; 175 places in the tests dump, some in a poll)."""
 
     def run(*argv: str) -> str:
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
@@ -717,8 +725,8 @@ def tc_dump(netns: str, attempts: int = 20) -> str:
     for attempt in range(attempts):
         lines = []
         try:
+            queries: list[tuple[str, tuple[str, ...], subprocess.Popen[str]]] = []
             for line in run("ip", "-n", netns, "-o", "link", "show").splitlines():
-                lines.append(line.split(" link/")[0])
                 ifname = line.split(": ")[1].split("@")[0]
                 for query in (
                     ("qdisc", "show", "dev", ifname),
@@ -727,10 +735,22 @@ def tc_dump(netns: str, attempts: int = 20) -> str:
                     ("filter", "show", "dev", ifname, "ingress"),
                     ("filter", "show", "dev", ifname, "egress"),
                 ):
-                    shown = _DIRECT_PACKETS.sub(
-                        "direct_packets_stat -", run("tc", "-n", netns, *query)
+                    argv = ("tc", "-n", netns, *query)
+                    queries.append((line.split(" link/")[0], query, subprocess.Popen(
+                        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))  # fmt: skip
+            failed: subprocess.CalledProcessError | None = None
+            for link, query, process in queries:  # every one waited for, failed or not
+                out, err = process.communicate()
+                if process.returncode != 0 and failed is None:
+                    failed = subprocess.CalledProcessError(
+                        process.returncode, process.args, out, err
                     )
-                    lines.append(f"{' '.join(query)}: {shown}")
+                if query[0] == "qdisc":
+                    lines.append(link)
+                shown = _DIRECT_PACKETS.sub("direct_packets_stat -", out.strip())
+                lines.append(f"{' '.join(query)}: {shown}")
+            if failed is not None:
+                raise failed
         except subprocess.CalledProcessError:
             if attempt == attempts - 1:
                 raise

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from pathlib import Path
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
@@ -449,7 +450,7 @@ def test_a_thousand_applications_get_a_thousand_independent_classes(
 
 
 def test_traffic_over_a_link_without_ethernet_headers_is_shaped_both_ways(
-    pair: NetnsPair, datapath: Datapath, shaper: TcShaper
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper, tmp_path: Path
 ) -> None:
     """VPNs (tun, WireGuard) and PPP hand tc packets that begin with the IP
     header: read as Ethernet frames, no download matched and none was limited.
@@ -459,20 +460,20 @@ def test_traffic_over_a_link_without_ethernet_headers_is_shaped_both_ways(
     window, each judged on its own (one after the other took 7 s more)."""
     slots = {Direction.DOWN: 3, Direction.UP: 4}
     with tun_link(pair) as tunneled:
-        # the applications listen; the peers connect a second later, once they are limited
+        # the applications listen; the peers connect once they are limited
+        limited = tmp_path / "limited"
         streams = {direction: start_stream(tunneled, 5590 if direction is Direction.DOWN else 5591,
                                            direction.value, seconds=30, app_serves=True,
-                                           peer_after_s=1.0)
+                                           peer_when=limited)
                    for direction in Direction}  # fmt: skip
         try:
             for direction, stream in streams.items():
                 datapath.set_process_slot(stream.app_pid, slots[direction])
             shaper.reconcile({direction: {slots[direction]: LIMIT} for direction in Direction})
+            limited.touch()
             shown = tc_dump(pair.host_ns)
             assert "chadt_tc_in_l3" in shown and "chadt_tc_out" in shown, shown
-            time.sleep(
-                1.0 + 2.0
-            )  # slow start overfills the leaf queue at first (no window clamp here)
+            time.sleep(2.0)  # slow start overfills the leaf queue at first (no window clamp here)
             rates = rates_together([streams[d].receiver for d in Direction], 4.0)
             for direction, rate in zip(Direction, rates, strict=True):
                 read = rate * 1500 / 1448  # L3, as the limit counts

@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.datapath import Datapath
@@ -75,22 +76,24 @@ def _ifindex(netns: str, ifname: str) -> int:
 
 
 def test_an_upload_limit_through_a_vxlan_holds_at_the_limit_not_half(
-    pair: NetnsPair, datapath: Datapath, shaper: TcShaper
+    pair: NetnsPair, datapath: Datapath, shaper: TcShaper, tmp_path: Path
 ) -> None:
+    limited = tmp_path / "limited"  # the peer connects once the limit is set
     with vxlan_over(pair) as tunneled:
-        stream = start_stream(tunneled, 5592, "up", seconds=30, app_serves=True, peer_after_s=1.0,
+        stream = start_stream(tunneled, 5592, "up", seconds=30, app_serves=True, peer_when=limited,
                               congestion="cubic")  # fmt: skip
         try:
             datapath.set_process_slot(stream.app_pid, SLOT)
             shaper.reconcile({Direction.UP: {SLOT: LIMIT}})
+            limited.touch()
             for ifname in (pair.host_if, tunneled.host_if):  # the condition: both devices hooked
                 shown = subprocess.run(["tc", "-n", pair.host_ns, "filter", "show", "dev", ifname, "egress"],
                                        capture_output=True, text=True, check=True).stdout  # fmt: skip
                 assert "chadt_tc_out" in shown, (ifname, shown)
-            # The peer connects (after 1 s), and slow start overfills the leaf queue
-            # at first: the window starts once a 0.5 s probe reads the limit within
-            # 10%, at most the fixed 3 s this waited before (docs/development.md).
-            settled_by = time.monotonic() + 1.0 + 2.0
+            # The peer connects, and slow start overfills the leaf queue at first:
+            # the window starts once a 0.5 s probe reads the limit within 10%, at
+            # most 2 s after the limit (docs/development.md).
+            settled_by = time.monotonic() + 2.0
             eventually(lambda: stream.receiver.total_bytes() > 0, settled_by - time.monotonic())
             eventually(
                 lambda: (
