@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from chadthrottle.contract import Direction
+from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
-from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.applications import MEASURING, ApplicationsModel
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
 from chadthrottle.gui.models.priority_view import ADMIN_ASKED, PriorityState, describe_priority
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
@@ -211,7 +211,7 @@ class TrayController(QObject):
             # The last rates the helper sent stop being news when it is gone: none shown.
             # Each direction, as the window's totals: the sum alone ("Media Server
             # 8.41 MB/s") did not say whether it downloads or uploads.
-            info.id: f"▼ {format_rate(info.down_bps, units)}  ▲ {format_rate(info.up_bps, units)}"
+            info.id: f"▼ {self._rate(info, Direction.DOWN)}  ▲ {self._rate(info, Direction.UP)}"
             if self._status.can_monitor
             else ""
             for info in applications
@@ -368,6 +368,12 @@ class TrayController(QObject):
         dialog.textValueSelected.connect(chosen)
         dialog.finished.connect(dialog.deleteLater)
         dialog.open()
+
+    def _rate(self, info: ApplicationInfo, direction: Direction) -> str:
+        """As the row says it: "…" while the rate listed may be from before a block."""
+        if self._model.rate_held(info.id, direction):
+            return MEASURING
+        return format_rate(info.rate_bps(direction), self._model.units)
 
     def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:

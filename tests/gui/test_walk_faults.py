@@ -12,6 +12,7 @@ from chadthrottle.contract import BackendInfo, Direction, LinkShapingInfo
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from chadthrottle.units import UnitSystem
@@ -48,6 +49,12 @@ def test_a_row_just_blocked_does_not_show_the_rate_from_before_the_block(
     assert up.data() == "210 KB/s"  # the other direction is not blocked: as measured
     assert window.select_application(FIREFOX)  # the detail pane's rates line says the same
     assert window.detail.summary.text().startswith("Firefox: down … (limit 5.00 MB/s, avg")
+    tray = TrayController(model)  # and the tray menu's entry
+    tray.set_status(window.status)
+    tray.rebuild_menu()
+    (entry,) = [a.text() for a in tray.menu.actions() if a.text().startswith("Firefox")]
+    assert entry.endswith("\t▼ …  ▲ 210 KB/s"), entry
+    tray.shutdown()
     model.apply_snapshot(_with(FIREFOX, down_blocked=True))  # no tick since: still the old one
     assert window.table.proxy_index(FIREFOX, Column.DOWN).data() == "…"
     model.apply_snapshot(_with(FIREFOX, down_blocked=True, down_bps=1_700.0))  # the tick after
