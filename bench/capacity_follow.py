@@ -32,12 +32,14 @@ rate): which direction's queue made a spike, and which probe filled it.
 
     sudo .venv/bin/python -m bench.capacity_follow [--down 2.5M] [--up 625K] [--buffer-ms 400]
         [--phase-s 20] [--slow-share 0.5] [--start right|wrong|none] [--flows 4] [--bulk both|down]
-        [--vary down|up] [--record FILE] [--tick-s 1.0] [--glance-s 0.25]
+        [--vary down|up] [--record FILE] [--tick-s 1.0] [--glance-s 0.25] [--watch | --as-helper]
 
---glance-s samples the round trips that often between ticks (kernel layer:
-CapacityEstimator.glance takes back a raise whose failure shows there; the
-helper does not glance). Printed too: the estimator thread's CPU per tick and
-per glance, and with --through helper the helper's CPU over the call.
+--glance-s samples the round trips and our queues that often between ticks (kernel
+layer: CapacityEstimator.glance takes back a raise whose failure shows there; the helper
+glances at its queues every 0.1 s while a download raise is judged, estimation.py); with
+--watch the glances are recorded, not judged (the ticks decide as the helper's did before
+est16h). Printed too: the estimator thread's CPU per tick and per glance, and with
+--through helper the helper's CPU over the call.
 
 --record writes the estimator's inputs tick by tick (what passed, the delay signal, our
 queues' waits) beside the modem's truth, so a run replays through the pure estimator
@@ -148,8 +150,11 @@ class Follower:
         self.cpu_s: dict[str, tuple[int, float]] = {}  # per kind: samples, this thread's CPU s
         index = ipr.link_lookup(ifname=pair.host_if)[0]
         self._classes = {CALL_SLOT: ClassSpec(0, 0, Priority.CRITICAL)}
-        self._sampler = PathSampler(lambda: link_counters(ipr, [index]), lambda: shaper_wait_s(ipr, self._shaping()),
+        self._read_links = lambda: link_counters(ipr, [index])
+        self._sampler = PathSampler(self._read_links, lambda: shaper_wait_s(ipr, self._shaping()),
                                     netns=None, floor_samples=round(RECEIVER_FLOOR_TICKS / glance_per_s))  # fmt: skip
+        self.watch = False  # glances recorded (round trips, our queues, bytes) but not judged
+        self.as_helper = False  # glances only while a download raise is judged, our queues only
         self._netns = pair.host_ns
         self.true = (0, 0)
         self.internet: Internet | None = None
@@ -182,6 +187,7 @@ class Follower:
         glance_s = self.glance_s or self.tick_s
         last = tick_at = time.monotonic()
         self._sampler.sample()
+        counted = self._read_links()  # at the last row, for a glance's bytes
         while not self._stop.wait(glance_s - (time.monotonic() - last) % glance_s):
             now, cpu = time.monotonic(), time.thread_time()
             paths_before = self._sampler._paths
@@ -191,12 +197,22 @@ class Follower:
                 self.samples.append(Sample(now - tick_at, moved, delay, waits))
                 after = self.estimator.update(self.samples[-1])
                 seconds, tick_at, kind = now - tick_at, now, "tick"
-            else:  # a glance: the round trips only (PathSampler.glance)
-                moved, waits = dict.fromkeys(Direction, 0), {}
-                delay = self._sampler.glance()
-                self.samples.append(Sample(now - last, {}, delay))
-                after = self.estimator.glance(now - last, delay)
+            elif self.as_helper and not self.estimator.judging_down():
+                continue  # the helper glances only while a download raise is judged
+            else:  # a glance: the round trips and our queues (PathSampler.glance)
+                if self.as_helper:  # our queues' waits only, as the helper reads them
+                    delay, waits = None, dict(self._sampler._read_wait())
+                else:
+                    delay, waits = self._sampler.glance()
+                links = self._read_links()
+                moved = {Direction.DOWN: sum(max(0, n.down - o.down) for i, n in links.items() if (o := counted.get(i))),
+                         Direction.UP: sum(max(0, n.up - o.up) for i, n in links.items() if (o := counted.get(i)))}  # fmt: skip
+                self.samples.append(Sample(now - last, moved, delay, waits))
+                after = before if self.watch else self.estimator.glance(now - last, delay, waits)
                 seconds, kind = now - last, "glance"
+            if kind == "tick":
+                links = self._read_links()
+            counted = links
             acked = sum(path.acked - old.acked for cookie, path in self._sampler._paths.items()
                         if not path.local and (old := paths_before.get(cookie)) is not None)  # fmt: skip
             self.kinds.append(kind)
@@ -438,6 +454,18 @@ def main(argv: list[str] | None = None) -> int:
         "(CapacityEstimator.glance); 0: none",
     )
     parser.add_argument(
+        "--as-helper",
+        action="store_true",
+        help="kernel: glance as the helper does (estimation.py): only while a download raise "
+        "is judged, our queues' waits only (no round trips)",
+    )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="kernel: the glances are recorded (--record: the round trips, our queues and the "
+        "bytes since the last row) but not judged: the estimator ticks as the helper's",
+    )
+    parser.add_argument(
         "--record",
         type=Path,
         help="kernel: write the estimator's start and inputs, tick by tick, with the modem's "
@@ -476,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             per_s = 1 / (arguments.glance_s or arguments.tick_s)
             follower = Follower(pair, shaper, ipr, CapacityEstimator(start), per_s)
             follower.tick_s, follower.glance_s = arguments.tick_s, arguments.glance_s
+            follower.watch, follower.as_helper = arguments.watch, arguments.as_helper
             follower.apply()
 
             def tag(scope: Path, slot: int) -> None:

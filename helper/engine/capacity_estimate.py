@@ -251,6 +251,21 @@ GLANCE_DELAYS = 4
 # UP_TURN_RAISES), and 11 ms over the turn's start twice was no failure (review7; est16g):
 TURN_HOLD_S = 0.005  # this far above it, the turn's next raise waits (judged on)
 TURN_RISE_S = 0.010  # this far above it at two readings in a row, the turn failed
+# between ticks (glance): our download queue, in bytes, falling at GLANCE_FALLS readings in a
+# row, each by no more than GLANCE_FALL_MAX of its shaping rate a second, by GLANCE_FALL_S of
+# that rate in all: a queue grows at the modem, and the raise being judged failed. The download's
+# senders keep about as many bytes queued as their windows hold (they lose here, at our leaf's
+# limit), so what leaves our queue is in the modem's: at a download step past the link its
+# download queue, at an upload's its upload queue (the download's acknowledgements wait there,
+# and its data spreads over the longer round trip). Read every 0.1 s, a step 2-4.5% past the
+# link showed as 2-6 KB less here at each reading from the first, the modem's queue growing as
+# much (bench/capacity_follow.py --glance-s 0.1 --watch, est16h), where the round trips' delay
+# read 8-10 ms for 2 s beside 30-60 ms there. A sender's loss here drops 15-40 KB in a reading
+# or two, then its window grows back: faster than GLANCE_FALL_MAX, it starts the count again
+GLANCE_FALLS = 3
+GLANCE_FALL_MAX = 0.06
+GLANCE_FALL_S = 0.006
+GLANCE_FALL_GAP_S = 0.5  # readings further apart (a tick's, after no glances) start the count again
 FLOOR_BPS = 32_000  # 256 kbit/s: below it nothing interactive works anyway
 MIN_TRAFFIC_BPS = 8_000  # less than this through a direction tells nothing about its capacity
 
@@ -325,6 +340,11 @@ class CapacityEstimator:
         self._delays: deque[float] = deque(maxlen=GLANCE_DELAYS)
         self._raise_delay: dict[Direction, float | None] = {d: None for d in Direction}
         self._risen_before = False  # the last glance read a rise (GLANCE_RISE_S)
+        # our download queue (bytes) at the last reading, the readings in a row it fell at by
+        # GLANCE_FALL_MAX at most, and by how much in all (GLANCE_FALLS); the glances' seconds
+        # since the last tick (a tick reads a glance's interval after the last glance)
+        self._here: float | None = None
+        self._falls, self._fallen, self._glanced_s = 0, 0.0, 0.0
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
             start = self.start.get(direction) or None
@@ -340,6 +360,8 @@ class CapacityEstimator:
         if not sample.seconds > 0 or any(value < 0 for value in sample.bytes.values()):
             return self.capacities()
         self.decisions = []
+        self._queue_here_fell(max(sample.seconds - self._glanced_s, 0.0), sample.local_wait_s)
+        self._glanced_s = 0.0
         achieved = {
             direction: sample.bytes.get(direction, 0) / sample.seconds for direction in Direction
         }
@@ -427,39 +449,88 @@ class CapacityEstimator:
                 self._probe(self._state, achieved)
         return self.capacities()
 
-    def glance(self, seconds: float, delay_s: float | None) -> dict[Direction, int | None]:
-        """Between two ticks (`seconds` since the last tick or glance; delay_s as a
-        Sample's): a raise being judged whose failure shows in the round trips already
-        is taken back now, not at the next tick. A probe past the link fills the modem's
+    def glance(self, seconds: float, delay_s: float | None,
+               local_wait_s: Mapping[Direction, float] | None = None) -> dict[Direction, int | None]:  # fmt: skip
+        """Between two ticks (`seconds` since the last tick or glance; delay_s and
+        local_wait_s as a Sample's): a raise being judged whose failure shows already is
+        taken back now, not at the next tick. A probe past the link fills the modem's
         queue by its overshoot each second until it is taken back (4.5% for a second: 45
         ms): at a tick of a second a failed probe put 33-105 ms there (bench/
-        capacity_follow.py, est16b). Failed: the delay GLANCE_RISE_S above what it read
-        before the raise at two glances in a row. Nothing else is decided here, and
-        what passed is left to the tick (GLANCE_RISE_S says why). Driven by bench/
-        capacity_follow.py --glance-s only: the helper does not glance, as measured it
-        took failed probes back with 23-62 ms at the modem (median 36) where ticks did
-        with 28-125 (median 42), not the calls' 15 ms, for about a sample's CPU a glance
-        (docs/benchmarks.md, est16c)."""
+        capacity_follow.py, est16b). Failed: a download raise once our download queue
+        fell steadily (GLANCE_FALLS), or any raise once the delay read GLANCE_RISE_S above
+        what it read before the raise at two glances in a row. Nothing else is decided
+        here, and what passed is left to the tick (GLANCE_RISE_S says why). The round
+        trips' rule alone took failed probes back with 23-62 ms at the modem (median 36)
+        where ticks did with 28-125 (median 42), for about a sample's CPU a glance (docs/
+        benchmarks.md, est16c); the helper glances with our queues' waits only, while a
+        download raise is judged (judging_down, estimation.py)."""
         if not seconds > 0:
             return self.capacities()
         self.decisions = []
-        delay = delay_s
-        if delay is None or delay != delay:
-            return self.capacities()
+        self._glanced_s += seconds
+        fell = self._queue_here_fell(seconds, local_wait_s or {})
+        delay = delay_s if delay_s is not None and delay_s == delay_s else None
         judged = Direction.UP if self._trying or self._probing(Direction.UP) else Direction.DOWN
         before = self._raise_delay[judged]
-        risen = before is not None and delay > before + GLANCE_RISE_S
-        twice, self._risen_before = risen and self._risen_before, risen
+        risen = delay is not None and before is not None and delay > before + GLANCE_RISE_S
+        twice = risen and self._risen_before
+        if delay is not None:
+            self._risen_before = risen
+        down = self._state[Direction.DOWN]
         if self._trying:  # a try's step: judged by the round trips here
             if twice:
+                self.decisions.append("glance: round trips rose")
                 self._judge_try(True, None)
         elif self._probing(Direction.UP) and self._state[Direction.UP].recent:
             if twice:
+                self.decisions.append("glance: round trips rose")
                 self._take_back(Direction.UP, self._state[Direction.UP], {})
-        elif (down := self._state[Direction.DOWN]).recent and twice:
-            self._take_back(Direction.DOWN, down, {})  # back to BACK_SHARE of where it began
-        self._delays.append(delay)
+        elif down.recent and (twice or fell):
+            # back to BACK_SHARE of where it began. Our queue fell: where it failed is where it
+            # began (what passed since the raise is not known yet), PAST_STEP from there next
+            # (_step). Not an upload's probe: read so, 3 of 5 turns' first raises were taken
+            # for failures with the modem empty, and the upload's queue there showed only at
+            # 30-40 ms (as late as the turn's round trips, TURN_RISE_S; est16h)
+            self.decisions.append(
+                "glance: " + ("our download queue fell" if fell else "round trips rose")
+            )
+            self._falls, self._fallen = 0, 0.0
+            self._take_back(
+                Direction.DOWN, down, {}, failed_at=down.recent[-1][1] if fell else None
+            )
+        if delay is not None:
+            self._delays.append(delay)
         return self.capacities()
+
+    def judging_down(self) -> bool:
+        """A download raise is being judged, with no upload probe or try: what glance()
+        judges by our download queue alone (no delay signal needed), so the helper glances
+        then (estimation.py)."""
+        up = self._state[Direction.UP]
+        return (bool(self._state[Direction.DOWN].recent) and not self._trying
+                and not (self._probing(Direction.UP) and up.recent))  # fmt: skip
+
+    def _queue_here_fell(self, seconds: float, waits: Mapping[Direction, float]) -> bool:
+        """Note our download queue (bytes: its wait at the shaping rate it was read at, the
+        capacity before this reading's decisions); True once it fell GLANCE_FALLS readings in
+        a row by GLANCE_FALL_S of that rate in all (GLANCE_FALLS says why)."""
+        down = self._state[Direction.DOWN]
+        if Direction.DOWN not in waits or down.capacity is None or not seconds > 0:
+            self._here, self._falls, self._fallen = None, 0, 0.0
+            return False
+        rate = down.capacity * SHAPE_SHARE
+        queued = waits[Direction.DOWN] * rate
+        last, self._here = self._here, queued
+        drop = None if last is None else last - queued
+        if (
+            drop is not None
+            and seconds <= GLANCE_FALL_GAP_S
+            and 0.0 < drop <= GLANCE_FALL_MAX * rate * seconds
+        ):
+            self._falls, self._fallen = self._falls + 1, self._fallen + drop
+        else:
+            self._falls, self._fallen = 0, 0.0
+        return self._falls >= GLANCE_FALLS and self._fallen >= GLANCE_FALL_S * rate
 
     def _note_raise(self, direction: Direction) -> None:
         """What the round trips read before a raise: its glances judge it against that. An
@@ -933,7 +1004,8 @@ class CapacityEstimator:
                 return state.failed_at * PAST_STEP / state.capacity
         return step
 
-    def _take_back(self, direction: Direction, state: _Direction, achieved: Mapping[Direction, float]) -> None:  # fmt: skip
+    def _take_back(self, direction: Direction, state: _Direction, achieved: Mapping[Direction, float],
+                   failed_at: int | None = None) -> None:  # fmt: skip
         """A failed probe: back under where it started (and under what passed),
         and the next probes near it go in small steps. A download's raises
         before its last were judged by what passed (TOOK_SHARE): it alone is
@@ -957,6 +1029,8 @@ class CapacityEstimator:
             # the raise did not pass, the link slowed meanwhile; probe near what did
             passed = int(achieved[direction] / SHAPE_SHARE)
             failed, good = min(failed, max(passed, back)), min(good, max(passed, back))
+        if failed_at is not None:  # a glance's: where the raise began (glance())
+            failed = min(failed, failed_at)
         # the near zone spans NEAR_ZONE at most: past it the link is faster now
         again = state.last_failed is not None and abs(failed / state.last_failed - 1) <= SAME_LINK
         state.failed_at, state.good_at = min(failed, int(good * NEAR_ZONE)), good

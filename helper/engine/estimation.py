@@ -37,6 +37,10 @@ from pyroute2.iproute import IPRoute
 
 log = logging.getLogger(__name__)
 SYS_NET = Path("/sys/class/net")
+# between ticks, while a download raise is judged: our queues' waits read this often (glance), so
+# that a step past the link is taken back within a few tenths of a second, not at the next tick
+# (capacity_estimate.GLANCE_FALLS; bench/capacity_follow.py --glance-s 0.1, est16h)
+GLANCE_S = 0.1
 MBIT_BYTES = 125_000  # 1 Mbit/s in bytes/s
 
 
@@ -64,9 +68,10 @@ def nic_ceiling(ipr: Any, sys_net: Path = SYS_NET) -> int | None:
 
 
 class LinkEstimation:
-    """Call tick(engine) once per engine tick, from one thread (its netlink
-    socket is made there, on first use: pyroute2 0.9 opens one per thread,
-    in the thread's namespace); close() when done."""
+    """Call tick(engine) once per engine tick, and glance(engine) every GLANCE_S
+    between ticks while glancing(), from one thread (its netlink socket is made
+    there, on first use: pyroute2 0.9 opens one per thread, in the thread's
+    namespace); close() when done."""
 
     def __init__(
         self, monotonic: Callable[[], float] = time.monotonic, make_ipr: Callable[[], Any] = IPRoute
@@ -79,6 +84,25 @@ class LinkEstimation:
         self._estimator: CapacityEstimator | None = None
         self._sampler: PathSampler | None = None
         self._last = 0.0
+        self._looked = 0.0  # the last tick or glance
+
+    def glancing(self) -> bool:
+        """A download raise is being judged: glance() every GLANCE_S until the next tick."""
+        return self._estimator is not None and self._estimator.judging_down()
+
+    def glance(self, engine: EstimatedEngine) -> None:
+        """Between ticks, our queues' waits only (a link dump and the IFBs' qdiscs, no
+        sock_diag dump): a download raise whose bytes leave our queue steadily for the
+        modem's is taken back now (CapacityEstimator.glance)."""
+        shaping = engine.link_shaping()
+        if self._estimator is None or self._ipr is None or not shaping.estimate \
+                or (shaping.down_set_bps, shaping.up_set_bps) != self._setting:  # fmt: skip
+            return  # the next tick starts afresh
+        now = self._monotonic()
+        seconds, self._looked = now - self._looked, now
+        waits = shaper_wait_s(self._ipr, self._shaping())
+        before = self._estimator.capacities()
+        self._hand(engine, before, self._estimator.glance(seconds, None, waits))
 
     def tick(self, engine: EstimatedEngine) -> None:
         shaping = engine.link_shaping()
@@ -93,8 +117,12 @@ class LinkEstimation:
         now = self._monotonic()
         moved, delay, waits = self._sampler.sample()
         seconds, self._last = now - self._last, now
+        self._looked = now
         before = self._estimator.capacities()
-        after = self._estimator.update(Sample(seconds, moved, delay, waits))
+        self._hand(engine, before, self._estimator.update(Sample(seconds, moved, delay, waits)))
+
+    def _hand(self, engine: EstimatedEngine, before: dict[Direction, int | None],
+              after: dict[Direction, int | None]) -> None:  # fmt: skip
         for direction in Direction:
             capacity = after[direction]
             if capacity != before[direction]:
@@ -118,7 +146,7 @@ class LinkEstimation:
             self._read_links, lambda: shaper_wait_s(self._ipr, self._shaping())
         )
         self._sampler.sample()
-        self._last = self._monotonic()
+        self._last = self._looked = self._monotonic()
 
     def _read_links(self) -> dict[int, LinkCounters]:
         """The links the internet goes by (internet_route.py), as the link

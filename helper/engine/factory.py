@@ -20,7 +20,7 @@ from chadthrottle.helper.engine.backends import (
     kernel_config,
 )
 from chadthrottle.helper.engine.engine import Engine
-from chadthrottle.helper.engine.estimation import LinkEstimation
+from chadthrottle.helper.engine.estimation import GLANCE_S, LinkEstimation
 from chadthrottle.helper.engine.limits import LimitTable
 from chadthrottle.helper.engine.rule_codec import rename_rules
 from chadthrottle.helper.engine.rule_store import BackgroundSaver, RuleStore, StateFileError
@@ -152,7 +152,10 @@ class RunningEngine(Engine):
         due = time.monotonic() + self.next_tick_in(TICK_INTERVAL_S)
         followed_at = float("-inf")
         while not self._stop.is_set():
-            if self._links_moved.wait(max(0.0, due - time.monotonic())):
+            wake = due  # sooner while a download raise is judged: its glances (estimation.py)
+            if self._estimation.glancing():
+                wake = min(due, time.monotonic() + GLANCE_S)
+            if self._links_moved.wait(max(0.0, wake - time.monotonic())):
                 settle = max(
                     LINK_EVENTS_GATHER_S, followed_at + LINK_EVENTS_MIN_GAP_S - time.monotonic()
                 )
@@ -168,6 +171,12 @@ class RunningEngine(Engine):
                     continue
             if self._stop.is_set():
                 return
+            if wake < due and time.monotonic() < due:  # woken for a glance, no tick due yet
+                try:
+                    self._estimation.glance(self)
+                except Exception:  # the capacity in force stays as it was; the tick goes on
+                    log.exception("glancing at the link failed")
+                continue
             try:
                 self.tick()
             except Exception:  # the tick must survive anything the kernel throws

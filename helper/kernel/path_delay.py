@@ -239,11 +239,13 @@ class PathSampler:
         except OSError:
             return {}
 
-    def glance(self) -> float | None:
-        """Between two samples: the path's queueing delay now (as sample() reads it),
-        without the uplinks' counters (the next sample counts from the last): the
-        sock_diag dump and our queues' waits only, about half a sample's CPU."""
-        return self._delay(self._dump(), dict(self._read_wait()))
+    def glance(self) -> tuple[float | None, dict[Direction, float]]:
+        """Between two samples: the path's queueing delay now (as sample() reads it) and
+        the wait in our shaper per direction, without the uplinks' counters (the next
+        sample counts from the last): the sock_diag dump and our queues' waits only,
+        about half a sample's CPU."""
+        waits = dict(self._read_wait())
+        return self._delay(self._dump(), waits), waits
 
     def sample(self) -> tuple[dict[Direction, int], float | None, dict[Direction, float]]:
         """(L3 bytes per direction since the last call, delay_s or None, the

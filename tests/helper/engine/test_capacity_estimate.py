@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from chadthrottle.contract import MAX_RATE_BPS, Direction
+from chadthrottle.helper.engine import capacity_estimate
 from chadthrottle.helper.engine.capacity_estimate import (
     FLOOR_BPS,
     GLANCE_RISE_S,
@@ -1019,3 +1020,122 @@ def test_the_recorded_download_is_not_stepped_past_where_it_failed_on_a_queue(
     assert recorded[tick]["delay_s"] > RISE_S, recorded[tick]["delay_s"]
     assert ticks[tick][1] == "down held: a queue at where it failed", ticks[tick][1]
     assert ticks[tick][3][0] == ticks[tick - 1][3][0], (ticks[tick - 1][3], ticks[tick][3])
+
+
+@pytest.mark.parametrize(
+    ("waits_ms", "taken_back_at"),
+    [
+        # a step 2% past the link: 2 ms of our queue to the modem's each 0.1 s, from the first
+        ([100, 98, 96, 94, 92], 3),
+        # a sender's loss here: 15 ms at once (faster than GLANCE_FALL_MAX), then flat: no queue
+        ([100, 85, 85, 85, 85], None),
+        # a loss, then its window growing back: the count starts again at each rise
+        ([100, 85, 84, 87, 86, 89, 88], None),
+        # a raise under the link: our queue drains by the step for a round trip, then holds
+        ([100, 96, 95, 95, 96, 96], None),
+        # 1.5 ms a reading: taken back once the falls add up to GLANCE_FALL_S
+        ([100, 98.5, 97, 95.5, 94, 92.5], 4),
+    ],
+)
+def test_a_glance_takes_a_download_raise_back_once_our_queue_falls_steadily(
+    waits_ms: list[float], taken_back_at: int | None
+) -> None:
+    """Past the link, what leaves our download queue is in the modem's: the senders keep as
+    many bytes queued as their windows hold (bench/capacity_follow.py --glance-s 0.1 --watch,
+    est16h). GLANCE_FALLS readings in a row each falling by GLANCE_FALL_MAX of the rate a
+    second at most, GLANCE_FALL_S in all, take the raise back at that glance; a sender's loss
+    (a faster drop) or a raise's round trip of draining does not."""
+    estimator = _raised(DOWN)
+    raised = estimator.capacity(DOWN)
+    began = estimator._state[DOWN].recent[-1][1]
+    assert raised is not None
+    taken = None
+    for index, wait_ms in enumerate(waits_ms):
+        estimator.glance(0.1, 0.001, {DOWN: wait_ms / 1000, UP: 0.2})
+        if taken is None and estimator.capacity(DOWN) != raised:
+            taken = index
+            assert estimator.decisions[0] == "glance: our download queue fell", estimator.decisions
+            # back to BACK_SHARE of where it began, which is where it failed (not the raise)
+            assert estimator._state[DOWN].last_failed == began
+    assert taken == taken_back_at, (taken, estimator.capacities())
+
+
+def test_a_glance_leaves_an_upload_probe_to_the_round_trips() -> None:
+    """Read so, 3 of 5 recorded upload turns' first raises were taken for failures with the
+    modem empty (est16h): an upload probe is not judged by our download queue."""
+    estimator = _raised(UP)
+    before = estimator.capacities()
+    for wait_ms in (100, 98, 96, 94, 92, 90):
+        estimator.glance(0.1, 0.001, {DOWN: wait_ms / 1000, UP: 0.2})
+    assert estimator.capacities() == before, estimator.decisions
+
+
+def _replay_glances(
+    recording: str,
+) -> list[tuple[str, str, str, list[int | None], list[int | None]]]:
+    """A --glance-s 0.1 --watch --record run (ticks and the glances between them, recorded
+    without judging) replayed through update() and glance(): per row (its kind, decisions
+    recorded, now; estimates recorded, now)."""
+    recorded = json.loads((Path(__file__).parent / recording).read_text())
+    estimator = CapacityEstimator({Direction(d): bps for d, bps in recorded["start"].items()})
+    rows = []
+    for row in recorded["ticks"]:
+        waits = {Direction(d): w for d, w in row["waits_s"].items()}
+        if row["kind"] == "tick":
+            estimator.update(Sample(row["seconds"], {Direction(d): n for d, n in row["bytes"].items()},
+                                    row["delay_s"], waits))  # fmt: skip
+        else:
+            estimator.glance(row["seconds"], row["delay_s"], waits)
+        rows.append((row["kind"], row["decisions"] if row["kind"] == "tick" else "",
+                     "; ".join(estimator.decisions), row["estimate"],
+                     [estimator.capacity(DOWN), estimator.capacity(UP)]))  # fmt: skip
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("recording", "raised_at", "glance", "recorded_back_at", "modem_ms"),
+    [
+        # PAST_STEP to 1.027 of the link at tick 6; taken back at its tick 7 with 33 ms at the modem
+        ("capacity_follow_glance_steady_2.json", 6, 3, 7, (4.8, 33.1)),
+        # PAST_STEP to 1.023 at tick 8 (the modem's queue 11 ms at its first glance, the raise's
+        # burst); taken back at tick 9 with 37 ms there
+        ("capacity_follow_glance_steady.json", 8, 5, 9, (22.0, 37.3)),
+        # PAST_STEP to 1.02 at tick 8 that passed TOOK_SHARE's test and was not judged
+        # (_past_unjudged) until the round trips rose at tick 11: 95 ms at the modem by then
+        ("capacity_follow_glance_unjudged.json", 8, 2, 11, (4.8, 95.3)),
+    ],
+)
+def test_the_recorded_download_step_past_the_link_is_taken_back_at_a_glance(
+    monkeypatch: pytest.MonkeyPatch, recording: str, raised_at: int, glance: int,
+    recorded_back_at: int, modem_ms: tuple[float, float],
+) -> None:  # fmt: skip
+    """bench/capacity_follow.py --glance-s 0.1 --watch runs (the ticks decided as the
+    helper's do, the glances between them recorded unjudged), replayed through update() and
+    glance(): the same decisions as recorded until the download's step past the link, which
+    our download queue's fall takes back at its `glance`-th glance, with 5-22 ms at the modem,
+    where the recorded ticks took it back 1-3 s later with 33-95 ms there. The round trips'
+    glance rule (GLANCE_RISE_S) is off here: it takes back the bench's start-up queue in two
+    of them (a true failure, 114-116 ms at the modem), after which the inputs no longer hold."""
+    monkeypatch.setattr(capacity_estimate, "GLANCE_RISE_S", float("inf"))
+    rows = _replay_glances(recording)
+    recorded = json.loads((Path(__file__).parent / recording).read_text())["ticks"]
+    ticks = list(
+        itertools.accumulate(kind == "tick" for kind, *_ in rows)
+    )  # the tick a row is in (1-based)
+    fired = next(i for i, (_, _, now, _, _) in enumerate(rows) if now.startswith("glance"))
+    for index, (_, was, now, estimate, estimated) in enumerate(rows[:fired]):
+        assert (now, estimated) == (was, estimate), index
+    raised = max(i for i in range(fired) if rows[i][0] == "tick")
+    assert (ticks[raised] - 1, fired - raised) == (raised_at, glance)
+    began = recorded[raised - 1]["estimate"][0] * 8e-6  # where it failed: where the raise began
+    assert (
+        rows[fired][2] == f"glance: our download queue fell; take back down (failed at {began:.2f})"
+    )
+    assert rows[raised][1].startswith("raise down"), rows[raised][1]
+    back = next(i for i, row in enumerate(recorded) if row["decisions"].startswith("take back down")
+                and row["kind"] == "tick" and i > fired)  # fmt: skip
+    assert ticks[back] - 1 == recorded_back_at, ticks[back]
+    assert (
+        round(recorded[fired]["modem_ms"][0], 1),
+        round(recorded[back]["modem_ms"][0], 1),
+    ) == modem_ms

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from chadthrottle.contract import Direction, LinkShapingInfo
+from chadthrottle.helper.engine import estimation as module
+from chadthrottle.helper.engine.capacity_estimate import Sample
 from chadthrottle.helper.engine.estimation import LinkEstimation, nic_ceiling
+from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
 from pyroute2.netlink.exceptions import NetlinkError
 
 
@@ -88,3 +91,41 @@ def test_the_nic_speed_bounds_the_estimate_only_for_the_namespaces_own_link(tmp_
     (tmp_path / "eth9" / "ifindex").write_text("4\n")  # another namespace's eth9
     assert nic_ceiling(OneLink("eth9"), tmp_path) is None
     assert nic_ceiling(OneLink("veth0"), tmp_path) is None
+
+
+def test_a_glance_hands_a_download_step_past_the_link_back_to_the_engine(monkeypatch: Any) -> None:
+    """While a download raise is judged the engine's loop glances (glancing): our queues'
+    waits only, and a download queue falling steadily takes the raise back now, handed to
+    the engine as a tick's estimate is (capacity_estimate.GLANCE_FALLS)."""
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.1
+        return now[0]
+
+    estimation = LinkEstimation(monotonic=clock, make_ipr=NoLinks)
+    engine = Engine(LinkShapingInfo(down_set_bps=2_500_000, up_set_bps=625_000, estimate=True))
+    estimation.tick(engine)  # starts afresh from the values set
+    estimator = estimation._estimator
+    assert estimator is not None and not estimation.glancing()
+    for _ in range(30):  # the download loaded, its acknowledgements up: raised
+        down = estimator.capacity(Direction.DOWN) or 0
+        loaded = {
+            Direction.DOWN: int(down * SHAPE_SHARE),
+            Direction.UP: int(down * SHAPE_SHARE) // 30,
+        }
+        estimator.update(Sample(1.0, loaded, 0.001))
+        if (estimator.capacity(Direction.DOWN) or 0) > down:
+            break
+    raised = estimator.capacity(Direction.DOWN) or 0
+    assert estimation.glancing()
+    waits = iter([0.100, 0.098, 0.096, 0.094])  # 2% of the rate a tenth of a second: to the modem
+    monkeypatch.setattr(
+        module,
+        "shaper_wait_s",
+        lambda _ipr, _shaping: {Direction.DOWN: next(waits), Direction.UP: 0.2},
+    )
+    for _ in range(4):
+        estimation.glance(engine)
+    assert len(engine.handed) == 1 and engine.handed[0][0] is Direction.DOWN
+    assert (engine.handed[0][1] or 0) < raised and not estimation.glancing()
