@@ -420,6 +420,8 @@ class CapacityEstimator:
         if not rise and not self._trying and self._turn_above(TURN_RISE_S, readings=2):
             rise = True
             self.decisions.append("turn's rise")
+        past_queue = not rise and self._past_queue(achieved, delay, sample.local_wait_s)
+        rise = rise or past_queue
         if self._trying:
             self._judge_try(rise, queued)
             return self.capacities()
@@ -435,6 +437,13 @@ class CapacityEstimator:
         elif self._not_taken(active, achieved, sample.local_wait_s):
             pass
         elif rise:
+            if past_queue:
+                # a download step past where it failed, not judged by what passed (1-2% past
+                # the modem's rate passes TOOK_SHARE's test): judged against our download
+                # queue's noise, not the upload's too (NOISE_SHARE of 0.2-0.3 s there: 20-30 ms
+                # more). Left to that, one read 7, 23, 30, 24 ms at ticks with 18, 27, 35, 45
+                # ms at the modem (bench/capacity_follow.py --as-helper, est16h)
+                self.decisions.append("down past where it failed: a queue")
             self._rise(active, achieved, delay)
         elif not self._past_us(active, achieved, sample.local_wait_s):
             # a direction that nearly fills its own shaping rate is probed even when small
@@ -876,6 +885,16 @@ class CapacityEstimator:
             return
         self._raise(state, step)
         state.since_probe_s = 0.0
+
+    def _past_queue(self, achieved: Mapping[Direction, float], delay_s: float,
+                    waits: Mapping[Direction, float]) -> bool:  # fmt: skip
+        """A download step past where it failed, not judged yet (_past_unjudged), whose round
+        trips read over RISE_S and NOISE_SHARE of our download queue's wait (not the upload's:
+        update() says why): it failed."""
+        down = self._state[Direction.DOWN]
+        return (not self._trying and bool(down.recent)
+                and delay_s > RISE_S + NOISE_SHARE * waits.get(Direction.DOWN, 0.0)
+                and self._past_unjudged(down, achieved))  # fmt: skip
 
     def _turn_above(self, margin_s: float, readings: int) -> bool:
         """An upload turn (its probes, judged by the round trips) whose last `readings` delays
