@@ -152,7 +152,7 @@ class Follower:
         self._classes = {CALL_SLOT: ClassSpec(0, 0, Priority.CRITICAL)}
         self._read_links = lambda: link_counters(ipr, [index])
         self._sampler = PathSampler(self._read_links, lambda: shaper_wait_s(ipr, self._shaping()),
-                                    netns=None, floor_samples=round(RECEIVER_FLOOR_TICKS / glance_per_s))  # fmt: skip
+                                    netns=None, floor_samples=round(RECEIVER_FLOOR_TICKS * glance_per_s))  # fmt: skip
         self.watch = False  # glances recorded (round trips, our queues, bytes) but not judged
         self.as_helper = False  # glances only while a download raise is judged, our queues only
         self._netns = pair.host_ns
@@ -501,7 +501,11 @@ def main(argv: list[str] | None = None) -> int:
             follower = HelperFollower(pair, bus, pid)
         else:
             shaper, ipr, datapath = stack.enter_context(kernel_shaper(pair))
-            per_s = 1 / (arguments.glance_s or arguments.tick_s)
+            # the delay readings a second (a receiver's floor spans RECEIVER_FLOOR_TICKS seconds of
+            # them): the glances' too, unless they read our queues only (--as-helper). Divided
+            # before est16h: the floor spanned 3 readings (0.3 s) with --glance-s 0.1
+            glancing = arguments.glance_s and not arguments.as_helper
+            per_s = 1 / (arguments.glance_s if glancing else arguments.tick_s)
             follower = Follower(pair, shaper, ipr, CapacityEstimator(start), per_s)
             follower.tick_s, follower.glance_s = arguments.tick_s, arguments.glance_s
             follower.watch, follower.as_helper = arguments.watch, arguments.as_helper
