@@ -259,9 +259,11 @@ TURN_RISE_S = 0.010  # this far above it at two readings in a row, the turn fail
 # download queue, at an upload's its upload queue (the download's acknowledgements wait there,
 # and its data spreads over the longer round trip). Read every 0.1 s, a step 2-4.5% past the
 # link showed as 2-6 KB less here at each reading from the first, the modem's queue growing as
-# much (bench/capacity_follow.py --glance-s 0.1 --watch, est16h), where the round trips' delay
-# read 8-10 ms for 2 s beside 30-60 ms there. A sender's loss here drops 15-40 KB in a reading
-# or two, then its window grows back: faster than GLANCE_FALL_MAX, it starts the count again
+# much (bench/capacity_follow.py --glance-s 0.1 --watch, est16h): seen from the 2nd-5th
+# reading, 5-22 ms at the modem, where the ticks saw it a second or more later. A sender's
+# loss here drops 15-40 KB in a reading or two, then its window grows back: faster than
+# GLANCE_FALL_MAX, it starts the count again. Not seen: a step so near the link that the
+# senders' growing windows fill both queues (ours did not fall; _past_queue judges that)
 GLANCE_FALLS = 3
 GLANCE_FALL_MAX = 0.06
 GLANCE_FALL_S = 0.006
@@ -441,8 +443,9 @@ class CapacityEstimator:
                 # a download step past where it failed, not judged by what passed (1-2% past
                 # the modem's rate passes TOOK_SHARE's test): judged against our download
                 # queue's noise, not the upload's too (NOISE_SHARE of 0.2-0.3 s there: 20-30 ms
-                # more). Left to that, one read 7, 23, 30, 24 ms at ticks with 18, 27, 35, 45
-                # ms at the modem (bench/capacity_follow.py --as-helper, est16h)
+                # more). Left to that, recorded, such steps read 22.5 and 27.2 ms with 20 and 24
+                # ms at the modem, and were taken back a tick or two later with 31-45 ms there
+                # (est16f's recordings, replayed in est16h)
                 self.decisions.append("down past where it failed: a queue")
             self._rise(active, achieved, delay)
         elif not self._past_us(active, achieved, sample.local_wait_s):

@@ -1110,6 +1110,8 @@ def _replay_glances(
         ("capacity_follow_glance_steady.json", 8, 5, 9, (22.0, 37.3)),
         # PAST_STEP to 1.02 at tick 8 that passed TOOK_SHARE's test and was not judged
         # (_past_unjudged) until the round trips rose at tick 11: 95 ms at the modem by then
+        # (the recording's delay read low: the bench's receiver floors spanned 0.3 s of
+        # readings with glances until 282a1ba)
         ("capacity_follow_glance_unjudged.json", 8, 2, 11, (4.8, 95.3)),
     ],
 )
