@@ -26,6 +26,7 @@ from chadthrottle.helper.kernel.socket_tagging import (
 
 from bench.suspendable import SuspendableDatapath
 from tests.support.netns import NetnsPair, entered_netns, netns_device, nsenter_argv, start_stream
+from tests.support.waiting import eventually
 
 
 def _our_programs() -> list[str]:
@@ -85,9 +86,11 @@ def test_sockets_open_before_attach_are_adopted(pair: NetnsPair, kernel_ready: P
     datapath.open()
     try:
         assert datapath.adopt_open_sockets([stream.app_pid]) == {stream.app_pid: 1}
-        time.sleep(0.5)
-        assert any(
-            s.owner_tgid == stream.app_pid and s.tx_bytes > 0 for s in datapath.read_traffic()
+        assert eventually(
+            lambda: any(
+                s.owner_tgid == stream.app_pid and s.tx_bytes > 0 for s in datapath.read_traffic()
+            ),
+            10.0,
         )
     finally:
         stream.stop()
@@ -459,11 +462,14 @@ def test_gso_packets_count_each_segment_with_its_headers(
                     pass
             out, _ = sender.communicate(timeout=30)
         bytes_sent, segments_out = (int(word) for word in out.split())
-        time.sleep(0.1)  # the last ACK
-        counted = sum(s.tx_bytes for s in datapath.read_traffic() if s.owner_tgid == sender.pid)
         assert bytes_sent >= 20 << 20
         # 20 (IPv4) + 32 (TCP with timestamps) per segment; the SYN has 8 bytes more options
-        assert counted == bytes_sent + segments_out * 52 + 8
+        expected = bytes_sent + segments_out * 52 + 8
+
+        def counted() -> int:
+            return sum(s.tx_bytes for s in datapath.read_traffic() if s.owner_tgid == sender.pid)
+
+        assert eventually(lambda: counted() == expected, 5.0), (counted(), expected)  # the last ACK
     finally:
         datapath.close()
 
