@@ -283,6 +283,7 @@ class Sample:
     local_wait_s: Mapping[Direction, float] = field(
         default_factory=dict
     )  # in our shaper's queue now (absent: unknown)
+    base_rtt_s: float | None = None  # the download's round trip without queues (path_delay.py)
 
 
 @dataclass
@@ -347,6 +348,7 @@ class CapacityEstimator:
         # since the last tick (a tick reads a glance's interval after the last glance)
         self._here: float | None = None
         self._falls, self._fallen, self._glanced_s = 0, 0.0, 0.0
+        self._base_rtt_s = 0.0  # the last tick's Sample.base_rtt_s (GLANCE_FALL_S says why)
         for direction in Direction:
             ceiling = min(self.ceilings.get(direction) or MAX_RATE_BPS, MAX_RATE_BPS)
             start = self.start.get(direction) or None
@@ -362,6 +364,8 @@ class CapacityEstimator:
         if not sample.seconds > 0 or any(value < 0 for value in sample.bytes.values()):
             return self.capacities()
         self.decisions = []
+        if sample.base_rtt_s is not None and sample.base_rtt_s >= 0:
+            self._base_rtt_s = sample.base_rtt_s
         self._queue_here_fell(max(sample.seconds - self._glanced_s, 0.0), sample.local_wait_s)
         self._glanced_s = 0.0
         achieved = {
@@ -542,7 +546,13 @@ class CapacityEstimator:
             self._falls, self._fallen = self._falls + 1, self._fallen + drop
         else:
             self._falls, self._fallen = 0, 0.0
-        return self._falls >= GLANCE_FALLS and self._fallen >= GLANCE_FALL_S * rate
+        # a raise that passes drains our queue too, by its step for one of its senders' round
+        # trips (their windows spread over the faster rate): more than GLANCE_FALL_S on a long
+        # path (4.5% for 300 ms: 13.5 ms; review9). Past the link the fall goes on beyond that
+        began = down.recent[-1][1] if down.recent else down.capacity
+        step = max(0.0, down.capacity / began - 1.0) if began else 0.0
+        enough = GLANCE_FALL_S + step * self._base_rtt_s
+        return self._falls >= GLANCE_FALLS and self._fallen >= enough * rate
 
     def _note_raise(self, direction: Direction) -> None:
         """What the round trips read before a raise: its glances judge it against that. An

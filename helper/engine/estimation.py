@@ -119,7 +119,8 @@ class LinkEstimation:
         seconds, self._last = now - self._last, now
         self._looked = now
         before = self._estimator.capacities()
-        self._hand(engine, before, self._estimator.update(Sample(seconds, moved, delay, waits)))
+        sample = Sample(seconds, moved, delay, waits, self._sampler.base_rtt_s)
+        self._hand(engine, before, self._estimator.update(sample))
 
     def _hand(self, engine: EstimatedEngine, before: dict[Direction, int | None],
               after: dict[Direction, int | None]) -> None:  # fmt: skip

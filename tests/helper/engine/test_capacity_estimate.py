@@ -918,7 +918,7 @@ def test_an_upload_turn_whose_round_trips_rose_over_what_they_read_before_failed
     assert any(d.startswith("take back up") for d in estimator.decisions), estimator.decisions
 
 
-def _raised(direction: Direction) -> CapacityEstimator:
+def _raised(direction: Direction, base_rtt_s: float | None = None) -> CapacityEstimator:
     """An estimator whose last tick raised `direction` (loaded, no rise)."""
     estimator = CapacityEstimator({DOWN: 2_500_000, UP: 625_000})
     for _ in range(30):
@@ -926,7 +926,7 @@ def _raised(direction: Direction) -> CapacityEstimator:
         # the direction raised loaded, the other carrying its acknowledgements (3%)
         loaded = int((before[direction] or 0) * SHAPE_SHARE)
         shaped = {direction: loaded, (UP if direction is DOWN else DOWN): loaded * 3 // 100}
-        estimator.update(Sample(1.0, shaped, 0.001))
+        estimator.update(Sample(1.0, shaped, 0.001, base_rtt_s=base_rtt_s))
         if (estimator.capacity(direction) or 0) > (before[direction] or 0):
             return estimator
     raise AssertionError(f"{direction} was not raised")
@@ -1066,6 +1066,35 @@ def test_a_glance_takes_a_download_raise_back_once_our_queue_falls_steadily(
             # back to BACK_SHARE of where it began, which is where it failed (not the raise)
             assert estimator._state[DOWN].last_failed == began
     assert taken == taken_back_at, (taken, estimator.capacities())
+
+
+@pytest.mark.parametrize(
+    ("waits_ms", "taken_back_at"),
+    [
+        # a 3% raise that passes, 300 ms from the servers: our queue drains by 3% of 300 ms
+        # (9 ms) while the senders' windows spread over the faster rate, then holds
+        ([100, 97, 94, 91, 91, 91], None),
+        # past the link on the same path: the fall goes on, past GLANCE_FALL_S and that drain
+        ([100, 97, 94, 91, 88, 84.5, 81], 5),
+    ],
+)
+def test_a_glance_allows_a_passing_raise_its_drain_on_a_long_path(
+    waits_ms: list[float], taken_back_at: int | None
+) -> None:
+    """A raise that passes drains our download queue by its step for one of its senders'
+    round trips: on a 300 ms path 3% of it is 9 ms, three falls of GLANCE_FALL_S in all
+    (review9). The fall must pass the step times the path's round trip (Sample.base_rtt_s)
+    too; on the bench's path (under a millisecond) that adds nothing."""
+    estimator = _raised(DOWN, base_rtt_s=0.3)
+    raised = estimator.capacity(DOWN)
+    began = estimator._state[DOWN].recent[-1][1]
+    assert raised is not None and round(raised / began, 3) == 1.03
+    taken = None
+    for index, wait_ms in enumerate(waits_ms):
+        estimator.glance(0.1, 0.001, {DOWN: wait_ms / 1000, UP: 0.2})
+        if taken is None and estimator.capacity(DOWN) != raised:
+            taken = index
+    assert taken == taken_back_at, (taken, estimator.decisions)
 
 
 def test_a_glance_leaves_an_upload_probe_to_the_round_trips() -> None:

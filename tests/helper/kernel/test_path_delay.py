@@ -124,6 +124,29 @@ def test_a_receiver_is_read_above_its_own_floor() -> None:
     assert delay is not None and abs(delay - 0.040) < 1e-6, delay
 
 
+def test_the_base_round_trip_is_the_busy_receivers_median_minimum() -> None:
+    """How long a download raise drains our queue before its senders follow is one of their
+    round trips without queues (capacity_estimate.GLANCE_FALL_S): the median tcpi_min_rtt of
+    the connections busy receiving; a sender's is left out, and none busy reads None."""
+    dumps = iter(
+        [
+            {1: TcpPath(0, 0, 0, 0, 30_000), 2: TcpPath(0, 0, 0, 0, 300_000),
+             3: TcpPath(0, 0, 0, 0, 310_000), 4: TcpPath(0, 0, 0, 0, 5_000)},
+            {1: TcpPath(0, BUSY_BYTES, 0, 40_000, 30_000), 2: TcpPath(0, BUSY_BYTES, 0, 320_000, 300_000),
+             3: TcpPath(0, BUSY_BYTES, 0, 330_000, 310_000), 4: TcpPath(BUSY_BYTES, 0, 9_000, 0, 5_000)},
+            {},
+        ]
+    )  # fmt: skip
+    sampler = PathSampler(lambda: {}, lambda: {DOWN: 0.0, UP: 0.0})
+    sampler._dump = lambda: next(dumps)  # type: ignore[method-assign]
+    sampler.sample()
+    assert sampler.base_rtt_s is None
+    sampler.sample()
+    assert sampler.base_rtt_s == 0.3
+    sampler.sample()
+    assert sampler.base_rtt_s is None
+
+
 def test_link_counters_are_l3() -> None:
     counted = l3_bytes(
         {"rx_bytes": 15_140, "rx_packets": 10, "tx_bytes": 1500, "tx_packets": 1}, ethernet=True
