@@ -136,12 +136,23 @@ def _table(rows: list[list[str]]) -> str:
     )
 
 
+# A direction whose rules just changed has no rate until the helper's next
+# tick (API 7: ApplicationInfo.measuring): said so, not "0 B/s".
+MEASURING = "measuring"
+
+
+def _rate_cell(record: ApplicationInfo | ProcessTraffic, direction: Direction) -> str:
+    if record.measuring(direction):
+        return MEASURING
+    return format_rate(record.down_bps if direction is Direction.DOWN else record.up_bps)
+
+
 def format_applications(apps: list[ApplicationInfo]) -> str:
     rows = [["ID", "NAME", "PIDS", "DOWN", "UP", "DOWN LIMIT", "UP LIMIT", "PRIORITY"]]
     for app in sorted(apps, key=lambda a: (-(a.down_bps + a.up_bps), a.name, a.id)):
         pids = ",".join(str(pid) for pid in app.pids[:4]) + ("..." if len(app.pids) > 4 else "")
         rows.append([
-            app.id, app.name, pids or "-", format_rate(app.down_bps), format_rate(app.up_bps),
+            app.id, app.name, pids or "-", _rate_cell(app, Direction.DOWN), _rate_cell(app, Direction.UP),
             _limit_cell(app, Direction.DOWN), _limit_cell(app, Direction.UP), _priority_cell(app),
         ])  # fmt: skip
     return _table(rows)
@@ -213,8 +224,8 @@ def format_processes(processes: list[ProcessTraffic]) -> str:
             [
                 str(process.pid),
                 process.name,
-                format_rate(process.down_bps),
-                format_rate(process.up_bps),
+                _rate_cell(process, Direction.DOWN),
+                _rate_cell(process, Direction.UP),
                 f"{process.rx_bytes} B",
                 f"{process.tx_bytes} B",
             ]

@@ -24,7 +24,9 @@ from chadthrottle.frozen_record import frozen_record
 # 6: ListProcesses (each process's own rates and bytes, from the same counters);
 # down_limit_reach, up_limit_reach in ListApplications (how a limit holds in
 # each network namespace of the application).
-API_VERSION = 6
+# 7: down_measuring, up_measuring in ListApplications and ListProcesses (a
+# direction whose rate window restarted at a rule change has no rate yet).
+API_VERSION = 7
 
 BUS_NAME = "io.github.chadthrottle.Helper1"
 OBJECT_PATH = "/io/github/chadthrottle/Helper1"
@@ -167,7 +169,9 @@ RATE_WINDOW_TICKS = 2
 # first tick after it, at most this long later, lists only what
 # passed under the new rules (helper/engine/rates.py RateMeter.restart; the
 # GUI's "avg" beside a limit counts the polls from this long after the helper
-# confirmed it).
+# confirmed it). Until that tick the direction is listed as measuring
+# (down_measuring, up_measuring: API 7), not at its rate from before; only
+# the directions whose rules changed restart.
 RATES_UNDER_NEW_RULES_AFTER_S = TICK_INTERVAL_S
 # What a quota's period may be (helper/engine/quotas.py Period).
 QUOTA_PERIODS = ("day", "week", "month")
@@ -337,7 +341,8 @@ METHODS: dict[str, MethodSpec] = {
             "ListRules; 3: GetUsage; 4: SetSchedule, ClearSchedules, ListSchedules, SetBlocked, SetQuota, "
             "ClearQuota and the blocked and quota keys of ListApplications and ListRules; 5: SetPriority, "
             "SetLinkCapacity, GetLinkShaping and the priority keys of ListApplications and ListRules; "
-            "6: ListProcesses, and the limit_reach keys of ListApplications).",
+            "6: ListProcesses, and the limit_reach keys of ListApplications; 7: the measuring keys of "
+            "ListApplications and ListProcesses).",
             out_args=(Arg("version", "u"),),
         ),
         _method(
@@ -358,7 +363,10 @@ METHODS: dict[str, MethodSpec] = {
             "down_limit_reach s, up_limit_reach s (API 6: how that limit holds in each network namespace "
             "of the application's processes where it is not simply the backend's one path: divided by "
             "demand where tc shapes each namespace, or the sum held by the policer, and why; empty for "
-            "one namespace the backend holds as usual). Callers who may not "
+            "one namespace the backend holds as usual), down_measuring b, up_measuring b (API 7: that "
+            "direction's rules changed and its rate is being measured afresh, from the change to the next "
+            "tick: no rate is known, and down_bps or up_bps is 0 and says nothing; a direction whose rules "
+            "did not change keeps its rate). Callers who may not "
             "limit any application see only their own applications and their own rules. Clients must "
             "ignore unknown keys.",
             out_args=(Arg("applications", "aa{sv}"),),
@@ -389,7 +397,8 @@ METHODS: dict[str, MethodSpec] = {
             "rates come from (per socket owner: the process that created the socket). Keys: pid u, "
             "name s (its comm, escaped), down_bps d, up_bps d, rx_bytes t, tx_bytes t (since the helper "
             "started counting it), loopback_down_bps d, loopback_up_bps d (loopback apart, as in "
-            "ListApplications). Over the same window as ListApplications, so an unlimited application's "
+            "ListApplications), down_measuring b, up_measuring b (API 7: as in ListApplications). Over "
+            "the same window as ListApplications, so an unlimited application's "
             "rates are its processes' summed, but for processes that exited in the last two seconds. "
             "Clients must ignore unknown keys. Access as ListConnections.",
             in_args=(_APP_ID,),
@@ -665,10 +674,16 @@ APPLICATION_FIELDS: dict[str, str] = {
     # tc cannot shape: policed, and why); "" otherwise, and without a limit.
     "down_limit_reach": "s",
     "up_limit_reach": "s",
+    # API 7: that direction's rate window restarted at a change of its rules
+    # (or of its quota's state) and has no sample yet: no rate is known, the
+    # rate above is 0 and says nothing (helper/engine/rates.py RateMeter.restart).
+    "down_measuring": "b",
+    "up_measuring": "b",
 }
 # Keys an older helper does not send (API 3 and before: read as not blocked,
 # no quota; API 4 and before: normal priority, rtt unknown; API 5 and before:
-# no reach said).
+# no reach said; API 6 and before: never measuring, the rate listed from before
+# a change until the next tick).
 OPTIONAL_APPLICATION_FIELDS = frozenset(
     {
         "down_blocked",
@@ -687,6 +702,8 @@ OPTIONAL_APPLICATION_FIELDS = frozenset(
         "rtt_us",
         "down_limit_reach",
         "up_limit_reach",
+        "down_measuring",
+        "up_measuring",
     }
 )
 
@@ -785,7 +802,12 @@ PROCESS_FIELDS: dict[str, str] = {
     "tx_bytes": "t",
     "loopback_down_bps": "d",
     "loopback_up_bps": "d",
+    "down_measuring": "b",  # API 7: as in ListApplications
+    "up_measuring": "b",
 }
+OPTIONAL_PROCESS_FIELDS = frozenset(
+    {"down_measuring", "up_measuring"}
+)  # an API 6 helper omits them
 
 
 @frozen_record
@@ -800,6 +822,12 @@ class ProcessTraffic:
     tx_bytes: int
     loopback_down_bps: float = 0.0
     loopback_up_bps: float = 0.0
+    down_measuring: bool = False
+    up_measuring: bool = False
+
+    def measuring(self, direction: Direction) -> bool:
+        """No rate known yet in direction (ApplicationInfo.measuring)."""
+        return self.down_measuring if direction is Direction.DOWN else self.up_measuring
 
 
 # Keys and D-Bus types of one entry of ListInterfaces.
@@ -880,6 +908,13 @@ class ApplicationInfo:
     rtt_us: int = 0  # 0 = unknown
     down_limit_reach: str = ""
     up_limit_reach: str = ""
+    down_measuring: bool = False
+    up_measuring: bool = False
+
+    def measuring(self, direction: Direction) -> bool:
+        """The direction's rate window restarted at a rule change and has no
+        sample yet: its rate (0) says nothing."""
+        return self.down_measuring if direction is Direction.DOWN else self.up_measuring
 
     def limit_owner(self, direction: Direction) -> int:
         return self.down_limit_owner if direction is Direction.DOWN else self.up_limit_owner

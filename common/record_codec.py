@@ -23,6 +23,7 @@ from chadthrottle.contract import (
     LINK_SHAPING_FIELDS,
     OPTIONAL_APPLICATION_FIELDS,
     OPTIONAL_CONNECTION_FIELDS,
+    OPTIONAL_PROCESS_FIELDS,
     OPTIONAL_RULE_FIELDS,
     PROCESS_FIELDS,
     RULE_FIELDS,
@@ -208,7 +209,7 @@ def decode_connection(data: Mapping[str, Any]) -> ConnectionInfo:
 
 
 def decode_process(data: Mapping[str, Any]) -> ProcessTraffic:
-    return decode_record(ProcessTraffic, data, PROCESS_FIELDS)
+    return decode_record(ProcessTraffic, data, PROCESS_FIELDS, OPTIONAL_PROCESS_FIELDS)
 
 
 def decode_interface(data: Mapping[str, Any]) -> InterfaceInfo:

@@ -149,10 +149,12 @@ class Apply:
         self._declare_owners()
         self.hold.caps(wanted_caps(live, self.slots.acquire, self.gating, self.downloads_queue()))
 
-    def gates(self, table: LimitTable, local_now: datetime) -> tuple[bool, bool, set[str]]:
+    def gates(
+        self, table: LimitTable, local_now: datetime
+    ) -> tuple[bool, bool, set[tuple[str, Direction]]]:
         """Blocks and quotas into the kernel, and their leases renewed
         (gates.py); (whether the quotas' use in the table changed, whether a
-        period began or a quota was spent, the applications a quota holds
+        period began or a quota was spent, the (application, direction)s a quota holds
         otherwise now: Gating.apply). A datapath without gates has none to
         write."""
         gates = self._datapath.gates

@@ -129,7 +129,7 @@ class EngineCore:
         self._apply_error = ""  # why the kernel refused the last plan, "" when it did not
         self._overshoot = OvershootWatch()  # limits measured as not met
         self._quota_saved_at = float("-inf")
-        self._gates_turned: set[str] = set()  # _take_gates_turned
+        self._gates_turned: set[tuple[str, Direction]] = set()  # _take_gates_turned
         self._estimated: dict[Direction, int] = {}  # set_estimated_capacity's, while estimated
         self._rtt = RttWatch()
         self._crossed = DevicesCrossed()  # the devices each application's bytes crossed lately
@@ -305,18 +305,18 @@ class EngineCore:
         changed = rules_changed(before.enforced(), self._limits.enforced())
         self._restart_rates(changed | self._take_gates_turned())
 
-    def _restart_rates(self, app_ids: set[str]) -> None:
-        """Applications whose rules in force just changed: their rates are
+    def _restart_rates(self, changed: set[tuple[str, Direction]]) -> None:
+        """(application, direction)s whose rules in force just changed: their rates are
         measured from now on (RateMeter.restart), read from the counters now.
         A failed read costs only that: the rules are in force already."""
-        if not app_ids:
+        if not changed:
             return
         try:
             samples = self._tracking.read_counters()
         except (HelperError, OSError) as error:
             log.warning("rates of changed rules not restarted: %s", error)
             return
-        self._tracking.meter.restart(app_ids, samples, self._clock())
+        self._tracking.meter.restart(changed, samples, self._clock())
 
     def _apply_quietly(self) -> None:
         try:
@@ -357,8 +357,8 @@ class EngineCore:
             except HelperError as error:
                 log.error("could not store what the quotas used: %s", error)
 
-    def _take_gates_turned(self) -> set[str]:
-        """The applications a quota holds otherwise since the last call (spent,
+    def _take_gates_turned(self) -> set[tuple[str, Direction]]:
+        """The (application, direction)s a quota holds otherwise since the last call (spent,
         whole again, at its then-rate: _apply_gates), whose rates restart: a
         quota spent was listed at the mean of the seconds before for two ticks
         (the window's), where a block set by hand read nothing the tick after."""

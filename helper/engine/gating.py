@@ -42,17 +42,17 @@ class Gating:
 
     def apply(self, live: Iterable[tuple[RuleKey, int, dict[Direction, Limit]]], now: datetime,
               gates: GatePort, use: dict[tuple[RuleKey, Direction], tuple[float, int]]
-              ) -> tuple[bool, set[str]]:  # fmt: skip
+              ) -> tuple[bool, set[tuple[str, Direction]]]:  # fmt: skip
         """Make the gates hold the live rules' blocks and quotas (live: rule,
         slot, limits), open every other, and renew the leases. use: what each
         quota's period used, as stored, brought up to date here. Returns
         whether a period began or a quota was spent (worth storing at once),
-        and the applications a quota now holds otherwise than at the last
+        and the (application, direction)s a quota now holds otherwise than at the last
         apply: spent (the kernel refuses since), whole again in a new period,
         or at its then-rate; their rates are measured afresh from here, as
         after a change of rules (RateMeter.restart)."""
         turned = False
-        turned_apps: set[str] = set()
+        turned_apps: set[tuple[str, Direction]] = set()
         opened: set[tuple[RuleKey, Direction]] = set()
         wanted: dict[tuple[int, Direction], GateSetting] = {}
         followed = set()
@@ -65,7 +65,7 @@ class Gating:
                         key, direction, limit.quota, slot, now, gates.used_since_set, stored
                     )
                     if was is not None and was.spent != state.spent:
-                        turned_apps.add(key[0])
+                        turned_apps.add((key[0], direction))
                     followed.add((key, direction))
                     use[(key, direction)] = (state.period_start, state.used)
                     turned |= (
@@ -79,7 +79,7 @@ class Gating:
                     if state.spent and not limit.blocked and throttles:
                         opened.add((key, direction))
                         if (key, direction) not in self._opened_at_then:
-                            turned_apps.add(key[0])
+                            turned_apps.add((key[0], direction))
                         continue  # the shaper holds it at its then-rate now: rated()
                     if not limit.blocked:
                         wanted[(slot, direction)] = GateSetting(budget_bytes=state.budget_at_set)

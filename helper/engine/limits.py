@@ -381,13 +381,16 @@ class LimitTable:
 def rules_changed(
     before: list[tuple[RuleKey, dict[Direction, Limit]]],
     after: list[tuple[RuleKey, dict[Direction, Limit]]],
-) -> set[str]:
-    """The applications whose rules in force differ between two reads of
-    LimitTable.enforced(): a limit, block, quota or priority set, changed or
-    cleared, paused or resumed, a schedule switched."""
-    old: dict[str, dict[RuleKey, dict[Direction, Limit]]] = defaultdict(dict)
-    new: dict[str, dict[RuleKey, dict[Direction, Limit]]] = defaultdict(dict)
+) -> set[tuple[str, Direction]]:
+    """The (application, direction)s whose rules in force differ between two
+    reads of LimitTable.enforced(): a limit, block, quota or priority set,
+    changed or cleared, paused or resumed, a schedule switched. Per direction:
+    an unblocked download leaves the application's upload as it was (its
+    rate window is not restarted)."""
+    old: dict[tuple[str, Direction], dict[RuleKey, Limit]] = defaultdict(dict)
+    new: dict[tuple[str, Direction], dict[RuleKey, Limit]] = defaultdict(dict)
     for items, by_app in ((before, old), (after, new)):
         for key, limits in items:
-            by_app[key[0]][key] = limits
-    return {app_id for app_id in old.keys() | new.keys() if old.get(app_id) != new.get(app_id)}
+            for direction, limit in limits.items():
+                by_app[(key[0], direction)][key] = limit
+    return {which for which in old.keys() | new.keys() if old.get(which) != new.get(which)}

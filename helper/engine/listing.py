@@ -140,6 +140,8 @@ def build_listing(
                 up_limit_bps=up.rate_bps if gates is not None else _rate(limits, Direction.UP),
                 loopback_down_bps=counters.loopback_down_bps,
                 loopback_up_bps=counters.loopback_up_bps,
+                down_measuring=Direction.DOWN in counters.measuring,
+                up_measuring=Direction.UP in counters.measuring,
                 running=app is not None,
                 down_limit_owner=owner,
                 up_limit_owner=owner,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from chadthrottle.contract import ConnectionInfo, InterfaceInfo, ProcessTraffic
+from chadthrottle.contract import ConnectionInfo, Direction, InterfaceInfo, ProcessTraffic
 from chadthrottle.helper.engine.ports import NamespacePort
 from chadthrottle.helper.engine.rates import LOOPBACK_IFINDEX, AppTraffic, InterfaceKey
 from chadthrottle.helper.identity.connections import connections_of
@@ -52,6 +52,8 @@ def process_rows(
                 counted.tx_bytes,
                 counted.loopback_down_bps,
                 counted.loopback_up_bps,
+                Direction.DOWN in counted.measuring,
+                Direction.UP in counted.measuring,
             )
         )
     return rows

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict, deque
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from chadthrottle.contract import RATE_WINDOW_TICKS, Direction
@@ -24,6 +24,8 @@ from chadthrottle.helper.kernel.layout import CounterSample, owner_key
 LOOPBACK_IFINDEX = 1  # the kernel gives every namespace's lo index 1
 InterfaceKey = tuple[int, int]  # (netns cookie, ifindex): indices repeat across namespaces
 UidKey = tuple[str, "int | None"]  # (application id, uid; None: unreadable)
+# A restarted direction's start: when, and the counts then.
+Starts = dict[Direction, tuple[float, "AppTraffic"]]
 K = TypeVar("K")
 
 
@@ -42,6 +44,16 @@ class AppTraffic:
     loopback_up_bps: float = 0.0
     last_active: float = 0.0  # when its counters last moved
     rates_since: float | None = None  # the tick its rates are measured from; None: no rate yet
+    # Directions whose rules changed (RateMeter.restart) measured from that
+    # change rather than from rates_since: when it was.
+    restarted_at: dict[Direction, float] = field(default_factory=dict)
+    # Directions whose window restarted and has no sample yet: no rate is
+    # known (listed as measuring, the rate 0), not the one from before.
+    measuring: frozenset[Direction] = frozenset()
+
+    def since(self, direction: Direction) -> float | None:
+        """The time a direction's rates are measured from (None: none yet)."""
+        return self.restarted_at.get(direction, self.rates_since)
 
 
 # Applications whose processes all exited, kept per user (the most recently
@@ -105,11 +117,11 @@ class RateMeter:
         # per-process rates are worked out from them only when asked
         # (ListProcesses, for the rows a client has open), not every tick.
         self._samples: deque[tuple[float, list[CounterSample]]] = deque(maxlen=window_ticks + 1)
-        # Where the windows of applications whose rules changed start (restart):
-        # their counts then, and every process's samples then, until the
-        # ticks' windows start after it.
-        self._starts: dict[str, tuple[float, AppTraffic]] = {}
-        self._uid_starts: dict[UidKey, tuple[float, AppTraffic]] = {}
+        # Where the windows of applications whose rules changed start (restart),
+        # per direction whose rules changed: their counts then, and every
+        # process's samples then, until the ticks' windows start after it.
+        self._starts: dict[str, Starts] = {}
+        self._uid_starts: dict[UidKey, Starts] = {}
         # each restarted application's own samples then (its processes' rates
         # start there): one entry an application, the last restart's, so rules
         # changed as fast as the bus allows keep no more than one tick's samples
@@ -279,51 +291,67 @@ class RateMeter:
             if (owner := self._owner(sample)) in wanted:
                 _add(result[owner], sample)
         app = self.apps.get(app_id)
-        since = app.rates_since if app is not None else None
-        start = next(((t, oldest) for t, oldest in self._samples if t == since), None)
-        restarted = self._start_samples.get(app_id)
-        if start is None and restarted is not None and restarted[0] == since:
-            start = restarted
-        if start is None or now <= start[0]:
+        if app is None:
             return result
-        then, oldest = start
-        before = {owner: AppTraffic() for owner in wanted}
-        for sample in oldest:
-            if (owner := self._owner(sample)) in wanted:
-                _add(before[owner], sample)
-        for owner, traffic in result.items():
-            _set_rates(traffic, before[owner], now - then)
+        for owner in wanted:
+            result[owner].measuring = app.measuring
+        for direction in Direction:
+            since = app.since(direction)
+            start = next(((t, oldest) for t, oldest in self._samples if t == since), None)
+            restarted = self._start_samples.get(app_id)
+            if start is None and restarted is not None and restarted[0] == since:
+                start = restarted
+            if start is None or now <= start[0] or direction in app.measuring:
+                continue
+            then, oldest = start
+            before = {owner: AppTraffic() for owner in wanted}
+            for sample in oldest:
+                if (owner := self._owner(sample)) in wanted:
+                    _add(before[owner], sample)
+            for owner, traffic in result.items():
+                _set_rates(traffic, before[owner], now - then, (direction,))
         return result
 
-    def restart(self, app_ids: Collection[str], samples: Iterable[CounterSample],
+    def restart(self, changed: Collection[tuple[str, Direction]], samples: Iterable[CounterSample],
                 now: float) -> None:  # fmt: skip
-        """The rules of these applications changed at now (samples: every
-        socket owner's counters read then): their rates are measured from now
-        on, so the first tick after a block reads what passed since, not a
-        window that still holds the seconds before it (the product says a
-        limit takes hold at once). Until that tick their listed rates stay
-        those measured last. Their rates from what their limit let through
-        (use_shaped) start afresh too."""
-        wanted = set(app_ids)
+        """The rules of these (application, direction)s changed at now
+        (samples: every socket owner's counters read then): those directions'
+        rates are measured from now on, so the first tick after a block reads
+        what passed since, not a window that still holds the seconds before it
+        (the product says a limit takes hold at once). Until that tick they
+        are listed as measuring (AppTraffic.measuring, the rate 0), neither
+        the rate from before the change nor one over the instant after it.
+        A direction whose rules did not change keeps its window: an unblocked
+        download leaves its running upload's rate as it was. Their rates from
+        what their limit let through (use_shaped) start afresh too."""
+        wanted: dict[str, set[Direction]] = defaultdict(set)
+        for app_id, direction in changed:
+            wanted[app_id].add(direction)
         if not wanted:
             return
         samples = list(samples)
         totals, by_uid = self._tally(samples)
         own: dict[str, list[CounterSample]] = {}
-        for app_id in wanted & totals.keys():  # one never counted has no window to restart
-            self._starts[app_id] = (now, totals[app_id])
+        for app_id in wanted.keys() & totals.keys():  # one never counted has no window to restart
+            for direction in wanted[app_id]:
+                self._starts.setdefault(app_id, {})[direction] = (now, totals[app_id])
             own[app_id] = []
             self._start_samples[app_id] = (now, own[app_id])
+            if app_id in self.apps:
+                _measuring(self.apps[app_id], wanted[app_id])
         for key, traffic in by_uid.items():
             if key[0] in wanted:
-                self._uid_starts[key] = (now, traffic)
+                for direction in wanted[key[0]]:
+                    self._uid_starts.setdefault(key, {})[direction] = (now, traffic)
+                if key in self.by_uid:
+                    _measuring(self.by_uid[key], wanted[key[0]])
         for sample in samples:
             owned = own.get(self._app_of_owner.get(self._owner(sample), ""))
             if owned is not None:
                 owned.append(sample)
-        for history in self._shaped_history.values():
+        for direction, history in self._shaped_history.items():
             for _, sent in history:
-                for app_id in wanted & sent.keys():
+                for app_id in [a for a in sent if direction in wanted.get(a, ())]:
                     del sent[app_id]
 
     def _tally(
@@ -358,17 +386,16 @@ class RateMeter:
         self.by_uid = _with_rates(by_uid, self._uid_history, now, self._uid_starts)
         # A restart older than every tick the windows start from is over.
         oldest = self._history[0][0]
-        self._starts = {key: start for key, start in self._starts.items() if start[0] > oldest}
-        self._uid_starts = {
-            key: start for key, start in self._uid_starts.items() if start[0] > oldest
-        }
+        self._starts = _starts_after(self._starts, oldest)
+        self._uid_starts = _starts_after(self._uid_starts, oldest)
         # A restart's samples stay while the rates listed now are measured from
         # it: the second tick after it still is (review8: its processes read
         # 0 B/s beside their application's rate for that tick).
         self._start_samples = {
             key: start
             for key, start in self._start_samples.items()
-            if start[0] > oldest or (key in self.apps and self.apps[key].rates_since == start[0])
+            if start[0] > oldest
+            or (key in self.apps and start[0] in self.apps[key].restarted_at.values())
         }
 
     def _shared_apps(self) -> set[str]:
@@ -412,6 +439,8 @@ class RateMeter:
             traffic = self.apps.get(app_id)
             if traffic is None or past is None or now <= past[0] or sent < past[1]:
                 continue  # a new or re-created class: no rate yet
+            if direction in traffic.measuring:
+                continue
             rate = (sent - past[1]) / (now - past[0])
             if direction is Direction.UP:
                 traffic.up_bps = rate
@@ -420,20 +449,48 @@ class RateMeter:
         history.append((now, dict(sent_bytes)))
 
 
-def _set_rates(traffic: AppTraffic, old: AppTraffic, elapsed: float) -> None:
+def _set_rates(traffic: AppTraffic, old: AppTraffic, elapsed: float,
+               directions: Collection[Direction] = tuple(Direction)) -> None:  # fmt: skip
     """Rates over elapsed seconds from old's counters to traffic's; counters
     may shrink when the LRU map evicts a key: never negative."""
-    traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / elapsed
-    traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / elapsed
-    traffic.loopback_down_bps = max(0, traffic.loopback_rx_bytes - old.loopback_rx_bytes) / elapsed
-    traffic.loopback_up_bps = max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
+    if Direction.DOWN in directions:
+        traffic.down_bps = max(0, traffic.rx_bytes - old.rx_bytes) / elapsed
+        traffic.loopback_down_bps = (
+            max(0, traffic.loopback_rx_bytes - old.loopback_rx_bytes) / elapsed
+        )
+    if Direction.UP in directions:
+        traffic.up_bps = max(0, traffic.tx_bytes - old.tx_bytes) / elapsed
+        traffic.loopback_up_bps = (
+            max(0, traffic.loopback_tx_bytes - old.loopback_tx_bytes) / elapsed
+        )
+
+
+def _measuring(traffic: AppTraffic, directions: Collection[Direction]) -> None:
+    """Directions whose window just restarted: no rate known until a tick."""
+    traffic.measuring = traffic.measuring | frozenset(directions)
+    if Direction.DOWN in directions:
+        traffic.down_bps = traffic.loopback_down_bps = 0.0
+    if Direction.UP in directions:
+        traffic.up_bps = traffic.loopback_up_bps = 0.0
+
+
+def _starts_after(starts: dict[K, Starts], oldest: float) -> dict[K, Starts]:
+    """The restarted directions whose start is later than oldest (the tick the
+    windows start from): the others are measured over the window again."""
+    kept = {
+        key: {d: start for d, start in by_direction.items() if start[0] > oldest}
+        for key, by_direction in starts.items()
+    }
+    return {key: by_direction for key, by_direction in kept.items() if by_direction}
 
 
 def _with_rates(totals: dict[K, AppTraffic], history: deque[tuple[float, dict[K, AppTraffic]]],
-                now: float, starts: dict[K, tuple[float, AppTraffic]]) -> dict[K, AppTraffic]:  # fmt: skip
-    """Give each total its rates over the window history holds, or from its
-    start when that is later (its rules changed: RateMeter.restart), then
-    add the totals to the history."""
+                now: float, starts: dict[K, Starts]) -> dict[K, AppTraffic]:  # fmt: skip
+    """Give each total its rates over the window history holds, or, in a
+    direction whose rules changed (RateMeter.restart), from its start when
+    that is later; a start not before now (a change between this tick's
+    counter read and its count) leaves that direction measuring. Then add
+    the totals to the history."""
     previous = history[-1][1] if history else {}
     for key, traffic in totals.items():
         before = previous.get(key)
@@ -441,13 +498,15 @@ def _with_rates(totals: dict[K, AppTraffic], history: deque[tuple[float, dict[K,
         traffic.last_active = now if moved else before.last_active  # type: ignore[union-attr]
         # the oldest sample in the window that knew it
         past = next(((t, entries[key]) for t, entries in history if key in entries), None)
-        start = starts.get(key)
-        if start is not None and start[0] < now and (past is None or start[0] > past[0]):
-            past = start
-        if past is None or now <= past[0]:
-            continue
-        traffic.rates_since = past[0]
-        _set_rates(traffic, past[1], now - past[0])
+        if past is not None and now > past[0]:
+            traffic.rates_since = past[0]
+            _set_rates(traffic, past[1], now - past[0])
+        for direction, (then, counts) in starts.get(key, {}).items():
+            if then >= now:
+                _measuring(traffic, (direction,))
+            elif past is None or then > past[0]:
+                traffic.restarted_at[direction] = then
+                _set_rates(traffic, counts, now - then, (direction,))
     history.append((now, dict(totals)))
     return dict(totals)
 

@@ -147,3 +147,38 @@ def test_a_size_too_large_for_a_float_is_a_usage_error(capsys: pytest.CaptureFix
     assert exited.value.code == ctl.EXIT_USAGE
     error = capsys.readouterr().err
     assert "argument SIZE: not an amount of data" in error and "Traceback" not in error
+
+
+def test_list_processes_and_watch_say_measuring_where_the_helper_has_no_rate_yet() -> None:
+    """API 7: a direction whose rules just changed has no rate until the
+    helper's next tick; its 0 B/s said a rate was measured (gui9 saw an
+    unblocked download and its running upload listed at 0 B/s)."""
+    import json
+
+    from chadthrottle.cli.watch import watch_line
+    from chadthrottle.contract import ProcessTraffic
+
+    app = ApplicationInfo("app:org.example.Player", "Player", "", (1000,), (5,), 0.0, 96_600.0, 0, 0, 0, 0,
+                          down_measuring=True)  # fmt: skip
+    row = ctl.format_applications([app]).splitlines()[1]
+    assert "measuring" in row and "0 B/s" not in row and "96.6 KB/s" in row
+    process = ProcessTraffic(5, "player", 0.0, 96_600.0, 0, 0, up_measuring=True)
+    assert ctl.format_processes([process]).splitlines()[1].split()[2:4] == ["0", "B/s"]
+    assert "measuring" in ctl.format_processes([process]).splitlines()[1]
+
+    class Client:
+        def list_applications(self) -> list[ApplicationInfo]:
+            return [app]
+
+        def get_limits_paused(self) -> bool:
+            return False
+
+    assert "measuring" in watch_line(Client(), as_json=False)  # type: ignore[arg-type]
+    (listed,) = json.loads(watch_line(Client(), as_json=True))["applications"]  # type: ignore[arg-type]
+    assert (listed["down_measuring"], listed["up_measuring"], listed["down_bps"]) == (
+        True,
+        False,
+        0.0,
+    )
+    (listed,) = json.loads(ctl.to_json([app]))
+    assert listed["down_measuring"] is True

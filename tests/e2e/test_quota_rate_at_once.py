@@ -55,8 +55,8 @@ async def _listings(bus: str, app_id: str) -> list[tuple[int, float, bool]]:
                 listed = (app.rx_bytes, app.down_bps, app.down_blocked)
                 if not seen or seen[-1] != listed:
                     seen.append(listed)
-                if app.down_blocked and app.down_bps == 0:
-                    return seen
+                if app.down_blocked and app.down_bps == 0 and not app.down_measuring:
+                    return seen  # a rate measured (API 7: not the restart's "no rate yet")
             await asyncio.sleep(POLL_S)
     raise AssertionError(f"the quota did not block the download with no rate: {seen[-8:]}")
 

@@ -9,9 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from chadthrottle.contract import MIN_BURST_BYTES, BackendInfo, Direction
+from chadthrottle.contract import (
+    MIN_BURST_BYTES,
+    ApplicationInfo,
+    BackendInfo,
+    Direction,
+    ProcessTraffic,
+)
 from chadthrottle.helper.adapter.validation import validate_burst_bytes
-from chadthrottle.helper.engine.api import ClearLimit, SetLimit
+from chadthrottle.helper.engine.api import ClearLimit, SetBlocked, SetLimit
 from chadthrottle.helper.engine.core import WINDOW_DRAIN_MAX_S, WINDOW_POLL_S
 from chadthrottle.helper.engine.limits import default_burst_bytes
 from chadthrottle.helper.errors import (
@@ -527,7 +533,8 @@ def test_a_changed_rule_restarts_its_applications_rate_window(
     assert rates == {"exe:/usr/bin/curl": 1_000_000, "exe:/usr/bin/wget": 1_000_000}
     tick(2.5, 2_500_000, 2_500_000)
     world.engine.set_limit("pid:10", Direction.DOWN, 100_000, 0)
-    assert tick(2.5, 2_500_000, 2_500_000)["exe:/usr/bin/curl"] == 1_000_000  # until a tick
+    curl = next(a for a in world.engine.list_applications() if a.id == "exe:/usr/bin/curl")
+    assert (curl.down_measuring, curl.down_bps) == (True, 0)  # until a tick: no rate known
     rates = tick(3.0, 2_550_000, 3_000_000)
     assert rates["exe:/usr/bin/curl"] == pytest.approx(100_000)  # 50 KB in the 0.5 s since
     assert rates["exe:/usr/bin/wget"] == pytest.approx(1_000_000)
@@ -535,6 +542,47 @@ def test_a_changed_rule_restarts_its_applications_rate_window(
     assert rates["exe:/usr/bin/curl"] == pytest.approx(100_000)  # 150 KB over 1.5 s
     rates = tick(5.0, 2_750_000, 5_000_000)
     assert rates["exe:/usr/bin/curl"] == pytest.approx(100_000)  # (2.75 - 2.55) MB / 2 s
+
+
+def test_a_changed_direction_is_measuring_until_a_tick_and_the_other_keeps_its_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """gui9 on the real helper: unblocking an application's download listed its
+    running upload at 0 B/s for a poll, then 96.6 KB/s (its window restarted
+    with the download's, and was measured over the instant between the change
+    and the next tick); another time the first poll listed the rates from
+    before the change. Now only the direction whose rules changed restarts,
+    and until the tick after the change it is listed as measuring (rate 0),
+    in ListApplications and ListProcesses; the upload keeps its window."""
+    world, now = _curl_and_wget(monkeypatch)
+
+    def tick(at: float, rx: int, tx: int) -> None:
+        now[0] = at
+        world.datapath.traffic = [Traffic(10, rx, tx), Traffic(20, 0)]
+        world.engine.tick()
+
+    def curl() -> tuple[ApplicationInfo, ProcessTraffic]:
+        app = next(a for a in world.engine.list_applications() if a.id == "exe:/usr/bin/curl")
+        (process,) = world.engine.list_processes("exe:/usr/bin/curl")
+        return app, process
+
+    world.engine.apply_changes([SetBlocked("pid:10", (Direction.DOWN,), True)])
+    for second in range(3):  # blocked download, an upload at 100 KB/s
+        tick(float(second), 0, second * 100_000)
+    now[0] = 2.99  # just before a tick: an upload window over 0.01 s would read bursts or 0
+    world.datapath.traffic = [Traffic(10, 0, 299_000), Traffic(20, 0)]
+    world.engine.apply_changes([SetBlocked("exe:/usr/bin/curl", (Direction.DOWN,), False)])
+    app, process = curl()
+    assert (app.down_measuring, app.up_measuring) == (True, False)
+    assert (process.down_measuring, process.up_measuring) == (True, False)
+    assert app.up_bps == pytest.approx(100_000) and process.up_bps == pytest.approx(100_000)
+    tick(3.0, 1_000, 299_000)  # the upload's counters did not move in those 0.01 s (bursts)
+    app, process = curl()
+    assert (app.down_measuring, app.up_measuring) == (False, False)
+    assert app.down_bps == pytest.approx(1_000 / 0.01)  # what passed since the unblock
+    assert app.up_bps == pytest.approx((299_000 - 100_000) / 2)  # its window of two ticks, not 0
+    assert process.up_bps == pytest.approx(app.up_bps)
+    assert process.down_bps == pytest.approx(app.down_bps)
 
 
 def test_rules_changed_again_and_again_keep_one_start_an_application(
@@ -585,6 +633,6 @@ def test_a_restarts_processes_follow_their_application_until_its_window_moves_on
         world.engine.tick()
         app = world.engine._tracking.meter.apps["exe:/usr/bin/curl"]
         (curl,) = world.engine.list_processes("exe:/usr/bin/curl")
-        assert (app.rates_since, app.down_bps) == (since, pytest.approx(100_000))
+        assert (app.since(Direction.DOWN), app.down_bps) == (since, pytest.approx(100_000))
         assert curl.down_bps == pytest.approx(100_000), f"curl's process at {at} s"
     assert world.engine._tracking.meter._start_samples == {}  # its window moved on

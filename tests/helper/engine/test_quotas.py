@@ -186,17 +186,19 @@ def test_a_spent_quota_that_throttles_opens_its_gate_only_once_the_shaper_has_it
     assert gating.apply([(KEY, 3, limits)], now, gates, use) == (False, set())  # nothing turned
     gates.counted[(3, DOWN)] = 5_000_100  # the kernel passed the budget (and one packet)
     # spent: worth storing at once, and the application's rate held otherwise (its rates restart)
-    assert gating.apply([(KEY, 3, limits)], now, gates, use) == (True, {KEY[0]})
+    assert gating.apply([(KEY, 3, limits)], now, gates, use) == (True, {(KEY[0], DOWN)})
     assert (3, DOWN) in gates.settings, "opened before the shaper had the then-rate"
     assert gating.rated(KEY, limits) == {
         DOWN: Limit.with_default_burst(100_000, 0)
     }  # the classes, this tick
-    assert gating.apply([(KEY, 3, limits)], now, gates, use)[1] == {KEY[0]}  # at the then-rate
+    assert gating.apply([(KEY, 3, limits)], now, gates, use)[1] == {
+        (KEY[0], DOWN)
+    }  # at the then-rate
     assert (3, DOWN) not in gates.settings and use[(KEY, DOWN)][1] == 5_000_100
     assert gating.apply([(KEY, 3, limits)], now, gates, use)[1] == set()  # still at it
     tomorrow = _local(2027, 1, 5, 0, 0)
     # a new period: the whole budget again, the application's rate held otherwise again
-    assert gating.apply([(KEY, 3, limits)], tomorrow, gates, use) == (True, {KEY[0]})
+    assert gating.apply([(KEY, 3, limits)], tomorrow, gates, use) == (True, {(KEY[0], DOWN)})
     assert gates.settings[(3, DOWN)] == GateSetting(budget_bytes=5_000_000)
     gating.apply([], tomorrow, gates, use)  # the rule is gone: every gate open
     assert gates.settings == {}

@@ -223,3 +223,28 @@ def test_exited_owners_are_kept_a_while_and_a_bounded_number() -> None:
     meter.retire(set(), [Sample(20, 1, 1, owner_start=7)])  # counted late: kept from this tick on
     meter.retire(set(), [])
     assert set(meter.exited_owners()) == {20}
+
+
+def test_a_change_between_a_ticks_counter_read_and_its_count_stays_measuring_until_the_next() -> (
+    None
+):
+    """The tick reads the counters and its clock, lets go of the lock while it
+    follows exits, and counts after: a rule change in between restarts the
+    window at a time after the tick's. That tick must not list the old
+    window's rate for the changed direction (nor a rate over a negative
+    time): it stays measuring, and the next tick measures from the change."""
+    meter = RateMeter(window_ticks=2)
+    meter.remember(10, "app:a")
+    for second in range(3):
+        meter.update([Sample(10, second * 1000, second * 500)], now=float(second))
+    meter.restart([("app:a", Direction.DOWN)], [Sample(10, 3100, 1550)], now=3.05)
+    assert meter.apps["app:a"].measuring == {Direction.DOWN}
+    assert (meter.apps["app:a"].down_bps, meter.apps["app:a"].up_bps) == (0.0, 500.0)
+    meter.update([Sample(10, 3000, 1500)], now=3.0)  # read before the change, counted after it
+    assert meter.apps["app:a"].measuring == {Direction.DOWN}
+    assert meter.apps["app:a"].down_bps == 0.0
+    assert meter.apps["app:a"].up_bps == pytest.approx(500.0)  # its window: not restarted
+    meter.update([Sample(10, 3100 + 950, 2000)], now=4.0)
+    assert meter.apps["app:a"].measuring == frozenset()
+    assert meter.apps["app:a"].down_bps == pytest.approx(950 / 0.95)  # from the change on
+    assert meter.apps["app:a"].up_bps == pytest.approx((2000 - 1000) / 2)
