@@ -101,6 +101,23 @@ def _limit_hint(units: UnitSystem) -> str:
 RATE_COLUMNS: dict[int, Direction] = {Column.DOWN: Direction.DOWN, Column.UP: Direction.UP}
 MEASURING = "…"  # a rate not known yet (as the connections' rates say it)
 
+
+def measuring_tooltip(direction: Direction) -> str:
+    """Why a rate reads "…": the helper restarted its measure at a rule change."""
+    word = "Download" if direction is Direction.DOWN else "Upload"
+    return (f"{word}: its rules just changed; the helper is measuring what passes under them "
+            "and lists no rate until its next reading (at most a second).")  # fmt: skip
+
+
+def _append_history(app: AppRow, now: float) -> None:
+    """The poll's rates into the row's history (its sparkline and the detail
+    graph); a poll with a direction being measured is left out (a gap), not
+    drawn at 0 or at the rate from before its rules changed."""
+    info = app.info
+    if not (info.down_measuring or info.up_measuring):
+        app.history.append(info.down_bps, info.up_bps, now)
+
+
 # Rate columns sort busiest first on their first click (the header asks this role).
 _BUSIEST_FIRST = frozenset({Column.DOWN, Column.UP, Column.ACTIVITY, Column.USAGE})
 
@@ -267,7 +284,7 @@ class ApplicationsModel(QAbstractItemModel):
                 return info.name
             if column in RATE_COLUMNS:
                 direction = RATE_COLUMNS[column]
-                if direction in app.rate_before_block:
+                if info.measuring(direction):
                     return MEASURING
                 return format_rate(info.rate_bps(direction), self._units)
             if column in LIMIT_COLUMNS:
@@ -312,12 +329,8 @@ class ApplicationsModel(QAbstractItemModel):
         return None
 
     def _app_tooltip(self, app: AppRow, column: int) -> str | None:
-        if column in RATE_COLUMNS and RATE_COLUMNS[column] in app.rate_before_block:
-            direction = RATE_COLUMNS[column]
-            before = format_rate(app.rate_before_block[direction], self._units)
-            word = "Download" if direction is Direction.DOWN else "Upload"
-            return (f"{word}: blocked; measuring what passes since (the helper's last reading, "
-                    f"{before}, was from before the block).")  # fmt: skip
+        if column in RATE_COLUMNS and app.info.measuring(RATE_COLUMNS[column]):
+            return measuring_tooltip(RATE_COLUMNS[column])
         if column in LIMIT_COLUMNS:
             direction = LIMIT_COLUMNS[column]
             state = self._state(app, direction)
@@ -342,11 +355,11 @@ class ApplicationsModel(QAbstractItemModel):
         """The listed applications, in order (the filter's matches)."""
         return [app.info.id for app in self._rows]
 
-    def rate_held(self, app_id: str, direction: Direction) -> bool:
-        """Whether the rate listed in direction may be from before a block
-        (AppRow.rate_before_block): shown as being measured."""
+    def measuring(self, app_id: str, direction: Direction) -> bool:
+        """Whether the helper lists no rate yet in direction (its rules just
+        changed: ApplicationInfo.measuring): shown as "…", counted nowhere."""
         app = self._find(app_id)
-        return app is not None and direction in app.rate_before_block
+        return app is not None and app.info.measuring(direction)
 
     def application(self, app_id: str) -> ApplicationInfo | None:
         """Any application the helper reported, listed or filtered out."""
@@ -375,9 +388,12 @@ class ApplicationsModel(QAbstractItemModel):
         return QModelIndex() if row is None else self.index(row, column)
 
     def totals(self) -> tuple[float, float]:
-        """Every application's rates, whatever the filter shows."""
+        """Every application's rates, whatever the filter shows; a direction
+        being measured (no rate yet) is left out, not counted at 0 or at its
+        rate from before its rules changed."""
         rows = self._all_rows()
-        return (sum(a.info.down_bps for a in rows), sum(a.info.up_bps for a in rows))
+        down = sum(a.info.down_bps for a in rows if not a.info.down_measuring)
+        return down, sum(a.info.up_bps for a in rows if not a.info.up_measuring)
 
     def limit_state(self, app_id: str, direction: Direction) -> LimitState:
         """The truth about one limit: whose, changeable or not, enforced or why not."""
@@ -700,15 +716,14 @@ class ApplicationsModel(QAbstractItemModel):
                 if identity != row_identity(app):
                     changed_rows.append(row)
                 app.identity, app.identity_of = identity, info
-            app.note_blocks(info)
             app.info = info
             app.note_limits(now)
-            app.history.append(info.down_bps, info.up_bps, now)
+            _append_history(app, now)
             self._merge_processes(row, app, names)
         for app in self._hidden.values():  # not listed: no signals
             app.info = incoming.pop(app.info.id)
             app.note_limits(now)
-            app.history.append(app.info.down_bps, app.info.up_bps, now)
+            _append_history(app, now)
             app.processes = [
                 ProcessRow(pid, names.get(pid, "")) for pid in dict.fromkeys(app.info.pids)
             ]
@@ -761,7 +776,7 @@ class ApplicationsModel(QAbstractItemModel):
         app = AppRow(self._next_serial, info, [ProcessRow(p, names.get(p, "")) for p in info.pids])
         app.usage = self._usage.of(info.id)
         app.note_limits(time.time())
-        app.history.append(info.down_bps, info.up_bps)
+        _append_history(app, time.time())
         self._next_serial += 1
         return app
 

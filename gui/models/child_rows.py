@@ -48,6 +48,8 @@ def process_data(
     if role == Qt.ItemDataRole.DisplayRole and column in (Column.DOWN, Column.UP):
         if traffic is None:
             return None  # not fetched yet, or a helper older than API 6
+        if traffic.measuring(Direction.DOWN if column == Column.DOWN else Direction.UP):
+            return MEASURING  # its application's rules just changed: no rate yet (API 7)
         return format_rate(traffic.down_bps if column == Column.DOWN else traffic.up_bps, units)
     if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.DOWN, Column.UP):
         return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -51,25 +51,9 @@ class AppRow:
     # the row was first listed; a limit asked for here: when the helper confirmed
     # it, as it was in force by then): "avg" beside a limit counts only polls under it.
     limit_since: dict[Direction, tuple[int, float]] = field(default_factory=dict)
-    # A direction blocked since the last poll: the rate then listed, which the
-    # helper lists again until its first tick after the block (RateMeter.restart)
-    # and which may be from before it; dropped once another is listed.
-    rate_before_block: dict[Direction, float] = field(default_factory=dict)
 
     def child_count(self) -> int:
         return len(self.processes) + len(self.connections)
-
-    def note_blocks(self, info: ApplicationInfo) -> None:
-        """Before info replaces the row's: which rates it lists from before a block."""
-        for direction in Direction:
-            rate = info.rate_bps(direction)
-            if not info.blocked(direction):
-                self.rate_before_block.pop(direction, None)
-            elif not self.info.blocked(direction):  # blocked since the last poll
-                if rate:
-                    self.rate_before_block[direction] = rate
-            elif self.rate_before_block.get(direction, rate) != rate:  # the helper ticked
-                del self.rate_before_block[direction]
 
     def limit_bps(self, direction: Direction) -> int:
         """The limit to show: a request not yet confirmed wins over the helper's."""

@@ -370,8 +370,8 @@ class TrayController(QObject):
         dialog.open()
 
     def _rate(self, info: ApplicationInfo, direction: Direction) -> str:
-        """As the row says it: "…" while the rate listed may be from before a block."""
-        if self._model.rate_held(info.id, direction):
+        """As the row says it: "…" while the helper measures it afresh (no rate yet)."""
+        if self._model.measuring(info.id, direction):
             return MEASURING
         return format_rate(info.rate_bps(direction), self._model.units)
 

@@ -789,7 +789,7 @@ class DetailPane(QWidget):
             for column, direction in enumerate(Direction)
         ]
         down, up = (
-            None if self._model.rate_held(info.id, direction) else info.rate_bps(direction)
+            None if self._model.measuring(info.id, direction) else info.rate_bps(direction)
             for direction in Direction
         )
         self._summary_text = describe_rates(

@@ -34,19 +34,21 @@ def _with(app_id: str, **changes: object) -> list:  # type: ignore[type-arg]
 def test_a_row_just_blocked_does_not_show_the_rate_from_before_the_block(
     qtbot, window: MainWindow
 ) -> None:  # type: ignore[no-untyped-def]
-    """The helper lists the rates it measured last until its first tick after a
-    rule changed (helper/engine/rates.py RateMeter.restart): a poll in between
-    showed Harbor Browser's "2.80 MB/s" in Down beside "Blocked" (gui9, 2x).
-    That rate reads as measuring until the helper lists another."""
+    """Until its first tick after a rule changed the helper listed the rates it
+    measured last: a poll in between showed Harbor Browser's "2.80 MB/s" in
+    Down beside "Blocked" (gui9, 2x). The helper now lists that direction as
+    measuring (API 7, helper/engine/rates.py RateMeter.restart), and the row,
+    the detail pane's rates line and the tray say "…" from that word
+    (tests/gui/test_measuring_rates.py: what the totals leave out)."""
     model = window._model
     down = window.table.proxy_index(FIREFOX, Column.DOWN)
     assert down.data() == "4.98 MB/s"
-    model.apply_snapshot(_with(FIREFOX, down_blocked=True))  # the block, the old window's rate
+    model.apply_snapshot(_with(FIREFOX, down_blocked=True, down_bps=0.0, down_measuring=True))
     down = window.table.proxy_index(FIREFOX, Column.DOWN)
     assert down.data() == "…", down.data()
-    assert "before the block" in down.data(0x03)  # the tooltip (ToolTipRole) says why
+    assert "measuring" in down.data(0x03)  # the tooltip (ToolTipRole) says why
     up = window.table.proxy_index(FIREFOX, Column.UP)
-    assert up.data() == "210 KB/s"  # the other direction is not blocked: as measured
+    assert up.data() == "210 KB/s"  # the other direction's rules did not change: as measured
     assert window.select_application(FIREFOX)  # the detail pane's rates line says the same
     assert window.detail.summary.text().startswith("Firefox: down … (limit 5.00 MB/s, avg")
     tray = TrayController(model)  # and the tray menu's entry
@@ -55,14 +57,10 @@ def test_a_row_just_blocked_does_not_show_the_rate_from_before_the_block(
     (entry,) = [a.text() for a in tray.menu.actions() if a.text().startswith("Firefox")]
     assert entry.endswith("\t▼ …  ▲ 210 KB/s"), entry
     tray.shutdown()
-    model.apply_snapshot(_with(FIREFOX, down_blocked=True))  # no tick since: still the old one
-    assert window.table.proxy_index(FIREFOX, Column.DOWN).data() == "…"
     model.apply_snapshot(_with(FIREFOX, down_blocked=True, down_bps=1_700.0))  # the tick after
     assert window.table.proxy_index(FIREFOX, Column.DOWN).data() == "1.70 KB/s"
     assert window.detail.summary.text().startswith("Firefox: down 1.70 KB/s")
-    model.apply_snapshot(_with(FIREFOX, down_blocked=True, down_bps=4.98 * MB))  # measured, blocked
-    assert window.table.proxy_index(FIREFOX, Column.DOWN).data() == "4.98 MB/s"
-    model.apply_snapshot(_with(FIREFOX))  # unblocked
+    model.apply_snapshot(_with(FIREFOX))  # unblocked, measured
     assert window.table.proxy_index(FIREFOX, Column.DOWN).data() == "4.98 MB/s"
 
 
