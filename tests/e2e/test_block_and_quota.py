@@ -323,21 +323,16 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
                 f"{backend}: {[round(r) for r in rates]} B/s after the quota"
             )
 
-            # a day later: a new period, the whole budget again at full speed.
-            # Judged by the sink's clock, as a rate: the budget's 4.5 MB came
-            # faster than the throttle passes (without the new period: THEN_BPS,
-            # 4.5 s), however long the helper took to see the day turn (up to
-            # 10 s reads over 1.5 times THEN_BPS).
-            before_at, before = stream.receiver._latest()
+            # a day later: a new period, the whole budget again at full speed
+            before = stream.receiver.total_bytes()
             clock.write_text(f"{time.time() + 86_400}\n")
+            moved = time.monotonic()
             assert eventually(
-                lambda: stream.receiver._latest()[1] > before + 0.9 * QUOTA_BYTES / L3_PER_PAYLOAD,
-                15,
+                lambda: stream.receiver.total_bytes() > before + 0.9 * QUOTA_BYTES / L3_PER_PAYLOAD,
+                4,
             )
-            after_at, after = stream.receiver._latest()
-            came_bps = (after - before) * L3_PER_PAYLOAD / (after_at - before_at)
-            assert came_bps > 1.5 * THEN_BPS, (
-                f"the budget came back at {came_bps:.0f} B/s: no faster than the throttle"
+            assert time.monotonic() - moved < 3.5, (
+                "the budget came back slower than the throttle could explain"
             )
             call_helper(bus, lambda c: c.clear_quota(app_id))
             assert call_helper(bus, lambda c: c.list_rules()) == rules_before
