@@ -39,6 +39,7 @@ from chadthrottle.gui.models.limit_truth import (
     describe_limit,
     limit_state,
     tally,
+    what_a_block_leaves,
 )
 from chadthrottle.gui.models.priority_view import (
     NORMAL,
@@ -334,9 +335,10 @@ class ApplicationsModel(QAbstractItemModel):
         if column in LIMIT_COLUMNS:
             direction = LIMIT_COLUMNS[column]
             state = self._state(app, direction)
-            if state.read_only:
-                return describe_limit(state, direction, self._units)
-            return f"{describe_limit(state, direction, self._units)}\n{_limit_hint(self._units)}"
+            text = describe_limit(state, direction, self._units)
+            if state.blocked and state.enforced:  # one way blocked is not both ways
+                text += f"\n{what_a_block_leaves(direction)}"
+            return text if state.read_only else f"{text}\n{_limit_hint(self._units)}"
         if column == Column.ACTIVITY:
             return self.activity_tooltip or None
         if column == Column.USAGE:

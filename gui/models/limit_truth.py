@@ -257,6 +257,22 @@ def describe_problem(problem: str, units: UnitSystem = UnitSystem.BYTES_DECIMAL)
     return f"{words.capitalize()}: {in_units(reason, units)}"
 
 
+def what_a_block_leaves(direction: Direction) -> str:
+    """What a block of direction leaves of the other way (docs/helper.md,
+    "Block and quotas"), for the blocked cell's tooltip: the kernel lets TCP's
+    bare acknowledgements through, counted in the blocked direction, so TCP
+    the other way goes on (a 1 MB/s TCP upload kept its rate through a
+    download block on the real helper); a UDP protocol's replies (QUIC's
+    acknowledgements) are packets like any other, refused."""
+    blocked, other = (
+        ("download", "uploads") if direction is Direction.DOWN else ("upload", "downloads")
+    )
+    return (
+        f"Bare TCP acknowledgements still pass (counted in its {blocked}), so its TCP {other} "
+        f"go on; QUIC and other UDP {other} that wait for replies stall."
+    )
+
+
 def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -> str:
     """The sentences a tooltip or the detail pane gives about one limit."""
     word = "Download" if direction is Direction.DOWN else "Upload"

@@ -395,6 +395,12 @@ def test_a_blocked_direction_shows_as_blocked_never_as_a_rate_and_a_dead_helper_
         tooltip.startswith("Upload: blocked: no data passes")
         and "B/s" not in tooltip.splitlines()[0]
     )
+    # one way blocked is not both: the kernel lets TCP's bare acknowledgements
+    # through (docs/helper.md, "Block and quotas"), a UDP protocol's replies not
+    assert (
+        "Bare TCP acknowledgements still pass (counted in its upload), so its TCP downloads go on; "
+        "QUIC and other UDP downloads that wait for replies stall." in tooltip
+    ), tooltip
     down = window.table.proxy_index(DROPBOX, Column.DOWN_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
     assert (
         "Quota: 1.20 MB of 5.00 MB left today, counted since it was set or the day began." in down
@@ -402,6 +408,8 @@ def test_a_blocked_direction_shows_as_blocked_never_as_a_rate_and_a_dead_helper_
     window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))
     stopped = window._model.limit_state(DROPBOX, Direction.UP)
     assert stopped.blocked and not stopped.enforced
+    away = window.table.proxy_index(DROPBOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert "stall" not in away, away  # a block the kernel does not hold stalls nothing
     assert "Not enforced: the helper is not running: traffic flows." in describe_limit(
         stopped, Direction.UP, UnitSystem.BYTES_DECIMAL
     )
