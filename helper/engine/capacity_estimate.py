@@ -502,18 +502,18 @@ class CapacityEstimator:
                 self.decisions.append("glance: round trips rose")
                 self._take_back(Direction.UP, self._state[Direction.UP], {})
         elif down.recent and (twice or fell):
-            # back to BACK_SHARE of where it began, failed at the raised rate (what passed since
-            # the raise is not known yet). Failed where it began (088140a), what passed at 0.995
-            # of the link read as NEAR_STEP more than where it failed (a faster link) and the
-            # next step climbed 6% on it: 111 ms at the modem (bench/capacity_follow.py --vary
-            # down --as-helper, est16h 05:07 UTC). Not an upload's probe: read so, 3 of 5 turns'
-            # first raises were taken for failures with the modem empty, and the upload's queue
-            # there showed only at 30-40 ms (as late as the turn's round trips, TURN_RISE_S)
+            # back to BACK_SHARE of where it began. Our queue fell: where it failed is where it
+            # began (what passed since the raise is not known yet), PAST_STEP from there next
+            # (_step). Not an upload's probe: read so, 3 of 5 turns' first raises were taken
+            # for failures with the modem empty, and the upload's queue there showed only at
+            # 30-40 ms (as late as the turn's round trips, TURN_RISE_S; est16h)
             self.decisions.append(
                 "glance: " + ("our download queue fell" if fell else "round trips rose")
             )
             self._falls, self._fallen = 0, 0.0
-            self._take_back(Direction.DOWN, down, {})
+            self._take_back(
+                Direction.DOWN, down, {}, failed_at=down.recent[-1][1] if fell else None
+            )
         if delay is not None:
             self._delays.append(delay)
         return self.capacities()
@@ -1036,7 +1036,8 @@ class CapacityEstimator:
                 return state.failed_at * PAST_STEP / state.capacity
         return step
 
-    def _take_back(self, direction: Direction, state: _Direction, achieved: Mapping[Direction, float]) -> None:  # fmt: skip
+    def _take_back(self, direction: Direction, state: _Direction, achieved: Mapping[Direction, float],
+                   failed_at: int | None = None) -> None:  # fmt: skip
         """A failed probe: back under where it started (and under what passed),
         and the next probes near it go in small steps. A download's raises
         before its last were judged by what passed (TOOK_SHARE): it alone is
@@ -1060,6 +1061,8 @@ class CapacityEstimator:
             # the raise did not pass, the link slowed meanwhile; probe near what did
             passed = int(achieved[direction] / SHAPE_SHARE)
             failed, good = min(failed, max(passed, back)), min(good, max(passed, back))
+        if failed_at is not None:  # a glance's: where the raise began (glance())
+            failed = min(failed, failed_at)
         # the near zone spans NEAR_ZONE at most: past it the link is faster now
         again = state.last_failed is not None and abs(failed / state.last_failed - 1) <= SAME_LINK
         state.failed_at, state.good_at = min(failed, int(good * NEAR_ZONE)), good
