@@ -95,6 +95,10 @@ SLOTS = {case: slot for slot, case in enumerate(CASES, start=1)}
 PORTS = {"tcp4": 5500, "udp4": 5520, "tcp6": 5540}  # + 1 for a download
 TWO_APPS = {6: (5560, MiB), 7: (5561, 3 * MiB)}  # slot: (port, limit), both uploads
 FREED_WITHIN_S = 6.0  # after policer drops a sender may wait out its retransmission timer
+# Freed: a 0.5 s window reads over this. Held, a window reads at most the limit
+# and one bucket (MIN_BUCKET_S) over it; 10 MiB/s was more than a Python UDP
+# sender and sink manage at load 12 (udp-upload "not freed" in 2 of 4 runs, flake10).
+FREED_BPS = 3 * MiB
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,14 @@ class Limited:
 def _start(module_pair: NetnsPair, case: str) -> Limited:
     direction, protocol = CASES[case]
     port = PORTS[protocol] + (0 if direction is Direction.UP else 1)
+    # A download's sender is cubic: the machine's BBR, sending on this loaded
+    # machine, read 0.79-0.86 of the limit in 9 of 19 windows at load 10-15
+    # (0.95-0.99 at load 4-6, flake9), cubic 0.99-1.00 in 6 of 6 (flake10,
+    # docs/benchmarks/flakes.md): the sender's response to the drops, not
+    # what the policer admits, which is what this test judges.
     stream = start_stream(module_pair, port, direction.value, seconds=30,
-                          udp=protocol.startswith("udp"), family=6 if protocol.endswith("6") else 4)  # fmt: skip
+                          udp=protocol.startswith("udp"), family=6 if protocol.endswith("6") else 4,
+                          congestion="cubic" if direction is Direction.DOWN else "")  # fmt: skip
     return Limited(SLOTS[case], direction, MiB, stream, judge_freed=True)
 
 
@@ -166,7 +176,7 @@ def _hold_together(datapath: Datapath, members: dict[object, Limited]) -> dict[o
         while waiting and time.monotonic() < lifted + FREED_WITHIN_S:
             rates = rates_together([m.stream.receiver for m in waiting.values()], 0.5)
             for key, rate in zip(list(waiting), rates, strict=True):
-                if rate > 10 * MiB:  # freed: stopped, so the others have the machine
+                if rate > FREED_BPS:  # freed: stopped, so the others have the machine
                     held[key] = dataclasses.replace(held[key], freed=True)
                     waiting.pop(key).stream.stop()
         return held
@@ -215,7 +225,9 @@ def test_a_running_stream_is_held_at_its_limit(
         read = held.read_bps * L3_PER_PAYLOAD[protocol]
         assert _within(read, MiB), f"the receiver got {read / MiB:.3f} MiB/s at L3"
     # lifting the limit frees the stream
-    assert held.freed, f"not above 10 MiB/s within {FREED_WITHIN_S} s of the lift"
+    assert held.freed, (
+        f"not above {FREED_BPS / MiB:.0f} MiB/s within {FREED_WITHIN_S} s of the lift"
+    )
 
 
 def test_two_applications_hold_two_limits_at_once(held_together: dict[object, Held]) -> None:
