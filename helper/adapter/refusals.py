@@ -231,19 +231,23 @@ class RefusalLog:
     at once (who, what), the rest as a count per kind when the interval ends.
     At most FIRSTS_PER_INTERVAL senders within INTERVAL_S are written at once:
     the refusals of senders new past them are counted together (how many
-    calls of which, of how many senders), one line when the interval of the
-    first of them ends. Every refusal is in the log, as a line or in a count."""
+    calls of which, of how many senders, of which users), one line when the
+    interval of the first of them ends: one user's flood of connections cannot
+    hide whose the others' refusals were. Every refusal is in the log, as a
+    line or in a count."""
 
     INTERVAL_S = 10.0
     # a flood of new connections, one refused call each, wrote a line each
     FIRSTS_PER_INTERVAL = 10
 
-    def __init__(self, log: logging.Logger) -> None:
-        self._log = log
+    def __init__(self, log: logging.Logger, whose: Callable[[str], int | None]) -> None:
+        """whose: the uid of a sender, if known (CallerUids.get)."""
+        self._log, self._whose = log, whose
         self._windows: dict[str, _Window] = {}
         self._firsts: deque[float] = deque()  # when the latest senders were written at once
         self._folded = _Window()  # the refusals of senders past those, counted together
         self._folded_senders: set[str] = set()
+        self._folded_uids: Counter[str] = Counter()  # the folded calls by user
 
     def refused(self, sender: str, what: str) -> None:
         """One refused call of sender; what says which (method and action)."""
@@ -276,21 +280,25 @@ class RefusalLog:
             self._end_folded("so far")
         self._folded_senders.add(sender)
         self._folded.counts[what] += 1
+        uid = self._whose(sender)
+        self._folded_uids["not identified" if uid is None else f"uid {uid}"] += 1
         if self._folded.timer is None:
             self._folded.timer = loop.call_later(
                 self.INTERVAL_S, self._end_folded, f"in the last {self.INTERVAL_S:g} s"
             )
 
     def _end_folded(self, within: str) -> None:
-        folded, senders = self._folded, len(self._folded_senders)
-        self._folded, self._folded_senders = _Window(), set()
+        folded, senders, uids = self._folded, len(self._folded_senders), self._folded_uids
+        self._folded, self._folded_senders, self._folded_uids = _Window(), set(), Counter()
         if folded.timer is not None:
             folded.timer.cancel()
         if folded.counts:
             kinds = ", ".join(f"{what} x{count}" for what, count in folded.counts.most_common())
+            users = ", ".join(f"{whose} x{count}" for whose, count in uids.most_common())
             self._log.info("denied %d more calls to %d more senders %s (past %d senders a %g s"
-                           " written one by one): %s", folded.counts.total(), senders, within,
-                           self.FIRSTS_PER_INTERVAL, self.INTERVAL_S, kinds)  # fmt: skip
+                           " written one by one): %s; calls of %s", folded.counts.total(), senders,
+                           within, self.FIRSTS_PER_INTERVAL, self.INTERVAL_S, kinds,
+                           users)  # fmt: skip
 
     def ended(self, sender: str) -> None:
         """sender left the bus: write its count now."""

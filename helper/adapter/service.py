@@ -241,9 +241,9 @@ class HelperService:
         self._paced: dict[int, WaitingCalls] = {}
         # Connections the bus is being asked about -> their calls meanwhile.
         self._identifying: dict[str, WaitingCalls] = {}
-        self.paced = WaitingTotal(paced)  # in self._paced
-        self.identifying = WaitingTotal(identifying)  # in self._identifying
-        self._refusals = RefusalLog(log)
+        self.paced_total = WaitingTotal(paced)  # of the queues in self._paced
+        self.identifying_total = WaitingTotal(identifying)  # of the queues in self._identifying
+        self._refusals = RefusalLog(log, self._uids.get)
         self._usage_queries = asyncio.Semaphore(1)  # GetUsage reads, one at a time
 
     def export(self) -> None:
@@ -297,7 +297,7 @@ class HelperService:
         # Whose it is, first: a user's connections are one caller.
         waiting = self._identifying.get(sender)
         if waiting is None:
-            waiting = self._identifying[sender] = self.identifying.queue()
+            waiting = self._identifying[sender] = self.identifying_total.queue()
             self._start(self._identify(sender))
         self._keep(waiting, message)
         return True
@@ -318,7 +318,7 @@ class HelperService:
         """Start a call of a known user's, or keep it behind that user's waiting calls."""
         waiting = self._paced.get(uid)
         if waiting is None and self._failures.spent(uid):
-            waiting = self._paced[uid] = self.paced.queue()
+            waiting = self._paced[uid] = self.paced_total.queue()
             self._start(self._pace(uid))
         if waiting is None:
             self._start(self._handle(message, uid))

@@ -275,8 +275,10 @@ class Tracking:
         keep = running | stored
         self.meter.forget_exited(now, keep, EXITED_VISIBLE_S)
         forgettable = self.known.keys() - keep - self.meter.apps.keys()
-        # an application whose exited processes' bytes may still come keeps its name
-        for app_id in forgettable - self.meter.awaited_apps() if forgettable else ():
+        if forgettable:
+            # an application whose exited processes' bytes may still come keeps its name
+            forgettable -= self.meter.awaited_apps()
+        for app_id in forgettable:
             del self.known[app_id]
         for cgroup, path in list(self.cgroup_paths.items()):
             if path is None or cgroup_id(self._datapath.cgroup_root, path) != cgroup:

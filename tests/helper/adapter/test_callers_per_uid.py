@@ -204,7 +204,7 @@ def test_all_users_waiting_calls_are_bounded_together(
     holds its MAX_WAITING_BYTES (its calls start every 2 s here, so they stay
     there); another, paced, sends a call of half that: over the cap."""
     assert adapter_helper.service is not None
-    paced = adapter_helper.service.paced  # the running service's bounds, only here
+    paced = adapter_helper.service.paced_total  # the running service's bounds, only here
     monkeypatch.setattr(
         paced,
         "bounds",
