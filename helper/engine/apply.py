@@ -3,8 +3,11 @@
 For the table in force it takes the plan (plan.py: live rules, classes, caps,
 tags) and writes what differs from what the kernel holds (kernel_hold.py),
 in the order that keeps every packet accounted: classes and caps before
-gates, gates before tags (a newly tagged socket finds its class, its caps and
-its gate shut), slots of rules no longer live released last. It owns the
+gates (the tick writes gates first, so classes follow a quota's turn in the
+same tick: core.EngineCore.tick; a spent quota's gate opens only once the
+shaper has its then-rate either way, gating.py), gates before tags (a newly
+tagged socket finds its class, its caps and its gate shut), slots of rules no
+longer live released last. It owns the
 slots and the gates' state (gating.py), so nothing else gives out a slot or
 writes a gate. Not thread-safe by itself: the engine calls it under its lock.
 """

@@ -184,6 +184,12 @@ class EngineCore:
                     "schedules changed the limits in force (%s)",
                     self._local_now().strftime("%a %H:%M %Z"),
                 )
+            # Gates first: a new quota period or a quota spent, as the classes and
+            # caps below then see it. After them, a throttled quota's new period
+            # kept its then-rate's class and window clamp one more tick, while
+            # the listing said it was whole again. A spent quota's gate still
+            # opens only a tick after the classes gave its then-rate (Gating).
+            self._apply_gates()  # a new quota period, a quota spent; the leases renewed
             try:
                 self._apply_link()
                 self._apply_classes()
@@ -192,7 +198,6 @@ class EngineCore:
                     log.error("could not keep the limits in place: %s", error)
                 self._apply_error = str(error)
             self._applier.caps(self._limits)
-            self._apply_gates()  # a new quota period, a quota spent; the leases renewed
             self._applier.tags(self._limits)  # new processes of limited apps, whatever classes did
             self._applier.release_unused(self._limits)
             self._expire_user_rules(now)
