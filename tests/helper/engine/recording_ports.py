@@ -7,8 +7,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
+from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.identity.processes import ProcessInfo
+from chadthrottle.helper.kernel.gates import OPEN, GateSetting
 from chadthrottle.helper.kernel.htb import Classes
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
@@ -190,3 +194,51 @@ class Traffic:
     ifindex: int = 2
     netns_cookie: int = 1
     owner_start: int = 0  # the process's start (0: not known: whichever runs under the pid)
+
+
+class RecordingGates:
+    """helper/kernel/gates.py as the engine sees it: the settings, and what
+    the "kernel" counted since each was set (a test sets counted)."""
+
+    def __init__(self) -> None:
+        self.settings: dict[tuple[int, Direction], GateSetting] = {}
+        self.counted: dict[tuple[int, Direction], int] = {}
+        self.renewed = 0
+
+    def set(self, slot: int, direction: Direction, setting: GateSetting) -> None:
+        self.counted[(slot, direction)] = 0
+        if setting == OPEN:
+            self.settings.pop((slot, direction), None)
+        else:
+            self.settings[(slot, direction)] = setting
+
+    def used_since_set(self, slot: int, direction: Direction) -> tuple[int, int] | None:
+        setting = self.settings.get((slot, direction))
+        if setting is None or setting.budget_bytes is None:
+            return None
+        return self.counted[(slot, direction)], setting.budget_bytes
+
+    def renew(self) -> None:
+        self.renewed += 1
+
+
+class SettableClock:
+    """A wall clock the test moves (the engine's wall_clock)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def curl_index(monkeypatch: pytest.MonkeyPatch) -> ApplicationIndex:
+    """/proc as one process, pid 10, /usr/bin/curl (exe:/usr/bin/curl)."""
+    processes = {10: ProcessInfo(10, 1, 1000, "/usr/bin/curl", ("curl",), "curl", "/")}
+    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", processes.get)
+    monkeypatch.setattr(
+        "chadthrottle.helper.engine.tracking.process_exists", processes.__contains__
+    )
+    return ApplicationIndex(
+        list_pids=lambda: list(processes), read=processes.get, read_exe=lambda pid: "/usr/bin/curl"
+    )

@@ -18,6 +18,8 @@ from chadthrottle.helper.engine.rule_codec import decode_rules, encode_rules
 from chadthrottle.helper.engine.rule_edits import direction_edit
 from chadthrottle.helper.errors import InvalidArgument
 
+from tests.helper.engine.recording_ports import RecordingGates
+
 KEY = ("app:org.example.Player", ADMIN_OWNER)
 DOWN, UP = Direction.DOWN, Direction.UP
 
@@ -141,39 +143,13 @@ def test_a_block_is_listed_as_blocked_with_no_rate_and_only_pausing_keeps_it_fro
     assert paused.up_limit_problem == "limits are paused"
 
 
-class _Gates:
-    """A recording stand-in for helper/kernel/gates.py (pure-logic test)."""
-
-    def __init__(self) -> None:
-        self.settings: dict[tuple[int, Direction], object] = {}
-        self.counted: dict[tuple[int, Direction], int] = {}
-        self.renewed = 0
-
-    def set(self, slot: int, direction: Direction, setting: object) -> None:
-        from chadthrottle.helper.kernel.gates import OPEN
-
-        self.counted[(slot, direction)] = 0
-        if setting == OPEN:
-            self.settings.pop((slot, direction), None)
-        else:
-            self.settings[(slot, direction)] = setting
-
-    def used_since_set(self, slot: int, direction: Direction) -> tuple[int, int] | None:
-        setting = self.settings.get((slot, direction))
-        budget = getattr(setting, "budget_bytes", None)
-        return None if budget is None else (self.counted[(slot, direction)], budget)
-
-    def renew(self) -> None:
-        self.renewed += 1
-
-
 def test_a_spent_quota_that_throttles_opens_its_gate_only_once_the_shaper_has_its_rate(
     berlin: None,
 ) -> None:
     from chadthrottle.helper.engine.gating import Gating
     from chadthrottle.helper.kernel.gates import GateSetting
 
-    gating, gates, use = Gating(), _Gates(), {}
+    gating, gates, use = Gating(), RecordingGates(), {}
     quota = Quota(5_000_000, Period.DAY, 0, 100_000)
     limits = {DOWN: Limit(0, 0, quota=quota), UP: Limit(0, 0, blocked=True)}
     now = _local(2027, 1, 4, 12, 0)
@@ -214,7 +190,7 @@ def test_a_cleared_quota_forgets_its_periods_use_and_one_set_again_counts_from_z
     from chadthrottle.helper.engine.rule_codec import rename_rules
 
     table, quota, now = LimitTable(), Quota(5_000_000, Period.DAY), _local(2027, 1, 4, 12, 0)
-    gating, gates = Gating(), _Gates()
+    gating, gates = Gating(), RecordingGates()
     direction_edit(SetQuota(KEY[0], (DOWN, UP), quota), KEY)(table)
     gating.apply([(KEY, 3, table.get(KEY))], now, gates, table.quota_use)
     gates.counted[(3, DOWN)] = gates.counted[(3, UP)] = 4_000_000

@@ -26,11 +26,14 @@ from chadthrottle.helper.engine.schedules import (
     parse_schedule_name,
 )
 from chadthrottle.helper.errors import HelperError, InvalidArgument
-from chadthrottle.helper.identity.index import ApplicationIndex
-from chadthrottle.helper.identity.processes import ProcessInfo
 
 from tests.helper.engine.admin_engine import AdminEngine
-from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper
+from tests.helper.engine.recording_ports import (
+    RecordingDatapath,
+    RecordingShaper,
+    SettableClock,
+    curl_index,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CURL = "exe:/usr/bin/curl"
@@ -196,26 +199,14 @@ def test_schedules_are_stored_and_a_version_2_file_still_loads(tmp_path: Path) -
     ]
 
 
-class _Clock:
-    def __init__(self, local: datetime) -> None:
-        self.now = local.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_tick_switches_a_schedule_on_and_off_at_the_minute(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    processes = {10: ProcessInfo(10, 1, 1000, "/usr/bin/curl", ("curl",), "curl", "/")}
-    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", processes.get)
-    monkeypatch.setattr(
-        "chadthrottle.helper.engine.tracking.process_exists", processes.__contains__
-    )
-    index = ApplicationIndex(
-        list_pids=lambda: list(processes), read=processes.get, read_exe=lambda pid: "/usr/bin/curl"
-    )
-    shaper, clock = RecordingShaper(), _Clock(_at("2027-01-04T08:59:30"))  # a Monday
+    index = curl_index(monkeypatch)
+    shaper, clock = (
+        RecordingShaper(),
+        SettableClock(_at("2027-01-04T08:59:30").timestamp()),
+    )  # a Monday
     engine = AdminEngine(RecordingDatapath(), shaper, index, lambda active: [BackendInfo("tc", True, "", ())],
                          wall_clock=clock, zone=BERLIN)  # fmt: skip
     engine.tick()
