@@ -76,20 +76,8 @@ def test_refusals_are_counted_in_the_log_one_line_per_sender_and_interval(
         answered, outcomes = flooders.results(timeout_s=SECONDS + 60)
     assert outcomes == {"NotAuthorized": answered}, outcomes
 
-    def logged() -> tuple[int, int]:
-        """(refusals logged, lines) so far."""
-        refusals = lines = 0
-        for record in caplog.records:
-            text = record.getMessage()
-            if record.name != SERVICE_LOG or not text.startswith("denied "):
-                continue
-            lines += 1
-            more = re.match(r"denied (\d+) more calls to ", text)
-            refusals += int(more.group(1)) if more else 1
-        return refusals, lines
-
-    assert eventually(lambda: logged()[0] >= answered, 10), (logged(), answered)
-    refusals, lines = logged()
+    assert eventually(lambda: _logged(caplog)[0] >= answered, 10), (_logged(caplog), answered)
+    refusals, lines = _logged(caplog)
     assert refusals == answered
     windows = LAST_ANSWER_S / interval_s + 2  # the flood's, and the ends of the first and last
     assert lines <= 2 * windows < answered, (lines, answered)
@@ -254,19 +242,8 @@ def test_refusals_of_many_new_connections_are_folded_into_one_count(
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout) == {ErrorName.NOT_AUTHORIZED.value: connections}
 
-    def logged() -> tuple[int, int]:
-        """(refusals logged, lines) so far."""
-        refusals = lines = 0
-        for record in caplog.records:
-            text = record.getMessage()
-            if record.name == SERVICE_LOG and text.startswith("denied "):
-                lines += 1
-                more = re.match(r"denied (\d+) more calls to ", text)
-                refusals += int(more.group(1)) if more else 1
-        return refusals, lines
-
-    assert eventually(lambda: logged()[0] >= connections, 10), (logged(), connections)
-    refusals, lines = logged()
+    assert eventually(lambda: _logged(caplog)[0] >= connections, 10), (_logged(caplog), connections)
+    refusals, lines = _logged(caplog)
     assert refusals == connections
     # the senders written at once, and a count, each interval the refusals came in (and one more)
     bound = (answered_s / interval_s + 2) * (firsts + 1)
@@ -275,3 +252,15 @@ def test_refusals_of_many_new_connections_are_folded_into_one_count(
     # whose the folded refusals were is said: one user's flood cannot hide another's
     folded = [r.getMessage() for r in caplog.records if " more senders " in r.getMessage()]
     assert folded and all(f"calls of uid {NOBODY} x" in text for text in folded), folded
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> tuple[int, int]:
+    """(refusals logged, lines) so far: a line names one refusal, or counts more."""
+    refusals = lines = 0
+    for record in caplog.records:
+        text = record.getMessage()
+        if record.name == SERVICE_LOG and text.startswith("denied "):
+            lines += 1
+            more = re.match(r"denied (\d+) more calls to ", text)
+            refusals += int(more.group(1)) if more else 1
+    return refusals, lines

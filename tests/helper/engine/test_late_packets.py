@@ -40,12 +40,8 @@ def test_bytes_counted_under_an_exited_process_after_its_retirement_go_to_its_ap
     datapath = RecordingDatapath()
     engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
                          lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
-    process = subprocess.Popen([str(program), "600"])
+    process, start = _announced(engine, program)
     try:
-        wait_for_exec(process.pid, program)
-        start = read_start(process.pid)
-        assert start is not None
-        engine.note_new_owner(process.pid, start=start)
         datapath.traffic.append(Traffic(process.pid, 4000, 3000, owner_start=start))
         engine.tick()
     finally:
@@ -80,15 +76,9 @@ def _gone_before_its_bytes(
         if parent is not None:
             wait_for_exec(parent.pid, program)
             engine.tick()  # the parent listed
-        process = subprocess.Popen([str(program), "600"])
-        try:
-            wait_for_exec(process.pid, program)
-            start = read_start(process.pid)
-            assert start is not None
-            engine.note_new_owner(process.pid, start=start)
-        finally:
-            process.kill()
-            process.wait()
+        process, start = _announced(engine, program)
+        process.kill()
+        process.wait()
         engine.tick()  # gone, with nothing of it read
         datapath.traffic.append(Traffic(process.pid, 34_336, 34_456, owner_start=start))
         engine.tick()
@@ -98,6 +88,22 @@ def _gone_before_its_bytes(
             parent.kill()
             parent.wait()
     return program, datapath, engine
+
+
+def _announced(engine: AdminEngine, program: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A process of program, running, announced to the engine as a new owner
+    (as the datapath's socket hook announces one); and its start time."""
+    process = subprocess.Popen([str(program), "600"])
+    try:
+        wait_for_exec(process.pid, program)
+        start = read_start(process.pid)
+        assert start is not None
+        engine.note_new_owner(process.pid, start=start)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process, start
 
 
 @pytest.mark.parametrize("sibling", [True, False], ids=["beside-its-parent", "alone"])
