@@ -6,6 +6,13 @@ backend's own Python side (EbpfPolicer or TcShaper), as the engine does:
 
     sudo .venv/bin/python bench/policer_probe.py                 # the full table
     sudo .venv/bin/python bench/policer_probe.py --backends ebpf --rates 1M --directions up
+    sudo .venv/bin/python bench/policer_probe.py --backends ebpf --protocols tcp \
+        --directions down --rates 1M,4M,16M --congestion bbr --repeat 3 --ss
+
+--congestion sets both ends' TCP congestion control (default: the namespace's,
+this machine's sysctl); --repeat runs each case that many times (a fresh
+stream each); --ss prints the sender's `ss -ti` (bbr: bw, pacing_rate; cwnd,
+lost, retrans) at the end of each window.
 
 Rates are bytes per second on the wire at L3 (IP header included), like the
 limits. "achieved" is the receiver's payload rate over a steady-state window,
@@ -90,9 +97,12 @@ def run_case(
     settle_s: float,
     window_s: float,
     port: int,
+    congestion: str = "",
+    show_ss: bool = False,
 ) -> Result:
     udp = protocol == "udp"
-    stream = start_stream(pair, port, direction.value, udp=udp, seconds=settle_s + window_s + 5)
+    stream = start_stream(pair, port, direction.value, udp=udp, seconds=settle_s + window_s + 5,
+                          congestion="" if udp else congestion)  # fmt: skip
     try:
         with backend_for(backend, pair, datapath) as enforcer:
             datapath.set_process_slot(stream.app_pid, SLOT)
@@ -115,6 +125,8 @@ def run_case(
                 result.marked_packets = after.marked_packets - before.marked_packets
                 result.admitted_bps = (after.passed_bytes - before.passed_bytes) / window_s
             result.tcp_counters = _nstat(pair)
+            if show_ss and not udp:
+                result.tcp_counters += "\n    ss: " + _sender_ss(pair, direction, port)
             datapath.set_process_slot(stream.app_pid, 0)
             return result
     finally:
@@ -144,6 +156,27 @@ def _nstat(pair: NetnsPair, reset: bool = False) -> str:
     return " | ".join(parts)
 
 
+def _sender_ss(pair: NetnsPair, direction: Direction, port: int) -> str:
+    """The sending socket's `ss -ti` line: why a sender sends what it sends."""
+    netns = pair.host_ns if direction is Direction.UP else pair.peer_ns
+    output = subprocess.run(
+        ["ip", "netns", "exec", netns, "ss", "-tinH", f"( sport = :{port} or dport = :{port} )"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    words = output.split()
+    keep = ("bbr", "cubic", "cwnd:", "lost:", "retrans:", "rtt:")
+    fields = (
+        [w for w in words if w.startswith(keep)]
+        + [
+            f"{w}:{words[i + 1]}"  # these two print their value as the next word
+            for i, w in enumerate(words[:-1])
+            if w in ("pacing_rate", "delivery_rate")
+        ]
+    )
+    return " ".join(fields) if fields else output.strip()
+
+
 def format_rate(bps: float) -> str:
     return f"{bps / MiB:.3f} MiB/s" if bps >= MiB else f"{bps / KiB:.1f} KiB/s"
 
@@ -162,6 +195,9 @@ def main() -> None:
     parser.add_argument(
         "--window", type=float, default=10.0, help="seconds of steady state measured"
     )
+    parser.add_argument("--congestion", default="", help="TCP congestion control of both ends")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each case")
+    parser.add_argument("--ss", action="store_true", help="print the sender's ss -ti per run")
     args = parser.parse_args()
     results = []
     port = 6100
@@ -172,7 +208,8 @@ def main() -> None:
             for protocol in args.protocols.split(","):
                 for backend in args.backends.split(","):
                     for direction in (Direction(d) for d in args.directions.split(",")):
-                        for rate in (parse_rate(r) for r in args.rates.split(",")):
+                        rates = [parse_rate(r) for r in args.rates.split(",")]
+                        for rate in (r for r in rates for _ in range(args.repeat)):
                             port += 1
                             result = run_case(
                                 pair,
@@ -184,10 +221,12 @@ def main() -> None:
                                 args.settle,
                                 args.window,
                                 port,
+                                args.congestion,
+                                args.ss,
                             )
                             results.append(result)
                             print(
-                                f"{backend:5} {protocol:4} {direction.value:5} {format_rate(rate):>14} "
+                                f"{time.strftime('%H:%M:%S')} {backend:5} {protocol:4} {args.congestion or 'default':7} {direction.value:5} {format_rate(rate):>14} "
                                 f"achieved {format_rate(result.achieved_bps):>14}  ratio {result.ratio:6.3f}  "
                                 f"admitted {result.admitted_bps / rate:6.3f}  drops {result.dropped_packets:7}  ce {result.marked_packets:6}  {result.tcp_counters}",
                                 flush=True,
