@@ -65,6 +65,18 @@ def _ctl(bus: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(CTL + list(args), capture_output=True, text=True, env=env, timeout=60)
 
 
+def _resent_segments(pair: NetnsPair) -> int:
+    """TCP segments the peer namespace has sent again (its /proc/net/snmp
+    RetransSegs): the download's sender is there, and a segment sent again
+    crosses the gate again and is counted against the quota again, as on an
+    ISP's meter (2026-12-06 CI: the sink got 228 KB of L3 less than the 5 MB
+    quota the gate counted)."""
+    snmp = subprocess.run(["ip", "netns", "exec", pair.peer_ns, "cat", "/proc/net/snmp"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    names, values = [line.split()[1:] for line in snmp.splitlines() if line.startswith("Tcp:")]
+    return int(dict(zip(names, values, strict=True))["RetransSegs"])
+
+
 def _listed(bus: str, app_id: str) -> ApplicationInfo:
     """The application as ListApplications shows it (the client: a CLI call
     costs half a second of Python start-up; the CLI's own output is checked
@@ -260,6 +272,7 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
 
             set_quota = _ctl(bus, "quota", app_id, "5MB", "--per", "day", "--down")
             assert set_quota.returncode == 0, set_quota.stderr
+            resent_before = _resent_segments(pair)
             go.touch()
             assert eventually(lambda: stream.receiver.total_bytes() > 1_000_000, 5), (
                 "the download did not start"
@@ -269,9 +282,14 @@ def test_a_quota_stops_within_a_packet_then_throttles_and_resets_at_the_period_b
             )
             payload = stream.receiver.total_bytes()
             on_the_wire = payload * L3_PER_PAYLOAD
+            # what the gate counted beyond the payload: segments sent again (at most a full one each)
+            resent = (_resent_segments(pair) - resent_before) * 1500
             slack = ONE_PACKET + 0.002 * QUOTA_BYTES  # one packet, and the header estimate
-            assert abs(on_the_wire - QUOTA_BYTES) <= slack, (
-                f"{backend}: stopped at {on_the_wire:.0f} bytes at L3"
+            assert on_the_wire <= QUOTA_BYTES + slack, (
+                f"{backend}: passed {on_the_wire:.0f} bytes at L3"
+            )
+            assert on_the_wire + resent >= QUOTA_BYTES - slack, (
+                f"{backend}: stopped at {on_the_wire:.0f} bytes at L3 ({resent} resent)"
             )
             listed = _listed(bus, app_id)
             assert listed.down_blocked and listed.down_quota_left_bytes == 0, (payload, listed)
