@@ -30,6 +30,7 @@ from chadthrottle.contract import (
 )
 from chadthrottle.gui.models.child_rows import connection_data, process_data
 from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
+from chadthrottle.gui.models.connection_table import MEASURING
 from chadthrottle.gui.models.connections import connection_key, interesting_first
 from chadthrottle.gui.models.history import SHARED_SCALE_SAMPLES, PeakWindow, RateHistory
 from chadthrottle.gui.models.icons import IconProvider
@@ -100,7 +101,6 @@ def _limit_hint(units: UnitSystem) -> str:
 
 
 RATE_COLUMNS: dict[int, Direction] = {Column.DOWN: Direction.DOWN, Column.UP: Direction.UP}
-MEASURING = "…"  # a rate not known yet (as the connections' rates say it)
 
 
 def measuring_tooltip(direction: Direction) -> str:
@@ -356,12 +356,6 @@ class ApplicationsModel(QAbstractItemModel):
     def app_ids(self) -> list[str]:
         """The listed applications, in order (the filter's matches)."""
         return [app.info.id for app in self._rows]
-
-    def measuring(self, app_id: str, direction: Direction) -> bool:
-        """Whether the helper lists no rate yet in direction (its rules just
-        changed: ApplicationInfo.measuring): shown as "…", counted nowhere."""
-        app = self._find(app_id)
-        return app is not None and app.info.measuring(direction)
 
     def application(self, app_id: str) -> ApplicationInfo | None:
         """Any application the helper reported, listed or filtered out."""

@@ -12,7 +12,8 @@ import logging
 from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
-from chadthrottle.gui.models.applications import MEASURING, ApplicationsModel
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.connection_table import MEASURING
 from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
 from chadthrottle.gui.models.priority_view import ADMIN_ASKED, PriorityState, describe_priority
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
@@ -371,7 +372,7 @@ class TrayController(QObject):
 
     def _rate(self, info: ApplicationInfo, direction: Direction) -> str:
         """As the row says it: "…" while the helper measures it afresh (no rate yet)."""
-        if self._model.measuring(info.id, direction):
+        if info.measuring(direction):
             return MEASURING
         return format_rate(info.rate_bps(direction), self._model.units)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from chadthrottle.contract import RATES_UNDER_NEW_RULES_AFTER_S, ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.connection_table import ConnColumn, ConnectionTableModel
+from chadthrottle.gui.models.connection_table import MEASURING, ConnColumn, ConnectionTableModel
 from chadthrottle.gui.models.graph_series import graph_series
 from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import (
@@ -117,13 +117,13 @@ def describe_rates(
     line's tooltip, average_tooltip, says over how long). Short: at 2x on a
     1366x768 screen the line fills the window's width.
     rate_text other than format_rate: the line's widest form (steady_text.py).
-    A rate None is being measured ("…": blocked since the last poll, the row says so too)."""
+    A rate None is being measured (MEASURING: its rules just changed, the row says so too)."""
     parts = []
     for word, rate, limit, mean in (
         ("down", down, limits[0], measured[0]),
         ("up", up, limits[1], measured[1]),
     ):
-        text = f"{word} {'…' if rate is None else rate_text(rate, units)}"
+        text = f"{word} {MEASURING if rate is None else rate_text(rate, units)}"
         if limit:
             average = "…" if mean is None else rate_text(mean, units)  # no poll under it yet
             text += f" (limit {rate_text(limit, units)}, avg {average})"
@@ -789,7 +789,7 @@ class DetailPane(QWidget):
             for column, direction in enumerate(Direction)
         ]
         down, up = (
-            None if self._model.measuring(info.id, direction) else info.rate_bps(direction)
+            None if info.measuring(direction) else info.rate_bps(direction)
             for direction in Direction
         )
         self._summary_text = describe_rates(

@@ -68,7 +68,8 @@ def test_a_blocked_row_reads_its_rate_gone_at_the_first_tick_after_the_block(
         shown: list[tuple[int, float]] = []
 
         def measuring() -> bool:  # API 7: no rate until the tick after the block ("…")
-            return gui.model.measuring(app_id, Direction.UP)
+            app = gui.model.application(app_id)
+            return app is not None and app.measuring(Direction.UP)
 
         def on_shown() -> None:
             app = gui.model.application(app_id)

@@ -90,4 +90,6 @@ def test_the_gui_takes_the_helpers_word_not_a_guess_from_a_block(qtbot, window: 
     model.apply_snapshot(_with(STEAM, up_measuring=True, up_bps=0.0))  # Steam's upload unblocked
     assert window.table.proxy_index(STEAM, Column.UP).data() == "…"
     assert window.table.proxy_index(STEAM, Column.DOWN).data() == "3.90 MB/s"
-    assert model.measuring(STEAM, Direction.UP) and not model.measuring(STEAM, Direction.DOWN)
+    steam = model.application(STEAM)
+    assert steam is not None and steam.measuring(Direction.UP)
+    assert not steam.measuring(Direction.DOWN)
