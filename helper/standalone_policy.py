@@ -98,6 +98,17 @@ class SharedFileInstall:
             (self._state / f"holder-{self._holder}").touch()
             self._held = True
 
+    def recover_abandoned(self) -> bool:
+        """Put back what was there before a holder that died while the last
+        one (SIGKILL runs no release); True if there was such a leftover.
+        The next acquire does the same; this lets a caller (a test session's
+        leak check) see the machine as it will be before it looks."""
+        with self._locked():
+            if self._live_holders() or not (self._state / "backup").exists():
+                return False
+            self._restore_backup()
+            return True
+
     def release(self) -> None:
         if not self._held:
             return

@@ -49,6 +49,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     # Every process this session starts carries it: leaks.py tells them apart.
     os.environ[own_names.SESSION_ENV] = own_names.SESSION_TAG
+    leaks.settle_abandoned_policy()
     _MACHINE_BEFORE.update(leaks.snapshot())
 
 

@@ -246,6 +246,38 @@ def test_the_leak_check_counts_the_policy_file_only_while_this_session_holds_it(
     assert counted == ([] if others_hold else [POLICY_FILE])
 
 
+def test_a_session_starts_from_the_policy_file_a_killed_bus_had_replaced() -> None:
+    """A private bus killed outright (CI 2026-12-06: a run killed mid-way)
+    left our actions file installed and its backup "absent"; the next
+    session's snapshot counted the file as the machine's, its bus restored
+    the absence, and the check failed it ("before [policy], after []")."""
+    import os
+    import signal
+
+    from chadthrottle.helper.standalone import POLICY_FILE, POLKIT_ACTIONS_DIR
+    from chadthrottle.helper.standalone_policy import DEFAULT_STATE_DIR, holder_pids
+
+    from tests.support import leaks
+    from tests.support.requirements import require_root
+
+    require_root()
+    policy = POLKIT_ACTIONS_DIR / POLICY_FILE
+    before = policy.read_bytes() if policy.exists() else None
+    held_already = bool(holder_pids(DEFAULT_STATE_DIR / POLICY_FILE))
+    env = {**os.environ, own_names.SESSION_ENV: "a-killed-session"}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_POLICY], cwd=REPO, env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    holder.send_signal(signal.SIGKILL)
+    holder.communicate(timeout=30)
+    assert policy.exists()  # SIGKILL ran no release
+    # Held by a live bus (this session's), the file stays; else it goes back.
+    assert leaks.settle_abandoned_policy() == (not held_already and before is None)
+    if not held_already:
+        assert (policy.read_bytes() if policy.exists() else None) == before
+    assert leaks.settle_abandoned_policy() is False  # nothing left to put back
+
+
 def test_a_flood_tests_polkit_grant_is_only_its_own_sessions_leftover(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """tests/support/flood.py's rule, written while a flood test runs, failed
     another session's leak check that ran beside it (2026-12-05: a GUI

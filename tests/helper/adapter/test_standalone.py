@@ -90,6 +90,27 @@ def test_shared_install_recovers_from_a_holder_that_died(tmp_path: Path) -> None
     assert not target.exists()
 
 
+def test_an_abandoned_install_is_put_back_only_with_no_live_holder(tmp_path: Path) -> None:
+    target, state = tmp_path / "x.policy", tmp_path / "state"
+    target.write_bytes(b"theirs")
+    crashed = SharedFileInstall(target, b"ours", state)
+    crashed.acquire()
+    holder = next((state / "x.policy").glob("holder-*"))
+    holder.rename(holder.with_name(f"holder-{2**22 + 1}-1"))  # a pid that cannot live
+    alive = SharedFileInstall(target, b"ours", state)
+    alive.acquire()
+    assert alive.recover_abandoned() is False and target.read_bytes() == b"ours"
+    alive.release()  # the last live holder puts back what was there
+    assert target.read_bytes() == b"theirs"
+    crashed = SharedFileInstall(target, b"ours", state)
+    crashed.acquire()
+    holder = next((state / "x.policy").glob("holder-*"))
+    holder.rename(holder.with_name(f"holder-{2**22 + 1}-1"))
+    assert SharedFileInstall(target, b"ours", state).recover_abandoned() is True
+    assert target.read_bytes() == b"theirs"
+    assert SharedFileInstall(target, b"ours", state).recover_abandoned() is False
+
+
 def test_a_failed_start_leaves_nothing_behind(
     private_bus: PrivateSystemBus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
