@@ -28,7 +28,12 @@ class ProcessNames:
         return dict(self._names)
 
     def _read_comm(self, pid: int) -> str:
+        """The kernel keeps a name's bytes as the program gave them, UTF-8 or
+        not: read as text, one that was not (0xff under Xvfb, another session's
+        programs at hostile paths) raised out of the poll, and the window said
+        the helper was not running. Bad bytes read as U+FFFD."""
         try:
-            return (self._proc_root / str(pid) / "comm").read_text().strip()
+            raw = (self._proc_root / str(pid) / "comm").read_bytes()
         except OSError:
             return ""
+        return raw.decode("utf-8", errors="replace").strip()
