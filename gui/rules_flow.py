@@ -18,7 +18,7 @@ from chadthrottle.gui.ipc.client_protocol import HelperClientLike
 from chadthrottle.gui.ipc.connection import HelperConnection, LimitRequest
 from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
+from chadthrottle.gui.models.limit_truth import LimitState, block_lifts, describe_limit
 from chadthrottle.gui.models.priority_view import describe_priority
 from chadthrottle.gui.priority_flow import PRIORITY_KEY
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
@@ -170,7 +170,9 @@ class RulesFlow(QObject):
             scheduled={d: s.schedule for d, s in states.items()},
             held_by_quota=self._held_by_quota(app_id, states),
             blocked={
-                d: self._blocked(app_id, d, info.blocked(d) if info else False) for d in Direction
+                # a used-up quota's block alone ticked the box: unticked, nothing changed
+                d: self._blocked(app_id, d, block_lifts(states[d]))
+                for d in Direction
             },
             quotas={d: info.quota(d) if info else (0, 0, "") for d in Direction},
             schedules=tuple(

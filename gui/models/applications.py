@@ -100,6 +100,11 @@ def _limit_hint(units: UnitSystem) -> str:
     )
 
 
+def _unblock_first(direction: Direction) -> str:
+    word = "download" if direction is Direction.DOWN else "upload"
+    return f"To limit it instead, unblock it first: right-click the row, Unblock {word}."
+
+
 RATE_COLUMNS: dict[int, Direction] = {Column.DOWN: Direction.DOWN, Column.UP: Direction.UP}
 
 
@@ -338,7 +343,14 @@ class ApplicationsModel(QAbstractItemModel):
             text = describe_limit(state, direction, self._units)
             if state.blocked and state.enforced:  # one way blocked is not both ways
                 text += f"\n{what_a_block_leaves(direction)}"
-            return text if state.read_only else f"{text}\n{_limit_hint(self._units)}"
+            if state.read_only:
+                return text
+            # A blocked cell has no slider and a read-only field: its tooltip
+            # said "Drag the slider or type a value" (gui10, under Xvfb).
+            if state.by_quota:  # its quota sentence says until when: no Unblock lifts it
+                return text
+            hint = _unblock_first(direction) if state.blocked else _limit_hint(self._units)
+            return f"{text}\n{hint}"
         if column == Column.ACTIVITY:
             return self.activity_tooltip or None
         if column == Column.USAGE:

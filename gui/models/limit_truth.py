@@ -63,6 +63,9 @@ class LimitState:
     # ListRules says; None when no listed rule says (an older helper, not listed yet)
     quota_then_bps: int | None = None
     schedule: str = ""  # the schedule that sets it now ("mon-fri 09:00-17:00"), "" none
+    # blocked by its used-up quota alone, no block rule listed (ListRules): no
+    # "Unblock" lifts it, it ends with the period (the helper lists both as blocked)
+    by_quota: bool = False
     reach: str = ""  # how it holds in each namespace of the app's processes, "" on one shaped path
     # the window's: the quota line says its sizes as the rates beside it
     units: UnitSystem = UnitSystem.BYTES_DECIMAL
@@ -184,8 +187,11 @@ def limit_state(
         owner = info.limit_owner(direction)
         read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
         problem = _problem(info.limit_problem(direction), enforcement_problem)
+        by_quota = bool(budget) and left <= 0 and quota.get("quota_then_bps") == 0 and not schedule and not any(
+            rule.blocked for rule in rules if (rule.app_id, rule.direction) == (info.id, direction.value)
+        )  # fmt: skip
         return LimitState(0, owner_note(owner, viewer_uid), read_only, problem, blocked=True, schedule=schedule,
-                          **quota)  # fmt: skip
+                          by_quota=by_quota, **quota)  # fmt: skip
     if pending is not None:
         # The viewer's own request: theirs, and not known to be in force yet.
         return LimitState(
@@ -271,6 +277,18 @@ def what_a_block_leaves(direction: Direction) -> str:
         f"Bare TCP acknowledgements still pass (counted in its {blocked}), so its TCP {other} "
         f"go on; QUIC and other UDP {other} that wait for replies stall."
     )
+
+
+def block_lifts(state: LimitState) -> bool:
+    """Whether "Unblock" lifts what blocks this direction: not a used-up
+    quota's block alone (under Xvfb the row menu said "Unblock upload", the
+    tray "Blocked" and the rules dialog ticked "Block upload" for one; choosing
+    them changed nothing, and the dialog's box then stayed unticked beside a
+    row that still said Blocked)."""
+    return state.blocked and not state.by_quota
+
+
+QUOTA_BLOCK_TIP = "Blocking it here keeps it blocked after that too."
 
 
 def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -> str:

@@ -14,7 +14,12 @@ from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.connection_table import MEASURING
-from chadthrottle.gui.models.limit_truth import LimitState, describe_limit
+from chadthrottle.gui.models.limit_truth import (
+    QUOTA_BLOCK_TIP,
+    LimitState,
+    block_lifts,
+    describe_limit,
+)
 from chadthrottle.gui.models.priority_view import ADMIN_ASKED, PriorityState, describe_priority
 from chadthrottle.gui.tray.icons import TrayIconKind, state_icon, tray_icon_kind
 from chadthrottle.gui.tray.menu_width import (
@@ -272,8 +277,13 @@ class TrayController(QObject):
                     if state.read_only or state.blocked or spent:
                         action.setToolTip(describe_limit(state, direction, units))
                 if not self._model.blocks_unavailable:  # a helper without SetBlocked: no Block
-                    block = self._block_action(submenu, info.id, direction, info.blocked(direction))
+                    # a used-up quota's block alone is not one "Blocked" would lift
+                    block = self._block_action(submenu, info.id, direction, block_lifts(state))
                     block.setEnabled(can_limit and not state.read_only)
+                    if state.by_quota:
+                        block.setToolTip(
+                            f"{describe_limit(state, direction, units)} {QUOTA_BLOCK_TIP}"
+                        )
             submenu.addSection("Priority")
             self._protect_action(submenu, info.id, can_limit)
         self.menu.addSeparator()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from chadthrottle.contract import MIN_RATE_BPS, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.limit_truth import describe_limit
+from chadthrottle.gui.models.limit_truth import QUOTA_BLOCK_TIP, block_lifts, describe_limit
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint, describe_priority
 from chadthrottle.gui.tray.quick_limits import (
     BLOCK_TIP,
@@ -146,10 +146,9 @@ def add_block_actions(menu: QMenu, model: ApplicationsModel, app_id: str, can_li
     away, an administrator's rule). No confirmation: the tray's Block asks
     none, and unblocking undoes it. SetBlocked for one's own applications
     asks for no password (polkit's limit-own), so no administrator note."""
-    info = model.application(app_id)
     for direction in Direction:
-        blocked = info is not None and info.blocked(direction)
         state = model.limit_state(app_id, direction)
+        blocked = block_lifts(state)  # a used-up quota's block is not one to unblock
         title = BLOCK_TITLES[direction]
         action = menu.addAction(f"Unblock {title}" if blocked else f"Block {title}")
         action.setObjectName(f"block:{direction.value}")
@@ -161,6 +160,8 @@ def add_block_actions(menu: QMenu, model: ApplicationsModel, app_id: str, can_li
             if state.read_only
             else UNBLOCK_TIP
             if blocked
+            else f"{describe_limit(state, direction, model.units)} {QUOTA_BLOCK_TIP}"
+            if state.by_quota
             else BLOCK_TIP
         )
         action.triggered.connect(

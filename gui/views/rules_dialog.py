@@ -378,7 +378,7 @@ class RulesDialog(QDialog):
             box.setChecked(rules.blocked.get(direction, False))
         size_text = functools.partial(format_size, units=self.units)
         quotas = [f"{DIRECTION_LABELS[d]}: " + (f"{size_text(left)} of {size_text(size)} left {when(period)}, {quota_counted_since(period)}" if left
-                                                else f"all {size_text(size)} used {when(period)}")
+                                                else f"all {size_text(size)} used {when(period)}{self._holds(d, period)}")
                   for d, (size, left, period) in rules.quotas.items() if size]  # fmt: skip
         # Said before one is set: a 2 GB daily quota on an application that read 58 GB
         # today said "1.99 GB of 2 GB left today", and nothing said why.
@@ -455,6 +455,17 @@ class RulesDialog(QDialog):
         wanted = min(self.sizeHint().height(), screen.height() - frame)
         if self.height() < wanted:
             self.resize(self.width(), wanted)
+
+    def _holds(self, direction: Direction, period: str) -> str:
+        """What a used-up quota holds its direction to, beside its Block box (the
+        box is a block of one's own: the quota's is not ticked there)."""
+        if direction not in self.rules.held_by_quota:
+            return ""
+        rate_bps = self.rules.held_by_quota[direction]
+        held = (
+            f"held to {format_rate(rate_bps, self.units, unbroken=True)}" if rate_bps else "blocked"
+        )
+        return f": {held} until {PERIOD_NEXT.get(period, f'the next {period}')}"
 
     def _held_by_quota(self, direction: Direction, rate_bps: int) -> str:
         """What a used-up quota does to the direction now, and what a limit here adds."""

@@ -11,12 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chadthrottle.contract import ApplicationInfo
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, RuleInfo
 from chadthrottle.gui.controller import AppController
-from chadthrottle.gui.ipc.state import HelperState
-from PySide6.QtCore import QCoreApplication, QEvent, QSettings
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.tray.tray import BLOCK_LABEL, TrayController, action_name
+from chadthrottle.gui.views.main_window import MainWindow
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
+from PySide6.QtGui import QAction
 
-from tests.gui.sample_data import sample_applications
+from tests.gui.sample_data import MB, sample_applications
 from tests.gui.test_connection import ScriptedClient
 
 FIREFOX = "app:org.mozilla.firefox"
@@ -88,3 +92,91 @@ def test_a_process_name_that_is_not_utf8_does_not_cut_the_window_from_the_helper
     finally:
         app.dispose()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def _with(app_id: str, **changes: object) -> list[ApplicationInfo]:
+    return [
+        dataclasses.replace(a, **changes) if a.id == app_id else a  # type: ignore[arg-type]
+        for a in sample_applications()
+    ]
+
+
+def test_a_blocked_cells_tooltip_does_not_say_to_drag_a_slider_it_does_not_have(
+    window: MainWindow,
+) -> None:
+    """Pointing at Harbor Browser's Blocked download (1x, under Xvfb) the
+    tooltip ended "Drag the slider or type a value such as 500K, 2M, 2 MB/s or
+    unlimited.": a blocked cell has no slider, and its field is read-only. It
+    says how to get a limit there instead."""
+    window._model.apply_snapshot(_with(FIREFOX, down_blocked=True, down_limit_bps=0))
+    index = window.table.proxy_index(FIREFOX, Column.DOWN_LIMIT)
+    tooltip = str(index.data(Qt.ItemDataRole.ToolTipRole))
+    assert tooltip.startswith("Download: blocked: no data passes"), tooltip
+    assert "slider" not in tooltip and "type a value" not in tooltip, tooltip
+    assert tooltip.endswith("To limit it instead, unblock it first: right-click the row, "
+                            "Unblock download."), tooltip  # fmt: skip
+    up = str(window.table.proxy_index(FIREFOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole))
+    assert "Drag the slider" in up  # the other direction has its slider
+
+
+def _quota_blocked(model, block_rule: bool) -> None:  # type: ignore[no-untyped-def]
+    """Firefox's upload quota (20 MB a day, then blocked) used up, as the real
+    helper lists it: the application's upload blocked, its rule (ListRules)
+    with the quota and no block of its own unless block_rule."""
+    model.set_rules([RuleInfo(FIREFOX, "up", MB, 0, ADMIN_OWNER, True, blocked=block_rule,
+                              quota_bytes=20 * 10**6, quota_period="day", quota_then_bps=0)])  # fmt: skip
+    model.apply_snapshot(_with(FIREFOX, up_blocked=True, up_limit_bps=0, up_quota_bytes=20 * 10**6,
+                               up_quota_left_bytes=0, up_quota_period="day"))  # fmt: skip
+
+
+def test_a_used_up_quotas_block_is_not_offered_as_one_to_unblock(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb (1x and 2x) Nimbus Sync's upload quota was used up and blocked
+    it: the row menu said "Unblock upload" (checked), the tray "Blocked"
+    (checked) and the rules dialog ticked "Block upload", though no block had
+    been set. Unticking it sent SetBlocked(false), nothing changed, and the box
+    stayed unticked beside a row that still said Blocked. A block of one's own
+    is offered as one; the quota's says until when, in each place."""
+    controller = make_controller()
+    model, window = controller.model, controller.window
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    _quota_blocked(model, block_rule=False)
+    assert model.limit_state(FIREFOX, Direction.UP).blocked  # the row still says Blocked
+    menu = window.row_menu(FIREFOX)
+    (block,) = [a for a in menu.findChildren(QAction) if a.objectName() == "block:up"]
+    assert (block.text(), block.isChecked(), block.isEnabled()) == ("Block upload", False, True)
+    assert (
+        "used today: blocked until" in block.toolTip()
+        and "keeps it blocked after that" in block.toolTip()
+    )
+    tray = TrayController(model)
+    tray.set_status(window.status)
+    try:
+        tray_block = _tray_action(tray, action_name(FIREFOX, Direction.UP, BLOCK_LABEL))
+        assert (tray_block.text(), tray_block.isChecked()) == ("Block", False)
+        assert "used today: blocked until" in tray_block.toolTip()
+    finally:
+        tray.shutdown()
+    cell = window.table.proxy_index(FIREFOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert "Unblock" not in cell and "used today: blocked until" in cell, cell
+    window.rulesRequested.emit(FIREFOX)
+    dialog = controller.rules.dialog
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    assert not dialog.block_boxes[Direction.UP].isChecked()
+    assert "Upload: all 20.0 MB used today: blocked until" in dialog.quota_state.text()
+    dialog.close()
+    # A block of one's own as well: that one is offered to lift, in each place.
+    _quota_blocked(model, block_rule=True)
+    menu = window.row_menu(FIREFOX)
+    (block,) = [a for a in menu.findChildren(QAction) if a.objectName() == "block:up"]
+    assert (block.text(), block.isChecked()) == ("Unblock upload", True)
+    window.rulesRequested.emit(FIREFOX)
+    dialog = controller.rules.dialog
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    assert dialog.block_boxes[Direction.UP].isChecked()
+
+
+def _tray_action(tray: TrayController, name: str) -> QAction:
+    tray.rebuild_menu()
+    return next(a for a in tray.menu.findChildren(QAction) if a.objectName() == name)
