@@ -23,7 +23,7 @@ from chadthrottle.gui.tray.quick_limits import (
     checked_label,
     quick_limits,
 )
-from chadthrottle.units import UnitSystem
+from chadthrottle.units import UnitSystem, format_rate
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QWidget
 
@@ -74,21 +74,32 @@ def build_row_menu(
         menu.addSeparator()
     any_limit = False
     for direction in Direction:
-        submenu = menu.addMenu(DIRECTION_TITLES[direction])
+        state = model.limit_state(app_id, direction)
+        # A used-up quota holds the rate checked below: said, as the tray says it
+        # (under Xvfb the row menu checked Harbor Browser's "100 KB/s", a limit
+        # never set, and nothing said it was the quota's).
+        spent = " (quota used up)" if state.quota_spent else ""
+        submenu = menu.addMenu(DIRECTION_TITLES[direction] + spent)
         submenu.setObjectName(f"limit:{direction.value}")
         submenu.setToolTipsVisible(True)
-        state = model.limit_state(app_id, direction)
         any_limit = any_limit or (state.rate_bps > 0 and not state.read_only)
-        current = checked_label(model.effective_limit(app_id, direction), units)
+        limit_bps = model.effective_limit(app_id, direction)
+        current = checked_label(limit_bps, units)
         # One of them, drawn as radio items as in the tray (they were check boxes);
         # none while blocked, when they are greyed as the tray's and the row's field are.
         group = QActionGroup(submenu)
-        for label, rate in menu_limits(units):
+        choices = menu_limits(units)
+        if limit_bps and not state.blocked and current not in {label for label, _ in choices}:
+            # the limit in force is none of them: it is the one checked (none was,
+            # under Xvfb, beside Fetcher's 2.00 MB/s: read as no limit at all)
+            choices = [(f"Custom: {format_rate(limit_bps, units)}", limit_bps), *choices]
+            current = choices[0][0]
+        for label, rate in choices:
             action = QAction(label, group, checkable=True,
                              checked=label == current and not state.blocked)  # fmt: skip
             action.setObjectName(f"limit:{direction.value}:{label}")
             action.setEnabled(can_limit and not state.read_only and not state.blocked)
-            if state.read_only or state.blocked:  # choosing would do nothing now: why
+            if state.read_only or state.blocked or spent:  # choosing does nothing now, or less
                 action.setToolTip(describe_limit(state, direction, units))
             action.triggered.connect(
                 lambda _c=False, d=direction, r=rate: set_limit(app_id, d.value, r)

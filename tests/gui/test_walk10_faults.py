@@ -19,6 +19,7 @@ from chadthrottle.gui.tray.tray import BLOCK_LABEL, TrayController, action_name
 from chadthrottle.gui.views.main_window import MainWindow
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
 from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu
 
 from tests.gui.sample_data import MB, sample_applications
 from tests.gui.test_connection import ScriptedClient
@@ -180,3 +181,35 @@ def test_a_used_up_quotas_block_is_not_offered_as_one_to_unblock(qtbot, make_con
 def _tray_action(tray: TrayController, name: str) -> QAction:
     tray.rebuild_menu()
     return next(a for a in tray.menu.findChildren(QAction) if a.objectName() == name)
+
+
+def _limit_actions(window: MainWindow, direction: str) -> tuple[str, list[QAction]]:
+    """The row menu's "Limit …" submenu of Firefox: its title and its quick limits."""
+    menu = window.row_menu(FIREFOX)
+    (submenu,) = [m for m in menu.findChildren(QMenu) if m.objectName() == f"limit:{direction}"]
+    return submenu.title(), [a for a in submenu.actions() if a.objectName().startswith("limit:")]
+
+
+def test_the_row_menu_checks_the_limit_in_force_and_says_when_a_quota_holds_it(
+    window: MainWindow,
+) -> None:
+    """Under Xvfb the row menu's "Limit download" of Fetcher, limited to 2.00
+    MB/s, had none of its radio items checked (read as no limit; the tray's
+    reads "Custom: 2.00 MB/s…", checked), and Harbor Browser's "Limit upload"
+    checked "100 KB/s", a limit never set: its used-up quota's rate (the tray
+    says "Upload limit (quota used up)")."""
+    window._model.apply_snapshot(_with(FIREFOX, down_limit_bps=2 * MB))
+    title, down = _limit_actions(window, "down")
+    assert title == "Limit download"
+    assert [a.text() for a in down if a.isChecked()] == ["Custom: 2.00 MB/s"], [
+        a.text() for a in down
+    ]
+    assert down[0].text() == "Custom: 2.00 MB/s" and down[0].isEnabled()
+    window._model.apply_snapshot(_with(FIREFOX, up_limit_bps=100_000, up_quota_bytes=10**6,
+                                       up_quota_left_bytes=0, up_quota_period="day"))  # fmt: skip
+    title, up = _limit_actions(window, "up")
+    assert title == "Limit upload (quota used up)", title
+    assert all("Quota: all 1.00 MB used today" in a.toolTip() for a in up), up[0].toolTip()
+    _title, down = _limit_actions(window, "down")  # a quick limit in force: no custom entry
+    assert [a.text() for a in down if a.isChecked()] == ["5 MB/s"]
+    assert not any(a.text().startswith("Custom") for a in down)
