@@ -666,13 +666,21 @@ class ApplicationsModel(QAbstractItemModel):
     def order(self) -> RowOrder:
         return self._order
 
+    def _in_order(self, rows: list[AppRow]) -> list[AppRow]:
+        """New rows in the order shown, also while the order holds: a row never
+        seen has no place to hold. Under Xvfb a window opened under the pointer
+        listed the helper's order (by id) and chose its first row, not the busiest."""
+        column = self._order.column
+        if column < 0 or len(rows) < 2:
+            return rows
+        return ordered(rows, lambda app: sort_key(app, column),
+                       lambda app: app.info.name.casefold(), self._order.descending)  # fmt: skip
+
     def _reorder(self) -> bool:
         """Put the rows in order; True if that moved any."""
-        column = self._order.column
-        if self._order.frozen or column < 0:
+        if self._order.frozen or self._order.column < 0:
             return False
-        rows = ordered(self._rows, lambda app: sort_key(app, column),
-                       lambda app: app.info.name.casefold(), self._order.descending)  # fmt: skip
+        rows = self._in_order(self._rows)
         if all(new is old for new, old in zip(rows, self._rows, strict=True)):
             return False
         # A vertical sort: the header's sections do not move, so it need not
@@ -744,7 +752,7 @@ class ApplicationsModel(QAbstractItemModel):
                 {app.info.id: app for app in new_rows if not matches(app, self._needle)}
             )
             new_rows = [app for app in new_rows if matches(app, self._needle)]
-        self._insert_rows(new_rows)
+        self._insert_rows(self._in_order(new_rows))
         if not self._reorder() and self._rows:
             # Rates and activity change every poll. A new order repaints every row
             # anyway; saying both would paint the table twice.

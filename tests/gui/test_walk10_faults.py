@@ -14,7 +14,7 @@ import pytest
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, RuleInfo
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.tray.tray import BLOCK_LABEL, TrayController, action_name
 from chadthrottle.gui.views.main_window import MainWindow
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
@@ -213,3 +213,34 @@ def test_the_row_menu_checks_the_limit_in_force_and_says_when_a_quota_holds_it(
     _title, down = _limit_actions(window, "down")  # a quick limit in force: no custom entry
     assert [a.text() for a in down if a.isChecked()] == ["5 MB/s"]
     assert not any(a.text().startswith("Custom") for a in down)
+
+
+def test_a_window_opened_under_the_pointer_lists_and_picks_the_busiest_first(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb the window opened under the pointer (at 1x and at 2x): its
+    rows held still from the first poll, so they stayed in the order the helper
+    listed them (by id), and the window chose the first, Backup Server at 104
+    KB/s, for the detail pane while Media Server moved 5 MB/s; busy, that choice
+    was kept. Rows that have never been seen hold no place: the first listed
+    come busiest first, and the busiest is shown."""
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QEnterEvent
+
+    from tests.gui.bare_window import bare_window
+
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    window.show()
+    qtbot.waitExposed(window)
+    at = QPointF(20, 20)
+    QCoreApplication.sendEvent(window.table.viewport(), QEnterEvent(at, at, at))
+    assert model.order.frozen  # the pointer is over the rows: they hold still
+    listed = list(reversed(sample_applications()))  # as a helper lists them: not by rate
+    model.apply_snapshot(listed)
+    busiest = max(listed, key=lambda a: a.down_bps + a.up_bps).id
+    proxy = window.table.model()
+    shown = [proxy.index(row, 0).data(Role.APP_ID) for row in range(proxy.rowCount())]
+    assert shown[0] == busiest, shown
+    assert window.detail.app_id == busiest
+    model.apply_snapshot(sample_applications())  # held: a row already seen keeps its place
+    assert [proxy.index(row, 0).data(Role.APP_ID) for row in range(proxy.rowCount())] == shown
