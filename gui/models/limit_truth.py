@@ -236,10 +236,15 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
             f", {quota_counted_since(period)}"
         )
     used = f"all {format_size(state.quota_bytes, units)} used {now}"
-    then = state.rate_bps if state.blocked or state.rate_bps else state.quota_then_bps
+    if state.blocked and not state.by_quota and state.quota_then_bps:
+        # blocked by a block of one's own: the quota limits; the block is said
+        # apart (under Xvfb it read "blocked until the next day", a block that lasts)
+        then: int | None = state.quota_then_bps
+    else:
+        then = state.rate_bps if state.blocked or state.rate_bps else state.quota_then_bps
     if then is None:
         return used  # what holds it is not known
-    held = "blocked" if state.blocked or not then else f"limited to {format_rate(then, units)}"
+    held = f"limited to {format_rate(then, units)}" if then else "blocked"
     return f"{used}: {held} until {PERIOD_NEXT.get(period, 'the next ' + period)}"
 
 

@@ -244,3 +244,34 @@ def test_a_window_opened_under_the_pointer_lists_and_picks_the_busiest_first(qtb
     assert window.detail.app_id == busiest
     model.apply_snapshot(sample_applications())  # held: a row already seen keeps its place
     assert [proxy.index(row, 0).data(Role.APP_ID) for row in range(proxy.rowCount())] == shown
+
+
+def test_a_block_over_a_used_up_quota_that_limits_is_not_said_to_end_with_the_quota(
+    qtbot, window: MainWindow
+) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb Harbor Browser's upload quota (1 MB a day, then 100 KB/s) was
+    used up, and its upload blocked from the row menu: the detail pane said
+    "Upload quota: all 1.00 MB used today: blocked until the next day.", and the
+    cell's tooltip the same, though the block is one's own and lasts until it is
+    lifted; the quota holds the upload to 100 KB/s. Each says what the quota
+    does, the block apart."""
+    model = window._model
+    model.set_rules([RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, True, blocked=True,
+                              quota_bytes=10**6, quota_period="day", quota_then_bps=100_000)])  # fmt: skip
+    model.apply_snapshot(_with(FIREFOX, up_blocked=True, up_limit_bps=0, up_quota_bytes=10**6,
+                               up_quota_left_bytes=0, up_quota_period="day"))  # fmt: skip
+    assert window.select_application(FIREFOX)
+    quota = "Upload quota: all 1.00 MB used today: limited to 100 KB/s until the next day."
+    notes = window.detail.limit_notes
+    qtbot.waitUntil(lambda: quota in notes.toolTip() or quota in notes.text())
+    assert "blocked until" not in notes.toolTip() + notes.text()
+    cell = window.table.proxy_index(FIREFOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert cell.startswith("Upload: blocked: no data passes") and "blocked until" not in cell, cell
+    assert "Quota: all 1.00 MB used today: limited to 100 KB/s until the next day." in cell, cell
+    # the quota's own block (then 0, no block rule): that one ends with the period
+    model.set_rules([RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, True, blocked=False,
+                              quota_bytes=10**6, quota_period="day", quota_then_bps=0)])  # fmt: skip
+    model.apply_snapshot(_with(FIREFOX, up_blocked=True, up_limit_bps=0, up_quota_bytes=10**6,
+                               up_quota_left_bytes=0, up_quota_period="day"))  # fmt: skip
+    cell = window.table.proxy_index(FIREFOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    assert "Quota: all 1.00 MB used today: blocked until the next day." in cell, cell
