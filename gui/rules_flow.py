@@ -123,7 +123,7 @@ class RulesFlow(QObject):
         is the lower, nor while nothing is enforced (limits paused, helper away;
         a limit in force but not met is still held): the dialog says "held to" or
         "blocked until" only of what the helper holds."""
-        return {d: 0 if s.blocked else s.rate_bps for d, s in states.items()
+        return {d: s.quota_hold_bps or 0 for d, s in states.items()
                 if s.quota_spent and s.held and (s.not_met or not s.problem) and not s.schedule
                 and not 0 < self._plain_rate(app_id, d) <= s.rate_bps}  # fmt: skip
 

@@ -89,6 +89,16 @@ class LimitState:
         return self.quota_bytes > 0 and self.quota_left_bytes <= 0
 
     @property
+    def quota_hold_bps(self) -> int | None:
+        """What a used-up quota holds the direction to (bytes/s, 0: blocked),
+        None where that is not known. Beneath a block of one's own it is the
+        quota's own rate (ListRules): under Xvfb such a block read as the
+        quota's, "blocked until the next day", a block that lasts."""
+        if self.blocked and not self.by_quota and self.quota_then_bps:
+            return self.quota_then_bps
+        return self.rate_bps if self.blocked or self.rate_bps else self.quota_then_bps
+
+    @property
     def quota_lines(self) -> tuple[str, ...]:
         """What the row shows of the quota under the limit, longest first (the
         cell takes the first that fits): "1.2 GB left today", "1.2 GB left";
@@ -236,12 +246,7 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
             f", {quota_counted_since(period)}"
         )
     used = f"all {format_size(state.quota_bytes, units)} used {now}"
-    if state.blocked and not state.by_quota and state.quota_then_bps:
-        # blocked by a block of one's own: the quota limits; the block is said
-        # apart (under Xvfb it read "blocked until the next day", a block that lasts)
-        then: int | None = state.quota_then_bps
-    else:
-        then = state.rate_bps if state.blocked or state.rate_bps else state.quota_then_bps
+    then = state.quota_hold_bps  # beneath a block of one's own: the quota's (the block said apart)
     if then is None:
         return used  # what holds it is not known
     held = f"limited to {format_rate(then, units)}" if then else "blocked"

@@ -275,3 +275,28 @@ def test_a_block_over_a_used_up_quota_that_limits_is_not_said_to_end_with_the_qu
                                up_quota_left_bytes=0, up_quota_period="day"))  # fmt: skip
     cell = window.table.proxy_index(FIREFOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
     assert "Quota: all 1.00 MB used today: blocked until the next day." in cell, cell
+
+
+def test_the_rules_dialog_says_what_a_used_up_quota_holds_beneath_a_block_of_ones_own(
+    qtbot, make_controller
+) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb at 2x, ticking Harbor Browser's "Block upload" over its used-up
+    quota (then 100 KB/s) turned the dialog's lines into "Upload: all 1.00 MB
+    used today: blocked until the next day" and "the upload is blocked until the
+    next day": the block is the box's, and lasts; the quota holds 100 KB/s."""
+    controller = make_controller()
+    model, window = controller.model, controller.window
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    model.set_rules([RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, True, blocked=True,
+                              quota_bytes=10**6, quota_period="day", quota_then_bps=100_000)])  # fmt: skip
+    model.apply_snapshot(_with(FIREFOX, up_blocked=True, up_limit_bps=0, up_quota_bytes=10**6,
+                               up_quota_left_bytes=0, up_quota_period="day"))  # fmt: skip
+    window.rulesRequested.emit(FIREFOX)
+    dialog = controller.rules.dialog
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    assert dialog.block_boxes[Direction.UP].isChecked()
+    line = dialog.quota_state.text()
+    assert line == "Upload: all 1.00 MB used today: held to 100\u00a0KB/s until the next day", line
+    note = dialog.scheduled_note.text()
+    assert "blocked until" not in note and "held to 100\u00a0KB/s until the next day" in note, note
