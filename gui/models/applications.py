@@ -30,7 +30,7 @@ from chadthrottle.contract import (
 )
 from chadthrottle.gui.models.child_rows import connection_data, process_data
 from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
-from chadthrottle.gui.models.connection_table import MEASURING
+from chadthrottle.gui.models.connection_table import MEASURING, NO_VALUE
 from chadthrottle.gui.models.connections import connection_key, interesting_first
 from chadthrottle.gui.models.history import SHARED_SCALE_SAMPLES, PeakWindow, RateHistory
 from chadthrottle.gui.models.icons import IconProvider
@@ -108,9 +108,14 @@ def _unblock_first(direction: Direction) -> str:
 RATE_COLUMNS: dict[int, Direction] = {Column.DOWN: Direction.DOWN, Column.UP: Direction.UP}
 
 
-def measuring_tooltip(direction: Direction) -> str:
-    """Why a rate reads "…": the helper restarted its measure at a rule change."""
+def measuring_tooltip(direction: Direction, stale: bool = False) -> str:
+    """Why a rate reads "…": the helper restarted its measure at a rule change;
+    or, the helper away since, "—": nothing measures it and no rate is known
+    (its "…" and "at most a second" stayed for as long as the helper was away)."""
     word = "Download" if direction is Direction.DOWN else "Upload"
+    if stale:
+        return (f"{word}: not known: its rules had just changed, and the helper went away "
+                "before it measured what passes under them.")  # fmt: skip
     return (f"{word}: its rules just changed; the helper is measuring what passes under them "
             "and lists no rate until its next reading (at most a second).")  # fmt: skip
 
@@ -291,7 +296,7 @@ class ApplicationsModel(QAbstractItemModel):
             if column in RATE_COLUMNS:
                 direction = RATE_COLUMNS[column]
                 if info.measuring(direction):
-                    return MEASURING
+                    return NO_VALUE if self._stale else MEASURING
                 return format_rate(info.rate_bps(direction), self._units)
             if column in LIMIT_COLUMNS:
                 return format_limit(app.limit_bps(LIMIT_COLUMNS[column]), self._units)
@@ -336,7 +341,7 @@ class ApplicationsModel(QAbstractItemModel):
 
     def _app_tooltip(self, app: AppRow, column: int) -> str | None:
         if column in RATE_COLUMNS and app.info.measuring(RATE_COLUMNS[column]):
-            return measuring_tooltip(RATE_COLUMNS[column])
+            return measuring_tooltip(RATE_COLUMNS[column], self._stale)
         if column in LIMIT_COLUMNS:
             direction = LIMIT_COLUMNS[column]
             state = self._state(app, direction)

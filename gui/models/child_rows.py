@@ -9,7 +9,7 @@ from typing import Any
 
 from chadthrottle.contract import ConnectionInfo, Direction, ProcessTraffic
 from chadthrottle.gui.models.columns import Column, Role
-from chadthrottle.gui.models.connection_table import MEASURING
+from chadthrottle.gui.models.connection_table import MEASURING, NO_VALUE
 from chadthrottle.gui.models.connections import connection_key, connection_label, connection_tooltip
 from chadthrottle.gui.models.rows import AppRow, ProcessRow
 from chadthrottle.units import UnitSystem, format_rate
@@ -49,7 +49,9 @@ def process_data(
         if traffic is None:
             return None  # not fetched yet, or a helper older than API 6
         if traffic.measuring(Direction.DOWN if column == Column.DOWN else Direction.UP):
-            return MEASURING  # its application's rules just changed: no rate yet (API 7)
+            # its application's rules just changed: no rate yet (API 7); not known
+            # while the helper is away, when nothing measures it
+            return NO_VALUE if stale else MEASURING
         return format_rate(traffic.down_bps if column == Column.DOWN else traffic.up_bps, units)
     if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.DOWN, Column.UP):
         return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from chadthrottle.contract import RATES_UNDER_NEW_RULES_AFTER_S, ConnectionInfo, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.connection_table import MEASURING, ConnColumn, ConnectionTableModel
+from chadthrottle.gui.models.connection_table import (
+    MEASURING,
+    NO_VALUE,
+    ConnColumn,
+    ConnectionTableModel,
+)
 from chadthrottle.gui.models.graph_series import graph_series
 from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import (
@@ -110,6 +115,7 @@ def describe_rates(
     measured: tuple[float | None, float | None],
     units: UnitSystem,
     rate_text: Callable[[float, UnitSystem], str] = format_rate,
+    unmeasured: str = MEASURING,
 ) -> str:
     """ "Firefox: down 8.1 MB/s (limit 5 MB/s, avg 4.98 MB/s), up 210 KB/s":
     beside a limit, the mean of the last MEASURED_OVER_SAMPLES polls it is
@@ -117,13 +123,14 @@ def describe_rates(
     line's tooltip, average_tooltip, says over how long). Short: at 2x on a
     1366x768 screen the line fills the window's width.
     rate_text other than format_rate: the line's widest form (steady_text.py).
-    A rate None is being measured (MEASURING: its rules just changed, the row says so too)."""
+    A rate None is being measured (MEASURING: its rules just changed, the row says so too),
+    or, the helper away since, not known (unmeasured NO_VALUE, as the row)."""
     parts = []
     for word, rate, limit, mean in (
         ("down", down, limits[0], measured[0]),
         ("up", up, limits[1], measured[1]),
     ):
-        text = f"{word} {MEASURING if rate is None else rate_text(rate, units)}"
+        text = f"{word} {unmeasured if rate is None else rate_text(rate, units)}"
         if limit:
             average = "…" if mean is None else rate_text(mean, units)  # no poll under it yet
             text += f" (limit {rate_text(limit, units)}, avg {average})"
@@ -799,6 +806,7 @@ class DetailPane(QWidget):
             limits,
             (means[0], means[1]),
             units,
+            unmeasured=MEASURING if self._live else NO_VALUE,
         )
         shown = elided_to_room(self._summary_box, self._summary_text)
         set_selectable_text(self.summary, shown)

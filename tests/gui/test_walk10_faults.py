@@ -300,3 +300,25 @@ def test_the_rules_dialog_says_what_a_used_up_quota_holds_beneath_a_block_of_one
     assert line == "Upload: all 1.00 MB used today: held to 100\u00a0KB/s until the next day", line
     note = dialog.scheduled_note.text()
     assert "blocked until" not in note and "held to 100\u00a0KB/s until the next day" in note, note
+
+
+def test_a_rate_being_measured_when_the_helper_goes_away_does_not_stay_measuring(
+    window: MainWindow,
+) -> None:
+    """A direction the helper listed as measuring (its rules just changed) read
+    "…", "the helper is measuring ... at most a second", for as long as the
+    helper was then away: nothing measures it, and no rate is known. It reads
+    "—" and says so, in the row and the detail pane, until the helper is back."""
+    window._model.apply_snapshot(_with(FIREFOX, down_measuring=True, down_bps=0.0))
+    assert window.select_application(FIREFOX)
+    window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper stopped."))
+    down = window.table.proxy_index(FIREFOX, Column.DOWN)
+    assert down.data() == "\u2014", down.data()
+    tooltip = str(down.data(Qt.ItemDataRole.ToolTipRole))
+    assert "at most a second" not in tooltip and "not known" in tooltip, tooltip
+    assert window.detail.summary.text().startswith("Firefox: down \u2014 (limit"), (
+        window.detail.summary.text()
+    )
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))  # back, still measuring
+    assert window.table.proxy_index(FIREFOX, Column.DOWN).data() == "…"
+    assert window.detail.summary.text().startswith("Firefox: down … (limit")
