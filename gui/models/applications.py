@@ -108,6 +108,12 @@ def _unblock_first(direction: Direction) -> str:
 RATE_COLUMNS: dict[int, Direction] = {Column.DOWN: Direction.DOWN, Column.UP: Direction.UP}
 
 
+def total_text(rate_bps: float | None, units: UnitSystem) -> str:
+    """A total as the header, the overall row and the tray say it: "…" while
+    not known (ApplicationsModel.totals)."""
+    return MEASURING if rate_bps is None else format_rate(rate_bps, units)
+
+
 def measuring_tooltip(direction: Direction, stale: bool = False) -> str:
     """Why a rate reads "…": the helper restarted its measure at a rule change;
     or, the helper away since, "—": nothing measures it and no rate is known
@@ -400,13 +406,18 @@ class ApplicationsModel(QAbstractItemModel):
         row = self._row_of_id.get(app_id)
         return QModelIndex() if row is None else self.index(row, column)
 
-    def totals(self) -> tuple[float, float]:
-        """Every application's rates, whatever the filter shows; a direction
-        being measured (no rate yet) is left out, not counted at 0 or at its
-        rate from before its rules changed."""
+    def totals(self) -> tuple[float | None, float | None]:
+        """Every application's rates, whatever the filter shows; None (not
+        known, "…") in a direction one of them is being measured in: neither
+        its 0 nor its rate from before its rules changed counts, and a sum left
+        without it was never true (under Xvfb ▼ 4.03 MB/s, then 456 KB/s for a
+        poll, then 1.44 MB/s, as Harbor Browser's download was limited)."""
         rows = self._all_rows()
-        down = sum(a.info.down_bps for a in rows if not a.info.down_measuring)
-        return down, sum(a.info.up_bps for a in rows if not a.info.up_measuring)
+        down = (
+            None if any(a.info.down_measuring for a in rows) else sum(a.info.down_bps for a in rows)
+        )
+        up = None if any(a.info.up_measuring for a in rows) else sum(a.info.up_bps for a in rows)
+        return down, up
 
     def limit_state(self, app_id: str, direction: Direction) -> LimitState:
         """The truth about one limit: whose, changeable or not, enforced or why not."""

@@ -12,7 +12,7 @@ import logging
 from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
-from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.applications import ApplicationsModel, total_text
 from chadthrottle.gui.models.connection_table import MEASURING
 from chadthrottle.gui.models.limit_truth import (
     QUOTA_BLOCK_TIP,
@@ -177,14 +177,14 @@ class TrayController(QObject):
         tally = self._model.limit_tally()
         nothing_enforced = nothing_enforced_reason(self._status, bool(self._paused))
         enforced = 0 if nothing_enforced else tally.enforced
-        kind = tray_icon_kind(self._status, down + up, enforced)
+        kind = tray_icon_kind(self._status, (down or 0.0) + (up or 0.0), enforced)
         if kind is not self._kind:
             self._kind = kind
             self.icon.setIcon(self._icons[kind])
         units = self._model.units
         # With the helper away the totals are its last, frozen: not said as now.
         live = self._status.can_monitor or not self._status.is_problem
-        tooltip = f"down {format_rate(down, units)}, up {format_rate(up, units)}, " if live else ""
+        tooltip = f"down {total_text(down, units)}, up {total_text(up, units)}, " if live else ""
         if nothing_enforced:
             tooltip += f"no limit is enforced: {nothing_enforced}"
         else:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from chadthrottle.gui.models.applications import total_text
 from chadthrottle.gui.settings import REFRESH_CHOICES_S, Settings
 from chadthrottle.gui.views.app_table import tabular_font
 from chadthrottle.gui.views.steady_text import fix_to_widest, widest_rates
-from chadthrottle.units import UnitSystem, format_rate
+from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QEvent, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QMenu, QToolButton, QWidget
@@ -88,10 +89,13 @@ class HeaderBar(QWidget):
         layout.addWidget(self.usage_button)
         layout.addWidget(self.menu_button)
 
-    def set_totals(self, down_bps: float, up_bps: float, units: UnitSystem, live: bool) -> None:
+    def set_totals(
+        self, down_bps: float | None, up_bps: float | None, units: UnitSystem, live: bool
+    ) -> None:
+        """None: not known this poll (a rate in it being measured): "…"."""
         if units is not self._totals_units:
             self._fit_totals(units)
-        text = f"▼ {format_rate(down_bps, units)}{TOTALS_GAP}▲ {format_rate(up_bps, units)}"
+        text = f"▼ {total_text(down_bps, units)}{TOTALS_GAP}▲ {total_text(up_bps, units)}"
         self.totals.setText(text if live else f"<span style='color: gray'>{text}</span>")
 
     def _fit_totals(self, units: UnitSystem) -> None:

@@ -595,7 +595,9 @@ class MainWindow(QMainWindow):
 
     def _update_counts(self, new_sample: bool = False) -> None:
         down, up = self._model.totals()
-        if new_sample:  # a poll: the overall row's activity moves on
+        if new_sample and down is not None and up is not None:
+            # a poll: the overall row's activity moves on; one with a total not
+            # known skips, as a row's own does (it drew a notch to a partial sum)
             self.table.overall.add_sample(down, up)
         live = self._status.can_monitor
         self.header.set_totals(down, up, self._model.units, live)

@@ -9,12 +9,13 @@ Clicks on it do nothing (they would sort); clicks on the titles sort as before.
 
 from __future__ import annotations
 
+from chadthrottle.gui.models.applications import total_text
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.history import RateHistory
 from chadthrottle.gui.views.delegates import row_height
 from chadthrottle.gui.views.sort_arrow import arrow_for
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
-from chadthrottle.units import UnitSystem, format_rate, format_size
+from chadthrottle.units import UnitSystem, format_size
 from PySide6.QtCore import QAbstractItemModel, QEvent, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import (
     QFont,
@@ -77,7 +78,7 @@ class OverallHeader(QHeaderView):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(Qt.Orientation.Horizontal, parent)
         self.history = RateHistory()  # the totals, one sample per poll
-        self.totals = (0.0, 0.0)
+        self.totals: tuple[float | None, float | None] = (0.0, 0.0)  # None: not known ("…")
         self.units = UnitSystem.BYTES_DECIMAL
         self.live = True
         self._dirty = QRect()  # what the paint under way repaints
@@ -112,7 +113,9 @@ class OverallHeader(QHeaderView):
         """One poll's totals (the activity column's last minute)."""
         self.history.append(down_bps, up_bps)
 
-    def show_totals(self, down_bps: float, up_bps: float, units: UnitSystem, live: bool) -> None:
+    def show_totals(
+        self, down_bps: float | None, up_bps: float | None, units: UnitSystem, live: bool
+    ) -> None:
         """Repaint the overall row's rates and activity (a poll); all of it when
         the units or liveness changed (the titles stay as they are)."""
         everything = (units, live) != (self.units, self.live)
@@ -140,9 +143,9 @@ class OverallHeader(QHeaderView):
         if column is Column.NAME:
             return OVERALL_NAME
         if column is Column.DOWN:
-            return format_rate(self.totals[0], self.units)
+            return total_text(self.totals[0], self.units)
         if column is Column.UP:
-            return format_rate(self.totals[1], self.units)
+            return total_text(self.totals[1], self.units)
         if column is Column.USAGE:
             return (
                 self.usage_placeholder

@@ -322,3 +322,34 @@ def test_a_rate_being_measured_when_the_helper_goes_away_does_not_stay_measuring
     window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))  # back, still measuring
     assert window.table.proxy_index(FIREFOX, Column.DOWN).data() == "…"
     assert window.detail.summary.text().startswith("Firefox: down … (limit")
+
+
+def test_the_totals_do_not_dip_to_a_sum_that_was_never_true_while_a_rate_is_measured(
+    window: MainWindow,
+) -> None:
+    """Under Xvfb (1x), Harbor Browser's download limited to 1 MB/s: the ▼ total
+    read 4.03 MB/s, then 456 KB/s for a poll (every application but the one
+    being measured), then 1.44 MB/s; the overall row's sparkline drew the notch,
+    the tray's tooltip said "down 456 KB/s". A total with a rate not known in it
+    is not known either: "…" for that poll, as the row, and the sparkline skips
+    the poll, as the row's own does."""
+    from chadthrottle.gui.tray.tray import TrayController
+
+    overall = window.table.overall
+    before = len(overall.history)
+    window._model.apply_snapshot(_with(FIREFOX, down_measuring=True, down_bps=0.0))
+    assert window.header.totals.text().startswith("▼ …"), window.header.totals.text()
+    assert "▲ …" not in window.header.totals.text()  # the upload is known: as measured
+    assert overall.overall_text(Column.DOWN) == "…"
+    assert overall.overall_text(Column.UP) != "…"
+    assert len(overall.history) == before, "the overall sparkline drew the partial sum"
+    tray = TrayController(window._model)
+    tray.set_status(window.status)
+    try:
+        tray.refresh()
+        assert "down …, up " in tray.icon.toolTip(), tray.icon.toolTip()
+    finally:
+        tray.shutdown()
+    window._model.apply_snapshot(_with(FIREFOX, down_bps=1.0 * MB))  # the tick after
+    assert not window.header.totals.text().startswith("▼ …")
+    assert len(overall.history) == before + 1
