@@ -161,10 +161,13 @@ class RulesFlow(QObject):
         return AppRules(
             app_id,
             info.name if info else app_id,
-            # The plain limit (ListRules) where a schedule or a used-up quota sets the
-            # rate now: a quota's 100 KB/s read as an upload limit of the user's own.
+            # The plain limit (ListRules) where a schedule, a used-up quota or a block
+            # sets the rate now: a quota's 100 KB/s read as an upload limit of the
+            # user's own, a block's limit beneath as none.
             limits={
-                d: self._plain_rate(app_id, d) if s.schedule or s.quota_spent else s.rate_bps
+                d: self._plain_rate(app_id, d)
+                if s.schedule or s.quota_spent or s.blocked
+                else s.rate_bps
                 for d, s in states.items()
             },
             scheduled={d: s.schedule for d, s in states.items()},

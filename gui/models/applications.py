@@ -39,6 +39,7 @@ from chadthrottle.gui.models.limit_truth import (
     LimitTally,
     describe_limit,
     limit_state,
+    own_limit_rate,
     tally,
     what_a_block_leaves,
 )
@@ -418,6 +419,16 @@ class ApplicationsModel(QAbstractItemModel):
         )
         up = None if any(a.info.up_measuring for a in rows) else sum(a.info.up_bps for a in rows)
         return down, up
+
+    def has_own_limit(self, app_id: str, direction: Direction) -> bool:
+        """A limit of the viewer's own to clear: the one shown, or one stored
+        beneath a block or a used-up quota (under Xvfb "Clear limits" was grey
+        beside Nimbus Sync's 1 MB/s limit beneath its quota's block)."""
+        state = self.limit_state(app_id, direction)
+        if state.read_only:
+            return False
+        own = own_limit_rate(self._rules, app_id, direction, self._viewer_uid)
+        return state.rate_bps > 0 or own > 0
 
     def limit_state(self, app_id: str, direction: Direction) -> LimitState:
         """The truth about one limit: whose, changeable or not, enforced or why not."""

@@ -164,6 +164,16 @@ def own_rule_rate(
     return 0
 
 
+def own_limit_rate(
+    rules: Iterable[RuleInfo], app_id: str, direction: Direction, viewer_uid: int
+) -> int:
+    """The viewer's own stored limit (ListRules; root's rules are the
+    administrator's), 0 for none: also where a block or a used-up quota holds
+    the direction now and the row shows no rate of it."""
+    owner = ADMIN_OWNER if viewer_uid == ROOT_UID else viewer_uid
+    return own_rule_rate(rules, app_id, direction, owner)
+
+
 def _problem(own: str, enforcement_problem: str) -> str:
     """The helper's reason for one limit, or what keeps every limit from being
     enforced when there is no such reason or it was only "not met"."""
@@ -193,7 +203,9 @@ def limit_state(
         else {}
     )  # fmt: skip
     schedule = info.down_schedule if direction is Direction.DOWN else info.up_schedule
-    if info.blocked(direction) and pending is None:
+    # Blocked wins over a limit asked for meanwhile (cleared from the row menu,
+    # typed in the rules dialog): no data passes whatever the limit beneath.
+    if info.blocked(direction):
         owner = info.limit_owner(direction)
         read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
         problem = _problem(info.limit_problem(direction), enforcement_problem)

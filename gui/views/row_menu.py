@@ -82,7 +82,7 @@ def build_row_menu(
         submenu = menu.addMenu(DIRECTION_TITLES[direction] + spent)
         submenu.setObjectName(f"limit:{direction.value}")
         submenu.setToolTipsVisible(True)
-        any_limit = any_limit or (state.rate_bps > 0 and not state.read_only)
+        any_limit = any_limit or model.has_own_limit(app_id, direction)
         limit_bps = model.effective_limit(app_id, direction)
         current = checked_label(limit_bps, units)
         # One of them, drawn as radio items as in the tray (they were check boxes);
@@ -111,8 +111,7 @@ def build_row_menu(
 
     def clear_both() -> None:
         for direction in Direction:
-            state = model.limit_state(app_id, direction)
-            if state.rate_bps > 0 and not state.read_only:
+            if model.has_own_limit(app_id, direction):
                 set_limit(app_id, direction.value, None)
 
     clear.triggered.connect(clear_both)

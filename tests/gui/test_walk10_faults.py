@@ -353,3 +353,53 @@ def test_the_totals_do_not_dip_to_a_sum_that_was_never_true_while_a_rate_is_meas
     window._model.apply_snapshot(_with(FIREFOX, down_bps=1.0 * MB))  # the tick after
     assert not window.header.totals.text().startswith("▼ …")
     assert len(overall.history) == before + 1
+
+
+def test_clear_limits_is_offered_for_a_limit_of_ones_own_beneath_a_quotas_block(
+    qtbot, make_controller
+) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb at 2x, Nimbus Sync limited to 1 MB/s up, its upload quota then
+    used up and blocking it: the row menu's "Clear limits" was grey ("none of
+    yours"), though the 1 MB/s limit was still stored (ListRules) and applies
+    again with the next period; nothing in the row menu could remove it."""
+    controller = make_controller()
+    model, window = controller.model, controller.window
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    sent: list[tuple[str, str, object]] = []
+    window.limitRequested.connect(lambda *args: sent.append(args))
+    _quota_blocked(model, block_rule=False)  # Firefox's rule: 1 MB/s up, quota used up, blocked
+    model.apply_snapshot(_with(FIREFOX, down_limit_bps=0, up_blocked=True, up_limit_bps=0,
+                               up_quota_bytes=20 * 10**6, up_quota_left_bytes=0,
+                               up_quota_period="day"))  # no download limit: only that one  # fmt: skip
+    menu = window.row_menu(FIREFOX)
+    (clear,) = [a for a in menu.findChildren(QAction) if a.objectName() == "clear-limits"]
+    assert clear.isEnabled()
+    clear.trigger()
+    assert (FIREFOX, "up", None) in sent, sent
+    # asked for while blocked (cleared here, or a limit from the rules dialog):
+    # the cell stays Blocked, no "none…" in its place while the helper answers
+    model.mark_pending(FIREFOX, Direction.UP, None)
+    assert model.limit_state(FIREFOX, Direction.UP).blocked
+
+
+def test_the_rules_dialog_shows_ones_own_limit_beneath_a_block(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    """A blocked direction with a limit of one's own beneath (it applies again
+    once unblocked): the rules dialog's field read empty, "no limit", as if
+    there were none; applying the dialog then would have sent nothing for it."""
+    controller = make_controller()
+    model, window = controller.model, controller.window
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    import time
+
+    from chadthrottle.gui.ipc.worker import Snapshot
+
+    rules = (RuleInfo(FIREFOX, "up", MB, 0, ADMIN_OWNER, True, blocked=True),)
+    listing = tuple(_with(FIREFOX, up_blocked=True, up_limit_bps=0))
+    controller.connection.applicationsUpdated.emit(Snapshot(listing, {}, time.monotonic(), rules))
+    assert model.limit_state(FIREFOX, Direction.UP).blocked  # as a poll brought it
+    window.rulesRequested.emit(FIREFOX)
+    dialog = controller.rules.dialog
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    assert dialog.limit_edits[Direction.UP].text() == "1.00 MB/s"
+    assert dialog.block_boxes[Direction.UP].isChecked()
