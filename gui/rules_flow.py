@@ -172,6 +172,7 @@ class RulesFlow(QObject):
             },
             scheduled={d: s.schedule for d, s in states.items()},
             held_by_quota=self._held_by_quota(app_id, states),
+            quota_then={d: s.quota_then_bps for d, s in states.items()},
             blocked={
                 # a used-up quota's block alone ticked the box: unticked, nothing changed
                 d: self._blocked(app_id, d, block_lifts(states[d]))

@@ -79,6 +79,8 @@ class AppRules:
     )  # bytes, left, period
     # a direction whose quota is used up: the rate it holds it to now (bytes/s, 0 blocked)
     held_by_quota: dict[Direction, int] = field(default_factory=dict)
+    # what each quota does once used up (ListRules): bytes/s, 0 blocks; None not known
+    quota_then: dict[Direction, int | None] = field(default_factory=dict)
     schedules: tuple[ScheduleInfo, ...] = ()
     read_only: str = ""  # why the viewer cannot change them ("" when they can)
     # why nothing set here is enforced now (limits paused, the helper away), "" when it may be
@@ -168,6 +170,8 @@ class RulesDialog(QDialog):
         if len(with_quota) == 1:
             self.quota_direction.setCurrentIndex(self.quota_direction.findData(with_quota[0].value))
         self.show_rules(rules)
+        self._fill_quota_form()
+        self.quota_direction.currentIndexChanged.connect(lambda _i: self._fill_quota_form())
 
     # --- tabs ---------------------------------------------------------------------------
 
@@ -558,6 +562,28 @@ class RulesDialog(QDialog):
             self.scheduleRemoved.emit(self.rules.app_id, str(item.data(0x0100)))
             self.show_outcome("Asking the helper…")
 
+    def _fill_quota_form(self) -> None:
+        """The form as the quota in force of the direction chosen: under Xvfb it
+        read an empty amount and "block it" beside "held to 100 KB/s", and a new
+        amount set with it would have turned that limit into a block unasked.
+        Exact (parse_size and parse_rate read back the same bytes in any units);
+        what the user typed is left."""
+        if self.quota_size.isModified() or self.quota_then_rate.isModified():
+            return
+        chosen = self.quota_direction.currentData()
+        directions = list(Direction) if chosen == "both" else [Direction(chosen)]
+        quotas = {(self.rules.quotas.get(d, (0, 0, ""))[::2], self.rules.quota_then.get(d))
+                  for d in directions}  # fmt: skip
+        if len(quotas) != 1:
+            return  # each direction its own: nothing one form could say
+        ((size, period), then) = quotas.pop()
+        if not size or then is None:
+            return
+        self.quota_size.setText(_exact(size, _SIZE_SCALES))
+        self.quota_period.setCurrentIndex(max(0, self.quota_period.findData(period)))
+        self.quota_then.setCurrentIndex(self.quota_then.findData("limit" if then else THEN_BLOCK))
+        self.quota_then_rate.setText(_exact(then, _RATE_SCALES) if then else "")
+
     def _then_limits(self) -> bool:
         return self.quota_then.currentData() != THEN_BLOCK
 
@@ -575,6 +601,21 @@ class RulesDialog(QDialog):
         self.quotaRequested.emit(self.rules.app_id, self.quota_direction.currentData(), size,
                                  self.quota_period.currentData(), then or 0)  # fmt: skip
         self.show_outcome("Asking the helper…")
+
+
+_SIZE_SCALES = (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3),
+                 ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("", 1))  # fmt: skip
+_RATE_SCALES = (("GB/s", 10**9), ("MB/s", 10**6), ("KB/s", 10**3), ("B/s", 1))
+
+
+def _exact(amount: int, scales: tuple[tuple[str, int], ...]) -> str:
+    """An amount as the fields read it back exactly: "1MB", "100 KB/s", "1234567"
+    (the window's units round: 20 MB read back as 19.1 MiB was 20,027,802 bytes)."""
+    for suffix, factor in scales:
+        if amount % factor == 0:
+            space = " " if "/" in suffix else ""
+            return f"{amount // factor}{space}{suffix}"
+    return str(amount)
 
 
 def not_enforced_words(reason: str) -> str:

@@ -403,3 +403,31 @@ def test_the_rules_dialog_shows_ones_own_limit_beneath_a_block(qtbot, make_contr
     qtbot.addWidget(dialog)
     assert dialog.limit_edits[Direction.UP].text() == "1.00 MB/s"
     assert dialog.block_boxes[Direction.UP].isChecked()
+
+
+def test_the_quota_form_starts_from_the_quota_in_force(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb at 2x, Harbor Browser's "Block and quota" tab: its upload quota
+    (1 MB a day, then 100 KB/s) was said in the line, while the form read an empty
+    amount and "block it": typing a new amount and Set quota would have turned
+    "limit it to 100 KB/s" into a block unasked. The form starts from the quota in
+    force (its amount exactly, its period and what happens when used up), so Set
+    quota as it stands sets the same quota; a poll leaves what is typed."""
+    from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
+    from chadthrottle.units import UnitSystem
+
+    rules = AppRules(FIREFOX, "Firefox", quotas={Direction.UP: (10**6, 0, "day")},
+                     quota_then={Direction.UP: 100_000})  # fmt: skip
+    dialog = RulesDialog(rules, UnitSystem.BITS_BINARY)  # units whose sizes round
+    qtbot.addWidget(dialog)
+    assert dialog.quota_direction.currentData() == "up"
+    assert dialog.quota_period.currentData() == "day"
+    assert dialog.quota_then.currentData() == "limit" and dialog.quota_then_rate.isEnabled()
+    asked: list[tuple[object, ...]] = []
+    dialog.quotaRequested.connect(lambda *args: asked.append(args))
+    dialog.set_quota.click()
+    assert asked == [(FIREFOX, "up", 10**6, "day", 100_000)], (
+        dialog.quota_size.text(), dialog.quota_then_rate.text(), asked)  # fmt: skip
+    dialog.quota_size.setText("2MB")
+    dialog.quota_size.setModified(True)  # as typing leaves it
+    dialog.show_rules(rules)  # a poll
+    assert dialog.quota_size.text() == "2MB"
