@@ -12,7 +12,10 @@ backend's own Python side (EbpfPolicer or TcShaper), as the engine does:
 --congestion sets both ends' TCP congestion control (default: the namespace's,
 this machine's sysctl); --repeat runs each case that many times (a fresh
 stream each); --ss prints the sender's `ss -ti` (bbr: bw, pacing_rate; cwnd,
-lost, retrans) at the end of each window.
+lost, retrans) at the end of each window. --streams N runs N streams of the
+case at once, each its own application with its own limit of the rate (with
+--one-app: one application, the rate for all of them), measured over the same
+window; a line per stream.
 
 Rates are bytes per second on the wire at L3 (IP header included), like the
 limits. "achieved" is the receiver's payload rate over a steady-state window,
@@ -42,7 +45,14 @@ from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.policer import EbpfPolicer
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
 
-from tests.support.netns import NetnsPair, netns_pair, start_stream, tc_shaper_in
+from tests.support.netns import (
+    NetnsPair,
+    Stream,
+    netns_pair,
+    rates_together,
+    start_stream,
+    tc_shaper_in,
+)
 from tests.support.policer_counters import policer_counters
 
 KiB, MiB = 1024, 1024 * 1024
@@ -99,38 +109,63 @@ def run_case(
     port: int,
     congestion: str = "",
     show_ss: bool = False,
-) -> Result:
+    streams: int = 1,
+    one_app: bool = False,
+) -> list[Result]:
+    """One window of `streams` streams at once; a Result per stream (with
+    one_app, each stream's share, the admitted bytes being the application's)."""
     udp = protocol == "udp"
-    stream = start_stream(pair, port, direction.value, udp=udp, seconds=settle_s + window_s + 5,
-                          congestion="" if udp else congestion)  # fmt: skip
+    running: list[Stream] = []
     try:
+        for n in range(streams):
+            running.append(start_stream(pair, port + n, direction.value, udp=udp,
+                                        seconds=settle_s + window_s + 5,
+                                        congestion="" if udp else congestion))  # fmt: skip
+        slots = [SLOT if one_app else SLOT + n for n in range(streams)]
         with backend_for(backend, pair, datapath) as enforcer:
-            datapath.set_process_slot(stream.app_pid, SLOT)
+            for stream, slot in zip(running, slots, strict=True):
+                datapath.set_process_slot(stream.app_pid, slot)
             spec = ClassSpec(rate_bps, default_burst_bytes(rate_bps))
-            enforcer.reconcile({direction: {SLOT: spec}})
+            enforcer.reconcile({direction: {slot: spec for slot in set(slots)}})
             time.sleep(settle_s)
             _nstat(pair, reset=True)
+            policed = isinstance(enforcer, EbpfPolicer)
             before = (
-                policer_counters(datapath, SLOT, direction)
-                if isinstance(enforcer, EbpfPolicer)
-                else None
+                {slot: policer_counters(datapath, slot, direction) for slot in slots}
+                if policed
+                else {}
             )
-            payload_bps = stream.receiver.rate_bps(window_s)
-            result = Result(
-                backend, protocol, direction.value, rate_bps, payload_bps * L3_PER_PAYLOAD[protocol]
+            started = time.monotonic()
+            payload = rates_together([stream.receiver for stream in running], window_s)
+            after = (
+                {slot: policer_counters(datapath, slot, direction) for slot in slots}
+                if policed
+                else {}
             )
-            if before is not None and isinstance(enforcer, EbpfPolicer):
-                after = policer_counters(datapath, SLOT, direction)
-                result.dropped_packets = after.dropped_packets - before.dropped_packets
-                result.marked_packets = after.marked_packets - before.marked_packets
-                result.admitted_bps = (after.passed_bytes - before.passed_bytes) / window_s
-            result.tcp_counters = _nstat(pair)
-            if show_ss and not udp:
-                result.tcp_counters += "\n    ss: " + _sender_ss(pair, direction, port)
-            datapath.set_process_slot(stream.app_pid, 0)
-            return result
+            elapsed = time.monotonic() - started  # the counters' window: the machine may be loaded
+            results = [
+                Result(backend, protocol, direction.value, rate_bps, bps * L3_PER_PAYLOAD[protocol])
+                for bps in payload
+            ]
+            counters = _nstat(pair)
+            for n, (result, slot) in enumerate(zip(results, slots, strict=True)):
+                if policed:
+                    result.dropped_packets = (
+                        after[slot].dropped_packets - before[slot].dropped_packets
+                    )
+                    result.marked_packets = after[slot].marked_packets - before[slot].marked_packets
+                    result.admitted_bps = (
+                        after[slot].passed_bytes - before[slot].passed_bytes
+                    ) / elapsed
+                result.tcp_counters = counters
+                if show_ss and not udp:
+                    result.tcp_counters += "\n    ss: " + _sender_ss(pair, direction, port + n)
+            for stream in running:
+                datapath.set_process_slot(stream.app_pid, 0)
+            return results
     finally:
-        stream.stop()
+        for stream in running:
+            stream.stop()
 
 
 NSTAT_KEYS = ("TcpRetransSegs", "TcpExtTCPTimeouts", "TcpExtTCPLossProbes", "TcpExtTCPSackRecovery")
@@ -177,6 +212,16 @@ def _sender_ss(pair: NetnsPair, direction: Direction, port: int) -> str:
     return " ".join(fields) if fields else output.strip()
 
 
+def _summed(results: list[Result]) -> Result:
+    """One application's streams as one: their rates summed, its policer's counts once."""
+    first = results[0]
+    return Result(
+        first.backend, first.protocol, first.direction, first.configured_bps,
+        sum(r.achieved_bps for r in results), first.dropped_packets, first.marked_packets,
+        "\n".join(r.tcp_counters for r in results), first.admitted_bps,
+    )  # fmt: skip
+
+
 def format_rate(bps: float) -> str:
     return f"{bps / MiB:.3f} MiB/s" if bps >= MiB else f"{bps / KiB:.1f} KiB/s"
 
@@ -198,6 +243,10 @@ def main() -> None:
     parser.add_argument("--congestion", default="", help="TCP congestion control of both ends")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each case")
     parser.add_argument("--ss", action="store_true", help="print the sender's ss -ti per run")
+    parser.add_argument("--streams", type=int, default=1, help="streams of each case at once")
+    parser.add_argument(
+        "--one-app", action="store_true", help="the streams are one application's, one limit"
+    )
     args = parser.parse_args()
     results = []
     port = 6100
@@ -210,8 +259,8 @@ def main() -> None:
                     for direction in (Direction(d) for d in args.directions.split(",")):
                         rates = [parse_rate(r) for r in args.rates.split(",")]
                         for rate in (r for r in rates for _ in range(args.repeat)):
-                            port += 1
-                            result = run_case(
+                            port += args.streams
+                            case_results = run_case(
                                 pair,
                                 datapath,
                                 backend,
@@ -223,14 +272,19 @@ def main() -> None:
                                 port,
                                 args.congestion,
                                 args.ss,
+                                args.streams,
+                                args.one_app,
                             )
-                            results.append(result)
-                            print(
-                                f"{time.strftime('%H:%M:%S')} {backend:5} {protocol:4} {args.congestion or 'default':7} {direction.value:5} {format_rate(rate):>14} "
-                                f"achieved {format_rate(result.achieved_bps):>14}  ratio {result.ratio:6.3f}  "
-                                f"admitted {result.admitted_bps / rate:6.3f}  drops {result.dropped_packets:7}  ce {result.marked_packets:6}  {result.tcp_counters}",
-                                flush=True,
-                            )
+                            # one application: its streams' sum against the limit
+                            shown = case_results if not args.one_app else [_summed(case_results)]
+                            results.extend(shown)
+                            for result in shown:
+                                print(
+                                    f"{time.strftime('%H:%M:%S')} {backend:5} {protocol:4} {args.congestion or 'default':7} {direction.value:5} {format_rate(rate):>14} "
+                                    f"achieved {format_rate(result.achieved_bps):>14}  ratio {result.ratio:6.3f}  "
+                                    f"admitted {result.admitted_bps / rate:6.3f}  drops {result.dropped_packets:7}  ce {result.marked_packets:6}  {result.tcp_counters}",
+                                    flush=True,
+                                )
         finally:
             datapath.close()
     worst = max(results, key=lambda r: abs(1 - r.ratio))
