@@ -242,9 +242,10 @@ def test_two_applications_hold_two_limits_at_once(held_together: dict[object, He
 
 
 # BBR (this machine's default sender, and many servers') answers the drops
-# otherwise than cubic (docs/backends.md, "BBR senders"): about 3 s into the
-# limit it may fall silent for 0.68-0.86 s (its pacing after a retransmission
-# timeout), longer than the bucket, and the tokens of that silence are lost.
+# otherwise than cubic (docs/backends.md, "BBR senders"): 1-3 s into the limit
+# it may fall silent for 0.9-1.06 s (its bandwidth filter restarts from a
+# one-packet sample and paces the next retransmission 0.68 s out), longer than
+# the bucket, and the tokens of that silence are lost.
 # Several BBR downloads, each its own application, limited at once: the window
 # from SETTLE_S read 0.743-1.04 of the limit (bbr14, load 11), never above it
 # and one bucket; the FLOOR: one silence of at most 1.06 s (the longest timer
