@@ -15,7 +15,10 @@ stream each); --ss prints the sender's `ss -ti` (bbr: bw, pacing_rate; cwnd,
 lost, retrans) at the end of each window. --streams N runs N streams of the
 case at once, each its own application with its own limit of the rate (with
 --one-app: one application, the rate for all of them), measured over the same
-window; a line per stream.
+window; a line per stream. --unlimited-first S lets the streams run S seconds
+at full speed before the limit lands (default 0: at once). A BBR sender at
+full speed when the limit lands may fall silent once 1-3 s into it
+(docs/backends.md, "BBR senders"); one limited at once did not, in 6 of 6.
 
 Rates are bytes per second on the wire at L3 (IP header included), like the
 limits. "achieved" is the receiver's payload rate over a steady-state window,
@@ -111,6 +114,7 @@ def run_case(
     show_ss: bool = False,
     streams: int = 1,
     one_app: bool = False,
+    unlimited_first_s: float = 0.0,
 ) -> list[Result]:
     """One window of `streams` streams at once; a Result per stream (with
     one_app, each stream's share, the admitted bytes being the application's)."""
@@ -119,9 +123,10 @@ def run_case(
     try:
         for n in range(streams):
             running.append(start_stream(pair, port + n, direction.value, udp=udp,
-                                        seconds=settle_s + window_s + 5,
+                                        seconds=unlimited_first_s + settle_s + window_s + 5,
                                         congestion="" if udp else congestion))  # fmt: skip
         slots = [SLOT if one_app else SLOT + n for n in range(streams)]
+        time.sleep(unlimited_first_s)
         with backend_for(backend, pair, datapath) as enforcer:
             for stream, slot in zip(running, slots, strict=True):
                 datapath.set_process_slot(stream.app_pid, slot)
@@ -247,6 +252,9 @@ def main() -> None:
     parser.add_argument(
         "--one-app", action="store_true", help="the streams are one application's, one limit"
     )
+    parser.add_argument(
+        "--unlimited-first", type=float, default=0.0, help="seconds at full speed before the limit"
+    )
     args = parser.parse_args()
     results = []
     port = 6100
@@ -274,6 +282,7 @@ def main() -> None:
                                 args.ss,
                                 args.streams,
                                 args.one_app,
+                                args.unlimited_first,
                             )
                             # one application: its streams' sum against the limit
                             shown = case_results if not args.one_app else [_summed(case_results)]
