@@ -17,8 +17,12 @@ class Shown(QObject):
 
 @pytest.fixture
 def collector() -> Iterator[None]:
-    """Whatever a test does to the collector is undone for the next."""
+    """Whatever a test does to the collector is undone for the next; and each
+    starts unfrozen: a test that started the window before it in the same
+    process (a lane of scripts/run-tests takes files in another order) left
+    its start-up frozen, which gc.freeze keeps for the process."""
     thresholds = gc.get_threshold()
+    gc.unfreeze()
     try:
         yield
     finally:

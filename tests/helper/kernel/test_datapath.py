@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.datapath import Datapath, our_programs, remove_leftover_programs
@@ -34,16 +35,12 @@ def _our_programs() -> list[str]:
 
 
 def test_open_attaches_four_programs_and_close_detaches_them(kernel_ready: Path) -> None:
-    before = {
-        prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())
-    }  # other live datapaths
     datapath = Datapath(cache_dir=kernel_ready)
     datapath.open()
+    own = _ids_of(datapath)  # other datapaths (the other lane's helpers) come and go
     try:
         ours = [
-            (t.name, name)
-            for t, prog_id, name in our_programs(cgroup2_mount())
-            if prog_id not in before
+            (t.name, name) for t, prog_id, name in our_programs(cgroup2_mount()) if prog_id in own
         ]
         assert sorted(ours) == [
             ("INET_EGRESS", "chadt_egress"),
@@ -53,7 +50,7 @@ def test_open_attaches_four_programs_and_close_detaches_them(kernel_ready: Path)
         ]
     finally:
         datapath.close()
-    assert {prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())} <= before
+    assert len(own) == 4 and not own & _attached_ids()
 
 
 def test_counts_a_stream_at_its_socket(pair: NetnsPair, kernel_ready: Path) -> None:
@@ -122,6 +119,7 @@ def _killed_helper(kernel_ready: Path, instance: str = "") -> None:
     assert result.returncode == -signal.SIGKILL and "attached" in result.stdout, result.stderr
 
 
+@pytest.mark.machine_alone
 def test_programs_of_a_killed_helper_are_found_and_detached(kernel_ready: Path) -> None:
     with holding_machine_lock():  # no live datapath: every program of ours is a leftover
         _killed_helper(kernel_ready)
@@ -133,6 +131,7 @@ def test_programs_of_a_killed_helper_are_found_and_detached(kernel_ready: Path) 
     assert _our_programs() == []
 
 
+@pytest.mark.machine_alone
 def test_a_killed_helpers_programs_are_its_own_instances_to_detach(kernel_ready: Path) -> None:
     """Another helper (a test session's beside the user's) must not detach a
     killed helper's programs: its successor (same state directory) needs them
@@ -150,6 +149,7 @@ def test_a_killed_helpers_programs_are_its_own_instances_to_detach(kernel_ready:
     assert _our_programs() == []
 
 
+@pytest.mark.machine_alone
 def test_a_new_datapath_attaches_beside_a_killed_helpers_programs_until_they_are_detached(
     kernel_ready: Path,
 ) -> None:
@@ -349,6 +349,7 @@ def test_another_helpers_program_leaves_a_limited_sockets_clamp_alone(kernel_rea
         limiting.close()
 
 
+@pytest.mark.machine_alone
 def test_opens_under_the_machine_lock_its_caller_holds(kernel_ready: Path) -> None:
     """A benchmark holds the machine lock (no other datapath) and attaches its own:
     the shared lock that open() takes otherwise would wait for it forever."""
@@ -397,19 +398,17 @@ def test_run_time_statistics_count_the_programs_runs(pair: NetnsPair, kernel_rea
 
 
 def test_suspend_takes_the_programs_off_and_resume_puts_the_same_back(kernel_ready: Path) -> None:
-    before = {
-        prog_id for _type, prog_id, _name in our_programs(cgroup2_mount())
-    }  # other live datapaths
+    datapath = SuspendableDatapath(cache_dir=kernel_ready)  # bench/overhead.py's
+    datapath.open()
+    own = _ids_of(datapath)  # other datapaths (the other lane's helpers) come and go
 
     def ours() -> set[tuple[str, int]]:
         return {
             (t.name, prog_id)
             for t, prog_id, _name in our_programs(cgroup2_mount())
-            if prog_id not in before
+            if prog_id in own
         }
 
-    datapath = SuspendableDatapath(cache_dir=kernel_ready)  # bench/overhead.py's
-    datapath.open()
     try:
         attached = ours()
         assert len(attached) == 4
