@@ -42,15 +42,27 @@ def system_bus_env(private_bus: PrivateSystemBus, monkeypatch: pytest.MonkeyPatc
 # ---------------------------------------------------------------------------
 
 _MACHINE_BEFORE: dict[str, object] = {}
+_LANES_LEFT: list[str] = []  # what the lanes of a split run (pytest-xdist workers) left
+
+
+def _is_lane(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     from tests.support import leaks, own_names
 
     # Every process this session starts carries it: leaks.py tells them apart.
+    # A lane is a session of its own (own_names is imported afresh in it).
     os.environ[own_names.SESSION_ENV] = own_names.SESSION_TAG
     leaks.settle_abandoned_policy()
-    _MACHINE_BEFORE.update(leaks.snapshot())
+    _MACHINE_BEFORE.update(leaks.snapshot(machine_wide=not _is_lane(session.config)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """A lane ended (pytest-xdist, in the controller): keep what it left."""
+    _LANES_LEFT.extend(getattr(node, "workeroutput", {}).get("left_behind", []))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -58,7 +70,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     if not _MACHINE_BEFORE:
         return
-    found = leaks.differences(_MACHINE_BEFORE, leaks.snapshot())
+    lane = _is_lane(session.config)
+    found = leaks.differences(_MACHINE_BEFORE, leaks.snapshot(machine_wide=not lane))
+    if lane:  # the controller reports it: a lane's own exit status is not the run's
+        name = session.config.workerinput["workerid"]  # type: ignore[attr-defined]
+        session.config.workeroutput["left_behind"] = [f"lane {name}: {f}" for f in found]  # type: ignore[attr-defined]
+        return
+    found += _LANES_LEFT
     if found:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = "the test session left state behind:\n  " + "\n  ".join(found)

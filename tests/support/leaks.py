@@ -168,14 +168,20 @@ def _traffic_processes() -> list[str]:
     return sorted(found)
 
 
-def snapshot() -> dict[str, object]:
-    links = _run("ip", "-o", "link", "show")
-    return {
-        "network namespaces": _namespaces(),
-        "devices": sorted(
+def snapshot(*, machine_wide: bool = True) -> dict[str, object]:
+    """machine_wide: also root-namespace devices and qdiscs. They are the
+    machine's, compared whole, so only a session alone on the machine judges
+    them: a lane of a run split in two (scripts/run-tests) would count the
+    other lane's as its own; the run's controller compares them at its end."""
+    found: dict[str, object] = {}
+    if machine_wide:
+        links = _run("ip", "-o", "link", "show")
+        found["devices"] = sorted(
             line.split(": ")[1].split("@")[0] for line in links.splitlines() if ": " in line
-        ),
-        "qdiscs": sorted(_run("tc", "qdisc", "show").splitlines()),
+        )
+        found["qdiscs"] = sorted(_run("tc", "qdisc", "show").splitlines())
+    return found | {
+        "network namespaces": _namespaces(),
         "BPF programs on the cgroup root": _our_cgroup_programs(),
         "test cgroups": _test_cgroups(),
         "polkit actions": _polkit_actions(),
