@@ -11,7 +11,7 @@ echo returns. Both run on one machine, so one monotonic clock serves both ends.
     python -m bench.call_probe call --host H --port P --seconds S [--rate 50] [--payload 200]
 
 `echo` prints {"listening": true}; `call` prints one JSON line at the end:
-{"sent": n, "received": n, "rtts_ms": [...], "sequences": [...], "up_ms": [...],
+{"sent": n, "started_ns": t, "received": n, "rtts_ms": [...], "sequences": [...], "up_ms": [...],
 "down_ms": [...], "wire_rtts_ms": [...], "wire_up_ms": [...], "wire_down_ms": [...]}
 (each echo's round trip, the number of the packet it echoed, and the round
 trip's two halves: the echo writes its own receive time into the packet, in
@@ -145,6 +145,7 @@ def call(host: str, port: int, seconds: float, rate: float, payload: int) -> dic
                             _add_wire(wire, data, _kernel_time_ns(ancillary))
     return {
         "sent": sent,
+        "started_ns": started,  # packet n was due at started_ns + n * interval (monotonic)
         "received": len(seen),
         "rtts_ms": rtts_ms,
         "sequences": sequences,

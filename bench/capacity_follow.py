@@ -41,6 +41,11 @@ glances at its queues every 0.1 s while a download raise is judged, estimation.p
 est16h). Printed too: the estimator thread's CPU per tick and per glance, and with
 --through helper the helper's CPU over the call.
 
+--through helper --trace (est16i): the helper logs its estimation ticks and glances at debug
+level, the modem's queues are read every 0.05 s, and each phase's worst echoes are listed
+with what the modem held over them and the helper's steps before them (bench/helper_trace.py);
+with --record, the helper's inputs are written as the in-process estimator's are.
+
 --record writes the estimator's inputs tick by tick (what passed, the delay signal, our
 queues' waits) beside the modem's truth, so a run replays through the pure estimator
 (tests/helper/engine/test_capacity_estimate.py replays two).
@@ -79,6 +84,7 @@ from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.priority import Priority
 from pyroute2 import IPRoute
 
+from bench import helper_trace
 from bench.bottleneck import Internet, modem
 from bench.priorities import START_TIMEOUT_S, TSO_RTT_LOG, Bench, CallResult, _rate_arg
 from bench.priority_shaper import CACHE_DIR, CALL_SLOT
@@ -286,15 +292,15 @@ class HelperFollower:
 
 @contextlib.contextmanager
 def through_helper(
-    pair: NetnsPair, start: dict[Direction, int]
-) -> Iterator[tuple[PrivateSystemBus, Callable[[Path, int], None], int]]:
+    pair: NetnsPair, start: dict[Direction, int], log_level: str = "info"
+) -> Iterator[tuple[PrivateSystemBus, Callable[[Path, int], None], HelperProcess]]:
     """The helper in the host namespace, asked to estimate from `start`;
-    yields its bus and tag(scope, slot): that scope's application critical."""
+    yields its bus, tag(scope, slot): that scope's application critical, and the helper."""
     with contextlib.ExitStack() as stack:
         bus = stack.enter_context(PrivateSystemBus())
         state = stack.enter_context(tempfile.TemporaryDirectory(prefix="ct-follow-"))
         helper = stack.enter_context(HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state), backend="tc",
-                                                   start_timeout_s=START_TIMEOUT_S))  # fmt: skip
+                                                   log_level=log_level, start_timeout_s=START_TIMEOUT_S))  # fmt: skip
         call_helper(bus.address, lambda c: c.set_link_capacity(start.get(Direction.DOWN, 0),
                                                                 start.get(Direction.UP, 0), True))  # fmt: skip
         holders: list[subprocess.Popen[str]] = []
@@ -310,7 +316,7 @@ def through_helper(
             )
 
         try:
-            yield bus, tag, helper.pid
+            yield bus, tag, helper
         finally:
             for holder in holders:
                 holder.kill()
@@ -403,6 +409,33 @@ def _worst_call_per_second(call: CallResult, began: float) -> dict[int, tuple[fl
     return worst
 
 
+def record_helper(path: Path, start: dict[Direction, int], steps: list[helper_trace.Step],
+                  trace: list[Second], watch: helper_trace.ModemWatch, began: float,
+                  call: CallResult) -> None:  # fmt: skip
+    """The helper's inputs step by step (from its debug log) in record()'s format, base_rtt_s
+    beside them, the modem's queues read nearest each step (ms at its rates then); and every
+    reading of the modem's queues (bytes) and echo of the call (sent at, ms), s since `began`."""
+    ticks = []
+    for step in steps:
+        true = next((s for s in trace if s.at >= step.at - began), trace[-1]) if trace else None
+        near = (
+            min(watch.readings, key=lambda r: abs(r[0] - step.at)) if watch.readings else (0, 0, 0)
+        )
+        rates = (true.true_down / L2_TO_L3, true.true_up / L2_TO_L3) if true else (1.0, 1.0)
+        ticks.append({"kind": step.kind, "seconds": step.seconds, "at": step.at - began,
+                      "bytes": {"down": step.bytes[0], "up": step.bytes[1]} if step.bytes else {"down": 0, "up": 0},
+                      "delay_s": step.delay_s, "waits_s": {"down": step.waits_s[0], "up": step.waits_s[1]},
+                      "base_rtt_s": step.base_rtt_s, "true": [true.true_down, true.true_up] if true else None,
+                      "modem_ms": [near[1] / rates[0] * 1000, near[2] / rates[1] * 1000],
+                      "estimate": list(step.estimate), "decisions": step.decisions})  # fmt: skip
+    sent = (call.started_ns or 0) / 1e9 - began
+    echoes = [[sent + n / 50, r, u, d] for r, n, u, d in zip(call.rtts_ms, call.sequences, call.up_ms, call.down_ms,
+                                                            strict=False)]  # fmt: skip
+    modem_bytes = [[at - began, down, up] for at, down, up in watch.readings]
+    path.write_text(json.dumps({"start": {d.value: v for d, v in start.items()}, "ticks": ticks,
+                                "modem_bytes": modem_bytes, "echoes": echoes}))  # fmt: skip
+
+
 def record(path: Path, start: dict[Direction, int], follower: Follower) -> None:
     """The estimator's inputs tick by tick (L3 bytes, s), so a run can be replayed
     through the pure estimator; the modem's rates and queues beside them (the truth)."""
@@ -468,8 +501,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--record",
         type=Path,
-        help="kernel: write the estimator's start and inputs, tick by tick, with the modem's "
-        "rates and queues, to this JSON file (replayed in tests/helper/engine)",
+        help="write the estimator's start and inputs, tick by tick, with the modem's "
+        "rates and queues, to this JSON file (replayed in tests/helper/engine); helper: with --trace",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="helper: its estimation steps (debug log) and the modem's queues every 0.05 s beside "
+        "each phase's worst echoes (bench/helper_trace.py)",
     )
     parser.add_argument(
         "--bulk",
@@ -496,9 +535,14 @@ def main(argv: list[str] | None = None) -> int:
                 check=True,
             )
         follower: Follower | HelperFollower
+        watch = helper_trace.ModemWatch(internet)
         if arguments.through == "helper":
-            bus, tag, pid = stack.enter_context(through_helper(pair, start))
-            follower = HelperFollower(pair, bus, pid)
+            bus, tag, helper = stack.enter_context(
+                through_helper(pair, start, "debug" if arguments.trace else "info")
+            )
+            follower = HelperFollower(pair, bus, helper.pid)
+            if arguments.trace:
+                stack.enter_context(watch.running())
         else:
             shaper, ipr, datapath = stack.enter_context(kernel_shaper(pair))
             # the delay readings a second (a receiver's floor spans RECEIVER_FLOOR_TICKS seconds of
@@ -551,9 +595,17 @@ def main(argv: list[str] | None = None) -> int:
                 spent = process_cpu_s(pid) - cpu_before
                 print(f"the helper's CPU over the call: {spent:.2f} s in {time.monotonic() - wall_before:.1f} s "
                       f"({spent / (time.monotonic() - wall_before):.1%} of a core)")  # fmt: skip
+        steps, engine_ticks = helper_trace.parse_steps(helper.log_text()) \
+            if arguments.through == "helper" and arguments.trace else ([], [])  # fmt: skip
     print(f"uptime: {os.popen('uptime').read().strip()}")
     if arguments.record is not None and isinstance(follower, Follower):
         record(arguments.record, start, follower)
+    if arguments.record is not None and steps:
+        record_helper(
+            arguments.record, start, steps, follower.trace, watch, follower._began, calls[0]
+        )
+    for line in helper_trace.timings(steps, engine_ticks) if steps else []:
+        print(line)
     if isinstance(follower, Follower):
         for kind, (count, spent) in follower.cpu_s.items():
             print(f"estimation CPU per {kind} (the read and the judging, its thread): "
@@ -569,6 +621,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{'-' if settled is None else f'{settled:.0f} s'}, in band {share:.0%} of the rest; "
               f"call (2nd half) median / p95 / p99 {_call_stats(call, max(0, half[0]), half[1])}; "
               f"link used (2nd half) {used[0]:.2f} / {used[1]:.2f}")  # fmt: skip
+        if steps:
+            for line in helper_trace.worst_echoes(call, max(0, half[0]), half[1], steps, watch,
+                                                  (down, up), follower._began):  # fmt: skip
+                print(line)
     spikes = sorted(
         {
             round(call_began + n / 50)

@@ -118,6 +118,7 @@ class CallResult:
     sequences: list[int]  # the packet each round trip is of
     up_ms: list[float] = field(default_factory=list)  # each round trip's way out to the echo
     down_ms: list[float] = field(default_factory=list)  # ... and back
+    started_ns: int | None = None  # packet n was due at this + n / CALL_RATE s (time.monotonic_ns)
 
     def sent_from(self, first: int) -> CallResult:
         """The packets sent from number `first` on."""
@@ -248,7 +249,7 @@ class Bench:
                 report = json.loads(out.strip().splitlines()[-1])
                 return CallResult(int(report["sent"]), [float(r) for r in report["rtts_ms"]],
                                   [int(n) for n in report["sequences"]], [float(u) for u in report["up_ms"]],
-                                  [float(d) for d in report["down_ms"]])  # fmt: skip
+                                  [float(d) for d in report["down_ms"]], report.get("started_ns"))  # fmt: skip
             finally:
                 echo.kill()
                 echo.wait(timeout=10)

@@ -94,6 +94,7 @@ class LinkEstimation:
         """Between ticks, our queues' waits only (a link dump and the IFBs' qdiscs, no
         sock_diag dump): a download raise whose bytes leave our queue steadily for the
         modem's is taken back now (CapacityEstimator.glance)."""
+        started = time.monotonic()  # the engine's lock included (a call may hold it)
         shaping = engine.link_shaping()
         if self._estimator is None or self._ipr is None or not shaping.estimate \
                 or (shaping.down_set_bps, shaping.up_set_bps) != self._setting:  # fmt: skip
@@ -102,9 +103,13 @@ class LinkEstimation:
         seconds, self._looked = now - self._looked, now
         waits = shaper_wait_s(self._ipr, self._shaping())
         before = self._estimator.capacities()
+        read = time.monotonic()
         self._hand(engine, before, self._estimator.glance(seconds, None, waits))
+        if log.isEnabledFor(logging.DEBUG):
+            self._debug("glance", now, seconds, None, None, waits, (started, read))
 
     def tick(self, engine: EstimatedEngine) -> None:
+        started = time.monotonic()
         shaping = engine.link_shaping()
         if not shaping.estimate:
             self._setting = self._estimator = self._sampler = None
@@ -120,7 +125,30 @@ class LinkEstimation:
         self._looked = now
         before = self._estimator.capacities()
         sample = Sample(seconds, moved, delay, waits, self._sampler.base_rtt_s)
+        read = time.monotonic()
         self._hand(engine, before, self._estimator.update(sample))
+        if log.isEnabledFor(logging.DEBUG):
+            self._debug("tick", now, seconds, moved, delay, waits, (started, read))
+
+    def _debug(self, kind: str, at: float, seconds: float, moved: dict[Direction, int] | None,
+               delay: float | None, waits: dict[Direction, float], times: tuple[float, float]) -> None:  # fmt: skip
+        """One line per tick or glance at debug level: its time (monotonic, as a bench's),
+        inputs, decisions and the estimate after, and how long the read and the judging with
+        the engine's apply took, so a bench can lay the helper's steps beside the modem's
+        queues (bench/capacity_follow.py --through helper --trace). times: (started, read), by
+        time.monotonic."""
+        assert self._estimator is not None and self._sampler is not None
+        after, (started, read) = self._estimator.capacities(), times
+        log.debug(
+            "estimation %s at=%.4f s=%r bytes=%s delay_s=%s waits_s=%r/%r base_rtt_s=%s "
+            "read_ms=%.2f judge_ms=%.2f est=%s/%s | %s",
+            kind, at, seconds, "-" if moved is None else f"{moved[Direction.DOWN]}/{moved[Direction.UP]}",
+            "-" if delay is None else repr(delay), waits.get(Direction.DOWN, 0.0),
+            waits.get(Direction.UP, 0.0),
+            "-" if kind != "tick" or self._sampler.base_rtt_s is None else repr(self._sampler.base_rtt_s),
+            (read - started) * 1000, (time.monotonic() - read) * 1000, after[Direction.DOWN],
+            after[Direction.UP], "; ".join(self._estimator.decisions),
+        )  # fmt: skip
 
     def _hand(self, engine: EstimatedEngine, before: dict[Direction, int | None],
               after: dict[Direction, int | None]) -> None:  # fmt: skip

@@ -177,10 +177,14 @@ class RunningEngine(Engine):
                 except Exception:  # the capacity in force stays as it was; the tick goes on
                     log.exception("glancing at the link failed")
                 continue
+            ticked = time.monotonic()
             try:
                 self.tick()
             except Exception:  # the tick must survive anything the kernel throws
                 log.exception("engine tick failed")
+            if log.isEnabledFor(logging.DEBUG):  # beside the estimation's (its tick comes after)
+                log.debug("engine tick at=%.4f late_ms=%.2f took_ms=%.2f", ticked,
+                          (ticked - due) * 1000, (time.monotonic() - ticked) * 1000)  # fmt: skip
             try:
                 self._estimation.tick(self)
             except Exception:  # so must the estimate: the capacity in force stays as it was
