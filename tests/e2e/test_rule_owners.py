@@ -168,7 +168,11 @@ def test_an_administrator_rule_reaches_everyone_outranks_and_stays(
         # The user can neither remove it nor get around it by clearing their own.
         assert nobody.ask("clear", app, "all") == DENIED
         assert nobody.ask("clear", app) == {"ok": app}
-        rates = _rates(three_users)
+        # Read until a window holds it, as above: one 2 s window read 0.59 and
+        # 0.78 of it beside another test session (CPU taken from the senders;
+        # 0.74-1.20 in 0.25 s windows either side of the clear). A clear that
+        # lifted the limit reads many times over it in every window.
+        rates = _wait_for_rates(three_users, lambda r: _within(sum(r.values()), 3 * MiB))
         assert _within(sum(rates.values()), 3 * MiB), rates
         assert [
             (r.owner, r.in_force) for r in call_helper(stack.bus_address, lambda c: c.list_rules())
