@@ -178,6 +178,9 @@ class TrayController(QObject):
         nothing_enforced = nothing_enforced_reason(self._status, bool(self._paused))
         enforced = 0 if nothing_enforced else tally.enforced
         kind = tray_icon_kind(self._status, (down or 0.0) + (up or 0.0), enforced)
+        busy_before = self._kind in (TrayIconKind.TRAFFIC, TrayIconKind.LIMITS_ACTIVE)
+        if kind is TrayIconKind.IDLE and None in (down, up) and busy_before:
+            kind = TrayIconKind.TRAFFIC  # a total being measured: not idle for a poll
         if kind is not self._kind:
             self._kind = kind
             self.icon.setIcon(self._icons[kind])

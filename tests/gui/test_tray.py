@@ -265,3 +265,17 @@ def test_a_rate_a_used_up_quota_holds_is_said_in_the_quick_limits() -> None:
     unlimited = quick_limit_action(tray, firefox, Direction.UP, "Unlimited")
     assert unlimited is not None
     assert "all 1.00 MB used today: limited to 100 KB/s until the next day" in unlimited.toolTip()
+
+
+def test_an_icon_does_not_read_idle_for_a_poll_whose_total_is_being_measured() -> None:
+    """The last limit cleared from a busy download: for one poll the helper lists
+    that direction measuring and the total is not known ("…"); counted as 0 the
+    icon turned idle for that poll and busy again at the next."""
+    model, tray = make_tray()
+    model.apply_snapshot([app("exe:/x", "x", 12.4 * MB, 0.0, down_limit_bps=20 * MB)])
+    assert tray.kind is TrayIconKind.LIMITS_ACTIVE
+    model.apply_snapshot([dataclasses.replace(app("exe:/x", "x", 0.0, 0.0), down_measuring=True)])
+    assert tray.kind is TrayIconKind.TRAFFIC
+    assert tray.icon.toolTip().startswith("down …")
+    model.apply_snapshot([app("exe:/x", "x", 0.0, 0.0)])  # known again, and quiet
+    assert tray.kind is TrayIconKind.IDLE
