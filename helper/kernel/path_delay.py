@@ -230,8 +230,9 @@ class PathSampler:
         self._paths: dict[int, TcpPath] = {}
         # a receiver's last rises (RECEIVER_FLOOR_TICKS), by cookie
         self._received: dict[int, deque[float]] = {}
-        # the median tcpi_min_rtt of the connections busy receiving at the last read (s; None:
-        # none): how long a raise of the download drains our queue before its senders follow
+        # the median tcpi_min_rtt of the connections busy receiving at the last read, each less
+        # its floor (s; None: none): how long a raise of the download drains our queue before
+        # its senders follow
         self.base_rtt_s: float | None = None
 
     def _dump(self) -> dict[int, TcpPath]:
@@ -273,12 +274,19 @@ class PathSampler:
         floors = {cookie: min(0.0, *past) for cookie, past in self._received.items() if past}
         rises = path_rises(self._paths, paths, waits)
         delay = _lowest(rises, floors)
-        receiving = sorted(paths[cookie].min_rtt_us for cookie, direction, _ in rises
-                           if direction is Direction.DOWN)  # fmt: skip
-        self.base_rtt_s = receiving[len(receiving) // 2] / 1e6 if receiving else None
         for cookie, direction, rise in rises:
             if direction is Direction.DOWN:
                 self._received.setdefault(cookie, deque(maxlen=self._floor_samples)).append(rise)
+        # a receiver's tcpi_min_rtt is its handshake's, with whatever queue was there then (42 ms
+        # in the bench's helper, whose downloads start beside a busy upload: est16i); its floor,
+        # the lowest rise lately (never above zero), is that queue, so the path's own round trip
+        # is the minimum less it
+        receiving = sorted(
+            max(0.0, paths[cookie].min_rtt_us / 1e6 + min(0.0, *self._received[cookie]))
+            for cookie, direction, _ in rises
+            if direction is Direction.DOWN
+        )
+        self.base_rtt_s = receiving[len(receiving) // 2] if receiving else None
         self._received = {
             cookie: past for cookie, past in self._received.items() if cookie in paths
         }
