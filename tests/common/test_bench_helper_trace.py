@@ -8,28 +8,19 @@ import logging
 from typing import Any
 
 import pytest
-from chadthrottle.contract import Direction, LinkShapingInfo
+from chadthrottle.contract import Direction
 from chadthrottle.helper.engine import estimation as module
 from chadthrottle.helper.engine.capacity_estimate import Sample
-from chadthrottle.helper.engine.estimation import LinkEstimation
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
 
 from bench.helper_trace import parse_steps
-from tests.helper.engine.test_estimation import Engine, NoLinks
+from tests.helper.engine.test_estimation import started_estimation
 
 
 def test_the_helpers_debug_lines_parse_into_its_steps(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    now = [100.0]
-
-    def clock() -> float:
-        now[0] += 0.1
-        return now[0]
-
-    estimation = LinkEstimation(monotonic=clock, make_ipr=NoLinks)
-    engine = Engine(LinkShapingInfo(down_set_bps=2_500_000, up_set_bps=625_000, estimate=True))
-    estimation.tick(engine)  # starts afresh: no step logged
+    estimation, engine = started_estimation(100.0)  # starts afresh: no step logged
     estimator = estimation._estimator
     assert estimator is not None
     for _ in range(30):  # raised, as test_estimation's glance test does

@@ -93,11 +93,10 @@ def test_the_nic_speed_bounds_the_estimate_only_for_the_namespaces_own_link(tmp_
     assert nic_ceiling(OneLink("veth0"), tmp_path) is None
 
 
-def test_a_glance_hands_a_download_step_past_the_link_back_to_the_engine(monkeypatch: Any) -> None:
-    """While a download raise is judged the engine's loop glances (glancing): our queues'
-    waits only, and a download queue falling steadily takes the raise back now, handed to
-    the engine as a tick's estimate is (capacity_estimate.GLANCE_FALLS)."""
-    now = [0.0]
+def started_estimation(start_s: float) -> tuple[LinkEstimation, Engine]:
+    """A LinkEstimation on a clock 0.1 s later at each read, started afresh
+    (one tick) from 2.5 MB/s down and 625 kB/s up set to be estimated."""
+    now = [start_s]
 
     def clock() -> float:
         now[0] += 0.1
@@ -105,7 +104,15 @@ def test_a_glance_hands_a_download_step_past_the_link_back_to_the_engine(monkeyp
 
     estimation = LinkEstimation(monotonic=clock, make_ipr=NoLinks)
     engine = Engine(LinkShapingInfo(down_set_bps=2_500_000, up_set_bps=625_000, estimate=True))
-    estimation.tick(engine)  # starts afresh from the values set
+    estimation.tick(engine)
+    return estimation, engine
+
+
+def test_a_glance_hands_a_download_step_past_the_link_back_to_the_engine(monkeypatch: Any) -> None:
+    """While a download raise is judged the engine's loop glances (glancing): our queues'
+    waits only, and a download queue falling steadily takes the raise back now, handed to
+    the engine as a tick's estimate is (capacity_estimate.GLANCE_FALLS)."""
+    estimation, engine = started_estimation(0.0)
     estimator = estimation._estimator
     assert estimator is not None and not estimation.glancing()
     for _ in range(30):  # the download loaded, its acknowledgements up: raised
