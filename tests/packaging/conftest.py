@@ -29,7 +29,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         and POLKITD.exists()
         and all(shutil.which(program) is not None for program in ("debootstrap", "dbus-daemon"))
     )
-    package_preparation.start(build, root, lowly=len(ours) < len(session.items))
+    lane = hasattr(session.config, "workerinput")  # pytest-xdist: maybe another lane runs it
+    package_preparation.start(build, root, lowly=len(ours) < len(session.items), defer=lane)
 
 
 @pytest.hookimpl(tryfirst=True)  # before tests/conftest.py looks for what the session left

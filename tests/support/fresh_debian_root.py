@@ -17,6 +17,7 @@ programs attached to its cgroup go with them.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import hashlib
 import json
 import os
@@ -89,8 +90,15 @@ def base_root_tarball(log: Path) -> Path:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     tools = hashlib.sha256(" ".join(TEST_TOOLS).encode()).hexdigest()[:8]
     tarball = CACHE_DIR / f"{SUITE}-minbase-{_today()}-{tools}.tar"
-    if tarball.is_file():
-        return tarball
+    # One maker at a time: two sessions on one checkout (or two lanes) each
+    # made it, and one's rename of the shared .tar.partial found it gone.
+    with open(CACHE_DIR / "making.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return tarball if tarball.is_file() else _make_base_root(tarball, log)
+
+
+def _make_base_root(tarball: Path, log: Path) -> Path:
+    """debootstrap, the test's tools, a tarball (under the caller's lock)."""
     for stale in CACHE_DIR.glob(f"{SUITE}-minbase-*.tar"):
         stale.unlink()
     if shutil.which("debootstrap") is None:

@@ -89,17 +89,29 @@ class Preparation:
 
 
 _started: list[Preparation] = []
+_deferred: list[tuple[bool, bool, bool]] = []
 
 
 def started() -> Preparation | None:
-    """The session's preparation, if its tests were selected."""
+    """The session's preparation, if its tests were selected; a deferred one
+    starts now (its lane runs the module)."""
+    if not _started and _deferred:
+        _started.append(Preparation(*_deferred.pop()))
     return _started[0] if _started else None
 
 
-def start(build: bool, root: bool, lowly: bool) -> None:
-    _started.append(Preparation(build, root, lowly))
+def start(build: bool, root: bool, lowly: bool, *, defer: bool = False) -> None:
+    """defer: only when the module asks (started()). In a lane of a split run
+    every lane collects every test, but one runs the module: both began the
+    build and the root, and their debootstraps raced for one tarball (CI
+    2026-12-06: FileNotFoundError renaming its .tar.partial)."""
+    if defer:
+        _deferred.append((build, root, lowly))
+    else:
+        _started.append(Preparation(build, root, lowly))
 
 
 def close_all() -> None:
+    _deferred.clear()
     while _started:
         _started.pop().close()
