@@ -10,28 +10,15 @@ from typing import Any
 import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine import estimation as module
-from chadthrottle.helper.engine.capacity_estimate import Sample
-from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
 
 from bench.helper_trace import parse_steps
-from tests.helper.engine.test_estimation import started_estimation
+from tests.helper.engine.test_estimation import raised_estimation
 
 
 def test_the_helpers_debug_lines_parse_into_its_steps(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    estimation, engine = started_estimation(100.0)  # starts afresh: no step logged
-    estimator = estimation._estimator
-    assert estimator is not None
-    for _ in range(30):  # raised, as test_estimation's glance test does
-        down = estimator.capacity(Direction.DOWN) or 0
-        loaded = {
-            Direction.DOWN: int(down * SHAPE_SHARE),
-            Direction.UP: int(down * SHAPE_SHARE) // 30,
-        }
-        estimator.update(Sample(1.0, loaded, 0.001))
-        if (estimator.capacity(Direction.DOWN) or 0) > down:
-            break
+    estimation, engine, estimator = raised_estimation(100.0)  # no step logged at its start
     waits = iter([0.100, 0.098, 0.096, 0.094, 0.090])  # the last: the tick's
 
     def read_waits(_ipr: Any, _shaping: Any) -> dict[Direction, float]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from chadthrottle.contract import Direction, LinkShapingInfo
 from chadthrottle.helper.engine import estimation as module
-from chadthrottle.helper.engine.capacity_estimate import Sample
+from chadthrottle.helper.engine.capacity_estimate import CapacityEstimator, Sample
 from chadthrottle.helper.engine.estimation import LinkEstimation, nic_ceiling
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE
 from pyroute2.netlink.exceptions import NetlinkError
@@ -108,14 +108,13 @@ def started_estimation(start_s: float) -> tuple[LinkEstimation, Engine]:
     return estimation, engine
 
 
-def test_a_glance_hands_a_download_step_past_the_link_back_to_the_engine(monkeypatch: Any) -> None:
-    """While a download raise is judged the engine's loop glances (glancing): our queues'
-    waits only, and a download queue falling steadily takes the raise back now, handed to
-    the engine as a tick's estimate is (capacity_estimate.GLANCE_FALLS)."""
-    estimation, engine = started_estimation(0.0)
+def raised_estimation(start_s: float) -> tuple[LinkEstimation, Engine, CapacityEstimator]:
+    """started_estimation with the download loaded (its acknowledgements up)
+    until the estimator raises it: a raise being judged."""
+    estimation, engine = started_estimation(start_s)
     estimator = estimation._estimator
     assert estimator is not None and not estimation.glancing()
-    for _ in range(30):  # the download loaded, its acknowledgements up: raised
+    for _ in range(30):
         down = estimator.capacity(Direction.DOWN) or 0
         loaded = {
             Direction.DOWN: int(down * SHAPE_SHARE),
@@ -124,6 +123,14 @@ def test_a_glance_hands_a_download_step_past_the_link_back_to_the_engine(monkeyp
         estimator.update(Sample(1.0, loaded, 0.001))
         if (estimator.capacity(Direction.DOWN) or 0) > down:
             break
+    return estimation, engine, estimator
+
+
+def test_a_glance_hands_a_download_step_past_the_link_back_to_the_engine(monkeypatch: Any) -> None:
+    """While a download raise is judged the engine's loop glances (glancing): our queues'
+    waits only, and a download queue falling steadily takes the raise back now, handed to
+    the engine as a tick's estimate is (capacity_estimate.GLANCE_FALLS)."""
+    estimation, engine, estimator = raised_estimation(0.0)
     raised = estimator.capacity(Direction.DOWN) or 0
     assert estimation.glancing()
     waits = iter([0.100, 0.098, 0.096, 0.094])  # 2% of the rate a tenth of a second: to the modem
