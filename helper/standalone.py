@@ -77,6 +77,11 @@ def _stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> int:
     return process.returncode
 
 
+def polkit_policy_install() -> SharedFileInstall:
+    """Our polkit actions file as every private bus on the machine shares it."""
+    return SharedFileInstall(POLKIT_ACTIONS_DIR / POLICY_FILE, _resource_bytes(POLICY_FILE))
+
+
 def private_bus_config(system_config: str, socket_path: Path, policy_dir: Path) -> str:
     """The system bus configuration, listening on socket_path, not forking, not
     switching user, with policy_dir's files included after the system's."""
@@ -116,9 +121,7 @@ class PrivateSystemBus:
             stack.callback(shutil.rmtree, self.directory, ignore_errors=True)
             self.directory.chmod(0o755)  # polkitd (and test users) must reach the socket
             self._start_bus(stack, self.directory)
-            policy = SharedFileInstall(
-                POLKIT_ACTIONS_DIR / POLICY_FILE, _resource_bytes(POLICY_FILE)
-            )
+            policy = polkit_policy_install()
             policy.acquire()
             stack.callback(policy.release)
             self.policy_installed = policy.installed

@@ -199,9 +199,8 @@ def test_end_to_end_tests_start_the_helper_through_tests_support() -> None:
 
 HOLD_THE_POLICY = """
 import sys
-from chadthrottle.helper.standalone import POLICY_FILE, POLKIT_ACTIONS_DIR, _resource_bytes
-from chadthrottle.helper.standalone_policy import SharedFileInstall
-held = SharedFileInstall(POLKIT_ACTIONS_DIR / POLICY_FILE, _resource_bytes(POLICY_FILE))
+from chadthrottle.helper.standalone import polkit_policy_install
+held = polkit_policy_install()
 held.acquire()
 print("held", flush=True)
 sys.stdin.read()

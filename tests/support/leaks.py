@@ -119,13 +119,9 @@ def settle_abandoned_policy() -> bool:
     private bus killed outright (a test session or run-app SIGKILLed) had
     installed it. This session's first bus would do so anyway, and the check
     then read the machine's own state as removed by us (CI, 2026-12-06)."""
-    from chadthrottle.helper.standalone import POLICY_FILE, POLKIT_ACTIONS_DIR, _resource_bytes
-    from chadthrottle.helper.standalone_policy import SharedFileInstall
+    from chadthrottle.helper.standalone import polkit_policy_install
 
-    if os.geteuid() != 0:
-        return False
-    policy = SharedFileInstall(POLKIT_ACTIONS_DIR / POLICY_FILE, _resource_bytes(POLICY_FILE))
-    return policy.recover_abandoned()
+    return os.geteuid() == 0 and polkit_policy_install().recover_abandoned()
 
 
 def _daemons() -> list[str]:
