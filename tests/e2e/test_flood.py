@@ -22,11 +22,15 @@ from chadthrottle.helper.adapter.service import FAILURE_DELAY_S
 
 from tests.e2e.conftest import MiB, Stack
 from tests.support import own_names
-from tests.support.flood import flood, paced_calls, percentile_ms, polkit_grant
+from tests.support.flood import Timed, flood, paced_calls, percentile_ms, polkit_grant
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, start_stream
 from tests.support.requirements import require_program
 from tests.support.waiting import eventually
+
+# Judges root's call latency during a flood: another lane's load moves it, so
+# it runs after the lanes, alone (docs/development.md).
+pytestmark = pytest.mark.machine_alone
 
 APP_ID = own_names.app_id("FloodTest")
 # A paced flood: the helper of before issue 20 answered at most ~200 such calls
@@ -44,6 +48,18 @@ P99_BOUND_MS = 100.0
 
 def _listed(bus_address: str) -> set[str]:
     return {app.id for app in call_helper(bus_address, lambda c: c.list_applications())}
+
+
+def _late_calls(timed: list[Timed]) -> str:
+    """Which of root's calls were late, when each was due and when answered
+    (seconds from the first due time): enough to tell a slow helper from one
+    answer held (CI once read a list p99 of 14.5 s, cause not found)."""
+    late = [(i / ROOT_CALLS_PER_S, kind, latency) for i, (kind, latency, _) in enumerate(timed)
+            if latency * 1000 >= P99_BOUND_MS]  # fmt: skip
+    shown = ", ".join(
+        f"{kind} due {due:.2f} answered {due + latency:.2f}" for due, kind, latency in late[:12]
+    )
+    return f"{len(late)} of {len(timed)} late: {shown}{' ...' if len(late) > 12 else ''}"
 
 
 def _clear(bus_address: str) -> None:
@@ -89,13 +105,15 @@ def test_a_flood_of_unknown_ids_leaves_roots_calls_answered_in_time(
         answered, outcomes = flooders.results(timeout_s=flood_s + 60)
 
     assert [error for _, _, error in timed if error] == []
+    p99s = {}
     for kind in ("list", "set"):
         latencies = [latency for k, latency, _ in timed if k == kind]
         assert len(latencies) == ROOT_CALLS_PER_S * ROOT_SECONDS / 2
-        p99 = percentile_ms(latencies, 0.99)
-        assert p99 < P99_BOUND_MS, (
-            f"root's {kind} p99 {p99:.1f} ms during a flood of {answered} calls ({outcomes})"
-        )
+        p99s[kind] = percentile_ms(latencies, 0.99)
+    assert max(p99s.values()) < P99_BOUND_MS, (
+        f"root's p99 {p99s} ms during a flood of {answered} calls ({outcomes}); "
+        f"{_late_calls(timed)}"
+    )
     expected = "NoSuchApplication" if granted else "NotAuthorized"  # what it was meant to reach
     assert outcomes == {expected: answered}, outcomes
     # Paced: each client's calls in flight at first, then about one per

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from chadthrottle.contract import ApplicationInfo
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.tc_ownership import FILTER_PRIORITY
@@ -44,6 +45,9 @@ from tests.support.container_ns import routed_container
 from tests.support.helper_calls import call_helper, priorities_undone, set_priority_when_listed
 from tests.support.netns import app_scope, nsenter_argv, spawn, start_stream, wait_for_line
 from tests.support.waiting import eventually
+
+# Judges a call's round trip, which another lane's load moves: after the lanes, alone.
+pytestmark = pytest.mark.machine_alone
 
 DOWN_L2, UP_L2 = 1_250_000, 500_000  # the modem's rates (bytes/s, from the Ethernet header)
 BUFFER_MS = 300

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import pytest
 from chadthrottle.contract import ApplicationInfo
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 
@@ -44,6 +45,9 @@ from tests.support.netns import (
     wait_for_line,
 )
 from tests.support.waiting import eventually
+
+# Judges a call's round trip, which another lane's load moves: after the lanes, alone.
+pytestmark = pytest.mark.machine_alone
 
 CAPACITY_BPS = 1_000_000
 MTU = "1450"  # the uplink's less vxlan's 50 bytes (wg-quick: 1420 for WireGuard's 60-80)
