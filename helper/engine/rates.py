@@ -123,9 +123,11 @@ class RateMeter:
         self._starts: dict[str, Starts] = {}
         self._uid_starts: dict[UidKey, Starts] = {}
         # each restarted application's own samples then (its processes' rates
-        # start there): one entry an application, the last restart's, so rules
-        # changed as fast as the bus allows keep no more than one tick's samples
-        self._start_samples: dict[str, tuple[float, list[CounterSample]]] = {}
+        # start there): one entry an application and direction, the last
+        # restart's, so rules changed as fast as the bus allows keep no more
+        # than one tick's samples; per direction, as its start is (the
+        # download's and the upload's limits set apart start apart)
+        self._start_samples: dict[tuple[str, Direction], tuple[float, list[CounterSample]]] = {}
 
     def remember(self, owner: int, app_id: str, uid: int | None = None) -> None:
         """Whose a socket owner (owner_key) is."""
@@ -185,7 +187,8 @@ class RateMeter:
             self._exited = {o: e for o, e in self._exited.items() if e[0] not in forgotten}
         for app_id in forgotten:
             self._starts.pop(app_id, None)
-            self._start_samples.pop(app_id, None)
+            for direction in Direction:
+                self._start_samples.pop((app_id, direction), None)
             self._retired_apps.pop(app_id, None)
             self.apps.pop(app_id, None)
             self._uid_of_app.pop(app_id, None)
@@ -298,7 +301,7 @@ class RateMeter:
         for direction in Direction:
             since = app.since(direction)
             start = next(((t, oldest) for t, oldest in self._samples if t == since), None)
-            restarted = self._start_samples.get(app_id)
+            restarted = self._start_samples.get((app_id, direction))
             if start is None and restarted is not None and restarted[0] == since:
                 start = restarted
             if start is None or now <= start[0] or direction in app.measuring:
@@ -333,10 +336,10 @@ class RateMeter:
         totals, by_uid = self._tally(samples)
         own: dict[str, list[CounterSample]] = {}
         for app_id in wanted.keys() & totals.keys():  # one never counted has no window to restart
+            own[app_id] = []
             for direction in wanted[app_id]:
                 self._starts.setdefault(app_id, {})[direction] = (now, totals[app_id])
-            own[app_id] = []
-            self._start_samples[app_id] = (now, own[app_id])
+                self._start_samples[(app_id, direction)] = (now, own[app_id])
             if app_id in self.apps:
                 _measuring(self.apps[app_id], wanted[app_id])
         for key, traffic in by_uid.items():
@@ -395,7 +398,7 @@ class RateMeter:
             key: start
             for key, start in self._start_samples.items()
             if start[0] > oldest
-            or (key in self.apps and start[0] in self.apps[key].restarted_at.values())
+            or (key[0] in self.apps and self.apps[key[0]].restarted_at.get(key[1]) == start[0])
         }
 
     def _shared_apps(self) -> set[str]:

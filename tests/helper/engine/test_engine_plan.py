@@ -603,8 +603,8 @@ def test_rules_changed_again_and_again_keep_one_start_an_application(
         world.engine.set_limit("pid:10", Direction.DOWN, rate, 0)
     meter = world.engine._tracking.meter
     assert len(meter._start_samples) == 1  # was 50, each with every owner's counters
-    assert list(meter._start_samples) == ["exe:/usr/bin/curl"]
-    assert len(meter._start_samples["exe:/usr/bin/curl"][1]) == 1  # curl's one owner only
+    assert list(meter._start_samples) == [("exe:/usr/bin/curl", Direction.DOWN)]
+    assert len(meter._start_samples[("exe:/usr/bin/curl", Direction.DOWN)][1]) == 1  # curl's alone
     now[0] = 3.0
     world.datapath.traffic = [Traffic(10, 2_550_000), Traffic(20, 3_000_000)]
     world.engine.tick()
@@ -636,3 +636,35 @@ def test_a_restarts_processes_follow_their_application_until_its_window_moves_on
         assert (app.since(Direction.DOWN), app.down_bps) == (since, pytest.approx(100_000))
         assert curl.down_bps == pytest.approx(100_000), f"curl's process at {at} s"
     assert world.engine._tracking.meter._start_samples == {}  # its window moved on
+
+
+@pytest.mark.parametrize("changed_at", [(2.4, 2.6), (2.5, 3.5)], ids=["one tick", "two ticks"])
+def test_both_directions_restarted_apart_list_each_process_at_its_applications_rate(
+    monkeypatch: pytest.MonkeyPatch, changed_at: tuple[float, float]
+) -> None:
+    """The download's limit, then the upload's, each its own change (within a
+    tick, or a tick apart while the first still starts the window): the
+    application kept one restart's samples, the last, so ListProcesses found
+    no start for the download's window and listed curl's process at 0 B/s,
+    not measuring, beside its application's 1 MB/s (review of 10c2710)."""
+    world, now = _curl_and_wget(monkeypatch)
+    changes = dict(zip(changed_at, (Direction.DOWN, Direction.UP), strict=True))
+    at = 0.0
+    while at <= 5.0:
+        now[0] = at
+        moved = round(at * 1_000_000)
+        world.datapath.traffic = [Traffic(10, moved, moved), Traffic(20, 0)]
+        if at in changes:
+            world.engine.set_limit("pid:10", changes[at], 2_000_000, 0)
+        elif at.is_integer():
+            world.engine.tick()
+            app = next(a for a in world.engine.list_applications() if a.id == "exe:/usr/bin/curl")
+            (curl,) = world.engine.list_processes("exe:/usr/bin/curl")
+            listed = (app.down_bps, app.up_bps, app.down_measuring, app.up_measuring)
+            assert (curl.down_bps, curl.up_bps, curl.down_measuring, curl.up_measuring) == (
+                pytest.approx(listed[0]),
+                pytest.approx(listed[1]),
+                *listed[2:],
+            ), f"curl's process at {at} s"
+            assert at < 1 or (app.down_bps, app.up_bps) == pytest.approx((1e6, 1e6))
+        at = round(at + 0.1, 1)
