@@ -385,9 +385,11 @@ class RulesDialog(QDialog):
                                                 else f"all {size_text(size)} used {when(period)}{self._holds(d, period)}")
                   for d, (size, left, period) in rules.quotas.items() if size]  # fmt: skip
         # Said before one is set: a 2 GB daily quota on an application that read 58 GB
-        # today said "1.99 GB of 2 GB left today", and nothing said why.
+        # today said "1.99 GB of 2 GB left today", and nothing said why. Each quota a
+        # sentence, as every other line here: two were one, joined by ";", without a stop.
         self.quota_state.setText(
-            "; ".join(quotas) or "No quota. A new quota counts from when it is set."
+            " ".join(f"{quota}." for quota in quotas)
+            or "No quota. A new quota counts from when it is set."
         )
         for widget in (self.apply_limits, self.add_schedule, self.set_quota, self.clear_quota,
                        *self.block_boxes.values()):  # fmt: skip

@@ -55,13 +55,13 @@ def test_it_shows_the_rule_and_asks_only_for_what_changed(qtbot) -> None:  # typ
     )
     assert (
         dialog.quota_state.text()
-        == "Download: 1.20 GB of 5.00 GB left today, counted since it was set or the day began"
+        == "Download: 1.20 GB of 5.00 GB left today, counted since it was set or the day began."
     )
     assert (
         "counts from zero" in dialog.clear_quota.toolTip() and "keeps" in dialog.set_quota.toolTip()
     )
     dialog.show_rules(AppRules(FIREFOX, "Firefox", quotas={Direction.UP: (2 * 10**9, 0, "week")}))
-    assert dialog.quota_state.text() == "Upload: all 2.00 GB used this week"
+    assert dialog.quota_state.text() == "Upload: all 2.00 GB used this week."
     assert dialog.scheduled_note.text() == ""
     dialog.show_rules(AppRules(FIREFOX, "Firefox", limits={Direction.DOWN: 5 * MB}, schedules=(WORK,),
                                scheduled={Direction.DOWN: WORK.name}))  # fmt: skip

@@ -297,7 +297,7 @@ def test_the_rules_dialog_says_what_a_used_up_quota_holds_beneath_a_block_of_one
     qtbot.addWidget(dialog)
     assert dialog.block_boxes[Direction.UP].isChecked()
     line = dialog.quota_state.text()
-    assert line == "Upload: all 1.00 MB used today: held to 100\u00a0KB/s until the next day", line
+    assert line == "Upload: all 1.00 MB used today: held to 100\u00a0KB/s until the next day.", line
     note = dialog.scheduled_note.text()
     assert "blocked until" not in note and "held to 100\u00a0KB/s until the next day" in note, note
 
