@@ -283,6 +283,9 @@ class EngineCore:
                     log.error("could not limit process %d of %s: %s", pid, identity.app_id, error)
                     return
                 self._applier.tag(pid, slot, start)
+                # a quota the gates saw turn here turned now: its rates restart
+                # now, not at the next tick (listed meanwhile at the rate before)
+                self._restart_rates(self._take_gates_turned())
 
     def note_socket_holders(self, pids: set[int]) -> None:
         """Processes that held sockets before the datapath was attached: listed

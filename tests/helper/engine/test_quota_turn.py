@@ -7,9 +7,11 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import pytest
-from chadthrottle.contract import BackendInfo, Direction
+from chadthrottle.contract import ApplicationInfo, BackendInfo, Direction
 from chadthrottle.helper.engine.api import SetQuota
 from chadthrottle.helper.engine.quotas import Period, Quota
+from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.identity.processes import ProcessInfo
 from chadthrottle.helper.kernel.gates import GateSetting
 
 from tests.helper.engine.admin_engine import AdminEngine
@@ -18,6 +20,7 @@ from tests.helper.engine.recording_ports import (
     RecordingGates,
     RecordingShaper,
     SettableClock,
+    Traffic,
     curl_index,
 )
 
@@ -66,3 +69,47 @@ def test_a_throttled_quotas_new_period_lifts_its_then_rate_in_the_tick_that_begi
     assert listed.down_limit_bps == 0 and listed.down_quota_left_bytes == BUDGET
     assert _down_rates(shaper) == [], "the then-rate's class held into the new period"
     assert slot not in datapath.caps, "the then-rate's window clamp held into the new period"
+
+
+def test_a_quota_spent_when_a_new_process_is_seen_is_measuring_from_then(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new socket owner of a limited application makes the engine write its
+    gates then (note_new_owner), and a quota found spent there turns then. Its
+    rate restarted only at the next tick: until it, the blocked download was
+    listed at the 1 MB/s of the seconds before, then measuring through the
+    tick, whose rate it could have read from the turn on."""
+    processes = {
+        pid: ProcessInfo(pid, 1, 1000, "/usr/bin/curl", ("curl",), "curl", "/") for pid in (10, 11)
+    }
+    monkeypatch.setattr("chadthrottle.helper.engine.tracking.read_process", processes.get)
+    monkeypatch.setattr(
+        "chadthrottle.helper.engine.tracking.process_exists", processes.__contains__
+    )
+    index = ApplicationIndex(list_pids=lambda: [10], read=processes.get,
+                             read_exe=lambda pid: "/usr/bin/curl")  # fmt: skip
+    datapath, gates, now = RecordingDatapath(), RecordingGates(), [0.0]
+    datapath.gates = gates  # type: ignore[assignment]
+    engine = AdminEngine(datapath, RecordingShaper(), index,
+                         lambda active: [BackendInfo("tc", True, "", ())], clock=lambda: now[0],
+                         wall_clock=SettableClock(1_799_236_800.0), zone=BERLIN)  # fmt: skip
+    engine.apply_changes([SetQuota(CURL, (DOWN,), Quota(BUDGET, Period.DAY))])
+    ((slot, _),) = gates.settings
+
+    def at(second: float, rx: int) -> ApplicationInfo:
+        now[0] = second
+        datapath.traffic = [Traffic(10, rx)]
+        if second.is_integer():
+            engine.tick()
+        return engine.list_applications()[0]
+
+    for second in range(3):
+        assert at(float(second), second * 1_000_000).down_bps == (1_000_000 if second else 0)
+    gates.counted[(slot, DOWN)] = BUDGET + 100  # spent: the kernel refuses since
+    at(2.5, 2_500_000)
+    engine.note_new_owner(11)  # curl's new child: its gates written now, the quota seen spent
+    listed = engine.list_applications()[0]
+    assert listed.down_blocked
+    assert (listed.down_measuring, listed.down_bps) == (True, 0), "the rate from before the turn"
+    listed = at(3.0, 2_600_000)
+    assert (listed.down_measuring, listed.down_bps) == (False, pytest.approx(100_000 / 0.5))
