@@ -295,6 +295,7 @@ class MainWindow(QMainWindow):
         """Say plainly that the limits shown are not enforced right now."""
         self._paused = paused
         self.paused_notice.set_paused(paused)
+        self.status_line.set_paused(paused)
         self._show_enforcement()
         self._update_counts()
 

@@ -77,6 +77,7 @@ class StatusLine(QStatusBar):
         self._backends: tuple[BackendInfo, ...] = ()
         self._state, self._detail, self._late = HelperState.CONNECTING, "", False
         self._helper_gone = False  # not running or not installed: no backend holds anything
+        self._paused = False  # limits paused: no backend holds anything either
         # What makes way for a long message (show_text): the least read fields.
         self._giving_way = (self.backend, self.helper)
 
@@ -136,11 +137,27 @@ class StatusLine(QStatusBar):
         self._backends = backends
         if self._helper_gone:
             return  # said when it is back (set_status)
+        if self._paused:
+            # "Backend: tc, ebpf" (those available) or a reading from before the
+            # pause ("tc ▼, ebpf ▲") read as holding limits that nothing held.
+            available = ", ".join(b.name for b in backends if b.available)
+            self.backend.setText("Backend: paused")
+            self.backend.setToolTip(
+                "Limits are paused: no backend shapes or blocks anything until they are resumed."
+                + (f" Available: {available}." if available else "")
+            )
+            return
         self.backend.setText(f"Backend: {backend_summary(backends)}")
         holding = [f"{b.name} holds the {' and '.join(WORDS.get(d, d) for d in b.active_directions)} limits"
                    for b in backends if b.available and b.active_directions]  # fmt: skip
         unavailable = [f"{b.name}: {b.reason}" for b in backends if not b.available]
         self.backend.setToolTip("\n".join([*holding, *unavailable]) or "All backends available")
+
+    def set_paused(self, paused: bool) -> None:
+        """Limits paused (or resumed): the backend field says so, not the backends."""
+        if paused != self._paused:
+            self._paused = paused
+            self.set_backends(self._backends)
 
     def set_late(self, seconds: float) -> None:
         """The helper connected but silent for this long (0: it answers): the

@@ -4,9 +4,15 @@ gui17, each with the real widgets."""
 
 from __future__ import annotations
 
-from chadthrottle.contract import Direction
+import pytest
+from chadthrottle.contract import BackendInfo, Direction
+from chadthrottle.gui.controller import AppController
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings
+
+from tests.gui.test_walk_faults import PausingClient
 
 FIREFOX = "app:org.mozilla.firefox"
 
@@ -29,3 +35,51 @@ def test_every_quota_line_of_the_rules_dialog_ends_with_a_full_stop(qtbot) -> No
     ), dialog.quota_state.text()
     dialog.show_rules(AppRules(FIREFOX, "Firefox"))
     assert dialog.quota_state.text() == "No quota. A new quota counts from when it is set."
+
+
+class StalePausingClient(PausingClient):
+    """As PausingClient, and the backends read just before the pause (both
+    holding a direction) answered again while paused: "Backend: tc ▼, ebpf ▲"
+    stayed beside "No limits are enforced: limits are paused"."""
+
+    async def list_backends(self) -> list[BackendInfo]:
+        return [BackendInfo("tc", True, "", ("down",)), BackendInfo("ebpf", True, "", ("up",))]
+
+
+@pytest.mark.parametrize("client_class", [PausingClient, StalePausingClient])
+def test_while_limits_are_paused_the_status_line_names_no_backend_as_holding_them(
+    qtbot, tmp_path, monkeypatch, client_class: type[PausingClient]
+) -> None:  # type: ignore[no-untyped-def]
+    """Paused, the status bar read "Backend: tc, ebpf" (the backends available)
+    or "Backend: tc ▼, ebpf ▲" beside "No limits are enforced: limits are
+    paused", as if they held the limits. Paused, it says that nothing is
+    shaped; resumed, which backend holds what again; the helper away, "—"."""
+    monkeypatch.setattr("chadthrottle.gui.ipc.worker.BACKENDS_EVERY_N_POLLS", 1)  # read each poll
+    client = client_class()
+    app = AppController(lambda: client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+                        use_tray=False, autostart_path=tmp_path / "a.desktop")  # fmt: skip
+    try:
+        app.connection.set_refresh_interval(0.2)
+        app.start(show_window=True)
+        line = app.window.status_line
+        qtbot.waitUntil(lambda: line.backend.text().startswith("Backend: tc"), timeout=10_000)
+        held = line.backend.text()
+        app.window.pauseRequested.emit(True)
+        qtbot.waitUntil(lambda: app.window.limits_paused, timeout=10_000)
+        polls: list[object] = []
+        app.connection.applicationsUpdated.connect(polls.append)
+        qtbot.waitUntil(lambda: len(polls) >= 2, timeout=10_000)  # backends read again, paused
+        assert line.backend.text() == "Backend: paused", line.backend.text()
+        assert line.backend.toolTip().startswith(
+            "Limits are paused: no backend shapes or blocks anything until they are resumed."
+        ), line.backend.toolTip()
+        assert "tc" in line.backend.toolTip()  # what is available is still said, on hover
+        app.window.pauseRequested.emit(False)
+        qtbot.waitUntil(lambda: not app.window.limits_paused, timeout=10_000)
+        qtbot.waitUntil(lambda: line.backend.text() == held, timeout=10_000)
+        app.window.set_limits_paused(True)
+        app.window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper stopped."))
+        assert line.backend.text() == "Backend: —"  # away: nothing known, nothing held
+    finally:
+        app.dispose()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
