@@ -137,7 +137,7 @@ def modem_ms(internet: Internet | None, true: tuple[int, int]) -> tuple[float, f
     return down / (true[0] / L2_TO_L3) * 1000, up / (true[1] / L2_TO_L3) * 1000
 
 
-class Follower:
+class Follower(helper_trace.SamplingThread):
     """The estimator driving a TcShaper's link, once a second, in a thread."""
 
     def __init__(
@@ -148,6 +148,7 @@ class Follower:
         estimator: CapacityEstimator,
         glance_per_s: float = 1.0,
     ) -> None:
+        super().__init__()
         self.shaper, self.estimator, self.trace = shaper, estimator, list[Second]()
         self.samples: list[Sample] = []  # the estimator's inputs, for --record
         self.tick_s = 1.0
@@ -164,9 +165,6 @@ class Follower:
         self._netns = pair.host_ns
         self.true = (0, 0)
         self.internet: Internet | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._began = time.monotonic()
 
     def _shaping(self) -> dict[Direction, float | None]:
         return {
@@ -241,29 +239,17 @@ class Follower:
                                      modem_ms(self.internet, self.true), "; ".join(self.estimator.decisions),
                                      acked / seconds, kind == "tick"))  # fmt: skip
 
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        self._began = time.monotonic()
-        self._thread.start()
-        try:
-            yield
-        finally:
-            self._stop.set()
-            self._thread.join()
 
-
-class HelperFollower:
+class HelperFollower(helper_trace.SamplingThread):
     """The real helper estimates (SetLinkCapacity(..., estimate=true)); once
     a second this reads what it holds (GetLinkShaping) and the host veth's
     bytes, in a thread (in the host namespace, for the counters)."""
 
     def __init__(self, pair: NetnsPair, bus: PrivateSystemBus, pid: int | None = None) -> None:
+        super().__init__()
         self.trace, self.true, self._bus, self._pair = list[Second](), (0, 0), bus, pair
         self.pid = pid  # the helper's: its CPU over the run is printed
         self.internet: Internet | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._began = time.monotonic()
 
     def _run(self) -> None:
         with entered_netns(self._pair.host_ns):
@@ -282,16 +268,6 @@ class HelperFollower:
                     before, last = counted, now
             finally:
                 ipr.close()
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        self._began = time.monotonic()
-        self._thread.start()
-        try:
-            yield
-        finally:
-            self._stop.set()
-            self._thread.join()
 
 
 @contextlib.contextmanager

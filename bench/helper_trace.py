@@ -79,14 +79,36 @@ def parse_steps(log: str) -> tuple[list[Step], list[tuple[float, float, float]]]
     return steps, engine
 
 
-class ModemWatch:
+class SamplingThread:
+    """A reading loop (_run, until _stop is set) on a thread of its own while
+    running() is entered; _began is when it was entered."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._began = time.monotonic()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        self._began = time.monotonic()
+        self._thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            self._thread.join()
+
+
+class ModemWatch(SamplingThread):
     """The modem's queues (bytes) every MODEM_EVERY_S, through one netlink socket in its namespace."""
 
     def __init__(self, internet: Internet) -> None:
+        super().__init__()
         self.internet = internet
         self.readings: list[tuple[float, int, int]] = []  # (monotonic s, down, up backlog bytes)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         with entered_netns(self.internet.modem_ns):
@@ -105,15 +127,6 @@ class ModemWatch:
                 self.readings.append((time.monotonic(), backlog[0], backlog[1]))
         finally:
             ipr.close()
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        self._thread.start()
-        try:
-            yield
-        finally:
-            self._stop.set()
-            self._thread.join()
 
 
 def _spread(values: list[float]) -> str:
