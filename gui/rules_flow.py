@@ -18,7 +18,12 @@ from chadthrottle.gui.ipc.client_protocol import HelperClientLike
 from chadthrottle.gui.ipc.connection import HelperConnection, LimitRequest
 from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
-from chadthrottle.gui.models.limit_truth import LimitState, block_lifts, describe_limit
+from chadthrottle.gui.models.limit_truth import (
+    LimitState,
+    block_lifts,
+    describe_kept_limit,
+    describe_limit,
+)
 from chadthrottle.gui.models.priority_view import describe_priority
 from chadthrottle.gui.priority_flow import PRIORITY_KEY
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
@@ -173,6 +178,10 @@ class RulesFlow(QObject):
             scheduled={d: s.schedule for d, s in states.items()},
             held_by_quota=self._held_by_quota(app_id, states),
             quota_then={d: s.quota_then_bps for d, s in states.items()},
+            kept={
+                d: describe_kept_limit(s, d, self._plain_rate(app_id, d), self._model.units)
+                for d, s in states.items()
+            },
             blocked={
                 # a used-up quota's block alone ticked the box: unticked, nothing changed
                 d: self._blocked(app_id, d, block_lifts(states[d]))

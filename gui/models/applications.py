@@ -427,8 +427,12 @@ class ApplicationsModel(QAbstractItemModel):
         state = self.limit_state(app_id, direction)
         if state.read_only:
             return False
-        own = own_limit_rate(self._rules, app_id, direction, self._viewer_uid)
-        return state.rate_bps > 0 or own > 0
+        return state.rate_bps > 0 or self.own_limit(app_id, direction) > 0
+
+    def own_limit(self, app_id: str, direction: Direction) -> int:
+        """The viewer's own stored limit (ListRules), 0 for none: also beneath
+        a block or a used-up quota, where the row shows no rate of it."""
+        return own_limit_rate(self._rules, app_id, direction, self._viewer_uid)
 
     def limit_state(self, app_id: str, direction: Direction) -> LimitState:
         """The truth about one limit: whose, changeable or not, enforced or why not."""

@@ -313,6 +313,25 @@ def block_lifts(state: LimitState) -> bool:
 QUOTA_BLOCK_TIP = "Blocking it here keeps it blocked after that too."
 
 
+def describe_kept_limit(
+    state: LimitState, direction: Direction, own_bps: int, units: UnitSystem
+) -> str:
+    """The viewer's own limit (ListRules) kept beneath a block, in the one
+    sentence the detail pane and the rules dialog both say ("" where none):
+    the pane said only that a used-up quota blocked the upload, as if no limit
+    of one's own were left, while the dialog's field showed it."""
+    if not (state.blocked and own_bps > 0):
+        return ""
+    word = "download" if direction is Direction.DOWN else "upload"
+    kept = f"Your {word} limit of {format_rate(own_bps, units, unbroken=True)} is kept"
+    if state.by_quota:  # the quota's block alone: it ends with the period
+        until = PERIOD_NEXT.get(state.quota_period, f"the next {state.quota_period}")
+        return f"{kept}: it applies again from {until}, when the quota's block ends."
+    if state.quota_spent:  # a block of one's own over a used-up quota: the quota holds too
+        return f"{kept} beneath the block."
+    return f"{kept}: it applies again once the {word} is unblocked."
+
+
 def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -> str:
     """The sentences a tooltip or the detail pane gives about one limit."""
     word = "Download" if direction is Direction.DOWN else "Upload"

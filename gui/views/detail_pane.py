@@ -31,6 +31,7 @@ from chadthrottle.gui.models.graph_series import graph_series
 from chadthrottle.gui.models.history import COARSE_EVERY
 from chadthrottle.gui.models.limit_truth import (
     LimitState,
+    describe_kept_limit,
     describe_limit,
     describe_problem,
     describe_quota,
@@ -202,18 +203,28 @@ def _ellipsis_after_a_word(text: str) -> str:
     return text[:-1].rstrip(" .,;:") + "…"
 
 
-def describe_limit_notes(states: dict[Direction, LimitState], units: UnitSystem) -> str:
+def describe_limit_notes(
+    states: dict[Direction, LimitState],
+    units: UnitSystem,
+    own: dict[Direction, int] | None = None,
+) -> str:
     """Only what the numbers above do not say: whose limit it is when not the
     viewer's, why a limit or a block is not enforced, how a limit holds over
-    several namespaces, and a quota's use."""
+    several namespaces, a quota's use, and a limit of one's own kept beneath a
+    block (own: the viewer's stored limits, ListRules)."""
     notes = []
     for direction, state in states.items():
+        note = ""
         if state.held and (state.owner_note or state.problem or state.reach):
-            notes.append(describe_limit(state, direction, units))  # with the quota, if any
+            note = describe_limit(state, direction, units)  # with the quota, if any
         elif state.quota_bytes:
             word = "Download" if direction is Direction.DOWN else "Upload"
             problem = f" {describe_problem(state.problem, units)}." if state.problem else ""
-            notes.append(f"{word} quota: {describe_quota(state, units)}.{problem}")
+            note = f"{word} quota: {describe_quota(state, units)}.{problem}"
+        kept = describe_kept_limit(state, direction, (own or {}).get(direction, 0), units)
+        note = " ".join(filter(None, [note, kept]))
+        if note:
+            notes.append(note)
     return "\n".join(notes)
 
 
@@ -816,12 +827,13 @@ class DetailPane(QWidget):
         if tooltip != self.summary.toolTip():
             self.summary.setToolTip(tooltip)
         states = {direction: self._model.limit_state(info.id, direction) for direction in Direction}
+        own = {direction: self._model.own_limit(info.id, direction) for direction in Direction}
         latency = describe_latency(
             info, self._model.priority_state(info.id)
         )  # protected applications only
         self._show_notes(
             "\n".join(
-                filter(None, [describe_limit_notes(states, units), latency, self.history_note])
+                filter(None, [describe_limit_notes(states, units, own), latency, self.history_note])
             )
         )
         if self.folded:

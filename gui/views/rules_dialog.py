@@ -81,6 +81,8 @@ class AppRules:
     held_by_quota: dict[Direction, int] = field(default_factory=dict)
     # what each quota does once used up (ListRules): bytes/s, 0 blocks; None not known
     quota_then: dict[Direction, int | None] = field(default_factory=dict)
+    # a limit of the viewer's own kept beneath a block, said as the detail pane says it
+    kept: dict[Direction, str] = field(default_factory=dict)
     schedules: tuple[ScheduleInfo, ...] = ()
     read_only: str = ""  # why the viewer cannot change them ("" when they can)
     # why nothing set here is enforced now (limits paused, the helper away), "" when it may be
@@ -371,7 +373,8 @@ class RulesDialog(QDialog):
         self.scheduled_note.setText(" ".join([
             *(f"The schedule {name} sets the {DIRECTION_LABELS[d].lower()} limit now; the one here applies outside it."
               for d, name in rules.scheduled.items() if name),
-            *(self._held_by_quota(d, rate) for d, rate in rules.held_by_quota.items())]))  # fmt: skip
+            *(self._held_by_quota(d, rate) for d, rate in rules.held_by_quota.items()),
+            *(note for note in rules.kept.values() if note)]))  # fmt: skip
         self.priority.setCurrentIndex(max(0, self.priority.findData(rules.priority)))
         self.priority.setEnabled(not (rules.priority_disabled or rules.read_only))
         self.priority.setToolTip(rules.priority_disabled or rules.read_only or rules.priority_note)

@@ -83,3 +83,56 @@ def test_while_limits_are_paused_the_status_line_names_no_backend_as_holding_the
     finally:
         app.dispose()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def _shown_notes(window) -> str:  # type: ignore[no-untyped-def]
+    """The detail pane's notes whole: the tooltip has them where the label is cut."""
+    notes = window.detail.limit_notes
+    return notes.toolTip() or notes.text()
+
+
+@pytest.mark.parametrize("block_rule", [False, True])
+def test_the_detail_pane_says_a_limit_of_ones_own_kept_beneath_a_block(
+    qtbot, make_controller, block_rule: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """Harbor Browser's upload limited to 1 MB/s, then its upload quota (20 MB a
+    day, then blocked) used up: the rules dialog showed the limit kept (its
+    field read 1.00 MB/s), the detail pane said only "Upload quota: all 20.0 MB
+    used today: blocked until the next day." as if no limit of the user's own
+    were left. Both say it, in one sentence; so for a block of one's own."""
+    import time
+
+    from chadthrottle.contract import ADMIN_OWNER, RuleInfo
+    from chadthrottle.gui.ipc.worker import Snapshot
+
+    from tests.gui.test_walk10_faults import _with
+
+    controller = make_controller()
+    model, window = controller.model, controller.window
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    quota = (
+        {}
+        if block_rule
+        else {"quota_bytes": 20 * 10**6, "quota_period": "day", "quota_then_bps": 0}
+    )
+    rules = (RuleInfo(FIREFOX, "up", 10**6, 0, ADMIN_OWNER, True, blocked=block_rule, **quota),)
+    listed = {"up_quota_bytes": 20 * 10**6, "up_quota_left_bytes": 0, "up_quota_period": "day"}
+    listing = tuple(
+        _with(FIREFOX, up_blocked=True, up_limit_bps=0, **({} if block_rule else listed))
+    )
+    controller.connection.applicationsUpdated.emit(Snapshot(listing, {}, time.monotonic(), rules))
+    assert model.limit_state(FIREFOX, Direction.UP).blocked
+    assert window.select_application(FIREFOX)
+    kept = (
+        "Your upload limit of 1.00\u00a0MB/s is kept: it applies again once the upload is unblocked."
+        if block_rule
+        else "Your upload limit of 1.00\u00a0MB/s is kept: it applies again from the next day, "
+        "when the quota's block ends."
+    )
+    qtbot.waitUntil(lambda: kept in _shown_notes(window))
+    window.rulesRequested.emit(FIREFOX)
+    dialog = controller.rules.dialog
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    assert dialog.limit_edits[Direction.UP].text() == "1.00 MB/s"
+    assert kept in dialog.scheduled_note.text(), dialog.scheduled_note.text()
