@@ -41,7 +41,7 @@ from chadthrottle.helper.engine.ports import (
 from chadthrottle.helper.engine.rtt import RttWatch
 from chadthrottle.helper.engine.schedules import local_zone
 from chadthrottle.helper.engine.tracking import Tracking
-from chadthrottle.helper.errors import HelperError
+from chadthrottle.helper.errors import HelperError, KernelError
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory
@@ -300,23 +300,36 @@ class EngineCore:
     def _resolve_id(self, app_id: str) -> str:
         return self._tracking.resolve(app_id, self._limits.has_app(app_id))
 
-    def _change(self, edit: Callable[[LimitTable], None], clamped: Collection[int] = ()) -> None:
+    def _change(self, edit: Callable[[LimitTable], None], clamped: Collection[int] = (),
+                asked: bool = False) -> None:  # fmt: skip
         """clamped: the pids _shrink_windows_first clamped for this edit; if it
         is refused, their windows go back to what the old table holds them to.
+        asked: a caller's own rules (apply_changes), refused where the kernel
+        did not take their block or quota; a resume or a link setting goes on
+        past such a gate, as a tick does, and lists it.
         Any failure undoes the edit, not only a HelperError: an unexpected one
         (the caller is told the call failed) must not leave the change in force."""
         before = self._limits.copy()
         edit(self._limits)
+        changed = rules_changed(before.enforced(), self._limits.enforced())
         try:
             self._apply()
+            if asked:
+                self._refuse_unwritten_gates(changed)
             self._save_rules(self._limits)
         except Exception:
             self._limits = before
             self._apply_quietly()
             self._applier.unclamp(clamped)
             raise
-        changed = rules_changed(before.enforced(), self._limits.enforced())
         self._restart_rates(changed | self._take_gates_turned())
+
+    def _refuse_unwritten_gates(self, changed: set[tuple[str, Direction]]) -> None:
+        """A change whose block or quota the kernel did not take is refused
+        (a tick goes on past such a gate, and lists it: Gating._write)."""
+        for (key, direction), why in self._applier.gating.failed.items():
+            if (key[0], direction) in changed:
+                raise KernelError(f"could not write the {direction.value} gate of {key[0]}: {why}")
 
     def _restart_rates(self, changed: set[tuple[str, Direction]]) -> None:
         """(application, direction)s whose rules in force just changed: their rates are

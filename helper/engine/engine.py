@@ -200,14 +200,14 @@ class Engine(EngineCore):
         self._wait_for_old_windows(clamped)
         with self._lock:
             try:
-                self._change(batch, clamped)
+                self._change(batch, clamped, asked=True)
             except HelperError as error:
                 if len(edits) == 1:
                     outcomes[edits[0][0]] = error
                 else:
                     for position, edit in edits:
                         try:
-                            self._change(edit)
+                            self._change(edit, asked=True)
                         except HelperError as alone:
                             outcomes[position] = alone
             log.debug("applied %d limit changes (%d refused)", len(changes),

@@ -39,6 +39,11 @@ class Gating:
         self._shaped_at_then: set[tuple[RuleKey, Direction]] = set()
         # quotas spent whose gate the last apply left open for the shaper's then-rate
         self._opened_at_then: set[tuple[RuleKey, Direction]] = set()
+        # the gates whose last write raised, and why (logged once, tried again
+        # each apply); failed: the same by rule, listed as not holding
+        self._failing: dict[tuple[int, Direction], str] = {}
+        self.failed: dict[tuple[RuleKey, Direction], str] = {}
+        self._renew_failed = ""  # why the last renew raised, "" when it did not
 
     def apply(self, live: Iterable[tuple[RuleKey, int, dict[Direction, Limit]]], now: datetime,
               gates: GatePort, use: dict[tuple[RuleKey, Direction], tuple[float, int]]
@@ -55,6 +60,7 @@ class Gating:
         turned_apps: set[tuple[str, Direction]] = set()
         opened: set[tuple[RuleKey, Direction]] = set()
         wanted: dict[tuple[int, Direction], GateSetting] = {}
+        whose: dict[tuple[int, Direction], RuleKey] = {}
         followed = set()
         for key, slot, limits in live:
             for direction, limit in limits.items():
@@ -83,20 +89,23 @@ class Gating:
                         continue  # the shaper holds it at its then-rate now: rated()
                     if not limit.blocked:
                         wanted[(slot, direction)] = GateSetting(budget_bytes=state.budget_at_set)
+                        whose[(slot, direction)] = key
                 if limit.blocked:
                     wanted[(slot, direction)] = GateSetting(blocked=True)
+                    whose[(slot, direction)] = key
         self._quotas.keep_only(followed)
         self._opened_at_then = opened
         self._shaped_at_then &= {
             k for k in followed if (held := self._quotas.state(*k)) and held.spent
         }
         for slot, direction in set(self._written) - set(wanted):
-            gates.set(slot, direction, OPEN)
-            del self._written[(slot, direction)]
-            log.info("slot %d %s: open", slot, direction.value)
+            if self._write(gates, slot, direction, OPEN):
+                del self._written[(slot, direction)]
+                log.info("slot %d %s: open", slot, direction.value)
         for (slot, direction), setting in wanted.items():
             if self._written.get((slot, direction)) != setting:
-                gates.set(slot, direction, setting)
+                if not self._write(gates, slot, direction, setting):
+                    continue  # not written: tried again at the next apply
                 self._written[(slot, direction)] = setting
                 log.info(
                     "slot %d %s: %s",
@@ -104,8 +113,38 @@ class Gating:
                     direction.value,
                     "blocked" if setting.blocked else f"{setting.budget_bytes} bytes of quota left",
                 )
-        gates.renew()
+        self._failing = {
+            gate: why
+            for gate, why in self._failing.items()
+            if gate in wanted or gate in self._written
+        }
+        self.failed = {(whose[g], g[1]): why for g, why in self._failing.items() if g in whose}
+        try:
+            gates.renew()
+            self._renew_failed = ""
+        except Exception as error:  # the leases lapse (traffic fails open); the tick goes on
+            if str(error) != self._renew_failed:
+                log.error("could not renew the gates' leases: %s", error)
+            self._renew_failed = str(error)
         return turned, turned_apps
+
+    def _write(
+        self, gates: GatePort, slot: int, direction: Direction, setting: GateSetting
+    ) -> bool:
+        """One gate written, or its failure kept and logged once (not every
+        tick): one gate the kernel refuses must not keep the others, nor the
+        tick's classes and caps after them, from being written."""
+        try:
+            gates.set(slot, direction, setting)
+        except Exception as error:
+            why = str(error) or type(error).__name__
+            if self._failing.get((slot, direction)) != why:
+                log.error("slot %d %s: could not write its gate: %s", slot, direction.value, why)
+            self._failing[(slot, direction)] = why
+            return False
+        if self._failing.pop((slot, direction), None) is not None:
+            log.info("slot %d %s: its gate written again", slot, direction.value)
+        return True
 
     def quota_state(
         self, key: RuleKey, direction: Direction, gates: GatePort | None = None

@@ -29,6 +29,7 @@ class DirectionHeld:
     quota_left_bytes: int = 0
     quota_period: str = ""
     schedule: str = ""  # the schedule that sets it now, "" none
+    problem: str = ""  # why the kernel does not hold its gate (a write refused), "" when it does
 
 
 NOT_HELD = DirectionHeld()
@@ -90,9 +91,16 @@ def build_listing(
         if (
             gates is not None and not held.rate_bps
         ):  # a block or a quota alone: the gates hold it on every
-            return paused_problem  # path, whatever the backends can shape
+            return paused_problem or held.problem  # path, whatever the backends can shape
         return "; ".join(
-            filter(None, [problems.get(direction, ""), app_problems.get((app_id, direction), "")])
+            filter(
+                None,
+                [
+                    held.problem,
+                    problems.get(direction, ""),
+                    app_problems.get((app_id, direction), ""),
+                ],
+            )
         )
 
     def reach_of(key: tuple[str, int], limits: Mapping[Direction, Limit], held: DirectionHeld,

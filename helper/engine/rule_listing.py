@@ -46,6 +46,7 @@ class RuleListing:
                 quota_left_bytes=left,
                 quota_period=quota.period.value if quota else "",
                 schedule=self.table.active_schedule(key, direction),
+                problem=_gate_problem(self.gating.failed.get((key, direction), "")),
             )
         return held
 
@@ -114,6 +115,12 @@ class RuleListing:
         if stored is None or stored[0] != period_start(quota, self.local_now).timestamp():
             return quota.budget_bytes
         return max(0, quota.budget_bytes - stored[1])
+
+
+def _gate_problem(why: str) -> str:
+    """A rule's gate the kernel did not take (Gating.failed): its block or
+    quota is not held, whatever the listing's other keys say."""
+    return f"the kernel did not take its block or quota ({why}): it does not hold" if why else ""
 
 
 def _rate_of(schedule: Schedule, direction: Direction) -> int:

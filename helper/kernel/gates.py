@@ -72,11 +72,11 @@ class SlotGates:
         """Hold a slot's direction to setting at once (OPEN: let everything
         pass). A new quota budget counts from the bytes counted so far."""
         key = policer_key(slot, _POLICE_DIRECTION[direction])
-        entry = self._entry(key)
         if setting == OPEN:
-            entry.flags = 0
-            self._set.pop(key, None)
+            self._set.pop(key, None)  # first: a gate that cannot be opened is not renewed (lapses)
+            self._entry(key).flags = 0
             return
+        entry = self._entry(key)
         flags = (GATE_BLOCK if setting.blocked else 0) | (
             GATE_QUOTA if setting.budget_bytes is not None else 0
         )

@@ -1,0 +1,191 @@
+"""One gate the kernel does not take, on the real datapath (its slot_gates
+array; the write made to raise for that one application's key): the tick
+goes on past it to the other applications' gates, the classes and the tags,
+says so once in the log, and lists that block as not holding; a change that
+needs it is refused, and the others in its batch are not."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from chadthrottle.contract import ADMIN_OWNER, BackendInfo, Direction
+from chadthrottle.helper.engine.api import SetBlocked
+from chadthrottle.helper.engine.limits import Limit, LimitTable
+from chadthrottle.helper.errors import KernelError
+from chadthrottle.helper.identity.index import ApplicationIndex
+from chadthrottle.helper.kernel.datapath import Datapath
+from chadthrottle.helper.kernel.gates import SlotGates
+from chadthrottle.helper.kernel.layout import GATE_BLOCK, POLICE_DOWN, SlotGate, policer_key
+
+from tests.helper.engine.admin_engine import AdminEngine
+from tests.helper.engine.recording_ports import RecordingShaper
+from tests.support.reused_pids import stop, wait_for_exec
+
+DOWN, UP = Direction.DOWN, Direction.UP
+REFUSED = "could not write its gate"  # the log line, once per gate and reason
+
+
+@pytest.fixture
+def programs() -> Iterator[tuple[Path, Path]]:
+    """Two copies of sleep under names no other test runs: two applications."""
+    directory = Path(tempfile.mkdtemp(prefix="ct-gates-"))
+    try:
+        for name in ("refused", "other"):
+            shutil.copy("/bin/sleep", directory / name)
+        yield directory / "refused", directory / "other"
+    finally:
+        shutil.rmtree(directory)
+
+
+@pytest.fixture
+def running(programs: tuple[Path, Path]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    processes = [subprocess.Popen([str(program), "600"]) for program in programs]
+    try:
+        for process, program in zip(processes, programs, strict=True):
+            wait_for_exec(process.pid, program)
+        yield processes
+    finally:
+        stop(*processes)
+
+
+def _refuse_gate_of(engine: AdminEngine, app_id: str, monkeypatch: pytest.MonkeyPatch
+                    ) -> Callable[[int], SlotGate]:  # fmt: skip
+    """Every map access to app_id's download gate raises, as a kernel refusing
+    it; returns how to read any gate's entry as the kernel holds it."""
+    entry = SlotGates._entry
+
+    def refusing(gates: SlotGates, key: int) -> SlotGate:
+        slot = engine._applier.slots.slot_of((app_id, ADMIN_OWNER))
+        if slot is not None and key == policer_key(slot, POLICE_DOWN):
+            raise OSError(errno.EFAULT, "refused by the test")
+        return entry(gates, key)
+
+    monkeypatch.setattr(SlotGates, "_entry", refusing)
+    return lambda key: entry(engine._datapath.gates, key)  # type: ignore[arg-type]
+
+
+def _download_gate(engine: AdminEngine, app_id: str, read: Callable[[int], SlotGate]) -> int:
+    slot = engine._applier.slots.slot_of((app_id, ADMIN_OWNER))
+    assert slot is not None
+    return int(read(policer_key(slot, POLICE_DOWN)).flags)
+
+
+def test_a_gate_the_kernel_refuses_leaves_the_rest_of_the_tick_done(
+    kernel_ready: Path,
+    programs: tuple[Path, Path],
+    running: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Stored rules applied at the helper's first tick: one application's
+    block refused by the kernel raised out of the tick, so the other's block,
+    its upload limit's class and both tags were not written, that tick or any
+    after while the write kept failing ("engine tick failed" every second)."""
+    caplog.set_level(logging.INFO, logger="chadthrottle.engine.gating")
+    refused, other = (f"exe:{program}" for program in programs)
+    table = LimitTable()
+    table.set((refused, ADMIN_OWNER), DOWN, Limit(0, 0, blocked=True))
+    table.set((other, ADMIN_OWNER), DOWN, Limit(0, 0, blocked=True))
+    table.set((other, ADMIN_OWNER), UP, Limit.with_default_burst(100_000, 0))
+    table.set((refused, ADMIN_OWNER), UP, Limit.with_default_burst(200_000, 0))  # keeps its slot
+    datapath, shaper = Datapath(cache_dir=kernel_ready), RecordingShaper()
+    datapath.open()
+    try:
+        engine = AdminEngine(datapath, shaper, ApplicationIndex(),
+                             lambda active: [BackendInfo("tc", True, "", ())], rules=table)  # fmt: skip
+        read = _refuse_gate_of(engine, refused, monkeypatch)
+        for _ in range(3):
+            engine.tick()
+        assert _download_gate(engine, other, read) & GATE_BLOCK, "the other's block"
+        assert sorted(spec.rate_bps for spec in shaper.wanted[UP].values()) == [100_000, 200_000]
+        pids = [process.pid for process in running]
+        assert all(engine._applier.hold.slot_of_process(pid) for pid in pids), "tagged"
+        assert _download_gate(engine, refused, read) == 0  # traffic flows: fails open
+        listed = {app.id: app for app in engine.list_applications()}
+        assert "did not take its block" in listed[refused].down_limit_problem
+        assert (listed[other].down_limit_problem, listed[other].up_limit_problem) == ("", "")
+        assert caplog.text.count(REFUSED) == 1, "logged once, not every tick"
+
+        monkeypatch.undo()  # the kernel takes it again: written at the next tick
+        engine.tick()
+        assert _download_gate(engine, refused, read) & GATE_BLOCK
+        assert {app.id: app for app in engine.list_applications()}[refused].down_limit_problem == ""
+        assert "its gate written again" in caplog.text
+
+        # A gate that cannot be opened is no longer renewed: it lapses (fails
+        # open), and the others' leases are renewed as before.
+        read = _refuse_gate_of(engine, refused, monkeypatch)
+        (outcome,) = engine.apply_changes([SetBlocked(refused, (DOWN,), False)])
+        assert outcome == refused
+        slots = [engine._applier.slots.slot_of((app, ADMIN_OWNER)) for app in (refused, other)]
+        keys = [policer_key(slot, POLICE_DOWN) for slot in slots if slot is not None]
+        leases = [read(key).lease_until_ns for key in keys]
+        engine.tick()
+        assert read(keys[0]).lease_until_ns == leases[0], "the refused gate's lease was renewed"
+        assert read(keys[1]).lease_until_ns > leases[1], "the other's lease was not renewed"
+        assert "could not renew" not in caplog.text
+    finally:
+        datapath.close()
+
+
+def test_a_change_whose_gate_the_kernel_refuses_is_refused_alone(
+    kernel_ready: Path,
+    programs: tuple[Path, Path],
+    running: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, the raw error left apply_changes: the whole batch failed with
+    no named error (the adapter's generic Failed), the other's block too."""
+    refused, other = (f"exe:{program}" for program in programs)
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    try:
+        engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                             lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+        engine.tick()
+        read = _refuse_gate_of(engine, refused, monkeypatch)
+        outcomes = engine.apply_changes(
+            [SetBlocked(refused, (DOWN,), True), SetBlocked(other, (DOWN,), True)]
+        )
+        assert isinstance(outcomes[0], KernelError) and "refused by the test" in str(outcomes[0])
+        assert outcomes[1] == other
+        assert _download_gate(engine, other, read) & GATE_BLOCK
+        assert [(rule.app_id, rule.blocked) for rule in engine.list_rules()] == [(other, True)]
+    finally:
+        datapath.close()
+
+
+def test_limits_resumed_past_a_gate_the_kernel_refuses(
+    kernel_ready: Path,
+    programs: tuple[Path, Path],
+    running: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A resume (no caller's rule of its own) goes on past one gate as a tick
+    does: before, the raw error undid it, and every limit stayed paused."""
+    refused, other = (f"exe:{program}" for program in programs)
+    table = LimitTable()
+    for app_id in (refused, other):
+        table.set((app_id, ADMIN_OWNER), DOWN, Limit(0, 0, blocked=True))
+    table.set_paused(True)
+    datapath = Datapath(cache_dir=kernel_ready)
+    datapath.open()
+    try:
+        engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                             lambda active: [BackendInfo("tc", True, "", ())], rules=table)  # fmt: skip
+        engine.tick()
+        read = _refuse_gate_of(engine, refused, monkeypatch)
+        engine.set_limits_paused(False)
+        assert not engine.limits_paused()
+        assert _download_gate(engine, other, read) & GATE_BLOCK
+        listed = {app.id: app for app in engine.list_applications()}
+        assert "did not take its block" in listed[refused].down_limit_problem
+    finally:
+        datapath.close()
