@@ -276,6 +276,8 @@ class Engine(EngineCore):
                     self._apply()
                 except HelperError as error:
                     log.error("could not follow the estimated link capacity: %s", error)
+                # a quota the gates saw turn in it turned now, not at the next tick
+                self._restart_rates(self._take_gates_turned())
 
     def link_shaping(self) -> LinkShapingInfo:
         with self._lock:

@@ -71,14 +71,16 @@ def test_a_throttled_quotas_new_period_lifts_its_then_rate_in_the_tick_that_begi
     assert slot not in datapath.caps, "the then-rate's window clamp held into the new period"
 
 
+@pytest.mark.parametrize("between", ["a new process", "an estimated link"])
 def test_a_quota_spent_when_a_new_process_is_seen_is_measuring_from_then(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, between: str
 ) -> None:
     """A new socket owner of a limited application makes the engine write its
     gates then (note_new_owner), and a quota found spent there turns then. Its
     rate restarted only at the next tick: until it, the blocked download was
     listed at the 1 MB/s of the seconds before, then measuring through the
-    tick, whose rate it could have read from the turn on."""
+    tick, whose rate it could have read from the turn on. So did a new
+    estimate of the link's capacity (set_estimated_capacity writes the gates)."""
     processes = {
         pid: ProcessInfo(pid, 1, 1000, "/usr/bin/curl", ("curl",), "curl", "/") for pid in (10, 11)
     }
@@ -94,6 +96,7 @@ def test_a_quota_spent_when_a_new_process_is_seen_is_measuring_from_then(
                          lambda active: [BackendInfo("tc", True, "", ())], clock=lambda: now[0],
                          wall_clock=SettableClock(1_799_236_800.0), zone=BERLIN)  # fmt: skip
     engine.apply_changes([SetQuota(CURL, (DOWN,), Quota(BUDGET, Period.DAY))])
+    engine.set_link_capacity(0, 0, True)  # estimated: none yet
     ((slot, _),) = gates.settings
 
     def at(second: float, rx: int) -> ApplicationInfo:
@@ -107,7 +110,10 @@ def test_a_quota_spent_when_a_new_process_is_seen_is_measuring_from_then(
         assert at(float(second), second * 1_000_000).down_bps == (1_000_000 if second else 0)
     gates.counted[(slot, DOWN)] = BUDGET + 100  # spent: the kernel refuses since
     at(2.5, 2_500_000)
-    engine.note_new_owner(11)  # curl's new child: its gates written now, the quota seen spent
+    if between == "a new process":  # curl's new child: its gates written now, the quota spent
+        engine.note_new_owner(11)
+    else:
+        engine.set_estimated_capacity(DOWN, 5_000_000)
     listed = engine.list_applications()[0]
     assert listed.down_blocked
     assert (listed.down_measuring, listed.down_bps) == (True, 0), "the rate from before the turn"
