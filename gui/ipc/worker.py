@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 import threading
@@ -64,6 +65,31 @@ class Snapshot:
     # When the poll was sent (time.monotonic()): an answer to it may predate a
     # limit the helper confirmed after that (ApplicationsModel keeps the confirmed one).
     asked_at: float | None = None
+
+
+def measuring_where_ruled(
+    applications: Sequence[ApplicationInfo], rules: Sequence[RuleInfo] | None
+) -> list[ApplicationInfo]:
+    """The listing with every direction a pause or a resume changes marked
+    measuring (its rate not known), as the helper lists one whose rules in
+    force just changed: a limit, block, quota, schedule or priority on it, or
+    a stored rule (ListRules). Under Xvfb a poll sent before "Resume limits"
+    and answered after it listed a rate measured with nothing held."""
+    ruled = {(rule.app_id, rule.direction) for rule in rules or ()}
+
+    def changed(app: ApplicationInfo, direction: Direction) -> bool:
+        return bool(app.limit_bps(direction) > 0 or app.blocked(direction) or app.quota(direction)[0]
+                    or (app.down_schedule if direction is Direction.DOWN else app.up_schedule)
+                    or app.priority != "normal" or (app.id, direction.value) in ruled)  # fmt: skip
+
+    return [
+        dataclasses.replace(
+            app,
+            down_measuring=app.down_measuring or changed(app, Direction.DOWN),
+            up_measuring=app.up_measuring or changed(app, Direction.UP),
+        )
+        for app in applications
+    ]
 
 
 class WorkerSignals(QObject):
@@ -257,6 +283,10 @@ class HelperWorker:
                     asyncio.wait_for(self._limits_paused(client), CALL_TIMEOUT_S),
                     asyncio.wait_for(self._rules(client), CALL_TIMEOUT_S),
                 )
+                if asked_at <= self._paused_set_at:
+                    # Sent before a pause or a resume the helper confirmed since: perhaps
+                    # answered before it, its rates are not those under the rules now.
+                    applications = measuring_where_ruled(applications, rules)
                 names = self._process_names.resolve(pid for app in applications for pid in app.pids)
                 self._emit(
                     self._signals.applications,

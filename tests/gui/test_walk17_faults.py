@@ -4,14 +4,19 @@ gui17, each with the real widgets."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
-from chadthrottle.contract import BackendInfo, Direction
+from chadthrottle.contract import ApplicationInfo, BackendInfo, Direction
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 
+from tests.gui.test_connection import ScriptedClient
 from tests.gui.test_walk_faults import PausingClient
 
 FIREFOX = "app:org.mozilla.firefox"
@@ -136,3 +141,67 @@ def test_the_detail_pane_says_a_limit_of_ones_own_kept_beneath_a_block(
     qtbot.addWidget(dialog)
     assert dialog.limit_edits[Direction.UP].text() == "1.00 MB/s"
     assert kept in dialog.scheduled_note.text(), dialog.scheduled_note.text()
+
+
+class HeldPollClient(ScriptedClient):
+    """A paused helper whose next ListApplications, once asked to hold one,
+    reads its listing when asked and answers only when released: an answer
+    from before a Resume that reaches the window after it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = True
+        self.hold_next = threading.Event()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    async def list_applications(self) -> list[ApplicationInfo]:
+        listing = await super().list_applications()  # read now: the rates under the pause
+        if self.hold_next.is_set():
+            self.hold_next.clear()
+            self.entered.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.01)
+        return listing
+
+
+def test_a_poll_in_flight_across_resume_reads_measuring_where_rules_changed(
+    qtbot, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, one poll just after "Resume limits" listed a rate not marked
+    measuring: sent before the Resume, answered by the paused helper, it came
+    after it, and its rates (measured with no limit held) read as measured
+    under the limits again. A rate read across a pause or a resume reads "…"
+    (measuring) where the change reaches (a limit, a block, a quota, a rule),
+    as the helper lists one after a rule change; elsewhere it is the rate."""
+    client = HeldPollClient()
+    app = AppController(lambda: client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+                        use_tray=False, autostart_path=tmp_path / "a.desktop")  # fmt: skip
+    try:
+        app.connection.set_refresh_interval(0.2)
+        app.start(show_window=True)
+        qtbot.waitUntil(lambda: app.window.limits_paused, timeout=10_000)
+        client.hold_next.set()
+        qtbot.waitUntil(client.entered.is_set, timeout=10_000)
+        app.window.pauseRequested.emit(False)  # Resume limits, the poll in flight
+        qtbot.waitUntil(lambda: not app.window.limits_paused, timeout=10_000)
+        shown: list[tuple[str, str, str, str]] = []
+
+        def cells(_snapshot: object) -> None:
+            table = app.window.table
+            shown.append((table.proxy_index(FIREFOX, Column.DOWN).data(),
+                          table.proxy_index(FIREFOX, Column.UP).data(),
+                          table.proxy_index("exe:/usr/bin/curl", Column.DOWN).data(),
+                          table.proxy_index("app:org.gnome.Fractal", Column.DOWN).data()))  # fmt: skip
+
+        app.connection.applicationsUpdated.connect(cells)
+        client.release.set()
+        qtbot.waitUntil(lambda: len(shown) >= 2, timeout=10_000)
+        # Firefox's download is limited, curl's has a rule (ListRules); Firefox's
+        # upload and Fractal hold none: the Resume changed nothing there
+        assert shown[0] == ("…", "210 KB/s", "…", "8.00 KB/s"), shown
+        assert shown[1] == ("4.98 MB/s", "210 KB/s", "0 B/s", "8.00 KB/s"), shown  # sent after it
+    finally:
+        client.release.set()
+        app.dispose()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
