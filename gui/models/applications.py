@@ -893,10 +893,16 @@ def _priority_settled(app: AppRow, asked_at: float | None) -> bool:
 def _keep_confirmed(app: AppRow, info: ApplicationInfo, asked_at: float | None) -> ApplicationInfo:
     """A poll sent before the helper confirmed the user's limit may have been
     answered before it: keep the confirmed limit rather than show the old one
-    again for a poll; a poll sent after it is the truth again."""
+    again for a poll, and its rate, measured under the old one, as not known
+    ("…", as the helper lists one just after a rule change); a poll sent after
+    it is the truth again."""
     for direction, (confirmed_at, rate_bps) in list(app.confirmed.items()):
         if asked_at is None or asked_at > confirmed_at:
             del app.confirmed[direction]
         else:
             info = _with_limit(info, direction, rate_bps)
+            if direction is Direction.DOWN:
+                info = dataclasses.replace(info, down_measuring=True)
+            else:
+                info = dataclasses.replace(info, up_measuring=True)
     return info

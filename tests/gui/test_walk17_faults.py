@@ -205,3 +205,31 @@ def test_a_poll_in_flight_across_resume_reads_measuring_where_rules_changed(
         client.release.set()
         app.dispose()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def test_a_poll_in_flight_across_a_confirmed_limit_reads_measuring_in_that_direction(
+    window,
+) -> None:  # type: ignore[no-untyped-def]
+    """As across a Resume: a poll sent before the helper confirmed the user's
+    limit may have been answered before it; the row kept the confirmed limit
+    (test_limit_truth) beside the rate measured under the old one (Dropbox's
+    890 KB/s under its 1 MB/s limit, just cleared). That direction reads "…"
+    for that poll; the other keeps its rate; a poll sent after is the truth."""
+    import time
+
+    from tests.gui.sample_data import sample_applications
+
+    dropbox = "app:com.dropbox.Client"
+    model = window._model
+    sent_before = time.monotonic()
+    model.mark_pending(dropbox, Direction.UP, None)
+    model.resolve_pending(dropbox, Direction.UP, succeeded=True)
+    model.apply_snapshot(sample_applications(), asked_at=sent_before)  # answered before the clear
+    table = window.table
+    assert table.proxy_index(dropbox, Column.UP_LIMIT).data() == "none"
+    assert table.proxy_index(dropbox, Column.UP).data() == "…", table.proxy_index(
+        dropbox, Column.UP
+    ).data()
+    assert table.proxy_index(dropbox, Column.DOWN).data() == "120 KB/s"  # its rules did not change
+    model.apply_snapshot(sample_applications(), asked_at=time.monotonic())  # sent after
+    assert table.proxy_index(dropbox, Column.UP).data() == "890 KB/s"
