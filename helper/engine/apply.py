@@ -213,17 +213,23 @@ class Apply:
         """app id -> bytes its limit of direction let through, for applications
         whose every process is under that one rule (another user's unlimited
         processes of the same program never pass through it) and whose rule
-        holds direction at a rate. Under a link a rule has a class in each
+        holds direction at a rate, its gate open. Under a link a rule has a class in each
         direction also for a priority alone or for the other direction's limit:
         that class passes none of the application's pure ACKs nor its traffic
         in other namespaces, and its count as the rate read a limited
-        downloader's upload and a critical far end's at 0 while they sent."""
+        downloader's upload and a critical far end's at 0 while they sent.
+        Nor does a rate's class beneath a closed gate (a block, a spent quota):
+        the gate passes only bare ACKs, which bypass the class, so a blocked
+        upload beside a TCP download read 0 from it (2026-12-06) while its
+        counters held the ACKs the gate let through; its rate comes from them."""
         shaped: dict[str, int] = {}
         for key in self.slots.rules():
             slot, app = self.slots.slot_of(key), self._index.application(key[0])
             if key[1] == FAIR_OWNER or slot is None or slot not in by_slot or app is None:
                 continue  # a fair share is no limit
             if table.outranked(key) or direction not in self.gating.rated(key, table.get(key)):
+                continue
+            if direction in self.gating.closed(key, table.get(key)):
                 continue
             if set(self.reached(table, key)) == app.processes.keys():
                 shaped[key[0]] = by_slot[slot]

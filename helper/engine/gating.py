@@ -11,7 +11,7 @@ tick; until then the kernel holds it blocked), until the next period.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
@@ -160,6 +160,24 @@ class Gating:
         if state is None or kernel is None or self._written.get((state.slot, direction)) is None:
             return state
         return replace(state, used=state.used_at_set + kernel[0])
+
+    def closed(self, key: RuleKey, limits: Mapping[Direction, Limit]) -> set[Direction]:
+        """The directions whose gate refuses all but bare TCP acknowledgements
+        now, as the last apply left them: blocked, or a quota spent and not
+        opened to its then-rate (a quota that blocks, or one whose then-rate
+        the shaper is only being given). Their rate beneath (rated()) holds
+        nothing meanwhile, and its class passes nothing."""
+        return {
+            direction
+            for direction, limit in limits.items()
+            if limit.blocked
+            or (
+                limit.quota is not None
+                and (state := self._quotas.state(key, direction)) is not None
+                and state.spent
+                and (key, direction) not in self._opened_at_then
+            )
+        }
 
     def rated(self, key: RuleKey, limits: dict[Direction, Limit]) -> dict[Direction, Limit]:
         """The directions the shaper should hold at a rate, and at which: the

@@ -36,7 +36,9 @@ class OvershootWatch:
         gating: Gating,
     ) -> None:
         """Count, per limited application and direction, the ticks in a row
-        its measured rate was above its (rated) limit."""
+        its measured rate was above its (rated) limit. A direction whose gate
+        is closed is not counted: what passes it (bare TCP acknowledgements,
+        listed as its rate) is not held to the rate beneath."""
         over: dict[tuple[str, Direction], int] = {}
         for key, limits in live:
             app, moved = index.application(key[0]), traffic.get(key[0])
@@ -44,7 +46,10 @@ class OvershootWatch:
                 continue
             if not (key[1] == ADMIN_OWNER or app.uids == frozenset({key[1]})):
                 continue
+            closed = gating.closed(key, limits)  # its acknowledgements alone pass: no rate held
             for direction, limit in gating.rated(key, limits).items():
+                if direction in closed:
+                    continue
                 rate = moved.down_bps if direction is Direction.DOWN else moved.up_bps
                 if rate > OVERSHOOT_SHARE * limit.rate_bps:
                     over[(key[0], direction)] = self._over.get((key[0], direction), 0) + 1

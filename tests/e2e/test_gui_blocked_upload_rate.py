@@ -11,8 +11,9 @@ are its acknowledgements, each 52 bytes at L3 (IPv4 20, TCP 20, timestamps
 limits to 100 KB/s beneath the block (as Harbor Browser's in the walk), the
 helper listed the upload at 0 B/s while its counters (tx_bytes) grew: it took
 that rate from the quota's tc class, which passes nothing under the block
-(helper/engine/core.py tick, meter.use_shaped; 2026-12-06): xfail, strict,
-until the helper lists it; the marker goes with that fix.
+(helper/engine/core.py tick, meter.use_shaped; until 2026-12-06). A closed
+gate's direction now takes its rate from the counters (Apply.wholly_shaped,
+Gating.closed; unit test: tests/helper/engine/test_blocked_direction_rate.py).
 """
 
 from __future__ import annotations
@@ -63,19 +64,7 @@ def _tcp_out_segments(netns: str) -> int:
     return int(dict(zip(names, values, strict=True))["OutSegs"])
 
 
-@pytest.mark.parametrize(
-    "with_quota",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the helper lists a blocked direction's rate from its quota's tc class: 0",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("with_quota", [False, True])
 def test_a_tcp_download_under_an_upload_block_goes_on_and_its_acks_are_listed_as_upload(
     qtbot, stack: Stack, gui: AppController, with_quota: bool
 ) -> None:  # type: ignore[no-untyped-def]
