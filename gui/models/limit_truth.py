@@ -121,9 +121,18 @@ class LimitState:
         return ("limit not met", "not met") if self.not_met else ("not enforced",)
 
     @property
+    def note_is_problem(self) -> bool:
+        """Whether the line under the limit says why it is not held: always when
+        nothing enforces it (paused under Xvfb, a used-up quota's cell read
+        "Blocked" over "quota used up today" while its traffic flowed); when it
+        is enforced but not met, only where no quota's line takes the place."""
+        return bool(self.problem_lines) and (not self.quota_lines or not self.not_met)
+
+    @property
     def note_lines(self) -> tuple[str, ...]:
-        """The line under the limit: the quota's, else why it is not held."""
-        return self.quota_lines or self.problem_lines
+        """The line under the limit: why nothing enforces it, else the quota's,
+        else why it is not met (note_is_problem)."""
+        return self.problem_lines if self.note_is_problem else self.quota_lines
 
 
 class _Quota(TypedDict, total=False):
@@ -340,12 +349,15 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
         quota = f" Set by the schedule {state.schedule} while it runs; a limit set here applies outside it.{quota}"
     if state.blocked:
         whose = f", {state.owner_note}" if state.owner_note else ""
+        if state.problem and not state.not_met:
+            # A block the kernel does not hold now (paused, the helper away: a dead
+            # helper's lapses within seconds). Not "blocked: no data passes" and
+            # then "Not enforced" (seen paused under Xvfb): set, and not holding.
+            return (f"{word}: block set{whose}.{quota} "
+                    f"{describe_problem(state.problem, units)}: traffic flows.")  # fmt: skip
         text = f"{word}: blocked{whose}: no data passes, open connections included.{quota}"
-        if (
-            state.problem
-        ):  # a block the kernel does not hold now; a dead helper's lapses within seconds
-            flows = "" if state.not_met else ": traffic flows"
-            text += f" {describe_problem(state.problem, units)}{flows}."
+        if state.problem:
+            text += f" {describe_problem(state.problem, units)}."
         return text
     if state.rate_bps <= 0:  # a quota's own problem: nothing is enforced now
         problem = f" {describe_problem(state.problem, units)}." if state.problem else ""

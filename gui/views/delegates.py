@@ -182,10 +182,10 @@ class LimitDelegate(QStyledItemDelegate):
                 QPalette.ColorRole.Text if state.quota_spent else QPalette.ColorRole.PlaceholderText
             )
             colour = option.palette.color(group, role)
-            if not state.quota_lines and enabled:  # why it is not held: amber, as the value
+            if state.note_is_problem and enabled:  # why it is not held: amber, as the value
                 colour = QColor(problem_colour(option.palette))
             painter.setPen(colour)
-            in_line = bool(state.problem_lines) and not state.quota_lines  # as LimitControl
+            in_line = state.note_is_problem  # as LimitControl
             sign = max(10, line_height - 2)
             room = quota_rect.width() - (sign + 3 if in_line else 0)
             line = fitting_line(lines, QFontMetrics(small), room)
@@ -199,7 +199,7 @@ class LimitDelegate(QStyledItemDelegate):
                 painter.drawPixmap(icon, warning_pixmap(style, sign))
                 painter.setOpacity(1.0)
         limited = state.held
-        if state.problem and limited and not (lines and not state.quota_lines):  # beside the value
+        if state.problem and limited and not (lines and state.note_is_problem):  # beside the value
             icon = QRect(slider_rect.right() - 14, slider_rect.center().y() - 6, 14, 14)
             painter.setOpacity(1.0 if enabled else WARNING_DISABLED_OPACITY)  # as LimitControl
             painter.drawPixmap(icon, warning_pixmap(style))
@@ -304,7 +304,7 @@ class LimitDelegate(QStyledItemDelegate):
                 editor.set_quota_lines(
                     state.note_lines,
                     state.quota_spent,
-                    problem=not state.quota_lines and bool(state.problem_lines),
+                    problem=state.note_is_problem,
                 )
 
     def setModelData(self, editor: QWidget, model: object, index: AnyIndex) -> None:

@@ -305,3 +305,40 @@ def test_a_paused_quotas_line_says_what_it_holds_to_from_the_rules(window: MainW
     text = notes.toolTip() or notes.text()
     assert "all 2.00 GB used this week: limited to 100 KB/s until next week" in text, text
     assert "Not enforced: limits are paused" in text and "blocked" not in text
+
+
+@pytest.mark.parametrize("away", ["paused", "helper away"])
+def test_a_block_nothing_enforces_says_so_under_its_value_and_in_the_pane(
+    qtbot, window: MainWindow, away: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Paused under Xvfb at 2x, a used-up quota's cell read "Blocked" over
+    "quota used up today" while its traffic flowed, and the detail pane began
+    "Upload: blocked: no data passes, open connections included." before
+    "Not enforced: limits are paused". Nothing enforcing it, the line under
+    the value says "not enforced" in a quota's place, and the pane says the
+    block is set and does not hold; enforced again, the quota's line is back."""
+    if away == "paused":
+        window.set_limits_paused(True)
+    else:
+        window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))
+    painted = window._model.limit_state(STEAM, Direction.DOWN)  # what the delegate paints
+    assert painted.note_lines == ("not enforced",) and painted.note_is_problem
+    assert window.select_application(STEAM)
+    control = window.limit_control(STEAM, Direction.DOWN)
+    assert control is not None
+    qtbot.waitUntil(lambda: control.quota.text() == "not enforced")
+    assert control.quota.property("problem") is True
+    notes = window.detail.limit_notes.toolTip() or window.detail.limit_notes.text()
+    down = next(line for line in notes.split("\n") if line.startswith("Download:"))
+    assert down.startswith("Download: block set.") and "no data passes" not in down, down
+    assert "Not enforced: " in down and down.endswith(": traffic flows."), down
+    if away == "paused":
+        window.set_limits_paused(False)
+    else:
+        window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    qtbot.waitUntil(lambda: control.quota.text() == "quota used up this month")
+    assert (
+        window._model.limit_state(STEAM, Direction.DOWN).note_lines[0] == "quota used up this month"
+    )
+    notes = window.detail.limit_notes.toolTip() or window.detail.limit_notes.text()
+    assert "Not enforced" not in notes and "block set" not in notes, notes
