@@ -29,12 +29,17 @@ HELPER_CONTROL_THREAD = "test-helper-control"
 
 
 @contextlib.contextmanager
-def running_gui(stack: Stack, qtbot: Any, settings_path: Path) -> Iterator[AppController]:
-    """The real controller and window on the stack's bus, shown and connected.
+def running_gui(stack: Stack, qtbot: Any, settings_path: Path,
+                poll_s: float | None = None) -> Iterator[AppController]:  # fmt: skip
+    """The real controller and window on the stack's bus, shown and connected
+    (polling every poll_s, if given: set in the settings before it starts).
     On exit, also on failure, both are disposed of as the app quits (so the
     window is not given to qtbot, which would close it again once deleted)
     and the worker thread must be gone."""
     settings = QSettings(str(settings_path), QSettings.Format.IniFormat)
+    if poll_s is not None:
+        settings.setValue("monitor/refresh_interval_s", poll_s)
+        settings.sync()
     controller = AppController(default_client_factory(stack.bus_address), settings, use_tray=False)
     controller.start(show_window=True)
     try:

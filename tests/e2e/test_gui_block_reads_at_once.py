@@ -25,7 +25,6 @@ import pytest
 from chadthrottle.contract import TICK_INTERVAL_S, Direction
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.models.columns import Column, Role
-from PySide6.QtCore import QSettings
 
 from tests.e2e.conftest import Stack
 from tests.e2e.gui_support import running_gui, streaming_app
@@ -39,11 +38,7 @@ QUIET_SHARE = 0.05  # "reads blocked": under this share of the rate before
 
 @pytest.fixture
 def gui(stack: Stack, qtbot, tmp_path) -> Iterator[AppController]:  # type: ignore[no-untyped-def]
-    path = tmp_path / "chadthrottle.ini"
-    settings = QSettings(str(path), QSettings.Format.IniFormat)
-    settings.setValue("monitor/refresh_interval_s", POLL_S)
-    settings.sync()
-    with running_gui(stack, qtbot, path) as controller:
+    with running_gui(stack, qtbot, tmp_path / "chadthrottle.ini", POLL_S) as controller:
         yield controller
 
 

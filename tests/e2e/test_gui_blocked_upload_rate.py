@@ -30,7 +30,7 @@ import pytest
 from chadthrottle.contract import Direction
 from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.models.columns import Column, Role
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from tests.e2e.conftest import Stack
 from tests.e2e.gui_support import running_gui
@@ -48,11 +48,7 @@ QUOTA_BYTES, THEN_BPS, UPLOAD_BPS = 300_000, 100_000, 200_000
 
 @pytest.fixture
 def gui(stack: Stack, qtbot, tmp_path) -> Iterator[AppController]:  # type: ignore[no-untyped-def]
-    path = tmp_path / "chadthrottle.ini"
-    settings = QSettings(str(path), QSettings.Format.IniFormat)
-    settings.setValue("monitor/refresh_interval_s", POLL_S)
-    settings.sync()
-    with running_gui(stack, qtbot, path) as controller:
+    with running_gui(stack, qtbot, tmp_path / "chadthrottle.ini", POLL_S) as controller:
         yield controller
 
 

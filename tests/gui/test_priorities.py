@@ -10,7 +10,6 @@ import dataclasses
 import pytest
 from chadthrottle.client import HelperClientError
 from chadthrottle.contract import ErrorName, LinkShapingInfo
-from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.models.priority_view import (
@@ -25,11 +24,12 @@ from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.priority_badge import COLOURS
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from chadthrottle.units import UnitSystem
-from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import QMenu
 
 from tests.gui.sample_data import MB, NO_CAPACITY, priority_applications, sample_applications
+from tests.gui.scripted_app import scripted_app
 from tests.gui.test_connection import ScriptedClient
 
 FIREFOX, STEAM, DROPBOX = (
@@ -224,16 +224,12 @@ class OldClient(ScriptedClient):
 @pytest.fixture
 def controller(qtbot, tmp_path, request):  # type: ignore[no-untyped-def]
     client = request.param()
-    app = AppController(lambda: client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
-                        use_tray=False, autostart_path=tmp_path / "a.desktop")  # fmt: skip
-    app.connection.set_refresh_interval(0.2)
-    app.model.set_viewer_uid(1000)
-    qtbot.addWidget(app.window)
-    app.start(show_window=True)
-    qtbot.waitUntil(lambda: app.connection.status.state is HelperState.CONNECTED, timeout=5000)
-    yield app, client
-    app.dispose()  # as the app quits: shut down, then deleted with its window
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    with scripted_app(client, tmp_path) as app:
+        app.model.set_viewer_uid(1000)
+        qtbot.addWidget(app.window)
+        app.start(show_window=True)
+        qtbot.waitUntil(lambda: app.connection.status.state is HelperState.CONNECTED, timeout=5000)
+        yield app, client
 
 
 @pytest.mark.parametrize("controller", [PriorityClient], indirect=True)

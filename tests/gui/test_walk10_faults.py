@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, RuleInfo
-from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.tray.tray import BLOCK_LABEL, TrayController, action_name
 from chadthrottle.gui.views.main_window import MainWindow
-from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu
 
 from tests.gui.sample_data import MB, sample_applications
+from tests.gui.scripted_app import scripted_app
 from tests.gui.test_connection import ScriptedClient
 
 FIREFOX = "app:org.mozilla.firefox"
@@ -74,10 +74,7 @@ def test_a_process_name_that_is_not_utf8_does_not_cut_the_window_from_the_helper
     itself, as UTF-8 text, and one name that was not took every poll down.
     The name is shown with its bad bytes replaced; the window stays connected."""
     client = HostileClient(hostile_process)
-    app = AppController(lambda: client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
-                        use_tray=False, autostart_path=tmp_path / "a.desktop")  # fmt: skip
-    try:
-        app.connection.set_refresh_interval(0.2)
+    with scripted_app(client, tmp_path) as app:
         polls: list[object] = []
         states: list[HelperState] = []
         app.connection.applicationsUpdated.connect(polls.append)
@@ -90,9 +87,6 @@ def test_a_process_name_that_is_not_utf8_does_not_cut_the_window_from_the_helper
         row = next(r for r in app.window._model._rows if r.info.id == FIREFOX)
         names = {p.pid: p.name for p in row.processes}
         assert names[hostile_process] == "\ufffdbad\ufffd", names
-    finally:
-        app.dispose()
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def _with(app_id: str, **changes: object) -> list[ApplicationInfo]:

@@ -5,17 +5,17 @@ gui17, each with the real widgets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 import pytest
 from chadthrottle.contract import ApplicationInfo, BackendInfo, Direction
-from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from chadthrottle.units import UnitSystem
-from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 
+from tests.gui.scripted_app import scripted_app
 from tests.gui.test_connection import ScriptedClient
 from tests.gui.test_walk_faults import PausingClient
 
@@ -61,10 +61,7 @@ def test_while_limits_are_paused_the_status_line_names_no_backend_as_holding_the
     shaped; resumed, which backend holds what again; the helper away, "—"."""
     monkeypatch.setattr("chadthrottle.gui.ipc.worker.BACKENDS_EVERY_N_POLLS", 1)  # read each poll
     client = client_class()
-    app = AppController(lambda: client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
-                        use_tray=False, autostart_path=tmp_path / "a.desktop")  # fmt: skip
-    try:
-        app.connection.set_refresh_interval(0.2)
+    with scripted_app(client, tmp_path) as app:
         app.start(show_window=True)
         line = app.window.status_line
         qtbot.waitUntil(lambda: line.backend.text().startswith("Backend: tc"), timeout=10_000)
@@ -85,9 +82,6 @@ def test_while_limits_are_paused_the_status_line_names_no_backend_as_holding_the
         app.window.set_limits_paused(True)
         app.window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper stopped."))
         assert line.backend.text() == "Backend: —"  # away: nothing known, nothing held
-    finally:
-        app.dispose()
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def _shown_notes(window) -> str:  # type: ignore[no-untyped-def]
@@ -175,10 +169,8 @@ def test_a_poll_in_flight_across_resume_reads_measuring_where_rules_changed(
     (measuring) where the change reaches (a limit, a block, a quota, a rule),
     as the helper lists one after a rule change; elsewhere it is the rate."""
     client = HeldPollClient()
-    app = AppController(lambda: client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
-                        use_tray=False, autostart_path=tmp_path / "a.desktop")  # fmt: skip
-    try:
-        app.connection.set_refresh_interval(0.2)
+    with scripted_app(client, tmp_path) as app, contextlib.ExitStack() as ending:
+        ending.callback(client.release.set)  # before the app is disposed of: the held poll ends
         app.start(show_window=True)
         qtbot.waitUntil(lambda: app.window.limits_paused, timeout=10_000)
         client.hold_next.set()
@@ -201,10 +193,6 @@ def test_a_poll_in_flight_across_resume_reads_measuring_where_rules_changed(
         # upload and Fractal hold none: the Resume changed nothing there
         assert shown[0] == ("…", "210 KB/s", "…", "8.00 KB/s"), shown
         assert shown[1] == ("4.98 MB/s", "210 KB/s", "0 B/s", "8.00 KB/s"), shown  # sent after it
-    finally:
-        client.release.set()
-        app.dispose()
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def test_a_poll_in_flight_across_a_confirmed_limit_reads_measuring_in_that_direction(

@@ -9,16 +9,16 @@ import dataclasses
 
 import pytest
 from chadthrottle.contract import BackendInfo, Direction, LinkShapingInfo
-from chadthrottle.gui.controller import AppController
 from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from chadthrottle.units import UnitSystem
-from PySide6.QtCore import QCoreApplication, QEvent, QSettings
+from PySide6.QtCore import QCoreApplication, QEvent
 
 from tests.gui.sample_data import MB, sample_applications
+from tests.gui.scripted_app import scripted_app
 from tests.gui.test_connection import ScriptedClient
 
 FIREFOX = "app:org.mozilla.firefox"
@@ -87,15 +87,13 @@ def pausing(qtbot, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr("chadthrottle.gui.priority_flow.SHAPING_EVERY_N_POLLS", 10**9)
     monkeypatch.setattr("chadthrottle.gui.ipc.worker.BACKENDS_EVERY_N_POLLS", 10**9)
     client = PausingClient()
-    app = AppController(lambda: client, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
-                        use_tray=False, autostart_path=tmp_path / "a.desktop")  # fmt: skip
-    app.connection.set_refresh_interval(0.2)
-    qtbot.addWidget(app.window)
-    app.start(show_window=True)
-    qtbot.waitUntil(lambda: app.connection.status.state is HelperState.CONNECTED, timeout=10_000)
-    yield app
-    app.dispose()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    with scripted_app(client, tmp_path) as app:
+        qtbot.addWidget(app.window)
+        app.start(show_window=True)
+        qtbot.waitUntil(
+            lambda: app.connection.status.state is HelperState.CONNECTED, timeout=10_000
+        )
+        yield app
 
 
 def test_the_status_line_follows_a_pause_and_a_resume_at_once(qtbot, pausing) -> None:  # type: ignore[no-untyped-def]
