@@ -55,6 +55,13 @@ def running(programs: tuple[Path, Path]) -> Iterator[list[subprocess.Popen[bytes
         stop(*processes)
 
 
+def _engine(datapath: Datapath, shaper: RecordingShaper | None = None,
+            rules: LimitTable | None = None) -> AdminEngine:  # fmt: skip
+    """The engine on the real datapath, tc said to be its backend."""
+    return AdminEngine(datapath, shaper or RecordingShaper(), ApplicationIndex(),
+                       lambda active: [BackendInfo("tc", True, "", ())], rules=rules)  # fmt: skip
+
+
 def _refuse_gate_of(engine: AdminEngine, app_id: str, monkeypatch: pytest.MonkeyPatch
                     ) -> Callable[[int], SlotGate]:  # fmt: skip
     """Every map access to app_id's download gate raises, as a kernel refusing
@@ -78,7 +85,7 @@ def _download_gate(engine: AdminEngine, app_id: str, read: Callable[[int], SlotG
 
 
 def test_a_gate_the_kernel_refuses_leaves_the_rest_of_the_tick_done(
-    kernel_ready: Path,
+    datapath: Datapath,
     programs: tuple[Path, Path],
     running: list[subprocess.Popen[bytes]],
     monkeypatch: pytest.MonkeyPatch,
@@ -95,48 +102,43 @@ def test_a_gate_the_kernel_refuses_leaves_the_rest_of_the_tick_done(
     table.set((other, ADMIN_OWNER), DOWN, Limit(0, 0, blocked=True))
     table.set((other, ADMIN_OWNER), UP, Limit.with_default_burst(100_000, 0))
     table.set((refused, ADMIN_OWNER), UP, Limit.with_default_burst(200_000, 0))  # keeps its slot
-    datapath, shaper = Datapath(cache_dir=kernel_ready), RecordingShaper()
-    datapath.open()
-    try:
-        engine = AdminEngine(datapath, shaper, ApplicationIndex(),
-                             lambda active: [BackendInfo("tc", True, "", ())], rules=table)  # fmt: skip
-        read = _refuse_gate_of(engine, refused, monkeypatch)
-        for _ in range(3):
-            engine.tick()
-        assert _download_gate(engine, other, read) & GATE_BLOCK, "the other's block"
-        assert sorted(spec.rate_bps for spec in shaper.wanted[UP].values()) == [100_000, 200_000]
-        pids = [process.pid for process in running]
-        assert all(engine._applier.hold.slot_of_process(pid) for pid in pids), "tagged"
-        assert _download_gate(engine, refused, read) == 0  # traffic flows: fails open
-        listed = {app.id: app for app in engine.list_applications()}
-        assert "did not take its block" in listed[refused].down_limit_problem
-        assert (listed[other].down_limit_problem, listed[other].up_limit_problem) == ("", "")
-        assert caplog.text.count(REFUSED) == 1, "logged once, not every tick"
-
-        monkeypatch.undo()  # the kernel takes it again: written at the next tick
+    shaper = RecordingShaper()
+    engine = _engine(datapath, shaper, table)
+    read = _refuse_gate_of(engine, refused, monkeypatch)
+    for _ in range(3):
         engine.tick()
-        assert _download_gate(engine, refused, read) & GATE_BLOCK
-        assert {app.id: app for app in engine.list_applications()}[refused].down_limit_problem == ""
-        assert "its gate written again" in caplog.text
+    assert _download_gate(engine, other, read) & GATE_BLOCK, "the other's block"
+    assert sorted(spec.rate_bps for spec in shaper.wanted[UP].values()) == [100_000, 200_000]
+    pids = [process.pid for process in running]
+    assert all(engine._applier.hold.slot_of_process(pid) for pid in pids), "tagged"
+    assert _download_gate(engine, refused, read) == 0  # traffic flows: fails open
+    listed = {app.id: app for app in engine.list_applications()}
+    assert "did not take its block" in listed[refused].down_limit_problem
+    assert (listed[other].down_limit_problem, listed[other].up_limit_problem) == ("", "")
+    assert caplog.text.count(REFUSED) == 1, "logged once, not every tick"
 
-        # A gate that cannot be opened is no longer renewed: it lapses (fails
-        # open), and the others' leases are renewed as before.
-        read = _refuse_gate_of(engine, refused, monkeypatch)
-        (outcome,) = engine.apply_changes([SetBlocked(refused, (DOWN,), False)])
-        assert outcome == refused
-        slots = [engine._applier.slots.slot_of((app, ADMIN_OWNER)) for app in (refused, other)]
-        keys = [policer_key(slot, POLICE_DOWN) for slot in slots if slot is not None]
-        leases = [read(key).lease_until_ns for key in keys]
-        engine.tick()
-        assert read(keys[0]).lease_until_ns == leases[0], "the refused gate's lease was renewed"
-        assert read(keys[1]).lease_until_ns > leases[1], "the other's lease was not renewed"
-        assert "could not renew" not in caplog.text
-    finally:
-        datapath.close()
+    monkeypatch.undo()  # the kernel takes it again: written at the next tick
+    engine.tick()
+    assert _download_gate(engine, refused, read) & GATE_BLOCK
+    assert {app.id: app for app in engine.list_applications()}[refused].down_limit_problem == ""
+    assert "its gate written again" in caplog.text
+
+    # A gate that cannot be opened is no longer renewed: it lapses (fails
+    # open), and the others' leases are renewed as before.
+    read = _refuse_gate_of(engine, refused, monkeypatch)
+    (outcome,) = engine.apply_changes([SetBlocked(refused, (DOWN,), False)])
+    assert outcome == refused
+    slots = [engine._applier.slots.slot_of((app, ADMIN_OWNER)) for app in (refused, other)]
+    keys = [policer_key(slot, POLICE_DOWN) for slot in slots if slot is not None]
+    leases = [read(key).lease_until_ns for key in keys]
+    engine.tick()
+    assert read(keys[0]).lease_until_ns == leases[0], "the refused gate's lease was renewed"
+    assert read(keys[1]).lease_until_ns > leases[1], "the other's lease was not renewed"
+    assert "could not renew" not in caplog.text
 
 
 def test_a_change_whose_gate_the_kernel_refuses_is_refused_alone(
-    kernel_ready: Path,
+    datapath: Datapath,
     programs: tuple[Path, Path],
     running: list[subprocess.Popen[bytes]],
     monkeypatch: pytest.MonkeyPatch,
@@ -144,26 +146,20 @@ def test_a_change_whose_gate_the_kernel_refuses_is_refused_alone(
     """Before, the raw error left apply_changes: the whole batch failed with
     no named error (the adapter's generic Failed), the other's block too."""
     refused, other = (f"exe:{program}" for program in programs)
-    datapath = Datapath(cache_dir=kernel_ready)
-    datapath.open()
-    try:
-        engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
-                             lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
-        engine.tick()
-        read = _refuse_gate_of(engine, refused, monkeypatch)
-        outcomes = engine.apply_changes(
-            [SetBlocked(refused, (DOWN,), True), SetBlocked(other, (DOWN,), True)]
-        )
-        assert isinstance(outcomes[0], KernelError) and "refused by the test" in str(outcomes[0])
-        assert outcomes[1] == other
-        assert _download_gate(engine, other, read) & GATE_BLOCK
-        assert [(rule.app_id, rule.blocked) for rule in engine.list_rules()] == [(other, True)]
-    finally:
-        datapath.close()
+    engine = _engine(datapath)
+    engine.tick()
+    read = _refuse_gate_of(engine, refused, monkeypatch)
+    outcomes = engine.apply_changes(
+        [SetBlocked(refused, (DOWN,), True), SetBlocked(other, (DOWN,), True)]
+    )
+    assert isinstance(outcomes[0], KernelError) and "refused by the test" in str(outcomes[0])
+    assert outcomes[1] == other
+    assert _download_gate(engine, other, read) & GATE_BLOCK
+    assert [(rule.app_id, rule.blocked) for rule in engine.list_rules()] == [(other, True)]
 
 
 def test_limits_resumed_past_a_gate_the_kernel_refuses(
-    kernel_ready: Path,
+    datapath: Datapath,
     programs: tuple[Path, Path],
     running: list[subprocess.Popen[bytes]],
     monkeypatch: pytest.MonkeyPatch,
@@ -175,17 +171,11 @@ def test_limits_resumed_past_a_gate_the_kernel_refuses(
     for app_id in (refused, other):
         table.set((app_id, ADMIN_OWNER), DOWN, Limit(0, 0, blocked=True))
     table.set_paused(True)
-    datapath = Datapath(cache_dir=kernel_ready)
-    datapath.open()
-    try:
-        engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
-                             lambda active: [BackendInfo("tc", True, "", ())], rules=table)  # fmt: skip
-        engine.tick()
-        read = _refuse_gate_of(engine, refused, monkeypatch)
-        engine.set_limits_paused(False)
-        assert not engine.limits_paused()
-        assert _download_gate(engine, other, read) & GATE_BLOCK
-        listed = {app.id: app for app in engine.list_applications()}
-        assert "did not take its block" in listed[refused].down_limit_problem
-    finally:
-        datapath.close()
+    engine = _engine(datapath, rules=table)
+    engine.tick()
+    read = _refuse_gate_of(engine, refused, monkeypatch)
+    engine.set_limits_paused(False)
+    assert not engine.limits_paused()
+    assert _download_gate(engine, other, read) & GATE_BLOCK
+    listed = {app.id: app for app in engine.list_applications()}
+    assert "did not take its block" in listed[refused].down_limit_problem
