@@ -171,6 +171,12 @@ def applications_report(apps: list[ApplicationInfo], paused: bool) -> str:
     return "\n".join([format_applications(apps), *notes])
 
 
+# ListRules says only that a rule is not in force; `list` says why (its *_limit_problem)
+RULE_NOT_IN_FORCE = (
+    "no (outranked by an admin rule, limits paused, or its block or quota not taken by the kernel)"
+)
+
+
 def format_rules(rules: list[RuleInfo]) -> str:
     rows = [["ID", "DIRECTION", "LIMIT", "BLOCKED", "QUOTA", "PRIORITY", "WHOSE", "IN FORCE"]]
     for rule in rules:
@@ -183,7 +189,7 @@ def format_rules(rules: list[RuleInfo]) -> str:
         rows.append([rule.app_id, rule.direction, format_limit(rule.rate_bps) if rule.rate_bps else "-",
                      "yes" if rule.blocked else "no", quota, "-" if rule.priority == "normal" else rule.priority,
                      owner_label(rule.owner),
-                     "yes" if rule.in_force else "no (outranked by an admin rule, or paused)"])  # fmt: skip
+                     "yes" if rule.in_force else RULE_NOT_IN_FORCE])  # fmt: skip
     return _table(rows)
 
 

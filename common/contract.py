@@ -453,8 +453,9 @@ METHODS: dict[str, MethodSpec] = {
             "The stored rules, one entry per rule and direction: every rule for a caller who may limit any "
             "application, else the caller's own and the administrator's. Keys: app_id s, direction s, "
             "rate_bps t, burst_bytes t, owner x (-1 the administrator: every user's processes; else the uid "
-            "whose processes it applies to), in_force b (false while an administrator rule outranks it or "
-            "limits are paused), priority s (normal when none; a priority-only rule has rate_bps 0).",
+            "whose processes it applies to), in_force b (false while an administrator rule outranks it, "
+            "limits are paused, or the kernel did not take its block or quota: ListApplications' "
+            "*_limit_problem says why), priority s (normal when none; a priority-only rule has rate_bps 0).",
             out_args=(Arg("rules", "aa{sv}"),),
         ),
         _method(
@@ -714,7 +715,7 @@ RULE_FIELDS: dict[str, str] = {
     "rate_bps": "t",
     "burst_bytes": "t",
     "owner": "x",  # ADMIN_OWNER, or the uid whose processes it applies to
-    "in_force": "b",  # False while an administrator rule outranks it, or limits are paused
+    "in_force": "b",  # False while an admin rule outranks it, limits are paused, or its gate was refused
     # API 4: rate_bps 0 is a rule with no rate (a block or a quota only).
     "blocked": "b",
     "quota_bytes": "t",  # 0: no quota

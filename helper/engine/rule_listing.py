@@ -60,7 +60,9 @@ class RuleListing:
                 limit.rate_bps,
                 limit.burst_bytes,
                 owner,
-                not table.paused and not table.outranked((app_id, owner)),
+                not table.paused
+                and not table.outranked((app_id, owner))
+                and ((app_id, owner), direction) not in self.gating.failed,
                 *self._gate_fields((app_id, owner), direction, limit),
                 limit.priority.value,
             )

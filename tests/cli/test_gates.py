@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 from chadthrottle.cli import ctl
 from chadthrottle.cli.gates import parse_clock, parse_size
-from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, RuleInfo
 
 
 def test_sizes_and_reset_times_parse_as_people_write_them() -> None:
@@ -135,6 +135,38 @@ def test_unblock_names_a_schedule_that_still_blocks() -> None:
     )
     assert unblock(Direction.DOWN, [night]) == "app:x: down unblocked"  # it blocks uploads only
     assert unblock(None, [idle, other]) == "app:x: down and up unblocked"
+
+
+class _Rules:
+    """A helper client with one ListRules answer (blocking_client's, as `rules` uses it)."""
+
+    def __init__(self, *rules: RuleInfo) -> None:
+        self.rules = list(rules)
+
+    def __enter__(self) -> _Rules:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def list_rules(self) -> list[RuleInfo]:
+        return self.rules
+
+
+def test_rules_says_a_block_the_kernel_did_not_take_is_not_in_force(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """in_force false for a refused gate (Gating.failed) reads "no" with that
+    among its reasons; `rules` lists, as `list` does, and ends with status 0
+    (status 6 is for a verb that set the limit)."""
+    held = RuleInfo("app:x", "down", 0, 0, ADMIN_OWNER, True, blocked=True)
+    refused = dataclasses.replace(held, app_id="app:y", in_force=False)
+    monkeypatch.setattr("chadthrottle.blocking_client.BlockingHelperClient",
+                        lambda: _Rules(held, refused))  # fmt: skip
+    assert ctl.main(["rules"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[1].endswith(" yes") and "app:x" in rows[1]
+    assert "app:y" in rows[2] and "no (" in rows[2] and "not taken by the kernel" in rows[2]
 
 
 def test_a_size_too_large_for_a_float_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -84,6 +84,11 @@ def _download_gate(engine: AdminEngine, app_id: str, read: Callable[[int], SlotG
     return int(read(policer_key(slot, POLICE_DOWN)).flags)
 
 
+def _in_force(engine: AdminEngine) -> dict[tuple[str, str], bool]:
+    """ListRules' in_force of each rule's direction."""
+    return {(rule.app_id, rule.direction): rule.in_force for rule in engine.list_rules()}
+
+
 def test_a_gate_the_kernel_refuses_leaves_the_rest_of_the_tick_done(
     datapath: Datapath,
     programs: tuple[Path, Path],
@@ -94,7 +99,9 @@ def test_a_gate_the_kernel_refuses_leaves_the_rest_of_the_tick_done(
     """Stored rules applied at the helper's first tick: one application's
     block refused by the kernel raised out of the tick, so the other's block,
     its upload limit's class and both tags were not written, that tick or any
-    after while the write kept failing ("engine tick failed" every second)."""
+    after while the write kept failing ("engine tick failed" every second).
+    ListRules then still said that block was in force (in_force true) while
+    ListApplications said it did not hold."""
     caplog.set_level(logging.INFO, logger="chadthrottle.engine.gating")
     refused, other = (f"exe:{program}" for program in programs)
     table = LimitTable()
@@ -116,11 +123,14 @@ def test_a_gate_the_kernel_refuses_leaves_the_rest_of_the_tick_done(
     assert "did not take its block" in listed[refused].down_limit_problem
     assert (listed[other].down_limit_problem, listed[other].up_limit_problem) == ("", "")
     assert caplog.text.count(REFUSED) == 1, "logged once, not every tick"
+    assert _in_force(engine) == {(refused, "down"): False, (refused, "up"): True,
+                                 (other, "down"): True, (other, "up"): True}, "ListRules"  # fmt: skip
 
     monkeypatch.undo()  # the kernel takes it again: written at the next tick
     engine.tick()
     assert _download_gate(engine, refused, read) & GATE_BLOCK
     assert {app.id: app for app in engine.list_applications()}[refused].down_limit_problem == ""
+    assert all(_in_force(engine).values())
     assert "its gate written again" in caplog.text
 
     # A gate that cannot be opened is no longer renewed: it lapses (fails
