@@ -43,6 +43,9 @@ class Gating:
         # each apply); failed: the same by rule, listed as not holding
         self._failing: dict[tuple[int, Direction], str] = {}
         self.failed: dict[tuple[RuleKey, Direction], str] = {}
+        # what the kernel holds for each live rule's direction: the setting last
+        # written to its gate (a refused write leaves the one before; none: open)
+        self._held: dict[tuple[RuleKey, Direction], GateSetting] = {}
         self._renew_failed = ""  # why the last renew raised, "" when it did not
 
     def apply(self, live: Iterable[tuple[RuleKey, int, dict[Direction, Limit]]], now: datetime,
@@ -119,6 +122,7 @@ class Gating:
             if gate in wanted or gate in self._written
         }
         self.failed = {(whose[g], g[1]): why for g, why in self._failing.items() if g in whose}
+        self._held = {(whose[g], g[1]): self._written[g] for g in wanted if g in self._written}
         try:
             gates.renew()
             self._renew_failed = ""
@@ -163,21 +167,23 @@ class Gating:
 
     def closed(self, key: RuleKey, limits: Mapping[Direction, Limit]) -> set[Direction]:
         """The directions whose gate refuses all but bare TCP acknowledgements
-        now, as the last apply left them: blocked, or a quota spent and not
-        opened to its then-rate (a quota that blocks, or one whose then-rate
-        the shaper is only being given). Their rate beneath (rated()) holds
-        nothing meanwhile, and its class passes nothing."""
-        return {
-            direction
-            for direction, limit in limits.items()
-            if limit.blocked
-            or (
-                limit.quota is not None
-                and (state := self._quotas.state(key, direction)) is not None
-                and state.spent
-                and (key, direction) not in self._opened_at_then
-            )
-        }
+        now, as the kernel holds them (the setting last written to the gate,
+        as the last apply left it): blocked, or a quota spent and not opened
+        to its then-rate (a quota that blocks, or one whose then-rate the
+        shaper is only being given). Their rate beneath (rated()) holds
+        nothing meanwhile, and its class passes nothing. A block or quota
+        whose gate the kernel refused is not closed: traffic fails open,
+        through the rate's class where there is one."""
+        closed = set()
+        for direction in limits:
+            held = self._held.get((key, direction))
+            if held is None:
+                continue
+            state = self._quotas.state(key, direction)
+            spent = held.budget_bytes is not None and state is not None and state.spent
+            if held.blocked or spent:
+                closed.add(direction)
+        return closed
 
     def rated(self, key: RuleKey, limits: dict[Direction, Limit]) -> dict[Direction, Limit]:
         """The directions the shaper should hold at a rate, and at which: the

@@ -1,0 +1,127 @@
+"""What the listing and the tick's watches take a gate to hold is what the
+kernel holds, not what the rule asks (recording stand-ins for the kernel;
+the real datapath's refused write: tests/helper/kernel/test_gate_write_failure.py).
+
+- A block whose gate the kernel refused is open (traffic fails open): the
+  rate beneath it holds the direction, and is read from its class."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, Direction
+from chadthrottle.helper.engine.api import LimitChange
+from chadthrottle.helper.engine.gating import Gating
+from chadthrottle.helper.engine.limits import Limit, LimitTable, default_burst_bytes
+from chadthrottle.helper.kernel.gates import GateSetting
+
+from tests.helper.engine.admin_engine import AdminEngine
+from tests.helper.engine.recording_ports import (
+    RecordingDatapath,
+    RecordingGates,
+    RecordingShaper,
+    SettableClock,
+    Traffic,
+    curl_index,
+)
+
+BERLIN = ZoneInfo("Europe/Berlin")
+CURL = "exe:/usr/bin/curl"
+DOWN, UP = Direction.DOWN, Direction.UP
+BUDGET, THEN_BPS, RATE_BPS = 300_000, 100_000, 50_000
+SENT_BPS = (
+    1_000_000  # what the application hands its sockets each second (UDP: the class drops most)
+)
+
+
+class RefusingGates(RecordingGates):
+    """Writes of the directions in refuse_writes raise, and reads of the
+    counts of those in refuse_reads: a kernel refusing that one gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refuse_writes: set[Direction] = set()
+        self.refuse_reads: set[Direction] = set()
+
+    def set(self, slot: int, direction: Direction, setting: GateSetting) -> None:
+        if direction in self.refuse_writes:
+            raise OSError("refused by the test")
+        super().set(slot, direction, setting)
+
+    def used_since_set(self, slot: int, direction: Direction) -> tuple[int, int] | None:
+        if direction in self.refuse_reads:
+            raise OSError("count unreadable in the test")
+        return super().used_since_set(slot, direction)
+
+
+class Stage:
+    """The engine over recording ports; second() moves one second on: the
+    application's sockets count SENT_BPS up, its class passed shaped_bps."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, rules: LimitTable | None = None,
+                 refuse_writes: set[Direction] | None = None) -> None:  # fmt: skip
+        self.datapath, self.shaper, self.gates = (
+            RecordingDatapath(),
+            RecordingShaper(),
+            RefusingGates(),
+        )
+        self.gates.refuse_writes = refuse_writes or set()
+        self.datapath.gates = self.gates  # type: ignore[assignment]
+        self.now, self.shaped = 0.0, 0
+        self.engine = AdminEngine(
+            self.datapath, self.shaper, curl_index(monkeypatch),
+            lambda active: [BackendInfo("tc", True, "", ())], clock=lambda: self.now,
+            wall_clock=SettableClock(1_799_236_800.0), zone=BERLIN, rules=rules,
+        )  # fmt: skip
+        self.second()
+
+    def second(self, shaped_bps: int = 0) -> ApplicationInfo:
+        self.now += 1.0
+        self.shaped += shaped_bps
+        self.shaper.sent = {slot: self.shaped for slot in set(self.datapath.process_slots.values())}
+        self.datapath.traffic = [Traffic(10, rx_bytes=0, tx_bytes=int(SENT_BPS * self.now))]
+        self.engine.tick()
+        return self.listed()
+
+    def listed(self) -> ApplicationInfo:
+        (listed,) = self.engine.list_applications()
+        return listed
+
+    def change(self, *changes: LimitChange) -> None:
+        assert self.engine.apply_changes(list(changes)) == [CURL] * len(changes)
+
+    def quota_slot(self, direction: Direction) -> int:
+        (slot,) = [
+            s for (s, d), g in self.gates.settings.items() if d is direction and g.budget_bytes
+        ]
+        return slot
+
+
+def test_a_refused_blocks_direction_is_read_from_the_rate_that_holds_it() -> None:
+    """Pure: a block whose write was refused is not closed; one written is."""
+    key = (CURL, ADMIN_OWNER)
+    limits = {UP: Limit(RATE_BPS, 10_000, blocked=True), DOWN: Limit(0, 0, blocked=True)}
+    gates, gating = RefusingGates(), Gating()
+    gates.refuse_writes = {UP}
+    gating.apply([(key, 1, limits)], datetime(2027, 1, 6, 12, 0, tzinfo=BERLIN), gates, {})
+    assert (key, UP) in gating.failed
+    assert gating.closed(key, limits) == {DOWN}, "the refused block is not held: it fails open"
+
+
+def test_a_refused_block_over_a_rate_lists_what_the_rates_class_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, the refused block's direction counted as closed: its rate was
+    read from the sockets' counters (1 MB/s the application handed them)
+    while the kernel passed 50 KB/s through the rate's class."""
+    table = LimitTable()
+    table.set((CURL, ADMIN_OWNER), UP, Limit(RATE_BPS, default_burst_bytes(RATE_BPS), blocked=True))
+    stage = Stage(monkeypatch, table, refuse_writes={UP})
+    stage.second(RATE_BPS)  # its class's first count: its rate is read from the next
+    listed = [stage.second(RATE_BPS) for _ in range(5)]
+    assert all("did not take its block" in app.up_limit_problem for app in listed)
+    rates = [app.up_bps for app in listed if not app.up_measuring]
+    assert len(rates) >= 3, listed
+    assert rates == [pytest.approx(RATE_BPS)] * len(rates), "not what the kernel passed"
