@@ -150,6 +150,12 @@ class Gating:
             log.info("slot %d %s: its gate written again", slot, direction.value)
         return True
 
+    def holds(self, key: RuleKey, direction: Direction) -> GateSetting | None:
+        """What the kernel holds a live rule's direction to, as the last apply
+        left it (None: its gate open): the setting last written to its gate,
+        whatever the rule asks."""
+        return self._held.get((key, direction))
+
     def quota_state(
         self, key: RuleKey, direction: Direction, gates: GatePort | None = None
     ) -> QuotaState | None:

@@ -32,13 +32,20 @@ class RuleListing:
         self, key: RuleKey, limits: Mapping[Direction, Limit]
     ) -> dict[Direction, DirectionHeld]:
         """What each direction of a rule holds now, for the listing (a rule
-        not in force says so in its problem); quotas as the kernel counts now."""
+        not in force says so in its problem); quotas as the kernel counts now.
+        A used-up quota whose gate the kernel still holds to its budget is
+        blocked, then-rate or not: its gate opens to the then-rate only at the
+        tick after the shaper was given it (gating.py)."""
         rated = self.gating.rated(key, dict(limits))
         held = {}
         for direction, limit in limits.items():
             quota = limit.quota
             left = self._quota_left(key, direction, quota) if quota else 0
-            blocked = limit.blocked or (quota is not None and not quota.then_rate_bps and left == 0)
+            gate = self.gating.holds(key, direction)
+            counting = gate is not None and gate.budget_bytes is not None
+            blocked = limit.blocked or (
+                quota is not None and left == 0 and (not quota.then_rate_bps or counting)
+            )
             held[direction] = DirectionHeld(
                 rate_bps=0 if blocked else (rated[direction].rate_bps if direction in rated else 0),
                 blocked=blocked,

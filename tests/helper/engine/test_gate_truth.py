@@ -3,7 +3,10 @@ kernel holds, not what the rule asks (recording stand-ins for the kernel;
 the real datapath's refused write: tests/helper/kernel/test_gate_write_failure.py).
 
 - A block whose gate the kernel refused is open (traffic fails open): the
-  rate beneath it holds the direction, and is read from its class."""
+  rate beneath it holds the direction, and is read from its class.
+- A used-up quota that then limits is blocked until its gate is opened to
+  its then-rate, a tick after the shaper is given it: listed as blocked
+  meanwhile, not as limited."""
 
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, Direction
-from chadthrottle.helper.engine.api import LimitChange
+from chadthrottle.helper.engine.api import LimitChange, SetQuota
 from chadthrottle.helper.engine.gating import Gating
 from chadthrottle.helper.engine.limits import Limit, LimitTable, default_burst_bytes
+from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.kernel.gates import GateSetting
 
 from tests.helper.engine.admin_engine import AdminEngine
@@ -125,3 +129,24 @@ def test_a_refused_block_over_a_rate_lists_what_the_rates_class_passes(
     rates = [app.up_bps for app in listed if not app.up_measuring]
     assert len(rates) >= 3, listed
     assert rates == [pytest.approx(RATE_BPS)] * len(rates), "not what the kernel passed"
+
+
+def test_a_used_up_quota_is_listed_blocked_until_its_gate_opens_to_its_then_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, in the tick the quota was seen used up (the shaper given its
+    then-rate, the gate still held to the spent budget) and between that
+    tick and the count read now, it was listed as limited to its then-rate."""
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, THEN_BPS)))
+    stage.second()
+    slot = stage.quota_slot(UP)
+    stage.gates.counted[(slot, UP)] = BUDGET + 100  # the kernel refuses from here
+    between = stage.listed()  # no tick yet: the count is read now
+    assert (between.up_blocked, between.up_limit_bps) == (True, 0)
+    seen = stage.second()  # the shaper is given the then-rate; the gate still refuses
+    assert stage.gates.settings[(slot, UP)].budget_bytes is not None, "gate not closed"
+    assert (seen.up_blocked, seen.up_limit_bps) == (True, 0)
+    opened = stage.second()
+    assert (slot, UP) not in stage.gates.settings, "gate not opened to the then-rate"
+    assert (opened.up_blocked, opened.up_limit_bps) == (False, THEN_BPS)
