@@ -43,6 +43,8 @@ class Gating:
         # each apply); failed: the same by rule, listed as not holding
         self._failing: dict[tuple[int, Direction], str] = {}
         self.failed: dict[tuple[RuleKey, Direction], str] = {}
+        # the quota counts the last apply could not read (the read raised), and why
+        self._unread: dict[tuple[int, Direction], str] = {}
         # what the kernel holds for each live rule's direction: the setting last
         # written to its gate (a refused write leaves the one before; none: open)
         self._held: dict[tuple[RuleKey, Direction], GateSetting] = {}
@@ -64,18 +66,31 @@ class Gating:
         opened: set[tuple[RuleKey, Direction]] = set()
         wanted: dict[tuple[int, Direction], GateSetting] = {}
         whose: dict[tuple[int, Direction], RuleKey] = {}
+        unread: dict[tuple[int, Direction], str] = {}
         followed = set()
         for key, slot, limits in live:
             for direction, limit in limits.items():
                 if limit.quota is not None:
                     stored = use.get((key, direction))
                     was = self._quotas.state(key, direction)
-                    state = self._quotas.follow(
-                        key, direction, limit.quota, slot, now, gates.used_since_set, stored
-                    )
+                    followed.add((key, direction))
+                    try:
+                        state = self._quotas.follow(
+                            key, direction, limit.quota, slot, now, gates.used_since_set, stored
+                        )
+                    except Exception as error:  # one count unread: its gate left as it is
+                        unread[(slot, direction)] = str(error) or type(error).__name__
+                        whose[(slot, direction)] = key
+                        kept = (
+                            GateSetting(blocked=True)
+                            if limit.blocked
+                            else self._written.get((slot, direction))
+                        )
+                        if kept is not None:
+                            wanted[(slot, direction)] = kept
+                        continue
                     if was is not None and was.spent != state.spent:
                         turned_apps.add((key[0], direction))
-                    followed.add((key, direction))
                     use[(key, direction)] = (state.period_start, state.used)
                     turned |= (
                         stored is None
@@ -121,7 +136,13 @@ class Gating:
             for gate, why in self._failing.items()
             if gate in wanted or gate in self._written
         }
-        self.failed = {(whose[g], g[1]): why for g, why in self._failing.items() if g in whose}
+        self._note_unread(unread)
+        unread_why = {g: f"its quota's count could not be read: {why}" for g, why in unread.items()}
+        self.failed = {
+            (whose[g], g[1]): why
+            for g, why in {**unread_why, **self._failing}.items()
+            if g in whose
+        }
         self._held = {(whose[g], g[1]): self._written[g] for g in wanted if g in self._written}
         try:
             gates.renew()
@@ -150,6 +171,18 @@ class Gating:
             log.info("slot %d %s: its gate written again", slot, direction.value)
         return True
 
+    def _note_unread(self, unread: dict[tuple[int, Direction], str]) -> None:
+        """Quota counts that could not be read (the read raised), logged once
+        (again when the reason changes; once more when read again): the tick
+        goes on past them, as past a gate write refused (_write)."""
+        for (slot, direction), why in unread.items():
+            if self._unread.get((slot, direction)) != why:
+                log.error("slot %d %s: could not read its quota's count: %s",
+                          slot, direction.value, why)  # fmt: skip
+        for slot, direction in set(self._unread) - set(unread):
+            log.info("slot %d %s: its quota's count read again", slot, direction.value)
+        self._unread = unread
+
     def holds(self, key: RuleKey, direction: Direction) -> GateSetting | None:
         """What the kernel holds a live rule's direction to, as the last apply
         left it (None: its gate open): the setting last written to its gate,
@@ -162,11 +195,14 @@ class Gating:
         """As the last apply left it, with the kernel's count read now when
         gates are given (a listing is then not a tick behind)."""
         state = self._quotas.state(key, direction)
-        kernel = (
-            gates.used_since_set(state.slot, direction)
-            if gates is not None and state is not None
-            else None
-        )
+        try:
+            kernel = (
+                gates.used_since_set(state.slot, direction)
+                if gates is not None and state is not None
+                else None
+            )
+        except Exception:  # the tick logs it and lists the quota as not holding (apply)
+            kernel = None
         if state is None or kernel is None or self._written.get((state.slot, direction)) is None:
             return state
         return replace(state, used=state.used_at_set + kernel[0])

@@ -6,10 +6,13 @@ the real datapath's refused write: tests/helper/kernel/test_gate_write_failure.p
   rate beneath it holds the direction, and is read from its class.
 - A used-up quota that then limits is blocked until its gate is opened to
   its then-rate, a tick after the shaper is given it: listed as blocked
-  meanwhile, not as limited."""
+  meanwhile, not as limited.
+- A quota whose count cannot be read stops nothing else in the tick, is
+  logged once, and is listed as not holding."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -150,3 +153,32 @@ def test_a_used_up_quota_is_listed_blocked_until_its_gate_opens_to_its_then_rate
     opened = stage.second()
     assert (slot, UP) not in stage.gates.settings, "gate not opened to the then-rate"
     assert (opened.up_blocked, opened.up_limit_bps) == (False, THEN_BPS)
+
+
+def test_a_quota_count_that_cannot_be_read_stops_nothing_else(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before, the read raised out of the tick at the gates: the other
+    direction's quota and everything after the gates (classes, tags, counts)
+    were not done, every tick while it kept failing."""
+    caplog.set_level(logging.INFO, logger="chadthrottle.engine.gating")
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (DOWN, UP), Quota(BUDGET, Period.DAY, 0, THEN_BPS)))
+    stage.second()
+    down, up = stage.quota_slot(DOWN), stage.quota_slot(UP)
+    stage.gates.refuse_reads = {UP}
+    stage.gates.counted[(down, DOWN)] = BUDGET + 100  # the other quota used up meanwhile
+    listed = [stage.second() for _ in range(3)]
+    assert stage.shaper.wanted[DOWN], "the other quota's then-rate not given to the shaper"
+    assert (down, DOWN) not in stage.gates.settings, "the other quota's gate not opened"
+    assert listed[-1].down_limit_bps == THEN_BPS and not listed[-1].down_limit_problem
+    assert stage.gates.settings[(up, UP)].budget_bytes == BUDGET, "the unread gate was changed"
+    assert all("could not be read" in app.up_limit_problem for app in listed)
+    assert caplog.text.count("could not read its quota's count") == 1, "logged once"
+    (rule,) = [r for r in stage.engine.list_rules() if r.direction == UP.value]
+    assert not rule.in_force
+
+    stage.gates.refuse_reads = set()
+    again = stage.second()
+    assert again.up_limit_problem == ""
+    assert "its quota's count read again" in caplog.text

@@ -18,11 +18,18 @@ import pytest
 from chadthrottle.contract import ADMIN_OWNER, BackendInfo, Direction
 from chadthrottle.helper.engine.api import SetBlocked
 from chadthrottle.helper.engine.limits import Limit, LimitTable
+from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.gates import SlotGates
-from chadthrottle.helper.kernel.layout import GATE_BLOCK, POLICE_DOWN, SlotGate, policer_key
+from chadthrottle.helper.kernel.layout import (
+    GATE_BLOCK,
+    GATE_QUOTA,
+    POLICE_DOWN,
+    SlotGate,
+    policer_key,
+)
 
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingShaper
@@ -189,3 +196,49 @@ def test_limits_resumed_past_a_gate_the_kernel_refuses(
     assert _download_gate(engine, other, read) & GATE_BLOCK
     listed = {app.id: app for app in engine.list_applications()}
     assert "did not take its block" in listed[refused].down_limit_problem
+
+
+def test_a_quota_count_the_kernel_will_not_give_stops_nothing_else(
+    datapath: Datapath,
+    programs: tuple[Path, Path],
+    running: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The count of one application's download quota cannot be read (the
+    read raises for that one slot): before, it raised out of the tick at the
+    gates, so nothing after them (the other's gate, classes, tags, counts)
+    was done while it kept failing."""
+    caplog.set_level(logging.INFO, logger="chadthrottle.engine.gating")
+    refused, other = (f"exe:{program}" for program in programs)
+    table = LimitTable()
+    for app_id in (refused, other):
+        table.set((app_id, ADMIN_OWNER), DOWN,
+                  Limit(0, 0, quota=Quota(5_000_000, Period.DAY, 0, 100_000)))  # fmt: skip
+    table.set((other, ADMIN_OWNER), UP, Limit.with_default_burst(100_000, 0))
+    shaper = RecordingShaper()
+    engine = _engine(datapath, shaper, table)
+    engine.tick()  # both quotas' gates written: each read at every tick from here
+    read = engine._datapath.gates.used_since_set
+    unreadable = engine._applier.slots.slot_of((refused, ADMIN_OWNER))
+
+    def reading(gates: SlotGates, slot: int, direction: Direction) -> tuple[int, int] | None:
+        if slot == unreadable:
+            raise OSError(errno.EFAULT, "count refused by the test")
+        return read(slot, direction)
+
+    monkeypatch.setattr(SlotGates, "used_since_set", reading)
+    for _ in range(3):
+        engine.tick()
+    assert engine.set_limit(other, UP, 200_000, 0) == other  # a change past it, too
+    assert [spec.rate_bps for spec in shaper.wanted[UP].values()] == [200_000]
+    assert _download_gate(engine, other, engine._datapath.gates._entry) & GATE_QUOTA
+    listed = {app.id: app for app in engine.list_applications()}
+    assert "could not be read" in listed[refused].down_limit_problem
+    assert listed[other].down_limit_problem == ""
+    assert _in_force(engine)[(refused, "down")] is False
+    assert caplog.text.count("could not read its quota's count") == 1, "logged once"
+
+    monkeypatch.undo()
+    engine.tick()
+    assert {app.id: app for app in engine.list_applications()}[refused].down_limit_problem == ""
