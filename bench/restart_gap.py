@@ -33,6 +33,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, Receiver, Stream, app_scope, netns_pair, start_stream
 
@@ -152,9 +153,11 @@ def limited_download(
 ) -> Iterator[tuple[Stream, list[HelperProcess]]]:
     """A download in an app scope, limited through a helper; yields the stream
     and the list of helpers (the caller appends restarted ones; all are
-    stopped on exit)."""
+    stopped on exit). The application's desktop id is this session's own
+    (tests/support/own_names.py): with one fixed id a second session's helper,
+    restarted, took the first's download for its application too."""
     helpers: list[HelperProcess] = []
-    with app_scope(cgroup2_mount(), "org.chadthrottle.BenchRestart") as scope:
+    with app_scope(cgroup2_mount(), own_names.desktop_id("BenchRestart")) as scope:
         stream = start_stream(pair, port, "down", app_cgroup=scope, seconds=600)
         try:
             os.setpriority(os.PRIO_PROCESS, stream.app_pid, READER_NICENESS)

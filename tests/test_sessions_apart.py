@@ -80,7 +80,8 @@ def test_a_killed_sessions_copy_goes_with_the_next_session() -> None:
 # Where a test's application runs under a session's helper: its desktop id must
 # come from tests/support/own_names.py (the tag), not be spelt in the test.
 _SPELT_ID = re.compile(r"(?:^|[^\w.])(?:app:)?org\.chadthrottle\.[A-Za-z{]")
-_CHECKED = ("tests/e2e", "tests/helper/kernel", "tests/support", "bench/accounting_scenarios.py")
+_CHECKED = ("tests/e2e", "tests/helper/kernel", "tests/support", "bench/accounting_scenarios.py",
+            "bench/restart_gap.py")  # fmt: skip
 
 
 def _spelt_desktop_ids(path: Path) -> list[str]:
