@@ -23,13 +23,17 @@ from tests.support.idle_app import idle_app
 from tests.support.waiting import eventually
 
 CTL = [sys.executable, "-m", "chadthrottle.cli.ctl"]
+# watch starts with SIGINT at its default, as from a terminal: a suite started
+# where SIGINT is ignored (`nohup scripts/run-tests &`, a script's background
+# job) passes that on to every child, and Python then raises no
+# KeyboardInterrupt. env(1) puts the default back and execs in place (same pid).
+DEFAULT_SIGINT = ["env", "--default-signal=INT"]
 
 
 def watch_process(address: str, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": address}
-    return subprocess.Popen(
-        [*CTL, "watch", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+    return subprocess.Popen([*DEFAULT_SIGINT, *CTL, "watch", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
 
 
 def next_line(process: subprocess.Popen[str], timeout_s: float = 10.0) -> str:
