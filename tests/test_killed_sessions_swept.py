@@ -62,6 +62,15 @@ def test_a_killed_sessions_empty_slice_goes_and_live_or_busy_ones_stay() -> None
         assert made["Busy"].exists(), "a slice with a process in it was removed"
 
 
+def test_a_slice_gone_since_the_listing_is_passed_over(tmp_path: Path) -> None:
+    """Two sessions sweep at once (the suite's lanes, another engineer's run):
+    a slice the other removed between this one's listing and its look inside
+    raised FileNotFoundError out of app_scope and failed the test that wanted
+    an app scope. A dangling link of the slices' name is such a slice."""
+    (tmp_path / f"{own_names.TEST_NAME_PREFIX}gone.slice").symlink_to(tmp_path / "removed")
+    assert sweep_killed_sessions_scopes(tmp_path) == []
+
+
 # A session making one namespace through tests/support/netns.py, then killed
 # (SIGKILL: no finally, no atexit) or, with "live", waiting for stdin.
 SESSION = """

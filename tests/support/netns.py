@@ -635,7 +635,10 @@ def sweep_killed_sessions_scopes(cgroup_root: Path) -> list[Path]:
     Returns the slices removed."""
     removed = []
     for slice_ in cgroup_root.glob("chadthrottle-test-*.slice"):
-        scopes = [child for child in slice_.iterdir() if child.is_dir()]
+        try:
+            scopes = [child for child in slice_.iterdir() if child.is_dir()]
+        except FileNotFoundError:  # another session's sweep removed it since the glob
+            continue
         pids = [scope.name.removesuffix(".scope").rsplit("-", 1)[-1] for scope in scopes]
         if not scopes or not all(
             pid.isdigit() and not Path(f"/proc/{pid}").exists() for pid in pids
