@@ -139,12 +139,15 @@ def restart_after_sigkill(
     return restarted
 
 
-def bounce_uplink(pair: NetnsPair, down_s: float = 1.0, settle_s: float = SETTLE_S) -> None:
-    """The uplink goes down and comes back up, as a cable pulled and plugged."""
+def bounce_uplink(pair: NetnsPair, down_s: float = 1.0, settle_s: float = SETTLE_S) -> float:
+    """The uplink goes down and comes back up, as a cable pulled and plugged;
+    returns when it was up again (time.monotonic(), the command done)."""
     subprocess.run(["ip", "-n", pair.host_ns, "link", "set", pair.host_if, "down"], check=True)
     time.sleep(down_s)
     subprocess.run(["ip", "-n", pair.host_ns, "link", "set", pair.host_if, "up"], check=True)
+    up_at = time.monotonic()
     time.sleep(settle_s)
+    return up_at
 
 
 @contextmanager

@@ -26,9 +26,11 @@ from bench.restart_gap import (
     limited_download,
     report,
     restart_after_sigkill,
+    samples_between,
 )
 from tests.support.helper_process import HelperProcess
 from tests.support.netns import NetnsPair, tc_dump
+from tests.support.sender_info import SenderSampler
 from tests.support.waiting import eventually
 
 MiB = 1024 * 1024
@@ -37,7 +39,6 @@ DOWN_S = 1.0
 # After the uplink was down the class's bucket has refilled to its burst, which
 # it lets through at once, as after any pause: a window may hold that much more.
 BURST_SHARE = default_burst_bytes(LIMIT_BPS) / (WINDOW_S * LIMIT_BPS)
-RTO_AFTER_LINK_UP_S = 1.0  # TCP retransmits on its backed-off timer once the link is back
 
 
 def _configuration(pair: NetnsPair) -> str:
@@ -79,14 +80,32 @@ def test_a_download_limit_holds_across_a_sigkill_restart_and_an_uplink_bounce(
         assert "adopted download shaping an earlier helper left" in helpers[-1].log_text()
 
         since = time.monotonic()
-        bounce_uplink(pair, down_s=DOWN_S)
+        sender = SenderSampler(stream.server.pid)
+        sender.start()
+        try:
+            up_at = bounce_uplink(pair, down_s=DOWN_S)
+        finally:
+            sender.stop()
         bounce = report("uplink down/up", stream.receiver, since, time.monotonic(), LIMIT_BPS)
-        print(bounce.line())
+        timeouts = sender.timeouts_from(up_at)
+        print(f"{bounce.line()}; sender's timeouts after link-up: {timeouts}")
         assert bounce.max_ratio <= TOLERANCE + BURST_SHARE, (
             f"the limit lapsed across the bounce: {bounce.line()}"
         )
-        assert bounce.longest_stall_s <= DOWN_S + RTO_AFTER_LINK_UP_S, (
-            f"downloads were lost: {bounce.line()}"
+        # Lost once the link is back: the sender's first retransmission from
+        # then on does not get through, and its timer expires again (two
+        # timeouts at least, or never acknowledged). How long the download
+        # waits for that retransmission is TCP's and the kernel's (the backed-
+        # off timer; both ends' neighbour entries are flushed at link-down):
+        # 0.01-0.8 s after link-up here, more beside another lane, so the
+        # stall itself is not judged (it was, against 2 s: 2.08 s failed).
+        assert timeouts is not None and timeouts <= 1, (
+            f"downloads were lost once the link was back: {timeouts} retransmission "
+            f"timeouts of the sender from link-up until acknowledged; {bounce.line()}"
+        )
+        after_up = samples_between(stream.receiver, up_at, time.monotonic())
+        assert after_up and after_up[-1][1] > after_up[0][1], (
+            f"the download did not resume once the link was back: {bounce.line()}"
         )
         assert _configuration(pair) == limited, "the bounce re-created or left tc objects"
         assert helpers[-1].returncode is None, helpers[-1].log_text()

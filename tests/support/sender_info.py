@@ -9,6 +9,7 @@ what the limit landed on, without asking the helper.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import struct
@@ -33,6 +34,7 @@ class Sample:
     total_retrans: int
     max_pacing: int
     unacked_new: int  # bytes of new data sent and not acknowledged
+    backoff: int  # retransmission timeouts in a row that no acknowledgment has ended (tcpi_backoff)
 
     @property
     def capped(self) -> bool:
@@ -51,7 +53,8 @@ def _decode(at: float, info: bytes) -> Sample:
     def u64(offset: int) -> int:
         return int(struct.unpack_from("Q", info, offset)[0])
 
-    return Sample(at, info[1], u32(32), u32(36), u32(100), u64(112), u64(200) - u64(208) - u64(120))
+    return Sample(at, info[1], u32(32), u32(36), u32(100), u64(112), u64(200) - u64(208) - u64(120),
+                  info[4])  # fmt: skip
 
 
 def _established_tcp(pid: int) -> socket.socket:
@@ -103,6 +106,20 @@ class SenderSampler(threading.Thread):
             if after.capped and not before.capped:
                 return before, after
         return None
+
+    def timeouts_from(self, when: float) -> int | None:
+        """How many retransmission timeouts the sender had from `when` until an
+        acknowledgment ended them (its backoff fell): 0 if it had none, None if
+        it still backed off when sampling stopped. Counted by the sender's own
+        timer, not by when someone woke to look: one timeout means the first
+        retransmission it made from `when` on got through."""
+        after = [sample for sample in self.samples if sample.at >= when]
+        timeouts = 0
+        for previous, sample in itertools.pairwise(after):
+            if sample.backoff < previous.backoff:
+                return timeouts
+            timeouts += sample.backoff - previous.backoff
+        return None if not after or after[-1].backoff else timeouts
 
     def at(self, when: float) -> Sample | None:
         """The first sample at or after `when`."""
