@@ -57,17 +57,22 @@ class ClsactWatch:
     def __init__(self, pair: NetnsPair) -> None:
         self._pair = pair
         self.grafts = 0
+        self._present = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        present = has_clsact(self._pair)
+        present = self._present
         while not self._stop.wait(0.01):
             now = has_clsact(self._pair)
             self.grafts += now and not present
             present = now
 
     def __enter__(self) -> ClsactWatch:
+        # The first reading before the caller goes on: taken by the thread, it
+        # could come after the caller's first graft (a loaded machine), which
+        # then read as there from the start and was not counted.
+        self._present = has_clsact(self._pair)
         self._thread.start()
         return self
 
