@@ -52,14 +52,16 @@ from chadthrottle.gui.widgets.sparkline import DOWN_COLOUR, UP_COLOUR
 from chadthrottle.units import UnitSystem, format_rate
 from chadthrottle.usage_contract import UsageRow
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette, QResizeEvent, QTextLayout
+from PySide6.QtGui import QColor, QFont, QPalette, QResizeEvent, QTextLayout
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFrame,
     QGraphicsItem,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QScrollArea,
     QSizePolicy,
     QSplitter,
     QTableView,
@@ -148,59 +150,54 @@ def average_tooltip(average_s: float) -> str:
     )
 
 
-# The notes under the rates line at most this many lines, the last cut with
-# "…" and the whole text in the tooltip: a helper's long reason (a filter on
-# each of several links) ran to eight lines, and in a short window the pane
-# cut them through the middle of a line.
+# The notes under the rates line take at most this many lines of the pane, with
+# a scroll bar beside longer ones (NotesBox): a helper's long reason (a filter on
+# each of several links) ran to eight lines, and in a short window the pane cut
+# them through the middle of a line. Cut with "…" instead (whole only in the
+# tooltip), at 2x on 1366x768 the last sentence was lost ("...when the quota's
+# bloc…"; one line with the graph compact).
 NOTES_MAX_LINES = 3
-
-
-def _lay_out(text: str, font: QFont, width: int) -> list[tuple[str, list[int]]]:
-    """Each paragraph of text word-wrapped at width, and where its lines start."""
-    laid: list[tuple[str, list[int]]] = []
-    for paragraph in text.split("\n"):
-        layout = QTextLayout(paragraph, font)
-        layout.beginLayout()
-        starts = []
-        while (line := layout.createLine()).isValid():
-            line.setLineWidth(width)
-            starts.append(line.textStart())
-        layout.endLayout()
-        laid.append((paragraph, starts or [0]))
-    return laid
 
 
 def wrapped_lines(text: str, font: QFont, width: int) -> int:
     """How many lines text takes word-wrapped at width (its paragraphs each on new lines)."""
-    return sum(len(starts) for _, starts in _lay_out(text, font, width))
+    lines = 0
+    for paragraph in text.split("\n"):
+        layout = QTextLayout(paragraph, font)
+        layout.beginLayout()
+        count = 0
+        while (line := layout.createLine()).isValid():
+            line.setLineWidth(width)
+            count += 1
+        layout.endLayout()
+        lines += max(count, 1)
+    return lines
 
 
-def cut_to_lines(text: str, font: QFont, width: int, max_lines: int = NOTES_MAX_LINES) -> str:
-    """text as word-wrapped at width (its paragraphs each on new lines), cut
-    after max_lines lines, the last line ending in "…"; text itself when it fits."""
-    laid = _lay_out(text, font, width)
-    if sum(len(starts) for _, starts in laid) <= max_lines:
-        return text
-    metrics = QFontMetrics(font)
-    kept: list[str] = []
-    for paragraph, starts in laid:
-        room = max_lines - sum(len(s) for _, s in laid[: len(kept)])
-        if len(starts) < room:
-            kept.append(paragraph)
-            continue
-        last = starts[room - 1]  # the last line shown starts here: cut it with "…"
-        tail = metrics.elidedText(paragraph[last:] + "…", Qt.TextElideMode.ElideRight, width)
-        kept.append(_ellipsis_after_a_word(paragraph[:last] + tail))
-        break
-    return "\n".join(kept)
+class NotesBox(QScrollArea):
+    """The notes' label, whole: as tall as its lines up to NOTES_MAX_LINES, a
+    scroll bar beside it where they run longer; no frame, the pane's background."""
 
+    def __init__(self, label: QLabel, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidgetResizable(True)
+        self.setBackgroundRole(QPalette.ColorRole.Window)
+        self.viewport().setAutoFillBackground(False)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the label's text is selectable with the mouse
+        self.setWidget(label)
+        label.setAutoFillBackground(False)
+        self.label = label
 
-def _ellipsis_after_a_word(text: str) -> str:
-    """The "…" straight after a word: a note cut at a sentence's end read
-    "...the day began.…" (2x on 1366x768, the graph compact)."""
-    if not text.endswith("…"):
-        return text
-    return text[:-1].rstrip(" .,;:") + "…"
+    def fit(self, lines: int, width: int) -> None:
+        """As tall as the label's lines at this width, up to NOTES_MAX_LINES of
+        them: its own height for the width, as it lays them out (selectable, as
+        a document: not the font's line spacing times the lines)."""
+        whole = self.label.heightForWidth(width)
+        height = whole if lines <= NOTES_MAX_LINES else whole * NOTES_MAX_LINES // lines
+        if self.height() != height or self.minimumHeight() != height:
+            self.setFixedHeight(height)
 
 
 def describe_limit_notes(
@@ -297,6 +294,7 @@ class DetailPane(QWidget):
     applicationShown = Signal(str)  # another application is shown: its history is wanted
     roomWanted = Signal(int)  # px more the pane would like (the connections' rows), at once
     foldedChanged = Signal(bool)  # True: only the rates line (set_folded)
+    notesResized = Signal()  # the notes took more or fewer lines, or came or went
 
     def __init__(
         self,
@@ -379,10 +377,12 @@ class DetailPane(QWidget):
         self.limit_notes.setAccessibleName("About the limits")
         self.limit_notes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.limit_notes.setWordWrap(True)
-        self.limit_notes.hide()
-        self._notes_shown: tuple[str, int] = ("", 0)  # the whole text, and the width it was cut at
-        self._notes_lines = 0  # the lines the notes take whole (not compact): up to NOTES_MAX_LINES
-        layout.addWidget(self.limit_notes)
+        self.limit_notes.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.notes_box = NotesBox(self.limit_notes, self)  # whole, scrolled where long
+        self.notes_box.hide()
+        self._notes_shown: tuple[str, int] = ("", 0)  # the whole text, and the width it was laid at
+        self._notes_lines = 0  # the lines in sight: up to NOTES_MAX_LINES
+        layout.addWidget(self.notes_box)
         # Graph above, connections below; the user moves the line between them.
         self.split = _Split(Qt.Orientation.Vertical, self)
         self.split.setChildrenCollapsible(False)
@@ -494,8 +494,6 @@ class DetailPane(QWidget):
             graph.set_compact(compact)
         if self._graph_view is not None:
             self._fit_graph_view(self._graph_view)
-        if self._notes_shown[0]:  # a line compact, NOTES_MAX_LINES whole
-            self._show_notes(self._notes_shown[0], again=True)
         if compact:
             self._connections_box.hide()
         elif self.connections_caption.text():  # answered while compact, or before
@@ -509,6 +507,10 @@ class DetailPane(QWidget):
         self.split.updateGeometry()
         layout.invalidate()
         layout.activate()
+        # folded, its height is its lines' with the new margins: folded for room while
+        # compact and then made whole, it kept the compact ones' and cut the notes' last
+        # line in half (2x, paused, under Xvfb)
+        self._fit_folded()
 
     def open_minimum_height(self, compact: bool = False) -> int:
         """The pane's smallest height open, whole or compact (set_compact),
@@ -517,21 +519,29 @@ class DetailPane(QWidget):
         height = self.minimumSizeHint().height() if not self.folded else 0
         if self.folded or self.plot.isHidden():
             height = max(height, self.summary.sizeHint().height() + 12) + GRAPH_MIN_HEIGHT
+            if self.folded and not self.notes_box.isHidden():  # open, they stand there too
+                height += self.notes_box.height() + PANE_SPACING
         elif self.compact:  # its least now is the compact one: the whole one's is more
             height += self._compact_saving(with_connections=False)
         if self.folded or self._connections_box.isHidden():
             height += self.connections_caption.sizeHint().height() + 4 + self.split.handleWidth()
-        return height - self._compact_saving() if compact else height
+        if not compact:
+            return height
+        # Compact, the room is judged as if the notes took one line, as when they
+        # were cut to one: their further lines (at most two) come from the list
+        # while they show, rather than folding a graph the user opened; a banner
+        # come on top still folds it (at 2x, paused: the list was left 2.0 rows).
+        lines = self._notes_lines if not self.notes_box.isHidden() else 1
+        notes = (lines - 1) * self.limit_notes.fontMetrics().lineSpacing()
+        return height - self._compact_saving() - notes
 
     def _compact_saving(self, with_connections: bool = True) -> int:
         """How much less the pane needs compact than whole: the graph's time
-        axis and some of its height, the margins, the notes' lines but one,
-        and the connections' line."""
-        gaps = 1 if self.limit_notes.isHidden() else 2
+        axis and some of its height, the margins and the connections' line
+        (the notes are as tall either way, read whole: NotesBox)."""
+        gaps = 1 if self.notes_box.isHidden() else 2
         saving = (GRAPH_MIN_HEIGHT - GRAPH_COMPACT_HEIGHT + 2 * (PANE_MARGIN - COMPACT_MARGIN)
                   + gaps * (PANE_SPACING - COMPACT_SPACING))  # fmt: skip
-        if not self.limit_notes.isHidden():
-            saving += (self._notes_lines - 1) * self.limit_notes.fontMetrics().lineSpacing()
         if with_connections:
             saving += self.connections_caption.sizeHint().height() + 4 + self.split.handleWidth()
         return saving
@@ -683,24 +693,31 @@ class DetailPane(QWidget):
             self.roomWanted.emit(short)  # the window resizes the pane now, or not
         self._fit_split()
 
-    def _show_notes(self, text: str, again: bool = False) -> None:
-        """The notes, cut to NOTES_MAX_LINES at the pane's width (cut_to_lines),
-        to one line compact; whole in the tooltip when cut."""
+    def _show_notes(self, text: str) -> None:
+        """The notes whole, NOTES_MAX_LINES of them in sight at the pane's
+        width and a scroll bar beside the rest (NotesBox), compact too: cut with
+        "…", their last sentence was only in the tooltip."""
         layout = self.layout()
         margins = layout.contentsMargins() if layout is not None else None
         sides = margins.left() + margins.right() if margins is not None else 0
-        width = self.width() - sides - 4  # the label spans the pane; a little under its wrapping
+        width = self.width() - sides - 4  # the box spans the pane; a little under its wrapping
         key = (text, width)
-        if key == self._notes_shown and self.limit_notes.isHidden() != bool(text) and not again:
+        if key == self._notes_shown and self.notes_box.isHidden() != bool(text):
             return
         self._notes_shown = key
         font, room = self.limit_notes.font(), max(width, 40)
-        self._notes_lines = min(NOTES_MAX_LINES, wrapped_lines(text, font, room)) if text else 0
-        shown = cut_to_lines(text, font, room, 1 if self.compact else NOTES_MAX_LINES)
-        self.limit_notes.setText(shown)
-        self.limit_notes.setToolTip(text if shown != text else "")
+        lines = wrapped_lines(text, font, room) if text else 0
+        if text != self.limit_notes.text():
+            self.limit_notes.setText(text)
+            self.limit_notes.setToolTip("")
+        before = (self.notes_box.isHidden(), self.notes_box.height())
+        self._notes_lines = min(NOTES_MAX_LINES, lines)
+        self.notes_box.fit(lines, room)
         self.limit_notes.setVisible(bool(text))
+        self.notes_box.setVisible(bool(text))
         self._fit_folded()
+        if (self.notes_box.isHidden(), self.notes_box.height()) != before:
+            self.notesResized.emit()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

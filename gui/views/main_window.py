@@ -162,6 +162,9 @@ class MainWindow(QMainWindow):
         self._list_roomy = True
         self.detail.foldedChanged.connect(self._on_detail_folded)
         self.detail.roomWanted.connect(self._give_detail_room)
+        # The notes' lines changed the pane's least height: folded or opened for it (at 2x,
+        # paused, three lines of notes under the compact graph left the list 2.1 rows).
+        self.detail.notesResized.connect(lambda: QTimer.singleShot(0, self, self._fold_for_room))
         # a banner or the detail's notes come or go: the list's rows are counted again
         splitter.installEventFilter(self)
 

@@ -252,6 +252,16 @@ def main() -> int:
         "compact": window.detail.compact,
         "lanes": [round(graph.item.getViewBox().height()) for graph in graphs],
         "time_axis": any(graph.item.getAxis("bottom").isVisible() for graph in graphs),
+        # the notes' lines past the first, in rows of the list: whole (gui18), they
+        # take them from the list
+        "notes_rows": max(
+            0,
+            window.detail.notes_box.height()
+            - window.detail.limit_notes.fontMetrics().lineSpacing(),
+        )
+        / table.visualRect(proxy.index(0, 0)).height()
+        if window.detail.notes_box.isVisible()
+        else 0,
     }
     print(json.dumps(report))
     window.deleteLater()

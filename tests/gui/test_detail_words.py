@@ -165,7 +165,10 @@ LONG_REACH = "; ".join(
 )
 
 
-def test_long_notes_are_cut_to_a_few_lines_and_whole_in_the_tooltip(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_long_notes_take_a_few_lines_with_a_scroll_bar_and_are_whole(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Eight lines of the helper's reason: the pane gives them NOTES_MAX_LINES
+    lines and a scroll bar beside them, the text whole (it was cut with "…",
+    whole only in the tooltip: gui18)."""
     apps = [
         dataclasses.replace(app, down_limit_reach=LONG_REACH) if app.id == FIREFOX else app
         for app in sample_applications()
@@ -173,16 +176,18 @@ def test_long_notes_are_cut_to_a_few_lines_and_whole_in_the_tooltip(window, qtbo
     window.resize(1100, 720)
     window._model.apply_snapshot(apps)
     assert window.select_application(FIREFOX)
-    notes = window.detail.limit_notes
+    notes, box = window.detail.limit_notes, window.detail.notes_box
     qtbot.waitUntil(notes.isVisible)
     line = notes.fontMetrics().lineSpacing()
-    assert notes.heightForWidth(notes.width()) <= NOTES_MAX_LINES * line + 4, notes.text()
-    assert notes.text().endswith("…") and LONG_REACH in notes.toolTip()
-    window.resize(700, 720)  # narrower: cut again, still whole lines
-    qtbot.waitUntil(lambda: notes.width() < 700)
-    assert notes.heightForWidth(notes.width()) <= NOTES_MAX_LINES * line + 4, notes.text()
-    window._model.apply_snapshot(sample_applications())  # a short note: whole, no tooltip
-    assert not notes.text().endswith("…") and notes.toolTip() == ""
+    assert box.height() <= NOTES_MAX_LINES * line + 4, box.height()
+    assert LONG_REACH in notes.text() and notes.toolTip() == ""
+    qtbot.waitUntil(box.verticalScrollBar().isVisible)
+    window.resize(700, 720)  # narrower: still those lines, still whole
+    qtbot.waitUntil(lambda: box.width() < 700)
+    assert box.height() <= NOTES_MAX_LINES * line + 4 and LONG_REACH in notes.text()
+    window._model.apply_snapshot(sample_applications())  # a short note: no scroll bar
+    qtbot.waitUntil(lambda: not box.verticalScrollBar().isVisible())
+    assert box.viewport().height() >= notes.heightForWidth(notes.width())
 
 
 def test_a_limit_asked_for_is_in_the_rates_line_at_once(window, qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -202,24 +207,6 @@ def test_a_limit_asked_for_is_in_the_rates_line_at_once(window, qtbot) -> None: 
     assert "up 210 KB/s (limit 300 KB/s, avg " in window.detail.summary.text()
     model.resolve_pending(FIREFOX, Direction.UP, succeeded=False)  # the helper refused it
     assert window.detail.summary.text().endswith("up 210 KB/s")
-
-
-def test_notes_cut_at_a_paragraphs_end_stay_whole_lines(qtbot) -> None:  # type: ignore[no-untyped-def]
-    """Three notes whose third line ends the second, a two-line one: the last
-    note goes and the second keeps both its lines, the last ending in "…"
-    (it was cut to one elided line)."""
-    from chadthrottle.gui.views.detail_pane import cut_to_lines
-    from PySide6.QtGui import QFont, QFontMetrics
-
-    font = QFont()
-    metrics = QFontMetrics(font)
-    width = metrics.horizontalAdvance("x" * 40)
-    second = " ".join(["word"] * 14)  # two lines at 40 x-widths
-    cut = cut_to_lines("\n".join(["Short note.", second, "Last note."]), font, width, max_lines=3)
-    lines = cut.split("\n")
-    assert len(lines) == 2 and lines[0] == "Short note." and lines[1].endswith("…"), cut
-    assert metrics.horizontalAdvance(lines[1]) > width, cut  # still two lines of it
-    assert cut_to_lines("One.\nTwo.", font, width, max_lines=3) == "One.\nTwo."
 
 
 def test_with_no_application_listed_the_pane_asks_for_no_selection(qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,78 @@
+"""What gui18's walk under Xvfb (1366x768, openbox, trayer; 1x and 2x) found in
+the main window, each with the real widgets (offscreen)."""
+
+from __future__ import annotations
+
+import time
+
+from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, RuleInfo
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+
+from tests.gui.test_compact_graph import CONNECTION, rows_shown
+from tests.gui.test_walk10_faults import _with
+
+# As the stage's Harbor Browser: an upload quota's block over a limit of one's own.
+HARBOR = "app:org.mozilla.firefox"
+CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
+
+
+def _notes_read_whole(window) -> bool:  # type: ignore[no-untyped-def]
+    """The notes' whole text is in the pane: in its label, the label's every line
+    in sight or a scroll bar beside it (not only in a tooltip)."""
+    notes, box = window.detail.limit_notes, getattr(window.detail, "notes_box", None)
+    room = notes.height() if box is None else box.viewport().height()  # (before: no box)
+    whole = room >= notes.heightForWidth(notes.width())
+    scrolls = box is not None and box.verticalScrollBar().isVisible()
+    return not notes.text().endswith("…") and (whole or scrolls)
+
+
+def test_the_detail_pane_reads_its_notes_whole_at_2x(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    """At 2x on 1366x768, limits paused and an upload quota's block over a limit
+    of one's own, the pane's notes stopped at three lines, "...it applies again
+    from the next day, when the quota's bloc…", and at one line with the graph
+    open (compact): "...Your upload limit of 1.00 MB/s is kept: it…"; the rest
+    only in the tooltip. The notes are read whole in the pane (a scroll bar beside
+    the few lines it gives them where they run longer), and the list keeps its
+    rows: four beside the compact graph, and a banner on top folds it for room."""
+    from chadthrottle.gui.ipc.worker import Snapshot
+
+    controller = make_controller()
+    window = controller.window
+    window.set_status(CONNECTED)
+    quota = {"quota_bytes": 10**6, "quota_period": "day", "quota_then_bps": 0}
+    rules = (RuleInfo(HARBOR, "up", 10**6, 0, ADMIN_OWNER, True, **quota),)
+    listing = tuple(
+        _with(HARBOR, up_blocked=True, up_limit_bps=0, up_quota_bytes=10**6,
+              up_quota_left_bytes=0, up_quota_period="day", up_limit_problem=PAUSED_PROBLEM)
+    )  # fmt: skip
+    window.resize(669, 344)  # the window at 2x on 1366x768 under Xvfb (openbox)
+    window.show()
+    qtbot.waitExposed(window)
+    controller.connection.applicationsUpdated.emit(Snapshot(listing, {}, time.monotonic(), rules))
+    assert window.select_application(HARBOR)
+    notes = window.detail.limit_notes
+    qtbot.waitUntil(notes.isVisible)
+    for said in ("Not enforced: limits are paused", "when the quota's block ends."):
+        assert said in notes.text(), notes.text()
+    assert window.detail.folded  # short: it starts folded
+    qtbot.waitUntil(lambda: _notes_read_whole(window), timeout=2000)
+    assert rows_shown(window) >= 3, rows_shown(window)  # as the folded window's least keeps
+    window.show_connections(HARBOR, [CONNECTION])
+    window.detail.fold_button.click()  # the user opens the graph: compact
+    qtbot.waitUntil(lambda: window.detail.compact and not window.detail.folded, timeout=2000)
+    assert "when the quota's block ends." in notes.text(), notes.text()
+    qtbot.waitUntil(lambda: _notes_read_whole(window), timeout=2000)
+    qtbot.waitUntil(lambda: rows_shown(window) >= 4, timeout=2000)
+    # The paused banner come on top: the graph folds for room, as it did with the
+    # notes cut to a line (their three whole lines left the list 2.0 rows at first).
+    window.set_limits_paused(True)
+    qtbot.waitUntil(lambda: window.detail.folded and rows_shown(window) >= 3.5, timeout=2000)
+    assert _notes_read_whole(window)
+    # and the pane as tall as its lines then: folded while compact, it kept the compact
+    # margins' height once whole, and the notes' last line went half under the status bar
+    box, pane = window.detail.notes_box, window.detail
+    qtbot.waitUntil(lambda: not pane.compact)
+    assert box.geometry().bottom() < pane.height(), (box.geometry(), pane.height())
+    window.set_limits_paused(False)  # gone again: opened again, compact
+    qtbot.waitUntil(lambda: window.detail.compact and not window.detail.folded, timeout=2000)
+    qtbot.waitUntil(lambda: rows_shown(window) >= 4, timeout=2000)
