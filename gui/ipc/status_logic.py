@@ -37,23 +37,24 @@ STOPPED = "The helper stopped."
 ARROWS = {"down": "▼", "up": "▲"}  # as the window's totals and the link field say them
 
 
-def backend_summary(backends: tuple[BackendInfo, ...]) -> str:
-    """ "ebpf ▼, tc ▲" for the status bar; "ebpf" when one backend holds
-    both directions (the tooltip says so): "ebpf (down, up)" left the link field
-    too little room at 2x on 1366x768 ("Link not shaped: ▼ 40.0…"). Arrows, not
-    words: "Backend: tc (down)" beside "Helper: connected" read as tc being down."""
+def backend_field(backends: tuple[BackendInfo, ...]) -> str:
+    """ "Backend: ebpf ▼, tc ▲" for the status bar; "Backend: ebpf" when one
+    backend holds both directions (the tooltip says so): "ebpf (down, up)" left
+    the link field too little room at 2x on 1366x768 ("Link not shaped: ▼ 40.0…").
+    Arrows, not words: "Backend: tc (down)" beside "Helper: connected" read as tc
+    being down. Where none holds anything (nothing limited), those that could:
+    "Backends ready: tc, ebpf"; "Backend: tc, ebpf" there read as both holding
+    limits that nobody had set (gui18, under Xvfb)."""
     active = [b for b in backends if b.available and b.active_directions]
     if len(active) == 1 and set(active[0].active_directions) >= {"down", "up"}:
-        return active[0].name
-    parts = []
-    for backend in backends:
-        if backend.available and backend.active_directions:
-            arrows = "".join(ARROWS.get(d, d) for d in backend.active_directions)
-            parts.append(f"{backend.name} {arrows}")
+        return f"Backend: {active[0].name}"
+    parts = [f"{b.name} {''.join(ARROWS.get(d, d) for d in b.active_directions)}" for b in active]
     if parts:
-        return ", ".join(parts)
+        return "Backend: " + ", ".join(parts)
     available = [backend.name for backend in backends if backend.available]
-    return ", ".join(available) if available else "none"
+    if not available:
+        return "Backend: none"
+    return f"Backend{'s' * (len(available) > 1)} ready: {', '.join(available)}"
 
 
 def derive_status(seen: Observations) -> HelperStatus:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chadthrottle.contract import BackendInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.ipc.status_logic import backend_summary
+from chadthrottle.gui.ipc.status_logic import backend_field
 from chadthrottle.gui.models.limit_truth import LimitTally
 from chadthrottle.gui.models.priority_view import LinkSummary
 from chadthrottle.gui.widgets.limit_slider import problem_colour
@@ -147,9 +147,14 @@ class StatusLine(QStatusBar):
                 + (f" Available: {available}." if available else "")
             )
             return
-        self.backend.setText(f"Backend: {backend_summary(backends)}")
+        self.backend.setText(backend_field(backends))
         holding = [f"{b.name} holds the {' and '.join(WORDS.get(d, d) for d in b.active_directions)} limits"
                    for b in backends if b.available and b.active_directions]  # fmt: skip
+        ready = [b.name for b in backends if b.available and not b.active_directions]
+        if ready and not holding:  # nothing limited (or nothing in force): none holds anything
+            holding = [
+                f"None holds a limit now; {' and '.join(ready)} can enforce limits once set."
+            ]
         unavailable = [f"{b.name}: {b.reason}" for b in backends if not b.available]
         self.backend.setToolTip("\n".join([*holding, *unavailable]) or "All backends available")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 
-from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, RuleInfo
+from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, BackendInfo, RuleInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.views.status_line import StatusLine
 
 from tests.gui.test_compact_graph import CONNECTION, rows_shown
 from tests.gui.test_walk10_faults import _with
@@ -76,3 +77,24 @@ def test_the_detail_pane_reads_its_notes_whole_at_2x(qtbot, make_controller) -> 
     window.set_limits_paused(False)  # gone again: opened again, compact
     qtbot.waitUntil(lambda: window.detail.compact and not window.detail.folded, timeout=2000)
     qtbot.waitUntil(lambda: rows_shown(window) >= 4, timeout=2000)
+
+
+def test_with_nothing_limited_the_backend_field_holds_nothing(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """With no limit set the status line read "Backend: tc, ebpf" (the backends
+    available) in the place where, with limits, it says which holds what
+    ("tc ▼, ebpf ▲"), as if both held something. It says they are ready."""
+    line = StatusLine()
+    qtbot.addWidget(line)
+    line.set_status(CONNECTED)
+    line.set_backends((BackendInfo("tc", True, "", ()), BackendInfo("ebpf", True, "", ())))
+    assert line.backend.text() == "Backends ready: tc, ebpf", line.backend.text()
+    assert "None holds a limit now" in line.backend.toolTip(), line.backend.toolTip()
+    line.set_backends((BackendInfo("tc", True, "", ()), BackendInfo("ebpf", False, "no BTF", ())))
+    assert line.backend.text() == "Backend ready: tc", line.backend.text()
+    assert "ebpf: no BTF" in line.backend.toolTip()
+    line.set_backends((BackendInfo("tc", True, "", ("down",)), BackendInfo("ebpf", True, "", ())))
+    assert line.backend.text() == "Backend: tc ▼"  # holding: as before
+    line.set_paused(True)
+    assert line.backend.text() == "Backend: paused"  # gui17's, kept
+    line.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper stopped."))
+    assert line.backend.text() == "Backend: —"
