@@ -148,7 +148,9 @@ class StatusLine(QStatusBar):
             )
             return
         self.backend.setText(backend_field(backends))
-        holding = [f"{b.name} holds the {' and '.join(WORDS.get(d, d) for d in b.active_directions)} limits"
+        # what is set: limits, blocks, quotas, the link's shaping for priorities ("holds the
+        # download and upload limits" read beside "No limits" with only the link shaped)
+        holding = [f"{b.name} enforces what is set for the {' and '.join(WORDS.get(d, d) for d in b.active_directions)}"
                    for b in backends if b.available and b.active_directions]  # fmt: skip
         ready = [b.name for b in backends if b.available and not b.active_directions]
         if ready and not holding:  # nothing limited (or nothing in force): none holds anything

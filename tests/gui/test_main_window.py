@@ -48,7 +48,7 @@ def test_one_backend_for_both_directions_leaves_the_link_field_its_room(window: 
     assert window.status_line.backend.text() == "Backend: ebpf"
     assert (
         window.status_line.backend.toolTip()
-        == "ebpf holds the download and upload limits\ntc: no IFB"
+        == "ebpf enforces what is set for the download and upload\ntc: no IFB"
     )
     not_met = "not met: measured 9.10 MB/s, above the limit for 6 s"
     window._model.apply_snapshot([dataclasses.replace(a, up_limit_problem=not_met) if a.name == "Dropbox" else a

@@ -98,3 +98,19 @@ def test_with_nothing_limited_the_backend_field_holds_nothing(qtbot) -> None:  #
     assert line.backend.text() == "Backend: paused"  # gui17's, kept
     line.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper stopped."))
     assert line.backend.text() == "Backend: —"
+
+
+def test_the_backend_fields_tooltip_says_no_limits_where_none_are(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb with no limit set but a priority and a link capacity (tc shaping
+    the link both ways), the field's tooltip read "tc holds the download and upload
+    limits" beside "No limits". It says what tc does without naming limits."""
+    line = StatusLine()
+    qtbot.addWidget(line)
+    line.set_status(CONNECTED)
+    line.set_backends(
+        (BackendInfo("tc", True, "", ("down", "up")), BackendInfo("ebpf", True, "", ()))
+    )
+    assert line.backend.text() == "Backend: tc"
+    assert line.backend.toolTip() == "tc enforces what is set for the download and upload", (
+        line.backend.toolTip()
+    )
