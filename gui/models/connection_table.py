@@ -39,7 +39,14 @@ NO_VALUE = "\u2014"
 MEASURING = "\u2026"  # counted, but seen once: a rate needs a second answer
 UNCOUNTED_TOOLTIP = NO_RATE_TOOLTIP
 MEASURING_TOOLTIP = "Measuring: a socket's rate is the change of its byte counters between two answers from the helper, a second apart."
-BYTES_TOOLTIP = "TCP payload since the connection opened, as the kernel counts it (no headers, no retransmissions)."
+# Why a connection can read 0 beside its application's rate: under an upload
+# block, Harbor's row read Up 13.6 KB/s (its download's bare acknowledgements,
+# whole packets as the application's counters count them) and its only
+# connection Up 0 B/s, Sent 0 B (gui18's walk under Xvfb, 2026-12-06).
+_PAYLOAD_ONLY = ("as the kernel counts it: no headers, no retransmissions, no bare acknowledgements. "
+                 "The application's row counts whole packets, so it can read more.")  # fmt: skip
+BYTES_TOOLTIP = f"TCP payload since the connection opened, {_PAYLOAD_ONLY}"
+RATE_TOOLTIP = f"TCP payload a second, {_PAYLOAD_ONLY}"
 
 
 class ConnColumn(IntEnum):
@@ -232,7 +239,9 @@ class ConnectionTableModel(QAbstractTableModel):
         ):
             return MEASURING_TOOLTIP
         if column in (ConnColumn.DOWN, ConnColumn.UP, ConnColumn.RECEIVED, ConnColumn.SENT):
-            return UNCOUNTED_TOOLTIP if row.info.rx_bytes < 0 else BYTES_TOOLTIP
+            if row.info.rx_bytes < 0:
+                return UNCOUNTED_TOOLTIP
+            return RATE_TOOLTIP if column in (ConnColumn.DOWN, ConnColumn.UP) else BYTES_TOOLTIP
         if column is ConnColumn.HOST:
             return row.info.remote
         return None

@@ -284,3 +284,23 @@ def test_a_closed_cache_starts_no_thread_and_calls_back_no_more() -> None:
     assert not dns._workers and dns.on_resolved is None
     dns._lookup("192.0.2.5")  # a lookup already running when closed ends quietly
     assert called == []
+
+
+def test_a_connections_numbers_say_they_leave_out_what_the_applications_row_counts() -> None:
+    """Under an upload block (gui18's walk under Xvfb) an application's row read
+    Up 13.6 KB/s, its download's bare acknowledgements, while its only
+    connection read Up 0 B/s and Sent 0 B: the kernel's per-connection counts
+    are payload only. The connection's cells say so, and that the row counts
+    whole packets; rates are said to be a second's, totals since it opened."""
+    clock = Clock()
+    model = ConnectionTableModel(dns=InlineDns({}, clock), clock=clock)
+    model.set_connections(APP, [tcp(1, 50_000, 0)])
+    clock.now += 1.0
+    model.set_connections(APP, [tcp(1, 90_000, 0)])  # a rate now: Down 40 kB/s, Up 0
+    for column in (ConnColumn.DOWN, ConnColumn.UP, ConnColumn.RECEIVED, ConnColumn.SENT):
+        tip = model.index(0, column).data(Qt.ItemDataRole.ToolTipRole)
+        assert "no bare acknowledgements" in tip and "whole packets" in tip, (column, tip)
+    assert "a second" in model.index(0, ConnColumn.UP).data(Qt.ItemDataRole.ToolTipRole)
+    assert "since the connection opened" in model.index(0, ConnColumn.SENT).data(
+        Qt.ItemDataRole.ToolTipRole
+    )
