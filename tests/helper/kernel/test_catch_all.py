@@ -13,10 +13,11 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel import catch_all
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
-from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_unadopted
+from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from pyroute2 import IPRoute
 
 from tests.support.netns import NetnsPair, entered_netns, tc_dump
+from tests.support.unadopted import remove_unadopted_until
 
 LINK = LinkShaping(capacity_bps=1_250_000)
 OURS = "match 00000000/00000000 at 0"  # every catch-all matches everything
@@ -103,7 +104,7 @@ def test_a_killed_shapers_catch_alls_go_and_a_foreign_u32_stays(
                     for hooks in killed._hooks.values():
                         for hook in hooks.values():
                             ipr.link("del", index=hook.ifb.ifindex)
-                assert remove_unadopted(ipr) == 2, successor
+                assert remove_unadopted_until(ipr, 2) == 2, successor
         finally:
             ipr.close()
         after = tc_dump(pair.host_ns)

@@ -26,6 +26,7 @@ from tests.support.netns import (
     wait_for_carrier,
 )
 from tests.support.tun_link import tun_link
+from tests.support.unadopted import remove_unadopted_until
 
 LIMIT = ClassSpec(rate_bps=1_000_000, burst_bytes=131072)
 VETH_L3_TO_L2 = (1500 + 14) / 1500  # HTB counts from the Ethernet header; limits are at L3
@@ -225,7 +226,7 @@ def test_what_a_killed_shaper_left_and_nobody_adopts_is_removed(
         killed.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
         _abandon(killed)
         assert tc_dump(pair.host_ns) != before
-        assert remove_unadopted(ipr) == 2  # each direction's IFB with its hook
+        assert remove_unadopted_until(ipr, 2) == 2  # each direction's IFB with its hook
         assert tc_dump(pair.host_ns) == before
     finally:
         ipr.close()
@@ -523,7 +524,7 @@ def test_uplinks_share_one_upload_ifb_that_a_killed_shaper_leaves_for_the_next_t
                 _abandon(adopting)
             finally:
                 _ipr.close()
-            assert remove_unadopted(ipr) == 3  # a hook per uplink, the IFB with the last
+            assert remove_unadopted_until(ipr, 3) == 3  # a hook per uplink, the IFB with the last
         finally:
             ipr.close()
         assert tc_dump(pair.host_ns) == before

@@ -18,11 +18,12 @@ from chadthrottle.helper.kernel.htb import ACK_MINOR, DEFAULT_MINOR, ClassSpec, 
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
 from chadthrottle.helper.kernel.namespace_shapers import NamespaceShapers
 from chadthrottle.helper.kernel.priority_classes import ACK_PACE_SHARE, SHAPE_SHARE, LinkShaping
-from chadthrottle.helper.kernel.tc_shaper import TcShaper, remove_unadopted
+from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from chadthrottle.priority import Priority
 from pyroute2 import IPRoute
 
 from tests.support.netns import NetnsPair, entered_netns, start_stream, tc_dump
+from tests.support.unadopted import remove_unadopted_until
 
 LINK = LinkShaping(capacity_bps=1_250_000)  # 10 Mbit/s
 CALL = ClassSpec(rate_bps=0, burst_bytes=0, priority=Priority.CRITICAL)  # a priority alone
@@ -234,7 +235,7 @@ def test_a_killed_shapers_link_nobody_wants_any_more_goes_entirely(
             killed._journal.release()
             assert "match 00000000/00000000 at 0" in tc_dump(pair.host_ns)
             if successor == "nobody":
-                assert remove_unadopted(ipr) == 2
+                assert remove_unadopted_until(ipr, 2) == 2
             else:
                 other_ipr, adopting = _shaper(pair.host_ns, datapath)
                 try:
