@@ -646,7 +646,9 @@ APPLICATION_FIELDS: dict[str, str] = {
     "down_limit_problem": "s",
     "up_limit_problem": "s",
     # Blocked by the rule, or by a quota spent that then blocks (API 4): no
-    # packet passes. A blocked direction is never shown as a rate.
+    # packet passes. A blocked direction is never shown as a rate. As the
+    # kernel holds it: a block it did not take is not blocked, and after a
+    # refused write the gate's setting before lasts until its lease lapses.
     "down_blocked": "b",
     "up_blocked": "b",
     # The quota of the rule shown (API 4): its budget per period (0 = none),

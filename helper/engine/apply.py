@@ -14,6 +14,7 @@ writes a gate. Not thread-safe by itself: the engine calls it under its lock.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,7 +52,9 @@ class ClampedWindows:
 
 
 class Apply:
-    def __init__(self, datapath: DatapathPort, shaper: ShaperPort, index: ApplicationIndex) -> None:
+    def __init__(self, datapath: DatapathPort, shaper: ShaperPort, index: ApplicationIndex,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        """clock: CLOCK_MONOTONIC's seconds (the gates' leases run on it)."""
         self._datapath = datapath
         self._shaper = shaper
         self._index = index
@@ -61,7 +64,7 @@ class Apply:
         # for a clsact graft's losses (kernel_hold.GRAFT_WAIT_RTTS)
         self.on_graft_wait: Callable[[], None] = lambda: None
         self.slots = SlotAllocator()
-        self.gating = Gating()  # blocks and quotas
+        self.gating = Gating(clock)  # blocks and quotas
         self._clamped_for: dict[int, int] = {}  # pid -> uid, of the last shrink_windows_first
         self._activity = ActivityWatch(FAIR_IDLE_S)  # which applications use the link (note_active)
 
@@ -183,7 +186,9 @@ class Apply:
         live = self.live(table)
         limited = {key for key, _ in live} | self.fair(table, live).keys()
         for key in self.slots.rules() - limited:
-            self.slots.release(key)
+            slot = self.slots.slot_of(key)
+            if slot is None or not self.gating.holds_slot(slot):  # not another rule's block
+                self.slots.release(key)
 
     def shrink_windows_first(self, planned: LimitTable) -> dict[int, ClampedWindows]:
         """Clamp now the windows of running downloads that the planned table

@@ -121,7 +121,7 @@ class EngineCore:
         self._limits = rules.copy() if rules is not None else LimitTable()
         self._limits.activate(self._local_now())
         self._save_rules = save_rules
-        self._applier = Apply(datapath, shaper, index)  # plans made real in the kernel
+        self._applier = Apply(datapath, shaper, index, clock)  # plans made real in the kernel
         self._namespaces = namespaces or NamespaceDirectory()
         self._usage = usage
         self._tracking = Tracking(index, datapath, lineage, usage)  # processes and counters

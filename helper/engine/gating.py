@@ -6,20 +6,26 @@ and direction (helper/kernel/gates.py): no packet passes a block, and a quota
 lets packets through until its budget is spent. At a quota spent, a rule that
 then throttles opens its gate and is shaped at its then-rate instead (within a
 tick; until then the kernel holds it blocked), until the next period.
+
+A write the kernel refuses changes nothing in the gate, and that gate is no
+longer renewed (gates.py): what it held before (a block, a quota) holds on
+until its lease lapses, LEASE_S at most, then it lets everything pass. Until
+then the listing shows that old setting (lapsing()), after it an open gate.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import replace
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.limits import Limit, RuleKey, default_burst_bytes
 from chadthrottle.helper.engine.quota_book import QuotaBook, QuotaState
-from chadthrottle.helper.kernel.gates import OPEN, GateSetting
+from chadthrottle.helper.kernel.gates import LEASE_S, OPEN, GateSetting
 
 log = logging.getLogger("chadthrottle.engine.gating")
 
@@ -30,10 +36,31 @@ class GatePort(Protocol):
     def renew(self) -> None: ...
 
 
+Gate = tuple[int, Direction]  # slot, direction
+
+
+@dataclass(frozen=True)
+class Lapsing:
+    """A gate whose last write the kernel refused: what it held before holds
+    on, unrenewed, until its lease ends."""
+
+    until: float  # the clock's time its lease ends (open from then)
+    closed: bool  # whether it refused all but bare ACKs then (a block, a spent quota)
+
+
 class Gating:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        """clock: CLOCK_MONOTONIC's seconds, the clock the leases run on."""
+        self._clock = clock
         self._quotas = QuotaBook()
         self._written: dict[tuple[int, Direction], GateSetting] = {}
+        # the rule each written gate's setting is of, and when its lease was last given
+        self._owner: dict[Gate, RuleKey] = {}
+        self._leased_at: dict[Gate, float] = {}
+        # written gates whose last write was refused (the old setting lapsing);
+        # tried again at every apply until a write is taken
+        self._lapsing: dict[Gate, Lapsing] = {}
+        self._closed: set[Gate] = set()  # the gates closed as the last apply left them
         # quotas spent whose then-rate rated() has given the shaper: only these
         # open their gate (before, the kernel keeps them blocked)
         self._shaped_at_then: set[tuple[RuleKey, Direction]] = set()
@@ -45,9 +72,9 @@ class Gating:
         self.failed: dict[tuple[RuleKey, Direction], str] = {}
         # the quota counts the last apply could not read (the read raised), and why
         self._unread: dict[tuple[int, Direction], str] = {}
-        # what the kernel holds for each live rule's direction: the setting last
-        # written to its gate (a refused write leaves the one before; none: open)
-        self._held: dict[tuple[RuleKey, Direction], GateSetting] = {}
+        # the gate of each rule's direction that holds something: its setting
+        # is the one last written (a refused write leaves the one before, lapsing)
+        self._held: dict[tuple[RuleKey, Direction], Gate] = {}
         self._renew_failed = ""  # why the last renew raised, "" when it did not
 
     def apply(self, live: Iterable[tuple[RuleKey, int, dict[Direction, Limit]]], now: datetime,
@@ -67,6 +94,7 @@ class Gating:
         wanted: dict[tuple[int, Direction], GateSetting] = {}
         whose: dict[tuple[int, Direction], RuleKey] = {}
         unread: dict[tuple[int, Direction], str] = {}
+        anew: set[Gate] = set()  # quotas whose budget is set again (quota_book.py)
         followed = set()
         for key, slot, limits in live:
             for direction, limit in limits.items():
@@ -108,6 +136,13 @@ class Gating:
                     if not limit.blocked:
                         wanted[(slot, direction)] = GateSetting(budget_bytes=state.budget_at_set)
                         whose[(slot, direction)] = key
+                        if was is None or (was.quota, was.period_start, was.slot) != (
+                            state.quota,
+                            state.period_start,
+                            state.slot,
+                        ):  # set again (a new period): written even if the same budget, so
+                            # the kernel counts afresh (until 2026-12-06 a spent one stayed shut)
+                            anew.add((slot, direction))
                 if limit.blocked:
                     wanted[(slot, direction)] = GateSetting(blocked=True)
                     whose[(slot, direction)] = key
@@ -119,12 +154,15 @@ class Gating:
         for slot, direction in set(self._written) - set(wanted):
             if self._write(gates, slot, direction, OPEN):
                 del self._written[(slot, direction)]
+                self._owner.pop((slot, direction), None)
                 log.info("slot %d %s: open", slot, direction.value)
         for (slot, direction), setting in wanted.items():
-            if self._written.get((slot, direction)) != setting:
+            gate = (slot, direction)
+            if self._written.get(gate) != setting or gate in self._lapsing or gate in anew:
                 if not self._write(gates, slot, direction, setting):
                     continue  # not written: tried again at the next apply
-                self._written[(slot, direction)] = setting
+                self._written[gate] = setting
+                self._owner[gate] = whose[gate]
                 log.info(
                     "slot %d %s: %s",
                     slot,
@@ -138,14 +176,20 @@ class Gating:
         }
         self._note_unread(unread)
         unread_why = {g: f"its quota's count could not be read: {why}" for g, why in unread.items()}
+        owners = {**self._owner, **whose}  # a gate no longer wanted: the rule it was written for
         self.failed = {
-            (whose[g], g[1]): why
+            (owners[g], g[1]): why
             for g, why in {**unread_why, **self._failing}.items()
-            if g in whose
+            if g in owners
         }
-        self._held = {(whose[g], g[1]): self._written[g] for g in wanted if g in self._written}
+        self._held = {(owners[g], g[1]): g for g in self._written if g in owners}
+        self._closed = {
+            gate for (key, direction), gate in self._held.items() if self._shut(key, direction)
+        }
         try:
             gates.renew()
+            renewed_at = self._clock()
+            self._leased_at.update((g, renewed_at) for g in self._written if g not in self._lapsing)
             self._renew_failed = ""
         except Exception as error:  # the leases lapse (traffic fails open); the tick goes on
             if str(error) != self._renew_failed:
@@ -159,15 +203,21 @@ class Gating:
         """One gate written, or its failure kept and logged once (not every
         tick): one gate the kernel refuses must not keep the others, nor the
         tick's classes and caps after them, from being written."""
+        gate = (slot, direction)
         try:
             gates.set(slot, direction, setting)
         except Exception as error:
             why = str(error) or type(error).__name__
-            if self._failing.get((slot, direction)) != why:
+            if self._failing.get(gate) != why:
                 log.error("slot %d %s: could not write its gate: %s", slot, direction.value, why)
-            self._failing[(slot, direction)] = why
+            self._failing[gate] = why
+            if gate in self._written and gate not in self._lapsing:  # no longer renewed
+                leased = self._leased_at.get(gate, self._clock())
+                self._lapsing[gate] = Lapsing(leased + LEASE_S, gate in self._closed)
             return False
-        if self._failing.pop((slot, direction), None) is not None:
+        self._lapsing.pop(gate, None)
+        self._leased_at[gate] = self._clock()
+        if self._failing.pop(gate, None) is not None:
             log.info("slot %d %s: its gate written again", slot, direction.value)
         return True
 
@@ -186,8 +236,28 @@ class Gating:
     def holds(self, key: RuleKey, direction: Direction) -> GateSetting | None:
         """What the kernel holds a live rule's direction to, as the last apply
         left it (None: its gate open): the setting last written to its gate,
-        whatever the rule asks."""
-        return self._held.get((key, direction))
+        whatever the rule asks; one whose lease lapsed since a refused write
+        holds nothing."""
+        gate = self._held.get((key, direction))
+        if gate is None or (gate in self._lapsing and self.lapsing(key, direction) is None):
+            return None
+        return self._written.get(gate)
+
+    def lapsing(self, key: RuleKey, direction: Direction) -> Lapsing | None:
+        """The old setting a rule's gate holds on after a refused write, while
+        its lease runs (None: none, or lapsed: the gate open)."""
+        gate = self._held.get((key, direction))
+        lapsing = self._lapsing.get(gate) if gate is not None else None
+        return lapsing if lapsing is not None and self._clock() < lapsing.until else None
+
+    def now(self) -> float:
+        """The clock the leases run on, now (Lapsing.until)."""
+        return self._clock()
+
+    def holds_slot(self, slot: int) -> bool:
+        """Whether a gate of slot may still hold something (not written open):
+        its slot is not given to another rule until it is."""
+        return any(gate[0] == slot for gate in self._written)
 
     def quota_state(
         self, key: RuleKey, direction: Direction, gates: GatePort | None = None
@@ -214,18 +284,23 @@ class Gating:
         to its then-rate (a quota that blocks, or one whose then-rate the
         shaper is only being given). Their rate beneath (rated()) holds
         nothing meanwhile, and its class passes nothing. A block or quota
-        whose gate the kernel refused is not closed: traffic fails open,
-        through the rate's class where there is one."""
-        closed = set()
-        for direction in limits:
-            held = self._held.get((key, direction))
-            if held is None:
-                continue
-            state = self._quotas.state(key, direction)
-            spent = held.budget_bytes is not None and state is not None and state.spent
-            if held.blocked or spent:
-                closed.add(direction)
-        return closed
+        whose gate the kernel refused is not closed (once what the gate held
+        before lapsed): traffic fails open, through the rate's class where
+        there is one."""
+        return {direction for direction in limits if self._shut(key, direction)}
+
+    def _shut(self, key: RuleKey, direction: Direction) -> bool:
+        """closed() of one direction; an old setting lapsing after a refused
+        write is as shut as it was then."""
+        lapsing = self.lapsing(key, direction)
+        if lapsing is not None:
+            return lapsing.closed
+        held = self.holds(key, direction)
+        if held is None:
+            return False
+        state = self._quotas.state(key, direction)
+        spent = held.budget_bytes is not None and state is not None and state.spent
+        return held.blocked or spent
 
     def rated(self, key: RuleKey, limits: dict[Direction, Limit]) -> dict[Direction, Limit]:
         """The directions the shaper should hold at a rate, and at which: the

@@ -9,6 +9,7 @@ its lock.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,17 +36,29 @@ class RuleListing:
         not in force says so in its problem); quotas as the kernel counts now.
         A used-up quota whose gate the kernel still holds to its budget is
         blocked, then-rate or not: its gate opens to the then-rate only at the
-        tick after the shaper was given it (gating.py)."""
+        tick after the shaper was given it (gating.py).
+        Where the kernel refused its gate's last write, what the gate holds:
+        the setting before while its lease runs (Gating.lapsing: a block, a
+        spent quota listed blocked), nothing (open) once it lapsed or where it
+        held nothing before."""
         rated = self.gating.rated(key, dict(limits))
         held = {}
         for direction, limit in limits.items():
             quota = limit.quota
             left = self._quota_left(key, direction, quota) if quota else 0
             gate = self.gating.holds(key, direction)
+            why = self.gating.failed.get((key, direction), "")
+            lapsing = self.gating.lapsing(key, direction)
             counting = gate is not None and gate.budget_bytes is not None
-            blocked = limit.blocked or (
-                quota is not None and left == 0 and (not quota.then_rate_bps or counting)
-            )
+            if lapsing is not None:
+                blocked = lapsing.closed
+                left = 0 if blocked and quota else left
+            elif why and gate is None:  # nothing in its gate: traffic fails open
+                blocked = False
+            else:
+                blocked = limit.blocked or (
+                    quota is not None and left == 0 and (not quota.then_rate_bps or counting)
+                )
             held[direction] = DirectionHeld(
                 rate_bps=0 if blocked else (rated[direction].rate_bps if direction in rated else 0),
                 blocked=blocked,
@@ -53,7 +66,7 @@ class RuleListing:
                 quota_left_bytes=left,
                 quota_period=quota.period.value if quota else "",
                 schedule=self.table.active_schedule(key, direction),
-                problem=_gate_problem(self.gating.failed.get((key, direction), "")),
+                problem=_gate_problem(why, lapsing.until - self.gating.now() if lapsing else 0.0),
             )
         return held
 
@@ -126,10 +139,19 @@ class RuleListing:
         return max(0, quota.budget_bytes - stored[1])
 
 
-def _gate_problem(why: str) -> str:
+def _gate_problem(why: str, lapses_in_s: float) -> str:
     """A rule's gate the kernel did not take (Gating.failed): its block or
-    quota is not held, whatever the listing's other keys say."""
-    return f"the kernel did not take its block or quota ({why}): it does not hold" if why else ""
+    quota is not held, whatever the listing's other keys say; lapses_in_s:
+    the old setting still in the gate holds that long more (0: none)."""
+    if not why:
+        return ""
+    if lapses_in_s > 0:
+        return (
+            f"the kernel did not take a change to its block or quota ({why}): its gate keeps"
+            f" what it held before for {math.ceil(lapses_in_s):d} s more at most, then lets"
+            " all traffic through"
+        )
+    return f"the kernel did not take its block or quota ({why}): it does not hold"
 
 
 def _rate_of(schedule: Schedule, direction: Direction) -> int:

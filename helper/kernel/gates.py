@@ -70,10 +70,12 @@ class SlotGates:
 
     def set(self, slot: int, direction: Direction, setting: GateSetting) -> None:
         """Hold a slot's direction to setting at once (OPEN: let everything
-        pass). A new quota budget counts from the bytes counted so far."""
+        pass). A new quota budget counts from the bytes counted so far.
+        A gate whose write raises is no longer renewed: what it held lapses
+        within LEASE_S (the others' leases are renewed as before)."""
         key = policer_key(slot, _POLICE_DIRECTION[direction])
+        self._set.pop(key, None)  # first: put back once written
         if setting == OPEN:
-            self._set.pop(key, None)  # first: a gate that cannot be opened is not renewed (lapses)
             self._entry(key).flags = 0
             return
         entry = self._entry(key)

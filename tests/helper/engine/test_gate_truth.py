@@ -8,7 +8,12 @@ the real datapath's refused write: tests/helper/kernel/test_gate_write_failure.p
   its then-rate, a tick after the shaper is given it: listed as blocked
   meanwhile, not as limited.
 - A quota whose count cannot be read stops nothing else in the tick, is
-  logged once, and is listed as not holding."""
+  logged once, and is listed as not holding.
+- A write that would open a gate (an unblock, a quota lifted, a quota's new
+  period) and that the kernel refuses leaves the old setting in the gate,
+  unrenewed, until its lease lapses: listed as that old setting (blocked)
+  with a problem saying so until then, open after; a caller's change is
+  refused with a KernelError."""
 
 from __future__ import annotations
 
@@ -18,11 +23,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, Direction
-from chadthrottle.helper.engine.api import LimitChange, SetQuota
+from chadthrottle.helper.engine.api import ClearQuota, LimitChange, SetBlocked, SetQuota
 from chadthrottle.helper.engine.gating import Gating
 from chadthrottle.helper.engine.limits import Limit, LimitTable, default_burst_bytes
 from chadthrottle.helper.engine.quotas import Period, Quota
-from chadthrottle.helper.kernel.gates import GateSetting
+from chadthrottle.helper.errors import KernelError
+from chadthrottle.helper.kernel.gates import LEASE_S, GateSetting
 
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import (
@@ -77,15 +83,17 @@ class Stage:
         self.gates.refuse_writes = refuse_writes or set()
         self.datapath.gates = self.gates  # type: ignore[assignment]
         self.now, self.shaped = 0.0, 0
+        self.wall_clock = SettableClock(1_799_236_800.0)
         self.engine = AdminEngine(
             self.datapath, self.shaper, curl_index(monkeypatch),
             lambda active: [BackendInfo("tc", True, "", ())], clock=lambda: self.now,
-            wall_clock=SettableClock(1_799_236_800.0), zone=BERLIN, rules=rules,
+            wall_clock=self.wall_clock, zone=BERLIN, rules=rules,
         )  # fmt: skip
         self.second()
 
     def second(self, shaped_bps: int = 0) -> ApplicationInfo:
         self.now += 1.0
+        self.wall_clock.now += 1.0
         self.shaped += shaped_bps
         self.shaper.sent = {slot: self.shaped for slot in set(self.datapath.process_slots.values())}
         self.datapath.traffic = [Traffic(10, rx_bytes=0, tx_bytes=int(SENT_BPS * self.now))]
@@ -182,3 +190,83 @@ def test_a_quota_count_that_cannot_be_read_stops_nothing_else(
     again = stage.second()
     assert again.up_limit_problem == ""
     assert "its quota's count read again" in caplog.text
+
+
+HELD_BEFORE = "keeps what it held before"  # the problem while an old setting's lease runs
+NOT_HELD = "it does not hold"  # the problem once it lapsed
+
+
+def _held_until_lapsed(stage: Stage, first: ApplicationInfo, renewed_s_ago: int = 0
+                       ) -> list[ApplicationInfo]:  # fmt: skip
+    """The listing now (first) and at each second after, up to the second
+    the gate's lease lapses: LEASE_S after its last renewal, renewed_s_ago."""
+    return [first] + [stage.second() for _ in range(int(LEASE_S) - 1 - renewed_s_ago)]
+
+
+def test_an_unblock_the_kernel_refuses_is_refused_and_listed_blocked_until_its_lease_lapses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, the unblock was taken (the call succeeded, ListRules showed no
+    block) and the application was listed open while the kernel kept the
+    block, unrenewed, for up to LEASE_S."""
+    stage = Stage(monkeypatch)
+    stage.change(SetBlocked(CURL, (UP,), True))
+    stage.second()
+    slot = next(s for (s, d) in stage.gates.settings if d is UP)
+    stage.gates.refuse_writes = {UP}
+    (outcome,) = stage.engine.apply_changes([SetBlocked(CURL, (UP,), False)])
+    assert isinstance(outcome, KernelError) and "refused by the test" in str(outcome)
+    assert stage.gates.settings[(slot, UP)].blocked, "the kernel's gate (the test's)"
+    (rule,) = stage.engine.list_rules()
+    assert (rule.blocked, rule.in_force) == (True, False), "ListRules"
+    held = _held_until_lapsed(stage, stage.listed())
+    assert [(app.up_blocked, app.up_limit_bps) for app in held] == [(True, 0)] * len(held)
+    assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
+    lapsed = stage.second()
+    assert (lapsed.up_blocked, lapsed.up_limit_bps) == (False, 0), "its lease lapsed: open"
+    assert NOT_HELD in lapsed.up_limit_problem
+
+    stage.gates.refuse_writes = set()  # the kernel takes it again: the block written again
+    again = stage.second()
+    assert (again.up_blocked, again.up_limit_problem) == (True, "")
+    assert stage.gates.settings[(slot, UP)].blocked
+
+
+def test_a_quota_lift_the_kernel_refuses_is_refused_and_its_spent_quota_listed_until_it_lapses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A used-up quota that blocks: lifting it needs its gate opened. Before,
+    the refused change was refused but listed after the lease lapsed as
+    blocked still, with traffic passing."""
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
+    stage.second()
+    stage.gates.counted[(stage.quota_slot(UP), UP)] = BUDGET + 100
+    assert stage.second().up_blocked
+    stage.gates.refuse_writes = {UP}
+    (outcome,) = stage.engine.apply_changes([ClearQuota(CURL, (UP,))])
+    assert isinstance(outcome, KernelError)
+    held = _held_until_lapsed(stage, stage.listed())
+    assert [app.up_blocked for app in held] == [True] * len(held)
+    assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
+    lapsed = stage.second()
+    assert not lapsed.up_blocked and NOT_HELD in lapsed.up_limit_problem
+
+
+def test_a_new_period_the_kernel_refuses_is_listed_as_the_spent_quota_until_it_lapses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, from the tick the new period began the quota was listed whole
+    and open while the kernel kept the spent quota's gate shut, unrenewed."""
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
+    stage.second()
+    stage.gates.counted[(stage.quota_slot(UP), UP)] = BUDGET + 100
+    assert stage.second().up_blocked
+    stage.gates.refuse_writes = {UP}
+    stage.wall_clock.now += 86_400  # the next day: a new period
+    held = _held_until_lapsed(stage, stage.second(), renewed_s_ago=1)  # the tick before
+    assert [(app.up_blocked, app.up_quota_left_bytes) for app in held] == [(True, 0)] * len(held)
+    assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
+    lapsed = stage.second()
+    assert not lapsed.up_blocked and NOT_HELD in lapsed.up_limit_problem

@@ -217,3 +217,24 @@ def test_a_cleared_quota_forgets_its_periods_use_and_one_set_again_counts_from_z
     assert gating.quota_state(renamed, DOWN).left == 2_000_000
     table.drop(renamed)
     assert table.quota_use == {}
+
+
+def test_a_spent_quota_that_blocks_opens_at_its_next_period(berlin: None) -> None:
+    """A quota set at the start of its period gave the kernel its whole
+    budget; its next period's budget is the same setting. Before, that gate
+    was not written again (the setting unchanged), so the kernel went on
+    counting from the spent period: blocked in every period after."""
+    from chadthrottle.helper.engine.gating import Gating
+
+    gating, gates, use = Gating(), RecordingGates(), {}
+    limits = {DOWN: Limit(0, 0, quota=Quota(5_000_000, Period.DAY, 0, 0))}
+    today, tomorrow = _local(2027, 1, 4, 12, 0), _local(2027, 1, 5, 0, 0)
+    gating.apply([(KEY, 3, limits)], today, gates, use)
+    gates.counted[(3, DOWN)] = 5_000_100  # the kernel passed the budget (and one packet)
+    gating.apply([(KEY, 3, limits)], today, gates, use)
+    assert gating.closed(KEY, limits) == {DOWN}
+    for _ in range(2):  # the new period's first tick, and one after it
+        gating.apply([(KEY, 3, limits)], tomorrow, gates, use)
+        state = gating.quota_state(KEY, DOWN, gates)
+        assert state is not None and state.left == 5_000_000, "the budget not set again"
+        assert gating.closed(KEY, limits) == set()

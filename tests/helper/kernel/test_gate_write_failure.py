@@ -22,7 +22,7 @@ from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.kernel.datapath import Datapath
-from chadthrottle.helper.kernel.gates import SlotGates
+from chadthrottle.helper.kernel.gates import SlotGates, monotonic_ns
 from chadthrottle.helper.kernel.layout import (
     GATE_BLOCK,
     GATE_QUOTA,
@@ -34,6 +34,7 @@ from chadthrottle.helper.kernel.layout import (
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingShaper
 from tests.support.reused_pids import stop, wait_for_exec
+from tests.support.waiting import eventually
 
 DOWN, UP = Direction.DOWN, Direction.UP
 REFUSED = "could not write its gate"  # the log line, once per gate and reason
@@ -140,18 +141,27 @@ def test_a_gate_the_kernel_refuses_leaves_the_rest_of_the_tick_done(
     assert all(_in_force(engine).values())
     assert "its gate written again" in caplog.text
 
-    # A gate that cannot be opened is no longer renewed: it lapses (fails
-    # open), and the others' leases are renewed as before.
+    # An unblock whose gate the kernel refuses is refused (the block stays
+    # the rule); that gate is no longer renewed: the block is listed while
+    # its lease runs, then it lapses (fails open) and is listed open. The
+    # others' leases are renewed as before.
     read = _refuse_gate_of(engine, refused, monkeypatch)
     (outcome,) = engine.apply_changes([SetBlocked(refused, (DOWN,), False)])
-    assert outcome == refused
+    assert isinstance(outcome, KernelError) and "refused by the test" in str(outcome)
     slots = [engine._applier.slots.slot_of((app, ADMIN_OWNER)) for app in (refused, other)]
     keys = [policer_key(slot, POLICE_DOWN) for slot in slots if slot is not None]
     leases = [read(key).lease_until_ns for key in keys]
+    assert read(keys[0]).flags & GATE_BLOCK, "the kernel's gate still blocks"
+    held = {app.id: app for app in engine.list_applications()}[refused]
+    assert held.down_blocked and "keeps what it held before" in held.down_limit_problem
     engine.tick()
     assert read(keys[0]).lease_until_ns == leases[0], "the refused gate's lease was renewed"
     assert read(keys[1]).lease_until_ns > leases[1], "the other's lease was not renewed"
     assert "could not renew" not in caplog.text
+    assert eventually(lambda: monotonic_ns() >= leases[0], 60.0), "its lease never ended"
+    engine.tick()
+    lapsed = {app.id: app for app in engine.list_applications()}[refused]
+    assert not lapsed.down_blocked and "it does not hold" in lapsed.down_limit_problem
 
 
 def test_a_change_whose_gate_the_kernel_refuses_is_refused_alone(
