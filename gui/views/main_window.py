@@ -21,7 +21,7 @@ from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
 from chadthrottle.gui.settings import Settings
 from chadthrottle.gui.views.app_table import LEAST_ROWS, AppTable
 from chadthrottle.gui.views.delegates import row_height
-from chadthrottle.gui.views.detail_pane import DetailPane
+from chadthrottle.gui.views.detail.pane import DetailPane
 from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.gui.views.header_bar import HeaderBar
 from chadthrottle.gui.views.paused_notice import PausedNotice

@@ -12,7 +12,7 @@ from __future__ import annotations
 from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.views.delegates import row_height
-from chadthrottle.gui.views.detail_pane import GRAPH_COMPACT_HEIGHT, GRAPH_MIN_HEIGHT
+from chadthrottle.gui.views.detail.sizes import GRAPH_COMPACT_HEIGHT, GRAPH_MIN_HEIGHT
 
 from tests.gui.bare_window import bare_window
 from tests.gui.sample_data import sample_applications

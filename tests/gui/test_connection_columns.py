@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from chadthrottle.gui.models.connection_table import ConnColumn
-from chadthrottle.gui.views.detail_pane import DetailPane
+from chadthrottle.gui.views.detail.pane import DetailPane
 from chadthrottle.units import UnitSystem, format_rate, format_size
 from PySide6.QtWidgets import QApplication, QStyle
 

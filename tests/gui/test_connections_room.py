@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.views.delegates import row_height
-from chadthrottle.gui.views.detail_pane import CONNECTION_ROWS_WANTED, GRAPH_MIN_HEIGHT
+from chadthrottle.gui.views.detail.sizes import CONNECTION_ROWS_WANTED, GRAPH_MIN_HEIGHT
 from chadthrottle.gui.views.main_window import LIST_ROWS_KEPT_FOR_CONNECTIONS
 
 FIREFOX = "app:org.mozilla.firefox"

@@ -10,7 +10,8 @@ import re
 import time
 from unittest import mock
 
-from chadthrottle.gui.views.detail_pane import MEASURED_OVER_SAMPLES, NOTES_MAX_LINES
+from chadthrottle.gui.views.detail.notes_box import NOTES_MAX_LINES
+from chadthrottle.gui.views.detail.words import MEASURED_OVER_SAMPLES
 from PySide6.QtCore import Qt
 
 from tests.gui.sample_data import sample_applications
@@ -213,7 +214,7 @@ def test_with_no_application_listed_the_pane_asks_for_no_selection(qtbot) -> Non
     """First start, the helper not installed: the list says to install it, and
     the pane under it said "Select an application to see its traffic." with
     nothing to select. It says nothing until there is something to select."""
-    from chadthrottle.gui.views.detail_pane import NO_SELECTION
+    from chadthrottle.gui.views.detail.words import NO_SELECTION
 
     from tests.gui.bare_window import shown_connected_window
 

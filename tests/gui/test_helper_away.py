@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.views.detail_pane import CONNECTIONS_UNKNOWN
+from chadthrottle.gui.views.detail.words import CONNECTIONS_UNKNOWN
 from chadthrottle.gui.views.main_window import MainWindow
 
 FIREFOX = "app:org.mozilla.firefox"

@@ -1,0 +1,84 @@
+"""The detail pane's first line: the shown application's rates, each limit
+beside them with the mean it is judged by. Its size is fixed to its widest
+form (steady_text.py), so a poll's new rates repaint it without laying the
+window out again; where the room is short it is cut, whole in its tooltip."""
+
+from __future__ import annotations
+
+from chadthrottle.gui.views.detail.words import average_tooltip, describe_rates
+from chadthrottle.gui.views.steady_text import (
+    ClipBox,
+    elided_to_room,
+    fix_to_widest,
+    set_selectable_text,
+    widest_rate,
+)
+from chadthrottle.units import UnitSystem
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QWidget
+
+
+class RatesLine:
+    """The line's label (selectable) in a box that lets a long line give way."""
+
+    def __init__(self, pane: QWidget) -> None:
+        self._pane = pane
+        self.label = QLabel("", pane)  # nothing to ask for until something is listed
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setAccessibleName("Rates of the selected application")
+        self.box = ClipBox(self.label, pane)  # a long line gives way (elided_to_room)
+        self._text = ""  # the whole line, cut to the box's room when shown
+        self.box.resized.connect(self._cut)
+        self._widest = ""  # the widest form of the line shown, its fixed size's measure
+
+    def show_words(self, words: str, widest: str) -> None:
+        """Words, not rates (nothing shown), sized as the widest given."""
+        self.fit(widest)
+        self._text = ""
+        self.label.setText(words)
+
+    def show_rates(
+        self,
+        name: str,
+        rates: tuple[float | None, float | None],
+        limits: tuple[int, int],
+        means: tuple[float | None, float | None],
+        units: UnitSystem,
+        unmeasured: str,
+        average_s: float,
+    ) -> None:
+        """The rates (None: unmeasured) and beside a limit the mean of average_s."""
+        widest = widest_rate(self.label, units)
+        self.fit(describe_rates(name, 0, 0, limits, (0, 0), units, lambda _r, _u: widest))
+        self._text = describe_rates(
+            name, rates[0], rates[1], limits, means, units, unmeasured=unmeasured
+        )
+        shown = elided_to_room(self.box, self._text)
+        set_selectable_text(self.label, shown)
+        tooltip = average_tooltip(average_s) if any(limits) else ""
+        if shown != self._text:  # cut: the whole line first
+            tooltip = f"{self._text}\n{tooltip}".rstrip("\n")
+        if tooltip != self.label.toolTip():
+            self.label.setToolTip(tooltip)
+
+    def _cut(self) -> None:
+        """The line cut again to the box's new room (or whole, given room)."""
+        if self._text:
+            set_selectable_text(self.label, elided_to_room(self.box, self._text))
+
+    def fit(self, widest: str) -> None:
+        """The line's size fixed to its widest form; it changes with the name,
+        the limits or the units."""
+        if widest != self._widest:
+            self._widest = widest
+            fix_to_widest(self.label, [widest])
+            self.box.updateGeometry()
+            layout = self._pane.layout()
+            if layout is not None and self._pane.isVisible():
+                layout.activate()  # the box's room now, for the line about to be cut to it
+
+    def refit(self) -> None:
+        """Measured again in a new font or style."""
+        if self._widest:
+            fix_to_widest(self.label, [self._widest])
+            self.box.updateGeometry()
