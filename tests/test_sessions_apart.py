@@ -121,6 +121,34 @@ def test_end_to_end_and_kernel_tests_take_their_desktop_ids_from_own_names() -> 
     assert spelt == [], "use tests.support.own_names.desktop_id(NAME) / app_id(NAME) for these"
 
 
+def _shapers_of_no_instance(path: Path) -> list[str]:
+    """Calls that make a tc shaper or sweep a killed one's journal without
+    saying whose: TcShaper without instance=, remove_unadopted without its
+    instance."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+        given = len(node.args) > 1 or any(k.arg == "instance" for k in node.keywords)
+        if (name == "TcShaper" and not any(k.arg == "instance" for k in node.keywords)) or (
+            name == "remove_unadopted" and not given
+        ):
+            found.append(f"{path.relative_to(REPO)}:{node.lineno}: {name}")
+    return found
+
+
+def test_tests_make_their_shapers_under_this_sessions_journal_instance() -> None:
+    """Shapers made with the default instance ("") wrote journals every
+    session's scan opened: one session's scan held another's killed shaper's
+    journal locked the moment that session swept it (CI h2, test_catch_all:
+    0 of 2 removed)."""
+    files = list((REPO / "tests").rglob("*.py"))
+    assert len(files) > 100
+    found = [call for path in files for call in _shapers_of_no_instance(path)]
+    assert found == [], "give these instance=own_names.JOURNAL_INSTANCE"
+
+
 def test_desktop_ids_are_one_per_name_in_a_session_and_another_in_the_next() -> None:
     code = "from tests.support import own_names as o; print(o.desktop_id('X'), o.desktop_id('X'))"
 

@@ -21,7 +21,10 @@ network namespace, which checks each against the kernel before adopting it.
 Only the same helper instance (journal_instance: its state directory) takes
 over: every helper on the machine shares RUN_DIR, and a test session's helper
 that took a killed helper's entries removed its IFBs before its successor
-(same state directory) could adopt them.
+(same state directory) could adopt them. A journal's name carries its
+instance (hashed), so a scan passes over another instance's journals without
+locking them: a lock held for that moment reads as a live owner to the
+journal's own successor, which then left it (CI h2, 2026-12-06).
 """
 
 from __future__ import annotations
@@ -190,6 +193,19 @@ def _program_ids(text: bytes) -> set[int]:
 
 
 JOURNAL_SUFFIX = ".journal"
+_JOURNAL_TAG = re.compile(r"[0-9a-f]{12}")
+
+
+def _journal_tag(instance: str) -> str:
+    """What a journal's name says of its instance ("" none): a hash, as an
+    instance given in a test may be any text."""
+    return hashlib.sha256(instance.encode()).hexdigest()[:12] if instance else ""
+
+
+def _tag_of(path: Path) -> str:
+    """The instance tag in a journal's name, KIND-PID-TOKEN[-TAG].journal ("" none)."""
+    parts = path.name.removesuffix(JOURNAL_SUFFIX).split("-")
+    return parts[-1] if len(parts) >= 4 and _JOURNAL_TAG.fullmatch(parts[-1]) else ""
 
 
 def journal_instance(state_dir: Path) -> str:
@@ -209,9 +225,13 @@ class ObjectJournal:
     is missing (the reader checks), never an object without an entry.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, instance: str = "") -> None:
+        """instance: whose entries it holds (journal_instance; "" none): its
+        name says so, and only a scan of the same instance opens it."""
         RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-        name = f"{kind}-{os.getpid()}-{secrets.token_hex(4)}{JOURNAL_SUFFIX}"
+        self.tag = _journal_tag(instance)
+        suffix = f"-{self.tag}" if self.tag else ""
+        name = f"{kind}-{os.getpid()}-{secrets.token_hex(4)}{suffix}{JOURNAL_SUFFIX}"
         # Created and locked under a name readers do not look for, then renamed:
         # a reader must never find it unlocked and take it for a dead owner's.
         hidden = RUN_DIR / f".{name}"
@@ -270,10 +290,11 @@ def take_over_dead(
     the dead journal (which goes once empty), so a crash in between leaves
     them in two journals, never in none. Entries is_garbage says are moot (their
     namespace is gone, and their objects with it) are dropped. Live owners'
-    journals are not read."""
+    journals are not read, nor another instance's (not even locked: heir.tag;
+    those of no instance are read by all)."""
     taken: dict[str, dict[str, Any]] = {}
     for path in sorted(RUN_DIR.glob(f"{kind}-*{JOURNAL_SUFFIX}")):
-        if path == heir.path:
+        if path == heir.path or _tag_of(path) not in ("", heir.tag):
             continue
         try:
             fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)

@@ -19,7 +19,9 @@ reused while the machine runs):
                   ever removed now
 
 Every entry also names the helper instance that wrote it (ownership.
-journal_instance: its state directory; "" for a shaper made in a test).
+journal_instance: its state directory; "" for a shaper made without one, a
+tool's; a test session's own, tests/support/own_names.JOURNAL_INSTANCE), and
+so does the journal's name (ownership.ObjectJournal).
 A killed shaper's entries are taken over by the next shaper (or cleanup) of
 the same instance in the same namespace (entries without an instance, from
 helpers before 2026-12-03, by any), and each is checked before it is
@@ -123,7 +125,7 @@ class TcJournal:
         self.netns = netns_cookie(ipr)
         self.instance = instance
         self._netns_inode = netns_inode(ipr)
-        self._journal = ObjectJournal(JOURNAL_KIND)
+        self._journal = ObjectJournal(JOURNAL_KIND, instance)
 
     def _write(self, key: str, **fields: object) -> None:
         self._journal.write({"key": key, "netns": self.netns, "netns_inode": self._netns_inode,

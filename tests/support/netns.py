@@ -776,7 +776,7 @@ def tc_shaper_in(netns: str, datapath: Any, retire_after_s: float = 0.0,
     with entered_netns(netns):
         ipr = IPRoute()
         shaper = TcShaper(ipr, datapath.tc_program, datapath, retire_after_s=retire_after_s,
-                          hook_linger_s=hook_linger_s)  # fmt: skip
+                          hook_linger_s=hook_linger_s, instance=own_names.JOURNAL_INSTANCE)  # fmt: skip
     try:
         yield shaper
     finally:

@@ -25,6 +25,14 @@ SESSION_TAG: Final = secrets.token_hex(3)
 SESSION_ENV: Final = "CHADTHROTTLE_TEST_SESSION"
 # Test cgroups and polkit rules begin with it, for the same reason.
 TEST_NAME_PREFIX: Final = f"chadthrottle-test-{SESSION_TAG}-"
+# The helper instance (helper/kernel/ownership.journal_instance) of every tc
+# shaper a test makes itself, and of its sweeps: a shaper a test kills leaves
+# a journal named for this session alone, which another session's scan passes
+# over without locking it (a lock held for that moment made the killed
+# shaper's own sweep skip it: CI h2, test_catch_all "0 of 2"). A helper process
+# has its state directory's, as in the product; tests/test_sessions_apart.py
+# checks that no kernel test makes a shaper without it.
+JOURNAL_INSTANCE: Final = f"test-session-{SESSION_TAG}"
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
 

@@ -17,7 +17,8 @@ from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from pyroute2 import IPRoute
 
 from tests.support.netns import NetnsPair, entered_netns, tc_dump
-from tests.support.unadopted import remove_unadopted_until
+from tests.support.own_names import JOURNAL_INSTANCE
+from tests.support.unadopted import remove_own_unadopted
 
 LINK = LinkShaping(capacity_bps=1_250_000)
 OURS = "match 00000000/00000000 at 0"  # every catch-all matches everything
@@ -44,7 +45,7 @@ def _linked(pair: NetnsPair, datapath: Datapath) -> tuple[IPRoute, TcShaper]:
     """A shaper with a link both ways: a catch-all on each hook of the clsact."""
     with entered_netns(pair.host_ns):
         ipr = IPRoute()
-    shaper = TcShaper(ipr, datapath.tc_program, datapath)
+    shaper = TcShaper(ipr, datapath.tc_program, datapath, instance=JOURNAL_INSTANCE)
     for direction in Direction:
         shaper.set_link(direction, LINK)
     shaper.reconcile({})
@@ -89,7 +90,7 @@ def test_a_killed_shapers_catch_alls_go_and_a_foreign_u32_stays(
         try:
             killed._journal.release()  # what SIGKILL does: objects and journal stay, unlocked
             if successor == "adopts":
-                adopting = TcShaper(ipr, datapath.tc_program, datapath)
+                adopting = TcShaper(ipr, datapath.tc_program, datapath, instance=JOURNAL_INSTANCE)
                 try:
                     assert adopting.linked_directions() == set(Direction)
                     assert all(
@@ -104,7 +105,7 @@ def test_a_killed_shapers_catch_alls_go_and_a_foreign_u32_stays(
                     for hooks in killed._hooks.values():
                         for hook in hooks.values():
                             ipr.link("del", index=hook.ifb.ifindex)
-                assert remove_unadopted_until(ipr, 2) == 2, successor
+                assert remove_own_unadopted(ipr) == 2, successor
         finally:
             ipr.close()
         after = tc_dump(pair.host_ns)

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from pyroute2 import IPRoute
 
 from tests.support.netns import NetnsPair, entered_netns, extra_link, nsenter_argv, tc_dump
+from tests.support.own_names import JOURNAL_INSTANCE
 from tests.support.waiting import eventually
 
 SMALL = ClassSpec(300 * 1024, 131072)  # a cutting TBF leaf: its bucket follows the MTU
@@ -210,8 +211,10 @@ def test_the_shapers_follow_a_new_uplink_and_a_raised_mtu_at_the_event_here_and_
     with entered_netns(pair.host_ns):
         ipr = IPRoute()
         shapers = NamespaceShapers(
-            TcShaper(ipr, datapath.tc_program, datapath),
-            lambda other: TcShaper(other, datapath.tc_program, NoPacing()),
+            TcShaper(ipr, datapath.tc_program, datapath, instance=JOURNAL_INSTANCE),
+            lambda other: TcShaper(
+                other, datapath.tc_program, NoPacing(), instance=JOURNAL_INSTANCE
+            ),
             links=watcher,
         )
     try:

@@ -29,6 +29,7 @@ from chadthrottle.helper.kernel.socket_tagging import payload_pacing_bps
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
 
 from tests.support.netns import NetnsPair, nsenter_argv, spawn
+from tests.support.own_names import JOURNAL_INSTANCE
 
 LIMIT = ClassSpec(rate_bps=1_000_000, burst_bytes=131072)
 SLOT = 4
@@ -52,7 +53,10 @@ def test_a_limit_over_two_namespaces_is_divided_and_one_over_one_is_not(
 ) -> None:
     program = "import time; print(1, flush=True); time.sleep(30)"
     process = spawn(nsenter_argv(pair.peer_ns, [sys.executable, "-c", program]), None)
-    shapers = NamespaceShapers(shaper, lambda ipr: TcShaper(ipr, datapath.tc_program, NoPacing()))
+    shapers = NamespaceShapers(
+        shaper,
+        lambda ipr: TcShaper(ipr, datapath.tc_program, NoPacing(), instance=JOURNAL_INSTANCE),
+    )
     wanted = {Direction.UP: {SLOT: LIMIT}, Direction.DOWN: {SLOT: LIMIT}}
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "1"
@@ -142,8 +146,11 @@ def test_a_divided_upload_paces_each_namespaces_sockets_at_its_share(
     subprocess.run(["ip", "-n", pair.peer_ns, "link", "set", "lo", "up"], check=True)
     child = subprocess.Popen(nsenter_argv(pair.peer_ns, [sys.executable, "-c", _PACED_CHILD]),
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
-    shapers = NamespaceShapers(shaper, lambda ipr: TcShaper(ipr, datapath.tc_program, NoPacing()),
-                               pacer=datapath)  # fmt: skip
+    shapers = NamespaceShapers(
+        shaper,
+        lambda ipr: TcShaper(ipr, datapath.tc_program, NoPacing(), instance=JOURNAL_INSTANCE),
+        pacer=datapath,
+    )
     cap = SocketCaps(pacing_bps=995_000)
     wanted = {Direction.UP: {SLOT: LIMIT}}
     sockets: list[socket.socket] = []

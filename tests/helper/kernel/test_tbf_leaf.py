@@ -22,6 +22,7 @@ from chadthrottle.helper.kernel.tc_shaper import LINKS_MAX_AGE_S, TcShaper
 from pyroute2 import IPRoute
 
 from tests.support.netns import NetnsPair, entered_netns, tc_dump
+from tests.support.own_names import JOURNAL_INSTANCE
 
 SLOT = 7
 SMALL = ClassSpec(300 * 1024, 131072)  # up to tbf_leaf.CUT_UP_TO_BPS: a cutting leaf
@@ -200,7 +201,9 @@ def test_a_shaper_follows_a_raised_mtu_and_adopts_its_leaves_after_a_kill(
     wanted = {Direction.UP: {1: SMALL}}
     with entered_netns(pair.host_ns):
         ipr = IPRoute()
-        killed = TcShaper(ipr, datapath.tc_program, datapath)  # its changer beside ipr
+        killed = TcShaper(
+            ipr, datapath.tc_program, datapath, instance=JOURNAL_INSTANCE
+        )  # its changer beside ipr
 
     def bucket(shaper: TcShaper) -> int:
         (hook,) = shaper._hooks[Direction.UP].values()
@@ -214,14 +217,14 @@ def test_a_shaper_follows_a_raised_mtu_and_adopts_its_leaves_after_a_kill(
         killed._journal.release()  # what SIGKILL leaves: objects and journal, unlocked
         limited = tc_dump(pair.host_ns)
         with entered_netns(pair.host_ns):
-            adopting = TcShaper(ipr, datapath.tc_program, datapath)
+            adopting = TcShaper(ipr, datapath.tc_program, datapath, instance=JOURNAL_INSTANCE)
         try:
             adopting.reconcile(wanted)
             assert tc_dump(pair.host_ns) == limited, "the adopting shaper changed a matching leaf"
             adopting._journal.release()
             _set_mtu(pair, 3000)  # while no helper runs
             with entered_netns(pair.host_ns):
-                adopting = TcShaper(ipr, datapath.tc_program, datapath)
+                adopting = TcShaper(ipr, datapath.tc_program, datapath, instance=JOURNAL_INSTANCE)
             adopting.reconcile(wanted)
             assert abs(bucket(adopting) - 3018) <= 4
             _set_mtu(
@@ -289,7 +292,7 @@ def test_an_adopted_leaf_is_resized_at_adoption_and_managed_like_its_own(
     before = tc_dump(pair.host_ns)
     with entered_netns(pair.host_ns):
         ipr = IPRoute()
-        killed = TcShaper(ipr, datapath.tc_program, datapath)
+        killed = TcShaper(ipr, datapath.tc_program, datapath, instance=JOURNAL_INSTANCE)
 
     def leaf(shaper: TcShaper) -> tbf_leaf.TbfLeaf | None:
         """The class's TBF leaf; None for a passing one (a rate above 32 bits)."""
@@ -308,7 +311,7 @@ def test_an_adopted_leaf_is_resized_at_adoption_and_managed_like_its_own(
         killed._journal.release()  # what SIGKILL leaves
         _set_mtu(pair, 3000)  # while no helper runs
         with entered_netns(pair.host_ns):
-            adopting = TcShaper(ipr, datapath.tc_program, datapath)
+            adopting = TcShaper(ipr, datapath.tc_program, datapath, instance=JOURNAL_INSTANCE)
         try:
             assert abs(bucket(adopting) - 3018) <= 4, "not re-sized at adoption"
             _set_mtu(pair, 2000)
@@ -345,11 +348,13 @@ def test_a_leaf_adopted_without_a_changer_becomes_a_bfifo_and_is_released_cleanl
     before = tc_dump(pair.host_ns)
     with entered_netns(pair.host_ns):
         ipr = IPRoute()
-        killed = TcShaper(ipr, datapath.tc_program, datapath)
+        killed = TcShaper(ipr, datapath.tc_program, datapath, instance=JOURNAL_INSTANCE)
     try:
         killed.reconcile({Direction.UP: {1: SMALL, 2: ClassSpec(10 << 20, 131072)}})  # cuts, passes
         killed._journal.release()
-        adopting = TcShaper(ipr, datapath.tc_program, datapath)  # out here: no changer beside ipr
+        adopting = TcShaper(
+            ipr, datapath.tc_program, datapath, instance=JOURNAL_INSTANCE
+        )  # out here: no changer beside ipr
         try:
             assert adopting._changer is None
             (hook,) = adopting._hooks[Direction.UP].values()

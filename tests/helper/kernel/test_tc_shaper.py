@@ -25,8 +25,9 @@ from tests.support.netns import (
     tc_shaper_in,
     wait_for_carrier,
 )
+from tests.support.own_names import JOURNAL_INSTANCE
 from tests.support.tun_link import tun_link
-from tests.support.unadopted import remove_unadopted_until
+from tests.support.unadopted import remove_own_unadopted
 
 LIMIT = ClassSpec(rate_bps=1_000_000, burst_bytes=131072)
 VETH_L3_TO_L2 = (1500 + 14) / 1500  # HTB counts from the Ethernet header; limits are at L3
@@ -155,7 +156,9 @@ def _abandon(shaper: TcShaper) -> None:
     shaper._journal.release()
 
 
-def _shaper(netns: str, datapath: Datapath, instance: str = "") -> tuple[IPRoute, TcShaper]:
+def _shaper(
+    netns: str, datapath: Datapath, instance: str = JOURNAL_INSTANCE
+) -> tuple[IPRoute, TcShaper]:
     with entered_netns(netns):
         ipr = IPRoute()
     return ipr, TcShaper(ipr, datapath.tc_program, datapath, instance=instance)
@@ -226,7 +229,7 @@ def test_what_a_killed_shaper_left_and_nobody_adopts_is_removed(
         killed.reconcile({Direction.UP: {1: LIMIT}, Direction.DOWN: {1: LIMIT}})
         _abandon(killed)
         assert tc_dump(pair.host_ns) != before
-        assert remove_unadopted_until(ipr, 2) == 2  # each direction's IFB with its hook
+        assert remove_own_unadopted(ipr) == 2  # each direction's IFB with its hook
         assert tc_dump(pair.host_ns) == before
     finally:
         ipr.close()
@@ -524,7 +527,7 @@ def test_uplinks_share_one_upload_ifb_that_a_killed_shaper_leaves_for_the_next_t
                 _abandon(adopting)
             finally:
                 _ipr.close()
-            assert remove_unadopted_until(ipr, 3) == 3  # a hook per uplink, the IFB with the last
+            assert remove_own_unadopted(ipr) == 3  # a hook per uplink, the IFB with the last
         finally:
             ipr.close()
         assert tc_dump(pair.host_ns) == before

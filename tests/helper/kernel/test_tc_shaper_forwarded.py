@@ -31,6 +31,7 @@ from chadthrottle.priority import Priority
 from pyroute2 import IPRoute
 
 from tests.support.netns import NetnsPair, entered_netns, extra_link, nsenter_argv, start_stream
+from tests.support.own_names import JOURNAL_INSTANCE
 from tests.support.waiting import eventually
 
 LINK = LinkShaping(capacity_bps=12_500_000)  # 100 Mbit/s: the streams fill their classes' share
@@ -485,7 +486,12 @@ def test_a_flow_noted_here_is_not_classed_in_another_namespace(
         with entered_netns(routed.host_ns):
             ipr = IPRoute()
             its_own = TcShaper(
-                ipr, datapath.tc_program, NoPacing(), retire_after_s=0.0, hook_linger_s=0.0
+                ipr,
+                datapath.tc_program,
+                NoPacing(),
+                retire_after_s=0.0,
+                hook_linger_s=0.0,
+                instance=JOURNAL_INSTANCE,
             )
         echo = None
         try:  # another application's download limit there: its ingress hooked

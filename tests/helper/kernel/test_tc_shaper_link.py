@@ -23,7 +23,8 @@ from chadthrottle.priority import Priority
 from pyroute2 import IPRoute
 
 from tests.support.netns import NetnsPair, entered_netns, start_stream, tc_dump
-from tests.support.unadopted import remove_unadopted_until
+from tests.support.own_names import JOURNAL_INSTANCE
+from tests.support.unadopted import remove_own_unadopted
 
 LINK = LinkShaping(capacity_bps=1_250_000)  # 10 Mbit/s
 CALL = ClassSpec(rate_bps=0, burst_bytes=0, priority=Priority.CRITICAL)  # a priority alone
@@ -68,7 +69,7 @@ def _ack_ceil(pair: NetnsPair, shaper: TcShaper, direction: Direction) -> int:
 def _shaper(netns: str, datapath: Datapath) -> tuple[IPRoute, TcShaper]:
     with entered_netns(netns):
         ipr = IPRoute()
-    return ipr, TcShaper(ipr, datapath.tc_program, datapath)
+    return ipr, TcShaper(ipr, datapath.tc_program, datapath, instance=JOURNAL_INSTANCE)
 
 
 def test_a_link_carries_the_priority_tree_and_its_going_restores_the_namespace(
@@ -235,7 +236,7 @@ def test_a_killed_shapers_link_nobody_wants_any_more_goes_entirely(
             killed._journal.release()
             assert "match 00000000/00000000 at 0" in tc_dump(pair.host_ns)
             if successor == "nobody":
-                assert remove_unadopted_until(ipr, 2) == 2
+                assert remove_own_unadopted(ipr) == 2
             else:
                 other_ipr, adopting = _shaper(pair.host_ns, datapath)
                 try:
@@ -257,7 +258,10 @@ def test_the_engines_shaper_puts_the_link_on_its_own_namespace(
     """NamespaceShapers (what the engine drives) passes the link to the
     helper's own namespace's shaper; a priority alone elsewhere is nothing."""
     before = tc_dump(pair.host_ns)
-    shapers = NamespaceShapers(shaper, lambda ipr: TcShaper(ipr, lambda *_: (0, ""), shaper._pacer))
+    shapers = NamespaceShapers(
+        shaper,
+        lambda ipr: TcShaper(ipr, lambda *_: (0, ""), shaper._pacer, instance=JOURNAL_INSTANCE),
+    )
     shapers.set_link(Direction.UP, LINK)
     shapers.reconcile({Direction.UP: {3: CALL}})
     assert shapers.linked_directions() == {Direction.UP}
@@ -293,7 +297,8 @@ def test_the_link_hears_only_its_own_namespaces_gaps(pair: NetnsPair, shaper: Tc
     program = "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print(1, flush=True); time.sleep(30)"
     process = spawn(nsenter_argv(pair.peer_ns, [sys.executable, "-c", program]), None)
     shapers = NamespaceShapers(
-        shaper, lambda ipr: TcShaper(ipr, lambda *_: (0, ""), shaper._pacer)
+        shaper,
+        lambda ipr: TcShaper(ipr, lambda *_: (0, ""), shaper._pacer, instance=JOURNAL_INSTANCE),
     )  # no program: fails
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "1"
