@@ -64,7 +64,8 @@ class LimitState:
     quota_then_bps: int | None = None
     schedule: str = ""  # the schedule that sets it now ("mon-fri 09:00-17:00"), "" none
     # blocked by its used-up quota alone, no block rule listed (ListRules): no
-    # "Unblock" lifts it, it ends with the period (the helper lists both as blocked)
+    # "Unblock" lifts it; it ends with the period, or, where the quota then limits
+    # (quota_switching), once the helper has set that rate (the helper lists both as blocked)
     by_quota: bool = False
     reach: str = ""  # how it holds in each namespace of the app's processes, "" on one shaped path
     # the window's: the quota line says its sizes as the rates beside it
@@ -89,12 +90,21 @@ class LimitState:
         return self.quota_bytes > 0 and self.quota_left_bytes <= 0
 
     @property
+    def quota_switching(self) -> bool:
+        """Blocked by its used-up quota on the way to the rate the quota then
+        holds it to: the kernel refuses its traffic until the helper's next tick
+        or two have set that rate (helper: Gating.holds), and the helper lists it
+        blocked meanwhile. Not a block the user set: the cell read a plain
+        "Blocked" for that moment, the row menu offered "Unblock upload"."""
+        return self.blocked and self.by_quota and bool(self.quota_then_bps)
+
+    @property
     def quota_hold_bps(self) -> int | None:
         """What a used-up quota holds the direction to (bytes/s, 0: blocked),
         None where that is not known. Beneath a block of one's own it is the
         quota's own rate (ListRules): under Xvfb such a block read as the
         quota's, "blocked until the next day", a block that lasts."""
-        if self.blocked and not self.by_quota and self.quota_then_bps:
+        if self.blocked and self.quota_then_bps:  # its own block's, or on its way to it
             return self.quota_then_bps
         return self.rate_bps if self.blocked or self.rate_bps else self.quota_then_bps
 
@@ -218,7 +228,7 @@ def limit_state(
         owner = info.limit_owner(direction)
         read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
         problem = _problem(info.limit_problem(direction), enforcement_problem)
-        by_quota = bool(budget) and left <= 0 and quota.get("quota_then_bps") == 0 and not schedule and not any(
+        by_quota = bool(budget) and left <= 0 and quota.get("quota_then_bps") is not None and not schedule and not any(
             rule.blocked for rule in rules if (rule.app_id, rule.direction) == (info.id, direction.value)
         )  # fmt: skip
         return LimitState(0, owner_note(owner, viewer_uid), read_only, problem, blocked=True, schedule=schedule,
@@ -270,8 +280,11 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
     then = state.quota_hold_bps  # beneath a block of one's own: the quota's (the block said apart)
     if then is None:
         return used  # what holds it is not known
+    until = PERIOD_NEXT.get(period, "the next " + period)
+    if state.quota_switching:  # blocked for a tick or two: not yet at the rate
+        return f"{used}: switching to {format_rate(then, units)} until {until}"
     held = f"limited to {format_rate(then, units)}" if then else "blocked"
-    return f"{used}: {held} until {PERIOD_NEXT.get(period, 'the next ' + period)}"
+    return f"{used}: {held} until {until}"
 
 
 # How the helper words a rate it measured (helper/engine/overshoot.py: decimal
@@ -329,8 +342,8 @@ def describe_kept_limit(
     sentence the detail pane and the rules dialog both say ("" where none):
     the pane said only that a used-up quota blocked the upload, as if no limit
     of one's own were left, while the dialog's field showed it."""
-    if not (state.blocked and own_bps > 0):
-        return ""
+    if not (state.blocked and own_bps > 0) or state.quota_switching:
+        return ""  # switching: the rates then held are listed in a tick or two
     word = "download" if direction is Direction.DOWN else "upload"
     kept = f"Your {word} limit of {format_rate(own_bps, units, unbroken=True)} is kept"
     if state.by_quota:  # the quota's block alone: it ends with the period
@@ -347,6 +360,9 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
     quota = f" Quota: {describe_quota(state, units)}." if state.quota_bytes else ""
     if state.schedule:  # a limit changed here is the plain one: it applies outside the schedule
         quota = f" Set by the schedule {state.schedule} while it runs; a limit set here applies outside it.{quota}"
+    if state.quota_switching and not state.problem:  # not a block the user set
+        whose = f", {state.owner_note}" if state.owner_note else ""
+        return f"{word} quota{whose}: {describe_quota(state, units)}."
     if state.blocked:
         whose = f", {state.owner_note}" if state.owner_note else ""
         if state.problem and not state.not_met:

@@ -67,7 +67,8 @@ def limit_word(states: tuple[LimitState, ...]) -> str:
         return "limit not met"
     if any(state.problem for state in held):
         return "not enforced"
-    return "blocked" if any(state.blocked for state in held) else "limited"
+    # a used-up quota on its way to its rate is a limit, not a block the user set
+    return "blocked" if any(s.blocked and not s.quota_switching for s in held) else "limited"
 
 
 def protection_word(state: PriorityState) -> str:

@@ -22,7 +22,7 @@ from chadthrottle.gui.widgets.limit_slider import (
     warning_pixmap,
 )
 from chadthrottle.gui.widgets.rate_scale import position_for_rate
-from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT, limit_field_width
+from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT, PENDING_MARK, limit_field_width
 from chadthrottle.gui.widgets.slider_look import paint_rate_slider, slider_option
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
 from chadthrottle.units import UnitSystem, format_limit, format_rate
@@ -75,6 +75,15 @@ def _draw_background(option: QStyleOptionViewItem, painter: QPainter) -> None:
     style.drawPrimitive(
         QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, option.widget
     )
+
+
+def blocked_value(state: LimitState, units: UnitSystem) -> str:
+    """What a blocked direction's value says: "Blocked", or where a used-up
+    quota is switching to its rate ("100 KB/s…", LimitState.quota_switching)
+    that rate on its way, as a limit asked for reads: not a block the user set."""
+    if state.quota_switching and state.quota_then_bps:
+        return format_limit(state.quota_then_bps, units) + PENDING_MARK
+    return BLOCKED_TEXT
 
 
 class SparklineDelegate(QStyledItemDelegate):
@@ -137,7 +146,8 @@ class LimitDelegate(QStyledItemDelegate):
         enabled = not self.blocked_reason and bool(option.state & QStyle.StateFlag.State_Enabled)
         ratio = painter.device().devicePixelRatioF()
         key = (option.rect.width(), option.rect.height(), ratio, state.rate_bps, state.pending, state.owner_note,
-               state.read_only, bool(state.problem), enabled, self.units, state.blocked, state.note_lines)  # fmt: skip
+               state.read_only, bool(state.problem), enabled, self.units, state.blocked, state.note_lines,
+               state.quota_switching, state.quota_then_bps)  # fmt: skip
         likeness = self._likenesses.get(key)
         if likeness is None:
             if len(self._likenesses) > LIKENESS_CACHE_SIZE:
@@ -225,7 +235,7 @@ class LimitDelegate(QStyledItemDelegate):
             paint_rate_slider(painter, slider, style, widget, limited=limited, enabled=enabled)
         font = QFont(option.font)
         font.setBold(limited)
-        font.setItalic(state.pending)
+        font.setItalic(state.pending or state.quota_switching)  # on its way, as a limit asked for
         painter.setFont(font)
         if limited and state.problem:
             colour = (
@@ -240,7 +250,7 @@ class LimitDelegate(QStyledItemDelegate):
             colour = option.palette.color(group, QPalette.ColorRole.PlaceholderText)
         painter.setPen(colour)
         text = (
-            BLOCKED_TEXT
+            blocked_value(state, self.units)
             if state.blocked
             else format_limit(state.rate_bps, self.units) + ("…" if state.pending else "")
         )
@@ -300,6 +310,7 @@ class LimitDelegate(QStyledItemDelegate):
                     state.problem if state.rate_bps or state.blocked else "",
                     tooltip,
                     blocked=state.blocked,
+                    blocked_text=blocked_value(state, self.units),
                 )
                 editor.set_quota_lines(
                     state.note_lines,

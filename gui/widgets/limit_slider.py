@@ -370,6 +370,7 @@ class LimitControl(QWidget):
         self.warning.hide()
         self._read_only = False
         self._direction_blocked = False  # no data passes: "Blocked", no slider (set_state)
+        self._blocked_text = BLOCKED_TEXT  # what the field says while blocked
         self._problem = ""  # why the limit shown is not enforced or not met (set_state)
         self._blocked_reason = ""
         self._state_tooltip = ""
@@ -498,19 +499,27 @@ class LimitControl(QWidget):
             self.cancel()
 
     def set_state(
-        self, note: str, read_only: bool, problem: str, tooltip: str, blocked: bool = False
+        self,
+        note: str,
+        read_only: bool,
+        problem: str,
+        tooltip: str,
+        blocked: bool = False,
+        blocked_text: str = BLOCKED_TEXT,
     ) -> None:
         """Whose limit this is (note, "" for the viewer's own), whether the viewer
         may change it, and why it is not enforced or not met ("" when it is). A read-only
         limit has no slider: a drag would only change a rule that is outranked.
         blocked: the direction is blocked, and says so where the rate would be, with
         no slider, as the painted rows (it read "none" beside a slider on the
-        selected row while the others read "Blocked"; unblocking is the menus')."""
+        selected row while the others read "Blocked"; unblocking is the menus'):
+        blocked_text (a used-up quota on its way to its rate reads that rate)."""
         if (read_only or blocked) and not (self._read_only or self._direction_blocked):
             self.cancel()
         self._read_only = read_only
-        changed = blocked != self._direction_blocked
+        changed = blocked != self._direction_blocked or blocked_text != self._blocked_text
         self._direction_blocked = blocked
+        self._blocked_text = blocked_text
         self._problem = problem
         self.slider.setVisible(not self._fixed)
         self.field.setReadOnly(self._fixed)
@@ -756,7 +765,7 @@ class LimitControl(QWidget):
         """Show a rate as the one in force: the field no longer counts as edited."""
         self._preview_rate(rate_bps)
         if self._direction_blocked:
-            self.field.setText(BLOCKED_TEXT)
+            self.field.setText(self._blocked_text)
         self.field.setModified(False)
         limited = bool(rate_bps) or self._direction_blocked
         if self.field.property("limited") != limited:

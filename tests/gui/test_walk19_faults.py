@@ -1,0 +1,76 @@
+"""What gui19 found left by the last walks (gui18, engine19), each with the real
+widgets (offscreen)."""
+
+from __future__ import annotations
+
+import time
+
+from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.ipc.worker import Snapshot
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.limit_truth import block_lifts
+from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+
+from tests.gui.test_walk10_faults import _with
+
+FIREFOX = "app:org.mozilla.firefox"
+STEAM = "app:com.valvesoftware.Steam"
+CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
+SPENT = {"up_quota_bytes": 20 * 10**6, "up_quota_left_bytes": 0, "up_quota_period": "day"}
+
+
+def _spent_upload(controller, block_rule: bool) -> None:  # type: ignore[no-untyped-def]
+    """Firefox's upload quota (20 MB a day, then 100 KB/s) used up, listed as the
+    helper lists it until the kernel's gate opens to that rate: blocked, no rate
+    (engine19, Gating.holds); with block_rule, a block of the user's own on top."""
+    quota = {"quota_bytes": 20 * 10**6, "quota_period": "day", "quota_then_bps": 100_000}
+    rules = (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, True, blocked=block_rule, **quota),)
+    listing = tuple(_with(FIREFOX, up_blocked=True, up_limit_bps=0, **SPENT))
+    controller.connection.applicationsUpdated.emit(Snapshot(listing, {}, time.monotonic(), rules))
+
+
+def _cell(window, app_id: str, column: int) -> QImage:  # type: ignore[no-untyped-def]
+    table = window.table
+    return table.viewport().grab(table.visualRect(table.proxy_index(app_id, column))).toImage()
+
+
+def test_a_used_up_quota_switching_to_its_rate_does_not_read_as_a_block(
+    qtbot, make_controller
+) -> None:  # type: ignore[no-untyped-def]
+    """A quota that, used up, limits to 100 KB/s is listed blocked for a tick or
+    two while the kernel's gate still holds it (helper commit 5700d15): the row
+    read a plain "Blocked", its tooltip "Upload: blocked: no data passes", the
+    menu offered "Unblock upload", as for a block the user never set. It reads
+    as the rate on its way ("100 KB/s…", as a limit asked for) and says so."""
+    controller = make_controller()
+    model, window = controller.model, controller.window
+    window.set_status(CONNECTED)
+    window.resize(1100, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    _spent_upload(controller, block_rule=True)  # a block of one's own: "Blocked" it is
+    assert window.select_application(STEAM)  # Firefox's row painted, not open
+    qtbot.waitUntil(lambda: model.limit_state(FIREFOX, Direction.UP).blocked)
+    blocked_cell = _cell(window, FIREFOX, Column.UP_LIMIT)
+    _spent_upload(controller, block_rule=False)
+    state = model.limit_state(FIREFOX, Direction.UP)
+    assert state.blocked and not block_lifts(state)  # no "Unblock" lifts it
+    qtbot.waitUntil(lambda: _cell(window, FIREFOX, Column.UP_LIMIT) != blocked_cell)
+    tooltip = str(
+        window.table.proxy_index(FIREFOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    )
+    assert tooltip.startswith(
+        "Upload quota: all 20.0 MB used today: switching to 100 KB/s until the next day."
+    ), tooltip
+    assert "blocked" not in tooltip.lower() and "Unblock" not in tooltip, tooltip
+    assert window.select_application(FIREFOX)
+    control = window.limit_control(FIREFOX, Direction.UP)
+    assert control is not None
+    qtbot.waitUntil(control.isVisible)
+    assert control.field.text() == "100 KB/s…" != BLOCKED_TEXT
+    notes = window.detail.limit_notes
+    qtbot.waitUntil(lambda: "switching to 100 KB/s" in notes.text())
+    assert "blocked" not in notes.text().lower(), notes.text()
