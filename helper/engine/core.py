@@ -327,9 +327,10 @@ class EngineCore:
     def _refuse_unwritten_gates(self, changed: set[tuple[str, Direction]]) -> None:
         """A change whose block or quota the kernel did not take is refused
         (a tick goes on past such a gate, and lists it: Gating._write)."""
-        for (key, direction), why in self._applier.gating.failed.items():
+        gating = self._applier.gating
+        for key, direction in gating.failed:
             if (key[0], direction) in changed:
-                raise KernelError(f"could not write the {direction.value} gate of {key[0]}: {why}")
+                raise KernelError(gating.refusal(key, direction))
 
     def _restart_rates(self, changed: set[tuple[str, Direction]]) -> None:
         """(application, direction)s whose rules in force just changed: their rates are

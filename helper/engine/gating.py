@@ -70,8 +70,10 @@ class Gating:
         # each apply); failed: the same by rule, listed as not holding
         self._failing: dict[tuple[int, Direction], str] = {}
         self.failed: dict[tuple[RuleKey, Direction], str] = {}
-        # the quota counts the last apply could not read (the read raised), and why
+        # the quota counts the last apply could not read (the read raised), and
+        # why: by gate, and by rule (for a caller's refusal)
         self._unread: dict[tuple[int, Direction], str] = {}
+        self._unread_of: dict[tuple[RuleKey, Direction], str] = {}
         # the gate of each rule's direction that holds something: its setting
         # is the one last written (a refused write leaves the one before, lapsing)
         self._held: dict[tuple[RuleKey, Direction], Gate] = {}
@@ -182,6 +184,7 @@ class Gating:
             for g, why in {**unread_why, **self._failing}.items()
             if g in owners
         }
+        self._unread_of = {(whose[g], g[1]): why for g, why in unread.items() if g in whose}
         self._held = {(owners[g], g[1]): g for g in self._written if g in owners}
         self._closed = {
             gate for (key, direction), gate in self._held.items() if self._shut(key, direction)
@@ -232,6 +235,18 @@ class Gating:
         for slot, direction in set(self._unread) - set(unread):
             log.info("slot %d %s: its quota's count read again", slot, direction.value)
         self._unread = unread
+
+    def refusal(self, key: RuleKey, direction: Direction) -> str:
+        """Why a caller's change of a rule's direction is refused, in plain
+        words (KernelError's text; "" when its gate holds): the change is
+        undone (core._change), so nothing changed."""
+        if (why := self._unread_of.get((key, direction))) is not None:
+            failed = f"could not read how much of {key[0]}'s {direction.value} quota is used"
+        elif (why := self.failed.get((key, direction))) is not None:
+            failed = f"could not write {key[0]}'s {direction.value} block or quota to the kernel"
+        else:
+            return ""
+        return f"{failed} ({why}): the change was not made, nothing changed"
 
     def holds(self, key: RuleKey, direction: Direction) -> GateSetting | None:
         """What the kernel holds a live rule's direction to, as the last apply

@@ -270,3 +270,30 @@ def test_a_new_period_the_kernel_refuses_is_listed_as_the_spent_quota_until_it_l
     assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
     lapsed = stage.second()
     assert not lapsed.up_blocked and NOT_HELD in lapsed.up_limit_problem
+
+
+def test_a_change_refused_for_a_gate_says_what_failed_and_that_nothing_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, both read "could not write the up gate of exe:/usr/bin/curl:
+    its quota's count could not be read: ...": a write named for a read that
+    failed, and no word of what became of the change."""
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
+    stage.second()
+    stage.gates.refuse_reads = {UP}
+    (unread,) = stage.engine.apply_changes(
+        [SetQuota(CURL, (UP,), Quota(2 * BUDGET, Period.DAY, 0, 0))]
+    )
+    assert str(unread) == (
+        f"could not read how much of {CURL}'s up quota is used (count unreadable in the test):"
+        " the change was not made, nothing changed"
+    )
+    stage.gates.refuse_reads, stage.gates.refuse_writes = set(), {UP}
+    (unwritten,) = stage.engine.apply_changes([SetBlocked(CURL, (UP,), True)])
+    assert str(unwritten) == (
+        f"could not write {CURL}'s up block or quota to the kernel (refused by the test):"
+        " the change was not made, nothing changed"
+    )
+    (rule,) = stage.engine.list_rules()
+    assert (rule.blocked, rule.quota_bytes) == (False, BUDGET), "the rule was changed"
