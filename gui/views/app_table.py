@@ -171,6 +171,10 @@ class AppTable(QTreeView):
         # timer: the list is then painted in the same pass as the rest of the poll's
         # changes rather than in a pass of its own (one flush to the display fewer).
         proxy.layoutChanged.connect(lambda *_: self.executeDelayedItemsLayout())
+        # ... and the selected row, in sight before it, wholly in sight after it.
+        self._current_in_sight = False
+        proxy.layoutAboutToBeChanged.connect(lambda *_: self._note_current_in_sight())
+        proxy.layoutChanged.connect(lambda *_: self._keep_current_in_sight())
         self._expanded_ids: list[str] = []  # kept on expand/collapse: asked after every poll
         self.expanded.connect(lambda _index: self._expansion_changed(""))
         # A process row that says only its name (no rates from the helper yet)
@@ -185,6 +189,28 @@ class AppTable(QTreeView):
             lambda index: self._expansion_changed(str(index.data(Role.APP_ID) or ""))
         )
         proxy.rowsRemoved.connect(self._on_rows_removed)
+
+    def _note_current_in_sight(self) -> None:
+        current = self.currentIndex()
+        self._current_in_sight = current.isValid() and self.visualRect(current).intersects(
+            self.viewport().rect()
+        )
+
+    def _keep_current_in_sight(self) -> None:
+        """After a re-sort, the selected row wholly in sight if any of it was
+        before: scrolled by pixels, a poll's re-sort at 2x on 1366x768 (a few
+        rows, paused) moved it to the row cut by the list's bottom edge. Only
+        up or down, by as little as that takes (scrollTo would also scroll
+        sideways to the current cell's column)."""
+        current = self.currentIndex()
+        if not (self._current_in_sight and current.isValid()):
+            return
+        row, sight = self.visualRect(current), self.viewport().rect()
+        bar = self.verticalScrollBar()
+        if row.top() < sight.top():
+            bar.setValue(bar.value() - (sight.top() - row.top()))
+        elif row.bottom() > sight.bottom() and row.height() <= sight.height():
+            bar.setValue(bar.value() + row.bottom() - sight.bottom())
 
     # --- the row menu: right click, the Menu key or Shift+F10 ------------------------
 

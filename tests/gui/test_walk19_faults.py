@@ -74,3 +74,45 @@ def test_a_used_up_quota_switching_to_its_rate_does_not_read_as_a_block(
     notes = window.detail.limit_notes
     qtbot.waitUntil(lambda: "switching to 100 KB/s" in notes.text())
     assert "blocked" not in notes.text().lower(), notes.text()
+
+
+def test_a_resort_keeps_the_selected_row_wholly_in_sight(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """At 2x on 1366x768, paused, the list (a few rows, scrolled by pixels)
+    re-sorted under the selected row and left it half below the list's edge.
+    A row in sight before a re-sort is wholly in sight after it."""
+    import dataclasses
+
+    from tests.gui.bare_window import bare_window
+    from tests.gui.sample_data import KB, sample_applications
+
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    window.set_status(CONNECTED)
+    model.apply_snapshot(sample_applications())
+    window.resize(669, 344)  # the window at 2x on 1366x768 under Xvfb (openbox)
+    window.show()
+    qtbot.waitExposed(window)
+    table = window.table
+    table.sortByColumn(Column.DOWN, Qt.SortOrder.DescendingOrder)  # Dropbox 4th, syncthing 3rd
+    syncthing, dropbox = "exe:/usr/bin/syncthing", "app:com.dropbox.Client"
+    assert window.select_application(syncthing)
+    height, seen = table.rowHeight(table.proxy_index(syncthing)), table.viewport().height()
+    assert 1.5 * height <= seen <= 3.5 * height, (height, seen)  # the 2x window's few rows
+    # scrolled so that syncthing (row 2) is whole and the row below it half in sight
+    table.verticalScrollBar().setValue(int(3.5 * height) - seen)
+    qtbot.waitUntil(
+        lambda: table.viewport().rect().contains(table.visualRect(table.currentIndex()))
+    )
+
+    def whole() -> bool:
+        return table.viewport().rect().contains(table.visualRect(table.proxy_index(syncthing)))
+
+    assert whole()
+    model.apply_snapshot(  # Dropbox overtakes it: syncthing goes to the half-shown row
+        [
+            dataclasses.replace(a, down_bps=400 * KB) if a.id == dropbox else a
+            for a in sample_applications()
+        ]
+    )
+    assert table.proxy_index(dropbox).row() < table.proxy_index(syncthing).row()
+    assert whole(), (table.visualRect(table.proxy_index(syncthing)), table.viewport().rect())
