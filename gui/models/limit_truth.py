@@ -19,6 +19,7 @@ from chadthrottle.contract import (
     ADMIN_OWNER,
     NOT_ENFORCED,
     NOT_MET,
+    PAUSED_PROBLEM,
     ApplicationInfo,
     Direction,
     RuleInfo,
@@ -88,6 +89,12 @@ class LimitState:
     @property
     def quota_spent(self) -> bool:
         return self.quota_bytes > 0 and self.quota_left_bytes <= 0
+
+    @property
+    def quota_paused(self) -> bool:
+        """A quota while limits are paused: it counts nothing and holds nothing
+        (docs/helper.md, "Paused, outranked"); its sentence says so itself."""
+        return bool(self.quota_bytes) and self.problem == PAUSED_PROBLEM
 
     @property
     def quota_switching(self) -> bool:
@@ -272,18 +279,27 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
     period = state.quota_period
     now = PERIOD_NOW.get(period, f"this {period}")  # "today", as the row's line says
     if not state.quota_spent:
+        # paused, in short: "... left today, counted since it was set or the day
+        # began. Not enforced: limits are paused." said twice what it was not
+        counted = (
+            "not counted while limits are paused"
+            if state.quota_paused
+            else quota_counted_since(period)
+        )
         return (
             f"{format_size(state.quota_left_bytes, units)} of {format_size(state.quota_bytes, units)} left {now}"
-            f", {quota_counted_since(period)}"
+            f", {counted}"
         )
     used = f"all {format_size(state.quota_bytes, units)} used {now}"
     then = state.quota_hold_bps  # beneath a block of one's own: the quota's (the block said apart)
-    if then is None:
-        return used  # what holds it is not known
+    if then is None:  # what holds it is not known
+        return f"{used}; not enforced while limits are paused" if state.quota_paused else used
     until = PERIOD_NEXT.get(period, "the next " + period)
     if state.quota_switching:  # blocked for a tick or two: not yet at the rate
         return f"{used}: switching to {format_rate(then, units)} until {until}"
     held = f"limited to {format_rate(then, units)}" if then else "blocked"
+    if state.quota_paused:  # what holds it once they resume, not now
+        return f"{used}; {held} until {until} once limits resume"
     return f"{used}: {held} until {until}"
 
 
@@ -354,13 +370,24 @@ def describe_kept_limit(
     return f"{kept}: it applies again once the {word} is unblocked."
 
 
+def _quota_alone_paused(state: LimitState) -> bool:
+    """Paused, what is listed of a direction is its used-up quota's alone: its
+    block (no block rule listed), or its then-rate (no lower limit of one's own)."""
+    if not (state.quota_paused and state.quota_spent) or state.schedule:
+        return False
+    return state.by_quota or (not state.blocked and state.rate_bps == state.quota_then_bps)
+
+
 def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -> str:
     """The sentences a tooltip or the detail pane gives about one limit."""
     word = "Download" if direction is Direction.DOWN else "Upload"
     quota = f" Quota: {describe_quota(state, units)}." if state.quota_bytes else ""
     if state.schedule:  # a limit changed here is the plain one: it applies outside the schedule
         quota = f" Set by the schedule {state.schedule} while it runs; a limit set here applies outside it.{quota}"
-    if state.quota_switching and not state.problem:  # not a block the user set
+    if (state.quota_switching and not state.problem) or _quota_alone_paused(state):
+        # not a block or a limit the user set: the quota's. Paused, it read "Upload:
+        # block set. Quota: all 1.00 MB used today: blocked until the next day. Not
+        # enforced: limits are paused: traffic flows." (or "limit 100 KB/s set")
         whose = f", {state.owner_note}" if state.owner_note else ""
         return f"{word} quota{whose}: {describe_quota(state, units)}."
     if state.blocked:
@@ -376,7 +403,8 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
             text += f" {describe_problem(state.problem, units)}."
         return text
     if state.rate_bps <= 0:  # a quota's own problem: nothing is enforced now
-        problem = f" {describe_problem(state.problem, units)}." if state.problem else ""
+        said = state.problem and not state.quota_paused  # paused: the quota's sentence says it
+        problem = f" {describe_problem(state.problem, units)}." if said else ""
         return f"{word}: no limit.{quota}{problem}"
     rate = format_rate(state.rate_bps, units)
     if state.read_only:

@@ -297,14 +297,17 @@ def test_a_paused_quotas_line_says_what_it_holds_to_from_the_rules(window: MainW
     assert window.select_application(DROPBOX)
     notes = window.detail.limit_notes
     text = notes.toolTip() or notes.text()  # whole in the tooltip when cut to its lines
-    assert "Upload quota: all 2.00 GB used this week. Not enforced" in text, text
+    assert (
+        "Upload quota: all 2.00 GB used this week; not enforced while limits are paused." in text
+    ), text
     assert "blocked" not in text
     model.set_rules([RuleInfo(DROPBOX, "up", 0, 0, USER, False, quota_bytes=2 * 10**9,
                               quota_period="week", quota_then_bps=100_000, quota_left_bytes=0)])  # fmt: skip
     window.detail.refresh()
     text = notes.toolTip() or notes.text()
-    assert "all 2.00 GB used this week: limited to 100 KB/s until next week" in text, text
-    assert "Not enforced: limits are paused" in text and "blocked" not in text
+    # short and plain (gui19): what it holds to once they resume, said once
+    said = "Upload quota: all 2.00 GB used this week; limited to 100 KB/s until next week once limits resume."
+    assert said in text and "blocked" not in text and "Not enforced" not in text, text
 
 
 @pytest.mark.parametrize("away", ["paused", "helper away"])

@@ -53,7 +53,7 @@ def test_the_detail_pane_reads_its_notes_whole_at_2x(qtbot, make_controller) -> 
     assert window.select_application(HARBOR)
     notes = window.detail.limit_notes
     qtbot.waitUntil(notes.isVisible)
-    for said in ("Not enforced: limits are paused", "when the quota's block ends."):
+    for said in ("once limits resume", "when the quota's block ends."):  # paused (gui19's words)
         assert said in notes.text(), notes.text()
     assert window.detail.folded  # short: it starts folded
     qtbot.waitUntil(lambda: _notes_read_whole(window), timeout=2000)

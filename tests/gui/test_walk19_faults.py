@@ -116,3 +116,34 @@ def test_a_resort_keeps_the_selected_row_wholly_in_sight(qtbot) -> None:  # type
     )
     assert table.proxy_index(dropbox).row() < table.proxy_index(syncthing).row()
     assert whole(), (table.visualRect(table.proxy_index(syncthing)), table.viewport().rect())
+
+
+def test_a_paused_quota_says_it_short_and_plain_in_the_detail_pane(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    """At 2x on 1366x768, limits paused, an upload quota used up (then blocked)
+    over a limit of one's own: the pane read "Upload: block set. Quota: all 1.00
+    MB used today: blocked until the next day. Not enforced: limits are paused:
+    traffic flows." and the kept limit's sentence, four lines and a scroll bar
+    beside three of them: a block the user never set, "blocked" beside "traffic
+    flows". One short sentence says the quota, what it does once limits resume."""
+    from chadthrottle.contract import PAUSED_PROBLEM
+
+    controller = make_controller()
+    window = controller.window
+    window.set_status(CONNECTED)
+    quota = {"quota_bytes": 10**6, "quota_period": "day", "quota_then_bps": 0}
+    rules = (RuleInfo(FIREFOX, "up", 10**6, 0, ADMIN_OWNER, True, **quota),)
+    listing = tuple(
+        _with(FIREFOX, up_blocked=True, up_limit_bps=0, up_quota_bytes=10**6,
+              up_quota_left_bytes=0, up_quota_period="day", up_limit_problem=PAUSED_PROBLEM)
+    )  # fmt: skip
+    window.resize(669, 344)  # the window at 2x on 1366x768 under Xvfb (openbox)
+    window.show()
+    qtbot.waitExposed(window)
+    window.set_limits_paused(True)
+    controller.connection.applicationsUpdated.emit(Snapshot(listing, {}, time.monotonic(), rules))
+    assert window.select_application(FIREFOX)
+    notes = window.detail.limit_notes
+    qtbot.waitUntil(notes.isVisible)
+    said = "Upload quota: all 1.00 MB used today; blocked until the next day once limits resume."
+    assert said in notes.text(), notes.text()
+    assert "block set" not in notes.text() and "traffic flows" not in notes.text()

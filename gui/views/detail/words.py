@@ -88,7 +88,8 @@ def describe_limit_notes(
             note = describe_limit(state, direction, units)  # with the quota, if any
         elif state.quota_bytes:
             word = "Download" if direction is Direction.DOWN else "Upload"
-            problem = f" {describe_problem(state.problem, units)}." if state.problem else ""
+            said = state.problem and not state.quota_paused  # paused: the quota's words say it
+            problem = f" {describe_problem(state.problem, units)}." if said else ""
             note = f"{word} quota: {describe_quota(state, units)}.{problem}"
         kept = describe_kept_limit(state, direction, (own or {}).get(direction, 0), units)
         note = " ".join(filter(None, [note, kept]))
