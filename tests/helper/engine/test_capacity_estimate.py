@@ -549,6 +549,65 @@ def test_an_upload_whose_own_link_came_back_follows_it(lag: int, slow_s: int) ->
     assert sum(down) / len(down) >= 0.88, sum(down) / len(down)
 
 
+# issue 16's floor "estimation follows within 10 s", not met in two cases (docs/benchmarks/
+# priorities.md, est16j): each case below fails today, and strict, so that meeting it shows
+UNMET_FOLLOW = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 16: not followed within 10 s (docs/benchmarks/priorities.md, est16j)",
+)
+
+
+def _followed(link: OurUploadQueue, estimator: CapacityEstimator, direction: Direction,
+              seconds: int) -> int | None:  # fmt: skip
+    """The second after which the estimate is within 0.75 of the link's new rate (None: not in
+    `seconds`)."""
+    for second in range(seconds):
+        link.tick(estimator)
+        if (estimator.capacity(direction) or 0) >= 0.75 * link.modems[direction].rate:
+            return second + 1
+    return None
+
+
+@UNMET_FOLLOW
+@pytest.mark.parametrize(("lag", "settle_s"), [(1, 20), (1, 36), (2, 28), (2, 50)])
+def test_an_upload_link_faster_than_any_it_held_is_followed_within_ten_seconds(
+    lag: int, settle_s: int
+) -> None:
+    """The upload's link doubles from where its estimate sat (bench/capacity_follow.py --vary
+    up --slow-share 2.0). Nothing shows it: our upload queue holds what we shape and the round
+    trips do not change, so only a raise past the old rate finds it, and the upload's raises
+    are judged by the round trips alone, 2-4 s late: two 2-3% raises a turn, every 20 s while
+    the download sits at its link, none past where it failed for a minute. Here it is not
+    followed in 10 s (nor in 40: at most 1.05 of the old rate a turn)."""
+    rates = {DOWN: 2_500_000, UP: 625_000}
+    link = OurUploadQueue(rates[DOWN], rates[UP], lag)
+    estimator = CapacityEstimator(dict(rates))
+    for _ in range(settle_s):
+        link.tick(estimator)
+    link.modems[UP].rate = 2 * rates[UP]
+    assert _followed(link, estimator, UP, 10) is not None, estimator.capacities()
+
+
+@UNMET_FOLLOW
+@pytest.mark.parametrize(("lag", "settle_s"), [(1, 40), (1, 43), (2, 42), (2, 46)])
+def test_a_download_link_that_doubles_around_the_uploads_turn_is_followed_within_ten_seconds(
+    lag: int, settle_s: int
+) -> None:
+    """The download's link doubles just before the upload's turn begins (bench/capacity_follow
+    .py --vary down: its second change at est16d's 07:49 run, 12 s; --slow-share 2.0 at
+    est16j's 13:23 run, 13 s). The turn holds the download's raises from the download's last
+    raise judged to SUSPECT_S after the turn's last (6-9 s here), then the download steps past
+    where it failed (PAST_STEP) and climbs 6%, 12%, 12%, 12%: 13-18 s in these cases."""
+    rates = {DOWN: 2_500_000, UP: 625_000}
+    link = OurUploadQueue(rates[DOWN], rates[UP], lag)
+    estimator = CapacityEstimator(dict(rates))
+    for _ in range(settle_s):
+        link.tick(estimator)
+    link.modems[DOWN].rate = 2 * rates[DOWN]
+    assert _followed(link, estimator, DOWN, 10) is not None, estimator.capacities()
+
+
 @pytest.mark.parametrize(
     ("recording", "tried_at", "recorded_try"),
     [("capacity_follow_vary_up.json", 35, None), ("capacity_follow_vary_up_tried.json", 33, 34)],
