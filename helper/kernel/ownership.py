@@ -305,7 +305,9 @@ def take_over_dead(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # its owner is alive
-            entries = _entries(path.read_text(errors="replace"))
+            if not _still_named(path, fd):
+                continue  # another scan took it (removed or rewrote it) since it was opened
+            entries = _entries(_read(fd))
             mine = {key: entry for key, entry in entries.items() if belongs(entry)}
             for key, entry in mine.items():
                 heir.write(entry)
@@ -320,6 +322,23 @@ def take_over_dead(
         finally:
             os.close(fd)
     return list(taken.values())
+
+
+def _still_named(path: Path, fd: int) -> bool:
+    """Whether path still names the file fd has open."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _read(fd: int) -> str:
+    """The whole text of the file fd has open."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _rewrite(path: Path, entries: list[dict[str, Any]]) -> None:
