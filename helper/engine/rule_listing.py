@@ -52,7 +52,8 @@ class RuleListing:
             counting = gate is not None and gate.budget_bytes is not None
             if lapsing is not None:
                 blocked = lapsing.closed
-                left = 0 if blocked and quota else left
+                spent = blocked and gate is not None and not gate.blocked  # its quota, not a block
+                left = 0 if spent and quota else left
             elif why and gate is None:  # nothing in its gate: traffic fails open
                 blocked = False
             else:

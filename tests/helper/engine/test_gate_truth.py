@@ -297,3 +297,20 @@ def test_a_change_refused_for_a_gate_says_what_failed_and_that_nothing_changed(
     )
     (rule,) = stage.engine.list_rules()
     assert (rule.blocked, rule.quota_bytes) == (False, BUDGET), "the rule was changed"
+
+
+def test_a_block_held_after_a_refused_unblock_leaves_its_quotas_count_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A block over a quota with budget left: while the refused unblock's old
+    block holds, the quota is listed with what is left of it, not as used up."""
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
+    stage.change(SetBlocked(CURL, (UP,), True))
+    stage.second()
+    stage.gates.refuse_writes = {UP}
+    (outcome,) = stage.engine.apply_changes([SetBlocked(CURL, (UP,), False)])
+    assert isinstance(outcome, KernelError)
+    held = stage.listed()
+    assert held.up_blocked and HELD_BEFORE in held.up_limit_problem
+    assert held.up_quota_left_bytes == BUDGET
