@@ -147,3 +147,27 @@ def test_a_paused_quota_says_it_short_and_plain_in_the_detail_pane(qtbot, make_c
     said = "Upload quota: all 1.00 MB used today; blocked until the next day once limits resume."
     assert said in notes.text(), notes.text()
     assert "block set" not in notes.text() and "traffic flows" not in notes.text()
+
+
+def test_the_notes_box_is_given_no_negative_height(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    """Each start at 2x (gui18's and gui19's walks) logged "QWidget::setMinimumSize:
+    (/NotesBox) Negative sizes (0,-1) are not possible": the notes' box was fitted
+    to an empty label, which has no height for a width (-1)."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    from tests.gui.sample_data import sample_applications
+
+    said: list[str] = []
+    before = qInstallMessageHandler(lambda _kind, _context, message: said.append(message))
+    try:
+        controller = make_controller()
+        window = controller.window
+        window.resize(669, 344)  # the window at 2x on 1366x768 under Xvfb (openbox)
+        window.show()
+        qtbot.waitExposed(window)
+        controller.model.apply_snapshot(sample_applications())
+        assert window.select_application(FIREFOX)
+        qtbot.waitUntil(lambda: window.detail.summary.text().startswith("Firefox"))
+    finally:
+        qInstallMessageHandler(before)
+    assert not [message for message in said if "Negative sizes" in message], said

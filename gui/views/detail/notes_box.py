@@ -51,7 +51,8 @@ class NotesBox(QScrollArea):
         """As tall as the label's lines at this width, up to NOTES_MAX_LINES of
         them: its own height for the width, as it lays them out (selectable, as
         a document: not the font's line spacing times the lines)."""
-        whole = self.label.heightForWidth(width)
+        # an empty label has no height for a width (-1): Qt warned "Negative sizes"
+        whole = max(0, self.label.heightForWidth(width))
         height = whole if lines <= NOTES_MAX_LINES else whole * NOTES_MAX_LINES // lines
         if self.height() != height or self.minimumHeight() != height:
             self.setFixedHeight(height)
