@@ -4,11 +4,21 @@ The veth between them has a round trip of tens of microseconds, where no
 congestion window slows TCP and only a sender's timers (200 ms and more) do.
 A user's downloads cross the internet, with tens of milliseconds. This kernel
 has no sch_netem nor sch_fq (docs/benchmarks.md), so the delay is made here: in
-the peer namespace, the veth's ingress redirects every TCP and UDP packet from
-the host side to a tun device; this process (run in the peer namespace) reads
+the peer namespace, every TCP and UDP packet that arrives on the veth from the
+host side is routed (a policy rule on its input device, before the local
+table) out of a tun device; this process (run in the peer namespace) reads
 each one, holds it for the delay, and writes it back, and the peer's stack
 receives it from the tun. One direction delayed is enough for the round trip,
 and the helper's side (the host namespace) is left exactly as a user's is.
+
+Routed, not redirected by a tc filter on the veth's ingress (until 2026-12-06):
+a packet that the helper's upload limit passed through an IFB carries the
+IFB's mark that its classification is done (skb->tc_skip_classify), the veth
+keeps it across into the peer namespace, and the peer's receive path then
+skips its tc ingress: every limited upload packet went around the delay line,
+its round trip fell from the delay to microseconds the moment the limit
+landed, and it overtook a whole delay of the stream's own older packets
+(measured: docs/development.md, "Fifteenth round"). Routing sees every packet.
 
 The tun offers no offloads, so the kernel cuts GSO super-packets into the
 segments a real path carries before they reach it (and the receiving socket
@@ -73,6 +83,54 @@ def serve(name: str, delay_ms: float, realtime: bool = False) -> None:
     relay(fd, delay_ms / 1000)
 
 
+ROUTE_TABLE = 2001  # the peer namespace's table that sends what the host sent out of the tun
+_RULE_PREF, _LOCAL_PREF = 10, 100  # ours, then the local table (moved from 0 while delayed)
+# forwarding on; early demux off, which gives a packet of an established socket that socket
+# before routing, and forwarding then drops it (ip_forward: skb->sk)
+_SETTINGS = {
+    "net.ipv4.ip_forward": 1,
+    "net.ipv6.conf.all.forwarding": 1,
+    "net.ipv4.ip_early_demux": 0,
+}
+
+
+def _in_peer(pair: NetnsPair, argv: list[str], check: bool = True) -> str:
+    return subprocess.run(nsenter_argv(pair.peer_ns, argv), check=check, capture_output=True,
+                          text=True).stdout  # fmt: skip
+
+
+def _route_through(pair: NetnsPair, tun: str, was: dict[str, str]) -> None:
+    """Route every TCP and UDP packet arriving on the peer's veth out of the
+    tun; was: filled with the settings to put back (_unroute)."""
+    for key, value in _SETTINGS.items():
+        was[key] = _in_peer(pair, ["sysctl", "-n", key]).strip()
+        _in_peer(pair, ["sysctl", "-q", "-w", f"{key}={value}"])
+    mtu = json.loads(_in_peer(pair, ["ip", "-j", "link", "show", "dev", pair.peer_if]))[0]["mtu"]
+    _in_peer(pair, ["ip", "link", "set", "dev", tun, "mtu", str(mtu)])  # forwarded: cut as before
+    for family in ("-4", "-6"):
+        ip = ["ip", family]
+        _in_peer(pair, [*ip, "route", "add", "default", "dev", tun, "table", str(ROUTE_TABLE)])
+        for transport in ("tcp", "udp"):
+            _in_peer(pair, [*ip, "rule", "add", "pref", str(_RULE_PREF), "iif", pair.peer_if,
+                            "ipproto", transport, "lookup", str(ROUTE_TABLE)])  # fmt: skip
+        _in_peer(pair, [*ip, "rule", "add", "pref", str(_LOCAL_PREF), "lookup", "local"])
+        _in_peer(pair, [*ip, "rule", "del", "pref", "0", "lookup", "local"])
+
+
+def _unroute(pair: NetnsPair, was: dict[str, str]) -> None:
+    """Undo _route_through (what of it was made): the local table first again."""
+    for family in ("-4", "-6"):
+        ip = ["ip", family]
+        rules = _in_peer(pair, [*ip, "rule", "show"], check=False)
+        if not any(line.startswith("0:") for line in rules.splitlines()):
+            _in_peer(pair, [*ip, "rule", "add", "pref", "0", "lookup", "local"], check=False)
+        for pref in (_LOCAL_PREF, _RULE_PREF, _RULE_PREF):
+            _in_peer(pair, [*ip, "rule", "del", "pref", str(pref)], check=False)
+        _in_peer(pair, [*ip, "route", "flush", "table", str(ROUTE_TABLE)], check=False)
+    for key, value in was.items():
+        _in_peer(pair, ["sysctl", "-q", "-w", f"{key}={value}"], check=False)
+
+
 @contextlib.contextmanager
 def delayed(pair: NetnsPair, delay_ms: float, realtime: bool = False) -> Iterator[None]:
     """Delay every TCP and UDP packet from the host to the peer by delay_ms
@@ -89,28 +147,15 @@ def delayed(pair: NetnsPair, delay_ms: float, realtime: bool = False) -> Iterato
                      + (["--realtime"] if realtime else [])),
         cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    was: dict[str, str] = {}
     try:
         wait_for_line(line, "ready")
-        tc = ["tc", "-n", pair.peer_ns]
-        subprocess.run([*tc, "qdisc", "add", "dev", pair.peer_if, "ingress"], check=True)
-        routes = [
-            ("ip", "ip", "6"),
-            ("ip", "ip", "17"),
-            ("ipv6", "ip6", "6"),
-            ("ipv6", "ip6", "17"),
-        ]
-        for prio, (protocol, match, transport) in enumerate(routes, start=1):
-            subprocess.run([*tc, "filter", "add", "dev", pair.peer_if, "parent", "ffff:", "protocol", protocol,
-                            "prio", str(prio), "u32", "match", match, "protocol", transport, "0xff",
-                            "action", "mirred", "egress", "redirect", "dev", tun], check=True)  # fmt: skip
+        _route_through(pair, tun, was)
         yield
-        if (
-            line.poll() is not None
-        ):  # its tun went with it, and every packet redirected there was lost
+        if line.poll() is not None:  # its tun went with it, and every packet routed there was lost
             raise RuntimeError(f"the delay line exited ({line.returncode}) while it was in use")
     finally:
-        subprocess.run(["tc", "-n", pair.peer_ns, "qdisc", "del", "dev", pair.peer_if, "ingress"],
-                       capture_output=True)  # fmt: skip
+        _unroute(pair, was)
         line.terminate()
         try:
             line.wait(timeout=5)

@@ -16,7 +16,15 @@ for the noop qdisc to meet a packet by chance (30-125 us a graft; up to 40
 landings, about 50 s, and under load none in 40). The data takes a long
 round trip to the peer (150 ms, bench/delay_line.py), so TCP finds the
 losses a round trip later, after the helper tagged the socket unless it
-waits. Judged from the sender's socket, sampled every millisecond
+waits. Until 2026-12-06 the delay line was a tc filter at the peer's
+ingress, which every packet the limit passed through its IFB skipped (the
+IFB marks a packet classified, and the veth carries the mark into the peer):
+from the tag on, the stream's packets reached the peer at once, ahead of
+150 ms of its older ones, TCP resent those through the limit as lost, and
+the peer dropped the late originals for their old timestamps (PAWS). 3 of 39
+runs failed so, 1 in 10 in CI; a real uplink has no such shortcut, and the
+delay line now routes every packet (docs/development.md, "Fifteenth
+round"). Judged from the sender's socket, sampled every millisecond
 (tests/support/sender_info.py): it resent what the graft dropped before the
 limit's pacing cap reached it, and nothing for a second from then on; and
 while the process was held back from its tag, another client's

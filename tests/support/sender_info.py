@@ -35,6 +35,8 @@ class Sample:
     max_pacing: int
     unacked_new: int  # bytes of new data sent and not acknowledged
     backoff: int  # retransmission timeouts in a row that no acknowledgment has ended (tcpi_backoff)
+    acked: int  # bytes acknowledged (tcpi_bytes_acked)
+    min_rtt_us: int  # the shortest round trip TCP measured lately (tcpi_min_rtt)
 
     @property
     def capped(self) -> bool:
@@ -54,7 +56,7 @@ def _decode(at: float, info: bytes) -> Sample:
         return int(struct.unpack_from("Q", info, offset)[0])
 
     return Sample(at, info[1], u32(32), u32(36), u32(100), u64(112), u64(200) - u64(208) - u64(120),
-                  info[4])  # fmt: skip
+                  info[4], u64(120), u32(148))  # fmt: skip
 
 
 def _established_tcp(pid: int) -> socket.socket:
