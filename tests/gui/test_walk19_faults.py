@@ -58,6 +58,9 @@ def test_a_used_up_quota_switching_to_its_rate_does_not_read_as_a_block(
     _spent_upload(controller, block_rule=False)
     state = model.limit_state(FIREFOX, Direction.UP)
     assert state.blocked and not block_lifts(state)  # no "Unblock" lifts it
+    menu = window.row_menu(FIREFOX)  # the row menu offers none
+    block = next(action for action in menu.actions() if action.objectName() == "block:up")
+    assert block.text() == "Block upload" and not block.isChecked(), block.text()
     qtbot.waitUntil(lambda: _cell(window, FIREFOX, Column.UP_LIMIT) != blocked_cell)
     tooltip = str(
         window.table.proxy_index(FIREFOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
