@@ -177,6 +177,7 @@ class RulesFlow(QObject):
             },
             scheduled={d: s.schedule for d, s in states.items()},
             held_by_quota=self._held_by_quota(app_id, states),
+            quota_switching=frozenset(d for d, s in states.items() if s.quota_switching),
             quota_then={d: s.quota_then_bps for d, s in states.items()},
             kept={
                 d: describe_kept_limit(s, d, self._plain_rate(app_id, d), self._model.units)

@@ -79,6 +79,9 @@ class AppRules:
     )  # bytes, left, period
     # a direction whose quota is used up: the rate it holds it to now (bytes/s, 0 blocked)
     held_by_quota: dict[Direction, int] = field(default_factory=dict)
+    # of those, the ones on their way to that rate: the kernel blocks them for a
+    # tick or two meanwhile (LimitState.quota_switching), not held to it yet
+    quota_switching: frozenset[Direction] = frozenset()
     # what each quota does once used up (ListRules): bytes/s, 0 blocks; None not known
     quota_then: dict[Direction, int | None] = field(default_factory=dict)
     # a limit of the viewer's own kept beneath a block, said as the detail pane says it
@@ -471,9 +474,11 @@ class RulesDialog(QDialog):
         if direction not in self.rules.held_by_quota:
             return ""
         rate_bps = self.rules.held_by_quota[direction]
-        held = (
-            f"held to {format_rate(rate_bps, self.units, unbroken=True)}" if rate_bps else "blocked"
-        )
+        rate = format_rate(rate_bps, self.units, unbroken=True)
+        # on its way: the kernel blocks it until the helper has set that rate
+        # (a tick or two), as the pane says it; it read "held to" meanwhile
+        verb = "switching to" if direction in self.rules.quota_switching else "held to"
+        held = f"{verb} {rate}" if rate_bps else "blocked"
         return f": {held} until {PERIOD_NEXT.get(period, f'the next {period}')}"
 
     def _held_by_quota(self, direction: Direction, rate_bps: int) -> str:
@@ -484,7 +489,8 @@ class RulesDialog(QDialog):
         if not rate_bps:
             return f"The {word} quota is used up: the {word} is blocked until {until}."
         rate = format_rate(rate_bps, self.units, unbroken=True)  # "97.7" and "KiB/s" parted at 1x
-        return (f"The {word} quota is used up: the {word} is held to {rate} until {until}; "
+        verb = "switching to" if direction in self.rules.quota_switching else "held to"
+        return (f"The {word} quota is used up: the {word} is {verb} {rate} until {until}; "
                 "a limit here holds too where it is lower.")  # fmt: skip
 
     def show_outcome(self, text: str, error: bool = False) -> None:
