@@ -87,6 +87,13 @@ class LimitState:
         return self.rate_bps > 0 or self.blocked
 
     @property
+    def quota_not_holding(self) -> bool:
+        """Blocked by its used-up quota alone while nothing enforces it (paused,
+        the helper away): its cell read "Blocked" over "not enforced", as a block
+        of the user's own does, which they never set."""
+        return self.blocked and self.by_quota and bool(self.problem) and not self.not_met
+
+    @property
     def quota_spent(self) -> bool:
         return self.quota_bytes > 0 and self.quota_left_bytes <= 0
 

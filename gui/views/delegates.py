@@ -22,7 +22,12 @@ from chadthrottle.gui.widgets.limit_slider import (
     warning_pixmap,
 )
 from chadthrottle.gui.widgets.rate_scale import position_for_rate
-from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT, PENDING_MARK, limit_field_width
+from chadthrottle.gui.widgets.rate_width import (
+    BLOCKED_TEXT,
+    PENDING_MARK,
+    QUOTA_USED_TEXT,
+    limit_field_width,
+)
 from chadthrottle.gui.widgets.slider_look import paint_rate_slider, slider_option
 from chadthrottle.gui.widgets.sparkline import SPARKLINE_SAMPLES, paint_sparkline
 from chadthrottle.units import UnitSystem, format_limit, format_rate
@@ -80,10 +85,12 @@ def _draw_background(option: QStyleOptionViewItem, painter: QPainter) -> None:
 def blocked_value(state: LimitState, units: UnitSystem) -> str:
     """What a blocked direction's value says: "Blocked", or where a used-up
     quota is switching to its rate ("100 KB/s…", LimitState.quota_switching)
-    that rate on its way, as a limit asked for reads: not a block the user set."""
+    that rate on its way, as a limit asked for reads: not a block the user set;
+    nor, paused, "Quota used" (LimitState.quota_not_holding): read "Blocked"
+    over "not enforced", it said a block the user never set."""
     if state.quota_switching and state.quota_then_bps:
         return format_limit(state.quota_then_bps, units) + PENDING_MARK
-    return BLOCKED_TEXT
+    return QUOTA_USED_TEXT if state.quota_not_holding else BLOCKED_TEXT
 
 
 class SparklineDelegate(QStyledItemDelegate):
@@ -147,7 +154,7 @@ class LimitDelegate(QStyledItemDelegate):
         ratio = painter.device().devicePixelRatioF()
         key = (option.rect.width(), option.rect.height(), ratio, state.rate_bps, state.pending, state.owner_note,
                state.read_only, bool(state.problem), enabled, self.units, state.blocked, state.note_lines,
-               state.quota_switching, state.quota_then_bps)  # fmt: skip
+               state.quota_switching, state.quota_then_bps, state.quota_not_holding)  # fmt: skip
         likeness = self._likenesses.get(key)
         if likeness is None:
             if len(self._likenesses) > LIKENESS_CACHE_SIZE:

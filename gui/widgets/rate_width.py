@@ -10,6 +10,8 @@ from chadthrottle.units import UnitSystem, unit_label
 from PySide6.QtGui import QFont, QFontMetricsF
 
 BLOCKED_TEXT = "Blocked"  # what a blocked direction shows instead of a rate
+# what one blocked by its used-up quota alone shows while nothing enforces it (paused)
+QUOTA_USED_TEXT = "Quota used"
 PENDING_MARK = "…"  # after a limit asked for and not confirmed yet
 FIELD_PADDING = 12  # a QLineEdit's frame (2) and text margins (2) each side, and 4 spare
 # Widths are the fractional advance rounded up plus this: a column 65 px wide cut
@@ -46,12 +48,12 @@ def widest_amount(font: QFont, units: UnitSystem) -> int:
 
 def widest_limit(font: QFont, units: UnitSystem) -> int:
     """The widest a limit cell reads: a rate still being confirmed, "none" or
-    "Blocked"; in bold, as a limit in force is shown (it cut "5.00 MB/s" at 2x)."""
+    "Blocked" or "Quota used"; in bold, as a limit in force is shown (it cut "5.00
+    MB/s" at 2x)."""
     bold = QFont(font)
     bold.setBold(True)
-    return _width(
-        bold, [*(text + PENDING_MARK for text in rate_texts(units)), "none", BLOCKED_TEXT]
-    )
+    texts = [*(text + PENDING_MARK for text in rate_texts(units)), "none", BLOCKED_TEXT]
+    return _width(bold, [*texts, QUOTA_USED_TEXT])
 
 
 def limit_field_width(font: QFont, units: UnitSystem) -> int:

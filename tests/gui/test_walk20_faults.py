@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import time
 
-from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, RuleInfo
+from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, ApplicationInfo, Direction, RuleInfo
 from chadthrottle.gui.ipc.worker import Snapshot
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT
 
 from tests.gui.test_walk10_faults import _with
-from tests.gui.test_walk19_faults import CONNECTED, FIREFOX, SPENT, _spent_upload
+from tests.gui.test_walk19_faults import CONNECTED, FIREFOX, SPENT, STEAM, _cell, _spent_upload
 
 
 def _emit(controller, listing: list[ApplicationInfo], rules: tuple[RuleInfo, ...]) -> None:  # type: ignore[no-untyped-def]
@@ -56,3 +58,33 @@ def test_the_rules_dialog_says_a_switching_quota_as_the_pane_does(qtbot, make_co
     _emit(controller, _with(FIREFOX, up_blocked=False, up_limit_bps=100_000, **SPENT), rules)
     qtbot.waitUntil(lambda: "held to 100 KB/s until the next day" in said()[0])
     assert "switching" not in " ".join(said()), said()
+
+
+def test_a_paused_used_up_quota_reads_as_the_quota_not_as_a_block(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    """Paused, an upload quota used up (then blocked) and no block of one's own:
+    its cell read "Blocked" over an amber "not enforced", as a block of the
+    user's own does, which they never set. It reads as the quota it is."""
+    controller = make_controller()
+    model, window = controller.model, controller.window
+    window.set_status(CONNECTED)
+    window.resize(1100, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    window.set_limits_paused(True)
+    quota = {"quota_bytes": 10**6, "quota_period": "day", "quota_then_bps": 0}
+    listing = _with(FIREFOX, up_blocked=True, up_limit_bps=0, up_quota_bytes=10**6,
+                    up_quota_left_bytes=0, up_quota_period="day", up_limit_problem=PAUSED_PROBLEM)  # fmt: skip
+    own_block = (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, False, blocked=True, **quota),)
+    _emit(controller, listing, own_block)  # a block of one's own: "Blocked" it is
+    assert window.select_application(STEAM)  # Firefox's row painted, not open
+    qtbot.waitUntil(lambda: model.limit_state(FIREFOX, Direction.UP).blocked)
+    blocked_cell = _cell(window, FIREFOX, Column.UP_LIMIT)
+    _emit(controller, listing, (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, False, **quota),))
+    state = model.limit_state(FIREFOX, Direction.UP)
+    assert state.by_quota and state.quota_paused
+    qtbot.waitUntil(lambda: _cell(window, FIREFOX, Column.UP_LIMIT) != blocked_cell)
+    assert window.select_application(FIREFOX)
+    control = window.limit_control(FIREFOX, Direction.UP)
+    assert control is not None
+    qtbot.waitUntil(control.isVisible)
+    assert control.field.text() == "Quota used" != BLOCKED_TEXT
