@@ -129,6 +129,18 @@ PAUSED_PROBLEM = "limits are paused"
 NOT_MET, NOT_ENFORCED = "not met", "not enforced"
 
 
+# In a limit's problem while the kernel refused its gate's last write and the
+# gate keeps what it held before (a block, a spent quota) until its lease lapses
+# (helper/engine/rule_listing.py): the direction is listed blocked, and the
+# kernel does block it for now. The window says it blocked, not "traffic flows".
+HELD_BEFORE = "its gate keeps what it held before"
+
+
+def is_held_before(problem: str) -> bool:
+    """The kernel still holds the block or spent quota a refused write was to change."""
+    return HELD_BEFORE in problem
+
+
 def is_not_met(problem: str) -> bool:
     """The limit is enforced but measured above it, not left unenforced."""
     return problem.startswith(NOT_MET_PREFIX)

@@ -353,7 +353,8 @@ class ApplicationsModel(QAbstractItemModel):
             direction = LIMIT_COLUMNS[column]
             state = self._state(app, direction)
             text = describe_limit(state, direction, self._units)
-            if state.blocked and state.enforced and not state.quota_switching:  # not both ways
+            held = state.enforced or state.held_on  # the kernel blocks it now
+            if state.blocked and held and not state.quota_switching:  # not both ways
                 text += f"\n{what_a_block_leaves(direction)}"
             if state.read_only:
                 return text

@@ -23,6 +23,7 @@ from chadthrottle.contract import (
     ApplicationInfo,
     Direction,
     RuleInfo,
+    is_held_before,
     is_not_met,
     limit_problem_words,
 )
@@ -87,11 +88,22 @@ class LimitState:
         return self.rate_bps > 0 or self.blocked
 
     @property
+    def held_on(self) -> bool:
+        """Blocked by what the kernel's gate held before a write it refused (an
+        unblock, a quota lifted or its new period), until that lease lapses
+        (helper: Gating.lapsing): no data passes now. The pane said "block set.
+        Not enforced: ...: traffic flows." and the tray "not enforced" of it."""
+        return self.blocked and is_held_before(self.problem)
+
+    @property
     def quota_not_holding(self) -> bool:
         """Blocked by its used-up quota alone while nothing enforces it (paused,
         the helper away): its cell read "Blocked" over "not enforced", as a block
         of the user's own does, which they never set."""
-        return self.blocked and self.by_quota and bool(self.problem) and not self.not_met
+        return (
+            self.blocked and self.by_quota and bool(self.problem)
+            and not self.not_met and not self.held_on
+        )  # fmt: skip
 
     @property
     def quota_spent(self) -> bool:
@@ -110,7 +122,9 @@ class LimitState:
         or two have set that rate (helper: Gating.holds), and the helper lists it
         blocked meanwhile. Not a block the user set: the cell read a plain
         "Blocked" for that moment, the row menu offered "Unblock upload"."""
-        return self.blocked and self.by_quota and bool(self.quota_then_bps)
+        return (
+            self.blocked and self.by_quota and bool(self.quota_then_bps) and not self.held_on
+        )  # held on after a refused write, its gate is not renewed: it opens, not to the rate
 
     @property
     def quota_hold_bps(self) -> int | None:
@@ -142,6 +156,8 @@ class LimitState:
         pointed at them (seen under Xvfb on a real not-met limit)."""
         if not self.problem or not self.held:
             return ()
+        if self.held_on:  # it holds, for now: what the user asked for was refused
+            return ("kernel refused the change", "change refused", "refused")
         return ("limit not met", "not met") if self.not_met else ("not enforced",)
 
     @property
@@ -252,14 +268,28 @@ def limit_state(
         return LimitState(
             pending, pending=True, problem=enforcement_problem if pending else "", **quota
         )
+    problem = _problem(info.limit_problem(direction), enforcement_problem)
+    if problem and helper_rate <= 0 and not schedule and _block_rule(rules, info, direction):
+        # A block the kernel does not hold (its gate refused, the lease lapsed: the
+        # helper lists it open, as the kernel holds it) is still the rule, written
+        # again at each tick: a block set, not holding, as a paused one. The row
+        # read no limit and its menu offered "Block upload", the problem unsaid.
+        owner = info.limit_owner(direction)
+        return LimitState(0, owner_note(owner, viewer_uid), owner == ADMIN_OWNER and viewer_uid != ROOT_UID,
+                          problem, blocked=True, schedule=schedule, **quota)  # fmt: skip
     if helper_rate <= 0:  # a quota alone is not enforced either while nothing is
         return LimitState(0, problem=enforcement_problem if budget else "", **quota)
     owner = info.limit_owner(direction)
     read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
     own = own_rule_rate(rules, info.id, direction, viewer_uid) if read_only else 0
-    problem = _problem(info.limit_problem(direction), enforcement_problem)
     return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own, schedule=schedule,
                       reach=info.limit_reach(direction), **quota)  # fmt: skip
+
+
+def _block_rule(rules: Iterable[RuleInfo], info: ApplicationInfo, direction: Direction) -> bool:
+    """Whether the listed rule shown blocks this direction (ListRules)."""
+    key = (info.id, direction.value, info.limit_owner(direction))
+    return any(rule.blocked for rule in rules if (rule.app_id, rule.direction, rule.owner) == key)
 
 
 def quota_then(
@@ -326,6 +356,8 @@ def in_units(reason: str, units: UnitSystem) -> str:
 def describe_problem(problem: str, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> str:
     """ "Not met: measured 9.10 MB/s, ..." for a limit enforced but measured
     above it, else "Not enforced: <why>"."""
+    if is_held_before(problem):  # the kernel blocks for now: not "Not enforced"
+        return problem[:1].upper() + problem[1:]
     words, reason = limit_problem_words(problem)
     return f"{words.capitalize()}: {in_units(reason, units)}"
 
@@ -399,7 +431,7 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
         return f"{word} quota{whose}: {describe_quota(state, units)}."
     if state.blocked:
         whose = f", {state.owner_note}" if state.owner_note else ""
-        if state.problem and not state.not_met:
+        if state.problem and not state.not_met and not state.held_on:
             # A block the kernel does not hold now (paused, the helper away: a dead
             # helper's lapses within seconds). Not "blocked: no data passes" and
             # then "Not enforced" (seen paused under Xvfb): set, and not holding.

@@ -65,6 +65,8 @@ def limit_word(states: tuple[LimitState, ...]) -> str:
         return ""
     if any(state.not_met for state in held):
         return "limit not met"
+    if any(state.held_on for state in held):  # the kernel still blocks what was to change
+        return "blocked, change refused"
     if any(state.problem for state in held):
         return "not enforced"
     # a used-up quota on its way to its rate is a limit, not a block the user set

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from chadthrottle.contract import Direction, RuleInfo, ScheduleInfo
+from chadthrottle.contract import HELD_BEFORE, Direction, RuleInfo, ScheduleInfo
 from chadthrottle.helper.engine.gating import GatePort, Gating
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey
 from chadthrottle.helper.engine.listing import DirectionHeld
@@ -148,9 +148,8 @@ def _gate_problem(why: str, lapses_in_s: float) -> str:
         return ""
     if lapses_in_s > 0:
         return (
-            f"the kernel did not take a change to its block or quota ({why}): its gate keeps"
-            f" what it held before for {math.ceil(lapses_in_s):d} s more at most, then lets"
-            " all traffic through"
+            f"the kernel did not take a change to its block or quota ({why}): {HELD_BEFORE}"
+            f" for {math.ceil(lapses_in_s):d} s more at most, then lets all traffic through"
         )
     return f"the kernel did not take its block or quota ({why}): it does not hold"
 

@@ -1,6 +1,6 @@
 """What gui20 found left after gui19 and engine20 (a then-rate quota listed
-blocked while it switches), each with the real widgets (offscreen) on scripted
-listings."""
+blocked while it switches, a block held on after a refused unblock), each with
+the real widgets (offscreen) on scripted listings."""
 
 from __future__ import annotations
 
@@ -9,10 +9,18 @@ import time
 from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, ApplicationInfo, Direction, RuleInfo
 from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT
+from chadthrottle.helper.engine.rule_listing import _gate_problem
+from PySide6.QtCore import Qt
 
 from tests.gui.test_walk10_faults import _with
 from tests.gui.test_walk19_faults import CONNECTED, FIREFOX, SPENT, STEAM, _cell, _spent_upload
+
+# what the helper lists after a refused unblock (engine20: rule_listing._gate_problem)
+REFUSED = "Operation not permitted"
+HELD_ON = _gate_problem(REFUSED, 2.4)  # its gate keeps the old block for 3 s more at most
+LAPSED = _gate_problem(REFUSED, 0.0)  # then lets all through
 
 
 def _emit(controller, listing: list[ApplicationInfo], rules: tuple[RuleInfo, ...]) -> None:  # type: ignore[no-untyped-def]
@@ -88,3 +96,67 @@ def test_a_paused_used_up_quota_reads_as_the_quota_not_as_a_block(qtbot, make_co
     assert control is not None
     qtbot.waitUntil(control.isVisible)
     assert control.field.text() == "Quota used" != BLOCKED_TEXT
+
+
+def _tray_entry(model) -> str:  # type: ignore[no-untyped-def]
+    tray = TrayController(model)
+    tray.set_status(CONNECTED)
+    tray.rebuild_menu()
+    (entry,) = [a.text() for a in tray.menu.actions() if a.text().startswith("Firefox")]
+    tray.shutdown()
+    return entry
+
+
+def test_a_block_held_on_after_a_refused_unblock_reads_blocked_and_says_why(
+    qtbot, make_controller
+) -> None:  # type: ignore[no-untyped-def]
+    """The kernel refused an unblock: its gate keeps the block for up to 3 s,
+    then lets all through, while the rule stays blocked (the helper writes it
+    again each tick). Held on, the pane said "Upload: block set. Not enforced:
+    ...: traffic flows." and the tray "not enforced" while no data passed; once
+    lapsed, the row read no limit at all and the menu offered "Block upload",
+    the problem unsaid. Held on it reads blocked with the helper's words; lapsed,
+    a block set that does not hold, with them; the menu offers the unblock."""
+    controller = make_controller()
+    model, window = controller.model, controller.window
+    window.set_status(CONNECTED)
+    window.resize(1100, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    rules = (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, False, blocked=True),)
+    _emit(
+        controller, _with(FIREFOX, up_blocked=True, up_limit_bps=0, up_limit_problem=HELD_ON), rules
+    )
+    assert window.select_application(FIREFOX)
+    words = "The kernel did not take a change to its block or quota (Operation not permitted)"
+    qtbot.waitUntil(lambda: words in _shown(window))
+    notes = _shown(window)
+    assert notes.startswith("Upload: blocked: no data passes"), notes
+    assert "then lets all traffic through." in notes, notes
+    assert "traffic flows" not in notes and "Not enforced" not in notes, notes
+    tooltip = str(
+        window.table.proxy_index(FIREFOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    )
+    assert tooltip.startswith(notes), tooltip
+    control = window.limit_control(FIREFOX, Direction.UP)
+    assert control is not None
+    qtbot.waitUntil(lambda: control.quota.isVisible())
+    assert control.field.text() == BLOCKED_TEXT
+    assert control.quota.text() != "not enforced", control.quota.text()
+    entry = _tray_entry(model)
+    assert entry.startswith("Firefox (blocked, change refused)"), entry
+    menu = window.row_menu(FIREFOX)
+    block = next(action for action in menu.actions() if action.objectName() == "block:up")
+    assert block.text() == "Unblock upload" and block.isChecked(), block.text()
+
+    _emit(
+        controller, _with(FIREFOX, up_blocked=False, up_limit_bps=0, up_limit_problem=LAPSED), rules
+    )
+    lapsed = "Upload: block set. Not enforced: the kernel did not take its block or quota"
+    qtbot.waitUntil(lambda: lapsed in _shown(window))
+    assert _shown(window).endswith("it does not hold: traffic flows."), _shown(window)
+    assert model.limit_state(FIREFOX, Direction.UP).problem == LAPSED
+    menu = window.row_menu(FIREFOX)
+    block = next(action for action in menu.actions() if action.objectName() == "block:up")
+    assert block.text() == "Unblock upload" and block.isChecked(), block.text()
+    assert _tray_entry(model).startswith("Firefox (not enforced)")
