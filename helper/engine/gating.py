@@ -189,9 +189,9 @@ class Gating:
         self._closed = {
             gate for (key, direction), gate in self._held.items() if self._shut(key, direction)
         }
+        renewed_at = self._clock()  # before: the kernel's lease ends no sooner than this says
         try:
             gates.renew()
-            renewed_at = self._clock()
             self._leased_at.update((g, renewed_at) for g in self._written if g not in self._lapsing)
             self._renew_failed = ""
         except Exception as error:  # the leases lapse (traffic fails open); the tick goes on
@@ -206,7 +206,7 @@ class Gating:
         """One gate written, or its failure kept and logged once (not every
         tick): one gate the kernel refuses must not keep the others, nor the
         tick's classes and caps after them, from being written."""
-        gate = (slot, direction)
+        gate, at = (slot, direction), self._clock()  # before the lease given: as renew()
         try:
             gates.set(slot, direction, setting)
         except Exception as error:
@@ -219,7 +219,7 @@ class Gating:
                 self._lapsing[gate] = Lapsing(leased + LEASE_S, gate in self._closed)
             return False
         self._lapsing.pop(gate, None)
-        self._leased_at[gate] = self._clock()
+        self._leased_at[gate] = at
         if self._failing.pop(gate, None) is not None:
             log.info("slot %d %s: its gate written again", slot, direction.value)
         return True
