@@ -67,6 +67,8 @@ class Engine(EngineCore):
             rules: dict[str, dict[int, dict[Direction, Limit]]] = {}
             for (app_id, owner), limits in self._limits.items():
                 rules.setdefault(app_id, {})[owner] = limits
+            for app_id, owner in self._applier.gating.lapsing_rules():  # a gate holds on: listed
+                rules.setdefault(app_id, {}).setdefault(owner, {})
             traffic = self._tracking.listed_traffic(self._clock())
             facts, rtt = self._link_facts(), self._rtt
             linked = self._shaper.link_interfaces() if facts.shaping else []

@@ -265,6 +265,16 @@ class Gating:
         lapsing = self._lapsing.get(gate) if gate is not None else None
         return lapsing if lapsing is not None and self._clock() < lapsing.until else None
 
+    def lapsing_rules(self) -> dict[RuleKey, set[Direction]]:
+        """The rules whose gates hold an old setting after a refused write,
+        while its lease runs, with those directions: a rule no longer asking
+        for anything there (a schedule ended) is listed with it meanwhile."""
+        rules: dict[RuleKey, set[Direction]] = {}
+        for key, direction in self._held:
+            if self.lapsing(key, direction) is not None:
+                rules.setdefault(key, set()).add(direction)
+        return rules
+
     def now(self) -> float:
         """The clock the leases run on, now (Lapsing.until)."""
         return self._clock()

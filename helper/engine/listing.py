@@ -86,8 +86,10 @@ def build_listing(
     def problem(
         app_id: str, direction: Direction, limits: Mapping[Direction, Limit], held: DirectionHeld
     ) -> str:
-        if direction not in limits or limits[direction].priority_only:
-            return ""  # no limit (at most a priority: its problem is priority_problem)
+        if direction not in limits:
+            return held.problem  # nothing asked: "" unless a gate still holds an old setting
+        if limits[direction].priority_only:
+            return ""  # no limit but a priority: its problem is priority_problem
         if (
             gates is not None and not held.rate_bps
         ):  # a block or a quota alone: the gates hold it on every
@@ -124,7 +126,7 @@ def build_listing(
         if app is None and shown is None and now - counters.last_active > EXITED_VISIBLE_S:
             continue
         owner, limits = shown if shown is not None else (ADMIN_OWNER, {})
-        held = gates((app_id, owner), limits) if gates is not None and limits else {}
+        held = gates((app_id, owner), limits) if gates is not None and shown is not None else {}
         down, up = held.get(Direction.DOWN, NOT_HELD), held.get(Direction.UP, NOT_HELD)
         identity = app.identity if app else known.get(app_id)
         priority = priority_of(dict(limits))

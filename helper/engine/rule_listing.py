@@ -40,9 +40,18 @@ class RuleListing:
         Where the kernel refused its gate's last write, what the gate holds:
         the setting before while its lease runs (Gating.lapsing: a block, a
         spent quota listed blocked), nothing (open) once it lapsed or where it
-        held nothing before."""
+        held nothing before; also in a direction the rule no longer limits (a
+        schedule ended)."""
         rated = self.gating.rated(key, dict(limits))
         held = {}
+        for direction in self.gating.lapsing_rules().get(key, set()) - set(limits):
+            lapsing = self.gating.lapsing(key, direction)  # what the rule no longer asks
+            why = self.gating.failed.get((key, direction), "")
+            if lapsing is not None:
+                lapses_in_s = lapsing.until - self.gating.now()
+                held[direction] = DirectionHeld(
+                    blocked=lapsing.closed, problem=_gate_problem(why, lapses_in_s)
+                )
         for direction, limit in limits.items():
             quota = limit.quota
             left = self._quota_left(key, direction, quota) if quota else 0

@@ -23,7 +23,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, Direction
-from chadthrottle.helper.engine.api import ClearQuota, LimitChange, SetBlocked, SetQuota
+from chadthrottle.helper.engine.api import (
+    AddSchedule,
+    ClearQuota,
+    LimitChange,
+    SetBlocked,
+    SetQuota,
+)
 from chadthrottle.helper.engine.gating import Gating
 from chadthrottle.helper.engine.limits import Limit, LimitTable, default_burst_bytes
 from chadthrottle.helper.engine.quotas import Period, Quota
@@ -314,3 +320,21 @@ def test_a_block_held_after_a_refused_unblock_leaves_its_quotas_count_as_it_is(
     held = stage.listed()
     assert held.up_blocked and HELD_BEFORE in held.up_limit_problem
     assert held.up_quota_left_bytes == BUDGET
+
+
+def test_a_schedules_block_the_kernel_keeps_past_its_end_is_listed_until_it_lapses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A schedule's end opens its gate at a tick, no caller to refuse. Before,
+    with that write refused, the application was listed with no block (its
+    rule had none left) while the kernel kept blocking until the lease lapsed."""
+    stage = Stage(monkeypatch)  # Wednesday 2027-01-06, 13:00 in Berlin
+    stage.change(AddSchedule(CURL, frozenset({2}), 13 * 60, 13 * 60 + 2, 0, 0, blocked=(UP,)))
+    assert stage.second().up_blocked
+    stage.gates.refuse_writes = {UP}
+    stage.wall_clock.now += 120  # past the schedule's end
+    held = _held_until_lapsed(stage, stage.second(), renewed_s_ago=1)
+    assert [app.up_blocked for app in held] == [True] * len(held)
+    assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
+    lapsed = stage.second()
+    assert (lapsed.up_blocked, lapsed.up_limit_problem) == (False, "")
