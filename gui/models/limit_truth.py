@@ -467,6 +467,10 @@ def describe_limit(state: LimitState, direction: Direction, units: UnitSystem) -
     return text + quota
 
 
+# The kind of a block the kernel holds on after refusing a change (LimitState.held_on)
+CHANGE_REFUSED = "change refused"
+
+
 @dataclass(frozen=True)
 class LimitTally:
     """How many limits are enforced and met, and which are not and why."""
@@ -474,15 +478,22 @@ class LimitTally:
     enforced: int = 0
     not_enforced: tuple[str, ...] = ()  # "Firefox download: limits are paused"
     not_met: tuple[str, ...] = ()  # "Firefox download: measured 9.10 MB/s, ..."
+    # held on after a change the kernel refused: blocked now, not for long (the
+    # status line said "1 not enforced" of a block that held)
+    refused: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
-        return self.enforced + len(self.not_enforced) + len(self.not_met)
+        return self.enforced + len(self.not_enforced) + len(self.not_met) + len(self.refused)
 
     @property
     def problems(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        """(NOT_MET or NOT_ENFORCED, the limits of that kind), the kinds there are."""
-        kinds = ((NOT_MET, self.not_met), (NOT_ENFORCED, self.not_enforced))
+        """(NOT_MET, NOT_ENFORCED or CHANGE_REFUSED, the limits of that kind), the kinds there are."""
+        kinds = (
+            (NOT_MET, self.not_met),
+            (NOT_ENFORCED, self.not_enforced),
+            (CHANGE_REFUSED, self.refused),
+        )
         return tuple((words, names) for words, names in kinds if names)
 
 
@@ -494,13 +505,15 @@ def tally(
     enforced = 0
     not_enforced: list[str] = []
     not_met: list[str] = []
+    refused: list[str] = []
     for name, direction, state in states:
         if not state.held:
             continue
-        if state.problem:  # neither kind is counted as active
+        if state.problem:  # no kind is counted as active
             word = "download" if direction is Direction.DOWN else "upload"
             reason = in_units(limit_problem_words(state.problem)[1], units)
-            (not_met if state.not_met else not_enforced).append(f"{name} {word}: {reason}")
+            kind = refused if state.held_on else not_met if state.not_met else not_enforced
+            kind.append(f"{name} {word}: {reason}")
         else:
             enforced += 1
-    return LimitTally(enforced, tuple(not_enforced), tuple(not_met))
+    return LimitTally(enforced, tuple(not_enforced), tuple(not_met), tuple(refused))

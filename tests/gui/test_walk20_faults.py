@@ -145,6 +145,9 @@ def test_a_block_held_on_after_a_refused_unblock_reads_blocked_and_says_why(
     assert control.quota.text() != "not enforced", control.quota.text()
     entry = _tray_entry(model)
     assert entry.startswith("Firefox (blocked, change refused)"), entry
+    limits = window.status_line.limits  # counted as what it is, not "1 not enforced"
+    qtbot.waitUntil(lambda: limits.text().endswith(" limits active, 1 change refused"))
+    assert limits.toolTip() == f"Change refused:\nFirefox upload: {HELD_ON}", limits.toolTip()
     menu = window.row_menu(FIREFOX)
     block = next(action for action in menu.actions() if action.objectName() == "block:up")
     assert block.text() == "Unblock upload" and block.isChecked(), block.text()
