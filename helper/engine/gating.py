@@ -207,6 +207,8 @@ class Gating:
         tick): one gate the kernel refuses must not keep the others, nor the
         tick's classes and caps after them, from being written."""
         gate, at = (slot, direction), self._clock()  # before the lease given: as renew()
+        lapses = gate in self._written and gate not in self._lapsing  # if this write is refused
+        closed = lapses and self._closed_now(gates, gate)  # read before: a refused set forgets it
         try:
             gates.set(slot, direction, setting)
         except Exception as error:
@@ -214,15 +216,30 @@ class Gating:
             if self._failing.get(gate) != why:
                 log.error("slot %d %s: could not write its gate: %s", slot, direction.value, why)
             self._failing[gate] = why
-            if gate in self._written and gate not in self._lapsing:  # no longer renewed
+            if lapses:  # no longer renewed: what it holds now holds on until its lease ends
                 leased = self._leased_at.get(gate, self._clock())
-                self._lapsing[gate] = Lapsing(leased + LEASE_S, gate in self._closed)
+                self._lapsing[gate] = Lapsing(leased + LEASE_S, closed)
             return False
         self._lapsing.pop(gate, None)
         self._leased_at[gate] = at
         if self._failing.pop(gate, None) is not None:
             log.info("slot %d %s: its gate written again", slot, direction.value)
         return True
+
+    def _closed_now(self, gates: GatePort, gate: Gate) -> bool:
+        """Whether a written gate refuses all but bare ACKs at this moment: as
+        the last apply left it, or a quota the kernel counted past its budget
+        since (a second's traffic: listed open, it blocked until the lapse)."""
+        setting = self._written[gate]
+        if gate in self._closed or setting.blocked:
+            return True
+        if setting.budget_bytes is None:
+            return False
+        try:
+            count = gates.used_since_set(*gate)
+        except Exception:  # unread (logged by apply): as the last apply left it
+            return False
+        return count is not None and count[0] >= count[1]
 
     def _note_unread(self, unread: dict[tuple[int, Direction], str]) -> None:
         """Quota counts that could not be read (the read raised), logged once

@@ -338,3 +338,27 @@ def test_a_schedules_block_the_kernel_keeps_past_its_end_is_listed_until_it_laps
     assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
     lapsed = stage.second()
     assert (lapsed.up_blocked, lapsed.up_limit_problem) == (False, "")
+
+
+def test_a_quota_spent_since_the_last_tick_and_held_on_after_a_refused_write_is_listed_blocked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kernel counted a quota past its budget after the last tick (its gate
+    shut since), then a change of it was refused: the gate keeps the spent
+    quota until its lease lapses. Before, whether it was shut was taken from
+    the last tick alone: listed open (nothing left, "keeps what it held
+    before") while the kernel blocked it."""
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
+    assert not stage.second().up_blocked
+    stage.gates.counted[(stage.quota_slot(UP), UP)] = BUDGET + 100  # spent, between two ticks
+    stage.gates.refuse_writes = {UP}
+    (outcome,) = stage.engine.apply_changes(
+        [SetQuota(CURL, (UP,), Quota(2 * BUDGET, Period.DAY, 0, 0))]
+    )
+    assert isinstance(outcome, KernelError)
+    held = _held_until_lapsed(stage, stage.listed())
+    assert [app.up_blocked for app in held] == [True] * len(held)
+    assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
+    lapsed = stage.second()
+    assert not lapsed.up_blocked and NOT_HELD in lapsed.up_limit_problem
