@@ -290,11 +290,14 @@ def take_over_dead(
     the dead journal (which goes once empty), so a crash in between leaves
     them in two journals, never in none. Entries is_garbage says are moot (their
     namespace is gone, and their objects with it) are dropped. Live owners'
-    journals are not read, nor another instance's (not even locked: heir.tag;
-    those of no instance are read by all)."""
+    journals are not read. Another instance's (heir.tag; those of no instance
+    are read by all) are not locked, but read, and removed only where nothing
+    in them is alive (none, or all moot): what they hold is their successor's
+    to take, and one that finds nothing there to take misses nothing."""
     taken: dict[str, dict[str, Any]] = {}
     for path in sorted(RUN_DIR.glob(f"{kind}-*{JOURNAL_SUFFIX}")):
-        if path == heir.path or _tag_of(path) not in ("", heir.tag):
+        foreign = _tag_of(path) not in ("", heir.tag)
+        if path == heir.path or (foreign and not _all_moot(path, is_garbage)):
             continue
         try:
             fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
@@ -308,7 +311,9 @@ def take_over_dead(
             if not _still_named(path, fd):
                 continue  # another scan took it (removed or rewrote it) since it was opened
             entries = _entries(_read(fd))
-            mine = {key: entry for key, entry in entries.items() if belongs(entry)}
+            if foreign and not all(is_garbage(entry) for entry in entries.values()):
+                continue  # written to since it was read (it was not dead then)
+            mine = {key: e for key, e in entries.items() if belongs(e) and not foreign}
             for key, entry in mine.items():
                 heir.write(entry)
                 taken[key] = entry
@@ -322,6 +327,14 @@ def take_over_dead(
         finally:
             os.close(fd)
     return list(taken.values())
+
+
+def _all_moot(path: Path, is_garbage: Callable[[dict[str, Any]], bool]) -> bool:
+    """Whether nothing in a journal is alive (read without its lock)."""
+    try:
+        return all(map(is_garbage, _entries(path.read_text(errors="replace")).values()))
+    except OSError:
+        return False
 
 
 def _still_named(path: Path, fd: int) -> bool:

@@ -106,3 +106,25 @@ def test_a_journal_taken_between_a_scans_open_and_its_lock_is_passed_over(
     monkeypatch.setattr(ownership.fcntl, "flock", flock)
     assert _take("session-a") == []
     assert first == [[entry]] and not dead.path.exists()
+
+
+def test_another_instances_dead_journal_with_nothing_alive_is_removed(run_dir: Path) -> None:
+    """A killed helper whose instance never starts again (a test's, under a
+    state directory since removed) leaves its journal: one with no entry, or
+    none whose namespace is still there, is anybody's to remove, as before
+    journals were named for their instance; one with an object alive in it
+    stays its successor's, unopened."""
+    empty = ownership.ObjectJournal(KIND, "gone-helper")
+    empty.release()
+    moot, _ = _dead("gone-helper", "ifb:3")
+    alive, entry = _dead("gone-helper", "ifb:4")
+    heir = ownership.ObjectJournal(KIND, "session-b")
+    try:
+        taken = ownership.take_over_dead(
+            KIND, lambda e: False, heir, is_garbage=lambda e: e["key"] == "ifb:3"
+        )
+    finally:
+        heir.close()
+    assert taken == []
+    assert not empty.path.exists() and not moot.path.exists(), "left behind for good"
+    assert alive.path.exists() and _take("gone-helper") == [entry]
