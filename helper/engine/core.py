@@ -313,7 +313,7 @@ class EngineCore:
         edit(self._limits)
         changed = rules_changed(before.enforced(), self._limits.enforced())
         try:
-            self._apply()
+            self._apply(store_quotas=False)  # stored below once taken, never while refusable
             if asked:
                 self._refuse_unwritten_gates(changed)
             self._save_rules(self._limits)
@@ -353,13 +353,14 @@ class EngineCore:
         except Exception:  # the first failure is the caller's to hear; this one is logged
             log.exception("rollback incomplete")
 
-    def _apply(self) -> None:
+    def _apply(self, store_quotas: bool = True) -> None:
         """Classes first, then tags: a tagged packet always finds its class
-        (and a newly tagged socket its caps)."""
+        (and a newly tagged socket its caps). store_quotas: False while an edit
+        may still be refused (_change stores the table once it is taken)."""
         self._apply_link()
         self._apply_classes()
         self._applier.caps(self._limits)
-        self._apply_gates()
+        self._apply_gates(store_quotas)
         self._applier.tags(self._limits)
         self._applier.release_unused(self._limits)
 
@@ -371,13 +372,16 @@ class EngineCore:
         self._applier.classes(self._limits)
         self._apply_error = ""
 
-    def _apply_gates(self) -> None:
+    def _apply_gates(self, store: bool = True) -> None:
         """Blocks and quotas (Apply.gates); what the quotas used is stored at
-        most every QUOTA_SAVE_S, at once when a period began or a quota was spent."""
+        most every QUOTA_SAVE_S, at once when a period began or a quota was spent.
+        store: False within an edit not yet taken (_change): it stored the edited
+        table, so a change then refused (a gate the kernel refused) was in force
+        after a restart (until 2026-12-06)."""
         changed, turned, turned_apps = self._applier.gates(self._limits, self._local_now())
         self._gates_turned |= turned_apps
         now = self._clock()
-        if changed and (turned or now - self._quota_saved_at >= QUOTA_SAVE_S):
+        if store and changed and (turned or now - self._quota_saved_at >= QUOTA_SAVE_S):
             self._quota_saved_at = now
             try:  # a restart goes on counting the period, not from zero
                 self._save_rules(self._limits)

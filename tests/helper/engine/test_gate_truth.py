@@ -362,3 +362,24 @@ def test_a_quota_spent_since_the_last_tick_and_held_on_after_a_refused_write_is_
     assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
     lapsed = stage.second()
     assert not lapsed.up_blocked and NOT_HELD in lapsed.up_limit_problem
+
+
+def test_a_change_refused_for_its_gate_is_not_stored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new quota is stored at once (its period began), and the tick's store
+    took the table as the change had edited it, before its gate was refused.
+    Before, the refused quota was in the rules stored (in force after a
+    restart) while ListRules, as the change was undone, had none."""
+    stored: list[LimitTable] = []
+    datapath, gates = RecordingDatapath(), RefusingGates()
+    datapath.gates = gates  # type: ignore[assignment]
+    engine = AdminEngine(
+        datapath, RecordingShaper(), curl_index(monkeypatch),
+        lambda active: [BackendInfo("tc", True, "", ())], clock=lambda: 1.0,
+        wall_clock=SettableClock(1_799_236_800.0), zone=BERLIN,
+        save_rules=lambda table: stored.append(table.copy()),
+    )  # fmt: skip
+    engine.tick()
+    gates.refuse_writes = {UP}
+    (outcome,) = engine.apply_changes([SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0))])
+    assert isinstance(outcome, KernelError) and engine.list_rules() == []
+    assert all(not list(table.items()) for table in stored), "the refused quota was stored"
