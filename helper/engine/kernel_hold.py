@@ -37,8 +37,15 @@ log = logging.getLogger("chadthrottle.engine")
 # lock and its callers' thread (EngineCore._wait_out_grafts); until 2026-12-04
 # the wait was at most 0.2 s, under the lock, on the thread that serves every
 # D-Bus call, and it ended before the resends were acknowledged on paths of
-# 100 ms or more.
-GRAFT_WAIT_RTTS, GRAFT_WAIT_SLACK_S, GRAFT_WAIT_MAX_S = 3, 0.02, 0.6
+# 100 ms or more. A graft can cost the sender a whole window: the reset frees what
+# the uplink's qdisc held, TCP small queues wake the sender, and it sends what
+# its window allows into the noop qdisc at once (205-224 segments in 4 of 155
+# landings under load, 2026-12-06). TCP finds them a round trip later and
+# resends them in rounds, at the pace of the acknowledgements that come back
+# (proportional rate reduction). On a 150 ms path they were all acknowledged
+# 0.76 s after the call, about five round trips; 3 round trips (at most 0.6 s)
+# tagged such a sender with 133-159 segments still lost.
+GRAFT_WAIT_RTTS, GRAFT_WAIT_SLACK_S, GRAFT_WAIT_MAX_S = 6, 0.02, 1.0
 GRAFT_POLL_S = 0.005
 
 

@@ -107,6 +107,13 @@ def test_the_wait_is_a_few_round_trips_and_bounded() -> None:
     assert datapath.process_slots == {7: 2}  # tagged all the same: fail open
 
 
+def test_the_wait_outlasts_the_repair_of_a_whole_window_lost_at_the_graft() -> None:
+    # measured (docs/development.md, "Fifteenth round"): 220 segments sent into the noop
+    # qdisc at the graft, on a 150 ms path (srtt about 155 ms), were all acknowledged
+    # 0.762 s after the call; 3 round trips + 20 ms (0.485 s) tagged the sender mid-repair
+    assert graft_wait_s(155_000) >= 0.762
+
+
 def test_a_wait_ends_with_its_rule() -> None:
     datapath = UnackedDatapath(unacked_polls={7: None})
     hold, _clock = _hold(datapath, grafts=1)
