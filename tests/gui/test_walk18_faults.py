@@ -3,18 +3,15 @@ the main window, each with the real widgets (offscreen)."""
 
 from __future__ import annotations
 
-import time
-
-from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, BackendInfo, RuleInfo
+from chadthrottle.contract import BackendInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.views.status_line import StatusLine
 
 from tests.gui.test_compact_graph import CONNECTION, rows_shown
-from tests.gui.test_walk10_faults import _with
+from tests.gui.walk_stage import CONNECTED, on_screen, paused_spent_quota
 
 # As the stage's Harbor Browser: an upload quota's block over a limit of one's own.
 HARBOR = "app:org.mozilla.firefox"
-CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
 
 
 def _notes_read_whole(window) -> bool:  # type: ignore[no-untyped-def]
@@ -35,21 +32,11 @@ def test_the_detail_pane_reads_its_notes_whole_at_2x(qtbot, make_controller) -> 
     only in the tooltip. The notes are read whole in the pane (a scroll bar beside
     the few lines it gives them where they run longer), and the list keeps its
     rows: four beside the compact graph, and a banner on top folds it for room."""
-    from chadthrottle.gui.ipc.worker import Snapshot
 
     controller = make_controller()
     window = controller.window
-    window.set_status(CONNECTED)
-    quota = {"quota_bytes": 10**6, "quota_period": "day", "quota_then_bps": 0}
-    rules = (RuleInfo(HARBOR, "up", 10**6, 0, ADMIN_OWNER, True, **quota),)
-    listing = tuple(
-        _with(HARBOR, up_blocked=True, up_limit_bps=0, up_quota_bytes=10**6,
-              up_quota_left_bytes=0, up_quota_period="day", up_limit_problem=PAUSED_PROBLEM)
-    )  # fmt: skip
-    window.resize(669, 344)  # the window at 2x on 1366x768 under Xvfb (openbox)
-    window.show()
-    qtbot.waitExposed(window)
-    controller.connection.applicationsUpdated.emit(Snapshot(listing, {}, time.monotonic(), rules))
+    on_screen(window, qtbot, 669, 344)  # the window at 2x on 1366x768 under Xvfb (openbox)
+    paused_spent_quota(controller, HARBOR)
     assert window.select_application(HARBOR)
     notes = window.detail.limit_notes
     qtbot.waitUntil(notes.isVisible)

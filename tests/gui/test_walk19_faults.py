@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo
-from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.limit_truth import block_lifts
@@ -15,10 +14,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from tests.gui.test_walk10_faults import _with
+from tests.gui.walk_stage import CONNECTED, on_screen, paused_spent_quota
 
 FIREFOX = "app:org.mozilla.firefox"
 STEAM = "app:com.valvesoftware.Steam"
-CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
 SPENT = {"up_quota_bytes": 20 * 10**6, "up_quota_left_bytes": 0, "up_quota_period": "day"}
 
 
@@ -47,10 +46,7 @@ def test_a_used_up_quota_switching_to_its_rate_does_not_read_as_a_block(
     as the rate on its way ("100 KB/s…", as a limit asked for) and says so."""
     controller = make_controller()
     model, window = controller.model, controller.window
-    window.set_status(CONNECTED)
-    window.resize(1100, 700)
-    window.show()
-    qtbot.waitExposed(window)
+    on_screen(window, qtbot)
     _spent_upload(controller, block_rule=True)  # a block of one's own: "Blocked" it is
     assert window.select_application(STEAM)  # Firefox's row painted, not open
     qtbot.waitUntil(lambda: model.limit_state(FIREFOX, Direction.UP).blocked)
@@ -128,22 +124,12 @@ def test_a_paused_quota_says_it_short_and_plain_in_the_detail_pane(qtbot, make_c
     traffic flows." and the kept limit's sentence, four lines and a scroll bar
     beside three of them: a block the user never set, "blocked" beside "traffic
     flows". One short sentence says the quota, what it does once limits resume."""
-    from chadthrottle.contract import PAUSED_PROBLEM
 
     controller = make_controller()
     window = controller.window
-    window.set_status(CONNECTED)
-    quota = {"quota_bytes": 10**6, "quota_period": "day", "quota_then_bps": 0}
-    rules = (RuleInfo(FIREFOX, "up", 10**6, 0, ADMIN_OWNER, True, **quota),)
-    listing = tuple(
-        _with(FIREFOX, up_blocked=True, up_limit_bps=0, up_quota_bytes=10**6,
-              up_quota_left_bytes=0, up_quota_period="day", up_limit_problem=PAUSED_PROBLEM)
-    )  # fmt: skip
-    window.resize(669, 344)  # the window at 2x on 1366x768 under Xvfb (openbox)
-    window.show()
-    qtbot.waitExposed(window)
+    on_screen(window, qtbot, 669, 344)  # the window at 2x on 1366x768 under Xvfb (openbox)
     window.set_limits_paused(True)
-    controller.connection.applicationsUpdated.emit(Snapshot(listing, {}, time.monotonic(), rules))
+    paused_spent_quota(controller, FIREFOX)
     assert window.select_application(FIREFOX)
     notes = window.detail.limit_notes
     qtbot.waitUntil(notes.isVisible)

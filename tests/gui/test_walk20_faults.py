@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt
 
 from tests.gui.test_walk10_faults import _with
 from tests.gui.test_walk19_faults import CONNECTED, FIREFOX, SPENT, STEAM, _cell, _spent_upload
+from tests.gui.walk_stage import on_screen
 
 # what the helper lists after a refused unblock (engine20: rule_listing._gate_problem)
 REFUSED = "Operation not permitted"
@@ -74,10 +75,7 @@ def test_a_paused_used_up_quota_reads_as_the_quota_not_as_a_block(qtbot, make_co
     user's own does, which they never set. It reads as the quota it is."""
     controller = make_controller()
     model, window = controller.model, controller.window
-    window.set_status(CONNECTED)
-    window.resize(1100, 700)
-    window.show()
-    qtbot.waitExposed(window)
+    on_screen(window, qtbot)
     window.set_limits_paused(True)
     quota = {"quota_bytes": 10**6, "quota_period": "day", "quota_then_bps": 0}
     listing = _with(FIREFOX, up_blocked=True, up_limit_bps=0, up_quota_bytes=10**6,
@@ -119,10 +117,7 @@ def test_a_block_held_on_after_a_refused_unblock_reads_blocked_and_says_why(
     a block set that does not hold, with them; the menu offers the unblock."""
     controller = make_controller()
     model, window = controller.model, controller.window
-    window.set_status(CONNECTED)
-    window.resize(1100, 700)
-    window.show()
-    qtbot.waitExposed(window)
+    on_screen(window, qtbot)
     rules = (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, False, blocked=True),)
     _emit(
         controller, _with(FIREFOX, up_blocked=True, up_limit_bps=0, up_limit_problem=HELD_ON), rules
