@@ -209,6 +209,25 @@ def _held_until_lapsed(stage: Stage, first: ApplicationInfo, renewed_s_ago: int 
     return [first] + [stage.second() for _ in range(int(LEASE_S) - 1 - renewed_s_ago)]
 
 
+def _spent_quota(monkeypatch: pytest.MonkeyPatch) -> Stage:
+    """curl's upload quota (BUDGET a day, then blocked) used up and listed blocked."""
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
+    stage.second()
+    stage.gates.counted[(stage.quota_slot(UP), UP)] = BUDGET + 100
+    assert stage.second().up_blocked
+    return stage
+
+
+def _blocked_until_lapsed_then_open(stage: Stage, held: list[ApplicationInfo]) -> None:
+    """Each listing in held blocked with the held-before problem; the next
+    second's, its lease lapsed, open with the not-held one."""
+    assert [app.up_blocked for app in held] == [True] * len(held)
+    assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
+    lapsed = stage.second()
+    assert not lapsed.up_blocked and NOT_HELD in lapsed.up_limit_problem
+
+
 def test_an_unblock_the_kernel_refuses_is_refused_and_listed_blocked_until_its_lease_lapses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -244,19 +263,12 @@ def test_a_quota_lift_the_kernel_refuses_is_refused_and_its_spent_quota_listed_u
     """A used-up quota that blocks: lifting it needs its gate opened. Before,
     the refused change was refused but listed after the lease lapsed as
     blocked still, with traffic passing."""
-    stage = Stage(monkeypatch)
-    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
-    stage.second()
-    stage.gates.counted[(stage.quota_slot(UP), UP)] = BUDGET + 100
-    assert stage.second().up_blocked
+    stage = _spent_quota(monkeypatch)
     stage.gates.refuse_writes = {UP}
     (outcome,) = stage.engine.apply_changes([ClearQuota(CURL, (UP,))])
     assert isinstance(outcome, KernelError)
     held = _held_until_lapsed(stage, stage.listed())
-    assert [app.up_blocked for app in held] == [True] * len(held)
-    assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
-    lapsed = stage.second()
-    assert not lapsed.up_blocked and NOT_HELD in lapsed.up_limit_problem
+    _blocked_until_lapsed_then_open(stage, held)
 
 
 def test_a_new_period_the_kernel_refuses_is_listed_as_the_spent_quota_until_it_lapses(
@@ -264,18 +276,12 @@ def test_a_new_period_the_kernel_refuses_is_listed_as_the_spent_quota_until_it_l
 ) -> None:
     """Before, from the tick the new period began the quota was listed whole
     and open while the kernel kept the spent quota's gate shut, unrenewed."""
-    stage = Stage(monkeypatch)
-    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
-    stage.second()
-    stage.gates.counted[(stage.quota_slot(UP), UP)] = BUDGET + 100
-    assert stage.second().up_blocked
+    stage = _spent_quota(monkeypatch)
     stage.gates.refuse_writes = {UP}
     stage.wall_clock.now += 86_400  # the next day: a new period
     held = _held_until_lapsed(stage, stage.second(), renewed_s_ago=1)  # the tick before
-    assert [(app.up_blocked, app.up_quota_left_bytes) for app in held] == [(True, 0)] * len(held)
-    assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
-    lapsed = stage.second()
-    assert not lapsed.up_blocked and NOT_HELD in lapsed.up_limit_problem
+    assert [app.up_quota_left_bytes for app in held] == [0] * len(held)
+    _blocked_until_lapsed_then_open(stage, held)
 
 
 def test_a_change_refused_for_a_gate_says_what_failed_and_that_nothing_changed(
@@ -358,10 +364,7 @@ def test_a_quota_spent_since_the_last_tick_and_held_on_after_a_refused_write_is_
     )
     assert isinstance(outcome, KernelError)
     held = _held_until_lapsed(stage, stage.listed())
-    assert [app.up_blocked for app in held] == [True] * len(held)
-    assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
-    lapsed = stage.second()
-    assert not lapsed.up_blocked and NOT_HELD in lapsed.up_limit_problem
+    _blocked_until_lapsed_then_open(stage, held)
 
 
 def test_a_change_refused_for_its_gate_is_not_stored(monkeypatch: pytest.MonkeyPatch) -> None:
