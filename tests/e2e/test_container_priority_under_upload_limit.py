@@ -175,6 +175,7 @@ def test_the_listing_does_not_claim_what_the_link_does_not_do(limited: Run) -> N
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="the container's upload IFB marks its packets tc_skip_classify, the veth keeps "
     "the mark, so the host end's tc ingress (carry_slot) is skipped: no slot reaches the "
     "uplink, the call goes to the default class both ways (docs/backends.md)",
