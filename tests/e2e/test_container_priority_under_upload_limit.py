@@ -128,9 +128,12 @@ def _run(stack: Stack, limited: bool) -> Run:
                 time.sleep(3.0)  # the helper's ticks: classes made, counts grown (or not)
                 before, ingress_before = _classes(stack.pair.host_ns), _ingress_packets(stack.pair.host_ns, container.host_if)  # fmt: skip
                 problems: list[str] = []
+                listed_up: list[float] = []
                 for _ in range(3):  # about 3 s of the call
-                    problems.append(next(app for app in call_helper(bus, lambda c: c.list_applications())
-                                         if app.id == call_app).priority_problem)  # fmt: skip
+                    app = next(app for app in call_helper(bus, lambda c: c.list_applications())
+                               if app.id == call_app)  # fmt: skip
+                    problems.append(app.priority_problem)
+                    listed_up.append(app.up_bps)
                     time.sleep(1.0)
                 after, ingress_after = _classes(stack.pair.host_ns), _ingress_packets(stack.pair.host_ns, container.host_if)  # fmt: skip
                 out, _ = caller.communicate(timeout=CALL_S + 30)
@@ -151,7 +154,8 @@ def _run(stack: Stack, limited: bool) -> Run:
     skip = int((WARMUP_S + 3.0) / CALL_INTERVAL_S)
     rtts = [float(v) for v, seq in zip(report["wire_rtts_ms"], report["sequences"], strict=True) if seq >= skip]  # fmt: skip
     print(f"\nupload limit {limited}: call median {_percentile(rtts, 0.5):.2f} ms, p99 "
-          f"{_percentile(rtts, 0.99):.2f} over {len(rtts)}; {run}")  # fmt: skip
+          f"{_percentile(rtts, 0.99):.2f} over {len(rtts)}; listed up {listed_up} B/s "
+          f"(the call sends 50 x 228 B/s of IP); {run}")  # fmt: skip
     return run
 
 
