@@ -75,7 +75,7 @@ def _attach_forger(netns: str, device: str, slot: int, via_ifb: bool) -> Iterato
     text = _FORGER.replace("PORT", str(PORT)).replace("SLOT", str(slot))
     program = BPF(text=text.replace("REDIRECT", "1" if via_ifb else "0").encode())
     try:
-        function = program.load_func("forger", BPF.SCHED_CLS)
+        function = program.load_func(b"forger", BPF.SCHED_CLS)
         with entered_netns(netns):
             ipr = IPRoute()
         try:
