@@ -9,6 +9,7 @@ from chadthrottle.gui.ipc.status_logic import backend_field
 from chadthrottle.gui.models.limit_truth import LimitTally
 from chadthrottle.gui.models.priority_view import LinkSummary
 from chadthrottle.gui.widgets.limit_slider import problem_colour
+from chadthrottle.gui.widgets.qt_bounds import QWIDGETSIZE_MAX
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
@@ -23,7 +24,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's own bound on a widget's size (not exported by PySide6)
 WORDS = {"down": "download", "up": "upload"}  # a backend's active directions, said
 HELPER_WORDS: dict[HelperState, str] = {
     HelperState.CONNECTING: "connecting…",

@@ -27,7 +27,6 @@ from chadthrottle.gui.views.detail.sizes import (
     GRAPH_MIN_HEIGHT,
     PANE_MARGIN,
     PANE_SPACING,
-    WIDGET_SIZE_MAX,
 )
 from chadthrottle.gui.views.detail.traffic_graph import SPANS, TrafficGraph
 from chadthrottle.gui.views.detail.words import (
@@ -38,6 +37,7 @@ from chadthrottle.gui.views.detail.words import (
     NO_SELECTION,
     describe_limit_notes,
 )
+from chadthrottle.gui.widgets.qt_bounds import QWIDGETSIZE_MAX
 from chadthrottle.units import UnitSystem
 from chadthrottle.usage_contract import UsageRow
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
@@ -276,7 +276,7 @@ class DetailPane(QWidget):
             self.setMinimumHeight(height)
         else:
             self.setMinimumHeight(0)
-            self.setMaximumHeight(WIDGET_SIZE_MAX)
+            self.setMaximumHeight(QWIDGETSIZE_MAX)
 
     def show_application(self, app_id: str) -> None:
         changed = app_id != self._app_id

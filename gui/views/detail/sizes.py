@@ -1,7 +1,6 @@
 """The detail pane's sizes: what its fold, its compact form and the room it
 asks of the window are judged by (pane.py, connections_split.py, MainWindow)."""
 
-WIDGET_SIZE_MAX = (1 << 24) - 1  # Qt's QWIDGETSIZE_MAX, which PySide6 does not export
 # A window shorter than this (logical pixels: 2x on a 1366x768 screen is 384)
 # starts with the connections table folded: open, it left the list of
 # applications one and a half rows.
