@@ -569,6 +569,20 @@ def _followed(link: OurUploadQueue, estimator: CapacityEstimator, direction: Dir
     return None
 
 
+def _followed_once_doubled(lag: int, settle_s: int, direction: Direction
+                           ) -> tuple[int | None, dict[Direction, int | None]]:  # fmt: skip
+    """On our upload queue's toy link (2.5 MB/s down, 625 KB/s up; round trips lag
+    ticks late), the direction's link doubled after settle_s ticks: the ticks
+    until the estimate follows, within 10 (None: not), and the estimates then."""
+    rates = {DOWN: 2_500_000, UP: 625_000}
+    link = OurUploadQueue(rates[DOWN], rates[UP], lag)
+    estimator = CapacityEstimator(dict(rates))
+    for _ in range(settle_s):
+        link.tick(estimator)
+    link.modems[direction].rate = 2 * rates[direction]
+    return _followed(link, estimator, direction, 10), estimator.capacities()
+
+
 @UNMET_FOLLOW
 @pytest.mark.parametrize(("lag", "settle_s"), [(1, 20), (1, 36), (2, 28), (2, 50)])
 def test_an_upload_link_faster_than_any_it_held_is_followed_within_ten_seconds(
@@ -580,13 +594,8 @@ def test_an_upload_link_faster_than_any_it_held_is_followed_within_ten_seconds(
     are judged by the round trips alone, 2-4 s late: two 2-3% raises a turn, every 20 s while
     the download sits at its link, none past where it failed for a minute. Here it is not
     followed in 10 s (nor in 40: at most 1.05 of the old rate a turn)."""
-    rates = {DOWN: 2_500_000, UP: 625_000}
-    link = OurUploadQueue(rates[DOWN], rates[UP], lag)
-    estimator = CapacityEstimator(dict(rates))
-    for _ in range(settle_s):
-        link.tick(estimator)
-    link.modems[UP].rate = 2 * rates[UP]
-    assert _followed(link, estimator, UP, 10) is not None, estimator.capacities()
+    followed, capacities = _followed_once_doubled(lag, settle_s, UP)
+    assert followed is not None, capacities
 
 
 @UNMET_FOLLOW
@@ -599,13 +608,8 @@ def test_a_download_link_that_doubles_around_the_uploads_turn_is_followed_within
     est16j's 13:23 run, 13 s). The turn holds the download's raises from the download's last
     raise judged to SUSPECT_S after the turn's last (6-9 s here), then the download steps past
     where it failed (PAST_STEP) and climbs 6%, 12%, 12%, 12%: 13-18 s in these cases."""
-    rates = {DOWN: 2_500_000, UP: 625_000}
-    link = OurUploadQueue(rates[DOWN], rates[UP], lag)
-    estimator = CapacityEstimator(dict(rates))
-    for _ in range(settle_s):
-        link.tick(estimator)
-    link.modems[DOWN].rate = 2 * rates[DOWN]
-    assert _followed(link, estimator, DOWN, 10) is not None, estimator.capacities()
+    followed, capacities = _followed_once_doubled(lag, settle_s, DOWN)
+    assert followed is not None, capacities
 
 
 @pytest.mark.parametrize(
