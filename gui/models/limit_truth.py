@@ -252,12 +252,12 @@ def limit_state(
         else {}
     )  # fmt: skip
     schedule = info.down_schedule if direction is Direction.DOWN else info.up_schedule
+    owner = info.limit_owner(direction)
+    read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
+    problem = _problem(info.limit_problem(direction), enforcement_problem)
     # Blocked wins over a limit asked for meanwhile (cleared from the row menu,
     # typed in the rules dialog): no data passes whatever the limit beneath.
     if info.blocked(direction):
-        owner = info.limit_owner(direction)
-        read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
-        problem = _problem(info.limit_problem(direction), enforcement_problem)
         by_quota = bool(budget) and left <= 0 and quota.get("quota_then_bps") is not None and not schedule and not any(
             rule.blocked for rule in rules if (rule.app_id, rule.direction) == (info.id, direction.value)
         )  # fmt: skip
@@ -268,19 +268,15 @@ def limit_state(
         return LimitState(
             pending, pending=True, problem=enforcement_problem if pending else "", **quota
         )
-    problem = _problem(info.limit_problem(direction), enforcement_problem)
     if problem and helper_rate <= 0 and not schedule and _block_rule(rules, info, direction):
         # A block the kernel does not hold (its gate refused, the lease lapsed: the
         # helper lists it open, as the kernel holds it) is still the rule, written
         # again at each tick: a block set, not holding, as a paused one. The row
         # read no limit and its menu offered "Block upload", the problem unsaid.
-        owner = info.limit_owner(direction)
-        return LimitState(0, owner_note(owner, viewer_uid), owner == ADMIN_OWNER and viewer_uid != ROOT_UID,
-                          problem, blocked=True, schedule=schedule, **quota)  # fmt: skip
+        return LimitState(0, owner_note(owner, viewer_uid), read_only, problem, blocked=True,
+                          schedule=schedule, **quota)  # fmt: skip
     if helper_rate <= 0:  # a quota alone is not enforced either while nothing is
         return LimitState(0, problem=enforcement_problem if budget else "", **quota)
-    owner = info.limit_owner(direction)
-    read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
     own = own_rule_rate(rules, info.id, direction, viewer_uid) if read_only else 0
     return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own, schedule=schedule,
                       reach=info.limit_reach(direction), **quota)  # fmt: skip

@@ -46,11 +46,9 @@ class RuleListing:
         held = {}
         for direction in self.gating.lapsing_rules().get(key, set()) - set(limits):
             lapsing = self.gating.lapsing(key, direction)  # what the rule no longer asks
-            why = self.gating.failed.get((key, direction), "")
             if lapsing is not None:
-                lapses_in_s = lapsing.until - self.gating.now()
                 held[direction] = DirectionHeld(
-                    blocked=lapsing.closed, problem=_gate_problem(why, lapses_in_s)
+                    blocked=lapsing.closed, problem=self._problem(key, direction)
                 )
         for direction, limit in limits.items():
             quota = limit.quota
@@ -76,7 +74,7 @@ class RuleListing:
                 quota_left_bytes=left,
                 quota_period=quota.period.value if quota else "",
                 schedule=self.table.active_schedule(key, direction),
-                problem=_gate_problem(why, lapsing.until - self.gating.now() if lapsing else 0.0),
+                problem=self._problem(key, direction),
             )
         return held
 
@@ -136,6 +134,13 @@ class RuleListing:
             quota.then_rate_bps,
             left,
         )
+
+    def _problem(self, key: RuleKey, direction: Direction) -> str:
+        """A rule's direction's problem with its gate (_gate_problem): why the
+        kernel refused its last write, and how long what it held before lasts."""
+        lapsing = self.gating.lapsing(key, direction)
+        lapses_in_s = lapsing.until - self.gating.now() if lapsing is not None else 0.0
+        return _gate_problem(self.gating.failed.get((key, direction), ""), lapses_in_s)
 
     def _quota_left(self, key: RuleKey, direction: Direction, quota: Quota) -> int:
         """As the kernel counts now; for a quota not followed now (its
