@@ -28,6 +28,7 @@ from chadthrottle.contract import (
     ProcessTraffic,
     RuleInfo,
 )
+from chadthrottle.gui.models.block_choice import unblock_hint
 from chadthrottle.gui.models.child_rows import connection_data, process_data
 from chadthrottle.gui.models.columns import HEADERS, LIMIT_COLUMNS, Column, Role
 from chadthrottle.gui.models.connection_table import MEASURING, NO_VALUE
@@ -99,11 +100,6 @@ def _limit_hint(units: UnitSystem) -> str:
         "Rates on the wire at L3 (IP header included). "
         f"Drag the slider or type a value such as 500K, 2M, 2 {unit_label(units, 2)} or unlimited."
     )
-
-
-def _unblock_first(direction: Direction) -> str:
-    word = "download" if direction is Direction.DOWN else "upload"
-    return f"To limit it instead, unblock it first: right-click the row, Unblock {word}."
 
 
 RATE_COLUMNS: dict[int, Direction] = {Column.DOWN: Direction.DOWN, Column.UP: Direction.UP}
@@ -362,7 +358,7 @@ class ApplicationsModel(QAbstractItemModel):
             # said "Drag the slider or type a value" (gui10, under Xvfb).
             if state.by_quota:  # its quota sentence says until when: no Unblock lifts it
                 return text
-            hint = _unblock_first(direction) if state.blocked else _limit_hint(self._units)
+            hint = unblock_hint(state, direction) if state.blocked else _limit_hint(self._units)
             return f"{text}\n{hint}"
         if column == Column.ACTIVITY:
             return self.activity_tooltip or None

@@ -328,6 +328,10 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
     if then is None:  # what holds it is not known
         return f"{used}; not enforced while limits are paused" if state.quota_paused else used
     until = PERIOD_NEXT.get(period, "the next " + period)
+    if state.held_on:  # the kernel keeps its old gate shut for now (the problem says how long)
+        # it read "limited to 100 KB/s until the next day" beside "blocked: no data passes"
+        rate = f", not yet at its {format_rate(then, units)} until {until}" if then else ""
+        return f"{used}: blocked for now{rate}"
     if state.quota_switching:  # blocked for a tick or two: not yet at the rate
         return f"{used}: switching to {format_rate(then, units)} until {until}"
     held = f"limited to {format_rate(then, units)}" if then else "blocked"

@@ -18,9 +18,6 @@ from chadthrottle.contract import ApplicationInfo
 from chadthrottle.units import UnitSystem, format_round, unit_bps
 
 TRAY_APPLICATIONS = 8
-# What choosing Block / Unblock does, said by the tray and the row menu alike.
-BLOCK_TIP = "Let no data through, open connections included (a limit beneath stays for later)."
-UNBLOCK_TIP = "Unblock: traffic flows again, connections that survived go on."
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,12 @@ from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel, total_text
+from chadthrottle.gui.models.block_choice import (
+    BLOCK_TIP,
+    RETRY_UNBLOCK,
+    unblock_retried,
+    unblock_tip,
+)
 from chadthrottle.gui.models.connection_table import MEASURING
 from chadthrottle.gui.models.limit_truth import (
     QUOTA_BLOCK_TIP,
@@ -29,9 +35,7 @@ from chadthrottle.gui.tray.menu_width import (
     name_room,
 )
 from chadthrottle.gui.tray.quick_limits import (
-    BLOCK_TIP,
     CUSTOM,
-    UNBLOCK_TIP,
     QuickLimit,
     busiest_applications,
     checked_label,
@@ -284,7 +288,7 @@ class TrayController(QObject):
                         action.setToolTip(describe_limit(state, direction, units))
                 if not self._model.blocks_unavailable:  # a helper without SetBlocked: no Block
                     # a used-up quota's block alone is not one "Blocked" would lift
-                    block = self._block_action(submenu, info.id, direction, block_lifts(state))
+                    block = self._block_action(submenu, info.id, direction, state)
                     block.setEnabled(can_limit and not state.read_only)
                     if state.by_quota:
                         block.setToolTip(
@@ -304,14 +308,17 @@ class TrayController(QObject):
         self.menu.addAction("Quit", self.quitRequested.emit).setObjectName("quit")
 
     def _block_action(
-        self, submenu: QMenu, app_id: str, direction: Direction, blocked: bool
+        self, submenu: QMenu, app_id: str, direction: Direction, state: LimitState
     ) -> QAction:
-        """ "Block" (checked while blocked: choosing it unblocks)."""
-        action = submenu.addAction("Blocked" if blocked else "Block")
+        """ "Block" (checked while blocked: choosing it unblocks; "Retry unblock"
+        while a refused unblock is held on, as the row menu says)."""
+        blocked = block_lifts(state)  # a used-up quota's block alone is not one it lifts
+        retry = unblock_retried(state)
+        action = submenu.addAction(RETRY_UNBLOCK if retry else "Blocked" if blocked else "Block")
         action.setObjectName(action_name(app_id, direction, BLOCK_LABEL))
         action.setCheckable(True)
         action.setChecked(blocked)
-        action.setToolTip(UNBLOCK_TIP if blocked else BLOCK_TIP)
+        action.setToolTip(unblock_tip(state, self._model.units) if blocked else BLOCK_TIP)
         action.triggered.connect(
             lambda _c=False: self.blockRequested.emit(app_id, direction.value, not blocked)
         )

@@ -14,15 +14,10 @@ from collections.abc import Callable
 
 from chadthrottle.contract import MIN_RATE_BPS, Direction
 from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.block_choice import BLOCK_TIP, unblock_label, unblock_tip
 from chadthrottle.gui.models.limit_truth import QUOTA_BLOCK_TIP, block_lifts, describe_limit
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint, describe_priority
-from chadthrottle.gui.tray.quick_limits import (
-    BLOCK_TIP,
-    CUSTOM,
-    UNBLOCK_TIP,
-    checked_label,
-    quick_limits,
-)
+from chadthrottle.gui.tray.quick_limits import CUSTOM, checked_label, quick_limits
 from chadthrottle.units import UnitSystem, format_rate
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QWidget
@@ -160,7 +155,8 @@ def add_block_actions(menu: QMenu, model: ApplicationsModel, app_id: str, can_li
         state = model.limit_state(app_id, direction)
         blocked = block_lifts(state)  # a used-up quota's block is not one to unblock
         title = BLOCK_TITLES[direction]
-        action = menu.addAction(f"Unblock {title}" if blocked else f"Block {title}")
+        # held on after a refused unblock: "Retry unblock upload", saying why
+        action = menu.addAction(f"{unblock_label(state)} {title}" if blocked else f"Block {title}")
         action.setObjectName(f"block:{direction.value}")
         action.setCheckable(True)
         action.setChecked(blocked)
@@ -168,7 +164,7 @@ def add_block_actions(menu: QMenu, model: ApplicationsModel, app_id: str, can_li
         action.setToolTip(
             describe_limit(state, direction, model.units)
             if state.read_only
-            else UNBLOCK_TIP
+            else unblock_tip(state, model.units)
             if blocked
             else f"{describe_limit(state, direction, model.units)} {QUOTA_BLOCK_TIP}"
             if state.by_quota

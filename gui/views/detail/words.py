@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chadthrottle.contract import ConnectionInfo, Direction
+from chadthrottle.gui.models.block_choice import unblock_hint, unblock_retried
 from chadthrottle.gui.models.connection_table import MEASURING
 from chadthrottle.gui.models.limit_truth import (
     LimitState,
@@ -92,7 +93,9 @@ def describe_limit_notes(
             problem = f" {describe_problem(state.problem, units)}." if said else ""
             note = f"{word} quota: {describe_quota(state, units)}.{problem}"
         kept = describe_kept_limit(state, direction, (own or {}).get(direction, 0), units)
-        note = " ".join(filter(None, [note, kept]))
+        # held on after a refused unblock: how to ask again, as the cell's tooltip says
+        retry = unblock_hint(state, direction) if unblock_retried(state) else ""
+        note = " ".join(filter(None, [note, kept, retry]))
         if note:
             notes.append(note)
     return "\n".join(notes)

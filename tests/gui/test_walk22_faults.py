@@ -1,0 +1,111 @@
+"""What gui20 left (a block held on after a refused unblock offered a plain
+"Unblock upload"; a then-rate quota held on after a refused change read
+"limited to 100 KB/s" while the kernel blocked it) and what gui22's walk found,
+each with the real widgets (offscreen) on the helper's own problem texts."""
+
+from __future__ import annotations
+
+from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.tray.tray import BLOCK_LABEL, TrayController, action_name
+from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT
+from PySide6.QtCore import Qt
+
+from tests.gui.test_walk10_faults import _with
+from tests.gui.test_walk19_faults import CONNECTED, FIREFOX, SPENT
+from tests.gui.test_walk20_faults import HELD_ON, LAPSED, _emit, _shown
+from tests.gui.tray_actions import _find
+from tests.gui.walk_stage import on_screen
+
+BLOCK_RULE = (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, False, blocked=True),)
+ASK_AGAIN = "right-click the row, Retry unblock upload."
+
+
+def _menu_block(window):  # type: ignore[no-untyped-def]
+    """The row menu's Block / Unblock upload action."""
+    menu = window.row_menu(FIREFOX)
+    return next(action for action in menu.actions() if action.objectName() == "block:up")
+
+
+def _tray_block(model) -> tuple[str, bool, str]:  # type: ignore[no-untyped-def]
+    """The tray's Block action of Firefox's upload: (text, checked, tooltip)."""
+    tray = TrayController(model)
+    tray.set_status(CONNECTED)
+    action = _find(tray, action_name(FIREFOX, Direction.UP, BLOCK_LABEL))
+    assert action is not None
+    said = (action.text(), action.isChecked(), action.toolTip())
+    tray.shutdown()
+    return said
+
+
+def test_a_block_held_on_after_a_refused_unblock_offers_to_retry_and_says_why(
+    qtbot, make_controller
+) -> None:  # type: ignore[no-untyped-def]
+    """For the seconds a block is held on after the kernel refused its unblock,
+    the row menu and the tray offered a plain "Unblock upload" / "Blocked", as
+    if nothing had been asked, and the cell's tooltip said to unblock it
+    first. The menu, the tray, the cell and the pane say it is a retry, and
+    why the last one was refused; once lapsed, a block set: "Unblock" again."""
+    controller = make_controller()
+    model, window = controller.model, controller.window
+    on_screen(window, qtbot)
+    _emit(controller, _with(FIREFOX, up_blocked=True, up_limit_bps=0, up_limit_problem=HELD_ON),
+          BLOCK_RULE)  # fmt: skip
+    assert window.select_application(FIREFOX)
+    qtbot.waitUntil(lambda: "Operation not permitted" in _shown(window))
+    block = _menu_block(window)
+    assert block.text() == "Retry unblock upload" and block.isChecked(), block.text()
+    assert HELD_ON[1:] in block.toolTip(), block.toolTip()  # the helper's words, whatever they are
+    assert block.toolTip().endswith("Choose to ask for the unblock again."), block.toolTip()
+    text, checked, tip = _tray_block(model)
+    assert (text, checked, tip) == ("Retry unblock", True, block.toolTip())
+    cell = str(window.table.proxy_index(FIREFOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole))
+    assert cell.endswith(f"To ask for the unblock again: {ASK_AGAIN}"), cell
+    assert "unblock it first" not in cell, cell
+    assert _shown(window).endswith(f"To ask for the unblock again: {ASK_AGAIN}"), _shown(window)
+
+    _emit(controller, _with(FIREFOX, up_blocked=False, up_limit_bps=0, up_limit_problem=LAPSED),
+          BLOCK_RULE)  # fmt: skip
+    qtbot.waitUntil(lambda: "it does not hold" in _shown(window))
+    block = _menu_block(window)
+    assert block.text() == "Unblock upload" and block.isChecked(), block.text()
+    assert _tray_block(model)[:2] == ("Blocked", True)
+    assert "Retry" not in _shown(window), _shown(window)
+
+
+def test_a_then_rate_quota_held_on_after_a_refused_change_says_it_is_blocked_for_now(
+    qtbot, make_controller
+) -> None:  # type: ignore[no-untyped-def]
+    """A quota used up that then limits to 100 KB/s, its removal (ClearQuota)
+    refused in the tick it switched: the kernel keeps it blocked until the
+    gate's lease lapses. The pane and tooltip said "Quota: all 20.0 MB used
+    today: limited to 100 KB/s until the next day." beside "blocked: no data
+    passes". It says blocked for now, the rate not yet in force."""
+    controller = make_controller()
+    window = controller.window
+    on_screen(window, qtbot)
+    quota = {"quota_bytes": 20 * 10**6, "quota_period": "day", "quota_then_bps": 100_000}
+    rules = (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, False, **quota),)
+    _emit(controller, _with(FIREFOX, up_blocked=True, up_limit_bps=0, up_limit_problem=HELD_ON,
+                            **SPENT), rules)  # fmt: skip
+    assert window.select_application(FIREFOX)
+    qtbot.waitUntil(lambda: "Operation not permitted" in _shown(window))
+    said = (
+        "Upload: blocked: no data passes, open connections included. Quota: all 20.0 MB used "
+        f"today: blocked for now, not yet at its 100 KB/s until the next day. {HELD_ON[:1].upper()}"
+        f"{HELD_ON[1:]}."
+    )
+    assert _shown(window).startswith(said), _shown(window)
+    assert "limited to" not in _shown(window), _shown(window)
+    cell = str(window.table.proxy_index(FIREFOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole))
+    assert cell.startswith(said), cell
+    control = window.limit_control(FIREFOX, Direction.UP)
+    assert control is not None
+    qtbot.waitUntil(lambda: control.quota.isVisible())
+    assert (control.field.text(), control.quota.text()) == (
+        BLOCKED_TEXT,
+        "kernel refused the change",
+    )
+    menu = window.row_menu(FIREFOX)  # the quota's block: no Unblock, no Retry
+    block = next(action for action in menu.actions() if action.objectName() == "block:up")
+    assert block.text() == "Block upload" and not block.isChecked(), block.text()
