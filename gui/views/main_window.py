@@ -365,14 +365,7 @@ class MainWindow(QMainWindow):
         if over <= 0:
             return
         if not self.detail.folded:
-            compact = self.detail.compact
-            self._folding_for_room = True
-            try:
-                self.detail.set_folded(True)
-            finally:
-                self._folding_for_room = False
-            self._folded_for_room = True
-            self._folded_compact = compact
+            self._set_folded_for_room(True)
             self._list_roomy = False  # opened again once the window has room
             layout = self.layout()
             if layout is not None:
@@ -440,14 +433,19 @@ class MainWindow(QMainWindow):
         self._list_roomy = roomy
         fold = not roomy and not self.detail.folded
         if fold or (roomy and self._folded_for_room and self.detail.folded):
-            compact = self.detail.compact
-            self._folding_for_room = True
-            try:
-                self.detail.set_folded(fold)
-            finally:
-                self._folding_for_room = False
-            self._folded_for_room = fold
-            self._folded_compact = fold and compact
+            self._set_folded_for_room(fold)
+
+    def _set_folded_for_room(self, fold: bool) -> None:
+        """Fold (or open) the graph for the room there is, not as the user's own
+        choice (_on_detail_folded), remembered so, and whether it was compact."""
+        compact = self.detail.compact
+        self._folding_for_room = True
+        try:
+            self.detail.set_folded(fold)
+        finally:
+            self._folding_for_room = False
+        self._folded_for_room = fold
+        self._folded_compact = fold and compact
 
     # --- internals ---------------------------------------------------------------------
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from chadthrottle.gui.ipc.error_text import INSTALL_COMMAND
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.views.notice_frame import NoticeFrame
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
 TITLES: dict[HelperState, str] = {
     HelperState.CONNECTING: "Connecting to the ChadThrottle helper…",
@@ -40,21 +41,13 @@ EXPLANATIONS: dict[HelperState, str] = {
 }
 
 
-class StateBanner(QFrame):
+class StateBanner(NoticeFrame):
     """Shows the current HelperStatus when it needs the user's attention."""
 
     retryRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("stateBanner")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.title = QLabel(self)
-        font = self.title.font()
-        font.setBold(True)
-        self.title.setFont(font)
-        self.text = QLabel(self)
-        self.text.setWordWrap(True)
+        super().__init__("stateBanner", parent)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text.setAccessibleName(
             "What is wrong with the helper"
@@ -71,19 +64,12 @@ class StateBanner(QFrame):
         self.retry_button = QPushButton("Ask again", self)
         self.retry_button.clicked.connect(self.retryRequested)
 
-        texts = QVBoxLayout()
-        texts.setSpacing(2)
-        texts.addWidget(self.title)
-        texts.addWidget(self.text)
         command_row = QHBoxLayout()
         command_row.addWidget(self.command)
         command_row.addWidget(self.copy_button)
         command_row.addStretch(1)
-        texts.addLayout(command_row)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(12, 8, 12, 8)
-        layout.addLayout(texts, 1)
-        layout.addWidget(self.retry_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.texts.addLayout(command_row)
+        self.add_button(self.retry_button)
         self._state: HelperState | None = None
         self.away_long_s: float = AWAY_LONG_S
         self._long_away = False  # away longer than away_long_s: the banner says where to look

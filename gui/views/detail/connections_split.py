@@ -13,10 +13,11 @@ from chadthrottle.gui.views.detail.sizes import (
     SHORT_WINDOW_HEIGHT,
 )
 from chadthrottle.gui.views.detail.words import describe_connection_count
+from chadthrottle.gui.widgets.fold_switch import fold_switch, point_fold
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QResizeEvent
-from PySide6.QtWidgets import QSplitter, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 
 class ConnectionsSplit(QSplitter):
@@ -36,13 +37,7 @@ class ConnectionsSplit(QSplitter):
         box_layout.setContentsMargins(0, 4, 0, 0)
         box_layout.setSpacing(2)
         # The count, and the switch that shows or hides the table under it.
-        self.caption = QToolButton(box)
-        self.caption.setAccessibleName("Open connections: show or hide the table")
-        self.caption.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.caption.setAutoRaise(True)
-        self.caption.setCheckable(True)
-        self.caption.setChecked(True)
-        self.caption.setArrowType(Qt.ArrowType.DownArrow)
+        self.caption = fold_switch(box, "Open connections: show or hide the table")
         self.caption.toggled.connect(self._show_table)
         box_layout.addWidget(self.caption, 0, Qt.AlignmentFlag.AlignLeft)
         self.model = ConnectionTableModel(parent=self)
@@ -97,7 +92,7 @@ class ConnectionsSplit(QSplitter):
     def _show_table(self, shown: bool) -> None:
         """Show or fold the connections table; folded, the count stays as a
         line under the graph and the graph takes the room."""
-        self.caption.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        point_fold(self.caption, shown)
         self.table.setVisible(shown)
         self._folded_for_room = False  # the user's own fold or opening, or a tall window's
         if shown:

@@ -37,12 +37,13 @@ from chadthrottle.gui.views.detail.words import (
     NO_SELECTION,
     describe_limit_notes,
 )
+from chadthrottle.gui.widgets.fold_switch import fold_switch, point_fold
 from chadthrottle.gui.widgets.qt_bounds import QWIDGETSIZE_MAX
 from chadthrottle.units import UnitSystem
 from chadthrottle.usage_contract import UsageRow
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QResizeEvent
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 RECENT_MINUTES_KEPT = 8  # applications whose last hour from the helper is kept (about 60 rows each)
 
@@ -82,15 +83,9 @@ class DetailPane(QWidget):
         # The switch that folds the graph and the connections away, leaving this
         # line: on a short screen (2x on a laptop) the list of applications
         # comes first (the window starts folded there, see MainWindow).
-        self.fold_button = QToolButton(self)
+        self.fold_button = fold_switch(self, "Graph and connections: show or hide")
         self.fold_button.setObjectName("graph-fold")
-        self.fold_button.setAccessibleName("Graph and connections: show or hide")
         self.fold_button.setToolTip("Show or hide the graph and the connections")
-        self.fold_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.fold_button.setAutoRaise(True)
-        self.fold_button.setCheckable(True)
-        self.fold_button.setChecked(True)
-        self.fold_button.setArrowType(Qt.ArrowType.DownArrow)
         self.fold_button.setText("Graph")
         self.fold_button.toggled.connect(lambda shown: self.set_folded(not shown))
         QWidget.setTabOrder(self.fold_button, self.span)  # as they stand, left to right
@@ -186,7 +181,7 @@ class DetailPane(QWidget):
         self.fold_button.blockSignals(True)
         self.fold_button.setChecked(not folded)
         self.fold_button.blockSignals(False)
-        self.fold_button.setArrowType(Qt.ArrowType.RightArrow if folded else Qt.ArrowType.DownArrow)
+        point_fold(self.fold_button, shown=not folded)
         self._fit_folded()
         if not folded:
             self.refresh()
