@@ -129,11 +129,13 @@ PAUSED_PROBLEM = "limits are paused"
 NOT_MET, NOT_ENFORCED = "not met", "not enforced"
 
 
-# In a limit's problem while the kernel refused its gate's last write and the
-# gate keeps what it held before (a block, a spent quota) until its lease lapses
-# (helper/engine/rule_listing.py): the direction is listed blocked, and the
-# kernel does block it for now. The window says it blocked, not "traffic flows".
-HELD_BEFORE = "its gate keeps what it held before"
+# In a limit's problem while the kernel refused the last write of its block or
+# quota and keeps the setting before (a block, a spent quota) until its lease
+# lapses (helper/engine/rule_listing.py): the direction is listed blocked, and
+# the kernel does block it for now. The window says it blocked, not "traffic
+# flows". Plain words: users do not know the helper's gates (until 2026-12-06
+# "its gate keeps what it held before"); the window keys on the constant.
+HELD_BEFORE = "it keeps the previous setting"
 
 
 def is_held_before(problem: str) -> bool:
@@ -729,7 +731,10 @@ RULE_FIELDS: dict[str, str] = {
     "rate_bps": "t",
     "burst_bytes": "t",
     "owner": "x",  # ADMIN_OWNER, or the uid whose processes it applies to
-    "in_force": "b",  # False while an admin rule outranks it, limits are paused, or its gate was refused
+    # False while an admin rule outranks it, limits are paused, or the kernel does
+    # not hold its block or quota as it says (a write refused; the setting before
+    # held on after a refused change is the rule again: in force until it lapses)
+    "in_force": "b",
     # API 4: rate_bps 0 is a rule with no rate (a block or a quota only).
     "blocked": "b",
     "quota_bytes": "t",  # 0: no quota

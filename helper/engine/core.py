@@ -22,7 +22,12 @@ from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, BackendInfo, Dire
 from chadthrottle.helper.engine.apply import Apply, ClampedWindows
 from chadthrottle.helper.engine.crossed import DevicesCrossed, ForwardedClassed
 from chadthrottle.helper.engine.kernel_hold import GRAFT_POLL_S
-from chadthrottle.helper.engine.limits import LimitTable, priority_of, rules_changed
+from chadthrottle.helper.engine.limits import (
+    LimitTable,
+    gates_changed,
+    priority_of,
+    rules_changed,
+)
 from chadthrottle.helper.engine.link_plan import LinkFacts, capacities, link_facts
 from chadthrottle.helper.engine.overshoot import OvershootWatch
 from chadthrottle.helper.engine.plan import (
@@ -315,7 +320,9 @@ class EngineCore:
         try:
             self._apply(store_quotas=False)  # stored below once taken, never while refusable
             if asked:
-                self._refuse_unwritten_gates(changed)
+                self._refuse_unwritten_gates(
+                    gates_changed(before.enforced(), self._limits.enforced())
+                )
             self._save_rules(self._limits)
         except Exception:
             self._limits = before
@@ -326,7 +333,11 @@ class EngineCore:
 
     def _refuse_unwritten_gates(self, changed: set[tuple[str, Direction]]) -> None:
         """A change whose block or quota the kernel did not take is refused
-        (a tick goes on past such a gate, and lists it: Gating._write)."""
+        (a tick goes on past such a gate, and lists it: Gating._write).
+        changed: the directions whose block or quota the change changed; one
+        that leaves them as they were (a rate, a priority) is taken beside a
+        gate the kernel keeps refusing. Until 2026-12-06 it was refused too:
+        after one refused unblock, every later change of that direction was."""
         gating = self._applier.gating
         for key, direction in gating.failed:
             if (key[0], direction) in changed:

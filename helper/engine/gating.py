@@ -25,6 +25,7 @@ from typing import Protocol
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.limits import Limit, RuleKey, default_burst_bytes
 from chadthrottle.helper.engine.quota_book import QuotaBook, QuotaState
+from chadthrottle.helper.engine.quotas import Quota
 from chadthrottle.helper.kernel.gates import LEASE_S, OPEN, GateSetting
 
 log = logging.getLogger("chadthrottle.engine.gating")
@@ -37,6 +38,9 @@ class GatePort(Protocol):
 
 
 Gate = tuple[int, Direction]  # slot, direction
+# what a gate is to hold: a block, or a quota in the period it began (unix seconds)
+Asked = tuple[Quota, float] | str
+BLOCK = "block"
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,10 @@ class Gating:
         # the gate of each rule's direction that holds something: its setting
         # is the one last written (a refused write leaves the one before, lapsing)
         self._held: dict[tuple[RuleKey, Direction], Gate] = {}
+        # what the last apply asked of each gate, and what each written gate
+        # holds as the kernel took it: a block, or a quota in its period
+        self._asked: dict[Gate, Asked] = {}
+        self._taken: dict[Gate, Asked] = {}
         self._renew_failed = ""  # why the last renew raised, "" when it did not
 
     def apply(self, live: Iterable[tuple[RuleKey, int, dict[Direction, Limit]]], now: datetime,
@@ -97,6 +105,8 @@ class Gating:
         whose: dict[tuple[int, Direction], RuleKey] = {}
         unread: dict[tuple[int, Direction], str] = {}
         anew: set[Gate] = set()  # quotas whose budget is set again (quota_book.py)
+        book_was: dict[Gate, QuotaState | None] = {}  # the book's quota before it, for a refusal
+        asked: dict[Gate, Asked] = {}
         followed = set()
         for key, slot, limits in live:
             for direction, limit in limits.items():
@@ -136,8 +146,13 @@ class Gating:
                             turned_apps.add((key[0], direction))
                         continue  # the shaper holds it at its then-rate now: rated()
                     if not limit.blocked:
+                        if (slot, direction) in self._lapsing and (slot, direction) not in anew:
+                            # written again, the kernel counts afresh: the budget left now
+                            state = self._quotas.set_again(key, direction)
                         wanted[(slot, direction)] = GateSetting(budget_bytes=state.budget_at_set)
                         whose[(slot, direction)] = key
+                        book_was[(slot, direction)] = was
+                        asked[(slot, direction)] = (state.quota, state.period_start)
                         if was is None or (was.quota, was.period_start, was.slot) != (
                             state.quota,
                             state.period_start,
@@ -148,7 +163,8 @@ class Gating:
                 if limit.blocked:
                     wanted[(slot, direction)] = GateSetting(blocked=True)
                     whose[(slot, direction)] = key
-        self._quotas.keep_only(followed)
+                    asked[(slot, direction)] = BLOCK
+        self._asked = asked
         self._opened_at_then = opened
         self._shaped_at_then &= {
             k for k in followed if (held := self._quotas.state(*k)) and held.spent
@@ -156,14 +172,19 @@ class Gating:
         for slot, direction in set(self._written) - set(wanted):
             if self._write(gates, slot, direction, OPEN):
                 del self._written[(slot, direction)]
+                self._taken.pop((slot, direction), None)
                 self._owner.pop((slot, direction), None)
                 log.info("slot %d %s: open", slot, direction.value)
         for (slot, direction), setting in wanted.items():
             gate = (slot, direction)
             if self._written.get(gate) != setting or gate in self._lapsing or gate in anew:
                 if not self._write(gates, slot, direction, setting):
+                    if gate in book_was:  # the kernel counts from the set before
+                        self._quotas.refused(whose[gate], direction, book_was[gate],
+                                             gates.used_since_set)  # fmt: skip
                     continue  # not written: tried again at the next apply
                 self._written[gate] = setting
+                self._taken[gate] = asked[gate]
                 self._owner[gate] = whose[gate]
                 log.info(
                     "slot %d %s: %s",
@@ -171,6 +192,12 @@ class Gating:
                     direction.value,
                     "blocked" if setting.blocked else f"{setting.budget_bytes} bytes of quota left",
                 )
+        # a quota no longer asked for whose gate the kernel would not open
+        # still counts there: the book follows it until the gate opens
+        unopened = {
+            (self._owner[g], g[1]) for g in self._written if g not in wanted and g in self._owner
+        }
+        self._quotas.keep_only(followed | unopened)
         self._failing = {
             gate: why
             for gate, why in self._failing.items()
@@ -264,6 +291,23 @@ class Gating:
         else:
             return ""
         return f"{failed} ({why}): the change was not made, nothing changed"
+
+    def holds_as_asked(self, key: RuleKey, direction: Direction) -> bool:
+        """Whether the kernel holds a rule's direction as the rule asks: its
+        gate's last write taken, or the setting a refused write left lapsing
+        the very one the rule asks (a refused unblock undone: the block holds,
+        until its lease lapses). Not where its quota's count could not be
+        read: the rule's quota is not followed then (a period's turn, its
+        then-rate)."""
+        if (key, direction) not in self.failed:
+            return True
+        gate = self._held.get((key, direction))
+        return (
+            (key, direction) not in self._unread_of
+            and gate is not None
+            and self.lapsing(key, direction) is not None
+            and self._taken.get(gate) == self._asked.get(gate)
+        )
 
     def holds(self, key: RuleKey, direction: Direction) -> GateSetting | None:
         """What the kernel holds a live rule's direction to, as the last apply

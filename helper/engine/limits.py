@@ -394,3 +394,22 @@ def rules_changed(
             for direction, limit in limits.items():
                 by_app[(key[0], direction)][key] = limit
     return {which for which in old.keys() | new.keys() if old.get(which) != new.get(which)}
+
+
+def gates_changed(
+    before: list[tuple[RuleKey, dict[Direction, Limit]]],
+    after: list[tuple[RuleKey, dict[Direction, Limit]]],
+) -> set[tuple[str, Direction]]:
+    """The (application, direction)s of rules_changed whose gate is to hold
+    otherwise: a block set or lifted, or a quota where no block is (a block's
+    gate holds the block, whatever quota is beneath it: gating.py). A rate or
+    a priority set beside a gate the kernel refuses needs nothing of it."""
+
+    def gated(items: list[tuple[RuleKey, dict[Direction, Limit]]]
+              ) -> list[tuple[RuleKey, dict[Direction, Limit]]]:  # fmt: skip
+        return [(key, {direction: Limit(0, 0, limit.blocked, None if limit.blocked else limit.quota)
+                       for direction, limit in limits.items()
+                       if limit.blocked or limit.quota is not None})
+                for key, limits in items]  # fmt: skip
+
+    return rules_changed(gated(before), gated(after))

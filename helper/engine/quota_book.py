@@ -80,6 +80,34 @@ class QuotaBook:
         self._states[(key, direction)] = state
         return state
 
+    def refused(self, key: RuleKey, direction: Direction, was: QuotaState | None,
+                counted: KernelCount) -> None:  # fmt: skip
+        """The kernel refused the budget follow() set again: its gate still
+        counts from the set before (was), so the book goes on from that one,
+        its use as the kernel counts now. Before 2026-12-06 the book took the
+        refused set as made, and each refused write counted the kernel's bytes
+        since the set before once more (a refused quota change used budget)."""
+        if was is None:
+            self._states.pop((key, direction), None)
+            return
+        try:
+            kernel = counted(was.slot, direction)
+        except Exception:  # unread: as the last apply left it
+            kernel = None
+        used = was.used_at_set + kernel[0] if kernel is not None else was.used
+        self._states[(key, direction)] = QuotaState(
+            was.quota, was.period_start, was.slot, was.used_at_set, used
+        )
+
+    def set_again(self, key: RuleKey, direction: Direction) -> QuotaState:
+        """A quota followed this apply whose budget is written again as it is
+        (a gate whose write the kernel refused before): the kernel counts
+        afresh from that write, so its budget is what is left now."""
+        was = self._states[(key, direction)]
+        state = QuotaState(was.quota, was.period_start, was.slot, was.used, was.used)
+        self._states[(key, direction)] = state
+        return state
+
     def state(self, key: RuleKey, direction: Direction) -> QuotaState | None:
         return self._states.get((key, direction))
 

@@ -90,7 +90,7 @@ class RuleListing:
                 owner,
                 not table.paused
                 and not table.outranked((app_id, owner))
-                and ((app_id, owner), direction) not in self.gating.failed,
+                and self.gating.holds_as_asked((app_id, owner), direction),
                 *self._gate_fields((app_id, owner), direction, limit),
                 limit.priority.value,
             )

@@ -22,7 +22,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, BackendInfo, Direction
+from chadthrottle.contract import (
+    ADMIN_OWNER,
+    HELD_BEFORE,
+    ApplicationInfo,
+    BackendInfo,
+    Direction,
+)
 from chadthrottle.helper.engine.api import (
     AddSchedule,
     ClearQuota,
@@ -63,9 +69,11 @@ class RefusingGates(RecordingGates):
         super().__init__()
         self.refuse_writes: set[Direction] = set()
         self.refuse_reads: set[Direction] = set()
+        self.refused: list[GateSetting] = []  # the writes refused, in order
 
     def set(self, slot: int, direction: Direction, setting: GateSetting) -> None:
         if direction in self.refuse_writes:
+            self.refused.append(setting)
             raise OSError("refused by the test")
         super().set(slot, direction, setting)
 
@@ -198,7 +206,6 @@ def test_a_quota_count_that_cannot_be_read_stops_nothing_else(
     assert "its quota's count read again" in caplog.text
 
 
-HELD_BEFORE = "keeps what it held before"  # the problem while an old setting's lease runs
 NOT_HELD = "it does not hold"  # the problem once it lapsed
 
 
@@ -243,13 +250,17 @@ def test_an_unblock_the_kernel_refuses_is_refused_and_listed_blocked_until_its_l
     assert isinstance(outcome, KernelError) and "refused by the test" in str(outcome)
     assert stage.gates.settings[(slot, UP)].blocked, "the kernel's gate (the test's)"
     (rule,) = stage.engine.list_rules()
-    assert (rule.blocked, rule.in_force) == (True, False), "ListRules"
+    # the rule (its block, the unblock undone) is what the kernel holds, until
+    # the lease lapses; before 2026-12-06 listed not in force all along
+    assert (rule.blocked, rule.in_force) == (True, True), "ListRules"
     held = _held_until_lapsed(stage, stage.listed())
     assert [(app.up_blocked, app.up_limit_bps) for app in held] == [(True, 0)] * len(held)
     assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
+    assert stage.engine.list_rules()[0].in_force
     lapsed = stage.second()
     assert (lapsed.up_blocked, lapsed.up_limit_bps) == (False, 0), "its lease lapsed: open"
     assert NOT_HELD in lapsed.up_limit_problem
+    assert not stage.engine.list_rules()[0].in_force, "lapsed: the block does not hold"
 
     stage.gates.refuse_writes = set()  # the kernel takes it again: the block written again
     again = stage.second()

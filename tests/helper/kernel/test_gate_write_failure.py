@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from chadthrottle.contract import ADMIN_OWNER, BackendInfo, Direction
+from chadthrottle.contract import ADMIN_OWNER, HELD_BEFORE, BackendInfo, Direction
 from chadthrottle.helper.engine.api import SetBlocked
 from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.quotas import Period, Quota
@@ -153,7 +153,7 @@ def test_a_gate_the_kernel_refuses_leaves_the_rest_of_the_tick_done(
     leases = [read(key).lease_until_ns for key in keys]
     assert read(keys[0]).flags & GATE_BLOCK, "the kernel's gate still blocks"
     held = {app.id: app for app in engine.list_applications()}[refused]
-    assert held.down_blocked and "keeps what it held before" in held.down_limit_problem
+    assert held.down_blocked and HELD_BEFORE in held.down_limit_problem
     engine.tick()
     assert read(keys[0]).lease_until_ns == leases[0], "the refused gate's lease was renewed"
     assert read(keys[1]).lease_until_ns > leases[1], "the other's lease was not renewed"
@@ -252,3 +252,32 @@ def test_a_quota_count_the_kernel_will_not_give_stops_nothing_else(
     monkeypatch.undo()
     engine.tick()
     assert {app.id: app for app in engine.list_applications()}[refused].down_limit_problem == ""
+
+
+def test_a_rate_is_taken_beside_a_block_the_kernel_will_not_lift(
+    datapath: Datapath,
+    programs: tuple[Path, Path],
+    running: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kernel refuses one application's download gate after its block:
+    the unblock is refused, and asked again tries the gate again (refused
+    again); a rate limit of that direction, which needs nothing of the gate,
+    is taken. Before, every change of that direction was refused."""
+    refused, _other = (f"exe:{program}" for program in programs)
+    shaper = RecordingShaper()
+    engine = _engine(datapath, shaper)
+    engine.tick()
+    assert engine.apply_changes([SetBlocked(refused, (DOWN,), True)]) == [refused]
+    read = _refuse_gate_of(engine, refused, monkeypatch)
+    for _ in range(2):
+        (outcome,) = engine.apply_changes([SetBlocked(refused, (DOWN,), False)])
+        assert isinstance(outcome, KernelError) and "refused by the test" in str(outcome)
+    assert engine.set_limit(refused, DOWN, 300_000, 0) == refused
+    assert [spec.rate_bps for spec in shaper.wanted[DOWN].values()] == [300_000]
+    (rule,) = engine.list_rules()
+    assert (rule.rate_bps, rule.blocked) == (300_000, True)
+    monkeypatch.undo()
+    assert _download_gate(engine, refused, read) & GATE_BLOCK, "the kernel's gate"
+    assert engine.apply_changes([SetBlocked(refused, (DOWN,), False)]) == [refused]
+    assert _download_gate(engine, refused, read) == 0

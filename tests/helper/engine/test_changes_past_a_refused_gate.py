@@ -1,0 +1,130 @@
+"""After the kernel refused a gate's write, the user can go on changing the
+rules of that direction (recording stand-ins for the kernel; the real
+datapath's: tests/helper/kernel/test_gate_write_failure.py):
+
+- a change that needs the gate written (a block set or lifted, a quota where
+  no block is: limits.gates_changed) tries the write again, and is refused with a named error while
+  the kernel refuses it: nothing changed;
+- a change that leaves the gate as it is (a rate, a priority) is taken, the
+  refused gate listed as before."""
+
+from __future__ import annotations
+
+import pytest
+from chadthrottle.contract import HELD_BEFORE
+from chadthrottle.helper.engine.api import (
+    ClearQuota,
+    SetBlocked,
+    SetLimit,
+    SetPriority,
+    SetQuota,
+)
+from chadthrottle.helper.engine.quotas import Period, Quota
+from chadthrottle.helper.errors import KernelError
+from chadthrottle.helper.kernel.gates import LEASE_S, OPEN, GateSetting
+from chadthrottle.priority import Priority
+
+from tests.helper.engine.test_gate_truth import BUDGET, CURL, RATE_BPS, UP, Stage
+
+BLOCK = GateSetting(blocked=True)
+
+
+def _refused_unblock(monkeypatch: pytest.MonkeyPatch) -> Stage:
+    """curl's upload blocked, then its unblock refused by the kernel, which
+    goes on refusing that gate's writes."""
+    stage = Stage(monkeypatch)
+    stage.change(SetBlocked(CURL, (UP,), True))
+    stage.second()
+    stage.gates.refuse_writes = {UP}
+    (outcome,) = stage.engine.apply_changes([SetBlocked(CURL, (UP,), False)])
+    assert isinstance(outcome, KernelError)
+    return stage
+
+
+def _rule(stage: Stage) -> tuple[int, bool, int, str]:
+    """ListRules' upload row of curl: rate, blocked, quota, priority."""
+    (rule,) = [rule for rule in stage.engine.list_rules() if rule.direction == UP.value]
+    return rule.rate_bps, rule.blocked, rule.quota_bytes, rule.priority
+
+
+def test_a_rate_set_beside_a_refused_gate_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, every change of that direction was refused as "could not write
+    its block or quota" while the kernel refused the gate: a rate limit or a
+    priority, which need nothing of it, too."""
+    stage = _refused_unblock(monkeypatch)
+    assert stage.engine.apply_changes([SetLimit(CURL, UP, RATE_BPS, 0)]) == [CURL]
+    assert stage.engine.apply_changes([SetPriority(CURL, Priority.LOW)]) == [CURL]
+    assert _rule(stage) == (RATE_BPS, True, 0, Priority.LOW.value)
+    assert [spec.rate_bps for spec in stage.shaper.wanted[UP].values()] == [RATE_BPS]
+    listed = stage.listed()
+    assert listed.up_blocked and "did not take a change" in listed.up_limit_problem
+
+
+def test_a_change_that_needs_a_refused_gate_tries_it_again_and_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The unblock asked again writes the gate again (the kernel may take it
+    now); refused, it is a KernelError and the rule is as it was, the rate
+    asked beside it taken. Taken once the kernel takes the write."""
+    stage = _refused_unblock(monkeypatch)
+    stage.gates.refused.clear()
+    (again,) = stage.engine.apply_changes([SetBlocked(CURL, (UP,), False)])
+    assert isinstance(again, KernelError) and "nothing changed" in str(again)
+    assert stage.gates.refused[0] == OPEN, "the gate's opening not tried again"
+    outcomes = stage.engine.apply_changes(
+        [SetBlocked(CURL, (UP,), False), SetLimit(CURL, UP, RATE_BPS, 0)]
+    )
+    assert isinstance(outcomes[0], KernelError) and outcomes[1] == CURL, "the rate refused"
+    assert _rule(stage) == (RATE_BPS, True, 0, Priority.NORMAL.value), "not as it was"
+    assert list(stage.gates.settings.values()) == [BLOCK]
+
+    stage.gates.refuse_writes = set()
+    assert stage.engine.apply_changes([SetBlocked(CURL, (UP,), False)]) == [CURL]
+    assert stage.gates.settings == {} and not stage.listed().up_blocked
+    assert _rule(stage) == (RATE_BPS, False, 0, Priority.NORMAL.value)
+    assert all(rule.in_force for rule in stage.engine.list_rules())
+
+
+def test_a_refused_quota_change_leaves_its_count_and_the_rule_in_force(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A quota change whose gate the kernel refuses: the old quota, as the
+    rule says again, holds in the kernel (counted from its set before) until
+    its lease lapses. Before, each refused set counted the kernel's bytes
+    since the set before once more (1,000 used listed as 2,000, then 3,000),
+    and ListRules said not in force while the kernel held just that rule."""
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
+    stage.second()
+    stage.gates.counted[(stage.quota_slot(UP), UP)] = 1_000
+    assert stage.listed().up_quota_left_bytes == BUDGET - 1_000
+    stage.gates.refuse_writes = {UP}
+    outcomes = stage.engine.apply_changes(
+        [SetQuota(CURL, (UP,), Quota(2 * BUDGET, Period.DAY, 0, 0)), ClearQuota(CURL, (UP,))]
+    )
+    assert all(isinstance(outcome, KernelError) for outcome in outcomes), outcomes
+    for _ in range(2):
+        (rule,) = stage.engine.list_rules()
+        assert (rule.quota_bytes, rule.quota_left_bytes, rule.in_force) == (
+            BUDGET,
+            BUDGET - 1_000,
+            True,
+        )
+        assert stage.listed().up_quota_left_bytes == BUDGET - 1_000
+        stage.second()
+    stage.gates.refuse_writes = set()
+    stage.second()
+    assert stage.listed().up_quota_left_bytes == BUDGET - 1_000, "written again: counted afresh"
+
+
+def test_a_refused_change_is_told_in_words_without_the_helpers_gates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Users do not know what the helper's gates are: before, the problem
+    said "its gate keeps what it held before"."""
+    stage = _refused_unblock(monkeypatch)
+    held = stage.listed().up_limit_problem
+    assert HELD_BEFORE in held and "previous setting" in held, held
+    problems = [held] + [stage.second().up_limit_problem for _ in range(int(LEASE_S) + 1)]
+    (outcome,) = stage.engine.apply_changes([SetBlocked(CURL, (UP,), False)])
+    assert not [text for text in [*problems, str(outcome)] if "gate" in text], problems
