@@ -311,18 +311,24 @@ class EngineCore:
         is refused, their windows go back to what the old table holds them to.
         asked: a caller's own rules (apply_changes), refused where the kernel
         did not take their block or quota; a resume or a link setting goes on
-        past such a gate, as a tick does, and lists it.
+        past such a gate, as a tick does, and lists it. A change of blocks or
+        quotas writes its gates first, and is refused before its classes and
+        caps are written: until 2026-12-06 a refused quota's then-rate class and
+        caps were in the kernel until the rollback. A quota spent at once that
+        then throttles still opens its gate to its then-rate in the same change
+        (_apply writes the gates again once the classes have it).
         Any failure undoes the edit, not only a HelperError: an unexpected one
         (the caller is told the call failed) must not leave the change in force."""
         before = self._limits.copy()
         edit(self._limits)
         changed = rules_changed(before.enforced(), self._limits.enforced())
+        gated = gates_changed(before.enforced(), self._limits.enforced()) if asked else set()
         try:
+            if gated:  # its gates before anything else: a refused change shaped nothing
+                self._apply_gates(store=False)
+                self._refuse_unwritten_gates(gated)
             self._apply(store_quotas=False)  # stored below once taken, never while refusable
-            if asked:
-                self._refuse_unwritten_gates(
-                    gates_changed(before.enforced(), self._limits.enforced())
-                )
+            self._refuse_unwritten_gates(gated)
             self._save_rules(self._limits)
         except Exception:
             self._limits = before

@@ -11,7 +11,7 @@ datapath's: tests/helper/kernel/test_gate_write_failure.py):
 from __future__ import annotations
 
 import pytest
-from chadthrottle.contract import HELD_BEFORE
+from chadthrottle.contract import HELD_BEFORE, MIN_QUOTA_BYTES, Direction
 from chadthrottle.helper.engine.api import (
     ClearQuota,
     SetBlocked,
@@ -22,9 +22,11 @@ from chadthrottle.helper.engine.api import (
 from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.kernel.gates import LEASE_S, OPEN, GateSetting
+from chadthrottle.helper.kernel.htb import Classes
+from chadthrottle.helper.kernel.layout import SocketCaps
 from chadthrottle.priority import Priority
 
-from tests.helper.engine.test_gate_truth import BUDGET, CURL, RATE_BPS, UP, Stage
+from tests.helper.engine.test_gate_truth import BUDGET, CURL, RATE_BPS, THEN_BPS, UP, Stage
 
 BLOCK = GateSetting(blocked=True)
 
@@ -128,3 +130,74 @@ def test_a_refused_change_is_told_in_words_without_the_helpers_gates(
     problems = [held] + [stage.second().up_limit_problem for _ in range(int(LEASE_S) + 1)]
     (outcome,) = stage.engine.apply_changes([SetBlocked(CURL, (UP,), False)])
     assert not [text for text in [*problems, str(outcome)] if "gate" in text], problems
+
+
+LOWER_THEN_BPS = THEN_BPS // 4
+
+
+def _shaped_and_paced(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]:
+    """Every upload class rate the shaper is given from now on, and every
+    upload pacing the sockets are capped to."""
+    shaped: list[int] = []
+    paced: list[int] = []
+    reconcile, set_caps = stage.shaper.reconcile, stage.datapath.set_slot_caps
+
+    def reconciling(wanted: dict[Direction, Classes]) -> None:
+        shaped.extend(spec.rate_bps for spec in wanted.get(UP, {}).values())
+        reconcile(wanted)
+
+    def capping(slot: int, caps: SocketCaps) -> None:
+        paced.append(caps.pacing_bps)
+        set_caps(slot, caps)
+
+    monkeypatch.setattr(stage.shaper, "reconcile", reconciling)
+    monkeypatch.setattr(stage.datapath, "set_slot_caps", capping)
+    return shaped, paced
+
+
+def test_a_quota_change_shapes_nothing_at_a_then_rate_it_does_not_reach(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A used-up quota held at its then-rate; a change gives it room again
+    and a lower then-rate. Its gate is written first: the shaper never gets
+    the new then-rate, refused or taken. Before, the classes and caps were
+    written before the gate, from the quota as it was (used up) with the new
+    then-rate: the upload held to it until the rollback, and once taken until
+    the next tick."""
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, THEN_BPS)))
+    stage.second()
+    stage.gates.counted[(stage.quota_slot(UP), UP)] = BUDGET + 100
+    for _ in range(3):
+        held = stage.second()
+    assert (held.up_blocked, held.up_limit_bps, stage.gates.settings) == (False, THEN_BPS, {})
+    shaped, paced = _shaped_and_paced(stage, monkeypatch)
+    roomier = SetQuota(CURL, (UP,), Quota(2 * BUDGET, Period.DAY, 0, LOWER_THEN_BPS))
+    stage.gates.refuse_writes = {UP}
+    (outcome,) = stage.engine.apply_changes([roomier])
+    assert isinstance(outcome, KernelError)
+    stage.gates.refuse_writes = set()
+    assert stage.engine.apply_changes([roomier]) == [CURL]
+    assert LOWER_THEN_BPS not in shaped, shaped
+    assert all(pace > LOWER_THEN_BPS for pace in paced if pace), paced
+    assert stage.second().up_limit_bps == 0
+
+
+def test_a_quota_set_used_up_is_held_to_its_then_rate_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its gate written first, then its then-rate's class, then the gate
+    opened to it, all in the change. Before, it was held blocked until the
+    ticks after (the classes had read the quota as it was before)."""
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
+    stage.second()
+    stage.gates.counted[(stage.quota_slot(UP), UP)] = 5_000
+    stage.second()
+    shaped, _paced = _shaped_and_paced(stage, monkeypatch)
+    assert stage.engine.apply_changes(
+        [SetQuota(CURL, (UP,), Quota(MIN_QUOTA_BYTES, Period.DAY, 0, THEN_BPS))]
+    ) == [CURL]
+    assert shaped[-1:] == [THEN_BPS] and stage.gates.settings == {}
+    listed = stage.listed()
+    assert (listed.up_blocked, listed.up_limit_bps) == (False, THEN_BPS)
