@@ -88,6 +88,7 @@ from bench import helper_trace
 from bench.bottleneck import Internet, modem
 from bench.priorities import START_TIMEOUT_S, TSO_RTT_LOG, Bench, CallResult, _rate_arg
 from bench.priority_shaper import CACHE_DIR, CALL_SLOT
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     NetnsPair,
@@ -312,7 +313,7 @@ def kernel_shaper(pair: NetnsPair) -> Iterator[tuple[TcShaper, IPRoute, Datapath
     try:
         with entered_netns(pair.host_ns):
             ipr = IPRoute()
-        shaper = TcShaper(ipr, datapath.tc_program, datapath)
+        shaper = TcShaper(ipr, datapath.tc_program, datapath, instance=own_names.JOURNAL_INSTANCE)
         try:
             yield shaper, ipr, datapath
         finally:
@@ -327,9 +328,9 @@ def bulk(bench: Bench, up_flows: int, down_flows: int) -> Iterator[None]:
     """A bulk upload and a bulk download application (bench/priorities.py's streams), each flows connections."""
     tag = secrets.token_hex(3)
     streams: list[Stream] = []
-    with app_scope(cgroup2_mount(), f"org.chadthrottle.FollowUpload{tag}") as up_scope, \
-            app_scope(cgroup2_mount(), f"org.chadthrottle.FollowDownload{tag}") as down_scope, \
-            app_scope(cgroup2_mount(), f"org.chadthrottle.FollowServer{tag}") as peer_scope:  # fmt: skip
+    with app_scope(cgroup2_mount(), own_names.desktop_id(f"FollowUpload{tag}")) as up_scope, \
+            app_scope(cgroup2_mount(), own_names.desktop_id(f"FollowDownload{tag}")) as down_scope, \
+            app_scope(cgroup2_mount(), own_names.desktop_id(f"FollowServer{tag}")) as peer_scope:  # fmt: skip
         try:
             for _ in range(up_flows):
                 streams.append(bench._bulk_stream("up", up_scope, peer_scope))

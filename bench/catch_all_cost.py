@@ -30,6 +30,7 @@ from chadthrottle.helper.kernel.priority_classes import LinkShaping
 from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from pyroute2 import IPRoute
 
+from tests.support import own_names
 from tests.support.netns import (
     NetnsPair,
     entered_netns,
@@ -48,7 +49,7 @@ CACHE_DIR = Path("/var/cache/chadthrottle")
 def _linked(pair: NetnsPair, datapath: Datapath) -> Iterator[None]:
     with entered_netns(pair.host_ns):
         ipr = IPRoute()
-    shaper = TcShaper(ipr, datapath.tc_program, datapath)
+    shaper = TcShaper(ipr, datapath.tc_program, datapath, instance=own_names.JOURNAL_INSTANCE)
     try:
         for direction in Direction:
             shaper.set_link(direction, LinkShaping(FAR_ABOVE_BPS))

@@ -38,11 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
+from tests.support import own_names
 from tests.support.idle_app import idle_app
 from tests.support.netns import netns_pair
 from tests.support.waiting import eventually
 
-APP_DESKTOP_ID = "org.chadthrottle.BenchCli"
+APP_DESKTOP_ID = own_names.desktop_id("BenchCli")
 APP_ID = f"app:{APP_DESKTOP_ID}"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

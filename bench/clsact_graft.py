@@ -43,6 +43,7 @@ from chadthrottle.units import parse_rate
 from bench.delay_line import delayed
 from bench.flows import MTU, start_flow
 from bench.limits import Bench, Settings, settle_time
+from tests.support import own_names
 from tests.support.netns import NetnsPair, app_scope, netns_pair
 from tests.support.sender_info import SenderSampler
 
@@ -110,7 +111,7 @@ def retrans_at(flow: Any, at: float) -> int | None:
 
 def run_once(bench: Bench, rate: int, direction: str = "up") -> dict[str, Any]:
     port = bench.next_port()
-    with app_scope(bench.cgroup_root, f"org.chadthrottle.Graft{port}") as scope:
+    with app_scope(bench.cgroup_root, own_names.desktop_id(f"Graft{port}")) as scope:
         flow = start_flow(
             bench.pair, port, direction, app_cgroup=scope, congestion=bench.settings.congestion
         )

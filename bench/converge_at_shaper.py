@@ -34,6 +34,7 @@ from chadthrottle.units import parse_rate
 
 from bench.flows import ETH_HEADER_BYTES, MTU, ifb_devices, start_flow
 from bench.limits import Bench, Settings, fmt_rate, settle_time
+from tests.support import own_names
 from tests.support.netns import NetnsPair, app_scope, netns_pair
 
 SAMPLE_S = 0.025
@@ -99,7 +100,7 @@ def drop_counters(pair: NetnsPair) -> dict[str, int]:
 
 def run_once(bench: Bench, direction: str, first: int, second: int) -> dict[str, Any]:
     port = bench.next_port()
-    with app_scope(bench.cgroup_root, f"org.chadthrottle.Shaper{port}") as scope:
+    with app_scope(bench.cgroup_root, own_names.desktop_id(f"Shaper{port}")) as scope:
         flow = start_flow(
             bench.pair, port, direction, app_cgroup=scope, congestion=bench.settings.congestion
         )

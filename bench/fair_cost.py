@@ -26,6 +26,7 @@ from pathlib import Path
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, app_scope, netns_pair, start_stream
 
@@ -75,7 +76,7 @@ def main() -> None:
         streams: list[Stream] = []
         for n in range(args.apps):
             scope = stack.enter_context(
-                app_scope(cgroup2_mount(), f"org.chadthrottle.FairCost{tag}n{n}")
+                app_scope(cgroup2_mount(), own_names.desktop_id(f"FairCost{tag}n{n}"))
             )
             streams.append(start_stream(pair, 6200 + n, "up", udp=True, app_cgroup=scope,
                                         seconds=120, rate_bps=args.rate))  # fmt: skip

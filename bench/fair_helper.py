@@ -22,6 +22,7 @@ from pathlib import Path
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Stream, app_scope, netns_pair, rates_together, start_stream
 
@@ -50,7 +51,7 @@ def main() -> None:
         port = 6300
         for app, flows in FLOWS.items():
             scope = stack.enter_context(
-                app_scope(cgroup2_mount(), f"org.chadthrottle.FairHelper{tag}{app}")
+                app_scope(cgroup2_mount(), own_names.desktop_id(f"FairHelper{tag}{app}"))
             )
             for direction in ("up", "down"):
                 for _ in range(flows):

@@ -49,6 +49,7 @@ from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
 from bench.policer_probe import backend_for, parse_rate
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     TRAFFIC_SCRIPT,
@@ -67,7 +68,7 @@ MiB = 1024 * 1024
 SLOT = 5
 L3_PER_PAYLOAD = 1500 / 1448
 QUOTA_SECONDS = 1.5
-BENCH_APP = "app:org.chadthrottle.BenchBlock"
+BENCH_APP = own_names.app_id("BenchBlock")
 # The application in block-latency: reads until nothing came for QUIET_S,
 # then prints when its last byte arrived.
 QUIET_S = 1.0
@@ -202,7 +203,7 @@ def block_latency(rounds: int) -> None:
     print("|---|---|---|---|")
     with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory(prefix="ct-gates-") as state, \
             HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state)), \
-            app_scope(cgroup2_mount(), "org.chadthrottle.BenchBlock") as scope:  # fmt: skip
+            app_scope(cgroup2_mount(), own_names.desktop_id("BenchBlock")) as scope:  # fmt: skip
         for protocol in ("tcp", "udp"):
             results = [_block_round(bus, pair, protocol, 5900 + i + (50 if protocol == "udp" else 0), scope)
                        for i in range(rounds)]  # fmt: skip
@@ -227,7 +228,7 @@ def dead_helper(rounds: int) -> None:
     )
     opened = []
     with PrivateSystemBus() as bus, netns_pair() as pair, \
-            app_scope(cgroup2_mount(), "org.chadthrottle.BenchBlock") as scope:  # fmt: skip
+            app_scope(cgroup2_mount(), own_names.desktop_id("BenchBlock")) as scope:  # fmt: skip
         for round_ in range(rounds):
             with tempfile.TemporaryDirectory(prefix="ct-gates-") as state, \
                     HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state)) as helper:  # fmt: skip

@@ -39,6 +39,7 @@ from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
+from tests.support import own_names
 from tests.support.netns import NetnsPair, Stream, app_scope, netns_pair, start_stream
 
 APP_COUNT = 3
@@ -149,10 +150,12 @@ def _apps(pair: NetnsPair) -> Iterator[list[tuple[str, Stream]]]:
     with contextlib.ExitStack() as stack:
         apps = []
         for n in range(APP_COUNT):
-            scope = stack.enter_context(app_scope(cgroup2_mount(), f"org.chadthrottle.Bench{n}"))
+            scope = stack.enter_context(
+                app_scope(cgroup2_mount(), own_names.desktop_id(f"Bench{n}"))
+            )
             stream = start_stream(pair, 5800 + n, "up", app_cgroup=scope, seconds=600)
             stack.callback(stream.stop)
-            apps.append((f"app:org.chadthrottle.Bench{n}", stream))
+            apps.append((own_names.app_id(f"Bench{n}"), stream))
         yield apps
 
 

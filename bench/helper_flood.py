@@ -49,6 +49,7 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from dbus_fast import Message
 
+from tests.support import own_names
 from tests.support.flood import (
     NOBODY,
     Timed,
@@ -63,7 +64,7 @@ from tests.support.flood import (
 )
 from tests.support.netns import NetnsPair, app_scope, netns_pair, nsenter_argv, start_stream
 
-APP_ID = "app:org.chadthrottle.FloodBench"
+APP_ID = own_names.app_id("FloodBench")
 APP_RATE_BPS = 1024 * 1024
 
 # One short-lived program: a socket, one datagram to the peer's discard port,

@@ -45,6 +45,7 @@ from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
 from bench.flows import MTU, Flow, ifb_devices, start_flow
 from bench.limits import machine_load, settle_time
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, app_scope, netns_pair, nsenter_argv
 
@@ -156,7 +157,7 @@ def landing(bus: str, pair: NetnsPair, port: int, rate: int, cc: str,
             family: int, stop_s: float = 0.0) -> Run:  # fmt: skip
     tag = secrets.token_hex(3)
     load = machine_load()
-    with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchLoss13{tag}") as scope:
+    with app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchLoss13{tag}")) as scope:
         flow: Flow = start_flow(pair, port, "down", family=family, app_cgroup=scope, congestion=cc,
                                 seconds=30)  # fmt: skip
         app = ""

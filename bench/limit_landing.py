@@ -34,6 +34,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, app_scope, netns_pair, start_stream
 
@@ -64,8 +65,8 @@ def landing(
     bus: PrivateSystemBus, pair: NetnsPair, port: int, rate: int
 ) -> tuple[float, list[float], int]:
     tag = secrets.token_hex(3)
-    with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchLanding{tag}") as scope, \
-            app_scope(cgroup2_mount(), f"org.chadthrottle.BenchLandingPeer{tag}") as peer_scope:  # fmt: skip
+    with app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchLanding{tag}")) as scope, \
+            app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchLandingPeer{tag}")) as peer_scope:  # fmt: skip
         stream = start_stream(
             pair, port, "down", app_cgroup=scope, peer_cgroup=peer_scope, seconds=60
         )
@@ -98,8 +99,8 @@ def landing_on_start(bus: PrivateSystemBus, pair: NetnsPair, port: int, rate: in
                      cache_dir: Path) -> tuple[float, list[float]]:  # fmt: skip
     """(seconds the helper took to serve, the download's windows after the limit)."""
     tag = secrets.token_hex(3)
-    with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchStart{tag}") as scope, \
-            app_scope(cgroup2_mount(), f"org.chadthrottle.BenchStartPeer{tag}") as peer_scope, \
+    with app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchStart{tag}")) as scope, \
+            app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchStartPeer{tag}")) as peer_scope, \
             tempfile.TemporaryDirectory(prefix="ct-start-") as state:  # fmt: skip
         stream = start_stream(
             pair, port, "down", app_cgroup=scope, peer_cgroup=peer_scope, seconds=90

@@ -39,6 +39,7 @@ from chadthrottle.units import parse_rate
 
 from bench.delay_line import delayed
 from bench.flows import MTU, Flow, begin, htb_l3_rate, start_flow, tc_snapshot
+from tests.support import own_names
 from tests.support.netns import NetnsPair, app_scope, netns_pair, nsenter_argv
 
 KiB, MiB = 1024, 1024 * 1024
@@ -200,7 +201,7 @@ class Bench:
             for rate in rates:
                 port = self.next_port()
                 scope = stack.enter_context(
-                    app_scope(self.cgroup_root, f"org.chadthrottle.Bench{port}")
+                    app_scope(self.cgroup_root, own_names.desktop_id(f"Bench{port}"))
                 )
                 flow = start_flow(
                     self.pair,
@@ -287,7 +288,7 @@ class Bench:
         load = wait_for_quiet(self.settings)
         log(f"{self.backend} {direction} convergence ({load})")
         port = self.next_port()
-        with app_scope(self.cgroup_root, f"org.chadthrottle.Bench{port}") as scope:
+        with app_scope(self.cgroup_root, own_names.desktop_id(f"Bench{port}")) as scope:
             flow = start_flow(
                 self.pair, port, direction, app_cgroup=scope, congestion=self.settings.congestion
             )
@@ -436,7 +437,7 @@ def iperf_server(pair: NetnsPair) -> Iterator[None]:
 def idle_limited_app(bench: Bench) -> Iterator[None]:
     """Another application with both limits set, so every program, the HTB
     roots and the ingress redirect are in place while the unlimited one runs."""
-    with app_scope(bench.cgroup_root, "org.chadthrottle.BenchIdle") as scope:
+    with app_scope(bench.cgroup_root, own_names.desktop_id("BenchIdle")) as scope:
         idle = subprocess.Popen(["sh", "-c", f'echo $$ > "{scope}/cgroup.procs" && exec sleep 600'])
         try:
             time.sleep(0.2)

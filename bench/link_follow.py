@@ -42,6 +42,7 @@ from chadthrottle.helper.kernel.tc_ownership import IFB_ALIASES
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from pyroute2 import IPRoute
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     NetnsPair,
@@ -147,7 +148,7 @@ def run(rounds: int, link_events: bool) -> dict[str, list[float]]:
         PrivateSystemBus() as bus,
         netns_pair() as pair,
         tempfile.TemporaryDirectory(prefix="ct-follow-") as state,
-        app_scope(cgroup2_mount(), f"org.chadthrottle.BenchFollow{os.getpid()}") as scope,
+        app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchFollow{os.getpid()}")) as scope,
     ):
         helper = HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state),
                                start_timeout_s=START_TIMEOUT_S)  # fmt: skip

@@ -37,6 +37,7 @@ from chadthrottle.contract import Direction, RuleScope
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import app_scope, netns_pair, nsenter_argv, spawn, wait_for_line
 
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("link_idle_cpu: run as root (namespaces, BPF, tc)", file=sys.stderr)
         return 1
-    desktop_id = f"org.chadthrottle.BenchQuiet{secrets.token_hex(3)}"
+    desktop_id = own_names.desktop_id(f"BenchQuiet{secrets.token_hex(3)}")
     app_id = f"app:{desktop_id}"
     with PrivateSystemBus() as bus, netns_pair() as pair, tempfile.TemporaryDirectory() as state, \
             app_scope(cgroup2_mount(), desktop_id) as scope, \

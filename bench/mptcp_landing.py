@@ -58,6 +58,7 @@ from bench.landing_loss import _qdisc_drops, _retrans_segs
 from bench.limits import fmt_rate, settle_time
 from bench.overhead_probes import chadt_programs, run_stats
 from bench.shaper_bytes import ShaperBytes
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     NetnsPair,
@@ -150,8 +151,8 @@ def _stream(pair: NetnsPair, port: int, kind: str, direction: str) -> Iterator[S
     extra = "1" if kind == "mptcp2" else "0"
     _ip(pair.host_ns, "mptcp", "limits", "set", "subflow", extra, "add_addr_accepted", extra)
     tag = secrets.token_hex(3)
-    with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchMptcp{tag}") as scope, \
-            app_scope(cgroup2_mount(), f"org.chadthrottle.BenchMptcpPeer{tag}") as peer_scope:  # fmt: skip
+    with app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchMptcp{tag}")) as scope, \
+            app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchMptcpPeer{tag}")) as peer_scope:  # fmt: skip
         stream = start_stream(pair, port, direction, app_cgroup=scope, peer_cgroup=peer_scope,
                               seconds=30, mptcp=kind != "tcp")  # fmt: skip
         try:

@@ -40,6 +40,7 @@ from chadthrottle.units import parse_rate
 
 from bench.limits import fmt_rate
 from bench.paths import START_TIMEOUT_S, WIRE
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     NetnsPair,
@@ -105,8 +106,8 @@ def measure(bus: PrivateSystemBus, links: tuple[NetnsPair, NetnsPair], case: str
     at half the limit (halve_classes) from 2 s after the last start)."""
     first, second = links if case != "B, then A" else links[::-1]
     tag = secrets.token_hex(3)
-    with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchShare{tag}") as scope, \
-            app_scope(cgroup2_mount(), f"org.chadthrottle.BenchSharePeer{tag}") as peer:  # fmt: skip
+    with app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchShare{tag}")) as scope, \
+            app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchSharePeer{tag}")) as peer:  # fmt: skip
         streams: list[Stream] = []
         app_id = ""
         try:

@@ -55,6 +55,7 @@ from chadthrottle.units import parse_rate
 
 from bench.limits import CONVERGE_BAND, fmt_rate, settle_time, slope, windows
 from bench.shaper_bytes import ShaperBytes
+from tests.support import own_names
 from tests.support.container_ns import routed_container
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, Stream, app_scope, extra_link, netns_pair, start_stream
@@ -122,10 +123,10 @@ class Bench:
         tag = secrets.token_hex(3)
         with contextlib.ExitStack() as made:
             scope = made.enter_context(
-                app_scope(cgroup2_mount(), f"org.chadthrottle.BenchPath{tag}")
+                app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchPath{tag}"))
             )
             peer_scope = made.enter_context(
-                app_scope(cgroup2_mount(), f"org.chadthrottle.BenchPeer{tag}")
+                app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchPeer{tag}"))
             )
             summed_streams = len(LINKS[path])
             run = Run([])

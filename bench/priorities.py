@@ -82,6 +82,7 @@ from bench.limits import slope
 from bench.priority_helper import shaped_by_the_helper
 from bench.priority_model import prioritized
 from bench.priority_shaper import CALL_SLOT, DOWNLOAD_SLOT, shaped_by_the_helpers_kernel
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import (
     TRAFFIC_SCRIPT,
@@ -192,9 +193,9 @@ class Bench:
     def bulk(self) -> Iterator[tuple[list[Stream], list[Stream]]]:
         """The upload application's streams and the download application's."""
         tag = secrets.token_hex(3)
-        with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchUpload{tag}") as up_scope, \
-                app_scope(cgroup2_mount(), f"org.chadthrottle.BenchDownload{tag}") as down_scope, \
-                app_scope(cgroup2_mount(), f"org.chadthrottle.BenchServer{tag}") as peer_scope:  # fmt: skip
+        with app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchUpload{tag}")) as up_scope, \
+                app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchDownload{tag}")) as down_scope, \
+                app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchServer{tag}")) as peer_scope:  # fmt: skip
             streams: dict[str, list[Stream]] = {"up": [], "down": []}
             if self.tag is not None and self.tag_download:
                 self.tag(down_scope, DOWNLOAD_SLOT)
@@ -231,10 +232,10 @@ class Bench:
         """One call of `seconds`, from an app scope of its own to an echo in the peer namespace."""
         tag = secrets.token_hex(3)
         call_scope = contextlib.nullcontext(self.call_scope) if self.call_scope is not None else \
-            app_scope(cgroup2_mount(), f"org.chadthrottle.BenchCall{tag}")  # fmt: skip
+            app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchCall{tag}"))  # fmt: skip
         with (
             call_scope as scope,
-            app_scope(cgroup2_mount(), f"org.chadthrottle.BenchEcho{tag}") as echo_scope,
+            app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchEcho{tag}")) as echo_scope,
         ):
             if self.tag is not None:
                 self.tag(scope, CALL_SLOT)
@@ -309,7 +310,7 @@ class Bench:
     @contextlib.contextmanager
     def _through_the_helper(self) -> Iterator[None]:
         assert self.bus is not None, "the helper case needs the helper"
-        with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchCall{secrets.token_hex(3)}") as scope, \
+        with app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchCall{secrets.token_hex(3)}")) as scope, \
                 shaped_by_the_helper(self.bus, self.pair, self.down_bps, self.up_bps, scope):  # fmt: skip
             self.call_scope = scope
             try:

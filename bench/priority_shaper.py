@@ -26,6 +26,7 @@ from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from chadthrottle.priority import Priority
 from pyroute2 import IPRoute
 
+from tests.support import own_names
 from tests.support.netns import NetnsPair, entered_netns
 
 CALL_SLOT = 1
@@ -52,7 +53,7 @@ def shaped_by_the_helpers_kernel(
     try:
         with entered_netns(pair.host_ns):
             ipr = IPRoute()
-        shaper = TcShaper(ipr, datapath.tc_program, datapath)
+        shaper = TcShaper(ipr, datapath.tc_program, datapath, instance=own_names.JOURNAL_INSTANCE)
         try:
             for direction, capacity in ((Direction.DOWN, down_bps), (Direction.UP, up_bps)):
                 shaper.set_link(direction, LinkShaping(round(capacity / ETHERNET_L3_TO_L2)))

@@ -31,6 +31,7 @@ from chadthrottle.helper.engine.schedules import local_zone, make_schedule
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import Receiver, app_scope, netns_pair, start_stream
 
@@ -61,7 +62,7 @@ def switch_latency(rounds: int, limit_bps: int) -> list[tuple[str, float, float]
         clock.write_text(f"{MONDAY_0900 - 30}\n")
         helper = HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(folder) / "state")
         helper.command += ["--wall-clock-file", str(clock)]
-        with helper, app_scope(cgroup2_mount(), "org.chadthrottle.BenchSchedule") as scope:
+        with helper, app_scope(cgroup2_mount(), own_names.desktop_id("BenchSchedule")) as scope:
             stream = start_stream(pair, 5720, "up", app_cgroup=scope, seconds=600)
             try:
                 app_id = call_helper(
@@ -112,7 +113,7 @@ def real_clock_latency(limit_bps: int) -> list[tuple[str, float, float]]:
     zone = local_zone()
     with tempfile.TemporaryDirectory() as folder, PrivateSystemBus() as bus, netns_pair() as pair:
         helper = HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(folder) / "state")
-        with helper, app_scope(cgroup2_mount(), "org.chadthrottle.BenchScheduleReal") as scope:
+        with helper, app_scope(cgroup2_mount(), own_names.desktop_id("BenchScheduleReal")) as scope:
             stream = start_stream(pair, 5721, "up", app_cgroup=scope, seconds=600)
             try:
                 now = time.time()

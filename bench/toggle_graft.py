@@ -38,6 +38,7 @@ from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
 from bench.clsact_graft import has_clsact, tx_dropped
 from bench.limits import Bench, Settings
+from tests.support import own_names
 from tests.support.netns import (
     NetnsPair,
     Stream,
@@ -132,8 +133,8 @@ def main() -> None:
         PrivateSystemBus() as bus,
         netns_pair() as pair,
         tempfile.TemporaryDirectory(prefix="chadthrottle-bench-") as state,
-        app_scope(cgroup2_mount(), "org.chadthrottle.ToggleNeighbour") as neighbour_scope,
-        app_scope(cgroup2_mount(), "org.chadthrottle.Toggled") as toggled_scope,
+        app_scope(cgroup2_mount(), own_names.desktop_id("ToggleNeighbour")) as neighbour_scope,
+        app_scope(cgroup2_mount(), own_names.desktop_id("Toggled")) as toggled_scope,
         contextlib.ExitStack() as stack,
     ):  # fmt: skip
         helper = HelperProcess(bus.address, netns=pair.host_ns, state_dir=Path(state), backend="tc",

@@ -42,6 +42,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 
+from tests.support import own_names
 from tests.support.helper_calls import call_helper
 from tests.support.netns import NetnsPair, app_scope, netns_pair, nsenter_argv, spawn, start_stream
 
@@ -76,8 +77,8 @@ class Bench:
     @contextlib.contextmanager
     def scopes(self) -> Iterator[tuple[Path, Path]]:
         tag = secrets.token_hex(3)
-        with app_scope(cgroup2_mount(), f"org.chadthrottle.BenchHop{tag}") as scope, \
-                app_scope(cgroup2_mount(), f"org.chadthrottle.BenchHopPeer{tag}") as peer_scope:  # fmt: skip
+        with app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchHop{tag}")) as scope, \
+                app_scope(cgroup2_mount(), own_names.desktop_id(f"BenchHopPeer{tag}")) as peer_scope:  # fmt: skip
             yield scope, peer_scope
 
     @contextlib.contextmanager

@@ -42,6 +42,7 @@ from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import HelperProcess, PrivateSystemBus
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
+from tests.support import own_names
 from tests.support.netns import (
     TRAFFIC_SCRIPT,
     NetnsPair,
@@ -191,7 +192,9 @@ def _scopes(apps: list[str]) -> Iterator[dict[str, Path]]:
     tag = secrets.token_hex(3)
     with ExitStack() as stack:
         yield {
-            app: stack.enter_context(app_scope(cgroup2_mount(), f"org.chadthrottle.Day{app}{tag}"))
+            app: stack.enter_context(
+                app_scope(cgroup2_mount(), own_names.desktop_id(f"Day{app}{tag}"))
+            )
             for app in apps
         }
 
