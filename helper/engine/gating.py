@@ -25,7 +25,7 @@ from typing import Protocol
 from chadthrottle.contract import Direction
 from chadthrottle.helper.engine.limits import Limit, RuleKey, default_burst_bytes
 from chadthrottle.helper.engine.quota_book import QuotaBook, QuotaState
-from chadthrottle.helper.engine.quotas import Quota
+from chadthrottle.helper.engine.quotas import Quota, period_start
 from chadthrottle.helper.kernel.gates import LEASE_S, OPEN, GateSetting
 
 log = logging.getLogger("chadthrottle.engine.gating")
@@ -128,6 +128,11 @@ class Gating:
                         )
                         if kept is not None:
                             wanted[(slot, direction)] = kept
+                        asked[(slot, direction)] = (
+                            BLOCK
+                            if limit.blocked
+                            else (limit.quota, period_start(limit.quota, now).timestamp())
+                        )
                         continue
                     if was is not None and was.spent != state.spent:
                         turned_apps.add((key[0], direction))
@@ -294,20 +299,26 @@ class Gating:
 
     def holds_as_asked(self, key: RuleKey, direction: Direction) -> bool:
         """Whether the kernel holds a rule's direction as the rule asks: its
-        gate's last write taken, or the setting a refused write left lapsing
-        the very one the rule asks (a refused unblock undone: the block holds,
-        until its lease lapses). Not where its quota's count could not be
-        read: the rule's quota is not followed then (a period's turn, its
-        then-rate)."""
+        gate's last write taken, or the setting it holds on the very one the
+        rule asks: left lapsing by a refused write (a refused unblock undone:
+        the block holds, until its lease lapses), or kept and renewed while
+        its quota's count cannot be read (the quota as last set in this
+        period; not once a new period began, which needs the count)."""
         if (key, direction) not in self.failed:
             return True
         gate = self._held.get((key, direction))
-        return (
-            (key, direction) not in self._unread_of
-            and gate is not None
-            and self.lapsing(key, direction) is not None
-            and self._taken.get(gate) == self._asked.get(gate)
+        if gate is None:
+            return False
+        held_on = (
+            gate not in self._lapsing
+            if (key, direction) in self._unread_of
+            else self.lapsing(key, direction) is not None
         )
+        return held_on and self._taken.get(gate) == self._asked.get(gate)
+
+    def unread(self, key: RuleKey, direction: Direction) -> str:
+        """Why the last apply could not read the count of a rule's quota ("": it could)."""
+        return self._unread_of.get((key, direction), "")
 
     def holds(self, key: RuleKey, direction: Direction) -> GateSetting | None:
         """What the kernel holds a live rule's direction to, as the last apply

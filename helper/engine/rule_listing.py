@@ -140,6 +140,9 @@ class RuleListing:
         kernel refused its last write, and how long what it held before lasts."""
         lapsing = self.gating.lapsing(key, direction)
         lapses_in_s = lapsing.until - self.gating.now() if lapsing is not None else 0.0
+        if (unread := self.gating.unread(key, direction)) and lapsing is None:
+            held = self.gating.holds_as_asked(key, direction)
+            return _unread_problem(unread, held)
         return _gate_problem(self.gating.failed.get((key, direction), ""), lapses_in_s)
 
     def _quota_left(self, key: RuleKey, direction: Direction, quota: Quota) -> int:
@@ -166,6 +169,19 @@ def _gate_problem(why: str, lapses_in_s: float) -> str:
             f" for {math.ceil(lapses_in_s):d} s more at most, then lets all traffic through"
         )
     return f"the kernel did not take its block or quota ({why}): it does not hold"
+
+
+def _unread_problem(why: str, held: bool) -> str:
+    """A quota whose count the kernel would not give (Gating.unread): its
+    gate is renewed as it is, so the kernel holds the quota as last set
+    (held: that is the rule's, in this period); only what is left of it is not
+    known. Until 2026-12-06 listed "it does not hold", as a refused write."""
+    holds = (
+        "the kernel holds it as last set, what is left of it is not known"
+        if held
+        else "the kernel holds what was last set, not this quota or period"
+    )
+    return f"its quota's count could not be read ({why}): {holds}"
 
 
 def _rate_of(schedule: Schedule, direction: Direction) -> int:

@@ -198,12 +198,35 @@ def test_a_quota_count_that_cannot_be_read_stops_nothing_else(
     assert all("could not be read" in app.up_limit_problem for app in listed)
     assert caplog.text.count("could not read its quota's count") == 1, "logged once"
     (rule,) = [r for r in stage.engine.list_rules() if r.direction == UP.value]
-    assert not rule.in_force
+    assert rule.in_force, "the kernel holds the quota as last set, renewed"
 
     stage.gates.refuse_reads = set()
     again = stage.second()
     assert again.up_limit_problem == ""
     assert "its quota's count read again" in caplog.text
+
+
+def test_a_quota_whose_count_cannot_be_read_is_listed_as_the_kernel_holds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its gate is renewed as last set: the kernel holds that quota, only
+    what is left of it is unknown. Before, it was listed "it does not hold",
+    the rule not in force. A new period needs the count (the gate set
+    again): from then it is not the rule's, and not in force."""
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
+    stage.second()
+    stage.gates.refuse_reads = {UP}
+    problem = stage.second().up_limit_problem
+    assert problem == (
+        "its quota's count could not be read (count unreadable in the test):"
+        " the kernel holds it as last set, what is left of it is not known"
+    )
+    assert stage.engine.list_rules()[0].in_force
+    stage.wall_clock.now += 86_400  # the next day: a new period
+    turned = stage.second().up_limit_problem
+    assert turned.endswith("the kernel holds what was last set, not this quota or period")
+    assert not stage.engine.list_rules()[0].in_force
 
 
 NOT_HELD = "it does not hold"  # the problem once it lapsed

@@ -246,7 +246,8 @@ def test_a_quota_count_the_kernel_will_not_give_stops_nothing_else(
     listed = {app.id: app for app in engine.list_applications()}
     assert "could not be read" in listed[refused].down_limit_problem
     assert listed[other].down_limit_problem == ""
-    assert _in_force(engine)[(refused, "down")] is False
+    assert "holds it as last set" in listed[refused].down_limit_problem
+    assert _in_force(engine)[(refused, "down")] is True, "its gate renewed as last set"
     assert caplog.text.count("could not read its quota's count") == 1, "logged once"
 
     monkeypatch.undo()
