@@ -11,13 +11,16 @@ datapath's: tests/helper/kernel/test_gate_write_failure.py):
 from __future__ import annotations
 
 import pytest
-from chadthrottle.contract import HELD_BEFORE, MIN_QUOTA_BYTES, Direction
+from chadthrottle.contract import ADMIN_OWNER, HELD_BEFORE, MIN_QUOTA_BYTES, Direction
 from chadthrottle.helper.engine.api import (
+    ADMIN_VIEWER,
+    AddSchedule,
     ClearQuota,
     SetBlocked,
     SetLimit,
     SetPriority,
     SetQuota,
+    Viewer,
 )
 from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.errors import KernelError
@@ -26,7 +29,7 @@ from chadthrottle.helper.kernel.htb import Classes
 from chadthrottle.helper.kernel.layout import SocketCaps
 from chadthrottle.priority import Priority
 
-from tests.helper.engine.test_gate_truth import BUDGET, CURL, RATE_BPS, THEN_BPS, UP, Stage
+from tests.helper.engine.test_gate_truth import BUDGET, CURL, DOWN, RATE_BPS, THEN_BPS, UP, Stage
 
 BLOCK = GateSetting(blocked=True)
 
@@ -201,3 +204,31 @@ def test_a_quota_set_used_up_is_held_to_its_then_rate_at_once(
     assert shaped[-1:] == [THEN_BPS] and stage.gates.settings == {}
     listed = stage.listed()
     assert (listed.up_blocked, listed.up_limit_bps) == (False, THEN_BPS)
+
+
+def test_a_users_block_held_on_behind_an_administrators_rule_holds_none_of_its_sockets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A user's scheduled block ends and the kernel refuses to open its gate:
+    the block holds on, listed with the user's rule. An administrator's rule
+    then outranks the user's: the application's processes, and their open
+    sockets, are tagged with the administrator's slot at once, so the user's
+    old block, still in its own slot's gate until the lease lapses, holds
+    none of the application's traffic, and is not listed (the row shows the
+    administrator's rule). Pinned as right: docs/helper.md."""
+    stage = Stage(monkeypatch)  # Wednesday 2027-01-06, 13:00 in Berlin
+    user = 1000
+    stage.change(AddSchedule(CURL, frozenset({2}), 13 * 60, 13 * 60 + 2, 0, 0, user, blocked=(UP,)))
+    assert stage.second().up_blocked
+    (user_slot,) = set(stage.datapath.process_slots.values())
+    stage.gates.refuse_writes = {UP}
+    stage.wall_clock.now += 120  # past the schedule's end
+    held = stage.second()
+    assert held.up_blocked and HELD_BEFORE in held.up_limit_problem
+    assert stage.engine.apply_changes([SetLimit(CURL, DOWN, RATE_BPS, 0)]) == [CURL]
+    assert stage.gates.settings[(user_slot, UP)] == BLOCK, "the kernel's gate holds on"
+    assert user_slot not in stage.datapath.process_slots.values(), "its sockets still there"
+    for viewer in (Viewer(user, False), ADMIN_VIEWER):
+        (listed,) = stage.engine.list_applications(viewer)
+        assert (listed.up_blocked, listed.up_limit_problem) == (False, ""), viewer
+        assert (listed.down_limit_bps, listed.down_limit_owner) == (RATE_BPS, ADMIN_OWNER)
