@@ -232,3 +232,20 @@ def test_a_users_block_held_on_behind_an_administrators_rule_holds_none_of_its_s
         (listed,) = stage.engine.list_applications(viewer)
         assert (listed.up_blocked, listed.up_limit_problem) == (False, ""), viewer
         assert (listed.down_limit_bps, listed.down_limit_owner) == (RATE_BPS, ADMIN_OWNER)
+
+
+def test_an_administrators_rule_over_a_users_block_the_kernel_will_not_lift_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The user's block in force needs its gate opened for the administrator's
+    rule to take over: refused by name while the kernel refuses it, the
+    user's block the rule in force as before."""
+    stage = Stage(monkeypatch)
+    stage.change(SetBlocked(CURL, (UP,), True, 1000))
+    stage.second()
+    stage.gates.refuse_writes = {UP}
+    (outcome,) = stage.engine.apply_changes([SetLimit(CURL, DOWN, RATE_BPS, 0)])
+    assert isinstance(outcome, KernelError) and "up block or quota" in str(outcome)
+    assert [(rule.owner, rule.blocked) for rule in stage.engine.list_rules()] == [(1000, True)]
+    listed = stage.listed()
+    assert (listed.up_blocked, listed.up_limit_owner, listed.down_limit_bps) == (True, 1000, 0)
