@@ -310,14 +310,15 @@ class TrayController(QObject):
     def _block_action(
         self, submenu: QMenu, app_id: str, direction: Direction, state: LimitState
     ) -> QAction:
-        """ "Block" (checked while blocked: choosing it unblocks; "Retry unblock"
-        while a refused unblock is held on, as the row menu says)."""
+        """ "Block" (ticked "Blocked" while blocked, among the limits listed:
+        choosing it unblocks); "Retry unblock", no tick, while a refused
+        unblock is held on, as the row menu says."""
         blocked = block_lifts(state)  # a used-up quota's block alone is not one it lifts
         retry = unblock_retried(state)
         action = submenu.addAction(RETRY_UNBLOCK if retry else "Blocked" if blocked else "Block")
         action.setObjectName(action_name(app_id, direction, BLOCK_LABEL))
-        action.setCheckable(True)
-        action.setChecked(blocked)
+        action.setCheckable(not retry)  # a ticked "Retry unblock" would read as done
+        action.setChecked(blocked and not retry)
         action.setToolTip(unblock_tip(state, self._model.units) if blocked else BLOCK_TIP)
         action.triggered.connect(
             lambda _c=False: self.blockRequested.emit(app_id, direction.value, not blocked)

@@ -146,11 +146,13 @@ def add_priority_menu(menu: QMenu, model: ApplicationsModel, app_id: str, can_li
 
 def add_block_actions(menu: QMenu, model: ApplicationsModel, app_id: str, can_limit: bool,
                       set_blocked: BlockSink) -> None:  # fmt: skip
-    """ "Block download" / "Block upload", checked and reading "Unblock …" while
-    blocked (choosing it unblocks); disabled where a limit would be (helper
-    away, an administrator's rule). No confirmation: the tray's Block asks
-    none, and unblocking undoes it. SetBlocked for one's own applications
-    asks for no password (polkit's limit-own), so no administrator note."""
+    """ "Block download" / "Block upload", reading "Unblock …" while blocked:
+    what choosing it does, no tick (under Xvfb at 2x a ticked "Unblock
+    download" read as unblocked already; the row says Blocked). Disabled where
+    a limit would be (helper away, an administrator's rule). No confirmation:
+    the tray's Block asks none, and unblocking undoes it. SetBlocked for one's
+    own applications asks for no password (polkit's limit-own), so no
+    administrator note."""
     for direction in Direction:
         state = model.limit_state(app_id, direction)
         blocked = block_lifts(state)  # a used-up quota's block is not one to unblock
@@ -158,8 +160,6 @@ def add_block_actions(menu: QMenu, model: ApplicationsModel, app_id: str, can_li
         # held on after a refused unblock: "Retry unblock upload", saying why
         action = menu.addAction(f"{unblock_label(state)} {title}" if blocked else f"Block {title}")
         action.setObjectName(f"block:{direction.value}")
-        action.setCheckable(True)
-        action.setChecked(blocked)
         action.setEnabled(can_limit and not state.read_only)
         action.setToolTip(
             describe_limit(state, direction, model.units)

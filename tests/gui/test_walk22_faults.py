@@ -28,12 +28,12 @@ def _menu_block(window):  # type: ignore[no-untyped-def]
 
 
 def _tray_block(model) -> tuple[str, bool, str]:  # type: ignore[no-untyped-def]
-    """The tray's Block action of Firefox's upload: (text, checked, tooltip)."""
+    """The tray's Block action of Firefox's upload: (text, ticked, tooltip)."""
     tray = TrayController(model)
     tray.set_status(CONNECTED)
     action = _find(tray, action_name(FIREFOX, Direction.UP, BLOCK_LABEL))
     assert action is not None
-    said = (action.text(), action.isChecked(), action.toolTip())
+    said = (action.text(), action.isCheckable() and action.isChecked(), action.toolTip())
     tray.shutdown()
     return said
 
@@ -54,11 +54,11 @@ def test_a_block_held_on_after_a_refused_unblock_offers_to_retry_and_says_why(
     assert window.select_application(FIREFOX)
     qtbot.waitUntil(lambda: "Operation not permitted" in _shown(window))
     block = _menu_block(window)
-    assert block.text() == "Retry unblock upload" and block.isChecked(), block.text()
+    assert (block.text(), block.isCheckable()) == ("Retry unblock upload", False)
     assert HELD_ON[1:] in block.toolTip(), block.toolTip()  # the helper's words, whatever they are
     assert block.toolTip().endswith("Choose to ask for the unblock again."), block.toolTip()
-    text, checked, tip = _tray_block(model)
-    assert (text, checked, tip) == ("Retry unblock", True, block.toolTip())
+    text, checkable, tip = _tray_block(model)
+    assert (text, checkable, tip) == ("Retry unblock", False, block.toolTip())
     cell = str(window.table.proxy_index(FIREFOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole))
     assert cell.endswith(f"To ask for the unblock again: {ASK_AGAIN}"), cell
     assert "unblock it first" not in cell, cell
@@ -68,7 +68,7 @@ def test_a_block_held_on_after_a_refused_unblock_offers_to_retry_and_says_why(
           BLOCK_RULE)  # fmt: skip
     qtbot.waitUntil(lambda: "it does not hold" in _shown(window))
     block = _menu_block(window)
-    assert block.text() == "Unblock upload" and block.isChecked(), block.text()
+    assert (block.text(), block.isCheckable()) == ("Unblock upload", False)
     assert _tray_block(model)[:2] == ("Blocked", True)
     assert "Retry" not in _shown(window), _shown(window)
 
@@ -109,3 +109,26 @@ def test_a_then_rate_quota_held_on_after_a_refused_change_says_it_is_blocked_for
     menu = window.row_menu(FIREFOX)  # the quota's block: no Unblock, no Retry
     block = next(action for action in menu.actions() if action.objectName() == "block:up")
     assert block.text() == "Block upload" and not block.isChecked(), block.text()
+
+
+def test_the_row_menu_says_what_block_or_unblock_does_without_a_tick(
+    qtbot, make_controller
+) -> None:  # type: ignore[no-untyped-def]
+    """At 2x under Xvfb, Harbor Browser's download blocked, the row menu read
+    "[x] Unblock download": a ticked box beside "Unblock" reads as unblocked
+    already. Its Block and Unblock are what choosing them does, no box (the row
+    says Blocked); the tray's list of limits keeps its ticked "Blocked"."""
+    controller = make_controller()
+    model, window = controller.model, controller.window
+    on_screen(window, qtbot)
+    requests: list[tuple[str, str, bool]] = []
+    window.blockRequested.connect(lambda *args: requests.append(args))
+    _emit(controller, _with(FIREFOX, up_blocked=True, up_limit_bps=0), BLOCK_RULE)
+    qtbot.waitUntil(lambda: model.limit_state(FIREFOX, Direction.UP).blocked)
+    menu = window.row_menu(FIREFOX)
+    said = {a.objectName(): (a.text(), a.isCheckable()) for a in menu.actions()}
+    assert said["block:up"] == ("Unblock upload", False), said
+    assert said["block:down"] == ("Block download", False), said
+    _menu_block(window).trigger()
+    assert requests == [(FIREFOX, "up", False)]
+    assert _tray_block(model)[:2] == ("Blocked", True)
