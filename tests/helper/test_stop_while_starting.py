@@ -1,4 +1,4 @@
-"""A helper told to stop while it is still starting ends at once.
+"""A helper told to stop while it is still starting ends, and cleanly.
 
 A cold start compiles the BPF programs in a child for seconds (1-13 s under
 load). Until 2026-12-04 a SIGTERM then waited for the compile and the whole
@@ -9,140 +9,57 @@ takes its build child along (PR_SET_PDEATHSIG). Real helper processes on the
 session's private bus, each with an empty cache directory (so it compiles);
 the kernel headers come from the shared cache, so the header merge (its own
 stop point, tens of seconds on a fresh machine) is not waited out here.
+
+What is proved is the stop, not its speed: the build child is frozen
+(SIGSTOP) before the stop, so a helper that waited for the compile would wait
+for good; the guards below only turn such a hang into a failure that says so.
+How long a stop takes is bench/stop_while_starting.py's (docs/benchmarks/
+flakes.md): a wall-clock bound here failed once at load 6.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import signal
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from chadthrottle.helper.errors import StartCancelled
 from chadthrottle.helper.kernel import ownership
-from chadthrottle.helper.kernel.bcc_env import _own_headers, kernel_source_dir
-from chadthrottle.helper.kernel.ownership import RUN_DIR
-from chadthrottle.helper.kernel.program_cache import CACHE_FILE, OFFSETS_FILE
+from chadthrottle.helper.kernel.bcc_env import _own_headers
+from chadthrottle.helper.kernel.program_cache import OFFSETS_FILE
 from chadthrottle.helper.standalone import PrivateSystemBus
 
-STOP_BOUND_S = 1.5  # measured 0.1 s at load 2.5
-CHILD_GONE_BOUND_S = 2.0
-COMPILE_START_S = 30.0
+from tests.support.compiling_helper import (
+    COMPILE_START_GUARD_S,
+    Starting,
+    alive_build,
+    compiler_loaded,
+    helper_compiling,
+    left_behind,
+    spawn_helper,
+    wait_until,
+)
+
+# Hang guards only (see the docstring): a stop measured at 0.06-0.12 s.
+EXIT_GUARD_S = 120.0
 
 
-@dataclass
-class Starting:
-    process: subprocess.Popen[bytes]
-    log: Path
-    cache: Path
-    child: int  # the build child's pid
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, ppid) of a process, None once it is gone."""
+def _exit_status(process: subprocess.Popen[bytes], log: Path, after: str) -> int:
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return fields[0], int(fields[1])
-
-
-def _is_build(pid: int) -> bool:
-    try:
-        return b"program_build" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def _build_child_of(parent: int) -> int | None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            stat = _stat(int(entry.name))
-            if stat is not None and stat[1] == parent and _is_build(int(entry.name)):
-                return int(entry.name)
-    return None
-
-
-def _alive_build(pid: int) -> bool:
-    """The build still runs (a zombie, dead and not yet reaped by init, does not)."""
-    stat = _stat(pid)
-    return stat is not None and stat[0] != "Z" and _is_build(pid)
-
-
-def _wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-@contextlib.contextmanager
-def helper_compiling(bus: PrivateSystemBus, tmp_path: Path) -> Iterator[Starting]:
-    """A helper whose build child runs; killed with its child at the end whatever happened."""
-    cache, log = tmp_path / "cache", tmp_path / "helper.log"
-    environment = {**bus.environment(), "BCC_KERNEL_SOURCE": str(kernel_source_dir())}
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chadthrottle.helper.main", "--bus-address", bus.address,
-             "--state-dir", str(tmp_path / "state"), "--cache-dir", str(cache)],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=environment,
-            start_new_session=True,
-        )  # fmt: skip
-    child: int | None = None
-    try:
-        found: list[int] = []
-
-        def compiling() -> bool:
-            pid = _build_child_of(process.pid)
-            found[:] = [] if pid is None else [pid]
-            return bool(found) or process.poll() is not None
-
-        assert _wait_until(compiling, COMPILE_START_S) and found, (
-            f"no build child (exit {process.poll()}):\n{log.read_text()}"
-        )
-        child = found[0]
-        yield Starting(process, log, cache, child)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        if child is not None and _alive_build(child):
-            os.kill(child, signal.SIGKILL)
-
-
-def _timed_exit(starting: Starting) -> tuple[int, float]:
-    began = time.monotonic()
-    try:
-        status = starting.process.wait(STOP_BOUND_S * 4)
+        return process.wait(EXIT_GUARD_S)
     except subprocess.TimeoutExpired:
-        pytest.fail(
-            f"still running {STOP_BOUND_S * 4} s after the stop:\n{starting.log.read_text()}"
-        )
-    return status, time.monotonic() - began
+        pytest.fail(f"still running {EXIT_GUARD_S:.0f} s after {after}:\n{log.read_text()}")
 
 
-def _assert_nothing_left(starting: Starting) -> None:
+def _assert_stopped_mid_compile(starting: Starting) -> None:
     log = starting.log.read_text()
     assert "stopped while compiling the BPF programs" in log, log  # the stop came mid-compile
-    assert not _alive_build(starting.child), "the build child outlived the helper"
-    assert _stat(starting.child) is None, "the build child was not reaped"
-    stored = (
-        sorted(path.name for path in starting.cache.iterdir()) if starting.cache.exists() else []
-    )
-    assert not [name for name in stored if CACHE_FILE in name], stored
-    pid = starting.process.pid
-    assert not list(RUN_DIR.glob(f"*-{pid}-*")), "a datapath record or journal was left"
+    assert left_behind(starting) == [], log
 
 
 @pytest.mark.parametrize("send", [os.kill, os.killpg], ids=["helper", "whole-group"])
@@ -150,13 +67,17 @@ def test_sigterm_mid_compile_kills_the_build_and_exits_clean(
     private_bus: PrivateSystemBus, tmp_path: Path, send: Callable[[int, int], None]
 ) -> None:
     """To the helper alone, or to every process of the unit as systemd sends
-    it (the build child may then die first)."""
+    it (the build child may then die first). To the helper alone, the build
+    child is frozen first: its compile can never end, so the helper's exit
+    shows it did not wait for the compile (a child killed on its own may also
+    end it, so the whole group's is left running)."""
     with helper_compiling(private_bus, tmp_path) as starting:
+        if send is os.kill:
+            os.kill(starting.child, signal.SIGSTOP)
         send(starting.process.pid, signal.SIGTERM)
-        status, took = _timed_exit(starting)
+        status = _exit_status(starting.process, starting.log, "a SIGTERM mid-compile")
         assert status == 0, starting.log.read_text()
-        assert took < STOP_BOUND_S, f"{took:.2f} s from SIGTERM to exit"
-        _assert_nothing_left(starting)
+        _assert_stopped_mid_compile(starting)
 
 
 def test_sigterm_while_merging_the_headers_leaves_no_half_tree(
@@ -166,42 +87,28 @@ def test_sigterm_while_merging_the_headers_leaves_no_half_tree(
     merges them (seconds): a stop there ends it too, the half-made tree removed."""
     if _own_headers() is not None:
         pytest.skip("the running kernel has its own header tree: nothing is merged")
-    cache, log = tmp_path / "cache", tmp_path / "helper.log"
+    log, cache = tmp_path / "helper.log", tmp_path / "cache"
     environment = {k: v for k, v in private_bus.environment().items() if k != "BCC_KERNEL_SOURCE"}
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chadthrottle.helper.main", "--bus-address", private_bus.address,
-             "--state-dir", str(tmp_path / "state"), "--cache-dir", str(cache)],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=environment,
-            start_new_session=True,
-        )  # fmt: skip
+    process = spawn_helper(private_bus, tmp_path, environment)
     try:
 
         def merging() -> bool:
             return "merging" in log.read_text() or process.poll() is not None
 
-        assert _wait_until(merging, COMPILE_START_S) and process.poll() is None, log.read_text()
+        assert wait_until(merging, COMPILE_START_GUARD_S) and process.poll() is None, (
+            log.read_text()
+        )
         process.send_signal(signal.SIGTERM)
-        began = time.monotonic()
-        status = process.wait(STOP_BOUND_S * 4)
-        took = time.monotonic() - began
+        status = _exit_status(process, log, "a SIGTERM mid-merge")
     finally:
         if process.poll() is None:
             process.kill()
         process.wait()
     assert "stopped while merging the kernel headers" in log.read_text(), log.read_text()
-    assert status == 0 and took < STOP_BOUND_S, f"exit {status} {took:.2f} s after SIGTERM"
+    assert status == 0, log.read_text()
     # the kernel's struct offsets, stored whole before the merge, may stay
     left = [path.name for path in cache.iterdir() if path.name != OFFSETS_FILE]
     assert left == [], f"a half-made header tree was left: {left}"
-
-
-def _compiler_loaded(pid: int) -> bool:
-    """bcc is mapped: the child is in its compile, past its own set-up."""
-    try:
-        return b"libbcc" in Path(f"/proc/{pid}/maps").read_bytes()
-    except OSError:
-        return False
 
 
 def test_sigkill_mid_compile_takes_the_build_child_along(
@@ -210,29 +117,29 @@ def test_sigkill_mid_compile_takes_the_build_child_along(
     """The child is stopped (SIGSTOP) first, so only the kernel's parent-death
     signal can end it: without it, it would wait there for good."""
     with helper_compiling(private_bus, tmp_path) as starting:
-        assert _wait_until(lambda: _compiler_loaded(starting.child), COMPILE_START_S)
+        assert wait_until(lambda: compiler_loaded(starting.child), COMPILE_START_GUARD_S)
         os.kill(starting.child, signal.SIGSTOP)
         starting.process.kill()
         starting.process.wait()
-        assert _wait_until(lambda: not _alive_build(starting.child), CHILD_GONE_BOUND_S), (
-            "the build child still compiles after its helper was SIGKILLed"
+        assert wait_until(lambda: not alive_build(starting.child), EXIT_GUARD_S), (
+            f"the build child still compiles {EXIT_GUARD_S:.0f} s after its helper was SIGKILLed"
         )
 
 
 def test_a_start_waiting_for_a_held_lock_gives_up_when_told_to_stop(tmp_path: Path) -> None:
     """The wait for the machine lock (up to 120 s while a benchmark holds it) is
-    a stop point too; a lock file of this test's own, held as a benchmark would."""
+    a stop point too; a lock file of this test's own, held as a benchmark would.
+    Given up on the stop (StartCancelled), not at the wait's end
+    (BackendUnavailable), which is far off."""
     lock_path = tmp_path / "datapath.lock"
     holder = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(holder, fcntl.LOCK_EX)
     stopping = threading.Event()
     timer = threading.Timer(0.2, stopping.set)
     timer.start()
-    began = time.monotonic()
     try:
         with pytest.raises(StartCancelled, match="waiting for the machine lock"):
-            ownership._lock(lock_path, fcntl.LOCK_SH, 30.0, stopping)
+            ownership._lock(lock_path, fcntl.LOCK_SH, EXIT_GUARD_S, stopping)
     finally:
         timer.cancel()
         os.close(holder)
-    assert time.monotonic() - began < 0.2 + STOP_BOUND_S
