@@ -10,15 +10,20 @@ each of them failed a concurrent session that had left nothing. Ours are told
 apart by name (tests/support/own_names.py: the session's tag), by the
 namespaces tests/support/netns.py made, and by the session's environment
 variable in a process's environment (its daemons and helpers inherit it).
-Root-namespace devices and qdiscs are the machine's, compared whole; the
-polkit actions file too, unless another session's private bus holds it.
+Root-namespace devices and qdiscs are the machine's, compared whole, less
+the IFBs and qdiscs a live shaper of another session recorded in its journal
+(a flood test's helper shapes the root namespace's uplink: its IFB and clsact
+failed every other session that ended, or began, while it ran); the polkit
+actions file too, unless another session's private bus holds it.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.support import own_names
 
@@ -56,6 +61,66 @@ def _other_sessions_programs() -> set[int]:
         if pid.isdigit() and Path(f"/proc/{pid}").exists() and not _of_this_session(int(pid)):
             theirs.update(int(word) for word in ids if word.isdigit())
     return theirs
+
+
+@dataclass
+class _TheirTc:
+    """What live shapers of other sessions made in this namespace (tc_ownership's journal)."""
+
+    ifbs: set[str] = field(default_factory=set)  # their devices, and every qdisc on them
+    hooked: set[str] = field(default_factory=set)  # uplinks whose clsact they added
+    roots: set[str] = field(default_factory=set)  # uplinks with an HTB root of theirs (c7ad:)
+
+    def take(self, entry: dict[str, Any]) -> None:
+        kind = str(entry.get("key", "")).split(":")[0]
+        if kind in ("ifb", "upifb"):
+            self.ifbs.add(str(entry.get("ifb_name")))
+        elif kind in ("hook", "uphook") and entry.get("created_qdisc"):
+            self.hooked.add(str(entry.get("uplink_name")))
+        elif kind == "root":
+            self.roots.add(str(entry.get("ifname")))
+
+    def holds_qdisc(self, line: str) -> bool:
+        """A `tc qdisc show` line: qdisc KIND HANDLE dev NAME [parent P] ..."""
+        words = line.split()
+        if len(words) < 5 or words[3] != "dev":
+            return False
+        kind, handle, device = words[1], words[2], words[4]
+        parent = words[6] if len(words) > 6 and words[5] == "parent" else ""
+        return (
+            device in self.ifbs
+            or (device in self.hooked and kind in ("clsact", "ingress"))
+            or (device in self.roots and (handle == "c7ad:" or parent.startswith("c7ad:")))
+        )
+
+
+def _their_tc(theirs: _TheirTc) -> None:
+    """Add what the live tc journals of other sessions' processes record in
+    this network namespace (their owner's pid is in the journal's name)."""
+    import json
+    import socket
+
+    from chadthrottle.helper.kernel.namespaces import netns_cookie_of
+    from chadthrottle.helper.kernel.ownership import JOURNAL_SUFFIX, RUN_DIR
+    from chadthrottle.helper.kernel.tc_ownership import JOURNAL_KIND
+
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW) as probe:
+        here = netns_cookie_of(probe)
+    for journal in RUN_DIR.glob(f"{JOURNAL_KIND}-*{JOURNAL_SUFFIX}"):
+        pid = journal.name.split("-")[1]
+        if not pid.isdigit() or not Path(f"/proc/{pid}").exists() or _of_this_session(int(pid)):
+            continue  # a dead owner's objects are anybody's leftovers: compared
+        try:
+            lines = journal.read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # torn
+            if isinstance(entry, dict) and entry.get("netns") == here and not entry.get("gone"):
+                theirs.take(entry)
 
 
 def _our_cgroup_programs() -> list[str]:
@@ -171,11 +236,22 @@ def snapshot(*, machine_wide: bool = True) -> dict[str, object]:
     other lane's as its own; the run's controller compares them at its end."""
     found: dict[str, object] = {}
     if machine_wide:
+        # Their journals read before and after the listings: an object listed
+        # was in one of the two reads (an entry is written before its object
+        # is made, and kept until it is gone).
+        theirs = _TheirTc()
+        _their_tc(theirs)
         links = _run("ip", "-o", "link", "show")
+        qdiscs = _run("tc", "qdisc", "show")
+        _their_tc(theirs)
         found["devices"] = sorted(
-            line.split(": ")[1].split("@")[0] for line in links.splitlines() if ": " in line
+            name
+            for line in links.splitlines()
+            if ": " in line and (name := line.split(": ")[1].split("@")[0]) not in theirs.ifbs
         )
-        found["qdiscs"] = sorted(_run("tc", "qdisc", "show").splitlines())
+        found["qdiscs"] = sorted(
+            line for line in qdiscs.splitlines() if not theirs.holds_qdisc(line)
+        )
     return found | {
         "network namespaces": _namespaces(),
         "BPF programs on the cgroup root": _our_cgroup_programs(),
