@@ -2,7 +2,7 @@
 container's forwarded packets (issue 16, bpf/datapath.c), by the kernel's
 per-program run-time statistics (BPF_ENABLE_STATS, on while this runs).
 
-    sudo .venv/bin/python -m bench.forwarded_ns [--blocks 6] [--seconds 2] [--link]
+    sudo .venv/bin/python -m bench.forwarded_ns [--blocks 6] [--seconds 2] [--link [--classed]]
 
 A namespace behind the helper's, masqueraded out of its uplink (a container);
 the helper's shaper holds an upload and a download limit of another slot, so
@@ -12,8 +12,12 @@ UDP datagrams to the far side as fast as it can for --seconds, with no slot
 (tc_index 0) or with a slot that has no class in the helper's namespace (a
 container's limit, held by its own namespace's shaper), alternating per block.
 --link: a link capacity is set both ways and the other slot is prioritized,
-so forwarded flows are in use (forwarded_classes[0]). The report: ns per run
-of chadt_tc_out per state, median [min-max] over blocks, and the load.
+so forwarded flows are in use (forwarded_classes[0]). --classed (with
+--link): the slot has a class in the helper's tree as well, so its packets
+are classed at the uplink (their token checked: forwarded_tokens) and the
+veth's hook writes the slot's token. The report: ns per run of chadt_tc_out
+(the uplink's egress) and of chadt_tc_in (the veth's ingress, in the
+helper's namespace) per state, median [min-max] over blocks, and the load.
 """
 
 from __future__ import annotations
@@ -74,14 +78,19 @@ def masqueraded(pair: NetnsPair) -> Iterator[NetnsPair]:
                            capture_output=True)  # fmt: skip
 
 
+def hook_program(netns: str, device: str, hook: str = "egress", name: str = "chadt_tc_out") -> int:
+    """The id of the program our filter runs on a device's hook."""
+    shown = subprocess.run(nsenter_argv(netns, ["tc", "filter", "show", "dev", device, hook]),
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    found = re.search(name + r".* id (\d+)", shown)
+    if not found:
+        raise RuntimeError(f"no {name} on {device} {hook}: {shown}")
+    return int(found.group(1))
+
+
 def egress_program(pair: NetnsPair) -> int:
     """The id of the program our filter runs on the uplink's egress."""
-    shown = subprocess.run(nsenter_argv(pair.host_ns, ["tc", "filter", "show", "dev", pair.host_if, "egress"]),
-                           capture_output=True, text=True, check=True).stdout  # fmt: skip
-    found = re.search(r"chadt_tc_out.* id (\d+)", shown)
-    if not found:
-        raise RuntimeError(f"no chadt_tc_out on {pair.host_if}: {shown}")
-    return int(found.group(1))
+    return hook_program(pair.host_ns, pair.host_if)
 
 
 def run_ns(prog_id: int) -> tuple[int, int]:
@@ -93,25 +102,25 @@ def run_ns(prog_id: int) -> tuple[int, int]:
 
 
 def one_run(container: NetnsPair, to: str, datapath: Datapath, slot: int, seconds: float,
-            prog_id: int) -> tuple[float, int]:  # fmt: skip
-    """(ns per run, runs) of the egress program while the sender sends."""
+            prog_ids: tuple[int, int]) -> tuple[list[float], int]:  # fmt: skip
+    """([ns per run of each program], runs of the first) while the sender sends."""
     sender = subprocess.Popen(nsenter_argv(container.host_ns, [sys.executable, "-c", SENDER, to, str(seconds)]),
                               stdin=subprocess.PIPE, text=True)  # fmt: skip
     try:
         if slot:
             datapath.set_process_slot(sender.pid, slot)
-        time_before, runs_before = run_ns(prog_id)
+        before = [run_ns(prog_id) for prog_id in prog_ids]
         assert sender.stdin is not None
         sender.stdin.write("go\n")
         sender.stdin.close()
         sender.wait(timeout=seconds + 10)
-        time_after, runs_after = run_ns(prog_id)
+        after = [run_ns(prog_id) for prog_id in prog_ids]
     finally:
         sender.kill()
         sender.wait()
         datapath.set_process_slot(sender.pid, 0)
-    runs = runs_after - runs_before
-    return (time_after - time_before) / max(runs, 1), runs
+    spent = [(a[0] - b[0]) / max(a[1] - b[1], 1) for a, b in zip(after, before, strict=True)]
+    return spent, after[0][1] - before[0][1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,9 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--link", action="store_true", help="forwarded flows in use (a link, a priority)"
     )
+    parser.add_argument(
+        "--classed", action="store_true", help="with --link: the slot classed in the helper's tree"
+    )
     args = parser.parse_args(argv)
+    if args.classed and not args.link:
+        parser.error("--classed needs --link")
     print(f"load before: {uptime()}")
     results: dict[str, list[float]] = {"no slot": [], "slot": []}
+    ingress: dict[str, list[float]] = {"no slot": [], "slot": []}
     runs: dict[str, list[int]] = {"no slot": [], "slot": []}
     stats_fd = bpf_syscalls.enable_run_time_stats()
     datapath = Datapath(cache_dir=CACHE_DIR)
@@ -139,13 +154,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.link:
                 for direction in Direction:
                     shaper.set_link(direction, LinkShaping(capacity_bps=125_000_000))
-            shaper.reconcile({direction: {OTHER: limit} for direction in Direction})
-            prog_id = egress_program(pair)
+            slots = (OTHER, SLOT) if args.classed else (OTHER,)
+            shaper.reconcile({direction: dict.fromkeys(slots, limit) for direction in Direction})
+            prog_ids = (egress_program(pair),
+                        hook_program(pair.host_ns, container.peer_if, "ingress", "chadt_tc_in"))  # fmt: skip
             for block in range(args.blocks):
                 for state in ("no slot", "slot") if block % 2 == 0 else ("slot", "no slot"):
-                    ns, count = one_run(container, pair.peer_addr, datapath, SLOT if state == "slot" else 0,
-                                        args.seconds, prog_id)  # fmt: skip
-                    results[state].append(ns)
+                    spent, count = one_run(container, pair.peer_addr, datapath, SLOT if state == "slot" else 0,
+                                           args.seconds, prog_ids)  # fmt: skip
+                    results[state].append(spent[0])
+                    ingress[state].append(spent[1])
                     runs[state].append(count)
             shaper.reconcile({})
     finally:
@@ -153,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         os.close(stats_fd)
     for state, values in results.items():
         print(f"{state}: {statistics.median(values):.1f} ns a run [{min(values):.1f}-{max(values):.1f}], "
-              f"{statistics.median(runs[state]) / args.seconds / 1000:.0f} k runs/s")  # fmt: skip
+              f"{statistics.median(runs[state]) / args.seconds / 1000:.0f} k runs/s; veth ingress "
+              f"{statistics.median(ingress[state]):.1f} [{min(ingress[state]):.1f}-{max(ingress[state]):.1f}]")  # fmt: skip
     print(
         f"slot - no slot: {statistics.median(results['slot']) - statistics.median(results['no slot']):.1f} ns"
     )

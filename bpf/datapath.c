@@ -688,6 +688,32 @@ struct forwarded_note {
 BPF_TABLE("lru_hash", struct forwarded_flow, struct forwarded_note, forwarded_flows, 65536);
 BPF_ARRAY(forwarded_classes, __u32, MAX_SLOTS);
 BPF_ARRAY(forwarded_matches, struct forwarded_count, MAX_SLOTS);
+/* A classed slot's token (issue 16, carry22): a random nonzero 32-bit value the
+ * helper draws (secrets) when it starts classing the slot's forwarded flows,
+ * 0 while it does not; entry 0 (no slot's): the cookie of the namespace whose
+ * link tree classes them (the helper's). A forwarded packet's tc_index is
+ * taken for a slot only with the slot's token in skb->hash. tc_index alone
+ * could be forged: a packet an IFB in the container's namespace sent on keeps
+ * tc_skip_classify through the veth, the host end's ingress (carry_slot) is
+ * skipped, and the container's own tc_index reached the uplink (600 of 600
+ * packets into another application's class). Our programs write the token
+ * where they see the socket: carry_slot at the host end, and chadt_tc_out in
+ * the container's namespace as it sends a limited packet to that namespace's
+ * upload IFB (whose packets skip carry_slot: a container's application with a
+ * priority and an upload limit was classed default both ways). skb->hash
+ * survives that IFB, the veth, forwarding and NAT (bpf_set_hash, kernel 6.18,
+ * 2026-12-06: 100 of 100 UDP, 45 of 45 TCP GSO packets). No container can
+ * read our maps; it can read skb->hash of its own applications' packets, so
+ * it can forge the slot of an application that sends from its namespace,
+ * not another's. */
+BPF_ARRAY(forwarded_tokens, __u64, MAX_SLOTS);
+
+/* The token of a slot classed here, 0: none. */
+static __always_inline __u32 forwarded_token(__u32 slot)
+{
+    __u64 *token = forwarded_tokens.lookup(&slot);
+    return token ? (__u32)*token : 0;
+}
 
 static __always_inline __u32 forwarded_class(__u32 slot, __u32 direction)
 {
@@ -903,7 +929,11 @@ static __always_inline void carry_slot(struct __sk_buff *skb)
     struct bpf_sock *full = sk ? bpf_sk_fullsock(sk) : 0;
     struct sock_tag *tag = full ? tag_of_socket(full) : 0; /* an MPTCP subflow: its connection's */
     __u32 slot = tag ? tag->app_slot & 0xffff : 0;
-    skb->tc_index = slot != 0xffff ? slot : 0;
+    slot = slot != 0xffff ? slot : 0;
+    skb->tc_index = slot;
+    __u32 token = slot ? forwarded_token(slot) : 0; /* 0: the slot is classed nowhere here */
+    if (token)
+        bpf_set_hash(skb, token);
 }
 
 /* tc ingress, classic cls_bpf mode: 0 = no match (packet goes on untouched),
@@ -993,6 +1023,36 @@ int chadt_tc_in_l3(struct __sk_buff *skb)
     return classify_ingress(skb, 0);
 }
 
+/* A limited packet of a socket of another namespace than the one whose link
+ * tree classes forwarded flows (a container's), on its way to its own
+ * namespace's upload IFB: what that IFB sends on skips the host end's
+ * ingress (carry_slot), so the slot and its token go with it from here. Not
+ * for the classing namespace's own sockets: a token is one value for all of
+ * a slot's flows, and as skb->hash it would put them on one queue. */
+static __always_inline void carry_token(struct __sk_buff *skb, __u32 slot)
+{
+    __u32 token = forwarded_token(slot);
+    if (!token)
+        return;
+    struct bpf_sock *sk = skb->sk;
+    struct bpf_sock *full = sk ? bpf_sk_fullsock(sk) : 0;
+    struct sock_tag *tag = full ? tag_of_socket(full) : 0;
+    __u32 home = 0;
+    __u64 *classing = forwarded_tokens.lookup(&home);
+    if (!tag || !tag->netns_cookie || !classing || tag->netns_cookie == *classing)
+        return;
+    struct slot_pacing *pacing = upload_pacing.lookup(&slot);
+    if (pacing && pacing->divided) { /* between namespaces (namespace_shares.py) */
+        struct namespace_slot share = {};
+        share.netns_cookie = *classing;
+        share.app_slot = slot;
+        if (namespace_pacing.lookup(&share))
+            return; /* the classing namespace's class holds its own share: not these packets too */
+    }
+    skb->tc_index = slot;
+    bpf_set_hash(skb, token);
+}
+
 /* tc egress, classic cls_bpf mode, on every uplink of a namespace whose
  * uploads are shaped: a packet the cgroup egress program put into a limited
  * slot's class (skb->priority, shape_upload) matches, and the filter's mirred
@@ -1020,10 +1080,17 @@ int chadt_tc_out(struct __sk_buff *skb)
         __u32 by = carried_by(skb);
         if (by == CARRIED_BY_IFB)
             return 0; /* sent on by our IFB: classed (or not) when it first came */
-        return by == CARRIED_BY_HOOK ? classify_forwarded_upload(skb, carried, *classes)
-                                     : classify_forwarded_upload(skb, 0, 0);
+        __u32 token = forwarded_token(carried);
+        if (by != CARRIED_BY_HOOK || !token || skb->hash != token)
+            return classify_forwarded_upload(skb, 0, 0);
+        /* the token did its work: the kernel hashes the flow again for the
+         * uplink's queue (a slot's token is one value for all its flows) */
+        bpf_set_hash_invalid(skb);
+        return classify_forwarded_upload(skb, carried, *classes);
     }
     if ((classid >> 16) != HTB_MAJOR || !slot || slot == 0xffff || !skb->sk)
         return 0;
+    if (forwarded_in_use())
+        carry_token(skb, slot);
     return classid;
 }

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import secrets
 import struct
 import threading
 import time
@@ -114,6 +115,7 @@ _MAP_TYPES: dict[str, tuple[Any, Any]] = {
     "forwarded_classes": (ctypes.c_uint32, ctypes.c_uint32),
     "forwarded_matches": (ctypes.c_uint32, ForwardedCount),
     "carrying_devices": (CarryingDevice, ctypes.c_uint8),
+    "forwarded_tokens": (ctypes.c_uint32, ctypes.c_uint64),
 }
 _TRAFFIC_KEY_FORMAT = "=" + "".join(
     "Q" if field[1] is ctypes.c_uint64 else "I" for field in TrafficKey._fields_
@@ -122,6 +124,13 @@ assert struct.calcsize(_TRAFFIC_KEY_FORMAT) == ctypes.sizeof(TrafficKey)
 assert all(field[1] is ctypes.c_uint64 for field in TrafficCounters._fields_)
 
 _NONE = (0, 0, 0, 0)
+
+
+def _new_token() -> int:
+    """A slot's token for its forwarded packets: unguessable, nonzero (0: none)."""
+    while not (token := secrets.randbits(32)):
+        pass
+    return token
 
 
 def _plus(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -563,14 +572,25 @@ class Datapath:
             del self._slot_pacing[app_slot]
         self._write_slot_pacing(app_slot)
 
-    def set_forwarded_classes(self, app_slot: int, directions: frozenset[Direction]) -> None:
+    def set_forwarded_classes(
+        self, app_slot: int, directions: frozenset[Direction], netns_cookie: int
+    ) -> None:
         """Which directions of a slot's forwarded flows (sockets of another
         namespace, routed out of this one) the uplinks' hooks class in the
-        helper's link tree: those where it holds the slot's class under a link
-        (frozenset(): none; its flows are then not noted either)."""
+        link tree of the namespace netns_cookie (the helper's): those where it
+        holds the slot's class under a link (frozenset(): none; its flows are
+        then not noted either). A slot newly classed gets a new random token,
+        which its forwarded packets must carry (bpf/datapath.c,
+        forwarded_tokens); one no longer classed, none."""
         bits = (FORWARDED_UP if Direction.UP in directions else 0) | (
             FORWARDED_DOWN if Direction.DOWN in directions else 0
         )
+        tokens = self._maps["forwarded_tokens"]
+        tokens.set(0, ctypes.c_uint64(netns_cookie))
+        if not bits:
+            tokens.set(app_slot, ctypes.c_uint64(0))
+        elif app_slot not in self._forwarded_slots:
+            tokens.set(app_slot, ctypes.c_uint64(_new_token()))
         self._maps["forwarded_classes"].set(app_slot, ctypes.c_uint32(bits))
         # Entry 0 (no slot's): whether any slot is classed, so the uplinks' egress
         # forgets a noted flow a packet of no slot took over (bpf/datapath.c).

@@ -87,7 +87,9 @@ class NoPacing:
     def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None:
         return None
 
-    def set_forwarded_classes(self, app_slot: int, directions: frozenset[Direction]) -> None:
+    def set_forwarded_classes(
+        self, app_slot: int, directions: frozenset[Direction], netns_cookie: int
+    ) -> None:
         return None  # forwarded flows are classed in the helper's own namespace only
 
     def set_carrying_device(self, netns_cookie: int, ifindex: int, carried_by: int) -> None:
@@ -619,10 +621,20 @@ class NamespaceShapers:
         return active
 
     def sent_bytes(self, direction: Direction) -> dict[int, int]:
-        sent = self._own.sent_bytes(direction)
+        """Per slot, what its classes passed in every namespace. A slot none of
+        whose processes is here, classed in another namespace as well: the own
+        link tree's class passed only its forwarded packets, those classes'
+        (bpf/datapath.c, forwarded_tokens), so it is not added twice (a
+        container's call listed at 22.7 KB/s for its 11.4)."""
+        own = self._own.sent_bytes(direction)
+        sent: dict[int, int] = {}
         for other in self._elsewhere.values():
             for slot, sent_bytes in other.call(lambda shaper: shaper.sent_bytes(direction)).items():
                 sent[slot] = sent.get(slot, 0) + sent_bytes
+        for slot, sent_bytes in own.items():
+            if slot in sent and self._own_inode not in self._namespaces_of.get(slot, set()):
+                continue
+            sent[slot] = sent.get(slot, 0) + sent_bytes
         return sent
 
     def enforcement_gaps(

@@ -102,7 +102,9 @@ TcProgram = Callable[
 
 class UploadPacer(Protocol):
     def set_upload_pacing(self, app_slot: int, rate_bps: int, cn_queue_ns: int) -> None: ...
-    def set_forwarded_classes(self, app_slot: int, directions: frozenset[Direction]) -> None: ...
+    def set_forwarded_classes(
+        self, app_slot: int, directions: frozenset[Direction], netns_cookie: int
+    ) -> None: ...
     def set_carrying_device(self, netns_cookie: int, ifindex: int, carried_by: int) -> None: ...
 
 
@@ -468,7 +470,9 @@ class TcShaper:
         """Forwarded flows (a container's, NATed out of an uplink: bpf/datapath.c)
         are classed by slot only under a link, in the classes the link tree
         holds: a limit of an application in another namespace is held there
-        by that namespace's own shaper (namespace_shapers.py), not twice."""
+        by that namespace's own shaper (namespace_shapers.py), not twice. The
+        pacer draws a classed slot's token, which its forwarded packets must
+        carry: the cookie says which namespace's sockets need not."""
         wanted: dict[int, frozenset[Direction]] = {}
         for direction, slots in linked_classes.items():
             for slot in slots:
@@ -476,7 +480,7 @@ class TcShaper:
         for slot in set(self._forwarded) | set(wanted):
             directions = wanted.get(slot, frozenset())
             if self._forwarded.get(slot, frozenset()) != directions:
-                self._pacer.set_forwarded_classes(slot, directions)
+                self._pacer.set_forwarded_classes(slot, directions, self._netns_cookie)
             if directions:
                 self._forwarded[slot] = directions
             else:
