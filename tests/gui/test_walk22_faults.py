@@ -9,8 +9,9 @@ from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.tray.tray import BLOCK_LABEL, TrayController, action_name
 from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 
+from tests.gui.test_compact_graph import opened_at_2x
 from tests.gui.test_walk10_faults import _with
 from tests.gui.test_walk19_faults import CONNECTED, FIREFOX, SPENT
 from tests.gui.test_walk20_faults import HELD_ON, LAPSED, _emit, _shown
@@ -132,3 +133,36 @@ def test_the_row_menu_says_what_block_or_unblock_does_without_a_tick(
     _menu_block(window).trigger()
     assert requests == [(FIREFOX, "up", False)]
     assert _tray_block(model)[:2] == ("Blocked", True)
+
+
+def _point_at(graph, scene_point) -> None:  # type: ignore[no-untyped-def]
+    """The pointer moved there over the graph: the scene's own signal of a move
+    (offscreen, QTest's moves reached the scene one move late)."""
+    graph.item.getViewBox().scene().sigMouseMoved.emit(scene_point)
+
+
+def test_the_graphs_readout_stays_on_the_plot_and_off_its_legend(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """At 2x under Xvfb, the graph compact, the pointer resting on the
+    download lane's scale ("1.00 KB/s", left of the plot) showed the readout
+    anyway, its left end cut off by the plot's edge ("0  ▼ 939 B/s  ▲ 154
+    KB/s", the time lost) and drawn over "▼ download", the two garbled. The
+    readout is for the plot alone; near the legend it hides the legend (it
+    says ▼ and ▲ itself), wholly inside the plot."""
+    window = opened_at_2x(qtbot, FIREFOX)
+    detail = window.detail
+    qtbot.waitUntil(lambda: detail.compact and len(detail.plotted[0]) > 0, timeout=5000)
+    down = detail.graphs[Direction.DOWN]
+    box = down.item.getViewBox()
+    qtbot.waitUntil(lambda: box.viewRange()[0][0] == down.start_s, timeout=2000)
+    plot = box.sceneBoundingRect()
+    _point_at(down, QPointF(plot.left() - 20, plot.center().y()))  # on its scale's words
+    assert not down.hover_label.isVisible(), down.hover_label.textItem.toPlainText()
+    # at the plot's left end, under the legend (the readout is at the pointer's time)
+    _point_at(down, box.mapViewToScene(QPointF(down.start_s * 0.98, down.top / 2)))
+    qtbot.waitUntil(down.hover_label.isVisible, timeout=2000)
+    said = down.hover_label.sceneBoundingRect()
+    assert plot.contains(said), (plot, said)  # the time whole, not cut at the edge
+    legend = down.label.sceneBoundingRect()
+    assert down.label.opacity() == 0 or not said.intersects(legend), (said, legend)
+    _point_at(down, box.mapViewToScene(QPointF(down.start_s * 0.2, down.top / 2)))
+    qtbot.waitUntil(lambda: down.label.opacity() == 1, timeout=2000)  # away from it: back

@@ -127,6 +127,16 @@ class DirectionGraph:
             self.hover_label.setAnchor(anchor)
             self.hover_label.setText(text)
             self.hover_label.setPos(x, self.top * 0.9)
+        self._uncover(x is not None and bool(text))
+
+    def _uncover(self, reading: bool) -> None:
+        """The legend and the far limit's marker left out where the readout lies
+        over them (it says ▼ and ▲ itself): at the plot's left end, compact at
+        2x, "▼ download" showed through it, the two garbled (under Xvfb)."""
+        said = self.hover_label.sceneBoundingRect() if reading else None
+        for text in (self.label, self.limit_marker):
+            covered = said is not None and said.intersects(text.sceneBoundingRect())
+            text.setOpacity(0.0 if covered else 1.0)
 
     def set_units(self, units: UnitSystem) -> None:
         self.axis.units = units

@@ -179,7 +179,11 @@ class TrafficGraph(QWidget):
     def _on_mouse_moved(self, position: QPointF) -> None:
         graph = self.graphs[Direction.DOWN]
         view_box = graph.item.getViewBox()
-        inside = any(g.item.sceneBoundingRect().contains(position) for g in self.graphs.values())
+        # the plots themselves, not their scales: on the left scale at 2x it showed the
+        # readout at a time left of the plot, cut off by its edge (under Xvfb)
+        inside = any(
+            g.item.getViewBox().sceneBoundingRect().contains(position) for g in self.graphs.values()
+        )
         self._hover_x = float(view_box.mapSceneToView(position).x()) if inside else None
         self._show_hover()
 
