@@ -377,7 +377,11 @@ class RulesDialog(QDialog):
             *(f"The schedule {name} sets the {DIRECTION_LABELS[d].lower()} limit now; the one here applies outside it."
               for d, name in rules.scheduled.items() if name),
             *(self._held_by_quota(d, rate) for d, rate in rules.held_by_quota.items()),
-            *(note for note in rules.kept.values() if note)]))  # fmt: skip
+            *(note for note in rules.kept.values() if note),
+            # a block and no limit of one's own beneath: this tab said only "no limit"
+            *(f"The {DIRECTION_LABELS[d].lower()} is blocked (Block and quota): a limit set here applies once it is unblocked."
+              for d, blocked in rules.blocked.items()
+              if blocked and not rules.kept.get(d) and d not in rules.held_by_quota)]))  # fmt: skip
         self.priority.setCurrentIndex(max(0, self.priority.findData(rules.priority)))
         self.priority.setEnabled(not (rules.priority_disabled or rules.read_only))
         self.priority.setToolTip(rules.priority_disabled or rules.read_only or rules.priority_note)

@@ -166,3 +166,25 @@ def test_the_graphs_readout_stays_on_the_plot_and_off_its_legend(qtbot) -> None:
     assert down.label.opacity() == 0 or not said.intersects(legend), (said, legend)
     _point_at(down, box.mapViewToScene(QPointF(down.start_s * 0.2, down.top / 2)))
     qtbot.waitUntil(lambda: down.label.opacity() == 1, timeout=2000)  # away from it: back
+
+
+def test_the_rules_dialogs_limits_tab_says_a_direction_is_blocked(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    """At 2x under Xvfb, Harbor Browser's download blocked (no limit of its
+    own beneath), its rules dialog opened on Limits: "Download limit: no
+    limit", and nothing on that tab said the download was blocked (only the
+    box on Block and quota). It says so, and what a limit set there does."""
+    controller = make_controller()
+    window = controller.window
+    on_screen(window, qtbot)
+    rules = (RuleInfo(FIREFOX, "down", 0, 0, ADMIN_OWNER, True, blocked=True),)
+    _emit(controller, _with(FIREFOX, down_blocked=True, down_limit_bps=0), rules)
+    qtbot.waitUntil(lambda: controller.model.limit_state(FIREFOX, Direction.DOWN).blocked)
+    window.rulesRequested.emit(FIREFOX)
+    dialog = controller.rules.dialog
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    note = dialog.scheduled_note.text()
+    assert note == (
+        "The download is blocked (Block and quota): a limit set here applies once it is unblocked."
+    ), note
+    assert dialog.scheduled_note.isVisibleTo(dialog)
