@@ -15,6 +15,7 @@ from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel, total_text
 from chadthrottle.gui.models.block_choice import (
     BLOCK_TIP,
+    BLOCK_WORDS,
     RETRY_UNBLOCK,
     unblock_retried,
     unblock_tip,
@@ -61,9 +62,11 @@ PROTECTED = "critical"
 
 
 def limit_word(states: tuple[LimitState, ...]) -> str:
-    """What the menu says after an application's name of its limits, as the row
-    does: never "limited" for a limit that is not met or not enforced (the
-    helper gone, paused, a path it cannot hold)."""
+    """What the menu says after an application's name of its limits (states:
+    one a direction, in Direction's order), as the row does: never "limited"
+    for a limit that is not met or not enforced (the helper gone, paused, a
+    path it cannot hold); a block one way says which (under Xvfb "Harbor
+    Browser (blocked)" read beside its upload running at 79 KB/s)."""
     held = [state for state in states if state.held]
     if not held:
         return ""
@@ -74,7 +77,12 @@ def limit_word(states: tuple[LimitState, ...]) -> str:
     if any(state.problem for state in held):
         return "not enforced"
     # a used-up quota on its way to its rate is a limit, not a block the user set
-    return "blocked" if any(s.blocked and not s.quota_switching for s in held) else "limited"
+    blocked = [
+        d for d, s in zip(Direction, states, strict=True) if s.blocked and not s.quota_switching
+    ]
+    if not blocked:
+        return "limited"
+    return "blocked" if len(blocked) == len(states) else f"{BLOCK_WORDS[blocked[0]]} blocked"
 
 
 def protection_word(state: PriorityState) -> str:

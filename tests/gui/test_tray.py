@@ -46,7 +46,7 @@ def test_a_blocked_application_says_so_in_the_menu() -> None:
     model, tray = make_tray()
     model.apply_snapshot([dataclasses.replace(a, up_blocked=True) if a.name == "Steam" else a
                           for a in sample_applications()])  # fmt: skip
-    assert menu_titles(tray)[:2] == ["Firefox (limited)", "Steam (blocked)"]
+    assert menu_titles(tray)[:2] == ["Firefox (limited)", "Steam (upload blocked)"]  # gui22
 
 
 def test_pause_item_toggles_through_pause_requested(qtbot) -> None:

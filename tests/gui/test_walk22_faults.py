@@ -14,7 +14,7 @@ from PySide6.QtCore import QPointF, Qt
 from tests.gui.test_compact_graph import opened_at_2x
 from tests.gui.test_walk10_faults import _with
 from tests.gui.test_walk19_faults import CONNECTED, FIREFOX, SPENT
-from tests.gui.test_walk20_faults import HELD_ON, LAPSED, _emit, _shown
+from tests.gui.test_walk20_faults import HELD_ON, LAPSED, _emit, _shown, _tray_entry
 from tests.gui.tray_actions import _find
 from tests.gui.walk_stage import on_screen
 
@@ -188,3 +188,19 @@ def test_the_rules_dialogs_limits_tab_says_a_direction_is_blocked(qtbot, make_co
         "The download is blocked (Block and quota): a limit set here applies once it is unblocked."
     ), note
     assert dialog.scheduled_note.isVisibleTo(dialog)
+
+
+def test_the_tray_says_which_way_a_one_way_block_holds(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    """At 2x under Xvfb the tray menu read "Harbor Browser (blocked)  ▼ 485 B/s
+    ▲ 79.3 KB/s": only its download was blocked, its upload ran. One way
+    blocked, it says which; both ways, "blocked"."""
+    controller = make_controller()
+    model = controller.model
+    _emit(controller, _with(FIREFOX, up_blocked=True, up_limit_bps=0), BLOCK_RULE)
+    qtbot.waitUntil(lambda: model.limit_state(FIREFOX, Direction.UP).blocked)
+    assert _tray_entry(model).startswith("Firefox (upload blocked)\t"), _tray_entry(model)
+    both = (*BLOCK_RULE, RuleInfo(FIREFOX, "down", 0, 0, ADMIN_OWNER, True, blocked=True))
+    _emit(controller, _with(FIREFOX, up_blocked=True, up_limit_bps=0, down_blocked=True,
+                            down_limit_bps=0), both)  # fmt: skip
+    qtbot.waitUntil(lambda: model.limit_state(FIREFOX, Direction.DOWN).blocked)
+    assert _tray_entry(model).startswith("Firefox (blocked)\t"), _tray_entry(model)
