@@ -24,6 +24,7 @@ from chadthrottle.helper.engine.crossed import DevicesCrossed, ForwardedClassed
 from chadthrottle.helper.engine.kernel_hold import GRAFT_POLL_S
 from chadthrottle.helper.engine.limits import (
     LimitTable,
+    RuleKey,
     gates_changed,
     priority_of,
     rules_changed,
@@ -323,6 +324,7 @@ class EngineCore:
         edit(self._limits)
         changed = rules_changed(before.enforced(), self._limits.enforced())
         gated = gates_changed(before.enforced(), self._limits.enforced()) if asked else set()
+        shaped = self._applier.gating.shaped_at_then()
         try:
             if gated:  # its gates before anything else: a refused change shaped nothing
                 self._apply_gates(store=False)
@@ -332,10 +334,27 @@ class EngineCore:
             self._save_rules(self._limits)
         except Exception:
             self._limits = before
+            if gated:
+                self._undo_gates(shaped)
             self._apply_quietly()
             self._applier.unclamp(clamped)
             raise
         self._restart_rates(changed | self._take_gates_turned())
+
+    def _undo_gates(self, shaped: frozenset[tuple[RuleKey, Direction]]) -> None:
+        """A refused change's gates, written first (_change), back as the old
+        table holds them before anything else: until 2026-12-06 the rollback
+        wrote the old classes first, and where tc refused those too (a foreign
+        root qdisc refuses every reconcile) the refused block held until the
+        next tick, listed as not there, and a refused unblock let the blocked
+        traffic through, listed as blocked. shaped: the used-up quotas whose
+        then-rate the shaper held before the change, and holds still (it took
+        no classes): their gates stay open to it."""
+        self._applier.gating.shaper_holds_then_rates(shaped)
+        try:
+            self._apply_gates(store=False)
+        except Exception:  # the caller hears the first failure; _apply_quietly tries again
+            log.exception("rollback of the gates incomplete")
 
     def _refuse_unwritten_gates(self, changed: set[tuple[str, Direction]]) -> None:
         """A change whose block or quota the kernel did not take is refused

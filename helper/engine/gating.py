@@ -316,6 +316,16 @@ class Gating:
         )
         return held_on and self._taken.get(gate) == self._asked.get(gate)
 
+    def shaped_at_then(self) -> frozenset[tuple[RuleKey, Direction]]:
+        """The used-up quotas whose then-rate the shaper has been given."""
+        return frozenset(self._shaped_at_then)
+
+    def shaper_holds_then_rates(self, shaped: frozenset[tuple[RuleKey, Direction]]) -> None:
+        """The shaper holds these then-rates, as before a change tc refused
+        (core._undo_gates): a gates apply of the changed table forgot those it
+        no longer asked, and would close their gates again."""
+        self._shaped_at_then = set(shaped)
+
     def unread(self, key: RuleKey, direction: Direction) -> str:
         """Why the last apply could not read the count of a rule's quota ("": it could)."""
         return self._unread_of.get((key, direction), "")
