@@ -659,7 +659,10 @@ int chadt_sockops(struct bpf_sock_ops *skops)
  * Only for a slot the helper's own link tree holds a class of
  * (forwarded_classes, written by helper/kernel/tc_shaper.py); per slot, the
  * packets so classed, each direction (forwarded_matches), which the listing
- * reads to say a container's priority is in force. */
+ * reads to say a container's priority is in force. A tc_index is taken only
+ * with the slot's token in skb->hash (forwarded_tokens, below): what an IFB
+ * in the container's namespace sends on skips the veth's ingress hook, so
+ * the container's own egress hook carries the slot then (carry_token). */
 #define FORWARDED_UP 1
 #define FORWARDED_DOWN 2
 struct forwarded_flow {
@@ -1064,7 +1067,9 @@ static __always_inline void carry_token(struct __sk_buff *skb, __u32 slot)
  * keeps skb->priority on the packet it builds around that one, and the
  * uplink's hook classed it again after the vxlan's (the one upload IFB counted
  * each byte twice, the limit held at half). chadt_egress classes a packet
- * only by its socket's tag. Everything else: 0, no
+ * only by its socket's tag. A matched packet of another namespace's socket
+ * (this is a container's shaper) takes its slot and token along for the
+ * uplink (carry_token). Everything else: 0, no
  * match, the packet goes on untouched. */
 int chadt_tc_out(struct __sk_buff *skb)
 {

@@ -215,4 +215,5 @@ def test_a_container_call_with_an_upload_limit_is_in_its_class(limited: Run) -> 
 def test_the_call_is_listed_at_its_rate_once(limited: Run) -> None:
     """Its class in the container's tree and in the link tree pass the same
     packets: listed at 22.7 KB/s for its 11.4 before the sum left one out."""
-    assert all(0.5 * CALL_IP_BPS < rate < 1.5 * CALL_IP_BPS for rate in limited.listed_up), limited
+    assert all(rate < 1.5 * CALL_IP_BPS for rate in limited.listed_up), limited
+    assert max(limited.listed_up) > 0.5 * CALL_IP_BPS, limited  # a limit just set: its rate afresh

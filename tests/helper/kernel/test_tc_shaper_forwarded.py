@@ -544,3 +544,31 @@ def test_a_flow_noted_here_is_not_classed_in_another_namespace(
                 ["ip", "-n", pair.peer_ns, "route", "del", routed.host_addr], capture_output=True
             )
             _unlinked(shaper)
+
+
+def test_a_classed_slot_has_a_token_of_its_own_while_classed(
+    datapath: Datapath, shaper: TcShaper
+) -> None:
+    """A forwarded packet's tc_index counts only with its slot's token in
+    skb->hash (bpf/datapath.c, forwarded_tokens): drawn when the link tree
+    starts classing the slot, kept while it does, none once it stops, a new
+    one when it starts again; entry 0: the classing namespace's cookie."""
+
+    def token(slot: int) -> int:
+        return int(datapath._maps["forwarded_tokens"].get(slot).value)
+
+    try:
+        for direction in Direction:
+            shaper.set_link(direction, LINK)
+        shaper.reconcile({direction: {SLOT: CALL} for direction in Direction})
+        first = token(SLOT)
+        assert first and token(0) == shaper._netns_cookie
+        shaper.reconcile({Direction.UP: {SLOT: CALL}})  # still classed, one way
+        assert token(SLOT) == first
+        shaper.reconcile({})
+        assert token(SLOT) == 0
+        shaper.reconcile({direction: {SLOT: CALL} for direction in Direction})
+        assert token(SLOT) not in (0, first)
+    finally:
+        _unlinked(shaper)
+    assert token(SLOT) == 0
