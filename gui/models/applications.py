@@ -40,6 +40,7 @@ from chadthrottle.gui.models.limit_truth import (
     LimitTally,
     describe_limit,
     limit_state,
+    limited_rate_tooltip,
     own_limit_rate,
     tally,
     what_a_block_leaves,
@@ -345,6 +346,10 @@ class ApplicationsModel(QAbstractItemModel):
     def _app_tooltip(self, app: AppRow, column: int) -> str | None:
         if column in RATE_COLUMNS and app.info.measuring(RATE_COLUMNS[column]):
             return measuring_tooltip(RATE_COLUMNS[column], self._stale)
+        if column in RATE_COLUMNS:
+            state = self._state(app, RATE_COLUMNS[column])
+            if state.enforced and state.rate_bps > 0 and not state.pending:  # what it let through
+                return limited_rate_tooltip(RATE_COLUMNS[column])
         if column in LIMIT_COLUMNS:
             direction = LIMIT_COLUMNS[column]
             state = self._state(app, direction)

@@ -378,6 +378,22 @@ def what_a_block_leaves(direction: Direction) -> str:
     )
 
 
+# What a rate under a limit in force counts: what the limit let through, bare TCP
+# acknowledgements passing it uncounted (docs/backends.md, "A limited upload leaves
+# the application's downloads alone"). Under Xvfb a server that only received read
+# "Up 0 B/s" under an upload limit while its ACKs went out at about 19 KB/s.
+LIMITED_RATE = (
+    "what its limit lets through. Bare TCP acknowledgements pass it and are not counted "
+    "here (they are in Today's bytes)."
+)
+
+
+def limited_rate_tooltip(direction: Direction) -> str:
+    """A rate cell's tooltip while a limit in force holds its direction."""
+    word = "Download" if direction is Direction.DOWN else "Upload"
+    return f"{word} under its limit: {LIMITED_RATE}"
+
+
 def block_lifts(state: LimitState) -> bool:
     """Whether "Unblock" lifts what blocks this direction: not a used-up
     quota's block alone (under Xvfb the row menu said "Unblock upload", the

@@ -204,3 +204,29 @@ def test_the_tray_says_which_way_a_one_way_block_holds(qtbot, make_controller) -
                             down_limit_bps=0), both)  # fmt: skip
     qtbot.waitUntil(lambda: model.limit_state(FIREFOX, Direction.DOWN).blocked)
     assert _tray_entry(model).startswith("Firefox (blocked)\t"), _tray_entry(model)
+
+
+def test_a_rate_under_a_limit_says_bare_acknowledgements_are_not_in_it(
+    qtbot, make_controller
+) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, an upload limit of 1.50 MB/s on a server that only receives
+    (its upload: about 19 KB/s of bare TCP acknowledgements, by ss) read "Up
+    0 B/s" and "up 0 B/s (limit 1.50 MB/s, avg 0 B/s)", as if it sent nothing:
+    under a limit the helper lists what the limit let through, and bare ACKs
+    pass it uncounted (docs/backends.md). The cell and the rates line say so."""
+    controller = make_controller()
+    window = controller.window
+    on_screen(window, qtbot)
+    rules = (RuleInfo(FIREFOX, "up", 1_500_000, 0, ADMIN_OWNER, True),)
+    _emit(controller, _with(FIREFOX, up_limit_bps=1_500_000, up_bps=0, down_limit_bps=0), rules)
+    assert window.select_application(FIREFOX)
+    index = window.table.proxy_index(FIREFOX, Column.UP)
+    qtbot.waitUntil(lambda: bool(index.data(Qt.ItemDataRole.ToolTipRole)))
+    said = "Bare TCP acknowledgements pass it and are not counted here"
+    assert said in str(index.data(Qt.ItemDataRole.ToolTipRole)), index.data(
+        Qt.ItemDataRole.ToolTipRole
+    )
+    down = window.table.proxy_index(FIREFOX, Column.DOWN).data(Qt.ItemDataRole.ToolTipRole)
+    assert not down or said not in str(down), down  # its download has no limit: all counted
+    line = window.detail.rates_line.label
+    qtbot.waitUntil(lambda: said in line.toolTip())

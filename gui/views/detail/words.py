@@ -9,6 +9,7 @@ from chadthrottle.contract import ConnectionInfo, Direction
 from chadthrottle.gui.models.block_choice import unblock_hint, unblock_retried
 from chadthrottle.gui.models.connection_table import MEASURING
 from chadthrottle.gui.models.limit_truth import (
+    LIMITED_RATE,
     LimitState,
     describe_kept_limit,
     describe_limit,
@@ -69,7 +70,7 @@ def average_tooltip(average_s: float) -> str:
     return (
         f"The first rate is the last poll's; avg is the mean of the last {average_s:g} s,"
         " which a limit is judged by, counting only seconds measured under the limit shown"
-        " (… until the first)."
+        " (… until the first). A rate under a limit is " + LIMITED_RATE
     )
 
 
