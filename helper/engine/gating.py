@@ -16,13 +16,14 @@ then the listing shows that old setting (lapsing()), after it an open gate.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
-from chadthrottle.contract import Direction
+from chadthrottle.contract import HELD_BEFORE, Direction
 from chadthrottle.helper.engine.limits import Limit, RuleKey, default_burst_bytes
 from chadthrottle.helper.engine.quota_book import QuotaBook, QuotaState
 from chadthrottle.helper.engine.quotas import Quota, period_start
@@ -50,6 +51,15 @@ class Lapsing:
 
     until: float  # the clock's time its lease ends (open from then)
     closed: bool  # whether it refused all but bare ACKs then (a block, a spent quota)
+
+
+def held_on(lapses_in_s: float) -> str:
+    """What the kernel holds after a refused write, in plain words: the
+    setting before, lapses_in_s more at most (its lease), then nothing."""
+    return (
+        f"{HELD_BEFORE} for {math.ceil(lapses_in_s):d} s more at most,"
+        " then lets all traffic through"
+    )
 
 
 class Gating:
@@ -288,13 +298,19 @@ class Gating:
     def refusal(self, key: RuleKey, direction: Direction) -> str:
         """Why a caller's change of a rule's direction is refused, in plain
         words (KernelError's text; "" when its gate holds): the change is
-        undone (core._change), so nothing changed."""
+        undone (core._change). A gate whose write the kernel refused is no
+        longer renewed: what it held before lapses, and the text says so, as
+        the listing does (until 2026-12-06 it said "nothing changed" there)."""
         if (why := self._unread_of.get((key, direction))) is not None:
             failed = f"could not read how much of {key[0]}'s {direction.value} quota is used"
         elif (why := self.failed.get((key, direction))) is not None:
             failed = f"could not write {key[0]}'s {direction.value} block or quota to the kernel"
         else:
             return ""
+        if (lapsing := self.lapsing(key, direction)) is not None:
+            return (
+                f"{failed} ({why}): the change was not made; {held_on(lapsing.until - self.now())}"
+            )
         return f"{failed} ({why}): the change was not made, nothing changed"
 
     def holds_as_asked(self, key: RuleKey, direction: Direction) -> bool:

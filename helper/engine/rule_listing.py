@@ -9,13 +9,12 @@ its lock.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from chadthrottle.contract import HELD_BEFORE, Direction, RuleInfo, ScheduleInfo
-from chadthrottle.helper.engine.gating import GatePort, Gating
+from chadthrottle.contract import Direction, RuleInfo, ScheduleInfo
+from chadthrottle.helper.engine.gating import GatePort, Gating, held_on
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey
 from chadthrottle.helper.engine.listing import DirectionHeld
 from chadthrottle.helper.engine.quotas import Quota, period_start
@@ -164,10 +163,7 @@ def _gate_problem(why: str, lapses_in_s: float) -> str:
     if not why:
         return ""
     if lapses_in_s > 0:
-        return (
-            f"the kernel did not take a change to its block or quota ({why}): {HELD_BEFORE}"
-            f" for {math.ceil(lapses_in_s):d} s more at most, then lets all traffic through"
-        )
+        return f"the kernel did not take a change to its block or quota ({why}): {held_on(lapses_in_s)}"
     return f"the kernel did not take its block or quota ({why}): it does not hold"
 
 

@@ -337,9 +337,10 @@ def test_a_change_refused_for_a_gate_says_what_failed_and_that_nothing_changed(
     )
     stage.gates.refuse_reads, stage.gates.refuse_writes = set(), {UP}
     (unwritten,) = stage.engine.apply_changes([SetBlocked(CURL, (UP,), True)])
-    assert str(unwritten) == (
+    assert str(unwritten) == (  # the quota's gate no longer renewed: test_refusal_says_what_lapses
         f"could not write {CURL}'s up block or quota to the kernel (refused by the test):"
-        " the change was not made, nothing changed"
+        f" the change was not made; {HELD_BEFORE} for {int(LEASE_S)} s more at most,"
+        " then lets all traffic through"
     )
     (rule,) = stage.engine.list_rules()
     assert (rule.blocked, rule.quota_bytes) == (False, BUDGET), "the rule was changed"
