@@ -81,7 +81,7 @@ class Gating:
         # quotas spent whose gate the last apply left open for the shaper's then-rate
         self._opened_at_then: set[tuple[RuleKey, Direction]] = set()
         # the gates whose last write raised, and why (logged once, tried again
-        # each apply); failed: the same by rule, listed as not holding
+        # each apply); failed: the same by rule, listed with why (rule_listing)
         self._failing: dict[tuple[int, Direction], str] = {}
         self.failed: dict[tuple[RuleKey, Direction], str] = {}
         # the quota counts the last apply could not read (the read raised), and
@@ -394,7 +394,7 @@ class Gating:
                 if gates is not None and state is not None
                 else None
             )
-        except Exception:  # the tick logs it and lists the quota as not holding (apply)
+        except Exception:  # the tick logs it; listed as the last apply read it (apply)
             kernel = None
         if state is None or kernel is None or self._written.get((state.slot, direction)) is None:
             return state

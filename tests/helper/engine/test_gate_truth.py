@@ -8,7 +8,8 @@ the real datapath's refused write: tests/helper/kernel/test_gate_write_failure.p
   its then-rate, a tick after the shaper is given it: listed as blocked
   meanwhile, not as limited.
 - A quota whose count cannot be read stops nothing else in the tick, is
-  logged once, and is listed as not holding.
+  logged once, and is listed as the kernel holds it: as last set, what is
+  left of it not known (not holding from a new period on).
 - A write that would open a gate (an unblock, a quota lifted, a quota's new
   period) and that the kernel refuses leaves the old setting in the gate,
   unrenewed, until its lease lapses: listed as that old setting (blocked)
@@ -63,7 +64,10 @@ SENT_BPS = (
 
 class RefusingGates(RecordingGates):
     """Writes of the directions in refuse_writes raise, and reads of the
-    counts of those in refuse_reads: a kernel refusing that one gate."""
+    counts of those in refuse_reads: a kernel refusing that one gate. Unlike
+    helper/kernel/gates.SlotGates, the count stays readable after a refused
+    write: SlotGates forgets a gate's count once a write of it raised (None
+    then), and its writes raise only once the map is closed, reads too."""
 
     def __init__(self) -> None:
         super().__init__()
