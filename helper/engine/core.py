@@ -328,9 +328,9 @@ class EngineCore:
         try:
             if gated:  # its gates before anything else: a refused change shaped nothing
                 self._apply_gates(store=False)
-                self._refuse_unwritten_gates(gated)
+                self._refuse_unwritten_gates(gated, before)
             self._apply(store_quotas=False)  # stored below once taken, never while refusable
-            self._refuse_unwritten_gates(gated)
+            self._refuse_unwritten_gates(gated, before)
             self._save_rules(self._limits)
         except Exception:
             self._limits = before
@@ -356,17 +356,21 @@ class EngineCore:
         except Exception:  # the caller hears the first failure; _apply_quietly tries again
             log.exception("rollback of the gates incomplete")
 
-    def _refuse_unwritten_gates(self, changed: set[tuple[str, Direction]]) -> None:
+    def _refuse_unwritten_gates(self, changed: set[tuple[str, Direction]],
+                                kept: LimitTable) -> None:  # fmt: skip
         """A change whose block or quota the kernel did not take is refused
         (a tick goes on past such a gate, and lists it: Gating._write).
         changed: the directions whose block or quota the change changed; one
         that leaves them as they were (a rate, a priority) is taken beside a
         gate the kernel keeps refusing. Until 2026-12-06 it was refused too:
-        after one refused unblock, every later change of that direction was."""
+        after one refused unblock, every later change of that direction was.
+        kept: the table in force once the change is refused (its rates hold
+        beneath a lapsing gate: Gating.refusal)."""
         gating = self._applier.gating
         for key, direction in gating.failed:
             if (key[0], direction) in changed:
-                raise KernelError(gating.refusal(key, direction))
+                rated = direction in gating.rated(key, kept.get(key))
+                raise KernelError(gating.refusal(key, direction, rated))
 
     def _restart_rates(self, changed: set[tuple[str, Direction]]) -> None:
         """(application, direction)s whose rules in force just changed: their rates are

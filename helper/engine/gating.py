@@ -53,13 +53,13 @@ class Lapsing:
     closed: bool  # whether it refused all but bare ACKs then (a block, a spent quota)
 
 
-def held_on(lapses_in_s: float) -> str:
+def held_on(lapses_in_s: float, rated: bool) -> str:
     """What the kernel holds after a refused write, in plain words: the
-    setting before, lapses_in_s more at most (its lease), then nothing."""
-    return (
-        f"{HELD_BEFORE} for {math.ceil(lapses_in_s):d} s more at most,"
-        " then lets all traffic through"
-    )
+    setting before, lapses_in_s more at most (its lease), then nothing but
+    the rate beneath where one holds (rated: the rule's own, a used-up
+    quota's then-rate; until 2026-12-06 "all traffic" there too)."""
+    then = "then only its rate limit holds" if rated else "then lets all traffic through"
+    return f"{HELD_BEFORE} for {math.ceil(lapses_in_s):d} s more at most, {then}"
 
 
 class Gating:
@@ -295,12 +295,13 @@ class Gating:
             log.info("slot %d %s: its quota's count read again", slot, direction.value)
         self._unread = unread
 
-    def refusal(self, key: RuleKey, direction: Direction) -> str:
+    def refusal(self, key: RuleKey, direction: Direction, rated: bool = False) -> str:
         """Why a caller's change of a rule's direction is refused, in plain
         words (KernelError's text; "" when its gate holds): the change is
         undone (core._change). A gate whose write the kernel refused is no
         longer renewed: what it held before lapses, and the text says so, as
-        the listing does (until 2026-12-06 it said "nothing changed" there)."""
+        the listing does (until 2026-12-06 it said "nothing changed" there).
+        rated: a rate holds the direction beneath it (held_on)."""
         if (why := self._unread_of.get((key, direction))) is not None:
             failed = f"could not read how much of {key[0]}'s {direction.value} quota is used"
         elif (why := self.failed.get((key, direction))) is not None:
@@ -308,9 +309,7 @@ class Gating:
         else:
             return ""
         if (lapsing := self.lapsing(key, direction)) is not None:
-            return (
-                f"{failed} ({why}): the change was not made; {held_on(lapsing.until - self.now())}"
-            )
+            return f"{failed} ({why}): the change was not made; {held_on(lapsing.until - self.now(), rated)}"
         return f"{failed} ({why}): the change was not made, nothing changed"
 
     def holds_as_asked(self, key: RuleKey, direction: Direction) -> bool:
@@ -319,12 +318,18 @@ class Gating:
         rule asks: left lapsing by a refused write (a refused unblock undone:
         the block holds, until its lease lapses), or kept and renewed while
         its quota's count cannot be read (the quota as last set in this
-        period; not once a new period began, which needs the count)."""
+        period; not once a new period began, which needs the count); or,
+        lapsed, open where the rule asks nothing of its gate."""
         if (key, direction) not in self.failed:
             return True
         gate = self._held.get((key, direction))
         if gate is None:
             return False
+        if gate in self._lapsing and self.lapsing(key, direction) is None:
+            # lapsed open: as asked where the rule asks nothing of its gate (a
+            # used-up quota opened to its then-rate; until 2026-12-06 listed
+            # as not holding, while its then-rate's class held it)
+            return gate not in self._asked
         held_on = (
             gate not in self._lapsing
             if (key, direction) in self._unread_of

@@ -47,7 +47,7 @@ class RuleListing:
             lapsing = self.gating.lapsing(key, direction)  # what the rule no longer asks
             if lapsing is not None:
                 held[direction] = DirectionHeld(
-                    blocked=lapsing.closed, problem=self._problem(key, direction)
+                    blocked=lapsing.closed, problem=self._problem(key, direction, rated=False)
                 )
         for direction, limit in limits.items():
             quota = limit.quota
@@ -73,7 +73,7 @@ class RuleListing:
                 quota_left_bytes=left,
                 quota_period=quota.period.value if quota else "",
                 schedule=self.table.active_schedule(key, direction),
-                problem=self._problem(key, direction),
+                problem=self._problem(key, direction, direction in rated),
             )
         return held
 
@@ -134,15 +134,19 @@ class RuleListing:
             left,
         )
 
-    def _problem(self, key: RuleKey, direction: Direction) -> str:
+    def _problem(self, key: RuleKey, direction: Direction, rated: bool) -> str:
         """A rule's direction's problem with its gate (_gate_problem): why the
-        kernel refused its last write, and how long what it held before lasts."""
+        kernel refused its last write, and how long what it held before lasts;
+        rated: a rate holds the direction beneath it. None once it lapsed
+        where the open gate is what the rule asks (Gating.holds_as_asked)."""
         lapsing = self.gating.lapsing(key, direction)
         lapses_in_s = lapsing.until - self.gating.now() if lapsing is not None else 0.0
         if (unread := self.gating.unread(key, direction)) and lapsing is None:
             held = self.gating.holds_as_asked(key, direction)
             return _unread_problem(unread, held)
-        return _gate_problem(self.gating.failed.get((key, direction), ""), lapses_in_s)
+        if lapsing is None and self.gating.holds_as_asked(key, direction):
+            return ""
+        return _gate_problem(self.gating.failed.get((key, direction), ""), lapses_in_s, rated)
 
     def _quota_left(self, key: RuleKey, direction: Direction, quota: Quota) -> int:
         """As the kernel counts now; for a quota not followed now (its
@@ -156,14 +160,15 @@ class RuleListing:
         return max(0, quota.budget_bytes - stored[1])
 
 
-def _gate_problem(why: str, lapses_in_s: float) -> str:
+def _gate_problem(why: str, lapses_in_s: float, rated: bool = False) -> str:
     """A rule's gate the kernel did not take (Gating.failed): its block or
     quota is not held, whatever the listing's other keys say; lapses_in_s:
-    the old setting still in the gate holds that long more (0: none)."""
+    the old setting still in the gate holds that long more (0: none); rated:
+    a rate holds the direction beneath it, once lapsed (gating.held_on)."""
     if not why:
         return ""
     if lapses_in_s > 0:
-        return f"the kernel did not take a change to its block or quota ({why}): {held_on(lapses_in_s)}"
+        return f"the kernel did not take a change to its block or quota ({why}): {held_on(lapses_in_s, rated)}"
     return f"the kernel did not take its block or quota ({why}): it does not hold"
 
 
