@@ -21,6 +21,7 @@ from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.limit_truth import (
     LimitState,
     block_lifts,
+    describe_held_quota,
     describe_kept_limit,
     describe_limit,
 )
@@ -179,6 +180,11 @@ class RulesFlow(QObject):
             held_by_quota=self._held_by_quota(app_id, states),
             quota_switching=frozenset(d for d, s in states.items() if s.quota_switching),
             quota_then={d: s.quota_then_bps for d, s in states.items()},
+            quota_held_on={
+                d: words
+                for d, s in states.items()
+                if (words := describe_held_quota(s, self._model.units))
+            },
             kept={
                 d: describe_kept_limit(s, d, self._plain_rate(app_id, d), self._model.units)
                 for d, s in states.items()

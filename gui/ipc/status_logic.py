@@ -38,23 +38,24 @@ ARROWS = {"down": "▼", "up": "▲"}  # as the window's totals and the link fie
 
 
 def backend_field(backends: tuple[BackendInfo, ...]) -> str:
-    """ "Backend: ebpf ▼, tc ▲" for the status bar; "Backend: ebpf" when one
-    backend holds both directions (the tooltip says so): "ebpf (down, up)" left
-    the link field too little room at 2x on 1366x768 ("Link not shaped: ▼ 40.0…").
-    Arrows, not words: "Backend: tc (down)" beside "Helper: connected" read as tc
-    being down. Where none holds anything (nothing limited), those that could:
-    "Backends ready: tc, ebpf"; "Backend: tc, ebpf" there read as both holding
-    limits that nobody had set (gui18, under Xvfb)."""
-    active = [b for b in backends if b.available and b.active_directions]
-    if len(active) == 1 and set(active[0].active_directions) >= {"down", "up"}:
-        return f"Backend: {active[0].name}"
-    parts = [f"{b.name} {''.join(ARROWS.get(d, d) for d in b.active_directions)}" for b in active]
-    if parts:
-        return "Backend: " + ", ".join(parts)
-    available = [backend.name for backend in backends if backend.available]
-    if not available:
-        return "Backend: none"
-    return f"Backend{'s' * (len(available) > 1)} ready: {', '.join(available)}"
+    """ "Enforcing ▼ ▲" for the status bar: which ways what is set (limits, blocks,
+    quotas, the link's shaping) holds in the kernel, arrows as the window's totals;
+    "Ready to enforce" where none holds anything (nothing set), "Cannot enforce"
+    where none is available. The backends (tc, ebpf) are named in the tooltip
+    only (StatusLine.set_backends): "Backends ready: tc, ebpf" and "Backend: tc ▲"
+    were words a new user did not know (gui22, under Xvfb). "Ready", not the
+    backends available: "Backend: tc, ebpf" read as both holding limits that
+    nobody had set (gui18)."""
+    held = {d for b in backends if b.available for d in b.active_directions}
+    if held:
+        return "Enforcing " + " ".join(arrow for d, arrow in ARROWS.items() if d in held)
+    if any(backend.available for backend in backends):
+        return READY
+    return "Cannot enforce"
+
+
+# The backend field where nothing holds: the helper away, limits paused, none set.
+READY, NOT_ENFORCING, PAUSED_FIELD = "Ready to enforce", "Not enforcing", "Enforcing paused"
 
 
 def derive_status(seen: Observations) -> HelperStatus:

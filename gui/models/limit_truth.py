@@ -340,6 +340,15 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
     return f"{used}: {held} until {until}"
 
 
+def describe_held_quota(state: LimitState, units: UnitSystem) -> str:
+    """A used-up quota held on after a change the kernel refused (LimitState.held_on),
+    in the pane's words: what holds it now and why ("" otherwise). The rules dialog
+    said only "all 20.0 MB used today" of one (gui22's walk), as if nothing held it."""
+    if not (state.quota_spent and state.held_on):
+        return ""
+    return f"{describe_quota(state, units)}. {describe_problem(state.problem, units)}"
+
+
 # How the helper words a rate it measured (helper/engine/overshoot.py: decimal
 # MB/s, two decimals), said again in the units the window shows.
 _HELPER_MEASURED = re.compile(r"measured (\d+(?:\.\d+)?) MB/s")

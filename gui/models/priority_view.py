@@ -125,6 +125,10 @@ class LinkSummary:
 
 
 NOT_SET = "No link capacity is set"
+# The link field then: "Link: not shaped" was a word a new user did not know (gui22's
+# walk); the capacity is what they set (the ☰ menu's "Link capacity…", its dialog).
+NO_CAPACITY = "Link capacity: not set"
+NOT_IN_FORCE = "Link capacity: not in force"  # one set, none in force: limits paused
 
 
 def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
@@ -134,10 +138,15 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
     capacities = [(arrow, shaping.capacity_bps(d), shaping.shaping(d))
                   for arrow, d in (("▼", Direction.DOWN), ("▲", Direction.UP))]  # fmt: skip
     asked = shaping.estimate or any(cap for _a, cap, _s in capacities)
+    kept = [f"{arrow} {format_rate(bps, units)}" for arrow, bps in
+            (("▼", shaping.down_set_bps), ("▲", shaping.up_set_bps)) if bps]  # fmt: skip
+    if not asked and kept:  # set, none in force (paused): not "not set"
+        return LinkSummary(NOT_IN_FORCE, f"The link capacity set ({' '.join(kept)}) is not in force."
+                           f"{_problem(shaping)} Click to change.", True)  # fmt: skip
     if not asked:  # amber when the helper says priorities wait for it
         # The helper's problem then is most often that same fact: say it once.
         said = shaping.problem.casefold().startswith(NOT_SET.casefold())
-        return LinkSummary("Link: not shaped", f"{NOT_SET}: priorities have nothing to order within."
+        return LinkSummary(NO_CAPACITY, f"{NOT_SET}: priorities have nothing to order within."
                            f"{'' if said else _problem(shaping)} Click to set it.", bool(shaping.problem))  # fmt: skip
     if not any(cap for _a, cap, _s in capacities):  # estimating, nothing measured yet
         return LinkSummary(

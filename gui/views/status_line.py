@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chadthrottle.contract import BackendInfo
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.ipc.status_logic import backend_field
+from chadthrottle.gui.ipc.status_logic import NOT_ENFORCING, PAUSED_FIELD, backend_field
 from chadthrottle.gui.models.limit_truth import LimitTally
 from chadthrottle.gui.models.priority_view import LinkSummary
 from chadthrottle.gui.widgets.limit_slider import problem_colour
@@ -50,7 +50,8 @@ class StatusLine(QStatusBar):
         self._message_timer = QTimer(self)
         self._message_timer.setSingleShot(True)
         self._message_timer.timeout.connect(self._end_message)
-        self.backend = QLabel("Backend: —", self)
+        # Nothing until the helper answers: whether anything is enforced is not known.
+        self.backend = QLabel("", self)
         self.helper = QLabel("Helper: connecting…", self)
         self.limits = QLabel("No limits", self)
         for label in (self.backend, self.helper, self.limits):
@@ -141,7 +142,7 @@ class StatusLine(QStatusBar):
             # "Backend: tc, ebpf" (those available) or a reading from before the
             # pause ("tc ▼, ebpf ▲") read as holding limits that nothing held.
             available = ", ".join(b.name for b in backends if b.available)
-            self.backend.setText("Backend: paused")
+            self.backend.setText(PAUSED_FIELD)
             self.backend.setToolTip(
                 "Limits are paused: no backend shapes or blocks anything until they are resumed."
                 + (f" Available: {available}." if available else "")
@@ -195,7 +196,7 @@ class StatusLine(QStatusBar):
         if gone != self._helper_gone:
             self._helper_gone = gone
             if gone:
-                self.backend.setText("Backend: —")
+                self.backend.setText(NOT_ENFORCING)
                 self.backend.setToolTip(
                     "No backend enforces anything while the helper is not running."
                 )

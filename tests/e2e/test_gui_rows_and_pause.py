@@ -163,7 +163,7 @@ def test_a_priority_and_the_link_capacity_from_the_window(
             off = call_helper(stack.bus_address, lambda c: c.get_link_shaping())
             assert (off.down_set_bps, off.down_capacity_bps, off.estimate) == (0, 0, False), off
             qtbot.waitUntil(lambda: gui.priorities.shaping == off, timeout=5000)
-            assert link.text() == "Link: not shaped"
+            assert link.text() == "Link capacity: not set"
             action(gui.window.row_menu(app_id), "priority:normal").trigger()
             qtbot.waitUntil(lambda: gui.model.priority_state(app_id).priority == "normal"
                             and not gui.model.priority_state(app_id).pending, timeout=HELPER_CALL_TIMEOUT_MS)  # fmt: skip

@@ -27,9 +27,9 @@ def test_connected_shows_data_totals_and_counts(window: MainWindow) -> None:
         (BackendInfo("ebpf", True, "", ("down",)), BackendInfo("tc", True, "", ("up",)))
     )
     # the window's own arrows: "tc (down)" beside "Helper: connected" read as tc being down
-    assert window.status_line.backend.text() == "Backend: ebpf ▼, tc ▲"
+    assert window.status_line.backend.text() == "Enforcing ▼ ▲"  # which: the tooltip
     window.set_backends((BackendInfo("tc", True, "", ()), BackendInfo("ebpf", True, "", ("down",))))
-    assert window.status_line.backend.text() == "Backend: ebpf ▼"
+    assert window.status_line.backend.text() == "Enforcing ▼"
     assert window.detail.app_id == FIREFOX  # the busiest row is selected at first
 
 
@@ -45,7 +45,7 @@ def test_one_backend_for_both_directions_leaves_the_link_field_its_room(window: 
     window.set_backends(
         (BackendInfo("ebpf", True, "", ("down", "up")), BackendInfo("tc", False, "no IFB", ()))
     )
-    assert window.status_line.backend.text() == "Backend: ebpf"
+    assert window.status_line.backend.text() == "Enforcing ▼ ▲"
     assert (
         window.status_line.backend.toolTip()
         == "ebpf enforces what is set for the download and upload\ntc: no IFB"

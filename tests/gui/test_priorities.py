@@ -69,7 +69,9 @@ def test_a_priority_with_a_problem_is_never_shown_in_force() -> None:
     assert link_summary(LinkShapingInfo(), UnitSystem.BYTES_DECIMAL) == link_summary(
         LinkShapingInfo(), UnitSystem.BITS_DECIMAL
     )
-    assert link_summary(LinkShapingInfo(), UnitSystem.BYTES_DECIMAL).text == "Link: not shaped"
+    assert (
+        link_summary(LinkShapingInfo(), UnitSystem.BYTES_DECIMAL).text == "Link capacity: not set"
+    )
     waiting = link_summary(
         LinkShapingInfo(problem="priorities need a link capacity"), UnitSystem.BYTES_DECIMAL
     )
@@ -236,7 +238,9 @@ def controller(qtbot, tmp_path, request):  # type: ignore[no-untyped-def]
 def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None:  # type: ignore[no-untyped-def]
     app, client = controller
     link = app.window.status_line.link
-    qtbot.waitUntil(lambda: link.isVisible() and link.text() == "Link: not shaped", timeout=3000)
+    qtbot.waitUntil(
+        lambda: link.isVisible() and link.text() == "Link capacity: not set", timeout=3000
+    )
     action(app.window.row_menu(FIREFOX), "priority:critical").trigger()
     assert app.model.priority_state(FIREFOX).pending  # shown at once, as asked
     qtbot.waitUntil(

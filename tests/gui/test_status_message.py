@@ -15,7 +15,7 @@ MESSAGE = "Backup Server: Low priority set, not in force: no link capacity is se
 def _shown(qtbot, width: int) -> StatusLine:  # type: ignore[no-untyped-def]
     line = StatusLine()
     qtbot.addWidget(line)
-    line.backend.setText("Backend: tc, ebpf")
+    line.backend.setText("Ready to enforce")
     line.helper.setText("Helper: connected")
     line.resize(width, 30)
     line.show()
@@ -53,13 +53,13 @@ def test_with_the_helper_gone_no_backend_is_named(qtbot) -> None:  # type: ignor
     line = _shown(qtbot, 900)
     line.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
     line.set_backends((BackendInfo("tc", True, "", ("down", "up")),))
-    assert line.backend.text() == "Backend: tc"
+    assert line.backend.text() == "Enforcing ▼ ▲"
     line.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper is restarting."))
-    assert line.backend.text() == "Backend: —" and "not running" in line.backend.toolTip()
+    assert line.backend.text() == "Not enforcing" and "not running" in line.backend.toolTip()
     line.set_backends((BackendInfo("tc", True, "", ("down", "up")),))  # a late answer: kept
-    assert line.backend.text() == "Backend: —"
+    assert line.backend.text() == "Not enforcing"
     line.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))  # back
-    assert line.backend.text() == "Backend: tc"
+    assert line.backend.text() == "Enforcing ▼ ▲"
 
 
 def test_the_no_tray_notice_is_read_whole_or_short_at_2x(make_controller, qtbot) -> None:  # type: ignore[no-untyped-def]

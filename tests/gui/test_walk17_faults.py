@@ -64,14 +64,14 @@ def test_while_limits_are_paused_the_status_line_names_no_backend_as_holding_the
     with scripted_app(client, tmp_path) as app:
         app.start(show_window=True)
         line = app.window.status_line
-        qtbot.waitUntil(lambda: line.backend.text().startswith("Backend: tc"), timeout=10_000)
+        qtbot.waitUntil(lambda: line.backend.text().startswith("Enforcing "), timeout=10_000)
         held = line.backend.text()
         app.window.pauseRequested.emit(True)
         qtbot.waitUntil(lambda: app.window.limits_paused, timeout=10_000)
         polls: list[object] = []
         app.connection.applicationsUpdated.connect(polls.append)
         qtbot.waitUntil(lambda: len(polls) >= 2, timeout=10_000)  # backends read again, paused
-        assert line.backend.text() == "Backend: paused", line.backend.text()
+        assert line.backend.text() == "Enforcing paused", line.backend.text()
         assert line.backend.toolTip().startswith(
             "Limits are paused: no backend shapes or blocks anything until they are resumed."
         ), line.backend.toolTip()
@@ -81,7 +81,7 @@ def test_while_limits_are_paused_the_status_line_names_no_backend_as_holding_the
         qtbot.waitUntil(lambda: line.backend.text() == held, timeout=10_000)
         app.window.set_limits_paused(True)
         app.window.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper stopped."))
-        assert line.backend.text() == "Backend: —"  # away: nothing known, nothing held
+        assert line.backend.text() == "Not enforcing"  # away: nothing known, nothing held
 
 
 def _shown_notes(window) -> str:  # type: ignore[no-untyped-def]

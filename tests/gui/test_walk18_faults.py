@@ -74,17 +74,17 @@ def test_with_nothing_limited_the_backend_field_holds_nothing(qtbot) -> None:  #
     qtbot.addWidget(line)
     line.set_status(CONNECTED)
     line.set_backends((BackendInfo("tc", True, "", ()), BackendInfo("ebpf", True, "", ())))
-    assert line.backend.text() == "Backends ready: tc, ebpf", line.backend.text()
+    assert line.backend.text() == "Ready to enforce", line.backend.text()  # gui23: no backend names
     assert "None holds a limit now" in line.backend.toolTip(), line.backend.toolTip()
     line.set_backends((BackendInfo("tc", True, "", ()), BackendInfo("ebpf", False, "no BTF", ())))
-    assert line.backend.text() == "Backend ready: tc", line.backend.text()
+    assert line.backend.text() == "Ready to enforce", line.backend.text()
     assert "ebpf: no BTF" in line.backend.toolTip()
     line.set_backends((BackendInfo("tc", True, "", ("down",)), BackendInfo("ebpf", True, "", ())))
-    assert line.backend.text() == "Backend: tc ▼"  # holding: as before
+    assert line.backend.text() == "Enforcing ▼"  # holding
     line.set_paused(True)
-    assert line.backend.text() == "Backend: paused"  # gui17's, kept
+    assert line.backend.text() == "Enforcing paused"  # gui17's
     line.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper stopped."))
-    assert line.backend.text() == "Backend: —"
+    assert line.backend.text() == "Not enforcing"
 
 
 def test_the_backend_fields_tooltip_says_no_limits_where_none_are(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -97,7 +97,7 @@ def test_the_backend_fields_tooltip_says_no_limits_where_none_are(qtbot) -> None
     line.set_backends(
         (BackendInfo("tc", True, "", ("down", "up")), BackendInfo("ebpf", True, "", ()))
     )
-    assert line.backend.text() == "Backend: tc"
+    assert line.backend.text() == "Enforcing ▼ ▲"
     assert line.backend.toolTip() == "tc enforces what is set for the download and upload", (
         line.backend.toolTip()
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from chadthrottle.contract import BackendInfo, Direction, LinkShapingInfo
+from chadthrottle.contract import PAUSED_PROBLEM, BackendInfo, Direction, LinkShapingInfo
 from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.tray.tray import TrayController
@@ -72,7 +72,10 @@ class PausingClient(ScriptedClient):
     SHAPED = LinkShapingInfo(12 * MB, 5 * MB, 12 * MB, 5 * MB, False, True, True, ("eth0",))
 
     async def get_link_shaping(self) -> LinkShapingInfo:
-        return LinkShapingInfo() if self.paused else self.SHAPED
+        # paused, as the helper answers (link_plan.shaping_info): the capacity set is
+        # kept, none is in force, and the problem says why
+        paused = LinkShapingInfo(0, 0, 12 * MB, 5 * MB, problem=PAUSED_PROBLEM)
+        return paused if self.paused else self.SHAPED
 
     async def list_backends(self) -> list[BackendInfo]:
         if self.paused:
@@ -102,15 +105,15 @@ def test_the_status_line_follows_a_pause_and_a_resume_at_once(qtbot, pausing) ->
     polls only, and kept what the paused helper had said."""
     link, backend = pausing.window.status_line.link, pausing.window.status_line.backend
     qtbot.waitUntil(lambda: link.text().startswith("Link shaped: "), timeout=10_000)
-    qtbot.waitUntil(lambda: backend.text() == "Backend: tc", timeout=10_000)
+    qtbot.waitUntil(lambda: backend.text() == "Enforcing ▼ ▲", timeout=10_000)
     pausing.window.pauseRequested.emit(True)
     qtbot.waitUntil(lambda: pausing.window.limits_paused, timeout=10_000)
-    qtbot.waitUntil(lambda: link.text() == "Link: not shaped", timeout=10_000)
-    qtbot.waitUntil(lambda: backend.text() == "Backend: paused", timeout=10_000)  # none holds
+    qtbot.waitUntil(lambda: link.text() == "Link capacity: not in force", timeout=10_000)
+    qtbot.waitUntil(lambda: backend.text() == "Enforcing paused", timeout=10_000)  # none holds
     pausing.window.pauseRequested.emit(False)
     qtbot.waitUntil(lambda: not pausing.window.limits_paused, timeout=10_000)
     qtbot.waitUntil(lambda: link.text().startswith("Link shaped: "), timeout=10_000)
-    qtbot.waitUntil(lambda: backend.text() == "Backend: tc", timeout=10_000)
+    qtbot.waitUntil(lambda: backend.text() == "Enforcing ▼ ▲", timeout=10_000)
 
 
 def test_the_rules_dialog_keeps_its_height_from_tab_to_tab(qtbot) -> None:  # type: ignore[no-untyped-def]
