@@ -19,6 +19,7 @@ from chadthrottle.gui.widgets.limit_slider import (
     fitting_line,
     fitting_note,
     problem_colour,
+    slider_fits,
     warning_pixmap,
 )
 from chadthrottle.gui.widgets.rate_scale import position_for_rate
@@ -187,6 +188,7 @@ class LimitDelegate(QStyledItemDelegate):
             line_height = QFontMetrics(small).height()
             local.rect.setBottom(local.rect.height() - line_height - 1)
         slider_rect, text_rect = self._split(local)
+        room = slider_rect.width()  # beside the value, before a note or a warning takes some
         if lines:  # ending where the value above it ends, not at the cell's edge
             quota_rect = QRect(2, local.rect.bottom() + 1, text_rect.right() - 1, line_height)
         widget = option.widget
@@ -237,7 +239,8 @@ class LimitDelegate(QStyledItemDelegate):
             painter.drawText(
                 note_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, note
             )
-        if not state.read_only and not state.blocked:  # a block is no rate: no slider
+        # a block is no rate: no slider; nor where it would be a stub (the value alone)
+        if not state.read_only and not state.blocked and slider_fits(room):
             slider = slider_option(slider_rect, position_for_rate(state.rate_bps), widget)
             paint_rate_slider(painter, slider, style, widget, limited=limited, enabled=enabled)
         font = QFont(option.font)

@@ -148,6 +148,9 @@ def field_hint(units: UnitSystem) -> str:
     )
 
 
+# Where the slider is not shown, the value field steps with these (Left and Right
+# still move its cursor).
+_FIELD_STEP_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)
 _STEP_KEYS: dict[Qt.Key, tuple[int, bool]] = {  # key: (steps, coarse)
     Qt.Key.Key_Left: (-1, False),
     Qt.Key.Key_Down: (-1, False),
@@ -324,6 +327,17 @@ def fitting_note(note: str, metrics: QFontMetrics, width: int) -> str:
 
 
 SLIDER_LEAST = 24  # px of slider a note leaves (the knob and a little travel)
+# A limit column's slider is shown only with this much room beside the value (a
+# knob, 15 px, and 25 px of travel), else the column shows the value alone, typed
+# or stepped with the arrow keys. At the window's least (640x420 and 2x under Xvfb)
+# it was a 34 px stub, 19 px of travel, a wide gap before "none" (gui22's walk).
+SLIDER_SHOWN_LEAST = 40
+
+
+def slider_fits(room: int) -> bool:
+    """Whether a limit column's slider is drawn in this room (px beside the value
+    field: the painted rows and the open LimitControl alike)."""
+    return room >= SLIDER_SHOWN_LEAST
 
 
 class LimitControl(QWidget):
@@ -521,7 +535,7 @@ class LimitControl(QWidget):
         self._direction_blocked = blocked
         self._blocked_text = blocked_text
         self._problem = problem
-        self.slider.setVisible(not self._fixed)
+        self._show_slider()
         self.field.setReadOnly(self._fixed)
         if changed and not self.is_editing():
             self._show(self._committed)
@@ -610,8 +624,19 @@ class LimitControl(QWidget):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        self._show_slider()
         self._fit_quota()
         self._fit_note()
+
+    def _show_slider(self) -> None:
+        """No slider for a block or another's limit, nor where it would be a stub
+        (slider_fits): the value alone then, as the painted rows show it."""
+        room = self.width() - 4 - self.field.width() - self._row.spacing()
+        shown = not self._fixed and slider_fits(room)
+        if self.slider.isHidden() == shown:
+            if not shown and self.slider.isSliderDown():
+                self.cancel()
+            self.slider.setVisible(shown)
 
     @property
     def read_only(self) -> bool:
@@ -657,6 +682,13 @@ class LimitControl(QWidget):
                 self._commit_slider()
                 return True
             if watched is self.slider and self._step_with_key(Qt.Key(key)):
+                return True
+            if (  # no slider (too narrow): the field steps as it would
+                watched is self.field
+                and self.slider.isHidden()
+                and key in _FIELD_STEP_KEYS
+                and self._step_with_key(Qt.Key(key))
+            ):
                 return True
         elif (
             event.type() == QEvent.Type.FocusOut

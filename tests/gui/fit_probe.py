@@ -151,6 +151,27 @@ def overall_name_shown(table: AppTable) -> str:
     return table.overall.overall_cell(rect, Column.NAME, QFontMetrics(bold))[1]
 
 
+def least_report(window: MainWindow, app: QApplication) -> dict[str, object]:
+    """The window at its least: the open limit control's slider (shown, its width)
+    and whether the painted rows draw one, per limit column (gui22's walk: a 34 px
+    stub of a slider and a wide gap before "none" at 640x420)."""
+    window.resize(window.minimumSizeHint())
+    for _ in range(5):
+        app.processEvents()
+    header, columns = window.table.header(), {}
+    for direction, column in ((Direction.DOWN, Column.DOWN_LIMIT), (Direction.UP, Column.UP_LIMIT)):
+        control = window.limit_control(QUOTA_APP, direction)
+        assert control is not None
+        columns[direction.value] = {
+            "width": header.sectionSize(column),
+            "slider_shown": control.slider.isVisible(),
+            "slider_width": control.slider.width(),
+            "field_right": control.field.geometry().right(),
+            "control_width": control.width(),
+        }
+    return {"window": [window.width(), window.height()], "columns": columns}
+
+
 def main() -> int:
     app = QApplication(sys.argv[:1])
     model = ApplicationsModel(IconProvider())
@@ -263,6 +284,7 @@ def main() -> int:
         if window.detail.notes_box.isVisible()
         else 0,
     }
+    report["least"] = least_report(window, app)
     print(json.dumps(report))
     window.deleteLater()
     app.processEvents()

@@ -4,6 +4,7 @@ refused change), each with the real widgets (offscreen)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from chadthrottle.contract import (
@@ -15,11 +16,19 @@ from chadthrottle.contract import (
     RuleInfo,
 )
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.priority_view import link_summary
 from chadthrottle.gui.views.status_line import StatusLine
+from chadthrottle.gui.widgets.limit_slider import SLIDER_SHOWN_LEAST, LimitControl
+from chadthrottle.gui.widgets.rate_width import limit_field_width
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
 
+from tests.gui.bare_window import bare_window
+from tests.gui.sample_data import MB, sample_applications
 from tests.gui.test_walk10_faults import _with
 from tests.gui.test_walk19_faults import FIREFOX, SPENT
 from tests.gui.test_walk20_faults import HELD_ON, _emit
@@ -113,3 +122,57 @@ def test_the_rules_dialog_says_a_quota_held_on_as_the_pane_does(qtbot, make_cont
         pane
     )  # the source of truth, as gui22 left it
     assert said == f"Upload: {quota_words}. {HELD_ON[:1].upper()}{HELD_ON[1:]}.", said
+
+
+def _left_of_value(window, app_id: str) -> QImage:  # type: ignore[no-untyped-def]
+    """A painted download limit cell left of its value field: where the slider goes."""
+    table = window.table
+    rect = table.visualRect(table.proxy_index(app_id, Column.DOWN_LIMIT))
+    field = limit_field_width(table.font(), UnitSystem.BYTES_DECIMAL)
+    rect.setRight(rect.right() - field - 2)
+    return table.viewport().grab(rect).toImage()
+
+
+def test_at_the_least_width_a_limit_column_paints_the_value_without_a_stub_slider(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """gui22's walk at the window's least (1x and 2x): each limit cell a 34 px
+    slider, 19 px of travel, and a wide gap before "none". There the cells show
+    the value alone (the open control too: tests/gui/fit_probe.py); wider, the
+    slider, its knob where the limit is."""
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    on_screen(window, qtbot)
+    model.apply_snapshot(sample_applications())
+    assert window.select_application(FIREFOX)  # its row has the open control
+    steam = "app:com.valvesoftware.Steam"  # 4 MB/s down
+
+    def painted(limit_bps: int) -> QImage:
+        model.apply_snapshot([dataclasses.replace(a, down_limit_bps=limit_bps) if a.id == steam else a
+                              for a in sample_applications()])  # fmt: skip
+        for _ in range(3):
+            QApplication.processEvents()
+        return _left_of_value(window, steam)
+
+    assert painted(4 * MB) != painted(0)  # a slider, its knob where the limit is
+    window.resize(window.minimumSizeHint())
+    qtbot.waitUntil(lambda: window.width() == window.minimumSizeHint().width())
+    assert painted(4 * MB) == painted(0), "a slider painted at the least width"
+
+
+def test_without_its_slider_the_value_field_steps_with_the_arrow_keys(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The slider was the keyboard's way to step through round values; where the
+    column is too narrow for one, the field takes Up, Down, Page Up and Page Down."""
+    control = LimitControl("Download limit for Steam")
+    qtbot.addWidget(control)
+    field_width = control.field.width()
+    control.resize(field_width + 4 + SLIDER_SHOWN_LEAST - 1 + control.layout().spacing(), 30)
+    control.show()
+    qtbot.waitExposed(control)
+    assert control.slider.isHidden()
+    control.set_current_rate(2 * MB)
+    control.field.setFocus()
+    qtbot.keyClick(control.field, Qt.Key.Key_Down)  # from none: near what it uses
+    assert control.field.text() not in ("", "none"), control.field.text()
+    qtbot.keyClick(control.field, Qt.Key.Key_Escape)  # nothing applied
+    assert control.limit() is None and control.field.text() in ("", "none")
+    control.resize(field_width + 4 + SLIDER_SHOWN_LEAST + 20, 30)
+    qtbot.waitUntil(lambda: control.slider.isVisible())

@@ -22,6 +22,7 @@ from chadthrottle.gui.views.graph_scale import graph_top
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.rate_axis import RateAxis
 from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
+from chadthrottle.gui.widgets.limit_slider import SLIDER_SHOWN_LEAST
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPalette
@@ -99,6 +100,15 @@ def test_everything_fits_the_available_screen(
             report["parts"][name],
         )
     assert report["cut_labels"] == []
+    # At the window's least a limit column shows a usable slider or none (the value
+    # alone): a 34 px stub with 19 px of travel read as broken beside a wide gap
+    # before "none" (gui22's walk, 1x and 2x); the value at the control's right end.
+    for name, column in report["least"]["columns"].items():
+        assert not column["slider_shown"] or column["slider_width"] >= SLIDER_SHOWN_LEAST, (
+            name,
+            report["least"],
+        )
+        assert column["control_width"] - column["field_right"] <= 4, (name, report["least"])
     # the notice without a tray, whole or short, never cut ("…, and cl…" at 2x under Xvfb)
     assert "…" not in report["message_shown"], report["message_shown"]
     # Every column title and the overall row's name whole (at 2x they read "Acti…" and
