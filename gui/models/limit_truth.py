@@ -301,9 +301,10 @@ def quota_then(
     return None
 
 
-def describe_quota(state: LimitState, units: UnitSystem) -> str:
+def describe_quota(state: LimitState, units: UnitSystem, unbroken: bool = False) -> str:
     """The quota in a sentence: "1.2 GB of 5 GB left today", or once spent
-    what holds the direction until the next period ("" without a quota).
+    what holds the direction until the next period ("" without a quota);
+    unbroken: its rate kept on one line (a wrapped dialog line parted "100" and "KB/s").
     While nothing holds it (limits paused, the helper away) the helper lists
     no rate: what the quota holds it to is the rule's (ListRules). Paused,
     under Xvfb, a quota that then limits to 100 KB/s read "blocked"."""
@@ -330,11 +331,15 @@ def describe_quota(state: LimitState, units: UnitSystem) -> str:
     until = PERIOD_NEXT.get(period, "the next " + period)
     if state.held_on:  # the kernel keeps its old gate shut for now (the problem says how long)
         # it read "limited to 100 KB/s until the next day" beside "blocked: no data passes"
-        rate = f", not yet at its {format_rate(then, units)} until {until}" if then else ""
+        rate = (
+            f", not yet at its {format_rate(then, units, unbroken=unbroken)} until {until}"
+            if then
+            else ""
+        )
         return f"{used}: blocked for now{rate}"
     if state.quota_switching:  # blocked for a tick or two: not yet at the rate
-        return f"{used}: switching to {format_rate(then, units)} until {until}"
-    held = f"limited to {format_rate(then, units)}" if then else "blocked"
+        return f"{used}: switching to {format_rate(then, units, unbroken=unbroken)} until {until}"
+    held = f"limited to {format_rate(then, units, unbroken=unbroken)}" if then else "blocked"
     if state.quota_paused:  # what holds it once they resume, not now
         return f"{used}; {held} until {until} once limits resume"
     return f"{used}: {held} until {until}"
@@ -346,7 +351,9 @@ def describe_held_quota(state: LimitState, units: UnitSystem) -> str:
     said only "all 20.0 MB used today" of one (gui22's walk), as if nothing held it."""
     if not (state.quota_spent and state.held_on):
         return ""
-    return f"{describe_quota(state, units)}. {describe_problem(state.problem, units)}"
+    return (
+        f"{describe_quota(state, units, unbroken=True)}. {describe_problem(state.problem, units)}"
+    )
 
 
 # How the helper words a rate it measured (helper/engine/overshoot.py: decimal

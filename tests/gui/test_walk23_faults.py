@@ -112,6 +112,8 @@ def test_the_rules_dialog_says_a_quota_held_on_as_the_pane_does(qtbot, make_cont
     dialog = controller.rules.dialog
     assert dialog is not None
     qtbot.addWidget(dialog)
+    # its rate on one line where the dialog wraps it (at 2x under Xvfb: "100" and "KB/s" apart)
+    assert "100\u00a0KB/s" in dialog.quota_state.text(), dialog.quota_state.text()
     said = dialog.quota_state.text().replace("\u00a0", " ")
     state = model.limit_state(FIREFOX, Direction.UP)
     pane = describe_limit(state, Direction.UP, model.units)  # the pane's and the cell's words
