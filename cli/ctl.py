@@ -33,6 +33,7 @@ from chadthrottle.cli.output import (  # re-exported: tests and scripts name the
     format_rules,
     limit_problems,
     owner_label,
+    problem_words,
     to_json,
 )
 from chadthrottle.cli.priorities import add_priority_parsers, run_capacity, run_priority
@@ -49,6 +50,7 @@ from chadthrottle.contract import (
     Direction,
     ErrorName,
     RuleScope,
+    is_count_unknown,
     limit_problem_words,
 )
 from chadthrottle.helper_errors import HelperClientError
@@ -458,7 +460,12 @@ def _check_enforced(client: BlockingHelperClient, limited: list[tuple[str, Direc
             print(
                 f"{for_terminal(app_id)}: {direction.value} limit: {for_terminal(app.limit_reach(direction))}"
             )
-        if app.limit_problem(direction):
+        if is_count_unknown(app.limit_problem(direction)):  # held, its quota as last set
+            words, reason = problem_words(app.limit_problem(direction))
+            print(
+                f"{for_terminal(app_id)}: {direction.value} quota {words}: {for_terminal(reason)}"
+            )
+        elif app.limit_problem(direction):
             words, reason = limit_problem_words(app.limit_problem(direction))
             said = f"{for_terminal(app_id)}: {direction.value} limit: {for_terminal(reason)}"
             (reasons if words == NOT_ENFORCED else not_met).append(said)

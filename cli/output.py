@@ -23,6 +23,8 @@ from chadthrottle.contract import (
     ProcessTraffic,
     RuleInfo,
     ScheduleInfo,
+    is_count_unknown,
+    is_held_before,
     limit_problem_words,
 )
 from chadthrottle.units import format_limit, format_rate, format_size
@@ -70,11 +72,14 @@ def _limit_cell(app: ApplicationInfo, direction: Direction) -> str:
     )
     if budget and not left:  # spent: blocked or at its then-rate until the next period
         quota = f", quota of {format_size(budget)} used up this {period}"
+    elif budget and is_count_unknown(app.limit_problem(direction)):  # as last read: stale
+        quota = f", quota of {format_size(budget)} this {period}, left not known"
     schedule = app.down_schedule if direction is Direction.DOWN else app.up_schedule
     if schedule:
         quota = f", schedule {schedule}{quota}"
     problem = app.limit_problem(direction)
-    mark = f" {limit_problem_words(problem)[0].upper()}" if problem else ""  # NOT MET, NOT ENFORCED
+    words = problem_words(problem)[0] if problem and not is_count_unknown(problem) else ""
+    mark = f" {words.upper()}" if words else ""  # NOT MET, NOT ENFORCED, CHANGE REFUSED
     if app.blocked(direction):
         return f"blocked ({owner_label(app.limit_owner(direction))}{quota}){mark}"
     if not rate_bps and not budget:
@@ -83,16 +88,35 @@ def _limit_cell(app: ApplicationInfo, direction: Direction) -> str:
     return f"{shown} ({owner_label(app.limit_owner(direction))}{quota}){mark}"
 
 
+# A block or spent quota the kernel keeps for seconds after refusing a change
+# (contract.HELD_BEFORE): it holds for now; "NOT ENFORCED" read as if it did not
+# (the window's word, limit_truth.CHANGE_REFUSED). A quota whose count could not
+# be read is held as last set (contract.COUNT_UNKNOWN, in force): said, not marked.
+CHANGE_REFUSED, COUNT_NOT_KNOWN = "change refused", "held, count not known"
+
+
+def problem_words(problem: str) -> tuple[str, str]:
+    """(what the problem says of the limit, the reason) for a non-empty problem:
+    limit_problem_words' NOT_MET or NOT_ENFORCED, else where the kernel holds it."""
+    if is_held_before(problem):
+        return CHANGE_REFUSED, problem
+    if is_count_unknown(problem):
+        return COUNT_NOT_KNOWN, problem
+    return limit_problem_words(problem)
+
+
 def limit_problems(apps: list[ApplicationInfo]) -> list[str]:
     """One line per limit that is not enforced, or enforced but not met, with
-    the helper's reason: "...: down limit not met: measured 9.10 MB/s, ..."."""
+    the helper's reason: "...: down limit not met: measured 9.10 MB/s, ...";
+    and where the kernel holds one with a problem (problem_words)."""
     lines = []
     for app in apps:
         for direction in Direction:
-            what = "block" if app.blocked(direction) else "limit"
             problem = app.limit_problem(direction)
-            if (app.limit_bps(direction) or app.blocked(direction)) and problem:
-                words, reason = limit_problem_words(problem)
+            unknown = is_count_unknown(problem)
+            what = "quota" if unknown else "block" if app.blocked(direction) else "limit"
+            if (app.limit_bps(direction) or app.blocked(direction) or unknown) and problem:
+                words, reason = problem_words(problem)
                 lines.append(f"{app.id}: {direction.value} {what} {words}: {reason}")
     return lines
 

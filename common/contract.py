@@ -143,6 +143,19 @@ def is_held_before(problem: str) -> bool:
     return HELD_BEFORE in problem
 
 
+# At the end of a limit's problem while the kernel's count of its quota could not
+# be read (helper/engine/rule_listing.py): its gate is renewed as last set, so the
+# kernel holds that quota (ListRules in_force true); only what is left is unknown.
+# Not a limit left unenforced: the window and the CLI said "Not enforced: ... the
+# kernel holds it" until 2026-12-06; they key on the constant.
+COUNT_UNKNOWN = "the kernel holds it as last set, what is left of it is not known"
+
+
+def is_count_unknown(problem: str) -> bool:
+    """The kernel holds the quota as last set; how much of it is left is not known."""
+    return problem.endswith(COUNT_UNKNOWN)
+
+
 def is_not_met(problem: str) -> bool:
     """The limit is enforced but measured above it, not left unenforced."""
     return problem.startswith(NOT_MET_PREFIX)

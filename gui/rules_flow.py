@@ -180,7 +180,7 @@ class RulesFlow(QObject):
             held_by_quota=self._held_by_quota(app_id, states),
             quota_switching=frozenset(d for d, s in states.items() if s.quota_switching),
             quota_then={d: s.quota_then_bps for d, s in states.items()},
-            quota_held_on={
+            quota_words={
                 d: words
                 for d, s in states.items()
                 if (words := describe_held_quota(s, self._model.units))

@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from chadthrottle.contract import PAUSED_PROBLEM, ApplicationInfo, Direction, is_not_met
+from chadthrottle.contract import (
+    PAUSED_PROBLEM,
+    ApplicationInfo,
+    Direction,
+    is_count_unknown,
+    is_not_met,
+)
 
 # At most one alert of a kind this often (seconds).
 HOLD_S = 60.0
@@ -94,6 +100,8 @@ def _limit_alert(app: ApplicationInfo, direction: Direction) -> AlertKind | None
     not news."""
     problem = app.limit_problem(direction)
     if not problem or problem == PAUSED_PROBLEM or app.limit_bps(direction) <= 0:
+        return None
+    if is_count_unknown(problem):  # its quota held as last set: the limit holds
         return None
     return AlertKind.LIMIT_NOT_MET if is_not_met(problem) else AlertKind.LIMIT_NOT_ENFORCED
 

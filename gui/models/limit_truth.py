@@ -23,6 +23,7 @@ from chadthrottle.contract import (
     ApplicationInfo,
     Direction,
     RuleInfo,
+    is_count_unknown,
     is_held_before,
     is_not_met,
     limit_problem_words,
@@ -72,6 +73,10 @@ class LimitState:
     reach: str = ""  # how it holds in each namespace of the app's processes, "" on one shaped path
     # the window's: the quota line says its sizes as the rates beside it
     units: UnitSystem = UnitSystem.BYTES_DECIMAL
+    # the helper's words where its quota's count could not be read (contract.COUNT_UNKNOWN):
+    # held as last set (in force), only what is left not known. Not a problem: it
+    # read "Not enforced: ... the kernel holds it" and "4.00 GB left today" as known
+    count_unknown: str = ""
 
     @property
     def enforced(self) -> bool:
@@ -146,6 +151,8 @@ class LimitState:
         when = PERIOD_NOW.get(self.quota_period, f"this {self.quota_period}")
         if self.quota_spent:
             return f"quota used up {when}", "quota used up", "quota used"
+        if self.count_unknown:  # as last read, stale: not said as known
+            return "quota left not known", "left not known"
         left = format_size(self.quota_left_bytes, self.units)
         return f"{left} left {when}", f"{left} left"
 
@@ -183,6 +190,7 @@ class _Quota(TypedDict, total=False):
     quota_period: str
     quota_then_bps: int | None
     units: UnitSystem
+    count_unknown: str
 
 
 def user_name(uid: int) -> str:
@@ -254,7 +262,11 @@ def limit_state(
     schedule = info.down_schedule if direction is Direction.DOWN else info.up_schedule
     owner = info.limit_owner(direction)
     read_only = owner == ADMIN_OWNER and viewer_uid != ROOT_UID
-    problem = _problem(info.limit_problem(direction), enforcement_problem)
+    listed = info.limit_problem(direction)
+    count_unknown = listed if is_count_unknown(listed) else ""  # held: not a problem
+    problem = _problem("" if count_unknown else listed, enforcement_problem)
+    if count_unknown and budget:
+        quota["count_unknown"] = count_unknown
     # Blocked wins over a limit asked for meanwhile (cleared from the row menu,
     # typed in the rules dialog): no data passes whatever the limit beneath.
     if info.blocked(direction):
@@ -302,6 +314,15 @@ def quota_then(
 
 
 def describe_quota(state: LimitState, units: UnitSystem, unbroken: bool = False) -> str:
+    """The quota in a sentence, and where the kernel's count of it could not be
+    read, the helper's words for that (LimitState.count_unknown)."""
+    said = _describe_quota(state, units, unbroken)
+    if not (said and state.count_unknown):
+        return said
+    return f"{said}; {state.count_unknown}"
+
+
+def _describe_quota(state: LimitState, units: UnitSystem, unbroken: bool = False) -> str:
     """The quota in a sentence: "1.2 GB of 5 GB left today", or once spent
     what holds the direction until the next period ("" without a quota);
     unbroken: its rate kept on one line (a wrapped dialog line parted "100" and "KB/s").
@@ -312,6 +333,8 @@ def describe_quota(state: LimitState, units: UnitSystem, unbroken: bool = False)
         return ""
     period = state.quota_period
     now = PERIOD_NOW.get(period, f"this {period}")  # "today", as the row's line says
+    if not state.quota_spent and state.count_unknown:  # what is left as last read: stale
+        return f"{format_size(state.quota_bytes, units)} {now}"
     if not state.quota_spent:
         # paused, in short: "... left today, counted since it was set or the day
         # began. Not enforced: limits are paused." said twice what it was not
@@ -348,7 +371,10 @@ def describe_quota(state: LimitState, units: UnitSystem, unbroken: bool = False)
 def describe_held_quota(state: LimitState, units: UnitSystem) -> str:
     """A used-up quota held on after a change the kernel refused (LimitState.held_on),
     in the pane's words: what holds it now and why ("" otherwise). The rules dialog
-    said only "all 20.0 MB used today" of one (gui22's walk), as if nothing held it."""
+    said only "all 20.0 MB used today" of one (gui22's walk), as if nothing held it;
+    and of one whose count could not be read, what was left at the last read."""
+    if state.quota_bytes and state.count_unknown:
+        return describe_quota(state, units, unbroken=True)
     if not (state.quota_spent and state.held_on):
         return ""
     return (

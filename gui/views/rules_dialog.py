@@ -84,8 +84,9 @@ class AppRules:
     quota_switching: frozenset[Direction] = frozenset()
     # what each quota does once used up (ListRules): bytes/s, 0 blocks; None not known
     quota_then: dict[Direction, int | None] = field(default_factory=dict)
-    # a used-up quota held on after a refused change: the pane's words (describe_held_quota)
-    quota_held_on: dict[Direction, str] = field(default_factory=dict)
+    # a used-up quota held on after a refused change, or one whose count could not be
+    # read: the pane's words (describe_held_quota), said instead of what is left
+    quota_words: dict[Direction, str] = field(default_factory=dict)
     # a limit of the viewer's own kept beneath a block, said as the detail pane says it
     kept: dict[Direction, str] = field(default_factory=dict)
     schedules: tuple[ScheduleInfo, ...] = ()
@@ -393,8 +394,8 @@ class RulesDialog(QDialog):
         for direction, box in self.block_boxes.items():
             box.setChecked(rules.blocked.get(direction, False))
         size_text = functools.partial(format_size, units=self.units)
-        quotas = [f"{DIRECTION_LABELS[d]}: " + (f"{size_text(left)} of {size_text(size)} left {when(period)}, {quota_counted_since(period)}" if left
-                                                else rules.quota_held_on.get(d) or f"all {size_text(size)} used {when(period)}{self._holds(d, period)}")
+        quotas = [f"{DIRECTION_LABELS[d]}: " + (rules.quota_words.get(d) or (f"{size_text(left)} of {size_text(size)} left {when(period)}, {quota_counted_since(period)}" if left
+                                                else f"all {size_text(size)} used {when(period)}{self._holds(d, period)}"))
                   for d, (size, left, period) in rules.quotas.items() if size]  # fmt: skip
         # Said before one is set: a 2 GB daily quota on an application that read 58 GB
         # today said "1.99 GB of 2 GB left today", and nothing said why. Each quota a

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from chadthrottle.contract import Direction, RuleInfo, ScheduleInfo
+from chadthrottle.contract import COUNT_UNKNOWN, Direction, RuleInfo, ScheduleInfo
 from chadthrottle.helper.engine.gating import GatePort, Gating, held_on
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey
 from chadthrottle.helper.engine.listing import DirectionHeld
@@ -178,9 +178,7 @@ def _unread_problem(why: str, held: bool) -> str:
     (held: that is the rule's, in this period); only what is left of it is not
     known. Until 2026-12-06 listed "it does not hold", as a refused write."""
     holds = (
-        "the kernel holds it as last set, what is left of it is not known"
-        if held
-        else "the kernel holds what was last set, not this quota or period"
+        COUNT_UNKNOWN if held else "the kernel holds what was last set, not this quota or period"
     )
     return f"its quota's count could not be read ({why}): {holds}"
 

@@ -1,0 +1,71 @@
+"""What review23 found reading gui22's and gui23's work against the helper's
+listing, each with the real widgets (offscreen)."""
+
+from __future__ import annotations
+
+from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo
+from chadthrottle.gui.alerts.policy import _limit_alert
+from chadthrottle.gui.models.columns import Column
+from chadthrottle.gui.models.limit_truth import describe_limit
+from chadthrottle.gui.tray.tray import limit_word
+from chadthrottle.helper.engine.rule_listing import _unread_problem
+from PySide6.QtCore import Qt
+
+from tests.gui.test_walk10_faults import _with
+from tests.gui.test_walk19_faults import FIREFOX
+from tests.gui.test_walk20_faults import _emit
+from tests.gui.walk_stage import on_screen
+
+UNREAD = _unread_problem("Input/output error", held=True)  # the helper's own words (c84374e)
+GB = 10**9
+QUOTA = {"up_quota_bytes": 5 * GB, "up_quota_left_bytes": 4 * GB, "up_quota_period": "day"}
+
+
+def test_a_quota_whose_count_cannot_be_read_is_shown_held_what_is_left_not_known(
+    qtbot, make_controller
+) -> None:  # type: ignore[no-untyped-def]
+    """The helper lists "its quota's count could not be read (...): the kernel
+    holds it as last set, what is left of it is not known", ListRules in_force
+    true. The window said "Not enforced: ... the kernel holds it", counted it
+    not enforced, the row "not enforced" in amber, and the quota alone showed
+    "4.00 GB left today" as known, its problem unsaid."""
+    controller = make_controller()
+    window, model = controller.window, controller.model
+    on_screen(window, qtbot)
+    quota = {"quota_bytes": 5 * GB, "quota_period": "day", "quota_then_bps": 0}
+    rules = (RuleInfo(FIREFOX, "up", 10**6, 0, ADMIN_OWNER, True, **quota),)
+    _emit(controller, _with(FIREFOX, up_limit_bps=10**6, up_limit_problem=UNREAD, **QUOTA), rules)
+    qtbot.waitUntil(lambda: model.limit_state(FIREFOX, Direction.UP).quota_bytes == 5 * GB)
+    state = model.limit_state(FIREFOX, Direction.UP)
+    said = describe_limit(state, Direction.UP, model.units)
+    assert "Not enforced" not in said and "4.00 GB" not in said, said
+    assert said.startswith("Upload: limited to 1.00 MB/s.") and UNREAD[1:] in said, said
+    assert state.enforced and "not enforced" not in " ".join(state.note_lines), state
+    assert not any("left today" in line for line in state.note_lines), state.note_lines
+    tally = model.limit_tally()
+    assert not tally.problems and FIREFOX and tally.enforced >= 1, tally
+    down = model.limit_state(FIREFOX, Direction.DOWN)
+    assert limit_word((down, state)) == "limited"
+    info = next(
+        a for a in _with(FIREFOX, up_limit_bps=10**6, up_limit_problem=UNREAD) if a.id == FIREFOX
+    )
+    assert _limit_alert(info, Direction.UP) is None  # not "cannot hold it"
+    tooltip = str(
+        window.table.proxy_index(FIREFOX, Column.UP_LIMIT).data(Qt.ItemDataRole.ToolTipRole)
+    )
+    assert "Not enforced" not in tooltip and "not known" in tooltip, tooltip
+
+    window.rulesRequested.emit(FIREFOX)
+    dialog = controller.rules.dialog
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    quota_said = dialog.quota_state.text().replace("\u00a0", " ")
+    assert "4.00 GB of" not in quota_said and "not known" in quota_said, quota_said
+
+    alone = (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, True, **quota),)  # a quota alone
+    _emit(controller, _with(FIREFOX, up_limit_problem=UNREAD, **QUOTA), alone)
+    qtbot.waitUntil(lambda: model.limit_state(FIREFOX, Direction.UP).rate_bps == 0)
+    state = model.limit_state(FIREFOX, Direction.UP)
+    said = describe_limit(state, Direction.UP, model.units)
+    assert "Not enforced" not in said and UNREAD[1:] in said and "4.00 GB" not in said, said
+    assert not any("left today" in line for line in state.note_lines), state.note_lines
