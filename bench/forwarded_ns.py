@@ -3,6 +3,7 @@ container's forwarded packets (issue 16, bpf/datapath.c), by the kernel's
 per-program run-time statistics (BPF_ENABLE_STATS, on while this runs).
 
     sudo .venv/bin/python -m bench.forwarded_ns [--blocks 6] [--seconds 2] [--link [--classed]]
+        [--container-limit | --local]
 
 A namespace behind the helper's, masqueraded out of its uplink (a container);
 the helper's shaper holds an upload and a download limit of another slot, so
@@ -18,6 +19,16 @@ are classed at the uplink (their token checked: forwarded_tokens) and the
 veth's hook writes the slot's token. The report: ns per run of chadt_tc_out
 (the uplink's egress) and of chadt_tc_in (the veth's ingress, in the
 helper's namespace) per state, median [min-max] over blocks, and the load.
+--container-limit: the container's namespace has a shaper of its own (as
+the helper's namespace_shapers makes, with no pacer) holding the slot's
+upload limit, so its packets go through an upload IFB there and skip the
+veth's ingress hook; the container's egress runs chadt_tc_out too (which
+writes the slot's token there when it is classed in the helper's tree:
+carry_token). The kernel keeps one run-time count per program, not per
+device: chadt_tc_out's are then the container's egress and the uplink's
+together, chadt_tc_in's every ingress hook's (here almost all the veth's). --local: the sender runs in the helper's namespace instead (a
+local socket; with --classed its limited packets pass carry_token's test of
+the namespace and go on without a token).
 """
 
 from __future__ import annotations
@@ -36,12 +47,23 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.kernel import bpf_syscalls
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.htb import ClassSpec
+from chadthrottle.helper.kernel.namespace_shapers import NoPacing
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
+from chadthrottle.helper.kernel.tc_shaper import TcShaper
 from chadthrottle.priority import Priority
+from pyroute2 import IPRoute
 
 from bench.hook_split import uptime
 from bench.overhead import CACHE_DIR
-from tests.support.netns import NetnsPair, extra_link, netns_pair, nsenter_argv, tc_shaper_in
+from tests.support.netns import (
+    NetnsPair,
+    entered_netns,
+    extra_link,
+    netns_pair,
+    nsenter_argv,
+    tc_shaper_in,
+)
+from tests.support.own_names import JOURNAL_INSTANCE
 
 OTHER, SLOT = 9, 7
 SENDER = """
@@ -76,6 +98,21 @@ def masqueraded(pair: NetnsPair) -> Iterator[NetnsPair]:
         finally:
             subprocess.run(nsenter_argv(pair.host_ns, ["nft", "delete", "table", "ip", table]),
                            capture_output=True)  # fmt: skip
+
+
+@contextlib.contextmanager
+def container_shaper(netns: str, datapath: Datapath) -> Iterator[TcShaper]:
+    """A shaper in the container's namespace as the helper makes one there:
+    with no pacer (NoPacing), so the helper's namespace keeps the maps."""
+    with entered_netns(netns):
+        ipr = IPRoute()
+        shaper = TcShaper(ipr, datapath.tc_program, NoPacing(), retire_after_s=0.0,
+                          hook_linger_s=0.0, instance=JOURNAL_INSTANCE)  # fmt: skip
+    try:
+        yield shaper
+    finally:
+        shaper.close()
+        ipr.close()
 
 
 def hook_program(netns: str, device: str, hook: str = "egress", name: str = "chadt_tc_out") -> int:
@@ -134,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--classed", action="store_true", help="with --link: the slot classed in the helper's tree"
     )
+    parser.add_argument(
+        "--container-limit",
+        action="store_true",
+        help="the slot's upload limit held in the container",
+    )
+    parser.add_argument("--local", action="store_true", help="the sender in the helper's namespace")
     args = parser.parse_args(argv)
     if args.classed and not args.link:
         parser.error("--classed needs --link")
@@ -149,18 +192,24 @@ def main(argv: list[str] | None = None) -> int:
             netns_pair() as pair,
             masqueraded(pair) as container,
             tc_shaper_in(pair.host_ns, datapath) as shaper,
+            contextlib.ExitStack() as stack,
         ):
             limit = ClassSpec(rate_bps=100_000_000, burst_bytes=1_000_000, priority=Priority.HIGH)
             if args.link:
                 for direction in Direction:
                     shaper.set_link(direction, LinkShaping(capacity_bps=125_000_000))
-            slots = (OTHER, SLOT) if args.classed else (OTHER,)
+            # the helper's own shaper holds every limit's class (namespace_shapers)
+            slots = (OTHER, SLOT) if args.classed or args.container_limit else (OTHER,)
             shaper.reconcile({direction: dict.fromkeys(slots, limit) for direction in Direction})
             prog_ids = (egress_program(pair),
                         hook_program(pair.host_ns, container.peer_if, "ingress", "chadt_tc_in"))  # fmt: skip
+            if args.container_limit:
+                own = stack.enter_context(container_shaper(container.host_ns, datapath))
+                own.reconcile({Direction.UP: {SLOT: limit}})
             for block in range(args.blocks):
                 for state in ("no slot", "slot") if block % 2 == 0 else ("slot", "no slot"):
-                    spent, count = one_run(container, pair.peer_addr, datapath, SLOT if state == "slot" else 0,
+                    spent, count = one_run(pair if args.local else container, pair.peer_addr, datapath,
+                                           SLOT if state == "slot" else 0,
                                            args.seconds, prog_ids)  # fmt: skip
                     results[state].append(spent[0])
                     ingress[state].append(spent[1])

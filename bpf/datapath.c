@@ -1037,12 +1037,11 @@ static __always_inline void carry_token(struct __sk_buff *skb, __u32 slot)
     __u32 token = forwarded_token(slot);
     if (!token)
         return;
-    struct bpf_sock *sk = skb->sk;
-    struct bpf_sock *full = sk ? bpf_sk_fullsock(sk) : 0;
-    struct sock_tag *tag = full ? tag_of_socket(full) : 0;
     __u32 home = 0;
     __u64 *classing = forwarded_tokens.lookup(&home);
-    if (!tag || !tag->netns_cookie || !classing || tag->netns_cookie == *classing)
+    /* the packet's socket's namespace (it has one here): one helper call, where
+     * the socket's tag cost two (bpf_sk_fullsock, sk_storage_get) */
+    if (!classing || bpf_get_netns_cookie(skb) == *classing)
         return;
     struct slot_pacing *pacing = upload_pacing.lookup(&slot);
     if (pacing && pacing->divided) { /* between namespaces (namespace_shares.py) */
@@ -1095,7 +1094,6 @@ int chadt_tc_out(struct __sk_buff *skb)
     }
     if ((classid >> 16) != HTB_MAJOR || !slot || slot == 0xffff || !skb->sk)
         return 0;
-    if (forwarded_in_use())
-        carry_token(skb, slot);
+    carry_token(skb, slot); /* a token only while forwarded flows are classed */
     return classid;
 }
