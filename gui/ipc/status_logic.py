@@ -6,6 +6,7 @@ are testable without a bus or a thread.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from chadthrottle.contract import PAUSED_PROBLEM, BackendInfo, ErrorName
@@ -37,7 +38,7 @@ STOPPED = "The helper stopped."
 ARROWS = {"down": "▼", "up": "▲"}  # as the window's totals and the link field say them
 
 
-def backend_field(backends: tuple[BackendInfo, ...]) -> str:
+def backend_field(backends: tuple[BackendInfo, ...], gated: Iterable[str] = ()) -> str:
     """ "Enforcing ▼ ▲" for the status bar: which ways what is set (limits, blocks,
     quotas, the link's shaping) holds in the kernel, arrows as the window's totals;
     "Ready to enforce" where none holds anything (nothing set), "Cannot enforce"
@@ -45,8 +46,9 @@ def backend_field(backends: tuple[BackendInfo, ...]) -> str:
     only (StatusLine.set_backends): "Backends ready: tc, ebpf" and "Backend: tc ▲"
     were words a new user did not know (gui22, under Xvfb). "Ready", not the
     backends available: "Backend: tc, ebpf" read as both holding limits that
-    nobody had set (gui18)."""
-    held = {d for b in backends if b.available for d in b.active_directions}
+    nobody had set (gui18). gated: the ways a block or quota holds (the kernel's
+    gates, which no backend lists as active: LimitTally.gated)."""
+    held = {d for b in backends if b.available for d in b.active_directions} | set(gated)
     if held:
         return "Enforcing " + " ".join(arrow for d, arrow in ARROWS.items() if d in held)
     if any(backend.available for backend in backends):

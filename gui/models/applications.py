@@ -159,6 +159,8 @@ def _may_hold(app: AppRow) -> bool:
         or info.up_limit_bps
         or info.down_blocked
         or info.up_blocked
+        or info.down_quota_bytes  # a quota alone: its gate holds (LimitTally.gated)
+        or info.up_quota_bytes
         or app.pending
     )
 

@@ -287,8 +287,9 @@ def limit_state(
         # read no limit and its menu offered "Block upload", the problem unsaid.
         return LimitState(0, owner_note(owner, viewer_uid), read_only, problem, blocked=True,
                           schedule=schedule, **quota)  # fmt: skip
-    if helper_rate <= 0:  # a quota alone is not enforced either while nothing is
-        return LimitState(0, problem=enforcement_problem if budget else "", **quota)
+    if helper_rate <= 0:  # a quota alone is not enforced either while nothing is, nor
+        # where the helper says its gate does not hold (it was dropped, the quota said fine)
+        return LimitState(0, problem=problem if budget else "", **quota)
     own = own_rule_rate(rules, info.id, direction, viewer_uid) if read_only else 0
     return LimitState(helper_rate, owner_note(owner, viewer_uid), read_only, problem, own, schedule=schedule,
                       reach=info.limit_reach(direction), **quota)  # fmt: skip
@@ -539,6 +540,10 @@ class LimitTally:
     # held on after a change the kernel refused: blocked now, not for long (the
     # status line said "1 not enforced" of a block that held)
     refused: tuple[str, ...] = ()
+    # the ways a block or a quota holds now: the kernel's gates hold them, no backend's
+    # classes, so the helper lists no backend active for them (the status line read
+    # "Ready to enforce" beside a Blocked row)
+    gated: frozenset[Direction] = frozenset()
 
     @property
     def total(self) -> int:
@@ -564,7 +569,10 @@ def tally(
     not_enforced: list[str] = []
     not_met: list[str] = []
     refused: list[str] = []
+    gated: set[Direction] = set()
     for name, direction, state in states:
+        if gates_hold(state):
+            gated.add(direction)
         if not state.held:
             continue
         if state.problem:  # no kind is counted as active
@@ -574,4 +582,16 @@ def tally(
             kind.append(f"{name} {word}: {reason}")
         else:
             enforced += 1
-    return LimitTally(enforced, tuple(not_enforced), tuple(not_met), tuple(refused))
+    return LimitTally(
+        enforced, tuple(not_enforced), tuple(not_met), tuple(refused), frozenset(gated)
+    )
+
+
+def gates_hold(state: LimitState) -> bool:
+    """Whether the kernel's gate holds this direction now: a block (one held on
+    after a refused change too), or a quota that counts (not paused, nothing wrong)."""
+    if state.pending:
+        return False
+    if state.blocked:
+        return not state.problem or state.held_on
+    return bool(state.quota_bytes) and not state.problem

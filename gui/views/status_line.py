@@ -3,7 +3,7 @@ and the link's capacity and shaping (issue 16; click it to change them)."""
 
 from __future__ import annotations
 
-from chadthrottle.contract import BackendInfo
+from chadthrottle.contract import BackendInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import NOT_ENFORCING, PAUSED_FIELD, backend_field
 from chadthrottle.gui.models.limit_truth import LimitTally
@@ -79,6 +79,7 @@ class StatusLine(QStatusBar):
         self._state, self._detail, self._late = HelperState.CONNECTING, "", False
         self._helper_gone = False  # not running or not installed: no backend holds anything
         self._paused = False  # limits paused: no backend holds anything either
+        self._gated: tuple[str, ...] = ()  # the ways a block or quota holds (LimitTally.gated)
         # What makes way for a long message (show_text): the least read fields.
         self._giving_way = (self.backend, self.helper)
 
@@ -148,11 +149,15 @@ class StatusLine(QStatusBar):
                 + (f" Available: {available}." if available else "")
             )
             return
-        self.backend.setText(backend_field(backends))
+        self.backend.setText(backend_field(backends, self._gated))
         # what is set: limits, blocks, quotas, the link's shaping for priorities ("holds the
         # download and upload limits" read beside "No limits" with only the link shaped)
         holding = [f"{b.name} enforces what is set for the {' and '.join(WORDS.get(d, d) for d in b.active_directions)}"
                    for b in backends if b.available and b.active_directions]  # fmt: skip
+        if self._gated:  # the kernel's gates: no backend lists them as active
+            holding.append(
+                f"A block or quota is enforced for the {' and '.join(WORDS[d] for d in self._gated)}"
+            )
         ready = [b.name for b in backends if b.available and not b.active_directions]
         if ready and not holding:  # nothing limited (or nothing in force): none holds anything
             holding = [
@@ -205,6 +210,10 @@ class StatusLine(QStatusBar):
 
     def set_limits(self, tally: LimitTally, nothing_enforced: str, status: HelperStatus) -> None:
         """Count only limits that are enforced; say plainly when none is, and why."""
+        gated = tuple(d.value for d in Direction if d in tally.gated)
+        if gated != self._gated:  # the enforcing field says the ways a block or quota holds
+            self._gated = gated
+            self.set_backends(self._backends)
         warning = False
         if status.state is HelperState.CONNECTING:
             text, tip = "Limits: waiting for the helper", ""

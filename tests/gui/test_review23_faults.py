@@ -3,7 +3,7 @@ listing, each with the real widgets (offscreen)."""
 
 from __future__ import annotations
 
-from chadthrottle.contract import ADMIN_OWNER, Direction, RuleInfo
+from chadthrottle.contract import ADMIN_OWNER, BackendInfo, Direction, RuleInfo
 from chadthrottle.gui.alerts.policy import _limit_alert
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.limit_truth import describe_limit
@@ -11,6 +11,7 @@ from chadthrottle.gui.tray.tray import limit_word
 from chadthrottle.helper.engine.rule_listing import _unread_problem
 from PySide6.QtCore import Qt
 
+from tests.gui.bare_window import bare_window
 from tests.gui.test_walk10_faults import _with
 from tests.gui.test_walk19_faults import FIREFOX
 from tests.gui.test_walk20_faults import _emit
@@ -69,3 +70,33 @@ def test_a_quota_whose_count_cannot_be_read_is_shown_held_what_is_left_not_known
     said = describe_limit(state, Direction.UP, model.units)
     assert "Not enforced" not in said and UNREAD[1:] in said and "4.00 GB" not in said, said
     assert not any("left today" in line for line in state.note_lines), state.note_lines
+
+
+def test_a_block_or_a_quota_alone_is_said_enforcing_not_ready(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A block or a quota is held by the kernel's gates, no backend's classes:
+    the helper lists no backend active for it (seen on the real helper: Parcel
+    Updates' download blocked, `backends` ACTIVE "-"). The status line read
+    "Ready to enforce", its tooltip "None holds a limit now", beside a row
+    that read Blocked and passed nothing."""
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    on_screen(window, qtbot)
+    ready = (BackendInfo("tc", True, "", ()), BackendInfo("ebpf", True, "", ()))
+    window.set_backends(ready)
+    line = window.status_line
+    model.apply_snapshot(_with(FIREFOX, down_blocked=True, down_limit_bps=0))
+    qtbot.waitUntil(lambda: line.backend.text() != "")
+    assert line.backend.text() == "Enforcing ▼", line.backend.text()
+    assert "None holds" not in line.backend.toolTip(), line.backend.toolTip()
+    model.apply_snapshot(_with(FIREFOX, down_limit_bps=0, **QUOTA))  # a quota alone, counting
+    qtbot.waitUntil(lambda: line.backend.text() == "Enforcing ▲")
+    refused = (
+        "the kernel did not take its block or quota (Operation not permitted): it does not hold"
+    )
+    model.apply_snapshot(_with(FIREFOX, down_limit_bps=0, up_limit_problem=refused, **QUOTA))
+    qtbot.waitUntil(lambda: line.backend.text() == "Ready to enforce")  # a quota not held
+    said = describe_limit(model.limit_state(FIREFOX, Direction.UP), Direction.UP, model.units)
+    assert said.endswith(f"Not enforced: {refused}."), said  # it was not said at all
+    model.apply_snapshot(_with(FIREFOX, down_blocked=True, down_limit_bps=0))
+    window.set_limits_paused(True)  # paused: the pause's words, whatever was listed
+    assert line.backend.text() == "Enforcing paused"
