@@ -128,12 +128,17 @@ NOT_SET = "No link capacity is set"
 # The link field then: "Link: not shaped" was a word a new user did not know (gui22's
 # walk); the capacity is what they set (the ☰ menu's "Link capacity…", its dialog).
 NO_CAPACITY = "Link capacity: not set"
-NOT_IN_FORCE = "Link capacity: not in force"  # one set, none in force: limits paused
+NOT_IN_FORCE_WORDS = "not in force"
+# one set, none in force: limits paused, or the helper cannot shape it (the tooltip says why)
+NOT_IN_FORCE = f"Link capacity: {NOT_IN_FORCE_WORDS}"
 
 
 def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
-    """ "Link shaped: ▼ 50.0 Mbit/s ▲ 10.0 Mbit/s" (≈ when estimated); the problem, when
-    there is one, in amber; never "on" for a direction the kernel does not shape."""
+    """ "Link capacity: ▼ 50.0 Mbit/s ▲ 10.0 Mbit/s" (≈ when estimated); a direction
+    the kernel does not shape now "not in force" in amber, never its rate as if it
+    held, and the problem where there is one. One word for it in every state:
+    "Link shaped", "partly shaped", "not shaped" beside "Link capacity: not set"
+    were two words for one thing (review23)."""
     estimated = " (estimated)" if shaping.estimate else ""
     capacities = [(arrow, shaping.capacity_bps(d), shaping.shaping(d))
                   for arrow, d in (("▼", Direction.DOWN), ("▲", Direction.UP))]  # fmt: skip
@@ -150,33 +155,36 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
                            f"{'' if said else _problem(shaping)} Click to set it.", bool(shaping.problem))  # fmt: skip
     if not any(cap for _a, cap, _s in capacities):  # estimating, nothing measured yet
         return LinkSummary(
-            "Link: estimating the capacity…",
+            "Link capacity: estimating…",
             "The helper is estimating the link's capacity; "
-            f"nothing is shaped until it has one.{_problem(shaping)} Click to change.",
+            f"none is in force until it has one.{_problem(shaping)} Click to change.",
             True,
         )
-    parts = [f"{arrow} {format_rate(cap, units) if cap else '—'}" for arrow, cap, _s in capacities]
     on = [shaping_on for _a, cap, shaping_on in capacities if cap]
-    state = "shaped" if on and all(on) else "partly shaped" if any(on) else "not shaped"
     lines = [f"{'Download' if arrow == '▼' else 'Upload'}: "
-             + (f"capacity {format_rate(cap, units)}{estimated}, {'shaped' if on_ else 'not shaped now'}"
-                if cap else "not shaped")
+             + (f"capacity {format_rate(cap, units)}{estimated}, {'in force' if on_ else 'not in force now'}"
+                if cap else "not set")
              for arrow, cap, on_ in capacities]  # fmt: skip
     if shaping.interfaces:
         lines.append(f"Uplinks: {', '.join(shaping.interfaces)}")
     if shaping.problem:
         lines.append(f"Problem: {shaping.problem}")
     lines.append("Click to change.")
-    warning = bool(shaping.problem) or state != "shaped"
+    tooltip = "\n".join(lines)
+    if not any(on):  # the rates are in the tooltip: the line says what matters, and fits
+        return LinkSummary(NOT_IN_FORCE, tooltip, True)
+    parts = [f"{arrow} {(format_rate(cap, units) if on_ else NOT_IN_FORCE_WORDS) if cap else '—'}"
+             for arrow, cap, on_ in capacities]  # fmt: skip
+    warning = bool(shaping.problem) or not all(on)
     about = "≈ " if shaping.estimate else ""  # estimated: the tooltip says so
-    # Whether it is shaped first: a narrow status line cuts the end of the text.
-    head = f"Link {state}: {about}"
     rates = [format_rate(cap, units) for _a, cap, _s in capacities if cap]
     units_of = {rate.rsplit(" ", 1)[-1] for rate in rates}
-    short = ""
-    if len(rates) == 2 and len(units_of) == 1:  # "▼ 12.5 ▲ 5.00 MB/s": fits at 2x on 1366x768
-        short = f"{head}▼ {rates[0].rsplit(' ', 1)[0]} ▲ {rates[1]}"
-    return LinkSummary(f"{head}{' '.join(parts)}", "\n".join(lines), warning, short)
+    # Short, "capacity" left to the tooltip and the unit said once: at 2x on 1366x768 in
+    # the window's default size "Link capacity: ▼ 12.5 ▲ 5.00 M…" was cut (Xvfb, review23).
+    short = f"Link {about}{' '.join(parts)}"
+    if all(on) and len(rates) == 2 and len(units_of) == 1:  # "▼ 12.5 ▲ 5.00 MB/s"
+        short = f"Link {about}▼ {rates[0].rsplit(' ', 1)[0]} ▲ {rates[1]}"
+    return LinkSummary(f"Link capacity: {about}{' '.join(parts)}", tooltip, warning, short)
 
 
 def _problem(shaping: LinkShapingInfo) -> str:

@@ -1,5 +1,5 @@
 """The link capacity dialog: what the real bottleneck (usually the modem) can
-carry, per direction, or let the helper estimate it; or turn shaping off.
+carry, per direction, or let the helper estimate it; or clear it.
 
 Opened from the status line's link field. It only asks: the flow
 (gui/priority_flow.py) sends SetLinkCapacity off the GUI thread (polkit asks
@@ -40,14 +40,14 @@ WORDS = {Direction.DOWN: "Download", Direction.UP: "Upload"}
 # The placeholder's example, so the form and the window's units show before any error: 50/10 Mbit/s.
 EXAMPLE_BPS = {Direction.DOWN: 6_250_000, Direction.UP: 1_250_000}
 ADMIN_NOTE = (
-    "Changing it shapes every application's traffic: an administrator's password may be asked for."
+    "Changing it paces every application's traffic: an administrator's password may be asked for."
 )
 
 
 class LinkDialog(QDialog):
     capacityRequested = Signal(
         object, object, bool
-    )  # down bytes/s, up bytes/s (0: not shaped), estimate
+    )  # down bytes/s, up bytes/s (0: not set), estimate
 
     def __init__(self, units: UnitSystem, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,7 +58,7 @@ class LinkDialog(QDialog):
         self.state.setObjectName("linkState")
         self.state.setWordWrap(True)
         intro = QLabel("The rate your connection really carries (usually the modem's, not the network card's). "
-                       "ChadThrottle shapes just under it, so the queue forms here, where priorities order it.",
+                       "ChadThrottle paces traffic just under it, so the queue forms here, where priorities order it.",
                        self)  # fmt: skip
         intro.setWordWrap(True)
         form = QFormLayout()
@@ -66,9 +66,7 @@ class LinkDialog(QDialog):
         for direction in Direction:
             edit = QLineEdit(self)
             edit.setObjectName(f"capacity:{direction.value}")
-            edit.setPlaceholderText(
-                f"not shaped (e.g. {format_rate(EXAMPLE_BPS[direction], units)})"
-            )
+            edit.setPlaceholderText(f"not set (e.g. {format_rate(EXAMPLE_BPS[direction], units)})")
             edit.setAccessibleName(f"{WORDS[direction]} capacity")
             self.edits[direction] = edit
             form.addRow(f"{WORDS[direction]} capacity:", edit)
@@ -89,7 +87,7 @@ class LinkDialog(QDialog):
         self.apply.setObjectName("applyCapacity")
         self.apply.setDefault(True)
         self.apply.clicked.connect(self._on_apply)
-        self.off = QPushButton("Turn shaping off", self)
+        self.off = QPushButton("Clear capacity", self)
         self.off.setObjectName("shapingOff")
         self.off.clicked.connect(self._on_off)
         buttons.addButton(self.apply, QDialogButtonBox.ButtonRole.ActionRole)
@@ -115,10 +113,10 @@ class LinkDialog(QDialog):
                 edit.setText(format_rate(wanted, self.units) if wanted else "")
         if not self._estimate_touched:
             self.estimate.setChecked(shaping.estimate)
-        # Nothing to turn off: it read as a switch beside "No link capacity is set".
-        shaped = bool(shaping.down_set_bps or shaping.up_set_bps or shaping.estimate)
-        self.off.setEnabled(shaped)
-        self.off.setToolTip("" if shaped else "Nothing is shaped now: give a capacity and Apply.")
+        # Nothing to clear: it read as a switch beside "No link capacity is set".
+        set_ = bool(shaping.down_set_bps or shaping.up_set_bps or shaping.estimate)
+        self.off.setEnabled(set_)
+        self.off.setToolTip("" if set_ else "No capacity is set: give one and Apply.")
 
     def show_outcome(self, text: str, error: bool = False) -> None:
         self.message.setText(text)
@@ -155,7 +153,7 @@ class LinkDialog(QDialog):
         estimate = self.estimate.isChecked()
         if not (down or up or estimate):
             self.show_outcome(
-                "Give a capacity or tick estimate; to stop shaping, use Turn shaping off.",
+                "Give a capacity or tick estimate; to have none, use Clear capacity.",
                 error=True,
             )
             return

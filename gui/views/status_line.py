@@ -97,7 +97,7 @@ class StatusLine(QStatusBar):
     def _make_way(self) -> None:
         """The giving-way fields hidden while the message would not fit beside them;
         the link field at its short form too while not even the message's short
-        form would (2x on 1366x768 beside "Link partly shaped (estimated)…")."""
+        form would (2x on 1366x768 beside "Link capacity: ≈ ▼ 400 Mbit/s ▲ not in force")."""
         if not self.isVisible():
             return  # not laid out yet: decided when it is (showEvent)
         layout = self.layout()
@@ -293,7 +293,7 @@ class ElidingButton(QToolButton):
 
     def minimumSizeHint(self) -> QSize:
         hint = super().minimumSizeHint()
-        return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance("Link partly shaped…") + 12),
+        return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance("Link capacity: not…") + 12),
                      hint.height())  # fmt: skip
 
     def paintEvent(self, _event: QPaintEvent) -> None:

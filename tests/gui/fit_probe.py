@@ -187,7 +187,7 @@ def main() -> int:
         model.apply_snapshot(quota_applications())
     # the longest message the application shows at start, as the controller shows it
     window.show_message(NO_TRAY_NOTICE, 20000, short=NO_TRAY_SHORT)
-    # The link field at its longest usual width (issue 16): estimated, in bits, partly shaped.
+    # The link field at its longest usual width (issue 16): estimated, in bits, partly in force.
     window.status_line.set_link(link_summary(LinkShapingInfo(60_000_000, 12_500_000, 0, 0, True, True, False),
                                              UnitSystem.BITS_DECIMAL))  # fmt: skip
     window.show()

@@ -33,7 +33,7 @@ def test_no_click_hint_inside_the_dialog(qtbot) -> None:  # type: ignore[no-unty
         LinkShapingInfo(12_500_000, 5_000_000, 12_500_000, 5_000_000, False, True, True)
     )
     assert (
-        "Upload: capacity 5.00 MB/s, shaped" in dialog.state.text()
+        "Upload: capacity 5.00 MB/s, in force" in dialog.state.text()
         and "Click" not in dialog.state.text()
     )
 
@@ -56,7 +56,7 @@ def test_empty_fields_show_the_form_in_the_windows_units(qtbot) -> None:  # type
     ):
         dialog = LinkDialog(units)
         qtbot.addWidget(dialog)
-        assert dialog.edits[Direction.DOWN].placeholderText() == f"not shaped (e.g. {example})"
+        assert dialog.edits[Direction.DOWN].placeholderText() == f"not set (e.g. {example})"
 
 
 def test_the_estimate_choice_says_what_it_costs_the_calls(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -91,12 +91,13 @@ def test_no_capacity_is_said_once(qtbot) -> None:  # type: ignore[no-untyped-def
 
 def test_turn_shaping_off_only_while_something_is_shaped(qtbot) -> None:  # type: ignore[no-untyped-def]
     """Under Xvfb the dialog said 'No link capacity is set' above an enabled
-    'Turn shaping off', which asked the helper to stop what was not running."""
+    'Turn shaping off' (now 'Clear capacity'), which asked the helper to stop what was
+    not running."""
     dialog = LinkDialog(UnitSystem.BYTES_DECIMAL)
     qtbot.addWidget(dialog)
     dialog.show_shaping(LinkShapingInfo(problem="no link capacity is set: priorities need it"))
     assert not dialog.off.isEnabled()
-    assert "nothing is shaped" in dialog.off.toolTip().casefold()
+    assert "no capacity is set" in dialog.off.toolTip().casefold()
     dialog.show_shaping(LinkShapingInfo(20_000_000, 0, 20_000_000, 0, False, True, False))
     assert dialog.off.isEnabled()
     dialog.show_shaping(LinkShapingInfo(estimate=True))  # estimating, nothing measured yet

@@ -1,5 +1,5 @@
 """The status line's link field on a narrow status line (2x on 1366x768): it
-read 'Link shaped: ▼ 12.5 MB/s ▲ 5.00 …', the upload's unit cut; it now gives
+read 'Link shaped: ▼ 12.5 MB/s ▲ 5.00 …' (now 'Link capacity: …'), the upload's unit cut; it now gives
 the unit once ('▼ 12.5 ▲ 5.00 MB/s') before anything is cut."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ SHAPED = LinkShapingInfo(12_500_000, 5_000_000, 12_500_000, 5_000_000, False, Tr
 
 def test_short_text_gives_the_unit_once() -> None:
     summary = link_summary(SHAPED, UnitSystem.BYTES_DECIMAL)
-    assert summary.text == "Link shaped: ▼ 12.5 MB/s ▲ 5.00 MB/s"
-    assert summary.short == "Link shaped: ▼ 12.5 ▲ 5.00 MB/s"
+    assert summary.text == "Link capacity: ▼ 12.5 MB/s ▲ 5.00 MB/s"
+    assert summary.short == "Link ▼ 12.5 ▲ 5.00 MB/s"
     mixed = link_summary(LinkShapingInfo(12_500_000, 500_000, 12_500_000, 500_000, False, True, True),
                          UnitSystem.BYTES_DECIMAL)  # fmt: skip
-    assert mixed.short == ""  # MB/s and KB/s: nothing shorter that still says both
+    assert mixed.short == "Link ▼ 12.5 MB/s ▲ 500 KB/s"  # MB/s and KB/s: each its unit
 
 
 def test_narrow_link_field_shows_the_short_text_whole(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -32,6 +32,6 @@ def test_narrow_link_field_shows_the_short_text_whole(qtbot) -> None:  # type: i
     assert field.shown_text() == summary.text
     field.resize(metrics.horizontalAdvance(summary.short) + 14, field.height())
     assert field.shown_text() == summary.short  # was cut: "… ▲ 5.00 …"
-    field.resize(metrics.horizontalAdvance("Link shaped…") + 12, field.height())
+    field.resize(metrics.horizontalAdvance("Link…") + 12, field.height())
     assert field.shown_text().endswith("…")  # narrower still: cut, the tooltip has it whole
     assert field.text() == summary.text  # what a screen reader reads stays whole

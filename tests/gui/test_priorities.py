@@ -61,9 +61,9 @@ def test_a_priority_with_a_problem_is_never_shown_in_force() -> None:
     assert not priority_state(firefox, 1000, asked="high").in_force  # asked for: not confirmed
     half = link_summary(LinkShapingInfo(50 * MB, 10 * MB, 50 * MB, 10 * MB, False, True, False, ("eth0",),
                                         "upload: no IFB"), UnitSystem.BITS_DECIMAL)  # fmt: skip
-    assert half.text == "Link partly shaped: ▼ 400 Mbit/s ▲ 80.0 Mbit/s" and half.warning
+    assert half.text == "Link capacity: ▼ 400 Mbit/s ▲ not in force" and half.warning
     assert (
-        "Upload: capacity 80.0 Mbit/s, not shaped now" in half.tooltip
+        "Upload: capacity 80.0 Mbit/s, not in force now" in half.tooltip
         and "upload: no IFB" in half.tooltip
     )
     assert link_summary(LinkShapingInfo(), UnitSystem.BYTES_DECIMAL) == link_summary(
@@ -275,7 +275,7 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
     )
     dialog.edits[next(iter(dialog.edits))].setText("50M")
     dialog.apply.click()
-    qtbot.waitUntil(lambda: link.text() == "Link shaped: ▼ 50.0 MB/s ▲ —", timeout=3000)
+    qtbot.waitUntil(lambda: link.text() == "Link capacity: ▼ 50.0 MB/s ▲ —", timeout=3000)
     assert ("capacity", 50 * MB, 0, False) in client.calls and dialog.message.text() == "Done."
     qtbot.waitUntil(
         lambda: app.model.priority_state(FIREFOX).in_force, timeout=3000

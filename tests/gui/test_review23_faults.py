@@ -3,15 +3,28 @@ listing, each with the real widgets (offscreen)."""
 
 from __future__ import annotations
 
-from chadthrottle.contract import ADMIN_OWNER, BackendInfo, Direction, RuleInfo
+import re
+
+from chadthrottle.contract import (
+    ADMIN_OWNER,
+    PAUSED_PROBLEM,
+    BackendInfo,
+    Direction,
+    LinkShapingInfo,
+    RuleInfo,
+)
 from chadthrottle.gui.alerts.policy import _limit_alert
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.limit_truth import describe_limit
+from chadthrottle.gui.models.priority_view import link_summary
 from chadthrottle.gui.tray.tray import limit_word
+from chadthrottle.gui.views.link_dialog import LinkDialog
 from chadthrottle.helper.engine.rule_listing import _unread_problem
+from chadthrottle.units import UnitSystem
 from PySide6.QtCore import Qt
 
 from tests.gui.bare_window import bare_window
+from tests.gui.sample_data import MB
 from tests.gui.test_walk10_faults import _with
 from tests.gui.test_walk19_faults import FIREFOX
 from tests.gui.test_walk20_faults import _emit
@@ -100,3 +113,58 @@ def test_a_block_or_a_quota_alone_is_said_enforcing_not_ready(qtbot) -> None:  #
     model.apply_snapshot(_with(FIREFOX, down_blocked=True, down_limit_bps=0))
     window.set_limits_paused(True)  # paused: the pause's words, whatever was listed
     assert line.backend.text() == "Enforcing paused"
+
+
+SHAPED_WORDS = re.compile(r"\b(shaped|shaping|shapes)\b", re.IGNORECASE)
+
+
+def test_the_link_field_says_capacity_in_every_state(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """gui23 made the link field's unset state "Link capacity: not set" and left
+    "Link shaped: ▼ …", "Link partly shaped: …", "Link not shaped: …" in the
+    others, the dialog's "Turn shaping off" and "not shaped (e.g. …)": two words
+    for one thing on one line. Each state says the capacity and whether it is
+    in force, the rates where they are."""
+    units = UnitSystem.BYTES_DECIMAL
+    states = {
+        "set, in force": LinkShapingInfo(
+            12_500_000, 5_000_000, 12_500_000, 5_000_000, False, True, True
+        ),
+        "partly": LinkShapingInfo(
+            50 * MB, 10 * MB, 50 * MB, 10 * MB, False, True, False, ("eth0",), "upload: no IFB"
+        ),
+        "none in force": LinkShapingInfo(40_000_000, 5_000_000),
+        "estimating": LinkShapingInfo(estimate=True),
+        "one way": LinkShapingInfo(50 * MB, 0, 50 * MB, 0, False, True, False),
+        "not set": LinkShapingInfo(),
+        "paused": LinkShapingInfo(down_set_bps=6_000_000, problem=PAUSED_PROBLEM),
+    }
+    said = {name: link_summary(info, units) for name, info in states.items()}
+    for name, summary in said.items():
+        words = f"{summary.text}\n{summary.short}\n{summary.tooltip}"
+        assert summary.text.startswith("Link capacity: "), (name, summary.text)
+        assert not SHAPED_WORDS.search(words), (name, words)
+    assert said["set, in force"].text == "Link capacity: ▼ 12.5 MB/s ▲ 5.00 MB/s"
+    assert said["set, in force"].short == "Link ▼ 12.5 ▲ 5.00 MB/s"
+    assert not said["set, in force"].warning
+    assert (
+        said["partly"].text == "Link capacity: ▼ 50.0 MB/s ▲ not in force"
+        and said["partly"].warning
+    )
+    assert "Upload: capacity 10.0 MB/s, not in force now" in said["partly"].tooltip
+    assert (
+        said["none in force"].text == "Link capacity: not in force"
+        and said["none in force"].warning
+    )
+    assert "Download: capacity 40.0 MB/s, not in force now" in said["none in force"].tooltip
+    assert said["one way"].text == "Link capacity: ▼ 50.0 MB/s ▲ —"  # the upload not set
+    assert "Upload: not set" in said["one way"].tooltip
+
+    dialog = LinkDialog(units)
+    qtbot.addWidget(dialog)
+    dialog.show_shaping(states["not set"])
+    texts = [dialog.off.text(), dialog.off.toolTip(), dialog.state.text(),
+             *(edit.placeholderText() for edit in dialog.edits.values())]  # fmt: skip
+    dialog.show_shaping(states["set, in force"])
+    texts += [dialog.state.text(), dialog.off.text(), dialog.message.text()]
+    assert not [text for text in texts if SHAPED_WORDS.search(text)], texts
+    assert dialog.off.text() == "Clear capacity"

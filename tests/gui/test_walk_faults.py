@@ -104,7 +104,7 @@ def test_the_status_line_follows_a_pause_and_a_resume_at_once(qtbot, pausing) ->
     ebpf" for several seconds (gui8, gui9 under Xvfb): both were read every few
     polls only, and kept what the paused helper had said."""
     link, backend = pausing.window.status_line.link, pausing.window.status_line.backend
-    qtbot.waitUntil(lambda: link.text().startswith("Link shaped: "), timeout=10_000)
+    qtbot.waitUntil(lambda: link.text().startswith("Link capacity: ▼"), timeout=10_000)
     qtbot.waitUntil(lambda: backend.text() == "Enforcing ▼ ▲", timeout=10_000)
     pausing.window.pauseRequested.emit(True)
     qtbot.waitUntil(lambda: pausing.window.limits_paused, timeout=10_000)
@@ -112,7 +112,7 @@ def test_the_status_line_follows_a_pause_and_a_resume_at_once(qtbot, pausing) ->
     qtbot.waitUntil(lambda: backend.text() == "Enforcing paused", timeout=10_000)  # none holds
     pausing.window.pauseRequested.emit(False)
     qtbot.waitUntil(lambda: not pausing.window.limits_paused, timeout=10_000)
-    qtbot.waitUntil(lambda: link.text().startswith("Link shaped: "), timeout=10_000)
+    qtbot.waitUntil(lambda: link.text().startswith("Link capacity: ▼"), timeout=10_000)
     qtbot.waitUntil(lambda: backend.text() == "Enforcing ▼ ▲", timeout=10_000)
 
 

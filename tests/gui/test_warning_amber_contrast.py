@@ -44,7 +44,7 @@ def test_status_line_warning_follows_the_theme(qtbot) -> None:  # type: ignore[n
         apply_theme(app, Theme.SYSTEM)  # as found
     line.follow_palette()
     assert line.link.styleSheet() == light
-    line.set_link(LinkSummary("Link shaped: ▼ 6.00 MB/s", "shaped", warning=False))
+    line.set_link(LinkSummary("Link capacity: ▼ 6.00 MB/s", "in force", warning=False))
     assert line.link.styleSheet() == ""
 
 
