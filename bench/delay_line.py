@@ -22,10 +22,13 @@ landed, and it overtook a whole delay of the stream's own older packets
 
 The tun offers no offloads, so the kernel cuts GSO super-packets into the
 segments a real path carries before they reach it (and the receiving socket
-counts segments as it would from a NIC). About 36,000 packets a second at
-50 MiB/s: measured, 27% of a core in this process. Unlimited, it is a
-bottleneck of about 123 MB/s with the tun's 500-packet queue, and drops there
-like a real one.
+counts segments as it would from a NIC). Measured on this routed path
+(bench/delay_line_cost.py, 20 ms, load 1.8-3.5, 2026-12-06): a BBR upload
+paced at 50 MiB/s is about 36,000 packets a second, 24-26% of a core in this
+process; unpaced, BBR got 52-123 MB/s (5 runs), this process at 37-54% of a
+core, with 70-5,400 packets a second dropped at the tun's 500-packet queue,
+as a real bottleneck drops. A CUBIC upload got 27-29 MB/s, paced at 50 MiB/s
+or not, with next to no drops there and 13% of a core here (not chased).
 
     python -m bench.delay_line --dev NAME --delay-ms 20   (in the peer namespace)
 """
@@ -70,17 +73,24 @@ def relay(fd: int, delay_s: float) -> None:
 
 
 def serve(name: str, delay_ms: float, realtime: bool = False) -> None:
+    """Relay on a new tun until stopped (SIGTERM: main()); the namespace's
+    rp_filter is put back as it was, whatever ended the relay."""
     if realtime:  # woken at once under CPU load: the round trip does not grow with it
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
     fd = open_tun(name)
     subprocess.run(["ip", "link", "set", "dev", name, "up"], check=True)
-    for conf in (
-        "all",
-        name,
-    ):  # packets from the host arrive on the tun, not on the veth their route names
-        Path(f"/proc/sys/net/ipv4/conf/{conf}/rp_filter").write_text("0")
-    print(json.dumps({"ready": True}), flush=True)
-    relay(fd, delay_ms / 1000)
+    # Packets from the host arrive on the tun, not on the veth their route
+    # names: the check is off for it and for "all" (the stricter of the two
+    # counts). The tun's own setting goes with the tun; "all" stays.
+    shared = Path("/proc/sys/net/ipv4/conf/all/rp_filter")
+    was = shared.read_text().strip()
+    try:
+        for conf in (shared, Path(f"/proc/sys/net/ipv4/conf/{name}/rp_filter")):
+            conf.write_text("0")
+        print(json.dumps({"ready": True}), flush=True)
+        relay(fd, delay_ms / 1000)
+    finally:
+        shared.write_text(was)
 
 
 ROUTE_TABLE = 2001  # the peer namespace's table that sends what the host sent out of the tun

@@ -15,13 +15,15 @@ at least the delay, once it has sent at the limit for a while.
 
 from __future__ import annotations
 
+import subprocess
+
 from chadthrottle.contract import Direction
 
 from bench.delay_line import delayed
 from tests.e2e.conftest import Stack
 from tests.support import own_names
 from tests.support.helper_calls import call_helper
-from tests.support.netns import app_scope, start_stream
+from tests.support.netns import NetnsPair, app_scope, start_stream
 from tests.support.sender_info import SenderSampler
 from tests.support.waiting import eventually
 
@@ -81,3 +83,24 @@ def _sampler(pid: int, found: list[SenderSampler]) -> bool:
     except (LookupError, OSError):
         return False
     return True
+
+
+def test_the_delay_line_puts_back_the_peers_rp_filter() -> None:
+    """serve() turns the peer namespace's reverse-path check off (its packets
+    come in on the tun); as the rest of delayed() does, it puts back what it
+    changed. Until 2026-12-06 "all" stayed 0 (the namespace went soon after)."""
+    from tests.support.netns import netns_pair, nsenter_argv
+    from tests.support.requirements import require_root
+
+    require_root()
+
+    def rp_filter(pair: NetnsPair) -> str:
+        argv = nsenter_argv(pair.peer_ns, ["sysctl", "-n", "net.ipv4.conf.all.rp_filter"])
+        return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+    with netns_pair() as pair:
+        subprocess.run(nsenter_argv(pair.peer_ns, ["sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=2"]),
+                       check=True)  # fmt: skip
+        with delayed(pair, DELAY_MS):
+            assert rp_filter(pair) == "0"
+        assert rp_filter(pair) == "2"
