@@ -3,7 +3,7 @@ and the link's capacity and shaping (issue 16; click it to change them)."""
 
 from __future__ import annotations
 
-from chadthrottle.contract import BackendInfo, Direction
+from chadthrottle.contract import BLOCK_LEASE_S, BackendInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import NOT_ENFORCING, PAUSED_FIELD, backend_field
 from chadthrottle.gui.models.limit_truth import LimitTally
@@ -33,6 +33,15 @@ HELPER_WORDS: dict[HelperState, str] = {
     HelperState.NOT_INSTALLED: "not installed",
     HelperState.KERNEL_FEATURE_MISSING: "kernel feature missing",
 }
+
+
+# What holds while the helper is away (docs/helper.md, "While the helper is down" and
+# "SIGKILL or a crash"): "No backend enforces anything" was not so after a kill.
+HELPER_AWAY = (
+    "The helper is not running: nothing renews blocks and quotas, which let traffic through "
+    f"within {BLOCK_LEASE_S:g} s. A helper stopped removes its rate limits and the link's "
+    "capacity; one killed leaves them in the kernel until it starts again."
+)
 
 
 class StatusLine(QStatusBar):
@@ -202,9 +211,7 @@ class StatusLine(QStatusBar):
             self._helper_gone = gone
             if gone:
                 self.backend.setText(NOT_ENFORCING)
-                self.backend.setToolTip(
-                    "No backend enforces anything while the helper is not running."
-                )
+                self.backend.setToolTip(HELPER_AWAY)
             else:
                 self.set_backends(self._backends)
 

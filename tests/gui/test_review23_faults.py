@@ -7,6 +7,7 @@ import re
 
 from chadthrottle.contract import (
     ADMIN_OWNER,
+    BLOCK_LEASE_S,
     PAUSED_PROBLEM,
     BackendInfo,
     Direction,
@@ -14,11 +15,13 @@ from chadthrottle.contract import (
     RuleInfo,
 )
 from chadthrottle.gui.alerts.policy import _limit_alert
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.priority_view import link_summary
 from chadthrottle.gui.tray.tray import limit_word
 from chadthrottle.gui.views.link_dialog import LinkDialog
+from chadthrottle.gui.views.status_line import StatusLine
 from chadthrottle.helper.engine.rule_listing import _unread_problem
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import Qt
@@ -168,3 +171,18 @@ def test_the_link_field_says_capacity_in_every_state(qtbot) -> None:  # type: ig
     texts += [dialog.state.text(), dialog.off.text(), dialog.message.text()]
     assert not [text for text in texts if SHAPED_WORDS.search(text)], texts
     assert dialog.off.text() == "Clear capacity"
+
+
+def test_the_helper_away_is_not_said_to_leave_nothing_enforced(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """With the helper gone the field's tooltip read "No backend enforces anything
+    while the helper is not running": a killed helper leaves its rate limits and the
+    link's capacity in the kernel (docs/helper.md, "SIGKILL or a crash"); only a
+    stopped one removes them, and blocks and quotas lapse within the lease either way."""
+    line = StatusLine()
+    qtbot.addWidget(line)
+    line.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    line.set_backends((BackendInfo("tc", True, "", ("down", "up")),))
+    line.set_status(HelperStatus(HelperState.NOT_RUNNING, "The helper stopped."))
+    tip = line.backend.toolTip()
+    assert "No backend enforces anything" not in tip, tip
+    assert f"within {BLOCK_LEASE_S:g} s" in tip and "killed" in tip, tip
