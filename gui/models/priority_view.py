@@ -131,6 +131,8 @@ NO_CAPACITY = "Link capacity: not set"
 NOT_IN_FORCE_WORDS = "not in force"
 # one set, none in force: limits paused, or the helper cannot shape it (the tooltip says why)
 NOT_IN_FORCE = f"Link capacity: {NOT_IN_FORCE_WORDS}"
+# paused at 2x on 1366x768 the line read "Link capacity: not…" (Xvfb, review23)
+NOT_IN_FORCE_SHORT = f"Link: {NOT_IN_FORCE_WORDS}"
 
 
 def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
@@ -147,7 +149,7 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
             (("▼", shaping.down_set_bps), ("▲", shaping.up_set_bps)) if bps]  # fmt: skip
     if not asked and kept:  # set, none in force (paused): not "not set"
         return LinkSummary(NOT_IN_FORCE, f"The link capacity set ({' '.join(kept)}) is not in force."
-                           f"{_problem(shaping)} Click to change.", True)  # fmt: skip
+                           f"{_problem(shaping)} Click to change.", True, NOT_IN_FORCE_SHORT)  # fmt: skip
     if not asked:  # amber when the helper says priorities wait for it
         # The helper's problem then is most often that same fact: say it once.
         said = shaping.problem.casefold().startswith(NOT_SET.casefold())
@@ -172,7 +174,7 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
     lines.append("Click to change.")
     tooltip = "\n".join(lines)
     if not any(on):  # the rates are in the tooltip: the line says what matters, and fits
-        return LinkSummary(NOT_IN_FORCE, tooltip, True)
+        return LinkSummary(NOT_IN_FORCE, tooltip, True, NOT_IN_FORCE_SHORT)
     parts = [f"{arrow} {(format_rate(cap, units) if on_ else NOT_IN_FORCE_WORDS) if cap else '—'}"
              for arrow, cap, on_ in capacities]  # fmt: skip
     warning = bool(shaping.problem) or not all(on)

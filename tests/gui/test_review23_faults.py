@@ -186,3 +186,21 @@ def test_the_helper_away_is_not_said_to_leave_nothing_enforced(qtbot) -> None:  
     tip = line.backend.toolTip()
     assert "No backend enforces anything" not in tip, tip
     assert f"within {BLOCK_LEASE_S:g} s" in tip and "killed" in tip, tip
+
+
+def test_paused_at_2x_the_link_field_says_not_in_force_whole(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Paused at 2x on 1366x768 (Xvfb, the real helper, a capacity set) the line
+    read "No limits are enforced: limits are paused" and "Link capacity: not…", the
+    one word that mattered cut. Short, it says "Link: not in force" whole."""
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    on_screen(window, qtbot, 683, 384)
+    window.set_backends((BackendInfo("tc", True, "", ("down", "up")),))
+    window.set_limits_paused(True)
+    paused = LinkShapingInfo(down_set_bps=12_500_000, up_set_bps=5_000_000, problem=PAUSED_PROBLEM)
+    window.status_line.set_link(link_summary(paused, UnitSystem.BYTES_DECIMAL))
+    window.resize(683, 384)
+    link = window.status_line.link
+    assert window.status_line.limits.text() == "No limits are enforced: limits are paused"
+    whole = ("Link capacity: not in force", "Link: not in force")
+    qtbot.waitUntil(lambda: window.width() == 683 and link.shown_text() in whole)
