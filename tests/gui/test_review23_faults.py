@@ -192,7 +192,7 @@ def test_paused_at_2x_the_link_field_says_not_in_force_whole(qtbot) -> None:  # 
     """Paused at 2x on 1366x768 (Xvfb, the real helper, a capacity set) the line
     read "No limits are enforced: limits are paused" and "Link capacity: not…", the
     one word that mattered cut. Short, it says "Link: not in force" whole."""
-    model, window = bare_window()
+    _model, window = bare_window()
     qtbot.addWidget(window)
     on_screen(window, qtbot, 683, 384)
     window.set_backends((BackendInfo("tc", True, "", ("down", "up")),))
