@@ -573,7 +573,7 @@ def tally(
     for name, direction, state in states:
         if gates_hold(state):
             gated.add(direction)
-        if not state.held:
+        if not (state.held or state.quota_bytes):  # a quota alone is a limit too
             continue
         if state.problem:  # no kind is counted as active
             word = "download" if direction is Direction.DOWN else "upload"

@@ -204,3 +204,22 @@ def test_paused_at_2x_the_link_field_says_not_in_force_whole(qtbot) -> None:  # 
     assert window.status_line.limits.text() == "No limits are enforced: limits are paused"
     whole = ("Link capacity: not in force", "Link: not in force")
     qtbot.waitUntil(lambda: window.width() == 683 and link.shown_text() in whole)
+
+
+def test_a_quota_alone_is_counted_beside_enforcing(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """With the ways a quota holds said "Enforcing ▲" (d83cf4d), the limits field beside
+    it read "No limits" of a counting quota alone (Fetcher's, on the real helper)."""
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    on_screen(window, qtbot)
+    window.set_backends((BackendInfo("tc", True, "", ()),))
+    line = window.status_line
+    model.apply_snapshot(_with(FIREFOX, down_limit_bps=0, **QUOTA))
+    qtbot.waitUntil(lambda: line.backend.text() == "Enforcing ▲")
+    assert line.limits.text() == "3 limits active", line.limits.text()  # the quota, Steam, Dropbox
+    refused = (
+        "the kernel did not take its block or quota (Operation not permitted): it does not hold"
+    )
+    model.apply_snapshot(_with(FIREFOX, down_limit_bps=0, up_limit_problem=refused, **QUOTA))
+    qtbot.waitUntil(lambda: line.limits.text() == "2 limits active, 1 not enforced")
+    assert f"Firefox upload: {refused}" in line.limits.toolTip()
