@@ -160,8 +160,9 @@ class LimitState:
     def problem_lines(self) -> tuple[str, ...]:
         """What the row says under a limit that is not enforced or not met,
         longest first: the amber value and its sign said it only to whoever
-        pointed at them (seen under Xvfb on a real not-met limit)."""
-        if not self.problem or not self.held:
+        pointed at them (seen under Xvfb on a real not-met limit). A quota alone
+        too: one not holding read "4.00 GB left today", as one that counts."""
+        if not self.problem or not (self.held or self.quota_bytes):
             return ()
         if self.held_on:  # it holds, for now: what the user asked for was refused
             return ("kernel refused the change", "change refused", "refused")

@@ -223,3 +223,18 @@ def test_a_quota_alone_is_counted_beside_enforcing(qtbot) -> None:  # type: igno
     model.apply_snapshot(_with(FIREFOX, down_limit_bps=0, up_limit_problem=refused, **QUOTA))
     qtbot.waitUntil(lambda: line.limits.text() == "2 limits active, 1 not enforced")
     assert f"Firefox upload: {refused}" in line.limits.toolTip()
+
+
+def test_a_quota_alone_whose_gate_does_not_hold_says_so_in_its_cell(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A quota alone whose gate the kernel refused ("...: it does not hold") kept
+    "4.00 GB left today" in grey under its cell, as one that counts and holds; the
+    pane said why only since d83cf4d. Its cell says "not enforced", in amber."""
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    on_screen(window, qtbot)
+    refused = (
+        "the kernel did not take its block or quota (Operation not permitted): it does not hold"
+    )
+    model.apply_snapshot(_with(FIREFOX, down_limit_bps=0, up_limit_problem=refused, **QUOTA))
+    state = model.limit_state(FIREFOX, Direction.UP)
+    assert state.note_lines == ("not enforced",) and state.note_is_problem, state.note_lines
