@@ -935,7 +935,21 @@ static __always_inline void carry_slot(struct __sk_buff *skb)
     slot = slot != 0xffff ? slot : 0;
     skb->tc_index = slot;
     __u32 token = slot ? forwarded_token(slot) : 0; /* 0: the slot is classed nowhere here */
-    if (token)
+    if (!token)
+        return;
+    /* Not for a socket of the classing namespace (review24): its packets
+     * never need one, and this hook runs in a container's namespace too (its
+     * own download limit), where a packet the helper's namespace sends in
+     * still has its socket: a host application's token written there (its
+     * TCP ACKs; its other packets pass our upload IFB, which drops the
+     * socket) was read by the container's socket filter and forged that
+     * application's critical class (600 of 600,
+     * tests/e2e/test_container_token_leak.py). The socket's namespace, not
+     * the device's: one helper call, where the device's cost 90 ns a packet
+     * (three kernel reads; bench/forwarded_ns.py --link --classed). */
+    __u32 home = 0;
+    __u64 *classing = forwarded_tokens.lookup(&home);
+    if (classing && bpf_get_netns_cookie(skb) != *classing)
         bpf_set_hash(skb, token);
 }
 
@@ -1042,6 +1056,17 @@ static __always_inline void carry_token(struct __sk_buff *skb, __u32 slot)
     /* the packet's socket's namespace (it has one here): one helper call, where
      * the socket's tag cost two (bpf_sk_fullsock, sk_storage_get) */
     if (!classing || bpf_get_netns_cookie(skb) == *classing)
+        return;
+    /* The socket's own slot only (review24): skb->priority names the class,
+     * and a container's root sets any on its own sockets (SO_PRIORITY; our
+     * class ids are no secret, and a socket nobody limits keeps it): a socket
+     * of no application was given a host application's slot and token, 600
+     * of 600 packets in its critical class at the uplink
+     * (tests/e2e/test_container_token_leak.py). */
+    struct bpf_sock *sk = skb->sk;
+    struct bpf_sock *full = sk ? bpf_sk_fullsock(sk) : 0;
+    struct sock_tag *tag = full ? tag_of_socket(full) : 0;
+    if (!tag || (tag->app_slot & 0xffff) != slot)
         return;
     struct slot_pacing *pacing = upload_pacing.lookup(&slot);
     if (pacing && pacing->divided) { /* between namespaces (namespace_shares.py) */
