@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-WORDS = {"down": "download", "up": "upload"}  # a backend's active directions, said
+WORDS = {"down": "download", "up": "upload"}
+NONE_ENFORCED = "No limits enforced"  # the limits field's short form while none can be  # a backend's active directions, said
 HELPER_WORDS: dict[HelperState, str] = {
     HelperState.CONNECTING: "connecting…",
     HelperState.CONNECTED: "connected",
@@ -62,7 +63,10 @@ class StatusLine(QStatusBar):
         # Nothing until the helper answers: whether anything is enforced is not known.
         self.backend = QLabel("", self)
         self.helper = QLabel("Helper: connecting…", self)
-        self.limits = QLabel("No limits", self)
+        # gives way to its short form: paused at 2x on 1366x768 its whole text widened
+        # the window by itself, 1132 to 1328 px (review23, under Xvfb)
+        self.limits = ElidingLabel(self)
+        self.limits.setText("No limits")
         for label in (self.backend, self.helper, self.limits):
             # 4 px each side, with the bar's own spacing between fields: 8 left the
             # link field's short text cut at 2x on 1366x768 (on screen, with a limit not met).
@@ -221,7 +225,7 @@ class StatusLine(QStatusBar):
         if gated != self._gated:  # the enforcing field says the ways a block or quota holds
             self._gated = gated
             self.set_backends(self._backends)
-        warning = False
+        warning, short = False, ""
         if status.state is HelperState.CONNECTING:
             text, tip = "Limits: waiting for the helper", ""
         elif status.state is HelperState.NOT_AUTHORIZED and not status.can_monitor:
@@ -230,10 +234,14 @@ class StatusLine(QStatusBar):
                 "Watching was not authorized, so the limits in force cannot be shown.",
             )
         elif nothing_enforced:
-            text, warning = f"No limits are enforced: {nothing_enforced}", True
+            text, warning, short = (
+                f"No limits are enforced: {nothing_enforced}",
+                True,
+                NONE_ENFORCED,
+            )
             kept = tally.total
-            tip = (f"{kept} limit{'s are' if kept != 1 else ' is'} kept and shown, and will be enforced again "
-                   "once that changes." if kept else "")  # fmt: skip
+            tip = "\n".join(filter(None, [f"{text}.", f"{kept} limit{'s are' if kept != 1 else ' is'} kept and "
+                                           "shown, and will be enforced again once that changes." if kept else ""]))  # fmt: skip
         elif tally.problems:  # "1 limit active, 1 not met, 2 not enforced"
             counts = [f"{len(names)} {words}" for words, names in tally.problems]
             text, warning = ", ".join([f"{_limits(tally.enforced)} active", *counts]), True
@@ -244,6 +252,9 @@ class StatusLine(QStatusBar):
             text = f"{_limits(tally.enforced)} active" if tally.enforced else "No limits"
             tip = ""
         self.limits.setText(text)
+        if short != self.limits.short_text:
+            self.limits.short_text = short
+            self.limits.updateGeometry()  # its least width follows
         self.limits.setToolTip(tip)
         self._warn(self.limits, warning)
 
@@ -274,9 +285,19 @@ class StatusLine(QStatusBar):
 class ElidingLabel(QLabel):
     """A one-line label cut at the end with "…" where it has too little room
     (a QLabel clips mid-word, and the cut did not show); first its short text,
-    if it has one."""
+    if it has one, which is also as narrow as a layout may make it."""
 
     short_text = ""
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        if not self.short_text:
+            return hint
+        margins = self.contentsMargins()
+        width = (
+            self.fontMetrics().horizontalAdvance(self.short_text) + margins.left() + margins.right()
+        )
+        return QSize(min(hint.width(), width), hint.height())
 
     def paintEvent(self, _event: QPaintEvent) -> None:
         painter = QPainter(self)

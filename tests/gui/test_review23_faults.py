@@ -25,6 +25,7 @@ from chadthrottle.gui.views.status_line import StatusLine
 from chadthrottle.helper.engine.rule_listing import _unread_problem
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from tests.gui.bare_window import bare_window
 from tests.gui.sample_data import MB
@@ -238,3 +239,32 @@ def test_a_quota_alone_whose_gate_does_not_hold_says_so_in_its_cell(qtbot) -> No
     model.apply_snapshot(_with(FIREFOX, down_limit_bps=0, up_limit_problem=refused, **QUOTA))
     state = model.limit_state(FIREFOX, Direction.UP)
     assert state.note_lines == ("not enforced",) and state.note_is_problem, state.note_lines
+
+
+def test_pausing_does_not_widen_the_window_at_its_least(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """At 2x on 1366x768 (Xvfb, the real helper) pausing widened the window from
+    1132 to 1328 px by itself: the status line's "No limits are enforced: limits are
+    paused" beside the other fields wanted more than the window's least width. It
+    gives way to its short form there ("No limits enforced"), the tooltip whole."""
+    _model, window = bare_window()
+    qtbot.addWidget(window)
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    window.set_backends((BackendInfo("tc", True, "", ("down", "up")),))
+    shaped = LinkShapingInfo(12_500_000, 5_000_000, 12_500_000, 5_000_000, False, True, True)
+    window.status_line.set_link(link_summary(shaped, UnitSystem.BYTES_DECIMAL))
+    window.show()
+    qtbot.waitExposed(window)
+    least = window.minimumSizeHint().width()
+    window.resize(least, window.height())
+    qtbot.waitUntil(lambda: window.width() == least)
+    window.set_limits_paused(True)
+    paused = LinkShapingInfo(down_set_bps=12_500_000, up_set_bps=5_000_000, problem=PAUSED_PROBLEM)
+    window.status_line.set_link(link_summary(paused, UnitSystem.BYTES_DECIMAL))
+    for _ in range(5):
+        QApplication.processEvents()
+    assert window.minimumSizeHint().width() <= least, (window.minimumSizeHint(), least)
+    assert window.width() == least
+    limits = window.status_line.limits
+    assert limits.toolTip().startswith("No limits are enforced: limits are paused"), (
+        limits.toolTip()
+    )
