@@ -1080,6 +1080,22 @@ static __always_inline void carry_token(struct __sk_buff *skb, __u32 slot)
     bpf_set_hash(skb, token);
 }
 
+/* A packet that still has its socket here is not checked by its token (only
+ * a forwarded one is, below), so a token it carries goes no further (review24):
+ * a container's frame a bridge of the helper's namespace forwards to another
+ * container's port keeps its socket (nothing routes it), and carry_slot at
+ * its own port wrote its slot's token; the other container read it in
+ * skb->hash, one value for all eight of the application's flows
+ * (tests/e2e/test_container_token_leak.py, with bridge-nf-call-iptables 0;
+ * with 1 the socket is gone at that port and the forwarded path below drops
+ * the token). Our egress hook on that port drops it. */
+static __always_inline void drop_token(struct __sk_buff *skb)
+{
+    __u32 token = forwarded_token(skb->tc_index);
+    if (token && skb->hash == token)
+        bpf_set_hash_invalid(skb);
+}
+
 /* tc egress, classic cls_bpf mode, on every uplink of a namespace whose
  * uploads are shaped: a packet the cgroup egress program put into a limited
  * slot's class (skb->priority, shape_upload) matches, and the filter's mirred
@@ -1117,6 +1133,8 @@ int chadt_tc_out(struct __sk_buff *skb)
         bpf_set_hash_invalid(skb);
         return classify_forwarded_upload(skb, carried, *classes);
     }
+    if (skb->sk && skb->tc_index) /* a frame bridged from another namespace's socket */
+        drop_token(skb);
     if ((classid >> 16) != HTB_MAJOR || !slot || slot == 0xffff || !skb->sk)
         return 0;
     carry_token(skb, slot); /* a token only while forwarded flows are classed */
