@@ -820,7 +820,22 @@ static __always_inline __u32 carried_by(struct __sk_buff *skb)
     key.netns_cookie = device_netns_cookie(skb);
     key.ifindex = skb->ingress_ifindex;
     __u8 *by = key.netns_cookie ? carrying_devices.lookup(&key) : 0;
-    return by ? *by : 0;
+    return by ? *by & (CARRIED_BY_HOOK | CARRIED_BY_IFB) : 0;
+}
+
+/* Whether the packet leaves by one of the link's uplinks (ON_LINK, written by
+ * helper/kernel/tc_shaper.py): only there is a forwarded packet the link
+ * tree's. Another container's veth is an uplink to the shaper as well, and
+ * what one container sent another (never leaving by the link) passed the
+ * link tree's class there: 600 of 600 (review24,
+ * tests/e2e/test_container_token_leak.py). */
+static __always_inline int leaves_by_the_link(struct __sk_buff *skb)
+{
+    struct carrying_device key = {};
+    key.netns_cookie = device_netns_cookie(skb);
+    key.ifindex = skb->ifindex;
+    __u8 *flags = key.netns_cookie ? carrying_devices.lookup(&key) : 0;
+    return flags && (*flags & ON_LINK);
 }
 
 /* The uplink's egress, a forwarded packet whose slot the veth's hook wrote:
@@ -1131,6 +1146,8 @@ int chadt_tc_out(struct __sk_buff *skb)
         /* the token did its work: the kernel hashes the flow again for the
          * uplink's queue (a slot's token is one value for all its flows) */
         bpf_set_hash_invalid(skb);
+        if (!leaves_by_the_link(skb))
+            return 0; /* to another container of this host, say: not the link's */
         return classify_forwarded_upload(skb, carried, *classes);
     }
     if (skb->sk && skb->tc_index) /* a frame bridged from another namespace's socket */

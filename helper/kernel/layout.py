@@ -121,6 +121,9 @@ PROCESS_START_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 FORWARDED_UP, FORWARDED_DOWN = 1, 2  # forwarded_classes' bits (bpf/datapath.c)
 # carrying_devices' values (bpf/datapath.c): a device whose ingress runs our hook, our upload IFB
 CARRIED_BY_HOOK, CARRIED_BY_IFB = 1, 2
+# and a flag beside them: one of the link's uplinks, the only egress where a
+# forwarded packet is classed in the link tree (review24)
+ON_LINK = 4
 
 
 class ForwardedCount(ctypes.Structure):
@@ -278,4 +281,5 @@ def c_constants() -> dict[str, int]:
         "PROCESS_START_TICK_NS": PROCESS_START_TICK_NS,
         "CARRIED_BY_HOOK": CARRIED_BY_HOOK,
         "CARRIED_BY_IFB": CARRIED_BY_IFB,
+        "ON_LINK": ON_LINK,
     }

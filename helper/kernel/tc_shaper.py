@@ -60,7 +60,7 @@ from chadthrottle.helper.kernel.htb import (
 )
 from chadthrottle.helper.kernel.htb_change import ClassChanger
 from chadthrottle.helper.kernel.internet_route import internet_links
-from chadthrottle.helper.kernel.layout import CARRIED_BY_HOOK, CARRIED_BY_IFB
+from chadthrottle.helper.kernel.layout import CARRIED_BY_HOOK, CARRIED_BY_IFB, ON_LINK
 from chadthrottle.helper.kernel.ownership import recorded_entries
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
 from chadthrottle.helper.kernel.tc_hooks import Hook, NoHookPoint, remove_hook_remains
@@ -507,12 +507,19 @@ class TcShaper:
         self._write_carrying()
 
     def _write_carrying(self) -> None:
-        """The carrying devices as the hooks and their last read have them, to the pacer."""
+        """The carrying devices as the hooks and their last read have them, to the
+        pacer; the link's uplinks with an upload hook flagged ON_LINK: only
+        there is a forwarded packet classed in the link tree. Another
+        container's veth is an uplink too, and what one container sent
+        another passed the link tree's class there (review24)."""
         wanted = {
             index: CARRIED_BY_HOOK
             for index in self._hooks[Direction.DOWN]
             if index in self._carriers
         }
+        for index in self._hooks[Direction.UP]:
+            if index in self._on_link:
+                wanted[index] = wanted.get(index, 0) | ON_LINK
         wanted.update(
             {hook.ifb.ifindex: CARRIED_BY_IFB for hook in self._hooks[Direction.UP].values()}
         )

@@ -34,7 +34,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from bcc import BPF
 from chadthrottle.contract import Direction, RuleScope
 from chadthrottle.helper.kernel.bcc_env import prepare_bcc_environment
@@ -388,11 +387,6 @@ def _bridge_nf(netns: str, value: int) -> Iterator[None]:
         subprocess.run(nsenter_argv(netns, ["sysctl", "-qw", f"{key}={was}"]), check=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by review24, not fixed: chadt_tc_out's forwarded path runs at every hooked "
-    "egress of the helper's namespace, a container's veth too, not at the link's uplinks only",
-)
 def test_container_to_container_traffic_is_not_held_by_the_link_tree(stack: Stack) -> None:
     """A prioritized application in one routed container sends to another
     container of the same host: its packets never leave by the uplink, yet
@@ -400,7 +394,9 @@ def test_container_to_container_traffic_is_not_held_by_the_link_tree(stack: Stac
     hook takes the slot (carry_slot's tc_index and token, from a hooked
     device) and classes them in the link tree (600 of 600 in the critical
     class on 2026-12-06): held to the link's capacity and counted as
-    forwarded to the internet."""
+    forwarded to the internet. Now the forwarded path classes a packet only
+    where it leaves by one of the link's uplinks (ON_LINK in
+    carrying_devices)."""
     bus = stack.bus_address
     app_id = own_names.desktop_id("RoutedCritical", fresh=True)
     app = f"app:{app_id}"
