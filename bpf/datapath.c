@@ -810,14 +810,15 @@ static __always_inline __u64 device_netns_cookie(struct __sk_buff *skb)
 }
 
 /* How a socketless packet's nonzero tc_index came (CARRIED_BY_*), 0: not by
- * us. Only a packet with a nonzero tc_index pays this: three reads, one
- * lookup. */
-static __always_inline __u32 carried_by(struct __sk_buff *skb)
+ * us; cookie: device_netns_cookie's (the device's namespace: the one it came
+ * in by is in it too). Only a packet with a nonzero tc_index pays this: three
+ * reads, one lookup. */
+static __always_inline __u32 carried_by(struct __sk_buff *skb, __u64 cookie)
 {
     if (!skb->tc_index)
         return 0;
     struct carrying_device key = {};
-    key.netns_cookie = device_netns_cookie(skb);
+    key.netns_cookie = cookie;
     key.ifindex = skb->ingress_ifindex;
     __u8 *by = key.netns_cookie ? carrying_devices.lookup(&key) : 0;
     return by ? *by & (CARRIED_BY_HOOK | CARRIED_BY_IFB) : 0;
@@ -829,10 +830,10 @@ static __always_inline __u32 carried_by(struct __sk_buff *skb)
  * what one container sent another (never leaving by the link) passed the
  * link tree's class there: 600 of 600 (review24,
  * tests/e2e/test_container_token_leak.py). */
-static __always_inline int leaves_by_the_link(struct __sk_buff *skb)
+static __always_inline int leaves_by_the_link(struct __sk_buff *skb, __u64 cookie)
 {
     struct carrying_device key = {};
-    key.netns_cookie = device_netns_cookie(skb);
+    key.netns_cookie = cookie;
     key.ifindex = skb->ifindex;
     __u8 *flags = key.netns_cookie ? carrying_devices.lookup(&key) : 0;
     return flags && (*flags & ON_LINK);
@@ -1137,7 +1138,8 @@ int chadt_tc_out(struct __sk_buff *skb)
         __u32 *classes = carried ? forwarded_classes.lookup(&carried) : 0;
         if (!classes || !*classes)
             return classify_forwarded_upload(skb, 0, 0);
-        __u32 by = carried_by(skb);
+        __u64 cookie = device_netns_cookie(skb); /* read once: a hash lookup each after */
+        __u32 by = carried_by(skb, cookie);
         if (by == CARRIED_BY_IFB)
             return 0; /* sent on by our IFB: classed (or not) when it first came */
         __u32 token = forwarded_token(carried);
@@ -1146,7 +1148,7 @@ int chadt_tc_out(struct __sk_buff *skb)
         /* the token did its work: the kernel hashes the flow again for the
          * uplink's queue (a slot's token is one value for all its flows) */
         bpf_set_hash_invalid(skb);
-        if (!leaves_by_the_link(skb))
+        if (!leaves_by_the_link(skb, cookie))
             return 0; /* to another container of this host, say: not the link's */
         return classify_forwarded_upload(skb, carried, *classes);
     }
