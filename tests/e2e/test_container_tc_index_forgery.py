@@ -21,13 +21,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
-from bcc import BPF
 from chadthrottle.helper.kernel.bcc_env import prepare_bcc_environment
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
-from pyroute2 import IPRoute
 
 from bench.bottleneck import modem
 from tests.e2e.conftest import Stack
@@ -40,68 +37,13 @@ from tests.e2e.test_container_priority_under_upload_limit import (
     _classes,
 )
 from tests.support import own_names
+from tests.support.container_forger import forging
 from tests.support.container_ns import routed_container
 from tests.support.helper_calls import call_helper, priorities_undone, set_priority_when_listed
-from tests.support.netns import app_scope, entered_netns, nsenter_argv, spawn
+from tests.support.netns import app_scope, nsenter_argv, spawn
 from tests.support.waiting import eventually
 
 PORT, SENT = 5099, 600
-EGRESS_PARENT = 0xFFFFFFF3
-# The container root's program: its packets to PORT, the first time (sent by
-# a socket: ingress_ifindex 0) left to the next filter (to its IFB, with
-# REDIRECT) or given the slot (without); the second time (back from the IFB)
-# given the slot, with no action run (an action would clear the IFB's mark).
-_FORGER = r"""
-#include <uapi/linux/bpf.h>
-#include <uapi/linux/pkt_cls.h>
-#include <uapi/linux/if_ether.h>
-#include <uapi/linux/in.h>
-#include <uapi/linux/ip.h>
-#include <uapi/linux/udp.h>
-int forger(struct __sk_buff *skb) {
-    void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
-    struct iphdr *ip = data + ETH_HLEN;
-    if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->ihl != 5)
-        return TC_ACT_UNSPEC;
-    struct udphdr *udp = (void *)(ip + 1);
-    if ((void *)(udp + 1) > end || udp->dest != htons(PORT))
-        return TC_ACT_UNSPEC;
-    if (REDIRECT && skb->ingress_ifindex == 0)
-        return TC_ACT_UNSPEC;
-    skb->tc_classid = SLOT;
-    return TC_ACT_OK;
-}
-"""
-
-
-def _attach_forger(netns: str, device: str, slot: int, via_ifb: bool) -> Iterator[None]:
-    text = _FORGER.replace("PORT", str(PORT)).replace("SLOT", str(slot))
-    program = BPF(text=text.replace("REDIRECT", "1" if via_ifb else "0").encode())
-    try:
-        function = program.load_func(b"forger", BPF.SCHED_CLS)
-        with entered_netns(netns):
-            ipr = IPRoute()
-        try:
-            index = ipr.link_lookup(ifname=device)[0]
-            ipr.tc("add", "clsact", index)
-            ipr.tc("add-filter", "bpf", index, ":1", parent=EGRESS_PARENT, prio=1,
-                   fd=function.fd, name="forger", direct_action=True)  # fmt: skip
-            if via_ifb:
-                subprocess.run(
-                    ["ip", "-n", netns, "link", "add", "ifbforge", "type", "ifb"], check=True
-                )
-                subprocess.run(["ip", "-n", netns, "link", "set", "ifbforge", "up"], check=True)
-                subprocess.run(["tc", "-n", netns, "filter", "add", "dev", device, "egress", "prio", "2",
-                                "protocol", "ip", "u32", "match", "ip", "protocol", "17", "0xff",
-                                "match", "ip", "dport", str(PORT), "0xffff",
-                                "action", "mirred", "egress", "redirect", "dev", "ifbforge"], check=True)  # fmt: skip
-            yield
-        finally:
-            subprocess.run(["tc", "-n", netns, "qdisc", "del", "dev", device, "clsact"], capture_output=True)  # fmt: skip
-            subprocess.run(["ip", "-n", netns, "link", "del", "ifbforge"], capture_output=True)
-            ipr.close()
-    finally:
-        program.cleanup()
 
 
 @pytest.mark.parametrize("via_ifb", [False, True])
@@ -130,7 +72,9 @@ def test_a_containers_own_tc_index_is_not_taken_for_a_slot(stack: Stack, via_ifb
         links = subprocess.run(["ip", "-n", container.netns, "-o", "link", "show"],
                                capture_output=True, text=True, check=True).stdout  # fmt: skip
         device = next(name for name in re.findall(r"^\d+: ([^:@]+)[:@]", links, re.MULTILINE) if name != "lo")  # fmt: skip
-        for _ in _attach_forger(container.netns, device, slot, via_ifb):
+        # the container root's forger (tests/support/container_forger.py): the
+        # first time through its IFB (via_ifb) or given the slot at once
+        with forging(container.netns, device, PORT, slot, via_ifb=via_ifb):
             before = _classes(stack.pair.host_ns)
             subprocess.run(nsenter_argv(container.netns, [sys.executable, "-c",
                 "import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"

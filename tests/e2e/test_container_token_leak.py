@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from bcc import BPF
@@ -39,9 +40,8 @@ from chadthrottle.contract import Direction, RuleScope
 from chadthrottle.helper.kernel.bcc_env import prepare_bcc_environment
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.kernel.layout import HTB_MAJOR
-from pyroute2 import IPRoute
 
-from bench.bottleneck import modem
+from bench.bottleneck import Internet, modem
 from tests.e2e.conftest import Stack
 from tests.e2e.test_container_priority_under_upload_limit import (
     BUFFER_MS,
@@ -52,6 +52,7 @@ from tests.e2e.test_container_priority_under_upload_limit import (
     _classes,
 )
 from tests.support import own_names
+from tests.support.container_forger import forging
 from tests.support.container_ns import Container, routed_container
 from tests.support.helper_calls import call_helper, priorities_undone, set_priority_when_listed
 from tests.support.netns import app_scope, entered_netns, nsenter_argv, spawn
@@ -60,7 +61,6 @@ from tests.support.waiting import eventually
 LISTEN_PORT, FORGE_PORT, SENT = 5097, 5096, 600
 SERVED = 4_000_000  # bytes the host application downloads from the container: its ACKs
 LIMIT = 1_000_000  # of an application in the container: its namespace's hooks
-EGRESS_PARENT = 0xFFFFFFF3
 SO_ATTACH_BPF = 50
 
 # The container root's socket filter: every hash its socket receives, counted.
@@ -72,32 +72,6 @@ int watch(struct __sk_buff *skb) {
     if (count)
         __sync_fetch_and_add(count, 1);
     return -1;
-}
-"""
-
-# Its egress program: its packets to FORGE_PORT left to the next filter (to its
-# IFB) the first time, then (back from the IFB, which the veth's host end
-# ingress skips) given the slot and the token it learned, with no action run.
-_FORGER = r"""
-#include <uapi/linux/bpf.h>
-#include <uapi/linux/pkt_cls.h>
-#include <uapi/linux/if_ether.h>
-#include <uapi/linux/in.h>
-#include <uapi/linux/ip.h>
-#include <uapi/linux/udp.h>
-int forger(struct __sk_buff *skb) {
-    void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
-    struct iphdr *ip = data + ETH_HLEN;
-    if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->ihl != 5)
-        return TC_ACT_UNSPEC;
-    struct udphdr *udp = (void *)(ip + 1);
-    if ((void *)(udp + 1) > end || udp->dest != htons(PORT))
-        return TC_ACT_UNSPEC;
-    if (skb->ingress_ifindex == 0)
-        return TC_ACT_UNSPEC;
-    skb->tc_classid = SLOT;
-    bpf_set_hash(skb, TOKENu);
-    return TC_ACT_OK;
 }
 """
 
@@ -137,35 +111,6 @@ def _serving(netns: str) -> Iterator[BPF]:
         program.cleanup()
 
 
-@contextlib.contextmanager
-def _forging(netns: str, device: str, slot: int, token: int) -> Iterator[None]:
-    """The container root's forger and IFB on its side of the veth; only its
-    own filters and IFB are removed after (the helper's clsact there stays)."""
-    text = _FORGER.replace("PORT", str(FORGE_PORT)).replace("SLOT", str(slot))
-    program = BPF(text=text.replace("TOKEN", str(token)).encode())
-    with entered_netns(netns):
-        ipr = IPRoute()
-    try:
-        function = program.load_func(b"forger", BPF.SCHED_CLS)
-        index = ipr.link_lookup(ifname=device)[0]
-        subprocess.run(["tc", "-n", netns, "qdisc", "add", "dev", device, "clsact"], capture_output=True)  # fmt: skip
-        ipr.tc("add-filter", "bpf", index, ":1", parent=EGRESS_PARENT, prio=1,
-               fd=function.fd, name="forger", direct_action=True)  # fmt: skip
-        subprocess.run(["ip", "-n", netns, "link", "add", "ifbforge", "type", "ifb"], check=True)
-        subprocess.run(["ip", "-n", netns, "link", "set", "ifbforge", "up"], check=True)
-        subprocess.run(["tc", "-n", netns, "filter", "add", "dev", device, "egress", "prio", "2",
-                        "protocol", "ip", "u32", "match", "ip", "protocol", "17", "0xff",
-                        "match", "ip", "dport", str(FORGE_PORT), "0xffff",
-                        "action", "mirred", "egress", "redirect", "dev", "ifbforge"], check=True)  # fmt: skip
-        yield
-    finally:
-        for prio in ("1", "2"):
-            subprocess.run(["tc", "-n", netns, "filter", "del", "dev", device, "egress", "prio", prio], capture_output=True)  # fmt: skip
-        subprocess.run(["ip", "-n", netns, "link", "del", "ifbforge"], capture_output=True)
-        ipr.close()
-        program.cleanup()
-
-
 def _send(netns: str, cgroup: Path, to: str, port: int) -> None:
     sender = spawn(nsenter_argv(netns, [sys.executable, "-c",
         "import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
@@ -175,16 +120,32 @@ def _send(netns: str, cgroup: Path, to: str, port: int) -> None:
     assert sender.returncode == 0
 
 
-def test_a_container_does_not_learn_a_host_applications_token(stack: Stack) -> None:
+@dataclass(frozen=True)
+class _Stage:
+    internet: Internet
+    container: Container
+    victim_scope: Path  # a critical application of the helper's namespace, running
+    limited_scope: Path  # an application in the container, limited, running
+    slot: int  # the victim's critical slot at the uplink
+
+
+@contextlib.contextmanager
+def _limited_beside_critical(
+    stack: Stack, tag: str, limited_name: str, direction: Direction
+) -> Iterator[_Stage]:
+    """A routed container behind a modem; a host application critical under
+    a link capacity (its classes in both IFBs of the link tree) and one in
+    the container limited in direction, which the container's namespace
+    shaper holds (our hook on its side of the veth, its IFB there). The limit
+    and link capacity are undone on exit."""
     bus = stack.bus_address
     victim_id = own_names.desktop_id("HostCritical", fresh=True)
     victim = f"app:{victim_id}"
-    limited_id = own_names.desktop_id("ContainerDownLimited", fresh=True)
+    limited_id = own_names.desktop_id(limited_name, fresh=True)
     limited = f"app:{limited_id}"
-    prepare_bcc_environment()
     with (
         modem(stack.pair, DOWN_L2, UP_L2, BUFFER_MS) as internet,
-        routed_container(stack.pair, internet, "rv24", masquerade=True) as container,
+        routed_container(stack.pair, internet, tag, masquerade=True) as container,
         app_scope(cgroup2_mount(), victim_id) as victim_scope,
         app_scope(cgroup2_mount(), limited_id) as limited_scope,
         priorities_undone(bus, victim),
@@ -198,29 +159,38 @@ def test_a_container_does_not_learn_a_host_applications_token(stack: Stack) -> N
         try:
             assert eventually(lambda: len(_critical(stack.pair.host_ns)) == 2, 10.0), _classes(stack.pair.host_ns)  # fmt: skip
             slot = int(_critical(stack.pair.host_ns)[0][1], 16)
-            call_helper(bus, lambda c: c.set_limit(limited, Direction.DOWN, LIMIT, scope=RuleScope.ALL))  # fmt: skip
-            # the container's namespace shaper holds it: our ingress hook on its side
+            call_helper(bus, lambda c: c.set_limit(limited, direction, LIMIT, scope=RuleScope.ALL))  # fmt: skip
+            # the container's namespace shaper holds it: our hook on its side
             assert eventually(lambda: "ctifb" in subprocess.run(
                 ["ip", "-n", container.netns, "-o", "link", "show"],
                 capture_output=True, text=True, check=True).stdout, 10.0), "no IFB in the container"  # fmt: skip
-            device = _device(container.netns)
-            with _serving(container.netns) as watcher:
-                client = spawn(nsenter_argv(stack.pair.host_ns, [sys.executable, "-c",
-                    "import socket\ns = socket.create_connection"
-                    f"(('{container.addr}', {LISTEN_PORT}))\nwhile s.recv(65536): pass\n"]),
-                    victim_scope)  # fmt: skip
-                client.communicate(timeout=120)
-                assert client.returncode == 0
-                seen = {key.value: count.value for key, count in watcher[b"seen"].items()}
-            assert sum(seen.values()) >= 10, seen  # the container received the ACKs
-            learned = max(seen, key=lambda value: seen[value])
-            with _forging(container.netns, device, slot, learned):
-                before = _classes(stack.pair.host_ns)
-                _send(container.netns, limited_scope, internet.addr, FORGE_PORT)
-                after = _classes(stack.pair.host_ns)
+            yield _Stage(internet, container, victim_scope, limited_scope, slot)
         finally:
             call_helper(bus, lambda c: c.clear_limit(limited, scope=RuleScope.ALL))
             call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
+
+
+def test_a_container_does_not_learn_a_host_applications_token(stack: Stack) -> None:
+    prepare_bcc_environment()
+    with _limited_beside_critical(stack, "rv24", "ContainerDownLimited", Direction.DOWN) as stage:
+        container, slot = stage.container, stage.slot
+        device = _device(container.netns)
+        with _serving(container.netns) as watcher:
+            client = spawn(nsenter_argv(stack.pair.host_ns, [sys.executable, "-c",
+                "import socket\ns = socket.create_connection"
+                f"(('{container.addr}', {LISTEN_PORT}))\nwhile s.recv(65536): pass\n"]),
+                stage.victim_scope)  # fmt: skip
+            client.communicate(timeout=120)
+            assert client.returncode == 0
+            seen = {key.value: count.value for key, count in watcher[b"seen"].items()}
+        assert sum(seen.values()) >= 10, seen  # the container received the ACKs
+        learned = max(seen, key=lambda value: seen[value])
+        # its egress program: its packets to FORGE_PORT through its IFB, back
+        # from it given the slot and the token it learned
+        with forging(container.netns, device, FORGE_PORT, slot, via_ifb=True, token=learned):
+            before = _classes(stack.pair.host_ns)
+            _send(container.netns, stage.limited_scope, stage.internet.addr, FORGE_PORT)
+            after = _classes(stack.pair.host_ns)
     grew = {key: n - before.get(key, ("", 0))[1] for key, (_, n) in after.items()}
     print(f"\nslot {slot}: hashes the container saw {sorted(seen.items(), key=lambda kv: -kv[1])[:3]}, classes grew {grew}")  # fmt: skip
     link_sent = max(n for (_, minor), n in grew.items() if minor == "fffe")
@@ -246,44 +216,17 @@ def test_a_containers_socket_priority_does_not_carry_another_slot(stack: Stack) 
     container (our egress hook there), such a socket's packets were given a
     host application's slot and token: 600 of 600 in its critical class at
     the uplink (2026-12-06). The slot is now the socket's own."""
-    bus = stack.bus_address
-    victim_id = own_names.desktop_id("HostCritical", fresh=True)
-    victim = f"app:{victim_id}"
-    limited_id = own_names.desktop_id("ContainerUpLimited", fresh=True)
-    limited = f"app:{limited_id}"
-    with (
-        modem(stack.pair, DOWN_L2, UP_L2, BUFFER_MS) as internet,
-        routed_container(stack.pair, internet, "rv24p", masquerade=True) as container,
-        app_scope(cgroup2_mount(), victim_id) as victim_scope,
-        app_scope(cgroup2_mount(), limited_id) as limited_scope,
-        priorities_undone(bus, victim),
-    ):
-        spawn(nsenter_argv(stack.pair.host_ns, ["sleep", "120"]), victim_scope)
-        spawn(nsenter_argv(container.netns, ["sleep", "120"]), limited_scope)
-        set_priority_when_listed(bus, victim, "critical")
-        call_helper(
-            bus, lambda c: c.set_link_capacity(round(DOWN_L2 * TO_L3), round(UP_L2 * TO_L3), False)
-        )
-        try:
-            assert eventually(lambda: len(_critical(stack.pair.host_ns)) == 2, 10.0), _classes(stack.pair.host_ns)  # fmt: skip
-            slot = int(_critical(stack.pair.host_ns)[0][1], 16)
-            call_helper(bus, lambda c: c.set_limit(limited, Direction.UP, LIMIT, scope=RuleScope.ALL))  # fmt: skip
-            # the container's namespace shaper holds it: our egress hook on its side
-            assert eventually(lambda: "ctifb" in subprocess.run(
-                ["ip", "-n", container.netns, "-o", "link", "show"],
-                capture_output=True, text=True, check=True).stdout, 10.0), "no IFB in the container"  # fmt: skip
-            before = _classes(stack.pair.host_ns)
-            # the container root's process: in no application, its priority the victim's class
-            sender = subprocess.run(nsenter_argv(container.netns, [sys.executable, "-c",
-                "import socket, struct, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-                f"s.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, struct.pack('I', {(HTB_MAJOR << 16) | slot}))\n"
-                f"for _ in range({SENT}):\n    s.sendto(b'x' * 100, ('{internet.addr}', {FORGE_PORT})); time.sleep(0.002)\n"]),
-                capture_output=True, text=True, timeout=120)  # fmt: skip
-            assert sender.returncode == 0, sender.stderr
-            after = _classes(stack.pair.host_ns)
-        finally:
-            call_helper(bus, lambda c: c.clear_limit(limited, scope=RuleScope.ALL))
-            call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
+    with _limited_beside_critical(stack, "rv24p", "ContainerUpLimited", Direction.UP) as stage:
+        slot = stage.slot
+        before = _classes(stack.pair.host_ns)
+        # the container root's process: in no application, its priority the victim's class
+        sender = subprocess.run(nsenter_argv(stage.container.netns, [sys.executable, "-c",
+            "import socket, struct, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            f"s.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, struct.pack('I', {(HTB_MAJOR << 16) | slot}))\n"
+            f"for _ in range({SENT}):\n    s.sendto(b'x' * 100, ('{stage.internet.addr}', {FORGE_PORT})); time.sleep(0.002)\n"]),
+            capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert sender.returncode == 0, sender.stderr
+        after = _classes(stack.pair.host_ns)
     grew = {key: n - before.get(key, ("", 0))[1] for key, (_, n) in after.items()}
     print(f"\nslot {slot}: classes grew {grew}")
     link_sent = max(n for (_, minor), n in grew.items() if minor == "fffe")
