@@ -30,6 +30,16 @@ def _emit(controller, listing: list[ApplicationInfo], rules: tuple[RuleInfo, ...
     )
 
 
+def _emit_held_on_then_rate(controller) -> None:  # type: ignore[no-untyped-def]
+    """Firefox's upload quota (20 MB a day, then 100 KB/s) used up, a change
+    to it refused in the tick it switched: listed as the helper lists it while
+    the kernel's gate keeps it blocked (HELD_ON)."""
+    quota = {"quota_bytes": 20 * 10**6, "quota_period": "day", "quota_then_bps": 100_000}
+    rules = (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, False, **quota),)
+    _emit(controller, _with(FIREFOX, up_blocked=True, up_limit_bps=0, up_limit_problem=HELD_ON,
+                            **SPENT), rules)  # fmt: skip
+
+
 def _shown(window) -> str:  # type: ignore[no-untyped-def]
     """The detail pane's notes whole (the tooltip has them where the label is cut)."""
     notes = window.detail.limit_notes

@@ -13,8 +13,15 @@ from PySide6.QtCore import QPointF, Qt
 
 from tests.gui.test_compact_graph import opened_at_2x
 from tests.gui.test_walk10_faults import _with
-from tests.gui.test_walk19_faults import CONNECTED, FIREFOX, SPENT
-from tests.gui.test_walk20_faults import HELD_ON, LAPSED, _emit, _shown, _tray_entry
+from tests.gui.test_walk19_faults import CONNECTED, FIREFOX
+from tests.gui.test_walk20_faults import (
+    HELD_ON,
+    LAPSED,
+    _emit,
+    _emit_held_on_then_rate,
+    _shown,
+    _tray_entry,
+)
 from tests.gui.tray_actions import _find
 from tests.gui.walk_stage import on_screen
 
@@ -85,10 +92,7 @@ def test_a_then_rate_quota_held_on_after_a_refused_change_says_it_is_blocked_for
     controller = make_controller()
     window = controller.window
     on_screen(window, qtbot)
-    quota = {"quota_bytes": 20 * 10**6, "quota_period": "day", "quota_then_bps": 100_000}
-    rules = (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, False, **quota),)
-    _emit(controller, _with(FIREFOX, up_blocked=True, up_limit_bps=0, up_limit_problem=HELD_ON,
-                            **SPENT), rules)  # fmt: skip
+    _emit_held_on_then_rate(controller)
     assert window.select_application(FIREFOX)
     qtbot.waitUntil(lambda: "Operation not permitted" in _shown(window))
     said = (

@@ -8,12 +8,10 @@ import dataclasses
 import re
 
 from chadthrottle.contract import (
-    ADMIN_OWNER,
     PAUSED_PROBLEM,
     BackendInfo,
     Direction,
     LinkShapingInfo,
-    RuleInfo,
 )
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Column
@@ -29,9 +27,8 @@ from PySide6.QtWidgets import QApplication
 
 from tests.gui.bare_window import bare_window
 from tests.gui.sample_data import MB, sample_applications
-from tests.gui.test_walk10_faults import _with
-from tests.gui.test_walk19_faults import FIREFOX, SPENT
-from tests.gui.test_walk20_faults import HELD_ON, _emit
+from tests.gui.test_walk19_faults import FIREFOX
+from tests.gui.test_walk20_faults import HELD_ON, _emit_held_on_then_rate
 from tests.gui.walk_stage import on_screen
 
 CONNECTED = HelperStatus(HelperState.CONNECTED, "", True, True)
@@ -102,10 +99,7 @@ def test_the_rules_dialog_says_a_quota_held_on_as_the_pane_does(qtbot, make_cont
     controller = make_controller()
     window = controller.window
     on_screen(window, qtbot)
-    quota = {"quota_bytes": 20 * 10**6, "quota_period": "day", "quota_then_bps": 100_000}
-    rules = (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, False, **quota),)
-    _emit(controller, _with(FIREFOX, up_blocked=True, up_limit_bps=0, up_limit_problem=HELD_ON,
-                            **SPENT), rules)  # fmt: skip
+    _emit_held_on_then_rate(controller)
     model = controller.model
     qtbot.waitUntil(lambda: model.limit_state(FIREFOX, Direction.UP).held_on)
     window.rulesRequested.emit(FIREFOX)

@@ -29,7 +29,16 @@ from chadthrottle.helper.kernel.htb import Classes
 from chadthrottle.helper.kernel.layout import SocketCaps
 from chadthrottle.priority import Priority
 
-from tests.helper.engine.test_gate_truth import BUDGET, CURL, DOWN, RATE_BPS, THEN_BPS, UP, Stage
+from tests.helper.engine.test_gate_truth import (
+    BUDGET,
+    CURL,
+    DOWN,
+    RATE_BPS,
+    THEN_BPS,
+    UP,
+    Stage,
+    held_at_then_rate,
+)
 
 BLOCK = GateSetting(blocked=True)
 
@@ -167,13 +176,7 @@ def test_a_quota_change_shapes_nothing_at_a_then_rate_it_does_not_reach(
     written before the gate, from the quota as it was (used up) with the new
     then-rate: the upload held to it until the rollback, and once taken until
     the next tick."""
-    stage = Stage(monkeypatch)
-    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, THEN_BPS)))
-    stage.second()
-    stage.gates.counted[(stage.quota_slot(UP), UP)] = BUDGET + 100
-    for _ in range(3):
-        held = stage.second()
-    assert (held.up_blocked, held.up_limit_bps, stage.gates.settings) == (False, THEN_BPS, {})
+    stage = held_at_then_rate(monkeypatch)
     shaped, paced = _shaped_and_paced(stage, monkeypatch)
     roomier = SetQuota(CURL, (UP,), Quota(2 * BUDGET, Period.DAY, 0, LOWER_THEN_BPS))
     stage.gates.refuse_writes = {UP}

@@ -132,6 +132,20 @@ class Stage:
         return slot
 
 
+def held_at_then_rate(monkeypatch: pytest.MonkeyPatch) -> Stage:
+    """curl's upload quota (BUDGET a day, then THEN_BPS) used up and held at
+    its then-rate: its gate open (no setting left), the shaper's class at the
+    then-rate, as the ticks after the quota ran out leave it."""
+    stage = Stage(monkeypatch)
+    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, THEN_BPS)))
+    stage.second()
+    stage.gates.counted[(stage.quota_slot(UP), UP)] = BUDGET + 100
+    for _ in range(3):
+        held = stage.second()
+    assert (held.up_blocked, held.up_limit_bps, stage.gates.settings) == (False, THEN_BPS, {})
+    return stage
+
+
 def test_a_refused_blocks_direction_is_read_from_the_rate_that_holds_it() -> None:
     """Pure: a block whose write was refused is not closed; one written is."""
     key = (CURL, ADMIN_OWNER)

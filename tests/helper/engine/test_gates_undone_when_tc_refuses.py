@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import pytest
 from chadthrottle.contract import Direction
-from chadthrottle.helper.engine.api import ClearQuota, SetBlocked, SetLimit, SetQuota
-from chadthrottle.helper.engine.quotas import Period, Quota
+from chadthrottle.helper.engine.api import ClearQuota, SetBlocked, SetLimit
 from chadthrottle.helper.errors import HelperError
 from chadthrottle.helper.kernel.gates import GateSetting
 
-from tests.helper.engine.test_gate_truth import BUDGET, CURL, RATE_BPS, THEN_BPS, UP, Stage
+from tests.helper.engine.test_gate_truth import (
+    CURL,
+    RATE_BPS,
+    THEN_BPS,
+    UP,
+    Stage,
+    held_at_then_rate,
+)
 
 BLOCK = GateSetting(blocked=True)
 
@@ -78,13 +84,7 @@ def test_a_quota_clear_refused_by_tc_keeps_its_then_rate(
 ) -> None:
     """Used up and held at its then-rate (its gate open, the shaper's class at
     the then-rate): a refused ClearQuota leaves it so, the class as it was."""
-    stage = Stage(monkeypatch)
-    stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, THEN_BPS)))
-    stage.second()
-    stage.gates.counted[(stage.quota_slot(UP), UP)] = BUDGET + 100
-    for _ in range(3):
-        held = stage.second()
-    assert (held.up_blocked, held.up_limit_bps, stage.gates.settings) == (False, THEN_BPS, {})
+    stage = held_at_then_rate(monkeypatch)
     written = _gate_writes(stage, monkeypatch)
     _refused(stage, ClearQuota(CURL, (UP,)))
     for _ in range(2):  # the shaper still refuses: it keeps the then-rate's class
