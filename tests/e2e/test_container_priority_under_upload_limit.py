@@ -22,12 +22,15 @@ container's tree pass the same packets).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from chadthrottle.contract import Direction, RuleScope
@@ -75,6 +78,54 @@ def _classes(netns: str) -> dict[tuple[str, str], tuple[str, int]]:
         for minor, prio, packets in _CLASS.findall(shown):
             found[(ifb, minor)] = (prio, int(packets))
     return found
+
+
+def critical_keys(classes: dict[tuple[str, str], tuple[str, int]]) -> list[tuple[str, str]]:
+    """The (IFB, minor) of each critical class among classes (of _classes)."""
+    return [key for key, (prio, _) in classes.items() if prio == CRITICAL_PRIO]
+
+
+def assert_none_critical(
+    before: dict[tuple[str, str], tuple[str, int]],
+    after: dict[tuple[str, str], tuple[str, int]],
+    sent: int,
+    said: str,
+) -> None:
+    """Between two reads of _classes: the sent packets reached the uplink's
+    upload IFB (its fffe class), and under a tenth of them any critical
+    class. Prints said and what each class passed first."""
+    grew = {key: n - before.get(key, ("", 0))[1] for key, (_, n) in after.items()}
+    print(f"\n{said}classes grew {grew}")
+    link_sent = max(n for (_, minor), n in grew.items() if minor == "fffe")
+    assert link_sent >= sent, grew  # the packets reached the uplink's upload IFB
+    forged = max(n for key, n in grew.items() if key in critical_keys(after))
+    assert forged < sent // 10, grew
+
+
+@contextlib.contextmanager
+def critical_at_the_link(stack: Stack, app: str, scope: Path, netns: str) -> Iterator[int]:
+    """app (a process of it in netns, in scope) critical under the modem's
+    link capacity, the set-up the container tests share: yields its slot once
+    both IFBs of the link tree hold its class; the link capacity is undone on
+    exit."""
+    bus, host = stack.bus_address, stack.pair.host_ns
+    spawn(nsenter_argv(netns, ["sleep", "120"]), scope)
+    set_priority_when_listed(bus, app, "critical")
+    call_helper(
+        bus, lambda c: c.set_link_capacity(round(DOWN_L2 * TO_L3), round(UP_L2 * TO_L3), False)
+    )
+    try:
+        assert eventually(lambda: len(critical_keys(_classes(host))) == 2, 10.0), _classes(host)
+        yield int(critical_keys(_classes(host))[0][1], 16)
+    finally:
+        call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
+
+
+def ifb_in(netns: str) -> bool:
+    """Whether an IFB of ours is in netns (a container's namespace shaper holds a limit there)."""
+    links = subprocess.run(["ip", "-n", netns, "-o", "link", "show"], capture_output=True,
+                           text=True, check=True).stdout  # fmt: skip
+    return "ctifb" in links
 
 
 def _ingress_packets(netns: str, device: str) -> int:
@@ -133,9 +184,7 @@ def _run(stack: Stack, limited: bool) -> Run:
             if limited:
                 call_helper(bus, lambda c: c.set_limit(call_app, Direction.UP, UP_LIMIT, scope=RuleScope.ALL))  # fmt: skip
                 # the container's namespace shaper holds it: an upload IFB on its side
-                assert eventually(lambda: "ctifb" in subprocess.run(
-                    ["ip", "-n", container.netns, "-o", "link", "show"],
-                    capture_output=True, text=True, check=True).stdout, 10.0), "no IFB in the container"  # fmt: skip
+                assert eventually(lambda: ifb_in(container.netns), 10.0), "no IFB in the container"
             wait_for_line(echo, "listening")
             bench = Bench(None, stack.pair, internet, DOWN_L2, UP_L2, cap_share=1.0,
                           congestion="cubic", flows=1)  # fmt: skip

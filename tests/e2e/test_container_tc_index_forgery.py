@@ -30,18 +30,17 @@ from bench.bottleneck import modem
 from tests.e2e.conftest import Stack
 from tests.e2e.test_container_priority_under_upload_limit import (
     BUFFER_MS,
-    CRITICAL_PRIO,
     DOWN_L2,
-    TO_L3,
     UP_L2,
     _classes,
+    assert_none_critical,
+    critical_at_the_link,
 )
 from tests.support import own_names
 from tests.support.container_forger import forging
 from tests.support.container_ns import routed_container
-from tests.support.helper_calls import call_helper, priorities_undone, set_priority_when_listed
-from tests.support.netns import app_scope, nsenter_argv, spawn
-from tests.support.waiting import eventually
+from tests.support.helper_calls import priorities_undone
+from tests.support.netns import app_scope, nsenter_argv
 
 PORT, SENT = 5099, 600
 
@@ -57,18 +56,8 @@ def test_a_containers_own_tc_index_is_not_taken_for_a_slot(stack: Stack, via_ifb
         routed_container(stack.pair, internet, "ns21f", masquerade=True) as container,
         app_scope(cgroup2_mount(), desktop_id) as scope,
         priorities_undone(bus, app_id),
+        critical_at_the_link(stack, app_id, scope, container.netns) as slot,
     ):
-        spawn(nsenter_argv(container.netns, ["sleep", "120"]), scope)
-        set_priority_when_listed(bus, app_id, "critical")
-        call_helper(
-            bus, lambda c: c.set_link_capacity(round(DOWN_L2 * TO_L3), round(UP_L2 * TO_L3), False)
-        )
-
-        def critical() -> list[tuple[str, str]]:
-            return [key for key, (prio, _) in _classes(stack.pair.host_ns).items() if prio == CRITICAL_PRIO]  # fmt: skip
-
-        assert eventually(lambda: len(critical()) == 2, 10.0), _classes(stack.pair.host_ns)
-        slot = int(critical()[0][1], 16)
         links = subprocess.run(["ip", "-n", container.netns, "-o", "link", "show"],
                                capture_output=True, text=True, check=True).stdout  # fmt: skip
         device = next(name for name in re.findall(r"^\d+: ([^:@]+)[:@]", links, re.MULTILINE) if name != "lo")  # fmt: skip
@@ -81,14 +70,4 @@ def test_a_containers_own_tc_index_is_not_taken_for_a_slot(stack: Stack, via_ifb
                 f"for _ in range({SENT}):\n    s.sendto(b'x' * 100, ('{internet.addr}', {PORT})); time.sleep(0.002)\n"]),
                 check=True)  # fmt: skip
             after = _classes(stack.pair.host_ns)
-        call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
-    grew = {key: n - before.get(key, ("", 0))[1] for key, (_, n) in after.items()}
-    print(f"\nvia its IFB {via_ifb}: slot {slot}, classes grew {grew}")
-    link_sent = max(n for (_, minor), n in grew.items() if minor == "fffe")
-    assert link_sent >= SENT, grew  # the packets reached the uplink's upload IFB
-    forged = max(n for key, n in grew.items() if key in critical_keys(after))
-    assert forged < SENT // 10, grew
-
-
-def critical_keys(classes: dict[tuple[str, str], tuple[str, int]]) -> list[tuple[str, str]]:
-    return [key for key, (prio, _) in classes.items() if prio == CRITICAL_PRIO]
+    assert_none_critical(before, after, SENT, f"via its IFB {via_ifb}: slot {slot}, ")

@@ -45,16 +45,18 @@ from bench.bottleneck import Internet, modem
 from tests.e2e.conftest import Stack
 from tests.e2e.test_container_priority_under_upload_limit import (
     BUFFER_MS,
-    CRITICAL_PRIO,
     DOWN_L2,
-    TO_L3,
     UP_L2,
     _classes,
+    assert_none_critical,
+    critical_at_the_link,
+    critical_keys,
+    ifb_in,
 )
 from tests.support import own_names
 from tests.support.container_forger import forging
 from tests.support.container_ns import Container, routed_container
-from tests.support.helper_calls import call_helper, priorities_undone, set_priority_when_listed
+from tests.support.helper_calls import call_helper, priorities_undone
 from tests.support.netns import app_scope, entered_netns, nsenter_argv, spawn
 from tests.support.waiting import eventually
 
@@ -82,33 +84,43 @@ def _device(netns: str) -> str:
 
 
 @contextlib.contextmanager
-def _serving(netns: str) -> Iterator[BPF]:
-    """A TCP server in netns on LISTEN_PORT that sends each client SERVED
-    bytes; its sockets carry the filter counting the hashes they receive
-    (the client's ACKs)."""
+def _watched_socket(netns: str, kind: int) -> Iterator[tuple[BPF, socket.socket]]:
+    """A socket of kind in netns bound to LISTEN_PORT, carrying the filter
+    that counts each hash it receives (the program's "seen" map)."""
     program = BPF(text=_WATCHER.encode())
     try:
         function = program.load_func(b"watch", BPF.SOCKET_FILTER)
         with entered_netns(netns):
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        with listener:
-            listener.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, function.fd)  # its clients' too
-            listener.bind(("0.0.0.0", LISTEN_PORT))
-            listener.listen(1)
-
-            def serve() -> None:
-                with contextlib.suppress(OSError):
-                    client, _ = listener.accept()
-                    with client:
-                        client.sendall(b"x" * SERVED)
-
-            server = threading.Thread(target=serve, daemon=True)
-            server.start()
-            yield program
-            listener.shutdown(socket.SHUT_RDWR)
-            server.join(30)
+            sock = socket.socket(socket.AF_INET, kind)
+        with sock:
+            sock.setsockopt(
+                socket.SOL_SOCKET, SO_ATTACH_BPF, function.fd
+            )  # a listener's clients' too
+            sock.bind(("0.0.0.0", LISTEN_PORT))
+            yield program, sock
     finally:
         program.cleanup()
+
+
+@contextlib.contextmanager
+def _serving(netns: str) -> Iterator[BPF]:
+    """A TCP server in netns on LISTEN_PORT that sends each client SERVED
+    bytes; its sockets carry the filter counting the hashes they receive
+    (the client's ACKs)."""
+    with _watched_socket(netns, socket.SOCK_STREAM) as (program, listener):
+        listener.listen(1)
+
+        def serve() -> None:
+            with contextlib.suppress(OSError):
+                client, _ = listener.accept()
+                with client:
+                    client.sendall(b"x" * SERVED)
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        yield program
+        listener.shutdown(socket.SHUT_RDWR)
+        server.join(30)
 
 
 def _send(netns: str, cgroup: Path, to: str, port: int) -> None:
@@ -150,24 +162,15 @@ def _limited_beside_critical(
         app_scope(cgroup2_mount(), limited_id) as limited_scope,
         priorities_undone(bus, victim),
     ):
-        spawn(nsenter_argv(stack.pair.host_ns, ["sleep", "120"]), victim_scope)
         spawn(nsenter_argv(container.netns, ["sleep", "120"]), limited_scope)
-        set_priority_when_listed(bus, victim, "critical")
-        call_helper(
-            bus, lambda c: c.set_link_capacity(round(DOWN_L2 * TO_L3), round(UP_L2 * TO_L3), False)
-        )
-        try:
-            assert eventually(lambda: len(_critical(stack.pair.host_ns)) == 2, 10.0), _classes(stack.pair.host_ns)  # fmt: skip
-            slot = int(_critical(stack.pair.host_ns)[0][1], 16)
-            call_helper(bus, lambda c: c.set_limit(limited, direction, LIMIT, scope=RuleScope.ALL))  # fmt: skip
-            # the container's namespace shaper holds it: our hook on its side
-            assert eventually(lambda: "ctifb" in subprocess.run(
-                ["ip", "-n", container.netns, "-o", "link", "show"],
-                capture_output=True, text=True, check=True).stdout, 10.0), "no IFB in the container"  # fmt: skip
-            yield _Stage(internet, container, victim_scope, limited_scope, slot)
-        finally:
-            call_helper(bus, lambda c: c.clear_limit(limited, scope=RuleScope.ALL))
-            call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
+        with critical_at_the_link(stack, victim, victim_scope, stack.pair.host_ns) as slot:
+            try:
+                call_helper(bus, lambda c: c.set_limit(limited, direction, LIMIT, scope=RuleScope.ALL))  # fmt: skip
+                # the container's namespace shaper holds it: our hook on its side
+                assert eventually(lambda: ifb_in(container.netns), 10.0), "no IFB in the container"
+                yield _Stage(internet, container, victim_scope, limited_scope, slot)
+            finally:
+                call_helper(bus, lambda c: c.clear_limit(limited, scope=RuleScope.ALL))
 
 
 def test_a_container_does_not_learn_a_host_applications_token(stack: Stack) -> None:
@@ -191,20 +194,8 @@ def test_a_container_does_not_learn_a_host_applications_token(stack: Stack) -> N
             before = _classes(stack.pair.host_ns)
             _send(container.netns, stage.limited_scope, stage.internet.addr, FORGE_PORT)
             after = _classes(stack.pair.host_ns)
-    grew = {key: n - before.get(key, ("", 0))[1] for key, (_, n) in after.items()}
-    print(f"\nslot {slot}: hashes the container saw {sorted(seen.items(), key=lambda kv: -kv[1])[:3]}, classes grew {grew}")  # fmt: skip
-    link_sent = max(n for (_, minor), n in grew.items() if minor == "fffe")
-    assert link_sent >= SENT, grew  # the forged packets reached the uplink's upload IFB
-    forged = max(n for key, n in grew.items() if key in _critical_keys(after))
-    assert forged < SENT // 10, grew
-
-
-def _critical(netns: str) -> list[tuple[str, str]]:
-    return _critical_keys(_classes(netns))
-
-
-def _critical_keys(classes: dict[tuple[str, str], tuple[str, int]]) -> list[tuple[str, str]]:
-    return [key for key, (prio, _) in classes.items() if prio == CRITICAL_PRIO]
+    most = sorted(seen.items(), key=lambda kv: -kv[1])[:3]
+    assert_none_critical(before, after, SENT, f"slot {slot}: hashes the container saw {most}, ")
 
 
 def test_a_containers_socket_priority_does_not_carry_another_slot(stack: Stack) -> None:
@@ -227,12 +218,7 @@ def test_a_containers_socket_priority_does_not_carry_another_slot(stack: Stack) 
             capture_output=True, text=True, timeout=120)  # fmt: skip
         assert sender.returncode == 0, sender.stderr
         after = _classes(stack.pair.host_ns)
-    grew = {key: n - before.get(key, ("", 0))[1] for key, (_, n) in after.items()}
-    print(f"\nslot {slot}: classes grew {grew}")
-    link_sent = max(n for (_, minor), n in grew.items() if minor == "fffe")
-    assert link_sent >= SENT, grew  # the packets reached the uplink's upload IFB
-    forged = max(n for key, n in grew.items() if key in _critical_keys(after))
-    assert forged < SENT // 10, grew
+    assert_none_critical(before, after, SENT, f"slot {slot}: ")
 
 
 @contextlib.contextmanager
@@ -278,34 +264,17 @@ def test_a_container_on_the_same_bridge_does_not_see_a_token(stack: Stack) -> No
         _bridge_nf(stack.pair.host_ns, 0),
         app_scope(cgroup2_mount(), app_id) as scope,
         priorities_undone(bus, app),
+        critical_at_the_link(stack, app, scope, container.netns),
+        _watched_socket(neighbour, socket.SOCK_DGRAM) as (program, _),
     ):
-        spawn(nsenter_argv(container.netns, ["sleep", "120"]), scope)
-        set_priority_when_listed(bus, app, "critical")
-        call_helper(
-            bus, lambda c: c.set_link_capacity(round(DOWN_L2 * TO_L3), round(UP_L2 * TO_L3), False)
-        )
-        try:
-            assert eventually(lambda: len(_critical(stack.pair.host_ns)) == 2, 10.0), _classes(stack.pair.host_ns)  # fmt: skip
-            program = BPF(text=_WATCHER.encode())
-            try:
-                function = program.load_func(b"watch", BPF.SOCKET_FILTER)
-                with entered_netns(neighbour):
-                    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                with sock:
-                    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, function.fd)
-                    sock.bind(("0.0.0.0", LISTEN_PORT))
-                    address = _neighbour_address(container)
-                    sender = spawn(nsenter_argv(container.netns, [sys.executable, "-c",
-                        "import socket, time\nsockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]\n"
-                        f"for _ in range(20):\n    for s in sockets: s.sendto(b'x' * 100, ('{address}', {LISTEN_PORT})); time.sleep(0.002)\n"]),
-                        scope)  # fmt: skip
-                    sender.communicate(timeout=120)
-                    assert sender.returncode == 0
-                    seen = {key.value: count.value for key, count in program[b"seen"].items()}
-            finally:
-                program.cleanup()
-        finally:
-            call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
+        address = _neighbour_address(container)
+        sender = spawn(nsenter_argv(container.netns, [sys.executable, "-c",
+            "import socket, time\nsockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]\n"
+            f"for _ in range(20):\n    for s in sockets: s.sendto(b'x' * 100, ('{address}', {LISTEN_PORT})); time.sleep(0.002)\n"]),
+            scope)  # fmt: skip
+        sender.communicate(timeout=120)
+        assert sender.returncode == 0
+        seen = {key.value: count.value for key, count in program[b"seen"].items()}
     print(f"\nhashes the neighbour saw: {seen}")
     assert sum(seen.values()) >= 80, seen  # it received them
     # a flow's own hash (or none: 0) on at most its 20 packets, not one token on all
@@ -349,24 +318,16 @@ def test_container_to_container_traffic_is_not_held_by_the_link_tree(stack: Stac
         routed_container(stack.pair, None, "rv24s", masquerade=True) as other,
         app_scope(cgroup2_mount(), app_id) as scope,
         priorities_undone(bus, app),
+        critical_at_the_link(stack, app, scope, container.netns),
     ):
-        spawn(nsenter_argv(container.netns, ["sleep", "120"]), scope)
-        set_priority_when_listed(bus, app, "critical")
-        call_helper(
-            bus, lambda c: c.set_link_capacity(round(DOWN_L2 * TO_L3), round(UP_L2 * TO_L3), False)
-        )
-        try:
-            assert eventually(lambda: len(_critical(stack.pair.host_ns)) == 2, 10.0), _classes(stack.pair.host_ns)  # fmt: skip
-            with entered_netns(other.netns):
-                sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            with sink:
-                sink.bind(("0.0.0.0", LISTEN_PORT))
-                before = _classes(stack.pair.host_ns)
-                _send(container.netns, scope, other.addr, LISTEN_PORT)
-                after = _classes(stack.pair.host_ns)
-        finally:
-            call_helper(bus, lambda c: c.set_link_capacity(0, 0, False))
+        with entered_netns(other.netns):
+            sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with sink:
+            sink.bind(("0.0.0.0", LISTEN_PORT))
+            before = _classes(stack.pair.host_ns)
+            _send(container.netns, scope, other.addr, LISTEN_PORT)
+            after = _classes(stack.pair.host_ns)
     grew = {key: n - before.get(key, ("", 0))[1] for key, (_, n) in after.items()}
     print(f"\nclasses grew {grew}")
-    classed = max(n for key, n in grew.items() if key in _critical_keys(after))
+    classed = max(n for key, n in grew.items() if key in critical_keys(after))
     assert classed < SENT // 10, grew
