@@ -356,19 +356,22 @@ class EngineCore:
         except Exception:  # the caller hears the first failure; _apply_quietly tries again
             log.exception("rollback of the gates incomplete")
 
-    def _refuse_unwritten_gates(self, changed: set[tuple[str, Direction]],
+    def _refuse_unwritten_gates(self, changed: set[tuple[RuleKey, Direction]],
                                 kept: LimitTable) -> None:  # fmt: skip
         """A change whose block or quota the kernel did not take is refused
         (a tick goes on past such a gate, and lists it: Gating._write).
-        changed: the directions whose block or quota the change changed; one
-        that leaves them as they were (a rate, a priority) is taken beside a
-        gate the kernel keeps refusing. Until 2026-12-06 it was refused too:
-        after one refused unblock, every later change of that direction was.
+        changed: the rules' directions whose block or quota the change
+        changed; one that leaves them as they were (a rate, a priority) is
+        taken beside a gate the kernel keeps refusing (until 2026-12-06 it was
+        refused too: after one refused unblock, every later change of that
+        direction was). Only the rule whose gate failed is refused: each rule
+        has its own gates (until 2026-12-06 any rule's failing gate of the
+        application and direction refused it: another user's refused yours).
         kept: the table in force once the change is refused (its rates hold
-        beneath a lapsing gate: Gating.refusal)."""
+        beneath a lapsing gate; Gating.refusal)."""
         gating = self._applier.gating
         for key, direction in gating.failed:
-            if (key[0], direction) in changed:
+            if (key, direction) in changed:
                 rated = direction in gating.rated(key, kept.get(key))
                 raise KernelError(gating.refusal(key, direction, rated))
 

@@ -399,17 +399,20 @@ def rules_changed(
 def gates_changed(
     before: list[tuple[RuleKey, dict[Direction, Limit]]],
     after: list[tuple[RuleKey, dict[Direction, Limit]]],
-) -> set[tuple[str, Direction]]:
-    """The (application, direction)s of rules_changed whose gate is to hold
-    otherwise: a block set or lifted, or a quota where no block is (a block's
-    gate holds the block, whatever quota is beneath it: gating.py). A rate or
-    a priority set beside a gate the kernel refuses needs nothing of it."""
+) -> set[tuple[RuleKey, Direction]]:
+    """The rules' directions in force whose gate is to hold otherwise between
+    two reads of LimitTable.enforced(): a block set or lifted, or a quota
+    where no block is (a block's gate holds the block, whatever quota is
+    beneath it: gating.py), a rule gone or outranked. A rate or a priority
+    set beside a gate the kernel refuses needs nothing of it. By rule, not
+    application: each rule has its own slot, so its own gates (until
+    2026-12-06 by application: another user's refused gate refused yours)."""
 
     def gated(items: list[tuple[RuleKey, dict[Direction, Limit]]]
-              ) -> list[tuple[RuleKey, dict[Direction, Limit]]]:  # fmt: skip
-        return [(key, {direction: Limit(0, 0, limit.blocked, None if limit.blocked else limit.quota)
-                       for direction, limit in limits.items()
-                       if limit.blocked or limit.quota is not None})
-                for key, limits in items]  # fmt: skip
+              ) -> dict[tuple[RuleKey, Direction], Limit]:  # fmt: skip
+        return {(key, direction): Limit(0, 0, limit.blocked, None if limit.blocked else limit.quota)
+                for key, limits in items for direction, limit in limits.items()
+                if limit.blocked or limit.quota is not None}  # fmt: skip
 
-    return rules_changed(gated(before), gated(after))
+    old, new = gated(before), gated(after)
+    return {which for which in old.keys() | new.keys() if old.get(which) != new.get(which)}

@@ -41,6 +41,7 @@ from chadthrottle.helper.engine.gating import Gating
 from chadthrottle.helper.engine.limits import Limit, LimitTable, default_burst_bytes
 from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.errors import KernelError
+from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.kernel.gates import LEASE_S, GateSetting
 
 from tests.helper.engine.admin_engine import AdminEngine
@@ -72,11 +73,12 @@ class RefusingGates(RecordingGates):
     def __init__(self) -> None:
         super().__init__()
         self.refuse_writes: set[Direction] = set()
+        self.refuse_gates: set[tuple[int, Direction]] = set()  # one slot's gate alone
         self.refuse_reads: set[Direction] = set()
         self.refused: list[GateSetting] = []  # the writes refused, in order
 
     def set(self, slot: int, direction: Direction, setting: GateSetting) -> None:
-        if direction in self.refuse_writes:
+        if direction in self.refuse_writes or (slot, direction) in self.refuse_gates:
             self.refused.append(setting)
             raise OSError("refused by the test")
         super().set(slot, direction, setting)
@@ -92,7 +94,9 @@ class Stage:
     application's sockets count SENT_BPS up, its class passed shaped_bps."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, rules: LimitTable | None = None,
-                 refuse_writes: set[Direction] | None = None) -> None:  # fmt: skip
+                 refuse_writes: set[Direction] | None = None,
+                 index: ApplicationIndex | None = None) -> None:  # fmt: skip
+        """index: the processes (default: curl_index's one curl of uid 1000)."""
         self.datapath, self.shaper, self.gates = (
             RecordingDatapath(),
             RecordingShaper(),
@@ -103,7 +107,7 @@ class Stage:
         self.now, self.shaped = 0.0, 0
         self.wall_clock = SettableClock(1_799_236_800.0)
         self.engine = AdminEngine(
-            self.datapath, self.shaper, curl_index(monkeypatch),
+            self.datapath, self.shaper, index or curl_index(monkeypatch),
             lambda active: [BackendInfo("tc", True, "", ())], clock=lambda: self.now,
             wall_clock=self.wall_clock, zone=BERLIN, rules=rules,
         )  # fmt: skip

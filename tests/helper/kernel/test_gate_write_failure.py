@@ -70,14 +70,15 @@ def _engine(datapath: Datapath, shaper: RecordingShaper | None = None,
                        lambda active: [BackendInfo("tc", True, "", ())], rules=rules)  # fmt: skip
 
 
-def _refuse_gate_of(engine: AdminEngine, app_id: str, monkeypatch: pytest.MonkeyPatch
-                    ) -> Callable[[int], SlotGate]:  # fmt: skip
-    """Every map access to app_id's download gate raises, as a kernel refusing
-    it; returns how to read any gate's entry as the kernel holds it."""
+def _refuse_gate_of(engine: AdminEngine, app_id: str, monkeypatch: pytest.MonkeyPatch,
+                    owner: int = ADMIN_OWNER) -> Callable[[int], SlotGate]:  # fmt: skip
+    """Every map access to the download gate of app_id's rule of owner
+    raises, as a kernel refusing it; returns how to read any gate's entry as
+    the kernel holds it."""
     entry = SlotGates._entry
 
     def refusing(gates: SlotGates, key: int) -> SlotGate:
-        slot = engine._applier.slots.slot_of((app_id, ADMIN_OWNER))
+        slot = engine._applier.slots.slot_of((app_id, owner))
         if slot is not None and key == policer_key(slot, POLICE_DOWN):
             raise OSError(errno.EFAULT, "refused by the test")
         return entry(gates, key)
@@ -86,8 +87,9 @@ def _refuse_gate_of(engine: AdminEngine, app_id: str, monkeypatch: pytest.Monkey
     return lambda key: entry(engine._datapath.gates, key)  # type: ignore[arg-type]
 
 
-def _download_gate(engine: AdminEngine, app_id: str, read: Callable[[int], SlotGate]) -> int:
-    slot = engine._applier.slots.slot_of((app_id, ADMIN_OWNER))
+def _download_gate(engine: AdminEngine, app_id: str, read: Callable[[int], SlotGate],
+                   owner: int = ADMIN_OWNER) -> int:  # fmt: skip
+    slot = engine._applier.slots.slot_of((app_id, owner))
     assert slot is not None
     return int(read(policer_key(slot, POLICE_DOWN)).flags)
 
@@ -282,3 +284,37 @@ def test_a_rate_is_taken_beside_a_block_the_kernel_will_not_lift(
     assert _download_gate(engine, refused, read) & GATE_BLOCK, "the kernel's gate"
     assert engine.apply_changes([SetBlocked(refused, (DOWN,), False)]) == [refused]
     assert _download_gate(engine, refused, read) == 0
+
+
+def test_one_users_refused_gate_refuses_no_other_users_change(
+    datapath: Datapath, programs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two users run one program, each blocks its downloads; the kernel then
+    refuses user A's gate. A's unblock is refused; B's, and B's block again,
+    are written to B's own gate and taken. Before, B's were refused with A's
+    error: refusals were keyed by application, not by rule."""
+    program = programs[0]
+    program.parent.chmod(0o755)  # the users' processes exec it
+    users = (60_001, 60_002)
+    processes = [subprocess.Popen([str(program), "600"], user=uid) for uid in users]
+    try:
+        for process in processes:
+            wait_for_exec(process.pid, program)
+        app = f"exe:{program}"
+        engine = _engine(datapath)
+        engine.tick()
+        for uid in users:
+            assert engine.apply_changes([SetBlocked(app, (DOWN,), True, uid)]) == [app]
+        read = _refuse_gate_of(engine, app, monkeypatch, users[0])
+        (refused,) = engine.apply_changes([SetBlocked(app, (DOWN,), False, users[0])])
+        assert isinstance(refused, KernelError) and "refused by the test" in str(refused)
+        for blocked in (False, True):
+            slot = engine._applier.slots.slot_of((app, users[1]))  # B's, while B has a rule
+            outcome = engine.apply_changes([SetBlocked(app, (DOWN,), blocked, users[1])])
+            assert outcome == [app], f"B's change refused with A's gate: {outcome}"
+            slot = engine._applier.slots.slot_of((app, users[1])) or slot
+            assert slot is not None
+            assert bool(int(read(policer_key(slot, POLICE_DOWN)).flags) & GATE_BLOCK) is blocked
+        assert _download_gate(engine, app, read, users[0]) & GATE_BLOCK, "A's gate as it was"
+    finally:
+        stop(*processes)
