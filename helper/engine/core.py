@@ -367,13 +367,18 @@ class EngineCore:
         direction was). Only the rule whose gate failed is refused: each rule
         has its own gates (until 2026-12-06 any rule's failing gate of the
         application and direction refused it: another user's refused yours).
+        Gating.failed holds only live rules (their processes tagged): one
+        the change takes out (lifted, dropped, outranked) has its processes
+        untagged, so its gate, refused or not, holds none of their sockets,
+        and the change is taken (until 2026-12-06 refused all the same).
         kept: the table in force once the change is refused (its rates hold
         beneath a lapsing gate; Gating.refusal)."""
         gating = self._applier.gating
         for key, direction in gating.failed:
             if (key, direction) in changed:
                 rated = direction in gating.rated(key, kept.get(key))
-                raise KernelError(gating.refusal(key, direction, rated))
+                held = key in {live for live, _limits in self._applier.live(kept)}
+                raise KernelError(gating.refusal(key, direction, rated, held))
 
     def _restart_rates(self, changed: set[tuple[str, Direction]]) -> None:
         """(application, direction)s whose rules in force just changed: their rates are

@@ -108,6 +108,7 @@ class Gating:
         apply: spent (the kernel refuses since), whole again in a new period,
         or at its then-rate; their rates are measured afresh from here, as
         after a change of rules (RateMeter.restart)."""
+        live = list(live)
         turned = False
         turned_apps: set[tuple[str, Direction]] = set()
         opened: set[tuple[RuleKey, Direction]] = set()
@@ -220,7 +221,11 @@ class Gating:
         }
         self._note_unread(unread)
         unread_why = {g: f"its quota's count could not be read: {why}" for g, why in unread.items()}
-        owners = {**self._owner, **whose}  # a gate no longer wanted: the rule it was written for
+        # a gate no longer wanted: the rule it was written for, while that rule
+        # is live; one no longer live has its processes untagged by this apply
+        # (Apply.tags), so its gate, refused or not, holds none of their sockets
+        alive = {key for key, _slot, _limits in live}
+        owners = {g: key for g, key in {**self._owner, **whose}.items() if key in alive}
         self.failed = {
             (owners[g], g[1]): why
             for g, why in {**unread_why, **self._failing}.items()
@@ -295,20 +300,23 @@ class Gating:
             log.info("slot %d %s: its quota's count read again", slot, direction.value)
         self._unread = unread
 
-    def refusal(self, key: RuleKey, direction: Direction, rated: bool = False) -> str:
+    def refusal(self, key: RuleKey, direction: Direction, rated: bool = False,
+                held: bool = True) -> str:  # fmt: skip
         """Why a caller's change of a rule's direction is refused, in plain
         words (KernelError's text; "" when its gate holds): the change is
         undone (core._change). A gate whose write the kernel refused is no
         longer renewed: what it held before lapses, and the text says so, as
         the listing does (until 2026-12-06 it said "nothing changed" there).
-        rated: a rate holds the direction beneath it (held_on)."""
+        rated: a rate holds the direction beneath it (held_on); held: the
+        rule is live once the change is undone (its processes tagged): else
+        its gate holds none of their sockets, and nothing changed for them."""
         if (why := self._unread_of.get((key, direction))) is not None:
             failed = f"could not read how much of {key[0]}'s {direction.value} quota is used"
         elif (why := self.failed.get((key, direction))) is not None:
             failed = f"could not write {key[0]}'s {direction.value} block or quota to the kernel"
         else:
             return ""
-        if (lapsing := self.lapsing(key, direction)) is not None:
+        if held and (lapsing := self.lapsing(key, direction)) is not None:
             return f"{failed} ({why}): the change was not made; {held_on(lapsing.until - self.now(), rated)}"
         return f"{failed} ({why}): the change was not made, nothing changed"
 

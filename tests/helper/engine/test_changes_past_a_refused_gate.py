@@ -38,6 +38,8 @@ from tests.helper.engine.test_gate_truth import (
     UP,
     Stage,
     held_at_then_rate,
+    kept_live,
+    up_rule,
 )
 
 BLOCK = GateSetting(blocked=True)
@@ -45,8 +47,8 @@ BLOCK = GateSetting(blocked=True)
 
 def _refused_unblock(monkeypatch: pytest.MonkeyPatch) -> Stage:
     """curl's upload blocked, then its unblock refused by the kernel, which
-    goes on refusing that gate's writes."""
-    stage = Stage(monkeypatch)
+    goes on refusing that gate's writes (its rule kept live: kept_live)."""
+    stage = kept_live(Stage(monkeypatch))
     stage.change(SetBlocked(CURL, (UP,), True))
     stage.second()
     stage.gates.refuse_writes = {UP}
@@ -57,7 +59,7 @@ def _refused_unblock(monkeypatch: pytest.MonkeyPatch) -> Stage:
 
 def _rule(stage: Stage) -> tuple[int, bool, int, str]:
     """ListRules' upload row of curl: rate, blocked, quota, priority."""
-    (rule,) = [rule for rule in stage.engine.list_rules() if rule.direction == UP.value]
+    rule = up_rule(stage)
     return rule.rate_bps, rule.blocked, rule.quota_bytes, rule.priority
 
 
@@ -107,7 +109,7 @@ def test_a_refused_quota_change_leaves_its_count_and_the_rule_in_force(
     its lease lapses. Before, each refused set counted the kernel's bytes
     since the set before once more (1,000 used listed as 2,000, then 3,000),
     and ListRules said not in force while the kernel held just that rule."""
-    stage = Stage(monkeypatch)
+    stage = kept_live(Stage(monkeypatch))
     stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
     stage.second()
     stage.gates.counted[(stage.quota_slot(UP), UP)] = 1_000
@@ -118,7 +120,7 @@ def test_a_refused_quota_change_leaves_its_count_and_the_rule_in_force(
     )
     assert all(isinstance(outcome, KernelError) for outcome in outcomes), outcomes
     for _ in range(2):
-        (rule,) = stage.engine.list_rules()
+        rule = up_rule(stage)
         assert (rule.quota_bytes, rule.quota_left_bytes, rule.in_force) == (
             BUDGET,
             BUDGET - 1_000,
@@ -218,9 +220,13 @@ def test_a_users_block_held_on_behind_an_administrators_rule_holds_none_of_its_s
     sockets, are tagged with the administrator's slot at once, so the user's
     old block, still in its own slot's gate until the lease lapses, holds
     none of the application's traffic, and is not listed (the row shows the
-    administrator's rule). Pinned as right: docs/helper.md."""
+    administrator's rule). Pinned as right: docs/helper.md. (The user's
+    download limit keeps the user's rule live past the schedule's end; with
+    nothing left, its process is untagged then already:
+    test_refused_gate_holding_nothing.py.)"""
     stage = Stage(monkeypatch)  # Wednesday 2027-01-06, 13:00 in Berlin
     user = 1000
+    stage.change(SetLimit(CURL, DOWN, 2 * RATE_BPS, 0, user))
     stage.change(AddSchedule(CURL, frozenset({2}), 13 * 60, 13 * 60 + 2, 0, 0, user, blocked=(UP,)))
     assert stage.second().up_blocked
     (user_slot,) = set(stage.datapath.process_slots.values())
@@ -235,20 +241,3 @@ def test_a_users_block_held_on_behind_an_administrators_rule_holds_none_of_its_s
         (listed,) = stage.engine.list_applications(viewer)
         assert (listed.up_blocked, listed.up_limit_problem) == (False, ""), viewer
         assert (listed.down_limit_bps, listed.down_limit_owner) == (RATE_BPS, ADMIN_OWNER)
-
-
-def test_an_administrators_rule_over_a_users_block_the_kernel_will_not_lift_is_refused(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The user's block in force needs its gate opened for the administrator's
-    rule to take over: refused by name while the kernel refuses it, the
-    user's block the rule in force as before."""
-    stage = Stage(monkeypatch)
-    stage.change(SetBlocked(CURL, (UP,), True, 1000))
-    stage.second()
-    stage.gates.refuse_writes = {UP}
-    (outcome,) = stage.engine.apply_changes([SetLimit(CURL, DOWN, RATE_BPS, 0)])
-    assert isinstance(outcome, KernelError) and "up block or quota" in str(outcome)
-    assert [(rule.owner, rule.blocked) for rule in stage.engine.list_rules()] == [(1000, True)]
-    listed = stage.listed()
-    assert (listed.up_blocked, listed.up_limit_owner, listed.down_limit_bps) == (True, 1000, 0)

@@ -19,6 +19,7 @@ the real datapath's refused write: tests/helper/kernel/test_gate_write_failure.p
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -29,12 +30,14 @@ from chadthrottle.contract import (
     ApplicationInfo,
     BackendInfo,
     Direction,
+    RuleInfo,
 )
 from chadthrottle.helper.engine.api import (
     AddSchedule,
     ClearQuota,
     LimitChange,
     SetBlocked,
+    SetLimit,
     SetQuota,
 )
 from chadthrottle.helper.engine.gating import Gating
@@ -134,6 +137,22 @@ class Stage:
             s for (s, d), g in self.gates.settings.items() if d is direction and g.budget_bytes
         ]
         return slot
+
+
+def kept_live(stage: Stage) -> Stage:
+    """curl's download limited: its rule stays live (its process tagged)
+    whatever becomes of its upload's block or quota. Without it, lifting the
+    upload's block or quota drops the rule, its process is untagged, and its
+    gate, refused or not, holds none of its sockets: the change is taken
+    (tests/helper/engine/test_refusals_by_owner.py)."""
+    stage.change(SetLimit(CURL, DOWN, RATE_BPS, 0))
+    return stage
+
+
+def up_rule(stage: Stage) -> RuleInfo:
+    """ListRules' upload row of curl."""
+    (rule,) = [rule for rule in stage.engine.list_rules() if rule.direction == UP.value]
+    return rule
 
 
 def held_at_then_rate(monkeypatch: pytest.MonkeyPatch) -> Stage:
@@ -261,9 +280,11 @@ def _held_until_lapsed(stage: Stage, first: ApplicationInfo, renewed_s_ago: int 
     return [first] + [stage.second() for _ in range(int(LEASE_S) - 1 - renewed_s_ago)]
 
 
-def _spent_quota(monkeypatch: pytest.MonkeyPatch) -> Stage:
-    """curl's upload quota (BUDGET a day, then blocked) used up and listed blocked."""
-    stage = Stage(monkeypatch)
+def _spent_quota(monkeypatch: pytest.MonkeyPatch,
+                 first: Callable[[Stage], Stage] = lambda stage: stage) -> Stage:  # fmt: skip
+    """curl's upload quota (BUDGET a day, then blocked) used up and listed
+    blocked (first: done to the stage before, as kept_live)."""
+    stage = first(Stage(monkeypatch))
     stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, 0)))
     stage.second()
     stage.gates.counted[(stage.quota_slot(UP), UP)] = BUDGET + 100
@@ -286,7 +307,7 @@ def test_an_unblock_the_kernel_refuses_is_refused_and_listed_blocked_until_its_l
     """Before, the unblock was taken (the call succeeded, ListRules showed no
     block) and the application was listed open while the kernel kept the
     block, unrenewed, for up to LEASE_S."""
-    stage = Stage(monkeypatch)
+    stage = kept_live(Stage(monkeypatch))
     stage.change(SetBlocked(CURL, (UP,), True))
     stage.second()
     slot = next(s for (s, d) in stage.gates.settings if d is UP)
@@ -294,18 +315,18 @@ def test_an_unblock_the_kernel_refuses_is_refused_and_listed_blocked_until_its_l
     (outcome,) = stage.engine.apply_changes([SetBlocked(CURL, (UP,), False)])
     assert isinstance(outcome, KernelError) and "refused by the test" in str(outcome)
     assert stage.gates.settings[(slot, UP)].blocked, "the kernel's gate (the test's)"
-    (rule,) = stage.engine.list_rules()
+    rule = up_rule(stage)
     # the rule (its block, the unblock undone) is what the kernel holds, until
     # the lease lapses; before 2026-12-06 listed not in force all along
     assert (rule.blocked, rule.in_force) == (True, True), "ListRules"
     held = _held_until_lapsed(stage, stage.listed())
     assert [(app.up_blocked, app.up_limit_bps) for app in held] == [(True, 0)] * len(held)
     assert all(HELD_BEFORE in app.up_limit_problem for app in held), held
-    assert stage.engine.list_rules()[0].in_force
+    assert up_rule(stage).in_force
     lapsed = stage.second()
     assert (lapsed.up_blocked, lapsed.up_limit_bps) == (False, 0), "its lease lapsed: open"
     assert NOT_HELD in lapsed.up_limit_problem
-    assert not stage.engine.list_rules()[0].in_force, "lapsed: the block does not hold"
+    assert not up_rule(stage).in_force, "lapsed: the block does not hold"
 
     stage.gates.refuse_writes = set()  # the kernel takes it again: the block written again
     again = stage.second()
@@ -319,7 +340,7 @@ def test_a_quota_lift_the_kernel_refuses_is_refused_and_its_spent_quota_listed_u
     """A used-up quota that blocks: lifting it needs its gate opened. Before,
     the refused change was refused but listed after the lease lapsed as
     blocked still, with traffic passing."""
-    stage = _spent_quota(monkeypatch)
+    stage = _spent_quota(monkeypatch, kept_live)
     stage.gates.refuse_writes = {UP}
     (outcome,) = stage.engine.apply_changes([ClearQuota(CURL, (UP,))])
     assert isinstance(outcome, KernelError)
@@ -390,8 +411,11 @@ def test_a_schedules_block_the_kernel_keeps_past_its_end_is_listed_until_it_laps
 ) -> None:
     """A schedule's end opens its gate at a tick, no caller to refuse. Before,
     with that write refused, the application was listed with no block (its
-    rule had none left) while the kernel kept blocking until the lease lapsed."""
-    stage = Stage(monkeypatch)  # Wednesday 2027-01-06, 13:00 in Berlin
+    rule had none left) while the kernel kept blocking until the lease lapsed.
+    The rule stays live (a download limit): with nothing else, its process
+    is untagged at the end, and the old block holds none of its sockets
+    (tests/helper/engine/test_refused_gate_holding_nothing.py)."""
+    stage = kept_live(Stage(monkeypatch))  # Wednesday 2027-01-06, 13:00 in Berlin
     stage.change(AddSchedule(CURL, frozenset({2}), 13 * 60, 13 * 60 + 2, 0, 0, blocked=(UP,)))
     assert stage.second().up_blocked
     stage.gates.refuse_writes = {UP}

@@ -18,7 +18,16 @@ from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.kernel.gates import LEASE_S
 
-from tests.helper.engine.test_gate_truth import BUDGET, CURL, RATE_BPS, THEN_BPS, UP, Stage
+from tests.helper.engine.test_gate_truth import (
+    BUDGET,
+    CURL,
+    RATE_BPS,
+    THEN_BPS,
+    UP,
+    Stage,
+    kept_live,
+    up_rule,
+)
 
 ALL_THROUGH = "then lets all traffic through"
 RATE_HOLDS = "then only its rate limit holds"
@@ -37,7 +46,7 @@ def _lapse(stage: Stage) -> None:
 
 
 def test_a_used_up_quota_held_on_over_its_then_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    stage = Stage(monkeypatch)
+    stage = kept_live(Stage(monkeypatch))
     stage.change(SetQuota(CURL, (UP,), Quota(BUDGET, Period.DAY, 0, THEN_BPS)))
     stage.second()
     stage.gates.counted[(stage.quota_slot(UP), UP)] = BUDGET + 100
@@ -55,9 +64,7 @@ def test_a_used_up_quota_held_on_over_its_then_rate(monkeypatch: pytest.MonkeyPa
         THEN_BPS,
         "",
     )
-    assert [(rule.quota_bytes, rule.in_force) for rule in stage.engine.list_rules()] == [
-        (BUDGET, True)
-    ]
+    assert (up_rule(stage).quota_bytes, up_rule(stage).in_force) == (BUDGET, True)
 
 
 def test_a_block_held_on_over_a_rate(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,7 +84,8 @@ def test_a_block_held_on_over_a_rate(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_block_held_on_over_nothing_lets_all_through(monkeypatch: pytest.MonkeyPatch) -> None:
-    stage = Stage(monkeypatch)
+    """Nothing beneath the upload's block (the rule kept live by its download's limit)."""
+    stage = kept_live(Stage(monkeypatch))
     stage.change(SetBlocked(CURL, (UP,), True))
     stage.second()
     told = _refused(stage, SetBlocked(CURL, (UP,), False))

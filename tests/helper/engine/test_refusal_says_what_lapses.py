@@ -15,7 +15,7 @@ from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.kernel.gates import LEASE_S
 
-from tests.helper.engine.test_gate_truth import BUDGET, CURL, UP, Stage
+from tests.helper.engine.test_gate_truth import BUDGET, CURL, UP, Stage, kept_live
 
 
 def _refused(stage: Stage, change: object) -> str:
@@ -26,7 +26,7 @@ def _refused(stage: Stage, change: object) -> str:
 
 
 def test_a_refused_unblock_says_the_block_lapses(monkeypatch: pytest.MonkeyPatch) -> None:
-    stage = Stage(monkeypatch)
+    stage = kept_live(Stage(monkeypatch))
     stage.change(SetBlocked(CURL, (UP,), True))
     stage.second()
     told = _refused(stage, SetBlocked(CURL, (UP,), False))

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import pytest
 from chadthrottle.contract import Direction
-from chadthrottle.helper.engine.api import ClearQuota, SetBlocked, SetQuota
+from chadthrottle.helper.engine.api import ClearQuota, SetBlocked, SetLimit, SetQuota
 from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.errors import KernelError
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import ProcessInfo
 from chadthrottle.helper.kernel.gates import GateSetting
 
-from tests.helper.engine.test_gate_truth import BUDGET, CURL, UP, Stage
+from tests.helper.engine.test_gate_truth import BUDGET, CURL, RATE_BPS, UP, Stage
 
 A, B = 1000, 1001
 BLOCK = GateSetting(blocked=True)
@@ -47,10 +47,11 @@ def _slot(stage: Stage, owner: int) -> int:
 
 
 def _as_refused_for_a(monkeypatch: pytest.MonkeyPatch) -> Stage:
-    """A's upload blocked, then A's gate refused by the kernel: A's unblock
-    is refused (A's block holds on, lapsing)."""
+    """A's upload blocked (A's download limited: A's rule stays live), then
+    A's gate refused by the kernel: A's unblock is refused (A's block holds
+    on, lapsing)."""
     stage = Stage(monkeypatch, index=_two_users(monkeypatch))
-    stage.change(SetBlocked(CURL, (UP,), True, A))
+    stage.change(SetLimit(CURL, Direction.DOWN, RATE_BPS, 0, A), SetBlocked(CURL, (UP,), True, A))
     stage.second()
     stage.gates.refuse_gates = {(_slot(stage, A), UP)}
     (outcome,) = stage.engine.apply_changes([SetBlocked(CURL, (UP,), False, A)])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from chadthrottle.contract import ADMIN_OWNER, HELD_BEFORE, BackendInfo, Direction
-from chadthrottle.helper.engine.api import SetBlocked
+from chadthrottle.helper.engine.api import SetBlocked, SetLimit
 from chadthrottle.helper.engine.limits import Limit, LimitTable
 from chadthrottle.helper.engine.quotas import Period, Quota
 from chadthrottle.helper.errors import KernelError
@@ -71,15 +71,16 @@ def _engine(datapath: Datapath, shaper: RecordingShaper | None = None,
 
 
 def _refuse_gate_of(engine: AdminEngine, app_id: str, monkeypatch: pytest.MonkeyPatch,
-                    owner: int = ADMIN_OWNER) -> Callable[[int], SlotGate]:  # fmt: skip
-    """Every map access to the download gate of app_id's rule of owner
-    raises, as a kernel refusing it; returns how to read any gate's entry as
-    the kernel holds it."""
+                    owner: int = ADMIN_OWNER, police: int = POLICE_DOWN
+                    ) -> Callable[[int], SlotGate]:  # fmt: skip
+    """Every map access to the download gate (police: POLICE_UP, the
+    upload's) of app_id's rule of owner raises, as a kernel refusing it;
+    returns how to read any gate's entry as the kernel holds it."""
     entry = SlotGates._entry
 
     def refusing(gates: SlotGates, key: int) -> SlotGate:
         slot = engine._applier.slots.slot_of((app_id, owner))
-        if slot is not None and key == policer_key(slot, POLICE_DOWN):
+        if slot is not None and key == policer_key(slot, police):
             raise OSError(errno.EFAULT, "refused by the test")
         return entry(gates, key)
 
@@ -266,19 +267,23 @@ def test_a_rate_is_taken_beside_a_block_the_kernel_will_not_lift(
     """The kernel refuses one application's download gate after its block:
     the unblock is refused, and asked again tries the gate again (refused
     again); a rate limit of that direction, which needs nothing of the gate,
-    is taken. Before, every change of that direction was refused."""
+    is taken. Before, every change of that direction was refused. (Its
+    upload limit keeps its rule live: with nothing left, the unblock is
+    taken, test_refused_gate_of_untagged_sockets.py.)"""
     refused, _other = (f"exe:{program}" for program in programs)
     shaper = RecordingShaper()
     engine = _engine(datapath, shaper)
     engine.tick()
-    assert engine.apply_changes([SetBlocked(refused, (DOWN,), True)]) == [refused]
+    assert engine.apply_changes(
+        [SetLimit(refused, UP, 100_000, 0), SetBlocked(refused, (DOWN,), True)]
+    ) == [refused, refused]
     read = _refuse_gate_of(engine, refused, monkeypatch)
     for _ in range(2):
         (outcome,) = engine.apply_changes([SetBlocked(refused, (DOWN,), False)])
         assert isinstance(outcome, KernelError) and "refused by the test" in str(outcome)
     assert engine.set_limit(refused, DOWN, 300_000, 0) == refused
     assert [spec.rate_bps for spec in shaper.wanted[DOWN].values()] == [300_000]
-    (rule,) = engine.list_rules()
+    (rule,) = [rule for rule in engine.list_rules() if rule.direction == DOWN.value]
     assert (rule.rate_bps, rule.blocked) == (300_000, True)
     monkeypatch.undo()
     assert _download_gate(engine, refused, read) & GATE_BLOCK, "the kernel's gate"
@@ -305,6 +310,7 @@ def test_one_users_refused_gate_refuses_no_other_users_change(
         engine.tick()
         for uid in users:
             assert engine.apply_changes([SetBlocked(app, (DOWN,), True, uid)]) == [app]
+        assert engine.apply_changes([SetLimit(app, UP, 100_000, 0, users[0])]) == [app]  # live
         read = _refuse_gate_of(engine, app, monkeypatch, users[0])
         (refused,) = engine.apply_changes([SetBlocked(app, (DOWN,), False, users[0])])
         assert isinstance(refused, KernelError) and "refused by the test" in str(refused)
