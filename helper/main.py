@@ -66,6 +66,7 @@ from chadthrottle.helper.errors import HelperError, StartCancelled
 from chadthrottle.helper.install import add_install_commands, run_install_command
 from chadthrottle.helper.kernel import lean_pyroute2
 from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
+from chadthrottle.helper.run_state import RunRecord
 from dbus_fast import NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
 
@@ -146,13 +147,16 @@ async def run_helper(
     make_service: Callable[
         [MessageBus, ClosableEngine, Authority, EngineThread], HelperService
     ] = HelperService,
+    run_record: RunRecord | None = None,
 ) -> None:
     """Serve until stop is set, the bus goes away, or (idle_exit_s > 0) the
     helper was idle that long with no limits. bus_address None is the system
     bus (dbus-fast honours DBUS_SYSTEM_BUS_ADDRESS). finish_takeover runs
     TAKEOVER_GRACE_S after the engine is built, or at the stop if sooner.
     make_service: the service on the bus (a test's keeps it, to hold its
-    waiting calls to bounds of the test's)."""
+    waiting calls to bounds of the test's). run_record: where to say whether
+    the helper runs or stopped cleanly, for the window and the CLI to read
+    once it is gone (helper/run_state.py); None: nowhere (a test's engine)."""
     try:
         bus = await connect_system_bus(bus_address)
     except Exception as error:
@@ -162,6 +166,12 @@ async def run_helper(
     service: HelperService | None = None
     takeover = _Once(finish_takeover or (lambda: None))
     takeover_waits: asyncio.Future[None] | None = None
+    # A start given up before the engine made anything leaves what was there:
+    # "stopped" again only if it was so (a killed helper's objects stay).
+    was_stopped = run_record is None or run_record.was_stopped()
+    if run_record is not None:
+        run_record.running()  # before the engine: building it makes kernel objects
+    closed = False
     try:
         try:
             engine = await engine_thread.run(make_engine)
@@ -212,7 +222,10 @@ async def run_helper(
                 await asyncio.to_thread(takeover)  # the old programs go even when stopping early
             if engine is not None:
                 await engine_thread.run(engine.close)
+            closed = engine is not None or was_stopped
         finally:
+            if closed and run_record is not None:
+                run_record.stopped()  # what it made is gone: its limits are off
             engine_thread.shutdown()
             bus.disconnect()
 
@@ -284,6 +297,7 @@ async def _serve(arguments: argparse.Namespace, stopping: threading.Event) -> No
         stop,
         idle_exit_s=idle_exit_seconds(arguments.idle_exit_s, os.environ),
         finish_takeover=lambda: _finish_takeover(arguments.state_dir),
+        run_record=RunRecord(arguments.bus_address),
     )  # fmt: skip
 
 

@@ -35,6 +35,7 @@ from types import TracebackType
 from chadthrottle.contract import BUS_NAME
 from chadthrottle.helper.busname import wait_for_bus_name
 from chadthrottle.helper.standalone_policy import SharedFileInstall
+from chadthrottle.helper_run_state import record_path
 
 log = logging.getLogger("chadthrottle.helper.standalone")
 
@@ -121,6 +122,8 @@ class PrivateSystemBus:
             stack.callback(shutil.rmtree, self.directory, ignore_errors=True)
             self.directory.chmod(0o755)  # polkitd (and test users) must reach the socket
             self._start_bus(stack, self.directory)
+            # the helpers' run record of this bus means nothing once it is gone
+            stack.callback(record_path(self.address).unlink, missing_ok=True)
             policy = polkit_policy_install()
             policy.acquire()
             stack.callback(policy.release)

@@ -1,0 +1,132 @@
+"""Whether the helper that is away stopped cleanly or was killed, without a bus.
+
+A helper that stops on SIGTERM removes its limits, blocks and the link's
+shaping from the kernel; one killed (SIGKILL, a crash) leaves its rate limits
+and the link's shaping in force until it starts again (docs/helper.md,
+"Lifecycle and recovery"). With the helper gone nothing on the bus says which:
+so the helper keeps one small record per bus under STATUS_DIR, world-readable,
+written "running" (its pid and the process's start time) before it builds the
+engine and "stopped" once the engine has removed what it made
+(helper/run_state.py writes it; this module is the one source of the format).
+A record that says "running" of a process that is gone is a killed helper's.
+
+Anything else, or a record that is not what the helper writes (not root's, a
+symlink, writable by others, too long, not the format), reads UNKNOWN: it must
+not be forgeable by another user into a claim either way.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+
+from chadthrottle.contract import BLOCK_LEASE_S
+from chadthrottle.dbus_wire import DEFAULT_SYSTEM_BUS_ADDRESS
+
+STATUS_DIR = Path("/run/chadthrottle-status")
+FORMAT = 1
+MAX_BYTES = 512  # a record is about 80 bytes
+RUNNING, STOPPED = "running", "stopped"
+
+
+# Gone, and its record says how (docs/gui.md, "Stopped or killed"): the window,
+# the tray and chadthrottle-ctl say these words. Blocks lapse: contract.BLOCK_LEASE_S.
+STOPPED_CLEAN = "The helper stopped — its limits are off."
+STOPPED_KILLED = (
+    "The helper stopped unexpectedly — its last limits stay in force until it starts again."
+)
+# What each leaves in the kernel (docs/helper.md, "Lifecycle and recovery").
+CLEAN_DETAIL = (
+    "It removed its limits, blocks, quotas, priorities and the link's capacity from the "
+    "kernel as it stopped: traffic flows unlimited until it starts again."
+)
+KILLED_DETAIL = (
+    "It was killed or crashed: the rate limits, priorities and the link's capacity it had "
+    "set stay in the kernel, unwatched, until it starts again and takes them over; its blocks and "
+    f"quotas let traffic through within {BLOCK_LEASE_S:g} s."
+)
+
+
+class LastStop(enum.Enum):
+    """How the helper of a bus is, as its record says."""
+
+    STOPPED = "stopped"  # stopped cleanly: what it set is off
+    KILLED = "killed"  # its process is gone without stopping: what it set stays
+    RUNNING = "running"  # its process lives (starting, stopping, or off the bus)
+    UNKNOWN = "unknown"  # no record, or one that cannot be trusted
+
+
+def bus_address(address: str | None) -> str:
+    """The address a client of bus ``address`` reaches (None: the system bus),
+    as the helper, the window and the CLI each resolve it."""
+    return address or os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or DEFAULT_SYSTEM_BUS_ADDRESS
+
+
+def record_path(address: str | None, directory: Path = STATUS_DIR) -> Path:
+    """The record of the helper that serves bus ``address``: one helper per bus."""
+    digest = hashlib.sha256(bus_address(address).encode()).hexdigest()[:16]
+    return directory / f"helper-{digest}.json"
+
+
+def process_start(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot, /proc/PID/stat field
+    22), or None when there is no such process: with the pid, it names one
+    process (a pid is reused, a start time with it is not)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    try:  # the name in parentheses may hold spaces and ")": split after the last
+        return int(text[text.rindex(")") + 2 :].split()[19])
+    except (ValueError, IndexError):
+        return None
+
+
+def record_text(state: str, pid: int, started: int) -> str:
+    """A record as the helper writes it."""
+    return json.dumps({"format": FORMAT, "state": state, "pid": pid, "started": started}) + "\n"
+
+
+def _trusted_bytes(path: Path) -> bytes | None:
+    """The record's bytes if it and its directory are root's alone, else None."""
+    try:
+        folder = os.lstat(path.parent)
+        if not stat.S_ISDIR(folder.st_mode) or folder.st_uid != 0 or folder.st_mode & 0o022:
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # none, a symlink, not readable
+        return None
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or found.st_uid != 0 or found.st_mode & 0o022:
+            return None
+        data = os.read(fd, MAX_BYTES + 1)
+        return data if len(data) <= MAX_BYTES else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_last_stop(address: str | None, directory: Path = STATUS_DIR) -> LastStop:
+    """How the helper of bus ``address`` is or ended, from its record alone."""
+    data = _trusted_bytes(record_path(address, directory))
+    if data is None:
+        return LastStop.UNKNOWN
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return LastStop.UNKNOWN
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        return LastStop.UNKNOWN
+    state, pid, started = record.get("state"), record.get("pid"), record.get("started")
+    if state == STOPPED:
+        return LastStop.STOPPED
+    if state != RUNNING or not all(type(n) is int and n > 0 for n in (pid, started)):
+        return LastStop.UNKNOWN
+    assert isinstance(pid, int)  # for mypy: checked above
+    return LastStop.RUNNING if process_start(pid) == started else LastStop.KILLED
