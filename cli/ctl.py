@@ -93,7 +93,9 @@ EXIT_NOT_ENFORCED = (
 
 EXIT_CODES_HELP = (
     "exit status: 0 ok, 1 other failure, 2 usage or invalid argument, 3 not authorized, "
-    "4 no such application, 5 helper not running (or no system bus), "
+    "4 no such application, 5 helper not running (or no system bus; the message says whether it "
+    "stopped, its limits off, or stopped unexpectedly, its last limits still in force; with --json "
+    "stdout has last_stop and limits_in_force), "
     "6 the limit (or priority, or capacity) was stored but is not enforced now, or a limit is enforced "
     "but not met (the reason is printed)"
 )
@@ -486,6 +488,9 @@ def _exit_code(error: HelperClientError) -> int:
 
 def _describe(error: HelperClientError) -> str:
     if error.helper_missing:
+        gone = helper_gone_words()
+        if gone:  # how it ended decides what holds: its limits off, or left in force
+            return f"helper not running: {gone}"
         if error.name == "org.freedesktop.DBus.Error.NoServer":
             return f"helper not running: {error.message}"
         return (
@@ -496,6 +501,40 @@ def _describe(error: HelperClientError) -> str:
     if error.error is ErrorName.NO_SUCH_APPLICATION:
         return f"no such application: {error.message}"
     return error.message or error.name
+
+
+def helper_gone_words() -> str:
+    """How the helper that is not on the bus ended, from its run record
+    (chadthrottle.helper_run_state): "it stopped — its limits are off", "it
+    stopped unexpectedly — its last limits stay in force until it starts
+    again", or "" where the record does not say (none, or not to be trusted)."""
+    from chadthrottle.helper_run_state import (
+        STOPPED_CLEAN,
+        STOPPED_KILLED,
+        LastStop,
+        read_last_stop,
+    )
+
+    said = {LastStop.STOPPED: STOPPED_CLEAN, LastStop.KILLED: STOPPED_KILLED}.get(
+        read_last_stop(None)
+    )
+    return "it " + said.removeprefix("The helper ").removesuffix(".") if said else ""
+
+
+def helper_gone_json() -> str:
+    """What --json prints on stdout when the helper is not on the bus (exit 5):
+    {"helper": "not running", "last_stop": "stopped" | "killed" | "running" |
+    "unknown", "limits_in_force": false | true | null}: a killed helper's
+    limits stay in the kernel, a stopped one's are off, else not known."""
+    import json
+
+    from chadthrottle.helper_run_state import LastStop, read_last_stop
+
+    found = read_last_stop(None)
+    in_force = {LastStop.STOPPED: False, LastStop.KILLED: True}.get(found)
+    return json.dumps(
+        {"helper": "not running", "last_stop": found.value, "limits_in_force": in_force}
+    )
 
 
 def _fail(code: int, text: str) -> NoReturn:
@@ -534,13 +573,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )  # the helper's argument names as this verb's options
 
         described = in_cli_words(arguments.command, _describe(error))
+        if (
+            error.helper_missing
+            and getattr(arguments, "json", False)
+            and arguments.command != "watch"
+        ):
+            print(helper_gone_json())  # stdout: a script reads what holds (exit 5 still)
         _fail(_exit_code(error), described.splitlines()[0] if described else error.name)
     except NotMet as error:  # the same status: a script must not believe it is held
         _fail(EXIT_NOT_ENFORCED, f"stored and enforced, but not met now: {error}")
     except NotEnforced as error:
         _fail(EXIT_NOT_ENFORCED, f"stored, but not enforced now: {error}")
     except HelperGone as error:
-        _fail(EXIT_HELPER_NOT_RUNNING, f"helper went away: {error}")
+        gone = helper_gone_words()
+        _fail(EXIT_HELPER_NOT_RUNNING, f"helper went away: {error}" + (f"; {gone}" if gone else ""))
     except KeyboardInterrupt:
         _fail(130, "interrupted")
     except BrokenPipeError:

@@ -16,7 +16,7 @@ from chadthrottle.gui import autostart
 from chadthrottle.gui.alerts.flow import AlertsFlow
 from chadthrottle.gui.ipc.client_protocol import ClientFactory
 from chadthrottle.gui.ipc.connection import HelperConnection, LimitRequest
-from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.ipc.state import LEFT_IN_FORCE, HelperState, HelperStatus
 from chadthrottle.gui.ipc.worker import UNKNOWN_METHOD, Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.icons import IconProvider
@@ -31,6 +31,7 @@ from chadthrottle.gui.usage_flow import UsageFlow
 from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.settings_dialog import SettingsDialog
 from chadthrottle.gui.views.window_state import restore_window_state, save_window_state
+from chadthrottle.helper_run_state import STOPPED_KILLED
 from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
@@ -56,6 +57,8 @@ def closed_to_tray_words(nothing_enforced: str, enforced: int) -> str:
     """What the tray says when the window closes into it: "Limits stay in
     force" only while some are (it said so with the helper not installed)."""
     reopen = "Open the window again from the tray icon."
+    if nothing_enforced == LEFT_IN_FORCE:  # a killed helper's stay in the kernel (gui25)
+        return f"{STOPPED_KILLED} {reopen}"
     if nothing_enforced:
         return f"No limit is enforced now: {nothing_enforced}. {reopen}"
     if enforced:

@@ -20,6 +20,7 @@ from chadthrottle.contract import (
     RuleInfo,
     ScheduleInfo,
 )
+from chadthrottle.helper_run_state import LastStop, read_last_stop
 from chadthrottle.usage_contract import UsageResolution, UsageRow
 
 
@@ -94,17 +95,26 @@ class HelperClientLike(Protocol):
 ClientFactory = Callable[[], HelperClientLike]
 
 
+class BusClientFactory:
+    """Makes the real client of one bus (None: the system bus); and reads the
+    run record of that bus's helper (chadthrottle.helper_run_state), which the
+    worker asks when the helper is gone: stopped cleanly or killed."""
+
+    def __init__(self, bus_address: str | None = None) -> None:
+        self.bus_address = bus_address
+
+    def __call__(self) -> HelperClientLike:
+        from chadthrottle.client import HelperClient
+
+        return HelperClient(bus_address=self.bus_address)  # type: ignore[return-value]
+
+    def last_stop(self) -> LastStop:
+        return read_last_stop(self.bus_address)
+
+
 def default_client_factory(bus_address: str | None = None) -> ClientFactory:
     """A factory for the real client on the system bus (or ``bus_address``).
 
-    Imported lazily so that widget tests never need dbus-fast.
+    The client is imported lazily so that widget tests never need dbus-fast.
     """
-
-    def make_client() -> HelperClientLike:
-        from chadthrottle.client import HelperClient
-
-        if bus_address:
-            return HelperClient(bus_address=bus_address)  # type: ignore[return-value]
-        return HelperClient()  # type: ignore[return-value]
-
-    return make_client
+    return BusClientFactory(bus_address or None)

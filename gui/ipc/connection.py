@@ -18,6 +18,7 @@ from chadthrottle.gui.ipc.error_text import describe_error
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import Observations, derive_status
 from chadthrottle.gui.ipc.worker import HelperWorker, Snapshot, WorkerSignals
+from chadthrottle.helper_run_state import LastStop
 from chadthrottle.usage_contract import UsageResolution
 from PySide6.QtCore import QObject, Signal
 
@@ -67,6 +68,7 @@ class HelperConnection(QObject):
         self._request_ids = itertools.count(1)
         self._signals.applications.connect(self._on_applications)
         self._signals.backends.connect(self._on_backends)
+        self._signals.lastStop.connect(self._on_last_stop)
         self._signals.pollFailed.connect(self._on_poll_failed)
         self._signals.limitDone.connect(self._on_limit_done)
         self._signals.limitFailed.connect(self._on_limit_failed)
@@ -162,6 +164,11 @@ class HelperConnection(QObject):
         if error_name != self._seen.poll_error_name:
             log.info("helper unavailable: %s (%s)", error_name, message)
         self._observe(poll_error_name=error_name)
+
+    def _on_last_stop(self, last_stop: LastStop) -> None:
+        if isinstance(last_stop, LastStop) and last_stop is not self._seen.last_stop:
+            log.info("the helper's run record says: %s", last_stop.value)
+            self._observe(last_stop=last_stop)
 
     def _on_limit_done(self, request_id: int, resolved_app_id: str) -> None:
         request = self._pending.pop(request_id, None)

@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from chadthrottle.helper_run_state import LastStop
+
+# The enforcement problem of every limit while a killed helper is away: the
+# kernel keeps its rate limits, nothing watches them (limit_truth words it).
+LEFT_IN_FORCE = "the helper stopped unexpectedly"
+
 
 class HelperState(Enum):
     """What the GUI can do right now, from the user's point of view."""
@@ -33,6 +39,19 @@ class HelperStatus:
     detail: str = ""
     can_monitor: bool = False
     can_limit: bool = False
+    # NOT_RUNNING: how the helper ended, from its run record (chadthrottle.helper_run_state):
+    # STOPPED took its limits off the kernel, KILLED left them in force
+    last_stop: LastStop = LastStop.UNKNOWN
+
+    @property
+    def left_in_force(self) -> bool:
+        """The helper is away and what it set stays in the kernel (it was killed)."""
+        return self.state is HelperState.NOT_RUNNING and self.last_stop is LastStop.KILLED
+
+    @property
+    def stopped_clean(self) -> bool:
+        """The helper is away and took what it set off the kernel as it stopped."""
+        return self.state is HelperState.NOT_RUNNING and self.last_stop is LastStop.STOPPED
 
     @property
     def is_problem(self) -> bool:

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 from chadthrottle.contract import PAUSED_PROBLEM, BackendInfo, ErrorName
 from chadthrottle.gui.ipc.error_text import describe_error
-from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.ipc.state import LEFT_IN_FORCE, HelperState, HelperStatus
+from chadthrottle.helper_run_state import (
+    STOPPED_CLEAN,
+    STOPPED_KILLED,
+    LastStop,
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class Observations:
     has_polled_ok: bool = False  # at least one ListApplications answered, this session
     backends: tuple[BackendInfo, ...] = ()
     limit_denied: bool = False  # a SetLimit/ClearLimit was refused by polkit
+    last_stop: LastStop = LastStop.UNKNOWN  # the helper's run record, read at the failed poll
 
 
 def backend_problem(backends: tuple[BackendInfo, ...]) -> str:
@@ -65,11 +71,17 @@ def derive_status(seen: Observations) -> HelperStatus:
     if seen.poll_error_name is not None:
         text = describe_error(seen.poll_error_name)
         state = text.state or HelperState.NOT_RUNNING
-        if (
-            state is HelperState.NOT_INSTALLED
-            and seen.has_polled_ok
-            and (seen.poll_error_name.endswith("ServiceUnknown"))
-        ):
+        unknown_service = seen.poll_error_name.endswith("ServiceUnknown")
+        gone = state is HelperState.NOT_RUNNING or (
+            state is HelperState.NOT_INSTALLED and unknown_service
+        )
+        if gone and seen.last_stop in (LastStop.STOPPED, LastStop.KILLED):
+            # A helper ran on this bus (its record says so), and how it ended
+            # decides what holds: not one "not running" for both (gui25).
+            killed = seen.last_stop is LastStop.KILLED
+            return HelperStatus(HelperState.NOT_RUNNING, STOPPED_KILLED if killed else STOPPED_CLEAN,
+                                last_stop=seen.last_stop)  # fmt: skip
+        if state is HelperState.NOT_INSTALLED and seen.has_polled_ok and unknown_service:
             # It answered earlier in this session, so it is installed: it stopped.
             # Whether it is restarting or was stopped for good the bus does not say
             # ("restarting" was shown for one simply stopped).
@@ -100,9 +112,24 @@ _NOTHING_ENFORCED: dict[HelperState, str] = {
 }
 
 
+def helper_gone_words(status: HelperStatus) -> str:
+    """ "The helper stopped — its limits are off" (or killed, its limits stay):
+    the tray's and the CLI's one line, "" where the run record did not tell."""
+    if status.left_in_force:
+        return STOPPED_KILLED.removesuffix(".")
+    return STOPPED_CLEAN.removesuffix(".") if status.stopped_clean else ""
+
+
 def nothing_enforced_reason(status: HelperStatus, paused: bool) -> str:
     """Why no limit at all is enforced now, or "" when limits may be.
 
     The window and the tray say this instead of counting limits as active: with
-    the helper gone, or limits paused, every limit shown is only remembered."""
+    the helper gone, or limits paused, every limit shown is only remembered.
+    A helper that stopped cleanly took them off ("the helper stopped"); one
+    killed left them in force, unwatched: LEFT_IN_FORCE, which the views say
+    apart (status_line, the tray), never "No limits are enforced"."""
+    if status.stopped_clean:
+        return "the helper stopped"
+    if status.left_in_force:
+        return LEFT_IN_FORCE
     return _NOTHING_ENFORCED.get(status.state, "") or (PAUSED_PROBLEM if paused else "")

@@ -112,6 +112,8 @@ class WorkerSignals(QObject):
     usage = Signal(str, object, str)
     # request_call: the asker's key, the call's result, error name ("" on success), message
     callDone = Signal(str, object, str, str)
+    # the helper is gone: how it ended, from its run record (a LastStop), sent before pollFailed
+    lastStop = Signal(object)
 
 
 class HelperWorker:
@@ -308,6 +310,7 @@ class HelperWorker:
             except Exception as exc:  # every failure is reported, none is fatal
                 name = error_name_of(exc)
                 log.debug("poll failed: %s: %s", name, exc)
+                self._say_last_stop(name)
                 self._emit(self._signals.pollFailed, name, str(exc))
                 if name in _RECONNECT_ON:
                     await self._close_client()
@@ -318,6 +321,19 @@ class HelperWorker:
                     delay_s = retry_delay_s
                     retry_delay_s = min(retry_delay_s * 2, MAX_RETRY_DELAY_S)
             await self._sleep(max(0.05, delay_s))
+
+    def _say_last_stop(self, error_name: str) -> None:
+        """Read the gone helper's run record here, off the GUI thread (a file and
+        /proc, well under a millisecond): stopped cleanly, or killed."""
+        read = getattr(self._client_factory, "last_stop", None)
+        if read is None or describe_error(error_name).state is HelperState.NOT_AUTHORIZED:
+            return
+        try:
+            found = read()
+        except Exception:  # never a reason to stop polling
+            log.exception("reading the helper's run record failed")
+            return
+        self._emit(self._signals.lastStop, found)
 
     async def _limits_paused(self, client: HelperClientLike) -> bool | None:
         """Whether limits are paused; None from a helper that cannot pause."""

@@ -17,6 +17,7 @@ from typing import TypedDict
 
 from chadthrottle.contract import (
     ADMIN_OWNER,
+    BLOCK_LEASE_S,
     NOT_ENFORCED,
     NOT_MET,
     PAUSED_PROBLEM,
@@ -28,6 +29,7 @@ from chadthrottle.contract import (
     is_not_met,
     limit_problem_words,
 )
+from chadthrottle.gui.ipc.state import LEFT_IN_FORCE
 from chadthrottle.units import UnitSystem, format_rate, format_size
 
 ROOT_UID = 0
@@ -166,6 +168,9 @@ class LimitState:
             return ()
         if self.held_on:  # it holds, for now: what the user asked for was refused
             return ("kernel refused the change", "change refused", "refused")
+        if self.problem == LEFT_IN_FORCE and self.rate_bps > 0 and not self.blocked:
+            # a killed helper's rate limit: the kernel keeps it (a block, a quota lapse)
+            return ("left in force", "in force")
         return ("limit not met", "not met") if self.not_met else ("not enforced",)
 
     @property
@@ -397,11 +402,20 @@ def in_units(reason: str, units: UnitSystem) -> str:
     )
 
 
+# A limit of a helper that was killed: not "Not enforced", which it is, as last set.
+KILLED_LIMIT = (
+    "Left in force: the helper stopped unexpectedly; the kernel keeps a rate limit as last "
+    f"set until it starts again, and lets a block's or quota's traffic through within {BLOCK_LEASE_S:g} s"
+)
+
+
 def describe_problem(problem: str, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> str:
     """ "Not met: measured 9.10 MB/s, ..." for a limit enforced but measured
     above it, else "Not enforced: <why>"."""
     if is_held_before(problem):  # the kernel blocks for now: not "Not enforced"
         return problem[:1].upper() + problem[1:]
+    if problem == LEFT_IN_FORCE:  # a killed helper's: the kernel keeps it (gui25)
+        return KILLED_LIMIT
     words, reason = limit_problem_words(problem)
     return f"{words.capitalize()}: {in_units(reason, units)}"
 

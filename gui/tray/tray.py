@@ -11,7 +11,7 @@ import logging
 
 from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
+from chadthrottle.gui.ipc.status_logic import helper_gone_words, nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel, total_text
 from chadthrottle.gui.models.block_choice import (
     BLOCK_TIP,
@@ -203,12 +203,16 @@ class TrayController(QObject):
         # With the helper away the totals are its last, frozen: not said as now.
         live = self._status.can_monitor or not self._status.is_problem
         tooltip = f"down {total_text(down, units)}, up {total_text(up, units)}, " if live else ""
-        if nothing_enforced:
+        if self._status.left_in_force and tally.total:  # the kernel keeps them (gui25)
+            tooltip += "its last limits stay in force until it starts again"
+        elif nothing_enforced:
             tooltip += f"no limit is enforced: {nothing_enforced}"
         else:
             tooltip += f"{enforced} limit{'s' * (enforced != 1)}"
             tooltip += "".join(f", {len(names)} {words}" for words, names in tally.problems)
-        if self._status.is_problem:
+        if self._status.stopped_clean or self._status.left_in_force:  # how it ended
+            tooltip = f"ChadThrottle: {helper_gone_words(self._status)}\n{tooltip}"
+        elif self._status.is_problem:
             tooltip = (
                 f"ChadThrottle: helper {self._status.state.value.replace('-', ' ')}\n{tooltip}"
             )
@@ -247,7 +251,12 @@ class TrayController(QObject):
             MENU_NAME_CHARS,
         )
         nothing_enforced = nothing_enforced_reason(self._status, bool(self._paused))
-        if nothing_enforced:  # said first: every limit below is only remembered
+        if self._status.stopped_clean or self._status.left_in_force:
+            # said first, how it ended: a killed helper's limits below stay in force
+            note = self.menu.addAction(helper_gone_words(self._status))
+            note.setObjectName("nothing-enforced")
+            note.setEnabled(False)
+        elif nothing_enforced:  # said first: every limit below is only remembered
             note = self.menu.addAction(f"No limit is enforced: {nothing_enforced}")
             note.setObjectName("nothing-enforced")
             note.setEnabled(False)

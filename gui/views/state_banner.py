@@ -10,6 +10,7 @@ from __future__ import annotations
 from chadthrottle.gui.ipc.error_text import INSTALL_COMMAND
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.views.notice_frame import NoticeFrame
+from chadthrottle.helper_run_state import CLEAN_DETAIL, KILLED_DETAIL
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
@@ -29,6 +30,12 @@ AWAY_LONG = (
     "It has been away for over {:g} s; its log says why "
     "(with systemd: journalctl -u chadthrottle-helper)."
 )
+
+# The title stays one line (it does not wrap): at 2x on 1366x768 too.
+CLEAN_TITLE = "The helper stopped — its limits are off"
+KILLED_TITLE = "The helper stopped unexpectedly — its limits stay in force"
+# after what a stopped or killed helper leaves (CLEAN_DETAIL, KILLED_DETAIL)
+RECONNECTS = "The window reconnects as soon as it runs again; the numbers are greyed until then."
 
 EXPLANATIONS: dict[HelperState, str] = {
     HelperState.CONNECTING: "",  # the title says it (the status's detail said it again)
@@ -100,7 +107,14 @@ class StateBanner(NoticeFrame):
             return
         self.title.setText(TITLES[status.state])
         explanation = EXPLANATIONS.get(status.state, status.detail)
-        if status.state is HelperState.NOT_RUNNING and self._long_away:
+        if status.stopped_clean or status.left_in_force:
+            # its run record says how it ended, and so what holds (gui25): the
+            # title in its words, not "No limit is enforced" after a kill
+            self.title.setText(KILLED_TITLE if status.left_in_force else CLEAN_TITLE)
+            held = KILLED_DETAIL if status.left_in_force else CLEAN_DETAIL
+            later = AWAY_LONG.format(self.away_long_s) if self._long_away else RECONNECTS
+            explanation = f"{held} {later}"
+        elif status.state is HelperState.NOT_RUNNING and self._long_away:
             # no longer "restarting" nor "back within seconds"
             explanation = f"{NOTHING_ENFORCED} {AWAY_LONG.format(self.away_long_s)}"
         elif status.state is HelperState.NOT_RUNNING and status.detail:

@@ -10,6 +10,7 @@ from chadthrottle.gui.models.limit_truth import LimitTally
 from chadthrottle.gui.models.priority_view import LinkSummary
 from chadthrottle.gui.widgets.limit_slider import problem_colour
 from chadthrottle.gui.widgets.qt_bounds import QWIDGETSIZE_MAX
+from chadthrottle.helper_run_state import CLEAN_DETAIL, KILLED_DETAIL
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
@@ -37,12 +38,30 @@ HELPER_WORDS: dict[HelperState, str] = {
 
 
 # What holds while the helper is away (docs/helper.md, "While the helper is down" and
-# "SIGKILL or a crash"): "No backend enforces anything" was not so after a kill.
+# "SIGKILL or a crash"): "No backend enforces anything" was not so after a kill. Said
+# where its run record does not tell which (an older helper, none on this bus).
 HELPER_AWAY = (
     "The helper is not running: nothing renews blocks and quotas, which let traffic through "
     f"within {BLOCK_LEASE_S:g} s. A helper stopped removes its rate limits and the link's "
     "capacity; one killed leaves them in the kernel until it starts again."
 )
+
+
+# Its run record tells (chadthrottle.helper_run_state): the helper field, and the
+# backend field of a killed one, which left its rate limits in the kernel.
+STOPPED_WORDS, KILLED_WORDS = "stopped", "stopped unexpectedly"
+STILL_ENFORCING = "Still enforcing"
+LEFT_IN_FORCE_TEXT = "Last limits stay in force: the helper stopped unexpectedly"
+LEFT_IN_FORCE_SHORT = "Last limits stay in force"
+
+
+def helper_words(status: HelperStatus) -> str:
+    """The helper field's word: how it ended where its record says so."""
+    if status.stopped_clean:
+        return STOPPED_WORDS
+    if status.left_in_force:
+        return KILLED_WORDS
+    return HELPER_WORDS[status.state]
 
 
 class StatusLine(QStatusBar):
@@ -90,6 +109,8 @@ class StatusLine(QStatusBar):
         self._warning: dict[QWidget, bool] = {self.limits: False, self.link: False}
         self._backends: tuple[BackendInfo, ...] = ()
         self._state, self._detail, self._late = HelperState.CONNECTING, "", False
+        self._status = HelperStatus(HelperState.CONNECTING)
+        self._kept = 0  # limits shown (LimitTally.total): a killed helper's stay in force
         self._helper_gone = False  # not running or not installed: no backend holds anything
         self._paused = False  # limits paused: no backend holds anything either
         self._gated: tuple[str, ...] = ()  # the ways a block or quota holds (LimitTally.gated)
@@ -197,7 +218,7 @@ class StatusLine(QStatusBar):
                 ),
             )
         elif self._late:
-            text, tip = f"Helper: {HELPER_WORDS[self._state]}", self._detail
+            text, tip = f"Helper: {helper_words(self._status)}", self._detail
         else:
             return
         self._late = seconds > 0
@@ -206,18 +227,32 @@ class StatusLine(QStatusBar):
 
     def set_status(self, status: HelperStatus) -> None:
         self._state, self._detail, self._late = status.state, status.detail, False
-        self.helper.setText(f"Helper: {HELPER_WORDS[status.state]}")
+        self._status = status
+        self.helper.setText(f"Helper: {helper_words(status)}")
         self.helper.setToolTip(status.detail)
         # With the helper gone no backend holds anything: "Backend: tc" beside
         # "No limits are enforced" read as if tc still did (seen under Xvfb).
         gone = status.state in (HelperState.NOT_RUNNING, HelperState.NOT_INSTALLED)
         if gone != self._helper_gone:
             self._helper_gone = gone
-            if gone:
-                self.backend.setText(NOT_ENFORCING)
-                self.backend.setToolTip(HELPER_AWAY)
-            else:
+            if not gone:
                 self.set_backends(self._backends)
+        if gone:
+            self._say_gone()
+
+    def _say_gone(self) -> None:
+        """The enforcing field with the helper away: a killed one's limits stay in
+        the kernel ("Still enforcing", where it had any); a stopped one's are off."""
+        status = self._status
+        if status.left_in_force:
+            self.backend.setText(STILL_ENFORCING if self._kept else NOT_ENFORCING)
+            self.backend.setToolTip(f"{status.detail} {KILLED_DETAIL}")
+        elif status.stopped_clean:
+            self.backend.setText(NOT_ENFORCING)
+            self.backend.setToolTip(f"{status.detail} {CLEAN_DETAIL}")
+        else:
+            self.backend.setText(NOT_ENFORCING)
+            self.backend.setToolTip(HELPER_AWAY)
 
     def set_limits(self, tally: LimitTally, nothing_enforced: str, status: HelperStatus) -> None:
         """Count only limits that are enforced; say plainly when none is, and why."""
@@ -225,6 +260,10 @@ class StatusLine(QStatusBar):
         if gated != self._gated:  # the enforcing field says the ways a block or quota holds
             self._gated = gated
             self.set_backends(self._backends)
+        if tally.total != self._kept:
+            self._kept = tally.total
+            if self._helper_gone:
+                self._say_gone()
         warning, short = False, ""
         if status.state is HelperState.CONNECTING:
             text, tip = "Limits: waiting for the helper", ""
@@ -233,6 +272,10 @@ class StatusLine(QStatusBar):
                 "Limits not shown",
                 "Watching was not authorized, so the limits in force cannot be shown.",
             )
+        elif status.left_in_force and tally.total:
+            # the kernel keeps them, unwatched: not "No limits are enforced" (gui25)
+            text, warning, short = LEFT_IN_FORCE_TEXT, True, LEFT_IN_FORCE_SHORT
+            tip = f"{status.detail} {KILLED_DETAIL}"
         elif nothing_enforced:
             text, warning, short = (
                 f"No limits are enforced: {nothing_enforced}",

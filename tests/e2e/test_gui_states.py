@@ -68,16 +68,16 @@ def test_helper_stopped_shows_reconnecting_without_freezing_then_recovers(  # ty
             stopper = in_thread(stack.helper.stop)
             qtbot.waitUntil(lambda: window.status.state is HelperState.NOT_RUNNING, timeout=15_000)
             qtbot.waitUntil(lambda: not stopper.is_alive(), timeout=20_000)
-            assert window.banner.isVisible() and "reconnecting" in window.banner.title.text()
-            assert window.status_line.helper.text() == "Helper: reconnecting…"
+            # its run record read at the next failed poll: stopped cleanly (gui25)
+            qtbot.waitUntil(lambda: window.status.stopped_clean, timeout=15_000)
+            assert window.banner.isVisible() and "reconnects" in window.banner.text.text()
+            assert window.banner.title.text() == "The helper stopped — its limits are off"
+            assert window.status_line.helper.text() == "Helper: stopped"
             assert _greyed(gui, app_id), "the last numbers stay, greyed"
             # The limit is still shown, as not enforced; nothing counts as active.
-            assert (
-                window.status_line.limits.text()
-                == "No limits are enforced: the helper is not running"
-            )
+            assert window.status_line.limits.text() == "No limits are enforced: the helper stopped"
             state = gui.model.limit_state(app_id, Direction.UP)
-            assert (state.rate_bps, state.problem) == (LIMIT_BPS, "the helper is not running")
+            assert (state.rate_bps, state.problem) == (LIMIT_BPS, "the helper stopped")
             assert gui.model.active_limit_count() == 0
             control = window.limit_control(app_id, Direction.UP)
             assert control is not None and not control.isEnabled() and control.toolTip()

@@ -1,0 +1,125 @@
+"""How the helper ended, as its run record says, decides the words (gui25):
+stopped cleanly, its limits are off; killed, its last limits stay in force.
+The pure rules (derive_status) and the real status line, banner and tray;
+the real helper's record and the whole window: tests/e2e/test_helper_stopped_or_killed.py."""
+
+from __future__ import annotations
+
+import pytest
+from chadthrottle.gui.controller import closed_to_tray_words
+from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.ipc.status_logic import (
+    STOPPED,
+    Observations,
+    derive_status,
+    nothing_enforced_reason,
+)
+from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.icons import IconProvider
+from chadthrottle.gui.models.limit_truth import LimitTally
+from chadthrottle.gui.tray.tray import TrayController
+from chadthrottle.gui.views.state_banner import StateBanner
+from chadthrottle.gui.views.status_line import StatusLine
+from chadthrottle.helper_run_state import LastStop
+
+from tests.gui.sample_data import MB, app
+
+NO_OWNER = "org.freedesktop.DBus.Error.NameHasNoOwner"
+UNKNOWN_SERVICE = "org.freedesktop.DBus.Error.ServiceUnknown"
+
+
+def _gone(last_stop: LastStop, error: str = NO_OWNER, polled: bool = True) -> HelperStatus:
+    return derive_status(
+        Observations(poll_error_name=error, has_polled_ok=polled, last_stop=last_stop)
+    )
+
+
+@pytest.mark.parametrize("error", [NO_OWNER, UNKNOWN_SERVICE])
+def test_the_record_decides_the_words_of_a_helper_gone(error: str) -> None:
+    clean, killed = _gone(LastStop.STOPPED, error), _gone(LastStop.KILLED, error)
+    assert (clean.state, clean.detail) == (
+        HelperState.NOT_RUNNING, "The helper stopped — its limits are off.",
+    )  # fmt: skip
+    assert clean.stopped_clean and not clean.left_in_force
+    assert (killed.state, killed.detail) == (
+        HelperState.NOT_RUNNING,
+        "The helper stopped unexpectedly — its last limits stay in force until it starts again.",
+    )
+    assert killed.left_in_force and not killed.stopped_clean
+    # a start the window never saw answer: the record still says a helper ran here
+    assert _gone(LastStop.KILLED, error, polled=False).left_in_force
+
+
+def test_without_a_record_to_trust_the_words_stay_as_they_were() -> None:
+    for last_stop in (LastStop.UNKNOWN, LastStop.RUNNING):
+        assert _gone(last_stop).detail == "The helper is not running."
+        assert _gone(last_stop, UNKNOWN_SERVICE).detail == STOPPED
+        assert _gone(last_stop, UNKNOWN_SERVICE, polled=False).state is HelperState.NOT_INSTALLED
+    # answering again: the record of the last stop says nothing any more
+    back = derive_status(Observations(has_polled_ok=True, last_stop=LastStop.KILLED))
+    assert back.state is HelperState.CONNECTED and not back.left_in_force
+
+
+def test_the_status_line_says_what_holds(qtbot) -> None:  # type: ignore[no-untyped-def]
+    line = StatusLine()
+    qtbot.addWidget(line)
+    limited = LimitTally(not_enforced=("x download: the helper stopped unexpectedly",))
+    for status, helper, backend, limits in [
+        (_gone(LastStop.STOPPED), "Helper: stopped", "Not enforcing",
+         "No limits are enforced: the helper stopped"),
+        (_gone(LastStop.KILLED), "Helper: stopped unexpectedly", "Still enforcing",
+         "Last limits stay in force: the helper stopped unexpectedly"),
+        (_gone(LastStop.UNKNOWN), "Helper: reconnecting…", "Not enforcing",
+         "No limits are enforced: the helper is not running"),
+    ]:  # fmt: skip
+        line.set_status(status)
+        line.set_limits(limited, nothing_enforced_reason(status, False), status)
+        assert (line.helper.text(), line.backend.text(), line.limits.text()) == (
+            helper, backend, limits,
+        )  # fmt: skip
+    killed = _gone(LastStop.KILLED)
+    line.set_status(killed)
+    line.set_limits(LimitTally(), nothing_enforced_reason(killed, False), killed)
+    # nothing was limited: nothing is said to stay in force
+    assert line.backend.text() == "Not enforcing"
+    assert line.limits.text() == "No limits are enforced: the helper stopped unexpectedly"
+
+
+def test_the_banner_titles_say_whether_limits_are_off_or_stay(qtbot) -> None:  # type: ignore[no-untyped-def]
+    banner = StateBanner()
+    qtbot.addWidget(banner)
+    banner.show_status(_gone(LastStop.STOPPED))
+    assert banner.title.text() == "The helper stopped — its limits are off"
+    assert "removed its limits" in banner.text.text() and "No limit" not in banner.text.text()
+    banner.show_status(_gone(LastStop.KILLED))
+    assert banner.title.text() == "The helper stopped unexpectedly — its limits stay in force"
+    assert "stay in the kernel" in banner.text.text() and "No limit" not in banner.text.text()
+
+
+def test_the_tray_says_it_in_its_tooltip_menu_and_when_the_window_closes() -> None:
+    model = ApplicationsModel(IconProvider())
+    tray = TrayController(model)
+    model.apply_snapshot([app("exe:/x", "x", 12.4 * MB, 1.1 * MB, down_limit_bps=2 * MB)])
+    killed, clean = _gone(LastStop.KILLED), _gone(LastStop.STOPPED)
+    model.set_enforcement_problem(nothing_enforced_reason(killed, False))
+    tray.set_status(killed)
+    assert tray.icon.toolTip() == (
+        "ChadThrottle: The helper stopped unexpectedly — its last limits stay in force until "
+        "it starts again\nits last limits stay in force until it starts again"
+    )
+    tray.rebuild_menu()
+    first = tray.menu.actions()[0]
+    assert first.text() == (
+        "The helper stopped unexpectedly — its last limits stay in force until it starts again"
+    )
+    assert closed_to_tray_words(nothing_enforced_reason(killed, False), 0).startswith(
+        "The helper stopped unexpectedly — its last limits stay in force"
+    )
+    model.set_enforcement_problem(nothing_enforced_reason(clean, False))
+    tray.set_status(clean)
+    assert tray.icon.toolTip() == (
+        "ChadThrottle: The helper stopped — its limits are off\n"
+        "no limit is enforced: the helper stopped"
+    )
+    tray.rebuild_menu()
+    assert tray.menu.actions()[0].text() == "The helper stopped — its limits are off"
