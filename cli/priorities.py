@@ -1,13 +1,15 @@
 """chadthrottle-ctl priority and capacity (issue 16).
 
     chadthrottle-ctl priority APP critical|high|normal|low [--own | --all-users]
-    chadthrottle-ctl capacity [--json]                          show the link shaping
+    chadthrottle-ctl capacity [--json]                          show it, and whether in force
     chadthrottle-ctl capacity --down 50Mbit --up 10Mbit [--estimate | --no-estimate]
     chadthrottle-ctl capacity --estimate                        estimate from scratch
-    chadthrottle-ctl capacity --off                             link shaping off
+    chadthrottle-ctl capacity --off                             clear it: not set
 
-A priority orders an application's traffic only while a link capacity is set:
-the helper then shapes the whole machine just under it. What a capacity call
+A priority orders an application's traffic only while a link capacity is set
+and in force: ChadThrottle then paces the whole machine's traffic just under it.
+Said in the window's words (docs/gui.md, *Priorities*): a direction's capacity
+is "in force", "not in force now" or "not set". What a capacity call
 does not give is kept (a direction's set rate, estimation on or off), except
 that --estimate starts a direction without a RATE from scratch. The
 helper checks every value and refuses bad input by name, changing nothing.
@@ -22,6 +24,10 @@ from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.contract import ESTIMATE_COST, Direction
 from chadthrottle.helper_errors import UNKNOWN_METHOD, HelperClientError
 from chadthrottle.units import UnitSystem, format_rate
+
+# A direction's capacity, as the window's link field and its tooltip say it.
+IN_FORCE, NOT_IN_FORCE, NOT_SET = "in force", "not in force now", "not set"
+CLEARED = "link capacity cleared, not set"
 
 TYPE_CHECKING = False  # not typing's (see cli/ctl.py)
 if TYPE_CHECKING:
@@ -70,10 +76,11 @@ def add_priority_parsers(
     capacity = commands.add_parser(
         "capacity", help="the rate of the real bottleneck (the modem), which priorities need; "
         "without options: show it",
-        epilog="The helper shapes the whole machine's traffic just under this rate, so the queue forms here, "
-        "ordered by priority. RATE as for 'limit' (bytes/s, or a unit of bits: 50Mbit); 'off' leaves that "
-        "direction unshaped. What you do not give is kept, but --estimate estimates a direction without a "
-        "RATE from scratch. Setting needs an administrator.",
+        epilog="ChadThrottle paces the whole machine's traffic just under this rate, so the queue forms here, "
+        "where priorities order it. Shown per direction: the capacity and whether it is in force, not in force "
+        "now, or not set. RATE as for 'limit' (bytes/s, or a unit of bits: 50Mbit); 'off' leaves that "
+        "direction's capacity not set. What you do not give is kept, but --estimate estimates a direction "
+        "without a RATE from scratch. Setting needs an administrator.",
     )  # fmt: skip
     capacity.add_argument(
         "--down", metavar="RATE", type=rate_type, default=False, help="download capacity"
@@ -85,7 +92,9 @@ def add_priority_parsers(
                           help="let the helper estimate the capacity and follow it (a RATE given is "
                           f"where it starts; {ESTIMATE_COST}); --no-estimate: only the rates set")  # fmt: skip
     capacity.add_argument(
-        "--off", action="store_true", help="no link shaping: priorities are not applied"
+        "--off",
+        action="store_true",
+        help="clear the link capacity (not set): priorities have nothing to order within",
     )
     capacity.add_argument("--json", action="store_true", help="show: machine-readable output")
 
@@ -159,7 +168,7 @@ def run_capacity(client: BlockingHelperClient, arguments: argparse.Namespace) ->
 def _capacity(client: BlockingHelperClient, arguments: argparse.Namespace) -> tuple[str, str]:
     if arguments.off:
         client.set_link_capacity(0, 0, False)
-        return "link shaping off: priorities are not applied", ""
+        return f"{CLEARED}: priorities have nothing to order within", ""
     if arguments.down is False and arguments.up is False and arguments.estimate is None:
         shaping = client.get_link_shaping()
         if arguments.json:
@@ -200,20 +209,25 @@ def _rate_cell(rate_bps: int) -> str:
 
 
 def format_link_shaping(shaping: LinkShapingInfo) -> str:
-    """Per direction the capacity in force, where it came from and whether the
-    kernel shapes it now; then estimation, the uplinks and any problem."""
+    """Per direction the capacity, where it came from and whether it is in force
+    now, in the window's words (priority_view.link_summary: "in force", "not in
+    force now", "not set"; it said "shaping on/off" where the window said
+    "Link capacity: not in force"); then estimation, the uplinks and any problem."""
     lines = []
     for direction in Direction:
         in_force, on = shaping.capacity_bps(direction), shaping.shaping(direction)
         set_bps = shaping.down_set_bps if direction is Direction.DOWN else shaping.up_set_bps
-        if not in_force:
-            what = "none"
+        held = IN_FORCE if on else NOT_IN_FORCE
+        if not in_force and set_bps:  # set, none in force (limits paused)
+            what = f"{_rate_cell(set_bps)}, set; {NOT_IN_FORCE}"
+        elif not in_force:
+            what = f"estimating…; {NOT_IN_FORCE}" if shaping.estimate else NOT_SET
         elif shaping.estimate:
             start = f", started from {_rate_cell(set_bps)} set" if set_bps else ""
-            what = f"{_rate_cell(in_force)}, estimated{start}"
+            what = f"{_rate_cell(in_force)}, estimated{start}; {held}"
         else:
-            what = f"{_rate_cell(in_force)}, set"
-        lines.append(f"{direction.value:<4} capacity {what}; shaping {'on' if on else 'off'}")
+            what = f"{_rate_cell(in_force)}, set; {held}"
+        lines.append(f"{direction.value:<4} capacity {what}")
     lines.append(f"estimate: {'on' if shaping.estimate else 'off'}")
     lines.append(f"uplinks: {', '.join(for_terminal(name) for name in shaping.interfaces) or '-'}")
     if shaping.problem:

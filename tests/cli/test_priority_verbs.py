@@ -118,22 +118,41 @@ def test_capacity_shows_each_direction_set_or_estimated_and_the_problem() -> Non
                               up_set_bps=0, estimate=True, down_shaping=True, up_shaping=False,
                               interfaces=("eth0", "wl\x1bp2s0"), problem="up: no uplink answers")  # fmt: skip
     assert format_link_shaping(shaping).splitlines() == [
-        "down capacity 5.90 MB/s (47.2 Mbit/s), estimated, started from 6.25 MB/s (50.0 Mbit/s) set; shaping on",
-        "up   capacity 1.25 MB/s (10.0 Mbit/s), estimated; shaping off",
+        "down capacity 5.90 MB/s (47.2 Mbit/s), estimated, started from 6.25 MB/s (50.0 Mbit/s) set; in force",
+        "up   capacity 1.25 MB/s (10.0 Mbit/s), estimated; not in force now",
         "estimate: on",
         "uplinks: eth0, wl\\x1bp2s0",
         "problem: up: no uplink answers",
     ]
     off = format_link_shaping(LinkShapingInfo()).splitlines()
     assert off == [
-        "down capacity none; shaping off",
-        "up   capacity none; shaping off",
+        "down capacity not set",
+        "up   capacity not set",
         "estimate: off",
         "uplinks: -",
     ]
-    assert "6.25 MB/s (50.0 Mbit/s), set; shaping on" in format_link_shaping(
+    assert "6.25 MB/s (50.0 Mbit/s), set; in force" in format_link_shaping(
         LinkShapingInfo(down_capacity_bps=6_250_000, down_set_bps=6_250_000, down_shaping=True)
     )
+    # set, none in force (limits paused): the window's "not in force", not "not set"
+    assert format_link_shaping(LinkShapingInfo(down_set_bps=6_250_000)).splitlines()[0] == (
+        "down capacity 6.25 MB/s (50.0 Mbit/s), set; not in force now"
+    )
+    # estimating, nothing measured yet: the window's "estimating…"
+    assert format_link_shaping(LinkShapingInfo(estimate=True)).splitlines()[0] == (
+        "down capacity estimating…; not in force now"
+    )
+
+
+def test_capacity_help_says_it_in_the_window_s_words(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help said "link shaping off", "unshaped" where the window says "Link
+    capacity: not set" and "Clear capacity"."""
+    with pytest.raises(SystemExit):
+        ctl.main(["capacity", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "shaping" not in text and "unshaped" not in text, text
+    assert "in force, not in force now, or not set" in text
+    assert "clear the link capacity (not set)" in text
 
 
 def test_a_refusal_names_the_options_not_the_bus_arguments() -> None:

@@ -126,7 +126,7 @@ def test_ctl_priority_and_capacity_through_the_helper(stack: Stack) -> None:
 
             shaped = _ctl(stack, "capacity", "--down", "50Mbit", "--up", "10Mbit")
             assert shaped.returncode == 0, shaped.stderr
-            assert "down capacity 6.25 MB/s (50.0 Mbit/s), set; shaping on" in shaped.stdout, (
+            assert "down capacity 6.25 MB/s (50.0 Mbit/s), set; in force" in shaped.stdout, (
                 shaped.stdout
             )
             assert helper_view(app_id)[0].priority_problem == ""
@@ -140,7 +140,7 @@ def test_ctl_priority_and_capacity_through_the_helper(stack: Stack) -> None:
             assert shown["interfaces"] and shown["problem"] == ""
 
             off = _ctl(stack, "capacity", "--off")
-            assert off.returncode == 0 and off.stdout.startswith("link shaping off")
+            assert off.returncode == 0 and off.stdout.startswith("link capacity cleared, not set")
             app, shaping = helper_view(app_id)
             assert (shaping.down_set_bps, shaping.up_set_bps, shaping.down_shaping) == (0, 0, False)
             assert app.priority_problem
