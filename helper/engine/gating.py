@@ -53,6 +53,19 @@ class Lapsing:
     closed: bool  # whether it refused all but bare ACKs then (a block, a spent quota)
 
 
+@dataclass
+class Kept:
+    """What the kernel holds in one gate, as the last write it took left it:
+    the one record of it (until 2026-12-06 five parallel maps: the setting,
+    what it meant, its rule, its lease, its lapse, kept in step by hand)."""
+
+    setting: GateSetting  # as written (never OPEN: an opened gate has no record)
+    means: Asked  # what it holds: a block, or a quota in the period it began
+    rule: RuleKey  # the rule it was written for
+    leased_at: float  # when its lease was last given (renew)
+    lapsing: Lapsing | None = None  # a later write refused: no longer renewed
+
+
 def held_on(lapses_in_s: float, rated: bool) -> str:
     """What the kernel holds after a refused write, in plain words: the
     setting before, lapses_in_s more at most (its lease), then nothing but
@@ -67,13 +80,9 @@ class Gating:
         """clock: CLOCK_MONOTONIC's seconds, the clock the leases run on."""
         self._clock = clock
         self._quotas = QuotaBook()
-        self._written: dict[tuple[int, Direction], GateSetting] = {}
-        # the rule each written gate's setting is of, and when its lease was last given
-        self._owner: dict[Gate, RuleKey] = {}
-        self._leased_at: dict[Gate, float] = {}
-        # written gates whose last write was refused (the old setting lapsing);
-        # tried again at every apply until a write is taken
-        self._lapsing: dict[Gate, Lapsing] = {}
+        # what the kernel holds in each gate not open; one whose last write was
+        # refused (lapsing) is tried again at every apply until a write is taken
+        self._kept: dict[Gate, Kept] = {}
         self._closed: set[Gate] = set()  # the gates closed as the last apply left them
         # quotas spent whose then-rate rated() has given the shaper: only these
         # open their gate (before, the kernel keeps them blocked)
@@ -91,10 +100,8 @@ class Gating:
         # the gate of each rule's direction that holds something: its setting
         # is the one last written (a refused write leaves the one before, lapsing)
         self._held: dict[tuple[RuleKey, Direction], Gate] = {}
-        # what the last apply asked of each gate, and what each written gate
-        # holds as the kernel took it: a block, or a quota in its period
+        # what the last apply asked of each gate: a block, or a quota in its period
         self._asked: dict[Gate, Asked] = {}
-        self._taken: dict[Gate, Asked] = {}
         self._renew_failed = ""  # why the last renew raised, "" when it did not
 
     def apply(self, live: Iterable[tuple[RuleKey, int, dict[Direction, Limit]]], now: datetime,
@@ -132,10 +139,11 @@ class Gating:
                     except Exception as error:  # one count unread: its gate left as it is
                         unread[(slot, direction)] = str(error) or type(error).__name__
                         whose[(slot, direction)] = key
+                        record = self._kept.get((slot, direction))
                         kept = (
                             GateSetting(blocked=True)
                             if limit.blocked
-                            else self._written.get((slot, direction))
+                            else (record.setting if record is not None else None)
                         )
                         if kept is not None:
                             wanted[(slot, direction)] = kept
@@ -162,7 +170,7 @@ class Gating:
                             turned_apps.add((key[0], direction))
                         continue  # the shaper holds it at its then-rate now: rated()
                     if not limit.blocked:
-                        if (slot, direction) in self._lapsing and (slot, direction) not in anew:
+                        if self._lapses((slot, direction)) and (slot, direction) not in anew:
                             # written again, the kernel counts afresh: the budget left now
                             state = self._quotas.set_again(key, direction)
                         wanted[(slot, direction)] = GateSetting(budget_bytes=state.budget_at_set)
@@ -185,23 +193,18 @@ class Gating:
         self._shaped_at_then &= {
             k for k in followed if (held := self._quotas.state(*k)) and held.spent
         }
-        for slot, direction in set(self._written) - set(wanted):
-            if self._write(gates, slot, direction, OPEN):
-                del self._written[(slot, direction)]
-                self._taken.pop((slot, direction), None)
-                self._owner.pop((slot, direction), None)
-                log.info("slot %d %s: open", slot, direction.value)
+        for gate in set(self._kept) - set(wanted):
+            if self._write(gates, gate, OPEN, self._kept[gate].means, self._kept[gate].rule):
+                log.info("slot %d %s: open", gate[0], gate[1].value)
         for (slot, direction), setting in wanted.items():
             gate = (slot, direction)
-            if self._written.get(gate) != setting or gate in self._lapsing or gate in anew:
-                if not self._write(gates, slot, direction, setting):
+            record = self._kept.get(gate)
+            if record is None or record.setting != setting or record.lapsing or gate in anew:
+                if not self._write(gates, gate, setting, asked[gate], whose[gate]):
                     if gate in book_was:  # the kernel counts from the set before
                         self._quotas.refused(whose[gate], direction, book_was[gate],
                                              gates.used_since_set)  # fmt: skip
                     continue  # not written: tried again at the next apply
-                self._written[gate] = setting
-                self._taken[gate] = asked[gate]
-                self._owner[gate] = whose[gate]
                 log.info(
                     "slot %d %s: %s",
                     slot,
@@ -210,14 +213,10 @@ class Gating:
                 )
         # a quota no longer asked for whose gate the kernel would not open
         # still counts there: the book follows it until the gate opens
-        unopened = {
-            (self._owner[g], g[1]) for g in self._written if g not in wanted and g in self._owner
-        }
+        unopened = {(record.rule, g[1]) for g, record in self._kept.items() if g not in wanted}
         self._quotas.keep_only(followed | unopened)
         self._failing = {
-            gate: why
-            for gate, why in self._failing.items()
-            if gate in wanted or gate in self._written
+            gate: why for gate, why in self._failing.items() if gate in wanted or gate in self._kept
         }
         self._note_unread(unread)
         unread_why = {g: f"its quota's count could not be read: {why}" for g, why in unread.items()}
@@ -225,21 +224,24 @@ class Gating:
         # is live; one no longer live has its processes untagged by this apply
         # (Apply.tags), so its gate, refused or not, holds none of their sockets
         alive = {key for key, _slot, _limits in live}
-        owners = {g: key for g, key in {**self._owner, **whose}.items() if key in alive}
+        written = {g: record.rule for g, record in self._kept.items()}
+        owners = {g: key for g, key in {**written, **whose}.items() if key in alive}
         self.failed = {
             (owners[g], g[1]): why
             for g, why in {**unread_why, **self._failing}.items()
             if g in owners
         }
         self._unread_of = {(whose[g], g[1]): why for g, why in unread.items() if g in whose}
-        self._held = {(owners[g], g[1]): g for g in self._written if g in owners}
+        self._held = {(owners[g], g[1]): g for g in self._kept if g in owners}
         self._closed = {
             gate for (key, direction), gate in self._held.items() if self._shut(key, direction)
         }
         renewed_at = self._clock()  # before: the kernel's lease ends no sooner than this says
         try:
             gates.renew()
-            self._leased_at.update((g, renewed_at) for g in self._written if g not in self._lapsing)
+            for record in self._kept.values():
+                if record.lapsing is None:
+                    record.leased_at = renewed_at
             self._renew_failed = ""
         except Exception as error:  # the leases lapse (traffic fails open); the tick goes on
             if str(error) != self._renew_failed:
@@ -247,14 +249,16 @@ class Gating:
             self._renew_failed = str(error)
         return turned, turned_apps
 
-    def _write(
-        self, gates: GatePort, slot: int, direction: Direction, setting: GateSetting
-    ) -> bool:
-        """One gate written, or its failure kept and logged once (not every
-        tick): one gate the kernel refuses must not keep the others, nor the
-        tick's classes and caps after them, from being written."""
-        gate, at = (slot, direction), self._clock()  # before the lease given: as renew()
-        lapses = gate in self._written and gate not in self._lapsing  # if this write is refused
+    def _write(self, gates: GatePort, gate: Gate, setting: GateSetting, means: Asked,
+               rule: RuleKey) -> bool:  # fmt: skip
+        """One gate written, and its record (Kept: means and rule, what the
+        setting stands for and whose), or its failure kept and logged once
+        (not every tick): one gate the kernel refuses must not keep the
+        others, nor the tick's classes and caps after them, from being written."""
+        slot, direction = gate
+        at = self._clock()  # before the lease given: as renew()
+        held = self._kept.get(gate)
+        lapses = held is not None and held.lapsing is None  # if this write is refused
         closed = lapses and self._closed_now(gates, gate)  # read before: a refused set forgets it
         try:
             gates.set(slot, direction, setting)
@@ -263,21 +267,29 @@ class Gating:
             if self._failing.get(gate) != why:
                 log.error("slot %d %s: could not write its gate: %s", slot, direction.value, why)
             self._failing[gate] = why
-            if lapses:  # no longer renewed: what it holds now holds on until its lease ends
-                leased = self._leased_at.get(gate, self._clock())
-                self._lapsing[gate] = Lapsing(leased + LEASE_S, closed)
+            if (
+                held is not None and lapses
+            ):  # unrenewed: what it holds holds on until its lease ends
+                held.lapsing = Lapsing(held.leased_at + LEASE_S, closed)
             return False
-        self._lapsing.pop(gate, None)
-        self._leased_at[gate] = at
+        if setting == OPEN:
+            self._kept.pop(gate, None)
+        else:
+            self._kept[gate] = Kept(setting, means, rule, at)
         if self._failing.pop(gate, None) is not None:
             log.info("slot %d %s: its gate written again", slot, direction.value)
         return True
+
+    def _lapses(self, gate: Gate) -> bool:
+        """Whether the gate's last write was refused over a setting it held."""
+        held = self._kept.get(gate)
+        return held is not None and held.lapsing is not None
 
     def _closed_now(self, gates: GatePort, gate: Gate) -> bool:
         """Whether a written gate refuses all but bare ACKs at this moment: as
         the last apply left it, or a quota the kernel counted past its budget
         since (a second's traffic: listed open, it blocked until the lapse)."""
-        setting = self._written[gate]
+        setting = self._kept[gate].setting
         if gate in self._closed or setting.blocked:
             return True
         if setting.budget_bytes is None:
@@ -333,17 +345,18 @@ class Gating:
         gate = self._held.get((key, direction))
         if gate is None:
             return False
-        if gate in self._lapsing and self.lapsing(key, direction) is None:
+        held = self._kept[gate]
+        if held.lapsing is not None and self.lapsing(key, direction) is None:
             # lapsed open: as asked where the rule asks nothing of its gate (a
             # used-up quota opened to its then-rate; until 2026-12-06 listed
             # as not holding, while its then-rate's class held it)
             return gate not in self._asked
-        held_on = (
-            gate not in self._lapsing
+        holds_on = (
+            held.lapsing is None
             if (key, direction) in self._unread_of
             else self.lapsing(key, direction) is not None
         )
-        return held_on and self._taken.get(gate) == self._asked.get(gate)
+        return holds_on and held.means == self._asked.get(gate)
 
     def shaped_at_then(self) -> frozenset[tuple[RuleKey, Direction]]:
         """The used-up quotas whose then-rate the shaper has been given."""
@@ -365,15 +378,15 @@ class Gating:
         whatever the rule asks; one whose lease lapsed since a refused write
         holds nothing."""
         gate = self._held.get((key, direction))
-        if gate is None or (gate in self._lapsing and self.lapsing(key, direction) is None):
+        if gate is None or (self._lapses(gate) and self.lapsing(key, direction) is None):
             return None
-        return self._written.get(gate)
+        return self._kept[gate].setting
 
     def lapsing(self, key: RuleKey, direction: Direction) -> Lapsing | None:
         """The old setting a rule's gate holds on after a refused write, while
         its lease runs (None: none, or lapsed: the gate open)."""
         gate = self._held.get((key, direction))
-        lapsing = self._lapsing.get(gate) if gate is not None else None
+        lapsing = self._kept[gate].lapsing if gate is not None else None
         return lapsing if lapsing is not None and self._clock() < lapsing.until else None
 
     def lapsing_rules(self) -> dict[RuleKey, set[Direction]]:
@@ -393,7 +406,7 @@ class Gating:
     def holds_slot(self, slot: int) -> bool:
         """Whether a gate of slot may still hold something (not written open):
         its slot is not given to another rule until it is."""
-        return any(gate[0] == slot for gate in self._written)
+        return any(gate[0] == slot for gate in self._kept)
 
     def quota_state(
         self, key: RuleKey, direction: Direction, gates: GatePort | None = None
@@ -409,7 +422,7 @@ class Gating:
             )
         except Exception:  # the tick logs it; listed as the last apply read it (apply)
             kernel = None
-        if state is None or kernel is None or self._written.get((state.slot, direction)) is None:
+        if state is None or kernel is None or (state.slot, direction) not in self._kept:
             return state
         return replace(state, used=state.used_at_set + kernel[0])
 
