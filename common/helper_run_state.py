@@ -45,9 +45,8 @@ CLEAN_DETAIL = (
     "kernel as it stopped: traffic flows unlimited until it starts again."
 )
 KILLED_DETAIL = (
-    "It was killed or crashed: the rate limits, priorities and the link's capacity it had "
-    "set stay in the kernel, unwatched, until it starts again and takes them over; its blocks and "
-    f"quotas let traffic through within {BLOCK_LEASE_S:g} s."
+    "It was killed or crashed: its rate limits, priorities and the link's capacity stay in "
+    f"the kernel, unwatched, until it starts again; its blocks and quotas lapse within {BLOCK_LEASE_S:g} s."
 )
 
 

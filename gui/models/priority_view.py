@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chadthrottle.contract import ADMIN_OWNER, ApplicationInfo, Direction, LinkShapingInfo
+from chadthrottle.gui.ipc.state import LEFT_IN_FORCE
 from chadthrottle.gui.models.limit_truth import ROOT_UID, owner_note
 from chadthrottle.priority import Priority
 from chadthrottle.units import UnitSystem, format_rate
@@ -88,7 +89,9 @@ def describe_priority(state: PriorityState) -> str:
         return f"Priority: Normal: {meaning}."
     whose = f", {state.owner_note}" if state.owner_note else ""
     text = f"Priority: {state.label}{whose}: {meaning}."
-    if state.problem:
+    if state.problem == LEFT_IN_FORCE:  # a killed helper's: the kernel keeps it (gui25)
+        text += f" Left in force: {LEFT_IN_FORCE}; the kernel keeps it as last set until it starts again."
+    elif state.problem:
         text += f" Not in force: {state.problem}."
     if state.read_only:
         text += " Only an administrator can change it."

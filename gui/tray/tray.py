@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from chadthrottle.contract import ApplicationInfo, Direction
-from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.gui.ipc.state import LEFT_IN_FORCE, HelperState, HelperStatus
 from chadthrottle.gui.ipc.status_logic import helper_gone_words, nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel, total_text
 from chadthrottle.gui.models.block_choice import (
@@ -75,7 +75,9 @@ def limit_word(states: tuple[LimitState, ...]) -> str:
     if any(state.held_on for state in held):  # the kernel still blocks what was to change
         return "blocked, change refused"
     if any(state.problem for state in held):
-        return "not enforced"
+        # a killed helper's rate limits stay in the kernel (LimitState.problem_lines)
+        left = all(state.problem_lines[:1] == ("left in force",) for state in held)
+        return "limit left in force" if left else "not enforced"
     # a used-up quota on its way to its rate is a limit, not a block the user set
     blocked = [
         d for d, s in zip(Direction, states, strict=True) if s.blocked and not s.quota_switching
@@ -91,6 +93,8 @@ def protection_word(state: PriorityState) -> str:
     namespace, the helper gone), never "protected"."""
     if state.priority != PROTECTED:
         return ""
+    if state.problem == LEFT_IN_FORCE:  # a killed helper's: the kernel keeps it
+        return "protection left in force"
     return "protected" if state.in_force else "protection not in force"
 
 
@@ -204,7 +208,7 @@ class TrayController(QObject):
         live = self._status.can_monitor or not self._status.is_problem
         tooltip = f"down {total_text(down, units)}, up {total_text(up, units)}, " if live else ""
         if self._status.left_in_force and tally.total:  # the kernel keeps them (gui25)
-            tooltip += "its last limits stay in force until it starts again"
+            tooltip += "the kernel keeps its rate limits as last set, unwatched"
         elif nothing_enforced:
             tooltip += f"no limit is enforced: {nothing_enforced}"
         else:

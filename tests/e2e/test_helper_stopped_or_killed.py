@@ -124,7 +124,9 @@ def test_the_window_says_whether_the_limits_are_off_or_stay(  # type: ignore[no-
         assert window.banner.title.text() == (
             "The helper stopped unexpectedly — its limits stay in force"
         )
-        assert tray.icon.toolTip().endswith("its last limits stay in force until it starts again")
+        assert tray.icon.toolTip().endswith(
+            "the kernel keeps its rate limits as last set, unwatched"
+        )
         tray.rebuild_menu()
         assert tray.menu.actions()[0].text() == (
             "The helper stopped unexpectedly — its last limits stay in force until it starts again"

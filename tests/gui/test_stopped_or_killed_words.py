@@ -105,9 +105,10 @@ def test_the_tray_says_it_in_its_tooltip_menu_and_when_the_window_closes() -> No
     tray.set_status(killed)
     assert tray.icon.toolTip() == (
         "ChadThrottle: The helper stopped unexpectedly — its last limits stay in force until "
-        "it starts again\nits last limits stay in force until it starts again"
+        "it starts again\nthe kernel keeps its rate limits as last set, unwatched"
     )
     tray.rebuild_menu()
+    assert [a.text().split("\t")[0] for a in tray.menu.actions()][1] == "x (limit left in force)"
     first = tray.menu.actions()[0]
     assert first.text() == (
         "The helper stopped unexpectedly — its last limits stay in force until it starts again"
@@ -123,3 +124,15 @@ def test_the_tray_says_it_in_its_tooltip_menu_and_when_the_window_closes() -> No
     )
     tray.rebuild_menu()
     assert tray.menu.actions()[0].text() == "The helper stopped — its limits are off"
+
+
+def test_a_killed_helper_s_priority_is_said_left_in_force() -> None:
+    from chadthrottle.gui.models.priority_view import PriorityState, describe_priority
+    from chadthrottle.gui.tray.tray import protection_word
+
+    state = PriorityState(
+        "critical", problem=nothing_enforced_reason(_gone(LastStop.KILLED), False)
+    )
+    assert protection_word(state) == "protection left in force"
+    assert "Left in force: the helper stopped unexpectedly" in describe_priority(state)
+    assert "Not in force" not in describe_priority(state)
