@@ -10,7 +10,10 @@ tick; until then the kernel holds it blocked), until the next period.
 A write the kernel refuses changes nothing in the gate, and that gate is no
 longer renewed (gates.py): what it held before (a block, a quota) holds on
 until its lease lapses, LEASE_S at most, then it lets everything pass. Until
-then the listing shows that old setting (lapsing()), after it an open gate.
+then the listing shows that old setting (Gating.truth), after it an open gate.
+Only live rules' gates count there (and refuse a change): a rule taken out of
+force has its processes untagged in the same apply, and the kernel finds a
+packet's gate by its socket's tag, so that gate holds none of their sockets.
 """
 
 from __future__ import annotations
@@ -51,6 +54,20 @@ class Lapsing:
 
     until: float  # the clock's time its lease ends (open from then)
     closed: bool  # whether it refused all but bare ACKs then (a block, a spent quota)
+
+
+@dataclass(frozen=True)
+class GateTruth:
+    """What the kernel holds for one rule's direction, as the last apply
+    left it (Gating.truth): the one place the listing, closed() and a
+    refusal read it from."""
+
+    setting: GateSetting | None = None  # what its gate holds now (None: open, or lapsed)
+    lapses_in_s: float = 0.0  # > 0: the setting before a refused write, held on this long more
+    closed: bool = False  # it refuses all but bare ACKs now (a block, a quota spent)
+    failed: str = ""  # why the kernel did not take its last write, or give its count
+    unread: str = ""  # why its quota's count could not be read
+    as_asked: bool = True  # the kernel holds what the rule asks (ListRules' in_force)
 
 
 @dataclass
@@ -170,7 +187,8 @@ class Gating:
                             turned_apps.add((key[0], direction))
                         continue  # the shaper holds it at its then-rate now: rated()
                     if not limit.blocked:
-                        if self._lapses((slot, direction)) and (slot, direction) not in anew:
+                        record = self._kept.get((slot, direction))
+                        if record and record.lapsing and (slot, direction) not in anew:
                             # written again, the kernel counts afresh: the budget left now
                             state = self._quotas.set_again(key, direction)
                         wanted[(slot, direction)] = GateSetting(budget_bytes=state.budget_at_set)
@@ -233,9 +251,7 @@ class Gating:
         }
         self._unread_of = {(whose[g], g[1]): why for g, why in unread.items() if g in whose}
         self._held = {(owners[g], g[1]): g for g in self._kept if g in owners}
-        self._closed = {
-            gate for (key, direction), gate in self._held.items() if self._shut(key, direction)
-        }
+        self._closed = {gate for (key, d), gate in self._held.items() if self.truth(key, d).closed}
         renewed_at = self._clock()  # before: the kernel's lease ends no sooner than this says
         try:
             gates.renew()
@@ -280,11 +296,6 @@ class Gating:
             log.info("slot %d %s: its gate written again", slot, direction.value)
         return True
 
-    def _lapses(self, gate: Gate) -> bool:
-        """Whether the gate's last write was refused over a setting it held."""
-        held = self._kept.get(gate)
-        return held is not None and held.lapsing is not None
-
     def _closed_now(self, gates: GatePort, gate: Gate) -> bool:
         """Whether a written gate refuses all but bare ACKs at this moment: as
         the last apply left it, or a quota the kernel counted past its budget
@@ -322,41 +333,48 @@ class Gating:
         rated: a rate holds the direction beneath it (held_on); held: the
         rule is live once the change is undone (its processes tagged): else
         its gate holds none of their sockets, and nothing changed for them."""
-        if (why := self._unread_of.get((key, direction))) is not None:
+        truth = self.truth(key, direction)
+        if why := truth.unread:
             failed = f"could not read how much of {key[0]}'s {direction.value} quota is used"
-        elif (why := self.failed.get((key, direction))) is not None:
+        elif why := truth.failed:
             failed = f"could not write {key[0]}'s {direction.value} block or quota to the kernel"
         else:
             return ""
-        if held and (lapsing := self.lapsing(key, direction)) is not None:
-            return f"{failed} ({why}): the change was not made; {held_on(lapsing.until - self.now(), rated)}"
+        if held and truth.lapses_in_s > 0:
+            return f"{failed} ({why}): the change was not made; {held_on(truth.lapses_in_s, rated)}"
         return f"{failed} ({why}): the change was not made, nothing changed"
 
-    def holds_as_asked(self, key: RuleKey, direction: Direction) -> bool:
-        """Whether the kernel holds a rule's direction as the rule asks: its
-        gate's last write taken, or the setting it holds on the very one the
-        rule asks: left lapsing by a refused write (a refused unblock undone:
-        the block holds, until its lease lapses), or kept and renewed while
-        its quota's count cannot be read (the quota as last set in this
-        period; not once a new period began, which needs the count); or,
-        lapsed, open where the rule asks nothing of its gate."""
-        if (key, direction) not in self.failed:
-            return True
+    def truth(self, key: RuleKey, direction: Direction) -> GateTruth:
+        """What the kernel holds for a live rule's direction: the setting last
+        written to its gate, whatever the rule asks; after a refused write,
+        the one before while its lease runs (no longer renewed), then nothing.
+        As asked (in force): its gate's last write taken, or the setting it
+        holds on the very one the rule asks: left lapsing by a refused write (a
+        refused unblock undone: the block holds until its lease lapses), or
+        kept and renewed while its quota's count cannot be read (the quota as
+        last set in this period; not once a new period began, which needs the
+        count); or, lapsed, open where the rule asks nothing of its gate (a
+        used-up quota opened to its then-rate; until 2026-12-06 listed as not
+        holding, while its then-rate's class held it)."""
+        failed = self.failed.get((key, direction), "")
+        unread = self._unread_of.get((key, direction), "")
         gate = self._held.get((key, direction))
-        if gate is None:
-            return False
-        held = self._kept[gate]
-        if held.lapsing is not None and self.lapsing(key, direction) is None:
-            # lapsed open: as asked where the rule asks nothing of its gate (a
-            # used-up quota opened to its then-rate; until 2026-12-06 listed
-            # as not holding, while its then-rate's class held it)
-            return gate not in self._asked
-        holds_on = (
-            held.lapsing is None
-            if (key, direction) in self._unread_of
-            else self.lapsing(key, direction) is not None
-        )
-        return holds_on and held.means == self._asked.get(gate)
+        record = self._kept.get(gate) if gate is not None else None
+        now = self._clock()
+        if record is None or gate is None:  # its gate open
+            return GateTruth(failed=failed, unread=unread, as_asked=not failed)
+        if record.lapsing is not None and now >= record.lapsing.until:  # lapsed: open
+            return GateTruth(failed=failed, unread=unread,
+                             as_asked=not failed or gate not in self._asked)  # fmt: skip
+        if record.lapsing is not None:
+            lapses_in_s, closed = record.lapsing.until - now, record.lapsing.closed
+        else:
+            state = self._quotas.state(key, direction)
+            spent = record.setting.budget_bytes is not None and state is not None and state.spent
+            lapses_in_s, closed = 0.0, record.setting.blocked or spent
+        holds_on = record.lapsing is None if unread else record.lapsing is not None
+        as_asked = not failed or (holds_on and record.means == self._asked.get(gate))
+        return GateTruth(record.setting, lapses_in_s, closed, failed, unread, as_asked)
 
     def shaped_at_then(self) -> frozenset[tuple[RuleKey, Direction]]:
         """The used-up quotas whose then-rate the shaper has been given."""
@@ -368,40 +386,15 @@ class Gating:
         no longer asked, and would close their gates again."""
         self._shaped_at_then = set(shaped)
 
-    def unread(self, key: RuleKey, direction: Direction) -> str:
-        """Why the last apply could not read the count of a rule's quota ("": it could)."""
-        return self._unread_of.get((key, direction), "")
-
-    def holds(self, key: RuleKey, direction: Direction) -> GateSetting | None:
-        """What the kernel holds a live rule's direction to, as the last apply
-        left it (None: its gate open): the setting last written to its gate,
-        whatever the rule asks; one whose lease lapsed since a refused write
-        holds nothing."""
-        gate = self._held.get((key, direction))
-        if gate is None or (self._lapses(gate) and self.lapsing(key, direction) is None):
-            return None
-        return self._kept[gate].setting
-
-    def lapsing(self, key: RuleKey, direction: Direction) -> Lapsing | None:
-        """The old setting a rule's gate holds on after a refused write, while
-        its lease runs (None: none, or lapsed: the gate open)."""
-        gate = self._held.get((key, direction))
-        lapsing = self._kept[gate].lapsing if gate is not None else None
-        return lapsing if lapsing is not None and self._clock() < lapsing.until else None
-
     def lapsing_rules(self) -> dict[RuleKey, set[Direction]]:
         """The rules whose gates hold an old setting after a refused write,
         while its lease runs, with those directions: a rule no longer asking
         for anything there (a schedule ended) is listed with it meanwhile."""
         rules: dict[RuleKey, set[Direction]] = {}
         for key, direction in self._held:
-            if self.lapsing(key, direction) is not None:
+            if self.truth(key, direction).lapses_in_s > 0:
                 rules.setdefault(key, set()).add(direction)
         return rules
-
-    def now(self) -> float:
-        """The clock the leases run on, now (Lapsing.until)."""
-        return self._clock()
 
     def holds_slot(self, slot: int) -> bool:
         """Whether a gate of slot may still hold something (not written open):
@@ -436,20 +429,7 @@ class Gating:
         whose gate the kernel refused is not closed (once what the gate held
         before lapsed): traffic fails open, through the rate's class where
         there is one."""
-        return {direction for direction in limits if self._shut(key, direction)}
-
-    def _shut(self, key: RuleKey, direction: Direction) -> bool:
-        """closed() of one direction; an old setting lapsing after a refused
-        write is as shut as it was then."""
-        lapsing = self.lapsing(key, direction)
-        if lapsing is not None:
-            return lapsing.closed
-        held = self.holds(key, direction)
-        if held is None:
-            return False
-        state = self._quotas.state(key, direction)
-        spent = held.budget_bytes is not None and state is not None and state.spent
-        return held.blocked or spent
+        return {direction for direction in limits if self.truth(key, direction).closed}
 
     def rated(self, key: RuleKey, limits: dict[Direction, Limit]) -> dict[Direction, Limit]:
         """The directions the shaper should hold at a rate, and at which: the

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chadthrottle.contract import COUNT_UNKNOWN, Direction, RuleInfo, ScheduleInfo
-from chadthrottle.helper.engine.gating import GatePort, Gating, held_on
+from chadthrottle.helper.engine.gating import GatePort, GateTruth, Gating, held_on
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey
 from chadthrottle.helper.engine.listing import DirectionHeld
 from chadthrottle.helper.engine.quotas import Quota, period_start
@@ -37,30 +37,26 @@ class RuleListing:
         blocked, then-rate or not: its gate opens to the then-rate only at the
         tick after the shaper was given it (gating.py).
         Where the kernel refused its gate's last write, what the gate holds:
-        the setting before while its lease runs (Gating.lapsing: a block, a
+        the setting before while its lease runs (GateTruth.lapses_in_s: a block, a
         spent quota listed blocked), nothing (open) once it lapsed or where it
         held nothing before; also in a direction the rule no longer limits (a
         schedule ended)."""
         rated = self.gating.rated(key, dict(limits))
         held = {}
         for direction in self.gating.lapsing_rules().get(key, set()) - set(limits):
-            lapsing = self.gating.lapsing(key, direction)  # what the rule no longer asks
-            if lapsing is not None:
-                held[direction] = DirectionHeld(
-                    blocked=lapsing.closed, problem=self._problem(key, direction, rated=False)
-                )
+            truth = self.gating.truth(key, direction)  # what the rule no longer asks
+            held[direction] = DirectionHeld(blocked=truth.closed, problem=_problem(truth, False))
         for direction, limit in limits.items():
             quota = limit.quota
             left = self._quota_left(key, direction, quota) if quota else 0
-            gate = self.gating.holds(key, direction)
-            why = self.gating.failed.get((key, direction), "")
-            lapsing = self.gating.lapsing(key, direction)
+            truth = self.gating.truth(key, direction)
+            gate = truth.setting
             counting = gate is not None and gate.budget_bytes is not None
-            if lapsing is not None:
-                blocked = lapsing.closed
+            if truth.lapses_in_s > 0:
+                blocked = truth.closed
                 spent = blocked and gate is not None and not gate.blocked  # its quota, not a block
                 left = 0 if spent and quota else left
-            elif why and gate is None:  # nothing in its gate: traffic fails open
+            elif truth.failed and gate is None:  # nothing in its gate: traffic fails open
                 blocked = False
             else:
                 blocked = limit.blocked or (
@@ -73,7 +69,7 @@ class RuleListing:
                 quota_left_bytes=left,
                 quota_period=quota.period.value if quota else "",
                 schedule=self.table.active_schedule(key, direction),
-                problem=self._problem(key, direction, direction in rated),
+                problem=_problem(truth, direction in rated),
             )
         return held
 
@@ -89,7 +85,7 @@ class RuleListing:
                 owner,
                 not table.paused
                 and not table.outranked((app_id, owner))
-                and self.gating.holds_as_asked((app_id, owner), direction),
+                and self.gating.truth((app_id, owner), direction).as_asked,
                 *self._gate_fields((app_id, owner), direction, limit),
                 limit.priority.value,
             )
@@ -134,20 +130,6 @@ class RuleListing:
             left,
         )
 
-    def _problem(self, key: RuleKey, direction: Direction, rated: bool) -> str:
-        """A rule's direction's problem with its gate (_gate_problem): why the
-        kernel refused its last write, and how long what it held before lasts;
-        rated: a rate holds the direction beneath it. None once it lapsed
-        where the open gate is what the rule asks (Gating.holds_as_asked)."""
-        lapsing = self.gating.lapsing(key, direction)
-        lapses_in_s = lapsing.until - self.gating.now() if lapsing is not None else 0.0
-        if (unread := self.gating.unread(key, direction)) and lapsing is None:
-            held = self.gating.holds_as_asked(key, direction)
-            return _unread_problem(unread, held)
-        if lapsing is None and self.gating.holds_as_asked(key, direction):
-            return ""
-        return _gate_problem(self.gating.failed.get((key, direction), ""), lapses_in_s, rated)
-
     def _quota_left(self, key: RuleKey, direction: Direction, quota: Quota) -> int:
         """As the kernel counts now; for a quota not followed now (its
         application is not running), from what was stored for this period."""
@@ -158,6 +140,18 @@ class RuleListing:
         if stored is None or stored[0] != period_start(quota, self.local_now).timestamp():
             return quota.budget_bytes
         return max(0, quota.budget_bytes - stored[1])
+
+
+def _problem(truth: GateTruth, rated: bool) -> str:
+    """A rule's direction's problem with its gate (_gate_problem): why the
+    kernel refused its last write, and how long what it held before lasts;
+    rated: a rate holds the direction beneath it. None once it lapsed
+    where the open gate is what the rule asks (GateTruth.as_asked)."""
+    if truth.unread and not truth.lapses_in_s:
+        return _unread_problem(truth.unread, truth.as_asked)
+    if not truth.lapses_in_s and truth.as_asked:
+        return ""
+    return _gate_problem(truth.failed, truth.lapses_in_s, rated)
 
 
 def _gate_problem(why: str, lapses_in_s: float, rated: bool = False) -> str:
@@ -173,7 +167,7 @@ def _gate_problem(why: str, lapses_in_s: float, rated: bool = False) -> str:
 
 
 def _unread_problem(why: str, held: bool) -> str:
-    """A quota whose count the kernel would not give (Gating.unread): its
+    """A quota whose count the kernel would not give (GateTruth.unread): its
     gate is renewed as it is, so the kernel holds the quota as last set
     (held: that is the rule's, in this period); only what is left of it is not
     known. Until 2026-12-06 listed "it does not hold", as a refused write."""
