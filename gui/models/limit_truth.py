@@ -98,7 +98,7 @@ class LimitState:
     def held_on(self) -> bool:
         """Blocked by what the kernel's gate held before a write it refused (an
         unblock, a quota lifted or its new period), until that lease lapses
-        (helper: Gating.lapsing): no data passes now. The pane said "block set.
+        (helper: Gating.truth, lapses_in_s): no data passes now. The pane said "block set.
         Not enforced: ...: traffic flows." and the tray "not enforced" of it."""
         return self.blocked and is_held_before(self.problem)
 
@@ -126,7 +126,7 @@ class LimitState:
     def quota_switching(self) -> bool:
         """Blocked by its used-up quota on the way to the rate the quota then
         holds it to: the kernel refuses its traffic until the helper's next tick
-        or two have set that rate (helper: Gating.holds), and the helper lists it
+        or two have set that rate (helper: Gating.truth), and the helper lists it
         blocked meanwhile. Not a block the user set: the cell read a plain
         "Blocked" for that moment, the row menu offered "Unblock upload"."""
         return (
@@ -402,7 +402,7 @@ def in_units(reason: str, units: UnitSystem) -> str:
     )
 
 
-# A limit of a helper that was killed: not "Not enforced", which it is, as last set.
+# A rate limit a killed helper left: the kernel keeps it as last set, so not "Not enforced".
 KILLED_LIMIT = (
     "Left in force: the helper stopped unexpectedly; the kernel keeps a rate limit as last "
     f"set until it starts again, and lets a block's or quota's traffic through within {BLOCK_LEASE_S:g} s"

@@ -24,7 +24,7 @@ SPENT = {"up_quota_bytes": 20 * 10**6, "up_quota_left_bytes": 0, "up_quota_perio
 def _spent_upload(controller, block_rule: bool) -> None:  # type: ignore[no-untyped-def]
     """Firefox's upload quota (20 MB a day, then 100 KB/s) used up, listed as the
     helper lists it until the kernel's gate opens to that rate: blocked, no rate
-    (engine19, Gating.holds); with block_rule, a block of the user's own on top."""
+    (engine19; helper: Gating.truth); with block_rule, a block of the user's own on top."""
     quota = {"quota_bytes": 20 * 10**6, "quota_period": "day", "quota_then_bps": 100_000}
     rules = (RuleInfo(FIREFOX, "up", 0, 0, ADMIN_OWNER, True, blocked=block_rule, **quota),)
     listing = tuple(_with(FIREFOX, up_blocked=True, up_limit_bps=0, **SPENT))
