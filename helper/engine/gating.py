@@ -283,9 +283,8 @@ class Gating:
             if self._failing.get(gate) != why:
                 log.error("slot %d %s: could not write its gate: %s", slot, direction.value, why)
             self._failing[gate] = why
-            if (
-                held is not None and lapses
-            ):  # unrenewed: what it holds holds on until its lease ends
+            if held is not None and lapses:
+                # unrenewed from here: what it holds holds on until its lease ends
                 held.lapsing = Lapsing(held.leased_at + LEASE_S, closed)
             return False
         if setting == OPEN:
@@ -361,7 +360,7 @@ class Gating:
         gate = self._held.get((key, direction))
         record = self._kept.get(gate) if gate is not None else None
         now = self._clock()
-        if record is None or gate is None:  # its gate open
+        if gate is None or record is None:  # its gate open
             return GateTruth(failed=failed, unread=unread, as_asked=not failed)
         if record.lapsing is not None and now >= record.lapsing.until:  # lapsed: open
             return GateTruth(failed=failed, unread=unread,
