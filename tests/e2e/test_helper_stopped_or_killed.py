@@ -26,6 +26,7 @@ from chadthrottle.units import UnitSystem
 
 from tests.e2e.conftest import Stack
 from tests.e2e.gui_support import app_rate_bps, running_gui, streaming_app
+from tests.e2e.test_cli_watch import finish, next_line, watch_process
 from tests.support.helper_calls import call_helper
 
 LIMIT_BPS = 1_000_000
@@ -75,7 +76,19 @@ def test_the_cli_says_whether_the_limits_are_off_or_stay(stack: Stack, helper_ba
 
         stack.helper.start()
         call_helper(stack.bus_address, lambda c: c.set_limit(app_id, Direction.UP, LIMIT_BPS))
-        assert stack.helper.kill() == -9
+        watching = watch_process(stack.bus_address, "--interval", "0.2")
+        try:
+            next_line(watching, 30.0)
+            assert stack.helper.kill() == -9
+            status, _rest, err = finish(watching)
+        finally:
+            if watching.poll() is None:
+                watching.kill()
+                watching.communicate()
+        assert status == EXIT_HELPER_NOT_RUNNING
+        assert err.startswith("chadthrottle-ctl: helper went away: ") and err.endswith(
+            "; it stopped unexpectedly — its last limits stay in force until it starts again\n"
+        ), err
         assert read_last_stop(stack.bus_address) is LastStop.KILLED
         assert "htb" in stack.tc_state()  # in force, as it says
         listed = run_ctl(stack, "list")
