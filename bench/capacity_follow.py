@@ -76,6 +76,8 @@ from chadthrottle.helper.kernel.path_delay import (
     RECEIVER_FLOOR_TICKS,
     PathSampler,
     link_counters,
+    sent_beyond_us,
+    shaper_queues,
     shaper_wait_s,
 )
 from chadthrottle.helper.kernel.priority_classes import SHAPE_SHARE, LinkShaping
@@ -122,6 +124,10 @@ class Second:
     # an upload's raise as what passed the uplink judges a download's?)
     acked_up: float | None = None
     tick: bool = True  # a tick's row (False: a glance's, which reads no bytes)
+    # the upload's bytes past our shaper (path_delay.sent_beyond_us: in flight less our upload
+    # queue; None: no dump this row) and our upload queue's drops so far: est25's reading
+    beyond_up: int | None = None
+    up_drops: int | None = None
 
 
 def process_cpu_s(pid: int) -> float:
@@ -157,6 +163,7 @@ class Follower(helper_trace.SamplingThread):
         self.kinds: list[str] = []  # per sample: "tick" (update) or "glance"
         self.cpu_s: dict[str, tuple[int, float]] = {}  # per kind: samples, this thread's CPU s
         index = ipr.link_lookup(ifname=pair.host_if)[0]
+        self._ipr = ipr
         self._classes = {CALL_SLOT: ClassSpec(0, 0, Priority.CRITICAL)}
         self._read_links = lambda: link_counters(ipr, [index])
         self._sampler = PathSampler(self._read_links, lambda: shaper_wait_s(ipr, self._shaping()),
@@ -224,6 +231,7 @@ class Follower(helper_trace.SamplingThread):
             counted = links
             acked = sum(path.acked - old.acked for cookie, path in self._sampler._paths.items()
                         if not path.local and (old := paths_before.get(cookie)) is not None)  # fmt: skip
+            beyond, drops = self._beyond(dumped=kind == "tick" or not self.as_helper)
             self.kinds.append(kind)
             count, spent = self.cpu_s.get(kind, (0, 0.0))
             self.cpu_s[kind] = (
@@ -238,7 +246,17 @@ class Follower(helper_trace.SamplingThread):
                                      (moved[Direction.DOWN] / seconds, moved[Direction.UP] / seconds),
                                      (waits.get(Direction.DOWN, 0.0) * 1000, waits.get(Direction.UP, 0.0) * 1000),
                                      modem_ms(self.internet, self.true), "; ".join(self.estimator.decisions),
-                                     acked / seconds, kind == "tick"))  # fmt: skip
+                                     acked / seconds, kind == "tick", beyond, drops))  # fmt: skip
+
+    def _beyond(self, dumped: bool) -> tuple[int | None, int | None]:
+        """The upload's bytes past our shaper, read from this row's dump and our upload
+        queue now (None without a dump), and that queue's drops so far."""
+        queue = shaper_queues(self._ipr).get(Direction.UP)
+        if queue is None:
+            return None, None
+        return (
+            sent_beyond_us(self._sampler._paths, queue.backlog) if dumped else None
+        ), queue.drops
 
 
 class HelperFollower(helper_trace.SamplingThread):
@@ -425,7 +443,8 @@ def record(path: Path, start: dict[Direction, int], follower: Follower) -> None:
          "delay_s": sample.delay_s, "waits_s": {d.value: w for d, w in sample.local_wait_s.items()},
          "base_rtt_s": sample.base_rtt_s,
          "true": [second.true_down, second.true_up], "modem_ms": list(second.modem_ms),
-         "estimate": [second.down, second.up], "decisions": second.decisions}
+         "estimate": [second.down, second.up], "decisions": second.decisions,
+         "beyond_up_bytes": second.beyond_up, "up_drops": second.up_drops}
         for sample, second, kind in zip(follower.samples, follower.trace, follower.kinds, strict=True)
     ]  # fmt: skip
     path.write_text(json.dumps({"start": {d.value: v for d, v in start.items()}, "ticks": ticks}))

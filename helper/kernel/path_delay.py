@@ -71,6 +71,11 @@ _RTT = struct.Struct("=I")
 _RTT_OFFSET, _RCV_RTT_OFFSET, _MIN_RTT_OFFSET = 68, 92, 148  # in struct tcp_info
 _BYTES = struct.Struct("=QQ")  # bytes_acked, bytes_received
 _BYTES_OFFSET = 120
+# snd_mss (16), then unacked, sacked, lost, retrans (24-36): the kernel's packets in flight
+# (tcp_packets_in_flight: unacked - sacked - lost + retrans), in segments of snd_mss
+_MSS_OFFSET, _IN_FLIGHT = 16, struct.Struct("=IIII")
+_IN_FLIGHT_OFFSET = 24
+FRAME_PER_PAYLOAD = 1514 / 1448  # an Ethernet frame per full TCP segment (timestamps on)
 _INFO_NEEDED = _MIN_RTT_OFFSET + 4  # Linux 4.10 and later
 
 
@@ -84,6 +89,7 @@ class TcpPath:
     rcv_rtt_us: int
     min_rtt_us: int
     local: bool = False  # to this machine (loopback, or its own address): never through the modem
+    in_flight: int = 0  # payload bytes sent and not yet acknowledged, lost nor SACKed (about)
 
 
 def _is_local(family: int, source: bytes, destination: bytes) -> bool:
@@ -113,7 +119,10 @@ def parse_path(payload: bytes) -> tuple[int, TcpPath] | None:
         _RTT.unpack_from(payload, info + at)[0]
         for at in (_RTT_OFFSET, _RCV_RTT_OFFSET, _MIN_RTT_OFFSET)
     )
-    return cookie, TcpPath(acked, received, rtt, rcv_rtt, min_rtt, local=local)
+    (mss,) = _RTT.unpack_from(payload, info + _MSS_OFFSET)
+    unacked, sacked, lost, retrans = _IN_FLIGHT.unpack_from(payload, info + _IN_FLIGHT_OFFSET)
+    in_flight = max(0, unacked - sacked - lost + retrans) * mss
+    return cookie, TcpPath(acked, received, rtt, rcv_rtt, min_rtt, local=local, in_flight=in_flight)
 
 
 def tcp_paths_here() -> dict[int, TcpPath]:
@@ -190,26 +199,58 @@ def link_counters(ipr: Any, indexes: Iterable[int] | None = None) -> dict[int, L
     return found
 
 
+@dataclass(frozen=True)
+class ShaperQueue:
+    """One direction's IFB root qdisc now: bytes queued, packets dropped so far."""
+
+    backlog: int
+    drops: int
+
+
+def shaper_queues(ipr: Any) -> dict[Direction, ShaperQueue]:
+    """Our IFBs' root qdiscs, per direction (absent: no IFB of ours that way)."""
+    found: dict[Direction, ShaperQueue] = {}
+    for link in ipr.get_links():
+        info = link.get_attr("IFLA_LINKINFO")
+        if info is None or info.get_attr("IFLA_INFO_KIND") != "ifb":
+            continue
+        for direction, alias in IFB_ALIASES.items():
+            if link.get_attr("IFLA_IFALIAS") != alias:
+                continue
+            for qdisc in ipr.get_qdiscs(index=link["index"]):
+                stats = qdisc.get_attr("TCA_STATS2")
+                queue = stats.get_attr("TCA_STATS_QUEUE") if stats is not None else None
+                if qdisc["parent"] == 0xFFFFFFFF and queue is not None:
+                    old = found.get(direction, ShaperQueue(0, 0))
+                    found[direction] = ShaperQueue(old.backlog + queue["backlog"],
+                                                   old.drops + queue["drops"])  # fmt: skip
+    return found
+
+
 def shaper_wait_s(
     ipr: Any, shaping_bps: Mapping[Direction, float | None]
 ) -> dict[Direction, float]:
     """How long a packet waits in our IFBs now, per direction: their root
     qdiscs' backlog at the shaping rate (0 where nothing is shaped)."""
     waits = {direction: 0.0 for direction in Direction}
-    for link in ipr.get_links():
-        info = link.get_attr("IFLA_LINKINFO")
-        if info is None or info.get_attr("IFLA_INFO_KIND") != "ifb":
-            continue
-        for direction, alias in IFB_ALIASES.items():
-            rate = shaping_bps.get(direction)
-            if link.get_attr("IFLA_IFALIAS") != alias or not rate:
-                continue
-            for qdisc in ipr.get_qdiscs(index=link["index"]):
-                stats = qdisc.get_attr("TCA_STATS2")
-                queue = stats.get_attr("TCA_STATS_QUEUE") if stats is not None else None
-                if qdisc["parent"] == 0xFFFFFFFF and queue is not None:
-                    waits[direction] += queue["backlog"] / rate
+    for direction, queue in shaper_queues(ipr).items():
+        if rate := shaping_bps.get(direction):
+            waits[direction] = queue.backlog / rate
     return waits
+
+
+def sent_beyond_us(paths: Mapping[int, TcpPath], queued_up: int) -> int:
+    """The upload's bytes past our shaper (frames, as our queue counts them): what the
+    connections through the modem have in flight, less what waits in our upload queue.
+    Shaped under the link that is the path's round trip at the upload's rate; past it,
+    the modem's upload queue grows it at once, where the round trips show it 2-4 s
+    late (smoothed, and with our own queue's wait in them). Also in it: the modem's
+    download queue (the acknowledgements wait there), and for about a round trip the
+    packets our upload queue dropped: the IFB's redirect tells the sender nothing, so
+    they count as in flight until it marks them lost (docs/benchmarks/priorities.md,
+    est25: in-flight readings of our upload)."""
+    payload = sum(path.in_flight for path in paths.values() if not path.local)
+    return round(payload * FRAME_PER_PAYLOAD) - queued_up
 
 
 class PathSampler:
