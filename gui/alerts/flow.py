@@ -15,6 +15,7 @@ from collections.abc import Callable
 from chadthrottle.gui.alerts.notifier import DesktopNotifier
 from chadthrottle.gui.alerts.policy import AlertPolicy, AlertSwitches
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
+from chadthrottle.helper_run_state import LastStop
 from PySide6.QtCore import QObject, QSettings, QTimer
 
 KNOWN_KEY = "alerts/known_applications"
@@ -54,7 +55,10 @@ class AlertsFlow(QObject):
         self.send_due()
 
     def _on_status(self, status: HelperStatus) -> None:
-        if status.state in STOPPED_STATES:
+        # While its run record says its process still runs (a stop removing what it
+        # made, a second or so), the alert waits to say how it ended: "its limits
+        # are off" (the status said only "The helper stopped." at the first failed poll).
+        if status.state in STOPPED_STATES and status.last_stop is not LastStop.RUNNING:
             self.policy.observe_helper(False, status.detail)
             self.send_due()
 

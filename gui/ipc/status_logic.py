@@ -85,10 +85,13 @@ def derive_status(seen: Observations) -> HelperStatus:
             # It answered earlier in this session, so it is installed: it stopped.
             # Whether it is restarting or was stopped for good the bus does not say
             # ("restarting" was shown for one simply stopped).
-            return HelperStatus(HelperState.NOT_RUNNING, STOPPED)
+            return HelperStatus(HelperState.NOT_RUNNING, STOPPED, last_stop=seen.last_stop)
         if state is HelperState.KERNEL_FEATURE_MISSING:
             return HelperStatus(state, text.words, can_monitor=True, can_limit=False)
-        return HelperStatus(state, text.words)
+        # RUNNING (its process lives: stopping, or starting) is kept: the alert waits for how it ends
+        return HelperStatus(
+            state, text.words, last_stop=seen.last_stop if gone else LastStop.UNKNOWN
+        )
     if not seen.has_polled_ok:
         return HelperStatus(HelperState.CONNECTING, "Connecting to the helper…")
     problem = backend_problem(seen.backends)

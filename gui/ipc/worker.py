@@ -27,6 +27,7 @@ from chadthrottle.gui.ipc.error_text import (
 )
 from chadthrottle.gui.ipc.process_names import ProcessNames
 from chadthrottle.gui.ipc.state import HelperState
+from chadthrottle.helper_run_state import LastStop
 from chadthrottle.usage_contract import UsageResolution
 from PySide6.QtCore import QObject, Signal, SignalInstance
 
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 BACKENDS_EVERY_N_POLLS = 10
 MAX_RETRY_DELAY_S = 5.0
+# The helper off the bus while its process lives (its run record: stopping, or
+# starting): asked again this soon, so "its limits are off" comes once it is.
+STOPPING_RETRY_S = 0.25
 NOT_AUTHORIZED_RETRY_DELAY_S = 30.0
 CALL_TIMEOUT_S = 30.0  # an interactive polkit prompt may take a while
 # How long quitting waits for the thread: cancelling calls in flight and closing
@@ -310,30 +314,35 @@ class HelperWorker:
             except Exception as exc:  # every failure is reported, none is fatal
                 name = error_name_of(exc)
                 log.debug("poll failed: %s: %s", name, exc)
-                self._say_last_stop(name)
+                found = self._say_last_stop(name)
                 self._emit(self._signals.pollFailed, name, str(exc))
                 if name in _RECONNECT_ON:
                     await self._close_client()
                 polls = 0  # re-read backends once the helper is back
                 if describe_error(name).state is HelperState.NOT_AUTHORIZED:
                     delay_s = NOT_AUTHORIZED_RETRY_DELAY_S
+                elif found is LastStop.RUNNING:
+                    # off the bus, its process alive: stopping (or starting). How it
+                    # ends is said within this, not after a backed-off 1-5 s.
+                    delay_s = min(retry_delay_s, STOPPING_RETRY_S)
                 else:
                     delay_s = retry_delay_s
                     retry_delay_s = min(retry_delay_s * 2, MAX_RETRY_DELAY_S)
             await self._sleep(max(0.05, delay_s))
 
-    def _say_last_stop(self, error_name: str) -> None:
+    def _say_last_stop(self, error_name: str) -> LastStop | None:
         """Read the gone helper's run record here, off the GUI thread (a file and
-        /proc, well under a millisecond): stopped cleanly, or killed."""
+        /proc, well under a millisecond): stopped cleanly, or killed. None: not read."""
         read = getattr(self._client_factory, "last_stop", None)
         if read is None or describe_error(error_name).state is HelperState.NOT_AUTHORIZED:
-            return
+            return None
         try:
             found = read()
         except Exception:  # never a reason to stop polling
             log.exception("reading the helper's run record failed")
-            return
+            return None
         self._emit(self._signals.lastStop, found)
+        return found if isinstance(found, LastStop) else None
 
     async def _limits_paused(self, client: HelperClientLike) -> bool | None:
         """Whether limits are paused; None from a helper that cannot pause."""

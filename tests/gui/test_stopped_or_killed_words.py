@@ -136,3 +136,43 @@ def test_a_killed_helper_s_priority_is_said_left_in_force() -> None:
     assert protection_word(state) == "protection left in force"
     assert "Left in force: the helper stopped unexpectedly" in describe_priority(state)
     assert "Not in force" not in describe_priority(state)
+
+
+class _Notifier:
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+
+    def notify(self, alert: object) -> None:
+        self.sent.append(alert)
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_stop_alert_waits_for_how_the_helper_ended(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """At the first failed poll a helper that is stopping still runs (its record
+    says so) and the status says only "The helper stopped.": the desktop alert
+    went out with that, never saying its limits are off. It waits for the record."""
+    from chadthrottle.gui.alerts.flow import AlertsFlow
+    from chadthrottle.gui.alerts.policy import AlertSwitches
+    from chadthrottle.gui.ipc.worker import Snapshot
+    from PySide6.QtCore import QObject, QSettings, Signal
+
+    class Feed(QObject):
+        applicationsUpdated = Signal(object)
+        statusChanged = Signal(object)
+
+    feed, notifier = Feed(), _Notifier()
+    store = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    flow = AlertsFlow(feed, store, AlertSwitches, notifier)  # type: ignore[arg-type]
+    try:
+        feed.applicationsUpdated.emit(Snapshot((), {}, 0.0))  # it answered
+        stopping = _gone(LastStop.RUNNING, UNKNOWN_SERVICE)
+        assert (stopping.detail, stopping.last_stop) == (STOPPED, LastStop.RUNNING)
+        feed.statusChanged.emit(stopping)
+        assert notifier.sent == []
+        feed.statusChanged.emit(_gone(LastStop.STOPPED))
+        (alert,) = notifier.sent
+        assert alert.body == "The helper stopped — its limits are off."  # type: ignore[attr-defined]
+    finally:
+        flow.close()
