@@ -253,7 +253,7 @@ class Tracking:
         if identity is None and cgroup_id:
             identity = self._identity_of_cgroup(pid, cgroup_id)
         if identity is None:
-            identity = self._identity_of_parent(pid)
+            identity = self._identity_of_parent(pid, start)
         if identity is None:
             log.debug("process %d exited before it could be identified", pid)
             return None
@@ -296,9 +296,12 @@ class Tracking:
         )
         return identity if identity is not None and identity.scope else None
 
-    def _identity_of_parent(self, pid: int, generations: int = 8) -> AppIdentity | None:
+    def _identity_of_parent(self, pid: int, start: int, generations: int = 8) -> AppIdentity | None:
         """A forked child that did not exec runs its parent's program: the
-        identity of the nearest ancestor that can still be told."""
+        identity of the nearest ancestor that can still be told. start: the
+        child's (0: not known). A parent that exited too, before the helper
+        came to the child (it ran late: its announcements queued), is told as
+        the index last read it, if it can have forked the child."""
         for _ in range(generations):
             parent = self.lineage.same_program_parent(pid) if self.lineage else None
             if parent is None:
@@ -309,5 +312,8 @@ class Tracking:
             process = read_process(parent)
             if process is not None:
                 return identify(process)
-            pid = parent
+            departed = self.index.departed_identity(parent, start) if start else None
+            if departed is not None:
+                return departed
+            pid, start = parent, 0
         return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,11 @@ def read_start(pid: int) -> int | None:
         return int(stat[stat.rindex(b")") + 2 :].split(b" ", 20)[19])  # field 22 of the line
     except (ValueError, IndexError):
         return None
+
+
+def boot_ticks() -> int:
+    """Now, in the clock ticks after boot that read_start counts starts in."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
 
 
 def environment_pending(pid: int) -> bool:

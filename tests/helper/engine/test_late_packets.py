@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from chadthrottle.contract import BackendInfo
 from chadthrottle.helper.identity.index import ApplicationIndex
-from chadthrottle.helper.identity.processes import read_start
+from chadthrottle.helper.identity.processes import boot_ticks, read_start
 
 from tests.helper.engine.admin_engine import AdminEngine
 from tests.helper.engine.recording_ports import RecordingDatapath, RecordingShaper, Traffic
@@ -122,3 +122,61 @@ def test_a_connection_counted_wholly_after_its_processs_exit_was_noticed_counts_
     assert datapath.traffic == [], "retired: the kernel map keeps room for the living"
     (device,) = engine.list_interfaces()
     assert (device.rx_bytes, device.tx_bytes) == (34_336, 34_456)
+
+
+class _Lineage:
+    """The fork events' answer (proc_events.ProcessLineage): child -> parent."""
+
+    def __init__(self, parents: dict[int, int]) -> None:
+        self.parents = parents
+
+    def same_program_parent(self, tgid: int) -> int | None:
+        return self.parents.get(tgid)
+
+
+def _no_such_pid() -> int:
+    """A pid no process runs under (a child that exited long since)."""
+    pid = 4_194_000
+    while Path(f"/proc/{pid}").exists():
+        pid -= 1
+    return pid
+
+
+@pytest.mark.parametrize("forked", ["before-it-exited", "after-it-was-seen-gone"])
+def test_a_child_announced_after_its_parent_exited_too_counts_for_the_parents_app(
+    program: Path, forked: str
+) -> None:
+    """The BurstBare flake (2026-12-06, a two-lane run: 90 of 200 children's
+    bytes on the interface only): the helper ran late, and came to a forked
+    child's announcement after the child had exited, and its parent too, and
+    a tick had seen the parent gone: neither could be read. The parent as the
+    index last read it names the child's application, if it can have forked
+    it (after-it-was-seen-gone: a child started after that had another parent
+    under the pid, handed out again: not guessed)."""
+    datapath = RecordingDatapath()
+    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    parent = subprocess.Popen([str(program), "600"])
+    try:
+        wait_for_exec(parent.pid, program)
+        engine.tick()  # the parent listed by the index (no socket of its own)
+        parent_start = read_start(parent.pid)
+        assert parent_start is not None
+    finally:
+        parent.kill()
+        parent.wait()
+    engine.tick()  # the parent seen gone
+    child = _no_such_pid()
+    engine._tracking.lineage = _Lineage({child: parent.pid})
+    start = parent_start if forked == "before-it-exited" else boot_ticks() + 1
+    engine.note_new_owner(child, start=start)
+    datapath.traffic.append(Traffic(child, 34_336, 34_456, owner_start=start))
+    engine.tick()  # counted, and the child seen gone: its counters retired
+    engine.tick()
+    apps = {a.id: (a.rx_bytes, a.tx_bytes) for a in engine.list_applications()}
+    (device,) = engine.list_interfaces()
+    assert (device.rx_bytes, device.tx_bytes) == (34_336, 34_456)
+    if forked == "before-it-exited":
+        assert apps == {f"exe:{program}": (34_336, 34_456)}
+    else:
+        assert apps == {}
