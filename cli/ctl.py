@@ -511,27 +511,30 @@ def helper_gone_words() -> str:
     from chadthrottle.helper_run_state import (
         STOPPED_CLEAN,
         STOPPED_KILLED,
+        STOPPED_KILLED_PAUSED,
         LastStop,
         read_last_stop,
     )
 
-    said = {LastStop.STOPPED: STOPPED_CLEAN, LastStop.KILLED: STOPPED_KILLED}.get(
-        read_last_stop(None)
-    )
+    said = {LastStop.STOPPED: STOPPED_CLEAN, LastStop.KILLED: STOPPED_KILLED,
+            LastStop.KILLED_PAUSED: STOPPED_KILLED_PAUSED}.get(read_last_stop(None))  # fmt: skip
     return "it " + said.removeprefix("The helper ").removesuffix(".") if said else ""
 
 
 def helper_gone_json() -> str:
     """What --json prints on stdout when the helper is not on the bus (exit 5):
-    {"helper": "not running", "last_stop": "stopped" | "killed" | "running" |
-    "unknown", "limits_in_force": false | true | null}: a killed helper's
-    limits stay in the kernel, a stopped one's are off, else not known."""
+    {"helper": "not running", "last_stop": "stopped" | "killed" |
+    "killed-paused" | "running" | "unknown", "limits_in_force": false | true |
+    null}: a killed helper's limits stay in the kernel, a stopped one's are
+    off, and so are those of one killed while they were paused; else not known."""
     import json
 
     from chadthrottle.helper_run_state import LastStop, read_last_stop
 
     found = read_last_stop(None)
-    in_force = {LastStop.STOPPED: False, LastStop.KILLED: True}.get(found)
+    in_force = {LastStop.STOPPED: False, LastStop.KILLED: True, LastStop.KILLED_PAUSED: False}.get(
+        found
+    )
     return json.dumps(
         {"helper": "not running", "last_stop": found.value, "limits_in_force": in_force}
     )

@@ -39,6 +39,11 @@ STOPPED_CLEAN = "The helper stopped — its limits are off."
 STOPPED_KILLED = (
     "The helper stopped unexpectedly — its last limits stay in force until it starts again."
 )
+# Killed while its limits were paused: the kernel held none (docs/helper.md,
+# "Pausing all limits"), and a restart keeps them paused (stored).
+STOPPED_KILLED_PAUSED = (
+    "The helper stopped unexpectedly — its limits were paused: none is in force."
+)
 # What each leaves in the kernel (docs/helper.md, "Lifecycle and recovery").
 CLEAN_DETAIL = (
     "It removed its limits, blocks, quotas, priorities and the link's capacity from the "
@@ -50,11 +55,18 @@ KILLED_DETAIL = (
 )
 
 
+KILLED_PAUSED_DETAIL = (
+    "It was killed or crashed while limits were paused: the kernel holds none of them, and "
+    "they stay paused when it starts again (resume them then)."
+)
+
+
 class LastStop(enum.Enum):
     """How the helper of a bus is, as its record says."""
 
     STOPPED = "stopped"  # stopped cleanly: what it set is off
     KILLED = "killed"  # its process is gone without stopping: what it set stays
+    KILLED_PAUSED = "killed-paused"  # so, with every limit paused: nothing of them holds
     RUNNING = "running"  # its process lives (starting, stopping, or off the bus)
     UNKNOWN = "unknown"  # no record, or one that cannot be trusted
 
@@ -85,9 +97,11 @@ def process_start(pid: int) -> int | None:
         return None
 
 
-def record_text(state: str, pid: int, started: int) -> str:
-    """A record as the helper writes it."""
-    return json.dumps({"format": FORMAT, "state": state, "pid": pid, "started": started}) + "\n"
+def record_text(state: str, pid: int, started: int, paused: bool = False) -> str:
+    """A record as the helper writes it. paused: every limit is paused (the
+    kernel holds none of them; docs/helper.md, "Pausing all limits")."""
+    fields = {"format": FORMAT, "state": state, "pid": pid, "started": started, "paused": paused}
+    return json.dumps(fields) + "\n"
 
 
 def _trusted_bytes(path: Path) -> bytes | None:
@@ -123,9 +137,14 @@ def read_last_stop(address: str | None, directory: Path = STATUS_DIR) -> LastSto
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         return LastStop.UNKNOWN
     state, pid, started = record.get("state"), record.get("pid"), record.get("started")
+    paused = record.get("paused", False)
     if state == STOPPED:
         return LastStop.STOPPED
     if state != RUNNING or not all(type(n) is int and n > 0 for n in (pid, started)):
         return LastStop.UNKNOWN
+    if type(paused) is not bool:
+        return LastStop.UNKNOWN
     assert isinstance(pid, int)  # for mypy: checked above
-    return LastStop.RUNNING if process_start(pid) == started else LastStop.KILLED
+    if process_start(pid) == started:
+        return LastStop.RUNNING
+    return LastStop.KILLED_PAUSED if paused else LastStop.KILLED

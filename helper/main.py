@@ -185,6 +185,9 @@ async def run_helper(
             log.info("stopped while starting")
             return
         service = make_service(bus, engine, make_authority(bus), engine_thread)
+        if run_record is not None:  # paused as stored: a kill then leaves nothing in force
+            run_record.running(await engine_thread.run(engine.limits_paused))
+            service.on_limits_paused = run_record.running
         service.export()
         reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
         if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):

@@ -45,13 +45,15 @@ class RunRecord:
             return True
         return read_last_stop(self._address, self.path.parent) is LastStop.STOPPED
 
-    def running(self) -> None:
-        self._write(RUNNING)
+    def running(self, paused: bool = False) -> None:
+        """Running; paused: every limit paused (the kernel holds none), so a
+        kill now leaves nothing of them in force."""
+        self._write(RUNNING, paused)
 
     def stopped(self) -> None:
         self._write(STOPPED)
 
-    def _write(self, state: str) -> None:
+    def _write(self, state: str, paused: bool = False) -> None:
         """Written whole under another name and renamed over: a reader sees
         the old record or the new one, never half of one."""
         folder = self.path.parent
@@ -67,7 +69,7 @@ class RunRecord:
             )
             try:
                 os.fchmod(fd, 0o644)  # the unit's UMask=0077 would make it root's to read only
-                os.write(fd, record_text(state, self._pid, self._started).encode())
+                os.write(fd, record_text(state, self._pid, self._started, paused).encode())
             finally:
                 os.close(fd)
             os.replace(making, self.path)

@@ -49,6 +49,16 @@ class HelperStatus:
         return self.state is HelperState.NOT_RUNNING and self.last_stop is LastStop.KILLED
 
     @property
+    def killed_paused(self) -> bool:
+        """The helper is away, killed while every limit was paused: none is in force."""
+        return self.state is HelperState.NOT_RUNNING and self.last_stop is LastStop.KILLED_PAUSED
+
+    @property
+    def ended_known(self) -> bool:
+        """The helper is away and its run record says how it ended."""
+        return self.stopped_clean or self.left_in_force or self.killed_paused
+
+    @property
     def stopped_clean(self) -> bool:
         """The helper is away and took what it set off the kernel as it stopped."""
         return self.state is HelperState.NOT_RUNNING and self.last_stop is LastStop.STOPPED

@@ -15,6 +15,7 @@ from chadthrottle.gui.ipc.state import LEFT_IN_FORCE, HelperState, HelperStatus
 from chadthrottle.helper_run_state import (
     STOPPED_CLEAN,
     STOPPED_KILLED,
+    STOPPED_KILLED_PAUSED,
     LastStop,
 )
 
@@ -66,6 +67,11 @@ def backend_field(backends: tuple[BackendInfo, ...], gated: Iterable[str] = ()) 
 READY, NOT_ENFORCING, PAUSED_FIELD = "Ready to enforce", "Not enforcing", "Enforcing paused"
 
 
+# How the helper ended, as its run record says (chadthrottle.helper_run_state).
+ENDED_WORDS = {LastStop.STOPPED: STOPPED_CLEAN, LastStop.KILLED: STOPPED_KILLED,
+               LastStop.KILLED_PAUSED: STOPPED_KILLED_PAUSED}  # fmt: skip
+
+
 def derive_status(seen: Observations) -> HelperStatus:
     """The one place that decides the helper state shown everywhere."""
     if seen.poll_error_name is not None:
@@ -75,12 +81,11 @@ def derive_status(seen: Observations) -> HelperStatus:
         gone = state is HelperState.NOT_RUNNING or (
             state is HelperState.NOT_INSTALLED and unknown_service
         )
-        if gone and seen.last_stop in (LastStop.STOPPED, LastStop.KILLED):
+        if gone and seen.last_stop in ENDED_WORDS:
             # A helper ran on this bus (its record says so), and how it ended
             # decides what holds: not one "not running" for both (gui25).
-            killed = seen.last_stop is LastStop.KILLED
-            return HelperStatus(HelperState.NOT_RUNNING, STOPPED_KILLED if killed else STOPPED_CLEAN,
-                                last_stop=seen.last_stop)  # fmt: skip
+            words = ENDED_WORDS[seen.last_stop]
+            return HelperStatus(HelperState.NOT_RUNNING, words, last_stop=seen.last_stop)
         if state is HelperState.NOT_INSTALLED and seen.has_polled_ok and unknown_service:
             # It answered earlier in this session, so it is installed: it stopped.
             # Whether it is restarting or was stopped for good the bus does not say
@@ -117,10 +122,8 @@ _NOTHING_ENFORCED: dict[HelperState, str] = {
 
 def helper_gone_words(status: HelperStatus) -> str:
     """ "The helper stopped — its limits are off" (or killed, its limits stay):
-    the tray's and the CLI's one line, "" where the run record did not tell."""
-    if status.left_in_force:
-        return STOPPED_KILLED.removesuffix(".")
-    return STOPPED_CLEAN.removesuffix(".") if status.stopped_clean else ""
+    the tray's one line, "" where the run record did not tell."""
+    return status.detail.removesuffix(".") if status.ended_known else ""
 
 
 def nothing_enforced_reason(status: HelperStatus, paused: bool) -> str:
@@ -135,4 +138,6 @@ def nothing_enforced_reason(status: HelperStatus, paused: bool) -> str:
         return "the helper stopped"
     if status.left_in_force:
         return LEFT_IN_FORCE
+    if status.killed_paused:  # the kernel held none of them when it was killed
+        return PAUSED_PROBLEM
     return _NOTHING_ENFORCED.get(status.state, "") or (PAUSED_PROBLEM if paused else "")

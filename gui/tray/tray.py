@@ -214,7 +214,7 @@ class TrayController(QObject):
         else:
             tooltip += f"{enforced} limit{'s' * (enforced != 1)}"
             tooltip += "".join(f", {len(names)} {words}" for words, names in tally.problems)
-        if self._status.stopped_clean or self._status.left_in_force:  # how it ended
+        if self._status.ended_known:  # how it ended
             tooltip = f"ChadThrottle: {helper_gone_words(self._status)}\n{tooltip}"
         elif self._status.is_problem:
             tooltip = (
@@ -255,7 +255,7 @@ class TrayController(QObject):
             MENU_NAME_CHARS,
         )
         nothing_enforced = nothing_enforced_reason(self._status, bool(self._paused))
-        if self._status.stopped_clean or self._status.left_in_force:
+        if self._status.ended_known:
             # said first, how it ended: a killed helper's limits below stay in force
             note = self.menu.addAction(helper_gone_words(self._status))
             note.setObjectName("nothing-enforced")

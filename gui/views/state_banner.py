@@ -10,7 +10,7 @@ from __future__ import annotations
 from chadthrottle.gui.ipc.error_text import INSTALL_COMMAND
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.views.notice_frame import NoticeFrame
-from chadthrottle.helper_run_state import CLEAN_DETAIL, KILLED_DETAIL
+from chadthrottle.helper_run_state import CLEAN_DETAIL, KILLED_DETAIL, KILLED_PAUSED_DETAIL
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
@@ -34,6 +34,7 @@ AWAY_LONG = (
 # The title stays one line (it does not wrap): at 2x on 1366x768 too.
 CLEAN_TITLE = "The helper stopped — its limits are off"
 KILLED_TITLE = "The helper stopped unexpectedly — its limits stay in force"
+KILLED_PAUSED_TITLE = "The helper stopped unexpectedly — its limits were paused"
 # after what a stopped or killed helper leaves (CLEAN_DETAIL, KILLED_DETAIL)
 RECONNECTS = "The window reconnects as soon as it runs again; the numbers are greyed until then."
 
@@ -107,11 +108,15 @@ class StateBanner(NoticeFrame):
             return
         self.title.setText(TITLES[status.state])
         explanation = EXPLANATIONS.get(status.state, status.detail)
-        if status.stopped_clean or status.left_in_force:
+        if status.ended_known:
             # its run record says how it ended, and so what holds (gui25): the
             # title in its words, not "No limit is enforced" after a kill
-            self.title.setText(KILLED_TITLE if status.left_in_force else CLEAN_TITLE)
-            held = KILLED_DETAIL if status.left_in_force else CLEAN_DETAIL
+            title, held = (
+                (KILLED_TITLE, KILLED_DETAIL) if status.left_in_force
+                else (KILLED_PAUSED_TITLE, KILLED_PAUSED_DETAIL) if status.killed_paused
+                else (CLEAN_TITLE, CLEAN_DETAIL)
+            )  # fmt: skip
+            self.title.setText(title)
             later = AWAY_LONG.format(self.away_long_s) if self._long_away else RECONNECTS
             explanation = f"{held} {later}"
         elif status.state is HelperState.NOT_RUNNING and self._long_away:

@@ -10,7 +10,7 @@ from chadthrottle.gui.models.limit_truth import LimitTally
 from chadthrottle.gui.models.priority_view import LinkSummary
 from chadthrottle.gui.widgets.limit_slider import problem_colour
 from chadthrottle.gui.widgets.qt_bounds import QWIDGETSIZE_MAX
-from chadthrottle.helper_run_state import CLEAN_DETAIL, KILLED_DETAIL
+from chadthrottle.helper_run_state import CLEAN_DETAIL, KILLED_DETAIL, KILLED_PAUSED_DETAIL
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
@@ -59,7 +59,7 @@ def helper_words(status: HelperStatus) -> str:
     """The helper field's word: how it ended where its record says so."""
     if status.stopped_clean:
         return STOPPED_WORDS
-    if status.left_in_force:
+    if status.left_in_force or status.killed_paused:
         return KILLED_WORDS
     return HELPER_WORDS[status.state]
 
@@ -247,9 +247,10 @@ class StatusLine(QStatusBar):
         if status.left_in_force:
             self.backend.setText(STILL_ENFORCING if self._kept else NOT_ENFORCING)
             self.backend.setToolTip(f"{status.detail} {KILLED_DETAIL}")
-        elif status.stopped_clean:
+        elif status.stopped_clean or status.killed_paused:
+            held = CLEAN_DETAIL if status.stopped_clean else KILLED_PAUSED_DETAIL
             self.backend.setText(NOT_ENFORCING)
-            self.backend.setToolTip(f"{status.detail} {CLEAN_DETAIL}")
+            self.backend.setToolTip(f"{status.detail} {held}")
         else:
             self.backend.setText(NOT_ENFORCING)
             self.backend.setToolTip(HELPER_AWAY)

@@ -235,6 +235,9 @@ class HelperService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._exported = False
         self._last_activity_s = time.monotonic()
+        # told each pause or resume done: a killed helper's run record says whether
+        # the kernel held its limits (main.run_helper sets it)
+        self.on_limits_paused: Callable[[bool], None] | None = None
         self._uids = CallerUids()  # unique bus name -> uid
         self._failures = FailureBudget(FAILURES_BEFORE_DELAY)  # per uid
         # Users being paced -> their calls not started yet, in order.
@@ -689,6 +692,8 @@ class HelperService:
     async def _set_limits_paused(self, call: _Call, grant: _Grant | None) -> list[Any]:
         (paused,) = call.args
         await self._engine_thread.run(self._engine.set_limits_paused, paused)
+        if self.on_limits_paused is not None:  # the run record says it (helper/run_state.py)
+            self.on_limits_paused(paused)
         log.info(
             "uid %d %s all limits",
             await self._caller_uid(call.sender),

@@ -67,6 +67,15 @@ def test_running_of_a_process_that_is_gone_reads_killed(folder: Path) -> None:
     assert read_last_stop(BUS, folder) is LastStop.KILLED
 
 
+def test_killed_while_limits_were_paused_reads_apart(folder: Path) -> None:
+    """Paused, the kernel held none of its limits: a kill leaves nothing in force."""
+    _write(folder, record_text(RUNNING, _dead_pid(), 12345, paused=True))
+    assert read_last_stop(BUS, folder) is LastStop.KILLED_PAUSED
+    record = RunRecord(BUS, folder)
+    record.running(paused=True)
+    assert read_last_stop(BUS, folder) is LastStop.RUNNING  # alive: not said killed
+
+
 def test_a_reused_pid_is_not_the_helper(folder: Path) -> None:
     """The pid lives, but another process has it (its start time differs)."""
     started = process_start(os.getpid())
@@ -93,6 +102,7 @@ def test_another_bus_has_its_own_record(folder: Path) -> None:
         '{"format": 1, "state": "running", "pid": -5, "started": 1}',
         '{"format": 1, "state": "running", "pid": true, "started": 1}',
         '{"format": 1, "state": "stopped"}' + " " * 600,
+        '{"format": 1, "state": "running", "pid": 999999999, "started": 1, "paused": 1}',
     ],
     ids=[
         "empty",
@@ -104,6 +114,7 @@ def test_another_bus_has_its_own_record(folder: Path) -> None:
         "pid-negative",
         "pid-bool",
         "long",
+        "paused-not-bool",
     ],
 )
 def test_a_record_not_as_written_reads_unknown(folder: Path, text: str) -> None:

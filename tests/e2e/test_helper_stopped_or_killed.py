@@ -151,3 +151,30 @@ def test_the_window_says_whether_the_limits_are_off_or_stay(  # type: ignore[no-
         # and so it is: the kernel still holds the upload to its limit
         rate = app_rate_bps(qtbot, stream.receiver, 2.0)
         assert rate < 1.5 * LIMIT_BPS, f"{rate:.0f} B/s: the killed helper's limit did not hold"
+
+
+def test_a_helper_killed_while_limits_were_paused_says_none_is_in_force(
+    stack: Stack, helper_back: None
+) -> None:
+    """Paused, the kernel holds none of its limits (docs/helper.md, "Pausing all
+    limits"): a kill then leaves nothing in force, and the record says so."""
+    with streaming_app(stack, "TestCtlKilledPaused", 5740, Direction.UP) as (app_id, _stream):
+        call_helper(stack.bus_address, lambda c: c.set_limit(app_id, Direction.UP, LIMIT_BPS))
+        call_helper(stack.bus_address, lambda c: c.set_limits_paused(True))
+        try:
+            assert "htb" not in stack.idle_tc_state()
+            assert stack.helper.kill() == -9
+            assert read_last_stop(stack.bus_address) is LastStop.KILLED_PAUSED
+            listed = run_ctl(stack, "list")
+            assert listed.returncode == EXIT_HELPER_NOT_RUNNING, listed.stderr
+            assert listed.stderr == (
+                "chadthrottle-ctl: helper not running: it stopped unexpectedly — its limits were "
+                "paused: none is in force\n"
+            )
+            as_json = json.loads(run_ctl(stack, "list", "--json").stdout)
+            assert (as_json["last_stop"], as_json["limits_in_force"]) == ("killed-paused", False)
+        finally:  # paused is stored: the module's helper must enforce again
+            if stack.helper.returncode is not None:
+                stack.helper.start()
+            call_helper(stack.bus_address, lambda c: c.set_limits_paused(False))
+        assert read_last_stop(stack.bus_address) is LastStop.RUNNING

@@ -176,3 +176,25 @@ def test_the_stop_alert_waits_for_how_the_helper_ended(qtbot, tmp_path) -> None:
         assert alert.body == "The helper stopped — its limits are off."  # type: ignore[attr-defined]
     finally:
         flow.close()
+
+
+def test_killed_while_paused_is_not_said_to_leave_limits_in_force(qtbot) -> None:  # type: ignore[no-untyped-def]
+    status = _gone(LastStop.KILLED_PAUSED)
+    assert status.detail == (
+        "The helper stopped unexpectedly — its limits were paused: none is in force."
+    )
+    assert status.killed_paused and not status.left_in_force
+    assert nothing_enforced_reason(status, False) == "limits are paused"
+    line = StatusLine()
+    qtbot.addWidget(line)
+    line.set_status(status)
+    limited = LimitTally(not_enforced=("x download: limits are paused",))
+    line.set_limits(limited, nothing_enforced_reason(status, False), status)
+    assert (line.helper.text(), line.backend.text(), line.limits.text()) == (
+        "Helper: stopped unexpectedly", "Not enforcing", "No limits are enforced: limits are paused",
+    )  # fmt: skip
+    banner = StateBanner()
+    qtbot.addWidget(banner)
+    banner.show_status(status)
+    assert banner.title.text() == "The helper stopped unexpectedly — its limits were paused"
+    assert "holds none of them" in banner.text.text()
