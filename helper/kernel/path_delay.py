@@ -246,9 +246,9 @@ def sent_beyond_us(paths: Mapping[int, TcpPath], queued_up: int) -> int:
     the modem's upload queue grows it at once, where the round trips show it 2-4 s
     late (smoothed, and with our own queue's wait in them). Also in it: the modem's
     download queue (the acknowledgements wait there), and for about a round trip the
-    packets our upload queue dropped: the IFB's redirect tells the sender nothing, so
-    they count as in flight until it marks them lost (docs/benchmarks/priorities.md,
-    est25: in-flight readings of our upload)."""
+    packets our upload queue dropped, as read: the sender is not told of them (it seems
+    the redirect to the IFB reports no drop), so they count as in flight until it marks
+    them lost (docs/benchmarks/priorities.md, est25)."""
     payload = sum(path.in_flight for path in paths.values() if not path.local)
     return round(payload * FRAME_PER_PAYLOAD) - queued_up
 
