@@ -559,6 +559,9 @@ class LimitTally:
     # classes, so the helper lists no backend active for them (the status line read
     # "Ready to enforce" beside a Blocked row)
     gated: frozenset[Direction] = frozenset()
+    # of not_enforced, the rate limits a killed helper left in the kernel (LEFT_IN_FORCE):
+    # they hold; its blocks and quotas, which lapse, do not count here
+    left: int = 0
 
     @property
     def total(self) -> int:
@@ -585,6 +588,7 @@ def tally(
     not_met: list[str] = []
     refused: list[str] = []
     gated: set[Direction] = set()
+    left = 0
     for name, direction, state in states:
         if gates_hold(state):
             gated.add(direction)
@@ -595,10 +599,11 @@ def tally(
             reason = in_units(limit_problem_words(state.problem)[1], units)
             kind = refused if state.held_on else not_met if state.not_met else not_enforced
             kind.append(f"{name} {word}: {reason}")
+            left += state.problem_lines[:1] == ("left in force",)
         else:
             enforced += 1
     return LimitTally(
-        enforced, tuple(not_enforced), tuple(not_met), tuple(refused), frozenset(gated)
+        enforced, tuple(not_enforced), tuple(not_met), tuple(refused), frozenset(gated), left
     )
 
 

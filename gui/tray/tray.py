@@ -207,7 +207,7 @@ class TrayController(QObject):
         # With the helper away the totals are its last, frozen: not said as now.
         live = self._status.can_monitor or not self._status.is_problem
         tooltip = f"down {total_text(down, units)}, up {total_text(up, units)}, " if live else ""
-        if self._status.left_in_force and tally.total:  # the kernel keeps them (gui25)
+        if self._status.left_in_force and tally.left:  # the kernel keeps them (gui25)
             tooltip += "the kernel keeps its rate limits as last set, unwatched"
         elif nothing_enforced:
             tooltip += f"no limit is enforced: {nothing_enforced}"

@@ -110,7 +110,7 @@ class StatusLine(QStatusBar):
         self._backends: tuple[BackendInfo, ...] = ()
         self._state, self._detail, self._late = HelperState.CONNECTING, "", False
         self._status = HelperStatus(HelperState.CONNECTING)
-        self._kept = 0  # limits shown (LimitTally.total): a killed helper's stay in force
+        self._kept = 0  # rate limits a killed helper left in the kernel (LimitTally.left)
         self._helper_gone = False  # not running or not installed: no backend holds anything
         self._paused = False  # limits paused: no backend holds anything either
         self._gated: tuple[str, ...] = ()  # the ways a block or quota holds (LimitTally.gated)
@@ -261,8 +261,8 @@ class StatusLine(QStatusBar):
         if gated != self._gated:  # the enforcing field says the ways a block or quota holds
             self._gated = gated
             self.set_backends(self._backends)
-        if tally.total != self._kept:
-            self._kept = tally.total
+        if tally.left != self._kept:
+            self._kept = tally.left
             if self._helper_gone:
                 self._say_gone()
         warning, short = False, ""
@@ -273,7 +273,7 @@ class StatusLine(QStatusBar):
                 "Limits not shown",
                 "Watching was not authorized, so the limits in force cannot be shown.",
             )
-        elif status.left_in_force and tally.total:
+        elif status.left_in_force and tally.left:
             # the kernel keeps them, unwatched: not "No limits are enforced" (gui25)
             text, warning, short = LEFT_IN_FORCE_TEXT, True, LEFT_IN_FORCE_SHORT
             tip = f"{status.detail} {KILLED_DETAIL}"

@@ -63,7 +63,7 @@ def test_without_a_record_to_trust_the_words_stay_as_they_were() -> None:
 def test_the_status_line_says_what_holds(qtbot) -> None:  # type: ignore[no-untyped-def]
     line = StatusLine()
     qtbot.addWidget(line)
-    limited = LimitTally(not_enforced=("x download: the helper stopped unexpectedly",))
+    limited = LimitTally(not_enforced=("x download: the helper stopped unexpectedly",), left=1)
     for status, helper, backend, limits in [
         (_gone(LastStop.STOPPED), "Helper: stopped", "Not enforcing",
          "No limits are enforced: the helper stopped"),
@@ -79,6 +79,11 @@ def test_the_status_line_says_what_holds(qtbot) -> None:  # type: ignore[no-unty
         )  # fmt: skip
     killed = _gone(LastStop.KILLED)
     line.set_status(killed)
+    # a block alone: it lapses within 3 s, nothing is said to stay in force
+    blocked = LimitTally(not_enforced=("x download: the helper stopped unexpectedly",))
+    line.set_limits(blocked, nothing_enforced_reason(killed, False), killed)
+    assert line.backend.text() == "Not enforcing"
+    assert line.limits.text() == "No limits are enforced: the helper stopped unexpectedly"
     line.set_limits(LimitTally(), nothing_enforced_reason(killed, False), killed)
     # nothing was limited: nothing is said to stay in force
     assert line.backend.text() == "Not enforcing"
