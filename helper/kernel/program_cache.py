@@ -22,6 +22,7 @@ import os
 import platform
 import re
 import secrets
+import signal
 import stat
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chadthrottle.helper.errors import BackendUnavailable, StartCancelled, raise_if_stopping
+from chadthrottle.helper.errors import BackendUnavailable, raise_if_stopping
 from chadthrottle.helper.kernel import task_offsets
 from chadthrottle.helper.kernel.bcc_env import kernel_source_dir
 from chadthrottle.helper.kernel.program_set import InvalidProgramSet, ProgramSet
@@ -45,7 +46,12 @@ CACHE_FORMAT = 1
 MAX_CACHE_BYTES = 8 << 20
 BUILD_TIMEOUT_S = 120.0
 STOP_POLL_S = 0.05  # how soon a stop kills the build child
-KILLED_CHILD_WAIT_S = 1.0  # a child killed by a signal: is it the helper's stop?
+# A stop's signals, blocked in the build child from its start: under systemd a
+# stop signals every process of the unit, and the child, dying of it before
+# the helper's own handler had said "stopping", was taken for a failed compile
+# unless the handler said so within a wait (1 s, until 2026-12-06: also what
+# any other signal's death cost). The helper kills the child itself on a stop.
+CHILD_BLOCKED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 # The helper's pid, for the child to check after setting PR_SET_PDEATHSIG.
 BUILD_PARENT_VARIABLE = "CHADTHROTTLE_BUILD_PARENT"
 
@@ -211,15 +217,23 @@ def _run_build(
 ) -> tuple[int, bytes, bytes]:
     """Run the build child to its end (returncode, stdout, stderr). Once
     stopping is set it is killed and reaped at once (StartCancelled): a stop
-    during a cold start must not wait out the compiler. The child also sets
+    during a cold start must not wait out the compiler; only this ends it on
+    a stop (it starts with CHILD_BLOCKED_SIGNALS blocked), so a child that died
+    of a signal is a failed build, told at once. The child also sets
     PR_SET_PDEATHSIG (program_build.py), so a SIGKILLed helper takes it along."""
     deadline = time.monotonic() + BUILD_TIMEOUT_S
-    # -P and cwd "/": the module comes from where the helper's does, never
-    # from whatever directory the helper was started in (it runs as root).
-    with subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=environment, cwd="/",
-    ) as child:  # fmt: skip
+    # The child inherits this thread's signal mask across fork and exec.
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, CHILD_BLOCKED_SIGNALS)
+    try:
+        # -P and cwd "/": the module comes from where the helper's does, never
+        # from whatever directory the helper was started in (it runs as root).
+        child = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=environment, cwd="/",
+        )  # fmt: skip
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+    with child:
         try:
             while True:
                 try:
@@ -235,11 +249,14 @@ def _run_build(
             child.kill()
             child.communicate()  # reaped: no zombie, no stray compiler
             raise
-    # Under systemd a stop signals the whole cgroup: the child may die of it
-    # before the helper's own handler has said "stopping".
-    if child.returncode < 0 and stopping is not None and stopping.wait(KILLED_CHILD_WAIT_S):
-        raise StartCancelled("stopped while compiling the BPF programs")
     return child.returncode, out, err
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def build_in_child(
@@ -260,6 +277,8 @@ def build_in_child(
     returncode, stdout, stderr = _run_build(command, environment, stopping)
     if returncode != 0:
         said = stderr.decode(errors="replace").strip()[-3000:]
+        if returncode < 0:  # not a stop's (CHILD_BLOCKED_SIGNALS): the OOM killer's, a crash
+            said = f"the build was killed by {_signal_name(-returncode)}. {said}".strip()
         raise BackendUnavailable(f"the BPF programs did not compile: {said}")
     try:
         return ProgramSet.from_json(json.loads(stdout))

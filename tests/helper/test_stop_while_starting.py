@@ -67,10 +67,11 @@ def test_sigterm_mid_compile_kills_the_build_and_exits_clean(
     private_bus: PrivateSystemBus, tmp_path: Path, send: Callable[[int, int], None]
 ) -> None:
     """To the helper alone, or to every process of the unit as systemd sends
-    it (the build child may then die first). To the helper alone, the build
-    child is frozen first: its compile can never end, so the helper's exit
-    shows it did not wait for the compile (a child killed on its own may also
-    end it, so the whole group's is left running)."""
+    it (the build child holds it, and the helper ends the child:
+    tests/helper/kernel/test_build_child_signals.py). To the helper alone,
+    the build child is frozen first: its compile can never end, so the
+    helper's exit shows it did not wait for the compile (the whole group's
+    is left running: a frozen child would also hold the group's SIGTERM)."""
     with helper_compiling(private_bus, tmp_path) as starting:
         if send is os.kill:
             os.kill(starting.child, signal.SIGSTOP)
