@@ -87,3 +87,14 @@ def test_a_start_given_up_leaves_what_was_said(
 
     _serve(private_bus.address, record, cancelled, stop)
     assert _state(record) == after
+
+
+def test_a_private_bus_takes_its_record_along(tmp_path: Path) -> None:
+    """A test's (or scripts/run-app's) private bus goes, and with it its helper's
+    record in /run/chadthrottle-status: nothing of a bus that is gone is left."""
+    require_root()
+    with PrivateSystemBus() as bus:
+        record = RunRecord(bus.address)  # the helper's own place
+        _serve(bus.address, record, FakeEngineForAdapterTests)
+        assert _state(record) == STOPPED
+    assert not record.path.exists()
