@@ -13,7 +13,10 @@ until its lease lapses, LEASE_S at most, then it lets everything pass. Until
 then the listing shows that old setting (Gating.truth), after it an open gate.
 Only live rules' gates count there (and refuse a change): a rule taken out of
 force has its processes untagged in the same apply, and the kernel finds a
-packet's gate by its socket's tag, so that gate holds none of their sockets.
+packet's gate by its socket's tag, so that gate holds none of the sockets they
+hold; one the untag cannot reach (handed to another process, a connection not
+yet accepted) keeps the slot, and the old setting until the lapse: listed so
+(GateTruth.untagged).
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ class GateTruth:
     failed: str = ""  # why the kernel did not take its last write, or give its count
     unread: str = ""  # why its quota's count could not be read
     as_asked: bool = True  # the kernel holds what the rule asks (ListRules' in_force)
+    # a rule taken out of force past a refused gate: its processes' sockets
+    # pass, the old setting holds on (lapses_in_s) only where the untag could not reach
+    untagged: bool = False
 
 
 @dataclass
@@ -117,6 +123,10 @@ class Gating:
         # the gate of each rule's direction that holds something: its setting
         # is the one last written (a refused write leaves the one before, lapsing)
         self._held: dict[tuple[RuleKey, Direction], Gate] = {}
+        # the refused gates of rules taken out of force: their processes were
+        # untagged, but a socket the untag cannot reach keeps the slot, so the
+        # gate's old setting, until its lease lapses (Gating.truth: untagged)
+        self._untagged: dict[tuple[RuleKey, Direction], Gate] = {}
         # what the last apply asked of each gate: a block, or a quota in its period
         self._asked: dict[Gate, Asked] = {}
         self._renew_failed = ""  # why the last renew raised, "" when it did not
@@ -251,6 +261,8 @@ class Gating:
         }
         self._unread_of = {(whose[g], g[1]): why for g, why in unread.items() if g in whose}
         self._held = {(owners[g], g[1]): g for g in self._kept if g in owners}
+        self._untagged = {(record.rule, g[1]): g for g, record in self._kept.items()
+                          if record.rule not in alive and record.lapsing is not None}  # fmt: skip
         self._closed = {gate for (key, d), gate in self._held.items() if self.truth(key, d).closed}
         renewed_at = self._clock()  # before: the kernel's lease ends no sooner than this says
         try:
@@ -360,6 +372,14 @@ class Gating:
         gate = self._held.get((key, direction))
         record = self._kept.get(gate) if gate is not None else None
         now = self._clock()
+        if (left := self._untagged.get((key, direction))) is not None and left in self._kept:
+            # not live: its processes untagged, their sockets pass; the old setting
+            # holds on where the untag could not reach (a socket handed to another
+            # process, a connection not yet accepted: it carries the slot)
+            lapsing = self._kept[left].lapsing
+            if lapsing is not None and now < lapsing.until:
+                return GateTruth(lapses_in_s=lapsing.until - now,
+                                 failed=self._failing.get(left, ""), untagged=True)  # fmt: skip
         if gate is None or record is None:  # its gate open
             return GateTruth(failed=failed, unread=unread, as_asked=not failed)
         if record.lapsing is not None and now >= record.lapsing.until:  # lapsed: open
@@ -388,9 +408,10 @@ class Gating:
     def lapsing_rules(self) -> dict[RuleKey, set[Direction]]:
         """The rules whose gates hold an old setting after a refused write,
         while its lease runs, with those directions: a rule no longer asking
-        for anything there (a schedule ended) is listed with it meanwhile."""
+        for anything there (a schedule ended) is listed with it meanwhile, and
+        one taken out of force (untagged: GateTruth.untagged) too, open."""
         rules: dict[RuleKey, set[Direction]] = {}
-        for key, direction in self._held:
+        for key, direction in [*self._held, *self._untagged]:
             if self.truth(key, direction).lapses_in_s > 0:
                 rules.setdefault(key, set()).add(direction)
         return rules

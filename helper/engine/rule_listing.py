@@ -147,6 +147,8 @@ def _problem(truth: GateTruth, rated: bool) -> str:
     kernel refused its last write, and how long what it held before lasts;
     rated: a rate holds the direction beneath it. None once it lapsed
     where the open gate is what the rule asks (GateTruth.as_asked)."""
+    if truth.untagged:
+        return _untagged_problem(truth.failed, truth.lapses_in_s)
     if truth.unread and not truth.lapses_in_s:
         return _unread_problem(truth.unread, truth.as_asked)
     if not truth.lapses_in_s and truth.as_asked:
@@ -164,6 +166,22 @@ def _gate_problem(why: str, lapses_in_s: float, rated: bool = False) -> str:
     if lapses_in_s > 0:
         return f"the kernel did not take a change to its block or quota ({why}): {held_on(lapses_in_s, rated)}"
     return f"the kernel did not take its block or quota ({why}): it does not hold"
+
+
+def _untagged_problem(why: str, lapses_in_s: float) -> str:
+    """A rule taken out of force (lifted, ended, outranked) whose gate the
+    kernel would not open (GateTruth.untagged): its processes' sockets were
+    untagged and pass, but the untag walks their descriptors, and a socket
+    they no longer hold (handed to another process) or a connection not yet
+    accepted (made from a listener that carried the slot) keeps the slot, and
+    the old setting holds it until the lease lapses. Until 2026-12-06 listed
+    open with no problem meanwhile (a connection accepted after the unblock
+    stayed blocked: tests/helper/kernel/test_refused_gate_of_untagged_sockets.py)."""
+    return (
+        f"the kernel did not take a change to its block or quota ({why}): its processes' "
+        f"sockets pass, but on a socket they no longer hold or had not yet accepted, "
+        f"{held_on(lapses_in_s, False)}"
+    )
 
 
 def _unread_problem(why: str, held: bool) -> str:

@@ -13,7 +13,7 @@ slot is given to no other rule until the gate is opened, tried at each tick."""
 from __future__ import annotations
 
 import pytest
-from chadthrottle.contract import ADMIN_OWNER
+from chadthrottle.contract import ADMIN_OWNER, HELD_BEFORE
 from chadthrottle.helper.engine.api import (
     AddSchedule,
     ClearQuota,
@@ -38,12 +38,23 @@ def _slot(stage: Stage, owner: int = ADMIN_OWNER) -> int:
     return slot
 
 
+def _open_but_held_on_unreached(problem: str) -> None:
+    """Listed open, its processes untagged, with what the old gate still
+    holds: a socket the untag cannot reach (handed to another process, a
+    connection not yet accepted) keeps the slot until the lease lapses
+    (rule_listing._untagged_problem; the real datapath's accepted connection:
+    tests/helper/kernel/test_refused_gate_of_untagged_sockets.py)."""
+    assert HELD_BEFORE in problem and "no longer hold or had not yet accepted" in problem, problem
+
+
 def _opened_once_taken(stage: Stage, slot: int) -> None:
-    """The gate the kernel held on is written open at the tick it takes it."""
+    """The gate the kernel held on is written open at the tick it takes it:
+    nothing is said of it from then."""
     assert stage.gates.settings.get((slot, UP)) is not None, "the kernel's gate holds on"
     stage.gates.refuse_writes = set()
-    stage.second()
+    listed = stage.second()
     assert (slot, UP) not in stage.gates.settings
+    assert (listed.up_blocked, listed.up_limit_problem) == (False, "")
 
 
 def test_an_unblock_that_leaves_nothing_is_taken_past_a_gate_the_kernel_will_not_open(
@@ -63,12 +74,16 @@ def test_an_unblock_that_leaves_nothing_is_taken_past_a_gate_the_kernel_will_not
     assert stage.datapath.process_slots[CURL_PID] == 0, "curl's sockets still carry the slot"
     assert stage.gates.settings[(slot, UP)] == BLOCK
     listed = stage.listed()
-    assert (listed.up_blocked, listed.up_limit_problem) == (False, "")
+    assert not listed.up_blocked
+    _open_but_held_on_unreached(listed.up_limit_problem)
     assert stage.engine.list_rules() == []
     (again,) = stage.engine.apply_changes([SetBlocked(CURL, (UP,), True)])
     assert isinstance(again, KernelError)
     assert str(again).endswith("the change was not made, nothing changed"), again
     assert stage.datapath.process_slots[CURL_PID] == 0 and not stage.listed().up_blocked
+    for _ in range(3):  # the lease lapses, the kernel still refusing its gate: nothing held
+        lapsed = stage.second()
+    assert (lapsed.up_blocked, lapsed.up_limit_problem) == (False, "")
     _opened_once_taken(stage, slot)
 
 
@@ -85,7 +100,8 @@ def test_a_used_up_quota_cleared_is_taken_past_a_gate_the_kernel_will_not_open(
     assert stage.engine.apply_changes([ClearQuota(CURL, (UP,))]) == [CURL]
     assert stage.datapath.process_slots[CURL_PID] == 0
     listed = stage.listed()
-    assert (listed.up_blocked, listed.up_quota_bytes, listed.up_limit_problem) == (False, 0, "")
+    assert (listed.up_blocked, listed.up_quota_bytes) == (False, 0)
+    _open_but_held_on_unreached(listed.up_limit_problem)
     _opened_once_taken(stage, slot)
 
 
@@ -102,7 +118,8 @@ def test_a_schedules_block_ended_past_a_gate_the_kernel_will_not_open_is_listed_
     stage.wall_clock.now += 120  # past the schedule's end
     ended = stage.second()
     assert stage.datapath.process_slots[CURL_PID] == 0
-    assert (ended.up_blocked, ended.up_limit_problem) == (False, "")
+    assert not ended.up_blocked
+    _open_but_held_on_unreached(ended.up_limit_problem)
     _opened_once_taken(stage, slot)
 
 

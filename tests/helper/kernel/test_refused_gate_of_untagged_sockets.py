@@ -9,6 +9,8 @@ cases: tests/helper/engine/test_refused_gate_holding_nothing.py."""
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
 import socket
 import subprocess
@@ -18,11 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chadthrottle.contract import ADMIN_OWNER, Direction
-from chadthrottle.helper.engine.api import SetBlocked
+from chadthrottle.contract import ADMIN_OWNER, HELD_BEFORE, Direction
+from chadthrottle.helper.engine.api import ClearLimit, SetBlocked, SetLimit
+from chadthrottle.helper.kernel import bpf_maps
+from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.gates import monotonic_ns
-from chadthrottle.helper.kernel.layout import GATE_BLOCK, POLICE_UP, policer_key
+from chadthrottle.helper.kernel.layout import GATE_BLOCK, POLICE_UP, SockTag, policer_key
 
 from tests.helper.kernel.test_gate_write_failure import _engine, _refuse_gate_of
 from tests.support.reused_pids import stop, wait_for_exec
@@ -107,3 +111,100 @@ def test_an_unblock_leaving_nothing_lets_traffic_through_past_a_gate_the_kernel_
         assert receiver.recv(16) == b"open", "the block did not hold"
     finally:
         read(key).flags = 0
+
+
+# Listens, says its port, then accepts one connection per line read and says so.
+SERVER = (
+    "import socket, sys\n"
+    "s = socket.create_server(('127.0.0.1', 0))\n"
+    "print(s.getsockname()[1], flush=True)\n"
+    "kept = []\n"
+    "for line in sys.stdin:\n"
+    "    kept.append(s.accept()[0])\n"
+    "    print('accepted', kept[-1].fileno(), flush=True)\n"
+)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, subprocess.Popen[str], int]]:
+    """A copy of this Python under its own name (its own application), its
+    TCP listener open before any rule: (app id, process, port)."""
+    directory = Path(tempfile.mkdtemp(prefix="ct-gateaccept-"))
+    program = directory / "ctgateaccept"
+    shutil.copy(Path(sys.executable).resolve(), program)
+    process = subprocess.Popen([str(program), "-c", SERVER], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_for_exec(process.pid, program)
+        assert process.stdout is not None
+        yield f"exe:{program}", process, int(process.stdout.readline())
+    finally:
+        stop(process)
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()
+        shutil.rmtree(directory)
+
+
+def _slot_of_fd(datapath: Datapath, pid: int, fd: int) -> int:
+    """The slot the kernel's tag of pid's socket fd carries (0: none)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        local = pidfd_getfd(pidfd, fd)
+    finally:
+        os.close(pidfd)
+    try:
+        tag = SockTag()
+        found = bpf_maps.lookup(datapath._maps["socket_tags"].fd, ctypes.c_int(local), tag)
+        return int(tag.app_slot) if found else 0
+    finally:
+        os.close(local)
+
+
+def test_a_connection_waiting_to_be_accepted_is_not_said_open_while_the_old_block_holds_it(
+    datapath: Datapath,
+    server: tuple[str, subprocess.Popen[str], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The untag walks the process's descriptors: a connection the kernel
+    made from its listener while the listener carried the slot (BPF_F_CLONE)
+    and that the process has not accepted yet is in none of them, so it keeps
+    the slot, and the gate the kernel would not open blocks its upload once
+    accepted. The listing must not say the upload simply open then: it says
+    the kernel keeps the previous setting on such sockets, for how long at
+    most. Before: listed open, no problem (1117fb9)."""
+    app, process, port = server
+    engine = _engine(datapath)
+    engine.tick()
+    # a rate first: the listener carries the slot, and the handshake passes
+    assert engine.apply_changes([SetLimit(app, UP, 10_000_000, 0)]) == [app]
+    client = socket.create_connection(("127.0.0.1", port))
+    try:
+        assert engine.apply_changes([SetBlocked(app, (UP,), True)]) == [app]
+        slot = engine._applier.slots.slot_of((app, ADMIN_OWNER))
+        assert slot is not None
+        key = policer_key(slot, POLICE_UP)
+        engine.tick()  # the lease renewed, as every second
+        read = _refuse_gate_of(engine, app, monkeypatch, police=POLICE_UP)
+        read(key).lease_until_ns = monotonic_ns() + HOUR_NS
+        try:
+            lifted = engine.apply_changes([SetBlocked(app, (UP,), False), ClearLimit(app, (UP,))])
+            assert lifted == [app, app], lifted
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write("accept\n")
+            process.stdin.flush()
+            said, fd = process.stdout.readline().split()
+            assert said == "accepted"
+            held = int(read(key).flags) & GATE_BLOCK and read(key).lease_until_ns > monotonic_ns()
+            assert held and _slot_of_fd(datapath, process.pid, int(fd)) == slot, (
+                "the accepted socket no longer carries the refused gate's slot"
+            )
+            (listed,) = [a for a in engine.list_applications() if a.id == app]
+            assert not listed.up_blocked  # the process's own sockets pass
+            assert HELD_BEFORE in listed.up_limit_problem, (
+                f"listed open while the kernel blocks an accepted socket: {listed.up_limit_problem!r}"
+            )
+        finally:
+            read(key).flags = 0
+    finally:
+        client.close()
