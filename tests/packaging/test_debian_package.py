@@ -253,6 +253,10 @@ def test_under_systemd_the_bus_starts_the_hardened_unit_and_a_limit_holds(
     assert backends["tc"]["available"] and backends["ebpf"]["available"], backends
     _assert_limit_held(fresh_root["unit_limit"])
     assert fresh_root["unit_after_stop"] == {"active": "inactive", "qdiscs": ""}
+    # under the unit's sandbox (UMask=0077, ProtectSystem=strict) the helper wrote its
+    # run record where a user reads it: the window and the CLI say its limits are off
+    record = fresh_root["unit_record_after_stop"]
+    assert isinstance(record, dict) and record["state"] == "stopped", record
 
 
 def test_remove_stops_the_helper_reinstall_restarts_it_and_purge_leaves_nothing(
