@@ -170,7 +170,7 @@ async def run_helper(
     # "stopped" again only if it was so (a killed helper's objects stay).
     was_stopped = run_record is None or run_record.was_stopped()
     if run_record is not None:
-        run_record.running()  # before the engine: building it makes kernel objects
+        run_record.start()  # before the engine: building it makes kernel objects
     closed = False
     try:
         try:
@@ -185,13 +185,16 @@ async def run_helper(
             log.info("stopped while starting")
             return
         service = make_service(bus, engine, make_authority(bus), engine_thread)
-        if run_record is not None:  # paused as stored: a kill then leaves nothing in force
-            run_record.running(await engine_thread.run(engine.limits_paused))
+        if run_record is not None:
             service.on_limits_paused = run_record.running
         service.export()
         reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
         if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
             raise StartupError(f"the bus name {BUS_NAME} is taken (is another helper running?)")
+        if (
+            run_record is not None
+        ):  # the bus's helper; paused as stored: a kill leaves none in force
+            run_record.serving(await engine_thread.run(engine.limits_paused))
         log.info("serving %s", BUS_NAME)
         # Everything made while starting (the imports, the engine)
         # lives as long as the helper: out of the collector's sight, a full

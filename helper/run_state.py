@@ -5,14 +5,25 @@ makes kernel objects that a kill would leave; "stopped" only once the engine
 has removed what it made (or none was made). A kill in between leaves
 "running" of a dead process: the window and the CLI say its limits stay.
 Failing to write is logged, never fatal: the helper serves without it, and
-the readers then say they do not know.
+the readers then say they do not know (a "running" not written removes the
+record: an older "stopped" would say its limits are off).
+
+One record per bus, and one helper serves a bus: a helper that finds the
+record of another live one (it serves the bus; this one will be refused the
+name) leaves it alone until it owns the bus name itself (serving), and a
+helper writes "stopped" only over its own record (until 2026-12-06 a second
+helper started by hand wrote "stopped" over the serving one's: killed later,
+its limits were read as off).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from chadthrottle.helper_run_state import (
@@ -37,6 +48,7 @@ class RunRecord:
         self._address = bus_address
         self._pid = os.getpid()
         self._started = process_start(self._pid) or 0
+        self._mine = False  # whether the record is this helper's (it wrote it)
 
     def was_stopped(self) -> bool:
         """Whether nothing of an earlier helper of this bus is left: it stopped
@@ -45,17 +57,73 @@ class RunRecord:
             return True
         return read_last_stop(self._address, self.path.parent) is LastStop.STOPPED
 
+    def start(self) -> None:
+        """Running, before the engine is built: unless the record is another
+        live helper's (it serves this bus), which is left to it."""
+        with self._locked():
+            if self._others_alive():
+                log.warning("another helper of this bus runs (pid in %s): its run record is left to it",
+                            self.path)  # fmt: skip
+                return
+            self._write(RUNNING)
+
+    def serving(self, paused: bool = False) -> None:
+        """This helper owns the bus name: the record is its own from here."""
+        with self._locked():
+            self._write(RUNNING, paused)
+
     def running(self, paused: bool = False) -> None:
         """Running; paused: every limit paused (the kernel holds none), so a
-        kill now leaves nothing of them in force."""
-        self._write(RUNNING, paused)
+        kill now leaves nothing of them in force. Only over its own record."""
+        with self._locked():
+            if self._mine and self._on_disk_mine():
+                self._write(RUNNING, paused)
 
     def stopped(self) -> None:
-        self._write(STOPPED)
+        """Stopped cleanly: only over its own record (another helper's, of a
+        helper that serves or served the bus since, is that one's to say)."""
+        with self._locked():
+            if self._mine and self._on_disk_mine():
+                self._write(STOPPED)
+
+    def _owner(self) -> tuple[object, object] | None:
+        """(pid, started) of the record there, None without a readable one."""
+        try:
+            record = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        return (record.get("pid"), record.get("started")) if isinstance(record, dict) else None
+
+    def _on_disk_mine(self) -> bool:
+        return self._owner() == (self._pid, self._started)
+
+    def _others_alive(self) -> bool:
+        """Whether the record says "running" of another process that lives."""
+        found = read_last_stop(self._address, self.path.parent)
+        return found is LastStop.RUNNING and not self._on_disk_mine()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The record's directory locked: one helper reads and writes at a time."""
+        folder = self.path.parent
+        fd = -1
+        try:
+            folder.mkdir(mode=0o755, exist_ok=True)
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as error:  # written unlocked: _write says what fails
+            log.warning("cannot lock the run record's directory %s: %s", folder, error)
+        try:
+            yield
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     def _write(self, state: str, paused: bool = False) -> None:
         """Written whole under another name and renamed over: a reader sees
-        the old record or the new one, never half of one."""
+        the old record or the new one, never half of one. A "running" that
+        cannot be written removes the record there (a reader then does not
+        know): an older "stopped" would say this helper's limits are off."""
         folder = self.path.parent
         making = folder / f".{self.path.name}.{self._pid}"
         try:
@@ -73,7 +141,11 @@ class RunRecord:
             finally:
                 os.close(fd)
             os.replace(making, self.path)
+            self._mine = True
         except OSError as error:
             log.warning("cannot write the run record %s: %s", self.path, error)
             with contextlib.suppress(OSError):
                 making.unlink()
+            if state == RUNNING:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()

@@ -691,9 +691,14 @@ class HelperService:
     @_handles("SetLimitsPaused")
     async def _set_limits_paused(self, call: _Call, grant: _Grant | None) -> list[Any]:
         (paused,) = call.args
+        # the run record says it (helper/run_state.py): a resume before the kernel
+        # holds any limit again, a pause once it holds none (a kill between them,
+        # or a failure, leaves "in force" said, never "none is in force" wrongly)
+        if not paused and self.on_limits_paused is not None:
+            self.on_limits_paused(False)
         await self._engine_thread.run(self._engine.set_limits_paused, paused)
-        if self.on_limits_paused is not None:  # the run record says it (helper/run_state.py)
-            self.on_limits_paused(paused)
+        if paused and self.on_limits_paused is not None:
+            self.on_limits_paused(True)
         log.info(
             "uid %d %s all limits",
             await self._caller_uid(call.sender),

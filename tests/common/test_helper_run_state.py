@@ -52,7 +52,7 @@ def _write(folder: Path, text: str) -> Path:
 def test_the_writer_says_running_then_stopped(folder: Path) -> None:
     record = RunRecord(BUS, folder)
     assert record.was_stopped()  # none yet: nothing of an earlier helper is left
-    record.running()
+    record.start()
     assert read_last_stop(BUS, folder) is LastStop.RUNNING  # this process lives
     assert not record.was_stopped()
     assert record.path.stat().st_mode & 0o777 == 0o644
@@ -72,7 +72,7 @@ def test_killed_while_limits_were_paused_reads_apart(folder: Path) -> None:
     _write(folder, record_text(RUNNING, _dead_pid(), 12345, paused=True))
     assert read_last_stop(BUS, folder) is LastStop.KILLED_PAUSED
     record = RunRecord(BUS, folder)
-    record.running(paused=True)
+    record.serving(paused=True)  # the bus name owned: its record from here
     assert read_last_stop(BUS, folder) is LastStop.RUNNING  # alive: not said killed
 
 
@@ -151,5 +151,5 @@ def test_a_record_another_user_could_write_reads_unknown(folder: Path, tmp_path:
 def test_the_writer_refuses_a_directory_not_roots(folder: Path) -> None:
     os.chown(folder, NOBODY, NOBODY)
     record = RunRecord(BUS, folder)
-    record.running()  # logged, not raised: the helper serves without it
+    record.start()  # logged, not raised: the helper serves without it
     assert not record.path.exists()
