@@ -171,16 +171,17 @@ def _gate_problem(why: str, lapses_in_s: float, rated: bool = False) -> str:
 def _untagged_problem(why: str, lapses_in_s: float) -> str:
     """A rule taken out of force (lifted, ended, outranked) whose gate the
     kernel would not open (GateTruth.untagged): its processes' sockets were
-    untagged and pass, but the untag walks their descriptors, and a socket
-    they no longer hold (handed to another process) or a connection not yet
-    accepted (made from a listener that carried the slot) keeps the slot, and
-    the old setting holds it until the lease lapses. Until 2026-12-06 listed
+    untagged and pass, but the untag walks the descriptors of the processes
+    it tagged, and a socket they no longer hold (handed to another process),
+    a connection not yet accepted (made from a listener that carried the
+    slot) or one a process forked since the last tick holds keeps the slot,
+    and the old setting holds it until the lease lapses. Until 2026-12-06 listed
     open with no problem meanwhile (a connection accepted after the unblock
     stayed blocked: tests/helper/kernel/test_refused_gate_of_untagged_sockets.py)."""
     return (
-        f"the kernel did not take a change to its block or quota ({why}): its processes' "
-        f"sockets pass, but on a socket they no longer hold or had not yet accepted, "
-        f"{held_on(lapses_in_s, False)}"
+        f"the kernel did not take a change to its block or quota ({why}): the sockets the "
+        f"helper re-tagged pass, but on one it could not reach (handed to another program, "
+        f"not yet accepted, of a process not yet seen) {held_on(lapses_in_s, False)}"
     )
 
 

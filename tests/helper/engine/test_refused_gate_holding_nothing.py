@@ -44,7 +44,7 @@ def _open_but_held_on_unreached(problem: str) -> None:
     connection not yet accepted) keeps the slot until the lease lapses
     (rule_listing._untagged_problem; the real datapath's accepted connection:
     tests/helper/kernel/test_refused_gate_of_untagged_sockets.py)."""
-    assert HELD_BEFORE in problem and "no longer hold or had not yet accepted" in problem, problem
+    assert HELD_BEFORE in problem and "on one it could not reach" in problem, problem
 
 
 def _opened_once_taken(stage: Stage, slot: int) -> None:
