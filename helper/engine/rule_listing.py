@@ -10,10 +10,10 @@ its lock.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from chadthrottle.contract import COUNT_UNKNOWN, Direction, RuleInfo, ScheduleInfo
+from chadthrottle.contract import ADMIN_OWNER, COUNT_UNKNOWN, Direction, RuleInfo, ScheduleInfo
 from chadthrottle.helper.engine.gating import GatePort, GateTruth, Gating, held_on
 from chadthrottle.helper.engine.limits import Limit, LimitTable, RuleKey
 from chadthrottle.helper.engine.listing import DirectionHeld
@@ -40,7 +40,9 @@ class RuleListing:
         the setting before while its lease runs (GateTruth.lapses_in_s: a block, a
         spent quota listed blocked), nothing (open) once it lapsed or where it
         held nothing before; also in a direction the rule no longer limits (a
-        schedule ended)."""
+        schedule ended). An administrator's rule, whose row shows the
+        application, also says what the old gate of a user's rule it took
+        over may still hold (GateTruth.untagged: sockets its retag missed)."""
         rated = self.gating.rated(key, dict(limits))
         held = {}
         for direction in self.gating.lapsing_rules().get(key, set()) - set(limits):
@@ -71,6 +73,13 @@ class RuleListing:
                 schedule=self.table.active_schedule(key, direction),
                 problem=_problem(truth, direction in rated),
             )
+        if key[1] == ADMIN_OWNER:  # its row shows the application: a user's rule it outranked
+            for other, directions in self.gating.lapsing_rules().items():
+                for direction in directions if other[0] == key[0] and other != key else ():
+                    truth = self.gating.truth(other, direction)
+                    shown = held.get(direction, DirectionHeld())
+                    if truth.untagged and not shown.problem:  # retagged, but not every socket
+                        held[direction] = replace(shown, problem=_problem(truth, False))
         return held
 
     def rules(self) -> list[RuleInfo]:

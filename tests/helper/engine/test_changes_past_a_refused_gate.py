@@ -219,8 +219,9 @@ def test_a_users_block_held_on_behind_an_administrators_rule_holds_none_of_its_s
     then outranks the user's: the application's processes, and their open
     sockets, are tagged with the administrator's slot at once, so the user's
     old block, still in its own slot's gate until the lease lapses, holds
-    none of the application's traffic, and is not listed (the row shows the
-    administrator's rule). Pinned as right: docs/helper.md. (The user's
+    none of the sockets the retag reached: the row (the administrator's rule)
+    is open, and says what the old gate may still hold (review25; before, no
+    problem). Pinned as right: docs/helper.md. (The user's
     download limit keeps the user's rule live past the schedule's end; with
     nothing left, its process is untagged then already:
     test_refused_gate_holding_nothing.py.)"""
@@ -239,5 +240,7 @@ def test_a_users_block_held_on_behind_an_administrators_rule_holds_none_of_its_s
     assert user_slot not in stage.datapath.process_slots.values(), "its sockets still there"
     for viewer in (Viewer(user, False), ADMIN_VIEWER):
         (listed,) = stage.engine.list_applications(viewer)
-        assert (listed.up_blocked, listed.up_limit_problem) == (False, ""), viewer
+        assert not listed.up_blocked, viewer
+        assert HELD_BEFORE in listed.up_limit_problem, viewer
+        assert "on one it could not reach" in listed.up_limit_problem, viewer
         assert (listed.down_limit_bps, listed.down_limit_owner) == (RATE_BPS, ADMIN_OWNER)
