@@ -20,6 +20,7 @@ restart (bench/restart_gap.py).
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 import secrets
@@ -360,17 +361,26 @@ class Datapath:
             self._attached.append((prog_fd, attach_type))
 
     def close(self) -> None:
-        """Lift the socket caps it set, detach everything; safe to call twice."""
+        """Lift the socket caps it set, detach everything; safe to call twice.
+        A cap it could not lift or a program it could not detach (one already
+        gone is not) is raised once everything else is done: what it left
+        holds on (a policer's limits in a program still attached), so the
+        helper must not say it stopped cleanly (helper/run_state.py; until
+        2026-12-06 logged only, and the run record said "its limits are off")."""
+        failed: list[Exception] = []
         for slot in list(self._caps_of_slot) if self._maps else []:
             try:
                 self.set_slot_caps(slot, NO_CAPS)
-            except Exception:  # closing must go on
+            except Exception as error:  # closing must go on
                 log.exception("could not uncap the sockets of slot %d", slot)
+                failed.append(error)
         for prog_fd, attach_type in reversed(self._attached):
             try:
                 bpf_syscalls.detach_from_cgroup(prog_fd, self._cgroup_fd, attach_type)
             except OSError as error:
                 log.error("could not detach a program from %s: %s", self._cgroup_root, error)
+                if error.errno != errno.ENOENT:  # ENOENT: not attached (any more)
+                    failed.append(error)
         self._attached.clear()
         if self._cgroup_fd >= 0:
             os.close(self._cgroup_fd)
@@ -394,6 +404,8 @@ class Datapath:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
+        if failed:
+            raise failed[0]
 
     @property
     def gates(self) -> SlotGates:
