@@ -16,7 +16,7 @@ from chadthrottle.contract import BOTH_DIRECTIONS, ErrorName
 from chadthrottle.gui.ipc.client_protocol import ClientFactory, HelperClientLike
 from chadthrottle.gui.ipc.error_text import describe_error
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.ipc.status_logic import Observations, derive_status
+from chadthrottle.gui.ipc.status_logic import Observations, derive_status, last_stop_seen
 from chadthrottle.gui.ipc.worker import HelperWorker, Snapshot, WorkerSignals
 from chadthrottle.helper_run_state import LastStop
 from chadthrottle.usage_contract import UsageResolution
@@ -153,7 +153,8 @@ class HelperConnection(QObject):
     # --- worker results (queued into the GUI thread) ----------------------------------
 
     def _on_applications(self, snapshot: Snapshot) -> None:
-        self._observe(poll_error_name=None, has_polled_ok=True)
+        # answering: how an earlier helper ended says nothing of the next time it goes
+        self._observe(poll_error_name=None, has_polled_ok=True, last_stop=LastStop.UNKNOWN)
         self.applicationsUpdated.emit(snapshot)
 
     def _on_backends(self, backends: list[object]) -> None:
@@ -165,8 +166,9 @@ class HelperConnection(QObject):
             log.info("helper unavailable: %s (%s)", error_name, message)
         self._observe(poll_error_name=error_name)
 
-    def _on_last_stop(self, last_stop: LastStop) -> None:
-        if isinstance(last_stop, LastStop) and last_stop is not self._seen.last_stop:
+    def _on_last_stop(self, found: LastStop) -> None:
+        last_stop = last_stop_seen(self._seen, found) if isinstance(found, LastStop) else None
+        if last_stop is not None and last_stop is not self._seen.last_stop:
             log.info("the helper's run record says: %s", last_stop.value)
             self._observe(last_stop=last_stop)
 

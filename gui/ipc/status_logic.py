@@ -72,6 +72,21 @@ ENDED_WORDS = {LastStop.STOPPED: STOPPED_CLEAN, LastStop.KILLED: STOPPED_KILLED,
                LastStop.KILLED_PAUSED: STOPPED_KILLED_PAUSED}  # fmt: skip
 
 
+def last_stop_seen(seen: Observations, found: LastStop) -> LastStop:
+    """How the helper that is away ended, with what its record says now: a new
+    helper starting (RUNNING: its process, not yet on the bus) does not undo
+    what the last one left, which holds until the new one answers (a killed
+    helper's limits until its successor has taken them over: they read "No
+    limits are enforced: the helper is not running" for the 0.4-13 s of its start)."""
+    if (
+        found is LastStop.RUNNING
+        and seen.poll_error_name is not None
+        and seen.last_stop in ENDED_WORDS
+    ):
+        return seen.last_stop
+    return found
+
+
 def derive_status(seen: Observations) -> HelperStatus:
     """The one place that decides the helper state shown everywhere."""
     if seen.poll_error_name is not None:

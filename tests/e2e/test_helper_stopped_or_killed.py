@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,9 +24,10 @@ from chadthrottle.gui.models.limit_truth import KILLED_LIMIT, describe_limit
 from chadthrottle.gui.tray.tray import TrayController
 from chadthrottle.helper_run_state import LastStop, read_last_stop
 from chadthrottle.units import UnitSystem
+from PySide6.QtCore import QObject, Slot
 
 from tests.e2e.conftest import Stack
-from tests.e2e.gui_support import app_rate_bps, running_gui, streaming_app
+from tests.e2e.gui_support import app_rate_bps, in_thread, running_gui, streaming_app
 from tests.e2e.test_cli_watch import finish, next_line, watch_process
 from tests.support.helper_calls import call_helper
 
@@ -37,6 +39,19 @@ def run_ctl(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": stack.bus_address}
     return subprocess.run([sys.executable, "-m", "chadthrottle.cli.ctl", *args],
                           env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+class _Reads(QObject):
+    """The run record's reads the worker reports, taken in the GUI thread (a
+    queued slot, after HelperConnection's own): the window has them by then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[LastStop] = []
+
+    @Slot(object)
+    def take(self, found: LastStop) -> None:
+        self.seen.append(found)
 
 
 @pytest.fixture
@@ -151,6 +166,30 @@ def test_the_window_says_whether_the_limits_are_off_or_stay(  # type: ignore[no-
         # and so it is: the kernel still holds the upload to its limit
         rate = app_rate_bps(qtbot, stream.receiver, 2.0)
         assert rate < 1.5 * LIMIT_BPS, f"{rate:.0f} B/s: the killed helper's limit did not hold"
+        # Its successor starting (its record: running, not on the bus yet) leaves the
+        # killed one's words until it answers: the limits hold meanwhile. Held still
+        # (SIGSTOP) once its record says so, until the window has read that record.
+        read = _Reads()  # in the GUI thread, after the connection has taken each in
+        gui.connection._signals.lastStop.connect(read.take)
+        starter = in_thread(stack.helper.start)
+        try:
+            qtbot.waitUntil(
+                lambda: read_last_stop(stack.bus_address) is LastStop.RUNNING, timeout=60_000
+            )
+            assert stack.helper.pid is not None
+            os.kill(stack.helper.pid, signal.SIGSTOP)
+            try:
+                qtbot.waitUntil(lambda: LastStop.RUNNING in read.seen, timeout=30_000)
+                assert window.status.left_in_force, window.status
+                assert (
+                    line.limits.text()
+                    == "Last limits stay in force: the helper stopped unexpectedly"
+                )
+            finally:
+                os.kill(stack.helper.pid, signal.SIGCONT)
+            qtbot.waitUntil(lambda: window.status.state is HelperState.CONNECTED, timeout=60_000)
+        finally:
+            starter.join(60)
 
 
 def test_a_helper_killed_while_limits_were_paused_says_none_is_in_force(

@@ -203,3 +203,17 @@ def test_killed_while_paused_is_not_said_to_leave_limits_in_force(qtbot) -> None
     banner.show_status(status)
     assert banner.title.text() == "The helper stopped unexpectedly — its limits were paused"
     assert "holds none of them" in banner.text.text()
+
+
+def test_a_successor_starting_does_not_undo_what_the_killed_helper_left() -> None:
+    """Its record says RUNNING (its process, not on the bus yet) for the 0.4-13 s
+    of its start: the killed helper's limits hold until it has taken them over."""
+    from chadthrottle.gui.ipc.status_logic import last_stop_seen
+
+    away = Observations(poll_error_name=NO_OWNER, has_polled_ok=True, last_stop=LastStop.KILLED)
+    assert last_stop_seen(away, LastStop.RUNNING) is LastStop.KILLED
+    assert last_stop_seen(away, LastStop.STOPPED) is LastStop.STOPPED  # it ended again
+    answering = Observations(has_polled_ok=True, last_stop=LastStop.KILLED)
+    assert last_stop_seen(answering, LastStop.RUNNING) is LastStop.RUNNING  # a stop begins
+    first = Observations(poll_error_name=NO_OWNER, has_polled_ok=True)
+    assert last_stop_seen(first, LastStop.RUNNING) is LastStop.RUNNING  # stopping: not known yet
