@@ -29,7 +29,8 @@ from chadthrottle.dbus_wire import DEFAULT_SYSTEM_BUS_ADDRESS
 
 STATUS_DIR = Path("/run/chadthrottle-status")
 FORMAT = 1
-MAX_BYTES = 512  # a record is about 80 bytes
+MAX_BYTES = 512  # a record is about 140 bytes
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
 RUNNING, STOPPED = "running", "stopped"
 
 
@@ -97,10 +98,21 @@ def process_start(pid: int) -> int | None:
         return None
 
 
+def boot_id() -> str | None:
+    """This boot's random id (the kernel's): a record of another boot speaks
+    of kernel objects that went with it."""
+    try:
+        return Path(BOOT_ID).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def record_text(state: str, pid: int, started: int, paused: bool = False) -> str:
-    """A record as the helper writes it. paused: every limit is paused (the
-    kernel holds none of them; docs/helper.md, "Pausing all limits")."""
+    """A record as the helper writes it, of this boot. paused: every limit is
+    paused (the kernel holds none of them; docs/helper.md, "Pausing all limits")."""
     fields = {"format": FORMAT, "state": state, "pid": pid, "started": started, "paused": paused}
+    if (boot := boot_id()) is not None:
+        fields["boot"] = boot
     return json.dumps(fields) + "\n"
 
 
@@ -135,6 +147,11 @@ def read_last_stop(address: str | None, directory: Path = STATUS_DIR) -> LastSto
     except ValueError:
         return LastStop.UNKNOWN
     if not isinstance(record, dict) or record.get("format") != FORMAT:
+        return LastStop.UNKNOWN
+    if "boot" in record and record["boot"] != boot_id():
+        # of another boot (/run is a tmpfs under systemd, but not everywhere): what
+        # it said went with that boot's kernel, and its pid and start time name no
+        # process of this one (review25)
         return LastStop.UNKNOWN
     state, pid, started = record.get("state"), record.get("pid"), record.get("started")
     paused = record.get("paused", False)

@@ -5,6 +5,7 @@ in a private directory, the helper's writer (helper/run_state.py) included."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -153,3 +154,20 @@ def test_the_writer_refuses_a_directory_not_roots(folder: Path) -> None:
     record = RunRecord(BUS, folder)
     record.start()  # logged, not raised: the helper serves without it
     assert not record.path.exists()
+
+
+def test_a_record_of_another_boot_says_nothing(folder: Path) -> None:
+    """Where /run outlives a reboot (not a tmpfs), a record of the boot before
+    speaks of kernel objects that went with it: a "running" of a dead pid is
+    no killed helper whose limits stay, and a pid of this boot that happens to
+    have the same start time is not that helper (review25). The boot id in the
+    record tells; a record without one (written before it) is read as before."""
+    started = process_start(os.getpid())
+    assert started is not None
+    for pid, at in ((_dead_pid(), 12345), (os.getpid(), started)):
+        text = json.dumps({"format": 1, "state": RUNNING, "pid": pid, "started": at,
+                           "paused": False, "boot": "00000000-0000-4000-8000-000000000000"})  # fmt: skip
+        _write(folder, text)
+        assert read_last_stop(BUS, folder) is LastStop.UNKNOWN, pid
+    _write(folder, record_text(RUNNING, _dead_pid(), 12345))  # this boot's
+    assert read_last_stop(BUS, folder) is LastStop.KILLED
