@@ -16,6 +16,7 @@ Not thread-safe by itself: the engine calls it under its lock, except exits()
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 from chadthrottle.contract import PID_APP_PREFIX
@@ -36,6 +37,12 @@ from chadthrottle.helper.identity.processes import (
 from chadthrottle.helper.kernel.layout import owner_key, pid_of
 
 log = logging.getLogger("chadthrottle.engine")
+
+# Processes with sockets that exited before they could be identified (their
+# bytes count for their interface, not for an application) are summed up in
+# the log at most this often: a test's helper log then says whether bytes
+# missing from an application went this way (the BurstBare flake, 2026-12-06).
+UNIDENTIFIED_SAID_EVERY_S = 60.0
 
 
 class Tracking:
@@ -62,6 +69,8 @@ class Tracking:
         # announced since): their applications are listed while they run,
         # though nothing moved yet
         self.socket_holders: set[int] = set()
+        self._unidentified = 0  # since the log last said how many (UNIDENTIFIED_SAID_EVERY_S)
+        self._unidentified_said = -math.inf
 
     @staticmethod
     def read(pid: int, start: int = 0) -> ProcessInfo | None:
@@ -256,6 +265,7 @@ class Tracking:
             identity = self._identity_of_parent(pid, start)
         if identity is None:
             log.debug("process %d exited before it could be identified", pid)
+            self._unidentified += 1
             return None
         self.announced[owner] = identity
         self.meter.remember(owner, identity.app_id, process.uid if process else None)
@@ -268,7 +278,15 @@ class Tracking:
         rates.EXITED_KEPT_PER_UID), and the paths of cgroups that are gone: a
         storm of short-lived programs must not cost memory, nor time in every
         tick and listing, for ever. stored: the application ids of stored
-        rules, kept."""
+        rules, kept. Says how many processes could not be identified, at most
+        every UNIDENTIFIED_SAID_EVERY_S."""
+        if self._unidentified and now >= self._unidentified_said + UNIDENTIFIED_SAID_EVERY_S:
+            log.info(
+                "%d processes with sockets exited before they could be identified: "
+                "their bytes count for their interfaces, not for an application",
+                self._unidentified,
+            )
+            self._unidentified, self._unidentified_said = 0, now
         running = self.index.applications().keys() | {
             i.app_id for i in self.announced.values() if i is not None
         }

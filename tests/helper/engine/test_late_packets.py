@@ -7,6 +7,7 @@ process and /proc; a recording stand-in for the datapath."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -180,3 +181,26 @@ def test_a_child_announced_after_its_parent_exited_too_counts_for_the_parents_ap
         assert apps == {f"exe:{program}": (34_336, 34_456)}
     else:
         assert apps == {}
+
+
+def test_processes_that_could_not_be_identified_are_counted_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A child neither read nor named by a parent: its bytes go to the
+    interface only, and the log says how many such at the next tick (once a
+    minute at most), so a test's helper log tells this loss from others."""
+    datapath = RecordingDatapath()
+    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    first, second = _no_such_pid(), _no_such_pid() - 1
+    with caplog.at_level(logging.INFO, logger="chadthrottle.engine"):
+        engine.note_new_owner(first, start=boot_ticks())
+        engine.note_new_owner(second, start=boot_ticks())
+        engine.tick()
+        engine.note_new_owner(first - 2, start=boot_ticks())
+        engine.tick()  # within the minute: not said again yet
+    said = [r.getMessage() for r in caplog.records if "could be identified" in r.getMessage()]
+    assert said == [
+        "2 processes with sockets exited before they could be identified: "
+        "their bytes count for their interfaces, not for an application"
+    ]
