@@ -44,25 +44,35 @@ class ProcessLineage:
 
     def __init__(self, capacity: int = REMEMBERED_PROCESSES) -> None:
         self._capacity = capacity
-        self._parent: OrderedDict[int, tuple[int, bool]] = (
+        self._parent: OrderedDict[int, tuple[int, bool, int]] = (
             OrderedDict()
-        )  # tgid -> (parent tgid, exec'd)
+        )  # tgid -> (parent tgid, exec'd, the fork's number)
+        self._forks = 0
+        self._vouched_after = 0  # forks up to this number may have lost their exec
 
     def forked(self, parent_tgid: int, child_tgid: int) -> None:
-        self._parent[child_tgid] = (parent_tgid, False)
+        self._forks += 1
+        self._parent[child_tgid] = (parent_tgid, False, self._forks)
         self._parent.move_to_end(child_tgid)
         while len(self._parent) > self._capacity:
             self._parent.popitem(last=False)
 
     def execd(self, tgid: int) -> None:
         if tgid in self._parent:
-            self._parent[tgid] = (self._parent[tgid][0], True)
+            parent, _, fork = self._parent[tgid]
+            self._parent[tgid] = (parent, True, fork)
+
+    def events_lost(self) -> None:
+        """The kernel dropped events (the socket was full): a child known so far
+        may have exec'd unseen, or be another process under its pid whose fork
+        was dropped: none of them is vouched for any more."""
+        self._vouched_after = self._forks
 
     def same_program_parent(self, tgid: int) -> int | None:
         """The parent of a process that still runs its parent's program (forked,
         no exec), or None."""
-        parent, execd = self._parent.get(tgid, (0, True))
-        return None if execd or not parent else parent
+        parent, execd, fork = self._parent.get(tgid, (0, True, 0))
+        return None if execd or not parent or fork <= self._vouched_after else parent
 
 
 def _parse(data: bytes, lineage: ProcessLineage) -> None:
@@ -127,14 +137,18 @@ class ProcEvents:
 
     def drain(self) -> None:
         """Apply every event waiting in the socket, without waiting."""
+        lost = False
         with self._lock:
             while True:
                 try:
                     data = self._sock.recv(65536)
                 except BlockingIOError:
+                    if lost:  # once what was queued around the gap is read
+                        self.lineage.events_lost()
                     return
                 except OSError as error:  # ENOBUFS: events were lost; read on
                     log.debug("process events: %s", error)
+                    lost = True
                     continue
                 _parse(data, self.lineage)
 
