@@ -20,8 +20,9 @@ Cases:
   tagged    as prioritized, but built and classified by the helper's kernel
             layer (bench/priority_shaper.py: TcShaper with a link capacity
             per direction, the call's sockets tagged by its app scope, all
-            else through the catch-all into the default class; no class for
-            acknowledgements; --tag-download: the bulk download in a normal
+            else through the catch-all into the default class, its small TCP
+            packets (acknowledgements) into the tree's own class for them, high
+            (htb.ACK_MINOR); --tag-download: the bulk download in a normal
             class of its own)
   helper    as tagged, but through the real helper process
             (bench/priority_helper.py): SetLinkCapacity and the call's
@@ -494,8 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         "--tag-download",
         action="store_true",
         help="tagged: the bulk download application "
-        "gets a class of its own at normal priority (its acknowledgements no longer wait behind "
-        "the bulk upload in the default class)",
+        "gets a class of its own at normal priority (its pure acknowledgements stay in the tree's "
+        "class for them, as without: bench/ack_wait.py)",
     )
     parser.add_argument(
         "--rt-receivers",
