@@ -169,6 +169,7 @@ class KernelHold:
                 tagged = self._datapath.set_process_slot(pid, slot, self._start_of(pid) or 0)
                 log.debug("pid %d -> slot %d (%d open sockets)", pid, slot, tagged)
                 self._process_slots[pid] = slot
+        self._datapath.tag_accepted()  # what waited in an accept queue at a walk, once accepted
         for scope_id in set(self._cgroup_slots) - set(wanted_cgroups):
             self._datapath.set_cgroup_slot(scope_id, 0)
             del self._cgroup_slots[scope_id]

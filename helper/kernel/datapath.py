@@ -36,6 +36,7 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.errors import BackendUnavailable, KernelError
 from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel import bpf_maps, bpf_syscalls
+from chadthrottle.helper.kernel.accept_queue import AcceptQueues, WalkSeen
 from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
 from chadthrottle.helper.kernel.bpf_maps import BPF_F_LOCK, TypedMap, possible_cpus
 from chadthrottle.helper.kernel.bpf_objects import ProgramRejected
@@ -276,6 +277,7 @@ class Datapath:
         # tgid -> the uid its open sockets were tagged for.
         self._slot_owners: dict[int, int] = {}
         self._made_by_of_tgid: dict[int, int] = {}
+        self._accept_queues = AcceptQueues()  # connections a walk did not reach
         self._slot_of_cgroup: dict[int, int] = {}  # what set_cgroup_slot wrote
         self._caps_of_slot: dict[int, SocketCaps] = {}  # what each slot's TCP sockets are held to
         # a divided upload limit per slot: (limit, {netns cookie: (share's rate, CN queue)})
@@ -458,10 +460,34 @@ class Datapath:
             self._slot_of_tgid.pop(tgid, None)
         if replaced:
             return 0  # the sockets open under tgid are another process's
-        caps = self._caps_of_slot.get(app_slot, NO_CAPS)
-        return tag_open_sockets(self._maps["socket_tags"].fd, tgid, app_slot,
-                                caps if caps != NO_CAPS or was != NO_CAPS else None, was,
-                                self._namespace_sockets.get(app_slot), made_by)  # fmt: skip
+        return self._walk(tgid, start, app_slot, was, made_by)
+
+    def _walk(self, tgid: int, start: int, app_slot: int, was: SocketCaps,
+              made_by: int | None, again: bool = False) -> int:  # fmt: skip
+        """Tag tgid's open sockets with app_slot and its caps (was: theirs
+        before); what waits in its listeners' accept queues is noted
+        (accept_queue) for tag_accepted, except on a walk again for those
+        (again: what is pending then only shrinks, so the walks end). How
+        many sockets were tagged."""
+        caps, seen = self._caps_of_slot.get(app_slot, NO_CAPS), None if again else WalkSeen()
+        tagged = tag_open_sockets(self._maps["socket_tags"].fd, tgid, app_slot,
+                                  caps if caps != NO_CAPS or was != NO_CAPS else None, was,
+                                  self._namespace_sockets.get(app_slot), made_by, seen)  # fmt: skip
+        if seen is not None:
+            self._accept_queues.after_walk(tgid, start, seen, was)
+        return tagged
+
+    def tag_accepted(self) -> int:
+        """Each tick: walk again the processes that accepted a connection which
+        waited in their listener's accept queue at their last walk (it carries
+        the tag the listener had then); how many were walked. Nothing pending:
+        nothing done (docs/backends.md, "Not reached")."""
+        due = self._accept_queues.due()
+        for tgid, start, was in due:
+            if (read_start(tgid) or 0) == start:  # not another process under the pid
+                self._walk(tgid, start, self._slot_of_tgid.get(tgid, 0), was,
+                           self._made_by_of_tgid.get(tgid), again=True)  # fmt: skip
+        return len(due)
 
     def set_slot_owners(self, owners: Mapping[int, int]) -> None:
         """slot -> uid, of the slots of users' rules: a process tagged with
@@ -561,6 +587,7 @@ class Datapath:
         return {pid: count for pid, count in adopted.items() if count}
 
     def forget_process(self, tgid: int) -> None:
+        self._accept_queues.forget(tgid)
         self._maps["slot_by_tgid"].pop(tgid)
         self._slot_of_tgid.pop(tgid, None)
         self._made_by_of_tgid.pop(tgid, None)

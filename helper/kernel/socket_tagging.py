@@ -30,6 +30,7 @@ from pathlib import Path
 
 from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel import bpf_maps
+from chadthrottle.helper.kernel.accept_queue import WalkSeen
 from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.layout import NO_CAPS, SocketCaps, SockTag
 from chadthrottle.helper.kernel.namespaces import netns_cookie_of
@@ -245,17 +246,21 @@ def tag_open_sockets(
     was: SocketCaps = NO_CAPS,
     by_namespace: Mapping[int, int] | None = None,
     made_by: int | None = None,
+    seen: WalkSeen | None = None,
 ) -> int:
     """Set app_slot on every inet socket process pid has open (made_by: of
     those a process of that uid made), keeping the owner recorded at creation. With app_slot None, only adopt sockets that carry no
     tag yet (opened before the datapath was attached), as unlimited. With caps,
     also hold its TCP sockets to them (see cap_socket; was: the caps they had;
-    by_namespace: a divided limit's pacing per netns cookie).
+    by_namespace: a divided limit's pacing per netns cookie). seen: notes
+    the sockets and listeners met (accept_queue: what waits to be accepted).
     Returns how many sockets were written."""
     tagged = 0
     for sock_fd, kind in _open_inet_sockets(pid, made_by):
         if _write_tag(map_fd, sock_fd, pid, app_slot):
             tagged += 1
+        if seen is not None:
+            seen.note(sock_fd, kind)
         if caps is not None and kind == socket.SOCK_STREAM:
             cap_socket(sock_fd, caps, was, by_namespace)
     return tagged

@@ -42,6 +42,9 @@ class RecordingDatapath:
         self.process_slots[tgid] = app_slot
         return 1
 
+    def tag_accepted(self) -> int:
+        return 0  # no accept queues here: tests/helper/kernel/test_accept_queue_tagging.py
+
     def forget_process(self, tgid: int) -> None:
         self.forgotten.append(tgid)
         self.process_slots.pop(tgid, None)

@@ -9,8 +9,6 @@ cases: tests/helper/engine/test_refused_gate_holding_nothing.py."""
 
 from __future__ import annotations
 
-import ctypes
-import os
 import shutil
 import socket
 import subprocess
@@ -22,13 +20,18 @@ from pathlib import Path
 import pytest
 from chadthrottle.contract import ADMIN_OWNER, HELD_BEFORE, Direction
 from chadthrottle.helper.engine.api import ClearLimit, SetBlocked, SetLimit
-from chadthrottle.helper.kernel import bpf_maps
-from chadthrottle.helper.kernel.bpf_syscalls import pidfd_getfd
 from chadthrottle.helper.kernel.datapath import Datapath
 from chadthrottle.helper.kernel.gates import monotonic_ns
-from chadthrottle.helper.kernel.layout import GATE_BLOCK, POLICE_UP, SockTag, policer_key
+from chadthrottle.helper.kernel.layout import GATE_BLOCK, POLICE_UP, policer_key
 
 from tests.helper.kernel.test_gate_write_failure import _engine, _refuse_gate_of
+from tests.support.accepting_server import (
+    Server,
+    accept,
+    accepting_server,
+    connect_queued,
+    slot_of_fd,
+)
 from tests.support.reused_pids import stop, wait_for_exec
 
 UP = Direction.UP
@@ -113,57 +116,16 @@ def test_an_unblock_leaving_nothing_lets_traffic_through_past_a_gate_the_kernel_
         read(key).flags = 0
 
 
-# Listens, says its port, then accepts one connection per line read and says so.
-SERVER = (
-    "import socket, sys\n"
-    "s = socket.create_server(('127.0.0.1', 0))\n"
-    "print(s.getsockname()[1], flush=True)\n"
-    "kept = []\n"
-    "for line in sys.stdin:\n"
-    "    kept.append(s.accept()[0])\n"
-    "    print('accepted', kept[-1].fileno(), flush=True)\n"
-)
-
-
 @pytest.fixture
-def server() -> Iterator[tuple[str, subprocess.Popen[str], int]]:
-    """A copy of this Python under its own name (its own application), its
-    TCP listener open before any rule: (app id, process, port)."""
-    directory = Path(tempfile.mkdtemp(prefix="ct-gateaccept-"))
-    program = directory / "ctgateaccept"
-    shutil.copy(Path(sys.executable).resolve(), program)
-    process = subprocess.Popen([str(program), "-c", SERVER], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        wait_for_exec(process.pid, program)
-        assert process.stdout is not None
-        yield f"exe:{program}", process, int(process.stdout.readline())
-    finally:
-        stop(process)
-        for pipe in (process.stdin, process.stdout):
-            if pipe is not None:
-                pipe.close()
-        shutil.rmtree(directory)
-
-
-def _slot_of_fd(datapath: Datapath, pid: int, fd: int) -> int:
-    """The slot the kernel's tag of pid's socket fd carries (0: none)."""
-    pidfd = os.pidfd_open(pid)
-    try:
-        local = pidfd_getfd(pidfd, fd)
-    finally:
-        os.close(pidfd)
-    try:
-        tag = SockTag()
-        found = bpf_maps.lookup(datapath._maps["socket_tags"].fd, ctypes.c_int(local), tag)
-        return int(tag.app_slot) if found else 0
-    finally:
-        os.close(local)
+def server() -> Iterator[Server]:
+    """The accepting server, its listener open before any rule: (app id, process, port)."""
+    with accepting_server() as served:
+        yield served
 
 
 def test_a_connection_waiting_to_be_accepted_is_not_said_open_while_the_old_block_holds_it(
     datapath: Datapath,
-    server: tuple[str, subprocess.Popen[str], int],
+    server: Server,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The untag walks the process's descriptors: a connection the kernel
@@ -178,7 +140,7 @@ def test_a_connection_waiting_to_be_accepted_is_not_said_open_while_the_old_bloc
     engine.tick()
     # a rate first: the listener carries the slot, and the handshake passes
     assert engine.apply_changes([SetLimit(app, UP, 10_000_000, 0)]) == [app]
-    client = socket.create_connection(("127.0.0.1", port))
+    client = connect_queued(port)
     try:
         assert engine.apply_changes([SetBlocked(app, (UP,), True)]) == [app]
         slot = engine._applier.slots.slot_of((app, ADMIN_OWNER))
@@ -190,13 +152,9 @@ def test_a_connection_waiting_to_be_accepted_is_not_said_open_while_the_old_bloc
         try:
             lifted = engine.apply_changes([SetBlocked(app, (UP,), False), ClearLimit(app, (UP,))])
             assert lifted == [app, app], lifted
-            assert process.stdin is not None and process.stdout is not None
-            process.stdin.write("accept\n")
-            process.stdin.flush()
-            said, fd = process.stdout.readline().split()
-            assert said == "accepted"
+            fd = accept(process)
             held = int(read(key).flags) & GATE_BLOCK and read(key).lease_until_ns > monotonic_ns()
-            assert held and _slot_of_fd(datapath, process.pid, int(fd)) == slot, (
+            assert held and slot_of_fd(datapath, process.pid, fd) == slot, (
                 "the accepted socket no longer carries the refused gate's slot"
             )
             (listed,) = [a for a in engine.list_applications() if a.id == app]
@@ -210,33 +168,29 @@ def test_a_connection_waiting_to_be_accepted_is_not_said_open_while_the_old_bloc
         client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="accept-queue connections are not tagged (review25)")
 def test_a_connection_waiting_to_be_accepted_when_a_block_lands_is_blocked_once_accepted(
-    datapath: Datapath, server: tuple[str, subprocess.Popen[str], int]
+    datapath: Datapath, server: Server
 ) -> None:
     """The same walk tags: a connection waiting in the listener's accept
     queue when the application's rule lands got the listener's tag when the
     kernel made it, none then, and is not among the process's descriptors
-    until accepted, after the walk. Accepted, it carries no slot: the block
-    holds none of its traffic while the application is listed blocked. Known
-    and not fixed (review25): it needs the kernel's sockets walked from BPF
-    (a TCP iterator), not the process's descriptors (docs/backends.md)."""
+    until accepted, after the walk. The walk notes it (sock_diag, by cookie)
+    and the first tick after the accept walks the process again: it carries
+    the slot. Before (56b4331, strict xfail): no slot for its whole life, its
+    upload passed while the application was listed blocked."""
     app, process, port = server
     engine = _engine(datapath)
     engine.tick()
-    client = socket.create_connection(("127.0.0.1", port))  # waits to be accepted
+    client = connect_queued(port)  # waits to be accepted
     try:
         assert engine.apply_changes([SetBlocked(app, (UP,), True)]) == [app]
         slot = engine._applier.slots.slot_of((app, ADMIN_OWNER))
         assert slot is not None
         (listed,) = [a for a in engine.list_applications() if a.id == app]
         assert listed.up_blocked
-        assert process.stdin is not None and process.stdout is not None
-        process.stdin.write("accept\n")
-        process.stdin.flush()
-        said, fd = process.stdout.readline().split()
-        assert said == "accepted"
-        assert _slot_of_fd(datapath, process.pid, int(fd)) == slot, (
+        fd = accept(process)
+        engine.tick()
+        assert slot_of_fd(datapath, process.pid, fd) == slot, (
             "listed blocked, but the connection it accepted carries no slot: its upload passes"
         )
     finally:
