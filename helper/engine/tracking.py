@@ -319,17 +319,24 @@ class Tracking:
         identity of the nearest ancestor that can still be told. start: the
         child's (0: not known). A parent that exited too, before the helper
         came to the child (it ran late: its announcements queued), is told as
-        the index last read it, if it can have forked the child."""
+        the index last read it, if it can have forked the child. The fork
+        events name the parent by pid only: a process under it that started
+        after the child got the pid since, and does not name it."""
         for _ in range(generations):
             parent = self.lineage.same_program_parent(pid) if self.lineage else None
             if parent is None:
                 return None
-            known = self.index.identity_of(parent) or self.announced.get(self.owner_of_pid(parent))
-            if known is not None:
-                return known
-            process = read_process(parent)
-            if process is not None:
-                return identify(process)
+            under = self.index.start_of(parent) or read_start(parent) or 0  # as owner_of_pid
+            if not start or under <= start:
+                known = self.index.identity_of(parent) or self.announced.get(
+                    owner_key(parent, under)
+                )
+                if known is not None:
+                    return known
+            if not start or (read_start(parent) or 0) <= start:
+                process = read_process(parent)
+                if process is not None:
+                    return identify(process)
             departed = self.index.departed_identity(parent, start) if start else None
             if departed is not None:
                 return departed

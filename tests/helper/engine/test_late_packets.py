@@ -204,3 +204,41 @@ def test_processes_that_could_not_be_identified_are_counted_in_the_log(
         "2 processes with sockets exited before they could be identified: "
         "their bytes count for their interfaces, not for an application"
     ]
+
+
+@pytest.mark.parametrize("read", ["indexed", "announced", "from-proc"])
+def test_a_process_under_the_parents_pid_that_started_after_the_child_does_not_name_it(
+    program: Path, read: str
+) -> None:
+    """The fork events name a child's parent by pid only. If that pid was
+    handed out again before the helper came to the child (its parent exited,
+    a held-up helper), the process under it now started after the child and
+    cannot be its parent: it does not name it (was: the child's bytes went to
+    whatever program got the pid), as departed_identity does not."""
+    datapath = RecordingDatapath()
+    engine = AdminEngine(datapath, RecordingShaper(), ApplicationIndex(),
+                         lambda active: [BackendInfo("tc", True, "", ())])  # fmt: skip
+    later = subprocess.Popen([str(program), "600"])
+    try:
+        wait_for_exec(later.pid, program)
+        later_start = read_start(later.pid)
+        assert later_start is not None
+        if read == "indexed":
+            engine.tick()
+        elif read == "announced":  # it opened a socket (Tracking.announced), not indexed yet
+            engine.note_new_owner(later.pid, start=later_start)
+        child = _no_such_pid()
+        engine._tracking.lineage = _Lineage({child: later.pid})
+        start = later_start - 100  # the child started a second before the pid's process
+        engine.note_new_owner(child, start=start)
+        datapath.traffic.append(Traffic(child, 34_336, 34_456, owner_start=start))
+        engine.tick()
+        engine.tick()
+        apps = {a.id: (a.rx_bytes, a.tx_bytes) for a in engine.list_applications()}
+    finally:
+        later.kill()
+        later.wait()
+    (device,) = engine.list_interfaces()
+    assert (device.rx_bytes, device.tx_bytes) == (34_336, 34_456)
+    counted = {app_id: moved for app_id, moved in apps.items() if moved != (0, 0)}
+    assert counted == {}, "named by a process that started after it"
