@@ -22,7 +22,7 @@ from chadthrottle.helper_run_state import (
     record_text,
 )
 
-from tests.support.requirements import require_root
+from tests.support.status_folder import status_folder
 
 BUS = "unix:path=/tmp/no-such-bus-of-gui25"
 NOBODY = 65534
@@ -30,11 +30,7 @@ NOBODY = 65534
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    require_root()  # the record and its directory must be root's
-    made = tmp_path / "status"
-    made.mkdir(mode=0o755)
-    made.chmod(0o755)
-    return made
+    return status_folder(tmp_path)
 
 
 def _dead_pid() -> int:

@@ -29,16 +29,12 @@ from chadthrottle.helper_run_state import (
 
 from tests.helper.adapter.conftest import FakeEngineForAdapterTests, InProcessHelper
 from tests.helper.adapter.test_adapter_service import client_call
-from tests.support.requirements import require_root
+from tests.support.status_folder import status_folder
 
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    require_root()  # the record and its directory must be root's
-    made = tmp_path / "status"
-    made.mkdir(mode=0o755)
-    made.chmod(0o755)
-    return made
+    return status_folder(tmp_path)
 
 
 def _record(record: RunRecord) -> dict[str, object]:
