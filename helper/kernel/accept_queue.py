@@ -152,20 +152,21 @@ class AcceptQueues:
 
     def __init__(self) -> None:
         self._pending: dict[int, _Pending] = {}
+        # walks that met listeners, not yet looked at (due): a change's walks
+        # are looked at together, one dump per set of listeners
+        self._walked: dict[int, tuple[int, WalkSeen, SocketCaps]] = {}
 
     def after_walk(self, tgid: int, start: int, seen: WalkSeen, was: SocketCaps) -> None:
-        """A walk of tgid's descriptors ended (its listeners carry their new tag)."""
+        """A walk of tgid's descriptors ended (its listeners carry their new
+        tag); what it did not reach is noted at the next due()."""
         self._pending.pop(tgid, None)
-        if not seen.listeners:
-            return
-        listeners = frozenset(seen.listeners)
-        cookies = pending_after_walk(waiting_children(tgid, listeners) or {}, seen)
-        if cookies:
-            log.debug("pid %d: %d connections its walk did not reach", tgid, len(cookies))
-            self._pending[tgid] = _Pending(listeners, cookies, start, was)
+        self._walked.pop(tgid, None)
+        if seen.listeners:
+            self._walked[tgid] = (start, seen, was)
 
     def forget(self, tgid: int) -> None:
         self._pending.pop(tgid, None)
+        self._walked.pop(tgid, None)
 
     def pending(self) -> dict[int, int]:
         """tgid -> how many of its connections wait to be reached."""
@@ -174,10 +175,24 @@ class AcceptQueues:
     def due(self) -> list[tuple[int, int, SocketCaps]]:
         """(tgid, its start, was) of each process to walk again now: a
         connection pending since its last walk has an inode (it was accepted).
-        One dump per set of listeners pending (the workers of a server that
-        share theirs share it); none when nothing is pending."""
-        walks = []
+        One dump per set of listeners (the workers of a server that share
+        theirs share it), for the walks since the last call and what is
+        pending alike; none when neither has any. A connection one of those
+        walks reached (a worker's) is reached for all of them."""
         dumps: dict[frozenset[Listener], dict[int, int] | None] = {}
+        reached = WalkSeen()
+        for _, seen, _ in self._walked.values():
+            reached.inodes |= seen.inodes
+        for tgid, (start, seen, was) in self._walked.items():
+            listeners = frozenset(seen.listeners)
+            if listeners not in dumps:
+                dumps[listeners] = waiting_children(tgid, listeners)
+            cookies = pending_after_walk(dumps[listeners] or {}, reached)
+            if cookies:
+                log.debug("pid %d: %d connections its walk did not reach", tgid, len(cookies))
+                self._pending[tgid] = _Pending(listeners, cookies, start, was)
+        self._walked.clear()
+        walks = []
         for tgid, pending in list(self._pending.items()):
             if pending.listeners not in dumps:
                 dumps[pending.listeners] = waiting_children(tgid, pending.listeners)
