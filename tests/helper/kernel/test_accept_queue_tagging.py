@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from chadthrottle.contract import ADMIN_OWNER, Direction
 from chadthrottle.helper.engine.api import ClearLimit, SetBlocked, SetLimit
+from chadthrottle.helper.identity.processes import read_start
 from chadthrottle.helper.kernel import accept_queue
 from chadthrottle.helper.kernel import datapath as datapath_module
 from chadthrottle.helper.kernel.accept_queue import (
@@ -181,6 +182,34 @@ def test_a_rule_on_a_server_and_its_workers_dumps_once_and_walks_each_once(
         for _, _, exited in workers:
             select.select([exited], [], [])
             os.close(exited)
+
+
+def test_a_connection_held_by_a_process_not_walked_costs_one_walk_again(
+    datapath: Datapath, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker holds a connection it accepted, and only the server is walked
+    (the worker is another rule's, or none's): no walk reached it, so the
+    server is walked again once, and no more, however many ticks: a walk
+    again notes nothing (were it noted, the same connection would be found
+    unreached at every tick, and walked for at every tick)."""
+    _app, process, port = server
+    client = connect_queued(port)
+    _worker, _fd, exited = fork_accepting(process)
+    try:
+        walks = _counting(monkeypatch, datapath_module, "tag_open_sockets", process.pid)
+        start = read_start(process.pid)
+        assert start is not None and datapath.set_process_slot(process.pid, 1, start) > 0
+        for _ in range(3):
+            datapath.tag_accepted()  # as each tick's tags()
+        assert walks == [process.pid, process.pid], "walked again at every tick"
+        assert datapath._accept_queues.pending() == {}
+    finally:
+        datapath.set_process_slot(process.pid, 0)
+        datapath.tag_accepted()
+        client.close()
+        stop(process)  # its worker then reads EOF and exits
+        select.select([exited], [], [])
+        os.close(exited)
 
 
 def test_a_connection_closed_before_its_accept_drops_out_unwalked(
