@@ -37,6 +37,12 @@ NLMSG_DONE = 3
 # milliseconds), so a few seconds of forks at a build machine's rate is
 # plenty. 65,536 kept 13 MB after a fork storm (issue 20).
 REMEMBERED_PROCESSES = 8192
+# The connector's socket buffer: the events of a helper held up wait there
+# (an event takes about 850 bytes of it); what comes once it is full is lost
+# (ProcessLineage.events_lost). Asked for past net.core.rmem_max, which caps
+# SO_RCVBUF (212,992 bytes on a stock machine: about 500 events).
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+SO_RCVBUFFORCE = 33  # SO_RCVBUF, for CAP_NET_ADMIN: not capped (not in Python's socket)
 
 
 class ProcessLineage:
@@ -99,7 +105,10 @@ def _subscribe() -> socket.socket:
     network namespace); OSError where there is no connector."""
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_CONNECTOR)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER_BYTES)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         sock.bind((0, CN_IDX_PROC))
         listen = struct.pack("=II", PROC_CN_MCAST_LISTEN, PROC_EVENT_FORK | PROC_EVENT_EXEC)
         message = _CN_MSG.pack(CN_IDX_PROC, CN_VAL_PROC, 0, 0, len(listen), 0) + listen

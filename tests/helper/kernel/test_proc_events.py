@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+from pathlib import Path
 
+import pytest
+from chadthrottle.helper.kernel import proc_events
 from chadthrottle.helper.kernel.proc_events import ProcessLineage, open_proc_events
 
 from tests.support.requirements import require, require_root
@@ -83,5 +86,21 @@ def test_after_lost_events_a_child_forked_before_is_not_vouched_for() -> None:
             os._exit(0)
         os.waitpid(after, 0)
         assert events.same_program_parent(after) == os.getpid()
+    finally:
+        events.close()
+
+
+def test_the_buffer_asked_for_is_had_past_the_machines_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SO_RCVBUF is capped by net.core.rmem_max (212,992 bytes on a stock
+    machine: about 500 events, and a helper held up a moment lost them); the
+    helper is root, and asks past it. Asked for more than this machine's cap."""
+    require_root()
+    cap = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    monkeypatch.setattr(proc_events, "RECEIVE_BUFFER_BYTES", 2 * cap)
+    events = open_proc_events()
+    require(events is not None, "needs the process events connector (CONFIG_PROC_EVENTS)")
+    assert events is not None
+    try:  # the kernel doubles what it is asked for (its own overhead)
+        assert events._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 4 * cap
     finally:
         events.close()
