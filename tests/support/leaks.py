@@ -229,6 +229,16 @@ def _traffic_processes() -> list[str]:
     return sorted(found)
 
 
+def _run_records() -> list[str]:
+    """The helpers' run records (common/helper_run_state.py): a helper on a
+    private bus removes its bus's record at close, so one that came is a
+    helper or bus left behind. Machine-wide: another lane's live helpers have
+    theirs."""
+    from chadthrottle.helper_run_state import STATUS_DIR
+
+    return sorted(p.name for p in STATUS_DIR.glob("helper-*.json"))
+
+
 def snapshot(*, machine_wide: bool = True) -> dict[str, object]:
     """machine_wide: also root-namespace devices and qdiscs. They are the
     machine's, compared whole, so only a session alone on the machine judges
@@ -252,6 +262,7 @@ def snapshot(*, machine_wide: bool = True) -> dict[str, object]:
         found["qdiscs"] = sorted(
             line for line in qdiscs.splitlines() if not theirs.holds_qdisc(line)
         )
+        found["helper run records"] = _run_records()
     return found | {
         "network namespaces": _namespaces(),
         "BPF programs on the cgroup root": _our_cgroup_programs(),
@@ -268,7 +279,7 @@ def snapshot(*, machine_wide: bool = True) -> dict[str, object]:
 # read as this session's at its start; this session's first helper then
 # detaches them, as it must, and the whole comparison failed the session for
 # that (seen 2026-12-06 beside benches and other engineers' runs).
-ONLY_WHAT_CAME = {"BPF programs on the cgroup root"}
+ONLY_WHAT_CAME = {"BPF programs on the cgroup root", "helper run records"}
 
 
 def differences(before: dict[str, object], after: dict[str, object]) -> list[str]:
