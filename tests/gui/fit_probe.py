@@ -91,7 +91,7 @@ def cut_titles(table: AppTable) -> dict[str, str]:
     for column in Column:
         if header.isSectionHidden(column):
             continue
-        option = _sorted_title_option(table, column)
+        option = sorted_title_option(table, column)
         label = header.style().subElementRect(QStyle.SubElement.SE_HeaderLabel, option, header)
         shown = header.fontMetrics().elidedText(
             option.text, Qt.TextElideMode.ElideRight, label.width()
@@ -101,7 +101,7 @@ def cut_titles(table: AppTable) -> dict[str, str]:
     return cut
 
 
-def _sorted_title_option(table: AppTable, column: Column) -> QStyleOptionHeader:
+def sorted_title_option(table: AppTable, column: Column) -> QStyleOptionHeader:
     """The style option a column's title is drawn with, sorted by it (the arrow shown)."""
     header = table.header()
     option = QStyleOptionHeader()
@@ -123,7 +123,7 @@ def titles_on_arrow(table: AppTable) -> dict[str, tuple[int, int]]:
     for column in Column:
         if header.isSectionHidden(column):
             continue
-        option = _sorted_title_option(table, column)
+        option = sorted_title_option(table, column)
         style = header.style()
         label = style.subElementRect(QStyle.SubElement.SE_HeaderLabel, option, header)
         arrow = style.subElementRect(QStyle.SubElement.SE_HeaderArrow, option, header)

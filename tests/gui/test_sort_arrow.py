@@ -6,6 +6,8 @@ tooltip says the order in words. Real widgets, offscreen."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from chadthrottle.contract import ConnectionInfo
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.connection_table import ConnColumn
@@ -15,7 +17,9 @@ from chadthrottle.gui.views.main_window import MainWindow
 from chadthrottle.gui.views.usage_dialog import UsageDialog
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage
-from PySide6.QtWidgets import QHeaderView
+from PySide6.QtWidgets import QHeaderView, QStyle
+
+from tests.gui.fit_probe import sorted_title_option
 
 
 def _arrow_rows(header: QHeaderView, column: int, height: int) -> list[int]:
@@ -95,3 +99,42 @@ def test_the_usage_and_connections_tables_point_the_same_way(qtbot, window: Main
     header = view.horizontalHeader()
     view.scrollTo(view.model().index(0, ConnColumn.SENT))  # a narrow window scrolls sideways
     assert _points_down(header, ConnColumn.SENT, header.height())
+
+
+def _dark_columns(header: QHeaderView, column: int, height: int) -> list[int]:
+    """The x (in the section) of every pixel column of the title line that holds
+    ink: the title's letters and the sort arrow."""
+    left = header.sectionViewportPosition(column)
+    width = header.sectionSize(column)
+    image = header.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    background = QColor(image.pixel(left + 4, 2)).lightness()
+    return [x for x in range(2, width - 2)
+            if any(abs(QColor(image.pixel(left + x, y)).lightness() - background) > 60
+                   for y in range(3, height - 3))]  # fmt: skip
+
+
+def test_a_sorted_title_is_drawn_clear_of_its_arrow(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb at 1366x768 the list sorted by Down read "Dowr▾": the arrow
+    drawn over the title's last letter. The style's room for the title ended
+    before the arrow, but the base style drew the title in its own room. Now
+    the ink nearest the section's right end (the arrow) stands apart: a blank
+    pixel column between it and the title."""
+    table = window.table
+    header = table.overall
+    for column in (Column.DOWN, Column.UP):
+        table.sortByColumn(column, Qt.SortOrder.DescendingOrder)
+        qtbot.waitUntil(lambda column=column: table.model().sortColumn() == column, timeout=1000)
+        inked = _dark_columns(header, column, header.title_height())
+        assert inked, column  # the title and arrow are drawn
+        runs, start = [], inked[0]
+        for before, x in pairwise(inked):
+            if x != before + 1:
+                runs.append((start, before))
+                start = x
+        runs.append((start, inked[-1]))
+        arrow = header.style().subElementRect(
+            QStyle.SubElement.SE_HeaderArrow, sorted_title_option(table, column), header
+        )
+        # the last run of ink is the arrow alone: it was the title's "n" and the arrow
+        assert runs[-1][0] >= arrow.left(), (column.name, runs, arrow)
+        assert runs[-2][1] < arrow.left(), (column.name, runs, arrow)
