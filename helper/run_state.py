@@ -14,6 +14,14 @@ name) leaves it alone until it owns the bus name itself (serving), and a
 helper writes "stopped" only over its own record (until 2026-12-06 a second
 helper started by hand wrote "stopped" over the serving one's: killed later,
 its limits were read as off).
+
+Alive is told by a lock (lock26; chadthrottle.helper_run_state): each record
+is written under a temporary name made 0600 (only root can open it), write-
+locked, made 0644 and renamed over the last, so the lock is on the file the
+name shows before any reader can see it, and no other user could open it to
+take a read lock that would refuse ours. The descriptor is kept open (never
+inherited: O_CLOEXEC, and the helper's children are exec'd) until the next
+record replaces it or the process ends.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from chadthrottle.helper_run_state import (
     STATUS_DIR,
     STOPPED,
     LastStop,
+    hold_write_lock,
     process_start,
     read_last_stop,
     record_path,
@@ -49,6 +58,7 @@ class RunRecord:
         self._pid = os.getpid()
         self._started = process_start(self._pid) or 0
         self._mine = False  # whether the record is this helper's (it wrote it)
+        self._held = -1  # the record written last, open and write-locked while we live
 
     def was_stopped(self) -> bool:
         """Whether nothing of an earlier helper of this bus is left: it stopped
@@ -86,21 +96,41 @@ class RunRecord:
             if self._mine and self._on_disk_mine():
                 self._write(STOPPED)
 
-    def _owner(self) -> tuple[object, object] | None:
-        """(pid, started) of the record there, None without a readable one."""
+    def leave(self) -> None:
+        """Refused the bus name: another helper serves the bus, whose record
+        could not be written (it would have been left to it). This helper's
+        own record goes, and it writes no "stopped" (until 2026-12-06 it did:
+        the serving helper, killed later, had its limits read as off)."""
+        with self._locked():
+            if self._mine and self._on_disk_mine():
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+            self._mine = False
+
+    def _record(self) -> dict[str, object]:
+        """The record there, {} without a readable one."""
         try:
             record = json.loads(self.path.read_bytes())
         except (OSError, ValueError):
-            return None
-        return (record.get("pid"), record.get("started")) if isinstance(record, dict) else None
+            return {}
+        return record if isinstance(record, dict) else {}
 
     def _on_disk_mine(self) -> bool:
-        return self._owner() == (self._pid, self._started)
+        record = self._record()
+        return (record.get("pid"), record.get("started")) == (self._pid, self._started)
 
     def _others_alive(self) -> bool:
-        """Whether the record says "running" of another process that lives."""
-        found = read_last_stop(self._address, self.path.parent)
-        return found is LastStop.RUNNING and not self._on_disk_mine()
+        """Whether the record says "running" of another helper that lives: it
+        holds the lock, or (a helper from before the lock, still serving across
+        an upgrade) its pid and start time name a live process."""
+        if self._on_disk_mine():
+            return False
+        if read_last_stop(self._address, self.path.parent) is LastStop.RUNNING:
+            return True
+        record = self._record()
+        pid, started = record.get("pid"), record.get("started")
+        return (record.get("state") == RUNNING and type(pid) is int and pid > 0
+                and process_start(pid) == started)  # fmt: skip
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -120,32 +150,40 @@ class RunRecord:
                 os.close(fd)
 
     def _write(self, state: str, paused: bool = False) -> None:
-        """Written whole under another name and renamed over: a reader sees
-        the old record or the new one, never half of one. A "running" that
-        cannot be written removes the record there (a reader then does not
-        know): an older "stopped" would say this helper's limits are off."""
+        """Written whole under another name, write-locked, and renamed over: a
+        reader sees the old record or the new one, never half of one, and the
+        one it sees is locked while this helper lives. A "running" that cannot
+        be written (or locked) removes the record there (a reader then does
+        not know): an older "stopped" would say this helper's limits are off."""
         folder = self.path.parent
         making = folder / f".{self.path.name}.{self._pid}"
+        fd = -1
         try:
             folder.mkdir(mode=0o755, exist_ok=True)
             found = os.lstat(folder)
             if found.st_uid != 0 or not os.path.isdir(folder) or os.path.islink(folder):
                 raise OSError(f"{folder} is not root's directory")
             os.chmod(folder, 0o755)  # systemd makes RuntimeDirectory= 0700; readers must enter
+            with contextlib.suppress(FileNotFoundError):
+                making.unlink()  # one a killed helper of this pid left: others may hold it open
             fd = os.open(
-                making, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+                making, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
             )
-            try:
-                os.fchmod(fd, 0o644)  # the unit's UMask=0077 would make it root's to read only
-                os.write(fd, record_text(state, self._pid, self._started, paused).encode())
-            finally:
-                os.close(fd)
+            hold_write_lock(fd)  # before anyone else can open it
+            os.write(fd, record_text(state, self._pid, self._started, paused).encode())
+            os.fchmod(fd, 0o644)  # readable once locked (the unit's UMask=0077 aside)
             os.replace(making, self.path)
             self._mine = True
         except OSError as error:
             log.warning("cannot write the run record %s: %s", self.path, error)
+            if fd >= 0:
+                os.close(fd)
             with contextlib.suppress(OSError):
                 making.unlink()
             if state == RUNNING:
                 with contextlib.suppress(OSError):
                     self.path.unlink()
+            return
+        if self._held >= 0:
+            os.close(self._held)  # the record it replaced: its lock goes with it
+        self._held = fd

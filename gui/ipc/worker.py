@@ -332,7 +332,7 @@ class HelperWorker:
 
     def _say_last_stop(self, error_name: str) -> LastStop | None:
         """Read the gone helper's run record here, off the GUI thread (a file and
-        /proc, well under a millisecond): stopped cleanly, or killed. None: not read."""
+        its lock, well under a millisecond): stopped cleanly, or killed. None: not read."""
         read = getattr(self._client_factory, "last_stop", None)
         if read is None or describe_error(error_name).state is HelperState.NOT_AUTHORIZED:
             return None

@@ -74,7 +74,8 @@ def test_killed_while_limits_were_paused_reads_apart(folder: Path) -> None:
 
 
 def test_a_reused_pid_is_not_the_helper(folder: Path) -> None:
-    """The pid lives, but another process has it (its start time differs)."""
+    """The pid lives, but another process has it (its start time differs):
+    no helper holds the record's lock (test_run_record_lock.py)."""
     started = process_start(os.getpid())
     assert started is not None
     _write(folder, record_text(RUNNING, os.getpid(), started + 1))
@@ -93,19 +94,21 @@ def test_another_bus_has_its_own_record(folder: Path) -> None:
         "",
         "not json",
         "[1, 2]",
-        '{"format": 2, "state": "stopped", "pid": 1, "started": 1}',
-        '{"format": 1, "state": "gone", "pid": 1, "started": 1}',
-        '{"format": 1, "state": "running", "pid": "1", "started": 1}',
-        '{"format": 1, "state": "running", "pid": -5, "started": 1}',
-        '{"format": 1, "state": "running", "pid": true, "started": 1}',
-        '{"format": 1, "state": "stopped"}' + " " * 600,
-        '{"format": 1, "state": "running", "pid": 999999999, "started": 1, "paused": 1}',
+        '{"format": 3, "state": "stopped", "pid": 1, "started": 1}',
+        '{"format": 1, "state": "stopped", "pid": 1, "started": 1}',
+        '{"format": 2, "state": "gone", "pid": 1, "started": 1}',
+        '{"format": 2, "state": "running", "pid": "1", "started": 1}',
+        '{"format": 2, "state": "running", "pid": -5, "started": 1}',
+        '{"format": 2, "state": "running", "pid": true, "started": 1}',
+        '{"format": 2, "state": "stopped"}' + " " * 600,
+        '{"format": 2, "state": "running", "pid": 999999999, "started": 1, "paused": 1}',
     ],
     ids=[
         "empty",
         "text",
         "list",
         "format",
+        "format-before-the-lock",
         "state",
         "pid-text",
         "pid-negative",
@@ -161,7 +164,7 @@ def test_a_record_of_another_boot_says_nothing(folder: Path) -> None:
     started = process_start(os.getpid())
     assert started is not None
     for pid, at in ((_dead_pid(), 12345), (os.getpid(), started)):
-        text = json.dumps({"format": 1, "state": RUNNING, "pid": pid, "started": at,
+        text = json.dumps({"format": 2, "state": RUNNING, "pid": pid, "started": at,
                            "paused": False, "boot": "00000000-0000-4000-8000-000000000000"})  # fmt: skip
         _write(folder, text)
         assert read_last_stop(BUS, folder) is LastStop.UNKNOWN, pid
