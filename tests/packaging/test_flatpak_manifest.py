@@ -88,3 +88,17 @@ def test_wheels_cover_what_the_gui_and_the_cli_import(manifest: dict[str, Any]) 
     for requirement in dependencies:
         name = re.split(r"[=<>!\[ ]", requirement)[0].lower().replace("_", "-")
         assert name in wheels or name in NOT_CARRIED, f"{name} is neither carried nor accounted for"
+
+
+def test_the_window_may_read_the_helpers_run_records_and_nothing_more(
+    manifest: dict[str, Any],
+) -> None:
+    """The run records tell a helper stopped cleanly from one killed (its limits
+    stay), by a lock that needs no host pid (chadthrottle.helper_run_state):
+    read-only, and not a path Flatpak reserves (flatpak-exports.c refuses
+    /run itself, /run/host, /run/flatpak, /usr, /etc, ...). Asserted by
+    tests/common/test_run_record_lock.py's flatpak-like reader."""
+    from chadthrottle.helper_run_state import STATUS_DIR
+
+    run_args = [a for a in manifest["finish-args"] if a.startswith("--filesystem=/run")]
+    assert run_args == [f"--filesystem={STATUS_DIR}:ro"], run_args
