@@ -348,11 +348,19 @@ class TrayController(QObject):
 
     def _protect_action(self, submenu: QMenu, app_id: str, can_limit: bool) -> QAction:
         """ "Protect this app" (critical priority: served first when the link is
-        busy); checked while it is critical, when choosing it un-protects."""
+        busy); checked while it is critical, when choosing it un-protects. An
+        application of another priority says which (under Xvfb Fetcher, High,
+        offered a plain "Protect this app": nothing in the tray said High, nor
+        that protecting it replaces High)."""
         state = self._model.priority_state(app_id)
         protected = state.priority == PROTECTED
+        other = not protected and state.priority != "normal"
         action = submenu.addAction(
-            "Protected (critical priority)" if protected else "Protect this app"
+            "Protected (critical priority)"
+            if protected
+            else f"Protect this app (now {state.label})"
+            if other
+            else "Protect this app"
         )
         action.setObjectName(f"quick:{app_id}:{PROTECT_LABEL}")
         action.setCheckable(True)
@@ -361,8 +369,13 @@ class TrayController(QObject):
             describe_priority(state) if state.read_only else ""
         )
         action.setEnabled(can_limit and not reason)
+        now = (
+            f"{describe_priority(state)} Choosing Protect makes it Critical instead. "
+            if other
+            else ""
+        )
         action.setToolTip(reason or (f"{describe_priority(state)} Choose to stop protecting it (normal priority)."
-                                     if protected else "Critical priority: served first when the link is busy, "
+                                     if protected else f"{now}Critical priority: served first when the link is busy, "
                                      f"for calls and games. Needs the link capacity (status line). {ADMIN_ASKED}"))  # fmt: skip
         wanted = "normal" if protected else PROTECTED
         action.triggered.connect(lambda _c=False: self.priorityRequested.emit(app_id, wanted))

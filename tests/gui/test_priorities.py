@@ -171,6 +171,27 @@ def test_tray_protects_and_unprotects(qtbot) -> None:  # type: ignore[no-untyped
     assert isinstance(tray, TrayController)
 
 
+def test_the_tray_says_a_priority_other_than_critical(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb Fetcher, given High in the row menu, read a plain "Protect
+    this app" in the tray: nothing there said High, nor that protecting it
+    replaces High (walk26, shots/31-tray-fetcher.png)."""
+    from tests.gui.test_tray import make_tray
+
+    model, tray = make_tray()
+    model.set_viewer_uid(1000)
+    high = [dataclasses.replace(a, priority="high", priority_owner=1000) if a.id == FIREFOX else a
+            for a in sample_applications()]  # fmt: skip
+    model.apply_snapshot(high)
+    tray.rebuild_menu()
+    protect = action(tray.menu, f"quick:{FIREFOX}:protect")
+    assert protect.text() == "Protect this app (now High)" and not protect.isChecked()
+    assert protect.toolTip().startswith("Priority: High: ")
+    assert "Choosing Protect makes it Critical instead." in protect.toolTip()
+    with qtbot.waitSignal(tray.priorityRequested) as asked:
+        protect.trigger()
+    assert asked.args == [FIREFOX, "critical"]
+
+
 def test_rules_dialog_priority_chooser(qtbot) -> None:  # type: ignore[no-untyped-def]
     dialog = RulesDialog(AppRules(STEAM, "Steam", priority="low", priority_note=f"Not in force: {NO_CAPACITY}."),
                          UnitSystem.BYTES_DECIMAL)  # fmt: skip
