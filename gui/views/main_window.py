@@ -604,7 +604,12 @@ class MainWindow(QMainWindow):
         live = self._status.can_monitor
         self.header.set_totals(down, up, self._model.units, live)
         self.table.overall.show_totals(down, up, self._model.units, live)
-        self.status_line.set_limits(self._model.limit_tally(), self.nothing_enforced, self._status)
+        self.status_line.set_limits(
+            self._model.limit_tally(),
+            self.nothing_enforced,
+            self._status,
+            self._model.rowCount() > 0,
+        )
 
     @property
     def nothing_enforced(self) -> str:

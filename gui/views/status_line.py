@@ -53,6 +53,12 @@ STOPPED_WORDS, KILLED_WORDS = "stopped", "stopped unexpectedly"
 STILL_ENFORCING = "Still enforcing"
 LEFT_IN_FORCE_TEXT = "Last limits stay in force: the helper stopped unexpectedly"
 LEFT_IN_FORCE_SHORT = "Last limits stay in force"
+# A window that never saw the killed helper's listing (started after the kill)
+# does not know what it left: neither "Not enforcing" nor "No limits are
+# enforced" (walk26: beside the banner's "its limits stay in force").
+ENFORCING_NOT_KNOWN = "Enforcing: not known"
+LEFT_NOT_KNOWN_TEXT = "Any limits it set stay in force: the helper stopped unexpectedly"
+LEFT_NOT_KNOWN_SHORT = "Any limits stay in force"
 
 
 def helper_words(status: HelperStatus) -> str:
@@ -111,6 +117,7 @@ class StatusLine(QStatusBar):
         self._state, self._detail, self._late = HelperState.CONNECTING, "", False
         self._status = HelperStatus(HelperState.CONNECTING)
         self._kept = 0  # rate limits a killed helper left in the kernel (LimitTally.left)
+        self._listed = True  # the helper's applications were listed here: what it left is known
         self._helper_gone = False  # not running or not installed: no backend holds anything
         self._paused = False  # limits paused: no backend holds anything either
         self._gated: tuple[str, ...] = ()  # the ways a block or quota holds (LimitTally.gated)
@@ -245,7 +252,13 @@ class StatusLine(QStatusBar):
         the kernel ("Still enforcing", where it had any); a stopped one's are off."""
         status = self._status
         if status.left_in_force:
-            self.backend.setText(STILL_ENFORCING if self._kept else NOT_ENFORCING)
+            self.backend.setText(
+                STILL_ENFORCING
+                if self._kept
+                else NOT_ENFORCING
+                if self._listed
+                else ENFORCING_NOT_KNOWN
+            )
             self.backend.setToolTip(f"{status.detail} {KILLED_DETAIL}")
         elif status.stopped_clean or status.killed_paused:
             held = CLEAN_DETAIL if status.stopped_clean else KILLED_PAUSED_DETAIL
@@ -255,14 +268,17 @@ class StatusLine(QStatusBar):
             self.backend.setText(NOT_ENFORCING)
             self.backend.setToolTip(HELPER_AWAY)
 
-    def set_limits(self, tally: LimitTally, nothing_enforced: str, status: HelperStatus) -> None:
-        """Count only limits that are enforced; say plainly when none is, and why."""
+    def set_limits(
+        self, tally: LimitTally, nothing_enforced: str, status: HelperStatus, listed: bool = True
+    ) -> None:
+        """Count only limits that are enforced; say plainly when none is, and why.
+        listed: the window holds the helper's listing (False: none came yet)."""
         gated = tuple(d.value for d in Direction if d in tally.gated)
         if gated != self._gated:  # the enforcing field says the ways a block or quota holds
             self._gated = gated
             self.set_backends(self._backends)
-        if tally.left != self._kept:
-            self._kept = tally.left
+        if (tally.left, listed) != (self._kept, self._listed):
+            self._kept, self._listed = tally.left, listed
             if self._helper_gone:
                 self._say_gone()
         warning, short = False, ""
@@ -277,6 +293,9 @@ class StatusLine(QStatusBar):
             # the kernel keeps them, unwatched: not "No limits are enforced" (gui25)
             text, warning, short = LEFT_IN_FORCE_TEXT, True, LEFT_IN_FORCE_SHORT
             tip = f"{status.detail} {KILLED_DETAIL}"
+        elif status.left_in_force and not listed:
+            text, warning, short = LEFT_NOT_KNOWN_TEXT, True, LEFT_NOT_KNOWN_SHORT
+            tip = f"{status.detail} {KILLED_DETAIL} The window never saw its limits listed."
         elif nothing_enforced:
             text, warning, short = (
                 f"No limits are enforced: {nothing_enforced}",

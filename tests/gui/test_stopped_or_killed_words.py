@@ -217,3 +217,30 @@ def test_a_successor_starting_does_not_undo_what_the_killed_helper_left() -> Non
     assert last_stop_seen(answering, LastStop.RUNNING) is LastStop.RUNNING  # a stop begins
     first = Observations(poll_error_name=NO_OWNER, has_polled_ok=True)
     assert last_stop_seen(first, LastStop.RUNNING) is LastStop.RUNNING  # stopping: not known yet
+
+
+def test_a_window_started_after_the_kill_does_not_say_no_limit_holds(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb a window started while the helper lay killed showed the
+    banner "its limits stay in force" over "Not enforcing" and "No limits are
+    enforced: the helper stopped unexpectedly": it never saw the helper's
+    listing, so it knows nothing of what the kernel holds (walk26,
+    shots/36-killed-newgui.png). Once a listing was seen, as before."""
+    from tests.gui.bare_window import bare_window
+
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    killed = _gone(LastStop.KILLED, polled=False)
+    window.set_status(killed)
+    line = window.status_line
+    assert (
+        window.banner.title.text() == "The helper stopped unexpectedly — its limits stay in force"
+    )
+    assert (line.backend.text(), line.limits.text()) == (
+        "Enforcing: not known", "Any limits it set stay in force: the helper stopped unexpectedly",
+    )  # fmt: skip
+    assert "No limit" not in line.limits.toolTip()
+    model.apply_snapshot([app("exe:/x", "x", 1.0 * MB, 0.1 * MB)])  # seen: nothing was limited
+    window.set_status(killed)
+    assert (line.backend.text(), line.limits.text()) == (
+        "Not enforcing", "No limits are enforced: the helper stopped unexpectedly",
+    )  # fmt: skip
