@@ -2,7 +2,9 @@
 
 Installs the bus policy (only root may own the name), the polkit actions, the
 D-Bus activation file (Exec= the helper actually installed, with an idle exit)
-and, where systemd runs and the helper lives under /usr, the hardened unit.
+and, where systemd runs and the helper lives under /usr, the hardened unit and
+a tmpfiles.d entry that makes the run records' directory at boot (a Flatpak
+window binds it only if it exists when the window starts: docs/packaging.md).
 What was written is recorded with its checksum in a manifest, so install is
 idempotent and uninstall removes exactly those files, and only while they are
 unchanged. A file somebody else put there is never overwritten without
@@ -25,12 +27,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from chadthrottle.helper_run_state import STATUS_DIR
+
 log = logging.getLogger("chadthrottle.helper.install")
 
 BUS_POLICY = "io.github.chadthrottle.Helper1.conf"
 POLKIT_POLICY = "io.github.chadthrottle.policy"
 ACTIVATION_FILE = "io.github.chadthrottle.Helper1.service"
 SYSTEMD_UNIT = "chadthrottle-helper.service"
+TMPFILES = Path("/usr/lib/tmpfiles.d/chadthrottle.conf")
+# The run records' directory from boot, as the helper makes it (helper/run_state.py):
+# root's, 0755, so readers enter. Empty until a helper runs: readers say "unknown".
+TMPFILES_TEXT = (
+    '# chadthrottle-helper\'s run records (docs/helper.md, "Stopped or killed"): made at\n'
+    "# boot so a Flatpak window started before the helper can be given them.\n"
+    f"d {STATUS_DIR} 0755 root root -\n"
+)
 MANIFEST = Path("var/lib/chadthrottle/installed-files.json")
 MANIFEST_VERSION = 1
 IDLE_EXIT_S = 60
@@ -92,6 +104,7 @@ def plan(helper: Path, systemd: bool) -> list[PlannedFile]:
     if with_unit:
         unit = re.sub(r"(?m)^ExecStart=.*$", f"ExecStart={exec_line}", _resource(SYSTEMD_UNIT))
         files.append(PlannedFile(Path("/usr/lib/systemd/system") / SYSTEMD_UNIT, unit.encode()))
+        files.append(PlannedFile(TMPFILES, TMPFILES_TEXT.encode()))
     return files
 
 
@@ -199,10 +212,16 @@ def systemd_running() -> bool:
 
 
 def _reload_systemd() -> None:
-    try:
-        subprocess.run(["systemctl", "daemon-reload"], check=False, timeout=30, capture_output=True)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        log.warning("could not ask systemd to reload its units: %s", error)
+    """The new unit known, and the run records' directory made now (not only
+    at the next boot) where the tmpfiles.d entry is installed."""
+    commands = [["systemctl", "daemon-reload"]]
+    if TMPFILES.exists():
+        commands.append(["systemd-tmpfiles", "--create", str(TMPFILES)])
+    for command in commands:
+        try:
+            subprocess.run(command, check=False, timeout=30, capture_output=True)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            log.warning("could not run %s: %s", command[0], error)
 
 
 def add_install_commands(commands: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -9,12 +10,19 @@ from pathlib import Path
 import pytest
 from chadthrottle.helper.install import MANIFEST, InstallError, install, uninstall
 from chadthrottle.helper.main import idle_exit_seconds
+from chadthrottle.helper.run_state import RunRecord
+from chadthrottle.helper_run_state import STATUS_DIR, LastStop, read_last_stop
+
+from tests.support.requirements import require_program
+
+BUS = "unix:path=/tmp/no-such-bus-of-lock26"
 
 HELPER = Path("/usr/bin/chadthrottle-helper")
 ACTIVATION = Path("usr/share/dbus-1/system-services/io.github.chadthrottle.Helper1.service")
 BUS_POLICY = Path("usr/share/dbus-1/system.d/io.github.chadthrottle.Helper1.conf")
 POLKIT = Path("usr/share/polkit-1/actions/io.github.chadthrottle.policy")
 UNIT = Path("usr/lib/systemd/system/chadthrottle-helper.service")
+TMPFILES = Path("usr/lib/tmpfiles.d/chadthrottle.conf")
 
 
 def _files(root: Path) -> set[Path]:
@@ -41,15 +49,43 @@ def test_with_systemd_the_unit_starts_the_installed_helper(tmp_path: Path) -> No
     assert "SystemdService=chadthrottle-helper.service" in (tmp_path / ACTIVATION).read_text()
 
 
+def test_with_systemd_the_run_records_directory_is_made_at_boot(tmp_path: Path) -> None:
+    """A Flatpak window is given /run/chadthrottle-status only if it exists when
+    the window starts (docs/packaging.md), and its first call may start the
+    helper that would make it: systemd-tmpfiles makes it at boot, as the
+    helper makes it (root's, 0755), and a helper's record is written there."""
+    tmpfiles = require_program("systemd-tmpfiles")
+    install(tmp_path, HELPER, systemd=True)
+    entries = [line for line in (tmp_path / TMPFILES).read_text().splitlines()
+               if line and not line.startswith("#")]  # fmt: skip
+    assert entries == [f"d {STATUS_DIR} 0755 root root -"]
+    booted = tmp_path / "booted"
+    booted.mkdir()
+    made = subprocess.run([tmpfiles, f"--root={booted}", "--create", str(tmp_path / TMPFILES)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    folder = booted / STATUS_DIR.relative_to("/")
+    found = folder.lstat()
+    assert stat.S_ISDIR(found.st_mode) and (found.st_uid, found.st_mode & 0o777) == (0, 0o755)
+    assert read_last_stop(BUS, folder) is LastStop.UNKNOWN  # trusted, and empty
+    record = RunRecord(BUS, folder)
+    record.start()
+    assert read_last_stop(BUS, folder) is LastStop.RUNNING
+    record.stopped()
+    assert read_last_stop(BUS, folder) is LastStop.STOPPED
+
+
 def test_a_helper_outside_usr_gets_no_unit(tmp_path: Path) -> None:
     install(tmp_path, Path("/home/me/chadthrottle/.venv/bin/chadthrottle-helper"), systemd=True)
     assert UNIT not in _files(tmp_path)
+    assert TMPFILES not in _files(tmp_path)
 
 
 def test_reinstall_without_systemd_removes_the_unit_it_wrote(tmp_path: Path) -> None:
     install(tmp_path, HELPER, systemd=True)
     install(tmp_path, HELPER, systemd=False)
     assert UNIT not in _files(tmp_path)
+    assert TMPFILES not in _files(tmp_path)
     assert "\nSystemdService=" not in (tmp_path / ACTIVATION).read_text()
 
 
@@ -60,7 +96,7 @@ def test_uninstall_removes_only_what_install_wrote(tmp_path: Path) -> None:
     install(tmp_path, HELPER, systemd=True)
     (tmp_path / POLKIT).write_text("edited by an administrator")
     removed = uninstall(tmp_path)
-    assert {p.relative_to("/") for p in removed} == {ACTIVATION, BUS_POLICY, UNIT}
+    assert {p.relative_to("/") for p in removed} == {ACTIVATION, BUS_POLICY, UNIT, TMPFILES}
     assert _files(tmp_path) == {theirs.relative_to(tmp_path), POLKIT}  # the edited file stays
     assert uninstall(tmp_path) == []
 

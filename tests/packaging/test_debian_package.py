@@ -101,6 +101,7 @@ def test_package_puts_each_file_where_the_desktop_and_the_bus_look(deb: Path) ->
         "/usr/share/dbus-1/system-services/io.github.chadthrottle.Helper1.service",
         "/usr/share/polkit-1/actions/io.github.chadthrottle.policy",
         "/usr/lib/systemd/system/chadthrottle-helper.service",
+        "/usr/lib/tmpfiles.d/chadthrottle.conf",  # the run records' directory from boot
         f"/usr/share/applications/{APP_ID}.desktop", f"/usr/share/metainfo/{APP_ID}.metainfo.xml",
         f"/usr/share/icons/hicolor/scalable/apps/{APP_ID}.svg",
         f"/usr/share/icons/hicolor/symbolic/apps/{APP_ID}-symbolic.svg",
@@ -241,6 +242,9 @@ def test_under_systemd_the_bus_starts_the_hardened_unit_and_a_limit_holds(
     with its whole sandbox, seccomp filter included. (A test of the helper under
     the part of that sandbox that could be had without systemd was merged in
     here: its checks are the bounding set, no_new_privs and read-only root below.)"""
+    # made at boot (tmpfiles.d) before any helper ran: a Flatpak window started
+    # then is given it (docs/packaging.md, "Flatpak"; lock26)
+    assert fresh_root["status_dir_at_boot"] == "root 755", fresh_root["status_dir_at_boot"]
     unit = fresh_root["unit_process"]
     assert unit["active"] == "active", unit
     assert "/usr/bin/chadthrottle-helper" in unit["main_pid_cmdline"], unit
