@@ -128,6 +128,17 @@ def derive_status(seen: Observations) -> HelperStatus:
     return HelperStatus(HelperState.CONNECTED, "", can_monitor=True, can_limit=True)
 
 
+# What stands in the list of applications while it is empty, by state: the
+# window's list and the tray's menu say the same (the tray said "No
+# applications using the network" while the helper was away: walk26).
+EMPTY_TEXT: dict[HelperState, str] = {
+    HelperState.CONNECTING: "Waiting for the helper…",
+    HelperState.CONNECTED: "No application is using the network.",
+    HelperState.NOT_RUNNING: "Reconnecting…",
+    HelperState.NOT_AUTHORIZED: "Traffic is not shown: watching it was not authorized.",
+    HelperState.NOT_INSTALLED: "Install the helper to see traffic here.",
+    HelperState.KERNEL_FEATURE_MISSING: "No application is using the network.",
+}
 _NOTHING_ENFORCED: dict[HelperState, str] = {
     HelperState.NOT_RUNNING: "the helper is not running",
     HelperState.NOT_INSTALLED: "the helper is not installed",

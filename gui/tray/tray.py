@@ -11,7 +11,11 @@ import logging
 
 from chadthrottle.contract import ApplicationInfo, Direction
 from chadthrottle.gui.ipc.state import LEFT_IN_FORCE, HelperState, HelperStatus
-from chadthrottle.gui.ipc.status_logic import helper_gone_words, nothing_enforced_reason
+from chadthrottle.gui.ipc.status_logic import (
+    EMPTY_TEXT,
+    helper_gone_words,
+    nothing_enforced_reason,
+)
 from chadthrottle.gui.models.applications import ApplicationsModel, total_text
 from chadthrottle.gui.models.block_choice import (
     BLOCK_TIP,
@@ -265,7 +269,7 @@ class TrayController(QObject):
             note.setObjectName("nothing-enforced")
             note.setEnabled(False)
         if not applications:
-            empty = self.menu.addAction("No applications using the network")
+            empty = self.menu.addAction(EMPTY_TEXT.get(self._status.state, "").rstrip("."))
             empty.setEnabled(False)
         for info in applications:
             # Said in words: a bare " *" after the name told a new user nothing.

@@ -14,7 +14,7 @@ import time
 
 from chadthrottle.contract import BackendInfo, ConnectionInfo, Direction, ProcessTraffic
 from chadthrottle.gui.ipc.state import HelperState, HelperStatus
-from chadthrottle.gui.ipc.status_logic import nothing_enforced_reason
+from chadthrottle.gui.ipc.status_logic import EMPTY_TEXT, nothing_enforced_reason
 from chadthrottle.gui.models.applications import ApplicationsModel
 from chadthrottle.gui.models.columns import Role
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
@@ -67,16 +67,6 @@ ANSWER_LATE_S = 5.0
 # The list keeps this many rows when the detail pane asks for room for the
 # connections (DetailPane.roomWanted): a list of five whole rows comes first.
 LIST_ROWS_KEPT_FOR_CONNECTIONS = 6
-
-
-EMPTY_TEXT: dict[HelperState, str] = {
-    HelperState.CONNECTING: "Waiting for the helper…",
-    HelperState.CONNECTED: "No application is using the network.",
-    HelperState.NOT_RUNNING: "Reconnecting…",
-    HelperState.NOT_AUTHORIZED: "Traffic is not shown: watching it was not authorized.",
-    HelperState.NOT_INSTALLED: "Install the helper to see traffic here.",
-    HelperState.KERNEL_FEATURE_MISSING: "No application is using the network.",
-}
 
 
 def copy_application_id(app_id: str) -> None:

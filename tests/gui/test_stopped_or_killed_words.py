@@ -244,3 +244,20 @@ def test_a_window_started_after_the_kill_does_not_say_no_limit_holds(qtbot) -> N
     assert (line.backend.text(), line.limits.text()) == (
         "Not enforcing", "No limits are enforced: the helper stopped unexpectedly",
     )  # fmt: skip
+
+
+def test_the_tray_does_not_say_no_application_uses_the_network_while_the_helper_is_away() -> None:
+    """Under Xvfb the tray of a window started after the kill listed "No
+    applications using the network" while the demo applications moved
+    megabytes a second (walk26, shots/38-killed-tray.png): it said what the
+    window's list says in that state, "Reconnecting…"."""
+    model = ApplicationsModel(IconProvider())
+    tray = TrayController(model)
+    tray.set_status(_gone(LastStop.KILLED, polled=False))
+    tray.rebuild_menu()
+    texts = [a.text() for a in tray.menu.actions()]
+    assert "Reconnecting…" in texts, texts
+    assert not any("No application" in text for text in texts), texts
+    tray.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    tray.rebuild_menu()
+    assert "No application is using the network" in [a.text() for a in tray.menu.actions()]
