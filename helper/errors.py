@@ -41,3 +41,14 @@ def raise_if_stopping(stopping: threading.Event | None, what: str) -> None:
     """Give up a step of the start once the helper is told to stop."""
     if stopping is not None and stopping.is_set():
         raise StartCancelled(f"stopped while {what}")
+
+
+class EngineClosed(HelperError):
+    """The engine was closed (the helper is stopping): nothing of it may touch
+    the kernel any more (helper/engine/closing_lock.py)."""
+
+
+class LeftInKernel(HelperError):
+    """A stop, or the undo of a failed start, could not remove what the helper
+    made, or could not stop another of its threads from making more: its run
+    record must not say "stopped" (helper/main.py)."""

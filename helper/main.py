@@ -62,7 +62,7 @@ from chadthrottle.helper.adapter.engine_thread import EngineThread
 from chadthrottle.helper.adapter.polkit import Authority, CachingAuthority, PolkitAuthority
 from chadthrottle.helper.adapter.service import HelperService
 from chadthrottle.helper.engine.api import EngineApi
-from chadthrottle.helper.errors import HelperError, StartCancelled
+from chadthrottle.helper.errors import HelperError, LeftInKernel, StartCancelled
 from chadthrottle.helper.install import add_install_commands, run_install_command
 from chadthrottle.helper.kernel import lean_pyroute2
 from chadthrottle.helper.kernel.bcc_env import DEFAULT_CACHE_DIR
@@ -180,6 +180,9 @@ async def run_helper(
                 raise
             log.info("%s: the start was given up", cancelled)
             return
+        except LeftInKernel:  # its undo could not remove all it made: not "stopped"
+            was_stopped = False
+            raise
         takeover_waits = asyncio.ensure_future(_after(TAKEOVER_GRACE_S, takeover))
         if stop.is_set():  # it came after the slow steps: undone as at any stop
             log.info("stopped while starting")
@@ -190,6 +193,8 @@ async def run_helper(
         service.export()
         reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
         if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
+            if run_record is not None:  # another helper serves the bus: the record is its own
+                run_record.leave()
             raise StartupError(f"the bus name {BUS_NAME} is taken (is another helper running?)")
         if (
             run_record is not None

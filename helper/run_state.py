@@ -106,6 +106,9 @@ class RunRecord:
                 with contextlib.suppress(OSError):
                     self.path.unlink()
             self._mine = False
+            if self._held >= 0:  # the lock of a record that is gone: tidy only
+                os.close(self._held)
+                self._held = -1
 
     def _record(self) -> dict[str, object]:
         """The record there, {} without a readable one."""

@@ -20,6 +20,7 @@ from datetime import datetime, tzinfo
 
 from chadthrottle.contract import ADMIN_OWNER, PAUSED_PROBLEM, BackendInfo, Direction
 from chadthrottle.helper.engine.apply import Apply, ClampedWindows
+from chadthrottle.helper.engine.closing_lock import ClosingLock
 from chadthrottle.helper.engine.crossed import DevicesCrossed, ForwardedClassed
 from chadthrottle.helper.engine.kernel_hold import GRAFT_POLL_S
 from chadthrottle.helper.engine.limits import (
@@ -47,7 +48,7 @@ from chadthrottle.helper.engine.ports import (
 from chadthrottle.helper.engine.rtt import RttWatch
 from chadthrottle.helper.engine.schedules import local_zone
 from chadthrottle.helper.engine.tracking import Tracking
-from chadthrottle.helper.errors import HelperError, KernelError
+from chadthrottle.helper.errors import EngineClosed, HelperError, KernelError
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.program_files import program_is_gone
 from chadthrottle.helper.kernel.namespaces import NamespaceDirectory
@@ -121,7 +122,7 @@ class EngineCore:
         self._backends = backends
         self._clock = clock
         self._sleep = sleep
-        self._lock = threading.RLock()
+        self._lock = ClosingLock()  # every kernel write under it; shut by close (closing_lock.py)
         self._wall_clock = wall_clock
         self._zone = zone or local_zone()
         self._limits = rules.copy() if rules is not None else LimitTable()
@@ -507,6 +508,8 @@ class EngineCore:
                         self._applier.tags(self._limits)
                 else:
                     self._sleep(min(GRAFT_POLL_S, left_s))
+        except EngineClosed:  # the engine closed while this polled: it tags nothing
+            return
         except Exception:
             log.exception("waiting for a clsact graft's losses failed: tagging now")
             with self._lock:

@@ -24,7 +24,7 @@ from chadthrottle.helper.engine.estimation import GLANCE_S, LinkEstimation
 from chadthrottle.helper.engine.limits import LimitTable
 from chadthrottle.helper.engine.rule_codec import rename_rules
 from chadthrottle.helper.engine.rule_store import BackgroundSaver, RuleStore, StateFileError
-from chadthrottle.helper.errors import raise_if_stopping
+from chadthrottle.helper.errors import EngineClosed, LeftInKernel, raise_if_stopping
 from chadthrottle.helper.identity.index import ApplicationIndex
 from chadthrottle.helper.identity.processes import all_pids
 from chadthrottle.helper.identity.renames import certain_rename
@@ -49,6 +49,10 @@ LINK_EVENTS_GATHER_S = 0.01
 # woke the engine ~230 times a second), and each follow holds the engine lock.
 LINK_EVENTS_MIN_GAP_S = 0.1
 OWNER_POLL_MS = 500  # how long the owner thread waits at most (events and close() wake it)
+# How long close() waits for its threads to end and for a kernel write in
+# progress to let go of the engine lock (a tick takes milliseconds; a stop
+# must not hang on one stuck in a netlink or bpf call).
+CLOSE_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,8 @@ class RunningEngine(Engine):
                 datapath.poll_new_owners(OWNER_POLL_MS)
                 if self._proc_events is not None:
                     self._proc_events.drain()  # before its buffer fills
+            except EngineClosed:  # a new owner came as close() shut the engine
+                return
             except Exception:
                 log.exception("reading new socket owners failed")
                 self._stop.wait(1.0)
@@ -165,6 +171,8 @@ class RunningEngine(Engine):
                 if time.monotonic() < due:
                     try:
                         self.follow_links()
+                    except EngineClosed:  # close() came first: it writes nothing now
+                        return
                     except Exception:  # fails open: the tick follows them all the same
                         log.exception("following a link event failed")
                     followed_at = time.monotonic()
@@ -174,12 +182,16 @@ class RunningEngine(Engine):
             if wake < due and time.monotonic() < due:  # woken for a glance, no tick due yet
                 try:
                     self._estimation.glance(self)
+                except EngineClosed:
+                    return
                 except Exception:  # the capacity in force stays as it was; the tick goes on
                     log.exception("glancing at the link failed")
                 continue
             ticked = time.monotonic()
             try:
                 self.tick()
+            except EngineClosed:
+                return
             except Exception:  # the tick must survive anything the kernel throws
                 log.exception("engine tick failed")
             if log.isEnabledFor(logging.DEBUG):  # beside the estimation's (its tick comes after)
@@ -187,30 +199,58 @@ class RunningEngine(Engine):
                           (ticked - due) * 1000, (time.monotonic() - ticked) * 1000)  # fmt: skip
             try:
                 self._estimation.tick(self)
+            except EngineClosed:
+                return
             except Exception:  # so must the estimate: the capacity in force stays as it was
                 log.exception("estimating the link capacity failed")
             due = time.monotonic() + self.next_tick_in(TICK_INTERVAL_S)
 
     def close(self) -> None:
-        """Stop ticking and remove every kernel object; safe to call twice."""
+        """Stop ticking and remove every kernel object; safe to call twice.
+        The engine lock is shut first (closing_lock.py): a tick or a new
+        owner's tags in progress finish before the objects go, and none starts
+        after. If a thread holds the lock past CLOSE_WAIT_S (stuck in a kernel
+        call), nothing is removed, as after a kill (the next start takes the
+        objects over), and LeftInKernel is raised: the run record must not say
+        "stopped" while that thread may still make classes, gates or tags."""
         self._stop.set()
-        self.stop_graft_waits()
         self._links_moved.set()  # wakes the tick thread
         self._kernel_parts[0].wake_new_owners()  # and the owner thread, not OWNER_POLL_MS later
+        deadline = time.monotonic() + CLOSE_WAIT_S
         for thread in self._threads:
-            if thread.is_alive():
-                thread.join(timeout=10)
-        self._estimation.close()
-        self._saver.close()  # writes a change still pending
-        self._usage_recorder.close()  # and the usage of the last minute
-        if self._proc_events is not None:
-            self._proc_events.close()
-        datapath, shaper, ipr = self._kernel_parts
+            thread.join(max(0.0, deadline - time.monotonic()))
+        shut = self._lock.close(deadline - time.monotonic())
         try:
-            shaper.close()
+            if shut:
+                self.stop_graft_waits()  # under the shut lock: held-back processes stay untagged
+            self._estimation.close()
+            self._saver.close()  # writes a change still pending
+            self._usage_recorder.close()  # and the usage of the last minute
+            if self._proc_events is not None:
+                self._proc_events.close()
+            late = [thread.name for thread in self._threads if thread.is_alive()]
+            if not shut:
+                log.error("the engine lock was held for over %.0f s (threads still running: %s; stuck in a "
+                          "kernel call?): the kernel objects are left as a kill leaves them, for the next "
+                          "start to take over", CLOSE_WAIT_S, ", ".join(late) or "none")  # fmt: skip
+                raise LeftInKernel(
+                    f"the engine lock was held for over {CLOSE_WAIT_S:.0f} s: the limits were left in "
+                    "the kernel, for the next start to take over"
+                )
+            if late:  # off the lock (reading counters or sockets): they can write nothing now
+                log.warning("%s still running %.0f s after the stop: the engine is shut to them",
+                            ", ".join(late), CLOSE_WAIT_S)  # fmt: skip
+            datapath, shaper, ipr = self._kernel_parts
+            try:
+                shaper.close()
+            finally:
+                try:
+                    datapath.close()
+                finally:
+                    ipr.close()
         finally:
-            datapath.close()
-            ipr.close()
+            if shut:
+                self._lock.release()
 
 
 def _load_rules(store: RuleStore) -> LimitTable:
@@ -239,6 +279,7 @@ def build_engine(options: EngineOptions) -> RunningEngine:
     )
     links_moved = threading.Event()
     links: LinkWatcher | None = None
+    router: BackendRouter | None = None
     try:
         remove_leftovers(ipr)
         datapath.open()
@@ -273,12 +314,39 @@ def build_engine(options: EngineOptions) -> RunningEngine:
         )  # one clock: the history's days are the schedules' days
         return RunningEngine(datapath, router, ipr, config, choice, RuleStore(options.state_dir), usage, set(adopted),
                              options.wall_clock, links_moved)  # fmt: skip
-    except BaseException:
-        if links is not None:
-            links.close()
-        datapath.close()
-        ipr.close()
+    except BaseException as error:
+        left = _undo_build(links, router, datapath, ipr)
+        if left:  # the run record must not say "stopped": these may hold on
+            raise LeftInKernel(f"the start failed ({error}) and could not undo all it made: "
+                               + "; ".join(left)) from error  # fmt: skip
         raise
+
+
+def _undo_build(links: LinkWatcher | None, router: BackendRouter | None, datapath: Datapath,
+                ipr: IPRoute) -> list[str]:  # fmt: skip
+    """Undo a start that failed: every part closed, whatever the others did.
+    Returns what may be left in the kernel (the shapers' or the datapath's
+    objects), in words. Until 2026-12-06 a datapath that could not detach here
+    (and a first tick's shapers, never closed) still let the run record say
+    "stopped"."""
+    left = []
+    undo = (("the shapers", router.close if router is not None else None),
+            ("the datapath", datapath.close))  # fmt: skip
+    for what, close in undo:
+        if close is None:
+            continue
+        try:
+            close()
+        except Exception as error:
+            log.exception("undoing the failed start: closing %s failed", what)
+            left.append(f"{what}: {error}")
+    for other in (links, ipr):  # sockets: nothing of theirs is left in the kernel
+        if other is not None:
+            try:
+                other.close()
+            except Exception:
+                log.exception("undoing the failed start: closing %r failed", other)
+    return left
 
 
 def _link_watcher(moved: threading.Event) -> LinkWatcher | None:
