@@ -383,7 +383,10 @@ def _run(arguments: argparse.Namespace) -> None:
             )
         elif arguments.command == "rules":
             rules = client.list_rules()
-            print(to_json(rules) if arguments.json else format_rules(rules))
+            if arguments.json:
+                print(to_json(rules))
+            else:  # whether each priority is in force: ListApplications says
+                print(format_rules(rules, client.list_applications()))
         elif arguments.command in ("pause", "resume"):
             client.set_limits_paused(arguments.command == "pause")
             print(

@@ -201,7 +201,12 @@ RULE_NOT_IN_FORCE = (
 )
 
 
-def format_rules(rules: list[RuleInfo]) -> str:
+def format_rules(rules: list[RuleInfo], apps: Sequence[ApplicationInfo] = ()) -> str:
+    """The rules table. ListRules' in_force speaks for a rule's limit, block and
+    quota, never its priority: a priority-only rule read "IN FORCE yes" beside
+    list's "NOT ENFORCED" (walk26). With apps (ListApplications), a priority
+    not in force for the application says so, and why, in that column."""
+    priority_problem = {app.id: app.priority_problem for app in apps if app.priority_problem}
     rows = [["ID", "DIRECTION", "LIMIT", "BLOCKED", "QUOTA", "PRIORITY", "WHOSE", "IN FORCE"]]
     for rule in rules:
         quota = "-"
@@ -210,10 +215,15 @@ def format_rules(rules: list[RuleInfo]) -> str:
             quota = (f"{format_size(rule.quota_bytes)}/{rule.quota_period} from "
                      f"{rule.quota_reset_minute // 60:02d}:{rule.quota_reset_minute % 60:02d}, then {then}, "
                      f"{format_size(rule.quota_left_bytes)} left")  # fmt: skip
+        in_force = "yes" if rule.in_force else RULE_NOT_IN_FORCE
+        problem = priority_problem.get(rule.app_id, "") if rule.priority != "normal" else ""
+        if problem and not (rule.rate_bps or rule.blocked or rule.quota_bytes):
+            in_force = f"no (priority: {problem})"  # the rule is its priority alone
+        elif problem:
+            in_force += f"; priority not in force: {problem}"
         rows.append([rule.app_id, rule.direction, format_limit(rule.rate_bps) if rule.rate_bps else "-",
                      "yes" if rule.blocked else "no", quota, "-" if rule.priority == "normal" else rule.priority,
-                     owner_label(rule.owner),
-                     "yes" if rule.in_force else RULE_NOT_IN_FORCE])  # fmt: skip
+                     owner_label(rule.owner), in_force])  # fmt: skip
     return _table(rows)
 
 

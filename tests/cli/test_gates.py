@@ -138,7 +138,8 @@ def test_unblock_names_a_schedule_that_still_blocks() -> None:
 
 
 class _Rules:
-    """A helper client with one ListRules answer (blocking_client's, as `rules` uses it)."""
+    """A helper client with one ListRules answer and no applications
+    (blocking_client's, as `rules` uses it)."""
 
     def __init__(self, *rules: RuleInfo) -> None:
         self.rules = list(rules)
@@ -151,6 +152,9 @@ class _Rules:
 
     def list_rules(self) -> list[RuleInfo]:
         return self.rules
+
+    def list_applications(self) -> list[object]:  # whether priorities hold: none here
+        return []
 
 
 def test_rules_says_a_block_the_kernel_did_not_take_is_not_in_force(

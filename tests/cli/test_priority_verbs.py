@@ -166,6 +166,21 @@ def test_rules_show_a_priority() -> None:
     assert format_rules([rule]).splitlines()[1].split()[5] == "critical"
 
 
+def test_rules_say_a_priority_not_in_force_as_list_does() -> None:
+    """Under Xvfb (walk26) `list` said Fetcher's high priority was NOT
+    ENFORCED (no upload capacity) while `rules` read "IN FORCE yes" on both
+    of its priority-only rows: ListRules' in_force speaks for limits only."""
+    problem = "up is not ordered: no capacity for it"
+    fetcher = dataclasses.replace(APP, priority="high", priority_problem=problem)
+    alone = RuleInfo(APP.id, "up", 0, 0, 1000, True, priority="high")
+    limited = RuleInfo(APP.id, "down", 60_000, 0, 1000, True, priority="high")
+    lines = format_rules([alone, limited], [fetcher]).splitlines()
+    assert lines[1].endswith(f"no (priority: {problem})"), lines
+    assert lines[2].endswith(f"yes; priority not in force: {problem}"), lines
+    in_force = dataclasses.replace(fetcher, priority_problem="")
+    assert format_rules([alone], [in_force]).splitlines()[1].endswith("yes")
+
+
 @pytest.mark.parametrize(
     ("args", "wanted"),
     [
