@@ -29,6 +29,7 @@ from chadthrottle.helper_run_state import (
 
 from tests.helper.adapter.conftest import FakeEngineForAdapterTests, InProcessHelper
 from tests.helper.adapter.test_adapter_service import client_call
+from tests.support.compiling_helper import wait_until
 from tests.support.status_folder import status_folder
 
 
@@ -83,7 +84,8 @@ def test_a_resume_is_said_before_the_kernel_holds_the_limits_again(
     helper = RecordedHelper(private_bus.address, engine, record)
     helper.start()
     try:
-        assert _record(record)["paused"] is True  # as stored
+        # as stored, written just after the bus name is owned (which start() waits for)
+        assert wait_until(lambda: _record(record)["paused"] is True, 30)
         client_call(private_bus.address, "set_limits_paused", False)
         assert _record(record)["paused"] is False
         client_call(private_bus.address, "set_limits_paused", True)
