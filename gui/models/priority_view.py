@@ -171,7 +171,9 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
                 if cap else "not set")
              for arrow, cap, on_ in capacities]  # fmt: skip
     if shaping.interfaces:
-        lines.append(f"Uplinks: {', '.join(shaping.interfaces)}")
+        # "Uplinks" was a word of ours (walk26): the dialog speaks of the network card
+        many = "s" if len(shaping.interfaces) > 1 else ""
+        lines.append(f"Paced on network interface{many}: {', '.join(shaping.interfaces)}")
     if shaping.problem:
         lines.append(f"Problem: {shaping.problem}")
     lines.append("Click to change.")

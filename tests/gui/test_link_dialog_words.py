@@ -38,6 +38,23 @@ def test_no_click_hint_inside_the_dialog(qtbot) -> None:  # type: ignore[no-unty
     )
 
 
+def test_the_interfaces_are_named_in_words_a_user_knows(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb the dialog and the link field's tooltip said "Uplinks:
+    cth8848e6": a word of ours; the dialog's own text speaks of the network
+    card (walk26, shots/10-link-set.png)."""
+    dialog = LinkDialog(UnitSystem.BYTES_DECIMAL)
+    qtbot.addWidget(dialog)
+    one = LinkShapingInfo(4_000_000, 0, 4_000_000, 0, False, True, False, interfaces=("eth0",))
+    dialog.show_shaping(one)
+    assert "Paced on network interface: eth0" in dialog.state.text(), dialog.state.text()
+    assert "Uplink" not in dialog.state.text()
+    two = LinkShapingInfo(
+        4_000_000, 0, 4_000_000, 0, False, True, False, interfaces=("eth0", "wlan0")
+    )
+    dialog.show_shaping(two)
+    assert "Paced on network interfaces: eth0, wlan0" in dialog.state.text()
+
+
 def test_error_line_reads_on_dark(qtbot) -> None:  # type: ignore[no-untyped-def]
     dialog = LinkDialog(UnitSystem.BYTES_DECIMAL)
     qtbot.addWidget(dialog)
