@@ -19,11 +19,13 @@ from chadthrottle.helper.errors import EngineClosed
 
 
 class ClosingLock:
-    """A re-entrant lock that, once closed, refuses every thread but the closer's."""
+    """A re-entrant lock that, once closed, refuses every thread (the closer's
+    only once it has let go: close() calls the engine's own steps under it)."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._closer: int | None = None  # the thread that closed it: it may still take it
+        # The thread that closed it, which may take it again until release(); -1 after.
+        self._closer: int | None = None
 
     def __enter__(self) -> None:
         self._lock.acquire()
@@ -49,5 +51,6 @@ class ClosingLock:
         return True
 
     def release(self) -> None:
-        """Let go of the lock close() took (it stays closed)."""
+        """Let go of the lock close() took: it stays closed, to the closer too."""
+        self._closer = -1  # no thread's ident
         self._lock.release()

@@ -165,6 +165,8 @@ def test_the_closer_may_take_the_shut_lock_again() -> None:
             pass
     finally:
         lock.release()
+    with pytest.raises(EngineClosed), lock:  # once let go, the closer's thread is refused too
+        pass
     failed: list[BaseException] = []
 
     def other() -> None:
