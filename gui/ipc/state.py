@@ -14,6 +14,10 @@ from chadthrottle.helper_run_state import LastStop
 # The enforcement problem of every limit while a killed helper is away: the
 # kernel keeps its rate limits, nothing watches them (limit_truth words it).
 LEFT_IN_FORCE = "the helper stopped unexpectedly"
+# Why no limit holds with the helper away and what it set off the kernel (or not known)
+STOPPED_PROBLEM = "the helper stopped"
+NOT_RUNNING_PROBLEM = "the helper is not running"
+NOT_INSTALLED_PROBLEM = "the helper is not installed"
 
 
 class HelperState(Enum):

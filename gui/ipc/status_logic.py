@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 from chadthrottle.contract import PAUSED_PROBLEM, BackendInfo, ErrorName
 from chadthrottle.gui.ipc.error_text import describe_error
-from chadthrottle.gui.ipc.state import LEFT_IN_FORCE, HelperState, HelperStatus
+from chadthrottle.gui.ipc.state import (
+    LEFT_IN_FORCE,
+    NOT_INSTALLED_PROBLEM,
+    NOT_RUNNING_PROBLEM,
+    STOPPED_PROBLEM,
+    HelperState,
+    HelperStatus,
+)
 from chadthrottle.helper_run_state import (
     STOPPED_CLEAN,
     STOPPED_KILLED,
@@ -140,8 +147,8 @@ EMPTY_TEXT: dict[HelperState, str] = {
     HelperState.KERNEL_FEATURE_MISSING: "No application is using the network.",
 }
 _NOTHING_ENFORCED: dict[HelperState, str] = {
-    HelperState.NOT_RUNNING: "the helper is not running",
-    HelperState.NOT_INSTALLED: "the helper is not installed",
+    HelperState.NOT_RUNNING: NOT_RUNNING_PROBLEM,
+    HelperState.NOT_INSTALLED: NOT_INSTALLED_PROBLEM,
     HelperState.KERNEL_FEATURE_MISSING: "no backend can enforce limits on this kernel",
 }
 
@@ -161,7 +168,7 @@ def nothing_enforced_reason(status: HelperStatus, paused: bool) -> str:
     killed left them in force, unwatched: LEFT_IN_FORCE, which the views say
     apart (status_line, the tray), never "No limits are enforced"."""
     if status.stopped_clean:
-        return "the helper stopped"
+        return STOPPED_PROBLEM
     if status.left_in_force:
         return LEFT_IN_FORCE
     if status.killed_paused:  # the kernel held none of them when it was killed

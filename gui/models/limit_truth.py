@@ -29,7 +29,12 @@ from chadthrottle.contract import (
     is_not_met,
     limit_problem_words,
 )
-from chadthrottle.gui.ipc.state import LEFT_IN_FORCE
+from chadthrottle.gui.ipc.state import (
+    LEFT_IN_FORCE,
+    NOT_INSTALLED_PROBLEM,
+    NOT_RUNNING_PROBLEM,
+    STOPPED_PROBLEM,
+)
 from chadthrottle.units import UnitSystem, format_rate, format_size
 
 ROOT_UID = 0
@@ -38,6 +43,9 @@ ADMINISTRATOR_NOTE = "set by administrator"
 PERIOD_NOW = {"day": "today", "week": "this week", "month": "this month"}
 PERIOD_NEXT = {"day": "the next day", "week": "next week", "month": "next month"}
 PERIOD_BEGAN = {"day": "the day began", "week": "the week began", "month": "the month began"}
+
+# The helper away, what it set off the kernel or not known to hold (not LEFT_IN_FORCE)
+_HELPER_OFF = frozenset({STOPPED_PROBLEM, NOT_RUNNING_PROBLEM, NOT_INSTALLED_PROBLEM})
 
 
 def quota_counted_since(period: str) -> str:
@@ -121,6 +129,14 @@ class LimitState:
         """A quota while limits are paused: it counts nothing and holds nothing
         (docs/helper.md, "Paused, outranked"); its sentence says so itself."""
         return bool(self.quota_bytes) and self.problem == PAUSED_PROBLEM
+
+    @property
+    def quota_helper_off(self) -> bool:
+        """A quota while the helper is away having taken what it set off the
+        kernel (or not known to hold it): it holds nothing until it runs again.
+        Under Xvfb the pane read "limited to 100 KB/s until the next day" beside
+        "Not enforced: the helper stopped" (walk26)."""
+        return bool(self.quota_bytes) and self.problem in _HELPER_OFF
 
     @property
     def quota_switching(self) -> bool:
@@ -372,6 +388,8 @@ def _describe_quota(state: LimitState, units: UnitSystem, unbroken: bool = False
     held = f"limited to {format_rate(then, units, unbroken=unbroken)}" if then else "blocked"
     if state.quota_paused:  # what holds it once they resume, not now
         return f"{used}; {held} until {until} once limits resume"
+    if state.quota_helper_off:  # likewise, once the helper runs again
+        return f"{used}; {held} until {until} once the helper runs again"
     return f"{used}: {held} until {until}"
 
 

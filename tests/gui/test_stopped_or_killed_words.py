@@ -261,3 +261,34 @@ def test_the_tray_does_not_say_no_application_uses_the_network_while_the_helper_
     tray.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
     tray.rebuild_menu()
     assert "No application is using the network" in [a.text() for a in tray.menu.actions()]
+
+
+def test_a_used_up_quota_is_not_said_to_hold_with_the_helper_stopped(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb, the helper stopped (its limits off), Parcel Updates' pane read
+    "Download: limit 100 KB/s set. Not enforced: the helper stopped. Quota: all
+    5.00 MB used today: limited to 100 KB/s until the next day." — the last
+    sentence as if it held (walk26, shots/52-stopped-tray.png). It says, as
+    paused, that it holds once the helper runs again."""
+    import dataclasses
+
+    from tests.gui.bare_window import bare_window
+
+    model, window = bare_window()
+    qtbot.addWidget(window)
+    window.resize(1100, 700)
+    window.show()
+    spent = dataclasses.replace(
+        app("exe:/usr/bin/parcel", "Parcel", 100_000.0, 2_000.0, down_limit_bps=100_000),
+        down_quota_bytes=5_000_000, down_quota_left_bytes=0, down_quota_period="day",
+    )  # fmt: skip
+    window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
+    model.apply_snapshot([spent])
+    window.select_application(spent.id)
+    notes = window.detail.limit_notes
+    qtbot.waitUntil(lambda: "limited to 100 KB/s until the next day." in notes.text())
+    window.set_status(_gone(LastStop.STOPPED))
+    qtbot.waitUntil(lambda: "Not enforced: the helper stopped" in notes.text())
+    assert (
+        "all 5.00 MB used today; limited to 100 KB/s until the next day once the helper runs again"
+        in notes.text()
+    ), notes.text()
