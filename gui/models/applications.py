@@ -431,7 +431,12 @@ class ApplicationsModel(QAbstractItemModel):
         state = self.limit_state(app_id, direction)
         if state.read_only:
             return False
-        return state.rate_bps > 0 or self.own_limit(app_id, direction) > 0
+        if self.own_limit(app_id, direction) > 0:
+            return True
+        # A used-up quota's then-rate is the quota's, not a limit to clear: under
+        # Xvfb "Clear limits" stood enabled beside it and changed nothing (walk26)
+        quota_rate = state.quota_spent and state.quota_then_bps == state.rate_bps
+        return state.rate_bps > 0 and not quota_rate
 
     def own_limit(self, app_id: str, direction: Direction) -> int:
         """The viewer's own stored limit (ListRules), 0 for none: also beneath

@@ -14,7 +14,7 @@ from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.theme import Theme, apply_theme, contrast
 from chadthrottle.gui.views.main_window import MainWindow
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QAction, QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 from tests.gui.bare_window import bare_window
@@ -345,3 +345,22 @@ def test_a_block_nothing_enforces_says_so_under_its_value_and_in_the_pane(
     )
     notes = window.detail.limit_notes.toolTip() or window.detail.limit_notes.text()
     assert "Not enforced" not in notes and "block set" not in notes, notes
+
+
+def test_clear_limits_is_not_offered_for_a_used_up_quotas_rate_alone(window: MainWindow) -> None:
+    """Under Xvfb (real helper) Parcel Updates' download, held to 100 KB/s by
+    its used-up quota alone, had "Clear limits" enabled in its row menu;
+    choosing it changed nothing (the rate is the quota's, no limit of one's
+    own: walk26, shots/55-2x-clear-quota-rate.png). It is offered for a limit
+    of one's own, also beside such a quota."""
+    from chadthrottle.contract import RuleInfo
+
+    quota = RuleInfo(DROPBOX, "up", 0, 0, USER, True, quota_bytes=2 * 10**9, quota_period="week",
+                     quota_then_bps=100_000, quota_left_bytes=0)  # fmt: skip
+    model = window._model
+    model.set_rules([quota])
+    clear = window.row_menu(DROPBOX).findChild(QAction, "clear-limits")
+    assert clear is not None and not clear.isEnabled()
+    model.set_rules([dataclasses.replace(quota, rate_bps=50_000)])  # one's own limit too
+    clear = window.row_menu(DROPBOX).findChild(QAction, "clear-limits")
+    assert clear is not None and clear.isEnabled()
