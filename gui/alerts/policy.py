@@ -23,6 +23,7 @@ from chadthrottle.contract import (
     is_count_unknown,
     is_not_met,
 )
+from chadthrottle.gui.models.limit_truth import PERIOD_NEXT  # the window's words for it
 
 # At most one alert of a kind this often (seconds).
 HOLD_S = 60.0
@@ -123,6 +124,19 @@ def _has_rules(app: ApplicationInfo) -> bool:
 _DIRECTIONS = tuple(Direction)
 
 
+def _quota_words(app: ApplicationInfo, direction: Direction) -> str:
+    """What one used-up quota does, for its alert. It said "What the rule says
+    happens at the quota is in force until the period ends." (walk26): which
+    way, what happens and until when were left to guess. Blocked or slowed is
+    not told apart: at the moment it is spent a quota that then limits is
+    listed blocked for a tick or two, and the rate is the window's to say in
+    its units."""
+    period = app.quota(direction)[2]
+    until = PERIOD_NEXT.get(period, f"the next {period}" if period else "its period ends")
+    word = "download" if direction is Direction.DOWN else "upload"
+    return f"Its {word} is now blocked or slowed down, as the quota says, until {until}."
+
+
 class AlertPolicy:
     """Turns observations into grouped, rate-limited alerts."""
 
@@ -142,6 +156,7 @@ class AlertPolicy:
             set()
         )  # limits not met or not enforced
         self._used_up: set[tuple[str, Direction]] = set()
+        self._quota_words: dict[str, str] = {}  # id -> what its used-up quota does now
         self._helper_up = False
         self.known_changed = False
 
@@ -169,6 +184,7 @@ class AlertPolicy:
                     used_up.add((app.id, direction))
                     if (app.id, direction) not in self._used_up:
                         self._pending[AlertKind.QUOTA_REACHED][app.id] = app.name or app.id
+                        self._quota_words[app.id] = _quota_words(app, direction)
         self._unheld, self._used_up = unheld, used_up
         self._learning = False
         self._helper_up = True
@@ -195,7 +211,13 @@ class AlertPolicy:
                 continue
             if now - self._last_sent.get(kind, float("-inf")) < self._hold_s:
                 continue
-            alerts.append(self._alert(kind, list(pending.values())))
+            alert = self._alert(kind, list(pending.values()))
+            if kind is AlertKind.QUOTA_REACHED and len(pending) == 1:  # said of it alone
+                said = self._quota_words.get(next(iter(pending)), "")
+                alert = Alert(kind, alert.summary, said or alert.body)
+            alerts.append(alert)
+            if kind is AlertKind.QUOTA_REACHED:
+                self._quota_words.clear()
             pending.clear()
             self._last_sent[kind] = now
         return alerts
@@ -208,7 +230,8 @@ class AlertPolicy:
         summary = (one if len(names) == 1 else several).format(group_names(names))
         body = {
             AlertKind.FIRST_USE: "ChadThrottle had not seen it before. You can limit it from its row.",
-            AlertKind.QUOTA_REACHED: "What the rule says happens at the quota is in force until the period ends.",
+            AlertKind.QUOTA_REACHED: "Each is blocked or slowed down, as its quota says, until its "
+            "quota's period ends; the window says which.",
             AlertKind.LIMIT_NOT_MET: "The limit is enforced, but traffic was measured above 1.15 times "
             "it for 5 s; the row says how much.",
             AlertKind.LIMIT_NOT_ENFORCED: "ChadThrottle cannot hold it on all of the traffic right now, "

@@ -219,3 +219,29 @@ def test_the_settings_dialog_names_itself_once_and_its_tray_message_apart_from_a
     assert "ChadThrottle" not in dialog.windowTitle()  # Qt adds " — ChadThrottle"
     assert "notification" not in dialog.notifications.text().lower()
     assert "tray" in dialog.notifications.text()
+
+
+def test_a_quota_alert_says_which_way_and_until_when() -> None:
+    """Under Xvfb (real helper, a notification server on a session bus) the
+    alert read "Parcel Updates used up its data quota" / "What the rule says
+    happens at the quota is in force until the period ends.": which way, what
+    happens and until when left to guess (walk26). One application's alert
+    says them; several share the general words."""
+    clock = _Clock()
+    policy = AlertPolicy([], clock)
+    spent = dataclasses.replace(_app("exe:/usr/bin/f"), down_quota_bytes=5_000_000, down_quota_left_bytes=0,
+                                down_quota_period="day")  # fmt: skip
+    policy.observe_applications([spent])
+    (alert,) = policy.due(AlertSwitches())
+    assert alert.summary == "f used up its data quota"
+    assert alert.body == (
+        "Its download is now blocked or slowed down, as the quota says, until the next day."
+    )
+    weekly = dataclasses.replace(spent, id="exe:/usr/bin/e", name="e", down_quota_bytes=0,
+                                 up_quota_bytes=1, up_quota_left_bytes=0, up_quota_period="week")  # fmt: skip
+    other = dataclasses.replace(spent, id="exe:/usr/bin/g", name="g")
+    policy.observe_applications([spent, weekly, other])
+    clock.now += 60
+    (both,) = policy.due(AlertSwitches())
+    assert both.summary == "e and g used up their data quotas"
+    assert "until its quota's period ends" in both.body
