@@ -172,3 +172,36 @@ def test_a_block_takes_the_trays_path_and_an_old_helper_hides_it(qtbot, make_con
     assert "block:up" not in names(window.row_menu(FIREFOX))
     assert window.status_line.message.text() == f"Could not change the block: {BLOCKS_OLD_HELPER}"
     controller.shutdown()
+
+
+def test_an_unblock_done_says_when_open_connections_go_on(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb (real helper) Parcel Updates' download read 0 B/s for 25 s
+    after "Unblock download", as if it did nothing: an open TCP connection goes
+    on at its sender's next retry, later after a longer block (3 s after a 10 s
+    block, 25 s after 30 s, 48 s after 60 s: walk26). The status line says so
+    once the helper has done it; a block says nothing of it."""
+    from tests.gui.scripted_app import scripted_app
+    from tests.gui.test_connection import ScriptedClient
+
+    class BlockingClient(ScriptedClient):
+        async def set_blocked(self, app_id: str, direction: Direction, blocked: bool) -> str:
+            self.calls.append(("blocked", app_id, direction, blocked))
+            return app_id
+
+    client = BlockingClient()
+    firefox = "app:org.mozilla.firefox"
+    with scripted_app(client, tmp_path) as app:
+        app.start(show_window=True)
+        qtbot.waitUntil(lambda: app.model.application(firefox) is not None, timeout=5000)
+        message = app.window.status_line.message
+        app.request_block(firefox, "down", True)
+        qtbot.waitUntil(
+            lambda: ("blocked", firefox, Direction.DOWN, True) in client.calls, timeout=5000
+        )
+        app.request_block(firefox, "down", False)
+        qtbot.waitUntil(lambda: "download unblocked" in message.toolTip(), timeout=5000)
+        assert message.toolTip() == (
+            "Firefox: download unblocked. An open connection goes on when its sender next tries: "
+            "seconds after a short block, up to a minute or two after a long one."
+        )
+        assert ("blocked", firefox, Direction.DOWN, True) in client.calls
