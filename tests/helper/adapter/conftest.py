@@ -31,7 +31,8 @@ from chadthrottle.helper.engine.api import (
     Viewer,
 )
 from chadthrottle.helper.errors import HelperError, NoSuchApplication
-from chadthrottle.helper.main import run_helper
+from chadthrottle.helper.main import StartupError, run_helper
+from chadthrottle.helper.run_state import RunRecord
 from chadthrottle.helper.standalone import PrivateSystemBus
 
 NOBODY_UID = 65534
@@ -231,3 +232,15 @@ def engine(
     """The running helper's fake engine, with its call record cleared."""
     fake_engine.reset()
     return fake_engine
+
+
+def run_refused_second_helper(address: str, record: RunRecord) -> None:
+    """A second helper started by hand on a bus whose name another serves, run
+    until it is refused the name (what it then leaves in its run record is
+    the caller's to judge)."""
+
+    async def second() -> None:
+        await run_helper(address, FakeEngineForAdapterTests, asyncio.Event(), run_record=record)
+
+    with pytest.raises(StartupError, match="is taken"):
+        asyncio.run(second())

@@ -17,12 +17,16 @@ from chadthrottle.contract import Direction
 from chadthrottle.helper.engine import factory
 from chadthrottle.helper.engine.factory import EngineOptions, build_engine
 from chadthrottle.helper.errors import LeftInKernel
-from chadthrottle.helper.main import StartupError, run_helper
+from chadthrottle.helper.main import run_helper
 from chadthrottle.helper.run_state import RunRecord
 from chadthrottle.helper.standalone import PrivateSystemBus
 from chadthrottle.helper_run_state import STOPPED, LastStop, read_last_stop
 
-from tests.helper.adapter.conftest import FakeEngineForAdapterTests, InProcessHelper
+from tests.helper.adapter.conftest import (
+    FakeEngineForAdapterTests,
+    InProcessHelper,
+    run_refused_second_helper,
+)
 from tests.support.status_folder import status_folder
 
 
@@ -117,13 +121,7 @@ def test_a_helper_refused_the_bus_name_writes_no_stopped(
     serving.start()  # holds the bus name; wrote no record
     try:
         record = RunRecord(private_bus.address, folder)
-
-        async def second() -> None:
-            await run_helper(private_bus.address, FakeEngineForAdapterTests, asyncio.Event(),
-                             run_record=record)  # fmt: skip
-
-        with pytest.raises(StartupError, match="is taken"):
-            asyncio.run(second())
+        run_refused_second_helper(private_bus.address, record)
     finally:
         serving.stop()
     assert read_last_stop(private_bus.address, folder) is not LastStop.STOPPED

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chadthrottle.helper.main import StartupError, run_helper
+from chadthrottle.helper.main import run_helper
 from chadthrottle.helper.run_state import RunRecord
 from chadthrottle.helper.standalone import PrivateSystemBus
 from chadthrottle.helper_run_state import (
@@ -27,7 +27,11 @@ from chadthrottle.helper_run_state import (
     record_text,
 )
 
-from tests.helper.adapter.conftest import FakeEngineForAdapterTests, InProcessHelper
+from tests.helper.adapter.conftest import (
+    FakeEngineForAdapterTests,
+    InProcessHelper,
+    run_refused_second_helper,
+)
 from tests.helper.adapter.test_adapter_service import client_call
 from tests.support.compiling_helper import wait_until
 from tests.support.status_folder import status_folder
@@ -143,13 +147,7 @@ def test_a_second_helper_of_the_bus_leaves_the_serving_helpers_record(
         assert started is not None
         record.path.write_text(record_text(RUNNING, live_other.pid, started))
         record.path.chmod(0o644)
-
-        async def second() -> None:
-            await run_helper(private_bus.address, FakeEngineForAdapterTests, asyncio.Event(),
-                             run_record=record)  # fmt: skip
-
-        with pytest.raises(StartupError, match="is taken"):
-            asyncio.run(second())
+        run_refused_second_helper(private_bus.address, record)
     finally:
         serving.stop()
     assert _record(record)["pid"] == live_other.pid, _record(record)
