@@ -149,7 +149,11 @@ def priority_problem(
     reasons = []
     for direction in Direction:
         if direction not in facts.capacities:
-            reasons.append(f"{direction.value} is not ordered: no capacity for it")
+            reasons.append(
+                f"estimating the {_WORDS[direction]} capacity..."
+                if facts.link.estimate
+                else f"no {_WORDS[direction]} capacity is set"
+            )
         elif facts.backends.get(direction) != "tc":
             reasons.append(
                 f"the {facts.backends.get(direction, 'chosen')} backend cannot order {direction.value} traffic"

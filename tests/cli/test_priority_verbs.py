@@ -170,7 +170,7 @@ def test_rules_say_a_priority_not_in_force_as_list_does() -> None:
     """Under Xvfb (walk26) `list` said Fetcher's high priority was NOT
     ENFORCED (no upload capacity) while `rules` read "IN FORCE yes" on both
     of its priority-only rows: ListRules' in_force speaks for limits only."""
-    problem = "up is not ordered: no capacity for it"
+    problem = "no upload capacity is set"
     fetcher = dataclasses.replace(APP, priority="high", priority_problem=problem)
     alone = RuleInfo(APP.id, "up", 0, 0, 1000, True, priority="high")
     limited = RuleInfo(APP.id, "down", 60_000, 0, 1000, True, priority="high")

@@ -136,6 +136,21 @@ def test_an_estimated_capacity_is_honest_until_known_and_then_followed(world: Wo
     assert world.shaper.links[Direction.DOWN] == LinkShaping(4_000_000)
 
 
+def test_a_direction_without_capacity_is_said_in_plain_words(world: World) -> None:
+    """walk26: the window read "Not in force: up is not ordered: no capacity
+    for it"; a user knows "no upload capacity is set" (or that it is being
+    estimated)."""
+    _running(world)
+    _prioritize(world, CURL, Priority.CRITICAL)
+    world.engine.set_link_capacity(6_000_000, 0, False)
+    problems = {app.id: app.priority_problem for app in world.engine.list_applications()}
+    assert problems[CURL] == "no upload capacity is set"
+    world.engine.set_link_capacity(0, 0, True)
+    world.engine.set_estimated_capacity(Direction.DOWN, 5_000_000)
+    problems = {app.id: app.priority_problem for app in world.engine.list_applications()}
+    assert problems[CURL] == "estimating the upload capacity..."
+
+
 def test_the_ebpf_backend_cannot_order_and_says_so(world: World) -> None:
     world.shaper.backend = "ebpf"
     _running(world)
@@ -143,7 +158,8 @@ def test_the_ebpf_backend_cannot_order_and_says_so(world: World) -> None:
     world.engine.set_link_capacity(6_000_000, 0, False)
     problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
     assert (
-        "the ebpf backend cannot order down traffic" in problem and "up is not ordered" in problem
+        "the ebpf backend cannot order down traffic" in problem
+        and "no upload capacity is set" in problem
     )
     assert world.engine.link_shaping().problem == "the ebpf backend cannot order down traffic"
 
