@@ -23,6 +23,10 @@ class UnitError(ValueError):
 
 
 UNLIMITED_WORDS = frozenset({"unlimited", "none", "off", "0"})
+# The one word for "no limit" wherever a limit is shown: the window's limit
+# columns and fields, the rules dialog's fields, the tray's and row menu's
+# first quick limit (capitalized there, as a menu item). walk26 read three.
+NO_LIMIT = "none"
 
 _MULTIPLIERS: dict[str, int] = {
     "": 1,
@@ -159,7 +163,7 @@ def _scaled(value: float, base: int, labels: Sequence[str], unbroken: bool = Fal
 
 def format_limit(limit_bps: int, units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> str:
     """A configured limit: "none" for 0 (no limit), else the formatted rate."""
-    return "none" if limit_bps <= 0 else format_rate(limit_bps, units)
+    return NO_LIMIT if limit_bps <= 0 else format_rate(limit_bps, units)
 
 
 def unit_bps(units: UnitSystem, power: int) -> float:

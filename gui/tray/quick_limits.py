@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from chadthrottle.contract import ApplicationInfo
-from chadthrottle.units import UnitSystem, format_round, unit_bps
+from chadthrottle.units import NO_LIMIT, UnitSystem, format_round, unit_bps
 
 TRAY_APPLICATIONS = 8
 
@@ -41,7 +41,7 @@ def quick_limits(units: UnitSystem = UnitSystem.BYTES_DECIMAL) -> tuple[QuickLim
         for number, power in (_QUICK_BITS if units.bits else _QUICK_BYTES)
     ]
     return (
-        QuickLimit("Unlimited", None),
+        QuickLimit(NO_LIMIT.capitalize(), None),
         *(QuickLimit(format_round(rate, units), rate) for rate in rates),
         QuickLimit("Custom…", CUSTOM),
     )

@@ -20,6 +20,7 @@ from chadthrottle.gui.models.limit_truth import PERIOD_NEXT, PERIOD_NOW, quota_c
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint
 from chadthrottle.gui.widgets.limit_slider import error_colour
 from chadthrottle.units import (
+    NO_LIMIT,
     UnitError,
     UnitSystem,
     format_rate,
@@ -190,14 +191,16 @@ class RulesDialog(QDialog):
         for direction in Direction:
             edit = QLineEdit(tab)
             edit.setObjectName(f"limit:{direction.value}")
-            edit.setPlaceholderText("no limit")
+            edit.setPlaceholderText(NO_LIMIT)
             edit.setAccessibleName(f"{DIRECTION_LABELS[direction]} limit")
             self.limit_edits[direction] = edit
             form.addRow(f"{DIRECTION_LABELS[direction]} limit:", edit)
         self.apply_limits = QPushButton("Apply limits", tab)
         self.apply_limits.setObjectName("applyLimits")
         self.apply_limits.clicked.connect(self._on_apply_limits)
-        hint = QLabel("Empty: no limit. E.g. 500K, 2M; in the units the window shows.", tab)
+        hint = QLabel(
+            f"Empty: {NO_LIMIT} (no limit). E.g. 500K, 2M; in the units the window shows.", tab
+        )
         hint.setWordWrap(True)
         form.addRow(hint)
         self.scheduled_note = QLabel(tab)

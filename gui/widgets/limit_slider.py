@@ -33,6 +33,7 @@ from chadthrottle.gui.widgets.rate_scale import (
 from chadthrottle.gui.widgets.rate_width import BLOCKED_TEXT, limit_field_width
 from chadthrottle.gui.widgets.slider_look import paint_rate_slider
 from chadthrottle.units import (
+    NO_LIMIT,
     UnitError,
     UnitSystem,
     format_limit,
@@ -360,7 +361,7 @@ class LimitControl(QWidget):
         self._setting_programmatically = False
         self.slider = RateSlider(self)
         self.field = QLineEdit(self)
-        self.field.setPlaceholderText("none")
+        self.field.setPlaceholderText(NO_LIMIT)
         self.field.setStyleSheet(_field_style(error=False))
         self.field.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.field.setFixedWidth(limit_field_width(self.field.font(), units))
@@ -769,7 +770,7 @@ class LimitControl(QWidget):
         self._commit(self._preview)
 
     def _commit_field(self) -> None:
-        text = self.field.text().strip() or "none"
+        text = self.field.text().strip() or NO_LIMIT
         if not self.field.isModified() and text == format_limit(self._committed or 0, self._units):
             return
         try:

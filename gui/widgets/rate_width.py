@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from chadthrottle.units import UnitSystem, unit_label
+from chadthrottle.units import NO_LIMIT, UnitSystem, unit_label
 from PySide6.QtGui import QFont, QFontMetricsF
 
 BLOCKED_TEXT = "Blocked"  # what a blocked direction shows instead of a rate
@@ -52,7 +52,7 @@ def widest_limit(font: QFont, units: UnitSystem) -> int:
     MB/s" at 2x)."""
     bold = QFont(font)
     bold.setBold(True)
-    texts = [*(text + PENDING_MARK for text in rate_texts(units)), "none", BLOCKED_TEXT]
+    texts = [*(text + PENDING_MARK for text in rate_texts(units)), NO_LIMIT, BLOCKED_TEXT]
     return _width(bold, [*texts, QUOTA_USED_TEXT])
 
 

@@ -173,7 +173,7 @@ def test_tray_quick_limit_slows_the_upload(qtbot, stack: Stack, gui: AppControll
         assert checked is not None and checked.isChecked()
         qtbot.waitUntil(lambda: "1 limit" in tray.icon.toolTip())
 
-        unlimited = quick_limit_action(tray, app_id, Direction.UP, "Unlimited")
+        unlimited = quick_limit_action(tray, app_id, Direction.UP, "None")
         assert unlimited is not None
         with qtbot.waitSignal(
             gui.connection.limitFinished, timeout=HELPER_CALL_TIMEOUT_MS

@@ -40,7 +40,7 @@ def names(menu: QMenu) -> set[str]:
 def test_the_menu_offers_only_what_the_helper_can_do(window: MainWindow) -> None:
     menu = window.row_menu(FIREFOX)
     assert {"clear-limits", "copy-id", "show-connections", "limit:down:1 MB/s", "limit:up:5 MB/s",
-            "limit:down:Unlimited"} <= names(menu)  # fmt: skip
+            "limit:down:None"} <= names(menu)  # fmt: skip
     assert action(menu, "block:down").text() == "Block download"  # the helper has SetBlocked
     assert action(menu, "block:up").text() == "Block upload"
     assert action(menu, "priority:normal").isChecked()  # Firefox has no priority

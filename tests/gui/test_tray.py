@@ -109,7 +109,7 @@ def test_quick_limits_and_block(qtbot) -> None:
         for a in tray.menu.findChildren(QAction)
         if a.objectName().startswith(f"quick:{firefox}:down:")
     ]
-    assert labels == ["Unlimited", "100 KB/s", "1 MB/s", "5 MB/s", "Custom…", BLOCK_LABEL]
+    assert labels == ["None", "100 KB/s", "1 MB/s", "5 MB/s", "Custom…", BLOCK_LABEL]
     checked = quick_limit_action(tray, firefox, Direction.DOWN, "5 MB/s")
     assert checked is not None and checked.isChecked()  # Firefox is limited to 5 MB/s
     block = quick_limit_action(
@@ -129,7 +129,7 @@ def test_quick_limits_and_block(qtbot) -> None:
     with qtbot.waitSignal(tray.blockRequested) as blocker:
         unblock.trigger()
     assert blocker.args == [firefox, "up", False]
-    unlimited = quick_limit_action(tray, firefox, "down", "Unlimited")
+    unlimited = quick_limit_action(tray, firefox, "down", "None")
     with qtbot.waitSignal(tray.limitRequested) as blocker:
         unlimited.trigger()
     assert blocker.args == [firefox, "down", None]
@@ -173,7 +173,7 @@ def test_a_directions_quick_limits_are_one_choice_drawn_as_radio_items() -> None
     groups = []
     for direction in Direction:
         rates = [actions[action_name(firefox, direction, label)]
-                 for label in ("Unlimited", "100 KB/s", "1 MB/s", "5 MB/s", "Custom…")]  # fmt: skip
+                 for label in ("None", "100 KB/s", "1 MB/s", "5 MB/s", "Custom…")]  # fmt: skip
         group = rates[0].actionGroup()
         assert group is not None and group.isExclusive()
         assert all(action.actionGroup() is group for action in rates)
@@ -262,7 +262,7 @@ def test_a_rate_a_used_up_quota_holds_is_said_in_the_quick_limits() -> None:
     assert sections[:2] == ["Download limit", "Upload limit (quota used up)"], sections
     held = quick_limit_action(tray, firefox, Direction.UP, "100 KB/s")
     assert held is not None and held.isChecked()
-    unlimited = quick_limit_action(tray, firefox, Direction.UP, "Unlimited")
+    unlimited = quick_limit_action(tray, firefox, Direction.UP, "None")
     assert unlimited is not None
     assert "all 1.00 MB used today: limited to 100 KB/s until the next day" in unlimited.toolTip()
 
