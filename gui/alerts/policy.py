@@ -14,16 +14,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
 from chadthrottle.contract import (
+    ADMIN_OWNER,
     PAUSED_PROBLEM,
+    QUOTA_PERIODS,
     ApplicationInfo,
     Direction,
+    RuleInfo,
     is_count_unknown,
     is_not_met,
 )
+from chadthrottle.gui.alerts.told import Told
 from chadthrottle.gui.models.limit_truth import PERIOD_NEXT  # the window's words for it
+from chadthrottle.quota_period import period_began
 
 # At most one alert of a kind this often (seconds).
 HOLD_S = 60.0
@@ -137,13 +143,36 @@ def _quota_words(app: ApplicationInfo, direction: Direction) -> str:
     return f"Its {word} is now blocked or slowed down, as the quota says, until {until}."
 
 
+def _reset_minute(rules: Iterable[RuleInfo], app: ApplicationInfo, direction: Direction) -> int:
+    """When the listed quota's periods begin (ListRules; an administrator's rule
+    is the one in force). 0, midnight, when no listed rule says (an older
+    helper): the GUI sets none other."""
+    budget, _left, period = app.quota(direction)
+    found = [rule for rule in rules if rule.app_id == app.id and rule.direction == direction.value
+             and rule.quota_bytes == budget and rule.quota_period == period]  # fmt: skip
+    found.sort(key=lambda rule: rule.owner != ADMIN_OWNER)
+    return found[0].quota_reset_minute if found else 0
+
+
+def _told(app: ApplicationInfo, direction: Direction, rules: Iterable[RuleInfo], now: datetime) -> Told | None:  # fmt: skip
+    """The used-up quota as it is kept once told; None for a period the GUI
+    does not know (a newer helper's), which is told at each start, as before."""
+    budget, _left, period = app.quota(direction)
+    if period not in QUOTA_PERIODS:
+        return None
+    began = period_began(period, _reset_minute(rules, app, direction), now)
+    return Told(app.id, direction.value, period, budget, int(began.timestamp()))
+
+
 class AlertPolicy:
     """Turns observations into grouped, rate-limited alerts."""
 
     def __init__(self, known: Iterable[str] | None, clock: Callable[[], float] = time.monotonic,
-                 hold_s: float = HOLD_S) -> None:  # fmt: skip
+                 hold_s: float = HOLD_S, told: Iterable[Told] = (),
+                 wall: Callable[[], datetime] = lambda: datetime.now().astimezone()) -> None:  # fmt: skip
         """known: ids of applications seen before (None: nothing stored yet,
-        so the first snapshot is learnt without alerts, not announced whole)."""
+        so the first snapshot is learnt without alerts, not announced whole).
+        told: used-up quotas alerted before (told.py), not told again in their period."""
         self._known: dict[str, None] = dict.fromkeys(known or ())
         self._learning = known is None
         self._clock = clock
@@ -155,7 +184,12 @@ class AlertPolicy:
         self._unheld: set[tuple[str, Direction, AlertKind]] = (
             set()
         )  # limits not met or not enforced
-        self._used_up: set[tuple[str, Direction]] = set()
+        # (id, direction) -> the used-up quota seen at the last snapshot
+        self._used_up: dict[tuple[str, Direction], Told | None] = {}
+        self._told: set[Told] = set(told)
+        self._telling: dict[str, list[Told]] = {}  # id -> its quotas in the pending alert
+        self._wall = wall
+        self.told_changed = False
         self._quota_words: dict[str, str] = {}  # id -> what its used-up quota does now
         self._helper_up = False
         self.known_changed = False
@@ -164,8 +198,15 @@ class AlertPolicy:
     def known(self) -> list[str]:
         return list(self._known)
 
-    def observe_applications(self, apps: Iterable[ApplicationInfo]) -> None:
-        unheld, used_up = set(), set()
+    @property
+    def told(self) -> set[Told]:
+        return set(self._told)
+
+    def observe_applications(self, apps: Iterable[ApplicationInfo], rules: Iterable[RuleInfo] | None = None) -> None:  # fmt: skip
+        """rules: ListRules of the same poll (when a quota's periods begin)."""
+        unheld: set[tuple[str, Direction, AlertKind]] = set()
+        used_up: dict[tuple[str, Direction], Told | None] = {}
+        listed, now = tuple(rules or ()), self._wall()
         for app in apps:
             if app.id not in self._known and (app.rx_bytes or app.tx_bytes):
                 self._known[app.id] = None
@@ -181,15 +222,28 @@ class AlertPolicy:
                     if (app.id, direction, kind) not in self._unheld:
                         self._pending[kind][app.id] = app.name or app.id
                 if _quota_used_up(app, direction):
-                    used_up.add((app.id, direction))
-                    if (app.id, direction) not in self._used_up:
+                    key, told = (app.id, direction), _told(app, direction, listed, now)
+                    used_up[key] = told
+                    new = key not in self._used_up or self._used_up[key] != told  # or a new period
+                    if new and told not in self._told:  # at a start: told in an earlier one?
                         self._pending[AlertKind.QUOTA_REACHED][app.id] = app.name or app.id
                         self._quota_words[app.id] = _quota_words(app, direction)
+                        if told is not None:
+                            self._telling.setdefault(app.id, []).append(told)
+                elif app.quota(direction)[0] and self._forget(app.id, direction):
+                    self.told_changed = True  # whole again: its next use-up is news
         self._unheld, self._used_up = unheld, used_up
         self._learning = False
         self._helper_up = True
         while len(self._known) > MAX_KNOWN:
             del self._known[next(iter(self._known))]
+
+    def _forget(self, app_id: str, direction: Direction) -> bool:
+        """Drop what was told of a quota seen with bytes left (cleared and set
+        again, or a new period); whether anything was."""
+        gone = {t for t in self._told if t.app_id == app_id and t.direction == direction.value}
+        self._told -= gone
+        return bool(gone)
 
     def observe_helper(self, answering: bool, detail: str = "") -> None:
         """The helper answers (a snapshot came) or not: an alert when it stops."""
@@ -208,6 +262,8 @@ class AlertPolicy:
                 continue
             if not switches.wants(kind):
                 pending.clear()
+                if kind is AlertKind.QUOTA_REACHED:
+                    self._telling.clear()
                 continue
             if now - self._last_sent.get(kind, float("-inf")) < self._hold_s:
                 continue
@@ -218,6 +274,10 @@ class AlertPolicy:
             alerts.append(alert)
             if kind is AlertKind.QUOTA_REACHED:
                 self._quota_words.clear()
+                for quotas in self._telling.values():
+                    self._told.update(quotas)
+                self.told_changed = self.told_changed or bool(self._telling)
+                self._telling.clear()
             pending.clear()
             self._last_sent[kind] = now
         return alerts

@@ -11,11 +11,12 @@ skips on some day begins that period at the first minute after the gap.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from chadthrottle.contract import MAX_QUOTA_BYTES, MAX_RATE_BPS, MIN_QUOTA_BYTES, MIN_RATE_BPS
 from chadthrottle.helper.errors import InvalidArgument
+from chadthrottle.quota_period import period_began
 
 MINUTES_PER_DAY = 24 * 60
 
@@ -79,32 +80,7 @@ def check_then_rate(then_rate_bps: object) -> int:
     return then_rate_bps
 
 
-def _at_minute(day: datetime, minute: int) -> datetime:
-    """day's local date at minute past midnight, as an aware local time (a
-    minute the clocks skip comes out after the gap)."""
-    naive = datetime(day.year, day.month, day.day) + timedelta(minutes=minute)
-    for _ in range(3 * 60):  # a gap is an hour (at most a few): its first minute after
-        aware = naive.astimezone()  # local zone, DST of that date
-        if aware.replace(tzinfo=None) == naive:
-            return aware
-        naive += timedelta(minutes=1)
-    return naive.astimezone()
-
-
 def period_start(quota: Quota, now: datetime) -> datetime:
-    """When the period holding now (aware, local) began."""
-    local = now.astimezone()
-    day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
-    if quota.period is Period.WEEK:
-        day -= timedelta(days=local.weekday())
-    elif quota.period is Period.MONTH:
-        day = day.replace(day=1)
-    start = _at_minute(day, quota.reset_minute)
-    if start <= local:
-        return start
-    if quota.period is Period.DAY:
-        return _at_minute(day - timedelta(days=1), quota.reset_minute)
-    if quota.period is Period.WEEK:
-        return _at_minute(day - timedelta(days=7), quota.reset_minute)
-    previous = (day - timedelta(days=1)).replace(day=1)
-    return _at_minute(previous, quota.reset_minute)
+    """When the period holding now (aware, local) began (common/quota_period.py:
+    the GUI tells a used-up quota once per period by the same rule)."""
+    return period_began(quota.period.value, quota.reset_minute, now)

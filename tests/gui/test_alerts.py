@@ -5,9 +5,10 @@ dbus-daemon --session), switched by the settings."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from pathlib import Path
 
-from chadthrottle.contract import ApplicationInfo
+from chadthrottle.contract import ApplicationInfo, RuleInfo
 from chadthrottle.gui.alerts.flow import KNOWN_KEY, AlertsFlow
 from chadthrottle.gui.alerts.notifier import DesktopNotifier
 from chadthrottle.gui.alerts.policy import AlertKind, AlertPolicy, AlertSwitches, group_names
@@ -245,3 +246,72 @@ def test_a_quota_alert_says_which_way_and_until_when() -> None:
     (both,) = policy.due(AlertSwitches())
     assert both.summary == "e and g used up their data quotas"
     assert "until its quota's period ends" in both.body
+
+
+def _spent(budget: int = 5_000_000, left: int = 0) -> ApplicationInfo:
+    return dataclasses.replace(_app("exe:/usr/bin/f"), down_quota_bytes=budget, down_quota_left_bytes=left,
+                               down_quota_period="day")  # fmt: skip
+
+
+def test_a_used_up_quota_is_alerted_once_a_period_across_starts_of_the_window(
+    qtbot, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """walk26: each start of the GUI alerted again for a quota already used up
+    in this period (three starts, three alerts). Told once per (application,
+    direction, period) across starts; a new period, or another quota, again.
+    The period begins at the rule's reset minute (ListRules), here 06:00."""
+    require_program("dbus-daemon")
+    settings = tmp_path / "settings.ini"
+    rule = RuleInfo("exe:/usr/bin/f", "down", 0, 0, 1000, True, quota_bytes=5_000_000,
+                    quota_period="day", quota_reset_minute=6 * 60)  # fmt: skip
+    at = [datetime(2027, 1, 6, 5, 0).astimezone()]  # before 06:00: yesterday's period
+
+    def start(snapshot: Snapshot, notifier: DesktopNotifier) -> None:
+        """One start of the window: its flow sees the helper's first poll."""
+        feed = _Feed()
+        flow = AlertsFlow(feed, QSettings(str(settings), QSettings.Format.IniFormat),
+                          AlertSwitches, notifier, _Clock(), wall=lambda: at[0])  # fmt: skip
+        try:
+            feed.applicationsUpdated.emit(snapshot)
+            assert notifier.flush()
+        finally:
+            flow.close()
+
+    with notification_server(tmp_path) as server:
+        used_up = Snapshot((_spent(),), rules=(rule,))
+        for _ in range(3):  # three starts of the window, the quota used up all along
+            start(used_up, DesktopNotifier(server.address))
+        assert [n.summary for n in server.received] == ["f used up its data quota"]
+        at[0] = datetime(2027, 1, 6, 7, 0).astimezone()  # 06:00 passed: a new period
+        start(used_up, DesktopNotifier(server.address))
+        start(used_up, DesktopNotifier(server.address))
+        assert len(server.received) == 2
+        bigger = Snapshot(
+            (_spent(budget=9_000_000),), rules=(dataclasses.replace(rule, quota_bytes=9_000_000),)
+        )
+        start(bigger, DesktopNotifier(server.address))  # another quota, spent too
+        assert len(server.received) == 3
+        start(Snapshot((_spent(left=1),), rules=(rule,)), DesktopNotifier(server.address))
+        start(used_up, DesktopNotifier(server.address))  # set again, spent again
+        assert len(server.received) == 4
+
+
+def test_a_bad_file_of_quotas_told_is_ignored_and_written_anew(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The file is only a convenience: not of its form, it is ignored (the
+    quota is alerted again), never a traceback; old periods are pruned."""
+    from chadthrottle.gui.alerts import told
+
+    path = tmp_path / told.FILE_NAME
+    now = datetime(2027, 1, 6, 12, 0).astimezone()
+    old = told.Told("exe:/usr/bin/old", "up", "day", 1, int(now.timestamp()) - 2 * 86400)
+    for bad in (b"\xff{", b"[]", b'{"format": 1, "told": [{"app": 1}]}', b'{"format": 2, "told": []}',
+                b'{"format": 1, "told": [{"app": "a", "direction": "sideways", "period": "day", "budget": 1, "began": 0}]}'):  # fmt: skip
+        path.write_bytes(bad)
+        assert told.load(path, now.timestamp()) == set()
+        policy = AlertPolicy([], _Clock(), told=told.load(path, now.timestamp()), wall=lambda: now)
+        policy.observe_applications([_spent()])
+        assert [a.summary for a in policy.due(AlertSwitches())] == ["f used up its data quota"]
+        told.save(path, policy.told | {old}, now.timestamp())
+        assert {t.app_id for t in told.load(path, now.timestamp())} == {"exe:/usr/bin/f"}
+    path.write_bytes(b" " * (told.MAX_BYTES + 1))
+    assert told.load(path, now.timestamp()) == set()
