@@ -580,6 +580,17 @@ class LimitTally:
     # of not_enforced, the rate limits a killed helper left in the kernel (LEFT_IN_FORCE):
     # they hold; its blocks and quotas, which lapse, do not count here
     left: int = 0
+    # of enforced, the blocks a block rule holds (not a used-up quota's): "Clear
+    # limits" does not lift them, so they are not said as limits (walk26 shot 15
+    # read "2 limits active" of a 60 KB/s limit and a block)
+    blocks: int = 0
+
+    @property
+    def active(self) -> str:
+        """What is enforced, by kind: "1 limit, 1 block", "2 blocks", "0 limits"."""
+        rates = self.enforced - self.blocks
+        parts = [_count(rates, "limit")] if rates or not self.blocks else []
+        return ", ".join([*parts, *([_count(self.blocks, "block")] if self.blocks else [])])
 
     @property
     def total(self) -> int:
@@ -606,7 +617,7 @@ def tally(
     not_met: list[str] = []
     refused: list[str] = []
     gated: set[Direction] = set()
-    left = 0
+    left = blocks = 0
     for name, direction, state in states:
         if gates_hold(state):
             gated.add(direction)
@@ -620,9 +631,20 @@ def tally(
             left += state.problem_lines[:1] == ("left in force",)
         else:
             enforced += 1
+            blocks += state.blocked and not state.by_quota
     return LimitTally(
-        enforced, tuple(not_enforced), tuple(not_met), tuple(refused), frozenset(gated), left
+        enforced,
+        tuple(not_enforced),
+        tuple(not_met),
+        tuple(refused),
+        frozenset(gated),
+        left,
+        blocks,
     )
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}{'s' * (number != 1)}"
 
 
 def gates_hold(state: LimitState) -> bool:

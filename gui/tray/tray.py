@@ -216,7 +216,7 @@ class TrayController(QObject):
         elif nothing_enforced:
             tooltip += f"no limit is enforced: {nothing_enforced}"
         else:
-            tooltip += f"{enforced} limit{'s' * (enforced != 1)}"
+            tooltip += tally.active
             tooltip += "".join(f", {len(names)} {words}" for words, names in tally.problems)
         if self._status.ended_known:  # how it ended
             tooltip = f"ChadThrottle: {helper_gone_words(self._status)}\n{tooltip}"

@@ -307,12 +307,12 @@ class StatusLine(QStatusBar):
                                            "shown, and will be enforced again once that changes." if kept else ""]))  # fmt: skip
         elif tally.problems:  # "1 limit active, 1 not met, 2 not enforced"
             counts = [f"{len(names)} {words}" for words, names in tally.problems]
-            text, warning = ", ".join([f"{_limits(tally.enforced)} active", *counts]), True
+            text, warning = ", ".join([f"{tally.active} active", *counts]), True
             tip = "\n".join(
                 f"{words.capitalize()}:\n" + "\n".join(names) for words, names in tally.problems
             )
         else:
-            text = f"{_limits(tally.enforced)} active" if tally.enforced else "No limits"
+            text = f"{tally.active} active" if tally.enforced else "No limits"
             tip = ""
         self.limits.setText(text)
         if short != self.limits.short_text:
@@ -401,7 +401,3 @@ class ElidingButton(QToolButton):
         if metrics.horizontalAdvance(text) > room and self.short_text:
             text = self.short_text
         return metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
-
-
-def _limits(count: int) -> str:
-    return f"{count} limit{'s' * (count != 1)}"
