@@ -61,7 +61,7 @@ from chadthrottle.gui.models.rows import (
     sort_key,
 )
 from chadthrottle.gui.models.usage_cells import UsageColumnState, usage_text, usage_tooltip
-from chadthrottle.units import UnitSystem, format_limit, format_rate, unit_label
+from chadthrottle.units import NO_LIMIT, UnitSystem, format_limit, format_rate, unit_label
 from PySide6.QtCore import (
     QAbstractItemModel,
     QModelIndex,
@@ -99,7 +99,7 @@ _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 def _limit_hint(units: UnitSystem) -> str:
     return (
         "Rates on the wire at L3 (IP header included). "
-        f"Drag the slider or type a value such as 500K, 2M, 2 {unit_label(units, 2)} or unlimited."
+        f"Drag the slider or type a value such as 500K, 2M, 2 {unit_label(units, 2)} or {NO_LIMIT}."
     )
 
 

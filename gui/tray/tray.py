@@ -46,7 +46,7 @@ from chadthrottle.gui.tray.quick_limits import (
     checked_label,
     quick_limits,
 )
-from chadthrottle.units import UnitError, UnitSystem, format_rate, parse_rate, unit_label
+from chadthrottle.units import NO_LIMIT, UnitError, UnitSystem, format_rate, parse_rate, unit_label
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QFontMetrics
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QSystemTrayIcon, QWidget
@@ -415,7 +415,7 @@ class TrayController(QObject):
         units = self._model.units
         dialog.setLabelText(
             f"{error}\n\n" * bool(error)
-            + f"Limit {name}'s {word} to (e.g. 500K, 2M, 2 {unit_label(units, 2)}, unlimited):"
+            + f"Limit {name}'s {word} to (e.g. 500K, 2M, 2 {unit_label(units, 2)}, {NO_LIMIT}):"
         )
         dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
         dialog.setObjectName(f"custom-limit:{app_id}:{direction.value}")

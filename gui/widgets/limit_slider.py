@@ -144,7 +144,7 @@ def field_hint(units: UnitSystem) -> str:
     """The value field's tooltip, with examples in the units shown, and what
     a limit holds (the sum, not a share per namespace)."""
     return (
-        f"Type 500K, 2M, 2 {unit_label(units, 2)} or unlimited; Enter applies, Esc cancels\n"
+        f"Type 500K, 2M, 2 {unit_label(units, 2)} or {NO_LIMIT}; Enter applies, Esc cancels\n"
         f"{textwrap.fill(LIMIT_REACH, 72)}"  # a tooltip of plain text does not wrap
     )
 
@@ -491,7 +491,7 @@ class LimitControl(QWidget):
             "Home is the smallest limit, End no limit; Enter applies, Escape cancels."
         )
         self.field.setAccessibleDescription(
-            f"Type a rate such as 500K, 2M, 2 {unit_label(self._units, 2)} or unlimited, then press Enter."
+            f"Type a rate such as 500K, 2M, 2 {unit_label(self._units, 2)} or {NO_LIMIT}, then press Enter."
         )
         if not self.field.property("error"):
             self._show_field_tooltip()

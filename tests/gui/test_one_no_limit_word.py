@@ -20,8 +20,12 @@ def test_the_window_the_rules_dialog_and_the_tray_say_no_limit_alike(
     qtbot,  # type: ignore[no-untyped-def]
     window: MainWindow,
 ) -> None:
-    word = window.limit_control(SYNCTHING, Direction.UP).field.text()
+    field = window.limit_control(SYNCTHING, Direction.UP).field
+    word = field.text()
     assert word == "none"
+    # what to type for it is the same word (parse_rate takes unlimited, off, 0 too)
+    assert f" or {word}, then press Enter" in field.accessibleDescription()
+    assert f" or {word}; Enter applies" in field.toolTip()
 
     dialog = RulesDialog(AppRules(SYNCTHING, "Syncthing"), UnitSystem.BYTES_DECIMAL)
     qtbot.addWidget(dialog)
