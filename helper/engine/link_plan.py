@@ -19,7 +19,42 @@ from chadthrottle.priority import Priority
 
 NO_CAPACITY = "no link capacity is set: priorities need it"
 ESTIMATING = "estimating the link capacity..."
+# A priority's problem says what is not prioritized, why, and what the user
+# can do: "up is not ordered: ..." was words a new user did not know (walk26).
+PRIORITY_NO_CAPACITY = (
+    "no link capacity is set: set it to your connection's download and upload speeds"
+)
+PRIORITY_ESTIMATING = (
+    "the link capacity is still being estimated: priorities apply once it is known"
+)
 _WORDS = {Direction.DOWN: "download", Direction.UP: "upload"}
+_WAYS = {Direction.DOWN: "downloads", Direction.UP: "uploads"}
+
+
+def _no_capacity(facts: LinkFacts, direction: Direction) -> str:
+    """A direction without a capacity in force: being estimated, or none set."""
+    way, word = _WAYS[direction], _WORDS[direction]
+    if facts.link.estimate:
+        return f"{way} are not prioritized yet: the {word} capacity is still being estimated"
+    return f"{way} are not prioritized: no {word} capacity is set (set it in the link capacity)"
+
+
+def _kernel_reasons(facts: LinkFacts, direction: Direction) -> list[str]:
+    """Why a direction with a capacity is not (wholly) prioritized by the kernel."""
+    way = _WAYS[direction]
+    backend = facts.backends.get(direction, "chosen")
+    if backend != "tc":
+        return [f"{way} are not prioritized: the {backend} backend enforces them and cannot "
+                "(priorities need the helper's tc backend)"]  # fmt: skip
+    if direction not in facts.shaping:
+        if facts.apply_error:
+            return [
+                f"{way} are not prioritized: the kernel refused the link's setup: {facts.apply_error}"
+            ]
+        return [f"{way} are not prioritized yet: the helper is preparing the link"]
+    if facts.gaps.get(direction):
+        return [f"some {way} are not prioritized: {facts.gaps[direction]}"]
+    return []
 
 
 def capacities(
@@ -110,21 +145,9 @@ def link_problem(facts: LinkFacts, priorities_used: bool) -> str:
     for direction in Direction:
         if direction not in facts.capacities:
             if facts.link.estimate:
-                reasons.append(f"{direction.value}: {ESTIMATING}")
+                reasons.append(_no_capacity(facts, direction))
             continue
-        if facts.backends.get(direction) != "tc":
-            reasons.append(
-                f"the {facts.backends.get(direction, 'chosen')} backend cannot order {direction.value} traffic"
-            )
-        elif direction not in facts.shaping:
-            reasons.append(
-                f"{direction.value} is not shaped yet"
-                + (f": {facts.apply_error}" if facts.apply_error else "")
-            )
-        elif facts.gaps.get(direction):
-            reasons.append(
-                f"{direction.value} is not ordered on every uplink: {facts.gaps[direction]}"
-            )
+        reasons += _kernel_reasons(facts, direction)
     return "; ".join(reasons + _refused(facts, reasons))
 
 
@@ -145,41 +168,28 @@ def priority_problem(
     if facts.paused_problem:
         return facts.paused_problem
     if not facts.capacities:
-        return ESTIMATING if facts.link.estimate else "no link capacity is set"
+        return PRIORITY_ESTIMATING if facts.link.estimate else PRIORITY_NO_CAPACITY
     reasons = []
     for direction in Direction:
         if direction not in facts.capacities:
-            reasons.append(
-                f"estimating the {_WORDS[direction]} capacity..."
-                if facts.link.estimate
-                else f"no {_WORDS[direction]} capacity is set"
-            )
-        elif facts.backends.get(direction) != "tc":
-            reasons.append(
-                f"the {facts.backends.get(direction, 'chosen')} backend cannot order {direction.value} traffic"
-            )
-        elif direction not in facts.shaping:
-            reasons.append(
-                f"{direction.value} is not shaped yet"
-                + (f": {facts.apply_error}" if facts.apply_error else "")
-            )
-        elif facts.gaps.get(direction):
-            reasons.append(
-                f"{direction.value} is not ordered on every uplink: {facts.gaps[direction]}"
-            )
+            reasons.append(_no_capacity(facts, direction))
+        else:
+            reasons += _kernel_reasons(facts, direction)
     # A forwarded flow's download is classed by the tuple its upload noted: with
     # no upload carried, neither is.
     why = f" ({facts.uncarried})" if facts.uncarried else ""
     if elsewhere and not forwarded:
-        reasons.append(f"its traffic in namespace {elsewhere} is not ordered{why}")
+        reasons.append(
+            f"its traffic in another network namespace ({elsewhere}) is not prioritized{why}"
+        )
     elif elsewhere and len(forwarded) < len(Direction):
         (missing,) = set(Direction) - set(forwarded)
-        reasons.append(f"its {_WORDS[missing]} in namespace {elsewhere} is not ordered"
+        reasons.append(f"its {_WAYS[missing]} in another network namespace ({elsewhere}) are not prioritized"
                        + (why if missing is Direction.UP else ""))  # fmt: skip
     if astray and facts.shaping:
         reasons.append(
-            f"its traffic through {', '.join(astray)} is not ordered: the link is on "
-            + (", ".join(linked) or "no device")
+            f"its traffic through {', '.join(astray)} is not prioritized: priorities apply on "
+            + (f"{', '.join(linked)} only" if linked else "no network interface yet")
         )
     return "; ".join(reasons + _refused(facts, reasons))
 

@@ -199,10 +199,10 @@ def carrying_doubts(
         reasons.setdefault(entry.classifier, (
             f"{ifname}: a {entry.kind} filter ChadThrottle did not create (prio {entry.prio}) runs {where} its own "
             f"on ingress and can set skb->tc_index, by which ChadThrottle carries a container's priority; uploads "
-            f"forwarded from {ifname} are not ordered"))  # fmt: skip
+            f"forwarded from {ifname} are not prioritized"))  # fmt: skip
     return list(reasons.values()) + [
         f"{ifname}: a tcx BPF program ChadThrottle did not attach ({name or 'unnamed'}) runs first on ingress "
-        f"and can set skb->tc_index; uploads forwarded from {ifname} are not ordered" for name in tcx]  # fmt: skip
+        f"and can set skb->tc_index; uploads forwarded from {ifname} are not prioritized" for name in tcx]  # fmt: skip
 
 
 def ingress_gaps(ifname: str, filters: Iterable[Filter], our_prio: int, our_ifb: int) -> list[str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from chadthrottle.contract import ApplicationInfo
+from chadthrottle.helper.engine.link_plan import PRIORITY_NO_CAPACITY
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 
 from bench.bottleneck import modem
@@ -97,7 +98,7 @@ def test_a_critical_call_keeps_its_pace_and_latency_against_a_saturating_normal_
             bus, call_app, "critical"
         )  # without a capacity: said, and nothing on any interface
         assert eventually(
-            lambda: _listed(bus, call_app).priority_problem == "no link capacity is set", 3.0
+            lambda: _listed(bus, call_app).priority_problem == PRIORITY_NO_CAPACITY, 3.0
         )
         assert stack.tc_state() == untouched
         call_helper(

@@ -119,7 +119,7 @@ def test_a_critical_call_in_a_container_is_ordered_through_nat(stack: Stack) -> 
                     problems.append(_listed(bus, call_app).priority_problem)
                     return wanted in problems[-1] if wanted else problems[-1] == ""
 
-                not_ordered = f"its traffic in namespace {container.netns_link} is not ordered"
+                not_ordered = f"its traffic in another network namespace ({container.netns_link}) is not prioritized"
                 # the call's packets pass the veth unhooked (the listing says so as a
                 # gap of the uplinks too): never said in force in the container
                 told_not = eventually(lambda: said(not_ordered), 2.5)

@@ -155,9 +155,7 @@ def test_the_link_is_on_the_vpn_and_a_priority_off_it_is_said_not_ordered(stack:
             )  # ordered: nothing said
             _end(through_vpn)
             off_vpn = call(pair.peer_addr)  # main's connected route: by the uplink
-            expected = (
-                f"its traffic through {pair.host_if} is not ordered: the link is on {vpn.device}"
-            )
+            expected = f"its traffic through {pair.host_if} is not prioritized: priorities apply on {vpn.device} only"
             told = eventually(lambda: said(expected), CALL_S - 1)
             _end(off_vpn)
             assert told, problems[-3:]

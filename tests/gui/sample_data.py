@@ -52,7 +52,7 @@ def sample_applications() -> list[ApplicationInfo]:
     ]
 
 
-NO_CAPACITY = "no link capacity is set"
+NO_CAPACITY = "no link capacity is set: set it to your connection's download and upload speeds"
 
 
 def priority_applications(uid: int = 1000) -> list[ApplicationInfo]:

@@ -77,12 +77,12 @@ def test_a_containers_priority_is_said_in_force_only_where_the_kernel_classes_it
     forwarded.note({3: (0, 0)}, 0.0)
     assert forwarded.of([3]) == frozenset()
     assert priority_problem(facts, netns, forwarded=forwarded.of([3])) == (
-        f"its traffic in namespace {netns} is not ordered"
+        f"its traffic in another network namespace ({netns}) is not prioritized"
     )
     forwarded.note({3: (40, 0), 4: (0, 9)}, 1.0)  # slot 4: another application's
     assert forwarded.of([3]) == {Direction.UP}
     assert priority_problem(facts, netns, forwarded=forwarded.of([3])) == (
-        f"its download in namespace {netns} is not ordered"
+        f"its downloads in another network namespace ({netns}) are not prioritized"
     )
     forwarded.note({3: (90, 50)}, 2.0)
     assert forwarded.of(iter([3])) == set(Direction)  # any iterable, once
@@ -102,13 +102,14 @@ def test_why_a_containers_upload_is_not_carried_is_said_with_the_upload_only() -
                       frozenset(Direction), {d: "tc" for d in Direction}, uncarried=why)  # fmt: skip
     netns = "net:[4026532970]"
     assert (
-        priority_problem(facts, netns) == f"its traffic in namespace {netns} is not ordered ({why})"
+        priority_problem(facts, netns)
+        == f"its traffic in another network namespace ({netns}) is not prioritized ({why})"
     )
     assert priority_problem(facts, netns, forwarded={Direction.DOWN}) == (
-        f"its upload in namespace {netns} is not ordered ({why})"
+        f"its uploads in another network namespace ({netns}) are not prioritized ({why})"
     )
     assert priority_problem(facts, netns, forwarded={Direction.UP}) == (
-        f"its download in namespace {netns} is not ordered"
+        f"its downloads in another network namespace ({netns}) are not prioritized"
     )
     assert priority_problem(facts) == ""  # an application of the helper's namespace only
 

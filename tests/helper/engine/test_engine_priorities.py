@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from chadthrottle.contract import ADMIN_OWNER, Direction
 from chadthrottle.helper.engine.api import SetPriority
 from chadthrottle.helper.engine.limits import default_burst_bytes
-from chadthrottle.helper.engine.link_plan import ESTIMATING
+from chadthrottle.helper.engine.link_plan import ESTIMATING, PRIORITY_ESTIMATING
 from chadthrottle.helper.engine.rule_codec import decode_rules, encode_rules
 from chadthrottle.helper.kernel.htb import ClassSpec
 from chadthrottle.helper.kernel.priority_classes import LinkShaping
@@ -48,7 +48,7 @@ def test_without_a_capacity_a_priority_changes_nothing_in_the_kernel_and_says_wh
     curl = {app.id: app for app in world.engine.list_applications()}[CURL]
     assert (curl.priority, curl.priority_problem, curl.down_limit_bps, curl.down_limit_problem) == (
         "critical",
-        "no link capacity is set",
+        "no link capacity is set: set it to your connection's download and upload speeds",
         0,
         "",
     )
@@ -116,7 +116,7 @@ def test_an_estimated_capacity_is_honest_until_known_and_then_followed(world: Wo
     assert world.engine.link_shaping().problem == ESTIMATING and world.shaper.links == {}
     assert {app.id: app.priority_problem for app in world.engine.list_applications()}[
         CURL
-    ] == ESTIMATING
+    ] == PRIORITY_ESTIMATING
     world.engine.set_estimated_capacity(Direction.DOWN, 5_000_000)
     assert world.shaper.links == {Direction.DOWN: LinkShaping(5_000_000)}
     shaping = world.engine.link_shaping()
@@ -125,7 +125,9 @@ def test_an_estimated_capacity_is_honest_until_known_and_then_followed(world: Wo
         0,
         True,
     )
-    assert shaping.problem == f"up: {ESTIMATING}"
+    assert shaping.problem == (
+        "uploads are not prioritized yet: the upload capacity is still being estimated"
+    )
     world.engine.set_estimated_capacity(
         Direction.DOWN, 10
     )  # below any rate a caller may set: the floor
@@ -144,11 +146,15 @@ def test_a_direction_without_capacity_is_said_in_plain_words(world: World) -> No
     _prioritize(world, CURL, Priority.CRITICAL)
     world.engine.set_link_capacity(6_000_000, 0, False)
     problems = {app.id: app.priority_problem for app in world.engine.list_applications()}
-    assert problems[CURL] == "no upload capacity is set"
+    assert problems[CURL] == (
+        "uploads are not prioritized: no upload capacity is set (set it in the link capacity)"
+    )
     world.engine.set_link_capacity(0, 0, True)
     world.engine.set_estimated_capacity(Direction.DOWN, 5_000_000)
     problems = {app.id: app.priority_problem for app in world.engine.list_applications()}
-    assert problems[CURL] == "estimating the upload capacity..."
+    assert problems[CURL] == (
+        "uploads are not prioritized yet: the upload capacity is still being estimated"
+    )
 
 
 def test_the_ebpf_backend_cannot_order_and_says_so(world: World) -> None:
@@ -158,10 +164,13 @@ def test_the_ebpf_backend_cannot_order_and_says_so(world: World) -> None:
     world.engine.set_link_capacity(6_000_000, 0, False)
     problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
     assert (
-        "the ebpf backend cannot order down traffic" in problem
+        "downloads are not prioritized: the ebpf backend enforces them and cannot" in problem
         and "no upload capacity is set" in problem
     )
-    assert world.engine.link_shaping().problem == "the ebpf backend cannot order down traffic"
+    assert world.engine.link_shaping().problem == (
+        "downloads are not prioritized: the ebpf backend enforces them and cannot "
+        "(priorities need the helper's tc backend)"
+    )
 
 
 def test_priorities_and_the_capacity_are_stored_with_the_rules(world: World) -> None:
@@ -219,7 +228,7 @@ def test_an_uplink_the_link_tree_does_not_hold_keeps_a_priority_from_being_in_fo
     problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
     assert (
         problem
-        == "up is not ordered on every uplink: wlan0: a filter ChadThrottle did not create runs before its own"
+        == "some uploads are not prioritized: wlan0: a filter ChadThrottle did not create runs before its own"
     )
     assert world.engine.link_shaping().problem == problem
     world.shaper.tc_gaps = {}
@@ -250,7 +259,7 @@ def test_traffic_in_another_namespace_is_said_before_anyone_has_listed(world: Wo
     world.engine.tick()
     problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
     assert (
-        problem == "its traffic in namespace net:[4026532999] is not ordered"
+        problem == "its traffic in another network namespace (net:[4026532999]) is not prioritized"
         and watch.dumped == [False]
     )
 
@@ -285,7 +294,9 @@ def test_an_application_just_given_a_priority_is_said_elsewhere_at_once(
     world.engine.set_link_capacity(6_000_000, 1_000_000, False)
     _prioritize(world, CURL, Priority.CRITICAL)
     problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
-    assert problem == "its traffic in namespace net:[4026532999] is not ordered"
+    assert (
+        problem == "its traffic in another network namespace (net:[4026532999]) is not prioritized"
+    )
 
 
 def test_a_containers_priority_not_carried_by_its_device_is_said_with_why(
@@ -303,7 +314,10 @@ def test_a_containers_priority_not_carried_by_its_device_is_said_with_why(
     world.engine.set_link_capacity(6_000_000, 1_000_000, False)
     _prioritize(world, CURL, Priority.CRITICAL)
     problem = {app.id: app.priority_problem for app in world.engine.list_applications()}[CURL]
-    assert problem == f"its traffic in namespace net:[4026532999] is not ordered ({why})"
+    assert (
+        problem
+        == f"its traffic in another network namespace (net:[4026532999]) is not prioritized ({why})"
+    )
     assert world.engine.link_shaping().problem == ""
 
 
@@ -347,7 +361,7 @@ def test_a_user_is_shown_the_round_trip_and_namespace_of_their_own_processes_onl
     assert (mine.rtt_us, mine.priority_problem) == (111, "")
     assert (everyone.rtt_us, everyone.priority_problem) == (
         222,
-        "its traffic in namespace net:[4026532999] is not ordered",
+        "its traffic in another network namespace (net:[4026532999]) is not prioritized",
     )
 
 
