@@ -2,7 +2,9 @@
 
 Real LimitControls exist only on the row under the pointer and the current
 row; every other row paints a likeness (``delegates.LimitDelegate``). While the
-pointer moves over the table the sort order is frozen so rows do not jump.
+pointer is over the table (moving or resting), a menu opened over it is open or
+one of its limit controls is in use, the sort order holds so rows do not move
+under the pointer (docs/gui.md, "The list").
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import (
     QContextMenuEvent,
-    QCursor,
+    QEnterEvent,
     QFont,
     QFontMetricsF,
     QKeyEvent,
@@ -57,10 +59,11 @@ from PySide6.QtWidgets import (
 
 log = logging.getLogger(__name__)
 
-# Rows hold still while the pointer moves over the table, and for this long
-# after it stops: long enough to reach a row, short enough that a pointer left
-# resting on the window does not stop the list from following the traffic.
-POINTER_REST_MS = 3000
+# While the order holds, how often the view looks whether anything still holds
+# it: the pointer over the list, a menu opened over it, a limit control in use, a
+# button down. Leave events release it at once; this catches what sends none (a
+# menu closed with the pointer elsewhere, a field that lost the focus).
+HOLD_CHECK_MS = 250
 _FIRST_LIMIT_COLUMN, _LAST_LIMIT_COLUMN = min(LIMIT_COLUMNS), max(LIMIT_COLUMNS)
 LIMIT_SLIDER_LEAST = 44  # a limit column's slider part (and spacing) at its narrowest
 # ... and what it gets before the name grows past its wanted width: a knob (15 px)
@@ -156,11 +159,9 @@ class AppTable(QTreeView):
         self._fit_columns()
         self.sortByColumn(Column.ACTIVITY, Qt.SortOrder.DescendingOrder)
         self._hover_row: QPersistentModelIndex = QPersistentModelIndex()
-        self.pointer_rest_ms = POINTER_REST_MS
-        self._pointer_at = QPoint()
-        self._rest_timer = QTimer(self)
-        self._rest_timer.setSingleShot(True)
-        self._rest_timer.timeout.connect(self._on_pointer_rest)
+        self._hold_timer = QTimer(self)
+        self._hold_timer.setInterval(HOLD_CHECK_MS)
+        self._hold_timer.timeout.connect(self._release_unless_held)
         self._open: list[QPersistentModelIndex] = []
         self._pinned: list[QPersistentModelIndex] = []  # opened through limit_control()
         self.viewport().installEventFilter(self)
@@ -612,18 +613,28 @@ class AppTable(QTreeView):
 
     # --- pointer tracking -------------------------------------------------------------
 
+    def enterEvent(self, event: QEnterEvent) -> None:
+        """The pointer came over the list, its column titles or scroll bars."""
+        self._hold_order()
+        super().enterEvent(event)
+
+    def leaveEvent(self, event: QEvent) -> None:
+        super().leaveEvent(event)
+        self._release_unless_held()
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.viewport():
             kind = event.type()
             if kind == QEvent.Type.Enter:
                 self._hold_order()
             elif kind == QEvent.Type.Leave and QApplication.activePopupWidget() is not None:
-                pass  # to a menu opened over the rows: they hold until it is gone (_on_pointer_rest)
+                pass  # to a menu opened over the rows: they hold until it is gone
             elif kind == QEvent.Type.Leave:
-                self._rest_timer.stop()
-                self._proxy.set_frozen(self._editing())
+                # to the column titles, a scroll bar or out of the list: only
+                # the last lets the order go (_release_unless_held)
                 self._hover_row = QPersistentModelIndex()
                 self._sync_editors()
+                self._release_unless_held()
             elif kind == QEvent.Type.MouseMove and isinstance(event, QMouseEvent):
                 if not self._proxy.frozen:
                     self._hold_order()
@@ -635,27 +646,42 @@ class AppTable(QTreeView):
         return super().eventFilter(watched, event)
 
     def _hold_order(self) -> None:
-        """The pointer is reaching for a row: keep the rows where they are."""
+        """The pointer is over the rows: keep them where they are. Held also
+        while it rests: released after a rest (3 s, until gui28), the list
+        re-sorted under a pointer the user had kept on a row, and a right click
+        then opened the menu of the application that had moved there."""
         self._proxy.set_frozen(True)
-        self._pointer_at = QCursor.pos()
-        self._rest_timer.start(self.pointer_rest_ms)
+        if not self._hold_timer.isActive():
+            self._hold_timer.start()
 
-    def _on_pointer_rest(self) -> None:
-        """Release the order once the pointer has stayed put for a while (it is
-        resting on the table, not reaching for a row) and nothing is being edited.
-        The position is polled, because moves over a row's open limit control go
-        to that control and never reach this view."""
-        position = QCursor.pos()
-        if (
-            position != self._pointer_at
+    def pointer_over(self) -> bool:
+        """Whether the pointer is over the list: its rows, a row's limit control,
+        the column titles or a scroll bar, and not over a window above it. Qt's
+        own enter and leave bookkeeping (WA_UnderMouse, on the list and every
+        parent of the widget under the pointer): it holds on Wayland too, where
+        a window's place on the screen (QApplication.widgetAt) is not known."""
+        return self.underMouse()
+
+    def order_held(self) -> bool:
+        """Whether the rows must hold still now: the pointer is over them, a
+        menu opened over them is open (the row it was opened on stays under
+        it), a limit control in them is in use, or a button is down (a drag)."""
+        return (
+            self.pointer_over()
+            or QApplication.activePopupWidget() is not None
             or self._editing()
             or QApplication.mouseButtons() != Qt.MouseButton.NoButton
-            or QApplication.activePopupWidget() is not None  # a row menu open: its row stays put
-        ):
-            self._pointer_at = position
-            self._rest_timer.start(self.pointer_rest_ms)
-            return
-        self._proxy.set_frozen(False)
+        )
+
+    def _release_unless_held(self) -> None:
+        """Let the rows follow the traffic again (at once) if nothing holds them."""
+        if not self._proxy.frozen:
+            self._hold_timer.stop()
+        elif not self.order_held():
+            self._hold_timer.stop()
+            self._proxy.set_frozen(False)
+        elif not self._hold_timer.isActive():
+            self._hold_timer.start()
 
     def _busy(self, widget: QWidget | None) -> bool:
         """An editor the user is working in must not be closed under them."""

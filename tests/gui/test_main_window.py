@@ -169,34 +169,6 @@ def test_controller_shows_limit_at_once_and_falls_back_on_denial(make_controller
     controller.shutdown()
 
 
-def test_rows_hold_still_while_the_pointer_reaches_then_follow_the_traffic(
-    qtbot, window: MainWindow
-) -> None:
-    from PySide6.QtCore import QEvent
-    from PySide6.QtGui import QEnterEvent
-    from PySide6.QtWidgets import QApplication
-
-    from tests.gui.sample_data import MB, app
-
-    table = window.table
-    table.pointer_rest_ms = 150
-    centre = table.viewport().rect().center()
-    QApplication.sendEvent(
-        table.viewport(), QEnterEvent(centre, centre, table.viewport().mapToGlobal(centre))
-    )
-    assert table.model().frozen
-    window._model.apply_snapshot(
-        [*sample_applications(), app("exe:/usr/bin/wget", "wget", 90 * MB)]
-    )
-    assert (
-        table.model().index(0, 0).data() == "Firefox"
-    )  # held: the new busiest app waits at the end
-    qtbot.waitUntil(lambda: not table.model().frozen, timeout=2000)  # the pointer rests
-    assert table.model().index(0, 0).data() == "wget"
-    QApplication.sendEvent(table.viewport(), QEvent(QEvent.Type.Leave))
-    assert not table.model().frozen
-
-
 def test_the_detail_pane_lists_connections_in_a_table_most_interesting_first(
     qtbot, window: MainWindow
 ) -> None:
@@ -288,36 +260,6 @@ def test_paused_limits_are_said_plainly_with_a_way_back(qtbot, window: MainWindo
     assert asked.args == [False]
     window.set_limits_paused(False)
     assert window.paused_notice.isHidden() and window.status_line.limits.text() == "3 limits active"
-
-
-def test_rows_hold_still_while_a_row_menu_is_open(qtbot, window: MainWindow) -> None:
-    """Under Xvfb the list re-sorted under an open row menu (the pointer had
-    left the rows for the menu): the row it was opened on moved away from it.
-    The rows hold until the menu is gone, then follow the traffic again."""
-    from PySide6.QtCore import QEvent, QPoint
-    from PySide6.QtGui import QEnterEvent
-    from PySide6.QtWidgets import QApplication
-
-    from tests.gui.sample_data import MB, app
-
-    table = window.table
-    table.pointer_rest_ms = 100
-    centre = table.viewport().rect().center()
-    QApplication.sendEvent(
-        table.viewport(), QEnterEvent(centre, centre, table.viewport().mapToGlobal(centre))
-    )
-    menu = window.row_menu(FIREFOX)
-    menu.popup(QPoint(40, 40))
-    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is menu, timeout=1000)
-    QApplication.sendEvent(table.viewport(), QEvent(QEvent.Type.Leave))  # to the menu
-    window._model.apply_snapshot(
-        [*sample_applications(), app("exe:/usr/bin/wget", "wget", 90 * MB)]
-    )
-    qtbot.wait(300)  # three rests' time: the menu still open
-    assert table.model().frozen and table.model().index(0, 0).data() == "Firefox"
-    menu.close()
-    qtbot.waitUntil(lambda: not table.model().frozen, timeout=2000)
-    assert table.model().index(0, 0).data() == "wget"
 
 
 def _shown_on_an_idle_list(qtbot):  # type: ignore[no-untyped-def]

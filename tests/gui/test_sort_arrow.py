@@ -55,7 +55,10 @@ def test_the_busiest_first_arrow_points_down_and_the_tooltip_says_the_order(
     tip = table.model().headerData(
         Column.ACTIVITY, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole
     )
-    assert tip == "Sorted by this column, busiest first (▼). Click for quietest first."
+    assert tip == (
+        "Sorted by this column, busiest first (▼). Click for quietest first."
+        " The rows hold still while the pointer is over the list."
+    )
     down_tip = table.model().headerData(
         Column.DOWN, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole
     )
@@ -67,7 +70,10 @@ def test_the_busiest_first_arrow_points_down_and_the_tooltip_says_the_order(
     tip = table.model().headerData(
         Column.ACTIVITY, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole
     )
-    assert tip == "Sorted by this column, quietest first (▲). Click for busiest first."
+    assert tip == (
+        "Sorted by this column, quietest first (▲). Click for busiest first."
+        " The rows hold still while the pointer is over the list."
+    )
     table.sortByColumn(Column.NAME, Qt.SortOrder.AscendingOrder)
     tip = table.model().headerData(
         Column.NAME, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole
