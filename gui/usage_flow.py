@@ -28,13 +28,19 @@ from chadthrottle.gui.models.usage_periods import (
 )
 from chadthrottle.gui.models.usage_totals import fallback_name, grand_total, totals_by_application
 from chadthrottle.gui.views.main_window import MainWindow
+from chadthrottle.gui.views.usage_column_menu import usage_column_menu
 from chadthrottle.gui.views.usage_dialog import UsageDialog
 from chadthrottle.usage_contract import UsageResolution, UsageRow
-from PySide6.QtCore import QObject, QSettings, QTimer
+from PySide6.QtCore import QObject, QPoint, QSettings, QTimer
+from PySide6.QtWidgets import QMenu
 
 log = logging.getLogger(__name__)
 
+# Each view's own period, remembered: the usage view's, and the list's totals
+# column's (chosen by a right click on its title; until gui28 the view's choice
+# was the column's too, and "Last 7 days" renamed the list's "Today").
 PERIOD_KEY = "usage/period"
+COLUMN_PERIOD_KEY = "usage/column_period"
 # The totals column is asked for again after each poll in which bytes moved
 # (one question at a time: GetUsage adds what the helper has not written yet,
 # so the column is a poll and a tick behind, not the helper's minute), and
@@ -55,10 +61,10 @@ GRAPH_OLD_HELPER = (
 )
 
 
-def load_period(store: QSettings) -> UsagePeriod:
+def load_period(store: QSettings, key: str = PERIOD_KEY) -> UsagePeriod:
     """The period chosen last time; today for anything missing or garbled."""
     try:
-        return UsagePeriod(str(store.value(PERIOD_KEY, UsagePeriod.TODAY.value)))
+        return UsagePeriod(str(store.value(key, UsagePeriod.TODAY.value)))
     except ValueError:
         return UsagePeriod.TODAY
 
@@ -79,7 +85,8 @@ class UsageFlow(QObject):
         self._window = window
         self._store = store
         self._clock = clock
-        self.period = load_period(store)
+        self.period = load_period(store, COLUMN_PERIOD_KEY)  # the list's totals column's
+        self.view_period = load_period(store)  # the usage view's
         self.dialog: UsageDialog | None = None
         self.history_supported: bool | None = None  # None: not known yet
         self._names: dict[
@@ -91,6 +98,8 @@ class UsageFlow(QObject):
         connection.usageFetched.connect(self._on_usage)
         connection.statusChanged.connect(self._on_status)
         window.header.usageRequested.connect(self.open_dialog)
+        window.table.usagePeriodMenuRequested.connect(self.open_column_menu)
+        self.column_menu: QMenu | None = None
         # The selected application's last hour, once the selection rests (arrow keys
         # run through many rows: one GetUsage each would queue up at the helper).
         self._seed_timer = QTimer(self)
@@ -181,7 +190,7 @@ class UsageFlow(QObject):
     def open_dialog(self) -> UsageDialog:
         """Show the usage view (one at a time) and ask for its numbers."""
         if self.dialog is None:
-            self.dialog = UsageDialog(self.period, self._window)
+            self.dialog = UsageDialog(self.view_period, self._window)
             self.dialog.periodChosen.connect(self.choose_period)
         self.dialog.show()
         self.dialog.raise_()
@@ -191,14 +200,31 @@ class UsageFlow(QObject):
         return self.dialog
 
     def choose_period(self, period: UsagePeriod) -> None:
-        """The view's period is the totals column's too, and is remembered."""
-        self.period = period
+        """The usage view's period, remembered; the list's column keeps its own."""
+        self.view_period = period
         self._store.setValue(PERIOD_KEY, period.value)
+        self.refresh_view()
+
+    # --- the list's totals column ------------------------------------------------------------
+
+    def open_column_menu(self, where: QPoint) -> QMenu:
+        """The totals column's periods, at a global position (its title right-clicked)."""
+        if self.column_menu is not None:
+            self.column_menu.deleteLater()
+        self.column_menu = usage_column_menu(self.period, self.choose_column_period, self._window)
+        self.column_menu.popup(where)
+        return self.column_menu
+
+    def choose_column_period(self, period: UsagePeriod) -> None:
+        """The list's totals column over another period, remembered."""
+        if period is self.period:
+            return
+        self.period = period
+        self._store.setValue(COLUMN_PERIOD_KEY, period.value)
         state = self._model.usage
         self._model.set_usage(UsageColumnState(None, PERIODS[period].column_title, state.note))
         self._window.table.overall.show_usage_total(None)
         self.refresh_totals()
-        self.refresh_view()
 
     # --- answers ---------------------------------------------------------------------------
 

@@ -150,6 +150,7 @@ def sort_words(column: Column, descending: bool) -> str:
 
 # Why a list sorted by a live column is not in order now (gui/views/app_table.py)
 HELD_WORDS = "The rows hold still while the pointer is over the list."
+PERIOD_WORDS = "Right-click the title for another period."  # gui/views/usage_column_menu.py
 _RIGHT_COLUMNS = frozenset({Column.DOWN, Column.UP, Column.USAGE})
 
 
@@ -264,7 +265,8 @@ class ApplicationsModel(QAbstractItemModel):
             busiest = column in _BUSIEST_FIRST
             return Qt.SortOrder.DescendingOrder if busiest else Qt.SortOrder.AscendingOrder
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self.sort_tooltip(column)
+            tip = self.sort_tooltip(column)
+            return f"{tip} {PERIOD_WORDS}" if column is Column.USAGE else tip
         return None
 
     def sort_tooltip(self, column: Column) -> str:

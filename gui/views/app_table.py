@@ -99,6 +99,8 @@ class AppTable(QTreeView):
     expansionChanged = Signal(str)
     # The row menu is wanted for an application, at a global position.
     rowMenuRequested = Signal(str, QPoint)
+    # The totals column's title was right-clicked: its periods, at a global position.
+    usagePeriodMenuRequested = Signal(QPoint)
 
     def __init__(self, proxy: ApplicationsProxy, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -155,6 +157,9 @@ class AppTable(QTreeView):
             header.visualIndex(Column.USAGE), header.visualIndex(Column.UP) + 1
         )  # totals by the rates
         header.sectionResized.connect(self._on_section_resized)
+        # A right click on the totals column's title: its own period (usage_flow).
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._on_titles_menu)
         proxy.headerDataChanged.connect(lambda *_: self._measure_columns())  # "This month"
         self._fit_columns()
         self.sortByColumn(Column.ACTIVITY, Qt.SortOrder.DescendingOrder)
@@ -249,6 +254,12 @@ class AppTable(QTreeView):
         app_id = str(index.data(Role.APP_ID) or "") if index.isValid() else ""
         if app_id:
             self.rowMenuRequested.emit(app_id, where)
+
+    def _on_titles_menu(self, pos: QPoint) -> None:
+        """The totals column's title (or its overall cell): its own period."""
+        header = self.overall
+        if header.logicalIndexAt(pos) == Column.USAGE:
+            self.usagePeriodMenuRequested.emit(header.viewport().mapToGlobal(pos))
 
     def set_sparkline_scale(self, scale: tuple[float, float]) -> None:
         """Every row's sparkline on one scale (the model's Activity tooltip tells it)."""

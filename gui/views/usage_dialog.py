@@ -5,8 +5,8 @@ this month, as a table and as stacked bars by hour or day (docs/gui.md,
 A window of its own (Ctrl+U, or the Usage button at the top of the main
 window) that never talks to the helper: it emits ``periodChosen`` and is
 handed the rows (``show_rows``) or told why there are none
-(``show_unavailable``). Choosing a period also sets the main list's totals
-column to it.
+(``show_unavailable``). Its period is its own: the main list's totals column
+keeps its own, chosen on the column's title (gui/views/usage_column_menu.py).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from chadthrottle.gui.models.usage_periods import (
     period_since,
     slot_label,
     slot_starts,
+    totals_resolution,
 )
 from chadthrottle.gui.models.usage_table import UsageColumn
 from chadthrottle.gui.models.usage_totals import OTHER_KEY, fallback_name, stacked_bars
@@ -34,7 +35,7 @@ from chadthrottle.gui.views.usage_chart import OTHER_COLOUR, SERIES_COLOURS
 from chadthrottle.units import UnitSystem
 from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageResolution, UsageRow
 from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QPointF, QSettings, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QContextMenuEvent, QPalette
 from PySide6.QtWidgets import QApplication
 
 from tests.gui.sample_data import sample_applications
@@ -246,14 +247,9 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
     window.set_units(UnitSystem.BITS_DECIMAL)  # as the settings do: the view follows
     assert dialog.table_model.index(0, UsageColumn.TOTAL).data() == "56.0 Gbit"  # Firefox's 7 GB
     window.set_units(UnitSystem.BYTES_DECIMAL)
-    # The week's choice is the totals column's too.
-    qtbot.waitUntil(
-        lambda: model.headerData(Column.USAGE, Qt.Orientation.Horizontal) == "7 days", timeout=5000
-    )
-    qtbot.waitUntil(
-        lambda: model.index_of(FIREFOX, Column.USAGE).data() == "1.00 GB", timeout=5000
-    )  # month rows
-    assert app.usage.period is UsagePeriod.WEEK
+    # The week is the view's: the list's column keeps its own period (test below).
+    assert model.headerData(Column.USAGE, Qt.Orientation.Horizontal) == "Today"
+    assert app.usage.view_period is UsagePeriod.WEEK and app.usage.period is UsagePeriod.TODAY
 
     chart = dialog.chart
     chart.setFocus()
@@ -338,6 +334,69 @@ def test_totals_column_usage_view_and_seeded_graph(qtbot, controller) -> None:  
         dialog.table_model.index(r, UsageColumn.TOTAL).data()
         for r in range(dialog.table_model.rowCount())
     ] == before
+
+
+def _right_click_title(header, column: Column) -> None:  # type: ignore[no-untyped-def]
+    """What the platform sends with a right press on a column's title."""
+    viewport = header.viewport()
+    where = QPoint(header.sectionViewportPosition(column) + 8, header.title_height() // 2)
+    QApplication.sendEvent(
+        viewport,
+        QContextMenuEvent(QContextMenuEvent.Reason.Mouse, where, viewport.mapToGlobal(where)),
+    )
+
+
+@pytest.mark.parametrize(
+    "controller", [lambda: UsageClient(days_of_rows(time.time()))], indirect=True
+)
+def test_the_totals_column_keeps_its_own_period_chosen_on_its_title(
+    qtbot, controller, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb (walk26, gui28's brief) "Last 7 days" in the usage view renamed
+    the list's "Today" column: one period for two views. Each keeps its own,
+    remembered apart; the column's is chosen by a right click on its title
+    (another title's opens nothing)."""
+    from PySide6.QtWidgets import QMenu
+
+    app, client = controller
+    model, window = app.model, app.window
+    qtbot.waitUntil(lambda: model.index_of(FIREFOX, Column.USAGE).data() == "1.00 GB", timeout=5000)
+    dialog = app.usage.open_dialog()
+    qtbot.waitExposed(dialog)
+    dialog.choose_period(UsagePeriod.DAYS_30)
+    qtbot.waitUntil(lambda: dialog.table_model.rowCount() > 0, timeout=5000)
+    assert (
+        model.headerData(Column.USAGE, Qt.Orientation.Horizontal) == "Today"
+    )  # "30 days" until gui28
+    assert model.index_of(FIREFOX, Column.USAGE).data() == "1.00 GB"
+    tip = model.headerData(Column.USAGE, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+    assert tip.endswith("Right-click the title for another period.")
+    header = window.table.overall
+    _right_click_title(header, Column.DOWN)
+    assert QApplication.activePopupWidget() is None and window._row_menu is None
+    _right_click_title(header, Column.USAGE)
+    qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu), timeout=5000)
+    menu = app.usage.column_menu
+    assert menu is QApplication.activePopupWidget()
+    assert [a.text() for a in menu.actions()] == [
+        "Data used in this column",
+        "Today",
+        "Last 7 days",
+        "Last 30 days",
+        "This month",
+    ]
+    assert menu.findChild(type(menu.actions()[0]), "usage-column:today").isChecked()
+    menu.findChild(type(menu.actions()[0]), "usage-column:7d").trigger()
+    menu.close()
+    week = ("", period_since(UsagePeriod.WEEK, time.time()), totals_resolution(UsagePeriod.WEEK))
+    qtbot.waitUntil(
+        lambda: week in client.usage_calls and model.usage.totals is not None, timeout=5000
+    )
+    assert model.headerData(Column.USAGE, Qt.Orientation.Horizontal) == "7 days"
+    assert dialog.period is UsagePeriod.DAYS_30 and dialog.buttons.button(2).isChecked()
+    store = app.usage._store
+    store.sync()
+    assert (store.value("usage/period"), store.value("usage/column_period")) == ("30d", "7d")
 
 
 class MovingClient(ScriptedClient):
