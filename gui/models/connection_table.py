@@ -6,7 +6,10 @@ about them): the change of a socket's byte counters over the time between two
 answers. A socket seen for the first time, or one the kernel counts nothing for
 (UDP: rx_bytes -1), has no rate ("—"); a counted one seen once reads
 "…" (measuring) until the next answer. Host names come from a
-ReverseDnsCache; until one arrives the address is shown.
+ReverseDnsCache: the Remote host column shows a name only when reverse DNS
+gave one, "no name" (greyed) when it gave none, and nothing while it is asked:
+the address is the Remote column's (it read "192.0.2.7" beside "192.0.2.7:443"
+until gui28).
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
+from PySide6.QtGui import QGuiApplication, QPalette
 
 NO_VALUE = "\u2014"
 MEASURING = "\u2026"  # counted, but seen once: a rate needs a second answer
+NO_NAME = "no name"  # the Remote host column: reverse DNS gave no name
 UNCOUNTED_TOOLTIP = NO_RATE_TOOLTIP
 MEASURING_TOOLTIP = "Measuring: a socket's rate is the change of its byte counters between two answers from the helper, a second apart."
 # Why a connection can read 0 beside its application's rate: under an upload
@@ -204,6 +209,12 @@ class ConnectionTableModel(QAbstractTableModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(row, column)
+        if (
+            role == Qt.ItemDataRole.ForegroundRole
+            and column is ConnColumn.HOST
+            and self._text(row, column) == NO_NAME
+        ):  # a placeholder, greyed: not a host called that
+            return QGuiApplication.palette().color(QPalette.ColorRole.PlaceholderText)
         return None
 
     def _text(self, row: ConnectionRow, column: ConnColumn) -> str:
@@ -218,7 +229,10 @@ class ConnectionTableModel(QAbstractTableModel):
             address = host_of(info.remote)
             if not worth_resolving(address):
                 return ""  # a listening or unconnected socket has no remote host
-            return self.dns.name_of(address) or address
+            name = self.dns.name_of(address)
+            if name:
+                return name
+            return NO_NAME if self.dns.answered(address) else ""  # "": being asked
         if column is ConnColumn.STATE:
             return info.state
         if column in (ConnColumn.DOWN, ConnColumn.UP):
@@ -243,7 +257,7 @@ class ConnectionTableModel(QAbstractTableModel):
                 return UNCOUNTED_TOOLTIP
             return RATE_TOOLTIP if column in (ConnColumn.DOWN, ConnColumn.UP) else BYTES_TOOLTIP
         if column is ConnColumn.HOST:
-            return row.info.remote
+            return host_tooltip(host_of(row.info.remote), self.dns)
         return None
 
 
@@ -257,9 +271,22 @@ def _sort_key(row: ConnectionRow, column: ConnColumn, dns: ReverseDnsCache) -> t
     if column in numbers:
         value = numbers[column]
         return (-1.0 if value is None or value < 0 else float(value),)
-    if column is ConnColumn.HOST:
+    if column is ConnColumn.HOST:  # names A to Z, then the rest by their address
         address = host_of(info.remote)
-        return ((dns.name_of(address) or address).casefold(),)
+        name = dns.name_of(address)
+        return (0, name.casefold()) if name else (1, address.casefold())
     text = {ConnColumn.PROTOCOL: info.protocol, ConnColumn.LOCAL: info.local,
             ConnColumn.REMOTE: info.remote, ConnColumn.STATE: info.state}[column]  # fmt: skip
     return (text.casefold(),)
+
+
+def host_tooltip(address: str, dns: ReverseDnsCache) -> str | None:
+    """The Remote host cell's tooltip: whose name it is, or why there is none."""
+    if not worth_resolving(address):
+        return None
+    name = dns.name_of(address)
+    if name:
+        return f"{name}: the name of {address} by reverse DNS"
+    if dns.answered(address):
+        return f"No name: reverse DNS gave none for {address}"
+    return f"Looking up the name of {address} (reverse DNS)…"

@@ -2,9 +2,9 @@
 
 A reverse lookup can take seconds (a resolver that does not answer), so it
 never runs on the GUI thread: ``name_of`` answers at once from a bounded cache
-(None while unknown: the table shows the address) and starts a lookup in a
-small thread pool; ``on_resolved`` is called (from a pool thread) when a name
-arrives. Names are kept CACHE_TTL_S, failures FAILURE_TTL_S; at most
+(None while unknown or when there is none; ``answered`` tells them apart) and
+starts a lookup in a small thread pool; ``on_resolved`` is called (from a pool
+thread) when an answer arrives, the name "" when there is none. Names are kept CACHE_TTL_S, failures FAILURE_TTL_S; at most
 MAX_PENDING lookups wait at once, and one still unanswered after
 LOOKUP_TIMEOUT_S counts as a failure (its thread cannot be stopped, but its
 address is no longer waited on and the pool takes the next). ``close`` ends
@@ -91,6 +91,13 @@ class ReverseDnsCache:
         self._submit(lambda: self._lookup(address))
         return cached[0] if cached else None
 
+    def answered(self, address: str) -> bool:
+        """Whether a lookup of address has answered (a name or none) and the
+        answer is still kept: None from name_of then means it has no name."""
+        with self._lock:
+            cached = self._names.get(address)
+            return cached is not None and cached[1] > self._clock()
+
     def _expire_pending(self, now: float) -> None:
         for address, started in list(self._pending.items()):
             if now - started > LOOKUP_TIMEOUT_S:
@@ -110,13 +117,12 @@ class ReverseDnsCache:
             name = None
         with self._lock:
             if self._pending.pop(address, None) is None:
-                return  # timed out meanwhile: already stored as a failure
-            self._store(address, name, self._clock())
-        if not name:
-            return
-        with self._callback_lock:
+                name = None  # timed out meanwhile: already stored as a failure
+            else:
+                self._store(address, name, self._clock())
+        with self._callback_lock:  # a name, or none: "no name" replaces the wait
             if self.on_resolved is not None:
-                self.on_resolved(address, name)
+                self.on_resolved(address, name or "")
 
     def _submit_to_pool(self, work: Callable[[], None]) -> None:
         """Daemon threads, not concurrent.futures': a resolver hanging at quit
