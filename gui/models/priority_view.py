@@ -102,10 +102,15 @@ def describe_latency(info: ApplicationInfo, state: PriorityState) -> str:
     """The detail pane's latency line for a protected application ("" for others)."""
     if state.priority not in PROTECTED:
         return ""
+    # In a desktop user's words (until gui28: "median smoothed RTT of its TCP
+    # connections"): the helper's rtt_us is the median of the kernel's smoothed
+    # round trip over the application's established TCP sockets (docs/helper.md).
     if info.rtt_us <= 0:
-        rtt = "round trip not measured (no established TCP connection yet)"
+        rtt = "not measured yet (only TCP connections can be timed, and it has none open)"
     else:
-        rtt = f"round trip {format_rtt(info.rtt_us)} (median smoothed RTT of its TCP connections)"
+        rtt = (
+            f"{format_rtt(info.rtt_us)} (typical round trip of its TCP connections, there and back)"
+        )
     return f"{describe_priority(state)} Latency: {rtt}."
 
 

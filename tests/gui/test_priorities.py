@@ -15,6 +15,7 @@ from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.models.priority_view import (
     OLD_HELPER,
     PriorityState,
+    describe_latency,
     link_summary,
     priority_state,
 )
@@ -76,6 +77,27 @@ def test_a_priority_with_a_problem_is_never_shown_in_force() -> None:
         LinkShapingInfo(problem="priorities need a link capacity"), UnitSystem.BYTES_DECIMAL
     )
     assert waiting.warning and "priorities need a link capacity" in waiting.tooltip
+
+
+def test_the_latency_line_is_in_a_desktop_users_words() -> None:
+    """Until gui28 it read "round trip 23.4 ms (median smoothed RTT of its TCP
+    connections)": the same fact (the helper's rtt_us, docs/helper.md) without
+    the network engineer's words."""
+    firefox = next(a for a in priority_applications() if a.id == FIREFOX)
+    line = describe_latency(firefox, priority_state(firefox, 1000))
+    assert line.endswith(
+        " Latency: 23.4 ms (typical round trip of its TCP connections, there and back)."
+    )
+    quiet = dataclasses.replace(firefox, rtt_us=0)  # a call over UDP: nothing to time
+    assert describe_latency(quiet, priority_state(quiet, 1000)).endswith(
+        " Latency: not measured yet (only TCP connections can be timed, and it has none open)."
+    )
+    normal = next(a for a in sample_applications() if a.id == FIREFOX)
+    assert describe_latency(normal, priority_state(normal, 1000)) == ""  # protected ones only
+    for text in (line, describe_latency(quiet, priority_state(quiet, 1000))):
+        assert not {"RTT", "median", "smoothed", "established"} & set(
+            text.replace(".", " ").split()
+        )
 
 
 def test_rows_show_a_badge_and_say_why_one_is_not_in_force(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
@@ -281,9 +303,12 @@ def test_priority_and_capacity_through_the_controller(qtbot, controller) -> None
     rules.close()
     app.window.select_application(FIREFOX)
     notes = app.window.detail.limit_notes
-    qtbot.waitUntil(
-        lambda: "Latency: round trip 23.4 ms" in notes.text() and notes.isVisible(), timeout=3000
+    qtbot.waitUntil(lambda: "Latency: 23.4 ms" in notes.text() and notes.isVisible(), timeout=3000)
+    # in a desktop user's words: "median smoothed RTT" until gui28
+    assert "Latency: 23.4 ms (typical round trip of its TCP connections, there and back)." in (
+        notes.text()
     )
+    assert "RTT" not in notes.text() and "median" not in notes.text()
     app.window.header.open_link.trigger()  # the ☰ menu's entry, as clicking the link field
     dialog = app.priorities.dialog
     assert dialog is not None and dialog.isVisible()
