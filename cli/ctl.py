@@ -255,7 +255,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         default=0,
         help="burst in bytes, e.g. 64K (default: the helper's, scaled to the rate)",
     )
-    clear = commands.add_parser("clear", help="remove both limits of an application")
+    clear = commands.add_parser(
+        "clear",
+        help="remove both rate limits of an application (a block, quota or schedule stays: "
+        "it says which, and how to lift it)",
+    )
     clear.add_argument("app", metavar="APP", help="an application id as 'list' prints it, or pid:N")
     for command in (limit, clear):
         _add_scope_options(command)
@@ -407,8 +411,14 @@ def _run(arguments: argparse.Namespace) -> None:
             backends = client.list_backends()
             print(to_json(backends) if arguments.json else format_backends(backends))
         elif arguments.command == "clear":
+            from chadthrottle.cli.clear import clear_report
+
             resolved = client.clear_limit(arguments.app, scope=arguments.scope)
-            print(f"{for_terminal(resolved)}: limits removed")
+            try:  # what stays is said from what the helper holds now
+                rules, schedules = client.list_rules(), client.list_schedules()
+            except HelperClientError:  # a helper older than schedules (API 4)
+                rules, schedules = client.list_rules(), []
+            print(clear_report(resolved, rules, schedules, os.getuid(), arguments.scope))
         elif arguments.command == "limit":
             _limit(client, arguments)
         elif arguments.command == "usage":

@@ -581,16 +581,21 @@ class LimitTally:
     # they hold; its blocks and quotas, which lapse, do not count here
     left: int = 0
     # of enforced, the blocks a block rule holds (not a used-up quota's): "Clear
-    # limits" does not lift them, so they are not said as limits (walk26 shot 15
+    # rate limits" does not lift them, so they are not said as limits (walk26 shot 15
     # read "2 limits active" of a 60 KB/s limit and a block)
     blocks: int = 0
+    # of enforced, the directions a quota counts or holds (spent: blocked or at its
+    # rate): said as quotas, not limits, which "Clear rate limits" would lift (walk26)
+    quotas: int = 0
+    # of enforced, the directions held to a rate of a limit (not a used-up quota's)
+    limits: int = 0
 
     @property
     def active(self) -> str:
-        """What is enforced, by kind: "1 limit, 1 block", "2 blocks", "0 limits"."""
-        rates = self.enforced - self.blocks
-        parts = [_count(rates, "limit")] if rates or not self.blocks else []
-        return ", ".join([*parts, *([_count(self.blocks, "block")] if self.blocks else [])])
+        """What is enforced, by kind: "1 limit, 1 block, 1 quota", "2 blocks",
+        "0 limits"; a direction with a limit and a quota counts in both."""
+        kinds = ((self.limits, "limit"), (self.blocks, "block"), (self.quotas, "quota"))
+        return ", ".join(_count(n, word) for n, word in kinds if n) or _count(0, "limit")
 
     @property
     def total(self) -> int:
@@ -617,7 +622,7 @@ def tally(
     not_met: list[str] = []
     refused: list[str] = []
     gated: set[Direction] = set()
-    left = blocks = 0
+    left = blocks = quotas = limits = 0
     for name, direction, state in states:
         if gates_hold(state):
             gated.add(direction)
@@ -632,6 +637,8 @@ def tally(
         else:
             enforced += 1
             blocks += state.blocked and not state.by_quota
+            quotas += bool(state.quota_bytes)
+            limits += state.rate_bps > 0 and not state.blocked and not state.quota_spent
     return LimitTally(
         enforced,
         tuple(not_enforced),
@@ -640,6 +647,8 @@ def tally(
         frozenset(gated),
         left,
         blocks,
+        quotas,
+        limits,
     )
 
 

@@ -54,8 +54,10 @@ from PySide6.QtWidgets import QInputDialog, QLineEdit, QMenu, QSystemTrayIcon, Q
 log = logging.getLogger(__name__)
 
 PAUSE_UNSUPPORTED = "The helper running here cannot pause limits: it is older than this window."
+# Pausing lifts blocks and quotas too (helper: "Paused, outranked"): said, as
+# "Clear rate limits" says what it leaves (walk26)
 PAUSE_TOOLTIP = (
-    "Stop enforcing every limit, for every user, without forgetting them "
+    "Stop enforcing every limit, block and quota, for every user, without forgetting them "
     "(asks for an administrator's password)."
 )
 

@@ -2,10 +2,11 @@
 
 Only what the helper can do is offered: the application's rules (the rules
 dialog: limits, schedules, block and quota), quick limits in the units shown,
-clearing the limits, Block / Unblock per direction (SetBlocked, as the tray's
-Block; left out with a helper that has no blocks), its priority (Critical /
-High / Normal / Low; disabled, saying why, with a helper older than
-priorities), copying the id and showing the connections.
+clearing the rate limits (a block, quota or schedule stays, and it says so),
+Block / Unblock per direction (SetBlocked, as the tray's Block; left out with
+a helper that has no blocks), its priority (Critical / High / Normal / Low;
+disabled, saying why, with a helper older than priorities), copying the id
+and showing the connections.
 """
 
 from __future__ import annotations
@@ -28,6 +29,38 @@ LimitSink = Callable[[str, str, object], None]  # app id, "down"/"up", bytes/s o
 PrioritySink = Callable[[str, str], None]  # app id, "critical"/"high"/"normal"/"low"
 BlockSink = Callable[[str, str, bool], None]  # app id, "down"/"up", True: block, False: unblock
 BLOCK_TITLES = {Direction.DOWN: "download", Direction.UP: "upload"}
+
+
+# It removes the rate limits alone (ClearLimit): a block, a quota and schedules
+# stay. "Clear limits" left them and read as if it had lifted them (walk26).
+CLEAR_RATE_LIMITS = "Clear rate limits"
+CLEAR_KEEPS = (
+    "Blocks, data quotas and schedules stay: Unblock below, Rules… for quotas and schedules."
+)
+
+
+def _clears(model: ApplicationsModel, app_id: str, direction: Direction) -> bool:
+    """A rate limit of the viewer's own that ClearLimit removes: not a rate a
+    schedule sets now with no plain limit beneath (clearing changed nothing)."""
+    state = model.limit_state(app_id, direction)
+    if state.schedule and not model.own_limit(app_id, direction):
+        return False
+    return model.has_own_limit(app_id, direction)
+
+
+def clear_tip(model: ApplicationsModel, app_id: str) -> str:
+    """What "Clear rate limits" removes, and what stays of this application's now."""
+    stays = []
+    for direction in Direction:
+        state, way = model.limit_state(app_id, direction), BLOCK_TITLES[direction]
+        if block_lifts(state):
+            stays.append(f"{way} blocked")
+        if state.quota_bytes:
+            stays.append(f"{way} quota")
+        if state.schedule:
+            stays.append(f"{way} schedule {state.schedule}")
+    now = f" Stays now: {', '.join(stays)}." if stays else ""
+    return f"Removes the download and upload rate limits you set. {CLEAR_KEEPS}{now}"
 
 
 def menu_limits(units: UnitSystem) -> list[tuple[str, int | None]]:
@@ -67,7 +100,6 @@ def build_row_menu(
         rules.setObjectName("edit-rules")
         rules.setToolTip("Limits, schedules, block and data quota of this application")
         menu.addSeparator()
-    any_limit = False
     for direction in Direction:
         state = model.limit_state(app_id, direction)
         # A used-up quota holds the rate checked below: said, as the tray says it
@@ -77,7 +109,6 @@ def build_row_menu(
         submenu = menu.addMenu(DIRECTION_TITLES[direction] + spent)
         submenu.setObjectName(f"limit:{direction.value}")
         submenu.setToolTipsVisible(True)
-        any_limit = any_limit or model.has_own_limit(app_id, direction)
         limit_bps = model.effective_limit(app_id, direction)
         current = checked_label(limit_bps, units)
         # One of them, drawn as radio items as in the tray (they were check boxes);
@@ -100,13 +131,14 @@ def build_row_menu(
                 lambda _c=False, d=direction, r=rate: set_limit(app_id, d.value, r)
             )
             submenu.addAction(action)
-    clear = menu.addAction("Clear limits")
+    clear = menu.addAction(CLEAR_RATE_LIMITS)
     clear.setObjectName("clear-limits")
-    clear.setEnabled(can_limit and any_limit)
+    clear.setEnabled(can_limit and any(_clears(model, app_id, d) for d in Direction))
+    clear.setToolTip(clear_tip(model, app_id))
 
     def clear_both() -> None:
         for direction in Direction:
-            if model.has_own_limit(app_id, direction):
+            if _clears(model, app_id, direction):
                 set_limit(app_id, direction.value, None)
 
     clear.triggered.connect(clear_both)

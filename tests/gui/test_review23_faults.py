@@ -217,7 +217,7 @@ def test_a_quota_alone_is_counted_beside_enforcing(qtbot) -> None:  # type: igno
     line = window.status_line
     model.apply_snapshot(_with(FIREFOX, down_limit_bps=0, **QUOTA))
     qtbot.waitUntil(lambda: line.backend.text() == "Enforcing ▲")
-    assert line.limits.text() == "3 limits active", line.limits.text()  # the quota, Steam, Dropbox
+    assert line.limits.text() == "2 limits, 1 quota active", line.limits.text()  # Steam, Dropbox
     refused = (
         "the kernel did not take its block or quota (Operation not permitted): it does not hold"
     )

@@ -1,0 +1,73 @@
+"""chadthrottle-ctl clear: what it removed, and what of the application stays.
+
+ClearLimit removes the rate limits of one rule (yours, or the administrator's
+with --all-users) and nothing else: a block, a data quota, a schedule and
+another owner's rule stay. "limits removed" was printed beside a block and a
+quota that still held (walk26); now the line names the rate limits, and the
+next ones what stays and the command that lifts each of one's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chadthrottle.cli.output import owner_label
+from chadthrottle.cli.terminal import for_terminal
+from chadthrottle.contract import ADMIN_OWNER, RuleInfo, RuleScope, ScheduleInfo
+from chadthrottle.units import format_limit, format_size
+
+CLEARED = "rate limits removed"
+WORDS = {"down": "download", "up": "upload"}
+CTL = "chadthrottle-ctl"
+
+
+def clear_report(
+    app_id: str,
+    rules: Sequence[RuleInfo],
+    schedules: Sequence[ScheduleInfo],
+    uid: int,
+    scope: RuleScope = RuleScope.DEFAULT,
+) -> str:
+    """The lines `clear` prints once ClearLimit is done: rules and schedules as
+    ListRules and ListSchedules answer after it; uid: the caller's."""
+    mine = (
+        ADMIN_OWNER if scope is RuleScope.ALL or (uid == 0 and scope is not RuleScope.OWN) else uid
+    )
+    stays: list[str] = []
+    unblock: list[str] = []
+    unquota: list[str] = []
+    for rule in (r for r in rules if r.app_id == app_id):
+        whose = f" ({owner_label(rule.owner, uid)})"
+        way = WORDS.get(rule.direction, rule.direction)
+        if rule.blocked:
+            stays.append(f"{way} blocked{whose}")
+            unblock += [rule.direction] if rule.owner == mine else []
+        if rule.quota_bytes:
+            stays.append(
+                f"{way} quota of {format_size(rule.quota_bytes)} a {rule.quota_period}{whose}"
+            )
+            unquota += [rule.direction] if rule.owner == mine else []
+        if rule.rate_bps and rule.owner != mine:
+            stays.append(f"{way} limit {format_limit(rule.rate_bps)}{whose}")
+    own_schedules = False
+    for schedule in (s for s in schedules if s.app_id == app_id):
+        stays.append(f"schedule {schedule.name} ({owner_label(schedule.owner, uid)})")
+        own_schedules = own_schedules or schedule.owner == mine
+    name = for_terminal(app_id)
+    lines = [f"{name}: {CLEARED}"]
+    if stays:
+        lines.append(f"{name}: still in force: {for_terminal('; '.join(stays))}")
+    scope_flag = {RuleScope.OWN: " --own", RuleScope.ALL: " --all-users"}.get(scope, "")
+    lifts = [
+        *([f"{CTL} unblock {name}{_one_way(unblock)}{scope_flag}"] if unblock else []),
+        *([f"{CTL} quota {name} --off{_one_way(unquota)}{scope_flag}"] if unquota else []),
+        *([f"{CTL} schedule remove {name}{scope_flag}"] if own_schedules else []),
+    ]
+    if lifts:
+        lines.append("to lift yours: " + "; ".join(lifts))
+    return "\n".join(lines)
+
+
+def _one_way(directions: list[str]) -> str:
+    """ " --down" or " --up" for one direction; "" (both) for two."""
+    return f" --{directions[0]}" if len(set(directions)) == 1 else ""

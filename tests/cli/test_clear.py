@@ -1,0 +1,29 @@
+"""What `clear` says stays (pure; end to end in tests/e2e/test_cli_clear_says_what_stays.py):
+another owner's rule is said, with no command of the caller's to lift it."""
+
+from __future__ import annotations
+
+from chadthrottle.cli.clear import clear_report
+from chadthrottle.contract import ADMIN_OWNER, RuleInfo, RuleScope
+
+APP = "app:org.example.Player"
+
+
+def test_an_administrators_rule_is_said_and_not_offered_to_lift() -> None:
+    rules = [
+        RuleInfo(APP, "down", 0, 0, 1000, True, blocked=True),
+        RuleInfo(APP, "up", 0, 0, 1000, True, blocked=True),
+        RuleInfo(
+            APP, "up", 300_000, 0, ADMIN_OWNER, True, quota_bytes=2 * 10**9, quota_period="week"
+        ),
+        RuleInfo("app:other", "up", 0, 0, 1000, True, blocked=True),
+    ]
+    assert clear_report(APP, rules, [], 1000).splitlines() == [
+        f"{APP}: rate limits removed",
+        f"{APP}: still in force: download blocked (you); upload blocked (you); upload quota of "
+        "2.00 GB a week (admin); upload limit 300 KB/s (admin)",
+        f"to lift yours: chadthrottle-ctl unblock {APP}",
+    ]
+    assert clear_report(APP, rules[3:], [], 1000) == f"{APP}: rate limits removed"
+    own = clear_report(APP, rules[:1], [], 0, RuleScope.OWN)  # root's own, not user 1000's
+    assert "still in force: download blocked (" in own and "to lift" not in own, own

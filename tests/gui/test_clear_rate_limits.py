@@ -1,0 +1,59 @@
+"""walk26: the row menu's "Clear limits" left a block and a quota in force
+(and a schedule's rate), and nothing said so. It is named for what it does,
+"Clear rate limits", says what stays, and is not offered where it would
+change nothing (a schedule's rate with no plain limit beneath)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from chadthrottle.contract import ADMIN_OWNER, RuleInfo
+from chadthrottle.gui.views.main_window import MainWindow
+from PySide6.QtGui import QAction
+
+from tests.gui.sample_data import sample_applications
+
+DROPBOX = "app:com.dropbox.Client"  # an upload limit of the viewer's own in the sample
+GB = 1_000_000_000
+
+
+def _clear(window: MainWindow, app_id: str) -> QAction:
+    found = window.row_menu(app_id).findChild(QAction, "clear-limits")
+    assert found is not None
+    return found
+
+
+def _with_dropbox(**changes: object) -> None:
+    return [
+        dataclasses.replace(a, **changes) if a.id == DROPBOX else a for a in sample_applications()
+    ]  # type: ignore[return-value, arg-type]
+
+
+def test_clear_is_named_for_the_rate_limits_and_says_what_stays(window: MainWindow) -> None:
+    requests: list[list[object]] = []
+    window.limitRequested.connect(lambda *args: requests.append(list(args)))
+    window._model.apply_snapshot(_with_dropbox(
+        down_blocked=True, down_limit_owner=1000, up_quota_bytes=5 * GB,
+        up_quota_left_bytes=4 * GB, up_quota_period="day",
+    ))  # fmt: skip
+    clear = _clear(window, DROPBOX)
+    assert clear.text() == "Clear rate limits" and clear.isEnabled()
+    tip = clear.toolTip()
+    assert tip.startswith("Removes the download and upload rate limits you set.")
+    assert "Stays now: download blocked, upload quota." in tip, tip
+    clear.trigger()
+    assert requests == [[DROPBOX, "up", None]]  # the rate alone: nothing else is asked
+
+
+def test_a_schedules_rate_alone_is_not_offered_to_clear(window: MainWindow) -> None:
+    """ClearLimit leaves a schedule: with no plain limit beneath, "Clear" was
+    enabled and changed nothing."""
+    uid = window._model.viewer_uid
+    mine = ADMIN_OWNER if uid == 0 else uid  # root's rules are the administrator's
+    window._model.set_rules([RuleInfo(DROPBOX, "up", 0, 0, mine, True)])
+    window._model.apply_snapshot(_with_dropbox(up_schedule="mon-fri 09:00-17:00"))
+    clear = _clear(window, DROPBOX)
+    assert not clear.isEnabled()
+    assert "upload schedule mon-fri 09:00-17:00" in clear.toolTip()
+    window._model.set_rules([RuleInfo(DROPBOX, "up", 50_000, 0, mine, True)])  # one beneath it
+    assert _clear(window, DROPBOX).isEnabled()
