@@ -27,6 +27,14 @@ own namespace (tc_ownership.py keys the journals by namespace), and never
 touches objects it did not create; where one cannot be entered or cannot
 shape, nothing is forced: the policer holds the limit and enforcement_gaps()
 says so, naming the namespace.
+
+A namespace a user made (owned by a user namespace other than the helper's:
+`unshare -rn`, a rootless container) is not entered either: its devices and
+filters are that user's to make, and a shaper there did work the user chose
+the size of, under the engine's lock (300 devices made in 3 s held a
+SetLimit of the user's own 20 s, the ticks stopped, every gate's lease
+lapsed and an administrator's block on another application let 17 MB
+through; rights28). The policer holds the limits there.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import fcntl
 import functools
 import logging
 import os
@@ -75,6 +84,11 @@ T = TypeVar("T")
 
 CALL_TIMEOUT_S = 30.0
 RETRY_ENTER_S = 5.0  # a namespace that could not be entered is tried again this often
+NS_GET_USERNS = 0xB701  # ioctl_ns(2): the user namespace that owns a namespace
+USER_MADE = (
+    "a user made it (its devices and filters are that user's to change), so the helper does not "
+    "shape there"
+)
 # The guard of an upload limit divided between namespaces, all of them shaped,
 # is this much above the limit (guard_plan).
 DIVIDED_UPLOAD_GUARD = 1.1
@@ -195,6 +209,24 @@ def _policed_elsewhere(direction: Direction) -> str:
     return f"{direction.value}loads in {OTHER_USERS} are policed, not shaped: {THEIR_REASON}"
 
 
+def made_by_a_user(path: str, inode: int) -> bool:
+    """Whether the network namespace at path (a /proc/PID/ns/net, checked to be
+    net:[inode]) is owned by a user namespace other than the helper's: one a
+    user made, whose devices and filters that user changes at will. OSError
+    when it cannot be told (the namespace is then not entered either)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if os.fstat(fd).st_ino != inode:
+            raise OSError(f"{path} is no longer namespace net:[{inode}]")
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+    finally:
+        os.close(fd)
+    try:
+        return os.fstat(owner).st_ino != os.stat("/proc/thread-self/ns/user").st_ino
+    finally:
+        os.close(owner)
+
+
 def _still_in(pid: int, inode: int) -> bool:
     """Whether the process is (still) in the namespace: a pid that exited,
     or was reused elsewhere, is not."""
@@ -243,6 +275,7 @@ class NamespaceShapers:
         # shapers of namespaces no limit wants now, until they hold nothing (_wind_down)
         self._lingering: dict[int, _Elsewhere] = {}
         self._unentered: dict[int, tuple[float, str, str]] = {}  # inode -> (tried at, label, why)
+        self._declined: set[int] = set()  # of those, the ones a user made (USER_MADE)
         # per direction, the namespaces tc does not shape it in (read at each reconcile)
         self._unshaped: dict[Direction, set[int]] = {d: set() for d in Direction}
         self._watch(self._own_inode, open_link_socket)
@@ -309,6 +342,7 @@ class NamespaceShapers:
                 self._close(inode)
         for inode in set(self._unentered) - set(targets):
             del self._unentered[inode]
+            self._declined.discard(inode)
         for inode, pid in targets.items():
             if inode in self._lingering:  # wanted again: its hooks are still there
                 self._elsewhere[inode] = self._lingering.pop(inode)
@@ -515,8 +549,17 @@ class NamespaceShapers:
         tried_at = self._unentered.get(inode, (float("-inf"), "", ""))[0]
         if self._clock() - tried_at < RETRY_ENTER_S:
             return False
+        path = f"/proc/{pid}/ns/net"
         try:
-            self._elsewhere[inode] = _Elsewhere(f"/proc/{pid}/ns/net", inode, self._make)
+            if made_by_a_user(path, inode):
+                label = namespace_label(inode)
+                if inode not in self._declined:
+                    log.info("not shaping in namespace %s (the policer holds its limits): %s",
+                             label, USER_MADE)  # fmt: skip
+                self._declined.add(inode)
+                self._unentered[inode] = (self._clock(), label, USER_MADE)
+                return False
+            self._elsewhere[inode] = _Elsewhere(path, inode, self._make)
             self._elsewhere[inode].pid = pid
         except Exception as error:  # fail open: the guard holds the limit
             label = namespace_label(inode)
@@ -524,9 +567,11 @@ class NamespaceShapers:
                 log.warning(
                     "cannot shape in namespace %s (the policer holds its limits): %s", label, error
                 )
+            self._declined.discard(inode)
             self._unentered[inode] = (self._clock(), label, str(error) or type(error).__name__)
             return False
         self._unentered.pop(inode, None)
+        self._declined.discard(inode)
         log.info(
             "shaping in namespace %s, where a limited application has sockets",
             self._elsewhere[inode].label,
@@ -689,7 +734,7 @@ class NamespaceShapers:
             device_gaps = other.call(lambda shaper: shaper.enforcement_gaps()).get(direction, [])
             whys[inode] = "; ".join(filter(None, [other.refused.get(direction), *device_gaps]))
         for inode, (_, _, why) in self._unentered.items():
-            whys[inode] = f"could not enter it: {why}"
+            whys[inode] = why if inode in self._declined else f"could not enter it: {why}"
         reach = {}
         for slot, inodes in self._namespaces_of.items():
             found: list[tuple[int | None, NamespaceHold]] = [
