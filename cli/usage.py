@@ -12,13 +12,16 @@ it), `Nw` (N weeks of days), `YYYY-MM-DD` (that day's local midnight) or
 `@UNIX` (unix seconds). With --by day the default is 30d; with --by month,
 the start of the month 11 months ago (a year of months). With --by, the
 first period is whole: --since goes back to the start of its hour, day or
-month (the helper returns the periods that begin in the range).
+month (the helper returns the periods that begin in the range). The table
+names each application as `list` does (--json keeps the ids).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
 
 from chadthrottle.cli.terminal import for_terminal
 from chadthrottle.units import format_size as format_bytes
@@ -152,9 +155,30 @@ def _table(rows: list[list[str]], right_from: int) -> str:
     )  # fmt: skip
 
 
-def format_usage(rows: list[UsageRow], by: UsageResolution | None, since: int) -> str:
+def shown_names(app_ids: Iterable[str], listed: Mapping[str, str]) -> dict[str, str]:
+    """Each id's name as people read it: as `list` names a running application
+    (listed: id -> ListApplications' name), else its .desktop file's or its id's
+    end (app_names.fallback_name: the helper keeps no names); "name (id)" where
+    two of them share a name. Ids alone were shown (walk26)."""
+    from chadthrottle.app_names import fallback_name
+
+    names = {app_id: listed.get(app_id) or fallback_name(app_id) for app_id in set(app_ids)}
+    shared = Counter(names.values())
+    return {
+        app_id: f"{name} ({app_id})" if shared[name] > 1 else name for app_id, name in names.items()
+    }
+
+
+def format_usage(
+    rows: list[UsageRow],
+    by: UsageResolution | None,
+    since: int,
+    names: Mapping[str, str] | None = None,
+) -> str:
     """The table people read: per application (busiest first), or per period
-    and application; then the total. Loopback is left out, as in `list`."""
+    and application; then the total. Loopback is left out, as in `list`.
+    names: id -> the name shown (shown_names); without, the ids."""
+    named = names or {}
     totals = _totals(rows)
     grand = [sum(total[at] for total in totals.values()) for at in range(2)]
     header = (
@@ -168,7 +192,7 @@ def format_usage(rows: list[UsageRow], by: UsageResolution | None, since: int) -
             if total[0] or total[1]:
                 table.append(
                     [
-                        app_id,
+                        named.get(app_id, app_id),
                         format_bytes(total[0]),
                         format_bytes(total[1]),
                         format_bytes(total[0] + total[1]),
@@ -181,7 +205,7 @@ def format_usage(rows: list[UsageRow], by: UsageResolution | None, since: int) -
     table = [[by.value.upper(), "APPLICATION", "DOWNLOAD", "UPLOAD", "TOTAL"]]
     for row in sorted(rows, key=lambda r: (r.start, -(r.down_bytes + r.up_bytes), r.app_id)):
         if row.down_bytes or row.up_bytes:
-            table.append([_period_label(by, row.start), row.app_id, format_bytes(row.down_bytes),
+            table.append([_period_label(by, row.start), named.get(row.app_id, row.app_id), format_bytes(row.down_bytes),
                           format_bytes(row.up_bytes), format_bytes(row.down_bytes + row.up_bytes)])  # fmt: skip
     table.append(
         ["total", "", format_bytes(grand[0]), format_bytes(grand[1]), format_bytes(sum(grand))]
@@ -211,6 +235,7 @@ def usage_report(client: BlockingHelperClient, arguments: argparse.Namespace) ->
     since, by = arguments.since_unix, arguments.by
     resolution = by or totals_resolution(since, now)
     rows = client.get_usage(arguments.app or "", since, 0, resolution)
-    if arguments.json:
+    if arguments.json:  # ids, as scripts know them
         return usage_json(rows, by, since, int(now))
-    return format_usage(rows, by, since)
+    listed = {app.id: app.name for app in client.list_applications()}
+    return format_usage(rows, by, since, shown_names((row.app_id for row in rows), listed))

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from chadthrottle.gui.models.desktop_names import desktop_name
+from chadthrottle.app_names import (
+    fallback_name as fallback_name,
+)  # the window names gone apps by it
 from chadthrottle.usage_contract import OTHER_APPLICATIONS_ID, UsageRow
 
 # Applications with a colour of their own in the chart; the rest are "Other".
@@ -78,28 +80,6 @@ def stacked_bars(
         columns.append(other)
     values = tuple(tuple(column[slot] for column in columns) for slot in range(len(slot_starts)))
     return StackedBars(tuple(slot_starts), tuple(series), values)
-
-
-def fallback_name(app_id: str) -> str:
-    """A name for an application that no longer runs (the helper keeps no
-    names): its .desktop file's name, else its id without the kind, the file
-    name of a path."""
-    if app_id == OTHER_APPLICATIONS_ID:
-        return "Other applications"
-    kind, _, rest = app_id.partition(":")
-    if not rest:
-        return app_id
-    if kind in ("exe", "script", "appimage"):
-        name = rest.rstrip("/").rsplit("/", 1)[-1] or rest
-        return name.removesuffix(".AppImage") if kind == "appimage" else name
-    if kind == "unit":
-        return rest.removesuffix(".service")
-    if kind == "app":
-        named = desktop_name(rest.removesuffix(".desktop"))
-        if named:
-            return named
-        return rest.removesuffix(".desktop").rsplit(".", 1)[-1] if "." in rest else rest
-    return rest
 
 
 NameOf = Callable[[str], str]

@@ -15,6 +15,7 @@ from chadthrottle.cli.usage import (
     format_bytes,
     format_usage,
     parse_since,
+    shown_names,
     totals_resolution,
     usage_json,
 )
@@ -107,6 +108,30 @@ def test_the_table_has_the_busiest_first_and_a_total() -> None:
         "2026-12-04",
         "total",
     ]
+
+
+def test_the_table_names_applications_as_list_does_and_json_keeps_ids() -> None:
+    """walk26: `usage` listed ids ("app:org.mozilla.firefox") where `list` says
+    "Firefox". A running application by its listed name, a gone one by its
+    .desktop file's or its id's end; two of one name with their ids."""
+    rows = [
+        UsageRow("app:org.mozilla.firefox", TODAY, TODAY + 86_400, 9_000_000, 1_000),
+        UsageRow("exe:/usr/bin/curl", TODAY, TODAY + 86_400, 5_000_000, 0),
+        UsageRow("exe:/opt/b/curl", TODAY, TODAY + 86_400, 1_000_000, 0),
+        UsageRow("app:org.example.NoSuchDesktopFile", TODAY, TODAY + 86_400, 500_000, 0),
+    ]
+    names = shown_names((r.app_id for r in rows), {"app:org.mozilla.firefox": "Firefox"})
+    table = format_usage(rows, None, TODAY, names).splitlines()
+    assert [line.split("  ")[0] for line in table[2:6]] == [
+        "Firefox",
+        "curl (exe:/usr/bin/curl)",
+        "curl (exe:/opt/b/curl)",
+        "NoSuchDesktopFile",
+    ]
+    by_day = format_usage(rows, UsageResolution.DAY, TODAY, names).splitlines()
+    assert by_day[2].split()[:2] == ["2026-12-03", "Firefox"]
+    report = json.loads(usage_json(rows, None, TODAY, int(NOW)))
+    assert "app:org.mozilla.firefox" in {total["app_id"] for total in report["totals"]}
 
 
 def test_json_has_rows_totals_and_loopback_apart() -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chadthrottle.app_names import fallback_name
 from chadthrottle.contract import ErrorName
 from chadthrottle.helper.kernel.cgroups import cgroup2_mount
 from chadthrottle.helper.standalone import PrivateSystemBus
@@ -191,6 +192,13 @@ def test_traffic_is_recorded_per_application_and_direction_within_a_few_percent(
     assert _within(report["total"]["down_bytes"], down, up) and _within(
         report["total"]["up_bytes"], up, down
     ), report
+    # The table names it as `list` does, or, gone, as the usage view does (walk26: ids).
+    table = subprocess.run([sys.executable, "-m", "chadthrottle.cli.ctl", "usage", app_id, "--since", f"@{since}"],
+                           capture_output=True, text=True, env=env, timeout=30)  # fmt: skip
+    listed = {a.id: a.name for a in call_helper(stack.bus_address, lambda c: c.list_applications())}
+    shown = table.stdout.splitlines()[2].split("  ")[0]
+    assert shown == (listed.get(app_id) or fallback_name(app_id)), table.stdout
+    assert app_id not in table.stdout, table.stdout
     # The database on disk has them within the flush interval.
     database = _state_dir(stack) / DATABASE_FILE
     assert (database.stat().st_mode & 0o777) == 0o600
