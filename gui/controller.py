@@ -19,6 +19,7 @@ from chadthrottle.gui.ipc.connection import HelperConnection, LimitRequest
 from chadthrottle.gui.ipc.state import LEFT_IN_FORCE, HelperState, HelperStatus
 from chadthrottle.gui.ipc.worker import UNKNOWN_METHOD, Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.block_choice import unblocked_short, unblocked_words
 from chadthrottle.gui.models.icons import IconProvider
 from chadthrottle.gui.models.limit_truth import describe_limit
 from chadthrottle.gui.models.sort_proxy import ApplicationsProxy
@@ -36,15 +37,6 @@ from chadthrottle.units import UnitSystem
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
-# Under Xvfb an unblocked download read 0 B/s for 25 s and more: an open TCP
-# connection goes on at its sender's next retry, and TCP waits twice as long
-# after each (measured, walk26: 3 s after a 10 s block, 25 s after 30 s, 48 s
-# after 60 s). Said, so the unblock is not taken for one that did nothing.
-UNBLOCKED_WORDS = (
-    "{name}: {way} unblocked. An open connection goes on when its sender next tries: "
-    "seconds after a short block, up to a minute or two after a long one."
-)
-UNBLOCKED_SHORT = "{name}: {way} unblocked; open connections go on at their next try"
 TRAY_BLOCK_KEY = "tray:block"  # HelperConnection.call's key of SetBlocked (tray and row menu)
 BLOCKS_OLD_HELPER = (
     "Blocks need a newer helper: the one running here is older than this window (API 4)."
@@ -251,7 +243,7 @@ class AppController(QObject):
     def request_block(self, app_id: str, direction: str, blocked: bool) -> None:
         """Block or unblock (SetBlocked, off the GUI thread); the row shows it
         from the helper's next answer, a refusal as a message; an unblock done,
-        when its open connections go on (UNBLOCKED_WORDS)."""
+        when its open connections go on (block_choice.unblocked_words)."""
         self._unblocking = None if blocked else (app_id, Direction(direction))
         self.connection.call(
             TRAY_BLOCK_KEY, lambda c: c.set_blocked(app_id, Direction(direction), blocked)
@@ -267,10 +259,9 @@ class AppController(QObject):
             app_id, direction = self._unblocking
             self._unblocking = None
             info = self.model.application(app_id)
-            way = "download" if direction is Direction.DOWN else "upload"
             name = info.name if info else app_id
-            self.window.show_message(UNBLOCKED_WORDS.format(name=name, way=way), 15000,
-                                     UNBLOCKED_SHORT.format(name=name, way=way))  # fmt: skip
+            self.window.show_message(unblocked_words(name, direction), 15000,
+                                     unblocked_short(name, direction))  # fmt: skip
 
     def request_pause(self, paused: bool) -> None:
         """Pause or resume every limit (the helper asks polkit for an administrator)."""

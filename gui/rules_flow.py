@@ -18,6 +18,7 @@ from chadthrottle.gui.ipc.client_protocol import HelperClientLike
 from chadthrottle.gui.ipc.connection import HelperConnection, LimitRequest
 from chadthrottle.gui.ipc.worker import Snapshot
 from chadthrottle.gui.models.applications import ApplicationsModel
+from chadthrottle.gui.models.block_choice import unblocked_words
 from chadthrottle.gui.models.limit_truth import (
     LimitState,
     block_lifts,
@@ -31,6 +32,10 @@ from chadthrottle.gui.views.rules_dialog import AppRules, RulesDialog
 from PySide6.QtCore import QObject, QTimer
 
 SCHEDULES_KEY, CHANGE_KEY = "rules:schedules", "rules:change"
+# An unblock's answer, keyed apart (CHANGE_KEY:unblock:<direction>:<app id>): once
+# done, the dialog says when open connections go on, as the status line does
+# after the row menu's (it said "Done." and the download read 0 B/s for 25 s).
+UNBLOCK_KEY = f"{CHANGE_KEY}:unblock:"
 
 
 def _direction(value: str) -> Direction | None:
@@ -135,7 +140,8 @@ class RulesFlow(QObject):
 
     def _request_block(self, app_id: str, direction: str, blocked: bool) -> None:
         self._blocks_asked[(app_id, Direction(direction))] = blocked
-        self._change(lambda c: c.set_blocked(app_id, Direction(direction), blocked))
+        key = CHANGE_KEY if blocked else f"{UNBLOCK_KEY}{direction}:{app_id}"
+        self._connection.call(key, lambda c: c.set_blocked(app_id, Direction(direction), blocked))
 
     def _blocked(self, app_id: str, direction: Direction, listed: bool) -> bool:
         """What a block box shows: the listing, unless a request is on its way."""
@@ -232,10 +238,17 @@ class RulesFlow(QObject):
                 self.dialog.show_outcome(
                     f"Not changed: {words}" if error_name else "Done.", error=bool(error_name)
                 )
-        elif key == CHANGE_KEY and self.dialog is not None:
+        elif (key == CHANGE_KEY or key.startswith(UNBLOCK_KEY)) and self.dialog is not None:
             if error_name:
                 self._blocks_asked.clear()  # refused or lost: the listing is the truth again
                 self._show()
             else:
                 self._fetch_schedules()
-            self.dialog.show_outcome(words if error_name else "Done.", error=bool(error_name))
+            done = self._unblocked(key) if key.startswith(UNBLOCK_KEY) else "Done."
+            self.dialog.show_outcome(words if error_name else done, error=bool(error_name))
+
+    def _unblocked(self, key: str) -> str:
+        """What an unblock done says (block_choice.unblocked_words)."""
+        direction, _, app_id = key.removeprefix(UNBLOCK_KEY).partition(":")
+        info = self._model.application(app_id)
+        return unblocked_words(info.name if info else app_id, Direction(direction))

@@ -18,6 +18,26 @@ BLOCK_TIP = "Let no data through, open connections included (a limit beneath sta
 UNBLOCK_TIP = "Unblock: traffic flows again, connections that survived go on."
 RETRY_UNBLOCK = "Retry unblock"
 BLOCK_WORDS = {Direction.DOWN: "download", Direction.UP: "upload"}
+# Under Xvfb an unblocked download read 0 B/s for 25 s and more: an open TCP
+# connection goes on at its sender's next retry, and TCP waits twice as long
+# after each (measured, walk26: 3.2 s after a 10 s block, 24.8 s after 30 s,
+# 47.6 s after 60 s). Said where an unblock is done (the status line after the
+# row menu's or the tray's, the rules dialog's line after its Block box's) and
+# on that box, so an unblock is not taken for one that did nothing.
+RESUME_AFTER_UNBLOCK = (
+    "An open connection goes on when its sender next tries: "
+    "seconds after a short block, up to a minute or two after a long one."
+)
+
+
+def unblocked_words(name: str, direction: Direction) -> str:
+    """What is said once the helper has done an unblock."""
+    return f"{name}: {BLOCK_WORDS[direction]} unblocked. {RESUME_AFTER_UNBLOCK}"
+
+
+def unblocked_short(name: str, direction: Direction) -> str:
+    """The same where the whole does not fit (the status line)."""
+    return f"{name}: {BLOCK_WORDS[direction]} unblocked; open connections go on at their next try"
 
 
 def unblock_retried(state: LimitState) -> bool:

@@ -16,6 +16,7 @@ import functools
 from dataclasses import dataclass, field
 
 from chadthrottle.contract import PAUSED_PROBLEM, QUOTA_PERIODS, Direction, ScheduleInfo
+from chadthrottle.gui.models.block_choice import RESUME_AFTER_UNBLOCK
 from chadthrottle.gui.models.limit_truth import PERIOD_NEXT, PERIOD_NOW, quota_counted_since
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint
 from chadthrottle.gui.widgets.limit_slider import error_colour
@@ -303,7 +304,8 @@ class RulesDialog(QDialog):
             box = QCheckBox(f"Block {DIRECTION_LABELS[direction].lower()}", tab)
             box.setObjectName(f"block:{direction.value}")
             box.setToolTip(
-                "No packet passes, open connections included; unblocking lets them resume"
+                "No packet passes, open connections included. Unticked: unblocked. "
+                + RESUME_AFTER_UNBLOCK
             )
             box.clicked.connect(
                 lambda on, d=direction: self.blockRequested.emit(self.rules.app_id, d.value, on)
