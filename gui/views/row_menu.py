@@ -11,6 +11,7 @@ and showing the connections.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 
 from chadthrottle.contract import MIN_RATE_BPS, Direction
@@ -59,8 +60,10 @@ def clear_tip(model: ApplicationsModel, app_id: str) -> str:
             stays.append(f"{way} quota")
         if state.schedule:
             stays.append(f"{way} schedule {state.schedule}")
-    now = f" Stays now: {', '.join(stays)}." if stays else ""
-    return f"Removes the download and upload rate limits you set. {CLEAR_KEEPS}{now}"
+    now = [f"Stays now: {', '.join(stays)}."] if stays else []
+    # plain tooltips do not wrap: one line of it ran 1,150 px wide at 1x (Xvfb, words28)
+    parts = ["Removes the download and upload rate limits you set.", CLEAR_KEEPS, *now]
+    return "\n".join(textwrap.fill(part, 72) for part in parts)
 
 
 def menu_limits(units: UnitSystem) -> list[tuple[str, int | None]]:

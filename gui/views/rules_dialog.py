@@ -13,6 +13,7 @@ skip).
 from __future__ import annotations
 
 import functools
+import textwrap
 from dataclasses import dataclass, field
 
 from chadthrottle.contract import PAUSED_PROBLEM, QUOTA_PERIODS, Direction, ScheduleInfo
@@ -303,9 +304,9 @@ class RulesDialog(QDialog):
         for direction in Direction:
             box = QCheckBox(f"Block {DIRECTION_LABELS[direction].lower()}", tab)
             box.setObjectName(f"block:{direction.value}")
-            box.setToolTip(
-                "No packet passes, open connections included. Unticked: unblocked. "
-                + RESUME_AFTER_UNBLOCK
+            box.setToolTip(  # plain tooltips do not wrap: 1,150 px wide at 1x (Xvfb)
+                "No packet passes, open connections included.\n"
+                + textwrap.fill(f"Unticked: unblocked. {RESUME_AFTER_UNBLOCK}", 72)
             )
             box.clicked.connect(
                 lambda on, d=direction: self.blockRequested.emit(self.rules.app_id, d.value, on)

@@ -39,8 +39,9 @@ def test_clear_is_named_for_the_rate_limits_and_says_what_stays(window: MainWind
     clear = _clear(window, DROPBOX)
     assert clear.text() == "Clear rate limits" and clear.isEnabled()
     tip = clear.toolTip()
-    assert tip.startswith("Removes the download and upload rate limits you set.")
-    assert "Stays now: download blocked, upload quota." in tip, tip
+    assert tip.startswith("Removes the download and upload rate limits you set.\n")
+    assert max(len(line) for line in tip.splitlines()) <= 72  # plain tooltips do not wrap
+    assert "\nStays now: download blocked, upload quota." in tip, tip
     clear.trigger()
     assert requests == [[DROPBOX, "up", None]]  # the rate alone: nothing else is asked
 
@@ -54,6 +55,6 @@ def test_a_schedules_rate_alone_is_not_offered_to_clear(window: MainWindow) -> N
     window._model.apply_snapshot(_with_dropbox(up_schedule="mon-fri 09:00-17:00"))
     clear = _clear(window, DROPBOX)
     assert not clear.isEnabled()
-    assert "upload schedule mon-fri 09:00-17:00" in clear.toolTip()
+    assert "upload schedule mon-fri 09:00-17:00" in " ".join(clear.toolTip().split())
     window._model.set_rules([RuleInfo(DROPBOX, "up", 50_000, 0, mine, True)])  # one beneath it
     assert _clear(window, DROPBOX).isEnabled()
