@@ -311,7 +311,8 @@ class TrayController(QObject):
                         action.setText(f"Custom: {format_rate(limit_bps, units)}…")
                     action.setEnabled(can_limit and not state.read_only and not state.blocked)
                     # choosing would do nothing now (or less than it says): why
-                    if state.read_only or state.blocked or spent:
+                    # a schedule's rate: a limit chosen is the plain one, for outside it
+                    if state.read_only or state.blocked or spent or state.schedule:
                         action.setToolTip(describe_limit(state, direction, units))
                 if not self._model.blocks_unavailable:  # a helper without SetBlocked: no Block
                     # a used-up quota's block alone is not one "Blocked" would lift

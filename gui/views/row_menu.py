@@ -128,7 +128,8 @@ def build_row_menu(
                              checked=label == current and not state.blocked)  # fmt: skip
             action.setObjectName(f"limit:{direction.value}:{label}")
             action.setEnabled(can_limit and not state.read_only and not state.blocked)
-            if state.read_only or state.blocked or spent:  # choosing does nothing now, or less
+            # choosing does nothing now, or less; or, under a schedule, applies outside it
+            if state.read_only or state.blocked or spent or state.schedule:
                 action.setToolTip(describe_limit(state, direction, units))
             action.triggered.connect(
                 lambda _c=False, d=direction, r=rate: set_limit(app_id, d.value, r)

@@ -58,3 +58,28 @@ def test_a_schedules_rate_alone_is_not_offered_to_clear(window: MainWindow) -> N
     assert "upload schedule mon-fri 09:00-17:00" in " ".join(clear.toolTip().split())
     window._model.set_rules([RuleInfo(DROPBOX, "up", 50_000, 0, mine, True)])  # one beneath it
     assert _clear(window, DROPBOX).isEnabled()
+
+
+def test_a_quick_limit_under_a_schedule_says_it_applies_outside_it(window: MainWindow) -> None:
+    """Choosing a quick limit (or None) while a schedule sets the rate changes
+    the plain limit, which applies outside the schedule: the row menu and the
+    tray said nothing of it (the checked item was the schedule's rate)."""
+    from chadthrottle.contract import Direction
+    from chadthrottle.gui.tray.tray import TrayController, action_name
+
+    from tests.gui.test_tray import CONNECTED
+
+    window._model.apply_snapshot(_with_dropbox(up_schedule="mon-fri 09:00-17:00"))
+    outside = "Set by the schedule mon-fri 09:00-17:00 while it runs; a limit set here applies outside it."
+    menu = window.row_menu(DROPBOX)
+    quick = menu.findChild(QAction, "limit:up:None")
+    assert quick is not None and outside in quick.toolTip(), quick.toolTip() if quick else None
+    tray = TrayController(window._model)
+    try:
+        tray.set_status(CONNECTED)
+        tray.rebuild_menu()
+        name = action_name(DROPBOX, Direction.UP, "None")
+        found = [a for a in tray.menu.findChildren(QAction) if a.objectName() == name]
+        assert found and outside in found[0].toolTip(), [a.toolTip() for a in found]
+    finally:
+        tray.shutdown()
