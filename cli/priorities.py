@@ -94,7 +94,7 @@ def add_priority_parsers(
     capacity.add_argument(
         "--off",
         action="store_true",
-        help="clear the link capacity (not set): priorities have nothing to order within",
+        help="clear the link capacity (not set): priorities need one to take effect",
     )
     capacity.add_argument("--json", action="store_true", help="show: machine-readable output")
 
@@ -168,7 +168,7 @@ def run_capacity(client: BlockingHelperClient, arguments: argparse.Namespace) ->
 def _capacity(client: BlockingHelperClient, arguments: argparse.Namespace) -> tuple[str, str]:
     if arguments.off:
         client.set_link_capacity(0, 0, False)
-        return f"{CLEARED}: priorities have nothing to order within", ""
+        return f"{CLEARED}: priorities need one to take effect", ""
     if arguments.down is False and arguments.up is False and arguments.estimate is None:
         shaping = client.get_link_shaping()
         if arguments.json:

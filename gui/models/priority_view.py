@@ -161,7 +161,7 @@ def link_summary(shaping: LinkShapingInfo, units: UnitSystem) -> LinkSummary:
     if not asked:  # amber when the helper says priorities wait for it
         # The helper's problem then is most often that same fact: say it once.
         said = shaping.problem.casefold().startswith(NOT_SET.casefold())
-        return LinkSummary(NO_CAPACITY, f"{NOT_SET}: priorities have nothing to order within."
+        return LinkSummary(NO_CAPACITY, f"{NOT_SET}: priorities need it to take effect."
                            f"{'' if said else _problem(shaping)} Click to set it.", bool(shaping.problem))  # fmt: skip
     if not any(cap for _a, cap, _s in capacities):  # estimating, nothing measured yet
         return LinkSummary(
