@@ -4,12 +4,13 @@ ClearLimit removes the rate limits of one rule (yours, or the administrator's
 with --all-users) and nothing else: a block, a data quota, a schedule and
 another owner's rule stay. "limits removed" was printed beside a block and a
 quota that still held (walk26); now the line names the rate limits, and the
-next ones what stays and the command that lifts each of one's own.
+next ones what stays and the command that lifts each of one's own. `limit
+APP --down unlimited` says the same of that direction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from chadthrottle.cli.output import owner_label
 from chadthrottle.cli.terminal import for_terminal
@@ -30,13 +31,28 @@ def clear_report(
 ) -> str:
     """The lines `clear` prints once ClearLimit is done: rules and schedules as
     ListRules and ListSchedules answer after it; uid: the caller's."""
+    stays = what_stays(app_id, rules, schedules, uid, scope)
+    return "\n".join([f"{for_terminal(app_id)}: {CLEARED}", *stays])
+
+
+def what_stays(
+    app_id: str,
+    rules: Sequence[RuleInfo],
+    schedules: Sequence[ScheduleInfo],
+    uid: int,
+    scope: RuleScope = RuleScope.DEFAULT,
+    directions: Collection[str] = tuple(WORDS),
+) -> list[str]:
+    """What of app_id's rules in those directions ("down", "up") a ClearLimit
+    left: "APP: still in force: ..." and the commands that lift the caller's;
+    nothing when nothing stays."""
     mine = (
         ADMIN_OWNER if scope is RuleScope.ALL or (uid == 0 and scope is not RuleScope.OWN) else uid
     )
     stays: list[str] = []
     unblock: list[str] = []
     unquota: list[str] = []
-    for rule in (r for r in rules if r.app_id == app_id):
+    for rule in (r for r in rules if r.app_id == app_id and r.direction in directions):
         whose = f" ({owner_label(rule.owner, uid)})"
         way = WORDS.get(rule.direction, rule.direction)
         if rule.blocked:
@@ -50,11 +66,11 @@ def clear_report(
         if rule.rate_bps and rule.owner != mine:
             stays.append(f"{way} limit {format_limit(rule.rate_bps)}{whose}")
     own_schedules = False
-    for schedule in (s for s in schedules if s.app_id == app_id):
+    for schedule in (s for s in schedules if s.app_id == app_id and _sets(s, directions)):
         stays.append(f"schedule {schedule.name} ({owner_label(schedule.owner, uid)})")
         own_schedules = own_schedules or schedule.owner == mine
     name = for_terminal(app_id)
-    lines = [f"{name}: {CLEARED}"]
+    lines = []
     if stays:
         lines.append(f"{name}: still in force: {for_terminal('; '.join(stays))}")
     scope_flag = {RuleScope.OWN: " --own", RuleScope.ALL: " --all-users"}.get(scope, "")
@@ -65,7 +81,14 @@ def clear_report(
     ]
     if lifts:
         lines.append("to lift yours: " + "; ".join(lifts))
-    return "\n".join(lines)
+    return lines
+
+
+def _sets(schedule: ScheduleInfo, directions: Collection[str]) -> bool:
+    """Whether the schedule limits or blocks one of those directions."""
+    return ("down" in directions and bool(schedule.down_bps or schedule.down_blocked)) or (
+        "up" in directions and bool(schedule.up_bps or schedule.up_blocked)
+    )
 
 
 def _one_way(directions: list[str]) -> str:

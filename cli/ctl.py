@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from chadthrottle.blocking_client import BlockingHelperClient
+    from chadthrottle.contract import RuleInfo, ScheduleInfo
 
 __all__ = [
     "PAUSED_NOTE", "applications_report", "build_parser", "format_applications", "format_backends",
@@ -414,10 +415,7 @@ def _run(arguments: argparse.Namespace) -> None:
             from chadthrottle.cli.clear import clear_report
 
             resolved = client.clear_limit(arguments.app, scope=arguments.scope)
-            try:  # what stays is said from what the helper holds now
-                rules, schedules = client.list_rules(), client.list_schedules()
-            except HelperClientError:  # a helper older than schedules (API 4)
-                rules, schedules = client.list_rules(), []
+            rules, schedules = _rules_now(client)
             print(clear_report(resolved, rules, schedules, os.getuid(), arguments.scope))
         elif arguments.command == "limit":
             _limit(client, arguments)
@@ -441,20 +439,37 @@ def _run(arguments: argparse.Namespace) -> None:
                 raise NotEnforced(problem)
 
 
+def _rules_now(client: BlockingHelperClient) -> tuple[list[RuleInfo], list[ScheduleInfo]]:
+    """ListRules and ListSchedules: what stays after a ClearLimit is said from them."""
+    try:
+        return client.list_rules(), client.list_schedules()
+    except HelperClientError:  # a helper older than schedules (API 4)
+        return client.list_rules(), []
+
+
 def _limit(client: BlockingHelperClient, arguments: argparse.Namespace) -> None:
     set_directions: list[tuple[str, Direction]] = []
+    cleared: list[tuple[str, Direction]] = []
     for direction, rate_bps in ((Direction.DOWN, arguments.down), (Direction.UP, arguments.up)):
         if rate_bps is False:
             continue
         if rate_bps is None:
             resolved = client.clear_limit(arguments.app, direction, scope=arguments.scope)
             print(f"{for_terminal(resolved)}: {direction.value} limit removed")
+            cleared.append((resolved, direction))
         else:
             resolved = client.set_limit(
                 arguments.app, direction, rate_bps, arguments.burst, scope=arguments.scope
             )
             print(f"{for_terminal(resolved)}: {direction.value} limited to {format_rate(rate_bps)}")
             set_directions.append((resolved, direction))
+    if cleared:  # a block, a quota, a schedule of that direction stays: said, as `clear` does
+        from chadthrottle.cli.clear import what_stays
+
+        rules, schedules = _rules_now(client)
+        for line in what_stays(cleared[0][0], rules, schedules, os.getuid(), arguments.scope,
+                               {direction.value for _, direction in cleared}):  # fmt: skip
+            print(line)
     _check_enforced(client, set_directions)
 
 

@@ -27,3 +27,25 @@ def test_an_administrators_rule_is_said_and_not_offered_to_lift() -> None:
     assert clear_report(APP, rules[3:], [], 1000) == f"{APP}: rate limits removed"
     own = clear_report(APP, rules[:1], [], 0, RuleScope.OWN)  # root's own, not user 1000's
     assert "still in force: download blocked (" in own and "to lift" not in own, own
+
+
+def test_one_directions_limit_removed_says_what_stays_of_that_direction() -> None:
+    """`limit APP --down unlimited` said "down limit removed" beside a download
+    block; what stays of the other direction is not its news."""
+    from chadthrottle.cli.clear import what_stays
+    from chadthrottle.contract import ScheduleInfo
+
+    rules = [
+        RuleInfo(APP, "down", 0, 0, 1000, True, blocked=True),
+        RuleInfo(APP, "up", 0, 0, 1000, True, quota_bytes=10**9, quota_period="day"),
+    ]
+    uploads = ScheduleInfo(APP, 1000, "sat 01:00-02:00", "sat", "01:00", "02:00", 0, 5000,
+                           False, False, False)  # fmt: skip
+    assert what_stays(APP, rules, [uploads], 1000, directions={"down"}) == [
+        f"{APP}: still in force: download blocked (you)",
+        f"to lift yours: chadthrottle-ctl unblock {APP} --down",
+    ]
+    assert what_stays(APP, rules, [uploads], 1000, directions={"up"}) == [
+        f"{APP}: still in force: upload quota of 1.00 GB a day (you); schedule sat 01:00-02:00 (you)",
+        f"to lift yours: chadthrottle-ctl quota {APP} --off --up; chadthrottle-ctl schedule remove {APP}",
+    ]

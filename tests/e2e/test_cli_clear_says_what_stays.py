@@ -42,6 +42,14 @@ def test_clear_removes_the_rate_limits_and_says_what_stays_and_how_to_lift_it(
                           "--to", "02:00"]):  # fmt: skip
                 done = _ctl(stack, *args)
                 assert done.returncode == 0, (args, done.stderr)
+            one_way = _ctl(stack, "limit", app_id, "--up", "unlimited")  # that direction's
+            assert one_way.returncode == 0, one_way.stderr
+            assert one_way.stdout.splitlines() == [
+                f"{app_id}: up limit removed",
+                f"{app_id}: still in force: upload blocked (admin); schedule sat 01:00-02:00 (admin)",
+                f"to lift yours: chadthrottle-ctl unblock {app_id} --up; "
+                f"chadthrottle-ctl schedule remove {app_id}",
+            ], one_way.stdout
             cleared = _ctl(stack, "clear", app_id)
             assert cleared.returncode == 0, cleared.stderr
             assert cleared.stdout.splitlines() == [
