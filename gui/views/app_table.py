@@ -37,6 +37,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import (
     QContextMenuEvent,
+    QCursor,
     QEnterEvent,
     QFont,
     QFontMetricsF,
@@ -46,6 +47,7 @@ from PySide6.QtGui import (
     QPaintEvent,
     QPalette,
     QResizeEvent,
+    QShowEvent,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -167,6 +169,7 @@ class AppTable(QTreeView):
         self._hold_timer = QTimer(self)
         self._hold_timer.setInterval(HOLD_CHECK_MS)
         self._hold_timer.timeout.connect(self._release_unless_held)
+        self._shown_under: QPoint | None = None  # where the pointer was when shown (showEvent)
         self._open: list[QPersistentModelIndex] = []
         self._pinned: list[QPersistentModelIndex] = []  # opened through limit_control()
         self.viewport().installEventFilter(self)
@@ -624,9 +627,25 @@ class AppTable(QTreeView):
 
     # --- pointer tracking -------------------------------------------------------------
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._shown_under = QCursor.pos()
+
+    def _pointer_moved(self) -> bool:
+        """Whether the pointer has moved since the list was shown. A window that
+        opens (or comes back from the tray) under a resting pointer gets an
+        enter event with no one reaching for a row: under Xvfb at 2x the list
+        opened held, Backup Server at 2.88 MB/s below Parcel Updates at 1.73,
+        until the pointer left it. The first move holds it."""
+        if self._shown_under is not None and QCursor.pos() == self._shown_under:
+            return False
+        self._shown_under = None
+        return True
+
     def enterEvent(self, event: QEnterEvent) -> None:
         """The pointer came over the list, its column titles or scroll bars."""
-        self._hold_order()
+        if self._pointer_moved():
+            self._hold_order()
         super().enterEvent(event)
 
     def leaveEvent(self, event: QEvent) -> None:
@@ -636,7 +655,7 @@ class AppTable(QTreeView):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.viewport():
             kind = event.type()
-            if kind == QEvent.Type.Enter:
+            if kind == QEvent.Type.Enter and self._pointer_moved():
                 self._hold_order()
             elif kind == QEvent.Type.Leave and QApplication.activePopupWidget() is not None:
                 pass  # to a menu opened over the rows: they hold until it is gone
@@ -647,7 +666,7 @@ class AppTable(QTreeView):
                 self._sync_editors()
                 self._release_unless_held()
             elif kind == QEvent.Type.MouseMove and isinstance(event, QMouseEvent):
-                if not self._proxy.frozen:
+                if not self._proxy.frozen and self._pointer_moved():
                     self._hold_order()
                 index = self.indexAt(event.position().toPoint())
                 row = index.siblingAtColumn(0) if index.isValid() else QModelIndex()

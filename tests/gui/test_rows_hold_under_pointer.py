@@ -19,7 +19,7 @@ from chadthrottle.contract import ApplicationInfo
 from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.views.main_window import MainWindow
 from PySide6.QtCore import QPoint, Qt, QTimer
-from PySide6.QtGui import QContextMenuEvent, QCursor
+from PySide6.QtGui import QContextMenuEvent, QCursor, QEnterEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMenu
 
@@ -175,3 +175,28 @@ def test_the_rows_hold_over_the_column_titles_and_for_an_open_menu(
     menu.close()
     qtbot.waitUntil(lambda: not table.model().frozen, timeout=10_000)
     assert table.model().index(0, 0).data(Role.APP_ID) == FIREFOX
+
+
+def test_a_list_shown_under_a_still_pointer_follows_the_traffic_until_it_moves(
+    qtbot, window: MainWindow
+) -> None:
+    """A window that opens (or comes back from the tray) under a pointer at
+    rest gets an enter event with nobody reaching for a row: under Xvfb at 2x
+    the list opened held, a busier application below a quieter one, until
+    the pointer left it. It follows the traffic until the pointer moves."""
+    table = window.table
+    _sorted_by_down(window)
+    where = table.visualRect(table.proxy_index(STEAM)).center()
+    window.hide()
+    QCursor.setPos(table.viewport().mapToGlobal(where))
+    window.show()
+    qtbot.waitExposed(window)
+    for widget in (table, table.viewport()):  # what the platform sends for a window mapped there
+        QApplication.sendEvent(widget, QEnterEvent(where, where, QCursor.pos()))
+    assert not table.model().frozen
+    window._model.apply_snapshot(_steam_busiest(0))
+    assert table.model().index(0, 0).data(Role.APP_ID) == STEAM  # followed
+    _move_to(
+        table.viewport(), where + QPoint(0, table.visualRect(table.proxy_index(STEAM)).height())
+    )
+    assert table.model().frozen  # moved (a row down): reaching for a row

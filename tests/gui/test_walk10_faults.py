@@ -16,7 +16,7 @@ from chadthrottle.gui.ipc.state import HelperState, HelperStatus
 from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.tray.tray import BLOCK_LABEL, TrayController, action_name
 from chadthrottle.gui.views.main_window import MainWindow
-from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu
 
@@ -216,8 +216,9 @@ def test_a_window_opened_under_the_pointer_lists_and_picks_the_busiest_first(qtb
     KB/s, for the detail pane while Media Server moved 5 MB/s; busy, that choice
     was kept. Rows that have never been seen hold no place: the first listed
     come busiest first, and the busiest is shown."""
-    from PySide6.QtCore import QPointF
-    from PySide6.QtGui import QEnterEvent
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QCursor
+    from PySide6.QtTest import QTest
 
     from tests.gui.bare_window import bare_window
 
@@ -226,8 +227,11 @@ def test_a_window_opened_under_the_pointer_lists_and_picks_the_busiest_first(qtb
     window.set_status(HelperStatus(HelperState.CONNECTED, "", True, True))
     window.show()
     qtbot.waitExposed(window)
-    at = QPointF(20, 20)
-    QCoreApplication.sendEvent(window.table.viewport(), QEnterEvent(at, at, at))
+    # The pointer moves over the list (a window under a pointer at rest follows
+    # the traffic until it moves: tests/gui/test_rows_hold_under_pointer.py).
+    viewport = window.table.viewport()
+    QCursor.setPos(viewport.mapToGlobal(QPoint(20, 20)))
+    QTest.mouseMove(viewport, QPoint(20, 20))
     assert model.order.frozen  # the pointer is over the rows: they hold still
     listed = list(reversed(sample_applications()))  # as a helper lists them: not by rate
     model.apply_snapshot(listed)
@@ -238,6 +242,7 @@ def test_a_window_opened_under_the_pointer_lists_and_picks_the_busiest_first(qtb
     assert window.detail.app_id == busiest
     model.apply_snapshot(sample_applications())  # held: a row already seen keeps its place
     assert [proxy.index(row, 0).data(Role.APP_ID) for row in range(proxy.rowCount())] == shown
+    QCursor.setPos(QPoint(5000, 5000))  # put away: the next test's window is not under it
 
 
 def test_a_block_over_a_used_up_quota_that_limits_is_not_said_to_end_with_the_quota(
