@@ -1,0 +1,190 @@
+"""A user's flood of reads whose cost the user chooses does not hold up
+everyone else's calls.
+
+ListConnections reads every socket of the application's processes from /proc
+(and ListInterfaces enters every network namespace): a user with only
+`monitor`, whose own process holds 19,000 sockets, made each of its own
+ListConnections take 1.7 s on the engine thread, and with 8 of them in flight
+root's ListApplications waited 8.3 s (rights28, load 3.5). Such reads now run
+off the engine thread, one at a time, with at most one of each user's waiting
+for its turn (helper/adapter/service.py, _slow_read).
+
+Judged by order, not by time: while nobody's ListConnections are queued,
+root's ListApplications is answered before more than one of them is, and
+root's own ListConnections waits behind at most the one being read and the
+one next in line. The real helper, and the real polkitd granting nobody's
+client monitor and limit-own."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Stack
+from tests.support.helper_calls import call_helper
+from tests.support.other_users import granted
+from tests.support.requirements import require_program
+from tests.support.waiting import eventually
+
+NOBODY = 65534
+SOCKETS = 4000  # nobody's own process's: a few tenths of a second a ListConnections
+QUEUED = 8  # nobody's ListConnections sent at once
+HOLDER = (
+    "import socket, sys, time\n"
+    "held = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(int(sys.argv[1]))]\n"
+    "for one in held:\n    one.bind(('127.0.0.1', 0))\n"
+    "print('ready', flush=True)\ntime.sleep(600)\n"
+)
+# One bus connection (one pid for polkit's rule). "list" answers as
+# other_users.ClientAs does; "flood APP N" sends N ListConnections at once,
+# says "sent" once they are on their way and "answered" at each reply.
+FLOODER = r"""
+import asyncio, json, sys
+from chadthrottle.client import HelperClient, HelperClientError
+
+async def main():
+    async with HelperClient() as client:
+        print(json.dumps({"ready": True}), flush=True)
+        loop = asyncio.get_running_loop()
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            name, *args = json.loads(line)
+            if name == "list":
+                try:
+                    print(json.dumps({"ok": [a.id for a in await client.list_applications()]}), flush=True)
+                except HelperClientError as error:
+                    print(json.dumps({"error": error.name}), flush=True)
+                continue
+            async def one():
+                await client.list_connections(args[0])
+                print("answered", flush=True)
+            calls = [asyncio.ensure_future(one()) for _ in range(args[1])]
+            await asyncio.sleep(0.2)  # written to the bus
+            print("sent", flush=True)
+            await asyncio.gather(*calls)
+            print("done", flush=True)
+
+asyncio.run(main())
+"""
+
+
+class Flooder:
+    """FLOODER as nobody; counts the replies its flood got, as they come."""
+
+    def __init__(self, bus_address: str) -> None:
+        argv = [require_program("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                "--clear-groups", sys.executable, "-c", FLOODER]  # fmt: skip
+        env = {"DBUS_SYSTEM_BUS_ADDRESS": bus_address, "PYTHONDONTWRITEBYTECODE": "1",
+               "PATH": "/usr/bin:/bin"}  # fmt: skip
+        self.bus_address = bus_address
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert json.loads(self._line()) == {"ready": True}
+        self.answered = 0
+        self.sent = threading.Event()
+        self.done = threading.Event()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _line(self) -> str:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line, "the flooding client died"
+        return line
+
+    def _send(self, *command: Any) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+
+    def ask(self, *command: Any) -> dict[str, Any]:
+        self._send(*command)
+        answer: dict[str, Any] = json.loads(self._line())
+        return answer
+
+    def flood(self, app_id: str, calls: int) -> None:
+        self._send("flood", app_id, calls)
+        threading.Thread(target=self._count, daemon=True).start()
+        assert self.sent.wait(60), "the flood was not sent"
+
+    def _count(self) -> None:
+        while (line := self._line().strip()) != "done":
+            if line == "answered":
+                self.answered += 1
+            elif line == "sent":
+                self.sent.set()
+        self.done.set()
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@pytest.fixture
+def holder() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """nobody's process holding SOCKETS sockets, and its application's id."""
+    folder = Path(tempfile.mkdtemp(prefix="ct-many-sockets-"))
+    folder.chmod(0o755)
+    script = folder / "holder.py"
+    script.write_text(HOLDER)
+    script.chmod(0o644)
+    argv = [require_program("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
+            "--clear-groups", sys.executable, str(script), str(SOCKETS)]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        yield f"script:{script}", process
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        shutil.rmtree(folder)
+
+
+@pytest.fixture
+def flooder(stack: Stack) -> Iterator[Flooder]:
+    client = Flooder(stack.bus_address)
+    try:
+        with granted(client):  # type: ignore[arg-type]  # pid and ask, as ClientAs
+            yield client
+            assert client.done.wait(120), "the flood was not answered"
+    finally:
+        client.close()
+
+
+def test_a_users_flood_of_slow_reads_holds_up_no_one_else(
+    stack: Stack, holder: tuple[str, subprocess.Popen[str]], flooder: Flooder
+) -> None:
+    app_id, _process = holder
+    listed = lambda: app_id in (flooder.ask("list").get("ok") or [])  # noqa: E731
+    assert eventually(listed, 10), "the helper did not list nobody's application"
+    flooder.flood(app_id, QUEUED)
+    before = flooder.answered
+    call_helper(stack.bus_address, lambda c: c.list_applications())
+    during = flooder.answered - before
+    assert during <= 1, f"root's ListApplications waited for {during} of nobody's ListConnections"
+
+    before = flooder.answered
+    assert call_helper(stack.bus_address, lambda c: c.list_connections(app_id))
+    during = flooder.answered - before
+    assert during <= 2, f"root's ListConnections waited for {during} of nobody's"
+    assert not flooder.done.is_set(), "nobody's flood was over before root's calls: not judged"
