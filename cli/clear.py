@@ -44,7 +44,8 @@ def what_stays(
     directions: Collection[str] = tuple(WORDS),
 ) -> list[str]:
     """What of app_id's rules in those directions ("down", "up") a ClearLimit
-    left: "APP: still in force: ..." and the commands that lift the caller's;
+    left: "APP: still set: ..." (set, not "in force": a paused block or a
+    schedule not running now is not) and the commands that lift the caller's;
     nothing when nothing stays."""
     mine = (
         ADMIN_OWNER if scope is RuleScope.ALL or (uid == 0 and scope is not RuleScope.OWN) else uid
@@ -72,7 +73,7 @@ def what_stays(
     name = for_terminal(app_id)
     lines = []
     if stays:
-        lines.append(f"{name}: still in force: {for_terminal('; '.join(stays))}")
+        lines.append(f"{name}: still set: {for_terminal('; '.join(stays))}")
     scope_flag = {RuleScope.OWN: " --own", RuleScope.ALL: " --all-users"}.get(scope, "")
     lifts = [
         *([f"{CTL} unblock {name}{_one_way(unblock)}{scope_flag}"] if unblock else []),

@@ -20,13 +20,13 @@ def test_an_administrators_rule_is_said_and_not_offered_to_lift() -> None:
     ]
     assert clear_report(APP, rules, [], 1000).splitlines() == [
         f"{APP}: rate limits removed",
-        f"{APP}: still in force: download blocked (you); upload blocked (you); upload quota of "
+        f"{APP}: still set: download blocked (you); upload blocked (you); upload quota of "
         "2.00 GB a week (admin); upload limit 300 KB/s (admin)",
         f"to lift yours: chadthrottle-ctl unblock {APP}",
     ]
     assert clear_report(APP, rules[3:], [], 1000) == f"{APP}: rate limits removed"
     own = clear_report(APP, rules[:1], [], 0, RuleScope.OWN)  # root's own, not user 1000's
-    assert "still in force: download blocked (" in own and "to lift" not in own, own
+    assert "still set: download blocked (" in own and "to lift" not in own, own
 
 
 def test_one_directions_limit_removed_says_what_stays_of_that_direction() -> None:
@@ -42,10 +42,10 @@ def test_one_directions_limit_removed_says_what_stays_of_that_direction() -> Non
     uploads = ScheduleInfo(APP, 1000, "sat 01:00-02:00", "sat", "01:00", "02:00", 0, 5000,
                            False, False, False)  # fmt: skip
     assert what_stays(APP, rules, [uploads], 1000, directions={"down"}) == [
-        f"{APP}: still in force: download blocked (you)",
+        f"{APP}: still set: download blocked (you)",
         f"to lift yours: chadthrottle-ctl unblock {APP} --down",
     ]
     assert what_stays(APP, rules, [uploads], 1000, directions={"up"}) == [
-        f"{APP}: still in force: upload quota of 1.00 GB a day (you); schedule sat 01:00-02:00 (you)",
+        f"{APP}: still set: upload quota of 1.00 GB a day (you); schedule sat 01:00-02:00 (you)",
         f"to lift yours: chadthrottle-ctl quota {APP} --off --up; chadthrottle-ctl schedule remove {APP}",
     ]

@@ -46,7 +46,7 @@ def test_clear_removes_the_rate_limits_and_says_what_stays_and_how_to_lift_it(
             assert one_way.returncode == 0, one_way.stderr
             assert one_way.stdout.splitlines() == [
                 f"{app_id}: up limit removed",
-                f"{app_id}: still in force: upload blocked (admin); schedule sat 01:00-02:00 (admin)",
+                f"{app_id}: still set: upload blocked (admin); schedule sat 01:00-02:00 (admin)",
                 f"to lift yours: chadthrottle-ctl unblock {app_id} --up; "
                 f"chadthrottle-ctl schedule remove {app_id}",
             ], one_way.stdout
@@ -54,7 +54,7 @@ def test_clear_removes_the_rate_limits_and_says_what_stays_and_how_to_lift_it(
             assert cleared.returncode == 0, cleared.stderr
             assert cleared.stdout.splitlines() == [
                 f"{app_id}: rate limits removed",
-                f"{app_id}: still in force: download quota of 5.00 MB a day (admin); "
+                f"{app_id}: still set: download quota of 5.00 MB a day (admin); "
                 "upload blocked (admin); schedule sat 01:00-02:00 (admin)",
                 f"to lift yours: chadthrottle-ctl unblock {app_id} --up; chadthrottle-ctl quota "
                 f"{app_id} --off --down; chadthrottle-ctl schedule remove {app_id}",
