@@ -55,10 +55,11 @@ log = logging.getLogger(__name__)
 
 PAUSE_UNSUPPORTED = "The helper running here cannot pause limits: it is older than this window."
 # Pausing lifts blocks and quotas too (helper: "Paused, outranked"): said, as
-# "Clear rate limits" says what it leaves (walk26)
+# "Clear rate limits" says what it leaves (walk26). Two lines: plain tooltips do
+# not wrap (~125 characters are wider than 1366 px at 2x).
 PAUSE_TOOLTIP = (
-    "Stop enforcing every limit, block and quota, for every user, without forgetting them "
-    "(asks for an administrator's password)."
+    "Stop enforcing every limit, block and quota, for every user,\n"
+    "without forgetting them (asks for an administrator's password)."
 )
 
 

@@ -83,3 +83,13 @@ def test_a_quick_limit_under_a_schedule_says_it_applies_outside_it(window: MainW
         assert found and outside in found[0].toolTip(), [a.toolTip() for a in found]
     finally:
         tray.shutdown()
+
+
+def test_pause_says_it_lifts_blocks_and_quotas_too() -> None:
+    """Pausing all limits lifts blocks and quotas too (docs/helper.md, "Paused,
+    outranked"); the tray's tooltip said "every limit", the word "Clear limits"
+    used for rates alone."""
+    from chadthrottle.gui.tray.tray import PAUSE_TOOLTIP
+
+    assert "every limit, block and quota" in " ".join(PAUSE_TOOLTIP.split())
+    assert max(len(line) for line in PAUSE_TOOLTIP.splitlines()) <= 72  # plain tooltips do not wrap
