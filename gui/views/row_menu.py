@@ -20,6 +20,7 @@ from chadthrottle.gui.models.block_choice import BLOCK_TIP, unblock_label, unblo
 from chadthrottle.gui.models.limit_truth import QUOTA_BLOCK_TIP, block_lifts, describe_limit
 from chadthrottle.gui.models.priority_view import LABELS, choice_hint, describe_priority
 from chadthrottle.gui.tray.quick_limits import CUSTOM, checked_label, quick_limits
+from chadthrottle.gui.views.menu_heading import add_heading
 from chadthrottle.units import UnitSystem, format_rate
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QWidget
@@ -97,6 +98,8 @@ def build_row_menu(
     menu.setObjectName(f"row-menu:{app_id}")
     menu.setTitle(name)
     menu.setToolTipsVisible(True)
+    # Whose menu this is: everything below acts on app_id, not on a row number.
+    add_heading(menu, name, f"Everything here acts on {name} ({app_id}).")
     units = model.units
     if open_rules is not None:
         rules = menu.addAction("Rules…", lambda: open_rules(app_id))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chadthrottle.gui.models.usage_periods import PERIODS, UsagePeriod
+from chadthrottle.gui.views.menu_heading import add_heading
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QWidget
 
@@ -23,8 +24,7 @@ def usage_column_menu(
     objectName is ``usage-column:<period>``."""
     menu = QMenu(parent)
     menu.setObjectName("usage-column-menu")
-    title = menu.addAction(MENU_TITLE)
-    title.setEnabled(False)  # a heading: Fusion draws no section titles
+    add_heading(menu, MENU_TITLE)
     group = QActionGroup(menu)
     for period, info in PERIODS.items():
         action = QAction(info.label, group, checkable=True, checked=period is current)

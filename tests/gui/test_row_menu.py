@@ -205,3 +205,28 @@ def test_an_unblock_done_says_when_open_connections_go_on(qtbot, tmp_path) -> No
             "seconds after a short block, up to a minute or two after a long one."
         )
         assert ("blocked", firefox, Direction.DOWN, True) in client.calls
+
+
+def test_the_menu_says_whose_it_is_in_plain_text(qtbot, window: MainWindow) -> None:
+    """Its actions act on the application it was opened on, whatever row that
+    is by then (tests/gui/test_rows_hold_under_pointer.py); at 2x it opened
+    over that row's name. The name heads it, bold and plain (a name is never
+    markup), a long one cut with "…"; the keys pass the heading by."""
+    from PySide6.QtCore import QPoint
+
+    long_name = "<b>Fire</b>fox " + "x" * 60
+    model = window._model
+    model.apply_snapshot([dataclasses.replace(sample_applications()[0], name=long_name),
+                          *sample_applications()[1:]])  # fmt: skip
+    menu = window.row_menu(FIREFOX)
+    heading = menu.actions()[0]
+    label = heading.defaultWidget()
+    assert heading.objectName() == "menu-heading" and not heading.isEnabled()
+    assert label.textFormat() == Qt.TextFormat.PlainText and label.font().bold()
+    assert label.text().startswith("<b>Fire</b>fox xxx") and label.text().endswith("…")
+    assert label.toolTip() == f"Everything here acts on {long_name} ({FIREFOX})."
+    menu.popup(window.mapToGlobal(QPoint(40, 40)))
+    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is menu, timeout=5000)
+    qtbot.keyClick(menu, Qt.Key.Key_Down)
+    assert menu.activeAction() is not None and menu.activeAction().objectName() == "edit-rules"
+    menu.close()

@@ -19,7 +19,7 @@ from chadthrottle.contract import ApplicationInfo
 from chadthrottle.gui.models.columns import Column, Role
 from chadthrottle.gui.views.main_window import MainWindow
 from PySide6.QtCore import QPoint, Qt, QTimer
-from PySide6.QtGui import QContextMenuEvent, QCursor, QEnterEvent
+from PySide6.QtGui import QAction, QContextMenuEvent, QCursor, QEnterEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMenu
 
@@ -135,7 +135,9 @@ def test_the_row_menu_acts_on_the_application_it_was_opened_on(qtbot, window: Ma
     )  # Firefox's until gui28
     window.table.sortByColumn(Column.NAME, Qt.SortOrder.AscendingOrder)
     assert _under(window, where) != STEAM  # the order changed under the open menu
-    menu.findChild(type(menu.actions()[0]), "block:down").trigger()
+    assert menu.actions()[0].objectName() == "menu-heading"
+    assert menu.actions()[0].defaultWidget().text() == "Steam"  # whose menu it is, on top
+    menu.findChild(QAction, "block:down").trigger()
     limit = menu.findChild(QMenu, "limit:down")
     next(a for a in limit.actions() if a.objectName() == "limit:down:1 MB/s").trigger()
     menu.close()
