@@ -32,9 +32,14 @@ Resolver = Callable[[str], "str | None"]
 
 
 def system_resolver(address: str) -> str | None:
-    """The system's reverse lookup (nsswitch: /etc/hosts, DNS, mDNS, ...)."""
+    """The system's reverse lookup (nsswitch: /etc/hosts, DNS, mDNS, ...).
+
+    gethostbyaddr, not getnameinfo: CPython 3.11's getnameinfo keeps the GIL
+    while the resolver waits, which stopped every thread of the window (no
+    repaint, no input, no poll) for as long as a name server did not answer,
+    10 s per address offline (walk28). gethostbyaddr lets go of it."""
     try:
-        host, _port = socket.getnameinfo((address, 0), socket.NI_NAMEREQD)
+        host, _aliases, _addresses = socket.gethostbyaddr(address)
     except (OSError, UnicodeError):
         return None
     return host or None
