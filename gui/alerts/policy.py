@@ -130,28 +130,40 @@ def _has_rules(app: ApplicationInfo) -> bool:
 _DIRECTIONS = tuple(Direction)
 
 
-def _quota_words(app: ApplicationInfo, direction: Direction) -> str:
+def _quota_words(app: ApplicationInfo, direction: Direction, rules: Iterable[RuleInfo]) -> str:
     """What one used-up quota does, for its alert. It said "What the rule says
     happens at the quota is in force until the period ends." (walk26): which
-    way, what happens and until when were left to guess. Blocked or slowed is
-    not told apart: at the moment it is spent a quota that then limits is
-    listed blocked for a tick or two, and the rate is the window's to say in
-    its units."""
+    way, what happens and until when were left to guess; then "blocked or
+    slowed down, as the quota says" (walk28: the rule said block, the window
+    said Blocked). The listed rule (ListRules) says which; the listing cannot
+    (at the moment it is spent a quota that then limits is listed blocked for
+    a tick or two). The rate is the window's to say in its units."""
     period = app.quota(direction)[2]
     until = PERIOD_NEXT.get(period, f"the next {period}" if period else "its period ends")
     word = "download" if direction is Direction.DOWN else "upload"
-    return f"Its {word} is now blocked or slowed down, as the quota says, until {until}."
+    rule = _quota_rule(rules, app, direction)
+    if rule is None:  # an older helper lists no rules: both are possible
+        return f"Its {word} is now blocked or slowed down, as the quota says, until {until}."
+    if rule.quota_then_bps == 0:
+        return f"Its {word} is now blocked until {until}."
+    return f"Its {word} is now slowed down to its quota's rate until {until}."
 
 
-def _reset_minute(rules: Iterable[RuleInfo], app: ApplicationInfo, direction: Direction) -> int:
-    """When the listed quota's periods begin (ListRules; an administrator's rule
-    is the one in force). 0, midnight, when no listed rule says (an older
-    helper): the GUI sets none other."""
+def _quota_rule(rules: Iterable[RuleInfo], app: ApplicationInfo, direction: Direction) -> RuleInfo | None:  # fmt: skip
+    """The listed rule of the listed quota (an administrator's is the one in
+    force); None when no listed rule says (an older helper)."""
     budget, _left, period = app.quota(direction)
     found = [rule for rule in rules if rule.app_id == app.id and rule.direction == direction.value
              and rule.quota_bytes == budget and rule.quota_period == period]  # fmt: skip
     found.sort(key=lambda rule: rule.owner != ADMIN_OWNER)
-    return found[0].quota_reset_minute if found else 0
+    return found[0] if found else None
+
+
+def _reset_minute(rules: Iterable[RuleInfo], app: ApplicationInfo, direction: Direction) -> int:
+    """When the listed quota's periods begin (ListRules). 0, midnight, when no
+    listed rule says (an older helper): the GUI sets none other."""
+    rule = _quota_rule(rules, app, direction)
+    return rule.quota_reset_minute if rule is not None else 0
 
 
 def _told(app: ApplicationInfo, direction: Direction, rules: Iterable[RuleInfo], now: datetime) -> Told | None:  # fmt: skip
@@ -227,7 +239,7 @@ class AlertPolicy:
                     new = key not in self._used_up or self._used_up[key] != told  # or a new period
                     if new and told not in self._told:  # at a start: told in an earlier one?
                         self._pending[AlertKind.QUOTA_REACHED][app.id] = app.name or app.id
-                        self._quota_words[app.id] = _quota_words(app, direction)
+                        self._quota_words[app.id] = _quota_words(app, direction, listed)
                         if told is not None:
                             self._telling.setdefault(app.id, []).append(told)
                 elif app.quota(direction)[0] and self._forget(app.id, direction):

@@ -248,6 +248,37 @@ def test_a_quota_alert_says_which_way_and_until_when() -> None:
     assert "until its quota's period ends" in both.body
 
 
+def test_a_quota_alert_says_blocked_or_slowed_as_its_rule_does() -> None:
+    """Under Xvfb (walk28: real helper, a notification server on a session
+    bus) a quota set to "block it" when used up alerted "Its download is now
+    blocked or slowed down, as the quota says, until the next day." while the
+    window said Blocked. The listed rule says which; with no listed rule (an
+    older helper) both stay possible."""
+    spent = _spent()
+    for then_bps, body in (
+        (0, "Its download is now blocked until the next day."),
+        (100_000, "Its download is now slowed down to its quota's rate until the next day."),
+    ):
+        rule = RuleInfo("exe:/usr/bin/f", "down", 0, 0, 1000, True, quota_bytes=5_000_000,
+                        quota_period="day", quota_then_bps=then_bps)  # fmt: skip
+        policy = AlertPolicy([], _Clock())
+        policy.observe_applications([spent], [rule])
+        (alert,) = policy.due(AlertSwitches())
+        assert alert.body == body
+    # Another application's rule, or another budget's, says nothing of this one.
+    stranger = RuleInfo("exe:/usr/bin/g", "down", 0, 0, 1000, True, quota_bytes=5_000_000,
+                        quota_period="day")  # fmt: skip
+    older = RuleInfo("exe:/usr/bin/f", "down", 0, 0, 1000, True, quota_bytes=4_000_000,
+                     quota_period="day")  # fmt: skip
+    policy = AlertPolicy([], _Clock())
+    policy.observe_applications([spent], [stranger, older])
+    (alert,) = policy.due(AlertSwitches())
+    assert (
+        alert.body
+        == "Its download is now blocked or slowed down, as the quota says, until the next day."
+    )
+
+
 def _spent(budget: int = 5_000_000, left: int = 0) -> ApplicationInfo:
     return dataclasses.replace(_app("exe:/usr/bin/f"), down_quota_bytes=budget, down_quota_left_bytes=left,
                                down_quota_period="day")  # fmt: skip
