@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from chadthrottle.cli.terminal import for_terminal
@@ -160,13 +159,11 @@ def shown_names(app_ids: Iterable[str], listed: Mapping[str, str]) -> dict[str, 
     (listed: id -> ListApplications' name), else its .desktop file's or its id's
     end (app_names.fallback_name: the helper keeps no names); "name (id)" where
     two of them share a name. Ids alone were shown (walk26)."""
-    from chadthrottle.app_names import fallback_name
+    from chadthrottle.app_names import fallback_name, names_apart
 
-    names = {app_id: listed.get(app_id) or fallback_name(app_id) for app_id in set(app_ids)}
-    shared = Counter(names.values())
-    return {
-        app_id: f"{name} ({app_id})" if shared[name] > 1 else name for app_id, name in names.items()
-    }
+    return names_apart(
+        {app_id: listed.get(app_id) or fallback_name(app_id) for app_id in set(app_ids)}
+    )
 
 
 def format_usage(

@@ -8,6 +8,8 @@ only in `usage`; the .desktop reader only when an id has one to read)."""
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,3 +57,13 @@ def fallback_name(app_id: str) -> str:
             return named
         return rest.removesuffix(".desktop").rsplit(".", 1)[-1] if "." in rest else rest
     return rest
+
+
+def names_apart(names: Mapping[str, str]) -> dict[str, str]:
+    """id -> name as shown, "name (id)" where two of them share a name: the
+    usage view listed three "traffic.py" that nothing told apart (walk28).
+    One rule for the window's usage view and `chadthrottle-ctl usage`."""
+    shared = Counter(names.values())
+    return {
+        app_id: f"{name} ({app_id})" if shared[name] > 1 else name for app_id, name in names.items()
+    }

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from chadthrottle.app_names import names_apart
 from chadthrottle.gui.ipc.connection import HelperConnection
 from chadthrottle.gui.ipc.error_text import describe_error
 from chadthrottle.gui.ipc.state import HelperStatus
@@ -249,9 +250,10 @@ class UsageFlow(QObject):
                     OLD_HELPER if rows is None else unavailable_text(error_name)
                 )
             else:
-                self.dialog.show_rows(
-                    self.dialog.period, rows, asked_at, self.name_of, self._model.units
-                )
+                names = names_apart({row.app_id: self.name_of(row.app_id) for row in rows})
+                self.dialog.show_rows(self.dialog.period, rows, asked_at,
+                                      lambda app_id: names.get(app_id) or self.name_of(app_id),
+                                      self._model.units)  # fmt: skip
         elif key.startswith(SEED_KEY):
             note = (
                 GRAPH_OLD_HELPER if rows is None else ""

@@ -556,3 +556,34 @@ def test_the_focus_frame_follows_the_period_chosen_with_alt_n(qtbot) -> None:  #
     qtbot.keyClick(dialog, Qt.Key.Key_2, Qt.KeyboardModifier.AltModifier)
     assert dialog.period is UsagePeriod.WEEK and week.isChecked()
     qtbot.waitUntil(week.hasFocus, timeout=1000)
+
+
+def same_named_rows(now: float) -> dict[UsageResolution, list[UsageRow]]:
+    """Two scripts called traffic.py (two folders) and Firefox, each day of a week."""
+    days = []
+    for back in range(7):
+        start = local_midnight(now, back)
+        days += [row("script:/tmp/a/traffic.py", start, 86_400, 2 * GB),
+                 row("script:/tmp/b/traffic.py", start, 86_400, 1 * GB),
+                 row(FIREFOX, start, 86_400, 500 * MB)]  # fmt: skip
+    return {UsageResolution.DAY: days}
+
+
+@pytest.mark.parametrize("controller", [lambda: UsageClient(same_named_rows(time.time()))], indirect=True)  # fmt: skip
+def test_applications_of_one_name_are_told_apart_in_the_usage_view(qtbot, controller) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb (walk28) the usage view listed three "traffic.py" rows and
+    legend entries, different scripts that nothing told apart, where
+    `chadthrottle-ctl usage` said "traffic.py (script:/tmp/…/traffic.py)".
+    The same rule here: the name, and the id where two share a name."""
+    app, _client = controller
+    app.usage.open_dialog()
+    dialog = app.usage.dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    dialog.choose_period(UsagePeriod.WEEK)
+    qtbot.waitUntil(lambda: dialog.table_model.rowCount() == 3, timeout=5000)
+    names = [dialog.table_model.index(r, UsageColumn.NAME).data() for r in range(3)]
+    assert names == ["traffic.py (script:/tmp/a/traffic.py)", "traffic.py (script:/tmp/b/traffic.py)",
+                     "Firefox"]  # fmt: skip
+    legend = [dialog.chart.series_name(key) for key in ("script:/tmp/a/traffic.py", FIREFOX)]
+    assert legend == ["traffic.py (script:/tmp/a/traffic.py)", "Firefox"]
