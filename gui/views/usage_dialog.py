@@ -49,6 +49,12 @@ def colour_swatch(colour: QColor, size: int) -> QPixmap:
     return pixmap
 
 
+def _unbroken(text: str) -> str:
+    """Escaped text a line does not break: no-break spaces and hyphens, and a
+    word joiner after each slash (a line may break after "/" otherwise)."""
+    return text.replace(" ", "&nbsp;").replace("-", "\u2011").replace("/", "/\u2060")
+
+
 class UsageDialog(QDialog):
     """Totals per application over a period, and the period's stacked bars."""
 
@@ -187,10 +193,11 @@ class UsageDialog(QDialog):
             swatches.get(app_id) if app_id in bars.series else swatches.get(OTHER_KEY))  # fmt: skip
         self.table_model.set_totals(totals, name_of, units)
         # Lines break between applications, never inside a name ("Torrent Client
-        # With A Long" on one line, "Name" on the next).
+        # With A Long" on one line, "Name" on the next; "traffic.py (script:/tmp/"
+        # and the rest of its id, walk28).
         self.legend.setText("   ".join(
             f"<span style='color:{series_colour(bars.series, key).name()}'>■</span>&nbsp;"
-            f"{html.escape(self.chart.series_name(key)).replace(' ', '&nbsp;')}"
+            f"{_unbroken(html.escape(self.chart.series_name(key)))}"
             for key in bars.series))  # fmt: skip
         down, up = grand_total(totals)
         self.total.setText(f"All applications, {PERIODS[period].label.lower()}: <b>{format_size(down + up, units)}"

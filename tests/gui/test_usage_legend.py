@@ -47,3 +47,36 @@ def test_the_legend_breaks_lines_between_applications(qtbot) -> None:  # type: i
         for number in range(1, layout.lineCount()):
             starts = text[layout.lineAt(number).textStart() :].lstrip()
             assert starts.startswith("■"), (width, starts[:30])
+
+
+def test_a_name_told_apart_by_its_id_is_not_broken_at_its_slashes(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """walk28: two scripts called traffic.py are shown "traffic.py (script:/tmp/…
+    /traffic.py)"; the legend broke that after "script:/tmp/" and at its hyphens,
+    the rest of the name on the next line. Wherever it fits on a line, it is one."""
+    names = {
+        "script:/tmp/chadthrottle-traffic-9434-pwby84wu/traffic.py":
+            "traffic.py (script:/tmp/chadthrottle-traffic-9434-pwby84wu/traffic.py)",
+        "script:/tmp/chadthrottle-traffic-8502-m6elc8nw/traffic.py":
+            "traffic.py (script:/tmp/chadthrottle-traffic-8502-m6elc8nw/traffic.py)",
+        "app:harbor": "Harbor Browser",
+    }  # fmt: skip
+    dialog = UsageDialog(UsagePeriod.TODAY)
+    qtbot.addWidget(dialog)
+    now = time.time()
+    start = local_midnight(now)
+    rows = [row(app_id, start, 600, (len(names) - n) * 10**9) for n, app_id in enumerate(names)]
+    dialog.show_rows(UsagePeriod.TODAY, rows, now, names.__getitem__, UnitSystem.BYTES_DECIMAL)
+    legend = dialog.legend.text()
+    widest = max(dialog.legend.fontMetrics().horizontalAdvance(f"■ {n}") for n in names.values())
+    for width in range(widest + 20, widest + 400, 20):
+        document = QTextDocument()
+        document.setDefaultFont(dialog.legend.font())
+        document.setHtml(legend)
+        document.setTextWidth(width)
+        assert document.size().height() > 0  # laid out
+        block = document.firstBlock()
+        layout = block.layout()
+        text = block.text()
+        for number in range(1, layout.lineCount()):
+            starts = text[layout.lineAt(number).textStart() :].lstrip()
+            assert starts.startswith("■"), (width, starts[:30])
