@@ -83,6 +83,9 @@ class UsageDialog(QDialog):
         periods.addStretch(1)
         self.buttons.idClicked.connect(self._on_period_clicked)
         self._mark_chosen()
+        # The focus frame on the chosen period when the window opens: the first
+        # button took it, "Today" framed beside a bold "This month" (walk28, 2x).
+        self.buttons.button(list(PERIODS).index(period)).setFocus(Qt.FocusReason.OtherFocusReason)
         self.note = QLabel("Loading…", self)
         self.note.setObjectName("usage-note")
         self.note.setWordWrap(True)

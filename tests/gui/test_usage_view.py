@@ -19,6 +19,7 @@ from chadthrottle.gui.ipc.state import HelperState
 from chadthrottle.gui.models.columns import Column
 from chadthrottle.gui.models.graph_series import graph_series
 from chadthrottle.gui.models.usage_periods import (
+    PERIODS,
     UsagePeriod,
     local_midnight,
     period_since,
@@ -556,6 +557,23 @@ def test_the_focus_frame_follows_the_period_chosen_with_alt_n(qtbot) -> None:  #
     qtbot.keyClick(dialog, Qt.Key.Key_2, Qt.KeyboardModifier.AltModifier)
     assert dialog.period is UsagePeriod.WEEK and week.isChecked()
     qtbot.waitUntil(week.hasFocus, timeout=1000)
+
+
+def test_the_view_opens_with_the_focus_frame_on_its_period(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Under Xvfb at 2x (walk28) the view opened on its remembered "This month"
+    (bold) with the focus frame on "Today", the first button: two looked chosen."""
+    from chadthrottle.gui.views.usage_dialog import UsageDialog
+
+    dialog = UsageDialog(UsagePeriod.THIS_MONTH)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    month = dialog.buttons.button(list(PERIODS).index(UsagePeriod.THIS_MONTH))
+    assert month.isChecked()
+    qtbot.waitUntil(month.hasFocus, timeout=1000)
+    assert not dialog.buttons.button(0).hasFocus()
 
 
 def same_named_rows(now: float) -> dict[UsageResolution, list[UsageRow]]:
