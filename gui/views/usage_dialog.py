@@ -27,7 +27,7 @@ from chadthrottle.gui.views.usage_chart import UsageChart, series_colour
 from chadthrottle.units import UnitSystem, format_size
 from chadthrottle.usage_contract import UsageRow
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import QColor, QKeySequence, QPixmap, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -98,6 +98,7 @@ class UsageDialog(QDialog):
         self.chosen_bar.setWordWrap(True)
         self.chosen_bar.setAccessibleName("The chosen bar")
         self.chart.barChosen.connect(self.chosen_bar.setText)
+        self.chart.barChosen.connect(lambda _text: self._keep_room_for_legend())
         self.table_model = UsageTableModel(self)
         self.table = QTableView(self)
         self.table.setObjectName("usageTable")
@@ -121,7 +122,7 @@ class UsageDialog(QDialog):
         self.total = QLabel("", self)
         self.total.setAccessibleName("Every application's total")
 
-        chart_box = QWidget(self)
+        chart_box = self.chart_box = QWidget(self)
         chart_layout = QVBoxLayout(chart_box)
         chart_layout.setContentsMargins(0, 0, 0, 0)
         chart_layout.addWidget(self.chart, 1)
@@ -202,11 +203,30 @@ class UsageDialog(QDialog):
             f"<span style='color:{series_colour(bars.series, key).name()}'>■</span>&nbsp;"
             f"{_unbroken(html.escape(self.chart.series_name(key)))}"
             for key in bars.series))  # fmt: skip
+        self._keep_room_for_legend()
         down, up = grand_total(totals)
         self.total.setText(f"All applications, {PERIODS[period].label.lower()}: <b>{format_size(down + up, units)}"
                            f"</b> ({format_size(down, units)} down, {format_size(up, units)} up; on the wire, "
                            "loopback not counted)")  # fmt: skip
         self.note.hide()
+
+    def _keep_room_for_legend(self) -> None:
+        """The chart box at least the chart's least height and its legend's and
+        chosen bar's wrapped lines: a QSplitter reads no height for width, gave
+        the box the chart's least alone, and a legend of four lines was laid
+        over the chart's day labels (walk28, 2x on 1366x768)."""
+        width = self.chart_box.contentsRect().width()
+        layout = self.chart_box.layout()
+        spacing = max(layout.spacing(), 0) if layout is not None else 0
+        needed = max(self.chart.minimumHeight(), self.chart.minimumSizeHint().height())
+        for label in (self.legend, self.chosen_bar):
+            if label.text():
+                needed += spacing + label.heightForWidth(width)
+        self.chart_box.setMinimumHeight(needed)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._keep_room_for_legend()  # narrower: more lines
 
     def set_units(self, units: UnitSystem) -> None:
         """Show the same numbers in other units (chosen in the settings)."""

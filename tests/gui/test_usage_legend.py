@@ -80,3 +80,30 @@ def test_a_name_told_apart_by_its_id_is_not_broken_at_its_slashes(qtbot) -> None
         for number in range(1, layout.lineCount()):
             starts = text[layout.lineAt(number).textStart() :].lstrip()
             assert starts.startswith("■"), (width, starts[:30])
+
+
+def test_a_legend_of_several_lines_is_not_drawn_over_the_chart(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """walk28, at 2x on 1366x768 (the view 667x344 device-independent pixels):
+    a legend of four lines (names told apart by their ids) was laid over the
+    chart's day labels: the chart kept its least height and the box holding
+    both was no taller for the legend's lines. Real widgets, offscreen."""
+    names = {f"script:/tmp/chadthrottle-traffic-{n}-pwby84wu/traffic.py":
+             f"traffic.py (script:/tmp/chadthrottle-traffic-{n}-pwby84wu/traffic.py)" for n in range(3)}  # fmt: skip
+    names.update({f"app:peer{n}": f"TestBlockPeer692fda44b2d{n}" for n in range(3)})
+    dialog = UsageDialog(UsagePeriod.TODAY)
+    qtbot.addWidget(dialog)
+    now = time.time()
+    start = local_midnight(now)
+    rows = [row(app_id, start, 600, (len(names) - n) * 10**9) for n, app_id in enumerate(names)]
+    dialog.show_rows(UsagePeriod.TODAY, rows, now, names.__getitem__, UnitSystem.BYTES_DECIMAL)
+    dialog.resize(667, 344)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+
+    def apart() -> bool:
+        legend = dialog.legend.geometry()
+        return (legend.height() >= dialog.legend.heightForWidth(legend.width())
+                and legend.top() > dialog.chart.geometry().bottom())  # fmt: skip
+
+    qtbot.waitUntil(apart, timeout=2000)
+    assert dialog.table.isVisible() and dialog.table.height() > 0
