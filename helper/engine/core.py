@@ -129,6 +129,7 @@ class EngineCore:
         self._limits.activate(self._local_now())
         self._save_rules = save_rules
         self._applier = Apply(datapath, shaper, index, clock)  # plans made real in the kernel
+        datapath.set_between_walks(self._keep_leases)
         self._namespaces = namespaces or NamespaceDirectory()
         self._usage = usage
         self._tracking = Tracking(index, datapath, lineage, usage)  # processes and counters
@@ -303,6 +304,15 @@ class EngineCore:
     def has_limits(self) -> bool:
         with self._lock:
             return len(self._limits) > 0 or not self._limits.link.is_off
+
+    def _keep_leases(self) -> None:
+        """Between walks of processes' descriptors, under the lock (the
+        datapath calls it): the gates' leases renewed when due, so a stretch
+        of walks a user can make as long as they like (many forks of a
+        program holding many descriptors) lets no block or quota lapse."""
+        gates = self._datapath.gates
+        if gates is not None:
+            self._applier.gating.renew_if_due(gates)
 
     def _resolve_id(self, app_id: str) -> str:
         return self._tracking.resolve(app_id, self._limits.has_app(app_id))

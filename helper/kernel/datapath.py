@@ -286,6 +286,7 @@ class Datapath:
         self._slot_pacing: dict[int, tuple[int, int]] = {}  # slot -> (rate, CN queue) written
         self._gates: SlotGates | None = None
         self._counter_slots: CounterSlots | None = None
+        self._between_walks: Callable[[], None] = lambda: None  # set_between_walks
 
     @property
     def cgroup_root(self) -> Path:
@@ -462,6 +463,13 @@ class Datapath:
             return 0  # the sockets open under tgid are another process's
         return self._walk(tgid, start, app_slot, was, made_by)
 
+    def set_between_walks(self, call: Callable[[], None]) -> None:
+        """call runs after each process's descriptors are walked (tagged,
+        capped or clamped), where the engine's lock is held: one walk reads the
+        whole descriptor table (150 ms for 19,000 here) and a user chooses
+        how many (the engine renews the gates' leases there, rights28)."""
+        self._between_walks = call
+
     def _walk(self, tgid: int, start: int, app_slot: int, was: SocketCaps,
               made_by: int | None, again: bool = False) -> int:  # fmt: skip
         """Tag tgid's open sockets with app_slot and its caps (was: theirs
@@ -475,6 +483,7 @@ class Datapath:
                                   self._namespace_sockets.get(app_slot), made_by, seen)  # fmt: skip
         if seen is not None:
             self._accept_queues.after_walk(tgid, start, seen, was)
+        self._between_walks()
         return tagged
 
     def tag_accepted(self) -> int:
@@ -519,6 +528,7 @@ class Datapath:
         for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
             cap_open_sockets(tgid, caps, was, self._namespace_sockets.get(app_slot),
                              self._made_by_of_tgid.get(tgid))  # fmt: skip
+            self._between_walks()
 
     def clamp_windows(self, tgid: int, wire_bps: int, made_by: int | None = None) -> float | None:
         """Clamp the receive windows of tgid's open TCP sockets (made_by: those
@@ -529,7 +539,9 @@ class Datapath:
         packet, for WINDOW_FIRST_S (0: lifted)."""
         until_ns = time.monotonic_ns() + int(WINDOW_FIRST_S * 1e9) if wire_bps else 0
         self._maps["windows_first"].set(tgid, WindowFirst(wire_bps, until_ns))
-        return max(clamp_open_windows(tgid, wire_bps, made_by), default=None)
+        longest = max(clamp_open_windows(tgid, wire_bps, made_by), default=None)
+        self._between_walks()
+        return longest
 
     def old_windows_left(
         self, tgid: int, wire_bps: int, idle_ms: int, made_by: int | None = None
@@ -700,6 +712,7 @@ class Datapath:
             for tgid in [tgid for tgid, slot in self._slot_of_tgid.items() if slot == app_slot]:
                 pace_open_sockets(tgid, pacing_bps, self._namespace_sockets.get(app_slot, {}),
                                   self._made_by_of_tgid.get(tgid))  # fmt: skip
+                self._between_walks()
 
     def namespace_pacing(self, app_slot: int) -> dict[int, tuple[int, int]]:
         """What the programs read for a slot's divided uploads, per netns

@@ -3,7 +3,7 @@ tests only (the real kernel path is covered by tests/helper/kernel and tests/e2e
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,10 +32,14 @@ class RecordingDatapath:
     )  # pid -> s its open downloads' old windows take
     old_window_left_answers: dict[int, list[bool | None]] = field(default_factory=dict)
     old_windows_asked: list[tuple[int, int | None]] = field(default_factory=list)  # (pid, made_by)
+    between_walks: Callable[[], None] | None = None  # what the engine gave set_between_walks
     events: list[tuple[str, int, int]] = field(
         default_factory=list
     )  # ("clamp" | "tag", pid, rate | slot)
     traffic: list[object] = field(default_factory=list)
+
+    def set_between_walks(self, call: Callable[[], None]) -> None:
+        self.between_walks = call
 
     def set_process_slot(self, tgid: int, app_slot: int, start: int = 0) -> int:
         self.events.append(("tag", tgid, app_slot))
