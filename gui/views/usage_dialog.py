@@ -212,16 +212,16 @@ class UsageDialog(QDialog):
 
     def _keep_room_for_legend(self) -> None:
         """The chart box at least the chart's least height and its legend's and
-        chosen bar's wrapped lines: a QSplitter reads no height for width, gave
-        the box the chart's least alone, and a legend of four lines was laid
-        over the chart's day labels (walk28, 2x on 1366x768)."""
+        chosen bar's wrapped lines (an empty line still takes its place): a
+        QSplitter reads no height for width, gave the box the chart's least
+        alone, and a legend of four lines was laid over the chart's day labels
+        (walk28, 2x on 1366x768)."""
         width = self.chart_box.contentsRect().width()
         layout = self.chart_box.layout()
         spacing = max(layout.spacing(), 0) if layout is not None else 0
         needed = max(self.chart.minimumHeight(), self.chart.minimumSizeHint().height())
         for label in (self.legend, self.chosen_bar):
-            if label.text():
-                needed += spacing + label.heightForWidth(width)
+            needed += spacing + max(label.heightForWidth(width), label.minimumSizeHint().height())
         self.chart_box.setMinimumHeight(needed)
 
     def resizeEvent(self, event: QResizeEvent) -> None:

@@ -87,18 +87,20 @@ def test_a_legend_of_several_lines_is_not_drawn_over_the_chart(qtbot) -> None:  
     a legend of four lines (names told apart by their ids) was laid over the
     chart's day labels: the chart kept its least height and the box holding
     both was no taller for the legend's lines. Real widgets, offscreen."""
-    names = {f"script:/tmp/chadthrottle-traffic-{n}-pwby84wu/traffic.py":
-             f"traffic.py (script:/tmp/chadthrottle-traffic-{n}-pwby84wu/traffic.py)" for n in range(3)}  # fmt: skip
-    names.update({f"app:peer{n}": f"TestBlockPeer692fda44b2d{n}" for n in range(3)})
+    names = {"app:blocked": "R28Blocked7a521f"}
+    names.update({f"script:/tmp/chadthrottle-traffic-{n}-pwby84wu/traffic.py":
+                  f"traffic.py (script:/tmp/chadthrottle-traffic-{n}-pwby84wu/traffic.py)"
+                  for n in (9434, 10631, 8502)})  # fmt: skip
+    names.update({f"app:peer{n}": f"TestBlockPeer692fda44b2d{n}" for n in range(4)})  # and Other
     dialog = UsageDialog(UsagePeriod.TODAY)
     qtbot.addWidget(dialog)
     now = time.time()
     start = local_midnight(now)
     rows = [row(app_id, start, 600, (len(names) - n) * 10**9) for n, app_id in enumerate(names)]
-    dialog.show_rows(UsagePeriod.TODAY, rows, now, names.__getitem__, UnitSystem.BYTES_DECIMAL)
     dialog.resize(667, 344)
-    dialog.show()
+    dialog.show()  # as the window does: shown, then the helper's answer
     qtbot.waitExposed(dialog)
+    dialog.show_rows(UsagePeriod.TODAY, rows, now, names.__getitem__, UnitSystem.BYTES_DECIMAL)
 
     def apart() -> bool:
         legend = dialog.legend.geometry()
