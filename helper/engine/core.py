@@ -310,7 +310,10 @@ class EngineCore:
         datapath calls it): the gates' leases renewed when due, so a stretch
         of walks a user can make as long as they like (many forks of a
         program holding many descriptors) lets no block or quota lapse."""
-        gates = self._datapath.gates
+        try:
+            gates = self._datapath.gates
+        except KernelError:  # closed: nothing to renew
+            return
         if gates is not None:
             self._applier.gating.renew_if_due(gates)
 

@@ -1,0 +1,56 @@
+"""The engine's hook between walks of processes' descriptors (pure logic, over
+recording ports; the real datapath's walks: tests/helper/kernel/
+test_leases_during_walks.py): it renews the gates' leases once RENEW_DUE_S
+passed since the last renewal, not at every walk, and a datapath closed
+under it (gates gone) is nothing to renew, not a failed walk."""
+
+from __future__ import annotations
+
+from chadthrottle.contract import BackendInfo
+from chadthrottle.helper.engine.gating import RENEW_DUE_S
+from chadthrottle.helper.errors import KernelError
+from chadthrottle.helper.identity.index import ApplicationIndex
+
+from tests.helper.engine.admin_engine import AdminEngine
+from tests.helper.engine.recording_ports import RecordingDatapath, RecordingGates, RecordingShaper
+
+
+class ClosedDatapath(RecordingDatapath):
+    """As the real Datapath once closed: its gates are gone."""
+
+    @property  # type: ignore[override]
+    def gates(self) -> RecordingGates:
+        raise KernelError("the datapath is not open")
+
+    @gates.setter
+    def gates(self, value: object) -> None:  # the dataclass's __init__ sets None
+        pass
+
+
+def _engine(datapath: RecordingDatapath, clock: list[float]) -> AdminEngine:
+    return AdminEngine(datapath, RecordingShaper(), ApplicationIndex(list_pids=lambda: []),
+                       lambda active: [BackendInfo("tc", True, "", ())],
+                       clock=lambda: clock[0])  # fmt: skip
+
+
+def test_walks_renew_the_leases_when_due() -> None:
+    gates, now = RecordingGates(), [100.0]
+    datapath = RecordingDatapath()
+    datapath.gates = gates  # type: ignore[assignment]
+    _engine(datapath, now)
+    assert datapath.between_walks is not None, "the engine gave the datapath no hook"
+    datapath.between_walks()
+    assert gates.renewed == 1
+    now[0] += RENEW_DUE_S / 2
+    datapath.between_walks()
+    assert gates.renewed == 1, "renewed again before it was due"
+    now[0] += RENEW_DUE_S / 2
+    datapath.between_walks()
+    assert gates.renewed == 2
+
+
+def test_a_walk_after_the_datapath_closed_is_not_a_failure() -> None:
+    datapath = ClosedDatapath()
+    _engine(datapath, [0.0])
+    assert datapath.between_walks is not None
+    datapath.between_walks()  # raised KernelError out of the walk before
